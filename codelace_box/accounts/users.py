@@ -1,0 +1,129 @@
+"""User accounts: creation, lookup, enable/disable, profile. Emails are stored normalised."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from peewee import IntegrityError, fn
+
+from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.models import ApiKey, UsageRecord, User
+from codelace_box.errors import Conflict, InvalidRequest, NotFound
+
+_EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+MAX_EMAIL_LENGTH = 254
+MAX_DISPLAY_NAME = 100
+
+
+def normalize_email(raw: object) -> str:
+    """Trimmed, lower-cased and validated; raises InvalidRequest on anything not an email."""
+    if not isinstance(raw, str):
+        raise InvalidRequest("email must be a string", code="invalid_email", param="email")
+    email = raw.strip().lower()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(email):
+        raise InvalidRequest(
+            f"not a valid email address: {raw.strip()[:80]!r}", code="invalid_email", param="email"
+        )
+    return email
+
+
+def create_user(email: str, *, created_by_admin: bool = False) -> User:
+    """Create an account; Conflict if the email already has one."""
+    address = normalize_email(email)
+    try:
+        with write_transaction():
+            return User.create(email=address, created_by_admin=created_by_admin)
+    except IntegrityError:
+        raise Conflict(f"a user with email {address} already exists", code="user_exists") from None
+
+
+def get_or_create_user(email: str) -> tuple[User, bool]:
+    """The account for an email, created if missing; (user, created)."""
+    address = normalize_email(email)
+    with write_transaction():
+        user = User.get_or_none(User.email == address)
+        if user is not None:
+            return user, False
+        return User.create(email=address), True
+
+
+def find_user(email: str) -> User | None:
+    """The account of an email, or None."""
+    return User.get_or_none(User.email == normalize_email(email))
+
+
+def get_user(email: str) -> User:
+    """The account of an email; NotFound if there is none."""
+    user = find_user(email)
+    if user is None:
+        raise NotFound(f"no user with email {normalize_email(email)}", code="user_not_found")
+    return user
+
+
+def get_user_by_id(user_id: int) -> User:
+    """The account with this id; NotFound if there is none."""
+    user = User.get_or_none(User.id == user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}", code="user_not_found")
+    return user
+
+
+def set_user_status(email: str, status: str) -> User:
+    """Enable ('active') or disable ('disabled') an account; its keys follow at once."""
+    if status not in ("active", "disabled"):
+        raise InvalidRequest(f"unknown status {status!r}")
+    user = get_user(email)
+    with write_transaction():
+        User.update(status=status).where(User.id == user.id).execute()
+    user.status = status
+    return user
+
+
+def set_display_name(user_id: int, display_name: object) -> User:
+    """Change the name shown for an account."""
+    if not isinstance(display_name, str) or len(display_name.strip()) > MAX_DISPLAY_NAME:
+        raise InvalidRequest(
+            f"display_name must be a string of at most {MAX_DISPLAY_NAME} characters",
+            param="display_name",
+        )
+    with write_transaction():
+        User.update(display_name=display_name.strip()).where(User.id == user_id).execute()
+    return get_user_by_id(user_id)
+
+
+def touch_last_seen(user_id: int) -> None:
+    """Record that the account was active now."""
+    with write_transaction():
+        User.update(last_seen_at=utcnow()).where(User.id == user_id).execute()
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    user: User
+    active_keys: int
+    request_count: int
+
+
+def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
+    """Accounts (optionally whose email contains `search`), with key and request counts."""
+    query = User.select().order_by(User.id)
+    if search:
+        query = query.where(User.email.contains(search.strip().lower()))
+    users = list(query.limit(limit))
+    ids = [u.id for u in users]
+    keys: dict[int, int] = dict(
+        ApiKey.select(ApiKey.user, fn.COUNT(ApiKey.id))
+        .where(ApiKey.user.in_(ids), ApiKey.revoked_at.is_null())
+        .group_by(ApiKey.user)
+        .tuples()  # type: ignore[arg-type]
+    )
+    requests: dict[int, int] = dict(
+        UsageRecord.select(UsageRecord.user, fn.COUNT(UsageRecord.id))
+        .where(UsageRecord.user.in_(ids))
+        .group_by(UsageRecord.user)
+        .tuples()  # type: ignore[arg-type]
+    )
+    return [UserSummary(u, keys.get(u.id, 0), requests.get(u.id, 0)) for u in users]

@@ -1,0 +1,1 @@
+"""The HTTP API: thin Sanic blueprints over the feature packages."""

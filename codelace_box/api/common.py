@@ -1,0 +1,61 @@
+"""Helpers every endpoint uses: reading a JSON body, writing JSON, request ids, auth."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from codelace_box.accounts.keys import AuthContext, authenticate
+from codelace_box.errors import InvalidRequest
+
+JSON_TYPE = "application/json"
+
+
+def new_request_id() -> str:
+    """A unique id for one request, returned as x-request-id."""
+    return "req_" + secrets.token_hex(12)
+
+
+def json_body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object; 400 with a clear message otherwise."""
+    raw = request.body
+    if not raw:
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    return value
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> HTTPResponse:
+    """A compact JSON response."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return HTTPResponse(data, status=status, headers=headers, content_type=JSON_TYPE)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if any."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def require_auth(request: Request) -> AuthContext:
+    """The caller's identity from its API key (401/403 otherwise); cached on the request."""
+    cached: AuthContext | None = getattr(request.ctx, "auth", None)
+    if cached is not None:
+        return cached
+    auth = authenticate(bearer_token(request))
+    request.ctx.auth = auth
+    return auth

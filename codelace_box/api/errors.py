@@ -1,0 +1,57 @@
+"""The one error renderer: every error on every route becomes the OpenAI envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse
+
+from codelace_box.api.common import json_response
+from codelace_box.errors import CodelaceError, RateLimited
+
+log = logging.getLogger("codelace_box.api")
+
+_SANIC_TYPES = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "permission_denied"),
+    404: ("not_found_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    408: ("invalid_request_error", "request_timeout"),
+    413: ("invalid_request_error", "payload_too_large"),
+    503: ("api_error", "service_unavailable"),
+}
+
+
+def envelope(status: int, message: str, error_type: str, code: str) -> HTTPResponse:
+    """An error response with the OpenAI envelope."""
+    body = {"error": {"message": message, "type": error_type, "code": code}}
+    return json_response(body, status=status)
+
+
+def render_error(request: Request, exc: Exception) -> HTTPResponse:
+    """Sanic's handler for every exception: known errors as they are, the rest hidden."""
+    if isinstance(exc, CodelaceError):
+        response = json_response(exc.envelope(), status=exc.status)
+        if isinstance(exc, RateLimited):
+            response.headers["retry-after"] = str(exc.retry_after_sec)
+        return response
+    if isinstance(exc, SanicException) and exc.status_code < 500:
+        status = exc.status_code
+        error_type, code = _SANIC_TYPES.get(status, ("invalid_request_error", "invalid_request"))
+        if status == 404:
+            message = f"no route for {request.method} {request.path}"
+        elif status == 413:
+            message = "request body too large"
+        else:
+            message = str(exc) or "bad request"
+        response = envelope(status, message, error_type, code)
+        if status == 405:
+            allowed = getattr(exc, "allowed_methods", None) or []
+            response.headers["allow"] = ", ".join(sorted(allowed))
+        return response
+    request_id = getattr(request.ctx, "request_id", "-") if request else "-"
+    log.exception("unhandled error in request %s", request_id)
+    return envelope(500, f"internal error (request {request_id})", "server_error", "internal_error")

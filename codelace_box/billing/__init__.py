@@ -1,0 +1,1 @@
+"""Money: the append-only ledger, prices and costs, Stripe top-ups."""

@@ -1,0 +1,141 @@
+"""The `codelace-box` command line: parse, call a feature function or the server, print.
+
+No logic lives here. Every command exits 0 on success, and 1 with one line on stderr when a
+CodelaceError (or a click usage error) stops it. `--json` on list/show prints JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from codelace_box import __version__
+from codelace_box.cli_catalog import models, providers
+from codelace_box.cli_manage import MANAGE_COMMANDS
+from codelace_box.cli_support import CliState, CodelaceGroup, pass_state
+from codelace_box.config import init_config_text
+from codelace_box.db.core import open_database
+from codelace_box.errors import CodelaceError
+
+
+@click.group(cls=CodelaceGroup)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config file (else $CODELACE_CONFIG, else ./codelace.toml, else built-in defaults).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """codelace-box: a self-hosted LLM gateway for a team."""
+    ctx.obj = CliState(config_path)
+
+
+@main.command()
+@click.option("--host", help="Listen address (server.host).")
+@click.option("--port", type=int, help="Listen port (server.port).")
+@click.option("--workers", type=click.IntRange(min=1), help="Server processes (server.workers).")
+@pass_state
+def serve(state: CliState, host: str | None, port: int | None, workers: int | None) -> None:
+    """Migrate the database if needed, then serve HTTP."""
+    from dataclasses import replace
+
+    from codelace_box.server import serve as run_server
+
+    config = state.config()
+    server = config.server
+    server = replace(
+        server,
+        host=host if host is not None else server.host,
+        port=port if port is not None else server.port,
+        workers=workers if workers is not None else server.workers,
+    )
+    run_server(replace(config, server=server))
+
+
+@main.command()
+@pass_state
+def admin(state: CliState) -> None:
+    """Open the terminal dashboard on the same database."""
+    from admin_tui.app import run_admin
+
+    state.database()
+    run_admin(state.config())
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@pass_state
+def init(state: CliState, force: bool) -> None:
+    """Write a commented codelace.toml with freshly generated secrets."""
+    target = Path(state.config_path or "codelace.toml")
+    if target.exists() and not force:
+        raise CodelaceError(f"{target} already exists (use --force to overwrite)")
+    target.write_text(init_config_text())
+    target.chmod(0o600)
+    click.echo(f"wrote {target}")
+
+
+@main.command("migrate")
+@pass_state
+def migrate_command(state: CliState) -> None:
+    """Apply pending schema migrations and exit."""
+    from codelace_box.db.migrate import current_version, migrate
+
+    db = open_database(state.config().database.path)
+    applied = migrate(db)
+    done = ", ".join(map(str, applied)) if applied else "nothing to apply"
+    click.echo(f"schema version {current_version(db)} ({done})")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@pass_state
+def backup(state: CliState, path: str) -> None:
+    """Write a consistent copy of the database to PATH, safe while serve runs."""
+    from codelace_box.db.backup import backup_database
+
+    state.database()
+    pages = backup_database(state.config().database.path, path)
+    click.echo(f"backed up {pages} pages to {path}")
+
+
+@main.command()
+@pass_state
+def doctor(state: CliState) -> None:
+    """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
+    from codelace_box.billing.ledger import find_mismatches
+    from codelace_box.billing.money import format_usd
+    from codelace_box.db.migrate import LATEST_VERSION, current_version
+
+    db = open_database(state.config().database.path)
+    version = current_version(db)
+    problems = []
+    if version != LATEST_VERSION:
+        problems.append(f"schema version {version}, expected {LATEST_VERSION} (run migrate)")
+    for m in find_mismatches() if version else []:
+        if m.balance_nanos != m.ledger_nanos:
+            problems.append(
+                f"{m.email}: balance {format_usd(m.balance_nanos, 9)} != "
+                f"ledger {format_usd(m.ledger_nanos, 9)}"
+            )
+        if m.held_nanos != m.holds_nanos:
+            problems.append(
+                f"{m.email}: held {m.held_nanos} != open holds {m.holds_nanos} nano-USD"
+            )
+    for line in problems:
+        click.echo(f"MISMATCH {line}")
+    if problems:
+        raise CodelaceError(f"doctor found {len(problems)} problem(s)")
+    click.echo(f"ok: schema version {version}, every balance matches its ledger")
+
+
+@main.command()
+def version() -> None:
+    """Print the version."""
+    click.echo(f"codelace-box {__version__}")
+
+
+for _command in [*MANAGE_COMMANDS, providers, models]:
+    main.add_command(_command)

@@ -1,0 +1,206 @@
+"""Catalog commands: upstream providers with their keys, and the priced model ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from codelace_box.billing.money import nanos_to_usd
+from codelace_box.cli_support import CliState, emit, json_option, pass_state, table
+
+
+def provider_view(provider: Any) -> dict[str, Any]:
+    """A provider with its keys masked."""
+    from codelace_box.gateway.catalog import default_base_url, provider_keys
+
+    return {
+        "name": provider.name,
+        "kind": provider.kind,
+        "base_url": provider.base_url or default_base_url(provider.kind),
+        "enabled": bool(provider.enabled),
+        "keys": [
+            {
+                "id": k.id,
+                "hint": k.key_hint,
+                "enabled": bool(k.enabled),
+                "failing": bool(k.failing),
+                "failure_reason": k.failure_reason,
+            }
+            for k in provider_keys(provider.id)
+        ],
+    }
+
+
+def model_view(model: Any) -> dict[str, Any]:
+    """A catalog entry with its prices in USD per 1M tokens."""
+    return {
+        "id": model.id,
+        "provider": model.provider.name,
+        "upstream_model": model.upstream_model,
+        "input_per_1m": nanos_to_usd(model.input_per_1m_nanos),
+        "output_per_1m": nanos_to_usd(model.output_per_1m_nanos),
+        "max_output_tokens": model.max_output_tokens,
+        "enabled": bool(model.enabled),
+    }
+
+
+@click.group()
+def providers() -> None:
+    """Manage upstream providers and their keys."""
+
+
+@providers.command("add")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["openai", "anthropic"]), required=True)
+@click.option("--base-url", default="", help="Upstream base URL (default: the kind's own).")
+@click.option("--key", required=True, help="The provider API key (stored encrypted).")
+@pass_state
+def providers_add(state: CliState, name: str, kind: str, base_url: str, key: str) -> None:
+    """Add an upstream provider with its first key."""
+    from codelace_box.gateway.catalog import add_provider
+
+    state.database()
+    provider = add_provider(name, kind, state.secret_key(), key, base_url)
+    click.echo(f"added provider {provider.name} ({provider.kind})")
+
+
+@providers.command("list")
+@json_option
+@pass_state
+def providers_list(state: CliState, as_json: bool) -> None:
+    """List providers and their keys (masked)."""
+    from codelace_box.gateway.catalog import list_providers
+
+    state.database()
+    rows = [provider_view(p) for p in list_providers()]
+
+    def render(items: list[dict[str, Any]]) -> str:
+        flat = [
+            r
+            | {
+                "keys": ", ".join(
+                    f"{k['id']}:{k['hint']}" + ("!" if k["failing"] else "") for k in r["keys"]
+                )
+            }
+            for r in items
+        ]
+        return table(flat, ["name", "kind", "base_url", "enabled", "keys"])
+
+    emit(rows, as_json, render)
+
+
+@providers.command("key-add")
+@click.argument("name")
+@click.option("--key", required=True, help="Another API key for this provider.")
+@pass_state
+def providers_key_add(state: CliState, name: str, key: str) -> None:
+    """Add a key to a provider's rotation."""
+    from codelace_box.gateway.catalog import add_provider_key
+
+    state.database()
+    added = add_provider_key(name, state.secret_key(), key)
+    click.echo(f"added key {added.id} ({added.key_hint}) to {name}")
+
+
+@providers.command("disable")
+@click.argument("name")
+@pass_state
+def providers_disable(state: CliState, name: str) -> None:
+    """Disable a provider (its models answer 503)."""
+    from codelace_box.gateway.catalog import set_provider_enabled
+
+    state.database()
+    set_provider_enabled(name, False)
+    click.echo(f"provider {name} disabled")
+
+
+@providers.command("enable")
+@click.argument("name")
+@pass_state
+def providers_enable(state: CliState, name: str) -> None:
+    """Enable a provider."""
+    from codelace_box.gateway.catalog import set_provider_enabled
+
+    state.database()
+    set_provider_enabled(name, True)
+    click.echo(f"provider {name} enabled")
+
+
+@click.group()
+def models() -> None:
+    """Manage the model catalog and its prices."""
+
+
+@models.command("set")
+@click.argument("model_id")
+@click.option("--input-per-1m", required=True, help="USD per 1M input tokens.")
+@click.option("--output-per-1m", required=True, help="USD per 1M output tokens.")
+@click.option("--provider", default=None, help="Provider name (default: the part before '/').")
+@click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
+@click.option(
+    "--max-output-tokens", type=int, default=None, help="Cap used when a request sets none."
+)
+@pass_state
+def models_set(
+    state: CliState,
+    model_id: str,
+    input_per_1m: str,
+    output_per_1m: str,
+    provider: str | None,
+    upstream_model: str | None,
+    max_output_tokens: int | None,
+) -> None:
+    """Add a model or change its prices and upstream."""
+    from codelace_box.gateway.catalog import set_model
+
+    state.database()
+    model = set_model(
+        model_id,
+        input_per_1m,
+        output_per_1m,
+        provider=provider,
+        upstream_model=upstream_model,
+        max_output_tokens=max_output_tokens,
+    )
+    view = model_view(model)
+    click.echo(
+        f"{view['id']}: ${view['input_per_1m']} in / ${view['output_per_1m']} out per 1M tokens"
+    )
+
+
+@models.command("list")
+@json_option
+@pass_state
+def models_list(state: CliState, as_json: bool) -> None:
+    """List the catalog."""
+    from codelace_box.gateway.catalog import list_models
+
+    state.database()
+    rows = [model_view(m) for m in list_models()]
+    columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m", "enabled"]
+    emit(rows, as_json, lambda r: table(r, columns))
+
+
+@models.command("disable")
+@click.argument("model_id")
+@pass_state
+def models_disable(state: CliState, model_id: str) -> None:
+    """Disable a model id (requests for it get 404)."""
+    from codelace_box.gateway.catalog import set_model_enabled
+
+    state.database()
+    set_model_enabled(model_id, False)
+    click.echo(f"model {model_id} disabled")
+
+
+@models.command("enable")
+@click.argument("model_id")
+@pass_state
+def models_enable(state: CliState, model_id: str) -> None:
+    """Enable a model id."""
+    from codelace_box.gateway.catalog import set_model_enabled
+
+    state.database()
+    set_model_enabled(model_id, True)
+    click.echo(f"model {model_id} enabled")

@@ -1,0 +1,188 @@
+"""Management commands: users, credit, keys, providers and models, over the feature functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from codelace_box.billing.money import nanos_to_usd
+from codelace_box.cli_support import CliState, emit, json_option, parse_usd, pass_state, table
+from codelace_box.db.core import iso_z
+
+
+def user_view(
+    user: Any, active_keys: int | None = None, requests: int | None = None
+) -> dict[str, Any]:
+    """A user as the CLI shows it."""
+    view = {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "status": user.status,
+        "credit_balance_usd": nanos_to_usd(user.balance_nanos),
+        "held_usd": nanos_to_usd(user.held_nanos),
+        "created_at": iso_z(user.created_at),
+        "last_seen_at": iso_z(user.last_seen_at),
+    }
+    if active_keys is not None:
+        view["active_keys"] = active_keys
+    if requests is not None:
+        view["requests"] = requests
+    return view
+
+
+def key_view(key: Any) -> dict[str, Any]:
+    """An API key as the CLI shows it (never the full key)."""
+    return {
+        "id": key.id,
+        "key_prefix": key.key_prefix,
+        "name": key.name,
+        "created_at": iso_z(key.created_at),
+        "last_used_at": iso_z(key.last_used_at),
+    }
+
+
+@click.group()
+def users() -> None:
+    """Manage accounts."""
+
+
+@users.command("list")
+@click.option("--search", default="", help="Only emails containing this text.")
+@json_option
+@pass_state
+def users_list(state: CliState, search: str, as_json: bool) -> None:
+    """List accounts."""
+    from codelace_box.accounts.users import list_users
+
+    state.database()
+    rows = [user_view(s.user, s.active_keys, s.request_count) for s in list_users(search)]
+    columns = ["id", "email", "status", "credit_balance_usd", "active_keys", "requests"]
+    emit(rows, as_json, lambda r: table(r, columns))
+
+
+@users.command("show")
+@click.argument("email")
+@json_option
+@pass_state
+def users_show(state: CliState, email: str, as_json: bool) -> None:
+    """Show one account with its keys."""
+    from codelace_box.accounts.keys import list_keys
+    from codelace_box.accounts.users import get_user
+
+    state.database()
+    user = get_user(email)
+    view = user_view(user) | {"keys": [key_view(k) for k in list_keys(user.id)]}
+
+    def render(v: dict[str, Any]) -> str:
+        lines = [f"{k}: {v[k]}" for k in v if k != "keys"]
+        return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
+
+    emit(view, as_json, render)
+
+
+@users.command("create")
+@click.argument("email")
+@pass_state
+def users_create(state: CliState, email: str) -> None:
+    """Create an account (how invite-only signup lets someone in)."""
+    from codelace_box.accounts.users import create_user
+
+    state.database()
+    user = create_user(email, created_by_admin=True)
+    click.echo(f"created user {user.id} {user.email}")
+
+
+def _set_status(state: CliState, email: str, status: str) -> None:
+    from codelace_box.accounts.users import set_user_status
+
+    state.database()
+    user = set_user_status(email, status)
+    click.echo(f"{user.email} is now {status}")
+
+
+@users.command("disable")
+@click.argument("email")
+@pass_state
+def users_disable(state: CliState, email: str) -> None:
+    """Disable an account; its keys stop working at once."""
+    _set_status(state, email, "disabled")
+
+
+@users.command("enable")
+@click.argument("email")
+@pass_state
+def users_enable(state: CliState, email: str) -> None:
+    """Enable a disabled account."""
+    _set_status(state, email, "active")
+
+
+@click.command()
+@click.argument("email")
+@click.argument("amount_usd", type=parse_usd)
+@click.option("--reason", required=True, help="Why (recorded in the ledger).")
+@pass_state
+def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
+    """Add (or, negative, remove) credit through the ledger."""
+    from codelace_box.billing.credits import adjust_balance
+
+    state.database()
+    user, _ = adjust_balance(email, amount_usd, reason)
+    click.echo(f"{user.email}: balance now {nanos_to_usd(user.balance_nanos)} USD")
+
+
+@click.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="A name for the key.")
+@pass_state
+def keys_create(state: CliState, email: str, name: str) -> None:
+    """Create a key and print it (the only time it is shown)."""
+    from codelace_box.accounts.keys import create_key
+    from codelace_box.accounts.users import get_user
+
+    state.database()
+    new = create_key(get_user(email).id, name)
+    click.echo(new.full_key)
+    click.echo(
+        f"key id {new.key.id} ({new.key.key_prefix}...): store it now, it is not shown again",
+        err=True,
+    )
+
+
+@keys.command("list")
+@click.argument("email")
+@json_option
+@pass_state
+def keys_list(state: CliState, email: str, as_json: bool) -> None:
+    """List a user's active keys."""
+    from codelace_box.accounts.keys import list_keys
+    from codelace_box.accounts.users import get_user
+
+    state.database()
+    rows = [key_view(k) for k in list_keys(get_user(email).id)]
+    emit(
+        rows,
+        as_json,
+        lambda r: table(r, ["id", "key_prefix", "name", "created_at", "last_used_at"]),
+    )
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@pass_state
+def keys_revoke(state: CliState, key_id: int) -> None:
+    """Revoke a key; it stops working at once."""
+    from codelace_box.accounts.keys import revoke_key
+
+    state.database()
+    key = revoke_key(key_id)
+    click.echo(f"revoked key {key.id} ({key.key_prefix}...)")
+
+
+MANAGE_COMMANDS: list[click.Command] = [users, credit, keys]

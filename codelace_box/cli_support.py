@@ -1,0 +1,89 @@
+"""Shared pieces of the command line: state, error handling, output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from codelace_box.config import Config, ensure_secret_key, load_config
+from codelace_box.db.core import open_database
+from codelace_box.errors import CodelaceError
+
+
+@dataclass
+class CliState:
+    """What the group parsed, with the config and database opened on first use."""
+
+    config_path: str | None
+    _config: Config | None = field(default=None, repr=False)
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def database(self) -> Any:
+        """The migrated database, opened for this command."""
+        from codelace_box.db.migrate import migrate
+
+        db = open_database(self.config().database.path)
+        migrate(db)
+        return db
+
+    def secret_key(self) -> str:
+        return ensure_secret_key(self.config())
+
+
+class CodelaceGroup(click.Group):
+    """Turns our errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CodelaceError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("CODELACE_DEBUG"):
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+            sys.exit(1)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], str]) -> None:
+    """Print data as JSON or as the human rendering."""
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else render(data))
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain aligned text table."""
+    if not rows:
+        return "(none)"
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def parse_usd(value: str) -> Decimal:
+    """A USD amount from the command line."""
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise click.BadParameter(f"not a USD amount: {value!r}") from None

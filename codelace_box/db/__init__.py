@@ -1,0 +1,1 @@
+"""The database: connection and pragmas (core), schema (models), migrations (migrate)."""

@@ -1,0 +1,74 @@
+"""The SQLite database: one peewee APSWDatabase per process, WAL, foreign keys, IMMEDIATE writes.
+
+Peewee models bind to `database`, which `open_database()` points at the configured file.
+Every read-modify-write runs inside `write_transaction()` (BEGIN IMMEDIATE) and never awaits
+inside it: all coroutines of a server process share the one connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from peewee import DatabaseProxy
+from playhouse.apsw_ext import APSWDatabase
+
+BUSY_TIMEOUT_SEC = 10.0
+PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("foreign_keys", 1),
+    ("synchronous", "normal"),
+    ("cache_size", -16000),
+    ("temp_store", "memory"),
+)
+
+database = DatabaseProxy()
+
+
+def open_database(path: str | Path) -> APSWDatabase:
+    """Open (creating its folder) the SQLite file and bind the models to it."""
+    target = Path(path)
+    if str(path) != ":memory:":
+        target.parent.mkdir(parents=True, exist_ok=True)
+    db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC)
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    return db
+
+
+def close_database() -> None:
+    """Close this process's connection, if open."""
+    if database.obj is not None and not database.is_closed():
+        database.close()
+
+
+def write_transaction():  # type: ignore[no-untyped-def]
+    """A BEGIN IMMEDIATE transaction (nested calls become savepoints)."""
+    return database.atomic("IMMEDIATE")
+
+
+@contextmanager
+def durable() -> Iterator[None]:
+    """Commit what runs inside with an fsync (synchronous=FULL), e.g. a credit before a 2xx."""
+    database.execute_sql("PRAGMA synchronous=FULL")
+    try:
+        with write_transaction():
+            yield
+    finally:
+        database.execute_sql("PRAGMA synchronous=NORMAL")
+
+
+def utcnow() -> datetime:
+    """Now, as a naive UTC datetime (how timestamps are stored)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso_z(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC with a Z, as the API shows timestamps."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"

@@ -1,0 +1,41 @@
+"""Applies pending schema migrations and reports the schema version."""
+
+from __future__ import annotations
+
+from peewee import Database
+
+from codelace_box.db.core import write_transaction
+from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.models import SchemaMigration
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def applied_versions(db: Database) -> set[int]:
+    """Versions already applied (empty on a new database)."""
+    if not db.table_exists(SchemaMigration._meta.table_name):
+        return set()
+    return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+
+
+def current_version(db: Database) -> int:
+    """The highest applied migration, 0 for a new database."""
+    return max(applied_versions(db), default=0)
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply every pending migration in order; returns the versions applied now."""
+    with write_transaction():
+        db.create_tables([SchemaMigration], safe=True)
+    applied = applied_versions(db)
+    done: list[int] = []
+    for version, module in MIGRATIONS:
+        if version in applied:
+            continue
+        with write_transaction():
+            if version in applied_versions(db):  # another process got here first
+                continue
+            module.apply(db)
+            SchemaMigration.create(version=version, name=module.NAME)
+        done.append(version)
+    return done

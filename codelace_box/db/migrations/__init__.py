@@ -1,0 +1,15 @@
+"""The numbered migrations, listed explicitly so the single binary carries them all.
+
+Each module has NAME and apply(db); they run in order, each in its own transaction, and the
+`schema_migration` table records what ran. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from codelace_box.db.migrations import m0001_initial
+
+MIGRATIONS: list[tuple[int, ModuleType]] = [
+    (1, m0001_initial),
+]

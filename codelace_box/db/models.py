@@ -1,0 +1,201 @@
+"""The whole schema as peewee models. Money is integer nano-USD (1 USD = 1_000_000_000).
+
+Migrations (db/migrations/) create these tables with frozen SQL; a test checks that the
+migrated schema and these models agree.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    BlobField,
+    CharField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+from playhouse.apsw_ext import BooleanField, DateTimeField
+
+from codelace_box.db.core import database, utcnow
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    id = AutoField()
+    email = CharField(unique=True)
+    display_name = TextField(default="")
+    status = CharField(default="active")  # active | disabled
+    balance_nanos = BigIntegerField(default=0)  # == sum of the user's ledger entries
+    held_nanos = BigIntegerField(default=0)  # == sum of the user's open holds
+    created_by_admin = BooleanField(default=False)
+    stripe_customer_id = CharField(null=True)
+    trial_granted_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(null=True)
+
+
+class ApiKey(BaseModel):
+    id = AutoField()
+    user = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
+    name = TextField(default="")
+    key_prefix = CharField()
+    key_hash = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+
+class OtpCode(BaseModel):
+    id = AutoField()
+    email = CharField(unique=True)  # one live code per email: a new request replaces it
+    code_hash = CharField()
+    attempts = IntegerField(default=0)
+    expires_at = DateTimeField()
+    created_at = DateTimeField(default=utcnow)
+
+
+class RateEvent(BaseModel):
+    """One counted event in a rate-limit bucket (e.g. 'otp:email:a@b.c'), shared by workers."""
+
+    id = AutoField()
+    bucket = CharField(index=True)
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
+class LedgerEntry(BaseModel):
+    """Append-only: every credit, debit, trial, refund and adjustment of a balance."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="ledger", on_delete="RESTRICT")
+    amount_nanos = BigIntegerField()  # signed: + credit, - debit
+    kind = CharField()  # topup | trial | admin | usage | refund
+    reason = TextField()
+    idempotency_key = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Hold(BaseModel):
+    """Worst-case cost reserved for a request in flight; deleted when settled or released."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="holds", on_delete="CASCADE")
+    amount_nanos = BigIntegerField()
+    request_id = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Provider(BaseModel):
+    id = AutoField()
+    name = CharField(unique=True)
+    kind = CharField()  # openai | anthropic
+    base_url = TextField(default="")
+    enabled = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class ProviderKey(BaseModel):
+    id = AutoField()
+    provider = ForeignKeyField(Provider, backref="keys", on_delete="CASCADE")
+    key_encrypted = BlobField()
+    key_hint = CharField()  # masked, e.g. 'sk-…a1b2'
+    enabled = BooleanField(default=True)
+    failing = BooleanField(default=False)  # answered 401/403: out of rotation until re-enabled
+    failure_reason = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    last_failed_at = DateTimeField(null=True)
+
+
+class CatalogModel(BaseModel):
+    """A model id of the catalog, its upstream and its prices (nano-USD per 1M tokens)."""
+
+    id = CharField(primary_key=True)  # e.g. 'openai/gpt-5.4'
+    provider = ForeignKeyField(Provider, backref="models", on_delete="RESTRICT")
+    upstream_model = CharField()
+    input_per_1m_nanos = BigIntegerField()
+    output_per_1m_nanos = BigIntegerField()
+    max_output_tokens = IntegerField(null=True)
+    enabled = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "catalog_model"
+
+
+class UsageRecord(BaseModel):
+    id = AutoField()
+    request_id = CharField(unique=True)
+    user = ForeignKeyField(User, backref="usage", on_delete="CASCADE")
+    api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL")
+    model = CharField()
+    provider = CharField()
+    upstream_model = CharField()
+    input_tokens = IntegerField(default=0)
+    output_tokens = IntegerField(default=0)
+    input_per_1m_nanos = BigIntegerField()  # the prices this row was charged at
+    output_per_1m_nanos = BigIntegerField()
+    cost_nanos = BigIntegerField(default=0)
+    status = CharField()  # ok | error | abandoned
+    error_code = CharField(null=True)
+    stream = BooleanField(default=False)
+    estimated = BooleanField(default=False)  # usage counted by us: the upstream never said
+    duration_ms = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
+class Payment(BaseModel):
+    id = AutoField()
+    user = ForeignKeyField(User, backref="payments", on_delete="CASCADE")
+    amount_nanos = BigIntegerField()
+    kind = CharField()  # topup | trial | admin
+    status = CharField()  # pending | completed | failed | expired
+    stripe_session_id = CharField(unique=True, null=True)
+    currency = CharField(default="usd")
+    created_at = DateTimeField(default=utcnow)
+    completed_at = DateTimeField(null=True)
+
+
+class StripeEvent(BaseModel):
+    """Every Stripe event id handled, so a redelivery changes nothing."""
+
+    id = CharField(primary_key=True)
+    type = CharField()
+    received_at = DateTimeField(default=utcnow)
+
+
+class TrialCard(BaseModel):
+    """Card fingerprints that already earned a trial: one trial per card, ever."""
+
+    fingerprint = CharField(primary_key=True)
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+
+class SchemaMigration(BaseModel):
+    version = IntegerField(primary_key=True)
+    name = CharField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    User,
+    ApiKey,
+    OtpCode,
+    RateEvent,
+    LedgerEntry,
+    Hold,
+    Provider,
+    ProviderKey,
+    CatalogModel,
+    UsageRecord,
+    Payment,
+    StripeEvent,
+    TrialCard,
+]

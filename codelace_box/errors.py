@@ -1,0 +1,122 @@
+"""The one exception tree of codelace-box; every error a user can see is one of these.
+
+Each class carries the HTTP status, the OpenAI envelope `type` and a default `code`, so the
+API renders any of them the same way and the CLI prints its message on one line::
+
+    CodelaceError (500 server_error)
+    ├── InvalidRequest (400 invalid_request_error)
+    ├── AuthenticationFailed (401 authentication_error)
+    ├── InsufficientCredits (402 invalid_request_error / insufficient_credits)
+    ├── PermissionDenied (403 permission_error)
+    ├── NotFound (404 not_found_error)
+    ├── Conflict (409 invalid_request_error)
+    ├── PayloadTooLarge (413 invalid_request_error)
+    ├── RateLimited (429 rate_limit_error, carries retry_after_sec)
+    ├── UpstreamError (502 api_error)
+    ├── ServiceUnavailable (503 api_error)
+    ├── UpstreamTimeout (504 api_error)
+    └── ConfigError (500 server_error: bad configuration, stops the start)
+
+No web framework is imported here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CodelaceError(Exception):
+    """Base of every error codelace-box raises on purpose."""
+
+    status: int = 500
+    error_type: str = "server_error"
+    default_code: str = "internal_error"
+
+    def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.param = param
+
+    def envelope(self) -> dict[str, Any]:
+        """The OpenAI-style error body for this error."""
+        body: dict[str, Any] = {"message": self.message, "type": self.error_type, "code": self.code}
+        if self.param is not None:
+            body["param"] = self.param
+        return {"error": body}
+
+
+class InvalidRequest(CodelaceError):
+    status = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class AuthenticationFailed(CodelaceError):
+    status = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class InsufficientCredits(CodelaceError):
+    status = 402
+    error_type = "invalid_request_error"
+    default_code = "insufficient_credits"
+
+
+class PermissionDenied(CodelaceError):
+    status = 403
+    error_type = "permission_error"
+    default_code = "permission_denied"
+
+
+class NotFound(CodelaceError):
+    status = 404
+    error_type = "not_found_error"
+    default_code = "not_found"
+
+
+class Conflict(CodelaceError):
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class PayloadTooLarge(CodelaceError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class RateLimited(CodelaceError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_sec: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after_sec = max(1, int(retry_after_sec))
+
+
+class UpstreamError(CodelaceError):
+    status = 502
+    error_type = "api_error"
+    default_code = "upstream_error"
+
+
+class ServiceUnavailable(CodelaceError):
+    status = 503
+    error_type = "api_error"
+    default_code = "service_unavailable"
+
+
+class UpstreamTimeout(CodelaceError):
+    status = 504
+    error_type = "api_error"
+    default_code = "upstream_timeout"
+
+
+class ConfigError(CodelaceError):
+    """The configuration is wrong; the message names the file, the key and what was expected."""
+
+    default_code = "config_error"

@@ -1,0 +1,1 @@
+"""The gateway: model routing, upstream calls, streaming relay and metering of each request."""

@@ -1,0 +1,114 @@
+"""The contract every provider adapter fulfils: pure translation, no I/O, no vendor SDK.
+
+The gateway owns HTTP, keys, retries and money. An adapter only turns an OpenAI Chat
+Completions request body into the upstream's request, and the upstream's answer (a JSON body,
+or SSE events one by one) back into OpenAI-shaped dicts plus the token usage to bill.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One server-sent event as parsed from the upstream stream."""
+
+    data: str
+    event: str | None = None
+
+
+@dataclass
+class Usage:
+    """Tokens to bill, and the OpenAI-shaped `usage` object to show the client."""
+
+    input_tokens: int
+    output_tokens: int
+    details: JSON = field(default_factory=dict)
+
+    def openai_usage(self) -> JSON:
+        """The `usage` object for the client: upstream details plus the three standard counts."""
+        body = dict(self.details)
+        body["prompt_tokens"] = self.input_tokens
+        body["completion_tokens"] = self.output_tokens
+        body["total_tokens"] = self.input_tokens + self.output_tokens
+        return body
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """What to POST upstream: full URL, headers (auth included) and the JSON body."""
+
+    url: str
+    headers: dict[str, str]
+    json_body: JSON
+
+
+class UpstreamStreamError(Exception):
+    """The upstream reported an error inside a stream that had already started."""
+
+    def __init__(self, message: str, code: str = "upstream_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class StreamTranslator(ABC):
+    """Turns one upstream stream, event by event, into OpenAI `chat.completion.chunk` dicts.
+
+    Usage chunks are not emitted by the translator: it records `usage`, and the gateway sends
+    the client its own usage chunk (with `cost_usd`) after settlement, when the client asked.
+    """
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.finished = False  # the upstream signalled the normal end of the stream
+        self.output_chars = 0  # relayed text/argument characters, to estimate if usage never comes
+        self.input_tokens_seen = 0  # input tokens the upstream reported before the end, if any
+
+    @abstractmethod
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        """Chunks to relay for one upstream event; raises UpstreamStreamError on an error event."""
+
+    def finish(self) -> list[JSON]:
+        """Chunks to relay once the upstream stream has ended (default: none)."""
+        return []
+
+
+class ProviderAdapter(ABC):
+    """Translation for one provider kind."""
+
+    kind: str
+    default_base_url: str
+
+    def check_request(self, body: JSON) -> None:  # noqa: B027 - optional hook
+        """Raise InvalidRequest for fields this provider cannot honour (default: accept all)."""
+
+    @abstractmethod
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        """The upstream request for an OpenAI-format body (already validated by the gateway)."""
+
+    @abstractmethod
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        """An OpenAI `chat.completion` dict (model set to `public_model`) and its usage."""
+
+    @abstractmethod
+    def error_message(self, status: int, payload: bytes) -> str:
+        """A human message from an upstream error body (never echoing credentials)."""
+
+    @abstractmethod
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        """A fresh translator for one streamed response."""

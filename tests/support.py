@@ -1,0 +1,140 @@
+"""Test helpers shared by every suite: free ports, config files, the CLI and the server as
+real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def write_config(path: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Write a codelace.toml with the given sections and keys."""
+    lines: list[str] = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in keys.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def base_sections(tmp: Path, port: int | None = None) -> dict[str, dict[str, Any]]:
+    """A config for a test: its own data dir and port, console mail, no Stripe."""
+    return {
+        "server": {"host": "127.0.0.1", "port": port or free_port()},
+        "database": {"path": str(tmp / "data" / "codelace.db")},
+    }
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a CLI or server child: no CODELACE_ leftovers from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODELACE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    config: Path | None,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `codelace-box [--config X] ARGS` as a user would; never raises on failure."""
+    command = [sys.executable, "-m", "codelace_box"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(env),
+        cwd=cwd or (config.parent if config else None),
+        timeout=timeout,
+        check=False,
+    )
+
+
+class ServerProcess:
+    """`codelace-box serve` as a child process, its log in a file."""
+
+    def __init__(self, config: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = config.parent / f"server-{port}.log"
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra_args: str, wait: float = 30) -> ServerProcess:
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "codelace_box", "--config", str(self.config), "serve"]
+        self.process = subprocess.Popen(
+            [*command, *extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=cli_env(self.env),
+            cwd=self.config.parent,
+        )
+        log.close()
+        self.wait_healthy(wait)
+        return self
+
+    def wait_healthy(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_text()}")
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server not healthy after {wait}s:\n{self.log_text()}")
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, then wait; returns the exit code (kills only if it hangs)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
