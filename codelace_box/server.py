@@ -14,6 +14,8 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
+from codelace_box.accounts.mailer import build_mailer
+from codelace_box.accounts.mailer import startup_notice as mail_startup_notice
 from codelace_box.api import accounts, customer, inference, public, stripe
 from codelace_box.api.common import new_request_id
 from codelace_box.api.errors import render_error
@@ -68,8 +70,10 @@ async def _add_request_id(request: Request, response: HTTPResponse) -> None:
 
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
+    configure_logging()  # worker processes start without our log handler
     app.ctx.db = open_database(config.database.path)
     app.ctx.secret_key = ensure_secret_key(config)
+    app.ctx.mailer = build_mailer(config.email)
     for hook in STARTUP_HOOKS:
         await hook(app)
 
@@ -112,6 +116,8 @@ def configure_logging() -> None:
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     configure_logging()
+    console_mail = config.email.backend == "console"
+    log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
     prepare_database(config)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()

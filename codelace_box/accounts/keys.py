@@ -2,7 +2,8 @@
 
 `authenticate()` is on every request's path: one indexed lookup joined to the user, so a key
 revoked or a user disabled by another process stops working on the very next request.
-`last_used_at` is written at most once a minute per key, not on every request.
+`last_used_at` is written at most once a minute per key, not on every request: the lookup
+reads it, and only a value older than a minute (in any process) leads to a write.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import hashlib
 import hmac
 import secrets
 import string
-import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime, timedelta
 
 from codelace_box.db.core import database, utcnow, write_transaction
 from codelace_box.db.models import ApiKey
@@ -53,7 +53,7 @@ def generate_key() -> str:
 
 def default_login_key_name() -> str:
     """The name of the key minted by a sign-in: login-<date>."""
-    return f"login-{date.today().isoformat()}"
+    return f"login-{datetime.now(UTC).date().isoformat()}"
 
 
 def create_key(user_id: int, name: str = "") -> NewKey:
@@ -91,10 +91,10 @@ def revoke_key(key_id: int, user_id: int | None = None) -> ApiKey:
 
 
 _AUTH_SQL = (
-    'SELECT k.id, k.key_hash, u.id, u.email, u.status FROM api_key k JOIN "user" u '
-    "ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL"
+    "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status FROM api_key k "
+    'JOIN "user" u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL'
 )
-_last_used_written: dict[int, float] = {}
+_LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 
 
 def authenticate(full_key: str | None) -> AuthContext:
@@ -107,19 +107,26 @@ def authenticate(full_key: str | None) -> AuthContext:
     row = database.execute_sql(_AUTH_SQL, (presented,)).fetchone()
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
-    if row[4] != "active":
+    key_id, _, last_used, user_id, email, status = row
+    if status != "active":
         raise PermissionDenied("this account is disabled", code="account_disabled")
-    _note_key_used(int(row[0]))
-    return AuthContext(user_id=int(row[2]), key_id=int(row[0]), email=row[3])
+    _note_key_used(int(key_id), last_used)
+    return AuthContext(user_id=int(user_id), key_id=int(key_id), email=email)
 
 
-def _note_key_used(key_id: int) -> None:
-    now = time.monotonic()
-    if (
-        now - _last_used_written.get(key_id, -LAST_USED_WRITE_INTERVAL_SEC)
-        < LAST_USED_WRITE_INTERVAL_SEC
-    ):
-        return
-    _last_used_written[key_id] = now
+def _note_key_used(key_id: int, last_used: str | datetime | None) -> None:
+    """Record the use unless the stored last_used_at is less than a minute old."""
+    now = utcnow()
+    if last_used is not None:
+        previous = last_used if isinstance(last_used, datetime) else _parse_db_time(last_used)
+        if previous is not None and now - previous < _LAST_USED_INTERVAL:
+            return
     with write_transaction():
-        ApiKey.update(last_used_at=utcnow()).where(ApiKey.id == key_id).execute()
+        ApiKey.update(last_used_at=now).where(ApiKey.id == key_id).execute()
+
+
+def _parse_db_time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,7 +1,120 @@
-"""/api/v1/auth: sign-in codes, profile and API keys."""
+"""/api/v1/auth: sign-in codes, profile and API keys (thin handlers over accounts/)."""
 
 from __future__ import annotations
 
-from sanic import Blueprint
+from typing import Any
 
-bp = Blueprint("accounts")
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from codelace_box.accounts.keys import create_key, list_keys, revoke_key
+from codelace_box.accounts.signin import complete_sign_in, request_sign_in
+from codelace_box.accounts.users import get_user_by_id, set_display_name
+from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.billing.money import nanos_to_usd
+from codelace_box.db.core import iso_z
+from codelace_box.db.models import ApiKey, User
+from codelace_box.errors import InvalidRequest, NotFound
+
+bp = Blueprint("accounts", url_prefix="/api/v1/auth")
+
+
+def _client(request: Request) -> str:
+    """The client's address: the socket peer, or the proxy's `for` when proxies are set up."""
+    return request.client_ip or "unknown"
+
+
+def profile_view(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "display_name": user.display_name}
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "key_prefix": key.key_prefix,
+        "name": key.name,
+        "created_at": iso_z(key.created_at),
+        "last_used_at": iso_z(key.last_used_at),
+    }
+
+
+@bp.post("/otp/request")
+async def otp_request(request: Request) -> HTTPResponse:
+    """Mail a fresh sign-in code; the same answer whether or not the account exists."""
+    body = json_body(request)
+    ctx = request.app.ctx
+    sent = await request_sign_in(
+        body.get("email"),
+        _client(request),
+        mailer=ctx.mailer,
+        secret_key=ctx.secret_key,
+        ttl_sec=ctx.config.auth.otp_ttl_sec,
+    )
+    return json_response({"email": sent.email, "expires_in_sec": sent.expires_in_sec})
+
+
+@bp.post("/otp/verify")
+async def otp_verify(request: Request) -> HTTPResponse:
+    """Trade a code for an API key, creating the account on first sign-in."""
+    body = json_body(request)
+    ctx = request.app.ctx
+    signed_in = complete_sign_in(
+        body.get("email"),
+        body.get("code"),
+        _client(request),
+        secret_key=ctx.secret_key,
+        auth=ctx.config.auth,
+    )
+    user = signed_in.user
+    return json_response(
+        {
+            "user_id": user.id,
+            "api_key": signed_in.api_key,
+            "email": user.email,
+            "credit_balance_usd": nanos_to_usd(user.balance_nanos),
+        }
+    )
+
+
+@bp.get("/me")
+async def me(request: Request) -> HTTPResponse:
+    """The signed-in account."""
+    auth = require_auth(request)
+    return json_response(profile_view(get_user_by_id(auth.user_id)))
+
+
+@bp.patch("/me")
+async def update_me(request: Request) -> HTTPResponse:
+    """Change the display name."""
+    auth = require_auth(request)
+    body = json_body(request)
+    if "display_name" not in body:
+        raise InvalidRequest("display_name is required", param="display_name")
+    return json_response(profile_view(set_display_name(auth.user_id, body["display_name"])))
+
+
+@bp.get("/key")
+async def keys_list(request: Request) -> HTTPResponse:
+    """The caller's active keys (never the full keys)."""
+    auth = require_auth(request)
+    return json_response([key_view(k) for k in list_keys(auth.user_id)])
+
+
+@bp.post("/key")
+async def keys_create(request: Request) -> HTTPResponse:
+    """Mint a key; the full key is in this answer and nowhere else, ever."""
+    auth = require_auth(request)
+    body = json_body(request)
+    new = create_key(auth.user_id, body.get("name", ""))
+    view = {"id": new.key.id, "key_prefix": new.key.key_prefix, "name": new.key.name}
+    return json_response(view | {"full_key": new.full_key})
+
+
+@bp.delete("/key/<key_id>")
+async def keys_delete(request: Request, key_id: str) -> HTTPResponse:
+    """Revoke one of the caller's keys; it fails from the very next request on."""
+    auth = require_auth(request)
+    if not (key_id.isascii() and key_id.isdigit() and len(key_id) <= 18):
+        raise NotFound(f"no active API key with id {key_id[:40]!r}", code="key_not_found")
+    revoke_key(int(key_id), user_id=auth.user_id)
+    return HTTPResponse(status=204)

@@ -1,0 +1,145 @@
+"""Delivery of sign-in codes: `console` prints them to the server log, `smtp` sends mail.
+
+`build_mailer(config.email)` gives the worker's mailer. SMTP runs smtplib in a thread
+(asyncio.to_thread) so the event loop never blocks, with optional STARTTLS (certificate and
+host name verified) and login. A mail that cannot be sent raises ServiceUnavailable; neither
+the code nor the SMTP password ever reaches a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Protocol
+
+from codelace_box.config import EmailConfig
+from codelace_box.errors import ConfigError, ServiceUnavailable
+
+log = logging.getLogger("codelace_box.mail")
+SMTP_TIMEOUT_SEC = 20.0
+SUBJECT = "Your codelace-box sign-in code"
+
+
+class Mailer(Protocol):
+    """Sends a sign-in code to an address."""
+
+    async def send_code(self, to_address: str, code: str, ttl_sec: int) -> None: ...
+
+
+def describe_ttl(ttl_sec: int) -> str:
+    """A lifetime in words: '10 minutes', '1 minute', '45 seconds'."""
+    if ttl_sec % 60 == 0:
+        minutes = ttl_sec // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{ttl_sec} seconds"
+
+
+def compose_code_mail(from_address: str, to_address: str, code: str, ttl_sec: int) -> EmailMessage:
+    """The plain-text sign-in mail with every header a receiving server expects."""
+    message = EmailMessage()
+    message["Subject"] = SUBJECT
+    message["From"] = from_address
+    message["To"] = to_address
+    message["Date"] = formatdate(usegmt=True)
+    domain = from_address.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = make_msgid(domain=domain)
+    lifetime = describe_ttl(ttl_sec)
+    message.set_content(
+        f"Your sign-in code is:\n\n    {code}\n\n"
+        f"It works once and expires in {lifetime}.\n\n"
+        "If you did not ask to sign in, ignore this mail: nobody can sign in without the code.\n"
+    )
+    return message
+
+
+class ConsoleMailer:
+    """For trying the box out: the code goes to the server log instead of a mailbox."""
+
+    async def send_code(self, to_address: str, code: str, ttl_sec: int) -> None:
+        log.warning(
+            "sign-in code for %s: %s (expires in %s; email.backend = console)",
+            to_address,
+            code,
+            describe_ttl(ttl_sec),
+        )
+
+
+class SmtpMailer:
+    """Sends the mail over SMTP with optional STARTTLS and login."""
+
+    def __init__(self, config: EmailConfig) -> None:
+        self.config = config
+
+    async def send_code(self, to_address: str, code: str, ttl_sec: int) -> None:
+        message = compose_code_mail(self.config.from_address, to_address, code, ttl_sec)
+        try:
+            await asyncio.to_thread(self._deliver, message)
+        except (smtplib.SMTPException, OSError) as exc:
+            reason = _failure_reason(exc)
+            log.warning("sign-in mail to %s not sent: %s", to_address, reason)
+            raise ServiceUnavailable(
+                f"could not send the sign-in email ({reason}); try again later",
+                code="email_delivery_failed",
+            ) from None
+
+    def _deliver(self, message: EmailMessage) -> None:
+        cfg = self.config
+        with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC) as smtp:
+            smtp.ehlo()
+            if cfg.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if cfg.smtp_username:
+                smtp.login(cfg.smtp_username, cfg.smtp_password)
+            smtp.send_message(message)
+
+
+_REASONS: list[tuple[type[BaseException], str]] = [
+    (smtplib.SMTPAuthenticationError, "the mail server refused the login"),
+    (smtplib.SMTPRecipientsRefused, "the mail server refused the recipient"),
+    (smtplib.SMTPNotSupportedError, "the mail server does not support STARTTLS"),
+    (ssl.SSLError, "TLS with the mail server failed"),
+    (smtplib.SMTPServerDisconnected, "the mail server closed the connection"),
+    (TimeoutError, "the mail server did not answer in time"),
+    (smtplib.SMTPException, "the mail server failed"),
+]
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """What went wrong, in words safe to show (no message content, no credentials)."""
+    if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
+        exc, smtplib.SMTPAuthenticationError
+    ):
+        return f"the mail server answered {exc.smtp_code}"
+    for kind, reason in _REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return "the mail server is unreachable"
+
+
+def build_mailer(config: EmailConfig) -> Mailer:
+    """The mailer for the configured backend; ConfigError if SMTP lacks a host."""
+    if config.backend == "smtp":
+        if not config.smtp_host:
+            raise ConfigError('email.backend = "smtp" needs email.smtp_host')
+        return SmtpMailer(config)
+    return ConsoleMailer()
+
+
+def startup_notice(config: EmailConfig) -> str:
+    """The line `serve` logs at start about where sign-in codes go (loud for console)."""
+    build_mailer(config)
+    if config.backend == "console":
+        return (
+            '*** email.backend = "console": sign-in codes are NOT emailed, they are printed '
+            'to this log. Set [email] backend = "smtp" to send them by mail. ***'
+        )
+    tls = "STARTTLS" if config.smtp_starttls else "no TLS"
+    login = "with login" if config.smtp_username else "without login"
+    return (
+        f"sign-in codes are mailed via SMTP {config.smtp_host}:{config.smtp_port} ({tls}, {login})"
+    )

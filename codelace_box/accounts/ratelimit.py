@@ -1,0 +1,75 @@
+"""Sliding-window rate limits kept in the database (RateEvent), so every worker shares them.
+
+A `Limit` allows `max_events` in any `window_sec`. `hit()` checks several limits at once in
+one IMMEDIATE transaction and records one event in each bucket only when all of them allow
+it; otherwise it raises `RateLimited` with the seconds until the tightest one frees a slot.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.models import RateEvent
+from codelace_box.errors import RateLimited
+
+RETENTION_SEC = 24 * 3600  # events older than this belong to no window any more
+PRUNE_INTERVAL_SEC = 60.0
+_last_prune = -PRUNE_INTERVAL_SEC
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `max_events` in `bucket` per `window_sec`; `what` names it in the 429 message."""
+
+    bucket: str
+    max_events: int
+    window_sec: int
+    what: str
+
+
+def _wait_sec(limit: Limit, now: datetime) -> float:
+    """Seconds until `limit` allows one more event (0 if it allows one now)."""
+    start = now - timedelta(seconds=limit.window_sec)
+    RateEvent.delete().where(
+        RateEvent.bucket == limit.bucket, RateEvent.created_at <= start
+    ).execute()
+    in_window = RateEvent.select().where(RateEvent.bucket == limit.bucket)
+    count = in_window.count()
+    if count < limit.max_events:
+        return 0.0
+    # The event whose leaving brings the count below the maximum.
+    freeing = in_window.order_by(RateEvent.created_at).offset(count - limit.max_events).first()
+    assert freeing is not None
+    return (freeing.created_at - start).total_seconds()
+
+
+def hit(limits: Sequence[Limit]) -> None:
+    """Count one event against every limit, or raise RateLimited if any is exhausted."""
+    now = utcnow()
+    with write_transaction():
+        _prune_old(now)
+        waits = [(_wait_sec(limit, now), limit) for limit in limits]
+        wait, tightest = max(waits, key=lambda pair: pair[0])
+        if wait <= 0:
+            RateEvent.insert_many(
+                [{"bucket": limit.bucket, "created_at": now} for limit in limits]
+            ).execute()
+            return
+    seconds = max(1, math.ceil(wait))
+    raise RateLimited(f"too many {tightest.what}; try again in {seconds} s", seconds)
+
+
+def _prune_old(now: datetime) -> None:
+    """Now and then, drop events too old for any window (buckets nobody hits any more)."""
+    global _last_prune  # noqa: PLW0603 - a per-process throttle, nothing else
+    clock = time.monotonic()
+    if clock - _last_prune < PRUNE_INTERVAL_SEC:
+        return
+    _last_prune = clock
+    cutoff = now - timedelta(seconds=RETENTION_SEC)
+    RateEvent.delete().where(RateEvent.created_at < cutoff).execute()

@@ -1,0 +1,121 @@
+"""Signing in with an emailed code: request a code, verify it, get an account and an API key.
+
+`request_sign_in` answers the same whether or not the account exists or could be created;
+the signup policy (open / domains / invite) and a disabled account are enforced only at
+`complete_sign_in`, after the code proved the caller owns the address. Both steps are rate
+limited per email and per client address, in the database, so all workers share the count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codelace_box.accounts import otp
+from codelace_box.accounts.keys import create_key, default_login_key_name
+from codelace_box.accounts.mailer import Mailer
+from codelace_box.accounts.ratelimit import Limit, hit
+from codelace_box.accounts.users import normalize_email, touch_last_seen
+from codelace_box.config import AuthConfig
+from codelace_box.db.core import write_transaction
+from codelace_box.db.models import User
+from codelace_box.errors import PermissionDenied
+
+WINDOW_SEC = 600
+REQUESTS_PER_EMAIL = 5  # codes mailed to one address per window
+REQUESTS_PER_ADDRESS = 30  # codes asked for from one client address per window
+VERIFIES_PER_EMAIL = 10  # verify attempts for one address per window
+VERIFIES_PER_ADDRESS = 60  # verify attempts from one client address per window
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    email: str
+    expires_in_sec: int
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    api_key: str  # the full key, shown once
+    created: bool
+
+
+def request_limits(email: str, client: str) -> list[Limit]:
+    """The limits one code request counts against."""
+    what = "sign-in code requests"
+    return [
+        Limit(f"otp-request:email:{email}", REQUESTS_PER_EMAIL, WINDOW_SEC, f"{what} for {email}"),
+        Limit(f"otp-request:addr:{client}", REQUESTS_PER_ADDRESS, WINDOW_SEC, f"{what} from here"),
+    ]
+
+
+def verify_limits(email: str, client: str) -> list[Limit]:
+    """The limits one verify attempt counts against."""
+    what = "sign-in attempts"
+    return [
+        Limit(f"otp-verify:email:{email}", VERIFIES_PER_EMAIL, WINDOW_SEC, f"{what} for {email}"),
+        Limit(f"otp-verify:addr:{client}", VERIFIES_PER_ADDRESS, WINDOW_SEC, f"{what} from here"),
+    ]
+
+
+async def request_sign_in(
+    raw_email: object, client: str, *, mailer: Mailer, secret_key: str, ttl_sec: int
+) -> CodeSent:
+    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted."""
+    email = normalize_email(raw_email)
+    hit(request_limits(email, client))
+    code = otp.generate_code()
+    code_hash = otp.store_code(secret_key, email, code, ttl_sec)
+    try:
+        await mailer.send_code(email, code, ttl_sec)
+    except BaseException:
+        otp.discard_code(email, code_hash)
+        raise
+    return CodeSent(email, ttl_sec)
+
+
+def complete_sign_in(
+    raw_email: object, raw_code: object, client: str, *, secret_key: str, auth: AuthConfig
+) -> SignedIn:
+    """Check the code, then the account (created if the policy allows), and mint a login key."""
+    email = normalize_email(raw_email)
+    code = otp.parse_code(raw_code)
+    hit(verify_limits(email, client))
+    otp.consume_code(secret_key, email, code)
+    user, created = _account_for(email, auth)
+    if user.status != "active":
+        raise PermissionDenied(
+            "this account is disabled: ask an administrator", code="account_disabled"
+        )
+    new_key = create_key(user.id, default_login_key_name())
+    touch_last_seen(user.id)
+    return SignedIn(user, new_key.full_key, created)
+
+
+def _account_for(email: str, auth: AuthConfig) -> tuple[User, bool]:
+    with write_transaction():
+        user = User.get_or_none(User.email == email)
+        if user is not None:
+            return user, False
+        check_signup_allowed(email, auth)
+        return User.create(email=email), True
+
+
+def check_signup_allowed(email: str, auth: AuthConfig) -> None:
+    """403 signup_not_allowed unless the policy lets this new address create an account."""
+    if auth.signup == "open":
+        return
+    if auth.signup == "domains":
+        domain = email.rpartition("@")[2]
+        allowed = {d.strip().lower().lstrip("@") for d in auth.allowed_email_domains}
+        if domain in allowed:
+            return
+        raise PermissionDenied(
+            f"sign-up is limited to addresses at {', '.join(sorted(allowed)) or 'no domain'}; "
+            f"{domain} is not one of them",
+            code="signup_not_allowed",
+        )
+    raise PermissionDenied(
+        "sign-up is by invitation only: ask an administrator to create your account",
+        code="signup_not_allowed",
+    )
