@@ -88,6 +88,9 @@ def run_cli(
 class ServerProcess:
     """`codelace-box serve` as a child process, its log in a file."""
 
+    # How to run codelace-box; the binary smoke test swaps in the executable.
+    program: tuple[str, ...] = (sys.executable, "-m", "codelace_box")
+
     def __init__(self, config: Path, port: int, env: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.port = port
@@ -98,7 +101,7 @@ class ServerProcess:
 
     def start(self, *extra_args: str, wait: float = 30) -> ServerProcess:
         log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "codelace_box", "--config", str(self.config), "serve"]
+        command = [*self.program, "--config", str(self.config), "serve"]
         self.process = subprocess.Popen(
             [*command, *extra_args],
             stdout=log,
