@@ -6,15 +6,12 @@ CodelaceError (or a click usage error) stops it. `--json` on list/show prints JS
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from codelace_box import __version__
 from codelace_box.cli_catalog import models, providers
 from codelace_box.cli_manage import MANAGE_COMMANDS
 from codelace_box.cli_support import CliState, CodelaceGroup, pass_state
-from codelace_box.config import init_config_text
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
@@ -34,8 +31,8 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 @main.command()
 @click.option("--host", help="Listen address (server.host).")
-@click.option("--port", type=int, help="Listen port (server.port).")
-@click.option("--workers", type=click.IntRange(min=1), help="Server processes (server.workers).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Listen port (server.port).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Server processes (server.workers).")
 @pass_state
 def serve(state: CliState, host: str | None, port: int | None, workers: int | None) -> None:
     """Migrate the database if needed, then serve HTTP."""
@@ -69,12 +66,15 @@ def admin(state: CliState) -> None:
 @pass_state
 def init(state: CliState, force: bool) -> None:
     """Write a commented codelace.toml with freshly generated secrets."""
-    target = Path(state.config_path or "codelace.toml")
+    from codelace_box.config import write_initial_config
+
+    target = state.init_target()
     if target.exists() and not force:
         raise CodelaceError(f"{target} already exists (use --force to overwrite)")
-    target.write_text(init_config_text())
-    target.chmod(0o600)
-    click.echo(f"wrote {target}")
+    reused = write_initial_config(target)
+    how = f"kept the server secret in use from {reused}" if reused else "a new server.secret_key"
+    click.echo(f"wrote {target} ({how}; mode 600, keep it private)")
+    click.echo(f"next: edit it if you like, then run: codelace-box --config {target} serve")
 
 
 @main.command("migrate")
@@ -95,9 +95,11 @@ def migrate_command(state: CliState) -> None:
 def backup(state: CliState, path: str) -> None:
     """Write a consistent copy of the database to PATH, safe while serve runs."""
     from codelace_box.db.backup import backup_database
+    from codelace_box.doctor import open_existing_database
 
-    state.database()
-    pages = backup_database(state.config().database.path, path)
+    source = state.config().database.path
+    open_existing_database(source).close()
+    pages = backup_database(source, path)
     click.echo(f"backed up {pages} pages to {path}")
 
 
@@ -105,25 +107,10 @@ def backup(state: CliState, path: str) -> None:
 @pass_state
 def doctor(state: CliState) -> None:
     """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
-    from codelace_box.billing.ledger import find_mismatches
-    from codelace_box.billing.money import format_usd
-    from codelace_box.db.migrate import LATEST_VERSION, current_version
+    from codelace_box.doctor import check_database, open_existing_database
 
-    db = open_database(state.config().database.path)
-    version = current_version(db)
-    problems = []
-    if version != LATEST_VERSION:
-        problems.append(f"schema version {version}, expected {LATEST_VERSION} (run migrate)")
-    for m in find_mismatches() if version else []:
-        if m.balance_nanos != m.ledger_nanos:
-            problems.append(
-                f"{m.email}: balance {format_usd(m.balance_nanos, 9)} != "
-                f"ledger {format_usd(m.ledger_nanos, 9)}"
-            )
-        if m.held_nanos != m.holds_nanos:
-            problems.append(
-                f"{m.email}: held {m.held_nanos} != open holds {m.holds_nanos} nano-USD"
-            )
+    db = open_existing_database(state.config().database.path)
+    version, problems = check_database(db)
     for line in problems:
         click.echo(f"MISMATCH {line}")
     if problems:

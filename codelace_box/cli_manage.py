@@ -118,13 +118,16 @@ def users_enable(state: CliState, email: str) -> None:
     _set_status(state, email, "active")
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("email")
 @click.argument("amount_usd", type=parse_usd)
 @click.option("--reason", required=True, help="Why (recorded in the ledger).")
 @pass_state
 def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
-    """Add (or, negative, remove) credit through the ledger."""
+    """Add (or, negative, remove) credit through the ledger.
+
+    Example: codelace-box credit ana@example.com -2.50 --reason "refund of a test top-up"
+    """
     from codelace_box.billing.credits import adjust_balance
 
     state.database()

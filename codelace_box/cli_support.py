@@ -8,11 +8,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
-from codelace_box.config import Config, ensure_secret_key, load_config
+from codelace_box.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_FILE,
+    Config,
+    ensure_secret_key,
+    load_config,
+)
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
@@ -40,23 +47,47 @@ class CliState:
     def secret_key(self) -> str:
         return ensure_secret_key(self.config())
 
+    def init_target(self) -> Path:
+        """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
+        return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+
 
 class CodelaceGroup(click.Group):
-    """Turns our errors into one line on stderr and exit code 1."""
+    """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage mistakes."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message(), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx else ""
+            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CodelaceError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
+            _fail(exc.message, 1)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:
             if os.environ.get("CODELACE_DEBUG"):
                 raise
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
-            sys.exit(1)
+            _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Print one line on stderr and exit."""
+    click.echo("error: " + " ".join(message.split()), err=True)
+    sys.exit(code)
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -71,7 +102,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain aligned text table."""
     if not rows:
         return "(none)"
-    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    cells = [["-" if row.get(c) is None else str(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]

@@ -13,10 +13,11 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from codelace_box.config_values import DOMAIN, NOT_BLANK, URL, check_value, coerce, normalize
 from codelace_box.errors import ConfigError
 
 ENV_PREFIX = "CODELACE_"
@@ -25,9 +26,16 @@ DEFAULT_CONFIG_FILE = "codelace.toml"
 
 
 def _opt(
-    default: Any, doc: str, choices: tuple[str, ...] = (), minimum: float | None = None
+    default: Any,
+    doc: str,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    pattern: tuple[str, str] | None = None,
 ) -> Any:
-    meta = {"doc": doc, "choices": choices, "minimum": minimum}
+    """A config field: its default, its one-line doc and the rules its value must follow."""
+    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum}
+    meta["pattern"] = pattern
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -35,12 +43,12 @@ def _opt(
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = _opt("127.0.0.1", "Address to listen on.")
-    port: int = _opt(8080, "Port to listen on.", minimum=0)
+    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=NOT_BLANK)
+    port: int = _opt(8080, "Port to listen on.", minimum=1, maximum=65535)
     public_url: str = _opt(
-        "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>."
+        "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
     )
-    workers: int = _opt(1, "Server processes.", minimum=1)
+    workers: int = _opt(1, "Server processes.", minimum=1, maximum=64)
     max_body_bytes: int = _opt(10485760, "Larger request bodies get 413.", minimum=1024)
     secret_key: str = _opt(
         "", "Encrypts provider keys at rest; empty: generated into the data directory."
@@ -54,7 +62,11 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    path: str = _opt("data/codelace.db", "SQLite file (WAL); its folder is the data directory.")
+    path: str = _opt(
+        "data/codelace.db",
+        "SQLite file (WAL); its folder is the data directory. Relative to the working directory.",
+        pattern=NOT_BLANK,
+    )
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,9 @@ class AuthConfig:
         "Who may create an account: open, domains (allowed_email_domains) or invite.",
         choices=("open", "domains", "invite"),
     )
-    allowed_email_domains: list[str] = _opt([], 'For signup = "domains", e.g. ["example.com"].')
+    allowed_email_domains: list[str] = _opt(
+        [], 'For signup = "domains", e.g. ["example.com"].', pattern=DOMAIN
+    )
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,15 @@ class EmailConfig:
         "console", "console prints codes to the server log; smtp sends mail.", ("console", "smtp")
     )
     smtp_host: str = _opt("", "SMTP server host.")
-    smtp_port: int = _opt(587, "SMTP server port.", minimum=1)
+    smtp_port: int = _opt(587, "SMTP server port.", minimum=1, maximum=65535)
     smtp_username: str = _opt("", "SMTP login (empty: no login).")
     smtp_password: str = _opt("", "SMTP password.")
     smtp_starttls: bool = _opt(True, "Upgrade the SMTP connection with STARTTLS.")
-    from_address: str = _opt("codelace-box@localhost", "From address of sign-in mails.")
+    from_address: str = _opt(
+        "codelace-box@localhost",
+        "From address of sign-in mails.",
+        pattern=(r"[^@\s]+@[^@\s]+|.*<[^@\s<>]+@[^@\s<>]+>", "an email address"),
+    )
 
 
 @dataclass(frozen=True)
@@ -87,12 +105,18 @@ class StripeConfig:
         "", "Stripe secret key; empty turns Stripe off (its endpoints answer 503)."
     )
     webhook_secret: str = _opt("", "Signing secret of the Stripe webhook endpoint (whsec_...).")
-    api_base: str = _opt("", "Where the Stripe client sends API calls; empty: Stripe's own.")
+    api_base: str = _opt(
+        "", "Where the Stripe client sends API calls; empty: Stripe's own.", pattern=URL
+    )
     min_topup_usd: Decimal = _opt(Decimal("10"), "Smallest top-up, in USD.", minimum=0)
     trial_credit_usd: Decimal = _opt(
         Decimal("1"), "Credit granted by the first card setup.", minimum=0
     )
-    currency: str = _opt("usd", "Currency of Checkout Sessions.")
+    currency: str = _opt(
+        "usd",
+        "Currency of Checkout Sessions.",
+        pattern=(r"[a-z]{3}", "a three-letter currency code in lower case, e.g. usd"),
+    )
 
 
 @dataclass(frozen=True)
@@ -130,69 +154,14 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def _expected(kind: Any) -> str:
-    names = {int: "an integer", float: "a number", Decimal: "a number", bool: "true or false"}
-    if kind is str:
-        return "a string"
-    if kind == list[str]:
-        return "a list of strings"
-    return names.get(kind, str(kind))
-
-
-def _coerce(kind: Any, value: Any, from_env: bool) -> Any:
-    """Convert one raw value to the field's type; raises ValueError when it does not fit."""
-    if from_env:
-        value = _parse_env_value(kind, value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif kind in (float, Decimal):
-        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-            return kind(str(value)) if kind is Decimal else float(value)
-    elif kind is str:
-        if isinstance(value, str):
-            return value
-    elif kind == list[str] and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ValueError(_expected(kind))
-
-
-def _parse_env_value(kind: Any, raw: str) -> Any:
-    text = raw.strip()
-    try:
-        if kind is bool:
-            lowered = text.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            return int(text)
-        if kind in (float, Decimal):
-            return Decimal(text)
-    except (ValueError, InvalidOperation):
-        raise ValueError(_expected(kind)) from None
-    if kind == list[str]:
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return raw
-
-
-def _check_value(section: type, name: str, value: Any) -> None:
-    meta = {f.name: f.metadata for f in dataclasses.fields(section)}[name]
-    choices, minimum = meta.get("choices"), meta.get("minimum")
-    if choices and value not in choices:
-        raise ValueError("one of " + ", ".join(repr(c) for c in choices))
-    if minimum is not None and value < minimum:
-        raise ValueError(f"a value of at least {minimum}")
+def _shown(name: str, value: Any) -> str:
+    return "<hidden>" if "secret" in name or "password" in name else repr(value)
 
 
 def _build_section(section_name: str, raw: dict[str, Any], origin: dict[str, str]) -> Any:
     cls = SECTIONS[section_name]
     hints = get_type_hints(cls)
+    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for name, value in raw.items():
         where = origin[name]
@@ -200,15 +169,26 @@ def _build_section(section_name: str, raw: dict[str, Any], origin: dict[str, str
             known = ", ".join(hints)
             raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
         try:
-            coerced = _coerce(hints[name], value, where.startswith("env "))
-            _check_value(cls, name, coerced)
+            coerced = normalize(coerce(hints[name], value, where.startswith("env ")), metas[name])
+            check_value(hints[name], metas[name], coerced)
         except ValueError as exc:
-            shown = "<hidden>" if "secret" in name or "password" in name else repr(value)
             raise ConfigError(
-                f"{where}: {section_name}.{name} must be {exc}, got {shown}"
+                f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
             ) from None
         values[name] = coerced
     return cls(**values)
+
+
+def _check_combinations(config: Config, origin: dict[str, dict[str, str]]) -> None:
+    """Keys that only make sense together: a setting that needs another one set."""
+    if config.email.backend == "smtp" and not config.email.smtp_host:
+        where = origin["email"].get("backend", config.source)
+        raise ConfigError(f'{where}: email.smtp_host must be set when email.backend = "smtp"')
+    if config.auth.signup == "domains" and not config.auth.allowed_email_domains:
+        where = origin["auth"].get("signup", config.source)
+        raise ConfigError(
+            f'{where}: auth.allowed_email_domains must list domains when auth.signup = "domains"'
+        )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -238,7 +218,7 @@ def _collect(
         for key, value in body.items():
             raw[section][key] = value
             origin[section][key] = source
-    for var, value in env.items():
+    for var, value in sorted(env.items()):
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
             continue
         rest = var[len(ENV_PREFIX) :].lower()
@@ -267,25 +247,81 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
     env = dict(os.environ) if env is None else env
     path = resolve_config_path(explicit, env)
     data = _read_file(path) if path else {}
-    source = str(path) if path else "built-in defaults"
+    return build_config(data, str(path) if path else "built-in defaults", env)
+
+
+def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:
+    """Validate parsed TOML `data` (from `source`) with `env` overrides into a Config."""
     raw, origin = _collect(data, source, env)
     sections = {name: _build_section(name, raw[name], origin[name]) for name in SECTIONS}
-    return Config(source=source, **sections)
+    config = Config(source=source, **sections)
+    _check_combinations(config, origin)
+    return config
+
+
+def secret_key_path(config: Config) -> Path:
+    """Where a generated server secret lives: `secret_key` in the data directory."""
+    return config.data_dir / "secret_key"
 
 
 def ensure_secret_key(config: Config) -> str:
     """The server secret: from config, else read from (or generated into) the data directory."""
     if config.server.secret_key:
         return config.server.secret_key
-    path = config.data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+    path = secret_key_path(config)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(staged, path)  # atomic, and never replaces a secret another process wrote
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{path}: the server secret file is empty; set server.secret_key")
     return key
+
+
+def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
+    """The server secret stored provider keys may already use, and where it was found."""
+    config = None
+    if target.exists():
+        try:
+            config = load_config(str(target), env)
+        except ConfigError:
+            config = None
+    config = config or build_config({}, "built-in defaults", env)
+    if config.server.secret_key:
+        return config.server.secret_key, config.source
+    path = secret_key_path(config)
+    existing = path.read_text().strip() if path.is_file() else ""
+    return (existing, str(path)) if existing else None
+
+
+def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str | None:
+    """Write `init`'s file (mode 600, atomically); returns where a reused secret came from.
+
+    A secret already in use (in the file being replaced, or generated into the data
+    directory by an earlier `serve`) is kept, so provider keys stored with it stay readable.
+    """
+    env = dict(os.environ) if env is None else env
+    found = _secret_in_use(target, env)
+    text = init_config_text(found[0] if found else None)
+    staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(staged, target)
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise ConfigError(f"{target}: cannot write: {exc.strerror}") from None
+    return found[1] if found else None
 
 
 def _toml_value(value: Any) -> str:
@@ -303,7 +339,9 @@ def render_example(secrets_by_key: dict[str, str] | None = None) -> str:
     secrets_by_key = secrets_by_key or {}
     lines = [
         "# codelace-box configuration. Every key is optional; the values shown are the defaults.",
-        "# Environment variables override keys as CODELACE_<SECTION>_<KEY>.",
+        "# Environment variables override keys as CODELACE_<SECTION>_<KEY>, e.g.",
+        '# CODELACE_SERVER_PORT=9000; booleans as true/false, lists as a,b or ["a", "b"].',
+        "# Relative paths are relative to the working directory.",
     ]
     for section_name, cls in SECTIONS.items():
         lines += ["", f"[{section_name}]"]
@@ -317,6 +355,9 @@ def render_example(secrets_by_key: dict[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def init_config_text() -> str:
-    """The file `codelace-box init` writes: the example with fresh secrets filled in."""
-    return render_example({"server.secret_key": secrets.token_urlsafe(32)})
+def init_config_text(secret_key: str | None = None) -> str:
+    """The file `codelace-box init` writes: the example with the server secret filled in.
+
+    Pass the secret already in use (so stored provider keys stay readable); else a fresh one.
+    """
+    return render_example({"server.secret_key": secret_key or secrets.token_urlsafe(32)})

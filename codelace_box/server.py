@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,7 @@ from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from codelace_box.errors import ConfigError
 
 APP_NAME = "codelace_box"
 BLUEPRINTS = [public.bp, accounts.bp, customer.bp, inference.bp, stripe.bp]
@@ -106,11 +108,32 @@ def prepare_database(config: Config) -> list[int]:
 
 
 def configure_logging() -> None:
-    """Our log lines to stderr, with time and level."""
-    logging.basicConfig(
-        level=os.environ.get("CODELACE_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Our log lines (logger `codelace_box.*`) to stderr with time and level, once per process.
+
+    Only our own logger gets a handler: Sanic's loggers keep theirs, so nothing is printed
+    twice. Workers call it too (in _open_resources), so their lines are not lost.
+    """
+    logger = logging.getLogger("codelace_box")
+    if any(getattr(h, "_codelace", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._codelace = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(os.environ.get("CODELACE_LOG_LEVEL", "INFO").upper())
+    logger.propagate = False
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail with one clear line when the listen address is taken or not ours to bind."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def serve(config: Config) -> None:
@@ -118,6 +141,7 @@ def serve(config: Config) -> None:
     configure_logging()
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
+    check_address(config.server.host, config.server.port)
     prepare_database(config)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()

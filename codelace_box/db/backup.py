@@ -1,4 +1,12 @@
-"""Online backup with SQLite's backup API: a consistent copy while other processes write."""
+"""Online backup with SQLite's backup API: a consistent copy while other processes write.
+
+The whole copy is one backup step inside one read transaction of the source. In WAL mode that
+transaction is a snapshot: writers (a running `serve`) carry on undisturbed, and the copy is
+the database exactly as it was at one instant. (Copying in many small steps would restart
+from scratch whenever another process writes, and might never finish under steady traffic.)
+The copy is written beside the target, checked, switched to a rollback journal so it is one
+self-contained file, and only then renamed into place.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +15,43 @@ from pathlib import Path
 
 import apsw
 
-from codelace_box.errors import CodelaceError
+from codelace_box.errors import CodelaceError, NotFound
 
-PAGES_PER_STEP = 256
+BUSY_TIMEOUT_MS = 10_000
 
 
 def backup_database(source_path: str, target_path: str) -> int:
     """Copy the live database at source_path to target_path; returns the pages copied."""
+    if not Path(source_path).is_file():
+        raise NotFound(f"no database at {source_path}", code="database_not_found")
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        pages = _copy(source_path, str(partial))
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return pages
+
+
+def _copy(source_path: str, partial_path: str) -> int:
     source = apsw.Connection(source_path, flags=apsw.SQLITE_OPEN_READONLY)
-    source.setbusytimeout(10_000)
-    destination = apsw.Connection(str(partial))
+    source.set_busy_timeout(BUSY_TIMEOUT_MS)
+    destination = apsw.Connection(partial_path)
     try:
         with destination.backup("main", source, "main") as job:
-            while not job.done:
-                job.step(PAGES_PER_STEP)
-            pages = job.pagecount
-        check = destination.execute("PRAGMA integrity_check").fetchone()
-        if check is None or check[0] != "ok":
-            raise CodelaceError(f"backup failed its integrity check: {check}")
-        destination.execute("PRAGMA journal_mode=DELETE")
+            while not job.step(-1):
+                pass
+            pages = job.page_count
+        check = destination.execute("PRAGMA integrity_check").fetchall()
+        if check != [("ok",)]:
+            raise CodelaceError(f"the copy failed its integrity check: {check[:3]}")
+        destination.execute("PRAGMA journal_mode=DELETE").fetchall()
     finally:
         destination.close()
         source.close()
-    os.replace(partial, target)
     return int(pages)

@@ -7,6 +7,7 @@ from peewee import Database
 from codelace_box.db.core import write_transaction
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
+from codelace_box.errors import ConfigError
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -24,10 +25,20 @@ def current_version(db: Database) -> int:
 
 
 def migrate(db: Database) -> list[int]:
-    """Apply every pending migration in order; returns the versions applied now."""
+    """Apply every pending migration in order; returns the versions applied now.
+
+    A database migrated by a newer codelace-box (a version this one does not know) is refused
+    rather than touched.
+    """
     with write_transaction():
         db.create_tables([SchemaMigration], safe=True)
     applied = applied_versions(db)
+    unknown = sorted(applied - {version for version, _ in MIGRATIONS})
+    if unknown:
+        raise ConfigError(
+            f"the database has schema migration(s) {', '.join(map(str, unknown))} that this "
+            f"codelace-box does not know (it knows up to {LATEST_VERSION}): upgrade codelace-box"
+        )
     done: list[int] = []
     for version, module in MIGRATIONS:
         if version in applied:

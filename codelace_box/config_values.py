@@ -1,0 +1,99 @@
+"""Typed config values: coercion of TOML and environment strings, and the rules a value obeys.
+
+`config.py` declares the fields; this module turns a raw value into the field's type
+(`coerce`) and checks it against the field's choices, bounds and pattern (`check_value`),
+raising ValueError with what was expected, which config.py turns into one line naming the
+source and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
+NOT_BLANK = (r".*\S.*", "a non-empty string")
+DOMAIN = (
+    r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
+    "domain names like example.com",
+)
+
+
+def expected(kind: Any) -> str:
+    """What a value of this field type looks like, for error messages."""
+    names = {int: "an integer", float: "a number", Decimal: "a number", bool: "true or false"}
+    if kind is str:
+        return "a string"
+    if kind == list[str]:
+        return "a list of strings"
+    return names.get(kind, str(kind))
+
+
+def coerce(kind: Any, value: Any, from_env: bool) -> Any:
+    """Convert one raw value to the field's type; raises ValueError when it does not fit."""
+    if from_env:
+        value = _parse_env_value(kind, value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind in (float, Decimal):
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            number = Decimal(str(value))
+            if number.is_finite():
+                return number if kind is Decimal else float(number)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif kind == list[str] and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(expected(kind))
+
+
+_ENV_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
+_ENV_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _parse_env_value(kind: Any, raw: str) -> Any:
+    """An environment string as the field's type: bools, numbers, comma or TOML lists."""
+    text = raw.strip()
+    try:
+        if kind is bool:
+            return _ENV_BOOLS[text.lower()]
+        if kind is int:
+            return int(text)
+        if kind in (float, Decimal):
+            return Decimal(text)
+        if kind == list[str] and text.startswith("["):
+            return tomllib.loads(f"v = {text}")["v"]
+    except (KeyError, ValueError, InvalidOperation, tomllib.TOMLDecodeError):
+        raise ValueError(expected(kind)) from None
+    if kind == list[str]:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return raw
+
+
+def check_value(kind: Any, meta: Any, value: Any) -> None:
+    """Apply a field's choices, bounds and pattern; ValueError says what was expected."""
+    choices, pattern = meta.get("choices"), meta.get("pattern")
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if choices and value not in choices:
+        raise ValueError("one of " + ", ".join(repr(c) for c in choices))
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"of at least {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{expected(kind)} {bounds}")
+    if pattern is not None:
+        items = value if isinstance(value, list) else [value]
+        if not all(re.fullmatch(pattern[0], item) for item in items):
+            raise ValueError(pattern[1])
+
+
+def normalize(value: Any, meta: Any) -> Any:
+    """Domain lists are compared lower-case, without a leading '@'."""
+    if meta.get("pattern") is DOMAIN:
+        return [item.strip().lower().lstrip("@") for item in value]
+    return value
