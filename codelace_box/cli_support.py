@@ -55,7 +55,7 @@ class CliState:
 class CodelaceGroup(click.Group):
     """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage mistakes."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
