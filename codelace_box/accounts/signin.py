@@ -22,9 +22,9 @@ from codelace_box.errors import PermissionDenied
 
 WINDOW_SEC = 600
 REQUESTS_PER_EMAIL = 5  # codes mailed to one address per window
-REQUESTS_PER_ADDRESS = 30  # codes asked for from one client address per window
+REQUESTS_PER_ADDRESS = 50  # codes asked for from one client address per window
 VERIFIES_PER_EMAIL = 10  # verify attempts for one address per window
-VERIFIES_PER_ADDRESS = 60  # verify attempts from one client address per window
+VERIFIES_PER_ADDRESS = 100  # verify attempts from one client address per window
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,8 @@ async def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
     auth = require_auth(request)
     body = json_body(request)
-    new = create_key(auth.user_id, body.get("name", ""))
+    name = body.get("name")
+    new = create_key(auth.user_id, "" if name is None else name)
     view = {"id": new.key.id, "key_prefix": new.key.key_prefix, "name": new.key.name}
     return json_response(view | {"full_key": new.full_key})
 

@@ -1,0 +1,154 @@
+"""Fixtures of the accounts suite: a recording SMTP server, module-scoped box servers, and a
+client that signs in the way a person does (ask for a code, read the mail, verify)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[RecordingSmtpServer]:
+    """A plain (no TLS, no login) SMTP server on loopback for this module."""
+    server = RecordingSmtpServer().start()
+    yield server
+    server.stop()
+
+
+def smtp_sections(smtp_server: RecordingSmtpServer) -> dict[str, Any]:
+    """The [email] section that sends mail to the recording server."""
+    return {
+        "backend": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_server.port,
+        "smtp_starttls": False,
+        "from_address": "codelace@box.test",
+    }
+
+
+@pytest.fixture(scope="module")
+def box_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Start `codelace-box serve` processes for this module; all stop at its end.
+
+    `data` names a data directory: servers given the same one share the database.
+    """
+    started: list[ServerProcess] = []
+
+    def factory(
+        data: str = "", env: dict[str, str] | None = None, **sections: dict[str, Any]
+    ) -> ServerProcess:
+        folder = tmp_path_factory.mktemp("box")
+        merged = base_sections(folder, free_port())
+        if data:
+            merged["database"]["path"] = str(tmp_path_factory.getbasetemp() / data / "box.db")
+        for name, keys in sections.items():
+            merged.setdefault(name, {}).update(keys)
+        config = write_config(folder / "codelace.toml", merged)
+        server = ServerProcess(config, int(merged["server"]["port"]), env=env).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+class BoxClient:
+    """HTTP to one box, plus sign-in through the recording SMTP server."""
+
+    def __init__(self, server: ServerProcess, smtp_server: RecordingSmtpServer | None) -> None:
+        self.server = server
+        self.smtp = smtp_server
+        self.http = httpx.Client(base_url=server.base_url, timeout=30)
+        self.keys_seen: list[str] = []  # every full API key the box handed out to us
+
+    def request_code(self, email: str) -> httpx.Response:
+        return self.http.post("/api/v1/auth/otp/request", json={"email": email})
+
+    def verify(self, email: str, code: object) -> httpx.Response:
+        response = self.http.post("/api/v1/auth/otp/verify", json={"email": email, "code": code})
+        if response.status_code == 200:
+            self.keys_seen.append(response.json()["api_key"])
+        return response
+
+    def create_key(self, key: str, name: object) -> httpx.Response:
+        response = self.http.post(
+            "/api/v1/auth/key", json={"name": name}, headers={"authorization": f"Bearer {key}"}
+        )
+        if response.status_code == 200:
+            self.keys_seen.append(response.json()["full_key"])
+        return response
+
+    def mailed_code(self, email: str) -> str:
+        """Ask for a code and read it from the mail that arrives for it."""
+        assert self.smtp is not None
+        before = len(self.smtp.messages_to(email))
+        response = self.request_code(email)
+        assert response.status_code == 200, response.text
+        return self.smtp.wait_for(email, count=before + 1).code
+
+    def sign_in(self, email: str) -> dict[str, Any]:
+        """The verify answer of a complete sign-in."""
+        response = self.verify(email, self.mailed_code(email))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def call(self, method: str, path: str, key: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, key: str) -> httpx.Response:
+        return self.call("GET", path, key)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def cli(server: ServerProcess, *args: str) -> str:
+    """Run the admin CLI on a server's config; its stdout (fails the test on an error)."""
+    result = run_cli(server.config, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def database_path(server: ServerProcess) -> Path:
+    """The SQLite file of a server started by box_factory."""
+    import tomllib
+
+    return Path(tomllib.loads(server.config.read_text())["database"]["path"])
+
+
+def secret_pattern(secret: str) -> re.Pattern[bytes]:
+    """How to find a secret in raw bytes. A 6-digit code must stand alone: the same digits as
+    the microseconds of a stored timestamp ('.123456') or inside a longer number are not it."""
+    escaped = re.escape(secret.encode())
+    if secret.isdigit():
+        return re.compile(rb"(?<![0-9.])" + escaped + rb"(?![0-9])")
+    return re.compile(escaped)
+
+
+def assert_nothing_secret_stored(server: ServerProcess, secrets: list[str], marker: str) -> None:
+    """No secret in the database file, its WAL, or the server log; `marker` (e.g. an email
+    the database holds) proves the scan reads the right bytes."""
+    db = database_path(server)
+    stored = b"".join(
+        path.read_bytes() for path in (db, db.with_name(db.name + "-wal")) if path.exists()
+    )
+    log = server.log_text().encode()
+    assert marker.encode() in stored
+    assert secrets, "nothing to look for"
+    for secret in secrets:
+        pattern = secret_pattern(secret)
+        assert not pattern.search(stored), "a secret is stored in clear"
+        assert not pattern.search(log), "a secret reached the server log"

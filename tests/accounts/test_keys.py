@@ -1,0 +1,198 @@
+"""API keys and the profile over HTTP, and revocation from the CLI (another process) reaching
+a running server; the database and log never hold a key or a code in clear."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.accounts.conftest import (
+    BoxClient,
+    ServerFactory,
+    assert_nothing_secret_stored,
+    cli,
+    database_path,
+    smtp_sections,
+)
+from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.support import ServerProcess
+
+KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: ServerFactory, smtp: RecordingSmtpServer) -> ServerProcess:
+    return box_factory(email=smtp_sections(smtp))
+
+
+@pytest.fixture(scope="module")
+def client(box: ServerProcess, smtp: RecordingSmtpServer) -> Iterator[BoxClient]:
+    c = BoxClient(box, smtp)
+    yield c
+    c.close()
+
+
+def key_of(client: BoxClient, email: str) -> str:
+    return str(client.sign_in(email)["api_key"])
+
+
+def error_code(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    return str(response.json()["error"]["code"])
+
+
+def stored_last_used(box: ServerProcess, key_id: int) -> Any:
+    """last_used_at exactly as stored (microseconds included), read beside the server."""
+    with sqlite3.connect(f"file:{database_path(box)}?mode=ro", uri=True) as db:
+        return db.execute("SELECT last_used_at FROM api_key WHERE id = ?", (key_id,)).fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer  x", "Basic abc", "Bearer sk-abc", "Bearer cl_" + "a" * 40],
+)
+def test_missing_or_unknown_keys_get_401(client: BoxClient, authorization: str | None):
+    headers = {} if authorization is None else {"authorization": authorization}
+    for method, path in [
+        ("GET", "/api/v1/auth/me"),
+        ("GET", "/api/v1/auth/key"),
+        ("POST", "/api/v1/auth/key"),
+        ("DELETE", "/api/v1/auth/key/1"),
+        ("PATCH", "/api/v1/auth/me"),
+    ]:
+        response = client.http.request(method, path, headers=headers, json={})
+        assert error_code(response, 401) == "invalid_api_key"
+        assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_profile_can_be_renamed(client: BoxClient):
+    key = key_of(client, "carol@example.com")
+    response = client.call("PATCH", "/api/v1/auth/me", key, json={"display_name": "  Carol C. "})
+    assert response.status_code == 200
+    assert response.json()["display_name"] == "Carol C."
+    assert client.get("/api/v1/auth/me", key).json()["display_name"] == "Carol C."
+    for bad in ({"display_name": 5}, {}, {"display_name": "x" * 101}):
+        assert error_code(client.call("PATCH", "/api/v1/auth/me", key, json=bad), 400)
+    assert client.get("/api/v1/auth/me", key).json()["display_name"] == "Carol C."
+
+
+def test_create_list_and_delete_keys(client: BoxClient):
+    login_key = key_of(client, "dave@example.com")
+    response = client.create_key(login_key, "ci runner")
+    assert response.status_code == 200
+    created = response.json()
+    assert set(created) == {"id", "key_prefix", "name", "full_key"}
+    full_key = created["full_key"]
+    assert KEY_RE.match(full_key) and created["key_prefix"] == full_key[:7]
+    assert created["name"] == "ci runner"
+
+    listing = client.get("/api/v1/auth/key", full_key)
+    assert listing.status_code == 200 and full_key not in listing.text
+    assert login_key not in listing.text
+    rows = {row["id"]: row for row in listing.json()}
+    row = rows[created["id"]]
+    assert set(row) == {"id", "key_prefix", "name", "created_at", "last_used_at"}
+    assert row["key_prefix"] == created["key_prefix"] and ISO_Z.match(row["created_at"])
+    assert ISO_Z.match(row["last_used_at"])  # it was just used to list
+    assert len(rows) == 2
+
+    deleted = client.call("DELETE", f"/api/v1/auth/key/{created['id']}", login_key)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert error_code(client.get("/api/v1/auth/me", full_key), 401) == "invalid_api_key"
+    assert [r["id"] for r in client.get("/api/v1/auth/key", login_key).json()] != [created["id"]]
+    assert len(client.get("/api/v1/auth/key", login_key).json()) == 1
+    again = client.call("DELETE", f"/api/v1/auth/key/{created['id']}", login_key)
+    assert error_code(again, 404) == "key_not_found"
+
+
+def test_bad_key_names_and_ids(client: BoxClient):
+    key = key_of(client, "erin@example.com")
+    assert error_code(client.create_key(key, 5), 400)
+    assert error_code(client.create_key(key, "n" * 101), 400)
+    unnamed = client.create_key(key, None)
+    assert unnamed.status_code == 200 and unnamed.json()["name"] == ""
+    for key_id in ("abc", "0", "99999999", "1" * 40, "-1"):
+        response = client.call("DELETE", f"/api/v1/auth/key/{key_id}", key)
+        assert response.status_code == 404, key_id
+        assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_key_of_someone_else_cannot_be_deleted(client: BoxClient):
+    mine = key_of(client, "frank@example.com")
+    theirs = key_of(client, "grace@example.com")
+    their_id = client.get("/api/v1/auth/key", theirs).json()[0]["id"]
+    response = client.call("DELETE", f"/api/v1/auth/key/{their_id}", mine)
+    assert error_code(response, 404) == "key_not_found"
+    assert client.get("/api/v1/auth/me", theirs).status_code == 200
+
+
+def test_deleting_the_key_in_use_ends_it_at_once(client: BoxClient):
+    key = key_of(client, "heidi@example.com")
+    key_id = client.get("/api/v1/auth/key", key).json()[0]["id"]
+    assert client.call("DELETE", f"/api/v1/auth/key/{key_id}", key).status_code == 204
+    assert error_code(client.get("/api/v1/auth/me", key), 401) == "invalid_api_key"
+
+
+def test_last_used_at_is_not_written_on_every_request(client: BoxClient, box: ServerProcess):
+    key = key_of(client, "ivan@example.com")
+    key_id = client.get("/api/v1/auth/key", key).json()[0]["id"]
+    first = stored_last_used(box, key_id)
+    assert first is not None
+    for _ in range(5):
+        assert client.get("/api/v1/auth/me", key).status_code == 200
+    assert stored_last_used(box, key_id) == first
+
+
+def _first_status_after(client: BoxClient, key: str, expected: int, within: float) -> float:
+    """Seconds until the key gets `expected` on /me (fails after `within` seconds)."""
+    start = time.monotonic()
+    while True:
+        status = client.get("/api/v1/auth/me", key).status_code
+        elapsed = time.monotonic() - start
+        if status == expected:
+            return elapsed
+        assert elapsed < within, f"still {status} after {elapsed:.2f}s"
+        time.sleep(0.02)
+
+
+def test_cli_revocation_reaches_the_running_server(client: BoxClient, box: ServerProcess):
+    key = key_of(client, "judy@example.com")
+    key_id = client.get("/api/v1/auth/key", key).json()[0]["id"]
+    assert f"revoked key {key_id}" in cli(box, "keys", "revoke", str(key_id))
+    assert _first_status_after(client, key, 401, within=1.0) < 1.0
+
+
+def test_cli_disable_reaches_the_running_server(client: BoxClient, box: ServerProcess):
+    key = key_of(client, "mallory@example.com")
+    cli(box, "users", "disable", "mallory@example.com")
+    assert _first_status_after(client, key, 403, within=1.0) < 1.0
+    assert error_code(client.get("/api/v1/auth/key", key), 403) == "account_disabled"
+    cli(box, "users", "enable", "mallory@example.com")
+    assert _first_status_after(client, key, 200, within=1.0) < 1.0
+
+
+def test_cli_and_http_see_the_same_keys(client: BoxClient, box: ServerProcess):
+    key = key_of(client, "oscar@example.com")
+    client.create_key(key, "from-http")
+    cli_key = cli(box, "keys", "create", "oscar@example.com", "--name", "from-cli").strip()
+    assert KEY_RE.match(cli_key)
+    client.keys_seen.append(cli_key)
+    assert client.get("/api/v1/auth/me", cli_key).json()["email"] == "oscar@example.com"
+    names = sorted(k["name"] for k in client.get("/api/v1/auth/key", cli_key).json())
+    assert names[:2] == ["from-cli", "from-http"] and names[2].startswith("login-")
+
+
+def test_no_code_or_key_in_clear_in_database_or_log(
+    client: BoxClient, box: ServerProcess, smtp: RecordingSmtpServer
+):
+    codes = [m.code for m in smtp.messages]
+    assert len(codes) >= 8 and len(client.keys_seen) >= 10
+    assert_nothing_secret_stored(box, codes + client.keys_seen, marker="dave@example.com")

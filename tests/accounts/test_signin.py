@@ -1,0 +1,224 @@
+"""Sign-in with emailed codes, end to end: a real box process mails codes to a real SMTP
+server on loopback, and the tests read them from the received mail."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+import pytest
+
+from tests.accounts.conftest import (
+    BoxClient,
+    ServerFactory,
+    assert_nothing_secret_stored,
+    cli,
+    smtp_sections,
+)
+from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.support import ServerProcess
+
+TTL = 30  # the smallest lifetime the config allows; the expiry test waits it out
+KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: ServerFactory, smtp: RecordingSmtpServer) -> ServerProcess:
+    return box_factory(auth={"otp_ttl_sec": TTL}, email=smtp_sections(smtp))
+
+
+@pytest.fixture(scope="module")
+def client(box: ServerProcess, smtp: RecordingSmtpServer) -> Iterator[BoxClient]:
+    c = BoxClient(box, smtp)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def expiring_code(client: BoxClient) -> tuple[str, str, float]:
+    """A code asked for when the module starts; the last test checks it has expired."""
+    email = "expiring@example.com"
+    return email, client.mailed_code(email), time.monotonic()
+
+
+def other_code(code: str) -> str:
+    """A valid-looking code that is not `code`."""
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    error: dict[str, str] = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"] and error["type"]
+    return error
+
+
+def test_code_mail_is_well_formed_and_signs_in(client: BoxClient, smtp: RecordingSmtpServer):
+    email = "alice@example.com"
+    response = client.request_code(email)
+    assert response.status_code == 200
+    assert response.json() == {"email": email, "expires_in_sec": TTL}
+    assert response.headers["x-request-id"]
+
+    mail = smtp.wait_for(email)
+    assert mail.accepted and mail.mail_from == "codelace@box.test" and mail.rcpt_tos == (email,)
+    headers = mail.message
+    assert "sign-in code" in headers["Subject"]
+    assert headers["From"] == "codelace@box.test" and headers["To"] == email
+    sent_at = parsedate_to_datetime(headers["Date"])
+    assert abs(sent_at - datetime.now(UTC)) < timedelta(minutes=2)
+    assert re.fullmatch(r"<[^<>@\s]+@box\.test>", headers["Message-ID"])
+    assert headers.get_content_type() == "text/plain"
+    assert "30 seconds" in mail.body
+
+    response = client.verify(email, mail.code)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"user_id", "api_key", "email", "credit_balance_usd"}
+    assert KEY_RE.match(body["api_key"]) and body["email"] == email
+    assert body["credit_balance_usd"] == 0
+    me = client.get("/api/v1/auth/me", body["api_key"]).json()
+    assert me == {"id": body["user_id"], "email": email, "display_name": ""}
+    keys = client.get("/api/v1/auth/key", body["api_key"]).json()
+    assert [k["name"] for k in keys] == [f"login-{datetime.now(UTC).date().isoformat()}"]
+    assert keys[0]["key_prefix"] == body["api_key"][:7]
+
+
+def test_second_sign_in_reuses_the_account_with_a_new_key(client: BoxClient):
+    first = client.sign_in("repeat@example.com")
+    second = client.sign_in("repeat@example.com")
+    assert second["user_id"] == first["user_id"] and second["api_key"] != first["api_key"]
+    for key in (first["api_key"], second["api_key"]):
+        assert client.get("/api/v1/auth/me", key).status_code == 200
+    assert len(client.get("/api/v1/auth/key", second["api_key"]).json()) == 2
+
+
+def test_email_is_normalised(client: BoxClient, smtp: RecordingSmtpServer):
+    response = client.request_code("  Bob.Smith@Example.COM \n")
+    assert response.status_code == 200
+    assert response.json()["email"] == "bob.smith@example.com"
+    code = smtp.wait_for("bob.smith@example.com").code
+    signed_in = client.verify("BOB.SMITH@example.com ", code)
+    assert signed_in.status_code == 200
+    assert signed_in.json()["email"] == "bob.smith@example.com"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "",
+        "   ",
+        "nope",
+        "a@b",
+        "a@@example.com",
+        "a b@example.com",
+        "x" * 250 + "@example.com",
+        "@example.com",
+        42,
+        None,
+        ["a@example.com"],
+    ],
+)
+def test_invalid_emails_are_refused(client: BoxClient, email: object):
+    for path in ("/api/v1/auth/otp/request", "/api/v1/auth/otp/verify"):
+        response = client.http.post(path, json={"email": email, "code": "123456"})
+        error = assert_error(response, 400, "invalid_email")
+        assert error["type"] == "invalid_request_error"
+
+
+def test_malformed_bodies_are_refused(client: BoxClient):
+    response = client.http.post("/api/v1/auth/otp/request", content=b"{not json")
+    assert_error(response, 400, "invalid_json")
+    response = client.http.post("/api/v1/auth/otp/request", json=["a@example.com"])
+    assert_error(response, 400, "invalid_json")
+    assert_error(client.http.post("/api/v1/auth/otp/request"), 400, "invalid_json")
+
+
+def test_same_answer_whether_or_not_the_account_exists(
+    client: BoxClient, box: ServerProcess, smtp: RecordingSmtpServer
+):
+    cli(box, "users", "create", "known@example.com")
+    cli(box, "users", "create", "off@example.com")
+    cli(box, "users", "disable", "off@example.com")
+    answers = {}
+    for email in ("known@example.com", "stranger@example.com", "off@example.com"):
+        response = client.request_code(email)
+        smtp.wait_for(email)  # every one of them got a mail
+        body = response.json()
+        assert body.pop("email") == email
+        ignored = {"x-request-id", "content-length"}
+        answers[email] = (response.status_code, body, sorted(set(response.headers) - ignored))
+    assert len(set(map(repr, answers.values()))) == 1, answers
+
+
+def test_wrong_code_five_times_kills_the_code(client: BoxClient):
+    email = "fumbler@example.com"
+    code = client.mailed_code(email)
+    for left in (4, 3, 2, 1):
+        error = assert_error(client.verify(email, other_code(code)), 400, "invalid_code")
+        assert f"{left} tr" in error["message"]
+    error = assert_error(client.verify(email, other_code(code)), 400, "too_many_attempts")
+    assert "request a new" in error["message"]
+    assert_error(client.verify(email, code), 400, "invalid_code")
+
+
+def test_a_code_works_once(client: BoxClient, smtp: RecordingSmtpServer):
+    email = "once@example.com"
+    client.sign_in(email)
+    used = smtp.latest_code(email)
+    assert_error(client.verify(email, used), 400, "invalid_code")
+
+
+def test_a_new_request_replaces_the_old_code(client: BoxClient):
+    email = "forgetful@example.com"
+    old = client.mailed_code(email)
+    new = client.mailed_code(email)
+    while new == old:  # one chance in a million
+        new = client.mailed_code(email)
+    assert_error(client.verify(email, old), 400, "invalid_code")
+    assert client.verify(email, new).status_code == 200
+
+
+@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", "", 123456, None])
+def test_malformed_codes_are_refused(client: BoxClient, code: object):
+    assert_error(client.verify("alice@example.com", code), 400, "invalid_code")
+
+
+def test_a_code_for_another_email_does_not_work(client: BoxClient):
+    code = client.mailed_code("owner@example.com")
+    assert_error(client.verify("thief@example.com", code), 400, "invalid_code")
+    assert client.verify("owner@example.com", code).status_code == 200
+
+
+def test_disabled_account_cannot_sign_in(
+    client: BoxClient, box: ServerProcess, smtp: RecordingSmtpServer
+):
+    email = "disabled@example.com"
+    cli(box, "users", "create", email)
+    cli(box, "users", "disable", email)
+    code = client.mailed_code(email)
+    error = assert_error(client.verify(email, code), 403, "account_disabled")
+    assert error["type"] == "permission_error"
+    cli(box, "users", "enable", email)
+    assert client.sign_in(email)["email"] == email
+
+
+def test_no_code_or_key_in_clear_in_database_or_log(
+    client: BoxClient, box: ServerProcess, smtp: RecordingSmtpServer
+):
+    codes = [m.code for m in smtp.messages]
+    assert len(codes) >= 10 and len(client.keys_seen) >= 5
+    assert_nothing_secret_stored(box, codes + client.keys_seen, marker="alice@example.com")
+
+
+def test_code_expires(client: BoxClient, expiring_code: tuple[str, str, float]):
+    email, code, asked_at = expiring_code
+    time.sleep(max(0.0, asked_at + TTL + 1.5 - time.monotonic()))
+    assert_error(client.verify(email, code), 400, "code_expired")
+    assert_error(client.verify(email, code), 400, "invalid_code")

@@ -1,0 +1,194 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
+
+It can refuse messages after reading them (`reject_data`), require STARTTLS and AUTH with a
+self-signed certificate (`make_self_signed_cert`), and hands messages to tests as parsed
+`EmailMessage`s. The codelace-box under test talks to it over TCP like to any mail server.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.support import free_port
+
+CODE_RE = re.compile(r"\b(\d{6})\b")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as the server saw it."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    message: EmailMessage
+    accepted: bool
+    tls: bool
+    auth_login: str | None
+
+    @property
+    def body(self) -> str:
+        part = self.message.get_body(("plain",))
+        assert part is not None, "the mail has no text/plain part"
+        return str(part.get_content())
+
+    @property
+    def code(self) -> str:
+        """The 6-digit code in the body (exactly one must be there)."""
+        found = CODE_RE.findall(self.body)
+        assert len(found) == 1, f"expected one 6-digit code in the mail, found {found}"
+        return str(found[0])
+
+
+class _Handler:
+    def __init__(self, owner: RecordingSmtpServer) -> None:
+        self.owner = owner
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        login = session.auth_data.login.decode() if session.auth_data else None
+        accepted = not self.owner.reject_data
+        self.owner.record(
+            Received(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                raw=raw,
+                message=message,
+                accepted=accepted,
+                tls=session.ssl is not None,
+                auth_login=login,
+            )
+        )
+        return "250 2.0.0 OK" if accepted else "554 5.0.0 Transaction failed (test refusal)"
+
+
+class RecordingSmtpServer:
+    """aiosmtpd on a free loopback port; `messages` holds what arrived, oldest first."""
+
+    def __init__(
+        self,
+        tls_context: ssl.SSLContext | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.messages: list[Received] = []
+        self.reject_data = False
+        self.credentials = credentials
+        self._arrived = threading.Condition()
+        kwargs: dict[str, Any] = {}
+        if tls_context is not None:
+            kwargs.update(tls_context=tls_context, require_starttls=True)
+        if credentials is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=True)
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert self.credentials is not None
+        ok = (
+            isinstance(data, LoginPassword)
+            and (
+                data.login.decode(),
+                data.password.decode(),
+            )
+            == self.credentials
+        )
+        return AuthResult(success=ok, auth_data=data if ok else None)
+
+    def start(self) -> RecordingSmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def record(self, received: Received) -> None:
+        with self._arrived:
+            self.messages.append(received)
+            self._arrived.notify_all()
+
+    def messages_to(self, address: str) -> list[Received]:
+        with self._arrived:
+            return [m for m in self.messages if address in m.rcpt_tos]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 10) -> Received:
+        """The `count`-th message to `address` (1 = the first), waiting for it to arrive."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                found = [m for m in self.messages if address in m.rcpt_tos]
+                if len(found) >= count:
+                    return found[count - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no message #{count} to {address} within {timeout}s")
+                self._arrived.wait(left)
+
+    def latest_code(self, address: str) -> str:
+        """The code of the newest message to `address`."""
+        found = self.messages_to(address)
+        assert found, f"no message to {address}"
+        return found[-1].code
+
+
+def make_self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A CA-style self-signed certificate for 127.0.0.1/localhost; (cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "codelace-test-smtp")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName(
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def server_tls_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+    """The TLS context the fake SMTP server offers with STARTTLS."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
