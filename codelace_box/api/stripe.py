@@ -1,7 +1,134 @@
-"""/api/v1/stripe: Checkout top-ups, card setup and Stripe webhooks; payment history."""
+"""/api/v1/stripe: Checkout top-ups, card setup and Stripe webhooks; /api/v1/customer/payment;
+and the small pages Stripe sends the user back to (/billing/success, /billing/cancel).
+
+Stripe is off (503 naming the keys to set) until stripe.secret_key and stripe.webhook_secret
+are configured; the `stripe` library is imported on the first Stripe call, not at start.
+"""
 
 from __future__ import annotations
 
-from sanic import Blueprint
+import html
+
+from sanic import Blueprint, Request, Sanic
+from sanic.response import HTTPResponse
+from sanic.response import html as html_response
+
+from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.billing.checkout import start_setup, start_topup
+from codelace_box.billing.money import format_usd
+from codelace_box.billing.payments import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    list_payments,
+    payment_for_session,
+    payment_view,
+)
+from codelace_box.billing.stripe import StripeApi, require_configured
+from codelace_box.billing.webhooks import handle_webhook
+from codelace_box.config import Config
+from codelace_box.errors import InvalidRequest
 
 bp = Blueprint("stripe")
+
+
+def stripe_api(request: Request) -> StripeApi:
+    """This worker's Stripe client; 503 when Stripe is not configured."""
+    config: Config = request.app.ctx.config
+    require_configured(config.stripe)
+    api: StripeApi | None = getattr(request.app.ctx, "stripe_api", None)
+    if api is None:
+        api = StripeApi(config.stripe)
+        request.app.ctx.stripe_api = api
+    return api
+
+
+@bp.after_server_stop
+async def close_stripe(app: Sanic) -> None:
+    """Close the Stripe client's connections when the worker stops."""
+    api: StripeApi | None = getattr(app.ctx, "stripe_api", None)
+    if api is not None:
+        await api.close()
+
+
+@bp.post("/api/v1/stripe/checkout")
+async def checkout(request: Request) -> HTTPResponse:
+    """A payment-mode Checkout Session for {"amount_usd"}; the payment is listed pending."""
+    api = stripe_api(request)
+    auth = require_auth(request)
+    body = json_body(request)
+    if "amount_usd" not in body:
+        raise InvalidRequest("amount_usd is required", code="invalid_amount", param="amount_usd")
+    config: Config = request.app.ctx.config
+    url = await start_topup(api, auth.user_id, auth.email, body["amount_usd"], config)
+    return json_response({"checkout_url": url})
+
+
+@bp.post("/api/v1/stripe/setup")
+async def setup(request: Request) -> HTTPResponse:
+    """A setup-mode Checkout Session: saving a card earns the trial credit once."""
+    api = stripe_api(request)
+    auth = require_auth(request)
+    url = await start_setup(api, auth.user_id, auth.email, request.app.ctx.config)
+    return json_response({"checkout_url": url})
+
+
+@bp.post("/api/v1/stripe/webhook")
+async def webhook(request: Request) -> HTTPResponse:
+    """Stripe's events; 400 on a bad signature; 200 only after the effect is on disk."""
+    api = stripe_api(request)
+    config: Config = request.app.ctx.config
+    signature = request.headers.get("stripe-signature")
+    outcome = await handle_webhook(api, request.body or b"", signature, config.stripe)
+    return json_response({"received": True, "result": outcome.result})
+
+
+@bp.get("/api/v1/customer/payment")
+async def payment_history(request: Request) -> HTTPResponse:
+    """The caller's payments (top-ups, trial, admin credits), newest first."""
+    auth = require_auth(request)
+    limit = _limit_arg(request)
+    return json_response([payment_view(p) for p in list_payments(auth.user_id, limit)])
+
+
+def _limit_arg(request: Request) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", param="limit")
+    return int(raw)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}
+</style></head>
+<body><h1>{title}</h1><p>{message}</p><p>You can close this page.</p></body></html>
+"""
+
+
+def _page(title: str, message: str) -> HTTPResponse:
+    return html_response(_PAGE.format(title=html.escape(title), message=html.escape(message)))
+
+
+@bp.get("/billing/success")
+async def success_page(request: Request) -> HTTPResponse:
+    """Where Stripe sends the user after paying or saving a card."""
+    session_id = request.args.get("session_id", "")
+    payment = payment_for_session(session_id) if session_id.startswith("cs_") else None
+    if payment is None:
+        message = "Thank you. Your credit appears on your balance as soon as Stripe confirms it."
+    elif payment.status == "completed":
+        message = f"Thank you. {format_usd(payment.amount_nanos, 2)} is on your balance."
+    elif payment.status == "pending":
+        message = "Thank you. Your balance is credited as soon as Stripe confirms the payment."
+    else:
+        message = f"This payment is {payment.status}; nothing was charged."
+    return _page("Payment received", message)
+
+
+@bp.get("/billing/cancel")
+async def cancel_page(request: Request) -> HTTPResponse:
+    """Where Stripe sends the user who left the checkout."""
+    return _page("Payment cancelled", "Nothing was charged. You can start again at any time.")

@@ -1,0 +1,147 @@
+"""Starting a payment: validating a top-up amount, the Checkout Session parameters for a top-up
+or a card setup, and the `pending` payment row recorded the moment a top-up session exists.
+
+Amounts are USD with at most two decimals (whole units for zero-decimal currencies), at least
+`stripe.min_topup_usd` and at most `MAX_TOPUP_USD`. The session carries the user in
+`client_reference_id` and `metadata`, so the webhook can tie it back to the account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from codelace_box.billing.money import usd_to_nanos
+from codelace_box.billing.stripe import StripeApi
+from codelace_box.config import Config, StripeConfig
+from codelace_box.db.core import write_transaction
+from codelace_box.db.models import Payment
+from codelace_box.errors import InvalidRequest
+
+MAX_TOPUP_USD = Decimal(10_000)
+PRODUCT_NAME = "codelace-box credit"
+METADATA_USER = "codelace_user_id"
+METADATA_KIND = "codelace_kind"
+# Stripe's minor units: most currencies have cents; these have none, these have three places.
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
+    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+
+@dataclass(frozen=True)
+class TopupAmount:
+    usd: Decimal
+    nanos: int
+    minor_units: int  # what Stripe charges, in the currency's smallest unit
+
+
+def minor_unit_exponent(currency: str) -> int:
+    """How many decimals Stripe's smallest unit of this currency has."""
+    code = currency.lower()
+    if code in ZERO_DECIMAL:
+        return 0
+    return 3 if code in THREE_DECIMAL else 2
+
+
+def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
+    """The requested top-up, validated; InvalidRequest (400) saying what is wrong otherwise."""
+
+    def refuse(message: str, code: str = "invalid_amount") -> InvalidRequest:
+        return InvalidRequest(message, code=code, param="amount_usd")
+
+    if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
+        raise refuse("amount_usd must be a number of US dollars, e.g. 25 or 25.50")
+    try:
+        amount = Decimal(str(raw))
+    except InvalidOperation:
+        raise refuse("amount_usd must be a number") from None
+    if not amount.is_finite():
+        raise refuse("amount_usd must be a finite number")
+    minimum = max(config.min_topup_usd, Decimal("0.01"))
+    if amount < minimum:
+        raise refuse(f"the smallest top-up is {minimum} USD", code="amount_too_small")
+    if amount > MAX_TOPUP_USD:
+        raise refuse(f"the largest top-up is {MAX_TOPUP_USD} USD", code="amount_too_large")
+    places = min(2, minor_unit_exponent(config.currency))
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        unit = "whole units" if places == 0 else "at most two decimals (cents)"
+        raise refuse(f"amount_usd must have {unit}")
+    minor = int(amount.scaleb(minor_unit_exponent(config.currency)))
+    return TopupAmount(usd=amount, nanos=usd_to_nanos(amount), minor_units=minor)
+
+
+def return_urls(base_url: str) -> dict[str, str]:
+    """Where Stripe sends the user back to: the box's own small pages."""
+    base = base_url.rstrip("/")
+    return {
+        "success_url": f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{base}/billing/cancel",
+    }
+
+
+def topup_session_params(
+    user_id: int, email: str, amount: TopupAmount, config: Config
+) -> dict[str, object]:
+    """The Checkout Session (payment mode) for a top-up of `amount`."""
+    currency = config.stripe.currency.lower()
+    return {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": amount.minor_units,
+                    "product_data": {"name": f"{PRODUCT_NAME} ({amount.usd} USD)"},
+                },
+                "quantity": 1,
+            }
+        ],
+        "client_reference_id": str(user_id),
+        "customer_email": email,
+        "metadata": {METADATA_USER: str(user_id), METADATA_KIND: "topup"},
+        **return_urls(config.server.base_url),
+    }
+
+
+def setup_session_params(user_id: int, email: str, config: Config) -> dict[str, object]:
+    """The Checkout Session (setup mode) that saves a card; its completion may earn the trial."""
+    return {
+        "mode": "setup",
+        "currency": config.stripe.currency.lower(),
+        "allowed_payment_method_types": ["card"],
+        "client_reference_id": str(user_id),
+        "customer_email": email,
+        "metadata": {METADATA_USER: str(user_id), METADATA_KIND: "setup"},
+        **return_urls(config.server.base_url),
+    }
+
+
+def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: str) -> Payment:
+    """The `pending` payment row of a top-up session just created."""
+    with write_transaction():
+        return Payment.create(
+            user=user_id,
+            amount_nanos=nanos,
+            kind="topup",
+            status="pending",
+            stripe_session_id=session_id,
+            currency=currency.lower(),
+        )
+
+
+async def start_topup(
+    api: StripeApi, user_id: int, email: str, raw_amount: object, config: Config
+) -> str:
+    """Validate, create the payment-mode session, record it pending; the checkout URL."""
+    amount = parse_topup_amount(raw_amount, config.stripe)
+    link = await api.create_checkout_session(topup_session_params(user_id, email, amount, config))
+    record_pending_topup(user_id, link.session_id, amount.nanos, config.stripe.currency)
+    return link.url
+
+
+async def start_setup(api: StripeApi, user_id: int, email: str, config: Config) -> str:
+    """Create the setup-mode session; the checkout URL."""
+    link = await api.create_checkout_session(setup_session_params(user_id, email, config))
+    return link.url

@@ -1,0 +1,168 @@
+"""The box's door to Stripe: the lazily imported official client, and webhook verification.
+
+`stripe` costs a quarter second to import, so nothing here imports it until a Stripe endpoint
+is first used. `StripeApi` wraps one `stripe.StripeClient` per server process (its async
+methods over the library's httpx client, so the event loop never blocks) and turns the
+library's errors into ours without letting a key reach a message. `verify_event` checks a
+webhook's `Stripe-Signature` on the raw body with the library's own verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from codelace_box.config import StripeConfig
+from codelace_box.errors import (
+    CodelaceError,
+    InvalidRequest,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
+log = logging.getLogger("codelace_box.billing.stripe")
+
+WEBHOOK_TOLERANCE_SEC = 300
+STRIPE_TIMEOUT_SEC = 30.0
+STRIPE_RETRIES = 2
+_SECRET_RE = re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9*]+")
+_ENV_NAMES = {
+    "secret_key": "CODELACE_STRIPE_SECRET_KEY",
+    "webhook_secret": "CODELACE_STRIPE_WEBHOOK_SECRET",
+}
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a Stripe key or signing secret masked."""
+    return _SECRET_RE.sub("[redacted]", text)
+
+
+def require_configured(config: StripeConfig) -> None:
+    """503 naming what to set unless both the secret key and the webhook secret are set."""
+    missing = [name for name in ("secret_key", "webhook_secret") if not getattr(config, name)]
+    if not missing:
+        return
+    keys = " and ".join(f"stripe.{name}" for name in missing)
+    env = " / ".join(_ENV_NAMES[name] for name in missing)
+    raise ServiceUnavailable(
+        f"Stripe is not configured on this box: set {keys} in codelace.toml (or {env})",
+        code="stripe_not_configured",
+    )
+
+
+@dataclass(frozen=True)
+class CheckoutLink:
+    session_id: str
+    url: str
+
+
+class StripeApi:
+    """The Stripe calls the box makes, through one lazily created official client."""
+
+    def __init__(self, config: StripeConfig) -> None:
+        self.config = config
+        self._client: Any = None
+        self._http: Any = None
+
+    def client(self) -> Any:
+        """The `stripe.StripeClient`, created (and `stripe` imported) on first use."""
+        if self._client is None:
+            import stripe
+
+            base = self.config.api_base.rstrip("/")
+            self._http = stripe.HTTPXClient(timeout=STRIPE_TIMEOUT_SEC)
+            self._client = stripe.StripeClient(
+                self.config.secret_key,
+                base_addresses={"api": base} if base else None,
+                http_client=self._http,
+                max_network_retries=STRIPE_RETRIES,
+            )
+        return self._client
+
+    async def create_checkout_session(self, params: dict[str, Any]) -> CheckoutLink:
+        """Create a Checkout Session; its id and the URL to send the user to."""
+        try:
+            session = await self.client().v1.checkout.sessions.create_async(params)
+        except Exception as exc:
+            raise translate_error(exc, "create a Checkout Session") from None
+        if not session.url:
+            raise UpstreamError("Stripe returned a Checkout Session without a URL")
+        return CheckoutLink(session_id=str(session.id), url=str(session.url))
+
+    async def card_fingerprint(self, setup_intent_id: str) -> str | None:
+        """The fingerprint of the card a SetupIntent saved (None if it saved no card)."""
+        try:
+            intent = await self.client().v1.setup_intents.retrieve_async(
+                setup_intent_id, {"expand": ["payment_method"]}
+            )
+        except Exception as exc:
+            raise translate_error(exc, "read the SetupIntent") from None
+        method = intent.payment_method
+        if method is None:
+            return None
+        if isinstance(method, str):
+            try:
+                method = await self.client().v1.payment_methods.retrieve_async(method)
+            except Exception as exc:
+                raise translate_error(exc, "read the PaymentMethod") from None
+        card = getattr(method, "card", None)
+        fingerprint = getattr(card, "fingerprint", None) if card is not None else None
+        return str(fingerprint) if fingerprint else None
+
+    async def close(self) -> None:
+        """Close the client's connections, if it was ever created."""
+        if self._http is not None:
+            await self._http.close_async()
+            self._http = None
+            self._client = None
+
+
+def translate_error(exc: Exception, doing: str) -> CodelaceError:
+    """One of our errors for a failed Stripe call; keys never reach the message."""
+    import stripe
+
+    if isinstance(exc, CodelaceError):
+        return exc
+    message = redact(str(getattr(exc, "user_message", None) or exc).strip())
+    log.warning("Stripe call failed (%s): %s: %s", doing, type(exc).__name__, message)
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return ServiceUnavailable(
+            f"Stripe refused the configured stripe.secret_key while trying to {doing}",
+            code="stripe_auth_failed",
+        )
+    if isinstance(exc, stripe.APIConnectionError):
+        if isinstance(exc.__cause__, TimeoutError) or "Timeout" in str(exc):
+            return UpstreamTimeout(f"Stripe did not answer in time ({doing})")
+        return UpstreamError(f"could not reach Stripe to {doing}", code="stripe_unreachable")
+    if isinstance(exc, stripe.StripeError):
+        return UpstreamError(f"Stripe could not {doing}: {message}", code="stripe_error")
+    log.exception("unexpected error talking to Stripe")
+    return UpstreamError(f"unexpected error while trying to {doing}", code="stripe_error")
+
+
+def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """The event of a webhook whose Stripe-Signature matches; 400 (InvalidRequest) otherwise."""
+    import stripe
+
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("webhook body is not UTF-8", code="invalid_signature") from None
+    try:
+        stripe.WebhookSignature.verify_header(text, signature, secret, WEBHOOK_TOLERANCE_SEC)
+    except stripe.SignatureVerificationError as exc:
+        reason = str(exc).split(". ")[0] if signature else "missing Stripe-Signature header"
+        raise InvalidRequest(
+            f"webhook signature check failed: {redact(reason)}", code="invalid_signature"
+        ) from None
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise InvalidRequest("webhook body is not JSON", code="invalid_event") from None
+    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+        raise InvalidRequest("webhook body is not a Stripe event", code="invalid_event")
+    return event

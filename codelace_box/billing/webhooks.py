@@ -1,0 +1,208 @@
+"""Stripe webhooks: verified events turned into payment states and ledger credits, exactly once.
+
+Every event is deduplicated by its id (a `stripe_event` row written in the same transaction as
+its effect) and every credit by its session (ledger idempotency key `stripe:session:<id>`, or
+`trial:<user_id>` for the trial), so any number of deliveries, in any order, at once or in
+several workers, credit once. The effect is committed with an fsync (`durable()`) before the
+caller answers 2xx. How a top-up's payment row moves:
+
+    pending --completed(paid) / async_payment_succeeded--> completed   (credited once)
+    pending --completed(unpaid)--> pending                 (an async method is still running)
+    pending --async_payment_failed--> failed;  pending --expired--> expired
+    failed/expired --paid--> completed   (Stripe says the money arrived: it is credited)
+    completed --failed/expired--> completed   (nothing un-credits a payment)
+
+A completed setup session grants `stripe.trial_credit_usd` if the account never had a trial
+and the card (its fingerprint) never earned one; a setup without a card grants nothing.
+Sessions the box did not create, and event types it does not handle, are acknowledged and
+ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from codelace_box.billing.checkout import METADATA_USER
+from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.money import usd_to_nanos
+from codelace_box.billing.stripe import StripeApi, verify_event
+from codelace_box.config import StripeConfig
+from codelace_box.db.core import durable, utcnow
+from codelace_box.db.models import Payment, StripeEvent, TrialCard, User
+
+log = logging.getLogger("codelace_box.billing.webhooks")
+
+COMPLETED = "checkout.session.completed"
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+ASYNC_FAILED = "checkout.session.async_payment_failed"
+EXPIRED = "checkout.session.expired"
+HANDLED_TYPES = frozenset({COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED})
+TRIAL_REASON = "trial credit for the first card setup"
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    event_id: str
+    event_type: str
+    result: str  # what happened, e.g. credited, already_credited, duplicate, ignored
+
+
+async def handle_webhook(
+    api: StripeApi, payload: bytes, signature: str | None, config: StripeConfig
+) -> WebhookOutcome:
+    """Verify one delivery and apply it; returns once its effect is durably committed."""
+    event = verify_event(payload, signature, config.webhook_secret)
+    event_id, event_type = str(event["id"]), str(event["type"])
+    if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
+        return WebhookOutcome(event_id, event_type, "duplicate")
+    session = session_of(event)
+    trial_nanos = usd_to_nanos(config.trial_credit_usd)
+    fingerprint = None
+    if session is not None and _wants_fingerprint(event_type, session, trial_nanos):
+        fingerprint = await api.card_fingerprint(_setup_intent_id(session))
+    with durable():
+        result = apply_event(event_id, event_type, session, fingerprint, trial_nanos)
+    log.info("stripe event %s (%s): %s", event_id, event_type, result)
+    return WebhookOutcome(event_id, event_type, result)
+
+
+def session_of(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The Checkout Session an event carries, if it carries one."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if isinstance(obj, dict) and obj.get("object") == "checkout.session" and obj.get("id"):
+        return obj
+    return None
+
+
+def apply_event(
+    event_id: str,
+    event_type: str,
+    session: dict[str, Any] | None,
+    fingerprint: str | None,
+    trial_nanos: int,
+) -> str:
+    """The effect of one event; call inside a write transaction (no awaits in here)."""
+    if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
+        return "duplicate"
+    StripeEvent.create(id=event_id, type=event_type[:200])
+    if session is None or event_type not in HANDLED_TYPES:
+        return "ignored"
+    if session.get("mode") == "setup":
+        if event_type != COMPLETED or session.get("status") != "complete":
+            return "ignored"
+        return grant_trial(session, fingerprint, trial_nanos)
+    if session.get("mode") != "payment":
+        return "ignored"
+    return apply_topup_event(event_type, session)
+
+
+def apply_topup_event(event_type: str, session: dict[str, Any]) -> str:
+    """The effect of a handled event on a payment-mode (top-up) session."""
+    session_id = str(session["id"])
+    if event_type == ASYNC_SUCCEEDED or (
+        event_type == COMPLETED and session.get("payment_status") == "paid"
+    ):
+        return credit_session(session_id)
+    if event_type == COMPLETED:
+        return "waiting" if _known_topup(session_id) else "unknown_session"
+    return close_unpaid(session_id, "failed" if event_type == ASYNC_FAILED else "expired")
+
+
+def credit_session(session_id: str) -> str:
+    """Credit a paid top-up session once and mark its payment completed."""
+    payment = _known_topup(session_id)
+    if payment is None:
+        log.warning("paid Checkout Session %s is not one of ours; ignored", session_id)
+        return "unknown_session"
+    posting = append_entry(
+        payment.user.id,
+        payment.amount_nanos,
+        "topup",
+        f"Stripe top-up (Checkout Session {session_id})",
+        f"stripe:session:{session_id}",
+    )
+    if payment.status != "completed":
+        Payment.update(status="completed", completed_at=utcnow()).where(
+            Payment.id == payment.id
+        ).execute()
+    return "credited" if posting.created else "already_credited"
+
+
+def close_unpaid(session_id: str, status: str) -> str:
+    """Mark a still-pending top-up failed or expired; a completed one stays completed."""
+    if _known_topup(session_id) is None:
+        return "unknown_session"
+    changed = (
+        Payment.update(status=status)
+        .where(Payment.stripe_session_id == session_id, Payment.status == "pending")
+        .execute()
+    )
+    return f"marked_{status}" if changed else "unchanged"
+
+
+def grant_trial(session: dict[str, Any], fingerprint: str | None, trial_nanos: int) -> str:
+    """The trial credit for a completed card setup, once per account and once per card."""
+    user = _session_user(session)
+    if user is None:
+        return "unknown_session"
+    refusal = _trial_refusal(user, fingerprint, trial_nanos)
+    if refusal or fingerprint is None:
+        return refusal or "trial_no_card"
+    append_entry(user.id, trial_nanos, "trial", TRIAL_REASON, f"trial:{user.id}")
+    TrialCard.create(fingerprint=fingerprint, user=user.id)
+    now = utcnow()
+    User.update(trial_granted_at=now).where(User.id == user.id).execute()
+    Payment.create(
+        user=user.id,
+        amount_nanos=trial_nanos,
+        kind="trial",
+        status="completed",
+        stripe_session_id=str(session["id"]),
+        currency="usd",
+        completed_at=now,
+    )
+    return "trial_granted"
+
+
+def _trial_refusal(user: User, fingerprint: str | None, trial_nanos: int) -> str | None:
+    if trial_nanos <= 0:
+        return "trial_off"
+    if user.trial_granted_at is not None:
+        return "trial_already_granted"
+    if not fingerprint:
+        return "trial_no_card"
+    if TrialCard.get_or_none(TrialCard.fingerprint == fingerprint) is not None:
+        return "trial_card_used"
+    return None
+
+
+def _known_topup(session_id: str) -> Payment | None:
+    return Payment.get_or_none(Payment.stripe_session_id == session_id, Payment.kind == "topup")
+
+
+def _session_user(session: dict[str, Any]) -> User | None:
+    metadata = session.get("metadata") if isinstance(session.get("metadata"), dict) else {}
+    raw = (metadata or {}).get(METADATA_USER) or session.get("client_reference_id")
+    try:
+        user_id = int(str(raw))
+    except ValueError:
+        return None
+    return User.get_or_none(User.id == user_id)
+
+
+def _setup_intent_id(session: dict[str, Any]) -> str:
+    intent = session.get("setup_intent")
+    return str(intent.get("id") if isinstance(intent, dict) else intent)
+
+
+def _wants_fingerprint(event_type: str, session: dict[str, Any], trial_nanos: int) -> bool:
+    """Whether the trial could be granted, so the card must be looked up at Stripe first."""
+    if event_type != COMPLETED or session.get("mode") != "setup" or trial_nanos <= 0:
+        return False
+    if session.get("status") != "complete" or not session.get("setup_intent"):
+        return False
+    user = _session_user(session)
+    return user is not None and user.trial_granted_at is None

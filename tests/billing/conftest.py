@@ -1,0 +1,162 @@
+"""Fixtures of the billing suite: the Stripe double, a box whose Stripe client points at it,
+and a client that acts as the customer (through the box's API) and as Stripe (webhooks)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.stripe_double import StripeDouble
+from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+
+SECRET_KEY = "sk_test_51CodelaceBoxDoubleKey0000000000000000"
+WEBHOOK_SECRET = "whsec_codelaceboxdoublesigningsecret000000"
+
+
+def stripe_section(double: StripeDouble, **overrides: Any) -> dict[str, Any]:
+    """The [stripe] section that sends the box's Stripe calls to the double."""
+    section = {
+        "secret_key": double.secret_key,
+        "webhook_secret": double.webhook_secret,
+        "api_base": double.url,
+        "min_topup_usd": 10,
+        "trial_credit_usd": 1,
+    }
+    section.update(overrides)
+    return section
+
+
+@dataclass(frozen=True)
+class Customer:
+    email: str
+    key: str
+    user_id: int
+
+
+class BillingBox:
+    """One running box, its database file and the double standing in for Stripe."""
+
+    def __init__(self, server: ServerProcess, config: Path, db_path: Path, double: StripeDouble):
+        self.server = server
+        self.config = config
+        self.db_path = db_path
+        self.double = double
+        self.http = httpx.Client(base_url=server.base_url, timeout=30)
+        self._count = 0
+
+    def customer(self, prefix: str = "buyer") -> Customer:
+        """A fresh account with an API key, made with the admin CLI."""
+        self._count += 1
+        email = f"{prefix}{self._count}-{free_port()}@billing.test"
+        created = run_cli(self.config, "users", "create", email)
+        assert created.returncode == 0, created.stderr
+        made = run_cli(self.config, "keys", "create", email)
+        assert made.returncode == 0, made.stderr
+        user_id = int(created.stdout.split()[2])
+        return Customer(email, made.stdout.strip().splitlines()[0], user_id)
+
+    def post(self, path: str, customer: Customer | None, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {customer.key}"} if customer else {}
+        return self.http.post(path, headers=headers, **kwargs)
+
+    def get(self, path: str, customer: Customer | None, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {customer.key}"} if customer else {}
+        return self.http.get(path, headers=headers, **kwargs)
+
+    def start_topup(self, customer: Customer, amount: Any) -> str:
+        """Ask the box for a checkout; the id of the session it created at the double."""
+        response = self.post("/api/v1/stripe/checkout", customer, json={"amount_usd": amount})
+        assert response.status_code == 200, response.text
+        return str(self.double.session_by_url(response.json()["checkout_url"])["id"])
+
+    def start_setup(self, customer: Customer) -> str:
+        response = self.post("/api/v1/stripe/setup", customer)
+        assert response.status_code == 200, response.text
+        return str(self.double.session_by_url(response.json()["checkout_url"])["id"])
+
+    def deliver(self, event: dict[str, Any], **sign: Any) -> httpx.Response:
+        """Deliver an event to the webhook as Stripe does."""
+        body, headers = self.double.webhook(event, **sign)
+        return self.http.post("/api/v1/stripe/webhook", content=body, headers=headers)
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Read the box's database file directly (a second connection, as an auditor would)."""
+        with sqlite3.connect(self.db_path, timeout=10) as db:
+            return db.execute(sql, args).fetchall()
+
+    def balance_nanos(self, customer: Customer) -> int:
+        return int(
+            self.query("SELECT balance_nanos FROM user WHERE id = ?", customer.user_id)[0][0]
+        )
+
+    def ledger(self, customer: Customer) -> list[tuple[Any, ...]]:
+        return self.query(
+            "SELECT kind, amount_nanos, idempotency_key FROM ledger_entry WHERE user_id = ? "
+            "ORDER BY id",
+            customer.user_id,
+        )
+
+    def payment_status(self, session_id: str) -> str:
+        rows = self.query("SELECT status FROM payment WHERE stripe_session_id = ?", session_id)
+        assert len(rows) == 1, rows
+        return str(rows[0][0])
+
+    def history(self, customer: Customer) -> list[dict[str, Any]]:
+        response = self.get("/api/v1/customer/payment", customer)
+        assert response.status_code == 200, response.text
+        return list(response.json())
+
+    def doctor(self) -> tuple[int, str]:
+        result = run_cli(self.config, "doctor")
+        return result.returncode, result.stdout + result.stderr
+
+
+BoxFactory = Callable[..., BillingBox]
+
+
+@pytest.fixture(scope="module")
+def stripe_double() -> Iterator[StripeDouble]:
+    """The Stripe double on loopback, shared by the module."""
+    double = StripeDouble(SECRET_KEY, WEBHOOK_SECRET).start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope="module")
+def billing_box_factory(
+    tmp_path_factory: pytest.TempPathFactory, stripe_double: StripeDouble
+) -> Iterator[BoxFactory]:
+    """Start boxes for this module (each with its own database); all stop at its end."""
+    boxes: list[BillingBox] = []
+
+    def factory(
+        stripe: dict[str, Any] | None = None, workers: int = 1, **sections: dict[str, Any]
+    ) -> BillingBox:
+        folder = tmp_path_factory.mktemp("billing")
+        merged = base_sections(folder, free_port())
+        merged["server"]["workers"] = workers
+        merged["stripe"] = stripe_section(stripe_double) if stripe is None else stripe
+        for name, keys in sections.items():
+            merged.setdefault(name, {}).update(keys)
+        config = write_config(folder / "codelace.toml", merged)
+        server = ServerProcess(config, int(merged["server"]["port"])).start()
+        box = BillingBox(server, config, Path(merged["database"]["path"]), stripe_double)
+        boxes.append(box)
+        return box
+
+    yield factory
+    for box in boxes:
+        box.http.close()
+        box.server.stop()
+
+
+@pytest.fixture(scope="module")
+def box(billing_box_factory: BoxFactory) -> BillingBox:
+    """The module's box with Stripe pointing at the double."""
+    return billing_box_factory()

@@ -1,0 +1,172 @@
+"""Starting payments through the running box: the Checkout Sessions it creates at Stripe (the
+double, through the real `stripe` library), the pending payment it records, and what it
+refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.billing.conftest import BillingBox
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_checkout_creates_a_payment_session_and_a_pending_payment(box: BillingBox) -> None:
+    buyer = box.customer()
+    response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 25.5})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"]
+    url = response.json()["checkout_url"]
+    session = box.double.session_by_url(url)
+    assert url == session["url"]
+    assert session["mode"] == "payment"
+    assert session["amount_total"] == 2550
+    assert session["currency"] == "usd"
+    assert session["client_reference_id"] == str(buyer.user_id)
+    assert session["metadata"] == {"codelace_user_id": str(buyer.user_id), "codelace_kind": "topup"}
+    assert session["customer_email"] == buyer.email
+    base = box.server.base_url
+    assert session["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+    assert session["cancel_url"] == f"{base}/billing/cancel"
+    assert box.payment_status(session["id"]) == "pending"
+    [payment] = box.history(buyer)
+    assert payment["amount_usd"] == 25.5
+    assert (payment["kind"], payment["status"]) == ("topup", "pending")
+    assert box.balance_nanos(buyer) == 0
+
+
+def test_the_stripe_call_is_form_encoded_with_the_secret_key(box: BillingBox) -> None:
+    buyer = box.customer()
+    box.start_topup(buyer, 10)
+    call = box.double.calls("POST", "/v1/checkout/sessions")[-1]
+    assert call["headers"]["content-type"] == "application/x-www-form-urlencoded"
+    assert call["headers"]["stripe-version"]
+    item = call["params"]["line_items"][0]
+    assert item == {
+        "price_data": {
+            "currency": "usd",
+            "unit_amount": "1000",
+            "product_data": {"name": "codelace-box credit (10 USD)"},
+        },
+        "quantity": "1",
+    }
+
+
+def test_setup_creates_a_setup_session_for_a_card(box: BillingBox) -> None:
+    buyer = box.customer()
+    response = box.post("/api/v1/stripe/setup", buyer)
+    assert response.status_code == 200, response.text
+    session = box.double.session_by_url(response.json()["checkout_url"])
+    assert session["mode"] == "setup"
+    assert session["setup_intent"].startswith("seti_")
+    assert session["allowed_payment_method_types"] == ["card"]
+    assert session["metadata"]["codelace_user_id"] == str(buyer.user_id)
+    assert box.history(buyer) == []  # a setup is not a payment until it earns the trial
+
+
+@pytest.mark.parametrize(
+    ("amount", "code"),
+    [
+        (9.99, "amount_too_small"),
+        (0, "amount_too_small"),
+        (-20, "amount_too_small"),
+        (10_000.01, "amount_too_large"),
+        (1e300, "amount_too_large"),
+        (10.001, "invalid_amount"),
+        ("20", "invalid_amount"),
+        ("twenty", "invalid_amount"),
+        (None, "invalid_amount"),
+        (True, "invalid_amount"),
+        ([20], "invalid_amount"),
+        ({"usd": 20}, "invalid_amount"),
+    ],
+)
+def test_bad_amounts_are_refused_and_nothing_is_created(
+    box: BillingBox, amount: Any, code: str
+) -> None:
+    buyer = box.customer()
+    before = len(box.double.calls("POST", "/v1/checkout/sessions"))
+    response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": amount})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        code,
+        "amount_usd",
+    )
+    assert len(box.double.calls("POST", "/v1/checkout/sessions")) == before
+    assert box.history(buyer) == []
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[]", b'{"amount": 20}', b'{"amount_usd": NaN}', b'{"amount_usd": 1e999}']
+)
+def test_malformed_bodies_are_400(box: BillingBox, body: bytes) -> None:
+    buyer = box.customer()
+    response = box.post("/api/v1/stripe/checkout", buyer, content=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_exact_cents_and_the_limits_are_accepted(box: BillingBox) -> None:
+    buyer = box.customer()
+    for amount, cents in [(10, 1000), (9999.99, 999999), (10_000, 1_000_000), (12.1, 1210)]:
+        session_id = box.start_topup(buyer, amount)
+        assert box.double.session(session_id)["amount_total"] == cents
+    assert sorted(p["amount_usd"] for p in box.history(buyer)) == [10, 12.1, 9999.99, 10_000]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/stripe/checkout", "/api/v1/stripe/setup"])
+def test_starting_a_payment_needs_a_valid_key(box: BillingBox, path: str) -> None:
+    assert box.post(path, None, json={"amount_usd": 20}).status_code == 401
+    response = box.http.post(
+        path, json={"amount_usd": 20}, headers={"authorization": "Bearer cl_not_a_real_key"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_payment_history_needs_a_key_and_validates_limit(box: BillingBox) -> None:
+    assert box.get("/api/v1/customer/payment", None).status_code == 401
+    buyer = box.customer()
+    for limit in ("0", "x", "1001", "-1"):
+        response = box.get("/api/v1/customer/payment", buyer, params={"limit": limit})
+        assert response.status_code == 400, limit
+        assert response.json()["error"]["param"] == "limit"
+
+
+def test_a_stripe_error_is_a_502_without_secrets(box: BillingBox) -> None:
+    buyer = box.customer()
+    box.double.inject_error(400, "Your account cannot currently make live charges.")
+    response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 20})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "stripe_error"
+    assert "cannot currently make live charges" in error["message"]
+    assert box.history(buyer) == []
+
+
+def test_a_refused_secret_key_is_a_503_that_names_the_setting(box: BillingBox) -> None:
+    buyer = box.customer()
+    box.double.inject_error(401, f"Invalid API Key provided: {box.double.secret_key}")
+    response = box.post("/api/v1/stripe/setup", buyer)
+    assert response.status_code == 503, response.text
+    message = response.json()["error"]["message"]
+    assert "stripe.secret_key" in message
+    assert box.double.secret_key not in response.text
+    assert box.double.secret_key not in box.server.log_text()
+
+
+def test_return_pages_are_small_html(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 12)
+    page = box.http.get("/billing/success", params={"session_id": session_id})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "as soon as Stripe confirms" in page.text
+    unknown = box.http.get("/billing/success", params={"session_id": "<script>"})
+    assert unknown.status_code == 200 and "<script>" not in unknown.text
+    cancel = box.http.get("/billing/cancel")
+    assert cancel.status_code == 200 and "Nothing was charged" in cancel.text

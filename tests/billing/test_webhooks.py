@@ -1,0 +1,228 @@
+"""Stripe's webhooks against the running box: signed deliveries from the double, repeated, at
+once and out of order, must credit every paid session exactly once and never un-credit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.billing.conftest import BillingBox, Customer
+from tests.fakes.stripe_wire import sign_payload
+
+pytestmark = pytest.mark.timeout(120)
+NANOS = 1_000_000_000
+
+
+def topup_entries(box: BillingBox, buyer: Customer) -> list[tuple[Any, ...]]:
+    return [row for row in box.ledger(buyer) if row[0] == "topup"]
+
+
+async def deliver_at_once(box: BillingBox, events: list[dict[str, Any]]) -> list[httpx.Response]:
+    """Deliver all events concurrently, each on its own connection."""
+    deliveries = [box.double.webhook(event) for event in events]
+    async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30) as client:
+        return await asyncio.gather(
+            *(
+                client.post("/api/v1/stripe/webhook", content=body, headers=headers)
+                for body, headers in deliveries
+            )
+        )
+
+
+def test_a_paid_session_delivered_five_times_in_a_row_credits_once(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    event = box.double.complete(session_id)
+    results = [box.deliver(event) for _ in range(5)]
+    assert [r.status_code for r in results] == [200] * 5
+    assert [r.json()["result"] for r in results] == ["credited"] + ["duplicate"] * 4
+    assert topup_entries(box, buyer) == [("topup", 20 * NANOS, f"stripe:session:{session_id}")]
+    assert box.balance_nanos(buyer) == 20 * NANOS
+    assert box.payment_status(session_id) == "completed"
+
+
+def test_a_paid_session_delivered_five_times_at_once_credits_once(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 30)
+    event = box.double.complete(session_id)
+    responses = asyncio.run(deliver_at_once(box, [event] * 5))
+    assert [r.status_code for r in responses] == [200] * 5
+    assert sorted(r.json()["result"] for r in responses) == ["credited"] + ["duplicate"] * 4
+    assert box.balance_nanos(buyer) == 30 * NANOS
+    assert len(topup_entries(box, buyer)) == 1
+
+
+def test_different_events_for_one_session_at_once_credit_once(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 15)
+    completed = box.double.complete(session_id, payment_status="unpaid")
+    succeeded = box.double.succeed_async(session_id)
+    paid_again = box.double.event("checkout.session.completed", box.double.session(session_id))
+    events = [completed, succeeded, paid_again, succeeded, paid_again]
+    responses = asyncio.run(deliver_at_once(box, events))
+    assert [r.status_code for r in responses] == [200] * 5
+    assert box.balance_nanos(buyer) == 15 * NANOS
+    assert len(topup_entries(box, buyer)) == 1
+    assert box.payment_status(session_id) == "completed"
+
+
+def test_async_payment_waits_then_credits_on_success(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 40)
+    waiting = box.deliver(box.double.complete(session_id, payment_status="unpaid"))
+    assert waiting.json()["result"] == "waiting"
+    assert box.payment_status(session_id) == "pending"
+    assert box.balance_nanos(buyer) == 0
+    assert box.deliver(box.double.succeed_async(session_id)).json()["result"] == "credited"
+    assert box.payment_status(session_id) == "completed"
+    assert box.balance_nanos(buyer) == 40 * NANOS
+
+
+def test_async_payment_failure_marks_the_payment_failed(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 40)
+    box.deliver(box.double.complete(session_id, payment_status="unpaid"))
+    response = box.deliver(box.double.fail_async(session_id))
+    assert response.json()["result"] == "marked_failed"
+    assert box.payment_status(session_id) == "failed"
+    assert box.balance_nanos(buyer) == 0
+    assert box.ledger(buyer) == []
+
+
+def test_an_expired_session_marks_the_payment_expired(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 11)
+    assert box.deliver(box.double.expire(session_id)).json()["result"] == "marked_expired"
+    assert box.payment_status(session_id) == "expired"
+    assert box.balance_nanos(buyer) == 0
+    [payment] = box.history(buyer)
+    assert payment["status"] == "expired"
+
+
+def test_success_arriving_before_the_unpaid_completion_credits_once(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 13)
+    completed = box.double.complete(session_id, payment_status="unpaid")
+    succeeded = box.double.succeed_async(session_id)
+    assert box.deliver(succeeded).json()["result"] == "credited"
+    assert box.deliver(completed).json()["result"] == "waiting"
+    assert box.payment_status(session_id) == "completed"
+    assert box.balance_nanos(buyer) == 13 * NANOS
+
+
+@pytest.mark.parametrize("late", ["expired", "failed"])
+def test_a_late_expiry_or_failure_never_uncredits(box: BillingBox, late: str) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 17)
+    paid = box.double.complete(session_id)
+    # Built before delivery but delivered after: what Stripe's unordered retries can do.
+    stale = (
+        box.double.event(
+            "checkout.session.expired", box.double.session(session_id) | {"status": "expired"}
+        )
+        if late == "expired"
+        else box.double.fail_async(session_id)
+    )
+    assert box.deliver(paid).json()["result"] == "credited"
+    assert box.deliver(stale).json()["result"] == "unchanged"
+    assert box.payment_status(session_id) == "completed"
+    assert box.balance_nanos(buyer) == 17 * NANOS
+
+
+def test_payment_after_expiry_is_credited(box: BillingBox) -> None:
+    """Decision: a paid event is Stripe saying the money arrived, so it wins over `expired`."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 14)
+    expired = box.double.event(
+        "checkout.session.expired", box.double.session(session_id) | {"status": "expired"}
+    )
+    paid = box.double.complete(session_id)
+    assert box.deliver(expired).json()["result"] == "marked_expired"
+    assert box.deliver(paid).json()["result"] == "credited"
+    assert box.payment_status(session_id) == "completed"
+    assert box.balance_nanos(buyer) == 14 * NANOS
+    assert box.deliver(expired).json()["result"] == "duplicate"
+    assert box.payment_status(session_id) == "completed"
+
+
+def _event_count(box: BillingBox) -> int:
+    return int(box.query("SELECT COUNT(*) FROM stripe_event")[0][0])
+
+
+def test_bad_signatures_are_400_and_change_nothing(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    event = box.double.complete(session_id)
+    events_before = _event_count(box)
+    body, headers = box.double.webhook(event)
+    tampered = body.replace(b'"paid"', b'"paid" ')
+    unsigned = {k: v for k, v in headers.items() if k != "stripe-signature"}
+    cases = {
+        "wrong secret": box.double.webhook(event, secret="whsec_not_the_right_one"),
+        "stale timestamp": box.double.webhook(event, timestamp=int(time.time()) - 301),
+        "tampered body": (tampered, headers),
+        "missing header": (body, unsigned),
+        "garbage header": (body, headers | {"stripe-signature": "nonsense"}),
+        "no v1 scheme": (body, headers | {"stripe-signature": f"t={int(time.time())}"}),
+        "not utf-8": (b"\xff\xfe" + body, headers),
+    }
+    for name, (payload, sent_headers) in cases.items():
+        response = box.http.post("/api/v1/stripe/webhook", content=payload, headers=sent_headers)
+        assert response.status_code == 400, name
+        error = response.json()["error"]
+        assert error["code"] == "invalid_signature", name
+        assert box.double.webhook_secret not in response.text
+    assert _event_count(box) == events_before
+    assert box.payment_status(session_id) == "pending"
+    assert box.ledger(buyer) == []
+    # The genuine delivery still works afterwards: the refused ones recorded nothing.
+    assert box.deliver(event).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def test_a_signed_body_that_is_not_an_event_is_400(box: BillingBox) -> None:
+    for body in (b"[1, 2]", b'{"object": "event"}', b"not json"):
+        signature = sign_payload(body, box.double.webhook_secret, int(time.time()))
+        response = box.http.post(
+            "/api/v1/stripe/webhook", content=body, headers={"stripe-signature": signature}
+        )
+        assert response.status_code == 400, body
+        assert response.json()["error"]["code"] == "invalid_event"
+
+
+def test_unknown_events_and_foreign_sessions_are_acknowledged_and_ignored(
+    box: BillingBox,
+) -> None:
+    buyer = box.customer()
+    intent = {"id": "pi_test_123", "object": "payment_intent", "amount": 5000}
+    assert box.deliver(box.double.event("payment_intent.succeeded", intent)).json() == {
+        "received": True,
+        "result": "ignored",
+    }
+    # A session some other integration of the same Stripe account created: not ours.
+    foreign = box.double.handle(
+        "POST",
+        "/v1/checkout/sessions",
+        {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": "usd",
+                        "unit_amount": "9900",
+                        "product_data": {"name": "x"},
+                    },
+                    "quantity": "1",
+                }
+            ],
+            "metadata": {"codelace_user_id": str(buyer.user_id)},
+        },
+    )
+    response = box.deliver(box.double.complete(foreign["id"]))
+    assert response.status_code == 200
+    assert response.json()["result"] == "unknown_session"
+    assert box.balance_nanos(buyer) == 0
