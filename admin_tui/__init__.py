@@ -1,0 +1,1 @@
+"""codelace-box's terminal admin dashboard (Textual): `codelace-box admin`."""

@@ -1,0 +1,71 @@
+"""The Textual app: five modes (F1-F5), the command palette, and the one factory shared by the
+`codelace-box admin` command and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from admin_tui.screens.activity import ActivityScreen
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.dashboard import DashboardScreen
+from admin_tui.screens.models import ModelsScreen
+from admin_tui.screens.providers import ProvidersScreen
+from admin_tui.screens.users import UsersScreen
+from admin_tui.services import AdminServices, Config
+from admin_tui.widgets.navbar import MODES as NAV_MODES
+
+
+class AdminApp(App[None]):
+    """The operator's dashboard over the same database as `serve`."""
+
+    TITLE = "codelace-box admin"
+    CSS_PATH = "admin.tcss"
+    MODES = {
+        "dashboard": DashboardScreen,
+        "users": UsersScreen,
+        "models": ModelsScreen,
+        "providers": ProvidersScreen,
+        "activity": ActivityScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [
+        *(
+            Binding(key, f"switch_mode('{mode}')", title, show=False)
+            for mode, key, title in NAV_MODES
+        ),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, services: AdminServices) -> None:
+        super().__init__()
+        self.services = services
+
+    def on_unmount(self) -> None:
+        self.services.shutdown()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for mode, key, title in NAV_MODES:
+            yield SystemCommand(
+                f"Go to {title}",
+                f"Switch to the {title} screen ({key.upper()})",
+                partial(self.switch_mode, mode),
+            )
+        if isinstance(screen, AdminScreen):
+            yield from screen.palette_commands()
+        yield from super().get_system_commands(screen)
+
+
+def create_admin_app(config: Config, clock: Callable[[], datetime] | None = None) -> AdminApp:
+    """The dashboard for a configuration; `clock` (naive UTC) freezes time for snapshots."""
+    return AdminApp(AdminServices(config, clock))
+
+
+def run_admin(config: Config) -> None:
+    """Run the dashboard in this terminal until the operator quits."""
+    create_admin_app(config).run()

@@ -1,0 +1,1 @@
+"""Typed modal dialogs: confirmation and forms that show feature errors inline."""

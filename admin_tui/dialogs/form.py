@@ -1,0 +1,136 @@
+"""A modal form: labelled inputs, a submit coroutine, and its error shown inline.
+
+The dialog stays open until the submit coroutine succeeds, so a typo (a price that is not a
+number, a duplicate model id) costs nothing: the message appears under the fields and the
+operator fixes the field. The coroutine may itself ask for confirmation (push_screen_wait).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from admin_tui.services import CodelaceError
+
+T = TypeVar("T")
+
+
+class Abandon(Exception):
+    """Raised by a submit coroutine to keep the form open silently (e.g. not confirmed)."""
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of a form."""
+
+    name: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+    password: bool = False
+    choices: tuple[str, ...] = ()  # a Select of these instead of an Input
+    read_only: bool = False
+
+
+Submit = Callable[[dict[str, str]], Awaitable[T]]
+
+
+class FormDialog(ModalScreen[T | None]):
+    """Dismissed with the submit coroutine's result, or None when cancelled."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "save", "Save"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        fields: Sequence[FormField],
+        submit: Submit[T],
+        submit_label: str = "Save",
+        note: str = "",
+    ) -> None:
+        super().__init__(classes="dialog-screen")
+        self._title = title
+        self._fields = list(fields)
+        self._submit = submit
+        self._submit_label = submit_label
+        self._note = note
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog", id="form"):
+            yield Label(self._title, classes="dialog-title")
+            if self._note:
+                yield Static(self._note, classes="dialog-note")
+            for spec in self._fields:
+                yield Label(spec.label, classes="field-label")
+                yield self._widget(spec)
+            yield Static("", id="form-error", classes="form-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self._submit_label} (^s)", variant="primary", id="save")
+                yield Button("Cancel (esc)", id="cancel")
+
+    @staticmethod
+    def _widget(spec: FormField) -> Input | Select[str]:
+        if spec.choices:
+            return Select(
+                [(c, c) for c in spec.choices],
+                value=spec.value or spec.choices[0],
+                allow_blank=False,
+                id=f"field-{spec.name}",
+            )
+        return Input(
+            value=spec.value,
+            placeholder=spec.placeholder,
+            password=spec.password,
+            disabled=spec.read_only,
+            id=f"field-{spec.name}",
+        )
+
+    def values(self) -> dict[str, str]:
+        """What the operator typed, by field name."""
+        result: dict[str, str] = {}
+        for spec in self._fields:
+            widget = self.query_one(f"#field-{spec.name}")
+            value = widget.value if isinstance(widget, Input | Select) else ""
+            result[spec.name] = value if isinstance(value, str) else ""
+        return result
+
+    def show_error(self, message: str) -> None:
+        """Show why the form was not accepted."""
+        self.query_one("#form-error", Static).update(message)
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#save")
+    def _submitted(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancelled(self) -> None:
+        self.action_cancel()
+
+    def action_save(self) -> None:
+        self.run_worker(self._save, exclusive=True, group="form-save")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    async def _save(self) -> None:
+        self.show_error("")
+        try:
+            result = await self._submit(self.values())
+        except CodelaceError as exc:
+            self.show_error(exc.message)
+            return
+        except Abandon:
+            return
+        self.dismiss(result)

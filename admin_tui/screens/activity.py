@@ -1,0 +1,110 @@
+"""F5 Activity: live requests and payments, newest first, filtered by text, refreshed every
+two seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, TabbedContent, TabPane
+
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import clock_moment, count, right, status_cell, usd, usd_fine
+from admin_tui.services import PaymentRow, RequestRow
+from admin_tui.widgets.live_table import LiveTable
+
+
+class ActivityScreen(AdminScreen):
+    """What is happening now: every request and every payment as it lands."""
+
+    MODE = "activity"
+    REFRESH_SECONDS = 2.0
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("t", "switch_tab", "Requests/payments"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(
+            placeholder="/ filter: words of the email, model, status or kind",
+            id="filter",
+            compact=True,
+        )
+        with TabbedContent(id="activity-tabs"):
+            with TabPane("Requests", id="tab-requests"):
+                yield LiveTable(
+                    "When (UTC)",
+                    "Status",
+                    "User",
+                    "Model",
+                    "In/out",
+                    "Cost",
+                    "ms",
+                    id="requests",
+                )
+            with TabPane("Payments", id="tab-payments"):
+                yield LiveTable("When (UTC)", "User", "Amount", "Kind", "Status", id="payments")
+
+    def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
+        self.query_one("#requests", LiveTable).focus()
+
+    async def fetch(self) -> tuple[list[RequestRow], list[PaymentRow]]:
+        search = self.query_one("#filter", Input).value
+        requests = await self.services.run(self.services.requests, search)
+        payments = await self.services.run(self.services.payments, search)
+        return requests, payments
+
+    def show(self, data: Any) -> None:
+        requests, payments = data
+        self.query_one("#requests", LiveTable).replace_rows(
+            [
+                (
+                    str(r.id),
+                    [
+                        clock_moment(r.created_at),
+                        status_cell(r.status if not r.error_code else f"{r.status}:{r.error_code}"),
+                        r.email,
+                        r.model,
+                        right(f"{count(r.input_tokens)}/{count(r.output_tokens)}"),
+                        right(usd_fine(r.cost_nanos)),
+                        right(count(r.duration_ms)),
+                    ],
+                )
+                for r in requests
+            ]
+        )
+        self.query_one("#payments", LiveTable).replace_rows(
+            [
+                (
+                    str(p.id),
+                    [
+                        clock_moment(p.created_at),
+                        p.email,
+                        right(usd(p.amount_nanos)),
+                        p.kind,
+                        status_cell(p.status),
+                    ],
+                )
+                for p in payments
+            ]
+        )
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self) -> None:
+        self.reload()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        tabs = self.query_one("#activity-tabs", TabbedContent)
+        table = "#payments" if tabs.active == "tab-payments" else "#requests"
+        self.query_one(table, LiveTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_switch_tab(self) -> None:
+        tabs = self.query_one("#activity-tabs", TabbedContent)
+        tabs.active = "tab-requests" if tabs.active == "tab-payments" else "tab-payments"
+        self.query_one("#payments" if tabs.active == "tab-payments" else "#requests").focus()

@@ -1,0 +1,107 @@
+"""What every admin screen shares: the services, background reloads, actions and their errors.
+
+A screen says how to `fetch` its data (on the database thread, via the services) and how to
+`show` it; reloads run as exclusive Textual workers, on mount, on resume and, for live screens,
+every REFRESH_SECONDS while the screen is visible. `act` runs one feature action and reports
+the outcome: the feature's own message on a CodelaceError, a short confirmation otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
+from typing import Any, ClassVar, Protocol, cast
+
+from textual.app import ComposeResult, SystemCommand
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from admin_tui.dialogs.confirm import ConfirmDialog
+from admin_tui.services import AdminServices, CodelaceError
+from admin_tui.widgets.navbar import NavBar
+
+
+def describe(exc: Exception) -> str:
+    """A message for the operator: a feature error's own text, else the failure's kind."""
+    if isinstance(exc, CodelaceError):
+        return exc.message
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+class HasServices(Protocol):
+    services: AdminServices
+
+
+class AdminScreen(Screen[None]):
+    """Base of the dashboard's screens."""
+
+    MODE: ClassVar[str] = ""
+    REFRESH_SECONDS: ClassVar[float | None] = None
+
+    @property
+    def services(self) -> AdminServices:
+        return cast(HasServices, self.app).services
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.MODE)
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's own widgets, between the nav bar and the footer."""
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.reload()
+        if self.REFRESH_SECONDS:
+            self.set_interval(self.REFRESH_SECONDS, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    def reload(self) -> None:
+        """Fetch and show fresh data in the background (a newer reload replaces an older one)."""
+        self.run_worker(self._reload, exclusive=True, group="reload", exit_on_error=False)
+
+    async def _reload(self) -> None:
+        try:
+            data = await self.fetch()
+        except Exception as exc:
+            self.notify(describe(exc), title="Could not load", severity="error")
+            return
+        self.show(data)
+
+    async def fetch(self) -> Any:
+        """Read what the screen shows (through the services)."""
+        return None
+
+    def show(self, data: Any) -> None:
+        """Put fetched data on screen."""
+
+    async def act(self, action: Callable[[], Awaitable[Any]], done: str) -> bool:
+        """Run one feature action; notify its outcome and reload. True when it succeeded."""
+        try:
+            await action()
+        except Exception as exc:
+            self.notify(describe(exc), title="Not done", severity="error", timeout=8)
+            return False
+        self.notify(done)
+        self.reload()
+        return True
+
+    async def confirm(self, title: str, message: str, confirm_label: str = "Yes") -> bool:
+        """Ask a yes/no question (call from a worker)."""
+        dialog = ConfirmDialog(title, message, confirm_label)
+        return bool(await self.app.push_screen_wait(dialog))  # type: ignore[arg-type]
+
+    def start(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run an interactive job (dialogs, actions) as a worker of this screen."""
+        self.run_worker(partial(job, *args), group="action")
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """Commands this screen adds to the command palette."""
+        yield from ()

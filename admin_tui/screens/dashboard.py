@@ -1,0 +1,96 @@
+"""F1 Dashboard: traffic, spend and errors of the last hour and day, revenue, users, a live
+requests-per-minute chart and the newest requests, refreshed every two seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.widgets import Label, Static
+
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd, usd_fine
+from admin_tui.services import Dashboard, RequestRow
+from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.rpm_chart import RpmChart
+
+RECENT_ROWS = 8
+
+
+class DashboardScreen(AdminScreen):
+    """The operator's first look: is traffic flowing, is money coming in, is anything failing."""
+
+    MODE = "dashboard"
+    REFRESH_SECONDS = 2.0
+    BINDINGS = [("r", "reload", "Refresh")]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="figures")
+        yield RpmChart(id="rpm")
+        yield Label("Newest requests (F5 for all)", classes="section-title")
+        yield LiveTable("When", "User", "Model", "Tokens", "Cost", "Status", id="recent")
+
+    async def fetch(self) -> tuple[Dashboard, list[RequestRow]]:
+        board = await self.services.run(self.services.dashboard)
+        recent = await self.services.run(self.services.requests, "", RECENT_ROWS)
+        return board, recent
+
+    def show(self, data: Any) -> None:
+        board, recent = data
+        self.query_one("#figures", Static).update(figures_table(board))
+        self.query_one("#rpm", RpmChart).update_counts(board.requests_per_minute)
+        self.query_one("#recent", LiveTable).replace_rows(
+            [
+                (
+                    str(r.id),
+                    [
+                        short_moment(r.created_at),
+                        r.email,
+                        r.model,
+                        right(count(r.input_tokens + r.output_tokens)),
+                        right(usd_fine(r.cost_nanos)),
+                        status_cell(r.status),
+                    ],
+                )
+                for r in recent
+            ]
+        )
+
+    def action_reload(self) -> None:
+        self.reload()
+
+
+def figures_table(board: Dashboard) -> Table:
+    """The figures grid: one row per measure, one column per window."""
+    table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
+    table.add_column("")
+    table.add_column("Last hour", justify="right")
+    table.add_column("Last 24 h", justify="right")
+    table.add_column("")
+    table.add_column("", justify="right")
+    hour, day = board.hour, board.day
+    users = f"{count(board.users_total)} ({count(board.users_disabled)} disabled)"
+    rows = [
+        ("Requests", count(hour.requests), count(day.requests), "Users", users),
+        (
+            "Tokens",
+            count(hour.tokens),
+            count(day.tokens),
+            "Revenue, all time",
+            usd(board.revenue_total_nanos),
+        ),
+        (
+            "Spend",
+            usd(hour.spend_nanos),
+            usd(day.spend_nanos),
+            "Pending payments",
+            count(board.pending_payments),
+        ),
+        ("Errors", count(hour.errors), count(day.errors), "", ""),
+        ("Active users", count(hour.active_users), count(day.active_users), "", ""),
+        ("Revenue", usd(board.revenue_hour_nanos), usd(board.revenue_day_nanos), "", ""),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -1,0 +1,58 @@
+"""How the screens write numbers, money and moments: short, aligned, never a secret."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+from admin_tui.services import format_usd
+
+
+def usd(nanos: int, places: int = 2) -> str:
+    """Money for a table cell, e.g. '$12.50' (cents unless a finer figure is asked for)."""
+    return format_usd(nanos, places)
+
+
+def usd_fine(nanos: int) -> str:
+    """Money where sub-cent amounts matter (request costs): up to 6 places, trailing zeros off."""
+    text = format_usd(nanos, 6)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def count(value: int) -> str:
+    """A count with thousands separators."""
+    return f"{value:,}"
+
+
+def moment(value: datetime | None) -> str:
+    """A UTC timestamp to the second, or a dash."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def clock_moment(value: datetime | None) -> str:
+    """A UTC timestamp without the year, to the second (live tables), or a dash."""
+    return value.strftime("%m-%d %H:%M:%S") if value else "—"
+
+
+def short_moment(value: datetime | None) -> str:
+    """A UTC timestamp to the minute (for narrow columns), or a dash."""
+    return value.strftime("%m-%d %H:%M") if value else "—"
+
+
+def status_cell(status: str) -> Text:
+    """A status word coloured by what it means."""
+    good = {"ok", "active", "completed", "yes", "enabled"}
+    bad = {"error", "disabled", "failed", "failing", "no"}
+    style = "green" if status in good else "red" if status in bad else "yellow"
+    return Text(status, style=style)
+
+
+def right(value: str) -> Text:
+    """A right-aligned cell (numbers, money)."""
+    return Text(value, justify="right")
+
+
+def alarm(value: int) -> Text:
+    """A count that is bad news when not zero (failing keys, errors)."""
+    return Text(str(value), style="bold red" if value else "", justify="right")

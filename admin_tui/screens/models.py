@@ -1,0 +1,171 @@
+"""F3 Models: the catalog with its prices; add a model, edit prices, provider and upstream
+name, enable/disable. Bad input (a price that is not a number, an id already in the catalog)
+is refused inside the form with the feature's own message, and nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from admin_tui.dialogs.form import FormDialog, FormField
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import right, status_cell
+from admin_tui.services import ModelForm, ModelRow, price_text
+from admin_tui.widgets.live_table import LiveTable
+
+
+class ModelsScreen(AdminScreen):
+    """The catalog; changes reach the running server within a second."""
+
+    MODE = "models"
+    REFRESH_SECONDS = 10.0
+    BINDINGS = [
+        Binding("n", "add_model", "Add model"),
+        Binding("e", "edit_model", "Edit"),
+        Binding("t", "toggle_model", "Enable/disable"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: dict[str, ModelRow] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield LiveTable(
+            "Model id",
+            "Provider",
+            "Upstream",
+            "In $/1M",
+            "Out $/1M",
+            "Max out",
+            "On",
+            id="models",
+        )
+
+    async def fetch(self) -> list[ModelRow]:
+        return await self.services.run(self.services.models)
+
+    def show(self, data: Any) -> None:
+        self._rows = {row.id: row for row in data}
+        self.query_one("#models", LiveTable).replace_rows(
+            [
+                (
+                    row.id,
+                    [
+                        row.id,
+                        row.provider,
+                        row.upstream_model,
+                        right(price_text(row.input_per_1m_nanos)),
+                        right(price_text(row.output_per_1m_nanos)),
+                        right(str(row.max_output_tokens or "—")),
+                        status_cell("yes" if row.enabled else "no"),
+                    ],
+                )
+                for row in data
+            ]
+        )
+
+    def selected_model(self) -> ModelRow | None:
+        key = self.query_one("#models", LiveTable).selected_key()
+        return self._rows.get(key) if key else None
+
+    @on(DataTable.RowSelected, "#models")
+    def _row_selected(self) -> None:
+        self.action_edit_model()
+
+    def action_add_model(self) -> None:
+        self.start(self._edit, None)
+
+    def action_edit_model(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.notify("No model selected", severity="warning")
+            return
+        self.start(self._edit, model)
+
+    async def _edit(self, model: ModelRow | None) -> None:
+        new = model is None
+
+        async def submit(values: dict[str, str]) -> str:
+            form = ModelForm(**values)
+            return await self.services.run(self.services.save_model, form, new=new)
+
+        saved = await self.app.push_screen_wait(
+            FormDialog(
+                "Add model" if new else f"Edit {model.id}" if model else "",
+                model_fields(model),
+                submit,
+                submit_label="Add" if new else "Save",
+                note="Prices in USD per 1M tokens. Provider and upstream default to the two "
+                "halves of the id.",
+            )
+        )
+        if saved:
+            self.notify(f"{saved} {'added' if new else 'saved'}")
+            self.reload()
+
+    def action_toggle_model(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.notify("No model selected", severity="warning")
+            return
+        self.start(self._toggle, model)
+
+    async def _toggle(self, model: ModelRow) -> None:
+        enable = not model.enabled
+        if not enable and not await self.confirm(
+            "Disable model",
+            f"Disable {model.id}? Requests for it answer 404 until it is enabled again.",
+            confirm_label="Disable",
+        ):
+            return
+        await self.act(
+            lambda: self.services.run(self.services.set_model_enabled, model.id, enable),
+            f"{model.id} {'enabled' if enable else 'disabled'}",
+        )
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Add model", "Add a model id with its prices", self.action_add_model)
+        yield SystemCommand("Edit model", "Change prices or upstream", self.action_edit_model)
+        yield SystemCommand(
+            "Enable/disable model", "Toggle the selected model", self.action_toggle_model
+        )
+
+
+def model_fields(model: ModelRow | None) -> list[FormField]:
+    """The form of a model, filled with its current values when editing."""
+    return [
+        FormField(
+            "model_id",
+            "Model id",
+            model.id if model else "",
+            placeholder="openai/gpt-5.4",
+            read_only=model is not None,
+        ),
+        FormField("input_per_1m", "Input price", _price(model, "input"), placeholder="2.50"),
+        FormField("output_per_1m", "Output price", _price(model, "output"), placeholder="10"),
+        FormField("provider", "Provider", model.provider if model else "", placeholder="openai"),
+        FormField(
+            "upstream_model",
+            "Upstream model",
+            model.upstream_model if model else "",
+            placeholder="gpt-5.4",
+        ),
+        FormField(
+            "max_output_tokens",
+            "Max output tokens (optional)",
+            str(model.max_output_tokens or "") if model else "",
+            placeholder="8192",
+        ),
+    ]
+
+
+def _price(model: ModelRow | None, which: str) -> str:
+    if model is None:
+        return ""
+    nanos = model.input_per_1m_nanos if which == "input" else model.output_per_1m_nanos
+    return price_text(nanos)

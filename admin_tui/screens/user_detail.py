@@ -1,0 +1,169 @@
+"""One account in full: its figures, active keys, ledger, requests and payments, with the
+actions on it (adjust balance, disable/enable, revoke a key)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.markup import escape
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.widgets import Static, TabbedContent, TabPane
+
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import (
+    count,
+    moment,
+    right,
+    short_moment,
+    status_cell,
+    usd,
+    usd_fine,
+)
+from admin_tui.screens.user_actions import UserActions
+from admin_tui.services import KeyRow, UserDetail, UserRow
+from admin_tui.widgets.live_table import LiveTable
+
+
+class UserDetailScreen(UserActions, AdminScreen):
+    """Pushed from the users table; Escape goes back."""
+
+    MODE = "users"
+    REFRESH_SECONDS = 5.0
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("a", "adjust_balance", "Adjust balance"),
+        Binding("x", "toggle_status", "Disable/enable"),
+        Binding("k", "revoke_key", "Revoke key"),
+    ]
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__()
+        self.user_id = user_id
+        self.detail: UserDetail | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="summary")
+        with TabbedContent(id="tabs"):
+            with TabPane("Keys", id="tab-keys"):
+                yield LiveTable("Id", "Key", "Name", "Created", "Last used", id="keys")
+            with TabPane("Ledger", id="tab-ledger"):
+                yield LiveTable("When", "Amount", "Kind", "Reason", id="ledger")
+            with TabPane("Usage", id="tab-usage"):
+                yield LiveTable("When", "Model", "In", "Out", "Cost", "Status", id="usage")
+            with TabPane("Payments", id="tab-payments"):
+                yield LiveTable("When", "Amount", "Kind", "Status", id="payments")
+
+    async def fetch(self) -> UserDetail:
+        return await self.services.run(self.services.user_detail, self.user_id)
+
+    def show(self, data: Any) -> None:
+        self.detail = detail = data
+        user, usage = detail.user, detail.usage
+        self.query_one("#summary", Static).update(
+            f"[b]{escape(user.email)}[/b]  {user.status}"
+            f"  balance [b]{usd(user.balance_nanos, 6)}[/b]"
+            f"  held {usd(user.held_nanos, 6)}\n"
+            f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
+            f"{count(usage.output_tokens)} out · spent {usd(usage.cost_nanos, 6)}\n"
+            f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
+        )
+        self._table("keys").replace_rows(
+            [
+                (
+                    str(k.id),
+                    [
+                        str(k.id),
+                        k.prefix + "…",
+                        k.name,
+                        short_moment(k.created_at),
+                        short_moment(k.last_used_at),
+                    ],
+                )
+                for k in detail.keys
+            ]
+        )
+        self._table("ledger").replace_rows(
+            [
+                (
+                    str(e.id),
+                    [short_moment(e.created_at), right(usd_fine(e.amount_nanos)), e.kind, e.reason],
+                )
+                for e in detail.ledger
+            ]
+        )
+        self._table("usage").replace_rows(
+            [
+                (
+                    str(r.id),
+                    [
+                        short_moment(r.created_at),
+                        r.model,
+                        right(count(r.input_tokens)),
+                        right(count(r.output_tokens)),
+                        right(usd_fine(r.cost_nanos)),
+                        status_cell(r.status),
+                    ],
+                )
+                for r in detail.requests
+            ]
+        )
+        self._table("payments").replace_rows(
+            [
+                (
+                    str(p.id),
+                    [
+                        short_moment(p.created_at),
+                        right(usd(p.amount_nanos)),
+                        p.kind,
+                        status_cell(p.status),
+                    ],
+                )
+                for p in detail.payments
+            ]
+        )
+
+    def _table(self, name: str) -> LiveTable:
+        return self.query_one(f"#{name}", LiveTable)
+
+    def selected_user(self) -> UserRow | None:
+        return self.detail.user if self.detail else None
+
+    def selected_key(self) -> KeyRow | None:
+        key_id = self._table("keys").selected_key()
+        if self.detail is None or key_id is None:
+            return None
+        return next((k for k in self.detail.keys if str(k.id) == key_id), None)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_revoke_key(self) -> None:
+        key = self.selected_key()
+        if key is None:
+            self.notify("No key selected (Keys tab)", severity="warning")
+            return
+        self.query_one("#tabs", TabbedContent).active = "tab-keys"
+        self.start(self._revoke_key, key)
+
+    async def _revoke_key(self, key: KeyRow) -> None:
+        email = self.detail.user.email if self.detail else "this user"
+        if not await self.confirm(
+            "Revoke API key",
+            f"Revoke key {key.prefix}… ({key.name or 'unnamed'}) of {email}?\n"
+            "Requests with it fail at once.",
+            confirm_label="Revoke",
+        ):
+            return
+        await self.act(
+            lambda: self.services.run(self.services.revoke_key, key.id),
+            f"Key {key.prefix}… revoked",
+        )
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Revoke key", "Revoke the selected API key", self.action_revoke_key)
+        yield SystemCommand(
+            "Adjust balance", "Add or remove credit of this user", self.action_adjust_balance
+        )
+        yield SystemCommand("Disable/enable user", "Toggle this account", self.action_toggle_status)

@@ -1,0 +1,128 @@
+"""F2 Users: a searchable table of accounts and the actions on them (create, adjust balance,
+disable/enable); Enter opens a user's detail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.widgets import DataTable, Input
+
+from admin_tui.dialogs.form import FormDialog, FormField
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd
+from admin_tui.screens.user_actions import UserActions
+from admin_tui.services import UserRow
+from admin_tui.widgets.live_table import LiveTable
+
+
+class UsersScreen(UserActions, AdminScreen):
+    """Every account; type to filter by email."""
+
+    MODE = "users"
+    REFRESH_SECONDS = 5.0
+    BINDINGS = [
+        Binding("enter", "details", "Details", show=True),
+        Binding("n", "create_user", "New user"),
+        Binding("a", "adjust_balance", "Adjust balance"),
+        Binding("x", "toggle_status", "Disable/enable"),
+        Binding("slash", "focus_search", "Search"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: dict[str, UserRow] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(
+            placeholder="/ search emails · Enter on a row opens the user", id="search", compact=True
+        )
+        yield LiveTable("Email", "Balance", "Requests", "Last seen", "Status", id="users")
+
+    def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
+        self.query_one("#users", LiveTable).focus()
+
+    async def fetch(self) -> list[UserRow]:
+        search = self.query_one("#search", Input).value
+        return await self.services.run(self.services.users, search)
+
+    def show(self, data: Any) -> None:
+        self._rows = {str(row.id): row for row in data}
+        self.query_one("#users", LiveTable).replace_rows(
+            [
+                (
+                    str(row.id),
+                    [
+                        row.email,
+                        right(usd(row.balance_nanos)),
+                        right(count(row.requests)),
+                        short_moment(row.last_seen),
+                        status_cell(row.status),
+                    ],
+                )
+                for row in data
+            ]
+        )
+
+    def selected_user(self) -> UserRow | None:
+        key = self.query_one("#users", LiveTable).selected_key()
+        return self._rows.get(key) if key else None
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self) -> None:
+        self.reload()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.query_one("#users", LiveTable).focus()
+
+    @on(DataTable.RowSelected, "#users")
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_details(self) -> None:
+        from admin_tui.screens.user_detail import UserDetailScreen
+
+        user = self.selected_user()
+        if user is None:
+            self.notify("No user selected", severity="warning")
+            return
+        self.app.push_screen(UserDetailScreen(user.id))
+
+    def action_create_user(self) -> None:
+        self.start(self._create_user)
+
+    async def _create_user(self) -> None:
+        async def submit(values: dict[str, str]) -> str:
+            return await self.services.run(self.services.create_user, values["email"])
+
+        email = await self.app.push_screen_wait(
+            FormDialog(
+                "New user",
+                [FormField("email", "Email", placeholder="someone@example.com")],
+                submit,
+                submit_label="Create",
+                note="The account may sign in with a code, also under invite-only signup.",
+            )
+        )
+        if email:
+            self.notify(f"Created {email}")
+            self.reload()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("New user", "Create an account (invite)", self.action_create_user)
+        yield SystemCommand(
+            "Adjust balance",
+            "Add or remove credit of the selected user",
+            self.action_adjust_balance,
+        )
+        yield SystemCommand(
+            "Disable/enable user", "Toggle the selected account", self.action_toggle_status
+        )
+        yield SystemCommand("User details", "Keys, ledger, usage, payments", self.action_details)

@@ -1,0 +1,391 @@
+"""The admin dashboard's only door into codelace_box: reads as plain view objects, writes only
+through the same feature functions the CLI and the HTTP API call.
+
+Every database call runs on one dedicated thread with its own SQLite connection (`run`), so the
+UI never blocks on the disk and never holds a transaction: each call is one short read or one
+feature function's own IMMEDIATE transaction, safe while `serve` runs on the same WAL file.
+Errors are `CodelaceError`s whose messages are written for people: screens show them as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import ParamSpec, TypeVar
+
+from codelace_box.accounts import keys as api_keys
+from codelace_box.accounts import users as accounts
+from codelace_box.billing import credits, ledger, reports
+from codelace_box.billing.money import NANOS_PER_USD, format_usd
+from codelace_box.billing.reports import PaymentRow
+from codelace_box.config import Config, ensure_secret_key
+from codelace_box.crypto import decrypt_secret
+from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
+from codelace_box.db.migrate import migrate
+from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
+from codelace_box.gateway import catalog, keycheck, stats
+from codelace_box.gateway.keycheck import KeyCheckResult
+from codelace_box.gateway.stats import RequestRow, UsageTotals, WindowStats
+
+__all__ = [
+    "AdminServices",
+    "CodelaceError",
+    "Config",
+    "KeyCheckResult",
+    "PaymentRow",
+    "RequestRow",
+    "format_usd",
+    "price_text",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+PROVIDER_KINDS = ("openai", "anthropic")
+LIST_LIMIT = 200
+
+
+def price_text(nanos: int) -> str:
+    """A USD amount as plain decimal text without noise, e.g. '15', '0.15'."""
+    return f"{Decimal(nanos) / NANOS_PER_USD:f}"
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    email: str
+    status: str
+    balance_nanos: int
+    held_nanos: int
+    requests: int
+    active_keys: int
+    last_seen: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    id: int
+    prefix: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    amount_nanos: int
+    kind: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UserDetail:
+    user: UserRow
+    keys: list[KeyRow]
+    ledger: list[LedgerRow]
+    usage: UsageTotals
+    requests: list[RequestRow]
+    payments: list[PaymentRow]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    id: str
+    provider: str
+    upstream_model: str
+    input_per_1m_nanos: int
+    output_per_1m_nanos: int
+    max_output_tokens: int | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class ProviderKeyRow:
+    """A provider key as the operator may see it: its masked hint, never the key."""
+
+    id: int
+    hint: str
+    enabled: bool
+    failing: bool
+    failure_reason: str
+    created_at: datetime
+    last_failed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    id: int
+    name: str
+    kind: str
+    base_url: str
+    enabled: bool
+    keys: list[ProviderKeyRow] = field(default_factory=list)
+
+    @property
+    def failing_keys(self) -> int:
+        return sum(1 for key in self.keys if key.failing)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    now: datetime
+    hour: WindowStats
+    day: WindowStats
+    revenue_hour_nanos: int
+    revenue_day_nanos: int
+    revenue_total_nanos: int
+    pending_payments: int
+    requests_per_minute: list[int]
+    users_total: int
+    users_disabled: int
+
+
+@dataclass(frozen=True)
+class _KeyTarget:
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+
+
+class AdminServices:
+    """Queries and actions of the dashboard; call the sync methods through `run`."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.now = clock or utcnow
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admin-db")
+        self._opened = False
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a method (or any function) on the database thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(self._call, fn, *args, **kwargs))
+
+    def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        if not self._opened:
+            migrate(open_database(self.config.database.path))
+            self._opened = True
+        return fn(*args, **kwargs)
+
+    def shutdown(self) -> None:
+        """Close the database connection and stop the database thread."""
+        if self._opened:
+            self._executor.submit(close_database).result()
+        self._executor.shutdown(wait=True)
+
+    # -- dashboard ------------------------------------------------------------------------
+
+    def dashboard(self) -> Dashboard:
+        now = self.now()
+        hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+        users_total, users_disabled = stats.user_counts()
+        return Dashboard(
+            now=now,
+            hour=stats.window_stats(hour),
+            day=stats.window_stats(day),
+            revenue_hour_nanos=reports.revenue_nanos(hour),
+            revenue_day_nanos=reports.revenue_nanos(day),
+            revenue_total_nanos=reports.revenue_nanos(),
+            pending_payments=reports.pending_payments(),
+            requests_per_minute=stats.requests_per_minute(now, 60),
+            users_total=users_total,
+            users_disabled=users_disabled,
+        )
+
+    def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
+        return stats.recent_requests(limit, search)
+
+    def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:
+        return reports.list_payments(limit, search)
+
+    # -- users ----------------------------------------------------------------------------
+
+    def users(self, search: str = "") -> list[UserRow]:
+        summaries = accounts.list_users(search)
+        seen = stats.last_activity([s.user.id for s in summaries])
+        return [_user_row(s.user, s.request_count, s.active_keys, seen) for s in summaries]
+
+    def user_detail(self, user_id: int) -> UserDetail:
+        user = accounts.get_user_by_id(user_id)
+        keys = api_keys.list_keys(user.id)
+        usage = stats.usage_totals(user.id)
+        seen = stats.last_activity([user.id])
+        return UserDetail(
+            user=_user_row(user, usage.requests, len(keys), seen),
+            keys=[KeyRow(k.id, k.key_prefix, k.name, k.created_at, k.last_used_at) for k in keys],
+            ledger=[
+                LedgerRow(e.id, e.amount_nanos, e.kind, e.reason, e.created_at)
+                for e in ledger.entries_for(user.id, LIST_LIMIT)
+            ],
+            usage=usage,
+            requests=stats.recent_requests(LIST_LIMIT, user_id=user.id),
+            payments=reports.list_payments(LIST_LIMIT, user_id=user.id),
+        )
+
+    def create_user(self, email: str) -> str:
+        """Create an account (it may then sign in under invite-only signup); its email."""
+        return str(accounts.create_user(email, created_by_admin=True).email)
+
+    def set_user_active(self, email: str, active: bool) -> None:
+        accounts.set_user_status(email, "active" if active else "disabled")
+
+    def adjust_balance(self, email: str, amount_usd: str, reason: str) -> int:
+        """Add (or remove, negative) credit through the ledger; the new balance."""
+        user, _ = credits.adjust_balance(email, amount_usd.strip(), reason)
+        return int(user.balance_nanos)
+
+    def revoke_key(self, key_id: int) -> None:
+        api_keys.revoke_key(key_id)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def models(self) -> list[ModelRow]:
+        return [
+            ModelRow(
+                m.id,
+                m.provider.name,
+                m.upstream_model,
+                m.input_per_1m_nanos,
+                m.output_per_1m_nanos,
+                m.max_output_tokens,
+                bool(m.enabled),
+            )
+            for m in catalog.list_models()
+        ]
+
+    def save_model(self, form: ModelForm, *, new: bool) -> str:
+        """Add a model (refusing an id already in the catalog) or change one; its id."""
+        model_id = form.model_id.strip()
+        if new and model_id in {m.id for m in catalog.list_models()}:
+            raise Conflict(
+                f"model {model_id} is already in the catalog: edit it instead",
+                code="model_exists",
+            )
+        catalog.set_model(
+            model_id,
+            form.input_per_1m.strip(),
+            form.output_per_1m.strip(),
+            provider=form.provider.strip() or None,
+            upstream_model=form.upstream_model.strip() or None,
+            max_output_tokens=parse_token_cap(form.max_output_tokens),
+        )
+        return model_id
+
+    def set_model_enabled(self, model_id: str, enabled: bool) -> None:
+        catalog.set_model_enabled(model_id, enabled)
+
+    # -- providers ------------------------------------------------------------------------
+
+    def providers(self) -> list[ProviderRow]:
+        return [
+            ProviderRow(
+                p.id,
+                p.name,
+                p.kind,
+                p.base_url,
+                bool(p.enabled),
+                [_key_row(k) for k in catalog.provider_keys(p.id)],
+            )
+            for p in catalog.list_providers()
+        ]
+
+    def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
+        catalog.add_provider(name.strip(), kind, self._secret(), key, base_url.strip())
+
+    def add_provider_key(self, provider: str, key: str) -> str:
+        """Add a key to a provider's rotation; its masked hint."""
+        return str(catalog.add_provider_key(provider, self._secret(), key).key_hint)
+
+    def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
+        """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
+        secret = self._secret()
+        with write_transaction():
+            added = catalog.add_provider_key(provider, secret, key)
+            catalog.set_key_enabled(old_key_id, False)
+        return str(added.key_hint)
+
+    def set_key_enabled(self, key_id: int, enabled: bool) -> None:
+        catalog.set_key_enabled(key_id, enabled)
+
+    def set_provider_enabled(self, name: str, enabled: bool) -> None:
+        catalog.set_provider_enabled(name, enabled)
+
+    def _key_target(self, key_id: int) -> _KeyTarget:
+        for provider in catalog.list_providers():
+            for key in catalog.provider_keys(provider.id):
+                if key.id == key_id:
+                    base = provider.base_url or catalog.default_base_url(provider.kind)
+                    plain = decrypt_secret(self._secret(), key.key_encrypted)
+                    return _KeyTarget(provider.kind, base, plain)
+        raise NotFound(f"no provider key with id {key_id}", code="provider_key_not_found")
+
+    async def test_key(self, key_id: int) -> KeyCheckResult:
+        """Ask the upstream whether it accepts a stored key (the key never leaves this call)."""
+        target = await self.run(self._key_target, key_id)
+        return await keycheck.check_key(
+            target.kind,
+            target.base_url,
+            target.api_key,
+            timeout_sec=self.config.gateway.connect_timeout_sec + 10,
+        )
+
+    def _secret(self) -> str:
+        return ensure_secret_key(self.config)
+
+
+@dataclass(frozen=True)
+class ModelForm:
+    """What the operator typed for a model; every field is raw text."""
+
+    model_id: str
+    input_per_1m: str
+    output_per_1m: str
+    provider: str = ""
+    upstream_model: str = ""
+    max_output_tokens: str = ""
+
+
+def parse_token_cap(text: str) -> int | None:
+    """An optional whole number of tokens."""
+    text = text.strip().replace("_", "").replace(",", "")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidRequest(f"max output tokens must be a whole number, got {text!r}")
+    return int(text)
+
+
+def _user_row(
+    user: accounts.User, requests: int, active_keys: int, seen: dict[int, datetime]
+) -> UserRow:
+    marks = [m for m in (user.last_seen_at, seen.get(user.id)) if m is not None]
+    return UserRow(
+        id=user.id,
+        email=user.email,
+        status=user.status,
+        balance_nanos=user.balance_nanos,
+        held_nanos=user.held_nanos,
+        requests=requests,
+        active_keys=active_keys,
+        last_seen=max(marks) if marks else None,
+        created_at=user.created_at,
+    )
+
+
+def _key_row(key: catalog.ProviderKey) -> ProviderKeyRow:
+    return ProviderKeyRow(
+        id=key.id,
+        hint=key.key_hint,
+        enabled=bool(key.enabled),
+        failing=bool(key.failing),
+        failure_reason=key.failure_reason,
+        created_at=key.created_at,
+        last_failed_at=key.last_failed_at,
+    )

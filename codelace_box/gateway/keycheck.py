@@ -1,0 +1,102 @@
+"""Test one provider key against its upstream's model list; the answer never holds the key.
+
+openai kind: GET {base}/models with `Authorization: Bearer`; anthropic kind: GET
+{base}/v1/models with `x-api-key` and `anthropic-version`. A 2xx means the key works; 401/403
+means the upstream refuses it; anything else (or no answer) says what went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import httpx
+
+from codelace_box.crypto import mask_secret
+from codelace_box.errors import InvalidRequest
+
+ANTHROPIC_VERSION = "2023-06-01"
+MAX_MESSAGE = 200
+
+
+@dataclass(frozen=True)
+class KeyCheckResult:
+    """The verdict on a key: ok, the upstream's HTTP status (None: no answer) and a message."""
+
+    ok: bool
+    status: int | None
+    message: str
+
+    @property
+    def refused(self) -> bool:
+        """The upstream answered that the key is not valid (401/403)."""
+        return self.status in (401, 403)
+
+
+def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
+    """The URL and headers that ask an upstream of this kind for its models."""
+    base = base_url.rstrip("/")
+    if kind == "openai":
+        return f"{base}/models", {"authorization": f"Bearer {api_key}"}
+    if kind == "anthropic":
+        return f"{base}/v1/models", {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+    raise InvalidRequest(f"cannot test a key of provider kind {kind!r}")
+
+
+async def check_key(
+    kind: str, base_url: str, api_key: str, *, timeout_sec: float = 10.0
+) -> KeyCheckResult:
+    """Ask the upstream whether it accepts the key."""
+    url, headers = check_request(kind, base_url, api_key)
+    headers["accept"] = "application/json"
+    try:
+        async with httpx.AsyncClient(timeout=timeout_sec) as client:
+            response = await client.get(url, headers=headers)
+    except httpx.TimeoutException:
+        return KeyCheckResult(False, None, f"no answer from {url} within {timeout_sec:g} s")
+    except httpx.HTTPError as exc:
+        reason = redact(str(exc) or type(exc).__name__, api_key)
+        return KeyCheckResult(False, None, f"cannot reach {url}: {reason}")
+    return verdict(response.status_code, response.content, api_key)
+
+
+def verdict(status: int, body: bytes, api_key: str) -> KeyCheckResult:
+    """The result for an upstream answer (the key is masked out of anything it echoed)."""
+    if 200 <= status < 300:
+        count = _model_count(body)
+        listed = f" ({count} models listed)" if count is not None else ""
+        return KeyCheckResult(True, status, f"the key works{listed}")
+    detail = redact(upstream_message(body), api_key)[:MAX_MESSAGE]
+    if status in (401, 403):
+        return KeyCheckResult(False, status, f"the upstream refused the key ({status}): {detail}")
+    return KeyCheckResult(False, status, f"the upstream answered {status}: {detail}")
+
+
+def upstream_message(body: bytes) -> str:
+    """The human message of an OpenAI- or Anthropic-shaped error body, else the body."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return body.decode("utf-8", errors="replace").strip() or "(empty body)"
+
+
+def redact(text: str, api_key: str) -> str:
+    """Text with every occurrence of the key replaced by its mask."""
+    secret = api_key.strip()
+    return text.replace(secret, mask_secret(secret)) if secret else text
+
+
+def _model_count(body: bytes) -> int | None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    return len(data) if isinstance(data, list) else None
