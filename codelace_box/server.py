@@ -87,8 +87,8 @@ async def _close_resources(app: Sanic) -> None:
 
 
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.
-STARTUP_HOOKS: list[Any] = []
-SHUTDOWN_HOOKS: list[Any] = []
+STARTUP_HOOKS: list[Any] = [inference.start_gateway]
+SHUTDOWN_HOOKS: list[Any] = [inference.stop_gateway]
 
 
 def prepare_database(config: Config) -> list[int]:

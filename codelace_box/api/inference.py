@@ -1,7 +1,79 @@
-"""/v1: OpenAI-compatible chat completions."""
+"""/v1/chat/completions: the OpenAI-compatible entry point, a thin shell over the gateway.
+
+Also the per-worker start and stop of the gateway (routing table and upstream client), which
+server.py runs as startup/shutdown hooks.
+"""
 
 from __future__ import annotations
 
-from sanic import Blueprint
+import contextlib
+import os
+
+from sanic import Blueprint, Request, Sanic
+from sanic.response import HTTPResponse
+
+from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.billing.money import nanos_to_decimal
+from codelace_box.config import Config
+from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.completions import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
+from codelace_box.gateway.relay import STREAM_HEADERS
+from codelace_box.gateway.routing import RouteTable
 
 bp = Blueprint("inference")
+KEEPALIVE_ENV = "CODELACE_SSE_KEEPALIVE_SEC"  # internal knob for tests; not a config key
+COST_HEADER = "x-codelace-cost-usd"
+
+
+def cost_header(nanos: int) -> str:
+    """An exact USD amount as plain decimal text (no exponent)."""
+    return format(nanos_to_decimal(nanos), "f")
+
+
+@bp.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> HTTPResponse | None:
+    """OpenAI Chat Completions, streaming or not, metered against the caller's balance."""
+    auth = require_auth(request)
+    body = json_body(request)
+    gateway: Gateway = request.app.ctx.gateway
+    call = gateway.prepare(
+        body,
+        len(request.body),
+        request_id=request.ctx.request_id,
+        user_id=auth.user_id,
+        key_id=auth.key_id,
+    )
+    if not call.stream:
+        done = await gateway.complete(call)
+        return json_response(done.body, headers={COST_HEADER: cost_header(done.cost_nanos)})
+    relay = await gateway.open_stream(call)
+    try:
+        response = await request.respond(
+            headers=STREAM_HEADERS, content_type="text/event-stream; charset=utf-8"
+        )
+    except BaseException:
+        relay.abandon()
+        raise
+    await relay.run(response.send)
+    with contextlib.suppress(Exception):
+        await response.eof()
+    return None
+
+
+async def start_gateway(app: Sanic) -> None:
+    """Per worker: the routing table and the pooled upstream client."""
+    config: Config = app.ctx.config
+    client = UpstreamClient(config.gateway.connect_timeout_sec, config.gateway.read_timeout_sec)
+    await client.start()
+    settings = GatewaySettings(
+        max_retries=config.gateway.max_retries,
+        keepalive_sec=float(os.environ.get(KEEPALIVE_ENV) or DEFAULT_KEEPALIVE_SEC),
+    )
+    app.ctx.gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
+
+
+async def stop_gateway(app: Sanic) -> None:
+    """Per worker: close the upstream connections."""
+    gateway: Gateway | None = getattr(app.ctx, "gateway", None)
+    if gateway is not None:
+        await gateway.client.close()

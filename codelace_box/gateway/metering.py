@@ -1,9 +1,40 @@
-"""Metering: hold the worst case before the upstream call, settle the actual cost after."""
+"""Metering: reserve a request's worst case before the upstream call, settle its cost after.
+
+Admission is one guarded UPDATE inside a BEGIN IMMEDIATE transaction (so it holds across worker
+processes): `held_nanos` grows by the worst case only if `balance_nanos - held_nanos` covers it,
+and a Hold row records it. Settlement is one IMMEDIATE transaction with no await inside: the
+usage ledger entry (idempotency key `usage:<request id>`), the hold deleted and `held_nanos`
+lowered, the usage row with the prices applied. The hold row gates it, so a request is settled
+exactly once. The charge never exceeds what the account can cover (balance minus the other
+requests' holds), so concurrent requests can never spend more than the balance.
+
+Estimates, documented for the operator:
+- input bound for admission: one token per request-body byte (no tokenizer emits fewer than
+  one byte per token) plus 3,000 tokens per image given by URL (only its URL is in the body);
+- output cap: the request's max_completion_tokens / max_tokens, else the model's
+  max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for;
+- when an upstream never reports usage (an abandoned stream, a server that ignores
+  include_usage): input = body bytes / 4 and output = relayed characters / 4, rounded up, and
+  the usage row is marked `estimated`.
+"""
 
 from __future__ import annotations
 
-from codelace_box.db.core import write_transaction
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.money import token_cost_nanos
+from codelace_box.db.core import database, utcnow, write_transaction
 from codelace_box.db.models import Hold, User
+from codelace_box.errors import InsufficientCredits
+
+log = logging.getLogger("codelace_box.gateway")
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+REMOTE_IMAGE_TOKENS = 3000
+BYTES_PER_TOKEN_ESTIMATE = 4
 
 
 def release_orphaned_holds() -> int:
@@ -12,3 +43,149 @@ def release_orphaned_holds() -> int:
         released = Hold.delete().execute()
         User.update(held_nanos=0).where(User.held_nanos != 0).execute()
     return int(released)
+
+
+def _remote_images(messages: Any) -> int:
+    count = 0
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            image = part.get("image_url") if isinstance(part, dict) else None
+            url = image.get("url") if isinstance(image, dict) else image
+            if isinstance(url, str) and not url.startswith("data:"):
+                count += 1
+    return count
+
+
+def input_token_bound(body_len: int, body: dict[str, Any]) -> int:
+    """An upper bound of the request's input tokens, for admission."""
+    return body_len + REMOTE_IMAGE_TOKENS * _remote_images(body.get("messages"))
+
+
+def input_token_estimate(body_len: int) -> int:
+    """A fair guess of the input tokens, when the upstream never said."""
+    return -(-body_len // BYTES_PER_TOKEN_ESTIMATE)
+
+
+def admit(user_id: int, request_id: str, amount_nanos: int) -> None:
+    """Reserve `amount_nanos` for a request, or raise 402 (nothing reserved)."""
+    with write_transaction():
+        database.execute_sql(
+            'UPDATE "user" SET held_nanos = held_nanos + ? '
+            "WHERE id = ? AND balance_nanos - held_nanos >= ?",
+            (amount_nanos, user_id, amount_nanos),
+        )
+        if database.connection().changes() != 1:
+            raise InsufficientCredits(
+                "insufficient credit for this request: add credit or lower max_tokens"
+            )
+        database.execute_sql(
+            "INSERT INTO hold (user_id, amount_nanos, request_id, created_at) VALUES (?, ?, ?, ?)",
+            (user_id, amount_nanos, request_id, str(utcnow())),
+        )
+
+
+@dataclass
+class Settlement:
+    """Everything a finished request leaves behind."""
+
+    request_id: str
+    user_id: int
+    key_id: int | None
+    model: str
+    provider: str
+    upstream_model: str
+    input_per_1m_nanos: int
+    output_per_1m_nanos: int
+    input_tokens: int
+    output_tokens: int
+    status: str  # ok | error | abandoned
+    stream: bool
+    estimated: bool = False
+    error_code: str | None = None
+    duration_ms: int = 0
+    charge: bool = True  # False: a failed call, it costs nothing
+
+    def cost_nanos(self) -> int:
+        """The price of the tokens (0 for a failed call)."""
+        if not self.charge:
+            return 0
+        return token_cost_nanos(
+            self.input_tokens, self.output_tokens, self.input_per_1m_nanos, self.output_per_1m_nanos
+        )
+
+
+_USAGE_INSERT = (
+    "INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upstream_model,"
+    " input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, status,"
+    " error_code, stream, estimated, duration_ms, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def settle(item: Settlement) -> int | None:
+    """Debit the cost, release the hold, write the usage row; returns the nano-USD debited,
+    or None when the request was already settled (nothing changes)."""
+    with write_transaction():
+        row = database.execute_sql(
+            "SELECT amount_nanos FROM hold WHERE request_id = ?", (item.request_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        hold = int(row[0])
+        charged = _debit(item, hold)
+        database.execute_sql("DELETE FROM hold WHERE request_id = ?", (item.request_id,))
+        database.execute_sql(
+            'UPDATE "user" SET held_nanos = held_nanos - ? WHERE id = ?', (hold, item.user_id)
+        )
+        database.execute_sql(_USAGE_INSERT, _usage_values(item, charged))
+    return charged
+
+
+def _debit(item: Settlement, hold: int) -> int:
+    cost = item.cost_nanos()
+    if cost <= 0:
+        return 0
+    balance, held = database.execute_sql(
+        'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?', (item.user_id,)
+    ).fetchone()
+    coverable = max(0, int(balance) - (int(held) - hold))
+    charged = min(cost, coverable)
+    if charged < cost:
+        log.warning(
+            "request %s cost %d nano-USD but the account covers only %d; charged that",
+            item.request_id,
+            cost,
+            charged,
+        )
+    if charged > 0:
+        reason = (
+            f"{item.model}: {item.input_tokens} input + {item.output_tokens} output tokens"
+            f" ({item.request_id})"
+        )
+        append_entry(item.user_id, -charged, "usage", reason, f"usage:{item.request_id}")
+    return charged
+
+
+def _usage_values(item: Settlement, charged: int) -> tuple[Any, ...]:
+    return (
+        item.request_id,
+        item.user_id,
+        item.key_id,
+        item.model,
+        item.provider,
+        item.upstream_model,
+        item.input_tokens,
+        item.output_tokens,
+        item.input_per_1m_nanos,
+        item.output_per_1m_nanos,
+        charged,
+        item.status,
+        item.error_code,
+        int(item.stream),
+        int(item.estimated),
+        item.duration_ms,
+        str(utcnow()),
+    )

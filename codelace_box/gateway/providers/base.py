@@ -29,6 +29,7 @@ class Usage:
     input_tokens: int
     output_tokens: int
     details: JSON = field(default_factory=dict)
+    estimated: bool = False  # counted by us because the upstream reported no usage
 
     def openai_usage(self) -> JSON:
         """The `usage` object for the client: upstream details plus the three standard counts."""

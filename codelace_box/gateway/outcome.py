@@ -1,0 +1,67 @@
+"""How a call ends: the settlement to record, the usage to show, the error to report."""
+
+from __future__ import annotations
+
+import time
+
+from codelace_box.billing.money import nanos_to_usd
+from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
+from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamUnreachable
+from codelace_box.gateway.metering import Settlement, settle
+from codelace_box.gateway.providers.base import JSON, UpstreamStreamError, Usage
+from codelace_box.gateway.request import ChatCall
+
+
+def settlement(
+    call: ChatCall,
+    usage: Usage | None,
+    status: str,
+    *,
+    error_code: str | None = None,
+    charge: bool = True,
+) -> Settlement:
+    """What to record for a call that ended with `status`."""
+    route = call.route
+    return Settlement(
+        request_id=call.request_id,
+        user_id=call.user_id,
+        key_id=call.key_id,
+        model=route.id,
+        provider=route.provider.name,
+        upstream_model=route.upstream_model,
+        input_per_1m_nanos=route.input_per_1m_nanos,
+        output_per_1m_nanos=route.output_per_1m_nanos,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        status=status,
+        stream=call.stream,
+        estimated=bool(usage and usage.estimated),
+        error_code=error_code,
+        duration_ms=int((time.monotonic() - call.started) * 1000),
+        charge=charge,
+    )
+
+
+def settle_failure(call: ChatCall, status: str, code: str | None) -> None:
+    """Release the hold of a call that produced nothing billable."""
+    settle(settlement(call, None, status, error_code=code, charge=False))
+
+
+def client_error(exc: BaseException) -> CodelaceError | None:
+    """What the client sees for a failure; None for a bug (rendered as a logged 500)."""
+    if isinstance(exc, CodelaceError):
+        return exc
+    if isinstance(exc, UpstreamReadTimeout):
+        return UpstreamTimeout(f"the upstream did not answer in time: {exc}")
+    if isinstance(exc, UpstreamUnreachable | UpstreamBroken):
+        return UpstreamError(str(exc), code="upstream_error")
+    if isinstance(exc, UpstreamStreamError):
+        return UpstreamError(exc.message, code=exc.code)
+    return None
+
+
+def usage_body(usage: Usage, cost_nanos: int) -> JSON:
+    """The client's `usage` object: the upstream's counts plus what the call cost."""
+    body = usage.openai_usage()
+    body["cost_usd"] = nanos_to_usd(cost_nanos)
+    return body

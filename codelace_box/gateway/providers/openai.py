@@ -1,0 +1,180 @@
+"""The `openai` provider kind: the Chat Completions API at any base URL (OpenAI, OpenRouter,
+vLLM, Ollama, Groq, ...). The request passes through untouched except `model`, the output cap
+the gateway reserved for (only when the client set none) and, for streams, a request for usage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from codelace_box.errors import UpstreamError
+from codelace_box.gateway.providers.base import (
+    JSON,
+    ProviderAdapter,
+    SSEEvent,
+    StreamTranslator,
+    UpstreamRequest,
+    UpstreamStreamError,
+    Usage,
+)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+CHARS_PER_TOKEN = 4  # for estimates when an upstream reports no usage
+_SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
+_STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def redact(text: str) -> str:
+    """Hide anything that looks like an API key (upstreams echo masked keys in 401s)."""
+    return _SECRET_RE.sub(lambda m: m.group(1) + "-***", text)
+
+
+def cap_field(base_url: str) -> str:
+    """The output cap OpenAI itself requires (reasoning models refuse `max_tokens`); the
+    compatible servers (vLLM, Ollama, OpenRouter, ...) all take `max_tokens`."""
+    return "max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"
+
+
+def usage_from(raw: Any) -> Usage | None:
+    """Our Usage from an OpenAI `usage` object; None when absent or unusable."""
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE}
+    return Usage(max(prompt, 0), max(completion, 0), details)
+
+
+def estimate_tokens(chars: int) -> int:
+    """Tokens for a count of characters (rounded up)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def _delta_chars(delta: Any) -> int:
+    if not isinstance(delta, dict):
+        return 0
+    total = 0
+    for name in ("content", "refusal", "reasoning_content", "reasoning"):
+        value = delta.get(name)
+        if isinstance(value, str):
+            total += len(value)
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for part in ("name", "arguments"):
+                if isinstance(function.get(part), str):
+                    total += len(function[part])
+    return total
+
+
+class OpenAIStreamTranslator(StreamTranslator):
+    """Relays OpenAI chunks with our model id; keeps the usage chunk for the gateway."""
+
+    def __init__(self, public_model: str) -> None:
+        super().__init__()
+        self.public_model = public_model
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        data = event.data
+        if data == "[DONE]":
+            self.finished = True
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise UpstreamStreamError("the upstream sent a malformed stream event") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamStreamError("the upstream sent a malformed stream event")
+        error = chunk.get("error")
+        if error:
+            raise UpstreamStreamError(_error_text(error), "upstream_error")
+        usage = usage_from(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+        choices = chunk.get("choices")
+        if not choices:
+            return [] if usage is not None else [self._relabel(chunk)]
+        for choice in choices:
+            if isinstance(choice, dict):
+                self.output_chars += _delta_chars(choice.get("delta"))
+        return [self._relabel(chunk)]
+
+    def _relabel(self, chunk: JSON) -> JSON:
+        chunk["model"] = self.public_model
+        return chunk
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return redact(error["message"])
+    if isinstance(error, str):
+        return redact(error)
+    return "the upstream reported an error"
+
+
+class OpenAIAdapter(ProviderAdapter):
+    """Chat Completions in, Chat Completions out."""
+
+    kind = "openai"
+    default_base_url = OPENAI_BASE_URL
+
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        base = (base_url or OPENAI_BASE_URL).rstrip("/")
+        payload = dict(body)
+        payload["model"] = upstream_model
+        if stream:
+            payload["stream"] = True
+            options = payload.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            options["include_usage"] = True
+            payload["stream_options"] = options
+        else:
+            payload.pop("stream_options", None)
+        no_cap = payload.get("max_tokens") is None and payload.get("max_completion_tokens") is None
+        if default_max_tokens is not None and no_cap:
+            payload[cap_field(base)] = default_max_tokens
+        headers = {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "accept-encoding": "identity",
+        }
+        return UpstreamRequest(f"{base}/chat/completions", headers, payload)
+
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        choices = payload.get("choices")
+        if not isinstance(choices, list):
+            raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
+        payload["model"] = public_model
+        usage = usage_from(payload.get("usage"))
+        if usage is None:
+            chars = sum(_delta_chars(c.get("message")) for c in choices if isinstance(c, dict))
+            usage = Usage(0, estimate_tokens(chars), estimated=True)
+        return payload, usage
+
+    def error_message(self, status: int, payload: bytes) -> str:
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if isinstance(body, dict) and body.get("error"):
+            return _error_text(body["error"])
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return redact(body["message"])
+        text = payload[:300].decode("utf-8", "replace").strip()
+        return redact(text) if text else f"the upstream answered HTTP {status}"
+
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        return OpenAIStreamTranslator(public_model)

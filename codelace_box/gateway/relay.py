@@ -1,0 +1,160 @@
+"""Relaying one upstream stream to the client as OpenAI chunks, then settling it.
+
+The relay reads the upstream as bytes arrive, translates its events with the provider's
+StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
+it writes `: keep-alive` comments. At the normal end it settles first, then sends the usage
+chunk (with `cost_usd`, only if the client asked for usage) and `data: [DONE]`. A stream that
+fails after it started costs nothing and ends with an error event. A client that goes away
+(its task is cancelled, or a send fails) is charged, in `finally`, for what the upstream
+produced: its usage if it came, else the relayed output counted and the row marked estimated;
+the upstream connection is closed so it stops generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.metering import settle
+from codelace_box.gateway.outcome import client_error, settle_failure, settlement, usage_body
+from codelace_box.gateway.providers.base import StreamTranslator, Usage
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.streaming import (
+    DONE,
+    KEEPALIVE,
+    SSEParser,
+    encode_chunk,
+    encode_error,
+)
+from codelace_box.gateway.upstream import Opened
+
+Send = Callable[[bytes], Awaitable[Any]]
+CHARS_PER_TOKEN = 4
+DRAIN_TIMEOUT_SEC = 1.0
+log = logging.getLogger("codelace_box.gateway")
+
+_TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
+STREAM_HEADERS = {
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+}
+
+
+class ClientGone(Exception):
+    """Writing to the client failed: it closed the connection."""
+
+
+class StreamRelay:
+    """One streamed call from the upstream's 200 answer to the client's last byte."""
+
+    def __init__(self, call: ChatCall, opened: Opened, keepalive_sec: float) -> None:
+        self.call = call
+        self.opened = opened
+        self.keepalive_sec = keepalive_sec
+        self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
+        self._parser = SSEParser()
+        self._template: dict[str, Any] = {}
+        self._settled = False
+
+    async def run(self, send: Send) -> None:
+        """Relay to the end; never raises for upstream or client failures."""
+        response = self.opened.response
+        try:
+            await self._relay(send)
+        except ClientGone:
+            pass
+        except Exception as exc:
+            await self._fail(send, exc)
+        finally:
+            if not self._settled:  # the client went away: charge what was produced
+                self._settled = True
+                produced = self._produced()
+                settle(settlement(self.call, produced, "abandoned", error_code="client_closed"))
+            response.close()
+
+    def abandon(self) -> None:
+        """The client left before the stream began: release the hold, stop the upstream."""
+        self.opened.response.close()
+        if not self._settled:
+            self._settled = True
+            settle(settlement(self.call, self._produced(), "abandoned", error_code="client_closed"))
+
+    async def _relay(self, send: Send) -> None:
+        translator = self.translator
+        while not translator.finished:
+            data = await self._read(send)
+            events = self._parser.feed(data) if data else self._parser.flush()
+            out = [encode_chunk(self._remember(c)) for e in events for c in translator.feed(e)]
+            if out:
+                await self._send(send, b"".join(out))
+            if not data:
+                break
+        tail = [encode_chunk(self._remember(c)) for c in translator.finish()]
+        if not translator.finished and translator.usage is None:
+            raise UpstreamBroken("the upstream stream ended before it was complete")
+        usage = self._produced()
+        charged = settle(settlement(self.call, usage, "ok")) or 0
+        self._settled = True
+        if self.call.include_usage:
+            tail.append(encode_chunk(self._usage_chunk(usage, charged)))
+        tail.append(DONE)
+        await self._send(send, b"".join(tail))
+        await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
+
+    async def _read(self, send: Send) -> bytes:
+        """The next upstream bytes, sending keep-alive comments while it is silent."""
+        while True:
+            try:
+                async with asyncio.timeout(self.keepalive_sec):
+                    return await self.opened.response.read_chunk()
+            except TimeoutError:
+                await self._send(send, KEEPALIVE)
+
+    @staticmethod
+    async def _send(send: Send, data: bytes) -> None:
+        try:
+            await send(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise ClientGone from exc
+
+    def _remember(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        if not self._template and "id" in chunk:
+            self._template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
+        return chunk
+
+    def _usage_chunk(self, usage: Usage, charged: int) -> dict[str, Any]:
+        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
+        chunk |= self._template
+        chunk |= {"object": "chat.completion.chunk", "model": self.call.route.id, "choices": []}
+        chunk["usage"] = usage_body(usage, charged)
+        return chunk
+
+    def _produced(self) -> Usage:
+        """The upstream's usage, or an estimate of what it produced so far."""
+        translator = self.translator
+        if translator.usage is not None:
+            return translator.usage
+        output = -(-translator.output_chars // CHARS_PER_TOKEN)
+        seen = translator.input_tokens_seen
+        return Usage(seen or self.call.input_estimate, output, estimated=True)
+
+    async def _fail(self, send: Send, exc: Exception) -> None:
+        """A failure after the stream started: nothing charged, an error event sent."""
+        error = client_error(exc)
+        self.opened.response.close()
+        if not self._settled:
+            self._settled = True
+            settle_failure(self.call, "error", error.code if error else "internal_error")
+        if error is None:
+            log.error("stream %s failed", self.call.request_id, exc_info=exc)
+            message, error_type, code = "internal error", "server_error", "internal_error"
+        else:
+            message, error_type, code = error.message, error.error_type, error.code
+        with contextlib.suppress(Exception):
+            await send(encode_error(message, error_type, code))

@@ -1,0 +1,169 @@
+"""A chat completion request, checked and priced before anything is reserved or sent.
+
+`prepare_call` validates the body (400 for wrong types, with the offending `param`), routes
+the model (404/503), lets the provider adapter refuse what it cannot honour, and works out the
+output cap and the worst-case cost that admission will hold.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from codelace_box.billing.money import token_cost_nanos
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.metering import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    input_token_bound,
+    input_token_estimate,
+)
+from codelace_box.gateway.providers import adapter_for
+from codelace_box.gateway.providers.base import JSON, ProviderAdapter
+from codelace_box.gateway.routing import ModelRoute, RouteTable
+
+MAX_N = 128
+MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_TYPED_FIELDS: dict[str, tuple[type, ...]] = {
+    "user": (str,),
+    "tools": (list,),
+    "tool_choice": (str, dict),
+    "response_format": (dict,),
+    "stop": (str, list),
+    "stream_options": (dict,),
+    "logit_bias": (dict,),
+    "metadata": (dict,),
+}
+
+
+@dataclass
+class ChatCall:
+    """One admitted-to-be chat completion."""
+
+    request_id: str
+    user_id: int
+    key_id: int
+    body: JSON
+    route: ModelRoute
+    adapter: ProviderAdapter
+    stream: bool
+    include_usage: bool
+    output_cap: int  # per choice; what the upstream is allowed to produce
+    cap_from_client: bool
+    input_estimate: int  # tokens, when the upstream never reports usage
+    hold_nanos: int
+    started: float
+
+
+def _bad(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_request", param=param)
+
+
+def _positive_int(body: JSON, name: str, maximum: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _bad(f"{name} must be a positive integer", name)
+    if maximum is not None and value > maximum:
+        raise _bad(f"{name} must be at most {maximum}", name)
+    return value
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages must be a non-empty array of message objects", "messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages[{index}] must be an object", f"messages[{index}]")
+        role = message.get("role")
+        if role not in MESSAGE_ROLES:
+            raise _bad(
+                f"messages[{index}].role must be one of {', '.join(sorted(MESSAGE_ROLES))}",
+                f"messages[{index}].role",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _bad(
+                f"messages[{index}].content must be a string or an array of parts",
+                f"messages[{index}].content",
+            )
+
+
+def _check_types(body: JSON) -> None:
+    for name in _NUMBER_FIELDS:
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise _bad(f"{name} must be a number", name)
+    for name, kinds in _TYPED_FIELDS.items():
+        value = body.get(name)
+        if value is not None and not isinstance(value, kinds):
+            raise _bad(f"{name} has the wrong type", name)
+    if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
+        raise _bad("stream must be true or false", "stream")
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise _bad("seed must be an integer", "seed")
+
+
+def validate_body(body: JSON) -> str:
+    """Check the body's shape; returns the model id."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("model is required and must be a string such as openai/gpt-5.4", "model")
+    _check_messages(body.get("messages"))
+    _check_types(body)
+    return model
+
+
+def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
+    """Tokens one choice may produce, and whether the client set that cap itself."""
+    caps = [
+        cap
+        for cap in (_positive_int(body, "max_completion_tokens"), _positive_int(body, "max_tokens"))
+        if cap is not None
+    ]
+    if caps:
+        return max(caps), True
+    return route.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS, False
+
+
+def prepare_call(
+    routes: RouteTable,
+    body: JSON,
+    body_len: int,
+    *,
+    request_id: str,
+    user_id: int,
+    key_id: int,
+) -> ChatCall:
+    """Validate, route and price a request (nothing is reserved yet)."""
+    route = routes.resolve(validate_body(body))
+    adapter = adapter_for(route.provider.kind)
+    adapter.check_request(body)
+    cap, from_client = output_cap(body, route)
+    choices = _positive_int(body, "n", MAX_N) or 1
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options") or {}
+    worst = token_cost_nanos(
+        input_token_bound(body_len, body),
+        cap * choices,
+        route.input_per_1m_nanos,
+        route.output_per_1m_nanos,
+    )
+    return ChatCall(
+        request_id=request_id,
+        user_id=user_id,
+        key_id=key_id,
+        body=body,
+        route=route,
+        adapter=adapter,
+        stream=stream,
+        include_usage=stream and options.get("include_usage") is True,
+        output_cap=cap,
+        cap_from_client=from_client,
+        input_estimate=input_token_estimate(body_len),
+        hold_nanos=worst,
+        started=time.monotonic(),
+    )

@@ -1,0 +1,187 @@
+"""Routing: a model id to its provider, upstream model, prices and the next provider key.
+
+Each server process keeps a snapshot of the enabled catalog, reloaded when it is older than
+`ttl_sec` (0.5 s), so a change made by the CLI or the admin dashboard in another process is
+seen within a second without a restart. Provider keys are decrypted once per reload (and
+remembered by ciphertext, so a reload decrypts only new keys), never per request, and are
+never part of a repr, a log line or an error. Requests spread over a provider's keys round
+robin; a key the upstream refuses (401/403) is flagged in the database and leaves the rotation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from codelace_box.crypto import decrypt_secret
+from codelace_box.db.core import database, utcnow, write_transaction
+from codelace_box.db.models import ProviderKey
+from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
+
+log = logging.getLogger("codelace_box.gateway")
+DEFAULT_TTL_SEC = 0.5
+
+
+@dataclass(frozen=True)
+class KeySlot:
+    """One usable provider key; the secret never shows in a repr."""
+
+    id: int
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ProviderRoute:
+    id: int
+    name: str
+    kind: str
+    base_url: str
+    enabled: bool
+    keys: tuple[KeySlot, ...]
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    """An enabled catalog model with its provider and prices (nano-USD per 1M tokens)."""
+
+    id: str
+    provider: ProviderRoute
+    upstream_model: str
+    input_per_1m_nanos: int
+    output_per_1m_nanos: int
+    max_output_tokens: int | None
+    created: int  # unix seconds, for /v1/models
+
+
+_MODELS_SQL = (
+    "SELECT m.id, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos, "
+    "m.max_output_tokens, m.created_at, m.provider_id FROM catalog_model m "
+    "WHERE m.enabled = 1 ORDER BY m.id"
+)
+_PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled FROM provider"
+_KEYS_SQL = (
+    "SELECT id, provider_id, key_encrypted FROM provider_key "
+    "WHERE enabled = 1 AND failing = 0 ORDER BY id"
+)
+
+
+def _unix(value: object) -> int:
+    """Unix seconds of a stored (naive UTC) timestamp."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return 0
+    return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+class RouteTable:
+    """The per-process routing snapshot with its round-robin counters."""
+
+    def __init__(
+        self,
+        secret_key: str,
+        ttl_sec: float = DEFAULT_TTL_SEC,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._secret_key = secret_key
+        self._ttl = ttl_sec
+        self._clock = clock
+        self._loaded_at = float("-inf")
+        self._models: dict[str, ModelRoute] = {}
+        self._providers: dict[int, ProviderRoute] = {}
+        self._plain: dict[tuple[int, bytes], str] = {}
+        self._turn: dict[int, int] = {}
+
+    def _fresh(self) -> None:
+        now = self._clock()
+        if now - self._loaded_at >= self._ttl:
+            self._reload()
+            self._loaded_at = now
+
+    def invalidate(self) -> None:
+        """Reload on the next lookup."""
+        self._loaded_at = float("-inf")
+
+    def _reload(self) -> None:
+        keys: dict[int, list[KeySlot]] = {}
+        plain: dict[tuple[int, bytes], str] = {}
+        for key_id, provider_id, token in database.execute_sql(_KEYS_SQL).fetchall():
+            secret = self._decrypt(int(key_id), bytes(token))
+            if secret is not None:
+                plain[(int(key_id), bytes(token))] = secret
+                keys.setdefault(int(provider_id), []).append(KeySlot(int(key_id), secret))
+        self._plain = plain
+        providers = {
+            int(pid): ProviderRoute(
+                int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ()))
+            )
+            for pid, name, kind, base_url, enabled in database.execute_sql(_PROVIDERS_SQL)
+        }
+        self._providers = providers
+        self._models = {
+            row[0]: ModelRoute(
+                row[0], providers[int(row[6])], row[1], int(row[2]), int(row[3]),
+                None if row[4] is None else int(row[4]), _unix(row[5]),
+            )
+            for row in database.execute_sql(_MODELS_SQL).fetchall()
+        }  # fmt: skip
+
+    def _decrypt(self, key_id: int, token: bytes) -> str | None:
+        known = self._plain.get((key_id, token))
+        if known is not None:
+            return known
+        try:
+            return decrypt_secret(self._secret_key, token)
+        except ConfigError as exc:
+            log.error("provider key %d is unusable: %s", key_id, exc.message)
+            return None
+
+    def enabled_models(self) -> list[ModelRoute]:
+        """The enabled catalog, by id."""
+        self._fresh()
+        return list(self._models.values())
+
+    def resolve(self, model_id: str) -> ModelRoute:
+        """The route of a model id: 400 malformed, 404 unknown/disabled, 503 unusable provider."""
+        if "/" not in model_id:
+            raise InvalidRequest(
+                f"model must look like provider/model, got {model_id!r}",
+                code="invalid_model",
+                param="model",
+            )
+        self._fresh()
+        route = self._models.get(model_id)
+        if route is None:
+            raise NotFound(f"the model {model_id} does not exist", code="model_not_found")
+        provider = self._providers.get(route.provider.id, route.provider)
+        if not provider.enabled:
+            raise ServiceUnavailable(
+                f"the provider of {model_id} is disabled", code="provider_unavailable"
+            )
+        if not provider.keys:
+            raise ServiceUnavailable(
+                f"the provider of {model_id} has no working key", code="provider_unavailable"
+            )
+        return route
+
+    def next_key(self, provider_id: int) -> KeySlot | None:
+        """The next usable key of a provider, round robin; None when it has none left."""
+        self._fresh()
+        provider = self._providers.get(provider_id)
+        if provider is None or not provider.keys:
+            return None
+        turn = self._turn.get(provider_id, 0)
+        self._turn[provider_id] = turn + 1
+        return provider.keys[turn % len(provider.keys)]
+
+    def mark_failing(self, key: KeySlot, reason: str) -> None:
+        """Flag a key the upstream refused; it leaves every process's rotation."""
+        with write_transaction():
+            ProviderKey.update(
+                failing=True, failure_reason=reason[:500], last_failed_at=utcnow()
+            ).where(ProviderKey.id == key.id).execute()
+        log.warning("provider key %d flagged as failing: %s", key.id, reason[:200])
+        self.invalidate()

@@ -1,0 +1,122 @@
+"""Calling the upstream: key rotation, retries before any byte reached the client, errors.
+
+One call tries the provider's keys round robin. Connect errors, 429 and 5xx (Anthropic's 529
+included) move on to the next key, at most `max_retries` times. A key answering 401/403 is
+flagged and leaves the rotation; that attempt does not use up a retry (the rotation shrinks).
+What the client finally sees: the upstream's own 4xx status and message, 429 with Retry-After,
+502 for 5xx and unreachable upstreams, 503 when no key is left, 504 for timeouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codelace_box.errors import (
+    CodelaceError,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from codelace_box.gateway.client import (
+    MAX_ERROR_BODY,
+    UpstreamClient,
+    UpstreamConnectTimeout,
+    UpstreamReadTimeout,
+    UpstreamResponse,
+    UpstreamUnreachable,
+)
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.routing import KeySlot, RouteTable
+
+
+class UpstreamRejected(CodelaceError):
+    """The upstream refused the request (4xx): relayed with its status and message."""
+
+    error_type = "invalid_request_error"
+    default_code = "upstream_rejected"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message, code=f"upstream_{status}")
+        self.status = status
+
+
+@dataclass
+class Opened:
+    """A 200 answer from the upstream and the key that earned it."""
+
+    response: UpstreamResponse
+    key: KeySlot
+
+
+def _retry_after(response: UpstreamResponse) -> int:
+    raw = response.header("retry-after") or ""
+    try:
+        return max(1, int(float(raw)))
+    except ValueError:
+        return 1
+
+
+async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
+    """The error to report for a non-200 upstream answer (its body is read and closed)."""
+    try:
+        payload = await response.read(MAX_ERROR_BODY)
+    except Exception:  # the status alone still tells what happened
+        payload = b""
+    finally:
+        response.close()
+    status = response.status
+    message = call.adapter.error_message(status, payload)
+    name = call.route.provider.name
+    if status == 429:
+        return RateLimited(f"{name} is rate limiting: {message}", _retry_after(response))
+    if status >= 500:
+        return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
+    if status in (401, 403):
+        return ServiceUnavailable(
+            f"{name} refused the operator's key (HTTP {status}): {message}",
+            code="provider_key_rejected",
+        )
+    return UpstreamRejected(status, message)
+
+
+async def open_upstream(
+    client: UpstreamClient, routes: RouteTable, call: ChatCall, max_retries: int
+) -> Opened:
+    """POST the call upstream until a 200 answer, or raise the error the client should see."""
+    retries_left = max_retries
+    last: CodelaceError | None = None
+    while True:
+        key = routes.next_key(call.route.provider.id)
+        if key is None:
+            raise last or ServiceUnavailable(
+                f"{call.route.provider.name} has no working key", code="provider_unavailable"
+            )
+        request = call.adapter.build_request(
+            call.body,
+            upstream_model=call.route.upstream_model,
+            api_key=key.secret,
+            base_url=call.route.provider.base_url,
+            stream=call.stream,
+            default_max_tokens=None if call.cap_from_client else call.output_cap,
+        )
+        try:
+            response = await client.send(request)
+        except UpstreamConnectTimeout as exc:
+            last = UpstreamTimeout(f"{call.route.provider.name}: {exc}", code="upstream_timeout")
+        except UpstreamUnreachable as exc:
+            last = UpstreamError(f"{call.route.provider.name}: {exc}", code="upstream_unreachable")
+        except UpstreamReadTimeout as exc:
+            raise UpstreamTimeout(f"{call.route.provider.name}: {exc}") from None
+        else:
+            if response.status == 200:
+                return Opened(response, key)
+            last = await _failure(call, response)
+            if response.status in (401, 403):
+                routes.mark_failing(key, f"HTTP {response.status}: {last.message}")
+                continue
+            if response.status != 429 and response.status < 500:
+                raise last
+        if retries_left <= 0:
+            raise last
+        retries_left -= 1

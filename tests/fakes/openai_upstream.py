@@ -1,0 +1,360 @@
+"""A fake OpenAI Chat Completions server: a real HTTP server on 127.0.0.1 (aiohttp, own thread).
+
+It speaks the wire format as api.openai.com does: pretty-printed `chat.completion` JSON;
+streams as `text/event-stream` with compact `data: {chunk}` events (role chunk, content
+deltas, finish chunk, `"usage": null` on every chunk and a final `choices: []` usage chunk when
+`stream_options.include_usage` is set, an `obfuscation` pad), then `data: [DONE]`; errors in
+the `{"error": {message, type, param, code}}` envelope. It validates requests like the real
+API (Bearer key, model, non-empty messages, stream_options only with stream) and is scripted
+per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
+a connection dropped or an error event mid-stream, a stream that hangs until the client leaves.
+
+    fake = FakeOpenAI().start()
+    fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
+    fake.base_url                                     # "http://127.0.0.1:PORT/v1"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+FINGERPRINT = "fp_fake0c1a2b"
+
+
+@dataclass
+class Reply:
+    """What the fake answers to one request."""
+
+    content: str = "Hello from the fake upstream."
+    prompt_tokens: int = 11
+    completion_tokens: int | None = None  # None: one token per streamed piece
+    completion_tokens_from_cap: bool = False  # report the request's max_tokens as produced
+    pieces: list[str] | None = None  # stream deltas; default: the content split at spaces
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": "..."}]
+    finish_reason: str | None = None  # default: "tool_calls" with tools, else "stop"
+    usage: bool = True  # False: never report usage (as some compatible servers do)
+    status: int = 200
+    error: dict[str, Any] | None = None  # the error object for status != 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_before: float = 0.0  # seconds before the status line
+    piece_delay: float = 0.0  # seconds between stream events
+    drop_after: int | None = None  # stream: cut the connection after N content events
+    error_after: int | None = None  # stream: send an error event after N content events
+    hang_after: int | None = None  # stream: go silent after N events until the client leaves
+
+    def stream_pieces(self) -> list[str]:
+        if self.pieces is not None:
+            return self.pieces
+        words = self.content.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+@dataclass
+class Recorded:
+    """One request the fake received."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def api_key(self) -> str:
+        return self.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None, param: Any = None):
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return web.Response(
+        status=status, text=json.dumps(body, indent=2), content_type="application/json"
+    )
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class FakeOpenAI:
+    """The fake server; start() it, push() replies, read `requests` afterwards."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.script: deque[Reply] = deque()
+        self.default = Reply()
+        self.key_status: dict[str, int] = {}  # API key -> status it always gets (401, 429...)
+        self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def push(self, *replies: Reply) -> None:
+        """Queue replies for the next requests (afterwards: `default`)."""
+        self.script.extend(replies)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.script.clear()
+        self.key_status.clear()
+        self.default = Reply()
+        self.client_gone.clear()
+
+    def start(self) -> FakeOpenAI:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake OpenAI server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        future.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        ready.set()
+        loop.run_forever()
+        loop.close()
+
+    def _next_reply(self) -> Reply:
+        return self.script.popleft() if self.script else self.default
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.requests.append(Recorded(request.path, headers, body))
+        refusal = self._refuse(headers, body)
+        if refusal is not None:
+            return refusal
+        reply = self._next_reply()
+        if reply.delay_before:
+            await asyncio.sleep(reply.delay_before)
+        if reply.status != 200:
+            error = reply.error or {"message": "The server had an error", "type": "server_error"}
+            full = {"param": None, "code": None} | error
+            return web.Response(
+                status=reply.status,
+                text=json.dumps({"error": full}, indent=2),
+                content_type="application/json",
+                headers=reply.headers,
+            )
+        if body.get("stream"):
+            return await self._stream(request, body, reply)
+        return self._complete(body, reply)
+
+    def _refuse(self, headers: dict[str, str], body: Any) -> web.Response | None:
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return _error(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                "invalid_request_error",
+            )
+        key = auth[7:].strip()
+        status = self.key_status.get(key)
+        if status == 401:
+            masked = key[:3] + "*" * 8 + key[-4:]
+            return _error(
+                401,
+                f"Incorrect API key provided: {masked}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        if status is not None:
+            return _error(status, f"Key answered {status}.", "server_error")
+        return self._check_body(body)
+
+    @staticmethod
+    def _check_body(body: Any) -> web.Response | None:
+        if not isinstance(body, dict):
+            return _error(
+                400, "We could not parse the JSON body of your request.", "invalid_request_error"
+            )
+        if not isinstance(body.get("model"), str):
+            return _error(400, "you must provide a model parameter", "invalid_request_error")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _error(
+                400, "[] is too short - 'messages'", "invalid_request_error", None, "messages"
+            )
+        if body.get("stream_options") is not None and not body.get("stream"):
+            return _error(
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                "invalid_request_error",
+                "invalid_value",
+                "stream_options",
+            )
+        return None
+
+    @staticmethod
+    def _completion_tokens(body: dict[str, Any], reply: Reply) -> int:
+        if reply.completion_tokens_from_cap:
+            return int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
+        if reply.completion_tokens is not None:
+            return reply.completion_tokens
+        return len(reply.stream_pieces()) + len(reply.tool_calls or [])
+
+    def _usage(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        completion = self._completion_tokens(body, reply)
+        return {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": reply.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _complete(self, body: dict[str, Any], reply: Reply) -> web.Response:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if reply.tool_calls else reply.content,
+            "refusal": None,
+            "annotations": [],
+        }
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{i}", "type": "function", "function": dict(call)}
+                for i, call in enumerate(reply.tool_calls)
+            ]
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        payload: dict[str, Any] = {
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
+        }
+        if reply.usage:
+            payload["usage"] = self._usage(body, reply)
+        payload |= {"service_tier": "default", "system_fingerprint": FINGERPRINT}
+        return web.Response(
+            text=json.dumps(payload, indent=2),
+            content_type="application/json",
+            headers=reply.headers,
+        )
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], reply: Reply
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream; charset=utf-8", **reply.headers}
+        )
+        await response.prepare(request)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+            "service_tier": "default",
+            "system_fingerprint": FINGERPRINT,
+        }
+        for index, delta in enumerate(self._deltas(reply)):
+            if reply.drop_after is not None and index >= reply.drop_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if reply.error_after is not None and index >= reply.error_after:
+                error = {"message": "The model had an error mid-stream.", "type": "server_error"}
+                await response.write(b"data: " + _compact({"error": error}) + b"\n\n")
+                return response
+            if reply.hang_after is not None and index >= reply.hang_after:
+                await self._wait_until_gone(request)
+                return response
+            await response.write(self._event(base, delta, include_usage, index))
+            if reply.piece_delay:
+                await asyncio.sleep(reply.piece_delay)
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        await response.write(self._finish(base, finish, include_usage))
+        if include_usage and reply.usage:
+            chunk = base | {"choices": [], "usage": self._usage(body, reply)}
+            await response.write(b"data: " + _compact(self._pad(chunk)) + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    def _deltas(reply: Reply) -> list[dict[str, Any]]:
+        first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
+        if reply.tool_calls:
+            first["content"] = None
+            deltas = [first]
+            for i, call in enumerate(reply.tool_calls):
+                start = {"index": i, "id": f"call_{i}", "type": "function"}
+                start["function"] = {"name": call["name"], "arguments": ""}
+                deltas.append({"tool_calls": [start]})
+                args = call["arguments"]
+                for cut in range(0, len(args), 8):
+                    piece = {"index": i, "function": {"arguments": args[cut : cut + 8]}}
+                    deltas.append({"tool_calls": [piece]})
+            return deltas
+        return [first] + [{"content": piece} for piece in reply.stream_pieces()]
+
+    def _event(self, base: dict[str, Any], delta: dict[str, Any], usage: bool, index: int) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        chunk = base | {"choices": [choice]}
+        if usage:
+            chunk["usage"] = None
+        return b"data: " + _compact(self._pad(chunk)) + b"\n\n"
+
+    def _finish(self, base: dict[str, Any], finish: str, usage: bool) -> bytes:
+        choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+        chunk = base | {"choices": [choice]}
+        if usage:
+            chunk["usage"] = None
+        return b"data: " + _compact(self._pad(chunk)) + b"\n\n"
+
+    @staticmethod
+    def _pad(chunk: dict[str, Any]) -> dict[str, Any]:
+        return chunk | {"obfuscation": secrets.token_urlsafe(6)}
+
+    async def _wait_until_gone(self, request: web.Request) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self.client_gone.set()
+                return
+            await asyncio.sleep(0.02)

@@ -1,0 +1,148 @@
+"""Fixtures of the gateway suite: a fake OpenAI upstream and a real box wired to it.
+
+The box is a real `codelace-box serve` process; its provider, models, users, credit and keys
+are set up with the real CLI, exactly as an operator would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+
+NANOS = 1_000_000_000
+MODEL = "fake/gpt-test"
+UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
+IN_PRICE, OUT_PRICE = "2.5", "10"  # USD per 1M tokens
+MODEL_PRICES = ("--input-per-1m", IN_PRICE, "--output-per-1m", OUT_PRICE)
+MODEL_MAX_OUTPUT = 1000
+PROVIDER_ADD = ("providers", "add", "fake", "--kind", "openai", "--base-url")
+_emails = itertools.count(1)
+
+
+def cost_nanos(tokens_in: int, tokens_out: int, in_per_1m_usd: str, out_per_1m_usd: str) -> int:
+    """The expected cost, computed independently: exact rationals, rounded up to a nano."""
+    from fractions import Fraction
+
+    total = (
+        (Fraction(in_per_1m_usd) * tokens_in + Fraction(out_per_1m_usd) * tokens_out)
+        * NANOS
+        / 1_000_000
+    )
+    return -(-total.numerator // total.denominator)
+
+
+@dataclass
+class Box:
+    """One running box and the tools to drive it."""
+
+    server: ServerProcess
+    config: Path
+    db_path: Path
+    fake: FakeOpenAI
+    keys: dict[str, str] = field(default_factory=dict)  # email -> API key
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def cli(self, *args: str) -> str:
+        result = run_cli(self.config, *args)
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+        return result.stdout
+
+    def new_user(self, credit_usd: str = "10") -> tuple[str, str]:
+        """A fresh user with credit and an API key: (email, key)."""
+        email = f"user{next(_emails)}@gw.test"
+        self.cli("users", "create", email)
+        if credit_usd != "0":
+            self.cli("credit", email, credit_usd, "--reason", "test credit")
+        key = self.cli("keys", "create", email).strip()
+        self.keys[email] = key
+        return email, key
+
+    def sdk(self, key: str, **options: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **options)
+
+    def async_sdk(self, key: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            return db.execute(sql, params).fetchall()
+
+    def balance(self, email: str) -> tuple[int, int]:
+        """(balance_nanos, held_nanos) of a user."""
+        rows = self.query('SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', email)
+        return int(rows[0][0]), int(rows[0][1])
+
+    def usage_row(self, request_id: str) -> dict[str, Any]:
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM usage_record WHERE request_id = ?", (request_id,))
+            found = row.fetchone()
+        assert found is not None, f"no usage row for {request_id}"
+        return dict(found)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(request: pytest.FixtureRequest) -> None:
+    if "fake" in request.fixturenames:
+        request.getfixturevalue("fake").reset()
+
+
+BoxFactory = Callable[..., Box]
+
+
+@pytest.fixture(scope="module")
+def box_factory(tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI) -> Iterator[BoxFactory]:
+    """Start boxes wired to the fake upstream (provider `fake`, model `fake/gpt-test`)."""
+    started: list[ServerProcess] = []
+
+    def factory(
+        *serve_args: str,
+        env: dict[str, str] | None = None,
+        keys: tuple[str, ...] = ("sk-fake-key-0001",),
+        **sections: dict[str, Any],
+    ) -> Box:
+        folder = tmp_path_factory.mktemp("gw")
+        merged = base_sections(folder, free_port())
+        for name, values in sections.items():
+            merged.setdefault(name, {}).update(values)
+        config = write_config(folder / "codelace.toml", merged)
+        box = Box(None, config, Path(merged["database"]["path"]), fake)  # type: ignore[arg-type]
+        box.cli("migrate")
+        box.cli(*PROVIDER_ADD, fake.base_url, "--key", keys[0])
+        for extra in keys[1:]:
+            box.cli("providers", "key-add", "fake", "--key", extra)
+        box.cli("models", "set", MODEL, *MODEL_PRICES, "--upstream-model", UPSTREAM_MODEL,
+                "--max-output-tokens", str(MODEL_MAX_OUTPUT))  # fmt: skip
+        box.server = ServerProcess(config, int(merged["server"]["port"]), env=env)
+        box.server.start(*serve_args)
+        started.append(box.server)
+        return box
+
+    yield factory
+    for server in started:
+        server.stop()
