@@ -1,0 +1,130 @@
+"""The `anthropic` provider kind: the OpenAI chat format to Anthropic's Messages API and back.
+
+Pure translation (no vendor SDK): requests in anthropic_request, answers and usage in
+anthropic_response, streams in anthropic_stream. This module is the adapter the gateway uses,
+plus the checks for OpenAI fields that Anthropic cannot honour (a clear 400, never silence).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.providers.anthropic_request import translate_request
+from codelace_box.gateway.providers.anthropic_response import error_message, translate_response
+from codelace_box.gateway.providers.anthropic_stream import AnthropicStreamTranslator
+from codelace_box.gateway.providers.base import (
+    JSON,
+    ProviderAdapter,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_unsupported(body: JSON) -> None:
+    """Fields with no Anthropic counterpart, when set to something other than their no-op."""
+    if body.get("n") not in (None, 1):
+        raise InvalidRequest("n > 1 is not supported by Anthropic models", param="n")
+    if body.get("logprobs") or body.get("top_logprobs") is not None:
+        raise InvalidRequest("logprobs are not available from Anthropic models", param="logprobs")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if body.get(name) not in (None, 0, 0.0):
+            raise InvalidRequest(f"{name} is not supported by Anthropic models", param=name)
+    if body.get("logit_bias"):
+        raise InvalidRequest("logit_bias is not supported by Anthropic models", param="logit_bias")
+    modalities = body.get("modalities")
+    if body.get("audio") or (isinstance(modalities, list) and "audio" in modalities):
+        raise InvalidRequest("audio output is not supported by Anthropic models", param="audio")
+
+
+def _check_sampling(body: JSON) -> None:
+    temperature = body.get("temperature")
+    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 1):
+        raise InvalidRequest(
+            "temperature must be between 0 and 1 for Anthropic models", param="temperature"
+        )
+    top_p = body.get("top_p")
+    if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
+        raise InvalidRequest("top_p must be between 0 and 1", param="top_p")
+
+
+def _check_reasoning(body: JSON) -> None:
+    """Extended thinking excludes custom temperature, low top_p and forced tool use."""
+    if body.get("reasoning_effort") in (None, "none"):
+        return
+    if body.get("temperature") not in (None, 1, 1.0):
+        raise InvalidRequest(
+            "reasoning_effort cannot be combined with a temperature other than 1 "
+            "on Anthropic models",
+            param="temperature",
+        )
+    top_p = body.get("top_p")
+    if top_p is not None and top_p < 0.95:
+        raise InvalidRequest(
+            "reasoning_effort needs top_p of at least 0.95 on Anthropic models", param="top_p"
+        )
+    choice = body.get("tool_choice")
+    if choice == "required" or isinstance(choice, dict):
+        raise InvalidRequest(
+            "reasoning_effort cannot be combined with tool_choice required or a named "
+            "function on Anthropic models",
+            param="tool_choice",
+        )
+
+
+class AnthropicAdapter(ProviderAdapter):
+    """Anthropic Messages API (`POST {base_url}/v1/messages`, `x-api-key` auth)."""
+
+    kind = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+
+    def check_request(self, body: JSON) -> None:
+        """400 for what Anthropic cannot honour, before any money is held or byte is sent."""
+        _check_unsupported(body)
+        _check_sampling(body)
+        _check_reasoning(body)
+        translate_request(body, upstream_model="", stream=False, default_max_tokens=None)
+
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        """The Messages API request for an OpenAI chat completions body."""
+        payload = translate_request(
+            body,
+            upstream_model=upstream_model,
+            stream=stream,
+            default_max_tokens=default_max_tokens,
+        )
+        headers = {
+            "x-api-key": api_key,
+            "anthropic-version": ANTHROPIC_VERSION,
+            "content-type": "application/json",
+        }
+        base = (base_url or self.default_base_url).rstrip("/")
+        return UpstreamRequest(url=f"{base}/v1/messages", headers=headers, json_body=payload)
+
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        """The OpenAI `chat.completion` for an Anthropic `message`."""
+        return translate_response(payload, public_model)
+
+    def error_message(self, status: int, payload: bytes) -> str:
+        """Anthropic's error message from an error body."""
+        return error_message(status, payload)
+
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        """A translator for one Anthropic stream."""
+        return AnthropicStreamTranslator(public_model)

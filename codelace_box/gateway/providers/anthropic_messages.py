@@ -1,0 +1,235 @@
+"""OpenAI chat `messages` -> Anthropic `system` blocks and strictly alternating turns (pure code).
+
+System/developer messages go to the top-level `system`; user/assistant/tool messages become
+user/assistant turns (consecutive same-role messages merged, tool results first in their user
+turn); images become base64 or url sources, PDF files document blocks; assistant `tool_calls`
+become `tool_use` blocks and `tool` messages `tool_result` blocks. Anything Anthropic cannot
+take raises InvalidRequest (400).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+
+JSON = dict[str, Any]
+
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
+
+
+def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
+    """(system text blocks, alternating user/assistant turns) for OpenAI `messages`."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty list", param="messages")
+    system: list[JSON] = []
+    turns: list[JSON] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{where} must be an object", param=where)
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system += _text_blocks(message.get("content"), where)
+            continue
+        anthropic_role, blocks = _message_blocks(message, role, where)
+        if blocks:
+            _append_turn(turns, anthropic_role, blocks)
+    _check_turns(turns)
+    for turn in turns:
+        if turn["role"] == "user":
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    return system, turns
+
+
+def _message_blocks(message: JSON, role: Any, where: str) -> tuple[str, list[JSON]]:
+    if role == "user":
+        blocks = _user_blocks(message.get("content"), where)
+        if not blocks:
+            raise InvalidRequest(f"{where}: a user message needs non-empty content", param=where)
+        return "user", blocks
+    if role == "assistant":
+        return "assistant", _assistant_blocks(message, where)
+    if role == "tool":
+        return "user", [_tool_result_block(message, where)]
+    raise InvalidRequest(
+        f"{where}: role must be system, developer, user, assistant or tool, got {role!r}",
+        param=where,
+    )
+
+
+def _append_turn(turns: list[JSON], role: str, blocks: list[JSON]) -> None:
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": list(blocks)})
+
+
+def _check_turns(turns: list[JSON]) -> None:
+    """The first turn must be the user's, and tool results must answer the preceding tool calls."""
+    if not turns:
+        raise InvalidRequest("messages need at least one user message", param="messages")
+    if turns[0]["role"] != "user":
+        raise InvalidRequest(
+            "Anthropic models need the conversation to start with a user message "
+            "(after any system messages)",
+            param="messages",
+        )
+    called: set[str] = set()
+    for turn in turns:
+        if turn["role"] == "assistant":
+            called = {b["id"] for b in turn["content"] if b["type"] == "tool_use"}
+            continue
+        for block in turn["content"]:
+            if block["type"] == "tool_result" and block["tool_use_id"] not in called:
+                raise InvalidRequest(
+                    f"tool message for tool_call_id {block['tool_use_id']!r} does not answer a "
+                    "tool call of the assistant message before it",
+                    param="messages",
+                )
+
+
+def _text_blocks(content: Any, where: str) -> list[JSON]:
+    """Text blocks of string content or of a list of text (or refusal) parts."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{where}.content must be a string or a list of parts", param=where)
+    blocks: list[JSON] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        text = part.get("text") if kind == "text" else None
+        if kind == "refusal":
+            text = part.get("refusal")
+        if not isinstance(text, str):
+            raise InvalidRequest(f"{where}: only text parts are allowed here", param=where)
+        if text:
+            blocks.append({"type": "text", "text": text})
+    return blocks
+
+
+def _user_blocks(content: Any, where: str) -> list[JSON]:
+    if not isinstance(content, list):
+        return _text_blocks(content, where)
+    blocks: list[JSON] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "image_url":
+            blocks.append(_image_block(part.get("image_url"), f"{where}.content[{j}]"))
+        elif kind == "file":
+            blocks.append(_document_block(part.get("file"), f"{where}.content[{j}]"))
+        elif kind == "text":
+            blocks += _text_blocks([part], where)
+        else:
+            raise InvalidRequest(
+                f"{where}.content[{j}]: part type {kind!r} is not supported by Anthropic models "
+                "(use text, image_url or a PDF file)",
+                param=where,
+            )
+    return blocks
+
+
+def _image_block(image_url: Any, where: str) -> JSON:
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"{where}: image_url.url must be a URL string", param=where)
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = _parse_data_url(url, where)
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise InvalidRequest(
+            f"{where}: image type {media_type} is not supported "
+            f"(use one of {', '.join(IMAGE_MEDIA_TYPES)})",
+            param=where,
+        )
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _document_block(file: Any, where: str) -> JSON:
+    data_url = file.get("file_data") if isinstance(file, dict) else None
+    if not isinstance(data_url, str):
+        raise InvalidRequest(f"{where}: file parts need file_data as a data URL", param=where)
+    media_type, data = _parse_data_url(data_url, where)
+    if media_type != "application/pdf":
+        raise InvalidRequest(f"{where}: only PDF files are supported, got {media_type}")
+    source = {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "document", "source": source}
+
+
+def _parse_data_url(url: str, where: str) -> tuple[str, str]:
+    match = _DATA_URL_RE.match(url)
+    if match is None:
+        raise InvalidRequest(
+            f"{where}: expected an http(s) URL or a base64 data URL (data:<type>;base64,...)",
+            param=where,
+        )
+    return match["media"].lower(), match["data"]
+
+
+def _assistant_blocks(message: JSON, where: str) -> list[JSON]:
+    blocks = _thinking_blocks(message.get("thinking_blocks"))
+    blocks += _text_blocks(message.get("content"), where)
+    tool_calls = message.get("tool_calls") or []
+    if not isinstance(tool_calls, list):
+        raise InvalidRequest(f"{where}.tool_calls must be a list", param=where)
+    for k, call in enumerate(tool_calls):
+        blocks.append(_tool_use_block(call, f"{where}.tool_calls[{k}]"))
+    return blocks
+
+
+def _thinking_blocks(blocks: Any) -> list[JSON]:
+    """Thinking blocks an earlier response handed out, passed back unchanged (signed ones only)."""
+    if not isinstance(blocks, list):
+        return []
+    kept: list[JSON] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "thinking" and block.get("signature"):
+            kept.append(
+                {
+                    "type": "thinking",
+                    "thinking": block.get("thinking", ""),
+                    "signature": block["signature"],
+                }
+            )
+        elif block.get("type") == "redacted_thinking" and block.get("data"):
+            kept.append({"type": "redacted_thinking", "data": block["data"]})
+    return kept
+
+
+def _tool_use_block(call: Any, where: str) -> JSON:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequest(f"{where} needs function.name", param=where)
+    if not isinstance(call.get("id"), str) or not call["id"]:
+        raise InvalidRequest(f"{where} needs an id", param=where)
+    arguments = function.get("arguments") or "{}"
+    try:
+        parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except json.JSONDecodeError:
+        raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=where)
+    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
+
+
+def _tool_result_block(message: JSON, where: str) -> JSON:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequest(f"{where}: a tool message needs tool_call_id", param=where)
+    block: JSON = {"type": "tool_result", "tool_use_id": call_id}
+    content = message.get("content")
+    if isinstance(content, str):
+        if content:
+            block["content"] = content
+    else:
+        texts = _text_blocks(content, where)
+        if texts:
+            block["content"] = texts
+    return block

@@ -1,0 +1,186 @@
+"""OpenAI Chat Completions request body -> Anthropic Messages API request body (pure code).
+
+Messages are translated by anthropic_messages; this module maps the options (max tokens,
+sampling, stop, user, tools, tool_choice, reasoning_effort, response_format) to their Anthropic
+counterparts. Whatever cannot be honoured raises InvalidRequest (400).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.providers.anthropic_messages import translate_messages
+
+JSON = dict[str, Any]
+
+FALLBACK_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024
+MAX_THINKING_BUDGET = 128_000
+# Share of max_tokens given to extended thinking per OpenAI reasoning_effort value.
+EFFORT_SHARE = {"minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9}
+
+
+def translate_request(
+    body: JSON, *, upstream_model: str, stream: bool, default_max_tokens: int | None
+) -> JSON:
+    """The Anthropic `/v1/messages` body for an OpenAI chat completions body."""
+    system, turns = translate_messages(body.get("messages"))
+    max_tokens = resolve_max_tokens(body, default_max_tokens)
+    out: JSON = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
+    if system:
+        out["system"] = system
+    _add_sampling(out, body)
+    _add_tools(out, body)
+    _add_thinking(out, body, max_tokens)
+    _add_output_format(out, body)
+    if stream:
+        out["stream"] = True
+    return out
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def resolve_max_tokens(body: JSON, default_max_tokens: int | None) -> int:
+    """max_completion_tokens, else max_tokens, else the model's default (Anthropic needs one)."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequest(f"{name} must be a positive integer", param=name)
+        return value
+    return default_max_tokens or FALLBACK_MAX_TOKENS
+
+
+def _add_sampling(out: JSON, body: JSON) -> None:
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    if isinstance(stop, list) and any(stop):
+        out["stop_sequences"] = [s for s in stop if isinstance(s, str) and s]
+    user = body.get("user") or body.get("safety_identifier")
+    if isinstance(user, str) and user:
+        out["metadata"] = {"user_id": user}
+
+
+def _add_tools(out: JSON, body: JSON) -> None:
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list", param="tools")
+    names = set()
+    converted = []
+    for i, tool in enumerate(tools):
+        converted.append(_tool(tool, f"tools[{i}]"))
+        names.add(converted[-1]["name"])
+    if converted:
+        out["tools"] = converted
+    choice = _tool_choice(body.get("tool_choice"), names)
+    if body.get("parallel_tool_calls") is False and converted:
+        choice = choice or {"type": "auto"}
+        if choice["type"] != "none":
+            choice["disable_parallel_tool_use"] = True
+    if choice is not None and converted:
+        out["tool_choice"] = choice
+
+
+def _tool(tool: Any, where: str) -> JSON:
+    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+        raise InvalidRequest(f"{where}: only function tools are supported", param=where)
+    function = tool.get("function")
+    if not isinstance(function, dict):
+        raise InvalidRequest(f"{where}: only function tools are supported", param=where)
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(f"{where}.function.name is required", param=where)
+    schema = function.get("parameters") or {"type": "object", "properties": {}}
+    converted: JSON = {"name": name, "input_schema": schema}
+    if function.get("description"):
+        converted["description"] = function["description"]
+    if function.get("strict") is True:
+        converted["strict"] = True
+    return converted
+
+
+def _tool_choice(choice: Any, names: set[str]) -> JSON | None:
+    if choice is None:
+        return None
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "none":
+        return {"type": "none"}
+    if choice == "required":
+        return {"type": "any"}
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str):
+        raise InvalidRequest(
+            "tool_choice must be auto, none, required or {type: function, function: {name}}",
+            param="tool_choice",
+        )
+    if name not in names:
+        raise InvalidRequest(f"tool_choice names {name!r}, which is not in tools", "tool_choice")
+    return {"type": "tool", "name": name}
+
+
+def _add_thinking(out: JSON, body: JSON, max_tokens: int) -> None:
+    effort = body.get("reasoning_effort")
+    if effort in (None, "none") or _tool_loop_without_thinking(out["messages"]):
+        return
+    if effort not in EFFORT_SHARE:
+        raise InvalidRequest(
+            f"reasoning_effort must be one of none, {', '.join(EFFORT_SHARE)}",
+            param="reasoning_effort",
+        )
+    if max_tokens <= MIN_THINKING_BUDGET:
+        raise InvalidRequest(
+            f"reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on Anthropic models",
+            param="max_tokens",
+        )
+    out["thinking"] = {"type": "enabled", "budget_tokens": thinking_budget(effort, max_tokens)}
+
+
+def thinking_budget(effort: str, max_tokens: int) -> int:
+    """Tokens of extended thinking for an effort: a share of max_tokens, >= 1024, < max_tokens."""
+    share = int(max_tokens * EFFORT_SHARE[effort])
+    return max(MIN_THINKING_BUDGET, min(share, max_tokens - 1, MAX_THINKING_BUDGET))
+
+
+def _tool_loop_without_thinking(turns: list[JSON]) -> bool:
+    """Continuing a tool loop whose assistant turn has no thinking block: thinking must stay off.
+
+    With thinking on, Anthropic requires the last assistant turn of an ongoing tool loop to begin
+    with the (signed) thinking block it produced; clients that did not keep it cannot have one.
+    """
+    if len(turns) < 2 or turns[-1]["role"] != "user" or turns[-2]["role"] != "assistant":
+        return False
+    answering_tools = any(b["type"] == "tool_result" for b in turns[-1]["content"])
+    first = turns[-2]["content"][0]["type"]
+    return answering_tools and first not in ("thinking", "redacted_thinking")
+
+
+def _add_output_format(out: JSON, body: JSON) -> None:
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if response_format is None or kind == "text":
+        return
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise InvalidRequest(
+                "response_format.json_schema.schema must be an object", param="response_format"
+            )
+        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        return
+    if kind == "json_object":
+        raise InvalidRequest(
+            "response_format json_object is not supported by Anthropic models; "
+            "send a json_schema response_format instead",
+            param="response_format",
+        )
+    raise InvalidRequest(f"unknown response_format type {kind!r}", param="response_format")

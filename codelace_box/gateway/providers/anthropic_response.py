@@ -1,0 +1,142 @@
+"""Anthropic Messages API answers -> OpenAI shapes: the completion, finish reasons, usage, errors.
+
+Pure code shared by the non-streaming parser and the stream translator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from codelace_box.gateway.providers.base import Usage
+
+JSON = dict[str, Any]
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+MAX_ERROR_CHARS = 500
+
+
+def finish_reason(stop_reason: Any) -> str:
+    """OpenAI finish_reason for an Anthropic stop_reason (unknown or missing ones: stop)."""
+    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def completion_id(message_id: Any) -> str:
+    """An OpenAI-style completion id carrying Anthropic's message id."""
+    return f"chatcmpl-{message_id}" if isinstance(message_id, str) and message_id else "chatcmpl-"
+
+
+def _count(usage: JSON, name: str) -> int:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def input_tokens(usage: JSON) -> int:
+    """All input tokens of an Anthropic usage object: uncached + cache reads + cache writes."""
+    return (
+        _count(usage, "input_tokens")
+        + _count(usage, "cache_read_input_tokens")
+        + _count(usage, "cache_creation_input_tokens")
+    )
+
+
+def usage_from(usage: Any) -> Usage:
+    """Billable Usage (with OpenAI detail objects) from an Anthropic usage object."""
+    usage = usage if isinstance(usage, dict) else {}
+    prompt_details: JSON = {"cached_tokens": _count(usage, "cache_read_input_tokens")}
+    writes = _count(usage, "cache_creation_input_tokens")
+    if writes:
+        prompt_details["cache_write_tokens"] = writes
+    details: JSON = {"prompt_tokens_details": prompt_details}
+    output_details = usage.get("output_tokens_details")
+    if isinstance(output_details, dict) and "thinking_tokens" in output_details:
+        details["completion_tokens_details"] = {
+            "reasoning_tokens": _count(output_details, "thinking_tokens")
+        }
+    return Usage(input_tokens(usage), _count(usage, "output_tokens"), details)
+
+
+def tool_call(block: JSON, index: int | None = None) -> JSON:
+    """An OpenAI tool call for a tool_use block (arguments as a JSON string)."""
+    call: JSON = {
+        "id": block.get("id", ""),
+        "type": "function",
+        "function": {
+            "name": block.get("name", ""),
+            "arguments": json.dumps(block.get("input", {})),
+        },
+    }
+    if index is not None:
+        call["index"] = index
+    return call
+
+
+def _message(content: list[Any]) -> JSON:
+    texts: list[str] = []
+    reasoning: list[str] = []
+    thinking_blocks: list[JSON] = []
+    calls: list[JSON] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "tool_use":
+            calls.append(tool_call(block))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking_blocks.append(block)
+            if kind == "thinking":
+                reasoning.append(block.get("thinking", ""))
+    message: JSON = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if message["content"] is None and not calls:
+        message["content"] = ""
+    if calls:
+        message["tool_calls"] = calls
+    if thinking_blocks:
+        message["reasoning_content"] = "".join(reasoning)
+        message["thinking_blocks"] = thinking_blocks
+    return message
+
+
+def translate_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+    """An OpenAI `chat.completion` and its usage for an Anthropic `message` body."""
+    content = payload.get("content")
+    usage = usage_from(payload.get("usage"))
+    completion: JSON = {
+        "id": completion_id(payload.get("id")),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": public_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": _message(content if isinstance(content, list) else []),
+                "logprobs": None,
+                "finish_reason": finish_reason(payload.get("stop_reason")),
+            }
+        ],
+        "usage": usage.openai_usage(),
+    }
+    return completion, usage
+
+
+def error_message(status: int, payload: bytes) -> str:
+    """Anthropic's own error message (`{"type":"error","error":{"type","message"}}`) if any."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kind = error.get("type")
+        text = f"{kind}: {error['message']}" if isinstance(kind, str) else error["message"]
+        return f"Anthropic API error {status}: {text[:MAX_ERROR_CHARS]}"
+    return f"Anthropic API error {status}"

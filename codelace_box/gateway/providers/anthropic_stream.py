@@ -1,0 +1,184 @@
+"""Anthropic Messages API stream events -> OpenAI `chat.completion.chunk` dicts, as they arrive.
+
+message_start gives the first chunk (role) and the input tokens; text_delta, thinking_delta and
+input_json_delta become content, reasoning_content and tool call argument chunks (a tool call is
+announced with index, id and name when its block starts); message_delta gives the finish chunk
+and the final usage; message_stop ends the stream; ping is ignored; error raises.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from codelace_box.gateway.providers.anthropic_response import (
+    completion_id,
+    finish_reason,
+    input_tokens,
+    usage_from,
+)
+from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
+
+JSON = dict[str, Any]
+
+
+def _obj(data: JSON, key: str) -> JSON:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _str(data: JSON, key: str, default: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else default
+
+
+class AnthropicStreamTranslator(StreamTranslator):
+    """Translates one Anthropic stream; keeps per-block state (tool indexes, thinking text)."""
+
+    def __init__(self, public_model: str) -> None:
+        super().__init__()
+        self.public_model = public_model
+        self.id = completion_id(None)
+        self.created = int(time.time())
+        self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
+        self.thinking: dict[int, str] = {}  # Anthropic block index -> thinking text so far
+        self.start_usage: JSON = {}
+        self.finish_sent = False
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        """Chunks for one event (most events give zero or one)."""
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            return []
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type") or event.event
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        return handler(self, data) if handler else []
+
+    def _chunk(self, delta: JSON, finish: str | None = None) -> JSON:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.public_model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    def _on_message_start(self, data: JSON) -> list[JSON]:
+        message = _obj(data, "message")
+        self.id = completion_id(message.get("id"))
+        usage = message.get("usage")
+        self.start_usage = usage if isinstance(usage, dict) else {}
+        self.input_tokens_seen = input_tokens(self.start_usage)
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _on_block_start(self, data: JSON) -> list[JSON]:
+        block = data.get("content_block")
+        index = data.get("index")
+        if not isinstance(block, dict) or not isinstance(index, int):
+            return []
+        kind = block.get("type")
+        if kind == "tool_use":
+            tool_index = self.tool_index[index] = len(self.tool_index)
+            call = {
+                "index": tool_index,
+                "id": block.get("id", ""),
+                "type": "function",
+                "function": {"name": block.get("name", ""), "arguments": ""},
+            }
+            return [self._chunk({"tool_calls": [call]})]
+        if kind == "thinking":
+            self.thinking[index] = block.get("thinking") or ""
+            return self._reasoning(self.thinking[index])
+        if kind == "text":
+            return self._text(block.get("text") or "")
+        return []
+
+    def _on_block_delta(self, data: JSON) -> list[JSON]:
+        delta = data.get("delta")
+        index = data.get("index")
+        if not isinstance(delta, dict):
+            return []
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return self._text(delta.get("text") or "")
+        if kind == "input_json_delta" and index in self.tool_index:
+            return self._arguments(self.tool_index[index], delta.get("partial_json") or "")
+        if kind == "thinking_delta" and isinstance(index, int):
+            text = delta.get("thinking") or ""
+            self.thinking[index] = self.thinking.get(index, "") + text
+            return self._reasoning(text)
+        if kind == "signature_delta" and isinstance(index, int):
+            return self._signed_thinking(index, delta.get("signature") or "")
+        return []
+
+    def _text(self, text: str) -> list[JSON]:
+        if not text:
+            return []
+        self.output_chars += len(text)
+        return [self._chunk({"content": text})]
+
+    def _reasoning(self, text: str) -> list[JSON]:
+        if not text:
+            return []
+        self.output_chars += len(text)
+        return [self._chunk({"reasoning_content": text})]
+
+    def _arguments(self, tool_index: int, fragment: str) -> list[JSON]:
+        if not fragment:
+            return []
+        self.output_chars += len(fragment)
+        call = {"index": tool_index, "function": {"arguments": fragment}}
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _signed_thinking(self, index: int, signature: str) -> list[JSON]:
+        """The whole signed thinking block once, so a client can hand it back next turn."""
+        if not signature:
+            return []
+        block = {
+            "type": "thinking",
+            "thinking": self.thinking.get(index, ""),
+            "signature": signature,
+        }
+        return [self._chunk({"thinking_blocks": [block]})]
+
+    def _on_message_delta(self, data: JSON) -> list[JSON]:
+        delta = _obj(data, "delta")
+        usage = _obj(data, "usage")
+        cumulative = {k: v for k, v in usage.items() if v is not None}
+        if isinstance(cumulative.get("output_tokens"), int):  # message_delta counts are final
+            self.usage = usage_from({**self.start_usage, **cumulative})
+        if delta.get("stop_reason") is None or self.finish_sent:
+            return []
+        self.finish_sent = True
+        return [self._chunk({}, finish_reason(delta["stop_reason"]))]
+
+    def _on_message_stop(self, data: JSON) -> list[JSON]:
+        self.finished = True
+        return []
+
+    def finish(self) -> list[JSON]:
+        """A finish chunk if the stream ended normally but never said why."""
+        if not self.finished or self.finish_sent:
+            return []
+        self.finish_sent = True
+        return [self._chunk({}, "stop")]
+
+    def _on_error(self, data: JSON) -> list[JSON]:
+        error = _obj(data, "error")
+        message = _str(error, "message", "error")
+        kind = _str(error, "type", "upstream_error")
+        raise UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=kind)
+
+
+_HANDLERS = {
+    "message_start": AnthropicStreamTranslator._on_message_start,
+    "content_block_start": AnthropicStreamTranslator._on_block_start,
+    "content_block_delta": AnthropicStreamTranslator._on_block_delta,
+    "message_delta": AnthropicStreamTranslator._on_message_delta,
+    "message_stop": AnthropicStreamTranslator._on_message_stop,
+    "error": AnthropicStreamTranslator._on_error,
+}

@@ -1,0 +1,210 @@
+"""The fake Anthropic server itself: as strict as the real API, and answering in its formats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from codelace_box.gateway.providers import adapter_for
+from tests.anthropic.wire import load_json, parse_sse
+from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
+from tests.fakes.anthropic_validation import request_problem
+
+KEY = "sk-ant-test-key"
+HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"}
+HELLO = {
+    "model": "claude-opus-4-6",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "Hi"}],
+}
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic(api_keys=(KEY,)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean(fake: FakeAnthropic) -> None:
+    fake.reset()
+
+
+def post(fake: FakeAnthropic, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{fake.base_url}/v1/messages", json=body, headers=headers or HEADERS)
+
+
+def _turns(*roles: str) -> list[dict[str, Any]]:
+    return [{"role": r, "content": "x"} for r in roles]
+
+
+USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+TOOLS = [{"name": "f", "input_schema": {"type": "object"}}]
+INVALID = [
+    ({"max_tokens": 5, "messages": HELLO["messages"]}, "model: Field required"),
+    ({**HELLO, "max_tokens": None}, "max_tokens"),
+    ({k: v for k, v in HELLO.items() if k != "max_tokens"}, "max_tokens: Field required"),
+    ({**HELLO, "n": 2}, "n: Extra inputs are not permitted"),
+    ({**HELLO, "messages": _turns("assistant", "user")}, "starting with 'user'"),
+    ({**HELLO, "messages": _turns("user", "user")}, "alternate"),
+    ({**HELLO, "messages": [{"role": "system", "content": "x"}]}, "role"),
+    ({**HELLO, "messages": [{"role": "user", "content": ""}]}, "non-empty"),
+    (
+        {**HELLO, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+        "non-empty",
+    ),
+    ({**HELLO, "messages": [{"role": "user", "content": [RESULT]}]}, "unexpected `tool_use_id`"),
+    (
+        {
+            **HELLO,
+            "tools": TOOLS,
+            "messages": [
+                *_turns("user"),
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [{"type": "text", "text": "t"}, RESULT]},
+            ],
+        },
+        "must come first",
+    ),
+    (
+        {
+            **HELLO,
+            "tools": TOOLS,
+            "messages": [*_turns("user"), {"role": "assistant", "content": [USE]}, *_turns("user")],
+        },
+        "without `tool_result`",
+    ),
+    (
+        {**HELLO, "messages": [*_turns("user"), {"role": "assistant", "content": [RESULT]}]},
+        "not allowed in assistant",
+    ),
+    (
+        {
+            **HELLO,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/bmp", "data": "Qk0="},
+                        }
+                    ],
+                }
+            ],
+        },
+        "media_type",
+    ),
+    ({**HELLO, "system": [{"type": "image"}]}, "system.0"),
+    ({**HELLO, "temperature": 1.5}, "temperature"),
+    ({**HELLO, "tool_choice": {"type": "auto"}}, "while providing tools"),
+    ({**HELLO, "tools": [{"name": "f", "parameters": {}}]}, "Extra inputs"),
+    (
+        {**HELLO, "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 2000}},
+        "greater than",
+    ),
+    (
+        {
+            **HELLO,
+            "max_tokens": 4000,
+            "temperature": 0.5,
+            "thinking": {"type": "enabled", "budget_tokens": 2000},
+        },
+        "temperature",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "words"), INVALID)
+def test_validation_is_strict(body: dict[str, Any], words: str) -> None:
+    problem = request_problem(body)
+    assert problem is not None and words in problem
+
+
+def test_documented_requests_are_valid() -> None:
+    assert request_problem(load_json("request_tools.anthropic.json")) is None
+    assert request_problem({**HELLO, "system": "Be brief.", "stop_sequences": ["END"]}) is None
+
+
+def test_invalid_body_gets_anthropic_400(fake: FakeAnthropic) -> None:
+    response = post(fake, {**HELLO, "messages": _turns("user", "user")})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == "invalid_request_error"
+    assert "alternate" in body["error"]["message"]
+
+
+def test_headers_are_checked(fake: FakeAnthropic) -> None:
+    wrong_key = post(fake, HELLO, {**HEADERS, "x-api-key": "sk-ant-wrong"})
+    assert wrong_key.status_code == 401
+    assert wrong_key.json()["error"] == {
+        "type": "authentication_error",
+        "message": "invalid x-api-key",
+    }
+    no_version = post(fake, HELLO, {k: v for k, v in HEADERS.items() if k != "anthropic-version"})
+    assert no_version.status_code == 400
+    assert "anthropic-version" in no_version.json()["error"]["message"]
+
+
+def test_scripted_message_and_error(fake: FakeAnthropic) -> None:
+    fake.script(
+        Reply.error(529, "overloaded_error", "Overloaded"), Reply(text="Hi there", output_tokens=3)
+    )
+    assert post(fake, HELLO).status_code == 529
+    message = post(fake, HELLO).json()
+    assert message["type"] == "message"
+    assert message["model"] == "claude-opus-4-6"
+    assert message["content"] == [{"type": "text", "text": "Hi there"}]
+    assert message["stop_reason"] == "end_turn"
+    assert message["usage"]["output_tokens"] == 3
+    assert len(fake.requests) == 2 and fake.requests[1].body == HELLO
+
+
+def test_stream_is_framed_like_anthropic_and_translates_back(fake: FakeAnthropic) -> None:
+    uses = [ToolUse("toolu_a", "f", {"x": 1}), ToolUse("toolu_b", "g", {"y": "two"})]
+    fake.script(Reply(text="Let me see.", tool_uses=uses, input_tokens=40, output_tokens=22))
+    response = post(fake, {**HELLO, "stream": True})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith("event: message_start\ndata: {")
+    events = parse_sse(response.text)
+    kinds = [e.event for e in events]
+    assert kinds[:3] == ["message_start", "content_block_start", "ping"]
+    assert kinds[-2:] == ["message_delta", "message_stop"]
+    assert all(json.loads(e.data)["type"] == e.event for e in events)
+    translator = adapter_for("anthropic").stream_translator("m")
+    chunks = [c for e in events for c in translator.feed(e)]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == "Let me see."
+    names = [
+        p["function"]["name"]
+        for c in chunks
+        for p in c["choices"][0]["delta"].get("tool_calls", [])
+        if "id" in p
+    ]
+    assert names == ["f", "g"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert translator.usage is not None and translator.usage.output_tokens == 22
+
+
+def test_stream_error_event(fake: FakeAnthropic) -> None:
+    fake.script(
+        Reply(
+            text="abcdefgh",
+            error_after_deltas=1,
+            error_type="overloaded_error",
+            error_message="Overloaded",
+        )
+    )
+    events = parse_sse(post(fake, {**HELLO, "stream": True}).text)
+    assert [e.event for e in events][-2:] == ["content_block_delta", "error"]
+    assert json.loads(events[-1].data) == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }

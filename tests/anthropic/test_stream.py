@@ -1,0 +1,162 @@
+"""Recorded Anthropic SSE streams -> OpenAI chat.completion.chunk dicts, event by event."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from codelace_box.gateway.providers import adapter_for
+from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
+from tests.anthropic.wire import load_sse
+
+ADAPTER = adapter_for("anthropic")
+MODEL = "anthropic/claude-opus-4.6"
+
+
+def translate(name: str) -> tuple[StreamTranslator, list[list[dict[str, Any]]]]:
+    """Feed a recorded stream; the chunks each event produced, in order."""
+    translator = ADAPTER.stream_translator(MODEL)
+    per_event = [translator.feed(event) for event in load_sse(name)]
+    per_event.append(translator.finish())
+    return translator, per_event
+
+
+def deltas(per_event: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [chunk["choices"][0]["delta"] for chunks in per_event for chunk in chunks]
+
+
+def assemble_tool_calls(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls as an OpenAI SDK client accumulates them from deltas."""
+    calls: dict[int, dict[str, Any]] = {}
+    for delta in chunks:
+        for part in delta.get("tool_calls", []):
+            call = calls.setdefault(part["index"], {"id": None, "name": "", "arguments": ""})
+            call["id"] = part.get("id", call["id"])
+            call["name"] += part.get("function", {}).get("name", "")
+            call["arguments"] += part.get("function", {}).get("arguments", "")
+    return [calls[i] for i in sorted(calls)]
+
+
+def test_basic_stream_chunk_by_chunk() -> None:
+    translator, per_event = translate("stream_basic.sse")
+    # message_start, block start, ping, 2 text deltas, block stop, message_delta, stop, finish()
+    assert [len(chunks) for chunks in per_event] == [1, 0, 0, 1, 1, 0, 1, 0, 0]
+    chunks = [chunk for chunks in per_event for chunk in chunks]
+    assert {c["id"] for c in chunks} == {"chatcmpl-msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"}
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert {c["model"] for c in chunks} == {MODEL}
+    assert [c["choices"][0]["delta"] for c in chunks] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hello"},
+        {"content": "!"},
+        {},
+    ]
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, None, "stop"]
+    assert translator.finished
+    assert translator.usage is not None
+    assert (translator.usage.input_tokens, translator.usage.output_tokens) == (25, 15)
+    assert translator.input_tokens_seen == 25
+    assert translator.output_chars == len("Hello!")
+
+
+def test_tool_use_stream() -> None:
+    translator, per_event = translate("stream_tool_use.sse")
+    chunks = deltas(per_event)
+    text = "".join(d.get("content") or "" for d in chunks)
+    assert text == "Okay, let's check the weather for San Francisco, CA:"
+    start = next(d for d in chunks if "tool_calls" in d)
+    assert start == {
+        "tool_calls": [
+            {
+                "index": 0,
+                "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": ""},
+            }
+        ]
+    }
+    [call] = assemble_tool_calls(chunks)
+    assert json.loads(call["arguments"]) == {"location": "San Francisco, CA", "unit": "fahrenheit"}
+    # the empty first partial_json gives no chunk; the eight fragments give one each
+    assert sum(1 for d in chunks if "tool_calls" in d) == 1 + 8
+    assert per_event[-3][0]["choices"][0]["finish_reason"] == "tool_calls"
+    assert translator.usage is not None
+    assert (translator.usage.input_tokens, translator.usage.output_tokens) == (472, 89)
+
+
+def test_parallel_tool_calls_stream_with_cache_reads() -> None:
+    translator, per_event = translate("stream_parallel_tools.sse")
+    chunks = deltas(per_event)
+    calls = assemble_tool_calls(chunks)
+    assert [(c["id"], c["name"]) for c in calls] == [
+        ("toolu_01A09q90qw90lq917835lq9", "get_weather"),
+        ("toolu_01B7pZ2rLm4nQ8sT6vW3xY5c", "get_time"),
+    ]
+    assert json.loads(calls[0]["arguments"]) == {"location": "Paris, France"}
+    assert json.loads(calls[1]["arguments"]) == {"timezone": "Europe/Paris"}
+    starts = [
+        d["tool_calls"][0] for d in chunks if "tool_calls" in d and "id" in d["tool_calls"][0]
+    ]
+    assert [s["index"] for s in starts] == [0, 1]
+    assert translator.usage is not None
+    assert translator.usage.input_tokens == 640 + 1200
+    assert translator.usage.output_tokens == 96
+    assert translator.usage.openai_usage()["prompt_tokens_details"] == {"cached_tokens": 1200}
+
+
+def test_thinking_stream() -> None:
+    translator, per_event = translate("stream_thinking.sse")
+    chunks = deltas(per_event)
+    reasoning = "".join(d.get("reasoning_content", "") for d in chunks)
+    assert reasoning.startswith("I need to find the GCD of 1071 and 462")
+    assert reasoning.endswith("so GCD(1071, 462) = 21.")
+    [signed] = [d["thinking_blocks"] for d in chunks if "thinking_blocks" in d]
+    assert signed == [
+        {
+            "type": "thinking",
+            "thinking": reasoning,
+            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...",
+        }
+    ]
+    content = "".join(d.get("content") or "" for d in chunks)
+    assert content == "The greatest common divisor of 1071 and 462 is **21**."
+    assert translator.finished
+    # this documented example carries no usage at all: leave it to the gateway's estimate
+    assert translator.usage is None
+    assert translator.output_chars == len(reasoning) + len(content)
+
+
+def test_error_event_raises_after_relaying_what_came_before() -> None:
+    translator = ADAPTER.stream_translator(MODEL)
+    events = load_sse("stream_overloaded.sse")
+    relayed = [translator.feed(event) for event in events[:-1]]
+    assert deltas(relayed)[-1] == {"content": "Once upon"}
+    with pytest.raises(UpstreamStreamError) as caught:
+        translator.feed(events[-1])
+    assert caught.value.code == "overloaded_error"
+    assert "Overloaded" in caught.value.message
+    assert not translator.finished
+    assert translator.usage is None
+    assert translator.input_tokens_seen == 12
+
+
+def test_ping_unknown_events_and_junk_are_ignored() -> None:
+    translator = ADAPTER.stream_translator(MODEL)
+    assert translator.feed(SSEEvent(data='{"type": "ping"}', event="ping")) == []
+    assert translator.feed(SSEEvent(data='{"type": "brand_new_event"}', event="x")) == []
+    assert translator.feed(SSEEvent(data="not json")) == []
+    assert translator.finish() == []  # not finished: no invented finish chunk
+
+
+def test_missing_stop_reason_still_finishes_once() -> None:
+    translator = ADAPTER.stream_translator(MODEL)
+    translator.feed(SSEEvent(data='{"type":"message_start","message":{"id":"msg_1"}}'))
+    translator.feed(
+        SSEEvent(data='{"type":"message_delta","delta":{},"usage":{"output_tokens":3}}')
+    )
+    translator.feed(SSEEvent(data='{"type":"message_stop"}'))
+    [chunk] = translator.finish()
+    assert chunk["choices"][0]["finish_reason"] == "stop"
+    assert translator.finish() == []

@@ -1,0 +1,287 @@
+"""A fake Anthropic Messages API on 127.0.0.1: strict request checks, documented answers.
+
+A real aiohttp server in a background thread. `POST /v1/messages` checks the `x-api-key` and
+`anthropic-version` headers and validates the body as strictly as the real API
+(tests/fakes/anthropic_validation.py), then answers with the next scripted `Reply`: a `message`
+JSON body, or SSE (`event: <type>\\ndata: <json>\\n\\n`) in the documented event order
+(message_start, content blocks with ping, message_delta, message_stop). Errors use Anthropic's
+shape `{"type": "error", "error": {"type", "message"}, "request_id"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.anthropic_validation import request_problem
+
+JSON = dict[str, Any]
+ANTHROPIC_VERSION = "2023-06-01"
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """One tool call the fake model makes."""
+
+    id: str
+    name: str
+    input: JSON
+
+
+@dataclass
+class Reply:
+    """What the fake answers to one request (streamed or not, as the request asks)."""
+
+    text: str = "Hello!"
+    tool_uses: list[ToolUse] = field(default_factory=list)
+    thinking: str = ""
+    signature: str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk"
+    stop_reason: str | None = None  # default: tool_use if there are tool uses, else end_turn
+    stop_sequence: str | None = None
+    input_tokens: int = 25
+    output_tokens: int = 15
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    status: int = 200  # not 200: answer with an Anthropic error body instead
+    error_type: str = "api_error"
+    error_message: str = "Internal server error"
+    error_after_deltas: int | None = None  # stream: send an `error` event after N deltas
+    chunk_chars: int = 4  # stream: characters per text_delta / input_json_delta
+    delay_sec: float = 0.0  # stream: pause between events
+
+    @classmethod
+    def error(cls, status: int, error_type: str, message: str) -> Reply:
+        """An error answer before any stream (e.g. 529 overloaded_error, 401)."""
+        return cls(status=status, error_type=error_type, error_message=message)
+
+    def final_stop_reason(self) -> str:
+        return self.stop_reason or ("tool_use" if self.tool_uses else "end_turn")
+
+    def blocks(self) -> list[JSON]:
+        """The final content blocks of this reply."""
+        blocks: list[JSON] = []
+        if self.thinking:
+            blocks.append(
+                {"type": "thinking", "thinking": self.thinking, "signature": self.signature}
+            )
+        if self.text:
+            blocks.append({"type": "text", "text": self.text})
+        for use in self.tool_uses:
+            blocks.append({"type": "tool_use", "id": use.id, "name": use.name, "input": use.input})
+        return blocks
+
+    def usage(self, output_tokens: int) -> JSON:
+        return {
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "output_tokens": output_tokens,
+        }
+
+
+@dataclass
+class Recorded:
+    """One request the fake received (headers as sent, body parsed)."""
+
+    headers: dict[str, str]
+    body: Any
+
+
+def error_body(error_type: str, message: str) -> JSON:
+    """Anthropic's error body."""
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message},
+        "request_id": f"req_fake{next(_ids):06d}",
+    }
+
+
+def message_body(reply: Reply, model: str) -> JSON:
+    """The non-streaming `message` for a reply."""
+    return {
+        "id": f"msg_fake{next(_ids):06d}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": reply.blocks(),
+        "stop_reason": reply.final_stop_reason(),
+        "stop_sequence": reply.stop_sequence,
+        "usage": reply.usage(reply.output_tokens),
+    }
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _block_events(index: int, block: JSON, size: int) -> list[JSON]:
+    """content_block_start, its deltas and content_block_stop for one final block."""
+    kind = block["type"]
+    start: JSON
+    deltas: list[JSON]
+    if kind == "thinking":
+        start = {"type": "thinking", "thinking": ""}
+        deltas = [
+            {"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"], size)
+        ]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "text":
+        start = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"], size)]
+    else:
+        start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+        pieces = ["", *_pieces(json.dumps(block["input"]), size)]
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+    events: list[JSON] = [{"type": "content_block_start", "index": index, "content_block": start}]
+    events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+    events.append({"type": "content_block_stop", "index": index})
+    return events
+
+
+def stream_events(reply: Reply, model: str) -> list[JSON]:
+    """The documented event sequence for a reply, with an `error` event if scripted."""
+    start = message_body(reply, model)
+    start.update(content=[], stop_reason=None, stop_sequence=None, usage=reply.usage(1))
+    events: list[JSON] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(reply.blocks()):
+        events += _block_events(index, block, reply.chunk_chars)
+        if index == 0:
+            events.insert(2, {"type": "ping"})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": reply.final_stop_reason(),
+                "stop_sequence": reply.stop_sequence,
+            },
+            "usage": {"output_tokens": reply.output_tokens},
+        }
+    )
+    events.append({"type": "message_stop"})
+    if reply.error_after_deltas is not None:
+        events = _cut_with_error(events, reply)
+    return events
+
+
+def _cut_with_error(events: list[JSON], reply: Reply) -> list[JSON]:
+    kept: list[JSON] = []
+    deltas = 0
+    for event in events:
+        if event["type"] == "content_block_delta":
+            if deltas == reply.error_after_deltas:
+                break
+            deltas += 1
+        kept.append(event)
+    kept.append(error_body(reply.error_type, reply.error_message))
+    kept[-1].pop("request_id")
+    return kept
+
+
+def sse_bytes(event: JSON) -> bytes:
+    """One event as Anthropic frames it."""
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+class FakeAnthropic:
+    """The fake API server and the test's controls (script replies, read recorded requests)."""
+
+    def __init__(self, api_keys: tuple[str, ...] = ("sk-ant-test-key",)) -> None:
+        self.api_keys = set(api_keys)
+        self.replies: deque[Reply] = deque()
+        self.requests: list[Recorded] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, *replies: Reply) -> None:
+        """Queue the answers to the next requests, in order (then: the default Reply)."""
+        self.replies.extend(replies)
+
+    def reset(self) -> None:
+        self.replies.clear()
+        self.requests.clear()
+
+    def start(self) -> FakeAnthropic:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake Anthropic server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_post("/v1/messages", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self.requests.append(Recorded(dict(request.headers), body))
+        refusal = self._refusal(request, body)
+        if refusal is not None:
+            return refusal
+        reply = self.replies.popleft() if self.replies else Reply()
+        if reply.status != 200:
+            answer = error_body(reply.error_type, reply.error_message)
+            return web.json_response(answer, status=reply.status)
+        if body.get("stream"):
+            return await self._stream(request, reply, body["model"])
+        return web.json_response(message_body(reply, body["model"]))
+
+    def _refusal(self, request: web.Request, body: Any) -> web.Response | None:
+        if request.headers.get("x-api-key") not in self.api_keys:
+            answer = error_body("authentication_error", "invalid x-api-key")
+            return web.json_response(answer, status=401)
+        if request.headers.get("anthropic-version") != ANTHROPIC_VERSION:
+            answer = error_body("invalid_request_error", "anthropic-version: header is required")
+            return web.json_response(answer, status=400)
+        problem = request_problem(body)
+        if problem is not None:
+            return web.json_response(error_body("invalid_request_error", problem), status=400)
+        return None
+
+    async def _stream(self, request: web.Request, reply: Reply, model: str) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        for event in stream_events(reply, model):
+            await response.write(sse_bytes(event))
+            if reply.delay_sec:
+                await asyncio.sleep(reply.delay_sec)
+        await response.write_eof()
+        return response
