@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -96,6 +96,11 @@ class FormDialog(ModalScreen[T | None]):
             id=f"field-{spec.name}",
         )
 
+    def on_mount(self) -> None:
+        editable = [s for s in self._fields if not s.read_only]
+        if editable:
+            self.query_one(f"#field-{editable[0].name}").focus()
+
     def values(self) -> dict[str, str]:
         """What the operator typed, by field name."""
         result: dict[str, str] = {}
@@ -119,11 +124,12 @@ class FormDialog(ModalScreen[T | None]):
         self.action_cancel()
 
     def action_save(self) -> None:
-        self.run_worker(self._save, exclusive=True, group="form-save")
+        self._save()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    @work(exclusive=True, group="form-save")
     async def _save(self) -> None:
         self.show_error("")
         try:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar, Protocol, cast
 
+from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -65,8 +66,9 @@ class AdminScreen(Screen[None]):
 
     def reload(self) -> None:
         """Fetch and show fresh data in the background (a newer reload replaces an older one)."""
-        self.run_worker(self._reload, exclusive=True, group="reload", exit_on_error=False)
+        self._reload()
 
+    @work(exclusive=True, group="reload", exit_on_error=False)
     async def _reload(self) -> None:
         try:
             data = await self.fetch()

@@ -1,0 +1,136 @@
+"""A fake upstream model list: GET /v1/models as OpenAI or Anthropic answer it (aiohttp, own
+thread, 127.0.0.1), for testing provider keys.
+
+openai kind: `Authorization: Bearer <key>`; 200 `{"object": "list", "data": [model...]}`; a
+wrong key gets 401 with OpenAI's envelope (`echo_key=True` makes the message quote the whole
+key, as a careless upstream might, to prove the caller masks it). anthropic kind: `x-api-key`
+plus a required `anthropic-version`; 200 `{"data": [...], "has_more", "first_id", "last_id"}`;
+errors as `{"type": "error", "error": {"type", "message"}}`. Every request's headers are kept.
+
+    fake = FakeModelsUpstream("openai", valid_keys={"sk-good..."}).start()
+    fake.base_url   # "http://127.0.0.1:PORT/v1" (openai) or "http://127.0.0.1:PORT" (anthropic)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from aiohttp import web
+
+OPENAI_MODELS = [
+    {"id": "gpt-5.4", "object": "model", "created": 1767225600, "owned_by": "openai"},
+    {"id": "gpt-5.4-mini", "object": "model", "created": 1767225600, "owned_by": "openai"},
+]
+ANTHROPIC_MODELS = [
+    {
+        "type": "model",
+        "id": "claude-opus-4-6",
+        "display_name": "Claude Opus 4.6",
+        "created_at": "2026-02-04T00:00:00Z",
+    }
+]
+
+
+class FakeModelsUpstream:
+    """One upstream of one kind, accepting only `valid_keys`."""
+
+    def __init__(self, kind: str, valid_keys: set[str], *, echo_key: bool = False) -> None:
+        self.kind = kind
+        self.valid_keys = valid_keys
+        self.echo_key = echo_key
+        self.status_override: int | None = None  # answer this status to everyone (e.g. 500)
+        self.requests: list[dict[str, str]] = []
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        root = f"http://127.0.0.1:{self.port}"
+        return f"{root}/v1" if self.kind == "openai" else root
+
+    def start(self) -> FakeModelsUpstream:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake models upstream did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append({k.lower(): v for k, v in request.headers.items()})
+        if self.status_override is not None:
+            return self._error(
+                self.status_override, "api_error", "the upstream is having a bad day"
+            )
+        if self.kind == "openai":
+            return self._openai(request)
+        return self._anthropic(request)
+
+    def _openai(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        key = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+        if key not in self.valid_keys:
+            shown = key if self.echo_key else f"{key[:3]}***{key[-4:]}"
+            return web.json_response(
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {shown}. You can find your "
+                        "API key at https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+                status=401,
+            )
+        return web.json_response({"object": "list", "data": OPENAI_MODELS})
+
+    def _anthropic(self, request: web.Request) -> web.Response:
+        if not request.headers.get("anthropic-version"):
+            return self._error(
+                400, "invalid_request_error", "anthropic-version: header is required"
+            )
+        if request.headers.get("x-api-key", "") not in self.valid_keys:
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        body: dict[str, Any] = {
+            "data": ANTHROPIC_MODELS,
+            "has_more": False,
+            "first_id": ANTHROPIC_MODELS[0]["id"],
+            "last_id": ANTHROPIC_MODELS[-1]["id"],
+        }
+        return web.json_response(body)
+
+    def _error(self, status: int, kind: str, message: str) -> web.Response:
+        if self.kind == "openai":
+            body: dict[str, Any] = {
+                "error": {"message": message, "type": kind, "param": None, "code": None}
+            }
+        else:
+            body = {"type": "error", "error": {"type": kind, "message": message}}
+        return web.json_response(body, status=status)
