@@ -20,7 +20,7 @@ from codelace_box.errors import InvalidRequest
 CODE_DIGITS = 6
 MAX_ATTEMPTS = 5
 _CONTEXT = b"codelace-box sign-in code v1\n"
-_CODE_RE = re.compile(rf"^\d{{{CODE_DIGITS}}}$")
+_CODE_RE = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")
 
 
 def generate_code() -> str:

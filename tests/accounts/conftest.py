@@ -4,6 +4,7 @@ client that signs in the way a person does (ask for a code, read the mail, verif
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,10 +93,12 @@ class BoxClient:
     def mailed_code(self, email: str) -> str:
         """Ask for a code and read it from the mail that arrives for it."""
         assert self.smtp is not None
-        before = len(self.smtp.messages_to(email))
+        address = email.strip().lower()  # where the box sends it
+        before = len(self.smtp.messages_to(address))
         response = self.request_code(email)
         assert response.status_code == 200, response.text
-        return self.smtp.wait_for(email, count=before + 1).code
+        assert response.json()["email"] == address
+        return self.smtp.wait_for(address, count=before + 1).code
 
     def sign_in(self, email: str) -> dict[str, Any]:
         """The verify answer of a complete sign-in."""
@@ -152,3 +155,17 @@ def assert_nothing_secret_stored(server: ServerProcess, secrets: list[str], mark
         pattern = secret_pattern(secret)
         assert not pattern.search(stored), "a secret is stored in clear"
         assert not pattern.search(log), "a secret reached the server log"
+
+
+CONSOLE_CODE_RE = re.compile(r"sign-in code for (\S+): (\d{6})")
+
+
+def console_code(server: ServerProcess, email: str, timeout: float = 5) -> str:
+    """The newest code the console mail backend printed to a server's log for `email`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [c for e, c in CONSOLE_CODE_RE.findall(server.log_text()) if e == email]
+        if found:
+            return found[-1]
+        assert time.monotonic() < deadline, f"no code for {email} in the log"
+        time.sleep(0.05)

@@ -109,7 +109,7 @@ class RecordingSmtpServer:
             )
             == self.credentials
         )
-        return AuthResult(success=ok, auth_data=data if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
     def start(self) -> RecordingSmtpServer:
         self.controller.start()

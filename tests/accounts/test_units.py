@@ -1,0 +1,131 @@
+"""The pure parts of accounts/ in-process, on a real SQLite file: code hashing and parsing,
+the sliding-window limiter's arithmetic, the mail's shape and the signup rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from codelace_box.accounts import otp
+from codelace_box.accounts.mailer import compose_code_mail, describe_ttl
+from codelace_box.accounts.ratelimit import Limit, hit
+from codelace_box.accounts.signin import check_signup_allowed
+from codelace_box.config import AuthConfig
+from codelace_box.db.core import close_database, open_database, utcnow
+from codelace_box.db.migrate import migrate
+from codelace_box.db.models import OtpCode, RateEvent
+from codelace_box.errors import InvalidRequest, PermissionDenied, RateLimited
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[None]:
+    migrate(open_database(tmp_path / "unit.db"))
+    yield
+    close_database()
+
+
+def test_codes_are_six_random_digits():
+    codes = {otp.generate_code() for _ in range(2000)}
+    assert all(re.fullmatch(r"\d{6}", c) for c in codes)
+    assert len(codes) > 1990  # 2000 draws from a million rarely collide
+    assert any(c.startswith("0") for c in codes)  # leading zeros are kept
+
+
+def test_code_hash_is_keyed_and_bound_to_the_email():
+    base = otp.hash_code("secret-1", "a@example.com", "123456")
+    assert base == otp.hash_code("secret-1", "a@example.com", "123456")
+    assert "123456" not in base and len(base) == 64
+    assert base != otp.hash_code("secret-2", "a@example.com", "123456")
+    assert base != otp.hash_code("secret-1", "b@example.com", "123456")
+    assert base != otp.hash_code("secret-1", "a@example.com", "123457")
+
+
+@pytest.mark.parametrize(("raw", "parsed"), [("123456", "123456"), (" 123 456\n", "123456")])
+def test_parse_code_accepts_typed_codes(raw: str, parsed: str):
+    assert otp.parse_code(raw) == parsed
+
+
+@pytest.mark.parametrize(
+    "raw", ["12345", "1234567", "12345a", "\uff11\uff12\uff13\uff14\uff15\uff16", 123456, None]
+)
+def test_parse_code_refuses_anything_else(raw: object):
+    with pytest.raises(InvalidRequest) as caught:
+        otp.parse_code(raw)
+    assert caught.value.code == "invalid_code"
+
+
+def test_stored_code_row_holds_only_the_hash(db: None):
+    otp.store_code("k", "a@example.com", "654321", ttl_sec=600)
+    row = OtpCode.get(OtpCode.email == "a@example.com")
+    assert row.code_hash == otp.hash_code("k", "a@example.com", "654321")
+    assert "654321" not in repr(row.__data__)
+    lifetime = row.expires_at - row.created_at
+    assert lifetime == timedelta(seconds=600)
+
+
+def test_discard_leaves_a_newer_code_alone(db: None):
+    old_hash = otp.store_code("k", "a@example.com", "111111", ttl_sec=600)
+    otp.store_code("k", "a@example.com", "222222", ttl_sec=600)
+    otp.discard_code("a@example.com", old_hash)
+    otp.consume_code("k", "a@example.com", "222222")  # still there, and it works
+
+
+def test_limiter_counts_a_sliding_window(db: None):
+    limit = Limit("test:bucket", max_events=3, window_sec=100, what="test events")
+    for _ in range(3):
+        hit([limit])
+    with pytest.raises(RateLimited) as caught:
+        hit([limit])
+    assert 99 <= caught.value.retry_after_sec <= 100
+    assert "test events" in caught.value.message
+    assert RateEvent.select().count() == 3  # refused events are not counted
+    # age the oldest event out of the window: one slot frees, and only one
+    oldest = RateEvent.select().order_by(RateEvent.id).first()
+    oldest.created_at = utcnow() - timedelta(seconds=101)
+    oldest.save()
+    hit([limit])
+    with pytest.raises(RateLimited):
+        hit([limit])
+
+
+def test_limiter_records_nothing_when_any_limit_is_full(db: None):
+    full = Limit("test:full", 1, 60, "full")
+    free = Limit("test:free", 10, 60, "free")
+    hit([full])
+    with pytest.raises(RateLimited) as caught:
+        hit([free, full])
+    assert "full" in caught.value.message
+    assert RateEvent.select().where(RateEvent.bucket == "test:free").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"), [(600, "10 minutes"), (60, "1 minute"), (45, "45 seconds")]
+)
+def test_ttl_in_words(seconds: int, words: str):
+    assert describe_ttl(seconds) == words
+
+
+def test_code_mail_headers_and_body():
+    mail = compose_code_mail("Box <box@team.test>", "a@example.com", "042042", 600)
+    assert mail["From"] == "Box <box@team.test>" and mail["To"] == "a@example.com"
+    assert mail["Subject"] and mail["Date"] and mail["Message-ID"].endswith("@team.test>")
+    body = mail.get_content()
+    assert "042042" in body and "10 minutes" in body
+    assert "042042" not in mail["Subject"]
+
+
+def test_signup_rules():
+    open_policy = AuthConfig(signup="open")
+    check_signup_allowed("x@anything.io", open_policy)
+    domains = AuthConfig(signup="domains", allowed_email_domains=["Example.COM"])
+    check_signup_allowed("x@example.com", domains)
+    for email in ("x@sub.example.com", "x@example.co"):
+        with pytest.raises(PermissionDenied):
+            check_signup_allowed(email, domains)
+    with pytest.raises(PermissionDenied) as caught:
+        check_signup_allowed("x@example.com", AuthConfig(signup="invite"))
+    assert caught.value.code == "signup_not_allowed"
