@@ -116,6 +116,25 @@ class BillingBox:
         result = run_cli(self.config, "doctor")
         return result.returncode, result.stdout + result.stderr
 
+    def audit(self) -> None:
+        """The books add up: balances equal ledgers (doctor), and every completed top-up or
+        trial is exactly one ledger credit of its amount under its idempotency key."""
+        unmatched = self.query(
+            "SELECT p.id FROM payment p WHERE p.kind IN ('topup', 'trial') "
+            "AND p.status = 'completed' AND (SELECT COUNT(*) FROM ledger_entry l "
+            "WHERE l.user_id = p.user_id AND l.amount_nanos = p.amount_nanos "
+            "AND l.idempotency_key = CASE p.kind WHEN 'trial' THEN 'trial:' || p.user_id "
+            "ELSE 'stripe:session:' || p.stripe_session_id END) != 1"
+        )
+        assert unmatched == [], f"completed payments without exactly one credit: {unmatched}"
+        credits = self.query("SELECT COUNT(*) FROM ledger_entry WHERE kind IN ('topup', 'trial')")
+        completed = self.query(
+            "SELECT COUNT(*) FROM payment WHERE kind IN ('topup', 'trial') AND status = 'completed'"
+        )
+        assert credits == completed, (credits, completed)
+        code, output = self.doctor()
+        assert code == 0 and "MISMATCH" not in output, output
+
 
 BoxFactory = Callable[..., BillingBox]
 
@@ -136,7 +155,10 @@ def billing_box_factory(
     boxes: list[BillingBox] = []
 
     def factory(
-        stripe: dict[str, Any] | None = None, workers: int = 1, **sections: dict[str, Any]
+        stripe: dict[str, Any] | None = None,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        **sections: dict[str, Any],
     ) -> BillingBox:
         folder = tmp_path_factory.mktemp("billing")
         merged = base_sections(folder, free_port())
@@ -145,7 +167,7 @@ def billing_box_factory(
         for name, keys in sections.items():
             merged.setdefault(name, {}).update(keys)
         config = write_config(folder / "codelace.toml", merged)
-        server = ServerProcess(config, int(merged["server"]["port"])).start()
+        server = ServerProcess(config, int(merged["server"]["port"]), env=env).start()
         box = BillingBox(server, config, Path(merged["database"]["path"]), stripe_double)
         boxes.append(box)
         return box
@@ -154,6 +176,8 @@ def billing_box_factory(
     for box in boxes:
         box.http.close()
         box.server.stop()
+    for box in boxes:
+        box.audit()  # whatever a module did, its books must still add up
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,7 @@ class StripeDouble:
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.injected_errors: list[StripeApiError] = []
+        self.honour_expand = True  # False: answer ids where asked to expand (older accounts)
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -183,7 +184,8 @@ class StripeDouble:
     def _setup_intent(self, intent_id: str, expand: list[str] | str) -> dict[str, Any]:
         intent = copy.deepcopy(self._find(self.setup_intents, intent_id, "setup_intent"))
         expand_list = [expand] if isinstance(expand, str) else list(expand)
-        if "payment_method" in expand_list and intent["payment_method"]:
+        wanted = self.honour_expand and "payment_method" in expand_list
+        if wanted and intent["payment_method"]:
             intent["payment_method"] = copy.deepcopy(self.payment_methods[intent["payment_method"]])
         return intent
 

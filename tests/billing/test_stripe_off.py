@@ -1,0 +1,83 @@
+"""Stripe not configured: its endpoints answer 503 saying what to set, the rest of the box
+works, and the `stripe` library is not even imported until a Stripe endpoint is used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BillingBox, BoxFactory
+from tests.support import REPO_ROOT
+
+pytestmark = pytest.mark.timeout(120)
+STRIPE_PATHS = ["/api/v1/stripe/checkout", "/api/v1/stripe/setup", "/api/v1/stripe/webhook"]
+
+
+@pytest.fixture(scope="module")
+def off_box(billing_box_factory: BoxFactory) -> BillingBox:
+    return billing_box_factory(stripe={})
+
+
+@pytest.mark.parametrize("path", STRIPE_PATHS)
+def test_every_stripe_endpoint_is_503_naming_the_keys(off_box: BillingBox, path: str) -> None:
+    buyer = off_box.customer()
+    response = off_box.post(path, buyer, json={"amount_usd": 20})
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "stripe_not_configured")
+    for name in ("stripe.secret_key", "stripe.webhook_secret", "CODELACE_STRIPE_SECRET_KEY"):
+        assert name in error["message"]
+    assert response.headers["x-request-id"]
+
+
+def test_the_webhook_is_503_even_unsigned_and_unauthenticated(off_box: BillingBox) -> None:
+    response = off_box.http.post("/api/v1/stripe/webhook", content=b"{}")
+    assert response.status_code == 503
+
+
+def test_payment_history_works_without_stripe(off_box: BillingBox) -> None:
+    buyer = off_box.customer()
+    assert off_box.history(buyer) == []
+
+
+def test_a_missing_webhook_secret_alone_is_named(billing_box_factory: BoxFactory) -> None:
+    half = billing_box_factory(stripe={"secret_key": SECRET_KEY})
+    response = half.post("/api/v1/stripe/checkout", half.customer(), json={"amount_usd": 20})
+    assert response.status_code == 503
+    message = response.json()["error"]["message"]
+    assert "stripe.webhook_secret" in message and "stripe.secret_key" not in message
+    assert SECRET_KEY not in response.text
+
+
+def test_environment_variables_turn_stripe_on(billing_box_factory: BoxFactory) -> None:
+    env_box = billing_box_factory(
+        stripe={},
+        env={
+            "CODELACE_STRIPE_SECRET_KEY": SECRET_KEY,
+            "CODELACE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        },
+    )
+    # No api_base: the box would call the real Stripe, so only the webhook is exercised here.
+    response = env_box.deliver(
+        env_box.double.event("customer.created", {"id": "cus_test_1", "object": "customer"})
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "ignored"
+
+
+def test_stripe_is_imported_lazily() -> None:
+    code = (
+        "import sys\n"
+        "import codelace_box.cli, codelace_box.server\n"
+        "import codelace_box.billing.checkout, codelace_box.billing.webhooks\n"
+        "from codelace_box.config import Config\n"
+        "codelace_box.server.create_app(Config())\n"
+        "print('stripe' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
