@@ -68,7 +68,9 @@ async def request_sign_in(
     code_hash = otp.store_code(secret_key, email, code, ttl_sec)
     try:
         await mailer.send_code(email, code, ttl_sec)
-    except BaseException:
+    except Exception:
+        # Not sent: the code must not stay usable. (A cancelled request is not a failure:
+        # the mail thread goes on and its code should work when the mail arrives.)
         otp.discard_code(email, code_hash)
         raise
     return CodeSent(email, ttl_sec)

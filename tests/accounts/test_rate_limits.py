@@ -116,3 +116,27 @@ def test_code_requests_per_address_are_limited_across_processes(pair, accepted):
         assert ask(next(boxes), next(emails), accepted).status_code == 200
     for box in pair:
         assert_limited(ask(box, next(emails), accepted))
+    # a client cannot dodge the limit by claiming another address: no proxy is configured
+    spoofed = pair[0].http.post(
+        "/api/v1/auth/otp/request",
+        json={"email": next(emails)},
+        headers={"x-forwarded-for": "203.0.113.9"},
+    )
+    assert_limited(spoofed)
+
+
+def test_behind_a_proxy_the_forwarded_address_is_limited(box_factory: ServerFactory):
+    """With CODELACE_SANIC_PROXIES_COUNT=1 (one reverse proxy in front), each client address
+    from X-Forwarded-For has its own budget."""
+    client = BoxClient(box_factory(env={"CODELACE_SANIC_PROXIES_COUNT": "1"}), None)
+
+    def ask_from(address: str, email: str) -> httpx.Response:
+        return client.http.post(
+            "/api/v1/auth/otp/request", json={"email": email}, headers={"x-forwarded-for": address}
+        )
+
+    for i in range(REQUESTS_PER_ADDRESS):
+        assert ask_from("198.51.100.7", f"office{i}@example.com").status_code == 200
+    assert_limited(ask_from("198.51.100.7", "office-late@example.com"))
+    assert ask_from("198.51.100.8", "office-late@example.com").status_code == 200
+    client.close()
