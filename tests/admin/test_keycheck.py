@@ -1,0 +1,99 @@
+"""gateway/keycheck: the right request per provider kind against real fake upstreams, and a
+verdict that never contains the key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.keycheck import check_key, check_request, redact, verdict
+from tests.fakes.models_upstream import FakeModelsUpstream
+from tests.support import free_port
+
+pytestmark = pytest.mark.timeout(30)
+KEY = "sk-ant-api03-keycheck-test-ABCDEFGH1234"
+
+
+@pytest.fixture(scope="module")
+def anthropic_upstream() -> Iterator[FakeModelsUpstream]:
+    fake = FakeModelsUpstream("anthropic", {KEY}).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_upstream() -> Iterator[FakeModelsUpstream]:
+    fake = FakeModelsUpstream("openai", {KEY}, echo_key=True).start()
+    yield fake
+    fake.stop()
+
+
+async def test_anthropic_key_is_sent_as_x_api_key_with_a_version(
+    anthropic_upstream: FakeModelsUpstream,
+) -> None:
+    result = await check_key("anthropic", anthropic_upstream.base_url, KEY)
+    assert (result.ok, result.status, result.message) == (
+        True,
+        200,
+        "the key works (1 models listed)",
+    )
+    sent = anthropic_upstream.requests[-1]
+    assert sent["x-api-key"] == KEY and sent["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in sent
+
+
+async def test_anthropic_refusal_carries_the_upstream_message(
+    anthropic_upstream: FakeModelsUpstream,
+) -> None:
+    result = await check_key("anthropic", anthropic_upstream.base_url + "/", KEY + "x")
+    assert not result.ok and result.refused
+    assert result.message == "the upstream refused the key (401): invalid x-api-key"
+
+
+async def test_openai_key_is_sent_as_bearer_and_an_echoed_key_is_masked(
+    openai_upstream: FakeModelsUpstream,
+) -> None:
+    good = await check_key("openai", openai_upstream.base_url, KEY)
+    assert good.ok and good.message == "the key works (2 models listed)"
+    assert openai_upstream.requests[-1]["authorization"] == f"Bearer {KEY}"
+    wrong = "sk-proj-wrong-key-0123456789abcdef"
+    bad = await check_key("openai", openai_upstream.base_url, wrong)
+    assert (bad.ok, bad.status) == (False, 401)
+    assert wrong not in bad.message
+    assert bad.message.startswith("the upstream refused the key (401): Incorrect API key ")
+    assert "sk-…cdef" in bad.message
+
+
+async def test_no_answer_is_reported_without_the_key() -> None:
+    port = free_port()  # nothing listens there
+    result = await check_key("openai", f"http://127.0.0.1:{port}/v1", KEY, timeout_sec=2)
+    assert (result.ok, result.status) == (False, None)
+    assert result.message.startswith(f"cannot reach http://127.0.0.1:{port}/v1/models")
+    assert KEY not in result.message
+
+
+def test_requests_per_kind() -> None:
+    assert check_request("openai", "https://api.openai.com/v1/", "k") == (
+        "https://api.openai.com/v1/models",
+        {"authorization": "Bearer k"},
+    )
+    assert check_request("anthropic", "https://api.anthropic.com", "k") == (
+        "https://api.anthropic.com/v1/models",
+        {"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    )
+    with pytest.raises(InvalidRequest, match="cannot test a key of provider kind 'azure'"):
+        check_request("azure", "https://x", "k")
+
+
+def test_verdicts_for_odd_bodies() -> None:
+    assert verdict(200, b"not json", KEY).message == "the key works"
+    assert verdict(500, b"", KEY).message == "the upstream answered 500: (empty body)"
+    assert verdict(403, b'{"error": "forbidden"}', KEY).message == (
+        "the upstream refused the key (403): forbidden"
+    )
+    long_echo = ("x" * 190 + KEY).encode()  # the key straddles the cut: still masked first
+    message = verdict(502, long_echo, KEY).message
+    assert KEY[:12] not in message and len(message) <= len("the upstream answered 502: ") + 200
+    assert redact(f"key={KEY}!", KEY) == "key=sk-…1234!"
