@@ -140,6 +140,7 @@ def test_tool_choice(choice: Any, parallel: bool | None, expected: dict[str, Any
         ("high", 8000, 6400),
         ("high", 1100, 1024),
         ("xhigh", 400_000, 128_000),
+        ("max", 8000, 7600),
     ],
 )
 def test_reasoning_effort_budget(effort: str, max_tokens: int, budget: int) -> None:

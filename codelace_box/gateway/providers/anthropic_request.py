@@ -18,7 +18,9 @@ FALLBACK_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
 MAX_THINKING_BUDGET = 128_000
 # Share of max_tokens given to extended thinking per OpenAI reasoning_effort value.
-EFFORT_SHARE = {"minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9}
+EFFORT_SHARE = {
+    "minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9, "max": 0.95,
+}  # fmt: skip
 
 
 def translate_request(

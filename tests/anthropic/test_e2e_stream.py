@@ -1,0 +1,190 @@
+"""End to end, streamed: Anthropic SSE through the real box to the openai SDK, as it arrives."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletionChunk, ChatCompletionStreamOptionsParam
+
+from tests.anthropic.conftest import MODEL, AnthropicBox, expected_cost_nanos
+from tests.anthropic.test_e2e_chat import TWO_CALLS, WEATHER_TOOLS
+from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
+
+pytestmark = pytest.mark.timeout(60)
+USAGE: ChatCompletionStreamOptionsParam = {"include_usage": True}
+
+
+def collect(chunks: Any) -> dict[str, Any]:
+    """What a client assembles from a stream: text, reasoning, tool calls, finish, usage."""
+    out: dict[str, Any] = {"text": "", "reasoning": "", "calls": {}, "finish": None, "usage": None}
+    out["roles"] = []
+    out["content_chunks"] = 0
+    for chunk in chunks:
+        assert isinstance(chunk, ChatCompletionChunk)
+        if chunk.usage is not None:
+            out["usage"] = chunk.usage
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.role:
+                out["roles"].append(delta.role)
+            if delta.content:
+                out["text"] += delta.content
+                out["content_chunks"] += 1
+            out["reasoning"] += (delta.model_extra or {}).get("reasoning_content", "")
+            for call in delta.tool_calls or []:
+                slot = out["calls"].setdefault(call.index, {"id": None, "name": "", "args": ""})
+                slot["id"] = call.id or slot["id"]
+                if call.function is not None:
+                    slot["name"] += call.function.name or ""
+                    slot["args"] += call.function.arguments or ""
+            if choice.finish_reason:
+                out["finish"] = choice.finish_reason
+    return out
+
+
+def test_text_stream_with_usage_chunk_and_exact_cost(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    text = "Streams arrive in small pieces, one delta at a time."
+    fresh_fake.script(Reply(text=text, input_tokens=321, output_tokens=45))
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "stream please"}],
+        stream=True,
+        stream_options=USAGE,
+    )
+    got = collect(stream)
+    assert got["roles"] == ["assistant"]
+    assert got["text"] == text
+    assert got["content_chunks"] == -(-len(text) // 4)  # the fake sends 4 characters a delta
+    assert got["finish"] == "stop"
+    cost = expected_cost_nanos(321, 45)
+    assert (got["usage"].prompt_tokens, got["usage"].completion_tokens) == (321, 45)
+    assert got["usage"].model_dump()["cost_usd"] == pytest.approx(cost / 10**9, abs=1e-12)
+    assert box.balance_nanos(email) == (before - cost, 0)
+    assert fresh_fake.requests[0].body["stream"] is True
+    [row] = box.usage_rows(email)
+    assert (row["status"], row["cost_nanos"], row["stream"]) == ("ok", cost, 1)
+
+
+def test_two_parallel_tool_calls_stream_then_streamed_answer(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    fresh_fake.script(
+        Reply(text="Let me look.", tool_uses=TWO_CALLS, input_tokens=500, output_tokens=70),
+        Reply(text="Rain and 14:05.", input_tokens=650, output_tokens=8),
+    )
+    messages: list[Any] = [{"role": "user", "content": "Weather and time in Paris?"}]
+    got = collect(
+        client.chat.completions.create(
+            model=MODEL, messages=messages, tools=WEATHER_TOOLS, stream=True, stream_options=USAGE
+        )
+    )
+    assert got["finish"] == "tool_calls"
+    assert got["text"] == "Let me look."
+    assert sorted(got["calls"]) == [0, 1]
+    calls = [got["calls"][i] for i in (0, 1)]
+    assert [(c["id"], c["name"]) for c in calls] == [(t.id, t.name) for t in TWO_CALLS]
+    assert [json.loads(c["args"]) for c in calls] == [t.input for t in TWO_CALLS]
+
+    tool_calls = [
+        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["args"]}}
+        for c in calls
+    ]
+    messages.append({"role": "assistant", "content": got["text"], "tool_calls": tool_calls})
+    messages += [
+        {"role": "tool", "tool_call_id": calls[0]["id"], "content": "rain"},
+        {"role": "tool", "tool_call_id": calls[1]["id"], "content": "14:05"},
+    ]
+    final = collect(
+        client.chat.completions.create(
+            model=MODEL, messages=messages, tools=WEATHER_TOOLS, stream=True, stream_options=USAGE
+        )
+    )
+    assert (final["text"], final["finish"]) == ("Rain and 14:05.", "stop")
+    results = fresh_fake.requests[1].body["messages"][2]["content"]
+    assert [b["tool_use_id"] for b in results] == [t.id for t in TWO_CALLS]
+    total = expected_cost_nanos(500, 70) + expected_cost_nanos(650, 8)
+    assert box.balance_nanos(email) == (before - total, 0)
+
+
+def test_thinking_stream_gives_reasoning_content(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(Reply(thinking="Two plus two is four.", text="4", output_tokens=40))
+    got = collect(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "2+2?"}],
+            reasoning_effort="low",
+            max_tokens=10000,
+            stream=True,
+        )
+    )
+    assert got["reasoning"] == "Two plus two is four."
+    assert (got["text"], got["finish"]) == ("4", "stop")
+    assert fresh_fake.requests[0].body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+
+
+def test_error_event_mid_stream_ends_it_with_an_error_and_costs_nothing(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    email, client = box.new_user()
+    before = box.balance_nanos(email)
+    # delay: the events reach the box in separate reads (see the report on batched reads)
+    fresh_fake.script(
+        Reply(text="Once upon a time", error_after_deltas=2, error_type="overloaded_error",
+              error_message="Overloaded", delay_sec=0.05)
+    )  # fmt: skip
+    received = ""
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "story"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received += "".join(c.delta.content or "" for c in chunk.choices)
+    assert received == "Once upo"
+    assert "Overloaded" in caught.value.message
+    assert box.balance_nanos(email) == before
+    [row] = box.usage_rows(email)
+    assert (row["status"], row["cost_nanos"], row["error_code"]) == ("error", 0, "overloaded_error")
+
+
+def test_overloaded_before_the_stream_is_retried(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(Reply.error(529, "overloaded_error", "Overloaded"), Reply(text="ok"))
+    got = collect(
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
+    assert (got["text"], got["finish"]) == ("ok", "stop")
+    assert len(fresh_fake.requests) == 2
+
+
+def test_chunks_are_relayed_as_they_arrive(box: AnthropicBox, fresh_fake: FakeAnthropic) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(Reply(text="x" * 40, chunk_chars=2, delay_sec=0.05))  # ~1.3 s of events
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "slowly"}], stream=True
+    )
+    started = time.monotonic()
+    first_text_at = None
+    for chunk in stream:
+        if first_text_at is None and any(c.delta.content for c in chunk.choices):
+            first_text_at = time.monotonic() - started
+    total = time.monotonic() - started
+    assert first_text_at is not None
+    assert total > 1.0
+    assert first_text_at < total - 0.7
