@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.checkout import METADATA_USER
+from codelace_box.billing.checkout import METADATA_KIND, METADATA_USER
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.money import usd_to_nanos
 from codelace_box.billing.stripe import StripeApi, verify_event
@@ -184,13 +184,14 @@ def _known_topup(session_id: str) -> Payment | None:
 
 
 def _session_user(session: dict[str, Any]) -> User | None:
-    metadata = session.get("metadata") if isinstance(session.get("metadata"), dict) else {}
-    raw = (metadata or {}).get(METADATA_USER) or session.get("client_reference_id")
-    try:
-        user_id = int(str(raw))
-    except ValueError:
+    """The account of a setup session the box created (its metadata says so), else None."""
+    metadata = session.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get(METADATA_KIND) != "setup":
         return None
-    return User.get_or_none(User.id == user_id)
+    raw = str(metadata.get(METADATA_USER, ""))
+    if not raw.isdigit() or raw != str(session.get("client_reference_id")):
+        return None
+    return User.get_or_none(User.id == int(raw))
 
 
 def _setup_intent_id(session: dict[str, Any]) -> str:

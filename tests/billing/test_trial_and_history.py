@@ -108,6 +108,33 @@ def test_a_redelivered_setup_event_grants_nothing_more(box: BillingBox) -> None:
     assert box.balance_nanos(dan) == 1 * NANOS
 
 
+def test_stripe_failing_to_show_the_card_is_retried_by_stripe(box: BillingBox) -> None:
+    gus = box.customer("gus")
+    event = box.double.complete(box.start_setup(gus), card_fingerprint=card())
+    events_before = box.query("SELECT COUNT(*) FROM stripe_event")
+    box.double.inject_error(404, "No such setup_intent: 'seti_gone'")
+    failed = box.deliver(event)
+    assert failed.status_code == 502, failed.text  # not 2xx: Stripe delivers it again later
+    assert box.query("SELECT COUNT(*) FROM stripe_event") == events_before
+    assert box.balance_nanos(gus) == 0
+    assert box.deliver(event).json()["result"] == "trial_granted"
+    assert box.balance_nanos(gus) == 1 * NANOS
+
+
+def test_a_setup_session_the_box_did_not_create_grants_nothing(box: BillingBox) -> None:
+    hal = box.customer("hal")
+    # Another integration on the same Stripe account, with a numeric reference of its own.
+    foreign = box.double.handle(
+        "POST",
+        "/v1/checkout/sessions",
+        {"mode": "setup", "currency": "usd", "client_reference_id": str(hal.user_id)},
+    )
+    event = box.double.complete(foreign["id"], card_fingerprint=card())
+    assert box.deliver(event).json()["result"] == "unknown_session"
+    assert box.balance_nanos(hal) == 0
+    assert not box.double.calls("GET", f"/v1/setup_intents/{foreign['setup_intent']}")
+
+
 def test_payment_history_shape_and_order(box: BillingBox) -> None:
     eve = box.customer("eve")
     credited = run_cli(box.config, "credit", eve.email, "5", "--reason", "welcome")

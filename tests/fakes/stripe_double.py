@@ -6,7 +6,8 @@ Wire format as Stripe's: form-encoded request bodies with nested keys
 key auth, JSON objects shaped like Stripe's (`checkout.session`, `setup_intent`,
 `payment_method`), and Stripe's error envelope
 `{"error": {"type": "invalid_request_error", "message": ..., "param": ..., "code": ...}}`
-with Stripe's statuses (400 bad params, 401 bad key, 404 unknown object or URL).
+with Stripe's statuses (400 bad params, 401 bad key, 404 unknown object or URL). The wire
+details (form decoding, signing, Stripe's checks on a new session) live in stripe_wire.py.
 
 Routes: POST /v1/checkout/sessions, GET /v1/checkout/sessions/{id},
 POST /v1/checkout/sessions/{id}/expire, GET /v1/setup_intents/{id} (expand payment_method),
@@ -129,19 +130,7 @@ class StripeDouble:
     ) -> dict[str, Any]:
         now = int(time.time())
         session_id = new_id("cs")
-        intent = None
-        if mode == "setup":
-            intent = new_id("seti")
-            self.setup_intents[intent] = {
-                "id": intent,
-                "object": "setup_intent",
-                "status": "requires_payment_method",
-                "payment_method": None,
-                "usage": "off_session",
-                "metadata": {},
-                "created": now,
-                "livemode": False,
-            }
+        intent = self._new_setup_intent(now) if mode == "setup" else None
         session = {
             "id": session_id,
             "object": "checkout.session",
@@ -169,6 +158,20 @@ class StripeDouble:
         }
         self.sessions[session_id] = session
         return copy.deepcopy(session)
+
+    def _new_setup_intent(self, now: int) -> str:
+        intent = new_id("seti")
+        self.setup_intents[intent] = {
+            "id": intent,
+            "object": "setup_intent",
+            "status": "requires_payment_method",
+            "payment_method": None,
+            "usage": "off_session",
+            "metadata": {},
+            "created": now,
+            "livemode": False,
+        }
+        return intent
 
     def _expire_via_api(self, session_id: str) -> dict[str, Any]:
         session = self._find(self.sessions, session_id, "checkout.session")
