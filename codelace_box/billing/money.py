@@ -40,12 +40,18 @@ def format_usd(nanos: int, places: int = 6) -> str:
     """nano-USD as a readable '$1.234567' string (rounded half-even to `places`)."""
     quantum = Decimal(1).scaleb(-places)
     value = (Decimal(nanos) / NANOS_PER_USD).quantize(quantum, rounding=ROUND_HALF_EVEN)
-    return f"-${-value}" if value < 0 else f"${value}"
+    return f"-${-value:f}" if value < 0 else f"${value:f}"
 
 
 def token_cost_nanos(
     input_tokens: int, output_tokens: int, input_per_1m_nanos: int, output_per_1m_nanos: int
 ) -> int:
-    """Cost of a request at per-1M-token prices, rounded up to the next nano-USD."""
-    scaled = input_tokens * input_per_1m_nanos + output_tokens * output_per_1m_nanos
+    """Cost of a request at per-1M-token prices, rounded up to the next nano-USD.
+
+    Negative counts or prices (a confused upstream) count as zero: a cost is never negative,
+    so a request can never add credit.
+    """
+    counts = (max(0, input_tokens), max(0, output_tokens))
+    prices = (max(0, input_per_1m_nanos), max(0, output_per_1m_nanos))
+    scaled = counts[0] * prices[0] + counts[1] * prices[1]
     return -(-scaled // TOKENS_PER_PRICE_UNIT)

@@ -1,0 +1,150 @@
+"""The admin CLI as an operator runs it (a subprocess on a temp data dir): version, migrate,
+users, credit and keys, with their exit codes, one-line errors and --json output."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from codelace_box import __version__
+from tests.foundation.conftest import Workspace
+from tests.support import REPO_ROOT
+
+KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
+
+
+def test_version_prints_the_package_version(workspace: Workspace) -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert __version__ == project["version"]
+    assert workspace.run("version").stdout == f"codelace-box {__version__}\n"
+
+
+def test_migrate_applies_once_then_has_nothing_to_do(fresh_workspace: Workspace) -> None:
+    first = fresh_workspace.run("migrate").stdout
+    assert re.fullmatch(r"schema version (\d+) \(1(, \d+)*\)\n", first), first
+    again = fresh_workspace.run("migrate").stdout
+    assert again.endswith("(nothing to apply)\n")
+    assert fresh_workspace.db_path.is_file()
+
+
+def test_users_create_list_show(workspace: Workspace) -> None:
+    out = workspace.run("users", "create", "  Ada@Example.COM ").stdout
+    assert re.fullmatch(r"created user \d+ ada@example\.com\n", out)
+    listed = workspace.json("users", "list")
+    ada = next(u for u in listed if u["email"] == "ada@example.com")
+    assert ada["status"] == "active"
+    assert ada["credit_balance_usd"] == 0
+    assert ada["active_keys"] == 0 and ada["requests"] == 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ada["created_at"])
+    assert "ada@example.com" in workspace.run("users", "list").stdout
+    assert workspace.json("users", "list", "--search", "ADA@") == [ada]
+    shown = workspace.json("users", "show", "ADA@example.com")
+    assert shown["id"] == ada["id"] and shown["keys"] == []
+    human = workspace.run("users", "show", "ada@example.com").stdout
+    assert "email: ada@example.com" in human and "status: active" in human
+
+
+def test_users_errors_are_one_line(workspace: Workspace) -> None:
+    workspace.run("users", "create", "dupe@example.com")
+    assert "already exists" in workspace.fail("users", "create", "DUPE@example.com")
+    assert "not a valid email address" in workspace.fail("users", "create", "not-an-email")
+    assert "no user with email ghost@example.com" in workspace.fail(
+        "users", "show", "ghost@example.com"
+    )
+    assert "no user" in workspace.fail("users", "disable", "ghost@example.com")
+    assert "Missing argument 'EMAIL'" in workspace.fail("users", "show", code=2)
+    assert "No such command 'delete'" in workspace.fail("users", "delete", "x@y.z", code=2)
+
+
+def test_users_disable_and_enable(workspace: Workspace) -> None:
+    workspace.run("users", "create", "grace@example.com")
+    assert workspace.run("users", "disable", "grace@example.com").stdout == (
+        "grace@example.com is now disabled\n"
+    )
+    assert workspace.json("users", "show", "grace@example.com")["status"] == "disabled"
+    workspace.run("users", "enable", "grace@example.com")
+    assert workspace.json("users", "show", "grace@example.com")["status"] == "active"
+
+
+def ledger_rows(workspace: Workspace, email: str) -> list[tuple[int, str, str]]:
+    return [
+        (int(r[0]), r[1], r[2])
+        for r in workspace.sql(
+            'SELECT l.amount_nanos, l.kind, l.reason FROM ledger_entry l JOIN "user" u '
+            "ON u.id = l.user_id WHERE u.email = ? ORDER BY l.id",
+            (email,),
+        )
+    ]
+
+
+def test_credit_adds_and_removes_through_the_ledger(workspace: Workspace) -> None:
+    workspace.run("users", "create", "linus@example.com")
+    out = workspace.run("credit", "linus@example.com", "5", "--reason", "welcome").stdout
+    assert out == "linus@example.com: balance now 5.0 USD\n"
+    workspace.run("credit", "linus@example.com", "-1.25", "--reason", "correction")
+    workspace.run("credit", "linus@example.com", "0.000000001", "--reason", "one nano")
+    assert workspace.json("users", "show", "linus@example.com")["credit_balance_usd"] == 3.750000001
+    assert ledger_rows(workspace, "linus@example.com") == [
+        (5_000_000_000, "admin", "welcome"),
+        (-1_250_000_000, "admin", "correction"),
+        (1, "admin", "one nano"),
+    ]
+    payments = workspace.sql(
+        'SELECT p.kind, p.status, p.amount_nanos FROM payment p JOIN "user" u ON u.id = '
+        "p.user_id WHERE u.email = 'linus@example.com' ORDER BY p.id"
+    )
+    assert payments[0] == ("admin", "completed", 5_000_000_000) and len(payments) == 3
+
+
+def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None:
+    workspace.run("users", "create", "ken@example.com")
+    workspace.run("credit", "ken@example.com", "2", "--reason", "seed")
+    assert "below zero" in workspace.fail("credit", "ken@example.com", "-2.01", "--reason", "x")
+    assert "not a USD amount: 'abc'" in workspace.fail(
+        "credit", "ken@example.com", "abc", "--reason", "x", code=2
+    )
+    assert "non-zero" in workspace.fail("credit", "ken@example.com", "0", "--reason", "x")
+    assert "more precise than a nano-dollar" in workspace.fail(
+        "credit", "ken@example.com", "0.0000000001", "--reason", "x"
+    )
+    assert "at most 1,000,000 USD" in workspace.fail(
+        "credit", "ken@example.com", "1000001", "--reason", "x"
+    )
+    assert "needs a reason" in workspace.fail("credit", "ken@example.com", "1", "--reason", " ")
+    assert "Missing option '--reason'" in workspace.fail("credit", "ken@example.com", "1", code=2)
+    assert "no user" in workspace.fail("credit", "nobody@example.com", "1", "--reason", "x")
+    assert ledger_rows(workspace, "ken@example.com") == [(2_000_000_000, "admin", "seed")]
+    assert workspace.json("users", "show", "ken@example.com")["credit_balance_usd"] == 2.0
+
+
+def test_keys_create_list_revoke(workspace: Workspace) -> None:
+    workspace.run("users", "create", "barbara@example.com")
+    created = workspace.run("keys", "create", "barbara@example.com", "--name", "laptop")
+    full_key = created.stdout.strip()
+    assert KEY_RE.match(full_key), created.stdout
+    assert "store it now" in created.stderr and full_key not in created.stderr
+    keys = workspace.json("keys", "list", "barbara@example.com")
+    assert [(k["name"], k["key_prefix"]) for k in keys] == [("laptop", full_key[:7])]
+    assert keys[0]["last_used_at"] is None
+    human = workspace.run("keys", "list", "barbara@example.com").stdout
+    assert full_key[:7] in human and full_key not in human
+    assert "laptop" in human
+    stored = workspace.sql(
+        "SELECT key_hash, key_prefix FROM api_key WHERE id = ?", (keys[0]["id"],)
+    )
+    assert full_key not in repr(stored)  # only a hash is stored
+    assert workspace.json("users", "show", "barbara@example.com")["keys"] == keys
+    out = workspace.run("keys", "revoke", str(keys[0]["id"])).stdout
+    assert out == f"revoked key {keys[0]['id']} ({full_key[:7]}...)\n"
+    assert workspace.json("keys", "list", "barbara@example.com") == []
+    assert "no active API key" in workspace.fail("keys", "revoke", str(keys[0]["id"]))
+    assert "'abc' is not a valid integer" in workspace.fail("keys", "revoke", "abc", code=2)
+    assert "no user" in workspace.fail("keys", "create", "nobody@example.com")
+
+
+def test_human_tables_show_missing_values_as_a_dash(workspace: Workspace) -> None:
+    workspace.run("users", "create", "dash@example.com")
+    workspace.run("keys", "create", "dash@example.com")
+    row = workspace.run("keys", "list", "dash@example.com").stdout.splitlines()[1]
+    assert row.rstrip().endswith("-")
+    assert "None" not in row

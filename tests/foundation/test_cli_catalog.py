@@ -1,0 +1,165 @@
+"""`providers ...` and `models ...` as an operator runs them: keys stored encrypted and shown
+masked, prices set and changed, clear one-line errors."""
+
+from __future__ import annotations
+
+from tests.foundation.conftest import Workspace
+
+OPENAI_KEY = "sk-proj-FOUNDATIONtestKEY0001"
+SECOND_KEY = "sk-proj-FOUNDATIONtestKEY0002"
+ANTHROPIC_KEY = "sk-ant-FOUNDATIONtestKEY0003"
+
+
+def provider(workspace: Workspace, name: str) -> dict:  # type: ignore[type-arg]
+    return next(p for p in workspace.json("providers", "list") if p["name"] == name)
+
+
+def test_providers_add_list_and_key_add(workspace: Workspace) -> None:
+    out = workspace.run(
+        "providers", "add", "lab", "--kind", "openai",
+        "--base-url", "http://127.0.0.1:9/v1/", "--key", OPENAI_KEY,
+    ).stdout  # fmt: skip
+    assert out == "added provider lab (openai)\n"
+    workspace.run("providers", "add", "claude", "--kind", "anthropic", "--key", ANTHROPIC_KEY)
+    lab = provider(workspace, "lab")
+    assert (lab["kind"], lab["base_url"], lab["enabled"]) == (
+        "openai",
+        "http://127.0.0.1:9/v1",
+        True,
+    )
+    assert [k["hint"] for k in lab["keys"]] == ["sk-…0001"]
+    assert provider(workspace, "claude")["base_url"].startswith("https://api.anthropic.com")
+    added = workspace.run("providers", "key-add", "lab", "--key", SECOND_KEY).stdout
+    assert added.endswith("(sk-…0002) to lab\n")
+    keys = provider(workspace, "lab")["keys"]
+    assert [(k["hint"], k["enabled"], k["failing"]) for k in keys] == [
+        ("sk-…0001", True, False),
+        ("sk-…0002", True, False),
+    ]
+    human = workspace.run("providers", "list").stdout
+    assert "lab" in human and "claude" in human and "sk-…0002" in human
+
+
+def test_provider_keys_never_appear_in_output_or_in_the_database_file(
+    workspace: Workspace,
+) -> None:
+    workspace.run("providers", "add", "hidden", "--kind", "openai", "--key", OPENAI_KEY + "X")
+    outputs = (
+        workspace.run("providers", "list").stdout
+        + workspace.run("providers", "list", "--json").stdout
+    )
+    assert OPENAI_KEY not in outputs
+    stored = workspace.sql(
+        "SELECT key_encrypted FROM provider_key k JOIN provider p ON p.id = k.provider_id "
+        "WHERE p.name = 'hidden'"
+    )
+    assert len(stored) == 1 and OPENAI_KEY.encode() not in bytes(stored[0][0])
+    workspace.sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert OPENAI_KEY.encode() not in workspace.db_path.read_bytes()
+
+
+def test_providers_errors(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "twice", "--kind", "openai", "--key", OPENAI_KEY)
+    assert "already exists" in workspace.fail(
+        "providers", "add", "twice", "--kind", "openai", "--key", OPENAI_KEY
+    )
+    assert "'--kind'" in workspace.fail(
+        "providers", "add", "bad", "--kind", "mistral", "--key", "k", code=2
+    )
+    assert "base URL must start with http" in workspace.fail(
+        "providers", "add", "bad", "--kind", "openai", "--base-url", "ftp://x", "--key", "k"
+    )
+    assert "provider name" in workspace.fail(
+        "providers", "add", "Bad Name", "--kind", "openai", "--key", "k"
+    )
+    assert "must not be empty" in workspace.fail(
+        "providers", "add", "blank", "--kind", "openai", "--key", "  "
+    )
+    assert "no provider named ghost" in workspace.fail(
+        "providers", "key-add", "ghost", "--key", "k"
+    )
+    assert "no provider named ghost" in workspace.fail("providers", "disable", "ghost")
+    assert "Missing option '--key'" in workspace.fail(
+        "providers", "add", "nokey", "--kind", "openai", code=2
+    )
+    names = [p["name"] for p in workspace.json("providers", "list")]
+    assert "bad" not in names and "blank" not in names and "nokey" not in names
+
+
+def test_providers_disable_and_enable(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "toggle", "--kind", "openai", "--key", OPENAI_KEY)
+    assert workspace.run("providers", "disable", "toggle").stdout == "provider toggle disabled\n"
+    assert provider(workspace, "toggle")["enabled"] is False
+    workspace.run("providers", "enable", "toggle")
+    assert provider(workspace, "toggle")["enabled"] is True
+
+
+def model(workspace: Workspace, model_id: str) -> dict:  # type: ignore[type-arg]
+    return next(m for m in workspace.json("models", "list") if m["id"] == model_id)
+
+
+def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "acme", "--kind", "openai", "--key", OPENAI_KEY)
+    out = workspace.run(
+        "models", "set", "acme/fast-1", "--input-per-1m", "0.15", "--output-per-1m", "0.6"
+    ).stdout
+    assert out == "acme/fast-1: $0.15 in / $0.6 out per 1M tokens\n"
+    assert model(workspace, "acme/fast-1") == {
+        "id": "acme/fast-1",
+        "provider": "acme",
+        "upstream_model": "fast-1",
+        "input_per_1m": 0.15,
+        "output_per_1m": 0.6,
+        "max_output_tokens": None,
+        "enabled": True,
+    }
+    workspace.run(
+        "models", "set", "acme/fast-1", "--input-per-1m", "0.01", "--output-per-1m", "2",
+        "--upstream-model", "fast-1-2026", "--max-output-tokens", "4096",
+    )  # fmt: skip
+    changed = model(workspace, "acme/fast-1")
+    assert (changed["input_per_1m"], changed["output_per_1m"]) == (0.01, 2.0)
+    assert (changed["upstream_model"], changed["max_output_tokens"]) == ("fast-1-2026", 4096)
+    prices = workspace.sql(
+        "SELECT input_per_1m_nanos, output_per_1m_nanos FROM catalog_model WHERE id = ?",
+        ("acme/fast-1",),
+    )
+    assert prices == [(10_000_000, 2_000_000_000)]
+    workspace.run(
+        "models", "set", "vendor/x-large", "--provider", "acme",
+        "--input-per-1m", "3", "--output-per-1m", "15",
+    )  # fmt: skip
+    assert model(workspace, "vendor/x-large")["provider"] == "acme"
+    assert "acme/fast-1" in workspace.run("models", "list").stdout
+
+
+def test_models_errors(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "errs", "--kind", "openai", "--key", OPENAI_KEY)
+    price = ("--input-per-1m", "1", "--output-per-1m", "2")
+    assert "input price must be a non-negative USD amount" in workspace.fail(
+        "models", "set", "errs/m", "--input-per-1m", "cheap", "--output-per-1m", "2"
+    )
+    assert "must not be negative" in workspace.fail(
+        "models", "set", "errs/m", "--input-per-1m", "1", "--output-per-1m", "-2"
+    )
+    assert "no provider named nowhere" in workspace.fail("models", "set", "nowhere/m", *price)
+    assert "model id must look like provider/model" in workspace.fail(
+        "models", "set", "no-slash", *price
+    )
+    assert "max output tokens must be at least 1" in workspace.fail(
+        "models", "set", "errs/m", *price, "--max-output-tokens", "0"
+    )
+    assert "Missing option '--output-per-1m'" in workspace.fail(
+        "models", "set", "errs/m", "--input-per-1m", "1", code=2
+    )
+    assert "no model errs/ghost" in workspace.fail("models", "disable", "errs/ghost")
+    assert not [m for m in workspace.json("models", "list") if m["id"].startswith("errs/")]
+
+
+def test_models_disable_and_enable(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "flip", "--kind", "anthropic", "--key", ANTHROPIC_KEY)
+    workspace.run("models", "set", "flip/m", "--input-per-1m", "1", "--output-per-1m", "1")
+    assert workspace.run("models", "disable", "flip/m").stdout == "model flip/m disabled\n"
+    assert model(workspace, "flip/m")["enabled"] is False
+    workspace.run("models", "enable", "flip/m")
+    assert model(workspace, "flip/m")["enabled"] is True

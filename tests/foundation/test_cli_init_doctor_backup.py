@@ -1,0 +1,226 @@
+"""`init`, `doctor` and `backup` as an operator runs them: a private config that keeps the
+secret in use, doctor naming a tampered account, and backups taken while another process
+writes restoring to a consistent database."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from codelace_box.config import load_config
+from codelace_box.crypto import decrypt_secret
+from codelace_box.db.migrate import LATEST_VERSION
+from tests.foundation.conftest import Workspace, make_workspace, one_error_line
+from tests.support import REPO_ROOT, cli_env, run_cli
+
+
+def test_init_writes_a_private_commented_config_once(tmp_path: Path) -> None:
+    result = run_cli(None, "init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    target = tmp_path / "codelace.toml"
+    assert result.stdout.splitlines() == [
+        "wrote codelace.toml (a new server.secret_key; mode 600, keep it private)",
+        "next: edit it if you like, then run: codelace-box --config codelace.toml serve",
+    ]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    text = target.read_text()
+    assert "# port = 8080" in text and "# [server]" not in text
+    secret = load_config(str(target), {}).server.secret_key
+    assert len(secret) >= 40
+    again = run_cli(None, "init", cwd=tmp_path)
+    assert again.returncode == 1
+    assert one_error_line(again.stderr) == (
+        "error: codelace.toml already exists (use --force to overwrite)"
+    )
+    assert target.read_text() == text
+    forced = run_cli(None, "init", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "kept the server secret in use from codelace.toml" in forced.stdout
+    assert load_config(str(target), {}).server.secret_key == secret
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codelace.toml"]
+
+
+def test_init_keeps_the_secret_an_earlier_start_generated(tmp_path: Path) -> None:
+    """`make serve` first, `init` later: provider keys stored meanwhile stay readable."""
+    added = run_cli(
+        None, "providers", "add", "early", "--kind", "openai", "--key", "sk-early-0123456789",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    generated = (tmp_path / "data" / "secret_key").read_text().strip()
+    result = run_cli(None, "init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"kept the server secret in use from {tmp_path / 'data' / 'secret_key'}" in (
+        result.stdout
+    )
+    config = load_config(str(tmp_path / "codelace.toml"), {})
+    assert config.server.secret_key == generated
+    space = Workspace(tmp_path, tmp_path / "codelace.toml")
+    (token,) = space.sql("SELECT key_encrypted FROM provider_key")[0]
+    assert decrypt_secret(config.server.secret_key, bytes(token)) == "sk-early-0123456789"
+
+
+def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> None:
+    env_target = tmp_path / "from-env.toml"
+    result = run_cli(None, "init", cwd=tmp_path, env={"CODELACE_CONFIG": str(env_target)})
+    assert result.returncode == 0 and env_target.is_file(), result.stderr
+    flag_target = tmp_path / "flag.toml"
+    assert run_cli(flag_target, "init", cwd=tmp_path).returncode == 0
+    assert flag_target.is_file()
+    missing_dir = tmp_path / "no" / "such" / "dir.toml"
+    failed = run_cli(missing_dir, "init", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "cannot write: No such file or directory" in one_error_line(failed.stderr)
+
+
+def test_doctor_passes_on_a_healthy_database(workspace: Workspace) -> None:
+    workspace.run("users", "create", "healthy@example.com")
+    workspace.run("credit", "healthy@example.com", "3", "--reason", "seed")
+    out = workspace.run("doctor").stdout
+    assert out == f"ok: schema version {LATEST_VERSION}, every balance matches its ledger\n"
+
+
+def test_doctor_needs_an_existing_database_and_creates_none(fresh_workspace: Workspace) -> None:
+    message = fresh_workspace.fail("doctor")
+    assert "no database at" in message and "run `codelace-box migrate`" in message
+    assert not fresh_workspace.db_path.exists()
+
+
+def test_doctor_names_an_account_whose_balance_was_tampered_with(workspace: Workspace) -> None:
+    workspace.run("users", "create", "tampered@example.com")
+    workspace.run("credit", "tampered@example.com", "10", "--reason", "seed")
+    workspace.sql(
+        "UPDATE \"user\" SET balance_nanos = balance_nanos + 1 WHERE email = 'tampered@example.com'"
+    )
+    result = run_cli(workspace.config, "doctor")
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == "error: doctor found 1 problem(s)"
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("MISMATCH account tampered@example.com (id ")
+    assert line.endswith("balance $10.000000001 != ledger sum $10.000000000")
+    workspace.sql(
+        "UPDATE \"user\" SET balance_nanos = balance_nanos - 1 WHERE email = 'tampered@example.com'"
+    )
+    workspace.run("doctor")
+
+
+def test_doctor_names_an_account_whose_holds_do_not_add_up(workspace: Workspace) -> None:
+    workspace.run("users", "create", "held@example.com")
+    workspace.sql("UPDATE \"user\" SET held_nanos = 2500 WHERE email = 'held@example.com'")
+    result = run_cli(workspace.config, "doctor")
+    assert result.returncode == 1
+    assert "MISMATCH account held@example.com" in result.stdout
+    assert "held $0.000002500 != open holds $0.000000000" in result.stdout
+    workspace.sql("UPDATE \"user\" SET held_nanos = 0 WHERE email = 'held@example.com'")
+    workspace.run("doctor")
+
+
+def test_doctor_reports_a_schema_behind_or_ahead(fresh_workspace: Workspace) -> None:
+    fresh_workspace.run("migrate")
+    fresh_workspace.sql("INSERT INTO schema_migration VALUES (?, 'future', '2030-01-01')", (999,))
+    assert (
+        "schema version 999 is newer than this codelace-box knows"
+        in run_cli(fresh_workspace.config, "doctor").stdout
+    )
+    fresh_workspace.sql("DELETE FROM schema_migration")
+    behind = run_cli(fresh_workspace.config, "doctor")
+    assert behind.returncode == 1
+    assert f"schema version 0, expected {LATEST_VERSION} (run migrate)" in behind.stdout
+
+
+def test_backup_refuses_to_overwrite_and_needs_a_database(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    existing = tmp_path / "exists.db"
+    existing.write_bytes(b"keep me")
+    assert "already exists; choose a new file" in workspace.fail("backup", str(existing))
+    assert existing.read_bytes() == b"keep me"
+    missing = make_workspace(tmp_path / "empty")
+    assert "no database at" in missing.fail("backup", str(tmp_path / "copy.db"))
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, pathlib, random
+    from codelace_box.db.core import open_database, write_transaction
+    from codelace_box.billing.ledger import append_entry
+    from codelace_box.db.models import Hold, User
+    open_database(sys.argv[1])
+    stop, users, n = pathlib.Path(sys.argv[2]), [1, 2, 3], 0
+    while not stop.exists():
+        n += 1
+        user = random.choice(users)
+        with write_transaction():  # a settled request: debit, and a hold opened and closed
+            append_entry(user, random.randint(-5000, 9000), "usage", "load", f"w:{n}")
+            Hold.create(user=user, amount_nanos=700, request_id=f"h:{n}")
+            User.update(held_nanos=User.held_nanos + 700).where(User.id == user).execute()
+        if n % 2:
+            with write_transaction():
+                Hold.delete().where(Hold.request_id == f"h:{n}").execute()
+                User.update(held_nanos=User.held_nanos - 700).where(User.id == user).execute()
+    print(n)
+    """
+)
+
+
+def ledger_count(space: Workspace) -> int:
+    return int(space.sql("SELECT COUNT(*) FROM ledger_entry")[0][0])
+
+
+def seed_for_backup(space: Workspace) -> None:
+    """Three accounts and ~60k ledger rows, so a copy takes a moment."""
+    space.run("migrate")
+    for number in range(1, 4):
+        space.run("users", "create", f"writer{number}@example.com")
+    space.sql(
+        "BEGIN IMMEDIATE; "
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000) "
+        "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, "
+        "created_at) SELECT 1 + i % 3, 1000, 'admin', 'seed ' || hex(randomblob(16)), "
+        "'seed:' || i, '2026-01-01 00:00:00' FROM n; "
+        'UPDATE "user" SET balance_nanos = 20000000; COMMIT;'
+    )
+
+
+@pytest.mark.timeout(120)
+def test_backups_taken_during_writes_restore_consistent(fresh_workspace: Workspace) -> None:
+    space = fresh_workspace
+    seed_for_backup(space)
+    space.run("doctor")
+    stop = space.root / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(space.db_path), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+    )
+    try:
+        copies = []
+        while ledger_count(space) < 60_050:
+            time.sleep(0.05)
+        for number in range(3):
+            restore = make_workspace(space.root / f"restore{number}")
+            before = ledger_count(space)
+            space.run("backup", str(restore.db_path))
+            copies.append((restore, before, ledger_count(space)))
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=30)
+    assert writer.returncode == 0, err
+    assert any(after > before for _, before, after in copies), "no write overlapped a backup"
+    for restore, before, after in copies:
+        assert not Path(f"{restore.db_path}-wal").exists()  # one self-contained file
+        assert before <= ledger_count(restore) <= after
+        assert restore.sql("PRAGMA integrity_check") == [("ok",)]
+        assert restore.run("doctor").stdout.startswith("ok: ")
+        assert len(restore.json("users", "list")) == 3
+    space.run("doctor")
+    assert int(out) > 100

@@ -1,0 +1,320 @@
+"""config.py: defaults, file values, environment overrides, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codelace_box.config import (
+    AuthConfig,
+    Config,
+    DatabaseConfig,
+    EmailConfig,
+    GatewayConfig,
+    ServerConfig,
+    StripeConfig,
+    ensure_secret_key,
+    load_config,
+    secret_key_path,
+)
+from codelace_box.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str, name: str = "codelace.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_no_file_and_no_env_gives_the_built_in_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no codelace.toml here
+    config = load_config(None, {})
+    assert config.source == "built-in defaults"
+    assert config.server == ServerConfig()
+    assert (config.server.host, config.server.port, config.server.workers) == ("127.0.0.1", 8080, 1)
+    assert config.server.max_body_bytes == 10485760
+    assert config.server.base_url == "http://127.0.0.1:8080"
+    assert config.database.path == "data/codelace.db"
+    assert config.data_dir == tmp_path / "data"
+    assert (config.auth.otp_ttl_sec, config.auth.signup) == (600, "open")
+    assert config.auth.allowed_email_domains == []
+    assert config.email.backend == "console"
+    assert config.stripe.secret_key == "" and config.stripe.currency == "usd"
+    assert (config.stripe.min_topup_usd, config.stripe.trial_credit_usd) == (Decimal(10), 1)
+    assert (config.gateway.connect_timeout_sec, config.gateway.read_timeout_sec) == (10, 600)
+    assert config.gateway.max_retries == 2
+
+
+def test_dot_codelace_toml_in_the_working_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "[server]\nport = 9100\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, {})
+    assert config.server.port == 9100
+    assert config.source == "codelace.toml"
+
+
+def test_file_values_of_every_type(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[server]
+host = "0.0.0.0"
+port = 9000
+public_url = "https://llm.example.com/"
+max_body_bytes = 2048
+[auth]
+signup = "domains"
+allowed_email_domains = ["Example.com", "@corp.example.org"]
+[email]
+backend = "smtp"
+smtp_host = "mail.example.com"
+smtp_starttls = false
+[stripe]
+min_topup_usd = 12.5
+trial_credit_usd = 0
+[gateway]
+read_timeout_sec = 30
+max_retries = 0
+""",
+    )
+    config = load_config(str(path), {})
+    assert config.source == str(path)
+    assert (config.server.host, config.server.port, config.server.max_body_bytes) == (
+        "0.0.0.0",
+        9000,
+        2048,
+    )
+    assert config.server.base_url == "https://llm.example.com"
+    assert config.auth.allowed_email_domains == ["example.com", "corp.example.org"]
+    assert config.email.smtp_starttls is False
+    assert config.stripe.min_topup_usd == Decimal("12.5")
+    assert isinstance(config.stripe.min_topup_usd, Decimal)
+    assert config.gateway.read_timeout_sec == 30.0
+    assert isinstance(config.gateway.read_timeout_sec, float)
+    assert config.gateway.max_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "section", "key", "expected"),
+    [
+        ("CODELACE_SERVER_PORT", "9001", "server", "port", 9001),
+        ("CODELACE_SERVER_HOST", "0.0.0.0", "server", "host", "0.0.0.0"),
+        ("CODELACE_SERVER_WORKERS", " 3 ", "server", "workers", 3),
+        ("CODELACE_EMAIL_SMTP_STARTTLS", "off", "email", "smtp_starttls", False),
+        ("CODELACE_EMAIL_SMTP_STARTTLS", "FALSE", "email", "smtp_starttls", False),
+        ("CODELACE_EMAIL_SMTP_STARTTLS", "yes", "email", "smtp_starttls", True),
+        ("CODELACE_EMAIL_SMTP_STARTTLS", "1", "email", "smtp_starttls", True),
+        ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "a.com, B.org,", "auth", "allowed_email_domains",
+         ["a.com", "b.org"]),
+        ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", '["x.io", "y.io"]', "auth",
+         "allowed_email_domains", ["x.io", "y.io"]),
+        ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "", "auth", "allowed_email_domains", []),
+        ("CODELACE_STRIPE_MIN_TOPUP_USD", "7.25", "stripe", "min_topup_usd", Decimal("7.25")),
+        ("CODELACE_STRIPE_SECRET_KEY", "sk_test_abc", "stripe", "secret_key", "sk_test_abc"),
+        ("CODELACE_GATEWAY_READ_TIMEOUT_SEC", "1.5", "gateway", "read_timeout_sec", 1.5),
+        ("CODELACE_GATEWAY_CONNECT_TIMEOUT_SEC", "3", "gateway", "connect_timeout_sec", 3.0),
+        ("CODELACE_DATABASE_PATH", "/srv/box.db", "database", "path", "/srv/box.db"),
+    ],
+)  # fmt: skip
+def test_environment_overrides(
+    tmp_path: Path, variable: str, value: str, section: str, key: str, expected: Any
+) -> None:
+    path = write(tmp_path, "[server]\nport = 1234\n")
+    config = load_config(str(path), {variable: value})
+    got = getattr(getattr(config, section), key)
+    assert got == expected
+    assert type(got) is type(expected)
+
+
+def test_environment_beats_the_file_and_leaves_other_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nport = 1234\nhost = "10.0.0.1"\n')
+    config = load_config(str(path), {"CODELACE_SERVER_PORT": "4321"})
+    assert (config.server.port, config.server.host) == (4321, "10.0.0.1")
+
+
+def test_config_file_from_the_environment_and_the_flag_wins(tmp_path: Path) -> None:
+    from_env = write(tmp_path, "[server]\nport = 1111\n", "env.toml")
+    from_flag = write(tmp_path, "[server]\nport = 2222\n", "flag.toml")
+    assert load_config(None, {"CODELACE_CONFIG": str(from_env)}).server.port == 1111
+    assert load_config(str(from_flag), {"CODELACE_CONFIG": str(from_env)}).server.port == 2222
+
+
+def test_unrelated_codelace_variables_are_not_config_keys(tmp_path: Path) -> None:
+    env = {"CODELACE_DEBUG": "1", "CODELACE_LOG_LEVEL": "DEBUG", "CODELACE_SANIC_X": "1"}
+    config = load_config(None, env | {"CODELACE_CONFIG": str(write(tmp_path, ""))})
+    assert (config.server, config.email, config.gateway) == (
+        ServerConfig(),
+        EmailConfig(),
+        GatewayConfig(),
+    )
+
+
+FILE_ERRORS = [
+    ("[server]\nport = \"x\"\n", "server.port must be an integer, got 'x'"),
+    ("[server]\nport = 70000\n", "server.port must be an integer from 1 to 65535, got 70000"),
+    ("[server]\nport = 80.5\n", "server.port must be an integer"),
+    ("[server]\nworkers = 0\n", "server.workers must be an integer from 1 to 64"),
+    ('[auth]\nsignup = "nope"\n',
+     "auth.signup must be one of 'open', 'domains', 'invite', got 'nope'"),
+    ("[auth]\nallowed_email_domains = \"a.com\"\n",
+     "auth.allowed_email_domains must be a list of strings"),
+    ('[auth]\nallowed_email_domains = ["not a domain"]\n',
+     "auth.allowed_email_domains must be domain names"),
+    ('[auth]\nsignup = "domains"\n', "auth.allowed_email_domains must list domains"),
+    ('[email]\nsmtp_starttls = "yes"\n', "email.smtp_starttls must be true or false"),
+    ('[email]\nbackend = "smtp"\n', 'email.smtp_host must be set when email.backend = "smtp"'),
+    ('[server]\npublic_url = "example.com"\n',
+     "server.public_url must be empty or an http:// or https:// URL"),
+    ('[stripe]\ncurrency = "EUR"\n', "stripe.currency must be a three-letter currency code"),
+    ("[stripe]\nmin_topup_usd = -1\n", "stripe.min_topup_usd must be a number of at least 0"),
+    ("[gateway]\nread_timeout_sec = nan\n", "gateway.read_timeout_sec must be a number"),
+    ('[database]\npath = ""\n', "database.path must be a non-empty string"),
+    ("[server]\nprot = 1\n", "unknown key server.prot (known: host, port,"),
+    ("[servr]\nport = 1\n", "unknown section [servr] (known: server, database,"),
+    ("server = 1\n", "[server] must be a table"),
+    ("[server\n", "not valid TOML"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), FILE_ERRORS)
+def test_a_bad_file_value_is_one_line_naming_file_key_and_expectation(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    text_of_error = str(caught.value)
+    assert "\n" not in text_of_error
+    assert text_of_error.startswith(f"{path}: ")
+    assert message in text_of_error
+
+
+ENV_ERRORS = [
+    ("CODELACE_SERVER_PORT", "x", "server.port must be an integer, got 'x'"),
+    ("CODELACE_SERVER_PORT", "", "server.port must be an integer"),
+    ("CODELACE_EMAIL_SMTP_STARTTLS", "maybe", "email.smtp_starttls must be true or false"),
+    ("CODELACE_AUTH_SIGNUP", "closed", "auth.signup must be one of 'open', 'domains', 'invite'"),
+    ("CODELACE_STRIPE_MIN_TOPUP_USD", "ten", "stripe.min_topup_usd must be a number"),
+    ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer of at least 0"),
+    ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "[1, 2]", "must be a list of strings"),
+    ("CODELACE_SERVER_PROT", "1", "unknown key server.prot"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), ENV_ERRORS)
+def test_a_bad_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {variable: value})
+    assert str(caught.value).startswith(f"env {variable}: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[stripe]\nsecret_key = ["sk_live_TOPSECRET"]\n',
+        "[stripe]\nwebhook_secret = 123456789\n",
+        '[server]\nsecret_key = ["TOPSECRET"]\n',
+        "[email]\nsmtp_password = 987654321\n",
+    ],
+)
+def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    message = str(caught.value)
+    assert "<hidden>" in message
+    for secret in ("TOPSECRET", "123456789", "987654321"):
+        assert secret not in message
+
+
+def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
+        load_config(str(tmp_path / "nope.toml"), {})
+
+
+def test_configs_are_frozen() -> None:
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.server.port = 1  # type: ignore[misc]
+    for section in (
+        ServerConfig,
+        DatabaseConfig,
+        AuthConfig,
+        EmailConfig,
+        StripeConfig,
+        GatewayConfig,
+    ):
+        assert section.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def data_config(tmp_path: Path, **server: Any) -> Config:
+    return Config(
+        server=ServerConfig(**server), database=DatabaseConfig(path=str(tmp_path / "d" / "x.db"))
+    )
+
+
+def test_the_server_secret_is_generated_once_private_and_reused(tmp_path: Path) -> None:
+    config = data_config(tmp_path)
+    first = ensure_secret_key(config)
+    path = secret_key_path(config)
+    assert path == tmp_path / "d" / "secret_key"
+    assert len(first) >= 40
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ensure_secret_key(config) == first
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no staging leftovers
+
+
+def test_a_configured_secret_wins_and_nothing_is_written(tmp_path: Path) -> None:
+    config = data_config(tmp_path, secret_key="configured-secret")
+    assert ensure_secret_key(config) == "configured-secret"
+    assert not secret_key_path(config).exists()
+
+
+def test_concurrent_first_starts_agree_on_one_secret(tmp_path: Path) -> None:
+    config = data_config(tmp_path)
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        results.append(ensure_secret_key(config))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and len(set(results)) == 1
+    assert secret_key_path(config).read_text().strip() == results[0]
+
+
+def test_an_empty_secret_file_stops_the_start(tmp_path: Path) -> None:
+    config = data_config(tmp_path)
+    secret_key_path(config).parent.mkdir(parents=True)
+    secret_key_path(config).write_text("\n")
+    with pytest.raises(ConfigError, match="secret file is empty"):
+        ensure_secret_key(config)
+
+
+def test_env_with_the_process_environment_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CODELACE_SERVER_PORT", "7777")
+    assert load_config().server.port == 7777
+    assert os.environ["CODELACE_SERVER_PORT"] == "7777"

@@ -1,0 +1,106 @@
+"""db/migrate.py: numbered migrations, a table of what ran, and a schema equal to db/models.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playhouse.apsw_ext import APSWDatabase
+
+from codelace_box.db.core import close_database, open_database
+from codelace_box.db.migrate import LATEST_VERSION, applied_versions, current_version, migrate
+from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.models import ALL_MODELS, SchemaMigration
+from codelace_box.errors import ConfigError
+from tests.support import cli_env
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Any]:
+    yield open_database(tmp_path / "schema.db")
+    close_database()
+
+
+def test_the_migration_list_is_numbered_from_one_without_gaps() -> None:
+    versions = [version for version, _ in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))
+    assert versions[-1] == LATEST_VERSION
+    for version, module in MIGRATIONS:
+        assert module.__name__.split(".")[-1].startswith(f"m{version:04d}_")
+        assert module.NAME and callable(module.apply)
+
+
+def test_a_new_database_gets_every_migration_recorded(db: Any) -> None:
+    assert current_version(db) == 0
+    assert migrate(db) == [version for version, _ in MIGRATIONS]
+    rows = list(SchemaMigration.select().order_by(SchemaMigration.version))
+    assert [(r.version, r.name) for r in rows] == [(v, m.NAME) for v, m in MIGRATIONS]
+    assert all(r.applied_at is not None for r in rows)
+    assert current_version(db) == LATEST_VERSION
+
+
+def test_running_migrate_again_changes_nothing(db: Any) -> None:
+    migrate(db)
+    before = [(r.version, r.applied_at) for r in SchemaMigration.select()]
+    assert migrate(db) == []
+    assert [(r.version, r.applied_at) for r in SchemaMigration.select()] == before
+
+
+def table_shape(connection: Any, table: str) -> dict[str, Any]:
+    """Columns, indexes and foreign keys of a table, as SQLite reports them."""
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in connection.execute_sql(sql).fetchall()]
+
+    columns = sorted(
+        (r[1], r[2].upper(), r[3], r[5]) for r in rows(f'PRAGMA table_info("{table}")')
+    )
+    indexes = set()
+    for index in rows(f'PRAGMA index_list("{table}")'):
+        cols = tuple(r[2] for r in rows(f'PRAGMA index_info("{index[1]}")'))
+        indexes.add((cols, bool(index[2])))
+    foreign = sorted((r[3], r[2], r[4], r[6]) for r in rows(f'PRAGMA foreign_key_list("{table}")'))
+    return {"columns": columns, "indexes": indexes, "foreign_keys": foreign}
+
+
+def test_the_migrated_schema_is_what_models_py_declares(db: Any, tmp_path: Path) -> None:
+    migrate(db)
+    declared = APSWDatabase(str(tmp_path / "declared.db"))
+    models = [*ALL_MODELS, SchemaMigration]
+    with declared.bind_ctx(models):
+        declared.create_tables(models)
+    tables = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    migrated_tables = {r[0] for r in db.execute_sql(tables).fetchall()}
+    declared_tables = {r[0] for r in declared.execute_sql(tables).fetchall()}
+    assert migrated_tables == declared_tables == {m._meta.table_name for m in models}
+    for table in sorted(declared_tables):
+        assert table_shape(db, table) == table_shape(declared, table), table
+    declared.close()
+
+
+def test_a_database_from_a_newer_release_is_refused(db: Any) -> None:
+    migrate(db)
+    SchemaMigration.create(version=LATEST_VERSION + 7, name="from the future")
+    with pytest.raises(ConfigError, match=r"does not know .*upgrade codelace-box"):
+        migrate(db)
+    assert applied_versions(db) == {v for v, _ in MIGRATIONS} | {LATEST_VERSION + 7}
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Path) -> None:
+    config = tmp_path / "codelace.toml"
+    config.write_text(f'[database]\npath = "{tmp_path / "race.db"}"\n')
+    command = [sys.executable, "-m", "codelace_box", "--config", str(config), "migrate"]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    db = open_database(tmp_path / "race.db")
+    rows = db.execute_sql("SELECT version FROM schema_migration ORDER BY version").fetchall()
+    close_database()
+    assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]

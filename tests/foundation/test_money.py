@@ -1,0 +1,107 @@
+"""billing/money.py: exact integer nano-USD, never a float's noise."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from codelace_box.billing.money import (
+    NANOS_PER_USD,
+    format_usd,
+    nanos_to_decimal,
+    nanos_to_usd,
+    token_cost_nanos,
+    usd_to_nanos,
+)
+
+
+@pytest.mark.parametrize(
+    ("amount", "nanos"),
+    [
+        ("1", 1_000_000_000),
+        ("0.000000001", 1),
+        ("-2.5", -2_500_000_000),
+        (Decimal("10.123456789"), 10_123_456_789),
+        ("1e-9", 1),
+        (7, 7_000_000_000),
+        (0.1, 100_000_000),  # a float by its shortest repr, "0.1", not 0.1000000000000000055...
+        ("  3.30 ", 3_300_000_000),
+        ("1000000", 10**15),
+    ],
+)
+def test_usd_to_nanos_is_exact(amount: object, nanos: int) -> None:
+    result = usd_to_nanos(amount)  # type: ignore[arg-type]
+    assert result == nanos
+    assert type(result) is int
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        0.1 + 0.2,  # 0.30000000000000004: float noise finer than a nano-dollar
+        "0.0000000001",
+        "1.0000000005",
+        "abc",
+        "",
+        "NaN",
+        "inf",
+        True,
+    ],
+)
+def test_usd_to_nanos_refuses_what_is_not_an_exact_amount(amount: object) -> None:
+    with pytest.raises(ValueError):
+        usd_to_nanos(amount)  # type: ignore[arg-type]
+
+
+def test_nanos_to_usd_shows_amounts_without_noise() -> None:
+    assert nanos_to_usd(1) == 1e-9
+    assert nanos_to_usd(3_300_000_000) == 3.3
+    assert nanos_to_usd(-10) == -1e-8
+    assert str(nanos_to_usd(123_456_789_012)) == "123.456789012"
+    assert nanos_to_decimal(1_500_000_000) == Decimal("1.5")
+    assert usd_to_nanos(nanos_to_decimal(987_654_321_123)) == 987_654_321_123
+
+
+def test_format_usd() -> None:
+    assert format_usd(1_234_567_891) == "$1.234568"
+    assert format_usd(1_234_567_891, 9) == "$1.234567891"
+    assert format_usd(-5 * NANOS_PER_USD, 2) == "-$5.00"
+    assert format_usd(0) == "$0.000000"
+    assert format_usd(0, 9) == "$0.000000000"  # not Decimal's "0E-9"
+    assert format_usd(1, 9) == "$0.000000001"
+    assert format_usd(-1, 9) == "-$0.000000001"
+
+
+def test_one_token_at_one_cent_per_million_costs_ten_nanos() -> None:
+    one_cent = usd_to_nanos("0.01")
+    assert token_cost_nanos(1, 0, one_cent, 0) == 10
+    assert token_cost_nanos(0, 1, 0, one_cent) == 10
+
+
+def test_token_cost_rounds_up_to_the_next_nano() -> None:
+    # $0.000003 per 1M tokens: one token is 0.003 nano-USD, charged as 1, never 0.
+    price = usd_to_nanos("0.000003")
+    assert token_cost_nanos(1, 0, price, 0) == 1
+    assert token_cost_nanos(333, 0, price, 0) == 1  # 0.999 nano
+    assert token_cost_nanos(334, 0, price, 0) == 2  # 1.002 nano
+    assert token_cost_nanos(0, 0, price, price) == 0
+
+
+def test_token_cost_at_real_prices_is_exact() -> None:
+    # 1,234 input tokens at $3/1M + 567 output tokens at $15/1M = $0.003702 + $0.008505
+    cost = token_cost_nanos(1234, 567, usd_to_nanos(3), usd_to_nanos(15))
+    assert cost == 12_207_000
+    assert nanos_to_decimal(cost) == Decimal("0.012207")
+    # a million requests of one token each never drift: integers add exactly
+    assert sum(token_cost_nanos(1, 0, usd_to_nanos("0.01"), 0) for _ in range(10**5)) == 10**6
+
+
+@pytest.mark.parametrize(
+    ("args", "cost"),
+    [((-5, 2, 10**6, 10**6), 2), ((3, -1, 10**6, 10**6), 3), ((1, 1, -(10**6), 10**6), 1)],
+)
+def test_negative_counts_and_prices_never_make_a_negative_cost(
+    args: tuple[int, int, int, int], cost: int
+) -> None:
+    assert token_cost_nanos(*args) == cost
