@@ -188,3 +188,22 @@ def test_chunks_are_relayed_as_they_arrive(box: AnthropicBox, fresh_fake: FakeAn
     assert first_text_at is not None
     assert total > 1.0
     assert first_text_at < total - 0.7
+
+
+def test_text_before_an_error_in_the_same_read_still_reaches_the_client(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    # no delay: the whole stream, error event included, reaches the box in one read
+    fresh_fake.script(
+        Reply(text="Once upon a time", error_after_deltas=3, error_type="overloaded_error",
+              error_message="Overloaded")
+    )  # fmt: skip
+    received = ""
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "story"}], stream=True
+    )
+    with pytest.raises(openai.APIError, match="Overloaded"):
+        for chunk in stream:
+            received += "".join(c.delta.content or "" for c in chunk.choices)
+    assert received == "Once upon a "

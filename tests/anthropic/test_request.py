@@ -240,6 +240,9 @@ BAD_REQUESTS = [
     ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
     ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "function tools"),
     ({"max_tokens": 0}, "positive integer"),
+    ({"functions": [{"name": "f", "parameters": {}}]}, "send tools"),
+    ({"function_call": "auto"}, "send tools"),
+    ({"web_search_options": {}}, "web_search_options"),
 ]
 
 

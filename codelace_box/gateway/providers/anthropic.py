@@ -39,6 +39,13 @@ def _check_unsupported(body: JSON) -> None:
             raise InvalidRequest(f"{name} is not supported by Anthropic models", param=name)
     if body.get("logit_bias"):
         raise InvalidRequest("logit_bias is not supported by Anthropic models", param="logit_bias")
+    for name in ("functions", "function_call"):
+        if body.get(name):
+            raise InvalidRequest(f"{name} is deprecated: send tools and tool_choice", param=name)
+    if body.get("web_search_options") is not None:
+        raise InvalidRequest(
+            "web_search_options is not supported for Anthropic models", param="web_search_options"
+        )
     modalities = body.get("modalities")
     if body.get("audio") or (isinstance(modalities, list) and "audio" in modalities):
         raise InvalidRequest("audio output is not supported by Anthropic models", param="audio")
