@@ -46,6 +46,14 @@ def collect(chunks: Any) -> dict[str, Any]:
     return out
 
 
+def as_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Assembled streamed calls as the assistant message's `tool_calls` for the next turn."""
+    return [
+        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["args"]}}
+        for c in calls
+    ]
+
+
 def test_text_stream_with_usage_chunk_and_exact_cost(
     box: AnthropicBox, fresh_fake: FakeAnthropic
 ) -> None:
@@ -95,12 +103,8 @@ def test_two_parallel_tool_calls_stream_then_streamed_answer(
     assert [(c["id"], c["name"]) for c in calls] == [(t.id, t.name) for t in TWO_CALLS]
     assert [json.loads(c["args"]) for c in calls] == [t.input for t in TWO_CALLS]
 
-    tool_calls = [
-        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["args"]}}
-        for c in calls
-    ]
-    messages.append({"role": "assistant", "content": got["text"], "tool_calls": tool_calls})
     messages += [
+        {"role": "assistant", "content": got["text"], "tool_calls": as_tool_calls(calls)},
         {"role": "tool", "tool_call_id": calls[0]["id"], "content": "rain"},
         {"role": "tool", "tool_call_id": calls[1]["id"], "content": "14:05"},
     ]
