@@ -21,7 +21,7 @@ from typing import Any
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.metering import settle
 from codelace_box.gateway.outcome import client_error, settle_failure, settlement, usage_body
-from codelace_box.gateway.providers.base import StreamTranslator, Usage
+from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import (
     DONE,
@@ -88,9 +88,11 @@ class StreamRelay:
         while not translator.finished:
             data = await self._read(send)
             events = self._parser.feed(data) if data else self._parser.flush()
-            out = [encode_chunk(self._remember(c)) for e in events for c in translator.feed(e)]
+            out, failure = self._translate(events)
             if out:
                 await self._send(send, b"".join(out))
+            if failure is not None:
+                raise failure
             if not data:
                 break
         tail = [encode_chunk(self._remember(c)) for c in translator.finish()]
@@ -104,6 +106,17 @@ class StreamRelay:
         tail.append(DONE)
         await self._send(send, b"".join(tail))
         await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
+
+    def _translate(self, events: list[SSEEvent]) -> tuple[list[bytes], Exception | None]:
+        """The encoded chunks of some events; an error event stops there (what came before
+        it in the same read is still relayed)."""
+        out: list[bytes] = []
+        try:
+            for event in events:
+                out.extend(encode_chunk(self._remember(c)) for c in self.translator.feed(event))
+        except Exception as exc:
+            return out, exc
+        return out, None
 
     async def _read(self, send: Send) -> bytes:
         """The next upstream bytes, sending keep-alive comments while it is silent."""

@@ -132,7 +132,6 @@ def box_factory(tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI) -> I
             merged.setdefault(name, {}).update(values)
         config = write_config(folder / "codelace.toml", merged)
         box = Box(None, config, Path(merged["database"]["path"]), fake)  # type: ignore[arg-type]
-        box.cli("migrate")
         box.cli(*PROVIDER_ADD, fake.base_url, "--key", keys[0])
         for extra in keys[1:]:
             box.cli("providers", "key-add", "fake", "--key", extra)

@@ -1,0 +1,246 @@
+"""Upstream failures through a real box: 5xx, 429, 4xx, timeouts, connections dropped or
+refused, errors inside a started stream, keep-alive comments, and a client that leaves
+mid-stream (charged for what was produced, the upstream connection closed)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+from tests.support import free_port
+
+pytestmark = pytest.mark.timeout(60)
+HELLO = [{"role": "user", "content": "Say hello"}]
+RETRIES = 2
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory(
+        gateway={"read_timeout_sec": 1.0, "connect_timeout_sec": 1.0, "max_retries": RETRIES},
+        env={"CODELACE_SSE_KEEPALIVE_SEC": "0.2"},
+    )
+
+
+def only_row(box: Box, email: str) -> dict[str, object]:
+    rows = box.query(
+        'SELECT request_id FROM usage_record u JOIN "user" s ON s.id = u.user_id WHERE s.email = ?',
+        email,
+    )
+    assert len(rows) == 1
+    return box.usage_row(rows[0][0])
+
+
+def assert_free_failure(box: Box, email: str, start: int, code: str) -> None:
+    """A failed call costs nothing, releases its hold and leaves an error row."""
+    assert box.balance(email) == (start, 0)
+    row = only_row(box, email)
+    assert (row["status"], row["cost_nanos"], row["error_code"]) == ("error", 0, code)
+
+
+def test_upstream_500_is_502_after_retries(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.default = Reply(status=500)
+    with pytest.raises(openai.InternalServerError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 502
+    assert "HTTP 500" in caught.value.message
+    assert len(fake.requests) == 1 + RETRIES
+    assert_free_failure(box, email, start, "upstream_error")
+
+
+def test_a_retry_that_succeeds_is_charged_once(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(status=503), Reply())
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert len(fake.requests) == 2
+    assert box.balance(email) == (start - cost_nanos(11, 5, IN_PRICE, OUT_PRICE), 0)
+
+
+def test_upstream_429_is_relayed_with_retry_after(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    error = {"message": "Rate limit reached for requests", "type": "requests",
+             "code": "rate_limit_exceeded"}  # fmt: skip
+    fake.default = Reply(status=429, error=error, headers={"retry-after": "7"})
+    with pytest.raises(openai.RateLimitError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert "Rate limit reached for requests" in caught.value.message
+    assert len(fake.requests) == 1 + RETRIES
+    assert_free_failure(box, email, start, "rate_limited")
+
+
+def test_upstream_400_is_relayed_and_not_retried(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    message = "Invalid value for 'temperature': must be at most 2."
+    fake.push(Reply(status=400, error={"message": message, "type": "invalid_request_error"}))
+    with pytest.raises(openai.BadRequestError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, temperature=2.0)
+    assert caught.value.status_code == 400
+    assert caught.value.body["message"] == message  # type: ignore[index]
+    assert len(fake.requests) == 1
+    assert_free_failure(box, email, start, "upstream_400")
+
+
+def test_slow_upstream_is_504(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(delay_before=2.5))
+    began = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 504
+    assert time.monotonic() - began < 2.5  # the 1 s read timeout fired, no retry waited
+    assert len(fake.requests) == 1
+    assert_free_failure(box, email, start, "upstream_timeout")
+
+
+def test_unreachable_upstream_is_502(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    box.cli(
+        "providers", "add", "dead", "--kind", "openai", "--base-url", dead, "--key", "sk-dead-000"
+    )
+    box.cli("models", "set", "dead/m", "--input-per-1m", "1", "--output-per-1m", "1")
+    time.sleep(1.0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model="dead/m", messages=HELLO)
+    assert caught.value.status_code == 502
+    assert caught.value.body["code"] == "upstream_unreachable"  # type: ignore[index]
+    assert_free_failure(box, email, start, "upstream_unreachable")
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (Reply(content="one two three four five six", drop_after=3), "connection broke"),
+        (Reply(content="one two three four five six", error_after=3), "mid-stream"),
+        (Reply(content="one two three four five six", hang_after=3), "did not answer in time"),
+    ],
+    ids=["dropped", "error-event", "silent"],
+)
+def test_stream_failing_after_start_ends_with_error_event(
+    box: Box, fake: FakeOpenAI, reply: Reply, words: str
+) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(reply)
+    stream = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "one two"  # role chunk + 2 words came before the failure
+    assert words in caught.value.message
+    assert box.balance(email) == (start, 0)
+    row = only_row(box, email)
+    assert (row["status"], row["cost_nanos"], row["stream"]) == ("error", 0, 1)
+
+
+def test_keepalive_comments_while_upstream_is_silent(box: Box, fake: FakeOpenAI) -> None:
+    _, key = box.new_user("1")
+    fake.push(Reply(pieces=["slow", " reply"], piece_delay=0.6))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    with box.http(key) as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+        raw = response.read()
+    assert b": keep-alive\n\n" in raw
+    assert raw.endswith(b"data: [DONE]\n\n")
+    data = [e for e in raw.split(b"\n\n") if e.startswith(b"data: {")]
+    text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content") or "" for e in data)
+    assert text == "slow reply"
+
+
+def test_client_leaving_mid_stream_pays_for_what_was_produced(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    pieces = ["abcdefghij", "klmnopqrst", "uvwxyz0123", "never sent"]
+    fake.push(Reply(pieces=pieces, hang_after=4))  # role chunk + 3 pieces, then silence
+    content = json.dumps({"model": MODEL, "messages": HELLO, "stream": True}).encode()
+    seen = 0
+    with box.http(key) as http, http.stream("POST", "/v1/chat/completions", content=content) as r:
+        request_id = r.headers["x-request-id"]
+        for line in r.iter_lines():
+            seen += line.startswith("data: {")
+            if seen == 4:
+                break
+    assert fake.client_gone.wait(10), "the box must close the upstream stream"
+    row = _wait_for_row(box, request_id)
+    produced = -(-30 // 4)  # 30 characters relayed, 4 per token
+    prompt = -(-len(content) // 4)
+    cost = cost_nanos(prompt, produced, IN_PRICE, OUT_PRICE)
+    assert (row["status"], row["estimated"], row["stream"]) == ("abandoned", 1, 1)
+    assert (row["input_tokens"], row["output_tokens"], row["cost_nanos"]) == (
+        prompt, produced, cost,
+    )  # fmt: skip
+    assert box.balance(email) == (start - cost, 0)
+
+
+def _wait_for_row(box: Box, request_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if box.query("SELECT 1 FROM usage_record WHERE request_id = ?", request_id):
+            return box.usage_row(request_id)
+        time.sleep(0.05)
+    raise AssertionError(f"request {request_id} was never settled")
+
+
+def test_doctor_after_failures(box: Box) -> None:
+    box.cli("doctor")
+    assert box.query("SELECT COUNT(*) FROM hold") == [(0,)]
+
+
+def test_keys_failover_and_401_key_flagged(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
+    bad, good, flaky = "sk-bad-key-000001", "sk-good-key-00002", "sk-flaky-key-0003"
+    box = box_factory(keys=(bad, good, flaky))
+    fake.key_status[bad] = 401
+    fake.key_status[flaky] = 503
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    client = box.sdk(key)
+    for _ in range(6):
+        done = client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+    used = [r.api_key for r in fake.requests]
+    assert used.count(bad) == 1, "a refused key leaves the rotation at once"
+    assert used.count(good) == 6 and used.count(flaky) >= 2
+    assert box.balance(email) == (start - 6 * cost_nanos(11, 5, IN_PRICE, OUT_PRICE), 0)
+    listed = json.loads(box.cli("providers", "list", "--json"))
+    keys = {k["id"]: k for k in listed[0]["keys"]}
+    assert [k["failing"] for k in keys.values()] == [True, False, False]
+    assert "401" in keys[min(keys)]["failure_reason"]
+    assert bad not in box.cli("providers", "list", "--json")
+    fake.key_status[good] = 403
+    with pytest.raises(openai.APIStatusError) as caught:  # flaky 503s, good now 403s
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code in (502, 503)
+    time.sleep(0.6)
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+    box.cli("doctor")
+
+
+def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
+    box = box_factory(keys=("sk-revoked-key-01",))
+    fake.key_status["sk-revoked-key-01"] = 401
+    email, key = box.new_user("1")
+    client = box.sdk(key)
+    for _ in range(2):
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert caught.value.status_code == 503
+    assert len(fake.requests) == 1
+    assert box.balance(email)[1] == 0
+    with httpx.Client(base_url=box.url) as http:
+        assert http.get("/healthz").status_code == 200

@@ -1,0 +1,228 @@
+"""Unit tests of the gateway's pure parts (SSE, the openai adapter, request checks) and of
+routing and metering on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import find_mismatches, post_entry
+from codelace_box.db.core import close_database, open_database
+from codelace_box.db.migrate import migrate
+from codelace_box.db.models import Hold, User
+from codelace_box.errors import InsufficientCredits, InvalidRequest, NotFound, ServiceUnavailable
+from codelace_box.gateway import catalog
+from codelace_box.gateway.metering import Settlement, admit, input_token_bound, settle
+from codelace_box.gateway.providers.base import SSEEvent, UpstreamStreamError
+from codelace_box.gateway.providers.openai import OpenAIAdapter, redact
+from codelace_box.gateway.request import output_cap, prepare_call, validate_body
+from codelace_box.gateway.routing import RouteTable
+from codelace_box.gateway.streaming import SSEParser, encode_chunk, encode_error
+
+# A stream as api.openai.com sends it with stream_options.include_usage (ids shortened).
+OPENAI_STREAM = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,'
+    b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_1",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+    b'"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"k1"}\n\n'
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,'
+    b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_1",'
+    b'"choices":[{"index":0,"delta":{"content":"Bonjour \xc3\xa0 tous"},"logprobs":null,'
+    b'"finish_reason":null}],"usage":null,"obfuscation":"k2"}\n\n'
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,'
+    b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_1",'
+    b'"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],'
+    b'"usage":null,"obfuscation":"k3"}\n\n'
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1741569952,'
+    b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_1",'
+    b'"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13,'
+    b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+    b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"obfuscation":"k4"}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_sse_parser_survives_every_split() -> None:
+    whole = SSEParser().feed(OPENAI_STREAM)
+    assert len(whole) == 5 and whole[-1] == SSEEvent("[DONE]")
+    for cut in range(1, len(OPENAI_STREAM)):
+        parser = SSEParser()
+        events = parser.feed(OPENAI_STREAM[:cut]) + parser.feed(OPENAI_STREAM[cut:])
+        assert events == whole, cut
+
+
+def test_sse_parser_line_ends_comments_and_fields() -> None:
+    raw = b': keep-alive\r\n\r\nevent: message_start\r\ndata: {"a":\r\ndata:1}\r\n\r\nid: 7\n\n'
+    parser = SSEParser()
+    events = [e for i in range(len(raw)) for e in parser.feed(raw[i : i + 1])]
+    assert events == [SSEEvent('{"a":\n1}', "message_start")]
+    tail = SSEParser()
+    assert tail.feed(b"data: last") == []
+    assert tail.flush() == [SSEEvent("last")]
+
+
+def test_encoders_write_openai_bytes() -> None:
+    assert encode_chunk({"a": "é", "b": [1, None]}) == b'data: {"a":"\xc3\xa9","b":[1,null]}\n\n'
+    event = json.loads(encode_error("boom", "api_error", "upstream_error")[6:])
+    assert event == {"error": {"message": "boom", "type": "api_error", "code": "upstream_error"}}
+
+
+def test_openai_request_passes_through_except_model_cap_and_usage() -> None:
+    adapter = OpenAIAdapter()
+    options = {"include_obfuscation": False}
+    body = {"model": "openai/gpt-5.4", "messages": [{"role": "user", "content": "x"}],
+            "stream": True, "stream_options": options, "top_p": 0.5}  # fmt: skip
+    request = adapter.build_request(
+        body, upstream_model="gpt-5.4", api_key="sk-secret", base_url="", stream=True,
+        default_max_tokens=500,
+    )  # fmt: skip
+    assert request.url == "https://api.openai.com/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer sk-secret"
+    assert request.json_body == body | {
+        "model": "gpt-5.4",
+        "stream_options": {"include_obfuscation": False, "include_usage": True},
+        "max_completion_tokens": 500,  # OpenAI's own API: reasoning models refuse max_tokens
+    }
+    assert body["model"] == "openai/gpt-5.4", "the client's body is not modified"
+    local = adapter.build_request(
+        {"model": "m", "messages": [], "max_tokens": 20, "stream_options": {"include_usage": True}},
+        upstream_model="llama", api_key="k", base_url="http://127.0.0.1:9/v1/", stream=False,
+        default_max_tokens=None,
+    )  # fmt: skip
+    assert local.url == "http://127.0.0.1:9/v1/chat/completions"
+    assert local.json_body == {"model": "llama", "messages": [], "max_tokens": 20}
+
+
+def test_openai_response_usage_and_errors() -> None:
+    adapter = OpenAIAdapter()
+    payload = {"id": "c", "model": "gpt-x", "choices": [{"message": {"content": "hey"}}],
+               "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+                         "prompt_tokens_details": {"cached_tokens": 1}}}  # fmt: skip
+    body, usage = adapter.parse_response(payload, "openai/gpt-x")
+    assert body["model"] == "openai/gpt-x"
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (3, 2, False)
+    assert usage.openai_usage()["prompt_tokens_details"] == {"cached_tokens": 1}
+    bare = {"choices": [{"message": {"content": "twelve chars"}}]}
+    _, guessed = adapter.parse_response(bare, "m")
+    assert (guessed.output_tokens, guessed.estimated) == (3, True)
+    refused = b'{"error": {"message": "Incorrect API key provided: sk-abc********wxyz."}}'
+    assert adapter.error_message(401, refused) == "Incorrect API key provided: sk-***."
+    assert adapter.error_message(502, b"<html>Bad gateway</html>") == "<html>Bad gateway</html>"
+    assert adapter.error_message(500, b"") == "the upstream answered HTTP 500"
+    assert redact("key cl_abcdefgh1234 and sk-proj-ABCDEF123") == "key cl-*** and sk-***"
+
+
+def test_openai_stream_translation() -> None:
+    translator = OpenAIAdapter().stream_translator("openai/gpt-4o-mini")
+    chunks = [c for e in SSEParser().feed(OPENAI_STREAM) for c in translator.feed(e)]
+    assert len(chunks) == 3, "the usage chunk is kept for the gateway, not relayed"
+    assert {c["model"] for c in chunks} == {"openai/gpt-4o-mini"}
+    assert chunks[1]["choices"][0]["delta"]["content"] == "Bonjour à tous"
+    assert translator.finished and translator.output_chars == len("Bonjour à tous")
+    assert translator.usage is not None
+    assert (translator.usage.input_tokens, translator.usage.output_tokens) == (9, 4)
+    tools = OpenAIAdapter().stream_translator("m")
+    delta = {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": '{"a":1}'}}]}
+    tools.feed(SSEEvent(json.dumps({"choices": [{"index": 0, "delta": delta}]})))
+    assert tools.output_chars == 8 and not tools.finished
+    with pytest.raises(UpstreamStreamError, match="overloaded"):
+        tools.feed(SSEEvent('{"error": {"message": "overloaded", "type": "server_error"}}'))
+    with pytest.raises(UpstreamStreamError):
+        tools.feed(SSEEvent("not json"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "unit.db"
+    migrate(open_database(path))
+    yield path
+    close_database()
+
+
+def _catalog(max_output: int | None = None) -> None:
+    catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
+    catalog.add_provider_key("acme", "secret", "sk-second-key-00")
+    catalog.set_model("acme/m1", "2", "8", max_output_tokens=max_output)
+
+
+def test_validation_caps_and_worst_case(db: Path) -> None:
+    _catalog(max_output=300)
+    routes = RouteTable("secret")
+    messages = [{"role": "user", "content": [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]}]  # fmt: skip
+    body = {"model": "acme/m1", "messages": messages, "n": 2}
+    assert input_token_bound(100, body) == 100 + 3000  # one remote image
+    call = prepare_call(routes, body, 100, request_id="r1", user_id=1, key_id=1)
+    assert (call.output_cap, call.cap_from_client) == (300, False)
+    assert call.hold_nanos == (3100 * 2_000_000_000 + 2 * 300 * 8_000_000_000) // 1_000_000
+    route = routes.resolve("acme/m1")
+    assert output_cap({"max_tokens": 50, "max_completion_tokens": 70}, route) == (70, True)
+    with pytest.raises(InvalidRequest) as bad:
+        validate_body({"model": "acme/m1", "messages": [{"role": "user", "content": 5}]})
+    assert bad.value.param == "messages[0].content"
+    with pytest.raises(InvalidRequest):
+        prepare_call(routes, body | {"n": 0}, 100, request_id="r2", user_id=1, key_id=1)
+
+
+def test_routing_reload_rotation_and_flagging(db: Path) -> None:
+    _catalog()
+    now = [0.0]
+    routes = RouteTable("secret", ttl_sec=0.5, clock=lambda: now[0])
+    route = routes.resolve("acme/m1")
+    assert route.max_output_tokens is None and route.provider.base_url == "http://127.0.0.1:9/v1"
+    keys = [routes.next_key(route.provider.id) for _ in range(4)]
+    assert [k.secret for k in keys if k] == ["sk-first-key-000", "sk-second-key-00"] * 2
+    assert "sk-first" not in repr(keys)
+    catalog.set_model_enabled("acme/m1", False)
+    assert routes.resolve("acme/m1") is not None, "still cached within the TTL"
+    now[0] = 0.6
+    with pytest.raises(NotFound):
+        routes.resolve("acme/m1")
+    catalog.set_model_enabled("acme/m1", True)
+    now[0] = 1.2
+    first = routes.next_key(route.provider.id)
+    assert first is not None
+    routes.mark_failing(first, "HTTP 401: bad key")
+    left = {routes.next_key(route.provider.id).secret for _ in range(3)}  # type: ignore[union-attr]
+    assert left == {"sk-second-key-00"} and first.secret not in left
+    routes.mark_failing(routes.next_key(route.provider.id), "HTTP 403")  # type: ignore[arg-type]
+    with pytest.raises(ServiceUnavailable):
+        routes.resolve("acme/m1")
+    with pytest.raises(InvalidRequest):
+        routes.resolve("no-slash")
+
+
+def _settlement(request_id: str, user_id: int, tokens_out: int) -> Settlement:
+    return Settlement(
+        request_id=request_id, user_id=user_id, key_id=None, model="acme/m1", provider="acme",
+        upstream_model="m1", input_per_1m_nanos=0, output_per_1m_nanos=1_000_000,
+        input_tokens=0, output_tokens=tokens_out, status="ok", stream=False,
+    )  # fmt: skip
+
+
+def test_admission_and_settlement_exactly_once(db: Path) -> None:
+    user = create_user("m@unit.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-1")
+    admit(user.id, "a", 6_000)
+    with pytest.raises(InsufficientCredits):
+        admit(user.id, "b", 5_000)  # 10,000 - 6,000 held < 5,000
+    assert Hold.select().count() == 1
+    assert settle(_settlement("a", user.id, 4_000)) == 4_000  # 1 nano-USD per token
+    assert settle(_settlement("a", user.id, 4_000)) is None, "settled once only"
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (6_000, 0)
+    admit(user.id, "c", 1_000)
+    admit(user.id, "d", 5_000)
+    assert settle(_settlement("c", user.id, 9_000)) == 1_000, "capped at what is not held"
+    assert settle(_settlement("d", user.id, 5_000)) == 5_000
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (0, 0)
+    assert find_mismatches() == []
