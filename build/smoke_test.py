@@ -1,147 +1,60 @@
 """Smoke test of the single executable (`make binary-test`): dist/codelace-box and nothing else.
 
 Every step runs the built binary as an operator would, as real processes on 127.0.0.1: the
-CLI, `serve` (one and two workers) with the SPEC's endpoints, and SIGTERM leaving neither a
-process nor PyInstaller's unpacked folder behind. The binary's size and start times are
-printed as figures at the end. CODELACE_BINARY points it at another executable.
+CLI (init, migrate, doctor, providers, models, credit, backup), `serve` with a fake OpenAI
+upstream, sign-in by code, a streamed and a non-streamed completion through the `openai` SDK
+and the balance they debited, `admin` on a pseudo-terminal, `serve --workers 2`, and SIGTERM
+leaving neither a process nor PyInstaller's unpacked folder behind. The binary's size and start
+times are printed as figures at the end. CODELACE_BINARY points it at another executable.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
+from smoke_support import (
+    BINARY,
+    BinaryServer,
+    Terminal,
+    binary_env,
+    cmdline,
+    kill_tree,
+    ok,
+    process_tree,
+    run_binary,
+    sign_in,
+    wait_for_workers,
+    wait_gone,
+)
 
 from codelace_box import __version__
 from codelace_box.db.migrate import LATEST_VERSION
-from tests.support import REPO_ROOT, ServerProcess, base_sections, cli_env, write_config
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support import ServerProcess, base_sections, write_config
 
-BINARY = Path(os.environ.get("CODELACE_BINARY") or REPO_ROOT / "dist" / "codelace-box")
 EMAIL = "smoke@example.com"
+MODEL = "fake/gpt-smoke"
+IN_PRICE, OUT_PRICE = "2.5", "10"  # USD per 1M tokens
+CREDIT_USD = "5"
+NANOS = 1_000_000_000
 FIGURES: dict[str, str] = {}
 
 pytestmark = pytest.mark.timeout(120)
 
 
-class BinaryServer(ServerProcess):
-    """`codelace-box serve` from the executable."""
-
-    program = (str(BINARY),)
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def binary_env(unpack_dir: Path) -> dict[str, str]:
-    """The child's environment: onefile unpacks under unpack_dir, so leftovers can be seen."""
-    unpack_dir.mkdir(parents=True, exist_ok=True)
-    return {"TMPDIR": str(unpack_dir)}
-
-
-def run_binary(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run the executable with args in cwd; never raises on failure."""
-    return subprocess.run(
-        [str(BINARY), *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(env),
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    """The stdout of a command that must have succeeded."""
-    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr.strip()}"
-    return result.stdout
-
-
-def process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, start time) of every process, from /proc."""
-    table: dict[int, tuple[int, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        table[int(entry.name)] = (int(fields[1]), fields[19])
-    return table
-
-
-def process_tree(root: int) -> dict[int, str]:
-    """root and all its descendants: pid -> start time (to tell a reused pid apart)."""
-    table = process_table()
-    tree = {root: table[root][1]} if root in table else {}
-    grew = True
-    while grew:
-        grew = False
-        for pid, (parent, started) in table.items():
-            if parent in tree and pid not in tree:
-                tree[pid] = started
-                grew = True
-    return tree
-
-
-def survivors(tree: dict[int, str]) -> list[int]:
-    """The pids of the tree that still run (same pid, same start time, not a zombie)."""
-    table = process_table()
-    alive = []
-    for pid, started in tree.items():
-        if pid in table and table[pid][1] == started:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-            if state != "Z":
-                alive.append(pid)
-    return alive
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def wait_for_workers(server: ServerProcess, workers: int) -> set[int]:
-    """The pids of the server's workers, once all of them logged that they are ready."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready = {int(pid) for pid in re.findall(r"Worker ready \[(\d+)\]", server.log_text())}
-        if len(ready) >= workers:
-            assert len(ready) == workers, server.log_text()
-            return ready
-        time.sleep(0.05)
-    raise AssertionError(f"{workers} workers not ready:\n{server.log_text()}")
-
-
-def sign_in(server: ServerProcess, email: str) -> str:
-    """Sign in by code (email.backend console: the code is read from the server log)."""
-    answer = httpx.post(server.base_url + "/api/v1/auth/otp/request", json={"email": email})
-    assert answer.status_code == 200, answer.text
-    pattern = re.compile(rf"sign-in code for {re.escape(email)}: (\d{{6}})")
-    deadline = time.monotonic() + 10
-    while not (found := pattern.findall(server.log_text())) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert found, "no sign-in code in the server log"
-    verify = {"email": email, "code": found[-1]}
-    answer = httpx.post(server.base_url + "/api/v1/auth/otp/verify", json=verify)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert body["email"] == email
-    assert body["api_key"].startswith("cl_")
-    return str(body["api_key"])
+def cost_nanos(tokens_in: int, tokens_out: int) -> int:
+    """What a request should cost, computed here on its own: exact, rounded up to a nano-USD."""
+    usd = (Fraction(IN_PRICE) * tokens_in + Fraction(OUT_PRICE) * tokens_out) / 1_000_000
+    return -(-(usd * NANOS).numerator // (usd * NANOS).denominator)
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -165,16 +78,31 @@ def figures(pytestconfig: pytest.Config) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The operator's folder for the module's server."""
     return tmp_path_factory.mktemp("home")
 
 
 @pytest.fixture(scope="module")
-def config(home: Path) -> Path:
+def config(home: Path, fake: FakeOpenAI) -> Path:
+    """A config file, a migrated database and the catalog, all made with the binary's CLI."""
     sections: dict[str, dict[str, Any]] = base_sections(home)
     sections["email"] = {"backend": "console"}
-    return write_config(home / "codelace.toml", sections)
+    path = write_config(home / "codelace.toml", sections)
+    cli = ["--config", str(path)]
+    ok(run_binary(home, *cli, "migrate"))
+    provider = ["providers", "add", "fake", "--kind", "openai", "--base-url", fake.base_url]
+    ok(run_binary(home, *cli, *provider, "--key", "sk-smoke-upstream-0001"))
+    prices = ["--input-per-1m", IN_PRICE, "--output-per-1m", OUT_PRICE]
+    ok(run_binary(home, *cli, "models", "set", MODEL, *prices, "--upstream-model", "gpt-4o-mini"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +112,33 @@ def server(home: Path, config: Path) -> Iterator[ServerProcess]:
 
     port = int(tomllib.loads(config.read_text())["server"]["port"])
     process = BinaryServer(config, port, env=binary_env(home / "tmp")).start(wait=60)
+    assert process.process is not None
+    tree = process_tree(process.process.pid)
     yield process
-    assert process.stop() == 0, process.log_text()
+    try:
+        assert process.stop() == 0, process.log_text()
+    finally:
+        kill_tree(tree)
+
+
+@pytest.fixture(scope="module")
+def account(server: ServerProcess, home: Path, config: Path) -> dict[str, Any]:
+    """The smoke user, signed in by code, with CREDIT_USD of credit added by the CLI."""
+    signed_in = sign_in(server, EMAIL)
+    ok(run_binary(home, "--config", str(config), "credit", EMAIL, CREDIT_USD, "--reason", "smoke"))
+    return signed_in
+
+
+@pytest.fixture
+def sdk(server: ServerProcess, account: dict[str, Any]) -> openai.OpenAI:
+    key = str(account["api_key"])
+    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+
+
+@pytest.fixture
+def cli(home: Path, config: Path) -> Callable[..., str]:
+    """Run a command of the binary on the module's config; returns its stdout."""
+    return lambda *args: ok(run_binary(home, "--config", str(config), *args))
 
 
 # --- the CLI ------------------------------------------------------------------------------
@@ -226,11 +179,13 @@ def test_a_failing_command_says_why_in_one_line(tmp_path: Path) -> None:
 # --- serve --------------------------------------------------------------------------------
 
 
-def test_healthz(server: ServerProcess) -> None:
+def test_healthz_and_the_catalog(server: ServerProcess) -> None:
     answer = httpx.get(server.base_url + "/healthz")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ok"}
     assert answer.headers["x-request-id"]
+    models = httpx.get(server.base_url + "/v1/models").json()
+    assert [m["id"] for m in models["data"]] == [MODEL]
 
 
 def test_errors_have_the_openai_envelope(server: ServerProcess) -> None:
@@ -239,13 +194,86 @@ def test_errors_have_the_openai_envelope(server: ServerProcess) -> None:
     assert set(answer.json()["error"]) >= {"message", "type", "code"}
 
 
-def test_sign_in_by_code_gives_a_working_key(server: ServerProcess) -> None:
-    key = sign_in(server, EMAIL)
-    answer = httpx.get(
-        server.base_url + "/api/v1/auth/me", headers={"authorization": f"Bearer {key}"}
-    )
+def test_sign_in_by_code_gives_a_working_key(
+    server: ServerProcess, account: dict[str, Any]
+) -> None:
+    assert account["email"] == EMAIL
+    assert str(account["api_key"]).startswith("cl_")
+    headers = {"authorization": f"Bearer {account['api_key']}"}
+    answer = httpx.get(server.base_url + "/api/v1/auth/me", headers=headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["email"] == EMAIL
+
+
+def test_completions_through_the_sdk_debit_the_balance(
+    server: ServerProcess, fake: FakeOpenAI, sdk: openai.OpenAI, account: dict[str, Any]
+) -> None:
+    headers = {"authorization": f"Bearer {account['api_key']}"}
+    before = httpx.get(server.base_url + "/api/v1/customer/balance", headers=headers).json()
+    assert before == {"credit_balance_usd": float(CREDIT_USD)}
+    fake.push(Reply(content="Plain answer.", prompt_tokens=120, completion_tokens=30))
+    fake.push(Reply(content="A streamed answer in words", prompt_tokens=80))  # 5 tokens out
+
+    messages: Any = [{"role": "user", "content": "Say something."}]
+    raw = sdk.chat.completions.with_raw_response.create(model=MODEL, messages=messages)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Plain answer."
+    assert completion.usage is not None and completion.usage.completion_tokens == 30
+    first = cost_nanos(120, 30)
+    assert round(float(raw.headers["x-codelace-cost-usd"]) * NANOS) == first
+
+    stream = sdk.chat.completions.create(
+        model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "A streamed answer in words"
+    usage = chunks[-1].usage
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (80, 5)
+    second = cost_nanos(80, 5)
+    assert [r.body["model"] for r in fake.requests[-2:]] == ["gpt-4o-mini", "gpt-4o-mini"]
+
+    after = httpx.get(server.base_url + "/api/v1/customer/balance", headers=headers).json()
+    expected = int(CREDIT_USD) * NANOS - first - second
+    assert round(after["credit_balance_usd"] * NANOS) == expected
+    usage_report = httpx.get(server.base_url + "/api/v1/customer/usage", headers=headers).json()
+    assert usage_report["request_count"] == 2
+    assert sorted(r["stream"] for r in usage_report["recent_requests"]) == [False, True]
+
+
+def test_doctor_and_backup_while_serving(
+    server: ServerProcess, cli: Callable[..., str], home: Path
+) -> None:
+    assert cli("doctor").startswith("ok: ")
+    copy = home / "backup" / "copy.db"
+    copy.parent.mkdir(exist_ok=True)
+    assert cli("backup", str(copy)).startswith("backed up ")
+    with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as db:
+        emails = [row[0] for row in db.execute('SELECT email FROM "user"')]
+    assert emails == [EMAIL]
+
+
+def test_admin_starts_on_a_terminal_and_quits(
+    server: ServerProcess, home: Path, config: Path, account: dict[str, Any]
+) -> None:
+    command = [str(BINARY), "--config", str(config), "admin"]
+    terminal = Terminal(command, home, binary_env(home / "tmp-admin"))
+    try:
+        started = time.monotonic()
+        terminal.read_until(b"F1 Dashboard")
+        FIGURES["`admin` start to first screen"] = f"{time.monotonic() - started:.2f} s"
+        mark = terminal.press(b"\x1bOQ")  # F2: the users screen lists the signed-in account
+        terminal.read_until(EMAIL.encode(), start=mark)
+        terminal.press(b"\x11")  # ctrl+q
+        assert terminal.wait() == 0, terminal.output[-2000:].decode(errors="replace")
+        assert terminal.output.rfind(b"\x1b[?1049l") > mark, "the screen must be restored"
+        assert not wait_gone(terminal.tree)
+        assert not list((home / "tmp-admin").iterdir()), "the unpacked folder must be removed"
+    finally:
+        terminal.close()
+
+
+# --- several workers, and stopping --------------------------------------------------------
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -259,17 +287,19 @@ def test_sigterm_stops_serve_and_leaves_nothing_behind(tmp_path: Path, workers: 
     if workers == 1:
         FIGURES["start to first /healthz (1 worker)"] = f"{time.monotonic() - started:.2f} s"
     assert server.process is not None
-    ready = wait_for_workers(server, workers)
     tree = process_tree(server.process.pid)
-    assert ready <= set(tree), "workers are children of the binary"
-    for _ in range(20):
-        assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
-    assert any(unpack_dir.glob("_MEI*")), "onefile should unpack under TMPDIR"
+    try:
+        ready = wait_for_workers(server, workers)
+        tree.update(process_tree(server.process.pid))
+        assert ready <= set(tree), "the workers are processes of the binary"
+        for _ in range(20):
+            assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
+        assert any(unpack_dir.glob("_MEI*")), "onefile unpacks under TMPDIR"
 
-    assert server.stop() == 0, server.log_text()
-    deadline = time.monotonic() + 10
-    while survivors(tree) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not survivors(tree), [cmdline(pid) for pid in survivors(tree)]
-    assert not list(unpack_dir.iterdir()), "the unpacked folder must be removed"
-    assert "Traceback" not in server.log_text()
+        assert server.stop() == 0, server.log_text()
+        left = wait_gone(tree)
+        assert not left, [cmdline(pid) for pid in left]
+        assert not list(unpack_dir.iterdir()), "the unpacked folder must be removed"
+        assert "Traceback" not in server.log_text()
+    finally:
+        kill_tree(tree)
