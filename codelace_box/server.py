@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from sanic import Request, Sanic
+from sanic.http import Http
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
@@ -57,7 +58,9 @@ def create_app(config: Config) -> Sanic:
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)
     app.before_server_start(_open_resources)
+    app.before_server_stop(_begin_draining)
     app.after_server_stop(_close_resources)
+    app.ctx.draining = False
     return app
 
 
@@ -68,6 +71,13 @@ async def _assign_request_id(request: Request) -> None:
 async def _add_request_id(request: Request, response: HTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None) or new_request_id()
     response.headers["x-request-id"] = request_id
+    if request.app.ctx.draining and isinstance(request.stream, Http):
+        request.stream.keep_alive = False  # answer with `connection: close`, then let go
+
+
+async def _begin_draining(app: Sanic) -> None:
+    """On SIGTERM: requests in flight finish; their connections then close, not idle on."""
+    app.ctx.draining = True
 
 
 async def _open_resources(app: Sanic) -> None:
