@@ -3,7 +3,8 @@
 Every step runs the built binary as an operator would, as real processes on 127.0.0.1: the
 CLI (init, migrate, doctor, providers, models, credit, backup), `serve` with a fake OpenAI
 upstream, sign-in by code, a streamed and a non-streamed completion through the `openai` SDK
-and the balance they debited, `admin` on a pseudo-terminal, `serve --workers 2`, and SIGTERM
+and the balance they debited, a Stripe top-up against the Stripe double, `admin` on a
+pseudo-terminal, `serve --workers 2`, and SIGTERM
 leaving neither a process nor PyInstaller's unpacked folder behind. The binary's size and start
 times are printed as figures at the end. CODELACE_BINARY points it at another executable.
 """
@@ -39,12 +40,15 @@ from smoke_support import (
 from codelace_box import __version__
 from codelace_box.db.migrate import LATEST_VERSION
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.fakes.stripe_double import StripeDouble
 from tests.support import ServerProcess, base_sections, write_config
 
 EMAIL = "smoke@example.com"
 MODEL = "fake/gpt-smoke"
 IN_PRICE, OUT_PRICE = "2.5", "10"  # USD per 1M tokens
 CREDIT_USD = "5"
+STRIPE_SECRET_KEY = "sk_test_51SmokeTestOfTheBinary000000000000000000"
+STRIPE_WEBHOOK_SECRET = "whsec_smoketestofthebinarysigningsecret00"
 NANOS = 1_000_000_000
 FIGURES: dict[str, str] = {}
 
@@ -85,16 +89,28 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
+def stripe_double() -> Iterator[StripeDouble]:
+    double = StripeDouble(STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The operator's folder for the module's server."""
     return tmp_path_factory.mktemp("home")
 
 
 @pytest.fixture(scope="module")
-def config(home: Path, fake: FakeOpenAI) -> Path:
+def config(home: Path, fake: FakeOpenAI, stripe_double: StripeDouble) -> Path:
     """A config file, a migrated database and the catalog, all made with the binary's CLI."""
     sections: dict[str, dict[str, Any]] = base_sections(home)
     sections["email"] = {"backend": "console"}
+    sections["stripe"] = {
+        "secret_key": stripe_double.secret_key,
+        "webhook_secret": stripe_double.webhook_secret,
+        "api_base": stripe_double.url,
+    }
     path = write_config(home / "codelace.toml", sections)
     cli = ["--config", str(path)]
     ok(run_binary(home, *cli, "migrate"))
@@ -205,23 +221,35 @@ def test_sign_in_by_code_gives_a_working_key(
     assert answer.json()["email"] == EMAIL
 
 
-def test_completions_through_the_sdk_debit_the_balance(
+def balance_nanos(server: ServerProcess, account: dict[str, Any]) -> int:
+    """The account's balance as GET /api/v1/customer/balance reports it, in nano-USD."""
+    headers = {"authorization": f"Bearer {account['api_key']}"}
+    answer = httpx.get(server.base_url + "/api/v1/customer/balance", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return round(answer.json()["credit_balance_usd"] * NANOS)
+
+
+def test_a_completion_through_the_sdk_debits_the_balance(
     server: ServerProcess, fake: FakeOpenAI, sdk: openai.OpenAI, account: dict[str, Any]
 ) -> None:
-    headers = {"authorization": f"Bearer {account['api_key']}"}
-    before = httpx.get(server.base_url + "/api/v1/customer/balance", headers=headers).json()
-    assert before == {"credit_balance_usd": float(CREDIT_USD)}
+    before = balance_nanos(server, account)
     fake.push(Reply(content="Plain answer.", prompt_tokens=120, completion_tokens=30))
-    fake.push(Reply(content="A streamed answer in words", prompt_tokens=80))  # 5 tokens out
-
     messages: Any = [{"role": "user", "content": "Say something."}]
     raw = sdk.chat.completions.with_raw_response.create(model=MODEL, messages=messages)
     completion = raw.parse()
     assert completion.choices[0].message.content == "Plain answer."
     assert completion.usage is not None and completion.usage.completion_tokens == 30
-    first = cost_nanos(120, 30)
-    assert round(float(raw.headers["x-codelace-cost-usd"]) * NANOS) == first
+    assert fake.requests[-1].body["model"] == "gpt-4o-mini"
+    assert round(float(raw.headers["x-codelace-cost-usd"]) * NANOS) == cost_nanos(120, 30)
+    assert balance_nanos(server, account) == before - cost_nanos(120, 30)
 
+
+def test_a_streamed_completion_through_the_sdk_debits_the_balance(
+    server: ServerProcess, fake: FakeOpenAI, sdk: openai.OpenAI, account: dict[str, Any]
+) -> None:
+    before = balance_nanos(server, account)
+    fake.push(Reply(content="A streamed answer in words", prompt_tokens=80))  # 5 tokens out
+    messages: Any = [{"role": "user", "content": "Say something."}]
     stream = sdk.chat.completions.create(
         model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
     )
@@ -230,15 +258,32 @@ def test_completions_through_the_sdk_debit_the_balance(
     assert text == "A streamed answer in words"
     usage = chunks[-1].usage
     assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (80, 5)
-    second = cost_nanos(80, 5)
-    assert [r.body["model"] for r in fake.requests[-2:]] == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert balance_nanos(server, account) == before - cost_nanos(80, 5)
 
-    after = httpx.get(server.base_url + "/api/v1/customer/balance", headers=headers).json()
-    expected = int(CREDIT_USD) * NANOS - first - second
-    assert round(after["credit_balance_usd"] * NANOS) == expected
-    usage_report = httpx.get(server.base_url + "/api/v1/customer/usage", headers=headers).json()
-    assert usage_report["request_count"] == 2
-    assert sorted(r["stream"] for r in usage_report["recent_requests"]) == [False, True]
+    headers = {"authorization": f"Bearer {account['api_key']}"}
+    report = httpx.get(server.base_url + "/api/v1/customer/usage", headers=headers).json()
+    assert report["recent_requests"][0]["stream"] is True
+    assert report["recent_requests"][0]["model"] == MODEL
+
+
+def test_a_stripe_top_up_credits_the_balance(
+    server: ServerProcess, stripe_double: StripeDouble, account: dict[str, Any]
+) -> None:
+    # The box imports the stripe library lazily: this shows the binary carries what it uses.
+    before = balance_nanos(server, account)
+    headers = {"authorization": f"Bearer {account['api_key']}"}
+    answer = httpx.post(
+        server.base_url + "/api/v1/stripe/checkout", headers=headers, json={"amount_usd": 10}
+    )
+    assert answer.status_code == 200, answer.text
+    session = stripe_double.session_by_url(answer.json()["checkout_url"])
+    body, signed = stripe_double.webhook(stripe_double.complete(session["id"]))
+    delivered = httpx.post(server.base_url + "/api/v1/stripe/webhook", content=body, headers=signed)
+    assert delivered.status_code == 200, delivered.text
+    assert balance_nanos(server, account) == before + 10 * NANOS
+    payments = httpx.get(server.base_url + "/api/v1/customer/payment", headers=headers).json()
+    topups = [(p["status"], p["amount_usd"]) for p in payments if p["kind"] == "topup"]
+    assert topups == [("completed", 10)]
 
 
 def test_doctor_and_backup_while_serving(
