@@ -72,12 +72,15 @@ class FormDialog(ModalScreen[T | None]):
             if self._note:
                 yield Static(self._note, classes="dialog-note")
             for spec in self._fields:
-                yield Label(spec.label, classes="field-label")
-                yield self._widget(spec)
+                with Horizontal(classes="field-row"):
+                    yield Label(spec.label, classes="field-label")
+                    yield self._widget(spec)
             yield Static("", id="form-error", classes="form-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self._submit_label} (^s)", variant="primary", id="save")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button(
+                    f"{self._submit_label} (^s)", variant="primary", id="save", compact=True
+                )
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     @staticmethod
     def _widget(spec: FormField) -> Input | Select[str]:
@@ -87,6 +90,7 @@ class FormDialog(ModalScreen[T | None]):
                 value=spec.value or spec.choices[0],
                 allow_blank=False,
                 id=f"field-{spec.name}",
+                compact=True,
             )
         return Input(
             value=spec.value,
@@ -94,6 +98,7 @@ class FormDialog(ModalScreen[T | None]):
             password=spec.password,
             disabled=spec.read_only,
             id=f"field-{spec.name}",
+            compact=True,
         )
 
     def on_mount(self) -> None:
@@ -112,7 +117,10 @@ class FormDialog(ModalScreen[T | None]):
 
     def show_error(self, message: str) -> None:
         """Show why the form was not accepted."""
-        self.query_one("#form-error", Static).update(message)
+        error = self.query_one("#form-error", Static)
+        error.update(message)
+        if message:
+            error.scroll_visible(animate=False)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd, usd_fine
+from admin_tui.screens.formatting import count, right, status_cell, time_of_day, usd, usd_fine
 from admin_tui.services import Dashboard, RequestRow
 from admin_tui.widgets.live_table import LiveTable
 from admin_tui.widgets.rpm_chart import RpmChart
@@ -29,7 +29,7 @@ class DashboardScreen(AdminScreen):
         yield Static(id="figures")
         yield RpmChart(id="rpm")
         yield Label("Newest requests (F5 for all)", classes="section-title")
-        yield LiveTable("When", "User", "Model", "Tokens", "Cost", "Status", id="recent")
+        yield LiveTable("UTC", "Status", "User", "Tokens", "Cost", "Model", id="recent")
 
     async def fetch(self) -> tuple[Dashboard, list[RequestRow]]:
         board = await self.services.run(self.services.dashboard)
@@ -45,12 +45,12 @@ class DashboardScreen(AdminScreen):
                 (
                     str(r.id),
                     [
-                        short_moment(r.created_at),
+                        time_of_day(r.created_at),
+                        status_cell(r.status),
                         r.email,
-                        r.model,
                         right(count(r.input_tokens + r.output_tokens)),
                         right(usd_fine(r.cost_nanos)),
-                        status_cell(r.status),
+                        r.model,
                     ],
                 )
                 for r in recent

@@ -20,6 +20,13 @@ def usd_fine(nanos: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def usd_exact(nanos: int) -> str:
+    """Money exactly (to the nano-dollar) with at least cents, e.g. '$42.50', '$0.000123'."""
+    text = format_usd(nanos, 9).rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
 def count(value: int) -> str:
     """A count with thousands separators."""
     return f"{value:,}"
@@ -33,6 +40,11 @@ def moment(value: datetime | None) -> str:
 def clock_moment(value: datetime | None) -> str:
     """A UTC timestamp without the year, to the second (live tables), or a dash."""
     return value.strftime("%m-%d %H:%M:%S") if value else "—"
+
+
+def time_of_day(value: datetime | None) -> str:
+    """The UTC time of a moment, to the second (for the newest few), or a dash."""
+    return value.strftime("%H:%M:%S") if value else "—"
 
 
 def short_moment(value: datetime | None) -> str:

@@ -17,6 +17,8 @@ from admin_tui.screens.formatting import alarm, right, short_moment, status_cell
 from admin_tui.services import PROVIDER_KINDS, ProviderKeyRow, ProviderRow
 from admin_tui.widgets.live_table import LiveTable
 
+KEY_NOTE = "Keys are stored encrypted and only ever shown masked."
+
 
 class ProvidersScreen(AdminScreen):
     """Providers on top, the selected provider's keys below."""
@@ -130,17 +132,19 @@ class ProvidersScreen(AdminScreen):
             FormDialog(
                 "Add provider",
                 [
-                    FormField("name", "Name (the prefix of its model ids)", placeholder="openai"),
+                    FormField("name", "Name", placeholder="openai"),
                     FormField("kind", "Kind", choices=PROVIDER_KINDS),
                     FormField(
                         "base_url",
-                        "Base URL (empty: the kind's default)",
+                        "Base URL",
                         placeholder="https://openrouter.ai/api/v1",
                     ),
-                    FormField("key", "API key (stored encrypted, shown masked)", password=True),
+                    FormField("key", "API key", password=True),
                 ],
                 submit,
                 submit_label="Add",
+                note="The name is the prefix of its model ids; an empty base URL means the "
+                f"kind's own. {KEY_NOTE}",
             )
         )
         if name:
@@ -179,9 +183,10 @@ class ProvidersScreen(AdminScreen):
         hint = await self.app.push_screen_wait(
             FormDialog(
                 f"Add a key to {provider.name}",
-                [FormField("key", "API key (stored encrypted, shown masked)", password=True)],
+                [FormField("key", "API key", password=True)],
                 submit,
                 submit_label="Add",
+                note=KEY_NOTE,
             )
         )
         if hint:
@@ -208,9 +213,10 @@ class ProvidersScreen(AdminScreen):
         hint = await self.app.push_screen_wait(
             FormDialog(
                 f"Rotate key {old.hint} of {provider.name}",
-                [FormField("key", "New API key (stored encrypted, shown masked)", password=True)],
+                [FormField("key", "New API key", password=True)],
                 submit,
                 submit_label="Rotate",
+                note=f"The new key joins the rotation and {old.hint} leaves it. {KEY_NOTE}",
             )
         )
         if hint:

@@ -19,6 +19,7 @@ from admin_tui.screens.formatting import (
     short_moment,
     status_cell,
     usd,
+    usd_exact,
     usd_fine,
 )
 from admin_tui.screens.user_actions import UserActions
@@ -63,10 +64,10 @@ class UserDetailScreen(UserActions, AdminScreen):
         user, usage = detail.user, detail.usage
         self.query_one("#summary", Static).update(
             f"[b]{escape(user.email)}[/b]  {user.status}"
-            f"  balance [b]{usd(user.balance_nanos, 6)}[/b]"
-            f"  held {usd(user.held_nanos, 6)}\n"
+            f"  balance [b]{usd_exact(user.balance_nanos)}[/b]"
+            f"  held {usd_exact(user.held_nanos)}\n"
             f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
-            f"{count(usage.output_tokens)} out · spent {usd(usage.cost_nanos, 6)}\n"
+            f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
             f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
         )
         self._table("keys").replace_rows(
@@ -88,7 +89,12 @@ class UserDetailScreen(UserActions, AdminScreen):
             [
                 (
                     str(e.id),
-                    [short_moment(e.created_at), right(usd_fine(e.amount_nanos)), e.kind, e.reason],
+                    [
+                        short_moment(e.created_at),
+                        right(usd_exact(e.amount_nanos)),
+                        e.kind,
+                        e.reason,
+                    ],
                 )
                 for e in detail.ledger
             ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,3 +118,13 @@ def add_usage(
 
 def minutes_ago(now: datetime, minutes: float) -> datetime:
     return now - timedelta(minutes=minutes)
+
+
+def rendered(pilot: Pilot[Any], selector: str, width: int = 98) -> str:
+    """What a Static holding a Rich renderable (e.g. a Table) shows, as plain text."""
+    from rich.console import Console
+
+    widget = pilot.app.screen.query_one(selector, Static)
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(widget.content)
+    return console.export_text()

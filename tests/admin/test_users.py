@@ -146,7 +146,7 @@ async def test_user_detail_shows_keys_ledger_payments_and_revokes_a_key(
         await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
         await until(pilot, lambda: column(pilot, "#keys", 2) == ["laptop", "phone"], "keys")
         assert column(pilot, "#keys", 1) == [laptop.key_prefix + "…", phone.key_prefix + "…"]
-        assert "balance $20.000000" in text_of(pilot, "#summary")
+        assert "balance $20.00  held $0.00" in text_of(pilot, "#summary")
         assert column(pilot, "#ledger", 3) == ["welcome credit"]
         assert column(pilot, "#payments", 2) == ["admin"]
 

@@ -1,0 +1,48 @@
+"""Keyboard first: F-keys switch screens, and Textual's command palette offers every screen
+and the actions of the screen it was opened on."""
+
+from __future__ import annotations
+
+import pytest
+from textual.command import CommandPalette
+from textual.pilot import Pilot
+
+from admin_tui.app import create_admin_app
+from codelace_box.accounts.users import create_user
+from tests.admin.pilot import AdminEnv, column, screen_name, until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def run_command(pilot: Pilot[None], words: str) -> None:
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "the palette")
+    await pilot.press(*words)
+    await pilot.pause(0.3)  # the palette searches in the background
+    await pilot.press("enter")
+
+
+async def test_function_keys_switch_screens(admin_env: AdminEnv) -> None:
+    async with create_admin_app(admin_env.config).run_test(size=(80, 24)) as pilot:
+        for key, name in [
+            ("f2", "UsersScreen"),
+            ("f3", "ModelsScreen"),
+            ("f4", "ProvidersScreen"),
+            ("f5", "ActivityScreen"),
+            ("f1", "DashboardScreen"),
+        ]:
+            await pilot.press(key)
+            await until(pilot, lambda name=name: screen_name(pilot) == name, name)  # type: ignore[misc]
+
+
+async def test_palette_goes_to_screens_and_runs_screen_actions(admin_env: AdminEnv) -> None:
+    create_user("alice@example.com")
+    async with create_admin_app(admin_env.config).run_test(size=(80, 24)) as pilot:
+        await run_command(pilot, "go to models")
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models screen")
+        await run_command(pilot, "go to users")
+        await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the users screen")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        await run_command(pilot, "new user")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+        assert pilot.app.screen.query_one(".dialog-title").content == "New user"  # type: ignore[attr-defined]
