@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import weakref
 from functools import partial
 from typing import Any
 
@@ -61,11 +62,13 @@ def create_app(config: Config) -> Sanic:
     app.before_server_stop(_begin_draining)
     app.after_server_stop(_close_resources)
     app.ctx.draining = False
+    app.ctx.in_flight = weakref.WeakSet()
     return app
 
 
 async def _assign_request_id(request: Request) -> None:
     request.ctx.request_id = new_request_id()
+    request.app.ctx.in_flight.add(request)
 
 
 async def _add_request_id(request: Request, response: HTTPResponse) -> None:
@@ -78,6 +81,9 @@ async def _add_request_id(request: Request, response: HTTPResponse) -> None:
 async def _begin_draining(app: Sanic) -> None:
     """On SIGTERM: requests in flight finish; their connections then close, not idle on."""
     app.ctx.draining = True
+    for request in list(app.ctx.in_flight):
+        if isinstance(request.stream, Http):  # None once its response is done
+            request.stream.keep_alive = False
 
 
 async def _open_resources(app: Sanic) -> None:
@@ -148,10 +154,10 @@ def check_address(host: str, port: int) -> None:
 
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
+    check_address(config.server.host, config.server.port)
     configure_logging()
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
-    check_address(config.server.host, config.server.port)
     prepare_database(config)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
