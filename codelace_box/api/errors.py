@@ -38,13 +38,17 @@ def render_error(request: Request, exc: Exception) -> HTTPResponse:
         if isinstance(exc, RateLimited):
             response.headers["retry-after"] = str(exc.retry_after_sec)
         return response
-    if isinstance(exc, SanicException) and exc.status_code < 500:
+    if isinstance(exc, SanicException) and (
+        exc.status_code < 500 or exc.status_code in _SANIC_TYPES
+    ):
         status = exc.status_code
         error_type, code = _SANIC_TYPES.get(status, ("invalid_request_error", "invalid_request"))
         if status == 404:
             message = f"no route for {request.method} {request.path}"
         elif status == 413:
             message = "request body too large"
+        elif status == 503:
+            message = "the server took too long to answer; retry shortly"
         else:
             message = str(exc) or "bad request"
         response = envelope(status, message, error_type, code)
