@@ -18,6 +18,15 @@ from decimal import Decimal
 from functools import partial
 from typing import ParamSpec, TypeVar
 
+from admin_tui.views import (
+    KeyRow,
+    LedgerRow,
+    ModelForm,
+    ModelRow,
+    ProviderKeyRow,
+    ProviderRow,
+    UserRow,
+)
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger, reports
@@ -37,8 +46,15 @@ __all__ = [
     "CodelaceError",
     "Config",
     "KeyCheckResult",
+    "KeyRow",
+    "LedgerRow",
+    "ModelForm",
+    "ModelRow",
     "PaymentRow",
+    "ProviderKeyRow",
+    "ProviderRow",
     "RequestRow",
+    "UserRow",
     "format_usd",
     "price_text",
 ]
@@ -55,37 +71,6 @@ def price_text(nanos: int) -> str:
 
 
 @dataclass(frozen=True)
-class UserRow:
-    id: int
-    email: str
-    status: str
-    balance_nanos: int
-    held_nanos: int
-    requests: int
-    active_keys: int
-    last_seen: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class KeyRow:
-    id: int
-    prefix: str
-    name: str
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    id: int
-    amount_nanos: int
-    kind: str
-    reason: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class UserDetail:
     user: UserRow
     keys: list[KeyRow]
@@ -93,44 +78,6 @@ class UserDetail:
     usage: UsageTotals
     requests: list[RequestRow]
     payments: list[PaymentRow]
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    id: str
-    provider: str
-    upstream_model: str
-    input_per_1m_nanos: int
-    output_per_1m_nanos: int
-    max_output_tokens: int | None
-    enabled: bool
-
-
-@dataclass(frozen=True)
-class ProviderKeyRow:
-    """A provider key as the operator may see it: its masked hint, never the key."""
-
-    id: int
-    hint: str
-    enabled: bool
-    failing: bool
-    failure_reason: str
-    created_at: datetime
-    last_failed_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ProviderRow:
-    id: int
-    name: str
-    kind: str
-    base_url: str
-    enabled: bool
-    keys: list[ProviderKeyRow] = field(default_factory=list)
-
-    @property
-    def failing_keys(self) -> int:
-        return sum(1 for key in self.keys if key.failing)
 
 
 @dataclass(frozen=True)
@@ -145,6 +92,7 @@ class Dashboard:
     requests_per_minute: list[int]
     users_total: int
     users_disabled: int
+    failing_keys: int
 
 
 @dataclass(frozen=True)
@@ -197,6 +145,7 @@ class AdminServices:
             requests_per_minute=stats.requests_per_minute(now, 60),
             users_total=users_total,
             users_disabled=users_disabled,
+            failing_keys=sum(p.failing_keys for p in self.providers()),
         )
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
@@ -338,18 +287,6 @@ class AdminServices:
 
     def _secret(self) -> str:
         return ensure_secret_key(self.config)
-
-
-@dataclass(frozen=True)
-class ModelForm:
-    """What the operator typed for a model; every field is raw text."""
-
-    model_id: str
-    input_per_1m: str
-    output_per_1m: str
-    provider: str = ""
-    upstream_model: str = ""
-    max_output_tokens: str = ""
 
 
 def parse_token_cap(text: str) -> int | None:

@@ -6,11 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Label, Static
 
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import count, right, status_cell, time_of_day, usd, usd_fine
+from admin_tui.screens.formatting import (
+    alarm,
+    count,
+    right,
+    status_cell,
+    time_of_day,
+    usd,
+    usd_fine,
+)
 from admin_tui.services import Dashboard, RequestRow
 from admin_tui.widgets.live_table import LiveTable
 from admin_tui.widgets.rpm_chart import RpmChart
@@ -62,7 +71,7 @@ class DashboardScreen(AdminScreen):
 
 
 def figures_table(board: Dashboard) -> Table:
-    """The figures grid: one row per measure, one column per window."""
+    """The figures grid: traffic per window on the left, the state of the box on the right."""
     table = Table(expand=True, box=None, padding=(0, 1), header_style="bold")
     table.add_column("")
     table.add_column("Last hour", justify="right")
@@ -71,7 +80,7 @@ def figures_table(board: Dashboard) -> Table:
     table.add_column("", justify="right")
     hour, day = board.hour, board.day
     users = f"{count(board.users_total)} ({count(board.users_disabled)} disabled)"
-    rows = [
+    rows: list[tuple[str | Text, ...]] = [
         ("Requests", count(hour.requests), count(day.requests), "Users", users),
         (
             "Tokens",
@@ -87,7 +96,13 @@ def figures_table(board: Dashboard) -> Table:
             "Pending payments",
             count(board.pending_payments),
         ),
-        ("Errors", count(hour.errors), count(day.errors), "", ""),
+        (
+            "Errors",
+            alarm(hour.errors),
+            alarm(day.errors),
+            "Failing provider keys",
+            alarm(board.failing_keys),
+        ),
         ("Active users", count(hour.active_users), count(day.active_users), "", ""),
         ("Revenue", usd(board.revenue_hour_nanos), usd(board.revenue_day_nanos), "", ""),
     ]

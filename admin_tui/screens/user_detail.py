@@ -24,7 +24,7 @@ from admin_tui.screens.formatting import (
 )
 from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import KeyRow, UserDetail, UserRow
-from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.live_table import LiveTable, Row
 
 
 class UserDetailScreen(UserActions, AdminScreen):
@@ -61,74 +61,11 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     def show(self, data: Any) -> None:
         self.detail = detail = data
-        user, usage = detail.user, detail.usage
-        self.query_one("#summary", Static).update(
-            f"[b]{escape(user.email)}[/b]  {user.status}"
-            f"  balance [b]{usd_exact(user.balance_nanos)}[/b]"
-            f"  held {usd_exact(user.held_nanos)}\n"
-            f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
-            f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
-            f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
-        )
-        self._table("keys").replace_rows(
-            [
-                (
-                    str(k.id),
-                    [
-                        str(k.id),
-                        k.prefix + "…",
-                        k.name,
-                        short_moment(k.created_at),
-                        short_moment(k.last_used_at),
-                    ],
-                )
-                for k in detail.keys
-            ]
-        )
-        self._table("ledger").replace_rows(
-            [
-                (
-                    str(e.id),
-                    [
-                        short_moment(e.created_at),
-                        right(usd_exact(e.amount_nanos)),
-                        e.kind,
-                        e.reason,
-                    ],
-                )
-                for e in detail.ledger
-            ]
-        )
-        self._table("usage").replace_rows(
-            [
-                (
-                    str(r.id),
-                    [
-                        short_moment(r.created_at),
-                        r.model,
-                        right(count(r.input_tokens)),
-                        right(count(r.output_tokens)),
-                        right(usd_fine(r.cost_nanos)),
-                        status_cell(r.status),
-                    ],
-                )
-                for r in detail.requests
-            ]
-        )
-        self._table("payments").replace_rows(
-            [
-                (
-                    str(p.id),
-                    [
-                        short_moment(p.created_at),
-                        right(usd(p.amount_nanos)),
-                        p.kind,
-                        status_cell(p.status),
-                    ],
-                )
-                for p in detail.payments
-            ]
-        )
+        self.query_one("#summary", Static).update(summary_text(detail))
+        self._table("keys").replace_rows(key_rows(detail))
+        self._table("ledger").replace_rows(ledger_rows(detail))
+        self._table("usage").replace_rows(usage_rows(detail))
+        self._table("payments").replace_rows(payment_rows(detail))
 
     def _table(self, name: str) -> LiveTable:
         return self.query_one(f"#{name}", LiveTable)
@@ -173,3 +110,69 @@ class UserDetailScreen(UserActions, AdminScreen):
             "Adjust balance", "Add or remove credit of this user", self.action_adjust_balance
         )
         yield SystemCommand("Disable/enable user", "Toggle this account", self.action_toggle_status)
+
+
+def summary_text(detail: UserDetail) -> str:
+    """Three lines about the account (markup; the email escaped)."""
+    user, usage = detail.user, detail.usage
+    return (
+        f"[b]{escape(user.email)}[/b]  {user.status}"
+        f"  balance [b]{usd_exact(user.balance_nanos)}[/b]  held {usd_exact(user.held_nanos)}\n"
+        f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
+        f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
+        f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
+    )
+
+
+def key_rows(detail: UserDetail) -> list[Row]:
+    """Active API keys: the prefix only, never more."""
+    return [
+        (
+            str(k.id),
+            [
+                str(k.id),
+                k.prefix + "…",
+                k.name,
+                short_moment(k.created_at),
+                short_moment(k.last_used_at),
+            ],
+        )
+        for k in detail.keys
+    ]
+
+
+def ledger_rows(detail: UserDetail) -> list[Row]:
+    return [
+        (
+            str(e.id),
+            [short_moment(e.created_at), right(usd_exact(e.amount_nanos)), e.kind, e.reason],
+        )
+        for e in detail.ledger
+    ]
+
+
+def usage_rows(detail: UserDetail) -> list[Row]:
+    return [
+        (
+            str(r.id),
+            [
+                short_moment(r.created_at),
+                r.model,
+                right(count(r.input_tokens)),
+                right(count(r.output_tokens)),
+                right(usd_fine(r.cost_nanos)),
+                status_cell(r.status),
+            ],
+        )
+        for r in detail.requests
+    ]
+
+
+def payment_rows(detail: UserDetail) -> list[Row]:
+    return [
+        (
+            str(p.id),
+            [short_moment(p.created_at), right(usd(p.amount_nanos)), p.kind, status_cell(p.status)],
+        )
+        for p in detail.payments
+    ]

@@ -71,7 +71,7 @@ async def test_figures_for_the_last_hour_and_day(admin_env: AdminEnv) -> None:
             "$20.00",
         ]
         assert figures_line(text, "Spend") == ["Spend", "$1.25", "$4.25", "Pending payments", "1"]
-        assert figures_line(text, "Errors") == ["Errors", "1", "1"]
+        assert figures_line(text, "Errors") == ["Errors", "1", "1", "Failing provider keys", "0"]
         assert figures_line(text, "Active users") == ["Active users", "2", "2"]
         assert figures_line(text, "Revenue") == ["Revenue", "$20.00", "$20.00"]
         assert text_of(pilot, "#rpm-caption") == (

@@ -46,26 +46,42 @@ SnapCompare = Callable[..., bool]
 def seed_fixed() -> list[str]:
     """Users, keys, ledger, payments, requests, providers and models, all at fixed moments;
     returns the full API keys minted (which must never show)."""
-    alice = create_user("alice@example.com")
-    bob = create_user("bob@corp.example")
+    alice, bob = seed_accounts()
+    full_keys = seed_api_keys(alice)
+    seed_traffic(alice, bob)
+    seed_catalog()
+    return full_keys
+
+
+def seed_accounts() -> tuple[int, int]:
+    alice = create_user("alice@example.com").id
+    bob = create_user("bob@corp.example").id
     create_user("carol@example.com", created_by_admin=True)
     set_user_status("bob@corp.example", "disabled")
     adjust_balance("alice@example.com", "50", "welcome credit")
     adjust_balance("alice@example.com", "-7.5", "refund of a duplicate top-up")
     adjust_balance("bob@corp.example", "3", "trial extension")
+    for model in (User, LedgerEntry):
+        model.update(created_at=T0).execute()
+    Payment.update(created_at=T0, completed_at=T0).execute()
+    return alice, bob
+
+
+def seed_api_keys(user_id: int) -> list[str]:
     full_keys = []
     for n, (name, prefix) in enumerate([("laptop", "cl_Ab12"), ("ci", "cl_Zz99")]):
-        minted = create_key(alice.id, name)
+        minted = create_key(user_id, name)
         full_keys.append(minted.full_key)
         ApiKey.update(key_prefix=prefix, created_at=T0 + timedelta(days=n)).where(
             ApiKey.id == minted.key.id
         ).execute()
     ApiKey.update(last_used_at=NOW - timedelta(minutes=3)).where(ApiKey.name == "laptop").execute()
-    for model in (User, LedgerEntry):
-        model.update(created_at=T0).execute()
-    Payment.update(created_at=T0, completed_at=T0).execute()
+    return full_keys
+
+
+def seed_traffic(alice: int, bob: int) -> None:
     Payment.create(
-        user=alice.id,
+        user=alice,
         amount_nanos=25 * 10**9,
         kind="topup",
         status="completed",
@@ -73,23 +89,27 @@ def seed_fixed() -> list[str]:
         completed_at=NOW - timedelta(minutes=39),
     )
     Payment.create(
-        user=bob.id,
+        user=bob,
         amount_nanos=10 * 10**9,
         kind="topup",
         status="pending",
         created_at=NOW - timedelta(minutes=5),
     )
     for i in range(24):
+        failed = i % 7 == 3
         add_usage(
-            alice.id if i % 3 else bob.id,
+            alice if i % 3 else bob,
             NOW - timedelta(minutes=i * 2.5 + 0.2),
             request_id=f"req-{i}",
             tokens=(800 + 10 * i, 300),
             cost_nanos=5_000_000 + i,
-            status="error" if i % 7 == 3 else "ok",
-            error_code="upstream_error" if i % 7 == 3 else None,
+            status="error" if failed else "ok",
+            error_code="upstream_error" if failed else None,
             model="anthropic/claude-opus-4.6" if i % 2 else "openai/gpt-5.4",
         )
+
+
+def seed_catalog() -> None:
     add_provider("openai", "openai", SECRET, PROVIDER_KEYS[0])
     add_provider("anthropic", "anthropic", SECRET, PROVIDER_KEYS[1])
     add_provider_key("anthropic", SECRET, PROVIDER_KEYS[2])
@@ -102,14 +122,13 @@ def seed_fixed() -> list[str]:
     set_model("openai/gpt-5.4", "2.5", "10", max_output_tokens=16000)
     set_model("openai/gpt-5.4-mini", "0.25", "2")
     set_model("anthropic/claude-opus-4.6", "15", "75", upstream_model="claude-opus-4-6")
-    return full_keys
 
 
 @pytest.fixture
 def snap_app(tmp_path: Path) -> AdminApp:
-    make_env_result: AdminEnv = make_env(tmp_path)
+    env: AdminEnv = make_env(tmp_path)
     seed_fixed()
-    return create_admin_app(make_env_result.config, clock=lambda: NOW)
+    return create_admin_app(env.config, clock=lambda: NOW)
 
 
 def still(pilot: Pilot[Any]) -> None:

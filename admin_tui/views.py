@@ -1,0 +1,89 @@
+"""Plain view objects the screens show: rows of users, keys, ledger entries, models and
+providers, and what the operator typed into a model form. No codelace_box import, no secrets:
+a provider key appears only as its masked hint, an API key only as its prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    email: str
+    status: str
+    balance_nanos: int
+    held_nanos: int
+    requests: int
+    active_keys: int
+    last_seen: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    id: int
+    prefix: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    amount_nanos: int
+    kind: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    id: str
+    provider: str
+    upstream_model: str
+    input_per_1m_nanos: int
+    output_per_1m_nanos: int
+    max_output_tokens: int | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class ProviderKeyRow:
+    """A provider key as the operator may see it: its masked hint, never the key."""
+
+    id: int
+    hint: str
+    enabled: bool
+    failing: bool
+    failure_reason: str
+    created_at: datetime
+    last_failed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    id: int
+    name: str
+    kind: str
+    base_url: str
+    enabled: bool
+    keys: list[ProviderKeyRow] = field(default_factory=list)
+
+    @property
+    def failing_keys(self) -> int:
+        return sum(1 for key in self.keys if key.failing)
+
+
+@dataclass(frozen=True)
+class ModelForm:
+    """What the operator typed for a model; every field is raw text."""
+
+    model_id: str
+    input_per_1m: str
+    output_per_1m: str
+    provider: str = ""
+    upstream_model: str = ""
+    max_output_tokens: str = ""
