@@ -45,6 +45,13 @@ def model_view(model: Any) -> dict[str, Any]:
     }
 
 
+def read_secret(value: str) -> str:
+    """The value itself, or for '-' the first line of stdin (kept out of ps and shell history)."""
+    if value != "-":
+        return value
+    return click.get_text_stream("stdin").readline().strip()
+
+
 @click.group()
 def providers() -> None:
     """Manage upstream providers and their keys."""
@@ -54,14 +61,16 @@ def providers() -> None:
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["openai", "anthropic"]), required=True)
 @click.option("--base-url", default="", help="Upstream base URL (default: the kind's own).")
-@click.option("--key", required=True, help="The provider API key (stored encrypted).")
+@click.option(
+    "--key", required=True, help="The provider API key (stored encrypted); '-' reads it from stdin."
+)
 @pass_state
 def providers_add(state: CliState, name: str, kind: str, base_url: str, key: str) -> None:
     """Add an upstream provider with its first key."""
     from codelace_box.gateway.catalog import add_provider
 
     state.database()
-    provider = add_provider(name, kind, state.secret_key(), key, base_url)
+    provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url)
     click.echo(f"added provider {provider.name} ({provider.kind})")
 
 
@@ -92,14 +101,16 @@ def providers_list(state: CliState, as_json: bool) -> None:
 
 @providers.command("key-add")
 @click.argument("name")
-@click.option("--key", required=True, help="Another API key for this provider.")
+@click.option(
+    "--key", required=True, help="Another API key for this provider; '-' reads it from stdin."
+)
 @pass_state
 def providers_key_add(state: CliState, name: str, key: str) -> None:
     """Add a key to a provider's rotation."""
     from codelace_box.gateway.catalog import add_provider_key
 
     state.database()
-    added = add_provider_key(name, state.secret_key(), key)
+    added = add_provider_key(name, state.secret_key(), read_secret(key))
     click.echo(f"added key {added.id} ({added.key_hint}) to {name}")
 
 

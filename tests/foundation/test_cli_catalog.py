@@ -3,7 +3,11 @@ masked, prices set and changed, clear one-line errors."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from tests.foundation.conftest import Workspace
+from tests.support import cli_env
 
 OPENAI_KEY = "sk-proj-FOUNDATIONtestKEY0001"
 SECOND_KEY = "sk-proj-FOUNDATIONtestKEY0002"
@@ -163,3 +167,29 @@ def test_models_disable_and_enable(workspace: Workspace) -> None:
     assert model(workspace, "flip/m")["enabled"] is False
     workspace.run("models", "enable", "flip/m")
     assert model(workspace, "flip/m")["enabled"] is True
+
+
+def test_provider_keys_can_come_from_stdin(workspace: Workspace) -> None:
+    from codelace_box.config import ensure_secret_key, load_config
+    from codelace_box.crypto import decrypt_secret
+
+    result = subprocess.run(
+        [sys.executable, "-m", "codelace_box", "--config", str(workspace.config),
+         "providers", "add", "piped", "--kind", "openai", "--key", "-"],
+        input="sk-piped-key-0123456789\n", capture_output=True, text=True, env=cli_env(),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [k["hint"] for k in provider(workspace, "piped")["keys"]] == ["sk-…6789"]
+    stored = workspace.sql(
+        "SELECT key_encrypted FROM provider_key k JOIN provider p ON p.id = k.provider_id "
+        "WHERE p.name = 'piped'"
+    )
+    secret = ensure_secret_key(load_config(str(workspace.config), {}))
+    assert decrypt_secret(secret, bytes(stored[0][0])) == "sk-piped-key-0123456789"
+    empty = subprocess.run(
+        [sys.executable, "-m", "codelace_box", "--config", str(workspace.config),
+         "providers", "key-add", "piped", "--key", "-"],
+        input="\n", capture_output=True, text=True, env=cli_env(), check=False,
+    )  # fmt: skip
+    assert empty.returncode == 1 and "must not be empty" in empty.stderr
