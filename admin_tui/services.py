@@ -10,6 +10,7 @@ Errors are `CodelaceError`s whose messages are written for people: screens show 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
+DAY_FIGURES_TTL_SEC = 30.0
 
 
 def price_text(nanos: int) -> str:
@@ -110,6 +112,7 @@ class AdminServices:
         self.now = clock or utcnow
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admin-db")
         self._opened = False
+        self._day_cache: tuple[float, WindowStats] | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a method (or any function) on the database thread and await its result."""
@@ -137,7 +140,7 @@ class AdminServices:
         return Dashboard(
             now=now,
             hour=stats.window_stats(hour),
-            day=stats.window_stats(day),
+            day=self._day_stats(day),
             revenue_hour_nanos=reports.revenue_nanos(hour),
             revenue_day_nanos=reports.revenue_nanos(day),
             revenue_total_nanos=reports.revenue_nanos(),
@@ -147,6 +150,14 @@ class AdminServices:
             users_disabled=users_disabled,
             failing_keys=sum(p.failing_keys for p in self.providers()),
         )
+
+    def _day_stats(self, since: datetime) -> WindowStats:
+        """The 24-hour figures, recomputed at most every DAY_FIGURES_TTL_SEC (a day of traffic
+        is a large scan to repeat every two seconds next to a busy server)."""
+        cached = self._day_cache
+        if cached is None or time.monotonic() - cached[0] >= DAY_FIGURES_TTL_SEC:
+            cached = self._day_cache = (time.monotonic(), stats.window_stats(since))
+        return cached[1]
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
         return stats.recent_requests(limit, search)

@@ -177,22 +177,20 @@ def usage_totals(user_id: int) -> UsageTotals:
 
 
 def last_activity(user_ids: list[int]) -> dict[int, datetime]:
-    """When each user was last active: latest request or key use (users without either absent)."""
+    """When each user last used one of their API keys (users that never did are absent).
+
+    Key use is recorded at most once a minute per key, so this is exact to the minute, and it
+    reads the small api_key table instead of scanning every request of every user.
+    """
     if not user_ids:
         return {}
     marks = ",".join("?" * len(user_ids))
-    sql = (
-        f"SELECT user_id, MAX(created_at) FROM usage_record WHERE user_id IN ({marks}) "
-        "GROUP BY user_id UNION ALL "
+    rows = database.execute_sql(
         f"SELECT user_id, MAX(last_used_at) FROM api_key WHERE user_id IN ({marks}) "
-        "AND last_used_at IS NOT NULL GROUP BY user_id"
-    )
-    latest: dict[int, datetime] = {}
-    for user_id, moment in database.execute_sql(sql, (*user_ids, *user_ids)).fetchall():
-        seen = parse_time(moment)
-        if user_id not in latest or seen > latest[user_id]:
-            latest[int(user_id)] = seen
-    return latest
+        "AND last_used_at IS NOT NULL GROUP BY user_id",
+        tuple(user_ids),
+    ).fetchall()
+    return {int(user_id): parse_time(moment) for user_id, moment in rows}
 
 
 def user_counts() -> tuple[int, int]:

@@ -92,13 +92,16 @@ def test_recent_requests_newest_first_with_filters(admin_env: AdminEnv) -> None:
     assert (totals.requests, totals.input_tokens, totals.cost_nanos) == (2, 1010, 40_000)
 
 
-def test_last_activity_takes_the_latest_request_or_key_use(admin_env: AdminEnv) -> None:
+def test_last_activity_is_the_latest_key_use(admin_env: AdminEnv) -> None:
     alice, bob = seed()
     carol = create_user("carol@example.com").id
-    key = create_key(bob, "ci").key
-    ApiKey.update(last_used_at=NOW).where(ApiKey.id == key.id).execute()
-    seen = last_activity([alice, bob, carol])
-    assert seen == {alice: NOW - timedelta(seconds=10), bob: NOW}
+    used = {}
+    for user, name, minutes in [(bob, "ci", 1), (bob, "laptop", 30), (alice, "phone", 90)]:
+        key = create_key(user, name).key
+        used[name] = NOW - timedelta(minutes=minutes)
+        ApiKey.update(last_used_at=used[name]).where(ApiKey.id == key.id).execute()
+    create_key(carol, "never used")
+    assert last_activity([alice, bob, carol]) == {alice: used["phone"], bob: used["ci"]}
     assert last_activity([]) == {}
     set_user_status("carol@example.com", "disabled")
     assert user_counts() == (3, 1)
