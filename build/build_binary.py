@@ -1,7 +1,8 @@
 """Builds dist/codelace-box, the single executable, with PyInstaller (what `make binary` runs).
 
 PyInstaller's scratch output goes to build/out/ (git-ignored); the spec is
-build/codelace-box.spec. Prints the build time and the size of the result.
+build/codelace-box.spec. Prints the build time and the size of the result, then runs
+`codelace-box version` once so a binary that cannot start fails the build.
 """
 
 from __future__ import annotations
@@ -46,10 +47,19 @@ def build(clean: bool) -> Path:
     if not BINARY.is_file():
         sys.exit(f"error: PyInstaller finished but {BINARY} is missing")
     size_mb = BINARY.stat().st_size / 1_000_000
-    print(
-        f"built {BINARY.relative_to(ROOT)}: {size_mb:.1f} MB in {time.monotonic() - started:.0f} s"
-    )
+    took = time.monotonic() - started
+    print(f"built {BINARY.relative_to(ROOT)}: {size_mb:.1f} MB in {took:.0f} s", flush=True)
+    check_starts(BINARY)
     return BINARY
+
+
+def check_starts(binary: Path) -> None:
+    """Run `codelace-box version` once, so a binary that cannot start fails the build."""
+    started = time.monotonic()
+    result = subprocess.run([str(binary), "version"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"error: the built binary does not start:\n{result.stderr.strip()}")
+    print(f"{result.stdout.strip()} starts (first start {time.monotonic() - started:.2f} s)")
 
 
 def main() -> None:
