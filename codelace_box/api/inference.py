@@ -36,7 +36,7 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
     auth = require_auth(request)
     body = json_body(request)
     gateway: Gateway = request.app.ctx.gateway
-    call = gateway.prepare(
+    call = await gateway.prepare(
         body,
         len(request.body),
         request_id=request.ctx.request_id,

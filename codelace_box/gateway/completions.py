@@ -10,13 +10,16 @@ that goes away: cancellation cannot interrupt code that does not await.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
-from codelace_box.gateway.metering import admit, settle
-from codelace_box.gateway.outcome import client_error, settle_failure, settlement, usage_body
-from codelace_box.gateway.providers.base import JSON
+from codelace_box.gateway.metering import admit_in, settle_in
+from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
+from codelace_box.gateway.providers.base import JSON, Usage
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
@@ -40,7 +43,7 @@ class Completed:
 
 
 class Gateway:
-    """The pipeline, with one process's routes and upstream client."""
+    """The pipeline, with one process's routes, upstream client and write batch."""
 
     def __init__(
         self, routes: RouteTable, client: UpstreamClient, settings: GatewaySettings
@@ -48,57 +51,64 @@ class Gateway:
         self.routes = routes
         self.client = client
         self.settings = settings
+        self.writes = WriteBatch()
 
-    def prepare(
+    async def prepare(
         self, body: JSON, body_len: int, *, request_id: str, user_id: int, key_id: int
     ) -> ChatCall:
         """Validate, route, price and reserve the worst case (402 if it is not covered)."""
         call = prepare_call(
             self.routes, body, body_len, request_id=request_id, user_id=user_id, key_id=key_id
         )
-        admit(call.user_id, call.request_id, call.hold_nanos)
+        try:
+            await self.writes.submit(
+                partial(
+                    admit_in, user_id=user_id, request_id=request_id, amount_nanos=call.hold_nanos
+                )
+            )
+        except asyncio.CancelledError:  # the hold may still be taken: give it back after
+            self.writes.submit_detached(partial(settle_in, item=abandoned(call)))
+            raise
         return call
 
     async def complete(self, call: ChatCall) -> Completed:
         """Run a non-streaming call that was prepared (and so reserved)."""
-        settled = False
         try:
-            opened = await open_upstream(self.client, self.routes, call, self.settings.max_retries)
-            try:
-                payload: Any = await opened.response.read_json()
-            finally:
-                opened.response.release()
-            if not isinstance(payload, dict):
-                raise UpstreamBroken("the upstream answered with something other than an object")
-            body, usage = call.adapter.parse_response(payload, call.route.id)
-            if usage.estimated and not usage.input_tokens:
-                usage.input_tokens = call.input_estimate
-            charged = settle(settlement(call, usage, "ok")) or 0
-            settled = True
-            body["usage"] = usage_body(usage, charged)
-            return Completed(body, charged)
-        except Exception as exc:
-            error = client_error(exc)
-            settle_failure(call, "error", error.code if error else "internal_error")
-            settled = True
-            if error is None:
-                raise
-            raise error from None
+            body, usage = await self._fetch(call)
+        except BaseException as exc:
+            raise await self._release(call, exc) from None
+        charged = await self.writes.submit(partial(settle_in, item=settlement(call, usage, "ok")))
+        body["usage"] = usage_body(usage, charged or 0)
+        return Completed(body, charged or 0)
+
+    async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:
+        opened = await open_upstream(self.client, self.routes, call, self.settings.max_retries)
+        try:
+            payload: Any = await opened.response.read_json()
         finally:
-            if not settled:  # cancelled: the client went away before an answer
-                settle_failure(call, "abandoned", "client_closed")
+            opened.response.release()
+        if not isinstance(payload, dict):
+            raise UpstreamBroken("the upstream answered with something other than an object")
+        body, usage = call.adapter.parse_response(payload, call.route.id)
+        if usage.estimated and not usage.input_tokens:
+            usage.input_tokens = call.input_estimate
+        return body, usage
 
     async def open_stream(self, call: ChatCall) -> StreamRelay:
         """Start a streaming call; errors before the upstream accepted it are raised here."""
         try:
             opened = await open_upstream(self.client, self.routes, call, self.settings.max_retries)
-        except Exception as exc:
-            error = client_error(exc)
-            settle_failure(call, "error", error.code if error else "internal_error")
-            if error is None:
-                raise
-            raise error from None
-        except BaseException:
-            settle_failure(call, "abandoned", "client_closed")
-            raise
-        return StreamRelay(call, opened, self.settings.keepalive_sec)
+        except BaseException as exc:
+            raise await self._release(call, exc) from None
+        return StreamRelay(call, opened, self.settings.keepalive_sec, self.writes)
+
+    async def _release(self, call: ChatCall, exc: BaseException) -> BaseException:
+        """Free the hold of a call that produced nothing; returns what to raise."""
+        if not isinstance(exc, Exception):  # cancelled: the client went away
+            self.writes.submit_detached(partial(settle_in, item=abandoned(call)))
+            return exc
+        error = client_error(exc)
+        item = settlement(call, None, "error", error_code=error.code if error else "internal_error",
+                          charge=False)  # fmt: skip
+        await self.writes.submit(partial(settle_in, item=item))
+        return error if error is not None else exc

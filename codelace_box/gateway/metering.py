@@ -1,12 +1,15 @@
 """Metering: reserve a request's worst case before the upstream call, settle its cost after.
 
-Admission is one guarded UPDATE inside a BEGIN IMMEDIATE transaction (so it holds across worker
-processes): `held_nanos` grows by the worst case only if `balance_nanos - held_nanos` covers it,
-and a Hold row records it. Settlement is one IMMEDIATE transaction with no await inside: the
-usage ledger entry (idempotency key `usage:<request id>`), the hold deleted and `held_nanos`
-lowered, the usage row with the prices applied. The hold row gates it, so a request is settled
-exactly once. The charge never exceeds what the account can cover (balance minus the other
-requests' holds), so concurrent requests can never spend more than the balance.
+Admission is one guarded UPDATE inside a BEGIN IMMEDIATE transaction (so it holds across
+worker processes): `held_nanos` grows by the worst case only if `balance_nanos - held_nanos`
+covers it, and a Hold row records it. Settlement is one IMMEDIATE transaction with no await
+inside: the usage ledger entry (idempotency key `usage:<request id>`), the hold deleted and
+`held_nanos` lowered, the usage row with the prices applied. The hold row gates it, so a
+request is settled exactly once. The charge never exceeds what the account can cover (balance
+minus the other requests' holds), so concurrent requests can never spend more than the
+balance. Under load, gateway/batch.py lets the admissions and settlements of one event-loop
+turn share one transaction (each in its own savepoint): `admit_in` and `settle_in` are the
+units it runs; `admit` and `settle` run one alone.
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
@@ -24,7 +27,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.money import token_cost_nanos
 from codelace_box.db.core import database, utcnow, write_transaction
 from codelace_box.db.models import Hold, User
@@ -69,22 +71,51 @@ def input_token_estimate(body_len: int) -> int:
     return -(-body_len // BYTES_PER_TOKEN_ESTIMATE)
 
 
+class _Immediate:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on the process's apsw connection.
+
+    The hot path skips peewee: its query building cost more than SQLite itself. apsw caches
+    the prepared statements by their text, so each statement below is compiled once.
+    """
+
+    __slots__ = ("conn",)
+
+    def __enter__(self) -> Any:
+        self.conn = database.connection()
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            self.conn.execute("ROLLBACK")
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+
+_ADMIT_SQL = (
+    'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
+)
+_HOLD_SQL = "INSERT INTO hold (user_id, amount_nanos, request_id, created_at) VALUES (?, ?, ?, ?)"
+
+
+def admit_in(conn: Any, user_id: int, request_id: str, amount_nanos: int) -> None:
+    """Reserve `amount_nanos` inside an open transaction, or raise 402 (nothing reserved)."""
+    conn.execute(_ADMIT_SQL, (amount_nanos, user_id, amount_nanos))
+    if conn.changes() != 1:
+        raise InsufficientCredits(
+            "insufficient credit for this request: add credit or lower max_tokens"
+        )
+    conn.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, str(utcnow())))
+
+
 def admit(user_id: int, request_id: str, amount_nanos: int) -> None:
-    """Reserve `amount_nanos` for a request, or raise 402 (nothing reserved)."""
-    with write_transaction():
-        database.execute_sql(
-            'UPDATE "user" SET held_nanos = held_nanos + ? '
-            "WHERE id = ? AND balance_nanos - held_nanos >= ?",
-            (amount_nanos, user_id, amount_nanos),
-        )
-        if database.connection().changes() != 1:
-            raise InsufficientCredits(
-                "insufficient credit for this request: add credit or lower max_tokens"
-            )
-        database.execute_sql(
-            "INSERT INTO hold (user_id, amount_nanos, request_id, created_at) VALUES (?, ?, ?, ?)",
-            (user_id, amount_nanos, request_id, str(utcnow())),
-        )
+    """`admit_in` in its own IMMEDIATE transaction."""
+    with _Immediate() as conn:
+        admit_in(conn, user_id, request_id, amount_nanos)
 
 
 @dataclass
@@ -125,34 +156,52 @@ _USAGE_INSERT = (
 )
 
 
-def settle(item: Settlement) -> int | None:
-    """Debit the cost, release the hold, write the usage row; returns the nano-USD debited,
-    or None when the request was already settled (nothing changes)."""
-    with write_transaction():
-        row = database.execute_sql(
-            "SELECT amount_nanos FROM hold WHERE request_id = ?", (item.request_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        hold = int(row[0])
-        charged = _debit(item, hold)
-        database.execute_sql("DELETE FROM hold WHERE request_id = ?", (item.request_id,))
-        database.execute_sql(
-            'UPDATE "user" SET held_nanos = held_nanos - ? WHERE id = ?', (hold, item.user_id)
+_RELEASE_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos"
+_ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
+_DEBIT_SQL = (
+    'UPDATE "user" SET balance_nanos = balance_nanos - ?, held_nanos = held_nanos - ? WHERE id = ?'
+)
+# The same row billing.ledger.append_entry writes (kind 'usage'); the hold row already makes
+# settlement exactly-once, and the unique idempotency key would refuse a second debit anyway.
+_LEDGER_SQL = (
+    "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, created_at)"
+    " VALUES (?, ?, 'usage', ?, ?, ?)"
+)
+
+
+def settle_in(conn: Any, item: Settlement) -> int | None:
+    """Debit the cost, release the hold, write the usage row, inside an open transaction;
+    returns the nano-USD debited, or None when the request was already settled."""
+    released = conn.execute(_RELEASE_SQL, (item.request_id,)).fetchall()
+    if not released:
+        return None
+    hold = int(released[0][0])
+    charged = _charge(conn, item, hold)
+    conn.execute(_DEBIT_SQL, (charged, hold, item.user_id))
+    now = str(utcnow())
+    if charged:
+        reason = (
+            f"{item.model}: {item.input_tokens} input + {item.output_tokens} output tokens"
+            f" ({item.request_id})"
         )
-        database.execute_sql(_USAGE_INSERT, _usage_values(item, charged))
+        conn.execute(_LEDGER_SQL, (item.user_id, -charged, reason, f"usage:{item.request_id}", now))
+    conn.execute(_USAGE_INSERT, _usage_values(item, charged, now))
     return charged
 
 
-def _debit(item: Settlement, hold: int) -> int:
+def settle(item: Settlement) -> int | None:
+    """`settle_in` in its own IMMEDIATE transaction (exactly once per request)."""
+    with _Immediate() as conn:
+        return settle_in(conn, item)
+
+
+def _charge(conn: Any, item: Settlement, hold: int) -> int:
+    """The cost, capped at what the account covers besides the other requests' holds."""
     cost = item.cost_nanos()
     if cost <= 0:
         return 0
-    balance, held = database.execute_sql(
-        'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?', (item.user_id,)
-    ).fetchone()
-    coverable = max(0, int(balance) - (int(held) - hold))
-    charged = min(cost, coverable)
+    balance, held = conn.execute(_ACCOUNT_SQL, (item.user_id,)).fetchone()
+    charged = min(cost, max(0, int(balance) - (int(held) - hold)))
     if charged < cost:
         log.warning(
             "request %s cost %d nano-USD but the account covers only %d; charged that",
@@ -160,16 +209,10 @@ def _debit(item: Settlement, hold: int) -> int:
             cost,
             charged,
         )
-    if charged > 0:
-        reason = (
-            f"{item.model}: {item.input_tokens} input + {item.output_tokens} output tokens"
-            f" ({item.request_id})"
-        )
-        append_entry(item.user_id, -charged, "usage", reason, f"usage:{item.request_id}")
     return charged
 
 
-def _usage_values(item: Settlement, charged: int) -> tuple[Any, ...]:
+def _usage_values(item: Settlement, charged: int, now: str) -> tuple[Any, ...]:
     return (
         item.request_id,
         item.user_id,
@@ -187,5 +230,5 @@ def _usage_values(item: Settlement, charged: int) -> tuple[Any, ...]:
         int(item.stream),
         int(item.estimated),
         item.duration_ms,
-        str(utcnow()),
+        now,
     )

@@ -42,8 +42,13 @@ def settlement(
     )
 
 
+def abandoned(call: ChatCall) -> Settlement:
+    """A call the client left before anything billable came back: it costs nothing."""
+    return settlement(call, None, "abandoned", error_code="client_closed", charge=False)
+
+
 def settle_failure(call: ChatCall, status: str, code: str | None) -> None:
-    """Release the hold of a call that produced nothing billable."""
+    """Release the hold of a call that produced nothing billable (own transaction)."""
     settle(settlement(call, None, status, error_code=code, charge=False))
 
 

@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
+from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
-from codelace_box.gateway.metering import settle
-from codelace_box.gateway.outcome import client_error, settle_failure, settlement, usage_body
+from codelace_box.gateway.metering import settle, settle_in
+from codelace_box.gateway.outcome import client_error, settlement, usage_body
 from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import (
@@ -51,10 +53,13 @@ class ClientGone(Exception):
 class StreamRelay:
     """One streamed call from the upstream's 200 answer to the client's last byte."""
 
-    def __init__(self, call: ChatCall, opened: Opened, keepalive_sec: float) -> None:
+    def __init__(
+        self, call: ChatCall, opened: Opened, keepalive_sec: float, writes: WriteBatch
+    ) -> None:
         self.call = call
         self.opened = opened
         self.keepalive_sec = keepalive_sec
+        self.writes = writes
         self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
         self._parser = SSEParser()
         self._template: dict[str, Any] = {}
@@ -99,8 +104,9 @@ class StreamRelay:
         if not translator.finished and translator.usage is None:
             raise UpstreamBroken("the upstream stream ended before it was complete")
         usage = self._produced()
-        charged = settle(settlement(self.call, usage, "ok")) or 0
-        self._settled = True
+        self._settled = True  # from here the settlement commits even if we are cancelled
+        item = settlement(self.call, usage, "ok")
+        charged = await self.writes.submit(partial(settle_in, item=item)) or 0
         if self.call.include_usage:
             tail.append(encode_chunk(self._usage_chunk(usage, charged)))
         tail.append(DONE)
@@ -163,7 +169,9 @@ class StreamRelay:
         self.opened.response.close()
         if not self._settled:
             self._settled = True
-            settle_failure(self.call, "error", error.code if error else "internal_error")
+            code = error.code if error else "internal_error"
+            item = settlement(self.call, None, "error", error_code=code, charge=False)
+            await self.writes.submit(partial(settle_in, item=item))
         if error is None:
             log.error("stream %s failed", self.call.request_id, exc_info=exc)
             message, error_type, code = "internal error", "server_error", "internal_error"

@@ -1,0 +1,1 @@
+"""The gateway benchmark (`make bench`): fake upstream, load generator, figures."""

@@ -1,0 +1,213 @@
+"""`make bench`: the gateway benchmark, with auth, admission and settlement on.
+
+It starts the fast fake upstream (bench.upstream) and a real `codelace-box serve` on a fresh
+data directory set up with the real CLI, then runs the bounded load generator (bench.load, its
+own process) for: latency at 1 concurrent, direct to the upstream and through the box (the
+difference is what the box adds); requests/s at 64 concurrent; streams/s (16 chunks) at 64
+concurrent with time to first event. Server CPU per request comes from /proc (utime+stime of
+the server and its workers), memory from VmRSS, start time from spawn to the first /healthz.
+Every request is checked to have been metered (one usage row each). Figures are printed, and
+written as JSON with --json PATH. The machine's other load is printed too: on a shared machine
+it moves every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.procs import (
+    busy_share,
+    cpu_seconds,
+    free_port,
+    machine_ticks,
+    rss_mb,
+    tree_pids,
+    wait_healthy,
+)
+
+PYTHON = sys.executable
+MODEL = "bench/gpt"
+
+
+def cli(config: Path, *args: str) -> str:
+    """Run the real CLI on the bench config; stops the bench on failure."""
+    command = [PYTHON, "-m", "codelace_box", "--config", str(config), *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:2])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def setup_box(folder: Path, upstream_port: int, port: int) -> tuple[Path, str]:
+    """A config, a provider, a priced model, a user with credit and an API key."""
+    config = folder / "codelace.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[database]\npath = "{folder / "data" / "codelace.db"}"\n'
+    )
+    base = f"http://127.0.0.1:{upstream_port}/v1"
+    cli(config, "providers", "add", "bench", "--kind", "openai", "--base-url", base,
+        "--key", "sk-bench-key-0001")  # fmt: skip
+    cli(config, "models", "set", MODEL, "--input-per-1m", "1", "--output-per-1m", "2",
+        "--upstream-model", "gpt-bench")  # fmt: skip
+    cli(config, "users", "create", "bench@bench.test")
+    cli(config, "credit", "bench@bench.test", "1000000", "--reason", "benchmark credit")
+    key = cli(config, "keys", "create", "bench@bench.test").strip()
+    return config, key
+
+
+def load(url: str, key: str, concurrency: int, requests: int, stream: bool = False,
+         seconds: float = 30.0) -> dict[str, Any]:  # fmt: skip
+    """One bounded run of the load generator (its own process)."""
+    command = [PYTHON, "-m", "bench.load", "--url", url, "--key", key, "--model", MODEL,
+               "--concurrency", str(concurrency), "--requests", str(requests),
+               "--max-seconds", str(seconds)] + (["--stream"] if stream else [])  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        raise SystemExit(f"load generator failed: {result.stderr.strip()}")
+    return dict(json.loads(result.stdout))
+
+
+def measured(server_pid: int, run: Any) -> tuple[dict[str, Any], float, float]:
+    """Run a load; returns its figures, the server CPU seconds it cost and the machine's busy
+    share during it (all processes, ours included)."""
+    pids = tree_pids(server_pid)
+    cpu_before, ticks_before = cpu_seconds(pids), machine_ticks()
+    figures = run()
+    return figures, cpu_seconds(pids) - cpu_before, busy_share(ticks_before, machine_ticks())
+
+
+def start_server(config: Path, port: int, workers: int) -> tuple[subprocess.Popen[bytes], float]:
+    log = (config.parent / "server.log").open("wb")
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "codelace_box", "--config", str(config), "serve", "--workers", str(workers)],
+        stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    wait_healthy(port, process, 30)
+    return process, time.perf_counter() - began
+
+
+def scenarios(args: argparse.Namespace, pid: int, port: int, up: int, key: str) -> dict[str, Any]:
+    box = f"http://127.0.0.1:{port}/v1/chat/completions"
+    direct = f"http://127.0.0.1:{up}/v1/chat/completions"
+    load(box, key, 8, 400)  # warm up
+    out: dict[str, Any] = {}
+    out["direct_c1"] = load(direct, key, 1, args.latency_requests)
+    out["box_c1"], _, _ = measured(pid, lambda: load(box, key, 1, args.latency_requests))
+    run64 = lambda: load(box, key, args.concurrency, args.requests)  # noqa: E731
+    out["box_c64"], out["cpu_c64"], out["busy_c64"] = measured(pid, run64)
+    runs = lambda: load(box, key, args.concurrency, args.stream_requests, stream=True)  # noqa: E731
+    out["stream_c64"], out["cpu_stream"], out["busy_stream"] = measured(pid, runs)
+    out["rss_mb"] = sum(rss_mb(p) for p in tree_pids(pid))
+    return out
+
+
+def report(out: dict[str, Any], start_sec: float, metered: int, answered: int) -> dict[str, Any]:
+    c64, streams = out["box_c64"], out["stream_c64"]
+    figures = {
+        "requests_per_sec_c64": c64["rate"],
+        "added_p50_ms_c1": round(out["box_c1"]["p50_ms"] - out["direct_c1"]["p50_ms"], 3),
+        "added_p99_ms_c1": round(out["box_c1"]["p99_ms"] - out["direct_c1"]["p99_ms"], 3),
+        "direct_p50_ms_c1": out["direct_c1"]["p50_ms"],
+        "box_p50_ms_c1": out["box_c1"]["p50_ms"],
+        "p50_ms_c64": c64["p50_ms"],
+        "p99_ms_c64": c64["p99_ms"],
+        "server_cpu_ms_per_request": round(out["cpu_c64"] * 1000 / max(c64["count"], 1), 3),
+        "streams_per_sec_c64": streams["rate"],
+        "stream_ttfb_p50_ms": streams["ttfb_p50_ms"],
+        "stream_ttfb_p99_ms": streams["ttfb_p99_ms"],
+        "server_cpu_ms_per_stream": round(out["cpu_stream"] * 1000 / max(streams["count"], 1), 3),
+        "start_sec": round(start_sec, 3),
+        "rss_mb": round(out["rss_mb"], 1),
+        "errors": c64["errors"] + streams["errors"] + out["box_c1"]["errors"],
+        "metered_rows": metered,
+        "answered_ok": answered,
+        "machine_busy_c64": round(out["busy_c64"], 2),
+        "machine_busy_streams": round(out["busy_stream"], 2),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+    return figures
+
+
+TARGETS = {
+    "requests_per_sec_c64": (">=", 1600),
+    "added_p50_ms_c1": ("<=", 1.0),
+    "server_cpu_ms_per_request": ("<=", 0.6),
+    "streams_per_sec_c64": (">=", 600),
+    "start_sec": ("<", 1.0),
+    "rss_mb": ("<", 100),
+}
+
+
+def print_figures(figures: dict[str, Any]) -> None:
+    print(f"{'figure':32} {'value':>10}  target")
+    for name, value in figures.items():
+        target = TARGETS.get(name)
+        shown = f"{target[0]} {target[1]}" if target else ""
+        if target:
+            met = value >= target[1] if target[0] == ">=" else value <= target[1]
+            if target[0] == "<":
+                met = value < target[1]
+            shown += "  ok" if met else "  MISSED"
+        print(f"{name:32} {value:>10}  {shown}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=6000, help="non-streaming, at 64")
+    parser.add_argument("--stream-requests", type=int, default=3000, help="streams, at 64")
+    parser.add_argument("--latency-requests", type=int, default=500, help="each, at 1")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="codelace-bench-"))
+    up_port, port = free_port(), free_port()
+    upstream = subprocess.Popen([PYTHON, "-m", "bench.upstream", "--port", str(up_port)])
+    server = None
+    try:
+        config, key = setup_box(folder, up_port, port)
+        server, start_sec = start_server(config, port, args.workers)
+        out = scenarios(args, server.pid, port, up_port, key)
+        answered = sum(out[k]["count"] for k in ("box_c1", "box_c64", "stream_c64")) + 400
+        metered = count_usage_rows(folder / "data" / "codelace.db")
+        figures = report(out, start_sec, metered, answered)
+        print_figures(figures)
+        if args.json:
+            args.json.write_text(json.dumps(figures | {"raw": out}, indent=2))
+    finally:
+        for process in (server, upstream):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def count_usage_rows(db_path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        return int(
+            db.execute("SELECT COUNT(*) FROM usage_record WHERE status = 'ok'").fetchone()[0]
+        )
+
+
+if __name__ == "__main__":
+    main()
