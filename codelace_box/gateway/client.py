@@ -52,11 +52,19 @@ class UpstreamResponse:
         return self._response.headers.get(name)
 
     async def read(self, limit: int | None = None) -> bytes:
-        """The whole body (at most `limit` bytes are kept)."""
+        """The whole body, or its first `limit` bytes."""
         try:
             if limit is None:
                 return await self._response.read()
-            return await self._response.content.read(limit)
+            parts: list[bytes] = []
+            size = 0
+            while size < limit:
+                part = await self._response.content.read(limit - size)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
+            return b"".join(parts)
         except Exception as exc:
             raise _translate(exc) from None
 

@@ -98,7 +98,7 @@ async def open_upstream(
             api_key=key.secret,
             base_url=call.route.provider.base_url,
             stream=call.stream,
-            default_max_tokens=None if call.cap_from_client else call.output_cap,
+            default_max_tokens=call.output_cap,
         )
         try:
             response = await client.send(request)

@@ -187,6 +187,24 @@ def test_client_leaving_mid_stream_pays_for_what_was_produced(box: Box, fake: Fa
     assert box.balance(email) == (start - cost, 0)
 
 
+def test_client_leaving_before_the_answer_costs_nothing(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(delay_before=0.8))
+    with box.http(key) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO}, timeout=0.3)
+    deadline = time.monotonic() + 10
+    while box.balance(email)[1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert box.balance(email) == (start, 0)
+    row = only_row(box, email)
+    assert (row["status"], row["cost_nanos"], row["error_code"]) == (
+        "abandoned",
+        0,
+        "client_closed",
+    )
+
+
 def _wait_for_row(box: Box, request_id: str) -> dict[str, object]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -221,6 +239,7 @@ def test_keys_failover_and_401_key_flagged(box_factory: BoxFactory, fake: FakeOp
     assert [k["failing"] for k in keys.values()] == [True, False, False]
     assert "401" in keys[min(keys)]["failure_reason"]
     assert bad not in box.cli("providers", "list", "--json")
+    assert not any(k in box.server.log_text() for k in (bad, good, flaky)), "keys never logged"
     fake.key_status[good] = 403
     with pytest.raises(openai.APIStatusError) as caught:  # flaky 503s, good now 403s
         client.chat.completions.create(model=MODEL, messages=HELLO)

@@ -4,8 +4,9 @@ routing and metering on a real SQLite file."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,13 @@ from codelace_box.db.migrate import migrate
 from codelace_box.db.models import Hold, User
 from codelace_box.errors import InsufficientCredits, InvalidRequest, NotFound, ServiceUnavailable
 from codelace_box.gateway import catalog
-from codelace_box.gateway.metering import Settlement, admit, input_token_bound, settle
+from codelace_box.gateway.metering import (
+    Settlement,
+    admit,
+    admit_in,
+    input_token_bound,
+    settle,
+)
 from codelace_box.gateway.providers.base import SSEEvent, UpstreamStreamError
 from codelace_box.gateway.providers.openai import OpenAIAdapter, redact
 from codelace_box.gateway.request import output_cap, prepare_call, validate_body
@@ -225,4 +232,39 @@ def test_admission_and_settlement_exactly_once(db: Path) -> None:
     assert settle(_settlement("d", user.id, 5_000)) == 5_000
     fresh = User.get_by_id(user.id)
     assert (fresh.balance_nanos, fresh.held_nanos) == (0, 0)
+    assert find_mismatches() == []
+
+
+async def test_write_batch_isolates_writes_and_survives_cancellation(db: Path) -> None:
+    import asyncio
+
+    from codelace_box.gateway.batch import WriteBatch
+
+    user = create_user("batch@unit.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-b")
+    batch = WriteBatch()
+
+    def hold(request_id: str, amount: int) -> Callable[[Any], None]:
+        return lambda conn: admit_in(conn, user.id, request_id, amount)
+
+    def broken(conn: Any) -> None:
+        conn.execute("INSERT INTO hold (user_id, amount_nanos, request_id, created_at) "
+                     "VALUES (?, 1, 'x', 'now')", (user.id,))  # fmt: skip
+        raise RuntimeError("half done")
+
+    first = batch.submit(hold("b1", 4_000))
+    failing = batch.submit(broken)
+    refused = batch.submit(hold("b2", 7_000))  # 10,000 - 4,000 < 7,000
+    waiter = asyncio.ensure_future(batch.submit(hold("b3", 1_000)))
+    await asyncio.sleep(0)
+    waiter.cancel()  # its caller went away: the write still commits with the batch
+    assert await first is None
+    with pytest.raises(RuntimeError):
+        await failing
+    with pytest.raises(InsufficientCredits):
+        await refused
+    await asyncio.sleep(0)
+    held = sorted(h.request_id for h in Hold.select())
+    assert held == ["b1", "b3"], "the failed write left nothing behind"
+    assert User.get_by_id(user.id).held_nanos == 5_000
     assert find_mismatches() == []
