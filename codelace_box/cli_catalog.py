@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -49,7 +50,7 @@ def read_secret(value: str) -> str:
     """The value itself, or for '-' the first line of stdin (kept out of ps and shell history)."""
     if value != "-":
         return value
-    return click.get_text_stream("stdin").readline().strip()
+    return sys.stdin.readline().strip()
 
 
 @click.group()
