@@ -16,7 +16,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import apsw
+
 from codelace_box.db.core import database
+from codelace_box.errors import ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
@@ -62,7 +65,9 @@ class WriteBatch:
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
             if not conn.getautocommit():
                 conn.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _, future in pending]
+            log.error("a batch of %d writes failed: %s", len(pending), exc)
+            failure = _unavailable(exc)
+            outcomes = [(future, None, failure) for _, future in pending]
         for future, value, error in outcomes:
             if future.done():
                 continue
@@ -82,6 +87,13 @@ def _run_one(conn: Any, write: Write) -> tuple[Any, BaseException | None]:
         return None, exc
     conn.execute("RELEASE one_write")
     return value, None
+
+
+def _unavailable(exc: Exception) -> Exception:
+    """A locked or failing database is a 503 for the client, not an internal error."""
+    if isinstance(exc, apsw.BusyError):
+        return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
+    return exc
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:

@@ -7,7 +7,7 @@ import time
 from codelace_box.billing.money import nanos_to_usd
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamUnreachable
-from codelace_box.gateway.metering import Settlement, settle
+from codelace_box.gateway.metering import Settlement
 from codelace_box.gateway.providers.base import JSON, UpstreamStreamError, Usage
 from codelace_box.gateway.request import ChatCall
 
@@ -45,11 +45,6 @@ def settlement(
 def abandoned(call: ChatCall) -> Settlement:
     """A call the client left before anything billable came back: it costs nothing."""
     return settlement(call, None, "abandoned", error_code="client_closed", charge=False)
-
-
-def settle_failure(call: ChatCall, status: str, code: str | None) -> None:
-    """Release the hold of a call that produced nothing billable (own transaction)."""
-    settle(settlement(call, None, status, error_code=code, charge=False))
 
 
 def client_error(exc: BaseException) -> CodelaceError | None:
