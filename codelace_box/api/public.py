@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import unquote
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_response
 from codelace_box.billing.money import nanos_to_usd
+from codelace_box.errors import NotFound
 from codelace_box.gateway.completions import Gateway
+from codelace_box.gateway.routing import ModelRoute
 
 bp = Blueprint("public")
 
@@ -19,15 +24,32 @@ async def healthz(request: Request) -> HTTPResponse:
     return json_response({"status": "ok"})
 
 
+def _model_view(model: ModelRoute) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.provider.name,
+    }
+
+
 @bp.get("/v1/models")
 async def models(request: Request) -> HTTPResponse:
     """The enabled catalog, in OpenAI's list shape."""
     gateway: Gateway = request.app.ctx.gateway
-    data = [
-        {"id": m.id, "object": "model", "created": m.created, "owned_by": m.provider.name}
-        for m in gateway.routes.enabled_models()
-    ]
+    data = [_model_view(m) for m in gateway.routes.enabled_models()]
     return json_response({"object": "list", "data": data})
+
+
+@bp.get("/v1/models/<model_id:path>")
+async def model(request: Request, model_id: str) -> HTTPResponse:
+    """One enabled model (ids contain a slash: /v1/models/openai/gpt-5.4)."""
+    gateway: Gateway = request.app.ctx.gateway
+    model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
+    found = next((m for m in gateway.routes.enabled_models() if m.id == model_id), None)
+    if found is None:
+        raise NotFound(f"the model {model_id} does not exist", code="model_not_found")
+    return json_response(_model_view(found))
 
 
 @bp.get("/api/v1/public/pricing")

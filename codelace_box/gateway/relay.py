@@ -171,7 +171,10 @@ class StreamRelay:
             self._settled = True
             code = error.code if error else "internal_error"
             item = settlement(self.call, None, "error", error_code=code, charge=False)
-            await self.writes.submit(partial(settle_in, item=item))
+            try:
+                await self.writes.submit(partial(settle_in, item=item))
+            except Exception:  # the hold stays until the next start releases it
+                log.exception("could not release the hold of %s", self.call.request_id)
         if error is None:
             log.error("stream %s failed", self.call.request_id, exc_info=exc)
             message, error_type, code = "internal error", "server_error", "internal_error"

@@ -300,8 +300,11 @@ def test_public_models_and_pricing(box: Box) -> None:
     assert entry["object"] == "model" and entry["owned_by"] == "fake"
     assert abs(entry["created"] - time.time()) < 3600
     assert {"model": MODEL, "input_per_1m": 2.5, "output_per_1m": 10.0} in pricing
-    listed = box.sdk("cl_unused").models.list()
-    assert MODEL in [m.id for m in listed.data]
+    client = box.sdk("cl_unused")
+    assert MODEL in [m.id for m in client.models.list().data]
+    assert client.models.retrieve(MODEL).owned_by == "fake"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("fake/nothing-here")
 
 
 def test_doctor_agrees_with_every_balance(box: Box) -> None:
