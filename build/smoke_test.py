@@ -146,9 +146,10 @@ def account(server: ServerProcess, home: Path, config: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sdk(server: ServerProcess, account: dict[str, Any]) -> openai.OpenAI:
+def sdk(server: ServerProcess, account: dict[str, Any]) -> Iterator[openai.OpenAI]:
     key = str(account["api_key"])
-    return openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    with openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
