@@ -107,10 +107,12 @@ def backup(state: CliState, path: str) -> None:
 @pass_state
 def doctor(state: CliState) -> None:
     """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
+    from codelace_box.config import existing_secret_key
     from codelace_box.doctor import check_database, open_existing_database
 
-    db = open_existing_database(state.config().database.path)
-    version, problems = check_database(db)
+    config = state.config()
+    db = open_existing_database(config.database.path)
+    version, problems = check_database(db, existing_secret_key(config))
     for line in problems:
         click.echo(f"MISMATCH {line}")
     if problems:

@@ -264,6 +264,14 @@ def secret_key_path(config: Config) -> Path:
     return config.data_dir / "secret_key"
 
 
+def existing_secret_key(config: Config) -> str | None:
+    """The server secret if one is configured or was generated; never creates one."""
+    if config.server.secret_key:
+        return config.server.secret_key
+    path = secret_key_path(config)
+    return (path.read_text().strip() or None) if path.is_file() else None
+
+
 def ensure_secret_key(config: Config) -> str:
     """The server secret: from config, else read from (or generated into) the data directory."""
     if config.server.secret_key:

@@ -1,7 +1,8 @@
 """The checks behind `codelace-box doctor`: file integrity, schema version, balances vs ledger.
 
-Read-only: it never creates, migrates or repairs anything; it lists what is wrong, one line
-per problem, each naming the account (or the part of the database) concerned.
+Read-only: it never creates, migrates or repairs anything (not even a server secret); it
+lists what is wrong, one line per problem, each naming the account (or the part of the
+database, or the provider key) concerned.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from peewee import Database
 
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.billing.money import format_usd
+from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import open_database
 from codelace_box.db.migrate import LATEST_VERSION, current_version
-from codelace_box.errors import NotFound
+from codelace_box.db.models import Provider, ProviderKey
+from codelace_box.errors import ConfigError, NotFound
 
 
 def open_existing_database(path: str) -> Database:
@@ -44,8 +47,25 @@ def _mismatch_lines(mismatch: Mismatch) -> list[str]:
     return lines
 
 
-def check_database(db: Database) -> tuple[int, list[str]]:
-    """(schema version, problems): integrity, the schema version, every balance and hold."""
+def check_provider_keys(secret_key: str | None) -> list[str]:
+    """Every stored provider key must decrypt with the server secret in use."""
+    problems = []
+    query = ProviderKey.select(ProviderKey, Provider).join(Provider).order_by(ProviderKey.id)
+    for key in query:
+        try:
+            if secret_key is None:
+                raise ConfigError("no server secret")
+            decrypt_secret(secret_key, key.key_encrypted)
+        except ConfigError:
+            problems.append(
+                f"provider {key.provider.name} key {key.id} ({key.key_hint}) cannot be "
+                "decrypted with the current server.secret_key"
+            )
+    return problems
+
+
+def check_database(db: Database, secret_key: str | None = None) -> tuple[int, list[str]]:
+    """(schema version, problems): integrity, schema version, balances, holds, provider keys."""
     problems: list[str] = []
     integrity = [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
     if integrity != ["ok"]:
@@ -61,4 +81,5 @@ def check_database(db: Database) -> tuple[int, list[str]]:
     if version:
         for mismatch in find_mismatches():
             problems += _mismatch_lines(mismatch)
+        problems += check_provider_keys(secret_key)
     return version, problems

@@ -224,3 +224,22 @@ def test_backups_taken_during_writes_restore_consistent(fresh_workspace: Workspa
         assert len(restore.json("users", "list")) == 3
     space.run("doctor")
     assert int(out) > 100
+
+
+def test_doctor_names_provider_keys_the_server_secret_cannot_read(
+    fresh_workspace: Workspace,
+) -> None:
+    space = fresh_workspace
+    space.run("providers", "add", "vault", "--kind", "openai", "--key", "sk-vault-0123456789")
+    space.run("doctor")
+    other = {"CODELACE_SERVER_SECRET_KEY": "not-the-secret-the-keys-were-stored-with"}
+    result = run_cli(space.config, "doctor", env=other)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "MISMATCH provider vault key 1 (sk-…6789) cannot be decrypted with the current "
+        "server.secret_key"
+    ]
+    assert "sk-vault-0123456789" not in result.stdout + result.stderr
+    (space.root / "data" / "secret_key").unlink()
+    assert "cannot be decrypted" in run_cli(space.config, "doctor").stdout
+    assert not (space.root / "data" / "secret_key").exists()  # doctor never makes one
