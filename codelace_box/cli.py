@@ -1,7 +1,8 @@
 """The `codelace-box` command line: parse, call a feature function or the server, print.
 
-No logic lives here. Every command exits 0 on success, and 1 with one line on stderr when a
-CodelaceError (or a click usage error) stops it. `--json` on list/show prints JSON.
+No logic lives here. Every command exits 0 on success; otherwise it prints one line on stderr
+and exits 1 (a CodelaceError or anything unexpected) or 2 (a usage mistake: a missing or
+malformed argument or option). `--json` on list/show prints JSON.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def admin(state: CliState) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @pass_state
 def init(state: CliState, force: bool) -> None:
-    """Write a commented codelace.toml with freshly generated secrets."""
+    """Write a commented codelace.toml with a fresh server secret (or the one in use)."""
     from codelace_box.config import write_initial_config
 
     target = state.init_target()
