@@ -12,8 +12,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import apsw
+from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import DatabaseProxy
 from playhouse.apsw_ext import APSWDatabase
+
+from codelace_box.errors import ConfigError
 
 BUSY_TIMEOUT_SEC = 10.0
 PRAGMAS = (
@@ -30,11 +34,15 @@ database = DatabaseProxy()
 def open_database(path: str | Path) -> APSWDatabase:
     """Open (creating its folder) the SQLite file and bind the models to it."""
     target = Path(path)
-    if str(path) != ":memory:":
-        target.parent.mkdir(parents=True, exist_ok=True)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC)
+    try:
+        if str(path) != ":memory:":
+            target.parent.mkdir(parents=True, exist_ok=True)
+        db.connect(reuse_if_open=True)
+    except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"database.path {path}: cannot open the database: {reason}") from None
     database.initialize(db)
-    db.connect(reuse_if_open=True)
     return db
 
 

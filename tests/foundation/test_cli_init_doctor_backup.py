@@ -243,3 +243,16 @@ def test_doctor_names_provider_keys_the_server_secret_cannot_read(
     (space.root / "data" / "secret_key").unlink()
     assert "cannot be decrypted" in run_cli(space.config, "doctor").stdout
     assert not (space.root / "data" / "secret_key").exists()  # doctor never makes one
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("doctor",), ("users", "list")])
+def test_a_file_that_is_not_a_database_is_one_clear_line(
+    fresh_workspace: Workspace, command: tuple[str, ...]
+) -> None:
+    fresh_workspace.db_path.parent.mkdir(parents=True)
+    fresh_workspace.db_path.write_bytes(b"this is not an SQLite database, just text. " * 50)
+    message = fresh_workspace.fail(*command)
+    assert message == (
+        f"error: database.path {fresh_workspace.db_path}: cannot open the database: "
+        "file is not a database"
+    )
