@@ -89,6 +89,7 @@ class Hold(BaseModel):
     amount_nanos = BigIntegerField()
     request_id = CharField(unique=True)
     created_at = DateTimeField(default=utcnow)
+    owner = CharField(default="")  # "<host>:<pid>" of the server process that reserved it
 
 
 class Provider(BaseModel):

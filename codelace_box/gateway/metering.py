@@ -24,27 +24,71 @@ Estimates, documented for the operator:
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from codelace_box.billing.money import token_cost_nanos
 from codelace_box.db.core import database, utcnow, write_transaction
-from codelace_box.db.models import Hold, User
 from codelace_box.errors import InsufficientCredits
 
 log = logging.getLogger("codelace_box.gateway")
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
+_HOST = socket.gethostname()
 REMOTE_IMAGE_TOKENS = 3000
 BYTES_PER_TOKEN_ESTIMATE = 4
 
 
-def release_orphaned_holds() -> int:
-    """Release every open hold (run at start, before any request): a crash left them."""
+def hold_owner() -> str:
+    """This process as a hold owner: '<host>:<pid>'."""
+    return f"{_HOST}:{os.getpid()}"
+
+
+def _owner_is_gone(owner: str) -> bool:
+    host, _, pid_text = owner.rpartition(":")
+    if host != _HOST or not pid_text.isdigit():
+        return not host  # another host's holds age out; a hold without owner is orphaned
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # this process has reserved nothing yet: the pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+_RECOUNT_HELD_SQL = (
+    'UPDATE "user" SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold '
+    'WHERE hold.user_id = "user".id) WHERE held_nanos != (SELECT COALESCE(SUM(amount_nanos), 0) '
+    'FROM hold WHERE hold.user_id = "user".id)'
+)
+
+
+def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
+    """Release holds left by a crash (run at start, before any request).
+
+    A hold is orphaned when the process that took it is gone, or when it is older than any
+    request can live; holds of another server still running on the same database stay.
+    """
+    cutoff = str(utcnow() - timedelta(seconds=max_age_sec))
     with write_transaction():
-        released = Hold.delete().execute()
-        User.update(held_nanos=0).where(User.held_nanos != 0).execute()
-    return int(released)
+        conn = database.connection()
+        owners = [row[0] for row in conn.execute("SELECT DISTINCT owner FROM hold")]
+        released = 0
+        for owner in filter(_owner_is_gone, owners):
+            conn.execute("DELETE FROM hold WHERE owner = ?", (owner,))
+            released += conn.changes()
+        conn.execute("DELETE FROM hold WHERE created_at < ?", (cutoff,))
+        released += conn.changes()
+        conn.execute(_RECOUNT_HELD_SQL)
+    return released
 
 
 def _remote_images(messages: Any) -> int:
@@ -99,7 +143,9 @@ class _Immediate:
 _ADMIT_SQL = (
     'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
 )
-_HOLD_SQL = "INSERT INTO hold (user_id, amount_nanos, request_id, created_at) VALUES (?, ?, ?, ?)"
+_HOLD_SQL = (
+    "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def admit_in(conn: Any, user_id: int, request_id: str, amount_nanos: int) -> None:
@@ -109,7 +155,7 @@ def admit_in(conn: Any, user_id: int, request_id: str, amount_nanos: int) -> Non
         raise InsufficientCredits(
             "insufficient credit for this request: add credit or lower max_tokens"
         )
-    conn.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, str(utcnow())))
+    conn.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, str(utcnow()), hold_owner()))
 
 
 def admit(user_id: int, request_id: str, amount_nanos: int) -> None:

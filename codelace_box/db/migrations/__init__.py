@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from codelace_box.db.migrations import m0001_initial
+from codelace_box.db.migrations import m0001_initial, m0002_hold_owner
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
     (1, m0001_initial),
+    (2, m0002_hold_owner),
 ]
