@@ -53,6 +53,13 @@ class ServerConfig:
     secret_key: str = _opt(
         "", "Encrypts provider keys at rest; empty: generated into the data directory."
     )
+    proxies_count: int = _opt(
+        0,
+        "Reverse proxies in front of the box whose X-Forwarded-For is trusted for the client "
+        "address (sign-in rate limits); 0 trusts none.",
+        minimum=0,
+        maximum=16,
+    )
 
     @property
     def base_url(self) -> str:
@@ -64,7 +71,8 @@ class ServerConfig:
 class DatabaseConfig:
     path: str = _opt(
         "data/codelace.db",
-        "SQLite file (WAL); its folder is the data directory. Relative to the working directory.",
+        "SQLite file (WAL); its folder is the data directory. A relative path is relative to "
+        "the config file's folder (the working directory when there is no file).",
         pattern=NOT_BLANK,
     )
 
@@ -247,7 +255,17 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
     env = dict(os.environ) if env is None else env
     path = resolve_config_path(explicit, env)
     data = _read_file(path) if path else {}
-    return build_config(data, str(path) if path else "built-in defaults", env)
+    config = build_config(data, str(path) if path else "built-in defaults", env)
+    return _anchor_database_path(config, path)
+
+
+def _anchor_database_path(config: Config, path: Path | None) -> Config:
+    """A relative database path read with a config file is relative to that file's folder."""
+    db_path = Path(config.database.path)
+    if path is None or db_path.is_absolute():
+        return config
+    anchored = str(path.resolve().parent / db_path)
+    return dataclasses.replace(config, database=dataclasses.replace(config.database, path=anchored))
 
 
 def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:
@@ -349,7 +367,7 @@ def render_example(secrets_by_key: dict[str, str] | None = None) -> str:
         "# codelace-box configuration. Every key is optional; the values shown are the defaults.",
         "# Environment variables override keys as CODELACE_<SECTION>_<KEY>, e.g.",
         '# CODELACE_SERVER_PORT=9000; booleans as true/false, lists as a,b or ["a", "b"].',
-        "# Relative paths are relative to the working directory.",
+        "# A relative database.path is relative to this file's folder.",
     ]
     for section_name, cls in SECTIONS.items():
         lines += ["", f"[{section_name}]"]

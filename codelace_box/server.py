@@ -45,7 +45,7 @@ def sanic_settings(config: Config) -> dict[str, Any]:
         "ACCESS_LOG": False,
         "AUTO_RELOAD": False,
         "MOTD": False,
-    }
+    } | ({"PROXIES_COUNT": config.server.proxies_count} if config.server.proxies_count else {})
 
 
 def create_app(config: Config) -> Sanic:

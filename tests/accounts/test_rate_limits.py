@@ -125,10 +125,15 @@ def test_code_requests_per_address_are_limited_across_processes(pair, accepted):
     assert_limited(spoofed)
 
 
-def test_behind_a_proxy_the_forwarded_address_is_limited(box_factory: ServerFactory):
-    """With CODELACE_SANIC_PROXIES_COUNT=1 (one reverse proxy in front), each client address
-    from X-Forwarded-For has its own budget."""
-    client = BoxClient(box_factory(env={"CODELACE_SANIC_PROXIES_COUNT": "1"}), None)
+@pytest.mark.parametrize("how", ["config", "env"])
+def test_behind_a_proxy_the_forwarded_address_is_limited(box_factory: ServerFactory, how: str):
+    """With server.proxies_count = 1 (or CODELACE_SANIC_PROXIES_COUNT=1: one reverse proxy in
+    front), each client address from X-Forwarded-For has its own budget."""
+    if how == "config":
+        server = box_factory(server={"proxies_count": 1})
+    else:
+        server = box_factory(env={"CODELACE_SANIC_PROXIES_COUNT": "1"})
+    client = BoxClient(server, None)
 
     def ask_from(address: str, email: str) -> httpx.Response:
         return client.http.post(
@@ -136,7 +141,7 @@ def test_behind_a_proxy_the_forwarded_address_is_limited(box_factory: ServerFact
         )
 
     for i in range(REQUESTS_PER_ADDRESS):
-        assert ask_from("198.51.100.7", f"office{i}@example.com").status_code == 200
-    assert_limited(ask_from("198.51.100.7", "office-late@example.com"))
-    assert ask_from("198.51.100.8", "office-late@example.com").status_code == 200
+        assert ask_from("198.51.100.7", f"office{i}-{how}@example.com").status_code == 200
+    assert_limited(ask_from("198.51.100.7", f"office-late-{how}@example.com"))
+    assert ask_from("198.51.100.8", f"office-late-{how}@example.com").status_code == 200
     client.close()

@@ -318,3 +318,27 @@ def test_env_with_the_process_environment_by_default(
     monkeypatch.setenv("CODELACE_SERVER_PORT", "7777")
     assert load_config().server.port == 7777
     assert os.environ["CODELACE_SERVER_PORT"] == "7777"
+
+
+def test_a_relative_database_path_is_relative_to_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config /etc/x/codelace.toml` from any folder opens the same database."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "codelace.toml").write_text('[database]\npath = "state/box.db"\n')
+    (folder / "defaults.toml").write_text("[server]\nport = 9001\n")
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    configured = load_config(str(folder / "codelace.toml"), env={})
+    assert configured.database.path == str(folder / "state" / "box.db")
+    defaulted = load_config(str(folder / "defaults.toml"), env={})
+    assert defaulted.database.path == str(folder / "data" / "codelace.db")
+    absolute = tmp_path / "abs.db"
+    overridden = load_config(
+        str(folder / "codelace.toml"), env={"CODELACE_DATABASE_PATH": str(absolute)}
+    )
+    assert overridden.database.path == str(absolute)
+    assert load_config(None, env={}).database.path == "data/codelace.db"
