@@ -14,8 +14,9 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from codelace_box.db.core import database, utcnow, write_transaction
+from codelace_box.db.core import database, iso_z, utcnow, write_transaction
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 
@@ -69,6 +70,17 @@ def create_key(user_id: int, name: str = "") -> NewKey:
             user=user_id, name=name.strip(), key_prefix=prefix, key_hash=hash_key(full_key)
         )
     return NewKey(key, full_key)
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    """A key as the API and the CLI show it (never the full key)."""
+    return {
+        "id": key.id,
+        "key_prefix": key.key_prefix,
+        "name": key.name,
+        "created_at": iso_z(key.created_at),
+        "last_used_at": iso_z(key.last_used_at),
+    }
 
 
 def list_keys(user_id: int) -> list[ApiKey]:

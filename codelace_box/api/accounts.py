@@ -7,13 +7,12 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import create_key, list_keys, revoke_key
+from codelace_box.accounts.keys import create_key, key_view, list_keys, revoke_key
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
 from codelace_box.api.common import json_body, json_response, require_auth
 from codelace_box.billing.money import nanos_to_usd
-from codelace_box.db.core import iso_z
-from codelace_box.db.models import ApiKey, User
+from codelace_box.db.models import User
 from codelace_box.errors import InvalidRequest, NotFound
 
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
@@ -26,16 +25,6 @@ def _client(request: Request) -> str:
 
 def profile_view(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "display_name": user.display_name}
-
-
-def key_view(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "key_prefix": key.key_prefix,
-        "name": key.name,
-        "created_at": iso_z(key.created_at),
-        "last_used_at": iso_z(key.last_used_at),
-    }
 
 
 @bp.post("/otp/request")
