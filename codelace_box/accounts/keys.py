@@ -116,7 +116,7 @@ def authenticate(full_key: str | None) -> AuthContext:
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )
     presented = hash_key(full_key)
-    row = database.execute_sql(_AUTH_SQL, (presented,)).fetchone()
+    row = database.connection().execute(_AUTH_SQL, (presented,)).fetchone()  # apsw: cached
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
     key_id, _, last_used, user_id, email, status = row
