@@ -10,7 +10,7 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import create_key, key_view, list_keys, revoke_key
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
-from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.api.common import READ, json_body, json_response, require_auth
 from codelace_box.billing.money import nanos_to_usd
 from codelace_box.db.models import User
 from codelace_box.errors import InvalidRequest, NotFound
@@ -65,7 +65,7 @@ async def otp_verify(request: Request) -> HTTPResponse:
     )
 
 
-@bp.get("/me")
+@bp.route("/me", methods=READ)
 async def me(request: Request) -> HTTPResponse:
     """The signed-in account."""
     auth = require_auth(request)
@@ -82,7 +82,7 @@ async def update_me(request: Request) -> HTTPResponse:
     return json_response(profile_view(set_display_name(auth.user_id, body["display_name"])))
 
 
-@bp.get("/key")
+@bp.route("/key", methods=READ)
 async def keys_list(request: Request) -> HTTPResponse:
     """The caller's active keys (never the full keys)."""
     auth = require_auth(request)

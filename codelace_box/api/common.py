@@ -13,6 +13,7 @@ from codelace_box.accounts.keys import AuthContext, authenticate
 from codelace_box.errors import InvalidRequest
 
 JSON_TYPE = "application/json"
+READ = ("GET", "HEAD")  # the methods of every read-only route (HEAD: GET without the body)
 
 
 def new_request_id() -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import json_response, require_auth
+from codelace_box.api.common import READ, json_response, require_auth
 from codelace_box.billing.money import nanos_to_usd
 from codelace_box.db.core import iso_z
 from codelace_box.db.models import UsageRecord, User
@@ -19,7 +19,7 @@ DEFAULT_USAGE_LIMIT = 20
 MAX_USAGE_LIMIT = 100
 
 
-@bp.get("/balance")
+@bp.route("/balance", methods=READ)
 async def balance(request: Request) -> HTTPResponse:
     """The caller's credit balance in USD."""
     auth = require_auth(request)
@@ -58,7 +58,7 @@ def _request_view(row: UsageRecord) -> dict[str, Any]:
     }
 
 
-@bp.get("/usage")
+@bp.route("/usage", methods=READ)
 async def usage(request: Request) -> HTTPResponse:
     """The caller's totals and most recent requests (newest first)."""
     auth = require_auth(request)

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import json_response
+from codelace_box.api.common import READ, json_response
 from codelace_box.billing.money import nanos_to_usd
 from codelace_box.errors import NotFound
 from codelace_box.gateway.completions import Gateway
@@ -17,7 +17,7 @@ from codelace_box.gateway.routing import ModelRoute
 bp = Blueprint("public")
 
 
-@bp.get("/healthz")
+@bp.route("/healthz", methods=READ)
 async def healthz(request: Request) -> HTTPResponse:
     """Liveness: the process answers and its database is reachable."""
     request.app.ctx.db.execute_sql("SELECT 1").fetchone()
@@ -33,7 +33,7 @@ def _model_view(model: ModelRoute) -> dict[str, Any]:
     }
 
 
-@bp.get("/v1/models")
+@bp.route("/v1/models", methods=READ)
 async def models(request: Request) -> HTTPResponse:
     """The enabled catalog, in OpenAI's list shape."""
     gateway: Gateway = request.app.ctx.gateway
@@ -41,7 +41,7 @@ async def models(request: Request) -> HTTPResponse:
     return json_response({"object": "list", "data": data})
 
 
-@bp.get("/v1/models/<model_id:path>")
+@bp.route("/v1/models/<model_id:path>", methods=READ)
 async def model(request: Request, model_id: str) -> HTTPResponse:
     """One enabled model (ids contain a slash: /v1/models/openai/gpt-5.4)."""
     gateway: Gateway = request.app.ctx.gateway
@@ -52,7 +52,7 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
     return json_response(_model_view(found))
 
 
-@bp.get("/api/v1/public/pricing")
+@bp.route("/api/v1/public/pricing", methods=READ)
 async def pricing(request: Request) -> HTTPResponse:
     """USD per 1M input and output tokens of every enabled model."""
     gateway: Gateway = request.app.ctx.gateway

@@ -13,7 +13,7 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
-from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.api.common import READ, json_body, json_response, require_auth
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.money import format_usd
 from codelace_box.billing.payments import (
@@ -82,7 +82,7 @@ async def webhook(request: Request) -> HTTPResponse:
     return json_response({"received": True, "result": outcome.result})
 
 
-@bp.get("/api/v1/customer/payment")
+@bp.route("/api/v1/customer/payment", methods=READ)
 async def payment_history(request: Request) -> HTTPResponse:
     """The caller's payments (top-ups, trial, admin credits), newest first."""
     auth = require_auth(request)
@@ -112,7 +112,7 @@ def _page(title: str, message: str) -> HTTPResponse:
     return html_response(_PAGE.format(title=html.escape(title), message=html.escape(message)))
 
 
-@bp.get("/billing/success")
+@bp.route("/billing/success", methods=READ)
 async def success_page(request: Request) -> HTTPResponse:
     """Where Stripe sends the user after paying or saving a card."""
     session_id = request.args.get("session_id", "")
@@ -128,7 +128,7 @@ async def success_page(request: Request) -> HTTPResponse:
     return _page("Payment received", message)
 
 
-@bp.get("/billing/cancel")
+@bp.route("/billing/cancel", methods=READ)
 async def cancel_page(request: Request) -> HTTPResponse:
     """Where Stripe sends the user who left the checkout."""
     return _page("Payment cancelled", "Nothing was charged. You can start again at any time.")

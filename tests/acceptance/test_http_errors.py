@@ -1,0 +1,255 @@
+"""SPEC "HTTP API", from the outside: the error envelope, its statuses and x-request-id on
+every route and method, HEAD on GET routes, and the upstream failures (429/502/503/504)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.acceptance.conftest import MODEL, Box, assert_envelope
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+pytestmark = pytest.mark.timeout(60)
+HI = [{"role": "user", "content": "hi"}]
+JSON_POSTS = [
+    "/v1/chat/completions",
+    "/api/v1/auth/otp/request",
+    "/api/v1/auth/otp/verify",
+    "/api/v1/auth/key",
+    "/api/v1/stripe/checkout",
+]
+AUTHENTICATED = [
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/api/v1/auth/me"),
+    ("PATCH", "/api/v1/auth/me"),
+    ("GET", "/api/v1/auth/key"),
+    ("POST", "/api/v1/auth/key"),
+    ("DELETE", "/api/v1/auth/key/1"),
+    ("GET", "/api/v1/customer/balance"),
+    ("GET", "/api/v1/customer/usage"),
+    ("GET", "/api/v1/customer/payment"),
+    ("POST", "/api/v1/stripe/setup"),
+    ("POST", "/api/v1/stripe/checkout"),
+]
+GET_ROUTES = [
+    "/healthz",
+    "/v1/models",
+    f"/v1/models/{MODEL}",
+    "/api/v1/public/pricing",
+    "/api/v1/auth/me",
+    "/api/v1/auth/key",
+    "/api/v1/customer/balance",
+    "/api/v1/customer/usage",
+    "/api/v1/customer/payment",
+]
+
+
+def test_an_unknown_path_is_a_404_envelope_for_every_method(box: Box) -> None:
+    with box.http() as http:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            assert_envelope(http.request(method, "/v1/nothing-here"), 404, "not_found")
+        head = http.head("/v1/nothing-here")
+        assert head.status_code == 404 and head.headers.get("x-request-id")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS"])
+def test_a_wrong_method_is_a_405_envelope_naming_what_is_allowed(box: Box, method: str) -> None:
+    with box.http() as http:
+        response = http.request(method, "/v1/chat/completions")
+    assert_envelope(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
+
+
+def test_head_on_every_get_route_answers_like_get_without_a_body(box: Box) -> None:
+    _, key = box.new_user()
+    with box.http(key) as http:
+        for path in GET_ROUTES:
+            got, head = http.get(path), http.head(path)
+            assert got.status_code == 200, (path, got.text)
+            assert head.status_code == 200, (path, head.status_code)
+            assert head.content == b"" and head.headers.get("x-request-id")
+            assert head.headers["content-type"] == got.headers["content-type"]
+
+
+@pytest.mark.parametrize("path", JSON_POSTS)
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+def test_malformed_or_non_object_json_is_a_400_envelope(box: Box, path: str, body: bytes) -> None:
+    headers = {"content-type": "application/json"}
+    with box.http(box.shared_key) as http:
+        response = http.post(path, content=body, headers=headers)
+    assert_envelope(response, 400)
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
+def test_missing_invalid_and_revoked_keys_are_401_on_every_authenticated_route(
+    box: Box, method: str, path: str
+) -> None:
+    revoked = box.revoked_key
+    for headers in (
+        {},
+        {"authorization": "Bearer cl_" + "x" * 40},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        {"authorization": f"Bearer {revoked}"},
+    ):
+        with box.http() as http:
+            response = http.request(method, path, json={}, headers=headers)
+        assert_envelope(response, 401, "invalid_api_key")
+        assert response.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
+def test_a_disabled_account_is_403_on_every_authenticated_route(
+    box: Box, method: str, path: str
+) -> None:
+    with box.http(box.disabled_key) as http:
+        response = http.request(method, path, json={"model": MODEL, "messages": HI})
+    assert_envelope(response, 403, "account_disabled")
+    assert response.json()["error"]["type"] == "permission_error"
+
+
+def test_a_body_over_max_body_bytes_is_a_413_envelope(box: Box) -> None:
+    with box.http(box.shared_key) as http:
+        big = b'{"model": "' + b"x" * 250_000 + b'"}'
+        response = http.post("/v1/chat/completions", content=big)
+    assert_envelope(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    ("model", "status"),
+    [("gpt-4", 400), ("", 400), (42, 400), ("fake/no-such-model", 404), ("nobody/gpt-4", 404)],
+)
+def test_model_format_is_400_and_unknown_model_404(box: Box, model: object, status: int) -> None:
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json={"model": model, "messages": HI})
+    assert_envelope(response, status)
+    if status == 404:
+        assert response.json()["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("messages", "hi"),
+        ("messages", []),
+        ("temperature", "hot"),
+        ("max_tokens", "10"),
+        ("max_tokens", 0),
+        ("n", 1.5),
+        ("stream", "yes"),
+        ("stop", 7),
+        ("seed", "s"),
+        ("tools", {}),
+    ],
+)
+def test_wrong_types_are_a_400_naming_the_param(box: Box, field: str, value: object) -> None:
+    body = {"model": MODEL, "messages": HI, field: value}
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json=body)
+    assert_envelope(response, 400)
+    assert response.json()["error"].get("param", field).startswith(field)
+
+
+def test_a_balance_that_cannot_cover_the_request_is_a_402(box: Box, upstream: FakeOpenAI) -> None:
+    _, key = box.new_user("0")
+    with box.http(key) as http:
+        response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI})
+    assert_envelope(response, 402, "insufficient_credits")
+    assert upstream.requests == []
+
+
+def test_an_upstream_429_is_a_429_with_retry_after(box: Box, upstream: FakeOpenAI) -> None:
+    error = {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+    upstream.push(Reply(status=429, error=error, headers={"retry-after": "7"}))
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI})
+    assert_envelope(response, 429)
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_too_many_code_requests_are_a_429_with_retry_after(box: Box) -> None:
+    email = "often@acc.test"
+    with box.http() as http:
+        answers = [http.post("/api/v1/auth/otp/request", json={"email": email}) for _ in range(6)]
+    assert [a.status_code for a in answers[:5]] == [200] * 5
+    assert_envelope(answers[5], 429)
+    assert int(answers[5].headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_5xx_is_a_502(box: Box, upstream: FakeOpenAI, stream: bool) -> None:
+    upstream.push(Reply(status=500))
+    body = {"model": MODEL, "messages": HI, "stream": stream}
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json=body)
+    assert_envelope(response, 502)
+    assert response.json()["error"]["type"] == "api_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_that_does_not_answer_in_time_is_a_504(
+    box: Box, upstream: FakeOpenAI, stream: bool
+) -> None:
+    upstream.push(Reply(delay_before=3.5))  # read_timeout_sec is 2
+    body = {"model": MODEL, "messages": HI, "stream": stream}
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json=body)
+    assert_envelope(response, 504)
+
+
+def test_a_disabled_provider_is_a_503(box: Box) -> None:
+    box.cli("providers", "disable", "spare")
+    try:
+        with box.http(box.shared_key) as http:
+            body = {"model": "spare/model", "messages": HI}
+            response = http.post("/v1/chat/completions", json=body)
+    finally:
+        box.cli("providers", "enable", "spare")
+    assert_envelope(response, 503)
+
+
+def test_an_upstream_refusal_keeps_its_4xx_status_in_the_envelope(
+    box: Box, upstream: FakeOpenAI
+) -> None:
+    error = {"message": "Invalid 'tools[0].type'", "type": "invalid_request_error"}
+    upstream.push(Reply(status=400, error=error))
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI})
+    assert_envelope(response, 400)
+    assert "tools[0].type" in response.json()["error"]["message"]
+
+
+def test_an_error_inside_a_stream_is_an_error_event_with_the_envelope(
+    box: Box, upstream: FakeOpenAI
+) -> None:
+    upstream.push(Reply(content="one two three four", error_after=2))
+    body = {"model": MODEL, "messages": HI, "stream": True}
+    with box.http(box.shared_key) as http:
+        response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200 and response.headers.get("x-request-id")
+    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    import json
+
+    last = json.loads(events[-1])
+    assert set(last) == {"error"}
+    assert {"message", "type", "code"} <= set(last["error"])
+    assert all(isinstance(last["error"][k], str) for k in ("message", "type", "code"))
+
+
+def test_the_sdk_raises_the_right_exception_classes(box: Box, upstream: FakeOpenAI) -> None:
+    import openai
+
+    client = box.sdk(box.shared_key)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4", messages=HI)  # type: ignore[arg-type]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="fake/none", messages=HI)  # type: ignore[arg-type]
+    with pytest.raises(openai.AuthenticationError):
+        box.sdk("cl_" + "y" * 40).chat.completions.create(model=MODEL, messages=HI)  # type: ignore[arg-type]
+    with pytest.raises(openai.PermissionDeniedError):
+        box.sdk(box.disabled_key).chat.completions.create(model=MODEL, messages=HI)  # type: ignore[arg-type]
+    upstream.push(Reply(content="a b c d", error_after=1))
+    with pytest.raises(openai.APIError):
+        stream = client.chat.completions.create(model=MODEL, messages=HI, stream=True)  # type: ignore[arg-type]
+        for _ in stream:
+            pass
