@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from typing import Any
 
 import click
 
-from codelace_box.billing.money import nanos_to_usd
+from codelace_box.billing.money import nanos_to_decimal, nanos_to_usd
 from codelace_box.cli_support import CliState, emit, json_option, pass_state, table
+from codelace_box.errors import InvalidRequest
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
@@ -139,6 +141,20 @@ def providers_enable(state: CliState, name: str) -> None:
     click.echo(f"provider {name} enabled")
 
 
+MAX_PRICE_PER_1M = Decimal(1_000_000)
+
+
+def _checked_price(value: str, what: str) -> str:
+    """A price as typed, refused when it is a number beyond any sane price (USD per 1M)."""
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        return value  # the catalog says what a price must look like
+    if number.is_finite() and number > MAX_PRICE_PER_1M:
+        raise InvalidRequest(f"{what} must be at most {MAX_PRICE_PER_1M:,} USD per 1M tokens")
+    return value
+
+
 @click.group()
 def models() -> None:
     """Manage the model catalog and its prices."""
@@ -163,22 +179,31 @@ def models_set(
     upstream_model: str | None,
     max_output_tokens: int | None,
 ) -> None:
-    """Add a model or change its prices and upstream."""
+    """Add a model or change its prices and upstream.
+
+    Setting an existing id again keeps its provider, upstream name and output cap unless
+    given: `models set ID --input-per-1m X --output-per-1m Y` only changes the prices.
+    """
+    from codelace_box.db.models import CatalogModel
     from codelace_box.gateway.catalog import set_model
 
     state.database()
+    current = CatalogModel.get_or_none(CatalogModel.id == model_id)
+    if current is not None:
+        provider = provider or current.provider.name
+        upstream_model = upstream_model or current.upstream_model
+        if max_output_tokens is None:
+            max_output_tokens = current.max_output_tokens
     model = set_model(
         model_id,
-        input_per_1m,
-        output_per_1m,
+        _checked_price(input_per_1m, "input price"),
+        _checked_price(output_per_1m, "output price"),
         provider=provider,
         upstream_model=upstream_model,
         max_output_tokens=max_output_tokens,
     )
-    view = model_view(model)
-    click.echo(
-        f"{view['id']}: ${view['input_per_1m']} in / ${view['output_per_1m']} out per 1M tokens"
-    )
+    prices = [nanos_to_decimal(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
+    click.echo(f"{model.id}: ${prices[0]:f} in / ${prices[1]:f} out per 1M tokens")
 
 
 @models.command("list")

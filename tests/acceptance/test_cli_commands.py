@@ -252,7 +252,7 @@ def test_models_set_again_changes_prices_and_keeps_the_rest(space: Box) -> None:
             "1",
             "--max-output-tokens",
             "0",
-        ),  # fmt: skip
+        ),
         ("models", "disable", "mbad/none"),
         ("models", "enable", "mbad/none"),
     ],
