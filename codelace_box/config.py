@@ -217,6 +217,11 @@ def _collect(
     raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     origin: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
     for section, body in data.items():
+        if section not in SECTIONS and not isinstance(body, dict):
+            raise ConfigError(
+                f"{source}: unknown key {section} outside any section (keys belong under "
+                f"one of: {', '.join(f'[{name}]' for name in SECTIONS)})"
+            )
         if section not in SECTIONS:
             raise ConfigError(
                 f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
