@@ -143,6 +143,10 @@ class StreamRelay:
             raise ClientGone from exc
 
     def _remember(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """Keep the first chunk's ids for the usage chunk; drop the `"usage": null` that asking
+        the upstream for usage adds, when the client did not ask (OpenAI sends no key then)."""
+        if not self.call.include_usage and "usage" in chunk and chunk["usage"] is None:
+            del chunk["usage"]
         if not self._template and "id" in chunk:
             self._template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
         return chunk
