@@ -156,9 +156,9 @@ def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_address(config.server.host, config.server.port)
     configure_logging()
+    prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
-    prepare_database(config)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
     workers = config.server.workers

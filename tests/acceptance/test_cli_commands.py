@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import socket
 import stat
 from pathlib import Path
 
@@ -386,3 +387,22 @@ def test_tiny_prices_print_in_plain_notation(space: Box) -> None:
     assert "$0.000001 in / $2 out" in said
     row = next(line for line in space.ok("models", "list").splitlines() if "tiny/m" in line)
     assert "0.000001" in row.split() and "e-" not in row
+
+
+def test_serve_on_a_busy_port_is_one_line(space: Box) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = space.fail("serve", "--port", str(port))
+    assert str(port) in line
+
+
+def test_a_database_from_a_newer_version_is_refused_in_one_line(tmp_path: Path) -> None:
+    """README "Upgrading": an older codelace-box refuses a newer schema (serve too)."""
+    newer = Box.create(tmp_path)
+    newer.ok("migrate")
+    newer.sql("INSERT INTO schema_migration VALUES (999, 'from the future', '2030-01-01')")
+    assert "999" in newer.fail("serve")
+    assert "999" in newer.fail("users", "list")
+    assert newer.cli("doctor").returncode == 1
