@@ -93,7 +93,7 @@ async def keys_list(request: Request) -> HTTPResponse:
 async def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
     auth = require_auth(request)
-    body = json_body(request)
+    body = json_body(request) if request.body else {}  # the name is optional, so is the body
     name = body.get("name")
     new = create_key(auth.user_id, "" if name is None else name)
     view = {"id": new.key.id, "key_prefix": new.key.key_prefix, "name": new.key.name}
