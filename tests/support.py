@@ -17,6 +17,13 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# How the CLI tests run codelace-box: the source install, or the executable named by
+# CODELACE_TEST_BINARY (e.g. dist/codelace-box) to hold the binary to the same tests.
+PROGRAM: tuple[str, ...] = (
+    (os.environ["CODELACE_TEST_BINARY"],)
+    if os.environ.get("CODELACE_TEST_BINARY")
+    else (sys.executable, "-m", "codelace_box")
+)
 
 
 def free_port() -> int:
@@ -71,7 +78,7 @@ def run_cli(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run `codelace-box [--config X] ARGS` as a user would; never raises on failure."""
-    command = [sys.executable, "-m", "codelace_box"]
+    command = list(PROGRAM)
     if config is not None:
         command += ["--config", str(config)]
     return subprocess.run(
@@ -89,7 +96,7 @@ class ServerProcess:
     """`codelace-box serve` as a child process, its log in a file."""
 
     # How to run codelace-box; the binary smoke test swaps in the executable.
-    program: tuple[str, ...] = (sys.executable, "-m", "codelace_box")
+    program: tuple[str, ...] = PROGRAM
 
     def __init__(self, config: Path, port: int, env: Mapping[str, str] | None = None) -> None:
         self.config = config
