@@ -21,13 +21,18 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
+def _not_json(name: str) -> Any:
+    """NaN and Infinity are Python's, not JSON's: refuse them instead of passing them on."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def json_body(request: Request) -> dict[str, Any]:
     """The request body as a JSON object; 400 with a clear message otherwise."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from None
     if not isinstance(value, dict):

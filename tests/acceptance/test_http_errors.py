@@ -71,7 +71,10 @@ def test_head_on_every_get_route_answers_like_get_without_a_body(box: Box) -> No
 
 
 @pytest.mark.parametrize("path", JSON_POSTS)
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"temperature": NaN}', b'{"x": -Infinity}'],
+)
 def test_malformed_or_non_object_json_is_a_400_envelope(box: Box, path: str, body: bytes) -> None:
     headers = {"content-type": "application/json"}
     with box.http(box.shared_key) as http:
