@@ -98,6 +98,16 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
+class _OlderPart:
+    """The cached part of the 24-hour window before the last hour, and when it was read."""
+
+    at: float
+    until: datetime
+    stats: WindowStats
+    user_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
 class _KeyTarget:
     kind: str
     base_url: str
@@ -112,7 +122,7 @@ class AdminServices:
         self.now = clock or utcnow
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admin-db")
         self._opened = False
-        self._day_cache: tuple[float, WindowStats] | None = None
+        self._day_cache: _OlderPart | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a method (or any function) on the database thread and await its result."""
@@ -140,7 +150,7 @@ class AdminServices:
         return Dashboard(
             now=now,
             hour=stats.window_stats(hour),
-            day=self._day_stats(day),
+            day=self._day_stats(day, hour),
             revenue_hour_nanos=reports.revenue_nanos(hour),
             revenue_day_nanos=reports.revenue_nanos(day),
             revenue_total_nanos=reports.revenue_nanos(),
@@ -151,13 +161,21 @@ class AdminServices:
             failing_keys=sum(p.failing_keys for p in self.providers()),
         )
 
-    def _day_stats(self, since: datetime) -> WindowStats:
-        """The 24-hour figures, recomputed at most every DAY_FIGURES_TTL_SEC (a day of traffic
-        is a large scan to repeat every two seconds next to a busy server)."""
+    def _day_stats(self, since: datetime, hour: datetime) -> WindowStats:
+        """The 24-hour figures: the part older than the last hour (a large scan, repeated at
+        most every DAY_FIGURES_TTL_SEC next to a busy server) plus everything after it, read
+        live, so the day never lags behind the hour."""
         cached = self._day_cache
-        if cached is None or time.monotonic() - cached[0] >= DAY_FIGURES_TTL_SEC:
-            cached = self._day_cache = (time.monotonic(), stats.window_stats(since))
-        return cached[1]
+        if cached is None or time.monotonic() - cached.at >= DAY_FIGURES_TTL_SEC:
+            cached = self._day_cache = _OlderPart(
+                time.monotonic(),
+                hour,
+                stats.window_stats(since, hour),
+                frozenset(stats.active_user_ids(since, hour)),
+            )
+        recent = stats.window_stats(cached.until)
+        active = cached.user_ids | stats.active_user_ids(cached.until)
+        return stats.combine(cached.stats, recent, len(active))
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
         return stats.recent_requests(limit, search)

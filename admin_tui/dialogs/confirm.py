@@ -25,8 +25,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
-            yield Label(self._title, classes="dialog-title")
-            yield Static(self._message, id="confirm-message")
+            yield Label(self._title, classes="dialog-title", markup=False)
+            yield Static(self._message, id="confirm-message", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self._confirm_label} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")

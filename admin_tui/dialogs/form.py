@@ -68,14 +68,14 @@ class FormDialog(ModalScreen[T | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="form"):
-            yield Label(self._title, classes="dialog-title")
+            yield Label(self._title, classes="dialog-title", markup=False)
             if self._note:
                 yield Static(self._note, classes="dialog-note")
             for spec in self._fields:
                 with Horizontal(classes="field-row"):
                     yield Label(spec.label, classes="field-label")
                     yield self._widget(spec)
-            yield Static("", id="form-error", classes="form-error")
+            yield Static("", id="form-error", classes="form-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
                     f"{self._submit_label} (^s)", variant="primary", id="save", compact=True

@@ -42,10 +42,13 @@ class ActivityScreen(AdminScreen):
                     "In/out",
                     "Cost",
                     "ms",
+                    flex=("User", "Model"),
                     id="requests",
                 )
             with TabPane("Payments", id="tab-payments"):
-                yield LiveTable("When (UTC)", "User", "Amount", "Kind", "Status", id="payments")
+                yield LiveTable(
+                    "When (UTC)", "User", "Amount", "Kind", "Status", flex=("User",), id="payments"
+                )
 
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#requests", LiveTable).focus()

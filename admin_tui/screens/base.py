@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -83,6 +84,19 @@ class AdminScreen(Screen[None]):
 
     def show(self, data: Any) -> None:
         """Put fetched data on screen."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast; plain text unless asked (emails, reasons and upstream messages may hold
+        square brackets that are not markup)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     async def act(self, action: Callable[[], Awaitable[Any]], done: str) -> bool:
         """Run one feature action; notify its outcome and reload. True when it succeeded."""

@@ -38,7 +38,9 @@ class DashboardScreen(AdminScreen):
         yield Static(id="figures")
         yield RpmChart(id="rpm")
         yield Label("Newest requests (F5 for all)", classes="section-title")
-        yield LiveTable("UTC", "Status", "User", "Tokens", "Cost", "Model", id="recent")
+        yield LiveTable(
+            "UTC", "Status", "User", "Tokens", "Cost", "Model", flex=("User", "Model"), id="recent"
+        )
 
     async def fetch(self) -> tuple[Dashboard, list[RequestRow]]:
         board = await self.services.run(self.services.dashboard)

@@ -54,8 +54,8 @@ def short_moment(value: datetime | None) -> str:
 
 def status_cell(status: str) -> Text:
     """A status word coloured by what it means."""
-    good = {"ok", "active", "completed", "yes", "enabled"}
-    bad = {"error", "disabled", "failed", "failing", "no"}
+    good = {"ok", "active", "completed", "yes", "enabled", "in use"}
+    bad = {"error", "disabled", "failed", "failing", "no", "off"}
     style = "green" if status in good else "red" if status in bad else "yellow"
     return Text(status, style=style)
 

@@ -43,6 +43,7 @@ class ModelsScreen(AdminScreen):
             "Out $/1M",
             "Max out",
             "On",
+            flex=("Model id", "Upstream"),
             id="models",
         )
 

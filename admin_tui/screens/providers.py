@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -39,9 +40,18 @@ class ProvidersScreen(AdminScreen):
         self._providers: dict[str, ProviderRow] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield LiveTable("Provider", "Kind", "Base URL", "On", "Keys", "Failing", id="providers")
+        yield LiveTable(
+            "Provider",
+            "Kind",
+            "Base URL",
+            "On",
+            "Keys",
+            "Failing",
+            flex=("Base URL",),
+            id="providers",
+        )
         yield Label("Keys (masked)", id="keys-title", classes="section-title")
-        yield LiveTable("Id", "Key", "On", "Failing", "Reason", "Failed at", id="keys")
+        yield LiveTable("Id", "Key", "State", "Reason", "Failed at", flex=("Reason",), id="keys")
         yield Static("", id="key-check")
 
     async def fetch(self) -> list[ProviderRow]:
@@ -78,8 +88,7 @@ class ProvidersScreen(AdminScreen):
                     [
                         str(k.id),
                         k.hint,
-                        status_cell("yes" if k.enabled else "no"),
-                        status_cell("failing") if k.failing else "",
+                        status_cell(key_state(k)),
                         k.failure_reason,
                         short_moment(k.last_failed_at),
                     ],
@@ -91,6 +100,18 @@ class ProvidersScreen(AdminScreen):
     @on(DataTable.RowHighlighted, "#providers")
     def _provider_highlighted(self) -> None:
         self._show_keys()
+        self._describe_key()
+
+    @on(DataTable.RowHighlighted, "#keys")
+    def _key_highlighted(self) -> None:
+        self._describe_key()
+
+    def _describe_key(self) -> None:
+        """The line under the keys: the highlighted key's state and its whole failure reason."""
+        selected = self.selected_key()
+        self.query_one("#key-check", Static).update(
+            Text(describe_key(*selected)) if selected else ""
+        )
 
     def selected_provider(self) -> ProviderRow | None:
         key = self.query_one("#providers", LiveTable).selected_key()
@@ -230,15 +251,29 @@ class ProvidersScreen(AdminScreen):
 
     async def _toggle_key(self, provider: ProviderRow, key: ProviderKeyRow) -> None:
         enable = not key.enabled or key.failing
-        if not enable and not await self.confirm(
-            "Disable key",
-            f"Take key {key.hint} of {provider.name} out of rotation?",
-            confirm_label="Disable",
-        ):
+        if not await self._confirm_toggle(provider, key):
             return
         await self.act(
             lambda: self.services.run(self.services.set_key_enabled, key.id, enable),
             f"Key {key.hint} {'back in rotation' if enable else 'disabled'}",
+        )
+
+    async def _confirm_toggle(self, provider: ProviderRow, key: ProviderKeyRow) -> bool:
+        """Enabling a key that is off asks nothing; a failing or a working key, yes."""
+        if not key.enabled:
+            return True
+        if key.failing:
+            return await self.confirm(
+                "Failing key",
+                f"Key {key.hint} of {provider.name} failed: "
+                f"{key.failure_reason or 'no reason recorded'}\n"
+                "Put it back in rotation? (t tests it first)",
+                confirm_label="Put back",
+            )
+        return await self.confirm(
+            "Disable key",
+            f"Take key {key.hint} of {provider.name} out of rotation?",
+            confirm_label="Disable",
         )
 
     def action_test_key(self) -> None:
@@ -252,11 +287,11 @@ class ProvidersScreen(AdminScreen):
         try:
             result = await self.services.test_key(key.id)
         except Exception as exc:
-            line.update(f"Key {key.hint}: {describe(exc)}")
+            line.update(Text(f"Key {key.hint}: {describe(exc)}"))
             return
         verdict = "OK" if result.ok else "FAILED"
         advice = " (x puts it back in rotation)" if result.ok and key.failing else ""
-        line.update(f"Key {key.hint} of {provider.name}: {verdict}: {result.message}{advice}")
+        line.update(Text(f"Key {key.hint} of {provider.name}: {verdict}: {result.message}{advice}"))
         self.notify(
             result.message,
             title=f"Key {key.hint}",
@@ -282,3 +317,23 @@ class ProvidersScreen(AdminScreen):
         yield SystemCommand(
             "Enable/disable provider", "Toggle the selected provider", self.action_toggle_provider
         )
+
+
+def key_state(key: ProviderKeyRow) -> str:
+    """One word for a key: off (disabled), failing (out of rotation until fixed), in use."""
+    if not key.enabled:
+        return "off"
+    return "failing" if key.failing else "in use"
+
+
+def describe_key(provider: ProviderRow, key: ProviderKeyRow) -> str:
+    """What the operator should know about a key, the upstream's whole reason included."""
+    head = f"Key {key.hint} of {provider.name}: "
+    if not key.enabled:
+        return head + "off (x puts it back in rotation)."
+    if key.failing:
+        return (
+            head + f"failing since {short_moment(key.last_failed_at)} UTC: "
+            f"{key.failure_reason or 'no reason recorded'} (t tests it, x puts it back)."
+        )
+    return head + "in use (t tests it, x takes it out, o rotates it)."

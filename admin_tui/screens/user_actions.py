@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import usd
+from admin_tui.screens.formatting import usd_exact
 from admin_tui.services import UserRow
 
 
@@ -62,11 +62,11 @@ class UserActions(AdminScreen):
                 ],
                 submit,
                 submit_label="Adjust",
-                note=f"Balance now {usd(user.balance_nanos)}",
+                note=f"Balance now {usd_exact(user.balance_nanos)}",
             )
         )
         if balance is not None:
-            self.notify(f"{user.email}: balance now {usd(balance)}")
+            self.notify(f"{user.email}: balance now {usd_exact(balance)}")
             self.reload()
 
     def action_toggle_status(self) -> None:

@@ -48,11 +48,15 @@ class UserDetailScreen(UserActions, AdminScreen):
         yield Static(id="summary")
         with TabbedContent(id="tabs"):
             with TabPane("Keys", id="tab-keys"):
-                yield LiveTable("Id", "Key", "Name", "Created", "Last used", id="keys")
+                yield LiveTable(
+                    "Id", "Key", "Name", "Created", "Last used", flex=("Name",), id="keys"
+                )
             with TabPane("Ledger", id="tab-ledger"):
-                yield LiveTable("When", "Amount", "Kind", "Reason", id="ledger")
+                yield LiveTable("When", "Amount", "Kind", "Reason", flex=("Reason",), id="ledger")
             with TabPane("Usage", id="tab-usage"):
-                yield LiveTable("When", "Model", "In", "Out", "Cost", "Status", id="usage")
+                yield LiveTable(
+                    "When", "Model", "In", "Out", "Cost", "Status", flex=("Model",), id="usage"
+                )
             with TabPane("Payments", id="tab-payments"):
                 yield LiveTable("When", "Amount", "Kind", "Status", id="payments")
 

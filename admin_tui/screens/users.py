@@ -40,7 +40,9 @@ class UsersScreen(UserActions, AdminScreen):
         yield Input(
             placeholder="/ search emails · Enter on a row opens the user", id="search", compact=True
         )
-        yield LiveTable("Email", "Balance", "Requests", "Last seen", "Status", id="users")
+        yield LiveTable(
+            "Email", "Balance", "Requests", "Last seen", "Status", flex=("Email",), id="users"
+        )
 
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#users", LiveTable).focus()

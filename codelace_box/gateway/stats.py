@@ -78,14 +78,38 @@ def parse_time(value: Any) -> datetime:
 _WINDOW_SQL = """
 SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
        COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(status = 'error'), 0), COUNT(DISTINCT user_id)
-FROM usage_record WHERE created_at >= ?
+FROM usage_record WHERE created_at >= ? AND created_at < ?
 """
+_END_OF_TIME = datetime(9999, 12, 31)
 
 
-def window_stats(since: datetime) -> WindowStats:
-    """Requests, tokens, spend, errors and active users since a moment."""
-    row = database.execute_sql(_WINDOW_SQL, (db_time(since),)).fetchone()
+def window_stats(since: datetime, until: datetime | None = None) -> WindowStats:
+    """Requests, tokens, spend, errors and active users from a moment (to another, excluded)."""
+    bounds = (db_time(since), db_time(until or _END_OF_TIME))
+    row = database.execute_sql(_WINDOW_SQL, bounds).fetchone()
     return WindowStats(*(int(v) for v in row))
+
+
+def active_user_ids(since: datetime, until: datetime | None = None) -> set[int]:
+    """The users who sent a request in a window (to combine windows without double counting)."""
+    bounds = (db_time(since), db_time(until or _END_OF_TIME))
+    rows = database.execute_sql(
+        "SELECT DISTINCT user_id FROM usage_record WHERE created_at >= ? AND created_at < ?",
+        bounds,
+    ).fetchall()
+    return {int(user_id) for (user_id,) in rows}
+
+
+def combine(older: WindowStats, newer: WindowStats, active_users: int) -> WindowStats:
+    """The figures of two adjacent windows as one (active users counted by the caller)."""
+    return WindowStats(
+        requests=older.requests + newer.requests,
+        input_tokens=older.input_tokens + newer.input_tokens,
+        output_tokens=older.output_tokens + newer.output_tokens,
+        spend_nanos=older.spend_nanos + newer.spend_nanos,
+        errors=older.errors + newer.errors,
+        active_users=active_users,
+    )
 
 
 def minute_floor(moment: datetime) -> datetime:

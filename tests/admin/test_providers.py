@@ -113,16 +113,16 @@ async def test_add_rotate_disable_and_enable_keys(admin_env: AdminEnv) -> None:
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
         await pilot.press("y")
         await until(pilot, lambda: len(column(pilot, "#keys")) == 3, "the new key")
-        assert column(pilot, "#keys", 2) == ["no", "yes", "yes"]
+        assert column(pilot, "#keys", 2) == ["off", "in use", "in use"]
 
         await pilot.press("down")  # the second key (BAD_KEY)
         await pilot.press("x")
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
         await pilot.press("y")
-        await until(pilot, lambda: column(pilot, "#keys", 2) == ["no", "no", "yes"], "disabled")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["off", "off", "in use"], "disabled")
         await pilot.press("up")
         await pilot.press("x")  # enabling asks nothing
-        await until(pilot, lambda: column(pilot, "#keys", 2) == ["yes", "no", "yes"], "enabled")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["in use", "off", "in use"], "enabled")
         assert all(k not in screen_svg(pilot) for k in (GOOD_KEY, NEW_KEY, BAD_KEY))
 
     keys = provider_keys(get_provider("openai").id)
@@ -147,8 +147,8 @@ async def test_failing_keys_are_flagged_and_a_key_test_tells_the_truth(
         assert "the key works (2 models listed)" in text_of(pilot, "#key-check")
 
         await pilot.press("down")  # the provider with the failing key
-        await until(pilot, lambda: column(pilot, "#keys", 3) == ["failing"], "the failing key")
-        assert column(pilot, "#keys", 4) == ["HTTP 401: invalid key"]
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["failing"], "the failing key")
+        assert column(pilot, "#keys", 3) == ["HTTP 401: invalid key"]
         await pilot.press("t")
         await until(pilot, lambda: "FAILED" in text_of(pilot, "#key-check"), "the test result")
         result = text_of(pilot, "#key-check")

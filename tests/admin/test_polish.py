@@ -1,0 +1,167 @@
+"""What an operator meets at 80x24 and on a live box: tables that fit the terminal, a view
+that holds still while rows arrive, day figures that never lag the hour, failing provider keys
+explained in full, exact money after an adjustment, and text with square brackets shown as is."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from textual.pilot import Pilot
+
+from admin_tui.app import create_admin_app
+from admin_tui.widgets.live_table import MIN_FLEX_WIDTH, LiveTable, fit_widths
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.credits import adjust_balance
+from codelace_box.db.core import utcnow
+from codelace_box.db.models import ProviderKey
+from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys
+from tests.admin.pilot import (
+    SECRET,
+    AdminEnv,
+    add_usage,
+    column,
+    fill,
+    notifications,
+    rendered,
+    screen_name,
+    text_of,
+    until,
+)
+from tests.admin.test_dashboard import figures_line
+
+pytestmark = pytest.mark.timeout(60)
+NARROW = (80, 24)
+NOW = datetime(2026, 3, 1, 12, 30, 15)
+LONG_EMAIL = "contractor.with.a.rather.long.name@external-partner-company.example"
+
+
+def test_flex_columns_share_what_is_left_fairly() -> None:
+    assert fit_widths([10, 40, 8, 30], [1, 3], 100) == [10, 40, 8, 30]  # all fits
+    assert fit_widths([10, 40, 8, 30], [1, 3], 60) == [10, 21, 8, 21]
+    assert fit_widths([10, 40, 8, 10], [1, 3], 50) == [10, 22, 8, 10]  # short one keeps all
+    assert fit_widths([10, 40, 8], [1], 20) == [10, MIN_FLEX_WIDTH, 8]  # never below the min
+
+
+def table(pilot: Pilot[None], selector: str) -> LiveTable:
+    return pilot.app.screen.query_one(selector, LiveTable)
+
+
+async def test_the_users_table_fits_80_columns_and_shrinks_back(admin_env: AdminEnv) -> None:
+    create_user(LONG_EMAIL)
+    create_user("al@example.com")
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the users screen")
+        await until(pilot, lambda: len(column(pilot, "#users")) == 2, "both users")
+        await pilot.pause(0.2)
+        users = table(pilot, "#users")
+        assert users.virtual_size.width <= users.size.width  # Status is on screen
+        email_width = users.ordered_columns[0].width
+        assert email_width < len(LONG_EMAIL)
+        screen = pilot.app.export_screenshot()
+        assert "contractor.with.a" in screen and LONG_EMAIL not in screen and "…" in screen
+
+        await pilot.press("slash", *"al@")
+        await until(pilot, lambda: column(pilot, "#users") == ["al@example.com"], "the filter")
+        await pilot.pause(0.2)
+        assert users.ordered_columns[0].width == len("al@example.com")
+
+
+async def test_a_live_refresh_keeps_the_view_still(admin_env: AdminEnv) -> None:
+    alice = create_user("alice@example.com").id
+    start = utcnow() - timedelta(minutes=50)
+    for i in range(60):
+        add_usage(alice, start + timedelta(seconds=i), request_id=f"old-{i}")
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f5")
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 60, "the requests")
+        requests = table(pilot, "#requests")
+        await pilot.press(*["down"] * 30)
+        await pilot.pause(0.2)
+        key, offset = requests.selected_key(), requests.cursor_row - requests.scroll_y
+        add_usage(alice, utcnow(), request_id="new-1")
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 61, "the new request")
+        await pilot.pause(0.2)
+        assert requests.selected_key() == key  # the same request stays under the cursor
+        assert requests.cursor_row - requests.scroll_y == offset  # at the same place on screen
+
+        await pilot.press("ctrl+home")
+        await pilot.pause(0.2)
+        add_usage(alice, utcnow(), request_id="new-2")
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 62, "the newest request")
+        await pilot.pause(0.2)
+        assert requests.cursor_row == 0 and requests.scroll_y == 0  # on top, it follows the head
+
+
+async def test_day_figures_never_lag_behind_the_hour(admin_env: AdminEnv) -> None:
+    alice = create_user("alice@example.com").id
+    bob = create_user("bob@example.com").id
+    add_usage(alice, NOW - timedelta(hours=5), request_id="old")
+    add_usage(alice, NOW - timedelta(minutes=5), request_id="r1")
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
+        await until(p, lambda: len(column(p, "#recent")) == 2, "the first figures")
+        assert figures_line(rendered(p, "#figures"), "Requests")[1:3] == ["1", "2"]
+        add_usage(bob, NOW - timedelta(minutes=1), request_id="r2")  # inside the 30 s cache
+        await until(p, lambda: len(column(p, "#recent")) == 3, "the new request", timeout=5)
+        await until(
+            p,
+            lambda: figures_line(rendered(p, "#figures"), "Requests")[1:3] == ["2", "3"],
+            "the day figure to move with the hour",
+            timeout=5,
+        )
+        assert figures_line(rendered(p, "#figures"), "Active users")[1:3] == ["2", "2"]
+
+
+async def test_a_failing_key_is_explained_and_put_back_only_when_confirmed(
+    admin_env: AdminEnv,
+) -> None:
+    provider = add_provider("openai", "openai", SECRET, "sk-proj-failing-key-00001111")
+    reason = "HTTP 401: Incorrect API key provided: sk-**[/b]1111. See [the docs]"
+    ProviderKey.update(failing=True, failure_reason=reason, last_failed_at=utcnow()).execute()
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=NARROW, notifications=True) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["failing"], "the failing key")
+        await until(pilot, lambda: reason in text_of(pilot, "#key-check"), "the whole reason")
+        assert "x puts it back" in text_of(pilot, "#key-check")
+
+        await pilot.press("tab", "x")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        assert reason in text_of(pilot, "#confirm-message")
+        await pilot.press("n")
+        await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "no change")
+        assert provider_keys(provider.id)[0].failing
+
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        await pilot.press("y")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["in use"], "back in rotation")
+        assert "Key sk-…1111 back in rotation" in notifications(pilot)
+    (key,) = provider_keys(get_provider("openai").id)
+    assert key.enabled and not key.failing
+
+
+async def test_adjusting_shows_exact_money_and_brackets_as_typed(admin_env: AdminEnv) -> None:
+    create_user("alice@example.com")
+    adjust_balance("alice@example.com", "1.234567891", "opening credit")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=NARROW, notifications=True) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        await pilot.press("a")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        assert "Balance now $1.234567891" in text_of(pilot, ".dialog-note")
+        await fill(pilot, "amount", "[/b]5")
+        await fill(pilot, "reason", "[bold]fix[/bold]")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "'[/b]5'" in text_of(pilot, "#form-error"), "the error")
+
+        await fill(pilot, "amount", "0.1")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
+        assert "Reason: [bold]fix[/bold]" in text_of(pilot, "#confirm-message")
+        await pilot.press("y")
+        await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the form to close")
+        await until(pilot, lambda: bool(notifications(pilot)), "the notification")
+        assert notifications(pilot) == ["alice@example.com: balance now $1.334567891"]
