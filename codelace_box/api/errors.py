@@ -46,7 +46,8 @@ def render_error(request: Request, exc: Exception) -> HTTPResponse:
         if status == 404:
             message = f"no route for {request.method} {request.path}"
         elif status == 413:
-            message = "request body too large"
+            head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
+            message = "request headers too large" if head else "request body too large"
         elif status == 503:
             message = "the server took too long to answer; retry shortly"
         else:

@@ -102,6 +102,9 @@ def _check_types(body: JSON) -> None:
             raise _bad(f"{name} has the wrong type", name)
     if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
         raise _bad("stream must be true or false", "stream")
+    include_usage = (body.get("stream_options") or {}).get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise _bad("stream_options.include_usage must be true or false", "stream_options")
     seed = body.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise _bad("seed must be an integer", "seed")

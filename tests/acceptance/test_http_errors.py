@@ -115,6 +115,14 @@ def test_a_body_over_max_body_bytes_is_a_413_envelope(box: Box) -> None:
         big = b'{"model": "' + b"x" * 250_000 + b'"}'
         response = http.post("/v1/chat/completions", content=big)
     assert_envelope(response, 413, "payload_too_large")
+    assert "body" in response.json()["error"]["message"]
+
+
+def test_headers_over_the_limit_are_a_413_that_says_headers(box: Box) -> None:
+    with box.http() as http:
+        response = http.get("/healthz", headers={"x-padding": "a" * 20_000})
+    assert_envelope(response, 413, "payload_too_large")
+    assert "header" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -142,6 +150,7 @@ def test_model_format_is_400_and_unknown_model_404(box: Box, model: object, stat
         ("stop", 7),
         ("seed", "s"),
         ("tools", {}),
+        ("stream_options", {"include_usage": "yes"}),
     ],
 )
 def test_wrong_types_are_a_400_naming_the_param(box: Box, field: str, value: object) -> None:
@@ -180,13 +189,20 @@ def test_too_many_code_requests_are_a_429_with_retry_after(box: Box) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_an_upstream_5xx_is_a_502(box: Box, upstream: FakeOpenAI, stream: bool) -> None:
+def test_an_upstream_5xx_is_a_502_and_costs_nothing(
+    box: Box, upstream: FakeOpenAI, stream: bool
+) -> None:
+    _, key = box.new_user("1")
     upstream.push(Reply(status=500))
     body = {"model": MODEL, "messages": HI, "stream": stream}
-    with box.http(box.shared_key) as http:
+    with box.http(key) as http:
         response = http.post("/v1/chat/completions", json=body)
+        balance = http.get("/api/v1/customer/balance").json()["credit_balance_usd"]
+        [row] = http.get("/api/v1/customer/usage").json()["recent_requests"]
     assert_envelope(response, 502)
     assert response.json()["error"]["type"] == "api_error"
+    assert balance == 1 and row["cost_usd"] == 0
+    assert row["id"] == response.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
