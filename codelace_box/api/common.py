@@ -35,6 +35,8 @@ def json_body(request: Request) -> dict[str, Any]:
         value = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidRequest("the JSON body is nested too deeply", code="invalid_json") from None
     if not isinstance(value, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     return value

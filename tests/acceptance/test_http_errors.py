@@ -73,7 +73,16 @@ def test_head_on_every_get_route_answers_like_get_without_a_body(box: Box) -> No
 @pytest.mark.parametrize("path", JSON_POSTS)
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b'{"temperature": NaN}', b'{"x": -Infinity}'],
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'"text"',
+        b"\xff\xfe",
+        b'{"temperature": NaN}',
+        b'{"x": -Infinity}',
+        b'{"x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",  # too deep for the parser
+    ],
+    ids=["broken", "array", "string", "not-utf8", "nan", "infinity", "deep"],
 )
 def test_malformed_or_non_object_json_is_a_400_envelope(box: Box, path: str, body: bytes) -> None:
     headers = {"content-type": "application/json"}
