@@ -60,8 +60,9 @@ class CodelaceGroup(click.Group):
         try:
             result = super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.format_message(), err=True)
-            sys.exit(2)
+            click.echo(exc.format_message())  # the help on stdout; the one error line on stderr
+            path = exc.ctx.command_path if exc.ctx else "codelace-box"
+            _fail(f"missing command (see: {path} --help)", 2)
         except click.UsageError as exc:
             hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx else ""
             _fail(f"{exc.format_message()}{hint}", exc.exit_code)

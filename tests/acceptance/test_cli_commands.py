@@ -409,3 +409,38 @@ def test_a_database_from_a_newer_version_is_refused_in_one_line(tmp_path: Path) 
     assert "999" in newer.fail("serve")
     assert "999" in newer.fail("users", "list")
     assert newer.cli("doctor").returncode == 1
+
+
+@pytest.mark.parametrize("args", [(), ("users",), ("keys",), ("providers",), ("models",)])
+def test_a_missing_command_is_one_error_line_with_the_help_on_stdout(
+    args: tuple[str, ...],
+) -> None:
+    result = run_cli(None, *args)
+    assert result.returncode == 2
+    assert "missing command" in error_line(result)
+    assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (("serve",), ["--host", "--port", "--workers"]),
+        (("init",), ["--force"]),
+        (("credit",), ["--reason"]),
+        (("keys", "create"), ["--name"]),
+        (("providers", "add"), ["--kind", "--base-url", "--key"]),
+        (("providers", "key-add"), ["--key"]),
+        (
+            ("models", "set"),
+            ["--input-per-1m", "--output-per-1m", "--provider", "--upstream-model"],
+        ),
+        (("models", "set"), ["--max-output-tokens"]),
+    ],
+)
+def test_every_spec_option_is_documented_in_help(
+    command: tuple[str, ...], options: list[str]
+) -> None:
+    result = run_cli(None, *command, "--help")
+    assert result.returncode == 0, result.stderr
+    for option in options:
+        assert re.search(rf"^\s+{re.escape(option)}\b", result.stdout, re.M), option
