@@ -40,6 +40,7 @@ class AdminApp(App[None]):
             for mode, key, title in NAV_MODES
         ),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "toggle_keys", "Keys"),
     ]
 
     def __init__(self, services: AdminServices) -> None:
@@ -48,6 +49,13 @@ class AdminApp(App[None]):
 
     def on_unmount(self) -> None:
         self.services.shutdown()
+
+    def action_toggle_keys(self) -> None:
+        """Show or hide the panel listing every key of the current screen (?)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for mode, key, title in NAV_MODES:

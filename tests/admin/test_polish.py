@@ -165,3 +165,15 @@ async def test_adjusting_shows_exact_money_and_brackets_as_typed(admin_env: Admi
         await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the form to close")
         await until(pilot, lambda: bool(notifications(pilot)), "the notification")
         assert notifications(pilot) == ["alice@example.com: balance now $1.334567891"]
+
+
+async def test_question_mark_shows_and_hides_every_key_of_the_screen(admin_env: AdminEnv) -> None:
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the providers")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: bool(pilot.app.screen.query("HelpPanel")), "the key panel")
+        providers = pilot.app.screen.query_one("#providers", LiveTable)
+        await until(pilot, lambda: providers.size.width < NARROW[0] - 20, "the table to make room")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: not pilot.app.screen.query("HelpPanel"), "the panel to go")
