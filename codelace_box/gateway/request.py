@@ -23,6 +23,8 @@ from codelace_box.gateway.providers.base import JSON, ProviderAdapter
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 
 MAX_N = 128
+MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
+MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
@@ -78,7 +80,7 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(message, dict):
             raise _bad(f"messages[{index}] must be an object", f"messages[{index}]")
         role = message.get("role")
-        if role not in MESSAGE_ROLES:
+        if not isinstance(role, str) or role not in MESSAGE_ROLES:
             raise _bad(
                 f"messages[{index}].role must be one of {', '.join(sorted(MESSAGE_ROLES))}",
                 f"messages[{index}].role",
@@ -124,7 +126,10 @@ def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     """Tokens one choice may produce, and whether the client set that cap itself."""
     caps = [
         cap
-        for cap in (_positive_int(body, "max_completion_tokens"), _positive_int(body, "max_tokens"))
+        for cap in (
+            _positive_int(body, "max_completion_tokens", MAX_TOKENS),
+            _positive_int(body, "max_tokens", MAX_TOKENS),
+        )
         if cap is not None
     ]
     if caps:
@@ -155,6 +160,7 @@ def prepare_call(
         route.input_per_1m_nanos,
         route.output_per_1m_nanos,
     )
+    worst = min(worst, MAX_HOLD_NANOS)
     return ChatCall(
         request_id=request_id,
         user_id=user_id,

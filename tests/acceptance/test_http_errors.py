@@ -160,6 +160,10 @@ def test_model_format_is_400_and_unknown_model_404(box: Box, model: object, stat
         ("seed", "s"),
         ("tools", {}),
         ("stream_options", {"include_usage": "yes"}),
+        ("max_tokens", 10**30),
+        ("max_completion_tokens", 2**31),
+        ("messages", [{"role": ["user"], "content": "hi"}]),
+        ("messages", [{"role": {"x": 1}, "content": "hi"}]),
     ],
 )
 def test_wrong_types_are_a_400_naming_the_param(box: Box, field: str, value: object) -> None:
@@ -281,3 +285,30 @@ def test_the_sdk_raises_the_right_exception_classes(box: Box, upstream: FakeOpen
         stream = client.chat.completions.create(model=MODEL, messages=HI, stream=True)  # type: ignore[arg-type]
         for _ in stream:
             pass
+
+
+ODD_VALUES: list[object] = [None, True, -1, 1.5, 10**30, "x", "", [], {}, [None], {"a": 1}]
+CHAT_FIELDS = ["model", "messages", "stream", "stream_options", "max_tokens", "n", "temperature",
+               "stop", "tools", "tool_choice", "response_format", "seed", "user", "logit_bias",
+               "metadata", "max_completion_tokens", "top_p"]  # fmt: skip
+
+
+def test_no_json_value_in_any_chat_field_makes_a_5xx(box: Box) -> None:
+    """Whatever type a client sends, the answer is a success or a 4xx envelope, never a 500."""
+    seen = set()
+    with box.http(box.shared_key) as http:
+        for field in CHAT_FIELDS:
+            for value in ODD_VALUES:
+                body = {"model": MODEL, "messages": HI, field: value}
+                response = http.post("/v1/chat/completions", json=body)
+                assert response.status_code < 500, (field, value, response.text)
+                if response.status_code >= 400:
+                    assert_envelope(response, response.status_code)
+                seen.add(response.status_code)
+        for value in ODD_VALUES:
+            for message in ({"role": value, "content": "hi"}, {"role": "user", "content": value}):
+                response = http.post(
+                    "/v1/chat/completions", json={"model": MODEL, "messages": [message]}
+                )
+                assert response.status_code < 500, (message, response.text)
+    assert {200, 400} <= seen
