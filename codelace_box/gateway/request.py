@@ -36,6 +36,8 @@ _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
     "stream_options": (dict,),
     "logit_bias": (dict,),
     "metadata": (dict,),
+    "reasoning_effort": (str,),
+    "parallel_tool_calls": (bool,),
 }
 
 

@@ -121,3 +121,37 @@ def test_upstream_failures_map_to_the_spec_statuses(
     assert_envelope(response, expected)
     if expected == 429:
         assert int(response.headers["retry-after"]) >= 1
+
+
+ODD_VALUES: list[object] = [None, True, -1, 1.5, 10**30, "x", "", [], {}, [None], {"a": 1}]
+CHAT_FIELDS = ["messages", "stream", "stream_options", "max_tokens", "n", "temperature", "stop",
+               "tools", "tool_choice", "response_format", "seed", "user", "metadata", "top_p",
+               "max_completion_tokens", "reasoning_effort", "parallel_tool_calls"]  # fmt: skip
+ODD_PARTS: list[object] = [
+    [None],
+    ["text"],
+    [{"type": "text"}],
+    [{"type": "text", "text": 5}],
+    [{"type": "image_url"}],
+    [{"type": "image_url", "image_url": "x"}],
+    [{"type": "image_url", "image_url": {"url": 5}}],
+    [{"type": "image_url", "image_url": {"url": "data:nothing"}}],
+    [{"type": "mystery"}],
+]
+
+
+def test_no_odd_request_to_an_anthropic_model_makes_a_5xx(box: Box, claude: FakeAnthropic) -> None:
+    """Translation refuses what it cannot translate with a 4xx envelope, never a 500."""
+    odd_messages = (
+        [[{"role": "user", "content": part}] for part in ODD_PARTS]
+        + [[{"role": "assistant", "content": None, "tool_calls": value}] for value in ODD_VALUES]
+        + [[{"role": "tool", "content": "x", "tool_call_id": value}] for value in ODD_VALUES]
+    )
+    bodies = [{"model": CLAUDE, "messages": HI, f: v} for f in CHAT_FIELDS for v in ODD_VALUES]
+    bodies += [{"model": CLAUDE, "messages": messages} for messages in odd_messages]
+    with box.http(box.shared_key) as http:
+        for body in bodies:
+            response = http.post("/v1/chat/completions", json=body)
+            assert response.status_code < 500, (body, response.text)
+            if response.status_code >= 400:
+                assert_envelope(response, response.status_code)
