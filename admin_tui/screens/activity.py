@@ -24,6 +24,7 @@ class ActivityScreen(AdminScreen):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("t", "switch_tab", "Requests/payments"),
+        Binding("escape", "leave_filter", "Back to the table", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -103,6 +104,10 @@ class ActivityScreen(AdminScreen):
         tabs = self.query_one("#activity-tabs", TabbedContent)
         table = "#payments" if tabs.active == "tab-payments" else "#requests"
         self.query_one(table, LiveTable).focus()
+
+    def action_leave_filter(self) -> None:
+        """Escape in the filter box goes back to the table shown (the filter stays)."""
+        self._filter_done()
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()

@@ -30,6 +30,7 @@ class UsersScreen(UserActions, AdminScreen):
         Binding("a", "adjust_balance", "Adjust balance"),
         Binding("x", "toggle_status", "Disable/enable"),
         Binding("slash", "focus_search", "Search"),
+        Binding("escape", "leave_search", "Back to the table", show=False),
     ]
 
     def __init__(self) -> None:
@@ -84,6 +85,10 @@ class UsersScreen(UserActions, AdminScreen):
     @on(DataTable.RowSelected, "#users")
     def _row_selected(self) -> None:
         self.action_details()
+
+    def action_leave_search(self) -> None:
+        """Escape in the search box goes back to the table (the search stays)."""
+        self.query_one("#users", LiveTable).focus()
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()

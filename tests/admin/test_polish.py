@@ -177,3 +177,20 @@ async def test_question_mark_shows_and_hides_every_key_of_the_screen(admin_env: 
         await until(pilot, lambda: providers.size.width < NARROW[0] - 20, "the table to make room")
         await pilot.press("question_mark")
         await until(pilot, lambda: not pilot.app.screen.query("HelpPanel"), "the panel to go")
+
+
+async def test_escape_leaves_the_search_box_for_the_table(admin_env: AdminEnv) -> None:
+    create_user("alice@example.com")
+    create_user("bob@example.com")
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: len(column(pilot, "#users")) == 2, "the users")
+        await pilot.press("slash", *"bob", "escape")
+        await until(pilot, lambda: column(pilot, "#users") == ["bob@example.com"], "the search")
+        assert pilot.app.focused is table(pilot, "#users")
+        await pilot.press("n")  # a key of the table again, not a letter of the search
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+
+        await pilot.press("escape", "f5", "slash", *"ok", "escape")
+        await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "the activity")
+        assert pilot.app.focused is table(pilot, "#requests")
