@@ -187,3 +187,33 @@ def test_without_stripe_keys_its_endpoints_answer_503(
     with httpx.Client(base_url=box_without_stripe.base_url) as http:
         response = http.post(path, json={"amount_usd": 20})
     assert_envelope(response, 503)
+
+
+SIGNED_ODDITIES: list[bytes] = [
+    b"not json",
+    b"[]",
+    b"{}",
+    b'{"type": "checkout.session.completed"}',
+    b'{"id": "evt_1", "object": "event", "type": "checkout.session.completed", "data": {}}',
+    b'{"id": "evt_2", "object": "event", "type": "checkout.session.completed",'
+    b' "data": {"object": {"id": "cs_test_unknown", "object": "checkout.session"}}}',
+    b'{"id": "evt_3", "object": "event", "type": "checkout.session.completed",'
+    b' "data": {"object": {"id": 5, "mode": "payment", "metadata": []}}}',
+    b'{"id": "evt_4", "object": "event", "type": "customer.created", "data": {"object": {}}}',
+]
+
+
+@pytest.mark.parametrize("payload", SIGNED_ODDITIES)
+def test_a_correctly_signed_but_odd_event_is_never_a_5xx(box: Box, payload: bytes) -> None:
+    import time
+
+    from tests.fakes.stripe_wire import sign_payload
+
+    signature = sign_payload(payload, box.stripe.webhook_secret, int(time.time()))
+    with box.http() as http:
+        response = http.post(
+            "/api/v1/stripe/webhook", content=payload, headers={"stripe-signature": signature}
+        )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_envelope(response, response.status_code)
