@@ -72,6 +72,9 @@ class CodelaceGroup(click.Group):
             _fail("aborted", 1)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, config_first(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -83,6 +86,24 @@ class CodelaceGroup(click.Group):
             if os.environ.get("CODELACE_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+def config_first(args: list[str]) -> list[str]:
+    """Move a `--config PATH` given after the command (`serve --config x.toml`) to the front.
+
+    `--config` is the group's option; operators also write it after the command, as with
+    other tools' global flags, so both places work. Nothing after `--` is touched.
+    """
+    rest, moved, i = list(args), [], 1
+    while i < len(rest) and rest[i] != "--":
+        if rest[i] == "--config" and i + 1 < len(rest):
+            moved += rest[i : i + 2]
+            del rest[i : i + 2]
+        elif rest[i].startswith("--config="):
+            moved.append(rest.pop(i))
+        else:
+            i += 1
+    return moved + rest
 
 
 def _fail(message: str, code: int) -> NoReturn:

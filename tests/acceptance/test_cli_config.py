@@ -284,3 +284,21 @@ def test_stripe_is_off_by_default(default_server: ServerProcess) -> None:
     answer = httpx.post(default_server.base_url + "/api/v1/stripe/setup", headers=headers)
     assert answer.status_code == 503, answer.text
     assert "stripe" in answer.json()["error"]["message"].lower()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--config", "{config}", "migrate"),
+        ("migrate", "--config", "{config}"),
+        ("migrate", "--config={config}"),
+        ("users", "list", "--json", "--config", "{config}"),
+    ],
+)
+def test_config_may_come_before_or_after_the_command(tmp_path: Path, args: tuple[str, ...]) -> None:
+    config = write_config(tmp_path / "elsewhere.toml", {"database": {"path": "mine/box.db"}})
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_cli(None, *(a.format(config=config) for a in args), cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mine" / "box.db").is_file() and not (work / "data").exists()
