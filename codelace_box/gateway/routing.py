@@ -146,7 +146,8 @@ class RouteTable:
 
     def resolve(self, model_id: str) -> ModelRoute:
         """The route of a model id: 400 malformed, 404 unknown/disabled, 503 unusable provider."""
-        if "/" not in model_id:
+        provider_name, _, model_name = model_id.partition("/")
+        if not provider_name or not model_name:
             raise InvalidRequest(
                 f"model must look like provider/model, got {model_id!r}",
                 code="invalid_model",

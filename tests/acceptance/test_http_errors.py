@@ -136,7 +136,15 @@ def test_headers_over_the_limit_are_a_413_that_says_headers(box: Box) -> None:
 
 @pytest.mark.parametrize(
     ("model", "status"),
-    [("gpt-4", 400), ("", 400), (42, 400), ("fake/no-such-model", 404), ("nobody/gpt-4", 404)],
+    [
+        ("gpt-4", 400),
+        ("", 400),
+        (42, 400),
+        ("fake/", 400),
+        ("/gpt-4", 400),
+        ("fake/no-such-model", 404),
+        ("nobody/gpt-4", 404),
+    ],
 )
 def test_model_format_is_400_and_unknown_model_404(box: Box, model: object, status: int) -> None:
     with box.http(box.shared_key) as http:
