@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
@@ -46,6 +47,7 @@ class ModelsScreen(AdminScreen):
             flex=("Model id", "Upstream"),
             id="models",
         )
+        yield Static("", id="model-detail")
 
     async def fetch(self) -> list[ModelRow]:
         return await self.services.run(self.services.models)
@@ -69,6 +71,13 @@ class ModelsScreen(AdminScreen):
                 for row in data
             ]
         )
+        self._describe_model()
+
+    @on(DataTable.RowHighlighted, "#models")
+    def _describe_model(self) -> None:
+        """The line under the table: the highlighted model in full (ids get cut at 80 columns)."""
+        model = self.selected_model()
+        self.query_one("#model-detail", Static).update(Text(describe_model(model) if model else ""))
 
     def selected_model(self) -> ModelRow | None:
         key = self.query_one("#models", LiveTable).selected_key()
@@ -170,3 +179,18 @@ def _price(model: ModelRow | None, which: str) -> str:
         return ""
     nanos = model.input_per_1m_nanos if which == "input" else model.output_per_1m_nanos
     return price_text(nanos)
+
+
+def describe_model(model: ModelRow) -> str:
+    """One model in full: where it routes, its prices, its output cap and whether it is on."""
+    cap = (
+        f"max output {model.max_output_tokens:,}"
+        if model.max_output_tokens
+        else "no max output set"
+    )
+    state = "enabled" if model.enabled else "disabled (answers 404)"
+    return (
+        f"{model.id} → {model.provider} model {model.upstream_model} · "
+        f"${price_text(model.input_per_1m_nanos)} in, ${price_text(model.output_per_1m_nanos)} "
+        f"out per 1M tokens · {cap} · {state}"
+    )

@@ -15,7 +15,7 @@ from codelace_box.accounts.users import create_user
 from codelace_box.billing.credits import adjust_balance
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import ProviderKey
-from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys
+from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys, set_model
 from tests.admin.pilot import (
     SECRET,
     AdminEnv,
@@ -194,3 +194,22 @@ async def test_escape_leaves_the_search_box_for_the_table(admin_env: AdminEnv) -
         await pilot.press("escape", "f5", "slash", *"ok", "escape")
         await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "the activity")
         assert pilot.app.focused is table(pilot, "#requests")
+
+
+async def test_the_highlighted_model_is_shown_in_full_under_the_table(admin_env: AdminEnv) -> None:
+    long_id = "openrouter/meta-llama/llama-4-maverick-17b-128e-instruct"
+    add_provider(
+        "openrouter", "openai", SECRET, "sk-or-v1-polish-key-0000", "http://127.0.0.1:9/v1"
+    )
+    set_model("openrouter/qwen/qwen3-coder", "0.4", "1.6", max_output_tokens=32000)
+    set_model(long_id, "0.2", "0.6")
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: len(column(pilot, "#models")) == 2, "the catalog")
+        assert table(pilot, "#models").ordered_columns[0].width < len(long_id)
+        await until(pilot, lambda: long_id in text_of(pilot, "#model-detail"), "the full id")
+        assert "$0.2 in, $0.6 out per 1M tokens · no max output set · enabled" in text_of(
+            pilot, "#model-detail"
+        )
+        await pilot.press("down")
+        await until(pilot, lambda: "max output 32,000" in text_of(pilot, "#model-detail"), "qwen")
