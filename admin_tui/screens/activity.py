@@ -3,10 +3,11 @@ two seconds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Input, TabbedContent, TabPane
 
@@ -116,3 +117,11 @@ class ActivityScreen(AdminScreen):
         tabs = self.query_one("#activity-tabs", TabbedContent)
         tabs.active = "tab-requests" if tabs.active == "tab-payments" else "tab-payments"
         self.query_one("#payments" if tabs.active == "tab-payments" else "#requests").focus()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand(
+            "Switch requests/payments", "Show the other activity table", self.action_switch_tab
+        )
+        yield SystemCommand(
+            "Filter activity", "Words of the email, model, status or kind", self.action_focus_filter
+        )

@@ -3,11 +3,12 @@ requests-per-minute chart and the newest requests, refreshed every two seconds."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.widgets import Label, Static
 
 from admin_tui.screens.base import AdminScreen
@@ -70,6 +71,9 @@ class DashboardScreen(AdminScreen):
 
     def action_reload(self) -> None:
         self.reload()
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Refresh the dashboard", "Read the figures now", self.action_reload)
 
 
 def figures_table(board: Dashboard) -> Table:

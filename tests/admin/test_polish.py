@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import TabbedContent
 
 from admin_tui.app import create_admin_app
 from admin_tui.widgets.live_table import MIN_FLEX_WIDTH, LiveTable, fit_widths
@@ -29,6 +30,7 @@ from tests.admin.pilot import (
     until,
 )
 from tests.admin.test_dashboard import figures_line
+from tests.admin.test_palette import run_command
 
 pytestmark = pytest.mark.timeout(60)
 NARROW = (80, 24)
@@ -213,3 +215,14 @@ async def test_the_highlighted_model_is_shown_in_full_under_the_table(admin_env:
         )
         await pilot.press("down")
         await until(pilot, lambda: "max output 32,000" in text_of(pilot, "#model-detail"), "qwen")
+
+
+async def test_the_palette_switches_the_activity_table(admin_env: AdminEnv) -> None:
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f5")
+        await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "the activity")
+        await run_command(pilot, "switch requests/payments")
+        tabs = pilot.app.screen.query_one("#activity-tabs", TabbedContent)
+        await until(pilot, lambda: tabs.active == "tab-payments", "the payments table")
+        await run_command(pilot, "filter activity")
+        await until(pilot, lambda: pilot.app.focused is pilot.app.screen.query_one("#filter"), "f")
