@@ -119,10 +119,14 @@ async def test_add_rotate_disable_and_enable_keys(admin_env: AdminEnv) -> None:
         await pilot.press("x")
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
         await pilot.press("y")
-        await until(pilot, lambda: column(pilot, "#keys", 2) == ["off", "off", "in use"], "disabled")
+        await until(
+            pilot, lambda: column(pilot, "#keys", 2) == ["off", "off", "in use"], "disabled"
+        )
         await pilot.press("up")
         await pilot.press("x")  # enabling asks nothing
-        await until(pilot, lambda: column(pilot, "#keys", 2) == ["in use", "off", "in use"], "enabled")
+        await until(
+            pilot, lambda: column(pilot, "#keys", 2) == ["in use", "off", "in use"], "enabled"
+        )
         assert all(k not in screen_svg(pilot) for k in (GOOD_KEY, NEW_KEY, BAD_KEY))
 
     keys = provider_keys(get_provider("openai").id)
