@@ -207,9 +207,9 @@ class AdminServices:
             payments=reports.list_payments(LIST_LIMIT, user_id=user.id),
         )
 
-    def create_user(self, email: str) -> str:
-        """Create an account (it may then sign in under invite-only signup); its email."""
-        return str(accounts.create_user(email, created_by_admin=True).email)
+    def create_user(self, email: str) -> UserRow:
+        """Create an account (it may then sign in under invite-only signup)."""
+        return _user_row(accounts.create_user(email, created_by_admin=True), 0, 0, {})
 
     def set_user_active(self, email: str, active: bool) -> None:
         accounts.set_user_status(email, "active" if active else "disabled")

@@ -116,6 +116,7 @@ class ModelsScreen(AdminScreen):
         )
         if saved:
             self.notify(f"{saved} {'added' if new else 'saved'}")
+            self.query_one("#models", LiveTable).select_when_shown(saved)
             self.reload()
 
     def action_toggle_model(self) -> None:

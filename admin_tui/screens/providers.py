@@ -170,6 +170,7 @@ class ProvidersScreen(AdminScreen):
         )
         if name:
             self.notify(f"Provider {name} added")
+            self.query_one("#providers", LiveTable).select_when_shown(name)
             self.reload()
 
     def action_toggle_provider(self) -> None:

@@ -106,10 +106,10 @@ class UsersScreen(UserActions, AdminScreen):
         self.start(self._create_user)
 
     async def _create_user(self) -> None:
-        async def submit(values: dict[str, str]) -> str:
+        async def submit(values: dict[str, str]) -> UserRow:
             return await self.services.run(self.services.create_user, values["email"])
 
-        email = await self.app.push_screen_wait(
+        user = await self.app.push_screen_wait(
             FormDialog(
                 "New user",
                 [FormField("email", "Email", placeholder="someone@example.com")],
@@ -118,8 +118,9 @@ class UsersScreen(UserActions, AdminScreen):
                 note="The account may sign in with a code, also under invite-only signup.",
             )
         )
-        if email:
-            self.notify(f"Created {email}")
+        if user:
+            self.notify(f"Created {user.email}")
+            self.query_one("#users", LiveTable).select_when_shown(str(user.id))
             self.reload()
 
     def palette_commands(self) -> Iterable[SystemCommand]:

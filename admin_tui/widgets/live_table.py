@@ -57,6 +57,7 @@ class LiveTable(DataTable[Cell]):
         self._flex = [columns.index(label) for label in flex]
         self._natural = [len(label) for label in columns]
         self._shown: list[tuple[str, tuple[str, ...]]] = []
+        self._wanted: str | None = None
 
     def on_mount(self) -> None:
         self.add_columns(*self._columns)
@@ -79,7 +80,10 @@ class LiveTable(DataTable[Cell]):
             self.add_row(*row, key=key)
         keys = [key for key, _ in rows]
         following_head = old_row == 0 and old_scroll == 0
-        if current in keys and not following_head:
+        if self._wanted in keys:
+            self.move_cursor(row=keys.index(self._wanted), animate=False)
+            self._wanted = None
+        elif current in keys and not following_head:
             new_row = keys.index(current)
             self.move_cursor(row=new_row, animate=False, scroll=False)
             self.scroll_to(y=max(0, old_scroll + new_row - old_row), animate=False, force=True)
@@ -103,6 +107,10 @@ class LiveTable(DataTable[Cell]):
     def on_resize(self, event: events.Resize) -> None:
         if self.ordered_columns:
             self._fit_columns()
+
+    def select_when_shown(self, key: str) -> None:
+        """Put the cursor on this row when a refresh brings it (e.g. what was just added)."""
+        self._wanted = key
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""

@@ -226,3 +226,32 @@ async def test_the_palette_switches_the_activity_table(admin_env: AdminEnv) -> N
         await until(pilot, lambda: tabs.active == "tab-payments", "the payments table")
         await run_command(pilot, "filter activity")
         await until(pilot, lambda: pilot.app.focused is pilot.app.screen.query_one("#filter"), "f")
+
+
+async def test_what_was_just_added_is_under_the_cursor(admin_env: AdminEnv) -> None:
+    for name in ("aaron", "beth", "carl"):
+        create_user(f"{name}@example.com")
+    add_provider("anthropic", "anthropic", SECRET, "sk-ant-polish-key-00000001")
+    async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: len(column(pilot, "#users")) == 3, "the users")
+        await pilot.press("n")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+        await fill(pilot, "email", "zoe@example.com")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(column(pilot, "#users")) == 4, "the new user")
+        users = table(pilot, "#users")
+        await until(pilot, lambda: users.cursor_row == 3, "the cursor on the new user")
+        assert column(pilot, "#users")[3] == "zoe@example.com"
+
+        await pilot.press("f4")
+        await until(pilot, lambda: len(column(pilot, "#providers")) == 1, "the providers")
+        await pilot.press("n")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the provider form")
+        await fill(pilot, "name", "zai")
+        await fill(pilot, "key", "sk-zai-polish-key-00000002")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: column(pilot, "#providers") == ["anthropic", "zai"], "zai")
+        providers = table(pilot, "#providers")
+        await until(pilot, lambda: providers.cursor_row == 1, "the cursor on the new provider")
+        await until(pilot, lambda: "Keys of zai" in text_of(pilot, "#keys-title"), "its keys")
