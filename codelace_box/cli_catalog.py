@@ -184,16 +184,9 @@ def models_set(
     Setting an existing id again keeps its provider, upstream name and output cap unless
     given: `models set ID --input-per-1m X --output-per-1m Y` only changes the prices.
     """
-    from codelace_box.db.models import CatalogModel
     from codelace_box.gateway.catalog import set_model
 
     state.database()
-    current = CatalogModel.get_or_none(CatalogModel.id == model_id)
-    if current is not None:
-        provider = provider or current.provider.name
-        upstream_model = upstream_model or current.upstream_model
-        if max_output_tokens is None:
-            max_output_tokens = current.max_output_tokens
     model = set_model(
         model_id,
         _checked_price(input_per_1m, "input price"),
@@ -201,6 +194,7 @@ def models_set(
         provider=provider,
         upstream_model=upstream_model,
         max_output_tokens=max_output_tokens,
+        keep_unset=True,
     )
     prices = [nanos_to_decimal(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
     click.echo(f"{model.id}: ${prices[0]:f} in / ${prices[1]:f} out per 1M tokens")

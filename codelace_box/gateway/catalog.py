@@ -118,11 +118,22 @@ def set_model(
     provider: str | None = None,
     upstream_model: str | None = None,
     max_output_tokens: int | None = None,
+    keep_unset: bool = False,
 ) -> CatalogModel:
-    """Add a model id to the catalog, or change its prices, provider or upstream name."""
+    """Add a model id to the catalog, or change its prices, provider or upstream name.
+
+    With `keep_unset`, setting an existing id keeps its provider, upstream name and output cap
+    where they are not given (the CLI's `models set ID --input-per-1m X --output-per-1m Y`).
+    """
     if not _MODEL_ID_RE.match(model_id):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
+    current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
+    if current is not None:
+        provider = provider or current.provider.name
+        upstream_model = upstream_model or current.upstream_model
+        if max_output_tokens is None:
+            max_output_tokens = current.max_output_tokens
     owner = get_provider(provider or prefix)
     if max_output_tokens is not None and max_output_tokens < 1:
         raise InvalidRequest("max output tokens must be at least 1")
