@@ -120,12 +120,17 @@ def summary_text(detail: UserDetail) -> str:
     """Three lines about the account (markup; the email escaped)."""
     user, usage = detail.user, detail.usage
     return (
-        f"[b]{escape(user.email)}[/b]  {user.status}"
+        f"[b]{escape(user.email)}[/b]  [{status_colour(user.status)}]{user.status}[/]"
         f"  balance [b]{usd_exact(user.balance_nanos)}[/b]  held {usd_exact(user.held_nanos)}\n"
         f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
         f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
         f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
     )
+
+
+def status_colour(status: str) -> str:
+    """Green for an active account, red for a disabled one (as in the users table)."""
+    return "green" if status == "active" else "red"
 
 
 def key_rows(detail: UserDetail) -> list[Row]:
