@@ -63,12 +63,13 @@ class ActivityScreen(AdminScreen):
 
     def show(self, data: Any) -> None:
         requests, payments = data
+        today = self.services.now().date()
         self.query_one("#requests", LiveTable).replace_rows(
             [
                 (
                     str(r.id),
                     [
-                        clock_moment(r.created_at),
+                        clock_moment(r.created_at, today),
                         status_cell(r.status if not r.error_code else f"{r.status}:{r.error_code}"),
                         r.email,
                         r.model,
@@ -85,7 +86,7 @@ class ActivityScreen(AdminScreen):
                 (
                     str(p.id),
                     [
-                        clock_moment(p.created_at),
+                        clock_moment(p.created_at, today),
                         p.email,
                         right(usd(p.amount_nanos)),
                         p.kind,

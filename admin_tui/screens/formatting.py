@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from rich.text import Text
 
@@ -37,9 +37,14 @@ def moment(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
-def clock_moment(value: datetime | None) -> str:
-    """A UTC timestamp without the year, to the second (live tables), or a dash."""
-    return value.strftime("%m-%d %H:%M:%S") if value else "—"
+def clock_moment(value: datetime | None, today: date | None = None) -> str:
+    """A UTC moment for a live table: the time to the second when it is `today`, else the
+    date and the minute (narrow either way), or a dash."""
+    if value is None:
+        return "—"
+    if value.date() == today:
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%m-%d %H:%M")
 
 
 def time_of_day(value: datetime | None) -> str:

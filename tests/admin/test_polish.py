@@ -261,3 +261,13 @@ async def test_what_was_just_added_is_under_the_cursor(admin_env: AdminEnv) -> N
         providers = table(pilot, "#providers")
         await until(pilot, lambda: providers.cursor_row == 1, "the cursor on the new provider")
         await until(pilot, lambda: "Keys of zai" in text_of(pilot, "#keys-title"), "its keys")
+
+
+async def test_activity_times_drop_the_date_for_today(admin_env: AdminEnv) -> None:
+    alice = create_user("alice@example.com").id
+    add_usage(alice, NOW - timedelta(minutes=3), request_id="today")
+    add_usage(alice, NOW - timedelta(days=2), request_id="older")
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
+        await p.press("f5")
+        await until(p, lambda: len(column(p, "#requests")) == 2, "the requests")
+        assert column(p, "#requests") == ["12:27:15", "02-27 12:30"]
