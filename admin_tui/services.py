@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from admin_tui.views import (
@@ -122,6 +123,7 @@ class AdminServices:
         self.now = clock or utcnow
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admin-db")
         self._opened = False
+        self.created_database = False  # True when opening made a new, empty database file
         self._day_cache: _OlderPart | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -131,6 +133,7 @@ class AdminServices:
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         if not self._opened:
+            self.created_database = not Path(self.config.database.path).exists()
             migrate(open_database(self.config.database.path))
             self._opened = True
         return fn(*args, **kwargs)

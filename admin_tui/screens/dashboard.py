@@ -35,6 +35,8 @@ class DashboardScreen(AdminScreen):
     REFRESH_SECONDS = 2.0
     BINDINGS = [("r", "reload", "Refresh")]
 
+    _warned = False
+
     def compose_body(self) -> ComposeResult:
         yield Static(id="figures")
         yield RpmChart(id="rpm")
@@ -50,6 +52,15 @@ class DashboardScreen(AdminScreen):
 
     def show(self, data: Any) -> None:
         board, recent = data
+        if self.services.created_database and not self._warned:
+            self._warned = True
+            self.notify(
+                f"{self.services.config.database.path} did not exist: this is a new, empty "
+                "database. Is database.path the one serve uses?",
+                title="New database",
+                severity="warning",
+                timeout=20,
+            )
         self.query_one("#figures", Static).update(figures_table(board))
         self.query_one("#rpm", RpmChart).update_counts(board.requests_per_minute)
         self.query_one("#recent", LiveTable).replace_rows(

@@ -5,6 +5,7 @@ explained in full, exact money after an adjustment, and text with square bracket
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
@@ -14,6 +15,7 @@ from admin_tui.app import create_admin_app
 from admin_tui.widgets.live_table import MIN_FLEX_WIDTH, LiveTable, fit_widths
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.credits import adjust_balance
+from codelace_box.config import load_config
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import ProviderKey
 from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys, set_model
@@ -31,6 +33,7 @@ from tests.admin.pilot import (
 )
 from tests.admin.test_dashboard import figures_line
 from tests.admin.test_palette import run_command
+from tests.support import base_sections, write_config
 
 pytestmark = pytest.mark.timeout(60)
 NARROW = (80, 24)
@@ -271,3 +274,15 @@ async def test_activity_times_drop_the_date_for_today(admin_env: AdminEnv) -> No
         await p.press("f5")
         await until(p, lambda: len(column(p, "#requests")) == 2, "the requests")
         assert column(p, "#requests") == ["12:27:15", "02-27 12:30"]
+
+
+async def test_a_new_empty_database_is_pointed_out(admin_env: AdminEnv, tmp_path: Path) -> None:
+    sections = base_sections(tmp_path)
+    sections["database"]["path"] = str(tmp_path / "typo" / "codelace.db")
+    config = load_config(str(write_config(tmp_path / "typo.toml", sections)))
+    async with create_admin_app(config).run_test(size=NARROW, notifications=True) as pilot:
+        await until(pilot, lambda: bool(notifications(pilot)), "the warning")
+        assert notifications(pilot)[0].startswith(f"{tmp_path / 'typo' / 'codelace.db'} did not")
+    async with create_admin_app(admin_env.config).run_test(notifications=True) as pilot:
+        await until(pilot, lambda: "total 0" in text_of(pilot, "#rpm-caption"), "the dashboard")
+        assert notifications(pilot) == []  # the database existed
