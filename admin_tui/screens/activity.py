@@ -9,9 +9,9 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.widgets import Input, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
-from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.base import AdminScreen, open_user
 from admin_tui.screens.formatting import clock_moment, count, right, status_cell, usd, usd_fine
 from admin_tui.services import PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
@@ -30,7 +30,7 @@ class ActivityScreen(AdminScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(
-            placeholder="/ filter: words of the email, model, status or kind",
+            placeholder="/ filter: words of an email, model, status or kind · Enter opens the user",
             id="filter",
             compact=True,
         )
@@ -52,6 +52,10 @@ class ActivityScreen(AdminScreen):
                     "When (UTC)", "User", "Amount", "Kind", "Status", flex=("User",), id="payments"
                 )
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._owners: dict[str, dict[str, int]] = {"requests": {}, "payments": {}}
+
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#requests", LiveTable).focus()
 
@@ -64,6 +68,10 @@ class ActivityScreen(AdminScreen):
     def show(self, data: Any) -> None:
         requests, payments = data
         today = self.services.now().date()
+        self._owners = {
+            "requests": {str(r.id): r.user_id for r in requests},
+            "payments": {str(p.id): p.user_id for p in payments},
+        }
         self.query_one("#requests", LiveTable).replace_rows(
             [
                 (
@@ -96,6 +104,14 @@ class ActivityScreen(AdminScreen):
                 for p in payments
             ]
         )
+
+    @on(DataTable.RowSelected, "#requests, #payments")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a request or a payment opens the account it belongs to."""
+        table = event.data_table.id or ""
+        user_id = self._owners.get(table, {}).get(str(event.row_key.value))
+        if user_id is not None:
+            open_user(self, user_id)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:

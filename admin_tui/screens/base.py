@@ -30,6 +30,13 @@ def describe(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def open_user(screen: Screen[Any], user_id: int) -> None:
+    """Show one account in full over the current screen (Escape comes back)."""
+    from admin_tui.screens.user_detail import UserDetailScreen  # it builds on this module
+
+    screen.app.push_screen(UserDetailScreen(user_id))
+
+
 class HasServices(Protocol):
     services: AdminServices
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult, SystemCommand
-from textual.widgets import Label, Static
+from textual.widgets import DataTable, Label, Static
 
-from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.base import AdminScreen, open_user
 from admin_tui.screens.formatting import (
     alarm,
     count,
@@ -35,12 +36,15 @@ class DashboardScreen(AdminScreen):
     REFRESH_SECONDS = 2.0
     BINDINGS = [("r", "reload", "Refresh")]
 
-    _warned = False
+    def __init__(self) -> None:
+        super().__init__()
+        self._warned = False
+        self._owners: dict[str, int] = {}  # request row -> the user who sent it
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="figures")
         yield RpmChart(id="rpm")
-        yield Label("Newest requests (F5 for all)", classes="section-title")
+        yield Label("Newest requests (Enter: its user · F5: all)", classes="section-title")
         yield LiveTable(
             "UTC", "Status", "User", "Tokens", "Cost", "Model", flex=("User", "Model"), id="recent"
         )
@@ -63,6 +67,7 @@ class DashboardScreen(AdminScreen):
             )
         self.query_one("#figures", Static).update(figures_table(board))
         self.query_one("#rpm", RpmChart).update_counts(board.requests_per_minute)
+        self._owners = {str(r.id): r.user_id for r in recent}
         self.query_one("#recent", LiveTable).replace_rows(
             [
                 (
@@ -79,6 +84,13 @@ class DashboardScreen(AdminScreen):
                 for r in recent
             ]
         )
+
+    @on(DataTable.RowSelected, "#recent")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a request opens the account that sent it."""
+        user_id = self._owners.get(str(event.row_key.value))
+        if user_id is not None:
+            open_user(self, user_id)
 
     def action_reload(self) -> None:
         self.reload()

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input
 
 from admin_tui.dialogs.form import FormDialog, FormField
-from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.base import AdminScreen, open_user
 from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd
 from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import UserRow
@@ -94,13 +94,11 @@ class UsersScreen(UserActions, AdminScreen):
         self.query_one("#search", Input).focus()
 
     def action_details(self) -> None:
-        from admin_tui.screens.user_detail import UserDetailScreen
-
         user = self.selected_user()
         if user is None:
             self.notify("No user selected", severity="warning")
             return
-        self.app.push_screen(UserDetailScreen(user.id))
+        open_user(self, user.id)
 
     def action_create_user(self) -> None:
         self.start(self._create_user)

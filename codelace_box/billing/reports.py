@@ -26,6 +26,7 @@ class PaymentRow:
     currency: str
     created_at: datetime
     completed_at: datetime | None
+    user_id: int
 
 
 def revenue_nanos(since: datetime | None = None) -> int:
@@ -48,7 +49,8 @@ def pending_payments() -> int:
 
 
 _PAYMENTS_SQL = """
-SELECT p.id, u.email, p.amount_nanos, p.kind, p.status, p.currency, p.created_at, p.completed_at
+SELECT p.id, u.email, p.amount_nanos, p.kind, p.status, p.currency, p.created_at, p.completed_at,
+       p.user_id
 FROM payment p JOIN "user" u ON u.id = p.user_id
 WHERE 1 = 1
 """
@@ -76,6 +78,7 @@ def list_payments(
             currency=row[5],
             created_at=parse_time(row[6]),
             completed_at=parse_time(row[7]) if row[7] is not None else None,
+            user_id=int(row[8]),
         )
         for row in database.execute_sql(sql, tuple(args)).fetchall()
     ]

@@ -51,6 +51,7 @@ class RequestRow:
     estimated: bool
     duration_ms: int
     created_at: datetime
+    user_id: int
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ def term_clause(columns: Iterable[str], terms: list[str]) -> tuple[str, list[str
 
 _RECENT_SQL = """
 SELECT r.id, r.request_id, u.email, r.model, r.provider, r.input_tokens, r.output_tokens,
-       r.cost_nanos, r.status, r.error_code, r.stream, r.estimated, r.duration_ms, r.created_at
+       r.cost_nanos, r.status, r.error_code, r.stream, r.estimated, r.duration_ms, r.created_at,
+       r.user_id
 FROM usage_record r JOIN "user" u ON u.id = r.user_id
 WHERE 1 = 1
 """
@@ -187,6 +189,7 @@ def _request_row(row: tuple[Any, ...]) -> RequestRow:
         estimated=bool(row[11]),
         duration_ms=int(row[12]),
         created_at=parse_time(row[13]),
+        user_id=int(row[14]),
     )
 
 

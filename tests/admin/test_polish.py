@@ -286,3 +286,23 @@ async def test_a_new_empty_database_is_pointed_out(admin_env: AdminEnv, tmp_path
     async with create_admin_app(admin_env.config).run_test(notifications=True) as pilot:
         await until(pilot, lambda: "total 0" in text_of(pilot, "#rpm-caption"), "the dashboard")
         assert notifications(pilot) == []  # the database existed
+
+
+async def test_enter_on_a_request_or_payment_opens_its_user(admin_env: AdminEnv) -> None:
+    create_user("alice@example.com")
+    bob = create_user("bob@example.com").id
+    add_usage(bob, NOW - timedelta(minutes=1), request_id="bobs")
+    adjust_balance("alice@example.com", "5", "welcome")  # an admin payment of alice's
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
+        await until(p, lambda: column(p, "#recent", 2) == ["bob@example.com"], "bob's request")
+        await p.press("enter")
+        await until(p, lambda: screen_name(p) == "UserDetailScreen", "bob's account")
+        await until(p, lambda: "bob@example.com" in text_of(p, "#summary"), "bob's summary")
+        await p.press("escape")
+        await until(p, lambda: screen_name(p) == "DashboardScreen", "back to the dashboard")
+
+        await p.press("f5", "t")
+        await until(p, lambda: column(p, "#payments", 1) == ["alice@example.com"], "payment")
+        await p.press("enter")
+        await until(p, lambda: screen_name(p) == "UserDetailScreen", "alice's account")
+        await until(p, lambda: "alice@example.com" in text_of(p, "#summary"), "alice's summary")
