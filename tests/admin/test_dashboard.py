@@ -90,7 +90,7 @@ async def test_dashboard_and_activity_update_live(admin_env: AdminEnv) -> None:
             pilot,
             lambda: column(pilot, "#recent", 2) == ["alice@example.com"],
             "the new request on the dashboard",
-            timeout=5,
+            timeout=15,
         )
         assert "now 1" in text_of(pilot, "#rpm-caption")
 
@@ -110,7 +110,7 @@ async def test_dashboard_and_activity_update_live(admin_env: AdminEnv) -> None:
             pilot,
             lambda: column(pilot, "#requests", 2) == ["bob@example.com", "alice@example.com"],
             "newest first",
-            timeout=5,
+            timeout=15,
         )
         assert column(pilot, "#requests", 1) == ["error:upstream_timeout", "ok"]
         assert column(pilot, "#payments", 1) == ["bob@example.com"]

@@ -82,7 +82,7 @@ async def test_changes_made_in_the_ui_take_effect_on_a_running_server(
     server = start_server(admin_env.path)
 
     async with (
-        httpx.AsyncClient(base_url=server.base_url, timeout=5) as http,
+        httpx.AsyncClient(base_url=server.base_url, timeout=15) as http,
         create_admin_app(admin_env.config).run_test(size=(100, 30)) as pilot,
     ):
 

@@ -114,12 +114,12 @@ async def test_day_figures_never_lag_behind_the_hour(admin_env: AdminEnv) -> Non
         await until(p, lambda: len(column(p, "#recent")) == 2, "the first figures")
         assert figures_line(rendered(p, "#figures"), "Requests")[1:3] == ["1", "2"]
         add_usage(bob, NOW - timedelta(minutes=1), request_id="r2")  # inside the 30 s cache
-        await until(p, lambda: len(column(p, "#recent")) == 3, "the new request", timeout=5)
+        await until(p, lambda: len(column(p, "#recent")) == 3, "the new request", timeout=15)
         await until(
             p,
             lambda: figures_line(rendered(p, "#figures"), "Requests")[1:3] == ["2", "3"],
             "the day figure to move with the hour",
-            timeout=5,
+            timeout=15,
         )
         assert figures_line(rendered(p, "#figures"), "Active users")[1:3] == ["2", "2"]
 
