@@ -57,6 +57,17 @@ def _retry_after(response: UpstreamResponse) -> int:
         return 1
 
 
+class ProviderKeyRejected(ServiceUnavailable):
+    """The upstream refused the operator's key (401/403): 503 to the client, key flagged."""
+
+    def __init__(self, provider: str, status: int, message: str) -> None:
+        super().__init__(
+            f"{provider} refused the operator's key (HTTP {status}): {message}",
+            code="provider_key_rejected",
+        )
+        self.key_failure_reason = f"HTTP {status}: {message}"
+
+
 async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
     """The error to report for a non-200 upstream answer (its body is read and closed)."""
     try:
@@ -73,10 +84,7 @@ async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
     if status >= 500:
         return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
     if status in (401, 403):
-        return ServiceUnavailable(
-            f"{name} refused the operator's key (HTTP {status}): {message}",
-            code="provider_key_rejected",
-        )
+        return ProviderKeyRejected(name, status, message)
     return UpstreamRejected(status, message)
 
 
@@ -112,8 +120,8 @@ async def open_upstream(
             if response.status == 200:
                 return Opened(response, key)
             last = await _failure(call, response)
-            if response.status in (401, 403):
-                routes.mark_failing(key, f"HTTP {response.status}: {last.message}")
+            if isinstance(last, ProviderKeyRejected):
+                routes.mark_failing(key, last.key_failure_reason)
                 continue
             if response.status != 429 and response.status < 500:
                 raise last
