@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.anthropic_validation import request_problem
+from tests.fakes.loopback import LoopbackServer
 
 JSON = dict[str, Any]
 ANTHROPIC_VERSION = "2023-06-01"
@@ -190,17 +190,16 @@ def sse_bytes(event: JSON) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackServer):
     """The fake API server and the test's controls (script replies, read recorded requests)."""
 
+    label = "fake Anthropic server"
+
     def __init__(self, api_keys: tuple[str, ...] = ("sk-ant-test-key",)) -> None:
+        super().__init__()
         self.api_keys = set(api_keys)
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -214,32 +213,10 @@ class FakeAnthropic:
         self.replies.clear()
         self.requests.clear()
 
-    def start(self) -> FakeAnthropic:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Anthropic server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        ready.set()
-        self._loop.run_forever()
+        return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

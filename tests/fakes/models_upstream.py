@@ -13,11 +13,11 @@ errors as `{"type": "error", "error": {"type", "message"}}`. Every request's hea
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 OPENAI_MODELS = [
     {"id": "gpt-5.4", "object": "model", "created": 1767225600, "owned_by": "openai"},
@@ -33,54 +33,28 @@ ANTHROPIC_MODELS = [
 ]
 
 
-class FakeModelsUpstream:
+class FakeModelsUpstream(LoopbackServer):
     """One upstream of one kind, accepting only `valid_keys`."""
 
+    label = "fake models upstream"
+
     def __init__(self, kind: str, valid_keys: set[str], *, echo_key: bool = False) -> None:
+        super().__init__()
         self.kind = kind
         self.valid_keys = valid_keys
         self.echo_key = echo_key
         self.status_override: int | None = None  # answer this status to everyone (e.g. 500)
         self.requests: list[dict[str, str]] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         root = f"http://127.0.0.1:{self.port}"
         return f"{root}/v1" if self.kind == "openai" else root
 
-    def start(self) -> FakeModelsUpstream:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake models upstream did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        ready.set()
-        self._loop.run_forever()
+        return app
 
     async def _models(self, request: web.Request) -> web.Response:
         self.requests.append({k.lower(): v for k, v in request.headers.items()})

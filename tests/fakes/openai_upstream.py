@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 FINGERPRINT = "fp_fake0c1a2b"
 
 
@@ -82,19 +84,19 @@ def _compact(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """The fake server; start() it, push() replies, read `requests` afterwards."""
 
+    label = "fake OpenAI server"
+    shutdown_timeout = 1.0
+
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Recorded] = []
         self.script: deque[Reply] = deque()
         self.default = Reply()
         self.key_status: dict[str, int] = {}  # API key -> status it always gets (401, 429...)
         self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -111,38 +113,10 @@ class FakeOpenAI:
         self.default = Reply()
         self.client_gone.clear()
 
-    def start(self) -> FakeOpenAI:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake OpenAI server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
-        future.result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _serve(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        ready.set()
-        loop.run_forever()
-        loop.close()
+        return app
 
     def _next_reply(self) -> Reply:
         return self.script.popleft() if self.script else self.default
