@@ -258,6 +258,17 @@ def _charge(conn: Any, item: Settlement, hold: int) -> int:
     return charged
 
 
+# No model comes near it; the usage sums of millions of rows at it still fit SQLite's 64 bits.
+MAX_STORED_TOKENS = 2**40
+
+
+def _token_count(tokens: int) -> int:
+    """A token count as the usage row stores it: an upstream's absurd or negative count must
+    not make the settlement fail (that would leave the hold taken and the work unbilled), nor
+    later make the usage sums overflow."""
+    return min(max(tokens, 0), MAX_STORED_TOKENS)
+
+
 def _usage_values(item: Settlement, charged: int, now: str) -> tuple[Any, ...]:
     return (
         item.request_id,
@@ -266,8 +277,8 @@ def _usage_values(item: Settlement, charged: int, now: str) -> tuple[Any, ...]:
         item.model,
         item.provider,
         item.upstream_model,
-        item.input_tokens,
-        item.output_tokens,
+        _token_count(item.input_tokens),
+        _token_count(item.output_tokens),
         item.input_per_1m_nanos,
         item.output_per_1m_nanos,
         charged,

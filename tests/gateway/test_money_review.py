@@ -1,0 +1,150 @@
+"""Adversarial checks of the money paths: every way a request could be charged twice, charged
+nothing for work done, overspend, or leave a hold behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
+from codelace_box.db.core import close_database, open_database
+from codelace_box.db.migrate import migrate
+from codelace_box.db.models import Hold, UsageRecord, User
+from codelace_box.gateway import catalog
+from codelace_box.gateway.batch import WriteBatch
+from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.completions import Gateway, GatewaySettings
+from codelace_box.gateway.metering import Settlement, admit, admit_in, settle, settle_in
+from codelace_box.gateway.routing import RouteTable
+from codelace_box.gateway.usage import usage_summary
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+
+pytestmark = pytest.mark.timeout(60)
+HELLO = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "money.db"
+    migrate(open_database(path))
+    yield path
+    close_database()
+
+
+def _item(request_id: str, user_id: int, tokens_in: int, tokens_out: int) -> Settlement:
+    return Settlement(
+        request_id=request_id, user_id=user_id, key_id=None, model="acme/m1", provider="acme",
+        upstream_model="m1", input_per_1m_nanos=1_000_000, output_per_1m_nanos=1_000_000,
+        input_tokens=tokens_in, output_tokens=tokens_out, status="ok", stream=False,
+    )  # fmt: skip
+
+
+def test_absurd_upstream_token_counts_still_settle(db: Path) -> None:
+    """An upstream reporting more tokens than SQLite can store must not leave the hold taken
+    (the balance blocked until a restart) and the work unbilled: it is charged what the
+    account covers and the hold is released."""
+    user = create_user("huge@money.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-huge")
+    admit(user.id, "huge", 3_000)
+    assert settle(_item("huge", user.id, 10**20, 10**30)) == 10_000
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (0, 0)
+    assert Hold.select().count() == 0
+    assert ledger_sum(user.id) == 0
+    assert find_mismatches() == []
+    admit(user.id, "huge-2", 0)
+    assert settle(_item("huge-2", user.id, 10**19, -5)) == 0
+    summary = usage_summary(user.id, 10)  # the sums of absurd rows still add up
+    assert summary.request_count == 2 and summary.output_tokens >= 0
+    assert summary.cost_nanos == 10_000
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_absurd_upstream_usage_through_the_box(box: Box, fake: FakeOpenAI, stream: bool) -> None:
+    """The whole box: an upstream claiming 10^20 tokens is answered, the account is charged
+    what it covers, and no hold is left blocking the balance."""
+    email, key = box.new_user("1")
+    fake.push(Reply(prompt_tokens=10**20))
+    with box.http(key) as http:
+        body: dict[str, object] = {"model": MODEL, "messages": HELLO, "max_tokens": 10}
+        if stream:
+            body["stream"] = True
+        answer = http.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 200, answer.text
+        if stream:
+            assert answer.text.rstrip().endswith("data: [DONE]"), answer.text
+    request_id = answer.headers["x-request-id"]
+    assert box.balance(email) == (0, 0), "charged what the account covers, nothing held"
+    assert box.query("SELECT COUNT(*) FROM hold WHERE request_id = ?", request_id) == [(0,)]
+    row = box.usage_row(request_id)
+    assert (row["status"], row["cost_nanos"]) == ("ok", 1_000_000_000)
+
+
+@pytest.mark.parametrize("turns", [1, 2], ids=["admit-queued", "admit-committed"])
+async def test_client_leaving_during_admission_leaves_no_hold(db: Path, turns: int) -> None:
+    """Cancelled while its admission is queued, or after it committed but before the handler
+    resumed: the hold is given back, nothing is charged, and the request is recorded."""
+    catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
+    catalog.set_model("acme/m1", "2", "8")
+    user = create_user("gone@money.test")
+    post_entry(user.id, 10**9, "admin", "seed", "seed-gone")
+    key_id = create_key(user.id).key.id
+    gateway = Gateway(RouteTable("secret"), UpstreamClient(1.0, 1.0), GatewaySettings())
+    body: dict[str, Any] = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
+    task = asyncio.ensure_future(
+        gateway.prepare(body, 60, request_id="req-gone", user_id=user.id, key_id=key_id)
+    )
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert Hold.select().count() == 0
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (10**9, 0)
+    row = UsageRecord.get(UsageRecord.request_id == "req-gone")
+    assert (row.status, row.cost_nanos) == ("abandoned", 0)
+    assert find_mismatches() == []
+
+
+async def test_one_failing_settlement_does_not_touch_the_rest_of_its_batch(db: Path) -> None:
+    """Group commit: a settlement that fails rolls back only itself (its hold stays, nothing
+    half-written), the others in the same transaction are charged exactly once."""
+    user = create_user("batch@money.test")
+    post_entry(user.id, 100_000, "admin", "seed", "seed-batch")
+    for request_id in ("s1", "s2", "s3"):
+        admit(user.id, request_id, 10_000)
+    post_entry(user.id, 0, "admin", "a key that collides", "usage:s2")
+    batch = WriteBatch()
+    futures = [
+        batch.submit(partial(settle_in, item=_item(r, user.id, 0, 1_000)))
+        for r in ("s1", "s2", "s3")
+    ]
+    again = batch.submit(partial(settle_in, item=_item("s1", user.id, 0, 1_000)))
+    late = batch.submit(partial(admit_in, user_id=user.id, request_id="s4", amount_nanos=5))
+    assert await futures[0] == 1_000
+    with pytest.raises(Exception, match="UNIQUE"):
+        await futures[1]
+    assert await futures[2] == 1_000
+    assert await again is None, "settled once only, even within one batch"
+    assert await late is None
+    assert sorted(h.request_id for h in Hold.select()) == ["s2", "s4"]
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (98_000, 10_005)
+    assert UsageRecord.select().count() == 2
+    assert find_mismatches() == []
