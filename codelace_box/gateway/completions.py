@@ -77,7 +77,12 @@ class Gateway:
             body, usage = await self._fetch(call)
         except BaseException as exc:
             raise await self._release(call, exc) from None
-        charged = await self.writes.submit(partial(settle_in, item=settlement(call, usage, "ok")))
+        try:
+            charged = await self.writes.submit(
+                partial(settle_in, item=settlement(call, usage, "ok"))
+            )
+        except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
+            raise await self._release(call, exc) from None  # so no charge; free the hold
         body["usage"] = usage_body(usage, charged or 0)
         return Completed(body, charged or 0)
 

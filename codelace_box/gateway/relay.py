@@ -106,7 +106,10 @@ class StreamRelay:
         usage = self._produced()
         self._settled = True  # from here the settlement commits even if we are cancelled
         item = settlement(self.call, usage, "ok")
-        charged = await self.writes.submit(partial(settle_in, item=item)) or 0
+        try:
+            charged = await self.writes.submit(partial(settle_in, item=item)) or 0
+        except Exception:  # not settled (e.g. the database stayed locked): the client has the
+            charged = settle(item) or 0  # output, so once more, alone (raises if that fails too)
         if self.call.include_usage:
             tail.append(encode_chunk(self._usage_chunk(usage, charged)))
         tail.append(DONE)

@@ -4,17 +4,21 @@ nothing for work done, overspend, or leave a hold behind."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
-from codelace_box.db.core import close_database, open_database
+from codelace_box.db.core import BUSY_TIMEOUT_SEC, close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import Hold, UsageRecord, User
 from codelace_box.gateway import catalog
@@ -25,9 +29,9 @@ from codelace_box.gateway.metering import Settlement, admit, admit_in, settle, s
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.usage import usage_summary
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
 HELLO = [{"role": "user", "content": "Say hello"}]
 
 
@@ -148,3 +152,53 @@ async def test_one_failing_settlement_does_not_touch_the_rest_of_its_batch(db: P
     assert (fresh.balance_nanos, fresh.held_nanos) == (98_000, 10_005)
     assert UsageRecord.select().count() == 2
     assert find_mismatches() == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_settlement_on_a_locked_database_does_not_strand_the_hold(
+    box: Box, fake: FakeOpenAI, stream: bool
+) -> None:
+    """Another process holds the write lock past busy_timeout exactly when a call settles.
+    The hold must not stay taken (shrinking the balance until the next restart): a plain call
+    is a 503 that costs nothing; a stream, whose output the client already has, is settled
+    once the lock is gone and ends normally."""
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(delay_before=1.5))
+    body: dict[str, object] = {"model": MODEL, "messages": HELLO, "stream": stream}
+    answer: list[httpx.Response] = []
+
+    def call() -> None:
+        with box.http(key) as http:
+            answer.append(http.post("/v1/chat/completions", json=body, timeout=40))
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while box.balance(email)[1] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert box.balance(email)[1] > 0, "admitted"
+    locker = sqlite3.connect(box.db_path, timeout=10, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # past the box's 10 s busy_timeout
+    time.sleep(BUSY_TIMEOUT_SEC + 3.5)  # the settlement starts 1.5 s in: it gives up first
+    locker.execute("COMMIT")
+    locker.close()
+    caller.join(30)
+    assert answer, "the client got an answer"
+    deadline = time.monotonic() + 15
+    while box.balance(email)[1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rows = box.query(
+        'SELECT u.status, u.cost_nanos FROM usage_record u JOIN "user" s ON s.id = u.user_id'
+        " WHERE s.email = ?",
+        email,
+    )
+    if stream:
+        assert answer[0].text.rstrip().endswith("data: [DONE]"), answer[0].text
+        cost = cost_nanos(11, 5, IN_PRICE, OUT_PRICE)
+        assert rows == [("ok", cost)]
+        assert box.balance(email) == (start - cost, 0), "charged once, the hold released"
+    else:
+        assert answer[0].status_code == 503, answer[0].text
+        assert rows == [("error", 0)]
+        assert box.balance(email) == (start, 0), "nothing charged, the hold released"
