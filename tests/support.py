@@ -3,6 +3,7 @@ real processes on loopback."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -148,3 +149,48 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+_box_emails = itertools.count(1)
+
+
+class BoxDriver:
+    """Driving a running box from a test: its URL, the CLI on its config, fresh users with
+    credit and a key, HTTP and SDK clients. Mixed into each suite's `Box` dataclass, which
+    provides `server` and `config`."""
+
+    server: ServerProcess
+    config: Path
+    email_prefix = "user"
+    email_domain = "box.test"
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+    def cli(self, *args: str) -> str:
+        result = run_cli(self.config, *args)
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+        return result.stdout
+
+    def new_user(self, credit_usd: str = "10") -> tuple[str, str]:
+        """A fresh account with credit and an API key: (email, key)."""
+        email = f"{self.email_prefix}{next(_box_emails)}-{os.getpid()}@{self.email_domain}"
+        self.cli("users", "create", email)
+        if credit_usd != "0":
+            self.cli("credit", email, credit_usd, "--reason", "test credit")
+        key = self.cli("keys", "create", email).strip().splitlines()[0]
+        self.remember_key(email, key)
+        return email, key
+
+    def remember_key(self, email: str, key: str) -> None:
+        """Hook: a suite that tracks its users' keys records them here."""
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def sdk(self, key: str, **options: Any) -> Any:
+        import openai
+
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **options)

@@ -7,7 +7,6 @@ real CLI. Tests talk to it only over HTTP (httpx, the `openai` SDK), as an outsi
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -16,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
 
 MODEL = "fake/gpt-test"
 UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
@@ -30,12 +28,14 @@ CHEAP_MODEL = "fake/cheap"
 STRIPE_KEY = "sk_test_51AcceptanceDoubleKey000000000000000000"
 WEBHOOK_SECRET = "whsec_acceptancedoublesigningsecret0000000"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-_emails = itertools.count(1)
 
 
 @dataclass
-class Box:
+class Box(BoxDriver):
     """One running box and the fakes behind it."""
+
+    email_prefix = "accept"
+    email_domain = "acc.test"
 
     server: ServerProcess
     config: Path
@@ -45,30 +45,6 @@ class Box:
     shared_key: str = ""  # an account with credit, for tests that do not look at balances
     disabled_key: str = ""  # the key of a disabled account
     revoked_key: str = ""  # a revoked key of an active account
-
-    @property
-    def url(self) -> str:
-        return self.server.base_url
-
-    def cli(self, *args: str) -> str:
-        result = run_cli(self.config, *args)
-        assert result.returncode == 0, f"{args}: {result.stderr}"
-        return result.stdout
-
-    def new_user(self, credit_usd: str = "10") -> tuple[str, str]:
-        """A fresh account with credit and an API key: (email, key)."""
-        email = f"accept{next(_emails)}-{free_port()}@acc.test"
-        self.cli("users", "create", email)
-        if credit_usd != "0":
-            self.cli("credit", email, credit_usd, "--reason", "acceptance credit")
-        return email, self.cli("keys", "create", email).strip().splitlines()[0]
-
-    def http(self, key: str | None = None) -> httpx.Client:
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
-
-    def sdk(self, key: str) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
 
     def sign_in(self, client: httpx.Client, email: str) -> dict[str, Any]:
         """Request a code, read it from the mail, verify it: the verify answer."""

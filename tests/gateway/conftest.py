@@ -6,19 +6,17 @@ are set up with the real CLI, exactly as an operator would.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
 
 NANOS = 1_000_000_000
 MODEL = "fake/gpt-test"
@@ -27,7 +25,6 @@ IN_PRICE, OUT_PRICE = "2.5", "10"  # USD per 1M tokens
 MODEL_PRICES = ("--input-per-1m", IN_PRICE, "--output-per-1m", OUT_PRICE)
 MODEL_MAX_OUTPUT = 1000
 PROVIDER_ADD = ("providers", "add", "fake", "--kind", "openai", "--base-url")
-_emails = itertools.count(1)
 
 
 def cost_nanos(tokens_in: int, tokens_out: int, in_per_1m_usd: str, out_per_1m_usd: str) -> int:
@@ -43,7 +40,7 @@ def cost_nanos(tokens_in: int, tokens_out: int, in_per_1m_usd: str, out_per_1m_u
 
 
 @dataclass
-class Box:
+class Box(BoxDriver):
     """One running box and the tools to drive it."""
 
     server: ServerProcess
@@ -52,34 +49,13 @@ class Box:
     fake: FakeOpenAI
     keys: dict[str, str] = field(default_factory=dict)  # email -> API key
 
-    @property
-    def url(self) -> str:
-        return self.server.base_url
+    email_domain = "gw.test"
 
-    def cli(self, *args: str) -> str:
-        result = run_cli(self.config, *args)
-        assert result.returncode == 0, f"{args}: {result.stderr}"
-        return result.stdout
-
-    def new_user(self, credit_usd: str = "10") -> tuple[str, str]:
-        """A fresh user with credit and an API key: (email, key)."""
-        email = f"user{next(_emails)}@gw.test"
-        self.cli("users", "create", email)
-        if credit_usd != "0":
-            self.cli("credit", email, credit_usd, "--reason", "test credit")
-        key = self.cli("keys", "create", email).strip()
+    def remember_key(self, email: str, key: str) -> None:
         self.keys[email] = key
-        return email, key
-
-    def sdk(self, key: str, **options: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **options)
 
     def async_sdk(self, key: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
-
-    def http(self, key: str | None = None) -> httpx.Client:
-        headers = {"authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
