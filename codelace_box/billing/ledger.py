@@ -50,12 +50,15 @@ def append_entry(
     if existing is not None:
         return Posting(existing, False)
     query = User.update(balance_nanos=User.balance_nanos + amount_nanos).where(User.id == user_id)
-    if not allow_negative and amount_nanos < 0:
-        query = query.where(User.balance_nanos + amount_nanos >= 0)
+    if not allow_negative and amount_nanos < 0:  # nor below what requests in flight reserved
+        query = query.where(User.balance_nanos - User.held_nanos + amount_nanos >= 0)
     if query.execute() != 1:
         if User.get_or_none(User.id == user_id) is None:
             raise NotFound(f"no user with id {user_id}", code="user_not_found")
-        raise InvalidRequest("that would leave the balance below zero", code="negative_balance")
+        raise InvalidRequest(
+            "that would leave the balance below zero (or below what requests in flight reserved)",
+            code="negative_balance",
+        )
     entry = LedgerEntry.create(
         user=user_id,
         amount_nanos=amount_nanos,

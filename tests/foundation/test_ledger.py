@@ -168,3 +168,18 @@ def test_the_same_keys_posted_by_racing_processes_count_once(db_path: Path) -> N
     open_database(db_path)
     assert balance(user.id) == 40 * 250 == ledger_sum(user.id)
     assert find_mismatches() == []
+
+
+def test_a_removal_cannot_take_credit_that_requests_in_flight_reserved(db_path: Path) -> None:
+    user = create_user("ledger-held@example.com")
+    post_entry(user.id, 1_000, "admin", "start", "h:1")
+    with write_transaction():
+        Hold.create(user=user.id, amount_nanos=600, request_id="req_in_flight")
+        User.update(held_nanos=600).where(User.id == user.id).execute()
+    with pytest.raises(InvalidRequest) as caught:
+        post_entry(user.id, -401, "admin", "too much", "h:2", allow_negative=False)
+    assert caught.value.code == "negative_balance"
+    assert balance(user.id) == 1_000
+    post_entry(user.id, -400, "admin", "what is free", "h:3", allow_negative=False)
+    assert balance(user.id) == 600
+    assert find_mismatches() == []
