@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-from decimal import Decimal
 from typing import Any
 
 import click
 
 from codelace_box.billing.money import nanos_to_decimal, nanos_to_usd
 from codelace_box.cli_support import CliState, emit, json_option, pass_state, table
-from codelace_box.errors import InvalidRequest
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
@@ -141,20 +139,6 @@ def providers_enable(state: CliState, name: str) -> None:
     click.echo(f"provider {name} enabled")
 
 
-MAX_PRICE_PER_1M = Decimal(1_000_000)
-
-
-def _checked_price(value: str, what: str) -> str:
-    """A price as typed, refused when it is a number beyond any sane price (USD per 1M)."""
-    try:
-        number = Decimal(value)
-    except ArithmeticError:
-        return value  # the catalog says what a price must look like
-    if number.is_finite() and number > MAX_PRICE_PER_1M:
-        raise InvalidRequest(f"{what} must be at most {MAX_PRICE_PER_1M:,} USD per 1M tokens")
-    return value
-
-
 @click.group()
 def models() -> None:
     """Manage the model catalog and its prices."""
@@ -189,8 +173,8 @@ def models_set(
     state.database()
     model = set_model(
         model_id,
-        _checked_price(input_per_1m, "input price"),
-        _checked_price(output_per_1m, "output price"),
+        input_per_1m,
+        output_per_1m,
         provider=provider,
         upstream_model=upstream_model,
         max_output_tokens=max_output_tokens,

@@ -14,6 +14,7 @@ from codelace_box.db.models import CatalogModel, Provider, ProviderKey
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 from codelace_box.gateway.providers import PROVIDER_KINDS, adapter_for
 
+MAX_PRICE_PER_1M_NANOS = 1_000_000 * 1_000_000_000  # far above any real price; fits SQLite
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}$")
 
@@ -107,6 +108,8 @@ def parse_price(value: Decimal | str | float | int, what: str) -> int:
         raise InvalidRequest(f"{what} must be a non-negative USD amount, got {value!r}") from None
     if nanos < 0:
         raise InvalidRequest(f"{what} must not be negative, got {value!r}")
+    if nanos > MAX_PRICE_PER_1M_NANOS:
+        raise InvalidRequest(f"{what} must be at most 1,000,000 USD per 1M tokens")
     return nanos
 
 
