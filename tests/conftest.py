@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from codelace_box.db.core import close_database, open_database
+from codelace_box.db.migrate import migrate
 from tests.support import ServerProcess, base_sections, free_port, write_config
 
 ConfigFactory = Callable[..., Path]
@@ -42,3 +44,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def migrated_db(tmp_path: Path) -> Iterator[Path]:
+    """A fresh migrated SQLite file in this test's folder, opened in this process."""
+    path = tmp_path / "box.db"
+    migrate(open_database(path))
+    yield path
+    close_database()

@@ -151,6 +151,18 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def sqlite_rows(db_path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Run SQL on a database file directly, as an operator with sqlite3 would."""
+    import apsw
+
+    connection = apsw.Connection(str(db_path))
+    connection.set_busy_timeout(10_000)
+    try:
+        return list(connection.execute(statement, params))
+    finally:
+        connection.close()
+
+
 _box_emails = itertools.count(1)
 
 

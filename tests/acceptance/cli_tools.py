@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import apsw
-
-from tests.support import free_port, run_cli, write_config
+from tests.support import free_port, run_cli, sqlite_rows, write_config
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -71,9 +69,4 @@ class Box:
         return error_line(self.cli(*args, env=env))
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        connection = apsw.Connection(str(self.db_path))
-        connection.set_busy_timeout(10_000)
-        try:
-            return list(connection.execute(statement, params))
-        finally:
-            connection.close()
+        return sqlite_rows(self.db_path, statement, params)

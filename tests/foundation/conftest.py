@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import apsw
 import pytest
 
-from tests.support import base_sections, run_cli, write_config
+from tests.support import base_sections, run_cli, sqlite_rows, write_config
 
 
 @dataclass
@@ -46,12 +45,7 @@ class Workspace:
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run SQL directly on the database file (as an operator with sqlite3 would)."""
-        connection = apsw.Connection(str(self.db_path))
-        connection.set_busy_timeout(10_000)
-        try:
-            return list(connection.execute(statement, params))
-        finally:
-            connection.close()
+        return sqlite_rows(self.db_path, statement, params)
 
 
 def one_error_line(stderr: str) -> str:

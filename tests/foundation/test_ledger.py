@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,14 @@ from codelace_box.billing.ledger import (
     post_entry,
 )
 from codelace_box.db.core import close_database, database, open_database, write_transaction
-from codelace_box.db.migrate import migrate
 from codelace_box.db.models import Hold, LedgerEntry, Payment, User
 from codelace_box.errors import InvalidRequest, NotFound
 from tests.support import REPO_ROOT, cli_env
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "ledger.db"
-    migrate(open_database(path))
-    yield path
-    close_database()
+def db_path(migrated_db: Path) -> Path:
+    return migrated_db
 
 
 def balance(user_id: int) -> int:

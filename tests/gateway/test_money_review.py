@@ -7,7 +7,6 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import pytest
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
-from codelace_box.db.core import BUSY_TIMEOUT_SEC, close_database, open_database
-from codelace_box.db.migrate import migrate
+from codelace_box.db.core import BUSY_TIMEOUT_SEC
 from codelace_box.db.models import Hold, UsageRecord, User
 from codelace_box.gateway import catalog
 from codelace_box.gateway.batch import WriteBatch
@@ -41,11 +39,8 @@ def box(box_factory: BoxFactory) -> Box:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "money.db"
-    migrate(open_database(path))
-    yield path
-    close_database()
+def db(migrated_db: Path) -> Path:
+    return migrated_db
 
 
 def _item(request_id: str, user_id: int, tokens_in: int, tokens_out: int) -> Settlement:

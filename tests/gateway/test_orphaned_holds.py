@@ -5,24 +5,20 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from codelace_box.billing.ledger import find_mismatches, post_entry
-from codelace_box.db.core import close_database, database, open_database, utcnow
-from codelace_box.db.migrate import migrate
+from codelace_box.db.core import database, utcnow
 from codelace_box.db.models import Hold, User
 from codelace_box.gateway.metering import release_orphaned_holds
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[None]:
-    migrate(open_database(tmp_path / "holds.db"))
-    yield
-    close_database()
+def db(migrated_db: Path) -> None:
+    """Each test on its own migrated database."""
 
 
 def _dead_pid() -> int:

@@ -4,7 +4,7 @@ routing and metering on a real SQLite file."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,6 @@ import pytest
 
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, post_entry
-from codelace_box.db.core import close_database, open_database
-from codelace_box.db.migrate import migrate
 from codelace_box.db.models import Hold, User
 from codelace_box.errors import InsufficientCredits, InvalidRequest, NotFound, ServiceUnavailable
 from codelace_box.gateway import catalog
@@ -144,11 +142,8 @@ def test_openai_stream_translation() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "unit.db"
-    migrate(open_database(path))
-    yield path
-    close_database()
+def db(migrated_db: Path) -> Path:
+    return migrated_db
 
 
 def _catalog(max_output: int | None = None) -> None:
