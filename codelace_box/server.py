@@ -26,6 +26,7 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.errors import ConfigError
+from codelace_box.worker_manager import install as install_worker_manager
 
 APP_NAME = "codelace_box"
 BLUEPRINTS = [public.bp, accounts.bp, customer.bp, inference.bp, stripe.bp]
@@ -175,4 +176,5 @@ def serve(config: Config) -> None:
     if workers == 1:
         Sanic.serve_single(primary=app)
     else:
+        install_worker_manager()
         Sanic.serve(primary=app, app_loader=loader)

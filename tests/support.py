@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,6 +109,13 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra_args: str, wait: float = 30) -> ServerProcess:
+        """Launch the server and wait until /healthz answers."""
+        self.launch(*extra_args)
+        self.wait_healthy(wait)
+        return self
+
+    def launch(self, *extra_args: str) -> ServerProcess:
+        """Launch the server and return at once."""
         log = self.log_path.open("ab")
         command = [*self.program, "--config", str(self.config), "serve"]
         self.process = subprocess.Popen(
@@ -118,7 +126,6 @@ class ServerProcess:
             cwd=self.config.parent,
         )
         log.close()
-        self.wait_healthy(wait)
         return self
 
     def wait_healthy(self, wait: float) -> None:
@@ -149,6 +156,14 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, pattern: str, count: int = 1, wait: float = 30) -> list[str]:
+        """Wait until the log holds `count` distinct matches of the regex; returns them."""
+        deadline = time.monotonic() + wait
+        while len(found := sorted(set(re.findall(pattern, self.log_text())))) < count:
+            assert time.monotonic() < deadline, f"no {pattern!r} x{count} in:\n{self.log_text()}"
+            time.sleep(0.01)
+        return found
 
 
 def sqlite_rows(db_path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
