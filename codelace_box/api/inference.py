@@ -73,7 +73,8 @@ async def start_gateway(app: Sanic) -> None:
 
 
 async def stop_gateway(app: Sanic) -> None:
-    """Per worker: close the upstream connections."""
+    """Per worker: finish the calls whose clients left, then close the upstream connections."""
     gateway: Gateway | None = getattr(app.ctx, "gateway", None)
     if gateway is not None:
+        await gateway.drain(app.config.GRACEFUL_SHUTDOWN_TIMEOUT)
         await gateway.client.close()

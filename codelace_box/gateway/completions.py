@@ -6,11 +6,16 @@ non-streaming call; `open_stream()` returns a `StreamRelay` once the upstream ac
 call, so every error before the first byte is still a plain JSON error with its status.
 Every path settles exactly once, synchronously (no await can split it), including a client
 that goes away: cancellation cannot interrupt code that does not await.
+
+A non-streaming call whose client leaves is not stopped: the upstream already works on it and
+bills the operator, as OpenAI and OpenRouter bill theirs, so it finishes in the background and
+is charged, its usage row marked "abandoned". `drain()` lets those finish before a worker stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -26,6 +31,7 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.upstream import open_upstream
 
 DEFAULT_KEEPALIVE_SEC = 15.0
+log = logging.getLogger("codelace_box.gateway")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Gateway:
         self.client = client
         self.settings = settings
         self.writes = WriteBatch()
+        self._left: set[str] = set()  # request ids whose client went away mid-call
+        self._background: set[asyncio.Future[Completed]] = set()
 
     async def prepare(
         self, body: JSON, body_len: int, *, request_id: str, user_id: int, key_id: int
@@ -72,14 +80,44 @@ class Gateway:
         return call
 
     async def complete(self, call: ChatCall) -> Completed:
-        """Run a non-streaming call that was prepared (and so reserved)."""
+        """Run a non-streaming call that was prepared (and so reserved); see the module doc
+        for a client that leaves."""
+        task = asyncio.ensure_future(self._complete(call))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._left.add(call.request_id)
+            self._background.add(task)
+            task.add_done_callback(partial(self._background_done, call.request_id))
+            raise
+
+    async def drain(self, timeout: float) -> None:
+        """Before the worker stops: calls whose clients left finish and are charged; any still
+        running after `timeout` seconds is cancelled, which frees its hold at no cost."""
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        self.writes.flush()  # the releases those cancellations queued
+
+    def _background_done(self, request_id: str, task: asyncio.Future[Completed]) -> None:
+        self._background.discard(task)
+        self._left.discard(request_id)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and client_error(exc) is None:  # a bug, not an upstream failure
+            log.error("a call its client left failed", exc_info=exc)
+
+    async def _complete(self, call: ChatCall) -> Completed:
         try:
             body, usage = await self._fetch(call)
         except BaseException as exc:
             raise await self._release(call, exc) from None
+        status = "abandoned" if call.request_id in self._left else "ok"
         try:
             charged = await self.writes.submit(
-                partial(settle_in, item=settlement(call, usage, "ok"))
+                partial(settle_in, item=settlement(call, usage, status))
             )
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
             raise await self._release(call, exc) from None  # so no charge; free the hold

@@ -359,14 +359,7 @@ def test_sigterm_lets_a_streamed_completion_finish_and_settle(tmp_path: Path) ->
     from tests.fakes.openai_upstream import FakeOpenAI, Reply
 
     fake = FakeOpenAI().start()
-    port = free_port()
-    space = make_workspace(tmp_path, server={"port": port})
-    space.run("providers", "add", "fake", "--kind", "openai", "--base-url", fake.base_url,
-              "--key", "sk-fake-upstream-key-0001")  # fmt: skip
-    space.run("models", "set", "fake/m", "--input-per-1m", "1", "--output-per-1m", "2")
-    space.run("users", "create", "streamer@example.com")
-    space.run("credit", "streamer@example.com", "1", "--reason", "test")
-    key = space.run("keys", "create", "streamer@example.com").stdout.strip()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "streamer@example.com")
     server = ServerProcess(space.config, port).start()
     pieces = [f"w{n} " for n in range(8)]
     fake.push(Reply(pieces=pieces, piece_delay=0.2, prompt_tokens=7, completion_tokens=8))
@@ -391,3 +384,40 @@ def test_sigterm_lets_a_streamed_completion_finish_and_settle(tmp_path: Path) ->
     assert space.json("users", "show", "streamer@example.com")["credit_balance_usd"] == 0.999977
     assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("ok", 23_000)]
     assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_sigterm_waits_for_a_call_its_client_left_and_charges_it(tmp_path: Path) -> None:
+    """A non-streaming call the client gave up on still runs upstream (the operator pays the
+    provider for it): a stop lets it finish and charges it before the process exits."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "leaver@example.com")
+    server = ServerProcess(space.config, port).start()
+    fake.push(Reply(delay_before=1.5, prompt_tokens=7, completion_tokens=8))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
+                       timeout=0.5)  # fmt: skip
+        assert server.stop() == 0, server.log_text()
+    finally:
+        server.stop()
+        fake.stop()
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("abandoned", 23_000)]
+    assert space.json("users", "show", "leaver@example.com")["credit_balance_usd"] == 0.999977
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def metered_workspace(tmp_path: Path, upstream_url: str, email: str) -> tuple[Any, int, str]:
+    """A workspace with provider `fake` at upstream_url, model fake/m at $1/$2 per 1M tokens
+    and a user with $1 of credit: (workspace, port, the user's API key)."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    space.run("providers", "add", "fake", "--kind", "openai", "--base-url", upstream_url,
+              "--key", "sk-fake-upstream-key-0001")  # fmt: skip
+    space.run("models", "set", "fake/m", "--input-per-1m", "1", "--output-per-1m", "2")
+    space.run("users", "create", email)
+    space.run("credit", email, "1", "--reason", "test")
+    return space, port, space.run("keys", "create", email).stdout.strip()
