@@ -15,9 +15,10 @@ import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-from codelace_box.config_values import DOMAIN, NOT_BLANK, URL, check_value, coerce, normalize
+from codelace_box.config_rules import MAX_WINDOW, check_combinations, imply_defaults
+from codelace_box.config_values import DOMAIN, NOT_BLANK, URL, build_section
 from codelace_box.errors import ConfigError
 
 ENV_PREFIX = "CODELACE_"
@@ -88,6 +89,21 @@ class AuthConfig:
     allowed_email_domains: list[str] = _opt(
         [], 'For signup = "domains", e.g. ["example.com"].', pattern=DOMAIN
     )
+    otp_requests_per_email: int = _opt(
+        5, "Sign-in codes mailed to one address per rate_limit_window_sec; more get 429.", minimum=1
+    )
+    otp_requests_per_address: int = _opt(
+        50, "Sign-in codes asked for from one client address per window.", minimum=1
+    )
+    otp_verifies_per_email: int = _opt(
+        10, "Code checks (sign-in attempts) for one address per window.", minimum=1
+    )
+    otp_verifies_per_address: int = _opt(
+        100, "Code checks from one client address per window.", minimum=1
+    )
+    rate_limit_window_sec: int = _opt(
+        600, "Sliding window of the sign-in rate limits, in seconds.", minimum=1, maximum=MAX_WINDOW
+    )
 
 
 @dataclass(frozen=True)
@@ -96,10 +112,24 @@ class EmailConfig:
         "console", "console prints codes to the server log; smtp sends mail.", ("console", "smtp")
     )
     smtp_host: str = _opt("", "SMTP server host.")
-    smtp_port: int = _opt(587, "SMTP server port.", minimum=1, maximum=65535)
+    smtp_port: int = _opt(
+        587,
+        "SMTP server port (465 when smtp_ssl is true and this is not set).",
+        minimum=1,
+        maximum=65535,
+    )
     smtp_username: str = _opt("", "SMTP login (empty: no login).")
     smtp_password: str = _opt("", "SMTP password.")
-    smtp_starttls: bool = _opt(True, "Upgrade the SMTP connection with STARTTLS.")
+    smtp_starttls: bool = _opt(
+        True,
+        "Upgrade the SMTP connection with STARTTLS (off when smtp_ssl is true and this is "
+        "not set).",
+    )
+    smtp_ssl: bool = _opt(
+        False,
+        "Implicit TLS from the first byte (SMTPS, usually port 465); do not combine with "
+        "smtp_starttls.",
+    )
     from_address: str = _opt(
         "codelace-box@localhost",
         "From address of sign-in mails.",
@@ -160,43 +190,6 @@ SECTIONS: dict[str, type] = {
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
 }
-
-
-def _shown(name: str, value: Any) -> str:
-    return "<hidden>" if "secret" in name or "password" in name else repr(value)
-
-
-def _build_section(section_name: str, raw: dict[str, Any], origin: dict[str, str]) -> Any:
-    cls = SECTIONS[section_name]
-    hints = get_type_hints(cls)
-    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        where = origin[name]
-        if name not in hints:
-            known = ", ".join(hints)
-            raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
-        try:
-            coerced = normalize(coerce(hints[name], value, where.startswith("env ")), metas[name])
-            check_value(hints[name], metas[name], coerced)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
-            ) from None
-        values[name] = coerced
-    return cls(**values)
-
-
-def _check_combinations(config: Config, origin: dict[str, dict[str, str]]) -> None:
-    """Keys that only make sense together: a setting that needs another one set."""
-    if config.email.backend == "smtp" and not config.email.smtp_host:
-        where = origin["email"].get("backend", config.source)
-        raise ConfigError(f'{where}: email.smtp_host must be set when email.backend = "smtp"')
-    if config.auth.signup == "domains" and not config.auth.allowed_email_domains:
-        where = origin["auth"].get("signup", config.source)
-        raise ConfigError(
-            f'{where}: auth.allowed_email_domains must list domains when auth.signup = "domains"'
-        )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -276,9 +269,11 @@ def _anchor_database_path(config: Config, path: Path | None) -> Config:
 def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:
     """Validate parsed TOML `data` (from `source`) with `env` overrides into a Config."""
     raw, origin = _collect(data, source, env)
-    sections = {name: _build_section(name, raw[name], origin[name]) for name in SECTIONS}
-    config = Config(source=source, **sections)
-    _check_combinations(config, origin)
+    sections = {
+        name: build_section(name, cls, raw[name], origin[name]) for name, cls in SECTIONS.items()
+    }
+    config = imply_defaults(Config(source=source, **sections), origin)
+    check_combinations(config, origin)
     return config
 
 

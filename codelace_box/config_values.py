@@ -2,16 +2,19 @@
 
 `config.py` declares the fields; this module turns a raw value into the field's type
 (`coerce`) and checks it against the field's choices, bounds and pattern (`check_value`),
-raising ValueError with what was expected, which config.py turns into one line naming the
-source and the key.
+raising ValueError with what was expected; `build_section` turns that into one ConfigError
+line naming the source and the key (never echoing a secret value).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, get_type_hints
+
+from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 NOT_BLANK = (r".*\S.*", "a non-empty string")
@@ -97,3 +100,28 @@ def normalize(value: Any, meta: Any) -> Any:
     if meta.get("pattern") is DOMAIN:
         return [item.strip().lower().lstrip("@") for item in value]
     return value
+
+
+def _shown(name: str, value: Any) -> str:
+    return "<hidden>" if "secret" in name or "password" in name else repr(value)
+
+
+def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:
+    """One section's dataclass from raw values; `origin` says where each value came from."""
+    hints = get_type_hints(cls)
+    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        where = origin[name]
+        if name not in hints:
+            known = ", ".join(hints)
+            raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
+        try:
+            coerced = normalize(coerce(hints[name], value, where.startswith("env ")), metas[name])
+            check_value(hints[name], metas[name], coerced)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
+            ) from None
+        values[name] = coerced
+    return cls(**values)

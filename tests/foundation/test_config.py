@@ -114,6 +114,11 @@ max_retries = 0
         ("CODELACE_EMAIL_SMTP_STARTTLS", "FALSE", "email", "smtp_starttls", False),
         ("CODELACE_EMAIL_SMTP_STARTTLS", "yes", "email", "smtp_starttls", True),
         ("CODELACE_EMAIL_SMTP_STARTTLS", "1", "email", "smtp_starttls", True),
+        ("CODELACE_EMAIL_SMTP_SSL", "on", "email", "smtp_ssl", True),
+        ("CODELACE_EMAIL_SMTP_SSL", "False", "email", "smtp_ssl", False),
+        ("CODELACE_AUTH_OTP_REQUESTS_PER_EMAIL", "2", "auth", "otp_requests_per_email", 2),
+        ("CODELACE_AUTH_OTP_VERIFIES_PER_ADDRESS", "7", "auth", "otp_verifies_per_address", 7),
+        ("CODELACE_AUTH_RATE_LIMIT_WINDOW_SEC", "60", "auth", "rate_limit_window_sec", 60),
         ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "a.com, B.org,", "auth", "allowed_email_domains",
          ["a.com", "b.org"]),
         ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", '["x.io", "y.io"]', "auth",
@@ -134,6 +139,29 @@ def test_environment_overrides(
     got = getattr(getattr(config, section), key)
     assert got == expected
     assert type(got) is type(expected)
+
+
+def test_smtp_ssl_moves_the_port_and_starttls_defaults_only_when_they_are_unset(
+    tmp_path: Path,
+) -> None:
+    plain = load_config(str(write(tmp_path, "[email]\n")), {}).email
+    assert (plain.smtp_ssl, plain.smtp_starttls, plain.smtp_port) == (False, True, 587)
+    smtps = load_config(str(write(tmp_path, "[email]\nsmtp_ssl = true\n")), {}).email
+    assert (smtps.smtp_ssl, smtps.smtp_starttls, smtps.smtp_port) == (True, False, 465)
+    explicit = "[email]\nsmtp_ssl = true\nsmtp_port = 2465\nsmtp_starttls = false\n"
+    chosen = load_config(str(write(tmp_path, explicit)), {}).email
+    assert (chosen.smtp_ssl, chosen.smtp_starttls, chosen.smtp_port) == (True, False, 2465)
+    from_env = load_config(str(write(tmp_path, "")), {"CODELACE_EMAIL_SMTP_SSL": "true"}).email
+    assert (from_env.smtp_starttls, from_env.smtp_port) == (False, 465)
+
+
+def test_smtp_ssl_and_starttls_both_set_is_one_line_naming_both_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "[email]\nsmtp_starttls = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {"CODELACE_EMAIL_SMTP_SSL": "1"})
+    message = str(caught.value)
+    assert message.startswith("env CODELACE_EMAIL_SMTP_SSL: ") and "\n" not in message
+    assert "email.smtp_ssl and email.smtp_starttls cannot both be true" in message
 
 
 def test_environment_beats_the_file_and_leaves_other_keys(tmp_path: Path) -> None:
@@ -173,6 +201,15 @@ FILE_ERRORS = [
     ('[auth]\nsignup = "domains"\n', "auth.allowed_email_domains must list domains"),
     ('[email]\nsmtp_starttls = "yes"\n', "email.smtp_starttls must be true or false"),
     ('[email]\nbackend = "smtp"\n', 'email.smtp_host must be set when email.backend = "smtp"'),
+    ('[email]\nsmtp_ssl = "yes"\n', "email.smtp_ssl must be true or false"),
+    ("[email]\nsmtp_ssl = true\nsmtp_starttls = true\n",
+     "email.smtp_ssl and email.smtp_starttls cannot both be true"),
+    ("[auth]\notp_requests_per_email = 0\n",
+     "auth.otp_requests_per_email must be an integer of at least 1, got 0"),
+    ("[auth]\notp_verifies_per_address = 2.5\n",
+     "auth.otp_verifies_per_address must be an integer"),
+    ("[auth]\nrate_limit_window_sec = 86401\n",
+     "auth.rate_limit_window_sec must be an integer from 1 to 86400, got 86401"),
     ('[server]\npublic_url = "example.com"\n',
      "server.public_url must be empty or an http:// or https:// URL"),
     ('[stripe]\ncurrency = "EUR"\n', "stripe.currency must be a three-letter currency code"),
@@ -203,6 +240,10 @@ ENV_ERRORS = [
     ("CODELACE_SERVER_PORT", "x", "server.port must be an integer, got 'x'"),
     ("CODELACE_SERVER_PORT", "", "server.port must be an integer"),
     ("CODELACE_EMAIL_SMTP_STARTTLS", "maybe", "email.smtp_starttls must be true or false"),
+    ("CODELACE_EMAIL_SMTP_SSL", "maybe", "email.smtp_ssl must be true or false"),
+    ("CODELACE_AUTH_OTP_REQUESTS_PER_ADDRESS", "-3",
+     "auth.otp_requests_per_address must be an integer of at least 1"),
+    ("CODELACE_AUTH_RATE_LIMIT_WINDOW_SEC", "10m", "auth.rate_limit_window_sec must be an integer"),
     ("CODELACE_AUTH_SIGNUP", "closed", "auth.signup must be one of 'open', 'domains', 'invite'"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "ten", "stripe.min_topup_usd must be a number"),
     ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer of at least 0"),

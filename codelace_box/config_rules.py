@@ -1,0 +1,51 @@
+"""Configuration rules that span keys: settings that need another one, and defaults that
+follow another key (smtp_ssl moves the SMTP port and STARTTLS defaults).
+
+`config.build_config` applies `imply_defaults` and then `check_combinations` to the Config it
+built; both name the source of the key at fault in a one-line ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from codelace_box.errors import ConfigError
+
+if TYPE_CHECKING:
+    from codelace_box.config import Config
+
+MAX_WINDOW = 86400  # longest rate-limit window; accounts/ratelimit keeps events this long
+SMTPS_PORT = 465
+Origin = dict[str, dict[str, str]]  # section -> key -> where its value came from
+
+
+def imply_defaults(config: Config, origin: Origin) -> Config:
+    """With smtp_ssl on, an unset smtp_starttls means off and an unset smtp_port means 465."""
+    email, given = config.email, origin["email"]
+    if not email.smtp_ssl:
+        return config
+    changes: dict[str, Any] = {}
+    if "smtp_starttls" not in given:
+        changes["smtp_starttls"] = False
+    if "smtp_port" not in given:
+        changes["smtp_port"] = SMTPS_PORT
+    return dataclasses.replace(config, email=dataclasses.replace(email, **changes))
+
+
+def check_combinations(config: Config, origin: Origin) -> None:
+    """Keys that only make sense together: a setting that needs another one set, or unset."""
+    if config.email.backend == "smtp" and not config.email.smtp_host:
+        where = origin["email"].get("backend", config.source)
+        raise ConfigError(f'{where}: email.smtp_host must be set when email.backend = "smtp"')
+    if config.auth.signup == "domains" and not config.auth.allowed_email_domains:
+        where = origin["auth"].get("signup", config.source)
+        raise ConfigError(
+            f'{where}: auth.allowed_email_domains must list domains when auth.signup = "domains"'
+        )
+    if config.email.smtp_ssl and config.email.smtp_starttls:
+        where = origin["email"].get("smtp_ssl", config.source)
+        raise ConfigError(
+            f"{where}: email.smtp_ssl and email.smtp_starttls cannot both be true "
+            "(smtp_ssl is TLS from the first byte; STARTTLS upgrades a plain connection)"
+        )
