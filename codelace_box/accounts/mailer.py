@@ -1,9 +1,10 @@
 """Delivery of sign-in codes: `console` prints them to the server log, `smtp` sends mail.
 
 `build_mailer(config.email)` gives the worker's mailer. SMTP runs smtplib in a thread
-(asyncio.to_thread) so the event loop never blocks, with optional STARTTLS (certificate and
-host name verified) and login. A mail that cannot be sent raises ServiceUnavailable; neither
-the code nor the SMTP password ever reaches a log line or an error message.
+(asyncio.to_thread) so the event loop never blocks, over implicit TLS (`smtp_ssl`, SMTPS) or
+with optional STARTTLS (either way certificate and host name verified), and optional login.
+A mail that cannot be sent raises ServiceUnavailable; neither the code nor the SMTP password
+ever reaches a log line or an error message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from codelace_box.errors import ConfigError, ServiceUnavailable
 
 log = logging.getLogger("codelace_box.mail")
 SMTP_TIMEOUT_SEC = 20.0
+IMPLICIT_TLS_PORT = 465
+PLAIN_PORTS = (25, 587)
 SUBJECT = "Your codelace-box sign-in code"
 
 
@@ -69,7 +72,7 @@ class ConsoleMailer:
 
 
 class SmtpMailer:
-    """Sends the mail over SMTP with optional STARTTLS and login."""
+    """Sends the mail over SMTP (implicit TLS, STARTTLS or plain) with optional login."""
 
     def __init__(self, config: EmailConfig) -> None:
         self.config = config
@@ -86,11 +89,21 @@ class SmtpMailer:
                 code="email_delivery_failed",
             ) from None
 
+    def _connect(self) -> smtplib.SMTP:
+        """A connection that has read the greeting; TLS from the first byte with smtp_ssl."""
+        cfg = self.config
+        if cfg.smtp_ssl:
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(
+                cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC, context=context
+            )
+        return smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC)
+
     def _deliver(self, message: EmailMessage) -> None:
         cfg = self.config
-        with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC) as smtp:
+        with self._connect() as smtp:
             smtp.ehlo()
-            if cfg.smtp_starttls:
+            if cfg.smtp_starttls and not cfg.smtp_ssl:
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
             if cfg.smtp_username:
@@ -102,6 +115,7 @@ _REASONS: list[tuple[type[BaseException], str]] = [
     (smtplib.SMTPAuthenticationError, "the mail server refused the login"),
     (smtplib.SMTPRecipientsRefused, "the mail server refused the recipient"),
     (smtplib.SMTPNotSupportedError, "the mail server does not support STARTTLS"),
+    (ssl.SSLCertVerificationError, "the mail server's TLS certificate did not verify"),
     (ssl.SSLError, "TLS with the mail server failed"),
     (smtplib.SMTPServerDisconnected, "the mail server closed the connection"),
     (TimeoutError, "the mail server did not answer in time"),
@@ -115,6 +129,8 @@ def _failure_reason(exc: BaseException) -> str:
         exc, smtplib.SMTPAuthenticationError
     ):
         return f"the mail server answered {exc.smtp_code}"
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+        return "TLS with the mail server failed: it does not speak TLS on this port"
     for kind, reason in _REASONS:
         if isinstance(exc, kind):
             return reason
@@ -139,7 +155,19 @@ def startup_notice(config: EmailConfig) -> str:
             'to this log. Set [email] backend = "smtp" to send them by mail. ***'
         )
     tls = "STARTTLS" if config.smtp_starttls else "no TLS"
+    if config.smtp_ssl:
+        tls = "implicit TLS"
     login = "with login" if config.smtp_username else "without login"
     return (
         f"sign-in codes are mailed via SMTP {config.smtp_host}:{config.smtp_port} ({tls}, {login})"
+        + _port_hint(config)
     )
+
+
+def _port_hint(config: EmailConfig) -> str:
+    """A warning for the usual mix-up of port and TLS mode (both fail only at the first mail)."""
+    if not config.smtp_ssl and config.smtp_port == IMPLICIT_TLS_PORT:
+        return f"; port {IMPLICIT_TLS_PORT} usually wants implicit TLS: set email.smtp_ssl = true"
+    if config.smtp_ssl and config.smtp_port in PLAIN_PORTS:
+        return f"; port {config.smtp_port} usually speaks plain SMTP or STARTTLS, not implicit TLS"
+    return ""

@@ -1,23 +1,46 @@
 """How codes reach people: the console backend (codes in the log, said loudly at start) and
-SMTP (plain, STARTTLS with a verified certificate, login), and what a failed mail does."""
+SMTP (plain, STARTTLS or implicit TLS with a verified certificate, login), and what a failed
+mail does."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.accounts.conftest import BoxClient, ServerFactory, console_code, smtp_sections
+from codelace_box.accounts.mailer import SMTP_TIMEOUT_SEC, startup_notice
+from codelace_box.config import EmailConfig
+from tests.accounts.conftest import (
+    BoxClient,
+    ServerFactory,
+    console_code,
+    database_path,
+    smtp_sections,
+)
 from tests.fakes.smtp_server import (
     RecordingSmtpServer,
     make_self_signed_cert,
     server_tls_context,
 )
-from tests.support import base_sections, free_port, run_cli, write_config
+from tests.support import (
+    ServerProcess,
+    base_sections,
+    free_port,
+    run_cli,
+    sqlite_rows,
+    write_config,
+)
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [
+    pytest.mark.timeout(90),
+    # the SMTPS fake requires AUTH over a session that is TLS from its first byte, which
+    # aiosmtpd (counting only STARTTLS as TLS) warns about
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
+]
 CREDENTIALS = ("mailer@box.test", "s3cret-smtp-pa55word")
 
 
@@ -33,6 +56,28 @@ def tls_smtp(cert: tuple[Path, Path]) -> Iterator[RecordingSmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def smtps(cert: tuple[Path, Path]) -> Iterator[RecordingSmtpServer]:
+    """SMTPS: TLS from the first byte (no STARTTLS) and a login."""
+    server = RecordingSmtpServer(implicit_tls=server_tls_context(*cert), credentials=CREDENTIALS)
+    server.start()
+    yield server
+    server.stop()
+
+
+def smtps_sections(smtp: RecordingSmtpServer) -> dict[str, Any]:
+    """smtp_ssl on, smtp_starttls left unset (as an operator would write it for port 465)."""
+    sections = smtp_sections(smtp) | {"smtp_ssl": True, "smtp_username": CREDENTIALS[0]}
+    del sections["smtp_starttls"]
+    return sections | {"smtp_password": CREDENTIALS[1]}
+
+
+def live_codes(box: ServerProcess, email: str) -> int:
+    """How many sign-in codes the box's database holds for `email` (0: none can be used)."""
+    query = "SELECT count(*) FROM otp_code WHERE email = ?"
+    return int(sqlite_rows(database_path(box), query, (email,))[0][0])
 
 
 def tls_sections(smtp: RecordingSmtpServer, password: str) -> dict[str, object]:
@@ -126,6 +171,77 @@ def test_untrusted_certificate_is_refused(
     assert_mail_failed(client.request_code("mitm@example.com"), "TLS")
     assert tls_smtp.messages_to("mitm@example.com") == []
     client.close()
+
+
+def test_implicit_tls_and_login(
+    box_factory: ServerFactory, smtps: RecordingSmtpServer, cert: tuple[Path, Path]
+):
+    box = box_factory(email=smtps_sections(smtps), env={"SSL_CERT_FILE": str(cert[0])})
+    client = BoxClient(box, smtps)
+    signed_in = client.sign_in("smtps@example.com")
+    assert signed_in["email"] == "smtps@example.com"
+    mail = smtps.wait_for("smtps@example.com")
+    assert mail.tls and mail.auth_login == CREDENTIALS[0]
+    assert f"127.0.0.1:{smtps.port} (implicit TLS, with login)" in box.log_text()
+    assert CREDENTIALS[1] not in box.log_text()
+    client.close()
+
+
+def test_implicit_tls_with_a_certificate_that_does_not_verify_gives_503(
+    box_factory: ServerFactory, smtps: RecordingSmtpServer
+):
+    box = box_factory(email=smtps_sections(smtps))  # the test certificate is not trusted
+    client = BoxClient(box, smtps)
+    response = client.request_code("spoofed@example.com")
+    assert_mail_failed(response, "certificate did not verify")
+    assert smtps.messages_to("spoofed@example.com") == []
+    assert live_codes(box, "spoofed@example.com") == 0
+    assert CREDENTIALS[1] not in response.text and CREDENTIALS[1] not in box.log_text()
+    client.close()
+
+
+def test_implicit_tls_to_a_plain_server_fails_fast_with_503(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+):
+    box = box_factory(email=smtp_sections(smtp) | {"smtp_ssl": True})
+    client = BoxClient(box, smtp)
+    started = time.monotonic()
+    response = client.request_code("plaintext@example.com")
+    elapsed = time.monotonic() - started
+    assert_mail_failed(response, "does not speak TLS on this port")
+    assert elapsed < SMTP_TIMEOUT_SEC / 2, f"took {elapsed:.1f} s: waited for a timeout"
+    assert smtp.messages_to("plaintext@example.com") == []
+    assert live_codes(box, "plaintext@example.com") == 0
+    client.close()
+
+
+def test_smtp_ssl_with_starttls_stops_the_start_naming_both_keys(tmp_path: Path):
+    email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_ssl": True, "smtp_starttls": True}
+    sections = base_sections(tmp_path, free_port()) | {"email": email}
+    config = write_config(tmp_path / "codelace.toml", sections)
+    result = run_cli(config, "serve", timeout=30)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(config) in lines[0]
+    assert "email.smtp_ssl" in lines[0] and "email.smtp_starttls" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("email", "says"),
+    [
+        ({"smtp_ssl": True, "smtp_starttls": False, "smtp_port": 465}, "(implicit TLS, without"),
+        ({"smtp_starttls": True, "smtp_port": 587}, ":587 (STARTTLS, without login)"),
+        ({"smtp_starttls": False, "smtp_port": 25, "smtp_username": "u"}, "(no TLS, with login)"),
+        ({"smtp_starttls": True, "smtp_port": 465}, "465 usually wants implicit TLS"),
+        ({"smtp_ssl": True, "smtp_starttls": False, "smtp_port": 587}, "587 usually speaks plain"),
+    ],
+)
+def test_the_startup_notice_names_the_tls_mode_and_a_port_mix_up(email: dict[str, Any], says: str):
+    notice = startup_notice(EmailConfig(backend="smtp", smtp_host="mail.test", **email))
+    assert notice.startswith("sign-in codes are mailed via SMTP mail.test:")
+    assert says in notice
+    assert ("usually" in notice) == ("usually" in says)
 
 
 def test_smtp_without_a_host_stops_the_start(tmp_path: Path):

@@ -1,8 +1,9 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
-It can refuse messages after reading them (`reject_data`), require STARTTLS and AUTH with a
-self-signed certificate (`make_self_signed_cert`), and hands messages to tests as parsed
-`EmailMessage`s. The codelace-box under test talks to it over TCP like to any mail server.
+It can refuse messages after reading them (`reject_data`), require STARTTLS, or speak TLS
+from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed certificate
+(`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s. The
+codelace-box under test talks to it over TCP like to any mail server.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Received:
     raw: bytes
     message: EmailMessage
     accepted: bool
-    tls: bool
+    tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
     auth_login: str | None
 
     @property
@@ -63,6 +64,8 @@ class _Handler:
         assert isinstance(message, EmailMessage)
         login = session.auth_data.login.decode() if session.auth_data else None
         accepted = not self.owner.reject_data
+        transport = server.transport
+        encrypted = transport is not None and transport.get_extra_info("ssl_object") is not None
         self.owner.record(
             Received(
                 mail_from=envelope.mail_from or "",
@@ -70,7 +73,7 @@ class _Handler:
                 raw=raw,
                 message=message,
                 accepted=accepted,
-                tls=session.ssl is not None,
+                tls=encrypted,
                 auth_login=login,
             )
         )
@@ -84,6 +87,7 @@ class RecordingSmtpServer:
         self,
         tls_context: ssl.SSLContext | None = None,
         credentials: tuple[str, str] | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.port = free_port()
         self.messages: list[Received] = []
@@ -93,6 +97,9 @@ class RecordingSmtpServer:
         kwargs: dict[str, Any] = {}
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
+        if implicit_tls is not None:
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; the whole session is TLS here
+            kwargs.update(ssl_context=implicit_tls, auth_require_tls=False)
         if credentials is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
@@ -188,7 +195,7 @@ def make_self_signed_cert(folder: Path) -> tuple[Path, Path]:
 
 
 def server_tls_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
-    """The TLS context the fake SMTP server offers with STARTTLS."""
+    """The TLS context the fake SMTP server offers (with STARTTLS or from the first byte)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
     return context
