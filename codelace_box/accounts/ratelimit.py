@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from codelace_box.config_rules import MAX_WINDOW
 from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.models import RateEvent
 from codelace_box.errors import RateLimited
 
-RETENTION_SEC = 24 * 3600  # events older than this belong to no window any more
+# Events older than the longest window auth.rate_limit_window_sec may have belong to none.
+RETENTION_SEC = MAX_WINDOW
 PRUNE_INTERVAL_SEC = 60.0
 _last_prune = -PRUNE_INTERVAL_SEC
 

@@ -3,7 +3,8 @@
 `request_sign_in` answers the same whether or not the account exists or could be created;
 the signup policy (open / domains / invite) and a disabled account are enforced only at
 `complete_sign_in`, after the code proved the caller owns the address. Both steps are rate
-limited per email and per client address, in the database, so all workers share the count.
+limited per email and per client address (the `auth.otp_*_per_*` counts in any
+`auth.rate_limit_window_sec`), in the database, so all workers share the count.
 """
 
 from __future__ import annotations
@@ -20,12 +21,6 @@ from codelace_box.db.core import write_transaction
 from codelace_box.db.models import User
 from codelace_box.errors import PermissionDenied
 
-WINDOW_SEC = 600
-REQUESTS_PER_EMAIL = 5  # codes mailed to one address per window
-REQUESTS_PER_ADDRESS = 50  # codes asked for from one client address per window
-VERIFIES_PER_EMAIL = 10  # verify attempts for one address per window
-VERIFIES_PER_ADDRESS = 100  # verify attempts from one client address per window
-
 
 @dataclass(frozen=True)
 class CodeSent:
@@ -40,30 +35,39 @@ class SignedIn:
     created: bool
 
 
-def request_limits(email: str, client: str) -> list[Limit]:
-    """The limits one code request counts against."""
-    what = "sign-in code requests"
+def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
+    """The limits one code request counts against (per email, per client address)."""
+    what, window = "sign-in code requests", auth.rate_limit_window_sec
     return [
-        Limit(f"otp-request:email:{email}", REQUESTS_PER_EMAIL, WINDOW_SEC, f"{what} for {email}"),
-        Limit(f"otp-request:addr:{client}", REQUESTS_PER_ADDRESS, WINDOW_SEC, f"{what} from here"),
+        Limit(
+            f"otp-request:email:{email}", auth.otp_requests_per_email, window, f"{what} for {email}"
+        ),
+        Limit(
+            f"otp-request:addr:{client}", auth.otp_requests_per_address, window, f"{what} from here"
+        ),
     ]
 
 
-def verify_limits(email: str, client: str) -> list[Limit]:
-    """The limits one verify attempt counts against."""
-    what = "sign-in attempts"
+def verify_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
+    """The limits one verify attempt counts against (per email, per client address)."""
+    what, window = "sign-in attempts", auth.rate_limit_window_sec
     return [
-        Limit(f"otp-verify:email:{email}", VERIFIES_PER_EMAIL, WINDOW_SEC, f"{what} for {email}"),
-        Limit(f"otp-verify:addr:{client}", VERIFIES_PER_ADDRESS, WINDOW_SEC, f"{what} from here"),
+        Limit(
+            f"otp-verify:email:{email}", auth.otp_verifies_per_email, window, f"{what} for {email}"
+        ),
+        Limit(
+            f"otp-verify:addr:{client}", auth.otp_verifies_per_address, window, f"{what} from here"
+        ),
     ]
 
 
 async def request_sign_in(
-    raw_email: object, client: str, *, mailer: Mailer, secret_key: str, ttl_sec: int
+    raw_email: object, client: str, *, mailer: Mailer, secret_key: str, auth: AuthConfig
 ) -> CodeSent:
     """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted."""
     email = normalize_email(raw_email)
-    hit(request_limits(email, client))
+    hit(request_limits(email, client, auth))
+    ttl_sec = auth.otp_ttl_sec
     code = otp.generate_code()
     code_hash = otp.store_code(secret_key, email, code, ttl_sec)
     try:
@@ -82,7 +86,7 @@ def complete_sign_in(
     """Check the code, then the account (created if the policy allows), and mint a login key."""
     email = normalize_email(raw_email)
     code = otp.parse_code(raw_code)
-    hit(verify_limits(email, client))
+    hit(verify_limits(email, client, auth))
     otp.consume_code(secret_key, email, code)
     user, created = _account_for(email, auth)
     if user.status != "active":

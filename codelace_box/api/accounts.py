@@ -37,7 +37,7 @@ async def otp_request(request: Request) -> HTTPResponse:
         _client(request),
         mailer=ctx.mailer,
         secret_key=ctx.secret_key,
-        ttl_sec=ctx.config.auth.otp_ttl_sec,
+        auth=ctx.config.auth,
     )
     return json_response({"email": sent.email, "expires_in_sec": sent.expires_in_sec})
 

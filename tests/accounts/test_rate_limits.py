@@ -1,24 +1,21 @@
 """Rate limits of sign-in, per email and per client address, held across processes: two
-`serve` processes share one database and the tests alternate between them."""
+`serve` processes share one database and the tests alternate between them. The limits and
+their window come from the [auth] config keys; lowered ones take effect over HTTP."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from itertools import count, cycle
 
 import httpx
 import pytest
 
-from codelace_box.accounts.signin import (
-    REQUESTS_PER_ADDRESS,
-    REQUESTS_PER_EMAIL,
-    VERIFIES_PER_ADDRESS,
-    VERIFIES_PER_EMAIL,
-    WINDOW_SEC,
-)
+from codelace_box.config import AuthConfig
 from tests.accounts.conftest import BoxClient, ServerFactory, console_code
 
 pytestmark = pytest.mark.timeout(120)
+DEFAULTS = AuthConfig()  # the limits the pair of boxes runs with (no [auth] keys set)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +48,13 @@ def check(client: BoxClient, email: str, code: str, accepted: dict[str, int]) ->
     return response
 
 
-def assert_limited(response: httpx.Response) -> int:
-    """A proper 429; returns its Retry-After."""
+def assert_limited(response: httpx.Response, window: int = DEFAULTS.rate_limit_window_sec) -> int:
+    """A proper 429 of a limit with this window; returns its Retry-After."""
     assert response.status_code == 429, response.text
     error = response.json()["error"]
     assert error["type"] == "rate_limit_error" and error["code"] == "rate_limited"
     retry_after = int(response.headers["retry-after"])
-    assert 1 <= retry_after <= WINDOW_SEC
+    assert 1 <= retry_after <= window
     assert f"{retry_after} s" in error["message"]
     return retry_after
 
@@ -72,11 +69,11 @@ def test_a_code_asked_for_at_one_process_works_at_the_other(pair, accepted):
 def test_code_requests_per_email_are_limited_across_processes(pair, accepted):
     email = "popular@example.com"
     boxes = cycle(pair)
-    for _ in range(REQUESTS_PER_EMAIL):
+    for _ in range(DEFAULTS.otp_requests_per_email):
         assert ask(next(boxes), email, accepted).status_code == 200
     for box in pair:
         retry_after = assert_limited(ask(box, email, accepted))
-        assert retry_after >= WINDOW_SEC - 10
+        assert retry_after >= DEFAULTS.rate_limit_window_sec - 10
         assert email in box.request_code(email).json()["error"]["message"]
     # the limit is per email: another address from the same client is still served
     assert ask(pair[1], "quiet@example.com", accepted).status_code == 200
@@ -88,7 +85,7 @@ def test_verify_attempts_per_email_are_limited_across_processes(pair, accepted):
     code = console_code(pair[0].server, email)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     boxes = cycle(pair)
-    for _ in range(VERIFIES_PER_EMAIL):
+    for _ in range(DEFAULTS.otp_verifies_per_email):
         assert check(next(boxes), email, wrong, accepted).status_code == 400
     # even the right code is not checked any more: the limit comes first
     for box in pair:
@@ -98,7 +95,7 @@ def test_verify_attempts_per_email_are_limited_across_processes(pair, accepted):
 def test_verify_attempts_per_address_are_limited_across_processes(pair, accepted):
     boxes = cycle(pair)
     emails = (f"nobody{i}@example.com" for i in count())
-    expected_ok = VERIFIES_PER_ADDRESS - accepted["verify"]
+    expected_ok = DEFAULTS.otp_verifies_per_address - accepted["verify"]
     served = 0
     while served < expected_ok:
         response = check(next(boxes), next(emails), "123456", accepted)
@@ -111,7 +108,7 @@ def test_verify_attempts_per_address_are_limited_across_processes(pair, accepted
 def test_code_requests_per_address_are_limited_across_processes(pair, accepted):
     boxes = cycle(pair)
     emails = (f"member{i}@example.com" for i in count())
-    expected_ok = REQUESTS_PER_ADDRESS - accepted["request"]
+    expected_ok = DEFAULTS.otp_requests_per_address - accepted["request"]
     for _ in range(expected_ok):
         assert ask(next(boxes), next(emails), accepted).status_code == 200
     for box in pair:
@@ -140,8 +137,62 @@ def test_behind_a_proxy_the_forwarded_address_is_limited(box_factory: ServerFact
             "/api/v1/auth/otp/request", json={"email": email}, headers={"x-forwarded-for": address}
         )
 
-    for i in range(REQUESTS_PER_ADDRESS):
+    for i in range(DEFAULTS.otp_requests_per_address):
         assert ask_from("198.51.100.7", f"office{i}-{how}@example.com").status_code == 200
     assert_limited(ask_from("198.51.100.7", f"office-late-{how}@example.com"))
     assert ask_from("198.51.100.8", f"office-late-{how}@example.com").status_code == 200
+    client.close()
+
+
+def test_the_defaults_are_the_documented_limits():
+    """5 code requests per email and 50 per address, 10 and 100 verifies, per 10 minutes."""
+    limits = (
+        DEFAULTS.otp_requests_per_email,
+        DEFAULTS.otp_requests_per_address,
+        DEFAULTS.otp_verifies_per_email,
+        DEFAULTS.otp_verifies_per_address,
+        DEFAULTS.rate_limit_window_sec,
+    )
+    assert limits == (5, 50, 10, 100, 600)
+
+
+LOWERED = {
+    "otp_requests_per_email": 2,
+    "otp_requests_per_address": 4,
+    "otp_verifies_per_email": 2,
+    "otp_verifies_per_address": 3,
+    "rate_limit_window_sec": 120,
+}
+
+
+def test_lowered_limits_from_the_config_file_take_effect(box_factory: ServerFactory):
+    client = BoxClient(box_factory(auth=LOWERED), None)
+    # per email: the third code request for one address within the window is refused
+    assert [client.request_code("few@example.com").status_code for _ in range(2)] == [200, 200]
+    limited = client.request_code("few@example.com")
+    assert assert_limited(limited, window=120) >= 110
+    assert "few@example.com" in limited.json()["error"]["message"]
+    # per client address: two more addresses fill its budget of 4, the fifth is refused
+    assert client.request_code("other1@example.com").status_code == 200
+    assert client.request_code("other2@example.com").status_code == 200
+    assert_limited(client.request_code("other3@example.com"), window=120)
+    # verifies: 2 per email (even the right code is not checked then), 3 per address
+    assert client.verify("few@example.com", "000000").status_code == 400
+    assert client.verify("few@example.com", "000001").status_code == 400
+    right = console_code(client.server, "few@example.com")
+    assert_limited(client.verify("few@example.com", right), window=120)
+    assert client.verify("other1@example.com", "000000").status_code == 400
+    assert_limited(client.verify("other2@example.com", "000000"), window=120)
+    client.close()
+
+
+def test_a_limit_and_window_from_the_environment_take_effect_and_the_window_slides(
+    box_factory: ServerFactory,
+):
+    env = {"CODELACE_AUTH_OTP_REQUESTS_PER_EMAIL": "1", "CODELACE_AUTH_RATE_LIMIT_WINDOW_SEC": "3"}
+    client = BoxClient(box_factory(env=env), None)
+    assert client.request_code("once@example.com").status_code == 200
+    retry_after = assert_limited(client.request_code("once@example.com"), window=3)
+    time.sleep(retry_after)  # Retry-After is rounded up: the slot is free by then
+    assert client.request_code("once@example.com").status_code == 200
     client.close()
