@@ -26,7 +26,7 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.errors import ConfigError
-from codelace_box.worker_manager import install as install_worker_manager
+from codelace_box.stopping import install_supervisor, watch_worker_stops
 
 APP_NAME = "codelace_box"
 BLUEPRINTS = [public.bp, accounts.bp, customer.bp, inference.bp, stripe.bp]
@@ -59,6 +59,7 @@ def create_app(config: Config) -> Sanic:
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)
+    watch_worker_stops(app)
     app.before_server_start(_open_resources)
     app.before_server_stop(_begin_draining)
     app.after_server_stop(_close_resources)
@@ -176,5 +177,5 @@ def serve(config: Config) -> None:
     if workers == 1:
         Sanic.serve_single(primary=app)
     else:
-        install_worker_manager()
+        install_supervisor()
         Sanic.serve(primary=app, app_loader=loader)

@@ -4,6 +4,7 @@ error envelope and x-request-id on every response, config errors as one line, SI
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -324,7 +325,7 @@ START_MOMENTS = {
 def test_sigterm_at_any_moment_of_a_two_worker_start_stops_cleanly(
     tmp_path: Path, moment: str
 ) -> None:
-    """Sanic's own handler could hang or die (exit 1) here: see codelace_box/worker_manager.py."""
+    """Sanic's own handler could hang or die (exit 1) here: see codelace_box/stopping.py."""
     pattern, count = START_MOMENTS[moment]
     for attempt in range(3):
         port = free_port()
@@ -421,3 +422,37 @@ def metered_workspace(tmp_path: Path, upstream_url: str, email: str) -> tuple[An
     space.run("users", "create", email)
     space.run("credit", email, "1", "--reason", "test")
     return space, port, space.run("keys", "create", email).stdout.strip()
+
+
+def test_a_crashed_workers_holds_are_freed_while_the_other_serves_on(tmp_path: Path) -> None:
+    """A worker killed mid-request leaves its reservation behind; a surviving worker frees it
+    within its sweep interval, not at the next start."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "crash@example.com")
+    env = {"CODELACE_HOLD_SWEEP_SEC": "0.2"}
+    server = ServerProcess(space.config, port, env=env).start("--workers", "2")
+    fake.push(Reply(pieces=["a", "b", "c"], hang_after=2))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
+                          headers=headers, timeout=10) as answer:  # fmt: skip
+            assert answer.status_code == 200, answer.read()
+            lines = answer.iter_lines()  # kept: a dropped iterator closes the connection
+            next(lines)  # the call is in flight: its hold is taken
+            [(owner, held)] = space.sql("SELECT owner, amount_nanos FROM hold")
+            assert held > 0
+            os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while space.sql("SELECT COUNT(*) FROM hold") != [(0,)]:
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
+        assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
+        assert "released 1 holds of" in server.log_text()
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+    finally:
+        server.stop()
+        fake.stop()
+    assert space.run("doctor").stdout.startswith("ok: ")
