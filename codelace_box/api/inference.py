@@ -6,7 +6,9 @@ server.py runs as startup/shutdown hooks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 
 from sanic import Blueprint, Request, Sanic
@@ -21,7 +23,10 @@ from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.routing import RouteTable
 
 bp = Blueprint("inference")
+log = logging.getLogger("codelace_box.gateway")
 KEEPALIVE_ENV = "CODELACE_SSE_KEEPALIVE_SEC"  # internal knob for tests; not a config key
+HOLD_SWEEP_ENV = "CODELACE_HOLD_SWEEP_SEC"  # internal knob for tests; not a config key
+HOLD_SWEEP_SEC = 30.0
 COST_HEADER = "x-codelace-cost-usd"
 
 
@@ -69,11 +74,30 @@ async def start_gateway(app: Sanic) -> None:
         max_retries=config.gateway.max_retries,
         keepalive_sec=float(os.environ.get(KEEPALIVE_ENV) or DEFAULT_KEEPALIVE_SEC),
     )
-    app.ctx.gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
+    app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
+    interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
+    app.ctx.hold_sweep = asyncio.get_running_loop().create_task(
+        sweep_dead_holds_forever(gateway, interval)
+    )
+
+
+async def sweep_dead_holds_forever(gateway: Gateway, interval: float) -> None:
+    """Per worker, every `interval` seconds: free the holds of workers that died."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            gateway.sweep_dead_holds()
+        except Exception:  # a failed sweep is retried at the next tick
+            log.exception("the sweep of dead workers' holds failed")
 
 
 async def stop_gateway(app: Sanic) -> None:
     """Per worker: finish the calls whose clients left, then close the upstream connections."""
+    sweep: asyncio.Task[None] | None = getattr(app.ctx, "hold_sweep", None)
+    if sweep is not None:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
     gateway: Gateway | None = getattr(app.ctx, "gateway", None)
     if gateway is not None:
         await gateway.drain(app.config.GRACEFUL_SHUTDOWN_TIMEOUT)

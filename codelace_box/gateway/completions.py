@@ -22,7 +22,7 @@ from typing import Any
 
 from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
-from codelace_box.gateway.metering import admit_in, settle_in
+from codelace_box.gateway.metering import admit_in, dead_hold_owners, release_holds_in, settle_in
 from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
 from codelace_box.gateway.providers.base import JSON, Usage
 from codelace_box.gateway.relay import StreamRelay
@@ -109,6 +109,14 @@ class Gateway:
         if exc is not None and client_error(exc) is None:  # a bug, not an upstream failure
             log.error("a call its client left failed", exc_info=exc)
 
+    def sweep_dead_holds(self) -> None:
+        """Free the credit reserved by this host's processes that died (a worker that crashed
+        while this one serves on), instead of leaving it blocked until the next start."""
+        owners = dead_hold_owners()
+        if owners:
+            future = self.writes.submit(partial(release_holds_in, owners=owners))
+            future.add_done_callback(partial(_log_released, owners))
+
     async def _complete(self, call: ChatCall) -> Completed:
         try:
             body, usage = await self._fetch(call)
@@ -155,3 +163,12 @@ class Gateway:
                           charge=False)  # fmt: skip
         await self.writes.submit(partial(settle_in, item=item))
         return error if error is not None else exc
+
+
+def _log_released(owners: list[str], future: asyncio.Future[int]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        log.error(
+            "releasing the holds of %s failed", ", ".join(owners), exc_info=future.exception()
+        )
+    elif released := future.result():
+        log.warning("released %d holds of %s (process gone)", released, ", ".join(owners))

@@ -81,12 +81,32 @@ def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     with write_transaction():
         conn = database.connection()
         owners = [row[0] for row in conn.execute("SELECT DISTINCT owner FROM hold")]
-        released = 0
-        for owner in filter(_owner_is_gone, owners):
-            conn.execute("DELETE FROM hold WHERE owner = ?", (owner,))
-            released += conn.changes()
         conn.execute("DELETE FROM hold WHERE created_at < ?", (cutoff,))
+        released = conn.changes()
+        released += release_holds_in(conn, owners=list(filter(_owner_is_gone, owners)))
+        conn.execute(_RECOUNT_HELD_SQL)  # also mends a cached total that drifted
+    return released
+
+
+def dead_hold_owners() -> list[str]:
+    """The owners of open holds that were processes of this host and are gone (a worker that
+    crashed while the others serve on); never this process. A read: takes no write lock."""
+    me = hold_owner()
+    owners = [row[0] for row in database.connection().execute("SELECT DISTINCT owner FROM hold")]
+    return [
+        owner
+        for owner in owners
+        if owner != me and owner.rpartition(":")[0] == _HOST and _owner_is_gone(owner)
+    ]
+
+
+def release_holds_in(conn: Any, *, owners: list[str]) -> int:
+    """Inside a transaction: release every hold of these owners and recount what users hold."""
+    released = 0
+    for owner in owners:
+        conn.execute("DELETE FROM hold WHERE owner = ?", (owner,))
         released += conn.changes()
+    if released:
         conn.execute(_RECOUNT_HELD_SQL)
     return released
 
