@@ -77,18 +77,18 @@ async def start_gateway(app: Sanic) -> None:
     app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
     app.ctx.hold_sweep = asyncio.get_running_loop().create_task(
-        sweep_dead_holds_forever(gateway, interval)
+        sweep_holds_forever(gateway, interval)
     )
 
 
-async def sweep_dead_holds_forever(gateway: Gateway, interval: float) -> None:
-    """Per worker, every `interval` seconds: free the holds of workers that died."""
+async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
+    """Per worker, every `interval` s: free holds reserved for nothing (Gateway.sweep_holds)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            gateway.sweep_dead_holds()
+            gateway.sweep_holds()
         except Exception:  # a failed sweep is retried at the next tick
-            log.exception("the sweep of dead workers' holds failed")
+            log.exception("the sweep of leftover holds failed")
 
 
 async def stop_gateway(app: Sanic) -> None:

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
-from codelace_box.gateway.metering import admit_in, dead_hold_owners, release_holds_in, settle_in
+from codelace_box.gateway.metering import (
+    admit_in,
+    dead_hold_owners,
+    own_holds_older_than,
+    release_holds_in,
+    settle_in,
+)
 from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
 from codelace_box.gateway.providers.base import JSON, Usage
 from codelace_box.gateway.relay import StreamRelay
@@ -31,6 +38,7 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.upstream import open_upstream
 
 DEFAULT_KEEPALIVE_SEC = 15.0
+LEAK_AGE_SEC = 60.0  # a hold this old whose call is gone was leaked (a call settles in one turn)
 log = logging.getLogger("codelace_box.gateway")
 
 
@@ -60,6 +68,8 @@ class Gateway:
         self.writes = WriteBatch()
         self._left: set[str] = set()  # request ids whose client went away mid-call
         self._background: set[asyncio.Future[Completed]] = set()
+        # Every call of this process that may still settle: gone once nothing refers to it.
+        self._calls: weakref.WeakValueDictionary[str, ChatCall] = weakref.WeakValueDictionary()
 
     async def prepare(
         self, body: JSON, body_len: int, *, request_id: str, user_id: int, key_id: int
@@ -68,6 +78,7 @@ class Gateway:
         call = prepare_call(
             self.routes, body, body_len, request_id=request_id, user_id=user_id, key_id=key_id
         )
+        self._calls[request_id] = call
         try:
             await self.writes.submit(
                 partial(
@@ -109,13 +120,19 @@ class Gateway:
         if exc is not None and client_error(exc) is None:  # a bug, not an upstream failure
             log.error("a call its client left failed", exc_info=exc)
 
-    def sweep_dead_holds(self) -> None:
-        """Free the credit reserved by this host's processes that died (a worker that crashed
-        while this one serves on), instead of leaving it blocked until the next start."""
+    def sweep_holds(self, min_age_sec: float = LEAK_AGE_SEC) -> None:
+        """Free credit reserved for nothing: the holds of this host's processes that died (a
+        worker that crashed while this one serves on), and this process's own holds whose call
+        is gone without settling (a settlement the database refused), instead of leaving them
+        blocked until the next start."""
         owners = dead_hold_owners()
-        if owners:
-            future = self.writes.submit(partial(release_holds_in, owners=owners))
-            future.add_done_callback(partial(_log_released, owners))
+        leaked = [r for r in own_holds_older_than(min_age_sec) if r not in self._calls]
+        if owners or leaked:
+            what = ", ".join(owners + leaked)
+            future = self.writes.submit(
+                partial(release_holds_in, owners=owners, request_ids=leaked)
+            )
+            future.add_done_callback(partial(_log_released, what))
 
     async def _complete(self, call: ChatCall) -> Completed:
         try:
@@ -165,10 +182,8 @@ class Gateway:
         return error if error is not None else exc
 
 
-def _log_released(owners: list[str], future: asyncio.Future[int]) -> None:
+def _log_released(what: str, future: asyncio.Future[int]) -> None:
     if future.cancelled() or future.exception() is not None:
-        log.error(
-            "releasing the holds of %s failed", ", ".join(owners), exc_info=future.exception()
-        )
+        log.error("releasing the holds of %s failed", what, exc_info=future.exception())
     elif released := future.result():
-        log.warning("released %d holds of %s (process gone)", released, ", ".join(owners))
+        log.warning("released %d holds of %s (process or call gone)", released, what)

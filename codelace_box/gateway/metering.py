@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -100,11 +101,24 @@ def dead_hold_owners() -> list[str]:
     ]
 
 
-def release_holds_in(conn: Any, *, owners: list[str]) -> int:
-    """Inside a transaction: release every hold of these owners and recount what users hold."""
+def own_holds_older_than(age_sec: float) -> list[str]:
+    """The request ids of this process's holds taken more than `age_sec` ago. A read."""
+    cutoff = str(utcnow() - timedelta(seconds=age_sec))
+    query = "SELECT request_id FROM hold WHERE owner = ? AND created_at < ?"
+    return [row[0] for row in database.connection().execute(query, (hold_owner(), cutoff))]
+
+
+def release_holds_in(
+    conn: Any, *, owners: Iterable[str] = (), request_ids: Iterable[str] = ()
+) -> int:
+    """Inside a transaction: release every hold of these owners and these requests, and
+    recount what their users hold. A hold settled meanwhile is simply not there any more."""
     released = 0
     for owner in owners:
         conn.execute("DELETE FROM hold WHERE owner = ?", (owner,))
+        released += conn.changes()
+    for request_id in request_ids:
+        conn.execute("DELETE FROM hold WHERE request_id = ?", (request_id,))
         released += conn.changes()
     if released:
         conn.execute(_RECOUNT_HELD_SQL)

@@ -121,6 +121,28 @@ async def test_client_leaving_during_admission_leaves_no_hold(db: Path, turns: i
     assert find_mismatches() == []
 
 
+async def test_the_sweep_frees_a_hold_whose_call_is_gone_and_keeps_live_ones(db: Path) -> None:
+    """A call that ended without settling (its settlement refused by a locked database) must
+    not keep the user's credit reserved until a restart; a call still running keeps its hold."""
+    catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
+    catalog.set_model("acme/m1", "2", "8")
+    user = create_user("leak@money.test")
+    post_entry(user.id, 10**9, "admin", "seed", "seed-leak")
+    key_id = create_key(user.id).key.id
+    gateway = Gateway(RouteTable("secret"), UpstreamClient(1.0, 1.0), GatewaySettings())
+    body: dict[str, Any] = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
+    live = await gateway.prepare(body, 60, request_id="req-live", user_id=user.id, key_id=key_id)
+    await gateway.prepare(body, 60, request_id="req-leaked", user_id=user.id, key_id=key_id)
+    assert User.get_by_id(user.id).held_nanos == 2 * live.hold_nanos
+    gateway.sweep_holds(min_age_sec=3600)  # young holds are never touched
+    gateway.sweep_holds(min_age_sec=0)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [hold.request_id for hold in Hold.select()] == ["req-live"]
+    assert User.get_by_id(user.id).held_nanos == live.hold_nanos
+    assert find_mismatches() == []
+
+
 async def test_one_failing_settlement_does_not_touch_the_rest_of_its_batch(db: Path) -> None:
     """Group commit: a settlement that fails rolls back only itself (its hold stays, nothing
     half-written), the others in the same transaction are charged exactly once."""
