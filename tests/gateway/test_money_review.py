@@ -92,19 +92,27 @@ def test_absurd_upstream_usage_through_the_box(box: Box, fake: FakeOpenAI, strea
     assert (row["status"], row["cost_nanos"]) == ("ok", 1_000_000_000)
 
 
+HI_BODY: dict[str, Any] = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _gateway_and_funded_user(email: str) -> tuple[Gateway, User, int]:
+    """A gateway of this process with model acme/m1, and a user with $1 and a key."""
+    catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
+    catalog.set_model("acme/m1", "2", "8")
+    user = create_user(email)
+    post_entry(user.id, 10**9, "admin", "seed", f"seed-{email}")
+    key_id = create_key(user.id).key.id
+    gateway = Gateway(RouteTable("secret"), UpstreamClient(1.0, 1.0), GatewaySettings())
+    return gateway, user, key_id
+
+
 @pytest.mark.parametrize("turns", [1, 2], ids=["admit-queued", "admit-committed"])
 async def test_client_leaving_during_admission_leaves_no_hold(db: Path, turns: int) -> None:
     """Cancelled while its admission is queued, or after it committed but before the handler
     resumed: the hold is given back, nothing is charged, and the request is recorded."""
-    catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
-    catalog.set_model("acme/m1", "2", "8")
-    user = create_user("gone@money.test")
-    post_entry(user.id, 10**9, "admin", "seed", "seed-gone")
-    key_id = create_key(user.id).key.id
-    gateway = Gateway(RouteTable("secret"), UpstreamClient(1.0, 1.0), GatewaySettings())
-    body: dict[str, Any] = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
+    gateway, user, key_id = _gateway_and_funded_user("gone@money.test")
     task = asyncio.ensure_future(
-        gateway.prepare(body, 60, request_id="req-gone", user_id=user.id, key_id=key_id)
+        gateway.prepare(HI_BODY, 60, request_id="req-gone", user_id=user.id, key_id=key_id)
     )
     for _ in range(turns):
         await asyncio.sleep(0)
@@ -124,15 +132,9 @@ async def test_client_leaving_during_admission_leaves_no_hold(db: Path, turns: i
 async def test_the_sweep_frees_a_hold_whose_call_is_gone_and_keeps_live_ones(db: Path) -> None:
     """A call that ended without settling (its settlement refused by a locked database) must
     not keep the user's credit reserved until a restart; a call still running keeps its hold."""
-    catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
-    catalog.set_model("acme/m1", "2", "8")
-    user = create_user("leak@money.test")
-    post_entry(user.id, 10**9, "admin", "seed", "seed-leak")
-    key_id = create_key(user.id).key.id
-    gateway = Gateway(RouteTable("secret"), UpstreamClient(1.0, 1.0), GatewaySettings())
-    body: dict[str, Any] = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
-    live = await gateway.prepare(body, 60, request_id="req-live", user_id=user.id, key_id=key_id)
-    await gateway.prepare(body, 60, request_id="req-leaked", user_id=user.id, key_id=key_id)
+    gateway, user, key_id = _gateway_and_funded_user("leak@money.test")
+    live = await gateway.prepare(HI_BODY, 60, request_id="req-live", user_id=user.id, key_id=key_id)
+    await gateway.prepare(HI_BODY, 60, request_id="req-leak", user_id=user.id, key_id=key_id)
     assert User.get_by_id(user.id).held_nanos == 2 * live.hold_nanos
     gateway.sweep_holds(min_age_sec=3600)  # young holds are never touched
     gateway.sweep_holds(min_age_sec=0)
