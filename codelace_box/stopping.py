@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from contextlib import suppress
 from signal import SIGINT, SIGTERM, Signals
 from signal import signal as signal_func
@@ -31,9 +33,14 @@ from typing import Any
 import sanic.mixins.startup
 from sanic import Sanic
 from sanic.exceptions import ServerKilled
+from sanic.worker.constants import ProcessState
 from sanic.worker.manager import MonitorCycle, WorkerManager
 
 log = logging.getLogger("sanic.root")
+RESPAWN_PAUSE_SEC = 5.0
+LATE_STOP_SEC = 3.0
+STOPPING_KEY = "codelace_stopping"  # a worker's mark in Sanic's shared worker state
+STOP_WAIT_SEC = 45.0  # the 15 s graceful timeout, 15 s for calls clients left, and a margin
 
 
 class SignalSafeWorkerManager(WorkerManager):
@@ -45,6 +52,7 @@ class SignalSafeWorkerManager(WorkerManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # installs shutdown_signal as the handler
         self.stop_signal = self.early_signal
+        self._respawned_at: dict[str, float] = {}
 
     def shutdown_signal(self, signal: int, frame: FrameType | None) -> None:
         """Record the first stop signal; a second one kills every worker at once."""
@@ -64,7 +72,62 @@ class SignalSafeWorkerManager(WorkerManager):
             log.info("Received signal %s. Shutting down.", Signals(self.stop_signal).name)
             self.shutdown()
             return MonitorCycle.BREAK
+        self._respawn_dead_workers()
         return super()._poll_monitor()
+
+    def join(self) -> None:
+        """After a stop: wait for every worker to end (Sanic itself waits 10 s per worker,
+        then its exit kills the rest, cutting requests still finishing)."""
+        if self.stop_signal is not None:
+            self._wait_for_workers_to_end()
+        super().join()
+
+    def _wait_for_workers_to_end(self) -> None:
+        """Each worker finishes its requests in flight (Sanic's graceful timeout, then the calls
+        whose clients left), up to STOP_WAIT_SEC in all. A worker that has not marked itself
+        stopping (STOPPING_KEY) lost the signal: it came while the worker imported its code
+        (Python drops a KeyboardInterrupt raised inside a weakref callback, and some imports
+        catch everything) or swapped its handlers. It is signalled again every LATE_STOP_SEC."""
+        deadline = time.monotonic() + STOP_WAIT_SEC
+        nudge_at = time.monotonic() + LATE_STOP_SEC
+        while time.monotonic() < deadline:
+            alive = [p for p in self.transient_processes if p.pid and p.is_alive()]
+            if not alive:
+                return
+            if time.monotonic() >= nudge_at:
+                nudge_at = time.monotonic() + LATE_STOP_SEC
+                for process in alive:
+                    if not self._marked_stopping(process):
+                        log.info("Stopping worker %s again [%s]", process.name, process.pid)
+                        with suppress(ProcessLookupError):
+                            os.kill(process.pid, SIGINT)
+            time.sleep(0.1)
+
+    def _marked_stopping(self, process: Any) -> bool:
+        with suppress(Exception):  # the shared state is gone once the manager process ended
+            return bool(self.worker_state[process.name].get(STOPPING_KEY))
+        return False
+
+    def _respawn_dead_workers(self) -> None:
+        """A server worker that died while serving (killed, out of memory, a crash) is replaced,
+        as gunicorn and uvicorn do; Sanic would serve on with one worker fewer. At most one
+        replacement per worker every RESPAWN_PAUSE_SEC, so a worker that cannot start does not
+        make the supervisor spin."""
+        if self._shutting_down:
+            return
+        now = time.monotonic()
+        for process in list(self.transient_processes):
+            if process.state is ProcessState.RESTARTING or not process.pid or process.is_alive():
+                continue
+            if now - self._respawned_at.get(process.name, -RESPAWN_PAUSE_SEC) < RESPAWN_PAUSE_SEC:
+                continue
+            self._respawned_at[process.name] = now
+            code = process.exitcode
+            log.error("Worker %s [%s] died (exit %s); starting a new one.", process.name,
+                      process.pid, code)  # fmt: skip
+            with suppress(Exception):  # it is tried again after the pause
+                process.set_state(ProcessState.FAILED, force=True)
+                process.restart()
 
 
 def _record_early_signal(signal: int, frame: FrameType | None) -> None:
@@ -111,7 +174,18 @@ async def _stop_once_serving_on_signal(app: Sanic) -> None:
 def _stop_when_serving(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
     """Stop gracefully, once the worker serves (app.state.is_running is set just before its
     event loop starts serving; a stop before that would be swallowed by a start-up step)."""
+    _mark_stopping(app)
     if app.state.is_running:
         app.stop(terminate=False)
     else:
         loop.call_later(0.02, _stop_when_serving, app, loop)
+
+
+def _mark_stopping(app: Sanic) -> None:
+    """Tell the supervisor this worker got its stop (from the event loop, never from inside a
+    signal handler: the shared state is a multiprocessing proxy, not safe to re-enter)."""
+    if getattr(app.ctx, "stop_marked", False):
+        return
+    app.ctx.stop_marked = True
+    with suppress(Exception):  # one process (--workers 1): no supervisor, nothing to tell
+        app.m.state[STOPPING_KEY] = True
