@@ -21,7 +21,9 @@ out as soon as the worker serves (see watch_worker_stops).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import multiprocessing
 import os
 import time
 from contextlib import suppress
@@ -161,6 +163,8 @@ async def _record_stops_while_starting(app: Sanic) -> None:
 
     for stop in (SIGINT, SIGTERM):
         signal_func(stop, record)
+    if multiprocessing.parent_process() is not None:  # a worker (not the one of --workers 1)
+        _stop_with_the_supervisor()
 
 
 async def _stop_once_serving_on_signal(app: Sanic) -> None:
@@ -189,3 +193,14 @@ def _mark_stopping(app: Sanic) -> None:
     app.ctx.stop_marked = True
     with suppress(Exception):  # one process (--workers 1): no supervisor, nothing to tell
         app.m.state[STOPPING_KEY] = True
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_the_supervisor() -> None:
+    """Linux: this worker gets SIGTERM (a graceful stop) when its parent process dies, e.g.
+    the supervisor killed with -9; an orphaned Sanic worker would otherwise serve on and spin
+    a CPU core. (Where the parent is a launcher of its own, it dies with the worker: no-op.)"""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, SIGTERM)

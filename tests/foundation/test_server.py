@@ -3,6 +3,7 @@ error envelope and x-request-id on every response, config errors as one line, SI
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -469,3 +470,30 @@ def test_a_crashed_worker_is_replaced_and_its_holds_freed(tmp_path: Path) -> Non
         server.stop()
         fake.stop()
     assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the main process must not leave orphaned workers serving (and spinning)."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).start("--workers", "2")
+    workers = [int(pid) for pid in server.wait_for_log(r"Worker ready \[(\d+)\]", 2)]
+    assert server.process is not None
+    children = [
+        int(pid)
+        for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        .read_text()
+        .split()
+    ]
+    server.process.kill()
+    server.process.wait(10)
+    deadline = time.monotonic() + 20
+    try:
+        while any(pid_runs(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"orphaned workers run on:\n{server.log_text()}"
+            time.sleep(0.1)
+        assert "Worker complete" in server.log_text()  # they stopped gracefully
+    finally:  # end what this test started (Sanic's idle manager process outlives a kill -9)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
