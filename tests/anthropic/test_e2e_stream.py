@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionStreamOptionsPa
 
 from tests.anthropic.conftest import MODEL, AnthropicBox, expected_cost_nanos
 from tests.anthropic.test_e2e_chat import TWO_CALLS, WEATHER_TOOLS
-from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
+from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
 
 pytestmark = pytest.mark.timeout(60)
 USAGE: ChatCompletionStreamOptionsParam = {"include_usage": True}
@@ -211,3 +211,36 @@ def test_text_before_an_error_in_the_same_read_still_reaches_the_client(
         for chunk in stream:
             received += "".join(c.delta.content or "" for c in chunk.choices)
     assert received == "Once upon a "
+
+
+def test_streamed_tool_call_without_arguments_gives_an_object_the_next_turn_takes(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    tools: list[Any] = [{"type": "function", "function": {"name": "get_time"}}]
+    fresh_fake.script(
+        Reply(text="", tool_uses=[ToolUse("toolu_01NoArgs7xYz", "get_time", {})]),
+        Reply(text="It is noon."),
+    )
+    messages: list[Any] = [{"role": "user", "content": "What time is it?"}]
+    got = collect(
+        client.chat.completions.create(model=MODEL, messages=messages, tools=tools, stream=True)
+    )
+    assert got["finish"] == "tool_calls"
+    [call] = got["calls"].values()
+    assert (call["id"], call["name"], json.loads(call["args"])) == (
+        "toolu_01NoArgs7xYz",
+        "get_time",
+        {},
+    )
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": as_tool_calls([call])},
+        {"role": "tool", "tool_call_id": call["id"], "content": "12:00"},
+    ]
+    final = collect(
+        client.chat.completions.create(model=MODEL, messages=messages, tools=tools, stream=True)
+    )
+    assert final["text"] == "It is noon."
+    assert fresh_fake.requests[1].body["messages"][1]["content"] == [
+        {"type": "tool_use", "id": "toolu_01NoArgs7xYz", "name": "get_time", "input": {}}
+    ]

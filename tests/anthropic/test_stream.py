@@ -160,3 +160,16 @@ def test_missing_stop_reason_still_finishes_once() -> None:
     [chunk] = translator.finish()
     assert chunk["choices"][0]["finish_reason"] == "stop"
     assert translator.finish() == []
+
+
+def test_tool_calls_without_arguments_still_stream_a_json_object() -> None:
+    # Anthropic streams a tool that takes no input as an empty start `input` and at most an
+    # empty partial_json; an OpenAI client must still assemble "{}", as the plain answer gives.
+    translator, per_event = translate("stream_tool_no_args.sse")
+    calls = assemble_tool_calls(deltas(per_event))
+    assert [(c["id"], c["name"], c["arguments"]) for c in calls] == [
+        ("toolu_01D7FLrfh4GYq7yT1ULFeyMV", "get_time", "{}"),
+        ("toolu_01K3cZr9qP2wVn8XyT5mB6hA", "list_files", "{}"),
+    ]
+    assert translator.usage is not None
+    assert translator.usage.output_tokens == 41

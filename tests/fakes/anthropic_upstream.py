@@ -138,7 +138,8 @@ def _block_events(index: int, block: JSON, size: int) -> list[JSON]:
         deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"], size)]
     else:
         start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-        pieces = ["", *_pieces(json.dumps(block["input"]), size)]
+        # a tool without input streams only the empty first fragment, as Anthropic does
+        pieces = ["", *_pieces(json.dumps(block["input"]), size)] if block["input"] else [""]
         deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
     events: list[JSON] = [{"type": "content_block_start", "index": index, "content_block": start}]
     events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]

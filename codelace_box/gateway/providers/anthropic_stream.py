@@ -2,7 +2,8 @@
 
 message_start gives the first chunk (role) and the input tokens; text_delta, thinking_delta and
 input_json_delta become content, reasoning_content and tool call argument chunks (a tool call is
-announced with index, id and name when its block starts); message_delta gives the finish chunk
+announced with index, id and name when its block starts, and a call whose input never streamed
+gets it whole when its block stops); message_delta gives the finish chunk
 and the final usage; message_stop ends the stream; ping is ignored; error raises.
 """
 
@@ -42,6 +43,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.id = completion_id(None)
         self.created = int(time.time())
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
+        self.tool_input: dict[int, Any] = {}  # Anthropic block index -> input while none streamed
         self.thinking: dict[int, str] = {}  # Anthropic block index -> thinking text so far
         self.start_usage: JSON = {}
         self.finish_sent = False
@@ -83,6 +85,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         kind = block.get("type")
         if kind == "tool_use":
             tool_index = self.tool_index[index] = len(self.tool_index)
+            self.tool_input[index] = block.get("input")
             call = {
                 "index": tool_index,
                 "id": block.get("id", ""),
@@ -106,7 +109,10 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "text_delta":
             return self._text(delta.get("text") or "")
         if kind == "input_json_delta" and index in self.tool_index:
-            return self._arguments(self.tool_index[index], delta.get("partial_json") or "")
+            fragment = delta.get("partial_json") or ""
+            if fragment:
+                self.tool_input.pop(index, None)
+            return self._arguments(self.tool_index[index], fragment)
         if kind == "thinking_delta" and isinstance(index, int):
             text = delta.get("thinking") or ""
             self.thinking[index] = self.thinking.get(index, "") + text
@@ -145,6 +151,19 @@ class AnthropicStreamTranslator(StreamTranslator):
         }
         return [self._chunk({"thinking_blocks": [block]})]
 
+    def _on_block_stop(self, data: JSON) -> list[JSON]:
+        """A tool call whose input never streamed (a tool without parameters) gets it whole.
+
+        Anthropic sends such a call as an empty start `input` and at most an empty
+        partial_json; an OpenAI client needs a JSON object, as the non-streamed answer gives.
+        """
+        index = data.get("index")
+        if not isinstance(index, int) or index not in self.tool_input:
+            return []
+        start_input = self.tool_input.pop(index)
+        arguments = json.dumps(start_input if isinstance(start_input, dict) else {})
+        return self._arguments(self.tool_index[index], arguments)
+
     def _on_message_delta(self, data: JSON) -> list[JSON]:
         delta = _obj(data, "delta")
         usage = _obj(data, "usage")
@@ -178,6 +197,7 @@ _HANDLERS = {
     "message_start": AnthropicStreamTranslator._on_message_start,
     "content_block_start": AnthropicStreamTranslator._on_block_start,
     "content_block_delta": AnthropicStreamTranslator._on_block_delta,
+    "content_block_stop": AnthropicStreamTranslator._on_block_stop,
     "message_delta": AnthropicStreamTranslator._on_message_delta,
     "message_stop": AnthropicStreamTranslator._on_message_stop,
     "error": AnthropicStreamTranslator._on_error,
