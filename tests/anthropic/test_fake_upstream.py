@@ -60,6 +60,25 @@ INVALID = [
         "non-empty",
     ),
     ({**HELLO, "messages": [{"role": "user", "content": [RESULT]}]}, "unexpected `tool_use_id`"),
+    ({**HELLO, "messages": [{"role": "user", "content": " \n"}]}, "non-whitespace"),
+    (
+        {
+            **HELLO,
+            "messages": [
+                *_turns("user"),
+                {"role": "assistant", "content": [{"type": "text", "text": "\n\n"}, USE]},
+            ],
+        },
+        "non-whitespace",
+    ),
+    ({**HELLO, "system": [{"type": "text", "text": "  "}]}, "non-whitespace"),
+    (
+        {
+            **HELLO,
+            "messages": [*_turns("user"), {"role": "assistant", "content": "The answer is "}],
+        },
+        "trailing whitespace",
+    ),
     (
         {
             **HELLO,
@@ -130,6 +149,11 @@ def test_validation_is_strict(body: dict[str, Any], words: str) -> None:
 def test_documented_requests_are_valid() -> None:
     assert request_problem(load_json("request_tools.anthropic.json")) is None
     assert request_problem({**HELLO, "system": "Be brief.", "stop_sequences": ["END"]}) is None
+    blank_beside_text = [{"type": "text", "text": " "}, {"type": "text", "text": "real"}]
+    assert (
+        request_problem({**HELLO, "messages": [{"role": "user", "content": blank_beside_text}]})
+        is None
+    )
 
 
 def test_invalid_body_gets_anthropic_400(fake: FakeAnthropic) -> None:

@@ -312,3 +312,54 @@ BAD_MESSAGES = [
 def test_untranslatable_messages_are_a_clear_400(messages: list[Any], words: str) -> None:
     with pytest.raises(InvalidRequest, match=words):
         ADAPTER.check_request({"messages": messages})
+
+
+def test_whitespace_only_text_is_left_out() -> None:
+    # Anthropic refuses a text block of only whitespace ("text content blocks must contain
+    # non-whitespace text"); OpenAI clients send them (e.g. "\n\n" beside tool calls).
+    call = {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": " "}]},
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "\n\n", "tool_calls": [call]},
+            {
+                "role": "tool",
+                "tool_call_id": "toolu_1",
+                "content": [{"type": "text", "text": "\n"}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": " "}, {"type": "text", "text": "go"}],
+            },
+            {"role": "assistant", "content": "  "},
+            {"role": "user", "content": "on"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+    }
+    out = build(body)
+    assert out["system"] == [{"type": "text", "text": "Be brief."}]
+    assert out["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1"},
+                {"type": "text", "text": "go"},
+                {"type": "text", "text": "on"},
+            ],
+        },
+    ]
+    with pytest.raises(InvalidRequest, match="non-empty content"):
+        ADAPTER.check_request({"messages": [{"role": "user", "content": " \n"}]})
+
+
+def test_a_final_assistant_prefill_loses_its_trailing_whitespace() -> None:
+    prefill = {"role": "assistant", "content": [{"type": "text", "text": "The answer is "}]}
+    out = build({"messages": [*HELLO, prefill]})
+    assert out["messages"][-1]["content"] == [{"type": "text", "text": "The answer is"}]

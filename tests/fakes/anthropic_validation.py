@@ -2,8 +2,9 @@
 
 `request_problem(body)` returns the first problem as Anthropic would word it, or None. It checks
 required fields, unknown fields, strictly alternating user/assistant turns starting with user,
-content block shapes per role, tool_result placement (first in a user turn, answering each
-tool_use of the assistant turn before it), system, sampling, tools, tool_choice and thinking.
+content block shapes per role, blank text, tool_result placement (first in a user turn,
+answering each tool_use of the assistant turn before it), system, sampling, tools, tool_choice
+and thinking.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def _check_messages(messages: Any) -> None:
         blocks = _blocks(message.get("content"), f"messages.{i}", allow_empty=prefill)
         for j, block in enumerate(blocks):
             _check_block(block, role, f"messages.{i}.content.{j}")
+        _check_blank_text(blocks)
+        if prefill:
+            _check_prefill(blocks)
         if role == "user":
             _check_tool_results(blocks, previous_tool_ids, i)
         previous_tool_ids = {b["id"] for b in blocks if b.get("type") == "tool_use"}
@@ -105,6 +109,19 @@ def _blocks(content: Any, where: str, allow_empty: bool) -> list[JSON]:
     if not content and not allow_empty:
         raise Invalid(f"{where}: all messages must have non-empty content")
     return content
+
+
+def _check_blank_text(blocks: list[JSON]) -> None:
+    """A whitespace-only text block is refused unless the message also has real text."""
+    texts = [b["text"] for b in blocks if b.get("type") == "text"]
+    if any(not t.strip() for t in texts) and all(not t.strip() for t in texts):
+        raise Invalid("messages: text content blocks must contain non-whitespace text")
+
+
+def _check_prefill(blocks: list[JSON]) -> None:
+    last = blocks[-1] if blocks else {}
+    if last.get("type") == "text" and last["text"] != last["text"].rstrip():
+        raise Invalid("messages: final assistant content cannot end with trailing whitespace")
 
 
 def _check_tool_results(blocks: list[JSON], tool_ids: set[str], i: int) -> None:
@@ -249,6 +266,8 @@ def _check_system(system: Any) -> None:
         if not isinstance(block, dict) or block.get("type") != "text":
             raise Invalid(f"system.{i}: only text blocks are allowed in system")
         _check_text(block, f"system.{i}")
+    if system and all(not block["text"].strip() for block in system):
+        raise Invalid("system: text content blocks must contain non-whitespace text")
 
 
 def _check_sampling(body: JSON) -> None:

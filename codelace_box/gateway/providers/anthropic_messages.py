@@ -39,6 +39,9 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
         if blocks:
             _append_turn(turns, anthropic_role, blocks)
     _check_turns(turns)
+    last = turns[-1]["content"][-1]
+    if turns[-1]["role"] == "assistant" and last["type"] == "text":
+        last["text"] = last["text"].rstrip()  # a prefill may not end in whitespace
     for turn in turns:
         if turn["role"] == "user":
             turn["content"].sort(key=lambda block: block["type"] != "tool_result")
@@ -93,11 +96,14 @@ def _check_turns(turns: list[JSON]) -> None:
 
 
 def _text_blocks(content: Any, where: str) -> list[JSON]:
-    """Text blocks of string content or of a list of text (or refusal) parts."""
+    """Text blocks of string content or of a list of text (or refusal) parts.
+
+    Empty or whitespace-only text is left out: Anthropic refuses such blocks.
+    """
     if content is None:
         return []
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return [{"type": "text", "text": content}] if content.strip() else []
     if not isinstance(content, list):
         raise InvalidRequest(f"{where}.content must be a string or a list of parts", param=where)
     blocks: list[JSON] = []
@@ -108,7 +114,7 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
             text = part.get("refusal")
         if not isinstance(text, str):
             raise InvalidRequest(f"{where}: only text parts are allowed here", param=where)
-        if text:
+        if text.strip():
             blocks.append({"type": "text", "text": text})
     return blocks
 
@@ -226,7 +232,7 @@ def _tool_result_block(message: JSON, where: str) -> JSON:
     block: JSON = {"type": "tool_result", "tool_use_id": call_id}
     content = message.get("content")
     if isinstance(content, str):
-        if content:
+        if content.strip():
             block["content"] = content
     else:
         texts = _text_blocks(content, where)
