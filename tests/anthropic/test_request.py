@@ -363,3 +363,27 @@ def test_a_final_assistant_prefill_loses_its_trailing_whitespace() -> None:
     prefill = {"role": "assistant", "content": [{"type": "text", "text": "The answer is "}]}
     out = build({"messages": [*HELLO, prefill]})
     assert out["messages"][-1]["content"] == [{"type": "text", "text": "The answer is"}]
+
+
+def test_tool_call_ids_from_other_providers_are_made_acceptable() -> None:
+    # A conversation begun on another model may carry ids Anthropic refuses
+    # (pattern ^[a-zA-Z0-9_-]+$), e.g. Kimi's "functions.get_weather:0".
+    ids = ["functions.get_weather:0", "functions.get_weather:1", "call_ok-1"]
+    calls = [
+        {"id": i, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        for i in ids
+    ]
+    body = {
+        "messages": [
+            *HELLO,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            *[{"role": "tool", "tool_call_id": i, "content": f"r{n}"} for n, i in enumerate(ids)],
+        ],
+        "tools": TOOLS,
+    }
+    turns = build(body)["messages"]
+    uses = [b["id"] for b in turns[1]["content"]]
+    results = [(b["tool_use_id"], b["content"]) for b in turns[2]["content"]]
+    assert results == [(u, f"r{n}") for n, u in enumerate(uses)]
+    assert len(set(uses)) == 3
+    assert uses[2] == "call_ok-1"

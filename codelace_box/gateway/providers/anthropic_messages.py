@@ -3,12 +3,13 @@
 System/developer messages go to the top-level `system`; user/assistant/tool messages become
 user/assistant turns (consecutive same-role messages merged, tool results first in their user
 turn); images become base64 or url sources, PDF files document blocks; assistant `tool_calls`
-become `tool_use` blocks and `tool` messages `tool_result` blocks. Anything Anthropic cannot
-take raises InvalidRequest (400).
+become `tool_use` blocks and `tool` messages `tool_result` blocks (call ids made acceptable).
+Anything Anthropic cannot take raises InvalidRequest (400).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -18,6 +19,7 @@ from codelace_box.errors import InvalidRequest
 JSON = dict[str, Any]
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 _DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
 
@@ -222,14 +224,31 @@ def _tool_use_block(call: Any, where: str) -> JSON:
         raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=where)
-    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
+    return {
+        "type": "tool_use",
+        "id": tool_id(call["id"]),
+        "name": function["name"],
+        "input": parsed,
+    }
+
+
+def tool_id(call_id: str) -> str:
+    """A tool call id Anthropic accepts (^[a-zA-Z0-9_-]+$): kept if it already is, else mapped.
+
+    Ids from other providers (e.g. "functions.f:0") map to the same new id in the tool_use and
+    its tool_result; a hash suffix keeps distinct ids distinct.
+    """
+    if _TOOL_ID_RE.match(call_id):
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^a-zA-Z0-9_-]', '_', call_id)}_{digest}"
 
 
 def _tool_result_block(message: JSON, where: str) -> JSON:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequest(f"{where}: a tool message needs tool_call_id", param=where)
-    block: JSON = {"type": "tool_result", "tool_use_id": call_id}
+    block: JSON = {"type": "tool_result", "tool_use_id": tool_id(call_id)}
     content = message.get("content")
     if isinstance(content, str):
         if content.strip():
