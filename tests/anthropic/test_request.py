@@ -387,3 +387,10 @@ def test_tool_call_ids_from_other_providers_are_made_acceptable() -> None:
     assert results == [(u, f"r{n}") for n, u in enumerate(uses)]
     assert len(set(uses)) == 3
     assert uses[2] == "call_ok-1"
+
+
+def test_image_jpg_data_urls_are_sent_as_jpeg() -> None:
+    # "image/jpg" is common in clients' data URLs; Anthropic only names it image/jpeg.
+    part = {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}}
+    [block] = build({"messages": [{"role": "user", "content": [part]}]})["messages"][0]["content"]
+    assert block["source"] == {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}

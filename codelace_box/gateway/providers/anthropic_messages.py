@@ -149,6 +149,8 @@ def _image_block(image_url: Any, where: str) -> JSON:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     media_type, data = _parse_data_url(url, where)
+    if media_type == "image/jpg":  # a common misspelling that OpenAI accepts
+        media_type = "image/jpeg"
     if media_type not in IMAGE_MEDIA_TYPES:
         raise InvalidRequest(
             f"{where}: image type {media_type} is not supported "
