@@ -109,10 +109,21 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra_args: str, wait: float = 30) -> ServerProcess:
-        """Launch the server and wait until /healthz answers."""
+        """Launch the server and wait until /healthz answers (a server that never does is
+        killed, not left running behind the failed test)."""
         self.launch(*extra_args)
-        self.wait_healthy(wait)
+        try:
+            self.wait_healthy(wait)
+        except BaseException:
+            self.kill()
+            raise
         return self
+
+    def kill(self) -> None:
+        """End the process at once, if it still runs (e.g. after a failed start)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def launch(self, *extra_args: str) -> ServerProcess:
         """Launch the server and return at once."""
