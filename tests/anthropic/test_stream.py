@@ -173,3 +173,24 @@ def test_tool_calls_without_arguments_still_stream_a_json_object() -> None:
     ]
     assert translator.usage is not None
     assert translator.usage.output_tokens == 41
+
+
+def test_redacted_thinking_is_handed_out_for_the_next_turn() -> None:
+    # A client must pass every thinking block of a tool loop back unchanged, redacted ones too.
+    _, per_event = translate("stream_redacted_thinking.sse")
+    chunks = deltas(per_event)
+    handed = [block for d in chunks for block in d.get("thinking_blocks", [])]
+    assert handed == [
+        {
+            "type": "thinking",
+            "thinking": "Let me look at this.",
+            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk",
+        },
+        {
+            "type": "redacted_thinking",
+            "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKD"
+            "xH4mPnZ5sQ7vB8URj2pLmN3kF8/dW5hR7xJ0aP1oLvpZg1U",
+        },
+    ]
+    assert "".join(d.get("reasoning_content", "") for d in chunks) == "Let me look at this."
+    assert "".join(d.get("content") or "" for d in chunks) == "Done."

@@ -98,6 +98,9 @@ class AnthropicStreamTranslator(StreamTranslator):
             return self._reasoning(self.thinking[index])
         if kind == "text":
             return self._text(block.get("text") or "")
+        if kind == "redacted_thinking" and block.get("data"):
+            redacted = {"type": "redacted_thinking", "data": block["data"]}
+            return [self._chunk({"thinking_blocks": [redacted]})]
         return []
 
     def _on_block_delta(self, data: JSON) -> list[JSON]:
