@@ -150,7 +150,7 @@ class StreamRelay:
         the upstream for usage adds, when the client did not ask (OpenAI sends no key then)."""
         if not self.call.include_usage and "usage" in chunk and chunk["usage"] is None:
             del chunk["usage"]
-        if not self._template and "id" in chunk:
+        if not self._template.get("id") and chunk.get("id"):  # Azure's first chunk has id ""
             self._template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
         return chunk
 

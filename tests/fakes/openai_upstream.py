@@ -52,6 +52,9 @@ class Reply:
     drop_after: int | None = None  # stream: cut the connection after N content events
     error_after: int | None = None  # stream: send an error event after N content events
     hang_after: int | None = None  # stream: go silent after N events until the client leaves
+    raw: list[bytes] | None = None  # the body verbatim, these writes in order (any status)
+    content_type: str = "text/event-stream; charset=utf-8"  # of a `raw` body
+    gzip: bool = False  # compress the answer (content-encoding: gzip), as proxies may
 
     def stream_pieces(self) -> list[str]:
         if self.pieces is not None:
@@ -135,6 +138,8 @@ class FakeOpenAI(LoopbackServer):
         reply = self._next_reply()
         if reply.delay_before:
             await asyncio.sleep(reply.delay_before)
+        if reply.raw is not None:
+            return await self._raw(request, reply)
         if reply.status != 200:
             error = reply.error or {"message": "The server had an error", "type": "server_error"}
             full = {"param": None, "code": None} | error
@@ -196,6 +201,22 @@ class FakeOpenAI(LoopbackServer):
         return None
 
     @staticmethod
+    async def _raw(request: web.Request, reply: Reply) -> web.StreamResponse:
+        """A scripted body, byte for byte (what real servers send beyond the happy path)."""
+        assert reply.raw is not None
+        headers = {"content-type": reply.content_type, **reply.headers}
+        response = web.StreamResponse(status=reply.status, headers=headers)
+        if reply.gzip:
+            response.enable_compression(web.ContentCoding.gzip)
+        await response.prepare(request)
+        for part in reply.raw:
+            await response.write(part)
+            if reply.piece_delay:
+                await asyncio.sleep(reply.piece_delay)
+        await response.write_eof()
+        return response
+
+    @staticmethod
     def _completion_tokens(body: dict[str, Any], reply: Reply) -> int:
         if reply.completion_tokens_from_cap:
             return int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
@@ -243,11 +264,14 @@ class FakeOpenAI(LoopbackServer):
         if reply.usage:
             payload["usage"] = self._usage(body, reply)
         payload |= {"service_tier": "default", "system_fingerprint": FINGERPRINT}
-        return web.Response(
+        response = web.Response(
             text=json.dumps(payload, indent=2),
             content_type="application/json",
             headers=reply.headers,
         )
+        if reply.gzip:
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], reply: Reply
@@ -255,6 +279,8 @@ class FakeOpenAI(LoopbackServer):
         response = web.StreamResponse(
             headers={"content-type": "text/event-stream; charset=utf-8", **reply.headers}
         )
+        if reply.gzip:
+            response.enable_compression(web.ContentCoding.gzip)
         await response.prepare(request)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {

@@ -76,6 +76,8 @@ class OpenAIStreamTranslator(StreamTranslator):
     def __init__(self, public_model: str) -> None:
         super().__init__()
         self.public_model = public_model
+        self._open: set[Any] = set()  # choice indexes that have not sent a finish_reason yet
+        self._closed: set[Any] = set()  # choice indexes that have
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
@@ -100,7 +102,25 @@ class OpenAIStreamTranslator(StreamTranslator):
         for choice in choices:
             if isinstance(choice, dict):
                 self.output_chars += _delta_chars(choice.get("delta"))
+                self._track(choice)
         return [self._relabel(chunk)]
+
+    def _track(self, choice: JSON) -> None:
+        index = choice.get("index", 0)
+        if not isinstance(index, int | str):
+            return
+        if choice.get("finish_reason"):
+            self._open.discard(index)
+            self._closed.add(index)
+        elif index not in self._closed:
+            self._open.add(index)
+
+    def finish(self) -> list[JSON]:
+        """A stream that ends cleanly without `[DONE]` (and without usage) after every choice
+        sent its finish_reason is complete: some compatible servers omit the sentinel."""
+        if self._closed and not self._open:
+            self.finished = True
+        return []
 
     def _relabel(self, chunk: JSON) -> JSON:
         chunk["model"] = self.public_model
@@ -156,6 +176,10 @@ class OpenAIAdapter(ProviderAdapter):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         choices = payload.get("choices")
         if not isinstance(choices, list):
+            if payload.get("error"):  # OpenRouter: a failure after it accepted the call is a 200
+                raise UpstreamError(
+                    f"the upstream failed: {_error_text(payload['error'])}", code="upstream_error"
+                )
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
         payload["model"] = public_model
         usage = usage_from(payload.get("usage"))

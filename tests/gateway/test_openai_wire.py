@@ -1,0 +1,232 @@
+"""What real OpenAI-compatible servers send beyond the happy path, relayed to the real `openai`
+SDK: OpenRouter comments and mid-stream error chunks, `data:` without its space, CRLF, a
+missing `[DONE]`, Azure's `choices: []` first chunk, n=2, gzip, usage details, answers without
+usage, Ollama's `{"error": "text"}` and OpenRouter's 200-with-error body."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+
+pytestmark = pytest.mark.timeout(60)
+HELLO = [{"role": "user", "content": "Say hello"}]
+BASE = {"id": "chatcmpl-w1", "object": "chat.completion.chunk", "created": 1, "model": "up"}
+USAGE = {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+DONE = b"data: [DONE]\n\n"
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory()
+
+
+def event(value: Any, head: bytes = b"data: ", end: bytes = b"\n\n") -> bytes:
+    return head + json.dumps(value).encode() + end
+
+
+def chunk(text: str | None = None, finish: str | None = None, index: int = 0) -> dict[str, Any]:
+    delta = {} if text is None else {"content": text}
+    return BASE | {"choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+
+def usage_chunk(usage: dict[str, Any] = USAGE) -> dict[str, Any]:
+    return BASE | {"choices": [], "usage": usage}
+
+
+def stream(box: Box, key: str, **options: Any) -> tuple[list[Any], Exception | None]:
+    """The chunks the SDK yields, and the exception that ended the stream, if any."""
+    chunks: list[Any] = []
+    client = box.sdk(key)
+    try:
+        for item in client.chat.completions.create(
+            model=MODEL, messages=HELLO, stream=True, **options
+        ):
+            chunks.append(item)
+    except openai.APIError as exc:
+        return chunks, exc
+    return chunks, None
+
+
+def only_row(box: Box, email: str) -> dict[str, Any]:
+    """The user's one usage row, once it is written."""
+    deadline = time.monotonic() + 5
+    while True:
+        found = box.query(
+            'SELECT request_id FROM usage_record JOIN "user" u ON u.id = user_id WHERE email = ?',
+            email,
+        )
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(found) == 1, found
+    return box.usage_row(found[0][0])
+
+
+def text_of(chunks: list[Any], index: int = 0) -> str:
+    return "".join(
+        c.choices[0].delta.content or ""
+        for c in chunks
+        if c.choices and c.choices[0].index == index
+    )
+
+
+def test_openrouter_comments_bare_data_crlf_and_no_done_are_one_normal_stream(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    crlf = [
+        event(c, b"data:", b"\r\n\r\n") for c in (chunk("Hel"), chunk("lo"), chunk(None, "stop"))
+    ]
+    fake.push(Reply(raw=[b": OPENROUTER PROCESSING\r\n\r\n", *crlf, event(usage_chunk())]))
+    chunks, failure = stream(box, key, stream_options={"include_usage": True})
+    assert failure is None and text_of(chunks) == "Hello"
+    assert chunks[-1].usage.prompt_tokens == 10 and chunks[-1].id == "chatcmpl-w1"
+    cost = cost_nanos(10, 4, IN_PRICE, OUT_PRICE)
+    assert box.balance(email) == (start - cost, 0)
+    assert Decimal(str(chunks[-1].usage.cost_usd)) * 10**9 == cost
+
+
+def test_a_finished_stream_without_done_or_usage_is_complete_and_charged(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """Every choice sent its finish_reason and the body ended cleanly: the answer is whole, so
+    the client gets no error and the output it received is charged (estimated)."""
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(raw=[event(chunk("Hello there")), event(chunk(None, "stop"))]))
+    chunks, failure = stream(box, key, stream_options={"include_usage": True})
+    assert failure is None, failure
+    assert text_of(chunks) == "Hello there" and chunks[-1].usage.completion_tokens == 3
+    row = only_row(box, email)
+    assert (row["status"], row["estimated"], row["output_tokens"]) == ("ok", 1, 3)
+    assert row["cost_nanos"] > 0 and box.balance(email) == (start - row["cost_nanos"], 0)
+
+
+def test_a_stream_cut_cleanly_before_its_finish_is_still_an_error(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, key = box.new_user("1")
+    fake.push(
+        Reply(raw=[event(chunk("Hel")), event(chunk(None, "stop")), event(chunk("x", None, 1))])
+    )
+    _, failure = stream(box, key, n=2)
+    assert failure is not None and "ended before it was complete" in str(failure)
+    assert only_row(box, email)["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    "error_event",
+    [
+        chunk("", "error")
+        | {"error": {"code": "server_error", "message": "Provider disconnected"}},
+        {"error": {"object": "error", "message": "Provider disconnected", "code": 400}},
+    ],
+    ids=["openrouter", "vllm"],
+)
+def test_an_error_chunk_mid_stream_ends_the_sdk_stream_with_its_message(
+    box: Box, fake: FakeOpenAI, error_event: dict[str, Any]
+) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(
+        Reply(raw=[b": OPENROUTER PROCESSING\n\n", event(chunk("Hi")), event(error_event), DONE])
+    )
+    chunks, failure = stream(box, key)
+    assert text_of(chunks) == "Hi"
+    assert failure is not None and "Provider disconnected" in str(failure)
+    assert box.balance(email) == (start, 0)
+    assert only_row(box, email)["status"] == "error"
+
+
+def test_azure_empty_first_chunk_and_n2_indexes_pass_through(box: Box, fake: FakeOpenAI) -> None:
+    _, key = box.new_user("1")
+    filters = BASE | {"id": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0}]}
+    body = [chunk("A"), chunk("B", index=1), chunk(None, "stop"), chunk(None, "stop", 1)]
+    fake.push(Reply(raw=[event(filters), *map(event, body), event(usage_chunk()), DONE]))
+    chunks, failure = stream(box, key, n=2, stream_options={"include_usage": True})
+    assert failure is None
+    assert (text_of(chunks, 0), text_of(chunks, 1)) == ("A", "B")
+    assert chunks[-1].id == "chatcmpl-w1", "the usage chunk carries the completion's id"
+    assert chunks[-1].usage.completion_tokens == 4
+    assert fake.requests[-1].body["n"] == 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_gzip_answers_are_decoded(box: Box, fake: FakeOpenAI, streamed: bool) -> None:
+    _, key = box.new_user("1")
+    fake.push(Reply(content="zipped reply", gzip=True))
+    if streamed:
+        chunks, failure = stream(box, key)
+        assert failure is None and text_of(chunks) == "zipped reply"
+    else:
+        done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "zipped reply"
+    assert fake.requests[-1].headers["accept-encoding"] == "identity"
+
+
+def test_cached_and_reasoning_token_details_reach_the_client(box: Box, fake: FakeOpenAI) -> None:
+    _, key = box.new_user("1")
+    usage = USAGE | {"prompt_tokens_details": {"cached_tokens": 8},
+                     "completion_tokens_details": {"reasoning_tokens": 3}}  # fmt: skip
+    message = {"role": "assistant", "content": "hi"}
+    answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "up", "usage": usage,
+              "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
+    fake.push(Reply(raw=[json.dumps(answer).encode()], content_type="application/json"))
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.usage is not None and done.usage.prompt_tokens_details is not None
+    assert done.usage.prompt_tokens_details.cached_tokens == 8
+    assert done.usage.completion_tokens_details.reasoning_tokens == 3  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_an_answer_without_usage_is_charged_an_estimate_not_free(
+    box: Box, fake: FakeOpenAI, streamed: bool
+) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(content="twelve chars", usage=False))
+    if streamed:
+        chunks, failure = stream(box, key, stream_options={"include_usage": True})
+        assert failure is None
+        shown = chunks[-1].usage
+    else:
+        raw = box.sdk(key).chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+        shown = raw.parse().usage
+        assert Decimal(raw.headers["x-codelace-cost-usd"]) == Decimal(str(shown.cost_usd))
+    row = only_row(box, email)
+    assert (row["status"], row["estimated"], row["output_tokens"]) == ("ok", 1, 3)
+    assert row["input_tokens"] > 0 and row["cost_nanos"] > 0
+    assert (shown.prompt_tokens, shown.completion_tokens) == (row["input_tokens"], 3)
+    assert box.balance(email) == (start - row["cost_nanos"], 0)
+
+
+def test_ollama_string_errors_keep_their_status_and_message(box: Box, fake: FakeOpenAI) -> None:
+    _, key = box.new_user("1")
+    body = b'{"error":"model \\"llama9\\" not found, try pulling it first"}'
+    fake.push(Reply(status=404, raw=[body], content_type="application/json"))
+    with pytest.raises(openai.NotFoundError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.message.endswith('model "llama9" not found, try pulling it first')
+
+
+def test_openrouter_error_in_a_200_body_is_a_502_with_its_message(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    body = b'{"error":{"code":502,"message":"Provider returned error: upstream idle timeout"}}'
+    fake.push(Reply(raw=[body], content_type="application/json"))
+    with pytest.raises(openai.InternalServerError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 502
+    assert "upstream idle timeout" in caught.value.message
+    assert box.balance(email) == (start, 0)
