@@ -256,3 +256,40 @@ def test_rejected_key_leaves_the_rotation(box: AnthropicBox, fresh_fake: FakeAnt
     [rotation] = [p for p in providers if p["name"] == "anth-rot"]
     assert [k["failing"] for k in rotation["keys"]] == [True, False]
     assert "invalid x-api-key" in rotation["keys"][0]["failure_reason"]
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message"),
+    [
+        (400, "invalid_request_error", "messages.0.content: prompt is too long: 210000 tokens"),
+        (413, "request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    ],
+)
+def test_upstream_refusal_is_relayed_once_with_its_status_and_message(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, status: int, error_type: str, message: str
+) -> None:
+    email, client = box.new_user()
+    before = box.balance_nanos(email)
+    fresh_fake.script(Reply.error(status, error_type, message), Reply(text="never"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == status
+    assert message in caught.value.message
+    assert len(fresh_fake.requests) == 1  # the client's own fault: not retried
+    assert box.balance_nanos(email) == before
+
+
+def test_rate_limited_key_is_retried_on_the_other_key(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(
+        Reply.error(429, "rate_limit_error", "Number of request tokens has exceeded your limit"),
+        Reply(text="second key"),
+    )
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == "second key"
+    first, second = (r.headers["x-api-key"] for r in fresh_fake.requests)
+    assert {first, second} == set(PROVIDER_KEYS)

@@ -136,6 +136,7 @@ def test_thinking_stream_gives_reasoning_content(
     )
     assert got["reasoning"] == "Two plus two is four."
     assert (got["text"], got["finish"]) == ("4", "stop")
+    assert got["usage"] is None  # no stream_options.include_usage: no usage chunk
     assert fresh_fake.requests[0].body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
 
 
