@@ -277,6 +277,12 @@ def test_every_list_and_show_command_prints_json(space: Box) -> None:
     ):
         parsed = space.json(*args)
         assert isinstance(parsed, list | dict), args
+        assert isinstance(parsed, dict) == (args[1] == "show"), args  # one object, else a list
+    # what they print is the data, not just any JSON
+    assert "json@users.test" in {u["email"] for u in space.json("users", "list")}
+    shown = space.json("users", "show", "json@users.test")
+    assert (shown["email"], shown["status"], shown["keys"]) == ("json@users.test", "active", [])
+    assert space.json("keys", "list", "json@users.test") == []
 
 
 def test_backup_writes_a_consistent_copy(space: Box, tmp_path: Path) -> None:
