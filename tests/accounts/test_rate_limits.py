@@ -63,7 +63,11 @@ def test_a_code_asked_for_at_one_process_works_at_the_other(pair, accepted):
     first, second = pair
     assert ask(first, "roamer@example.com", accepted).status_code == 200
     code = console_code(first.server, "roamer@example.com")
-    assert check(second, "roamer@example.com", code, accepted).status_code == 200
+    verified = check(second, "roamer@example.com", code, accepted)
+    assert verified.status_code == 200, verified.text
+    # a real sign-in: the key it hands out works at the process that mailed the code
+    me = first.get("/api/v1/auth/me", verified.json()["api_key"])
+    assert (me.status_code, me.json()["email"]) == (200, "roamer@example.com")
 
 
 def test_code_requests_per_email_are_limited_across_processes(pair, accepted):
