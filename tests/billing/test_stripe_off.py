@@ -34,7 +34,8 @@ def test_every_stripe_endpoint_is_503_naming_the_keys(off_box: BillingBox, path:
 
 def test_the_webhook_is_503_even_unsigned_and_unauthenticated(off_box: BillingBox) -> None:
     response = off_box.http.post("/api/v1/stripe/webhook", content=b"{}")
-    assert response.status_code == 503
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "stripe_not_configured"
 
 
 def test_payment_history_works_without_stripe(off_box: BillingBox) -> None:
