@@ -122,6 +122,7 @@ INVALID = [
     ),
     ({**HELLO, "system": [{"type": "image"}]}, "system.0"),
     ({**HELLO, "temperature": 1.5}, "temperature"),
+    ({**HELLO, "stop_sequences": ["END", "\n"]}, "non-whitespace"),
     ({**HELLO, "tool_choice": {"type": "auto"}}, "while providing tools"),
     ({**HELLO, "tools": [{"name": "f", "parameters": {}}]}, "Extra inputs"),
     (

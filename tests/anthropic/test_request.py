@@ -243,6 +243,8 @@ BAD_REQUESTS = [
     ({"functions": [{"name": "f", "parameters": {}}]}, "send tools"),
     ({"function_call": "auto"}, "send tools"),
     ({"web_search_options": {}}, "web_search_options"),
+    ({"stop": ["END", "\n"]}, "whitespace"),
+    ({"stop": " "}, "whitespace"),
 ]
 
 

@@ -280,6 +280,8 @@ def _check_sampling(body: JSON) -> None:
         not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops)
     ):
         raise Invalid("stop_sequences: Input should be a list of non-empty strings")
+    if stops and not all(s.strip() for s in stops):
+        raise Invalid("stop_sequences: each stop sequence must contain non-whitespace")
     metadata = body.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):

@@ -60,14 +60,24 @@ def _add_sampling(out: JSON, body: JSON) -> None:
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out[name] = body[name]
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if isinstance(stop, list) and any(stop):
-        out["stop_sequences"] = [s for s in stop if isinstance(s, str) and s]
+    _add_stop(out, body.get("stop"))
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
+
+
+def _add_stop(out: JSON, stop: Any) -> None:
+    """stop -> stop_sequences (empty ones dropped); Anthropic refuses whitespace-only ones."""
+    listed = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    stops = [s for s in listed if isinstance(s, str) and s]
+    if any(not s.strip() for s in stops):
+        raise InvalidRequest(
+            'stop sequences of only whitespace (such as "\\n") are not supported by '
+            "Anthropic models",
+            param="stop",
+        )
+    if stops:
+        out["stop_sequences"] = stops
 
 
 def _add_tools(out: JSON, body: JSON) -> None:
