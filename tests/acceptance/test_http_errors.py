@@ -289,10 +289,13 @@ def test_the_sdk_raises_the_right_exception_classes(box: Box, upstream: FakeOpen
     with pytest.raises(openai.PermissionDeniedError):
         box.sdk(box.disabled_key).chat.completions.create(model=MODEL, messages=HI)  # type: ignore[arg-type]
     upstream.push(Reply(content="a b c d", error_after=1))
-    with pytest.raises(openai.APIError):
-        stream = client.chat.completions.create(model=MODEL, messages=HI, stream=True)  # type: ignore[arg-type]
+    # the stream starts (200), then its error event raises: not any failure of the call
+    stream = client.chat.completions.create(model=MODEL, messages=HI, stream=True)  # type: ignore[arg-type]
+    with pytest.raises(openai.APIError) as caught:
         for _ in stream:
             pass
+    assert not isinstance(caught.value, openai.APIStatusError), caught.value
+    assert isinstance(caught.value.body, dict) and caught.value.body["code"], caught.value.body
 
 
 ODD_VALUES: list[object] = [None, True, -1, 1.5, 10**30, "x", "", [], {}, [None], {"a": 1}]
