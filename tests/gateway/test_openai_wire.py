@@ -230,3 +230,42 @@ def test_openrouter_error_in_a_200_body_is_a_502_with_its_message(
     assert caught.value.status_code == 502
     assert "upstream idle timeout" in caught.value.message
     assert box.balance(email) == (start, 0)
+
+
+OPENROUTER_USAGE = USAGE | {
+    "cost": 0.95,
+    "is_byok": False,
+    "cost_details": {"upstream_inference_cost": 19},
+    "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 100},
+}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_openrouter_usage_never_shows_the_operators_cost(
+    box: Box, fake: FakeOpenAI, streamed: bool
+) -> None:
+    """OpenRouter puts what it billed the operator in `usage.cost`: the user sees only the
+    price they pay (`cost_usd`), never the operator's cost (a client reading `usage.cost`
+    would take it for its own spend)."""
+    _, key = box.new_user("1")
+    if streamed:
+        body = [
+            event(chunk("Hi")),
+            event(chunk(None, "stop")),
+            event(usage_chunk(OPENROUTER_USAGE)),
+        ]
+        fake.push(Reply(raw=[*body, DONE]))
+        chunks, failure = stream(box, key, stream_options={"include_usage": True})
+        assert failure is None
+        shown = chunks[-1].usage.model_dump(exclude_none=True)
+    else:
+        choice = {"index": 0, "message": {"role": "assistant", "content": "Hi"}}
+        answer = {"id": "gen-1", "object": "chat.completion", "created": 1, "model": "up",
+                  "provider": "OpenAI", "usage": OPENROUTER_USAGE, "choices": [choice]}  # fmt: skip
+        fake.push(Reply(raw=[json.dumps(answer).encode()], content_type="application/json"))
+        with box.http(key) as http:
+            shown = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+            shown = shown.json()["usage"]
+    assert not {"cost", "cost_details", "is_byok"} & set(shown), shown
+    assert shown["cost_usd"] == float(Decimal(cost_nanos(10, 4, IN_PRICE, OUT_PRICE)) / 10**9)
+    assert shown["prompt_tokens_details"]["cache_write_tokens"] == 100

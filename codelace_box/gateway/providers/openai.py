@@ -44,8 +44,14 @@ def usage_from(raw: Any) -> Usage | None:
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE}
+    details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
     return Usage(max(prompt, 0), max(completion, 0), details)
+
+
+def _private(name: str) -> bool:
+    """Usage keys that tell the operator's own bill (OpenRouter's `cost`, `cost_details`,
+    `is_byok`): never shown to the user, whose price is `cost_usd`."""
+    return "cost" in name.lower() or name == "is_byok"
 
 
 def estimate_tokens(chars: int) -> int:
