@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -216,6 +217,22 @@ def test_images_and_pdf() -> None:
             "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
         },
     ]
+
+
+@pytest.mark.parametrize(
+    "user",
+    ["alice@example.com", "+1 (555) 010-9999", "15550109999", "x" * 300, "Alice Smith"],
+)
+def test_a_user_that_identifies_someone_is_sent_as_a_hash(user: str) -> None:
+    # Anthropic wants an opaque metadata.user_id (<= 256 characters) and refuses one that looks
+    # like an email address or a phone number; OpenAI clients often send exactly that as `user`.
+    user_id = build({"messages": HELLO, "user": user})["metadata"]["user_id"]
+    assert user_id == hashlib.sha256(user.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("user", ["u-1", "550e8400-e29b-41d4-a716-446655440000", "a1b2" * 16])
+def test_an_opaque_user_is_sent_as_is(user: str) -> None:
+    assert build({"messages": HELLO, "user": user})["metadata"] == {"user_id": user}
 
 
 def test_stop_user_and_sampling() -> None:

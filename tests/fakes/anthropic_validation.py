@@ -287,6 +287,24 @@ def _check_sampling(body: JSON) -> None:
         if not isinstance(metadata, dict):
             raise Invalid("metadata: Input should be a valid dictionary")
         _only(metadata, {"user_id"}, "metadata")
+        _check_user_id(metadata.get("user_id"))
+
+
+def _check_user_id(user_id: Any) -> None:
+    if user_id is None:
+        return
+    if not isinstance(user_id, str) or len(user_id) > 256:
+        raise Invalid("metadata.user_id: String should have at most 256 characters")
+    if "@" in user_id:
+        raise Invalid(
+            "metadata.user_id: user_id appears to contain an email address. "
+            "Please send a uuid or hash value instead."
+        )
+    if re.search(r"\+?\d[\d ().-]{8,}\d", user_id) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
+        raise Invalid(
+            "metadata.user_id: user_id appears to contain a phone number. "
+            "Please send a uuid or hash value instead."
+        )
 
 
 def _check_tools(tools: Any) -> set[str]:

@@ -7,6 +7,8 @@ counterparts. Whatever cannot be honoured raises InvalidRequest (400).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -14,6 +16,9 @@ from codelace_box.gateway.providers.anthropic_messages import translate_messages
 
 JSON = dict[str, Any]
 
+_HEX_ID_RE = re.compile(r"[0-9a-fA-F-]{32,64}")  # uuids and hex digests
+_PLAIN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_DIGIT_RUN_RE = re.compile(r"\d{7}")
 FALLBACK_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
 MAX_THINKING_BUDGET = 128_000
@@ -63,7 +68,20 @@ def _add_sampling(out: JSON, body: JSON) -> None:
     _add_stop(out, body.get("stop"))
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
-        out["metadata"] = {"user_id": user}
+        out["metadata"] = {"user_id": opaque_user_id(user)}
+
+
+def opaque_user_id(user: str) -> str:
+    """The OpenAI `user` as Anthropic's metadata.user_id: kept if opaque, else its SHA-256.
+
+    Anthropic wants a uuid, hash or other opaque id of at most 256 characters and refuses one
+    that looks like an email address or a phone number; a hash still tells users apart.
+    """
+    if _HEX_ID_RE.fullmatch(user) or (
+        _PLAIN_ID_RE.fullmatch(user) and not _DIGIT_RUN_RE.search(user)
+    ):
+        return user
+    return hashlib.sha256(user.encode()).hexdigest()
 
 
 def _add_stop(out: JSON, stop: Any) -> None:
