@@ -269,3 +269,24 @@ def test_openrouter_usage_never_shows_the_operators_cost(
     assert not {"cost", "cost_details", "is_byok"} & set(shown), shown
     assert shown["cost_usd"] == float(Decimal(cost_nanos(10, 4, IN_PRICE, OUT_PRICE)) / 10**9)
     assert shown["prompt_tokens_details"]["cache_write_tokens"] == 100
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_usage_riding_on_the_last_content_chunk_is_billed_not_relayed(
+    box: Box, fake: FakeOpenAI, asked: bool
+) -> None:
+    """Some servers put usage on the finish chunk instead of a `choices: []` chunk: it is
+    billed, and the client sees usage only in the gateway's own chunk (with cost_usd), and
+    only when it asked, as with OpenAI."""
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    last = chunk(None, "stop") | {"usage": OPENROUTER_USAGE}
+    fake.push(Reply(raw=[event(chunk("Hi")), event(last), DONE]))
+    options = {"stream_options": {"include_usage": True}} if asked else {}
+    chunks, failure = stream(box, key, **options)
+    assert failure is None and text_of(chunks) == "Hi"
+    with_usage = [c.usage for c in chunks if c.usage is not None]
+    assert len(with_usage) == int(asked)
+    if asked:
+        assert with_usage[0].cost_usd and not chunks[-1].choices
+    assert box.balance(email) == (start - cost_nanos(10, 4, IN_PRICE, OUT_PRICE), 0)

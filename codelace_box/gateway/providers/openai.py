@@ -105,6 +105,8 @@ class OpenAIStreamTranslator(StreamTranslator):
         choices = chunk.get("choices")
         if not choices:
             return [] if usage is not None else [self._relabel(chunk)]
+        if chunk.get("usage") is not None:  # usage riding on a content chunk (vLLM, DeepSeek):
+            chunk["usage"] = None  # the client gets the gateway's usage chunk, with its price
         for choice in choices:
             if isinstance(choice, dict):
                 self.output_chars += _delta_chars(choice.get("delta"))
