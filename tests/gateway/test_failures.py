@@ -261,9 +261,13 @@ def test_keys_failover_and_401_key_flagged(box_factory: BoxFactory, fake: FakeOp
     with pytest.raises(openai.APIStatusError) as caught:  # flaky 503s, good now 403s
         client.chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.status_code in (502, 503)
+    sent_before = len(fake.requests)
     time.sleep(0.6)
-    with pytest.raises(openai.APIStatusError):
+    with pytest.raises(openai.APIStatusError) as again:
         client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert again.value.status_code in (502, 503)
+    tried = [r.api_key for r in fake.requests[sent_before:]]
+    assert tried and set(tried) == {flaky}, "a key refused with 403 leaves the rotation too"
     box.cli("doctor")
 
 
