@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -72,6 +73,8 @@ def test_signing_up_from_a_domain_the_policy_refuses_is_403(box: Box) -> None:
         code = box.smtp.wait_for(email).code
         response = http.post("/api/v1/auth/otp/verify", json={"email": email, "code": code})
     assert_envelope(response, 403, "signup_not_allowed")
+    listed = json.loads(box.cli("users", "list", "--json"))
+    assert email not in {user["email"] for user in listed}, "a refused sign-up made an account"
 
 
 def test_a_disabled_account_cannot_sign_in(box: Box) -> None:
