@@ -290,3 +290,21 @@ def test_usage_riding_on_the_last_content_chunk_is_billed_not_relayed(
     if asked:
         assert with_usage[0].cost_usd and not chunks[-1].choices
     assert box.balance(email) == (start - cost_nanos(10, 4, IN_PRICE, OUT_PRICE), 0)
+
+
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+
+
+def test_a_proxys_html_error_page_is_a_502_naming_its_title(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.default = Reply(status=502, raw=[NGINX_502], content_type="text/html")
+    with pytest.raises(openai.InternalServerError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 502
+    assert caught.value.message.endswith("(HTTP 502): an HTML page: 502 Bad Gateway")
+    assert box.balance(email) == (start, 0)

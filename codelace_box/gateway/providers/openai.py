@@ -23,6 +23,7 @@ from codelace_box.gateway.providers.base import (
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 CHARS_PER_TOKEN = 4  # for estimates when an upstream reports no usage
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
+_HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
@@ -206,6 +207,10 @@ class OpenAIAdapter(ProviderAdapter):
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             return redact(body["message"])
         text = payload[:300].decode("utf-8", "replace").strip()
+        title = _HTML_TITLE_RE.search(payload[:4096].decode("utf-8", "replace"))
+        if title and title.group(1).strip():  # a proxy's error page: its title, not its markup
+            text = "an HTML page: " + title.group(1)
+        text = " ".join(text.split())
         return redact(text) if text else f"the upstream answered HTTP {status}"
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
