@@ -96,6 +96,7 @@ def test_the_request_shows_in_customer_usage_with_the_same_cost(
     assert row["id"] == done.headers["x-request-id"]
     assert (row["input_tokens"], row["output_tokens"]) == (20, 7)
     assert Decimal(str(row["cost_usd"])) == Decimal(done.headers["x-codelace-cost-usd"])
+    assert Decimal(str(row["cost_usd"])) == Decimal("0.00012")  # 20 * 2.5/1M + 7 * 10/1M
     assert row["model"] == MODEL and row["stream"] is False and row["status"] == "ok"
 
 
