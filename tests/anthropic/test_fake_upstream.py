@@ -122,6 +122,7 @@ INVALID = [
     ),
     ({**HELLO, "system": [{"type": "image"}]}, "system.0"),
     ({**HELLO, "temperature": 1.5}, "temperature"),
+    ({**HELLO, "temperature": 0.5, "top_p": 0.9}, "only one"),
     ({**HELLO, "metadata": {"user_id": "bob@example.com"}}, "email address"),
     ({**HELLO, "metadata": {"user_id": "+44 20 7946 0958"}}, "phone number"),
     ({**HELLO, "metadata": {"user_id": "u" * 257}}, "256"),

@@ -239,7 +239,11 @@ def test_stop_user_and_sampling() -> None:
     out = build({"messages": HELLO, "stop": "###", "user": "u-1", "temperature": 0, "top_p": 1})
     assert out["stop_sequences"] == ["###"]
     assert out["metadata"] == {"user_id": "u-1"}
-    assert (out["temperature"], out["top_p"]) == (0, 1)
+    # top_p 1 is no restriction at all; current Claude models refuse temperature and top_p
+    # together ("Please use only one."), and OpenAI clients send top_p 1 by default
+    assert out["temperature"] == 0
+    assert "top_p" not in out
+    assert build({"messages": HELLO, "top_p": 0.9})["top_p"] == 0.9
 
 
 BAD_REQUESTS = [
@@ -247,6 +251,7 @@ BAD_REQUESTS = [
     ({"logprobs": True}, "logprobs"),
     ({"top_logprobs": 3}, "logprobs"),
     ({"temperature": 1.5}, "between 0 and 1"),
+    ({"temperature": 0.5, "top_p": 0.9}, "only one of temperature and top_p"),
     ({"presence_penalty": 0.5}, "presence_penalty"),
     ({"logit_bias": {"50256": -100}}, "logit_bias"),
     ({"modalities": ["text", "audio"]}, "audio"),

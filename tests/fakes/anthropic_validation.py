@@ -275,6 +275,11 @@ def _check_sampling(body: JSON) -> None:
         value = body.get(key)
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
             raise Invalid(f"{key}: Input should be less than or equal to 1")
+    if body.get("temperature") is not None and body.get("top_p") is not None:
+        raise Invalid(
+            "`temperature` and `top_p` cannot both be specified for this model. "
+            "Please use only one."
+        )
     stops = body.get("stop_sequences")
     if stops is not None and (
         not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops)

@@ -60,6 +60,11 @@ def _check_sampling(body: JSON) -> None:
     top_p = body.get("top_p")
     if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
         raise InvalidRequest("top_p must be between 0 and 1", param="top_p")
+    if temperature is not None and top_p is not None and top_p < 1:
+        raise InvalidRequest(
+            "Anthropic models take only one of temperature and top_p (top_p 1 is ignored)",
+            param="top_p",
+        )
 
 
 def _check_reasoning(body: JSON) -> None:

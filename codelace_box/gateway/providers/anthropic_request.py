@@ -62,9 +62,10 @@ def resolve_max_tokens(body: JSON, default_max_tokens: int | None) -> int:
 
 
 def _add_sampling(out: JSON, body: JSON) -> None:
-    for name in ("temperature", "top_p"):
-        if body.get(name) is not None:
-            out[name] = body[name]
+    if body.get("temperature") is not None:
+        out["temperature"] = body["temperature"]
+    if body.get("top_p") not in (None, 1):  # top_p 1 restricts nothing
+        out["top_p"] = body["top_p"]
     _add_stop(out, body.get("stop"))
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
