@@ -60,7 +60,8 @@ def only_row(box: Box, email: str) -> dict[str, Any]:
     deadline = time.monotonic() + 5
     while True:
         found = box.query(
-            'SELECT request_id FROM usage_record JOIN "user" u ON u.id = user_id WHERE email = ?',
+            'SELECT r.request_id FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+            "WHERE u.email = ?",
             email,
         )
         if found or time.monotonic() > deadline:
@@ -308,3 +309,31 @@ def test_a_proxys_html_error_page_is_a_502_naming_its_title(box: Box, fake: Fake
     assert caught.value.status_code == 502
     assert caught.value.message.endswith("(HTTP 502): an HTML page: 502 Bad Gateway")
     assert box.balance(email) == (start, 0)
+
+
+def test_the_sdks_own_retries_after_429_and_5xx_charge_only_the_call_that_answered(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """The SDK retries the box's 429 (after its Retry-After) and 502 by itself: every failed
+    attempt is free, the one that answered is charged once."""
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    limited = {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+    box_retries = 3  # the box's own tries per call (gateway.max_retries = 2)
+    fake.push(*[Reply(status=429, error=limited, headers={"retry-after": "1"})] * box_retries)
+    fake.push(*[Reply(status=500)] * box_retries, Reply(content="at last"))
+    client = openai.OpenAI(base_url=box.url + "/v1", api_key=key, max_retries=2)
+    began = time.monotonic()
+    done = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    assert time.monotonic() - began >= 0.9, "the SDK waited for the box's Retry-After"
+    assert done.parse().choices[0].message.content == "at last"
+    assert len(fake.requests) == 2 * box_retries + 1
+    rows = box.query(
+        'SELECT r.status, r.cost_nanos FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+        "WHERE u.email = ? ORDER BY r.id",
+        email,
+    )
+    cost = cost_nanos(11, 2, IN_PRICE, OUT_PRICE)
+    assert rows == [("error", 0), ("error", 0), ("ok", cost)]
+    assert box.balance(email) == (start - cost, 0)
+    assert Decimal(done.headers["x-codelace-cost-usd"]) * 10**9 == cost
