@@ -418,3 +418,16 @@ def test_image_jpg_data_urls_are_sent_as_jpeg() -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}}
     [block] = build({"messages": [{"role": "user", "content": [part]}]})["messages"][0]["content"]
     assert block["source"] == {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}
+
+
+def test_streamed_thinking_blocks_pass_back_without_their_stream_index() -> None:
+    blocks = [
+        {"type": "thinking", "thinking": "Check Oslo.", "signature": "EqQBsig", "index": 0},
+        {"type": "redacted_thinking", "data": "EmwKAhgB", "index": 1},
+    ]
+    out = build(_tool_loop(blocks))
+    assert out["messages"][1]["content"][:2] == [
+        {"type": "thinking", "thinking": "Check Oslo.", "signature": "EqQBsig"},
+        {"type": "redacted_thinking", "data": "EmwKAhgB"},
+    ]
+    assert "thinking" in out

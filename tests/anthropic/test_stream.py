@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
 
 from codelace_box.gateway.providers import adapter_for
 from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
@@ -118,6 +120,7 @@ def test_thinking_stream() -> None:
             "type": "thinking",
             "thinking": reasoning,
             "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...",
+            "index": 0,
         }
     ]
     content = "".join(d.get("content") or "" for d in chunks)
@@ -185,8 +188,10 @@ def test_redacted_thinking_is_handed_out_for_the_next_turn() -> None:
             "type": "thinking",
             "thinking": "Let me look at this.",
             "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk",
+            "index": 0,
         },
         {
+            "index": 1,
             "type": "redacted_thinking",
             "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKD"
             "xH4mPnZ5sQ7vB8URj2pLmN3kF8/dW5hR7xJ0aP1oLvpZg1U",
@@ -194,3 +199,21 @@ def test_redacted_thinking_is_handed_out_for_the_next_turn() -> None:
     ]
     assert "".join(d.get("reasoning_content", "") for d in chunks) == "Let me look at this."
     assert "".join(d.get("content") or "" for d in chunks) == "Done."
+
+
+def test_the_openai_sdk_stream_helper_assembles_every_thinking_block() -> None:
+    # `client.chat.completions.stream(...)` merges list deltas by their `index`; several
+    # thinking blocks in one stream must not break it, and come out whole and in order.
+    _, per_event = translate("stream_redacted_thinking.sse")
+    state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
+    for chunks in per_event:
+        for chunk in chunks:
+            state.handle_chunk(ChatCompletionChunk.model_validate(chunk))
+    message = state.get_final_completion().choices[0].message.model_dump()
+    assert message["content"] == "Done."
+    assert [
+        (b["type"], b.get("signature") or b.get("data")[:8]) for b in message["thinking_blocks"]
+    ] == [
+        ("thinking", "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk"),
+        ("redacted_thinking", "EmwKAhgB"),
+    ]

@@ -45,6 +45,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
         self.tool_input: dict[int, Any] = {}  # Anthropic block index -> input while none streamed
         self.thinking: dict[int, str] = {}  # Anthropic block index -> thinking text so far
+        self.thinking_blocks_sent = 0
         self.start_usage: JSON = {}
         self.finish_sent = False
 
@@ -99,8 +100,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "text":
             return self._text(block.get("text") or "")
         if kind == "redacted_thinking" and block.get("data"):
-            redacted = {"type": "redacted_thinking", "data": block["data"]}
-            return [self._chunk({"thinking_blocks": [redacted]})]
+            return self._thinking_block({"type": "redacted_thinking", "data": block["data"]})
         return []
 
     def _on_block_delta(self, data: JSON) -> list[JSON]:
@@ -152,6 +152,13 @@ class AnthropicStreamTranslator(StreamTranslator):
             "thinking": self.thinking.get(index, ""),
             "signature": signature,
         }
+        return self._thinking_block(block)
+
+    def _thinking_block(self, block: JSON) -> list[JSON]:
+        """One whole thinking block, with its position among them as `index`: OpenAI SDKs
+        merge list deltas by index (and refuse list entries without one)."""
+        block["index"] = self.thinking_blocks_sent
+        self.thinking_blocks_sent += 1
         return [self._chunk({"thinking_blocks": [block]})]
 
     def _on_block_stop(self, data: JSON) -> list[JSON]:
