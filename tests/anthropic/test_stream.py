@@ -217,3 +217,34 @@ def test_the_openai_sdk_stream_helper_assembles_every_thinking_block() -> None:
         ("thinking", "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk"),
         ("redacted_thinking", "EmwKAhgB"),
     ]
+
+
+def test_a_message_delta_repeating_input_counts_as_zero_does_not_erase_them() -> None:
+    # Counts are cumulative, so they never shrink; Anthropic-compatible upstreams (and older
+    # gateways in front of Anthropic) send input_tokens 0 in message_delta.
+    translator = ADAPTER.stream_translator(MODEL)
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "usage": {
+                "input_tokens": 40,
+                "cache_read_input_tokens": 900,
+                "cache_creation_input_tokens": 60,
+                "output_tokens": 1,
+            },
+        },
+    }
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn"},
+        "usage": {"input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 12},
+    }
+    for event in (start, delta, {"type": "message_stop"}):
+        translator.feed(SSEEvent(data=json.dumps(event)))
+    assert translator.usage is not None
+    assert (translator.usage.input_tokens, translator.usage.output_tokens) == (1000, 12)
+    assert translator.usage.openai_usage()["prompt_tokens_details"] == {
+        "cached_tokens": 900,
+        "cache_write_tokens": 60,
+    }

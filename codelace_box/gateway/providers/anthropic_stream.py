@@ -34,6 +34,19 @@ def _str(data: JSON, key: str, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
+def _merge_counts(start: JSON, final: JSON) -> JSON:
+    """message_start usage updated by message_delta's cumulative counts (which never shrink:
+    a 0 there, as some Anthropic-compatible upstreams send, keeps the start's count)."""
+    merged = dict(start)
+    for key, value in final.items():
+        before = merged.get(key)
+        if isinstance(value, int) and isinstance(before, int):
+            merged[key] = max(value, before)
+        else:
+            merged[key] = value
+    return merged
+
+
 class AnthropicStreamTranslator(StreamTranslator):
     """Translates one Anthropic stream; keeps per-block state (tool indexes, thinking text)."""
 
@@ -179,7 +192,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         usage = _obj(data, "usage")
         cumulative = {k: v for k, v in usage.items() if v is not None}
         if isinstance(cumulative.get("output_tokens"), int):  # message_delta counts are final
-            self.usage = usage_from({**self.start_usage, **cumulative})
+            self.usage = usage_from(_merge_counts(self.start_usage, cumulative))
         if delta.get("stop_reason") is None or self.finish_sent:
             return []
         self.finish_sent = True
