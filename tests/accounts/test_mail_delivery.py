@@ -129,8 +129,10 @@ def test_refused_mail_gives_503_and_its_code_is_dead(
 def test_unreachable_mail_server_gives_503(box_factory: ServerFactory):
     dead = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": free_port()}
     dead["smtp_starttls"] = False
-    client = BoxClient(box_factory(email=dead), None)
+    box = box_factory(email=dead)
+    client = BoxClient(box, None)
     assert_mail_failed(client.request_code("lost@example.com"), "unreachable")
+    assert live_codes(box, "lost@example.com") == 0  # the code nobody got cannot be used
     client.close()
 
 
