@@ -245,3 +245,26 @@ def test_streamed_tool_call_without_arguments_gives_an_object_the_next_turn_take
     assert fresh_fake.requests[1].body["messages"][1]["content"] == [
         {"type": "tool_use", "id": "toolu_01NoArgs7xYz", "name": "get_time", "input": {}}
     ]
+
+
+def test_streamed_cache_reads_and_writes_are_billed_as_input(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    fresh_fake.script(
+        Reply(text="cached", input_tokens=7, cache_read_input_tokens=3000,
+              cache_creation_input_tokens=500, output_tokens=3)
+    )  # fmt: skip
+    got = collect(
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True,
+            stream_options=USAGE,
+        )
+    )  # fmt: skip
+    usage = got["usage"]
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (3507, 3, 3510)
+    assert usage.prompt_tokens_details.cached_tokens == 3000
+    cost = expected_cost_nanos(3507, 3)
+    assert usage.model_dump()["cost_usd"] == pytest.approx(cost / 10**9, abs=1e-12)
+    assert box.balance_nanos(email) == (before - cost, 0)

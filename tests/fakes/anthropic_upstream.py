@@ -163,7 +163,8 @@ def stream_events(reply: Reply, model: str) -> list[JSON]:
                 "stop_reason": reply.final_stop_reason(),
                 "stop_sequence": reply.stop_sequence,
             },
-            "usage": {"output_tokens": reply.output_tokens},
+            # cumulative: the current API repeats the input-side counts here
+            "usage": reply.usage(reply.output_tokens),
         }
     )
     events.append({"type": "message_stop"})
