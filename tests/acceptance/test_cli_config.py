@@ -245,9 +245,11 @@ def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
             env=cli_env(server.env),
             cwd=folder,
         )
-    server.wait_healthy(30)
-    yield server
-    server.stop()
+    try:
+        server.wait_healthy(30)
+        yield server
+    finally:  # also when it never got healthy: not left running
+        server.stop()
 
 
 def test_serve_runs_on_built_in_defaults(default_server: ServerProcess) -> None:
