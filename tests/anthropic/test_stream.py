@@ -248,3 +248,32 @@ def test_a_message_delta_repeating_input_counts_as_zero_does_not_erase_them() ->
         "cached_tokens": 900,
         "cache_write_tokens": 60,
     }
+
+
+def test_interleaved_tool_blocks_keep_their_arguments_apart() -> None:
+    def block_delta(index: int, fragment: str) -> dict[str, Any]:
+        delta = {"type": "input_json_delta", "partial_json": fragment}
+        return {"type": "content_block_delta", "index": index, "delta": delta}
+
+    def tool_start(index: int, name: str) -> dict[str, Any]:
+        block = {"type": "tool_use", "id": f"toolu_{name}", "name": name, "input": {}}
+        return {"type": "content_block_start", "index": index, "content_block": block}
+
+    events = [
+        {"type": "message_start", "message": {"id": "msg_x", "usage": {"input_tokens": 9}}},
+        tool_start(1, "a"),
+        tool_start(2, "b"),
+        block_delta(2, '{"y": '),
+        block_delta(1, '{"x": '),
+        block_delta(1, "1}"),
+        block_delta(2, "2}"),
+        {"type": "content_block_stop", "index": 2},
+        {"type": "content_block_stop", "index": 1},
+    ]
+    translator = ADAPTER.stream_translator(MODEL)
+    chunks = [c for e in events for c in translator.feed(SSEEvent(data=json.dumps(e)))]
+    calls = assemble_tool_calls([c["choices"][0]["delta"] for c in chunks])
+    assert [(c["id"], json.loads(c["arguments"])) for c in calls] == [
+        ("toolu_a", {"x": 1}),
+        ("toolu_b", {"y": 2}),
+    ]
