@@ -105,9 +105,12 @@ def test_bad_amounts_are_refused_and_nothing_is_created(
 )
 def test_malformed_bodies_are_400(box: BillingBox, body: bytes) -> None:
     buyer = box.customer()
+    before = len(box.double.calls("POST", "/v1/checkout/sessions"))
     response = box.post("/api/v1/stripe/checkout", buyer, content=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "invalid_request_error"
+    assert len(box.double.calls("POST", "/v1/checkout/sessions")) == before  # nothing at Stripe
+    assert box.history(buyer) == []
 
 
 def test_exact_cents_and_the_limits_are_accepted(box: BillingBox) -> None:
