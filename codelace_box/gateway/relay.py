@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -64,6 +65,7 @@ class StreamRelay:
         self._parser = SSEParser()
         self._template: dict[str, Any] = {}
         self._settled = False
+        self._last_send = time.monotonic()  # when the client last got bytes from us
 
     async def run(self, send: Send) -> None:
         """Relay to the end; never raises for upstream or client failures."""
@@ -128,22 +130,27 @@ class StreamRelay:
         return out, None
 
     async def _read(self, send: Send) -> bytes:
-        """The next upstream bytes, sending keep-alive comments while it is silent."""
+        """The next upstream bytes, sending keep-alive comments while the client got nothing
+        for `keepalive_sec` (upstream bytes that relay nothing, such as its own comments, do
+        not count)."""
         while True:
-            try:
-                async with asyncio.timeout(self.keepalive_sec):
-                    return await self.opened.response.read_chunk()
-            except TimeoutError:
-                await self._send(send, KEEPALIVE)
+            wait = self._last_send + self.keepalive_sec - time.monotonic()
+            if wait > 0:
+                try:
+                    async with asyncio.timeout(wait):
+                        return await self.opened.response.read_chunk()
+                except TimeoutError:
+                    pass
+            await self._send(send, KEEPALIVE)
 
-    @staticmethod
-    async def _send(send: Send, data: bytes) -> None:
+    async def _send(self, send: Send, data: bytes) -> None:
         try:
             await send(data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise ClientGone from exc
+        self._last_send = time.monotonic()
 
     def _remember(self, chunk: dict[str, Any]) -> dict[str, Any]:
         """Keep the first chunk's ids for the usage chunk; drop the `"usage": null` that asking

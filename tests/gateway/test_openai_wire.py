@@ -25,7 +25,7 @@ DONE = b"data: [DONE]\n\n"
 
 @pytest.fixture(scope="module")
 def box(box_factory: BoxFactory) -> Box:
-    return box_factory()
+    return box_factory(env={"CODELACE_SSE_KEEPALIVE_SEC": "0.3"})
 
 
 def event(value: Any, head: bytes = b"data: ", end: bytes = b"\n\n") -> bytes:
@@ -337,3 +337,20 @@ def test_the_sdks_own_retries_after_429_and_5xx_charge_only_the_call_that_answer
     assert rows == [("error", 0), ("error", 0), ("ok", cost)]
     assert box.balance(email) == (start - cost, 0)
     assert Decimal(done.headers["x-codelace-cost-usd"]) * 10**9 == cost
+
+
+def test_upstream_comments_do_not_silence_the_boxs_own_keepalives(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """OpenRouter sends `: OPENROUTER PROCESSING` while a model thinks; those bytes are not
+    relayed, so the client must still get the box's keep-alive comments while nothing else
+    comes (proxies in front of it cut connections silent for 60 s)."""
+    _, key = box.new_user("1")
+    processing = [b": OPENROUTER PROCESSING\n\n"] * 10  # 1.5 s of comments, 0.15 s apart
+    body = [event(chunk("Hi")), event(chunk(None, "stop")), event(usage_chunk()), DONE]
+    fake.push(Reply(raw=[*processing, *body], piece_delay=0.15))
+    request = {"model": MODEL, "messages": HELLO, "stream": True}
+    with box.http(key) as http, http.stream("POST", "/v1/chat/completions", json=request) as sent:
+        raw = sent.read()
+    assert raw.count(b": keep-alive\n\n") >= 2, raw
+    assert b"OPENROUTER" not in raw and raw.endswith(DONE)
