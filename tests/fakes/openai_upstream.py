@@ -7,7 +7,8 @@ deltas, finish chunk, `"usage": null` on every chunk and a final `choices: []` u
 the `{"error": {message, type, param, code}}` envelope. It validates requests like the real
 API (Bearer key, model, non-empty messages, stream_options only with stream) and is scripted
 per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
-a connection dropped or an error event mid-stream, a stream that hangs until the client leaves.
+a connection dropped or an error event mid-stream, a stream that hangs until the client leaves,
+a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks).
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
