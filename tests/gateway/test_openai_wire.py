@@ -130,8 +130,9 @@ def test_a_stream_cut_cleanly_before_its_finish_is_still_an_error(
         chunk("", "error")
         | {"error": {"code": "server_error", "message": "Provider disconnected"}},
         {"error": {"object": "error", "message": "Provider disconnected", "code": 400}},
+        {"object": "error", "message": "Provider disconnected", "type": "BadRequestError"},
     ],
-    ids=["openrouter", "vllm"],
+    ids=["openrouter", "vllm", "vllm-unwrapped"],
 )
 def test_an_error_chunk_mid_stream_ends_the_sdk_stream_with_its_message(
     box: Box, fake: FakeOpenAI, error_event: dict[str, Any]

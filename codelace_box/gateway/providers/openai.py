@@ -97,8 +97,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
-        error = chunk.get("error")
-        if error:
+        error = _reported_error(chunk)
+        if error is not None:
             raise UpstreamStreamError(_error_text(error), "upstream_error")
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
@@ -134,6 +134,16 @@ class OpenAIStreamTranslator(StreamTranslator):
     def _relabel(self, chunk: JSON) -> JSON:
         chunk["model"] = self.public_model
         return chunk
+
+
+def _reported_error(body: JSON) -> Any:
+    """The error an upstream reports in a body or stream event: `{"error": ...}`, or the bare
+    `{"object": "error", "message": ...}` of older vLLM; None when there is none."""
+    if body.get("error"):
+        return body["error"]
+    if body.get("object") == "error":
+        return body
+    return None
 
 
 def _error_text(error: Any) -> str:
@@ -185,9 +195,10 @@ class OpenAIAdapter(ProviderAdapter):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         choices = payload.get("choices")
         if not isinstance(choices, list):
-            if payload.get("error"):  # OpenRouter: a failure after it accepted the call is a 200
+            error = _reported_error(payload)  # OpenRouter: a failure after it accepted is a 200
+            if error is not None:
                 raise UpstreamError(
-                    f"the upstream failed: {_error_text(payload['error'])}", code="upstream_error"
+                    f"the upstream failed: {_error_text(error)}", code="upstream_error"
                 )
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
         payload["model"] = public_model
