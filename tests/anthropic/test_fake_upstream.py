@@ -122,6 +122,37 @@ INVALID = [
     ),
     ({**HELLO, "system": [{"type": "image"}]}, "system.0"),
     ({**HELLO, "temperature": 1.5}, "temperature"),
+    (
+        {
+            **HELLO,
+            "output_config": {
+                "format": {
+                    "type": "json_schema",
+                    "schema": {
+                        "type": "object",
+                        "properties": {"n": {"type": "integer", "minimum": 1}},
+                    },
+                }
+            },
+        },
+        "property 'minimum' is not supported",
+    ),
+    (
+        {
+            **HELLO,
+            "tools": [
+                {
+                    **TOOLS[0],
+                    "strict": True,
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"xs": {"type": "array", "minItems": 3}},
+                    },
+                }
+            ],
+        },
+        "'minItems' values other than 0 or 1",
+    ),
     ({**HELLO, "temperature": 0.5, "top_p": 0.9}, "only one"),
     ({**HELLO, "metadata": {"user_id": "bob@example.com"}}, "email address"),
     ({**HELLO, "metadata": {"user_id": "+44 20 7946 0958"}}, "phone number"),

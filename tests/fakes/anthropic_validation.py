@@ -14,6 +14,8 @@ import binascii
 import re
 from typing import Any
 
+from tests.fakes.anthropic_checks import schema_problem, user_id_problem
+
 JSON = dict[str, Any]
 
 TOP_LEVEL_FIELDS = {
@@ -292,24 +294,9 @@ def _check_sampling(body: JSON) -> None:
         if not isinstance(metadata, dict):
             raise Invalid("metadata: Input should be a valid dictionary")
         _only(metadata, {"user_id"}, "metadata")
-        _check_user_id(metadata.get("user_id"))
-
-
-def _check_user_id(user_id: Any) -> None:
-    if user_id is None:
-        return
-    if not isinstance(user_id, str) or len(user_id) > 256:
-        raise Invalid("metadata.user_id: String should have at most 256 characters")
-    if "@" in user_id:
-        raise Invalid(
-            "metadata.user_id: user_id appears to contain an email address. "
-            "Please send a uuid or hash value instead."
-        )
-    if re.search(r"\+?\d[\d ().-]{8,}\d", user_id) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
-        raise Invalid(
-            "metadata.user_id: user_id appears to contain a phone number. "
-            "Please send a uuid or hash value instead."
-        )
+        problem = user_id_problem(metadata.get("user_id"))
+        if problem:
+            raise Invalid(problem)
 
 
 def _check_tools(tools: Any) -> set[str]:
@@ -331,6 +318,9 @@ def _check_tools(tools: Any) -> set[str]:
         schema = tool.get("input_schema")
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise Invalid(f"tools.{i}.input_schema.type: Input should be 'object'")
+        problem = schema_problem(schema, f"tools.{i}.input_schema") if tool.get("strict") else None
+        if problem:
+            raise Invalid(problem)
         if tool["name"] in names:
             raise Invalid(f"tools: Tool names must be unique ({tool['name']})")
         names.add(tool["name"])
@@ -399,3 +389,6 @@ def _check_output_config(config: Any) -> None:
         or not isinstance(fmt.get("schema"), dict)
     ):
         raise Invalid("output_config.format: expected {type: json_schema, schema: {...}}")
+    problem = schema_problem(fmt["schema"], "output_config.format.schema") if fmt else None
+    if problem:
+        raise Invalid(problem)

@@ -2,7 +2,8 @@
 
 Messages are translated by anthropic_messages; this module maps the options (max tokens,
 sampling, stop, user, tools, tool_choice, reasoning_effort, response_format) to their Anthropic
-counterparts. Whatever cannot be honoured raises InvalidRequest (400).
+counterparts (structured-output schemas fitted by anthropic_schema). Whatever cannot be
+honoured raises InvalidRequest (400).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.providers.anthropic_messages import translate_messages
+from codelace_box.gateway.providers.anthropic_schema import strict_schema
 
 JSON = dict[str, Any]
 
@@ -134,6 +136,7 @@ def _tool(tool: Any, where: str) -> JSON:
         converted["description"] = function["description"]
     if function.get("strict") is True:
         converted["strict"] = True
+        converted["input_schema"] = strict_schema(schema)
     return converted
 
 
@@ -206,7 +209,7 @@ def _add_output_format(out: JSON, body: JSON) -> None:
             raise InvalidRequest(
                 "response_format.json_schema.schema must be an object", param="response_format"
             )
-        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        out["output_config"] = {"format": {"type": "json_schema", "schema": strict_schema(schema)}}
         return
     if kind == "json_object":
         raise InvalidRequest(

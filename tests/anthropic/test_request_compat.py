@@ -1,0 +1,173 @@
+"""OpenAI requests as real clients send them, made acceptable to Anthropic's stricter API.
+
+Each case is something OpenAI takes and Anthropic answers 400 to (or worse, mishandles):
+whitespace-only text, a prefill's trailing whitespace, other providers' tool call ids,
+image/jpg, a `user` that identifies someone, streamed thinking blocks handed back, schemas
+outside the structured-output subset. Every translated body must pass the strict fake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from codelace_box.errors import InvalidRequest
+from tests.anthropic.test_request import ADAPTER, HELLO, TOOLS, _tool_loop, build
+
+
+@pytest.mark.parametrize(
+    "user",
+    ["alice@example.com", "+1 (555) 010-9999", "15550109999", "x" * 300, "Alice Smith"],
+)
+def test_a_user_that_identifies_someone_is_sent_as_a_hash(user: str) -> None:
+    # Anthropic wants an opaque metadata.user_id (<= 256 characters) and refuses one that looks
+    # like an email address or a phone number; OpenAI clients often send exactly that as `user`.
+    user_id = build({"messages": HELLO, "user": user})["metadata"]["user_id"]
+    assert user_id == hashlib.sha256(user.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("user", ["u-1", "550e8400-e29b-41d4-a716-446655440000", "a1b2" * 16])
+def test_an_opaque_user_is_sent_as_is(user: str) -> None:
+    assert build({"messages": HELLO, "user": user})["metadata"] == {"user_id": user}
+
+
+def test_whitespace_only_text_is_left_out() -> None:
+    # Anthropic refuses a text block of only whitespace ("text content blocks must contain
+    # non-whitespace text"); OpenAI clients send them (e.g. "\n\n" beside tool calls).
+    call = {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": " "}]},
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "\n\n", "tool_calls": [call]},
+            {
+                "role": "tool",
+                "tool_call_id": "toolu_1",
+                "content": [{"type": "text", "text": "\n"}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": " "}, {"type": "text", "text": "go"}],
+            },
+            {"role": "assistant", "content": "  "},
+            {"role": "user", "content": "on"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+    }
+    out = build(body)
+    assert out["system"] == [{"type": "text", "text": "Be brief."}]
+    assert out["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1"},
+                {"type": "text", "text": "go"},
+                {"type": "text", "text": "on"},
+            ],
+        },
+    ]
+    with pytest.raises(InvalidRequest, match="non-empty content"):
+        ADAPTER.check_request({"messages": [{"role": "user", "content": " \n"}]})
+
+
+def test_a_final_assistant_prefill_loses_its_trailing_whitespace() -> None:
+    prefill = {"role": "assistant", "content": [{"type": "text", "text": "The answer is "}]}
+    out = build({"messages": [*HELLO, prefill]})
+    assert out["messages"][-1]["content"] == [{"type": "text", "text": "The answer is"}]
+
+
+def test_tool_call_ids_from_other_providers_are_made_acceptable() -> None:
+    # A conversation begun on another model may carry ids Anthropic refuses
+    # (pattern ^[a-zA-Z0-9_-]+$), e.g. Kimi's "functions.get_weather:0".
+    ids = ["functions.get_weather:0", "functions.get_weather:1", "call_ok-1"]
+    calls = [
+        {"id": i, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        for i in ids
+    ]
+    body = {
+        "messages": [
+            *HELLO,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            *[{"role": "tool", "tool_call_id": i, "content": f"r{n}"} for n, i in enumerate(ids)],
+        ],
+        "tools": TOOLS,
+    }
+    turns = build(body)["messages"]
+    uses = [b["id"] for b in turns[1]["content"]]
+    results = [(b["tool_use_id"], b["content"]) for b in turns[2]["content"]]
+    assert results == [(u, f"r{n}") for n, u in enumerate(uses)]
+    assert len(set(uses)) == 3
+    assert uses[2] == "call_ok-1"
+
+
+def test_image_jpg_data_urls_are_sent_as_jpeg() -> None:
+    # "image/jpg" is common in clients' data URLs; Anthropic only names it image/jpeg.
+    part = {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}}
+    [block] = build({"messages": [{"role": "user", "content": [part]}]})["messages"][0]["content"]
+    assert block["source"] == {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}
+
+
+def test_streamed_thinking_blocks_pass_back_without_their_stream_index() -> None:
+    blocks = [
+        {"type": "thinking", "thinking": "Check Oslo.", "signature": "EqQBsig", "index": 0},
+        {"type": "redacted_thinking", "data": "EmwKAhgB", "index": 1},
+    ]
+    out = build(_tool_loop(blocks))
+    assert out["messages"][1]["content"][:2] == [
+        {"type": "thinking", "thinking": "Check Oslo.", "signature": "EqQBsig"},
+        {"type": "redacted_thinking", "data": "EmwKAhgB"},
+    ]
+    assert "thinking" in out
+
+
+def test_structured_output_schemas_are_fitted_to_anthropics_subset() -> None:
+    # What pydantic makes of `age: int = Field(ge=0, le=150)`, `tags: list[str] = Field(
+    # min_length=2)`, `nick: str | None = Field(max_length=12)`: OpenAI takes it, Anthropic
+    # answers 400 unless the bounds move into the descriptions, as Anthropic's SDK does.
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "title": "Person",
+        "properties": {
+            "age": {"type": "integer", "minimum": 0, "maximum": 150, "title": "Age"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "nick": {"type": ["string", "null"], "maxLength": 12},
+            "email": {"type": "string", "format": "email"},
+        },
+        "required": ["age", "tags", "nick", "email"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
+    tool = {"type": "function", "function": {"name": "save", "parameters": schema, "strict": True}}
+    out = build({"messages": HELLO, "response_format": fmt, "tools": [tool]})
+    fitted = out["output_config"]["format"]["schema"]
+    assert out["tools"][0]["input_schema"] == fitted
+    assert fitted == {
+        "type": "object",
+        "title": "Person",
+        "properties": {
+            "age": {"type": "integer", "title": "Age", "description": "{minimum: 0, maximum: 150}"},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "{minItems: 2}",
+            },
+            "nick": {
+                "anyOf": [
+                    {"type": "string", "description": "{maxLength: 12}"},
+                    {"type": "null", "description": "{maxLength: 12}"},
+                ]
+            },
+            "email": {"type": "string", "format": "email"},
+        },
+        "additionalProperties": False,
+        "required": ["age", "tags", "nick", "email"],
+    }
+    loose = {"type": "function", "function": {"name": "save", "parameters": schema}}
+    assert build({"messages": HELLO, "tools": [loose]})["tools"][0]["input_schema"] == schema

@@ -1,0 +1,74 @@
+"""Field checks of the fake Anthropic API: the structured-output schema subset, metadata.user_id.
+
+`schema_problem(schema, where)` words the first unsupported feature as Anthropic does, e.g.
+"output_config.format.schema: For 'integer' type, property 'minimum' is not supported";
+`user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+STRING_FORMATS = {
+    "date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid",
+}  # fmt: skip
+UNSUPPORTED = {
+    "integer": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
+    "number": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
+    "string": ("minLength", "maxLength"),
+    "array": ("maxItems", "uniqueItems"),
+}
+
+
+def schema_problem(schema: Any, where: str) -> str | None:
+    """The first feature outside the subset, or None."""
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    for name in UNSUPPORTED.get(kind, ()) if isinstance(kind, str) else ():
+        if name in schema:
+            return f"{where}: For '{kind}' type, property '{name}' is not supported"
+    if kind == "string" and "format" in schema and schema["format"] not in STRING_FORMATS:
+        return f"{where}: For 'string' type, format '{schema['format']}' is not supported"
+    if kind == "array" and schema.get("minItems", 0) not in (0, 1):
+        return f"{where}: For 'array' type, 'minItems' values other than 0 or 1 are not supported"
+    if kind == "object" and schema.get("additionalProperties", False) is not False:
+        return f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false"
+    return _nested_problem(schema, where)
+
+
+def _nested_problem(schema: dict[str, Any], where: str) -> str | None:
+    subschemas: list[Any] = []
+    for key in ("properties", "$defs"):
+        if isinstance(schema.get(key), dict):
+            subschemas += schema[key].values()
+    for key in ("anyOf", "allOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            subschemas += schema[key]
+    if "items" in schema:
+        subschemas.append(schema["items"])
+    for sub in subschemas:
+        problem = schema_problem(sub, where)
+        if problem:
+            return problem
+    return None
+
+
+def user_id_problem(user_id: Any) -> str | None:
+    """Anthropic's refusal of a metadata.user_id, or None."""
+    if user_id is None:
+        return None
+    if not isinstance(user_id, str) or len(user_id) > 256:
+        return "metadata.user_id: String should have at most 256 characters"
+    if "@" in user_id:
+        return (
+            "metadata.user_id: user_id appears to contain an email address. "
+            "Please send a uuid or hash value instead."
+        )
+    if re.search(r"\+?\d[\d ().-]{8,}\d", user_id) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
+        return (
+            "metadata.user_id: user_id appears to contain a phone number. "
+            "Please send a uuid or hash value instead."
+        )
+    return None
