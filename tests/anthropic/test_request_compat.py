@@ -161,7 +161,7 @@ def test_structured_output_schemas_are_fitted_to_anthropics_subset() -> None:
             "nick": {
                 "anyOf": [
                     {"type": "string", "description": "{maxLength: 12}"},
-                    {"type": "null", "description": "{maxLength: 12}"},
+                    {"type": "null"},
                 ]
             },
             "email": {"type": "string", "format": "email"},

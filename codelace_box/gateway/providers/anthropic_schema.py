@@ -42,7 +42,9 @@ def strict_schema(schema: Any) -> Any:
         if key in rest:
             out[key] = rest.pop(key)
     if isinstance(kind, list):  # e.g. ["string", "null"]: one branch per type
-        out["anyOf"] = [strict_schema({**rest, "type": k}) for k in kind]
+        out["anyOf"] = [
+            {"type": "null"} if k == "null" else strict_schema({**rest, "type": k}) for k in kind
+        ]
         return out
     if not _combinators(rest, out) and not literal:
         if kind is None:
