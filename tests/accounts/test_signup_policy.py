@@ -5,6 +5,7 @@ code proved the caller owns the address, with a 403 signup_not_allowed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -56,6 +57,8 @@ def test_domains_refuses_other_domains_at_verify(domains_box: BoxClient, email: 
     assert "example.com" in message and email.split("@")[1] in message
     # the refused address got no account and no key
     assert domains_box.verify(email, code).json()["error"]["code"] == "invalid_code"
+    listed = json.loads(cli(domains_box.server, "users", "list", "--json"))
+    assert email.lower() not in {user["email"] for user in listed}
 
 
 def test_domains_lets_an_admin_created_outsider_in(domains_box: BoxClient):
