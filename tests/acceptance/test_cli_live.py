@@ -102,8 +102,10 @@ def test_catalog_changes_from_the_cli_apply_within_a_second(live: Live) -> None:
     within_a_second("the new price", lambda: pricing()[MODEL]["input_per_1m"] == 3)
     live.box.ok("models", "disable", MODEL)
     within_a_second("the disabled model", lambda: MODEL not in listed())
+    assert MODEL not in pricing(), "a disabled model has no public price"
     live.box.ok("models", "enable", MODEL)
     within_a_second("the enabled model", lambda: MODEL in listed())
+    assert pricing()[MODEL] == {"model": MODEL, "input_per_1m": 3, "output_per_1m": 4}
 
 
 def test_a_provider_disabled_with_the_cli_answers_503_within_a_second(live: Live) -> None:
