@@ -268,3 +268,51 @@ def test_streamed_cache_reads_and_writes_are_billed_as_input(
     cost = expected_cost_nanos(3507, 3)
     assert usage.model_dump()["cost_usd"] == pytest.approx(cost / 10**9, abs=1e-12)
     assert box.balance_nanos(email) == (before - cost, 0)
+
+
+def test_thinking_tool_loop_hands_the_signed_block_back_and_keeps_thinking_on(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    use = ToolUse("toolu_01Think5Loop", "get_weather", {"city": "Oslo"})
+    fresh_fake.script(
+        Reply(thinking="Need the weather.", text="", tool_uses=[use]),
+        Reply(thinking="It is cold.", text="Cold: -3C."),
+    )
+    messages: list[Any] = [{"role": "user", "content": "Oslo weather?"}]
+    thinking_blocks: list[Any] = []
+    calls: dict[int, dict[str, Any]] = {}
+    for chunk in client.chat.completions.create(
+        model=MODEL, messages=messages, tools=WEATHER_TOOLS, reasoning_effort="low",
+        max_tokens=8000, stream=True,
+    ):  # fmt: skip
+        for choice in chunk.choices:
+            thinking_blocks += (choice.delta.model_extra or {}).get("thinking_blocks", [])
+            for call in choice.delta.tool_calls or []:
+                slot = calls.setdefault(call.index, {"id": call.id, "name": "", "args": ""})
+                slot["name"] += (call.function.name or "") if call.function else ""
+                slot["args"] += (call.function.arguments or "") if call.function else ""
+    assert [b["thinking"] for b in thinking_blocks] == ["Need the weather."]
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": as_tool_calls([calls[0]]),
+            "thinking_blocks": thinking_blocks,
+        },
+        {"role": "tool", "tool_call_id": use.id, "content": "-3C"},
+    ]
+    final = collect(
+        client.chat.completions.create(
+            model=MODEL, messages=messages, tools=WEATHER_TOOLS, reasoning_effort="low",
+            max_tokens=8000, stream=True,
+        )
+    )  # fmt: skip
+    assert final["text"] == "Cold: -3C."
+    second = fresh_fake.requests[1].body
+    assert second["thinking"] == {"type": "enabled", "budget_tokens": 1600}
+    assert second["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Need the weather.",
+        "signature": Reply().signature,
+    }
