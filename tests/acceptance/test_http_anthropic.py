@@ -89,6 +89,8 @@ def test_a_stream_without_usage_has_no_usage_and_ends_with_done(
     chunks = [json.loads(d) for d in data[:-1]]
     assert chunks and all(not c.get("usage") for c in chunks)
     assert all(c["object"] == "chat.completion.chunk" and c["model"] == CLAUDE for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert (response.status_code, text) == (200, "plain")
 
 
 def test_tool_calls_come_back_in_openai_shape(box: Box, claude: FakeAnthropic) -> None:
