@@ -125,6 +125,23 @@ INVALID = [
     (
         {
             **HELLO,
+            "messages": [
+                *_turns("user"),
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "t"},
+                        {"type": "thinking", "thinking": "x", "signature": "s"},
+                    ],
+                },
+                *_turns("user"),
+            ],
+        },
+        "the first block must be `thinking`",
+    ),
+    (
+        {
+            **HELLO,
             "output_config": {
                 "format": {
                     "type": "json_schema",

@@ -171,3 +171,14 @@ def test_structured_output_schemas_are_fitted_to_anthropics_subset() -> None:
     }
     loose = {"type": "function", "function": {"name": "save", "parameters": schema}}
     assert build({"messages": HELLO, "tools": [loose]})["tools"][0]["input_schema"] == schema
+
+
+def test_thinking_blocks_lead_an_assistant_turn_split_over_two_messages() -> None:
+    # Some clients send the text and the tool calls of one answer as two assistant messages;
+    # merged, the turn must still begin with its thinking blocks.
+    block = {"type": "thinking", "thinking": "Check Oslo.", "signature": "EqQBsig"}
+    body = _tool_loop([block])
+    assistant = body["messages"][1]
+    body["messages"][1:2] = [{"role": "assistant", "content": "Checking."}, assistant]
+    content = build(body)["messages"][1]["content"]
+    assert [b["type"] for b in content] == ["thinking", "text", "tool_use"]

@@ -1,8 +1,9 @@
-"""Field checks of the fake Anthropic API: the structured-output schema subset, metadata.user_id.
+"""Finer checks of the fake Anthropic API: message content, schema subset, metadata.user_id.
 
 `schema_problem(schema, where)` words the first unsupported feature as Anthropic does, e.g.
 "output_config.format.schema: For 'integer' type, property 'minimum' is not supported";
-`user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number).
+`user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
+`content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first.
 """
 
 from __future__ import annotations
@@ -70,5 +71,23 @@ def user_id_problem(user_id: Any) -> str | None:
         return (
             "metadata.user_id: user_id appears to contain a phone number. "
             "Please send a uuid or hash value instead."
+        )
+    return None
+
+
+def content_problem(blocks: list[dict[str, Any]], i: int, prefill: bool) -> str | None:
+    """Anthropic's refusal of one message's (well-formed) content blocks, or None."""
+    texts = [b["text"] for b in blocks if b.get("type") == "text"]
+    if any(not t.strip() for t in texts) and all(not t.strip() for t in texts):
+        return "messages: text content blocks must contain non-whitespace text"
+    last = blocks[-1] if blocks else {}
+    if prefill and last.get("type") == "text" and last["text"] != last["text"].rstrip():
+        return "messages: final assistant content cannot end with trailing whitespace"
+    kinds = [b.get("type") for b in blocks]
+    thinking = {"thinking", "redacted_thinking"}
+    if thinking & set(kinds) and kinds[0] not in thinking:
+        return (
+            f"messages.{i}.content.0: If an assistant message contains any thinking blocks, "
+            f"the first block must be `thinking` or `redacted_thinking`. Found `{kinds[0]}`."
         )
     return None

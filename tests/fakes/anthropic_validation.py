@@ -14,7 +14,7 @@ import binascii
 import re
 from typing import Any
 
-from tests.fakes.anthropic_checks import schema_problem, user_id_problem
+from tests.fakes.anthropic_checks import content_problem, schema_problem, user_id_problem
 
 JSON = dict[str, Any]
 
@@ -93,9 +93,9 @@ def _check_messages(messages: Any) -> None:
         blocks = _blocks(message.get("content"), f"messages.{i}", allow_empty=prefill)
         for j, block in enumerate(blocks):
             _check_block(block, role, f"messages.{i}.content.{j}")
-        _check_blank_text(blocks)
-        if prefill:
-            _check_prefill(blocks)
+        problem = content_problem(blocks, i, prefill)
+        if problem:
+            raise Invalid(problem)
         if role == "user":
             _check_tool_results(blocks, previous_tool_ids, i)
         previous_tool_ids = {b["id"] for b in blocks if b.get("type") == "tool_use"}
@@ -111,19 +111,6 @@ def _blocks(content: Any, where: str, allow_empty: bool) -> list[JSON]:
     if not content and not allow_empty:
         raise Invalid(f"{where}: all messages must have non-empty content")
     return content
-
-
-def _check_blank_text(blocks: list[JSON]) -> None:
-    """A whitespace-only text block is refused unless the message also has real text."""
-    texts = [b["text"] for b in blocks if b.get("type") == "text"]
-    if any(not t.strip() for t in texts) and all(not t.strip() for t in texts):
-        raise Invalid("messages: text content blocks must contain non-whitespace text")
-
-
-def _check_prefill(blocks: list[JSON]) -> None:
-    last = blocks[-1] if blocks else {}
-    if last.get("type") == "text" and last["text"] != last["text"].rstrip():
-        raise Invalid("messages: final assistant content cannot end with trailing whitespace")
 
 
 def _check_tool_results(blocks: list[JSON], tool_ids: set[str], i: int) -> None:

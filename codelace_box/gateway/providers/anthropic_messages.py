@@ -19,6 +19,7 @@ from codelace_box.errors import InvalidRequest
 JSON = dict[str, Any]
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+_THINKING = ("thinking", "redacted_thinking")
 _TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 _DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
@@ -44,9 +45,11 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
     last = turns[-1]["content"][-1]
     if turns[-1]["role"] == "assistant" and last["type"] == "text":
         last["text"] = last["text"].rstrip()  # a prefill may not end in whitespace
-    for turn in turns:
+    for turn in turns:  # stable sorts: tool results lead a user turn, thinking an assistant's
         if turn["role"] == "user":
             turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+        else:
+            turn["content"].sort(key=lambda block: block["type"] not in _THINKING)
     return system, turns
 
 
