@@ -125,6 +125,15 @@ INVALID = [
     (
         {
             **HELLO,
+            "model": "claude-opus-4-7",
+            "max_tokens": 4000,
+            "thinking": {"type": "enabled", "budget_tokens": 2000},
+        },
+        '"thinking.type.adaptive"',
+    ),
+    (
+        {
+            **HELLO,
             "messages": [
                 *_turns("user"),
                 {
@@ -202,6 +211,8 @@ def test_validation_is_strict(body: dict[str, Any], words: str) -> None:
 def test_documented_requests_are_valid() -> None:
     assert request_problem(load_json("request_tools.anthropic.json")) is None
     assert request_problem({**HELLO, "system": "Be brief.", "stop_sequences": ["END"]}) is None
+    adaptive = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}
+    assert request_problem({**HELLO, "model": "claude-opus-4-7", **adaptive}) is None
     blank_beside_text = [{"type": "text", "text": " "}, {"type": "text", "text": "real"}]
     assert (
         request_problem({**HELLO, "messages": [{"role": "user", "content": blank_beside_text}]})

@@ -14,6 +14,7 @@ import pytest
 
 from codelace_box.errors import InvalidRequest
 from tests.anthropic.test_request import ADAPTER, HELLO, TOOLS, _tool_loop, build
+from tests.fakes.anthropic_validation import request_problem
 
 
 @pytest.mark.parametrize(
@@ -182,3 +183,42 @@ def test_thinking_blocks_lead_an_assistant_turn_split_over_two_messages() -> Non
     body["messages"][1:2] = [{"role": "assistant", "content": "Checking."}, assistant]
     content = build(body)["messages"][1]["content"]
     assert [b["type"] for b in content] == ["thinking", "text", "tool_use"]
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "expected"),
+    [
+        ("claude-opus-4-7", "medium", "medium"),
+        ("claude-opus-4-7-20260416", "minimal", "low"),
+        ("claude-sonnet-5", "xhigh", "xhigh"),
+        ("claude-fable-5-1", "max", "max"),
+    ],
+)
+def test_models_that_only_think_adaptively_get_adaptive_thinking_and_an_effort(
+    model: str, effort: str, expected: str
+) -> None:
+    # Claude Opus 4.7 and the Claude 5 family refuse budget thinking with a 400; they take
+    # thinking {type: adaptive} and output_config.effort instead.
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+    body = {"messages": HELLO, "reasoning_effort": effort, "response_format": fmt}
+    ADAPTER.check_request(body)
+    request = ADAPTER.build_request(
+        body, upstream_model=model, api_key="k", base_url="", stream=True, default_max_tokens=64000
+    )
+    sent = request.json_body
+    assert request_problem(sent) is None, request_problem(sent)
+    assert sent["thinking"] == {"type": "adaptive"}
+    assert sent["output_config"]["effort"] == expected
+    assert sent["output_config"]["format"]["type"] == "json_schema"
+
+
+def test_claude_4_6_and_older_keep_budget_thinking() -> None:
+    for model in ("claude-opus-4-6", "claude-haiku-4-5-20251001", "claude-custom"):
+        body = {"messages": HELLO, "reasoning_effort": "high", "max_tokens": 8000}
+        request = ADAPTER.build_request(
+            body, upstream_model=model, api_key="k", base_url="", stream=False,
+            default_max_tokens=None,
+        )  # fmt: skip
+        assert request.json_body["thinking"] == {"type": "enabled", "budget_tokens": 6400}
+        assert "output_config" not in request.json_body

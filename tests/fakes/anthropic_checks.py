@@ -3,7 +3,8 @@
 `schema_problem(schema, where)` words the first unsupported feature as Anthropic does, e.g.
 "output_config.format.schema: For 'integer' type, property 'minimum' is not supported";
 `user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
-`content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first.
+`content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
+`manual_thinking_problem(model)` budget thinking on models that only think adaptively.
 """
 
 from __future__ import annotations
@@ -89,5 +90,23 @@ def content_problem(blocks: list[dict[str, Any]], i: int, prefill: bool) -> str 
         return (
             f"messages.{i}.content.0: If an assistant message contains any thinking blocks, "
             f"the first block must be `thinking` or `redacted_thinking`. Found `{kinds[0]}`."
+        )
+    return None
+
+
+def claude_version(model: str) -> tuple[int, int] | None:
+    """(major, minor) of a Claude model id: claude-opus-4-7 -> (4, 7), claude-sonnet-5 -> (5, 0),
+    claude-3-7-sonnet-20250219 -> (3, 7); None when the id carries no version."""
+    match = re.search(r"(?:^|[-.])(\d{1,2})(?:[-.](\d{1,2}))?(?=$|[-.@:])", model)
+    return (int(match[1]), int(match[2] or 0)) if match else None
+
+
+def manual_thinking_problem(model: str) -> str | None:
+    """Claude Opus 4.7 and later refuse thinking.type "enabled" (budget_tokens)."""
+    version = claude_version(model)
+    if version is not None and version >= (4, 7):
+        return (
+            '"thinking.type.enabled" is not supported for this model. Use '
+            '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
         )
     return None

@@ -14,7 +14,12 @@ import binascii
 import re
 from typing import Any
 
-from tests.fakes.anthropic_checks import content_problem, schema_problem, user_id_problem
+from tests.fakes.anthropic_checks import (
+    content_problem,
+    manual_thinking_problem,
+    schema_problem,
+    user_id_problem,
+)
 
 JSON = dict[str, Any]
 
@@ -330,8 +335,14 @@ def _check_thinking(body: JSON) -> None:
     thinking = body.get("thinking")
     if thinking is None or thinking == {"type": "disabled"}:
         return
+    if isinstance(thinking, dict) and thinking.get("type") == "adaptive":
+        _only(thinking, {"type", "display"}, "thinking")
+        return
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
-        raise Invalid("thinking.type: Input should be 'enabled' or 'disabled'")
+        raise Invalid("thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'")
+    problem = manual_thinking_problem(body["model"])
+    if problem:
+        raise Invalid(problem)
     budget = thinking.get("budget_tokens")
     if not isinstance(budget, int) or budget < 1024:
         raise Invalid(
@@ -369,6 +380,10 @@ def _check_output_config(config: Any) -> None:
     if not isinstance(config, dict):
         raise Invalid("output_config: Input should be a valid dictionary")
     _only(config, {"format", "effort"}, "output_config")
+    if config.get("effort") not in (None, "low", "medium", "high", "xhigh", "max"):
+        raise Invalid(
+            "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+        )
     fmt = config.get("format")
     if fmt is not None and (
         not isinstance(fmt, dict)

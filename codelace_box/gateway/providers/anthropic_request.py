@@ -2,7 +2,8 @@
 
 Messages are translated by anthropic_messages; this module maps the options (max tokens,
 sampling, stop, user, tools, tool_choice, reasoning_effort, response_format) to their Anthropic
-counterparts (structured-output schemas fitted by anthropic_schema). Whatever cannot be
+counterparts (structured-output schemas fitted by anthropic_schema; reasoning_effort as budget
+thinking, or adaptive thinking at an effort on models that only take that). Whatever cannot be
 honoured raises InvalidRequest (400).
 """
 
@@ -21,12 +22,18 @@ JSON = dict[str, Any]
 _HEX_ID_RE = re.compile(r"[0-9a-fA-F-]{32,64}")  # uuids and hex digests
 _PLAIN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _DIGIT_RUN_RE = re.compile(r"\d{7}")
+_VERSION_RE = re.compile(r"(?:^|[-.])(\d{1,2})(?:[-.](\d{1,2}))?(?=$|[-.@:])")  # claude-opus-4-7
 FALLBACK_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
 MAX_THINKING_BUDGET = 128_000
 # Share of max_tokens given to extended thinking per OpenAI reasoning_effort value.
 EFFORT_SHARE = {
     "minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9, "max": 0.95,
+}  # fmt: skip
+# Anthropic's output_config.effort per OpenAI reasoning_effort, for adaptive thinking.
+ADAPTIVE_EFFORT = {
+    "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
+    "max": "max",
 }  # fmt: skip
 
 
@@ -41,7 +48,7 @@ def translate_request(
         out["system"] = system
     _add_sampling(out, body)
     _add_tools(out, body)
-    _add_thinking(out, body, max_tokens)
+    _add_thinking(out, body, max_tokens, upstream_model)
     _add_output_format(out, body)
     if stream:
         out["stream"] = True
@@ -161,7 +168,7 @@ def _tool_choice(choice: Any, names: set[str]) -> JSON | None:
     return {"type": "tool", "name": name}
 
 
-def _add_thinking(out: JSON, body: JSON, max_tokens: int) -> None:
+def _add_thinking(out: JSON, body: JSON, max_tokens: int, upstream_model: str) -> None:
     effort = body.get("reasoning_effort")
     if effort in (None, "none") or _tool_loop_without_thinking(out["messages"]):
         return
@@ -170,12 +177,23 @@ def _add_thinking(out: JSON, body: JSON, max_tokens: int) -> None:
             f"reasoning_effort must be one of none, {', '.join(EFFORT_SHARE)}",
             param="reasoning_effort",
         )
+    if adaptive_only(upstream_model):
+        out["thinking"] = {"type": "adaptive"}
+        out["output_config"] = {"effort": ADAPTIVE_EFFORT[effort]}
+        return
     if max_tokens <= MIN_THINKING_BUDGET:
         raise InvalidRequest(
             f"reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on Anthropic models",
             param="max_tokens",
         )
     out["thinking"] = {"type": "enabled", "budget_tokens": thinking_budget(effort, max_tokens)}
+
+
+def adaptive_only(upstream_model: str) -> bool:
+    """Claude Opus 4.7 and later (the Claude 5 family too) refuse budget thinking with a 400:
+    they think adaptively, at an effort. Ids without a version keep budget thinking."""
+    match = _VERSION_RE.search(upstream_model)
+    return match is not None and (int(match[1]), int(match[2] or 0)) >= (4, 7)
 
 
 def thinking_budget(effort: str, max_tokens: int) -> int:
@@ -209,7 +227,8 @@ def _add_output_format(out: JSON, body: JSON) -> None:
             raise InvalidRequest(
                 "response_format.json_schema.schema must be an object", param="response_format"
             )
-        out["output_config"] = {"format": {"type": "json_schema", "schema": strict_schema(schema)}}
+        fitted = strict_schema(schema)
+        out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": fitted}
         return
     if kind == "json_object":
         raise InvalidRequest(
