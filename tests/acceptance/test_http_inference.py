@@ -56,7 +56,8 @@ def test_a_disabled_model_leaves_the_list_and_answers_404(box: Box) -> None:
         body = {"model": "fake/retired", "messages": HI}
         response = http.post("/v1/chat/completions", json=body)
     assert "fake/retired" not in listed
-    assert response.status_code == 404
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "model_not_found"  # the model, not the route
 
 
 def test_the_sdk_lists_and_retrieves_models(box: Box) -> None:
