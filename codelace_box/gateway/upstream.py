@@ -1,14 +1,17 @@
 """Calling the upstream: key rotation, retries before any byte reached the client, errors.
 
-One call tries the provider's keys round robin. Connect errors, 429 and 5xx (Anthropic's 529
-included) move on to the next key, at most `max_retries` times. A key answering 401/403 is
+One call tries the provider's keys round robin. Connect errors, 429, 5xx (Anthropic's 529
+included) and 402 (the operator's account at the provider cannot pay; another key may belong to
+another account) move on to the next key, at most `max_retries` times. A key answering 401/403 is
 flagged and leaves the rotation; that attempt does not use up a retry (the rotation shrinks).
 What the client finally sees: the upstream's own 4xx status and message, 429 with Retry-After,
-502 for 5xx and unreachable upstreams, 503 when no key is left, 504 for timeouts.
+502 for 5xx and unreachable upstreams, 503 when no key is left or the provider wants paying
+(never 402, which the SPEC keeps for the user's own balance), 504 for timeouts.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from codelace_box.errors import (
@@ -28,6 +31,8 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
+
+log = logging.getLogger("codelace_box.gateway")
 
 
 class UpstreamRejected(CodelaceError):
@@ -68,6 +73,17 @@ class ProviderKeyRejected(ServiceUnavailable):
         self.key_failure_reason = f"HTTP {status}: {message}"
 
 
+class ProviderOutOfCredit(ServiceUnavailable):
+    """The provider wants paying by the operator (402): 503 to the client, never 402."""
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(
+            f"{provider} refused the call: the operator's account there is out of credit "
+            f"(HTTP 402): {message}",
+            code="provider_out_of_credit",
+        )
+
+
 async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
     """The error to report for a non-200 upstream answer (its body is read and closed)."""
     try:
@@ -85,6 +101,8 @@ async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
         return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
     if status in (401, 403):
         return ProviderKeyRejected(name, status, message)
+    if status == 402:
+        return ProviderOutOfCredit(name, message)
     return UpstreamRejected(status, message)
 
 
@@ -123,7 +141,13 @@ async def open_upstream(
             if isinstance(last, ProviderKeyRejected):
                 routes.mark_failing(key, last.key_failure_reason)
                 continue
-            if response.status != 429 and response.status < 500:
+            if isinstance(last, ProviderOutOfCredit):
+                log.warning(
+                    "%s key %d: the provider wants paying (HTTP 402)",
+                    call.route.provider.name,
+                    key.id,
+                )
+            elif response.status != 429 and response.status < 500:
                 raise last
         if retries_left <= 0:
             raise last

@@ -271,6 +271,35 @@ def test_keys_failover_and_401_key_flagged(box_factory: BoxFactory, fake: FakeOp
     box.cli("doctor")
 
 
+def test_a_provider_wanting_payment_is_503_not_the_users_402(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """OpenRouter and Anthropic answer 402 when the operator's account there cannot pay: the
+    next key is tried (it may be another account's), the key stays in rotation (paying makes
+    it work again), and the user sees 503, never the 402 that means their own balance."""
+    broke, paid = "sk-broke-key-0001", "sk-paid-key-00002"
+    box = box_factory(keys=(broke, paid))
+    fake.key_status[broke] = 402
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    client = box.sdk(key)
+    for _ in range(2):
+        done = client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+    used = [r.api_key for r in fake.requests]
+    assert used.count(paid) == 2 and used.count(broke) >= 1
+    fake.key_status[paid] = 402
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert caught.value.code == "provider_out_of_credit"
+    assert "out of credit (HTTP 402)" in caught.value.message
+    listed = json.loads(box.cli("providers", "list", "--json"))
+    assert [k["failing"] for k in listed[0]["keys"]] == [False, False]
+    assert box.balance(email) == (start - 2 * cost_nanos(11, 5, IN_PRICE, OUT_PRICE), 0)
+    assert "the provider wants paying (HTTP 402)" in box.server.log_text()
+
+
 def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
     box = box_factory(keys=("sk-revoked-key-01",))
     fake.key_status["sk-revoked-key-01"] = 401
