@@ -51,9 +51,14 @@ bench: $(VENV)/.dev-installed
 binary: $(VENV)/.build-installed
 	$(BIN)/python build/build_binary.py
 
-## make binary-test: build the binary, then smoke-test it as an operator would
+## make binary-test: build the binary, smoke-test it as an operator would, then hold it to the
+## CLI acceptance tests and the README's "First run" walkthrough, command by command
+BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_cli_commands.py \
+	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py
 binary-test: binary
 	$(BIN)/python -m pytest -p no:cacheprovider build/smoke_test.py $(PYTEST_ARGS)
+	CODELACE_TEST_BINARY=dist/codelace-box $(BIN)/python -m pytest -p no:cacheprovider \
+		$(BINARY_ACCEPTANCE) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) dist build/out .pytest_cache .mypy_cache .ruff_cache

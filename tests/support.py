@@ -20,9 +20,10 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # How the CLI tests run codelace-box: the source install, or the executable named by
-# CODELACE_TEST_BINARY (e.g. dist/codelace-box) to hold the binary to the same tests.
+# CODELACE_TEST_BINARY (e.g. dist/codelace-box, relative to the repository) to hold the binary
+# to the same tests.
 PROGRAM: tuple[str, ...] = (
-    (os.environ["CODELACE_TEST_BINARY"],)
+    (str(REPO_ROOT / os.environ["CODELACE_TEST_BINARY"]),)
     if os.environ.get("CODELACE_TEST_BINARY")
     else (sys.executable, "-m", "codelace_box")
 )
