@@ -147,6 +147,15 @@ def test_verify_event_refuses_stale_timestamps() -> None:
     assert verify_event(body, sign_payload(body, WHSEC, int(time.time()) - 200), WHSEC)
 
 
+def test_verify_event_refuses_timestamps_from_the_future() -> None:
+    body = _event_body()
+    for ahead in (301, 3600, 10**9):
+        with pytest.raises(InvalidRequest) as caught:
+            verify_event(body, sign_payload(body, WHSEC, int(time.time()) + ahead), WHSEC)
+        assert caught.value.code == "invalid_signature"
+    assert verify_event(body, sign_payload(body, WHSEC, int(time.time()) + 200), WHSEC)
+
+
 def test_decode_form_rebuilds_nested_params() -> None:
     form = (
         "mode=payment&line_items[0][price_data][currency]=usd"

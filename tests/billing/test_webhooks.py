@@ -4,13 +4,15 @@ once and out of order, must credit every paid session exactly once and never un-
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.billing.conftest import BillingBox, Customer
+from tests.billing.conftest import WEBHOOK_SECRET, BillingBox, Customer
 from tests.fakes.stripe_wire import sign_payload
 
 pytestmark = pytest.mark.timeout(120)
@@ -168,6 +170,8 @@ def test_bad_signatures_are_400_and_change_nothing(box: BillingBox) -> None:
         "missing header": (body, unsigned),
         "garbage header": (body, headers | {"stripe-signature": "nonsense"}),
         "no v1 scheme": (body, headers | {"stripe-signature": f"t={int(time.time())}"}),
+        "v0 only": (body, headers | {"stripe-signature": _scheme_only(body, "v0")}),
+        "future timestamp": box.double.webhook(event, timestamp=int(time.time()) + 3600),
         "not utf-8": (b"\xff\xfe" + body, headers),
     }
     for name, (payload, sent_headers) in cases.items():
@@ -182,6 +186,29 @@ def test_bad_signatures_are_400_and_change_nothing(box: BillingBox) -> None:
     # The genuine delivery still works afterwards: the refused ones recorded nothing.
     assert box.deliver(event).json()["result"] == "credited"
     assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def _scheme_only(body: bytes, scheme: str) -> str:
+    """A header carrying only `scheme` signatures (computed with the right secret)."""
+    moment = int(time.time())
+    signed = f"{moment}.".encode() + body
+    digest = hmac.new(WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={moment},{scheme}={digest}"
+
+
+def test_a_rotated_secret_header_with_two_v1_signatures_is_accepted(box: BillingBox) -> None:
+    """While a signing secret is rolled, Stripe signs with both: any matching v1 verifies."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 21)
+    body, headers = box.double.webhook(box.double.complete(session_id))
+    moment = int(time.time())
+    old = sign_payload(body, "whsec_the_old_rolled_secret", moment).split(",")[1]
+    new = sign_payload(body, box.double.webhook_secret, moment).split(",")[1]
+    rotated = headers | {"stripe-signature": f"t={moment},{old},{new}"}
+    response = box.http.post("/api/v1/stripe/webhook", content=body, headers=rotated)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 21 * NANOS
 
 
 def test_a_signed_body_that_is_not_an_event_is_400(box: BillingBox) -> None:
