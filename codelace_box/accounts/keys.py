@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from codelace_box.accounts.users import clean_name
 from codelace_box.db.core import database, iso_z, utcnow, write_transaction
 from codelace_box.db.models import ApiKey
-from codelace_box.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
 
 KEY_PREFIX = "cl_"
 KEY_BODY_LENGTH = 40
@@ -59,15 +60,12 @@ def default_login_key_name() -> str:
 
 def create_key(user_id: int, name: str = "") -> NewKey:
     """Mint a key for a user; the full key is only in the returned value."""
-    if not isinstance(name, str) or len(name) > MAX_KEY_NAME:
-        raise InvalidRequest(
-            f"name must be a string of at most {MAX_KEY_NAME} characters", param="name"
-        )
+    clean = clean_name(name, "name", MAX_KEY_NAME)
     full_key = generate_key()
     prefix = full_key[: len(KEY_PREFIX) + 4]
     with write_transaction():
         key = ApiKey.create(
-            user=user_id, name=name.strip(), key_prefix=prefix, key_hash=hash_key(full_key)
+            user=user_id, name=clean, key_prefix=prefix, key_hash=hash_key(full_key)
         )
     return NewKey(key, full_key)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from peewee import IntegrityError, fn
@@ -16,6 +17,13 @@ _EMAIL_RE = re.compile(
 )
 MAX_EMAIL_LENGTH = 254
 MAX_DISPLAY_NAME = 100
+# Characters that would let a name rewrite the operator's terminal or screen (`users show`,
+# `keys list`, the admin): controls (ESC, CR/LF, tab, NUL, C1), line and paragraph separators,
+# and the bidirectional marks, embeddings, overrides and isolates.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 def normalize_email(raw: object) -> str:
@@ -82,15 +90,29 @@ def set_user_status(email: str, status: str) -> User:
     return user
 
 
+def clean_name(value: object, param: str, max_length: int) -> str:
+    """A display or key name, trimmed; 400 unless a string of printable text within the limit."""
+    if not isinstance(value, str) or len(value.strip()) > max_length:
+        raise InvalidRequest(
+            f"{param} must be a string of at most {max_length} characters", param=param
+        )
+    if any(_unsafe_char(ch) for ch in value):
+        raise InvalidRequest(
+            f"{param} must not contain control characters, line breaks or direction marks",
+            param=param,
+        )
+    return value.strip()
+
+
+def _unsafe_char(ch: str) -> bool:
+    return ch in _BIDI_CONTROLS or unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
 def set_display_name(user_id: int, display_name: object) -> User:
     """Change the name shown for an account."""
-    if not isinstance(display_name, str) or len(display_name.strip()) > MAX_DISPLAY_NAME:
-        raise InvalidRequest(
-            f"display_name must be a string of at most {MAX_DISPLAY_NAME} characters",
-            param="display_name",
-        )
+    name = clean_name(display_name, "display_name", MAX_DISPLAY_NAME)
     with write_transaction():
-        User.update(display_name=display_name.strip()).where(User.id == user_id).execute()
+        User.update(display_name=name).where(User.id == user_id).execute()
     return get_user_by_id(user_id)
 
 

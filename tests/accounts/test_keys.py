@@ -84,6 +84,35 @@ def test_profile_can_be_renamed(client: BoxClient):
     assert client.get("/api/v1/auth/me", key).json()["display_name"] == "Carol C."
 
 
+CONTROL_NAMES = [
+    "\x1b]0;owned\x07\x1b[2J",
+    "x\nstatus: active",
+    "tab\there",
+    "nul\x00",
+    "\u202eevil",
+]
+
+
+def test_names_with_control_characters_are_refused(client: BoxClient, box: ServerProcess):
+    """A name reaches the operator's terminal (`users show`, `keys list`): no escape sequences,
+    line breaks or direction overrides get in; ordinary Unicode does."""
+    key = key_of(client, "mallory@example.com")
+    for bad in CONTROL_NAMES:
+        patched = client.call("PATCH", "/api/v1/auth/me", key, json={"display_name": bad})
+        assert error_code(patched, 400) and patched.json()["error"]["param"] == "display_name"
+        assert error_code(client.create_key(key, bad), 400)
+    fine = "Zoë Ångström 🚀 李"
+    assert (
+        client.call("PATCH", "/api/v1/auth/me", key, json={"display_name": fine}).json()[
+            "display_name"
+        ]
+        == fine
+    )
+    assert client.create_key(key, fine).json()["name"] == fine
+    shown = cli(box, "users", "show", "mallory@example.com")
+    assert "\x1b" not in shown and "status: active" in shown and shown.count("status:") == 1
+
+
 def test_create_list_and_delete_keys(client: BoxClient):
     login_key = key_of(client, "dave@example.com")
     response = client.create_key(login_key, "ci runner")
