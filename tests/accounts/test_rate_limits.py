@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import count, cycle
 
 import httpx
@@ -219,3 +220,23 @@ def test_a_limit_and_window_from_the_environment_take_effect_and_the_window_slid
     time.sleep(retry_after)  # Retry-After is rounded up: the slot is free by then
     assert client.request_code("once@example.com").status_code == 200
     client.close()
+
+
+def test_concurrent_wrong_codes_at_two_processes_get_five_tries_in_all(box_factory: ServerFactory):
+    """20 wrong guesses at once, spread over two processes (the verify limit lifted so only the
+    code's own count stops them): the code takes exactly 5 wrong tries, then is dead."""
+    lifted = {"otp_verifies_per_email": 1000, "otp_verifies_per_address": 1000}
+    boxes = [BoxClient(box_factory(data="race", auth=lifted), None) for _ in range(2)]
+    email = "raced@example.com"
+    assert boxes[0].request_code(email).status_code == 200
+    code = console_code(boxes[0].server, email)
+    guesses = [f"{(int(code) + n) % 1_000_000:06d}" for n in range(1, 21)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda n: boxes[n % 2].verify(email, guesses[n]), range(20)))
+    assert {a.status_code for a in answers} == {400}
+    codes = [a.json()["error"]["code"] for a in answers]
+    counted = [a for a in answers if "left" in a.json()["error"]["message"]]
+    assert len(counted) == 4 and codes.count("too_many_attempts") == 1, codes
+    assert boxes[1].verify(email, code).status_code == 400  # the right code died with it
+    for box in boxes:
+        box.close()
