@@ -12,6 +12,13 @@ caller answers 2xx. How a top-up's payment row moves:
     failed/expired --paid--> completed   (Stripe says the money arrived: it is credited)
     completed --failed/expired--> completed   (nothing un-credits a payment)
 
+"Paid" is `payment_status` `paid` or `no_payment_required` (a 100% discount), or
+async_payment_succeeded. The credit is the session's `amount_total` (in its currency) capped at
+the amount recorded when the session was created, so a discount credits what was paid and
+nothing credits more than was asked for; the payment row takes the credited amount. A total
+that is missing or in another currency credits nothing: the payment stays pending and the
+error log names the session for the operator.
+
 A completed setup session grants `stripe.trial_credit_usd` if the account never had a trial
 and the card (its fingerprint) never earned one; a setup without a card grants nothing.
 Sessions the box did not create, and event types it does not handle, are acknowledged and
@@ -24,13 +31,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.checkout import METADATA_KIND, METADATA_USER
+from codelace_box.billing.checkout import METADATA_KIND, METADATA_USER, minor_unit_exponent
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.money import usd_to_nanos
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import durable, utcnow
-from codelace_box.db.models import Payment, StripeEvent, TrialCard, User
+from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
 
 log = logging.getLogger("codelace_box.billing.webhooks")
 
@@ -39,6 +46,7 @@ ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
 ASYNC_FAILED = "checkout.session.async_payment_failed"
 EXPIRED = "checkout.session.expired"
 HANDLED_TYPES = frozenset({COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED, EXPIRED})
+SETTLED = frozenset({"paid", "no_payment_required"})  # payment_status values with nothing due
 TRIAL_REASON = "trial credit for the first card setup"
 
 
@@ -103,32 +111,68 @@ def apply_topup_event(event_type: str, session: dict[str, Any]) -> str:
     """The effect of a handled event on a payment-mode (top-up) session."""
     session_id = str(session["id"])
     if event_type == ASYNC_SUCCEEDED or (
-        event_type == COMPLETED and session.get("payment_status") == "paid"
+        event_type == COMPLETED and session.get("payment_status") in SETTLED
     ):
-        return credit_session(session_id)
+        return credit_session(session)
     if event_type == COMPLETED:
         return "waiting" if _known_topup(session_id) else "unknown_session"
     return close_unpaid(session_id, "failed" if event_type == ASYNC_FAILED else "expired")
 
 
-def credit_session(session_id: str) -> str:
-    """Credit a paid top-up session once and mark its payment completed."""
+def credit_session(session: dict[str, Any]) -> str:
+    """Credit a paid top-up session once and mark its payment completed.
+
+    The credit is what the session says was paid (`amount_total` in its currency), but never
+    more than the payment recorded when the session was created; the payment's amount becomes
+    the credit. A paid amount that cannot be read in the payment's currency credits nothing.
+    """
+    session_id = str(session["id"])
     payment = _known_topup(session_id)
     if payment is None:
         log.warning("paid Checkout Session %s is not one of ours; ignored", session_id)
         return "unknown_session"
-    posting = append_entry(
-        payment.user.id,
-        payment.amount_nanos,
-        "topup",
-        f"Stripe top-up (Checkout Session {session_id})",
-        f"stripe:session:{session_id}",
-    )
+    key = f"stripe:session:{session_id}"
+    if LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key) is None:
+        paid = paid_nanos(session, payment.currency)
+        if paid is None:
+            log.error(
+                "Checkout Session %s: the paid amount %r %r does not read as %s; not credited",
+                session_id,
+                session.get("amount_total"),
+                session.get("currency"),
+                payment.currency,
+            )
+            return "amount_mismatch"
+        amount = min(paid, payment.amount_nanos)
+        if amount != payment.amount_nanos:
+            log.warning(
+                "Checkout Session %s paid %s nano-USD of the %s recorded; crediting %s",
+                *(session_id, paid, payment.amount_nanos, amount),
+            )
+        reason = f"Stripe top-up (Checkout Session {session_id})"
+        append_entry(payment.user.id, amount, "topup", reason, key)
+        _complete(payment.id, amount)
+        return "credited"
     if payment.status != "completed":
-        Payment.update(status="completed", completed_at=utcnow()).where(
-            Payment.id == payment.id
-        ).execute()
-    return "credited" if posting.created else "already_credited"
+        _complete(payment.id, None)
+    return "already_credited"
+
+
+def paid_nanos(session: dict[str, Any], currency: str) -> int | None:
+    """What a session says was paid, in nano-USD, if it is a whole amount in `currency`."""
+    total = session.get("amount_total")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        return None
+    if str(session.get("currency") or "").lower() != currency.lower():
+        return None
+    return total * 10 ** (9 - minor_unit_exponent(currency))
+
+
+def _complete(payment_id: int, amount_nanos: int | None) -> None:
+    changes: dict[str, Any] = {"status": "completed", "completed_at": utcnow()}
+    if amount_nanos is not None:
+        changes["amount_nanos"] = amount_nanos
+    Payment.update(**changes).where(Payment.id == payment_id).execute()
 
 
 def close_unpaid(session_id: str, status: str) -> str:

@@ -1,0 +1,93 @@
+"""What a paid session credits when Stripe's event disagrees with the payment the box recorded:
+never more than was paid (`amount_total` in the session's currency), never more than was asked
+for, and nothing at all when the paid amount cannot be read in the payment's currency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.billing.conftest import BillingBox, Customer
+
+pytestmark = pytest.mark.timeout(120)
+NANOS = 1_000_000_000
+CENT = NANOS // 100
+
+
+def paid_event(box: BillingBox, session_id: str, **changes: Any) -> dict[str, Any]:
+    """checkout.session.completed for a session the customer paid, with fields altered."""
+    box.double.complete(session_id)
+    return box.double.event("checkout.session.completed", box.double.session(session_id) | changes)
+
+
+def credited(box: BillingBox, buyer: Customer) -> list[int]:
+    return [row[1] for row in box.ledger(buyer) if row[0] == "topup"]
+
+
+def test_a_session_paid_below_the_recorded_amount_credits_what_was_paid(box: BillingBox) -> None:
+    """E.g. a discount at Stripe: the balance gets the 15.25 paid, not the 20 asked for."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    response = box.deliver(paid_event(box, session_id, amount_total=1525))
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "credited"
+    assert credited(box, buyer) == [1525 * CENT]
+    assert box.balance_nanos(buyer) == 1525 * CENT
+    [payment] = box.history(buyer)
+    assert (payment["status"], payment["amount_usd"]) == ("completed", 15.25)
+
+
+def test_a_session_paid_above_the_recorded_amount_credits_the_recorded_amount(
+    box: BillingBox,
+) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    assert box.deliver(paid_event(box, session_id, amount_total=999_900)).status_code == 200
+    assert credited(box, buyer) == [20 * NANOS]
+    assert box.history(buyer)[0]["amount_usd"] == 20
+
+
+def test_a_session_needing_no_payment_credits_nothing(box: BillingBox) -> None:
+    """A 100% discount: Checkout completes with `no_payment_required` and a zero total."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    event = paid_event(box, session_id, amount_total=0, payment_status="no_payment_required")
+    assert box.deliver(event).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 0
+    [payment] = box.history(buyer)
+    assert (payment["status"], payment["amount_usd"]) == ("completed", 0)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"currency": "eur"}, {"amount_total": None}, {"amount_total": "2000"}, {"amount_total": -5}],
+)
+def test_an_unreadable_paid_amount_credits_nothing_and_stays_pending(
+    box: BillingBox, changes: dict[str, Any]
+) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    response = box.deliver(paid_event(box, session_id, **changes))
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "amount_mismatch"
+    assert box.balance_nanos(buyer) == 0
+    assert box.payment_status(session_id) == "pending"
+    # The genuine event, delivered afterwards, still credits the payment once.
+    genuine = box.double.event("checkout.session.completed", box.double.session(session_id))
+    assert box.deliver(genuine).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def test_a_discounted_credit_is_not_raised_by_a_later_full_event(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    assert box.deliver(paid_event(box, session_id, amount_total=1000)).json()["result"] == (
+        "credited"
+    )
+    full = box.double.event(
+        "checkout.session.async_payment_succeeded", box.double.session(session_id)
+    )
+    assert box.deliver(full).json()["result"] == "already_credited"
+    assert credited(box, buyer) == [10 * NANOS]
+    assert box.payment_status(session_id) == "completed"
