@@ -16,6 +16,7 @@ _EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64
 MAX_DISPLAY_NAME = 100
 # Characters that would let a name rewrite the operator's terminal or screen (`users show`,
 # `keys list`, the admin): controls (ESC, CR/LF, tab, NUL, C1), line and paragraph separators,
@@ -27,15 +28,31 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 def normalize_email(raw: object) -> str:
-    """Trimmed, lower-cased and validated; raises InvalidRequest on anything not an email."""
+    """NFKC-folded, trimmed, lower-cased, an IDN domain in its ASCII (punycode) form, and
+    validated (RFC 5321 lengths); raises InvalidRequest on anything not an email."""
     if not isinstance(raw, str):
         raise InvalidRequest("email must be a string", code="invalid_email", param="email")
-    email = raw.strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(email):
+    local, at, domain = unicodedata.normalize("NFKC", raw).strip().rpartition("@")
+    email = f"{local}{at}{_ascii_domain(domain)}".lower()
+    if (
+        len(email) > MAX_EMAIL_LENGTH
+        or len(local) > MAX_LOCAL_PART_LENGTH
+        or not _EMAIL_RE.match(email)
+    ):
         raise InvalidRequest(
             f"not a valid email address: {raw.strip()[:80]!r}", code="invalid_email", param="email"
         )
     return email
+
+
+def _ascii_domain(domain: str) -> str:
+    """An internationalised domain as mail servers take it (IDNA); others unchanged."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain  # not a domain: the pattern refuses it
 
 
 def create_user(email: str, *, created_by_admin: bool = False) -> User:

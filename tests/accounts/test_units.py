@@ -14,6 +14,7 @@ from codelace_box.accounts import otp
 from codelace_box.accounts.mailer import compose_code_mail, describe_ttl
 from codelace_box.accounts.ratelimit import Limit, hit
 from codelace_box.accounts.signin import check_signup_allowed
+from codelace_box.accounts.users import normalize_email
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
@@ -129,3 +130,37 @@ def test_signup_rules():
     with pytest.raises(PermissionDenied) as caught:
         check_signup_allowed("x@example.com", AuthConfig(signup="invite"))
     assert caught.value.code == "signup_not_allowed"
+
+
+FULLWIDTH_JOE = "".join(chr(ord(c) + 0xFEE0) for c in "joe@example.com")  # U+FF4A ...
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        (" A.B@Example.COM \n", "a.b@example.com"),
+        ("a+tag@example.com", "a+tag@example.com"),  # plus-addressing is kept: another address
+        (FULLWIDTH_JOE, "joe@example.com"),  # fullwidth, as a Japanese IME types it
+        ("joe@Bücher.DE", "joe@xn--bcher-kva.de"),  # an IDN domain, mailed in its ASCII form
+        ("joe@xn--bcher-kva.de", "joe@xn--bcher-kva.de"),
+        ("x" * 64 + "@example.com", "x" * 64 + "@example.com"),
+    ],
+)
+def test_emails_are_normalised(raw: str, stored: str):
+    assert normalize_email(raw) == stored
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x" * 65 + "@example.com",  # RFC 5321: a local part has at most 64 octets
+        "josé@example.com",  # a non-ASCII local part needs SMTPUTF8: not taken
+        '"a b"@example.com',
+        "a@example.com\r\nBcc: x@example.org",
+        "a@bü" + "x" * 70 + ".de",
+        "a@xn--.de",
+    ],
+)
+def test_emails_that_are_not_addresses_are_refused(raw: str):
+    with pytest.raises(InvalidRequest):
+        normalize_email(raw)
