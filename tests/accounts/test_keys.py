@@ -96,7 +96,7 @@ CONTROL_NAMES = [
 def test_names_with_control_characters_are_refused(client: BoxClient, box: ServerProcess):
     """A name reaches the operator's terminal (`users show`, `keys list`): no escape sequences,
     line breaks or direction overrides get in; ordinary Unicode does."""
-    key = key_of(client, "mallory@example.com")
+    key = key_of(client, "eve@example.com")
     for bad in CONTROL_NAMES:
         patched = client.call("PATCH", "/api/v1/auth/me", key, json={"display_name": bad})
         assert error_code(patched, 400) and patched.json()["error"]["param"] == "display_name"
@@ -109,7 +109,7 @@ def test_names_with_control_characters_are_refused(client: BoxClient, box: Serve
         == fine
     )
     assert client.create_key(key, fine).json()["name"] == fine
-    shown = cli(box, "users", "show", "mallory@example.com")
+    shown = cli(box, "users", "show", "eve@example.com")
     assert "\x1b" not in shown and "status: active" in shown and shown.count("status:") == 1
 
 
