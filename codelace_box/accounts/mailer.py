@@ -54,7 +54,8 @@ def compose_code_mail(from_address: str, to_address: str, code: str, ttl_sec: in
     message.set_content(
         f"Your sign-in code is:\n\n    {code}\n\n"
         f"It works once and expires in {lifetime}.\n\n"
-        "If you did not ask to sign in, ignore this mail: nobody can sign in without the code.\n"
+        "If you did not ask to sign in, ignore this mail:\n"
+        "nobody can sign in without the code.\n"
     )
     return message
 

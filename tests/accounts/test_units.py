@@ -117,6 +117,10 @@ def test_code_mail_headers_and_body():
     body = mail.get_content()
     assert "042042" in body and "10 minutes" in body
     assert "042042" not in mail["Subject"]
+    # plain 7-bit lines as written: no quoted-printable soft breaks cutting a sentence
+    assert mail["Content-Transfer-Encoding"] == "7bit" and mail["MIME-Version"] == "1.0"
+    assert mail.get_content_type() == "text/plain" and mail.get_content_charset() == "utf-8"
+    assert "nobody can sign in without the code" in bytes(mail).decode("ascii")
 
 
 def test_signup_rules():
