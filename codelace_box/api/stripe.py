@@ -37,7 +37,7 @@ def stripe_api(request: Request) -> StripeApi:
     require_configured(config.stripe)
     api: StripeApi | None = getattr(request.app.ctx, "stripe_api", None)
     if api is None:
-        api = StripeApi(config.stripe)
+        api = StripeApi(config.stripe, box_secret=request.app.ctx.secret_key)
         request.app.ctx.stripe_api = api
     return api
 

@@ -3,11 +3,14 @@ or a card setup, and the `pending` payment row recorded the moment a top-up sess
 
 Amounts are USD with at most two decimals (whole units for zero-decimal currencies), at least
 `stripe.min_topup_usd` and at most `MAX_TOPUP_USD`. The session carries the user in
-`client_reference_id` and `metadata`, so the webhook can tie it back to the account.
+`client_reference_id` and `metadata`, so the webhook can tie it back to the account; a setup
+session also carries `setup_tag`, so only this box's own setup sessions earn its trial.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -22,6 +25,7 @@ MAX_TOPUP_USD = Decimal(10_000)
 PRODUCT_NAME = "codelace-box credit"
 METADATA_USER = "codelace_user_id"
 METADATA_KIND = "codelace_kind"
+METADATA_BOX = "codelace_box"  # a setup session's proof that this box created it
 # Stripe's minor units: most currencies have cents; these have none, these have three places.
 ZERO_DECIMAL = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
@@ -105,15 +109,30 @@ def topup_session_params(
     }
 
 
-def setup_session_params(user_id: int, email: str, config: Config) -> dict[str, object]:
+def setup_tag(box_secret: str, user_id: int) -> str:
+    """What this box writes into its setup sessions' metadata for `user_id`: a MAC under the
+    box's own secret, so a setup session another box on the same Stripe account created for
+    its own user of the same id earns no trial here."""
+    message = f"codelace-box stripe setup session for user {user_id}".encode()
+    return hmac.new(box_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def setup_session_params(
+    user_id: int, email: str, config: Config, box_secret: str
+) -> dict[str, object]:
     """The Checkout Session (setup mode) that saves a card; its completion may earn the trial."""
+    metadata = {
+        METADATA_USER: str(user_id),
+        METADATA_KIND: "setup",
+        METADATA_BOX: setup_tag(box_secret, user_id),
+    }
     return {
         "mode": "setup",
         "currency": config.stripe.currency.lower(),
         "allowed_payment_method_types": ["card"],
         "client_reference_id": str(user_id),
         "customer_email": email,
-        "metadata": {METADATA_USER: str(user_id), METADATA_KIND: "setup"},
+        "metadata": metadata,
         **return_urls(config.server.base_url),
     }
 
@@ -143,5 +162,6 @@ async def start_topup(
 
 async def start_setup(api: StripeApi, user_id: int, email: str, config: Config) -> str:
     """Create the setup-mode session; the checkout URL."""
-    link = await api.create_checkout_session(setup_session_params(user_id, email, config))
+    params = setup_session_params(user_id, email, config, api.box_secret)
+    link = await api.create_checkout_session(params)
     return link.url

@@ -64,8 +64,9 @@ class CheckoutLink:
 class StripeApi:
     """The Stripe calls the box makes, through one lazily created official client."""
 
-    def __init__(self, config: StripeConfig) -> None:
+    def __init__(self, config: StripeConfig, box_secret: str = "") -> None:
         self.config = config
+        self.box_secret = box_secret  # server.secret_key: signs this box's setup sessions
         self._client: Any = None
         self._http: Any = None
 

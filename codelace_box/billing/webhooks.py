@@ -21,17 +21,25 @@ error log names the session for the operator.
 
 A completed setup session grants `stripe.trial_credit_usd` if the account never had a trial
 and the card (its fingerprint) never earned one; a setup without a card grants nothing.
-Sessions the box did not create, and event types it does not handle, are acknowledged and
-ignored.
+Sessions the box did not create (a top-up with no payment row here; a setup session without
+this box's `setup_tag`, e.g. one another box on the same Stripe account made for its own user
+of the same id), and event types it does not handle, are acknowledged and ignored.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.checkout import METADATA_KIND, METADATA_USER, minor_unit_exponent
+from codelace_box.billing.checkout import (
+    METADATA_BOX,
+    METADATA_KIND,
+    METADATA_USER,
+    minor_unit_exponent,
+    setup_tag,
+)
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.money import usd_to_nanos
 from codelace_box.billing.stripe import StripeApi, verify_event
@@ -68,10 +76,11 @@ async def handle_webhook(
     session = session_of(event)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
-    if session is not None and _wants_fingerprint(event_type, session, trial_nanos):
+    owner = _setup_owner(session, api.box_secret) if session is not None else None
+    if session is not None and _wants_fingerprint(event_type, session, owner, trial_nanos):
         fingerprint = await api.card_fingerprint(_setup_intent_id(session))
     with durable():
-        result = apply_event(event_id, event_type, session, fingerprint, trial_nanos)
+        result = apply_event(event_id, event_type, session, fingerprint, trial_nanos, owner)
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return WebhookOutcome(event_id, event_type, result)
 
@@ -91,8 +100,12 @@ def apply_event(
     session: dict[str, Any] | None,
     fingerprint: str | None,
     trial_nanos: int,
+    setup_owner: int | None = None,
 ) -> str:
-    """The effect of one event; call inside a write transaction (no awaits in here)."""
+    """The effect of one event; call inside a write transaction (no awaits in here).
+
+    `setup_owner` is the account a setup session belongs to (`_setup_owner`), None when the
+    session is not one of this box's setup sessions."""
     if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
         return "duplicate"
     StripeEvent.create(id=event_id, type=event_type[:200])
@@ -101,7 +114,7 @@ def apply_event(
     if session.get("mode") == "setup":
         if event_type != COMPLETED or session.get("status") != "complete":
             return "ignored"
-        return grant_trial(session, fingerprint, trial_nanos)
+        return grant_trial(session, setup_owner, fingerprint, trial_nanos)
     if session.get("mode") != "payment":
         return "ignored"
     return apply_topup_event(event_type, session)
@@ -187,9 +200,11 @@ def close_unpaid(session_id: str, status: str) -> str:
     return f"marked_{status}" if changed else "unchanged"
 
 
-def grant_trial(session: dict[str, Any], fingerprint: str | None, trial_nanos: int) -> str:
+def grant_trial(
+    session: dict[str, Any], owner: int | None, fingerprint: str | None, trial_nanos: int
+) -> str:
     """The trial credit for a completed card setup, once per account and once per card."""
-    user = _session_user(session)
+    user = User.get_or_none(User.id == owner) if owner is not None else None
     if user is None:
         return "unknown_session"
     refusal = _trial_refusal(user, fingerprint, trial_nanos)
@@ -227,15 +242,18 @@ def _known_topup(session_id: str) -> Payment | None:
     return Payment.get_or_none(Payment.stripe_session_id == session_id, Payment.kind == "topup")
 
 
-def _session_user(session: dict[str, Any]) -> User | None:
-    """The account of a setup session the box created (its metadata says so), else None."""
+def _setup_owner(session: dict[str, Any], box_secret: str) -> int | None:
+    """The account id of a setup session this box created (its metadata proves it), else None."""
     metadata = session.get("metadata")
     if not isinstance(metadata, dict) or metadata.get(METADATA_KIND) != "setup":
         return None
     raw = str(metadata.get(METADATA_USER, ""))
     if not raw.isdigit() or raw != str(session.get("client_reference_id")):
         return None
-    return User.get_or_none(User.id == int(raw))
+    tag = str(metadata.get(METADATA_BOX, ""))
+    if not hmac.compare_digest(tag, setup_tag(box_secret, int(raw))):
+        return None
+    return int(raw)
 
 
 def _setup_intent_id(session: dict[str, Any]) -> str:
@@ -243,11 +261,13 @@ def _setup_intent_id(session: dict[str, Any]) -> str:
     return str(intent.get("id") if isinstance(intent, dict) else intent)
 
 
-def _wants_fingerprint(event_type: str, session: dict[str, Any], trial_nanos: int) -> bool:
+def _wants_fingerprint(
+    event_type: str, session: dict[str, Any], owner: int | None, trial_nanos: int
+) -> bool:
     """Whether the trial could be granted, so the card must be looked up at Stripe first."""
     if event_type != COMPLETED or session.get("mode") != "setup" or trial_nanos <= 0:
         return False
     if session.get("status") != "complete" or not session.get("setup_intent"):
         return False
-    user = _session_user(session)
+    user = User.get_or_none(User.id == owner) if owner is not None else None
     return user is not None and user.trial_granted_at is None

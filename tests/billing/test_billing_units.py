@@ -15,6 +15,7 @@ from codelace_box.billing.checkout import (
     minor_unit_exponent,
     parse_topup_amount,
     setup_session_params,
+    setup_tag,
     topup_session_params,
 )
 from codelace_box.billing.stripe import StripeApi, redact, require_configured, verify_event
@@ -98,8 +99,20 @@ def test_session_params_carry_the_user_and_the_box_urls() -> None:
     )
     assert params["cancel_url"] == "https://box.example.com/billing/cancel"
     assert params["line_items"][0]["price_data"]["currency"] == "eur"  # type: ignore[index]
-    setup = setup_session_params(7, "a@b.test", config)
+    setup = setup_session_params(7, "a@b.test", config, "box-secret")
     assert (setup["mode"], setup["currency"]) == ("setup", "eur")
+    assert setup["metadata"] == {
+        "codelace_user_id": "7",
+        "codelace_kind": "setup",
+        "codelace_box": setup_tag("box-secret", 7),
+    }
+
+
+def test_setup_tags_belong_to_one_box_and_one_account() -> None:
+    tag = setup_tag("box-secret", 7)
+    assert len(tag) == 32 and tag == setup_tag("box-secret", 7)
+    assert tag not in {setup_tag("other-box", 7), setup_tag("box-secret", 8)}
+    assert "box-secret" not in tag
 
 
 def test_require_configured_names_only_what_is_missing() -> None:
@@ -185,7 +198,9 @@ def _api(double: StripeDouble, key: str = KEY) -> StripeApi:
 async def test_stripe_api_creates_sessions_and_reads_cards(double: StripeDouble) -> None:
     api = _api(double)
     config = Config(stripe=api.config)
-    link = await api.create_checkout_session(setup_session_params(3, "c@d.test", config))
+    link = await api.create_checkout_session(
+        setup_session_params(3, "c@d.test", config, "box-secret")
+    )
     assert link.url.endswith(link.session_id)
     double.complete(link.session_id, card_fingerprint="fp_unit")
     intent = double.session(link.session_id)["setup_intent"]
