@@ -173,3 +173,24 @@ def test_return_pages_are_small_html(box: BillingBox) -> None:
     assert unknown.status_code == 200 and "<script>" not in unknown.text
     cancel = box.http.get("/billing/cancel")
     assert cancel.status_code == 200 and "Nothing was charged" in cancel.text
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "times"),
+    [(429, "rate_limit_error", 1), (500, "api_error", 3), (400, "invalid_request_error", 1)],
+)
+def test_stripe_failing_at_checkout_leaves_no_payment_and_no_secret(
+    box: BillingBox, status: int, error_type: str, times: int
+) -> None:
+    """A 5xx is retried (the library's idempotency key makes that safe) before giving up."""
+    buyer = box.customer()
+    for _ in range(times):
+        box.double.inject_error(status, f"No luck with key {box.double.secret_key}", error_type)
+    response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 20})
+    assert response.status_code in (502, 503), response.text
+    error = response.json()["error"]
+    assert error["code"].startswith("stripe_"), error
+    assert box.double.secret_key not in response.text
+    assert box.double.secret_key[8:] not in box.server.log_text()
+    assert box.history(buyer) == []
+    assert box.double.injected_errors == []
