@@ -7,6 +7,7 @@ it; otherwise it raises `RateLimited` with the seconds until the tightest one fr
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from codelace_box.errors import RateLimited
 # Events older than the longest window auth.rate_limit_window_sec may have belong to none.
 RETENTION_SEC = MAX_WINDOW
 PRUNE_INTERVAL_SEC = 60.0
+IPV6_CLIENT_PREFIX = 64  # one IPv6 subscriber holds a whole /64
 _last_prune = -PRUNE_INTERVAL_SEC
 
 
@@ -75,3 +77,17 @@ def _prune_old(now: datetime) -> None:
     _last_prune = clock
     cutoff = now - timedelta(seconds=RETENTION_SEC)
     RateEvent.delete().where(RateEvent.created_at < cutoff).execute()
+
+
+def client_bucket(address: str) -> str:
+    """The part of a client address the per-address limits count: an IPv4 address (also
+    IPv4-mapped), the /64 of an IPv6 one; anything else (a socket name) as it is."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)

@@ -8,6 +8,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import create_key, key_view, list_keys, revoke_key
+from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
 from codelace_box.api.common import READ, json_body, json_response, require_auth
@@ -19,8 +20,9 @@ bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 
 
 def _client(request: Request) -> str:
-    """The client's address: the socket peer, or the proxy's `for` when proxies are set up."""
-    return request.client_ip or "unknown"
+    """The client's address (the socket peer, or the proxy's `for` when proxies are set up)
+    as the rate limits count it: an IPv6 client by its /64."""
+    return client_bucket(request.client_ip or "unknown")
 
 
 def profile_view(user: User) -> dict[str, Any]:

@@ -240,3 +240,26 @@ def test_concurrent_wrong_codes_at_two_processes_get_five_tries_in_all(box_facto
     assert boxes[1].verify(email, code).status_code == 400  # the right code died with it
     for box in boxes:
         box.close()
+
+
+def test_one_ipv6_network_shares_one_address_budget(box_factory: ServerFactory):
+    """Anyone holding an IPv6 address holds its whole /64: the per-address limits count the
+    /64, or a client would dodge them by changing the low bits on every request."""
+    auth = {"otp_requests_per_address": 3, "otp_verifies_per_address": 3}
+    client = BoxClient(box_factory(server={"proxies_count": 1}, auth=auth), None)
+
+    def ask_from(address: str, email: str) -> httpx.Response:
+        return client.http.post(
+            "/api/v1/auth/otp/request", json={"email": email}, headers={"x-forwarded-for": address}
+        )
+
+    for n in range(1, 4):
+        assert ask_from(f"2001:db8:1:2::{n:x}", f"v6-{n}@example.com").status_code == 200
+    assert_limited(ask_from("2001:db8:1:2:ffff::9", "v6-late@example.com"))
+    assert ask_from("2001:db8:1:3::1", "v6-late@example.com").status_code == 200  # next /64
+    # an IPv4 client (also written IPv4-mapped) keeps its own address's budget
+    for n in range(3):
+        assert ask_from("192.0.2.1", f"v4-{n}@example.com").status_code == 200
+    assert_limited(ask_from("::ffff:192.0.2.1", "v4-late@example.com"))
+    assert ask_from("192.0.2.2", "v4-late@example.com").status_code == 200
+    client.close()
