@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.billing.conftest import WEBHOOK_SECRET, BillingBox, Customer
+from tests.billing.conftest import WEBHOOK_SECRET, BillingBox, BoxFactory, Customer
 from tests.fakes.stripe_wire import sign_payload
 
 pytestmark = pytest.mark.timeout(120)
@@ -253,3 +253,32 @@ def test_unknown_events_and_foreign_sessions_are_acknowledged_and_ignored(
     assert response.status_code == 200
     assert response.json()["result"] == "unknown_session"
     assert box.balance_nanos(buyer) == 0
+
+
+def test_a_handled_event_type_carrying_no_session_is_ignored(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    intent = {"id": session_id, "object": "payment_intent", "status": "succeeded"}
+    for obj in (intent, "not an object", None):
+        event = box.double.event("checkout.session.completed", {})
+        event["data"]["object"] = obj
+        response = box.deliver(event)
+        assert response.status_code == 200, response.text
+        assert response.json()["result"] == "ignored"
+    assert box.payment_status(session_id) == "pending"
+    assert box.balance_nanos(buyer) == 0
+
+
+def test_a_body_over_the_size_limit_is_413_and_changes_nothing(
+    billing_box_factory: BoxFactory,
+) -> None:
+    small = billing_box_factory(server={"max_body_bytes": 4096})
+    buyer = small.customer()
+    session_id = small.start_topup(buyer, 20)
+    event = small.double.complete(session_id)
+    event["padding"] = "x" * 8192
+    response = small.deliver(event)
+    assert response.status_code == 413, response.text
+    assert "error" in response.json()
+    assert small.payment_status(session_id) == "pending"
+    assert small.balance_nanos(buyer) == 0
