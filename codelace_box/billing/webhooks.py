@@ -23,7 +23,9 @@ A completed setup session grants `stripe.trial_credit_usd` if the account never 
 and the card (its fingerprint) never earned one; a setup without a card grants nothing.
 Sessions the box did not create (a top-up with no payment row here; a setup session without
 this box's `setup_tag`, e.g. one another box on the same Stripe account made for its own user
-of the same id), and event types it does not handle, are acknowledged and ignored.
+of the same id), events of the other Stripe mode than the secret key's (live vs test: a
+misconfigured webhook secret, logged as an error), and event types it does not handle, are
+acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -73,6 +75,13 @@ async def handle_webhook(
     event_id, event_type = str(event["id"]), str(event["type"])
     if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
         return WebhookOutcome(event_id, event_type, "duplicate")
+    if (other := other_mode(event, config.secret_key)) is not None:
+        log.error(
+            "Stripe sent a %s-mode event (%s) but stripe.secret_key is a %s-mode key: "
+            "stripe.webhook_secret belongs to an endpoint of the other mode; event ignored",
+            *(other, event_id, "test" if other == "live" else "live"),
+        )
+        return WebhookOutcome(event_id, event_type, "livemode_mismatch")
     session = session_of(event)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
@@ -83,6 +92,16 @@ async def handle_webhook(
         result = apply_event(event_id, event_type, session, fingerprint, trial_nanos, owner)
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return WebhookOutcome(event_id, event_type, result)
+
+
+def other_mode(event: dict[str, Any], secret_key: str) -> str | None:
+    """ "live" or "test" when the event is of the mode the secret key is not, else None."""
+    livemode = event.get("livemode")
+    key_mode = "live" if "_live_" in secret_key else "test" if "_test_" in secret_key else None
+    if not isinstance(livemode, bool) or key_mode is None:
+        return None
+    event_mode = "live" if livemode else "test"
+    return event_mode if event_mode != key_mode else None
 
 
 def session_of(event: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from codelace_box.billing.checkout import (
     topup_session_params,
 )
 from codelace_box.billing.stripe import StripeApi, redact, require_configured, verify_event
+from codelace_box.billing.webhooks import other_mode
 from codelace_box.config import Config, ServerConfig, StripeConfig
 from codelace_box.errors import (
     InvalidRequest,
@@ -232,3 +233,21 @@ async def test_stripe_api_unreachable_is_a_502() -> None:
     assert caught.value.code == "stripe_unreachable"
     assert time.monotonic() - started < 15
     await api.close()
+
+
+@pytest.mark.parametrize(
+    ("livemode", "key", "other"),
+    [
+        (True, "sk_test_abc", "live"),
+        (False, "sk_live_abc", "test"),
+        (False, "rk_live_abc", "test"),
+        (True, "sk_live_abc", None),
+        (False, "sk_test_abc", None),
+        (None, "sk_live_abc", None),
+        (True, "a_key_of_no_known_mode", None),
+    ],
+)
+def test_other_mode_compares_the_event_with_the_key(
+    livemode: bool | None, key: str, other: str | None
+) -> None:
+    assert other_mode({"id": "evt_1", "livemode": livemode}, key) == other

@@ -282,3 +282,19 @@ def test_a_body_over_the_size_limit_is_413_and_changes_nothing(
     assert "error" in response.json()
     assert small.payment_status(session_id) == "pending"
     assert small.balance_nanos(buyer) == 0
+
+
+def test_an_event_of_the_other_stripe_mode_is_ignored_and_logged(box: BillingBox) -> None:
+    """A live-mode event at a box holding a test key (sk_test_) means the webhook secret is
+    another endpoint's: nothing changes, and the log tells the operator what to check."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    event = box.double.complete(session_id)
+    live = event | {"livemode": True, "id": event["id"] + "_live"}
+    live["data"] = {"object": event["data"]["object"] | {"livemode": True}}
+    response = box.deliver(live)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "livemode_mismatch"
+    assert box.balance_nanos(buyer) == 0
+    box.server.wait_for_log(r"live-mode event .* stripe\.secret_key is a test-mode key")
+    assert box.deliver(event).json()["result"] == "credited"
