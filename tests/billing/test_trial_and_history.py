@@ -173,6 +173,26 @@ def test_success_page_shows_a_completed_payment(box: BillingBox) -> None:
     assert "$42.00 is on your balance" in page.text
 
 
+def test_two_setups_of_one_account_completing_at_once_earn_one_trial(box: BillingBox) -> None:
+    ivy = box.customer("ivy")
+    events = [box.double.complete(box.start_setup(ivy), card_fingerprint=card()) for _ in "ab"]
+
+    async def deliver_both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30) as client:
+            deliveries = [box.double.webhook(e) for e in events]
+            return await asyncio.gather(
+                *(
+                    client.post("/api/v1/stripe/webhook", content=b, headers=h)
+                    for b, h in deliveries
+                )
+            )
+
+    results = sorted(r.json()["result"] for r in asyncio.run(deliver_both()))
+    assert results == ["trial_already_granted", "trial_granted"]
+    assert trials(box, ivy) == [("trial", 1 * NANOS, f"trial:{ivy.user_id}")]
+    assert [p["kind"] for p in box.history(ivy)] == ["trial"]
+
+
 def test_the_ledger_and_doctor_agree_after_everything(box: BillingBox) -> None:
     """Runs last in this module: every account touched above must still add up."""
     rows = box.query(
