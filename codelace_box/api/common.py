@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -14,6 +15,8 @@ from codelace_box.errors import InvalidRequest
 
 JSON_TYPE = "application/json"
 READ = ("GET", "HEAD")  # the methods of every read-only route (HEAD: GET without the body)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a cheap first look at the raw bytes
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_request_id() -> str:
@@ -39,7 +42,30 @@ def json_body(request: Request) -> dict[str, Any]:
         raise InvalidRequest("the JSON body is nested too deeply", code="invalid_json") from None
     if not isinstance(value, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(value):
+        raise InvalidRequest(
+            "the JSON body holds half a UTF-16 surrogate pair (\\ud800-\\udfff alone), "
+            "which is not Unicode text",
+            code="invalid_json",
+        )
     return value
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value has a string (key or value) that cannot be UTF-8 encoded:
+    json.loads joins escaped pairs into one character, so what is left is a lone half."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def json_response(

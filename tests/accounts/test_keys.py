@@ -113,6 +113,24 @@ def test_names_with_control_characters_are_refused(client: BoxClient, box: Serve
     assert "\x1b" not in shown and "status: active" in shown and shown.count("status:") == 1
 
 
+def test_a_lone_surrogate_in_a_name_is_a_400_not_a_500(client: BoxClient):
+    """JSON may escape half a UTF-16 pair ("\\ud800"): not Unicode text, so not storable."""
+    key = key_of(client, "walt@example.com")
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    for method, path, body in [
+        ("PATCH", "/api/v1/auth/me", rb'{"display_name": "a\ud800"}'),
+        ("POST", "/api/v1/auth/key", rb'{"name": "\udfffz"}'),
+        ("POST", "/api/v1/auth/otp/request", rb'{"email": "a@example.com", "x": ["\udc00"]}'),
+    ]:
+        response = client.http.request(method, path, content=body, headers=headers)
+        assert error_code(response, 400) == "invalid_json", path
+    # an escaped pair is one character, and an escaped backslash before "u" is no escape
+    paired = rb'{"name": "\ud83d\ude00 \\ud800"}'
+    created = client.http.post("/api/v1/auth/key", content=paired, headers=headers)
+    assert created.status_code == 200 and created.json()["name"] == "\U0001f600 \\ud800"
+    client.keys_seen.append(created.json()["full_key"])
+
+
 def test_create_list_and_delete_keys(client: BoxClient):
     login_key = key_of(client, "dave@example.com")
     response = client.create_key(login_key, "ci runner")
