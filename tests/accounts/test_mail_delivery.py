@@ -17,6 +17,7 @@ from codelace_box.config import EmailConfig
 from tests.accounts.conftest import (
     BoxClient,
     ServerFactory,
+    assert_nothing_secret_stored,
     console_code,
     database_path,
     smtp_sections,
@@ -114,11 +115,14 @@ def test_refused_mail_gives_503_and_its_code_is_dead(
     client = BoxClient(box, smtp)
     smtp.reject_data = True
     try:
-        assert_mail_failed(client.request_code("bounced@example.com"), "answered 554")
+        failed = client.request_code("bounced@example.com")
+        assert_mail_failed(failed, "answered 554")
     finally:
         smtp.reject_data = False
     refused = smtp.wait_for("bounced@example.com")
     assert not refused.accepted
+    assert_nothing_secret_stored(box, [refused.code], marker="bounced@example.com")
+    assert refused.code not in failed.text
     response = client.verify("bounced@example.com", refused.code)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_code"
     # once mail flows again, signing in works
