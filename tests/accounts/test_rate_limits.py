@@ -263,3 +263,17 @@ def test_one_ipv6_network_shares_one_address_budget(box_factory: ServerFactory):
     assert_limited(ask_from("::ffff:192.0.2.1", "v4-late@example.com"))
     assert ask_from("192.0.2.2", "v4-late@example.com").status_code == 200
     client.close()
+
+
+def test_one_code_sent_to_two_processes_at_once_signs_in_once(box_factory: ServerFactory):
+    boxes = [BoxClient(box_factory(data="single-use"), None) for _ in range(2)]
+    email = "twice@example.com"
+    assert boxes[0].request_code(email).status_code == 200
+    code = console_code(boxes[0].server, email)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: boxes[n % 2].verify(email, code), range(8)))
+    assert sorted(a.status_code for a in answers) == [200] + [400] * 7
+    key = next(a.json()["api_key"] for a in answers if a.status_code == 200)
+    assert len(boxes[1].get("/api/v1/auth/key", key).json()) == 1  # one login key minted
+    for box in boxes:
+        box.close()
