@@ -117,15 +117,24 @@ async def success_page(request: Request) -> HTTPResponse:
     """Where Stripe sends the user after paying or saving a card."""
     session_id = request.args.get("session_id", "")
     payment = payment_for_session(session_id) if session_id.startswith("cs_") else None
-    if payment is None:
-        message = "Thank you. Your credit appears on your balance as soon as Stripe confirms it."
+    if payment is None:  # not a top-up of ours, or a card setup that earned nothing (yet)
+        title = "Thank you"
+        message = "Any credit this brings appears on your balance as soon as Stripe confirms it."
+    elif payment.kind == "trial":
+        title = "Card saved"
+        message = (
+            f"Thank you. {format_usd(payment.amount_nanos, 2)} trial credit is on your balance."
+        )
     elif payment.status == "completed":
+        title = "Payment received"
         message = f"Thank you. {format_usd(payment.amount_nanos, 2)} is on your balance."
     elif payment.status == "pending":
+        title = "Payment received"
         message = "Thank you. Your balance is credited as soon as Stripe confirms the payment."
     else:
+        title = "Payment not completed"
         message = f"This payment is {payment.status}; nothing was charged."
-    return _page("Payment received", message)
+    return _page(title, message)
 
 
 @bp.route("/billing/cancel", methods=READ)

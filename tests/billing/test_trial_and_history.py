@@ -173,6 +173,21 @@ def test_success_page_shows_a_completed_payment(box: BillingBox) -> None:
     assert "$42.00 is on your balance" in page.text
 
 
+def test_the_return_page_of_a_card_setup_speaks_of_the_card_not_a_payment(
+    box: BillingBox,
+) -> None:
+    jo = box.customer("jo")
+    granted = box.start_setup(jo)
+    box.deliver(box.double.complete(granted, card_fingerprint=card()))
+    page = box.http.get("/billing/success", params={"session_id": granted}).text
+    assert "Card saved" in page and "$1.00 trial credit is on your balance" in page
+    again = box.start_setup(jo)  # the trial came already: this setup earns nothing
+    box.deliver(box.double.complete(again, card_fingerprint=card()))
+    page = box.http.get("/billing/success", params={"session_id": again}).text
+    assert "Payment received" not in page and "Your credit appears" not in page
+    assert "Any credit" in page
+
+
 def test_two_setups_of_one_account_completing_at_once_earn_one_trial(box: BillingBox) -> None:
     ivy = box.customer("ivy")
     events = [box.double.complete(box.start_setup(ivy), card_fingerprint=card()) for _ in "ab"]
