@@ -261,6 +261,8 @@ def test_one_ipv6_network_shares_one_address_budget(box_factory: ServerFactory):
     for n in range(3):
         assert ask_from("192.0.2.1", f"v4-{n}@example.com").status_code == 200
     assert_limited(ask_from("::ffff:192.0.2.1", "v4-late@example.com"))
+    # what the client wrote before the address its proxy appended changes nothing
+    assert_limited(ask_from("203.0.113.50, 192.0.2.1", "v4-late@example.com"))
     assert ask_from("192.0.2.2", "v4-late@example.com").status_code == 200
     client.close()
 
