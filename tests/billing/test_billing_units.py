@@ -45,6 +45,7 @@ STRIPE = StripeConfig(secret_key=KEY, webhook_secret=WHSEC, min_topup_usd=Decima
         (10.5, "10.5", 1050),
         (99.99, "99.99", 9999),
         (Decimal("12.30"), "12.3", 1230),
+        (1e3, "1000", 100000),
     ],
 )
 def test_valid_amounts(raw: object, usd: str, cents: int) -> None:
@@ -64,6 +65,9 @@ def test_valid_amounts(raw: object, usd: str, cents: int) -> None:
         (10_000.01, "amount_too_large"),
         ("10", "invalid_amount"),
         (False, "invalid_amount"),
+        (None, "invalid_amount"),
+        (-5, "amount_too_small"),
+        (10**400, "amount_too_large"),
     ],
 )
 def test_invalid_amounts(raw: object, code: str) -> None:
@@ -76,6 +80,15 @@ def test_invalid_amounts(raw: object, code: str) -> None:
 def test_a_zero_minimum_still_refuses_zero() -> None:
     with pytest.raises(InvalidRequest):
         parse_topup_amount(0, StripeConfig(min_topup_usd=Decimal(0)))
+
+
+def test_a_minimum_of_half_a_dollar_is_honoured_to_the_cent() -> None:
+    half = StripeConfig(min_topup_usd=Decimal("0.5"))
+    assert parse_topup_amount(0.5, half).minor_units == 50
+    with pytest.raises(InvalidRequest) as caught:
+        parse_topup_amount(0.49, half)
+    assert caught.value.code == "amount_too_small"
+    assert "0.5 USD" in caught.value.message
 
 
 def test_zero_decimal_currencies_take_whole_units() -> None:
