@@ -97,7 +97,7 @@ def topup_session_params(
                 "price_data": {
                     "currency": currency,
                     "unit_amount": amount.minor_units,
-                    "product_data": {"name": f"{PRODUCT_NAME} ({amount.usd} USD)"},
+                    "product_data": {"name": f"{PRODUCT_NAME} ({amount.usd.normalize():f} USD)"},
                 },
                 "quantity": 1,
             }

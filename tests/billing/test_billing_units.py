@@ -99,6 +99,14 @@ def test_zero_decimal_currencies_take_whole_units() -> None:
     assert [minor_unit_exponent(c) for c in ("usd", "JPY", "kwd")] == [2, 0, 3]
 
 
+@pytest.mark.parametrize(("raw", "shown"), [(1e3, "1000"), (25.5, "25.5"), (10, "10")])
+def test_the_product_name_shows_the_amount_plainly(raw: object, shown: str) -> None:
+    amount = parse_topup_amount(raw, STRIPE)
+    params = topup_session_params(7, "a@b.test", amount, Config(stripe=STRIPE))
+    product = params["line_items"][0]["price_data"]["product_data"]  # type: ignore[index]
+    assert product["name"] == f"codelace-box credit ({shown} USD)"
+
+
 def test_session_params_carry_the_user_and_the_box_urls() -> None:
     config = Config(
         server=ServerConfig(public_url="https://box.example.com/"),
