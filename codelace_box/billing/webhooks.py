@@ -95,7 +95,7 @@ async def handle_webhook(
 
 
 def other_mode(event: dict[str, Any], secret_key: str) -> str | None:
-    """ "live" or "test" when the event is of the mode the secret key is not, else None."""
+    """The event's mode, "live" or "test", when the secret key is of the other; else None."""
     livemode = event.get("livemode")
     key_mode = "live" if "_live_" in secret_key else "test" if "_test_" in secret_key else None
     if not isinstance(livemode, bool) or key_mode is None:
