@@ -151,6 +151,21 @@ def test_payment_after_expiry_is_credited(box: BillingBox) -> None:
     assert box.payment_status(session_id) == "completed"
 
 
+def test_success_after_failure_credits_once_and_nothing_uncredits(box: BillingBox) -> None:
+    """Stripe cannot do this; if it did, the money it says arrived is credited, once."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 16)
+    box.deliver(box.double.complete(session_id, payment_status="unpaid"))
+    failed = box.double.fail_async(session_id)
+    succeeded = box.double.succeed_async(session_id)
+    results = [box.deliver(e).json()["result"] for e in (failed, succeeded, failed, succeeded)]
+    assert results == ["marked_failed", "credited", "duplicate", "duplicate"]
+    late_failure = box.double.fail_async(session_id)  # a new event id
+    assert box.deliver(late_failure).json()["result"] == "unchanged"
+    assert box.payment_status(session_id) == "completed"
+    assert topup_entries(box, buyer) == [("topup", 16 * NANOS, f"stripe:session:{session_id}")]
+
+
 def _event_count(box: BillingBox) -> int:
     return int(box.query("SELECT COUNT(*) FROM stripe_event")[0][0])
 
