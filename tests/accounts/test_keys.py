@@ -73,6 +73,24 @@ def test_missing_or_unknown_keys_get_401(client: BoxClient, authorization: str |
         assert response.json()["error"]["type"] == "authentication_error"
 
 
+def test_the_bearer_scheme_is_case_insensitive_and_the_key_exact(client: BoxClient):
+    """RFC 7235: the scheme is case-insensitive and one or more spaces may follow it; the key
+    itself must match to the character."""
+    key = key_of(client, "scheme@example.com")
+    for header in (f"Bearer {key}", f"bearer {key}", f"BEARER   {key}"):
+        response = client.http.get("/api/v1/auth/me", headers={"authorization": header})
+        assert response.status_code == 200, header
+    for header in (
+        key,
+        f"Token {key}",
+        f"Bearer {key.upper()}",
+        f"Bearer {key[:-1]}",
+        f"Bearer {key}x",
+    ):
+        response = client.http.get("/api/v1/auth/me", headers={"authorization": header})
+        assert error_code(response, 401) == "invalid_api_key", header
+
+
 def test_profile_can_be_renamed(client: BoxClient):
     key = key_of(client, "carol@example.com")
     response = client.call("PATCH", "/api/v1/auth/me", key, json={"display_name": "  Carol C. "})
