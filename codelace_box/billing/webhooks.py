@@ -15,8 +15,9 @@ caller answers 2xx. How a top-up's payment row moves:
 "Paid" is `payment_status` `paid` or `no_payment_required` (a 100% discount), or
 async_payment_succeeded. The credit is the session's `amount_total` (in its currency) capped at
 the amount recorded when the session was created, so a discount credits what was paid and
-nothing credits more than was asked for; the payment row takes the credited amount. A total
-that is missing or in another currency credits nothing: the payment stays pending and the
+nothing credits more than was asked for; the payment row takes the credited amount. A signed
+event without a total (a pared-down delivery) credits the recorded amount; a total in another
+currency, or not a whole non-negative number, credits nothing: the payment stays pending and the
 error log names the session for the operator.
 
 A completed setup session grants `stripe.trial_credit_usd` if the account never had a trial
@@ -165,7 +166,7 @@ def credit_session(session: dict[str, Any]) -> str:
         return "unknown_session"
     key = f"stripe:session:{session_id}"
     if LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key) is None:
-        paid = paid_nanos(session, payment.currency)
+        paid = paid_nanos(session, payment.currency, payment.amount_nanos)
         if paid is None:
             log.error(
                 "Checkout Session %s: the paid amount %r %r does not read as %s; not credited",
@@ -190,12 +191,15 @@ def credit_session(session: dict[str, Any]) -> str:
     return "already_credited"
 
 
-def paid_nanos(session: dict[str, Any], currency: str) -> int | None:
-    """What a session says was paid, in nano-USD, if it is a whole amount in `currency`."""
+def paid_nanos(session: dict[str, Any], currency: str, recorded_nanos: int) -> int | None:
+    """What a session says was paid, in nano-USD, if it is a whole amount in `currency`; the
+    recorded amount when the (signed) event leaves the total out."""
     total = session.get("amount_total")
+    if total is None:
+        return recorded_nanos
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         return None
-    if str(session.get("currency") or "").lower() != currency.lower():
+    if str(session.get("currency") or currency).lower() != currency.lower():
         return None
     return total * 10 ** (9 - minor_unit_exponent(currency))
 

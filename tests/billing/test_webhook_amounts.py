@@ -1,6 +1,7 @@
 """What a paid session credits when Stripe's event disagrees with the payment the box recorded:
 never more than was paid (`amount_total` in the session's currency), never more than was asked
-for, and nothing at all when the paid amount cannot be read in the payment's currency."""
+for, nothing at all when the paid amount cannot be read in the payment's currency, and the
+recorded amount when the event leaves the total out."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_a_session_needing_no_payment_credits_nothing(box: BillingBox) -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"currency": "eur"}, {"amount_total": None}, {"amount_total": "2000"}, {"amount_total": -5}],
+    [{"currency": "eur"}, {"amount_total": "2000"}, {"amount_total": -5}, {"amount_total": 9.5}],
 )
 def test_an_unreadable_paid_amount_credits_nothing_and_stays_pending(
     box: BillingBox, changes: dict[str, Any]
@@ -77,6 +78,23 @@ def test_an_unreadable_paid_amount_credits_nothing_and_stays_pending(
     genuine = box.double.event("checkout.session.completed", box.double.session(session_id))
     assert box.deliver(genuine).json()["result"] == "credited"
     assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+@pytest.mark.parametrize("left_out", [("amount_total",), ("amount_total", "currency")])
+def test_a_paid_event_without_its_total_credits_the_recorded_amount(
+    box: BillingBox, left_out: tuple[str, ...]
+) -> None:
+    """A signed event for one of the box's sessions that leaves the total out (a pared-down
+    delivery) still credits the top-up: the amount the box recorded, once."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    session = {k: v for k, v in box.double.session(session_id).items() if k not in left_out}
+    event = box.double.event("checkout.session.completed", session)
+    assert box.deliver(event).json()["result"] == "credited"
+    assert box.deliver(event).json()["result"] == "duplicate"
+    assert credited(box, buyer) == [20 * NANOS]
+    assert box.payment_status(session_id) == "completed"
 
 
 def test_a_discounted_credit_is_not_raised_by_a_later_full_event(box: BillingBox) -> None:
