@@ -106,10 +106,12 @@ def other_mode(event: dict[str, Any], secret_key: str) -> str | None:
 
 
 def session_of(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The Checkout Session an event carries, if it carries one."""
+    """The Checkout Session an event carries, if it carries one (an object that leaves its
+    `object` kind out is taken for the session its event type names)."""
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if isinstance(obj, dict) and obj.get("object") == "checkout.session" and obj.get("id"):
+    kind = obj.get("object", "checkout.session") if isinstance(obj, dict) else None
+    if isinstance(obj, dict) and kind == "checkout.session" and obj.get("id"):
         return obj
     return None
 

@@ -284,6 +284,19 @@ def test_a_handled_event_type_carrying_no_session_is_ignored(box: BillingBox) ->
     assert box.balance_nanos(buyer) == 0
 
 
+def test_a_session_that_leaves_its_object_kind_out_is_still_credited(box: BillingBox) -> None:
+    """A pared-down delivery: the session object without `"object": "checkout.session"`."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    session = {k: v for k, v in box.double.session(session_id).items() if k != "object"}
+    response = box.deliver(box.double.event("checkout.session.completed", session))
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 20 * NANOS
+    assert box.payment_status(session_id) == "completed"
+
+
 def test_a_body_over_the_size_limit_is_413_and_changes_nothing(
     billing_box_factory: BoxFactory,
 ) -> None:
