@@ -28,7 +28,7 @@ from codelace_box.errors import (
 log = logging.getLogger("codelace_box.billing.stripe")
 
 WEBHOOK_TOLERANCE_SEC = 300
-STRIPE_TIMEOUT_SEC = 30.0
+STRIPE_TIMEOUT_SEC = 15.0  # per attempt; with the retries a silent Stripe costs the user ~47 s
 STRIPE_RETRIES = 2
 _SECRET_RE = re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9*]+")
 _ENV_NAMES = {
