@@ -8,6 +8,7 @@ built; both name the source of the key at fault in a one-line ConfigError.
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from codelace_box.errors import ConfigError
@@ -49,3 +50,16 @@ def check_combinations(config: Config, origin: Origin) -> None:
             f"{where}: email.smtp_ssl and email.smtp_starttls cannot both be true "
             "(smtp_ssl is TLS from the first byte; STARTTLS upgrades a plain connection)"
         )
+    _check_whole_cents(config, origin)
+
+
+def _check_whole_cents(config: Config, origin: Origin) -> None:
+    """Stripe amounts are charged and credited in cents: a finer one could never be paid."""
+    for key in ("min_topup_usd", "trial_credit_usd"):
+        value: Decimal = getattr(config.stripe, key)
+        if value != value.quantize(Decimal("0.01")):
+            where = origin["stripe"].get(key, config.source)
+            raise ConfigError(
+                f"{where}: stripe.{key} must be a USD amount in whole cents "
+                f"(e.g. 1 or 0.50), not {value:f}"
+            )

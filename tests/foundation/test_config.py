@@ -214,6 +214,10 @@ FILE_ERRORS = [
      "server.public_url must be empty or an http:// or https:// URL"),
     ('[stripe]\ncurrency = "EUR"\n', "stripe.currency must be a three-letter currency code"),
     ("[stripe]\nmin_topup_usd = -1\n", "stripe.min_topup_usd must be a number of at least 0"),
+    ("[stripe]\ntrial_credit_usd = 0.0000000001\n",
+     "stripe.trial_credit_usd must be a USD amount in whole cents (e.g. 1 or 0.50), "
+     "not 0.0000000001"),
+    ("[stripe]\nmin_topup_usd = 10.005\n", "stripe.min_topup_usd must be a USD amount in whole"),
     ("[gateway]\nread_timeout_sec = nan\n", "gateway.read_timeout_sec must be a number"),
     ('[database]\npath = ""\n', "database.path must be a non-empty string"),
     ("[server]\nprot = 1\n", "unknown key server.prot (known: host, port,"),
