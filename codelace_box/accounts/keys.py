@@ -92,10 +92,10 @@ def revoke_key(key_id: int, user_id: int | None = None) -> ApiKey:
     query = ApiKey.select().where(ApiKey.id == key_id, ApiKey.revoked_at.is_null())
     if user_id is not None:
         query = query.where(ApiKey.user == user_id)
-    key = query.first()
-    if key is None:
-        raise NotFound(f"no active API key with id {key_id}", code="key_not_found")
-    with write_transaction():
+    with write_transaction():  # looked up and revoked at once: of two revokes, one finds it
+        key = query.first()
+        if key is None:
+            raise NotFound(f"no active API key with id {key_id}", code="key_not_found")
         ApiKey.update(revoked_at=utcnow()).where(ApiKey.id == key.id).execute()
     return key
 
