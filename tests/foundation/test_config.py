@@ -292,6 +292,19 @@ def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
         load_config(str(tmp_path / "nope.toml"), {})
 
 
+def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[email]\nfrom_address = "caf\xe9@example.com"\n')
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not valid TOML: not UTF-8 text"):
+        load_config(str(path), {})
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "notepad.toml"  # editors on Windows start UTF-8 files with a BOM
+    path.write_bytes(b"\xef\xbb\xbf[server]\r\nport = 9123\r\n")
+    assert load_config(str(path), {}).server.port == 9123
+
+
 def test_configs_are_frozen() -> None:
     config = Config()
     with pytest.raises(AttributeError):
