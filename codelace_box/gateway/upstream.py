@@ -74,12 +74,13 @@ class ProviderKeyRejected(ServiceUnavailable):
 
 
 class ProviderOutOfCredit(ServiceUnavailable):
-    """The provider wants paying by the operator (402): 503 to the client, never 402."""
+    """The provider wants paying by the operator (402, or the adapter's own sign of it): 503 to
+    the client, never the 402 that means the user's balance."""
 
-    def __init__(self, provider: str, message: str) -> None:
+    def __init__(self, provider: str, status: int, message: str) -> None:
         super().__init__(
             f"{provider} refused the call: the operator's account there is out of credit "
-            f"(HTTP 402): {message}",
+            f"(HTTP {status}): {message}",
             code="provider_out_of_credit",
         )
 
@@ -101,8 +102,8 @@ async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
         return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
     if status in (401, 403):
         return ProviderKeyRejected(name, status, message)
-    if status == 402:
-        return ProviderOutOfCredit(name, message)
+    if call.adapter.wants_payment(status, message):
+        return ProviderOutOfCredit(name, status, message)
     return UpstreamRejected(status, message)
 
 
@@ -143,9 +144,8 @@ async def open_upstream(
                 continue
             if isinstance(last, ProviderOutOfCredit):
                 log.warning(
-                    "%s key %d: the provider wants paying (HTTP 402)",
-                    call.route.provider.name,
-                    key.id,
+                    "%s key %d: the provider wants paying (HTTP %d)",
+                    *(call.route.provider.name, key.id, response.status),
                 )
             elif response.status != 429 and response.status < 500:
                 raise last

@@ -293,3 +293,40 @@ def test_rate_limited_key_is_retried_on_the_other_key(
     assert completion.choices[0].message.content == "second key"
     first, second = (r.headers["x-api-key"] for r in fresh_fake.requests)
     assert {first, second} == set(PROVIDER_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message"),
+    [
+        (
+            400,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+            "Billing to upgrade or purchase credits.",
+        ),
+        (402, "billing_error", "There is an issue with the billing of this organization."),
+    ],
+)
+def test_an_operator_account_out_of_credit_moves_on_then_is_503_not_the_users_error(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, status: int, error_type: str, message: str
+) -> None:
+    """Anthropic's "credit balance is too low" (a 400) and billing_error (402) speak of the
+    operator's account: the other key is tried, and at the end the user sees 503, free."""
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    fresh_fake.script(Reply.error(status, error_type, message), Reply(text="second key"))
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == "second key"
+    first, second = (r.headers["x-api-key"] for r in fresh_fake.requests)
+    assert {first, second} == set(PROVIDER_KEYS)
+    charged = before - box.balance_nanos(email)[0]
+    assert charged > 0
+    fresh_fake.script(*[Reply.error(status, error_type, message)] * 3)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 503
+    assert caught.value.code == "provider_out_of_credit"
+    assert message in caught.value.message
+    assert box.balance_nanos(email) == (before - charged, 0)

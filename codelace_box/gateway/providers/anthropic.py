@@ -23,6 +23,9 @@ from codelace_box.gateway.providers.base import (
 
 ANTHROPIC_VERSION = "2023-06-01"
 
+# The start of Anthropic's 400 message when the operator's account has no credit left.
+OUT_OF_CREDIT = "Your credit balance is too low"
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -136,6 +139,10 @@ class AnthropicAdapter(ProviderAdapter):
     def error_message(self, status: int, payload: bytes) -> str:
         """Anthropic's error message from an error body."""
         return error_message(status, payload)
+
+    def wants_payment(self, status: int, message: str) -> bool:
+        """402 billing_error, or the 400 Anthropic sends when the account's credit ran out."""
+        return status == 402 or (status == 400 and OUT_OF_CREDIT in message)
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A translator for one Anthropic stream."""

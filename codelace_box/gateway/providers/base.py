@@ -110,6 +110,11 @@ class ProviderAdapter(ABC):
     def error_message(self, status: int, payload: bytes) -> str:
         """A human message from an upstream error body (never echoing credentials)."""
 
+    def wants_payment(self, status: int, message: str) -> bool:
+        """Whether an error answer (its status and `error_message`) says the operator's
+        account at the provider cannot pay: HTTP 402 Payment Required, by default."""
+        return status == 402
+
     @abstractmethod
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A fresh translator for one streamed response."""
