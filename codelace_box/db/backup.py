@@ -24,18 +24,32 @@ def backup_database(source_path: str, target_path: str) -> int:
     """Copy the live database at source_path to target_path; returns the pages copied."""
     if not Path(source_path).is_file():
         raise NotFound(f"no database at {source_path}", code="database_not_found")
+    if not target_path.strip():
+        raise CodelaceError("backup needs a file PATH, got an empty one")
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
     try:
-        pages = _copy(source_path, str(partial))
-        os.replace(partial, target)
-    finally:
+        target.parent.mkdir(parents=True, exist_ok=True)
         partial.unlink(missing_ok=True)
+        try:
+            pages = _copy(source_path, str(partial))
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError) as exc:
+        raise CodelaceError(f"cannot write the backup to {target}: {_reason(exc)}") from None
     return pages
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file could not be written, in words (a folder in the way, no permission, ...)."""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return "a file is in the way of its folder"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
 
 
 def _copy(source_path: str, partial_path: str) -> int:

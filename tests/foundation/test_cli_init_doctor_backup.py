@@ -145,6 +145,23 @@ def test_backup_refuses_to_overwrite_and_needs_a_database(
     assert "no database at" in missing.fail("backup", str(tmp_path / "copy.db"))
 
 
+def test_backup_to_a_place_it_cannot_write_is_one_line_naming_it(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for target in (blocker / "copy.db", blocker / "sub" / "copy.db"):
+        line = workspace.fail("backup", str(target))
+        assert line.startswith(f"error: cannot write the backup to {target}: "), line
+        assert "unexpected" not in line
+    assert blocker.read_text() == "not a folder"
+    assert not list(tmp_path.glob("**/*.partial"))
+    assert workspace.fail("backup", "") == "error: backup needs a file PATH, got an empty one"
+    if Path("/proc/self").is_dir():  # a folder nobody can create files in, even root
+        line = workspace.fail("backup", "/proc/codelace-copy.db")
+        assert line.startswith("error: cannot write the backup to /proc/codelace-copy.db: "), line
+
+
 WRITER = textwrap.dedent(
     """
     import sys, pathlib, random
