@@ -8,6 +8,7 @@ use, from the same field metadata, so the docs cannot drift from the code.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -350,7 +351,8 @@ def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str
             handle.write(text)
         os.replace(staged, target)
     except OSError as exc:
-        staged.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to remove where nothing could be made
+            staged.unlink(missing_ok=True)
         raise ConfigError(f"{target}: cannot write: {exc.strerror}") from None
     return found[1] if found else None
 

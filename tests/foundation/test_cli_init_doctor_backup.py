@@ -77,6 +77,12 @@ def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> N
     failed = run_cli(missing_dir, "init", cwd=tmp_path)
     assert failed.returncode == 1
     assert "cannot write: No such file or directory" in one_error_line(failed.stderr)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    inside_a_file = run_cli(blocker / "codelace.toml", "init", cwd=tmp_path)
+    assert inside_a_file.returncode == 1
+    line = one_error_line(inside_a_file.stderr)
+    assert line == f"error: {blocker / 'codelace.toml'}: cannot write: Not a directory", line
 
 
 def test_doctor_passes_on_a_healthy_database(workspace: Workspace) -> None:
