@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -65,6 +65,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
+MAX_SQLITE_INTEGER = 2**63 - 1
 DAY_FIGURES_TTL_SEC = 30.0
 
 
@@ -219,7 +220,10 @@ class AdminServices:
 
     def adjust_balance(self, email: str, amount_usd: str, reason: str) -> int:
         """Add (or remove, negative) credit through the ledger; the new balance."""
-        user, _ = credits.adjust_balance(email, amount_usd.strip(), reason)
+        amount = within_range(
+            amount_usd, "amount must be non-zero and at most 1,000,000 USD either way"
+        )
+        user, _ = credits.adjust_balance(email, amount, reason)
         return int(user.balance_nanos)
 
     def revoke_key(self, key_id: int) -> None:
@@ -249,10 +253,11 @@ class AdminServices:
                 f"model {model_id} is already in the catalog: edit it instead",
                 code="model_exists",
             )
+        limit = "must be between 0 and 1,000,000 USD per 1M tokens"
         catalog.set_model(
             model_id,
-            form.input_per_1m.strip(),
-            form.output_per_1m.strip(),
+            within_range(form.input_per_1m, f"input price {limit}"),
+            within_range(form.output_per_1m, f"output price {limit}"),
             provider=form.provider.strip() or None,
             upstream_model=form.upstream_model.strip() or None,
             max_output_tokens=parse_token_cap(form.max_output_tokens),
@@ -328,7 +333,24 @@ def parse_token_cap(text: str) -> int | None:
         return None
     if not text.isdigit():
         raise InvalidRequest(f"max output tokens must be a whole number, got {text!r}")
+    if int(text) > MAX_SQLITE_INTEGER:
+        raise InvalidRequest(f"max output tokens is far too large, got {text}")
     return int(text)
+
+
+def within_range(text: str, message: str) -> str:
+    """A USD amount as typed (stripped), refused with `message` when its magnitude is beyond
+    any sane amount: exact decimal arithmetic on it would overflow (1e999999999) instead of
+    failing the feature's own limit check. Text that is no number passes on for the feature
+    function to explain."""
+    text = text.strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    if value.is_finite() and value != 0 and value.adjusted() > 15:
+        raise InvalidRequest(message)
+    return text
 
 
 def _user_row(

@@ -147,4 +147,8 @@ class FormDialog(ModalScreen[T | None]):
             return
         except Abandon:
             return
+        except Exception as exc:  # unforeseen (a full disk, a bug): say so, keep the app up
+            self.log.error(f"form submit failed: {exc!r}")
+            self.show_error(f"Not saved: unexpected {type(exc).__name__}: {exc}")
+            return
         self.dismiss(result)

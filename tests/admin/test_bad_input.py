@@ -1,0 +1,100 @@
+"""Out-of-range input typed into the dashboard's forms: an amount, a price or a token cap too
+large for exact money or for SQLite's integers is refused in the form with a clear message,
+writes nothing, and never takes the whole dashboard down."""
+
+from __future__ import annotations
+
+import pytest
+from textual.pilot import Pilot
+
+from admin_tui.app import AdminApp, create_admin_app
+from admin_tui.dialogs.form import FormDialog, FormField
+from codelace_box.accounts.users import create_user, get_user
+from codelace_box.billing.ledger import entries_for
+from codelace_box.db.models import CatalogModel
+from codelace_box.gateway.catalog import add_provider
+from tests.admin.pilot import SECRET, AdminEnv, column, fill, screen_name, text_of, until
+
+pytestmark = pytest.mark.timeout(60)
+SIZE = (80, 24)
+
+
+async def submit_and_read_error(pilot: Pilot[None]) -> str:
+    """Save the form on top and wait for its inline error."""
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: text_of(pilot, "#form-error") != "", "the form's error")
+    assert screen_name(pilot) == "FormDialog"
+    return text_of(pilot, "#form-error")
+
+
+async def test_an_amount_beyond_decimal_range_is_refused_not_a_crash(admin_env: AdminEnv) -> None:
+    alice = create_user("alice@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        await pilot.press("a")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await fill(pilot, "amount", "1e999999999")
+        await fill(pilot, "reason", "typo")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: text_of(pilot, "#form-error") != "", "the form's error")
+        assert "1,000,000 USD" in text_of(pilot, "#form-error")
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the users table")
+    assert app.return_code in (0, None)
+    assert get_user("alice@example.com").balance_nanos == 0
+    assert entries_for(alice.id) == []
+
+
+async def open_add_model(app: AdminApp, pilot: Pilot[None]) -> None:
+    await pilot.press("f3")
+    await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models screen")
+    await pilot.press("n")
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+    await fill(pilot, "model_id", "openai/gpt-x")
+    await fill(pilot, "input_per_1m", "1")
+    await fill(pilot, "output_per_1m", "2")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("input_per_1m", "1e999999999", "input price"),
+        ("output_per_1m", "-1e999999", "output price"),
+        ("max_output_tokens", "99999999999999999999999", "max output tokens"),
+    ],
+)
+async def test_an_out_of_range_model_field_is_refused_not_a_crash(
+    admin_env: AdminEnv, field: str, value: str, message: str
+) -> None:
+    add_provider("openai", "openai", SECRET, "sk-admin-test-0000000000001")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_add_model(app, pilot)
+        await fill(pilot, field, value)
+        assert message in await submit_and_read_error(pilot)
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models table")
+    assert app.return_code in (0, None)
+    assert CatalogModel.select().count() == 0
+
+
+async def test_an_unexpected_failure_stays_in_the_form(admin_env: AdminEnv) -> None:
+    """A failure no feature function foresaw (a full disk, a bug) is shown in the form; the
+    dashboard stays up and the operator can cancel."""
+
+    async def submit(values: dict[str, str]) -> str:
+        raise OSError("database or disk is full")
+
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(FormDialog("Try", [FormField("name", "Name")], submit))
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the form")
+        error = await submit_and_read_error(pilot)
+        assert "OSError" in error and "disk is full" in error
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", "the dashboard")
+    assert app.return_code in (0, None)
