@@ -35,10 +35,16 @@ def open_database(path: str | Path) -> APSWDatabase:
     """Open (creating its folder) the SQLite file and bind the models to it."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC)
+    if target.is_dir():
+        raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
     try:
         if str(path) != ":memory:":
             target.parent.mkdir(parents=True, exist_ok=True)
         db.connect(reuse_if_open=True)
+    except (FileExistsError, NotADirectoryError):  # mkdir met a file where a folder should be
+        raise ConfigError(
+            f"database.path {path}: cannot open the database: a file is in the way of its folder"
+        ) from None
     except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"database.path {path}: cannot open the database: {reason}") from None

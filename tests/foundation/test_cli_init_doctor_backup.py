@@ -279,3 +279,25 @@ def test_a_file_that_is_not_a_database_is_one_clear_line(
         f"error: database.path {fresh_workspace.db_path}: cannot open the database: "
         "file is not a database"
     )
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_database_path_under_a_file_says_a_file_is_in_the_way(tmp_path: Path, depth: int) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    db_path = blocker / "sub" / "codelace.db" if depth == 2 else blocker / "codelace.db"
+    space = make_workspace(tmp_path / "conf", database={"path": str(db_path)})
+    message = space.fail("users", "list")
+    assert message == (
+        f"error: database.path {db_path}: cannot open the database: "
+        "a file is in the way of its folder"
+    )
+
+
+def test_a_database_path_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    space = make_workspace(tmp_path / "conf", database={"path": str(folder)})
+    assert space.fail("users", "list") == (
+        f"error: database.path {folder}: is a folder; name the database file in it"
+    )
