@@ -76,6 +76,18 @@ def test_every_response_has_its_own_request_id(box: ServerProcess) -> None:
     assert len(set(ids)) == len(ids)
 
 
+def test_a_request_id_the_client_sends_is_replaced_by_the_boxs_own(box: ServerProcess) -> None:
+    """As OpenAI and Stripe do: the id in logs and answers is always one the box issued, so a
+    client can neither forge another request's id nor smuggle a huge or odd value into them."""
+    with httpx.Client(base_url=box.base_url) as client:
+        for sent in ("req_0123456789abcdef01234567", "x" * 8000, "a b;\tc"):
+            for response in (client.get("/healthz", headers={"x-request-id": sent}),
+                             client.get("/nope", headers={"x-request-id": sent})):  # fmt: skip
+                assert response.headers.get_list("x-request-id") != [sent]
+                assert len(response.headers.get_list("x-request-id")) == 1
+                assert REQUEST_ID.match(response.headers["x-request-id"])
+
+
 def test_unknown_route_is_a_404_envelope(box: ServerProcess) -> None:
     message = assert_envelope(
         httpx.get(box.base_url + "/v2/nothing"), 404, "not_found_error", "not_found"
