@@ -17,7 +17,8 @@ from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
 
-@click.group(cls=CodelaceGroup)
+@click.group(cls=CodelaceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, message="%(prog)s %(version)s", prog_name="codelace-box")
 @click.option(
     "--config",
     "config_path",

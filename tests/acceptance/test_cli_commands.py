@@ -38,6 +38,16 @@ def test_version_prints_the_package_version() -> None:
     assert result.stdout.strip() == f"codelace-box {importlib.metadata.version('codelace-box')}"
 
 
+def test_the_usual_version_and_short_help_flags_work_too() -> None:
+    version = run_cli(None, "--version")
+    assert (version.returncode, version.stderr) == (0, "")
+    assert version.stdout == run_cli(None, "version").stdout
+    for args in (("-h",), ("users", "-h"), ("serve", "-h"), ("models", "set", "-h")):
+        result = run_cli(None, *args)
+        assert (result.returncode, result.stderr) == (0, ""), args
+        assert result.stdout == run_cli(None, *args[:-1], "--help").stdout
+
+
 def test_migrate_applies_once_then_has_nothing_to_do(tmp_path: Path) -> None:
     fresh = Box.create(tmp_path)
     first = fresh.ok("migrate")
