@@ -32,7 +32,7 @@ from admin_tui.views import (
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger, reports
-from codelace_box.billing.money import NANOS_PER_USD, format_usd
+from codelace_box.billing.money import NANOS_PER_USD, format_usd, usd_to_nanos
 from codelace_box.billing.reports import PaymentRow
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret
@@ -57,6 +57,7 @@ __all__ = [
     "ProviderRow",
     "RequestRow",
     "UserRow",
+    "check_adjustment",
     "format_usd",
     "price_text",
 ]
@@ -66,6 +67,7 @@ T = TypeVar("T")
 PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
 MAX_SQLITE_INTEGER = 2**63 - 1
+ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
 DAY_FIGURES_TTL_SEC = 30.0
 
 
@@ -220,9 +222,7 @@ class AdminServices:
 
     def adjust_balance(self, email: str, amount_usd: str, reason: str) -> int:
         """Add (or remove, negative) credit through the ledger; the new balance."""
-        amount = within_range(
-            amount_usd, "amount must be non-zero and at most 1,000,000 USD either way"
-        )
+        amount = within_range(amount_usd, ADJUSTMENT_LIMIT)
         user, _ = credits.adjust_balance(email, amount, reason)
         return int(user.balance_nanos)
 
@@ -336,6 +336,21 @@ def parse_token_cap(text: str) -> int | None:
     if int(text) > MAX_SQLITE_INTEGER:
         raise InvalidRequest(f"max output tokens is far too large, got {text}")
     return int(text)
+
+
+def check_adjustment(amount_usd: str, reason: str) -> int:
+    """The amount in nano-USD of an adjustment the feature function would accept (before
+    asking the operator to confirm it); InvalidRequest with its own words otherwise."""
+    amount = within_range(amount_usd, ADJUSTMENT_LIMIT)
+    try:
+        nanos = usd_to_nanos(amount)
+    except ValueError as exc:
+        raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
+    if nanos == 0 or abs(nanos) > credits.MAX_ADJUSTMENT_USD * NANOS_PER_USD:
+        raise InvalidRequest(ADJUSTMENT_LIMIT)
+    if not reason.strip():
+        raise InvalidRequest("a ledger entry needs a reason")
+    return nanos
 
 
 def within_range(text: str, message: str) -> str:

@@ -3,12 +3,10 @@ balance (with a reason, confirmed) and disable/enable (disabling confirmed)."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import usd_exact
-from admin_tui.services import UserRow
+from admin_tui.services import UserRow, check_adjustment
 
 
 class UserActions(AdminScreen):
@@ -31,20 +29,14 @@ class UserActions(AdminScreen):
     async def _adjust_balance(self, user: UserRow) -> None:
         async def submit(values: dict[str, str]) -> int:
             amount = values["amount"].strip()
-            try:
-                verb = "Remove" if Decimal(amount) < 0 else "Add"
-            except InvalidOperation:
-                verb = "Adjust by"  # the feature function explains what is wrong with it
-            else:
-                question = (
-                    f"{verb} {amount.lstrip('-+')} USD {'from' if verb == 'Remove' else 'to'}"
-                )
-                if not await self.confirm(
-                    "Adjust balance",
-                    f"{question} {user.email}?\nReason: {values['reason'].strip() or '(none)'}",
-                    confirm_label=verb,
-                ):
-                    raise Abandon
+            verb = "Remove" if check_adjustment(amount, values["reason"]) < 0 else "Add"
+            question = f"{verb} {amount.lstrip('-+')} USD {'from' if verb == 'Remove' else 'to'}"
+            if not await self.confirm(
+                "Adjust balance",
+                f"{question} {user.email}?\nReason: {values['reason'].strip()}",
+                confirm_label=verb,
+            ):
+                raise Abandon
             return await self.services.run(
                 self.services.adjust_balance, user.email, amount, values["reason"]
             )

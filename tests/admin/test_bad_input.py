@@ -37,11 +37,7 @@ async def test_an_amount_beyond_decimal_range_is_refused_not_a_crash(admin_env: 
         await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
         await fill(pilot, "amount", "1e999999999")
         await fill(pilot, "reason", "typo")
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
-        await pilot.press("y")
-        await until(pilot, lambda: text_of(pilot, "#form-error") != "", "the form's error")
-        assert "1,000,000 USD" in text_of(pilot, "#form-error")
+        assert "1,000,000 USD" in await submit_and_read_error(pilot)
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the users table")
     assert app.return_code in (0, None)
@@ -98,3 +94,30 @@ async def test_an_unexpected_failure_stays_in_the_form(admin_env: AdminEnv) -> N
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", "the dashboard")
     assert app.return_code in (0, None)
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason", "message"),
+    [
+        ("5", "", "a ledger entry needs a reason"),
+        ("5", "   ", "a ledger entry needs a reason"),
+        ("0", "nothing", "non-zero"),
+        ("1e400", "typo", "1,000,000 USD"),
+        ("ten", "typo", "USD amount"),
+    ],
+)
+async def test_an_adjustment_that_cannot_be_done_is_refused_before_any_confirmation(
+    admin_env: AdminEnv, amount: str, reason: str, message: str
+) -> None:
+    """The operator is asked to confirm only what can actually be done."""
+    alice = create_user("alice@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        await pilot.press("a")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await fill(pilot, "amount", amount)
+        await fill(pilot, "reason", reason)
+        assert message in await submit_and_read_error(pilot)
+    assert entries_for(alice.id) == []
