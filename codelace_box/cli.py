@@ -57,8 +57,15 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int | No
 @pass_state
 def admin(state: CliState) -> None:
     """Open the terminal dashboard on the same database."""
+    import sys
+
     from admin_tui.app import run_admin
 
+    state.config()  # a bad config is named first
+    if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
+        raise CodelaceError(  # Textual reads keys on stdin and draws on stderr
+            "admin needs an interactive terminal (over ssh: ssh -t HOST codelace-box admin)"
+        )
     state.database()
     run_admin(state.config())
 

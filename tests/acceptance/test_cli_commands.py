@@ -10,6 +10,7 @@ import importlib.metadata
 import re
 import socket
 import stat
+import subprocess
 from pathlib import Path
 
 import apsw
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from tests.acceptance.cli_tools import Box, error_line
-from tests.support import ServerProcess, free_port, run_cli
+from tests.support import PROGRAM, ServerProcess, cli_env, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,6 +37,23 @@ def test_version_prints_the_package_version() -> None:
     result = run_cli(None, "version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"codelace-box {importlib.metadata.version('codelace-box')}"
+
+
+def test_admin_without_a_terminal_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    """`ssh host codelace-box admin` (no -t), cron or a pipe: no terminal to draw on."""
+    result = subprocess.run(
+        [*PROGRAM, "admin"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=cli_env(None),
+        cwd=tmp_path,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert "admin needs an interactive terminal" in error_line(result)
+    assert not (tmp_path / "data").exists()  # nothing created for a command that cannot run
 
 
 def test_the_usual_version_and_short_help_flags_work_too() -> None:
