@@ -196,6 +196,13 @@ class AdminServices:
         seen = stats.last_activity([s.user.id for s in summaries])
         return [_user_row(s.user, s.request_count, s.active_keys, seen) for s in summaries]
 
+    def count_users(self, search: str = "") -> int:
+        """How many accounts `users(search)` would list without its limit."""
+        query = accounts.User.select()
+        if search.strip():
+            query = query.where(accounts.User.email.contains(search.strip().lower()))
+        return int(query.count())
+
     def user_detail(self, user_id: int) -> UserDetail:
         user = accounts.get_user_by_id(user_id)
         keys = api_keys.list_keys(user.id)

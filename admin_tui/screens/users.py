@@ -9,7 +9,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen, open_user
@@ -36,6 +36,7 @@ class UsersScreen(UserActions, AdminScreen):
     def __init__(self) -> None:
         super().__init__()
         self._rows: dict[str, UserRow] = {}
+        self._cut = False  # more accounts match than the table lists
 
     def compose_body(self) -> ComposeResult:
         yield Input(
@@ -44,16 +45,21 @@ class UsersScreen(UserActions, AdminScreen):
         yield LiveTable(
             "Email", "Balance", "Requests", "Last seen", "Status", flex=("Email",), id="users"
         )
+        yield Static("", id="users-more", markup=False)
 
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#users", LiveTable).focus()
 
-    async def fetch(self) -> list[UserRow]:
+    async def fetch(self) -> tuple[list[UserRow], int]:
         search = self.query_one("#search", Input).value
-        return await self.services.run(self.services.users, search)
+        users = await self.services.run(self.services.users, search)
+        total = await self.services.run(self.services.count_users, search)
+        return users, total
 
     def show(self, data: Any) -> None:
+        data, total = data
         self._rows = {str(row.id): row for row in data}
+        self._show_cut(len(data), total)
         self.query_one("#users", LiveTable).replace_rows(
             [
                 (
@@ -68,6 +74,17 @@ class UsersScreen(UserActions, AdminScreen):
                 )
                 for row in data
             ]
+        )
+
+    def _show_cut(self, shown: int, total: int) -> None:
+        """Say so when the table lists only the first (oldest) of the matching accounts."""
+        self._cut = total > shown
+        more = self.query_one("#users-more", Static)
+        more.display = self._cut
+        more.update(
+            f"Showing the first {shown:,} of {total:,} accounts (oldest first): / to search"
+            if self._cut
+            else ""
         )
 
     def selected_user(self) -> UserRow | None:
@@ -119,6 +136,8 @@ class UsersScreen(UserActions, AdminScreen):
         if user:
             self.notify(f"Created {user.email}")
             self.query_one("#users", LiveTable).select_when_shown(str(user.id))
+            if self._cut:  # the newest account is past the end of the list: search for it
+                self.query_one("#search", Input).value = user.email
             self.reload()
 
     def palette_commands(self) -> Iterable[SystemCommand]:
