@@ -346,8 +346,7 @@ def parse_token_cap(text: str) -> int | None:
 
 
 def check_adjustment(amount_usd: str, reason: str) -> int:
-    """The amount in nano-USD of an adjustment the feature function would accept (before
-    asking the operator to confirm it); InvalidRequest with its own words otherwise."""
+    """The nano-USD of an adjustment the feature would accept (checked before confirming)."""
     amount = within_range(amount_usd, ADJUSTMENT_LIMIT)
     try:
         nanos = usd_to_nanos(amount)
@@ -361,10 +360,8 @@ def check_adjustment(amount_usd: str, reason: str) -> int:
 
 
 def within_range(text: str, message: str) -> str:
-    """A USD amount as typed (stripped), refused with `message` when its magnitude is beyond
-    any sane amount: exact decimal arithmetic on it would overflow (1e999999999) instead of
-    failing the feature's own limit check. Text that is no number passes on for the feature
-    function to explain."""
+    """Typed USD text, stripped; InvalidRequest(message) when it is so large that exact money
+    arithmetic would overflow (1e999999999) before the feature's own limit check."""
     text = text.strip()
     try:
         value = Decimal(text)
