@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from codelace_box.config_rules import MAX_WINDOW, check_combinations, imply_defaults
+from codelace_box.config_secret import (  # the first two re-exported: callers import them here
+    ensure_secret_key,  # noqa: F401
+    existing_secret_key,  # noqa: F401
+    read_secret_file,
+    secret_key_path,
+)
 from codelace_box.config_values import DOMAIN, NOT_BLANK, URL, build_section
 from codelace_box.errors import ConfigError
 
@@ -283,42 +289,6 @@ def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Conf
     return config
 
 
-def secret_key_path(config: Config) -> Path:
-    """Where a generated server secret lives: `secret_key` in the data directory."""
-    return config.data_dir / "secret_key"
-
-
-def existing_secret_key(config: Config) -> str | None:
-    """The server secret if one is configured or was generated; never creates one."""
-    if config.server.secret_key:
-        return config.server.secret_key
-    path = secret_key_path(config)
-    return (path.read_text().strip() or None) if path.is_file() else None
-
-
-def ensure_secret_key(config: Config) -> str:
-    """The server secret: from config, else read from (or generated into) the data directory."""
-    if config.server.secret_key:
-        return config.server.secret_key
-    path = secret_key_path(config)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32) + "\n")
-        try:
-            os.link(staged, path)  # atomic, and never replaces a secret another process wrote
-        except FileExistsError:
-            pass
-        finally:
-            staged.unlink()
-    key = path.read_text().strip()
-    if not key:
-        raise ConfigError(f"{path}: the server secret file is empty; set server.secret_key")
-    return key
-
-
 def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
     """The server secret stored provider keys may already use, and where it was found."""
     config = None
@@ -331,7 +301,7 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
     if config.server.secret_key:
         return config.server.secret_key, config.source
     path = secret_key_path(config)
-    existing = path.read_text().strip() if path.is_file() else ""
+    existing = read_secret_file(path) if path.is_file() else ""
     return (existing, str(path)) if existing else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import threading
 from decimal import Decimal
@@ -20,6 +21,7 @@ from codelace_box.config import (
     ServerConfig,
     StripeConfig,
     ensure_secret_key,
+    existing_secret_key,
     load_config,
     secret_key_path,
 )
@@ -366,6 +368,21 @@ def test_an_empty_secret_file_stops_the_start(tmp_path: Path) -> None:
     secret_key_path(config).parent.mkdir(parents=True)
     secret_key_path(config).write_text("\n")
     with pytest.raises(ConfigError, match="secret file is empty"):
+        ensure_secret_key(config)
+
+
+def test_an_unreadable_secret_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    config = data_config(tmp_path)
+    path = secret_key_path(config)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xff\xfe garbled\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: cannot read the server se"):
+        ensure_secret_key(config)
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        existing_secret_key(config)
+    path.unlink()
+    path.mkdir()  # a folder where the file should be
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: cannot read the server se"):
         ensure_secret_key(config)
 
 

@@ -1,0 +1,61 @@
+"""The server secret that encrypts provider keys at rest: configured, or generated once into
+the data directory (mode 600) and read back from there."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codelace_box.errors import ConfigError
+
+if TYPE_CHECKING:
+    from codelace_box.config import Config
+
+
+def secret_key_path(config: Config) -> Path:
+    """Where a generated server secret lives: `secret_key` in the data directory."""
+    return config.data_dir / "secret_key"
+
+
+def existing_secret_key(config: Config) -> str | None:
+    """The server secret if one is configured or was generated; never creates one."""
+    if config.server.secret_key:
+        return config.server.secret_key
+    path = secret_key_path(config)
+    return (read_secret_file(path) or None) if path.is_file() else None
+
+
+def read_secret_file(path: Path) -> str:
+    """The generated server secret in `path`, stripped; one line naming it if unreadable."""
+    try:
+        return path.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise ConfigError(f"{path}: cannot read the server secret: {reason}")
+
+
+def ensure_secret_key(config: Config) -> str:
+    """The server secret: from config, else read from (or generated into) the data directory."""
+    if config.server.secret_key:
+        return config.server.secret_key
+    path = secret_key_path(config)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(staged, path)  # atomic, and never replaces a secret another process wrote
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
+    key = read_secret_file(path)
+    if not key:
+        raise ConfigError(f"{path}: the server secret file is empty; set server.secret_key")
+    return key
