@@ -66,7 +66,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
-MAX_SQLITE_INTEGER = 2**63 - 1
+MAX_SQLITE_INTEGER = 2**63 - 1  # a larger max output tokens would not fit its column
 ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
 DAY_FIGURES_TTL_SEC = 30.0
 
@@ -338,10 +338,8 @@ def parse_token_cap(text: str) -> int | None:
     text = text.strip().replace("_", "").replace(",", "")
     if not text:
         return None
-    if not text.isdigit():
-        raise InvalidRequest(f"max output tokens must be a whole number, got {text!r}")
-    if int(text) > MAX_SQLITE_INTEGER:
-        raise InvalidRequest(f"max output tokens is far too large, got {text}")
+    if not text.isdigit() or int(text) > MAX_SQLITE_INTEGER:
+        raise InvalidRequest(f"max output tokens must be a whole number of sane size, got {text!r}")
     return int(text)
 
 
