@@ -47,6 +47,7 @@ __all__ = [
     "AdminServices",
     "CodelaceError",
     "Config",
+    "InvalidRequest",
     "KeyCheckResult",
     "KeyRow",
     "LedgerRow",
@@ -358,8 +359,7 @@ def check_adjustment(amount_usd: str, reason: str) -> int:
 
 
 def within_range(text: str, message: str) -> str:
-    """Typed USD text, stripped; InvalidRequest(message) when it is so large that exact money
-    arithmetic would overflow (1e999999999) before the feature's own limit check."""
+    """Typed USD text, stripped; InvalidRequest(message) if too large for exact money math."""
     text = text.strip()
     try:
         value = Decimal(text)

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Label, Static
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import AdminScreen, describe
 from admin_tui.screens.formatting import alarm, right, short_moment, status_cell
-from admin_tui.services import PROVIDER_KINDS, ProviderKeyRow, ProviderRow
+from admin_tui.services import PROVIDER_KINDS, InvalidRequest, ProviderKeyRow, ProviderRow
 from admin_tui.widgets.live_table import LiveTable
 
 KEY_NOTE = "Keys are stored encrypted and only ever shown masked."
@@ -222,6 +222,8 @@ class ProvidersScreen(AdminScreen):
 
     async def _rotate_key(self, provider: ProviderRow, old: ProviderKeyRow) -> None:
         async def submit(v: dict[str, str]) -> str:
+            if not v["key"].strip():  # refused before the question, in the feature's words
+                raise InvalidRequest("a provider key must not be empty")
             if not await self.confirm(
                 "Rotate key",
                 f"Add the new key to {provider.name} and take key {old.hint} out of rotation?",

@@ -12,7 +12,7 @@ from admin_tui.dialogs.form import FormDialog, FormField
 from codelace_box.accounts.users import create_user, get_user
 from codelace_box.billing.ledger import entries_for
 from codelace_box.db.models import CatalogModel
-from codelace_box.gateway.catalog import add_provider
+from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys
 from tests.admin.pilot import SECRET, AdminEnv, column, fill, screen_name, text_of, until
 
 pytestmark = pytest.mark.timeout(60)
@@ -121,3 +121,24 @@ async def test_an_adjustment_that_cannot_be_done_is_refused_before_any_confirmat
         await fill(pilot, "reason", reason)
         assert message in await submit_and_read_error(pilot)
     assert entries_for(alice.id) == []
+
+
+async def test_rotating_to_an_empty_key_is_refused_before_any_confirmation(
+    admin_env: AdminEnv,
+) -> None:
+    add_provider("openai", "openai", SECRET, "sk-admin-test-0000000000001")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: column(pilot, "#keys") != [], "the key")
+        await pilot.press("tab", "o")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the rotate form")
+        await fill(pilot, "key", "   ")
+        assert "must not be empty" in await submit_and_read_error(pilot)
+        await fill(pilot, "key", "sk-admin-test-0000000000002")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
+        await pilot.press("escape")  # not confirmed: the form stays, nothing changes
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "back to the form")
+    keys = provider_keys(get_provider("openai").id)
+    assert [(k.key_hint, bool(k.enabled)) for k in keys] == [("sk-…0001", True)]
