@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 NANOS_PER_USD = 1_000_000_000
 TOKENS_PER_PRICE_UNIT = 1_000_000
+MAX_USD_DIGITS = 18  # 10**18 USD and more is refused outright (every real limit is far lower)
 
 
 def usd_to_nanos(amount: Decimal | int | float | str) -> int:
@@ -20,10 +21,28 @@ def usd_to_nanos(amount: Decimal | int | float | str) -> int:
         raise ValueError(f"not a number: {amount!r}") from None
     if not value.is_finite():
         raise ValueError(f"not a finite number: {amount!r}")
-    nanos = value * NANOS_PER_USD
-    if nanos != nanos.to_integral_value():
+    return _exact_nanos(value, amount)
+
+
+def _exact_nanos(value: Decimal, amount: object) -> int:
+    """value * 10**9 in integers: Decimal arithmetic would round past 28 digits, underflow a
+    tiny value to 0 and overflow a huge one (1e999999999) instead of refusing them."""
+    sign, digits, exponent = value.as_tuple()
+    coefficient = int("".join(map(str, digits)))
+    if coefficient == 0:
+        return 0
+    if value.adjusted() > MAX_USD_DIGITS:
+        raise ValueError(f"too large: {amount!r}")
+    if value.adjusted() < -9:
         raise ValueError(f"more precise than a nano-dollar: {amount!r}")
-    return int(nanos)
+    shift = int(exponent) + 9  # bounded by the checks above and the number of digits
+    if shift >= 0:
+        nanos = coefficient * 10**shift
+    else:
+        nanos, rest = divmod(coefficient, 10**-shift)
+        if rest:
+            raise ValueError(f"more precise than a nano-dollar: {amount!r}")
+    return -nanos if sign else nanos
 
 
 def nanos_to_usd(nanos: int) -> float:

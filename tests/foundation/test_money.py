@@ -28,6 +28,10 @@ from codelace_box.billing.money import (
         (0.1, 100_000_000),  # a float by its shortest repr, "0.1", not 0.1000000000000000055...
         ("  3.30 ", 3_300_000_000),
         ("1000000", 10**15),
+        ("0e999999999", 0),  # zero with any exponent is zero, at once
+        ("-0E-999999999", 0),
+        ("1.000000000000000000000000000000000000000", 10**9),  # trailing zeros are exact
+        ("123456789012345678.123456789", 123456789012345678123456789),
     ],
 )
 def test_usd_to_nanos_is_exact(amount: object, nanos: int) -> None:
@@ -47,6 +51,12 @@ def test_usd_to_nanos_is_exact(amount: object, nanos: int) -> None:
         "NaN",
         "inf",
         True,
+        "1e-999999999",  # below Decimal's exponent range: it underflowed to a silent 0
+        "-1e-1000000",
+        "1e999999999",  # above it: decimal.Overflow, which is no ValueError
+        "1e1000000",
+        "1.00000000000000000000000000000001",  # past 28 digits: it was rounded to 1 USD
+        "0.1000000000000000000000000000000000000009",
     ],
 )
 def test_usd_to_nanos_refuses_what_is_not_an_exact_amount(amount: object) -> None:
