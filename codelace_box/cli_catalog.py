@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from codelace_box.billing.money import nanos_to_decimal, nanos_to_usd
-from codelace_box.cli_support import CliState, emit, json_option, pass_state, table
+from codelace_box.cli_support import (
+    MAX_SQLITE_INTEGER,
+    CliState,
+    emit,
+    json_option,
+    pass_state,
+    table,
+)
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
@@ -151,7 +158,10 @@ def models() -> None:
 @click.option("--provider", default=None, help="Provider name (default: the part before '/').")
 @click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
 @click.option(
-    "--max-output-tokens", type=int, default=None, help="Cap used when a request sets none."
+    "--max-output-tokens",
+    type=click.IntRange(max=MAX_SQLITE_INTEGER),
+    default=None,
+    help="Cap used when a request sets none.",
 )
 @pass_state
 def models_set(

@@ -139,12 +139,15 @@ def test_credit_adds_and_removes_through_the_ledger(space: Box) -> None:
         ("credit", "cred2@users.test", "0.0000000001", "--reason", "finer than nano"),
         ("credit", "cred2@users.test", "-5", "--reason", "below zero"),
         ("credit", "nobody@users.test", "5", "--reason", "x"),
+        ("credit", "cred2@users.test", "1e999999999", "--reason", "past Decimal's range"),
+        ("credit", "cred2@users.test", "1.00000000000000000000000000000001", "--reason", "x"),
     ],
 )
 def test_credit_mistakes_fail_and_change_nothing(space: Box, args: tuple[str, ...]) -> None:
     if not space.sql("SELECT 1 FROM user WHERE email = 'cred2@users.test'"):
         space.ok("users", "create", "cred2@users.test")
-    space.fail(*args)
+    line = space.fail(*args)
+    assert "unexpected" not in line, line
     assert space.json("users", "show", "cred2@users.test")["credit_balance_usd"] == 0
 
 
@@ -175,6 +178,8 @@ def test_keys_create_without_a_name_and_revoke(space: Box) -> None:
     assert space.json("keys", "list", "rev@users.test") == []
     space.fail("keys", "revoke", str(key["id"]))
     space.fail("keys", "revoke", "not-a-number")
+    huge = "9" * 25  # past SQLite's integers
+    assert space.fail("keys", "revoke", huge) == f"error: no active API key with id {huge}"
     space.fail("keys", "create", "nobody@users.test")
     space.fail("keys", "list", "nobody@users.test")
 
@@ -270,6 +275,19 @@ def test_models_set_again_changes_prices_and_keeps_the_rest(space: Box) -> None:
         ("models", "set", "mbad/x", "--input-per-1m", "-1", "--output-per-1m", "1"),
         ("models", "set", "mbad/x", "--input-per-1m", "1e400", "--output-per-1m", "1"),
         ("models", "set", "mbad/x", "--input-per-1m", "1", "--output-per-1m", "Infinity"),
+        ("models", "set", "mbad/x", "--input-per-1m", "1e-999999999", "--output-per-1m", "1"),
+        ("models", "set", "mbad/x", "--input-per-1m", "1e999999999", "--output-per-1m", "1"),
+        (
+            "models",
+            "set",
+            "mbad/x",
+            "--input-per-1m",
+            "1",
+            "--output-per-1m",
+            "1",
+            "--max-output-tokens",
+            "9" * 25,
+        ),
         ("models", "set", "mbad/x", "--input-per-1m", "1"),  # --output-per-1m is required
         (
             "models",
