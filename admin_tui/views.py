@@ -74,7 +74,8 @@ class ProviderRow:
 
     @property
     def failing_keys(self) -> int:
-        return sum(1 for key in self.keys if key.failing)
+        """Keys in rotation that fail; one taken out (disabled, rotated) is dealt with."""
+        return sum(1 for key in self.keys if key.failing and key.enabled)
 
 
 @dataclass(frozen=True)
