@@ -72,7 +72,9 @@ class ServerConfig:
     @property
     def base_url(self) -> str:
         """The public URL, or the listen address when none is set."""
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        ipv6 = ":" in self.host and not self.host.startswith("[")
+        host = f"[{self.host}]" if ipv6 else self.host
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
 
 
 @dataclass(frozen=True)

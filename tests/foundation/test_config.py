@@ -294,6 +294,13 @@ def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
         load_config(str(tmp_path / "nope.toml"), {})
 
 
+def test_the_default_public_url_brackets_an_ipv6_listen_address() -> None:
+    assert ServerConfig(host="::1", port=9000).base_url == "http://[::1]:9000"
+    assert ServerConfig(host="::", port=80).base_url == "http://[::]:80"
+    assert ServerConfig(host="0.0.0.0", port=80).base_url == "http://0.0.0.0:80"
+    assert ServerConfig(host="box.example", port=80).base_url == "http://box.example:80"
+
+
 def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[email]\nfrom_address = "caf\xe9@example.com"\n')
