@@ -65,6 +65,7 @@ class FormDialog(ModalScreen[T | None]):
         self._submit = submit
         self._submit_label = submit_label
         self._note = note
+        self._saving = False  # a save is running: it cannot be undone, so none may start
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="form"):
@@ -132,12 +133,17 @@ class FormDialog(ModalScreen[T | None]):
         self.action_cancel()
 
     def action_save(self) -> None:
-        self._save()
+        if not self._saving:
+            self._saving = True
+            self._save()
 
     def action_cancel(self) -> None:
+        if self._saving:  # leaving now would hide whether it was done
+            self.show_error("Saving: wait for the outcome before closing the form")
+            return
         self.dismiss(None)
 
-    @work(exclusive=True, group="form-save")
+    @work(group="form-save")
     async def _save(self) -> None:
         self.show_error("")
         try:
@@ -151,4 +157,6 @@ class FormDialog(ModalScreen[T | None]):
             self.log.error(f"form submit failed: {exc!r}")
             self.show_error(f"Not saved: unexpected {type(exc).__name__}: {exc}")
             return
+        finally:
+            self._saving = False
         self.dismiss(result)

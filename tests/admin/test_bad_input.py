@@ -4,6 +4,8 @@ writes nothing, and never takes the whole dashboard down."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from textual.pilot import Pilot
 
@@ -88,7 +90,7 @@ async def test_an_unexpected_failure_stays_in_the_form(admin_env: AdminEnv) -> N
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=SIZE) as pilot:
         app.push_screen(FormDialog("Try", [FormField("name", "Name")], submit))
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the form")
+        await until(pilot, lambda: bool(app.screen.query("#form-error")), "the form")
         error = await submit_and_read_error(pilot)
         assert "OSError" in error and "disk is full" in error
         await pilot.press("escape")
@@ -142,3 +144,49 @@ async def test_rotating_to_an_empty_key_is_refused_before_any_confirmation(
         await until(pilot, lambda: screen_name(pilot) == "FormDialog", "back to the form")
     keys = provider_keys(get_provider("openai").id)
     assert [(k.key_hint, bool(k.enabled)) for k in keys] == [("sk-…0001", True)]
+
+
+async def test_a_second_save_while_the_first_is_running_does_nothing(admin_env: AdminEnv) -> None:
+    """ctrl+s pressed again while a slow save (the database busy with serve) is running must
+    not start a second one: the first cannot be undone, so a repeat would add twice."""
+    calls: list[str] = []
+
+    async def submit(values: dict[str, str]) -> str:
+        calls.append(values["name"])
+        await asyncio.sleep(0.5)  # a write waiting for serve's lock
+        return values["name"]
+
+    app = create_admin_app(admin_env.config)
+    results: list[str | None] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(FormDialog("Try", [FormField("name", "Name")], submit), results.append)
+        await until(pilot, lambda: bool(app.screen.query("#field-name")), "the form")
+        await fill(pilot, "name", "once")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        await pilot.press("enter")
+        await until(pilot, lambda: results != [], "the form to close", timeout=5)
+    assert calls == ["once"]
+    assert results == ["once"]
+
+
+async def test_escape_while_a_save_is_running_waits_for_its_outcome(admin_env: AdminEnv) -> None:
+    """Closing the form mid-save would hide that the change was made after all."""
+
+    async def submit(values: dict[str, str]) -> str:
+        await asyncio.sleep(0.5)
+        return values["name"]
+
+    app = create_admin_app(admin_env.config)
+    results: list[str | None] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(FormDialog("Try", [FormField("name", "Name")], submit), results.append)
+        await until(pilot, lambda: bool(app.screen.query("#field-name")), "the form")
+        await fill(pilot, "name", "done")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        await pilot.press("escape")
+        assert "wait for the outcome" in text_of(pilot, "#form-error")
+        await until(pilot, lambda: results != [], "the form to close", timeout=5)
+    assert results == ["done"]
