@@ -15,11 +15,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from admin_tui.service_checks import (
+    ADJUSTMENT_LIMIT,
+    check_adjustment,
+    parse_token_cap,
+    within_range,
+)
 from admin_tui.views import (
     KeyRow,
     LedgerRow,
@@ -32,7 +38,7 @@ from admin_tui.views import (
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger, reports
-from codelace_box.billing.money import NANOS_PER_USD, format_usd, usd_to_nanos
+from codelace_box.billing.money import NANOS_PER_USD, format_usd
 from codelace_box.billing.reports import PaymentRow
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret
@@ -67,8 +73,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
-MAX_SQLITE_INTEGER = 2**63 - 1  # a larger max output tokens would not fit its column
-ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
 DAY_FIGURES_TTL_SEC = 30.0
 
 
@@ -285,10 +289,20 @@ class AdminServices:
                 p.kind,
                 p.base_url,
                 bool(p.enabled),
-                [_key_row(k) for k in catalog.provider_keys(p.id)],
+                [_key_row(k, self._shown_reason(k)) for k in catalog.provider_keys(p.id)],
             )
             for p in catalog.list_providers()
         ]
+
+    def _shown_reason(self, key: catalog.ProviderKey) -> str:
+        """Why a key failed, the key itself masked out (an upstream may echo it in a 401)."""
+        if not key.failure_reason:
+            return ""
+        try:
+            plain = decrypt_secret(self._secret(), key.key_encrypted)
+        except CodelaceError:  # stored under another server secret: it cannot be masked
+            return "(not shown: the key cannot be decrypted to mask it in the reason)"
+        return keycheck.redact(str(key.failure_reason), plain)
 
     def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
         catalog.add_provider(name.strip(), kind, self._secret(), key, base_url.strip())
@@ -334,42 +348,6 @@ class AdminServices:
         return ensure_secret_key(self.config)
 
 
-def parse_token_cap(text: str) -> int | None:
-    """An optional whole number of tokens."""
-    text = text.strip().replace("_", "").replace(",", "")
-    if not text:
-        return None
-    if not text.isdigit() or int(text) > MAX_SQLITE_INTEGER:
-        raise InvalidRequest(f"max output tokens must be a whole number of sane size, got {text!r}")
-    return int(text)
-
-
-def check_adjustment(amount_usd: str, reason: str) -> int:
-    """The nano-USD of an adjustment the feature would accept (checked before confirming)."""
-    amount = within_range(amount_usd, ADJUSTMENT_LIMIT)
-    try:
-        nanos = usd_to_nanos(amount)
-    except ValueError as exc:
-        raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
-    if nanos == 0 or abs(nanos) > credits.MAX_ADJUSTMENT_USD * NANOS_PER_USD:
-        raise InvalidRequest(ADJUSTMENT_LIMIT)
-    if not reason.strip():
-        raise InvalidRequest("a ledger entry needs a reason")
-    return nanos
-
-
-def within_range(text: str, message: str) -> str:
-    """Typed USD text, stripped; InvalidRequest(message) if too large for exact money math."""
-    text = text.strip()
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return text
-    if value.is_finite() and value != 0 and value.adjusted() > 15:
-        raise InvalidRequest(message)
-    return text
-
-
 def _user_row(
     user: accounts.User, requests: int, active_keys: int, seen: dict[int, datetime]
 ) -> UserRow:
@@ -387,13 +365,13 @@ def _user_row(
     )
 
 
-def _key_row(key: catalog.ProviderKey) -> ProviderKeyRow:
+def _key_row(key: catalog.ProviderKey, reason: str) -> ProviderKeyRow:
     return ProviderKeyRow(
-        id=key.id,
-        hint=key.key_hint,
-        enabled=bool(key.enabled),
-        failing=bool(key.failing),
-        failure_reason=key.failure_reason,
-        created_at=key.created_at,
-        last_failed_at=key.last_failed_at,
+        key.id,
+        key.key_hint,
+        bool(key.enabled),
+        bool(key.failing),
+        reason,
+        key.created_at,
+        key.last_failed_at,
     )

@@ -9,7 +9,16 @@ from admin_tui.app import create_admin_app
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import ProviderKey
 from codelace_box.gateway.catalog import add_provider, provider_keys
-from tests.admin.pilot import SECRET, AdminEnv, column, fill, rendered, screen_name, until
+from tests.admin.pilot import (
+    SECRET,
+    AdminEnv,
+    column,
+    fill,
+    rendered,
+    screen_name,
+    text_of,
+    until,
+)
 from tests.admin.test_dashboard import figures_line
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,3 +53,21 @@ async def test_a_rotated_out_failing_key_no_longer_counts_as_failing(admin_env: 
         await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", "the dashboard")
         await until(pilot, lambda: failing_figure(pilot) == "0", "the alarm cleared")
     assert [bool(k.enabled) for k in provider_keys(provider.id)] == [False, True]
+
+
+async def test_a_failure_reason_that_echoes_the_key_shows_it_masked(admin_env: AdminEnv) -> None:
+    """An upstream may echo the refused key in its 401 (the gateway keeps that text as the
+    reason): the dashboard still never shows the key, only its masked hint."""
+    key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # no sk- prefix for a pattern to catch
+    add_provider("together", "openai", SECRET, key)
+    reason = f"HTTP 401: invalid api key {key} for this account"
+    ProviderKey.update(failing=True, failure_reason=reason, last_failed_at=utcnow()).execute()
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["failing"], "the failing key")
+        assert column(pilot, "#keys", 3) == ["HTTP 401: invalid api key 0f1…e1f0 for this account"]
+        await pilot.press("tab", "x")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        assert "0f1…e1f0" in text_of(pilot, "#confirm-message")
+        assert key not in app.export_screenshot()
