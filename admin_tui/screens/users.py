@@ -15,7 +15,7 @@ from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen, open_user
 from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd
 from admin_tui.screens.user_actions import UserActions
-from admin_tui.services import UserRow
+from admin_tui.services import USERS_SHOWN, UserRow
 from admin_tui.widgets.live_table import LiveTable
 
 
@@ -50,16 +50,21 @@ class UsersScreen(UserActions, AdminScreen):
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#users", LiveTable).focus()
 
-    async def fetch(self) -> tuple[list[UserRow], int]:
+    async def fetch(self) -> tuple[list[UserRow], int | None]:
+        """The first USERS_SHOWN matching accounts, one more to tell whether there are more,
+        and how many there are in all when the whole list was cut."""
         search = self.query_one("#search", Input).value
-        users = await self.services.run(self.services.users, search)
-        total = await self.services.run(self.services.count_users, search)
+        users = await self.services.run(self.services.users, search, USERS_SHOWN + 1)
+        total = None
+        if len(users) > USERS_SHOWN and not search.strip():
+            total = await self.services.run(self.services.count_users)
         return users, total
 
     def show(self, data: Any) -> None:
         data, total = data
+        self._show_cut(len(data) > USERS_SHOWN, total)
+        data = data[:USERS_SHOWN]
         self._rows = {str(row.id): row for row in data}
-        self._show_cut(len(data), total)
         self.query_one("#users", LiveTable).replace_rows(
             [
                 (
@@ -76,15 +81,14 @@ class UsersScreen(UserActions, AdminScreen):
             ]
         )
 
-    def _show_cut(self, shown: int, total: int) -> None:
+    def _show_cut(self, cut: bool, total: int | None) -> None:
         """Say so when the table lists only the first (oldest) of the matching accounts."""
-        self._cut = total > shown
+        self._cut = cut
         more = self.query_one("#users-more", Static)
-        more.display = self._cut
+        more.display = cut
+        of = f"of {total:,} accounts" if total else "matching accounts"
         more.update(
-            f"Showing the first {shown:,} of {total:,} accounts (oldest first): / to search"
-            if self._cut
-            else ""
+            f"Showing the first {USERS_SHOWN:,} {of} (oldest first): / to search" if cut else ""
         )
 
     def selected_user(self) -> UserRow | None:
