@@ -11,7 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
+import apsw
 import click
+from peewee import OperationalError as PeeweeOperationalError
 
 from codelace_box.config import (
     CONFIG_ENV,
@@ -20,7 +22,7 @@ from codelace_box.config import (
     ensure_secret_key,
     load_config,
 )
-from codelace_box.db.core import open_database
+from codelace_box.db.core import BUSY_TIMEOUT_SEC, open_database
 from codelace_box.errors import CodelaceError
 
 
@@ -85,7 +87,22 @@ class CodelaceGroup(click.Group):
         except Exception as exc:
             if os.environ.get("CODELACE_DEBUG"):
                 raise
+            if _is_locked(exc):
+                _fail(LOCKED, 1)
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+LOCKED = (
+    f"the database is locked by another process (waited {BUSY_TIMEOUT_SEC:g} s for its "
+    "write to end; an open sqlite3 shell transaction?): try again"
+)
+
+
+def _is_locked(exc: Exception) -> bool:
+    """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it."""
+    return isinstance(exc, apsw.BusyError) or (
+        isinstance(exc, PeeweeOperationalError) and "locked" in str(exc)
+    )
 
 
 def config_first(args: list[str]) -> list[str]:

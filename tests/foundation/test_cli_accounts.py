@@ -4,6 +4,7 @@ users, credit and keys, with their exit codes, one-line errors and --json output
 from __future__ import annotations
 
 import re
+import sqlite3
 import tomllib
 
 from codelace_box import __version__
@@ -148,3 +149,18 @@ def test_human_tables_show_missing_values_as_a_dash(workspace: Workspace) -> Non
     row = workspace.run("keys", "list", "dash@example.com").stdout.splitlines()[1]
     assert row.rstrip().endswith("-")
     assert "None" not in row
+
+
+def test_a_database_another_process_keeps_locked_is_one_clear_line(
+    fresh_workspace: Workspace,
+) -> None:
+    fresh_workspace.run("migrate")
+    holder = sqlite3.connect(fresh_workspace.db_path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # e.g. an operator's sqlite3 shell mid-transaction
+        line = fresh_workspace.fail("users", "create", "locked@example.com")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert line.startswith("error: the database is locked by another process"), line
+    assert fresh_workspace.json("users", "list") == []
