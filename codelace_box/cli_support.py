@@ -84,6 +84,8 @@ class CodelaceGroup(click.Group):
             _fail(exc.message, 1)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            _end_quietly()
         except Exception as exc:
             if os.environ.get("CODELACE_DEBUG"):
                 raise
@@ -103,6 +105,14 @@ def _is_locked(exc: Exception) -> bool:
     return isinstance(exc, apsw.BusyError) or (
         isinstance(exc, PeeweeOperationalError) and "locked" in str(exc)
     )
+
+
+def _end_quietly() -> NoReturn:
+    """The reader of our output left (`... | head -1`): stop without a word, as Unix tools do,
+    with the status a shell shows for such an end (128 + SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush into the closed pipe at exit
+    sys.exit(141)
 
 
 def config_first(args: list[str]) -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 import tomllib
 
 from codelace_box import __version__
 from tests.foundation.conftest import Workspace
-from tests.support import REPO_ROOT
+from tests.support import PROGRAM, REPO_ROOT, cli_env
 
 KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
 
@@ -164,3 +165,17 @@ def test_a_database_another_process_keeps_locked_is_one_clear_line(
         holder.close()
     assert line.startswith("error: the database is locked by another process"), line
     assert fresh_workspace.json("users", "list") == []
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(workspace: Workspace) -> None:
+    """`codelace-box users list | head -1`: no 'unexpected BrokenPipeError' on the screen."""
+    workspace.run("users", "create", "pipe@example.com")
+    command = [*PROGRAM, "--config", str(workspace.config), "users", "list", "--json"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(None)
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # long before the command prints
+    stderr = child.stderr.read()
+    assert child.wait(30) == 141  # 128 + SIGPIPE, as the shell reports such an end
+    assert stderr == b""
