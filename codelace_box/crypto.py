@@ -38,3 +38,9 @@ def mask_secret(plaintext: str) -> str:
     head = plaintext[:3] if len(plaintext) > 12 else ""
     tail = plaintext[-4:] if len(plaintext) > 8 else ""
     return f"{head}…{tail}"
+
+
+def mask_in(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` replaced by its mask."""
+    secret = secret.strip()
+    return text.replace(secret, mask_secret(secret)) if secret else text

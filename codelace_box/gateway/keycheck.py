@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from codelace_box.crypto import mask_secret
+from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -89,8 +89,7 @@ def upstream_message(body: bytes) -> str:
 
 def redact(text: str, api_key: str) -> str:
     """Text with every occurrence of the key replaced by its mask."""
-    secret = api_key.strip()
-    return text.replace(secret, mask_secret(secret)) if secret else text
+    return mask_in(text, api_key)
 
 
 def _model_count(body: bytes) -> int | None:

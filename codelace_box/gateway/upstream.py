@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from codelace_box.crypto import mask_in
 from codelace_box.errors import (
     CodelaceError,
     RateLimited,
@@ -85,8 +86,9 @@ class ProviderOutOfCredit(ServiceUnavailable):
         )
 
 
-async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
-    """The error to report for a non-200 upstream answer (its body is read and closed)."""
+async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> CodelaceError:
+    """The error to report for a non-200 upstream answer (its body is read and closed); the
+    key, should the upstream echo it, is masked out of the message."""
     try:
         payload = await response.read(MAX_ERROR_BODY)
     except Exception:  # the status alone still tells what happened
@@ -94,7 +96,7 @@ async def _failure(call: ChatCall, response: UpstreamResponse) -> CodelaceError:
     finally:
         response.close()
     status = response.status
-    message = call.adapter.error_message(status, payload)
+    message = mask_in(call.adapter.error_message(status, payload), key.secret)
     name = call.route.provider.name
     if status == 429:
         return RateLimited(f"{name} is rate limiting: {message}", _retry_after(response))
@@ -138,7 +140,7 @@ async def open_upstream(
         else:
             if response.status == 200:
                 return Opened(response, key)
-            last = await _failure(call, response)
+            last = await _failure(call, response, key)
             if isinstance(last, ProviderKeyRejected):
                 routes.mark_failing(key, last.key_failure_reason)
                 continue

@@ -300,6 +300,30 @@ def test_a_provider_wanting_payment_is_503_not_the_users_402(
     assert "the provider wants paying (HTTP 402)" in box.server.log_text()
 
 
+@pytest.mark.parametrize("status", [401, 400])
+def test_an_upstream_echoing_the_key_never_shows_it(
+    box_factory: BoxFactory, fake: FakeOpenAI, status: int
+) -> None:
+    """A key with no well-known prefix, echoed whole in an upstream error: masked in the
+    answer, the server log and the failure reason the operator sees."""
+    secret = "0123456789abcdef0123456789abcdef"
+    box = box_factory(keys=(secret,))
+    body = {"error": {"message": f"Invalid API key provided: {secret}.", "type": "auth"}}
+    fake.push(
+        Reply(status=status, raw=[json.dumps(body).encode()], content_type="application/json")
+    )
+    _, key = box.new_user("1")
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == (503 if status == 401 else 400)
+    assert "Invalid API key provided: " in caught.value.message
+    assert "…cdef" in caught.value.message
+    listed = box.cli("providers", "list", "--json")
+    assert secret not in caught.value.message + str(caught.value.body) + listed
+    assert secret not in box.server.log_text()
+    assert secret not in str(box.query("SELECT failure_reason FROM provider_key"))
+
+
 def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
     box = box_factory(keys=("sk-revoked-key-01",))
     fake.key_status["sk-revoked-key-01"] = 401
