@@ -44,6 +44,11 @@ def _store_key(provider_id: int, secret_key: str, key: str) -> ProviderKey:
     key = key.strip()
     if not key:
         raise InvalidRequest("a provider key must not be empty")
+    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise InvalidRequest(  # an HTTP header could never carry it; the key is not echoed
+            "a provider key is printable ASCII without spaces, and this one is not "
+            "(a masked hint such as 'sk-…abcd' is not the key itself)"
+        )
     return ProviderKey.create(
         provider=provider_id,
         key_encrypted=encrypt_secret(secret_key, key),

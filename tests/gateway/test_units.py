@@ -152,6 +152,17 @@ def _catalog(max_output: int | None = None) -> None:
     catalog.set_model("acme/m1", "2", "8", max_output_tokens=max_output)
 
 
+@pytest.mark.parametrize("bad", ["sk-…9f3e", "sk-abc def-123", "sk-\x1b[2J-key", "ключ-12345678"])
+def test_a_provider_key_no_http_header_could_carry_is_refused(db: Path, bad: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        catalog.add_provider("acme", "openai", "secret", bad, "http://127.0.0.1:9/v1")
+    assert bad not in str(refused.value)
+    _catalog()
+    with pytest.raises(InvalidRequest):
+        catalog.add_provider_key("acme", "secret", bad)
+    assert len(list(catalog.list_providers()[0].keys)) == 2
+
+
 def test_validation_caps_and_worst_case(db: Path) -> None:
     _catalog(max_output=300)
     routes = RouteTable("secret")
