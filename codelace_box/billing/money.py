@@ -10,7 +10,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 NANOS_PER_USD = 1_000_000_000
 TOKENS_PER_PRICE_UNIT = 1_000_000
-MAX_USD_DIGITS = 18  # 10**18 USD and more is refused outright (every real limit is far lower)
+# Amounts of 10**1000 USD and more are refused here, before their integer is built; anything
+# smaller is converted, so callers' own limits (far lower) name the real bound.
+MAX_USD_DIGITS = 999
 
 
 def usd_to_nanos(amount: Decimal | int | float | str) -> int:
