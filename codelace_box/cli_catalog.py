@@ -54,9 +54,12 @@ def model_view(model: Any) -> dict[str, Any]:
 
 
 def read_secret(value: str) -> str:
-    """The value itself, or for '-' the first line of stdin (kept out of ps and shell history)."""
+    """The value itself, or for '-' the first line of stdin (kept out of ps and shell history);
+    at a terminal, a prompt that does not echo what is typed."""
     if value != "-":
         return value
+    if sys.stdin.isatty():
+        return str(click.prompt("Provider API key", hide_input=True, err=True)).strip()
     return sys.stdin.readline().strip()
 
 

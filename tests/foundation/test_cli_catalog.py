@@ -3,8 +3,12 @@ masked, prices set and changed, clear one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import subprocess
 import sys
+import time
 
 from tests.foundation.conftest import Workspace
 from tests.support import cli_env
@@ -193,3 +197,32 @@ def test_provider_keys_can_come_from_stdin(workspace: Workspace) -> None:
         input="\n", capture_output=True, text=True, env=cli_env(), check=False,
     )  # fmt: skip
     assert empty.returncode == 1 and "must not be empty" in empty.stderr
+
+
+def test_a_key_typed_at_a_terminal_is_prompted_for_and_not_echoed(workspace: Workspace) -> None:
+    """`--key -` run by hand: a prompt on the terminal, and the key typed is not shown."""
+    master, slave = os.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "codelace_box", "--config", str(workspace.config),
+         "providers", "add", "typed", "--kind", "openai", "--key", "-"],
+        stdin=slave, stdout=slave, stderr=slave, env=cli_env(), start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"key" not in seen.lower() and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                seen += os.read(master, 4096)
+        assert b"provider api key" in seen.lower(), seen
+        os.write(master, b"sk-typed-key-0123456789\r")
+        assert child.wait(30) == 0
+        with contextlib.suppress(OSError):  # the terminal is gone once the child ended
+            while select.select([master], [], [], 0.2)[0] and (chunk := os.read(master, 4096)):
+                seen += chunk
+    finally:
+        if child.poll() is None:
+            child.kill()
+        os.close(master)
+    assert b"sk-typed-key" not in seen
+    assert [k["hint"] for k in provider(workspace, "typed")["keys"]] == ["sk-…6789"]
