@@ -23,12 +23,20 @@ from codelace_box.errors import CodelaceError
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
+    callback=lambda _ctx, _param, value: _not_empty(value),
     help="Config file (else $CODELACE_CONFIG, else ./codelace.toml, else built-in defaults).",
 )
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """codelace-box: a self-hosted LLM gateway for a team."""
     ctx.obj = CliState(config_path)
+
+
+def _not_empty(path: str | None) -> str | None:
+    """An empty --config (`--config "$UNSET"`) is a mistake, not a request for the defaults."""
+    if path is not None and not path.strip():
+        raise click.BadParameter("an empty path; leave --config out to use the defaults")
+    return path
 
 
 @main.command()

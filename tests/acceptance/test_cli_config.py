@@ -193,6 +193,15 @@ def test_config_is_found_flag_then_env_then_working_dir_then_defaults(tmp_path: 
     assert "gone.toml" in error_line(run_cli(None, "migrate", env=missing_env, cwd=work))
 
 
+def test_an_empty_config_flag_is_refused_not_taken_for_no_flag(tmp_path: Path) -> None:
+    """`--config "$CFG"` with CFG unset must not quietly serve ./codelace.toml or defaults."""
+    for args in (("--config", "", "migrate"), ("migrate", "--config="), ("--config", "", "init")):
+        result = run_cli(None, *args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stdout)
+        assert "--config" in error_line(result) and "empty" in error_line(result)
+    assert list(tmp_path.iterdir()) == []  # no database, no codelace.toml
+
+
 def test_the_environment_beats_the_file(tmp_path: Path) -> None:
     config = write_config(tmp_path / "codelace.toml", {"database": {"path": "file/box.db"}})
     env = {"CODELACE_DATABASE_PATH": str(tmp_path / "env" / "box.db")}
