@@ -172,8 +172,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def parse_usd(value: str) -> Decimal:
-    """A USD amount from the command line."""
+    """A USD amount from the command line (digits, not Decimal's "1_000" or "NaN" spellings)."""
     try:
+        if "_" in value:
+            raise ArithmeticError
         return Decimal(value)
     except ArithmeticError:
         raise click.BadParameter(f"not a USD amount: {value!r}") from None

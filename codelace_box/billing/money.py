@@ -17,12 +17,14 @@ MAX_USD_DIGITS = 999
 
 def usd_to_nanos(amount: Decimal | int | float | str) -> int:
     """USD (given exactly, as text or Decimal; floats via their shortest repr) to nano-USD."""
+    if isinstance(amount, str) and "_" in amount:  # Decimal reads "1_000" as 1000
+        raise ValueError(f"not a number: {amount}")
     try:
         value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
     except InvalidOperation:
-        raise ValueError(f"not a number: {amount!r}") from None
+        raise ValueError(f"not a number: {amount}") from None
     if not value.is_finite():
-        raise ValueError(f"not a finite number: {amount!r}")
+        raise ValueError(f"not a finite number: {amount}")
     return _exact_nanos(value, amount)
 
 
@@ -34,16 +36,16 @@ def _exact_nanos(value: Decimal, amount: object) -> int:
     if coefficient == 0:
         return 0
     if value.adjusted() > MAX_USD_DIGITS:
-        raise ValueError(f"too large: {amount!r}")
+        raise ValueError(f"too large: {amount}")
     if value.adjusted() < -9:
-        raise ValueError(f"more precise than a nano-dollar: {amount!r}")
+        raise ValueError(f"more precise than a nano-dollar: {amount}")
     shift = int(exponent) + 9  # bounded by the checks above and the number of digits
     if shift >= 0:
         nanos = coefficient * 10**shift
     else:
         nanos, rest = divmod(coefficient, 10**-shift)
         if rest:
-            raise ValueError(f"more precise than a nano-dollar: {amount!r}")
+            raise ValueError(f"more precise than a nano-dollar: {amount}")
     return -nanos if sign else nanos
 
 

@@ -106,6 +106,12 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
         "credit", "ken@example.com", "abc", "--reason", "x", code=2
     )
     assert "non-zero" in workspace.fail("credit", "ken@example.com", "0", "--reason", "x")
+    assert "not a USD amount: '1_000'" in workspace.fail(
+        "credit", "ken@example.com", "1_000", "--reason", "x", code=2
+    )
+    assert "more precise than a nano-dollar: 1.1234567891" in workspace.fail(
+        "credit", "ken@example.com", "1.1234567891", "--reason", "x"
+    )
     assert "more precise than a nano-dollar" in workspace.fail(
         "credit", "ken@example.com", "0.0000000001", "--reason", "x"
     )
