@@ -18,14 +18,19 @@ MAX_USD_DIGITS = 999
 def usd_to_nanos(amount: Decimal | int | float | str) -> int:
     """USD (given exactly, as text or Decimal; floats via their shortest repr) to nano-USD."""
     if isinstance(amount, str) and "_" in amount:  # Decimal reads "1_000" as 1000
-        raise ValueError(f"not a number: {amount}")
+        raise ValueError(f"not a number: {_shown(amount)}")
     try:
         value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
     except InvalidOperation:
-        raise ValueError(f"not a number: {amount}") from None
+        raise ValueError(f"not a number: {_shown(amount)}") from None
     if not value.is_finite():
-        raise ValueError(f"not a finite number: {amount}")
+        raise ValueError(f"not a finite number: {_shown(amount)}")
     return _exact_nanos(value, amount)
+
+
+def _shown(amount: object) -> str:
+    """An amount as the user gave it: text quoted, a number as written (not Decimal('1.5'))."""
+    return repr(amount) if isinstance(amount, str) else str(amount)
 
 
 def _exact_nanos(value: Decimal, amount: object) -> int:
@@ -36,16 +41,16 @@ def _exact_nanos(value: Decimal, amount: object) -> int:
     if coefficient == 0:
         return 0
     if value.adjusted() > MAX_USD_DIGITS:
-        raise ValueError(f"too large: {amount}")
+        raise ValueError(f"too large: {_shown(amount)}")
     if value.adjusted() < -9:
-        raise ValueError(f"more precise than a nano-dollar: {amount}")
+        raise ValueError(f"more precise than a nano-dollar: {_shown(amount)}")
     shift = int(exponent) + 9  # bounded by the checks above and the number of digits
     if shift >= 0:
         nanos = coefficient * 10**shift
     else:
         nanos, rest = divmod(coefficient, 10**-shift)
         if rest:
-            raise ValueError(f"more precise than a nano-dollar: {amount}")
+            raise ValueError(f"more precise than a nano-dollar: {_shown(amount)}")
     return -nanos if sign else nanos
 
 
