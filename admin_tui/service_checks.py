@@ -6,11 +6,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from codelace_box.billing import credits
-from codelace_box.billing.money import NANOS_PER_USD, usd_to_nanos
 from codelace_box.errors import InvalidRequest
 
 MAX_SQLITE_INTEGER = 2**63 - 1  # a larger max output tokens would not fit its column
-ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
+ADJUSTMENT_LIMIT = credits.ADJUSTMENT_LIMIT
 
 
 def parse_token_cap(text: str) -> int | None:
@@ -25,16 +24,7 @@ def parse_token_cap(text: str) -> int | None:
 
 def check_adjustment(amount_usd: str, reason: str) -> int:
     """The nano-USD of an adjustment the feature would accept (checked before confirming)."""
-    amount = within_range(amount_usd, ADJUSTMENT_LIMIT)
-    try:
-        nanos = usd_to_nanos(amount)
-    except ValueError as exc:
-        raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
-    if nanos == 0 or abs(nanos) > credits.MAX_ADJUSTMENT_USD * NANOS_PER_USD:
-        raise InvalidRequest(ADJUSTMENT_LIMIT)
-    if not reason.strip():
-        raise InvalidRequest("a ledger entry needs a reason")
-    return nanos
+    return credits.check_adjustment(within_range(amount_usd, ADJUSTMENT_LIMIT), reason)
 
 
 def within_range(text: str, message: str) -> str:

@@ -7,22 +7,32 @@ from decimal import Decimal
 
 from codelace_box.accounts.users import get_user
 from codelace_box.billing.ledger import Posting, append_entry
-from codelace_box.billing.money import usd_to_nanos
+from codelace_box.billing.money import NANOS_PER_USD, usd_to_nanos
 from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.models import Payment, User
 from codelace_box.errors import InvalidRequest
 
 MAX_ADJUSTMENT_USD = Decimal(1_000_000)
+ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
 
 
-def adjust_balance(email: str, amount_usd: Decimal | str, reason: str) -> tuple[User, Posting]:
-    """Add (or, negative, remove) credit; never below zero; recorded in ledger and payments."""
+def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
+    """The nano-USD of an adjustment `adjust_balance` would accept (a client may check it
+    before asking for confirmation); InvalidRequest saying what is wrong otherwise."""
     try:
         nanos = usd_to_nanos(amount_usd)
     except ValueError as exc:
         raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
-    if nanos == 0 or abs(Decimal(nanos)) > MAX_ADJUSTMENT_USD * 1_000_000_000:
-        raise InvalidRequest("amount must be non-zero and at most 1,000,000 USD either way")
+    if nanos == 0 or abs(nanos) > MAX_ADJUSTMENT_USD * NANOS_PER_USD:
+        raise InvalidRequest(ADJUSTMENT_LIMIT)
+    if not reason.strip():
+        raise InvalidRequest("a ledger entry needs a reason")
+    return nanos
+
+
+def adjust_balance(email: str, amount_usd: Decimal | str, reason: str) -> tuple[User, Posting]:
+    """Add (or, negative, remove) credit; never below zero; recorded in ledger and payments."""
+    nanos = check_adjustment(amount_usd, reason)
     user = get_user(email)
     key = f"admin:{uuid.uuid4().hex}"
     with write_transaction():
