@@ -20,12 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from admin_tui.service_checks import (
-    ADJUSTMENT_LIMIT,
-    check_adjustment,
-    parse_token_cap,
-    within_range,
-)
+from admin_tui.service_checks import check_adjustment, parse_token_cap
 from admin_tui.views import (
     KeyRow,
     LedgerRow,
@@ -232,8 +227,7 @@ class AdminServices:
 
     def adjust_balance(self, email: str, amount_usd: str, reason: str) -> int:
         """Add (or remove, negative) credit through the ledger; the new balance."""
-        amount = within_range(amount_usd, ADJUSTMENT_LIMIT)
-        user, _ = credits.adjust_balance(email, amount, reason)
+        user, _ = credits.adjust_balance(email, amount_usd, reason)
         return int(user.balance_nanos)
 
     def revoke_key(self, key_id: int) -> None:
@@ -263,11 +257,10 @@ class AdminServices:
                 f"model {model_id} is already in the catalog: edit it instead",
                 code="model_exists",
             )
-        limit = "must be between 0 and 1,000,000 USD per 1M tokens"
         catalog.set_model(
             model_id,
-            within_range(form.input_per_1m, f"input price {limit}"),
-            within_range(form.output_per_1m, f"output price {limit}"),
+            form.input_per_1m.strip(),
+            form.output_per_1m.strip(),
             provider=form.provider.strip() or None,
             upstream_model=form.upstream_model.strip() or None,
             max_output_tokens=parse_token_cap(form.max_output_tokens),

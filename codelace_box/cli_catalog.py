@@ -9,13 +9,13 @@ import click
 
 from codelace_box.billing.money import nanos_to_decimal, nanos_to_usd
 from codelace_box.cli_support import (
-    MAX_SQLITE_INTEGER,
     CliState,
     emit,
     json_option,
     pass_state,
     table,
 )
+from codelace_box.db.core import MAX_SQLITE_INTEGER
 
 
 def provider_view(provider: Any) -> dict[str, Any]:

@@ -167,7 +167,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-MAX_SQLITE_INTEGER = 2**63 - 1
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 

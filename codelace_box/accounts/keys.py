@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import database, iso_z, utcnow, write_transaction
+from codelace_box.db.core import MAX_SQLITE_INTEGER, database, iso_z, utcnow, write_transaction
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
 
@@ -89,6 +89,8 @@ def list_keys(user_id: int) -> list[ApiKey]:
 
 def revoke_key(key_id: int, user_id: int | None = None) -> ApiKey:
     """Revoke a key (only the user's own when `user_id` is given); it fails at once after."""
+    if not 0 < key_id <= MAX_SQLITE_INTEGER:  # no key has such an id (nor can SQLite bind it)
+        raise NotFound(f"no active API key with id {key_id}", code="key_not_found")
     query = ApiKey.select().where(ApiKey.id == key_id, ApiKey.revoked_at.is_null())
     if user_id is not None:
         query = query.where(ApiKey.user == user_id)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from codelace_box.accounts.users import get_user
 from codelace_box.billing.ledger import Posting, append_entry
-from codelace_box.billing.money import NANOS_PER_USD, usd_to_nanos
+from codelace_box.billing.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
 from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.models import Payment, User
 from codelace_box.errors import InvalidRequest
@@ -21,6 +21,8 @@ def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
     before asking for confirmation); InvalidRequest saying what is wrong otherwise."""
     try:
         nanos = usd_to_nanos(amount_usd)
+    except AmountTooLarge:
+        raise InvalidRequest(ADJUSTMENT_LIMIT) from None
     except ValueError as exc:
         raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
     if nanos == 0 or abs(nanos) > MAX_ADJUSTMENT_USD * NANOS_PER_USD:

@@ -15,6 +15,10 @@ TOKENS_PER_PRICE_UNIT = 1_000_000
 MAX_USD_DIGITS = 999
 
 
+class AmountTooLarge(ValueError):
+    """An amount of 10**1000 USD or more: callers name their own (far lower) bound."""
+
+
 def usd_to_nanos(amount: Decimal | int | float | str) -> int:
     """USD (given exactly, as text or Decimal; floats via their shortest repr) to nano-USD."""
     if isinstance(amount, str) and "_" in amount:  # Decimal reads "1_000" as 1000
@@ -41,7 +45,7 @@ def _exact_nanos(value: Decimal, amount: object) -> int:
     if coefficient == 0:
         return 0
     if value.adjusted() > MAX_USD_DIGITS:
-        raise ValueError(f"too large: {_shown(amount)}")
+        raise AmountTooLarge(f"too large: {_shown(amount)}")
     if value.adjusted() < -9:
         raise ValueError(f"more precise than a nano-dollar: {_shown(amount)}")
     shift = int(exponent) + 9  # bounded by the checks above and the number of digits

@@ -20,6 +20,7 @@ from playhouse.apsw_ext import APSWDatabase
 from codelace_box.errors import ConfigError
 
 BUSY_TIMEOUT_SEC = 10.0
+MAX_SQLITE_INTEGER = 2**63 - 1  # the largest INTEGER (and rowid) SQLite stores
 PRAGMAS = (
     ("journal_mode", "wal"),
     ("foreign_keys", 1),

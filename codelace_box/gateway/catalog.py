@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from peewee import IntegrityError
 
-from codelace_box.billing.money import usd_to_nanos
+from codelace_box.billing.money import AmountTooLarge, usd_to_nanos
 from codelace_box.crypto import encrypt_secret, mask_secret
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import MAX_SQLITE_INTEGER, utcnow, write_transaction
 from codelace_box.db.models import CatalogModel, Provider, ProviderKey
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 from codelace_box.gateway.providers import PROVIDER_KINDS, adapter_for
@@ -109,6 +109,8 @@ def parse_price(value: Decimal | str | float | int, what: str) -> int:
     """A USD-per-1M-tokens price to nano-USD; InvalidRequest when it is not a price."""
     try:
         nanos = usd_to_nanos(value)
+    except AmountTooLarge:
+        raise InvalidRequest(f"{what} must be between 0 and 1,000,000 USD per 1M tokens") from None
     except ValueError:
         raise InvalidRequest(f"{what} must be a non-negative USD amount, got {value!r}") from None
     if nanos < 0:
@@ -116,6 +118,13 @@ def parse_price(value: Decimal | str | float | int, what: str) -> int:
     if nanos > MAX_PRICE_PER_1M_NANOS:
         raise InvalidRequest(f"{what} must be at most 1,000,000 USD per 1M tokens")
     return nanos
+
+
+def _check_token_cap(max_output_tokens: int | None) -> None:
+    if max_output_tokens is not None and max_output_tokens < 1:
+        raise InvalidRequest("max output tokens must be at least 1")
+    if max_output_tokens is not None and max_output_tokens > MAX_SQLITE_INTEGER:
+        raise InvalidRequest(f"max output tokens must be at most {MAX_SQLITE_INTEGER}")
 
 
 def set_model(
@@ -143,8 +152,7 @@ def set_model(
         if max_output_tokens is None:
             max_output_tokens = current.max_output_tokens
     owner = get_provider(provider or prefix)
-    if max_output_tokens is not None and max_output_tokens < 1:
-        raise InvalidRequest("max output tokens must be at least 1")
+    _check_token_cap(max_output_tokens)
     fields = {
         "provider": owner.id,
         "upstream_model": upstream_model or rest,
