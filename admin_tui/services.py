@@ -32,17 +32,21 @@ from admin_tui.views import (
 )
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import users as accounts
-from codelace_box.billing import credits, ledger, reports
-from codelace_box.billing.money import NANOS_PER_USD, format_usd
-from codelace_box.billing.reports import PaymentRow
+from codelace_box.billing import credits, ledger
+from codelace_box.catalog import keycheck, models
+from codelace_box.catalog import providers as catalog
+from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
 from codelace_box.db.migrate import migrate
+from codelace_box.db.models import ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
-from codelace_box.gateway import catalog, keycheck, stats
-from codelace_box.gateway.keycheck import KeyCheckResult
-from codelace_box.gateway.stats import RequestRow, UsageTotals, WindowStats
+from codelace_box.money import NANOS_PER_USD, format_usd
+from codelace_box.reports import payments as reports
+from codelace_box.reports import traffic as stats
+from codelace_box.reports.payments import PaymentRow
+from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
     "AdminServices",
@@ -246,18 +250,18 @@ class AdminServices:
                 m.max_output_tokens,
                 bool(m.enabled),
             )
-            for m in catalog.list_models()
+            for m in models.list_models()
         ]
 
     def save_model(self, form: ModelForm, *, new: bool) -> str:
         """Add a model (refusing an id already in the catalog) or change one; its id."""
         model_id = form.model_id.strip()
-        if new and model_id in {m.id for m in catalog.list_models()}:
+        if new and model_id in {m.id for m in models.list_models()}:
             raise Conflict(
                 f"model {model_id} is already in the catalog: edit it instead",
                 code="model_exists",
             )
-        catalog.set_model(
+        models.set_model(
             model_id,
             form.input_per_1m.strip(),
             form.output_per_1m.strip(),
@@ -268,7 +272,7 @@ class AdminServices:
         return model_id
 
     def set_model_enabled(self, model_id: str, enabled: bool) -> None:
-        catalog.set_model_enabled(model_id, enabled)
+        models.set_model_enabled(model_id, enabled)
 
     # -- providers ------------------------------------------------------------------------
 
@@ -285,7 +289,7 @@ class AdminServices:
             for p in catalog.list_providers()
         ]
 
-    def _shown_reason(self, key: catalog.ProviderKey) -> str:
+    def _shown_reason(self, key: ProviderKey) -> str:
         """Why a key failed, the key itself masked out (an upstream may echo it in a 401)."""
         if not key.failure_reason:
             return ""
@@ -356,7 +360,7 @@ def _user_row(
     )
 
 
-def _key_row(key: catalog.ProviderKey, reason: str) -> ProviderKeyRow:
+def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:
     return ProviderKeyRow(
         key.id,
         key.key_hint,

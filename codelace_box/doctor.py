@@ -12,12 +12,12 @@ from pathlib import Path
 from peewee import Database
 
 from codelace_box.billing.ledger import Mismatch, find_mismatches
-from codelace_box.billing.money import format_usd
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import open_database
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import ConfigError, NotFound
+from codelace_box.money import format_usd
 
 
 def open_existing_database(path: str) -> Database:

@@ -12,9 +12,9 @@ from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
 from codelace_box.api.common import READ, json_body, json_response, require_auth
-from codelace_box.billing.money import nanos_to_usd
 from codelace_box.db.models import User
 from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.money import nanos_to_usd
 
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 

@@ -8,11 +8,11 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import READ, json_response, require_auth
-from codelace_box.billing.money import nanos_to_usd
 from codelace_box.db.core import iso_z
 from codelace_box.db.models import UsageRecord, User
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.usage import usage_summary
+from codelace_box.money import nanos_to_usd
+from codelace_box.reports.usage import usage_summary
 
 bp = Blueprint("customer", url_prefix="/api/v1/customer")
 DEFAULT_USAGE_LIMIT = 20

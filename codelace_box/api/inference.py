@@ -15,12 +15,12 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_body, json_response, require_auth
-from codelace_box.billing.money import nanos_to_decimal
 from codelace_box.config import Config
 from codelace_box.gateway.client import UpstreamClient
-from codelace_box.gateway.completions import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
+from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.routing import RouteTable
+from codelace_box.money import nanos_to_decimal
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")

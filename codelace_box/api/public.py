@@ -9,10 +9,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import READ, json_response
-from codelace_box.billing.money import nanos_to_usd
 from codelace_box.errors import NotFound
-from codelace_box.gateway.completions import Gateway
+from codelace_box.gateway.pipeline import Gateway
 from codelace_box.gateway.routing import ModelRoute
+from codelace_box.money import nanos_to_usd
 
 bp = Blueprint("public")
 

@@ -15,7 +15,6 @@ from sanic.response import html as html_response
 
 from codelace_box.api.common import READ, json_body, json_response, require_auth
 from codelace_box.billing.checkout import start_setup, start_topup
-from codelace_box.billing.money import format_usd
 from codelace_box.billing.payments import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -27,6 +26,7 @@ from codelace_box.billing.stripe import StripeApi, require_configured
 from codelace_box.billing.webhooks import handle_webhook
 from codelace_box.config import Config
 from codelace_box.errors import InvalidRequest
+from codelace_box.money import format_usd
 
 bp = Blueprint("stripe")
 

@@ -14,12 +14,12 @@ import hmac
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from codelace_box.billing.money import usd_to_nanos
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.config import Config, StripeConfig
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import Payment
 from codelace_box.errors import InvalidRequest
+from codelace_box.money import usd_to_nanos
 
 MAX_TOPUP_USD = Decimal(10_000)
 PRODUCT_NAME = "codelace-box credit"

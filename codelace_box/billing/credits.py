@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from codelace_box.accounts.users import get_user
 from codelace_box.billing.ledger import Posting, append_entry
-from codelace_box.billing.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
 from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.models import Payment, User
 from codelace_box.errors import InvalidRequest
+from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
 
 MAX_ADJUSTMENT_USD = Decimal(1_000_000)
 ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.billing.money import nanos_to_usd
 from codelace_box.db.core import iso_z
 from codelace_box.db.models import Payment
+from codelace_box.money import nanos_to_usd
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

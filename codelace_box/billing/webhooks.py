@@ -44,11 +44,11 @@ from codelace_box.billing.checkout import (
     setup_tag,
 )
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.money import usd_to_nanos
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import durable, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
+from codelace_box.money import usd_to_nanos
 
 log = logging.getLogger("codelace_box.billing.webhooks")
 

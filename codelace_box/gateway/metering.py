@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from codelace_box.billing.money import token_cost_nanos
 from codelace_box.db.core import database, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
+from codelace_box.money import token_cost_nanos
 
 log = logging.getLogger("codelace_box.gateway")
 

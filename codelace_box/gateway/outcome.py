@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from codelace_box.billing.money import nanos_to_usd
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamUnreachable
 from codelace_box.gateway.metering import Settlement
 from codelace_box.gateway.providers.base import JSON, UpstreamStreamError, Usage
 from codelace_box.gateway.request import ChatCall
+from codelace_box.money import nanos_to_usd
 
 
 def settlement(

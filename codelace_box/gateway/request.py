@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.money import token_cost_nanos
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.metering import (
     DEFAULT_MAX_OUTPUT_TOKENS,
@@ -21,6 +20,7 @@ from codelace_box.gateway.metering import (
 from codelace_box.gateway.providers import adapter_for
 from codelace_box.gateway.providers.base import JSON, ProviderAdapter
 from codelace_box.gateway.routing import ModelRoute, RouteTable
+from codelace_box.money import token_cost_nanos
 
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)

@@ -13,8 +13,8 @@ from admin_tui.app import AdminApp, create_admin_app
 from admin_tui.dialogs.form import FormDialog, FormField
 from codelace_box.accounts.users import create_user, get_user
 from codelace_box.billing.ledger import entries_for
+from codelace_box.catalog.providers import add_provider, get_provider, provider_keys
 from codelace_box.db.models import CatalogModel
-from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys
 from tests.admin.pilot import SECRET, AdminEnv, column, fill, screen_name, text_of, until
 
 pytestmark = pytest.mark.timeout(60)

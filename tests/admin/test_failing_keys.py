@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from admin_tui.app import create_admin_app
+from codelace_box.catalog.providers import add_provider, provider_keys
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import ProviderKey
-from codelace_box.gateway.catalog import add_provider, provider_keys
 from tests.admin.pilot import (
     SECRET,
     AdminEnv,

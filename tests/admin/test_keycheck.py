@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from codelace_box.catalog.keycheck import check_key, check_request, redact, verdict
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.keycheck import check_key, check_request, redact, verdict
 from tests.fakes.models_upstream import FakeModelsUpstream
 from tests.support import free_port
 

@@ -15,8 +15,9 @@ from textual.pilot import Pilot
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.keys import NewKey, create_key
 from codelace_box.accounts.users import create_user, get_user
+from codelace_box.catalog.models import get_model, set_model
+from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import ApiKey
-from codelace_box.gateway.catalog import add_provider, get_model, set_model
 from tests.admin.pilot import SECRET, AdminEnv, column, fill, screen_name, until
 
 pytestmark = pytest.mark.timeout(90)

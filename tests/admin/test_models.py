@@ -7,8 +7,9 @@ import pytest
 from textual.pilot import Pilot
 
 from admin_tui.app import create_admin_app
+from codelace_box.catalog.models import get_model, set_model
+from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import CatalogModel
-from codelace_box.gateway.catalog import add_provider, get_model, set_model
 from tests.admin.pilot import (
     SECRET,
     AdminEnv,

@@ -15,10 +15,11 @@ from admin_tui.app import create_admin_app
 from admin_tui.widgets.live_table import MIN_FLEX_WIDTH, LiveTable, fit_widths
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.credits import adjust_balance
+from codelace_box.catalog.models import set_model
+from codelace_box.catalog.providers import add_provider, get_provider, provider_keys
 from codelace_box.config import load_config
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import ProviderKey
-from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys, set_model
 from tests.admin.pilot import (
     SECRET,
     AdminEnv,

@@ -9,10 +9,10 @@ import pytest
 from textual.pilot import Pilot
 
 from admin_tui.app import create_admin_app
+from codelace_box.catalog.providers import add_provider, get_provider, provider_keys
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import Provider, ProviderKey
-from codelace_box.gateway.catalog import add_provider, get_provider, provider_keys
 from tests.admin.pilot import (
     SECRET,
     AdminEnv,

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user, set_user_status
-from codelace_box.billing.reports import list_payments, pending_payments, revenue_nanos
 from codelace_box.db.models import ApiKey, Payment
-from codelace_box.gateway.stats import (
+from codelace_box.reports.payments import list_payments, pending_payments, revenue_nanos
+from codelace_box.reports.traffic import (
     last_activity,
     recent_requests,
     requests_per_minute,

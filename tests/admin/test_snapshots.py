@@ -17,8 +17,9 @@ from admin_tui.app import AdminApp, create_admin_app
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user, set_user_status
 from codelace_box.billing.credits import adjust_balance
+from codelace_box.catalog.models import set_model
+from codelace_box.catalog.providers import add_provider, add_provider_key
 from codelace_box.db.models import ApiKey, LedgerEntry, Payment, ProviderKey, User
-from codelace_box.gateway.catalog import add_provider, add_provider_key, set_model
 from tests.admin.pilot import (
     SECRET,
     AdminEnv,

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from codelace_box.catalog.models import set_model
+from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import CatalogModel
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.catalog import add_provider, set_model
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC
 from codelace_box.config import (
     AuthConfig,
     Config,
@@ -23,9 +24,10 @@ from codelace_box.config import (
     ensure_secret_key,
     existing_secret_key,
     load_config,
-    secret_key_path,
 )
+from codelace_box.config.schema import MAX_RATE_WINDOW_SEC
 from codelace_box.errors import ConfigError
+from codelace_box.secret_file import secret_key_path
 
 
 def write(tmp_path: Path, text: str, name: str = "codelace.toml") -> Path:
@@ -424,3 +426,13 @@ def test_a_relative_database_path_is_relative_to_the_config_files_folder(
     )
     assert overridden.database.path == str(absolute)
     assert load_config(None, env={}).database.path == "data/codelace.db"
+
+
+def test_the_longest_rate_limit_window_config_allows_is_the_one_rate_limits_keep() -> None:
+    """config sits below the features, so it states the bound itself; the two must agree or
+    a window config accepts would outlive the events accounts/ratelimit keeps."""
+    assert MAX_RATE_WINDOW_SEC == MAX_WINDOW_SEC
+    longest = AuthConfig(rate_limit_window_sec=MAX_RATE_WINDOW_SEC)
+    assert longest.rate_limit_window_sec == MAX_WINDOW_SEC
+    with pytest.raises(ConfigError, match="rate_limit_window_sec"):
+        load_config(None, {"CODELACE_AUTH_RATE_LIMIT_WINDOW_SEC": str(MAX_WINDOW_SEC + 1)})

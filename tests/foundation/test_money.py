@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from codelace_box.billing.money import (
+from codelace_box.money import (
     NANOS_PER_USD,
     format_usd,
     nanos_to_decimal,

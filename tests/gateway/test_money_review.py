@@ -17,15 +17,16 @@ import pytest
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
+from codelace_box.catalog import models
+from codelace_box.catalog import providers as catalog
 from codelace_box.db.core import BUSY_TIMEOUT_SEC
 from codelace_box.db.models import Hold, UsageRecord, User
-from codelace_box.gateway import catalog
 from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamClient
-from codelace_box.gateway.completions import Gateway, GatewaySettings
 from codelace_box.gateway.metering import Settlement, admit, admit_in, settle, settle_in
+from codelace_box.gateway.pipeline import Gateway, GatewaySettings
 from codelace_box.gateway.routing import RouteTable
-from codelace_box.gateway.usage import usage_summary
+from codelace_box.reports.usage import usage_summary
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
 
@@ -98,7 +99,7 @@ HI_BODY: dict[str, Any] = {"model": "acme/m1", "messages": [{"role": "user", "co
 def _gateway_and_funded_user(email: str) -> tuple[Gateway, User, int]:
     """A gateway of this process with model acme/m1, and a user with $1 and a key."""
     catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
-    catalog.set_model("acme/m1", "2", "8")
+    models.set_model("acme/m1", "2", "8")
     user = create_user(email)
     post_entry(user.id, 10**9, "admin", "seed", f"seed-{email}")
     key_id = create_key(user.id).key.id

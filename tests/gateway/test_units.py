@@ -12,9 +12,10 @@ import pytest
 
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, post_entry
+from codelace_box.catalog import models
+from codelace_box.catalog import providers as catalog
 from codelace_box.db.models import Hold, User
 from codelace_box.errors import InsufficientCredits, InvalidRequest, NotFound, ServiceUnavailable
-from codelace_box.gateway import catalog
 from codelace_box.gateway.metering import (
     Settlement,
     admit,
@@ -149,7 +150,7 @@ def db(migrated_db: Path) -> Path:
 def _catalog(max_output: int | None = None) -> None:
     catalog.add_provider("acme", "openai", "secret", "sk-first-key-000", "http://127.0.0.1:9/v1")
     catalog.add_provider_key("acme", "secret", "sk-second-key-00")
-    catalog.set_model("acme/m1", "2", "8", max_output_tokens=max_output)
+    models.set_model("acme/m1", "2", "8", max_output_tokens=max_output)
 
 
 @pytest.mark.parametrize("bad", ["sk-…9f3e", "sk-abc def-123", "sk-\x1b[2J-key", "ключ-12345678"])
@@ -194,12 +195,12 @@ def test_routing_reload_rotation_and_flagging(db: Path) -> None:
     keys = [routes.next_key(route.provider.id) for _ in range(4)]
     assert [k.secret for k in keys if k] == ["sk-first-key-000", "sk-second-key-00"] * 2
     assert "sk-first" not in repr(keys)
-    catalog.set_model_enabled("acme/m1", False)
+    models.set_model_enabled("acme/m1", False)
     assert routes.resolve("acme/m1") is not None, "still cached within the TTL"
     now[0] = 0.6
     with pytest.raises(NotFound):
         routes.resolve("acme/m1")
-    catalog.set_model_enabled("acme/m1", True)
+    models.set_model_enabled("acme/m1", True)
     now[0] = 1.2
     first = routes.next_key(route.provider.id)
     assert first is not None

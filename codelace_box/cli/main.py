@@ -10,9 +10,9 @@ from __future__ import annotations
 import click
 
 from codelace_box import __version__
-from codelace_box.cli_catalog import models, providers
-from codelace_box.cli_manage import MANAGE_COMMANDS
-from codelace_box.cli_support import CliState, CodelaceGroup, pass_state
+from codelace_box.cli.catalog import models, providers
+from codelace_box.cli.manage import MANAGE_COMMANDS
+from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 

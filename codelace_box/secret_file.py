@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from codelace_box.errors import ConfigError
 
 if TYPE_CHECKING:
-    from codelace_box.config import Config
+    from codelace_box.config.schema import Config
 
 
 def secret_key_path(config: Config) -> Path:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from codelace_box.db.core import database
-from codelace_box.gateway.stats import MAX_ROWS, db_time, parse_time, search_terms, term_clause
+from codelace_box.reports.traffic import MAX_ROWS, db_time, parse_time, search_terms, term_clause
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from codelace_box.billing.money import nanos_to_usd
-from codelace_box.cli_support import (
+from codelace_box.cli.support import (
     CliState,
     emit,
     json_option,
@@ -16,6 +15,7 @@ from codelace_box.cli_support import (
     table,
 )
 from codelace_box.db.core import iso_z
+from codelace_box.money import nanos_to_usd
 
 
 def user_view(

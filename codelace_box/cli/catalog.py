@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from codelace_box.billing.money import nanos_to_decimal, nanos_to_usd
-from codelace_box.cli_support import (
+from codelace_box.cli.support import (
     CliState,
     emit,
     json_option,
@@ -16,11 +15,12 @@ from codelace_box.cli_support import (
     table,
 )
 from codelace_box.db.core import MAX_SQLITE_INTEGER
+from codelace_box.money import nanos_to_decimal, nanos_to_usd
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
     """A provider with its keys masked."""
-    from codelace_box.gateway.catalog import default_base_url, provider_keys
+    from codelace_box.catalog.providers import default_base_url, provider_keys
 
     return {
         "name": provider.name,
@@ -78,7 +78,7 @@ def providers() -> None:
 @pass_state
 def providers_add(state: CliState, name: str, kind: str, base_url: str, key: str) -> None:
     """Add an upstream provider with its first key."""
-    from codelace_box.gateway.catalog import add_provider
+    from codelace_box.catalog.providers import add_provider
 
     state.database()
     provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url)
@@ -90,7 +90,7 @@ def providers_add(state: CliState, name: str, kind: str, base_url: str, key: str
 @pass_state
 def providers_list(state: CliState, as_json: bool) -> None:
     """List providers and their keys (masked)."""
-    from codelace_box.gateway.catalog import list_providers
+    from codelace_box.catalog.providers import list_providers
 
     state.database()
     rows = [provider_view(p) for p in list_providers()]
@@ -118,7 +118,7 @@ def providers_list(state: CliState, as_json: bool) -> None:
 @pass_state
 def providers_key_add(state: CliState, name: str, key: str) -> None:
     """Add a key to a provider's rotation."""
-    from codelace_box.gateway.catalog import add_provider_key
+    from codelace_box.catalog.providers import add_provider_key
 
     state.database()
     added = add_provider_key(name, state.secret_key(), read_secret(key))
@@ -130,7 +130,7 @@ def providers_key_add(state: CliState, name: str, key: str) -> None:
 @pass_state
 def providers_disable(state: CliState, name: str) -> None:
     """Disable a provider (its models answer 503)."""
-    from codelace_box.gateway.catalog import set_provider_enabled
+    from codelace_box.catalog.providers import set_provider_enabled
 
     state.database()
     set_provider_enabled(name, False)
@@ -142,7 +142,7 @@ def providers_disable(state: CliState, name: str) -> None:
 @pass_state
 def providers_enable(state: CliState, name: str) -> None:
     """Enable a provider."""
-    from codelace_box.gateway.catalog import set_provider_enabled
+    from codelace_box.catalog.providers import set_provider_enabled
 
     state.database()
     set_provider_enabled(name, True)
@@ -181,7 +181,7 @@ def models_set(
     Setting an existing id again keeps its provider, upstream name and output cap unless
     given: `models set ID --input-per-1m X --output-per-1m Y` only changes the prices.
     """
-    from codelace_box.gateway.catalog import set_model
+    from codelace_box.catalog.models import set_model
 
     state.database()
     model = set_model(
@@ -202,7 +202,7 @@ def models_set(
 @pass_state
 def models_list(state: CliState, as_json: bool) -> None:
     """List the catalog."""
-    from codelace_box.gateway.catalog import list_models
+    from codelace_box.catalog.models import list_models
 
     state.database()
     rows = [model_view(m) for m in list_models()]
@@ -215,7 +215,7 @@ def models_list(state: CliState, as_json: bool) -> None:
 @pass_state
 def models_disable(state: CliState, model_id: str) -> None:
     """Disable a model id (requests for it get 404)."""
-    from codelace_box.gateway.catalog import set_model_enabled
+    from codelace_box.catalog.models import set_model_enabled
 
     state.database()
     set_model_enabled(model_id, False)
@@ -227,7 +227,7 @@ def models_disable(state: CliState, model_id: str) -> None:
 @pass_state
 def models_enable(state: CliState, model_id: str) -> None:
     """Enable a model id."""
-    from codelace_box.gateway.catalog import set_model_enabled
+    from codelace_box.catalog.models import set_model_enabled
 
     state.database()
     set_model_enabled(model_id, True)

@@ -1,8 +1,8 @@
 """Configuration rules that span keys: settings that need another one, and defaults that
 follow another key (smtp_ssl moves the SMTP port and STARTTLS defaults).
 
-`config.build_config` applies `imply_defaults` and then `check_combinations` to the Config it
-built; both name the source of the key at fault in a one-line ConfigError.
+`config.loading.build_config` applies `imply_defaults` and then `check_combinations` to the
+Config it built; both name the source of the key at fault in a one-line ConfigError.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from codelace_box.errors import ConfigError
 
 if TYPE_CHECKING:
-    from codelace_box.config import Config
+    from codelace_box.config.schema import Config
 
-MAX_WINDOW = 86400  # longest rate-limit window; accounts/ratelimit keeps events this long
 SMTPS_PORT = 465
 Origin = dict[str, dict[str, str]]  # section -> key -> where its value came from
 

@@ -1,0 +1,107 @@
+"""The priced model ids of the catalog: which provider and upstream model serve an id, at what
+prices per 1M tokens, with what output cap, and whether it is enabled."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from codelace_box.catalog.providers import get_provider
+from codelace_box.db.core import MAX_SQLITE_INTEGER, utcnow, write_transaction
+from codelace_box.db.models import CatalogModel, Provider
+from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.money import AmountTooLarge, usd_to_nanos
+
+MAX_PRICE_PER_1M_NANOS = 1_000_000 * 1_000_000_000  # far above any real price; fits SQLite
+_MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}$")
+
+
+def parse_price(value: Decimal | str | float | int, what: str) -> int:
+    """A USD-per-1M-tokens price to nano-USD; InvalidRequest when it is not a price."""
+    try:
+        nanos = usd_to_nanos(value)
+    except AmountTooLarge:
+        raise InvalidRequest(f"{what} must be between 0 and 1,000,000 USD per 1M tokens") from None
+    except ValueError:
+        raise InvalidRequest(f"{what} must be a non-negative USD amount, got {value!r}") from None
+    if nanos < 0:
+        raise InvalidRequest(f"{what} must not be negative, got {value!r}")
+    if nanos > MAX_PRICE_PER_1M_NANOS:
+        raise InvalidRequest(f"{what} must be at most 1,000,000 USD per 1M tokens")
+    return nanos
+
+
+def _check_token_cap(max_output_tokens: int | None) -> None:
+    if max_output_tokens is not None and max_output_tokens < 1:
+        raise InvalidRequest("max output tokens must be at least 1")
+    if max_output_tokens is not None and max_output_tokens > MAX_SQLITE_INTEGER:
+        raise InvalidRequest(f"max output tokens must be at most {MAX_SQLITE_INTEGER}")
+
+
+def set_model(
+    model_id: str,
+    input_per_1m: Decimal | str | float,
+    output_per_1m: Decimal | str | float,
+    *,
+    provider: str | None = None,
+    upstream_model: str | None = None,
+    max_output_tokens: int | None = None,
+    keep_unset: bool = False,
+) -> CatalogModel:
+    """Add a model id to the catalog, or change its prices, provider or upstream name.
+
+    With `keep_unset`, setting an existing id keeps its provider, upstream name and output cap
+    where they are not given (the CLI's `models set ID --input-per-1m X --output-per-1m Y`).
+    """
+    if not _MODEL_ID_RE.match(model_id):
+        raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
+    prefix, rest = model_id.split("/", 1)
+    current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
+    if current is not None:
+        provider = provider or current.provider.name
+        upstream_model = upstream_model or current.upstream_model
+        if max_output_tokens is None:
+            max_output_tokens = current.max_output_tokens
+    owner = get_provider(provider or prefix)
+    _check_token_cap(max_output_tokens)
+    fields = {
+        "provider": owner.id,
+        "upstream_model": upstream_model or rest,
+        "input_per_1m_nanos": parse_price(input_per_1m, "input price"),
+        "output_per_1m_nanos": parse_price(output_per_1m, "output price"),
+        "max_output_tokens": max_output_tokens,
+        "updated_at": utcnow(),
+    }
+    with write_transaction():
+        if CatalogModel.get_or_none(CatalogModel.id == model_id) is None:
+            CatalogModel.create(id=model_id, **fields)
+        else:
+            CatalogModel.update(**fields).where(CatalogModel.id == model_id).execute()
+    return CatalogModel.get_by_id(model_id)
+
+
+def get_model(model_id: str) -> CatalogModel:
+    """A catalog entry; NotFound if there is none."""
+    model = CatalogModel.get_or_none(CatalogModel.id == model_id)
+    if model is None:
+        raise NotFound(f"no model {model_id} in the catalog", code="model_not_found")
+    return model
+
+
+def set_model_enabled(model_id: str, enabled: bool) -> CatalogModel:
+    """Enable or disable a model id (disabled ids answer 404)."""
+    model = get_model(model_id)
+    with write_transaction():
+        CatalogModel.update(enabled=enabled, updated_at=utcnow()).where(
+            CatalogModel.id == model_id
+        ).execute()
+    model.enabled = enabled
+    return model
+
+
+def list_models(enabled_only: bool = False) -> list[CatalogModel]:
+    """The catalog, by id, with each model's provider loaded."""
+    query = CatalogModel.select(CatalogModel, Provider).join(Provider).order_by(CatalogModel.id)
+    if enabled_only:
+        query = query.where(CatalogModel.enabled == True)  # noqa: E712
+    return list(query)

@@ -1,0 +1,94 @@
+"""The commented config file that `init` writes and codelace.toml.example shows, rendered from
+the same field metadata as the schema, so the docs cannot drift from the code."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from codelace_box.config.loading import build_config, load_config
+from codelace_box.config.schema import SECTIONS
+from codelace_box.errors import ConfigError
+from codelace_box.secret_file import read_secret_file, secret_key_path
+
+
+def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
+    """The server secret stored provider keys may already use, and where it was found."""
+    config = None
+    if target.exists():
+        try:
+            config = load_config(str(target), env)
+        except ConfigError:
+            config = None
+    config = config or build_config({}, "built-in defaults", env)
+    if config.server.secret_key:
+        return config.server.secret_key, config.source
+    path = secret_key_path(config)
+    existing = read_secret_file(path) if path.is_file() else ""
+    return (existing, str(path)) if existing else None
+
+
+def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str | None:
+    """Write `init`'s file (mode 600, atomically); returns where a reused secret came from.
+
+    A secret already in use (in the file being replaced, or generated into the data
+    directory by an earlier `serve`) is kept, so provider keys stored with it stay readable.
+    """
+    env = dict(os.environ) if env is None else env
+    found = _secret_in_use(target, env)
+    text = init_config_text(found[0] if found else None)
+    staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(staged, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # nothing to remove where nothing could be made
+            staged.unlink(missing_ok=True)
+        raise ConfigError(f"{target}: cannot write: {exc.strerror}") from None
+    return found[1] if found else None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_example(secrets_by_key: dict[str, str] | None = None) -> str:
+    """The commented config file: every key with its default; given secrets are filled in."""
+    secrets_by_key = secrets_by_key or {}
+    lines = [
+        "# codelace-box configuration. Every key is optional; the values shown are the defaults.",
+        "# Environment variables override keys as CODELACE_<SECTION>_<KEY>, e.g.",
+        '# CODELACE_SERVER_PORT=9000; booleans as true/false, lists as a,b or ["a", "b"].',
+        "# A relative database.path is relative to this file's folder.",
+    ]
+    for section_name, cls in SECTIONS.items():
+        lines += ["", f"[{section_name}]"]
+        defaults = cls()
+        for spec in dataclasses.fields(cls):
+            dotted = f"{section_name}.{spec.name}"
+            lines.append(f"# {spec.metadata['doc']}")
+            value = secrets_by_key.get(dotted, getattr(defaults, spec.name))
+            prefix = "" if dotted in secrets_by_key else "# "
+            lines.append(f"{prefix}{spec.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def init_config_text(secret_key: str | None = None) -> str:
+    """The file `codelace-box init` writes: the example with the server secret filled in.
+
+    Pass the secret already in use (so stored provider keys stay readable); else a fresh one.
+    """
+    return render_example({"server.secret_key": secret_key or secrets.token_urlsafe(32)})

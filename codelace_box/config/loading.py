@@ -1,0 +1,110 @@
+"""Reading the configuration: the file named by --config, $CODELACE_CONFIG or ./codelace.toml,
+then CODELACE_<SECTION>_<KEY> overrides, validated into a `Config` (ConfigError names the
+source, the key and what was expected)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from codelace_box.config.rules import check_combinations, imply_defaults
+from codelace_box.config.schema import SECTIONS, Config
+from codelace_box.config.values import build_section
+from codelace_box.errors import ConfigError
+
+ENV_PREFIX = "CODELACE_"
+CONFIG_ENV = "CODELACE_CONFIG"
+DEFAULT_CONFIG_FILE = "codelace.toml"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM (Windows editors) is harmless
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        raise ConfigError(
+            f"{path}: not valid TOML: not UTF-8 text (byte {exc.start} is {bad:#x})"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _collect(
+    data: dict[str, Any], source: str, env: dict[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    origin: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
+    for section, body in data.items():
+        if section not in SECTIONS and not isinstance(body, dict):
+            raise ConfigError(
+                f"{source}: unknown key {section} outside any section (keys belong under "
+                f"one of: {', '.join(f'[{name}]' for name in SECTIONS)})"
+            )
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key, value in body.items():
+            raw[section][key] = value
+            origin[section][key] = source
+    for var, value in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        matched = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if matched is None:
+            continue
+        section, key = matched, rest[len(matched) + 1 :]
+        raw[section][key] = value
+        origin[section][key] = f"env {var}"
+    return raw, origin
+
+
+def resolve_config_path(explicit: str | None, env: dict[str, str] | None = None) -> Path | None:
+    """The config file to read: --config, else $CODELACE_CONFIG, else ./codelace.toml if present."""
+    env = dict(os.environ) if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def load_config(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration; raises ConfigError on any problem."""
+    env = dict(os.environ) if env is None else env
+    path = resolve_config_path(explicit, env)
+    data = _read_file(path) if path else {}
+    config = build_config(data, str(path) if path else "built-in defaults", env)
+    return _anchor_database_path(config, path)
+
+
+def _anchor_database_path(config: Config, path: Path | None) -> Config:
+    """A relative database path read with a config file is relative to that file's folder."""
+    db_path = Path(config.database.path)
+    if path is None or db_path.is_absolute():
+        return config
+    anchored = str(path.resolve().parent / db_path)
+    return dataclasses.replace(config, database=dataclasses.replace(config.database, path=anchored))
+
+
+def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:
+    """Validate parsed TOML `data` (from `source`) with `env` overrides into a Config."""
+    raw, origin = _collect(data, source, env)
+    sections = {
+        name: build_section(name, cls, raw[name], origin[name]) for name, cls in SECTIONS.items()
+    }
+    config = imply_defaults(Config(source=source, **sections), origin)
+    check_combinations(config, origin)
+    return config

@@ -1,0 +1,192 @@
+"""The configuration's shape: every section as a frozen dataclass, each key with its default,
+its one-line doc and the rules its value follows (codelace.toml plus CODELACE_<SECTION>_<KEY>).
+
+Every key is optional and has a built-in default. An unknown key, a wrong type or a bad value
+raises `ConfigError` with one line naming the source (file or variable), the key and what was
+expected. `render_example()` writes the commented file that `init` and `codelace.toml.example`
+use, from the same field metadata, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from codelace_box.config.values import DOMAIN, NOT_BLANK, URL
+
+# The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
+# holds the two equal: config sits below the features and imports none of them).
+MAX_RATE_WINDOW_SEC = 86400
+
+
+def _opt(
+    default: Any,
+    doc: str,
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    pattern: tuple[str, str] | None = None,
+) -> Any:
+    """A config field: its default, its one-line doc and the rules its value must follow."""
+    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum}
+    meta["pattern"] = pattern
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=NOT_BLANK)
+    port: int = _opt(8080, "Port to listen on.", minimum=1, maximum=65535)
+    public_url: str = _opt(
+        "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
+    )
+    workers: int = _opt(1, "Server processes.", minimum=1, maximum=64)
+    max_body_bytes: int = _opt(10485760, "Larger request bodies get 413.", minimum=1024)
+    secret_key: str = _opt(
+        "", "Encrypts provider keys at rest; empty: generated into the data directory."
+    )
+    proxies_count: int = _opt(
+        0,
+        "Reverse proxies in front of the box whose X-Forwarded-For is trusted for the client "
+        "address (sign-in rate limits); 0 trusts none.",
+        minimum=0,
+        maximum=16,
+    )
+
+    @property
+    def base_url(self) -> str:
+        """The public URL, or the listen address when none is set."""
+        ipv6 = ":" in self.host and not self.host.startswith("[")
+        host = f"[{self.host}]" if ipv6 else self.host
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: str = _opt(
+        "data/codelace.db",
+        "SQLite file (WAL); its folder is the data directory. A relative path is relative to "
+        "the config file's folder (the working directory when there is no file).",
+        pattern=NOT_BLANK,
+    )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    otp_ttl_sec: int = _opt(600, "Lifetime of a sign-in code, in seconds.", minimum=30)
+    signup: str = _opt(
+        "open",
+        "Who may create an account: open, domains (allowed_email_domains) or invite.",
+        choices=("open", "domains", "invite"),
+    )
+    allowed_email_domains: list[str] = _opt(
+        [], 'For signup = "domains", e.g. ["example.com"].', pattern=DOMAIN
+    )
+    otp_requests_per_email: int = _opt(
+        5, "Sign-in codes mailed to one address per rate_limit_window_sec; more get 429.", minimum=1
+    )
+    otp_requests_per_address: int = _opt(
+        50, "Sign-in codes asked for from one client address per window.", minimum=1
+    )
+    otp_verifies_per_email: int = _opt(
+        10, "Code checks (sign-in attempts) for one address per window.", minimum=1
+    )
+    otp_verifies_per_address: int = _opt(
+        100, "Code checks from one client address per window.", minimum=1
+    )
+    rate_limit_window_sec: int = _opt(
+        600,
+        "Sliding window of the sign-in rate limits, in seconds.",
+        minimum=1,
+        maximum=MAX_RATE_WINDOW_SEC,
+    )
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    backend: str = _opt(
+        "console", "console prints codes to the server log; smtp sends mail.", ("console", "smtp")
+    )
+    smtp_host: str = _opt("", "SMTP server host.")
+    smtp_port: int = _opt(
+        587,
+        "SMTP server port (465 when smtp_ssl is true and this is not set).",
+        minimum=1,
+        maximum=65535,
+    )
+    smtp_username: str = _opt("", "SMTP login (empty: no login).")
+    smtp_password: str = _opt("", "SMTP password.")
+    smtp_starttls: bool = _opt(
+        True,
+        "Upgrade the SMTP connection with STARTTLS (off when smtp_ssl is true and this is "
+        "not set).",
+    )
+    smtp_ssl: bool = _opt(
+        False,
+        "Implicit TLS from the first byte (SMTPS, usually port 465); do not combine with "
+        "smtp_starttls.",
+    )
+    from_address: str = _opt(
+        "codelace-box@localhost",
+        "From address of sign-in mails.",
+        pattern=(r"[^@\s]+@[^@\s]+|.*<[^@\s<>]+@[^@\s<>]+>", "an email address"),
+    )
+
+
+@dataclass(frozen=True)
+class StripeConfig:
+    secret_key: str = _opt(
+        "", "Stripe secret key; empty turns Stripe off (its endpoints answer 503)."
+    )
+    webhook_secret: str = _opt("", "Signing secret of the Stripe webhook endpoint (whsec_...).")
+    api_base: str = _opt(
+        "", "Where the Stripe client sends API calls; empty: Stripe's own.", pattern=URL
+    )
+    min_topup_usd: Decimal = _opt(Decimal("10"), "Smallest top-up, in USD.", minimum=0)
+    trial_credit_usd: Decimal = _opt(
+        Decimal("1"), "Credit granted by the first card setup.", minimum=0
+    )
+    currency: str = _opt(
+        "usd",
+        "Currency of Checkout Sessions.",
+        pattern=(r"[a-z]{3}", "a three-letter currency code in lower case, e.g. usd"),
+    )
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    connect_timeout_sec: float = _opt(10.0, "Upstream connect timeout.", minimum=0.001)
+    read_timeout_sec: float = _opt(600.0, "Upstream read timeout, between bytes.", minimum=0.001)
+    max_retries: int = _opt(
+        2, "Retries on another key before any byte reached the client.", minimum=0
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    stripe: StripeConfig = field(default_factory=StripeConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    source: str = "built-in defaults"
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder holding the database and generated secrets."""
+        return Path(self.database.path).resolve().parent
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerConfig,
+    "database": DatabaseConfig,
+    "auth": AuthConfig,
+    "email": EmailConfig,
+    "stripe": StripeConfig,
+    "gateway": GatewayConfig,
+}
