@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -42,13 +41,15 @@ from codelace_box.db.core import close_database, open_database, utcnow, write_tr
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
-from codelace_box.money import NANOS_PER_USD, format_usd
+from codelace_box.gateway.providers import PROVIDER_KINDS
+from codelace_box.money import format_usd, usd_text
 from codelace_box.reports import payments as reports
 from codelace_box.reports import traffic as stats
 from codelace_box.reports.payments import PaymentRow
 from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
+    "PROVIDER_KINDS",
     "AdminServices",
     "CodelaceError",
     "Config",
@@ -65,20 +66,14 @@ __all__ = [
     "UserRow",
     "check_adjustment",
     "format_usd",
-    "price_text",
+    "usd_text",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
 USERS_SHOWN = 1000  # rows of the users table; a search reaches the others
 DAY_FIGURES_TTL_SEC = 30.0
-
-
-def price_text(nanos: int) -> str:
-    """A USD amount as plain decimal text without noise, e.g. '15', '0.15'."""
-    return f"{Decimal(nanos) / NANOS_PER_USD:f}"
 
 
 @dataclass(frozen=True)

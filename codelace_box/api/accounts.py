@@ -14,7 +14,7 @@ from codelace_box.accounts.users import get_user_by_id, set_display_name
 from codelace_box.api.common import READ, json_body, json_response, require_auth
 from codelace_box.db.models import User
 from codelace_box.errors import InvalidRequest, NotFound
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 
@@ -62,7 +62,7 @@ async def otp_verify(request: Request) -> HTTPResponse:
             "user_id": user.id,
             "api_key": signed_in.api_key,
             "email": user.email,
-            "credit_balance_usd": nanos_to_usd(user.balance_nanos),
+            "credit_balance_usd": usd_json(user.balance_nanos),
         }
     )
 

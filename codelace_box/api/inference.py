@@ -20,7 +20,7 @@ from codelace_box.gateway.client import UpstreamClient
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.routing import RouteTable
-from codelace_box.money import nanos_to_decimal
+from codelace_box.money import usd_text
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")
@@ -32,7 +32,7 @@ COST_HEADER = "x-codelace-cost-usd"
 
 def cost_header(nanos: int) -> str:
     """An exact USD amount as plain decimal text (no exponent)."""
-    return format(nanos_to_decimal(nanos), "f")
+    return usd_text(nanos)
 
 
 @bp.post("/v1/chat/completions")

@@ -15,7 +15,8 @@ from codelace_box.cli.support import (
     table,
 )
 from codelace_box.db.core import MAX_SQLITE_INTEGER
-from codelace_box.money import nanos_to_decimal, nanos_to_usd
+from codelace_box.gateway.providers import PROVIDER_KINDS
+from codelace_box.money import usd_json, usd_text
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
@@ -46,8 +47,8 @@ def model_view(model: Any) -> dict[str, Any]:
         "id": model.id,
         "provider": model.provider.name,
         "upstream_model": model.upstream_model,
-        "input_per_1m": nanos_to_usd(model.input_per_1m_nanos),
-        "output_per_1m": nanos_to_usd(model.output_per_1m_nanos),
+        "input_per_1m": usd_json(model.input_per_1m_nanos),
+        "output_per_1m": usd_json(model.output_per_1m_nanos),
         "max_output_tokens": model.max_output_tokens,
         "enabled": bool(model.enabled),
     }
@@ -70,7 +71,7 @@ def providers() -> None:
 
 @providers.command("add")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["openai", "anthropic"]), required=True)
+@click.option("--kind", type=click.Choice(PROVIDER_KINDS), required=True)
 @click.option("--base-url", default="", help="Upstream base URL (default: the kind's own).")
 @click.option(
     "--key", required=True, help="The provider API key (stored encrypted); '-' reads it from stdin."
@@ -193,8 +194,8 @@ def models_set(
         max_output_tokens=max_output_tokens,
         keep_unset=True,
     )
-    prices = [nanos_to_decimal(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
-    click.echo(f"{model.id}: ${prices[0]:f} in / ${prices[1]:f} out per 1M tokens")
+    prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
+    click.echo(f"{model.id}: ${prices[0]} in / ${prices[1]} out per 1M tokens")
 
 
 @models.command("list")

@@ -12,10 +12,11 @@ from codelace_box.cli.support import (
     json_option,
     parse_usd,
     pass_state,
+    plain,
     table,
 )
 from codelace_box.db.core import iso_z
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 
 
 def user_view(
@@ -27,8 +28,8 @@ def user_view(
         "email": user.email,
         "display_name": user.display_name,
         "status": user.status,
-        "credit_balance_usd": nanos_to_usd(user.balance_nanos),
-        "held_usd": nanos_to_usd(user.held_nanos),
+        "credit_balance_usd": usd_json(user.balance_nanos),
+        "held_usd": usd_json(user.held_nanos),
         "created_at": iso_z(user.created_at),
         "last_seen_at": iso_z(user.last_seen_at),
     }
@@ -128,7 +129,7 @@ def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
 
     state.database()
     user, _ = adjust_balance(email, amount_usd, reason)
-    click.echo(f"{user.email}: balance now {nanos_to_usd(user.balance_nanos)} USD")
+    click.echo(f"{user.email}: balance now {plain(usd_json(user.balance_nanos))} USD")
 
 
 @click.group()

@@ -9,7 +9,7 @@ from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, Ups
 from codelace_box.gateway.metering import Settlement
 from codelace_box.gateway.providers.base import JSON, UpstreamStreamError, Usage
 from codelace_box.gateway.request import ChatCall
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 
 
 def settlement(
@@ -63,5 +63,5 @@ def client_error(exc: BaseException) -> CodelaceError | None:
 def usage_body(usage: Usage, cost_nanos: int) -> JSON:
     """The client's `usage` object: the upstream's counts plus what the call cost."""
     body = usage.openai_usage()
-    body["cost_usd"] = nanos_to_usd(cost_nanos)
+    body["cost_usd"] = usd_json(cost_nanos)
     return body
