@@ -1,4 +1,4 @@
-"""Acceptance of SPEC.md "Command line": every command and option as written, from outside.
+"""Acceptance of the README's "Command line": every command and option as written, from outside.
 
 Each command runs as a subprocess on a real data dir. Success is exit 0; failure is a non-zero
 exit with exactly one line on stderr; `--json` on list/show prints JSON.
