@@ -171,6 +171,25 @@ async def _confirmed(
     return False
 
 
+async def _judge(
+    prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, response: UpstreamResponse
+) -> tuple[CodelaceError, bool]:
+    """The error of a non-200 answer and whether its key was flagged; raises the error when
+    another key would not do better (the request itself is at fault)."""
+    error = await _failure(call, response, key)
+    if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
+        routes.mark_failing(key, error.key_failure_reason)
+        return error, True
+    if isinstance(error, ProviderOutOfCredit):
+        log.warning(
+            "%s key %d: the provider wants paying (HTTP %d)",
+            *(call.route.provider.name, key.id, response.status),
+        )
+    elif not isinstance(error, ProviderKeyRejected | RateLimited | UpstreamError):
+        raise error
+    return error, False
+
+
 async def open_upstream(
     client: UpstreamClient,
     routes: RouteTable,
@@ -206,17 +225,9 @@ async def open_upstream(
         else:
             if response.status == 200:
                 return Opened(response, key)
-            last = await _failure(call, response, key)
-            if isinstance(last, ProviderKeyRejected) and await _confirmed(prober, call, key, last):
-                routes.mark_failing(key, last.key_failure_reason)
+            last, flagged = await _judge(prober, routes, call, key, response)
+            if flagged:  # the rotation shrank: the next key is not a retry
                 continue
-            if isinstance(last, ProviderOutOfCredit):
-                log.warning(
-                    "%s key %d: the provider wants paying (HTTP %d)",
-                    *(call.route.provider.name, key.id, response.status),
-                )
-            elif not isinstance(last, ProviderKeyRejected | RateLimited | UpstreamError):
-                raise last
         if retries_left <= 0:
             raise last
         retries_left -= 1
