@@ -21,13 +21,14 @@ from codelace_box.money import usd_json, usd_text
 
 def provider_view(provider: Any) -> dict[str, Any]:
     """A provider with its keys masked."""
-    from codelace_box.catalog.providers import default_base_url, provider_keys
+    from codelace_box.catalog.providers import allowed_fields, default_base_url, provider_keys
 
     return {
         "name": provider.name,
         "kind": provider.kind,
         "base_url": provider.base_url or default_base_url(provider.kind),
         "enabled": bool(provider.enabled),
+        "allowed_fields": allowed_fields(provider),
         "keys": [
             {
                 "id": k.id,
@@ -69,6 +70,12 @@ def providers() -> None:
     """Manage upstream providers and their keys."""
 
 
+ALLOW_HELP = (
+    "Let requests to this provider carry a field that bills beyond the model's price "
+    "(models, route, plugins, provider, transforms, web_search_options, service_tier); repeatable."
+)
+
+
 @providers.command("add")
 @click.argument("name")
 @click.option("--kind", type=click.Choice(PROVIDER_KINDS), required=True)
@@ -76,14 +83,52 @@ def providers() -> None:
 @click.option(
     "--key", required=True, help="The provider API key (stored encrypted); '-' reads it from stdin."
 )
+@click.option("--allow-field", "allow", multiple=True, metavar="FIELD", help=ALLOW_HELP)
 @pass_state
-def providers_add(state: CliState, name: str, kind: str, base_url: str, key: str) -> None:
+def providers_add(
+    state: CliState, name: str, kind: str, base_url: str, key: str, allow: tuple[str, ...]
+) -> None:
     """Add an upstream provider with its first key."""
     from codelace_box.catalog.providers import add_provider
 
     state.database()
-    provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url)
+    provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url, allow)
     click.echo(f"added provider {provider.name} ({provider.kind})")
+
+
+@providers.command("update")
+@click.argument("name")
+@click.option("--base-url", default=None, help="Upstream base URL ('' for the kind's own).")
+@click.option("--kind", type=click.Choice(PROVIDER_KINDS), default=None, help="The upstream's API.")
+@click.option("--allow-field", "allow", multiple=True, metavar="FIELD", help=ALLOW_HELP)
+@click.option(
+    "--no-allow-field",
+    "disallow",
+    multiple=True,
+    metavar="FIELD",
+    help="Refuse this field again; repeatable.",
+)
+@pass_state
+def providers_update(
+    state: CliState,
+    name: str,
+    base_url: str | None,
+    kind: str | None,
+    allow: tuple[str, ...],
+    disallow: tuple[str, ...],
+) -> None:
+    """Change a provider: only the options given change."""
+    from codelace_box.catalog.providers import allowed_fields, default_base_url, update_provider
+
+    if base_url is None and kind is None and not allow and not disallow:
+        raise click.UsageError("nothing to change: give --base-url, --kind or --(no-)allow-field")
+    state.database()
+    provider = update_provider(name, base_url=base_url, kind=kind, allow=allow, disallow=disallow)
+    fields = ", ".join(allowed_fields(provider)) or "none"
+    base = provider.base_url or default_base_url(provider.kind)
+    click.echo(
+        f"updated provider {provider.name} ({provider.kind}, {base}; allowed fields: {fields})"
+    )
 
 
 @providers.command("list")
@@ -102,11 +147,12 @@ def providers_list(state: CliState, as_json: bool) -> None:
             | {
                 "keys": ", ".join(
                     f"{k['id']}:{k['hint']}" + ("!" if k["failing"] else "") for k in r["keys"]
-                )
+                ),
+                "allowed_fields": ",".join(r["allowed_fields"]) or "-",
             }
             for r in items
         ]
-        return table(flat, ["name", "kind", "base_url", "enabled", "keys"])
+        return table(flat, ["name", "kind", "base_url", "enabled", "keys", "allowed_fields"])
 
     emit(rows, as_json, render)
 

@@ -164,6 +164,11 @@ class GatewayConfig:
     max_retries: int = _opt(
         2, "Retries on another key before any byte reached the client.", minimum=0
     )
+    key_probe_sec: float = _opt(
+        300.0,
+        "Seconds between probes of the provider keys flagged as failing; one that works returns.",
+        minimum=0.1,
+    )
 
 
 @dataclass(frozen=True)

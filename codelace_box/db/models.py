@@ -99,6 +99,7 @@ class Provider(BaseModel):
     base_url = TextField(default="")
     enabled = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
+    allowed_fields = TextField(default="[]")  # JSON list of billed fields the operator allowed
 
 
 class ProviderKey(BaseModel):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
 from codelace_box.gateway.metering import (
@@ -46,6 +47,7 @@ log = logging.getLogger("codelace_box.gateway")
 class GatewaySettings:
     max_retries: int = 2
     keepalive_sec: float = DEFAULT_KEEPALIVE_SEC  # SSE comment while the upstream is silent
+    probe_timeout_sec: float = 10.0  # a probe confirming that the upstream refuses a key
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Gateway:
         self.client = client
         self.settings = settings
         self.writes = WriteBatch()
+        self.prober = KeyProber(settings.probe_timeout_sec)
         self._left: set[str] = set()  # request ids whose client went away mid-call
         self._background: set[asyncio.Future[Completed]] = set()
         # Every call of this process that may still settle: gone once nothing refers to it.
@@ -150,7 +153,9 @@ class Gateway:
         return Completed(body, charged or 0)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:
-        opened = await open_upstream(self.client, self.routes, call, self.settings.max_retries)
+        opened = await open_upstream(
+            self.client, self.routes, call, self.settings.max_retries, self.prober
+        )
         try:
             payload: Any = await opened.response.read_json()
         finally:
@@ -165,7 +170,9 @@ class Gateway:
     async def open_stream(self, call: ChatCall) -> StreamRelay:
         """Start a streaming call; errors before the upstream accepted it are raised here."""
         try:
-            opened = await open_upstream(self.client, self.routes, call, self.settings.max_retries)
+            opened = await open_upstream(
+                self.client, self.routes, call, self.settings.max_retries, self.prober
+            )
         except BaseException as exc:
             raise await self._release(call, exc) from None
         return StreamRelay(call, opened, self.settings.keepalive_sec, self.writes)

@@ -1,7 +1,8 @@
 """A chat completion request, checked and priced before anything is reserved or sent.
 
 `prepare_call` validates the body (400 for wrong types, with the offending `param`), routes
-the model (404/503), lets the provider adapter refuse what it cannot honour, and works out the
+the model (404/503), refuses the billed fields the provider does not allow (billed_fields.py),
+lets the provider adapter refuse what it cannot honour, and works out the
 output cap and the worst-case cost that admission will hold.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.billed_fields import check_billed_fields
 from codelace_box.gateway.metering import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     input_token_bound,
@@ -150,6 +152,7 @@ def prepare_call(
 ) -> ChatCall:
     """Validate, route and price a request (nothing is reserved yet)."""
     route = routes.resolve(validate_body(body))
+    check_billed_fields(body, route.provider.allowed_fields, route.id)
     adapter = adapter_for(route.provider.kind)
     adapter.check_request(body)
     cap, from_client = output_cap(body, route)

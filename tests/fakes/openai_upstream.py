@@ -9,6 +9,7 @@ API (Bearer key, model, non-empty messages, stream_options only with stream) and
 per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
 a connection dropped or an error event mid-stream, a stream that hangs until the client leaves,
 a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks).
+`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -101,6 +102,8 @@ class FakeOpenAI(LoopbackServer):
         self.default = Reply()
         self.key_status: dict[str, int] = {}  # API key -> status it always gets (401, 429...)
         self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
+        self.probe_status: dict[str, int] = {}  # API key -> status of GET /v1/models (401...)
+        self.probes: list[str] = []  # the API keys GET /v1/models was asked with, in order
 
     @property
     def base_url(self) -> str:
@@ -114,13 +117,28 @@ class FakeOpenAI(LoopbackServer):
         self.requests.clear()
         self.script.clear()
         self.key_status.clear()
+        self.probe_status.clear()
+        self.probes.clear()
         self.default = Reply()
         self.client_gone.clear()
 
     def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
         return app
+
+    async def _models(self, request: web.Request) -> web.Response:
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        self.probes.append(key)
+        status = self.probe_status.get(key, 200 if key else 401)
+        if status == 401:
+            return _error(401, "Incorrect API key provided.", "invalid_request_error",
+                          "invalid_api_key")  # fmt: skip
+        if status != 200:
+            return _error(status, f"Models answered {status}.", "server_error")
+        models = [{"id": "gpt-4o-mini-2024-07-18", "object": "model", "owned_by": "system"}]
+        return web.json_response({"object": "list", "data": models})
 
     def _next_reply(self) -> Reply:
         return self.script.popleft() if self.script else self.default
