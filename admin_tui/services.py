@@ -41,8 +41,8 @@ from codelace_box.db.core import close_database, open_database, utcnow, write_tr
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
-from codelace_box.gateway.providers import PROVIDER_KINDS
 from codelace_box.money import format_usd, usd_text
+from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
 from codelace_box.reports import traffic as stats
 from codelace_box.reports.payments import PaymentRow

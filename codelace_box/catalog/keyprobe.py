@@ -17,7 +17,7 @@ from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import database, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import ConfigError
-from codelace_box.gateway.providers import adapter_for
+from codelace_box.providers import adapter_for
 
 log = logging.getLogger("codelace_box.gateway")
 _FLAGGED_SQL = (

@@ -12,8 +12,8 @@ from codelace_box.crypto import encrypt_secret, mask_secret
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
-from codelace_box.gateway.billed_fields import BILLED_FIELDS, is_billed_field
-from codelace_box.gateway.providers import PROVIDER_KINDS, adapter_for
+from codelace_box.providers import PROVIDER_KINDS, adapter_for
+from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 

@@ -15,8 +15,8 @@ from codelace_box.cli.support import (
     table,
 )
 from codelace_box.db.core import MAX_SQLITE_INTEGER
-from codelace_box.gateway.providers import PROVIDER_KINDS
 from codelace_box.money import usd_json, usd_text
+from codelace_box.providers import PROVIDER_KINDS
 
 
 def provider_view(provider: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from codelace_box.gateway.providers.base import UpstreamRequest
+from codelace_box.providers.base import UpstreamRequest
 
 POOL_SIZE = 1024
 MAX_ERROR_BODY = 64 * 1024

@@ -7,9 +7,9 @@ import time
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamUnreachable
 from codelace_box.gateway.metering import Settlement
-from codelace_box.gateway.providers.base import JSON, UpstreamStreamError, Usage
 from codelace_box.gateway.request import ChatCall
 from codelace_box.money import usd_json
+from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
 
 
 def settlement(

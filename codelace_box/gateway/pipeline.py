@@ -32,11 +32,11 @@ from codelace_box.gateway.metering import (
     settle_in,
 )
 from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
-from codelace_box.gateway.providers.base import JSON, Usage
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.upstream import open_upstream
+from codelace_box.providers.base import JSON, Usage
 
 DEFAULT_KEEPALIVE_SEC = 15.0
 LEAK_AGE_SEC = 60.0  # a hold this old whose call is gone was leaked (a call settles in one turn)

@@ -24,7 +24,6 @@ from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.metering import settle, settle_in
 from codelace_box.gateway.outcome import client_error, settlement, usage_body
-from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import (
     DONE,
@@ -34,6 +33,7 @@ from codelace_box.gateway.streaming import (
     encode_error,
 )
 from codelace_box.gateway.upstream import Opened
+from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
 
 Send = Callable[[bytes], Awaitable[Any]]
 CHARS_PER_TOKEN = 4

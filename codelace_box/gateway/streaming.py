@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.gateway.providers.base import SSEEvent
+from codelace_box.providers.base import SSEEvent
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"

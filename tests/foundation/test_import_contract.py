@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.reports",
         "codelace_box.doctor",
     ),
+    ("codelace_box.providers",),
     ("codelace_box.db",),
     ("codelace_box", "codelace_box.config", "codelace_box.crypto", "codelace_box.money"),
     ("codelace_box.errors",),

@@ -23,11 +23,11 @@ from codelace_box.gateway.metering import (
     input_token_bound,
     settle,
 )
-from codelace_box.gateway.providers.base import SSEEvent, UpstreamStreamError
-from codelace_box.gateway.providers.openai import OpenAIAdapter, redact
 from codelace_box.gateway.request import output_cap, prepare_call, validate_body
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser, encode_chunk, encode_error
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError
+from codelace_box.providers.openai import OpenAIAdapter, redact
 
 # A stream as api.openai.com sends it with stream_options.include_usage (ids shortened).
 OPENAI_STREAM = (

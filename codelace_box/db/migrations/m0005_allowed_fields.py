@@ -1,6 +1,6 @@
 """Migration 5: the billed request fields the operator allowed per provider.
 
-A JSON list of field names (see gateway/billed_fields.py); empty for every existing provider,
+A JSON list of field names (see providers/billed_fields.py); empty for every existing provider,
 so nothing that buys more than the model's price passes until the operator allows it.
 """
 
