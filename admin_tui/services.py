@@ -207,7 +207,7 @@ class AdminServices:
         seen = stats.last_activity([user.id])
         return UserDetail(
             user=_user_row(user, usage.requests, len(keys), seen),
-            keys=[KeyRow(k.id, k.key_prefix, k.name, k.created_at, k.last_used_at) for k in keys],
+            keys=[KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at) for k in keys],
             ledger=[
                 LedgerRow(e.id, e.amount_nanos, e.kind, e.reason, e.created_at)
                 for e in ledger.entries_for(user.id, LIST_LIMIT)
@@ -229,8 +229,8 @@ class AdminServices:
         user, _ = credits.adjust_balance(email, amount_usd, reason)
         return int(user.balance_nanos)
 
-    def revoke_key(self, key_id: int) -> None:
-        api_keys.revoke_key(key_id)
+    def revoke_key(self, key_uuid: str) -> None:
+        api_keys.revoke_key(key_uuid)
 
     # -- models ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ def list_payments(user_id: int, limit: int = DEFAULT_LIMIT) -> list[Payment]:
 def payment_view(payment: Payment) -> dict[str, Any]:
     """One payment as JSON: id, amount_usd, kind, status, created_at."""
     return {
-        "id": payment.id,
+        "id": payment.uuid,
         "amount_usd": usd_json(payment.amount_nanos),
         "kind": payment.kind,
         "status": payment.status,

@@ -24,7 +24,7 @@ def user_view(
 ) -> dict[str, Any]:
     """A user as the CLI shows it."""
     view = {
-        "id": user.id,
+        "id": user.uuid,
         "email": user.email,
         "display_name": user.display_name,
         "status": user.status,
@@ -88,7 +88,7 @@ def users_create(state: CliState, email: str) -> None:
 
     state.database()
     user = create_user(email, created_by_admin=True)
-    click.echo(f"created user {user.id} {user.email}")
+    click.echo(f"created user {user.uuid} {user.email}")
 
 
 def _set_status(state: CliState, email: str, status: str) -> None:
@@ -150,7 +150,7 @@ def keys_create(state: CliState, email: str, name: str) -> None:
     new = create_key(get_user(email).id, name)
     click.echo(new.full_key)
     click.echo(
-        f"key id {new.key.id} ({new.key.key_prefix}...): store it now, it is not shown again",
+        f"key id {new.key.uuid} ({new.key.key_prefix}...): store it now, it is not shown again",
         err=True,
     )
 
@@ -174,15 +174,19 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
 
 
 @keys.command("revoke")
-@click.argument("key_id", type=int)
+@click.argument("key_id")
 @pass_state
-def keys_revoke(state: CliState, key_id: int) -> None:
-    """Revoke a key; it stops working at once."""
-    from codelace_box.accounts.keys import revoke_key
+def keys_revoke(state: CliState, key_id: str) -> None:
+    """Revoke a key; it stops working at once.
+
+    KEY_ID is the key's id (a UUID, see `keys list`) or a unique start of it, e.g. its first
+    8 characters.
+    """
+    from codelace_box.accounts.keys import find_key, revoke_key
 
     state.database()
-    key = revoke_key(key_id)
-    click.echo(f"revoked key {key.id} ({key.key_prefix}...)")
+    key = revoke_key(find_key(key_id).uuid)
+    click.echo(f"revoked key {key.uuid} ({key.key_prefix}...)")
 
 
 MANAGE_COMMANDS: list[click.Command] = [users, credit, keys]
