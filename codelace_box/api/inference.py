@@ -17,7 +17,7 @@ from sanic.response import HTTPResponse
 from codelace_box.api.common import json_body, json_response, require_auth
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
-from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.routing import RouteTable
@@ -54,23 +54,37 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
         done = await gateway.complete(call)
         return json_response(done.body, headers={COST_HEADER: cost_header(done.cost_nanos)})
     relay = await gateway.open_stream(call)
-    try:
-        response = await request.respond(
-            headers=STREAM_HEADERS, content_type="text/event-stream; charset=utf-8"
-        )
-    except BaseException:
-        relay.abandon()
-        raise
-    await relay.run(response.send)
-    with contextlib.suppress(Exception):
-        await response.eof()
+    stream = LazyStream(request)
+    await relay.run(stream.send)  # a failure before the first byte: raised, a JSON error
+    if stream.response is not None:
+        with contextlib.suppress(Exception):
+            await stream.response.eof()
     return None
+
+
+class LazyStream:
+    """The SSE response, started with its first bytes: until then a failure can still be a
+    plain JSON error with its status (e.g. an upstream whose first event is too long)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.response: HTTPResponse | None = None
+
+    async def send(self, data: bytes) -> None:
+        """Send the headers first if they are not out yet, then `data`."""
+        if self.response is None:
+            self.response = await self.request.respond(
+                headers=STREAM_HEADERS, content_type="text/event-stream; charset=utf-8"
+            )
+        await self.response.send(data)
 
 
 async def start_gateway(app: Sanic) -> None:
     """Per worker: the routing table and the pooled upstream client."""
     config: Config = app.ctx.config
-    client = UpstreamClient(config.gateway.connect_timeout_sec, config.gateway.read_timeout_sec)
+    gw = config.gateway
+    limits = UpstreamLimits(gw.max_upstream_body_bytes, gw.max_sse_event_bytes)
+    client = UpstreamClient(gw.connect_timeout_sec, gw.read_timeout_sec, limits)
     await client.start()
     settings = GatewaySettings(
         max_retries=config.gateway.max_retries,

@@ -169,6 +169,16 @@ class GatewayConfig:
         "Seconds between probes of the provider keys flagged as failing; one that works returns.",
         minimum=0.1,
     )
+    max_upstream_body_bytes: int = _opt(
+        67108864,
+        "Largest non-streamed upstream answer; past it the call fails (502) and costs nothing.",
+        minimum=1024,
+    )
+    max_sse_event_bytes: int = _opt(
+        4194304,
+        "Largest single event of an upstream stream; past it the call fails and costs nothing.",
+        minimum=1024,
+    )
 
 
 @dataclass(frozen=True)

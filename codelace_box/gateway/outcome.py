@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
-from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamUnreachable
+from codelace_box.gateway.client import (
+    UpstreamBroken,
+    UpstreamReadTimeout,
+    UpstreamTooLarge,
+    UpstreamUnreachable,
+)
 from codelace_box.gateway.metering import Settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.money import usd_json
@@ -53,6 +58,8 @@ def client_error(exc: BaseException) -> CodelaceError | None:
         return exc
     if isinstance(exc, UpstreamReadTimeout):
         return UpstreamTimeout(f"the upstream did not answer in time: {exc}")
+    if isinstance(exc, UpstreamTooLarge):
+        return UpstreamError(str(exc), code="upstream_too_large")
     if isinstance(exc, UpstreamUnreachable | UpstreamBroken):
         return UpstreamError(str(exc), code="upstream_error")
     if isinstance(exc, UpstreamStreamError):

@@ -36,7 +36,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("codelace_box.providers",),
     ("codelace_box.db",),
-    ("codelace_box", "codelace_box.config", "codelace_box.crypto", "codelace_box.money"),
+    (
+        "codelace_box",
+        "codelace_box.config",
+        "codelace_box.crypto",
+        "codelace_box.money",
+        "codelace_box.private_files",
+    ),
     ("codelace_box.errors",),
 )
 INDEPENDENT = (("codelace_box.api", "admin_tui"),)
