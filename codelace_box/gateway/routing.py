@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from codelace_box.crypto import decrypt_secret, mask_secret
-from codelace_box.db.core import database, utcnow, write_transaction
+from codelace_box.db.core import query_all, utcnow, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
 
@@ -120,7 +120,7 @@ class RouteTable:
     def _reload(self) -> None:
         keys: dict[int, list[KeySlot]] = {}
         plain: dict[tuple[int, bytes], str] = {}
-        for key_id, provider_id, token in database.execute_sql(_KEYS_SQL).fetchall():
+        for key_id, provider_id, token in query_all(_KEYS_SQL):
             secret = self._decrypt(int(key_id), bytes(token))
             if secret is not None:
                 plain[(int(key_id), bytes(token))] = secret
@@ -131,7 +131,7 @@ class RouteTable:
                 int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ())),
                 _field_set(allowed),
             )
-            for pid, name, kind, base_url, enabled, allowed in database.execute_sql(_PROVIDERS_SQL)
+            for pid, name, kind, base_url, enabled, allowed in query_all(_PROVIDERS_SQL)
         }  # fmt: skip
         self._providers = providers
         self._models = {
@@ -139,7 +139,7 @@ class RouteTable:
                 row[0], providers[int(row[6])], row[1], int(row[2]), int(row[3]),
                 None if row[4] is None else int(row[4]), _unix(row[5]),
             )
-            for row in database.execute_sql(_MODELS_SQL).fetchall()
+            for row in query_all(_MODELS_SQL)
         }  # fmt: skip
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
