@@ -164,6 +164,12 @@ class GatewayConfig:
     max_retries: int = _opt(
         2, "Retries on another key before any byte reached the client.", minimum=0
     )
+    default_context_tokens: int = _opt(
+        200000,
+        "Context window of a model without --context-tokens: what media of unknown size "
+        "(a URL, a file id, audio) reserves.",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True)

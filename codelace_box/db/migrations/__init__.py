@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from codelace_box.db.migrations import m0001_initial, m0002_hold_owner
+from codelace_box.db.migrations import m0001_initial, m0002_hold_owner, m0004_money_bounds
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
     (1, m0001_initial),
     (2, m0002_hold_owner),
+    (4, m0004_money_bounds),
 ]
