@@ -8,7 +8,8 @@ the `{"error": {message, type, param, code}}` envelope. It validates requests li
 API (Bearer key, model, non-empty messages, stream_options only with stream) and is scripted
 per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
 a connection dropped or an error event mid-stream, a stream that hangs until the client leaves,
-a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks).
+hidden reasoning tokens reported in the usage after a pause, an endless stream that ignores
+max_tokens, a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks).
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -41,6 +42,7 @@ class Reply:
     prompt_tokens: int = 11
     completion_tokens: int | None = None  # None: one token per streamed piece
     completion_tokens_from_cap: bool = False  # report the request's max_tokens as produced
+    reasoning_tokens: int = 0  # of completion_tokens: hidden reasoning, never streamed
     pieces: list[str] | None = None  # stream deltas; default: the content split at spaces
     tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": "..."}]
     finish_reason: str | None = None  # default: "tool_calls" with tools, else "stop"
@@ -53,6 +55,9 @@ class Reply:
     drop_after: int | None = None  # stream: cut the connection after N content events
     error_after: int | None = None  # stream: send an error event after N content events
     hang_after: int | None = None  # stream: go silent after N events until the client leaves
+    tail_delay: float = 0.0  # stream: seconds between the last content event and the finish
+    endless: str | None = None  # stream: after the content, this piece again and again (until
+    endless_limit: int = 20_000  # the client leaves, or this many), ignoring max_tokens
     raw: list[bytes] | None = None  # the body verbatim, these writes in order (any status)
     content_type: str = "text/event-stream; charset=utf-8"  # of a `raw` body
     gzip: bool = False  # compress the answer (content-encoding: gzip), as proxies may
@@ -233,7 +238,7 @@ class FakeOpenAI(LoopbackServer):
             "total_tokens": reply.prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reply.reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -307,6 +312,11 @@ class FakeOpenAI(LoopbackServer):
             await response.write(self._event(base, delta, include_usage, index))
             if reply.piece_delay:
                 await asyncio.sleep(reply.piece_delay)
+        if reply.endless is not None:
+            await self._endless(request, response, base, reply.endless, reply.endless_limit)
+            return response
+        if reply.tail_delay:
+            await asyncio.sleep(reply.tail_delay)
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         await response.write(self._finish(base, finish, include_usage))
         if include_usage and reply.usage:
@@ -315,6 +325,28 @@ class FakeOpenAI(LoopbackServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _endless(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        base: dict[str, Any],
+        piece: str,
+        limit: int,
+    ) -> None:
+        """Content events until the client leaves (or `limit` of them), never a finish."""
+        for index in range(limit):
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self.client_gone.set()
+                return
+            try:
+                await response.write(self._event(base, {"content": piece}, False, index))
+            except (ConnectionError, RuntimeError):
+                self.client_gone.set()
+                return
+            if index % 50 == 49:
+                await asyncio.sleep(0.001)
 
     @staticmethod
     def _deltas(reply: Reply) -> list[dict[str, Any]]:

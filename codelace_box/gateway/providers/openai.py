@@ -100,6 +100,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         error = _reported_error(chunk)
         if error is not None:
             raise UpstreamStreamError(_error_text(error), "upstream_error")
+        self._saw(chunk.get("usage"))
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
@@ -113,6 +114,19 @@ class OpenAIStreamTranslator(StreamTranslator):
                 self.output_chars += _delta_chars(choice.get("delta"))
                 self._track(choice)
         return [self._relabel(chunk)]
+
+    def _saw(self, raw: Any) -> None:
+        """Remember the counts of any usage object, even a partial or running one."""
+        if not isinstance(raw, dict):
+            return
+        details = raw.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        for seen in (raw.get("completion_tokens"), reasoning):
+            if isinstance(seen, int) and not isinstance(seen, bool):
+                self.output_tokens_seen = max(self.output_tokens_seen, seen)
+        prompt = raw.get("prompt_tokens")
+        if isinstance(prompt, int) and not isinstance(prompt, bool):
+            self.input_tokens_seen = max(self.input_tokens_seen, prompt)
 
     def _track(self, choice: JSON) -> None:
         index = choice.get("index", 0)
