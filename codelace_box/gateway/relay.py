@@ -155,17 +155,23 @@ class StreamRelay:
         try:
             for event in events:
                 for chunk in self.translator.feed(event):
-                    if self._reached_cap():
-                        self._capped = True
+                    if self._count(chunk):
                         return out, None
-                    self.tally.add(chunk)
                     out.append(encode_chunk(self._remember(chunk)))
         except Exception as exc:
             return out, exc
         return out, None
 
+    def _count(self, chunk: dict[str, Any]) -> bool:
+        """Count a chunk's output; whether it is past the reserved cap (then the output before
+        it was all the cap allowed, and the stream is cut there)."""
+        full = self._reached_cap()
+        if self.tally.add(chunk) and full:
+            self._capped = True
+        return self._capped
+
     def _reached_cap(self) -> bool:
-        produced = max(self.tally.tokens, self.translator.output_tokens_seen)
+        produced = max(self.tally.least_tokens, self.translator.output_tokens_seen)
         return produced >= self.call.output_limit
 
     async def _read_on(self) -> None:
@@ -188,12 +194,11 @@ class StreamRelay:
         """Read the upstream to its end or the output cap; whether it ended normally."""
         translator = self.translator
         while not translator.finished:
-            if self._reached_cap():
-                return False
             data = await self.opened.response.read_chunk()
             for event in self._parser.feed(data) if data else self._parser.flush():
                 for chunk in translator.feed(event):
-                    self.tally.add(chunk)
+                    if self._count(chunk):
+                        return False
             if not data:
                 translator.finish()
                 return translator.finished or translator.usage is not None

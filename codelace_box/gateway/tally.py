@@ -1,11 +1,15 @@
 """Counting tokens the provider did not (yet) count: a stream's output as it is relayed, the
 input of a call whose provider never said, and the media parts whose size no one can know.
 
-The estimates never come out low on purpose: an ASCII character counts a quarter token, any
-other character (CJK, emoji, ...) a whole one, each relayed piece of output at least one token
-(providers stream about one token per event), and each media part of unknown size 3,000 tokens.
-The caller never lets an estimate undercut what the provider already reported in part (running
-usage, reasoning token counts).
+What is charged when the provider never counted never comes out low on purpose: an ASCII
+character counts a quarter token, any other character (CJK, emoji, ...) a whole one, each
+relayed piece of output at least one token, and each media part of unknown size 3,000 tokens.
+The caller never lets it undercut what the provider already reported in part (running usage,
+reasoning token counts).
+
+Where a stream is cut at its output cap the count must not come out high instead (that would cut
+an answer the provider was still allowed to give): each piece of output counts one token
+(servers stream about one token per event), or 16 characters one token if that is more.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 from typing import Any
 
 CHARS_PER_TOKEN = 4  # ASCII characters per token
+MAX_CHARS_PER_TOKEN = 16  # hardly any token is longer
 ESTIMATED_MEDIA_TOKENS = 3000  # a media part of unknown size, when the provider never said
 TEXT_PARTS = frozenset({"text", "refusal"})
 # Delta keys that carry no generated text: ids, labels, and the whole thinking blocks (their
@@ -66,21 +71,30 @@ class OutputTally:
         self.other_chars = 0
         self.pieces = 0  # deltas that carried output
 
-    def add(self, chunk: dict[str, Any]) -> None:
-        """Count one `chat.completion.chunk`."""
+    def add(self, chunk: dict[str, Any]) -> bool:
+        """Count one `chat.completion.chunk`; whether it carried output."""
+        carried = False
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
             ascii_chars, other_chars = _delta_chars(choice.get("delta"))
             if ascii_chars or other_chars:
+                carried = True
                 self.pieces += 1
                 self.ascii_chars += ascii_chars
                 self.other_chars += other_chars
+        return carried
 
     @property
     def tokens(self) -> int:
         """Output tokens produced so far, by a count that does not come out low."""
         return max(self.pieces, _tokens(self.ascii_chars, self.other_chars))
+
+    @property
+    def least_tokens(self) -> int:
+        """Output tokens produced so far, by a count that does not come out high."""
+        chars = self.ascii_chars + self.other_chars
+        return max(self.pieces, -(-chars // MAX_CHARS_PER_TOKEN))
 
 
 def is_unsized(part: Any) -> bool:

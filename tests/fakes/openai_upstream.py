@@ -104,6 +104,7 @@ class FakeOpenAI(LoopbackServer):
         self.requests: list[Recorded] = []
         self.script: deque[Reply] = deque()
         self.default = Reply()
+        self.tagged: dict[str, Reply] = {}  # a request's `user` field -> its reply (any order)
         self.key_status: dict[str, int] = {}  # API key -> status it always gets (401, 429...)
         self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
 
@@ -118,6 +119,7 @@ class FakeOpenAI(LoopbackServer):
     def reset(self) -> None:
         self.requests.clear()
         self.script.clear()
+        self.tagged.clear()
         self.key_status.clear()
         self.default = Reply()
         self.client_gone.clear()
@@ -127,7 +129,10 @@ class FakeOpenAI(LoopbackServer):
         app.router.add_post("/v1/chat/completions", self._chat)
         return app
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, body: Any) -> Reply:
+        tag = body.get("user") if isinstance(body, dict) else None
+        if isinstance(tag, str) and tag in self.tagged:
+            return self.tagged[tag]
         return self.script.popleft() if self.script else self.default
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -141,7 +146,7 @@ class FakeOpenAI(LoopbackServer):
         refusal = self._refuse(headers, body)
         if refusal is not None:
             return refusal
-        reply = self._next_reply()
+        reply = self._next_reply(body)
         if reply.delay_before:
             await asyncio.sleep(reply.delay_before)
         if reply.raw is not None:
