@@ -13,7 +13,9 @@ units it runs; `admit` and `settle` run one alone.
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
-  one byte per token; inline base64 media counts by its bytes) plus, when a message carries
+  one byte per token; inline base64 media counts by its bytes), plus 1,000 tokens for what
+  the provider adds itself (message formatting, Anthropic's tool-use system prompt), plus,
+  when a message carries
   media whose size cannot be known from the body (an image or file by URL or file id, audio,
   any other non-text part), the model's context window once (the whole prompt must fit in it):
   its `--context-tokens`, else `gateway.default_context_tokens`;
@@ -49,6 +51,7 @@ DEFAULT_MAX_OUTPUT_TOKENS = 4096
 ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
 _HOST = socket.gethostname()
 BYTES_PER_TOKEN_ESTIMATE = 4
+PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, tool-use prompt)
 
 
 def hold_owner() -> str:
@@ -135,7 +138,8 @@ def release_holds_in(
 def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:
     """An upper bound of the request's input tokens, for admission (`context_tokens`: the
     model's context window, reserved once when media of unknown size is attached)."""
-    return body_len + (context_tokens if unsized_parts(body.get("messages")) else 0)
+    media = context_tokens if unsized_parts(body.get("messages")) else 0
+    return body_len + PROVIDER_PROMPT_TOKENS + media
 
 
 def input_token_estimate(body_len: int) -> int:

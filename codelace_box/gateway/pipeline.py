@@ -109,7 +109,8 @@ class Gateway:
 
     async def drain(self, timeout: float) -> None:
         """Before the worker stops: calls whose clients left finish and are charged; any still
-        running after `timeout` seconds is cancelled, which frees its hold at no cost."""
+        running after `timeout` seconds is cancelled, which frees the hold of a call that
+        produced nothing and charges a stream what was seen of it."""
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=timeout)
             for task in late:

@@ -4,11 +4,13 @@ The relay reads the upstream as bytes arrive, translates its events with the pro
 StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
 it writes `: keep-alive` comments. At the normal end it settles first, then sends the usage
 chunk (with `cost_usd`, only if the client asked for usage) and `data: [DONE]`. A stream that
-fails after it started costs nothing and ends with an error event. A client that goes away
-(its task is cancelled, or a send fails) is charged, in `finally`, for what the upstream
-produced: its usage if it came, else the relayed output counted and the row marked estimated;
-the upstream connection is closed so it stops generating.
-"""
+fails after it started costs nothing and ends with an error event. Output is counted as it
+arrives (gateway/tally.py, or the upstream's running usage): output past the reserved cap is
+not relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
+A client that goes away (its task is cancelled, or a send fails) does not stop the metering:
+the upstream is read on in a background task the server's stop waits for, within the output
+cap and the read timeout, and the call is charged the provider's usage (row `abandoned`), or,
+if it never comes, an estimate never below what was seen (row also `estimated`)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
     assert (changed["upstream_model"], changed["max_output_tokens"]) == ("fast-1-2026", 4096)
     assert changed["context_tokens"] == 128000
     assert "CONTEXT_TOKENS" in workspace.run("models", "list").stdout
-    workspace.run("models", "set", "acme/fast-1", "--input-per-1m", "1", "--output-per-1m", "2")
+    workspace.run("models", "set", "acme/fast-1", "--input-per-1m", "0.01", "--output-per-1m", "2")
     assert model(workspace, "acme/fast-1")["context_tokens"] == 128000  # kept when not given
     prices = workspace.sql(
         "SELECT input_per_1m_nanos, output_per_1m_nanos FROM catalog_model WHERE id = ?",
