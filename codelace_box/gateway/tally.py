@@ -43,6 +43,11 @@ def text_tokens(text: str) -> int:
     return _tokens(*_split(text))
 
 
+def output_tokens(message: Any) -> int:
+    """A conservative token count of the generated text in a message or delta."""
+    return _tokens(*_delta_chars(message))
+
+
 def _delta_chars(value: Any) -> tuple[int, int]:
     """(ASCII, other) characters of the generated text in a delta, at any depth."""
     if isinstance(value, str):

@@ -167,3 +167,19 @@ def test_a_stop_lets_an_abandoned_stream_finish_and_charges_it(
     assert (row["status"], row["output_tokens"], row["cost_nanos"]) == ("abandoned", 20_000, cost)
     assert box.balance(email) == (NANOS - cost, 0)
     box.cli("doctor")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_an_estimate_counts_each_cjk_character_a_token(
+    box: Box, fake: FakeOpenAI, streamed: bool
+) -> None:
+    """An upstream that never reports usage: 20 CJK characters are charged 20 output tokens,
+    not the 5 that 4 characters a token would make of them."""
+    _, key = box.new_user("1")
+    fake.push(Reply(content="数据分析" * 5, usage=False))
+    body: dict[str, Any] = {"model": MODEL, "messages": HELLO, "stream": streamed}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    row = settled_row(box, answer.headers["x-request-id"])
+    assert (row["estimated"], row["output_tokens"]) == (1, 20)

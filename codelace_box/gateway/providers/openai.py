@@ -19,9 +19,9 @@ from codelace_box.gateway.providers.base import (
     UpstreamStreamError,
     Usage,
 )
+from codelace_box.gateway.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-CHARS_PER_TOKEN = 4  # for estimates when an upstream reports no usage
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -53,11 +53,6 @@ def _private(name: str) -> bool:
     """Usage keys that tell the operator's own bill (OpenRouter's `cost`, `cost_details`,
     `is_byok`): never shown to the user, whose price is `cost_usd`."""
     return "cost" in name.lower() or name == "is_byok"
-
-
-def estimate_tokens(chars: int) -> int:
-    """Tokens for a count of characters (rounded up)."""
-    return -(-chars // CHARS_PER_TOKEN)
 
 
 def _delta_chars(delta: Any) -> int:
@@ -218,8 +213,8 @@ class OpenAIAdapter(ProviderAdapter):
         payload["model"] = public_model
         usage = usage_from(payload.get("usage"))
         if usage is None:
-            chars = sum(_delta_chars(c.get("message")) for c in choices if isinstance(c, dict))
-            usage = Usage(0, estimate_tokens(chars), estimated=True)
+            produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
+            usage = Usage(0, sum(produced), estimated=True)
         return payload, usage
 
     def error_message(self, status: int, payload: bytes) -> str:
