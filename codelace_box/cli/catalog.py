@@ -51,6 +51,7 @@ def model_view(model: Any) -> dict[str, Any]:
         "input_per_1m": usd_json(model.input_per_1m_nanos),
         "output_per_1m": usd_json(model.output_per_1m_nanos),
         "max_output_tokens": model.max_output_tokens,
+        "context_tokens": model.context_tokens,
         "enabled": bool(model.enabled),
     }
 
@@ -213,6 +214,13 @@ def models() -> None:
     default=None,
     help="Cap used when a request sets none.",
 )
+@click.option(
+    "--context-tokens",
+    type=click.IntRange(min=1, max=MAX_SQLITE_INTEGER),
+    default=None,
+    help="Context window: what a media part of unknown size reserves "
+    "(default: gateway.default_context_tokens).",
+)
 @pass_state
 def models_set(
     state: CliState,
@@ -222,11 +230,12 @@ def models_set(
     provider: str | None,
     upstream_model: str | None,
     max_output_tokens: int | None,
+    context_tokens: int | None,
 ) -> None:
     """Add a model or change its prices and upstream.
 
-    Setting an existing id again keeps its provider, upstream name and output cap unless
-    given: `models set ID --input-per-1m X --output-per-1m Y` only changes the prices.
+    Setting an existing id again keeps its provider, upstream name, output cap and context
+    window unless given: `models set ID --input-per-1m X --output-per-1m Y` only changes the prices.
     """
     from codelace_box.catalog.models import set_model
 
@@ -238,6 +247,7 @@ def models_set(
         provider=provider,
         upstream_model=upstream_model,
         max_output_tokens=max_output_tokens,
+        context_tokens=context_tokens,
         keep_unset=True,
     )
     prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
@@ -253,7 +263,8 @@ def models_list(state: CliState, as_json: bool) -> None:
 
     state.database()
     rows = [model_view(m) for m in list_models()]
-    columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m", "enabled"]
+    columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m"]
+    columns += ["context_tokens", "enabled"]
     emit(rows, as_json, lambda r: table(r, columns))
 
 

@@ -57,11 +57,12 @@ class ModelRoute:
     output_per_1m_nanos: int
     max_output_tokens: int | None
     created: int  # unix seconds, for /v1/models
+    context_tokens: int | None = None  # None: gateway.default_context_tokens
 
 
 _MODELS_SQL = (
     "SELECT m.id, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos, "
-    "m.max_output_tokens, m.created_at, m.provider_id FROM catalog_model m "
+    "m.max_output_tokens, m.created_at, m.provider_id, m.context_tokens FROM catalog_model m "
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
 _PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled, allowed_fields FROM provider"
@@ -138,6 +139,7 @@ class RouteTable:
             row[0]: ModelRoute(
                 row[0], providers[int(row[6])], row[1], int(row[2]), int(row[3]),
                 None if row[4] is None else int(row[4]), _unix(row[5]),
+                None if row[7] is None else int(row[7]),
             )
             for row in query_all(_MODELS_SQL)
         }  # fmt: skip
