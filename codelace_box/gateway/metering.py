@@ -23,7 +23,7 @@ Estimates, documented for the operator:
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
   and the relay stops a stream that reaches it;
 - when an upstream never reports usage (a server that ignores include_usage, a stream cut at
-  the cap or abandoned and never finished): see gateway/tally.py, and the usage row is marked
+  the cap or abandoned and never finished): see providers/tally.py, and the usage row is marked
   `estimated`.
 
 The hold is an upper bound: a charge never exceeds it. A provider reporting more than was
@@ -44,8 +44,8 @@ from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
-from codelace_box.gateway.tally import unsized_parts
 from codelace_box.money import token_cost_nanos
+from codelace_box.providers.tally import unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
 

@@ -7,7 +7,7 @@ chunk (with `cost_usd`, only if the client asked for usage) and `data: [DONE]`. 
 fails costs nothing: before the client got any byte its error is raised (for the caller to
 answer as a plain JSON error with its status), after that it ends with an error event; an
 upstream event longer than `gateway.max_sse_event_bytes` is such a failure. Output is counted as
-it arrives (gateway/tally.py, or the upstream's running usage): output past the reserved cap is
+it arrives (providers/tally.py, or the upstream's running usage): output past the reserved cap is
 not relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
 A client that goes away (its task is cancelled, or a send fails) does not stop the metering:
 the upstream is read on in a background task the server's stop waits for, within the output
@@ -36,9 +36,9 @@ from codelace_box.gateway.streaming import (
     encode_chunk,
     encode_error,
 )
-from codelace_box.gateway.tally import OutputTally
 from codelace_box.gateway.upstream import Opened
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.tally import OutputTally
 
 Send = Callable[[bytes], Awaitable[Any]]
 Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the stop waits for

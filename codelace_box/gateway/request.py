@@ -19,11 +19,11 @@ from codelace_box.gateway.metering import (
     input_token_estimate,
 )
 from codelace_box.gateway.routing import ModelRoute, RouteTable
-from codelace_box.gateway.tally import input_estimate
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_fields
+from codelace_box.providers.tally import input_estimate
 
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)

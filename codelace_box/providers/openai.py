@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.gateway.tally import output_tokens
 from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
@@ -20,6 +19,7 @@ from codelace_box.providers.base import (
     UpstreamStreamError,
     Usage,
 )
+from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
