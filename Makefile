@@ -37,8 +37,8 @@ serve: $(VENV)/.installed
 # serially. The tests mostly wait on server processes, so more workers than cores pays off.
 TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadscope
-# make check: the modules that start no server (about 420 tests, seconds, under a minute even on a
-# busy 2-core machine)
+# make check: the modules that start no server (about 420 tests: 13 s with lint, warm caches,
+# on a busy 2-core machine)
 CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
 	tests/foundation/test_money.py tests/foundation/test_catalog.py tests/foundation/test_api_errors.py \
 	tests/foundation/test_ledger.py tests/foundation/test_migrations.py \
