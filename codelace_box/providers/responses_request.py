@@ -237,7 +237,9 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
         )
     name = choice.get("name")
     if name not in names:
-        raise InvalidRequest(f"tool_choice names {name!r}, which is not in tools", "tool_choice")
+        raise InvalidRequest(
+            f"tool_choice names {name!r}, which is not in tools", param="tool_choice"
+        )
     return {"type": "function", "function": {"name": name}}
 
 
