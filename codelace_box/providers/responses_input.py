@@ -11,7 +11,8 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   tool calls of an assistant turn. Consecutive calls, and the assistant text before them, are one
   chat assistant message (parallel calls must share one message, or the upstream refuses the tool
   results that follow). A custom (freeform) tool is offered to chat upstreams as a function with
-  one string parameter `input` (see responses_request), so its call carries `{"input": ...}`.
+  one string parameter `input` (see responses_request), so its call carries `{"input": ...}`;
+  a call with a `namespace` names the chat function namespace + name.
 - `function_call_output` / `custom_tool_call_output` {call_id, output}: a `tool` message. An
   output may be a string or a list of `input_text` / `input_image` parts (Codex's view_image);
   chat tool messages take text only, so images follow as a user message after the tool results.
@@ -118,6 +119,7 @@ class _Builder:
             last = self.messages[-1] if self.messages else None
             if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
                 last["content"] = (last.get("content") or "") + text
+                self._attach_thinking(last)
             else:
                 self._new_assistant(text)
         elif role == "system":
@@ -158,6 +160,9 @@ class _Builder:
             message = self._new_assistant(None)
         else:
             self._attach_thinking(message)
+        namespace = item.get("namespace")
+        if isinstance(namespace, str):
+            name = namespace + name  # the chat name of a namespace's tool (responses_request)
         call = {
             "id": call_id,
             "type": "function",
@@ -170,6 +175,8 @@ class _Builder:
         if not isinstance(call_id, str) or not call_id:
             raise InvalidRequest(f"{where}.call_id is required", param=f"{where}.call_id")
         output = item.get("output")
+        if isinstance(output, dict) and isinstance(output.get("content"), str):
+            output = output["content"]  # older Codex: {content, success} for a failed call
         if isinstance(output, str):
             text = output
         elif isinstance(output, list):

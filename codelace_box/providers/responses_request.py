@@ -11,8 +11,10 @@ tools, tool_choice "auto", parallel_tool_calls, reasoning {effort, summary}, sto
 stream true, include ["reasoning.encrypted_content"] when reasoning is on, prompt_cache_key (its
 thread id), text {verbosity, format: json_schema "codex_output_schema" strict}, and, depending
 on the version, service_tier and client_metadata. Its tools are `function` tools (shell,
-exec_command, update_plan, view_image, MCP tools, apply_patch for some models), `custom`
-(freeform, apply_patch on GPT-5 family models) and, by default (its web_search mode "cached",
+exec_command, update_plan, view_image, apply_patch for some models), `namespace` (its MCP
+tools: a group of functions; chat gets them named namespace + name, as Codex names them, and
+their calls come back with `namespace` set), `custom` (freeform: apply_patch on GPT-5 family
+models; chat gets a function taking one string `input`) and, by default (its web_search mode "cached",
 "live" under full access), a hosted `web_search` tool, which chat upstreams cannot run: it is
 dropped (IGNORED_TOOL_TYPES) so that Codex works without `web_search = "disabled"`.
 """
@@ -80,6 +82,7 @@ class ResponsesContext:
     custom_tools: frozenset[str] = frozenset()  # tools whose calls are custom_tool_call items
     encrypted_reasoning: bool = False  # the client asked for reasoning.encrypted_content
     echo: JSON = field(default_factory=dict)  # request fields the response object repeats
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name -> parts
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,12 @@ def translate_request(body: Any, *, keep_thinking: bool = False) -> ChatRequest:
         raise InvalidRequest("the request body must be a JSON object")
     _check_fields(body)
     messages = _messages(body, keep_thinking)
-    tools, custom = chat_tools(body.get("tools"))
+    tools = chat_tools(body.get("tools"))
     chat: JSON = {"model": body.get("model"), "messages": messages}
-    if tools:
-        chat["tools"] = tools
-        choice = chat_tool_choice(body.get("tool_choice"), {t["function"]["name"] for t in tools})
+    if tools.tools:
+        chat["tools"] = tools.tools
+        names = {t["function"]["name"] for t in tools.tools}
+        choice = chat_tool_choice(body.get("tool_choice"), names)
         if choice is not None:
             chat["tool_choice"] = choice
         if isinstance(body.get("parallel_tool_calls"), bool):
@@ -111,7 +115,7 @@ def translate_request(body: Any, *, keep_thinking: bool = False) -> ChatRequest:
     elif body.get("tool_choice") not in (None, "auto", "none"):
         raise InvalidRequest("tool_choice names a tool, but tools is empty", param="tool_choice")
     _add_options(chat, body)
-    return ChatRequest(chat, _context(body, custom))
+    return ChatRequest(chat, _context(body, tools))
 
 
 def _check_fields(body: JSON) -> None:
@@ -149,36 +153,63 @@ def _messages(body: JSON, keep_thinking: bool) -> list[JSON]:
 # -- tools ----------------------------------------------------------------------------------
 
 
-def chat_tools(tools: Any) -> tuple[list[JSON], frozenset[str]]:
-    """Chat function tools for Responses tools, and the names of the custom (freeform) ones."""
-    if tools is None:
-        return [], frozenset()
-    if not isinstance(tools, list):
-        raise InvalidRequest("tools must be a list", param="tools")
-    converted: list[JSON] = []
-    custom: set[str] = set()
-    for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"{where} must be an object", param=where)
+@dataclass
+class ChatTools:
+    """Chat function tools for Responses tools, and how to name their calls back."""
+
+    tools: list[JSON] = field(default_factory=list)
+    custom: set[str] = field(default_factory=set)  # chat names of custom (freeform) tools
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> (namespace, name)
+
+    def add(self, tool: JSON, where: str, namespace: str = "") -> None:
+        """One Responses tool (a namespace's tools become functions named namespace + name,
+        the public name Codex gives them)."""
         kind = tool.get("type")
-        if kind in IGNORED_TOOL_TYPES:
-            continue
-        if kind == "function":
-            converted.append(_function_tool(tool, where))
-        elif kind == "custom":
-            converted.append(_custom_tool(tool, where))
-            custom.add(converted[-1]["function"]["name"])
-        else:
+        if kind in IGNORED_TOOL_TYPES and not namespace:
+            return
+        if kind == "namespace" and not namespace:
+            self._namespace(tool, where)
+            return
+        if kind not in ("function", "custom"):
             raise InvalidRequest(
-                f"{where}: tools of type {kind!r} are not supported (only function and custom "
-                "tools: the box runs no hosted tools)",
+                f"{where}: tools of type {kind!r} are not supported (only function, custom and "
+                "namespace tools: the box runs no hosted tools)",
                 param=f"{where}.type",
             )
-    names = [t["function"]["name"] for t in converted]
+        converted = _function_tool(tool, where) if kind == "function" else _custom_tool(tool, where)
+        name = converted["function"]["name"]
+        if namespace:
+            converted["function"]["name"] = namespace + name
+            self.namespaced[namespace + name] = (namespace, name)
+        if kind == "custom":
+            self.custom.add(converted["function"]["name"])
+        self.tools.append(converted)
+
+    def _namespace(self, tool: JSON, where: str) -> None:
+        namespace, members = _tool_name(tool, where), tool.get("tools")
+        if not isinstance(members, list):
+            raise InvalidRequest(f"{where}.tools must be a list", param=f"{where}.tools")
+        for j, member in enumerate(members):
+            if not isinstance(member, dict):
+                raise InvalidRequest(f"{where}.tools[{j}] must be an object", param=where)
+            self.add(member, f"{where}.tools[{j}]", namespace)
+
+
+def chat_tools(tools: Any) -> ChatTools:
+    """Chat function tools for Responses `tools` (function, custom and namespace ones)."""
+    converted = ChatTools()
+    if tools is None:
+        return converted
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list", param="tools")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"tools[{i}] must be an object", param=f"tools[{i}]")
+        converted.add(tool, f"tools[{i}]")
+    names = [t["function"]["name"] for t in converted.tools]
     if len(set(names)) != len(names):
         raise InvalidRequest("tools have duplicate names", param="tools")
-    return converted, frozenset(custom)
+    return converted
 
 
 def _tool_name(tool: JSON, where: str) -> str:
@@ -313,10 +344,10 @@ def _response_format(text: Any) -> JSON | None:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def _context(body: JSON, custom: frozenset[str]) -> ResponsesContext:
+def _context(body: JSON, tools: ChatTools) -> ResponsesContext:
     include = body.get("include")
     encrypted = isinstance(include, list) and "reasoning.encrypted_content" in include
-    tools = [t for t in body.get("tools") or () if t.get("type") not in IGNORED_TOOL_TYPES]
+    declared = [t for t in body.get("tools") or () if t.get("type") not in IGNORED_TOOL_TYPES]
     reasoning = body.get("reasoning") or {}
     text = body.get("text") or {}
     echo: JSON = {
@@ -329,11 +360,11 @@ def _context(body: JSON, custom: frozenset[str]) -> ResponsesContext:
         "temperature": body.get("temperature"),
         "text": {"format": text.get("format") or {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": tools,
+        "tools": declared,
         "top_p": body.get("top_p"),
         "truncation": "disabled",
     }
     for name in ("user", "safety_identifier", "prompt_cache_key"):
         if body.get(name) is not None:
             echo[name] = body[name]
-    return ResponsesContext(custom, encrypted, echo)
+    return ResponsesContext(frozenset(tools.custom), encrypted, echo, dict(tools.namespaced))

@@ -129,24 +129,16 @@ def reasoning_item(item_id: str, text: str, blocks: list[JSON], context: Respons
 def call_item(
     item_id: str, call_id: str, name: str, arguments: str, context: ResponsesContext, status: str
 ) -> JSON:
-    """A `function_call` item, or a `custom_tool_call` for a tool the request declared custom."""
+    """A `function_call` item, or a `custom_tool_call` for a tool the request declared custom;
+    a namespace's tool gets its `namespace` and own name back."""
+    item: JSON = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id}
     if name in context.custom_tools:
-        return {
-            "id": item_id,
-            "type": "custom_tool_call",
-            "status": status,
-            "call_id": call_id,
-            "name": name,
-            "input": custom_input(arguments),
-        }
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
+        item.update(type="custom_tool_call", name=name, input=custom_input(arguments))
+    else:
+        item.update(name=name, arguments=arguments)
+    if name in context.namespaced:
+        item["namespace"], item["name"] = context.namespaced[name]
+    return item
 
 
 def custom_input(arguments: str) -> str:

@@ -22,6 +22,11 @@ whose details must carry their counts) before the stream closes, else it reports
 before response.completed" and retries. On `response.failed` it reads `error.code`
 (`context_length_exceeded`, `insufficient_quota`, `rate_limit_exceeded` are special; anything
 else is retried).
+
+Wiring (the ingress adapter): `start()` once the upstream answered, then `feed(chunk)` for each
+chunk the provider's StreamTranslator gives, `complete(translator.usage, {"cost_usd": ...})`
+after settlement (no `[DONE]` line), or `fail(message, code)` on an UpstreamStreamError; each
+event goes out as `sse_frame(event)`.
 """
 
 from __future__ import annotations

@@ -368,3 +368,107 @@ def test_handed_back_thinking_kept_only_for_anthropic() -> None:
     assert "thinking_blocks" not in dropped[1]
     assert decode_thinking("gAAAAABo-openai-encrypted") == []
     assert decode_thinking(encode_thinking(blocks)) == blocks
+
+
+def test_failed_call_output_object_and_trailing_images() -> None:
+    items = [
+        {"role": "user", "content": "Look at the chart"},
+        {
+            "type": "function_call",
+            "call_id": "c1",
+            "name": "view_image",
+            "arguments": '{"path":"a.png"}',
+        },
+        {
+            "type": "function_call_output",
+            "call_id": "c1",
+            "output": {"content": "no such file", "success": False},
+        },
+        {
+            "type": "function_call",
+            "call_id": "c2",
+            "name": "view_image",
+            "arguments": '{"path":"b.png"}',
+        },
+        {
+            "type": "function_call_output",
+            "call_id": "c2",
+            "output": [{"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}],
+        },
+    ]
+    messages = translate_request(BASE | {"input": items}).body["messages"]
+    assert [m["role"] for m in messages] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "user",
+    ]
+    assert messages[2]["content"] == "no such file"
+    assert messages[4]["content"] == ""
+    assert messages[5]["content"] == [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    ]
+
+
+def test_namespace_tools_flatten_and_come_back_named() -> None:
+    """Codex sends MCP tools as a namespace; their calls carry `namespace` and the tool's name."""
+    from codelace_box.providers.responses_response import output_items
+
+    lookup = {
+        "type": "function",
+        "name": "lookup",
+        "description": "Find docs.",
+        "strict": False,
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    body = BASE | {
+        "tools": [
+            {
+                "type": "namespace",
+                "name": "mcp__docs__",
+                "description": "Docs tools.",
+                "tools": [lookup],
+            }
+        ],
+        "input": [
+            {"role": "user", "content": "Find the install guide"},
+            {
+                "type": "function_call",
+                "namespace": "mcp__docs__",
+                "name": "lookup",
+                "arguments": '{"q":"install"}',
+                "call_id": "call_9",
+            },
+            {"type": "function_call_output", "call_id": "call_9", "output": "See INSTALL.md"},
+        ],
+    }
+    translated = translate_request(body)
+    assert [t["function"]["name"] for t in translated.body["tools"]] == ["mcp__docs__lookup"]
+    assert (
+        translated.body["messages"][1]["tool_calls"][0]["function"]["name"] == "mcp__docs__lookup"
+    )
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_10",
+                "type": "function",
+                "function": {"name": "mcp__docs__lookup", "arguments": '{"q":"config"}'},
+            }
+        ],
+    }
+    (item,) = output_items(message, translated.context)
+    assert (item["type"], item["namespace"], item["name"]) == (
+        "function_call",
+        "mcp__docs__",
+        "lookup",
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        translate_request(
+            BASE
+            | {"tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}]}
+        )
+    assert caught.value.param == "tools[0].tools[0].type"
