@@ -14,9 +14,9 @@ on the version, service_tier and client_metadata. Its tools are `function` tools
 exec_command, update_plan, view_image, apply_patch for some models), `namespace` (its MCP
 tools: a group of functions; chat gets them named namespace + name, as Codex names them, and
 their calls come back with `namespace` set), `custom` (freeform: apply_patch on GPT-5 family
-models; chat gets a function taking one string `input`) and, by default (its web_search mode "cached",
-"live" under full access), a hosted `web_search` tool, which chat upstreams cannot run: it is
-dropped (IGNORED_TOOL_TYPES) so that Codex works without `web_search = "disabled"`.
+models; chat gets a function taking one string `input`) and, by default (its web_search mode
+"cached", "live" under full access), a hosted `web_search` tool, which chat upstreams cannot
+run: it is dropped (IGNORED_TOOL_TYPES) so that Codex works without `web_search = "disabled"`.
 """
 
 from __future__ import annotations
