@@ -68,8 +68,7 @@ def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage
     if payload.get("object") != "response" or not isinstance(payload.get("output"), list):
         raise UpstreamError("the upstream answered without a response", code="bad_upstream_reply")
     if payload.get("status") == "failed":
-        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-        message = error.get("message") if isinstance(error.get("message"), str) else "failed"
+        message = _message(payload.get("error"))
         raise UpstreamError(f"the upstream failed: {message}", code="upstream_error")
     payload["model"] = public_model
     usage = native_usage(payload.get("usage"))
