@@ -16,6 +16,7 @@ from typing import Any
 
 from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
+from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
 from codelace_box.providers.responses_response import responses_usage
 
 JSON = dict[str, Any]
@@ -61,6 +62,21 @@ def native_usage(raw: Any) -> Usage | None:
         "completion_tokens_details": {"reasoning_tokens": _count(outputs, "reasoning_tokens")},
     }
     return Usage(max(raw["input_tokens"], 0), max(raw["output_tokens"], 0), details)
+
+
+def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
+    """The body for a native upstream: checked exactly as a translated one (the same 400s),
+    then passed on with the upstream's model, `store: false` and no hosted tools (which would
+    bill beyond the token prices); `include` and the cache hints go along, since reasoning
+    handed back statelessly needs `reasoning.encrypted_content`."""
+    translate_request(body)
+    payload = dict(body)
+    payload["model"] = upstream_model
+    payload["store"] = False
+    payload["stream"] = stream
+    if isinstance(body.get("tools"), list):
+        payload["tools"] = [t for t in body["tools"] if t.get("type") not in IGNORED_TOOL_TYPES]
+    return payload
 
 
 def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:

@@ -68,3 +68,18 @@ def test_native_answer_relabelled_and_billed() -> None:
             {"object": "response", "output": [], "status": "failed", "error": {"message": "boom"}},
             MODEL,
         )
+
+
+def test_native_body_checked_stateless_and_without_hosted_tools() -> None:
+    from codelace_box.errors import InvalidRequest
+    from codelace_box.providers.responses_native import native_body
+    from tests.responses.wire import load_json
+
+    codex = load_json("codex_request.json")
+    body = native_body(codex, upstream_model="gpt-5.1-codex-2025", stream=True)
+    assert body["model"] == "gpt-5.1-codex-2025" and body["store"] is False
+    assert [t["type"] for t in body["tools"]] == ["function", "function", "custom", "function"]
+    assert body["include"] == ["reasoning.encrypted_content"]
+    assert body["input"] == codex["input"]  # OpenAI's encrypted reasoning goes back as is
+    with pytest.raises(InvalidRequest):
+        native_body(codex | {"previous_response_id": "resp_1"}, upstream_model="m", stream=True)
