@@ -14,10 +14,9 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import iso_z, query_one, utcnow, write_transaction
+from codelace_box.db.core import query_one, utcnow, write_transaction
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -77,17 +76,6 @@ def create_key(user_id: int, name: str = "") -> NewKey:
             user=user_id, name=clean, key_prefix=prefix, key_hash=hash_key(full_key)
         )
     return NewKey(key, full_key)
-
-
-def key_view(key: ApiKey) -> dict[str, Any]:
-    """A key as the API and the CLI show it (never the full key)."""
-    return {
-        "id": key.uuid,
-        "key_prefix": key.key_prefix,
-        "name": key.name,
-        "created_at": iso_z(key.created_at),
-        "last_used_at": iso_z(key.last_used_at),
-    }
 
 
 def list_keys(user_id: int) -> list[ApiKey]:

@@ -86,6 +86,11 @@ def query_one(sql: str, params: Params = ()) -> Row | None:
     return row
 
 
+def ping() -> None:
+    """Reach the database (opening the connection if closed): a liveness check."""
+    query_one("SELECT 1")
+
+
 def aggregate(sql: str, params: Params = ()) -> Row:
     """The one row of an aggregate read (COUNT, SUM: there always is one)."""
     row = query_one(sql, params)
