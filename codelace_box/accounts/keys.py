@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import query_one, utcnow, write_transaction
+from codelace_box.db.core import connection, utcnow, write_transaction
+from codelace_box.db.hotpath import key_owner
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -137,10 +138,6 @@ def _no_such_key(key_ref: str) -> NotFound:
     return NotFound(f"no active API key with {named}", code="key_not_found")
 
 
-_AUTH_SQL = (
-    "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status FROM api_key k "
-    'JOIN "user" u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL'
-)
 _LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 
 
@@ -151,7 +148,7 @@ def authenticate(full_key: str | None) -> AuthContext:
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )
     presented = hash_key(full_key)
-    row = query_one(_AUTH_SQL, (presented,))  # a prepared statement, cached by its text
+    row = key_owner(connection(), presented)
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
     key_id, _, last_used, user_id, email, status = row
