@@ -200,12 +200,15 @@ def main() -> None:
 
 
 def count_usage_rows(db_path: Path) -> int:
-    import sqlite3
+    """The requests the box metered as answered, read through its own database layer."""
+    from codelace_box.db.core import close_database, open_database
+    from codelace_box.db.models import UsageRecord
 
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        return int(
-            db.execute("SELECT COUNT(*) FROM usage_record WHERE status = 'ok'").fetchone()[0]
-        )
+    open_database(db_path)
+    try:
+        return int(UsageRecord.select().where(UsageRecord.status == "ok").count())
+    finally:
+        close_database()
 
 
 if __name__ == "__main__":

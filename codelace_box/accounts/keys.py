@@ -14,10 +14,10 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import iso_z, query_one, utcnow, write_transaction
+from codelace_box.db.core import connection, utcnow, write_transaction
+from codelace_box.db.hotpath import key_owner
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -79,17 +79,6 @@ def create_key(user_id: int, name: str = "") -> NewKey:
     return NewKey(key, full_key)
 
 
-def key_view(key: ApiKey) -> dict[str, Any]:
-    """A key as the API and the CLI show it (never the full key)."""
-    return {
-        "id": key.uuid,
-        "key_prefix": key.key_prefix,
-        "name": key.name,
-        "created_at": iso_z(key.created_at),
-        "last_used_at": iso_z(key.last_used_at),
-    }
-
-
 def list_keys(user_id: int) -> list[ApiKey]:
     """The user's active keys, oldest first."""
     query = ApiKey.select().where(ApiKey.user == user_id, ApiKey.revoked_at.is_null())
@@ -149,10 +138,6 @@ def _no_such_key(key_ref: str) -> NotFound:
     return NotFound(f"no active API key with {named}", code="key_not_found")
 
 
-_AUTH_SQL = (
-    "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status FROM api_key k "
-    'JOIN "user" u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL'
-)
 _LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 
 
@@ -163,7 +148,7 @@ def authenticate(full_key: str | None) -> AuthContext:
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )
     presented = hash_key(full_key)
-    row = query_one(_AUTH_SQL, (presented,))  # a prepared statement, cached by its text
+    row = key_owner(connection(), presented)
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
     key_id, _, last_used, user_id, email, status = row

@@ -92,7 +92,7 @@ def get_user_by_id(user_id: int) -> User:
     """The account with this id; NotFound if there is none."""
     user = User.get_or_none(User.id == user_id)
     if user is None:
-        raise NotFound(f"no user with id {user_id}", code="user_not_found")
+        raise NotFound("the account does not exist", code="user_not_found")
     return user
 
 

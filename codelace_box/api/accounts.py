@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import create_key, key_view, list_keys, revoke_key
+from codelace_box.accounts.keys import create_key, list_keys, revoke_key
 from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
 from codelace_box.api.common import READ, json_body, json_response, require_auth
-from codelace_box.db.models import User
+from codelace_box.api.views import (
+    code_sent_view,
+    key_view,
+    new_key_view,
+    profile_view,
+    signed_in_view,
+)
 from codelace_box.errors import InvalidRequest
-from codelace_box.money import usd_json
 
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 
@@ -23,10 +26,6 @@ def _client(request: Request) -> str:
     """The client's address (the socket peer, or the proxy's `for` when proxies are set up)
     as the rate limits count it: an IPv6 client by its /64."""
     return client_bucket(request.client_ip or "unknown")
-
-
-def profile_view(user: User) -> dict[str, Any]:
-    return {"id": user.uuid, "email": user.email, "display_name": user.display_name}
 
 
 @bp.post("/otp/request")
@@ -41,7 +40,7 @@ async def otp_request(request: Request) -> HTTPResponse:
         secret_key=ctx.secret_key,
         auth=ctx.config.auth,
     )
-    return json_response({"email": sent.email, "expires_in_sec": sent.expires_in_sec})
+    return json_response(code_sent_view(sent))
 
 
 @bp.post("/otp/verify")
@@ -56,15 +55,7 @@ async def otp_verify(request: Request) -> HTTPResponse:
         secret_key=ctx.secret_key,
         auth=ctx.config.auth,
     )
-    user = signed_in.user
-    return json_response(
-        {
-            "user_id": user.uuid,
-            "api_key": signed_in.api_key,
-            "email": user.email,
-            "credit_balance_usd": usd_json(user.balance_nanos),
-        }
-    )
+    return json_response(signed_in_view(signed_in))
 
 
 @bp.route("/me", methods=READ)
@@ -97,9 +88,7 @@ async def keys_create(request: Request) -> HTTPResponse:
     auth = require_auth(request)
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
     name = body.get("name")
-    new = create_key(auth.user_id, "" if name is None else name)
-    view = {"id": new.key.uuid, "key_prefix": new.key.key_prefix, "name": new.key.name}
-    return json_response(view | {"full_key": new.full_key})
+    return json_response(new_key_view(create_key(auth.user_id, "" if name is None else name)))
 
 
 @bp.delete("/key/<key_id>")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import READ, json_response, require_auth
-from codelace_box.db.core import iso_z
-from codelace_box.db.models import UsageRecord, User
+from codelace_box.api.views import balance_view, usage_view
+from codelace_box.db.models import User
 from codelace_box.errors import InvalidRequest
-from codelace_box.money import usd_json
 from codelace_box.reports.usage import usage_summary
 
 bp = Blueprint("customer", url_prefix="/api/v1/customer")
@@ -24,7 +21,7 @@ async def balance(request: Request) -> HTTPResponse:
     """The caller's credit balance in USD."""
     auth = require_auth(request)
     user = User.get_by_id(auth.user_id)
-    return json_response({"credit_balance_usd": usd_json(user.balance_nanos)})
+    return json_response(balance_view(user))
 
 
 def _limit(request: Request) -> int:
@@ -44,31 +41,8 @@ def _limit(request: Request) -> int:
     return limit
 
 
-def _request_view(row: UsageRecord) -> dict[str, Any]:
-    return {
-        "id": row.request_id,
-        "model": row.model,
-        "input_tokens": row.input_tokens,
-        "output_tokens": row.output_tokens,
-        "cost_usd": usd_json(row.cost_nanos),
-        "status": row.status,
-        "stream": bool(row.stream),
-        "duration_ms": row.duration_ms,
-        "created_at": iso_z(row.created_at),
-    }
-
-
 @bp.route("/usage", methods=READ)
 async def usage(request: Request) -> HTTPResponse:
     """The caller's totals and most recent requests (newest first)."""
     auth = require_auth(request)
-    summary = usage_summary(auth.user_id, _limit(request))
-    return json_response(
-        {
-            "request_count": summary.request_count,
-            "total_input_token": summary.input_tokens,
-            "total_output_token": summary.output_tokens,
-            "total_cost_usd": usd_json(summary.cost_nanos),
-            "recent_requests": [_request_view(row) for row in summary.recent],
-        }
-    )
+    return json_response(usage_view(usage_summary(auth.user_id, _limit(request))))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import unquote
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import READ, json_response
+from codelace_box.api.views import health_view, model_list_view, model_view, pricing_view
+from codelace_box.db.core import ping
 from codelace_box.errors import NotFound
 from codelace_box.gateway.pipeline import Gateway
-from codelace_box.gateway.routing import ModelRoute
-from codelace_box.money import usd_json
 
 bp = Blueprint("public")
 
@@ -20,25 +19,15 @@ bp = Blueprint("public")
 @bp.route("/healthz", methods=READ)
 async def healthz(request: Request) -> HTTPResponse:
     """Liveness: the process answers and its database is reachable."""
-    request.app.ctx.db.execute_sql("SELECT 1").fetchone()
-    return json_response({"status": "ok"})
-
-
-def _model_view(model: ModelRoute) -> dict[str, Any]:
-    return {
-        "id": model.id,
-        "object": "model",
-        "created": model.created,
-        "owned_by": model.provider.name,
-    }
+    ping()
+    return json_response(health_view())
 
 
 @bp.route("/v1/models", methods=READ)
 async def models(request: Request) -> HTTPResponse:
     """The enabled catalog, in OpenAI's list shape."""
     gateway: Gateway = request.app.ctx.gateway
-    data = [_model_view(m) for m in gateway.routes.enabled_models()]
-    return json_response({"object": "list", "data": data})
+    return json_response(model_list_view(gateway.routes.enabled_models()))
 
 
 @bp.route("/v1/models/<model_id:path>", methods=READ)
@@ -49,20 +38,11 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
     found = next((m for m in gateway.routes.enabled_models() if m.id == model_id), None)
     if found is None:
         raise NotFound(f"the model {model_id} does not exist", code="model_not_found")
-    return json_response(_model_view(found))
+    return json_response(model_view(found))
 
 
 @bp.route("/api/v1/public/pricing", methods=READ)
 async def pricing(request: Request) -> HTTPResponse:
     """USD per 1M input and output tokens of every enabled model."""
     gateway: Gateway = request.app.ctx.gateway
-    return json_response(
-        [
-            {
-                "model": m.id,
-                "input_per_1m": usd_json(m.input_per_1m_nanos),
-                "output_per_1m": usd_json(m.output_per_1m_nanos),
-            }
-            for m in gateway.routes.enabled_models()
-        ]
-    )
+    return json_response(pricing_view(gateway.routes.enabled_models()))

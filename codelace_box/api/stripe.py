@@ -14,13 +14,13 @@ from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
 from codelace_box.api.common import READ, json_body, json_response, require_auth
+from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.payments import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     list_payments,
     payment_for_session,
-    payment_view,
 )
 from codelace_box.billing.stripe import StripeApi, require_configured
 from codelace_box.billing.webhooks import handle_webhook
@@ -60,7 +60,7 @@ async def checkout(request: Request) -> HTTPResponse:
         raise InvalidRequest("amount_usd is required", code="invalid_amount", param="amount_usd")
     config: Config = request.app.ctx.config
     url = await start_topup(api, auth.user_id, auth.email, body["amount_usd"], config)
-    return json_response({"checkout_url": url})
+    return json_response(checkout_view(url))
 
 
 @bp.post("/api/v1/stripe/setup")
@@ -69,7 +69,7 @@ async def setup(request: Request) -> HTTPResponse:
     api = stripe_api(request)
     auth = require_auth(request)
     url = await start_setup(api, auth.user_id, auth.email, request.app.ctx.config)
-    return json_response({"checkout_url": url})
+    return json_response(checkout_view(url))
 
 
 @bp.post("/api/v1/stripe/webhook")
@@ -79,7 +79,7 @@ async def webhook(request: Request) -> HTTPResponse:
     config: Config = request.app.ctx.config
     signature = request.headers.get("stripe-signature")
     outcome = await handle_webhook(api, request.body or b"", signature, config.stripe)
-    return json_response({"received": True, "result": outcome.result})
+    return json_response(webhook_view(outcome.result))
 
 
 @bp.route("/api/v1/customer/payment", methods=READ)

@@ -10,9 +10,10 @@ from codelace_box.billing.ledger import Posting, append_entry
 from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.models import Payment, User
 from codelace_box.errors import InvalidRequest
-from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
+from codelace_box.money import AmountTooLarge, usd_to_nanos
 
 MAX_ADJUSTMENT_USD = Decimal(1_000_000)
+MAX_ADJUSTMENT_NANOS = usd_to_nanos(MAX_ADJUSTMENT_USD)
 ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
 
 
@@ -25,7 +26,7 @@ def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
         raise InvalidRequest(ADJUSTMENT_LIMIT) from None
     except ValueError as exc:
         raise InvalidRequest(f"amount must be a USD amount: {exc}") from None
-    if nanos == 0 or abs(nanos) > MAX_ADJUSTMENT_USD * NANOS_PER_USD:
+    if nanos == 0 or abs(nanos) > MAX_ADJUSTMENT_NANOS:
         raise InvalidRequest(ADJUSTMENT_LIMIT)
     if not reason.strip():
         raise InvalidRequest("a ledger entry needs a reason")

@@ -89,7 +89,7 @@ def append_entry(
     )
     if not written:
         if User.get_or_none(User.id == user_id) is None:
-            raise NotFound(f"no user with id {user_id}", code="user_not_found")
+            raise NotFound("the account does not exist", code="user_not_found")
         raise InvalidRequest(
             "that would leave the balance below zero (or below what requests in flight reserved)",
             code="negative_balance",

@@ -15,8 +15,8 @@ import httpx
 
 from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers import PROVIDER_KINDS, adapter_for
 
-ANTHROPIC_VERSION = "2023-06-01"
 MAX_MESSAGE = 200
 
 
@@ -35,14 +35,11 @@ class KeyCheckResult:
 
 
 def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
-    """The URL and headers that ask an upstream of this kind for its models."""
-    base = base_url.rstrip("/")
-    if kind == "openai":
-        path = "/key" if "openrouter.ai" in base else "/models"
-        return f"{base}{path}", {"authorization": f"Bearer {api_key}"}
-    if kind == "anthropic":
-        return f"{base}/v1/models", {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-    raise InvalidRequest(f"cannot test a key of provider kind {kind!r}")
+    """The URL and headers that ask an upstream of this kind whether it accepts the key (each
+    provider adapter knows its own)."""
+    if kind not in PROVIDER_KINDS:
+        raise InvalidRequest(f"cannot test a key of provider kind {kind!r}")
+    return adapter_for(kind).key_check_request(base_url, api_key)
 
 
 async def check_key(

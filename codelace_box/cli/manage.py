@@ -40,6 +40,17 @@ def user_view(
     return view
 
 
+def key_view(key: Any) -> dict[str, Any]:
+    """An API key as the CLI shows it (never the full key)."""
+    return {
+        "id": key.uuid,
+        "key_prefix": key.key_prefix,
+        "name": key.name,
+        "created_at": iso_z(key.created_at),
+        "last_used_at": iso_z(key.last_used_at),
+    }
+
+
 @click.group()
 def users() -> None:
     """Manage accounts."""
@@ -65,7 +76,7 @@ def users_list(state: CliState, search: str, as_json: bool) -> None:
 @pass_state
 def users_show(state: CliState, email: str, as_json: bool) -> None:
     """Show one account with its keys."""
-    from codelace_box.accounts.keys import key_view, list_keys
+    from codelace_box.accounts.keys import list_keys
     from codelace_box.accounts.users import get_user
 
     state.database()
@@ -161,7 +172,7 @@ def keys_create(state: CliState, email: str, name: str) -> None:
 @pass_state
 def keys_list(state: CliState, email: str, as_json: bool) -> None:
     """List a user's active keys."""
-    from codelace_box.accounts.keys import key_view, list_keys
+    from codelace_box.accounts.keys import list_keys
     from codelace_box.accounts.users import get_user
 
     state.database()

@@ -1,6 +1,6 @@
 """Typed config values: coercion of TOML and environment strings, and the rules a value obeys.
 
-`config.py` declares the fields; this module turns a raw value into the field's type
+`schema.py` declares the fields; this module turns a raw value into the field's type
 (`coerce`) and checks it against the field's choices, bounds and pattern (`check_value`),
 raising ValueError with what was expected; `build_section` turns that into one ConfigError
 line naming the source and the key (never echoing a secret value).

@@ -8,7 +8,9 @@ Everything else asks this module, never the engine: `write_transaction()` runs a
 transaction: all coroutines of a server process share the one connection.
 
 What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
-front), `?` parameters (qmark), `is_busy()` (the lock wait that timed out) and `quick_check()`.
+front), `?` parameters (qmark), `is_busy()` (the lock wait that timed out), `quick_check()`,
+timestamps stored as text (`db_time()`, `parse_time()`, `minute_sql()`) and the substring test
+of the reports' filters (`contains_sql()`).
 A second engine slots in behind these names and a `hotpath` of its own.
 """
 
@@ -84,6 +86,11 @@ def query_one(sql: str, params: Params = ()) -> Row | None:
     """The first row of a read, or None."""
     row: Row | None = connection().execute(sql, params).fetchone()
     return row
+
+
+def ping() -> None:
+    """Reach the database (opening the connection if closed): a liveness check."""
+    query_one("SELECT 1")
 
 
 def aggregate(sql: str, params: Params = ()) -> Row:
@@ -220,3 +227,26 @@ def iso_z(moment: datetime | None) -> str | None:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def db_time(moment: datetime) -> str:
+    """A moment in the stored text form of timestamps ('YYYY-MM-DD HH:MM:SS.ffffff')."""
+    return str(moment.replace(tzinfo=None))
+
+
+def parse_time(value: Any) -> datetime:
+    """A stored timestamp back to a naive UTC datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+
+
+def minute_sql(column: str) -> str:
+    """SQL for the minute of a stored timestamp, 'YYYY-MM-DD HH:MM' (the start of its text)."""
+    return f"substr({column}, 1, 16)"
+
+
+def contains_sql(column: str) -> str:
+    """SQL that is true when the lower-cased text of `column` (NULL: empty) contains the next
+    `?` parameter (lower-cased by the caller)."""
+    return f"instr(lower(COALESCE({column}, '')), ?) > 0"

@@ -1,11 +1,12 @@
-"""The hand-written statements of the request path: holds, the usage row, a ledger row.
+"""The hand-written statements of the request path: the key lookup, holds, the usage row, a
+ledger row.
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
 so each is compiled once. The text is SQLite's (`?` parameters) but keeps to what PostgreSQL
 also reads (`RETURNING`, the quoted "user" table); a second engine gives these functions a
 module of its own. The rules (how much to reserve or charge, when) live in the features:
-`gateway/metering.py` and `billing/ledger.py`, the only callers.
+`accounts/keys.py`, `gateway/metering.py` and `billing/ledger.py`, the only callers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from typing import Any
 
 from codelace_box.db.core import Tx
 
+_KEY_OWNER_SQL = (
+    "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status FROM api_key k "
+    'JOIN "user" u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL'
+)
 _RESERVE_SQL = (
     'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
 )
@@ -43,6 +48,13 @@ _ENTRY_SQL = (
     "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
+    """The active key with this hash and its user: (key id, key_hash, last_used_at, user id,
+    email, status), or None."""
+    row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL, (key_hash,)).fetchone()
+    return row
 
 
 def reserve(tx: Tx, user_id: int, amount_nanos: int) -> bool:

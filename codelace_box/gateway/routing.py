@@ -6,7 +6,7 @@ seen within a second without a restart. Provider keys are decrypted once per rel
 remembered by ciphertext, so a reload decrypts only new keys), never per request, and are
 never part of a repr, a log line or an error. Requests spread over a provider's keys round
 robin; a key whose refusal (401/403) a probe confirmed is flagged in the database and leaves
-the rotation (gateway/keyprobe.py puts it back once a later probe works).
+the rotation (catalog/keyprobe.py puts it back once a later probe works).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ is a refusal of the request's content (OpenRouter's moderation): 400 `content_re
 user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
 status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
 unreachable upstreams, 503 when no key is left or the provider wants paying (never 402, which
-the SPEC keeps for the user's own balance), 504 for timeouts.
+docs/http-api.md keeps for the user's own balance), 504 for timeouts.
 """
 
 from __future__ import annotations

@@ -100,6 +100,11 @@ class AnthropicAdapter(ProviderAdapter):
     kind = "anthropic"
     default_base_url = "https://api.anthropic.com"
 
+    def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
+        """GET {base}/v1/models with the key and the API version."""
+        headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+        return f"{base_url.rstrip('/')}/v1/models", headers
+
     def check_request(self, body: JSON) -> None:
         """400 for what Anthropic cannot honour, before any money is held or byte is sent."""
         _check_unsupported(body)

@@ -119,3 +119,8 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A fresh translator for one streamed response."""
+
+    @abstractmethod
+    def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
+        """The URL and headers of a GET that answers 2xx only for a key the upstream accepts
+        (catalog/keycheck.py sends it)."""

@@ -169,6 +169,12 @@ class OpenAIAdapter(ProviderAdapter):
     kind = "openai"
     default_base_url = OPENAI_BASE_URL
 
+    def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
+        """GET {base}/models; on OpenRouter, whose model list is public, GET {base}/key."""
+        base = base_url.rstrip("/")
+        path = "/key" if "openrouter.ai" in base else "/models"
+        return f"{base}{path}", {"authorization": f"Bearer {api_key}"}
+
     def build_request(
         self,
         body: JSON,

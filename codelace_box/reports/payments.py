@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from codelace_box.db.core import aggregate, query_all
-from codelace_box.reports.traffic import MAX_ROWS, db_time, parse_time, search_terms, term_clause
+from codelace_box.db.core import aggregate, db_time, parse_time, query_all
+from codelace_box.reports.traffic import MAX_ROWS, search_terms, term_clause
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import aggregate, query_all
+from codelace_box.db.core import aggregate, contains_sql, db_time, minute_sql, parse_time, query_all
 
 MAX_ROWS = 1000
 
@@ -64,18 +64,6 @@ class UsageTotals:
     cost_nanos: int
 
 
-def db_time(moment: datetime) -> str:
-    """A moment in the stored text form of timestamps ('YYYY-MM-DD HH:MM:SS.ffffff')."""
-    return str(moment.replace(tzinfo=None))
-
-
-def parse_time(value: Any) -> datetime:
-    """A stored timestamp back to a naive UTC datetime."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
-
-
 _WINDOW_SQL = """
 SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
        COALESCE(SUM(cost_nanos), 0),
@@ -123,7 +111,7 @@ def requests_per_minute(now: datetime, minutes: int = 60) -> list[int]:
     """Request counts of the last `minutes` minutes, oldest first; the last is this minute."""
     first = minute_floor(now) - timedelta(minutes=minutes - 1)
     rows = query_all(
-        "SELECT substr(created_at, 1, 16), COUNT(*) FROM usage_record "
+        f"SELECT {minute_sql('created_at')}, COUNT(*) FROM usage_record "
         "WHERE created_at >= ? GROUP BY 1",
         (db_time(first),),
     )
@@ -142,7 +130,7 @@ def term_clause(columns: Iterable[str], terms: list[str]) -> tuple[str, list[str
     names = list(columns)
     sql, params = "", []
     for term in terms:
-        sql += " AND (" + " OR ".join(f"instr(lower(COALESCE({c}, '')), ?) > 0" for c in names)
+        sql += " AND (" + " OR ".join(contains_sql(c) for c in names)
         sql += ")"
         params += [term] * len(names)
     return sql, params

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codelace_box.db.core import aggregate
 from codelace_box.db.models import UsageRecord
+from codelace_box.reports.traffic import usage_totals
 
 
 @dataclass(frozen=True)
@@ -17,19 +17,15 @@ class UsageSummary:
     recent: list[UsageRecord]
 
 
-_TOTALS_SQL = (
-    "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
-    "COALESCE(SUM(cost_nanos), 0) FROM usage_record WHERE user_id = ?"
-)
-
-
 def usage_summary(user_id: int, limit: int) -> UsageSummary:
     """Totals over every request of the user, and the newest `limit` requests."""
-    count, tokens_in, tokens_out, cost = aggregate(_TOTALS_SQL, (user_id,))
+    totals = usage_totals(user_id)
     recent = list(
         UsageRecord.select()
         .where(UsageRecord.user == user_id)
         .order_by(UsageRecord.id.desc())
         .limit(limit)
     )
-    return UsageSummary(int(count), int(tokens_in), int(tokens_out), int(cost), recent)
+    return UsageSummary(
+        totals.requests, totals.input_tokens, totals.output_tokens, totals.cost_nanos, recent
+    )

@@ -59,7 +59,8 @@ class Box(BoxDriver):
 
 
 def assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> None:
-    """The SPEC's error: the status, the OpenAI envelope with string fields, a request id."""
+    """The error of docs/http-api.md "Conventions": the status, the OpenAI envelope with string
+    fields, a request id."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers.get("x-request-id"), "no x-request-id on an error"

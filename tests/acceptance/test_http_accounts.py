@@ -1,4 +1,5 @@
-"""SPEC "Authentication", from the outside: sign-in codes by mail, the profile, API keys."""
+"""docs/http-api.md "Authentication", from the outside: sign-in codes by mail, the profile,
+API keys."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""SPEC "Inference" for an `anthropic` provider, from the outside: an OpenAI client sees the
-same shapes, usage with cost_usd, the cost header and error statuses as with `openai` ones."""
+"""docs/http-api.md "Inference" for an `anthropic` provider, from the outside: an OpenAI client
+sees the same shapes, usage with cost_usd, the cost header and error statuses as with `openai`
+ones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC "Customer", "Stripe" and "Public", from the outside: balance, usage and payment
+"""docs/http-api.md "Customer", "Stripe" and "Public", from the outside: balance, usage and payment
 shapes, Checkout top-ups and card setup through the Stripe double, webhooks, pricing, health."""
 
 from __future__ import annotations

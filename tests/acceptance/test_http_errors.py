@@ -1,5 +1,6 @@
-"""SPEC "HTTP API", from the outside: the error envelope, its statuses and x-request-id on
-every route and method, HEAD on GET routes, and the upstream failures (429/502/503/504)."""
+"""docs/http-api.md "Conventions", from the outside: the error envelope, its statuses and
+x-request-id on every route and method, HEAD on GET routes, and the upstream failures
+(429/502/503/504)."""
 
 from __future__ import annotations
 

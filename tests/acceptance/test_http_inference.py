@@ -1,5 +1,6 @@
-"""SPEC "Inference", from the outside: /v1/models, chat completions with the real `openai`
-SDK and raw HTTP, streams byte for byte, usage with cost_usd, the cost header, pass-through."""
+"""docs/http-api.md "Inference", from the outside: /v1/models, chat completions with the real
+`openai` SDK and raw HTTP, streams byte for byte, usage with cost_usd, the cost header,
+pass-through."""
 
 from __future__ import annotations
 

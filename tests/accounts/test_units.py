@@ -168,3 +168,19 @@ def test_emails_are_normalised(raw: str, stored: str):
 def test_emails_that_are_not_addresses_are_refused(raw: str):
     with pytest.raises(InvalidRequest):
         normalize_email(raw)
+
+
+@pytest.mark.usefixtures("db")
+def test_a_missing_account_is_not_named_by_its_internal_integer_id():
+    """Only UUIDs leave the box: the 404 of an account that is gone names no database row id."""
+    from codelace_box.accounts.users import get_user_by_id
+    from codelace_box.billing.ledger import post_entry
+    from codelace_box.errors import NotFound
+
+    with pytest.raises(NotFound) as by_id:
+        get_user_by_id(987654)
+    with pytest.raises(NotFound) as by_entry:
+        post_entry(987654, 5, "admin", "a test", "unit:missing-user")
+    for raised in (by_id.value, by_entry.value):
+        assert "987654" not in str(raised)
+        assert raised.code == "user_not_found"

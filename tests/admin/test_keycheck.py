@@ -1,4 +1,4 @@
-"""gateway/keycheck: the right request per provider kind against real fake upstreams, and a
+"""catalog/keycheck.py: the right request per provider kind against real fake upstreams, and a
 verdict that never contains the key."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""gateway/stats and billing/reports: the dashboard's figures from a real database with
+"""reports/ (traffic, usage, payments): the dashboard's figures from a real database with
 usage rows and payments at known moments."""
 
 from __future__ import annotations

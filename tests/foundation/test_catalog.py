@@ -1,4 +1,4 @@
-"""gateway/catalog.py prices: every client (CLI, admin UI) gets the same refusals."""
+"""catalog/models.py prices: every client (CLI, admin UI) gets the same refusals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""config.py: defaults, file values, environment overrides, and one-line errors for bad input."""
+"""config/: defaults, file values, environment overrides, and one-line errors for bad input."""
 
 from __future__ import annotations
 

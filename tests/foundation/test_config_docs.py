@@ -22,7 +22,7 @@ def every_key() -> set[str]:
 
 def test_the_example_file_is_what_config_py_renders() -> None:
     assert EXAMPLE.read_text() == render_example(), (
-        "codelace.toml.example drifted from config.py; regenerate it with: python -c "
+        "codelace.toml.example drifted from config/schema.py; regenerate it with: python -c "
         "'from codelace_box.config import render_example; print(render_example(), end=\"\")'"
         " > codelace.toml.example"
     )

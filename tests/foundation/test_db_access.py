@@ -22,6 +22,8 @@ from codelace_box.gateway.metering import admit_in
 from tests.support import REPO_ROOT
 
 ENGINE_MODULES = ("apsw", "playhouse.apsw_ext", "sqlite3", "psycopg")
+ENGINE_USERS = ("codelace_box", "admin_tui", "bench")
+ENGINE_CALLS = frozenset({"execute_sql", "cursor"})  # peewee's and a DB-API's raw doors
 
 
 def other_writer(path: Path) -> apsw.Connection:
@@ -117,13 +119,15 @@ def test_is_busy_knows_a_lock_timeout_from_other_errors(migrated_db: Path) -> No
     assert not is_busy(RuntimeError("database is locked"))
 
 
+def outside_db() -> list[Path]:
+    """Every module of the box, its dashboard and the benchmark, but those of db/."""
+    paths = [p for root in ENGINE_USERS for p in sorted((REPO_ROOT / root).rglob("*.py"))]
+    return [p for p in paths if (REPO_ROOT / "codelace_box" / "db") not in p.parents]
+
+
 def test_no_module_outside_db_imports_the_engine() -> None:
     offenders = []
-    for path in sorted((REPO_ROOT / "codelace_box").rglob("*.py")) + sorted(
-        (REPO_ROOT / "admin_tui").rglob("*.py")
-    ):
-        if (REPO_ROOT / "codelace_box" / "db") in path.parents:
-            continue
+    for path in outside_db():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
@@ -136,4 +140,16 @@ def test_no_module_outside_db_imports_the_engine() -> None:
                 for m in modules
                 if m.split(".")[0] in ENGINE_MODULES or m in ENGINE_MODULES
             ]
+    assert offenders == []
+
+
+def test_no_module_outside_db_runs_sql_on_the_engine_itself() -> None:
+    """SQL outside db/ goes through query_all/query_one/a Tx, never the engine's execute_sql
+    or a cursor (a second way that a second engine would have to find)."""
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{node.lineno}: {node.attr}"
+        for path in outside_db()
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute) and node.attr in ENGINE_CALLS
+    ]
     assert offenders == []

@@ -1,4 +1,4 @@
-"""billing/money.py: exact integer nano-USD, never a float's noise."""
+"""money.py: exact integer nano-USD, never a float's noise."""
 
 from __future__ import annotations
 

@@ -1,0 +1,143 @@
+"""Every JSON shape the HTTP API answers with, in one place: the feature packages return rows
+and dataclasses, and the routes hand them to these functions. Ids are UUID strings, money is
+USD numbers (`usd_json`), moments ISO 8601 with a Z. docs/http-api.md shows the same shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.accounts.keys import NewKey
+from codelace_box.accounts.signin import CodeSent, SignedIn
+from codelace_box.db.core import iso_z
+from codelace_box.db.models import ApiKey, Payment, UsageRecord, User
+from codelace_box.gateway.routing import ModelRoute
+from codelace_box.money import usd_json
+from codelace_box.reports.usage import UsageSummary
+
+Json = dict[str, Any]
+
+
+def health_view() -> Json:
+    """GET /healthz."""
+    return {"status": "ok"}
+
+
+def code_sent_view(sent: CodeSent) -> Json:
+    """POST /api/v1/auth/otp/request."""
+    return {"email": sent.email, "expires_in_sec": sent.expires_in_sec}
+
+
+def signed_in_view(signed_in: SignedIn) -> Json:
+    """POST /api/v1/auth/otp/verify: the account and its new key (the only time it is shown)."""
+    user = signed_in.user
+    return {
+        "user_id": user.uuid,
+        "api_key": signed_in.api_key,
+        "email": user.email,
+        "credit_balance_usd": usd_json(user.balance_nanos),
+    }
+
+
+def profile_view(user: User) -> Json:
+    """GET and PATCH /api/v1/auth/me."""
+    return {"id": user.uuid, "email": user.email, "display_name": user.display_name}
+
+
+def key_view(key: ApiKey) -> Json:
+    """One entry of GET /api/v1/auth/key (never the full key)."""
+    return {
+        "id": key.uuid,
+        "key_prefix": key.key_prefix,
+        "name": key.name,
+        "created_at": iso_z(key.created_at),
+        "last_used_at": iso_z(key.last_used_at),
+    }
+
+
+def new_key_view(new: NewKey) -> Json:
+    """POST /api/v1/auth/key: the full key is in this answer and nowhere else, ever."""
+    return {
+        "id": new.key.uuid,
+        "key_prefix": new.key.key_prefix,
+        "name": new.key.name,
+        "full_key": new.full_key,
+    }
+
+
+def balance_view(user: User) -> Json:
+    """GET /api/v1/customer/balance."""
+    return {"credit_balance_usd": usd_json(user.balance_nanos)}
+
+
+def request_view(row: UsageRecord) -> Json:
+    """One of the recent requests of GET /api/v1/customer/usage."""
+    return {
+        "id": row.request_id,
+        "model": row.model,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cost_usd": usd_json(row.cost_nanos),
+        "status": row.status,
+        "stream": bool(row.stream),
+        "duration_ms": row.duration_ms,
+        "created_at": iso_z(row.created_at),
+    }
+
+
+def usage_view(summary: UsageSummary) -> Json:
+    """GET /api/v1/customer/usage: the totals and the most recent requests."""
+    return {
+        "request_count": summary.request_count,
+        "total_input_token": summary.input_tokens,
+        "total_output_token": summary.output_tokens,
+        "total_cost_usd": usd_json(summary.cost_nanos),
+        "recent_requests": [request_view(row) for row in summary.recent],
+    }
+
+
+def payment_view(payment: Payment) -> Json:
+    """One entry of GET /api/v1/customer/payment."""
+    return {
+        "id": payment.uuid,
+        "amount_usd": usd_json(payment.amount_nanos),
+        "kind": payment.kind,
+        "status": payment.status,
+        "created_at": iso_z(payment.created_at),
+    }
+
+
+def checkout_view(url: str) -> Json:
+    """POST /api/v1/stripe/checkout and /setup."""
+    return {"checkout_url": url}
+
+
+def webhook_view(result: str) -> Json:
+    """POST /api/v1/stripe/webhook, once the event's effect is on disk."""
+    return {"received": True, "result": result}
+
+
+def model_view(model: ModelRoute) -> Json:
+    """A model in OpenAI's shape (GET /v1/models/<id>, and each entry of /v1/models)."""
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.provider.name,
+    }
+
+
+def model_list_view(models: list[ModelRoute]) -> Json:
+    """GET /v1/models, in OpenAI's list shape."""
+    return {"object": "list", "data": [model_view(m) for m in models]}
+
+
+def pricing_view(models: list[ModelRoute]) -> list[Json]:
+    """GET /api/v1/public/pricing: USD per 1M input and output tokens of each model."""
+    return [
+        {
+            "model": m.id,
+            "input_per_1m": usd_json(m.input_per_1m_nanos),
+            "output_per_1m": usd_json(m.output_per_1m_nanos),
+        }
+        for m in models
+    ]
