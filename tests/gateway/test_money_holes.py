@@ -1,0 +1,57 @@
+"""Holes a hostile user found in the money safety of issue 20 (a review after it merged): a hold
+that a request could still outgrow, and an output cap an upstream would not see."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, Box, BoxFactory, cost_nanos
+
+pytestmark = pytest.mark.timeout(120)
+URL = "/v1/chat/completions"
+# The smallest PNG there is (1x1 pixel): about a hundred bytes of body.
+PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+# What gpt-4o-mini counts for one image, however small (OpenAI's vision pricing: 2,833 tokens
+# at low detail): its images are not counted by their bytes.
+TOKENS_PER_IMAGE = 2833
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory()
+
+
+def settled_row(box: Box, request_id: str, wait: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + wait
+    while not box.query("SELECT 1 FROM usage_record WHERE request_id = ?", request_id):
+        assert time.monotonic() < deadline, f"request {request_id} was never settled"
+        time.sleep(0.05)
+    return box.usage_row(request_id)
+
+
+def test_inline_images_reserve_the_context_window(box: Box, fake: FakeOpenAI) -> None:
+    """40 one-pixel images inline (5 KB of body) that the provider counts 2,833 tokens each:
+    the hold covers them (an inline image's tokens follow its size in pixels and the model, not
+    its bytes), so the user pays the provider's count and the operator loses nothing."""
+    email, key = box.new_user("1")
+    images = [{"type": "image_url", "image_url": {"url": PIXEL, "detail": "low"}}] * 40
+    prompt = 40 * TOKENS_PER_IMAGE
+    fake.push(Reply(content="Forty dots.", prompt_tokens=prompt, completion_tokens=3))
+    message = {"role": "user", "content": [{"type": "text", "text": "Count them"}, *images]}
+    body = {"model": MODEL, "messages": [message], "max_tokens": 5}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    row = settled_row(box, answer.headers["x-request-id"])
+    cost = cost_nanos(prompt, 3, IN_PRICE, OUT_PRICE)
+    assert (row["input_tokens"], row["cost_nanos"]) == (prompt, cost)
+    assert cost <= row["hold_nanos"]
+    assert box.balance(email) == (NANOS - cost, 0)
+    assert "operator's loss" not in box.server.log_text()
