@@ -55,3 +55,21 @@ def test_inline_images_reserve_the_context_window(box: Box, fake: FakeOpenAI) ->
     assert cost <= row["hold_nanos"]
     assert box.balance(email) == (NANOS - cost, 0)
     assert "operator's loss" not in box.server.log_text()
+
+
+@pytest.mark.parametrize("field", ["max_completion_tokens", "max_tokens"])
+def test_a_compatible_server_is_sent_the_cap_in_max_tokens(
+    box: Box, fake: FakeOpenAI, field: str
+) -> None:
+    """Ollama and LM Studio read only `max_tokens` (they ignore `max_completion_tokens`): a
+    client capping its answer with `max_completion_tokens` alone is reserved that cap, so a
+    compatible upstream must be sent it as `max_tokens`, or it would answer past the hold."""
+    _, key = box.new_user("1")
+    fake.push(Reply(content="Short."))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], field: 7}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 200, answer.text
+    sent = fake.requests[-1].body
+    assert sent["max_tokens"] == 7
+    assert sent.get("max_completion_tokens") in (None, 7)
