@@ -3,6 +3,8 @@ that a request could still outgrow, and an output cap an upstream would not see.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
@@ -73,3 +75,43 @@ def test_a_compatible_server_is_sent_the_cap_in_max_tokens(
     sent = fake.requests[-1].body
     assert sent["max_tokens"] == 7
     assert sent.get("max_completion_tokens") in (None, 7)
+
+
+def _event(delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> bytes:
+    """One OpenAI stream event; no delta: the usage chunk (no choices)."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    chunk = {"id": "chatcmpl-blob", "object": "chat.completion.chunk", "created": 1,
+             "model": "m", "choices": choices, "usage": usage}  # fmt: skip
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def test_opaque_reasoning_data_does_not_cut_the_answer(box: Box, fake: FakeOpenAI) -> None:
+    """OpenRouter relays a model's encrypted reasoning (Gemini's thought signature, OpenAI's
+    encrypted content) as a base64 `data` blob of a few kilobytes in one delta: that blob is no
+    measure of the tokens produced, so it must not bring the stream to its cap and cut the
+    answer a provider was still allowed to give (12 tokens of answer under a cap of 60)."""
+    _, key = box.new_user("1")
+    blob = base64.b64encode(bytes(range(256)) * 12).decode()  # 4 KB: 256 "tokens" at 16 a token
+    secret = {"type": "reasoning.encrypted", "data": blob, "format": "google-gemini-v1"}
+    words = [f" word{i}" for i in range(12)]
+    usage = {"prompt_tokens": 9, "completion_tokens": 40, "total_tokens": 49}
+    raw = [
+        _event({"role": "assistant", "content": "", "reasoning_details": [secret]}),
+        *(_event({"content": word}) for word in words),
+        _event({}, "stop"),
+        _event(None, usage=usage),
+        b"data: [DONE]\n\n",
+    ]
+    fake.push(Reply(raw=raw))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True,
+            "max_tokens": 60}  # fmt: skip
+    with box.http(key) as http, http.stream("POST", URL, json=body) as response:
+        request_id = response.headers["x-request-id"]
+        events = [
+            json.loads(e[6:]) for e in response.read().split(b"\n\n") if e.startswith(b"data: {")
+        ]
+    text = "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
+    assert text == "".join(words)
+    assert [c["finish_reason"] for c in events[-1]["choices"]] == ["stop"]
+    row = settled_row(box, request_id)
+    assert (row["output_tokens"], row["estimated"], row["error_code"]) == (40, 0, None)
