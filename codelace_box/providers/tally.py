@@ -123,12 +123,17 @@ def is_unsized(part: Any) -> bool:
 
 
 def unsized_parts(messages: Any) -> int:
-    """How many content parts of a request's messages are media of unknown size."""
+    """How many content parts of a request's messages are media of unknown size; an assistant
+    message's `audio` (a previous audio answer replayed by its id) is one too."""
     count = 0
     for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
         if isinstance(content, list):
             count += sum(1 for part in content if is_unsized(part))
+        if message.get("audio"):
+            count += 1
     return count
 
 
