@@ -13,7 +13,7 @@ import pytest
 from codelace_box.accounts import otp
 from codelace_box.accounts.mailer import compose_code_mail, describe_ttl
 from codelace_box.accounts.ratelimit import Limit, hit
-from codelace_box.accounts.signin import check_signup_allowed
+from codelace_box.accounts.signin import check_signup_allowed, mailbox, request_limits
 from codelace_box.accounts.users import normalize_email
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import close_database, open_database, utcnow
@@ -168,3 +168,20 @@ def test_emails_are_normalised(raw: str, stored: str):
 def test_emails_that_are_not_addresses_are_refused(raw: str):
     with pytest.raises(InvalidRequest):
         normalize_email(raw)
+
+
+@pytest.mark.parametrize(
+    ("email", "inbox"),
+    [
+        ("v+1@plus.example", "v@plus.example"),
+        ("v+a+b@plus.example", "v@plus.example"),
+        ("v+@plus.example", "v@plus.example"),
+        ("v.i.c.tim@plus.example", "v.i.c.tim@plus.example"),  # dots matter elsewhere
+        # Gmail ignores the dots of a local part: each spelling reaches the same inbox
+        ("v.i.c.t.i.m@gmail.com", "victim@gmail.com"),
+        ("vic.tim+7@googlemail.com", "victim@gmail.com"),
+    ],
+)
+def test_the_mail_budget_keys_on_the_inbox(email: str, inbox: str) -> None:
+    assert mailbox(email) == inbox
+    assert request_limits(email, "1.2.3.4", AuthConfig())[0].bucket == f"otp-request:email:{inbox}"
