@@ -228,6 +228,9 @@ class OpenAIAdapter(ProviderAdapter):
             usage = Usage(0, sum(produced), estimated=True)
         return payload, usage
 
+    def usage_of(self, raw: Any) -> Usage | None:
+        return usage_from(raw)
+
     def error_message(self, status: int, payload: bytes) -> str:
         try:
             body = json.loads(payload)

@@ -15,6 +15,7 @@ from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, Box, BoxFa
 
 pytestmark = pytest.mark.timeout(120)
 URL = "/v1/chat/completions"
+MIB = 1024 * 1024
 # The smallest PNG there is (1x1 pixel): about a hundred bytes of body.
 PIXEL = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
@@ -115,3 +116,64 @@ def test_opaque_reasoning_data_does_not_cut_the_answer(box: Box, fake: FakeOpenA
     assert [c["finish_reason"] for c in events[-1]["choices"]] == ["stop"]
     row = settled_row(box, request_id)
     assert (row["output_tokens"], row["estimated"], row["error_code"]) == (40, 0, None)
+
+
+@pytest.fixture(scope="module")
+def small_box(box_factory: BoxFactory) -> Box:
+    """A box that takes upstream answers of at most 1 MiB."""
+    return box_factory(gateway={"max_upstream_body_bytes": MIB})
+
+
+def huge_completion(content_mib: int, usage: dict[str, int] | None) -> list[bytes]:
+    """A chat.completion whose content is `content_mib` MiB, its usage last (as OpenAI writes
+    it), in 1 MiB writes."""
+    answer: dict[str, Any] = {"id": "chatcmpl-huge", "object": "chat.completion", "created": 1,
+                              "model": "up", "choices": [{"index": 0, "finish_reason": "length",
+                              "message": {"role": "assistant", "content": "@"}}]}  # fmt: skip
+    if usage is not None:
+        answer["usage"] = usage
+    before, after = json.dumps(answer, indent=2).encode().split(b"@")
+    return [before, *([b"x" * MIB] * content_mib), after]
+
+
+def test_an_answer_too_large_to_relay_is_charged_the_providers_count(
+    small_box: Box, fake: FakeOpenAI
+) -> None:
+    """A user can ask for an answer larger than the box relays (n choices with top_logprobs make
+    megabytes per thousand tokens): the provider did the work and bills it, so the 502 is
+    charged the provider's count (read from the answer's end), not given away for free."""
+    box = small_box
+    email, key = box.new_user("1")
+    usage = {"prompt_tokens": 5, "completion_tokens": 900, "total_tokens": 905}
+    fake.push(Reply(raw=huge_completion(3, usage), content_type="application/json"))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1000,
+            "logprobs": True, "top_logprobs": 20}  # fmt: skip
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 502, answer.text[:300]
+    assert answer.json()["error"]["code"] == "upstream_too_large"
+    row = settled_row(box, answer.headers["x-request-id"])
+    cost = cost_nanos(5, 900, IN_PRICE, OUT_PRICE)
+    assert (row["status"], row["error_code"], row["estimated"]) == (
+        "error",
+        "upstream_too_large",
+        0,
+    )
+    assert (row["input_tokens"], row["output_tokens"], row["cost_nanos"]) == (5, 900, cost)
+    assert box.balance(email) == (NANOS - cost, 0)
+
+
+def test_an_answer_too_large_without_usage_is_charged_within_the_hold(
+    small_box: Box, fake: FakeOpenAI
+) -> None:
+    box = small_box
+    email, key = box.new_user("1")
+    fake.push(Reply(raw=huge_completion(2, None), content_type="application/json"))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1000}
+    with box.http(key) as http:
+        answer = http.post(URL, json=body)
+    assert answer.status_code == 502, answer.text[:300]
+    row = settled_row(box, answer.headers["x-request-id"])
+    assert (row["status"], row["estimated"]) == ("error", 1)
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    assert box.balance(email) == (NANOS - row["cost_nanos"], 0)
