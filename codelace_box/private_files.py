@@ -11,12 +11,9 @@ opens it (`make_private`), so upgrading is enough.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from pathlib import Path
-
-log = logging.getLogger("codelace_box")
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -51,12 +48,10 @@ def create_private_file(path: Path) -> bool:
 
 
 def make_private(path: Path) -> None:
-    """Take the group's and others' access to an existing file of the box away (logged)."""
+    """Take the group's and others' access to an existing file of the box away."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             os.chmod(path, mode & 0o700)
-            log.warning("%s was readable by others (mode %o): made private (%o)",
-                        path, mode, mode & 0o700)  # fmt: skip
     except OSError:  # not there, or not ours: opening it says what is wrong
         return
