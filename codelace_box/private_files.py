@@ -4,13 +4,15 @@ The database holds emails, balances, usage and payments, so whatever the umask: 
 box creates for its data (or for backups) is made with mode 700, and the files it creates (the
 database, the server secret, backups) with mode 600. SQLite gives a database's -wal, -shm and
 -journal files the mode of the database file itself, so those follow. A folder that already
-exists keeps the mode its owner gave it (it may be a shared working directory), and so does a
-file that already exists.
+exists keeps the mode its owner gave it (it may be a shared working directory); a database or
+server secret file an earlier version left readable by others is made private when the box
+opens it (`make_private`), so upgrading is enough.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 PRIVATE_DIR_MODE = 0o700
@@ -43,3 +45,13 @@ def create_private_file(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def make_private(path: Path) -> None:
+    """Take the group's and others' access to an existing file of the box away."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+    except OSError:  # not there, or not ours: opening it says what is wrong
+        return

@@ -6,7 +6,7 @@ the signup policy (open / domains / invite) and a disabled account are enforced 
 limited per email and per client address (the `auth.otp_*_per_*` counts in any
 `auth.rate_limit_window_sec`), in the database, so all workers share the count. Code requests
 count per mailbox: `a+1@x` and `a+2@x` reach the same inbox, so they share `a@x`'s budget of
-mails (each is still its own account).
+mails (each is still its own account), and so do the dotted spellings of a Gmail address.
 """
 
 from __future__ import annotations
@@ -37,10 +37,16 @@ class SignedIn:
     created: bool
 
 
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})  # they ignore a local part's dots
+
+
 def mailbox(email: str) -> str:
-    """The inbox an address reaches: without the `+tag` of its local part (`a+1@x` is `a@x`)."""
+    """The inbox an address reaches: without the `+tag` of its local part (`a+1@x` is `a@x`),
+    and at Gmail without its dots too (`a.b@gmail.com` is `ab@gmail.com`)."""
     local, _, domain = email.rpartition("@")
     base = local.partition("+")[0]
+    if domain in GMAIL_DOMAINS:
+        base, domain = base.replace(".", ""), "gmail.com"
     return f"{base}@{domain}" if base else email
 
 

@@ -73,7 +73,8 @@ def providers() -> None:
 
 ALLOW_HELP = (
     "Let requests to this provider carry a field that bills beyond the model's price "
-    "(models, route, plugins, provider, transforms, web_search_options, service_tier); repeatable."
+    "(models, route, plugins, provider, transforms, web_search_options, service_tier, "
+    "modalities, audio); repeatable."
 )
 
 

@@ -171,7 +171,8 @@ class GatewayConfig:
     )
     max_upstream_body_bytes: int = _opt(
         67108864,
-        "Largest non-streamed upstream answer; past it the call fails (502) and costs nothing.",
+        "Largest non-streamed upstream answer; past it the call fails (502), charged the "
+        "provider's count.",
         minimum=1024,
     )
     max_sse_event_bytes: int = _opt(

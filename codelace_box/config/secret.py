@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import make_private_dir
+from codelace_box.private_files import make_private, make_private_dir
 
 if TYPE_CHECKING:
     from codelace_box.config.schema import Config
@@ -56,6 +56,7 @@ def ensure_secret_key(config: Config) -> str:
             pass
         finally:
             staged.unlink()
+    make_private(path)
     key = read_secret_file(path)
     if not key:
         raise ConfigError(f"{path}: the server secret file is empty; set server.secret_key")

@@ -29,7 +29,7 @@ from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import create_private_file, make_private_dir
+from codelace_box.private_files import create_private_file, make_private, make_private_dir
 
 ENGINE = "sqlite"
 BUSY_TIMEOUT_SEC = 10.0
@@ -185,7 +185,8 @@ def open_database(path: str | Path) -> APSWDatabase:
     try:
         if str(path) != ":memory:":
             make_private_dir(target.parent)
-            create_private_file(target)
+            if not create_private_file(target):
+                make_private(target)
         db.connect(reuse_if_open=True)
     except (FileExistsError, NotADirectoryError):  # mkdir met a file where a folder should be
         raise ConfigError(

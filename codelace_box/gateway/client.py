@@ -23,6 +23,7 @@ from codelace_box.providers.base import UpstreamRequest
 
 POOL_SIZE = 1024
 MAX_ERROR_BODY = 64 * 1024
+TAIL_BYTES = 64 * 1024  # the end of an answer too large to take, where its usage is
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # gateway.max_upstream_body_bytes
 DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024  # gateway.max_sse_event_bytes
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -46,7 +47,13 @@ class UpstreamBroken(Exception):
 
 class UpstreamTooLarge(UpstreamBroken):
     """The upstream sent more than the box takes: an answer past gateway.max_upstream_body_bytes
-    or a stream event past gateway.max_sse_event_bytes."""
+    or a stream event past gateway.max_sse_event_bytes. `tail`: the last bytes read of an
+    answer (its usage may be there), `read`: how many bytes of it were read."""
+
+    def __init__(self, message: str, *, tail: bytes = b"", read: int = 0) -> None:
+        super().__init__(message)
+        self.tail = tail
+        self.read = read
 
 
 @dataclass(frozen=True)
@@ -89,12 +96,11 @@ class UpstreamResponse:
             raise _translate(exc) from None
 
     async def read_body(self) -> bytearray:
-        """The whole body, at most `limits.max_body_bytes` of it: past that the connection is
-        closed and UpstreamTooLarge raised (without ever holding more than the limit)."""
+        """The whole body, at most `limits.max_body_bytes` of it: past that UpstreamTooLarge is
+        raised (without ever holding more than the limit), the rest left unread."""
         limit = self.limits.max_body_bytes
         declared = self._response.content_length
         if declared is not None and declared > limit:
-            self.close()
             raise UpstreamTooLarge(
                 f"the upstream's answer is {declared} bytes, more than "
                 f"gateway.max_upstream_body_bytes ({limit})"
@@ -103,10 +109,11 @@ class UpstreamResponse:
         try:
             while part := await self._response.content.read(limit + 1 - len(body)):
                 if len(body) + len(part) > limit:
-                    self.close()
                     raise UpstreamTooLarge(
                         f"the upstream's answer is larger than gateway.max_upstream_body_bytes "
-                        f"({limit} bytes)"
+                        f"({limit} bytes)",
+                        tail=bytes(body[-TAIL_BYTES:] + part)[-TAIL_BYTES:],
+                        read=len(body) + len(part),
                     )
                 body += part
         except UpstreamTooLarge:
@@ -123,6 +130,19 @@ class UpstreamResponse:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise UpstreamBroken("the upstream answered with a body that is not JSON") from None
+
+    async def read_tail(self, tail: bytes, budget: int) -> tuple[bytes, int, bool]:
+        """Read on, holding only the last TAIL_BYTES (after `tail`, what was kept so far), at
+        most `budget` bytes: (the tail, the bytes read, whether the body's end was reached)."""
+        kept, read = bytearray(tail), 0
+        try:
+            while read < budget and (part := await self._response.content.read(TAIL_BYTES)):
+                read += len(part)
+                kept += part
+                del kept[:-TAIL_BYTES]
+        except Exception as exc:
+            raise _translate(exc) from None
+        return bytes(kept), read, self._response.content.at_eof()
 
     async def read_chunk(self) -> bytes:
         """The next bytes of the body as they arrive; b"" at its end."""

@@ -14,10 +14,10 @@ one event-loop turn share one transaction (each in its own savepoint): `admit_in
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
-  one byte per token; inline base64 media counts by its bytes), plus 1,000 tokens for what
-  the provider adds itself (message formatting, Anthropic's tool-use system prompt), plus,
-  when a message carries media whose size cannot be known from the body (an image or file by
-  URL or file id, audio, any other non-text part), the model's context window once (the whole
+  one byte per token), plus 1,000 tokens for what the provider adds itself (message
+  formatting, Anthropic's tool-use system prompt), plus, when a message carries media (any
+  non-text part, inline or not: a provider counts an image by its pixels, a PDF by its pages,
+  audio by its seconds, never by their bytes), the model's context window once (the whole
   prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`;
 - output cap: the request's max_completion_tokens / max_tokens, else the model's
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,

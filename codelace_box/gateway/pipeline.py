@@ -25,7 +25,7 @@ from typing import Any
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
-from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
+from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.metering import (
     admit_in,
     dead_hold_owners,
@@ -34,6 +34,7 @@ from codelace_box.gateway.metering import (
     settle_in,
 )
 from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
+from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
@@ -170,6 +171,8 @@ class Gateway:
         )
         try:
             payload: Any = await opened.response.read_json()
+        except UpstreamTooLarge as exc:  # the provider did the work: its count is charged
+            raise await oversized(call, opened.response, exc) from None
         finally:
             opened.response.release()
         if not isinstance(payload, dict):
@@ -202,8 +205,9 @@ class Gateway:
             self.writes.submit_detached(partial(settle_in, item=abandoned(call)))
             return exc
         error = client_error(exc)
-        item = settlement(call, None, "error", error_code=error.code if error else "internal_error",
-                          charge=False)  # fmt: skip
+        usage = exc.usage if isinstance(exc, OversizedAnswer) else None  # else it costs nothing
+        code = error.code if error else "internal_error"
+        item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
         await self.writes.submit(partial(settle_in, item=item))
         return error if error is not None else exc
 

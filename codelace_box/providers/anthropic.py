@@ -12,6 +12,7 @@ from typing import Any
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.anthropic_request import translate_request
 from codelace_box.providers.anthropic_response import error_message, translate_response
+from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
 from codelace_box.providers.base import (
     JSON,
@@ -140,6 +141,10 @@ class AnthropicAdapter(ProviderAdapter):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The OpenAI `chat.completion` for an Anthropic `message`."""
         return translate_response(payload, public_model)
+
+    def usage_of(self, raw: Any) -> Usage | None:
+        """Usage from a Messages API usage object (its counts, cache reads and writes)."""
+        return anthropic_usage(raw) if isinstance(raw, dict) and "output_tokens" in raw else None
 
     def error_message(self, status: int, payload: bytes) -> str:
         """Anthropic's error message from an error body."""

@@ -107,6 +107,11 @@ class ProviderAdapter(ABC):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """An OpenAI `chat.completion` dict (model set to `public_model`) and its usage."""
 
+    def usage_of(self, raw: Any) -> Usage | None:
+        """Usage from the `usage` object of an answer (found alone, at the end of an answer too
+        large to parse whole); None when it is not one (default: never)."""
+        return None
+
     @abstractmethod
     def error_message(self, status: int, payload: bytes) -> str:
         """A human message from an upstream error body (never echoing credentials)."""

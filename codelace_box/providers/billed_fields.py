@@ -23,9 +23,14 @@ BILLED_FIELDS: dict[str, str] = {
     "transforms": "prompt transforms",
     "web_search_options": "paid web search",
     "service_tier": "a pricier service tier (only auto and default pass)",
+    "modalities": "audio or image output, billed at its own, higher token prices",
+    "audio": "audio output, billed at the audio token prices",
 }
-# Values of a field that buy nothing extra.
-FREE_VALUES: dict[str, frozenset[Any]] = {"service_tier": frozenset({"auto", "default"})}
+# Values of a field that buy nothing extra (a list passes when all its items do).
+FREE_VALUES: dict[str, frozenset[Any]] = {
+    "service_tier": frozenset({"auto", "default"}),
+    "modalities": frozenset({"text"}),
+}
 
 
 def is_billed_field(name: str) -> bool:
@@ -37,6 +42,8 @@ def _present(name: str, value: Any) -> bool:
     if value is None or value in ([], {}):
         return False
     free = FREE_VALUES.get(name, frozenset())
+    if isinstance(value, list):
+        return not all(isinstance(item, str) and item in free for item in value)
     return not (isinstance(value, str) and value in free)
 
 

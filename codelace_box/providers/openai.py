@@ -1,6 +1,7 @@
 """The `openai` provider kind: the Chat Completions API at any base URL (OpenAI, OpenRouter,
 vLLM, Ollama, Groq, ...). The request passes through untouched except `model`, the output cap
-the gateway reserved for (only when the client set none) and, for streams, a request for usage.
+the gateway reserved for (when the client set none, or as `max_tokens` to a compatible server
+when the client set only `max_completion_tokens`) and, for streams, a request for usage.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ def cap_field(base_url: str) -> str:
     """The output cap OpenAI itself requires (reasoning models refuse `max_tokens`); the
     compatible servers (vLLM, Ollama, OpenRouter, ...) all take `max_tokens`."""
     return "max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"
+
+
+def _send_cap(payload: JSON, field: str, reserved: int) -> None:
+    """Make sure the upstream sees the output cap reserved for, in the field it reads: when the
+    client set none, the reserved one; a compatible server (Ollama, LM Studio) reads only
+    `max_tokens` and ignores `max_completion_tokens`, so it gets `max_tokens` whenever the client
+    set only the other (the reservation is the larger of the two, so it is that one)."""
+    if payload.get("max_tokens") is None and payload.get("max_completion_tokens") is None:
+        payload[field] = reserved
+    elif field == "max_tokens" and payload.get("max_tokens") is None:
+        payload["max_tokens"] = reserved
 
 
 def usage_from(raw: Any) -> Usage | None:
@@ -196,9 +208,8 @@ class OpenAIAdapter(ProviderAdapter):
             payload["stream_options"] = options
         else:
             payload.pop("stream_options", None)
-        no_cap = payload.get("max_tokens") is None and payload.get("max_completion_tokens") is None
-        if default_max_tokens is not None and no_cap:
-            payload[cap_field(base)] = default_max_tokens
+        if default_max_tokens is not None:
+            _send_cap(payload, cap_field(base), default_max_tokens)
         headers = {
             "authorization": f"Bearer {api_key}",
             "content-type": "application/json",
@@ -222,6 +233,9 @@ class OpenAIAdapter(ProviderAdapter):
             produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
             usage = Usage(0, sum(produced), estimated=True)
         return payload, usage
+
+    def usage_of(self, raw: Any) -> Usage | None:
+        return usage_from(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
         try:

@@ -9,7 +9,8 @@ reasoning token counts).
 
 Where a stream is cut at its output cap the count must not come out high instead (that would cut
 an answer the provider was still allowed to give): each piece of output counts one token
-(servers stream about one token per event), or 16 characters one token if that is more.
+(servers stream about one token per event), or 16 characters of text one token if that is
+more; a base64 payload (encrypted reasoning, audio, inline media) counts only as its piece.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ TEXT_PARTS = frozenset({"text", "refusal"})
 # Delta keys that carry no generated text: ids, labels, and the whole thinking blocks (their
 # text was relayed already as reasoning_content; a signature is not output).
 _NOT_OUTPUT = frozenset({"role", "type", "id", "index", "thinking_blocks", "signature"})
+# Keys whose strings are base64 payloads, not text (OpenRouter's encrypted reasoning, audio).
+_OPAQUE_KEYS = frozenset({"data", "encrypted_content"})
 
 
 def _split(text: str) -> tuple[int, int]:
@@ -45,35 +48,42 @@ def text_tokens(text: str) -> int:
 
 def output_tokens(message: Any) -> int:
     """A conservative token count of the generated text in a message or delta."""
-    return _tokens(*_delta_chars(message))
+    ascii_chars, other_chars, opaque_chars = _delta_chars(message)
+    return _tokens(ascii_chars + opaque_chars, other_chars)
 
 
-def _delta_chars(value: Any) -> tuple[int, int]:
-    """(ASCII, other) characters of the generated text in a delta, at any depth."""
+def _delta_chars(value: Any, key: str | None = None) -> tuple[int, int, int]:
+    """(ASCII, other, opaque) characters of the generated text in a delta, at any depth. Opaque:
+    base64 payloads (encrypted reasoning, audio under `data`, inline `data:` media), which say
+    little of the tokens produced: an upper count takes them as text, a lower one leaves them."""
     if isinstance(value, str):
-        return _split(value)
-    ascii_chars = other_chars = 0
+        if key in _OPAQUE_KEYS or value.startswith("data:"):
+            return 0, 0, len(value)
+        return (*_split(value), 0)
     if isinstance(value, dict):
-        items: Any = (v for k, v in value.items() if k not in _NOT_OUTPUT)
+        items: Any = ((k, v) for k, v in value.items() if k not in _NOT_OUTPUT)
     elif isinstance(value, list):
-        items = value
+        items = ((key, v) for v in value)
     else:
-        return 0, 0
-    for item in items:
-        more_ascii, more_other = _delta_chars(item)
+        return 0, 0, 0
+    ascii_chars = other_chars = opaque_chars = 0
+    for name, item in items:
+        more_ascii, more_other, more_opaque = _delta_chars(item, name)
         ascii_chars += more_ascii
         other_chars += more_other
-    return ascii_chars, other_chars
+        opaque_chars += more_opaque
+    return ascii_chars, other_chars, opaque_chars
 
 
 class OutputTally:
     """The output relayed so far, counted chunk by chunk."""
 
-    __slots__ = ("ascii_chars", "other_chars", "pieces")
+    __slots__ = ("ascii_chars", "opaque_chars", "other_chars", "pieces")
 
     def __init__(self) -> None:
         self.ascii_chars = 0
         self.other_chars = 0
+        self.opaque_chars = 0  # base64 payloads: counted by `tokens`, not by `least_tokens`
         self.pieces = 0  # deltas that carried output
 
     def add(self, chunk: dict[str, Any]) -> bool:
@@ -82,55 +92,48 @@ class OutputTally:
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
-            ascii_chars, other_chars = _delta_chars(choice.get("delta"))
-            if ascii_chars or other_chars:
+            ascii_chars, other_chars, opaque_chars = _delta_chars(choice.get("delta"))
+            if ascii_chars or other_chars or opaque_chars:
                 carried = True
                 self.pieces += 1
                 self.ascii_chars += ascii_chars
                 self.other_chars += other_chars
+                self.opaque_chars += opaque_chars
         return carried
 
     @property
     def tokens(self) -> int:
         """Output tokens produced so far, by a count that does not come out low."""
-        return max(self.pieces, _tokens(self.ascii_chars, self.other_chars))
+        return max(self.pieces, _tokens(self.ascii_chars + self.opaque_chars, self.other_chars))
 
     @property
     def least_tokens(self) -> int:
-        """Output tokens produced so far, by a count that does not come out high."""
+        """Output tokens produced so far, by a count that does not come out high (a base64
+        payload, however long, counts only as the piece it came in)."""
         chars = self.ascii_chars + self.other_chars
         return max(self.pieces, -(-chars // MAX_CHARS_PER_TOKEN))
 
 
 def is_unsized(part: Any) -> bool:
-    """Whether a message content part is media whose size cannot be known from the body: an
-    image or file by URL or file id, audio, any other non-text part. Inline base64 data
-    (`data:` URLs) is in the body, counted by its bytes."""
-    if not isinstance(part, dict):
-        return False
-    kind = part.get("type")
-    if kind in TEXT_PARTS:
-        return False
-    if kind == "image_url":
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        return not (isinstance(url, str) and url.startswith("data:"))
-    if kind == "file":
-        file = part.get("file")
-        if not isinstance(file, dict) or file.get("file_id") is not None:
-            return True
-        data = file.get("file_data")
-        return not (isinstance(data, str) and data.startswith("data:"))
-    return True
+    """Whether a message content part is media, whose tokens cannot be known from the body: any
+    part but text. Inline (`data:`) media is no exception: a provider counts an image by its
+    pixels and the model (gpt-4o-mini counts 2,833 tokens for a one-pixel PNG of 100 bytes), a
+    PDF by its pages, audio by its seconds, none of them by their bytes."""
+    return isinstance(part, dict) and part.get("type") not in TEXT_PARTS
 
 
 def unsized_parts(messages: Any) -> int:
-    """How many content parts of a request's messages are media of unknown size."""
+    """How many content parts of a request's messages are media of unknown size; an assistant
+    message's `audio` (a previous audio answer replayed by its id) is one too."""
     count = 0
     for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
         if isinstance(content, list):
             count += sum(1 for part in content if is_unsized(part))
+        if message.get("audio"):
+            count += 1
     return count
 
 

@@ -13,7 +13,7 @@ import pytest
 from codelace_box.accounts import otp
 from codelace_box.accounts.mailer import compose_code_mail, describe_ttl
 from codelace_box.accounts.ratelimit import Limit, hit
-from codelace_box.accounts.signin import check_signup_allowed
+from codelace_box.accounts.signin import check_signup_allowed, mailbox, request_limits
 from codelace_box.accounts.users import normalize_email
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import close_database, open_database, utcnow
@@ -184,3 +184,20 @@ def test_a_missing_account_is_not_named_by_its_internal_integer_id():
     for raised in (by_id.value, by_entry.value):
         assert "987654" not in str(raised)
         assert raised.code == "user_not_found"
+
+
+@pytest.mark.parametrize(
+    ("email", "inbox"),
+    [
+        ("v+1@plus.example", "v@plus.example"),
+        ("v+a+b@plus.example", "v@plus.example"),
+        ("v+@plus.example", "v@plus.example"),
+        ("v.i.c.tim@plus.example", "v.i.c.tim@plus.example"),  # dots matter elsewhere
+        # Gmail ignores the dots of a local part: each spelling reaches the same inbox
+        ("v.i.c.t.i.m@gmail.com", "victim@gmail.com"),
+        ("vic.tim+7@googlemail.com", "victim@gmail.com"),
+    ],
+)
+def test_the_mail_budget_keys_on_the_inbox(email: str, inbox: str) -> None:
+    assert mailbox(email) == inbox
+    assert request_limits(email, "1.2.3.4", AuthConfig())[0].bucket == f"otp-request:email:{inbox}"

@@ -78,3 +78,24 @@ def test_migrate_in_a_folder_the_operator_made_keeps_its_mode(tmp_path: Path) ->
     run_022(write_config(tmp_path / "codelace.toml", sections), "migrate")
     assert mode(tmp_path / "deep" / "data") == 0o700
     assert oct(mode(tmp_path / "deep" / "data" / "box.db")) == "0o600"
+
+
+def test_files_an_earlier_version_left_readable_are_made_private(tmp_path: Path) -> None:
+    """An install made before the box kept its files private (its database and server secret
+    644): the next start takes the group's and others' access away, so an upgrade is enough."""
+    port = free_port()
+    config = write_config(tmp_path / "codelace.toml", base_sections(tmp_path, port))
+    data = tmp_path / "data"
+    server = UmaskServer(config, port).start()
+    server.stop()
+    for name in ("codelace.db", "secret_key"):
+        (data / name).chmod(0o644)
+    run_022(config, "migrate")
+    assert oct(mode(data / "codelace.db")) == "0o600"
+    server = UmaskServer(config, port).start()
+    try:
+        assert {name: oct(mode(data / name)) for name in ("codelace.db", "secret_key",
+                "codelace.db-wal")} == dict.fromkeys(("codelace.db", "secret_key",
+                "codelace.db-wal"), "0o600")  # fmt: skip
+    finally:
+        server.stop()

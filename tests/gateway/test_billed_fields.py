@@ -24,6 +24,8 @@ BILLED: dict[str, Any] = {
     "transforms": ["middle-out"],
     "web_search_options": {"search_context_size": "high"},
     "service_tier": "priority",
+    "modalities": ["text", "audio"],
+    "audio": {"voice": "alloy", "format": "wav"},
 }
 
 
@@ -71,6 +73,7 @@ def test_a_billed_field_is_refused_until_the_operator_allows_it(
         {"service_tier": "default"},
         {"models": []},
         {"provider": None},
+        {"modalities": ["text"]},
     ],
 )
 def test_ordinary_parameters_and_free_values_pass(

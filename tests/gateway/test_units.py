@@ -222,7 +222,11 @@ def test_validation_caps_and_worst_case(db: Path) -> None:
     assert (call.output_cap, call.cap_from_client) == (300, False)
     assert call.hold_nanos == (6100 * 2_000_000_000 + 2 * 300 * 8_000_000_000) // 1_000_000
     inline = [{"role": "user", "content": messages[0]["content"][::2]}]  # text, data: URL
-    assert input_token_bound(100, {"messages": inline}, 5000) == 100 + 1000
+    assert input_token_bound(100, {"messages": inline}, 5000) == 100 + 1000 + 5000  # pixels
+    text = [{"role": "user", "content": messages[0]["content"][:1]}]
+    assert input_token_bound(100, {"messages": text}, 5000) == 100 + 1000
+    replayed = [*text, {"role": "assistant", "content": None, "audio": {"id": "audio_abc123"}}]
+    assert input_token_bound(100, {"messages": replayed}, 5000) == 100 + 1000 + 5000  # its audio
     route = routes.resolve("acme/m1")
     assert output_cap({"max_tokens": 50, "max_completion_tokens": 70}, route) == (70, True)
     with pytest.raises(InvalidRequest) as bad:

@@ -1,8 +1,9 @@
 """Limits on what an upstream may send, through a real box: an answer past
-`gateway.max_upstream_body_bytes` (declared by Content-Length or not) and a stream event past
-`gateway.max_sse_event_bytes` (a body with no blank line at all, or one huge event after good
-ones) fail with a 502 (or an error event once the stream began), cost nothing and close the
-upstream connection, while the box keeps serving; a 3 MB event within the limit streams."""
+`gateway.max_upstream_body_bytes` (declared by Content-Length or not) fails with a 502 charged
+the provider's count (the work was done); a stream event past `gateway.max_sse_event_bytes` (a
+body with no blank line at all, or one huge event after good ones) fails with a 502 (or an
+error event once the stream began), costs nothing and closes the upstream connection; the box
+keeps serving; a 3 MB event within the limit streams."""
 
 from __future__ import annotations
 
@@ -103,7 +104,11 @@ def assert_free(box: Box, email: str, start: int) -> None:
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
-def test_a_50_mb_answer_is_a_free_502(box: Box, fake: FakeOpenAI, declared: bool) -> None:
+def test_a_50_mb_answer_is_a_502_charged_the_providers_count(
+    box: Box, fake: FakeOpenAI, declared: bool
+) -> None:
+    """The provider did the work: the 502 is charged its count, read from the answer's end
+    (the rest of the answer read without being kept), never held whole."""
     email, key = box.new_user()
     start = box.balance(email)[0]
     size, parts = completion_json(50 * MIB)
@@ -111,8 +116,19 @@ def test_a_50_mb_answer_is_a_free_502(box: Box, fake: FakeOpenAI, declared: bool
     fake.push(Reply(raw=parts, content_type="application/json", headers=headers))
     with box.http(key) as http:
         response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
-    assert_free_502(box, email, start, response)
-    assert "max_upstream_body_bytes" in response.json()["error"]["message"]
+    assert response.status_code == 502, response.text[:300]
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "upstream_too_large")
+    assert "max_upstream_body_bytes" in error["message"]
+    cost = cost_nanos(5, 7, IN_PRICE, OUT_PRICE)
+    assert box.balance(email) == (start - cost, 0)
+    row = box.usage_row(response.headers["x-request-id"])
+    assert (row["status"], row["cost_nanos"], row["error_code"]) == (
+        "error",
+        cost,
+        "upstream_too_large",
+    )
+    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
 
 
 def test_an_answer_within_the_limit_is_served(box: Box, fake: FakeOpenAI) -> None:

@@ -1,0 +1,69 @@
+"""An answer too large to relay (past `gateway.max_upstream_body_bytes`) is still work the
+provider did and bills: a user can ask for one (many choices with `top_logprobs` make megabytes
+per thousand tokens), so it must not come free.
+
+The box reads the rest of such an answer without keeping it (at most READ_ON_FACTOR times the
+limit more), holding only its last bytes, where providers write the `usage` object, and the 502
+is charged the provider's count (within the hold, as always); when no usage is found there, an
+estimate of the output by the bytes it took (four a token, never low), marked `estimated`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from codelace_box.errors import UpstreamError
+from codelace_box.gateway.client import UpstreamResponse, UpstreamTooLarge
+from codelace_box.gateway.request import ChatCall
+from codelace_box.providers.base import ProviderAdapter, Usage
+from codelace_box.providers.tally import CHARS_PER_TOKEN
+
+READ_ON_FACTOR = 16
+_USAGE_KEY = re.compile(r'"usage"\s*:\s*')  # never matches inside a JSON string (quotes escaped)
+
+
+class OversizedAnswer(UpstreamError):
+    """A 200 answer too large to relay (502 `upstream_too_large`), with the usage to charge."""
+
+    def __init__(self, cause: UpstreamTooLarge, usage: Usage) -> None:
+        super().__init__(
+            f"{cause}; the provider did the work and it is charged: ask for a stream "
+            "(stream: true) or a shorter answer",
+            code="upstream_too_large",
+        )
+        self.usage = usage
+
+
+def usage_in_tail(tail: bytes, adapter: ProviderAdapter) -> Usage | None:
+    """The last `usage` object in the end of an answer that the adapter takes for one."""
+    text = tail.decode("utf-8", "replace")
+    decoder = json.JSONDecoder()
+    for found in reversed(list(_USAGE_KEY.finditer(text))):
+        try:
+            raw, _ = decoder.raw_decode(text, found.end())
+        except ValueError:
+            continue
+        usage = adapter.usage_of(raw)
+        if usage is not None:
+            return usage
+    return None
+
+
+async def oversized(
+    call: ChatCall, response: UpstreamResponse, exc: UpstreamTooLarge
+) -> OversizedAnswer:
+    """What to raise for an answer too large to relay: the usage to charge with the error (the
+    upstream connection is closed here)."""
+    budget = response.limits.max_body_bytes * READ_ON_FACTOR
+    try:
+        tail, more, ended = await response.read_tail(exc.tail, budget)
+    except Exception:  # the upstream broke off: what was read is all there is
+        tail, more, ended = exc.tail, 0, False
+    finally:
+        response.close()
+    usage = usage_in_tail(tail, call.adapter) if ended else None
+    if usage is None:
+        output = -(-(exc.read + more) // CHARS_PER_TOKEN)
+        usage = Usage(call.input_guess(), output, estimated=True)
+    return OversizedAnswer(exc, usage)
