@@ -22,25 +22,18 @@ from typing import Any
 
 from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import settle, settle_in
-from codelace_box.gateway.outcome import client_error, settlement, usage_body
+from codelace_box.gateway.outcome import client_error, settlement
 from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.gateway.request import ChatCall
-from codelace_box.gateway.streaming import (
-    DONE,
-    KEEPALIVE,
-    SSEParser,
-    encode_chunk,
-    encode_error,
-)
+from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
 
 Send = Callable[[bytes], Awaitable[Any]]
 CHARS_PER_TOKEN = 4
 DRAIN_TIMEOUT_SEC = 1.0
 log = logging.getLogger("codelace_box.gateway")
-
-_TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
 STREAM_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
@@ -63,7 +56,8 @@ class StreamRelay:
         self.writes = writes
         self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
         self._parser = SSEParser()
-        self._template: dict[str, Any] = {}
+        self.encoder = stream_encoder(call)
+        self.pending = b""  # bytes read from the upstream before the relay began
         self._settled = False
         self._last_send = time.monotonic()  # when the client last got bytes from us
 
@@ -102,7 +96,7 @@ class StreamRelay:
                 raise failure
             if not data:
                 break
-        tail = [encode_chunk(self._remember(c)) for c in translator.finish()]
+        tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and translator.usage is None:
             raise UpstreamBroken("the upstream stream ended before it was complete")
         usage = self._produced()
@@ -112,9 +106,7 @@ class StreamRelay:
             charged = await self.writes.submit(partial(settle_in, item=item)) or 0
         except Exception:  # not settled (e.g. the database stayed locked): the client has the
             charged = settle(item) or 0  # output, so once more, alone (raises if that fails too)
-        if self.call.include_usage:
-            tail.append(encode_chunk(self._usage_chunk(usage, charged)))
-        tail.append(DONE)
+        tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
         await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
 
@@ -124,7 +116,7 @@ class StreamRelay:
         out: list[bytes] = []
         try:
             for event in events:
-                out.extend(encode_chunk(self._remember(c)) for c in self.translator.feed(event))
+                out.extend(self.encoder.chunk(c) for c in self.translator.feed(event))
         except Exception as exc:
             return out, exc
         return out, None
@@ -133,6 +125,9 @@ class StreamRelay:
         """The next upstream bytes, sending keep-alive comments while the client got nothing
         for `keepalive_sec` (upstream bytes that relay nothing, such as its own comments, do
         not count)."""
+        if self.pending:
+            data, self.pending = self.pending, b""
+            return data
         while True:
             wait = self._last_send + self.keepalive_sec - time.monotonic()
             if wait > 0:
@@ -151,22 +146,6 @@ class StreamRelay:
         except Exception as exc:
             raise ClientGone from exc
         self._last_send = time.monotonic()
-
-    def _remember(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        """Keep the first chunk's ids for the usage chunk; drop the `"usage": null` that asking
-        the upstream for usage adds, when the client did not ask (OpenAI sends no key then)."""
-        if not self.call.include_usage and "usage" in chunk and chunk["usage"] is None:
-            del chunk["usage"]
-        if not self._template.get("id") and chunk.get("id"):  # Azure's first chunk has id ""
-            self._template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
-        return chunk
-
-    def _usage_chunk(self, usage: Usage, charged: int) -> dict[str, Any]:
-        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
-        chunk |= self._template
-        chunk |= {"object": "chat.completion.chunk", "model": self.call.route.id, "choices": []}
-        chunk["usage"] = usage_body(usage, charged)
-        return chunk
 
     def _produced(self) -> Usage:
         """The upstream's usage, or an estimate of what it produced so far."""
@@ -191,8 +170,10 @@ class StreamRelay:
                 log.exception("could not release the hold of %s", self.call.request_id)
         if error is None:
             log.error("stream %s failed", self.call.request_id, exc_info=exc)
-            message, error_type, code = "internal error", "server_error", "internal_error"
+            status, message = 500, "internal error"
+            error_type, code = "server_error", "internal_error"
         else:
-            message, error_type, code = error.message, error.error_type, error.code
+            status, message = error.status, error.message
+            error_type, code = error.error_type, error.code
         with contextlib.suppress(Exception):
-            await send(encode_error(message, error_type, code))
+            await send(self.encoder.error(status, message, error_type, code))

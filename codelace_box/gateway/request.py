@@ -58,6 +58,7 @@ class ChatCall:
     input_estimate: int  # tokens, when the upstream never reports usage
     hold_nanos: int
     started: float
+    ingress: str = "/v1/chat/completions"  # the route (and so the wire dialect) it came by
 
 
 def _bad(message: str, param: str) -> InvalidRequest:
@@ -159,7 +160,7 @@ def prepare_call(
     worst = token_cost_nanos(
         input_token_bound(body_len, body),
         cap * choices,
-        route.input_per_1m_nanos,
+        route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
     )
     worst = min(worst, MAX_HOLD_NANOS)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import database, utcnow, write_transaction
@@ -54,13 +55,28 @@ class ModelRoute:
     output_per_1m_nanos: int
     max_output_tokens: int | None
     created: int  # unix seconds, for /v1/models
+    cache_read_per_1m_nanos: int = 0  # resolved: the input price when the catalog has none
+    cache_write_per_1m_nanos: int = 0
+    cache_write_1h_per_1m_nanos: int = 0
+
+    @property
+    def max_input_per_1m_nanos(self) -> int:
+        """The dearest price an input token can be billed at (a hold's worst case)."""
+        return max(
+            self.input_per_1m_nanos,
+            self.cache_read_per_1m_nanos,
+            self.cache_write_per_1m_nanos,
+            self.cache_write_1h_per_1m_nanos,
+        )
 
 
 _MODELS_SQL = (
     "SELECT m.id, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos, "
-    "m.max_output_tokens, m.created_at, m.provider_id FROM catalog_model m "
+    "m.max_output_tokens, m.created_at, m.provider_id, m.cache_read_per_1m_nanos, "
+    "m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos FROM catalog_model m "
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
+_ALIASES_SQL = "SELECT name, model_id FROM model_alias"
 _PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled FROM provider"
 _KEYS_SQL = (
     "SELECT id, provider_id, key_encrypted FROM provider_key "
@@ -75,6 +91,25 @@ def _unix(value: object) -> int:
     except ValueError:
         return 0
     return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+def _model_route(row: tuple[Any, ...], providers: dict[int, ProviderRoute]) -> ModelRoute:
+    """A route from a row of _MODELS_SQL; unset cache prices resolved (read and write: the
+    input price; the 1-hour write: the write price)."""
+    input_price = int(row[2])
+    cache_write = input_price if row[8] is None else int(row[8])
+    return ModelRoute(
+        id=row[0],
+        provider=providers[int(row[6])],
+        upstream_model=row[1],
+        input_per_1m_nanos=input_price,
+        output_per_1m_nanos=int(row[3]),
+        max_output_tokens=None if row[4] is None else int(row[4]),
+        created=_unix(row[5]),
+        cache_read_per_1m_nanos=input_price if row[7] is None else int(row[7]),
+        cache_write_per_1m_nanos=cache_write,
+        cache_write_1h_per_1m_nanos=cache_write if row[9] is None else int(row[9]),
+    )
 
 
 class RouteTable:
@@ -93,6 +128,7 @@ class RouteTable:
         self._models: dict[str, ModelRoute] = {}
         self._providers: dict[int, ProviderRoute] = {}
         self._plain: dict[tuple[int, bytes], str] = {}
+        self._aliases: dict[str, str] = {}
         self._turn: dict[int, int] = {}
 
     def _fresh(self) -> None:
@@ -122,12 +158,10 @@ class RouteTable:
         }
         self._providers = providers
         self._models = {
-            row[0]: ModelRoute(
-                row[0], providers[int(row[6])], row[1], int(row[2]), int(row[3]),
-                None if row[4] is None else int(row[4]), _unix(row[5]),
-            )
+            row[0]: _model_route(row, providers)
             for row in database.execute_sql(_MODELS_SQL).fetchall()
-        }  # fmt: skip
+        }
+        self._aliases = dict(database.execute_sql(_ALIASES_SQL).fetchall())
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
         known = self._plain.get((key_id, token))
@@ -145,15 +179,17 @@ class RouteTable:
         return list(self._models.values())
 
     def resolve(self, model_id: str) -> ModelRoute:
-        """The route of a model id: 400 malformed, 404 unknown/disabled, 503 unusable provider."""
+        """The route of a model id or alias: 400 malformed, 404 unknown/disabled, 503 unusable
+        provider."""
+        self._fresh()
+        model_id = self._aliases.get(model_id, model_id)
         provider_name, _, model_name = model_id.partition("/")
         if not provider_name or not model_name:
             raise InvalidRequest(
-                f"model must look like provider/model, got {model_id!r}",
+                f"model must look like provider/model (or be an alias), got {model_id!r}",
                 code="invalid_model",
                 param="model",
             )
-        self._fresh()
         route = self._models.get(model_id)
         if route is None:
             raise NotFound(f"the model {model_id} does not exist", code="model_not_found")

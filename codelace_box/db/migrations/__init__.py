@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from codelace_box.db.migrations import m0001_initial, m0002_hold_owner
+from codelace_box.db.migrations import (
+    m0001_initial,
+    m0002_hold_owner,
+    m0006_messages_cache_aliases,
+)
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
     (1, m0001_initial),
     (2, m0002_hold_owner),
+    (6, m0006_messages_cache_aliases),
 ]

@@ -1,0 +1,139 @@
+"""An Anthropic Messages API request, checked and priced: the `/v1/messages` ingress adapter.
+
+`prepare_messages_call` parses a Messages body into the pipeline's one call (`ChatCall`, its
+`ingress` the route): the model (or alias) routed, the output cap the client's `max_tokens`,
+the worst case held at the dearest input price (cache writes may cost more than input). The
+upstream adapter depends on the provider's kind: an `anthropic` provider gets the body as sent
+(providers/anthropic_passthrough.py), an `openai` one a translation
+(providers/messages_openai.py). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.metering import REMOTE_IMAGE_TOKENS, input_token_estimate
+from codelace_box.gateway.providers.base import JSON, ProviderAdapter
+from codelace_box.gateway.request import MAX_HOLD_NANOS, MAX_TOKENS, ChatCall
+from codelace_box.gateway.routing import ModelRoute, RouteTable
+from codelace_box.money import token_cost_nanos
+
+MESSAGES_ROUTE = "/v1/messages"
+ROLES = ("user", "assistant")
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def _bad(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_request")
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages: must be a non-empty array of message objects")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages.{index}: must be an object")
+        if message.get("role") not in ROLES:
+            raise _bad(f"messages.{index}.role: must be one of user, assistant")
+        if not isinstance(message.get("content"), str | list):
+            raise _bad(f"messages.{index}.content: must be a string or an array of blocks")
+
+
+def validate_messages_body(body: JSON) -> tuple[str, int]:
+    """The model name and max_tokens of a Messages body whose shape the box relies on."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("model: a model name is required")
+    cap = body.get("max_tokens")
+    if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= MAX_TOKENS:
+        raise _bad(f"max_tokens: must be an integer from 1 to {MAX_TOKENS}")
+    _check_messages(body.get("messages"))
+    if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
+        raise _bad("stream: must be true or false")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str | list):
+        raise _bad("system: must be a string or an array of text blocks")
+    return model, cap
+
+
+def _remote_sources(value: Any) -> int:
+    """Images and documents given by URL, anywhere in the content (tool results included)."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            source = item.get("source")
+            if isinstance(source, dict) and source.get("type") == "url":
+                count += 1
+            content = item.get("content")
+            if isinstance(content, list):
+                stack.append(content)
+    return count
+
+
+def messages_input_bound(body_len: int, body: JSON) -> int:
+    """An upper bound of the input tokens: one per body byte, plus the media given by URL."""
+    return body_len + REMOTE_IMAGE_TOKENS * _remote_sources(body.get("messages"))
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's anthropic-version and anthropic-beta, to send on upstream."""
+    return {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
+
+
+def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
+    """The upstream adapter of a Messages call to this route's provider."""
+    if route.provider.kind == "anthropic":
+        from codelace_box.gateway.providers.anthropic_passthrough import MessagesPassthrough
+
+        return MessagesPassthrough(forwarded_headers(headers))
+    from codelace_box.gateway.providers.messages_openai import MessagesToOpenAI
+
+    return MessagesToOpenAI()
+
+
+def hold_for(route: ModelRoute, input_bound: int, output_cap: int) -> int:
+    """The worst case of a call: every input token at the dearest input price."""
+    worst = token_cost_nanos(
+        input_bound, output_cap, route.max_input_per_1m_nanos, route.output_per_1m_nanos
+    )
+    return min(worst, MAX_HOLD_NANOS)
+
+
+def prepare_messages_call(
+    routes: RouteTable,
+    body: JSON,
+    body_len: int,
+    headers: Mapping[str, str],
+    *,
+    request_id: str,
+    user_id: int,
+    key_id: int,
+) -> ChatCall:
+    """Validate, route and price a Messages request (nothing is reserved yet)."""
+    model, cap = validate_messages_body(body)
+    route = routes.resolve(model)
+    adapter = messages_adapter(route, headers)
+    adapter.check_request(body)
+    return ChatCall(
+        request_id=request_id,
+        user_id=user_id,
+        key_id=key_id,
+        body=body,
+        route=route,
+        adapter=adapter,
+        stream=bool(body.get("stream")),
+        include_usage=False,
+        output_cap=cap,
+        cap_from_client=True,
+        input_estimate=input_token_estimate(body_len),
+        hold_nanos=hold_for(route, messages_input_bound(body_len, body), cap),
+        started=time.monotonic(),
+        ingress=MESSAGES_ROUTE,
+    )
