@@ -50,6 +50,8 @@ def _request_view(row: UsageRecord) -> dict[str, Any]:
         "model": row.model,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
         "cost_usd": nanos_to_usd(row.cost_nanos),
         "status": row.status,
         "stream": bool(row.stream),

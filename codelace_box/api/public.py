@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -33,10 +34,27 @@ def _model_view(model: ModelRoute) -> dict[str, Any]:
     }
 
 
+def _anthropic_view(name: str, model: ModelRoute) -> dict[str, Any]:
+    created = datetime.fromtimestamp(model.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "model", "id": name, "display_name": name, "created_at": created}
+
+
+def _anthropic_models(gateway: Gateway) -> dict[str, Any]:
+    """The enabled catalog and its aliases in Anthropic's list shape (one page)."""
+    named = [(m.id, m) for m in gateway.routes.enabled_models()]
+    named += sorted(gateway.routes.aliases().items())
+    data = [_anthropic_view(name, model) for name, model in named]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+
+
 @bp.route("/v1/models", methods=READ)
 async def models(request: Request) -> HTTPResponse:
-    """The enabled catalog, in OpenAI's list shape."""
+    """The enabled catalog, in OpenAI's list shape (Anthropic's, with aliases, when the
+    request has an `anthropic-version` header)."""
     gateway: Gateway = request.app.ctx.gateway
+    if request.headers.get("anthropic-version"):
+        return json_response(_anthropic_models(gateway))
     data = [_model_view(m) for m in gateway.routes.enabled_models()]
     return json_response({"object": "list", "data": data})
 
@@ -62,6 +80,8 @@ async def pricing(request: Request) -> HTTPResponse:
                 "model": m.id,
                 "input_per_1m": nanos_to_usd(m.input_per_1m_nanos),
                 "output_per_1m": nanos_to_usd(m.output_per_1m_nanos),
+                "cache_read_per_1m": nanos_to_usd(m.cache_read_per_1m_nanos),
+                "cache_write_per_1m": nanos_to_usd(m.cache_write_per_1m_nanos),
             }
             for m in gateway.routes.enabled_models()
         ]

@@ -178,6 +178,15 @@ class RouteTable:
         self._fresh()
         return list(self._models.values())
 
+    def aliases(self) -> dict[str, ModelRoute]:
+        """Every alias whose model is enabled, with its route."""
+        self._fresh()
+        return {
+            name: self._models[target]
+            for name, target in self._aliases.items()
+            if target in self._models
+        }
+
     def resolve(self, model_id: str) -> ModelRoute:
         """The route of a model id or alias: 400 malformed, 404 unknown/disabled, 503 unusable
         provider."""

@@ -38,7 +38,9 @@ _emails = itertools.count(1)
 
 def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:
     """Exact cost of (tokens, USD per 1M) pairs, rounded up once, computed independently."""
-    usd = sum((Fraction(price) * count / 1_000_000 for count, price in counts_at_prices), Fraction())
+    usd = sum(
+        (Fraction(price) * count / 1_000_000 for count, price in counts_at_prices), Fraction()
+    )
     nanos = usd * 1_000_000_000
     return -(-nanos.numerator // nanos.denominator)
 

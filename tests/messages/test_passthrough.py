@@ -241,10 +241,12 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
     fresh.fake.script(Reply(text="a long answer here", error_after_deltas=2,
                             error_type="overloaded_error", error_message="busy"))  # fmt: skip
     before, _ = fresh.balance_nanos(email)
-    with pytest.raises(anthropic.APIStatusError):
-        with fresh.client(key).messages.stream(
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        fresh.client(key).messages.stream(
             model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
-        ) as stream:
-            stream.until_done()
+        ) as stream,
+    ):
+        stream.until_done()
     assert fresh.balance_nanos(email) == (before, 0)
     assert len(fresh.fake.requests) == 1
