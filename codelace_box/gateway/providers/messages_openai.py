@@ -197,8 +197,11 @@ def chat_body(body: JSON, max_tokens: int) -> JSON:
     if system:
         messages.append({"role": "system", "content": system})
     for message in body.get("messages") or []:
-        if message.get("role") == "assistant":
+        role = message.get("role")
+        if role == "assistant":
             messages.append(_assistant_message(message.get("content")))
+        elif role == "system":  # a mid-conversation system message (Claude Code sends them)
+            messages.append({"role": "system", "content": _text_of(message.get("content"))})
         else:
             messages.extend(_user_messages(message.get("content")))
     payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}
