@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.client import UpstreamBroken
-from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers
+from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.gateway.providers.base import JSON
@@ -38,7 +38,7 @@ async def count_tokens(
     gateway: Gateway, body: JSON, body_len: int, headers: Mapping[str, str]
 ) -> JSON:
     """`{"input_tokens": N}` for a Messages body."""
-    route = gateway.routes.resolve(_model(body))
+    route = resolve_model(gateway.routes, _model(body))
     if route.provider.kind != "anthropic":
         return {"input_tokens": input_token_estimate(body_len)}
     call = ChatCall(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from codelace_box.errors import InvalidRequest
+from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.metering import REMOTE_IMAGE_TOKENS, input_token_estimate
 from codelace_box.gateway.providers.base import JSON, ProviderAdapter
 from codelace_box.gateway.request import MAX_HOLD_NANOS, MAX_TOKENS, ChatCall
@@ -81,6 +81,20 @@ def messages_input_bound(body_len: int, body: JSON) -> int:
     return body_len + REMOTE_IMAGE_TOKENS * _remote_sources(body.get("messages"))
 
 
+def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
+    """The route of a model name; a bare name that is no alias is an unknown model (404, as
+    Anthropic answers it), not a malformed one."""
+    try:
+        return routes.resolve(model)
+    except InvalidRequest as exc:
+        if exc.code != "invalid_model":
+            raise
+        raise NotFound(
+            f"model: no model or alias named {model!r} (the operator can alias it)",
+            code="model_not_found",
+        ) from None
+
+
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's anthropic-version and anthropic-beta, to send on upstream."""
     return {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
@@ -117,7 +131,7 @@ def prepare_messages_call(
 ) -> ChatCall:
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
-    route = routes.resolve(model)
+    route = resolve_model(routes, model)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body)
     return ChatCall(

@@ -198,6 +198,8 @@ def test_the_bearer_header_works_like_x_api_key(fresh: MessagesBox) -> None:
     [
         ({"model": "nobody/none", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
          404, "not_found_error"),
+        ({"model": "claude-unknown-9", "max_tokens": 5,
+          "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
         ({"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
          400, "invalid_request_error"),
         ({"model": MODEL, "max_tokens": 5, "messages": []}, 400, "invalid_request_error"),
