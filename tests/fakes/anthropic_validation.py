@@ -87,7 +87,7 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(message, dict) or set(message) - {"role", "content"}:
             raise Invalid(f"messages.{i}: a message has exactly the fields role and content")
         role = message.get("role")
-        if role == "system":  # the mid-conversation-system beta Claude Code uses
+        if role == "system" and turn > 0:  # the mid-conversation-system beta Claude Code uses
             _blocks(message.get("content"), f"messages.{i}", allow_empty=False)
             continue
         if role not in BLOCKS_BY_ROLE:
