@@ -32,7 +32,7 @@ dev: $(VENV)/.dev-installed
 serve: $(VENV)/.installed
 	$(BIN)/codelace-box serve
 
-## make test: lint, then the whole test suite
+## make test: lint, then the whole test suite (with the import contract and the docs checks in tests/foundation)
 test: lint unit
 
 lint: $(VENV)/.dev-installed

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -16,6 +17,7 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.dashboard import DashboardScreen
 from admin_tui.screens.models import ModelsScreen
 from admin_tui.screens.providers import ProvidersScreen
+from admin_tui.screens.user_detail import UserDetailScreen
 from admin_tui.screens.users import UsersScreen
 from admin_tui.services import AdminServices, Config
 from admin_tui.widgets.navbar import MODES as NAV_MODES
@@ -49,6 +51,11 @@ class AdminApp(App[None]):
 
     def on_unmount(self) -> None:
         self.services.shutdown()
+
+    @on(AdminScreen.OpenUser)
+    def open_user(self, message: AdminScreen.OpenUser) -> None:
+        """A screen asked for one account in full: push it over that screen."""
+        self.push_screen(UserDetailScreen(message.user_id))
 
     def action_toggle_keys(self) -> None:
         """Show or hide the panel listing every key of the current screen (?)."""

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -42,13 +41,15 @@ from codelace_box.db.core import close_database, open_database, utcnow, write_tr
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
-from codelace_box.money import NANOS_PER_USD, format_usd
+from codelace_box.money import format_usd, usd_text
+from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
 from codelace_box.reports import traffic as stats
 from codelace_box.reports.payments import PaymentRow
 from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
+    "PROVIDER_KINDS",
     "AdminServices",
     "CodelaceError",
     "Config",
@@ -65,20 +66,14 @@ __all__ = [
     "UserRow",
     "check_adjustment",
     "format_usd",
-    "price_text",
+    "usd_text",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-PROVIDER_KINDS = ("openai", "anthropic")
 LIST_LIMIT = 200
 USERS_SHOWN = 1000  # rows of the users table; a search reaches the others
 DAY_FIGURES_TTL_SEC = 30.0
-
-
-def price_text(nanos: int) -> str:
-    """A USD amount as plain decimal text without noise, e.g. '15', '0.15'."""
-    return f"{Decimal(nanos) / NANOS_PER_USD:f}"
 
 
 @dataclass(frozen=True)
@@ -212,7 +207,7 @@ class AdminServices:
         seen = stats.last_activity([user.id])
         return UserDetail(
             user=_user_row(user, usage.requests, len(keys), seen),
-            keys=[KeyRow(k.id, k.key_prefix, k.name, k.created_at, k.last_used_at) for k in keys],
+            keys=[KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at) for k in keys],
             ledger=[
                 LedgerRow(e.id, e.amount_nanos, e.kind, e.reason, e.created_at)
                 for e in ledger.entries_for(user.id, LIST_LIMIT)
@@ -234,8 +229,8 @@ class AdminServices:
         user, _ = credits.adjust_balance(email, amount_usd, reason)
         return int(user.balance_nanos)
 
-    def revoke_key(self, key_id: int) -> None:
-        api_keys.revoke_key(key_id)
+    def revoke_key(self, key_uuid: str) -> None:
+        api_keys.revoke_key(key_uuid)
 
     # -- models ---------------------------------------------------------------------------
 

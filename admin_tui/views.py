@@ -23,7 +23,7 @@ class UserRow:
 
 @dataclass(frozen=True)
 class KeyRow:
-    id: int
+    id: str  # the key's UUID, its id everywhere outside the database
     prefix: str
     name: str
     created_at: datetime

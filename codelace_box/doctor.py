@@ -34,13 +34,13 @@ def _mismatch_lines(mismatch: Mismatch) -> list[str]:
     lines = []
     if mismatch.balance_nanos != mismatch.ledger_nanos:
         lines.append(
-            f"account {mismatch.email} (id {mismatch.user_id}): balance "
+            f"account {mismatch.email} (id {mismatch.user_uuid}): balance "
             f"{format_usd(mismatch.balance_nanos, 9)} != ledger sum "
             f"{format_usd(mismatch.ledger_nanos, 9)}"
         )
     if mismatch.held_nanos != mismatch.holds_nanos:
         lines.append(
-            f"account {mismatch.email} (id {mismatch.user_id}): held "
+            f"account {mismatch.email} (id {mismatch.user_uuid}): held "
             f"{format_usd(mismatch.held_nanos, 9)} != open holds "
             f"{format_usd(mismatch.holds_nanos, 9)}"
         )

@@ -1,6 +1,7 @@
 """Exact money: integer nano-USD (1 USD = 1_000_000_000) and conversions to and from USD.
 
-JSON shows USD numbers; internally nothing is ever a float. A price of $0.01 per 1M tokens is
+JSON shows USD numbers (`usd_json`); people read `format_usd` ('$1.50') or, for prices and
+headers, `usd_text` ('1.5'); internally nothing is ever a float. A price of $0.01 per 1M tokens is
 10 nano-USD per token, so one token of the cheapest sane model is never rounded away.
 """
 
@@ -58,8 +59,9 @@ def _exact_nanos(value: Decimal, amount: object) -> int:
     return -nanos if sign else nanos
 
 
-def nanos_to_usd(nanos: int) -> float:
-    """nano-USD to a USD number for JSON (exact to 9 decimals, shown without noise)."""
+def usd_json(nanos: int) -> float:
+    """nano-USD as the USD number the HTTP API and `--json` show (exact to 9 decimals, without
+    noise: 1 nano-USD is 1e-09, 3.3 USD is 3.3)."""
     return float(Decimal(nanos) / NANOS_PER_USD)
 
 
@@ -68,11 +70,22 @@ def nanos_to_decimal(nanos: int) -> Decimal:
     return (Decimal(nanos) / NANOS_PER_USD).normalize()
 
 
-def format_usd(nanos: int, places: int = 6) -> str:
-    """nano-USD as a readable '$1.234567' string (rounded half-even to `places`)."""
+def usd_text(nanos: int) -> str:
+    """nano-USD as exact plain decimal text, no sign of currency, no noise: '15', '0.00000001'."""
+    return format(nanos_to_decimal(nanos), "f")
+
+
+def format_usd(nanos: int, places: int = 6, *, trim_to: int | None = None) -> str:
+    """nano-USD as a readable '$1.234567' string, rounded half-even to `places`; with `trim_to`,
+    trailing zeros go down to that many places ('$0.5' at 0, '$42.50' at 2, '$3' at 0)."""
     quantum = Decimal(1).scaleb(-places)
     value = (Decimal(nanos) / NANOS_PER_USD).quantize(quantum, rounding=ROUND_HALF_EVEN)
-    return f"-${-value:f}" if value < 0 else f"${value:f}"
+    text = f"-${-value:f}" if value < 0 else f"${value:f}"
+    if trim_to is None or "." not in text:
+        return text
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(trim_to, "0")
+    return f"{whole}.{fraction}" if fraction else whole
 
 
 def token_cost_nanos(

@@ -233,3 +233,11 @@ class BoxDriver:
         import openai
 
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **options)
+
+
+UUID4_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def is_uuid4(value: object) -> bool:
+    """True for a public id as the box shows it: a UUID4 string, lowercase and hyphenated."""
+    return isinstance(value, str) and UUID4_TEXT.fullmatch(value) is not None

@@ -11,7 +11,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
-from admin_tui.screens.base import AdminScreen, open_user
+from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import clock_moment, count, right, status_cell, usd, usd_fine
 from admin_tui.services import PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
@@ -111,7 +111,7 @@ class ActivityScreen(AdminScreen):
         table = event.data_table.id or ""
         user_id = self._owners.get(table, {}).get(str(event.row_key.value))
         if user_id is not None:
-            open_user(self, user_id)
+            self.open_user(user_id)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
+from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -30,13 +31,6 @@ def describe(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
-def open_user(screen: Screen[Any], user_id: int) -> None:
-    """Show one account in full over the current screen (Escape comes back)."""
-    from admin_tui.screens.user_detail import UserDetailScreen  # it builds on this module
-
-    screen.app.push_screen(UserDetailScreen(user_id))
-
-
 class HasServices(Protocol):
     services: AdminServices
 
@@ -46,6 +40,17 @@ class AdminScreen(Screen[None]):
 
     MODE: ClassVar[str] = ""
     REFRESH_SECONDS: ClassVar[float | None] = None
+
+    class OpenUser(Message):
+        """Asks the app to show one account in full over the current screen."""
+
+        def __init__(self, user_id: int) -> None:
+            super().__init__()
+            self.user_id = user_id
+
+    def open_user(self, user_id: int) -> None:
+        """Show one account in full over this screen (Escape comes back)."""
+        self.post_message(self.OpenUser(user_id))
 
     @property
     def services(self) -> AdminServices:

@@ -12,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.widgets import DataTable, Label, Static
 
-from admin_tui.screens.base import AdminScreen, open_user
+from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     alarm,
     count,
@@ -90,7 +90,7 @@ class DashboardScreen(AdminScreen):
         """Enter on a request opens the account that sent it."""
         user_id = self._owners.get(str(event.row_key.value))
         if user_id is not None:
-            open_user(self, user_id)
+            self.open_user(user_id)
 
     def action_reload(self) -> None:
         self.reload()

@@ -16,15 +16,12 @@ def usd(nanos: int, places: int = 2) -> str:
 
 def usd_fine(nanos: int) -> str:
     """Money where sub-cent amounts matter (request costs): up to 6 places, trailing zeros off."""
-    text = format_usd(nanos, 6)
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return format_usd(nanos, 6, trim_to=0)
 
 
 def usd_exact(nanos: int) -> str:
     """Money exactly (to the nano-dollar) with at least cents, e.g. '$42.50', '$0.000123'."""
-    text = format_usd(nanos, 9).rstrip("0")
-    whole, _, cents = text.partition(".")
-    return f"{whole}.{cents.ljust(2, '0')}"
+    return format_usd(nanos, 9, trim_to=2)
 
 
 def count(value: int) -> str:

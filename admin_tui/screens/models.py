@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import right, status_cell
-from admin_tui.services import ModelForm, ModelRow, price_text
+from admin_tui.services import ModelForm, ModelRow, usd_text
 from admin_tui.widgets.live_table import LiveTable
 
 
@@ -62,8 +62,8 @@ class ModelsScreen(AdminScreen):
                         row.id,
                         row.provider,
                         row.upstream_model,
-                        right(price_text(row.input_per_1m_nanos)),
-                        right(price_text(row.output_per_1m_nanos)),
+                        right(usd_text(row.input_per_1m_nanos)),
+                        right(usd_text(row.output_per_1m_nanos)),
                         right(str(row.max_output_tokens or "—")),
                         status_cell("yes" if row.enabled else "no"),
                     ],
@@ -179,7 +179,7 @@ def _price(model: ModelRow | None, which: str) -> str:
     if model is None:
         return ""
     nanos = model.input_per_1m_nanos if which == "input" else model.output_per_1m_nanos
-    return price_text(nanos)
+    return usd_text(nanos)
 
 
 def describe_model(model: ModelRow) -> str:
@@ -192,6 +192,6 @@ def describe_model(model: ModelRow) -> str:
     state = "enabled" if model.enabled else "disabled (answers 404)"
     return (
         f"{model.id} → {model.provider} model {model.upstream_model} · "
-        f"${price_text(model.input_per_1m_nanos)} in, ${price_text(model.output_per_1m_nanos)} "
+        f"${usd_text(model.input_per_1m_nanos)} in, ${usd_text(model.output_per_1m_nanos)} "
         f"out per 1M tokens · {cap} · {state}"
     )

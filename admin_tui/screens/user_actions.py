@@ -3,14 +3,20 @@ balance (with a reason, confirmed) and disable/enable (disabling confirmed)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
-from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import usd_exact
 from admin_tui.services import UserRow, check_adjustment
 
+if TYPE_CHECKING:
+    from admin_tui.screens.base import AdminScreen as _Host  # what the mixin is mixed into
+else:
+    _Host = object
 
-class UserActions(AdminScreen):
-    """Mixin: the screen says which user is selected; the actions do the rest."""
+
+class UserActions(_Host):
+    """Mixin for an AdminScreen that says which user is selected; the actions do the rest."""
 
     def selected_user(self) -> UserRow | None:
         raise NotImplementedError

@@ -26,6 +26,8 @@ from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import KeyRow, UserDetail, UserRow
 from admin_tui.widgets.live_table import LiveTable, Row
 
+SHORT_ID = 8  # characters of a UUID shown in a table: enough for `keys revoke`
+
 
 class UserDetailScreen(UserActions, AdminScreen):
     """Pushed from the users table; Escape goes back."""
@@ -81,7 +83,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         key_id = self._table("keys").selected_key()
         if self.detail is None or key_id is None:
             return None
-        return next((k for k in self.detail.keys if str(k.id) == key_id), None)
+        return next((k for k in self.detail.keys if k.id == key_id), None)
 
     def action_back(self) -> None:
         self.dismiss()
@@ -134,12 +136,12 @@ def status_colour(status: str) -> str:
 
 
 def key_rows(detail: UserDetail) -> list[Row]:
-    """Active API keys: the prefix only, never more."""
+    """Active API keys: the prefix only, never more; the id (a UUID) by its first 8 characters."""
     return [
         (
-            str(k.id),
+            k.id,
             [
-                str(k.id),
+                k.id[:SHORT_ID],
                 k.prefix + "…",
                 k.name,
                 short_moment(k.created_at),

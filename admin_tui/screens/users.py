@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
 from admin_tui.dialogs.form import FormDialog, FormField
-from admin_tui.screens.base import AdminScreen, open_user
+from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd
 from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import USERS_SHOWN, UserRow
@@ -119,7 +119,7 @@ class UsersScreen(UserActions, AdminScreen):
         if user is None:
             self.notify("No user selected", severity="warning")
             return
-        open_user(self, user.id)
+        self.open_user(user.id)
 
     def action_create_user(self) -> None:
         self.start(self._create_user)

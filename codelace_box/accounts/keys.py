@@ -17,15 +17,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import MAX_SQLITE_INTEGER, database, iso_z, utcnow, write_transaction
+from codelace_box.db.core import database, iso_z, utcnow, write_transaction
+from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
-from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
+from codelace_box.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+)
 
 KEY_PREFIX = "cl_"
 KEY_BODY_LENGTH = 40
 _BASE62 = string.ascii_letters + string.digits
 MAX_KEY_NAME = 100
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
+OLD_ID_DIGITS = 8  # all-digit key ids shorter than this are the integer ids of before
+MAX_SHOWN_MATCHES = 5  # keys an ambiguous prefix names
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ def create_key(user_id: int, name: str = "") -> NewKey:
 def key_view(key: ApiKey) -> dict[str, Any]:
     """A key as the API and the CLI show it (never the full key)."""
     return {
-        "id": key.id,
+        "id": key.uuid,
         "key_prefix": key.key_prefix,
         "name": key.name,
         "created_at": iso_z(key.created_at),
@@ -87,19 +96,57 @@ def list_keys(user_id: int) -> list[ApiKey]:
     return list(query.order_by(ApiKey.id))
 
 
-def revoke_key(key_id: int, user_id: int | None = None) -> ApiKey:
-    """Revoke a key (only the user's own when `user_id` is given); it fails at once after."""
-    if not 0 < key_id <= MAX_SQLITE_INTEGER:  # no key has such an id (nor can SQLite bind it)
-        raise NotFound(f"no active API key with id {key_id}", code="key_not_found")
-    query = ApiKey.select().where(ApiKey.id == key_id, ApiKey.revoked_at.is_null())
+def revoke_key(key_uuid: str, user_id: int | None = None) -> ApiKey:
+    """Revoke a key by its UUID (only the user's own when `user_id` is given); it fails at once
+    after. Anything but the UUID of an active key (an old integer id, garbage) is a 404."""
+    wanted = canonical_uuid(key_uuid)
+    if wanted is None:
+        raise _no_such_key(key_uuid)
+    query = ApiKey.select().where(ApiKey.uuid == wanted, ApiKey.revoked_at.is_null())
     if user_id is not None:
         query = query.where(ApiKey.user == user_id)
     with write_transaction():  # looked up and revoked at once: of two revokes, one finds it
         key = query.first()
         if key is None:
-            raise NotFound(f"no active API key with id {key_id}", code="key_not_found")
+            raise _no_such_key(key_uuid)
         ApiKey.update(revoked_at=utcnow()).where(ApiKey.id == key.id).execute()
     return key
+
+
+def find_key(key_ref: str) -> ApiKey:
+    """The active key whose UUID is `key_ref` or starts with it (the CLI's way to name a key).
+
+    A prefix matching several active keys is an error naming them; an old integer id (digits,
+    shorter than a UUID's first group) is refused with a word on what ids are now."""
+    prefix = uuid_prefix(key_ref)
+    if prefix is None:
+        raise _no_such_key(key_ref)
+    if prefix.isdigit() and len(prefix) < OLD_ID_DIGITS:
+        raise InvalidRequest(
+            f"key id {key_ref.strip()!r} looks like an old numeric id: key ids are UUIDs now "
+            "(see `keys list EMAIL`); give the UUID or at least its first 8 characters",
+            code="invalid_key_id",
+        )
+    query = ApiKey.select().where(ApiKey.uuid.startswith(prefix), ApiKey.revoked_at.is_null())
+    found = list(query.order_by(ApiKey.uuid).limit(MAX_SHOWN_MATCHES + 1))
+    if not found:
+        raise _no_such_key(key_ref)
+    if len(found) > 1:
+        shown = ", ".join(k.uuid for k in found[:MAX_SHOWN_MATCHES])
+        more = ", ..." if len(found) > MAX_SHOWN_MATCHES else ""
+        raise Conflict(
+            f"key id prefix {prefix!r} is ambiguous: it matches {shown}{more}; give more of it",
+            code="ambiguous_key_id",
+        )
+    return found[0]
+
+
+def _no_such_key(key_ref: str) -> NotFound:
+    """The 404 of a key id that names no active key; the id is quoted only when it looks like
+    one (never, say, a full key pasted by mistake)."""
+    shown = key_ref.strip() if uuid_prefix(key_ref) is not None else None
+    named = f"id {shown!r}" if shown else "that id"
+    return NotFound(f"no active API key with {named}", code="key_not_found")
 
 
 _AUTH_SQL = (

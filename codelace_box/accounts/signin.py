@@ -4,7 +4,9 @@
 the signup policy (open / domains / invite) and a disabled account are enforced only at
 `complete_sign_in`, after the code proved the caller owns the address. Both steps are rate
 limited per email and per client address (the `auth.otp_*_per_*` counts in any
-`auth.rate_limit_window_sec`), in the database, so all workers share the count.
+`auth.rate_limit_window_sec`), in the database, so all workers share the count. Code requests
+count per mailbox: `a+1@x` and `a+2@x` reach the same inbox, so they share `a@x`'s budget of
+mails (each is still its own account).
 """
 
 from __future__ import annotations
@@ -35,12 +37,20 @@ class SignedIn:
     created: bool
 
 
+def mailbox(email: str) -> str:
+    """The inbox an address reaches: without the `+tag` of its local part (`a+1@x` is `a@x`)."""
+    local, _, domain = email.rpartition("@")
+    base = local.partition("+")[0]
+    return f"{base}@{domain}" if base else email
+
+
 def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
-    """The limits one code request counts against (per email, per client address)."""
+    """The limits one code request counts against (per mailbox, per client address)."""
     what, window = "sign-in code requests", auth.rate_limit_window_sec
+    inbox = mailbox(email)
     return [
         Limit(
-            f"otp-request:email:{email}", auth.otp_requests_per_email, window, f"{what} for {email}"
+            f"otp-request:email:{inbox}", auth.otp_requests_per_email, window, f"{what} for {inbox}"
         ),
         Limit(
             f"otp-request:addr:{client}", auth.otp_requests_per_address, window, f"{what} from here"

@@ -13,8 +13,8 @@ from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
 from codelace_box.api.common import READ, json_body, json_response, require_auth
 from codelace_box.db.models import User
-from codelace_box.errors import InvalidRequest, NotFound
-from codelace_box.money import nanos_to_usd
+from codelace_box.errors import InvalidRequest
+from codelace_box.money import usd_json
 
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 
@@ -26,7 +26,7 @@ def _client(request: Request) -> str:
 
 
 def profile_view(user: User) -> dict[str, Any]:
-    return {"id": user.id, "email": user.email, "display_name": user.display_name}
+    return {"id": user.uuid, "email": user.email, "display_name": user.display_name}
 
 
 @bp.post("/otp/request")
@@ -59,10 +59,10 @@ async def otp_verify(request: Request) -> HTTPResponse:
     user = signed_in.user
     return json_response(
         {
-            "user_id": user.id,
+            "user_id": user.uuid,
             "api_key": signed_in.api_key,
             "email": user.email,
-            "credit_balance_usd": nanos_to_usd(user.balance_nanos),
+            "credit_balance_usd": usd_json(user.balance_nanos),
         }
     )
 
@@ -98,15 +98,14 @@ async def keys_create(request: Request) -> HTTPResponse:
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
     name = body.get("name")
     new = create_key(auth.user_id, "" if name is None else name)
-    view = {"id": new.key.id, "key_prefix": new.key.key_prefix, "name": new.key.name}
+    view = {"id": new.key.uuid, "key_prefix": new.key.key_prefix, "name": new.key.name}
     return json_response(view | {"full_key": new.full_key})
 
 
 @bp.delete("/key/<key_id>")
 async def keys_delete(request: Request, key_id: str) -> HTTPResponse:
-    """Revoke one of the caller's keys; it fails from the very next request on."""
+    """Revoke one of the caller's keys, named by its UUID; it fails from the very next request
+    on. Any other key_id (an old integer id, garbage) is a 404."""
     auth = require_auth(request)
-    if not (key_id.isascii() and key_id.isdigit() and len(key_id) <= 18):
-        raise NotFound(f"no active API key with id {key_id[:40]!r}", code="key_not_found")
-    revoke_key(int(key_id), user_id=auth.user_id)
+    revoke_key(key_id, user_id=auth.user_id)
     return HTTPResponse(status=204)

@@ -11,7 +11,7 @@ from codelace_box.api.common import READ, json_response, require_auth
 from codelace_box.db.core import iso_z
 from codelace_box.db.models import UsageRecord, User
 from codelace_box.errors import InvalidRequest
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 from codelace_box.reports.usage import usage_summary
 
 bp = Blueprint("customer", url_prefix="/api/v1/customer")
@@ -24,7 +24,7 @@ async def balance(request: Request) -> HTTPResponse:
     """The caller's credit balance in USD."""
     auth = require_auth(request)
     user = User.get_by_id(auth.user_id)
-    return json_response({"credit_balance_usd": nanos_to_usd(user.balance_nanos)})
+    return json_response({"credit_balance_usd": usd_json(user.balance_nanos)})
 
 
 def _limit(request: Request) -> int:
@@ -52,7 +52,7 @@ def _request_view(row: UsageRecord) -> dict[str, Any]:
         "output_tokens": row.output_tokens,
         "cache_read_tokens": row.cache_read_tokens,
         "cache_write_tokens": row.cache_write_tokens,
-        "cost_usd": nanos_to_usd(row.cost_nanos),
+        "cost_usd": usd_json(row.cost_nanos),
         "status": row.status,
         "stream": bool(row.stream),
         "duration_ms": row.duration_ms,
@@ -70,7 +70,7 @@ async def usage(request: Request) -> HTTPResponse:
             "request_count": summary.request_count,
             "total_input_token": summary.input_tokens,
             "total_output_token": summary.output_tokens,
-            "total_cost_usd": nanos_to_usd(summary.cost_nanos),
+            "total_cost_usd": usd_json(summary.cost_nanos),
             "recent_requests": [_request_view(row) for row in summary.recent],
         }
     )

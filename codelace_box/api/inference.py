@@ -15,25 +15,27 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
-from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
-from codelace_box.money import nanos_to_decimal
+from codelace_box.money import usd_text
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")
 KEEPALIVE_ENV = "CODELACE_SSE_KEEPALIVE_SEC"  # internal knob for tests; not a config key
 HOLD_SWEEP_ENV = "CODELACE_HOLD_SWEEP_SEC"  # internal knob for tests; not a config key
 HOLD_SWEEP_SEC = 30.0
+PROBE_READ_SEC = 10.0  # a key probe's time to answer, beyond the connect timeout
 COST_HEADER = "x-codelace-cost-usd"
 
 
 def cost_header(nanos: int) -> str:
     """An exact USD amount as plain decimal text (no exponent)."""
-    return format(nanos_to_decimal(nanos), "f")
+    return usd_text(nanos)
 
 
 @bp.post("/v1/chat/completions")
@@ -59,32 +61,49 @@ async def answer(request: Request, gateway: Gateway, call: ChatCall) -> HTTPResp
         done = await gateway.complete(call)
         return json_response(done.body, headers={COST_HEADER: cost_header(done.cost_nanos)})
     relay = await gateway.open_stream(call)
-    try:
-        response = await request.respond(
-            headers=STREAM_HEADERS, content_type="text/event-stream; charset=utf-8"
-        )
-    except BaseException:
-        relay.abandon()
-        raise
-    await relay.run(response.send)
-    with contextlib.suppress(Exception):
-        await response.eof()
+    stream = LazyStream(request)
+    await relay.run(stream.send)  # a failure before the first byte: raised, a JSON error
+    if stream.response is not None:
+        with contextlib.suppress(Exception):
+            await stream.response.eof()
     return None
+
+
+class LazyStream:
+    """The SSE response, started with its first bytes: until then a failure can still be a
+    plain JSON error with its status (e.g. an upstream whose first event is too long)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.response: HTTPResponse | None = None
+
+    async def send(self, data: bytes) -> None:
+        """Send the headers first if they are not out yet, then `data`."""
+        if self.response is None:
+            self.response = await self.request.respond(
+                headers=STREAM_HEADERS, content_type="text/event-stream; charset=utf-8"
+            )
+        await self.response.send(data)
 
 
 async def start_gateway(app: Sanic) -> None:
     """Per worker: the routing table and the pooled upstream client."""
     config: Config = app.ctx.config
-    client = UpstreamClient(config.gateway.connect_timeout_sec, config.gateway.read_timeout_sec)
+    gw = config.gateway
+    limits = UpstreamLimits(gw.max_upstream_body_bytes, gw.max_sse_event_bytes)
+    client = UpstreamClient(gw.connect_timeout_sec, gw.read_timeout_sec, limits)
     await client.start()
     settings = GatewaySettings(
         max_retries=config.gateway.max_retries,
         keepalive_sec=float(os.environ.get(KEEPALIVE_ENV) or DEFAULT_KEEPALIVE_SEC),
+        probe_timeout_sec=config.gateway.connect_timeout_sec + PROBE_READ_SEC,
     )
     app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
-    app.ctx.hold_sweep = asyncio.get_running_loop().create_task(
-        sweep_holds_forever(gateway, interval)
+    loop = asyncio.get_running_loop()
+    app.ctx.hold_sweep = loop.create_task(sweep_holds_forever(gateway, interval))
+    app.ctx.key_probe = loop.create_task(
+        probe_flagged_forever(app.ctx.secret_key, config.gateway.key_probe_sec, settings)
     )
 
 
@@ -98,13 +117,26 @@ async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
             log.exception("the sweep of leftover holds failed")
 
 
+async def probe_flagged_forever(
+    secret_key: str, interval: float, settings: GatewaySettings
+) -> None:
+    """Per worker, every `interval` s: keys flagged as failing whose probe works return."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await reprobe_flagged(secret_key, settings.probe_timeout_sec)
+        except Exception:  # retried at the next tick
+            log.exception("probing the flagged provider keys failed")
+
+
 async def stop_gateway(app: Sanic) -> None:
     """Per worker: finish the calls whose clients left, then close the upstream connections."""
-    sweep: asyncio.Task[None] | None = getattr(app.ctx, "hold_sweep", None)
-    if sweep is not None:
-        sweep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweep
+    for name in ("hold_sweep", "key_probe"):
+        task: asyncio.Task[None] | None = getattr(app.ctx, name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     gateway: Gateway | None = getattr(app.ctx, "gateway", None)
     if gateway is not None:
         await gateway.drain(app.config.GRACEFUL_SHUTDOWN_TIMEOUT)

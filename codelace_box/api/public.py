@@ -13,7 +13,7 @@ from codelace_box.api.common import READ, json_response
 from codelace_box.errors import NotFound
 from codelace_box.gateway.pipeline import Gateway
 from codelace_box.gateway.routing import ModelRoute
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 
 bp = Blueprint("public")
 
@@ -78,10 +78,10 @@ async def pricing(request: Request) -> HTTPResponse:
         [
             {
                 "model": m.id,
-                "input_per_1m": nanos_to_usd(m.input_per_1m_nanos),
-                "output_per_1m": nanos_to_usd(m.output_per_1m_nanos),
-                "cache_read_per_1m": nanos_to_usd(m.cache_read_per_1m_nanos),
-                "cache_write_per_1m": nanos_to_usd(m.cache_write_per_1m_nanos),
+                "input_per_1m": usd_json(m.input_per_1m_nanos),
+                "output_per_1m": usd_json(m.output_per_1m_nanos),
+                "cache_read_per_1m": usd_json(m.cache_read_per_1m_nanos),
+                "cache_write_per_1m": usd_json(m.cache_write_per_1m_nanos),
             }
             for m in gateway.routes.enabled_models()
         ]

@@ -24,7 +24,7 @@ class Posting:
 
 @dataclass(frozen=True)
 class Mismatch:
-    user_id: int
+    user_uuid: str  # the account's public id
     email: str
     balance_nanos: int
     ledger_nanos: int
@@ -100,7 +100,7 @@ def entries_for(user_id: int, limit: int = 100) -> list[LedgerEntry]:
 
 
 _MISMATCH_SQL = """
-SELECT u.id, u.email, u.balance_nanos, COALESCE(l.total, 0), u.held_nanos, COALESCE(h.total, 0)
+SELECT u.uuid, u.email, u.balance_nanos, COALESCE(l.total, 0), u.held_nanos, COALESCE(h.total, 0)
 FROM user u
 LEFT JOIN (SELECT user_id, SUM(amount_nanos) AS total FROM ledger_entry GROUP BY user_id) l
        ON l.user_id = u.id
@@ -114,4 +114,4 @@ ORDER BY u.id
 def find_mismatches() -> list[Mismatch]:
     """Every account whose balance differs from its ledger, or whose holds do not add up."""
     rows = database.execute_sql(_MISMATCH_SQL).fetchall()
-    return [Mismatch(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]
+    return [Mismatch(str(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]

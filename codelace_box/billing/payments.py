@@ -6,7 +6,7 @@ from typing import Any
 
 from codelace_box.db.core import iso_z
 from codelace_box.db.models import Payment
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -21,8 +21,8 @@ def list_payments(user_id: int, limit: int = DEFAULT_LIMIT) -> list[Payment]:
 def payment_view(payment: Payment) -> dict[str, Any]:
     """One payment as JSON: id, amount_usd, kind, status, created_at."""
     return {
-        "id": payment.id,
-        "amount_usd": nanos_to_usd(payment.amount_nanos),
+        "id": payment.uuid,
+        "amount_usd": usd_json(payment.amount_nanos),
         "kind": payment.kind,
         "status": payment.status,
         "created_at": iso_z(payment.created_at),

@@ -1,6 +1,7 @@
 """Test one provider key against its upstream's model list; the answer never holds the key.
 
-openai kind: GET {base}/models with `Authorization: Bearer`; anthropic kind: GET
+openai kind: GET {base}/models with `Authorization: Bearer` (OpenRouter, whose model list is
+public, GET {base}/key, which needs the key); anthropic kind: GET
 {base}/v1/models with `x-api-key` and `anthropic-version`. A 2xx means the key works; 401/403
 means the upstream refuses it; anything else (or no answer) says what went wrong.
 """
@@ -37,7 +38,8 @@ def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str
     """The URL and headers that ask an upstream of this kind for its models."""
     base = base_url.rstrip("/")
     if kind == "openai":
-        return f"{base}/models", {"authorization": f"Bearer {api_key}"}
+        path = "/key" if "openrouter.ai" in base else "/models"
+        return f"{base}{path}", {"authorization": f"Bearer {api_key}"}
     if kind == "anthropic":
         return f"{base}/v1/models", {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
     raise InvalidRequest(f"cannot test a key of provider kind {kind!r}")

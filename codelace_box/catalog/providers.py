@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 
 from peewee import IntegrityError
 
@@ -10,30 +12,100 @@ from codelace_box.crypto import encrypt_secret, mask_secret
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
-from codelace_box.gateway.providers import PROVIDER_KINDS, adapter_for
+from codelace_box.providers import PROVIDER_KINDS, adapter_for
+from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
-def add_provider(name: str, kind: str, secret_key: str, key: str, base_url: str = "") -> Provider:
-    """Register an upstream provider with its first key."""
+def add_provider(
+    name: str,
+    kind: str,
+    secret_key: str,
+    key: str,
+    base_url: str = "",
+    allowed_fields: Iterable[str] = (),
+) -> Provider:
+    """Register an upstream provider with its first key (and the billed fields it allows)."""
     if not _NAME_RE.match(name):
         raise InvalidRequest(
             f"provider name {name!r}: use lower-case letters, digits, '-', '_', '.'"
         )
-    if kind not in PROVIDER_KINDS:
-        raise InvalidRequest(
-            f"provider kind must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}"
-        )
-    if base_url and not base_url.startswith(("http://", "https://")):
-        raise InvalidRequest(f"base URL must start with http:// or https://, got {base_url!r}")
+    _check_kind(kind)
+    _check_base_url(base_url)
+    fields = _checked_fields(allowed_fields)
     try:
         with write_transaction():
-            provider = Provider.create(name=name, kind=kind, base_url=base_url.rstrip("/"))
+            provider = Provider.create(
+                name=name,
+                kind=kind,
+                base_url=base_url.rstrip("/"),
+                allowed_fields=json.dumps(fields),
+            )
             _store_key(provider.id, secret_key, key)
     except IntegrityError:
         raise Conflict(f"a provider named {name} already exists", code="provider_exists") from None
     return provider
+
+
+def update_provider(
+    name: str,
+    *,
+    base_url: str | None = None,
+    kind: str | None = None,
+    allow: Iterable[str] = (),
+    disallow: Iterable[str] = (),
+) -> Provider:
+    """Change what is given of a provider: its base URL ('' for the kind's own), its kind, and
+    the billed fields it allows (added by `allow`, removed by `disallow`)."""
+    provider = get_provider(name)
+    if kind is not None:
+        _check_kind(kind)
+        provider.kind = kind
+    if base_url is not None:
+        _check_base_url(base_url)
+        provider.base_url = base_url.rstrip("/")
+    allow, disallow = _checked_fields(allow), _checked_fields(disallow)
+    both = sorted(set(allow) & set(disallow))
+    if both:
+        raise InvalidRequest(f"both allowed and not allowed: {', '.join(both)}")
+    fields = (set(allowed_fields(provider)) | set(allow)) - set(disallow)
+    provider.allowed_fields = json.dumps(sorted(fields))
+    with write_transaction():
+        provider.save()
+    return provider
+
+
+def allowed_fields(provider: Provider) -> list[str]:
+    """The billed fields a provider allows, by name."""
+    try:
+        stored = json.loads(provider.allowed_fields or "[]")
+    except ValueError:
+        return []
+    return sorted(str(f) for f in stored) if isinstance(stored, list) else []
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in PROVIDER_KINDS:
+        raise InvalidRequest(
+            f"provider kind must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}"
+        )
+
+
+def _check_base_url(base_url: str) -> None:
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise InvalidRequest(f"base URL must start with http:// or https://, got {base_url!r}")
+
+
+def _checked_fields(names: Iterable[str]) -> list[str]:
+    fields = sorted({n.strip() for n in names})
+    unknown = [f for f in fields if not is_billed_field(f)]
+    if unknown:
+        raise InvalidRequest(
+            f"cannot allow {', '.join(map(repr, unknown))}: the fields that need the operator's "
+            f"permission are {', '.join(BILLED_FIELDS)} (other fields pass anyway)"
+        )
+    return fields
 
 
 def _store_key(provider_id: int, secret_key: str, key: str) -> ProviderKey:

@@ -15,18 +15,20 @@ from codelace_box.cli.support import (
     table,
 )
 from codelace_box.db.core import MAX_SQLITE_INTEGER
-from codelace_box.money import nanos_to_decimal, nanos_to_usd
+from codelace_box.money import usd_json, usd_text
+from codelace_box.providers import PROVIDER_KINDS
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
     """A provider with its keys masked."""
-    from codelace_box.catalog.providers import default_base_url, provider_keys
+    from codelace_box.catalog.providers import allowed_fields, default_base_url, provider_keys
 
     return {
         "name": provider.name,
         "kind": provider.kind,
         "base_url": provider.base_url or default_base_url(provider.kind),
         "enabled": bool(provider.enabled),
+        "allowed_fields": allowed_fields(provider),
         "keys": [
             {
                 "id": k.id,
@@ -46,8 +48,8 @@ def model_view(model: Any) -> dict[str, Any]:
         "id": model.id,
         "provider": model.provider.name,
         "upstream_model": model.upstream_model,
-        "input_per_1m": nanos_to_usd(model.input_per_1m_nanos),
-        "output_per_1m": nanos_to_usd(model.output_per_1m_nanos),
+        "input_per_1m": usd_json(model.input_per_1m_nanos),
+        "output_per_1m": usd_json(model.output_per_1m_nanos),
         "max_output_tokens": model.max_output_tokens,
         "enabled": bool(model.enabled),
         **cache_view(model),
@@ -62,9 +64,9 @@ def cache_view(model: Any) -> dict[str, float]:
     input_price = model.input_per_1m_nanos
     write = input_price if write is None else write
     return {
-        "cache_read_per_1m": nanos_to_usd(input_price if read is None else read),
-        "cache_write_per_1m": nanos_to_usd(write),
-        "cache_write_1h_per_1m": nanos_to_usd(write if write_1h is None else write_1h),
+        "cache_read_per_1m": usd_json(input_price if read is None else read),
+        "cache_write_per_1m": usd_json(write),
+        "cache_write_1h_per_1m": usd_json(write if write_1h is None else write_1h),
     }
 
 
@@ -83,21 +85,65 @@ def providers() -> None:
     """Manage upstream providers and their keys."""
 
 
+ALLOW_HELP = (
+    "Let requests to this provider carry a field that bills beyond the model's price "
+    "(models, route, plugins, provider, transforms, web_search_options, service_tier); repeatable."
+)
+
+
 @providers.command("add")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["openai", "anthropic"]), required=True)
+@click.option("--kind", type=click.Choice(PROVIDER_KINDS), required=True)
 @click.option("--base-url", default="", help="Upstream base URL (default: the kind's own).")
 @click.option(
     "--key", required=True, help="The provider API key (stored encrypted); '-' reads it from stdin."
 )
+@click.option("--allow-field", "allow", multiple=True, metavar="FIELD", help=ALLOW_HELP)
 @pass_state
-def providers_add(state: CliState, name: str, kind: str, base_url: str, key: str) -> None:
+def providers_add(
+    state: CliState, name: str, kind: str, base_url: str, key: str, allow: tuple[str, ...]
+) -> None:
     """Add an upstream provider with its first key."""
     from codelace_box.catalog.providers import add_provider
 
     state.database()
-    provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url)
+    provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url, allow)
     click.echo(f"added provider {provider.name} ({provider.kind})")
+
+
+@providers.command("update")
+@click.argument("name")
+@click.option("--base-url", default=None, help="Upstream base URL ('' for the kind's own).")
+@click.option("--kind", type=click.Choice(PROVIDER_KINDS), default=None, help="The upstream's API.")
+@click.option("--allow-field", "allow", multiple=True, metavar="FIELD", help=ALLOW_HELP)
+@click.option(
+    "--no-allow-field",
+    "disallow",
+    multiple=True,
+    metavar="FIELD",
+    help="Refuse this field again; repeatable.",
+)
+@pass_state
+def providers_update(
+    state: CliState,
+    name: str,
+    base_url: str | None,
+    kind: str | None,
+    allow: tuple[str, ...],
+    disallow: tuple[str, ...],
+) -> None:
+    """Change a provider: only the options given change."""
+    from codelace_box.catalog.providers import allowed_fields, default_base_url, update_provider
+
+    if base_url is None and kind is None and not allow and not disallow:
+        raise click.UsageError("nothing to change: give --base-url, --kind or --(no-)allow-field")
+    state.database()
+    provider = update_provider(name, base_url=base_url, kind=kind, allow=allow, disallow=disallow)
+    fields = ", ".join(allowed_fields(provider)) or "none"
+    base = provider.base_url or default_base_url(provider.kind)
+    click.echo(
+        f"updated provider {provider.name} ({provider.kind}, {base}; allowed fields: {fields})"
+    )
 
 
 @providers.command("list")
@@ -116,11 +162,12 @@ def providers_list(state: CliState, as_json: bool) -> None:
             | {
                 "keys": ", ".join(
                     f"{k['id']}:{k['hint']}" + ("!" if k["failing"] else "") for k in r["keys"]
-                )
+                ),
+                "allowed_fields": ",".join(r["allowed_fields"]) or "-",
             }
             for r in items
         ]
-        return table(flat, ["name", "kind", "base_url", "enabled", "keys"])
+        return table(flat, ["name", "kind", "base_url", "enabled", "keys", "allowed_fields"])
 
     emit(rows, as_json, render)
 
@@ -216,8 +263,8 @@ def models_set(
         keep_unset=True,
         cache_prices=CachePrices(cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m),
     )
-    prices = [nanos_to_decimal(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
-    click.echo(f"{model.id}: ${prices[0]:f} in / ${prices[1]:f} out per 1M tokens")
+    prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
+    click.echo(f"{model.id}: ${prices[0]} in / ${prices[1]} out per 1M tokens")
 
 
 @models.command("list")

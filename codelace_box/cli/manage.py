@@ -12,10 +12,11 @@ from codelace_box.cli.support import (
     json_option,
     parse_usd,
     pass_state,
+    plain,
     table,
 )
 from codelace_box.db.core import iso_z
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
 
 
 def user_view(
@@ -23,12 +24,12 @@ def user_view(
 ) -> dict[str, Any]:
     """A user as the CLI shows it."""
     view = {
-        "id": user.id,
+        "id": user.uuid,
         "email": user.email,
         "display_name": user.display_name,
         "status": user.status,
-        "credit_balance_usd": nanos_to_usd(user.balance_nanos),
-        "held_usd": nanos_to_usd(user.held_nanos),
+        "credit_balance_usd": usd_json(user.balance_nanos),
+        "held_usd": usd_json(user.held_nanos),
         "created_at": iso_z(user.created_at),
         "last_seen_at": iso_z(user.last_seen_at),
     }
@@ -87,7 +88,7 @@ def users_create(state: CliState, email: str) -> None:
 
     state.database()
     user = create_user(email, created_by_admin=True)
-    click.echo(f"created user {user.id} {user.email}")
+    click.echo(f"created user {user.uuid} {user.email}")
 
 
 def _set_status(state: CliState, email: str, status: str) -> None:
@@ -128,7 +129,7 @@ def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
 
     state.database()
     user, _ = adjust_balance(email, amount_usd, reason)
-    click.echo(f"{user.email}: balance now {nanos_to_usd(user.balance_nanos)} USD")
+    click.echo(f"{user.email}: balance now {plain(usd_json(user.balance_nanos))} USD")
 
 
 @click.group()
@@ -149,7 +150,7 @@ def keys_create(state: CliState, email: str, name: str) -> None:
     new = create_key(get_user(email).id, name)
     click.echo(new.full_key)
     click.echo(
-        f"key id {new.key.id} ({new.key.key_prefix}...): store it now, it is not shown again",
+        f"key id {new.key.uuid} ({new.key.key_prefix}...): store it now, it is not shown again",
         err=True,
     )
 
@@ -173,15 +174,19 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
 
 
 @keys.command("revoke")
-@click.argument("key_id", type=int)
+@click.argument("key_id")
 @pass_state
-def keys_revoke(state: CliState, key_id: int) -> None:
-    """Revoke a key; it stops working at once."""
-    from codelace_box.accounts.keys import revoke_key
+def keys_revoke(state: CliState, key_id: str) -> None:
+    """Revoke a key; it stops working at once.
+
+    KEY_ID is the key's id (a UUID, see `keys list`) or a unique start of it, e.g. its first
+    8 characters.
+    """
+    from codelace_box.accounts.keys import find_key, revoke_key
 
     state.database()
-    key = revoke_key(key_id)
-    click.echo(f"revoked key {key.id} ({key.key_prefix}...)")
+    key = revoke_key(find_key(key_id).uuid)
+    click.echo(f"revoked key {key.uuid} ({key.key_prefix}...)")
 
 
 MANAGE_COMMANDS: list[click.Command] = [users, credit, keys]

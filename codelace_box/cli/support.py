@@ -151,15 +151,16 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain aligned text table."""
     if not rows:
         return "(none)"
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[plain(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(value: Any) -> str:
-    """A table cell: '-' for nothing, USD floats in plain notation (0.000001, not 1e-06)."""
+def plain(value: Any) -> str:
+    """A value as the CLI prints it: '-' for nothing, USD floats (`usd_json`) in plain notation
+    (0.000001, not 1e-06)."""
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -3,7 +3,8 @@
 Every key is optional and has a built-in default. An unknown key, a wrong type or a bad value
 raises `ConfigError` with one line naming the source (file or variable), the key and what was
 expected. `schema` holds the sections, `loading` reads and validates them, `rules` checks keys
-that depend on each other, `example` renders the commented file `init` writes.
+that depend on each other, `example` renders the commented file `init` writes, `secret` keeps
+the generated server secret in the data directory.
 """
 
 from codelace_box.config.example import init_config_text, render_example, write_initial_config
@@ -25,7 +26,7 @@ from codelace_box.config.schema import (
     ServerConfig,
     StripeConfig,
 )
-from codelace_box.secret_file import ensure_secret_key, existing_secret_key
+from codelace_box.config.secret import ensure_secret_key, existing_secret_key
 
 __all__ = [
     "CONFIG_ENV",

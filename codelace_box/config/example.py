@@ -13,8 +13,8 @@ from typing import Any
 
 from codelace_box.config.loading import build_config, load_config
 from codelace_box.config.schema import SECTIONS
+from codelace_box.config.secret import read_secret_file, secret_key_path
 from codelace_box.errors import ConfigError
-from codelace_box.secret_file import read_secret_file, secret_key_path
 
 
 def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:

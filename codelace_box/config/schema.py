@@ -164,6 +164,21 @@ class GatewayConfig:
     max_retries: int = _opt(
         2, "Retries on another key before any byte reached the client.", minimum=0
     )
+    key_probe_sec: float = _opt(
+        300.0,
+        "Seconds between probes of the provider keys flagged as failing; one that works returns.",
+        minimum=0.1,
+    )
+    max_upstream_body_bytes: int = _opt(
+        67108864,
+        "Largest non-streamed upstream answer; past it the call fails (502) and costs nothing.",
+        minimum=1024,
+    )
+    max_sse_event_bytes: int = _opt(
+        4194304,
+        "Largest single event of an upstream stream; past it the call fails and costs nothing.",
+        minimum=1024,
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ transaction is a snapshot: writers (a running `serve`) carry on undisturbed, and
 the database exactly as it was at one instant. (Copying in many small steps would restart
 from scratch whenever another process writes, and might never finish under steady traffic.)
 The copy is written beside the target, checked, switched to a rollback journal so it is one
-self-contained file, and only then renamed into place.
+self-contained file, and only then renamed into place. It is private like the database: mode
+600, and a folder created for it 700, whatever the umask.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import apsw
 
 from codelace_box.errors import CodelaceError, NotFound
+from codelace_box.private_files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -31,8 +33,9 @@ def backup_database(source_path: str, target_path: str) -> int:
         raise CodelaceError(f"{target} already exists; choose a new file")
     partial = target.with_name(target.name + ".partial")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.parent)
         partial.unlink(missing_ok=True)
+        create_private_file(partial)  # before SQLite makes it with the umask's mode
         try:
             pages = _copy(source_path, str(partial))
             os.replace(partial, target)

@@ -18,6 +18,7 @@ from peewee import DatabaseProxy
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.errors import ConfigError
+from codelace_box.private_files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_SEC = 10.0
 MAX_SQLITE_INTEGER = 2**63 - 1  # the largest INTEGER (and rowid) SQLite stores
@@ -33,14 +34,16 @@ database = DatabaseProxy()
 
 
 def open_database(path: str | Path) -> APSWDatabase:
-    """Open (creating its folder) the SQLite file and bind the models to it."""
+    """Open the SQLite file and bind the models to it; a new database (and a new folder for
+    it) is private: file 600 (its -wal and -shm follow), folder 700, whatever the umask."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC)
     if target.is_dir():
         raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
     try:
         if str(path) != ":memory:":
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(target.parent)
+            create_private_file(target)
         db.connect(reuse_if_open=True)
     except (FileExistsError, NotADirectoryError):  # mkdir met a file where a folder should be
         raise ConfigError(

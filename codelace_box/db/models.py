@@ -1,5 +1,8 @@
 """The whole schema as peewee models. Money is integer nano-USD (1 USD = 1_000_000_000).
 
+Users, API keys and payments keep integer primary keys inside (foreign keys, the request path)
+and show a UUID4 (`uuid`, see db/ids.py) outside.
+
 Migrations (db/migrations/) create these tables with frozen SQL; a test checks that the
 migrated schema and these models agree.
 """
@@ -19,6 +22,7 @@ from peewee import (
 from playhouse.apsw_ext import BooleanField, DateTimeField
 
 from codelace_box.db.core import database, utcnow
+from codelace_box.db.ids import new_uuid
 
 
 class BaseModel(Model):
@@ -29,6 +33,7 @@ class BaseModel(Model):
 
 class User(BaseModel):
     id = AutoField()
+    uuid = CharField(max_length=36, unique=True, default=new_uuid)  # the id shown outside
     email = CharField(unique=True)
     display_name = TextField(default="")
     status = CharField(default="active")  # active | disabled
@@ -43,6 +48,7 @@ class User(BaseModel):
 
 class ApiKey(BaseModel):
     id = AutoField()
+    uuid = CharField(max_length=36, unique=True, default=new_uuid)  # the id shown outside
     user = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
     name = TextField(default="")
     key_prefix = CharField()
@@ -99,6 +105,7 @@ class Provider(BaseModel):
     base_url = TextField(default="")
     enabled = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
+    allowed_fields = TextField(default="[]")  # JSON list of billed fields the operator allowed
 
 
 class ProviderKey(BaseModel):
@@ -174,6 +181,7 @@ class UsageRecord(BaseModel):
 
 class Payment(BaseModel):
     id = AutoField()
+    uuid = CharField(max_length=36, unique=True, default=new_uuid)  # the id shown outside
     user = ForeignKeyField(User, backref="payments", on_delete="CASCADE")
     amount_nanos = BigIntegerField()
     kind = CharField()  # topup | trial | admin

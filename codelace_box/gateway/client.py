@@ -2,23 +2,29 @@
 
 Measured on this machine, aiohttp costs ~0.2 ms of CPU per call against httpx's ~1.2 ms, and
 the gateway's whole budget is 0.6 ms; nothing outside this module knows which library it is.
-Connect and read (between bytes) timeouts come from the configuration. Failures surface as
-the exceptions below, never as library types, and nothing here logs a header (keys live there).
+Connect and read (between bytes) timeouts come from the configuration, and so do the limits
+on what an upstream may send (`UpstreamLimits`): a whole answer is read only up to its limit
+(its Content-Length checked first, then its bytes counted), never buffered past it. Failures
+surface as the exceptions below, never as library types, and nothing here logs a header (keys
+live there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from codelace_box.gateway.providers.base import UpstreamRequest
+from codelace_box.providers.base import UpstreamRequest
 
 POOL_SIZE = 1024
 MAX_ERROR_BODY = 64 * 1024
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # gateway.max_upstream_body_bytes
+DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024  # gateway.max_sse_event_bytes
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -38,13 +44,27 @@ class UpstreamBroken(Exception):
     """The connection failed in the middle of a response body."""
 
 
+class UpstreamTooLarge(UpstreamBroken):
+    """The upstream sent more than the box takes: an answer past gateway.max_upstream_body_bytes
+    or a stream event past gateway.max_sse_event_bytes."""
+
+
+@dataclass(frozen=True)
+class UpstreamLimits:
+    """How much an upstream may send: a whole (non-streamed) answer, one event of a stream."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+
+
 class UpstreamResponse:
     """An upstream answer whose body is read on demand; close() it when done."""
 
-    __slots__ = ("_response", "status")
+    __slots__ = ("_response", "limits", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, limits: UpstreamLimits) -> None:
         self._response = response
+        self.limits = limits
         self.status = response.status
 
     def header(self, name: str) -> str | None:
@@ -52,10 +72,10 @@ class UpstreamResponse:
         return self._response.headers.get(name)
 
     async def read(self, limit: int | None = None) -> bytes:
-        """The whole body, or its first `limit` bytes."""
+        """The first `limit` bytes of the body, or all of it (as `read_body`)."""
+        if limit is None:
+            return bytes(await self.read_body())
         try:
-            if limit is None:
-                return await self._response.read()
             parts: list[bytes] = []
             size = 0
             while size < limit:
@@ -68,9 +88,37 @@ class UpstreamResponse:
         except Exception as exc:
             raise _translate(exc) from None
 
+    async def read_body(self) -> bytearray:
+        """The whole body, at most `limits.max_body_bytes` of it: past that the connection is
+        closed and UpstreamTooLarge raised (without ever holding more than the limit)."""
+        limit = self.limits.max_body_bytes
+        declared = self._response.content_length
+        if declared is not None and declared > limit:
+            self.close()
+            raise UpstreamTooLarge(
+                f"the upstream's answer is {declared} bytes, more than "
+                f"gateway.max_upstream_body_bytes ({limit})"
+            )
+        body = bytearray()
+        try:
+            while part := await self._response.content.read(limit + 1 - len(body)):
+                if len(body) + len(part) > limit:
+                    self.close()
+                    raise UpstreamTooLarge(
+                        f"the upstream's answer is larger than gateway.max_upstream_body_bytes "
+                        f"({limit} bytes)"
+                    )
+                body += part
+        except UpstreamTooLarge:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from None
+        return body
+
     async def read_json(self) -> Any:
-        """The body as JSON; UpstreamBroken if it is not JSON."""
-        raw = await self.read()
+        """The body as JSON; UpstreamBroken if it is not JSON, UpstreamTooLarge if it is longer
+        than `limits.max_body_bytes`."""
+        raw = await self.read_body()
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -128,10 +176,16 @@ def _describe(exc: BaseException) -> str:
 class UpstreamClient:
     """A pooled HTTP client; create it inside the event loop that will use it."""
 
-    def __init__(self, connect_timeout_sec: float, read_timeout_sec: float) -> None:
+    def __init__(
+        self,
+        connect_timeout_sec: float,
+        read_timeout_sec: float,
+        limits: UpstreamLimits | None = None,
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout_sec, sock_read=read_timeout_sec
         )
+        self.limits = limits or UpstreamLimits()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -159,7 +213,7 @@ class UpstreamClient:
             response = await self._session.post(request.url, data=data, headers=request.headers)
         except Exception as exc:
             raise _translate(exc) from None
-        return UpstreamResponse(response)
+        return UpstreamResponse(response, self.limits)
 
     async def __aenter__(self) -> UpstreamClient:
         await self.start()

@@ -14,10 +14,10 @@ from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
-from codelace_box.gateway.providers.anthropic_passthrough import MessagesPassthrough
-from codelace_box.gateway.providers.base import JSON
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.upstream import open_upstream
+from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
+from codelace_box.providers.base import JSON
 
 COUNT_PATH = "/v1/messages/count_tokens"
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ async def count_tokens(
         started=time.monotonic(),
         ingress=MESSAGES_ROUTE,
     )
-    opened = await open_upstream(gateway.client, gateway.routes, call, gateway.settings.max_retries)
+    opened = await open_upstream(
+        gateway.client, gateway.routes, call, gateway.settings.max_retries, gateway.prober
+    )
     try:
         payload: Any = await opened.response.read_json()
     finally:

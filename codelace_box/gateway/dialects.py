@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.gateway.outcome import usage_body
-from codelace_box.gateway.providers.base import JSON, Usage
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
+from codelace_box.providers.base import JSON, Usage
 
 CHAT_ROUTE = "/v1/chat/completions"
 MESSAGES_ROUTE = "/v1/messages"

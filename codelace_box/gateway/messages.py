@@ -16,10 +16,10 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.metering import REMOTE_IMAGE_TOKENS, input_token_estimate
-from codelace_box.gateway.providers.base import JSON, ProviderAdapter
 from codelace_box.gateway.request import MAX_HOLD_NANOS, MAX_TOKENS, ChatCall
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
+from codelace_box.providers.base import JSON, ProviderAdapter
 
 MESSAGES_ROUTE = "/v1/messages"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -103,10 +103,10 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
     """The upstream adapter of a Messages call to this route's provider."""
     if route.provider.kind == "anthropic":
-        from codelace_box.gateway.providers.anthropic_passthrough import MessagesPassthrough
+        from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 
         return MessagesPassthrough(forwarded_headers(headers))
-    from codelace_box.gateway.providers.messages_openai import MessagesToOpenAI
+    from codelace_box.providers.messages_openai import MessagesToOpenAI
 
     return MessagesToOpenAI()
 

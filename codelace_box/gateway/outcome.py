@@ -5,11 +5,16 @@ from __future__ import annotations
 import time
 
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
-from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamUnreachable
+from codelace_box.gateway.client import (
+    UpstreamBroken,
+    UpstreamReadTimeout,
+    UpstreamTooLarge,
+    UpstreamUnreachable,
+)
 from codelace_box.gateway.metering import CacheTokens, Settlement
-from codelace_box.gateway.providers.base import JSON, UpstreamStreamError, Usage
 from codelace_box.gateway.request import ChatCall
-from codelace_box.money import nanos_to_usd
+from codelace_box.money import usd_json
+from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
 
 
 def settlement(
@@ -70,6 +75,8 @@ def client_error(exc: BaseException) -> CodelaceError | None:
         return exc
     if isinstance(exc, UpstreamReadTimeout):
         return UpstreamTimeout(f"the upstream did not answer in time: {exc}")
+    if isinstance(exc, UpstreamTooLarge):
+        return UpstreamError(str(exc), code="upstream_too_large")
     if isinstance(exc, UpstreamUnreachable | UpstreamBroken):
         return UpstreamError(str(exc), code="upstream_error")
     if isinstance(exc, UpstreamStreamError):
@@ -80,5 +87,5 @@ def client_error(exc: BaseException) -> CodelaceError | None:
 def usage_body(usage: Usage, cost_nanos: int) -> JSON:
     """The client's `usage` object: the upstream's counts plus what the call cost."""
     body = usage.openai_usage()
-    body["cost_usd"] = nanos_to_usd(cost_nanos)
+    body["cost_usd"] = usd_json(cost_nanos)
     return body

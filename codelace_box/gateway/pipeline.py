@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.gateway.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
 from codelace_box.gateway.dialects import CHAT_ROUTE
@@ -32,12 +33,12 @@ from codelace_box.gateway.metering import (
     settle_in,
 )
 from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
-from codelace_box.gateway.providers.base import JSON, Usage
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
 from codelace_box.gateway.upstream import open_upstream
+from codelace_box.providers.base import JSON, Usage
 
 DEFAULT_KEEPALIVE_SEC = 15.0
 LEAK_AGE_SEC = 60.0  # a hold this old whose call is gone was leaked (a call settles in one turn)
@@ -48,6 +49,7 @@ log = logging.getLogger("codelace_box.gateway")
 class GatewaySettings:
     max_retries: int = 2
     keepalive_sec: float = DEFAULT_KEEPALIVE_SEC  # SSE comment while the upstream is silent
+    probe_timeout_sec: float = 10.0  # a probe confirming that the upstream refuses a key
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Gateway:
         self.client = client
         self.settings = settings
         self.writes = WriteBatch()
+        self.prober = KeyProber(settings.probe_timeout_sec)
         self._left: set[str] = set()  # request ids whose client went away mid-call
         self._background: set[asyncio.Future[Completed]] = set()
         # Every call of this process that may still settle: gone once nothing refers to it.
@@ -157,7 +160,9 @@ class Gateway:
         return Completed(body, charged or 0)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:
-        opened = await open_upstream(self.client, self.routes, call, self.settings.max_retries)
+        opened = await open_upstream(
+            self.client, self.routes, call, self.settings.max_retries, self.prober
+        )
         try:
             payload: Any = await opened.response.read_json()
         finally:
@@ -173,7 +178,7 @@ class Gateway:
         """Start a streaming call; errors before the upstream accepted it are raised here."""
         try:
             started = await open_stream_started(
-                self.client, self.routes, call, self.settings.max_retries
+                self.client, self.routes, call, self.settings.max_retries, self.prober
             )
         except BaseException as exc:
             raise await self._release(call, exc) from None

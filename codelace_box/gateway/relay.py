@@ -4,8 +4,10 @@ The relay reads the upstream as bytes arrive, translates its events with the pro
 StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
 it writes `: keep-alive` comments. At the normal end it settles first, then sends the usage
 chunk (with `cost_usd`, only if the client asked for usage) and `data: [DONE]`. A stream that
-fails after it started costs nothing and ends with an error event. A client that goes away
-(its task is cancelled, or a send fails) is charged, in `finally`, for what the upstream
+fails costs nothing: before the client got any byte its error is raised (for the caller to
+answer as a plain JSON error with its status), after that it ends with an error event; an
+upstream event longer than `gateway.max_sse_event_bytes` is such a failure. A client that goes
+away (its task is cancelled, or a send fails) is charged, in `finally`, for what the upstream
 produced: its usage if it came, else the relayed output counted and the row marked estimated;
 the upstream connection is closed so it stops generating.
 """
@@ -25,10 +27,10 @@ from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import settle, settle_in
 from codelace_box.gateway.outcome import client_error, settlement
-from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
+from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
 
 Send = Callable[[bytes], Awaitable[Any]]
 CHARS_PER_TOKEN = 4
@@ -55,14 +57,16 @@ class StreamRelay:
         self.keepalive_sec = keepalive_sec
         self.writes = writes
         self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
-        self._parser = SSEParser()
+        self._parser = SSEParser(opened.response.limits.max_event_bytes)
         self.encoder = stream_encoder(call)
         self.pending = b""  # bytes read from the upstream before the relay began
+        self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
         self._last_send = time.monotonic()  # when the client last got bytes from us
 
     async def run(self, send: Send) -> None:
-        """Relay to the end; never raises for upstream or client failures."""
+        """Relay to the end; raises only the error of a failure before the first byte was sent
+        (client failures and later upstream failures are handled here)."""
         response = self.opened.response
         try:
             await self._relay(send)
@@ -77,19 +81,13 @@ class StreamRelay:
                 settle(settlement(self.call, produced, "abandoned", error_code="client_closed"))
             response.close()
 
-    def abandon(self) -> None:
-        """The client left before the stream began: release the hold, stop the upstream."""
-        self.opened.response.close()
-        if not self._settled:
-            self._settled = True
-            settle(settlement(self.call, self._produced(), "abandoned", error_code="client_closed"))
-
     async def _relay(self, send: Send) -> None:
         translator = self.translator
         while not translator.finished:
             data = await self._read(send)
             events = self._parser.feed(data) if data else self._parser.flush()
             out, failure = self._translate(events)
+            failure = failure or self._parser.too_large
             if out:
                 await self._send(send, b"".join(out))
             if failure is not None:
@@ -146,6 +144,7 @@ class StreamRelay:
         except Exception as exc:
             raise ClientGone from exc
         self._last_send = time.monotonic()
+        self._sent_any = True
 
     def _produced(self) -> Usage:
         """The upstream's usage, or an estimate of what it produced so far."""
@@ -157,7 +156,8 @@ class StreamRelay:
         return Usage(seen or self.call.input_estimate, output, estimated=True)
 
     async def _fail(self, send: Send, exc: Exception) -> None:
-        """A failure after the stream started: nothing charged, an error event sent."""
+        """A failed stream: nothing charged; an error event sent, or raised when the client got
+        no byte yet."""
         error = client_error(exc)
         self.opened.response.close()
         if not self._settled:
@@ -168,6 +168,8 @@ class StreamRelay:
                 await self.writes.submit(partial(settle_in, item=item))
             except Exception:  # the hold stays until the next start releases it
                 log.exception("could not release the hold of %s", self.call.request_id)
+        if not self._sent_any:
+            raise (error or exc) from None
         if error is None:
             log.error("stream %s failed", self.call.request_id, exc_info=exc)
             status, message = 500, "internal error"

@@ -1,7 +1,8 @@
 """A chat completion request, checked and priced before anything is reserved or sent.
 
 `prepare_call` validates the body (400 for wrong types, with the offending `param`), routes
-the model (404/503), lets the provider adapter refuse what it cannot honour, and works out the
+the model (404/503), refuses the billed fields the provider does not allow (billed_fields.py),
+lets the provider adapter refuse what it cannot honour, and works out the
 output cap and the worst-case cost that admission will hold.
 """
 
@@ -17,10 +18,11 @@ from codelace_box.gateway.metering import (
     input_token_bound,
     input_token_estimate,
 )
-from codelace_box.gateway.providers import adapter_for
-from codelace_box.gateway.providers.base import JSON, ProviderAdapter
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
+from codelace_box.providers import adapter_for
+from codelace_box.providers.base import JSON, ProviderAdapter
+from codelace_box.providers.billed_fields import check_billed_fields
 
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
@@ -151,6 +153,7 @@ def prepare_call(
 ) -> ChatCall:
     """Validate, route and price a request (nothing is reserved yet)."""
     route = routes.resolve(validate_body(body))
+    check_billed_fields(body, route.provider.allowed_fields, route.id)
     adapter = adapter_for(route.provider.kind)
     adapter.check_request(body)
     cap, from_client = output_cap(body, route)

@@ -5,11 +5,13 @@ Each server process keeps a snapshot of the enabled catalog, reloaded when it is
 seen within a second without a restart. Provider keys are decrypted once per reload (and
 remembered by ciphertext, so a reload decrypts only new keys), never per request, and are
 never part of a repr, a log line or an error. Requests spread over a provider's keys round
-robin; a key the upstream refuses (401/403) is flagged in the database and leaves the rotation.
+robin; a key whose refusal (401/403) a probe confirmed is flagged in the database and leaves
+the rotation (gateway/keyprobe.py puts it back once a later probe works).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from codelace_box.crypto import decrypt_secret
+from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import database, utcnow, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
@@ -42,6 +44,7 @@ class ProviderRoute:
     base_url: str
     enabled: bool
     keys: tuple[KeySlot, ...]
+    allowed_fields: frozenset[str] = frozenset()  # billed fields the operator allowed
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ _MODELS_SQL = (
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
 _ALIASES_SQL = "SELECT name, model_id FROM model_alias"
-_PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled FROM provider"
+_PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled, allowed_fields FROM provider"
 _KEYS_SQL = (
     "SELECT id, provider_id, key_encrypted FROM provider_key "
     "WHERE enabled = 1 AND failing = 0 ORDER BY id"
@@ -110,6 +113,15 @@ def _model_route(row: tuple[Any, ...], providers: dict[int, ProviderRoute]) -> M
         cache_write_per_1m_nanos=cache_write,
         cache_write_1h_per_1m_nanos=cache_write if row[9] is None else int(row[9]),
     )
+
+
+def _field_set(stored: object) -> frozenset[str]:
+    """The allowed fields from their stored JSON list (nothing, should it be unreadable)."""
+    try:
+        names = json.loads(str(stored or "[]"))
+    except ValueError:
+        return frozenset()
+    return frozenset(str(n) for n in names) if isinstance(names, list) else frozenset()
 
 
 class RouteTable:
@@ -152,10 +164,11 @@ class RouteTable:
         self._plain = plain
         providers = {
             int(pid): ProviderRoute(
-                int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ()))
+                int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ())),
+                _field_set(allowed),
             )
-            for pid, name, kind, base_url, enabled in database.execute_sql(_PROVIDERS_SQL)
-        }
+            for pid, name, kind, base_url, enabled, allowed in database.execute_sql(_PROVIDERS_SQL)
+        }  # fmt: skip
         self._providers = providers
         self._models = {
             row[0]: _model_route(row, providers)
@@ -229,5 +242,8 @@ class RouteTable:
             ProviderKey.update(
                 failing=True, failure_reason=reason[:500], last_failed_at=utcnow()
             ).where(ProviderKey.id == key.id).execute()
-        log.warning("provider key %d flagged as failing: %s", key.id, reason[:200])
+        log.warning(
+            "provider key %d (%s) flagged as failing, out of rotation: %s",
+            *(key.id, mask_secret(key.secret), reason[:200]),
+        )
         self.invalidate()

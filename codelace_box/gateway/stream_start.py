@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.gateway.client import UpstreamClient
-from codelace_box.gateway.providers.base import SSEEvent, UpstreamStreamError
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
 from codelace_box.gateway.upstream import Opened, open_upstream
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError
 
 # Events that mean the upstream is producing (or has finished): past them, no retry.
 _STARTED = frozenset(
@@ -70,13 +71,17 @@ async def _read_start(opened: Opened) -> tuple[bytes, UpstreamStreamError | None
 
 
 async def open_stream_started(
-    client: UpstreamClient, routes: RouteTable, call: ChatCall, max_retries: int
+    client: UpstreamClient,
+    routes: RouteTable,
+    call: ChatCall,
+    max_retries: int,
+    prober: KeyProber,
 ) -> Started:
     """Open the call's stream upstream; for an Anthropic provider, past its start, moving to
     the next key (at most `max_retries` times in all) on an error event before content."""
     retries_left = max_retries
     while True:
-        opened = await open_upstream(client, routes, call, retries_left)
+        opened = await open_upstream(client, routes, call, retries_left, prober)
         if call.route.provider.kind != "anthropic":
             return Started(opened, b"")
         try:

@@ -2,8 +2,9 @@
 
 The parser follows the SSE rules (blank line ends an event; `data:` lines joined with newlines;
 one optional space after the colon; comment lines start with `:`; CR, LF and CRLF line ends)
-and survives any split of the byte stream. The encoders write what OpenAI's API writes:
-`data: {compact json}\\n\\n`, `data: [DONE]\\n\\n`, and `: keep-alive` comments.
+and survives any split of the byte stream, in time linear in its length and in memory bounded
+by the longest event it takes (`gateway.max_sse_event_bytes`). The encoders write what OpenAI's
+API writes: `data: {compact json}\\n\\n`, `data: [DONE]\\n\\n`, and `: keep-alive` comments.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.gateway.providers.base import SSEEvent
+from codelace_box.gateway.client import DEFAULT_MAX_EVENT_BYTES, UpstreamTooLarge
+from codelace_box.providers.base import SSEEvent
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -19,36 +21,75 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class SSEParser:
-    """Bytes in, complete events out; keeps the unfinished tail between calls."""
+    """Bytes in, complete events out; keeps the unfinished event between calls.
 
-    __slots__ = ("_tail",)
+    Each byte is looked at a bounded number of times however an event is split, so a large
+    event costs linear time. An event longer than `max_event_bytes` is never buffered: the
+    parser stops there, drops what it held and sets `too_large`; it ignores any later bytes.
+    """
 
-    def __init__(self) -> None:
-        self._tail = b""
+    __slots__ = ("_cr", "_event", "max_event_bytes", "too_large")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._event = bytearray()  # the unfinished event, its line ends already LF
+        self._cr = False  # the last byte fed was a CR: an LF right after it belongs to it
+        self.max_event_bytes = max_event_bytes
+        self.too_large: UpstreamTooLarge | None = None
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Every event completed by `data` (possibly none)."""
-        buffer = self._tail + data if self._tail else data
-        if b"\r" in buffer:
-            keep_cr = buffer.endswith(b"\r")  # a CRLF may be split across reads
-            if keep_cr:
-                buffer = buffer[:-1]
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if keep_cr:
-                buffer += b"\r"
-        *blocks, self._tail = buffer.split(b"\n\n")
+        data = self._lf_only(data)
+        if self.too_large is not None or not data:
+            return []
+        pending, start = self._event, 0
         events: list[SSEEvent] = []
-        for block in blocks:
-            event = parse_block(block)
-            if event is not None:
-                events.append(event)
+        if pending.endswith(b"\n") and data.startswith(b"\n"):  # a blank line split in two
+            self._complete(bytes(pending[:-1]), events)
+            pending.clear()
+            start = 1
+        while self.too_large is None and (end := data.find(b"\n\n", start)) >= 0:
+            block = bytes(pending) + data[start:end] if pending else data[start:end]
+            pending.clear()
+            self._complete(block, events)
+            start = end + 2
+        if self.too_large is None and len(pending) + len(data) - start > self.max_event_bytes:
+            self._overflow()
+        elif self.too_large is None:
+            pending += memoryview(data)[start:]
         return events
 
     def flush(self) -> list[SSEEvent]:
         """The last event when the stream ended without its blank line."""
-        tail, self._tail = self._tail.rstrip(b"\r\n"), b""
-        event = parse_block(tail) if tail else None
+        tail = bytes(self._event).rstrip(b"\n")
+        self._event.clear()
+        if self.too_large is not None or not tail:
+            return []
+        event = parse_block(tail)
         return [event] if event is not None else []
+
+    def _lf_only(self, data: bytes) -> bytes:
+        """`data` with CRLF and CR line ends made LF (a CRLF may be split across reads)."""
+        if self._cr:
+            self._cr = False
+            if data.startswith(b"\n"):
+                data = data[1:]
+        if b"\r" in data:
+            self._cr = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return data
+
+    def _complete(self, block: bytes, events: list[SSEEvent]) -> None:
+        if len(block) > self.max_event_bytes:
+            self._overflow()
+        elif (event := parse_block(block)) is not None:
+            events.append(event)
+
+    def _overflow(self) -> None:
+        self._event = bytearray()
+        self.too_large = UpstreamTooLarge(
+            "the upstream sent a stream event larger than gateway.max_sse_event_bytes "
+            f"({self.max_event_bytes} bytes)"
+        )
 
 
 def parse_block(block: bytes) -> SSEEvent | None:

@@ -2,21 +2,31 @@
 
 One call tries the provider's keys round robin. Connect errors, 429, 5xx (Anthropic's 529
 included) and 402 (the operator's account at the provider cannot pay; another key may belong to
-another account) move on to the next key, at most `max_retries` times. A key answering 401/403 is
-flagged and leaves the rotation; that attempt does not use up a retry (the rotation shrinks).
-What the client finally sees: the upstream's own 4xx status and message, 429 with Retry-After,
-502 for 5xx and unreachable upstreams, 503 when no key is left or the provider wants paying
-(never 402, which the SPEC keeps for the user's own balance), 504 for timeouts.
+another account) move on to the next key, at most `max_retries` times. A 401, or a 403 whose
+error blames the key (its type, code or message speaks of the key, authentication or
+permission), is confirmed by probing the key (catalog/keyprobe.py): refused again, the key is
+flagged and leaves the rotation, and that attempt does not use up a retry (the rotation
+shrinks); the probe working, the key stays and the next key is tried as for a 5xx. Any other 403
+is a refusal of the request's content (OpenRouter's moderation): 400 `content_refused` to the
+user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
+status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
+unreachable upstreams, 503 when no key is left or the provider wants paying (never 402, which
+the SPEC keeps for the user's own balance), 504 for timeouts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from dataclasses import dataclass
+from typing import Any
 
-from codelace_box.crypto import mask_in
+from codelace_box.catalog.keyprobe import KeyProber, StoredKey
+from codelace_box.crypto import mask_in, mask_secret
 from codelace_box.errors import (
     CodelaceError,
+    InvalidRequest,
     RateLimited,
     ServiceUnavailable,
     UpstreamError,
@@ -34,6 +44,14 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
 
 log = logging.getLogger("codelace_box.gateway")
+MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
+_DELTA_SECONDS_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
+# A 403 about the key rather than the content names the key, authentication or permission.
+_KEY_BLAME_RE = re.compile(
+    r"api[ _-]?key|\bkey\b|authenticat|unauthori[sz]ed|permission|credential|"
+    r"access[ _-]?denied|access[ _-]?token",
+    re.IGNORECASE,
+)
 
 
 class UpstreamRejected(CodelaceError):
@@ -55,12 +73,36 @@ class Opened:
     key: KeySlot
 
 
-def _retry_after(response: UpstreamResponse) -> int:
-    raw = response.header("retry-after") or ""
-    try:
-        return max(1, int(float(raw)))
-    except ValueError:
+def retry_after_sec(raw: str | None) -> int:
+    """Seconds to wait from a Retry-After header: delta-seconds only; absent, malformed
+    (inf, nan, 1e400, negative, an HTTP-date, garbage) or over a day counts as absent (1 s)."""
+    text = (raw or "").strip()
+    if not _DELTA_SECONDS_RE.fullmatch(text):
         return 1
+    seconds = int(text.partition(".")[0])
+    return max(1, seconds) if seconds <= MAX_RETRY_AFTER_SEC else 1
+
+
+def blames_key(payload: bytes, message: str) -> bool:
+    """Whether a 403's error says the key (its validity or permission) is at fault."""
+    try:
+        body: Any = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    words = [message]
+    if isinstance(error, dict):
+        words += [str(error.get(name) or "") for name in ("type", "code")]
+    return any(_KEY_BLAME_RE.search(word) for word in words)
+
+
+class ContentRefused(InvalidRequest):
+    """The upstream refused what the request asks (a 403 not about the key): 400 to the user."""
+
+    def __init__(self, provider: str, status: int, message: str) -> None:
+        super().__init__(
+            f"{provider} refused the request (HTTP {status}): {message}", code="content_refused"
+        )
 
 
 class ProviderKeyRejected(ServiceUnavailable):
@@ -99,18 +141,61 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
     message = mask_in(call.adapter.error_message(status, payload), key.secret)
     name = call.route.provider.name
     if status == 429:
-        return RateLimited(f"{name} is rate limiting: {message}", _retry_after(response))
+        wait = retry_after_sec(response.header("retry-after"))
+        return RateLimited(f"{name} is rate limiting: {message}", wait)
     if status >= 500:
         return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
-    if status in (401, 403):
+    if status == 401 or (status == 403 and blames_key(payload, message)):
         return ProviderKeyRejected(name, status, message)
+    if status == 403:
+        return ContentRefused(name, status, message)
     if call.adapter.wants_payment(status, message):
         return ProviderOutOfCredit(name, status, message)
     return UpstreamRejected(status, message)
 
 
+async def _confirmed(
+    prober: KeyProber, call: ChatCall, key: KeySlot, refusal: ProviderKeyRejected
+) -> bool:
+    """Whether a probe confirms that the upstream refuses the key (then it is flagged)."""
+    provider = call.route.provider
+    stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
+    result = await prober.probe(stored)
+    if result.refused:
+        return True
+    log.warning(
+        "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
+        *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
+        result.message,
+    )
+    return False
+
+
+async def _judge(
+    prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, response: UpstreamResponse
+) -> tuple[CodelaceError, bool]:
+    """The error of a non-200 answer and whether its key was flagged; raises the error when
+    another key would not do better (the request itself is at fault)."""
+    error = await _failure(call, response, key)
+    if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
+        routes.mark_failing(key, error.key_failure_reason)
+        return error, True
+    if isinstance(error, ProviderOutOfCredit):
+        log.warning(
+            "%s key %d: the provider wants paying (HTTP %d)",
+            *(call.route.provider.name, key.id, response.status),
+        )
+    elif not isinstance(error, ProviderKeyRejected | RateLimited | UpstreamError):
+        raise error
+    return error, False
+
+
 async def open_upstream(
-    client: UpstreamClient, routes: RouteTable, call: ChatCall, max_retries: int
+    client: UpstreamClient,
+    routes: RouteTable,
+    call: ChatCall,
+    max_retries: int,
+    prober: KeyProber,
 ) -> Opened:
     """POST the call upstream until a 200 answer, or raise the error the client should see."""
     retries_left = max_retries
@@ -140,17 +225,9 @@ async def open_upstream(
         else:
             if response.status == 200:
                 return Opened(response, key)
-            last = await _failure(call, response, key)
-            if isinstance(last, ProviderKeyRejected):
-                routes.mark_failing(key, last.key_failure_reason)
+            last, flagged = await _judge(prober, routes, call, key, response)
+            if flagged:  # the rotation shrank: the next key is not a retry
                 continue
-            if isinstance(last, ProviderOutOfCredit):
-                log.warning(
-                    "%s key %d: the provider wants paying (HTTP %d)",
-                    *(call.route.provider.name, key.id, response.status),
-                )
-            elif response.status != 429 and response.status < 500:
-                raise last
         if retries_left <= 0:
             raise last
         retries_left -= 1

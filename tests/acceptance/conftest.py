@@ -150,6 +150,6 @@ def box(
     built.cli("users", "disable", disabled_email)
     revoked_email, built.revoked_key = built.new_user()
     key_id = built.cli("keys", "list", revoked_email, "--json")
-    built.cli("keys", "revoke", str(json.loads(key_id)[0]["id"]))
+    built.cli("keys", "revoke", json.loads(key_id)[0]["id"])
     yield built
     server.stop()

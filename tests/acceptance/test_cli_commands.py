@@ -1,4 +1,4 @@
-"""Acceptance of SPEC.md "Command line": every command and option as written, from outside.
+"""Acceptance of the README's "Command line": every command and option as written, from outside.
 
 Each command runs as a subprocess on a real data dir. Success is exit 0; failure is a non-zero
 exit with exactly one line on stderr; `--json` on list/show prints JSON.
@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.acceptance.cli_tools import Box, error_line
-from tests.support import PROGRAM, ServerProcess, cli_env, free_port, run_cli
+from tests.support import PROGRAM, ServerProcess, cli_env, free_port, is_uuid4, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -174,12 +174,16 @@ def test_keys_create_without_a_name_and_revoke(space: Box) -> None:
     space.ok("users", "create", "rev@users.test")
     assert FULL_KEY.match(space.ok("keys", "create", "rev@users.test").strip())
     (key,) = space.json("keys", "list", "rev@users.test")
-    space.ok("keys", "revoke", str(key["id"]))
+    assert is_uuid4(key["id"])
+    assert space.ok("keys", "revoke", key["id"][:8]).startswith(f"revoked key {key['id']} (")
     assert space.json("keys", "list", "rev@users.test") == []
-    space.fail("keys", "revoke", str(key["id"]))
-    space.fail("keys", "revoke", "not-a-number")
-    huge = "9" * 25  # past SQLite's integers
-    assert space.fail("keys", "revoke", huge) == f"error: no active API key with id {huge}"
+    assert (
+        space.fail("keys", "revoke", key["id"]) == f"error: no active API key with id {key['id']!r}"
+    )
+    assert space.fail("keys", "revoke", "not-a-number") == "error: no active API key with that id"
+    huge = "9" * 25  # past SQLite's integers: no key's id starts so either
+    assert space.fail("keys", "revoke", huge) == f"error: no active API key with id {huge!r}"
+    assert "old numeric id" in space.fail("keys", "revoke", "1")
     space.fail("keys", "create", "nobody@users.test")
     space.fail("keys", "list", "nobody@users.test")
 

@@ -1,8 +1,8 @@
-"""Acceptance of SPEC.md "Configuration" and the `--config` rule, from outside.
+"""Acceptance of docs/configuration.md and the `--config` rule, from outside.
 
-The SPEC's key table is written out below as the contract. Every key must be accepted in the
-file and as CODELACE_<SECTION>_<KEY>; a wrong type, an unknown key or section must stop the
-start with one line naming the file (or variable), the key and what was expected.
+The key table of docs/configuration.md is written out below as the contract. Every key must be
+accepted in the file and as CODELACE_<SECTION>_<KEY>; a wrong type, an unknown key or section
+must stop the start with one line naming the file (or variable), the key and what was expected.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.support import ServerProcess, cli_env, free_port, run_cli, write_conf
 
 pytestmark = pytest.mark.timeout(120)
 
-# section.key: (SPEC default, a valid non-default value, a value of the wrong type)
+# section.key: (documented default, a valid non-default value, a value of the wrong type)
 SPEC_KEYS: dict[str, tuple[Any, Any, Any]] = {
     "server.host": ("127.0.0.1", "127.0.0.2", 127),
     "server.port": (8080, 9090, "8080"),

@@ -68,7 +68,7 @@ def test_a_key_revoked_with_the_cli_fails_on_the_next_request(live: Live) -> Non
     key = live.user_with_key("revoke@live.test")
     assert live.get("/api/v1/auth/me", key).status_code == 200
     (listed,) = live.box.json("keys", "list", "revoke@live.test")
-    live.box.ok("keys", "revoke", str(listed["id"]))
+    live.box.ok("keys", "revoke", listed["id"])
     answer = live.get("/api/v1/auth/me", key)
     assert answer.status_code == 401, answer.text
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import PROGRAM, REPO_ROOT, ServerProcess, cli_env, free_port
+from tests.support import PROGRAM, REPO_ROOT, ServerProcess, cli_env, free_port, is_uuid4
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -149,6 +149,7 @@ def test_the_first_run_walkthrough_works_as_written(walk: Walkthrough) -> None:
     verified = walk.seen["verify"]
     shown = json.loads(next(c for c in readme_comments(sign_in) if c.startswith("{")))
     assert set(verified) == set(shown) and verified["email"] == shown["email"]
+    assert is_uuid4(verified["user_id"]) and is_uuid4(shown["user_id"])  # the README shows ids
     assert verified["api_key"].startswith("cl_")
     assert "20" in walk.seen["credit you@example.com"]
 

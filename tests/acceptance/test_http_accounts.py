@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.acceptance.conftest import ISO_Z, Box, assert_envelope
+from tests.support import is_uuid4
 
 pytestmark = pytest.mark.timeout(60)
 FULL_KEY = re.compile(r"^cl_[0-9A-Za-z]{32,}$")
@@ -31,7 +32,7 @@ def test_the_first_sign_in_creates_the_account_and_mints_a_login_key(box: Box) -
     with box.http() as http:
         body = box.sign_in(http, email)
         assert set(body) >= {"user_id", "api_key", "email", "credit_balance_usd"}
-        assert type(body["user_id"]) is int and body["email"] == email
+        assert is_uuid4(body["user_id"]) and body["email"] == email
         assert FULL_KEY.match(body["api_key"])
         balance = body["credit_balance_usd"]
         assert isinstance(balance, int | float) and not isinstance(balance, bool)
@@ -92,7 +93,7 @@ def test_the_profile_reads_and_changes_its_display_name(box: Box) -> None:
     with box.http(key) as http:
         me = http.get("/api/v1/auth/me").json()
         assert set(me) >= {"id", "email", "display_name"}
-        assert type(me["id"]) is int and me["email"] == email
+        assert is_uuid4(me["id"]) and me["email"] == email
         assert me["display_name"] is None or isinstance(me["display_name"], str)
         changed = http.patch("/api/v1/auth/me", json={"display_name": "Ada L."})
         assert changed.status_code == 200 and changed.json()["display_name"] == "Ada L."
@@ -107,7 +108,7 @@ def test_keys_are_listed_created_and_revoked(box: Box) -> None:
         assert made.status_code == 200, made.text
         new = made.json()
         assert set(new) >= {"id", "key_prefix", "name", "full_key"}
-        assert type(new["id"]) is int and new["name"] == "laptop"
+        assert is_uuid4(new["id"]) and new["name"] == "laptop"
         assert FULL_KEY.match(new["full_key"]) and new["key_prefix"] == new["full_key"][:7]
         listed = http.get("/api/v1/auth/key").json()
         assert {k["id"] for k in listed} >= {new["id"]}
@@ -124,6 +125,15 @@ def test_keys_are_listed_created_and_revoked(box: Box) -> None:
             assert_envelope(as_new.get("/api/v1/customer/balance"), 401, "invalid_api_key")
         assert new["id"] not in {k["id"] for k in http.get("/api/v1/auth/key").json()}
         assert_envelope(http.delete(f"/api/v1/auth/key/{new['id']}"), 404)
+
+
+def test_a_key_id_that_is_not_a_key_uuid_is_a_404_in_the_envelope(box: Box) -> None:
+    _, key = box.new_user()
+    with box.http(key) as http:
+        own = http.get("/api/v1/auth/key").json()[0]["id"]
+        for wrong in ("1", "0", "-1", "9" * 30, "abc", own[:8], own + "x", "%00", "é"):
+            assert_envelope(http.delete(f"/api/v1/auth/key/{wrong}"), 404, "key_not_found")
+        assert http.get("/api/v1/auth/me").status_code == 200
 
 
 def test_a_key_can_be_created_without_a_name_or_a_body(box: Box) -> None:

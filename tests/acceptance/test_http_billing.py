@@ -12,7 +12,7 @@ import pytest
 
 from tests.acceptance.conftest import ISO_Z, MODEL, Box, assert_envelope
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.support import ServerProcess, base_sections, write_config
+from tests.support import ServerProcess, base_sections, is_uuid4, write_config
 
 pytestmark = pytest.mark.timeout(60)
 HI = [{"role": "user", "content": "hi"}]
@@ -82,7 +82,7 @@ def test_a_top_up_is_pending_then_completed_once_by_the_webhook(box: Box) -> Non
         session_id = start_checkout(http, box, 12.34)
         [pending] = http.get("/api/v1/customer/payment").json()
         assert set(pending) >= {"id", "amount_usd", "kind", "status", "created_at"}
-        assert type(pending["id"]) is int and ISO_Z.match(pending["created_at"])
+        assert is_uuid4(pending["id"]) and ISO_Z.match(pending["created_at"])
         assert (pending["kind"], pending["status"], pending["amount_usd"]) == (
             "topup", "pending", 12.34)  # fmt: skip
         event = box.stripe.complete(session_id)

@@ -21,7 +21,7 @@ from tests.accounts.conftest import (
     smtp_sections,
 )
 from tests.fakes.smtp_server import RecordingSmtpServer
-from tests.support import ServerProcess
+from tests.support import ServerProcess, is_uuid4
 
 KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -49,10 +49,17 @@ def error_code(response: httpx.Response, status: int) -> str:
     return str(response.json()["error"]["code"])
 
 
-def stored_last_used(box: ServerProcess, key_id: int) -> Any:
+def stored_last_used(box: ServerProcess, key_id: str) -> Any:
     """last_used_at exactly as stored (microseconds included), read beside the server."""
     with sqlite3.connect(f"file:{database_path(box)}?mode=ro", uri=True) as db:
-        return db.execute("SELECT last_used_at FROM api_key WHERE id = ?", (key_id,)).fetchone()[0]
+        sql = "SELECT last_used_at FROM api_key WHERE uuid = ?"
+        return db.execute(sql, (key_id,)).fetchone()[0]
+
+
+def stored_key_id(box: ServerProcess, key_id: str) -> int:
+    """The integer primary key behind a key's UUID (the id the API showed before UUIDs)."""
+    with sqlite3.connect(f"file:{database_path(box)}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT id FROM api_key WHERE uuid = ?", (key_id,)).fetchone()[0])
 
 
 @pytest.mark.parametrize(
@@ -155,6 +162,7 @@ def test_create_list_and_delete_keys(client: BoxClient):
     assert response.status_code == 200
     created = response.json()
     assert set(created) == {"id", "key_prefix", "name", "full_key"}
+    assert is_uuid4(created["id"]), created["id"]
     full_key = created["full_key"]
     assert KEY_RE.match(full_key) and created["key_prefix"] == full_key[:7]
     assert created["name"] == "ci runner"
@@ -165,6 +173,7 @@ def test_create_list_and_delete_keys(client: BoxClient):
     rows = {row["id"]: row for row in listing.json()}
     row = rows[created["id"]]
     assert set(row) == {"id", "key_prefix", "name", "created_at", "last_used_at"}
+    assert all(is_uuid4(key_id) for key_id in rows) and len(set(rows)) == 2
     assert row["key_prefix"] == created["key_prefix"] and ISO_Z.match(row["created_at"])
     assert ISO_Z.match(row["last_used_at"])  # it was just used to list
     assert len(rows) == 2
@@ -184,10 +193,27 @@ def test_bad_key_names_and_ids(client: BoxClient):
     assert error_code(client.create_key(key, "n" * 101), 400)
     unnamed = client.create_key(key, None)
     assert unnamed.status_code == 200 and unnamed.json()["name"] == ""
-    for key_id in ("abc", "0", "99999999", "1" * 40, "-1"):
+    for key_id in ("abc", "0", "99999999", "1" * 40, "-1", "9" * 30, "%20", "x" * 5000):
         response = client.call("DELETE", f"/api/v1/auth/key/{key_id}", key)
-        assert response.status_code == 404, key_id
+        assert error_code(response, 404) == "key_not_found", key_id
         assert response.json()["error"]["type"] == "not_found_error"
+    assert client.get("/api/v1/auth/me", key).status_code == 200
+
+
+def test_a_key_is_deleted_by_its_uuid_not_by_the_old_integer_id(
+    client: BoxClient, box: ServerProcess
+):
+    key = key_of(client, "olga@example.com")
+    key_id = client.get("/api/v1/auth/key", key).json()[0]["id"]
+    integer_id = stored_key_id(box, key_id)
+    unknown = "0" * 8 + key_id[8:]  # shaped like a UUID, the key of no one
+    for wrong in (str(integer_id), unknown, key_id[:8], key_id + "0", key_id.replace("-", "")):
+        response = client.call("DELETE", f"/api/v1/auth/key/{wrong}", key)
+        assert error_code(response, 404) == "key_not_found", wrong
+    assert client.get("/api/v1/auth/me", key).status_code == 200
+    deleted = client.call("DELETE", f"/api/v1/auth/key/{key_id.upper()}", key)
+    assert deleted.status_code == 204
+    assert error_code(client.get("/api/v1/auth/me", key), 401) == "invalid_api_key"
 
 
 def test_a_key_of_someone_else_cannot_be_deleted(client: BoxClient):
@@ -231,7 +257,7 @@ def _first_status_after(client: BoxClient, key: str, expected: int, within: floa
 def test_cli_revocation_reaches_the_running_server(client: BoxClient, box: ServerProcess):
     key = key_of(client, "judy@example.com")
     key_id = client.get("/api/v1/auth/key", key).json()[0]["id"]
-    assert f"revoked key {key_id}" in cli(box, "keys", "revoke", str(key_id))
+    assert f"revoked key {key_id}" in cli(box, "keys", "revoke", key_id)
     assert _first_status_after(client, key, 401, within=1.0) < 1.0
 
 

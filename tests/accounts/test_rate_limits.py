@@ -101,6 +101,26 @@ def test_code_requests_per_email_are_limited_across_processes(pair, accepted):
     assert ask(pair[1], "quiet@example.com", accepted).status_code == 200
 
 
+def test_plus_addresses_share_their_mailbox_budget_of_code_mails(pair, accepted):
+    """`v+1@` .. `v+5@` all reach v's inbox: together they use up its 5 code mails, and a
+    6th, with any tag or none, is refused; each tagged address is still its own account."""
+    boxes = cycle(pair)
+    for tag in range(1, DEFAULTS.otp_requests_per_email + 1):
+        assert ask(next(boxes), f"v+{tag}@plus.example", accepted).status_code == 200
+    for email in ("v+6@plus.example", "v+1@plus.example", "v@plus.example"):
+        limited = ask(next(boxes), email, accepted)
+        assert_limited(limited)
+        assert "v@plus.example" in limited.json()["error"]["message"]
+    # another mailbox of the same domain has its own budget
+    assert ask(pair[0], "w+1@plus.example", accepted).status_code == 200
+    # the full address stays the identity: v+5's code signs in v+5@, its own account
+    code = console_code(pair[0].server, "v+5@plus.example")
+    verified = check(pair[1], "v+5@plus.example", code, accepted)
+    assert verified.status_code == 200, verified.text
+    me = pair[0].get("/api/v1/auth/me", verified.json()["api_key"])
+    assert me.json()["email"] == "v+5@plus.example"
+
+
 def test_verify_attempts_per_email_are_limited_across_processes(pair, accepted):
     email = "guessed@example.com"
     assert ask(pair[0], email, accepted).status_code == 200

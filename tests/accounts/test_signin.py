@@ -20,7 +20,7 @@ from tests.accounts.conftest import (
     smtp_sections,
 )
 from tests.fakes.smtp_server import RecordingSmtpServer
-from tests.support import ServerProcess
+from tests.support import ServerProcess, is_uuid4
 
 TTL = 30  # the smallest lifetime the config allows; the expiry test waits it out
 KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
@@ -83,6 +83,7 @@ def test_code_mail_is_well_formed_and_signs_in(client: BoxClient, smtp: Recordin
     assert set(body) == {"user_id", "api_key", "email", "credit_balance_usd"}
     assert KEY_RE.match(body["api_key"]) and body["email"] == email
     assert body["credit_balance_usd"] == 0
+    assert is_uuid4(body["user_id"]), body["user_id"]
     me = client.get("/api/v1/auth/me", body["api_key"]).json()
     assert me == {"id": body["user_id"], "email": email, "display_name": ""}
     keys = client.get("/api/v1/auth/key", body["api_key"]).json()
@@ -94,6 +95,8 @@ def test_second_sign_in_reuses_the_account_with_a_new_key(client: BoxClient):
     first = client.sign_in("repeat@example.com")
     second = client.sign_in("repeat@example.com")
     assert second["user_id"] == first["user_id"] and second["api_key"] != first["api_key"]
+    other = client.sign_in("another@example.com")
+    assert is_uuid4(other["user_id"]) and other["user_id"] != first["user_id"]
     for key in (first["api_key"], second["api_key"]):
         assert client.get("/api/v1/auth/me", key).status_code == 200
     assert len(client.get("/api/v1/auth/key", second["api_key"]).json()) == 2

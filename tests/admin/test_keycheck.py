@@ -83,6 +83,10 @@ def test_requests_per_kind() -> None:
         "https://api.anthropic.com/v1/models",
         {"x-api-key": "k", "anthropic-version": "2023-06-01"},
     )
+    # OpenRouter lists its models to anyone: its key endpoint is what needs the key.
+    assert check_request("openai", "https://openrouter.ai/api/v1", "k")[0] == (
+        "https://openrouter.ai/api/v1/key"
+    )
     with pytest.raises(InvalidRequest, match="cannot test a key of provider kind 'azure'"):
         check_request("azure", "https://x", "k")
 

@@ -73,7 +73,8 @@ def seed_api_keys(user_id: int) -> list[str]:
     for n, (name, prefix) in enumerate([("laptop", "cl_Ab12"), ("ci", "cl_Zz99")]):
         minted = create_key(user_id, name)
         full_keys.append(minted.full_key)
-        ApiKey.update(key_prefix=prefix, created_at=T0 + timedelta(days=n)).where(
+        fixed_uuid = f"{n + 1:08x}-0000-4000-8000-{n + 1:012x}"  # snapshots need fixed ids
+        ApiKey.update(key_prefix=prefix, uuid=fixed_uuid, created_at=T0 + timedelta(days=n)).where(
             ApiKey.id == minted.key.id
         ).execute()
     ApiKey.update(last_used_at=NOW - timedelta(minutes=3)).where(ApiKey.name == "laptop").execute()

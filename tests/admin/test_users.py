@@ -146,6 +146,7 @@ async def test_user_detail_shows_keys_ledger_payments_and_revokes_a_key(
         await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
         await until(pilot, lambda: column(pilot, "#keys", 2) == ["laptop", "phone"], "keys")
         assert column(pilot, "#keys", 1) == [laptop.key_prefix + "…", phone.key_prefix + "…"]
+        assert column(pilot, "#keys", 0) == [laptop.uuid[:8], phone.uuid[:8]]  # the public id
         assert "balance $20.00  held $0.00" in text_of(pilot, "#summary")
         assert column(pilot, "#ledger", 3) == ["welcome credit"]
         assert column(pilot, "#payments", 2) == ["admin"]

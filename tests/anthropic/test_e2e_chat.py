@@ -240,6 +240,24 @@ def test_unhonourable_request_is_400_before_any_upstream_call(
     assert box.balance_nanos(email) == before
 
 
+@pytest.mark.parametrize(
+    "extra", [{"service_tier": "priority"}, {"models": ["anthropic/claude-opus-4.6"]}]
+)
+def test_billed_fields_are_refused_for_anthropic_providers_too(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, extra: dict[str, Any]
+) -> None:
+    email, client = box.new_user()
+    before = box.balance_nanos(email)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], extra_body=extra
+        )
+    assert caught.value.code == "field_not_allowed"
+    assert caught.value.body["param"] == next(iter(extra))  # type: ignore[index]
+    assert fresh_fake.requests == []
+    assert box.balance_nanos(email) == before
+
+
 def test_rejected_key_leaves_the_rotation(box: AnthropicBox, fresh_fake: FakeAnthropic) -> None:
     _, client = box.new_user()
     fresh_fake.script(Reply(text="one"), Reply(text="two"))

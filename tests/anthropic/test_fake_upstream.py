@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from codelace_box.gateway.providers import adapter_for
+from codelace_box.providers import adapter_for
 from tests.anthropic.wire import load_json, parse_sse
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
 from tests.fakes.anthropic_validation import request_problem

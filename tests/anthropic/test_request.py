@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.providers import adapter_for
-from codelace_box.gateway.providers.anthropic import AnthropicAdapter
+from codelace_box.providers import adapter_for
+from codelace_box.providers.anthropic import AnthropicAdapter
 from tests.anthropic.wire import load_json
 from tests.fakes.anthropic_validation import request_problem
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from codelace_box.gateway.providers import adapter_for
-from codelace_box.gateway.providers.anthropic_response import finish_reason
+from codelace_box.providers import adapter_for
+from codelace_box.providers.anthropic_response import finish_reason
 from tests.anthropic.wire import DATA, load_json
 
 ADAPTER = adapter_for("anthropic")

@@ -9,8 +9,8 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from codelace_box.gateway.providers import adapter_for
-from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
+from codelace_box.providers import adapter_for
+from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
 from tests.anthropic.wire import load_sse
 
 ADAPTER = adapter_for("anthropic")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from codelace_box.gateway.providers.base import SSEEvent
+from codelace_box.providers.base import SSEEvent
 
 DATA = Path(__file__).parent / "data"
 

@@ -36,7 +36,8 @@ def stripe_section(double: StripeDouble, **overrides: Any) -> dict[str, Any]:
 class Customer:
     email: str
     key: str
-    user_id: int
+    user_id: int  # the integer primary key inside the database (Stripe metadata carries it)
+    uuid: str  # the id the CLI and the API show
 
 
 class BillingBox:
@@ -58,8 +59,9 @@ class BillingBox:
         assert created.returncode == 0, created.stderr
         made = run_cli(self.config, "keys", "create", email)
         assert made.returncode == 0, made.stderr
-        user_id = int(created.stdout.split()[2])
-        return Customer(email, made.stdout.strip().splitlines()[0], user_id)
+        uuid = created.stdout.split()[2]
+        (user_id,) = self.query('SELECT id FROM "user" WHERE uuid = ?', uuid)[0]
+        return Customer(email, made.stdout.strip().splitlines()[0], int(user_id), uuid)
 
     def post(self, path: str, customer: Customer | None, **kwargs: Any) -> httpx.Response:
         headers = {"authorization": f"Bearer {customer.key}"} if customer else {}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.billing.conftest import BillingBox, Customer
-from tests.support import run_cli
+from tests.support import is_uuid4, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -155,9 +155,14 @@ def test_payment_history_shape_and_order(box: BillingBox) -> None:
     ]
     for payment in history:
         assert set(payment) == {"id", "amount_usd", "kind", "status", "created_at"}
-        assert isinstance(payment["id"], int)
+        assert is_uuid4(payment["id"]), payment["id"]
         assert ISO_Z.match(payment["created_at"]), payment["created_at"]
-    assert [p["id"] for p in history] == sorted((p["id"] for p in history), reverse=True)
+    assert len({p["id"] for p in history}) == len(history)
+    stored = box.query(
+        "SELECT uuid FROM payment WHERE user_id = ? ORDER BY created_at DESC, id DESC",
+        eve.user_id,
+    )
+    assert [p["id"] for p in history] == [row[0] for row in stored]  # newest first
     limited = box.get("/api/v1/customer/payment", eve, params={"limit": 2}).json()
     assert limited == history[:2]
     # Another account sees none of it.

@@ -5,7 +5,8 @@ A real aiohttp server in a background thread. `POST /v1/messages` checks the `x-
 (tests/fakes/anthropic_validation.py), then answers with the next scripted `Reply`: a `message`
 JSON body, or SSE (`event: <type>\\ndata: <json>\\n\\n`) in the documented event order
 (message_start, content blocks with ping, message_delta, message_stop). Errors use Anthropic's
-shape `{"type": "error", "error": {"type", "message"}, "request_id"}`.
+shape `{"type": "error", "error": {"type", "message"}, "request_id"}`. `GET /v1/models` (the
+box's key probe) lists one model for a known key, 401 for any other.
 """
 
 from __future__ import annotations
@@ -241,6 +242,7 @@ class FakeAnthropic(LoopbackServer):
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._handle)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_get("/v1/models", self._models)
         return app
 
     async def _count_tokens(self, request: web.Request) -> web.Response:
@@ -254,6 +256,14 @@ class FakeAnthropic(LoopbackServer):
             answer = error_body("invalid_request_error", "model and messages are required")
             return web.json_response(answer, status=400)
         return web.json_response({"input_tokens": count_tokens_of(body)})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if request.headers.get("x-api-key") not in self.api_keys:
+            return web.json_response(
+                error_body("authentication_error", "invalid x-api-key"), status=401
+            )
+        model = {"type": "model", "id": "claude-test", "display_name": "Claude Test"}
+        return web.json_response({"data": [model], "has_more": False})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

@@ -8,7 +8,9 @@ the `{"error": {message, type, param, code}}` envelope. It validates requests li
 API (Bearer key, model, non-empty messages, stream_options only with stream) and is scripted
 per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
 a connection dropped or an error event mid-stream, a stream that hangs until the client leaves,
-a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks).
+a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
+tens of megabytes from a generator; it can pause midway until the test lets it go on).
+`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -23,6 +25,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +57,8 @@ class Reply:
     drop_after: int | None = None  # stream: cut the connection after N content events
     error_after: int | None = None  # stream: send an error event after N content events
     hang_after: int | None = None  # stream: go silent after N events until the client leaves
-    raw: list[bytes] | None = None  # the body verbatim, these writes in order (any status)
+    raw: Iterable[bytes] | None = None  # the body verbatim, these writes in order (any status)
+    pause_after: int | None = None  # raw: after N writes, set `paused`, wait for `resume`
     content_type: str = "text/event-stream; charset=utf-8"  # of a `raw` body
     gzip: bool = False  # compress the answer (content-encoding: gzip), as proxies may
 
@@ -102,6 +106,10 @@ class FakeOpenAI(LoopbackServer):
         self.default = Reply()
         self.key_status: dict[str, int] = {}  # API key -> status it always gets (401, 429...)
         self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
+        self.probe_status: dict[str, int] = {}  # API key -> status of GET /v1/models (401...)
+        self.probes: list[str] = []  # the API keys GET /v1/models was asked with, in order
+        self.paused = threading.Event()  # a `raw` body reached its pause_after
+        self.resume = threading.Event()  # set by the test: the paused body goes on
 
     @property
     def base_url(self) -> str:
@@ -115,13 +123,29 @@ class FakeOpenAI(LoopbackServer):
         self.requests.clear()
         self.script.clear()
         self.key_status.clear()
+        self.probe_status.clear()
+        self.probes.clear()
         self.default = Reply()
-        self.client_gone.clear()
+        for event in (self.client_gone, self.paused, self.resume):
+            event.clear()
 
     def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
         return app
+
+    async def _models(self, request: web.Request) -> web.Response:
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        self.probes.append(key)
+        status = self.probe_status.get(key, 200 if key else 401)
+        if status == 401:
+            return _error(401, "Incorrect API key provided.", "invalid_request_error",
+                          "invalid_api_key")  # fmt: skip
+        if status != 200:
+            return _error(status, f"Models answered {status}.", "server_error")
+        models = [{"id": "gpt-4o-mini-2024-07-18", "object": "model", "owned_by": "system"}]
+        return web.json_response({"object": "list", "data": models})
 
     def _next_reply(self) -> Reply:
         return self.script.popleft() if self.script else self.default
@@ -202,20 +226,27 @@ class FakeOpenAI(LoopbackServer):
             )
         return None
 
-    @staticmethod
-    async def _raw(request: web.Request, reply: Reply) -> web.StreamResponse:
-        """A scripted body, byte for byte (what real servers send beyond the happy path)."""
+    async def _raw(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        """A scripted body, byte for byte (what real servers send beyond the happy path); a
+        reader that closes the connection midway sets `client_gone`."""
         assert reply.raw is not None
         headers = {"content-type": reply.content_type, **reply.headers}
         response = web.StreamResponse(status=reply.status, headers=headers)
         if reply.gzip:
             response.enable_compression(web.ContentCoding.gzip)
         await response.prepare(request)
-        for part in reply.raw:
-            await response.write(part)
-            if reply.piece_delay:
-                await asyncio.sleep(reply.piece_delay)
-        await response.write_eof()
+        try:
+            for index, part in enumerate(reply.raw):
+                if index == reply.pause_after:
+                    self.paused.set()
+                    while not self.resume.is_set():
+                        await asyncio.sleep(0.01)
+                await response.write(part)
+                if reply.piece_delay:
+                    await asyncio.sleep(reply.piece_delay)
+            await response.write_eof()
+        except ConnectionError:
+            self.client_gone.set()
         return response
 
     @staticmethod

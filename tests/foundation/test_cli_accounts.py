@@ -10,7 +10,7 @@ import tomllib
 
 from codelace_box import __version__
 from tests.foundation.conftest import Workspace
-from tests.support import PROGRAM, REPO_ROOT, cli_env
+from tests.support import PROGRAM, REPO_ROOT, cli_env, is_uuid4
 
 KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
 
@@ -31,9 +31,12 @@ def test_migrate_applies_once_then_has_nothing_to_do(fresh_workspace: Workspace)
 
 def test_users_create_list_show(workspace: Workspace) -> None:
     out = workspace.run("users", "create", "  Ada@Example.COM ").stdout
-    assert re.fullmatch(r"created user \d+ ada@example\.com\n", out)
+    created = re.fullmatch(r"created user (\S+) ada@example\.com\n", out)
+    assert created and is_uuid4(created[1]), out
     listed = workspace.json("users", "list")
     ada = next(u for u in listed if u["email"] == "ada@example.com")
+    assert ada["id"] == created[1]
+    assert created[1] in workspace.run("users", "list").stdout
     assert ada["status"] == "active"
     assert ada["credit_balance_usd"] == 0
     assert ada["active_keys"] == 0 and ada["requests"] == 0
@@ -44,6 +47,7 @@ def test_users_create_list_show(workspace: Workspace) -> None:
     assert shown["id"] == ada["id"] and shown["keys"] == []
     human = workspace.run("users", "show", "ada@example.com").stdout
     assert "email: ada@example.com" in human and "status: active" in human
+    assert f"id: {ada['id']}" in human
 
 
 def test_users_errors_are_one_line(workspace: Workspace) -> None:
@@ -132,22 +136,71 @@ def test_keys_create_list_revoke(workspace: Workspace) -> None:
     assert KEY_RE.match(full_key), created.stdout
     assert "store it now" in created.stderr and full_key not in created.stderr
     keys = workspace.json("keys", "list", "barbara@example.com")
+    assert is_uuid4(keys[0]["id"]) and f"key id {keys[0]['id']} (" in created.stderr
     assert [(k["name"], k["key_prefix"]) for k in keys] == [("laptop", full_key[:7])]
     assert keys[0]["last_used_at"] is None
     human = workspace.run("keys", "list", "barbara@example.com").stdout
     assert full_key[:7] in human and full_key not in human
-    assert "laptop" in human
+    assert "laptop" in human and keys[0]["id"] in human
     stored = workspace.sql(
-        "SELECT key_hash, key_prefix FROM api_key WHERE id = ?", (keys[0]["id"],)
+        "SELECT key_hash, key_prefix FROM api_key WHERE uuid = ?", (keys[0]["id"],)
     )
-    assert full_key not in repr(stored)  # only a hash is stored
+    assert stored and full_key not in repr(stored)  # only a hash is stored
     assert workspace.json("users", "show", "barbara@example.com")["keys"] == keys
-    out = workspace.run("keys", "revoke", str(keys[0]["id"])).stdout
+    assert keys[0]["id"] in workspace.run("users", "show", "barbara@example.com").stdout
+    out = workspace.run("keys", "revoke", keys[0]["id"]).stdout
     assert out == f"revoked key {keys[0]['id']} ({full_key[:7]}...)\n"
     assert workspace.json("keys", "list", "barbara@example.com") == []
-    assert "no active API key" in workspace.fail("keys", "revoke", str(keys[0]["id"]))
-    assert "'abc' is not a valid integer" in workspace.fail("keys", "revoke", "abc", code=2)
+    assert "no active API key" in workspace.fail("keys", "revoke", keys[0]["id"])
+    assert "no active API key" in workspace.fail("keys", "revoke", "abc-not-a-key")
     assert "no user" in workspace.fail("keys", "create", "nobody@example.com")
+
+
+def key_ids(workspace: Workspace, email: str) -> list[str]:
+    return [k["id"] for k in workspace.json("keys", "list", email)]
+
+
+def test_keys_revoke_takes_a_unique_prefix_of_the_uuid(workspace: Workspace) -> None:
+    workspace.run("users", "create", "prefix@example.com")
+    for name in ("one", "two"):
+        workspace.run("keys", "create", "prefix@example.com", "--name", name)
+    first, second = key_ids(workspace, "prefix@example.com")
+    out = workspace.run("keys", "revoke", first[:8].upper()).stdout
+    assert out.startswith(f"revoked key {first} (")
+    assert key_ids(workspace, "prefix@example.com") == [second]
+    assert "no active API key with id" in workspace.fail("keys", "revoke", first[:8])
+
+
+def test_an_ambiguous_prefix_is_one_line_naming_the_keys(workspace: Workspace) -> None:
+    workspace.run("users", "create", "twins@example.com")
+    for _ in range(2):
+        workspace.run("keys", "create", "twins@example.com")
+    first, second = key_ids(workspace, "twins@example.com")
+    twin = "abcdef01" + second[8:]  # the same first 8 characters as the other key
+    workspace.sql("UPDATE api_key SET uuid = ? WHERE uuid = ?", ("abcdef01" + first[8:], first))
+    workspace.sql("UPDATE api_key SET uuid = ? WHERE uuid = ?", (twin, second))
+    message = workspace.fail("keys", "revoke", "abcdef01")
+    assert "'abcdef01' is ambiguous" in message, message
+    assert "abcdef01" + first[8:] in message and twin in message
+    assert len(key_ids(workspace, "twins@example.com")) == 2  # nothing revoked
+    assert workspace.run("keys", "revoke", twin[:20]).stdout.startswith(f"revoked key {twin} (")
+
+
+def test_keys_revoke_refuses_the_old_integer_ids_and_never_echoes_a_key(
+    workspace: Workspace,
+) -> None:
+    workspace.run("users", "create", "oldid@example.com")
+    full_key = workspace.run("keys", "create", "oldid@example.com").stdout.strip()
+    (integer_id,) = workspace.sql(
+        "SELECT k.id FROM api_key k JOIN user u ON u.id = k.user_id WHERE u.email = ?",
+        ("oldid@example.com",),
+    )[0]
+    message = workspace.fail("keys", "revoke", str(integer_id))
+    assert "looks like an old numeric id" in message and "UUIDs" in message, message
+    pasted = workspace.fail("keys", "revoke", full_key)
+    assert "no active API key" in pasted and full_key[3:] not in pasted
+    assert "Missing argument 'KEY_ID'" in workspace.fail("keys", "revoke", code=2)
+    assert len(key_ids(workspace, "oldid@example.com")) == 1
 
 
 def test_human_tables_show_missing_values_as_a_dash(workspace: Workspace) -> None:

@@ -230,3 +230,52 @@ def test_a_key_typed_at_a_terminal_is_prompted_for_and_not_echoed(workspace: Wor
         os.close(master)
     assert b"sk-typed-key" not in seen
     assert [k["hint"] for k in provider(workspace, "typed")["keys"]] == ["sk-…6789"]
+
+
+def test_providers_add_with_allowed_fields_and_update(workspace: Workspace) -> None:
+    workspace.run(
+        "providers", "add", "router", "--kind", "openai", "--key", OPENAI_KEY,
+        "--allow-field", "plugins", "--allow-field", "models",
+    )  # fmt: skip
+    assert provider(workspace, "router")["allowed_fields"] == ["models", "plugins"]
+    assert "models,plugins" in workspace.run("providers", "list").stdout
+    out = workspace.run(
+        "providers", "update", "router", "--no-allow-field", "models",
+        "--allow-field", "service_tier", "--base-url", "http://127.0.0.1:9/api/v1/",
+    ).stdout  # fmt: skip
+    assert out == (
+        "updated provider router (openai, http://127.0.0.1:9/api/v1; "
+        "allowed fields: plugins, service_tier)\n"
+    )
+    router = provider(workspace, "router")
+    assert router["allowed_fields"] == ["plugins", "service_tier"]
+    assert router["base_url"] == "http://127.0.0.1:9/api/v1"
+    workspace.run("providers", "update", "router", "--kind", "anthropic", "--base-url", "")
+    router = provider(workspace, "router")
+    assert (router["kind"], router["base_url"]) == ("anthropic", "https://api.anthropic.com")
+    assert router["allowed_fields"] == ["plugins", "service_tier"], "kept unless given"
+    assert [k["hint"] for k in router["keys"]] == ["sk-…0001"]
+
+
+def test_providers_update_errors(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "strict", "--kind", "openai", "--key", OPENAI_KEY)
+    assert "nothing to change" in workspace.fail("providers", "update", "strict", code=2)
+    assert "no provider named ghost" in workspace.fail(
+        "providers", "update", "ghost", "--allow-field", "models"
+    )
+    refused = workspace.fail("providers", "update", "strict", "--allow-field", "top_k")
+    assert "cannot allow 'top_k'" in refused and "other fields pass anyway" in refused
+    assert "cannot allow 'nope'" in workspace.fail(
+        "providers", "add", "other", "--kind", "openai", "--key", OPENAI_KEY,
+        "--allow-field", "nope",
+    )  # fmt: skip
+    assert "both allowed and not allowed: route" in workspace.fail(
+        "providers", "update", "strict", "--allow-field", "route", "--no-allow-field", "route"
+    )
+    assert "base URL must start with http" in workspace.fail(
+        "providers", "update", "strict", "--base-url", "ftp://x"
+    )
+    assert "'--kind'" in workspace.fail("providers", "update", "strict", "--kind", "x", code=2)
+    strict = provider(workspace, "strict")
+    assert (strict["allowed_fields"], strict["kind"]) == ([], "openai")
+    assert "other" not in [p["name"] for p in workspace.json("providers", "list")]

@@ -108,7 +108,8 @@ def test_doctor_names_an_account_whose_balance_was_tampered_with(workspace: Work
     assert result.returncode == 1
     assert one_error_line(result.stderr) == "error: doctor found 1 problem(s)"
     (line,) = result.stdout.splitlines()
-    assert line.startswith("MISMATCH account tampered@example.com (id ")
+    user_id = workspace.json("users", "show", "tampered@example.com")["id"]
+    assert line.startswith(f"MISMATCH account tampered@example.com (id {user_id}): ")
     assert line.endswith("balance $10.000000001 != ledger sum $10.000000000")
     workspace.sql(
         "UPDATE \"user\" SET balance_nanos = balance_nanos - 1 WHERE email = 'tampered@example.com'"

@@ -26,8 +26,8 @@ from codelace_box.config import (
     load_config,
 )
 from codelace_box.config.schema import MAX_RATE_WINDOW_SEC
+from codelace_box.config.secret import secret_key_path
 from codelace_box.errors import ConfigError
-from codelace_box.secret_file import secret_key_path
 
 
 def write(tmp_path: Path, text: str, name: str = "codelace.toml") -> Path:

@@ -1,19 +1,18 @@
 """The documented configuration cannot drift: codelace.toml.example, `init`'s file and the
-SPEC's configuration table all agree with config.py."""
+table of docs/configuration.md all agree with the config package."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from codelace_box.config import SECTIONS, Config, init_config_text, load_config, render_example
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "codelace.toml.example"
-SPEC = REPO_ROOT.parent / "shared" / "SPEC.md"
+REFERENCE = REPO_ROOT / "docs" / "configuration.md"
 COMMENTED_KEY = re.compile(r"^# ([a-z_]+) = (.*)$")
 
 
@@ -69,54 +68,45 @@ def test_init_text_sets_only_the_secret(tmp_path: Path) -> None:
     assert 'secret_key = "kept"' in init_config_text("kept")
 
 
-def spec_table_rows() -> list[tuple[list[str], list[str]]]:
-    """(keys, backticked defaults) of each row of the SPEC's configuration table."""
-    text = SPEC.read_text()
-    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+def reference_rows() -> list[tuple[str, list[str]]]:
+    """(key, backticked defaults) of each row of the reference's table of keys."""
     rows = []
-    for line in table.splitlines():
+    for line in REFERENCE.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or "." not in cells[0] or cells[0] == "section.key":
-            continue
-        keys, section = [], ""
-        for raw in cells[0].split("/"):
-            name = raw.strip()
-            if "." in name:
-                section, name = name.split(".", 1)
-            keys.append(f"{section}.{name}")
-        rows.append((keys, re.findall(r"`([^`]*)`", cells[1])))
+        if len(cells) == 3 and re.fullmatch(r"[a-z_]+\.[a-z_0-9]+", cells[0]):
+            rows.append((cells[0], re.findall(r"`([^`]*)`", cells[1])))
     return rows
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason=f"no SPEC at {SPEC} (outside the workspace)")
-def test_every_key_of_the_spec_table_exists_in_config_py() -> None:
-    rows = spec_table_rows()
-    spec_keys = {key for keys, _ in rows for key in keys}
-    assert len(spec_keys) >= 25  # the table parsed, not an empty match
-    missing = spec_keys - every_key()
-    assert not missing, f"SPEC keys missing from config.py: {sorted(missing)}"
+def test_the_reference_documents_every_key_once_and_no_other() -> None:
+    keys = [key for key, _ in reference_rows()]
+    assert len(keys) == len(set(keys)), "a key documented twice"
+    assert set(keys) == every_key(), (
+        f"undocumented in docs/configuration.md: {sorted(every_key() - set(keys))}; "
+        f"documented but not a key: {sorted(set(keys) - every_key())}"
+    )
 
 
-@pytest.mark.skipif(not SPEC.exists(), reason=f"no SPEC at {SPEC} (outside the workspace)")
-def test_the_spec_defaults_are_the_defaults() -> None:
+def test_the_documented_defaults_are_the_defaults() -> None:
     config = Config()
     checked = 0
-    for keys, defaults in spec_table_rows():
-        if len(keys) != len(defaults):
-            continue  # a row describing its default in words
-        for key, documented in zip(keys, defaults, strict=True):
-            section, name = key.split(".")
-            actual = getattr(getattr(config, section), name)
-            shown = documented.strip('"')
-            if key == "server.public_url":  # documented as derived from host and port
-                shown = shown.replace("<host>", config.server.host)
-                shown = shown.replace("<port>", str(config.server.port))
-                actual = config.server.base_url
-            if isinstance(actual, list):
-                assert shown == "[]" and actual == [], key
-            elif isinstance(actual, int | float) and not isinstance(actual, bool):
-                assert float(shown) == float(actual), key
-            else:
-                assert shown == str(actual), key
-            checked += 1
-    assert checked >= 12
+    for key, defaults in reference_rows():
+        if len(defaults) != 1:
+            continue  # a default described in words (the generated secret, Stripe's own URL)
+        section, name = key.split(".")
+        actual = getattr(getattr(config, section), name)
+        shown = defaults[0]
+        if key == "server.public_url":  # documented as derived from host and port
+            shown = shown.replace("<host>", config.server.host)
+            shown = shown.replace("<port>", str(config.server.port))
+            actual = config.server.base_url
+        if isinstance(actual, bool):
+            assert shown == str(actual).lower(), key
+        elif isinstance(actual, list):
+            assert shown == "[]" and actual == [], key
+        elif isinstance(actual, str):
+            assert shown.removeprefix('"').removesuffix('"') == actual, key
+        else:
+            assert Decimal(shown) == Decimal(str(actual)), key
+        checked += 1
+    assert checked >= 30

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peewee import IntegrityError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import LATEST_VERSION, applied_versions, current_version, migrate
 from codelace_box.db.migrations import MIGRATIONS
-from codelace_box.db.models import ALL_MODELS, SchemaMigration
+from codelace_box.db.models import ALL_MODELS, SchemaMigration, User
 from codelace_box.errors import ConfigError
-from tests.support import cli_env
+from tests.support import cli_env, is_uuid4
 
 
 @pytest.fixture
@@ -104,3 +105,46 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Pat
     rows = db.execute_sql("SELECT version FROM schema_migration ORDER BY version").fetchall()
     close_database()
     assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]
+
+
+def migrate_up_to(db: Any, version: int) -> None:
+    """The database as a release at `version` left it (the later migrations not applied)."""
+    db.create_tables([SchemaMigration])
+    for number, module in MIGRATIONS[:version]:
+        module.apply(db)
+        SchemaMigration.create(version=number, name=module.NAME)
+
+
+def test_migration_3_gives_every_existing_user_key_and_payment_its_own_uuid(db: Any) -> None:
+    migrate_up_to(db, 2)
+    now = "2026-01-01 00:00:00"
+    for n in range(1, 4):
+        db.execute_sql(
+            'INSERT INTO "user" (email, display_name, status, balance_nanos, held_nanos, '
+            "created_by_admin, created_at) VALUES (?, '', 'active', 0, 0, 0, ?)",
+            (f"u{n}@example.com", now),
+        )
+        for k in range(2):
+            db.execute_sql(
+                "INSERT INTO api_key (user_id, name, key_prefix, key_hash, created_at) "
+                "VALUES (?, '', 'cl_abcd', ?, ?)",
+                (n, f"hash-{n}-{k}", now),
+            )
+        db.execute_sql(
+            "INSERT INTO payment (user_id, amount_nanos, kind, status, currency, created_at) "
+            "VALUES (?, 5, 'admin', 'completed', 'usd', ?)",
+            (n, now),
+        )
+    assert migrate(db) == [version for version, _ in MIGRATIONS[2:]]
+    for table, rows in (("user", 3), ("api_key", 6), ("payment", 3)):
+        found = db.execute_sql(f'SELECT id, uuid FROM "{table}" ORDER BY id').fetchall()
+        assert [row[0] for row in found] == list(range(1, rows + 1)), table  # ids unchanged
+        uuids = [row[1] for row in found]
+        assert all(is_uuid4(u) for u in uuids), uuids
+        assert len(set(uuids)) == rows, table
+        with pytest.raises(IntegrityError):  # the unique index holds them apart from now on
+            db.execute_sql(f'UPDATE "{table}" SET uuid = ? WHERE id = 2', (uuids[0],))
+    created = User.create(email="new@example.com")
+    assert is_uuid4(created.uuid) and created.uuid not in {
+        u.uuid for u in User.select().order_by(User.id).limit(3)
+    }

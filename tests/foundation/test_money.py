@@ -10,8 +10,9 @@ from codelace_box.money import (
     NANOS_PER_USD,
     format_usd,
     nanos_to_decimal,
-    nanos_to_usd,
     token_cost_nanos,
+    usd_json,
+    usd_text,
     usd_to_nanos,
 )
 
@@ -64,11 +65,11 @@ def test_usd_to_nanos_refuses_what_is_not_an_exact_amount(amount: object) -> Non
         usd_to_nanos(amount)  # type: ignore[arg-type]
 
 
-def test_nanos_to_usd_shows_amounts_without_noise() -> None:
-    assert nanos_to_usd(1) == 1e-9
-    assert nanos_to_usd(3_300_000_000) == 3.3
-    assert nanos_to_usd(-10) == -1e-8
-    assert str(nanos_to_usd(123_456_789_012)) == "123.456789012"
+def test_usd_json_shows_amounts_without_noise() -> None:
+    assert usd_json(1) == 1e-9
+    assert usd_json(3_300_000_000) == 3.3
+    assert usd_json(-10) == -1e-8
+    assert str(usd_json(123_456_789_012)) == "123.456789012"
     assert nanos_to_decimal(1_500_000_000) == Decimal("1.5")
     assert usd_to_nanos(nanos_to_decimal(987_654_321_123)) == 987_654_321_123
 
@@ -81,6 +82,24 @@ def test_format_usd() -> None:
     assert format_usd(0, 9) == "$0.000000000"  # not Decimal's "0E-9"
     assert format_usd(1, 9) == "$0.000000001"
     assert format_usd(-1, 9) == "-$0.000000001"
+
+
+def test_format_usd_trims_trailing_zeros_down_to_the_places_asked() -> None:
+    assert format_usd(12_500_000_000, 6, trim_to=0) == "$12.5"
+    assert format_usd(3 * NANOS_PER_USD, 6, trim_to=0) == "$3"
+    assert format_usd(123_000, 6, trim_to=0) == "$0.000123"
+    assert format_usd(42_500_000_000, 9, trim_to=2) == "$42.50"
+    assert format_usd(1_334_567_891, 9, trim_to=2) == "$1.334567891"
+    assert format_usd(-2 * NANOS_PER_USD, 9, trim_to=2) == "-$2.00"
+
+
+def test_usd_text_is_exact_plain_decimal_text() -> None:
+    assert usd_text(15 * NANOS_PER_USD) == "15"
+    assert usd_text(150 * NANOS_PER_USD) == "150"  # not 1.5E+2
+    assert usd_text(150_000_000) == "0.15"
+    assert usd_text(10) == "0.00000001"  # not 1E-8
+    assert usd_text(0) == "0"
+    assert usd_text(-2_500_000_000) == "-2.5"
 
 
 def test_one_token_at_one_cent_per_million_costs_ten_nanos() -> None:

@@ -238,7 +238,7 @@ def test_doctor_after_failures(box: Box) -> None:
 def test_keys_failover_and_401_key_flagged(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
     bad, good, flaky = "sk-bad-key-000001", "sk-good-key-00002", "sk-flaky-key-0003"
     box = box_factory(keys=(bad, good, flaky))
-    fake.key_status[bad] = 401
+    fake.key_status[bad] = fake.probe_status[bad] = 401
     fake.key_status[flaky] = 503
     email, key = box.new_user("1")
     start = box.balance(email)[0]
@@ -257,7 +257,7 @@ def test_keys_failover_and_401_key_flagged(box_factory: BoxFactory, fake: FakeOp
     assert reason.startswith("HTTP 401: ") and "refused the operator's key" not in reason
     assert bad not in box.cli("providers", "list", "--json")
     assert not any(k in box.server.log_text() for k in (bad, good, flaky)), "keys never logged"
-    fake.key_status[good] = 403
+    fake.key_status[good] = fake.probe_status[good] = 403  # "Key answered 403.": about the key
     with pytest.raises(openai.APIStatusError) as caught:  # flaky 503s, good now 403s
         client.chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.status_code in (502, 503)
@@ -308,6 +308,7 @@ def test_an_upstream_echoing_the_key_never_shows_it(
     answer, the server log and the failure reason the operator sees."""
     secret = "0123456789abcdef0123456789abcdef"
     box = box_factory(keys=(secret,))
+    fake.probe_status[secret] = 401
     body = {"error": {"message": f"Invalid API key provided: {secret}.", "type": "auth"}}
     fake.push(
         Reply(status=status, raw=[json.dumps(body).encode()], content_type="application/json")
@@ -326,7 +327,7 @@ def test_an_upstream_echoing_the_key_never_shows_it(
 
 def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
     box = box_factory(keys=("sk-revoked-key-01",))
-    fake.key_status["sk-revoked-key-01"] = 401
+    fake.key_status["sk-revoked-key-01"] = fake.probe_status["sk-revoked-key-01"] = 401
     email, key = box.new_user("1")
     client = box.sdk(key)
     for _ in range(2):

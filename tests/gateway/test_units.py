@@ -23,11 +23,11 @@ from codelace_box.gateway.metering import (
     input_token_bound,
     settle,
 )
-from codelace_box.gateway.providers.base import SSEEvent, UpstreamStreamError
-from codelace_box.gateway.providers.openai import OpenAIAdapter, redact
 from codelace_box.gateway.request import output_cap, prepare_call, validate_body
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser, encode_chunk, encode_error
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError
+from codelace_box.providers.openai import OpenAIAdapter, redact
 
 # A stream as api.openai.com sends it with stream_options.include_usage (ids shortened).
 OPENAI_STREAM = (
@@ -70,6 +70,49 @@ def test_sse_parser_line_ends_comments_and_fields() -> None:
     tail = SSEParser()
     assert tail.feed(b"data: last") == []
     assert tail.flush() == [SSEEvent("last")]
+
+
+def test_sse_parser_survives_every_split_of_crlf_and_cr_line_ends() -> None:
+    for raw in (OPENAI_STREAM.replace(b"\n", b"\r\n"), OPENAI_STREAM.replace(b"\n", b"\r")):
+        whole = SSEParser().feed(raw)
+        assert whole == SSEParser().feed(OPENAI_STREAM)
+        for cut in range(1, len(raw)):
+            parser = SSEParser()
+            assert parser.feed(raw[:cut]) + parser.feed(raw[cut:]) + parser.flush() == whole, cut
+
+
+def test_sse_parser_takes_a_3_mb_event_in_1_kib_reads() -> None:
+    """Linear work: a parser that re-joined or rescanned what it holds on every read would
+    copy ~4.5 GB here."""
+    raw = b'data: {"content":"' + b"y" * (3 * 1024 * 1024) + b'"}\r\n\r\ndata: [DONE]\n\n'
+    parser = SSEParser()
+    events = [e for cut in range(0, len(raw), 1024) for e in parser.feed(raw[cut : cut + 1024])]
+    assert [len(e.data) for e in events] == [3 * 1024 * 1024 + 14, 6]
+    assert parser.too_large is None
+
+
+def test_sse_parser_stops_at_an_event_past_its_limit() -> None:
+    good = b"data: one\n\ndata: two\n\n"
+    # the events completed in the same read still come out; the long one is dropped
+    parser = SSEParser(max_event_bytes=1024)
+    assert parser.feed(good + b"data: " + b"x" * 1100) == [SSEEvent("one"), SSEEvent("two")]
+    assert parser.too_large is not None
+    assert "max_sse_event_bytes (1024 bytes)" in str(parser.too_large)
+    assert parser.feed(b"\n\ndata: three\n\n") == [] and parser.flush() == []
+    # growing over many reads, without a blank line: stops once past the limit
+    lines = SSEParser(max_event_bytes=1024)
+    fed = 0
+    while lines.too_large is None:
+        assert lines.feed(b"data: " + b"z" * 94 + b"\n") == []
+        fed += 101
+    assert 1024 < fed <= 1024 + 101
+    # a complete event past the limit in one read
+    whole = SSEParser(max_event_bytes=1024)
+    assert whole.feed(b"data: " + b"w" * 2000 + b"\n\ndata: after\n\n") == []
+    assert whole.too_large is not None
+    # at the limit exactly: taken
+    exact = SSEParser(max_event_bytes=1024)
+    assert exact.feed(b"data: " + b"v" * 1018 + b"\n\n") == [SSEEvent("v" * 1018)]
 
 
 def test_encoders_write_openai_bytes() -> None:

@@ -11,11 +11,15 @@ from types import ModuleType
 from codelace_box.db.migrations import (
     m0001_initial,
     m0002_hold_owner,
+    m0003_public_uuids,
+    m0005_allowed_fields,
     m0006_messages_cache_aliases,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
     (1, m0001_initial),
     (2, m0002_hold_owner),
+    (3, m0003_public_uuids),
+    (5, m0005_allowed_fields),
     (6, m0006_messages_cache_aliases),
 ]

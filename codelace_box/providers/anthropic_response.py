@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from codelace_box.gateway.providers.base import Usage
+from codelace_box.providers.base import Usage
 
 JSON = dict[str, Any]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.gateway.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 
 STOP_REASONS = {
     "stop": "end_turn",

@@ -15,18 +15,18 @@ import json
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.providers.base import (
+from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
     StreamTranslator,
     UpstreamRequest,
     Usage,
 )
-from codelace_box.gateway.providers.messages_openai_stream import (
+from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     message_from_completion,
 )
-from codelace_box.gateway.providers.openai import OpenAIAdapter
+from codelace_box.providers.openai import OpenAIAdapter
 
 _OPENAI = OpenAIAdapter()
 # thinking.budget_tokens -> reasoning_effort (below each bound)

@@ -13,13 +13,13 @@ import json
 import time
 from typing import Any
 
-from codelace_box.gateway.providers.anthropic_response import (
+from codelace_box.providers.anthropic_response import (
     completion_id,
     finish_reason,
     input_tokens,
     usage_from,
 )
-from codelace_box.gateway.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
+from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
 
 JSON = dict[str, Any]
 

@@ -1,5 +1,5 @@
 """The server secret that encrypts provider keys at rest: configured, or generated once into
-the data directory (mode 600) and read back from there."""
+the data directory (mode 600; a data directory it creates is 700) and read back from there."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codelace_box.errors import ConfigError
+from codelace_box.private_files import make_private_dir
 
 if TYPE_CHECKING:
     from codelace_box.config.schema import Config
@@ -44,7 +45,7 @@ def ensure_secret_key(config: Config) -> str:
         return config.server.secret_key
     path = secret_key_path(config)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         staged = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.providers.anthropic_messages import translate_messages
-from codelace_box.gateway.providers.anthropic_schema import strict_schema
+from codelace_box.providers.anthropic_messages import translate_messages
+from codelace_box.providers.anthropic_schema import strict_schema
 
 JSON = dict[str, Any]
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.gateway.providers.base import (
+from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
     SSEEvent,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.gateway.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
-from codelace_box.gateway.providers.anthropic_response import input_tokens, usage_from
-from codelace_box.gateway.providers.anthropic_stream import _merge_counts
-from codelace_box.gateway.providers.base import (
+from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
+from codelace_box.providers.anthropic_response import input_tokens, usage_from
+from codelace_box.providers.anthropic_stream import _merge_counts
+from codelace_box.providers.base import (
     JSON,
     SSEEvent,
     StreamTranslator,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.providers.anthropic_request import translate_request
-from codelace_box.gateway.providers.anthropic_response import error_message, translate_response
-from codelace_box.gateway.providers.anthropic_stream import AnthropicStreamTranslator
-from codelace_box.gateway.providers.base import (
+from codelace_box.providers.anthropic_request import translate_request
+from codelace_box.providers.anthropic_response import error_message, translate_response
+from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
+from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
     StreamTranslator,

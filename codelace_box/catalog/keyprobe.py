@@ -1,0 +1,109 @@
+"""Probing stored provider keys: one probe (keycheck.check_key) for the whole box.
+
+The gateway confirms an upstream's refusal with a probe before a key leaves the rotation
+(`KeyProber`, one probe per key at a time however many requests were refused), and every serve
+process re-probes the flagged keys every `gateway.key_probe_sec`, putting back those that work
+(`reprobe_flagged`). The dashboard's key test asks the same `check_key`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from codelace_box.catalog.keycheck import KeyCheckResult, check_key
+from codelace_box.crypto import decrypt_secret, mask_secret
+from codelace_box.db.core import database, write_transaction
+from codelace_box.db.models import ProviderKey
+from codelace_box.errors import ConfigError
+from codelace_box.providers import adapter_for
+
+log = logging.getLogger("codelace_box.gateway")
+_FLAGGED_SQL = (
+    "SELECT k.id, k.key_encrypted, p.name, p.kind, p.base_url FROM provider_key k "
+    "JOIN provider p ON p.id = k.provider_id WHERE k.enabled = 1 AND k.failing = 1 ORDER BY k.id"
+)
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A provider key with what it takes to probe it; the secret never shows in a repr."""
+
+    id: int
+    provider: str
+    kind: str
+    base_url: str
+    secret: str = field(repr=False)
+
+    @property
+    def hint(self) -> str:
+        """The key masked, for log lines."""
+        return mask_secret(self.secret)
+
+
+def probe_url_base(kind: str, base_url: str) -> str:
+    """The provider's base URL, or its kind's own when none is set."""
+    return base_url or adapter_for(kind).default_base_url
+
+
+async def probe(key: StoredKey, timeout_sec: float) -> KeyCheckResult:
+    """Ask the key's upstream whether it accepts the key."""
+    base = probe_url_base(key.kind, key.base_url)
+    return await check_key(key.kind, base, key.secret, timeout_sec=timeout_sec)
+
+
+class KeyProber:
+    """Probes for one process, at most one per key at a time (concurrent asks share it)."""
+
+    def __init__(self, timeout_sec: float) -> None:
+        self.timeout_sec = timeout_sec
+        self._running: dict[int, asyncio.Future[KeyCheckResult]] = {}
+
+    async def probe(self, key: StoredKey) -> KeyCheckResult:
+        """The verdict on a key, from a probe already under way if there is one."""
+        running = self._running.get(key.id)
+        if running is None:
+            running = asyncio.ensure_future(probe(key, self.timeout_sec))
+            self._running[key.id] = running
+            running.add_done_callback(lambda _: self._running.pop(key.id, None))
+        return await asyncio.shield(running)
+
+
+def flagged_keys(secret_key: str) -> list[StoredKey]:
+    """The enabled keys flagged as failing, decrypted (an undecryptable one is skipped)."""
+    found: list[StoredKey] = []
+    for key_id, token, name, kind, base_url in database.execute_sql(_FLAGGED_SQL).fetchall():
+        try:
+            secret = decrypt_secret(secret_key, bytes(token))
+        except ConfigError as exc:
+            log.error("provider key %d is unusable: %s", key_id, exc.message)
+            continue
+        found.append(StoredKey(int(key_id), name, kind, base_url or "", secret))
+    return found
+
+
+def return_to_rotation(key_id: int) -> bool:
+    """Clear a key's failing flag; False if it was not flagged (any more)."""
+    with write_transaction():
+        changed = (
+            ProviderKey.update(failing=False, failure_reason="")
+            .where(ProviderKey.id == key_id, ProviderKey.failing == True)  # noqa: E712
+            .execute()
+        )
+    return bool(changed)
+
+
+async def reprobe_flagged(secret_key: str, timeout_sec: float) -> int:
+    """Probe every flagged key; those that work return to the rotation. Returns how many."""
+    returned = 0
+    for key in flagged_keys(secret_key):
+        result = await probe(key, timeout_sec)
+        if not result.ok:
+            log.info("provider key %d (%s) of %s still fails its probe: %s",
+                     key.id, key.hint, key.provider, result.message)  # fmt: skip
+        elif return_to_rotation(key.id):
+            returned += 1
+            log.warning("provider key %d (%s) of %s is back in rotation: its probe works",
+                        key.id, key.hint, key.provider)  # fmt: skip
+    return returned

@@ -1,0 +1,45 @@
+"""Files only the box's own user may read: the folders it creates 700, the files it creates 600.
+
+The database holds emails, balances, usage and payments, so whatever the umask: a folder the
+box creates for its data (or for backups) is made with mode 700, and the files it creates (the
+database, the server secret, backups) with mode 600. SQLite gives a database's -wal, -shm and
+-journal files the mode of the database file itself, so those follow. A folder that already
+exists keeps the mode its owner gave it (it may be a shared working directory), and so does a
+file that already exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> None:
+    """Make sure the folder `path` exists; if it has to be created, its mode is 700 (missing
+    parents above it are created as usual)."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, PRIVATE_DIR_MODE)
+    except FileExistsError:
+        if path.is_dir():  # another process made it meanwhile
+            return
+        raise
+    os.chmod(path, PRIVATE_DIR_MODE)  # the umask may have taken bits from the owner
+
+
+def create_private_file(path: Path) -> bool:
+    """Create `path` empty with mode 600 unless something is there already; True if created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return True

@@ -1,0 +1,80 @@
+"""The box's files are private whatever the umask: under umask 022, a data folder the box
+creates is 700 and the database, its -wal and -shm, the generated server secret and backups
+are 600; a folder the operator made keeps its own mode."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import PROGRAM, ServerProcess, base_sections, cli_env, free_port, write_config
+
+pytestmark = pytest.mark.timeout(120)
+# Run codelace-box as a shell with umask 022 (the usual default) would: the test process's
+# own umask is left alone.
+UMASK_022: tuple[str, ...] = ("sh", "-c", 'umask 022 && exec "$@"', "sh", *PROGRAM)
+
+
+class UmaskServer(ServerProcess):
+    program = UMASK_022
+
+
+def run_022(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*UMASK_022, "--config", str(config), *args],
+        capture_output=True, text=True, env=cli_env(), cwd=config.parent, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_serve_and_backup_under_umask_022_keep_everything_private(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "codelace.toml", base_sections(tmp_path, port))
+    data = tmp_path / "data"
+    assert not data.exists()
+    server = UmaskServer(config, port).start()
+    try:
+        # serve is running: the database is open in WAL mode, so its -wal and -shm exist
+        files = {name: data / name for name in ("codelace.db", "codelace.db-wal", "codelace.db-shm",
+                                                "secret_key")}  # fmt: skip
+        assert {name: path.exists() for name, path in files.items()} == dict.fromkeys(files, True)
+        assert mode(data) == 0o700
+        assert {name: oct(mode(path)) for name, path in files.items()} == dict.fromkeys(
+            files, "0o600"
+        )
+        run_022(config, "backup", "backups/first.db")  # a new folder for backups
+        run_022(config, "backup", str(data / "second.db"))
+    finally:
+        server.stop()
+    assert mode(tmp_path / "backups") == 0o700
+    assert oct(mode(tmp_path / "backups" / "first.db")) == "0o600"
+    assert oct(mode(data / "second.db")) == "0o600"
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == ["first.db"]
+
+
+def test_migrate_in_a_folder_the_operator_made_keeps_its_mode(tmp_path: Path) -> None:
+    """The box does not take over a folder it did not create (it may be a shared working
+    directory); the files it creates there are private all the same."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    sections = base_sections(tmp_path)
+    sections["database"]["path"] = str(shared / "box.db")
+    config = write_config(tmp_path / "codelace.toml", sections)
+    run_022(config, "migrate")
+    assert mode(shared) == 0o755
+    assert oct(mode(shared / "box.db")) == "0o600"
+    # a fresh data folder two levels down: the data folder itself is 700
+    sections["database"]["path"] = str(tmp_path / "deep" / "data" / "box.db")
+    run_022(write_config(tmp_path / "codelace.toml", sections), "migrate")
+    assert mode(tmp_path / "deep" / "data") == 0o700
+    assert oct(mode(tmp_path / "deep" / "data" / "box.db")) == "0o600"

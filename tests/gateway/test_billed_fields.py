@@ -1,0 +1,93 @@
+"""Fields that make the provider bill beyond the model's price (issue 20, item 4): refused with a
+400 naming the field until the operator allows it for the provider, then passed through as
+sent; ordinary vendor parameters pass without asking."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+
+pytestmark = pytest.mark.timeout(60)
+HELLO = [{"role": "user", "content": "Say hello"}]
+ROUTES_RELOAD_SEC = 0.6  # a serve process sees a catalog change within 0.5 s
+BILLED: dict[str, Any] = {
+    "models": ["openai/gpt-4o", "anthropic/claude-opus-4"],
+    "route": "fallback",
+    "plugins": [{"id": "web", "max_results": 5}],
+    "provider": {"order": ["OpenAI"], "allow_fallbacks": True},
+    "transforms": ["middle-out"],
+    "web_search_options": {"search_context_size": "high"},
+    "service_tier": "priority",
+}
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory()
+
+
+def ask(box: Box, key: str, **extra: Any) -> Any:
+    return box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, extra_body=extra)
+
+
+@pytest.mark.parametrize("name", list(BILLED))
+def test_a_billed_field_is_refused_until_the_operator_allows_it(
+    box: Box, fake: FakeOpenAI, name: str
+) -> None:
+    email, key = box.new_user("1")
+    start = box.balance(email)
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(box, key, **{name: BILLED[name]})
+    assert caught.value.code == "field_not_allowed"
+    assert caught.value.body["param"] == name  # type: ignore[index]
+    assert f"{name} is not allowed for {MODEL}: it makes the provider bill" in caught.value.message
+    assert fake.requests == [] and box.balance(email) == start
+    out = box.cli("providers", "update", "fake", "--allow-field", name)
+    assert f"allowed fields: {name}" in out
+    time.sleep(ROUTES_RELOAD_SEC)
+    try:
+        done = ask(box, key, **{name: BILLED[name]})
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+        assert fake.requests[-1].body[name] == BILLED[name]
+    finally:
+        box.cli("providers", "update", "fake", "--no-allow-field", name)
+        time.sleep(ROUTES_RELOAD_SEC)
+    with pytest.raises(openai.BadRequestError):
+        ask(box, key, **{name: BILLED[name]})
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"top_k": 40},
+        {"reasoning_effort": "low"},
+        {"service_tier": "auto"},
+        {"service_tier": "default"},
+        {"models": []},
+        {"provider": None},
+    ],
+)
+def test_ordinary_parameters_and_free_values_pass(
+    box: Box, fake: FakeOpenAI, extra: dict[str, Any]
+) -> None:
+    _, key = box.new_user("1")
+    done = ask(box, key, **extra)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    sent = fake.requests[-1].body
+    assert all(sent.get(name) == value for name, value in extra.items())
+
+
+def test_streams_are_refused_too(box: Box, fake: FakeOpenAI) -> None:
+    _, key = box.new_user("1")
+    with pytest.raises(openai.BadRequestError) as caught:
+        box.sdk(key).chat.completions.create(
+            model=MODEL, messages=HELLO, stream=True, extra_body={"plugins": BILLED["plugins"]}
+        )
+    assert caught.value.code == "field_not_allowed"
+    assert fake.requests == []

@@ -1,0 +1,129 @@
+"""One user cannot take a provider away from the others (issue 20, items 3 and 6): a refusal
+of the content is the user's 400 and touches no key; a key leaves the rotation only when a probe
+confirms the upstream refuses it, and returns when a scheduled probe works; a malformed
+Retry-After never breaks the failover."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+
+pytestmark = pytest.mark.timeout(60)
+HELLO = [{"role": "user", "content": "Say hello"}]
+FIRST, SECOND = "sk-first-key-00000001", "sk-second-key-0000002"
+# OpenRouter's answer when a model's moderation flags the input.
+MODERATION = {
+    "code": 403,
+    "message": "gpt-test requires moderation on OpenAI. Your input was flagged for "
+    '"harassment". No credits were charged.',
+    "metadata": {"reasons": ["harassment"], "flagged_input": "Say hello", "provider_name": "X"},
+}
+
+
+def failing_flags(box: Box) -> list[bool]:
+    listed = json.loads(box.cli("providers", "list", "--json"))
+    return [k["failing"] for k in listed[0]["keys"]]
+
+
+def test_a_moderation_403_is_the_users_400_and_leaves_every_key_in_rotation(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 2})
+    hostile_email, hostile = box.new_user("1")
+    start = box.balance(hostile_email)[0]
+    fake.push(Reply(status=403, error=MODERATION))
+    with pytest.raises(openai.BadRequestError) as caught:
+        box.sdk(hostile).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 400
+    assert caught.value.code == "content_refused"
+    assert "Your input was flagged" in caught.value.message
+    assert len(fake.requests) == 1, "a refusal of the content is not retried on another key"
+    assert fake.probes == [], "and no key was suspected"
+    assert box.balance(hostile_email) == (start, 0)
+    assert failing_flags(box) == [False, False]
+    _, other = box.new_user("1")
+    for _ in range(2):  # both keys still serve the others
+        done = box.sdk(other).chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert {r.api_key for r in fake.requests[1:]} == {FIRST, SECOND}
+
+
+def test_a_401_whose_probe_works_leaves_the_key_in_rotation(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 2})
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(status=401, error={"message": "Unauthorized", "type": "auth"}))
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert [r.api_key for r in fake.requests] == [FIRST, SECOND]
+    assert fake.probes == [FIRST]
+    assert failing_flags(box) == [False, False]
+    assert box.balance(email) == (start - cost_nanos(11, 5, IN_PRICE, OUT_PRICE), 0)
+    assert "it stays in rotation" in box.server.log_text()
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert fake.requests[-1].api_key == FIRST, "the first key is still used"
+
+
+def test_a_confirmed_401_flags_the_key_and_a_scheduled_probe_brings_it_back(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 0, "key_probe_sec": 0.3})
+    fake.key_status[FIRST] = fake.probe_status[FIRST] = 401
+    _, key = box.new_user("1")
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert [r.api_key for r in fake.requests] == [FIRST, SECOND], "no retry was spent"
+    assert failing_flags(box) == [True, False]
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) flagged as failing")
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake still fails its probe")
+    fake.key_status.clear()
+    fake.probe_status.clear()
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake is back in rotation")
+    assert failing_flags(box) == [False, False]
+    sent = len(fake.requests)
+    for _ in range(2):
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert {r.api_key for r in fake.requests[sent:]} == {FIRST, SECOND}
+    assert FIRST not in box.server.log_text() and SECOND not in box.server.log_text()
+
+
+@pytest.fixture(scope="module")
+def two_keys(box_factory: BoxFactory) -> Box:
+    return box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 1})
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["1e400", "inf", "nan", "-5", "99999999999", "soon", "Wed, 21 Oct 2026 07:28:00 GMT"],
+)
+def test_a_malformed_retry_after_is_ignored_and_the_next_key_answers(
+    two_keys: Box, fake: FakeOpenAI, retry_after: str
+) -> None:
+    fake.push(
+        Reply(status=429, error={"message": "slow down"}, headers={"retry-after": retry_after})
+    )
+    _, key = two_keys.new_user("1")
+    done = two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert sorted(r.api_key for r in fake.requests) == [FIRST, SECOND]
+
+
+@pytest.mark.parametrize("retry_after", ["1e400", "99999999999"])
+def test_a_malformed_retry_after_on_the_last_try_is_a_429_with_a_sane_wait(
+    two_keys: Box, fake: FakeOpenAI, retry_after: str
+) -> None:
+    fake.default = Reply(
+        status=429, error={"message": "slow down"}, headers={"retry-after": retry_after}
+    )
+    _, key = two_keys.new_user("1")
+    with pytest.raises(openai.RateLimitError) as caught:
+        two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.response.headers["retry-after"] == "1"
+    assert len(fake.requests) == 2

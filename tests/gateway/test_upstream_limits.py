@@ -1,0 +1,201 @@
+"""Limits on what an upstream may send, through a real box: an answer past
+`gateway.max_upstream_body_bytes` (declared by Content-Length or not) and a stream event past
+`gateway.max_sse_event_bytes` (a body with no blank line at all, or one huge event after good
+ones) fail with a 502 (or an error event once the stream began), cost nothing and close the
+upstream connection, while the box keeps serving; a 3 MB event within the limit streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain
+from typing import Any, TypeVar
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+
+pytestmark = pytest.mark.timeout(120)
+MIB = 1024 * 1024
+BODY_LIMIT = 16 * MIB  # lowered for the box of this module
+HELLO = [{"role": "user", "content": "Say hello"}]
+BASE = {"id": "chatcmpl-big", "object": "chat.completion.chunk", "created": 1, "model": "up"}
+DONE = b"data: [DONE]\n\n"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory(gateway={"max_upstream_body_bytes": BODY_LIMIT})
+
+
+def in_background(work: Callable[[], T]) -> Future[T]:
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(work)
+    pool.shutdown(wait=False)
+    return future
+
+
+def completion_json(content_bytes: int) -> tuple[int, Iterator[bytes]]:
+    """A valid chat.completion whose content is `content_bytes` of "x", written 1 MiB at a
+    time (never held whole): (its length, its pieces)."""
+    head = json.dumps({"id": "chatcmpl-big", "object": "chat.completion", "created": 1,
+                       "model": "up", "choices": [{"index": 0, "finish_reason": "stop",
+                       "message": {"role": "assistant", "content": "@"}}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 7}}).encode()  # fmt: skip
+    before, after = head.split(b"@")
+    pieces, rest = divmod(content_bytes, MIB)
+
+    def parts() -> Iterator[bytes]:
+        yield before
+        for _ in range(pieces):
+            yield b"x" * MIB
+        yield b"x" * rest + after
+
+    return len(before) + content_bytes + len(after), parts()
+
+
+def event(value: Any) -> bytes:
+    return b"data: " + json.dumps(value).encode() + b"\n\n"
+
+
+def chunk(text: str | None = None, finish: str | None = None) -> dict[str, Any]:
+    delta = {} if text is None else {"content": text}
+    return BASE | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def big_event(content_bytes: int, piece: int) -> Iterator[bytes]:
+    """One valid content event of `content_bytes` "y"s, in pieces of `piece` bytes (made as
+    they are written, never held whole)."""
+    before, after = event(chunk("@")).split(b"@")
+    yield before
+    for _ in range(content_bytes // piece):
+        yield b"y" * piece
+    yield b"y" * (content_bytes % piece) + after
+
+
+def assert_free_502(box: Box, email: str, start: int, response: httpx.Response) -> None:
+    assert response.status_code == 502, response.text[:300]
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "upstream_too_large")
+    assert_free(box, email, start)
+
+
+def assert_free(box: Box, email: str, start: int) -> None:
+    """Nothing charged, nothing held, one error row; the upstream connection was closed."""
+    assert box.fake.client_gone.wait(10), "the box must close the upstream connection"
+    assert box.balance(email) == (start, 0)
+    rows = box.query(
+        'SELECT r.request_id FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+        "WHERE u.email = ?",
+        email,
+    )
+    row = box.usage_row(rows[0][0])
+    assert len(rows) == 1
+    assert (row["status"], row["cost_nanos"], row["error_code"]) == (
+        "error", 0, "upstream_too_large",
+    )  # fmt: skip
+    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_50_mb_answer_is_a_free_502(box: Box, fake: FakeOpenAI, declared: bool) -> None:
+    email, key = box.new_user()
+    start = box.balance(email)[0]
+    size, parts = completion_json(50 * MIB)
+    headers = {"content-length": str(size)} if declared else {}
+    fake.push(Reply(raw=parts, content_type="application/json", headers=headers))
+    with box.http(key) as http:
+        response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert_free_502(box, email, start, response)
+    assert "max_upstream_body_bytes" in response.json()["error"]["message"]
+
+
+def test_an_answer_within_the_limit_is_served(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user()
+    start = box.balance(email)[0]
+    _, parts = completion_json(3 * MIB)
+    fake.push(Reply(raw=parts, content_type="application/json"))  # chunked: counted as read
+    with box.http(key) as http:
+        response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["choices"][0]["message"]["content"] == "x" * 3 * MIB
+    assert box.balance(email) == (start - cost_nanos(5, 7, IN_PRICE, OUT_PRICE), 0)
+
+
+def endless_line(piece: int = 64 * 1024, total: int = 60 * MIB) -> Iterator[bytes]:
+    """A stream body of `data:` lines with no blank line: one event that never ends."""
+    line = b"data: " + b"z" * 1017 + b"\n"
+    block = line * (piece // len(line))
+    for _ in range(total // len(block)):
+        yield block
+
+
+def test_a_stream_without_a_blank_line_is_a_free_502(box: Box, fake: FakeOpenAI) -> None:
+    email, key = box.new_user()
+    start = box.balance(email)[0]
+    fake.push(Reply(raw=endless_line(), pause_after=16))  # 1 MiB, then wait for the test
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+
+    def ask() -> httpx.Response:
+        with box.http(key) as http:
+            return http.post("/v1/chat/completions", json=body)
+
+    answer = in_background(ask)
+    assert fake.paused.wait(10)
+    # the box serves others while it holds an unfinished upstream event
+    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+    fake.resume.set()
+    response = answer.result(60)
+    assert_free_502(box, email, start, response)
+    assert "max_sse_event_bytes" in response.json()["error"]["message"]
+
+
+def test_an_oversized_event_after_good_ones_ends_the_stream_for_free(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """The huge event is valid (the stream would complete without the limit): only its size
+    fails it, after the client got the good events, so it ends with an error event."""
+    email, key = box.new_user()
+    start = box.balance(email)[0]
+    tail = [event(chunk(None, "stop")), DONE]
+    huge = big_event(24 * MIB, 64 * 1024)  # more than loopback buffers: still being sent
+    fake.push(Reply(raw=chain([event(chunk("Hello")), event(chunk(" world"))], huge, tail)))
+    received = ""
+    stream = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    with pytest.raises(openai.APIError) as caught:
+        for item in stream:
+            received += item.choices[0].delta.content or ""
+    assert received == "Hello world"
+    assert "max_sse_event_bytes" in caught.value.message
+    assert isinstance(caught.value.body, dict) and caught.value.body["code"] == (
+        "upstream_too_large"
+    )
+    assert_free(box, email, start)
+
+
+def test_a_3_mb_event_within_the_limit_streams_while_the_box_serves(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """4 KiB pieces: each read adds a little to one long event (a parser that rescans what it
+    holds on every read spends seconds of CPU on this)."""
+    email, key = box.new_user()
+    start = box.balance(email)[0]
+    usage = BASE | {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3}}
+    pieces = [event(chunk("")), *big_event(3 * MIB, 4096), event(chunk(None, "stop"))]
+    fake.push(Reply(raw=[*pieces, event(usage), DONE], pause_after=400))  # mid-event
+
+    def read_all() -> str:
+        stream = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    text = in_background(read_all)
+    assert fake.paused.wait(10)
+    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+    fake.resume.set()
+    assert text.result(60) == "y" * 3 * MIB
+    assert box.balance(email) == (start - cost_nanos(9, 3, IN_PRICE, OUT_PRICE), 0)
