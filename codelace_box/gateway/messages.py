@@ -20,6 +20,7 @@ from codelace_box.gateway.request import MAX_HOLD_NANOS, MAX_TOKENS, ChatCall
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
+from codelace_box.providers.billed_fields import check_billed_messages
 
 MESSAGES_ROUTE = "/v1/messages"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -132,6 +133,8 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
     route = resolve_model(routes, model)
+    beta = headers.get("anthropic-beta") or ""
+    check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body)
     return ChatCall(

@@ -114,7 +114,8 @@ def box(
     running = MessagesBox(server, config, Path(sections["database"]["path"]), *fakes)
     running.cli("migrate")
     running.cli("providers", "add", "anth", "--kind", "anthropic", "--base-url",
-                fakes[0].base_url, "--key", PROVIDER_KEY)  # fmt: skip
+                fakes[0].base_url, "--key", PROVIDER_KEY,
+                "--allow-field", "context-1m")  # fmt: skip
     running.cli("models", "set", MODEL, "--provider", "anth", "--upstream-model", UPSTREAM_MODEL,
                 "--input-per-1m", PRICES["in"], "--output-per-1m", PRICES["out"],
                 "--cache-read-per-1m", PRICES["read"], "--cache-write-per-1m", PRICES["write"],

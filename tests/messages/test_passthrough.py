@@ -252,3 +252,28 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
         stream.until_done()
     assert fresh.balance_nanos(email) == (before, 0)
     assert len(fresh.fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "headers", "field"),
+    [
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, {}, "web_search"),
+        ({"service_tier": "priority"}, {}, "service_tier"),
+        ({}, {"anthropic-beta": "context-1m-2025-08-07"}, "context-1m"),
+    ],
+)
+def test_billed_extras_need_the_operators_permission(
+    fresh: MessagesBox, extra: dict, headers: dict[str, str], field: str
+) -> None:
+    _, key = fresh.new_key()
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    try:
+        body = {"model": MODEL, "max_tokens": 10,
+                "messages": [{"role": "user", "content": "x"}], **extra}  # fmt: skip
+        answer = post(fresh, key, body, **headers)
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert field in answer.json()["error"]["message"]
+    assert fresh.fake.requests == []
