@@ -1,4 +1,5 @@
-"""count_tokens of the Messages API: asked of an `anthropic` upstream, estimated otherwise.
+"""count_tokens of the Messages API: asked of an `anthropic` upstream, estimated otherwise
+(also when an Anthropic-compatible upstream has no count_tokens route: its 404).
 
 Never charged and never held: the call goes through the same key rotation and retries as a
 completion (gateway/upstream.py), but no hold is taken and no usage row is written.
@@ -15,7 +16,7 @@ from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.request import ChatCall
-from codelace_box.gateway.upstream import open_upstream
+from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
 
@@ -57,9 +58,14 @@ async def count_tokens(
         started=time.monotonic(),
         ingress=MESSAGES_ROUTE,
     )
-    opened = await open_upstream(
-        gateway.client, gateway.routes, call, gateway.settings.max_retries, gateway.prober
-    )
+    try:
+        opened = await open_upstream(
+            gateway.client, gateway.routes, call, gateway.settings.max_retries, gateway.prober
+        )
+    except UpstreamRejected as exc:
+        if exc.status != 404:  # an Anthropic-compatible upstream without count_tokens
+            raise
+        return {"input_tokens": input_token_estimate(body_len)}
     try:
         payload: Any = await opened.response.read_json()
     finally:

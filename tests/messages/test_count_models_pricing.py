@@ -120,3 +120,18 @@ def test_an_alias_routes_on_chat_completions_too_and_can_be_removed(box: Message
 def test_an_alias_with_a_slash_or_to_an_unknown_model_is_refused(box: MessagesBox) -> None:
     assert run_cli(box.config, "models", "alias", "a/b", MODEL).returncode != 0
     assert run_cli(box.config, "models", "alias", "fine-name", "none/such").returncode != 0
+
+
+def test_count_tokens_is_estimated_when_the_upstream_has_no_such_route(
+    box: MessagesBox,
+) -> None:
+    """An Anthropic-compatible server without count_tokens (here: one that 404s every path
+    but its own) gets the box's estimate instead of an error."""
+    no_count = f"http://127.0.0.1:{box.openai_fake.port}"
+    box.cli("providers", "add", "anth-compat", "--kind", "anthropic", "--base-url", no_count,
+            "--key", "sk-ant-compat-0009")  # fmt: skip
+    box.cli("models", "set", "anth-compat/claude", "--input-per-1m", "1", "--output-per-1m", "2")
+    time.sleep(1.1)  # the routing snapshot is reloaded within a second
+    _, key = box.new_key()
+    counted = box.client(key).messages.count_tokens(model="anth-compat/claude", messages=MESSAGES)
+    assert 0 < counted.input_tokens < 100
