@@ -13,7 +13,7 @@ from peewee import Database
 
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import open_database
+from codelace_box.db.core import open_database, quick_check
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import ConfigError, NotFound
@@ -67,7 +67,7 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
 def check_database(db: Database, secret_key: str | None = None) -> tuple[int, list[str]]:
     """(schema version, problems): integrity, schema version, balances, holds, provider keys."""
     problems: list[str] = []
-    integrity = [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
+    integrity = quick_check(db)
     if integrity != ["ok"]:
         problems += [f"database integrity: {line}" for line in integrity[:20]]
     version = current_version(db)

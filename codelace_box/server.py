@@ -26,7 +26,7 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.errors import ConfigError
-from codelace_box.stopping import install_supervisor, watch_worker_stops
+from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
 APP_NAME = "codelace_box"
 BLUEPRINTS = [public.bp, accounts.bp, customer.bp, inference.bp, messages.bp, stripe.bp]
@@ -156,6 +156,7 @@ def check_address(host: str, port: int) -> None:
 
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
+    check_sanic_hooks()
     check_address(config.server.host, config.server.port)
     configure_logging()
     prepare_database(config)  # first: a database it cannot use is the one line on stderr

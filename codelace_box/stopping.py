@@ -16,6 +16,10 @@ Worker (and the single process of `--workers 1`): a stop that arrives while the 
 is lost in Sanic (its handler stops the event loop inside a start-up step, and the loop then
 serves on until the supervisor gives up after 10 s). Here such a stop is recorded and carried
 out as soon as the worker serves (see watch_worker_stops).
+
+Both lean on Sanic internals (private names of its worker manager and worker processes), so
+pyproject.toml bounds sanic to the release line they were written for, and `serve` first runs
+`check_sanic_hooks()`: a Sanic without one of them is a one-line start error naming its version.
 """
 
 from __future__ import annotations
@@ -34,15 +38,71 @@ from typing import Any
 
 import sanic.mixins.startup
 from sanic import Sanic
+from sanic import __version__ as SANIC_VERSION
+from sanic.application.state import ApplicationState
 from sanic.exceptions import ServerKilled
+from sanic.mixins.startup import StartupMixin
 from sanic.worker.constants import ProcessState
 from sanic.worker.manager import MonitorCycle, WorkerManager
+from sanic.worker.multiplexer import WorkerMultiplexer
+from sanic.worker.process import WorkerProcess
+
+from codelace_box.errors import ConfigError
 
 log = logging.getLogger("sanic.root")
 RESPAWN_PAUSE_SEC = 5.0
 LATE_STOP_SEC = 3.0
 STOPPING_KEY = "codelace_stopping"  # a worker's mark in Sanic's shared worker state
 STOP_WAIT_SEC = 45.0  # the 15 s graceful timeout, 15 s for calls clients left, and a margin
+
+
+# What this module overrides, calls or reads of Sanic, as (owner, attribute name).
+SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
+    (sanic.mixins.startup, "WorkerManager"),
+    (WorkerManager, "shutdown_signal"),
+    (WorkerManager, "_all_workers_ack"),
+    (WorkerManager, "_poll_monitor"),
+    (WorkerManager, "_shutting_down"),
+    (WorkerManager, "join"),
+    (WorkerManager, "kill"),
+    (WorkerManager, "shutdown"),
+    (WorkerManager, "transient_processes"),
+    (WorkerManager, "worker_state"),
+    (MonitorCycle, "BREAK"),
+    (WorkerProcess, "state"),
+    (WorkerProcess, "set_state"),
+    (WorkerProcess, "restart"),
+    (WorkerProcess, "exitcode"),
+    (WorkerProcess, "is_alive"),
+    (ProcessState, "RESTARTING"),
+    (ProcessState, "FAILED"),
+    (ApplicationState, "is_running"),
+    (StartupMixin, "m"),
+    (WorkerMultiplexer, "state"),
+)
+
+
+def check_sanic_hooks(hooks: tuple[tuple[Any, str], ...] = SANIC_HOOKS) -> None:
+    """Raise ConfigError (one line, naming the Sanic version) unless every hooked Sanic
+    attribute exists; an attribute a class sets in its __init__ counts as existing."""
+    missing = [
+        f"{getattr(owner, '__name__', owner)}.{name}"
+        for owner, name in hooks
+        if not _has_attribute(owner, name)
+    ]
+    if missing:
+        raise ConfigError(
+            f"sanic {SANIC_VERSION} lacks {', '.join(missing)}, which codelace-box hooks to stop "
+            "cleanly: install the sanic version pyproject.toml allows (>=25.12.1,<25.13)"
+        )
+
+
+def _has_attribute(owner: Any, name: str) -> bool:
+    if hasattr(owner, name):
+        return True
+    init = getattr(owner, "__init__", None) if isinstance(owner, type) else None
+    code = getattr(init, "__code__", None)
+    return code is not None and name in code.co_names  # e.g. self._shutting_down = False
 
 
 class SignalSafeWorkerManager(WorkerManager):

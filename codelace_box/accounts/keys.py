@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import database, iso_z, utcnow, write_transaction
+from codelace_box.db.core import iso_z, query_one, utcnow, write_transaction
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -163,7 +163,7 @@ def authenticate(full_key: str | None) -> AuthContext:
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )
     presented = hash_key(full_key)
-    row = database.connection().execute(_AUTH_SQL, (presented,)).fetchone()  # apsw: cached
+    row = query_one(_AUTH_SQL, (presented,))  # a prepared statement, cached by its text
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
     key_id, _, last_used, user_id, email, status = row

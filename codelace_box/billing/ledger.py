@@ -1,15 +1,18 @@
 """The append-only ledger: the only way a balance changes, exactly once per idempotency key.
 
-`users.balance_nanos` is a cached sum of the user's entries, updated in the same transaction as
-each entry; `find_mismatches()` (the `doctor` command) proves the two agree, and that
-`users.held_nanos` equals the user's open holds.
+`users.balance_nanos` is a cached sum of the user's entries, moved in the same transaction as
+each entry is written: `append_entry_in` is the one writer of both, used by `append_entry`
+(credits, top-ups, trials) and by a request's settlement (gateway/metering.py), whose hot path
+it serves without peewee's query building. `find_mismatches()` (the `doctor` command) proves
+the two agree, and that `users.held_nanos` equals the user's open holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codelace_box.db.core import database, write_transaction
+from codelace_box.db import hotpath
+from codelace_box.db.core import Tx, connection, query_all, query_one, utcnow, write_transaction
 from codelace_box.db.models import LedgerEntry, User
 from codelace_box.errors import InvalidRequest, NotFound
 
@@ -32,6 +35,31 @@ class Mismatch:
     holds_nanos: int
 
 
+def append_entry_in(
+    tx: Tx,
+    user_id: int,
+    amount_nanos: int,
+    kind: str,
+    reason: str,
+    idempotency_key: str,
+    created_at: str,
+    *,
+    released: int = 0,
+    allow_negative: bool = True,
+) -> bool:
+    """Inside an open transaction: move the balance by `amount_nanos` (lowering what the user
+    holds by `released`, a settled hold) and write the entry. False: nothing written, the user
+    is gone or (`allow_negative` False) the balance would drop below the open holds.
+    The caller checks the kind, the reason and the idempotency key first."""
+    guarded = not allow_negative and amount_nanos < 0  # nor below what requests reserved
+    if not hotpath.move_balance(tx, user_id, amount_nanos, released, guarded=guarded):
+        return False
+    hotpath.insert_ledger_entry(
+        tx, user_id, amount_nanos, kind, reason, idempotency_key, created_at
+    )
+    return True
+
+
 def append_entry(
     user_id: int,
     amount_nanos: int,
@@ -49,24 +77,24 @@ def append_entry(
     existing = LedgerEntry.get_or_none(LedgerEntry.idempotency_key == idempotency_key)
     if existing is not None:
         return Posting(existing, False)
-    query = User.update(balance_nanos=User.balance_nanos + amount_nanos).where(User.id == user_id)
-    if not allow_negative and amount_nanos < 0:  # nor below what requests in flight reserved
-        query = query.where(User.balance_nanos - User.held_nanos + amount_nanos >= 0)
-    if query.execute() != 1:
+    written = append_entry_in(
+        connection(),
+        user_id,
+        amount_nanos,
+        kind,
+        reason.strip(),
+        idempotency_key,
+        str(utcnow()),
+        allow_negative=allow_negative,
+    )
+    if not written:
         if User.get_or_none(User.id == user_id) is None:
             raise NotFound(f"no user with id {user_id}", code="user_not_found")
         raise InvalidRequest(
             "that would leave the balance below zero (or below what requests in flight reserved)",
             code="negative_balance",
         )
-    entry = LedgerEntry.create(
-        user=user_id,
-        amount_nanos=amount_nanos,
-        kind=kind,
-        reason=reason.strip(),
-        idempotency_key=idempotency_key,
-    )
-    return Posting(entry, True)
+    return Posting(LedgerEntry.get(LedgerEntry.idempotency_key == idempotency_key), True)
 
 
 def post_entry(
@@ -87,10 +115,10 @@ def post_entry(
 
 def ledger_sum(user_id: int) -> int:
     """The balance as the ledger says it is."""
-    row = database.execute_sql(
+    row = query_one(
         "SELECT COALESCE(SUM(amount_nanos), 0) FROM ledger_entry WHERE user_id = ?", (user_id,)
-    ).fetchone()
-    return int(row[0])
+    )
+    return int(row[0]) if row else 0
 
 
 def entries_for(user_id: int, limit: int = 100) -> list[LedgerEntry]:
@@ -101,7 +129,7 @@ def entries_for(user_id: int, limit: int = 100) -> list[LedgerEntry]:
 
 _MISMATCH_SQL = """
 SELECT u.uuid, u.email, u.balance_nanos, COALESCE(l.total, 0), u.held_nanos, COALESCE(h.total, 0)
-FROM user u
+FROM "user" u
 LEFT JOIN (SELECT user_id, SUM(amount_nanos) AS total FROM ledger_entry GROUP BY user_id) l
        ON l.user_id = u.id
 LEFT JOIN (SELECT user_id, SUM(amount_nanos) AS total FROM hold GROUP BY user_id) h
@@ -113,5 +141,5 @@ ORDER BY u.id
 
 def find_mismatches() -> list[Mismatch]:
     """Every account whose balance differs from its ledger, or whose holds do not add up."""
-    rows = database.execute_sql(_MISMATCH_SQL).fetchall()
+    rows = query_all(_MISMATCH_SQL)
     return [Mismatch(str(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from codelace_box.catalog.models import get_model
-from codelace_box.db.core import database, write_transaction
+from codelace_box.db.core import query_all, write_transaction
 from codelace_box.db.models import ModelAlias
 from codelace_box.errors import InvalidRequest, NotFound
 
@@ -37,5 +37,5 @@ def remove_alias(name: str) -> None:
 
 def list_aliases() -> dict[str, str]:
     """Every alias and the catalog id it routes to, by name."""
-    rows = database.execute_sql("SELECT name, model_id FROM model_alias ORDER BY name")
-    return {str(name): str(model_id) for name, model_id in rows.fetchall()}
+    rows = query_all("SELECT name, model_id FROM model_alias ORDER BY name")
+    return {str(name): str(model_id) for name, model_id in rows}

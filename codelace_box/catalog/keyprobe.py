@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from codelace_box.catalog.keycheck import KeyCheckResult, check_key
 from codelace_box.crypto import decrypt_secret, mask_secret
-from codelace_box.db.core import database, write_transaction
+from codelace_box.db.core import query_all, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import ConfigError
 from codelace_box.providers import adapter_for
@@ -73,7 +73,7 @@ class KeyProber:
 def flagged_keys(secret_key: str) -> list[StoredKey]:
     """The enabled keys flagged as failing, decrypted (an undecryptable one is skipped)."""
     found: list[StoredKey] = []
-    for key_id, token, name, kind, base_url in database.execute_sql(_FLAGGED_SQL).fetchall():
+    for key_id, token, name, kind, base_url in query_all(_FLAGGED_SQL):
         try:
             secret = decrypt_secret(secret_key, bytes(token))
         except ConfigError as exc:

@@ -11,9 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
-import apsw
 import click
-from peewee import OperationalError as PeeweeOperationalError
 
 from codelace_box.config import (
     CONFIG_ENV,
@@ -22,7 +20,7 @@ from codelace_box.config import (
     ensure_secret_key,
     load_config,
 )
-from codelace_box.db.core import BUSY_TIMEOUT_SEC, open_database
+from codelace_box.db.core import BUSY_TIMEOUT_SEC, is_busy, open_database
 from codelace_box.errors import CodelaceError
 
 
@@ -89,7 +87,7 @@ class CodelaceGroup(click.Group):
         except Exception as exc:
             if os.environ.get("CODELACE_DEBUG"):
                 raise
-            if _is_locked(exc):
+            if is_busy(exc):
                 _fail(LOCKED, 1)
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
 
@@ -98,13 +96,6 @@ LOCKED = (
     f"the database is locked by another process (waited {BUSY_TIMEOUT_SEC:g} s for its "
     "write to end; an open sqlite3 shell transaction?): try again"
 )
-
-
-def _is_locked(exc: Exception) -> bool:
-    """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it."""
-    return isinstance(exc, apsw.BusyError) or (
-        isinstance(exc, PeeweeOperationalError) and "locked" in str(exc)
-    )
 
 
 def _end_quietly() -> NoReturn:

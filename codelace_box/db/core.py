@@ -1,25 +1,35 @@
-"""The SQLite database: one peewee APSWDatabase per process, WAL, foreign keys, IMMEDIATE writes.
+"""The database engine: one peewee APSWDatabase (SQLite) per process, and the one way to use it.
 
 Peewee models bind to `database`, which `open_database()` points at the configured file.
-Every read-modify-write runs inside `write_transaction()` (BEGIN IMMEDIATE) and never awaits
-inside it: all coroutines of a server process share the one connection.
+Everything else asks this module, never the engine: `write_transaction()` runs a write
+(BEGIN IMMEDIATE ... COMMIT, a SAVEPOINT when nested; peewee's own `atomic()` nests inside it),
+`query_all()` / `query_one()` run a read, and a `Tx` (what `write_transaction()` yields and
+`connection()` returns) runs hand-written statements (`db/hotpath.py`). Never await inside a
+transaction: all coroutines of a server process share the one connection.
+
+What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
+front), `?` parameters (qmark), `is_busy()` (the lock wait that timed out) and `quick_check()`.
+A second engine slots in behind these names and a `hotpath` of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import apsw
+from peewee import Database, DatabaseProxy
 from peewee import DatabaseError as PeeweeDatabaseError
-from peewee import DatabaseProxy
+from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.errors import ConfigError
 from codelace_box.private_files import create_private_file, make_private_dir
 
+ENGINE = "sqlite"
 BUSY_TIMEOUT_SEC = 10.0
 MAX_SQLITE_INTEGER = 2**63 - 1  # the largest INTEGER (and rowid) SQLite stores
 PRAGMAS = (
@@ -29,8 +39,133 @@ PRAGMAS = (
     ("cache_size", -16000),
     ("temp_store", "memory"),
 )
+BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: take the write lock now, not at the first write
+_SAVEPOINT, _ROLLBACK_TO, _RELEASE = (
+    f"{verb} nested_write" for verb in ("SAVEPOINT", "ROLLBACK TO", "RELEASE")
+)
+
+Row = tuple[Any, ...]
+Params = Sequence[Any]  # positional, `?` in the statement text
 
 database = DatabaseProxy()
+
+
+class Rows(Protocol):
+    """What a statement returns: its rows, one at a time or all."""
+
+    def fetchone(self) -> Any: ...  # a row, or None
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Tx(Protocol):
+    """The process's connection as feature code may use it: run a statement, count its rows."""
+
+    def execute(self, sql: str, params: Params = ..., /) -> Rows: ...
+    def changes(self) -> int: ...
+
+
+def _as_tx(conn: apsw.Connection) -> Tx:
+    return conn  # mypy holds apsw's connection to the Tx protocol here
+
+
+def connection() -> Tx:
+    """The process's connection (opened if closed), for reads and, inside a write
+    transaction, for hand-written writes."""
+    return _as_tx(database.connection())
+
+
+def query_all(sql: str, params: Params = ()) -> list[Row]:
+    """Every row of a read."""
+    return connection().execute(sql, params).fetchall()
+
+
+def query_one(sql: str, params: Params = ()) -> Row | None:
+    """The first row of a read, or None."""
+    row: Row | None = connection().execute(sql, params).fetchone()
+    return row
+
+
+def aggregate(sql: str, params: Params = ()) -> Row:
+    """The one row of an aggregate read (COUNT, SUM: there always is one)."""
+    row = query_one(sql, params)
+    if row is None:
+        raise LookupError(f"an aggregate returned no row: {sql[:60]}")
+    return row
+
+
+class Savepoint:
+    """A SAVEPOINT in the open transaction `tx`: what runs inside rolls back alone on error.
+    (The group commit's unit, so it skips looking the connection up again.)"""
+
+    __slots__ = ("_tx",)
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def __enter__(self) -> Tx:
+        self._tx.execute(_SAVEPOINT)
+        return self._tx
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            self._tx.execute(_ROLLBACK_TO)
+        self._tx.execute(_RELEASE)
+
+
+class WriteTransaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); inside an open transaction, a SAVEPOINT
+    that rolls back alone. Peewee learns of the outer one: its `atomic()` nests as a savepoint."""
+
+    __slots__ = ("_conn", "_nested")
+
+    def __enter__(self) -> Tx:
+        conn = database.connection()
+        self._conn = conn
+        if not conn.getautocommit():
+            self._nested: Savepoint | None = Savepoint(conn)
+            return self._nested.__enter__()
+        self._nested = None
+        conn.execute(BEGIN_WRITE)
+        database.push_transaction(self)
+        return _as_tx(conn)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        conn = self._conn
+        if self._nested is not None:
+            self._nested.__exit__(exc_type, *rest)
+            return
+        database.pop_transaction()
+        if exc_type is not None:
+            _rollback(conn)
+            return
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+
+def _rollback(conn: apsw.Connection) -> None:
+    if not conn.getautocommit():  # SQLite may have rolled back already (e.g. disk full)
+        conn.execute("ROLLBACK")
+
+
+def write_transaction() -> WriteTransaction:
+    """A write transaction (nested calls become savepoints): `with write_transaction() as tx:`."""
+    return WriteTransaction()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it."""
+    return isinstance(exc, apsw.BusyError) or (
+        isinstance(exc, PeeweeOperationalError) and "locked" in str(exc)
+    )
+
+
+def quick_check(db: Database) -> list[str]:
+    """SQLite's integrity check of the file: ['ok'], or what is wrong."""
+    return [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
 
 
 def open_database(path: str | Path) -> APSWDatabase:
@@ -60,11 +195,6 @@ def close_database() -> None:
     """Close this process's connection, if open."""
     if database.obj is not None and not database.is_closed():
         database.close()
-
-
-def write_transaction():  # type: ignore[no-untyped-def]
-    """A BEGIN IMMEDIATE transaction (nested calls become savepoints)."""
-    return database.atomic("IMMEDIATE")
 
 
 @contextmanager

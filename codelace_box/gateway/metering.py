@@ -7,9 +7,10 @@ inside: the usage ledger entry (idempotency key `usage:<request id>`), the hold 
 `held_nanos` lowered, the usage row with the prices applied. The hold row gates it, so a
 request is settled exactly once. The charge never exceeds what the account can cover (balance
 minus the other requests' holds), so concurrent requests can never spend more than the
-balance. Under load, gateway/batch.py lets the admissions and settlements of one event-loop
-turn share one transaction (each in its own savepoint): `admit_in` and `settle_in` are the
-units it runs; `admit` and `settle` run one alone.
+balance. The usage debit is a ledger entry written by `billing.ledger.append_entry_in`; the
+statements are db/hotpath.py's. Under load, db/batch.py lets the admissions and settlements of
+one event-loop turn share one transaction (each in its own savepoint): `admit_in` and
+`settle_in` are the units it runs; `admit` and `settle` run one alone.
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
@@ -31,7 +32,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from codelace_box.db.core import database, utcnow, write_transaction
+from codelace_box.billing.ledger import append_entry_in
+from codelace_box.db import hotpath
+from codelace_box.db.core import Tx, connection, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
 from codelace_box.money import priced_tokens_nanos
 
@@ -65,13 +68,6 @@ def _owner_is_gone(owner: str) -> bool:
     return False
 
 
-_RECOUNT_HELD_SQL = (
-    'UPDATE "user" SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold '
-    'WHERE hold.user_id = "user".id) WHERE held_nanos != (SELECT COALESCE(SUM(amount_nanos), 0) '
-    'FROM hold WHERE hold.user_id = "user".id)'
-)
-
-
 def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     """Release holds left by a crash (run at start, before any request).
 
@@ -79,13 +75,11 @@ def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     request can live; holds of another server still running on the same database stay.
     """
     cutoff = str(utcnow() - timedelta(seconds=max_age_sec))
-    with write_transaction():
-        conn = database.connection()
-        owners = [row[0] for row in conn.execute("SELECT DISTINCT owner FROM hold")]
-        conn.execute("DELETE FROM hold WHERE created_at < ?", (cutoff,))
-        released = conn.changes()
-        released += release_holds_in(conn, owners=list(filter(_owner_is_gone, owners)))
-        conn.execute(_RECOUNT_HELD_SQL)  # also mends a cached total that drifted
+    with write_transaction() as tx:
+        owners = hotpath.hold_owners(tx)
+        released = hotpath.delete_holds_before(tx, cutoff)
+        released += release_holds_in(tx, owners=list(filter(_owner_is_gone, owners)))
+        hotpath.recount_held(tx)  # also mends a cached total that drifted
     return released
 
 
@@ -93,7 +87,7 @@ def dead_hold_owners() -> list[str]:
     """The owners of open holds that were processes of this host and are gone (a worker that
     crashed while the others serve on); never this process. A read: takes no write lock."""
     me = hold_owner()
-    owners = [row[0] for row in database.connection().execute("SELECT DISTINCT owner FROM hold")]
+    owners = hotpath.hold_owners(connection())
     return [
         owner
         for owner in owners
@@ -104,24 +98,19 @@ def dead_hold_owners() -> list[str]:
 def own_holds_older_than(age_sec: float) -> list[str]:
     """The request ids of this process's holds taken more than `age_sec` ago. A read."""
     cutoff = str(utcnow() - timedelta(seconds=age_sec))
-    query = "SELECT request_id FROM hold WHERE owner = ? AND created_at < ?"
-    return [row[0] for row in database.connection().execute(query, (hold_owner(), cutoff))]
+    return hotpath.holds_of_owner_before(connection(), hold_owner(), cutoff)
 
 
-def release_holds_in(
-    conn: Any, *, owners: Iterable[str] = (), request_ids: Iterable[str] = ()
-) -> int:
+def release_holds_in(tx: Tx, *, owners: Iterable[str] = (), request_ids: Iterable[str] = ()) -> int:
     """Inside a transaction: release every hold of these owners and these requests, and
     recount what their users hold. A hold settled meanwhile is simply not there any more."""
     released = 0
     for owner in owners:
-        conn.execute("DELETE FROM hold WHERE owner = ?", (owner,))
-        released += conn.changes()
+        released += hotpath.delete_holds_of_owner(tx, owner)
     for request_id in request_ids:
-        conn.execute("DELETE FROM hold WHERE request_id = ?", (request_id,))
-        released += conn.changes()
+        released += hotpath.delete_hold_of_request(tx, request_id)
     if released:
-        conn.execute(_RECOUNT_HELD_SQL)
+        hotpath.recount_held(tx)
     return released
 
 
@@ -149,53 +138,19 @@ def input_token_estimate(body_len: int) -> int:
     return -(-body_len // BYTES_PER_TOKEN_ESTIMATE)
 
 
-class _Immediate:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on the process's apsw connection.
-
-    The hot path skips peewee: its query building cost more than SQLite itself. apsw caches
-    the prepared statements by their text, so each statement below is compiled once.
-    """
-
-    __slots__ = ("conn",)
-
-    def __enter__(self) -> Any:
-        self.conn = database.connection()
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is not None:
-            self.conn.execute("ROLLBACK")
-            return
-        try:
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-
-
-_ADMIT_SQL = (
-    'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
-)
-_HOLD_SQL = (
-    "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) VALUES (?, ?, ?, ?, ?)"
-)
-
-
-def admit_in(conn: Any, user_id: int, request_id: str, amount_nanos: int) -> None:
+def admit_in(tx: Tx, user_id: int, request_id: str, amount_nanos: int) -> None:
     """Reserve `amount_nanos` inside an open transaction, or raise 402 (nothing reserved)."""
-    conn.execute(_ADMIT_SQL, (amount_nanos, user_id, amount_nanos))
-    if conn.changes() != 1:
+    if not hotpath.reserve(tx, user_id, amount_nanos):
         raise InsufficientCredits(
             "insufficient credit for this request: add credit or lower max_tokens"
         )
-    conn.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, str(utcnow()), hold_owner()))
+    hotpath.insert_hold(tx, user_id, amount_nanos, request_id, str(utcnow()), hold_owner())
 
 
 def admit(user_id: int, request_id: str, amount_nanos: int) -> None:
     """`admit_in` in its own IMMEDIATE transaction."""
-    with _Immediate() as conn:
-        admit_in(conn, user_id, request_id, amount_nanos)
+    with write_transaction() as tx:
+        admit_in(tx, user_id, request_id, amount_nanos)
 
 
 @dataclass
@@ -249,62 +204,40 @@ class Settlement:
         )
 
 
-_USAGE_INSERT = (
-    "INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upstream_model,"
-    " input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, status,"
-    " error_code, stream, estimated, duration_ms, created_at, route, cache_read_tokens,"
-    " cache_write_tokens, cache_write_1h_tokens, cache_read_per_1m_nanos,"
-    " cache_write_per_1m_nanos, cache_write_1h_per_1m_nanos)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-_RELEASE_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos"
-_ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
-_DEBIT_SQL = (
-    'UPDATE "user" SET balance_nanos = balance_nanos - ?, held_nanos = held_nanos - ? WHERE id = ?'
-)
-# The same row billing.ledger.append_entry writes (kind 'usage'); the hold row already makes
-# settlement exactly-once, and the unique idempotency key would refuse a second debit anyway.
-_LEDGER_SQL = (
-    "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, created_at)"
-    " VALUES (?, ?, 'usage', ?, ?, ?)"
-)
-
-
-def settle_in(conn: Any, item: Settlement) -> int | None:
+def settle_in(tx: Tx, item: Settlement) -> int | None:
     """Debit the cost, release the hold, write the usage row, inside an open transaction;
     returns the nano-USD debited, or None when the request was already settled."""
-    released = conn.execute(_RELEASE_SQL, (item.request_id,)).fetchall()
-    if not released:
+    hold = hotpath.take_hold(tx, item.request_id)
+    if hold is None:
         return None
-    hold = int(released[0][0])
-    charged = _charge(conn, item, hold)
-    conn.execute(_DEBIT_SQL, (charged, hold, item.user_id))
+    charged = _charge(tx, item, hold)
     now = str(utcnow())
     if charged:
         reason = (
             f"{item.model}: {item.input_tokens} input + {item.output_tokens} output tokens"
             f" ({item.request_id})"
         )
-        conn.execute(_LEDGER_SQL, (item.user_id, -charged, reason, f"usage:{item.request_id}", now))
-    conn.execute(_USAGE_INSERT, _usage_values(item, charged, now))
+        key = f"usage:{item.request_id}"  # the hold row already makes this exactly once
+        append_entry_in(tx, item.user_id, -charged, "usage", reason, key, now, released=hold)
+    else:
+        hotpath.lower_held(tx, item.user_id, hold)
+    hotpath.insert_usage(tx, _usage_values(item, charged, now))
     return charged
 
 
 def settle(item: Settlement) -> int | None:
     """`settle_in` in its own IMMEDIATE transaction (exactly once per request)."""
-    with _Immediate() as conn:
-        return settle_in(conn, item)
+    with write_transaction() as tx:
+        return settle_in(tx, item)
 
 
-def _charge(conn: Any, item: Settlement, hold: int) -> int:
+def _charge(tx: Tx, item: Settlement, hold: int) -> int:
     """The cost, capped at what the account covers besides the other requests' holds."""
     cost = item.cost_nanos()
     if cost <= 0:
         return 0
-    balance, held = conn.execute(_ACCOUNT_SQL, (item.user_id,)).fetchone()
-    charged = min(cost, max(0, int(balance) - (int(held) - hold)))
+    balance, held = hotpath.account(tx, item.user_id)
+    charged = min(cost, max(0, balance - (held - hold)))
     if charged < cost:
         log.warning(
             "request %s cost %d nano-USD but the account covers only %d; charged that",

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from codelace_box.catalog.keyprobe import KeyProber
-from codelace_box.gateway.batch import WriteBatch
+from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient
 from codelace_box.gateway.dialects import CHAT_ROUTE
 from codelace_box.gateway.metering import (

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from codelace_box.gateway.batch import WriteBatch
+from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import settle, settle_in

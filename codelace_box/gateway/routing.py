@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from codelace_box.crypto import decrypt_secret, mask_secret
-from codelace_box.db.core import database, utcnow, write_transaction
+from codelace_box.db.core import query_all, utcnow, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
 
@@ -156,7 +156,7 @@ class RouteTable:
     def _reload(self) -> None:
         keys: dict[int, list[KeySlot]] = {}
         plain: dict[tuple[int, bytes], str] = {}
-        for key_id, provider_id, token in database.execute_sql(_KEYS_SQL).fetchall():
+        for key_id, provider_id, token in query_all(_KEYS_SQL):
             secret = self._decrypt(int(key_id), bytes(token))
             if secret is not None:
                 plain[(int(key_id), bytes(token))] = secret
@@ -167,14 +167,11 @@ class RouteTable:
                 int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ())),
                 _field_set(allowed),
             )
-            for pid, name, kind, base_url, enabled, allowed in database.execute_sql(_PROVIDERS_SQL)
+            for pid, name, kind, base_url, enabled, allowed in query_all(_PROVIDERS_SQL)
         }  # fmt: skip
         self._providers = providers
-        self._models = {
-            row[0]: _model_route(row, providers)
-            for row in database.execute_sql(_MODELS_SQL).fetchall()
-        }
-        self._aliases = dict(database.execute_sql(_ALIASES_SQL).fetchall())
+        self._models = {row[0]: _model_route(row, providers) for row in query_all(_MODELS_SQL)}
+        self._aliases = {str(name): str(target) for name, target in query_all(_ALIASES_SQL)}
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
         known = self._plain.get((key_id, token))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from codelace_box.db.core import database
+from codelace_box.db.core import aggregate, query_all
 from codelace_box.reports.traffic import MAX_ROWS, db_time, parse_time, search_terms, term_clause
 
 
@@ -39,12 +39,12 @@ def revenue_nanos(since: datetime | None = None) -> int:
     if since is not None:
         sql += " AND COALESCE(completed_at, created_at) >= ?"
         params = (db_time(since),)
-    return int(database.execute_sql(sql, params).fetchone()[0])
+    return int(aggregate(sql, params)[0])
 
 
 def pending_payments() -> int:
     """How many checkouts are started but not yet paid, failed or expired."""
-    row = database.execute_sql("SELECT COUNT(*) FROM payment WHERE status = 'pending'").fetchone()
+    row = aggregate("SELECT COUNT(*) FROM payment WHERE status = 'pending'")
     return int(row[0])
 
 
@@ -80,5 +80,5 @@ def list_payments(
             completed_at=parse_time(row[7]) if row[7] is not None else None,
             user_id=int(row[8]),
         )
-        for row in database.execute_sql(sql, tuple(args)).fetchall()
+        for row in query_all(sql, args)
     ]

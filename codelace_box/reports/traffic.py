@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import database
+from codelace_box.db.core import aggregate, query_all
 
 MAX_ROWS = 1000
 
@@ -78,7 +78,8 @@ def parse_time(value: Any) -> datetime:
 
 _WINDOW_SQL = """
 SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-       COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(status = 'error'), 0), COUNT(DISTINCT user_id)
+       COALESCE(SUM(cost_nanos), 0),
+       COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0), COUNT(DISTINCT user_id)
 FROM usage_record WHERE created_at >= ? AND created_at < ?
 """
 _END_OF_TIME = datetime(9999, 12, 31)
@@ -87,17 +88,17 @@ _END_OF_TIME = datetime(9999, 12, 31)
 def window_stats(since: datetime, until: datetime | None = None) -> WindowStats:
     """Requests, tokens, spend, errors and active users from a moment (to another, excluded)."""
     bounds = (db_time(since), db_time(until or _END_OF_TIME))
-    row = database.execute_sql(_WINDOW_SQL, bounds).fetchone()
+    row = aggregate(_WINDOW_SQL, bounds)
     return WindowStats(*(int(v) for v in row))
 
 
 def active_user_ids(since: datetime, until: datetime | None = None) -> set[int]:
     """The users who sent a request in a window (to combine windows without double counting)."""
     bounds = (db_time(since), db_time(until or _END_OF_TIME))
-    rows = database.execute_sql(
+    rows = query_all(
         "SELECT DISTINCT user_id FROM usage_record WHERE created_at >= ? AND created_at < ?",
         bounds,
-    ).fetchall()
+    )
     return {int(user_id) for (user_id,) in rows}
 
 
@@ -121,11 +122,11 @@ def minute_floor(moment: datetime) -> datetime:
 def requests_per_minute(now: datetime, minutes: int = 60) -> list[int]:
     """Request counts of the last `minutes` minutes, oldest first; the last is this minute."""
     first = minute_floor(now) - timedelta(minutes=minutes - 1)
-    rows = database.execute_sql(
+    rows = query_all(
         "SELECT substr(created_at, 1, 16), COUNT(*) FROM usage_record "
         "WHERE created_at >= ? GROUP BY 1",
         (db_time(first),),
-    ).fetchall()
+    )
     counts = {str(bucket).replace("T", " "): int(count) for bucket, count in rows}
     buckets = (first + timedelta(minutes=i) for i in range(minutes))
     return [counts.get(b.strftime("%Y-%m-%d %H:%M"), 0) for b in buckets]
@@ -170,7 +171,7 @@ def recent_requests(
         args.append(user_id)
     sql += " ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
     args.append(max(1, min(limit, MAX_ROWS)))
-    return [_request_row(row) for row in database.execute_sql(sql, tuple(args)).fetchall()]
+    return [_request_row(row) for row in query_all(sql, args)]
 
 
 def _request_row(row: tuple[Any, ...]) -> RequestRow:
@@ -195,11 +196,11 @@ def _request_row(row: tuple[Any, ...]) -> RequestRow:
 
 def usage_totals(user_id: int) -> UsageTotals:
     """Request count, tokens and spend of one user, all time."""
-    row = database.execute_sql(
+    row = aggregate(
         "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
         "COALESCE(SUM(cost_nanos), 0) FROM usage_record WHERE user_id = ?",
         (user_id,),
-    ).fetchone()
+    )
     return UsageTotals(*(int(v) for v in row))
 
 
@@ -212,17 +213,18 @@ def last_activity(user_ids: list[int]) -> dict[int, datetime]:
     if not user_ids:
         return {}
     marks = ",".join("?" * len(user_ids))
-    rows = database.execute_sql(
+    rows = query_all(
         f"SELECT user_id, MAX(last_used_at) FROM api_key WHERE user_id IN ({marks}) "
         "AND last_used_at IS NOT NULL GROUP BY user_id",
-        tuple(user_ids),
-    ).fetchall()
+        user_ids,
+    )
     return {int(user_id): parse_time(moment) for user_id, moment in rows}
 
 
 def user_counts() -> tuple[int, int]:
     """How many accounts exist, and how many of them are disabled."""
-    row = database.execute_sql(
-        "SELECT COUNT(*), COALESCE(SUM(status = 'disabled'), 0) FROM \"user\""
-    ).fetchone()
+    row = aggregate(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status = 'disabled' THEN 1 ELSE 0 END), 0) "
+        'FROM "user"'
+    )
     return int(row[0]), int(row[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codelace_box.db.core import database
+from codelace_box.db.core import aggregate
 from codelace_box.db.models import UsageRecord
 
 
@@ -25,7 +25,7 @@ _TOTALS_SQL = (
 
 def usage_summary(user_id: int, limit: int) -> UsageSummary:
     """Totals over every request of the user, and the newest `limit` requests."""
-    count, tokens_in, tokens_out, cost = database.execute_sql(_TOTALS_SQL, (user_id,)).fetchone()
+    count, tokens_in, tokens_out, cost = aggregate(_TOTALS_SQL, (user_id,))
     recent = list(
         UsageRecord.select()
         .where(UsageRecord.user == user_id)

@@ -288,7 +288,7 @@ def test_admission_and_settlement_exactly_once(db: Path) -> None:
 async def test_write_batch_isolates_writes_and_survives_cancellation(db: Path) -> None:
     import asyncio
 
-    from codelace_box.gateway.batch import WriteBatch
+    from codelace_box.db.batch import WriteBatch
 
     user = create_user("batch@unit.test")
     post_entry(user.id, 10_000, "admin", "seed", "seed-b")

@@ -6,7 +6,8 @@ the others), all of them inside one BEGIN IMMEDIATE ... COMMIT: the commit, and 
 write dirties (the user row, the rightmost index leaves), are paid once per batch instead of
 once per request. The flush is a plain callback: nothing awaits inside the transaction, and
 a request that is cancelled while waiting still has its write committed (its future is simply
-not told). A caller awaits its own result; the result exists only after the COMMIT.
+not told). A caller awaits its own result; the result exists only after the COMMIT. The
+transaction and the savepoints are `write_transaction()`'s, the one way to write (db/core.py).
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import apsw
-
-from codelace_box.db.core import database
+from codelace_box.db.core import Savepoint, Tx, is_busy, write_transaction
 from codelace_box.errors import ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
-Write = Callable[[Any], Any]  # takes the apsw connection, runs statements, returns a value
+Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
 
 
 class WriteBatch:
@@ -35,7 +34,7 @@ class WriteBatch:
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._scheduled = False
 
-    def submit(self, write: Callable[[Any], T]) -> asyncio.Future[T]:
+    def submit(self, write: Callable[[Tx], T]) -> asyncio.Future[T]:
         """Queue a write; the future resolves (or raises) once its batch committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -56,15 +55,11 @@ class WriteBatch:
         if not pending:
             return
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        conn = database.connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for write, future in pending:
-                outcomes.append((future, *_run_one(conn, write)))
-            conn.execute("COMMIT")
+            with write_transaction() as tx:
+                for write, future in pending:
+                    outcomes.append((future, *_run_one(tx, write)))
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
-            if not conn.getautocommit():
-                conn.execute("ROLLBACK")
             log.error("a batch of %d writes failed: %s", len(pending), exc)
             failure = _unavailable(exc)
             outcomes = [(future, None, failure) for _, future in pending]
@@ -77,21 +72,18 @@ class WriteBatch:
                 future.set_result(value)
 
 
-def _run_one(conn: Any, write: Write) -> tuple[Any, BaseException | None]:
-    conn.execute("SAVEPOINT one_write")
+def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None]:
+    """One write in its own savepoint: it fails alone."""
     try:
-        value = write(conn)
+        with Savepoint(tx):
+            return write(tx), None
     except Exception as exc:
-        conn.execute("ROLLBACK TO one_write")
-        conn.execute("RELEASE one_write")
         return None, exc
-    conn.execute("RELEASE one_write")
-    return value, None
 
 
 def _unavailable(exc: Exception) -> Exception:
     """A locked or failing database is a 503 for the client, not an internal error."""
-    if isinstance(exc, apsw.BusyError):
+    if is_busy(exc):
         return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
     return exc
 

@@ -1,0 +1,139 @@
+"""db/core.py's one way to write, on a real SQLite file: the write lock taken at BEGIN, nested
+transactions as savepoints (peewee's own atomic() included), the group commit's 503 when
+another process holds the lock, and no engine import outside db/."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from functools import partial
+from pathlib import Path
+
+import apsw
+import pytest
+
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import post_entry
+from codelace_box.db.batch import WriteBatch
+from codelace_box.db.core import database, is_busy, query_all, query_one, write_transaction
+from codelace_box.db.models import User
+from codelace_box.errors import ServiceUnavailable
+from codelace_box.gateway.metering import admit_in
+from tests.support import REPO_ROOT
+
+ENGINE_MODULES = ("apsw", "playhouse.apsw_ext", "sqlite3", "psycopg")
+
+
+def other_writer(path: Path) -> apsw.Connection:
+    """Another connection to the file (apsw's own SQLite: the stdlib's sqlite3 is a second copy
+    of the library, whose locks this process's apsw connection would not see)."""
+    other = apsw.Connection(str(path))
+    other.setbusytimeout(0)
+    return other
+
+
+def names(user_ids: list[int]) -> list[str]:
+    marks = ",".join("?" * len(user_ids))
+    rows = query_all(f'SELECT display_name FROM "user" WHERE id IN ({marks}) ORDER BY id', user_ids)
+    return [row[0] for row in rows]
+
+
+def rename(user_id: int, name: str) -> None:
+    User.update(display_name=name).where(User.id == user_id).execute()
+
+
+def test_a_nested_write_transaction_rolls_back_alone(migrated_db: Path) -> None:
+    first, second = create_user("nest-a@db.test"), create_user("nest-b@db.test")
+    with write_transaction():
+        rename(first.id, "kept")
+        with pytest.raises(RuntimeError), write_transaction():
+            rename(second.id, "rolled back")
+            raise RuntimeError("the inner one fails")
+        with write_transaction() as tx:
+            tx.execute('UPDATE "user" SET display_name = ? WHERE id = ?', ("inner kept", second.id))
+    assert names([first.id, second.id]) == ["kept", "inner kept"]
+
+
+def test_peewee_atomic_nests_inside_a_write_transaction(migrated_db: Path) -> None:
+    """What peewee's get_or_create and schema migrations open themselves becomes a savepoint."""
+    user = create_user("atomic@db.test")
+    with write_transaction():
+        assert database.in_transaction()
+        with pytest.raises(RuntimeError), database.atomic():
+            rename(user.id, "gone")
+            raise RuntimeError("peewee's block fails")
+        with database.atomic():
+            rename(user.id, "peewee")
+    assert not database.in_transaction()
+    assert names([user.id]) == ["peewee"]
+
+
+def test_the_write_lock_is_taken_at_begin(migrated_db: Path) -> None:
+    other = other_writer(migrated_db)
+    try:
+        # nothing written yet inside: IMMEDIATE holds the lock already
+        with write_transaction(), pytest.raises(apsw.BusyError):
+            other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # released at COMMIT
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_the_group_commit_answers_503_while_another_process_writes(
+    migrated_db: Path,
+) -> None:
+    user = create_user("busy@db.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-busy")
+    database.execute_sql("PRAGMA busy_timeout = 50")
+    other = other_writer(migrated_db)
+    other.execute("BEGIN IMMEDIATE")
+    batch = WriteBatch()
+    try:
+        refused = batch.submit(partial(admit_in, user_id=user.id, request_id="r1", amount_nanos=5))
+        with pytest.raises(ServiceUnavailable) as caught:
+            await asyncio.wait_for(refused, 5)
+        assert (caught.value.status, caught.value.code) == (503, "database_busy")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await asyncio.wait_for(
+        batch.submit(partial(admit_in, user_id=user.id, request_id="r2", amount_nanos=5)), 5
+    )
+    assert query_one("SELECT COUNT(*) FROM hold") == (1,)
+
+
+def test_is_busy_knows_a_lock_timeout_from_other_errors(migrated_db: Path) -> None:
+    database.execute_sql("PRAGMA busy_timeout = 0")
+    other = other_writer(migrated_db)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(apsw.BusyError) as caught, write_transaction():
+            pass
+        assert is_busy(caught.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not is_busy(RuntimeError("database is locked"))
+
+
+def test_no_module_outside_db_imports_the_engine() -> None:
+    offenders = []
+    for path in sorted((REPO_ROOT / "codelace_box").rglob("*.py")) + sorted(
+        (REPO_ROOT / "admin_tui").rglob("*.py")
+    ):
+        if (REPO_ROOT / "codelace_box" / "db") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(REPO_ROOT)}: {m}"
+                for m in modules
+                if m.split(".")[0] in ENGINE_MODULES or m in ENGINE_MODULES
+            ]
+    assert offenders == []
