@@ -22,8 +22,6 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
 
-anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (dev extra) is needed")
-
 MODEL = "anthropic/claude-sonnet-4.5"
 UPSTREAM_MODEL = "claude-sonnet-4-5"
 ALIAS = "claude-sonnet-4-5-20250929"
@@ -70,6 +68,8 @@ class MessagesBox:
 
     def client(self, key: str, **options: Any) -> Any:
         """The anthropic SDK against the box (no retries: every answer is seen as it is)."""
+        import anthropic  # a dev dependency; the modules that use it skip without it
+
         return anthropic.Anthropic(
             base_url=self.server.base_url, api_key=key, max_retries=0, timeout=30, **options
         )

@@ -18,9 +18,10 @@ from tests.messages.conftest import (
     PROVIDER_KEY,
     UPSTREAM_MODEL,
     MessagesBox,
-    anthropic,
 )
 from tests.support import run_cli
+
+anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
 
 MESSAGES = [{"role": "user", "content": "How many tokens is this?"}]
 

@@ -20,9 +20,10 @@ from tests.messages.conftest import (
     PROVIDER_KEY,
     UPSTREAM_MODEL,
     MessagesBox,
-    anthropic,
     usd_nanos,
 )
+
+anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
 
 PDF = base64.b64encode(b"%PDF-1.4 fake").decode()
 PNG = base64.b64encode(b"\x89PNG fake").decode()

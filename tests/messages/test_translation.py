@@ -7,6 +7,7 @@ import base64
 import json
 
 import httpx
+import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import (
@@ -17,6 +18,8 @@ from tests.messages.conftest import (
     MessagesBox,
     usd_nanos,
 )
+
+anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 TOOLS = [{"name": "Read", "description": "Read a file", "input_schema": {
