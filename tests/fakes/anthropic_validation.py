@@ -82,7 +82,7 @@ def _check_messages(messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise Invalid("messages: at least one message is required")
     previous_tool_ids: set[str] = set()
-    turn = 0  # position among the user/assistant turns (mid-conversation system ones aside)
+    turn = 0  # position among user/assistant turns (mid-conversation system ones aside)
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or set(message) - {"role", "content"}:
             raise Invalid(f"messages.{i}: a message has exactly the fields role and content")
@@ -92,13 +92,10 @@ def _check_messages(messages: Any) -> None:
             continue
         if role not in BLOCKS_BY_ROLE:
             raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        expected = "user" if turn % 2 == 0 else "assistant"
-        turn += 1
+        expected, turn = ("user" if turn % 2 == 0 else "assistant"), turn + 1
         if role != expected:
-            raise Invalid(
-                f"messages.{i}: roles must alternate between 'user' and 'assistant', "
-                "starting with 'user'"
-            )
+            raise Invalid(f"messages.{i}: roles must alternate between 'user' and 'assistant', "
+                          "starting with 'user'")  # fmt: skip
         prefill = role == "assistant" and i == len(messages) - 1
         blocks = _blocks(message.get("content"), f"messages.{i}", allow_empty=prefill)
         for j, block in enumerate(blocks):
