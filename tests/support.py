@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.ports import free_port  # the suites import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # How the CLI tests run codelace-box: the source install, or the executable named by
@@ -27,13 +28,6 @@ PROGRAM: tuple[str, ...] = (
     if os.environ.get("CODELACE_TEST_BINARY")
     else (sys.executable, "-m", "codelace_box")
 )
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _toml_value(value: Any) -> str:

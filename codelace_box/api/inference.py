@@ -97,6 +97,8 @@ async def start_gateway(app: Sanic) -> None:
         max_retries=config.gateway.max_retries,
         keepalive_sec=float(os.environ.get(KEEPALIVE_ENV) or DEFAULT_KEEPALIVE_SEC),
         probe_timeout_sec=config.gateway.connect_timeout_sec + PROBE_READ_SEC,
+        read_timeout_sec=config.gateway.read_timeout_sec,
+        default_context_tokens=config.gateway.default_context_tokens,
     )
     app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)

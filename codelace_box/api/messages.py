@@ -42,6 +42,7 @@ async def messages(request: Request) -> HTTPResponse | None:
         request_id=request.ctx.request_id,
         user_id=auth.user_id,
         key_id=auth.key_id,
+        default_context_tokens=gateway.settings.default_context_tokens,
     )
     await gateway.reserve(call)
     return await answer(request, gateway, call)

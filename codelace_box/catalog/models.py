@@ -1,5 +1,5 @@
 """The priced model ids of the catalog: which provider and upstream model serve an id, at what
-prices per 1M tokens, with what output cap, and whether it is enabled."""
+prices per 1M tokens, with what output cap and context window, and whether it is enabled."""
 
 from __future__ import annotations
 
@@ -60,11 +60,11 @@ def _cache_fields(prices: CachePrices, current: CatalogModel | None) -> dict[str
     return fields
 
 
-def _check_token_cap(max_output_tokens: int | None) -> None:
-    if max_output_tokens is not None and max_output_tokens < 1:
-        raise InvalidRequest("max output tokens must be at least 1")
-    if max_output_tokens is not None and max_output_tokens > MAX_SQLITE_INTEGER:
-        raise InvalidRequest(f"max output tokens must be at most {MAX_SQLITE_INTEGER}")
+def _check_token_count(tokens: int | None, what: str) -> None:
+    if tokens is not None and tokens < 1:
+        raise InvalidRequest(f"{what} must be at least 1")
+    if tokens is not None and tokens > MAX_SQLITE_INTEGER:
+        raise InvalidRequest(f"{what} must be at most {MAX_SQLITE_INTEGER}")
 
 
 def set_model(
@@ -75,14 +75,16 @@ def set_model(
     provider: str | None = None,
     upstream_model: str | None = None,
     max_output_tokens: int | None = None,
+    context_tokens: int | None = None,
     keep_unset: bool = False,
     cache_prices: CachePrices | None = None,
 ) -> CatalogModel:
     """Add a model id to the catalog, or change its prices, provider or upstream name.
 
     With `keep_unset`, setting an existing id keeps its provider, upstream name, output cap and
-    cache prices where they are not given (the CLI's `models set ID --input-per-1m X
-    --output-per-1m Y`). Cache prices never set are the input price when billed.
+    context window and cache prices where they are not given (the CLI's
+    `models set ID --input-per-1m X --output-per-1m Y`). Cache prices never set are the input
+    price when billed.
     """
     if not _MODEL_ID_RE.match(model_id):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
@@ -93,14 +95,18 @@ def set_model(
         upstream_model = upstream_model or current.upstream_model
         if max_output_tokens is None:
             max_output_tokens = current.max_output_tokens
+        if context_tokens is None:
+            context_tokens = current.context_tokens
     owner = get_provider(provider or prefix)
-    _check_token_cap(max_output_tokens)
+    _check_token_count(max_output_tokens, "max output tokens")
+    _check_token_count(context_tokens, "context tokens")
     fields = {
         "provider": owner.id,
         "upstream_model": upstream_model or rest,
         "input_per_1m_nanos": parse_price(input_per_1m, "input price"),
         "output_per_1m_nanos": parse_price(output_per_1m, "output price"),
         "max_output_tokens": max_output_tokens,
+        "context_tokens": context_tokens,
         "updated_at": utcnow(),
         **_cache_fields(cache_prices or CachePrices(), current),
     }

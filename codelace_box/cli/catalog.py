@@ -51,6 +51,7 @@ def model_view(model: Any) -> dict[str, Any]:
         "input_per_1m": usd_json(model.input_per_1m_nanos),
         "output_per_1m": usd_json(model.output_per_1m_nanos),
         "max_output_tokens": model.max_output_tokens,
+        "context_tokens": model.context_tokens,
         "enabled": bool(model.enabled),
         **cache_view(model),
     }
@@ -228,6 +229,13 @@ def models() -> None:
     default=None,
     help="Cap used when a request sets none.",
 )
+@click.option(
+    "--context-tokens",
+    type=click.IntRange(min=1, max=MAX_SQLITE_INTEGER),
+    default=None,
+    help="Context window: what a media part of unknown size reserves "
+    "(default: gateway.default_context_tokens).",
+)
 @click.option("--cache-read-per-1m", default=None, help="USD per 1M cached input tokens read.")
 @click.option("--cache-write-per-1m", default=None, help="USD per 1M input tokens cached.")
 @click.option("--cache-write-1h-per-1m", default=None, help="USD per 1M tokens cached for 1 hour.")
@@ -240,15 +248,16 @@ def models_set(
     provider: str | None,
     upstream_model: str | None,
     max_output_tokens: int | None,
+    context_tokens: int | None,
     cache_read_per_1m: str | None,
     cache_write_per_1m: str | None,
     cache_write_1h_per_1m: str | None,
 ) -> None:
     """Add a model or change its prices and upstream.
 
-    Setting an existing id again keeps its provider, upstream name, output cap and cache
-    prices unless given: `models set ID --input-per-1m X --output-per-1m Y` only changes the
-    prices. Cache prices never set are the input price (the 1-hour write: the write price).
+    Setting an existing id again keeps its provider, upstream name, output cap, context window
+    and cache prices unless given: `models set ID --input-per-1m X --output-per-1m Y` only
+    changes the prices. Cache prices never set are the input price (1-hour: the write price).
     """
     from codelace_box.catalog.models import CachePrices, set_model
 
@@ -260,6 +269,7 @@ def models_set(
         provider=provider,
         upstream_model=upstream_model,
         max_output_tokens=max_output_tokens,
+        context_tokens=context_tokens,
         keep_unset=True,
         cache_prices=CachePrices(cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m),
     )
@@ -282,7 +292,7 @@ def models_list(state: CliState, as_json: bool) -> None:
     rows = [model_view(m) | {"aliases": aliases.get(m.id, [])} for m in list_models()]
     columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m"]
     columns += ["cache_read_per_1m", "cache_write_per_1m", "cache_write_1h_per_1m"]
-    columns += ["enabled", "aliases"]
+    columns += ["context_tokens", "enabled", "aliases"]
 
     def render(items: list[dict[str, Any]]) -> str:
         return table([r | {"aliases": ", ".join(r["aliases"])} for r in items], columns)

@@ -179,6 +179,12 @@ class GatewayConfig:
         "Largest single event of an upstream stream; past it the call fails and costs nothing.",
         minimum=1024,
     )
+    default_context_tokens: int = _opt(
+        200000,
+        "Context window of a model without --context-tokens: what media of unknown size "
+        "(a URL, a file id, audio) reserves.",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True)

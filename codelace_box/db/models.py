@@ -129,6 +129,7 @@ class CatalogModel(BaseModel):
     input_per_1m_nanos = BigIntegerField()
     output_per_1m_nanos = BigIntegerField()
     max_output_tokens = IntegerField(null=True)
+    context_tokens = IntegerField(null=True)  # context window; None: gateway's default
     enabled = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -164,6 +165,7 @@ class UsageRecord(BaseModel):
     input_per_1m_nanos = BigIntegerField()  # the prices this row was charged at
     output_per_1m_nanos = BigIntegerField()
     cost_nanos = BigIntegerField(default=0)
+    hold_nanos = BigIntegerField(default=0)  # what was reserved: cost_nanos never exceeds it
     status = CharField()  # ok | error | abandoned
     error_code = CharField(null=True)
     stream = BooleanField(default=False)

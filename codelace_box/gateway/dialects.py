@@ -79,11 +79,22 @@ class OpenAIChunks:
         """The usage chunk if the client asked for it, then `[DONE]`."""
         if not self.call.include_usage:
             return [DONE]
-        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
-        chunk |= self._template
-        chunk |= {"object": "chat.completion.chunk", "model": self.call.route.id, "choices": []}
+        chunk = self._base() | {"choices": []}
         chunk["usage"] = usage_body(usage, charged)
         return [encode_chunk(chunk), DONE]
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """The end of a stream cut at the output cap: every choice finished for "length"."""
+        choices: list[JSON] = [
+            {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"}
+            for i in range(self.call.choices)
+        ]
+        return [encode_chunk(self._base() | {"choices": choices}), *self.tail(usage, charged)]
+
+    def _base(self) -> dict[str, Any]:
+        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
+        chunk |= self._template
+        return chunk | {"object": "chat.completion.chunk", "model": self.call.route.id}
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
         """The error chunk the OpenAI SDK raises."""
@@ -96,13 +107,28 @@ class AnthropicEvents:
     def __init__(self, call: ChatCall) -> None:
         self.call = call
         self._stop: JSON = {"type": "message_stop"}
+        self._open: set[Any] = set()  # indexes of content blocks started and not stopped
 
     def chunk(self, event: JSON) -> bytes:
         """The event as Anthropic frames it (message_stop: held back for the tail)."""
-        if event.get("type") == "message_stop":
+        kind = event.get("type")
+        if kind == "message_stop":
             self._stop = event
             return b""
+        if kind == "content_block_start":
+            self._open.add(event.get("index"))
+        elif kind == "content_block_stop":
+            self._open.discard(event.get("index"))
         return encode_event(event)
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """The end of a stream cut at the output cap: the open blocks stopped, then
+        message_delta with stop_reason max_tokens and message_stop."""
+        out = [encode_event({"type": "content_block_stop", "index": i}) for i in self._open]
+        delta = {"stop_reason": "max_tokens", "stop_sequence": None}
+        out.append(encode_event({"type": "message_delta", "delta": delta,
+                                 "usage": {"output_tokens": usage.output_tokens}}))  # fmt: skip
+        return [*out, *self.tail(usage, charged)]
 
     def tail(self, usage: Usage, charged: int) -> list[bytes]:
         """The held-back message_stop."""

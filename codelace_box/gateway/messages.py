@@ -15,8 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
-from codelace_box.gateway.metering import REMOTE_IMAGE_TOKENS, input_token_estimate
-from codelace_box.gateway.request import MAX_HOLD_NANOS, MAX_TOKENS, ChatCall
+from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS, input_token_estimate
+from codelace_box.gateway.request import (
+    DEFAULT_CONTEXT_TOKENS,
+    MAX_HOLD_NANOS,
+    MAX_TOKENS,
+    ChatCall,
+)
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
@@ -59,8 +64,9 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     return model, cap
 
 
-def _remote_sources(value: Any) -> int:
-    """Images and documents given by URL, anywhere in the content (tool results included)."""
+def _unsized_sources(value: Any) -> int:
+    """Images and documents given by URL or file id, anywhere in the content (tool results
+    included): media whose size the body does not show (base64 data is counted by its bytes)."""
     count = 0
     stack = [value]
     while stack:
@@ -69,7 +75,7 @@ def _remote_sources(value: Any) -> int:
             stack.extend(item)
         elif isinstance(item, dict):
             source = item.get("source")
-            if isinstance(source, dict) and source.get("type") == "url":
+            if isinstance(source, dict) and source.get("type") in ("url", "file"):
                 count += 1
             content = item.get("content")
             if isinstance(content, list):
@@ -77,9 +83,11 @@ def _remote_sources(value: Any) -> int:
     return count
 
 
-def messages_input_bound(body_len: int, body: JSON) -> int:
-    """An upper bound of the input tokens: one per body byte, plus the media given by URL."""
-    return body_len + REMOTE_IMAGE_TOKENS * _remote_sources(body.get("messages"))
+def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
+    """An upper bound of the input tokens: one per body byte, what the provider adds, and the
+    model's context window once when media of unknown size is attached (as for chat)."""
+    media = context_tokens if _unsized_sources(body.get("messages")) else 0
+    return body_len + PROVIDER_PROMPT_TOKENS + media
 
 
 def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
@@ -129,6 +137,7 @@ def prepare_messages_call(
     request_id: str,
     user_id: int,
     key_id: int,
+    default_context_tokens: int = DEFAULT_CONTEXT_TOKENS,
 ) -> ChatCall:
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
@@ -137,6 +146,7 @@ def prepare_messages_call(
     check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body)
+    context = route.context_tokens or default_context_tokens
     return ChatCall(
         request_id=request_id,
         user_id=user_id,
@@ -149,7 +159,7 @@ def prepare_messages_call(
         output_cap=cap,
         cap_from_client=True,
         input_estimate=input_token_estimate(body_len),
-        hold_nanos=hold_for(route, messages_input_bound(body_len, body), cap),
+        hold_nanos=hold_for(route, messages_input_bound(body_len, body, context), cap),
         started=time.monotonic(),
         ingress=MESSAGES_ROUTE,
     )

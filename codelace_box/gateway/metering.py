@@ -14,12 +14,20 @@ one event-loop turn share one transaction (each in its own savepoint): `admit_in
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
-  one byte per token) plus 3,000 tokens per image given by URL (only its URL is in the body);
+  one byte per token; inline base64 media counts by its bytes), plus 1,000 tokens for what
+  the provider adds itself (message formatting, Anthropic's tool-use system prompt), plus,
+  when a message carries media whose size cannot be known from the body (an image or file by
+  URL or file id, audio, any other non-text part), the model's context window once (the whole
+  prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`;
 - output cap: the request's max_completion_tokens / max_tokens, else the model's
-  max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for;
-- when an upstream never reports usage (an abandoned stream, a server that ignores
-  include_usage): input = body bytes / 4 and output = relayed characters / 4, rounded up, and
-  the usage row is marked `estimated`.
+  max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
+  and the relay stops a stream that reaches it;
+- when an upstream never reports usage (a server that ignores include_usage, a stream cut at
+  the cap or abandoned and never finished): see providers/tally.py, and the usage row is marked
+  `estimated`.
+
+The hold is an upper bound: a charge never exceeds it. A provider reporting more than was
+reserved is charged the hold, and the difference is logged as the operator's loss.
 """
 
 from __future__ import annotations
@@ -37,14 +45,15 @@ from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
 from codelace_box.money import priced_tokens_nanos
+from codelace_box.providers.tally import unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
 _HOST = socket.gethostname()
-REMOTE_IMAGE_TOKENS = 3000
 BYTES_PER_TOKEN_ESTIMATE = 4
+PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, tool-use prompt)
 
 
 def hold_owner() -> str:
@@ -114,23 +123,11 @@ def release_holds_in(tx: Tx, *, owners: Iterable[str] = (), request_ids: Iterabl
     return released
 
 
-def _remote_images(messages: Any) -> int:
-    count = 0
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            image = part.get("image_url") if isinstance(part, dict) else None
-            url = image.get("url") if isinstance(image, dict) else image
-            if isinstance(url, str) and not url.startswith("data:"):
-                count += 1
-    return count
-
-
-def input_token_bound(body_len: int, body: dict[str, Any]) -> int:
-    """An upper bound of the request's input tokens, for admission."""
-    return body_len + REMOTE_IMAGE_TOKENS * _remote_images(body.get("messages"))
+def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:
+    """An upper bound of the request's input tokens, for admission (`context_tokens`: the
+    model's context window, reserved once when media of unknown size is attached)."""
+    media = context_tokens if unsized_parts(body.get("messages")) else 0
+    return body_len + PROVIDER_PROMPT_TOKENS + media
 
 
 def input_token_estimate(body_len: int) -> int:
@@ -221,7 +218,7 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
         append_entry_in(tx, item.user_id, -charged, "usage", reason, key, now, released=hold)
     else:
         hotpath.lower_held(tx, item.user_id, hold)
-    hotpath.insert_usage(tx, _usage_values(item, charged, now))
+    hotpath.insert_usage(tx, _usage_values(item, charged, hold, now))
     return charged
 
 
@@ -232,10 +229,22 @@ def settle(item: Settlement) -> int | None:
 
 
 def _charge(tx: Tx, item: Settlement, hold: int) -> int:
-    """The cost, capped at what the account covers besides the other requests' holds."""
+    """The cost, capped at the hold (the most the request could cost: what the provider reports
+    above it is the operator's loss), and at what the account covers besides the other
+    requests' holds."""
     cost = item.cost_nanos()
     if cost <= 0:
         return 0
+    if cost > hold:
+        log.warning(
+            "request %s: the provider reported %d nano-USD, more than the %d reserved; charged"
+            " the reservation, the operator's loss is %d nano-USD",
+            item.request_id,
+            cost,
+            hold,
+            cost - hold,
+        )
+        cost = hold
     balance, held = hotpath.account(tx, item.user_id)
     charged = min(cost, max(0, balance - (held - hold)))
     if charged < cost:
@@ -259,7 +268,7 @@ def _token_count(tokens: int) -> int:
     return min(max(tokens, 0), MAX_STORED_TOKENS)
 
 
-def _usage_values(item: Settlement, charged: int, now: str) -> tuple[Any, ...]:
+def _usage_values(item: Settlement, charged: int, hold: int, now: str) -> tuple[Any, ...]:
     return (
         item.request_id,
         item.user_id,
@@ -272,6 +281,7 @@ def _usage_values(item: Settlement, charged: int, now: str) -> tuple[Any, ...]:
         item.input_per_1m_nanos,
         item.output_per_1m_nanos,
         charged,
+        hold,
         item.status,
         item.error_code,
         int(item.stream),

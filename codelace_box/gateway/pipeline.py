@@ -7,9 +7,10 @@ call, so every error before the first byte is still a plain JSON error with its 
 Every path settles exactly once, synchronously (no await can split it), including a client
 that goes away: cancellation cannot interrupt code that does not await.
 
-A non-streaming call whose client leaves is not stopped: the upstream already works on it and
-bills the operator, as OpenAI and OpenRouter bill theirs, so it finishes in the background and
-is charged, its usage row marked "abandoned". `drain()` lets those finish before a worker stops.
+A call whose client leaves is not stopped: the upstream already works on it and bills the
+operator, as OpenAI and OpenRouter bill theirs, so it finishes in the background (a stream is
+read on, within its output cap and the read timeout) and is charged what the provider reports,
+its usage row marked "abandoned". `drain()` lets those finish before a worker stops.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -34,7 +36,7 @@ from codelace_box.gateway.metering import (
 )
 from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
 from codelace_box.gateway.relay import StreamRelay
-from codelace_box.gateway.request import ChatCall, prepare_call
+from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
 from codelace_box.gateway.upstream import open_upstream
@@ -50,6 +52,8 @@ class GatewaySettings:
     max_retries: int = 2
     keepalive_sec: float = DEFAULT_KEEPALIVE_SEC  # SSE comment while the upstream is silent
     probe_timeout_sec: float = 10.0  # a probe confirming that the upstream refuses a key
+    read_timeout_sec: float = 600.0  # gateway.read_timeout_sec: reading on after a client left
+    default_context_tokens: int = DEFAULT_CONTEXT_TOKENS  # gateway.default_context_tokens
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class Gateway:
         self.writes = WriteBatch()
         self.prober = KeyProber(settings.probe_timeout_sec)
         self._left: set[str] = set()  # request ids whose client went away mid-call
-        self._background: set[asyncio.Future[Completed]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         # Every call of this process that may still settle: gone once nothing refers to it.
         self._calls: weakref.WeakValueDictionary[str, ChatCall] = weakref.WeakValueDictionary()
 
@@ -81,8 +85,9 @@ class Gateway:
     ) -> ChatCall:
         """Validate, route, price and reserve the worst case (402 if it is not covered)."""
         call = prepare_call(
-            self.routes, body, body_len, request_id=request_id, user_id=user_id, key_id=key_id
-        )
+            self.routes, body, body_len, request_id=request_id, user_id=user_id, key_id=key_id,
+            default_context_tokens=self.settings.default_context_tokens,
+        )  # fmt: skip
         await self.reserve(call)
         return call
 
@@ -113,7 +118,8 @@ class Gateway:
 
     async def drain(self, timeout: float) -> None:
         """Before the worker stops: calls whose clients left finish and are charged; any still
-        running after `timeout` seconds is cancelled, which frees its hold at no cost."""
+        running after `timeout` seconds is cancelled, which frees the hold of a call that
+        produced nothing and charges a stream what was seen of it."""
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=timeout)
             for task in late:
@@ -122,7 +128,13 @@ class Gateway:
                 await asyncio.wait(late)
         self.writes.flush()  # the releases those cancellations queued
 
-    def _background_done(self, request_id: str, task: asyncio.Future[Completed]) -> None:
+    def _detach(self, request_id: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run work of a call whose client left; `drain()` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(partial(self._background_done, request_id))
+
+    def _background_done(self, request_id: str, task: asyncio.Future[Any]) -> None:
         self._background.discard(task)
         self._left.discard(request_id)
         exc = None if task.cancelled() else task.exception()
@@ -171,7 +183,7 @@ class Gateway:
             raise UpstreamBroken("the upstream answered with something other than an object")
         body, usage = call.adapter.parse_response(payload, call.route.id)
         if usage.estimated and not usage.input_tokens:
-            usage.input_tokens = call.input_estimate
+            usage.input_tokens = call.input_guess()
         return body, usage
 
     async def open_stream(self, call: ChatCall) -> StreamRelay:
@@ -182,7 +194,14 @@ class Gateway:
             )
         except BaseException as exc:
             raise await self._release(call, exc) from None
-        relay = StreamRelay(call, started.opened, self.settings.keepalive_sec, self.writes)
+        relay = StreamRelay(
+            call,
+            started.opened,
+            self.writes,
+            keepalive_sec=self.settings.keepalive_sec,
+            read_timeout_sec=self.settings.read_timeout_sec,
+            detach=partial(self._detach, call.request_id),
+        )
         relay.pending = started.prefix
         return relay
 

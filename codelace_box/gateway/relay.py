@@ -1,16 +1,19 @@
-"""Relaying one upstream stream to the client as OpenAI chunks, then settling it.
+"""Relaying one upstream stream to the client, in the dialect of its route, then settling it.
 
 The relay reads the upstream as bytes arrive, translates its events with the provider's
 StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
-it writes `: keep-alive` comments. At the normal end it settles first, then sends the usage
-chunk (with `cost_usd`, only if the client asked for usage) and `data: [DONE]`. A stream that
+it writes `: keep-alive` comments. At the normal end it settles first, then sends the tail
+(gateway/dialects.py: for chat completions the usage chunk with `cost_usd`, only if the client
+asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
 answer as a plain JSON error with its status), after that it ends with an error event; an
-upstream event longer than `gateway.max_sse_event_bytes` is such a failure. A client that goes
-away (its task is cancelled, or a send fails) is charged, in `finally`, for what the upstream
-produced: its usage if it came, else the relayed output counted and the row marked estimated;
-the upstream connection is closed so it stops generating.
-"""
+upstream event longer than `gateway.max_sse_event_bytes` is such a failure. Output is counted as
+it arrives (providers/tally.py, or the upstream's running usage): output past the reserved cap is
+not relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
+A client that goes away (its task is cancelled, or a send fails) does not stop the metering:
+the upstream is read on in a background task the server's stop waits for, within the output
+cap and the read timeout, and the call is charged the provider's usage (row `abandoned`), or,
+if it never comes, an estimate never below what was seen (row also `estimated`)."""
 
 from __future__ import annotations
 
@@ -18,22 +21,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
 from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
-from codelace_box.gateway.metering import settle, settle_in
+from codelace_box.gateway.metering import Settlement, settle, settle_in
 from codelace_box.gateway.outcome import client_error, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.tally import OutputTally
 
 Send = Callable[[bytes], Awaitable[Any]]
-CHARS_PER_TOKEN = 4
+Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the stop waits for
 DRAIN_TIMEOUT_SEC = 1.0
 log = logging.getLogger("codelace_box.gateway")
 STREAM_HEADERS = {
@@ -50,24 +54,35 @@ class StreamRelay:
     """One streamed call from the upstream's 200 answer to the client's last byte."""
 
     def __init__(
-        self, call: ChatCall, opened: Opened, keepalive_sec: float, writes: WriteBatch
+        self,
+        call: ChatCall,
+        opened: Opened,
+        writes: WriteBatch,
+        *,
+        keepalive_sec: float,
+        read_timeout_sec: float,
+        detach: Detach,
     ) -> None:
         self.call = call
         self.opened = opened
         self.keepalive_sec = keepalive_sec
+        self.read_timeout_sec = read_timeout_sec
         self.writes = writes
+        self.detach = detach
         self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
+        self.tally = OutputTally()
         self._parser = SSEParser(opened.response.limits.max_event_bytes)
         self.encoder = stream_encoder(call)
         self.pending = b""  # bytes read from the upstream before the relay began
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
+        self._capped = False  # the output reached the reserved cap: relay no more
+        self._reading_on = False  # the client left; a background task reads the upstream
         self._last_send = time.monotonic()  # when the client last got bytes from us
 
     async def run(self, send: Send) -> None:
         """Relay to the end; raises only the error of a failure before the first byte was sent
         (client failures and later upstream failures are handled here)."""
-        response = self.opened.response
         try:
             await self._relay(send)
         except ClientGone:
@@ -75,11 +90,18 @@ class StreamRelay:
         except Exception as exc:
             await self._fail(send, exc)
         finally:
-            if not self._settled:  # the client went away: charge what was produced
-                self._settled = True
-                produced = self._produced()
-                settle(settlement(self.call, produced, "abandoned", error_code="client_closed"))
-            response.close()
+            if not self._settled:  # the client went away: read on for the provider's count
+                self.abandon()
+            elif not self._reading_on:
+                self.opened.response.close()
+
+    def abandon(self) -> None:
+        """The client left: the upstream works on (and bills the operator) whether or not
+        anyone listens, so its stream is read on in the background, within the output cap and
+        the read timeout, and the call is charged what the provider reports."""
+        if not self._settled:
+            self._settled = self._reading_on = True
+            self.detach(self._read_on())
 
     async def _relay(self, send: Send) -> None:
         translator = self.translator
@@ -92,32 +114,97 @@ class StreamRelay:
                 await self._send(send, b"".join(out))
             if failure is not None:
                 raise failure
+            if self._capped:
+                return await self._cut(send)
             if not data:
                 break
         tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and translator.usage is None:
             raise UpstreamBroken("the upstream stream ended before it was complete")
-        usage = self._produced()
+        usage = self._produced(complete=True)
         self._settled = True  # from here the settlement commits even if we are cancelled
-        item = settlement(self.call, usage, "ok")
-        try:
-            charged = await self.writes.submit(partial(settle_in, item=item)) or 0
-        except Exception:  # not settled (e.g. the database stayed locked): the client has the
-            charged = settle(item) or 0  # output, so once more, alone (raises if that fails too)
+        charged = await self._commit(settlement(self.call, usage, "ok"))
         tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
         await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
 
+    async def _cut(self, send: Send) -> None:
+        """The output reached the reserved cap: the upstream is stopped and the client's
+        stream ends as one that hit max_tokens (finish_reason "length")."""
+        self.opened.response.close()
+        usage = self._produced(complete=False)
+        self._settled = True
+        charged = await self._commit(settlement(self.call, usage, "ok", error_code="output_cap"))
+        await self._send(send, b"".join(self.encoder.cut(usage, charged)))
+
+    async def _commit(self, item: Settlement) -> int:
+        """Settle a call whose client has (some of) the output; returns the charge."""
+        try:
+            return await self.writes.submit(partial(settle_in, item=item)) or 0
+        except Exception:  # not settled (e.g. the database stayed locked): the client has the
+            return settle(item) or 0  # output, so once more, alone (raises if that fails too)
+
     def _translate(self, events: list[SSEEvent]) -> tuple[list[bytes], Exception | None]:
-        """The encoded chunks of some events; an error event stops there (what came before
-        it in the same read is still relayed)."""
+        """The encoded chunks of some events, up to the output cap; an error event stops
+        there (what came before it in the same read is still relayed)."""
         out: list[bytes] = []
         try:
             for event in events:
-                out.extend(self.encoder.chunk(c) for c in self.translator.feed(event))
+                for chunk in self.translator.feed(event):
+                    if self._count(chunk):
+                        return out, None
+                    out.append(self.encoder.chunk(chunk))
         except Exception as exc:
             return out, exc
         return out, None
+
+    def _count(self, chunk: dict[str, Any]) -> bool:
+        """Count a chunk's output; whether it is past the reserved cap (then the output before
+        it was all the cap allowed, and the stream is cut there)."""
+        full = self._reached_cap()
+        if self.tally.add(chunk) and full:
+            self._capped = True
+        return self._capped
+
+    def _reached_cap(self) -> bool:
+        produced = max(self.tally.least_tokens, self.translator.output_tokens_seen)
+        return produced >= self.call.output_limit
+
+    async def _read_on(self) -> None:
+        """After the client left: the rest of the upstream's stream, then the settlement.
+        Cancelled (a stop that ran out of time), it charges what was seen."""
+        complete = False
+        try:
+            async with asyncio.timeout(self.read_timeout_sec):
+                complete = await self._consume()
+        except asyncio.CancelledError:
+            self.opened.response.close()
+            settle(self._left(complete=False))
+            raise
+        except Exception as exc:  # the upstream failed or went silent: what was seen counts
+            log.info("stream %s ended after its client left: %s", self.call.request_id, exc)
+        self.opened.response.close()
+        await self._commit(self._left(complete))
+
+    async def _consume(self) -> bool:
+        """Read the upstream to its end or the output cap; whether it ended normally."""
+        translator = self.translator
+        while not translator.finished:
+            data = await self.opened.response.read_chunk()
+            for event in self._parser.feed(data) if data else self._parser.flush():
+                for chunk in translator.feed(event):
+                    if self._count(chunk):
+                        return False
+            if self._parser.too_large is not None:
+                raise self._parser.too_large
+            if not data:
+                translator.finish()
+                return translator.finished or translator.usage is not None
+        return True
+
+    def _left(self, complete: bool) -> Settlement:
+        usage = self._produced(complete)
+        return settlement(self.call, usage, "abandoned", error_code="client_closed")
 
     async def _read(self, send: Send) -> bytes:
         """The next upstream bytes, sending keep-alive comments while the client got nothing
@@ -146,14 +233,20 @@ class StreamRelay:
         self._last_send = time.monotonic()
         self._sent_any = True
 
-    def _produced(self) -> Usage:
-        """The upstream's usage, or an estimate of what it produced so far."""
+    def _produced(self, complete: bool) -> Usage:
+        """The provider's usage of a stream that ended normally; otherwise an estimate that
+        is never below any count the provider already gave (a partial or running usage,
+        reasoning tokens) nor below the output relayed (tally.py)."""
         translator = self.translator
-        if translator.usage is not None:
-            return translator.usage
-        output = -(-translator.output_chars // CHARS_PER_TOKEN)
-        seen = translator.input_tokens_seen
-        return Usage(seen or self.call.input_estimate, output, estimated=True)
+        reported = translator.usage
+        if complete and reported is not None:
+            return reported
+        seen_in = max(translator.input_tokens_seen, reported.input_tokens if reported else 0)
+        output = max(self.tally.tokens, translator.output_tokens_seen)
+        if reported is not None:
+            output = max(output, reported.output_tokens)
+        details = dict(reported.details) if reported else {}
+        return Usage(seen_in or self.call.input_guess(), output, details, estimated=True)
 
     async def _fail(self, send: Send, exc: Exception) -> None:
         """A failed stream: nothing charged; an error event sent, or raised when the client got

@@ -23,10 +23,12 @@ from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_fields
+from codelace_box.providers.tally import input_estimate
 
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
+DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
@@ -57,10 +59,20 @@ class ChatCall:
     include_usage: bool
     output_cap: int  # per choice; what the upstream is allowed to produce
     cap_from_client: bool
-    input_estimate: int  # tokens, when the upstream never reports usage
+    input_estimate: int  # tokens (body bytes / 4), when the upstream never reports usage
     hold_nanos: int
     started: float
+    choices: int = 1  # n
     ingress: str = "/v1/chat/completions"  # the route (and so the wire dialect) it came by
+
+    @property
+    def output_limit(self) -> int:
+        """The output tokens reserved for, all choices together: where a stream is cut."""
+        return self.output_cap * self.choices
+
+    def input_guess(self) -> int:
+        """Input tokens when the upstream never reported them (never low: tally.py)."""
+        return max(self.input_estimate, input_estimate(self.body))
 
 
 def _bad(message: str, param: str) -> InvalidRequest:
@@ -150,6 +162,7 @@ def prepare_call(
     request_id: str,
     user_id: int,
     key_id: int,
+    default_context_tokens: int = DEFAULT_CONTEXT_TOKENS,
 ) -> ChatCall:
     """Validate, route and price a request (nothing is reserved yet)."""
     route = routes.resolve(validate_body(body))
@@ -161,7 +174,7 @@ def prepare_call(
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}
     worst = token_cost_nanos(
-        input_token_bound(body_len, body),
+        input_token_bound(body_len, body, route.context_tokens or default_context_tokens),
         cap * choices,
         route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
@@ -181,4 +194,5 @@ def prepare_call(
         input_estimate=input_token_estimate(body_len),
         hold_nanos=worst,
         started=time.monotonic(),
+        choices=choices,
     )

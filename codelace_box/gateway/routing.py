@@ -58,6 +58,7 @@ class ModelRoute:
     output_per_1m_nanos: int
     max_output_tokens: int | None
     created: int  # unix seconds, for /v1/models
+    context_tokens: int | None = None  # None: gateway.default_context_tokens
     cache_read_per_1m_nanos: int = 0  # resolved: the input price when the catalog has none
     cache_write_per_1m_nanos: int = 0
     cache_write_1h_per_1m_nanos: int = 0
@@ -76,7 +77,8 @@ class ModelRoute:
 _MODELS_SQL = (
     "SELECT m.id, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos, "
     "m.max_output_tokens, m.created_at, m.provider_id, m.cache_read_per_1m_nanos, "
-    "m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos FROM catalog_model m "
+    "m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, m.context_tokens "
+    "FROM catalog_model m "
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
 _ALIASES_SQL = "SELECT name, model_id FROM model_alias"
@@ -112,6 +114,7 @@ def _model_route(row: tuple[Any, ...], providers: dict[int, ProviderRoute]) -> M
         cache_read_per_1m_nanos=input_price if row[7] is None else int(row[7]),
         cache_write_per_1m_nanos=cache_write,
         cache_write_1h_per_1m_nanos=cache_write if row[9] is None else int(row[9]),
+        context_tokens=None if row[10] is None else int(row[10]),
     )
 
 

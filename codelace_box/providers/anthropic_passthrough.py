@@ -153,6 +153,7 @@ class PassthroughStream(StreamTranslator):
         cumulative = {k: v for k, v in usage.items() if v is not None}
         if isinstance(cumulative.get("output_tokens"), int):  # message_delta counts are final
             self.usage = usage_from(_merge_counts(self.start_usage, cumulative))
+            self.output_tokens_seen = max(self.output_tokens_seen, self.usage.output_tokens)
 
 
 def _raise(data: JSON) -> None:

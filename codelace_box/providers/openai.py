@@ -19,9 +19,9 @@ from codelace_box.providers.base import (
     UpstreamStreamError,
     Usage,
 )
+from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-CHARS_PER_TOKEN = 4  # for estimates when an upstream reports no usage
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -58,11 +58,6 @@ def _private(name: str) -> bool:
     """Usage keys that tell the operator's own bill (OpenRouter's `cost`, `cost_details`,
     `is_byok`): never shown to the user, whose price is `cost_usd`."""
     return "cost" in name.lower() or name == "is_byok"
-
-
-def estimate_tokens(chars: int) -> int:
-    """Tokens for a count of characters (rounded up)."""
-    return -(-chars // CHARS_PER_TOKEN)
 
 
 def _delta_chars(delta: Any) -> int:
@@ -105,6 +100,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         error = _reported_error(chunk)
         if error is not None:
             raise UpstreamStreamError(_error_text(error), "upstream_error")
+        self._saw(chunk.get("usage"))
         usage = usage_from(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
@@ -118,6 +114,19 @@ class OpenAIStreamTranslator(StreamTranslator):
                 self.output_chars += _delta_chars(choice.get("delta"))
                 self._track(choice)
         return [self._relabel(chunk)]
+
+    def _saw(self, raw: Any) -> None:
+        """Remember the counts of any usage object, even a partial or running one."""
+        if not isinstance(raw, dict):
+            return
+        details = raw.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        for seen in (raw.get("completion_tokens"), reasoning):
+            if isinstance(seen, int) and not isinstance(seen, bool):
+                self.output_tokens_seen = max(self.output_tokens_seen, seen)
+        prompt = raw.get("prompt_tokens")
+        if isinstance(prompt, int) and not isinstance(prompt, bool):
+            self.input_tokens_seen = max(self.input_tokens_seen, prompt)
 
     def _track(self, choice: JSON) -> None:
         index = choice.get("index", 0)
@@ -209,8 +218,8 @@ class OpenAIAdapter(ProviderAdapter):
         payload["model"] = public_model
         usage = usage_from(payload.get("usage"))
         if usage is None:
-            chars = sum(_delta_chars(c.get("message")) for c in choices if isinstance(c, dict))
-            usage = Usage(0, estimate_tokens(chars), estimated=True)
+            produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
+            usage = Usage(0, sum(produced), estimated=True)
         return payload, usage
 
     def error_message(self, status: int, payload: bytes) -> str:

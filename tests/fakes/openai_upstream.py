@@ -9,8 +9,9 @@ API (Bearer key, model, non-empty messages, stream_options only with stream) and
 per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
 a connection dropped or an error event mid-stream, a stream that hangs until the client leaves,
 a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
-tens of megabytes from a generator; it can pause midway until the test lets it go on).
-`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
+tens of megabytes from a generator; it can pause midway until the test lets it go on);
+hidden reasoning tokens reported in the usage after a pause, an endless stream that ignores
+max_tokens. `GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -45,6 +46,7 @@ class Reply:
     cached_tokens: int = 0  # of prompt_tokens: read from the prompt cache
     completion_tokens: int | None = None  # None: one token per streamed piece
     completion_tokens_from_cap: bool = False  # report the request's max_tokens as produced
+    reasoning_tokens: int = 0  # of completion_tokens: hidden reasoning, never streamed
     pieces: list[str] | None = None  # stream deltas; default: the content split at spaces
     tool_calls: list[dict[str, Any]] | None = None  # [{"name": ..., "arguments": "..."}]
     finish_reason: str | None = None  # default: "tool_calls" with tools, else "stop"
@@ -59,6 +61,9 @@ class Reply:
     hang_after: int | None = None  # stream: go silent after N events until the client leaves
     raw: Iterable[bytes] | None = None  # the body verbatim, these writes in order (any status)
     pause_after: int | None = None  # raw: after N writes, set `paused`, wait for `resume`
+    tail_delay: float = 0.0  # stream: seconds between the last content event and the finish
+    endless: str | None = None  # stream: after the content, this piece again and again (until
+    endless_limit: int = 20_000  # the client leaves, or this many), ignoring max_tokens
     content_type: str = "text/event-stream; charset=utf-8"  # of a `raw` body
     gzip: bool = False  # compress the answer (content-encoding: gzip), as proxies may
 
@@ -104,6 +109,7 @@ class FakeOpenAI(LoopbackServer):
         self.requests: list[Recorded] = []
         self.script: deque[Reply] = deque()
         self.default = Reply()
+        self.tagged: dict[str, Reply] = {}  # a request's `user` field -> its reply (any order)
         self.key_status: dict[str, int] = {}  # API key -> status it always gets (401, 429...)
         self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
         self.probe_status: dict[str, int] = {}  # API key -> status of GET /v1/models (401...)
@@ -122,6 +128,7 @@ class FakeOpenAI(LoopbackServer):
     def reset(self) -> None:
         self.requests.clear()
         self.script.clear()
+        self.tagged.clear()
         self.key_status.clear()
         self.probe_status.clear()
         self.probes.clear()
@@ -147,7 +154,10 @@ class FakeOpenAI(LoopbackServer):
         models = [{"id": "gpt-4o-mini-2024-07-18", "object": "model", "owned_by": "system"}]
         return web.json_response({"object": "list", "data": models})
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, body: Any) -> Reply:
+        tag = body.get("user") if isinstance(body, dict) else None
+        if isinstance(tag, str) and tag in self.tagged:
+            return self.tagged[tag]
         return self.script.popleft() if self.script else self.default
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -161,7 +171,7 @@ class FakeOpenAI(LoopbackServer):
         refusal = self._refuse(headers, body)
         if refusal is not None:
             return refusal
-        reply = self._next_reply()
+        reply = self._next_reply(body)
         if reply.delay_before:
             await asyncio.sleep(reply.delay_before)
         if reply.raw is not None:
@@ -265,7 +275,7 @@ class FakeOpenAI(LoopbackServer):
             "total_tokens": reply.prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reply.reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -339,6 +349,11 @@ class FakeOpenAI(LoopbackServer):
             await response.write(self._event(base, delta, include_usage, index))
             if reply.piece_delay:
                 await asyncio.sleep(reply.piece_delay)
+        if reply.endless is not None:
+            await self._endless(request, response, base, reply.endless, reply.endless_limit)
+            return response
+        if reply.tail_delay:
+            await asyncio.sleep(reply.tail_delay)
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         await response.write(self._finish(base, finish, include_usage))
         if include_usage and reply.usage:
@@ -347,6 +362,28 @@ class FakeOpenAI(LoopbackServer):
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _endless(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        base: dict[str, Any],
+        piece: str,
+        limit: int,
+    ) -> None:
+        """Content events until the client leaves (or `limit` of them), never a finish."""
+        for index in range(limit):
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self.client_gone.set()
+                return
+            try:
+                await response.write(self._event(base, {"content": piece}, False, index))
+            except (ConnectionError, RuntimeError):
+                self.client_gone.set()
+                return
+            if index % 50 == 49:
+                await asyncio.sleep(0.001)
 
     @staticmethod
     def _deltas(reply: Reply) -> list[dict[str, Any]]:

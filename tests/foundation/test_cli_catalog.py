@@ -119,6 +119,7 @@ def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
         "input_per_1m": 0.15,
         "output_per_1m": 0.6,
         "max_output_tokens": None,
+        "context_tokens": None,
         "enabled": True,
         "cache_read_per_1m": 0.15,  # cache prices never set: the input price
         "cache_write_per_1m": 0.15,
@@ -128,10 +129,15 @@ def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
     workspace.run(
         "models", "set", "acme/fast-1", "--input-per-1m", "0.01", "--output-per-1m", "2",
         "--upstream-model", "fast-1-2026", "--max-output-tokens", "4096",
+        "--context-tokens", "128000",
     )  # fmt: skip
     changed = model(workspace, "acme/fast-1")
     assert (changed["input_per_1m"], changed["output_per_1m"]) == (0.01, 2.0)
     assert (changed["upstream_model"], changed["max_output_tokens"]) == ("fast-1-2026", 4096)
+    assert changed["context_tokens"] == 128000
+    assert "CONTEXT_TOKENS" in workspace.run("models", "list").stdout
+    workspace.run("models", "set", "acme/fast-1", "--input-per-1m", "0.01", "--output-per-1m", "2")
+    assert model(workspace, "acme/fast-1")["context_tokens"] == 128000  # kept when not given
     prices = workspace.sql(
         "SELECT input_per_1m_nanos, output_per_1m_nanos FROM catalog_model WHERE id = ?",
         ("acme/fast-1",),

@@ -216,10 +216,13 @@ def test_validation_caps_and_worst_case(db: Path) -> None:
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
     ]}]  # fmt: skip
     body = {"model": "acme/m1", "messages": messages, "n": 2}
-    assert input_token_bound(100, body) == 100 + 3000  # one remote image
-    call = prepare_call(routes, body, 100, request_id="r1", user_id=1, key_id=1)
+    assert input_token_bound(100, body, 5000) == 100 + 1000 + 5000  # remote image: the context
+    call = prepare_call(routes, body, 100, request_id="r1", user_id=1, key_id=1,
+                        default_context_tokens=5000)  # fmt: skip
     assert (call.output_cap, call.cap_from_client) == (300, False)
-    assert call.hold_nanos == (3100 * 2_000_000_000 + 2 * 300 * 8_000_000_000) // 1_000_000
+    assert call.hold_nanos == (6100 * 2_000_000_000 + 2 * 300 * 8_000_000_000) // 1_000_000
+    inline = [{"role": "user", "content": messages[0]["content"][::2]}]  # text, data: URL
+    assert input_token_bound(100, {"messages": inline}, 5000) == 100 + 1000
     route = routes.resolve("acme/m1")
     assert output_cap({"max_tokens": 50, "max_completion_tokens": 70}, route) == (70, True)
     with pytest.raises(InvalidRequest) as bad:

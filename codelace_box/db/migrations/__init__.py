@@ -12,6 +12,7 @@ from codelace_box.db.migrations import (
     m0001_initial,
     m0002_hold_owner,
     m0003_public_uuids,
+    m0004_money_bounds,
     m0005_allowed_fields,
     m0006_messages_cache_aliases,
 )
@@ -20,6 +21,7 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (1, m0001_initial),
     (2, m0002_hold_owner),
     (3, m0003_public_uuids),
+    (4, m0004_money_bounds),
     (5, m0005_allowed_fields),
     (6, m0006_messages_cache_aliases),
 ]

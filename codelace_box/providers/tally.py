@@ -1,0 +1,145 @@
+"""Counting tokens the provider did not (yet) count: a stream's output as it is relayed, the
+input of a call whose provider never said, and the media parts whose size no one can know.
+
+What is charged when the provider never counted never comes out low on purpose: an ASCII
+character counts a quarter token, any other character (CJK, emoji, ...) a whole one, each
+relayed piece of output at least one token, and each media part of unknown size 3,000 tokens.
+The caller never lets it undercut what the provider already reported in part (running usage,
+reasoning token counts).
+
+Where a stream is cut at its output cap the count must not come out high instead (that would cut
+an answer the provider was still allowed to give): each piece of output counts one token
+(servers stream about one token per event), or 16 characters one token if that is more.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+CHARS_PER_TOKEN = 4  # ASCII characters per token
+MAX_CHARS_PER_TOKEN = 16  # hardly any token is longer
+ESTIMATED_MEDIA_TOKENS = 3000  # a media part of unknown size, when the provider never said
+TEXT_PARTS = frozenset({"text", "refusal"})
+# Delta keys that carry no generated text: ids, labels, and the whole thinking blocks (their
+# text was relayed already as reasoning_content; a signature is not output).
+_NOT_OUTPUT = frozenset({"role", "type", "id", "index", "thinking_blocks", "signature"})
+
+
+def _split(text: str) -> tuple[int, int]:
+    """(ASCII characters, other characters) of a text."""
+    if text.isascii():
+        return len(text), 0
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return ascii_chars, len(text) - ascii_chars
+
+
+def _tokens(ascii_chars: int, other_chars: int) -> int:
+    return -(-ascii_chars // CHARS_PER_TOKEN) + other_chars
+
+
+def text_tokens(text: str) -> int:
+    """A conservative token count of a text."""
+    return _tokens(*_split(text))
+
+
+def output_tokens(message: Any) -> int:
+    """A conservative token count of the generated text in a message or delta."""
+    return _tokens(*_delta_chars(message))
+
+
+def _delta_chars(value: Any) -> tuple[int, int]:
+    """(ASCII, other) characters of the generated text in a delta, at any depth."""
+    if isinstance(value, str):
+        return _split(value)
+    ascii_chars = other_chars = 0
+    if isinstance(value, dict):
+        items: Any = (v for k, v in value.items() if k not in _NOT_OUTPUT)
+    elif isinstance(value, list):
+        items = value
+    else:
+        return 0, 0
+    for item in items:
+        more_ascii, more_other = _delta_chars(item)
+        ascii_chars += more_ascii
+        other_chars += more_other
+    return ascii_chars, other_chars
+
+
+class OutputTally:
+    """The output relayed so far, counted chunk by chunk."""
+
+    __slots__ = ("ascii_chars", "other_chars", "pieces")
+
+    def __init__(self) -> None:
+        self.ascii_chars = 0
+        self.other_chars = 0
+        self.pieces = 0  # deltas that carried output
+
+    def add(self, chunk: dict[str, Any]) -> bool:
+        """Count one `chat.completion.chunk` (or Anthropic `content_block_delta` event, as
+        /v1/messages relays); whether it carried output."""
+        carried = False
+        if chunk.get("type") == "content_block_delta":
+            deltas: list[Any] = [chunk.get("delta")]
+        else:
+            deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
+        for delta in deltas:
+            ascii_chars, other_chars = _delta_chars(delta)
+            if ascii_chars or other_chars:
+                carried = True
+                self.pieces += 1
+                self.ascii_chars += ascii_chars
+                self.other_chars += other_chars
+        return carried
+
+    @property
+    def tokens(self) -> int:
+        """Output tokens produced so far, by a count that does not come out low."""
+        return max(self.pieces, _tokens(self.ascii_chars, self.other_chars))
+
+    @property
+    def least_tokens(self) -> int:
+        """Output tokens produced so far, by a count that does not come out high."""
+        chars = self.ascii_chars + self.other_chars
+        return max(self.pieces, -(-chars // MAX_CHARS_PER_TOKEN))
+
+
+def is_unsized(part: Any) -> bool:
+    """Whether a message content part is media whose size cannot be known from the body: an
+    image or file by URL or file id, audio, any other non-text part. Inline base64 data
+    (`data:` URLs) is in the body, counted by its bytes."""
+    if not isinstance(part, dict):
+        return False
+    kind = part.get("type")
+    if kind in TEXT_PARTS:
+        return False
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        return not (isinstance(url, str) and url.startswith("data:"))
+    if kind == "file":
+        file = part.get("file")
+        if not isinstance(file, dict) or file.get("file_id") is not None:
+            return True
+        data = file.get("file_data")
+        return not (isinstance(data, str) and data.startswith("data:"))
+    return True
+
+
+def unsized_parts(messages: Any) -> int:
+    """How many content parts of a request's messages are media of unknown size."""
+    count = 0
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            count += sum(1 for part in content if is_unsized(part))
+    return count
+
+
+def input_estimate(body: dict[str, Any]) -> int:
+    """Input tokens of a request whose provider never reported them: its characters, plus
+    ESTIMATED_MEDIA_TOKENS per media part of unknown size (only when it is needed: it costs a
+    serialisation of the body)."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return text_tokens(text) + ESTIMATED_MEDIA_TOKENS * unsized_parts(body.get("messages"))
