@@ -99,8 +99,9 @@ def test_create_with_the_sdk_charges_cache_reads_and_writes_at_their_prices(
                             cache_read_input_tokens=5000, cache_creation_input_tokens=3000,
                             cache_creation_1h_tokens=1000))  # fmt: skip
     before, _ = fresh.balance_nanos(email)
+    prompt = "A long, cached prompt. " * 400  # its bytes bound the 8,100 tokens reported
     raw = fresh.client(key).messages.with_raw_response.create(
-        model=MODEL, max_tokens=512, messages=[{"role": "user", "content": "Hi"}]
+        model=MODEL, max_tokens=512, messages=[{"role": "user", "content": prompt}]
     )
     message = raw.parse()
     assert message.content[0].text == "Done."
