@@ -279,3 +279,17 @@ def test_billed_extras_need_the_operators_permission(
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert field in answer.json()["error"]["message"]
     assert fresh.fake.requests == []
+
+
+def test_a_stream_past_the_output_cap_is_cut_in_anthropics_shape(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="word " * 100, output_tokens=100))  # ignores max_tokens
+    with fresh.client(key).messages.stream(
+        model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "max_tokens"
+    assert len(final.content[0].text) < len("word " * 100)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["status"], row["error_code"]) == ("ok", "output_cap")
+    assert row["cost_nanos"] <= row["hold_nanos"]
