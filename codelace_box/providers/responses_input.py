@@ -1,0 +1,297 @@
+"""Responses API `input` (a string or a list of items) -> Chat Completions `messages` (pure code).
+
+What the items look like is taken from OpenAI's Responses reference and from what Codex CLI
+(codex-rs, `ResponseItem`) actually sends and hands back:
+
+- `message` items (the `type` may be left out): roles user, system, developer and assistant;
+  content a string or parts (`input_text`, `input_image` with an `image_url` (URL or data URL),
+  `input_file` with `file_data`, and on assistant turns `output_text` / `refusal`). Developer
+  messages become system messages (chat upstreams other than OpenAI rarely know the role).
+- `function_call` {call_id, name, arguments} and `custom_tool_call` {call_id, name, input}: the
+  tool calls of an assistant turn. Consecutive calls, and the assistant text before them, are one
+  chat assistant message (parallel calls must share one message, or the upstream refuses the tool
+  results that follow). A custom (freeform) tool is offered to chat upstreams as a function with
+  one string parameter `input` (see responses_request), so its call carries `{"input": ...}`;
+  a call with a `namespace` names the chat function namespace + name.
+- `function_call_output` / `custom_tool_call_output` {call_id, output}: a `tool` message. An
+  output may be a string or a list of `input_text` / `input_image` parts (Codex's view_image);
+  chat tool messages take text only, so images follow as a user message after the tool results.
+- `reasoning` items handed back {summary, content, encrypted_content}: chat upstreams cannot take
+  them and they are dropped, except the ones this box produced from a provider's signed thinking
+  (Anthropic): their `encrypted_content` carries the signed blocks, given back as the next
+  assistant message's `thinking_blocks` when the upstream is Anthropic (`keep_thinking`).
+- Items that need server-side state or hosted tools (`item_reference`, `web_search_call`,
+  `local_shell_call`, `compaction`, ...) are a 400 naming the item.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+
+JSON = dict[str, Any]
+
+THINKING_PREFIX = "codelace-thinking-v1:"  # our own encrypted_content: signed thinking blocks
+_THINKING_TYPES = ("thinking", "redacted_thinking")
+_CALL_TYPES = ("function_call", "custom_tool_call")
+_OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
+_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
+
+
+def encode_thinking(blocks: list[JSON]) -> str:
+    """`encrypted_content` for a provider's signed thinking blocks (opaque to the client)."""
+    raw = json.dumps(blocks, separators=(",", ":")).encode()
+    return THINKING_PREFIX + base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_thinking(value: Any) -> list[JSON]:
+    """The thinking blocks of an `encrypted_content` this box produced; [] for anything else
+    (OpenAI's own encrypted reasoning, tampered or foreign values)."""
+    if not isinstance(value, str) or not value.startswith(THINKING_PREFIX):
+        return []
+    try:
+        blocks = json.loads(base64.urlsafe_b64decode(value[len(THINKING_PREFIX) :]))
+    except (ValueError, binascii.Error):
+        return []
+    if not isinstance(blocks, list):
+        return []
+    return [b for b in blocks if isinstance(b, dict) and b.get("type") in _THINKING_TYPES]
+
+
+def input_messages(value: Any, *, keep_thinking: bool = False) -> list[JSON]:
+    """Chat messages for a Responses `input` (instructions are added by the caller)."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise InvalidRequest("input must be a string or a list of items", param="input")
+    builder = _Builder(keep_thinking)
+    for i, item in enumerate(value):
+        builder.add(item, f"input[{i}]")
+    builder.flush_images()
+    return builder.messages
+
+
+class _Builder:
+    """Accumulates chat messages, merging what chat needs in one assistant message."""
+
+    def __init__(self, keep_thinking: bool) -> None:
+        self.messages: list[JSON] = []
+        self.keep_thinking = keep_thinking
+        self.images: list[JSON] = []  # image parts of tool outputs, sent after the tool results
+        self.thinking: list[JSON] = []  # handed-back thinking for the next assistant turn
+
+    def add(self, item: Any, where: str) -> None:
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{where} must be an object", param=where)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind in _OUTPUT_TYPES:
+            self._tool_output(item, where)
+            return
+        self.flush_images()
+        if kind == "message":
+            self._message(item, where)
+        elif kind in _CALL_TYPES:
+            self._call(item, kind, where)
+        elif kind == "reasoning":
+            if self.keep_thinking:
+                self.thinking += decode_thinking(item.get("encrypted_content"))
+        else:
+            raise InvalidRequest(
+                f"{where}: input items of type {kind!r} are not supported (the box is stateless "
+                "and runs no hosted tools; send messages, function calls and their outputs)",
+                param=f"{where}.type",
+            )
+
+    def _message(self, item: JSON, where: str) -> None:
+        given = item.get("role")
+        role = _ROLES.get(given) if isinstance(given, str) else None
+        if role is None:
+            raise InvalidRequest(
+                f"{where}.role must be user, system, developer or assistant", param=f"{where}.role"
+            )
+        content = item.get("content")
+        if role == "assistant":
+            text = _assistant_text(content, where)
+            last = self.messages[-1] if self.messages else None
+            if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
+                last["content"] = (last.get("content") or "") + text
+                self._attach_thinking(last)
+            else:
+                self._new_assistant(text)
+        elif role == "system":
+            self.messages.append({"role": "system", "content": _system_text(content, where)})
+        else:
+            self.messages.append({"role": "user", "content": _user_content(content, where)})
+
+    def _new_assistant(self, text: str | None) -> JSON:
+        message: JSON = {"role": "assistant", "content": text}
+        self.messages.append(message)
+        self._attach_thinking(message)
+        return message
+
+    def _attach_thinking(self, message: JSON) -> None:
+        if self.thinking:
+            message.setdefault("thinking_blocks", []).extend(self.thinking)
+            self.thinking = []
+
+    def _call(self, item: JSON, kind: str, where: str) -> None:
+        call_id, name = item.get("call_id"), item.get("name")
+        if not isinstance(call_id, str) or not call_id:
+            raise InvalidRequest(f"{where}.call_id is required", param=f"{where}.call_id")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(f"{where}.name is required", param=f"{where}.name")
+        if kind == "custom_tool_call":
+            raw = item.get("input")
+            if not isinstance(raw, str):
+                raise InvalidRequest(f"{where}.input must be a string", param=f"{where}.input")
+            arguments = json.dumps({"input": raw})
+        else:
+            given = item.get("arguments")
+            if not isinstance(given, str):
+                raise InvalidRequest(f"{where}.arguments must be a string", param=where)
+            arguments = given
+        last = self.messages[-1] if self.messages else None
+        message = last if last is not None and last["role"] == "assistant" else None
+        if message is None:
+            message = self._new_assistant(None)
+        else:
+            self._attach_thinking(message)
+        namespace = item.get("namespace")
+        if isinstance(namespace, str):
+            name = namespace + name  # the chat name of a namespace's tool (responses_request)
+        call = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        message.setdefault("tool_calls", []).append(call)
+
+    def _tool_output(self, item: JSON, where: str) -> None:
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise InvalidRequest(f"{where}.call_id is required", param=f"{where}.call_id")
+        output = item.get("output")
+        if isinstance(output, dict) and isinstance(output.get("content"), str):
+            output = output["content"]  # older Codex: {content, success} for a failed call
+        if isinstance(output, str):
+            text = output
+        elif isinstance(output, list):
+            texts, images = _output_parts(output, where)
+            text = "\n".join(texts)
+            self.images += images
+        else:
+            raise InvalidRequest(
+                f"{where}.output must be a string or a list of parts", param=f"{where}.output"
+            )
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+
+    def flush_images(self) -> None:
+        """Images returned by tools, as one user message after the tool results."""
+        if self.images:
+            self.messages.append({"role": "user", "content": self.images})
+            self.images = []
+
+
+def _parts(content: Any, where: str) -> list[JSON]:
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{where}.content must be a string or a list of parts", param=where)
+    for j, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"{where}.content[{j}] must be an object", param=where)
+    return content
+
+
+def _text_of(part: JSON, kinds: tuple[str, ...], where: str) -> str:
+    kind = part.get("type")
+    if kind not in kinds:
+        raise InvalidRequest(
+            f"{where}: content parts of type {kind!r} are not allowed here "
+            f"(expected {' or '.join(kinds)})",
+            param=where,
+        )
+    text = part.get("refusal") if kind == "refusal" else part.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}: a {kind} part needs its text", param=where)
+    return text
+
+
+def _assistant_text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    kinds = ("output_text", "refusal", "input_text")
+    return "".join(_text_of(part, kinds, where) for part in _parts(content, where))
+
+
+def _system_text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(_text_of(part, ("input_text",), where) for part in _parts(content, where))
+
+
+def _user_content(content: Any, where: str) -> str | list[JSON]:
+    if isinstance(content, str):
+        return content
+    converted = []
+    for j, part in enumerate(_parts(content, where)):
+        converted.append(_user_part(part, f"{where}.content[{j}]"))
+    return converted
+
+
+def _user_part(part: JSON, where: str) -> JSON:
+    kind = part.get("type")
+    if kind in ("input_text", "output_text"):
+        return {"type": "text", "text": _text_of(part, (kind,), where)}
+    if kind == "input_image":
+        return _image_part(part, where)
+    if kind == "input_file":
+        data = part.get("file_data")
+        if not isinstance(data, str) or not data:
+            raise InvalidRequest(
+                f"{where}: input_file needs file_data (file_id and file_url need stored files, "
+                "which the box does not keep)",
+                param=where,
+            )
+        file: JSON = {"file_data": data}
+        if isinstance(part.get("filename"), str):
+            file["filename"] = part["filename"]
+        return {"type": "file", "file": file}
+    raise InvalidRequest(
+        f"{where}: content parts of type {kind!r} are not supported "
+        "(use input_text, input_image or input_file)",
+        param=where,
+    )
+
+
+def _image_part(part: JSON, where: str) -> JSON:
+    url = part.get("image_url")
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(
+            f"{where}: input_image needs image_url (a URL or a data URL); file_id needs stored "
+            "files, which the box does not keep",
+            param=where,
+        )
+    image: JSON = {"url": url}
+    if part.get("detail") in ("low", "high"):
+        image["detail"] = part["detail"]
+    return {"type": "image_url", "image_url": image}
+
+
+def _output_parts(output: list[Any], where: str) -> tuple[list[str], list[JSON]]:
+    texts: list[str] = []
+    images: list[JSON] = []
+    for j, part in enumerate(output):
+        at = f"{where}.output[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text"):
+            texts.append(_text_of(part, (kind,), at))
+        elif kind == "input_image":
+            images.append(_image_part(part, at))
+        else:
+            raise InvalidRequest(
+                f"{at}: tool output parts must be input_text or input_image", param=at
+            )
+    return texts, images

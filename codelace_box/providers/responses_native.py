@@ -1,0 +1,161 @@
+"""Native Responses API upstreams (providers added with `--responses-api`): usage and relabelling.
+
+For these the request goes upstream as is (after the same checks, with `model` and `store:
+false` set) and the answer comes back in the Responses shape already. What the box still does:
+put its own model id in the response objects, bill on the upstream's `usage` (input_tokens,
+output_tokens, cached/reasoning details) and add `cost_usd` to the final usage after settlement.
+In a stream the terminal `response.completed` / `response.incomplete` event is held back for
+that (the gateway sends it with `final_events`, as it sends its own usage chunk for chat), and
+a `response.failed` or `error` event ends the stream as an UpstreamStreamError.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codelace_box.errors import UpstreamError
+from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
+from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
+from codelace_box.providers.responses_response import responses_usage
+
+JSON = dict[str, Any]
+
+LIFECYCLE = (
+    "response.created",
+    "response.queued",
+    "response.in_progress",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+)
+TERMINAL = ("response.completed", "response.incomplete")
+_DELTA_TYPES = (
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.function_call_arguments.delta",
+    "response.custom_tool_call_input.delta",
+)
+
+
+def _count(data: Any, name: str) -> int:
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def native_usage(raw: Any) -> Usage | None:
+    """Our Usage (details in the chat shape) from a Responses `usage`; None when unusable."""
+    if not isinstance(raw, dict):
+        return None
+    if not isinstance(raw.get("input_tokens"), int) or not isinstance(
+        raw.get("output_tokens"), int
+    ):
+        return None
+    inputs, outputs = raw.get("input_tokens_details"), raw.get("output_tokens_details")
+    details: JSON = {
+        "prompt_tokens_details": {
+            "cached_tokens": _count(inputs, "cached_tokens"),
+            "cache_write_tokens": _count(inputs, "cache_write_tokens"),
+        },
+        "completion_tokens_details": {"reasoning_tokens": _count(outputs, "reasoning_tokens")},
+    }
+    return Usage(max(raw["input_tokens"], 0), max(raw["output_tokens"], 0), details)
+
+
+def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
+    """The body for a native upstream: checked exactly as a translated one (the same 400s),
+    then passed on with the upstream's model, `store: false` and no hosted tools (which would
+    bill beyond the token prices); `include` and the cache hints go along, since reasoning
+    handed back statelessly needs `reasoning.encrypted_content`."""
+    translate_request(body)
+    payload = dict(body)
+    payload["model"] = upstream_model
+    payload["store"] = False
+    payload["stream"] = stream
+    if isinstance(body.get("tools"), list):
+        payload["tools"] = [t for t in body["tools"] if t.get("type") not in IGNORED_TOOL_TYPES]
+    return payload
+
+
+def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+    """A non-streamed native answer relabelled with our model id, and its usage."""
+    if payload.get("object") != "response" or not isinstance(payload.get("output"), list):
+        raise UpstreamError("the upstream answered without a response", code="bad_upstream_reply")
+    if payload.get("status") == "failed":
+        message = _message(payload.get("error"))
+        raise UpstreamError(f"the upstream failed: {message}", code="upstream_error")
+    payload["model"] = public_model
+    usage = native_usage(payload.get("usage"))
+    if usage is None:
+        raise UpstreamError("the upstream answered without usage", code="bad_upstream_reply")
+    payload["usage"] = responses_usage(usage)  # every detail count present, as SDKs require
+    return payload, usage
+
+
+class NativeResponsesStream(StreamTranslator):
+    """Relays a native Responses stream event by event (as dicts), relabelled; keeps usage."""
+
+    def __init__(self, public_model: str) -> None:
+        super().__init__()
+        self.public_model = public_model
+        self.terminal: JSON | None = None  # the held-back response.completed / .incomplete
+        self.last_sequence = -1
+        self.response_id = ""
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        """The event to relay (none for the held-back terminal event)."""
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            raise UpstreamStreamError("the upstream sent a malformed stream event") from None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise UpstreamStreamError("the upstream sent a malformed stream event")
+        kind = data["type"]
+        if kind == "error":
+            raise UpstreamStreamError(_message(data), _code(data))
+        if isinstance(data.get("sequence_number"), int):
+            self.last_sequence = data["sequence_number"]
+        if kind in LIFECYCLE:
+            return self._lifecycle(kind, data)
+        if kind in _DELTA_TYPES and isinstance(data.get("delta"), str):
+            self.output_chars += len(data["delta"])
+        return [data]
+
+    def _lifecycle(self, kind: str, data: JSON) -> list[JSON]:
+        response = data.get("response")
+        if not isinstance(response, dict):
+            raise UpstreamStreamError("the upstream sent a lifecycle event without its response")
+        response["model"] = self.public_model
+        self.response_id = str(response.get("id") or self.response_id)
+        if kind == "response.failed":
+            error = response.get("error")
+            raise UpstreamStreamError(_message(error), _code(error))
+        if kind in TERMINAL:
+            self.usage = native_usage(response.get("usage"))
+            self.terminal = data
+            self.finished = True
+            return []
+        return [data]
+
+    def final_events(self, usage_extra: JSON | None = None) -> list[JSON]:
+        """The held-back terminal event, its usage in full (every detail count, as SDKs and
+        Codex require) plus `usage_extra` (cost_usd)."""
+        if self.terminal is None:
+            return []
+        if self.usage is not None:
+            self.terminal["response"]["usage"] = responses_usage(self.usage, usage_extra)
+        return [self.terminal]
+
+
+def _message(error: Any) -> str:
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    return "the upstream reported an error"
+
+
+def _code(error: Any) -> str:
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return error["code"]
+    return "upstream_error"

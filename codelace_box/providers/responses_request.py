@@ -1,0 +1,370 @@
+"""A Responses API request body -> a Chat Completions request body, checked first (pure code).
+
+The box is stateless: `store` is taken as false and anything that needs a stored response or
+a hosted tool is a 400 naming the field. The chat body this gives goes through the provider
+adapters unchanged (openai as is, anthropic via anthropic_request), so every check and billed
+field rule of the chat path applies (a `service_tier` that bills more is passed on to be refused
+there, for instance).
+
+What Codex CLI sends (codex-rs `ResponsesApiRequest`, HTTP + SSE): model, instructions, input,
+tools, tool_choice "auto", parallel_tool_calls, reasoning {effort, summary}, store false,
+stream true, include ["reasoning.encrypted_content"] when reasoning is on, prompt_cache_key (its
+thread id), text {verbosity, format: json_schema "codex_output_schema" strict}, and, depending
+on the version, service_tier and client_metadata. Its tools are `function` tools (shell,
+exec_command, update_plan, view_image, apply_patch for some models), `namespace` (its MCP
+tools: a group of functions; chat gets them named namespace + name, as Codex names them, and
+their calls come back with `namespace` set), `custom` (freeform: apply_patch on GPT-5 family
+models; chat gets a function taking one string `input`) and, by default (its web_search mode
+"cached", "live" under full access), a hosted `web_search` tool, which chat upstreams cannot
+run: it is dropped (IGNORED_TOOL_TYPES) so that Codex works without `web_search = "disabled"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.providers.responses_input import input_messages
+
+JSON = dict[str, Any]
+
+# Accepted and ignored (they change neither the answer nor its price); the README lists them.
+IGNORED_FIELDS: dict[str, str] = {
+    "include": "extra output the box does not produce; reasoning.encrypted_content is honoured "
+    "where the provider signs its reasoning (Anthropic)",
+    "store": "the box keeps no responses: every response is unstored, whatever the value",
+    "prompt_cache_key": "a hint for the provider's prompt cache routing",
+    "prompt_cache_retention": "a hint for the provider's prompt cache",
+    "metadata": "echoed in the response, not sent upstream",
+    "client_metadata": "Codex's client and session ids",
+    "stream_options": "stream obfuscation padding is never added",
+    "text.verbosity": "a style hint most chat upstreams lack",
+    "reasoning.summary": "summaries are not produced; reasoning text is relayed where the "
+    "provider gives it",
+    "reasoning.generate_summary": "as reasoning.summary",
+    "truncation": 'only "disabled" (the default) is accepted',
+}
+# Hosted tool types dropped from `tools` instead of refused, and why.
+IGNORED_TOOL_TYPES: dict[str, str] = {
+    "web_search": "Codex sends it by default; the box runs no hosted search, so the model "
+    "answers without it",
+}
+# Fields that need stored state or features the box does not have: a 400 with the reason.
+REFUSED_FIELDS: dict[str, str] = {
+    "previous_response_id": "the box is stateless: send the whole conversation in input",
+    "conversation": "the box is stateless: send the whole conversation in input",
+    "prompt": "stored prompt templates are not supported: send instructions and input",
+    "background": "background responses are not supported (the box keeps no responses)",
+    "max_tool_calls": "max_tool_calls applies to hosted tools, which the box does not run",
+    "top_logprobs": "logprobs are not available through the Responses API here",
+    "context_management": "server-side context management is not supported",
+}
+PASSED_FIELDS = ("temperature", "top_p", "user", "safety_identifier", "service_tier")
+KNOWN_FIELDS = frozenset(
+    {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text"}
+    | {"reasoning", "max_output_tokens", "stream", *PASSED_FIELDS, *REFUSED_FIELDS}
+    | {name for name in IGNORED_FIELDS if "." not in name}
+)
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+CUSTOM_INPUT_SCHEMA: JSON = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The raw input of the tool."}},
+    "required": ["input"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class ResponsesContext:
+    """What the answer's translation needs to know about the request."""
+
+    custom_tools: frozenset[str] = frozenset()  # tools whose calls are custom_tool_call items
+    encrypted_reasoning: bool = False  # the client asked for reasoning.encrypted_content
+    echo: JSON = field(default_factory=dict)  # request fields the response object repeats
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name -> parts
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """The Chat Completions body for a Responses request, and the context of its answer."""
+
+    body: JSON
+    context: ResponsesContext
+
+
+def translate_request(body: Any, *, keep_thinking: bool = False) -> ChatRequest:
+    """Check a Responses request and translate it; InvalidRequest (400) names what is wrong.
+
+    `keep_thinking`: the upstream is Anthropic, so signed thinking handed back in reasoning
+    items is passed on (see responses_input)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    _check_fields(body)
+    messages = _messages(body, keep_thinking)
+    tools = chat_tools(body.get("tools"))
+    chat: JSON = {"model": body.get("model"), "messages": messages}
+    if tools.tools:
+        chat["tools"] = tools.tools
+        names = {t["function"]["name"] for t in tools.tools}
+        choice = chat_tool_choice(body.get("tool_choice"), names)
+        if choice is not None:
+            chat["tool_choice"] = choice
+        if isinstance(body.get("parallel_tool_calls"), bool):
+            chat["parallel_tool_calls"] = body["parallel_tool_calls"]
+    elif body.get("tool_choice") not in (None, "auto", "none"):
+        raise InvalidRequest("tool_choice names a tool, but tools is empty", param="tool_choice")
+    _add_options(chat, body)
+    return ChatRequest(chat, _context(body, tools))
+
+
+def _check_fields(body: JSON) -> None:
+    for name in body:
+        if name not in KNOWN_FIELDS:
+            raise InvalidRequest(f"{name} is not supported by the box's Responses API", param=name)
+    for name, reason in REFUSED_FIELDS.items():
+        if body.get(name) not in (None, False, 0):
+            raise InvalidRequest(f"{name} is not supported: {reason}", param=name)
+    if body.get("truncation") not in (None, "disabled"):
+        raise InvalidRequest(
+            'truncation "auto" is not supported: the box never drops input', param="truncation"
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model is required", param="model")
+    if body.get("stream") not in (None, True, False):
+        raise InvalidRequest("stream must be a boolean", param="stream")
+
+
+def _messages(body: JSON, keep_thinking: bool) -> list[JSON]:
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise InvalidRequest("instructions must be a string", param="instructions")
+    if body.get("input") is None:
+        raise InvalidRequest("input is required", param="input")
+    messages = input_messages(body["input"], keep_thinking=keep_thinking)
+    if instructions:
+        messages.insert(0, {"role": "system", "content": instructions})
+    if not any(m["role"] != "system" for m in messages):
+        raise InvalidRequest("input needs at least one message", param="input")
+    return messages
+
+
+# -- tools ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ChatTools:
+    """Chat function tools for Responses tools, and how to name their calls back."""
+
+    tools: list[JSON] = field(default_factory=list)
+    custom: set[str] = field(default_factory=set)  # chat names of custom (freeform) tools
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> (namespace, name)
+
+    def add(self, tool: JSON, where: str, namespace: str = "") -> None:
+        """One Responses tool (a namespace's tools become functions named namespace + name,
+        the public name Codex gives them)."""
+        kind = tool.get("type")
+        if kind in IGNORED_TOOL_TYPES and not namespace:
+            return
+        if kind == "namespace" and not namespace:
+            self._namespace(tool, where)
+            return
+        if kind not in ("function", "custom"):
+            raise InvalidRequest(
+                f"{where}: tools of type {kind!r} are not supported (only function, custom and "
+                "namespace tools: the box runs no hosted tools)",
+                param=f"{where}.type",
+            )
+        converted = _function_tool(tool, where) if kind == "function" else _custom_tool(tool, where)
+        name = converted["function"]["name"]
+        if namespace:
+            converted["function"]["name"] = namespace + name
+            self.namespaced[namespace + name] = (namespace, name)
+        if kind == "custom":
+            self.custom.add(converted["function"]["name"])
+        self.tools.append(converted)
+
+    def _namespace(self, tool: JSON, where: str) -> None:
+        namespace, members = _tool_name(tool, where), tool.get("tools")
+        if not isinstance(members, list):
+            raise InvalidRequest(f"{where}.tools must be a list", param=f"{where}.tools")
+        for j, member in enumerate(members):
+            if not isinstance(member, dict):
+                raise InvalidRequest(f"{where}.tools[{j}] must be an object", param=where)
+            self.add(member, f"{where}.tools[{j}]", namespace)
+
+
+def chat_tools(tools: Any) -> ChatTools:
+    """Chat function tools for Responses `tools` (function, custom and namespace ones)."""
+    converted = ChatTools()
+    if tools is None:
+        return converted
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list", param="tools")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"tools[{i}] must be an object", param=f"tools[{i}]")
+        converted.add(tool, f"tools[{i}]")
+    names = [t["function"]["name"] for t in converted.tools]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("tools have duplicate names", param="tools")
+    return converted
+
+
+def _tool_name(tool: JSON, where: str) -> str:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(f"{where}.name is required", param=f"{where}.name")
+    return name
+
+
+def _function_tool(tool: JSON, where: str) -> JSON:
+    """Responses' flat function tool -> chat's nested one. `strict` is passed only when set:
+    chat's default (false) then matches what clients that omit it expect from a chat model."""
+    function: JSON = {"name": _tool_name(tool, where)}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    parameters = tool.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidRequest(f"{where}.parameters must be an object", param=f"{where}.parameters")
+    function["parameters"] = parameters or {"type": "object", "properties": {}}
+    if isinstance(tool.get("strict"), bool):
+        function["strict"] = tool["strict"]
+    return {"type": "function", "function": function}
+
+
+def _custom_tool(tool: JSON, where: str) -> JSON:
+    """A custom (freeform) tool as a function taking one string, its grammar in the description."""
+    given = tool.get("description")
+    description = given if isinstance(given, str) else ""
+    form = tool.get("format")
+    if isinstance(form, dict) and form.get("type") == "grammar":
+        syntax, definition = form.get("syntax"), form.get("definition")
+        if not isinstance(definition, str):
+            raise InvalidRequest(f"{where}.format.definition is required", param=f"{where}.format")
+        description += (
+            f"\n\nThe input must be valid in this {syntax} grammar; pass it verbatim as the "
+            f"`input` string:\n{definition}"
+        )
+    elif form not in (None, {"type": "text"}):
+        raise InvalidRequest(f"{where}.format must be text or grammar", param=f"{where}.format")
+    function = {
+        "name": _tool_name(tool, where),
+        "description": description.strip() or "A tool taking free-form text as `input`.",
+        "parameters": CUSTOM_INPUT_SCHEMA,
+    }
+    return {"type": "function", "function": function}
+
+
+def chat_tool_choice(choice: Any, names: set[str]) -> Any:
+    """Chat's tool_choice for a Responses one (None: leave it to the upstream's default)."""
+    if choice is None or choice in ("auto", "none", "required"):
+        return choice
+    if not isinstance(choice, dict) or choice.get("type") not in ("function", "custom"):
+        raise InvalidRequest(
+            "tool_choice must be auto, none, required or {type: function, name}",
+            param="tool_choice",
+        )
+    name = choice.get("name")
+    if name not in names:
+        raise InvalidRequest(
+            f"tool_choice names {name!r}, which is not in tools", param="tool_choice"
+        )
+    return {"type": "function", "function": {"name": name}}
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def _add_options(chat: JSON, body: JSON) -> None:
+    for name in PASSED_FIELDS:
+        if body.get(name) is not None:
+            chat[name] = body[name]
+    cap = body.get("max_output_tokens")
+    if cap is not None:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise InvalidRequest(
+                "max_output_tokens must be a positive integer", param="max_output_tokens"
+            )
+        chat["max_completion_tokens"] = cap
+    effort = _reasoning_effort(body.get("reasoning"))
+    if effort is not None:
+        chat["reasoning_effort"] = effort
+    response_format = _response_format(body.get("text"))
+    if response_format is not None:
+        chat["response_format"] = response_format
+    if body.get("stream"):
+        chat["stream"] = True
+
+
+def _check_keys(value: Any, name: str, allowed: tuple[str, ...]) -> JSON:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{name} must be an object", param=name)
+    for key in value:
+        if key not in allowed:
+            raise InvalidRequest(f"{name}.{key} is not supported", param=f"{name}.{key}")
+    return value
+
+
+def _reasoning_effort(reasoning: Any) -> str | None:
+    options = _check_keys(reasoning, "reasoning", ("effort", "summary", "generate_summary"))
+    effort = options.get("effort")
+    if effort is not None and effort not in EFFORTS:
+        raise InvalidRequest(
+            f"reasoning.effort must be one of {', '.join(EFFORTS)}", param="reasoning.effort"
+        )
+    return effort
+
+
+def _response_format(text: Any) -> JSON | None:
+    form = _check_keys(text, "text", ("format", "verbosity")).get("format")
+    if form is None:
+        return None
+    if not isinstance(form, dict):
+        raise InvalidRequest("text.format must be an object", param="text.format")
+    kind = form.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind != "json_schema":
+        raise InvalidRequest(
+            "text.format.type must be text, json_object or json_schema", param="text.format.type"
+        )
+    schema = form.get("schema")
+    if not isinstance(schema, dict):
+        raise InvalidRequest("text.format.schema must be an object", param="text.format.schema")
+    spec: JSON = {"name": form.get("name") or "response", "schema": schema}
+    for key in ("strict", "description"):
+        if form.get(key) is not None:
+            spec[key] = form[key]
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _context(body: JSON, tools: ChatTools) -> ResponsesContext:
+    include = body.get("include")
+    encrypted = isinstance(include, list) and "reasoning.encrypted_content" in include
+    declared = [t for t in body.get("tools") or () if t.get("type") not in IGNORED_TOOL_TYPES]
+    reasoning = body.get("reasoning") or {}
+    text = body.get("text") or {}
+    echo: JSON = {
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "metadata": body.get("metadata") if isinstance(body.get("metadata"), dict) else {},
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "store": False,
+        "temperature": body.get("temperature"),
+        "text": {"format": text.get("format") or {"type": "text"}},
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": declared,
+        "top_p": body.get("top_p"),
+        "truncation": "disabled",
+    }
+    for name in ("user", "safety_identifier", "prompt_cache_key"):
+        if body.get(name) is not None:
+            echo[name] = body[name]
+    return ResponsesContext(frozenset(tools.custom), encrypted, echo, dict(tools.namespaced))

@@ -1,0 +1,225 @@
+"""Chat Completions answers -> Responses API objects: the response, its output items, usage.
+
+Pure code shared by the non-streamed answer and the stream translator (responses_stream).
+The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI parse:
+
+- `response`: id `resp_...`, `object: "response"`, `created_at`, `status` (`completed`, or
+  `incomplete` with `incomplete_details.reason` `max_output_tokens` / `content_filter`, or
+  `failed` with `error {code, message}`), `model`, `output`, `usage`, and the request's options
+  echoed (instructions, tools, tool_choice, temperature, ...: the SDKs require some of them).
+- output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content},
+  `message` {id, role assistant, status, content: [output_text {text, annotations: []}]},
+  `function_call` {id, call_id, name, arguments (a JSON string)}, `custom_tool_call` {id,
+  call_id, name, input}.
+- `usage`: input_tokens, input_tokens_details {cached_tokens, cache_write_tokens},
+  output_tokens, output_tokens_details {reasoning_tokens}, total_tokens. Codex reads the details
+  and fails on a `response.completed` whose details lack their counts, so they are always there.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from codelace_box.providers.base import Usage
+from codelace_box.providers.responses_input import encode_thinking
+from codelace_box.providers.responses_request import ResponsesContext
+
+JSON = dict[str, Any]
+
+RATE_LIMIT_CODES = ("rate_limit_exceeded", "rate_limited", "rate_limit_error")
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def new_id(prefix: str) -> str:
+    """An id in OpenAI's style: `resp_`, `msg_`, `fc_`, `ctc_` or `rs_` and 48 hex digits."""
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def _count(details: Any, name: str) -> int:
+    value = details.get(name) if isinstance(details, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def responses_usage(usage: Usage, extra: JSON | None = None) -> JSON:
+    """The Responses `usage` for our Usage; `extra` (e.g. `cost_usd`) is added as is."""
+    prompt = usage.details.get("prompt_tokens_details")
+    completion = usage.details.get("completion_tokens_details")
+    body: JSON = {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {
+            "cached_tokens": _count(prompt, "cached_tokens"),
+            "cache_write_tokens": _count(prompt, "cache_write_tokens"),
+        },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": _count(completion, "reasoning_tokens")},
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+    body.update(extra or {})
+    return body
+
+
+def status_for(finish_reason: Any) -> tuple[str, JSON | None]:
+    """(status, incomplete_details) for a chat finish_reason."""
+    reason = INCOMPLETE_REASONS.get(finish_reason) if isinstance(finish_reason, str) else None
+    return ("incomplete", {"reason": reason}) if reason else ("completed", None)
+
+
+def response_object(
+    context: ResponsesContext,
+    *,
+    response_id: str,
+    model: str,
+    created_at: int,
+    status: str,
+    output: list[JSON],
+    usage: JSON | None = None,
+    error: JSON | None = None,
+    incomplete_details: JSON | None = None,
+) -> JSON:
+    """A Responses `response` object (also the payload of the stream's lifecycle events)."""
+    body: JSON = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "error": error,
+        "incomplete_details": incomplete_details,
+        "model": model,
+        "output": output,
+        "previous_response_id": None,
+    }
+    body.update(context.echo)
+    body.setdefault("parallel_tool_calls", True)
+    body.setdefault("tool_choice", "auto")
+    body.setdefault("tools", [])
+    body["usage"] = usage
+    return body
+
+
+def message_item(item_id: str, text: str, status: str = "completed") -> JSON:
+    """An assistant `message` output item with one output_text part."""
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [text_part(text)] if status != "in_progress" else [],
+    }
+
+
+def text_part(text: str) -> JSON:
+    """An `output_text` content part."""
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def reasoning_item(item_id: str, text: str, blocks: list[JSON], context: ResponsesContext) -> JSON:
+    """A `reasoning` output item: the reasoning text and, if asked for, the signed blocks."""
+    item: JSON = {"id": item_id, "type": "reasoning", "summary": []}
+    if text:
+        item["content"] = [{"type": "reasoning_text", "text": text}]
+    if blocks and context.encrypted_reasoning:
+        item["encrypted_content"] = encode_thinking(blocks)
+    return item
+
+
+def call_item(
+    item_id: str, call_id: str, name: str, arguments: str, context: ResponsesContext, status: str
+) -> JSON:
+    """A `function_call` item, or a `custom_tool_call` for a tool the request declared custom;
+    a namespace's tool gets its `namespace` and own name back."""
+    item: JSON = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id}
+    if name in context.custom_tools:
+        item.update(type="custom_tool_call", name=name, input=custom_input(arguments))
+    else:
+        item.update(name=name, arguments=arguments)
+    if name in context.namespaced:
+        item["namespace"], item["name"] = context.namespaced[name]
+    return item
+
+
+def custom_input(arguments: str) -> str:
+    """A custom tool's raw input from the `{"input": ...}` arguments the chat model gave."""
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return arguments
+    if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
+        return parsed["input"]
+    return arguments
+
+
+def reasoning_text(message: JSON) -> str:
+    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
+    """The output items for one chat assistant message, in Responses order."""
+    items: list[JSON] = []
+    blocks = [b for b in message.get("thinking_blocks") or () if isinstance(b, dict)]
+    text = reasoning_text(message)
+    if text or (blocks and context.encrypted_reasoning):
+        items.append(reasoning_item(new_id("rs"), text, blocks, context))
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        items.append(message_item(new_id("msg"), content))
+    elif isinstance(message.get("refusal"), str) and message["refusal"]:
+        items.append(message_item(new_id("msg"), message["refusal"]))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        prefix = "ctc" if function.get("name") in context.custom_tools else "fc"
+        items.append(
+            call_item(
+                new_id(prefix),
+                str(call.get("id") or new_id("call")),
+                str(function.get("name") or ""),
+                str(function.get("arguments") or "{}"),
+                context,
+                "completed",
+            )
+        )
+    return items
+
+
+def translate_completion(
+    completion: JSON,
+    usage: Usage,
+    context: ResponsesContext,
+    *,
+    response_id: str | None = None,
+    usage_extra: JSON | None = None,
+) -> JSON:
+    """The Responses `response` for a chat completion (already relabelled with our model)."""
+    choices = completion.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    message = choice.get("message") if isinstance(choice, dict) else None
+    status, incomplete = status_for(choice.get("finish_reason") if choice else None)
+    created = completion.get("created")
+    return response_object(
+        context,
+        response_id=response_id or new_id("resp"),
+        model=str(completion.get("model") or ""),
+        created_at=created if isinstance(created, int) else int(time.time()),
+        status=status,
+        output=output_items(message if isinstance(message, dict) else {}, context),
+        usage=responses_usage(usage, usage_extra),
+        incomplete_details=incomplete,
+    )
+
+
+def failure_error(message: str, code: str) -> JSON:
+    """The `error` of a failed response. Its `code` is one of OpenAI's documented values (SDKs
+    validate them): `rate_limit_exceeded` for a rate limit (Codex then waits and retries),
+    else `server_error` (Codex retries a few times)."""
+    rate_limited = code in RATE_LIMIT_CODES
+    return {"code": "rate_limit_exceeded" if rate_limited else "server_error", "message": message}

@@ -1,0 +1,302 @@
+"""Chat Completions stream chunks -> Responses API stream events, in OpenAI's documented order.
+
+It sits after a provider's StreamTranslator (which turns any upstream into chat chunks and keeps
+the usage), so one synthesizer serves every provider kind. Each event is a dict with `type` and
+a `sequence_number` counting from 0; `sse_frame` writes it as `event: TYPE` + `data: JSON`.
+
+Order (OpenAI's Responses streaming reference; what its SDKs' stream accumulators check):
+`response.created`, `response.in_progress`; then per output item, one item at a time:
+`response.output_item.added`; for a message `response.content_part.added`,
+`response.output_text.delta`..., `response.output_text.done`, `response.content_part.done`;
+for reasoning the same with `response.reasoning_text.*` and a `reasoning_text` part; for a
+function call `response.function_call_arguments.delta`..., `.done`; for a custom tool call
+`response.custom_tool_call_input.delta` (the whole input once: chat streams it JSON-encoded)
+and `.done`; then `response.output_item.done` with the whole item; last
+`response.completed` (or `response.incomplete` after a length/content-filter stop) whose
+`response` carries id, model, the full output and usage. A failure after the start is
+`response.failed` with `response.error {code, message}` (no `[DONE]`: the stream just ends).
+
+Codex CLI needs: `response.output_item.done` for every item (that is what it records),
+`response.output_text.delta` for live text, `response.completed` with `response.id` (and usage,
+whose details must carry their counts) before the stream closes, else it reports "stream closed
+before response.completed" and retries. On `response.failed` it reads `error.code`
+(`context_length_exceeded`, `insufficient_quota`, `rate_limit_exceeded` are special; anything
+else is retried).
+
+Wiring (the ingress adapter): `start()` once the upstream answered, then `feed(chunk)` for each
+chunk the provider's StreamTranslator gives, `complete(translator.usage, {"cost_usd": ...})`
+after settlement (no `[DONE]` line), or `fail(message, code)` on an UpstreamStreamError; each
+event goes out as `sse_frame(event)`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from codelace_box.providers.base import UpstreamStreamError, Usage
+from codelace_box.providers.responses_request import ResponsesContext
+from codelace_box.providers.responses_response import (
+    call_item,
+    failure_error,
+    message_item,
+    new_id,
+    reasoning_item,
+    reasoning_text,
+    response_object,
+    responses_usage,
+    status_for,
+    text_part,
+)
+
+JSON = dict[str, Any]
+
+
+def sse_frame(event: JSON) -> bytes:
+    """One event as a server-sent event frame."""
+    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+def _text(data: JSON, key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+@dataclass
+class _Item:
+    """The output item being streamed."""
+
+    kind: str  # "message", "reasoning" or "call"
+    item_id: str
+    index: int  # output_index
+    text: str = ""  # message text, reasoning text or call arguments
+    has_part: bool = False
+    blocks: list[JSON] = field(default_factory=list)  # signed thinking blocks (reasoning)
+    call_id: str = ""
+    name: str = ""
+    chat_index: Any = None  # the chat tool call index (calls)
+
+
+class ResponsesStreamTranslator:
+    """Synthesizes one Responses stream from the chat chunks of one answer."""
+
+    def __init__(
+        self,
+        context: ResponsesContext,
+        *,
+        model: str,
+        response_id: str | None = None,
+        created_at: int | None = None,
+    ) -> None:
+        self.context = context
+        self.model = model
+        self.response_id = response_id or new_id("resp")
+        self.created_at = created_at if created_at is not None else int(time.time())
+        self.sequence = 0
+        self.output: list[JSON] = []  # finished items
+        self.open: _Item | None = None
+        self.closed_calls: set[Any] = set()
+        self.finish_reason: str | None = None
+        self.ended = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> list[JSON]:
+        """`response.created` and `response.in_progress`: send them before the first chunk."""
+        snapshot = self._response("in_progress", [])
+        return [
+            self._event("response.created", response=snapshot),
+            self._event("response.in_progress", response=snapshot),
+        ]
+
+    def complete(self, usage: Usage | None, usage_extra: JSON | None = None) -> list[JSON]:
+        """Closes the open item and ends with `response.completed` (or `.incomplete`)."""
+        events = self._close()
+        status, incomplete = status_for(self.finish_reason)
+        final = self._response(
+            status,
+            list(self.output),
+            usage=responses_usage(usage, usage_extra) if usage is not None else None,
+            incomplete_details=incomplete,
+        )
+        self.ended = True
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        return [*events, self._event(kind, response=final)]
+
+    def fail(self, message: str, code: str = "upstream_error") -> list[JSON]:
+        """`response.failed` for an upstream failure after the stream started."""
+        error = failure_error(message, code)
+        self.ended = True
+        return [self._event("response.failed", response=self._response("failed", [], error=error))]
+
+    # -- chunks -----------------------------------------------------------------------------
+
+    def feed(self, chunk: JSON) -> list[JSON]:
+        """Events for one chat.completion.chunk (usage-only chunks give none)."""
+        events: list[JSON] = []
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                events += self._delta(delta)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return events
+
+    def _delta(self, delta: JSON) -> list[JSON]:
+        events: list[JSON] = []
+        thinking = reasoning_text(delta)
+        if thinking:
+            events += self._reasoning(thinking)
+        for block in delta.get("thinking_blocks") or ():
+            if isinstance(block, dict):
+                events += self._open_reasoning()
+                assert self.open is not None
+                self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
+        for name in ("content", "refusal"):
+            if isinstance(delta.get(name), str) and delta[name]:
+                events += self._text(delta[name])
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                events += self._call(call)
+        return events
+
+    def _open_reasoning(self) -> list[JSON]:
+        if self.open is not None and self.open.kind == "reasoning":
+            return []
+        events = self._close()
+        self.open = _Item("reasoning", new_id("rs"), len(self.output))
+        item = {"id": self.open.item_id, "type": "reasoning", "summary": []}
+        return [*events, self._added(item)]
+
+    def _reasoning(self, text: str) -> list[JSON]:
+        events = self._open_reasoning()
+        item = self.open
+        assert item is not None
+        if not item.has_part:
+            item.has_part = True
+            part = {"type": "reasoning_text", "text": ""}
+            events.append(self._part_event("response.content_part.added", item, part))
+        item.text += text
+        events.append(self._part_event("response.reasoning_text.delta", item, None, delta=text))
+        return events
+
+    def _text(self, text: str) -> list[JSON]:
+        events: list[JSON] = []
+        if self.open is None or self.open.kind != "message":
+            events += self._close()
+            self.open = _Item("message", new_id("msg"), len(self.output), has_part=True)
+            events.append(self._added(message_item(self.open.item_id, "", "in_progress")))
+            added = text_part("")
+            events.append(self._part_event("response.content_part.added", self.open, added))
+        self.open.text += text
+        events.append(self._part_event("response.output_text.delta", self.open, None, delta=text))
+        return events
+
+    def _call(self, call: JSON) -> list[JSON]:
+        index = call.get("index", 0)
+        index = index if isinstance(index, int) else 0
+        given = call.get("function")
+        function: JSON = given if isinstance(given, dict) else {}
+        fragment = _text(function, "arguments")
+        events: list[JSON] = []
+        item = self.open
+        if item is None or item.kind != "call" or item.chat_index != index:
+            if index in self.closed_calls:
+                raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
+            events += self._close()
+            name = _text(function, "name")
+            custom = name in self.context.custom_tools
+            item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
+            item.call_id = _text(call, "id") or new_id("call")
+            item.name, item.chat_index = name, index
+            self.open = item
+            events.append(self._added(self._call_item(item, "in_progress")))
+        if fragment:
+            item.text += fragment
+            if item.name not in self.context.custom_tools:
+                events.append(
+                    self._item_event("response.function_call_arguments.delta", item, delta=fragment)
+                )
+        return events
+
+    # -- closing items ----------------------------------------------------------------------
+
+    def _close(self) -> list[JSON]:
+        item, self.open = self.open, None
+        if item is None:
+            return []
+        if item.kind == "message":
+            done = message_item(item.item_id, item.text)
+            events = [
+                self._part_event("response.output_text.done", item, None, text=item.text),
+                self._part_event("response.content_part.done", item, text_part(item.text)),
+            ]
+        elif item.kind == "reasoning":
+            done = reasoning_item(item.item_id, item.text, item.blocks, self.context)
+            events = []
+            if item.has_part:
+                part = {"type": "reasoning_text", "text": item.text}
+                events.append(
+                    self._part_event("response.reasoning_text.done", item, None, text=item.text)
+                )
+                events.append(self._part_event("response.content_part.done", item, part))
+        else:
+            self.closed_calls.add(item.chat_index)
+            done = self._call_item(item, "completed")
+            events = self._call_done(item, done)
+        self.output.append(done)
+        events.append(self._event("response.output_item.done", output_index=item.index, item=done))
+        return events
+
+    def _call_item(self, item: _Item, status: str) -> JSON:
+        arguments = item.text if status == "completed" else ""
+        return call_item(item.item_id, item.call_id, item.name, arguments, self.context, status)
+
+    def _call_done(self, item: _Item, done: JSON) -> list[JSON]:
+        if done["type"] != "custom_tool_call":
+            arguments = done["arguments"]
+            return [
+                self._item_event("response.function_call_arguments.done", item, arguments=arguments)
+            ]
+        raw = done["input"]
+        events = [self._item_event("response.custom_tool_call_input.delta", item, delta=raw)]
+        events.append(self._item_event("response.custom_tool_call_input.done", item, input=raw))
+        return events
+
+    # -- event builders ---------------------------------------------------------------------
+
+    def _event(self, kind: str, **fields: Any) -> JSON:
+        event: JSON = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return event
+
+    def _added(self, item: JSON) -> JSON:
+        return self._event("response.output_item.added", output_index=len(self.output), item=item)
+
+    def _item_event(self, kind: str, item: _Item, **fields: Any) -> JSON:
+        return self._event(kind, item_id=item.item_id, output_index=item.index, **fields)
+
+    def _part_event(self, kind: str, item: _Item, part: JSON | None, **fields: Any) -> JSON:
+        """An event of a message's or reasoning item's only content part (content_index 0)."""
+        if part is not None:
+            fields["part"] = part
+        elif item.kind == "message":
+            fields["logprobs"] = []
+        return self._item_event(kind, item, content_index=0, **fields)
+
+    def _response(self, status: str, output: list[JSON], **fields: Any) -> JSON:
+        return response_object(
+            self.context,
+            response_id=self.response_id,
+            model=self.model,
+            created_at=self.created_at,
+            status=status,
+            output=output,
+            **fields,
+        )

@@ -1,0 +1,223 @@
+"""Responses request bodies: what is refused (400 naming the field), and the chat body the rest
+becomes, including a request exactly as Codex CLI sends it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.providers.responses_request import IGNORED_FIELDS, translate_request
+
+BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "words"),
+    [
+        ({"previous_response_id": "resp_123"}, "previous_response_id", "stateless"),
+        ({"conversation": "conv_1"}, "conversation", "stateless"),
+        ({"background": True}, "background", "background"),
+        ({"prompt": {"id": "pmpt_1"}}, "prompt", "prompt"),
+        ({"max_tool_calls": 3}, "max_tool_calls", "hosted tools"),
+        ({"truncation": "auto"}, "truncation", "never drops input"),
+        ({"frequency_penalty": 1}, "frequency_penalty", "not supported"),
+        ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type", ""),
+        ({"tools": [{"type": "web_search_preview"}]}, "tools[0].type", "hosted"),
+        (
+            {"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]},
+            "tools[0].type",
+            "",
+        ),
+        ({"tools": [{"type": "computer_use_preview"}]}, "tools[0].type", ""),
+        ({"tools": [{"type": "image_generation"}]}, "tools[0].type", ""),
+        ({"tools": [{"type": "local_shell"}]}, "tools[0].type", ""),
+        ({"tools": [{"type": "mcp", "server_label": "x"}]}, "tools[0].type", ""),
+        ({"tools": [{"type": "function"}]}, "tools[0].name", "required"),
+        (
+            {"tool_choice": {"type": "file_search"}, "tools": [{"type": "function", "name": "f"}]},
+            "tool_choice",
+            "",
+        ),
+        (
+            {
+                "tool_choice": {"type": "function", "name": "g"},
+                "tools": [{"type": "function", "name": "f"}],
+            },
+            "tool_choice",
+            "'g'",
+        ),
+        ({"tool_choice": "required"}, "tool_choice", "tools is empty"),
+        ({"reasoning": {"effort": "extreme"}}, "reasoning.effort", "must be one of"),
+        ({"reasoning": {"budget": 10}}, "reasoning.budget", ""),
+        ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema", ""),
+        ({"text": {"format": {"type": "grammar"}}}, "text.format.type", ""),
+        ({"max_output_tokens": 0}, "max_output_tokens", "positive"),
+        ({"model": ""}, "model", "required"),
+        ({"input": None}, "input", "required"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "stateless"),
+        (
+            {"input": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]},
+            "input[0].type",
+            "",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_image", "file_id": "file-1"}],
+                    }
+                ]
+            },
+            "input[0].content[0]",
+            "file_id",
+        ),
+        ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id", ""),
+        ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role", ""),
+    ],
+)
+def test_unsupported_is_a_400_naming_the_field(
+    extra: dict[str, Any], param: str, words: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        translate_request(BASE | extra)
+    assert caught.value.status == 400
+    assert caught.value.param == param
+    assert words in caught.value.message
+    assert caught.value.envelope()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["include", "store", "prompt_cache_key", "metadata", "client_metadata", "stream_options"],
+)
+def test_ignored_fields_change_nothing(name: str) -> None:
+    assert name in IGNORED_FIELDS
+    value: Any = {
+        "include": ["reasoning.encrypted_content"],
+        "store": True,
+        "metadata": {"a": "b"},
+        "client_metadata": {"session_id": "s"},
+        "stream_options": {},
+    }.get(name, "k")
+    assert translate_request(BASE | {name: value}).body == translate_request(BASE).body
+
+
+def test_string_input_and_options() -> None:
+    body = BASE | {
+        "instructions": "Be brief.",
+        "max_output_tokens": 300,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "reasoning": {"effort": "high", "summary": "auto"},
+        "text": {
+            "format": {
+                "type": "json_schema",
+                "name": "answer",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"a": {"type": "string"}},
+                    "required": ["a"],
+                    "additionalProperties": False,
+                },
+            },
+            "verbosity": "low",
+        },
+        "stream": True,
+        "user": "u-1",
+        "safety_identifier": "hashed-1",
+        "truncation": "disabled",
+    }
+    chat = translate_request(body).body
+    assert chat == {
+        "model": "box/test-model",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello"},
+        ],
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "user": "u-1",
+        "safety_identifier": "hashed-1",
+        "max_completion_tokens": 300,
+        "reasoning_effort": "high",
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "answer",
+                "schema": body["text"]["format"]["schema"],
+                "strict": True,
+            },
+        },
+        "stream": True,
+    }
+
+
+def test_message_parts_tools_and_choice() -> None:
+    image = "data:image/png;base64,iVBORw0KGgo="
+    body = BASE | {
+        "input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is this?"},
+                    {"type": "input_image", "image_url": image, "detail": "high"},
+                    {
+                        "type": "input_file",
+                        "filename": "a.pdf",
+                        "file_data": "data:application/pdf;base64,JVBERi0=",
+                    },
+                ],
+            },
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "name": "lookup",
+                "description": "Look up.",
+                "strict": True,
+                "parameters": {
+                    "type": "object",
+                    "properties": {"q": {"type": "string"}},
+                    "required": ["q"],
+                    "additionalProperties": False,
+                },
+            }
+        ],
+        "tool_choice": {"type": "function", "name": "lookup"},
+        "parallel_tool_calls": False,
+    }
+    chat = translate_request(body).body
+    assert chat["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": image, "detail": "high"}},
+                {
+                    "type": "file",
+                    "file": {
+                        "file_data": "data:application/pdf;base64,JVBERi0=",
+                        "filename": "a.pdf",
+                    },
+                },
+            ],
+        }
+    ]
+    assert chat["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": "Look up.",
+                "parameters": body["tools"][0]["parameters"],
+                "strict": True,
+            },
+        }
+    ]
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert chat["parallel_tool_calls"] is False
