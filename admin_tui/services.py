@@ -244,6 +244,9 @@ class AdminServices:
                 m.output_per_1m_nanos,
                 m.max_output_tokens,
                 bool(m.enabled),
+                m.cache_read_per_1m_nanos,
+                m.cache_write_per_1m_nanos,
+                m.cache_write_1h_per_1m_nanos,
             )
             for m in models.list_models()
         ]
@@ -263,6 +266,11 @@ class AdminServices:
             provider=form.provider.strip() or None,
             upstream_model=form.upstream_model.strip() or None,
             max_output_tokens=parse_token_cap(form.max_output_tokens),
+            cache_prices=models.CachePrices(
+                form.cache_read_per_1m.strip() or None,
+                form.cache_write_per_1m.strip() or None,
+                form.cache_write_1h_per_1m.strip() or None,
+            ),
         )
         return model_id
 

@@ -48,6 +48,9 @@ class ModelRow:
     output_per_1m_nanos: int
     max_output_tokens: int | None
     enabled: bool
+    cache_read_per_1m_nanos: int | None = None  # None: unset (billed at the input price)
+    cache_write_per_1m_nanos: int | None = None
+    cache_write_1h_per_1m_nanos: int | None = None  # None: unset (the cache write price)
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,6 @@ class ModelForm:
     provider: str = ""
     upstream_model: str = ""
     max_output_tokens: str = ""
+    cache_read_per_1m: str = ""  # blank: the input price
+    cache_write_per_1m: str = ""
+    cache_write_1h_per_1m: str = ""

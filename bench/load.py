@@ -91,7 +91,8 @@ class Connection(asyncio.Protocol):
         status = self.buffer[9:12].decode()
         tally = self.tally
         tally.statuses[status] = tally.statuses.get(status, 0) + 1
-        if status == "200" and (self.length is not None or b"data: [DONE]" in self.buffer):
+        ended = b"data: [DONE]" in self.buffer or b"event: message_stop" in self.buffer
+        if status == "200" and (self.length is not None or ended):
             tally.latencies.append(now - self.started)
             if self.first_data:
                 tally.first_bytes.append(self.first_data - self.started)

@@ -4,7 +4,9 @@ It starts the fast fake upstream (bench.upstream) and a real `codelace-box serve
 data directory set up with the real CLI, then runs the bounded load generator (bench.load, its
 own process) for: latency at 1 concurrent, direct to the upstream and through the box (the
 difference is what the box adds); requests/s at 64 concurrent; streams/s (16 chunks) at 64
-concurrent with time to first event. Server CPU per request comes from /proc (utime+stime of
+concurrent with time to first event; and /v1/messages to an anthropic provider (the
+pass-through), plain and streamed at 64, whose server CPU per call should stay within 25% of
+the chat completions figures. Server CPU per request comes from /proc (utime+stime of
 the server and its workers), memory from VmRSS, start time from spawn to the first /healthz.
 Every request is checked to have been metered (one usage row each). Figures are printed, and
 written as JSON with --json PATH. The machine's other load is printed too: on a shared machine
@@ -37,6 +39,7 @@ from bench.procs import (
 
 PYTHON = sys.executable
 MODEL = "bench/gpt"
+CLAUDE = "bench-anth/claude"  # the same fake upstream, through /v1/messages
 
 
 def cli(config: Path, *args: str) -> str:
@@ -60,6 +63,10 @@ def setup_box(folder: Path, upstream_port: int, port: int) -> tuple[Path, str]:
         "--key", "sk-bench-key-0001")  # fmt: skip
     cli(config, "models", "set", MODEL, "--input-per-1m", "1", "--output-per-1m", "2",
         "--upstream-model", "gpt-bench")  # fmt: skip
+    cli(config, "providers", "add", "bench-anth", "--kind", "anthropic", "--base-url",
+        f"http://127.0.0.1:{upstream_port}", "--key", "sk-ant-bench-0001")  # fmt: skip
+    cli(config, "models", "set", CLAUDE, "--input-per-1m", "1", "--output-per-1m", "2",
+        "--upstream-model", "claude-bench")  # fmt: skip
     cli(config, "users", "create", "bench@bench.test")
     cli(config, "credit", "bench@bench.test", "1000000", "--reason", "benchmark credit")
     key = cli(config, "keys", "create", "bench@bench.test").strip()
@@ -67,9 +74,9 @@ def setup_box(folder: Path, upstream_port: int, port: int) -> tuple[Path, str]:
 
 
 def load(url: str, key: str, concurrency: int, requests: int, stream: bool = False,
-         seconds: float = 30.0) -> dict[str, Any]:  # fmt: skip
+         seconds: float = 30.0, model: str = MODEL) -> dict[str, Any]:  # fmt: skip
     """One bounded run of the load generator (its own process)."""
-    command = [PYTHON, "-m", "bench.load", "--url", url, "--key", key, "--model", MODEL,
+    command = [PYTHON, "-m", "bench.load", "--url", url, "--key", key, "--model", model,
                "--concurrency", str(concurrency), "--requests", str(requests),
                "--max-seconds", str(seconds)] + (["--stream"] if stream else [])  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
@@ -108,8 +115,25 @@ def scenarios(args: argparse.Namespace, pid: int, port: int, up: int, key: str) 
     out["box_c64"], out["cpu_c64"], out["busy_c64"] = measured(pid, run64)
     runs = lambda: load(box, key, args.concurrency, args.stream_requests, stream=True)  # noqa: E731
     out["stream_c64"], out["cpu_stream"], out["busy_stream"] = measured(pid, runs)
+    messages_scenarios(args, pid, port, key, out)
     out["rss_mb"] = sum(rss_mb(p) for p in tree_pids(pid))
     return out
+
+
+def messages_scenarios(
+    args: argparse.Namespace, pid: int, port: int, key: str, out: dict[str, Any]
+) -> None:
+    """/v1/messages to an anthropic provider (the pass-through), plain and streamed, at 64."""
+    url = f"http://127.0.0.1:{port}/v1/messages"
+    plain = lambda: load(url, key, args.concurrency, args.requests, model=CLAUDE)  # noqa: E731
+    out["messages_c64"], out["cpu_messages"], _ = measured(pid, plain)
+    streamed = lambda: load(url, key, args.concurrency, args.stream_requests, stream=True,  # noqa: E731
+                            model=CLAUDE)  # fmt: skip
+    out["messages_stream_c64"], out["cpu_messages_stream"], _ = measured(pid, streamed)
+
+
+def per_call_ms(cpu_sec: float, run: dict[str, Any]) -> float:
+    return round(cpu_sec * 1000 / max(run["count"], 1), 3)
 
 
 def report(out: dict[str, Any], start_sec: float, metered: int, answered: int) -> dict[str, Any]:
@@ -127,9 +151,18 @@ def report(out: dict[str, Any], start_sec: float, metered: int, answered: int) -
         "stream_ttfb_p50_ms": streams["ttfb_p50_ms"],
         "stream_ttfb_p99_ms": streams["ttfb_p99_ms"],
         "server_cpu_ms_per_stream": round(out["cpu_stream"] * 1000 / max(streams["count"], 1), 3),
+        "messages_per_sec_c64": out["messages_c64"]["rate"],
+        "messages_cpu_ms_per_request": per_call_ms(out["cpu_messages"], out["messages_c64"]),
+        "messages_cpu_ms_per_stream": per_call_ms(
+            out["cpu_messages_stream"], out["messages_stream_c64"]
+        ),
         "start_sec": round(start_sec, 3),
         "rss_mb": round(out["rss_mb"], 1),
-        "errors": c64["errors"] + streams["errors"] + out["box_c1"]["errors"],
+        "errors": c64["errors"]
+        + streams["errors"]
+        + out["box_c1"]["errors"]
+        + out["messages_c64"]["errors"]
+        + out["messages_stream_c64"]["errors"],
         "metered_rows": metered,
         "answered_ok": answered,
         "machine_busy_c64": round(out["busy_c64"], 2),
@@ -184,7 +217,8 @@ def main() -> None:
         config, key = setup_box(folder, up_port, port)
         server, start_sec = start_server(config, port, args.workers)
         out = scenarios(args, server.pid, port, up_port, key)
-        answered = sum(out[k]["count"] for k in ("warmup", "box_c1", "box_c64", "stream_c64"))
+        runs = ("warmup", "box_c1", "box_c64", "stream_c64", "messages_c64", "messages_stream_c64")
+        answered = sum(out[k]["count"] for k in runs)
         metered = count_usage_rows(folder / "data" / "codelace.db")
         figures = report(out, start_sec, metered, answered)
         print_figures(figures)

@@ -1,9 +1,11 @@
-"""A fast fake OpenAI upstream for the benchmark: canned Chat Completions answers over raw
-asyncio (uvloop), HTTP/1.1 keep-alive, so it costs the shared CPU as little as possible.
+"""A fast fake OpenAI and Anthropic upstream for the benchmark: canned Chat Completions and
+Messages answers over raw asyncio (uvloop), HTTP/1.1 keep-alive, so it costs the shared CPU as
+little as possible.
 
 A request whose body contains `"stream":true` gets an SSE stream of `CHUNKS` content chunks
 plus the finish chunk, the usage chunk and `[DONE]` (chunked transfer encoding); any other
-request gets a `chat.completion` JSON body. Run: python -m bench.upstream --port P
+request gets a `chat.completion` JSON body. A request to `/v1/messages` gets Anthropic's
+`message`, or its event stream with as many text deltas. Run: python -m bench.upstream --port P
 """
 
 from __future__ import annotations
@@ -81,6 +83,58 @@ STREAM_WRITES = [
 ]
 
 
+def _event(event: dict[str, object]) -> bytes:
+    data = json.dumps(event, separators=(",", ":"))
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+ANTHROPIC_USAGE = {"input_tokens": 12, "cache_creation_input_tokens": 0,
+                   "cache_read_input_tokens": 0, "output_tokens": CHUNKS}  # fmt: skip
+MESSAGE = json.dumps({
+    "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
+    "content": [{"type": "text", "text": "word " * CHUNKS}], "stop_reason": "end_turn",
+    "stop_sequence": None, "usage": ANTHROPIC_USAGE,
+}).encode()  # fmt: skip
+MESSAGE_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(MESSAGE), MESSAGE)
+)
+_START = {"id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
+          "content": [], "stop_reason": None, "stop_sequence": None,
+          "usage": ANTHROPIC_USAGE | {"output_tokens": 1}}  # fmt: skip
+MESSAGE_EVENTS = [
+    _event({"type": "message_start", "message": _START}),
+    _event(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    ),
+    _event({"type": "ping"}),
+    *[
+        _event(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": f"word{i} "},
+            }
+        )
+        for i in range(CHUNKS)
+    ],
+    _event({"type": "content_block_stop", "index": 0}),
+    _event(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": ANTHROPIC_USAGE,
+        }
+    ),
+    _event({"type": "message_stop"}),
+]
+MESSAGE_WRITES = [
+    STREAM_HEAD + _chunked(MESSAGE_EVENTS[:3])[:-5],
+    _chunked(MESSAGE_EVENTS[3:11])[:-5],
+    _chunked(MESSAGE_EVENTS[11:]),
+]
+
+
 class UpstreamProtocol(asyncio.Protocol):
     """One keep-alive connection: read request heads and bodies, answer at once."""
 
@@ -104,17 +158,19 @@ class UpstreamProtocol(asyncio.Protocol):
             if len(self.buffer) < end:
                 return
             body, self.buffer = self.buffer[head_end + 4 : end], self.buffer[end:]
-            self.answer(b'"stream":true' in body)
+            messages = head.startswith(b"post /v1/messages")
+            self.answer(b'"stream":true' in body, messages)
 
-    def answer(self, stream: bool) -> None:
+    def answer(self, stream: bool, messages: bool = False) -> None:
         assert self.transport is not None
         if not stream:
-            self.transport.write(RESPONSE)
+            self.transport.write(MESSAGE_RESPONSE if messages else RESPONSE)
             return
+        writes = MESSAGE_WRITES if messages else STREAM_WRITES
         loop = asyncio.get_running_loop()
-        self.transport.write(STREAM_WRITES[0])
-        loop.call_soon(self.transport.write, STREAM_WRITES[1])
-        loop.call_soon(lambda: loop.call_soon(self.transport.write, STREAM_WRITES[2]))  # type: ignore[union-attr]
+        self.transport.write(writes[0])
+        loop.call_soon(self.transport.write, writes[1])
+        loop.call_soon(lambda: loop.call_soon(self.transport.write, writes[2]))  # type: ignore[union-attr]
 
 
 async def serve(port: int) -> None:

@@ -100,3 +100,11 @@ def token_cost_nanos(
     prices = (max(0, input_per_1m_nanos), max(0, output_per_1m_nanos))
     scaled = counts[0] * prices[0] + counts[1] * prices[1]
     return -(-scaled // TOKENS_PER_PRICE_UNIT)
+
+
+def priced_tokens_nanos(*counts_at_prices: tuple[int, int]) -> int:
+    """Cost of several (token count, nano-USD per 1M tokens) pairs, rounded up once to the
+    next nano-USD (so splitting input into cache reads and writes rounds no differently).
+    Negative counts or prices count as zero."""
+    scaled = sum(max(0, count) * max(0, price) for count, price in counts_at_prices)
+    return -(-scaled // TOKENS_PER_PRICE_UNIT)

@@ -110,8 +110,8 @@ class ModelsScreen(AdminScreen):
                 model_fields(model),
                 submit,
                 submit_label="Add" if new else "Save",
-                note="Prices in USD per 1M tokens. Provider and upstream default to the two "
-                "halves of the id.",
+                note="Prices in USD per 1M tokens; a blank cache price is the input price (1h: "
+                "the write price). Provider and upstream default to the two halves of the id.",
             )
         )
         if saved:
@@ -172,6 +172,24 @@ def model_fields(model: ModelRow | None) -> list[FormField]:
             str(model.max_output_tokens or "") if model else "",
             placeholder="8192",
         ),
+        *cache_fields(model),
+    ]
+
+
+def cache_fields(model: ModelRow | None) -> list[FormField]:
+    """The prompt-cache prices, blank when unset (then billed at the input price)."""
+    stored = (
+        (model.cache_read_per_1m_nanos, model.cache_write_per_1m_nanos,
+         model.cache_write_1h_per_1m_nanos) if model else (None, None, None)
+    )  # fmt: skip
+    labels = (
+        ("cache_read_per_1m", "Cache read", "= input"),
+        ("cache_write_per_1m", "Cache write", "= input"),
+        ("cache_write_1h_per_1m", "1h cache write", "= cache write"),
+    )
+    return [
+        FormField(name, label, "" if nanos is None else usd_text(nanos), placeholder=hint)
+        for (name, label, hint), nanos in zip(labels, stored, strict=True)
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from sanic import Request
@@ -10,6 +11,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_response
 from codelace_box.errors import CodelaceError, RateLimited
+from codelace_box.gateway.dialects import anthropic_error_body
 
 log = logging.getLogger("codelace_box.api")
 
@@ -31,8 +33,34 @@ def envelope(status: int, message: str, error_type: str, code: str) -> HTTPRespo
     return json_response(body, status=status)
 
 
+ANTHROPIC_ROUTES = "/v1/messages"  # and everything under it: Anthropic's error shape
+
+
 def render_error(request: Request, exc: Exception) -> HTTPResponse:
-    """Sanic's handler for every exception: known errors as they are, the rest hidden."""
+    """Sanic's handler for every exception: known errors as they are, the rest hidden; on
+    the Messages API routes in Anthropic's shape, with the same status and headers."""
+    response = _render_openai(request, exc)
+    path = request.path if request is not None else ""
+    if path == ANTHROPIC_ROUTES or path.startswith(ANTHROPIC_ROUTES + "/"):
+        return _as_anthropic(response)
+    return response
+
+
+def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
+    """The same error in Anthropic's `{"type": "error", "error": {"type", "message"}}`."""
+    try:
+        message = str(json.loads(response.body or b"{}")["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = "error"
+    status = response.status
+    anthropic = json_response(anthropic_error_body(status, message), status=status)
+    for name in ("retry-after", "allow"):
+        if name in response.headers:
+            anthropic.headers[name] = response.headers[name]
+    return anthropic
+
+
+def _render_openai(request: Request, exc: Exception) -> HTTPResponse:
     if isinstance(exc, CodelaceError):
         response = json_response(exc.envelope(), status=exc.status)
         if isinstance(exc, RateLimited):

@@ -20,6 +20,7 @@ from codelace_box.config import Config
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
+from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.money import usd_text
 
@@ -50,6 +51,12 @@ async def chat_completions(request: Request) -> HTTPResponse | None:
         user_id=auth.user_id,
         key_id=auth.key_id,
     )
+    return await answer(request, gateway, call)
+
+
+async def answer(request: Request, gateway: Gateway, call: ChatCall) -> HTTPResponse | None:
+    """Run a reserved call: a JSON answer with its cost header, or the relayed stream (every
+    inference route answers this way, each in its own dialect)."""
     if not call.stream:
         done = await gateway.complete(call)
         return json_response(done.body, headers={COST_HEADER: cost_header(done.cost_nanos)})

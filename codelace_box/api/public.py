@@ -8,7 +8,13 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import READ, json_response
-from codelace_box.api.views import health_view, model_list_view, model_view, pricing_view
+from codelace_box.api.views import (
+    anthropic_model_list_view,
+    health_view,
+    model_list_view,
+    model_view,
+    pricing_view,
+)
 from codelace_box.db.core import ping
 from codelace_box.errors import NotFound
 from codelace_box.gateway.pipeline import Gateway
@@ -25,8 +31,13 @@ async def healthz(request: Request) -> HTTPResponse:
 
 @bp.route("/v1/models", methods=READ)
 async def models(request: Request) -> HTTPResponse:
-    """The enabled catalog, in OpenAI's list shape."""
+    """The enabled catalog, in OpenAI's list shape (Anthropic's, with aliases, when the
+    request has an `anthropic-version` header)."""
     gateway: Gateway = request.app.ctx.gateway
+    if request.headers.get("anthropic-version"):
+        named = [(m.id, m) for m in gateway.routes.enabled_models()]
+        named += sorted(gateway.routes.aliases().items())
+        return json_response(anthropic_model_list_view(named))
     return json_response(model_list_view(gateway.routes.enabled_models()))
 
 

@@ -4,6 +4,7 @@ USD numbers (`usd_json`), moments ISO 8601 with a Z. docs/http-api.md shows the 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from codelace_box.accounts.keys import NewKey
@@ -129,6 +130,22 @@ def model_view(model: ModelRoute) -> Json:
 def model_list_view(models: list[ModelRoute]) -> Json:
     """GET /v1/models, in OpenAI's list shape."""
     return {"object": "list", "data": [model_view(m) for m in models]}
+
+
+def anthropic_model_list_view(named: list[tuple[str, ModelRoute]]) -> Json:
+    """GET /v1/models with an `anthropic-version` header: the enabled catalog and its aliases
+    (name, model) in Anthropic's list shape, one page."""
+    data = [
+        {
+            "type": "model",
+            "id": name,
+            "display_name": name,
+            "created_at": datetime.fromtimestamp(model.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for name, model in named
+    ]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return {"data": data, "has_more": False, "first_id": first, "last_id": last}
 
 
 def pricing_view(models: list[ModelRoute]) -> list[Json]:

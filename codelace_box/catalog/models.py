@@ -4,6 +4,7 @@ prices per 1M tokens, with what output cap and context window, and whether it is
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 
 from codelace_box.catalog.providers import get_provider
@@ -31,6 +32,34 @@ def parse_price(value: Decimal | str | float | int, what: str) -> int:
     return nanos
 
 
+@dataclass(frozen=True)
+class CachePrices:
+    """Prompt-cache prices in USD per 1M tokens as given; None: not given."""
+
+    read_per_1m: Decimal | str | None = None
+    write_per_1m: Decimal | str | None = None
+    write_1h_per_1m: Decimal | str | None = None
+
+
+_CACHE_COLUMNS = (
+    ("read_per_1m", "cache_read_per_1m_nanos", "cache read price"),
+    ("write_per_1m", "cache_write_per_1m_nanos", "cache write price"),
+    ("write_1h_per_1m", "cache_write_1h_per_1m_nanos", "1-hour cache write price"),
+)
+
+
+def _cache_fields(prices: CachePrices, current: CatalogModel | None) -> dict[str, int | None]:
+    """The cache price columns to store: the given ones parsed, the others kept (or NULL)."""
+    fields: dict[str, int | None] = {}
+    for name, column, what in _CACHE_COLUMNS:
+        given = getattr(prices, name)
+        if given is not None:
+            fields[column] = parse_price(given, what)
+        else:
+            fields[column] = getattr(current, column) if current is not None else None
+    return fields
+
+
 def _check_token_count(tokens: int | None, what: str) -> None:
     if tokens is not None and tokens < 1:
         raise InvalidRequest(f"{what} must be at least 1")
@@ -48,12 +77,14 @@ def set_model(
     max_output_tokens: int | None = None,
     context_tokens: int | None = None,
     keep_unset: bool = False,
+    cache_prices: CachePrices | None = None,
 ) -> CatalogModel:
     """Add a model id to the catalog, or change its prices, provider or upstream name.
 
     With `keep_unset`, setting an existing id keeps its provider, upstream name, output cap and
-    context window where they are not given (the CLI's
-    `models set ID --input-per-1m X --output-per-1m Y`).
+    context window and cache prices where they are not given (the CLI's
+    `models set ID --input-per-1m X --output-per-1m Y`). Cache prices never set are the input
+    price when billed.
     """
     if not _MODEL_ID_RE.match(model_id):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
@@ -77,6 +108,7 @@ def set_model(
         "max_output_tokens": max_output_tokens,
         "context_tokens": context_tokens,
         "updated_at": utcnow(),
+        **_cache_fields(cache_prices or CachePrices(), current),
     }
     with write_transaction():
         if CatalogModel.get_or_none(CatalogModel.id == model_id) is None:

@@ -53,6 +53,21 @@ def model_view(model: Any) -> dict[str, Any]:
         "max_output_tokens": model.max_output_tokens,
         "context_tokens": model.context_tokens,
         "enabled": bool(model.enabled),
+        **cache_view(model),
+    }
+
+
+def cache_view(model: Any) -> dict[str, float]:
+    """A model's prompt-cache prices in USD per 1M tokens, unset ones resolved as billed."""
+    read = model.cache_read_per_1m_nanos
+    write = model.cache_write_per_1m_nanos
+    write_1h = model.cache_write_1h_per_1m_nanos
+    input_price = model.input_per_1m_nanos
+    write = input_price if write is None else write
+    return {
+        "cache_read_per_1m": usd_json(input_price if read is None else read),
+        "cache_write_per_1m": usd_json(write),
+        "cache_write_1h_per_1m": usd_json(write if write_1h is None else write_1h),
     }
 
 
@@ -222,6 +237,9 @@ def models() -> None:
     help="Context window: what a media part of unknown size reserves "
     "(default: gateway.default_context_tokens).",
 )
+@click.option("--cache-read-per-1m", default=None, help="USD per 1M cached input tokens read.")
+@click.option("--cache-write-per-1m", default=None, help="USD per 1M input tokens cached.")
+@click.option("--cache-write-1h-per-1m", default=None, help="USD per 1M tokens cached for 1 hour.")
 @pass_state
 def models_set(
     state: CliState,
@@ -232,13 +250,17 @@ def models_set(
     upstream_model: str | None,
     max_output_tokens: int | None,
     context_tokens: int | None,
+    cache_read_per_1m: str | None,
+    cache_write_per_1m: str | None,
+    cache_write_1h_per_1m: str | None,
 ) -> None:
     """Add a model or change its prices and upstream.
 
-    Setting an existing id again keeps its provider, upstream name, output cap and context
-    window unless given: `models set ID --input-per-1m X --output-per-1m Y` only changes the prices.
+    Setting an existing id again keeps its provider, upstream name, output cap, context window
+    and cache prices unless given: `models set ID --input-per-1m X --output-per-1m Y` only
+    changes the prices. Cache prices never set are the input price (1-hour: the write price).
     """
-    from codelace_box.catalog.models import set_model
+    from codelace_box.catalog.models import CachePrices, set_model
 
     state.database()
     model = set_model(
@@ -250,6 +272,7 @@ def models_set(
         max_output_tokens=max_output_tokens,
         context_tokens=context_tokens,
         keep_unset=True,
+        cache_prices=CachePrices(cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m),
     )
     prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
     click.echo(f"{model.id}: ${prices[0]} in / ${prices[1]} out per 1M tokens")
@@ -260,13 +283,47 @@ def models_set(
 @pass_state
 def models_list(state: CliState, as_json: bool) -> None:
     """List the catalog."""
+    from codelace_box.catalog.aliases import list_aliases
     from codelace_box.catalog.models import list_models
 
     state.database()
-    rows = [model_view(m) for m in list_models()]
+    aliases: dict[str, list[str]] = {}
+    for name, target in list_aliases().items():
+        aliases.setdefault(target, []).append(name)
+    rows = [model_view(m) | {"aliases": aliases.get(m.id, [])} for m in list_models()]
     columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m"]
-    columns += ["context_tokens", "enabled"]
-    emit(rows, as_json, lambda r: table(r, columns))
+    columns += ["cache_read_per_1m", "cache_write_per_1m", "cache_write_1h_per_1m"]
+    columns += ["context_tokens", "enabled", "aliases"]
+
+    def render(items: list[dict[str, Any]]) -> str:
+        return table([r | {"aliases": ", ".join(r["aliases"])} for r in items], columns)
+
+    emit(rows, as_json, render)
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("model_id")
+@pass_state
+def models_alias(state: CliState, name: str, model_id: str) -> None:
+    """Route a bare model name a client sends (claude-haiku-4-5) to a catalog model."""
+    from codelace_box.catalog.aliases import set_alias
+
+    state.database()
+    set_alias(name, model_id)
+    click.echo(f"alias {name} -> {model_id}")
+
+
+@models.command("unalias")
+@click.argument("name")
+@pass_state
+def models_unalias(state: CliState, name: str) -> None:
+    """Remove a model alias."""
+    from codelace_box.catalog.aliases import remove_alias
+
+    state.database()
+    remove_alias(name)
+    click.echo(f"alias {name} removed")
 
 
 @models.command("disable")

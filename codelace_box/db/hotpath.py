@@ -37,8 +37,10 @@ _RECOUNT_HELD_SQL = (
 _USAGE_SQL = (
     "INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upstream_model,"
     " input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, hold_nanos,"
-    " status, error_code, stream, estimated, duration_ms, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " status, error_code, stream, estimated, duration_ms, created_at, route, cache_read_tokens,"
+    " cache_write_tokens, cache_write_1h_tokens, cache_read_per_1m_nanos,"
+    " cache_write_per_1m_nanos, cache_write_1h_per_1m_nanos)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MOVE_BALANCE_SQL = (
     'UPDATE "user" SET balance_nanos = balance_nanos + ?, held_nanos = held_nanos - ? WHERE id = ?'

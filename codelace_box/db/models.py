@@ -133,9 +133,23 @@ class CatalogModel(BaseModel):
     enabled = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    cache_read_per_1m_nanos = BigIntegerField(null=True)  # NULL: the input price
+    cache_write_per_1m_nanos = BigIntegerField(null=True)  # NULL: the input price
+    cache_write_1h_per_1m_nanos = BigIntegerField(null=True)  # NULL: the cache write price
 
     class Meta:
         table_name = "catalog_model"
+
+
+class ModelAlias(BaseModel):
+    """A bare model name a client sends (claude-haiku-4-5) routed to a catalog id."""
+
+    name = CharField(primary_key=True)
+    model = ForeignKeyField(CatalogModel, backref="aliases", on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "model_alias"
 
 
 class UsageRecord(BaseModel):
@@ -158,6 +172,13 @@ class UsageRecord(BaseModel):
     estimated = BooleanField(default=False)  # usage counted by us: the upstream never said
     duration_ms = IntegerField(default=0)
     created_at = DateTimeField(default=utcnow, index=True)
+    route = CharField(default="/v1/chat/completions")  # the inference route the call came by
+    cache_read_tokens = IntegerField(default=0)  # of input_tokens: read from the prompt cache
+    cache_write_tokens = IntegerField(default=0)  # of input_tokens: written to it (1h included)
+    cache_write_1h_tokens = IntegerField(default=0)  # of cache_write_tokens: 1-hour writes
+    cache_read_per_1m_nanos = BigIntegerField(default=0)
+    cache_write_per_1m_nanos = BigIntegerField(default=0)
+    cache_write_1h_per_1m_nanos = BigIntegerField(default=0)
 
 
 class Payment(BaseModel):
@@ -205,6 +226,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     Provider,
     ProviderKey,
     CatalogModel,
+    ModelAlias,
     UsageRecord,
     Payment,
     StripeEvent,

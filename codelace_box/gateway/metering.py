@@ -36,7 +36,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -44,7 +44,7 @@ from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
-from codelace_box.money import token_cost_nanos
+from codelace_box.money import priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
@@ -151,6 +151,18 @@ def admit(user_id: int, request_id: str, amount_nanos: int) -> None:
 
 
 @dataclass
+class CacheTokens:
+    """A call's prompt-cache tokens (parts of its input tokens) and their prices."""
+
+    read_tokens: int = 0
+    write_tokens: int = 0  # 1-hour writes included
+    write_1h_tokens: int = 0
+    read_per_1m_nanos: int = 0
+    write_per_1m_nanos: int = 0
+    write_1h_per_1m_nanos: int = 0
+
+
+@dataclass
 class Settlement:
     """Everything a finished request leaves behind."""
 
@@ -170,13 +182,22 @@ class Settlement:
     error_code: str | None = None
     duration_ms: int = 0
     charge: bool = True  # False: a failed call, it costs nothing
+    route: str = "/v1/chat/completions"
+    cache: CacheTokens = field(default_factory=CacheTokens)
 
     def cost_nanos(self) -> int:
-        """The price of the tokens (0 for a failed call)."""
+        """The price of the tokens (0 for a failed call): input tokens read from or written to
+        the prompt cache at their own prices, the rest at the input price."""
         if not self.charge:
             return 0
-        return token_cost_nanos(
-            self.input_tokens, self.output_tokens, self.input_per_1m_nanos, self.output_per_1m_nanos
+        cache = self.cache
+        uncached = self.input_tokens - cache.read_tokens - cache.write_tokens
+        return priced_tokens_nanos(
+            (max(uncached, 0), self.input_per_1m_nanos),
+            (self.output_tokens, self.output_per_1m_nanos),
+            (cache.read_tokens, cache.read_per_1m_nanos),
+            (cache.write_tokens - cache.write_1h_tokens, cache.write_per_1m_nanos),
+            (cache.write_1h_tokens, cache.write_1h_per_1m_nanos),
         )
 
 
@@ -267,4 +288,11 @@ def _usage_values(item: Settlement, charged: int, hold: int, now: str) -> tuple[
         int(item.estimated),
         item.duration_ms,
         now,
+        item.route,
+        _token_count(item.cache.read_tokens),
+        _token_count(item.cache.write_tokens),
+        _token_count(item.cache.write_1h_tokens),
+        item.cache.read_per_1m_nanos,
+        item.cache.write_per_1m_nanos,
+        item.cache.write_1h_per_1m_nanos,
     )

@@ -11,7 +11,7 @@ from codelace_box.gateway.client import (
     UpstreamTooLarge,
     UpstreamUnreachable,
 )
-from codelace_box.gateway.metering import Settlement
+from codelace_box.gateway.metering import CacheTokens, Settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
@@ -44,7 +44,24 @@ def settlement(
         error_code=error_code,
         duration_ms=int((time.monotonic() - call.started) * 1000),
         charge=charge,
+        route=call.ingress,
+        cache=cache_tokens(call, usage),
     )
+
+
+def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
+    """The prompt-cache part of a call's input, with the route's cache prices."""
+    route = call.route
+    cache = CacheTokens(
+        read_per_1m_nanos=route.cache_read_per_1m_nanos,
+        write_per_1m_nanos=route.cache_write_per_1m_nanos,
+        write_1h_per_1m_nanos=route.cache_write_1h_per_1m_nanos,
+    )
+    if usage is not None:
+        cache.read_tokens = usage.cache_read_tokens
+        cache.write_tokens = usage.cache_write_tokens
+        cache.write_1h_tokens = usage.cache_write_1h_tokens
+    return cache
 
 
 def abandoned(call: ChatCall) -> Settlement:

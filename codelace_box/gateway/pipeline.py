@@ -26,6 +26,7 @@ from typing import Any
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
+from codelace_box.gateway.dialects import CHAT_ROUTE
 from codelace_box.gateway.metering import (
     admit_in,
     dead_hold_owners,
@@ -38,6 +39,7 @@ from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
+from codelace_box.gateway.stream_start import open_stream_started
 from codelace_box.gateway.upstream import open_upstream
 from codelace_box.providers.base import JSON, Usage
 
@@ -87,17 +89,21 @@ class Gateway:
             self.routes, body, body_len, request_id=request_id, user_id=user_id, key_id=key_id,
             default_context_tokens=self.settings.default_context_tokens,
         )  # fmt: skip
-        self._calls[request_id] = call
+        await self.reserve(call)
+        return call
+
+    async def reserve(self, call: ChatCall) -> None:
+        """Reserve a prepared call's worst case (402 if it is not covered), whatever route
+        the call came by."""
+        self._calls[call.request_id] = call
+        admit = partial(
+            admit_in, user_id=call.user_id, request_id=call.request_id, amount_nanos=call.hold_nanos
+        )
         try:
-            await self.writes.submit(
-                partial(
-                    admit_in, user_id=user_id, request_id=request_id, amount_nanos=call.hold_nanos
-                )
-            )
+            await self.writes.submit(admit)
         except asyncio.CancelledError:  # the hold may still be taken: give it back after
             self.writes.submit_detached(partial(settle_in, item=abandoned(call)))
             raise
-        return call
 
     async def complete(self, call: ChatCall) -> Completed:
         """Run a non-streaming call that was prepared (and so reserved); see the module doc
@@ -162,7 +168,8 @@ class Gateway:
             )
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
             raise await self._release(call, exc) from None  # so no charge; free the hold
-        body["usage"] = usage_body(usage, charged or 0)
+        if call.ingress == CHAT_ROUTE:  # other dialects keep their own usage object
+            body["usage"] = usage_body(usage, charged or 0)
         return Completed(body, charged or 0)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:
@@ -185,19 +192,21 @@ class Gateway:
     async def open_stream(self, call: ChatCall) -> StreamRelay:
         """Start a streaming call; errors before the upstream accepted it are raised here."""
         try:
-            opened = await open_upstream(
+            started = await open_stream_started(
                 self.client, self.routes, call, self.settings.max_retries, self.prober
             )
         except BaseException as exc:
             raise await self._release(call, exc) from None
-        return StreamRelay(
+        relay = StreamRelay(
             call,
-            opened,
+            started.opened,
             self.writes,
             keepalive_sec=self.settings.keepalive_sec,
             read_timeout_sec=self.settings.read_timeout_sec,
             detach=partial(self._detach, call.request_id),
         )
+        relay.pending = started.prefix
+        return relay
 
     async def _release(self, call: ChatCall, exc: BaseException) -> BaseException:
         """Free the hold of a call that produced nothing; returns what to raise."""

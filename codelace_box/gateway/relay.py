@@ -1,9 +1,10 @@
-"""Relaying one upstream stream to the client as OpenAI chunks, then settling it.
+"""Relaying one upstream stream to the client, in the dialect of its route, then settling it.
 
 The relay reads the upstream as bytes arrive, translates its events with the provider's
 StreamTranslator and writes every chunk of one read in one send. While the upstream is silent
-it writes `: keep-alive` comments. At the normal end it settles first, then sends the usage
-chunk (with `cost_usd`, only if the client asked for usage) and `data: [DONE]`. A stream that
+it writes `: keep-alive` comments. At the normal end it settles first, then sends the tail
+(gateway/dialects.py: for chat completions the usage chunk with `cost_usd`, only if the client
+asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
 answer as a plain JSON error with its status), after that it ends with an error event; an
 upstream event longer than `gateway.max_sse_event_bytes` is such a failure. Output is counted as
@@ -26,16 +27,11 @@ from typing import Any
 
 from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_in
-from codelace_box.gateway.outcome import client_error, settlement, usage_body
+from codelace_box.gateway.outcome import client_error, settlement
 from codelace_box.gateway.request import ChatCall
-from codelace_box.gateway.streaming import (
-    DONE,
-    KEEPALIVE,
-    SSEParser,
-    encode_chunk,
-    encode_error,
-)
+from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.tally import OutputTally
@@ -44,8 +40,6 @@ Send = Callable[[bytes], Awaitable[Any]]
 Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the stop waits for
 DRAIN_TIMEOUT_SEC = 1.0
 log = logging.getLogger("codelace_box.gateway")
-
-_TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
 STREAM_HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",
@@ -78,8 +72,9 @@ class StreamRelay:
         self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
         self.tally = OutputTally()
         self._parser = SSEParser(opened.response.limits.max_event_bytes)
+        self.encoder = stream_encoder(call)
+        self.pending = b""  # bytes read from the upstream before the relay began
         self._sent_any = False  # whether the client got any byte of the stream yet
-        self._template: dict[str, Any] = {}
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
         self._reading_on = False  # the client left; a background task reads the upstream
@@ -123,15 +118,13 @@ class StreamRelay:
                 return await self._cut(send)
             if not data:
                 break
-        tail = [encode_chunk(self._remember(c)) for c in translator.finish()]
+        tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and translator.usage is None:
             raise UpstreamBroken("the upstream stream ended before it was complete")
         usage = self._produced(complete=True)
         self._settled = True  # from here the settlement commits even if we are cancelled
         charged = await self._commit(settlement(self.call, usage, "ok"))
-        if self.call.include_usage:
-            tail.append(encode_chunk(self._usage_chunk(usage, charged)))
-        tail.append(DONE)
+        tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
         await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
 
@@ -142,11 +135,7 @@ class StreamRelay:
         usage = self._produced(complete=False)
         self._settled = True
         charged = await self._commit(settlement(self.call, usage, "ok", error_code="output_cap"))
-        tail = [encode_chunk(self._finish_chunk("length"))]
-        if self.call.include_usage:
-            tail.append(encode_chunk(self._usage_chunk(usage, charged)))
-        tail.append(DONE)
-        await self._send(send, b"".join(tail))
+        await self._send(send, b"".join(self.encoder.cut(usage, charged)))
 
     async def _commit(self, item: Settlement) -> int:
         """Settle a call whose client has (some of) the output; returns the charge."""
@@ -164,7 +153,7 @@ class StreamRelay:
                 for chunk in self.translator.feed(event):
                     if self._count(chunk):
                         return out, None
-                    out.append(encode_chunk(self._remember(chunk)))
+                    out.append(self.encoder.chunk(chunk))
         except Exception as exc:
             return out, exc
         return out, None
@@ -221,6 +210,9 @@ class StreamRelay:
         """The next upstream bytes, sending keep-alive comments while the client got nothing
         for `keepalive_sec` (upstream bytes that relay nothing, such as its own comments, do
         not count)."""
+        if self.pending:
+            data, self.pending = self.pending, b""
+            return data
         while True:
             wait = self._last_send + self.keepalive_sec - time.monotonic()
             if wait > 0:
@@ -240,32 +232,6 @@ class StreamRelay:
             raise ClientGone from exc
         self._last_send = time.monotonic()
         self._sent_any = True
-
-    def _remember(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        """Keep the first chunk's ids for the usage chunk; drop the `"usage": null` that asking
-        the upstream for usage adds, when the client did not ask (OpenAI sends no key then)."""
-        if not self.call.include_usage and "usage" in chunk and chunk["usage"] is None:
-            del chunk["usage"]
-        if not self._template.get("id") and chunk.get("id"):  # Azure's first chunk has id ""
-            self._template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
-        return chunk
-
-    def _usage_chunk(self, usage: Usage, charged: int) -> dict[str, Any]:
-        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
-        chunk |= self._template
-        chunk |= {"object": "chat.completion.chunk", "model": self.call.route.id, "choices": []}
-        chunk["usage"] = usage_body(usage, charged)
-        return chunk
-
-    def _finish_chunk(self, reason: str) -> dict[str, Any]:
-        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
-        chunk |= self._template
-        choices: list[dict[str, Any]] = [
-            {"index": i, "delta": {}, "logprobs": None, "finish_reason": reason}
-            for i in range(self.call.choices)
-        ]
-        chunk |= {"object": "chat.completion.chunk", "model": self.call.route.id}
-        return chunk | {"choices": choices}
 
     def _produced(self, complete: bool) -> Usage:
         """The provider's usage of a stream that ended normally; otherwise an estimate that
@@ -299,8 +265,10 @@ class StreamRelay:
             raise (error or exc) from None
         if error is None:
             log.error("stream %s failed", self.call.request_id, exc_info=exc)
-            message, error_type, code = "internal error", "server_error", "internal_error"
+            status, message = 500, "internal error"
+            error_type, code = "server_error", "internal_error"
         else:
-            message, error_type, code = error.message, error.error_type, error.code
+            status, message = error.status, error.message
+            error_type, code = error.error_type, error.code
         with contextlib.suppress(Exception):
-            await send(encode_error(message, error_type, code))
+            await send(self.encoder.error(status, message, error_type, code))

@@ -63,6 +63,7 @@ class ChatCall:
     hold_nanos: int
     started: float
     choices: int = 1  # n
+    ingress: str = "/v1/chat/completions"  # the route (and so the wire dialect) it came by
 
     @property
     def output_limit(self) -> int:
@@ -175,7 +176,7 @@ def prepare_call(
     worst = token_cost_nanos(
         input_token_bound(body_len, body, route.context_tokens or default_context_tokens),
         cap * choices,
-        route.input_per_1m_nanos,
+        route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
     )
     worst = min(worst, MAX_HOLD_NANOS)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, utcnow, write_transaction
@@ -58,13 +59,29 @@ class ModelRoute:
     max_output_tokens: int | None
     created: int  # unix seconds, for /v1/models
     context_tokens: int | None = None  # None: gateway.default_context_tokens
+    cache_read_per_1m_nanos: int = 0  # resolved: the input price when the catalog has none
+    cache_write_per_1m_nanos: int = 0
+    cache_write_1h_per_1m_nanos: int = 0
+
+    @property
+    def max_input_per_1m_nanos(self) -> int:
+        """The dearest price an input token can be billed at (a hold's worst case)."""
+        return max(
+            self.input_per_1m_nanos,
+            self.cache_read_per_1m_nanos,
+            self.cache_write_per_1m_nanos,
+            self.cache_write_1h_per_1m_nanos,
+        )
 
 
 _MODELS_SQL = (
     "SELECT m.id, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos, "
-    "m.max_output_tokens, m.created_at, m.provider_id, m.context_tokens FROM catalog_model m "
+    "m.max_output_tokens, m.created_at, m.provider_id, m.cache_read_per_1m_nanos, "
+    "m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, m.context_tokens "
+    "FROM catalog_model m "
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
+_ALIASES_SQL = "SELECT name, model_id FROM model_alias"
 _PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled, allowed_fields FROM provider"
 _KEYS_SQL = (
     "SELECT id, provider_id, key_encrypted FROM provider_key "
@@ -79,6 +96,26 @@ def _unix(value: object) -> int:
     except ValueError:
         return 0
     return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+def _model_route(row: tuple[Any, ...], providers: dict[int, ProviderRoute]) -> ModelRoute:
+    """A route from a row of _MODELS_SQL; unset cache prices resolved (read and write: the
+    input price; the 1-hour write: the write price)."""
+    input_price = int(row[2])
+    cache_write = input_price if row[8] is None else int(row[8])
+    return ModelRoute(
+        id=row[0],
+        provider=providers[int(row[6])],
+        upstream_model=row[1],
+        input_per_1m_nanos=input_price,
+        output_per_1m_nanos=int(row[3]),
+        max_output_tokens=None if row[4] is None else int(row[4]),
+        created=_unix(row[5]),
+        cache_read_per_1m_nanos=input_price if row[7] is None else int(row[7]),
+        cache_write_per_1m_nanos=cache_write,
+        cache_write_1h_per_1m_nanos=cache_write if row[9] is None else int(row[9]),
+        context_tokens=None if row[10] is None else int(row[10]),
+    )
 
 
 def _field_set(stored: object) -> frozenset[str]:
@@ -106,6 +143,7 @@ class RouteTable:
         self._models: dict[str, ModelRoute] = {}
         self._providers: dict[int, ProviderRoute] = {}
         self._plain: dict[tuple[int, bytes], str] = {}
+        self._aliases: dict[str, str] = {}
         self._turn: dict[int, int] = {}
 
     def _fresh(self) -> None:
@@ -135,14 +173,8 @@ class RouteTable:
             for pid, name, kind, base_url, enabled, allowed in query_all(_PROVIDERS_SQL)
         }  # fmt: skip
         self._providers = providers
-        self._models = {
-            row[0]: ModelRoute(
-                row[0], providers[int(row[6])], row[1], int(row[2]), int(row[3]),
-                None if row[4] is None else int(row[4]), _unix(row[5]),
-                None if row[7] is None else int(row[7]),
-            )
-            for row in query_all(_MODELS_SQL)
-        }  # fmt: skip
+        self._models = {row[0]: _model_route(row, providers) for row in query_all(_MODELS_SQL)}
+        self._aliases = {str(name): str(target) for name, target in query_all(_ALIASES_SQL)}
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
         known = self._plain.get((key_id, token))
@@ -159,16 +191,27 @@ class RouteTable:
         self._fresh()
         return list(self._models.values())
 
+    def aliases(self) -> dict[str, ModelRoute]:
+        """Every alias whose model is enabled, with its route."""
+        self._fresh()
+        return {
+            name: self._models[target]
+            for name, target in self._aliases.items()
+            if target in self._models
+        }
+
     def resolve(self, model_id: str) -> ModelRoute:
-        """The route of a model id: 400 malformed, 404 unknown/disabled, 503 unusable provider."""
+        """The route of a model id or alias: 400 malformed, 404 unknown/disabled, 503 unusable
+        provider."""
+        self._fresh()
+        model_id = self._aliases.get(model_id, model_id)
         provider_name, _, model_name = model_id.partition("/")
         if not provider_name or not model_name:
             raise InvalidRequest(
-                f"model must look like provider/model, got {model_id!r}",
+                f"model must look like provider/model (or be an alias), got {model_id!r}",
                 code="invalid_model",
                 param="model",
             )
-        self._fresh()
         route = self._models.get(model_id)
         if route is None:
             raise NotFound(f"the model {model_id} does not exist", code="model_not_found")

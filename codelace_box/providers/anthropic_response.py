@@ -62,7 +62,13 @@ def usage_from(usage: Any) -> Usage:
         details["completion_tokens_details"] = {
             "reasoning_tokens": _count(output_details, "thinking_tokens")
         }
-    return Usage(input_tokens(usage), _count(usage, "output_tokens"), details)
+    billed = Usage(input_tokens(usage), _count(usage, "output_tokens"), details)
+    billed.cache_read_tokens = _count(usage, "cache_read_input_tokens")
+    billed.cache_write_tokens = writes
+    creation = usage.get("cache_creation")
+    if isinstance(creation, dict):
+        billed.cache_write_1h_tokens = min(_count(creation, "ephemeral_1h_input_tokens"), writes)
+    return billed
 
 
 def tool_call(block: JSON, index: int | None = None) -> JSON:

@@ -30,6 +30,9 @@ class Usage:
     output_tokens: int
     details: JSON = field(default_factory=dict)
     estimated: bool = False  # counted by us because the upstream reported no usage
+    cache_read_tokens: int = 0  # of input_tokens: read from the prompt cache
+    cache_write_tokens: int = 0  # of input_tokens: written to the prompt cache (1h included)
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens: the 1-hour writes
 
     def openai_usage(self) -> JSON:
         """The `usage` object for the client: upstream details plus the three standard counts."""

@@ -25,12 +25,23 @@ BILLED_FIELDS: dict[str, str] = {
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",
     "audio": "audio output, billed at the audio token prices",
+    # /v1/messages: Anthropic's server tools and long-context betas
+    "web_search": "Anthropic's web search server tool, billed per search",
+    "web_fetch": "Anthropic's web fetch server tool",
+    "code_execution": "Anthropic's code execution server tool, billed per hour",
+    "context-1m": "the 1M-token context beta (anthropic-beta: context-1m-*), long prompts at "
+    "a higher price",
 }
 # Values of a field that buy nothing extra (a list passes when all its items do).
 FREE_VALUES: dict[str, frozenset[Any]] = {
-    "service_tier": frozenset({"auto", "default"}),
+    "service_tier": frozenset({"auto", "default", "standard_only"}),
     "modalities": frozenset({"text"}),
 }
+# Anthropic server tool types (their dated names start so) -> the field that allows them.
+SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
+                "code_execution_": "code_execution"}  # fmt: skip
+LONG_CONTEXT_BETA = "context-1m-"
+MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
 
 
 def is_billed_field(name: str) -> bool:
@@ -47,15 +58,37 @@ def _present(name: str, value: Any) -> bool:
     return not (isinstance(value, str) and value in free)
 
 
+def _refuse(name: str, model: str, param: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{name} is not allowed for {model}: it makes the provider bill beyond the "
+        f"model's price ({BILLED_FIELDS[name]}); the operator may allow it for this provider",
+        code="field_not_allowed",
+        param=param,
+    )
+
+
 def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str) -> None:
     """400 `field_not_allowed` for the first billed field the provider does not allow."""
     permitted = set(allowed)
-    for name, buys in BILLED_FIELDS.items():
-        if name in permitted or not _present(name, body.get(name)):
+    for name in BILLED_FIELDS:
+        if name in MESSAGES_ONLY or name in permitted or not _present(name, body.get(name)):
             continue
-        raise InvalidRequest(
-            f"{name} is not allowed for {model}: it makes the provider bill beyond the "
-            f"model's price ({buys}); the operator may allow it for this provider",
-            code="field_not_allowed",
-            param=name,
-        )
+        raise _refuse(name, model, name)
+
+
+def check_billed_messages(
+    body: dict[str, Any], beta: str, allowed: Iterable[str], model: str
+) -> None:
+    """The same for a Messages body and its `anthropic-beta` header: top-level fields, server
+    tools (by their type) and the long-context beta."""
+    permitted = set(allowed)
+    check_billed_fields(body, permitted, model)
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        for prefix, name in SERVER_TOOLS.items():
+            if isinstance(kind, str) and kind.startswith(prefix) and name not in permitted:
+                raise _refuse(name, model, "tools")
+    flags = [flag.strip() for flag in beta.split(",")]
+    if "context-1m" not in permitted and any(f.startswith(LONG_CONTEXT_BETA) for f in flags):
+        raise _refuse("context-1m", model, "anthropic-beta")

@@ -58,7 +58,12 @@ def usage_from(raw: Any) -> Usage | None:
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
     details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
-    return Usage(max(prompt, 0), max(completion, 0), details)
+    usage = Usage(max(prompt, 0), max(completion, 0), details)
+    prompt_details = details.get("prompt_tokens_details")
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    if isinstance(cached, int) and not isinstance(cached, bool):
+        usage.cache_read_tokens = min(max(cached, 0), usage.input_tokens)
+    return usage
 
 
 def _private(name: str) -> bool:

@@ -87,12 +87,15 @@ class OutputTally:
         self.pieces = 0  # deltas that carried output
 
     def add(self, chunk: dict[str, Any]) -> bool:
-        """Count one `chat.completion.chunk`; whether it carried output."""
+        """Count one `chat.completion.chunk` (or Anthropic `content_block_delta` event, as
+        /v1/messages relays); whether it carried output."""
         carried = False
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            ascii_chars, other_chars, opaque_chars = _delta_chars(choice.get("delta"))
+        if chunk.get("type") == "content_block_delta":
+            deltas: list[Any] = [chunk.get("delta")]
+        else:
+            deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
+        for delta in deltas:
+            ascii_chars, other_chars, opaque_chars = _delta_chars(delta)
             if ascii_chars or other_chars or opaque_chars:
                 carried = True
                 self.pieces += 1

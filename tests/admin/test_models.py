@@ -134,10 +134,15 @@ async def test_edit_prices_and_upstream_then_disable_and_enable(admin_env: Admin
             "provider": "openai",
             "upstream_model": "gpt-5.4",
             "max_output_tokens": "16000",
+            "cache_read_per_1m": "",
+            "cache_write_per_1m": "",
+            "cache_write_1h_per_1m": "",
         }
         await fill(pilot, "output_per_1m", "12.5")
         await fill(pilot, "upstream_model", "gpt-5.4-2026-03-01")
         await fill(pilot, "max_output_tokens", "")
+        await fill(pilot, "cache_read_per_1m", "0.25")
+        await fill(pilot, "cache_write_1h_per_1m", "5")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the form to close")
         await until(pilot, lambda: column(pilot, "#models", 4) == ["12.5"], "the new price")
@@ -152,3 +157,5 @@ async def test_edit_prices_and_upstream_then_disable_and_enable(admin_env: Admin
     model = get_model("openai/gpt-5.4")
     assert model.enabled and model.upstream_model == "gpt-5.4-2026-03-01"
     assert (model.output_per_1m_nanos, model.max_output_tokens) == (12_500_000_000, None)
+    assert (model.cache_read_per_1m_nanos, model.cache_write_per_1m_nanos) == (250_000_000, None)
+    assert model.cache_write_1h_per_1m_nanos == 5 * 10**9

@@ -57,6 +57,11 @@ def _nested_problem(schema: dict[str, Any], where: str) -> str | None:
     return None
 
 
+# A phone number stands alone: digits inside a hex id or a uuid (Claude Code sends a JSON
+# user_id with both) are not one.
+_PHONE_RE = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d ().-]{8,}\d(?![0-9A-Za-z])")
+
+
 def user_id_problem(user_id: Any) -> str | None:
     """Anthropic's refusal of a metadata.user_id, or None."""
     if user_id is None:
@@ -68,7 +73,7 @@ def user_id_problem(user_id: Any) -> str | None:
             "metadata.user_id: user_id appears to contain an email address. "
             "Please send a uuid or hash value instead."
         )
-    if re.search(r"\+?\d[\d ().-]{8,}\d", user_id) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
+    if _PHONE_RE.search(user_id) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
         return (
             "metadata.user_id: user_id appears to contain a phone number. "
             "Please send a uuid or hash value instead."

@@ -25,6 +25,9 @@ from tests.fakes.loopback import LoopbackServer
 
 JSON = dict[str, Any]
 ANTHROPIC_VERSION = "2023-06-01"
+# What the fake accepts: the version the box's own translation sends, and the one the current
+# anthropic SDK (2.x) sends, which /v1/messages forwards as the client sent it.
+ANTHROPIC_VERSIONS = frozenset({ANTHROPIC_VERSION, "2026-10-21"})
 _ids = itertools.count(1)
 
 
@@ -51,6 +54,9 @@ class Reply:
     output_tokens: int = 15
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    cache_creation_1h_tokens: int = 0  # of cache_creation_input_tokens: 1-hour writes
+    extra_events: list[JSON] = field(default_factory=list)  # stream: sent after message_start
+    error_before_content: bool = False  # stream: an `error` event right after message_start
     status: int = 200  # not 200: answer with an Anthropic error body instead
     error_type: str = "api_error"
     error_message: str = "Internal server error"
@@ -80,12 +86,19 @@ class Reply:
         return blocks
 
     def usage(self, output_tokens: int) -> JSON:
-        return {
+        usage: JSON = {
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "output_tokens": output_tokens,
         }
+        if self.cache_creation_1h_tokens:
+            usage["cache_creation"] = {
+                "ephemeral_5m_input_tokens": self.cache_creation_input_tokens
+                - self.cache_creation_1h_tokens,
+                "ephemeral_1h_input_tokens": self.cache_creation_1h_tokens,
+            }
+        return usage
 
 
 @dataclass
@@ -152,7 +165,11 @@ def stream_events(reply: Reply, model: str) -> list[JSON]:
     """The documented event sequence for a reply, with an `error` event if scripted."""
     start = message_body(reply, model)
     start.update(content=[], stop_reason=None, stop_sequence=None, usage=reply.usage(1))
-    events: list[JSON] = [{"type": "message_start", "message": start}]
+    events: list[JSON] = [{"type": "message_start", "message": start}, *reply.extra_events]
+    if reply.error_before_content:
+        error = error_body(reply.error_type, reply.error_message)
+        error.pop("request_id")
+        return [*events, error]
     for index, block in enumerate(reply.blocks()):
         events += _block_events(index, block, reply.chunk_chars)
         if index == 0:
@@ -188,6 +205,11 @@ def _cut_with_error(events: list[JSON], reply: Reply) -> list[JSON]:
     return kept
 
 
+def count_tokens_of(body: JSON) -> int:
+    """What the fake's count_tokens answers for a body."""
+    return 3 + len(json.dumps(body["messages"])) // 4
+
+
 def sse_bytes(event: JSON) -> bytes:
     """One event as Anthropic frames it."""
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
@@ -219,8 +241,21 @@ class FakeAnthropic(LoopbackServer):
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._handle)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_get("/v1/models", self._models)
         return app
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        """Anthropic's count_tokens: a deterministic count of the body's messages."""
+        body = await request.json()
+        self.requests.append(Recorded(dict(request.headers), body))
+        if request.headers.get("x-api-key") not in self.api_keys:
+            answer = error_body("authentication_error", "invalid x-api-key")
+            return web.json_response(answer, status=401)
+        if not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):
+            answer = error_body("invalid_request_error", "model and messages are required")
+            return web.json_response(answer, status=400)
+        return web.json_response({"input_tokens": count_tokens_of(body)})
 
     async def _models(self, request: web.Request) -> web.Response:
         if request.headers.get("x-api-key") not in self.api_keys:
@@ -252,7 +287,7 @@ class FakeAnthropic(LoopbackServer):
         if request.headers.get("x-api-key") not in self.api_keys:
             answer = error_body("authentication_error", "invalid x-api-key")
             return web.json_response(answer, status=401)
-        if request.headers.get("anthropic-version") != ANTHROPIC_VERSION:
+        if request.headers.get("anthropic-version") not in ANTHROPIC_VERSIONS:
             answer = error_body("invalid_request_error", "anthropic-version: header is required")
             return web.json_response(answer, status=400)
         problem = request_problem(body)

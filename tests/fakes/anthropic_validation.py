@@ -26,7 +26,7 @@ JSON = dict[str, Any]
 TOP_LEVEL_FIELDS = {
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
     "top_k", "metadata", "tools", "tool_choice", "thinking", "stream", "output_config",
-    "service_tier", "cache_control",
+    "service_tier", "cache_control", "context_management",
 }  # fmt: skip
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -82,18 +82,20 @@ def _check_messages(messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
         raise Invalid("messages: at least one message is required")
     previous_tool_ids: set[str] = set()
+    turn = 0  # position among user/assistant turns (mid-conversation system ones aside)
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or set(message) - {"role", "content"}:
             raise Invalid(f"messages.{i}: a message has exactly the fields role and content")
         role = message.get("role")
+        if role == "system" and turn > 0:  # the mid-conversation-system beta Claude Code uses
+            _blocks(message.get("content"), f"messages.{i}", allow_empty=False)
+            continue
         if role not in BLOCKS_BY_ROLE:
             raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        expected = "user" if i % 2 == 0 else "assistant"
+        expected, turn = ("user" if turn % 2 == 0 else "assistant"), turn + 1
         if role != expected:
-            raise Invalid(
-                f"messages.{i}: roles must alternate between 'user' and 'assistant', "
-                "starting with 'user'"
-            )
+            raise Invalid(f"messages.{i}: roles must alternate between 'user' and 'assistant', "
+                          "starting with 'user'")  # fmt: skip
         prefill = role == "assistant" and i == len(messages) - 1
         blocks = _blocks(message.get("content"), f"messages.{i}", allow_empty=prefill)
         for j, block in enumerate(blocks):

@@ -43,6 +43,7 @@ class Reply:
 
     content: str = "Hello from the fake upstream."
     prompt_tokens: int = 11
+    cached_tokens: int = 0  # of prompt_tokens: read from the prompt cache
     completion_tokens: int | None = None  # None: one token per streamed piece
     completion_tokens_from_cap: bool = False  # report the request's max_tokens as produced
     reasoning_tokens: int = 0  # of completion_tokens: hidden reasoning, never streamed
@@ -272,7 +273,7 @@ class FakeOpenAI(LoopbackServer):
             "prompt_tokens": reply.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": reply.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": reply.reasoning_tokens,
                 "audio_tokens": 0,

@@ -121,6 +121,10 @@ def test_models_set_list_and_change_prices(workspace: Workspace) -> None:
         "max_output_tokens": None,
         "context_tokens": None,
         "enabled": True,
+        "cache_read_per_1m": 0.15,  # cache prices never set: the input price
+        "cache_write_per_1m": 0.15,
+        "cache_write_1h_per_1m": 0.15,
+        "aliases": [],
     }
     workspace.run(
         "models", "set", "acme/fast-1", "--input-per-1m", "0.01", "--output-per-1m", "2",

@@ -284,7 +284,7 @@ def test_customer_balance_and_usage(box: Box, fake: FakeOpenAI) -> None:
     assert recent[0]["status"] == "error" and recent[0]["cost_usd"] == 0
     assert set(recent[1]) == {
         "id", "model", "input_tokens", "output_tokens", "cost_usd", "status", "stream",
-        "duration_ms", "created_at",
+        "duration_ms", "created_at", "cache_read_tokens", "cache_write_tokens",
     }  # fmt: skip
     assert recent[1]["created_at"].endswith("Z") and recent[1]["model"] == MODEL
     assert len(limited["recent_requests"]) == 2
@@ -299,7 +299,8 @@ def test_public_models_and_pricing(box: Box) -> None:
     entry = next(m for m in models["data"] if m["id"] == MODEL)
     assert entry["object"] == "model" and entry["owned_by"] == "fake"
     assert abs(entry["created"] - time.time()) < 3600
-    assert {"model": MODEL, "input_per_1m": 2.5, "output_per_1m": 10.0} in pricing
+    assert {"model": MODEL, "input_per_1m": 2.5, "output_per_1m": 10.0,
+            "cache_read_per_1m": 2.5, "cache_write_per_1m": 2.5} in pricing  # fmt: skip
     client = box.sdk("cl_unused")
     assert MODEL in [m.id for m in client.models.list().data]
     assert client.models.retrieve(MODEL).owned_by == "fake"

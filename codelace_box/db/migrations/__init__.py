@@ -14,6 +14,7 @@ from codelace_box.db.migrations import (
     m0003_public_uuids,
     m0004_money_bounds,
     m0005_allowed_fields,
+    m0006_messages_cache_aliases,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -22,4 +23,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (3, m0003_public_uuids),
     (4, m0004_money_bounds),
     (5, m0005_allowed_fields),
+    (6, m0006_messages_cache_aliases),
 ]

@@ -1,0 +1,58 @@
+"""/v1/messages and /v1/messages/count_tokens: Anthropic's Messages API (Claude Code's).
+
+A thin shell like /v1/chat/completions: the key (from `x-api-key` or `Authorization: Bearer`),
+the Messages ingress adapter (gateway/messages.py), then the same reserve, call, relay and
+settlement. Errors on these routes are rendered in Anthropic's shape by api/errors.py.
+count_tokens is never charged: an `anthropic` upstream counts, otherwise the box estimates.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from codelace_box.accounts.keys import AuthContext, authenticate
+from codelace_box.api.common import bearer_token, json_body, json_response
+from codelace_box.api.inference import answer
+from codelace_box.gateway.count_tokens import count_tokens
+from codelace_box.gateway.messages import prepare_messages_call
+from codelace_box.gateway.pipeline import Gateway
+
+bp = Blueprint("messages")
+
+
+def messages_auth(request: Request) -> AuthContext:
+    """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token."""
+    auth = authenticate(request.headers.get("x-api-key") or bearer_token(request))
+    request.ctx.auth = auth
+    return auth
+
+
+@bp.post("/v1/messages")
+async def messages(request: Request) -> HTTPResponse | None:
+    """Anthropic Messages, streaming or not, metered against the caller's balance."""
+    auth = messages_auth(request)
+    body = json_body(request)
+    gateway: Gateway = request.app.ctx.gateway
+    call = prepare_messages_call(
+        gateway.routes,
+        body,
+        len(request.body),
+        request.headers,
+        request_id=request.ctx.request_id,
+        user_id=auth.user_id,
+        key_id=auth.key_id,
+        default_context_tokens=gateway.settings.default_context_tokens,
+    )
+    await gateway.reserve(call)
+    return await answer(request, gateway, call)
+
+
+@bp.post("/v1/messages/count_tokens")
+async def messages_count_tokens(request: Request) -> HTTPResponse:
+    """`{"input_tokens": N}` for a Messages body; never charged."""
+    messages_auth(request)
+    body = json_body(request)
+    gateway: Gateway = request.app.ctx.gateway
+    counted = await count_tokens(gateway, body, len(request.body), request.headers)
+    return json_response(counted)

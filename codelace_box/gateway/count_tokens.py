@@ -1,0 +1,75 @@
+"""count_tokens of the Messages API: asked of an `anthropic` upstream, estimated otherwise
+(also when an Anthropic-compatible upstream has no count_tokens route: its 404).
+
+Never charged and never held: the call goes through the same key rotation and retries as a
+completion (gateway/upstream.py), but no hold is taken and no usage row is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
+from codelace_box.gateway.metering import input_token_estimate
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
+from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
+from codelace_box.providers.base import JSON
+
+COUNT_PATH = "/v1/messages/count_tokens"
+if TYPE_CHECKING:
+    from codelace_box.gateway.pipeline import Gateway
+
+
+def _model(body: JSON) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("model: a model name is required", code="invalid_request")
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise InvalidRequest("messages: must be an array", code="invalid_request")
+    return model
+
+
+async def count_tokens(
+    gateway: Gateway, body: JSON, body_len: int, headers: Mapping[str, str]
+) -> JSON:
+    """`{"input_tokens": N}` for a Messages body."""
+    route = resolve_model(gateway.routes, _model(body))
+    if route.provider.kind != "anthropic":
+        return {"input_tokens": input_token_estimate(body_len)}
+    call = ChatCall(
+        request_id="count_tokens",
+        user_id=0,
+        key_id=0,
+        body=body,
+        route=route,
+        adapter=MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH),
+        stream=False,
+        include_usage=False,
+        output_cap=1,
+        cap_from_client=False,
+        input_estimate=0,
+        hold_nanos=0,
+        started=time.monotonic(),
+        ingress=MESSAGES_ROUTE,
+    )
+    try:
+        opened = await open_upstream(
+            gateway.client, gateway.routes, call, gateway.settings.max_retries, gateway.prober
+        )
+    except UpstreamRejected as exc:
+        if exc.status != 404:  # an Anthropic-compatible upstream without count_tokens
+            raise
+        return {"input_tokens": input_token_estimate(body_len)}
+    try:
+        payload: Any = await opened.response.read_json()
+    finally:
+        opened.response.release()
+    if not isinstance(payload, dict) or not isinstance(payload.get("input_tokens"), int):
+        raise UpstreamBroken("the upstream's count_tokens answer has no input_tokens")
+    return payload

@@ -1,0 +1,149 @@
+"""How a stream is written back in the dialect of the route the call came by.
+
+The relay is one for every route; what differs is the wire format of what it writes. An
+encoder turns the translator's items into bytes, writes the tail once the call is settled, and
+writes the error event of a stream that failed after it started:
+- `/v1/chat/completions`: `data: {chunk}` lines, the usage chunk (with `cost_usd`) when the
+  client asked for it, and `data: [DONE]`;
+- `/v1/messages`: Anthropic's `event: <type>` / `data: {json}` events; `message_stop` is held
+  back until the call is settled, so a client that saw the end of the stream sees it charged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.gateway.outcome import usage_body
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
+from codelace_box.providers.base import JSON, Usage
+
+CHAT_ROUTE = "/v1/chat/completions"
+MESSAGES_ROUTE = "/v1/messages"
+_TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
+
+# Anthropic's error types by HTTP status (the statuses of this contract).
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    """Anthropic's error type for an HTTP status (5xx: api_error unless overloaded)."""
+    known = ANTHROPIC_ERROR_TYPES.get(status)
+    if known is not None:
+        return known
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def anthropic_error_body(status: int, message: str) -> JSON:
+    """Anthropic's error shape."""
+    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
+
+
+def encode_event(event: JSON) -> bytes:
+    """One Anthropic SSE event: `event: <type>` then its JSON."""
+    name = event.get("type")
+    head = f"event: {name}\n".encode() if isinstance(name, str) and name else b""
+    return head + b"data: " + encode_json(event) + b"\n\n"
+
+
+class OpenAIChunks:
+    """Chat completions chunks, with the usage chunk and `[DONE]` after settlement."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.call = call
+        self._template: dict[str, Any] = {}
+
+    def chunk(self, chunk: JSON) -> bytes:
+        """Keep the first chunk's ids for the usage chunk; drop the `"usage": null` that asking
+        the upstream for usage adds, when the client did not ask (OpenAI sends no key then)."""
+        if not self.call.include_usage and "usage" in chunk and chunk["usage"] is None:
+            del chunk["usage"]
+        if not self._template.get("id") and chunk.get("id"):  # Azure's first chunk has id ""
+            self._template = {k: chunk[k] for k in _TEMPLATE_KEYS if k in chunk}
+        return encode_chunk(chunk)
+
+    def tail(self, usage: Usage, charged: int) -> list[bytes]:
+        """The usage chunk if the client asked for it, then `[DONE]`."""
+        if not self.call.include_usage:
+            return [DONE]
+        chunk = self._base() | {"choices": []}
+        chunk["usage"] = usage_body(usage, charged)
+        return [encode_chunk(chunk), DONE]
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """The end of a stream cut at the output cap: every choice finished for "length"."""
+        choices: list[JSON] = [
+            {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"}
+            for i in range(self.call.choices)
+        ]
+        return [encode_chunk(self._base() | {"choices": choices}), *self.tail(usage, charged)]
+
+    def _base(self) -> dict[str, Any]:
+        chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}
+        chunk |= self._template
+        return chunk | {"object": "chat.completion.chunk", "model": self.call.route.id}
+
+    def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
+        """The error chunk the OpenAI SDK raises."""
+        return encode_error(message, error_type, code)
+
+
+class AnthropicEvents:
+    """Anthropic stream events; `message_stop` is written after settlement."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.call = call
+        self._stop: JSON = {"type": "message_stop"}
+        self._open: set[Any] = set()  # indexes of content blocks started and not stopped
+
+    def chunk(self, event: JSON) -> bytes:
+        """The event as Anthropic frames it (message_stop: held back for the tail)."""
+        kind = event.get("type")
+        if kind == "message_stop":
+            self._stop = event
+            return b""
+        if kind == "content_block_start":
+            self._open.add(event.get("index"))
+        elif kind == "content_block_stop":
+            self._open.discard(event.get("index"))
+        return encode_event(event)
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """The end of a stream cut at the output cap: the open blocks stopped, then
+        message_delta with stop_reason max_tokens and message_stop."""
+        out = [encode_event({"type": "content_block_stop", "index": i}) for i in self._open]
+        delta = {"stop_reason": "max_tokens", "stop_sequence": None}
+        out.append(encode_event({"type": "message_delta", "delta": delta,
+                                 "usage": {"output_tokens": usage.output_tokens}}))  # fmt: skip
+        return [*out, *self.tail(usage, charged)]
+
+    def tail(self, usage: Usage, charged: int) -> list[bytes]:
+        """The held-back message_stop."""
+        return [encode_event(self._stop)]
+
+    def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
+        """Anthropic's `error` event."""
+        return encode_event(anthropic_error_body(status, message))
+
+
+StreamEncoder = OpenAIChunks | AnthropicEvents
+
+
+def stream_encoder(call: ChatCall) -> StreamEncoder:
+    """The encoder of the dialect the call came in."""
+    if call.ingress.startswith(MESSAGES_ROUTE):
+        return AnthropicEvents(call)
+    return OpenAIChunks(call)

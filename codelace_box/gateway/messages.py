@@ -1,0 +1,165 @@
+"""An Anthropic Messages API request, checked and priced: the `/v1/messages` ingress adapter.
+
+`prepare_messages_call` parses a Messages body into the pipeline's one call (`ChatCall`, its
+`ingress` the route): the model (or alias) routed, the output cap the client's `max_tokens`,
+the worst case held at the dearest input price (cache writes may cost more than input). The
+upstream adapter depends on the provider's kind: an `anthropic` provider gets the body as sent
+(providers/anthropic_passthrough.py), an `openai` one a translation
+(providers/messages_openai.py). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS, input_token_estimate
+from codelace_box.gateway.request import (
+    DEFAULT_CONTEXT_TOKENS,
+    MAX_HOLD_NANOS,
+    MAX_TOKENS,
+    ChatCall,
+)
+from codelace_box.gateway.routing import ModelRoute, RouteTable
+from codelace_box.money import token_cost_nanos
+from codelace_box.providers.base import JSON, ProviderAdapter
+from codelace_box.providers.billed_fields import check_billed_messages
+
+MESSAGES_ROUTE = "/v1/messages"
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def _bad(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_request")
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages: must be a non-empty array of message objects")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages.{index}: must be an object")
+        if not isinstance(message.get("role"), str):
+            raise _bad(f"messages.{index}.role: must be a string such as user or assistant")
+        if not isinstance(message.get("content"), str | list):
+            raise _bad(f"messages.{index}.content: must be a string or an array of blocks")
+
+
+def validate_messages_body(body: JSON) -> tuple[str, int]:
+    """The model name and max_tokens of a Messages body whose shape the box relies on."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("model: a model name is required")
+    cap = body.get("max_tokens")
+    if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= MAX_TOKENS:
+        raise _bad(f"max_tokens: must be an integer from 1 to {MAX_TOKENS}")
+    _check_messages(body.get("messages"))
+    if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
+        raise _bad("stream: must be true or false")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str | list):
+        raise _bad("system: must be a string or an array of text blocks")
+    return model, cap
+
+
+def _unsized_sources(value: Any) -> int:
+    """Images and documents given by URL or file id, anywhere in the content (tool results
+    included): media whose size the body does not show (base64 data is counted by its bytes)."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            source = item.get("source")
+            if isinstance(source, dict) and source.get("type") in ("url", "file"):
+                count += 1
+            content = item.get("content")
+            if isinstance(content, list):
+                stack.append(content)
+    return count
+
+
+def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
+    """An upper bound of the input tokens: one per body byte, what the provider adds, and the
+    model's context window once when media of unknown size is attached (as for chat)."""
+    media = context_tokens if _unsized_sources(body.get("messages")) else 0
+    return body_len + PROVIDER_PROMPT_TOKENS + media
+
+
+def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
+    """The route of a model name; a bare name that is no alias is an unknown model (404, as
+    Anthropic answers it), not a malformed one."""
+    try:
+        return routes.resolve(model)
+    except InvalidRequest as exc:
+        if exc.code != "invalid_model":
+            raise
+        raise NotFound(
+            f"model: no model or alias named {model!r} (the operator can alias it)",
+            code="model_not_found",
+        ) from None
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's anthropic-version and anthropic-beta, to send on upstream."""
+    return {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
+
+
+def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
+    """The upstream adapter of a Messages call to this route's provider."""
+    if route.provider.kind == "anthropic":
+        from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
+
+        return MessagesPassthrough(forwarded_headers(headers))
+    from codelace_box.providers.messages_openai import MessagesToOpenAI
+
+    return MessagesToOpenAI()
+
+
+def hold_for(route: ModelRoute, input_bound: int, output_cap: int) -> int:
+    """The worst case of a call: every input token at the dearest input price."""
+    worst = token_cost_nanos(
+        input_bound, output_cap, route.max_input_per_1m_nanos, route.output_per_1m_nanos
+    )
+    return min(worst, MAX_HOLD_NANOS)
+
+
+def prepare_messages_call(
+    routes: RouteTable,
+    body: JSON,
+    body_len: int,
+    headers: Mapping[str, str],
+    *,
+    request_id: str,
+    user_id: int,
+    key_id: int,
+    default_context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> ChatCall:
+    """Validate, route and price a Messages request (nothing is reserved yet)."""
+    model, cap = validate_messages_body(body)
+    route = resolve_model(routes, model)
+    beta = headers.get("anthropic-beta") or ""
+    check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
+    adapter = messages_adapter(route, headers)
+    adapter.check_request(body)
+    context = route.context_tokens or default_context_tokens
+    return ChatCall(
+        request_id=request_id,
+        user_id=user_id,
+        key_id=key_id,
+        body=body,
+        route=route,
+        adapter=adapter,
+        stream=bool(body.get("stream")),
+        include_usage=False,
+        output_cap=cap,
+        cap_from_client=True,
+        input_estimate=input_token_estimate(body_len),
+        hold_nanos=hold_for(route, messages_input_bound(body_len, body, context), cap),
+        started=time.monotonic(),
+        ingress=MESSAGES_ROUTE,
+    )

@@ -1,0 +1,97 @@
+"""The start of an Anthropic stream: an `error` event before any content is retried.
+
+Anthropic may accept a streamed call (200) and then send `event: error` (overloaded_error)
+before the first content block: nothing has been produced, so, like a 529 before the stream,
+the call goes to the next key. `open_stream_started` reads the first events of an Anthropic
+upstream until content begins (or the stream ends) and hands the bytes it read to the relay,
+which relays them as if they had just arrived.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from codelace_box.catalog.keyprobe import KeyProber
+from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.routing import RouteTable
+from codelace_box.gateway.streaming import SSEParser
+from codelace_box.gateway.upstream import Opened, open_upstream
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError
+
+# Events that mean the upstream is producing (or has finished): past them, no retry.
+_STARTED = frozenset(
+    {"content_block_start", "content_block_delta", "message_delta", "message_stop"}
+)
+
+
+@dataclass
+class Started:
+    """An upstream stream past its start, and the bytes already read from it."""
+
+    opened: Opened
+    prefix: bytes
+
+
+def _kind(event: SSEEvent) -> str | None:
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return event.event
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else event.event
+
+
+def _error_of(event: SSEEvent) -> UpstreamStreamError:
+    try:
+        error = json.loads(event.data).get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    kind = str(error.get("type") or "upstream_error")
+    message = str(error.get("message") or "error")
+    return UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=kind)
+
+
+async def _read_start(opened: Opened) -> tuple[bytes, UpstreamStreamError | None]:
+    """Bytes up to the first content event (or the end), or the error event before it."""
+    parser = SSEParser()
+    read = b""
+    while True:
+        data = await opened.response.read_chunk()
+        read += data
+        for event in parser.feed(data) if data else parser.flush():
+            kind = _kind(event)
+            if kind == "error":
+                return read, _error_of(event)
+            if kind in _STARTED:
+                return read, None
+        if not data:
+            return read, None
+
+
+async def open_stream_started(
+    client: UpstreamClient,
+    routes: RouteTable,
+    call: ChatCall,
+    max_retries: int,
+    prober: KeyProber,
+) -> Started:
+    """Open the call's stream upstream; for an Anthropic provider, past its start, moving to
+    the next key (at most `max_retries` times in all) on an error event before content."""
+    retries_left = max_retries
+    while True:
+        opened = await open_upstream(client, routes, call, retries_left, prober)
+        if call.route.provider.kind != "anthropic":
+            return Started(opened, b"")
+        try:
+            prefix, error = await _read_start(opened)
+        except BaseException:
+            opened.response.close()
+            raise
+        if error is None:
+            return Started(opened, prefix)
+        opened.response.close()
+        if retries_left <= 0:
+            raise error
+        retries_left -= 1

@@ -1,0 +1,164 @@
+"""Messages API in, Messages API out: the pass-through to an `anthropic` provider.
+
+The body goes up as the client sent it (thinking blocks and signatures, cache_control,
+documents, images, tools, metadata, tool_choice, fields this code has never heard of), with
+only `model` replaced by the upstream name and `max_tokens` held to what was reserved. The
+client's `anthropic-version` and `anthropic-beta` go with it; the operator's key replaces the
+user's. Answers come back as they are (the `model` shown is the catalog id), and stream events
+are relayed one by one, unknown types included, while the usage is read from `message_start`
+and the cumulative `message_delta`. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
+from codelace_box.providers.anthropic_response import input_tokens, usage_from
+from codelace_box.providers.anthropic_stream import _merge_counts
+from codelace_box.providers.base import (
+    JSON,
+    SSEEvent,
+    StreamTranslator,
+    UpstreamRequest,
+    UpstreamStreamError,
+    Usage,
+)
+
+CHARS_PER_TOKEN = 4
+_DELTA_TEXT = ("text", "thinking", "partial_json")
+# Events that carry what the model produced: an error after one of them is not retried.
+CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "message_delta"})
+
+
+def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JSON:
+    """The client's body with the upstream model name and the reserved output cap."""
+    payload = dict(body)
+    payload["model"] = upstream_model
+    cap = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
+        payload["max_tokens"] = max_tokens
+    return payload
+
+
+class MessagesPassthrough(AnthropicAdapter):
+    """A Messages body to an Anthropic upstream, kept as sent; one per call (it carries the
+    client's version and beta headers)."""
+
+    def __init__(self, forwarded: dict[str, str], path: str = "/v1/messages") -> None:
+        self.forwarded = forwarded
+        self.path = path
+
+    def check_request(self, body: JSON) -> None:
+        """Nothing to refuse: the upstream speaks this body's language."""
+
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        """The body as sent, to `{base}/v1/messages` (or count_tokens) with the forwarded
+        headers and the operator's key."""
+        headers = {"anthropic-version": ANTHROPIC_VERSION, **self.forwarded}
+        headers |= {"x-api-key": api_key, "content-type": "application/json"}
+        if self.path.endswith("/count_tokens"):
+            payload = dict(body)
+            payload["model"] = upstream_model
+        else:
+            payload = upstream_body(body, upstream_model, default_max_tokens)
+        base = (base_url or self.default_base_url).rstrip("/")
+        return UpstreamRequest(url=f"{base}{self.path}", headers=headers, json_body=payload)
+
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        """The upstream's message as it is (model: the catalog id) and its usage."""
+        usage = payload.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+            billed = usage_from(usage)
+        else:  # no usage: count the output, the gateway estimates the input
+            billed = Usage(0, -(-_content_chars(payload) // CHARS_PER_TOKEN), estimated=True)
+        payload["model"] = public_model
+        return payload, billed
+
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        """A relay of one Anthropic stream."""
+        return PassthroughStream(public_model)
+
+
+def _content_chars(payload: JSON) -> int:
+    content = payload.get("content")
+    blocks = content if isinstance(content, list) else []
+    return sum(len(json.dumps(block)) for block in blocks if isinstance(block, dict))
+
+
+class PassthroughStream(StreamTranslator):
+    """Relays each Anthropic event as it came, keeping the usage and the end in view."""
+
+    def __init__(self, public_model: str) -> None:
+        super().__init__()
+        self.public_model = public_model
+        self.start_usage: JSON = {}
+        self.content_started = False  # an event that carries output was seen
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        """The event itself (as a dict with its `type`); an `error` event raises."""
+        try:
+            data: Any = json.loads(event.data)
+        except ValueError:
+            return []
+        if not isinstance(data, dict):
+            return []
+        if not isinstance(data.get("type"), str) and event.event:
+            data["type"] = event.event
+        kind = data.get("type")
+        if kind in CONTENT_EVENTS:
+            self.content_started = True
+        if kind == "message_start":
+            self._on_start(data)
+        elif kind == "content_block_delta":
+            self._count(data.get("delta"))
+        elif kind == "message_delta":
+            self._on_delta(data)
+        elif kind == "message_stop":
+            self.finished = True
+        elif kind == "error":
+            _raise(data)
+        return [data]
+
+    def _on_start(self, data: JSON) -> None:
+        message = data.get("message")
+        if not isinstance(message, dict):
+            return
+        usage = message.get("usage")
+        self.start_usage = usage if isinstance(usage, dict) else {}
+        self.input_tokens_seen = input_tokens(self.start_usage)
+        message["model"] = self.public_model
+
+    def _count(self, delta: Any) -> None:
+        if isinstance(delta, dict):
+            for name in _DELTA_TEXT:
+                text = delta.get(name)
+                if isinstance(text, str):
+                    self.output_chars += len(text)
+
+    def _on_delta(self, data: JSON) -> None:
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            return
+        cumulative = {k: v for k, v in usage.items() if v is not None}
+        if isinstance(cumulative.get("output_tokens"), int):  # message_delta counts are final
+            self.usage = usage_from(_merge_counts(self.start_usage, cumulative))
+            self.output_tokens_seen = max(self.output_tokens_seen, self.usage.output_tokens)
+
+
+def _raise(data: JSON) -> None:
+    error = data.get("error")
+    error = error if isinstance(error, dict) else {}
+    message = error.get("message") if isinstance(error.get("message"), str) else "error"
+    kind = error.get("type") if isinstance(error.get("type"), str) else "upstream_error"
+    raise UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=str(kind))

@@ -1,0 +1,267 @@
+"""Messages API in, an `openai` provider out: the reverse of the chat -> Anthropic translation.
+
+The request: `system` becomes a system message; user blocks become content parts (images as
+data or http URLs, PDF documents as file parts); `tool_result` blocks become `tool` messages
+(placed before the rest of their user turn, as OpenAI wants them right after the calls);
+assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped (an OpenAI
+upstream cannot take them back); tools, tool_choice, stop_sequences, max_tokens, temperature,
+top_p, metadata.user_id and thinking (as reasoning_effort) map to their counterparts. Answers
+and streams go back in providers/messages_openai_stream.py. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.providers.base import (
+    JSON,
+    ProviderAdapter,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from codelace_box.providers.messages_openai_stream import (
+    OpenAIToMessagesStream,
+    message_from_completion,
+)
+from codelace_box.providers.openai import OpenAIAdapter
+
+_OPENAI = OpenAIAdapter()
+# thinking.budget_tokens -> reasoning_effort (below each bound)
+_EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
+
+
+def _bad(message: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_request")
+
+
+def _text_of(content: Any) -> str:
+    """The text of a string or of the text blocks of a list."""
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else []
+    return "\n".join(
+        b["text"] for b in parts if isinstance(b, dict) and isinstance(b.get("text"), str)
+    )
+
+
+def _source(block: JSON) -> JSON:
+    source = block.get("source")
+    return source if isinstance(source, dict) else {}
+
+
+def _image_part(block: JSON) -> JSON:
+    source = _source(block)
+    if source.get("type") == "url":
+        return {"type": "image_url", "image_url": {"url": source.get("url", "")}}
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+        return {"type": "image_url", "image_url": {"url": url}}
+    raise _bad("image blocks need a base64 or url source for this model")
+
+
+def _document_part(block: JSON) -> JSON:
+    source = _source(block)
+    if source.get("type") == "text":
+        return {"type": "text", "text": str(source.get("data", ""))}
+    if source.get("type") == "base64" and source.get("media_type") == "application/pdf":
+        data = f"data:application/pdf;base64,{source.get('data', '')}"
+        name = block.get("title") if isinstance(block.get("title"), str) else "document.pdf"
+        return {"type": "file", "file": {"filename": name, "file_data": data}}
+    raise _bad("documents must be base64 PDFs or plain text for this model")
+
+
+def _user_part(block: JSON) -> JSON | None:
+    kind = block.get("type")
+    if kind == "text":
+        return {"type": "text", "text": block.get("text", "")}
+    if kind == "image":
+        return _image_part(block)
+    if kind == "document":
+        return _document_part(block)
+    raise _bad(f"{kind} blocks are not supported for this model")
+
+
+def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
+    """A tool message, and the images of the result (sent after, in a user message)."""
+    content = block.get("content", "")
+    images = [
+        _image_part(b)
+        for b in (content if isinstance(content, list) else [])
+        if isinstance(b, dict) and b.get("type") == "image"
+    ]
+    text = _text_of(content)
+    if block.get("is_error"):
+        text = f"Error: {text}" if text else "Error"
+    message = {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}
+    return message, images
+
+
+def _user_messages(content: Any) -> list[JSON]:
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    out: list[JSON] = []
+    parts: list[JSON] = []
+    for block in content:
+        if not isinstance(block, dict):
+            raise _bad("content blocks must be objects")
+        if block.get("type") == "tool_result":
+            message, images = _tool_result(block)
+            out.append(message)
+            parts.extend(images)
+        else:
+            part = _user_part(block)
+            if part is not None:
+                parts.append(part)
+    if parts:
+        out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant_message(content: Any) -> JSON:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    texts: list[str] = []
+    calls: list[JSON] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            arguments = json.dumps(block.get("input") or {})
+            function = {"name": str(block.get("name", "")), "arguments": arguments}
+            calls.append({"id": str(block.get("id", "")), "type": "function", "function": function})
+    message: JSON = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _tools(tools: Any) -> list[JSON]:
+    out = []
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+            raise _bad("server tools are available on Anthropic models only")
+        function = {"name": tool.get("name", ""), "parameters": tool.get("input_schema") or {}}
+        if isinstance(tool.get("description"), str):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: JSON, payload: JSON) -> None:
+    kind = choice.get("type")
+    if kind == "any":
+        payload["tool_choice"] = "required"
+    elif kind == "tool":
+        payload["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    elif kind in ("auto", "none"):
+        payload["tool_choice"] = kind
+    if choice.get("disable_parallel_tool_use") is True:
+        payload["parallel_tool_calls"] = False
+
+
+def _effort(thinking: Any) -> str | None:
+    if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"
+    return next((effort for bound, effort in _EFFORT_BOUNDS if budget < bound), "high")
+
+
+def _options(body: JSON, payload: JSON) -> None:
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            payload[name] = body[name]
+    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
+        payload["stop"] = body["stop_sequences"]
+    if body.get("tools"):
+        payload["tools"] = _tools(body["tools"])
+    if isinstance(body.get("tool_choice"), dict):
+        _tool_choice(body["tool_choice"], payload)
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        payload["user"] = metadata["user_id"]
+    effort = _effort(body.get("thinking"))
+    if effort is not None:
+        payload["reasoning_effort"] = effort
+
+
+def chat_body(body: JSON, max_tokens: int) -> JSON:
+    """The Chat Completions body for a Messages body."""
+    messages: list[JSON] = []
+    system = _text_of(body.get("system"))
+    if system:
+        messages.append({"role": "system", "content": system})
+    for message in body.get("messages") or []:
+        role = message.get("role")
+        if role == "assistant":
+            messages.append(_assistant_message(message.get("content")))
+        elif role == "system":  # a mid-conversation system message (Claude Code sends them)
+            messages.append({"role": "system", "content": _text_of(message.get("content"))})
+        else:
+            messages.extend(_user_messages(message.get("content")))
+    payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}
+    if body.get("stream"):
+        payload["stream"] = True
+    _options(body, payload)
+    return payload
+
+
+class MessagesToOpenAI(ProviderAdapter):
+    """A Messages body to a Chat Completions upstream, and its answers back."""
+
+    kind = "openai"
+    default_base_url = OpenAIAdapter.default_base_url
+
+    def check_request(self, body: JSON) -> None:
+        """400 for what cannot be translated, before any money is held or byte sent."""
+        chat_body(body, 1)
+
+    def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
+        """The upstream speaks Chat Completions: its key is checked as an openai one."""
+        return OpenAIAdapter().key_check_request(base_url, api_key)
+
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
+        cap = default_max_tokens or int(body.get("max_tokens") or 1)
+        payload = chat_body(body, cap)
+        if "api.openai.com" in (base_url or self.default_base_url):
+            payload["max_completion_tokens"] = payload.pop("max_tokens")
+        return _OPENAI.build_request(
+            payload,
+            upstream_model=upstream_model,
+            api_key=api_key,
+            base_url=base_url,
+            stream=stream,
+            default_max_tokens=None,
+        )
+
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        """An Anthropic `message` for a chat completion."""
+        completion, usage = _OPENAI.parse_response(payload, public_model)
+        return message_from_completion(completion, usage, public_model), usage
+
+    def error_message(self, status: int, payload: bytes) -> str:
+        """The OpenAI-compatible upstream's message."""
+        return _OPENAI.error_message(status, payload)
+
+    def wants_payment(self, status: int, message: str) -> bool:
+        """As the OpenAI adapter decides."""
+        return _OPENAI.wants_payment(status, message)
+
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        """OpenAI chunks in, Anthropic events out."""
+        return OpenAIToMessagesStream(_OPENAI.stream_translator(public_model), public_model)

@@ -1,0 +1,202 @@
+"""Answers of an `openai` provider back in the Messages API's shapes.
+
+A chat completion becomes a `message` (reasoning as a thinking block, text, tool calls as
+tool_use blocks with parsed input); a stream of chunks becomes Anthropic's events in their
+documented order: message_start, then for each block content_block_start, its deltas and
+content_block_stop (indexes counted from 0 in the order blocks open), then message_delta with
+the stop reason and the final usage, then message_stop. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def stop_reason(finish_reason: Any) -> str:
+    """Anthropic's stop_reason for an OpenAI finish_reason."""
+    return (
+        STOP_REASONS.get(finish_reason, "end_turn")
+        if isinstance(finish_reason, str)
+        else ("end_turn")
+    )
+
+
+def anthropic_usage(usage: Usage) -> JSON:
+    """Anthropic's usage object: input_tokens are the uncached ones."""
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    return {
+        "input_tokens": max(usage.input_tokens - cached, 0),
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
+def _obj(holder: JSON, name: str) -> JSON:
+    value = holder.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _input(arguments: Any) -> JSON:
+    try:
+        value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _reasoning(holder: JSON) -> str:
+    for name in ("reasoning_content", "reasoning"):
+        value = holder.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def message_id(completion_id: Any) -> str:
+    """A Messages id carrying the upstream's completion id."""
+    return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
+
+
+def message_from_completion(completion: JSON, usage: Usage, public_model: str) -> JSON:
+    """The `message` for a chat completion (its first choice)."""
+    choices = completion.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = _obj(choice, "message")
+    content: list[JSON] = []
+    if reasoning := _reasoning(message):
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    if isinstance(message.get("content"), str) and message["content"]:
+        content.append({"type": "text", "text": message["content"]})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append({"type": "tool_use", "id": call.get("id", ""),
+                        "name": function.get("name", ""),
+                        "input": _input(function.get("arguments"))})  # fmt: skip
+    return {
+        "id": message_id(completion.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": public_model,
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_sequence": None,
+        "usage": anthropic_usage(usage),
+    }
+
+
+class OpenAIToMessagesStream(StreamTranslator):
+    """OpenAI chunks (through the OpenAI translator, which keeps the usage) in, Anthropic
+    events out, with block indexes counted as blocks open."""
+
+    def __init__(self, inner: StreamTranslator, public_model: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.public_model = public_model
+        self.started = False
+        self.index = -1  # the current block's index
+        self.kind: str | None = None  # the open block's type
+        self.tool_blocks: dict[Any, int] = {}  # OpenAI tool call index -> block index
+        self.stop_reason = "end_turn"
+
+    def feed(self, event: SSEEvent) -> list[JSON]:
+        """The events for one upstream chunk."""
+        out: list[JSON] = []
+        for chunk in self.inner.feed(event):
+            out.extend(self._chunk(chunk))
+        self._sync()
+        return out
+
+    def _sync(self) -> None:
+        inner = self.inner
+        self.usage, self.finished = inner.usage, inner.finished
+        self.output_chars, self.input_tokens_seen = inner.output_chars, inner.input_tokens_seen
+        self.output_tokens_seen = inner.output_tokens_seen
+
+    def _start(self, chunk_id: Any) -> list[JSON]:
+        if self.started:
+            return []
+        self.started = True
+        message: JSON = {"id": message_id(chunk_id), "type": "message", "role": "assistant",
+                   "model": self.public_model, "content": [], "stop_reason": None,
+                   "stop_sequence": None,
+                   "usage": {"input_tokens": 0, "output_tokens": 0}}  # fmt: skip
+        return [{"type": "message_start", "message": message}]
+
+    def _chunk(self, chunk: JSON) -> list[JSON]:
+        out = self._start(chunk.get("id"))
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = _obj(choice, "delta")
+            if reasoning := _reasoning(delta):
+                out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                out += self._delta("text", {"type": "text_delta", "text": delta["content"]})
+            for call in delta.get("tool_calls") or []:
+                if isinstance(call, dict):
+                    out += self._tool_call(call)
+            if choice.get("finish_reason"):
+                self.stop_reason = stop_reason(choice["finish_reason"])
+        return out
+
+    def _delta(self, kind: str, delta: JSON) -> list[JSON]:
+        out: list[JSON] = []
+        if self.kind != kind:
+            out += self._close()
+            self.index += 1
+            self.kind = kind
+            block = {"type": kind, kind: ""}
+            out.append({"type": "content_block_start", "index": self.index, "content_block": block})
+        out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
+        return out
+
+    def _tool_call(self, call: JSON) -> list[JSON]:
+        out: list[JSON] = []
+        key = call.get("index", 0)
+        function = _obj(call, "function")
+        if key not in self.tool_blocks:
+            out += self._close()
+            self.index += 1
+            self.kind = "tool_use"
+            self.tool_blocks[key] = self.index
+            block: JSON = {"type": "tool_use", "id": call.get("id") or f"toolu_{self.index}",
+                     "name": function.get("name") or "", "input": {}}  # fmt: skip
+            out.append({"type": "content_block_start", "index": self.index, "content_block": block})
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            delta = {"type": "input_json_delta", "partial_json": arguments}
+            out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
+                        "delta": delta})  # fmt: skip
+        return out
+
+    def _close(self) -> list[JSON]:
+        if self.kind is None:
+            return []
+        self.kind = None
+        return [{"type": "content_block_stop", "index": self.index}]
+
+    def finish(self) -> list[JSON]:
+        """At the upstream's end: the last block closed, message_delta, message_stop."""
+        self.inner.finish()
+        self._sync()
+        if not self.finished:
+            return []
+        out = self._start(None) + self._close()
+        usage = self.usage or Usage(self.input_tokens_seen, -(-self.output_chars // 4))
+        out.append({"type": "message_delta",
+                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "usage": anthropic_usage(usage)})  # fmt: skip
+        out.append({"type": "message_stop"})
+        return out

@@ -1,0 +1,142 @@
+"""Fixtures of the Messages API suite: a real box in front of a fake Anthropic and a fake OpenAI.
+
+The box is a real `codelace-box serve` process set up with the real CLI: an `anthropic`
+provider with a model that has prompt-cache prices and two aliases (Claude Code's default
+names), and an `openai` provider whose model is reached by translation. Clients are the real
+`anthropic` SDK (a dev dependency) and plain HTTP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+
+MODEL = "anthropic/claude-sonnet-4.5"
+UPSTREAM_MODEL = "claude-sonnet-4-5"
+ALIAS = "claude-sonnet-4-5-20250929"
+OPENAI_MODEL = "oai/gpt-5.4-mini"
+OPENAI_ALIAS = "claude-haiku-4-5"
+PRICES = {"in": "3", "out": "15", "read": "0.3", "write": "3.75", "write_1h": "6"}  # USD / 1M
+OPENAI_PRICES = {"in": "0.25", "out": "2", "read": "0.025"}
+PROVIDER_KEY = "sk-ant-messages-key-0001"
+OPENAI_KEY = "sk-openai-messages-key-0002"
+_emails = itertools.count(1)
+
+
+def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:
+    """Exact cost of (tokens, USD per 1M) pairs, rounded up once, computed independently."""
+    usd = sum(
+        (Fraction(price) * count / 1_000_000 for count, price in counts_at_prices), Fraction()
+    )
+    nanos = usd * 1_000_000_000
+    return -(-nanos.numerator // nanos.denominator)
+
+
+@dataclass
+class MessagesBox:
+    """The running box, its fakes, and helpers to drive and inspect them."""
+
+    server: ServerProcess
+    config: Path
+    db_path: Path
+    fake: FakeAnthropic
+    openai_fake: FakeOpenAI
+
+    def cli(self, *args: str) -> str:
+        result = run_cli(self.config, *args)
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+        return result.stdout
+
+    def new_key(self, credit_usd: str = "20") -> tuple[str, str]:
+        """A fresh user with credit: (email, API key)."""
+        email = f"msg{next(_emails)}@messages.test"
+        self.cli("users", "create", email)
+        if credit_usd != "0":
+            self.cli("credit", email, credit_usd, "--reason", "test credit")
+        return email, self.cli("keys", "create", email).strip()
+
+    def client(self, key: str, **options: Any) -> Any:
+        """The anthropic SDK against the box (no retries: every answer is seen as it is)."""
+        import anthropic  # a dev dependency; the modules that use it skip without it
+
+        return anthropic.Anthropic(
+            base_url=self.server.base_url, api_key=key, max_retries=0, timeout=30, **options
+        )
+
+    def balance_nanos(self, email: str) -> tuple[int, int]:
+        """(balance, held) of a user, straight from the database."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            row = db.execute(
+                'SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', (email,)
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def usage_rows(self, email: str) -> list[dict[str, Any]]:
+        """The user's usage records, oldest first."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                'SELECT r.* FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+                "WHERE u.email = ? ORDER BY r.id",
+                (email,),
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+
+@pytest.fixture(scope="package")
+def fakes() -> Iterator[tuple[FakeAnthropic, FakeOpenAI]]:
+    anthropic_fake = FakeAnthropic(api_keys=(PROVIDER_KEY,)).start()
+    openai_fake = FakeOpenAI().start()
+    yield anthropic_fake, openai_fake
+    openai_fake.stop()
+    anthropic_fake.stop()
+
+
+@pytest.fixture(scope="package")
+def box(
+    tmp_path_factory: pytest.TempPathFactory, fakes: tuple[FakeAnthropic, FakeOpenAI]
+) -> Iterator[MessagesBox]:
+    folder = tmp_path_factory.mktemp("messages")
+    sections = base_sections(folder, free_port())
+    config = write_config(folder / "codelace.toml", sections)
+    server = ServerProcess(config, int(sections["server"]["port"]))
+    running = MessagesBox(server, config, Path(sections["database"]["path"]), *fakes)
+    running.cli("migrate")
+    running.cli("providers", "add", "anth", "--kind", "anthropic", "--base-url",
+                fakes[0].base_url, "--key", PROVIDER_KEY,
+                "--allow-field", "context-1m")  # fmt: skip
+    running.cli("models", "set", MODEL, "--provider", "anth", "--upstream-model", UPSTREAM_MODEL,
+                "--input-per-1m", PRICES["in"], "--output-per-1m", PRICES["out"],
+                "--cache-read-per-1m", PRICES["read"], "--cache-write-per-1m", PRICES["write"],
+                "--cache-write-1h-per-1m", PRICES["write_1h"])  # fmt: skip
+    running.cli("models", "alias", ALIAS, MODEL)
+    running.cli("providers", "add", "oai", "--kind", "openai", "--base-url",
+                fakes[1].base_url, "--key", OPENAI_KEY)  # fmt: skip
+    running.cli("models", "set", OPENAI_MODEL, "--input-per-1m", OPENAI_PRICES["in"],
+                "--output-per-1m", OPENAI_PRICES["out"],
+                "--cache-read-per-1m", OPENAI_PRICES["read"])  # fmt: skip
+    running.cli("models", "alias", OPENAI_ALIAS, OPENAI_MODEL)
+    server.start()
+    yield running
+    server.stop()
+    log = server.log_text()
+    assert PROVIDER_KEY not in log and OPENAI_KEY not in log, "a provider key reached the log"
+
+
+@pytest.fixture
+def fresh(box: MessagesBox) -> MessagesBox:
+    """The box with both fakes reset (no scripted replies, no recorded requests)."""
+    box.fake.reset()
+    box.openai_fake.reset()
+    return box

@@ -1,0 +1,150 @@
+"""The real Claude Code client (`claude -p`) against the box and the fake Anthropic upstream.
+
+Claude Code comes from the npm registry (`.ci/run` installs it into .ci/node); the test is
+skipped only when no `claude` executable can be found. It runs with a throwaway HOME, no
+telemetry, no auto-update and no non-essential traffic, so it talks to the box alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.anthropic_upstream import Reply, ToolUse
+from tests.fakes.openai_upstream import Reply as OpenAIReply
+from tests.messages.conftest import (
+    MODEL,
+    OPENAI_ALIAS,
+    OPENAI_MODEL,
+    PRICES,
+    MessagesBox,
+    usd_nanos,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CANDIDATES = (ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude",)
+
+
+def find_claude() -> str | None:
+    """The claude executable: .ci/node's, $CLAUDE_BIN, or one on PATH."""
+    for path in (*CANDIDATES, Path(os.environ.get("CLAUDE_BIN") or "/nonexistent")):
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which("claude")
+
+
+CLAUDE = find_claude()
+pytestmark = pytest.mark.skipif(
+    CLAUDE is None, reason="Claude Code is not installed (npm install --prefix .ci/node "
+    "@anthropic-ai/claude-code, as .ci/run does)"
+)  # fmt: skip
+
+
+DEFAULT_MODEL = "claude-opus-4-8"  # what Claude Code 2.1 asks for when told nothing
+
+
+@pytest.fixture(autouse=True)
+def default_alias(box: MessagesBox) -> None:
+    """Claude Code's default model name routed to the Anthropic model, as an operator would."""
+    box.cli("models", "alias", DEFAULT_MODEL, MODEL)
+
+
+def run_claude(box: MessagesBox, home: Path, auth: dict[str, str], *args: str) -> Any:
+    """`claude -p ... --output-format json` against the box; its parsed JSON answer."""
+    home.mkdir(exist_ok=True)
+    env = {**claude_env(box, home), **auth}
+    assert CLAUDE is not None
+    done = subprocess.run([CLAUDE, "-p", *args, "--output-format", "json"], env=env, cwd=home,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, f"claude failed: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    return json.loads(done.stdout)
+
+
+def claude_env(box: MessagesBox, home: Path) -> dict[str, str]:
+    """Claude Code's environment: the box, a throwaway HOME, nothing else contacted."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": box.server.base_url,
+        "DISABLE_TELEMETRY": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+
+
+def test_a_plain_prompt_with_the_auth_token(fresh: MessagesBox, tmp_path: Path) -> None:
+    email, key = fresh.new_key()
+    fresh.fake.script(*[Reply(text="Hello from the box.")] * 5)
+    answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
+    assert answer["result"] == "Hello from the box."
+    assert all(r.headers["x-api-key"] != key for r in fresh.fake.requests)
+    rows = fresh.usage_rows(email)
+    assert rows and all(r["route"] == "/v1/messages" for r in rows)
+
+
+def completions(box: MessagesBox) -> list[Any]:
+    """The /v1/messages calls the fake received (count_tokens ones aside)."""
+    return [r for r in box.fake.requests if isinstance(r.body, dict) and "max_tokens" in r.body]
+
+
+def test_a_tool_loop_with_claude_codes_own_read_tool(fresh: MessagesBox, tmp_path: Path) -> None:
+    _, key = fresh.new_key()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("the secret word is pelican\n")
+    read = ToolUse("toolu_01", "Read", {"file_path": str(home / "notes.txt")})
+    fresh.fake.script(Reply(text="", tool_uses=[read]), Reply(text="The word is pelican."))
+    answer = run_claude(fresh, home, {"ANTHROPIC_API_KEY": key}, "What is the secret word in "
+                        "notes.txt?", "--allowedTools", "Read")  # fmt: skip
+    assert answer["result"] == "The word is pelican."
+    calls = completions(fresh)
+    assert len(calls) == 2
+    results = [b for m in calls[1].body["messages"] if isinstance(m["content"], list)
+               for b in m["content"] if b.get("type") == "tool_result"]  # fmt: skip
+    assert results and "pelican" in json.dumps(results[0]["content"])
+    assert results[0]["tool_use_id"] == "toolu_01"
+
+
+def test_exact_debit_including_cache_tokens(fresh: MessagesBox, tmp_path: Path) -> None:
+    email, key = fresh.new_key()
+    reply = Reply(text="Cached.", input_tokens=120, output_tokens=30, cache_read_input_tokens=9000,
+                  cache_creation_input_tokens=2500, cache_creation_1h_tokens=500)  # fmt: skip
+    fresh.fake.script(*[reply] * 5)
+    before, _ = fresh.balance_nanos(email)
+    answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say it")
+    assert answer["result"] == "Cached."
+    one = usd_nanos((120, PRICES["in"]), (30, PRICES["out"]), (9000, PRICES["read"]),
+                    (2000, PRICES["write"]), (500, PRICES["write_1h"]))  # fmt: skip
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (one * len(completions(fresh)), 0)
+    assert answer["usage"]["cache_read_input_tokens"] == 9000 * len(completions(fresh))
+
+
+def test_a_model_on_an_openai_provider_by_translation(fresh: MessagesBox, tmp_path: Path) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(*[OpenAIReply(content="Translated hello.")] * 5)
+    answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello",
+                        "--model", OPENAI_ALIAS)  # fmt: skip
+    assert answer["result"] == "Translated hello."
+    assert fresh.openai_fake.requests and completions(fresh) == []
+    assert {r["model"] for r in fresh.usage_rows(email)} == {OPENAI_MODEL}
+
+
+def test_no_credit_is_a_402_and_no_upstream_call(fresh: MessagesBox, tmp_path: Path) -> None:
+    _, key = fresh.new_key(credit_usd="0")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
+    assert CLAUDE is not None
+    command = [CLAUDE, "-p", "Say hello", "--output-format", "json"]
+    done = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode != 0
+    assert json.loads(done.stdout)["api_error_status"] == 402
+    assert fresh.fake.requests == []

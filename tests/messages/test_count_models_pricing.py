@@ -1,0 +1,138 @@
+"""count_tokens, the model list in Anthropic's shape, aliases, cache prices in the catalog,
+public pricing and /customer/usage."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.fakes.anthropic_upstream import Reply, count_tokens_of
+from tests.messages.conftest import (
+    ALIAS,
+    MODEL,
+    OPENAI_ALIAS,
+    OPENAI_MODEL,
+    PROVIDER_KEY,
+    UPSTREAM_MODEL,
+    MessagesBox,
+)
+from tests.support import run_cli
+
+anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+
+MESSAGES = [{"role": "user", "content": "How many tokens is this?"}]
+
+
+def test_count_tokens_is_asked_of_the_anthropic_upstream_and_never_charged(
+    fresh: MessagesBox,
+) -> None:
+    email, key = fresh.new_key()
+    before = fresh.balance_nanos(email)
+    counted = fresh.client(key).messages.count_tokens(model=ALIAS, messages=MESSAGES)
+    assert counted.input_tokens == count_tokens_of({"messages": MESSAGES})
+    sent = fresh.fake.requests[-1]
+    assert sent.body["model"] == UPSTREAM_MODEL and sent.headers["x-api-key"] == PROVIDER_KEY
+    assert fresh.balance_nanos(email) == before
+    assert fresh.usage_rows(email) == []
+
+
+def test_count_tokens_of_an_openai_model_is_estimated(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    counted = fresh.client(key).messages.count_tokens(model=OPENAI_ALIAS, messages=MESSAGES)
+    assert 0 < counted.input_tokens < 100
+    assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
+    assert fresh.usage_rows(email) == []
+
+
+def test_count_tokens_needs_a_key_and_answers_errors_in_anthropics_shape(
+    fresh: MessagesBox,
+) -> None:
+    url = f"{fresh.server.base_url}/v1/messages/count_tokens"
+    answer = httpx.post(url, json={"model": MODEL, "messages": MESSAGES}, timeout=10)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["type"] == "authentication_error"
+    _, key = fresh.new_key()
+    with pytest.raises(anthropic.NotFoundError):
+        fresh.client(key).messages.count_tokens(model="nobody/none", messages=MESSAGES)
+    assert fresh.fake.requests == []
+
+
+def test_the_model_list_has_anthropics_shape_with_an_anthropic_version_header(
+    box: MessagesBox,
+) -> None:
+    _, key = box.new_key()
+    page = box.client(key).models.list()
+    ids = [model.id for model in page.data]
+    assert MODEL in ids and ALIAS in ids and OPENAI_ALIAS in ids
+    raw = httpx.get(f"{box.server.base_url}/v1/models", headers={"anthropic-version": "2023-06-01"})
+    body = raw.json()
+    assert body["has_more"] is False and body["first_id"] == body["data"][0]["id"]
+    assert body["last_id"] == body["data"][-1]["id"]
+    assert {"type", "id", "display_name", "created_at"} == set(body["data"][0])
+    plain = httpx.get(f"{box.server.base_url}/v1/models").json()
+    assert plain["object"] == "list" and plain["data"][0]["object"] == "model"
+
+
+def test_models_list_shows_cache_prices_and_aliases(box: MessagesBox) -> None:
+    rows = {row["id"]: row for row in json.loads(box.cli("models", "list", "--json"))}
+    assert rows[MODEL]["cache_read_per_1m"] == 0.3
+    assert rows[MODEL]["cache_write_per_1m"] == 3.75
+    assert rows[MODEL]["cache_write_1h_per_1m"] == 6
+    assert ALIAS in rows[MODEL]["aliases"] and OPENAI_ALIAS in rows[OPENAI_MODEL]["aliases"]
+    assert rows[OPENAI_MODEL]["cache_write_per_1m"] == 0.25  # unset: the input price
+    text = box.cli("models", "list")
+    assert ALIAS in text and "CACHE_READ_PER_1M" in text
+
+
+def test_public_pricing_has_the_cache_prices(box: MessagesBox) -> None:
+    prices = httpx.get(f"{box.server.base_url}/api/v1/public/pricing").json()
+    sonnet = next(p for p in prices if p["model"] == MODEL)
+    assert (sonnet["cache_read_per_1m"], sonnet["cache_write_per_1m"]) == (0.3, 3.75)
+
+
+def test_customer_usage_shows_cache_tokens(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    fresh.fake.script(Reply(cache_read_input_tokens=300, cache_creation_input_tokens=20))
+    fresh.client(key).messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+    usage = httpx.get(f"{fresh.server.base_url}/api/v1/customer/usage",
+                      headers={"authorization": f"Bearer {key}"}).json()  # fmt: skip
+    recent = usage["recent_requests"][0]
+    assert (recent["cache_read_tokens"], recent["cache_write_tokens"]) == (300, 20)
+    assert recent["input_tokens"] == 345
+
+
+def test_an_alias_routes_on_chat_completions_too_and_can_be_removed(box: MessagesBox) -> None:
+    _, key = box.new_key()
+    box.cli("models", "alias", "my-short-name", OPENAI_MODEL)
+    url = f"{box.server.base_url}/v1/chat/completions"
+    body = {"model": "my-short-name", "messages": [{"role": "user", "content": "hi"}]}
+    head = {"authorization": f"Bearer {key}"}
+    answer = httpx.post(url, json=body, headers=head, timeout=30)
+    assert answer.status_code == 200 and answer.json()["model"] == OPENAI_MODEL
+    box.cli("models", "unalias", "my-short-name")
+    time.sleep(1.1)  # the routing snapshot is reloaded within a second
+    answer = httpx.post(url, json=body, headers=head, timeout=30)
+    assert answer.status_code == 400
+
+
+def test_an_alias_with_a_slash_or_to_an_unknown_model_is_refused(box: MessagesBox) -> None:
+    assert run_cli(box.config, "models", "alias", "a/b", MODEL).returncode != 0
+    assert run_cli(box.config, "models", "alias", "fine-name", "none/such").returncode != 0
+
+
+def test_count_tokens_is_estimated_when_the_upstream_has_no_such_route(
+    box: MessagesBox,
+) -> None:
+    """An Anthropic-compatible server without count_tokens (here: one that 404s every path
+    but its own) gets the box's estimate instead of an error."""
+    no_count = f"http://127.0.0.1:{box.openai_fake.port}"
+    box.cli("providers", "add", "anth-compat", "--kind", "anthropic", "--base-url", no_count,
+            "--key", "sk-ant-compat-0009")  # fmt: skip
+    box.cli("models", "set", "anth-compat/claude", "--input-per-1m", "1", "--output-per-1m", "2")
+    time.sleep(1.1)  # the routing snapshot is reloaded within a second
+    _, key = box.new_key()
+    counted = box.client(key).messages.count_tokens(model="anth-compat/claude", messages=MESSAGES)
+    assert 0 < counted.input_tokens < 100

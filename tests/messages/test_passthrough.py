@@ -1,0 +1,295 @@
+"""/v1/messages to an `anthropic` provider: the body as sent, the answer as given, metered.
+
+The real anthropic SDK talks to the box; the fake Anthropic upstream validates strictly and
+records what reached it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from tests.fakes.anthropic_upstream import Reply, ToolUse, stream_events
+from tests.messages.conftest import (
+    ALIAS,
+    MODEL,
+    PRICES,
+    PROVIDER_KEY,
+    UPSTREAM_MODEL,
+    MessagesBox,
+    usd_nanos,
+)
+
+anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+
+PDF = base64.b64encode(b"%PDF-1.4 fake").decode()
+PNG = base64.b64encode(b"\x89PNG fake").decode()
+RICH_BODY = {
+    "model": ALIAS,
+    "max_tokens": 2048,
+    "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "document", "source": {"type": "base64", "media_type":
+                 "application/pdf", "data": PDF}, "cache_control": {"type": "ephemeral"}},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                 "data": PNG}},
+                {"type": "text", "text": "Read the file."},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "I should read it.", "signature": "c2lnLTE="},
+                {"type": "tool_use", "id": "toolu_01", "name": "Read", "input": {"path": "a"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01", "content": "contents",
+                 "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+            ],
+        },
+    ],
+    "tools": [{"name": "Read", "description": "Read a file", "input_schema": {
+        "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}],
+    "tool_choice": {"type": "auto"},
+    "metadata": {"user_id": "user_abc"},
+    "thinking": {"type": "enabled", "budget_tokens": 1024},
+}  # fmt: skip
+
+
+def post(box: MessagesBox, key: str, body: object, **headers: str) -> httpx.Response:
+    head = {"x-api-key": key, "anthropic-version": "2023-06-01", **headers}
+    return httpx.post(f"{box.server.base_url}/v1/messages?beta=true", json=body, headers=head,
+                      timeout=30)  # fmt: skip
+
+
+def test_the_body_goes_upstream_as_sent_with_the_upstream_model_and_the_operators_key(
+    fresh: MessagesBox,
+) -> None:
+    email, key = fresh.new_key()
+    beta = "interleaved-thinking-2025-05-14,prompt-caching-2024-07-31"
+    answer = post(fresh, key, RICH_BODY, **{"anthropic-beta": beta})
+    assert answer.status_code == 200, answer.text
+    sent = fresh.fake.requests[-1]
+    assert sent.body == {**RICH_BODY, "model": UPSTREAM_MODEL}
+    assert list(sent.body) == list(RICH_BODY)  # nothing reordered
+    assert sent.headers["x-api-key"] == PROVIDER_KEY
+    assert sent.headers["anthropic-beta"] == beta
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert key not in json.dumps(sent.headers)
+    message = answer.json()
+    assert message["type"] == "message" and message["content"][0]["type"] == "text"
+    assert message["usage"]["input_tokens"] == 25  # Anthropic's own usage object
+    assert fresh.usage_rows(email)[-1]["route"] == "/v1/messages"
+
+
+def test_create_with_the_sdk_charges_cache_reads_and_writes_at_their_prices(
+    fresh: MessagesBox,
+) -> None:
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="Done.", input_tokens=100, output_tokens=40,
+                            cache_read_input_tokens=5000, cache_creation_input_tokens=3000,
+                            cache_creation_1h_tokens=1000))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    prompt = "A long, cached prompt. " * 400  # its bytes bound the 8,100 tokens reported
+    raw = fresh.client(key).messages.with_raw_response.create(
+        model=MODEL, max_tokens=512, messages=[{"role": "user", "content": prompt}]
+    )
+    message = raw.parse()
+    assert message.content[0].text == "Done."
+    assert message.usage.cache_read_input_tokens == 5000
+    cost = usd_nanos((100, PRICES["in"]), (40, PRICES["out"]), (5000, PRICES["read"]),
+                     (2000, PRICES["write"]), (1000, PRICES["write_1h"]))  # fmt: skip
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (cost, 0)
+    assert raw.headers["x-codelace-cost-usd"] == f"{cost / 1e9:.9f}".rstrip("0")
+    row = fresh.usage_rows(email)[-1]
+    assert (row["input_tokens"], row["output_tokens"]) == (8100, 40)
+    assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (5000, 3000)
+    assert row["cache_write_1h_tokens"] == 1000 and row["cost_nanos"] == cost
+
+
+def test_stream_with_the_sdk_relays_every_event_and_charges_the_final_usage(
+    fresh: MessagesBox,
+) -> None:
+    email, key = fresh.new_key()
+    unknown = {"type": "future_event", "detail": {"x": 1}}
+    reply = Reply(text="Streaming works fine.", thinking="Let me think.", output_tokens=33,
+                  cache_read_input_tokens=700, extra_events=[unknown])  # fmt: skip
+    fresh.fake.script(reply)
+    before, _ = fresh.balance_nanos(email)
+    with fresh.client(key).messages.stream(
+        model=ALIAS, max_tokens=4096, messages=[{"role": "user", "content": "Hi"}],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    ) as stream:  # fmt: skip
+        final = stream.get_final_message()
+    assert final.content[0].type == "thinking" and final.content[0].signature == reply.signature
+    assert final.content[1].text == "Streaming works fine."
+    assert final.usage.output_tokens == 33
+    cost = usd_nanos((25, PRICES["in"]), (33, PRICES["out"]), (700, PRICES["read"]))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (cost, 0)
+    assert fresh.usage_rows(email)[-1]["stream"] == 1
+
+
+def test_the_raw_stream_relays_every_event_in_order_unknown_ones_included(
+    fresh: MessagesBox,
+) -> None:
+    _, key = fresh.new_key()
+    reply = Reply(text="abc def", extra_events=[{"type": "future_event", "detail": {"x": 1}}],
+                  tool_uses=[ToolUse("toolu_9", "Read", {"path": "/a"})])  # fmt: skip
+    fresh.fake.script(reply)
+    body = {"model": MODEL, "max_tokens": 50, "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    answer = post(fresh, key, body)
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    blocks = [b for b in answer.text.split("\n\n") if b.strip() and not b.startswith(":")]
+    names = [b.splitlines()[0].removeprefix("event: ") for b in blocks]
+    datas = [json.loads(b.splitlines()[1].removeprefix("data: ")) for b in blocks]
+    assert names == [d["type"] for d in datas]
+    upstream = stream_events(reply, UPSTREAM_MODEL)
+    for event in upstream:
+        if event["type"] == "message_start":
+            event["message"]["model"] = MODEL  # the catalog id is shown, not the upstream name
+            event["message"]["id"] = datas[0]["message"]["id"]  # the fake numbers each answer
+    assert datas == upstream
+    assert "[DONE]" not in answer.text
+
+
+def test_max_tokens_above_the_balance_is_refused_before_the_upstream(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key(credit_usd="0.001")
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        fresh.client(key).messages.create(
+            model=MODEL, max_tokens=64000, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.status_code == 402
+    assert caught.value.body["type"] == "error"  # type: ignore[index]
+    assert caught.value.body["error"]["type"] == "billing_error"  # type: ignore[index]
+    assert fresh.fake.requests == []
+
+
+def test_a_bad_key_is_the_sdks_authentication_error(fresh: MessagesBox) -> None:
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        fresh.client("cl_" + "x" * 40).messages.create(
+            model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    assert fresh.fake.requests == []
+
+
+def test_the_bearer_header_works_like_x_api_key(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    client = anthropic.Anthropic(base_url=fresh.server.base_url, auth_token=key, max_retries=0)
+    message = client.messages.create(
+        model=ALIAS, max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert message.content[0].text == "Hello!"
+    assert "authorization" not in {k.lower() for k in fresh.fake.requests[-1].headers}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        ({"model": "nobody/none", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+         404, "not_found_error"),
+        ({"model": "claude-unknown-9", "max_tokens": 5,
+          "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
+        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
+         400, "invalid_request_error"),
+        ({"model": MODEL, "max_tokens": 5, "messages": []}, 400, "invalid_request_error"),
+        ("not an object", 400, "invalid_request_error"),
+    ],
+)  # fmt: skip
+def test_refusals_have_anthropics_shape_and_never_reach_the_upstream(
+    fresh: MessagesBox, body: object, status: int, kind: str
+) -> None:
+    _, key = fresh.new_key()
+    answer = post(fresh, key, body)
+    assert answer.status_code == status
+    payload = answer.json()
+    assert payload["type"] == "error" and payload["error"]["type"] == kind
+    assert payload["error"]["message"]
+    assert fresh.fake.requests == []
+
+
+def test_other_routes_keep_the_openai_envelope(fresh: MessagesBox) -> None:
+    answer = httpx.post(f"{fresh.server.base_url}/v1/chat/completions", json={}, timeout=10)
+    assert answer.status_code == 401 and answer.json()["error"]["code"]
+
+
+def test_an_error_event_before_any_content_is_retried_like_a_529(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.fake.script(
+        Reply(error_before_content=True, error_type="overloaded_error", error_message="busy"),
+        Reply(text="Second try."),
+    )
+    with fresh.client(key).messages.stream(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        text = stream.get_final_text()
+    assert text == "Second try."
+    assert len(fresh.fake.requests) == 2
+    assert [r["status"] for r in fresh.usage_rows(email)] == ["ok"]
+
+
+def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="a long answer here", error_after_deltas=2,
+                            error_type="overloaded_error", error_message="busy"))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        fresh.client(key).messages.stream(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+        ) as stream,
+    ):
+        stream.until_done()
+    assert fresh.balance_nanos(email) == (before, 0)
+    assert len(fresh.fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "headers", "field"),
+    [
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, {}, "web_search"),
+        ({"service_tier": "priority"}, {}, "service_tier"),
+        ({}, {"anthropic-beta": "context-1m-2025-08-07"}, "context-1m"),
+    ],
+)
+def test_billed_extras_need_the_operators_permission(
+    fresh: MessagesBox, extra: dict, headers: dict[str, str], field: str
+) -> None:
+    _, key = fresh.new_key()
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    try:
+        body = {"model": MODEL, "max_tokens": 10,
+                "messages": [{"role": "user", "content": "x"}], **extra}  # fmt: skip
+        answer = post(fresh, key, body, **headers)
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert field in answer.json()["error"]["message"]
+    assert fresh.fake.requests == []
+
+
+def test_a_stream_past_the_output_cap_is_cut_in_anthropics_shape(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="word " * 100, output_tokens=100))  # ignores max_tokens
+    with fresh.client(key).messages.stream(
+        model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "max_tokens"
+    assert len(final.content[0].text) < len("word " * 100)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["status"], row["error_code"]) == ("ok", "output_cap")
+    assert row["cost_nanos"] <= row["hold_nanos"]

@@ -1,0 +1,162 @@
+"""/v1/messages to an `openai` provider: translated both ways, streams synthesized in
+Anthropic's event order with correct block indexes, metered like any call."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import (
+    OPENAI_ALIAS,
+    OPENAI_KEY,
+    OPENAI_MODEL,
+    OPENAI_PRICES,
+    MessagesBox,
+    usd_nanos,
+)
+
+anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+
+PNG = base64.b64encode(b"\x89PNG fake").decode()
+TOOLS = [{"name": "Read", "description": "Read a file", "input_schema": {
+    "type": "object", "properties": {"path": {"type": "string"}}}}]  # fmt: skip
+HISTORY = [
+    {"role": "user", "content": [
+        {"type": "text", "text": "Read a."},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+    ]},
+    {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hm", "signature": "sig"},
+        {"type": "text", "text": "Reading."},
+        {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"path": "a"}},
+    ]},
+    {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "text", "text": "file a"}]},
+        {"type": "text", "text": "Now summarise."},
+    ]},
+]  # fmt: skip
+
+
+def test_a_request_is_translated_to_chat_completions(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Summary.", prompt_tokens=1200, cached_tokens=1000,
+                                 completion_tokens=9))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    message = fresh.client(key).messages.create(
+        model=OPENAI_ALIAS, max_tokens=300, system="Be brief.", messages=HISTORY, tools=TOOLS,
+        tool_choice={"type": "any"}, stop_sequences=["END"],
+        metadata={"user_id": "u1"},
+    )  # fmt: skip
+    sent = fresh.openai_fake.requests[-1]
+    assert sent.api_key == OPENAI_KEY
+    assert sent.body["model"] == "gpt-5.4-mini"
+    assert sent.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [
+            {"type": "text", "text": "Read a."},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
+        {"role": "assistant", "content": "Reading.", "tool_calls": [
+            {"id": "toolu_1", "type": "function",
+             "function": {"name": "Read", "arguments": json.dumps({"path": "a"})}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "file a"},
+        {"role": "user", "content": [{"type": "text", "text": "Now summarise."}]},
+    ]  # fmt: skip
+    assert sent.body["tools"][0]["function"]["parameters"] == TOOLS[0]["input_schema"]
+    assert sent.body["tool_choice"] == "required" and sent.body["stop"] == ["END"]
+    assert (sent.body["max_tokens"], sent.body["user"]) == (300, "u1")
+    assert message.content[0].text == "Summary." and message.stop_reason == "end_turn"
+    assert message.model == OPENAI_MODEL
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (200, 1000)
+    cost = usd_nanos((200, OPENAI_PRICES["in"]), (1000, OPENAI_PRICES["read"]),
+                     (9, OPENAI_PRICES["out"]))  # fmt: skip
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (cost, 0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["route"], row["cache_read_tokens"], row["model"]) == (
+        "/v1/messages", 1000, OPENAI_MODEL)  # fmt: skip
+
+
+def test_tool_calls_come_back_as_tool_use_blocks(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    calls = [{"name": "Read", "arguments": '{"path": "/etc/hosts"}'}]
+    fresh.openai_fake.push(Reply(tool_calls=calls))
+    message = fresh.client(key).messages.create(
+        model=OPENAI_ALIAS, max_tokens=100, tools=TOOLS,
+        messages=[{"role": "user", "content": "read hosts"}],
+    )  # fmt: skip
+    assert message.stop_reason == "tool_use"
+    assert message.content[0].type == "tool_use"
+    assert (message.content[0].name, message.content[0].input) == ("Read", {"path": "/etc/hosts"})
+
+
+def _events(text: str) -> list[dict]:
+    blocks = [b for b in text.split("\n\n") if b.strip() and not b.startswith(":")]
+    out = []
+    for block in blocks:
+        name, data = block.splitlines()[:2]
+        event = json.loads(data.removeprefix("data: "))
+        assert name.removeprefix("event: ") == event["type"]
+        out.append(event)
+    return out
+
+
+def test_a_stream_is_synthesized_in_anthropics_order_with_indexes(fresh: MessagesBox) -> None:
+    email, key = fresh.new_key()
+    calls = [{"name": "Read", "arguments": '{"path": "a"}'},
+             {"name": "Read", "arguments": '{"path": "b"}'}]  # fmt: skip
+    fresh.openai_fake.push(Reply(tool_calls=calls, prompt_tokens=50, completion_tokens=20))
+    body = {"model": OPENAI_ALIAS, "max_tokens": 100, "stream": True, "tools": TOOLS,
+            "messages": [{"role": "user", "content": "read a and b"}]}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+    events = _events(answer.text)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    starts = [e for e in events if e["type"] == "content_block_start"]
+    assert [e["index"] for e in starts] == [0, 1]
+    opened: set[int] = set()
+    for event in events:  # every delta/stop is for the block open at that moment
+        if event["type"] == "content_block_start":
+            assert not opened
+            opened.add(event["index"])
+        elif event["type"] == "content_block_delta":
+            assert opened == {event["index"]}
+        elif event["type"] == "content_block_stop":
+            assert opened == {event["index"]}
+            opened.clear()
+    args = "".join(e["delta"]["partial_json"] for e in events
+                   if e["type"] == "content_block_delta" and e["index"] == 1)  # fmt: skip
+    assert json.loads(args) == {"path": "b"}
+    final = events[-2]
+    assert final["delta"]["stop_reason"] == "tool_use"
+    assert final["usage"]["output_tokens"] == 20
+    cost = usd_nanos((50, OPENAI_PRICES["in"]), (20, OPENAI_PRICES["out"]))
+    assert fresh.usage_rows(email)[-1]["cost_nanos"] == cost
+
+
+def test_the_sdk_stream_of_a_translated_answer(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="one two three"))
+    with fresh.client(key).messages.stream(
+        model=OPENAI_ALIAS, max_tokens=50, messages=[{"role": "user", "content": "count"}]
+    ) as stream:
+        text = stream.get_final_text()
+        final = stream.get_final_message()
+    assert text == "one two three"
+    assert final.usage.output_tokens == 3 and final.stop_reason == "end_turn"
+
+
+def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    body = {"model": OPENAI_ALIAS, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}]}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert fresh.openai_fake.requests == []

@@ -1,0 +1,109 @@
+"""The pure parts: the pass-through's usage, the synthesized stream, the request translation
+and the price of cache tokens, from recorded wire data."""
+
+from __future__ import annotations
+
+import json
+
+from codelace_box.gateway.metering import CacheTokens, Settlement
+from codelace_box.providers.anthropic_passthrough import PassthroughStream, upstream_body
+from codelace_box.providers.base import SSEEvent
+from codelace_box.providers.messages_openai import chat_body
+from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream
+from codelace_box.providers.openai import OpenAIStreamTranslator, usage_from
+
+
+def _event(data: dict) -> SSEEvent:
+    return SSEEvent(json.dumps(data), data.get("type"))
+
+
+def test_the_passthrough_reads_cumulative_usage_with_one_hour_writes() -> None:
+    stream = PassthroughStream("anthropic/x")
+    start_usage = {"input_tokens": 10, "cache_read_input_tokens": 500,
+                   "cache_creation_input_tokens": 300, "output_tokens": 1}  # fmt: skip
+    start = {"type": "message_start", "message": {"model": "up", "usage": start_usage}}
+    [relayed] = stream.feed(_event(start))
+    assert relayed["message"]["model"] == "anthropic/x"
+    assert stream.input_tokens_seen == 810
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+             "usage": {"output_tokens": 42, "cache_creation": {
+                 "ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 100}}}  # fmt: skip
+    stream.feed(_event(delta))
+    usage = stream.usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens) == (810, 42)
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (500, 300)
+    assert usage.cache_write_1h_tokens == 100
+    assert stream.feed(_event({"type": "brand_new", "x": 1})) == [{"type": "brand_new", "x": 1}]
+
+
+def test_the_upstream_body_keeps_order_and_caps_max_tokens() -> None:
+    body = {"max_tokens": 9000, "model": "alias", "messages": [], "zeta": 1}
+    assert upstream_body(body, "up", 4096) == {"max_tokens": 4096, "model": "up",
+                                               "messages": [], "zeta": 1}  # fmt: skip
+    assert list(upstream_body(body, "up", 4096)) == ["max_tokens", "model", "messages", "zeta"]
+    assert upstream_body(body, "up", 10000)["max_tokens"] == 9000
+
+
+def test_cache_tokens_are_billed_at_their_prices_rounded_up_once() -> None:
+    cache = CacheTokens(read_tokens=1000, write_tokens=300, write_1h_tokens=100,
+                        read_per_1m_nanos=300_000_000, write_per_1m_nanos=3_750_000_000,
+                        write_1h_per_1m_nanos=6_000_000_000)  # fmt: skip
+    item = Settlement(request_id="r", user_id=1, key_id=None, model="m", provider="p",
+                      upstream_model="u", input_per_1m_nanos=3_000_000_000,
+                      output_per_1m_nanos=15_000_000_000, input_tokens=1400, output_tokens=7,
+                      status="ok", stream=False, cache=cache)  # fmt: skip
+    # 100 uncached * 3000 + 7 * 15000 + 1000 * 300 + 200 * 3750 + 100 * 6000 nano-USD
+    assert item.cost_nanos() == 300_000 + 105_000 + 300_000 + 750_000 + 600_000
+
+
+def test_openai_cached_tokens_are_cache_reads() -> None:
+    usage = usage_from({"prompt_tokens": 100, "completion_tokens": 5,
+                        "prompt_tokens_details": {"cached_tokens": 80}})  # fmt: skip
+    assert usage is not None and usage.cache_read_tokens == 80
+    broken = usage_from({"prompt_tokens": 10, "completion_tokens": 5,
+                         "prompt_tokens_details": {"cached_tokens": 999}})  # fmt: skip
+    assert broken is not None and broken.cache_read_tokens == 10
+
+
+def _chunk(delta: dict, finish: str | None = None) -> SSEEvent:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return SSEEvent(json.dumps({"id": "c1", "choices": [choice]}))
+
+
+def test_the_synthesized_stream_opens_and_closes_blocks_in_order() -> None:
+    stream = OpenAIToMessagesStream(OpenAIStreamTranslator("oai/m"), "oai/m")
+    chunks = [
+        _chunk({"role": "assistant", "reasoning_content": "think"}),
+        _chunk({"content": "Hi"}),
+        _chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "Read",
+                                                                          "arguments": ""}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":1}'}}]}),
+        _chunk({}, "tool_calls"),
+        SSEEvent(json.dumps({"id": "c1", "choices": [], "usage": {
+            "prompt_tokens": 9, "completion_tokens": 4}})),
+        SSEEvent("[DONE]"),
+    ]  # fmt: skip
+    events = [e for c in chunks for e in stream.feed(c)] + stream.finish()
+    shape = [(e["type"], e.get("index")) for e in events]
+    assert shape == [
+        ("message_start", None),
+        ("content_block_start", 0), ("content_block_delta", 0),
+        ("content_block_stop", 0), ("content_block_start", 1), ("content_block_delta", 1),
+        ("content_block_stop", 1), ("content_block_start", 2), ("content_block_delta", 2),
+        ("content_block_stop", 2), ("message_delta", None), ("message_stop", None),
+    ]  # fmt: skip
+    assert events[1]["content_block"] == {"type": "thinking", "thinking": ""}
+    assert events[7]["content_block"]["name"] == "Read"
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    assert events[-2]["usage"]["output_tokens"] == 4 and stream.finished
+
+
+def test_a_mid_conversation_system_message_stays_a_system_message() -> None:
+    body = {"system": [{"type": "text", "text": "A"}], "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "system", "content": "B"}]}  # fmt: skip
+    assert chat_body(body, 5)["messages"] == [
+        {"role": "system", "content": "A"},
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "B"},
+    ]
