@@ -4,10 +4,14 @@ that would make the provider bill past the hold."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
 
-from tests.messages.conftest import ALIAS, MessagesBox
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
 
 anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
 BODY = {"model": ALIAS, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
@@ -42,3 +46,70 @@ def test_a_missing_key_names_both_of_anthropics_headers(fresh: MessagesBox) -> N
     answer = post(fresh, BODY)
     assert answer.status_code == 401
     assert "x-api-key" in answer.json()["error"]["message"]
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": choices, **({"usage": usage} if usage else {})}  # fmt: skip
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def _call(index: int, call_id: str | None = None, arguments: str = "") -> dict[str, Any]:
+    call: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if call_id:
+        call |= {"id": call_id, "type": "function"}
+        call["function"]["name"] = "Read"
+    return {"tool_calls": [call]}
+
+
+# Two parallel tool calls whose headers come before their arguments (as some
+# OpenAI-compatible servers stream them), after thinking and text.
+INTERLEAVED = [
+    _chunk({"role": "assistant", "reasoning_content": "think"}),
+    _chunk({"content": "Reading both."}),
+    _chunk(_call(0, "call_a")),
+    _chunk(_call(1, "call_b")),
+    _chunk(_call(0, arguments='{"path": ')),
+    _chunk(_call(1, arguments='{"path": "b"}')),
+    _chunk(_call(0, arguments='"a"}')),
+    _chunk({}, "tool_calls"),
+    _chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}),
+    b"data: [DONE]\n\n",
+]
+
+
+def test_interleaved_parallel_tool_calls_never_touch_a_closed_block(fresh: MessagesBox) -> None:
+    """Claude Code fails with "Content block not found" on a delta for a block that was
+    stopped (or not started): each event is for the one block open at that moment."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(raw=INTERLEAVED))
+    body = {"model": OPENAI_ALIAS, "max_tokens": 100, "stream": True,
+            "messages": [{"role": "user", "content": "read a and b"}]}  # fmt: skip
+    answer = post(fresh, body, **{"x-api-key": key})
+    events = [json.loads(line[6:]) for line in answer.text.splitlines()
+              if line.startswith("data: ")]  # fmt: skip
+    open_block: int | None = None
+    inputs: dict[int, str] = {}
+    for event in events:
+        kind, index = event["type"], event.get("index")
+        if kind == "content_block_start":
+            assert open_block is None, event
+            open_block = index
+        elif kind == "content_block_delta":
+            assert index == open_block, event
+            inputs[index] = inputs.get(index, "") + event["delta"].get("partial_json", "")
+        elif kind == "content_block_stop":
+            assert index == open_block, event
+            open_block = None
+    starts = [e for e in events if e["type"] == "content_block_start"]
+    assert [e["index"] for e in starts] == [0, 1, 2, 3]
+    assert [e["content_block"].get("id") for e in starts[2:]] == ["call_a", "call_b"]
+    assert json.loads(inputs[2]) == {"path": "a"} and json.loads(inputs[3]) == {"path": "b"}
+    fresh.openai_fake.push(Reply(raw=INTERLEAVED))
+    with fresh.client(key).messages.stream(
+        model=OPENAI_ALIAS, max_tokens=100, messages=[{"role": "user", "content": "x"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert [b.input for b in final.content if b.type == "tool_use"] == [{"path": "a"},
+                                                                        {"path": "b"}]  # fmt: skip
