@@ -29,6 +29,8 @@ BILLED_FIELDS: dict[str, str] = {
     "web_search": "Anthropic's web search server tool, billed per search",
     "web_fetch": "Anthropic's web fetch server tool",
     "code_execution": "Anthropic's code execution server tool, billed per hour",
+    "mcp_servers": "Anthropic's MCP connector: remote tool results billed as input the "
+    "request does not show, past what was held",
     "context-1m": "the 1M-token context beta (anthropic-beta: context-1m-*), long prompts at "
     "a higher price",
 }
