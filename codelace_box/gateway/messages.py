@@ -65,8 +65,11 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
 
 
 def _unsized_sources(value: Any) -> int:
-    """Images and documents given by URL or file id, anywhere in the content (tool results
-    included): media whose size the body does not show (base64 data is counted by its bytes)."""
+    """Images and documents anywhere in the content (tool results and document content
+    included), whatever their source: media whose tokens the body does not show. Inline data
+    is no exception (as for chat, tally.py): a PDF costs by its pages, an image by its pixels
+    (an OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
+    text, counted by its bytes."""
     count = 0
     stack = [value]
     while stack:
@@ -75,17 +78,16 @@ def _unsized_sources(value: Any) -> int:
             stack.extend(item)
         elif isinstance(item, dict):
             source = item.get("source")
-            if isinstance(source, dict) and source.get("type") in ("url", "file"):
+            media = item.get("type") in ("image", "document") and isinstance(source, dict)
+            if media and source.get("type") not in ("text", "content"):
                 count += 1
-            content = item.get("content")
-            if isinstance(content, list):
-                stack.append(content)
+            stack.extend(v for v in item.values() if isinstance(v, list | dict))
     return count
 
 
 def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
-    model's context window once when media of unknown size is attached (as for chat)."""
+    model's context window once when media is attached (as for chat)."""
     media = context_tokens if _unsized_sources(body.get("messages")) else 0
     return body_len + PROVIDER_PROMPT_TOKENS + media
 

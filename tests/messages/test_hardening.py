@@ -113,3 +113,39 @@ def test_interleaved_parallel_tool_calls_never_touch_a_closed_block(fresh: Messa
         final = stream.get_final_message()
     assert [b.input for b in final.content if b.type == "tool_use"] == [{"path": "a"},
                                                                         {"path": "b"}]  # fmt: skip
+
+
+PDF_DOCUMENT = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                "data": "JVBERi0xLjQgZmFrZQ=="}}  # fmt: skip
+PNG_IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+             "data": "iVBORw0KGgo="}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "credit", "media"),
+    [
+        (ALIAS, "0.2", PDF_DOCUMENT),  # a 20-byte PDF may have 100 pages of ~1,500 tokens each
+        (OPENAI_ALIAS, "0.01", PNG_IMAGE),  # gpt-4o-mini counts 2,833 tokens for a 1-pixel PNG
+        (ALIAS, "0.2", {"type": "tool_result", "tool_use_id": "t1", "content": [PNG_IMAGE]}),
+    ],
+)
+def test_inline_media_reserves_the_context_window(
+    fresh: MessagesBox, model: str, credit: str, media: dict[str, Any]
+) -> None:
+    """Tokens of inline media are not its bytes (pages, pixels): like chat, the hold covers the
+    model's context window (200000 tokens by default), so a small balance cannot buy it."""
+    _, key = fresh.new_key(credit)
+    text = {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+    assert post(fresh, text, **{"x-api-key": key}).status_code == 200
+    fresh.fake.reset()
+    fresh.openai_fake.reset()
+    content = [media, {"type": "text", "text": "What is this?"}]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
+    if media["type"] == "tool_result":
+        call = {"type": "tool_use", "id": "t1", "name": "Read", "input": {}}
+        messages = [text["messages"][0], {"role": "assistant", "content": [call]}, *messages]
+    body = text | {"messages": messages}
+    answer = post(fresh, body, **{"x-api-key": key})
+    assert answer.status_code == 402, answer.text
+    assert answer.json()["error"]["type"] == "billing_error"
+    assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
