@@ -77,6 +77,8 @@ def request_view(row: UsageRecord) -> Json:
         "model": row.model,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
         "cost_usd": usd_json(row.cost_nanos),
         "status": row.status,
         "stream": bool(row.stream),
@@ -149,12 +151,15 @@ def anthropic_model_list_view(named: list[tuple[str, ModelRoute]]) -> Json:
 
 
 def pricing_view(models: list[ModelRoute]) -> list[Json]:
-    """GET /api/v1/public/pricing: USD per 1M input and output tokens of each model."""
+    """GET /api/v1/public/pricing: USD per 1M input, output and prompt-cache tokens of each
+    model."""
     return [
         {
             "model": m.id,
             "input_per_1m": usd_json(m.input_per_1m_nanos),
             "output_per_1m": usd_json(m.output_per_1m_nanos),
+            "cache_read_per_1m": usd_json(m.cache_read_per_1m_nanos),
+            "cache_write_per_1m": usd_json(m.cache_write_per_1m_nanos),
         }
         for m in models
     ]
