@@ -78,8 +78,8 @@ def _unsized_sources(value: Any) -> int:
             stack.extend(item)
         elif isinstance(item, dict):
             source = item.get("source")
-            media = item.get("type") in ("image", "document") and isinstance(source, dict)
-            if media and source.get("type") not in ("text", "content"):
+            media = item.get("type") in ("image", "document")
+            if media and isinstance(source, dict) and source.get("type") not in ("text", "content"):
                 count += 1
             stack.extend(v for v in item.values() if isinstance(v, list | dict))
     return count
