@@ -149,3 +149,14 @@ def test_inline_media_reserves_the_context_window(
     assert answer.status_code == 402, answer.text
     assert answer.json()["error"]["type"] == "billing_error"
     assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
+
+
+def test_the_free_values_of_priced_options_pass(fresh: MessagesBox) -> None:
+    """`speed: standard` and `inference_geo: global` cost nothing extra (fast mode and a
+    pinned region do, and are refused unless allowed)."""
+    _, key = fresh.new_key()
+    body = BODY | {"speed": "standard", "inference_geo": "global", "service_tier": "auto"}
+    answer = post(fresh, body, **{"x-api-key": key})
+    assert answer.status_code == 200, answer.text
+    sent = fresh.fake.requests[-1].body
+    assert (sent["speed"], sent["inference_geo"]) == ("standard", "global")
