@@ -106,9 +106,17 @@ def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
         ) from None
 
 
+def header_values(headers: Mapping[str, str], name: str) -> str:
+    """A header's value; one sent on several lines joined by commas (as HTTP means it)."""
+    getall = getattr(headers, "getall", None)
+    values = getall(name, []) if getall is not None else [headers.get(name) or ""]
+    return ",".join(value for value in values if value)
+
+
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's anthropic-version and anthropic-beta, to send on upstream."""
-    return {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
+    sent = {name: header_values(headers, name) for name in FORWARDED_HEADERS}
+    return {name: value for name, value in sent.items() if value}
 
 
 def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
@@ -144,7 +152,7 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
     route = resolve_model(routes, model)
-    beta = headers.get("anthropic-beta") or ""
+    beta = header_values(headers, "anthropic-beta")
     check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body)

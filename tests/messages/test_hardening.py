@@ -5,6 +5,7 @@ that would make the provider bill past the hold."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
 
 anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+CATALOG_REFRESH_SEC = 1.5  # catalog changes apply within a second
 BODY = {"model": ALIAS, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
 
 
@@ -160,3 +162,24 @@ def test_the_free_values_of_priced_options_pass(fresh: MessagesBox) -> None:
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].body
     assert (sent["speed"], sent["inference_geo"]) == ("standard", "global")
+
+
+def test_every_anthropic_beta_header_is_forwarded_and_checked(fresh: MessagesBox) -> None:
+    """Betas sent as several header lines are all forwarded (none silently off) and all
+    checked for the billed ones."""
+    _, key = fresh.new_key()
+    url = f"{fresh.server.base_url}/v1/messages"
+    betas = [("anthropic-beta", "interleaved-thinking-2025-05-14"),
+             ("anthropic-beta", "prompt-caching-2024-07-31")]  # fmt: skip
+    answer = httpx.post(url, json=BODY, headers=[("x-api-key", key), *betas], timeout=30)
+    assert answer.status_code == 200, answer.text
+    sent = fresh.fake.requests[-1].headers["anthropic-beta"]
+    assert sent == "interleaved-thinking-2025-05-14,prompt-caching-2024-07-31"
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    try:
+        long = [betas[0], ("anthropic-beta", "context-1m-2025-08-07")]
+        time.sleep(CATALOG_REFRESH_SEC)  # the box saw the catalog just now: let it look again
+        refused = httpx.post(url, json=BODY, headers=[("x-api-key", key), *long], timeout=30)
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+    assert refused.status_code == 400 and "context-1m" in refused.json()["error"]["message"]
