@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import Reply
-from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
+from tests.messages.conftest import (
+    ALIAS,
+    OPENAI_ALIAS,
+    MessagesBox,
+    openai_chunk,
+    tool_call_piece,
+)
 
 anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
 CATALOG_REFRESH_SEC = 1.5  # catalog changes apply within a second
@@ -50,33 +56,18 @@ def test_a_missing_key_names_both_of_anthropics_headers(fresh: MessagesBox) -> N
     assert "x-api-key" in answer.json()["error"]["message"]
 
 
-def _chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
-    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-             "choices": choices, **({"usage": usage} if usage else {})}  # fmt: skip
-    return f"data: {json.dumps(chunk)}\n\n".encode()
-
-
-def _call(index: int, call_id: str | None = None, arguments: str = "") -> dict[str, Any]:
-    call: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
-    if call_id:
-        call |= {"id": call_id, "type": "function"}
-        call["function"]["name"] = "Read"
-    return {"tool_calls": [call]}
-
-
 # Two parallel tool calls whose headers come before their arguments (as some
 # OpenAI-compatible servers stream them), after thinking and text.
 INTERLEAVED = [
-    _chunk({"role": "assistant", "reasoning_content": "think"}),
-    _chunk({"content": "Reading both."}),
-    _chunk(_call(0, "call_a")),
-    _chunk(_call(1, "call_b")),
-    _chunk(_call(0, arguments='{"path": ')),
-    _chunk(_call(1, arguments='{"path": "b"}')),
-    _chunk(_call(0, arguments='"a"}')),
-    _chunk({}, "tool_calls"),
-    _chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}),
+    openai_chunk({"role": "assistant", "reasoning_content": "think"}),
+    openai_chunk({"content": "Reading both."}),
+    openai_chunk(tool_call_piece(0, "call_a")),
+    openai_chunk(tool_call_piece(1, "call_b")),
+    openai_chunk(tool_call_piece(0, arguments='{"path": ')),
+    openai_chunk(tool_call_piece(1, arguments='{"path": "b"}')),
+    openai_chunk(tool_call_piece(0, arguments='"a"}')),
+    openai_chunk({}, "tool_calls"),
+    openai_chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}),
     b"data: [DONE]\n\n",
 ]
 
