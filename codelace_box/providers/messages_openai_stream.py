@@ -134,7 +134,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         inner = self.inner
         self.usage, self.finished = inner.usage, inner.finished
         self.output_chars, self.input_tokens_seen = inner.output_chars, inner.input_tokens_seen
-        self.output_tokens_seen = inner.output_tokens_seen
+        self.output_tokens_seen, self.usage_seen = inner.output_tokens_seen, inner.usage_seen
 
     def _start(self, chunk_id: Any) -> list[JSON]:
         if self.started:

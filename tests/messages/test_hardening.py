@@ -11,13 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import (
     ALIAS,
     OPENAI_ALIAS,
+    PRICES,
     MessagesBox,
     openai_chunk,
     tool_call_piece,
+    usd_nanos,
 )
 
 anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
@@ -174,3 +177,26 @@ def test_every_anthropic_beta_header_is_forwarded_and_checked(fresh: MessagesBox
     finally:
         fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
     assert refused.status_code == 400 and "context-1m" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("route", ["/v1/messages", "/v1/chat/completions"])
+def test_a_stream_cut_before_its_final_usage_bills_cache_tokens_at_their_prices(
+    fresh: MessagesBox, route: str
+) -> None:
+    """message_start already says how much of the input was read from or written to the
+    cache: a stream that ends without message_delta (cut at the output cap here) bills those
+    tokens at the cache prices, not all at the input price."""
+    email, key = fresh.new_key()
+    fresh.fake.script(AnthropicReply(text="word " * 100, output_tokens=100, input_tokens=25,
+                                     cache_read_input_tokens=500,
+                                     cache_creation_input_tokens=40))  # fmt: skip
+    body = BODY | {"max_tokens": 5, "stream": True}
+    answer = httpx.post(f"{fresh.server.base_url}{route}", json=body, timeout=30,
+                        headers={"authorization": f"Bearer {key}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    row = fresh.usage_rows(email)[-1]
+    assert (row["error_code"], row["cache_read_tokens"], row["cache_write_tokens"]) == (
+        "output_cap", 500, 40)  # fmt: skip
+    cost = usd_nanos((25, PRICES["in"]), (500, PRICES["read"]), (40, PRICES["write"]),
+                     (row["output_tokens"], PRICES["out"]))  # fmt: skip
+    assert row["cost_nanos"] == cost
