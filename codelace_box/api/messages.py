@@ -11,9 +11,10 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import AuthContext, authenticate
+from codelace_box.accounts.keys import KEY_PREFIX, AuthContext, authenticate
 from codelace_box.api.common import bearer_token, json_body, json_response
 from codelace_box.api.inference import answer
+from codelace_box.errors import AuthenticationFailed
 from codelace_box.gateway.count_tokens import count_tokens
 from codelace_box.gateway.messages import prepare_messages_call
 from codelace_box.gateway.pipeline import Gateway
@@ -21,9 +22,24 @@ from codelace_box.gateway.pipeline import Gateway
 bp = Blueprint("messages")
 
 
+def presented_key(request: Request) -> str:
+    """The box key among `x-api-key` and `Authorization: Bearer`. Claude Code sends both when
+    the user's own ANTHROPIC_API_KEY is still exported next to ANTHROPIC_AUTH_TOKEN: the one
+    that is a box key is taken; two different box keys are refused (which one was meant?)."""
+    sent = [k for k in (request.headers.get("x-api-key"), bearer_token(request)) if k]
+    if not sent:
+        raise AuthenticationFailed("missing API key: send x-api-key: cl_... (or a Bearer token)")
+    ours = {key for key in sent if key.startswith(KEY_PREFIX)}
+    if len(ours) > 1:
+        raise AuthenticationFailed(
+            "x-api-key and Authorization carry two different keys: send one box key"
+        )
+    return ours.pop() if ours else sent[0]
+
+
 def messages_auth(request: Request) -> AuthContext:
     """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token."""
-    auth = authenticate(request.headers.get("x-api-key") or bearer_token(request))
+    auth = authenticate(presented_key(request))
     request.ctx.auth = auth
     return auth
 

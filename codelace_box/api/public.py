@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 from sanic import Blueprint, Request
@@ -16,8 +17,11 @@ from codelace_box.api.views import (
     pricing_view,
 )
 from codelace_box.db.core import ping
-from codelace_box.errors import NotFound
+from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.pipeline import Gateway
+from codelace_box.gateway.routing import ModelRoute
+
+MAX_PAGE = 1000  # Anthropic's largest `limit`; the default here (all fit in practice)
 
 bp = Blueprint("public")
 
@@ -37,8 +41,33 @@ async def models(request: Request) -> HTTPResponse:
     if request.headers.get("anthropic-version"):
         named = [(m.id, m) for m in gateway.routes.enabled_models()]
         named += sorted(gateway.routes.aliases().items())
-        return json_response(anthropic_model_list_view(named))
+        page, more = anthropic_page(named, request.args)
+        return json_response(anthropic_model_list_view(page, more))
     return json_response(model_list_view(gateway.routes.enabled_models()))
+
+
+def _page_limit(raw: str | None) -> int:
+    if raw is None:
+        return MAX_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE}", param="limit")
+    return int(raw)
+
+
+def anthropic_page(
+    named: list[tuple[str, ModelRoute]], args: Any
+) -> tuple[list[tuple[str, ModelRoute]], bool]:
+    """Anthropic's cursor paging: `limit` entries after `after_id`, or the `limit` just before
+    `before_id`; and whether more lie beyond in that direction."""
+    limit = _page_limit(args.get("limit"))
+    ids = [name for name, _ in named]
+    after, before = args.get("after_id"), args.get("before_id")
+    if before is not None:
+        end = ids.index(before) if before in ids else 0
+        start = max(end - limit, 0)
+        return named[start:end], start > 0
+    start = ids.index(after) + 1 if after in ids else (len(ids) if after else 0)
+    return named[start : start + limit], start + limit < len(named)
 
 
 @bp.route("/v1/models/<model_id:path>", methods=READ)
@@ -47,6 +76,10 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
     gateway: Gateway = request.app.ctx.gateway
     model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
     found = next((m for m in gateway.routes.enabled_models() if m.id == model_id), None)
+    if request.headers.get("anthropic-version"):  # Anthropic's shape; an alias is a model
+        found = found or gateway.routes.aliases().get(model_id)
+        if found is not None:
+            return json_response(anthropic_model_list_view([(model_id, found)])["data"][0])
     if found is None:
         raise NotFound(f"the model {model_id} does not exist", code="model_not_found")
     return json_response(model_view(found))

@@ -134,9 +134,9 @@ def model_list_view(models: list[ModelRoute]) -> Json:
     return {"object": "list", "data": [model_view(m) for m in models]}
 
 
-def anthropic_model_list_view(named: list[tuple[str, ModelRoute]]) -> Json:
-    """GET /v1/models with an `anthropic-version` header: the enabled catalog and its aliases
-    (name, model) in Anthropic's list shape, one page."""
+def anthropic_model_list_view(named: list[tuple[str, ModelRoute]], has_more: bool = False) -> Json:
+    """GET /v1/models with an `anthropic-version` header: a page of the enabled catalog and its
+    aliases (name, model) in Anthropic's list shape."""
     data = [
         {
             "type": "model",
@@ -147,7 +147,7 @@ def anthropic_model_list_view(named: list[tuple[str, ModelRoute]]) -> Json:
         for name, model in named
     ]
     first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-    return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+    return {"data": data, "has_more": has_more, "first_id": first, "last_id": last}
 
 
 def pricing_view(models: list[ModelRoute]) -> list[Json]:

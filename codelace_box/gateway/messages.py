@@ -65,8 +65,11 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
 
 
 def _unsized_sources(value: Any) -> int:
-    """Images and documents given by URL or file id, anywhere in the content (tool results
-    included): media whose size the body does not show (base64 data is counted by its bytes)."""
+    """Images and documents anywhere in the content (tool results and document content
+    included), whatever their source: media whose tokens the body does not show. Inline data
+    is no exception (as for chat, tally.py): a PDF costs by its pages, an image by its pixels
+    (an OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
+    text, counted by its bytes."""
     count = 0
     stack = [value]
     while stack:
@@ -75,17 +78,16 @@ def _unsized_sources(value: Any) -> int:
             stack.extend(item)
         elif isinstance(item, dict):
             source = item.get("source")
-            if isinstance(source, dict) and source.get("type") in ("url", "file"):
+            media = item.get("type") in ("image", "document")
+            if media and isinstance(source, dict) and source.get("type") not in ("text", "content"):
                 count += 1
-            content = item.get("content")
-            if isinstance(content, list):
-                stack.append(content)
+            stack.extend(v for v in item.values() if isinstance(v, list | dict))
     return count
 
 
 def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
-    model's context window once when media of unknown size is attached (as for chat)."""
+    model's context window once when media is attached (as for chat)."""
     media = context_tokens if _unsized_sources(body.get("messages")) else 0
     return body_len + PROVIDER_PROMPT_TOKENS + media
 
@@ -104,9 +106,17 @@ def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
         ) from None
 
 
+def header_values(headers: Mapping[str, str], name: str) -> str:
+    """A header's value; one sent on several lines joined by commas (as HTTP means it)."""
+    getall = getattr(headers, "getall", None)
+    values = getall(name, []) if getall is not None else [headers.get(name) or ""]
+    return ",".join(value for value in values if value)
+
+
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's anthropic-version and anthropic-beta, to send on upstream."""
-    return {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
+    sent = {name: header_values(headers, name) for name in FORWARDED_HEADERS}
+    return {name: value for name, value in sent.items() if value}
 
 
 def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
@@ -142,7 +152,7 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
     route = resolve_model(routes, model)
-    beta = headers.get("anthropic-beta") or ""
+    beta = header_values(headers, "anthropic-beta")
     check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body)

@@ -246,7 +246,13 @@ class StreamRelay:
         if reported is not None:
             output = max(output, reported.output_tokens)
         details = dict(reported.details) if reported else {}
-        return Usage(seen_in or self.call.input_guess(), output, details, estimated=True)
+        estimate = Usage(seen_in or self.call.input_guess(), output, details, estimated=True)
+        counted = reported or translator.usage_seen  # its cache part is billed at cache prices
+        if counted is not None and seen_in:
+            estimate.cache_read_tokens = counted.cache_read_tokens
+            estimate.cache_write_tokens = counted.cache_write_tokens
+            estimate.cache_write_1h_tokens = counted.cache_write_1h_tokens
+        return estimate
 
     async def _fail(self, send: Send, exc: Exception) -> None:
         """A failed stream: nothing charged; an error event sent, or raised when the client got

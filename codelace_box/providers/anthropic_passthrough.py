@@ -137,6 +137,7 @@ class PassthroughStream(StreamTranslator):
         usage = message.get("usage")
         self.start_usage = usage if isinstance(usage, dict) else {}
         self.input_tokens_seen = input_tokens(self.start_usage)
+        self.usage_seen = usage_from(self.start_usage)
         message["model"] = self.public_model
 
     def _count(self, delta: Any) -> None:

@@ -89,6 +89,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         usage = message.get("usage")
         self.start_usage = usage if isinstance(usage, dict) else {}
         self.input_tokens_seen = input_tokens(self.start_usage)
+        self.usage_seen = usage_from(self.start_usage)
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_block_start(self, data: JSON) -> list[JSON]:

@@ -74,6 +74,7 @@ class StreamTranslator(ABC):
         self.output_chars = 0  # relayed text/argument characters, to estimate if usage never comes
         self.input_tokens_seen = 0  # input tokens the upstream reported before the end, if any
         self.output_tokens_seen = 0  # output tokens any usage field so far implied (reasoning...)
+        self.usage_seen: Usage | None = None  # counts reported before the end (message_start's)
 
     @abstractmethod
     def feed(self, event: SSEEvent) -> list[JSON]:

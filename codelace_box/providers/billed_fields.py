@@ -29,6 +29,10 @@ BILLED_FIELDS: dict[str, str] = {
     "web_search": "Anthropic's web search server tool, billed per search",
     "web_fetch": "Anthropic's web fetch server tool",
     "code_execution": "Anthropic's code execution server tool, billed per hour",
+    "speed": "Anthropic's fast mode, billed at premium prices (only standard passes)",
+    "inference_geo": "inference pinned to a region, billed at a premium (only global passes)",
+    "mcp_servers": "Anthropic's MCP connector: remote tool results billed as input the "
+    "request does not show, past what was held",
     "context-1m": "the 1M-token context beta (anthropic-beta: context-1m-*), long prompts at "
     "a higher price",
 }
@@ -36,6 +40,8 @@ BILLED_FIELDS: dict[str, str] = {
 FREE_VALUES: dict[str, frozenset[Any]] = {
     "service_tier": frozenset({"auto", "default", "standard_only"}),
     "modalities": frozenset({"text"}),
+    "speed": frozenset({"standard"}),
+    "inference_geo": frozenset({"global"}),
 }
 # Anthropic server tool types (their dated names start so) -> the field that allows them.
 SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",

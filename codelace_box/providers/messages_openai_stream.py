@@ -64,6 +64,15 @@ def _reasoning(holder: JSON) -> str:
     return ""
 
 
+def _whole_json(text: str) -> bool:
+    """Whether a tool call's arguments so far are a complete JSON value."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def message_id(completion_id: Any) -> str:
     """A Messages id carrying the upstream's completion id."""
     return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
@@ -108,6 +117,9 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.index = -1  # the current block's index
         self.kind: str | None = None  # the open block's type
         self.tool_blocks: dict[Any, int] = {}  # OpenAI tool call index -> block index
+        self.arguments: dict[Any, str] = {}  # OpenAI tool call index -> arguments so far
+        self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
+        self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
         self.stop_reason = "end_turn"
 
     def feed(self, event: SSEEvent) -> list[JSON]:
@@ -122,7 +134,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         inner = self.inner
         self.usage, self.finished = inner.usage, inner.finished
         self.output_chars, self.input_tokens_seen = inner.output_chars, inner.input_tokens_seen
-        self.output_tokens_seen = inner.output_tokens_seen
+        self.output_tokens_seen, self.usage_seen = inner.output_tokens_seen, inner.usage_seen
 
     def _start(self, chunk_id: Any) -> list[JSON]:
         if self.started:
@@ -148,13 +160,14 @@ class OpenAIToMessagesStream(StreamTranslator):
                 if isinstance(call, dict):
                     out += self._tool_call(call)
             if choice.get("finish_reason"):
+                out += self._flush_deferred()
                 self.stop_reason = stop_reason(choice["finish_reason"])
         return out
 
     def _delta(self, kind: str, delta: JSON) -> list[JSON]:
         out: list[JSON] = []
         if self.kind != kind:
-            out += self._close()
+            out += self._flush_deferred() + self._close()
             self.index += 1
             self.kind = kind
             block = {"type": kind, kind: ""}
@@ -163,22 +176,46 @@ class OpenAIToMessagesStream(StreamTranslator):
         return out
 
     def _tool_call(self, call: JSON) -> list[JSON]:
-        out: list[JSON] = []
+        """A tool call's piece. A call that begins while the open one's arguments are not yet
+        whole JSON is held back (its pieces too) until the finish: some servers send every
+        call's header before any arguments, and a delta for a stopped block breaks clients."""
         key = call.get("index", 0)
         function = _obj(call, "function")
-        if key not in self.tool_blocks:
-            out += self._close()
-            self.index += 1
-            self.kind = "tool_use"
-            self.tool_blocks[key] = self.index
-            block: JSON = {"type": "tool_use", "id": call.get("id") or f"toolu_{self.index}",
-                     "name": function.get("name") or "", "input": {}}  # fmt: skip
-            out.append({"type": "content_block_start", "index": self.index, "content_block": block})
         arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
+        arguments = arguments if isinstance(arguments, str) else ""
+        if key in self.deferred:
+            self.deferred[key]["arguments"] += arguments
+            return []
+        out: list[JSON] = []
+        if key not in self.tool_blocks:
+            if self.kind == "tool_use" and not _whole_json(self.arguments[self.live_tool]):
+                self.deferred[key] = {"id": call.get("id"), "name": function.get("name"),
+                                      "arguments": arguments}  # fmt: skip
+                return []
+            out += self._open_tool(key, call.get("id"), function.get("name"))
+        if arguments:
+            self.arguments[key] = self.arguments.get(key, "") + arguments
             delta = {"type": "input_json_delta", "partial_json": arguments}
             out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
                         "delta": delta})  # fmt: skip
+        return out
+
+    def _open_tool(self, key: Any, call_id: Any, name: Any) -> list[JSON]:
+        out = self._close()
+        self.index += 1
+        self.kind, self.live_tool = "tool_use", key
+        self.tool_blocks[key], self.arguments[key] = self.index, ""
+        block: JSON = {"type": "tool_use", "id": call_id or f"toolu_{self.index}",
+                       "name": name or "", "input": {}}  # fmt: skip
+        return [*out, {"type": "content_block_start", "index": self.index, "content_block": block}]
+
+    def _flush_deferred(self) -> list[JSON]:
+        """The held-back tool calls, each a whole block, in the order they began."""
+        out: list[JSON] = []
+        held, self.deferred = self.deferred, {}
+        for key, call in held.items():
+            out += self._open_tool(key, call["id"], call["name"])
+            out += self._tool_call({"index": key, "function": {"arguments": call["arguments"]}})
         return out
 
     def _close(self) -> list[JSON]:
@@ -193,7 +230,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self._sync()
         if not self.finished:
             return []
-        out = self._start(None) + self._close()
+        out = self._start(None) + self._flush_deferred() + self._close()
         usage = self.usage or Usage(self.input_tokens_seen, -(-self.output_chars // 4))
         out.append({"type": "message_delta",
                     "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},

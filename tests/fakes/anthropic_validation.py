@@ -26,7 +26,8 @@ JSON = dict[str, Any]
 TOP_LEVEL_FIELDS = {
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
     "top_k", "metadata", "tools", "tool_choice", "thinking", "stream", "output_config",
-    "service_tier", "cache_control", "context_management",
+    "service_tier", "cache_control", "context_management", "speed", "inference_geo",
+    "mcp_servers", "container",
 }  # fmt: skip
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")

@@ -9,6 +9,7 @@ names), and an `openai` provider whose model is reached by translation. Clients 
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,23 @@ def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:
     )
     nanos = usd * 1_000_000_000
     return -(-nanos.numerator // nanos.denominator)
+
+
+def openai_chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+    """One chat.completion.chunk SSE event (a usage-only chunk when `usage` is given)."""
+    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": choices, **({"usage": usage} if usage else {})}  # fmt: skip
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def tool_call_piece(index: int, call_id: str | None = None, arguments: str = "") -> dict[str, Any]:
+    """A delta with one piece of a Read tool call (its header when `call_id` is given)."""
+    call: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if call_id:
+        call |= {"id": call_id, "type": "function"}
+        call["function"]["name"] = "Read"
+    return {"tool_calls": [call]}
 
 
 @dataclass

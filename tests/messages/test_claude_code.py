@@ -24,6 +24,8 @@ from tests.messages.conftest import (
     OPENAI_MODEL,
     PRICES,
     MessagesBox,
+    openai_chunk,
+    tool_call_piece,
     usd_nanos,
 )
 
@@ -148,3 +150,34 @@ def test_no_credit_is_a_402_and_no_upstream_call(fresh: MessagesBox, tmp_path: P
     assert done.returncode != 0
     assert json.loads(done.stdout)["api_error_status"] == 402
     assert fresh.fake.requests == []
+
+
+def test_parallel_tool_calls_by_translation_interleaved(fresh: MessagesBox, tmp_path: Path) -> None:
+    """Two Read calls from an OpenAI-compatible upstream that sends both calls' headers before
+    their arguments: Claude Code runs both (no "Content block not found")."""
+    _, key = fresh.new_key()
+    home = tmp_path / "home"
+    home.mkdir()
+    paths = {}
+    for name, word in (("a", "pelican"), ("b", "heron")):
+        paths[name] = home / f"{name}.txt"
+        paths[name].write_text(f"the word is {word}\n")
+    args = {name: json.dumps({"file_path": str(path)}) for name, path in paths.items()}
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    stream = [
+        openai_chunk(tool_call_piece(0, "call_a")),
+        openai_chunk(tool_call_piece(1, "call_b")),
+        openai_chunk(tool_call_piece(0, arguments=args["a"][:10])),
+        openai_chunk(tool_call_piece(1, arguments=args["b"])),
+        openai_chunk(tool_call_piece(0, arguments=args["a"][10:])),
+        openai_chunk({}, "tool_calls"),
+        openai_chunk({}, usage=usage),
+        b"data: [DONE]\n\n",
+    ]
+    fresh.openai_fake.push(OpenAIReply(raw=stream), OpenAIReply(content="pelican and heron"))
+    answer = run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key}, "Read a.txt and b.txt",
+                        "--model", OPENAI_ALIAS, "--allowedTools", "Read")  # fmt: skip
+    assert answer["result"] == "pelican and heron"
+    second = fresh.openai_fake.requests[-1].body["messages"]
+    results = {m["tool_call_id"]: m["content"] for m in second if m["role"] == "tool"}
+    assert "pelican" in results["call_a"] and "heron" in results["call_b"]

@@ -136,3 +136,24 @@ def test_count_tokens_is_estimated_when_the_upstream_has_no_such_route(
     _, key = box.new_key()
     counted = box.client(key).messages.count_tokens(model="anth-compat/claude", messages=MESSAGES)
     assert 0 < counted.input_tokens < 100
+
+
+def test_the_anthropic_model_list_pages_and_retrieves_aliases(box: MessagesBox) -> None:
+    """Anthropic's `limit`, `after_id` and `before_id`, and GET /v1/models/{id} in its shape
+    (the SDK's models.retrieve), aliases included."""
+    _, key = box.new_key()
+    head = {"anthropic-version": "2023-06-01"}
+    url = f"{box.server.base_url}/v1/models"
+    every = [m["id"] for m in httpx.get(url, headers=head).json()["data"]]
+    first = httpx.get(url, params={"limit": 1}, headers=head).json()
+    assert [m["id"] for m in first["data"]] == every[:1] and first["has_more"] is True
+    rest = httpx.get(url, params={"after_id": first["last_id"]}, headers=head).json()
+    assert [m["id"] for m in rest["data"]] == every[1:] and rest["has_more"] is False
+    back = httpx.get(url, params={"before_id": every[-1], "limit": 2}, headers=head).json()
+    assert [m["id"] for m in back["data"]] == every[-3:-1] and back["has_more"] is True
+    paged = [m.id for m in box.client(key).models.list(limit=1)]  # the SDK follows after_id
+    assert paged == every
+    model = box.client(key).models.retrieve(ALIAS)
+    assert (model.id, model.type) == (ALIAS, "model")
+    bad = httpx.get(url, params={"limit": "0"}, headers=head)
+    assert bad.status_code == 400

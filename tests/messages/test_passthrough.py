@@ -261,6 +261,13 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
     [
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, {}, "web_search"),
         ({"service_tier": "priority"}, {}, "service_tier"),
+        ({"speed": "fast"}, {"anthropic-beta": "fast-mode-2026-02-01"}, "speed"),
+        ({"inference_geo": "us"}, {}, "inference_geo"),
+        (
+            {"mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "big"}]},
+            {"anthropic-beta": "mcp-client-2025-04-04"},
+            "mcp_servers",
+        ),
         ({}, {"anthropic-beta": "context-1m-2025-08-07"}, "context-1m"),
     ],
 )
