@@ -26,6 +26,7 @@ from codelace_box.providers.responses_stream import ResponsesStreamTranslator, s
 CHAT_ROUTE = "/v1/chat/completions"
 MESSAGES_ROUTE = "/v1/messages"
 RESPONSES_ROUTE = "/v1/responses"
+EMBEDDINGS_ROUTE = "/v1/embeddings"
 _TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
 
 # Anthropic's error types by HTTP status (the statuses of this contract).
@@ -192,10 +193,14 @@ def stream_encoder(call: ChatCall) -> StreamEncoder:
 
 def answer_body(call: ChatCall, body: JSON, usage: Usage, charged: int) -> JSON:
     """A settled non-streamed answer in the call's dialect: chat completions get the usage with
-    `cost_usd`, Responses the response object (usage with `cost_usd`), Messages stay as is."""
+    `cost_usd`, Responses the response object (usage with `cost_usd`), embeddings their usage
+    with `cost_usd`, Messages stay as is."""
     if call.ingress == CHAT_ROUTE:
         body["usage"] = usage_body(usage, charged)
     elif call.ingress == RESPONSES_ROUTE:
         extra = cost_field(charged)
         return translate_completion(body, usage, call.context, usage_extra=extra)
+    elif call.ingress == EMBEDDINGS_ROUTE:
+        tokens = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
+        body["usage"] = tokens | cost_field(charged)
     return body

@@ -17,6 +17,8 @@ from tests.support import ServerProcess, base_sections, free_port, write_config
 OPENAI_MODEL = "oai/gpt-5.4-mini"
 ANTHROPIC_MODEL = "anth/claude-sonnet-4.5"
 PRICES = {"in": "0.25", "out": "2"}  # USD / 1M, both models
+EMBEDDING_MODEL = "oai/text-embedding-3-small"
+EMBEDDING_PRICE = "0.13"  # USD / 1M input tokens; no output price
 OPENAI_KEY = "sk-openai-responses-key-0003"
 ANTHROPIC_KEY = "sk-ant-responses-key-0004"
 
@@ -52,6 +54,8 @@ def rbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResponsesBox]:
     for model in (OPENAI_MODEL, ANTHROPIC_MODEL):
         running.cli("models", "set", model, "--input-per-1m", PRICES["in"],
                     "--output-per-1m", PRICES["out"])  # fmt: skip
+    running.cli("models", "set", EMBEDDING_MODEL, "--input-per-1m", EMBEDDING_PRICE,
+                "--output-per-1m", "0")  # fmt: skip
     server.start()
     yield running
     server.stop()
