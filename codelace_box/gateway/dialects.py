@@ -20,7 +20,9 @@ from codelace_box.gateway.outcome import cost_field, usage_body
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
-from codelace_box.providers.responses_response import translate_completion
+from codelace_box.providers.responses_native import TERMINAL
+from codelace_box.providers.responses_request import ResponsesContext
+from codelace_box.providers.responses_response import responses_usage, translate_completion
 from codelace_box.providers.responses_stream import ResponsesStreamTranslator, sse_frame
 
 CHAT_ROUTE = "/v1/chat/completions"
@@ -179,7 +181,45 @@ class ResponsesEvents:
         return self._frames(self.synth.fail(message, code))
 
 
-StreamEncoder = OpenAIChunks | AnthropicEvents | ResponsesEvents
+class NativeResponsesEvents:
+    """A native upstream's Responses events as they come; its terminal event (given last by
+    the translator) is held back and sent after settlement with `cost_usd` in its usage."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.call = call
+        self._terminal: JSON | None = None
+        self._last_sequence = -1
+
+    def chunk(self, event: JSON) -> bytes:
+        """The event as a frame (the terminal one: held back)."""
+        if event.get("type") in TERMINAL:
+            self._terminal = event
+            return b""
+        if isinstance(event.get("sequence_number"), int):
+            self._last_sequence = event["sequence_number"]
+        return sse_frame(event)
+
+    def tail(self, usage: Usage, charged: int) -> list[bytes]:
+        """The terminal event, its usage in full with the cost."""
+        if self._terminal is None:
+            return []
+        response = self._terminal.get("response")
+        if isinstance(response, dict):
+            response["usage"] = responses_usage(usage, cost_field(charged))
+        return [sse_frame(self._terminal)]
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """Not reached: a native stream is capped by its own `max_output_tokens`."""
+        return self.tail(usage, charged)
+
+    def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
+        """OpenAI's stream `error` event."""
+        self._last_sequence += 1
+        return sse_frame({"type": "error", "code": code, "message": message, "param": None,
+                          "sequence_number": self._last_sequence})  # fmt: skip
+
+
+StreamEncoder = OpenAIChunks | AnthropicEvents | ResponsesEvents | NativeResponsesEvents
 
 
 def stream_encoder(call: ChatCall) -> StreamEncoder:
@@ -187,7 +227,8 @@ def stream_encoder(call: ChatCall) -> StreamEncoder:
     if call.ingress.startswith(MESSAGES_ROUTE):
         return AnthropicEvents(call)
     if call.ingress == RESPONSES_ROUTE:
-        return ResponsesEvents(call)
+        native = not isinstance(call.context, ResponsesContext)
+        return NativeResponsesEvents(call) if native else ResponsesEvents(call)
     return OpenAIChunks(call)
 
 
@@ -199,6 +240,9 @@ def answer_body(call: ChatCall, body: JSON, usage: Usage, charged: int) -> JSON:
         body["usage"] = usage_body(usage, charged)
     elif call.ingress == RESPONSES_ROUTE:
         extra = cost_field(charged)
+        if not isinstance(call.context, ResponsesContext):  # native: already a response
+            body["usage"] = responses_usage(usage, extra)
+            return body
         return translate_completion(body, usage, call.context, usage_extra=extra)
     elif call.ingress == EMBEDDINGS_ROUTE:
         tokens = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}

@@ -4,8 +4,9 @@
 and runs that through the chat path's own checks, routing and pricing (`prepare_call`), so the
 billed-field rules, the provider adapter's checks, the output cap and the hold are the chat
 path's. The call keeps the Responses context; the answer is written back in the Responses
-dialect (gateway/dialects.py). The hold counts the larger of the two bodies: a translation may
-add to what the upstream reads. Nothing here does I/O.
+dialect (gateway/dialects.py). A provider added with `--responses-api` gets the client's body
+instead (providers/responses_passthrough.py; the call's context stays None). The hold counts the
+larger of the two bodies: a translation may add to what the upstream reads. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.providers.base import JSON
+from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.responses_request import translate_request
 
 RESPONSES_ROUTE = "/v1/responses"
@@ -41,5 +43,8 @@ def prepare_responses_call(
         key_id=key_id, default_context_tokens=default_context_tokens,
     )  # fmt: skip
     call.ingress = RESPONSES_ROUTE
-    call.context = translated.context
+    if call.route.provider.responses_api:  # the upstream takes the Responses body as it is
+        call.body, call.adapter = body, NativeResponses()
+    else:
+        call.context = translated.context
     return call

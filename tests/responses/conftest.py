@@ -17,6 +17,7 @@ from tests.support import ServerProcess, base_sections, free_port, write_config
 OPENAI_MODEL = "oai/gpt-5.4-mini"
 ANTHROPIC_MODEL = "anth/claude-sonnet-4.5"
 PRICES = {"in": "0.25", "out": "2"}  # USD / 1M, both models
+NATIVE_MODEL = "native/gpt-5.4"  # an openai provider added with --responses-api
 EMBEDDING_MODEL = "oai/text-embedding-3-small"
 EMBEDDING_PRICE = "0.13"  # USD / 1M input tokens; no output price
 OPENAI_KEY = "sk-openai-responses-key-0003"
@@ -51,7 +52,9 @@ def rbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResponsesBox]:
                 openai_fake.base_url, "--key", OPENAI_KEY)  # fmt: skip
     running.cli("providers", "add", "anth", "--kind", "anthropic", "--base-url",
                 anthropic_fake.base_url, "--key", ANTHROPIC_KEY)  # fmt: skip
-    for model in (OPENAI_MODEL, ANTHROPIC_MODEL):
+    running.cli("providers", "add", "native", "--kind", "openai", "--base-url",
+                openai_fake.base_url, "--key", OPENAI_KEY, "--responses-api")  # fmt: skip
+    for model in (OPENAI_MODEL, ANTHROPIC_MODEL, NATIVE_MODEL):
         running.cli("models", "set", model, "--input-per-1m", PRICES["in"],
                     "--output-per-1m", PRICES["out"])  # fmt: skip
     running.cli("models", "set", EMBEDDING_MODEL, "--input-per-1m", EMBEDDING_PRICE,
