@@ -196,3 +196,43 @@ def test_an_anthropic_provider_through_the_chat_translation(fresh: ResponsesBox)
     after, held = fresh.balance_nanos(email)
     assert (before - after, held) == (cost(30, 7) + cost(31, 5), 0)
     assert [r["route"] for r in fresh.usage_rows(email)] == [ROUTE, ROUTE]
+
+
+def test_a_stream_failing_midway_ends_with_response_failed_and_costs_nothing(
+    fresh: ResponsesBox,
+) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="one two three four five six", error_after=3))
+    before = fresh.balance_nanos(email)
+    with fresh.openai(key).responses.stream(model=OPENAI_MODEL, input="Count") as stream:
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.failed"
+    assert "response.output_text.delta" in kinds
+    failed = events[-1].response  # type: ignore[union-attr]
+    assert failed.status == "failed" and failed.error is not None
+    assert "mid-stream" in failed.error.message
+    assert fresh.balance_nanos(email) == before
+    assert fresh.usage_rows(email)[-1]["status"] == "error"
+
+
+def test_a_stream_past_max_output_tokens_ends_incomplete(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="start", endless=" more", prompt_tokens=20))
+    before, _ = fresh.balance_nanos(email)
+    with fresh.openai(key).responses.stream(
+        model=OPENAI_MODEL, input="Go on forever", max_output_tokens=16
+    ) as stream:
+        events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds[-1] == "response.incomplete"
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.status == "incomplete"
+    assert final.incomplete_details is not None
+    assert final.incomplete_details.reason == "max_output_tokens"
+    assert final.usage is not None and final.usage.model_extra["cost_usd"] > 0
+    row = fresh.usage_rows(email)[-1]
+    assert (row["route"], row["error_code"]) == (ROUTE, "output_cap")
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    after, held = fresh.balance_nanos(email)
+    assert held == 0 and before - after == row["cost_nanos"]
