@@ -91,7 +91,7 @@ class Connection(asyncio.Protocol):
         status = self.buffer[9:12].decode()
         tally = self.tally
         tally.statuses[status] = tally.statuses.get(status, 0) + 1
-        ended = b"data: [DONE]" in self.buffer or b"event: message_stop" in self.buffer
+        ended = any(end in self.buffer for end in STREAM_ENDS)
         if status == "200" and (self.length is not None or ended):
             tally.latencies.append(now - self.started)
             if self.first_data:
@@ -103,6 +103,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():
             self.done.set_result(None)
+
+
+STREAM_ENDS = (b"data: [DONE]", b"event: message_stop", b"event: response.completed")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -125,10 +128,12 @@ def build_request(url: str, key: str, body: bytes) -> tuple[str, int, bytes]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    body = json.dumps(
-        {"model": args.model, "messages": [{"role": "user", "content": "Say hello"}],
-         "stream": args.stream, "max_tokens": 64}, separators=(",", ":"),
-    ).encode()  # fmt: skip
+    fields: dict[str, object] = {"model": args.model, "stream": args.stream}
+    if args.url.endswith("/v1/responses"):  # the Responses API's own body
+        fields |= {"input": "Say hello", "max_output_tokens": 64}
+    else:
+        fields |= {"messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 64}
+    body = json.dumps(fields, separators=(",", ":")).encode()
     host, port, request = build_request(args.url, args.key, body)
     loop = asyncio.get_running_loop()
     tally = Tally(args.requests, time.perf_counter() + args.max_seconds)

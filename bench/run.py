@@ -5,8 +5,9 @@ data directory set up with the real CLI, then runs the bounded load generator (b
 own process) for: latency at 1 concurrent, direct to the upstream and through the box (the
 difference is what the box adds); requests/s at 64 concurrent; streams/s (16 chunks) at 64
 concurrent with time to first event; and /v1/messages to an anthropic provider (the
-pass-through), plain and streamed at 64, whose server CPU per call should stay within 25% of
-the chat completions figures. Server CPU per request comes from /proc (utime+stime of
+pass-through), and /v1/responses to the chat model (translated both ways), each plain and
+streamed at 64, whose server CPU per call should stay within 25% of the chat completions
+figures. Server CPU per request comes from /proc (utime+stime of
 the server and its workers), memory from VmRSS, start time from spawn to the first /healthz.
 Every request is checked to have been metered (one usage row each). Figures are printed, and
 written as JSON with --json PATH. The machine's other load is printed too: on a shared machine
@@ -116,6 +117,7 @@ def scenarios(args: argparse.Namespace, pid: int, port: int, up: int, key: str) 
     runs = lambda: load(box, key, args.concurrency, args.stream_requests, stream=True)  # noqa: E731
     out["stream_c64"], out["cpu_stream"], out["busy_stream"] = measured(pid, runs)
     messages_scenarios(args, pid, port, key, out)
+    responses_scenarios(args, pid, port, key, out)
     out["rss_mb"] = sum(rss_mb(p) for p in tree_pids(pid))
     return out
 
@@ -130,6 +132,17 @@ def messages_scenarios(
     streamed = lambda: load(url, key, args.concurrency, args.stream_requests, stream=True,  # noqa: E731
                             model=CLAUDE)  # fmt: skip
     out["messages_stream_c64"], out["cpu_messages_stream"], _ = measured(pid, streamed)
+
+
+def responses_scenarios(
+    args: argparse.Namespace, pid: int, port: int, key: str, out: dict[str, Any]
+) -> None:
+    """/v1/responses to the chat model (translated both ways), plain and streamed, at 64."""
+    url = f"http://127.0.0.1:{port}/v1/responses"
+    plain = lambda: load(url, key, args.concurrency, args.requests)  # noqa: E731
+    out["responses_c64"], out["cpu_responses"], _ = measured(pid, plain)
+    streamed = lambda: load(url, key, args.concurrency, args.stream_requests, stream=True)  # noqa: E731
+    out["responses_stream_c64"], out["cpu_responses_stream"], _ = measured(pid, streamed)
 
 
 def per_call_ms(cpu_sec: float, run: dict[str, Any]) -> float:
@@ -156,13 +169,20 @@ def report(out: dict[str, Any], start_sec: float, metered: int, answered: int) -
         "messages_cpu_ms_per_stream": per_call_ms(
             out["cpu_messages_stream"], out["messages_stream_c64"]
         ),
+        "responses_per_sec_c64": out["responses_c64"]["rate"],
+        "responses_cpu_ms_per_request": per_call_ms(out["cpu_responses"], out["responses_c64"]),
+        "responses_cpu_ms_per_stream": per_call_ms(
+            out["cpu_responses_stream"], out["responses_stream_c64"]
+        ),
         "start_sec": round(start_sec, 3),
         "rss_mb": round(out["rss_mb"], 1),
         "errors": c64["errors"]
         + streams["errors"]
         + out["box_c1"]["errors"]
         + out["messages_c64"]["errors"]
-        + out["messages_stream_c64"]["errors"],
+        + out["messages_stream_c64"]["errors"]
+        + out["responses_c64"]["errors"]
+        + out["responses_stream_c64"]["errors"],
         "metered_rows": metered,
         "answered_ok": answered,
         "machine_busy_c64": round(out["busy_c64"], 2),
@@ -217,7 +237,8 @@ def main() -> None:
         config, key = setup_box(folder, up_port, port)
         server, start_sec = start_server(config, port, args.workers)
         out = scenarios(args, server.pid, port, up_port, key)
-        runs = ("warmup", "box_c1", "box_c64", "stream_c64", "messages_c64", "messages_stream_c64")
+        runs = ("warmup", "box_c1", "box_c64", "stream_c64", "messages_c64", "messages_stream_c64",
+                "responses_c64", "responses_stream_c64")  # fmt: skip
         answered = sum(out[k]["count"] for k in runs)
         metered = count_usage_rows(folder / "data" / "codelace.db")
         figures = report(out, start_sec, metered, answered)

@@ -19,7 +19,16 @@ from sanic.worker.loader import AppLoader
 
 from codelace_box.accounts.mailer import build_mailer
 from codelace_box.accounts.mailer import startup_notice as mail_startup_notice
-from codelace_box.api import accounts, customer, inference, messages, public, stripe
+from codelace_box.api import (
+    accounts,
+    customer,
+    embeddings,
+    inference,
+    messages,
+    public,
+    responses,
+    stripe,
+)
 from codelace_box.api.common import new_request_id
 from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
@@ -29,7 +38,16 @@ from codelace_box.errors import ConfigError
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
 APP_NAME = "codelace_box"
-BLUEPRINTS = [public.bp, accounts.bp, customer.bp, inference.bp, messages.bp, stripe.bp]
+BLUEPRINTS = [
+    public.bp,
+    accounts.bp,
+    customer.bp,
+    inference.bp,
+    messages.bp,
+    responses.bp,
+    embeddings.bp,
+    stripe.bp,
+]
 log = logging.getLogger("codelace_box")
 
 

@@ -25,8 +25,10 @@ def add_provider(
     key: str,
     base_url: str = "",
     allowed_fields: Iterable[str] = (),
+    responses_api: bool = False,
 ) -> Provider:
-    """Register an upstream provider with its first key (and the billed fields it allows)."""
+    """Register an upstream provider with its first key (and the billed fields it allows;
+    `responses_api`: it serves OpenAI's Responses API itself)."""
     if not _NAME_RE.match(name):
         raise InvalidRequest(
             f"provider name {name!r}: use lower-case letters, digits, '-', '_', '.'"
@@ -34,6 +36,7 @@ def add_provider(
     _check_kind(kind)
     _check_base_url(base_url)
     fields = _checked_fields(allowed_fields)
+    _check_responses_api(kind, responses_api)
     try:
         with write_transaction():
             provider = Provider.create(
@@ -41,6 +44,7 @@ def add_provider(
                 kind=kind,
                 base_url=base_url.rstrip("/"),
                 allowed_fields=json.dumps(fields),
+                responses_api=responses_api,
             )
             _store_key(provider.id, secret_key, key)
     except IntegrityError:
@@ -55,6 +59,7 @@ def update_provider(
     kind: str | None = None,
     allow: Iterable[str] = (),
     disallow: Iterable[str] = (),
+    responses_api: bool | None = None,
 ) -> Provider:
     """Change what is given of a provider: its base URL ('' for the kind's own), its kind, and
     the billed fields it allows (added by `allow`, removed by `disallow`)."""
@@ -65,6 +70,9 @@ def update_provider(
     if base_url is not None:
         _check_base_url(base_url)
         provider.base_url = base_url.rstrip("/")
+    if responses_api is not None:
+        provider.responses_api = responses_api
+    _check_responses_api(provider.kind, bool(provider.responses_api))
     allow, disallow = _checked_fields(allow), _checked_fields(disallow)
     both = sorted(set(allow) & set(disallow))
     if both:
@@ -83,6 +91,11 @@ def allowed_fields(provider: Provider) -> list[str]:
     except ValueError:
         return []
     return sorted(str(f) for f in stored) if isinstance(stored, list) else []
+
+
+def _check_responses_api(kind: str, responses_api: bool) -> None:
+    if responses_api and kind != "openai":
+        raise InvalidRequest("--responses-api is for openai providers (OpenAI's own API)")
 
 
 def _check_kind(kind: str) -> None:

@@ -29,6 +29,7 @@ def provider_view(provider: Any) -> dict[str, Any]:
         "base_url": provider.base_url or default_base_url(provider.kind),
         "enabled": bool(provider.enabled),
         "allowed_fields": allowed_fields(provider),
+        "responses_api": bool(provider.responses_api),
         "keys": [
             {
                 "id": k.id,
@@ -93,6 +94,12 @@ ALLOW_HELP = (
 )
 
 
+RESPONSES_HELP = (
+    "The provider serves OpenAI's Responses API itself (OpenAI does): /v1/responses is passed "
+    "on natively instead of translated to Chat Completions (openai providers only)."
+)
+
+
 @providers.command("add")
 @click.argument("name")
 @click.option("--kind", type=click.Choice(PROVIDER_KINDS), required=True)
@@ -101,15 +108,25 @@ ALLOW_HELP = (
     "--key", required=True, help="The provider API key (stored encrypted); '-' reads it from stdin."
 )
 @click.option("--allow-field", "allow", multiple=True, metavar="FIELD", help=ALLOW_HELP)
+@click.option("--responses-api", is_flag=True, help=RESPONSES_HELP)
 @pass_state
 def providers_add(
-    state: CliState, name: str, kind: str, base_url: str, key: str, allow: tuple[str, ...]
+    state: CliState,
+    name: str,
+    kind: str,
+    base_url: str,
+    key: str,
+    allow: tuple[str, ...],
+    responses_api: bool,
 ) -> None:
     """Add an upstream provider with its first key."""
     from codelace_box.catalog.providers import add_provider
 
     state.database()
-    provider = add_provider(name, kind, state.secret_key(), read_secret(key), base_url, allow)
+    secret = read_secret(key)
+    provider = add_provider(
+        name, kind, state.secret_key(), secret, base_url, allow, responses_api=responses_api
+    )
     click.echo(f"added provider {provider.name} ({provider.kind})")
 
 
@@ -125,6 +142,12 @@ def providers_add(
     metavar="FIELD",
     help="Refuse this field again; repeatable.",
 )
+@click.option(
+    "--responses-api/--no-responses-api",
+    "responses_api",
+    default=None,
+    help=RESPONSES_HELP + " --no-responses-api: translate again.",
+)
 @pass_state
 def providers_update(
     state: CliState,
@@ -133,18 +156,30 @@ def providers_update(
     kind: str | None,
     allow: tuple[str, ...],
     disallow: tuple[str, ...],
+    responses_api: bool | None,
 ) -> None:
     """Change a provider: only the options given change."""
     from codelace_box.catalog.providers import allowed_fields, default_base_url, update_provider
 
-    if base_url is None and kind is None and not allow and not disallow:
-        raise click.UsageError("nothing to change: give --base-url, --kind or --(no-)allow-field")
+    if base_url is None and kind is None and not allow and not disallow and responses_api is None:
+        raise click.UsageError(
+            "nothing to change: give --base-url, --kind, --(no-)allow-field or --(no-)responses-api"
+        )
     state.database()
-    provider = update_provider(name, base_url=base_url, kind=kind, allow=allow, disallow=disallow)
+    provider = update_provider(
+        name,
+        base_url=base_url,
+        kind=kind,
+        allow=allow,
+        disallow=disallow,
+        responses_api=responses_api,
+    )
     fields = ", ".join(allowed_fields(provider)) or "none"
     base = provider.base_url or default_base_url(provider.kind)
+    native = "; responses api: native" if provider.responses_api else ""
     click.echo(
-        f"updated provider {provider.name} ({provider.kind}, {base}; allowed fields: {fields})"
+        f"updated provider {provider.name} ({provider.kind}, {base}; allowed fields: {fields}"
+        f"{native})"
     )
 
 

@@ -106,6 +106,7 @@ class Provider(BaseModel):
     enabled = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
     allowed_fields = TextField(default="[]")  # JSON list of billed fields the operator allowed
+    responses_api = BooleanField(default=False)  # serves /v1/responses itself: passed natively
 
 
 class ProviderKey(BaseModel):

@@ -6,20 +6,29 @@ writes the error event of a stream that failed after it started:
 - `/v1/chat/completions`: `data: {chunk}` lines, the usage chunk (with `cost_usd`) when the
   client asked for it, and `data: [DONE]`;
 - `/v1/messages`: Anthropic's `event: <type>` / `data: {json}` events; `message_stop` is held
-  back until the call is settled, so a client that saw the end of the stream sees it charged.
+  back until the call is settled, so a client that saw the end of the stream sees it charged;
+- `/v1/responses`: the chat chunks synthesized into Responses events (providers/
+  responses_stream.py), `response.completed` (with `usage.cost_usd`) after settlement.
+`answer_body` does the same for a non-streamed answer once it is settled.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.gateway.outcome import usage_body
+from codelace_box.gateway.outcome import cost_field, usage_body
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
+from codelace_box.providers.responses_native import TERMINAL
+from codelace_box.providers.responses_request import ResponsesContext
+from codelace_box.providers.responses_response import responses_usage, translate_completion
+from codelace_box.providers.responses_stream import ResponsesStreamTranslator, sse_frame
 
 CHAT_ROUTE = "/v1/chat/completions"
 MESSAGES_ROUTE = "/v1/messages"
+RESPONSES_ROUTE = "/v1/responses"
+EMBEDDINGS_ROUTE = "/v1/embeddings"
 _TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
 
 # Anthropic's error types by HTTP status (the statuses of this contract).
@@ -139,11 +148,103 @@ class AnthropicEvents:
         return encode_event(anthropic_error_body(status, message))
 
 
-StreamEncoder = OpenAIChunks | AnthropicEvents
+class ResponsesEvents:
+    """Responses stream events synthesized from chat chunks; `response.created` goes out with
+    the first chunk, `response.completed` after settlement."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.call = call
+        self.synth = ResponsesStreamTranslator(call.context, model=call.route.id)
+        self._started = False
+
+    def _frames(self, events: list[JSON]) -> bytes:
+        if not self._started:
+            self._started = True
+            events = [*self.synth.start(), *events]
+        return b"".join(sse_frame(event) for event in events)
+
+    def chunk(self, chunk: JSON) -> bytes:
+        """The events of one chat chunk (none for a usage-only chunk)."""
+        return self._frames(self.synth.feed(chunk))
+
+    def tail(self, usage: Usage, charged: int) -> list[bytes]:
+        """The open item closed, then `response.completed` with the usage and its cost."""
+        return [self._frames(self.synth.complete(usage, cost_field(charged)))]
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """Cut at the output cap: `response.incomplete` for max_output_tokens."""
+        self.synth.finish_reason = "length"
+        return self.tail(usage, charged)
+
+    def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
+        """`response.failed` (Codex retries it, or waits on a rate limit)."""
+        return self._frames(self.synth.fail(message, code))
+
+
+class NativeResponsesEvents:
+    """A native upstream's Responses events as they come; its terminal event (given last by
+    the translator) is held back and sent after settlement with `cost_usd` in its usage."""
+
+    def __init__(self, call: ChatCall) -> None:
+        self.call = call
+        self._terminal: JSON | None = None
+        self._last_sequence = -1
+
+    def chunk(self, event: JSON) -> bytes:
+        """The event as a frame (the terminal one: held back)."""
+        if event.get("type") in TERMINAL:
+            self._terminal = event
+            return b""
+        if isinstance(event.get("sequence_number"), int):
+            self._last_sequence = event["sequence_number"]
+        return sse_frame(event)
+
+    def tail(self, usage: Usage, charged: int) -> list[bytes]:
+        """The terminal event, its usage in full with the cost."""
+        if self._terminal is None:
+            return []
+        response = self._terminal.get("response")
+        if isinstance(response, dict):
+            response["usage"] = responses_usage(usage, cost_field(charged))
+        return [sse_frame(self._terminal)]
+
+    def cut(self, usage: Usage, charged: int) -> list[bytes]:
+        """Not reached: a native stream is capped by its own `max_output_tokens`."""
+        return self.tail(usage, charged)
+
+    def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
+        """OpenAI's stream `error` event."""
+        self._last_sequence += 1
+        return sse_frame({"type": "error", "code": code, "message": message, "param": None,
+                          "sequence_number": self._last_sequence})  # fmt: skip
+
+
+StreamEncoder = OpenAIChunks | AnthropicEvents | ResponsesEvents | NativeResponsesEvents
 
 
 def stream_encoder(call: ChatCall) -> StreamEncoder:
     """The encoder of the dialect the call came in."""
     if call.ingress.startswith(MESSAGES_ROUTE):
         return AnthropicEvents(call)
+    if call.ingress == RESPONSES_ROUTE:
+        native = not isinstance(call.context, ResponsesContext)
+        return NativeResponsesEvents(call) if native else ResponsesEvents(call)
     return OpenAIChunks(call)
+
+
+def answer_body(call: ChatCall, body: JSON, usage: Usage, charged: int) -> JSON:
+    """A settled non-streamed answer in the call's dialect: chat completions get the usage with
+    `cost_usd`, Responses the response object (usage with `cost_usd`), embeddings their usage
+    with `cost_usd`, Messages stay as is."""
+    if call.ingress == CHAT_ROUTE:
+        body["usage"] = usage_body(usage, charged)
+    elif call.ingress == RESPONSES_ROUTE:
+        extra = cost_field(charged)
+        if not isinstance(call.context, ResponsesContext):  # native: already a response
+            body["usage"] = responses_usage(usage, extra)
+            return body
+        return translate_completion(body, usage, call.context, usage_extra=extra)
+    elif call.ingress == EMBEDDINGS_ROUTE:
+        tokens = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
+        body["usage"] = tokens | cost_field(charged)
+    return body

@@ -84,6 +84,11 @@ def client_error(exc: BaseException) -> CodelaceError | None:
     return None
 
 
+def cost_field(cost_nanos: int) -> JSON:
+    """`{"cost_usd": ...}`, what every dialect adds to the usage it shows the client."""
+    return {"cost_usd": usd_json(cost_nanos)}
+
+
 def usage_body(usage: Usage, cost_nanos: int) -> JSON:
     """The client's `usage` object: the upstream's counts plus what the call cost."""
     body = usage.openai_usage()

@@ -26,7 +26,7 @@ from typing import Any
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
-from codelace_box.gateway.dialects import CHAT_ROUTE
+from codelace_box.gateway.dialects import answer_body
 from codelace_box.gateway.metering import (
     admit_in,
     dead_hold_owners,
@@ -34,7 +34,7 @@ from codelace_box.gateway.metering import (
     release_holds_in,
     settle_in,
 )
-from codelace_box.gateway.outcome import abandoned, client_error, settlement, usage_body
+from codelace_box.gateway.outcome import abandoned, client_error, settlement
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
@@ -168,9 +168,7 @@ class Gateway:
             )
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
             raise await self._release(call, exc) from None  # so no charge; free the hold
-        if call.ingress == CHAT_ROUTE:  # other dialects keep their own usage object
-            body["usage"] = usage_body(usage, charged or 0)
-        return Completed(body, charged or 0)
+        return Completed(answer_body(call, body, usage, charged or 0), charged or 0)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:
         opened = await open_upstream(

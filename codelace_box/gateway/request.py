@@ -64,6 +64,7 @@ class ChatCall:
     started: float
     choices: int = 1  # n
     ingress: str = "/v1/chat/completions"  # the route (and so the wire dialect) it came by
+    context: Any = None  # what the ingress dialect needs to write the answer (e.g. Responses')
 
     @property
     def output_limit(self) -> int:

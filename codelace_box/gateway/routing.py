@@ -45,6 +45,7 @@ class ProviderRoute:
     enabled: bool
     keys: tuple[KeySlot, ...]
     allowed_fields: frozenset[str] = frozenset()  # billed fields the operator allowed
+    responses_api: bool = False  # serves /v1/responses itself (`providers add --responses-api`)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ _MODELS_SQL = (
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
 _ALIASES_SQL = "SELECT name, model_id FROM model_alias"
-_PROVIDERS_SQL = "SELECT id, name, kind, base_url, enabled, allowed_fields FROM provider"
+_PROVIDERS_SQL = (
+    "SELECT id, name, kind, base_url, enabled, allowed_fields, responses_api FROM provider"
+)
 _KEYS_SQL = (
     "SELECT id, provider_id, key_encrypted FROM provider_key "
     "WHERE enabled = 1 AND failing = 0 ORDER BY id"
@@ -168,9 +171,9 @@ class RouteTable:
         providers = {
             int(pid): ProviderRoute(
                 int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ())),
-                _field_set(allowed),
+                _field_set(allowed), bool(native),
             )
-            for pid, name, kind, base_url, enabled, allowed in query_all(_PROVIDERS_SQL)
+            for pid, name, kind, base_url, enabled, allowed, native in query_all(_PROVIDERS_SQL)
         }  # fmt: skip
         self._providers = providers
         self._models = {row[0]: _model_route(row, providers) for row in query_all(_MODELS_SQL)}

@@ -11,7 +11,9 @@ a connection dropped or an error event mid-stream, a stream that hangs until the
 a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
 tens of megabytes from a generator; it can pause midway until the test lets it go on);
 hidden reasoning tokens reported in the usage after a pause, an endless stream that ignores
-max_tokens. `GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
+max_tokens. `POST /v1/embeddings` and `/v1/responses` (tests/fakes/openai_embeddings.py,
+openai_responses.py). `GET /v1/models` (the
+box's key probe) answers 200 unless `probe_status` names the key.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -28,11 +30,14 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.openai_embeddings import embeddings
+from tests.fakes.openai_responses import responses
 
 FINGERPRINT = "fp_fake0c1a2b"
 
@@ -139,6 +144,8 @@ class FakeOpenAI(LoopbackServer):
     def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", partial(embeddings, self))
+        app.router.add_post("/v1/responses", partial(responses, self))
         app.router.add_get("/v1/models", self._models)
         return app
 

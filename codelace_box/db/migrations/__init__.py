@@ -15,6 +15,7 @@ from codelace_box.db.migrations import (
     m0004_money_bounds,
     m0005_allowed_fields,
     m0006_messages_cache_aliases,
+    m0007_responses_api,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -24,4 +25,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (4, m0004_money_bounds),
     (5, m0005_allowed_fields),
     (6, m0006_messages_cache_aliases),
+    (7, m0007_responses_api),
 ]

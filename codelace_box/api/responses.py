@@ -1,0 +1,37 @@
+"""/v1/responses: OpenAI's Responses API (Codex CLI's), a thin shell like /v1/chat/completions.
+
+The key as for chat, the Responses ingress adapter (gateway/responses.py), then the same
+reserve, call, relay and settlement; the answer is written in the Responses dialect
+(gateway/dialects.py). Errors use the OpenAI envelope.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from codelace_box.api.common import json_body, require_auth
+from codelace_box.api.inference import answer
+from codelace_box.gateway.pipeline import Gateway
+from codelace_box.gateway.responses import prepare_responses_call
+
+bp = Blueprint("responses")
+
+
+@bp.post("/v1/responses")
+async def responses(request: Request) -> HTTPResponse | None:
+    """A Responses API call, streaming or not, metered against the caller's balance."""
+    auth = require_auth(request)
+    body = json_body(request)
+    gateway: Gateway = request.app.ctx.gateway
+    call = prepare_responses_call(
+        gateway.routes,
+        body,
+        len(request.body),
+        request_id=request.ctx.request_id,
+        user_id=auth.user_id,
+        key_id=auth.key_id,
+        default_context_tokens=gateway.settings.default_context_tokens,
+    )
+    await gateway.reserve(call)
+    return await answer(request, gateway, call)

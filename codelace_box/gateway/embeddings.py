@@ -1,0 +1,82 @@
+"""An embeddings request, checked and priced: the `/v1/embeddings` ingress adapter.
+
+Only `openai` providers serve it. The hold is every body byte as a token at the model's input
+price (an input token is never shorter than a byte); no output is produced, so a model without
+an output price is fine. The charge is the upstream's `usage.prompt_tokens`. No I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.metering import input_token_estimate
+from codelace_box.gateway.request import MAX_HOLD_NANOS, ChatCall
+from codelace_box.gateway.routing import RouteTable
+from codelace_box.money import token_cost_nanos
+from codelace_box.providers.base import JSON
+from codelace_box.providers.embeddings import EmbeddingsAdapter
+
+EMBEDDINGS_ROUTE = "/v1/embeddings"
+_ADAPTER = EmbeddingsAdapter()
+
+
+def _bad(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, code="invalid_request", param=param)
+
+
+def _is_tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    )  # fmt: skip
+
+
+def check_input(value: Any) -> None:
+    """A string, a non-empty list of strings, of token ids, or of lists of token ids."""
+    if isinstance(value, str) or _is_tokens(value):
+        return
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, str) or _is_tokens(v) for v in value)
+    ):
+        return
+    raise _bad("input must be a string, or a non-empty array of strings or token arrays", "input")
+
+
+def validate_embeddings_body(body: JSON) -> str:
+    """The model id of a body whose shape the box relies on."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("model is required and must be a string", "model")
+    check_input(body.get("input"))
+    if body.get("stream"):
+        raise _bad("embeddings are not streamed", "stream")
+    return model
+
+
+def prepare_embeddings_call(
+    routes: RouteTable, body: JSON, body_len: int, *, request_id: str, user_id: int, key_id: int
+) -> ChatCall:
+    """Validate, route and price an embeddings request (nothing is reserved yet)."""
+    route = routes.resolve(validate_embeddings_body(body))
+    if route.provider.kind != "openai":
+        raise _bad(f"{route.id} is not served by an openai provider: no embeddings", "model")
+    hold = token_cost_nanos(body_len, 0, route.input_per_1m_nanos, route.output_per_1m_nanos)
+    return ChatCall(
+        request_id=request_id,
+        user_id=user_id,
+        key_id=key_id,
+        body=body,
+        route=route,
+        adapter=_ADAPTER,
+        stream=False,
+        include_usage=False,
+        output_cap=1,
+        cap_from_client=False,
+        input_estimate=input_token_estimate(body_len),
+        hold_nanos=min(hold, MAX_HOLD_NANOS),
+        started=time.monotonic(),
+        ingress=EMBEDDINGS_ROUTE,
+    )

@@ -1,0 +1,50 @@
+"""A Responses API request, checked and priced: the `/v1/responses` ingress adapter.
+
+`prepare_responses_call` translates the body to Chat Completions (providers/responses_request.py)
+and runs that through the chat path's own checks, routing and pricing (`prepare_call`), so the
+billed-field rules, the provider adapter's checks, the output cap and the hold are the chat
+path's. The call keeps the Responses context; the answer is written back in the Responses
+dialect (gateway/dialects.py). A provider added with `--responses-api` gets the client's body
+instead (providers/responses_passthrough.py; the call's context stays None). The hold counts the
+larger of the two bodies: a translation may add to what the upstream reads. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+
+from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
+from codelace_box.gateway.routing import RouteTable
+from codelace_box.providers.base import JSON
+from codelace_box.providers.responses_passthrough import NativeResponses
+from codelace_box.providers.responses_request import translate_request
+
+RESPONSES_ROUTE = "/v1/responses"
+
+
+def prepare_responses_call(
+    routes: RouteTable,
+    body: JSON,
+    body_len: int,
+    *,
+    request_id: str,
+    user_id: int,
+    key_id: int,
+    default_context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+) -> ChatCall:
+    """Validate, translate, route and price a Responses request (nothing is reserved yet)."""
+    model = body.get("model") if isinstance(body, dict) else None
+    kind = routes.resolve(model).provider.kind if isinstance(model, str) and model else ""
+    translated = translate_request(body, keep_thinking=kind == "anthropic")
+    chat = translated.body
+    chat_len = len(json.dumps(chat, separators=(",", ":"), ensure_ascii=False).encode())
+    call = prepare_call(
+        routes, chat, max(body_len, chat_len), request_id=request_id, user_id=user_id,
+        key_id=key_id, default_context_tokens=default_context_tokens,
+    )  # fmt: skip
+    call.ingress = RESPONSES_ROUTE
+    if call.route.provider.responses_api:  # the upstream takes the Responses body as it is
+        call.body, call.adapter = body, NativeResponses()
+    else:
+        call.context = translated.context
+    return call

@@ -1,0 +1,57 @@
+"""OpenAI's embeddings API to an `openai` provider: the body as sent (model renamed), the
+answer as received (model relabelled), billed on its `usage.prompt_tokens`. Pure: no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.errors import UpstreamError
+from codelace_box.providers.base import JSON, StreamTranslator, UpstreamRequest, Usage
+from codelace_box.providers.openai import OPENAI_BASE_URL, OpenAIAdapter
+
+
+def _tokens(raw: Any) -> int | None:
+    value = raw.get("prompt_tokens") if isinstance(raw, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+class EmbeddingsAdapter(OpenAIAdapter):
+    """`POST {base}/embeddings`; errors, key checks and payment signs as for chat."""
+
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        """The body with the upstream's model name."""
+        base = (base_url or OPENAI_BASE_URL).rstrip("/")
+        headers = {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "identity",
+        }
+        return UpstreamRequest(f"{base}/embeddings", headers, body | {"model": upstream_model})
+
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        """The list as received, its model our id; usage from `prompt_tokens` (estimated later
+        when the upstream gives none)."""
+        if not isinstance(payload.get("data"), list):
+            raise UpstreamError("the upstream answered without data", code="bad_upstream_reply")
+        payload["model"] = public_model
+        tokens = _tokens(payload.get("usage"))
+        return payload, Usage(tokens or 0, 0, estimated=tokens is None)
+
+    def usage_of(self, raw: Any) -> Usage | None:
+        """The usage of an answer too large to parse whole."""
+        tokens = _tokens(raw)
+        return None if tokens is None else Usage(tokens, 0)
+
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        """Embeddings are never streamed."""
+        raise NotImplementedError("embeddings are not streamed")

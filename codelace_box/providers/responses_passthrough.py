@@ -1,0 +1,70 @@
+"""A Responses request to a provider that serves the Responses API itself (`--responses-api`).
+
+The body goes as the client sent it, checked as a translated one would be (responses_native.py:
+the upstream's model, `store: false`, hosted tools dropped), with `max_output_tokens` no more
+than was held for; the answer comes back as the upstream's, relabelled, billed on its usage.
+A stream's terminal event is given at the end (`finish`), for the dialect encoder to send once
+the call is settled, with `cost_usd` in its usage. Errors, keys and payment signs: as for chat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.providers.base import JSON, StreamTranslator, UpstreamRequest, Usage
+from codelace_box.providers.openai import OPENAI_BASE_URL, OpenAIAdapter
+from codelace_box.providers.responses_native import (
+    NativeResponsesStream,
+    native_body,
+    native_usage,
+    parse_native_response,
+)
+
+
+class HeldTerminalStream(NativeResponsesStream):
+    """The native stream; its held-back terminal event is given by `finish()`."""
+
+    def finish(self) -> list[JSON]:
+        """`response.completed` / `.incomplete`, for the encoder to send after settlement."""
+        return [self.terminal] if self.terminal is not None else []
+
+
+class NativeResponses(OpenAIAdapter):
+    """`POST {base}/responses` with the Responses body."""
+
+    def build_request(
+        self,
+        body: JSON,
+        *,
+        upstream_model: str,
+        api_key: str,
+        base_url: str,
+        stream: bool,
+        default_max_tokens: int | None,
+    ) -> UpstreamRequest:
+        """The client's body for the upstream, its output capped at what was held."""
+        base = (base_url or OPENAI_BASE_URL).rstrip("/")
+        payload = native_body(body, upstream_model=upstream_model, stream=stream)
+        given = payload.get("max_output_tokens")
+        if default_max_tokens is not None:
+            cap = given if isinstance(given, int) and given < default_max_tokens else None
+            payload["max_output_tokens"] = cap or default_max_tokens
+        headers = {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+            "accept-encoding": "identity",
+        }
+        return UpstreamRequest(f"{base}/responses", headers, payload)
+
+    def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        """The upstream's response, relabelled, and its usage."""
+        return parse_native_response(payload, public_model)
+
+    def usage_of(self, raw: Any) -> Usage | None:
+        """The usage of an answer too large to parse whole."""
+        return native_usage(raw)
+
+    def stream_translator(self, public_model: str) -> StreamTranslator:
+        """Events relayed as they come; the terminal one at the end."""
+        return HeldTerminalStream(public_model)

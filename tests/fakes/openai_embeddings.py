@@ -1,0 +1,65 @@
+"""The fake OpenAI's `POST /v1/embeddings`: checks the key, model and input as the real API
+does, then answers the next scripted Reply: `prompt_tokens` as the usage (none when
+`usage=False`), a status and error body, or one small deterministic vector per input."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+DIMENSIONS = 4
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def _inputs(value: Any) -> list[Any] | None:
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(v, int) for v in value):
+            return [value]
+        return value
+    return None
+
+
+def vector(index: int) -> list[float]:
+    """The embedding the fake gives the input at `index`."""
+    return [round(0.1 * (index + 1) * (d + 1), 3) for d in range(DIMENSIONS)]
+
+
+async def embeddings(fake: FakeOpenAI, request: web.Request) -> web.Response:
+    """Answer one embeddings request."""
+    from tests.fakes.openai_upstream import Recorded
+
+    try:
+        body: Any = json.loads(await request.read())
+    except ValueError:
+        body = None
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    fake.requests.append(Recorded(request.path, headers, body))
+    if not headers.get("authorization", "").removeprefix("Bearer ").strip():
+        return _error(401, "You didn't provide an API key.", "invalid_request_error")
+    inputs = _inputs(body.get("input")) if isinstance(body, dict) else None
+    if inputs is None or not isinstance(body.get("model"), str):
+        return _error(400, "'input' and 'model' are required", "invalid_request_error")
+    reply = fake._next_reply(body)
+    if reply.status != 200:
+        error = reply.error or {"message": "The server had an error", "type": "server_error"}
+        return web.Response(status=reply.status, text=json.dumps({"error": error}),
+                            content_type="application/json")  # fmt: skip
+    data = [{"object": "embedding", "index": i, "embedding": vector(i)} for i in range(len(inputs))]
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": body["model"]}
+    if reply.usage:
+        answer["usage"] = {
+            "prompt_tokens": reply.prompt_tokens,
+            "total_tokens": reply.prompt_tokens,
+        }
+    return web.json_response(answer)

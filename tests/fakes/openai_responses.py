@@ -1,0 +1,108 @@
+"""The fake OpenAI's `POST /v1/responses` (OpenAI serves the Responses API natively): checks the
+key, model and input, then answers the next scripted Reply as a `response` object, or as a
+stream in OpenAI's documented event order (created, in_progress, the message item with its
+text deltas, the .done events, completed with usage), `sequence_number`s from 0."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def _usage(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    out = reply.completion_tokens
+    if out is None:
+        out = len(reply.stream_pieces())
+    return {
+        "input_tokens": reply.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": reply.cached_tokens},
+        "output_tokens": out,
+        "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+        "total_tokens": reply.prompt_tokens + out,
+    }
+
+
+def _message(item_id: str, text: str, status: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": []}] if text else []
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
+            "content": content}  # fmt: skip
+
+
+def _response(body: dict[str, Any], rid: str, status: str, output: list[Any], usage: Any) -> Any:
+    return {"id": rid, "object": "response", "created_at": int(time.time()), "status": status,
+            "model": body["model"], "output": output, "usage": usage, "error": None,
+            "incomplete_details": None, "tools": [], "tool_choice": "auto",
+            "parallel_tool_calls": True}  # fmt: skip
+
+
+async def responses(fake: FakeOpenAI, request: web.Request) -> web.StreamResponse:
+    """Answer one Responses request."""
+    from tests.fakes.openai_upstream import Recorded
+
+    try:
+        body: Any = json.loads(await request.read())
+    except ValueError:
+        body = None
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    fake.requests.append(Recorded(request.path, headers, body))
+    if not headers.get("authorization", "").removeprefix("Bearer ").strip():
+        return _error(401, "You didn't provide an API key.")
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("model"), str)
+        or not body.get("input")
+    ):
+        return _error(400, "'model' and 'input' are required")
+    reply = fake._next_reply(body)
+    if reply.status != 200:
+        return _error(reply.status, (reply.error or {}).get("message", "The server had an error"))
+    rid, mid = f"resp_{secrets.token_hex(8)}", f"msg_{secrets.token_hex(8)}"
+    final = _message(mid, reply.content, "completed")
+    if not body.get("stream"):
+        return web.json_response(_response(body, rid, "completed", [final], _usage(body, reply)))
+    return await _stream(request, body, reply, rid, final)
+
+
+async def _stream(
+    request: web.Request, body: dict[str, Any], reply: Reply, rid: str, final: dict[str, Any]
+) -> web.StreamResponse:
+    mid = final["id"]
+    part = {"type": "output_text", "text": "", "annotations": []}
+    start = _response(body, rid, "in_progress", [], None)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": start},
+        {"type": "response.in_progress", "response": start},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": _message(mid, "", "in_progress")},
+        {"type": "response.content_part.added", "item_id": mid, "output_index": 0,
+         "content_index": 0, "part": part},
+    ]  # fmt: skip
+    where = {"item_id": mid, "output_index": 0, "content_index": 0}
+    for piece in reply.stream_pieces():
+        events.append({"type": "response.output_text.delta", **where, "delta": piece})
+    events += [
+        {"type": "response.output_text.done", **where, "text": reply.content},
+        {"type": "response.content_part.done", **where, "part": final["content"][0]},
+        {"type": "response.output_item.done", "output_index": 0, "item": final},
+        {"type": "response.completed",
+         "response": _response(body, rid, "completed", [final], _usage(body, reply))},
+    ]  # fmt: skip
+    response = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8"})
+    await response.prepare(request)
+    for number, event in enumerate(events):
+        event["sequence_number"] = number
+        await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+    await response.write_eof()
+    return response

@@ -1,0 +1,99 @@
+"""The real Codex CLI (`codex exec`) against the box and the fake Chat Completions upstream.
+
+Codex comes from the npm registry (`npm install --prefix .ci/node @openai/codex`, as .ci/run
+does); the test is skipped only when no `codex` executable can be found. It runs with a
+throwaway HOME and CODEX_HOME whose config.toml names the box as a custom provider with
+`wire_api = "responses"` (the block the README's "Codex" section gives), so it talks to the box
+alone. Its web search is left at its default: the hosted `web_search` tool it then sends is
+dropped by the box, and Codex works all the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import usd_nanos
+from tests.responses.conftest import OPENAI_MODEL, PRICES, ResponsesBox
+
+ROOT = Path(__file__).resolve().parents[2]
+CANDIDATES = (ROOT / ".ci" / "node" / "node_modules" / ".bin" / "codex",)
+
+
+def find_codex() -> str | None:
+    """The codex executable: .ci/node's, $CODEX_BIN, or one on PATH."""
+    for path in (*CANDIDATES, Path(os.environ.get("CODEX_BIN") or "/nonexistent")):
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which("codex")
+
+
+CODEX = find_codex()
+pytestmark = pytest.mark.skipif(
+    CODEX is None, reason="Codex is not installed (npm install --prefix .ci/node @openai/codex)"
+)
+
+CONFIG = """\
+model = "{model}"
+model_provider = "codelace"
+check_for_update_on_startup = false
+
+[model_providers.codelace]
+name = "codelace-box"
+base_url = "{base_url}/v1"
+env_key = "CODELACE_API_KEY"
+wire_api = "responses"
+
+[analytics]
+enabled = false
+"""
+
+
+def run_codex(box: ResponsesBox, home: Path, key: str, prompt: str) -> str:
+    """`codex exec` against the box; the last message it wrote."""
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True)
+    config = CONFIG.format(model=OPENAI_MODEL, base_url=box.server.base_url)
+    (codex_home / "config.toml").write_text(config)
+    out = home / "last.txt"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "CODEX_HOME": str(codex_home),
+        "CODELACE_API_KEY": key,
+    }
+    assert CODEX is not None
+    done = subprocess.run(
+        [CODEX, "exec", "--skip-git-repo-check", "--output-last-message", str(out), prompt],
+        env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"codex failed: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    return out.read_text()
+
+
+def test_codex_exec_through_the_box(fresh: ResponsesBox, tmp_path: Path) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Codex through the box.", prompt_tokens=4321,
+                                 completion_tokens=17))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    answer = run_codex(fresh, tmp_path, key, "Say hello to the box.")
+    assert answer.strip() == "Codex through the box."
+    chats = [r for r in fresh.openai_fake.requests if r.path == "/v1/chat/completions"]
+    assert chats, "Codex's request never reached the upstream"
+    sent = chats[0]
+    assert sent.body["model"] == "gpt-5.4-mini" and sent.body["stream"] is True
+    assert sent.body["messages"][0]["role"] == "system"
+    user_text = str([m["content"] for m in sent.body["messages"] if m["role"] == "user"])
+    assert "Say hello to the box." in user_text
+    assert {t["type"] for t in sent.body.get("tools", [])} <= {"function"}
+    rows = fresh.usage_rows(email)
+    assert rows and all(r["route"] == "/v1/responses" and r["status"] == "ok" for r in rows)
+    assert (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (4321, 17)
+    after, held = fresh.balance_nanos(email)
+    assert held == 0 and before - after == sum(r["cost_nanos"] for r in rows)
+    assert rows[0]["cost_nanos"] == usd_nanos((4321, PRICES["in"]), (17, PRICES["out"]))

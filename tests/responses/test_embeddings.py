@@ -1,0 +1,69 @@
+"""POST /v1/embeddings through a real box with the real openai SDK: passed to the `openai`
+provider, billed on its `usage.prompt_tokens` at the model's input price."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.fakes.openai_embeddings import vector
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import usd_nanos
+from tests.responses.conftest import (
+    ANTHROPIC_MODEL,
+    EMBEDDING_MODEL,
+    EMBEDDING_PRICE,
+    OPENAI_KEY,
+    ResponsesBox,
+)
+
+TEXTS = ["the first text " * 40, "the second text " * 40]  # 1240 bytes: up to 1240 tokens held
+
+
+def test_embeddings_are_billed_on_the_upstreams_prompt_tokens(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(prompt_tokens=250))
+    before, _ = fresh.balance_nanos(email)
+    raw = fresh.openai(key).embeddings.with_raw_response.create(
+        model=EMBEDDING_MODEL, input=TEXTS, dimensions=4
+    )
+    result = raw.parse()
+    sent = fresh.openai_fake.requests[-1]
+    assert (sent.path, sent.api_key) == ("/v1/embeddings", OPENAI_KEY)
+    assert sent.body["model"] == "text-embedding-3-small" and sent.body["dimensions"] == 4
+    assert sent.body["input"] == TEXTS
+    assert [d.embedding for d in result.data] == [vector(0), vector(1)]
+    assert result.model == EMBEDDING_MODEL and result.usage.prompt_tokens == 250
+    expected = usd_nanos((250, EMBEDDING_PRICE))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+    assert round(float(raw.headers["x-codelace-cost-usd"]) * 1e9) == expected
+    assert result.usage.model_extra["cost_usd"] == pytest.approx(expected / 1e9)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["route"], row["input_tokens"], row["output_tokens"], row["cost_nanos"]) == (
+        "/v1/embeddings", 250, 0, expected)  # fmt: skip
+
+
+def test_embeddings_refusals(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    client = fresh.openai(key)
+    before = fresh.balance_nanos(email)
+    with pytest.raises(openai.BadRequestError) as wrong_kind:
+        client.embeddings.create(model=ANTHROPIC_MODEL, input="hi")
+    assert wrong_kind.value.body["param"] == "model"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as no_input:
+        client.embeddings.create(model=EMBEDDING_MODEL, input=[])
+    assert no_input.value.body["param"] == "input"  # type: ignore[index]
+    assert fresh.openai_fake.requests == [] and fresh.balance_nanos(email) == before
+    fresh.openai_fake.push(Reply(status=400, error={"message": "too long", "type": "invalid"}))
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=EMBEDDING_MODEL, input="hi")
+    assert fresh.balance_nanos(email) == before
+
+
+def test_a_poor_user_is_refused_before_the_upstream(fresh: ResponsesBox) -> None:
+    _, key = fresh.new_key(credit_usd="0")
+    with pytest.raises(openai.APIStatusError) as refused:
+        fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi")
+    assert refused.value.status_code == 402
+    assert fresh.openai_fake.requests == []

@@ -1,0 +1,70 @@
+"""/v1/responses to a provider added with `--responses-api`: the client's body goes to the
+upstream's own /v1/responses (model renamed, store false, hosted tools dropped, output capped at
+what was held), the answer comes back as the upstream's, relabelled and metered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import usd_nanos
+from tests.responses.conftest import NATIVE_MODEL, OPENAI_KEY, PRICES, ResponsesBox
+from tests.support import run_cli
+
+
+def cost(prompt: int, completion: int) -> int:
+    return usd_nanos((prompt, PRICES["in"]), (completion, PRICES["out"]))
+
+
+def test_create_goes_natively(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Native answer.", prompt_tokens=321, completion_tokens=9))
+    before, _ = fresh.balance_nanos(email)
+    raw = fresh.openai(key).responses.with_raw_response.create(
+        model=NATIVE_MODEL, instructions="Be brief.", input="Hi", max_output_tokens=200,
+        store=True, include=["reasoning.encrypted_content"], tools=[{"type": "web_search"}],
+    )  # fmt: skip
+    answer = raw.parse()
+    sent = fresh.openai_fake.requests[-1]
+    assert (sent.path, sent.api_key) == ("/v1/responses", OPENAI_KEY)
+    assert sent.body["model"] == "gpt-5.4" and sent.body["store"] is False
+    assert sent.body["instructions"] == "Be brief." and sent.body["input"] == "Hi"
+    assert sent.body["max_output_tokens"] == 200 and sent.body["tools"] == []
+    assert sent.body["include"] == ["reasoning.encrypted_content"]
+    assert answer.output_text == "Native answer." and answer.model == NATIVE_MODEL
+    expected = cost(321, 9)
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+    assert round(float(raw.headers["x-codelace-cost-usd"]) * 1e9) == expected
+    assert answer.usage.model_extra["cost_usd"] == pytest.approx(expected / 1e9)
+    assert fresh.usage_rows(email)[-1]["route"] == "/v1/responses"
+
+
+def test_a_native_stream_is_relayed_and_charged(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="One two three", prompt_tokens=50))
+    before, _ = fresh.balance_nanos(email)
+    with fresh.openai(key).responses.stream(model=NATIVE_MODEL, input="Count") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    sent = fresh.openai_fake.requests[-1].body
+    assert sent["stream"] is True and isinstance(sent["max_output_tokens"], int)
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds.count("response.output_text.delta") == 3 and kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert final.output_text == "One two three" and final.model == NATIVE_MODEL
+    expected = cost(50, 3)
+    assert final.usage.model_extra["cost_usd"] == pytest.approx(expected / 1e9)
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+
+
+def test_the_flag_is_stored_and_shown(rbox: ResponsesBox) -> None:
+    listed = {p["name"]: p for p in json.loads(rbox.cli("providers", "list", "--json"))}
+    assert (listed["native"]["responses_api"], listed["oai"]["responses_api"]) == (True, False)
+    refused = run_cli(rbox.config, "providers", "update", "anth", "--responses-api")
+    assert refused.returncode != 0 and "openai providers" in refused.stderr
+    assert "responses api: native" in rbox.cli("providers", "update", "native", "--responses-api")
