@@ -10,19 +10,22 @@ import asyncio
 import contextlib
 import logging
 import os
+from typing import Protocol
 
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
+from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import json_body, json_response, require_auth
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
-from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.money import usd_text
+from codelace_box.providers.base import JSON
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")
@@ -41,16 +44,43 @@ def cost_header(nanos: int) -> str:
 @bp.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> HTTPResponse | None:
     """OpenAI Chat Completions, streaming or not, metered against the caller's balance."""
-    auth = require_auth(request)
-    body = json_body(request)
+    return await run_call(request, require_auth(request), prepare_call)
+
+
+class PrepareCall(Protocol):
+    """A dialect's ingress adapter: its body checked, routed and priced into the one call the
+    pipeline reserves, runs and settles (gateway/request.py, messages.py, responses.py,
+    embeddings.py)."""
+
+    def __call__(
+        self,
+        routes: RouteTable,
+        body: JSON,
+        body_len: int,
+        *,
+        request_id: str,
+        user_id: int,
+        key_id: int,
+        default_context_tokens: int,
+    ) -> ChatCall: ...
+
+
+async def run_call(
+    request: Request, auth: AuthContext, prepare: PrepareCall
+) -> HTTPResponse | None:
+    """What every inference route does once it knows the caller: parse the body, let the
+    dialect's adapter prepare the call, reserve its worst case (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
-    call = await gateway.prepare(
-        body,
+    call = prepare(
+        gateway.routes,
+        json_body(request),
         len(request.body),
         request_id=request.ctx.request_id,
         user_id=auth.user_id,
         key_id=auth.key_id,
+        default_context_tokens=gateway.settings.default_context_tokens,
     )
+    await gateway.reserve(call)
     return await answer(request, gateway, call)
 
 

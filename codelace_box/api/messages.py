@@ -8,12 +8,14 @@ count_tokens is never charged: an `anthropic` upstream counts, otherwise the box
 
 from __future__ import annotations
 
+from functools import partial
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import KEY_PREFIX, AuthContext, authenticate
 from codelace_box.api.common import bearer_token, json_body, json_response
-from codelace_box.api.inference import answer
+from codelace_box.api.inference import run_call
 from codelace_box.errors import AuthenticationFailed
 from codelace_box.gateway.count_tokens import count_tokens
 from codelace_box.gateway.messages import prepare_messages_call
@@ -47,21 +49,8 @@ def messages_auth(request: Request) -> AuthContext:
 @bp.post("/v1/messages")
 async def messages(request: Request) -> HTTPResponse | None:
     """Anthropic Messages, streaming or not, metered against the caller's balance."""
-    auth = messages_auth(request)
-    body = json_body(request)
-    gateway: Gateway = request.app.ctx.gateway
-    call = prepare_messages_call(
-        gateway.routes,
-        body,
-        len(request.body),
-        request.headers,
-        request_id=request.ctx.request_id,
-        user_id=auth.user_id,
-        key_id=auth.key_id,
-        default_context_tokens=gateway.settings.default_context_tokens,
-    )
-    await gateway.reserve(call)
-    return await answer(request, gateway, call)
+    prepare = partial(prepare_messages_call, headers=request.headers)
+    return await run_call(request, messages_auth(request), prepare)
 
 
 @bp.post("/v1/messages/count_tokens")

@@ -10,9 +10,8 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import json_body, require_auth
-from codelace_box.api.inference import answer
-from codelace_box.gateway.pipeline import Gateway
+from codelace_box.api.common import require_auth
+from codelace_box.api.inference import run_call
 from codelace_box.gateway.responses import prepare_responses_call
 
 bp = Blueprint("responses")
@@ -21,17 +20,4 @@ bp = Blueprint("responses")
 @bp.post("/v1/responses")
 async def responses(request: Request) -> HTTPResponse | None:
     """A Responses API call, streaming or not, metered against the caller's balance."""
-    auth = require_auth(request)
-    body = json_body(request)
-    gateway: Gateway = request.app.ctx.gateway
-    call = prepare_responses_call(
-        gateway.routes,
-        body,
-        len(request.body),
-        request_id=request.ctx.request_id,
-        user_id=auth.user_id,
-        key_id=auth.key_id,
-        default_context_tokens=gateway.settings.default_context_tokens,
-    )
-    await gateway.reserve(call)
-    return await answer(request, gateway, call)
+    return await run_call(request, require_auth(request), prepare_responses_call)

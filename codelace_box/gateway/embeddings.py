@@ -57,7 +57,14 @@ def validate_embeddings_body(body: JSON) -> str:
 
 
 def prepare_embeddings_call(
-    routes: RouteTable, body: JSON, body_len: int, *, request_id: str, user_id: int, key_id: int
+    routes: RouteTable,
+    body: JSON,
+    body_len: int,
+    *,
+    request_id: str,
+    user_id: int,
+    key_id: int,
+    default_context_tokens: int = 0,  # as every ingress adapter takes; text only, so unused
 ) -> ChatCall:
     """Validate, route and price an embeddings request (nothing is reserved yet)."""
     route = routes.resolve(validate_embeddings_body(body))
