@@ -16,6 +16,7 @@ from codelace_box.gateway.request import MAX_HOLD_NANOS, ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON
+from codelace_box.providers.billed_fields import check_billed_fields
 from codelace_box.providers.embeddings import EmbeddingsAdapter
 
 EMBEDDINGS_ROUTE = "/v1/embeddings"
@@ -70,6 +71,7 @@ def prepare_embeddings_call(
     route = routes.resolve(validate_embeddings_body(body))
     if route.provider.kind != "openai":
         raise _bad(f"{route.id} is not served by an openai provider: no embeddings", "model")
+    check_billed_fields(body, route.provider.allowed_fields, route.id)
     hold = token_cost_nanos(body_len, 0, route.input_per_1m_nanos, route.output_per_1m_nanos)
     return ChatCall(
         request_id=request_id,

@@ -67,3 +67,17 @@ def test_a_poor_user_is_refused_before_the_upstream(fresh: ResponsesBox) -> None
         fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi")
     assert refused.value.status_code == 402
     assert fresh.openai_fake.requests == []
+
+
+def test_billed_fields_are_refused_on_embeddings_too(fresh: ResponsesBox) -> None:
+    """OpenRouter routes embeddings with `provider` as it does chat: a field that can buy a
+    pricier provider needs the operator's --allow-field here as on every inference route."""
+    email, key = fresh.new_key()
+    before = fresh.balance_nanos(email)
+    with pytest.raises(openai.BadRequestError) as refused:
+        fresh.openai(key).embeddings.create(
+            model=EMBEDDING_MODEL, input="hi", extra_body={"provider": {"order": ["pricey"]}}
+        )
+    assert refused.value.body["param"] == "provider"  # type: ignore[index]
+    assert refused.value.body["code"] == "field_not_allowed"  # type: ignore[index]
+    assert fresh.openai_fake.requests == [] and fresh.balance_nanos(email) == before
