@@ -32,7 +32,7 @@ from admin_tui.views import (
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger
-from codelace_box.catalog import keycheck, models
+from codelace_box.catalog import aliases, keycheck, models
 from codelace_box.catalog import providers as catalog
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config, ensure_secret_key
@@ -235,6 +235,9 @@ class AdminServices:
     # -- models ---------------------------------------------------------------------------
 
     def models(self) -> list[ModelRow]:
+        routed: dict[str, list[str]] = {}
+        for name, target in aliases.list_aliases().items():
+            routed.setdefault(target, []).append(name)
         return [
             ModelRow(
                 m.id,
@@ -247,6 +250,7 @@ class AdminServices:
                 m.cache_read_per_1m_nanos,
                 m.cache_write_per_1m_nanos,
                 m.cache_write_1h_per_1m_nanos,
+                tuple(routed.get(m.id, ())),
             )
             for m in models.list_models()
         ]
@@ -276,6 +280,13 @@ class AdminServices:
 
     def set_model_enabled(self, model_id: str, enabled: bool) -> None:
         models.set_model_enabled(model_id, enabled)
+
+    def set_alias(self, name: str, model_id: str) -> str:
+        """Route the bare name `name` to a model (moving it if it routed elsewhere); the name."""
+        return str(aliases.set_alias(name.strip(), model_id).name)
+
+    def remove_alias(self, name: str) -> None:
+        aliases.remove_alias(name)
 
     # -- providers ------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class ModelRow:
     cache_read_per_1m_nanos: int | None = None  # None: unset (billed at the input price)
     cache_write_per_1m_nanos: int | None = None
     cache_write_1h_per_1m_nanos: int | None = None  # None: unset (the cache write price)
+    aliases: tuple[str, ...] = ()  # bare names routed to this model, sorted
 
 
 @dataclass(frozen=True)

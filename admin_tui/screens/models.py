@@ -1,6 +1,7 @@
-"""F3 Models: the catalog with its prices; add a model, edit prices, provider and upstream
-name, enable/disable. Bad input (a price that is not a number, an id already in the catalog)
-is refused inside the form with the feature's own message, and nothing is written."""
+"""F3 Models: the catalog with its prices and aliases; add a model, edit prices, provider and
+upstream name, enable/disable, add and remove aliases. Bad input (a price that is not a number,
+an id already in the catalog, an alias with a slash) is refused inside the form with the
+feature's own message, and nothing is written."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class ModelsScreen(AdminScreen):
         Binding("n", "add_model", "Add model"),
         Binding("e", "edit_model", "Edit"),
         Binding("t", "toggle_model", "Enable/disable"),
+        Binding("a", "add_alias", "Add alias"),
+        Binding("u", "remove_alias", "Remove alias"),
     ]
 
     def __init__(self) -> None:
@@ -44,7 +47,8 @@ class ModelsScreen(AdminScreen):
             "Out $/1M",
             "Max out",
             "On",
-            flex=("Model id", "Upstream"),
+            "Aliases",
+            flex=("Model id", "Upstream", "Aliases"),
             id="models",
         )
         yield Static("", id="model-detail")
@@ -66,6 +70,7 @@ class ModelsScreen(AdminScreen):
                         right(usd_text(row.output_per_1m_nanos)),
                         right(str(row.max_output_tokens or "—")),
                         status_cell("yes" if row.enabled else "no"),
+                        ", ".join(row.aliases),
                     ],
                 )
                 for row in data
@@ -139,11 +144,68 @@ class ModelsScreen(AdminScreen):
             f"{model.id} {'enabled' if enable else 'disabled'}",
         )
 
+    def action_add_alias(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.notify("No model selected", severity="warning")
+            return
+        self.start(self._add_alias, model)
+
+    async def _add_alias(self, model: ModelRow) -> None:
+        async def submit(values: dict[str, str]) -> str:
+            return await self.services.run(self.services.set_alias, values["alias"], model.id)
+
+        name = await self.app.push_screen_wait(
+            FormDialog(
+                f"Add alias to {model.id}",
+                [FormField("alias", "Alias", placeholder="claude-sonnet-4-5")],
+                submit,
+                submit_label="Add",
+                note="A bare model name (no slash) that clients may send instead of the id; "
+                "an alias already routed elsewhere moves to this model.",
+            )
+        )
+        if name:
+            self.notify(f"alias {name} -> {model.id}")
+            self.reload()
+
+    def action_remove_alias(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.notify("No model selected", severity="warning")
+            return
+        if not model.aliases:
+            self.notify(f"{model.id} has no alias", severity="warning")
+            return
+        self.start(self._remove_alias, model)
+
+    async def _remove_alias(self, model: ModelRow) -> None:
+        async def submit(values: dict[str, str]) -> str:
+            await self.services.run(self.services.remove_alias, values["alias"])
+            return values["alias"]
+
+        name = await self.app.push_screen_wait(
+            FormDialog(
+                f"Remove an alias of {model.id}",
+                [FormField("alias", "Alias", choices=model.aliases)],
+                submit,
+                submit_label="Remove",
+                note="Requests naming a removed alias answer 404.",
+            )
+        )
+        if name:
+            self.notify(f"alias {name} removed")
+            self.reload()
+
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Add model", "Add a model id with its prices", self.action_add_model)
         yield SystemCommand("Edit model", "Change prices or upstream", self.action_edit_model)
         yield SystemCommand(
             "Enable/disable model", "Toggle the selected model", self.action_toggle_model
+        )
+        yield SystemCommand("Add alias", "Route a bare name to the model", self.action_add_alias)
+        yield SystemCommand(
+            "Remove alias", "Forget an alias of the model", self.action_remove_alias
         )
 
 
@@ -208,8 +270,9 @@ def describe_model(model: ModelRow) -> str:
         else "no max output set"
     )
     state = "enabled" if model.enabled else "disabled (answers 404)"
+    also = f" · aliases {', '.join(model.aliases)}" if model.aliases else ""
     return (
         f"{model.id} → {model.provider} model {model.upstream_model} · "
         f"${usd_text(model.input_per_1m_nanos)} in, ${usd_text(model.output_per_1m_nanos)} "
-        f"out per 1M tokens · {cap} · {state}"
+        f"out per 1M tokens · {cap} · {state}{also}"
     )

@@ -1,12 +1,14 @@
-"""Models screen: add, edit, enable/disable through the UI; bad input is refused in the form
-with the feature's message and writes nothing."""
+"""Models screen: add, edit, enable/disable, alias and unalias through the UI; bad input is
+refused in the form with the feature's message and writes nothing."""
 
 from __future__ import annotations
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Select
 
 from admin_tui.app import create_admin_app
+from codelace_box.catalog.aliases import list_aliases, set_alias
 from codelace_box.catalog.models import get_model, set_model
 from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import CatalogModel
@@ -15,6 +17,7 @@ from tests.admin.pilot import (
     AdminEnv,
     column,
     fill,
+    notifications,
     rows,
     screen_name,
     text_of,
@@ -60,6 +63,7 @@ async def test_add_a_model_with_its_prices(admin_env: AdminEnv) -> None:
             "75.000000001",
             "32000",
             "yes",
+            "",
         ]
     model = get_model("anthropic/claude-opus-4.6")
     assert (model.provider.name, model.upstream_model) == ("anth", "claude-opus-4-6")
@@ -159,3 +163,49 @@ async def test_edit_prices_and_upstream_then_disable_and_enable(admin_env: Admin
     assert (model.output_per_1m_nanos, model.max_output_tokens) == (12_500_000_000, None)
     assert (model.cache_read_per_1m_nanos, model.cache_write_per_1m_nanos) == (250_000_000, None)
     assert model.cache_write_1h_per_1m_nanos == 5 * 10**9
+
+
+async def test_add_an_alias_shown_in_the_table_and_refuse_a_bad_one(admin_env: AdminEnv) -> None:
+    seed_catalog()
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await open_models(pilot)
+        assert column(pilot, "#models", 7) == [""]
+        await pilot.press("a")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the alias form")
+        await fill(pilot, "alias", "team/gpt")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "no slash" in text_of(pilot, "#form-error"), "the refusal")
+        assert list_aliases() == {}
+        await fill(pilot, "alias", "gpt-default")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the form to close")
+        await until(pilot, lambda: column(pilot, "#models", 7) == ["gpt-default"], "the alias")
+        assert "aliases gpt-default" in text_of(pilot, "#model-detail")
+    assert list_aliases() == {"gpt-default": "openai/gpt-5.4"}
+
+
+async def test_remove_the_chosen_alias(admin_env: AdminEnv) -> None:
+    seed_catalog()
+    set_alias("gpt", "openai/gpt-5.4")
+    set_alias("gpt-default", "openai/gpt-5.4")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await open_models(pilot)
+        await until(pilot, lambda: column(pilot, "#models", 7) == ["gpt, gpt-default"], "both")
+        await pilot.press("u")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the unalias form")
+        choice = pilot.app.screen.query_one("#field-alias", Select)
+        choice.value = "gpt-default"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the form to close")
+        await until(pilot, lambda: column(pilot, "#models", 7) == ["gpt"], "one alias left")
+    assert list_aliases() == {"gpt": "openai/gpt-5.4"}
+
+
+async def test_unalias_without_aliases_only_warns(admin_env: AdminEnv) -> None:
+    seed_catalog()
+    async with create_admin_app(admin_env.config).run_test(size=SIZE, notifications=True) as pilot:
+        await open_models(pilot)
+        await pilot.press("u")
+        await until(pilot, lambda: "openai/gpt-5.4 has no alias" in notifications(pilot), "warn")
+        assert screen_name(pilot) == "ModelsScreen"
