@@ -1,0 +1,108 @@
+"""The openai npm SDK's `responses.create` (plain and streamed) against the box, for a model
+translated to Chat Completions and one served natively.
+
+The SDK comes from the npm registry (`npm install --prefix .ci/node openai`, as .ci/run does);
+tests/responses/node/responses_call.cjs makes the call and prints what the SDK parsed. Outside
+CI the test is skipped when node or the package is missing; under CI=true it fails instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import usd_nanos
+from tests.responses.conftest import NATIVE_MODEL, OPENAI_KEY, OPENAI_MODEL, PRICES, ResponsesBox
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ROOT / ".ci" / "node" / "node_modules"
+SCRIPT = Path(__file__).with_name("node") / "responses_call.cjs"
+NODE = shutil.which("node")
+MISSING = (
+    "node is not installed"
+    if NODE is None
+    else None
+    if (MODULES / "openai" / "package.json").is_file()
+    else "the openai npm package is not installed (npm install --prefix .ci/node openai)"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _sdk_present() -> None:
+    if MISSING is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must run the npm SDK test: {MISSING}")
+    pytest.skip(MISSING)
+
+
+def call(box: ResponsesBox, key: str, model: str, *, stream: bool) -> dict[str, Any]:
+    """Run the node script; what the SDK parsed."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NODE_PATH": str(MODULES),
+        "BOX_BASE_URL": f"{box.server.base_url}/v1",
+        "BOX_API_KEY": key,
+        "BOX_MODEL": model,
+        "BOX_STREAM": "1" if stream else "0",
+    }
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"the npm SDK call failed: {done.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_translated_to_chat_completions(fresh: ResponsesBox, stream: bool) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Hello from npm.", prompt_tokens=1234,
+                                 completion_tokens=5))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    got = call(fresh, key, OPENAI_MODEL, stream=stream)
+    assert got["text"] == "Hello from npm."
+    assert (got["usage"]["input_tokens"], got["usage"]["output_tokens"]) == (1234, 5)
+    sent = fresh.openai_fake.requests[-1]
+    assert (sent.path, sent.api_key) == ("/v1/chat/completions", OPENAI_KEY)
+    assert sent.body["model"] == "gpt-5.4-mini" and bool(sent.body.get("stream")) is stream
+    assert sent.body["messages"][0] == {"role": "system", "content": "Answer briefly."}
+    assert sent.body["messages"][-1]["role"] == "user"
+    assert "Say hello from npm." in json.dumps(sent.body["messages"][-1]["content"])
+    if stream:
+        events = got["events"]
+        assert events[:2] == ["response.created", "response.in_progress"]
+        assert "response.output_text.delta" in events and events[-1] == "response.completed"
+    expected = usd_nanos((1234, PRICES["in"]), (5, PRICES["out"]))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+    rows = fresh.usage_rows(email)
+    assert [(r["route"], r["cost_nanos"]) for r in rows] == [("/v1/responses", expected)]
+    assert got["usage"]["cost_usd"] == pytest.approx(expected / 1e9)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_native_responses_upstream(fresh: ResponsesBox, stream: bool) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Native npm answer.", prompt_tokens=300,
+                                 completion_tokens=4))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    got = call(fresh, key, NATIVE_MODEL, stream=stream)
+    assert got["text"] == "Native npm answer."
+    sent = fresh.openai_fake.requests[-1]
+    assert (sent.path, sent.api_key) == ("/v1/responses", OPENAI_KEY)
+    assert sent.body["model"] == "gpt-5.4" and sent.body["input"] == "Say hello from npm."
+    assert sent.body["instructions"] == "Answer briefly." and sent.body["store"] is False
+    expected = usd_nanos((300, PRICES["in"]), (4, PRICES["out"]))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+    assert fresh.usage_rows(email)[-1]["cost_nanos"] == expected
