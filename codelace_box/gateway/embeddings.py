@@ -2,7 +2,9 @@
 
 Only `openai` providers serve it. The hold is every body byte as a token at the model's input
 price (an input token is never shorter than a byte); no output is produced, so a model without
-an output price is fine. The charge is the upstream's `usage.prompt_tokens`. No I/O.
+an output price is fine. The charge is the upstream's `usage.prompt_tokens`; an answer without
+it is charged an estimate that is never low and never above the hold: the body's characters (a
+quarter token per ASCII one, tally.py), and at least one token per token id sent. No I/O.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ def _is_tokens(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(
         isinstance(t, int) and not isinstance(t, bool) for t in value
     )  # fmt: skip
+
+
+def token_ids_sent(value: Any) -> int:
+    """How many token ids the input holds (0 for text): each is one input token exactly."""
+    if _is_tokens(value):
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(v) for v in value if _is_tokens(v))
+    return 0
 
 
 def check_input(value: Any) -> None:
@@ -84,7 +95,7 @@ def prepare_embeddings_call(
         include_usage=False,
         output_cap=1,
         cap_from_client=False,
-        input_estimate=input_token_estimate(body_len),
+        input_estimate=max(input_token_estimate(body_len), token_ids_sent(body["input"])),
         hold_nanos=min(hold, MAX_HOLD_NANOS),
         started=time.monotonic(),
         ingress=EMBEDDINGS_ROUTE,

@@ -3,6 +3,10 @@ provider, billed on its `usage.prompt_tokens` at the model's input price."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import httpx
 import openai
 import pytest
 
@@ -81,3 +85,36 @@ def test_billed_fields_are_refused_on_embeddings_too(fresh: ResponsesBox) -> Non
     assert refused.value.body["param"] == "provider"  # type: ignore[index]
     assert refused.value.body["code"] == "field_not_allowed"  # type: ignore[index]
     assert fresh.openai_fake.requests == [] and fresh.balance_nanos(email) == before
+
+
+def post_embeddings(box: ResponsesBox, key: str, body: dict[str, Any]) -> tuple[int, int]:
+    """POST the body as compact JSON; (status, its length in bytes: the hold in tokens)."""
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    answer = httpx.post(f"{box.server.base_url}/v1/embeddings", content=raw, timeout=30,
+                        headers={"authorization": f"Bearer {key}",
+                                 "content-type": "application/json"})  # fmt: skip
+    return answer.status_code, len(raw)
+
+
+@pytest.mark.parametrize(
+    ("given", "least_tokens"),
+    [(TEXTS, len("".join(TEXTS)) // 4), ([[7] * 500, [1, 2, 3]], 503)],
+    ids=["texts", "token-ids"],
+)
+def test_an_answer_without_usage_is_charged_an_estimate_within_the_hold(
+    fresh: ResponsesBox, given: list[Any], least_tokens: int
+) -> None:
+    """The provider bills the input all the same: the box charges its never-low estimate (a
+    token id is a token however short its digits), never more than it held, never nothing."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(usage=False))
+    before, _ = fresh.balance_nanos(email)
+    status, body_len = post_embeddings(fresh, key, {"model": EMBEDDING_MODEL, "input": given})
+    assert status == 200
+    row = fresh.usage_rows(email)[-1]
+    assert row["estimated"] == 1 and row["status"] == "ok"
+    assert least_tokens <= row["input_tokens"] <= body_len
+    charged = usd_nanos((row["input_tokens"], EMBEDDING_PRICE))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held, row["cost_nanos"]) == (charged, 0, charged)
+    assert 0 < charged <= usd_nanos((body_len, EMBEDDING_PRICE))
