@@ -64,6 +64,11 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
     return cache
 
 
+class UpstreamWentSilent(UpstreamTimeout):
+    """A 504 after the provider took the request (gateway.read_timeout_sec passed): the user
+    pays nothing, as for every failed call, but the provider may bill the operator for it."""
+
+
 def abandoned(call: ChatCall) -> Settlement:
     """A call the client left before anything billable came back: it costs nothing."""
     return settlement(call, None, "abandoned", error_code="client_closed", charge=False)
@@ -74,7 +79,7 @@ def client_error(exc: BaseException) -> CodelaceError | None:
     if isinstance(exc, CodelaceError):
         return exc
     if isinstance(exc, UpstreamReadTimeout):
-        return UpstreamTimeout(f"the upstream did not answer in time: {exc}")
+        return UpstreamWentSilent(f"the upstream did not answer in time: {exc}")
     if isinstance(exc, UpstreamTooLarge):
         return UpstreamError(str(exc), code="upstream_too_large")
     if isinstance(exc, UpstreamUnreachable | UpstreamBroken):

@@ -34,7 +34,7 @@ from codelace_box.gateway.metering import (
     release_holds_in,
     settle_in,
 )
-from codelace_box.gateway.outcome import abandoned, client_error, settlement
+from codelace_box.gateway.outcome import UpstreamWentSilent, abandoned, client_error, settlement
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
@@ -214,6 +214,14 @@ class Gateway:
         error = client_error(exc)
         usage = exc.usage if isinstance(exc, OversizedAnswer) else None  # else it costs nothing
         code = error.code if error else "internal_error"
+        if isinstance(error, UpstreamWentSilent):
+            log.warning(
+                "request %s: the upstream went silent past gateway.read_timeout_sec; a failed "
+                "call costs the user nothing, but the provider may bill up to the hold of %d "
+                "nano-USD: the operator's possible loss",
+                call.request_id,
+                call.hold_nanos,
+            )
         item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
         await self.writes.submit(partial(settle_in, item=item))
         return error if error is not None else exc

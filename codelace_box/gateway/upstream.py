@@ -40,6 +40,7 @@ from codelace_box.gateway.client import (
     UpstreamResponse,
     UpstreamUnreachable,
 )
+from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
 
@@ -221,7 +222,7 @@ async def open_upstream(
         except UpstreamUnreachable as exc:
             last = UpstreamError(f"{call.route.provider.name}: {exc}", code="upstream_unreachable")
         except UpstreamReadTimeout as exc:
-            raise UpstreamTimeout(f"{call.route.provider.name}: {exc}") from None
+            raise UpstreamWentSilent(f"{call.route.provider.name}: {exc}") from None
         else:
             if response.status == 200:
                 return Opened(response, key)

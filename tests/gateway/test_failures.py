@@ -105,6 +105,11 @@ def test_slow_upstream_is_504(box: Box, fake: FakeOpenAI) -> None:
     assert time.monotonic() - began < 5  # the 1 s read timeout fired, not the upstream's answer
     assert len(fake.requests) == 1  # recorded on arrival: a timeout is not retried
     assert_free_failure(box, email, start, "upstream_timeout")
+    hold = only_row(box, email)["hold_nanos"]
+    assert isinstance(hold, int) and hold > 0
+    box.server.wait_for_log(  # the user pays nothing; the provider may bill the operator
+        rf"went silent past gateway.read_timeout_sec; .* up to the hold of {hold} nano-USD"
+    )
 
 
 def test_unreachable_upstream_is_502(box: Box, fake: FakeOpenAI) -> None:
