@@ -3,7 +3,9 @@
 openai kind: GET {base}/models with `Authorization: Bearer` (OpenRouter, whose model list is
 public, GET {base}/key, which needs the key); anthropic kind: GET
 {base}/v1/models with `x-api-key` and `anthropic-version`. A 2xx means the key works; 401/403
-means the upstream refuses it; anything else (or no answer) says what went wrong.
+means the upstream refuses it, except OpenAI's answer to a restricted key without the scope of
+the model list (401 "Missing scopes: api.model.read"): that key is valid, it only may not list
+models. Any other answer (or none) says what went wrong.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ class KeyCheckResult:
 
     @property
     def refused(self) -> bool:
-        """The upstream answered that the key is not valid (401/403)."""
-        return self.status in (401, 403)
+        """The upstream answered that the key is not valid (401/403, and no missing scope)."""
+        return not self.ok and self.status in (401, 403)
 
 
 def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
@@ -66,6 +68,8 @@ def verdict(status: int, body: bytes, api_key: str) -> KeyCheckResult:
         listed = f" ({count} models listed)" if count is not None else ""
         return KeyCheckResult(True, status, f"the key works{listed}")
     detail = redact(upstream_message(body), api_key)[:MAX_MESSAGE]
+    if status in (401, 403) and _missing_scope(detail):
+        return KeyCheckResult(True, status, f"the key works (it may not list models: {detail})")
     if status in (401, 403):
         return KeyCheckResult(False, status, f"the upstream refused the key ({status}): {detail}")
     return KeyCheckResult(False, status, f"the upstream answered {status}: {detail}")
@@ -84,6 +88,12 @@ def upstream_message(body: bytes) -> str:
         if isinstance(error, str):
             return error
     return body.decode("utf-8", errors="replace").strip() or "(empty body)"
+
+
+def _missing_scope(message: str) -> bool:
+    """Whether the upstream accepted the key but not for this endpoint: OpenAI's restricted keys
+    answer 401 "You have insufficient permissions ... Missing scopes: api.model.read ..."."""
+    return "Missing scopes:" in message
 
 
 def redact(text: str, api_key: str) -> str:

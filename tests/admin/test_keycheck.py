@@ -66,6 +66,22 @@ async def test_openai_key_is_sent_as_bearer_and_an_echoed_key_is_masked(
     assert "sk-…cdef" in bad.message
 
 
+async def test_a_restricted_key_that_may_not_list_models_works(
+    openai_upstream: FakeModelsUpstream,
+) -> None:
+    """OpenAI's restricted keys may lack the Models read scope and still call the models: the
+    401 `missing_scope` of the model list is no refusal of the key (a probe that said so would
+    take a working key out of the rotation for good)."""
+    restricted = "sk-proj-restricted-key-0123456789"
+    openai_upstream.restricted_keys.add(restricted)
+    result = await check_key("openai", openai_upstream.base_url, restricted)
+    assert (result.ok, result.status, result.refused) == (True, 401, False)
+    assert result.message.startswith("the key works (it may not list models: You have ")
+    assert "Missing scopes: api.model.read" in result.message
+    other = await check_key("openai", openai_upstream.base_url, restricted[:-1] + "x")
+    assert (other.ok, other.status) == (False, 401)
+
+
 async def test_no_answer_is_reported_without_the_key() -> None:
     port = free_port()  # nothing listens there
     result = await check_key("openai", f"http://127.0.0.1:{port}/v1", KEY, timeout_sec=2)

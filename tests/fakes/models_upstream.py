@@ -3,9 +3,11 @@ thread, 127.0.0.1), for testing provider keys.
 
 openai kind: `Authorization: Bearer <key>`; 200 `{"object": "list", "data": [model...]}`; a
 wrong key gets 401 with OpenAI's envelope (`echo_key=True` makes the message quote the whole
-key, as a careless upstream might, to prove the caller masks it). anthropic kind: `x-api-key`
-plus a required `anthropic-version`; 200 `{"data": [...], "has_more", "first_id", "last_id"}`;
-errors as `{"type": "error", "error": {"type", "message"}}`. Every request's headers are kept.
+key, as a careless upstream might, to prove the caller masks it); a key of `restricted_keys`
+(an OpenAI restricted key without the Models read scope) gets OpenAI's 401 `missing_scope`.
+anthropic kind: `x-api-key` plus a required `anthropic-version`; 200 `{"data": [...],
+"has_more", "first_id", "last_id"}`; errors as `{"type": "error", "error": {"type",
+"message"}}`. Every request's headers are kept.
 
     fake = FakeModelsUpstream("openai", valid_keys={"sk-good..."}).start()
     fake.base_url   # "http://127.0.0.1:PORT/v1" (openai) or "http://127.0.0.1:PORT" (anthropic)
@@ -32,6 +34,16 @@ ANTHROPIC_MODELS = [
     }
 ]
 
+MISSING_SCOPE = {  # OpenAI's answer to a restricted key without the scope of an endpoint
+    "message": "You have insufficient permissions for this operation. Missing scopes: "
+    "api.model.read. Check that you have the correct role in your organization (Reader, Writer, "
+    "Owner) and project (Member, Owner), and if you're using a restricted API key, that it has "
+    "the necessary scopes.",
+    "type": "invalid_request_error",
+    "param": None,
+    "code": "missing_scope",
+}
+
 
 class FakeModelsUpstream(LoopbackServer):
     """One upstream of one kind, accepting only `valid_keys`."""
@@ -44,6 +56,7 @@ class FakeModelsUpstream(LoopbackServer):
         self.valid_keys = valid_keys
         self.echo_key = echo_key
         self.status_override: int | None = None  # answer this status to everyone (e.g. 500)
+        self.restricted_keys: set[str] = set()  # valid keys that may not list models
         self.requests: list[dict[str, str]] = []
 
     @property
@@ -69,6 +82,8 @@ class FakeModelsUpstream(LoopbackServer):
     def _openai(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         key = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
+        if key in self.restricted_keys:
+            return web.json_response({"error": MISSING_SCOPE}, status=401)
         if key not in self.valid_keys:
             shown = key if self.echo_key else f"{key[:3]}***{key[-4:]}"
             return web.json_response(
