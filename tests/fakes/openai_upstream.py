@@ -11,9 +11,9 @@ a connection dropped or an error event mid-stream, a stream that hangs until the
 a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
 tens of megabytes from a generator; it can pause midway until the test lets it go on);
 hidden reasoning tokens reported in the usage after a pause, an endless stream that ignores
-max_tokens. `POST /v1/embeddings` and `/v1/responses` (tests/fakes/openai_embeddings.py,
-openai_responses.py). `GET /v1/models` (the
-box's key probe) answers 200 unless `probe_status` names the key.
+max_tokens. Streams and raw bodies are written by tests/fakes/openai_chat_stream.py;
+`POST /v1/embeddings` and `/v1/responses` by openai_embeddings.py and openai_responses.py.
+`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -36,10 +36,9 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.openai_chat_stream import FINGERPRINT, raw_reply, stream_reply
 from tests.fakes.openai_embeddings import embeddings
 from tests.fakes.openai_responses import responses
-
-FINGERPRINT = "fp_fake0c1a2b"
 
 
 @dataclass
@@ -97,10 +96,6 @@ def _error(status: int, message: str, kind: str, code: str | None = None, param:
     return web.Response(
         status=status, text=json.dumps(body, indent=2), content_type="application/json"
     )
-
-
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class FakeOpenAI(LoopbackServer):
@@ -182,7 +177,7 @@ class FakeOpenAI(LoopbackServer):
         if reply.delay_before:
             await asyncio.sleep(reply.delay_before)
         if reply.raw is not None:
-            return await self._raw(request, reply)
+            return await raw_reply(self, request, reply)
         if reply.status != 200:
             error = reply.error or {"message": "The server had an error", "type": "server_error"}
             full = {"param": None, "code": None} | error
@@ -193,7 +188,7 @@ class FakeOpenAI(LoopbackServer):
                 headers=reply.headers,
             )
         if body.get("stream"):
-            return await self._stream(request, body, reply)
+            return await stream_reply(self, request, body, reply)
         return self._complete(body, reply)
 
     def _refuse(self, headers: dict[str, str], body: Any) -> web.Response | None:
@@ -243,29 +238,6 @@ class FakeOpenAI(LoopbackServer):
             )
         return None
 
-    async def _raw(self, request: web.Request, reply: Reply) -> web.StreamResponse:
-        """A scripted body, byte for byte (what real servers send beyond the happy path); a
-        reader that closes the connection midway sets `client_gone`."""
-        assert reply.raw is not None
-        headers = {"content-type": reply.content_type, **reply.headers}
-        response = web.StreamResponse(status=reply.status, headers=headers)
-        if reply.gzip:
-            response.enable_compression(web.ContentCoding.gzip)
-        await response.prepare(request)
-        try:
-            for index, part in enumerate(reply.raw):
-                if index == reply.pause_after:
-                    self.paused.set()
-                    while not self.resume.is_set():
-                        await asyncio.sleep(0.01)
-                await response.write(part)
-                if reply.piece_delay:
-                    await asyncio.sleep(reply.piece_delay)
-            await response.write_eof()
-        except ConnectionError:
-            self.client_gone.set()
-        return response
-
     @staticmethod
     def _completion_tokens(body: dict[str, Any], reply: Reply) -> int:
         if reply.completion_tokens_from_cap:
@@ -274,7 +246,7 @@ class FakeOpenAI(LoopbackServer):
             return reply.completion_tokens
         return len(reply.stream_pieces()) + len(reply.tool_calls or [])
 
-    def _usage(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    def usage(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         completion = self._completion_tokens(body, reply)
         return {
             "prompt_tokens": reply.prompt_tokens,
@@ -312,7 +284,7 @@ class FakeOpenAI(LoopbackServer):
             ],
         }
         if reply.usage:
-            payload["usage"] = self._usage(body, reply)
+            payload["usage"] = self.usage(body, reply)
         payload |= {"service_tier": "default", "system_fingerprint": FINGERPRINT}
         response = web.Response(
             text=json.dumps(payload, indent=2),
@@ -322,116 +294,3 @@ class FakeOpenAI(LoopbackServer):
         if reply.gzip:
             response.enable_compression(web.ContentCoding.gzip)
         return response
-
-    async def _stream(
-        self, request: web.Request, body: dict[str, Any], reply: Reply
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"content-type": "text/event-stream; charset=utf-8", **reply.headers}
-        )
-        if reply.gzip:
-            response.enable_compression(web.ContentCoding.gzip)
-        await response.prepare(request)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        base = {
-            "id": "chatcmpl-" + secrets.token_hex(12),
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": body["model"],
-            "service_tier": "default",
-            "system_fingerprint": FINGERPRINT,
-        }
-        for index, delta in enumerate(self._deltas(reply)):
-            if reply.drop_after is not None and index >= reply.drop_after:
-                assert request.transport is not None
-                request.transport.close()
-                return response
-            if reply.error_after is not None and index >= reply.error_after:
-                error = {"message": "The model had an error mid-stream.", "type": "server_error"}
-                await response.write(b"data: " + _compact({"error": error}) + b"\n\n")
-                return response
-            if reply.hang_after is not None and index >= reply.hang_after:
-                await self._wait_until_gone(request)
-                return response
-            await response.write(self._event(base, delta, include_usage, index))
-            if reply.piece_delay:
-                await asyncio.sleep(reply.piece_delay)
-        if reply.endless is not None:
-            await self._endless(request, response, base, reply.endless, reply.endless_limit)
-            return response
-        if reply.tail_delay:
-            await asyncio.sleep(reply.tail_delay)
-        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-        await response.write(self._finish(base, finish, include_usage))
-        if include_usage and reply.usage:
-            chunk = base | {"choices": [], "usage": self._usage(body, reply)}
-            await response.write(b"data: " + _compact(self._pad(chunk)) + b"\n\n")
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
-
-    async def _endless(
-        self,
-        request: web.Request,
-        response: web.StreamResponse,
-        base: dict[str, Any],
-        piece: str,
-        limit: int,
-    ) -> None:
-        """Content events until the client leaves (or `limit` of them), never a finish."""
-        for index in range(limit):
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                self.client_gone.set()
-                return
-            try:
-                await response.write(self._event(base, {"content": piece}, False, index))
-            except (ConnectionError, RuntimeError):
-                self.client_gone.set()
-                return
-            if index % 50 == 49:
-                await asyncio.sleep(0.001)
-
-    @staticmethod
-    def _deltas(reply: Reply) -> list[dict[str, Any]]:
-        first: dict[str, Any] = {"role": "assistant", "content": "", "refusal": None}
-        if reply.tool_calls:
-            first["content"] = None
-            deltas = [first]
-            for i, call in enumerate(reply.tool_calls):
-                start = {"index": i, "id": f"call_{i}", "type": "function"}
-                start["function"] = {"name": call["name"], "arguments": ""}
-                deltas.append({"tool_calls": [start]})
-                args = call["arguments"]
-                for cut in range(0, len(args), 8):
-                    piece = {"index": i, "function": {"arguments": args[cut : cut + 8]}}
-                    deltas.append({"tool_calls": [piece]})
-            return deltas
-        return [first] + [{"content": piece} for piece in reply.stream_pieces()]
-
-    def _event(self, base: dict[str, Any], delta: dict[str, Any], usage: bool, index: int) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
-        chunk = base | {"choices": [choice]}
-        if usage:
-            chunk["usage"] = None
-        return b"data: " + _compact(self._pad(chunk)) + b"\n\n"
-
-    def _finish(self, base: dict[str, Any], finish: str, usage: bool) -> bytes:
-        choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
-        chunk = base | {"choices": [choice]}
-        if usage:
-            chunk["usage"] = None
-        return b"data: " + _compact(self._pad(chunk)) + b"\n\n"
-
-    @staticmethod
-    def _pad(chunk: dict[str, Any]) -> dict[str, Any]:
-        return chunk | {"obfuscation": secrets.token_urlsafe(6)}
-
-    async def _wait_until_gone(self, request: web.Request) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                self.client_gone.set()
-                return
-            await asyncio.sleep(0.02)
