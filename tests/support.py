@@ -8,10 +8,12 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +229,41 @@ class BoxDriver:
         import openai
 
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **options)
+
+
+def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:
+    """Exact cost of (tokens, USD per 1M) pairs, rounded up once, computed independently."""
+    usd = sum(
+        (Fraction(price) * count / 1_000_000 for count, price in counts_at_prices), Fraction()
+    )
+    nanos = usd * 1_000_000_000
+    return -(-nanos.numerator // nanos.denominator)
+
+
+class LedgerView:
+    """Reading a box's database file read-only, as the truth of what was charged. Mixed into a
+    suite's box dataclass, which provides `db_path`."""
+
+    db_path: Path
+
+    def balance_nanos(self, email: str) -> tuple[int, int]:
+        """(balance, held) of a user, straight from the database."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            row = db.execute(
+                'SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', (email,)
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def usage_rows(self, email: str) -> list[dict[str, Any]]:
+        """The user's usage records, oldest first."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                'SELECT r.* FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+                "WHERE u.email = ? ORDER BY r.id",
+                (email,),
+            ).fetchall()
+        return [dict(row) for row in rows]
 
 
 UUID4_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -5,7 +5,7 @@ feature's own message, and nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from rich.text import Text
@@ -96,11 +96,15 @@ class ModelsScreen(AdminScreen):
         self.start(self._edit, None)
 
     def action_edit_model(self) -> None:
+        self._start_on_selected(self._edit)
+
+    def _start_on_selected(self, job: Callable[[ModelRow], Awaitable[None]]) -> None:
+        """Run a job on the highlighted model, or say there is none."""
         model = self.selected_model()
         if model is None:
             self.notify("No model selected", severity="warning")
             return
-        self.start(self._edit, model)
+        self.start(job, model)
 
     async def _edit(self, model: ModelRow | None) -> None:
         new = model is None
@@ -125,11 +129,7 @@ class ModelsScreen(AdminScreen):
             self.reload()
 
     def action_toggle_model(self) -> None:
-        model = self.selected_model()
-        if model is None:
-            self.notify("No model selected", severity="warning")
-            return
-        self.start(self._toggle, model)
+        self._start_on_selected(self._toggle)
 
     async def _toggle(self, model: ModelRow) -> None:
         enable = not model.enabled
@@ -145,11 +145,7 @@ class ModelsScreen(AdminScreen):
         )
 
     def action_add_alias(self) -> None:
-        model = self.selected_model()
-        if model is None:
-            self.notify("No model selected", severity="warning")
-            return
-        self.start(self._add_alias, model)
+        self._start_on_selected(self._add_alias)
 
     async def _add_alias(self, model: ModelRow) -> None:
         async def submit(values: dict[str, str]) -> str:
@@ -170,16 +166,13 @@ class ModelsScreen(AdminScreen):
             self.reload()
 
     def action_remove_alias(self) -> None:
-        model = self.selected_model()
-        if model is None:
-            self.notify("No model selected", severity="warning")
-            return
+        self._start_on_selected(self._remove_alias)
+
+    async def _remove_alias(self, model: ModelRow) -> None:
         if not model.aliases:
             self.notify(f"{model.id} has no alias", severity="warning")
             return
-        self.start(self._remove_alias, model)
 
-    async def _remove_alias(self, model: ModelRow) -> None:
         async def submit(values: dict[str, str]) -> str:
             await self.services.run(self.services.remove_alias, values["alias"])
             return values["alias"]

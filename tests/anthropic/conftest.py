@@ -9,18 +9,23 @@ uses a fresh user.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import (
+    LedgerView,
+    ServerProcess,
+    base_sections,
+    free_port,
+    run_cli,
+    usd_nanos,
+    write_config,
+)
 
 MODEL = "anthropic/claude-opus-4.6"
 UPSTREAM_MODEL = "claude-opus-4-6"
@@ -36,13 +41,11 @@ _emails = itertools.count(1)
 
 def expected_cost_nanos(tokens_in: int, tokens_out: int) -> int:
     """The price of a call, computed independently with exact rationals (rounded up)."""
-    usd = Fraction(IN_PRICE) * tokens_in / 1_000_000 + Fraction(OUT_PRICE) * tokens_out / 1_000_000
-    nanos = usd * 1_000_000_000
-    return -(-nanos.numerator // nanos.denominator)
+    return usd_nanos((tokens_in, IN_PRICE), (tokens_out, OUT_PRICE))
 
 
 @dataclass
-class AnthropicBox:
+class AnthropicBox(LedgerView):
     """The running box, the fake upstream behind it, and helpers to drive and inspect both."""
 
     server: ServerProcess
@@ -65,25 +68,6 @@ class AnthropicBox:
             base_url=self.server.base_url + "/v1", api_key=key, max_retries=0, timeout=30
         )
         return email, client
-
-    def balance_nanos(self, email: str) -> tuple[int, int]:
-        """(balance, held) of a user, straight from the database."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            row = db.execute(
-                'SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', (email,)
-            ).fetchone()
-        return int(row[0]), int(row[1])
-
-    def usage_rows(self, email: str) -> list[dict[str, Any]]:
-        """The user's usage records, oldest first."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                'SELECT r.* FROM usage_record r JOIN "user" u ON u.id = r.user_id '
-                "WHERE u.email = ? ORDER BY r.id",
-                (email,),
-            ).fetchall()
-        return [dict(row) for row in rows]
 
 
 @pytest.fixture(scope="package")

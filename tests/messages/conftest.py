@@ -8,12 +8,9 @@ names), and an `openai` provider whose model is reached by translation. Clients 
 
 from __future__ import annotations
 
-import itertools
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,17 @@ import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import (
+    BoxDriver,
+    LedgerView,
+    ServerProcess,
+    base_sections,
+    free_port,
+    usd_nanos,
+    write_config,
+)
+
+__all__ = ["usd_nanos"]  # the suites import it from here
 
 MODEL = "anthropic/claude-sonnet-4.5"
 UPSTREAM_MODEL = "claude-sonnet-4-5"
@@ -32,16 +39,6 @@ PRICES = {"in": "3", "out": "15", "read": "0.3", "write": "3.75", "write_1h": "6
 OPENAI_PRICES = {"in": "0.25", "out": "2", "read": "0.025"}
 PROVIDER_KEY = "sk-ant-messages-key-0001"
 OPENAI_KEY = "sk-openai-messages-key-0002"
-_emails = itertools.count(1)
-
-
-def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:
-    """Exact cost of (tokens, USD per 1M) pairs, rounded up once, computed independently."""
-    usd = sum(
-        (Fraction(price) * count / 1_000_000 for count, price in counts_at_prices), Fraction()
-    )
-    nanos = usd * 1_000_000_000
-    return -(-nanos.numerator // nanos.denominator)
 
 
 def openai_chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
@@ -62,7 +59,7 @@ def tool_call_piece(index: int, call_id: str | None = None, arguments: str = "")
 
 
 @dataclass
-class MessagesBox:
+class MessagesBox(BoxDriver, LedgerView):
     """The running box, its fakes, and helpers to drive and inspect them."""
 
     server: ServerProcess
@@ -71,18 +68,12 @@ class MessagesBox:
     fake: FakeAnthropic
     openai_fake: FakeOpenAI
 
-    def cli(self, *args: str) -> str:
-        result = run_cli(self.config, *args)
-        assert result.returncode == 0, f"{args}: {result.stderr}"
-        return result.stdout
+    email_prefix = "msg"
+    email_domain = "messages.test"
 
     def new_key(self, credit_usd: str = "20") -> tuple[str, str]:
         """A fresh user with credit: (email, API key)."""
-        email = f"msg{next(_emails)}@messages.test"
-        self.cli("users", "create", email)
-        if credit_usd != "0":
-            self.cli("credit", email, credit_usd, "--reason", "test credit")
-        return email, self.cli("keys", "create", email).strip()
+        return self.new_user(credit_usd)
 
     def client(self, key: str, **options: Any) -> Any:
         """The anthropic SDK against the box (no retries: every answer is seen as it is)."""
@@ -91,25 +82,6 @@ class MessagesBox:
         return anthropic.Anthropic(
             base_url=self.server.base_url, api_key=key, max_retries=0, timeout=30, **options
         )
-
-    def balance_nanos(self, email: str) -> tuple[int, int]:
-        """(balance, held) of a user, straight from the database."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            row = db.execute(
-                'SELECT balance_nanos, held_nanos FROM "user" WHERE email = ?', (email,)
-            ).fetchone()
-        return int(row[0]), int(row[1])
-
-    def usage_rows(self, email: str) -> list[dict[str, Any]]:
-        """The user's usage records, oldest first."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                'SELECT r.* FROM usage_record r JOIN "user" u ON u.id = r.user_id '
-                "WHERE u.email = ? ORDER BY r.id",
-                (email,),
-            ).fetchall()
-        return [dict(row) for row in rows]
 
 
 @pytest.fixture(scope="package")

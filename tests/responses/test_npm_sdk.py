@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.openai_upstream import Reply
+from tests.fakes.openai_upstream import Recorded, Reply
 from tests.messages.conftest import usd_nanos
 from tests.responses.conftest import NATIVE_MODEL, OPENAI_KEY, OPENAI_MODEL, PRICES, ResponsesBox
 
@@ -63,17 +63,35 @@ def call(box: ResponsesBox, key: str, model: str, *, stream: bool) -> dict[str, 
     return result
 
 
+def charged_call(
+    box: ResponsesBox, model: str, stream: bool, reply: Reply
+) -> tuple[dict[str, Any], Recorded, dict[str, Any]]:
+    """One SDK call for a fresh user, checked to debit exactly the reply's tokens: what the SDK
+    parsed, what the upstream received, the usage row."""
+    email, key = box.new_key()
+    box.openai_fake.push(reply)
+    before, _ = box.balance_nanos(email)
+    got = call(box, key, model, stream=stream)
+    assert got["text"] == reply.content
+    sent = box.openai_fake.requests[-1]
+    assert sent.api_key == OPENAI_KEY
+    expected = usd_nanos(
+        (reply.prompt_tokens, PRICES["in"]), (reply.completion_tokens or 0, PRICES["out"])
+    )
+    after, held = box.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+    rows = box.usage_rows(email)
+    assert [(r["route"], r["cost_nanos"]) for r in rows] == [("/v1/responses", expected)]
+    assert got["usage"]["cost_usd"] == pytest.approx(expected / 1e9)
+    return got, sent, rows[0]
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_translated_to_chat_completions(fresh: ResponsesBox, stream: bool) -> None:
-    email, key = fresh.new_key()
-    fresh.openai_fake.push(Reply(content="Hello from npm.", prompt_tokens=1234,
-                                 completion_tokens=5))  # fmt: skip
-    before, _ = fresh.balance_nanos(email)
-    got = call(fresh, key, OPENAI_MODEL, stream=stream)
-    assert got["text"] == "Hello from npm."
+    reply = Reply(content="Hello from npm.", prompt_tokens=1234, completion_tokens=5)
+    got, sent, _ = charged_call(fresh, OPENAI_MODEL, stream, reply)
     assert (got["usage"]["input_tokens"], got["usage"]["output_tokens"]) == (1234, 5)
-    sent = fresh.openai_fake.requests[-1]
-    assert (sent.path, sent.api_key) == ("/v1/chat/completions", OPENAI_KEY)
+    assert sent.path == "/v1/chat/completions"
     assert sent.body["model"] == "gpt-5.4-mini" and bool(sent.body.get("stream")) is stream
     assert sent.body["messages"][0] == {"role": "system", "content": "Answer briefly."}
     assert sent.body["messages"][-1]["role"] == "user"
@@ -82,27 +100,14 @@ def test_translated_to_chat_completions(fresh: ResponsesBox, stream: bool) -> No
         events = got["events"]
         assert events[:2] == ["response.created", "response.in_progress"]
         assert "response.output_text.delta" in events and events[-1] == "response.completed"
-    expected = usd_nanos((1234, PRICES["in"]), (5, PRICES["out"]))
-    after, held = fresh.balance_nanos(email)
-    assert (before - after, held) == (expected, 0)
-    rows = fresh.usage_rows(email)
-    assert [(r["route"], r["cost_nanos"]) for r in rows] == [("/v1/responses", expected)]
-    assert got["usage"]["cost_usd"] == pytest.approx(expected / 1e9)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 def test_native_responses_upstream(fresh: ResponsesBox, stream: bool) -> None:
-    email, key = fresh.new_key()
-    fresh.openai_fake.push(Reply(content="Native npm answer.", prompt_tokens=300,
-                                 completion_tokens=4))  # fmt: skip
-    before, _ = fresh.balance_nanos(email)
-    got = call(fresh, key, NATIVE_MODEL, stream=stream)
-    assert got["text"] == "Native npm answer."
-    sent = fresh.openai_fake.requests[-1]
-    assert (sent.path, sent.api_key) == ("/v1/responses", OPENAI_KEY)
+    reply = Reply(content="Native npm answer.", prompt_tokens=300, completion_tokens=4)
+    got, sent, row = charged_call(fresh, NATIVE_MODEL, stream, reply)
+    assert (row["input_tokens"], row["output_tokens"]) == (300, 4)
+    assert sent.path == "/v1/responses" and bool(sent.body.get("stream")) is stream
     assert sent.body["model"] == "gpt-5.4" and sent.body["input"] == "Say hello from npm."
     assert sent.body["instructions"] == "Answer briefly." and sent.body["store"] is False
-    expected = usd_nanos((300, PRICES["in"]), (4, PRICES["out"]))
-    after, held = fresh.balance_nanos(email)
-    assert (before - after, held) == (expected, 0)
-    assert fresh.usage_rows(email)[-1]["cost_nanos"] == expected
+    assert got["id"]
