@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test check lint unit bench binary binary-test install dev clean
+.PHONY: serve test check lint unit bench bench-peers binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,19 @@ unit: $(VENV)/.dev-installed
 ## make bench: the gateway benchmark (fake upstream, bounded loopback load)
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## make bench-peers: the same loads against the box and the LiteLLM proxy, one after the other,
+## with the ratios. LiteLLM (exact pin below) goes into its own virtual env, .bench-peers/,
+## outside the product's dependencies; it runs offline (local cost map, a dead HTTP proxy).
+LITELLM_VERSION ?= 1.108.7
+PEERS_VENV ?= .bench-peers
+$(PEERS_VENV)/.installed-$(LITELLM_VERSION):
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet "litellm[proxy]==$(LITELLM_VERSION)"
+	touch $@
+
+bench-peers: $(VENV)/.dev-installed $(PEERS_VENV)/.installed-$(LITELLM_VERSION)
+	BENCH_PEERS_VENV=$(PEERS_VENV) $(BIN)/python -m bench.peers $(BENCH_ARGS)
 
 ## make binary: the single executable at dist/codelace-box
 binary: $(VENV)/.build-installed

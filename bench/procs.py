@@ -75,15 +75,17 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (after[0] - before[0]) / total if total else 0.0
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll /healthz until it answers 200 (raises if the process dies or time runs out)."""
+def wait_healthy(
+    port: int, process: subprocess.Popen[bytes], timeout: float, path: str = "/healthz"
+) -> None:
+    """Poll `path` until it answers 200 (raises if the process dies or time runs out)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit("the server exited during start")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            connection.request("GET", "/healthz")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return
         except OSError:
