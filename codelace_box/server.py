@@ -34,6 +34,7 @@ from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from codelace_box.db.offload import start_db_thread, stop_db_thread
 from codelace_box.errors import ConfigError
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
@@ -110,6 +111,7 @@ async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
     configure_logging()  # worker processes start without our log handler
     app.ctx.db = open_database(config.database.path)
+    start_db_thread()  # reads that grow with history run there (db/offload.py)
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
     for hook in STARTUP_HOOKS:
@@ -119,6 +121,7 @@ async def _open_resources(app: Sanic) -> None:
 async def _close_resources(app: Sanic) -> None:
     for hook in SHUTDOWN_HOOKS:
         await hook(app)
+    stop_db_thread()
     close_database()
 
 
