@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test check lint unit bench binary binary-test install dev clean
+.PHONY: serve test check lint unit bench bench-history binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ unit: $(VENV)/.dev-installed
 ## make bench: the gateway benchmark (fake upstream, bounded loopback load)
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## make bench-history: the box with a long usage history (10M rows; BENCH_ARGS="--rows 1000000")
+bench-history: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.history $(BENCH_ARGS)
 
 ## make binary: the single executable at dist/codelace-box
 binary: $(VENV)/.build-installed
