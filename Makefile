@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test check lint unit bench bench-peers binary binary-test install dev clean
+.PHONY: serve test check lint unit bench bench-peers bench-history binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,10 @@ $(PEERS_VENV)/.installed-$(LITELLM_VERSION):
 
 bench-peers: $(VENV)/.dev-installed $(PEERS_VENV)/.installed-$(LITELLM_VERSION)
 	BENCH_PEERS_VENV=$(PEERS_VENV) $(BIN)/python -m bench.peers $(BENCH_ARGS)
+
+## make bench-history: the box with a long usage history (10M rows; BENCH_ARGS="--rows 1000000")
+bench-history: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.history $(BENCH_ARGS)
 
 ## make binary: the single executable at dist/codelace-box
 binary: $(VENV)/.build-installed

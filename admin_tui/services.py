@@ -1,18 +1,16 @@
 """The admin dashboard's only door into codelace_box: reads as plain view objects, writes only
 through the same feature functions the CLI and the HTTP API call.
 
-Every database call runs on one dedicated thread with its own SQLite connection (`run`), so the
-UI never blocks on the disk and never holds a transaction: each call is one short read or one
-feature function's own IMMEDIATE transaction, safe while `serve` runs on the same WAL file.
+Every database call runs on one dedicated thread with its own connection (`run`, a DbThread
+of db/offload.py), so the UI never blocks on the disk and never holds a transaction: each call
+is one short read or one feature function's own IMMEDIATE transaction, safe while `serve` runs
+on the same WAL file.
 Errors are `CodelaceError`s whose messages are written for people: screens show them as they are.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -37,9 +35,10 @@ from codelace_box.catalog import providers as catalog
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
+from codelace_box.db.core import open_database, utcnow, write_transaction
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import ProviderKey
+from codelace_box.db.offload import DbThread
 from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
 from codelace_box.money import format_usd, usd_text
 from codelace_box.providers import PROVIDER_KINDS
@@ -73,7 +72,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 LIST_LIMIT = 200
 USERS_SHOWN = 1000  # rows of the users table; a search reaches the others
-DAY_FIGURES_TTL_SEC = 30.0
 
 
 @dataclass(frozen=True)
@@ -102,16 +100,6 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
-class _OlderPart:
-    """The cached part of the 24-hour window before the last hour, and when it was read."""
-
-    at: float
-    until: datetime
-    stats: WindowStats
-    user_ids: frozenset[int]
-
-
-@dataclass(frozen=True)
 class _KeyTarget:
     kind: str
     base_url: str
@@ -124,15 +112,13 @@ class AdminServices:
     def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.now = clock or utcnow
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="admin-db")
+        self._thread = DbThread("admin-db")
         self._opened = False
         self.created_database = False  # True when opening made a new, empty database file
-        self._day_cache: _OlderPart | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a method (or any function) on the database thread and await its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(self._call, fn, *args, **kwargs))
+        return await self._thread.run(partial(self._call, fn, *args, **kwargs))
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         if not self._opened:
@@ -143,9 +129,7 @@ class AdminServices:
 
     def shutdown(self) -> None:
         """Close the database connection and stop the database thread."""
-        if self._opened:
-            self._executor.submit(close_database).result()
-        self._executor.shutdown(wait=True)
+        self._thread.stop()
 
     # -- dashboard ------------------------------------------------------------------------
 
@@ -156,7 +140,7 @@ class AdminServices:
         return Dashboard(
             now=now,
             hour=stats.window_stats(hour),
-            day=self._day_stats(day, hour),
+            day=stats.window_stats(day),
             revenue_hour_nanos=reports.revenue_nanos(hour),
             revenue_day_nanos=reports.revenue_nanos(day),
             revenue_total_nanos=reports.revenue_nanos(),
@@ -166,22 +150,6 @@ class AdminServices:
             users_disabled=users_disabled,
             failing_keys=sum(p.failing_keys for p in self.providers()),
         )
-
-    def _day_stats(self, since: datetime, hour: datetime) -> WindowStats:
-        """The 24-hour figures: the part older than the last hour (a large scan, repeated at
-        most every DAY_FIGURES_TTL_SEC next to a busy server) plus everything after it, read
-        live, so the day never lags behind the hour."""
-        cached = self._day_cache
-        if cached is None or time.monotonic() - cached.at >= DAY_FIGURES_TTL_SEC:
-            cached = self._day_cache = _OlderPart(
-                time.monotonic(),
-                hour,
-                stats.window_stats(since, hour),
-                frozenset(stats.active_user_ids(since, hour)),
-            )
-        recent = stats.window_stats(cached.until)
-        active = cached.user_ids | stats.active_user_ids(cached.until)
-        return stats.combine(cached.stats, recent, len(active))
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
         return stats.recent_requests(limit, search)

@@ -5,6 +5,8 @@ The list of blueprints below is every route family of the product, in one visibl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -34,7 +36,9 @@ from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from codelace_box.db.offload import start_db_thread, stop_db_thread
 from codelace_box.errors import ConfigError
+from codelace_box.reports.history import retention_loop
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
 APP_NAME = "codelace_box"
@@ -110,6 +114,7 @@ async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
     configure_logging()  # worker processes start without our log handler
     app.ctx.db = open_database(config.database.path)
+    start_db_thread()  # reads that grow with history run there (db/offload.py)
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
     for hook in STARTUP_HOOKS:
@@ -119,12 +124,27 @@ async def _open_resources(app: Sanic) -> None:
 async def _close_resources(app: Sanic) -> None:
     for hook in SHUTDOWN_HOOKS:
         await hook(app)
+    stop_db_thread()
     close_database()
 
 
+async def _start_retention(app: Sanic) -> None:
+    """usage.retention_days > 0: delete old usage rows in small batches, off the loop."""
+    days = app.ctx.config.usage.retention_days
+    app.ctx.retention = asyncio.create_task(retention_loop(days)) if days > 0 else None
+
+
+async def _stop_retention(app: Sanic) -> None:
+    task = getattr(app.ctx, "retention", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.
-STARTUP_HOOKS: list[Any] = [inference.start_gateway]
-SHUTDOWN_HOOKS: list[Any] = [inference.stop_gateway]
+STARTUP_HOOKS: list[Any] = [inference.start_gateway, _start_retention]
+SHUTDOWN_HOOKS: list[Any] = [_stop_retention, inference.stop_gateway]
 
 
 def prepare_database(config: Config) -> list[int]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from peewee import IntegrityError, fn
 
 from codelace_box.db.core import utcnow, write_transaction
-from codelace_box.db.models import ApiKey, UsageRecord, User
+from codelace_box.db.models import AccountUsage, ApiKey, User
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 
 _EMAIL_RE = re.compile(
@@ -160,9 +160,8 @@ def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
         .tuples()  # type: ignore[arg-type]
     )
     requests: dict[int, int] = dict(
-        UsageRecord.select(UsageRecord.user, fn.COUNT(UsageRecord.id))
-        .where(UsageRecord.user.in_(ids))
-        .group_by(UsageRecord.user)
+        AccountUsage.select(AccountUsage.user, AccountUsage.requests)
+        .where(AccountUsage.user.in_(ids))
         .tuples()  # type: ignore[arg-type]
     )
     return [UserSummary(u, keys.get(u.id, 0), requests.get(u.id, 0)) for u in users]

@@ -8,6 +8,7 @@ from sanic.response import HTTPResponse
 from codelace_box.api.common import READ, json_response, require_auth
 from codelace_box.api.views import balance_view, usage_view
 from codelace_box.db.models import User
+from codelace_box.db.offload import run_in_db_thread
 from codelace_box.errors import InvalidRequest
 from codelace_box.reports.usage import usage_summary
 
@@ -45,4 +46,5 @@ def _limit(request: Request) -> int:
 async def usage(request: Request) -> HTTPResponse:
     """The caller's totals and most recent requests (newest first)."""
     auth = require_auth(request)
-    return json_response(usage_view(usage_summary(auth.user_id, _limit(request))))
+    summary = await run_in_db_thread(usage_summary, auth.user_id, _limit(request))
+    return json_response(usage_view(summary))

@@ -13,6 +13,7 @@ from codelace_box import __version__
 from codelace_box.cli.catalog import models, providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
+from codelace_box.cli.usage import usage
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
@@ -143,5 +144,5 @@ def version() -> None:
     click.echo(f"codelace-box {__version__}")
 
 
-for _command in [*MANAGE_COMMANDS, providers, models]:
+for _command in [*MANAGE_COMMANDS, providers, models, usage]:
     main.add_command(_command)

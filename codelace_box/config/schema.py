@@ -189,6 +189,17 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class UsageConfig:
+    retention_days: int = _opt(
+        0,
+        "Usage rows older than this many days are deleted by serve, in small batches (totals "
+        "and ledger stay); 0 keeps them forever.",
+        minimum=0,
+        maximum=36500,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -196,6 +207,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
     source: str = "built-in defaults"
 
     @property
@@ -211,4 +223,5 @@ SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
+    "usage": UsageConfig,
 }

@@ -1,5 +1,5 @@
 """The hand-written statements of the request path: the key lookup, holds, the usage row, a
-ledger row.
+ledger row, the running totals and rollups.
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
@@ -7,6 +7,8 @@ so each is compiled once. The text is SQLite's (`?` parameters) but keeps to wha
 also reads (`RETURNING`, the quoted "user" table); a second engine gives these functions a
 module of its own. The rules (how much to reserve or charge, when) live in the features:
 `accounts/keys.py`, `gateway/metering.py` and `billing/ledger.py`, the only callers.
+The totals and rollups are upserts (`INSERT ... ON CONFLICT ... DO UPDATE`, which both engines
+read).
 """
 
 from __future__ import annotations
@@ -49,6 +51,35 @@ _MOVE_BALANCE_GUARDED_SQL = _MOVE_BALANCE_SQL + " AND balance_nanos - held_nanos
 _ENTRY_SQL = (
     "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+_TOTAL_COLUMNS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_nanos",
+)
+_ADD_UP = ", ".join(f"{c} = {{t}}.{c} + excluded.{c}" for c in _TOTAL_COLUMNS)
+_LATEST = "last_request_at = CASE WHEN {t}.last_request_at IS NULL OR {t}.last_request_at <"
+_LATEST += " excluded.last_request_at THEN excluded.last_request_at ELSE {t}.last_request_at END"
+_ACCOUNT_TOTAL_SQL = (
+    f"INSERT INTO account_usage (user_id, {', '.join(_TOTAL_COLUMNS)}, last_request_at)"
+    " VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+    + (_ADD_UP + ", " + _LATEST).format(t="account_usage")
+)
+_KEY_TOTAL_SQL = (
+    f"INSERT INTO key_usage (api_key_id, user_id, {', '.join(_TOTAL_COLUMNS)}, last_request_at)"
+    " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (api_key_id) DO UPDATE SET "
+    + (_ADD_UP + ", " + _LATEST).format(t="key_usage")
+)
+_ROLLUP_SQL = (
+    f"INSERT INTO usage_rollup (period, bucket, model, {', '.join(_TOTAL_COLUMNS)})"
+    " VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (period, bucket, model) DO UPDATE SET "
+    + _ADD_UP.format(t="usage_rollup")
 )
 
 
@@ -152,3 +183,22 @@ def insert_ledger_entry(
 ) -> None:
     """The ledger row (no RETURNING: it would double the statement's cost here)."""
     tx.execute(_ENTRY_SQL, (user_id, amount_nanos, kind, reason, idempotency_key, created_at))
+
+
+def add_to_totals(
+    tx: Tx,
+    owner: tuple[int, int | None, str],
+    figures: tuple[int, int, int, int, int, int],
+    created_at: str,
+    buckets: tuple[str, str],
+) -> None:
+    """Count one request into the running totals of its account and key and the rollups of
+    its model: `owner` (user id, key id or None, model), `figures` (errors 0/1, input, output,
+    cache-read and cache-write tokens, cost nano-USD), `buckets` (its minute, its day)."""
+    user_id, key_id, model = owner
+    tx.execute(_ACCOUNT_TOTAL_SQL, (user_id, *figures, created_at))
+    if key_id is not None:
+        tx.execute(_KEY_TOTAL_SQL, (key_id, user_id, *figures, created_at))
+    minute, day = buckets
+    tx.execute(_ROLLUP_SQL, ("minute", minute, model, *figures))
+    tx.execute(_ROLLUP_SQL, ("day", day, model, *figures))

@@ -182,6 +182,63 @@ class UsageRecord(BaseModel):
     cache_write_1h_per_1m_nanos = BigIntegerField(default=0)
 
 
+class AccountUsage(BaseModel):
+    """Running usage totals of an account, kept in the settlement transaction (never summed
+    from usage rows, which retention may delete)."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
+    requests = BigIntegerField(default=0)
+    errors = BigIntegerField(default=0)
+    input_tokens = BigIntegerField(default=0)
+    output_tokens = BigIntegerField(default=0)
+    cache_read_tokens = BigIntegerField(default=0)
+    cache_write_tokens = BigIntegerField(default=0)
+    cost_nanos = BigIntegerField(default=0)
+    last_request_at = DateTimeField(null=True)  # the newest request's moment: active users
+
+    class Meta:
+        table_name = "account_usage"
+
+
+class KeyUsage(BaseModel):
+    """Running usage totals of an API key, kept like AccountUsage."""
+
+    api_key = ForeignKeyField(ApiKey, primary_key=True, on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    requests = BigIntegerField(default=0)
+    errors = BigIntegerField(default=0)
+    input_tokens = BigIntegerField(default=0)
+    output_tokens = BigIntegerField(default=0)
+    cache_read_tokens = BigIntegerField(default=0)
+    cache_write_tokens = BigIntegerField(default=0)
+    cost_nanos = BigIntegerField(default=0)
+    last_request_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "key_usage"
+
+
+class UsageRollup(BaseModel):
+    """Usage per model per minute ('YYYY-MM-DD HH:MM') and per day ('YYYY-MM-DD'), kept in
+    the settlement transaction: the dashboard's figures read these, not the usage rows."""
+
+    id = AutoField()
+    period = CharField()  # minute | day
+    bucket = CharField()  # the minute's or the day's text, as stored timestamps begin
+    model = CharField()
+    requests = BigIntegerField(default=0)
+    errors = BigIntegerField(default=0)
+    input_tokens = BigIntegerField(default=0)
+    output_tokens = BigIntegerField(default=0)
+    cache_read_tokens = BigIntegerField(default=0)
+    cache_write_tokens = BigIntegerField(default=0)
+    cost_nanos = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "usage_rollup"
+        indexes = ((("period", "bucket", "model"), True),)
+
+
 class Payment(BaseModel):
     id = AutoField()
     uuid = CharField(max_length=36, unique=True, default=new_uuid)  # the id shown outside
@@ -229,6 +286,9 @@ ALL_MODELS: list[type[BaseModel]] = [
     CatalogModel,
     ModelAlias,
     UsageRecord,
+    AccountUsage,
+    KeyUsage,
+    UsageRollup,
     Payment,
     StripeEvent,
     TrialCard,

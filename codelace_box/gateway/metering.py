@@ -42,7 +42,7 @@ from typing import Any
 
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
-from codelace_box.db.core import Tx, connection, utcnow, write_transaction
+from codelace_box.db.core import Tx, connection, day_of, minute_of, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
 from codelace_box.money import priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
@@ -218,8 +218,26 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
         append_entry_in(tx, item.user_id, -charged, "usage", reason, key, now, released=hold)
     else:
         hotpath.lower_held(tx, item.user_id, hold)
-    hotpath.insert_usage(tx, _usage_values(item, charged, hold, now))
+    values = _usage_values(item, charged, hold, now)
+    hotpath.insert_usage(tx, values)
+    usage = (values[6], values[7], values[19], values[20], charged)  # tokens as stored
+    count_in_totals(tx, (item.user_id, item.key_id, item.model), item.status, usage, now)
     return charged
+
+
+def count_in_totals(
+    tx: Tx,
+    owner: tuple[int, int | None, str],
+    status: str,
+    usage: tuple[int, int, int, int, int],
+    created_at: str,
+) -> None:
+    """Count a usage row into the running totals and rollups, in the transaction that writes
+    it: `owner` (user id, key id, model), `usage` (input, output, cache-read, cache-write
+    tokens, cost nano-USD), `created_at` as stored."""
+    figures = (int(status == "error"), *usage)
+    buckets = (minute_of(created_at), day_of(created_at))
+    hotpath.add_to_totals(tx, owner, figures, created_at, buckets)
 
 
 def settle(item: Settlement) -> int | None:

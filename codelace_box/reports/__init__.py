@@ -1,1 +1,2 @@
-"""Read-only reports over history: traffic figures, a user's usage totals, payments and revenue."""
+"""Reports over history: traffic figures (from the rollups), a user's usage totals, payments and
+revenue, and the history's export and retention."""

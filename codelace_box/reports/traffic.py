@@ -1,4 +1,5 @@
-"""Read-only traffic statistics from the usage records, for the operator's dashboard.
+"""Read-only traffic statistics for the operator's dashboard: figures from the running totals
+and rollups, lists from the usage records.
 
 Nothing here writes. Windows are given as a start moment (naive UTC, as stored); the caller
 decides what "now" is, so a frozen clock gives frozen figures. Filters are plain text: every
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import aggregate, contains_sql, db_time, minute_sql, parse_time, query_all
+from codelace_box.db.core import aggregate, contains_sql, db_time, parse_time, query_all
 
 MAX_ROWS = 1000
 
@@ -64,42 +65,21 @@ class UsageTotals:
     cost_nanos: int
 
 
-_WINDOW_SQL = """
-SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-       COALESCE(SUM(cost_nanos), 0),
-       COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0), COUNT(DISTINCT user_id)
-FROM usage_record WHERE created_at >= ? AND created_at < ?
-"""
-_END_OF_TIME = datetime(9999, 12, 31)
-
-
-def window_stats(since: datetime, until: datetime | None = None) -> WindowStats:
-    """Requests, tokens, spend, errors and active users from a moment (to another, excluded)."""
-    bounds = (db_time(since), db_time(until or _END_OF_TIME))
-    row = aggregate(_WINDOW_SQL, bounds)
-    return WindowStats(*(int(v) for v in row))
-
-
-def active_user_ids(since: datetime, until: datetime | None = None) -> set[int]:
-    """The users who sent a request in a window (to combine windows without double counting)."""
-    bounds = (db_time(since), db_time(until or _END_OF_TIME))
-    rows = query_all(
-        "SELECT DISTINCT user_id FROM usage_record WHERE created_at >= ? AND created_at < ?",
-        bounds,
-    )
-    return {int(user_id) for (user_id,) in rows}
-
-
-def combine(older: WindowStats, newer: WindowStats, active_users: int) -> WindowStats:
-    """The figures of two adjacent windows as one (active users counted by the caller)."""
-    return WindowStats(
-        requests=older.requests + newer.requests,
-        input_tokens=older.input_tokens + newer.input_tokens,
-        output_tokens=older.output_tokens + newer.output_tokens,
-        spend_nanos=older.spend_nanos + newer.spend_nanos,
-        errors=older.errors + newer.errors,
-        active_users=active_users,
-    )
+_TALLY_SQL = (
+    "COALESCE(SUM({r}), 0), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+    "COALESCE(SUM(cost_nanos), 0), COALESCE(SUM({e}), 0)"
+)
+_ROWS_SQL = (
+    "SELECT "
+    + _TALLY_SQL.format(r="1", e="CASE WHEN status = 'error' THEN 1 ELSE 0 END")
+    + " FROM usage_record WHERE created_at >= ? AND created_at < ?"
+)
+_MINUTES_SQL = (
+    "SELECT "
+    + _TALLY_SQL.format(r="requests", e="errors")
+    + " FROM usage_rollup WHERE period = 'minute' AND bucket >= ? AND bucket < ?"
+)
+_END_OF_TIME = "9999-12-31 23:59"
 
 
 def minute_floor(moment: datetime) -> datetime:
@@ -107,17 +87,43 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
+def _minute_text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def window_stats(since: datetime) -> WindowStats:
+    """Requests, tokens, spend, errors and active users from a moment on.
+
+    The whole minutes come from the per-minute rollups; only the part of the first minute
+    from `since` on is read from usage rows (at most a minute of them): the cost does not grow
+    with the window or with history. Active users: accounts whose last request is that recent.
+    """
+    first_whole = minute_floor(since)
+    if first_whole < since:
+        first_whole += timedelta(minutes=1)
+    head = aggregate(_ROWS_SQL, (db_time(since), db_time(first_whole)))
+    whole = aggregate(_MINUTES_SQL, (_minute_text(first_whole), _END_OF_TIME))
+    active = aggregate(
+        "SELECT COUNT(*) FROM account_usage WHERE last_request_at >= ?", (db_time(since),)
+    )
+    requests, input_tokens, output_tokens, spend, errors = (
+        int(a) + int(b) for a, b in zip(head, whole, strict=True)
+    )
+    return WindowStats(requests, input_tokens, output_tokens, spend, errors, int(active[0]))
+
+
 def requests_per_minute(now: datetime, minutes: int = 60) -> list[int]:
-    """Request counts of the last `minutes` minutes, oldest first; the last is this minute."""
+    """Request counts of the last `minutes` minutes, oldest first; the last is this minute
+    (from the per-minute rollups)."""
     first = minute_floor(now) - timedelta(minutes=minutes - 1)
     rows = query_all(
-        f"SELECT {minute_sql('created_at')}, COUNT(*) FROM usage_record "
-        "WHERE created_at >= ? GROUP BY 1",
-        (db_time(first),),
+        "SELECT bucket, SUM(requests) FROM usage_rollup WHERE period = 'minute' AND bucket >= ? "
+        "GROUP BY bucket",
+        (_minute_text(first),),
     )
-    counts = {str(bucket).replace("T", " "): int(count) for bucket, count in rows}
+    counts = {str(bucket): int(count) for bucket, count in rows}
     buckets = (first + timedelta(minutes=i) for i in range(minutes))
-    return [counts.get(b.strftime("%Y-%m-%d %H:%M"), 0) for b in buckets]
+    return [counts.get(_minute_text(b), 0) for b in buckets]
 
 
 def search_terms(search: str) -> list[str]:
@@ -183,13 +189,14 @@ def _request_row(row: tuple[Any, ...]) -> RequestRow:
 
 
 def usage_totals(user_id: int) -> UsageTotals:
-    """Request count, tokens and spend of one user, all time."""
-    row = aggregate(
-        "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
-        "COALESCE(SUM(cost_nanos), 0) FROM usage_record WHERE user_id = ?",
+    """Request count, tokens and spend of one user, all time (the running totals kept in the
+    settlement transaction: right even after retention deleted old usage rows)."""
+    row = query_all(
+        "SELECT requests, input_tokens, output_tokens, cost_nanos FROM account_usage "
+        "WHERE user_id = ?",
         (user_id,),
     )
-    return UsageTotals(*(int(v) for v in row))
+    return UsageTotals(*(int(v) for v in row[0])) if row else UsageTotals(0, 0, 0, 0)
 
 
 def last_activity(user_ids: list[int]) -> dict[int, datetime]:

@@ -14,9 +14,10 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from codelace_box.config import Config, load_config
-from codelace_box.db.core import open_database
+from codelace_box.db.core import db_time, open_database, write_transaction
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import UsageRecord
+from codelace_box.gateway.metering import count_in_totals
 from tests.support import base_sections, write_config
 
 SECRET = "admin-tests-server-secret-0123456789"
@@ -98,7 +99,7 @@ def add_usage(
     error_code: str | None = None,
 ) -> None:
     """A metered request row as the gateway writes it (fixture data with a fixed time)."""
-    UsageRecord.create(
+    row = UsageRecord.create(
         request_id=request_id,
         user=user_id,
         model=model,
@@ -114,6 +115,9 @@ def add_usage(
         duration_ms=420,
         created_at=when,
     )
+    usage = (row.input_tokens, row.output_tokens, 0, 0, cost_nanos)
+    with write_transaction() as tx:  # the totals and rollups, as settlement keeps them
+        count_in_totals(tx, (user_id, None, model), status, usage, db_time(when))
 
 
 def minutes_ago(now: datetime, minutes: float) -> datetime:

@@ -1,0 +1,275 @@
+"""`make bench-history`: does the box stay fast when the usage history is long?
+
+It sets up a real box with the CLI (bench.run's fake upstream, provider, model, user and key),
+measures inference requests/s on the empty database, then generates `--rows` usage rows (10
+million by default, a tenth of them for the bench account and its key, the rest spread over
+999 other accounts, one row every few seconds over the last 30 days) with bulk SQL on the real
+schema, and fills the running totals and rollups with migration 9's own backfill. Then, with
+`serve` running on that database, it prints:
+
+- `/api/v1/customer/usage` latency, p50 and p99 (the big account, sequential requests);
+- the longest event-loop stall while one client polls its usage 10 times a second and another
+  runs inference (one request at a time): measured as the worst `/healthz` latency of a
+  third client asking every 20 ms (a request waits exactly as long as the loop is blocked);
+- the dashboard's refresh work (what the admin dashboard computes every 2 seconds: the
+  figures and the recent requests), median and worst of 10, in this process;
+- inference requests/s at 64 concurrent against the empty-database figure;
+- the database size (file and WAL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.procs import free_port
+from bench.run import PYTHON, load, setup_box, start_server
+
+OTHER_USERS = 999
+SPAN_SEC = 30 * 86400
+ROW_SQL = """
+WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upstream_model,
+  input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, hold_nanos,
+  status, error_code, stream, estimated, duration_ms, created_at, route, cache_read_tokens,
+  cache_write_tokens, cache_write_1h_tokens, cache_read_per_1m_nanos, cache_write_per_1m_nanos,
+  cache_write_1h_per_1m_nanos)
+SELECT 'bench-' || i,
+  CASE WHEN i % 10 = 0 THEN :big ELSE :first + (i % :others) END,
+  CASE WHEN i % 10 = 0 THEN :key ELSE NULL END,
+  CASE WHEN i % 3 = 0 THEN 'bench/gpt' ELSE 'bench-anth/claude' END, 'bench', 'gpt-bench',
+  100 + i % 900, 20 + i % 300, 1000000000, 2000000000, 140000 + i % 1000, 5000000,
+  CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END, NULL, i % 2, 0, 300 + i % 700,
+  strftime('%Y-%m-%d %H:%M:%S', :start + i * :step, 'unixepoch'), '/v1/chat/completions',
+  i % 40, 0, 0, 0, 0, 0
+FROM n
+"""
+
+
+def _db(folder: Path) -> Path:
+    return folder / "data" / "codelace.db"
+
+
+def generate(db_path: Path, rows: int) -> float:
+    """`rows` usage rows on the real schema, then the totals and rollups; seconds taken."""
+    import apsw
+
+    from codelace_box.db.migrations.m0009_usage_totals import BACKFILL
+
+    began = time.perf_counter()
+    db = apsw.Connection(str(db_path))
+    db.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -200000")
+    big, key = db.execute(
+        'SELECT u.id, k.id FROM "user" u JOIN api_key k ON k.user_id = u.id'
+    ).fetchone()
+    first = _add_users(db)
+    names = {"big": big, "key": key, "first": first, "others": OTHER_USERS}
+    names |= {"start": time.time() - SPAN_SEC, "step": SPAN_SEC / rows}
+    chunk = 500_000
+    for low in range(1, rows + 1, chunk):
+        high = min(rows, low + chunk - 1)
+        sql = ROW_SQL.replace("SELECT ? UNION", f"SELECT {low} UNION").replace(
+            "i < ?", f"i < {high}"
+        )
+        with db:
+            db.execute(sql, names)
+        print(f"  {high:,} rows", file=sys.stderr, flush=True)
+    with db:
+        db.execute("DELETE FROM account_usage; DELETE FROM key_usage; DELETE FROM usage_rollup")
+        for statement in BACKFILL:
+            db.execute(statement)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return time.perf_counter() - began
+
+
+def _add_users(db: Any) -> int:
+    """OTHER_USERS accounts (through the models, so every column is the real default)."""
+    from codelace_box.db.core import close_database, open_database
+    from codelace_box.db.models import User
+
+    open_database(db.filename)
+    try:
+        User.insert_many([{"email": f"other{i}@bench.test"} for i in range(OTHER_USERS)]).execute()
+        first: int = User.get(User.email == "other0@bench.test").id
+        return first
+    finally:
+        close_database()
+
+
+class Prober(threading.Thread):
+    """GETs a path every `every` seconds on one keep-alive connection; records latencies."""
+
+    def __init__(self, port: int, path: str, every: float, key: str | None = None) -> None:
+        super().__init__(daemon=True)
+        self.port, self.path, self.every = port, path, every
+        self.headers = {"authorization": f"Bearer {key}"} if key else {}
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.stop_at = 0.0
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        while time.monotonic() < self.stop_at:
+            began = time.perf_counter()
+            conn.request("GET", self.path, headers=self.headers)
+            response = conn.getresponse()
+            response.read()
+            took = time.perf_counter() - began
+            self.latencies.append(took * 1000)
+            self.failures += response.status != 200
+            time.sleep(max(0.0, self.every - took))
+        conn.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2) if ordered else 0.0
+
+
+def usage_latency(port: int, key: str, count: int) -> dict[str, float]:
+    """/customer/usage, `count` sequential requests."""
+    latencies, body = [], b"{}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for _ in range(count):
+        began = time.perf_counter()
+        conn.request("GET", "/api/v1/customer/usage", headers={"authorization": f"Bearer {key}"})
+        body = conn.getresponse().read()
+        latencies.append((time.perf_counter() - began) * 1000)
+    conn.close()
+    shown = json.loads(body)
+    return {
+        "usage_p50_ms": percentile(latencies, 0.5),
+        "usage_p99_ms": percentile(latencies, 0.99),
+        "usage_request_count_shown": shown["request_count"],
+    }
+
+
+def stall_under_polling(port: int, key: str, seconds: float) -> dict[str, float]:
+    """The worst /healthz latency while one client polls its usage 10/s and another runs
+    inference one request at a time."""
+    usage = Prober(port, "/api/v1/customer/usage", 0.1, key)
+    health = Prober(port, "/healthz", 0.02)
+    for probe in (usage, health):
+        probe.stop_at = time.monotonic() + seconds
+        probe.start()
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    inference = load(url, key, 1, 1_000_000, seconds=seconds)
+    for probe in (usage, health):
+        probe.join()
+    return {
+        "healthz_max_ms_while_polling": percentile(health.latencies, 1.0),
+        "healthz_p99_ms_while_polling": percentile(health.latencies, 0.99),
+        "polled_usage_p99_ms": percentile(usage.latencies, 0.99),
+        "polls": len(usage.latencies),
+        "inference_during_polling": inference["count"],
+        "probe_failures": usage.failures + health.failures + inference["errors"],
+    }
+
+
+def dashboard_work(config: Path) -> dict[str, float]:
+    """What the admin dashboard computes per refresh, timed on its own database thread."""
+    import asyncio
+
+    from admin_tui.services import AdminServices
+    from codelace_box.config import load_config
+
+    services = AdminServices(load_config(str(config)))
+
+    async def timed() -> list[float]:
+        took = []
+        for _ in range(10):
+            began = time.perf_counter()
+            await services.run(services.dashboard)
+            await services.run(services.requests, "", 50)
+            took.append((time.perf_counter() - began) * 1000)
+        return took
+
+    try:
+        runs = asyncio.run(timed())
+    finally:
+        services.shutdown()
+    return {"dashboard_refresh_ms_median": round(statistics.median(runs), 2),
+            "dashboard_refresh_ms_max": round(max(runs), 2)}  # fmt: skip
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="usage rows to generate")
+    parser.add_argument("--requests", type=int, default=4000, help="inference, at 64")
+    parser.add_argument("--usage-requests", type=int, default=300)
+    parser.add_argument("--poll-seconds", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    return parser.parse_args()
+
+
+def rate(port: int, key: str, requests: int) -> float:
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    load(url, key, 8, 300)  # warm-up
+    return float(load(url, key, 64, requests, seconds=60)["rate"])
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def measure(args: argparse.Namespace, folder: Path, up_port: int) -> dict[str, Any]:
+    port = free_port()
+    config, key = setup_box(folder, up_port, port)
+    figures: dict[str, Any] = {"rows": args.rows}
+    server, _ = start_server(config, port, 1)
+    try:
+        figures["req_per_sec_empty_db"] = rate(port, key, args.requests)
+    finally:
+        stop(server)
+    figures["generate_sec"] = round(generate(_db(folder), args.rows), 1)
+    server, _ = start_server(config, port, 1)
+    try:
+        figures |= usage_latency(port, key, args.usage_requests)
+        figures |= stall_under_polling(port, key, args.poll_seconds)
+        figures |= dashboard_work(config)
+        figures["req_per_sec_full_db"] = rate(port, key, args.requests)
+    finally:
+        stop(server)
+    ratio = figures["req_per_sec_full_db"] / max(figures["req_per_sec_empty_db"], 1e-9)
+    figures["req_per_sec_full_vs_empty"] = round(ratio, 3)
+    sizes = [_db(folder).with_name(_db(folder).name + s) for s in ("", "-wal")]
+    figures["db_mb"] = round(sum(p.stat().st_size for p in sizes if p.exists()) / 2**20, 1)
+    figures["load_average"] = round(os.getloadavg()[0], 2)
+    return figures
+
+
+def main() -> None:
+    args = parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="codelace-bench-history-"))
+    up_port = free_port()
+    upstream = subprocess.Popen([PYTHON, "-m", "bench.upstream", "--port", str(up_port)])
+    try:
+        figures = measure(args, folder, up_port)
+        for name, value in figures.items():
+            print(f"{name:36} {value}")
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+    finally:
+        stop(upstream)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The statements over the usage history that stay cheap however long it grows: deleting old
+rows in small batches (retention) and reading rows in id order, a page at a time (export).
+
+Plain SQL both engines read (`?` parameters are SQLite's, as everywhere in db/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from codelace_box.db.core import Row, query_all, write_transaction
+
+_DELETE_BATCH_SQL = (
+    "DELETE FROM usage_record WHERE id IN (SELECT id FROM usage_record WHERE created_at < ? "
+    "ORDER BY created_at LIMIT ?)"
+)
+EXPORT_COLUMNS = (
+    "request_id",
+    "created_at",
+    "email",
+    "key_prefix",
+    "model",
+    "provider",
+    "upstream_model",
+    "route",
+    "status",
+    "error_code",
+    "stream",
+    "estimated",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_nanos",
+    "duration_ms",
+)
+_EXPORT_SQL = (
+    "SELECT r.id, r.request_id, r.created_at, u.email, k.key_prefix, r.model, r.provider, "
+    "r.upstream_model, r.route, r.status, r.error_code, r.stream, r.estimated, r.input_tokens, "
+    "r.output_tokens, r.cache_read_tokens, r.cache_write_tokens, r.cost_nanos, r.duration_ms "
+    'FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+    "LEFT JOIN api_key k ON k.id = r.api_key_id WHERE r.id > ? AND r.created_at >= ?"
+)
+
+
+def delete_usage_batch(cutoff: str, batch: int) -> int:
+    """Delete up to `batch` usage rows created before `cutoff` (stored text form), oldest first,
+    in one short write transaction; how many. Never touches the ledger or the totals."""
+    with write_transaction() as tx:
+        tx.execute(_DELETE_BATCH_SQL, (cutoff, batch))
+        return tx.changes()
+
+
+def usage_pages(since: str, user_id: int | None, page: int = 5000) -> Iterator[list[Row]]:
+    """The usage rows created at or after `since` (optionally one user's), in id order, a page
+    of `page` rows at a time (each page one short read: nothing held open between pages).
+    Each row: the values of EXPORT_COLUMNS."""
+    sql = _EXPORT_SQL + (" AND r.user_id = ?" if user_id is not None else "")
+    sql += " ORDER BY r.id LIMIT ?"
+    last = 0
+    while True:
+        params: list[Any] = [last, since, *([user_id] if user_id is not None else []), page]
+        rows = query_all(sql, params)
+        if not rows:
+            return
+        last = int(rows[-1][0])
+        yield [tuple(row[1:]) for row in rows]
+        if len(rows) < page:
+            return

@@ -1,0 +1,98 @@
+"""The one way to keep database work off the event loop: a dedicated database thread.
+
+Each server process starts one `DbThread` (server.py, before it serves) and stops it after
+(closing the thread's connection). `await run_in_db_thread(fn, *args, **kwargs)` runs `fn` on
+that thread and hands back its result (or raises its exception) on the loop, which meanwhile
+serves every other request. Use it for every read whose cost grows with history (a user's
+usage list, the reports, a search) and for background writes (retention).
+
+Connections: peewee keeps a connection per thread (`Database._state` is thread-local), so the
+thread opens its own connection to the same database on first use, with the same settings
+(`open_database()`'s pragmas and busy timeout), and closes it when stopped. Nothing opened on
+the loop's thread is ever used from the database thread or the other way round: a function
+sent here must not take a `Tx` or a model instance bound to a transaction of the loop's thread.
+
+Engine neutrality: nothing here knows SQLite. Work runs one item at a time, in order (one
+thread, one connection): a write transaction begun here never interleaves with another
+begun here; transactions of the loop's thread run on its own connection and the engine's
+locking orders the two (SQLite: the busy timeout; PostgreSQL: row locks). An engine whose
+driver releases the GIL while it waits (apsw, psycopg) lets the loop run meanwhile. A
+PostgreSQL hot path can run through the same call, or start more than one `DbThread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import ParamSpec, TypeVar
+
+from codelace_box.db.core import close_database
+
+P = ParamSpec("P")
+T = TypeVar("T")
+log = logging.getLogger("codelace_box.db")
+
+
+class DbThread:
+    """One thread, its own database connection, work run one item at a time in order."""
+
+    def __init__(self, name: str = "codelace-db") -> None:
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=name
+        )
+
+    @property
+    def running(self) -> bool:
+        """True until `stop()`."""
+        return self._executor is not None
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(*args, **kwargs)` on the thread; its result, or its exception, here."""
+        executor = self._executor
+        if executor is None:
+            raise RuntimeError("the database thread is stopped")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, partial(fn, *args, **kwargs))
+
+    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn` on the thread and wait for it (from a thread with no event loop)."""
+        if self._executor is None:
+            raise RuntimeError("the database thread is stopped")
+        return self._executor.submit(partial(fn, *args, **kwargs)).result()
+
+    def stop(self) -> None:
+        """Finish the queued work, close the thread's connection, end the thread."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            executor.submit(close_database).result()
+        except Exception:  # the connection may be gone with the database already
+            log.debug("closing the database thread's connection failed", exc_info=True)
+        executor.shutdown(wait=True)
+
+
+_current: list[DbThread] = []  # this process's database thread, once started
+
+
+def start_db_thread() -> DbThread:
+    """Start this process's database thread (once the database is open); idempotent."""
+    if not _current:
+        _current.append(DbThread())
+    return _current[0]
+
+
+def stop_db_thread() -> None:
+    """Stop this process's database thread, if started (before the database closes)."""
+    while _current:
+        _current.pop().stop()
+
+
+async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `fn(*args, **kwargs)` on this process's database thread and await its result."""
+    if not _current:
+        raise RuntimeError("the database thread is not started (server.py starts it)")
+    return await _current[0].run(fn, *args, **kwargs)

@@ -1,0 +1,106 @@
+"""The usage history as the operator takes it away or lets it go: `usage export` (CSV or JSON
+lines, streamed a page at a time) and retention (old usage rows deleted in small batches).
+
+Retention deletes usage rows only: the running totals and rollups (kept in the settlement
+transaction) and the ledger never change, so every balance and total stays right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TextIO
+
+from codelace_box.db.core import db_time, parse_time, utcnow
+from codelace_box.db.history import EXPORT_COLUMNS, delete_usage_batch, usage_pages
+from codelace_box.db.offload import run_in_db_thread
+from codelace_box.errors import InvalidRequest
+
+log = logging.getLogger("codelace_box.reports")
+RETENTION_BATCH = 500  # rows per delete: each a short write transaction
+RETENTION_PAUSE_SEC = 0.05  # between batches: the request path takes the write lock meanwhile
+RETENTION_EVERY_SEC = 3600.0
+_RELATIVE = re.compile(r"^(\d+)([hd])$")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`--since`: an ISO date or moment (UTC), or a span back from now ('24h', '7d')."""
+    value = text.strip()
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = int(relative[1]), relative[2]
+        span = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+        return (now or utcnow()) - span
+    try:
+        return parse_time(value.removesuffix("Z"))
+    except ValueError:
+        raise InvalidRequest(
+            f"--since {text!r}: expected an ISO date (2026-03-01, 2026-03-01T12:00) or 24h / 7d",
+            param="since",
+        ) from None
+
+
+def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict[str, object]]:
+    """Every usage row from `since` (optionally one user's), oldest first, as a record."""
+    start = db_time(since) if since else ""
+    for page in usage_pages(start, user_id):
+        for row in page:
+            record = dict(zip(EXPORT_COLUMNS, row, strict=True))
+            record["created_at"] = parse_time(record["created_at"]).isoformat() + "Z"
+            record["stream"], record["estimated"] = bool(row[10]), bool(row[11])
+            yield record
+
+
+def write_export(records: Iterator[dict[str, object]], out: TextIO, fmt: str) -> int:
+    """Write the records as CSV (a header line first) or JSON lines; how many."""
+    count = 0
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    if fmt == "csv":
+        writer.writeheader()
+    for record in records:
+        if fmt == "csv":
+            writer.writerow(record)
+        else:
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+def delete_old_usage_rows(
+    days: int, now: datetime | None = None, batch: int = RETENTION_BATCH
+) -> int:
+    """Delete the usage rows older than `days` days, batch by batch (synchronous: the CLI and
+    tests; `serve` runs `retention_pass`)."""
+    cutoff = db_time((now or utcnow()) - timedelta(days=days))
+    total = 0
+    while (done := delete_usage_batch(cutoff, batch)) > 0:
+        total += done
+    return total
+
+
+async def retention_pass(days: int, batch: int = RETENTION_BATCH) -> int:
+    """One pass of retention from the event loop: each batch on the database thread, a pause
+    between batches; how many rows went."""
+    cutoff = db_time(utcnow() - timedelta(days=days))
+    total = 0
+    while (done := await run_in_db_thread(delete_usage_batch, cutoff, batch)) > 0:
+        total += done
+        await asyncio.sleep(RETENTION_PAUSE_SEC)
+    return total
+
+
+async def retention_loop(days: int, every_sec: float = RETENTION_EVERY_SEC) -> None:
+    """Run `retention_pass` now and then every `every_sec` until cancelled."""
+    while True:
+        try:
+            deleted = await retention_pass(days)
+            if deleted:
+                log.info("retention: deleted %d usage rows older than %d days", deleted, days)
+        except Exception:
+            log.exception("retention pass failed; the next one retries")
+        await asyncio.sleep(every_sec)

@@ -1,0 +1,199 @@
+"""History in-process: the migration's backfill, retention in batches, the customer's page
+query, `--since`, and the export formats, on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import append_entry_in
+from codelace_box.db.core import (
+    close_database,
+    db_time,
+    open_database,
+    query_all,
+    write_transaction,
+)
+from codelace_box.db.history import delete_usage_batch
+from codelace_box.db.migrate import migrate
+from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.models import AccountUsage, SchemaMigration, UsageRecord, UsageRollup
+from codelace_box.db.offload import start_db_thread, stop_db_thread
+from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.metering import count_in_totals
+from codelace_box.reports.history import (
+    delete_old_usage_rows,
+    export_records,
+    parse_since,
+    retention_pass,
+    write_export,
+)
+from codelace_box.reports.traffic import usage_totals
+from codelace_box.reports.usage import recent_usage
+
+NOW = datetime(2026, 3, 1, 12, 0, 0)
+
+
+def add_row(user_id: int, when: datetime, n: int, *, counted: bool = True, **extra: Any) -> None:
+    values = {
+        "request_id": f"req-{user_id}-{n}",
+        "user": user_id,
+        "model": extra.get("model", "openai/gpt-5.4"),
+        "provider": "openai",
+        "upstream_model": "gpt-5.4",
+        "input_tokens": 100 + n,
+        "output_tokens": 10 + n,
+        "cache_read_tokens": n % 3,
+        "input_per_1m_nanos": 1,
+        "output_per_1m_nanos": 1,
+        "cost_nanos": 1000 + n,
+        "status": extra.get("status", "ok"),
+        "created_at": when,
+    }
+    UsageRecord.create(**values)
+    if counted:
+        usage = (100 + n, 10 + n, n % 3, 0, 1000 + n)
+        with write_transaction() as tx:
+            count_in_totals(
+                tx, (user_id, None, values["model"]), values["status"], usage, db_time(when)
+            )
+
+
+def test_the_migration_backfills_totals_and_rollups_from_existing_rows(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "old.db")
+    try:
+        with write_transaction():
+            db.create_tables([SchemaMigration])
+            for version, module in MIGRATIONS:
+                if version < 9:
+                    module.apply(db)
+                    SchemaMigration.create(version=version, name=module.NAME)
+        alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
+        for n in range(30):
+            when = NOW - timedelta(minutes=n * 50)
+            add_row(
+                alice if n % 2 else bob,
+                when,
+                n,
+                counted=False,
+                status="error" if n % 7 == 0 else "ok",
+            )
+        assert migrate(db) == [9]
+        by_user = dict(query_all("SELECT user_id, COUNT(*) FROM usage_record GROUP BY user_id"))
+        for user in (alice, bob):
+            totals = usage_totals(user)
+            assert totals.requests == by_user[user] == 15
+            summed = query_all(
+                "SELECT SUM(input_tokens), SUM(output_tokens), SUM(cost_nanos) FROM usage_record "
+                "WHERE user_id = ?",
+                (user,),
+            )[0]
+            assert (totals.input_tokens, totals.output_tokens, totals.cost_nanos) == summed
+        minutes = UsageRollup.select().where(UsageRollup.period == "minute")
+        days = UsageRollup.select().where(UsageRollup.period == "day")
+        assert sum(r.requests for r in minutes) == sum(r.requests for r in days) == 30
+        assert sum(r.errors for r in days) == 5  # n = 0, 7, 14, 21, 28
+        assert {r.bucket for r in days} == {"2026-03-01", "2026-02-28"}
+        newest = AccountUsage.get_by_id(alice).last_request_at
+        assert newest == NOW - timedelta(minutes=50)
+    finally:
+        close_database()
+
+
+def test_retention_deletes_in_batches_and_leaves_totals_and_ledger(migrated_db: Path) -> None:
+    alice = create_user("a@x.test").id
+    with write_transaction() as tx:
+        append_entry_in(tx, alice, 5_000_000, "admin", "credit", "k1", db_time(NOW))
+    for n in range(1234):
+        add_row(alice, NOW - timedelta(days=40, seconds=n), n)
+    for n in range(2000, 2010):
+        add_row(alice, NOW - timedelta(days=1), n)
+    totals = usage_totals(alice)
+    cutoff = db_time(NOW - timedelta(days=30))
+    assert [delete_usage_batch(cutoff, 500) for _ in range(4)] == [500, 500, 234, 0]
+    assert UsageRecord.select().count() == 10
+    assert usage_totals(alice) == totals and totals.requests == 1244
+    assert query_all("SELECT COUNT(*), SUM(amount_nanos) FROM ledger_entry") == [(1, 5_000_000)]
+    assert delete_old_usage_rows(0, now=NOW) == 10
+    assert usage_totals(alice) == totals
+
+
+async def test_retention_pass_runs_on_the_database_thread(migrated_db: Path) -> None:
+    alice = create_user("a@x.test").id
+    for n in range(25):
+        add_row(alice, datetime(2020, 1, 1) + timedelta(seconds=n), n)
+    add_row(alice, datetime.now(), 99)
+    start_db_thread()
+    try:
+        assert await retention_pass(30, batch=10) == 25
+    finally:
+        stop_db_thread()
+    assert [r.request_id for r in UsageRecord.select()] == [f"req-{alice}-99"]
+
+
+def test_the_customer_page_reads_along_the_index(migrated_db: Path) -> None:
+    alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
+    for n in range(12):
+        add_row(alice if n % 3 else bob, NOW + timedelta(seconds=n), n)
+    first = recent_usage(alice, 3)
+    assert [r.request_id for r in first] == [f"req-{alice}-{n}" for n in (11, 10, 8)]
+    after = recent_usage(alice, 3, before_id=first[-1].id)
+    assert [r.request_id for r in after] == [f"req-{alice}-{n}" for n in (7, 5, 4)]
+    query = (
+        UsageRecord.select()
+        .where(UsageRecord.user == alice, UsageRecord.id < 10**9)
+        .order_by(UsageRecord.id.desc())
+        .limit(20)
+    )
+    sql, params = query.sql()
+    plan = " ".join(str(row[-1]) for row in query_all("EXPLAIN QUERY PLAN " + sql, params))
+    assert "usage_record_user_id" in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", NOW - timedelta(hours=24)),
+        ("7d", NOW - timedelta(days=7)),
+        ("2026-02-01", datetime(2026, 2, 1)),
+        ("2026-02-01T10:30:00Z", datetime(2026, 2, 1, 10, 30)),
+    ],
+)
+def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
+    assert parse_since(text, now=NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "7w", "-1d", "2026-13-01", ""])
+def test_a_bad_since_is_one_clear_error(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="--since"):
+        parse_since(text, now=NOW)
+
+
+def test_both_export_formats_parse_back_to_the_rows(migrated_db: Path) -> None:
+    alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
+    for n in range(7):
+        add_row(
+            alice if n % 2 else bob,
+            NOW + timedelta(minutes=n),
+            n,
+            status="error" if n == 3 else "ok",
+        )
+    as_csv, as_jsonl = io.StringIO(), io.StringIO()
+    assert write_export(export_records(None, None), as_csv, "csv") == 7
+    assert write_export(export_records(NOW + timedelta(minutes=2), alice), as_jsonl, "jsonl") == 2
+    rows = list(csv.DictReader(io.StringIO(as_csv.getvalue())))
+    assert [r["request_id"] for r in rows] == [
+        f"req-{bob if n % 2 == 0 else alice}-{n}" for n in range(7)
+    ]
+    assert rows[3]["status"] == "error" and rows[3]["email"] == "a@x.test"
+    assert sum(int(r["cost_nanos"]) for r in rows) == sum(1000 + n for n in range(7))
+    records = [json.loads(line) for line in as_jsonl.getvalue().splitlines()]
+    assert [r["request_id"] for r in records] == [f"req-{alice}-3", f"req-{alice}-5"]
+    assert records[0]["created_at"] == "2026-03-01T12:03:00Z" and records[0]["stream"] is False
