@@ -189,6 +189,24 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    rpm: int = _opt(
+        0,
+        "Inference requests per minute an account may make unless `users limits` set its own; "
+        "0: unlimited.",
+        minimum=0,
+        maximum=1000000,
+    )
+    max_concurrent: int = _opt(
+        0,
+        "Inference requests an account may have in flight at once unless `users limits` set "
+        "its own; 0: unlimited.",
+        minimum=0,
+        maximum=100000,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -196,6 +214,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -211,4 +230,5 @@ SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
+    "limits": LimitsConfig,
 }
