@@ -1,7 +1,9 @@
 """API keys: `cl_` + 40 base62 characters from `secrets`, stored only as a SHA-256 hash.
 
 `authenticate()` is on every request's path: one indexed lookup joined to the user, so a key
-revoked or a user disabled by another process stops working on the very next request.
+revoked or a user disabled by another process stops working on the very next request; an
+expired key is a 401 `key_expired`. The lookup also brings the key's model allow-list and the
+account's limits (accounts/limits.py), which the inference routes enforce.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
 reads it, and only a value older than a minute (in any process) leads to a write.
 """
@@ -12,11 +14,19 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from codelace_box.accounts.limits import (
+    apply_key_limits,
+    new_key_period,
+    parse_allowed,
+    parse_key_limits,
+)
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import connection, utcnow, write_transaction
+from codelace_box.db.core import connection, parse_time, utcnow, write_transaction
 from codelace_box.db.hotpath import key_owner
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
@@ -44,6 +54,9 @@ class AuthContext:
     user_id: int
     key_id: int
     email: str
+    allowed_models: frozenset[str] | None = None  # catalog ids; None: every model
+    rpm: int | None = None  # the account's own limits (None: the [limits] defaults)
+    max_concurrent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,16 +80,56 @@ def default_login_key_name() -> str:
     return f"login-{datetime.now(UTC).date().isoformat()}"
 
 
-def create_key(user_id: int, name: str = "") -> NewKey:
-    """Mint a key for a user; the full key is only in the returned value."""
+def create_key(
+    user_id: int,
+    name: str = "",
+    limits: Mapping[str, Any] | None = None,
+    *,
+    relative: bool = False,
+) -> NewKey:
+    """Mint a key for a user, with the limit fields given (limit_usd, limit_reset, expires_at,
+    allowed_models: raw values, checked here); the full key is only in the returned value."""
     clean = clean_name(name, "name", MAX_KEY_NAME)
+    now = utcnow()
+    changes = parse_key_limits(limits or {}, now, relative=relative)
     full_key = generate_key()
     prefix = full_key[: len(KEY_PREFIX) + 4]
     with write_transaction():
         key = ApiKey.create(
-            user=user_id, name=clean, key_prefix=prefix, key_hash=hash_key(full_key)
-        )
+            user=user_id, name=clean, key_prefix=prefix, key_hash=hash_key(full_key),
+            period_start=new_key_period(changes, now), **changes,
+        )  # fmt: skip
     return NewKey(key, full_key)
+
+
+def update_key(
+    key_ref: str,
+    fields: Mapping[str, Any],
+    user_id: int | None = None,
+    *,
+    relative: bool = False,
+) -> ApiKey:
+    """Change an active key's name and limits (absent fields unchanged, None clears a limit);
+    by its UUID, only the user's own when `user_id` is given. Every field is checked before
+    anything is written."""
+    key = _own_key(key_ref, user_id)
+    changes = parse_key_limits(fields, relative=relative)
+    if "name" in fields:
+        name = fields["name"]
+        changes["name"] = clean_name("" if name is None else name, "name", MAX_KEY_NAME)
+    return apply_key_limits(key, changes)
+
+
+def _own_key(key_ref: str, user_id: int | None) -> ApiKey:
+    """The active key with this UUID (of this user, when given); 404 otherwise."""
+    wanted = canonical_uuid(key_ref)
+    query = ApiKey.select().where(ApiKey.uuid == wanted, ApiKey.revoked_at.is_null())
+    if user_id is not None:
+        query = query.where(ApiKey.user == user_id)
+    key = query.first() if wanted is not None else None
+    if key is None:
+        raise _no_such_key(key_ref)
+    return key
 
 
 def list_keys(user_id: int) -> list[ApiKey]:
@@ -151,11 +204,18 @@ def authenticate(full_key: str | None) -> AuthContext:
     row = key_owner(connection(), presented)
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
-    key_id, _, last_used, user_id, email, status = row
+    key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent = row
+    if expires is not None and parse_time(expires) <= utcnow():
+        raise AuthenticationFailed("this API key has expired", code="key_expired")
     if status != "active":
         raise PermissionDenied("this account is disabled", code="account_disabled")
     _note_key_used(int(key_id), last_used)
-    return AuthContext(user_id=int(user_id), key_id=int(key_id), email=email)
+    models = parse_allowed(allowed)
+    return AuthContext(
+        user_id=int(user_id), key_id=int(key_id), email=email,
+        allowed_models=None if models is None else frozenset(models),
+        rpm=rpm, max_concurrent=concurrent,
+    )  # fmt: skip
 
 
 def _note_key_used(key_id: int, last_used: str | datetime | None) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import create_key, list_keys, revoke_key
+from codelace_box.accounts.keys import create_key, list_keys, revoke_key, update_key
+from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
 from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
@@ -88,7 +89,27 @@ async def keys_create(request: Request) -> HTTPResponse:
     auth = require_auth(request)
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
     name = body.get("name")
-    return json_response(new_key_view(create_key(auth.user_id, "" if name is None else name)))
+    limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
+    new = create_key(auth.user_id, "" if name is None else name, limits)
+    return json_response(new_key_view(new))
+
+
+PATCHABLE = ("name", *KEY_LIMIT_FIELDS)
+
+
+@bp.patch("/key/<key_id>")
+async def keys_update(request: Request, key_id: str) -> HTTPResponse:
+    """Change one of the caller's keys: its name and limits (an absent field is unchanged,
+    null clears a limit). A bad field is a 400 naming it, and nothing changes."""
+    auth = require_auth(request)
+    body = json_body(request)
+    unknown = sorted(set(body) - set(PATCHABLE))
+    if unknown:
+        raise InvalidRequest(
+            f"{unknown[0]}: not a field of a key (known: {', '.join(PATCHABLE)})",
+            param=unknown[0],
+        )
+    return json_response(key_view(update_key(key_id, body, user_id=auth.user_id)))
 
 
 @bp.delete("/key/<key_id>")

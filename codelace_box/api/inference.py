@@ -16,9 +16,11 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
+from codelace_box.accounts.limits import check_model_allowed, effective
 from codelace_box.api.common import json_body, json_response, require_auth
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
+from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
@@ -68,8 +70,10 @@ class PrepareCall(Protocol):
 async def run_call(
     request: Request, auth: AuthContext, prepare: PrepareCall
 ) -> HTTPResponse | None:
-    """What every inference route does once it knows the caller: parse the body, let the
-    dialect's adapter prepare the call, reserve its worst case (402), then answer."""
+    """What every inference route does once it knows the caller (401, 403 disabled): parse
+    the body, let the dialect's adapter prepare the call (404 model), check the key's model
+    allow-list (403), reserve its worst case under the account limits (429), the key cap and
+    the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
     call = prepare(
         gateway.routes,
@@ -80,8 +84,19 @@ async def run_call(
         key_id=auth.key_id,
         default_context_tokens=gateway.settings.default_context_tokens,
     )
-    await gateway.reserve(call)
+    check_model_allowed(auth.allowed_models, call.route.id)
+    await gateway.reserve(call, admission(gateway, auth))
     return await answer(request, gateway, call)
+
+
+def admission(gateway: Gateway, auth: AuthContext) -> Admission:
+    """The limits a call of this caller is admitted under."""
+    settings = gateway.settings
+    return Admission(
+        key_id=auth.key_id,
+        rpm=effective(auth.rpm, settings.default_rpm),
+        max_concurrent=effective(auth.max_concurrent, settings.default_max_concurrent),
+    )
 
 
 async def answer(request: Request, gateway: Gateway, call: ChatCall) -> HTTPResponse | None:
@@ -129,6 +144,8 @@ async def start_gateway(app: Sanic) -> None:
         probe_timeout_sec=config.gateway.connect_timeout_sec + PROBE_READ_SEC,
         read_timeout_sec=config.gateway.read_timeout_sec,
         default_context_tokens=config.gateway.default_context_tokens,
+        default_rpm=config.limits.rpm,
+        default_max_concurrent=config.limits.max_concurrent,
     )
     app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)

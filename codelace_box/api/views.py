@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from codelace_box.accounts.keys import NewKey
+from codelace_box.accounts.limits import allowed_model_list, spent_in_period
 from codelace_box.accounts.signin import CodeSent, SignedIn
 from codelace_box.db.core import iso_z
 from codelace_box.db.models import ApiKey, Payment, UsageRecord, User
@@ -52,6 +53,18 @@ def key_view(key: ApiKey) -> Json:
         "name": key.name,
         "created_at": iso_z(key.created_at),
         "last_used_at": iso_z(key.last_used_at),
+    } | key_limits_view(key)
+
+
+def key_limits_view(key: ApiKey) -> Json:
+    """A key's limits and what it spent in its current period."""
+    limit = key.limit_nanos
+    return {
+        "spent_usd": usd_json(spent_in_period(key)),
+        "limit_usd": None if limit is None else usd_json(limit),
+        "limit_reset": key.limit_reset,
+        "expires_at": iso_z(key.expires_at),
+        "allowed_models": allowed_model_list(key),
     }
 
 
@@ -62,7 +75,7 @@ def new_key_view(new: NewKey) -> Json:
         "key_prefix": new.key.key_prefix,
         "name": new.key.name,
         "full_key": new.full_key,
-    }
+    } | key_limits_view(new.key)
 
 
 def balance_view(user: User) -> Json:

@@ -32,6 +32,8 @@ def user_view(
         "held_usd": usd_json(user.held_nanos),
         "created_at": iso_z(user.created_at),
         "last_seen_at": iso_z(user.last_seen_at),
+        "rpm": user.rpm,  # None: the [limits] default
+        "max_concurrent": user.max_concurrent,
     }
     if active_keys is not None:
         view["active_keys"] = active_keys
@@ -41,14 +43,65 @@ def user_view(
 
 
 def key_view(key: Any) -> dict[str, Any]:
-    """An API key as the CLI shows it (never the full key)."""
+    """An API key as the CLI shows it (never the full key), with its limits."""
+    from codelace_box.accounts.limits import allowed_model_list, spent_in_period
+
+    limit = key.limit_nanos
     return {
         "id": key.uuid,
         "key_prefix": key.key_prefix,
         "name": key.name,
         "created_at": iso_z(key.created_at),
         "last_used_at": iso_z(key.last_used_at),
+        "spent_usd": usd_json(spent_in_period(key)),
+        "limit_usd": None if limit is None else usd_json(limit),
+        "limit_reset": key.limit_reset,
+        "expires_at": iso_z(key.expires_at),
+        "allowed_models": allowed_model_list(key),
     }
+
+
+CLEAR = ("none", "never", "all")  # what clears a limit on the command line
+
+
+def limit_fields(
+    limit_usd: str | None, limit_reset: str | None, expires: str | None, models: str | None
+) -> dict[str, Any]:
+    """The key limit options given, as the fields accounts.limits checks ("none" clears)."""
+    given = {
+        "limit_usd": limit_usd,
+        "limit_reset": limit_reset,
+        "expires_at": expires,
+        "allowed_models": models,
+    }
+    fields: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if value.strip().lower() in CLEAR:
+            fields[name] = None
+        elif name == "allowed_models":
+            fields[name] = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            fields[name] = value
+    return fields
+
+
+def key_limit_options(command: Any) -> Any:
+    """--limit-usd, --limit-reset, --expires and --models."""
+    options = (
+        click.option("--models", default=None, help="Comma-separated model ids or aliases the "
+                      "key may call ('all': every model)."),
+        click.option("--expires", default=None, help="When the key stops working: an ISO 8601 "
+                     "time (UTC unless it says otherwise) or 30d / 12h from now ('never')."),
+        click.option("--limit-reset", default=None, help="daily, weekly, monthly (UTC) or "
+                     "'none': the period of the cap never ends."),
+        click.option("--limit-usd", default=None, help="Spend cap per period in USD ('none': "
+                     "no cap)."),
+    )  # fmt: skip
+    for option in options:
+        command = option(command)
+    return command
 
 
 @click.group()
@@ -88,6 +141,38 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
         return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
 
     emit(view, as_json, render)
+
+
+@users.command("limits")
+@click.argument("email")
+@click.option("--rpm", default=None, help="Inference requests per minute (0: unlimited; "
+              "'default': the [limits] default).")  # fmt: skip
+@click.option("--concurrent", default=None, help="Inference requests in flight at once (0: "
+              "unlimited; 'default': the [limits] default).")  # fmt: skip
+@pass_state
+def users_limits(state: CliState, email: str, rpm: str | None, concurrent: str | None) -> None:
+    """Set an account's request limits; past them its requests get 429 with Retry-After."""
+    from codelace_box.accounts.limits import effective, set_user_limits
+    from codelace_box.accounts.users import get_user
+
+    state.database()
+    fields = {name: value for name, value in (("rpm", rpm), ("max_concurrent", concurrent))
+              if value is not None}  # fmt: skip
+    if not fields:
+        raise click.UsageError("nothing to change: give --rpm and/or --concurrent")
+    user = set_user_limits(get_user(email), fields)
+    defaults = state.config().limits
+    shown = [
+        _limit_text(user.rpm, effective(user.rpm, defaults.rpm), "per minute"),
+        _limit_text(user.max_concurrent, effective(user.max_concurrent, defaults.max_concurrent),
+                    "at once"),
+    ]  # fmt: skip
+    click.echo(f"{user.email}: requests {shown[0]}, {shown[1]}")
+
+
+def _limit_text(own: int | None, value: int, what: str) -> str:
+    text = "unlimited" if value == 0 else f"{value} {what}"
+    return text if own is not None else f"{text} (default)"
 
 
 @users.command("create")
@@ -151,14 +236,28 @@ def keys() -> None:
 @keys.command("create")
 @click.argument("email")
 @click.option("--name", default="", help="A name for the key.")
+@key_limit_options
 @pass_state
-def keys_create(state: CliState, email: str, name: str) -> None:
-    """Create a key and print it (the only time it is shown)."""
+def keys_create(
+    state: CliState,
+    email: str,
+    name: str,
+    limit_usd: str | None,
+    limit_reset: str | None,
+    expires: str | None,
+    models: str | None,
+) -> None:
+    """Create a key and print it (the only time it is shown).
+
+    Example: codelace-box keys create ci@example.com --name ci --limit-usd 20 --limit-reset
+    monthly --expires 2026-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5
+    """
     from codelace_box.accounts.keys import create_key
     from codelace_box.accounts.users import get_user
 
     state.database()
-    new = create_key(get_user(email).id, name)
+    fields = limit_fields(limit_usd, limit_reset, expires, models)
+    new = create_key(get_user(email).id, name, fields, relative=True)
     click.echo(new.full_key)
     click.echo(
         f"key id {new.key.uuid} ({new.key.key_prefix}...): store it now, it is not shown again",
@@ -180,8 +279,43 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
     emit(
         rows,
         as_json,
-        lambda r: table(r, ["id", "key_prefix", "name", "created_at", "last_used_at"]),
+        lambda r: table(
+            r, ["id", "key_prefix", "name", "spent_usd", "limit_usd", "limit_reset", "expires_at"]
+        ),
     )
+
+
+@keys.command("update")
+@click.argument("key_id")
+@click.option("--name", default=None, help="A new name for the key.")
+@key_limit_options
+@json_option
+@pass_state
+def keys_update(
+    state: CliState,
+    key_id: str,
+    name: str | None,
+    limit_usd: str | None,
+    limit_reset: str | None,
+    expires: str | None,
+    models: str | None,
+    as_json: bool,
+) -> None:
+    """Change a key's name and limits; options not given stay as they are, 'none' clears one.
+
+    KEY_ID is the key's id or a unique start of it (see `keys list`).
+    """
+    from codelace_box.accounts.keys import find_key, update_key
+
+    state.database()
+    fields = limit_fields(limit_usd, limit_reset, expires, models)
+    if name is not None:
+        fields["name"] = name
+    if not fields:
+        raise click.UsageError("nothing to change: give --name, --limit-usd, --limit-reset, "
+                               "--expires or --models")  # fmt: skip
+    key = update_key(find_key(key_id).uuid, fields, relative=True)
+    emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {v[k]}" for k in v))
 
 
 @keys.command("revoke")

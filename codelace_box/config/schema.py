@@ -196,6 +196,20 @@ class UsageConfig:
         "and ledger stay); 0 keeps them forever.",
         minimum=0,
         maximum=36500,
+class LimitsConfig:
+    rpm: int = _opt(
+        0,
+        "Inference requests per minute an account may make unless `users limits` set its own; "
+        "0: unlimited.",
+        minimum=0,
+        maximum=1000000,
+    )
+    max_concurrent: int = _opt(
+        0,
+        "Inference requests an account may have in flight at once unless `users limits` set "
+        "its own; 0: unlimited.",
+        minimum=0,
+        maximum=100000,
     )
 
 
@@ -208,6 +222,7 @@ class Config:
     stripe: StripeConfig = field(default_factory=StripeConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -224,4 +239,5 @@ SECTIONS: dict[str, type] = {
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
     "usage": UsageConfig,
+    "limits": LimitsConfig,
 }

@@ -8,10 +8,10 @@ Everything else asks this module, never the engine: `write_transaction()` runs a
 transaction: all coroutines of a server process share the one connection.
 
 What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
-front), `?` parameters (qmark), `is_busy()` (the lock wait that timed out), `quick_check()`,
-timestamps stored as text (`db_time()`, `parse_time()`, `minute_sql()`, `day_sql()`,
-`minute_of()`, `day_of()`) and the substring test
-of the reports' filters (`contains_sql()`).
+front), `LOCK_ROWS` (a row read under a lock), `?` parameters (qmark), `is_busy()` (the lock
+wait that timed out), `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
+`minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`) and the substring test of the reports'
+filters (`contains_sql()`).
 A second engine slots in behind these names and a `hotpath` of its own.
 """
 
@@ -43,6 +43,9 @@ PRAGMAS = (
     ("temp_store", "memory"),
 )
 BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: take the write lock now, not at the first write
+# What makes a SELECT lock the rows it reads until the transaction ends. SQLite: nothing, the
+# IMMEDIATE transaction already holds the one write lock; PostgreSQL: " FOR UPDATE".
+LOCK_ROWS = ""
 _SAVEPOINT, _ROLLBACK_TO, _RELEASE = (
     f"{verb} nested_write" for verb in ("SAVEPOINT", "ROLLBACK TO", "RELEASE")
 )

@@ -1,5 +1,5 @@
-"""The hand-written statements of the request path: the key lookup, holds, the usage row, a
-ledger row, the running totals and rollups.
+"""The hand-written statements of the request path: the key lookup, holds, a key's cap and
+period, the account limits' counts, the usage row, a ledger row, the running totals and rollups.
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
@@ -16,19 +16,52 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from codelace_box.db.core import Tx
+from codelace_box.db.core import LOCK_ROWS, Tx
 
 _KEY_OWNER_SQL = (
-    "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status FROM api_key k "
+    "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status, k.expires_at, "
+    "k.allowed_models, u.rpm, u.max_concurrent FROM api_key k "
     'JOIN "user" u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL'
 )
+# The start of a key's current period by its reset (daily, weekly, monthly: three parameters);
+# a key without reset keeps its period.
+_PERIOD = (
+    "CASE limit_reset WHEN 'daily' THEN ? WHEN 'weekly' THEN ? WHEN 'monthly' THEN ? "
+    "ELSE period_start END"
+)
+_ROLL_KEY_SQL = (
+    f"UPDATE api_key SET spent_nanos = 0, period_start = {_PERIOD} WHERE id = ? AND "
+    f"limit_reset IS NOT NULL AND (period_start IS NULL OR period_start < {_PERIOD})"
+)
+_RESERVE_KEY_SQL = (
+    "UPDATE api_key SET held_nanos = held_nanos + ? WHERE id = ? AND "
+    "(limit_nanos IS NULL OR limit_nanos - spent_nanos - held_nanos >= ?)"
+)
+_SETTLE_KEY_SQL = (
+    "UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = spent_nanos + ? WHERE id = ?"
+)
+_RECOUNT_KEY_HELD_SQL = (
+    "UPDATE api_key SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold "
+    "WHERE hold.api_key_id = api_key.id) WHERE held_nanos != (SELECT "
+    "COALESCE(SUM(amount_nanos), 0) FROM hold WHERE hold.api_key_id = api_key.id)"
+)
+_LOCK_USER_SQL = 'SELECT id FROM "user" WHERE id = ?' + LOCK_ROWS
+_OPEN_HOLDS_SQL = "SELECT COUNT(*) FROM hold WHERE user_id = ?"
+_EVENTS_PRUNE_SQL = "DELETE FROM rate_event WHERE bucket = ? AND created_at <= ?"
+_EVENTS_COUNT_SQL = "SELECT COUNT(*) FROM rate_event WHERE bucket = ? AND created_at > ?"
+_EVENT_AT_SQL = (
+    "SELECT created_at FROM rate_event WHERE bucket = ? AND created_at > ? "
+    "ORDER BY created_at LIMIT 1 OFFSET ?"
+)
+_EVENT_SQL = "INSERT INTO rate_event (bucket, created_at) VALUES (?, ?)"
 _RESERVE_SQL = (
     'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
 )
 _HOLD_SQL = (
-    "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner, api_key_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_TAKE_HOLD_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos"
+_TAKE_HOLD_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id"
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
 _LOWER_HELD_SQL = 'UPDATE "user" SET held_nanos = held_nanos - ? WHERE id = ?'
 _RECOUNT_HELD_SQL = (
@@ -85,7 +118,7 @@ _ROLLUP_SQL = (
 
 def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     """The active key with this hash and its user: (key id, key_hash, last_used_at, user id,
-    email, status), or None."""
+    email, status, expires_at, allowed_models, rpm, max_concurrent), or None."""
     row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL, (key_hash,)).fetchone()
     return row
 
@@ -97,16 +130,71 @@ def reserve(tx: Tx, user_id: int, amount_nanos: int) -> bool:
 
 
 def insert_hold(
-    tx: Tx, user_id: int, amount_nanos: int, request_id: str, created_at: str, owner: str
+    tx: Tx,
+    user_id: int,
+    amount_nanos: int,
+    request_id: str,
+    created_at: str,
+    owner: str,
+    key_id: int | None = None,
 ) -> None:
     """The row that records a reservation (and gates its settlement)."""
-    tx.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, created_at, owner))
+    tx.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, created_at, owner, key_id))
 
 
-def take_hold(tx: Tx, request_id: str) -> int | None:
-    """Delete the request's hold; its amount, or None when there was none (settled already)."""
+def take_hold(tx: Tx, request_id: str) -> tuple[int, int | None] | None:
+    """Delete the request's hold; (its amount, its key id), or None when there was none
+    (settled already)."""
     rows = tx.execute(_TAKE_HOLD_SQL, (request_id,)).fetchall()
-    return int(rows[0][0]) if rows else None
+    if not rows:
+        return None
+    amount, key_id = rows[0]
+    return int(amount), None if key_id is None else int(key_id)
+
+
+def roll_key_period(tx: Tx, key_id: int, starts: tuple[str, str, str]) -> None:
+    """Start the key's current period if its stored one is over: spent back to 0. `starts`:
+    the current period's start for a daily, a weekly and a monthly reset."""
+    tx.execute(_ROLL_KEY_SQL, (*starts, key_id, *starts))
+
+
+def reserve_key(tx: Tx, key_id: int, amount_nanos: int) -> bool:
+    """Add to what the key holds if its cap (if any) covers it besides what the key spent in
+    the period and holds already. One guarded statement: it holds across processes."""
+    tx.execute(_RESERVE_KEY_SQL, (amount_nanos, key_id, amount_nanos))
+    return tx.changes() == 1
+
+
+def settle_key(tx: Tx, key_id: int, released_nanos: int, charged_nanos: int) -> None:
+    """Lower what the key holds and count the charge as spent in its (rolled) period."""
+    tx.execute(_SETTLE_KEY_SQL, (released_nanos, charged_nanos, key_id))
+
+
+def lock_user(tx: Tx, user_id: int) -> None:
+    """Lock the user's row until the transaction ends (the account limits count under it)."""
+    tx.execute(_LOCK_USER_SQL, (user_id,)).fetchall()
+
+
+def open_holds(tx: Tx, user_id: int) -> int:
+    """How many requests of the user hold a reservation now."""
+    return int(tx.execute(_OPEN_HOLDS_SQL, (user_id,)).fetchone()[0])
+
+
+def events_since(tx: Tx, bucket: str, since: str) -> int:
+    """Forget the bucket's events up to `since`; how many are left after it."""
+    tx.execute(_EVENTS_PRUNE_SQL, (bucket, since))
+    return int(tx.execute(_EVENTS_COUNT_SQL, (bucket, since)).fetchone()[0])
+
+
+def event_at(tx: Tx, bucket: str, since: str, offset: int) -> Any:
+    """The moment of the bucket's event number `offset` (0: the oldest) after `since`."""
+    row = tx.execute(_EVENT_AT_SQL, (bucket, since, offset)).fetchone()
+    return None if row is None else row[0]
+
+
+def insert_event(tx: Tx, bucket: str, created_at: str) -> None:
+    """Count one event in a rate bucket."""
+    tx.execute(_EVENT_SQL, (bucket, created_at))
 
 
 def account(tx: Tx, user_id: int) -> tuple[int, int]:
@@ -150,8 +238,9 @@ def delete_hold_of_request(tx: Tx, request_id: str) -> int:
 
 
 def recount_held(tx: Tx) -> None:
-    """Set every user's held_nanos to the sum of their holds where it differs."""
+    """Set every user's and every key's held_nanos to the sum of their holds where it differs."""
     tx.execute(_RECOUNT_HELD_SQL)
+    tx.execute(_RECOUNT_KEY_HELD_SQL)
 
 
 def insert_usage(tx: Tx, values: Sequence[Any]) -> None:

@@ -44,6 +44,8 @@ class User(BaseModel):
     trial_granted_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
     last_seen_at = DateTimeField(null=True)
+    rpm = IntegerField(null=True)  # requests per minute; NULL: [limits] rpm, 0: unlimited
+    max_concurrent = IntegerField(null=True)  # open holds; NULL: [limits] default, 0: unlimited
 
 
 class ApiKey(BaseModel):
@@ -56,6 +58,13 @@ class ApiKey(BaseModel):
     created_at = DateTimeField(default=utcnow)
     last_used_at = DateTimeField(null=True)
     revoked_at = DateTimeField(null=True)
+    limit_nanos = BigIntegerField(null=True)  # spend cap per period; NULL: none
+    limit_reset = CharField(null=True)  # daily | weekly | monthly; NULL: the period never ends
+    expires_at = DateTimeField(null=True)
+    allowed_models = TextField(null=True)  # JSON list of catalog ids; NULL: every model
+    period_start = DateTimeField(null=True)  # start of the period spent_nanos counts
+    spent_nanos = BigIntegerField(default=0)  # charged in the period (settlement keeps it)
+    held_nanos = BigIntegerField(default=0)  # == sum of the key's open holds
 
 
 class OtpCode(BaseModel):
@@ -96,6 +105,7 @@ class Hold(BaseModel):
     request_id = CharField(unique=True)
     created_at = DateTimeField(default=utcnow)
     owner = CharField(default="")  # "<host>:<pid>" of the server process that reserved it
+    api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL")  # its key's held_nanos
 
 
 class Provider(BaseModel):

@@ -1,16 +1,19 @@
 """Metering: reserve a request's worst case before the upstream call, settle its cost after.
 
-Admission is one guarded UPDATE inside a BEGIN IMMEDIATE transaction (so it holds across
-worker processes): `held_nanos` grows by the worst case only if `balance_nanos - held_nanos`
-covers it, and a Hold row records it. Settlement is one IMMEDIATE transaction with no await
-inside: the usage ledger entry (idempotency key `usage:<request id>`), the hold deleted and
-`held_nanos` lowered, the usage row with the prices applied. The hold row gates it, so a
-request is settled exactly once. The charge never exceeds what the account can cover (balance
-minus the other requests' holds), so concurrent requests can never spend more than the
-balance. The usage debit is a ledger entry written by `billing.ledger.append_entry_in`; the
-statements are db/hotpath.py's. Under load, db/batch.py lets the admissions and settlements of
-one event-loop turn share one transaction (each in its own savepoint): `admit_in` and
-`settle_in` are the units it runs; `admit` and `settle` run one alone.
+Admission is one guarded UPDATE inside a BEGIN IMMEDIATE transaction (so it holds across worker
+processes): `held_nanos` grows by the worst case only if `balance_nanos - held_nanos` covers
+it, and a Hold row records it (with its key). Before it, in the same transaction, the account
+limits and the key's spend cap (gateway/admission.py). Settlement also lowers the key's
+held_nanos and adds the charge to what the key spent in its period. Settlement is one IMMEDIATE
+transaction with no await inside: the usage ledger entry (idempotency key `usage:<request
+id>`), the hold deleted and `held_nanos` lowered, the usage row with the prices applied. The
+hold row gates it, so a request is settled exactly once. The charge never exceeds what the
+account can cover (balance minus the other requests' holds), so concurrent requests can never
+spend more than the balance. The usage debit is a ledger entry written by
+`billing.ledger.append_entry_in`; the statements are db/hotpath.py's. Under load, db/batch.py
+lets the admissions and settlements of one event-loop turn share one transaction (each in its
+own savepoint): `admit_in` and `settle_in` are the units it runs; `admit` and `settle` run one
+alone.
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
@@ -44,6 +47,13 @@ from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, day_of, minute_of, utcnow, write_transaction
 from codelace_box.errors import InsufficientCredits
+from codelace_box.gateway.admission import (
+    NO_LIMITS,
+    Admission,
+    check_account_limits,
+    reserve_on_key,
+    settle_on_key,
+)
 from codelace_box.money import priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
 
@@ -135,19 +145,29 @@ def input_token_estimate(body_len: int) -> int:
     return -(-body_len // BYTES_PER_TOKEN_ESTIMATE)
 
 
-def admit_in(tx: Tx, user_id: int, request_id: str, amount_nanos: int) -> None:
-    """Reserve `amount_nanos` inside an open transaction, or raise 402 (nothing reserved)."""
+def admit_in(
+    tx: Tx, user_id: int, request_id: str, amount_nanos: int, limits: Admission = NO_LIMITS
+) -> None:
+    """Reserve `amount_nanos` inside an open transaction after the account limits (429) and
+    the key cap (402 key_limit_reached), or raise 402 (gateway/admission.py). A refusal leaves
+    the transaction's earlier statements to the caller's rollback (a savepoint in a batch)."""
+    now = utcnow()
+    check_account_limits(tx, user_id, limits, now)
+    if limits.key_id is not None:
+        reserve_on_key(tx, limits.key_id, amount_nanos, now)
     if not hotpath.reserve(tx, user_id, amount_nanos):
         raise InsufficientCredits(
             "insufficient credit for this request: add credit or lower max_tokens"
         )
-    hotpath.insert_hold(tx, user_id, amount_nanos, request_id, str(utcnow()), hold_owner())
+    hotpath.insert_hold(
+        tx, user_id, amount_nanos, request_id, str(now), hold_owner(), limits.key_id
+    )
 
 
-def admit(user_id: int, request_id: str, amount_nanos: int) -> None:
+def admit(user_id: int, request_id: str, amount_nanos: int, limits: Admission = NO_LIMITS) -> None:
     """`admit_in` in its own IMMEDIATE transaction."""
     with write_transaction() as tx:
-        admit_in(tx, user_id, request_id, amount_nanos)
+        admit_in(tx, user_id, request_id, amount_nanos, limits)
 
 
 @dataclass
@@ -204,11 +224,15 @@ class Settlement:
 def settle_in(tx: Tx, item: Settlement) -> int | None:
     """Debit the cost, release the hold, write the usage row, inside an open transaction;
     returns the nano-USD debited, or None when the request was already settled."""
-    hold = hotpath.take_hold(tx, item.request_id)
-    if hold is None:
+    taken = hotpath.take_hold(tx, item.request_id)
+    if taken is None:
         return None
+    hold, key_id = taken
     charged = _charge(tx, item, hold)
-    now = str(utcnow())
+    moment = utcnow()
+    if key_id is not None:
+        settle_on_key(tx, key_id, hold, charged, moment)
+    now = str(moment)
     if charged:
         reason = (
             f"{item.model}: {item.input_tokens} input + {item.output_tokens} output tokens"

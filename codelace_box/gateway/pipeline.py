@@ -25,6 +25,7 @@ from typing import Any
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
+from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
 from codelace_box.gateway.metering import (
@@ -55,6 +56,8 @@ class GatewaySettings:
     probe_timeout_sec: float = 10.0  # a probe confirming that the upstream refuses a key
     read_timeout_sec: float = 600.0  # gateway.read_timeout_sec: reading on after a client left
     default_context_tokens: int = DEFAULT_CONTEXT_TOKENS  # gateway.default_context_tokens
+    default_rpm: int = 0  # limits.rpm: an account's requests per minute (0: unlimited)
+    default_max_concurrent: int = 0  # limits.max_concurrent: its requests in flight
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,15 @@ class Gateway:
         await self.reserve(call)
         return call
 
-    async def reserve(self, call: ChatCall) -> None:
-        """Reserve a prepared call's worst case (402 if it is not covered), whatever route
-        the call came by."""
+    async def reserve(self, call: ChatCall, limits: Admission | None = None) -> None:
+        """Reserve a prepared call's worst case, whatever route the call came by, after the
+        account limits (429) and the key cap (402); 402 if the balance does not cover it.
+        `limits`: the account's (default: only the call's key cap)."""
         self._calls[call.request_id] = call
         admit = partial(
-            admit_in, user_id=call.user_id, request_id=call.request_id, amount_nanos=call.hold_nanos
-        )
+            admit_in, user_id=call.user_id, request_id=call.request_id,
+            amount_nanos=call.hold_nanos, limits=limits or Admission(key_id=call.key_id),
+        )  # fmt: skip
         try:
             await self.writes.submit(admit)
         except asyncio.CancelledError:  # the hold may still be taken: give it back after

@@ -16,6 +16,7 @@ from codelace_box.db.migrations import (
     m0005_allowed_fields,
     m0006_messages_cache_aliases,
     m0007_responses_api,
+    m0008_key_limits,
     m0009_usage_totals,
 )
 
@@ -27,5 +28,6 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (5, m0005_allowed_fields),
     (6, m0006_messages_cache_aliases),
     (7, m0007_responses_api),
+    (8, m0008_key_limits),
     (9, m0009_usage_totals),  # 8 is another branch's
 ]

@@ -1,0 +1,244 @@
+"""Budgets and limits: what a key may spend per period, until when it works and which models it
+may call, and how many requests per minute and at once an account may make.
+
+This module owns the rules and their checked input (the HTTP API, the CLI and the dashboard
+all hand their raw values to `parse_key_limits` / `set_user_limits`: a bad value is a 400
+naming the field, and nothing changes). Admission enforces them (gateway/admission.py): the
+cap is checked against `api_key.spent_nanos` (charged since `period_start`) plus
+`api_key.held_nanos` (the key's open holds) in the same transaction as the hold.
+
+Periods are UTC: a daily one starts at 00:00, a weekly one on Monday 00:00, a monthly one on
+the 1st at 00:00; a key without reset has one period that never ends. A period that is over is
+rolled over lazily, at the key's next admission or settlement (and shown as 0 spent before).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from codelace_box.db.core import db_time, parse_time, utcnow, write_transaction
+from codelace_box.db.models import ApiKey, CatalogModel, ModelAlias, User
+from codelace_box.errors import InvalidRequest, PermissionDenied
+from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
+
+RESETS = ("daily", "weekly", "monthly")
+MAX_LIMIT_USD = 1_000_000_000
+MAX_LIMIT_NANOS = MAX_LIMIT_USD * NANOS_PER_USD
+MAX_RPM = 1_000_000
+MAX_CONCURRENT = 100_000
+MAX_ALLOWED_MODELS = 200
+RPM_WINDOW_SEC = 60
+KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models")
+_RELATIVE = re.compile(r"^(\d{1,6})([hd])$")
+
+
+def period_start(reset: str | None, now: datetime) -> datetime | None:
+    """The start of the current period of a reset (None: no reset, the period never ends)."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if reset == "daily":
+        return day
+    if reset == "weekly":
+        return day - timedelta(days=day.weekday())
+    if reset == "monthly":
+        return day.replace(day=1)
+    return None
+
+
+def period_starts(now: datetime) -> tuple[str, str, str]:
+    """The current period's start for a daily, a weekly and a monthly reset, as stored."""
+    return tuple(db_time(period_start(reset, now) or now) for reset in RESETS)  # type: ignore[return-value]
+
+
+def spent_in_period(key: ApiKey, now: datetime | None = None) -> int:
+    """What the key spent in its current period (0 when the stored period is over)."""
+    start = period_start(key.limit_reset, now or utcnow())
+    stored = key.period_start
+    if start is not None and (stored is None or parse_time(stored) < start):
+        return 0
+    return int(key.spent_nanos)
+
+
+def allowed_model_list(key: ApiKey) -> list[str] | None:
+    """The catalog ids a key may call (None: every model)."""
+    return parse_allowed(key.allowed_models)
+
+
+def parse_allowed(stored: str | None) -> list[str] | None:
+    """The stored allow-list back to a list (None: every model)."""
+    if stored is None:
+        return None
+    names = json.loads(stored)
+    return [str(name) for name in names] if isinstance(names, list) else []
+
+
+def _bad(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"{field}: {message}", code="invalid_limit", param=field)
+
+
+def parse_limit_usd(value: Any, field: str = "limit_usd") -> int | None:
+    """A spend cap in USD (a number, or its exact text) to nano-USD; None clears it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _bad(field, "must be a USD amount such as 20 or 12.5, or null for no cap")
+    try:
+        nanos = usd_to_nanos(value.strip() if isinstance(value, str) else value)
+    except AmountTooLarge:
+        nanos = MAX_LIMIT_NANOS + 1
+    except ValueError as exc:
+        raise _bad(field, f"must be an exact USD amount (at most 9 decimals): {exc}") from None
+    if nanos < 0:
+        raise _bad(field, "must not be negative")
+    if nanos > MAX_LIMIT_NANOS:
+        raise _bad(field, f"must be at most {MAX_LIMIT_USD} USD")
+    return nanos
+
+
+def parse_reset(value: Any, field: str = "limit_reset") -> str | None:
+    """daily, weekly or monthly; None: never."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in RESETS:
+        raise _bad(field, "must be daily, weekly, monthly or null (never)")
+    return value.strip().lower()
+
+
+def parse_expiry(
+    value: Any, now: datetime, field: str = "expires_at", *, relative: bool = False
+) -> datetime | None:
+    """A moment in the future (ISO 8601; no offset: UTC; with `relative`, also `7d` or `12h`
+    from now) as naive UTC; None: never expires."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(field, "must be an ISO 8601 time such as 2026-12-31T23:59:59Z, or null")
+    text = value.strip()
+    match = _RELATIVE.match(text) if relative else None
+    if match:
+        amount, unit = int(match[1]), match[2]
+        moment = now + (timedelta(hours=amount) if unit == "h" else timedelta(days=amount))
+    else:
+        moment = _iso_moment(text, field)
+    if moment <= now:
+        raise _bad(field, f"{text} is in the past")
+    return moment
+
+
+def _iso_moment(text: str, field: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    except ValueError:
+        raise _bad(field, f"cannot read {text[:40]!r}: give an ISO 8601 time") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def parse_models(value: Any, field: str = "allowed_models") -> str | None:
+    """Model ids or aliases to the stored allow-list (catalog ids, JSON); None: every model.
+    An alias is stored as the catalog id it routes to now."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or len(value) > MAX_ALLOWED_MODELS:
+        raise _bad(field, f"must be a list of 1 to {MAX_ALLOWED_MODELS} model ids, or null")
+    ids: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise _bad(field, "every entry must be a model id such as openai/gpt-5.4")
+        model_id = _catalog_id(name.strip())
+        if model_id is None:
+            raise _bad(field, f"no model or alias {name.strip()[:200]!r} in the catalog")
+        if model_id not in ids:
+            ids.append(model_id)
+    return json.dumps(ids)
+
+
+def _catalog_id(name: str) -> str | None:
+    if CatalogModel.get_or_none(CatalogModel.id == name) is not None:
+        return name
+    alias = ModelAlias.get_or_none(ModelAlias.name == name)
+    return None if alias is None else str(alias.model.id)
+
+
+def parse_key_limits(
+    fields: Mapping[str, Any], now: datetime | None = None, *, relative: bool = False
+) -> dict[str, Any]:
+    """The checked columns of the limit fields present in `fields` (absent: left out; None:
+    cleared). Raises a 400 naming the first bad field."""
+    now = now or utcnow()
+    changes: dict[str, Any] = {}
+    if "limit_usd" in fields:
+        changes["limit_nanos"] = parse_limit_usd(fields["limit_usd"])
+    if "limit_reset" in fields:
+        changes["limit_reset"] = parse_reset(fields["limit_reset"])
+    if "expires_at" in fields:
+        changes["expires_at"] = parse_expiry(fields["expires_at"], now, relative=relative)
+    if "allowed_models" in fields:
+        changes["allowed_models"] = parse_models(fields["allowed_models"])
+    return changes
+
+
+def new_key_period(changes: Mapping[str, Any], now: datetime) -> datetime:
+    """The period a new key starts in."""
+    return period_start(changes.get("limit_reset"), now) or now
+
+
+def apply_key_limits(key: ApiKey, changes: Mapping[str, Any]) -> ApiKey:
+    """Store checked limit changes (and a name) on a key; a new reset starts its current period
+    with what the key spent so far carried over (a cap is never loosened by changing it)."""
+    if not changes:
+        return key
+    now = utcnow()
+    values = dict(changes)
+    with write_transaction():
+        current = ApiKey.get_by_id(key.id)
+        if "limit_reset" in values and values["limit_reset"] != current.limit_reset:
+            values["spent_nanos"] = spent_in_period(current, now)
+            values["period_start"] = new_key_period(values, now)
+        ApiKey.update(**values).where(ApiKey.id == key.id).execute()
+    return ApiKey.get_by_id(key.id)
+
+
+def parse_account_limit(value: Any, field: str, maximum: int) -> int | None:
+    """An account's rpm or max_concurrent: 0 (unlimited) to `maximum`; None or "default": the
+    `[limits]` default."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise _bad(field, f"must be a whole number from 0 (unlimited) to {maximum}, or default")
+    return value
+
+
+def set_user_limits(user: User, fields: Mapping[str, Any]) -> User:
+    """Set an account's `rpm` and/or `max_concurrent` (absent: unchanged)."""
+    changes: dict[str, int | None] = {}
+    if "rpm" in fields:
+        changes["rpm"] = parse_account_limit(fields["rpm"], "rpm", MAX_RPM)
+    if "max_concurrent" in fields:
+        changes["max_concurrent"] = parse_account_limit(
+            fields["max_concurrent"], "max_concurrent", MAX_CONCURRENT
+        )
+    if changes:
+        with write_transaction():
+            User.update(**changes).where(User.id == user.id).execute()
+    return User.get_by_id(user.id)
+
+
+def effective(value: int | None, default: int) -> int:
+    """An account's limit: its own value, else the `[limits]` default (0: unlimited)."""
+    return default if value is None else int(value)
+
+
+def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:
+    """403 `model_not_allowed` when a key's allow-list (catalog ids) lacks the routed model."""
+    if allowed is not None and model_id not in allowed:
+        raise PermissionDenied(
+            f"this API key may not call {model_id}: it is limited to {', '.join(sorted(allowed))}",
+            code="model_not_allowed",
+        )

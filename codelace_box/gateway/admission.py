@@ -1,0 +1,95 @@
+"""The limits checked inside a request's admission, in the transaction that takes its hold.
+
+`Admission` says what applies to one call: its key (whose cap, if any, is checked) and the
+account's requests per minute and concurrent requests (0: unlimited). In order, as the SPEC
+wants them: the account limits (429 with Retry-After), then the key cap (402
+`key_limit_reached`); the balance (402) is metering's own check after these. Everything runs
+in the caller's write transaction, so a refusal rolls back whatever was counted before it.
+
+- Account limits lock the user's row first (`hotpath.lock_user`: on SQLite the IMMEDIATE
+  transaction is the lock already, on PostgreSQL `FOR UPDATE`), then count the user's open
+  holds (max_concurrent) and its admissions of the last 60 s (rpm: one `rate_event` row per
+  admission, bucket `rpm:<user id>`). Accounts without limits skip all of it.
+- The key cap is one guarded UPDATE (`hotpath.reserve_key`): the key's held_nanos grows by the
+  worst case only if the cap covers what the key spent in its period, what it holds, and this
+  request. The period is rolled over first when it is over (`hotpath.roll_key_period`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from codelace_box.accounts.limits import RPM_WINDOW_SEC, period_starts
+from codelace_box.db import hotpath
+from codelace_box.db.core import Tx, db_time, parse_time
+from codelace_box.errors import InsufficientCredits, RateLimited
+
+CONCURRENCY_RETRY_SEC = 1  # a request in flight usually ends within seconds
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The limits of one call: its key (None: none checked) and its account's rpm and
+    max_concurrent (0: unlimited)."""
+
+    key_id: int | None = None
+    rpm: int = 0
+    max_concurrent: int = 0
+
+
+NO_LIMITS = Admission()
+
+
+def rpm_bucket(user_id: int) -> str:
+    """The rate_event bucket of an account's inference requests."""
+    return f"rpm:{user_id}"
+
+
+def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime) -> None:
+    """Raise 429 when the account has as many requests in flight as it may, or made as many in
+    the last minute; otherwise count this one."""
+    if not (limits.rpm or limits.max_concurrent):
+        return
+    hotpath.lock_user(tx, user_id)
+    if limits.max_concurrent and hotpath.open_holds(tx, user_id) >= limits.max_concurrent:
+        raise RateLimited(
+            f"too many concurrent requests: this account may have {limits.max_concurrent} in "
+            "flight; retry when one finishes",
+            CONCURRENCY_RETRY_SEC,
+        )
+    if limits.rpm:
+        bucket = rpm_bucket(user_id)
+        since = db_time(now - timedelta(seconds=RPM_WINDOW_SEC))
+        count = hotpath.events_since(tx, bucket, since)
+        if count >= limits.rpm:
+            freeing = hotpath.event_at(tx, bucket, since, count - limits.rpm)
+            wait = RPM_WINDOW_SEC
+            if freeing is not None:
+                wait = math.ceil((parse_time(freeing) - parse_time(since)).total_seconds())
+            raise RateLimited(
+                f"too many requests: this account may make {limits.rpm} per minute; "
+                f"try again in {max(1, wait)} s",
+                wait,
+            )
+        hotpath.insert_event(tx, bucket, db_time(now))
+
+
+def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> None:
+    """Hold `amount_nanos` against the key's cap (if it has one), or raise 402."""
+    hotpath.roll_key_period(tx, key_id, period_starts(now))
+    if not hotpath.reserve_key(tx, key_id, amount_nanos):
+        raise InsufficientCredits(
+            "this API key has reached its spend limit for the period: raise limit_usd or wait "
+            "for the reset",
+            code="key_limit_reached",
+        )
+
+
+def settle_on_key(
+    tx: Tx, key_id: int, released_nanos: int, charged_nanos: int, now: datetime
+) -> None:
+    """Release the key's hold and count the charge in its current period."""
+    hotpath.roll_key_period(tx, key_id, period_starts(now))
+    hotpath.settle_key(tx, key_id, released_nanos, charged_nanos)

@@ -1,0 +1,164 @@
+"""/api/v1/auth/key with limits: what POST, PATCH and GET show, and bad input refused with a
+400 naming the field while nothing changes; the same table through the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import run_cli
+
+FIELDS = {"id", "key_prefix", "name", "created_at", "last_used_at", "spent_usd", "limit_usd",
+          "limit_reset", "expires_at", "allowed_models"}  # fmt: skip
+LATER = "2099-01-01T00:00:00Z"
+BAD: list[tuple[str, Any]] = [
+    ("limit_usd", -1),
+    ("limit_usd", "NaN"),
+    ("limit_usd", "Infinity"),
+    ("limit_usd", 0.0000000001),
+    ("limit_usd", "1.0000000001"),
+    ("limit_usd", True),
+    ("limit_usd", [5]),
+    ("limit_usd", 10**10),
+    ("limit_reset", "yearly"),
+    ("limit_reset", 7),
+    ("expires_at", "2001-01-01T00:00:00Z"),
+    ("expires_at", "next tuesday"),
+    ("expires_at", 1893456000),
+    ("allowed_models", ["fake/no-such-model"]),
+    ("allowed_models", "fake/gpt-test"),
+    ("allowed_models", []),
+    ("allowed_models", [MODEL, 5]),
+]
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory()
+
+
+def test_a_key_created_with_limits_shows_them(box: Box) -> None:
+    _, login = box.new_user("1")
+    made = box.http(login).post(
+        "/api/v1/auth/key",
+        json={"name": "ci", "limit_usd": "20.5", "limit_reset": "monthly",
+              "expires_at": "2099-06-30T12:00:00+02:00", "allowed_models": [MODEL, MODEL]},
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    body = made.json()
+    assert set(body) == FIELDS - {"created_at", "last_used_at"} | {"full_key"}
+    listed = box.http(login).get("/api/v1/auth/key").json()
+    key = next(k for k in listed if k["id"] == body["id"])
+    assert set(key) == FIELDS
+    assert key["spent_usd"] == 0
+    assert (key["limit_usd"], key["limit_reset"]) == (20.5, "monthly")
+    assert key["expires_at"] == "2099-06-30T10:00:00Z"
+    assert key["allowed_models"] == [MODEL]
+    plain = next(k for k in listed if k["id"] != body["id"])  # the key made by the CLI
+    assert {f: plain[f] for f in ("limit_usd", "limit_reset", "expires_at", "allowed_models")} == {
+        "limit_usd": None, "limit_reset": None, "expires_at": None, "allowed_models": None
+    }  # fmt: skip
+
+
+def test_patch_changes_only_the_fields_given_and_null_clears(box: Box) -> None:
+    _, login = box.new_user("1")
+    made = (
+        box.http(login)
+        .post(
+            "/api/v1/auth/key",
+            json={"name": "a", "limit_usd": 3, "limit_reset": "weekly", "expires_at": LATER},
+        )
+        .json()
+    )
+    url = f"/api/v1/auth/key/{made['id']}"
+    renamed = box.http(login).patch(url, json={"name": "b"}).json()
+    assert (renamed["name"], renamed["limit_usd"], renamed["limit_reset"]) == ("b", 3, "weekly")
+    assert renamed["expires_at"] == LATER
+    cleared = box.http(login).patch(url, json={"limit_reset": None, "expires_at": None}).json()
+    assert (cleared["limit_usd"], cleared["limit_reset"], cleared["expires_at"]) == (3, None, None)
+    assert box.http(login).patch(url, json={"bogus": 1}).status_code == 400
+    _other_email, other = box.new_user("1")
+    assert box.http(other).patch(url, json={"name": "mine"}).status_code == 404  # not theirs
+    assert box.http(login).patch("/api/v1/auth/key/not-a-uuid", json={}).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def account(box: Box) -> tuple[str, str, str]:
+    """One account for the bad-input tables: (email, its key, that key's id)."""
+    email, login = box.new_user("1")
+    return email, login, box.http(login).get("/api/v1/auth/key").json()[0]["id"]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD, ids=[f"{f}={v!r}" for f, v in BAD])
+def test_bad_limits_are_a_400_naming_the_field_and_change_nothing(
+    box: Box, account: tuple[str, str, str], field: str, value: Any
+) -> None:
+    _, login, _ = account
+    before = box.http(login).get("/api/v1/auth/key").json()
+    created = box.http(login).post("/api/v1/auth/key", json={"name": "x", field: value})
+    assert created.status_code == 400, created.text
+    error = created.json()["error"]
+    assert error["param"] == field and error["message"].startswith(field)
+    assert box.http(login).get("/api/v1/auth/key").json() == before  # no key was made
+    key_id = before[0]["id"]
+    patched = box.http(login).patch(
+        f"/api/v1/auth/key/{key_id}", json={"name": "renamed", "limit_usd": 1, field: value}
+    )
+    assert patched.status_code == 400 and patched.json()["error"]["param"] == field
+    assert box.http(login).get("/api/v1/auth/key").json() == before  # nor anything changed
+
+
+CLI_BAD = [
+    ("--limit-usd", "-1", "limit_usd"),
+    ("--limit-usd", "nan", "limit_usd"),
+    ("--limit-usd", "0.0000000001", "limit_usd"),
+    ("--limit-reset", "yearly", "limit_reset"),
+    ("--expires", "2001-01-01", "expires_at"),
+    ("--expires", "soon", "expires_at"),
+    ("--models", "fake/no-such-model", "allowed_models"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "field"), CLI_BAD)
+def test_the_cli_refuses_bad_limits_in_one_line(
+    box: Box, account: tuple[str, str, str], option: str, value: str, field: str
+) -> None:
+    email, login, key_id = account
+    keys_before = box.http(login).get("/api/v1/auth/key").json()
+    for args in (("keys", "create", email, option, value),
+                 ("keys", "update", key_id, "--name", "renamed", option, value)):  # fmt: skip
+        result = run_cli(box.config, *args)
+        assert result.returncode == 1, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and field in lines[0], result.stderr
+    assert box.http(login).get("/api/v1/auth/key").json() == keys_before
+
+
+def test_the_cli_sets_and_clears_limits(box: Box) -> None:
+    email, _ = box.new_user("1")
+    made = box.cli("keys", "create", email, "--limit-usd", "20", "--limit-reset", "monthly",
+                   "--expires", "30d", "--models", MODEL)  # fmt: skip
+    assert made.startswith("cl_")
+    key = next(k for k in _keys(box, email) if k["limit_usd"] == 20)
+    expires = datetime.fromisoformat(key["expires_at"].replace("Z", "+00:00"))
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
+    assert (key["limit_reset"], key["allowed_models"]) == ("monthly", [MODEL])
+    box.cli("keys", "update", key["id"][:8], "--limit-usd", "none", "--models", "all",
+            "--expires", "never", "--limit-reset", "none")  # fmt: skip
+    key = next(k for k in _keys(box, email) if k["id"] == key["id"])
+    assert [key[f] for f in ("limit_usd", "limit_reset", "expires_at", "allowed_models")] == [
+        None, None, None, None
+    ]  # fmt: skip
+    for bad in (("--rpm", "-1"), ("--concurrent", "many"), ("--rpm", "1.5")):
+        result = run_cli(box.config, "users", "limits", email, *bad)
+        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+
+
+def _keys(box: Box, email: str) -> list[dict[str, Any]]:
+    import json
+
+    keys: list[dict[str, Any]] = json.loads(box.cli("keys", "list", email, "--json"))
+    return keys

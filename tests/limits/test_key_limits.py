@@ -1,0 +1,199 @@
+"""A key's limits through a real box: its period rolling over, expiry, model allow-lists with
+aliases, the errors on every inference route (Anthropic's shape on /v1/messages), and the
+order of the checks, one condition taken away at a time."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, Box, BoxFactory, cost_nanos
+
+pytestmark = pytest.mark.timeout(120)
+FLAT = "fake/flat"
+CHEAP = "fake/cheap"
+ALIAS = "cheap-latest"
+CAP = 100
+HELLO = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    started = box_factory()
+    for model in (FLAT, CHEAP):
+        started.cli("models", "set", model, "--input-per-1m", "0", "--output-per-1m", "10",
+                    "--provider", "fake")  # fmt: skip
+    started.cli("models", "alias", ALIAS, CHEAP)
+    return started
+
+
+def each() -> int:
+    """The cost (and the hold) of one request of CAP output tokens at $10 per 1M."""
+    return cost_nanos(0, CAP, "0", "10")
+
+
+def new_key(box: Box, email: str, **limits: Any) -> tuple[str, str]:
+    """A key with limits made through the HTTP API: (key, key id)."""
+    _, login = box.keys[email], box.keys[email]
+    made = box.http(login).post("/api/v1/auth/key", json={"name": "limited", **limits})
+    assert made.status_code == 200, made.text
+    return made.json()["full_key"], made.json()["id"]
+
+
+def chat(box: Box, key: str, model: str = FLAT) -> httpx.Response:
+    body = {"model": model, "messages": HELLO, "max_tokens": CAP}
+    return box.http(key).post("/v1/chat/completions", json=body)
+
+
+def messages(box: Box, key: str, model: str = FLAT) -> httpx.Response:
+    body = {"model": model, "messages": HELLO, "max_tokens": CAP}
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    return httpx.post(box.url + "/v1/messages", json=body, headers=headers, timeout=30)
+
+
+def embeddings(box: Box, key: str, model: str = FLAT) -> httpx.Response:
+    return box.http(key).post("/v1/embeddings", json={"model": model, "input": "hi"})
+
+
+def openai_code(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+def anthropic_type(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert body["type"] == "error", body
+    return response.status_code, body["error"]["type"]
+
+
+def write_db(box: Box, sql: str, *params: Any) -> None:
+    """Change the box's database as time would (a period that began long ago)."""
+    with sqlite3.connect(box.db_path, timeout=10) as db:
+        db.execute(sql, params)
+
+
+def key_row(box: Box, key_id: str) -> tuple[int, int, str]:
+    rows = box.query("SELECT spent_nanos, held_nanos, period_start FROM api_key WHERE uuid = ?",
+                     key_id)  # fmt: skip
+    return rows[0]
+
+
+def listed(box: Box, key: str, key_id: str) -> dict[str, Any]:
+    keys = box.http(key).get("/api/v1/auth/key").json()
+    return next(k for k in keys if k["id"] == key_id)
+
+
+def test_a_capped_key_stops_at_its_cap_and_starts_again_in_a_new_period(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, _ = box.new_user("50")
+    cap_usd = f"{2 * each() / 1e9:.9f}"
+    key, key_id = new_key(box, email, limit_usd=cap_usd, limit_reset="daily")
+    fake.default = Reply(completion_tokens_from_cap=True)
+    assert [chat(box, key).status_code for _ in range(2)] == [200, 200]
+    assert openai_code(chat(box, key)) == (402, "key_limit_reached")
+    assert anthropic_type(messages(box, key)) == (402, "billing_error")
+    assert openai_code(embeddings(box, key, MODEL)) == (402, "key_limit_reached")  # input priced
+    assert key_row(box, key_id)[:2] == (2 * each(), 0)
+    assert listed(box, key, key_id)["spent_usd"] == pytest.approx(2 * each() / 1e9)
+    # The day is over: the stored period began yesterday.
+    yesterday = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    write_db(box, "UPDATE api_key SET period_start = ? WHERE uuid = ?", str(yesterday), key_id)
+    assert listed(box, key, key_id)["spent_usd"] == 0  # shown as the new period's, before use
+    assert chat(box, key).status_code == 200
+    spent, held, start = key_row(box, key_id)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert (spent, held, start) == (each(), 0, f"{today} 00:00:00")
+    assert box.balance(email)[0] == 50 * 10**9 - 3 * each()  # the account paid all three
+
+
+def test_a_key_without_reset_keeps_its_spend_and_a_raised_cap_lets_it_go_on(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    email, _ = box.new_user("50")
+    key, key_id = new_key(box, email, limit_usd=f"{each() / 1e9:.9f}")
+    fake.default = Reply(completion_tokens_from_cap=True)
+    assert chat(box, key).status_code == 200
+    assert openai_code(chat(box, key)) == (402, "key_limit_reached")
+    raised = box.http(key).patch(f"/api/v1/auth/key/{key_id}", json={"limit_usd": 1})
+    assert raised.status_code == 200 and raised.json()["limit_usd"] == 1
+    assert raised.json()["spent_usd"] == pytest.approx(each() / 1e9)
+    assert chat(box, key).status_code == 200
+    cleared = box.http(key).patch(f"/api/v1/auth/key/{key_id}", json={"limit_usd": None})
+    assert cleared.json()["limit_usd"] is None
+    assert cleared.json()["spent_usd"] == pytest.approx(2 * each() / 1e9)
+
+
+def test_an_expired_key_is_a_401_key_expired_on_every_route(box: Box, fake: FakeOpenAI) -> None:
+    email, _ = box.new_user("5")
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    key, key_id = new_key(box, email, expires_at=soon.isoformat(timespec="seconds"))
+    assert listed(box, key, key_id)["expires_at"] == soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert chat(box, key).status_code == 200
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
+    assert openai_code(chat(box, key)) == (401, "key_expired")
+    assert openai_code(embeddings(box, key)) == (401, "key_expired")
+    assert anthropic_type(messages(box, key)) == (401, "authentication_error")
+    assert openai_code(box.http(key).get("/api/v1/auth/key")) == (401, "key_expired")
+    other = box.keys[email]  # the account's other key still works and may lift the expiry
+    lifted = box.http(other).patch(f"/api/v1/auth/key/{key_id}", json={"expires_at": None})
+    assert lifted.status_code == 200 and lifted.json()["expires_at"] is None
+    assert chat(box, key).status_code == 200
+
+
+def test_allowed_models_match_after_alias_resolution(box: Box, fake: FakeOpenAI) -> None:
+    email, _ = box.new_user("5")
+    key, key_id = new_key(box, email, allowed_models=[ALIAS])
+    assert listed(box, key, key_id)["allowed_models"] == [CHEAP]  # stored as the catalog id
+    assert chat(box, key, CHEAP).status_code == 200
+    assert chat(box, key, ALIAS).status_code == 200
+    assert fake.requests[-1].body["model"] == fake.requests[-2].body["model"]
+    assert openai_code(chat(box, key, FLAT)) == (403, "model_not_allowed")
+    assert openai_code(embeddings(box, key, MODEL)) == (403, "model_not_allowed")
+    assert anthropic_type(messages(box, key, FLAT)) == (403, "permission_error")
+    assert messages(box, key, ALIAS).status_code == 200
+    answer = box.http(key).post(
+        "/v1/responses", json={"model": FLAT, "input": "hi", "max_output_tokens": 16}
+    )
+    assert openai_code(answer) == (403, "model_not_allowed")
+    assert box.query(
+        "SELECT COUNT(*) FROM usage_record u JOIN api_key k ON k.id = u.api_key_id "
+        "WHERE k.uuid = ? AND u.model = ?", key_id, FLAT
+    ) == [(0,)]  # fmt: skip
+
+
+def test_the_checks_run_in_the_order_of_the_spec(box: Box, fake: FakeOpenAI) -> None:
+    """Every condition at once, then taken away one by one: each time the next check speaks.
+    401 expired, 403 disabled, 404 model, 403 model not allowed, 429, 402 key cap, 402 balance.
+    """
+    email, _ = box.new_user(f"{each() / 1e9:.9f}")
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    key, key_id = new_key(
+        box, email, limit_usd=f"{each() / 1e9:.9f}", allowed_models=[CHEAP],
+        expires_at=soon.isoformat(timespec="seconds"),
+    )  # fmt: skip
+    other = box.keys[email]
+    fake.default = Reply(completion_tokens_from_cap=True)
+    box.cli("users", "limits", email, "--rpm", "1")
+    assert chat(box, key, CHEAP).status_code == 200  # the balance, the cap and the rpm used up
+    box.cli("users", "disable", email)
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
+    unknown = "fake/no-such-model"
+    assert openai_code(chat(box, key, unknown)) == (401, "key_expired")
+    write_db(box, "UPDATE api_key SET expires_at = NULL WHERE uuid = ?", key_id)
+    assert openai_code(chat(box, key, unknown)) == (403, "account_disabled")
+    box.cli("users", "enable", email)
+    assert openai_code(chat(box, key, unknown)) == (404, "model_not_found")
+    assert openai_code(chat(box, key, FLAT)) == (403, "model_not_allowed")
+    limited = chat(box, key, CHEAP)
+    assert openai_code(limited) == (429, "rate_limited")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    box.cli("users", "limits", email, "--rpm", "0")
+    assert openai_code(chat(box, key, CHEAP)) == (402, "key_limit_reached")
+    box.http(other).patch(f"/api/v1/auth/key/{key_id}", json={"limit_usd": None})
+    assert openai_code(chat(box, key, CHEAP)) == (402, "insufficient_credits")

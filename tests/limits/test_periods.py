@@ -1,0 +1,42 @@
+"""The periods of a key's cap, in UTC: a day from 00:00, a week from Monday 00:00, a month from
+the 1st; and the spend shown for a period that is over."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from codelace_box.accounts.limits import period_start, period_starts
+
+
+@pytest.mark.parametrize(
+    ("now", "reset", "start"),
+    [
+        ("2026-03-15 13:45:10", "daily", "2026-03-15 00:00:00"),
+        ("2026-03-15 00:00:00", "daily", "2026-03-15 00:00:00"),
+        ("2026-03-15 23:59:59.999999", "weekly", "2026-03-09 00:00:00"),  # a Sunday
+        ("2026-03-16 00:00:00", "weekly", "2026-03-16 00:00:00"),  # the Monday after
+        ("2026-03-01 00:00:00", "weekly", "2026-02-23 00:00:00"),  # across a month
+        ("2026-01-01 08:00:00", "weekly", "2025-12-29 00:00:00"),  # across a year
+        ("2026-03-31 23:59:59", "monthly", "2026-03-01 00:00:00"),
+        ("2026-04-01 00:00:00", "monthly", "2026-04-01 00:00:00"),
+        ("2028-02-29 12:00:00", "monthly", "2028-02-01 00:00:00"),
+    ],
+)
+def test_a_period_starts_where_the_spec_says(now: str, reset: str, start: str) -> None:
+    assert period_start(reset, datetime.fromisoformat(now)) == datetime.fromisoformat(start)
+
+
+def test_a_key_without_reset_has_no_period_boundary() -> None:
+    assert period_start(None, datetime(2026, 5, 5, 5, 5)) is None
+
+
+def test_period_starts_are_stored_text_that_orders_like_time() -> None:
+    daily, weekly, monthly = period_starts(datetime(2026, 3, 18, 9, 30))
+    assert (daily, weekly, monthly) == (
+        "2026-03-18 00:00:00",
+        "2026-03-16 00:00:00",
+        "2026-03-01 00:00:00",
+    )
+    assert monthly < weekly < daily < "2026-03-18 09:30:00"
