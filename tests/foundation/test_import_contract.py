@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.catalog",
         "codelace_box.reports",
         "codelace_box.doctor",
+        "codelace_box.audit",
     ),
     ("codelace_box.providers",),
     ("codelace_box.db",),
@@ -48,7 +49,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 INDEPENDENT = (("codelace_box.api", "admin_tui"),)
 FEATURES_FROM = 3  # LAYERS[3:] are the features and what they stand on
 FRAMEWORKS = frozenset({"sanic", "click", "textual"})
-ADMIN_DOORS = frozenset({"admin_tui.services", "admin_tui.service_checks"})
+ADMIN_DOORS = frozenset(
+    {"admin_tui.services", "admin_tui.service_checks", "admin_tui.service_audit"}
+)
 
 
 @dataclass(frozen=True)
