@@ -32,8 +32,8 @@ from datetime import datetime
 from typing import Any
 
 from codelace_box.crypto import mask_secret
-from codelace_box.db.audit_store import audit_rows, insert_audit_entry, last_hash
 from codelace_box.db.core import Tx, utcnow, write_transaction
+from codelace_box.db.observability import audit_rows, insert_audit_entry, last_hash
 
 CLIENTS = ("cli", "admin")
 SECRET_NAMES = frozenset(

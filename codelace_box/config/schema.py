@@ -189,6 +189,31 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    format: str = _opt(
+        "text",
+        "Log lines of serve: text (time, level, message) or json (one object per line, for a "
+        "log shipper).",
+        choices=("text", "json"),
+    )
+    level: str = _opt(
+        "info",
+        "Lowest level written: debug, info, warning or error (any case).",
+        pattern=(r"(?i)debug|info|warning|error", "debug, info, warning or error"),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _opt(True, "Serve Prometheus metrics at GET /metrics.")
+    token: str = _opt(
+        "",
+        "Bearer token /metrics requires; empty: /metrics answers only loopback clients (the "
+        "address after server.proxies_count).",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -196,6 +221,8 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -211,4 +238,6 @@ SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
+    "log": LogConfig,
+    "metrics": MetricsConfig,
 }

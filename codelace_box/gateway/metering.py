@@ -43,6 +43,7 @@ from typing import Any
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
+from codelace_box.db.observability import set_upstream_error
 from codelace_box.errors import InsufficientCredits
 from codelace_box.money import priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
@@ -184,6 +185,7 @@ class Settlement:
     charge: bool = True  # False: a failed call, it costs nothing
     route: str = "/v1/chat/completions"
     cache: CacheTokens = field(default_factory=CacheTokens)
+    upstream_error: str | None = None  # the provider's error message, masked and bounded
 
     def cost_nanos(self) -> int:
         """The price of the tokens (0 for a failed call): input tokens read from or written to
@@ -219,6 +221,8 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
     else:
         hotpath.lower_held(tx, item.user_id, hold)
     hotpath.insert_usage(tx, _usage_values(item, charged, hold, now))
+    if item.upstream_error:
+        set_upstream_error(tx, item.request_id, item.upstream_error)
     return charged
 
 

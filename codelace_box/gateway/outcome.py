@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+from codelace_box.crypto import mask_tokens
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import (
     UpstreamBroken,
@@ -15,6 +17,8 @@ from codelace_box.gateway.metering import CacheTokens, Settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
+
+log = logging.getLogger("codelace_box.gateway")
 
 
 def settlement(
@@ -62,6 +66,25 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
         cache.write_tokens = usage.cache_write_tokens
         cache.write_1h_tokens = usage.cache_write_1h_tokens
     return cache
+
+
+def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = None) -> Settlement:
+    """The settlement of a call that failed with `error` (None: a bug), charged only what an
+    upstream reported (`usage`); the upstream's message is kept, masked, and logged."""
+    code = error.code if error else "internal_error"
+    item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
+    if error is not None:
+        item.upstream_error = mask_tokens(error.message)
+        log.warning(
+            "upstream error: request %s model %s provider %s: %d %s: %s",
+            call.request_id,
+            call.route.id,
+            call.route.provider.name,
+            error.status,
+            code,
+            item.upstream_error,
+        )
+    return item
 
 
 def abandoned(call: ChatCall) -> Settlement:

@@ -34,7 +34,7 @@ from codelace_box.gateway.metering import (
     release_holds_in,
     settle_in,
 )
-from codelace_box.gateway.outcome import abandoned, client_error, settlement
+from codelace_box.gateway.outcome import abandoned, client_error, failed, settlement
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
@@ -213,9 +213,7 @@ class Gateway:
             return exc
         error = client_error(exc)
         usage = exc.usage if isinstance(exc, OversizedAnswer) else None  # else it costs nothing
-        code = error.code if error else "internal_error"
-        item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
-        await self.writes.submit(partial(settle_in, item=item))
+        await self.writes.submit(partial(settle_in, item=failed(call, error, usage)))
         return error if error is not None else exc
 
 

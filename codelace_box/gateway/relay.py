@@ -29,7 +29,7 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_in
-from codelace_box.gateway.outcome import client_error, settlement
+from codelace_box.gateway.outcome import client_error, failed, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
@@ -261,8 +261,7 @@ class StreamRelay:
         self.opened.response.close()
         if not self._settled:
             self._settled = True
-            code = error.code if error else "internal_error"
-            item = settlement(self.call, None, "error", error_code=code, charge=False)
+            item = failed(self.call, error)
             try:
                 await self.writes.submit(partial(settle_in, item=item))
             except Exception:  # the hold stays until the next start releases it

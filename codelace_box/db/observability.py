@@ -1,4 +1,5 @@
-"""The rows of the audit log and of the refusal counters, as db/ writes and reads them.
+"""What db/ writes and reads for observability: the audit log, the refusal counters and the
+upstream's error text on a usage row.
 
 The audit chain needs its writers serialized: on SQLite the write lock of BEGIN IMMEDIATE
 (`write_transaction`) does it, so `last_hash` reads the tail with no lock of its own. A second
@@ -57,4 +58,11 @@ def refusal_rows(since_hour: str) -> list[Row]:
         "SELECT status, code, SUM(count) FROM refusal_count WHERE hour >= ? "
         "GROUP BY status, code ORDER BY SUM(count) DESC, status, code",
         (since_hour,),
+    )
+
+
+def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
+    """Keep the upstream's (masked, bounded) error message on a request's usage row."""
+    tx.execute(
+        "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?", (text, request_id)
     )
