@@ -5,9 +5,11 @@ The list of blueprints below is every route family of the product, in one visibl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import os
 import socket
+import time
 import weakref
 from functools import partial
 from typing import Any
@@ -17,6 +19,7 @@ from sanic.http import Http
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
+from codelace_box import metrics
 from codelace_box.accounts.mailer import build_mailer
 from codelace_box.accounts.mailer import startup_notice as mail_startup_notice
 from codelace_box.api import (
@@ -25,6 +28,7 @@ from codelace_box.api import (
     embeddings,
     inference,
     messages,
+    observe,
     public,
     responses,
     stripe,
@@ -35,6 +39,8 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.errors import ConfigError
+from codelace_box.logformat import configure_logging as setup_logging
+from codelace_box.reports.refusals import RefusalTally
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
 APP_NAME = "codelace_box"
@@ -47,8 +53,10 @@ BLUEPRINTS = [
     responses.bp,
     embeddings.bp,
     stripe.bp,
+    observe.bp,
 ]
 log = logging.getLogger("codelace_box")
+REFUSAL_FLUSH_SEC = 5.0
 
 
 def sanic_settings(config: Config) -> dict[str, Any]:
@@ -77,6 +85,8 @@ def create_app(config: Config) -> Sanic:
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)
+    app.signal("http.lifecycle.response")(observe.finish_request)
+    app.ctx.refusals = RefusalTally()
     watch_worker_stops(app)
     app.before_server_start(_open_resources)
     app.before_server_stop(_begin_draining)
@@ -87,6 +97,7 @@ def create_app(config: Config) -> Sanic:
 
 
 async def _assign_request_id(request: Request) -> None:
+    request.ctx.started = time.perf_counter()
     request.ctx.request_id = new_request_id()
     request.app.ctx.in_flight.add(request)
 
@@ -108,7 +119,7 @@ async def _begin_draining(app: Sanic) -> None:
 
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
-    configure_logging()  # worker processes start without our log handler
+    configure_logging(config)  # worker processes start without our log handler
     app.ctx.db = open_database(config.database.path)
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
@@ -119,12 +130,35 @@ async def _open_resources(app: Sanic) -> None:
 async def _close_resources(app: Sanic) -> None:
     for hook in SHUTDOWN_HOOKS:
         await hook(app)
+    app.ctx.refusals.flush()
     close_database()
 
 
+async def _start_refusal_flush(app: Sanic) -> None:
+    """Per worker: write the refusals counted in memory every REFUSAL_FLUSH_SEC."""
+    app.ctx.refusal_flush = asyncio.get_running_loop().create_task(_flush_forever(app))
+
+
+async def _stop_refusal_flush(app: Sanic) -> None:
+    task: asyncio.Task[None] | None = getattr(app.ctx, "refusal_flush", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _flush_forever(app: Sanic) -> None:
+    while True:
+        await asyncio.sleep(REFUSAL_FLUSH_SEC)
+        try:
+            app.ctx.refusals.flush()
+        except Exception:  # kept in memory, retried at the next tick
+            log.exception("writing the refusal counts failed")
+
+
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.
-STARTUP_HOOKS: list[Any] = [inference.start_gateway]
-SHUTDOWN_HOOKS: list[Any] = [inference.stop_gateway]
+STARTUP_HOOKS: list[Any] = [inference.start_gateway, _start_refusal_flush]
+SHUTDOWN_HOOKS: list[Any] = [inference.stop_gateway, _stop_refusal_flush]
 
 
 def prepare_database(config: Config) -> list[int]:
@@ -143,21 +177,12 @@ def prepare_database(config: Config) -> list[int]:
     return applied
 
 
-def configure_logging() -> None:
-    """Our log lines (logger `codelace_box.*`) to stderr with time and level, once per process.
-
-    Only our own logger gets a handler: Sanic's loggers keep theirs, so nothing is printed
-    twice. Workers call it too (in _open_resources), so their lines are not lost.
-    """
-    logger = logging.getLogger("codelace_box")
-    if any(getattr(h, "_codelace", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler._codelace = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(os.environ.get("CODELACE_LOG_LEVEL", "INFO").upper())
-    logger.propagate = False
+def configure_logging(config: Config | None = None) -> None:
+    """Our log lines to stderr, in the configured format and level, once per process."""
+    if config is None:
+        setup_logging()
+    else:
+        setup_logging(config.log.format, config.log.level)
 
 
 def check_address(host: str, port: int) -> None:
@@ -176,7 +201,7 @@ def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_sanic_hooks()
     check_address(config.server.host, config.server.port)
-    configure_logging()
+    configure_logging(config)
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
@@ -195,6 +220,10 @@ def serve(config: Config) -> None:
     log.info("codelace-box serving on %s (%d worker(s))", config.server.base_url, workers)
     if workers == 1:
         Sanic.serve_single(primary=app)
-    else:
-        install_supervisor()
+        return
+    install_supervisor()
+    values = metrics.enable_multiprocess()  # before the workers start: they inherit it
+    try:
         Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        metrics.cleanup(values)

@@ -80,6 +80,7 @@ async def run_call(
         key_id=auth.key_id,
         default_context_tokens=gateway.settings.default_context_tokens,
     )
+    request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     await gateway.reserve(call)
     return await answer(request, gateway, call)
 

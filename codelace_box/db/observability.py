@@ -43,12 +43,12 @@ def audit_rows(since: str = "", limit: int | None = None) -> list[Row]:
     return rows[::-1]
 
 
-def bump_refusal(tx: Tx, hour: str, status: int, code: str) -> None:
-    """Count one refused request in its hour."""
+def bump_refusal(tx: Tx, hour: str, status: int, code: str, count: int) -> None:
+    """Add `count` refused requests to their hour's counter."""
     tx.execute(
-        "INSERT INTO refusal_count (hour, status, code, count) VALUES (?, ?, ?, 1) "
-        "ON CONFLICT (hour, status, code) DO UPDATE SET count = refusal_count.count + 1",
-        (hour, status, code),
+        "INSERT INTO refusal_count (hour, status, code, count) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (hour, status, code) DO UPDATE SET count = refusal_count.count + ?",
+        (hour, status, code, count, count),
     )
 
 

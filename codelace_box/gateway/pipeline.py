@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -174,12 +175,14 @@ class Gateway:
         opened = await open_upstream(
             self.client, self.routes, call, self.settings.max_retries, self.prober
         )
+        reading = time.perf_counter()
         try:
             payload: Any = await opened.response.read_json()
         except UpstreamTooLarge as exc:  # the provider did the work: its count is charged
             raise await oversized(call, opened.response, exc) from None
         finally:
             opened.response.release()
+            call.upstream_sec += time.perf_counter() - reading
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
         body, usage = call.adapter.parse_response(payload, call.route.id)

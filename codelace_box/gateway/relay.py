@@ -33,6 +33,7 @@ from codelace_box.gateway.outcome import client_error, failed, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
+from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.tally import OutputTally
 
@@ -83,6 +84,7 @@ class StreamRelay:
     async def run(self, send: Send) -> None:
         """Relay to the end; raises only the error of a failure before the first byte was sent
         (client failures and later upstream failures are handled here)."""
+        ACTIVE_STREAMS.inc()
         try:
             await self._relay(send)
         except ClientGone:
@@ -90,6 +92,7 @@ class StreamRelay:
         except Exception as exc:
             await self._fail(send, exc)
         finally:
+            ACTIVE_STREAMS.dec()
             if not self._settled:  # the client went away: read on for the provider's count
                 self.abandon()
             elif not self._reading_on:

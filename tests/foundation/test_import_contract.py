@@ -43,6 +43,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.crypto",
         "codelace_box.money",
         "codelace_box.private_files",
+        "codelace_box.logformat",
+        "codelace_box.metrics",
     ),
     ("codelace_box.errors",),
 )
