@@ -16,6 +16,7 @@ from typing import Any
 
 from sanic import Request, Sanic
 from sanic.http import Http
+from sanic.log import LOGGING_CONFIG_DEFAULTS
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
@@ -39,6 +40,7 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.errors import ConfigError
+from codelace_box.logformat import JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.refusals import RefusalTally
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
@@ -75,9 +77,25 @@ def sanic_settings(config: Config) -> dict[str, Any]:
     } | ({"PROXIES_COUNT": config.server.proxies_count} if config.server.proxies_count else {})
 
 
+def sanic_log_config(config: Config) -> dict[str, Any] | None:
+    """Sanic's own loggers in our JSON lines when log.format is json (None: Sanic's default)."""
+    if config.log.format != "json":
+        return None
+    defaults = LOGGING_CONFIG_DEFAULTS
+    handlers = {  # streams by name (`ext://`): the workers get a pickled copy of this
+        name: {k: v for k, v in handler.items() if k != "stream"} | {"stream": "ext://sys.stderr"}
+        for name, handler in defaults["handlers"].items()
+    }
+    formatters = {name: {"()": JsonFormatter} for name in defaults["formatters"]}
+    loggers = {name: dict(logger) for name, logger in defaults["loggers"].items()}
+    settings = dict(defaults) | {"handlers": handlers, "formatters": formatters}
+    settings["loggers"] = loggers
+    return settings
+
+
 def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
-    app = Sanic(APP_NAME, env_prefix="CODELACE_SANIC_")
+    app = Sanic(APP_NAME, env_prefix="CODELACE_SANIC_", log_config=sanic_log_config(config))
     app.config.update(sanic_settings(config))
     app.ctx.config = config
     for blueprint in BLUEPRINTS:
