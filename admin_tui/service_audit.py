@@ -8,8 +8,17 @@ from contextlib import AbstractContextManager, contextmanager
 
 from codelace_box import audit
 from codelace_box.audit import Entry, states
+from codelace_box.reports.refusals import RefusalCount, refusal_counts
 
-__all__ = ["Entry", "audited", "entries", "provider_key_change", "states"]
+__all__ = [
+    "Entry",
+    "RefusalCount",
+    "audited",
+    "entries",
+    "provider_key_change",
+    "refusal_counts",
+    "states",
+]
 
 
 def audited(

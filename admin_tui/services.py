@@ -19,8 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from admin_tui.service_audit import Entry, entries, provider_key_change, states
 from admin_tui.service_audit import audited as _audited
+from admin_tui.service_audit import provider_key_change, states
 from admin_tui.service_checks import check_adjustment, parse_token_cap
 from admin_tui.views import (
     KeyRow,
@@ -342,12 +342,6 @@ class AdminServices:
         command = "providers enable" if enabled else "providers disable"
         with _audited(command, name, lambda: states.provider(name)):
             catalog.set_provider_enabled(name, enabled)
-
-    # -- audit log and refusals ------------------------------------------------------------
-
-    def audit_entries(self, limit: int = LIST_LIMIT) -> list[Entry]:
-        """The newest entries of the audit log, oldest first."""
-        return entries(limit)
 
     def _key_target(self, key_id: int) -> _KeyTarget:
         for provider in catalog.list_providers():

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from admin_tui.service_audit import entries as audit_entries
 from admin_tui.services import AdminServices, ModelForm
 from codelace_box.db.core import close_database
 from tests.acceptance.cli_tools import Box
@@ -132,7 +133,7 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
 
     def last(command: str) -> Any:
         nonlocal count
-        found = call(admin.audit_entries)
+        found = call(audit_entries, 200)
         assert len(found) == count + 1, [e.command for e in found[count:]]
         count += 1
         entry = found[-1]
@@ -164,5 +165,5 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
     assert last("models set").after["input_per_1m"] == "1"
     call(admin.set_model_enabled, "acme/m", False)
     assert last("models disable").after["enabled"] is False
-    rows = call(admin.audit_entries)
+    rows = call(audit_entries, 200)
     assert "secret" not in json.dumps([[e.before, e.after] for e in rows])
