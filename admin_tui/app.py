@@ -1,4 +1,4 @@
-"""The Textual app: five modes (F1-F5), the command palette, and the one factory shared by the
+"""The Textual app: six modes (F1-F6), the command palette, and the one factory shared by the
 `codelace-box admin` command and the tests."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from admin_tui.screens.activity import ActivityScreen
+from admin_tui.screens.audit import AuditScreen
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.dashboard import DashboardScreen
 from admin_tui.screens.models import ModelsScreen
@@ -34,6 +35,7 @@ class AdminApp(App[None]):
         "models": ModelsScreen,
         "providers": ProvidersScreen,
         "activity": ActivityScreen,
+        "audit": AuditScreen,
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [

@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from admin_tui.service_audit import audited as _audited
+from admin_tui.service_audit import provider_key_change, states
 from admin_tui.service_checks import check_adjustment, parse_token_cap
 from admin_tui.views import (
     KeyRow,
@@ -35,7 +37,7 @@ from codelace_box.catalog import providers as catalog
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import open_database, utcnow, write_transaction
+from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import DbThread
@@ -187,18 +189,26 @@ class AdminServices:
 
     def create_user(self, email: str) -> UserRow:
         """Create an account (it may then sign in under invite-only signup)."""
-        return _user_row(accounts.create_user(email, created_by_admin=True), 0, 0, {})
+        with _audited("users create", email, lambda: states.user(email)):
+            user = accounts.create_user(email, created_by_admin=True)
+        return _user_row(user, 0, 0, {})
 
     def set_user_active(self, email: str, active: bool) -> None:
-        accounts.set_user_status(email, "active" if active else "disabled")
+        command = "users enable" if active else "users disable"
+        with _audited(command, email, lambda: states.user(email)):
+            accounts.set_user_status(email, "active" if active else "disabled")
 
     def adjust_balance(self, email: str, amount_usd: str, reason: str) -> int:
         """Add (or remove, negative) credit through the ledger; the new balance."""
-        user, _ = credits.adjust_balance(email, amount_usd, reason)
+        with _audited("credit", email, lambda: states.user(email)) as change:
+            user, _ = credits.adjust_balance(email, amount_usd, reason)
+            after = states.user(email) or {}
+            change.set_after(after | {"amount_usd": amount_usd.strip(), "reason": reason})
         return int(user.balance_nanos)
 
     def revoke_key(self, key_uuid: str) -> None:
-        api_keys.revoke_key(key_uuid)
+        with _audited("keys revoke", key_uuid, lambda: states.api_key(key_uuid)):
+            api_keys.revoke_key(key_uuid)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -231,23 +241,26 @@ class AdminServices:
                 f"model {model_id} is already in the catalog: edit it instead",
                 code="model_exists",
             )
-        models.set_model(
-            model_id,
-            form.input_per_1m.strip(),
-            form.output_per_1m.strip(),
-            provider=form.provider.strip() or None,
-            upstream_model=form.upstream_model.strip() or None,
-            max_output_tokens=parse_token_cap(form.max_output_tokens),
-            cache_prices=models.CachePrices(
-                form.cache_read_per_1m.strip() or None,
-                form.cache_write_per_1m.strip() or None,
-                form.cache_write_1h_per_1m.strip() or None,
-            ),
-        )
+        with _audited("models set", model_id, lambda: states.model(model_id)):
+            models.set_model(
+                model_id,
+                form.input_per_1m.strip(),
+                form.output_per_1m.strip(),
+                provider=form.provider.strip() or None,
+                upstream_model=form.upstream_model.strip() or None,
+                max_output_tokens=parse_token_cap(form.max_output_tokens),
+                cache_prices=models.CachePrices(
+                    form.cache_read_per_1m.strip() or None,
+                    form.cache_write_per_1m.strip() or None,
+                    form.cache_write_1h_per_1m.strip() or None,
+                ),
+            )
         return model_id
 
     def set_model_enabled(self, model_id: str, enabled: bool) -> None:
-        models.set_model_enabled(model_id, enabled)
+        command = "models enable" if enabled else "models disable"
+        with _audited(command, model_id, lambda: states.model(model_id)):
+            models.set_model_enabled(model_id, enabled)
 
     def set_alias(self, name: str, model_id: str) -> str:
         """Route the bare name `name` to a model (moving it if it routed elsewhere); the name."""
@@ -282,25 +295,32 @@ class AdminServices:
         return keycheck.redact(str(key.failure_reason), plain)
 
     def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
-        catalog.add_provider(name.strip(), kind, self._secret(), key, base_url.strip())
+        name, secret = name.strip(), self._secret()
+        with _audited("providers add", name, lambda: states.provider(name)):
+            catalog.add_provider(name, kind, secret, key, base_url.strip())
 
     def add_provider_key(self, provider: str, key: str) -> str:
         """Add a key to a provider's rotation; its masked hint."""
-        return str(catalog.add_provider_key(provider, self._secret(), key).key_hint)
+        secret = self._secret()
+        with _audited("providers key-add", provider, lambda: states.provider(provider)):
+            return str(catalog.add_provider_key(provider, secret, key).key_hint)
 
     def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
         """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
         secret = self._secret()
-        with write_transaction():
+        with _audited("providers key-rotate", provider, lambda: states.provider(provider)):
             added = catalog.add_provider_key(provider, secret, key)
             catalog.set_key_enabled(old_key_id, False)
         return str(added.key_hint)
 
     def set_key_enabled(self, key_id: int, enabled: bool) -> None:
-        catalog.set_key_enabled(key_id, enabled)
+        with provider_key_change("enable" if enabled else "disable", key_id):
+            catalog.set_key_enabled(key_id, enabled)
 
     def set_provider_enabled(self, name: str, enabled: bool) -> None:
-        catalog.set_provider_enabled(name, enabled)
+        command = "providers enable" if enabled else "providers disable"
+        with _audited(command, name, lambda: states.provider(name)):
+            catalog.set_provider_enabled(name, enabled)
 
     def _key_target(self, key_id: int) -> _KeyTarget:
         for provider in catalog.list_providers():

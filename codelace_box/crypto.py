@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -44,3 +45,32 @@ def mask_in(text: str, secret: str) -> str:
     """`text` with every occurrence of `secret` replaced by its mask."""
     secret = secret.strip()
     return text.replace(secret, mask_secret(secret)) if secret else text
+
+
+# What looks like a credential in free text: a known key prefix, or a long run of key
+# characters mixing letters and digits (base62/base64url, as most providers' keys are).
+_TOKEN_RE = re.compile(
+    r"(?:\b(?:sk|pk|rk|cl|sess|key|api|ghp|gsk|xai|AIza)[-_][A-Za-z0-9_\-]{6,})"
+    r"|(?:[A-Za-z0-9_\-]{24,})"
+)
+
+
+_ID_PREFIXES = ("req_", "req-", "msg_", "chatcmpl", "resp_", "call_", "toolu_", "gen-")
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token.startswith(_ID_PREFIXES):  # ids a provider names in its errors, not credentials
+        return token
+    if token[:3] in ("sk-", "sk_", "cl_") or (
+        any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    ):
+        return mask_secret(token)
+    return token
+
+
+def mask_tokens(text: str, limit: int = 500) -> str:
+    """Free text (an upstream's error message) with anything key-like masked, cut to `limit`
+    characters."""
+    masked = _TOKEN_RE.sub(_mask_token, text)
+    return masked if len(masked) <= limit else masked[: limit - 1] + "…"

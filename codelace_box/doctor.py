@@ -1,4 +1,5 @@
-"""The checks behind `codelace-box doctor`: file integrity, schema version, balances vs ledger.
+"""The checks behind `codelace-box doctor`: file integrity, schema version, balances vs ledger,
+the audit log's hash chain.
 
 Read-only: it never creates, migrates or repairs anything (not even a server secret); it
 lists what is wrong, one line per problem, each naming the account (or the part of the
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from peewee import Database
 
+from codelace_box.audit import verify_chain
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import open_database, quick_check
@@ -82,4 +84,6 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
         for mismatch in find_mismatches():
             problems += _mismatch_lines(mismatch)
         problems += check_provider_keys(secret_key)
+        if db.table_exists("audit_log"):
+            problems += verify_chain()
     return version, problems

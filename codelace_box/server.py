@@ -8,17 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
+import time
 import weakref
 from functools import partial
 from typing import Any
 
 from sanic import Request, Sanic
 from sanic.http import Http
+from sanic.log import LOGGING_CONFIG_DEFAULTS
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
+from codelace_box import metrics
 from codelace_box.accounts.mailer import build_mailer
 from codelace_box.accounts.mailer import startup_notice as mail_startup_notice
 from codelace_box.api import (
@@ -27,6 +29,7 @@ from codelace_box.api import (
     embeddings,
     inference,
     messages,
+    observe,
     public,
     responses,
     stripe,
@@ -38,7 +41,10 @@ from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.db.offload import start_db_thread, stop_db_thread
 from codelace_box.errors import ConfigError
+from codelace_box.logformat import JsonFormatter
+from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
+from codelace_box.reports.refusals import RefusalTally
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
 APP_NAME = "codelace_box"
@@ -51,8 +57,10 @@ BLUEPRINTS = [
     responses.bp,
     embeddings.bp,
     stripe.bp,
+    observe.bp,
 ]
 log = logging.getLogger("codelace_box")
+REFUSAL_FLUSH_SEC = 5.0
 
 
 def sanic_settings(config: Config) -> dict[str, Any]:
@@ -71,9 +79,25 @@ def sanic_settings(config: Config) -> dict[str, Any]:
     } | ({"PROXIES_COUNT": config.server.proxies_count} if config.server.proxies_count else {})
 
 
+def sanic_log_config(config: Config) -> dict[str, Any] | None:
+    """Sanic's own loggers in our JSON lines when log.format is json (None: Sanic's default)."""
+    if config.log.format != "json":
+        return None
+    defaults = LOGGING_CONFIG_DEFAULTS
+    handlers = {  # streams by name (`ext://`): the workers get a pickled copy of this
+        name: {k: v for k, v in handler.items() if k != "stream"} | {"stream": "ext://sys.stderr"}
+        for name, handler in defaults["handlers"].items()
+    }
+    formatters = {name: {"()": JsonFormatter} for name in defaults["formatters"]}
+    loggers = {name: dict(logger) for name, logger in defaults["loggers"].items()}
+    settings = dict(defaults) | {"handlers": handlers, "formatters": formatters}
+    settings["loggers"] = loggers
+    return settings
+
+
 def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
-    app = Sanic(APP_NAME, env_prefix="CODELACE_SANIC_")
+    app = Sanic(APP_NAME, env_prefix="CODELACE_SANIC_", log_config=sanic_log_config(config))
     app.config.update(sanic_settings(config))
     app.ctx.config = config
     for blueprint in BLUEPRINTS:
@@ -81,6 +105,8 @@ def create_app(config: Config) -> Sanic:
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)
+    app.signal("http.lifecycle.response")(observe.finish_request)
+    app.ctx.refusals = RefusalTally()
     watch_worker_stops(app)
     app.before_server_start(_open_resources)
     app.before_server_stop(_begin_draining)
@@ -91,6 +117,7 @@ def create_app(config: Config) -> Sanic:
 
 
 async def _assign_request_id(request: Request) -> None:
+    request.ctx.started = time.perf_counter()
     request.ctx.request_id = new_request_id()
     request.app.ctx.in_flight.add(request)
 
@@ -112,7 +139,7 @@ async def _begin_draining(app: Sanic) -> None:
 
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
-    configure_logging()  # worker processes start without our log handler
+    configure_logging(config)  # worker processes start without our log handler
     app.ctx.db = open_database(config.database.path)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
     app.ctx.secret_key = ensure_secret_key(config)
@@ -124,6 +151,7 @@ async def _open_resources(app: Sanic) -> None:
 async def _close_resources(app: Sanic) -> None:
     for hook in SHUTDOWN_HOOKS:
         await hook(app)
+    app.ctx.refusals.flush()
     stop_db_thread()
     close_database()
 
@@ -135,16 +163,41 @@ async def _start_retention(app: Sanic) -> None:
 
 
 async def _stop_retention(app: Sanic) -> None:
-    task = getattr(app.ctx, "retention", None)
+    await _cancel(getattr(app.ctx, "retention", None))
+
+
+async def _start_refusal_flush(app: Sanic) -> None:
+    """Per worker: write the refusals counted in memory every REFUSAL_FLUSH_SEC."""
+    app.ctx.refusal_flush = asyncio.get_running_loop().create_task(_flush_forever(app))
+
+
+async def _stop_refusal_flush(app: Sanic) -> None:
+    await _cancel(getattr(app.ctx, "refusal_flush", None))
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
+async def _flush_forever(app: Sanic) -> None:
+    while True:
+        await asyncio.sleep(REFUSAL_FLUSH_SEC)
+        try:
+            app.ctx.refusals.flush()
+        except Exception:  # kept in memory, retried at the next tick
+            log.exception("writing the refusal counts failed")
+
+
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.
-STARTUP_HOOKS: list[Any] = [inference.start_gateway, _start_retention]
-SHUTDOWN_HOOKS: list[Any] = [_stop_retention, inference.stop_gateway]
+STARTUP_HOOKS: list[Any] = [
+    inference.start_gateway,
+    _start_retention,
+    _start_refusal_flush,
+]
+SHUTDOWN_HOOKS: list[Any] = [_stop_retention, inference.stop_gateway, _stop_refusal_flush]
 
 
 def prepare_database(config: Config) -> list[int]:
@@ -163,21 +216,12 @@ def prepare_database(config: Config) -> list[int]:
     return applied
 
 
-def configure_logging() -> None:
-    """Our log lines (logger `codelace_box.*`) to stderr with time and level, once per process.
-
-    Only our own logger gets a handler: Sanic's loggers keep theirs, so nothing is printed
-    twice. Workers call it too (in _open_resources), so their lines are not lost.
-    """
-    logger = logging.getLogger("codelace_box")
-    if any(getattr(h, "_codelace", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler._codelace = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(os.environ.get("CODELACE_LOG_LEVEL", "INFO").upper())
-    logger.propagate = False
+def configure_logging(config: Config | None = None) -> None:
+    """Our log lines to stderr, in the configured format and level, once per process."""
+    if config is None:
+        setup_logging()
+    else:
+        setup_logging(config.log.format, config.log.level)
 
 
 def check_address(host: str, port: int) -> None:
@@ -196,7 +240,7 @@ def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_sanic_hooks()
     check_address(config.server.host, config.server.port)
-    configure_logging()
+    configure_logging(config)
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
@@ -215,6 +259,10 @@ def serve(config: Config) -> None:
     log.info("codelace-box serving on %s (%d worker(s))", config.server.base_url, workers)
     if workers == 1:
         Sanic.serve_single(primary=app)
-    else:
-        install_supervisor()
+        return
+    install_supervisor()
+    values = metrics.enable_multiprocess()  # before the workers start: they inherit it
+    try:
         Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        metrics.cleanup(values)

@@ -11,6 +11,7 @@ MODES: tuple[tuple[str, str, str], ...] = (
     ("models", "f3", "Models"),
     ("providers", "f4", "Providers"),
     ("activity", "f5", "Activity"),
+    ("audit", "f6", "Audit"),
 )
 
 

@@ -61,6 +61,8 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
 
 
 def _render_openai(request: Request, exc: Exception) -> HTTPResponse:
+    if request is not None:  # the access line and the refusal tally name it (api/observe.py)
+        request.ctx.error_code = getattr(exc, "code", None)
     if isinstance(exc, CodelaceError):
         response = json_response(exc.envelope(), status=exc.status)
         if isinstance(exc, RateLimited):

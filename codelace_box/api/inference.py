@@ -85,6 +85,7 @@ async def run_call(
         default_context_tokens=gateway.settings.default_context_tokens,
     )
     check_model_allowed(auth.allowed_models, call.route.id)
+    request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     await gateway.reserve(call, admission(gateway, auth))
     return await answer(request, gateway, call)
 

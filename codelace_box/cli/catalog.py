@@ -7,8 +7,10 @@ from typing import Any
 
 import click
 
+from codelace_box.audit import states
 from codelace_box.cli.support import (
     CliState,
+    audited,
     emit,
     json_option,
     pass_state,
@@ -124,9 +126,10 @@ def providers_add(
 
     state.database()
     secret = read_secret(key)
-    provider = add_provider(
-        name, kind, state.secret_key(), secret, base_url, allow, responses_api=responses_api
-    )
+    with audited("providers add", name, lambda: states.provider(name)):
+        provider = add_provider(
+            name, kind, state.secret_key(), secret, base_url, allow, responses_api=responses_api
+        )
     click.echo(f"added provider {provider.name} ({provider.kind})")
 
 
@@ -166,14 +169,15 @@ def providers_update(
             "nothing to change: give --base-url, --kind, --(no-)allow-field or --(no-)responses-api"
         )
     state.database()
-    provider = update_provider(
-        name,
-        base_url=base_url,
-        kind=kind,
-        allow=allow,
-        disallow=disallow,
-        responses_api=responses_api,
-    )
+    with audited("providers update", name, lambda: states.provider(name)):
+        provider = update_provider(
+            name,
+            base_url=base_url,
+            kind=kind,
+            allow=allow,
+            disallow=disallow,
+            responses_api=responses_api,
+        )
     fields = ", ".join(allowed_fields(provider)) or "none"
     base = provider.base_url or default_base_url(provider.kind)
     native = "; responses api: native" if provider.responses_api else ""
@@ -220,7 +224,9 @@ def providers_key_add(state: CliState, name: str, key: str) -> None:
     from codelace_box.catalog.providers import add_provider_key
 
     state.database()
-    added = add_provider_key(name, state.secret_key(), read_secret(key))
+    secret = read_secret(key)
+    with audited("providers key-add", name, lambda: states.provider(name)):
+        added = add_provider_key(name, state.secret_key(), secret)
     click.echo(f"added key {added.id} ({added.key_hint}) to {name}")
 
 
@@ -232,7 +238,8 @@ def providers_disable(state: CliState, name: str) -> None:
     from codelace_box.catalog.providers import set_provider_enabled
 
     state.database()
-    set_provider_enabled(name, False)
+    with audited("providers disable", name, lambda: states.provider(name)):
+        set_provider_enabled(name, False)
     click.echo(f"provider {name} disabled")
 
 
@@ -244,7 +251,8 @@ def providers_enable(state: CliState, name: str) -> None:
     from codelace_box.catalog.providers import set_provider_enabled
 
     state.database()
-    set_provider_enabled(name, True)
+    with audited("providers enable", name, lambda: states.provider(name)):
+        set_provider_enabled(name, True)
     click.echo(f"provider {name} enabled")
 
 
@@ -298,17 +306,18 @@ def models_set(
     from codelace_box.catalog.models import CachePrices, set_model
 
     state.database()
-    model = set_model(
-        model_id,
-        input_per_1m,
-        output_per_1m,
-        provider=provider,
-        upstream_model=upstream_model,
-        max_output_tokens=max_output_tokens,
-        context_tokens=context_tokens,
-        keep_unset=True,
-        cache_prices=CachePrices(cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m),
-    )
+    with audited("models set", model_id, lambda: states.model(model_id)):
+        model = set_model(
+            model_id,
+            input_per_1m,
+            output_per_1m,
+            provider=provider,
+            upstream_model=upstream_model,
+            max_output_tokens=max_output_tokens,
+            context_tokens=context_tokens,
+            keep_unset=True,
+            cache_prices=CachePrices(cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m),
+        )
     prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
     click.echo(f"{model.id}: ${prices[0]} in / ${prices[1]} out per 1M tokens")
 
@@ -345,7 +354,8 @@ def models_alias(state: CliState, name: str, model_id: str) -> None:
     from codelace_box.catalog.aliases import set_alias
 
     state.database()
-    set_alias(name, model_id)
+    with audited("models alias", name, lambda: states.alias(name)):
+        set_alias(name, model_id)
     click.echo(f"alias {name} -> {model_id}")
 
 
@@ -357,7 +367,8 @@ def models_unalias(state: CliState, name: str) -> None:
     from codelace_box.catalog.aliases import remove_alias
 
     state.database()
-    remove_alias(name)
+    with audited("models unalias", name, lambda: states.alias(name)):
+        remove_alias(name)
     click.echo(f"alias {name} removed")
 
 
@@ -369,7 +380,8 @@ def models_disable(state: CliState, model_id: str) -> None:
     from codelace_box.catalog.models import set_model_enabled
 
     state.database()
-    set_model_enabled(model_id, False)
+    with audited("models disable", model_id, lambda: states.model(model_id)):
+        set_model_enabled(model_id, False)
     click.echo(f"model {model_id} disabled")
 
 
@@ -381,5 +393,6 @@ def models_enable(state: CliState, model_id: str) -> None:
     from codelace_box.catalog.models import set_model_enabled
 
     state.database()
-    set_model_enabled(model_id, True)
+    with audited("models enable", model_id, lambda: states.model(model_id)):
+        set_model_enabled(model_id, True)
     click.echo(f"model {model_id} enabled")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from codelace_box import __version__
+from codelace_box.cli.audit import audit
 from codelace_box.cli.catalog import models, providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
@@ -144,5 +145,5 @@ def version() -> None:
     click.echo(f"codelace-box {__version__}")
 
 
-for _command in [*MANAGE_COMMANDS, providers, models, usage]:
+for _command in [*MANAGE_COMMANDS, providers, models, usage, audit]:
     main.add_command(_command)

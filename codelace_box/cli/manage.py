@@ -6,8 +6,10 @@ from typing import Any
 
 import click
 
+from codelace_box.audit import states
 from codelace_box.cli.support import (
     CliState,
+    audited,
     emit,
     json_option,
     parse_usd,
@@ -183,7 +185,8 @@ def users_create(state: CliState, email: str) -> None:
     from codelace_box.accounts.users import create_user
 
     state.database()
-    user = create_user(email, created_by_admin=True)
+    with audited("users create", email, lambda: states.user(email)):
+        user = create_user(email, created_by_admin=True)
     click.echo(f"created user {user.uuid} {user.email}")
 
 
@@ -191,7 +194,9 @@ def _set_status(state: CliState, email: str, status: str) -> None:
     from codelace_box.accounts.users import set_user_status
 
     state.database()
-    user = set_user_status(email, status)
+    command = "users enable" if status == "active" else "users disable"
+    with audited(command, email, lambda: states.user(email)):
+        user = set_user_status(email, status)
     click.echo(f"{user.email} is now {status}")
 
 
@@ -224,7 +229,11 @@ def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
     from codelace_box.billing.credits import adjust_balance
 
     state.database()
-    user, _ = adjust_balance(email, amount_usd, reason)
+    with audited("credit", email, lambda: states.user(email)) as change:
+        user, _ = adjust_balance(email, amount_usd, reason)
+        change.set_after(
+            (states.user(email) or {}) | {"amount_usd": str(amount_usd), "reason": reason}
+        )
     click.echo(f"{user.email}: balance now {plain(usd_json(user.balance_nanos))} USD")
 
 
@@ -257,7 +266,10 @@ def keys_create(
 
     state.database()
     fields = limit_fields(limit_usd, limit_reset, expires, models)
-    new = create_key(get_user(email).id, name, fields, relative=True)
+    with audited("keys create", email) as change:
+        new = create_key(get_user(email).id, name, fields, relative=True)
+        change.target = new.key.uuid
+        change.set_after(states.api_key(new.key.uuid))
     click.echo(new.full_key)
     click.echo(
         f"key id {new.key.uuid} ({new.key.key_prefix}...): store it now, it is not shown again",
@@ -330,7 +342,9 @@ def keys_revoke(state: CliState, key_id: str) -> None:
     from codelace_box.accounts.keys import find_key, revoke_key
 
     state.database()
-    key = revoke_key(find_key(key_id).uuid)
+    found = find_key(key_id).uuid
+    with audited("keys revoke", found, lambda: states.api_key(found)):
+        key = revoke_key(found)
     click.echo(f"revoked key {key.uuid} ({key.key_prefix}...)")
 
 

@@ -6,10 +6,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -22,6 +23,9 @@ from codelace_box.config import (
 )
 from codelace_box.db.core import BUSY_TIMEOUT_SEC, is_busy, open_database
 from codelace_box.errors import CodelaceError
+
+if TYPE_CHECKING:
+    from codelace_box.audit import Change
 
 
 @dataclass
@@ -157,6 +161,15 @@ def plain(value: Any) -> str:
     if isinstance(value, float):
         return f"{Decimal(repr(value)):f}"
     return str(value)
+
+
+def audited(
+    command: str, target: str, state: Callable[[], dict[str, Any] | None] | None = None
+) -> AbstractContextManager[Change]:
+    """An admin change made from the command line, with its audit entry in its transaction."""
+    from codelace_box.audit import admin_change
+
+    return admin_change("cli", command, target, state)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -196,6 +196,10 @@ class UsageConfig:
         "and ledger stay); 0 keeps them forever.",
         minimum=0,
         maximum=36500,
+    )
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     rpm: int = _opt(
         0,
@@ -214,6 +218,31 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    format: str = _opt(
+        "text",
+        "Log lines of serve: text (time, level, message) or json (one object per line, for a "
+        "log shipper).",
+        choices=("text", "json"),
+    )
+    level: str = _opt(
+        "info",
+        "Lowest level written: debug, info, warning or error (any case).",
+        pattern=(r"(?i)debug|info|warning|error", "debug, info, warning or error"),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _opt(True, "Serve Prometheus metrics at GET /metrics.")
+    token: str = _opt(
+        "",
+        "Bearer token /metrics requires; empty: /metrics answers only loopback clients (the "
+        "address after server.proxies_count).",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -223,6 +252,8 @@ class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -240,4 +271,6 @@ SECTIONS: dict[str, type] = {
     "gateway": GatewayConfig,
     "usage": UsageConfig,
     "limits": LimitsConfig,
+    "log": LogConfig,
+    "metrics": MetricsConfig,
 }

@@ -14,6 +14,7 @@ from peewee import (
     BigIntegerField,
     BlobField,
     CharField,
+    CompositeKey,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -190,6 +191,7 @@ class UsageRecord(BaseModel):
     cache_read_per_1m_nanos = BigIntegerField(default=0)
     cache_write_per_1m_nanos = BigIntegerField(default=0)
     cache_write_1h_per_1m_nanos = BigIntegerField(default=0)
+    upstream_error = TextField(null=True)  # the provider's error message, masked and bounded
 
 
 class AccountUsage(BaseModel):
@@ -278,6 +280,37 @@ class TrialCard(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class AuditEntry(BaseModel):
+    """Append-only: one admin change (CLI or dashboard), chained to the entry before by hash."""
+
+    id = AutoField()
+    created_at = CharField(max_length=40, index=True)  # ISO text, exactly as hashed
+    os_user = CharField()
+    client = CharField(max_length=32)  # cli | admin
+    command = CharField()  # e.g. 'users disable'
+    target = TextField()
+    before_state = TextField(null=True)  # canonical JSON, secrets masked; NULL: nothing before
+    after_state = TextField(null=True)  # canonical JSON, secrets masked; NULL: nothing after
+    prev_hash = CharField(max_length=64)  # '' for the first entry
+    hash = CharField(max_length=64)  # sha256(prev_hash + canonical JSON of the entry)
+
+    class Meta:
+        table_name = "audit_log"
+
+
+class RefusalCount(BaseModel):
+    """How many requests were refused (402, 404, 429) per UTC hour, status and code."""
+
+    hour = CharField(max_length=13)  # 'YYYY-MM-DD HH'
+    status = IntegerField()
+    code = CharField(max_length=64)
+    count = IntegerField()
+
+    class Meta:
+        table_name = "refusal_count"
+        primary_key = CompositeKey("hour", "status", "code")
+
+
 class SchemaMigration(BaseModel):
     version = IntegerField(primary_key=True)
     name = CharField()
@@ -302,4 +335,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     Payment,
     StripeEvent,
     TrialCard,
+    AuditEntry,
+    RefusalCount,
 ]

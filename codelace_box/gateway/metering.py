@@ -46,6 +46,7 @@ from typing import Any
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, day_of, minute_of, utcnow, write_transaction
+from codelace_box.db.observability import set_upstream_error
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import (
     NO_LIMITS,
@@ -54,7 +55,8 @@ from codelace_box.gateway.admission import (
     reserve_on_key,
     settle_on_key,
 )
-from codelace_box.money import priced_tokens_nanos
+from codelace_box.metrics import COST, INFERENCE, TOKENS
+from codelace_box.money import NANOS_PER_USD, priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
@@ -204,6 +206,7 @@ class Settlement:
     charge: bool = True  # False: a failed call, it costs nothing
     route: str = "/v1/chat/completions"
     cache: CacheTokens = field(default_factory=CacheTokens)
+    upstream_error: str | None = None  # the provider's error message, masked and bounded
 
     def cost_nanos(self) -> int:
         """The price of the tokens (0 for a failed call): input tokens read from or written to
@@ -244,8 +247,11 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
         hotpath.lower_held(tx, item.user_id, hold)
     values = _usage_values(item, charged, hold, now)
     hotpath.insert_usage(tx, values)
+    if item.upstream_error:
+        set_upstream_error(tx, item.request_id, item.upstream_error)
     usage = (values[6], values[7], values[19], values[20], charged)  # tokens as stored
     count_in_totals(tx, (item.user_id, item.key_id, item.model), item.status, usage, now)
+    _count(item, charged)
     return charged
 
 
@@ -262,6 +268,22 @@ def count_in_totals(
     figures = (int(status == "error"), *usage)
     buckets = (minute_of(created_at), day_of(created_at))
     hotpath.add_to_totals(tx, owner, figures, created_at, buckets)
+
+
+def _count(item: Settlement, charged: int) -> None:
+    """The settled call in the metrics (after its rows are written, once per request)."""
+    model, provider = item.model, item.provider
+    INFERENCE.labels(model, provider, item.status).inc()
+    if item.input_tokens:
+        TOKENS.labels(model, provider, "input").inc(item.input_tokens)
+    if item.output_tokens:
+        TOKENS.labels(model, provider, "output").inc(item.output_tokens)
+    if item.cache.read_tokens:
+        TOKENS.labels(model, provider, "cache_read").inc(item.cache.read_tokens)
+    if item.cache.write_tokens:
+        TOKENS.labels(model, provider, "cache_write").inc(item.cache.write_tokens)
+    if charged:
+        COST.labels(model, provider).inc(charged / NANOS_PER_USD)
 
 
 def settle(item: Settlement) -> int | None:

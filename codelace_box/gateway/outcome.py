@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+from codelace_box.crypto import mask_tokens
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import (
     UpstreamBroken,
@@ -13,8 +15,11 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.metering import CacheTokens, Settlement
 from codelace_box.gateway.request import ChatCall
+from codelace_box.metrics import UPSTREAM_ERRORS
 from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
+
+log = logging.getLogger("codelace_box.gateway")
 
 
 def settlement(
@@ -67,6 +72,24 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
 class UpstreamWentSilent(UpstreamTimeout):
     """A 504 after the provider took the request (gateway.read_timeout_sec passed): the user
     pays nothing, as for every failed call, but the provider may bill the operator for it."""
+def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = None) -> Settlement:
+    """The settlement of a call that failed with `error` (None: a bug), charged only what an
+    upstream reported (`usage`); the upstream's message is kept, masked, and logged."""
+    code = error.code if error else "internal_error"
+    item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
+    if error is not None:
+        UPSTREAM_ERRORS.labels(call.route.provider.name, code).inc()
+        item.upstream_error = mask_tokens(error.message)
+        log.warning(
+            "upstream error: request %s model %s provider %s: %d %s: %s",
+            call.request_id,
+            call.route.id,
+            call.route.provider.name,
+            error.status,
+            code,
+            item.upstream_error,
+        )
+    return item
 
 
 def abandoned(call: ChatCall) -> Settlement:

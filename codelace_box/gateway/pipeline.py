@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from codelace_box.gateway.metering import (
     release_holds_in,
     settle_in,
 )
-from codelace_box.gateway.outcome import UpstreamWentSilent, abandoned, client_error, settlement
+from codelace_box.gateway.outcome import UpstreamWentSilent, abandoned, client_error, failed, settlement
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
@@ -179,12 +180,14 @@ class Gateway:
         opened = await open_upstream(
             self.client, self.routes, call, self.settings.max_retries, self.prober
         )
+        reading = time.perf_counter()
         try:
             payload: Any = await opened.response.read_json()
         except UpstreamTooLarge as exc:  # the provider did the work: its count is charged
             raise await oversized(call, opened.response, exc) from None
         finally:
             opened.response.release()
+            call.upstream_sec += time.perf_counter() - reading
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
         body, usage = call.adapter.parse_response(payload, call.route.id)
@@ -218,7 +221,6 @@ class Gateway:
             return exc
         error = client_error(exc)
         usage = exc.usage if isinstance(exc, OversizedAnswer) else None  # else it costs nothing
-        code = error.code if error else "internal_error"
         if isinstance(error, UpstreamWentSilent):
             log.warning(
                 "request %s: the upstream went silent past gateway.read_timeout_sec; a failed "
@@ -227,8 +229,7 @@ class Gateway:
                 call.request_id,
                 call.hold_nanos,
             )
-        item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
-        await self.writes.submit(partial(settle_in, item=item))
+        await self.writes.submit(partial(settle_in, item=failed(call, error, usage)))
         return error if error is not None else exc
 
 

@@ -29,10 +29,11 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_in
-from codelace_box.gateway.outcome import client_error, settlement
+from codelace_box.gateway.outcome import client_error, failed, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
+from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.tally import OutputTally
 
@@ -83,6 +84,7 @@ class StreamRelay:
     async def run(self, send: Send) -> None:
         """Relay to the end; raises only the error of a failure before the first byte was sent
         (client failures and later upstream failures are handled here)."""
+        ACTIVE_STREAMS.inc()
         try:
             await self._relay(send)
         except ClientGone:
@@ -90,6 +92,7 @@ class StreamRelay:
         except Exception as exc:
             await self._fail(send, exc)
         finally:
+            ACTIVE_STREAMS.dec()
             if not self._settled:  # the client went away: read on for the provider's count
                 self.abandon()
             elif not self._reading_on:
@@ -261,8 +264,7 @@ class StreamRelay:
         self.opened.response.close()
         if not self._settled:
             self._settled = True
-            code = error.code if error else "internal_error"
-            item = settlement(self.call, None, "error", error_code=code, charge=False)
+            item = failed(self.call, error)
             try:
                 await self.writes.submit(partial(settle_in, item=item))
             except Exception:  # the hold stays until the next start releases it

@@ -65,6 +65,7 @@ class ChatCall:
     choices: int = 1  # n
     ingress: str = "/v1/chat/completions"  # the route (and so the wire dialect) it came by
     context: Any = None  # what the ingress dialect needs to write the answer (e.g. Responses')
+    upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
 
     @property
     def output_limit(self) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ from codelace_box.gateway.client import (
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
+from codelace_box.metrics import FIRST_BYTE
 
 log = logging.getLogger("codelace_box.gateway")
 MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
@@ -215,6 +217,7 @@ async def open_upstream(
             stream=call.stream,
             default_max_tokens=call.output_cap,
         )
+        sent = time.perf_counter()
         try:
             response = await client.send(request)
         except UpstreamConnectTimeout as exc:
@@ -224,6 +227,9 @@ async def open_upstream(
         except UpstreamReadTimeout as exc:
             raise UpstreamWentSilent(f"{call.route.provider.name}: {exc}") from None
         else:
+            waited = time.perf_counter() - sent
+            call.upstream_sec += waited
+            FIRST_BYTE.labels(call.route.provider.name).observe(waited)
             if response.status == 200:
                 return Opened(response, key)
             last, flagged = await _judge(prober, routes, call, key, response)

@@ -3,6 +3,7 @@ a running server; the database and log never hold a key or a code in clear."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -292,3 +293,30 @@ def test_no_code_or_key_in_clear_in_database_or_log(
     codes = [m.code for m in smtp.messages]
     assert len(codes) >= 8 and len(client.keys_seen) >= 10
     assert_nothing_secret_stored(box, codes + client.keys_seen, marker="vault0@example.com")
+
+
+def test_json_log_lines_parse_and_hold_no_code_or_key(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+) -> None:
+    """log.format = "json": every line of the log is one JSON object, the access lines among
+    them, and the same scan as for the text form finds no code or key in it."""
+    server = box_factory(email=smtp_sections(smtp), log={"format": "json"})
+    client = BoxClient(server, smtp)
+    try:
+        signed_in = client.sign_in("jsonlog0@example.com")
+        assert client.create_key(signed_in["api_key"], "json-a").status_code == 200
+        client.get("/api/v1/auth/key", signed_in["api_key"])
+        client.get("/api/v1/auth/key", "cl_" + "x" * 40)  # a wrong key: a 401 line
+        codes = [m.code for m in smtp.messages_to("jsonlog0@example.com")]
+        assert codes and len(client.keys_seen) >= 2
+        assert_nothing_secret_stored(server, codes + client.keys_seen, "jsonlog0@example.com")
+    finally:
+        client.close()
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "codelace_box.access"]
+    assert {(line["route"], line["status"]) for line in access} >= {
+        ("/api/v1/auth/otp/verify", 200),
+        ("/api/v1/auth/key", 200),
+        ("/api/v1/auth/key", 401),
+    }
+    assert all(line["request_id"].startswith("req_") for line in access)

@@ -29,6 +29,7 @@ async def test_function_keys_switch_screens(admin_env: AdminEnv) -> None:
             ("f3", "ModelsScreen"),
             ("f4", "ProvidersScreen"),
             ("f5", "ActivityScreen"),
+            ("f6", "AuditScreen"),
             ("f1", "DashboardScreen"),
         ]:
             await pilot.press(key)

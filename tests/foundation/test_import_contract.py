@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.catalog",
         "codelace_box.reports",
         "codelace_box.doctor",
+        "codelace_box.audit",
     ),
     ("codelace_box.providers",),
     ("codelace_box.db",),
@@ -42,13 +43,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.crypto",
         "codelace_box.money",
         "codelace_box.private_files",
+        "codelace_box.logformat",
+        "codelace_box.metrics",
     ),
     ("codelace_box.errors",),
 )
 INDEPENDENT = (("codelace_box.api", "admin_tui"),)
 FEATURES_FROM = 3  # LAYERS[3:] are the features and what they stand on
 FRAMEWORKS = frozenset({"sanic", "click", "textual"})
-ADMIN_DOORS = frozenset({"admin_tui.services", "admin_tui.service_checks"})
+ADMIN_DOORS = frozenset(
+    {"admin_tui.services", "admin_tui.service_checks", "admin_tui.service_audit"}
+)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from codelace_box.db.migrations import (
     m0007_responses_api,
     m0008_key_limits,
     m0009_usage_totals,
+    m0010_observability,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -29,5 +30,6 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (6, m0006_messages_cache_aliases),
     (7, m0007_responses_api),
     (8, m0008_key_limits),
-    (9, m0009_usage_totals),  # 8 is another branch's
+    (9, m0009_usage_totals),
+    (10, m0010_observability),
 ]

@@ -1,0 +1,88 @@
+"""F6 Audit: who changed what from the CLI or this dashboard (the audit log, newest first),
+and the requests refused in the last 24 hours (402, 404, 429) by status and code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from textual.app import ComposeResult, SystemCommand
+from textual.widgets import Static
+
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import count, right
+from admin_tui.service_audit import Entry, RefusalCount, entries, refusal_counts
+from admin_tui.widgets.live_table import LiveTable
+
+
+def changes(entry: Entry) -> str:
+    """What an entry changed: `field: old -> new`, or that its target was created or removed."""
+    before, after = entry.before or {}, entry.after or {}
+    if entry.before is None:
+        return "created" if entry.after is not None else "-"
+    if entry.after is None:
+        return "removed"
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return "; ".join(f"{k}: {_short(before.get(k))} -> {_short(after.get(k))}" for k in changed)
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+AUDIT_SHOWN = 200
+
+
+class AuditScreen(AdminScreen):
+    """The audit log and the refusal counts."""
+
+    MODE = "audit"
+    REFRESH_SECONDS = 5.0
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Refused in the last 24 hours (no usage row is written for these)")
+        yield LiveTable("Status", "Code", "Count", flex=("Code",), id="refusals")
+        yield Static("Admin changes, newest first (codelace-box audit shows them all)")
+        yield LiveTable(
+            "When (UTC)", "OS user", "Client", "Command", "Target", "Changes",
+            flex=("Target", "Changes"), id="audit",
+        )  # fmt: skip
+
+    def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
+        self.query_one("#audit", LiveTable).focus()
+
+    async def fetch(self) -> tuple[list[Entry], list[RefusalCount]]:
+        since = self.services.now() - timedelta(days=1)
+        newest = await self.services.run(entries, AUDIT_SHOWN)
+        refusals = await self.services.run(refusal_counts, since)
+        return newest, refusals
+
+    def show(self, data: Any) -> None:
+        entries, refusals = data
+        self.query_one("#refusals", LiveTable).replace_rows(
+            [
+                (f"{r.status}:{r.code}", [str(r.status), r.code, right(count(r.count))])
+                for r in refusals
+            ]
+        )
+        self.query_one("#audit", LiveTable).replace_rows(
+            [
+                (
+                    str(e.id),
+                    [
+                        e.created_at[:19].replace("T", " "),
+                        e.os_user,
+                        e.client,
+                        e.command,
+                        e.target,
+                        changes(e),
+                    ],
+                )
+                for e in reversed(entries)
+            ]
+        )
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Reload the audit log", "Read the newest entries", self.reload)

@@ -1,0 +1,123 @@
+"""What serve tells its operator about each request: the access-log line, the request metrics,
+the refusal tally, and `GET /metrics` (Prometheus text).
+
+`finish_request` runs on Sanic's `http.lifecycle.response` signal, once per request after its
+handler returned (so after a stream's last byte). It writes one access line: method, route
+(the route's pattern, never the raw path or query), status, duration, model, user id (the
+account's number, not its email), key prefix (`cl_` + 4) and request id; never a key or a body.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import time
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from codelace_box.api.common import READ, bearer_token
+from codelace_box.db.core import aggregate
+from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
+from codelace_box.metrics import (
+    CONTENT_TYPE,
+    HTTP_REQUESTS,
+    OVERHEAD,
+    REFUSALS,
+    TOTAL,
+    scrape,
+    status_class,
+)
+from codelace_box.reports.refusals import REFUSED
+
+bp = Blueprint("metrics")
+access_log = logging.getLogger("codelace_box.access")
+KEY_PREFIX_LENGTH = 7  # `cl_` + 4, as key_prefix is stored
+UNMATCHED = "(unmatched)"
+
+
+def _route(request: Request) -> str:
+    route = request.route
+    return "/" + route.path if route is not None else UNMATCHED
+
+
+def _key_prefix(request: Request) -> str | None:
+    """The prefix of the key that authenticated the request (only once it did)."""
+    if getattr(request.ctx, "auth", None) is None:
+        return None
+    token = bearer_token(request) or str(request.headers.get("x-api-key") or "")
+    return token[:KEY_PREFIX_LENGTH] or None
+
+
+async def finish_request(request: Request, response: Any) -> None:
+    """The access line, the request metrics and the refusal tally of a finished request."""
+    ctx = request.ctx
+    status = int(getattr(response, "status", 0) or 0)
+    started = getattr(ctx, "started", None)
+    duration = time.perf_counter() - started if started is not None else 0.0
+    route = _route(request)
+    HTTP_REQUESTS.labels(route, status_class(status)).inc()
+    call = getattr(ctx, "call", None)
+    if call is not None:
+        TOTAL.labels(route).observe(duration)
+        if not call.stream and call.upstream_sec:
+            OVERHEAD.labels(route).observe(max(duration - call.upstream_sec, 0.0))
+    if status in REFUSED and route != UNMATCHED:
+        code = getattr(ctx, "error_code", None) or str(status)
+        REFUSALS.labels(str(status), code).inc()
+        request.app.ctx.refusals.add(status, code)
+    _log_access(request, route, status, duration, call)
+
+
+def _log_access(request: Request, route: str, status: int, duration: float, call: Any) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    auth = getattr(request.ctx, "auth", None)
+    fields = {
+        "request_id": getattr(request.ctx, "request_id", None),
+        "method": request.method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(duration * 1000, 1),
+        "model": call.route.id if call is not None else None,
+        "user_id": auth.user_id if auth is not None else None,
+        "key_prefix": _key_prefix(request),
+    }
+    access_log.info(
+        "%s %s %s %.1fms model=%s user=%s key=%s request=%s",
+        fields["method"], route, status, fields["duration_ms"], fields["model"] or "-",
+        fields["user_id"] or "-", fields["key_prefix"] or "-", fields["request_id"],
+        extra={"access": fields},
+    )  # fmt: skip
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _open_holds() -> tuple[int, int]:
+    count, nanos = aggregate("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0) FROM hold")
+    return int(count), int(nanos)
+
+
+@bp.route("/metrics", methods=READ)
+async def metrics(request: Request) -> HTTPResponse:
+    """Prometheus text over every worker: with `metrics.token`, to its bearer; without, only
+    to loopback clients (the address after `server.proxies_count`)."""
+    settings = request.app.ctx.config.metrics
+    if not settings.enabled:
+        raise NotFound(f"no route for {request.method} {request.path}")
+    if settings.token:
+        if not hmac.compare_digest((bearer_token(request) or "").encode(), settings.token.encode()):
+            raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
+    elif not _is_loopback(request.client_ip):
+        raise PermissionDenied(
+            "/metrics answers only loopback clients unless metrics.token is set",
+            code="metrics_loopback_only",
+        )
+    return HTTPResponse(scrape(_open_holds), content_type=CONTENT_TYPE)

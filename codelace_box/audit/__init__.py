@@ -1,0 +1,193 @@
+"""The audit log of admin actions: who changed what, when, before and after, hash-chained.
+
+Every admin change, from the CLI (client "cli") or the dashboard (client "admin"), writes one
+entry in the SAME transaction as the change, so a change without its entry (or the reverse)
+cannot be committed. Adding a command? Wrap its feature call in one `admin_change`:
+
+    with admin_change("cli", "providers remove", name, lambda: states.provider(name)):
+        remove_provider(name)
+
+`admin_change` opens the write transaction (the feature function's own becomes a savepoint
+inside it), reads `state()` as the before, runs the body, reads `state()` again as the after and
+writes the entry. When the target or the after is only known inside (a new key's id), set
+`change.target` / `change.after` in the body. A path that already holds a transaction calls
+`record(tx, ...)` itself. A body that raises writes nothing (the whole transaction rolls back).
+
+Secrets never reach the log: states hold hints (`sk-…a1b2`), and `mask_state` masks any value
+under a secret-looking name. Each entry stores `prev_hash` (the entry before's hash) and
+`hash` = sha256(prev_hash + the entry's canonical JSON); `verify_chain` (run by `doctor`)
+recomputes them. Ids may skip (PostgreSQL sequences do): only the chain proves anything.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from codelace_box.crypto import mask_secret
+from codelace_box.db.core import Tx, utcnow, write_transaction
+from codelace_box.db.observability import audit_rows, insert_audit_entry, last_hash
+
+CLIENTS = ("cli", "admin")
+SECRET_NAMES = frozenset(
+    {"key", "api_key", "full_key", "secret", "secret_key", "password", "token", "webhook_secret"}
+)
+State = dict[str, Any] | None
+
+
+@dataclass
+class Change:
+    """An admin change being made: the body may name its target or after once known."""
+
+    client: str
+    command: str
+    target: str
+    before: State = None
+    after: State = None
+    after_set: bool = field(default=False, repr=False)
+
+    def set_after(self, after: State) -> None:
+        """The state after the change, when `admin_change` has no `state` to read it."""
+        self.after, self.after_set = after, True
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit log entry as stored."""
+
+    id: int
+    created_at: str
+    os_user: str
+    client: str
+    command: str
+    target: str
+    before: State
+    after: State
+    prev_hash: str
+    hash: str
+
+
+def os_user() -> str:
+    """Who runs this process, as the OS knows them."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def canonical(value: Any) -> str:
+    """The one JSON text of a value: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def mask_state(state: State) -> State:
+    """A state with every value under a secret-looking name masked (`sk-…a1b2`)."""
+    if state is None:
+        return None
+    return {k: _masked(k, v) for k, v in state.items()}
+
+
+def _masked(name: str, value: Any) -> Any:
+    if name.lower() in SECRET_NAMES and isinstance(value, str) and value:
+        return mask_secret(value)
+    if isinstance(value, dict):
+        return mask_state(value)
+    if isinstance(value, list):
+        return [mask_state(v) if isinstance(v, dict) else v for v in value]
+    return value
+
+
+def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """sha256 over the previous entry's hash and this entry's canonical JSON."""
+    return hashlib.sha256((prev_hash + canonical(body)).encode()).hexdigest()
+
+
+def _body(created_at: str, user: str, change: Change) -> dict[str, Any]:
+    return {
+        "created_at": created_at,
+        "os_user": user,
+        "client": change.client,
+        "command": change.command,
+        "target": change.target,
+        "before": change.before,
+        "after": change.after,
+    }
+
+
+def record(tx: Tx, client: str, command: str, target: str, before: State, after: State) -> str:
+    """Write one entry inside the caller's open write transaction; its hash."""
+    if client not in CLIENTS:
+        raise ValueError(f"audit client must be one of {CLIENTS}, got {client!r}")
+    change = Change(client, command, target, mask_state(before), mask_state(after))
+    created_at = utcnow().isoformat(timespec="microseconds") + "Z"
+    user = os_user()
+    prev = last_hash(tx)
+    digest = entry_hash(prev, _body(created_at, user, change))
+    stored = [None if s is None else canonical(s) for s in (change.before, change.after)]
+    insert_audit_entry(
+        tx, (created_at, user, client, command, change.target, *stored, prev, digest)
+    )
+    return digest
+
+
+@contextmanager
+def admin_change(
+    client: str, command: str, target: str, state: Callable[[], State] | None = None
+) -> Iterator[Change]:
+    """Run an admin change and its audit entry in one write transaction (see the module doc)."""
+    with write_transaction() as tx:
+        change = Change(client, command, target, before=state() if state else None)
+        yield change
+        if not change.after_set and state is not None:
+            change.after = state()
+        record(tx, client, command, change.target, change.before, change.after)
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    before, after = (None if s is None else json.loads(s) for s in row[6:8])
+    created_at, user, client, command, target = (str(v) for v in row[1:6])
+    return Entry(
+        int(row[0]),
+        created_at,
+        user,
+        client,
+        command,
+        target,
+        before,
+        after,
+        str(row[8]),
+        str(row[9]),
+    )
+
+
+def list_entries(since: datetime | None = None, limit: int | None = None) -> list[Entry]:
+    """Entries from `since` on (all when None), oldest first; `limit`: only the newest ones."""
+    start = since.isoformat(timespec="microseconds") + "Z" if since else ""
+    return [_entry(row) for row in audit_rows(start, limit)]
+
+
+def verify_chain() -> list[str]:
+    """What is wrong with the chain (empty: every entry is intact and linked to the one
+    before); one line per broken entry."""
+    problems: list[str] = []
+    prev = ""
+    for entry in list_entries():
+        change = Change(entry.client, entry.command, entry.target, entry.before, entry.after)
+        if entry.prev_hash != prev:
+            problems.append(
+                f"audit log entry {entry.id}: does not follow the entry before it "
+                "(an entry was removed or changed)"
+            )
+        if entry_hash(entry.prev_hash, _body(entry.created_at, entry.os_user, change)) != (
+            entry.hash
+        ):
+            problems.append(f"audit log entry {entry.id}: its content does not match its hash")
+        prev = entry.hash
+    return problems

@@ -1,0 +1,77 @@
+"""The `audit` command: the admin actions of the audit log, newest last."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
+from codelace_box.db.core import utcnow
+
+_RELATIVE = re.compile(r"^(\d+)([hd])$")
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
+    """`24h`, `7d`, an ISO date or date-time (UTC) -> a naive UTC datetime; None for None."""
+    if value is None:
+        return None
+    text = value.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        amount, unit = int(match[1]), match[2]
+        span = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+        return (now or utcnow()) - span
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: give 24h, 7d or an ISO date (2026-01-31 or 2026-01-31T12:00:00Z)"
+        ) from None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def entry_view(entry: Any) -> dict[str, Any]:
+    """An audit entry as the CLI shows it."""
+    return {
+        "id": entry.id,
+        "at": entry.created_at,
+        "os_user": entry.os_user,
+        "client": entry.client,
+        "command": entry.command,
+        "target": entry.target,
+        "before": entry.before,
+        "after": entry.after,
+        "hash": entry.hash,
+    }
+
+
+def _changes(view: dict[str, Any]) -> str:
+    """What changed, as `field: old -> new` (a whole state when one side is missing)."""
+    before, after = view["before"] or {}, view["after"] or {}
+    if not view["before"] or not view["after"]:
+        return "created" if view["after"] else "removed"
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return "; ".join(f"{k}: {before.get(k)} -> {after.get(k)}" for k in changed) or "-"
+
+
+@click.command()
+@click.option("--since", default=None, help="Only entries after: 24h, 7d or an ISO date.")
+@json_option
+@pass_state
+def audit(state: CliState, since: str | None, as_json: bool) -> None:
+    """List the admin actions of the audit log (who changed what, when), oldest first."""
+    from codelace_box.audit import list_entries
+    from codelace_box.doctor import open_existing_database
+
+    start = parse_since(since)
+    open_existing_database(state.config().database.path)
+    rows = [entry_view(e) for e in list_entries(start)]
+
+    def render(items: list[dict[str, Any]]) -> str:
+        flat = [r | {"changes": _changes(r)} for r in items]
+        return table(flat, ["id", "at", "os_user", "client", "command", "target", "changes"])
+
+    emit(rows, as_json, render)

@@ -1,0 +1,68 @@
+"""What db/ writes and reads for observability: the audit log, the refusal counters and the
+upstream's error text on a usage row.
+
+The audit chain needs its writers serialized: on SQLite the write lock of BEGIN IMMEDIATE
+(`write_transaction`) does it, so `last_hash` reads the tail with no lock of its own. A second
+engine must lock here (PostgreSQL: `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE` before the
+read), or two admins writing at once would both chain to the same entry.
+The refusal counter is one portable upsert (`INSERT ... ON CONFLICT ... DO UPDATE`).
+"""
+
+from __future__ import annotations
+
+from codelace_box.db.core import Row, Tx, query_all
+
+AUDIT_COLUMNS = (
+    "id, created_at, os_user, client, command, target, before_state, after_state, prev_hash, hash"
+)
+
+
+def last_hash(tx: Tx) -> str:
+    """The hash of the newest audit entry ('' when there is none), inside a write transaction."""
+    row = tx.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row else ""
+
+
+def insert_audit_entry(tx: Tx, values: tuple[str | None, ...]) -> None:
+    """Write one entry: created_at, os_user, client, command, target, before, after,
+    prev_hash, hash (in that order)."""
+    tx.execute(
+        "INSERT INTO audit_log (created_at, os_user, client, command, target, before_state, "
+        "after_state, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        values,
+    )
+
+
+def audit_rows(since: str = "", limit: int | None = None) -> list[Row]:
+    """Entries created at or after `since` (ISO text; '' for all), oldest first; with `limit`,
+    the newest `limit` of them."""
+    sql = f"SELECT {AUDIT_COLUMNS} FROM audit_log WHERE created_at >= ?"
+    if limit is None:
+        return query_all(sql + " ORDER BY id", (since,))
+    rows = query_all(sql + " ORDER BY id DESC LIMIT ?", (since, limit))
+    return rows[::-1]
+
+
+def bump_refusal(tx: Tx, hour: str, status: int, code: str, count: int) -> None:
+    """Add `count` refused requests to their hour's counter."""
+    tx.execute(
+        "INSERT INTO refusal_count (hour, status, code, count) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (hour, status, code) DO UPDATE SET count = refusal_count.count + ?",
+        (hour, status, code, count, count),
+    )
+
+
+def refusal_rows(since_hour: str) -> list[Row]:
+    """(status, code, count) summed over the hours from `since_hour` on, most first."""
+    return query_all(
+        "SELECT status, code, SUM(count) FROM refusal_count WHERE hour >= ? "
+        "GROUP BY status, code ORDER BY SUM(count) DESC, status, code",
+        (since_hour,),
+    )
+
+
+def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
+    """Keep the upstream's (masked, bounded) error message on a request's usage row."""
+    tx.execute(
+        "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?", (text, request_id)
+    )

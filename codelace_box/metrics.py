@@ -1,0 +1,132 @@
+"""The Prometheus metrics of serve: the families, what records into them, and the scrape.
+
+Labels are bounded: route (the route's pattern), status class, model and provider (catalog
+names the operator chose), outcome and error code (the box's own words); never a user, a key
+or anything a client typed. With several workers, `serve` points PROMETHEUS_MULTIPROC_DIR at a
+private folder before the workers start (`enable_multiprocess`), so every worker writes its
+values there and a scrape on any worker sums them all (prometheus_client's multiprocess mode).
+One worker keeps the plain in-memory values (cheaper on the hot path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
+
+HTTP_REQUESTS = Counter(
+    "codelace_http_requests", "HTTP requests answered, by route and status class.",
+    ["route", "status_class"],
+)  # fmt: skip
+REFUSALS = Counter(
+    "codelace_refusals", "Requests refused before any upstream call (402, 404, 429), by code.",
+    ["status", "code"],
+)  # fmt: skip
+INFERENCE = Counter(
+    "codelace_inference_requests", "Settled inference calls by model, provider and outcome.",
+    ["model", "provider", "outcome"],
+)  # fmt: skip
+TOKENS = Counter(
+    "codelace_tokens", "Tokens metered, by model, provider and kind (input includes the cache).",
+    ["model", "provider", "kind"],
+)  # fmt: skip
+COST = Counter(
+    "codelace_cost_usd", "What users were charged, in USD, by model and provider.",
+    ["model", "provider"],
+)  # fmt: skip
+UPSTREAM_ERRORS = Counter(
+    "codelace_upstream_errors", "Inference calls failed by the upstream, by provider and code.",
+    ["provider", "code"],
+)  # fmt: skip
+FIRST_BYTE = Histogram(
+    "codelace_upstream_first_byte_seconds", "From sending to an upstream to its answer's head.",
+    ["provider"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+TOTAL = Histogram(
+    "codelace_inference_duration_seconds", "Whole inference requests, from arrival to last byte.",
+    ["route"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+OVERHEAD = Histogram(
+    "codelace_overhead_seconds",
+    "The box's own time in a non-streamed inference request: the total less the upstream's.",
+    ["route"], buckets=OVERHEAD_BUCKETS,
+)  # fmt: skip
+ACTIVE_STREAMS = Gauge(
+    "codelace_active_streams", "Streams being relayed now.", multiprocess_mode="livesum"
+)
+
+
+def status_class(status: int) -> str:
+    """'2xx' for 200 and so on."""
+    return STATUS_CLASSES.get(status // 100, "other")
+
+
+def enable_multiprocess() -> str:
+    """Before workers start (in the main process): a private folder for every worker's values,
+    named in the environment the workers inherit; returns it (remove it with `cleanup`)."""
+    folder = tempfile.mkdtemp(prefix="codelace-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    return folder
+
+
+def cleanup(folder: str) -> None:
+    """Remove the workers' values folder once serve stops."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if os.environ.get(MULTIPROC_ENV) == folder:
+        del os.environ[MULTIPROC_ENV]
+
+
+class _HoldsCollector(Collector):
+    """Open holds (requests in flight with credit reserved), read from the database at scrape
+    time, so the figure covers every worker and every box on the database."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        count, nanos = self._read()
+        yield GaugeMetricFamily("codelace_open_holds", "Open holds (reservations).", value=count)
+        yield GaugeMetricFamily(
+            "codelace_open_holds_usd", "Credit reserved by open holds, in USD.", value=nanos / 1e9
+        )
+
+
+def scrape(read_holds: Callable[[], tuple[int, int]]) -> bytes:
+    """The Prometheus text of every worker's metrics plus the open holds."""
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    holds = _HoldsCollector(read_holds)
+    if registry is REGISTRY:
+        return generate_latest(REGISTRY) + generate_latest(_single(holds))
+    registry.register(holds)
+    return generate_latest(registry)
+
+
+def _single(collector: Collector) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry

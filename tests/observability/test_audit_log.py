@@ -1,0 +1,169 @@
+"""The audit log: every admin command (CLI and dashboard) leaves exactly one entry, with the
+right before and after, no secret, and a hash chain that `doctor` checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from admin_tui.service_audit import entries as audit_entries
+from admin_tui.services import AdminServices, ModelForm
+from codelace_box.db.core import close_database
+from tests.acceptance.cli_tools import Box
+from tests.admin.pilot import make_env
+
+PROVIDER_KEY = "sk-audit-provider-secret-0123456789"
+SECOND_KEY = "sk-audit-second-secret-9876543210"
+
+
+def entries(box: Box) -> list[dict[str, Any]]:
+    return json.loads(box.ok("audit", "--json"))
+
+
+def one_new(box: Box, seen: int, *args: str) -> tuple[dict[str, Any], str]:
+    """Run an admin command; exactly one new audit entry, returned with the command's output."""
+    output = box.ok(*args)
+    after = entries(box)
+    assert len(after) == seen + 1, [e["command"] for e in after[seen:]]
+    return after[-1], output
+
+
+def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
+    tmp_path: Path,
+) -> None:
+    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    log: list[dict[str, Any]] = []
+    outputs: list[str] = []
+
+    def step(*args: str) -> dict[str, Any]:
+        entry, output = one_new(box, len(log), *args)
+        log.append(entry)
+        outputs.append(output)
+        assert entry["client"] == "cli" and entry["os_user"]
+        return entry
+
+    e = step("users", "create", "ana@example.com")
+    assert (e["command"], e["target"], e["before"]) == ("users create", "ana@example.com", None)
+    assert e["after"]["status"] == "active" and e["after"]["balance_usd"] == "0"
+    e = step("users", "disable", "ana@example.com")
+    assert (e["before"]["status"], e["after"]["status"]) == ("active", "disabled")
+    e = step("users", "enable", "ana@example.com")
+    assert (e["before"]["status"], e["after"]["status"]) == ("disabled", "active")
+    e = step("credit", "ana@example.com", "12.5", "--reason", "welcome")
+    assert (e["before"]["balance_usd"], e["after"]["balance_usd"]) == ("0", "12.5")
+    assert e["after"]["reason"] == "welcome"
+    e = step("keys", "create", "ana@example.com", "--name", "laptop")
+    assert e["before"] is None and e["after"]["name"] == "laptop"
+    assert e["target"] == e["after"]["id"] and not e["after"]["revoked"]
+    e = step("keys", "revoke", e["target"][:8])
+    assert (e["before"]["revoked"], e["after"]["revoked"]) == (False, True)
+    e = step("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)
+    assert e["before"] is None and len(e["after"]["keys"]) == 1
+    e = step("providers", "key-add", "acme", "--key", SECOND_KEY)
+    assert (len(e["before"]["keys"]), len(e["after"]["keys"])) == (1, 2)
+    e = step("providers", "update", "acme", "--base-url", "http://127.0.0.1:9/v1")
+    assert (e["before"]["base_url"], e["after"]["base_url"]) == ("", "http://127.0.0.1:9/v1")
+    e = step("providers", "disable", "acme")
+    assert (e["before"]["enabled"], e["after"]["enabled"]) == (True, False)
+    step("providers", "enable", "acme")
+    args = ("models", "set", "acme/m1", "--input-per-1m", "1", "--output-per-1m", "2")
+    e = step(*args)
+    assert e["before"] is None and e["after"]["output_per_1m"] == "2"
+    e = step("models", "set", "acme/m1", "--input-per-1m", "3", "--output-per-1m", "2")
+    assert (e["before"]["input_per_1m"], e["after"]["input_per_1m"]) == ("1", "3")
+    e = step("models", "disable", "acme/m1")
+    assert (e["before"]["enabled"], e["after"]["enabled"]) == (True, False)
+    step("models", "enable", "acme/m1")
+    e = step("models", "alias", "m1", "acme/m1")
+    assert (e["before"], e["after"]) == (None, {"name": "m1", "model": "acme/m1"})
+    e = step("models", "unalias", "m1")
+    assert (e["before"], e["after"]) == ({"name": "m1", "model": "acme/m1"}, None)
+
+    box.fail("users", "create", "ana@example.com")  # refused: nothing recorded
+    box.fail("models", "disable", "acme/none")
+    assert len(entries(box)) == len(log)
+    stored = json.dumps(box.sql("SELECT * FROM audit_log"))
+    assert PROVIDER_KEY not in stored and SECOND_KEY not in stored
+    full_key = next(line for out in outputs for line in out.split() if line.startswith("cl_"))
+    assert full_key not in stored and full_key[:7] in stored  # the prefix only
+    assert "ana@example.com" in box.ok("audit", "--since", "1h")
+    assert json.loads(box.ok("audit", "--since", "2999-01-01", "--json")) == []
+    assert box.ok("doctor").startswith("ok")
+
+
+def test_doctor_fails_when_an_entry_is_changed_or_removed(tmp_path: Path) -> None:
+    box = Box.create(tmp_path)
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        box.ok("users", "create", email)
+    assert box.ok("doctor").startswith("ok")
+    box.sql("UPDATE audit_log SET target = 'z@example.com' WHERE id = 2")
+    assert "entry 2: its content does not match its hash" in box.cli("doctor").stdout
+    box.sql("UPDATE audit_log SET target = 'b@example.com' WHERE id = 2")
+    assert box.ok("doctor").startswith("ok")
+    box.sql("DELETE FROM audit_log WHERE id = 2")
+    result = box.cli("doctor")
+    assert result.returncode == 1
+    assert "entry 3: does not follow the entry before it" in result.stdout
+
+
+def test_a_gap_in_the_ids_alone_is_not_a_problem(tmp_path: Path) -> None:
+    box = Box.create(tmp_path)
+    box.ok("users", "create", "a@example.com")
+    box.sql("UPDATE audit_log SET id = 7 WHERE id = 1")  # as a PostgreSQL sequence may skip
+    box.ok("users", "create", "b@example.com")
+    assert [e["id"] for e in entries(box)] == [7, 8]
+    assert box.ok("doctor").startswith("ok")
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Any:
+    env = make_env(tmp_path)
+    admin = AdminServices(env.config)
+    yield admin
+    close_database()
+
+
+def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) -> None:
+    admin = services
+    call = admin._call  # the database thread's body, run here
+    count = 0
+
+    def last(command: str) -> Any:
+        nonlocal count
+        found = call(audit_entries, 200)
+        assert len(found) == count + 1, [e.command for e in found[count:]]
+        count += 1
+        entry = found[-1]
+        assert (entry.client, entry.command) == ("admin", command)
+        return entry
+
+    call(admin.create_user, "bo@example.com")
+    assert last("users create").after["email"] == "bo@example.com"
+    call(admin.set_user_active, "bo@example.com", False)
+    assert last("users disable").after["status"] == "disabled"
+    call(admin.set_user_active, "bo@example.com", True)
+    assert last("users enable").before["status"] == "disabled"
+    call(admin.adjust_balance, "bo@example.com", "3", "gift")
+    assert last("credit").after["balance_usd"] == "3"
+    call(admin.add_provider, "acme", "openai", "", PROVIDER_KEY)
+    assert last("providers add").after["name"] == "acme"
+    call(admin.add_provider_key, "acme", SECOND_KEY)
+    entry = last("providers key-add")
+    key_id = entry.after["keys"][0]["id"]
+    call(admin.set_key_enabled, key_id, False)
+    entry = last("providers key-disable")
+    assert entry.target == "acme" and entry.after["keys"][0]["enabled"] is False
+    call(admin.rotate_key, "acme", key_id, "sk-audit-third-secret-0123456789")
+    assert len(last("providers key-rotate").after["keys"]) == 3
+    call(admin.set_provider_enabled, "acme", False)
+    assert last("providers disable").after["enabled"] is False
+    form = ModelForm("acme/m", "1", "2", provider="acme")
+    call(admin.save_model, form, new=True)
+    assert last("models set").after["input_per_1m"] == "1"
+    call(admin.set_model_enabled, "acme/m", False)
+    assert last("models disable").after["enabled"] is False
+    rows = call(audit_entries, 200)
+    assert "secret" not in json.dumps([[e.before, e.after] for e in rows])

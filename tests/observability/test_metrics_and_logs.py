@@ -1,0 +1,159 @@
+"""serve's view for its operator: /metrics (scraped with prometheus_client's own parser) agrees
+with the usage rows after mixed traffic; access lines (JSON) parse and hold no secret; the
+upstream's error text is kept; refusals are counted; the token and loopback rules hold."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import httpx
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fakes.openai_upstream import Reply
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+
+HELLO = [{"role": "user", "content": "Hello"}]
+PROVIDER_KEY = "sk-fake-key-0001"
+Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+
+
+def scrape(box: Box, token: str | None = None, **headers: str) -> Samples:
+    """Every sample of /metrics by name and labels, parsed by prometheus_client."""
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    with httpx.Client(base_url=box.url, timeout=10) as client:  # a new connection each time
+        answer = client.get("/metrics", headers=headers)
+    assert answer.status_code == 200, answer.text
+    samples: Samples = defaultdict(dict)
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    wanted = set(labels.items())
+    return sum(v for k, v in samples.get(name, {}).items() if wanted <= set(k))
+
+
+def mixed_load(box: Box) -> tuple[str, str]:
+    """Plain, streamed, failed and refused requests; (key, request id of the failure)."""
+    _, key = box.new_user("10")
+    sdk = box.sdk(key)
+    for _ in range(2):
+        sdk.chat.completions.create(model=MODEL, messages=HELLO)
+        stream = sdk.chat.completions.create(
+            model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    box.fake.push(Reply(status=500, error={"message": f"backend down (key {PROVIDER_KEY})"}))
+    with pytest.raises(openai.InternalServerError) as failed:
+        sdk.chat.completions.create(model=MODEL, messages=HELLO)
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.create(model="fake/no-such-model", messages=HELLO)
+    _, poor = box.new_user("0")
+    with pytest.raises(openai.APIStatusError) as refused:
+        box.sdk(poor).chat.completions.create(model=MODEL, messages=HELLO)
+    assert refused.value.status_code == 402
+    return key, str(failed.value.response.headers["x-request-id"])
+
+
+def test_metrics_agree_with_the_usage_rows_after_mixed_traffic(box_factory: BoxFactory) -> None:
+    box = box_factory(log={"format": "json"}, gateway={"max_retries": 0})
+    key, failed_id = mixed_load(box)
+    samples = scrape(box)
+    rows = box.query(
+        "SELECT status, COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_nanos) "
+        "FROM usage_record GROUP BY status"
+    )
+    by_status = {r[0]: r[1:] for r in rows}
+    assert set(by_status) == {"ok", "error"}
+    for status, (count, *_) in by_status.items():
+        assert total(samples, "codelace_inference_requests_total", outcome=status) == count
+    ok = by_status["ok"]
+    assert ok[0] == 4
+    assert total(samples, "codelace_tokens_total", kind="input") == ok[1]
+    assert total(samples, "codelace_tokens_total", kind="output") == ok[2]
+    assert total(samples, "codelace_cost_usd_total") == pytest.approx(ok[3] / 1e9, rel=1e-9)
+    assert total(samples, "codelace_upstream_errors_total", provider="fake") == 1
+    assert total(samples, "codelace_refusals_total", status="402") == 1
+    assert total(samples, "codelace_refusals_total", status="404") == 1
+    assert total(samples, "codelace_upstream_first_byte_seconds_count", provider="fake") == 5
+    assert total(samples, "codelace_inference_duration_seconds_count") == 6  # 402: reserved
+    assert total(samples, "codelace_overhead_seconds_count") == 3  # not streamed, upstream reached
+    assert total(samples, "codelace_active_streams") == 0
+    assert total(samples, "codelace_open_holds") == 0
+    route = "/v1/chat/completions"
+    assert total(samples, "codelace_http_requests_total", route=route, status_class="2xx") == 4
+    assert total(samples, "codelace_http_requests_total", route=route, status_class="4xx") == 2
+    assert total(samples, "codelace_http_requests_total", route=route, status_class="5xx") == 1
+    for name, series in samples.items():  # bounded labels: never a user or a key
+        for labels in series:
+            assert not {"user", "user_id", "key", "email"} & {k for k, _ in labels}, name
+
+    failed = box.usage_row(failed_id)
+    assert failed["status"] == "error" and "backend down" in failed["upstream_error"]
+    assert PROVIDER_KEY not in failed["upstream_error"]
+    box.server.stop()
+    refusals = box.query("SELECT status, code, count FROM refusal_count ORDER BY status")
+    assert refusals == [(402, "insufficient_credits", 1), (404, "model_not_found", 1)]
+    assert box.query("SELECT COUNT(*) FROM usage_record")[0][0] == 5  # refusals wrote no row
+
+    lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "codelace_box.access"]
+    chat = [line for line in access if line["route"] == route]
+    assert len(chat) == 7
+    for line in chat:
+        assert {"time", "level", "request_id", "status", "duration_ms", "user_id"} <= set(line)
+        assert line["request_id"].startswith("req_") and line["user_id"]
+    assert {line["key_prefix"] for line in chat} >= {key[:7]}
+    assert any(line["request_id"] == failed_id and line["status"] == 502 for line in chat)
+    upstream = [line for line in lines if "upstream error" in line["message"]]
+    assert len(upstream) == 1 and failed_id in upstream[0]["message"]
+    text = box.server.log_text()
+    assert key not in text and PROVIDER_KEY not in text
+
+
+def test_text_access_lines_name_the_request_and_never_the_key(box_factory: BoxFactory) -> None:
+    box = box_factory()
+    _, key = box.new_user("10")
+    done = box.http(key).post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    request_id = done.headers["x-request-id"]
+    line = box.server.wait_for_log(rf".*POST /v1/chat/completions 200 .*request={request_id}")[0]
+    assert f"model={MODEL}" in line and f"key={key[:7]}" in line and key not in line
+    assert "codelace_box.access" in line
+
+
+def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
+    box = box_factory(metrics={"token": "scrape-token-123"})
+    get = httpx.Client(base_url=box.url, timeout=10).get
+    for headers in ({}, {"authorization": "Bearer wrong"}):
+        answer = get("/metrics", headers=headers)
+        assert answer.status_code == 401
+        assert answer.json()["error"]["type"] == "authentication_error"
+    assert (
+        "codelace_http_requests_total"
+        in get("/metrics", headers={"authorization": "Bearer scrape-token-123"}).text
+    )
+    proxied = box_factory(server={"proxies_count": 1})
+    get = httpx.Client(base_url=proxied.url, timeout=10).get
+    outside = get("/metrics", headers={"x-forwarded-for": "203.0.113.7"})
+    assert outside.status_code == 403 and outside.json()["error"]["code"]
+    assert get("/metrics", headers={"x-forwarded-for": "127.0.0.1"}).status_code == 200
+    off = box_factory(metrics={"enabled": False})
+    assert httpx.get(off.url + "/metrics", timeout=10).status_code == 404
+
+
+def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
+    box = box_factory("--workers", "2")
+    _, key = box.new_user("10")
+    for _ in range(6):  # a new connection each: the requests spread over the workers
+        with box.http(key) as client:
+            done = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+            assert done.status_code == 200
+    seen = {total(scrape(box), "codelace_inference_requests_total", outcome="ok") for _ in range(6)}
+    assert seen == {6.0}
