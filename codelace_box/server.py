@@ -25,6 +25,8 @@ from codelace_box.api import (
     embeddings,
     inference,
     messages,
+    portal,
+    portal_data,
     public,
     responses,
     stripe,
@@ -47,7 +49,10 @@ BLUEPRINTS = [
     responses.bp,
     embeddings.bp,
     stripe.bp,
+    portal.bp,
+    portal_data.bp,
 ]
+PORTAL_BLUEPRINTS = (portal.bp, portal_data.bp)  # left out when portal.enabled is false
 log = logging.getLogger("codelace_box")
 
 
@@ -73,7 +78,10 @@ def create_app(config: Config) -> Sanic:
     app.config.update(sanic_settings(config))
     app.ctx.config = config
     for blueprint in BLUEPRINTS:
-        app.blueprint(blueprint)
+        if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
+            app.blueprint(blueprint)
+    if config.portal.enabled:
+        app.on_response(portal.portal_headers)
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)

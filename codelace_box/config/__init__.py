@@ -23,6 +23,7 @@ from codelace_box.config.schema import (
     DatabaseConfig,
     EmailConfig,
     GatewayConfig,
+    PortalConfig,
     ServerConfig,
     StripeConfig,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "DatabaseConfig",
     "EmailConfig",
     "GatewayConfig",
+    "PortalConfig",
     "ServerConfig",
     "StripeConfig",
     "build_config",

@@ -189,6 +189,16 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class PortalConfig:
+    enabled: bool = _opt(
+        True, "Serve the portal (the web page for users) at /; false: the JSON API only."
+    )
+    session_hours: int = _opt(
+        168, "How long a portal sign-in lasts, in hours.", minimum=1, maximum=8760
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -196,6 +206,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    portal: PortalConfig = field(default_factory=PortalConfig)
     source: str = "built-in defaults"
 
     @property
@@ -211,4 +222,5 @@ SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
+    "portal": PortalConfig,
 }

@@ -16,6 +16,7 @@ from codelace_box.db.migrations import (
     m0005_allowed_fields,
     m0006_messages_cache_aliases,
     m0007_responses_api,
+    m0012_portal_sessions,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -26,4 +27,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (5, m0005_allowed_fields),
     (6, m0006_messages_cache_aliases),
     (7, m0007_responses_api),
+    (12, m0012_portal_sessions),
 ]
