@@ -93,6 +93,15 @@ class Browser:
                 raise AssertionError(f"timed out waiting for {what} (at {self.driver.current_url})")
             time.sleep(0.05)
 
+    def click(self, find: Callable[[], Any], what: str) -> None:
+        """Click what `find` returns, again if the page redrew it in between (stale)."""
+
+        def attempt() -> bool:
+            find().click()
+            return True
+
+        self.wait_for(attempt, what)
+
     def css(self, selector: str) -> Any:
         from selenium.webdriver.common.by import By
 

@@ -5,7 +5,7 @@ import { copyButton, h, page } from "./ui.js";
 
 function snippet(title, text) {
   return h("section", { "aria-label": title },
-    h("h2", { text: title }), h("pre", {}, h("code", { text })), copyButton(`Copy ${title} snippet`, text));
+    h("h2", { text: title }), h("pre", { tabindex: "0", role: "region", "aria-label": `${title} snippet` }, h("code", { text })), copyButton(`Copy ${title} snippet`, text));
 }
 
 export async function connectPage(main) {
