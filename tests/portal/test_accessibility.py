@@ -116,7 +116,10 @@ def test_the_key_dialogs(fresh_browser: Browser, box: PortalBox, account: str) -
 
 
 def test_the_return_pages(fresh_browser: Browser, box: PortalBox) -> None:
-    for path, heading in [("/billing/cancel", "Payment cancelled"), ("/billing/success", "Thank you")]:
+    for path, heading in [
+        ("/billing/cancel", "Payment cancelled"),
+        ("/billing/success", "Thank you"),
+    ]:
         open_page(fresh_browser, box, path, heading)
         problems = fresh_browser.driver.execute_script(A11Y_SCRIPT)
         assert problems == [], f"{path}: {problems}"

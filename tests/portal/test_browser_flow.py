@@ -44,7 +44,8 @@ def test_sign_in_with_the_mailed_code_shows_the_account(
     cookie = fresh_browser.driver.get_cookie("codelace_session")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     stored = fresh_browser.driver.execute_script(
-        "return JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage), document.cookie])"
+        "return JSON.stringify("
+        "[Object.keys(localStorage), Object.keys(sessionStorage), document.cookie])"
     )
     assert stored == '[[],[],""]'
 
@@ -100,13 +101,17 @@ def test_a_key_is_made_shown_once_used_and_revoked(fresh_browser: Browser, box: 
     fresh_browser.driver.get(box.url + "/keys")
     wait_page(fresh_browser, "API keys")
     fresh_browser.wait_for(lambda: fresh_browser.css("article.key"), "the key list")
-    fresh_browser.click(lambda: fresh_browser.css("button[aria-label='Rename key laptop']"), "rename")
+    fresh_browser.click(
+        lambda: fresh_browser.css("button[aria-label='Rename key laptop']"), "rename"
+    )
     renamed = fresh_browser.field("New name for laptop")
     renamed.clear()
     renamed.send_keys("desktop")
     fresh_browser.button("Save name").click()
     fresh_browser.wait_for(lambda: "desktop" in fresh_browser.css("article.key h3").text, "rename")
-    fresh_browser.click(lambda: fresh_browser.css("button[aria-label='Revoke key desktop']"), "revoke")
+    fresh_browser.click(
+        lambda: fresh_browser.css("button[aria-label='Revoke key desktop']"), "revoke"
+    )
     fresh_browser.button("Yes, revoke it").click()
     fresh_browser.wait_for(lambda: "No keys yet" in fresh_browser.main_text(), "the revoke")
     with pytest.raises(openai.AuthenticationError):

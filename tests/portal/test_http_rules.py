@@ -13,6 +13,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
+from tests.portal.browser import luminance_spread
 from tests.portal.conftest import PortalBox, start_box
 
 PAGES = ("/", "/signin", "/keys", "/usage", "/billing", "/connect")
@@ -197,9 +198,10 @@ def test_the_return_pages_run_no_script_and_lead_back(box: PortalBox) -> None:
 
 
 def test_the_json_api_and_the_portal_do_not_open_each_other(box: PortalBox) -> None:
-    key = box.cli("users", "create", "both@portal.test") and box.cli(
-        "keys", "create", "both@portal.test"
-    ).split()[0]
+    key = (
+        box.cli("users", "create", "both@portal.test")
+        and box.cli("keys", "create", "both@portal.test").split()[0]
+    )
     bearer = {"authorization": f"Bearer {key}"}
     with box.http() as client:
         assert client.get("/api/v1/customer/balance", headers=bearer).status_code == 200
@@ -225,3 +227,13 @@ def test_portal_enabled_false_serves_the_api_only(
             assert "close this page" in cancel.text and 'href="/billing"' not in cancel.text
     finally:
         off.server.stop()
+
+
+def test_the_readme_shows_a_small_screenshot_of_the_portal() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "## The portal" in readme and "](docs/portal.png)" in readme
+    png = (root / "docs" / "portal.png").read_bytes()
+    assert len(png) < 100_000
+    variance, levels = luminance_spread(png)
+    assert variance > 50 and levels > 8
