@@ -148,3 +148,32 @@ def test_a_top_up_goes_to_stripe_and_the_return_page_leads_back(
     text = fresh_browser.main_text()
     assert "Balance: $25.00" in text and "completed" in text
     assert fresh_browser.console_errors() == []
+
+
+def test_the_trial_card_setup_is_offered_until_claimed(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    email = "trial@portal.test"
+    sign_in(fresh_browser, box, email)
+    fresh_browser.driver.get(box.url + "/billing")
+    wait_page(fresh_browser, "Billing")
+    assert "get $1.00 of credit" in fresh_browser.main_text()
+    fresh_browser.button("Save a card").click()
+    fresh_browser.wait_for(
+        lambda: fresh_browser.driver.current_url.startswith("https://checkout.stripe.com/"),
+        "the way to Stripe Checkout",
+    )
+    session = box.double.session_by_url(fresh_browser.driver.current_url)
+    assert session["mode"] == "setup" and session["customer_email"] == email
+    fresh_browser.console_errors()  # the checkout host resolves to nothing here, by design
+    body, headers = box.double.webhook(box.double.complete(session["id"]))
+    with box.http() as http:
+        assert http.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
+    fresh_browser.driver.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+    assert "Card saved" in fresh_browser.css("h1").text
+    fresh_browser.css("a[href='/billing']").click()
+    wait_page(fresh_browser, "Billing")
+    text = fresh_browser.main_text()
+    assert "Balance: $1.00" in text and "trial" in text
+    assert "Save a card" not in text  # claimed: no longer offered
+    assert fresh_browser.console_errors() == []
