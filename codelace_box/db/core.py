@@ -9,8 +9,8 @@ transaction: all coroutines of a server process share the one connection.
 
 What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
 front), `?` parameters (qmark), `is_busy()` (the lock wait that timed out), `quick_check()`,
-timestamps stored as text (`db_time()`, `parse_time()`, `minute_sql()`) and the substring test
-of the reports' filters (`contains_sql()`).
+timestamps stored as text (`db_time()`, `parse_time()`, `minute_sql()`, `day_sql()`) and the
+substring test of the reports' filters (`contains_sql()`).
 A second engine slots in behind these names and a `hotpath` of its own.
 """
 
@@ -245,6 +245,11 @@ def parse_time(value: Any) -> datetime:
 def minute_sql(column: str) -> str:
     """SQL for the minute of a stored timestamp, 'YYYY-MM-DD HH:MM' (the start of its text)."""
     return f"substr({column}, 1, 16)"
+
+
+def day_sql(column: str) -> str:
+    """SQL for the UTC date of a stored timestamp, 'YYYY-MM-DD' (the start of its text)."""
+    return f"substr({column}, 1, 10)"
 
 
 def contains_sql(column: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from codelace_box.db.core import parse_time, utcnow
+from codelace_box.db.core import day_sql, db_time, query_all, utcnow
 from codelace_box.db.models import UsageRecord
 from codelace_box.reports.traffic import usage_totals
 
@@ -43,20 +43,19 @@ class SpendHistory:
 def spend_history(user_id: int, days: int = 30, now: datetime | None = None) -> SpendHistory:
     """What the user spent this month and on each of the last `days` days (UTC dates).
 
-    One indexed range read over created_at (the usage of at most ~31 days), summed here so
-    the query stays the same on every engine."""
+    One indexed range read over created_at (at most ~31 days), summed per day by the
+    database: at most 31 rows come back, however busy the user was."""
     now = now or utcnow()
     today = now.date()
     first_day = today - timedelta(days=days - 1)
     month_start = today.replace(day=1)
     since = datetime.combine(min(first_day, month_start), time.min, tzinfo=now.tzinfo)
-    rows = UsageRecord.select(UsageRecord.created_at, UsageRecord.cost_nanos).where(
-        UsageRecord.user == user_id, UsageRecord.created_at >= since
+    rows = query_all(
+        f"SELECT {day_sql('created_at')}, SUM(cost_nanos) FROM usage_record "
+        "WHERE user_id = ? AND created_at >= ? GROUP BY 1",
+        (user_id, db_time(since)),
     )
-    per_day: dict[date, int] = {}
-    for row in rows:
-        day = parse_time(row.created_at).date()
-        per_day[day] = per_day.get(day, 0) + int(row.cost_nanos)
+    per_day = {date.fromisoformat(str(day)): int(total) for day, total in rows}
     month = sum(cost for day, cost in per_day.items() if day >= month_start)
     daily = [(first_day + timedelta(days=i), 0) for i in range(days)]
     return SpendHistory(month, [(day, per_day.get(day, 0)) for day, _ in daily])

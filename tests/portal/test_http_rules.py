@@ -198,10 +198,8 @@ def test_the_return_pages_run_no_script_and_lead_back(box: PortalBox) -> None:
 
 
 def test_the_json_api_and_the_portal_do_not_open_each_other(box: PortalBox) -> None:
-    key = (
-        box.cli("users", "create", "both@portal.test")
-        and box.cli("keys", "create", "both@portal.test").split()[0]
-    )
+    box.cli("users", "create", "both@portal.test")
+    key = box.cli("keys", "create", "both@portal.test").split()[0]
     bearer = {"authorization": f"Bearer {key}"}
     with box.http() as client:
         assert client.get("/api/v1/customer/balance", headers=bearer).status_code == 200
