@@ -77,6 +77,13 @@ def test_the_code_step(fresh_browser: Browser, box: PortalBox) -> None:
     retype(field, real)
     assert "expired" in alert_after(fresh_browser, "Sign in")
     assert fresh_browser.driver.get_cookie("codelace_session") is None
+    before = len(box.smtp.messages_to(email))
+    fresh_browser.button("Send a new code").click()
+    fresh_code = box.smtp.wait_for(email, count=before + 1).code
+    fresh_browser.wait_for(lambda: "new code is on its way" in fresh_browser.main_text(), "note")
+    retype(field, fresh_code)
+    fresh_browser.button("Sign in").click()
+    fresh_browser.wait_for(lambda: "Your account" in fresh_browser.main_text(), "the home page")
     only_refusals_logged(fresh_browser)
 
 

@@ -40,8 +40,17 @@ function codeStep(main, address, ttlSec) {
     text: "Use another address",
     onclick: () => signinPage(main),
   });
+  const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
+  resend.addEventListener("click", () => busy(resend, async () => {
+    try {
+      await api("POST", "/portal/api/signin/code", { email: address });
+      message.ok("A new code is on its way; the one before no longer works.");
+    } catch (error) {
+      message.error(error.message);
+    }
+  }));
   const form = h("form", { novalidate: true }, code.wrap, message.el,
-    h("div", { class: "row" }, submit, again));
+    h("div", { class: "row" }, submit, resend, again));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.clear();
