@@ -205,6 +205,17 @@ def test_healthz_and_the_catalog(server: ServerProcess) -> None:
     assert [m["id"] for m in models["data"]] == [MODEL]
 
 
+def test_the_portal_and_its_static_files_are_in_the_binary(server: ServerProcess) -> None:
+    shell = httpx.get(server.base_url + "/")
+    assert shell.status_code == 200 and shell.headers["cache-control"] == "no-cache"
+    found = re.search(r'src="(/portal/assets/[0-9a-f]{16}/main\.js)"', shell.text)
+    assert found, shell.text
+    for name in ("main.js", "keys.js", "app.css"):
+        asset = httpx.get(server.base_url + found.group(1).replace("main.js", name))
+        assert asset.status_code == 200 and len(asset.content) > 500, name
+        assert "immutable" in asset.headers["cache-control"]
+
+
 def test_errors_have_the_openai_envelope(server: ServerProcess) -> None:
     answer = httpx.get(server.base_url + "/api/v1/auth/me")
     assert answer.status_code == 401

@@ -30,6 +30,8 @@ from codelace_box.api import (
     inference,
     messages,
     observe,
+    portal,
+    portal_data,
     public,
     responses,
     stripe,
@@ -58,7 +60,10 @@ BLUEPRINTS = [
     embeddings.bp,
     stripe.bp,
     observe.bp,
+    portal.bp,
+    portal_data.bp,
 ]
+PORTAL_BLUEPRINTS = (portal.bp, portal_data.bp)  # left out when portal.enabled is false
 log = logging.getLogger("codelace_box")
 REFUSAL_FLUSH_SEC = 5.0
 
@@ -101,7 +106,10 @@ def create_app(config: Config) -> Sanic:
     app.config.update(sanic_settings(config))
     app.ctx.config = config
     for blueprint in BLUEPRINTS:
-        app.blueprint(blueprint)
+        if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
+            app.blueprint(blueprint)
+    if config.portal.enabled:
+        app.on_response(portal.portal_headers)
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)

@@ -100,6 +100,16 @@ def complete_sign_in(
     raw_email: object, raw_code: object, client: str, *, secret_key: str, auth: AuthConfig
 ) -> SignedIn:
     """Check the code, then the account (created if the policy allows), and mint a login key."""
+    user, created = verify_code(raw_email, raw_code, client, secret_key=secret_key, auth=auth)
+    new_key = create_key(user.id, default_login_key_name())
+    return SignedIn(user, new_key.full_key, created)
+
+
+def verify_code(
+    raw_email: object, raw_code: object, client: str, *, secret_key: str, auth: AuthConfig
+) -> tuple[User, bool]:
+    """Check the code, then the account (created if the policy allows); mints nothing (the
+    portal's sign-in starts a session with it instead). (user, created)."""
     email = normalize_email(raw_email)
     code = otp.parse_code(raw_code)
     hit(verify_limits(email, client, auth))
@@ -109,9 +119,8 @@ def complete_sign_in(
         raise PermissionDenied(
             "this account is disabled: ask an administrator", code="account_disabled"
         )
-    new_key = create_key(user.id, default_login_key_name())
     touch_last_seen(user.id)
-    return SignedIn(user, new_key.full_key, created)
+    return user, created
 
 
 def _account_for(email: str, auth: AuthConfig) -> tuple[User, bool]:

@@ -7,6 +7,8 @@ are configured; the `stripe` library is imported on the first Stripe call, not a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 
 from sanic import Blueprint, Request, Sanic
@@ -99,17 +101,34 @@ def _limit_arg(request: Request) -> int:
     return int(raw)
 
 
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;"
+    "color:#1b1f24;background:#fff}a{color:#0b57b0}"
+)
+# No script at all; the one inline style is allowed by its hash, nothing else loads.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+RETURN_PAGE_CSP = f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'"
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}
-</style></head>
-<body><h1>{title}</h1><p>{message}</p><p>You can close this page.</p></body></html>
+<style>{style}</style></head>
+<body><main><h1>{title}</h1><p>{message}</p><p>{back}</p></main></body></html>
 """
+_BACK_TO_PORTAL = '<a href="/billing">Back to your account</a>'
 
 
-def _page(title: str, message: str) -> HTTPResponse:
-    return html_response(_PAGE.format(title=html.escape(title), message=html.escape(message)))
+def _page(request: Request, title: str, message: str) -> HTTPResponse:
+    """A return page: a link back to the portal when it is served, else a closing word."""
+    config: Config = request.app.ctx.config
+    back = _BACK_TO_PORTAL if config.portal.enabled else "You can close this page."
+    body = _PAGE.format(
+        title=html.escape(title), message=html.escape(message), back=back, style=_STYLE
+    )
+    response = html_response(body)
+    response.headers["content-security-policy"] = RETURN_PAGE_CSP
+    response.headers["x-frame-options"] = "DENY"
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 @bp.route("/billing/success", methods=READ)
@@ -134,10 +153,14 @@ async def success_page(request: Request) -> HTTPResponse:
     else:
         title = "Payment not completed"
         message = f"This payment is {payment.status}; nothing was charged."
-    return _page(title, message)
+    return _page(request, title, message)
 
 
 @bp.route("/billing/cancel", methods=READ)
 async def cancel_page(request: Request) -> HTTPResponse:
     """Where Stripe sends the user who left the checkout."""
-    return _page("Payment cancelled", "Nothing was charged. You can start again at any time.")
+    return _page(
+        request,
+        "Payment cancelled",
+        "Nothing was charged. You can start again at any time.",
+    )

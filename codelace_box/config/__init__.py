@@ -24,6 +24,7 @@ from codelace_box.config.schema import (
     EmailConfig,
     GatewayConfig,
     LimitsConfig,
+    PortalConfig,
     ServerConfig,
     StripeConfig,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "EmailConfig",
     "GatewayConfig",
     "LimitsConfig",
+    "PortalConfig",
     "ServerConfig",
     "StripeConfig",
     "build_config",

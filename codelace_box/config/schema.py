@@ -243,6 +243,16 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class PortalConfig:
+    enabled: bool = _opt(
+        True, "Serve the portal (the web page for users) at /; false: the JSON API only."
+    )
+    session_hours: int = _opt(
+        168, "How long a portal sign-in lasts, in hours.", minimum=1, maximum=8760
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -254,6 +264,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    portal: PortalConfig = field(default_factory=PortalConfig)
     source: str = "built-in defaults"
 
     @property
@@ -273,4 +284,5 @@ SECTIONS: dict[str, type] = {
     "limits": LimitsConfig,
     "log": LogConfig,
     "metrics": MetricsConfig,
+    "portal": PortalConfig,
 }

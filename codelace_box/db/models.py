@@ -311,6 +311,16 @@ class RefusalCount(BaseModel):
         primary_key = CompositeKey("hour", "status", "code")
 
 
+class PortalSession(BaseModel):
+    """A signed-in browser of the portal: its cookie is the token, stored here only hashed."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, backref="portal_sessions", on_delete="CASCADE")
+    token_hash = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+
+
 class SchemaMigration(BaseModel):
     version = IntegerField(primary_key=True)
     name = CharField()
@@ -337,4 +347,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     TrialCard,
     AuditEntry,
     RefusalCount,
+    PortalSession,
 ]

@@ -1,10 +1,12 @@
-"""A user's own usage: totals (running counters) and recent requests, for
-/api/v1/customer/usage."""
+"""A user's own usage: totals (running counters) and recent requests
+(/api/v1/customer/usage), and the spend by day and this month (the portal)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
+from codelace_box.db.core import day_sql, db_time, query_all, utcnow
 from codelace_box.db.models import UsageRecord
 from codelace_box.reports.traffic import usage_totals
 
@@ -35,3 +37,30 @@ def usage_summary(user_id: int, limit: int) -> UsageSummary:
     return UsageSummary(
         totals.requests, totals.input_tokens, totals.output_tokens, totals.cost_nanos, recent
     )
+
+
+@dataclass(frozen=True)
+class SpendHistory:
+    month_nanos: int  # spent since the first of this month (UTC)
+    daily: list[tuple[date, int]]  # the last `days` days, oldest first, zero days included
+
+
+def spend_history(user_id: int, days: int = 30, now: datetime | None = None) -> SpendHistory:
+    """What the user spent this month and on each of the last `days` days (UTC dates).
+
+    One indexed range read over created_at (at most ~31 days), summed per day by the
+    database: at most 31 rows come back, however busy the user was."""
+    now = now or utcnow()
+    today = now.date()
+    first_day = today - timedelta(days=days - 1)
+    month_start = today.replace(day=1)
+    since = datetime.combine(min(first_day, month_start), time.min, tzinfo=now.tzinfo)
+    rows = query_all(
+        f"SELECT {day_sql('created_at')}, SUM(cost_nanos) FROM usage_record "
+        "WHERE user_id = ? AND created_at >= ? GROUP BY 1",
+        (user_id, db_time(since)),
+    )
+    per_day = {date.fromisoformat(str(day)): int(total) for day, total in rows}
+    month = sum(cost for day, cost in per_day.items() if day >= month_start)
+    daily = [(first_day + timedelta(days=i), 0) for i in range(days)]
+    return SpendHistory(month, [(day, per_day.get(day, 0)) for day, _ in daily])

@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.config",
         "codelace_box.crypto",
         "codelace_box.money",
+        "codelace_box.portal",
         "codelace_box.private_files",
         "codelace_box.logformat",
         "codelace_box.metrics",

@@ -1,0 +1,135 @@
+"""The portal: its pages and static assets, and its own sign-in (email -> code -> a cookie
+session, never an API key), session and sign-out endpoints. Data endpoints: portal_data.py.
+
+Every page path serves the same HTML shell; the JS modules draw the page the path names. The
+portal is a client like the CLI: these handlers call the same accounts/ functions.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from codelace_box.accounts.ratelimit import client_bucket
+from codelace_box.accounts.sessions import end_session, find_session, start_session
+from codelace_box.accounts.signin import request_sign_in, verify_code
+from codelace_box.api.common import READ, json_body, json_response
+from codelace_box.api.portal_security import (
+    API_CACHE,
+    ASSET_CACHE,
+    HTML_CACHE,
+    add_security_headers,
+    changing_session,
+    check_origin,
+    clear_session_cookie,
+    is_portal_path,
+    session_token,
+    set_session_cookie,
+)
+from codelace_box.api.views import code_sent_view
+from codelace_box.config import Config
+from codelace_box.errors import NotFound
+from codelace_box.portal import load_assets
+
+bp = Blueprint("portal")
+PAGES = ("/", "/signin", "/keys", "/usage", "/billing", "/connect")
+PAGE_PATHS = frozenset(PAGES)
+
+
+def _client(request: Request) -> str:
+    """The client's address as the sign-in rate limits count it."""
+    return client_bucket(request.client_ip or "unknown")
+
+
+async def page(request: Request) -> HTTPResponse:
+    """The HTML shell (the same for every page path; the script draws the page)."""
+    return HTTPResponse(load_assets().shell, content_type="text/html; charset=utf-8")
+
+
+for _path in PAGES:
+    bp.add_route(page, _path, methods=READ, name="page" + _path.replace("/", "_"))
+
+
+@bp.route("/portal/assets/<digest:str>/<name:path>", methods=READ)
+async def asset(request: Request, digest: str, name: str) -> HTTPResponse:
+    """A static file of the current version (404 for another version or an unknown name)."""
+    assets = load_assets()
+    content = assets.files.get(name)
+    if digest != assets.digest or content is None:
+        raise NotFound("no such portal asset", code="not_found")
+    return HTTPResponse(content, content_type=assets.content_type(name))
+
+
+def session_view(request: Request) -> dict[str, object]:
+    """GET /portal/api/session: whether the browser is signed in, and as whom."""
+    found = find_session(session_token(request), request.app.ctx.secret_key)
+    if found is None:
+        return {"signed_in": False}
+    return {"signed_in": True, "email": found.email, "csrf_token": found.csrf_token}
+
+
+@bp.route("/portal/api/session", methods=READ)
+async def session(request: Request) -> HTTPResponse:
+    """Always 200, so a signed-out page load logs no failed request."""
+    return json_response(session_view(request))
+
+
+@bp.post("/portal/api/signin/code")
+async def signin_code(request: Request) -> HTTPResponse:
+    """Mail a sign-in code (the same machinery and limits as /api/v1/auth/otp/request)."""
+    check_origin(request)
+    body = json_body(request)
+    ctx = request.app.ctx
+    sent = await request_sign_in(
+        body.get("email"),
+        _client(request),
+        mailer=ctx.mailer,
+        secret_key=ctx.secret_key,
+        auth=ctx.config.auth,
+    )
+    return json_response(code_sent_view(sent))
+
+
+@bp.post("/portal/api/signin/verify")
+async def signin_verify(request: Request) -> HTTPResponse:
+    """Trade a code for a session cookie; no API key is minted."""
+    check_origin(request)
+    body = json_body(request)
+    ctx = request.app.ctx
+    config: Config = ctx.config
+    user, _ = verify_code(
+        body.get("email"),
+        body.get("code"),
+        _client(request),
+        secret_key=ctx.secret_key,
+        auth=config.auth,
+    )
+    end_session(session_token(request))  # a new sign-in replaces the browser's old session
+    new = start_session(user, ctx.secret_key, config.portal.session_hours * 3600)
+    view = {"signed_in": True, "email": user.email, "csrf_token": new.session.csrf_token}
+    response = json_response(view)
+    set_session_cookie(response, new, config)
+    return response
+
+
+@bp.post("/portal/api/signout")
+async def signout(request: Request) -> HTTPResponse:
+    """End the session on the server and drop the cookie."""
+    changing_session(request)
+    end_session(session_token(request))
+    response = json_response({"signed_in": False})
+    clear_session_cookie(response, request.app.ctx.config)
+    return response
+
+
+async def portal_headers(request: Request, response: HTTPResponse) -> None:
+    """Security and cache headers on every portal response, errors included."""
+    path = request.path
+    if not is_portal_path(path, PAGE_PATHS):
+        return
+    if path.startswith("/portal/assets/") and response.status == 200:
+        add_security_headers(response, ASSET_CACHE)
+    elif path.startswith("/portal/"):
+        add_security_headers(response, API_CACHE)
+    else:
+        add_security_headers(response, HTML_CACHE)

@@ -1,0 +1,155 @@
+"""/portal/api: what the portal's pages show and do, for the signed-in browser (cookie session):
+overview, keys (list, create, rename, revoke), usage, payments, top-up and card setup.
+
+Thin handlers over accounts/, billing/ and reports/, answering in the shapes of api/views.py;
+every rule (amounts, names, the trial) is the server's, the page only shows the answers.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from codelace_box.accounts.keys import create_key, list_keys, rename_key, revoke_key
+from codelace_box.accounts.users import get_user_by_id
+from codelace_box.api.common import READ, json_body, json_response
+from codelace_box.api.portal_security import changing_session, current_session
+from codelace_box.api.stripe import stripe_api
+from codelace_box.api.views import (
+    checkout_view,
+    key_view,
+    new_key_view,
+    payment_view,
+    usage_view,
+)
+from codelace_box.billing.checkout import MAX_TOPUP_USD, start_setup, start_topup
+from codelace_box.billing.payments import list_payments
+from codelace_box.config import Config
+from codelace_box.errors import InvalidRequest
+from codelace_box.money import usd_json
+from codelace_box.reports.usage import spend_history, usage_summary
+
+bp = Blueprint("portal_data", url_prefix="/portal/api")
+RECENT_REQUESTS = 20
+SHOWN_PAYMENTS = 50
+MAX_AMOUNT_TEXT = 32
+
+
+def _stripe_enabled(config: Config) -> bool:
+    return bool(config.stripe.secret_key and config.stripe.webhook_secret)
+
+
+@bp.route("/overview", methods=READ)
+async def overview(request: Request) -> HTTPResponse:
+    """Balance, this month's spend, and what the billing page needs to know."""
+    session = current_session(request)
+    user = get_user_by_id(session.user_id)
+    config: Config = request.app.ctx.config
+    stripe = config.stripe
+    trial = _stripe_enabled(config) and stripe.trial_credit_usd > 0
+    return json_response(
+        {
+            "email": user.email,
+            "credit_balance_usd": usd_json(user.balance_nanos),
+            "month_spend_usd": usd_json(spend_history(user.id).month_nanos),
+            "base_url": config.server.base_url,
+            "stripe_enabled": _stripe_enabled(config),
+            "min_topup_usd": float(max(stripe.min_topup_usd, Decimal("0.01"))),
+            "max_topup_usd": float(MAX_TOPUP_USD),
+            "trial_available": trial and user.trial_granted_at is None,
+            "trial_credit_usd": float(stripe.trial_credit_usd),
+        }
+    )
+
+
+@bp.route("/keys", methods=READ)
+async def keys(request: Request) -> HTTPResponse:
+    """The active keys (never the full keys), with their limits when the server has them."""
+    session = current_session(request)
+    return json_response([key_view(k) for k in list_keys(session.user_id)])
+
+
+@bp.post("/keys")
+async def keys_create(request: Request) -> HTTPResponse:
+    """Mint a key; the full key is in this answer and nowhere else."""
+    session = changing_session(request)
+    name = json_body(request).get("name")
+    return json_response(new_key_view(create_key(session.user_id, "" if name is None else name)))
+
+
+@bp.patch("/keys/<key_id:str>")
+async def keys_rename(request: Request, key_id: str) -> HTTPResponse:
+    """Rename one of the caller's keys."""
+    session = changing_session(request)
+    body = json_body(request)
+    if "name" not in body:
+        raise InvalidRequest("name is required", param="name")
+    return json_response(key_view(rename_key(key_id, session.user_id, body["name"])))
+
+
+@bp.delete("/keys/<key_id:str>")
+async def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
+    """Revoke one of the caller's keys; it fails from the next request on."""
+    session = changing_session(request)
+    revoke_key(key_id, user_id=session.user_id)
+    return HTTPResponse(status=204)
+
+
+@bp.route("/usage", methods=READ)
+async def usage(request: Request) -> HTTPResponse:
+    """Totals, recent requests, and the spend of each of the last 30 days."""
+    session = current_session(request)
+    view = usage_view(usage_summary(session.user_id, RECENT_REQUESTS))
+    history = spend_history(session.user_id)
+    view["month_spend_usd"] = usd_json(history.month_nanos)
+    view["daily"] = [
+        {"date": day.isoformat(), "cost_usd": usd_json(nanos)} for day, nanos in history.daily
+    ]
+    return json_response(view)
+
+
+@bp.route("/payments", methods=READ)
+async def payments(request: Request) -> HTTPResponse:
+    """The newest payments with their statuses."""
+    session = current_session(request)
+    rows = list_payments(session.user_id, SHOWN_PAYMENTS)
+    return json_response([payment_view(p) for p in rows])
+
+
+def amount_from_form(raw: object) -> object:
+    """The amount as typed in the page (text) as a number billing/ can judge; anything that is
+    not a number is passed on as it is, so billing/ words the refusal."""
+    if isinstance(raw, str):
+        text = raw.strip().removeprefix("$").strip()
+        if not text:
+            raise InvalidRequest(
+                "enter an amount in USD", code="invalid_amount", param="amount_usd"
+            )
+        if len(text) <= MAX_AMOUNT_TEXT:
+            try:
+                return Decimal(text)
+            except InvalidOperation:
+                return text
+    return raw
+
+
+@bp.post("/topup")
+async def topup(request: Request) -> HTTPResponse:
+    """A Checkout Session for a top-up of {"amount_usd"}; the page follows its URL."""
+    session = changing_session(request)
+    api = stripe_api(request)
+    amount = amount_from_form(json_body(request).get("amount_usd"))
+    config: Config = request.app.ctx.config
+    url = await start_topup(api, session.user_id, session.email, amount, config)
+    return json_response(checkout_view(url))
+
+
+@bp.post("/setup")
+async def setup(request: Request) -> HTTPResponse:
+    """A setup-mode Checkout Session: saving a card earns the trial credit once."""
+    session = changing_session(request)
+    api = stripe_api(request)
+    url = await start_setup(api, session.user_id, session.email, request.app.ctx.config)
+    return json_response(checkout_view(url))

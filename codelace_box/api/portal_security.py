@@ -1,0 +1,115 @@
+"""The portal's browser rules: the session cookie, the CSRF and Origin checks of state-changing
+calls, and the security headers (CSP, framing, caching) on every portal response.
+
+The browser holds an HttpOnly, SameSite=Strict cookie (Secure when `public_url` is https) that
+names a server-side session (accounts/sessions.py). A call that changes anything must carry
+the session's CSRF token in `X-CSRF-Token` and, when the browser says where it comes from, an
+`Origin` of the box itself.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from codelace_box.accounts.sessions import NewSession, Session, check_csrf, require_session
+from codelace_box.config import Config
+from codelace_box.errors import PermissionDenied
+
+COOKIE = "codelace_session"
+CSRF_HEADER = "x-csrf-token"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+HTML_CACHE = "no-cache"
+ASSET_CACHE = "public, max-age=31536000, immutable"
+API_CACHE = "no-store"
+PORTAL_PREFIXES = ("/portal/",)
+
+
+def secure_cookies(config: Config) -> bool:
+    """Whether the cookie gets `Secure`: when the box is reached over https."""
+    return config.server.base_url.startswith("https://")
+
+
+def set_session_cookie(response: HTTPResponse, new: NewSession, config: Config) -> None:
+    """The cookie that carries a new session."""
+    response.add_cookie(
+        COOKIE,
+        new.token,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=secure_cookies(config),
+        max_age=new.max_age_sec,
+    )
+
+
+def clear_session_cookie(response: HTTPResponse, config: Config) -> None:
+    """Tell the browser to forget the cookie."""
+    response.add_cookie(
+        COOKIE,
+        "",
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=secure_cookies(config),
+        max_age=0,
+    )
+
+
+def session_token(request: Request) -> str | None:
+    """The session cookie's value, if any."""
+    token = request.cookies.get(COOKIE)
+    return token or None
+
+
+def current_session(request: Request) -> Session:
+    """The caller's portal session (401 without one)."""
+    return require_session(session_token(request), request.app.ctx.secret_key)
+
+
+def check_origin(request: Request) -> None:
+    """403 when a browser says the call comes from another site."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise PermissionDenied("cross-site requests are refused", code="csrf_failed")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return  # not a browser, or a same-origin GET: SameSite keeps the cookie away anyway
+    config: Config = request.app.ctx.config
+    allowed = {_origin(config.server.base_url), f"{request.scheme}://{request.host}"}
+    if origin not in allowed:
+        raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def changing_session(request: Request) -> Session:
+    """The session of a state-changing call, after the Origin and CSRF checks."""
+    check_origin(request)
+    session = current_session(request)
+    check_csrf(session, request.headers.get(CSRF_HEADER))
+    return session
+
+
+def is_portal_path(path: str, page_paths: frozenset[str]) -> bool:
+    """Whether a path is the portal's (a page, an asset, the portal's API, a return page)."""
+    return path in page_paths or path.startswith(PORTAL_PREFIXES)
+
+
+def add_security_headers(response: HTTPResponse, cache_control: str) -> None:
+    """The headers every portal response carries."""
+    headers = response.headers
+    headers.setdefault("content-security-policy", CSP)
+    headers["x-frame-options"] = "DENY"
+    headers["x-content-type-options"] = "nosniff"
+    headers["referrer-policy"] = "same-origin"
+    headers["cross-origin-opener-policy"] = "same-origin"
+    headers["cache-control"] = cache_control

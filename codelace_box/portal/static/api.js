@@ -1,0 +1,48 @@
+// Calls to the box's portal API: JSON in and out, the session's CSRF token on every change.
+// The session itself is an HttpOnly cookie: nothing secret is kept in script-readable storage.
+
+let csrfToken = "";
+
+export function setCsrf(token) {
+  csrfToken = token || "";
+}
+
+export class ApiError extends Error {
+  constructor(status, message, code) {
+    super(message);
+    this.status = status;
+    this.code = code || "";
+  }
+}
+
+export async function api(method, path, body) {
+  const options = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.headers["content-type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  if (method !== "GET") {
+    options.headers["x-csrf-token"] = csrfToken;
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (_) {
+    throw new ApiError(0, "The box cannot be reached: check the connection and try again.");
+  }
+  if (response.status === 204) {
+    return null;
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    const text = error && error.message ? error.message : `The box answered ${response.status}.`;
+    throw new ApiError(response.status, text, error && error.code);
+  }
+  return data;
+}

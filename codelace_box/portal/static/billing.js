@@ -1,0 +1,81 @@
+// Billing: top up through Stripe Checkout (the minimum comes from the server), the trial's card
+// setup while it is unclaimed, and the payment history.
+
+import { api } from "./api.js";
+import { busy, field, h, messageArea, page, usd, when } from "./ui.js";
+
+const STATUS_WORDS = {
+  pending: "pending (waiting for Stripe)",
+  completed: "completed",
+  failed: "failed",
+  expired: "expired (not paid)",
+};
+
+function topupForm(data) {
+  const hint = `At least ${usd(data.min_topup_usd)}, at most ${usd(data.max_topup_usd)}.`;
+  const amount = field("Amount in USD", { inputmode: "decimal", name: "amount_usd", autocomplete: "off" }, hint);
+  const message = messageArea();
+  const submit = h("button", { type: "submit", text: "Pay with Stripe" });
+  const form = h("form", { novalidate: true }, amount.wrap, message.el, h("div", { class: "row" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.clear();
+    await busy(submit, async () => {
+      try {
+        const started = await api("POST", "/portal/api/topup", { amount_usd: amount.input.value });
+        message.ok("Taking you to Stripe…");
+        window.location.assign(started.checkout_url);
+      } catch (error) {
+        message.error(error.message);
+        amount.input.focus();
+      }
+    });
+  });
+  return h("section", { "aria-labelledby": "topup-title" }, h("h2", { id: "topup-title", text: "Add credit" }), form);
+}
+
+function trialPanel(data) {
+  const message = messageArea();
+  const button = h("button", { type: "button", class: "secondary", text: "Save a card" });
+  button.addEventListener("click", () => busy(button, async () => {
+    try {
+      const started = await api("POST", "/portal/api/setup");
+      window.location.assign(started.checkout_url);
+    } catch (error) {
+      message.error(error.message);
+    }
+  }));
+  return h("section", { "aria-labelledby": "trial-title" },
+    h("h2", { id: "trial-title", text: "Free trial credit" }),
+    h("p", { text: `Save a card with Stripe and get ${usd(data.trial_credit_usd)} of credit, once. Nothing is charged.` }),
+    message.el, button);
+}
+
+function history(payments) {
+  if (!payments.length) return h("p", { class: "muted", text: "No payments yet." });
+  const head = h("tr", {}, ["Date", "Kind", "Amount", "Status"].map((t) =>
+    h("th", { scope: "col", class: t === "Amount" ? "num" : null, text: t })));
+  const rows = payments.map((p) => h("tr", {},
+    h("td", { text: when(p.created_at) }), h("td", { text: p.kind }),
+    h("td", { class: "num", text: usd(p.amount_usd) }),
+    h("td", { text: STATUS_WORDS[p.status] || p.status })));
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Payments table" },
+    h("table", {}, h("caption", { class: "visually-hidden", text: "Payments" }),
+      h("thead", {}, head), h("tbody", {}, rows)));
+}
+
+export async function billingPage(main) {
+  const [data, payments] = await Promise.all([
+    api("GET", "/portal/api/overview"),
+    api("GET", "/portal/api/payments"),
+  ]);
+  const parts = [h("p", {}, "Balance: ", h("strong", { text: usd(data.credit_balance_usd) }))];
+  if (data.stripe_enabled) {
+    parts.push(topupForm(data));
+    if (data.trial_available) parts.push(trialPanel(data));
+  } else {
+    parts.push(h("p", { text: "Payments are not set up on this box: ask its operator for credit." }));
+  }
+  parts.push(h("h2", { text: "Payment history" }), history(payments));
+  page(main, "Billing", ...parts);
+}

@@ -1,0 +1,25 @@
+// Home: the balance, this month's spend, and where to go next.
+
+import { api } from "./api.js";
+import { h, page, usd } from "./ui.js";
+
+function card(label, value, link, linkText) {
+  return h("div", { class: "card" },
+    h("p", { class: "muted", text: label }),
+    h("p", { class: "figure", text: value }),
+    link ? h("a", { href: link, text: linkText }) : null);
+}
+
+export async function homePage(main) {
+  const data = await api("GET", "/portal/api/overview");
+  page(main, "Your account",
+    h("p", {}, "Signed in as ", h("strong", { text: data.email }), "."),
+    h("div", { class: "cards" },
+      card("Balance", usd(data.credit_balance_usd), "/billing", "Add credit"),
+      card("Spent this month", usd(data.month_spend_usd), "/usage", "See usage"),
+      card("API keys", "Create and revoke", "/keys", "Manage keys")),
+    h("h2", { text: "Connect a tool" }),
+    h("p", {}, "Point the OpenAI SDK, Claude Code or Codex at ",
+      h("code", { text: data.base_url }), ". ",
+      h("a", { href: "/connect", text: "How to connect" })));
+}

@@ -1,0 +1,129 @@
+// Keys: the list (prefix, name, last use, limits when the server has them), create (the full
+// key shown once), rename, revoke with a confirmation.
+
+import { api } from "./api.js";
+import { busy, copyButton, field, h, messageArea, page, usd, when } from "./ui.js";
+
+const LIMITS = [
+  ["limit_usd", "Spending limit", (v) => usd(v)],
+  ["spent_usd", "Spent against the limit", (v) => usd(v)],
+  ["limit_reset", "Limit resets", (v) => String(v)],
+  ["expires_at", "Expires", (v) => when(v)],
+  ["allowed_models", "Allowed models", (v) => (Array.isArray(v) ? v.join(", ") : String(v))],
+];
+
+function facts(key) {
+  const rows = [
+    ["Key", `${key.key_prefix}…`],
+    ["Created", when(key.created_at)],
+    ["Last used", when(key.last_used_at)],
+  ];
+  for (const [name, label, show] of LIMITS) {
+    if (key[name] !== undefined && key[name] !== null) rows.push([label, show(key[name])]);
+  }
+  return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
+}
+
+function keyTitle(key) {
+  return key.name || "(no name)";
+}
+
+function keyItem(key, refresh, notice) {
+  const item = h("article", { class: "key", "aria-label": `Key ${keyTitle(key)}` });
+  const actions = h("div", { class: "row" },
+    h("button", { type: "button", class: "secondary", text: "Rename",
+      "aria-label": `Rename key ${keyTitle(key)}`, onclick: () => renameForm(item, key, refresh) }),
+    h("button", { type: "button", class: "danger", text: "Revoke",
+      "aria-label": `Revoke key ${keyTitle(key)}`, onclick: () => confirmRevoke(item, key, refresh, notice) }));
+  item.append(h("h3", { text: keyTitle(key) }), facts(key), actions);
+  return item;
+}
+
+function renameForm(item, key, refresh) {
+  const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
+  const message = messageArea();
+  const save = h("button", { type: "submit", text: "Save name" });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: refresh });
+  const form = h("form", { novalidate: true }, name.wrap, message.el, h("div", { class: "row" }, save, cancel));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await busy(save, async () => {
+      try {
+        await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, { name: name.input.value });
+        await refresh();
+      } catch (error) {
+        message.error(error.message);
+        name.input.focus();
+      }
+    });
+  });
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), form);
+  name.input.focus();
+}
+
+function confirmRevoke(item, key, refresh, notice) {
+  const message = messageArea();
+  const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: refresh });
+  yes.addEventListener("click", () => busy(yes, async () => {
+    try {
+      await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
+      notice.ok(`Key ${keyTitle(key)} is revoked: it no longer works.`);
+      await refresh();
+    } catch (error) {
+      message.error(error.message);
+    }
+  }));
+  item.replaceChildren(h("h3", { text: keyTitle(key) }),
+    h("p", { text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
+    message.el, h("div", { class: "row" }, yes, no));
+  no.focus();
+}
+
+function createForm(list, refresh) {
+  const name = field("Name of the new key", { name: "name", placeholder: "e.g. laptop" }, "Optional; up to 100 characters.");
+  const message = messageArea();
+  const submit = h("button", { type: "submit", text: "Create key" });
+  const shown = h("div");
+  const form = h("form", { novalidate: true }, name.wrap, message.el, h("div", { class: "row" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.clear();
+    await busy(submit, async () => {
+      try {
+        const made = await api("POST", "/portal/api/keys", { name: name.input.value });
+        name.input.value = "";
+        showNewKey(shown, made);
+        await refresh();
+      } catch (error) {
+        message.error(error.message);
+        name.input.focus();
+      }
+    });
+  });
+  return h("section", { "aria-labelledby": "create-title" },
+    h("h2", { id: "create-title", text: "Create a key" }), form, shown);
+}
+
+function showNewKey(shown, made) {
+  const full = field("Your new key", { value: made.full_key, readonly: true, name: "full_key" },
+    "Copy it now: it is shown this once and never again.");
+  shown.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "New key" },
+    full.wrap, copyButton("Copy key", made.full_key)));
+  full.input.focus();
+  full.input.select();
+}
+
+export async function keysPage(main) {
+  const list = h("div", { id: "key-list" });
+  const notice = messageArea();
+  const refresh = async () => {
+    const keys = await api("GET", "/portal/api/keys");
+    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, notice))
+      : [h("p", { class: "muted", text: "No keys yet: create one below." })]));
+  };
+  await refresh();
+  page(main, "API keys",
+    h("p", { text: "Programs use a key to call the box. Each key is shown in full only when it is made." }),
+    notice.el, h("h2", { text: "Your keys" }), list, createForm(list, refresh));
+}

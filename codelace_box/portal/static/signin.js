@@ -1,0 +1,69 @@
+// Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
+
+import { api } from "./api.js";
+import { busy, field, h, messageArea, page } from "./ui.js";
+
+export function signinPage(main) {
+  const email = field("Email address", { type: "email", autocomplete: "email", name: "email" });
+  const message = messageArea();
+  const submit = h("button", { type: "submit", text: "Email me a code" });
+  const form = h("form", { novalidate: true }, email.wrap, message.el, h("div", { class: "row" }, submit));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.clear();
+    await busy(submit, async () => {
+      try {
+        const sent = await api("POST", "/portal/api/signin/code", { email: email.input.value });
+        codeStep(main, sent.email, sent.expires_in_sec);
+      } catch (error) {
+        message.error(error.message);
+        email.input.focus();
+      }
+    });
+  });
+  page(main, "Sign in", h("p", { text: "We email you a 6-digit code; no password." }), form);
+  email.input.focus();
+}
+
+function codeStep(main, address, ttlSec) {
+  const minutes = Math.max(1, Math.round(ttlSec / 60));
+  const code = field(
+    "Sign-in code",
+    { inputmode: "numeric", autocomplete: "one-time-code", name: "code" },
+    `The 6 digits from the mail; the code works for ${minutes} minutes.`,
+  );
+  const message = messageArea();
+  const submit = h("button", { type: "submit", text: "Sign in" });
+  const again = h("button", {
+    type: "button",
+    class: "secondary",
+    text: "Use another address",
+    onclick: () => signinPage(main),
+  });
+  const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
+  resend.addEventListener("click", () => busy(resend, async () => {
+    try {
+      await api("POST", "/portal/api/signin/code", { email: address });
+      message.ok("A new code is on its way; the one before no longer works.");
+    } catch (error) {
+      message.error(error.message);
+    }
+  }));
+  const form = h("form", { novalidate: true }, code.wrap, message.el,
+    h("div", { class: "row" }, submit, resend, again));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.clear();
+    await busy(submit, async () => {
+      try {
+        await api("POST", "/portal/api/signin/verify", { email: address, code: code.input.value });
+        window.location.assign("/");
+      } catch (error) {
+        message.error(error.message);
+        code.input.focus();
+      }
+    });
+  });
+  page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: address }), "."), form);
+  code.input.focus();
+}

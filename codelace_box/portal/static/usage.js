@@ -1,0 +1,63 @@
+// Usage: totals, the spend of each of the last 30 days (an SVG drawn here), recent requests.
+
+import { api } from "./api.js";
+import { count, h, page, svg, usd, when } from "./ui.js";
+
+const WIDTH = 600;
+const HEIGHT = 200;
+const LEFT = 8;
+const BOTTOM = 22;
+
+function chart(daily) {
+  const values = daily.map((d) => Number(d.cost_usd));
+  const top = Math.max(...values, 0);
+  const total = values.reduce((a, b) => a + b, 0);
+  const slot = (WIDTH - LEFT) / Math.max(daily.length, 1);
+  const plot = HEIGHT - BOTTOM - 16;
+  const label = `Daily spend, last ${daily.length} days: ${usd(total)} in all, at most ${usd(top)} a day.`;
+  const bars = daily.map((day, i) => {
+    const size = top > 0 ? Math.max((Number(day.cost_usd) / top) * plot, day.cost_usd > 0 ? 1 : 0) : 0;
+    return svg("rect", {
+      class: "bar", x: (LEFT + i * slot + 1).toFixed(1), y: (HEIGHT - BOTTOM - size).toFixed(1),
+      width: Math.max(slot - 2, 1).toFixed(1), height: size.toFixed(1),
+    }, svg("title", {}, `${day.date}: ${usd(day.cost_usd)}`));
+  });
+  const axis = svg("line", { class: "axis", x1: LEFT, y1: HEIGHT - BOTTOM, x2: WIDTH, y2: HEIGHT - BOTTOM });
+  const first = svg("text", { x: LEFT, y: HEIGHT - 6 }, daily.length ? daily[0].date : "");
+  const last = svg("text", { x: WIDTH, y: HEIGHT - 6, "text-anchor": "end" }, daily.length ? daily[daily.length - 1].date : "");
+  const peak = svg("text", { x: LEFT, y: 12 }, `max ${usd(top)}`);
+  return svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label },
+    ...bars, axis, first, last, peak);
+}
+
+function totals(data) {
+  const item = (label, value) => h("div", { class: "card" },
+    h("p", { class: "muted", text: label }), h("p", { class: "figure", text: value }));
+  return h("div", { class: "cards" },
+    item("Requests", count(data.request_count)),
+    item("Input tokens", count(data.total_input_token)),
+    item("Output tokens", count(data.total_output_token)),
+    item("Total cost", usd(data.total_cost_usd)),
+    item("This month", usd(data.month_spend_usd)));
+}
+
+function recent(rows) {
+  if (!rows.length) return h("p", { class: "muted", text: "No requests yet." });
+  const head = h("tr", {}, ["Time", "Model", "Input", "Output", "Cost", "Status"].map((t, i) =>
+    h("th", { scope: "col", class: i >= 2 && i <= 4 ? "num" : null, text: t })));
+  const body = rows.map((r) => h("tr", {},
+    h("td", { text: when(r.created_at) }), h("td", { text: r.model }),
+    h("td", { class: "num", text: count(r.input_tokens) }),
+    h("td", { class: "num", text: count(r.output_tokens) }),
+    h("td", { class: "num", text: usd(r.cost_usd) }), h("td", { text: r.status })));
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Recent requests table" },
+    h("table", {}, h("caption", { class: "visually-hidden", text: "Recent requests" }),
+      h("thead", {}, head), h("tbody", {}, body)));
+}
+
+export async function usagePage(main) {
+  const data = await api("GET", "/portal/api/usage");
+  page(main, "Usage", totals(data),
+    h("h2", { text: "Daily spend, last 30 days" }), chart(data.daily),
+    h("h2", { text: "Recent requests" }), recent(data.recent_requests));
+}

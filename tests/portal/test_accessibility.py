@@ -1,0 +1,126 @@
+"""Every portal page passes our own accessibility check in the browser (a11y.js: labels,
+accessible names, contrast of every text, no positive tabindex, a language, one h1) and can
+be used with the keyboard: Tab visits every control in the order of the page, each one
+visibly focused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in
+
+A11Y_SCRIPT = (Path(__file__).parent / "a11y.js").read_text()
+FOCUSABLE = (
+    "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select, "
+    'textarea, [tabindex]:not([tabindex="-1"])'
+)
+MARK_FOCUSABLE = f"""
+const found = Array.from(document.querySelectorAll({FOCUSABLE!r})).filter(
+  (e) => e.getClientRects().length && getComputedStyle(e).visibility !== "hidden");
+found.forEach((e, i) => e.setAttribute("data-order", String(i)));
+return found.length;
+"""
+FOCUSED = """
+const el = document.activeElement;
+return [el.getAttribute("data-order"), getComputedStyle(el).outlineStyle];
+"""
+
+
+def check_page(browser: Browser, what: str) -> None:
+    """No accessibility problem, and Tab walks every control in order, focus visible."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    problems = browser.driver.execute_script(A11Y_SCRIPT)
+    assert problems == [], f"{what}: {problems}"
+    total = browser.driver.execute_script(MARK_FOCUSABLE)
+    assert total >= 2, what
+    browser.driver.execute_script("document.querySelector('[data-order=\"0\"]').focus()")
+    seen = [browser.driver.execute_script(FOCUSED)]
+    for _ in range(total - 1):
+        ActionChains(browser.driver).send_keys(Keys.TAB).perform()
+        seen.append(browser.driver.execute_script(FOCUSED))
+    assert [int(s[0]) for s in seen if s[0] is not None] == list(range(total)), f"{what}: {seen}"
+    unseen = [s for s in seen[1:] if s[1] == "none"]
+    assert unseen == [], f"{what}: focus not visible on {unseen}"
+    assert browser.console_errors() == [], what
+
+
+def open_page(browser: Browser, box: PortalBox, path: str, heading: str) -> None:
+    browser.driver.get(box.url + path)
+    browser.wait_for(lambda: browser.css("h1").text == heading, heading)
+
+
+@pytest.fixture(scope="module")
+def account(box: PortalBox) -> str:
+    """A user with a key, some usage history and a payment."""
+    email = "a11y@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "12", "--reason", "a11y test")
+    box.cli("keys", "create", email, "--name", "laptop")
+    return email
+
+
+def test_the_sign_in_pages(fresh_browser: Browser, box: PortalBox) -> None:
+    open_page(fresh_browser, box, "/signin", "Sign in")
+    check_page(fresh_browser, "sign in")
+    fresh_browser.field("Email address").send_keys("a11y-signin@portal.test")
+    fresh_browser.button("Email me a code").click()
+    fresh_browser.wait_for(lambda: fresh_browser.field("Sign-in code"), "the code step")
+    check_page(fresh_browser, "the code step")
+    fresh_browser.field("Sign-in code").send_keys("12")
+    fresh_browser.button("Sign in").click()
+    fresh_browser.wait_for(lambda: fresh_browser.css("[role=alert]").text, "the message")
+    fresh_browser.console_errors()  # the refused code is a 400 in the log, by design
+    check_page(fresh_browser, "the code step with an error")
+
+
+PAGES: list[tuple[str, str, Callable[[Browser], None] | None]] = [
+    ("/", "Your account", None),
+    ("/keys", "API keys", None),
+    ("/usage", "Usage", None),
+    ("/billing", "Billing", None),
+    ("/connect", "How to connect", None),
+]
+
+
+def test_every_signed_in_page(fresh_browser: Browser, box: PortalBox, account: str) -> None:
+    sign_in(fresh_browser, box, account)
+    for path, heading, _ in PAGES:
+        for width in (1280, 360):
+            fresh_browser.driver.set_window_size(width, 900)
+            open_page(fresh_browser, box, path, heading)
+            check_page(fresh_browser, f"{path} at {width} px")
+    fresh_browser.driver.set_window_size(1280, 900)
+
+
+def test_the_key_dialogs(fresh_browser: Browser, box: PortalBox, account: str) -> None:
+    sign_in(fresh_browser, box, account)
+    open_page(fresh_browser, box, "/keys", "API keys")
+    fresh_browser.wait_for(lambda: fresh_browser.css("article.key"), "the key list")
+    fresh_browser.button("Create key").click()
+    fresh_browser.wait_for(lambda: fresh_browser.field("Your new key"), "the new key")
+    check_page(fresh_browser, "the new key shown")
+    fresh_browser.wait_for(lambda: len(fresh_browser.all("article.key")) >= 2, "the new key listed")
+    fresh_browser.click(lambda: fresh_browser.all("button[aria-label^='Rename key']")[0], "rename")
+    fresh_browser.wait_for(lambda: fresh_browser.button("Save name"), "the rename form")
+    check_page(fresh_browser, "rename")
+    fresh_browser.button("Cancel").click()
+    fresh_browser.click(lambda: fresh_browser.all("button[aria-label^='Revoke key']")[0], "revoke")
+    fresh_browser.wait_for(lambda: fresh_browser.button("Keep it"), "the confirmation")
+    check_page(fresh_browser, "revoke confirmation")
+
+
+def test_the_return_pages(fresh_browser: Browser, box: PortalBox) -> None:
+    for path, heading in [
+        ("/billing/cancel", "Payment cancelled"),
+        ("/billing/success", "Thank you"),
+    ]:
+        open_page(fresh_browser, box, path, heading)
+        problems = fresh_browser.driver.execute_script(A11Y_SCRIPT)
+        assert problems == [], f"{path}: {problems}"
+        assert fresh_browser.console_errors() == [], path

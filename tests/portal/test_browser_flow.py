@@ -1,0 +1,179 @@
+"""The portal in a real browser: sign in with the mailed code, keys made, used and revoked,
+a top-up through the Stripe double and back, every page drawn and free of console errors."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.portal.browser import Browser, luminance_spread
+from tests.portal.conftest import MODEL, PortalBox, sign_in
+
+PAGES = {
+    "/": "Your account",
+    "/keys": "API keys",
+    "/usage": "Usage",
+    "/billing": "Billing",
+    "/connect": "How to connect",
+}
+
+
+def wait_page(browser: Browser, title: str) -> None:
+    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
+
+
+def assert_drawn(browser: Browser, what: str) -> None:
+    """The screenshot is not blank: many grey levels with real spread."""
+    variance, levels = luminance_spread(browser.screenshot_png(scale=0.5))
+    assert variance > 50 and levels > 8, f"{what} looks blank ({variance:.1f}, {levels})"
+
+
+def test_sign_in_with_the_mailed_code_shows_the_account(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    sign_in(fresh_browser, box, "first@portal.test")
+    text = fresh_browser.main_text()
+    assert "first@portal.test" in text and "$0.00" in text
+    assert fresh_browser.console_errors() == []
+    # the portal's sign-in minted no API key, unlike /api/v1/auth/otp/verify
+    assert box.query(
+        'SELECT COUNT(*) FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?',
+        "first@portal.test",
+    ) == [(0,)]
+    cookie = fresh_browser.driver.get_cookie("codelace_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    stored = fresh_browser.driver.execute_script(
+        "return JSON.stringify("
+        "[Object.keys(localStorage), Object.keys(sessionStorage), document.cookie])"
+    )
+    assert stored == '[[],[],""]'
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_every_page_is_drawn_without_console_errors(
+    fresh_browser: Browser, box: PortalBox, width: int
+) -> None:
+    sign_in(fresh_browser, box, f"pages{width}@portal.test")
+    fresh_browser.driver.set_window_size(width, 900)
+    for path, title in PAGES.items():
+        fresh_browser.driver.get(box.url + path)
+        wait_page(fresh_browser, title)
+        assert_drawn(fresh_browser, path)
+        overflow = fresh_browser.driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways at {width} px"
+        assert fresh_browser.console_errors() == [], path
+    fresh_browser.driver.set_window_size(1280, 900)
+
+
+def test_a_key_is_made_shown_once_used_and_revoked(fresh_browser: Browser, box: PortalBox) -> None:
+    email = "keys@portal.test"
+    sign_in(fresh_browser, box, email)
+    box.cli("credit", email, "5", "--reason", "portal test")
+    fresh_browser.driver.get(box.url + "/keys")
+    wait_page(fresh_browser, "API keys")
+    fresh_browser.field("Name of the new key").send_keys("laptop")
+    fresh_browser.button("Create key").click()
+    shown = fresh_browser.wait_for(lambda: fresh_browser.field("Your new key"), "the new key")
+    full_key = shown.get_attribute("value")
+    assert full_key.startswith("cl_") and len(full_key) == 43
+    fresh_browser.button("Copy key").click()
+    fresh_browser.wait_for(lambda: "Copied" in fresh_browser.main_text(), "the copy note")
+    item = fresh_browser.wait_for(lambda: fresh_browser.css("article.key"), "the key in the list")
+    assert "laptop" in item.text and full_key[:7] in item.text and full_key not in item.text
+    assert "never" in item.text  # last use
+
+    box.fake.push(Reply(content="hello from the fake"))
+    client = openai.OpenAI(base_url=box.url + "/v1", api_key=full_key, max_retries=0)
+    answer = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert answer.choices[0].message.content == "hello from the fake"
+
+    fresh_browser.driver.get(box.url + "/usage")
+    wait_page(fresh_browser, "Usage")
+    assert MODEL in fresh_browser.main_text()
+    bars = fresh_browser.all("svg.chart rect.bar")
+    assert len(bars) == 30 and float(bars[-1].get_attribute("height")) > 0
+
+    fresh_browser.driver.get(box.url + "/keys")
+    wait_page(fresh_browser, "API keys")
+    fresh_browser.wait_for(lambda: fresh_browser.css("article.key"), "the key list")
+    fresh_browser.click(
+        lambda: fresh_browser.css("button[aria-label='Rename key laptop']"), "rename"
+    )
+    renamed = fresh_browser.field("New name for laptop")
+    renamed.clear()
+    renamed.send_keys("desktop")
+    fresh_browser.button("Save name").click()
+    fresh_browser.wait_for(lambda: "desktop" in fresh_browser.css("article.key h3").text, "rename")
+    fresh_browser.click(
+        lambda: fresh_browser.css("button[aria-label='Revoke key desktop']"), "revoke"
+    )
+    fresh_browser.button("Yes, revoke it").click()
+    fresh_browser.wait_for(lambda: "No keys yet" in fresh_browser.main_text(), "the revoke")
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert fresh_browser.console_errors() == []
+
+
+def test_a_top_up_goes_to_stripe_and_the_return_page_leads_back(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    email = "topup@portal.test"
+    sign_in(fresh_browser, box, email)
+    fresh_browser.driver.get(box.url + "/billing")
+    wait_page(fresh_browser, "Billing")
+    assert "At least $10.00" in fresh_browser.main_text()
+    fresh_browser.field("Amount in USD").send_keys("25")
+    fresh_browser.button("Pay with Stripe").click()
+    fresh_browser.wait_for(
+        lambda: fresh_browser.driver.current_url.startswith("https://checkout.stripe.com/"),
+        "the way to Stripe Checkout",
+    )
+    session = box.double.session_by_url(fresh_browser.driver.current_url)
+    assert session["amount_total"] == 2500 and session["customer_email"] == email
+    fresh_browser.console_errors()  # the checkout host resolves to nothing here, by design
+    # The customer pays; Stripe tells the box, then sends the customer back.
+    event = box.double.complete(session["id"])
+    body, headers = box.double.webhook(event)
+    with box.http() as http:
+        assert http.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
+    fresh_browser.driver.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+    assert "$25.00 is on your balance" in fresh_browser.css("main").text
+    fresh_browser.css("a[href='/billing']").click()
+    wait_page(fresh_browser, "Billing")
+    text = fresh_browser.main_text()
+    assert "Balance: $25.00" in text and "completed" in text
+    assert fresh_browser.console_errors() == []
+
+
+def test_the_trial_card_setup_is_offered_until_claimed(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    email = "trial@portal.test"
+    sign_in(fresh_browser, box, email)
+    fresh_browser.driver.get(box.url + "/billing")
+    wait_page(fresh_browser, "Billing")
+    assert "get $1.00 of credit" in fresh_browser.main_text()
+    fresh_browser.button("Save a card").click()
+    fresh_browser.wait_for(
+        lambda: fresh_browser.driver.current_url.startswith("https://checkout.stripe.com/"),
+        "the way to Stripe Checkout",
+    )
+    session = box.double.session_by_url(fresh_browser.driver.current_url)
+    assert session["mode"] == "setup" and session["customer_email"] == email
+    fresh_browser.console_errors()  # the checkout host resolves to nothing here, by design
+    body, headers = box.double.webhook(box.double.complete(session["id"]))
+    with box.http() as http:
+        assert http.post("/api/v1/stripe/webhook", content=body, headers=headers).is_success
+    fresh_browser.driver.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+    assert "Card saved" in fresh_browser.css("h1").text
+    fresh_browser.css("a[href='/billing']").click()
+    wait_page(fresh_browser, "Billing")
+    text = fresh_browser.main_text()
+    assert "Balance: $1.00" in text and "trial" in text
+    assert "Save a card" not in text  # claimed: no longer offered
+    assert fresh_browser.console_errors() == []

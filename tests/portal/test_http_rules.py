@@ -1,0 +1,237 @@
+"""The portal's rules at the HTTP level: the cookie, the server-side session and its end, CSRF
+and Origin checks, CSP and framing headers, content-hashed caching, and the JSON API with
+Bearer keys exactly as before (a cookie opens no key route, a key opens no portal route)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.fakes.stripe_double import StripeDouble
+from tests.portal.browser import luminance_spread
+from tests.portal.conftest import PortalBox, start_box
+
+PAGES = ("/", "/signin", "/keys", "/usage", "/billing", "/connect")
+
+
+def signed_in(box: PortalBox, email: str) -> tuple[httpx.Client, str]:
+    """A client holding a portal session, and the session's CSRF token."""
+    client = box.http()
+    body = box.sign_in_http(client, email)
+    return client, str(body["csrf_token"])
+
+
+def test_verify_sets_an_httponly_strict_cookie_and_mints_no_key(box: PortalBox) -> None:
+    with box.http() as client:
+        box.sign_in_http(client, "cookie@portal.test")
+        verify = [c for c in client.cookies.jar if c.name == "codelace_session"]
+        assert len(verify) == 1 and not verify[0].secure
+    # the raw header, as the browser reads it
+    with box.http() as client:
+        origin = {"origin": box.url}
+        client.post("/portal/api/signin/code", json={"email": "raw@portal.test"}, headers=origin)
+        code = box.smtp.wait_for("raw@portal.test").code
+        answer = client.post(
+            "/portal/api/signin/verify",
+            json={"email": "raw@portal.test", "code": code},
+            headers=origin,
+        )
+    header = answer.headers["set-cookie"].lower()
+    assert "httponly" in header and "samesite=strict" in header and "path=/" in header
+    assert "secure" not in header  # http://127.0.0.1: not https
+    assert "max-age=604800" in header  # portal.session_hours = 168
+    assert "api_key" not in answer.json() and "cl_" not in answer.text
+    keys = box.query(
+        'SELECT COUNT(*) FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?',
+        "raw@portal.test",
+    )
+    assert keys == [(0,)]
+    stored = box.query("SELECT token_hash FROM portal_session")
+    token = answer.cookies["codelace_session"]
+    assert token not in str(stored)  # only its hash is kept
+
+
+def test_the_cookie_is_secure_when_the_public_url_is_https(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    secure = start_box(
+        tmp_path, smtp, stripe_double, fake, server={"public_url": "https://box.example.com"}
+    )
+    try:
+        with secure.http() as client:
+            client.post(
+                "/portal/api/signin/code",
+                json={"email": "tls@portal.test"},
+                headers={"origin": "https://box.example.com"},
+            )
+            code = smtp.wait_for("tls@portal.test").code
+            answer = client.post(
+                "/portal/api/signin/verify",
+                json={"email": "tls@portal.test", "code": code},
+                headers={"origin": "https://box.example.com"},
+            )
+        assert answer.status_code == 200, answer.text
+        assert "; secure" in answer.headers["set-cookie"].lower()
+    finally:
+        secure.server.stop()
+
+
+def test_sign_out_ends_the_session_on_the_server(box: PortalBox) -> None:
+    client, csrf = signed_in(box, "signout@portal.test")
+    cookie = client.cookies["codelace_session"]
+    assert client.get("/portal/api/overview").status_code == 200
+    out = client.post("/portal/api/signout", headers={"x-csrf-token": csrf, "origin": box.url})
+    assert out.status_code == 200 and "max-age=0" in out.headers["set-cookie"].lower()
+    with box.http() as replay:  # the old cookie, replayed: the session is gone
+        replay.cookies.set("codelace_session", cookie)
+        refused = replay.get("/portal/api/overview")
+        assert refused.status_code == 401
+        assert replay.get("/portal/api/session").json() == {"signed_in": False}
+    client.close()
+
+
+def test_an_expired_session_opens_nothing(box: PortalBox) -> None:
+    client, _ = signed_in(box, "expired@portal.test")
+    import sqlite3
+
+    with sqlite3.connect(box.db_path, timeout=10) as db:
+        db.execute(
+            "UPDATE portal_session SET expires_at = '2020-01-01 00:00:00' WHERE user_id = "
+            "(SELECT id FROM \"user\" WHERE email = 'expired@portal.test')"
+        )
+    assert client.get("/portal/api/overview").status_code == 401
+    assert client.get("/portal/api/session").json() == {"signed_in": False}
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/portal/api/keys", {"name": "x"}),
+        ("PATCH", "/portal/api/keys/00000000-0000-4000-8000-000000000000", {"name": "x"}),
+        ("DELETE", "/portal/api/keys/00000000-0000-4000-8000-000000000000", None),
+        ("POST", "/portal/api/topup", {"amount_usd": 20}),
+        ("POST", "/portal/api/setup", None),
+        ("POST", "/portal/api/signout", None),
+    ],
+)
+def test_changes_without_the_csrf_token_or_from_another_origin_are_refused(
+    box: PortalBox, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    client, csrf = signed_in(box, f"csrf-{method.lower()}-{len(path)}@portal.test")
+    cases = [
+        {},
+        {"x-csrf-token": "0" * 64},
+        {"x-csrf-token": csrf, "origin": "http://evil.example"},
+        {"x-csrf-token": csrf, "sec-fetch-site": "cross-site"},
+        {"x-csrf-token": csrf, "sec-fetch-site": "same-site"},
+    ]
+    for headers in cases:
+        answer = client.request(method, path, json=body, headers=headers)
+        assert answer.status_code == 403, (headers, answer.text)
+        assert answer.json()["error"]["code"] == "csrf_failed"
+    assert client.get("/portal/api/session").json()["signed_in"] is True  # nothing changed
+    assert box.query("SELECT COUNT(*) FROM api_key WHERE name = 'x'") == [(0,)]
+    client.close()
+
+
+def test_sign_in_from_another_origin_is_refused(box: PortalBox) -> None:
+    with box.http() as client:
+        answer = client.post(
+            "/portal/api/signin/code",
+            json={"email": "login-csrf@portal.test"},
+            headers={"origin": "http://evil.example"},
+        )
+    assert answer.status_code == 403
+    assert box.smtp.messages_to("login-csrf@portal.test") == []
+
+
+def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> None:
+    with box.http() as client:
+        for path in PAGES:
+            page = client.get(path)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            csp = page.headers["content-security-policy"]
+            assert "default-src 'self'" in csp and "script-src 'self'" in csp
+            assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+            assert "http" not in csp  # no third-party origin
+            assert page.headers["x-frame-options"] == "DENY"
+            assert page.headers["cache-control"] == "no-cache"
+            assert "<script>" not in page.text and "onclick" not in page.text
+            assert re.findall(r"<script[^>]*>", page.text) == [
+                f'<script type="module" src="{asset_base(page.text)}/main.js">'
+            ]
+        assert client.get("/portal/api/session").headers["cache-control"] == "no-store"
+
+
+def asset_base(html: str) -> str:
+    found = re.search(r'href="(/portal/assets/[0-9a-f]{16})/app\.css"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_assets_are_content_hashed_and_cached_immutable(box: PortalBox) -> None:
+    with box.http() as client:
+        base = asset_base(client.get("/").text)
+        for name, kind in [("main.js", "text/javascript"), ("app.css", "text/css")]:
+            asset = client.get(f"{base}/{name}")
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
+            assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        stale = client.get("/portal/assets/0123456789abcdef/main.js")
+        assert stale.status_code == 404 and "immutable" not in stale.headers["cache-control"]
+        assert client.get(f"{base}/../../../etc/passwd").status_code == 404
+        assert client.get(f"{base}/index.html").status_code == 404  # the shell is not an asset
+
+
+def test_the_return_pages_run_no_script_and_lead_back(box: PortalBox) -> None:
+    with box.http() as client:
+        page = client.get("/billing/cancel")
+    csp = page.headers["content-security-policy"]
+    assert csp.startswith("default-src 'none'") and "frame-ancestors 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert 'href="/billing"' in page.text and "<script" not in page.text
+
+
+def test_the_json_api_and_the_portal_do_not_open_each_other(box: PortalBox) -> None:
+    box.cli("users", "create", "both@portal.test")
+    key = box.cli("keys", "create", "both@portal.test").split()[0]
+    bearer = {"authorization": f"Bearer {key}"}
+    with box.http() as client:
+        assert client.get("/api/v1/customer/balance", headers=bearer).status_code == 200
+        assert client.get("/portal/api/overview", headers=bearer).status_code == 401
+    client, _ = signed_in(box, "both@portal.test")
+    assert client.get("/portal/api/overview").status_code == 200
+    assert client.get("/api/v1/customer/balance").status_code == 401  # a cookie is no key
+    assert client.get("/api/v1/auth/key").status_code == 401
+    client.close()
+
+
+def test_portal_enabled_false_serves_the_api_only(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    off = start_box(tmp_path, smtp, stripe_double, fake, portal={"enabled": False})
+    try:
+        with off.http() as client:
+            assert client.get("/").status_code == 404
+            assert client.get("/portal/api/session").status_code == 404
+            assert "x-frame-options" not in client.get("/healthz").headers
+            assert client.get("/v1/models").status_code == 200
+            cancel = client.get("/billing/cancel")
+            assert "close this page" in cancel.text and 'href="/billing"' not in cancel.text
+    finally:
+        off.server.stop()
+
+
+def test_the_readme_shows_a_small_screenshot_of_the_portal() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "## The portal" in readme and "](docs/portal.png)" in readme
+    png = (root / "docs" / "portal.png").read_bytes()
+    assert len(png) < 100_000
+    variance, levels = luminance_spread(png)
+    assert variance > 50 and levels > 8

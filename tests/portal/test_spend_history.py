@@ -1,0 +1,69 @@
+"""reports.usage.spend_history, on a real SQLite file: this month's spend and the last 30 days,
+day by day (UTC), zero days included, other users' usage left out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from codelace_box.db.core import close_database, open_database, write_transaction
+from codelace_box.db.migrate import migrate
+from codelace_box.db.models import UsageRecord, User
+from codelace_box.reports.usage import spend_history
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    migrate(open_database(tmp_path / "spend.db"))
+    with write_transaction():
+        made = (User.create(email="a@x.test").id, User.create(email="b@x.test").id)
+    yield made
+    close_database()
+
+
+def spend(user_id: int, when: datetime, nanos: int) -> None:
+    with write_transaction():
+        UsageRecord.create(
+            request_id=f"req_{user_id}_{when.isoformat()}_{nanos}",
+            user=user_id,
+            model="m/x",
+            provider="p",
+            upstream_model="x",
+            input_per_1m_nanos=0,
+            output_per_1m_nanos=0,
+            cost_nanos=nanos,
+            status="ok",
+            created_at=when,
+        )
+
+
+def test_month_and_days(users: tuple[int, int]) -> None:
+    mine, theirs = users
+    now = datetime(2026, 3, 10, 12, 0)
+    spend(mine, datetime(2026, 3, 10, 0, 0, 1), 5)
+    spend(mine, datetime(2026, 3, 10, 11, 59), 7)
+    spend(mine, datetime(2026, 3, 1, 0, 0), 11)  # this month, first second
+    spend(mine, datetime(2026, 2, 28, 23, 59, 59), 13)  # last month, inside the 30 days
+    spend(mine, datetime(2026, 2, 8, 23, 59), 17)  # 31 days back: outside
+    spend(theirs, datetime(2026, 3, 10, 1, 0), 1000)
+    history = spend_history(mine, 30, now)
+    assert history.month_nanos == 5 + 7 + 11
+    assert len(history.daily) == 30
+    assert history.daily[0][0] == now.date() - timedelta(days=29)
+    assert history.daily[-1] == (now.date(), 12)
+    by_day = dict(history.daily)
+    assert by_day[datetime(2026, 3, 1).date()] == 11
+    assert by_day[datetime(2026, 2, 28).date()] == 13
+    assert sum(by_day.values()) == 5 + 7 + 11 + 13
+
+
+def test_a_month_longer_than_the_window_counts_whole(users: tuple[int, int]) -> None:
+    mine, _ = users
+    now = datetime(2026, 1, 31, 23, 0)
+    spend(mine, datetime(2026, 1, 1, 0, 0), 3)  # 30 days back: this month, not in the chart
+    history = spend_history(mine, 30, now)
+    assert history.month_nanos == 3
+    assert sum(n for _, n in history.daily) == 0
