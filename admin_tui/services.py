@@ -37,7 +37,7 @@ from codelace_box.catalog import providers as catalog
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
+from codelace_box.db.core import open_database, utcnow
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import DbThread

@@ -72,6 +72,8 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
 class UpstreamWentSilent(UpstreamTimeout):
     """A 504 after the provider took the request (gateway.read_timeout_sec passed): the user
     pays nothing, as for every failed call, but the provider may bill the operator for it."""
+
+
 def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = None) -> Settlement:
     """The settlement of a call that failed with `error` (None: a bug), charged only what an
     upstream reported (`usage`); the upstream's message is kept, masked, and logged."""

@@ -36,7 +36,13 @@ from codelace_box.gateway.metering import (
     release_holds_in,
     settle_in,
 )
-from codelace_box.gateway.outcome import UpstreamWentSilent, abandoned, client_error, failed, settlement
+from codelace_box.gateway.outcome import (
+    UpstreamWentSilent,
+    abandoned,
+    client_error,
+    failed,
+    settlement,
+)
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
