@@ -64,17 +64,17 @@ def _db(folder: Path) -> Path:
 
 def generate(db_path: Path, rows: int) -> float:
     """`rows` usage rows on the real schema, then the totals and rollups; seconds taken."""
-    import apsw
-
+    from codelace_box.db.core import close_database, connection, open_database
     from codelace_box.db.migrations.m0009_usage_totals import BACKFILL
 
     began = time.perf_counter()
-    db = apsw.Connection(str(db_path))
+    open_database(str(db_path))
+    db: Any = connection()  # the engine's own connection, through db/ (bulk SQL, no peewee)
     db.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -200000")
     big, key = db.execute(
         'SELECT u.id, k.id FROM "user" u JOIN api_key k ON k.user_id = u.id'
     ).fetchone()
-    first = _add_users(db)
+    first = _add_users()
     names = {"big": big, "key": key, "first": first, "others": OTHER_USERS}
     names |= {"start": time.time() - SPAN_SEC, "step": SPAN_SEC / rows}
     chunk = 500_000
@@ -91,22 +91,17 @@ def generate(db_path: Path, rows: int) -> float:
         for statement in BACKFILL:
             db.execute(statement)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
+    close_database()
     return time.perf_counter() - began
 
 
-def _add_users(db: Any) -> int:
+def _add_users() -> int:
     """OTHER_USERS accounts (through the models, so every column is the real default)."""
-    from codelace_box.db.core import close_database, open_database
     from codelace_box.db.models import User
 
-    open_database(db.filename)
-    try:
-        User.insert_many([{"email": f"other{i}@bench.test"} for i in range(OTHER_USERS)]).execute()
-        first: int = User.get(User.email == "other0@bench.test").id
-        return first
-    finally:
-        close_database()
+    User.insert_many([{"email": f"other{i}@bench.test"} for i in range(OTHER_USERS)]).execute()
+    first: int = User.get(User.email == "other0@bench.test").id
+    return first
 
 
 class Prober(threading.Thread):
