@@ -167,6 +167,10 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> Non
                 f'<script type="module" src="{asset_base(page.text)}/main.js">'
             ]
         assert client.get("/portal/api/session").headers["cache-control"] == "no-store"
+        refused = client.get("/portal/api/overview")  # an error answer carries them too
+        assert refused.status_code == 401 and refused.headers["x-frame-options"] == "DENY"
+        assert refused.headers["cache-control"] == "no-store"
+        assert "x-frame-options" not in client.get("/v1/models").headers  # the API's own
 
 
 def asset_base(html: str) -> str:
