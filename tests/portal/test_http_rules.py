@@ -107,6 +107,18 @@ def test_an_expired_session_opens_nothing(box: PortalBox) -> None:
     assert client.get("/portal/api/overview").status_code == 401
     assert client.get("/portal/api/session").json() == {"signed_in": False}
     client.close()
+    rows = "SELECT COUNT(*) FROM portal_session WHERE expires_at < '2021-01-01'"
+    assert box.query(rows) == [(1,)]
+    signed_in(box, "expired-cleanup@portal.test")[0].close()  # a new session sweeps old rows
+    assert box.query(rows) == [(0,)]
+
+
+def test_a_disabled_account_loses_its_session(box: PortalBox) -> None:
+    client, _ = signed_in(box, "disabled@portal.test")
+    assert client.get("/portal/api/overview").status_code == 200
+    box.cli("users", "disable", "disabled@portal.test")
+    assert client.get("/portal/api/overview").status_code == 401
+    client.close()
 
 
 @pytest.mark.parametrize(
