@@ -108,8 +108,6 @@ def create_app(config: Config) -> Sanic:
     for blueprint in BLUEPRINTS:
         if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
             app.blueprint(blueprint)
-    if config.portal.enabled:
-        app.on_response(portal.portal_headers)
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)

@@ -15,14 +15,10 @@ from codelace_box.accounts.sessions import end_session, find_session, start_sess
 from codelace_box.accounts.signin import request_sign_in, verify_code
 from codelace_box.api.common import READ, json_body, json_response
 from codelace_box.api.portal_security import (
-    API_CACHE,
-    ASSET_CACHE,
-    HTML_CACHE,
-    add_security_headers,
     changing_session,
     check_origin,
     clear_session_cookie,
-    is_portal_path,
+    portal_headers,
     session_token,
     set_session_cookie,
 )
@@ -32,8 +28,8 @@ from codelace_box.errors import NotFound
 from codelace_box.portal import load_assets
 
 bp = Blueprint("portal")
+bp.on_response(portal_headers)
 PAGES = ("/", "/signin", "/keys", "/usage", "/billing", "/connect")
-PAGE_PATHS = frozenset(PAGES)
 
 
 def _client(request: Request) -> str:
@@ -120,16 +116,3 @@ async def signout(request: Request) -> HTTPResponse:
     response = json_response({"signed_in": False})
     clear_session_cookie(response, request.app.ctx.config)
     return response
-
-
-async def portal_headers(request: Request, response: HTTPResponse) -> None:
-    """Security and cache headers on every portal response, errors included."""
-    path = request.path
-    if not is_portal_path(path, PAGE_PATHS):
-        return
-    if path.startswith("/portal/assets/") and response.status == 200:
-        add_security_headers(response, ASSET_CACHE)
-    elif path.startswith("/portal/"):
-        add_security_headers(response, API_CACHE)
-    else:
-        add_security_headers(response, HTML_CACHE)

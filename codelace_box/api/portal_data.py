@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import create_key, list_keys, rename_key, revoke_key
 from codelace_box.accounts.users import get_user_by_id
 from codelace_box.api.common import READ, json_body, json_response
-from codelace_box.api.portal_security import changing_session, current_session
+from codelace_box.api.portal_security import changing_session, current_session, portal_headers
 from codelace_box.api.stripe import stripe_api
 from codelace_box.api.views import (
     checkout_view,
@@ -32,6 +32,7 @@ from codelace_box.money import usd_json
 from codelace_box.reports.usage import spend_history, usage_summary
 
 bp = Blueprint("portal_data", url_prefix="/portal/api")
+bp.on_response(portal_headers)
 RECENT_REQUESTS = 20
 SHOWN_PAYMENTS = 50
 MAX_AMOUNT_TEXT = 32

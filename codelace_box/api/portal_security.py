@@ -28,7 +28,6 @@ CSP = (
 HTML_CACHE = "no-cache"
 ASSET_CACHE = "public, max-age=31536000, immutable"
 API_CACHE = "no-store"
-PORTAL_PREFIXES = ("/portal/",)
 
 
 def secure_cookies(config: Config) -> bool:
@@ -99,11 +98,6 @@ def changing_session(request: Request) -> Session:
     return session
 
 
-def is_portal_path(path: str, page_paths: frozenset[str]) -> bool:
-    """Whether a path is the portal's (a page, an asset, the portal's API, a return page)."""
-    return path in page_paths or path.startswith(PORTAL_PREFIXES)
-
-
 def add_security_headers(response: HTTPResponse, cache_control: str) -> None:
     """The headers every portal response carries."""
     headers = response.headers
@@ -113,3 +107,15 @@ def add_security_headers(response: HTTPResponse, cache_control: str) -> None:
     headers["referrer-policy"] = "same-origin"
     headers["cross-origin-opener-policy"] = "same-origin"
     headers["cache-control"] = cache_control
+
+
+async def portal_headers(request: Request, response: HTTPResponse) -> None:
+    """Security and cache headers on every portal response, errors included (registered on
+    the portal's blueprints only: the inference routes pay nothing for it)."""
+    path = request.path
+    if path.startswith("/portal/assets/") and response.status == 200:
+        add_security_headers(response, ASSET_CACHE)
+    elif path.startswith("/portal/"):
+        add_security_headers(response, API_CACHE)
+    else:
+        add_security_headers(response, HTML_CACHE)

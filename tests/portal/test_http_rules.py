@@ -107,6 +107,18 @@ def test_an_expired_session_opens_nothing(box: PortalBox) -> None:
     assert client.get("/portal/api/overview").status_code == 401
     assert client.get("/portal/api/session").json() == {"signed_in": False}
     client.close()
+    rows = "SELECT COUNT(*) FROM portal_session WHERE expires_at < '2021-01-01'"
+    assert box.query(rows) == [(1,)]
+    signed_in(box, "expired-cleanup@portal.test")[0].close()  # a new session sweeps old rows
+    assert box.query(rows) == [(0,)]
+
+
+def test_a_disabled_account_loses_its_session(box: PortalBox) -> None:
+    client, _ = signed_in(box, "disabled@portal.test")
+    assert client.get("/portal/api/overview").status_code == 200
+    box.cli("users", "disable", "disabled@portal.test")
+    assert client.get("/portal/api/overview").status_code == 401
+    client.close()
 
 
 @pytest.mark.parametrize(
@@ -167,6 +179,10 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> Non
                 f'<script type="module" src="{asset_base(page.text)}/main.js">'
             ]
         assert client.get("/portal/api/session").headers["cache-control"] == "no-store"
+        refused = client.get("/portal/api/overview")  # an error answer carries them too
+        assert refused.status_code == 401 and refused.headers["x-frame-options"] == "DENY"
+        assert refused.headers["cache-control"] == "no-store"
+        assert "x-frame-options" not in client.get("/v1/models").headers  # the API's own
 
 
 def asset_base(html: str) -> str:
