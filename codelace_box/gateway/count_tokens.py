@@ -7,7 +7,6 @@ completion (gateway/upstream.py), but no hold is taken and no usage row is writt
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
-from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.request import new_call
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
@@ -42,22 +41,9 @@ async def count_tokens(
     route = resolve_model(gateway.routes, _model(body))
     if route.provider.kind != "anthropic":
         return {"input_tokens": input_token_estimate(body_len)}
-    call = ChatCall(
-        request_id="count_tokens",
-        user_id=0,
-        key_id=0,
-        body=body,
-        route=route,
-        adapter=MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH),
-        stream=False,
-        include_usage=False,
-        output_cap=1,
-        cap_from_client=False,
-        input_estimate=0,
-        hold_nanos=0,
-        started=time.monotonic(),
-        ingress=MESSAGES_ROUTE,
-    )
+    adapter = MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH)
+    call = new_call(("count_tokens", 0, 0), body, route, adapter, body_len=0, output_cap=1,
+                    hold_nanos=0, cap_from_client=False, ingress=MESSAGES_ROUTE)  # fmt: skip
     try:
         opened = await open_upstream(
             gateway.client, gateway.routes, call, gateway.settings.max_retries, gateway.prober

@@ -9,12 +9,10 @@ quarter token per ASCII one, tally.py), and at least one token per token id sent
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.gateway.metering import input_token_estimate
-from codelace_box.gateway.request import MAX_HOLD_NANOS, ChatCall
+from codelace_box.gateway.request import ChatCall, new_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON
@@ -84,19 +82,9 @@ def prepare_embeddings_call(
         raise _bad(f"{route.id} is not served by an openai provider: no embeddings", "model")
     check_billed_fields(body, route.provider.allowed_fields, route.id)
     hold = token_cost_nanos(body_len, 0, route.input_per_1m_nanos, route.output_per_1m_nanos)
-    return ChatCall(
-        request_id=request_id,
-        user_id=user_id,
-        key_id=key_id,
-        body=body,
-        route=route,
-        adapter=_ADAPTER,
-        stream=False,
-        include_usage=False,
-        output_cap=1,
-        cap_from_client=False,
-        input_estimate=max(input_token_estimate(body_len), token_ids_sent(body["input"])),
-        hold_nanos=min(hold, MAX_HOLD_NANOS),
-        started=time.monotonic(),
-        ingress=EMBEDDINGS_ROUTE,
-    )
+    call = new_call(
+        (request_id, user_id, key_id), body, route, _ADAPTER, body_len=body_len, output_cap=1,
+        hold_nanos=hold, cap_from_client=False, ingress=EMBEDDINGS_ROUTE,
+    )  # fmt: skip
+    call.input_estimate = max(call.input_estimate, token_ids_sent(body["input"]))
+    return call

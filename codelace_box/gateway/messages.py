@@ -10,17 +10,17 @@ upstream adapter depends on the provider's kind: an `anthropic` provider gets th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
-from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS, input_token_estimate
+from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS
 from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HOLD_NANOS,
     MAX_TOKENS,
     ChatCall,
+    new_call,
 )
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
@@ -157,19 +157,8 @@ def prepare_messages_call(
     adapter = messages_adapter(route, headers)
     adapter.check_request(body)
     context = route.context_tokens or default_context_tokens
-    return ChatCall(
-        request_id=request_id,
-        user_id=user_id,
-        key_id=key_id,
-        body=body,
-        route=route,
-        adapter=adapter,
-        stream=bool(body.get("stream")),
-        include_usage=False,
-        output_cap=cap,
-        cap_from_client=True,
-        input_estimate=input_token_estimate(body_len),
-        hold_nanos=hold_for(route, messages_input_bound(body_len, body, context), cap),
-        started=time.monotonic(),
-        ingress=MESSAGES_ROUTE,
-    )
+    hold = hold_for(route, messages_input_bound(body_len, body, context), cap)
+    return new_call(
+        (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
+        output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
+    )  # fmt: skip

@@ -25,6 +25,7 @@ from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_fields
 from codelace_box.providers.tally import input_estimate
 
+CHAT_ROUTE = "/v1/chat/completions"
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
@@ -63,7 +64,7 @@ class ChatCall:
     hold_nanos: int
     started: float
     choices: int = 1  # n
-    ingress: str = "/v1/chat/completions"  # the route (and so the wire dialect) it came by
+    ingress: str = CHAT_ROUTE  # the route (and so the wire dialect) it came by
     context: Any = None  # what the ingress dialect needs to write the answer (e.g. Responses')
     upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
 
@@ -156,6 +157,41 @@ def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     return route.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS, False
 
 
+def new_call(
+    ids: tuple[str, int, int],
+    body: JSON,
+    route: ModelRoute,
+    adapter: ProviderAdapter,
+    *,
+    body_len: int,
+    output_cap: int,
+    hold_nanos: int,
+    stream: bool = False,
+    cap_from_client: bool = True,
+    ingress: str = CHAT_ROUTE,
+) -> ChatCall:
+    """A call as every ingress adapter builds it, for (request id, user id, API key id): its
+    hold capped at MAX_HOLD_NANOS, its input estimate from the body's bytes, its clock
+    started."""
+    request_id, user_id, key_id = ids
+    return ChatCall(
+        request_id=request_id,
+        user_id=user_id,
+        key_id=key_id,
+        body=body,
+        route=route,
+        adapter=adapter,
+        stream=stream,
+        include_usage=False,
+        output_cap=output_cap,
+        cap_from_client=cap_from_client,
+        input_estimate=input_token_estimate(body_len),
+        hold_nanos=min(hold_nanos, MAX_HOLD_NANOS),
+        started=time.monotonic(),
+        ingress=ingress,
+    )
+
+
 def prepare_call(
     routes: RouteTable,
     body: JSON,
@@ -181,20 +217,10 @@ def prepare_call(
         route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
     )
-    worst = min(worst, MAX_HOLD_NANOS)
-    return ChatCall(
-        request_id=request_id,
-        user_id=user_id,
-        key_id=key_id,
-        body=body,
-        route=route,
-        adapter=adapter,
-        stream=stream,
-        include_usage=stream and options.get("include_usage") is True,
-        output_cap=cap,
-        cap_from_client=from_client,
-        input_estimate=input_token_estimate(body_len),
-        hold_nanos=worst,
-        started=time.monotonic(),
-        choices=choices,
-    )
+    call = new_call(
+        (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
+        output_cap=cap, hold_nanos=worst, stream=stream, cap_from_client=from_client,
+    )  # fmt: skip
+    call.include_usage = stream and options.get("include_usage") is True
+    call.choices = choices
+    return call

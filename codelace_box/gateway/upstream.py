@@ -45,6 +45,7 @@ from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.metrics import FIRST_BYTE
+from codelace_box.providers.base import UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
 MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
@@ -209,14 +210,11 @@ async def open_upstream(
             raise last or ServiceUnavailable(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
             )
-        request = call.adapter.build_request(
-            call.body,
-            upstream_model=call.route.upstream_model,
-            api_key=key.secret,
-            base_url=call.route.provider.base_url,
-            stream=call.stream,
-            default_max_tokens=call.output_cap,
-        )
+        target = UpstreamTarget(
+            call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
+            call.output_cap,
+        )  # fmt: skip
+        request = call.adapter.build_request(call.body, target)
         sent = time.perf_counter()
         try:
             response = await client.send(request)

@@ -19,6 +19,7 @@ from codelace_box.providers.base import (
     ProviderAdapter,
     StreamTranslator,
     UpstreamRequest,
+    UpstreamTarget,
     Usage,
 )
 
@@ -113,29 +114,20 @@ class AnthropicAdapter(ProviderAdapter):
         _check_reasoning(body)
         translate_request(body, upstream_model="", stream=False, default_max_tokens=None)
 
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Messages API request for an OpenAI chat completions body."""
         payload = translate_request(
             body,
-            upstream_model=upstream_model,
-            stream=stream,
-            default_max_tokens=default_max_tokens,
+            upstream_model=target.upstream_model,
+            stream=target.stream,
+            default_max_tokens=target.default_max_tokens,
         )
         headers = {
-            "x-api-key": api_key,
+            "x-api-key": target.api_key,
             "anthropic-version": ANTHROPIC_VERSION,
             "content-type": "application/json",
         }
-        base = (base_url or self.default_base_url).rstrip("/")
+        base = (target.base_url or self.default_base_url).rstrip("/")
         return UpstreamRequest(url=f"{base}/v1/messages", headers=headers, json_body=payload)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:

@@ -23,6 +23,7 @@ from codelace_box.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     UpstreamStreamError,
+    UpstreamTarget,
     Usage,
 )
 
@@ -53,26 +54,17 @@ class MessagesPassthrough(AnthropicAdapter):
     def check_request(self, body: JSON) -> None:
         """Nothing to refuse: the upstream speaks this body's language."""
 
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The body as sent, to `{base}/v1/messages` (or count_tokens) with the forwarded
         headers and the operator's key."""
         headers = {"anthropic-version": ANTHROPIC_VERSION, **self.forwarded}
-        headers |= {"x-api-key": api_key, "content-type": "application/json"}
+        headers |= {"x-api-key": target.api_key, "content-type": "application/json"}
         if self.path.endswith("/count_tokens"):
             payload = dict(body)
-            payload["model"] = upstream_model
+            payload["model"] = target.upstream_model
         else:
-            payload = upstream_body(body, upstream_model, default_max_tokens)
-        base = (base_url or self.default_base_url).rstrip("/")
+            payload = upstream_body(body, target.upstream_model, target.default_max_tokens)
+        base = (target.base_url or self.default_base_url).rstrip("/")
         return UpstreamRequest(url=f"{base}{self.path}", headers=headers, json_body=payload)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:

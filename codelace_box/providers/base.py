@@ -44,6 +44,19 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class UpstreamTarget:
+    """Where one call goes: the provider's name for the model, the key, the base URL (empty:
+    the kind's default), whether it streams, and the output cap to send when the body has none
+    (None: send none)."""
+
+    upstream_model: str
+    api_key: str = field(repr=False)
+    base_url: str
+    stream: bool
+    default_max_tokens: int | None
+
+
+@dataclass(frozen=True)
 class UpstreamRequest:
     """What to POST upstream: full URL, headers (auth included) and the JSON body."""
 
@@ -95,16 +108,7 @@ class ProviderAdapter(ABC):
         """Raise InvalidRequest for fields this provider cannot honour (default: accept all)."""
 
     @abstractmethod
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The upstream request for an OpenAI-format body (already validated by the gateway)."""
 
     @abstractmethod

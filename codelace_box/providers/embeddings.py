@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.errors import UpstreamError
-from codelace_box.providers.base import JSON, StreamTranslator, UpstreamRequest, Usage
+from codelace_box.providers.base import (
+    JSON,
+    StreamTranslator,
+    UpstreamRequest,
+    UpstreamTarget,
+    Usage,
+)
 from codelace_box.providers.openai import OPENAI_BASE_URL, OpenAIAdapter
 
 
@@ -18,25 +24,18 @@ def _tokens(raw: Any) -> int | None:
 class EmbeddingsAdapter(OpenAIAdapter):
     """`POST {base}/embeddings`; errors, key checks and payment signs as for chat."""
 
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The body with the upstream's model name."""
-        base = (base_url or OPENAI_BASE_URL).rstrip("/")
+        base = (target.base_url or OPENAI_BASE_URL).rstrip("/")
         headers = {
-            "authorization": f"Bearer {api_key}",
+            "authorization": f"Bearer {target.api_key}",
             "content-type": "application/json",
             "accept": "application/json",
             "accept-encoding": "identity",
         }
-        return UpstreamRequest(f"{base}/embeddings", headers, body | {"model": upstream_model})
+        return UpstreamRequest(
+            f"{base}/embeddings", headers, body | {"model": target.upstream_model}
+        )
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The list as received, its model our id; usage from `prompt_tokens` (estimated later

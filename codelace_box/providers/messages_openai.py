@@ -12,6 +12,7 @@ and streams go back in providers/messages_openai_stream.py. Pure: no I/O.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -20,6 +21,7 @@ from codelace_box.providers.base import (
     ProviderAdapter,
     StreamTranslator,
     UpstreamRequest,
+    UpstreamTarget,
     Usage,
 )
 from codelace_box.providers.messages_openai_stream import (
@@ -225,29 +227,13 @@ class MessagesToOpenAI(ProviderAdapter):
         """The upstream speaks Chat Completions: its key is checked as an openai one."""
         return OpenAIAdapter().key_check_request(base_url, api_key)
 
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
-        cap = default_max_tokens or int(body.get("max_tokens") or 1)
+        cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload = chat_body(body, cap)
-        if "api.openai.com" in (base_url or self.default_base_url):
+        if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
-        return _OPENAI.build_request(
-            payload,
-            upstream_model=upstream_model,
-            api_key=api_key,
-            base_url=base_url,
-            stream=stream,
-            default_max_tokens=None,
-        )
+        return _OPENAI.build_request(payload, replace(target, default_max_tokens=None))
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """An Anthropic `message` for a chat completion."""

@@ -18,6 +18,7 @@ from codelace_box.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     UpstreamStreamError,
+    UpstreamTarget,
     Usage,
 )
 from codelace_box.providers.tally import output_tokens
@@ -192,20 +193,11 @@ class OpenAIAdapter(ProviderAdapter):
         path = "/key" if "openrouter.ai" in base else "/models"
         return f"{base}{path}", {"authorization": f"Bearer {api_key}"}
 
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
-        base = (base_url or OPENAI_BASE_URL).rstrip("/")
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
+        base = (target.base_url or OPENAI_BASE_URL).rstrip("/")
         payload = dict(body)
-        payload["model"] = upstream_model
-        if stream:
+        payload["model"] = target.upstream_model
+        if target.stream:
             payload["stream"] = True
             options = payload.get("stream_options")
             options = dict(options) if isinstance(options, dict) else {}
@@ -213,12 +205,12 @@ class OpenAIAdapter(ProviderAdapter):
             payload["stream_options"] = options
         else:
             payload.pop("stream_options", None)
-        if default_max_tokens is not None:
-            _send_cap(payload, cap_field(base), default_max_tokens)
+        if target.default_max_tokens is not None:
+            _send_cap(payload, cap_field(base), target.default_max_tokens)
         headers = {
-            "authorization": f"Bearer {api_key}",
+            "authorization": f"Bearer {target.api_key}",
             "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
+            "accept": "text/event-stream" if target.stream else "application/json",
             "accept-encoding": "identity",
         }
         return UpstreamRequest(f"{base}/chat/completions", headers, payload)

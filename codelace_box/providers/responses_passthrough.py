@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.providers.base import JSON, StreamTranslator, UpstreamRequest, Usage
+from codelace_box.providers.base import (
+    JSON,
+    StreamTranslator,
+    UpstreamRequest,
+    UpstreamTarget,
+    Usage,
+)
 from codelace_box.providers.openai import OPENAI_BASE_URL, OpenAIAdapter
 from codelace_box.providers.responses_native import (
     NativeResponsesStream,
@@ -32,27 +38,18 @@ class HeldTerminalStream(NativeResponsesStream):
 class NativeResponses(OpenAIAdapter):
     """`POST {base}/responses` with the Responses body."""
 
-    def build_request(
-        self,
-        body: JSON,
-        *,
-        upstream_model: str,
-        api_key: str,
-        base_url: str,
-        stream: bool,
-        default_max_tokens: int | None,
-    ) -> UpstreamRequest:
+    def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The client's body for the upstream, its output capped at what was held."""
-        base = (base_url or OPENAI_BASE_URL).rstrip("/")
-        payload = native_body(body, upstream_model=upstream_model, stream=stream)
+        base = (target.base_url or OPENAI_BASE_URL).rstrip("/")
+        payload = native_body(body, upstream_model=target.upstream_model, stream=target.stream)
         given = payload.get("max_output_tokens")
-        if default_max_tokens is not None:
-            cap = given if isinstance(given, int) and given < default_max_tokens else None
-            payload["max_output_tokens"] = cap or default_max_tokens
+        if target.default_max_tokens is not None:
+            cap = given if isinstance(given, int) and given < target.default_max_tokens else None
+            payload["max_output_tokens"] = cap or target.default_max_tokens
         headers = {
-            "authorization": f"Bearer {api_key}",
+            "authorization": f"Bearer {target.api_key}",
             "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
+            "accept": "text/event-stream" if target.stream else "application/json",
             "accept-encoding": "identity",
         }
         return UpstreamRequest(f"{base}/responses", headers, payload)

@@ -9,6 +9,7 @@ import pytest
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers import adapter_for
 from codelace_box.providers.anthropic import AnthropicAdapter
+from codelace_box.providers.base import UpstreamTarget
 from tests.anthropic.wire import load_json
 from tests.fakes.anthropic_validation import request_problem
 
@@ -21,11 +22,13 @@ def build(body: dict[str, Any], *, stream: bool = False, default: int | None = 8
     ADAPTER.check_request(body)
     request = ADAPTER.build_request(
         body,
-        upstream_model="claude-opus-4-6",
-        api_key="sk-ant-unit",
-        base_url="https://api.anthropic.com",
-        stream=stream,
-        default_max_tokens=default,
+        UpstreamTarget(
+            upstream_model="claude-opus-4-6",
+            api_key="sk-ant-unit",
+            base_url="https://api.anthropic.com",
+            stream=stream,
+            default_max_tokens=default,
+        ),
     )
     assert request_problem(request.json_body) is None, request_problem(request.json_body)
     return request.json_body
@@ -37,11 +40,13 @@ def test_adapter_identity_and_wire_request() -> None:
     assert ADAPTER.default_base_url == "https://api.anthropic.com"
     request = ADAPTER.build_request(
         {"messages": HELLO},
-        upstream_model="claude-opus-4-6",
-        api_key="sk-ant-secret",
-        base_url="http://127.0.0.1:9999/",
-        stream=False,
-        default_max_tokens=None,
+        UpstreamTarget(
+            upstream_model="claude-opus-4-6",
+            api_key="sk-ant-secret",
+            base_url="http://127.0.0.1:9999/",
+            stream=False,
+            default_max_tokens=None,
+        ),
     )
     assert request.url == "http://127.0.0.1:9999/v1/messages"
     assert request.headers == {

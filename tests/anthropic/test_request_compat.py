@@ -13,6 +13,7 @@ import hashlib
 import pytest
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.base import UpstreamTarget
 from tests.anthropic.test_request import ADAPTER, HELLO, TOOLS, _tool_loop, build
 from tests.fakes.anthropic_validation import request_problem
 
@@ -204,7 +205,10 @@ def test_models_that_only_think_adaptively_get_adaptive_thinking_and_an_effort(
     body = {"messages": HELLO, "reasoning_effort": effort, "response_format": fmt}
     ADAPTER.check_request(body)
     request = ADAPTER.build_request(
-        body, upstream_model=model, api_key="k", base_url="", stream=True, default_max_tokens=64000
+        body,
+        UpstreamTarget(
+            upstream_model=model, api_key="k", base_url="", stream=True, default_max_tokens=64000
+        ),
     )
     sent = request.json_body
     assert request_problem(sent) is None, request_problem(sent)
@@ -217,8 +221,14 @@ def test_claude_4_6_and_older_keep_budget_thinking() -> None:
     for model in ("claude-opus-4-6", "claude-haiku-4-5-20251001", "claude-custom"):
         body = {"messages": HELLO, "reasoning_effort": "high", "max_tokens": 8000}
         request = ADAPTER.build_request(
-            body, upstream_model=model, api_key="k", base_url="", stream=False,
-            default_max_tokens=None,
-        )  # fmt: skip
+            body,
+            UpstreamTarget(
+                upstream_model=model,
+                api_key="k",
+                base_url="",
+                stream=False,
+                default_max_tokens=None,
+            ),
+        )
         assert request.json_body["thinking"] == {"type": "enabled", "budget_tokens": 6400}
         assert "output_config" not in request.json_body

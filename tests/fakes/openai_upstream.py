@@ -13,7 +13,8 @@ tens of megabytes from a generator; it can pause midway until the test lets it g
 hidden reasoning tokens reported in the usage after a pause, an endless stream that ignores
 max_tokens. Streams and raw bodies are written by tests/fakes/openai_chat_stream.py;
 `POST /v1/embeddings` and `/v1/responses` by openai_embeddings.py and openai_responses.py.
-`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key.
+`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key (a
+status, or `MISSING_SCOPE`: OpenAI's 401 to a restricted key that may not list models).
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -39,6 +40,8 @@ from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openai_chat_stream import FINGERPRINT, raw_reply, stream_reply
 from tests.fakes.openai_embeddings import embeddings
 from tests.fakes.openai_responses import responses
+
+MISSING_SCOPE = 4010  # a probe_status: the key works, but it may not list models
 
 
 @dataclass
@@ -148,6 +151,12 @@ class FakeOpenAI(LoopbackServer):
         key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         self.probes.append(key)
         status = self.probe_status.get(key, 200 if key else 401)
+        if status == MISSING_SCOPE:
+            return _error(401, "You have insufficient permissions for this operation. Missing "
+                          "scopes: api.model.read. Check that you have the correct role in your "
+                          "organization (Reader, Writer, Owner) and project (Member, Owner), and "
+                          "if you're using a restricted API key, that it has the necessary "
+                          "scopes.", "invalid_request_error", "missing_scope")  # fmt: skip
         if status == 401:
             return _error(401, "Incorrect API key provided.", "invalid_request_error",
                           "invalid_api_key")  # fmt: skip

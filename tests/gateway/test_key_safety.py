@@ -10,7 +10,7 @@ import json
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.fakes.openai_upstream import MISSING_SCOPE, FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,6 +51,26 @@ def test_a_moderation_403_is_the_users_400_and_leaves_every_key_in_rotation(
         done = box.sdk(other).chat.completions.create(model=MODEL, messages=HELLO)
         assert done.choices[0].message.content == "Hello from the fake upstream."
     assert {r.api_key for r in fake.requests[1:]} == {FIRST, SECOND}
+
+
+def test_a_403_about_the_content_that_says_key_leaves_a_restricted_key_in_rotation(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """A content refusal that happens to say "key" is suspected of blaming the key, so the key
+    is probed; a restricted key, which may not list models, must pass that probe (OpenAI's 401
+    `missing_scope` is no refusal of the key), else one user's prompt takes it away for good."""
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 2})
+    fake.probe_status[FIRST] = MISSING_SCOPE
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    flagged = {"message": "The key phrase in your prompt was flagged.", "type": "invalid_request"}
+    fake.push(Reply(status=403, error=flagged))
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert [r.api_key for r in fake.requests] == [FIRST, SECOND] and fake.probes == [FIRST]
+    assert failing_flags(box) == [False, False]
+    assert box.balance(email) == (start - cost_nanos(11, 5, IN_PRICE, OUT_PRICE), 0)
+    assert "it may not list models" in box.server.log_text()
 
 
 def test_a_401_whose_probe_works_leaves_the_key_in_rotation(

@@ -26,7 +26,7 @@ from codelace_box.gateway.metering import (
 from codelace_box.gateway.request import output_cap, prepare_call, validate_body
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser, encode_chunk, encode_error
-from codelace_box.providers.base import SSEEvent, UpstreamStreamError
+from codelace_box.providers.base import SSEEvent, UpstreamStreamError, UpstreamTarget
 from codelace_box.providers.openai import OpenAIAdapter, redact
 
 # A stream as api.openai.com sends it with stream_options.include_usage (ids shortened).
@@ -127,9 +127,15 @@ def test_openai_request_passes_through_except_model_cap_and_usage() -> None:
     body = {"model": "openai/gpt-5.4", "messages": [{"role": "user", "content": "x"}],
             "stream": True, "stream_options": options, "top_p": 0.5}  # fmt: skip
     request = adapter.build_request(
-        body, upstream_model="gpt-5.4", api_key="sk-secret", base_url="", stream=True,
-        default_max_tokens=500,
-    )  # fmt: skip
+        body,
+        UpstreamTarget(
+            upstream_model="gpt-5.4",
+            api_key="sk-secret",
+            base_url="",
+            stream=True,
+            default_max_tokens=500,
+        ),
+    )
     assert request.url == "https://api.openai.com/v1/chat/completions"
     assert request.headers["authorization"] == "Bearer sk-secret"
     assert request.json_body == body | {
@@ -140,9 +146,14 @@ def test_openai_request_passes_through_except_model_cap_and_usage() -> None:
     assert body["model"] == "openai/gpt-5.4", "the client's body is not modified"
     local = adapter.build_request(
         {"model": "m", "messages": [], "max_tokens": 20, "stream_options": {"include_usage": True}},
-        upstream_model="llama", api_key="k", base_url="http://127.0.0.1:9/v1/", stream=False,
-        default_max_tokens=None,
-    )  # fmt: skip
+        UpstreamTarget(
+            upstream_model="llama",
+            api_key="k",
+            base_url="http://127.0.0.1:9/v1/",
+            stream=False,
+            default_max_tokens=None,
+        ),
+    )
     assert local.url == "http://127.0.0.1:9/v1/chat/completions"
     assert local.json_body == {"model": "llama", "messages": [], "max_tokens": 20}
 

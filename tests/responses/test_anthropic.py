@@ -9,6 +9,7 @@ import json
 from openai.types.responses import Response
 
 from codelace_box.providers import adapter_for
+from codelace_box.providers.base import UpstreamTarget
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import translate_completion
 from tests.anthropic.wire import load_json as load_anthropic_json
@@ -24,11 +25,13 @@ def anthropic_body(responses_body: dict, *, stream: bool = False) -> dict:
     ADAPTER.check_request(chat)
     return ADAPTER.build_request(
         chat,
-        upstream_model=UPSTREAM,
-        api_key="k",
-        base_url="",
-        stream=stream,
-        default_max_tokens=32000,
+        UpstreamTarget(
+            upstream_model=UPSTREAM,
+            api_key="k",
+            base_url="",
+            stream=stream,
+            default_max_tokens=32000,
+        ),
     ).json_body
 
 
