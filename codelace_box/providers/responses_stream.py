@@ -31,11 +31,11 @@ event goes out as `sse_frame(event)`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
@@ -56,8 +56,7 @@ JSON = dict[str, Any]
 
 def sse_frame(event: JSON) -> bytes:
     """One event as a server-sent event frame."""
-    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+    return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
 
 
 def _text(data: JSON, key: str) -> str:
