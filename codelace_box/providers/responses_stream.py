@@ -186,6 +186,14 @@ class ResponsesStreamTranslator:
         return events
 
     def _text(self, text: str) -> list[JSON]:
+        item = self.open
+        if item is not None and item.kind == "message":  # most chunks: one more delta, built
+            item.text += text  # here as _part_event builds it (same keys, same order)
+            event = {"type": "response.output_text.delta", "sequence_number": self.sequence,
+                     "item_id": item.item_id, "output_index": item.index, "content_index": 0,
+                     "delta": text, "logprobs": []}  # fmt: skip
+            self.sequence += 1
+            return [event]
         events: list[JSON] = []
         if self.open is None or self.open.kind != "message":
             events += self._close()
