@@ -46,6 +46,7 @@ CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
 	tests/foundation/test_docs.py tests/foundation/test_db_access.py tests/foundation/test_output_shapes.py \
 	tests/accounts/test_units.py \
 	tests/billing/test_billing_units.py tests/gateway/test_units.py tests/gateway/test_orphaned_holds.py \
+	tests/gateway/test_jsonwire.py \
 	tests/anthropic/test_request.py tests/anthropic/test_request_compat.py \
 	tests/anthropic/test_response.py tests/anthropic/test_stream.py \
 	tests/anthropic/test_fake_upstream.py tests/admin/test_reports.py tests/admin/test_keycheck.py

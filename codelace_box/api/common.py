@@ -12,6 +12,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext, authenticate
 from codelace_box.errors import InvalidRequest
+from codelace_box.jsonwire import dumps, loads
 
 JSON_TYPE = "application/json"
 READ = ("GET", "HEAD")  # the methods of every read-only route (HEAD: GET without the body)
@@ -29,13 +30,17 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _strict_loads(raw: Any) -> Any:
+    return json.loads(raw, parse_constant=_not_json)
+
+
 def json_body(request: Request) -> dict[str, Any]:
     """The request body as a JSON object; 400 with a clear message otherwise."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     try:
-        value = json.loads(raw, parse_constant=_not_json)
+        value = loads(raw, fallback=_strict_loads)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from None
     except RecursionError:
@@ -72,7 +77,7 @@ def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> HTTPResponse:
     """A compact JSON response."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    data = dumps(body)
     return HTTPResponse(data, status=status, headers=headers, content_type=JSON_TYPE)
 
 

@@ -12,13 +12,13 @@ live there).
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from codelace_box.jsonwire import dumps, loads
 from codelace_box.providers.base import UpstreamRequest
 
 POOL_SIZE = 1024
@@ -26,7 +26,6 @@ MAX_ERROR_BODY = 64 * 1024
 TAIL_BYTES = 64 * 1024  # the end of an answer too large to take, where its usage is
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # gateway.max_upstream_body_bytes
 DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024  # gateway.max_sse_event_bytes
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class UpstreamUnreachable(Exception):
@@ -127,7 +126,7 @@ class UpstreamResponse:
         than `limits.max_body_bytes`."""
         raw = await self.read_body()
         try:
-            return json.loads(raw)
+            return loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise UpstreamBroken("the upstream answered with a body that is not JSON") from None
 
@@ -228,7 +227,7 @@ class UpstreamClient:
         """POST the request's JSON; returns once the status line and headers arrived."""
         if self._session is None:
             raise UpstreamUnreachable("the upstream client is not started")
-        data = _dumps(request.json_body).encode()
+        data = dumps(request.json_body)
         try:
             response = await self._session.post(request.url, data=data, headers=request.headers)
         except Exception as exc:

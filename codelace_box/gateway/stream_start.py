@@ -18,6 +18,7 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
 from codelace_box.gateway.upstream import Opened, open_upstream
+from codelace_box.jsonwire import loads
 from codelace_box.providers.base import SSEEvent, UpstreamStreamError
 
 # Events that mean the upstream is producing (or has finished): past them, no retry.
@@ -36,7 +37,7 @@ class Started:
 
 def _kind(event: SSEEvent) -> str | None:
     try:
-        data = json.loads(event.data)
+        data = loads(event.data)
     except ValueError:
         return event.event
     kind = data.get("type") if isinstance(data, dict) else None

@@ -9,15 +9,14 @@ API writes: `data: {compact json}\\n\\n`, `data: [DONE]\\n\\n`, and `: keep-aliv
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from codelace_box.gateway.client import DEFAULT_MAX_EVENT_BYTES, UpstreamTooLarge
+from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import SSEEvent
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class SSEParser:
@@ -113,7 +112,7 @@ def parse_block(block: bytes) -> SSEEvent | None:
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, as OpenAI writes it."""
-    return _dumps(value).encode()
+    return dumps(value)
 
 
 def encode_chunk(chunk: dict[str, Any]) -> bytes:

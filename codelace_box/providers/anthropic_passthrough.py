@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from codelace_box.jsonwire import loads
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
 from codelace_box.providers.anthropic_response import input_tokens, usage_from
 from codelace_box.providers.anthropic_stream import _merge_counts
@@ -100,7 +101,7 @@ class PassthroughStream(StreamTranslator):
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The event itself (as a dict with its `type`); an `error` event raises."""
         try:
-            data: Any = json.loads(event.data)
+            data: Any = loads(event.data)
         except ValueError:
             return []
         if not isinstance(data, dict):

@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from codelace_box.jsonwire import loads
 from codelace_box.providers.anthropic_response import (
     completion_id,
     finish_reason,
@@ -65,7 +66,7 @@ class AnthropicStreamTranslator(StreamTranslator):
     def feed(self, event: SSEEvent) -> list[JSON]:
         """Chunks for one event (most events give zero or one)."""
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
         except ValueError:
             return []
         if not isinstance(data, dict):

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from codelace_box.errors import UpstreamError
+from codelace_box.jsonwire import loads
 from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
@@ -105,7 +106,7 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.finished = True
             return []
         try:
-            chunk = json.loads(data)
+            chunk = loads(data)
         except ValueError:
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(chunk, dict):

@@ -31,11 +31,11 @@ event goes out as `sse_frame(event)`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
@@ -56,8 +56,7 @@ JSON = dict[str, Any]
 
 def sse_frame(event: JSON) -> bytes:
     """One event as a server-sent event frame."""
-    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+    return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
 
 
 def _text(data: JSON, key: str) -> str:
@@ -187,6 +186,14 @@ class ResponsesStreamTranslator:
         return events
 
     def _text(self, text: str) -> list[JSON]:
+        item = self.open
+        if item is not None and item.kind == "message":  # most chunks: one more delta, built
+            item.text += text  # here as _part_event builds it (same keys, same order)
+            event = {"type": "response.output_text.delta", "sequence_number": self.sequence,
+                     "item_id": item.item_id, "output_index": item.index, "content_index": 0,
+                     "delta": text, "logprobs": []}  # fmt: skip
+            self.sequence += 1
+            return [event]
         events: list[JSON] = []
         if self.open is None or self.open.kind != "message":
             events += self._close()

@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box",
         "codelace_box.config",
         "codelace_box.crypto",
+        "codelace_box.jsonwire",
         "codelace_box.money",
         "codelace_box.portal",
         "codelace_box.private_files",

@@ -1,0 +1,52 @@
+"""JSON on the request path: orjson's speed with the standard library's results.
+
+`dumps` writes compact UTF-8 (what `json.dumps(separators=(",", ":"), ensure_ascii=False)`
+writes, as bytes); a value orjson refuses (an integer past 64 bits, a key that is not a string)
+is written by the json module, as before. One difference: a float NaN or infinity (only an
+upstream's JSON can hold one) is written `null`, valid JSON, where json wrote `NaN`.
+`loads` gives what `json.loads` gives, value or error: text with a run of 19 digits (a number
+orjson would read as a float), text with 255 or more brackets (which could nest deeper than
+json reads) and anything orjson refuses (NaN, a lone surrogate escape, a
+BOM, UTF-16) are read by the json module (or `fallback`). About 10x faster on small objects,
+which are most of what a request decodes and encodes (each stream chunk, both ways).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+_std_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_LONG_BYTES = re.compile(rb"[0-9]{19}")
+_LONG_TEXT = re.compile(r"[0-9]{19}")
+# Fewer brackets than this cannot nest as deep as json's recursion limit, where it stops.
+MAX_OPENERS = 255
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON bytes."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _std_dumps(value).encode()
+
+
+def loads(raw: bytes | bytearray | str, fallback: Callable[[Any], Any] = json.loads) -> Any:
+    """The JSON value of `raw`, as `fallback` (json.loads) reads it."""
+    if _plain(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return fallback(raw)
+
+
+def _plain(raw: bytes | bytearray | str) -> bool:
+    """No number orjson would read otherwise, and too few brackets to nest too deeply."""
+    if isinstance(raw, str):
+        return _LONG_TEXT.search(raw) is None and raw.count("[") + raw.count("{") < MAX_OPENERS
+    return _LONG_BYTES.search(raw) is None and raw.count(b"[") + raw.count(b"{") < MAX_OPENERS

@@ -1,0 +1,79 @@
+"""The request path's JSON (orjson) gives the json module's values and errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from codelace_box.jsonwire import dumps, loads
+
+SAME_VALUE = [
+    b'{"model":"m","messages":[{"role":"user","content":"hi \\u00e9 \xc3\xa9"}],"max_tokens":64}',
+    b'{"a":123456789012345678901234567890}',  # orjson alone reads a float here
+    b'{"a":-9223372036854775809,"b":18446744073709551616}',
+    b'{"a":1.5e3,"b":-0,"c":1e-7,"d":null,"e":true}',
+    b'{"a":"\\ud83d\\ude00"}',  # an escaped pair: one character
+    b'{"a":"\\ud800"}',  # a lone half: json reads it, orjson refuses it
+    b'\xef\xbb\xbf{"a":1}',  # a BOM
+    '{"a": [1, 2, {"b": "x"}]}',
+    b"[" * 300 + b"]" * 300,
+    b'{"a":1,"a":2}',
+]
+
+
+@pytest.mark.parametrize("raw", SAME_VALUE)
+def test_loads_gives_what_json_gives(raw: Any) -> None:
+    value = loads(raw)
+    assert value == json.loads(raw)
+    assert repr(value) == repr(json.loads(raw))  # int stays int, float stays float
+
+
+def test_nan_and_infinity_read_as_json_reads_them() -> None:
+    value = loads(b'{"a":NaN,"b":Infinity,"c":1e400}')
+    assert math.isnan(value["a"]) and value["b"] == math.inf and value["c"] == math.inf
+
+
+def test_a_fallback_decides_what_orjson_refuses() -> None:
+    def strict(raw: Any) -> Any:
+        return json.loads(raw, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+
+    with pytest.raises(ValueError, match="NaN"):
+        loads(b'{"a":NaN}', fallback=strict)
+    assert loads(b'{"a":1}', fallback=strict) == {"a": 1}
+
+
+@pytest.mark.parametrize("raw", [b'{"a":', b"[1,]", b"\xff", b"", b'{"a":"\x01"}'])
+def test_errors_are_jsons(raw: bytes) -> None:
+    with pytest.raises(Exception) as ours:
+        loads(raw)
+    with pytest.raises(Exception) as theirs:
+        json.loads(raw)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_deep_nesting_stops_where_json_stops() -> None:
+    with pytest.raises(RecursionError):
+        loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"content": "é \u2028 <\x1f"}}]},
+        {"a": 2**70, "b": [1, 2.5, None, True]},  # past 64 bits: the json module writes it
+        {1: "x"},  # a key that is not a string: as json writes it
+        [],
+    ],
+)
+def test_dumps_writes_compact_utf8_json(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    assert dumps(value) == expected
+
+
+def test_dumps_refuses_a_lone_surrogate_as_before() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        dumps({"a": "\ud800"})
