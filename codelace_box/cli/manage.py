@@ -61,6 +61,8 @@ def key_view(key: Any) -> dict[str, Any]:
     }
 
 
+KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
+               "limit_reset", "expires_at"]  # fmt: skip
 CLEAR = ("none", "never", "all")  # what clears a limit on the command line
 
 
@@ -276,13 +278,7 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
 
     state.database()
     rows = [key_view(k) for k in list_keys(get_user(email).id)]
-    emit(
-        rows,
-        as_json,
-        lambda r: table(
-            r, ["id", "key_prefix", "name", "spent_usd", "limit_usd", "limit_reset", "expires_at"]
-        ),
-    )
+    emit(rows, as_json, lambda r: table(r, KEY_COLUMNS))
 
 
 @keys.command("update")
