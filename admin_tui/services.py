@@ -19,8 +19,14 @@ from typing import ParamSpec, TypeVar
 
 from admin_tui.service_audit import audited as _audited
 from admin_tui.service_audit import provider_key_change, states
-from admin_tui.service_checks import check_adjustment, parse_token_cap
+from admin_tui.service_checks import (
+    check_adjustment,
+    key_limit_fields,
+    parse_token_cap,
+    user_limit_fields,
+)
 from admin_tui.views import (
+    KeyLimitsForm,
     KeyRow,
     LedgerRow,
     ModelForm,
@@ -30,6 +36,7 @@ from admin_tui.views import (
     UserRow,
 )
 from codelace_box.accounts import keys as api_keys
+from codelace_box.accounts import limits
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger
 from codelace_box.catalog import aliases, keycheck, models
@@ -50,25 +57,11 @@ from codelace_box.reports.payments import PaymentRow
 from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
-    "PROVIDER_KINDS",
-    "AdminServices",
-    "CodelaceError",
-    "Config",
-    "InvalidRequest",
-    "KeyCheckResult",
-    "KeyRow",
-    "LedgerRow",
-    "ModelForm",
-    "ModelRow",
-    "PaymentRow",
-    "ProviderKeyRow",
-    "ProviderRow",
-    "RequestRow",
-    "UserRow",
-    "check_adjustment",
-    "format_usd",
-    "usd_text",
-]
+    "PROVIDER_KINDS", "AdminServices", "CodelaceError", "Config", "InvalidRequest",
+    "KeyCheckResult", "KeyLimitsForm", "KeyRow", "LedgerRow", "ModelForm", "ModelRow",
+    "PaymentRow", "ProviderKeyRow", "ProviderRow", "RequestRow", "UserRow", "check_adjustment",
+    "format_usd", "usd_text",
+]  # fmt: skip
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -177,7 +170,7 @@ class AdminServices:
         seen = stats.last_activity([user.id])
         return UserDetail(
             user=_user_row(user, usage.requests, len(keys), seen),
-            keys=[KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at) for k in keys],
+            keys=[_api_key_row(k) for k in keys],
             ledger=[
                 LedgerRow(e.id, e.amount_nanos, e.kind, e.reason, e.created_at)
                 for e in ledger.entries_for(user.id, LIST_LIMIT)
@@ -209,6 +202,22 @@ class AdminServices:
     def revoke_key(self, key_uuid: str) -> None:
         with _audited("keys revoke", key_uuid, lambda: states.api_key(key_uuid)):
             api_keys.revoke_key(key_uuid)
+
+    def set_key_limits(self, key_uuid: str, form: KeyLimitsForm) -> KeyRow:
+        """Replace a key's limits with the form's (blank: none); checked like the API's."""
+        fields = key_limit_fields(form)
+        with _audited("keys update", key_uuid, lambda: states.api_key(key_uuid)):
+            return _api_key_row(api_keys.update_key(key_uuid, fields, relative=True))
+
+    def set_user_limits(self, email: str, rpm: str, concurrent: str) -> None:
+        """Set an account's requests per minute and in flight (blank: the [limits] default)."""
+        fields = user_limit_fields(rpm, concurrent)
+        with _audited("users limits", email, lambda: states.user(email)):
+            limits.set_user_limits(accounts.get_user(email), fields)
+
+    def limit_defaults(self) -> tuple[int, int]:
+        """The `[limits]` defaults: (rpm, max_concurrent); 0 is unlimited."""
+        return self.config.limits.rpm, self.config.limits.max_concurrent
 
     # -- models ---------------------------------------------------------------------------
 
@@ -359,7 +368,18 @@ def _user_row(
         active_keys=active_keys,
         last_seen=max(marks) if marks else None,
         created_at=user.created_at,
+        rpm=user.rpm,
+        max_concurrent=user.max_concurrent,
     )
+
+
+def _api_key_row(key: accounts.ApiKey) -> KeyRow:
+    allowed = limits.allowed_model_list(key)
+    return KeyRow(
+        key.uuid, key.key_prefix, key.name, key.created_at, key.last_used_at,
+        limits.spent_in_period(key), key.limit_nanos, key.limit_reset, key.expires_at,
+        None if allowed is None else tuple(allowed),
+    )  # fmt: skip
 
 
 def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:

@@ -19,6 +19,8 @@ class UserRow:
     active_keys: int
     last_seen: datetime | None
     created_at: datetime
+    rpm: int | None = None  # the account's own limits; None: the [limits] default
+    max_concurrent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,21 @@ class KeyRow:
     name: str
     created_at: datetime
     last_used_at: datetime | None
+    spent_nanos: int = 0  # in the current period
+    limit_nanos: int | None = None  # the spend cap per period; None: none
+    limit_reset: str | None = None  # daily | weekly | monthly; None: never
+    expires_at: datetime | None = None
+    allowed_models: tuple[str, ...] | None = None  # None: every model
+
+
+@dataclass(frozen=True)
+class KeyLimitsForm:
+    """What the operator typed for a key's limits; every field is raw text (blank: none)."""
+
+    limit_usd: str = ""
+    limit_reset: str = "never"
+    expires: str = ""  # ISO 8601, or 30d / 12h from now
+    models: str = ""  # comma-separated ids or aliases
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from peewee import Database
 
+from codelace_box.accounts.limits import key_hold_mismatches
 from codelace_box.audit import verify_chain
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.crypto import decrypt_secret
@@ -20,6 +21,8 @@ from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
+
+KEY_LIMITS_VERSION = 8  # the migration that gave keys their held_nanos
 
 
 def open_existing_database(path: str) -> Database:
@@ -83,6 +86,11 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
     if version:
         for mismatch in find_mismatches():
             problems += _mismatch_lines(mismatch)
+        if version >= KEY_LIMITS_VERSION:
+            problems += [
+                f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
+                for uuid, held, holds in key_hold_mismatches()
+            ]
         problems += check_provider_keys(secret_key)
         if db.table_exists("audit_log"):
             problems += verify_chain()

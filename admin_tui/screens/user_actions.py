@@ -1,5 +1,6 @@
 """Actions on one account shared by the users table and the user detail screen: adjust the
-balance (with a reason, confirmed) and disable/enable (disabling confirmed)."""
+balance (with a reason, confirmed), disable/enable (disabling confirmed) and its request
+limits (per minute and at once)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,43 @@ class UserActions(_Host):
             lambda: self.services.run(self.services.set_user_active, user.email, enable),
             f"{user.email} {'enabled' if enable else 'disabled'}",
         )
+
+    def action_request_limits(self) -> None:
+        user = self._require_user()
+        if user is not None:
+            self.start(self._request_limits, user)
+
+    async def _request_limits(self, user: UserRow) -> None:
+        async def submit(values: dict[str, str]) -> bool:
+            await self.services.run(
+                self.services.set_user_limits, user.email, values["rpm"], values["concurrent"]
+            )
+            return True
+
+        defaults = await self.services.run(self.services.limit_defaults)
+        saved = await self.app.push_screen_wait(
+            FormDialog(f"Request limits of {user.email}", [
+                FormField("rpm", "Requests per minute (0: unlimited, blank: default)",
+                          _own(user.rpm), placeholder=str(defaults[0])),
+                FormField("concurrent", "Requests at once (0: unlimited, blank: default)",
+                          _own(user.max_concurrent), placeholder=str(defaults[1])),
+            ], submit, note=request_limits_text(user, defaults))
+        )  # fmt: skip
+        if saved:
+            self.notify(f"{user.email}: request limits saved")
+            self.reload()
+
+
+def _own(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def request_limits_text(user: UserRow, defaults: tuple[int, int]) -> str:
+    """'requests: 60 per minute (default), unlimited at once'."""
+    parts = []
+    for own, default, what in ((user.rpm, defaults[0], "per minute"),
+                               (user.max_concurrent, defaults[1], "at once")):  # fmt: skip
+        value = default if own is None else own
+        text = f"unlimited {what}" if value == 0 else f"{value} {what}"
+        parts.append(text + (" (default)" if own is None else ""))
+    return "requests: " + ", ".join(parts)

@@ -1,5 +1,6 @@
-"""One account in full: its figures, active keys, ledger, requests and payments, with the
-actions on it (adjust balance, disable/enable, revoke a key)."""
+"""One account in full: its figures, active keys (with their spend against their cap), ledger,
+requests and payments, with the actions on it (adjust balance, disable/enable, request limits,
+a key's limits, revoke a key)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
+from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     count,
@@ -22,8 +24,8 @@ from admin_tui.screens.formatting import (
     usd_exact,
     usd_fine,
 )
-from admin_tui.screens.user_actions import UserActions
-from admin_tui.services import KeyRow, UserDetail, UserRow
+from admin_tui.screens.user_actions import UserActions, request_limits_text
+from admin_tui.services import KeyLimitsForm, KeyRow, UserDetail, UserRow
 from admin_tui.widgets.live_table import LiveTable, Row
 
 SHORT_ID = 8  # characters of a UUID shown in a table: enough for `keys revoke`
@@ -39,6 +41,8 @@ class UserDetailScreen(UserActions, AdminScreen):
         Binding("a", "adjust_balance", "Adjust balance"),
         Binding("x", "toggle_status", "Disable/enable"),
         Binding("k", "revoke_key", "Revoke key"),
+        Binding("l", "key_limits", "Key limits", show=False),
+        Binding("r", "request_limits", "Request limits", show=False),
     ]
 
     def __init__(self, user_id: int) -> None:
@@ -51,8 +55,9 @@ class UserDetailScreen(UserActions, AdminScreen):
         with TabbedContent(id="tabs"):
             with TabPane("Keys", id="tab-keys"):
                 yield LiveTable(
-                    "Id", "Key", "Name", "Created", "Last used", flex=("Name",), id="keys"
-                )
+                    "Id", "Key", "Name", "Spent / cap", "Expires", "Last used",
+                    flex=("Name",), id="keys",
+                )  # fmt: skip
             with TabPane("Ledger", id="tab-ledger"):
                 yield LiveTable("When", "Amount", "Kind", "Reason", flex=("Reason",), id="ledger")
             with TabPane("Usage", id="tab-usage"):
@@ -67,7 +72,9 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     def show(self, data: Any) -> None:
         self.detail = detail = data
-        self.query_one("#summary", Static).update(summary_text(detail))
+        defaults = self.services.limit_defaults()
+        summary = summary_text(detail) + "\n" + request_limits_text(detail.user, defaults)
+        self.query_one("#summary", Static).update(summary)
         self._table("keys").replace_rows(key_rows(detail))
         self._table("ledger").replace_rows(ledger_rows(detail))
         self._table("usage").replace_rows(usage_rows(detail))
@@ -110,7 +117,41 @@ class UserDetailScreen(UserActions, AdminScreen):
             f"Key {key.prefix}… revoked",
         )
 
+    def action_key_limits(self) -> None:
+        key = self.selected_key()
+        if key is None:
+            self.notify("No key selected (Keys tab)", severity="warning")
+            return
+        self.query_one("#tabs", TabbedContent).active = "tab-keys"
+        self.start(self._key_limits, key)
+
+    async def _key_limits(self, key: KeyRow) -> None:
+        async def submit(values: dict[str, str]) -> KeyRow:
+            form = KeyLimitsForm(values["limit_usd"], values["limit_reset"], values["expires"],
+                                 values["models"])  # fmt: skip
+            return await self.services.run(self.services.set_key_limits, key.id, form)
+
+        saved = await self.app.push_screen_wait(
+            FormDialog(f"Limits of key {key.prefix}… ({key.name or 'unnamed'})", [
+                FormField("limit_usd", "Spend cap in USD (blank: none)", cap_text(key),
+                          placeholder="20.00"),
+                FormField("limit_reset", "Cap resets (UTC)", key.limit_reset or "never",
+                          choices=("never", "daily", "weekly", "monthly")),
+                FormField("expires", "Expires (blank: never)", moment_text(key),
+                          placeholder="2026-12-31T00:00:00Z or 30d"),
+                FormField("models", "Allowed models (blank: all)",
+                          ", ".join(key.allowed_models or ()), placeholder="openai/gpt-5.4, ..."),
+            ], submit, note=f"Spent this period: {usd_exact(key.spent_nanos)}")
+        )  # fmt: skip
+        if saved is not None:
+            self.notify(f"Key {key.prefix}…: limits saved")
+            self.reload()
+
     def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Key limits", "Cap, reset, expiry and models of the selected key",
+                            self.action_key_limits)  # fmt: skip
+        yield SystemCommand("Request limits", "Requests per minute and at once of this user",
+                            self.action_request_limits)  # fmt: skip
         yield SystemCommand("Revoke key", "Revoke the selected API key", self.action_revoke_key)
         yield SystemCommand(
             "Adjust balance", "Add or remove credit of this user", self.action_adjust_balance
@@ -136,7 +177,8 @@ def status_colour(status: str) -> str:
 
 
 def key_rows(detail: UserDetail) -> list[Row]:
-    """Active API keys: the prefix only, never more; the id (a UUID) by its first 8 characters."""
+    """Active API keys: the prefix only, never more; the id (a UUID) by its first 8 characters;
+    what each spent in its period against its cap."""
     return [
         (
             k.id,
@@ -144,12 +186,32 @@ def key_rows(detail: UserDetail) -> list[Row]:
                 k.id[:SHORT_ID],
                 k.prefix + "…",
                 k.name,
-                short_moment(k.created_at),
+                spend_text(k),
+                short_moment(k.expires_at),
                 short_moment(k.last_used_at),
             ],
         )
         for k in detail.keys
     ]
+
+
+def spend_text(key: KeyRow) -> str:
+    """'$1.20 / $20.00 monthly', or the spend alone for a key without cap."""
+    spent = usd(key.spent_nanos)
+    if key.limit_nanos is None:
+        return spent
+    return f"{spent} / {usd(key.limit_nanos)} {key.limit_reset or 'total'}"
+
+
+def cap_text(key: KeyRow) -> str:
+    """A key's cap as the form shows it (exact, no $)."""
+    return "" if key.limit_nanos is None else usd_exact(key.limit_nanos).lstrip("$")
+
+
+def moment_text(key: KeyRow) -> str:
+    """A key's expiry as the form shows it (ISO 8601, UTC)."""
+    expires = key.expires_at
+    return "" if expires is None else expires.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ledger_rows(detail: UserDetail) -> list[Row]:

@@ -29,6 +29,7 @@ class UsersScreen(UserActions, AdminScreen):
         Binding("n", "create_user", "New user"),
         Binding("a", "adjust_balance", "Adjust balance"),
         Binding("x", "toggle_status", "Disable/enable"),
+        Binding("r", "request_limits", "Request limits", show=False),
         Binding("slash", "focus_search", "Search"),
         Binding("escape", "leave_search", "Back to the table", show=False),
     ]

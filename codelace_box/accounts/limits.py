@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import db_time, parse_time, utcnow, write_transaction
+from codelace_box.db.core import db_time, parse_time, query_all, utcnow, write_transaction
 from codelace_box.db.models import ApiKey, CatalogModel, ModelAlias, User
 from codelace_box.errors import InvalidRequest, PermissionDenied
 from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
@@ -242,3 +242,15 @@ def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:
             f"this API key may not call {model_id}: it is limited to {', '.join(sorted(allowed))}",
             code="model_not_allowed",
         )
+
+
+_KEY_HELD_SQL = (
+    "SELECT k.uuid, k.held_nanos, COALESCE(SUM(h.amount_nanos), 0) FROM api_key k "
+    "LEFT JOIN hold h ON h.api_key_id = k.id GROUP BY k.id, k.uuid, k.held_nanos "
+    "HAVING k.held_nanos != COALESCE(SUM(h.amount_nanos), 0)"
+)
+
+
+def key_hold_mismatches() -> list[tuple[str, int, int]]:
+    """Keys whose held_nanos is not the sum of their open holds: (uuid, held, holds)."""
+    return [(str(u), int(h), int(s)) for u, h, s in query_all(_KEY_HELD_SQL)]

@@ -17,7 +17,7 @@ State = dict[str, Any] | None
 
 
 def user(email: str) -> State:
-    """An account: id, email, status, balance."""
+    """An account: id, email, status, balance, request limits."""
     row = User.get_or_none(User.email == normalize_email(email))
     if row is None:
         return None
@@ -26,11 +26,13 @@ def user(email: str) -> State:
         "email": row.email,
         "status": row.status,
         "balance_usd": usd_text(row.balance_nanos),
+        "rpm": row.rpm,
+        "max_concurrent": row.max_concurrent,
     }
 
 
 def api_key(key_uuid: str) -> State:
-    """An API key by its UUID: prefix, name, owner, revoked or not."""
+    """An API key by its UUID: prefix, name, owner, revoked or not, limits."""
     row = ApiKey.get_or_none(ApiKey.uuid == key_uuid)
     if row is None:
         return None
@@ -40,6 +42,10 @@ def api_key(key_uuid: str) -> State:
         "name": row.name,
         "user": row.user.email,
         "revoked": row.revoked_at is not None,
+        "limit_usd": None if row.limit_nanos is None else usd_text(row.limit_nanos),
+        "limit_reset": row.limit_reset,
+        "expires_at": None if row.expires_at is None else str(row.expires_at),
+        "allowed_models": row.allowed_models,
     }
 
 

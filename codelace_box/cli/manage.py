@@ -63,6 +63,8 @@ def key_view(key: Any) -> dict[str, Any]:
     }
 
 
+KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
+               "limit_reset", "expires_at"]  # fmt: skip
 CLEAR = ("none", "never", "all")  # what clears a limit on the command line
 
 
@@ -162,7 +164,8 @@ def users_limits(state: CliState, email: str, rpm: str | None, concurrent: str |
               if value is not None}  # fmt: skip
     if not fields:
         raise click.UsageError("nothing to change: give --rpm and/or --concurrent")
-    user = set_user_limits(get_user(email), fields)
+    with audited("users limits", email, lambda: states.user(email)):
+        user = set_user_limits(get_user(email), fields)
     defaults = state.config().limits
     shown = [
         _limit_text(user.rpm, effective(user.rpm, defaults.rpm), "per minute"),
@@ -288,13 +291,7 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
 
     state.database()
     rows = [key_view(k) for k in list_keys(get_user(email).id)]
-    emit(
-        rows,
-        as_json,
-        lambda r: table(
-            r, ["id", "key_prefix", "name", "spent_usd", "limit_usd", "limit_reset", "expires_at"]
-        ),
-    )
+    emit(rows, as_json, lambda r: table(r, KEY_COLUMNS))
 
 
 @keys.command("update")
@@ -326,7 +323,9 @@ def keys_update(
     if not fields:
         raise click.UsageError("nothing to change: give --name, --limit-usd, --limit-reset, "
                                "--expires or --models")  # fmt: skip
-    key = update_key(find_key(key_id).uuid, fields, relative=True)
+    found = find_key(key_id).uuid
+    with audited("keys update", found, lambda: states.api_key(found)):
+        key = update_key(found, fields, relative=True)
     emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {v[k]}" for k in v))
 
 

@@ -162,7 +162,8 @@ def test_create_list_and_delete_keys(client: BoxClient):
     response = client.create_key(login_key, "ci runner")
     assert response.status_code == 200
     created = response.json()
-    assert set(created) == {"id", "key_prefix", "name", "full_key"}
+    limits = {"spent_usd", "limit_usd", "limit_reset", "expires_at", "allowed_models"}
+    assert set(created) == {"id", "key_prefix", "name", "full_key"} | limits
     assert is_uuid4(created["id"]), created["id"]
     full_key = created["full_key"]
     assert KEY_RE.match(full_key) and created["key_prefix"] == full_key[:7]
@@ -173,7 +174,7 @@ def test_create_list_and_delete_keys(client: BoxClient):
     assert login_key not in listing.text
     rows = {row["id"]: row for row in listing.json()}
     row = rows[created["id"]]
-    assert set(row) == {"id", "key_prefix", "name", "created_at", "last_used_at"}
+    assert set(row) == {"id", "key_prefix", "name", "created_at", "last_used_at"} | limits
     assert all(is_uuid4(key_id) for key_id in rows) and len(set(rows)) == 2
     assert row["key_prefix"] == created["key_prefix"] and ISO_Z.match(row["created_at"])
     assert ISO_Z.match(row["last_used_at"])  # it was just used to list

@@ -1,0 +1,105 @@
+"""Budgets and limits in the dashboard: a key's cap, reset, expiry and models, and a user's
+request limits, set through the forms (bad input refused in the form, nothing written), and
+the spend against the cap in the keys table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import Select
+
+from admin_tui.app import create_admin_app
+from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.users import create_user, get_user
+from codelace_box.catalog import models
+from codelace_box.catalog import providers as catalog
+from codelace_box.db.models import ApiKey
+from tests.admin.pilot import AdminEnv, column, fill, make_env, screen_name, text_of, until
+
+pytestmark = pytest.mark.timeout(60)
+SIZE = (120, 34)
+
+
+async def open_detail(pilot, email: str) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press("f2")
+    await until(pilot, lambda: column(pilot, "#users") == [email], email)
+    await pilot.press("enter")
+    await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
+
+
+async def test_key_limits_form_sets_and_clears_and_refuses_bad_input(
+    admin_env: AdminEnv,
+) -> None:
+    catalog.add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
+    models.set_model("acme/m1", "2", "8")
+    alice = create_user("alice@example.com")
+    key = create_key(alice.id, "ci").key
+    ApiKey.update(spent_nanos=1_250_000_000).where(ApiKey.id == key.id).execute()
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: column(pilot, "#keys", 3) == ["$1.25"], "the spend, no cap")
+        await pilot.press("l")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the key limits form")
+        await fill(pilot, "limit_usd", "-5")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "limit_usd" in text_of(pilot, "#form-error"), "the refusal")
+        await fill(pilot, "limit_usd", "20")
+        await fill(pilot, "models", "acme/m1, nope/x")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "nope/x" in text_of(pilot, "#form-error"), "unknown model")
+        assert ApiKey.get_by_id(key.id).limit_nanos is None  # nothing written yet
+        await fill(pilot, "models", "acme/m1")
+        await fill(pilot, "expires", "30d")
+        pilot.app.screen.query_one("#field-limit_reset", Select).value = "monthly"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")
+        await until(
+            pilot, lambda: column(pilot, "#keys", 3) == ["$1.25 / $20.00 monthly"], "the cap"
+        )
+        stored = ApiKey.get_by_id(key.id)
+        assert (stored.limit_nanos, stored.limit_reset) == (20 * 10**9, "monthly")
+        assert json.loads(stored.allowed_models) == ["acme/m1"] and stored.expires_at is not None
+
+        await pilot.press("l")  # clear them all again
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the form again")
+        for field in ("limit_usd", "models", "expires"):
+            await fill(pilot, field, "")
+        pilot.app.screen.query_one("#field-limit_reset", Select).value = "never"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: column(pilot, "#keys", 3) == ["$1.25"], "no cap any more")
+    stored = ApiKey.get_by_id(key.id)
+    assert (stored.limit_nanos, stored.limit_reset, stored.expires_at) == (None, None, None)
+    assert stored.allowed_models is None
+
+
+async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(tmp_path, limits={"rpm": 60})
+    create_user("bob@example.com")
+    app = create_admin_app(env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "bob@example.com")
+        await until(
+            pilot,
+            lambda: (
+                "60 per minute (default), unlimited at once (default)" in text_of(pilot, "#summary")
+            ),
+            "the defaults",
+        )
+        await pilot.press("r")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the request limits form")
+        await fill(pilot, "rpm", "many")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "rpm" in text_of(pilot, "#form-error"), "the refusal")
+        assert get_user("bob@example.com").rpm is None
+        await fill(pilot, "rpm", "0")
+        await fill(pilot, "concurrent", "3")
+        await pilot.press("ctrl+s")
+        await until(
+            pilot,
+            lambda: "unlimited per minute, 3 at once" in text_of(pilot, "#summary"),
+            "the new limits",
+        )
+    bob = get_user("bob@example.com")
+    assert (bob.rpm, bob.max_concurrent) == (0, 3)
