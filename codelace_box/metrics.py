@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+M = TypeVar("M")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -73,6 +75,34 @@ OVERHEAD = Histogram(
 ACTIVE_STREAMS = Gauge(
     "codelace_active_streams", "Streams being relayed now.", multiprocess_mode="livesum"
 )
+
+
+class Children(Generic[M]):
+    """A family's labelled children, looked up once: `labels()` takes a lock and builds its key
+    on every call, a dict lookup here is a tenth of it (label sets are bounded)."""
+
+    __slots__ = ("_cache", "_family")
+
+    def __init__(self, family: Any) -> None:
+        self._family = family
+        self._cache: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._cache[labels] = self._family.labels(*labels)
+        return child
+
+
+http_requests: Children[Counter] = Children(HTTP_REQUESTS)
+refusals: Children[Counter] = Children(REFUSALS)
+inference: Children[Counter] = Children(INFERENCE)
+tokens: Children[Counter] = Children(TOKENS)
+cost: Children[Counter] = Children(COST)
+upstream_errors: Children[Counter] = Children(UPSTREAM_ERRORS)
+first_byte: Children[Histogram] = Children(FIRST_BYTE)
+total: Children[Histogram] = Children(TOTAL)
+overhead: Children[Histogram] = Children(OVERHEAD)
 
 
 def status_class(status: int) -> str:

@@ -111,7 +111,6 @@ def create_app(config: Config) -> Sanic:
     app.exception(Exception)(render_error)
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)
-    app.signal("http.lifecycle.response")(observe.finish_request)
     app.ctx.refusals = RefusalTally()
     watch_worker_stops(app)
     app.before_server_start(_open_resources)
@@ -131,6 +130,8 @@ async def _assign_request_id(request: Request) -> None:
 async def _add_request_id(request: Request, response: HTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None) or new_request_id()
     response.headers["x-request-id"] = request_id
+    if response.status != 200 or not getattr(request.ctx, "streaming", False):
+        observe.finish_request(request, response)  # a stream's is when it ends (answer())
     if request.app.ctx.draining and isinstance(request.stream, Http):
         request.stream.keep_alive = False  # answer with `connection: close`, then let go
 

@@ -18,6 +18,7 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import AuthContext
 from codelace_box.accounts.limits import check_model_allowed, effective
 from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.gateway.admission import Admission
@@ -108,10 +109,15 @@ async def answer(request: Request, gateway: Gateway, call: ChatCall) -> HTTPResp
         return json_response(done.body, headers={COST_HEADER: cost_header(done.cost_nanos)})
     relay = await gateway.open_stream(call)
     stream = LazyStream(request)
-    await relay.run(stream.send)  # a failure before the first byte: raised, a JSON error
-    if stream.response is not None:
-        with contextlib.suppress(Exception):
-            await stream.response.eof()
+    request.ctx.streaming = True  # its access line and metrics: when it ends, below
+    try:
+        await relay.run(stream.send)  # a failure before the first byte: raised, a JSON error
+        if stream.response is not None:
+            with contextlib.suppress(Exception):
+                await stream.response.eof()
+    finally:
+        if stream.response is not None:
+            finish_request(request, stream.response)
     return None
 
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, day_of, minute_of, utcnow, write_transaction
@@ -55,7 +56,6 @@ from codelace_box.gateway.admission import (
     reserve_on_key,
     settle_on_key,
 )
-from codelace_box.metrics import COST, INFERENCE, TOKENS
 from codelace_box.money import NANOS_PER_USD, priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
 
@@ -273,17 +273,17 @@ def count_in_totals(
 def _count(item: Settlement, charged: int) -> None:
     """The settled call in the metrics (after its rows are written, once per request)."""
     model, provider = item.model, item.provider
-    INFERENCE.labels(model, provider, item.status).inc()
+    metrics.inference(model, provider, item.status).inc()
     if item.input_tokens:
-        TOKENS.labels(model, provider, "input").inc(item.input_tokens)
+        metrics.tokens(model, provider, "input").inc(item.input_tokens)
     if item.output_tokens:
-        TOKENS.labels(model, provider, "output").inc(item.output_tokens)
+        metrics.tokens(model, provider, "output").inc(item.output_tokens)
     if item.cache.read_tokens:
-        TOKENS.labels(model, provider, "cache_read").inc(item.cache.read_tokens)
+        metrics.tokens(model, provider, "cache_read").inc(item.cache.read_tokens)
     if item.cache.write_tokens:
-        TOKENS.labels(model, provider, "cache_write").inc(item.cache.write_tokens)
+        metrics.tokens(model, provider, "cache_write").inc(item.cache.write_tokens)
     if charged:
-        COST.labels(model, provider).inc(charged / NANOS_PER_USD)
+        metrics.cost(model, provider).inc(charged / NANOS_PER_USD)
 
 
 def settle(item: Settlement) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from codelace_box import metrics
 from codelace_box.crypto import mask_tokens
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import (
@@ -15,7 +16,6 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.metering import CacheTokens, Settlement
 from codelace_box.gateway.request import ChatCall
-from codelace_box.metrics import UPSTREAM_ERRORS
 from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
 
@@ -80,7 +80,7 @@ def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = No
     code = error.code if error else "internal_error"
     item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
     if error is not None:
-        UPSTREAM_ERRORS.labels(call.route.provider.name, code).inc()
+        metrics.upstream_errors(call.route.provider.name, code).inc()
         item.upstream_error = mask_tokens(error.message)
         log.warning(
             "upstream error: request %s model %s provider %s: %d %s: %s",

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from codelace_box import metrics
 from codelace_box.catalog.keyprobe import KeyProber, StoredKey
 from codelace_box.crypto import mask_in, mask_secret
 from codelace_box.errors import (
@@ -44,7 +45,6 @@ from codelace_box.gateway.client import (
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
-from codelace_box.metrics import FIRST_BYTE
 from codelace_box.providers.base import UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
@@ -227,7 +227,7 @@ async def open_upstream(
         else:
             waited = time.perf_counter() - sent
             call.upstream_sec += waited
-            FIRST_BYTE.labels(call.route.provider.name).observe(waited)
+            metrics.first_byte(call.route.provider.name).observe(waited)
             if response.status == 200:
                 return Opened(response, key)
             last, flagged = await _judge(prober, routes, call, key, response)
