@@ -11,10 +11,9 @@ larger of the two bodies: a translation may add to what the upstream reads. Noth
 
 from __future__ import annotations
 
-import json
-
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
+from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import JSON
 from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.responses_request import translate_request
@@ -37,7 +36,7 @@ def prepare_responses_call(
     kind = routes.resolve(model).provider.kind if isinstance(model, str) and model else ""
     translated = translate_request(body, keep_thinking=kind == "anthropic")
     chat = translated.body
-    chat_len = len(json.dumps(chat, separators=(",", ":"), ensure_ascii=False).encode())
+    chat_len = len(dumps(chat))
     call = prepare_call(
         routes, chat, max(body_len, chat_len), request_id=request_id, user_id=user_id,
         key_id=key_id, default_context_tokens=default_context_tokens,
