@@ -23,72 +23,63 @@ def entries(box: Box) -> list[dict[str, Any]]:
     return json.loads(box.ok("audit", "--json"))
 
 
-def one_new(box: Box, seen: int, *args: str) -> tuple[dict[str, Any], str]:
-    """Run an admin command; exactly one new audit entry, returned with the command's output."""
-    output = box.ok(*args)
-    after = entries(box)
-    assert len(after) == seen + 1, [e["command"] for e in after[seen:]]
-    return after[-1], output
-
-
 def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
     tmp_path: Path,
 ) -> None:
     box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
-    log: list[dict[str, Any]] = []
-    outputs: list[str] = []
-
-    def step(*args: str) -> dict[str, Any]:
-        entry, output = one_new(box, len(log), *args)
-        log.append(entry)
-        outputs.append(output)
-        assert entry["client"] == "cli" and entry["os_user"]
-        return entry
-
-    e = step("users", "create", "ana@example.com")
-    assert (e["command"], e["target"], e["before"]) == ("users create", "ana@example.com", None)
-    assert e["after"]["status"] == "active" and e["after"]["balance_usd"] == "0"
-    e = step("users", "disable", "ana@example.com")
-    assert (e["before"]["status"], e["after"]["status"]) == ("active", "disabled")
-    e = step("users", "enable", "ana@example.com")
-    assert (e["before"]["status"], e["after"]["status"]) == ("disabled", "active")
-    e = step("credit", "ana@example.com", "12.5", "--reason", "welcome")
-    assert (e["before"]["balance_usd"], e["after"]["balance_usd"]) == ("0", "12.5")
-    assert e["after"]["reason"] == "welcome"
-    e = step("keys", "create", "ana@example.com", "--name", "laptop")
-    assert e["before"] is None and e["after"]["name"] == "laptop"
-    assert e["target"] == e["after"]["id"] and not e["after"]["revoked"]
-    e = step("keys", "revoke", e["target"][:8])
-    assert (e["before"]["revoked"], e["after"]["revoked"]) == (False, True)
-    e = step("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)
-    assert e["before"] is None and len(e["after"]["keys"]) == 1
-    e = step("providers", "key-add", "acme", "--key", SECOND_KEY)
-    assert (len(e["before"]["keys"]), len(e["after"]["keys"])) == (1, 2)
-    e = step("providers", "update", "acme", "--base-url", "http://127.0.0.1:9/v1")
-    assert (e["before"]["base_url"], e["after"]["base_url"]) == ("", "http://127.0.0.1:9/v1")
-    e = step("providers", "disable", "acme")
-    assert (e["before"]["enabled"], e["after"]["enabled"]) == (True, False)
-    step("providers", "enable", "acme")
-    args = ("models", "set", "acme/m1", "--input-per-1m", "1", "--output-per-1m", "2")
-    e = step(*args)
-    assert e["before"] is None and e["after"]["output_per_1m"] == "2"
-    e = step("models", "set", "acme/m1", "--input-per-1m", "3", "--output-per-1m", "2")
-    assert (e["before"]["input_per_1m"], e["after"]["input_per_1m"]) == ("1", "3")
-    e = step("models", "disable", "acme/m1")
-    assert (e["before"]["enabled"], e["after"]["enabled"]) == (True, False)
-    step("models", "enable", "acme/m1")
-    e = step("models", "alias", "m1", "acme/m1")
-    assert (e["before"], e["after"]) == (None, {"name": "m1", "model": "acme/m1"})
-    e = step("models", "unalias", "m1")
-    assert (e["before"], e["after"]) == ({"name": "m1", "model": "acme/m1"}, None)
-
+    commands = [
+        ("users create", ("users", "create", "ana@example.com")),
+        ("users disable", ("users", "disable", "ana@example.com")),
+        ("users enable", ("users", "enable", "ana@example.com")),
+        ("credit", ("credit", "ana@example.com", "12.5", "--reason", "welcome")),
+        ("keys create", ("keys", "create", "ana@example.com", "--name", "laptop")),
+        ("providers add", ("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)),
+        ("providers key-add", ("providers", "key-add", "acme", "--key", SECOND_KEY)),
+        ("providers update", ("providers", "update", "acme", "--base-url", "http://127.0.0.1:9/v1")),
+        ("providers disable", ("providers", "disable", "acme")),
+        ("providers enable", ("providers", "enable", "acme")),
+        ("models set", ("models", "set", "acme/m1", "--input-per-1m", "1", "--output-per-1m", "2")),
+        ("models set", ("models", "set", "acme/m1", "--input-per-1m", "3", "--output-per-1m", "2")),
+        ("models disable", ("models", "disable", "acme/m1")),
+        ("models enable", ("models", "enable", "acme/m1")),
+        ("models alias", ("models", "alias", "m1", "acme/m1")),
+        ("models unalias", ("models", "unalias", "m1")),
+    ]  # fmt: skip
+    outputs = [box.ok(*args) for _, args in commands]
+    key_id = box.sql("SELECT uuid FROM api_key")[0][0]
+    box.ok("keys", "revoke", key_id[:8])
     box.fail("users", "create", "ana@example.com")  # refused: nothing recorded
     box.fail("models", "disable", "acme/none")
-    assert len(entries(box)) == len(log)
+    log = entries(box)
+    assert [e["command"] for e in log] == [c for c, _ in commands] + ["keys revoke"]
+    assert all(e["client"] == "cli" and e["os_user"] for e in log)
+    e = log
+    assert (e[0]["target"], e[0]["before"]) == ("ana@example.com", None)
+    assert e[0]["after"]["status"] == "active" and e[0]["after"]["balance_usd"] == "0"
+    assert (e[1]["before"]["status"], e[1]["after"]["status"]) == ("active", "disabled")
+    assert (e[2]["before"]["status"], e[2]["after"]["status"]) == ("disabled", "active")
+    assert (e[3]["before"]["balance_usd"], e[3]["after"]["balance_usd"]) == ("0", "12.5")
+    assert e[3]["after"]["reason"] == "welcome"
+    assert e[4]["before"] is None and e[4]["after"]["name"] == "laptop"
+    assert e[4]["target"] == e[4]["after"]["id"] == key_id and not e[4]["after"]["revoked"]
+    assert e[5]["before"] is None and len(e[5]["after"]["keys"]) == 1
+    assert (len(e[6]["before"]["keys"]), len(e[6]["after"]["keys"])) == (1, 2)
+    assert (e[7]["before"]["base_url"], e[7]["after"]["base_url"]) == ("", "http://127.0.0.1:9/v1")
+    assert (e[8]["before"]["enabled"], e[8]["after"]["enabled"]) == (True, False)
+    assert (e[9]["before"]["enabled"], e[9]["after"]["enabled"]) == (False, True)
+    assert e[10]["before"] is None and e[10]["after"]["output_per_1m"] == "2"
+    assert (e[11]["before"]["input_per_1m"], e[11]["after"]["input_per_1m"]) == ("1", "3")
+    assert (e[12]["before"]["enabled"], e[12]["after"]["enabled"]) == (True, False)
+    assert (e[14]["before"], e[14]["after"]) == (None, {"name": "m1", "model": "acme/m1"})
+    assert (e[15]["before"], e[15]["after"]) == ({"name": "m1", "model": "acme/m1"}, None)
+    assert (e[16]["target"], e[16]["before"]["revoked"], e[16]["after"]["revoked"]) == (
+        key_id, False, True,
+    )  # fmt: skip
+
     stored = json.dumps(box.sql("SELECT * FROM audit_log"))
     assert PROVIDER_KEY not in stored and SECOND_KEY not in stored
-    full_key = next(line for out in outputs for line in out.split() if line.startswith("cl_"))
-    assert full_key not in stored and full_key[:7] in stored  # the prefix only
+    full_key = outputs[4].split()[0]
+    assert full_key.startswith("cl_") and full_key not in stored and full_key[:7] in stored
     assert "ana@example.com" in box.ok("audit", "--since", "1h")
     assert json.loads(box.ok("audit", "--since", "2999-01-01", "--json")) == []
     assert box.ok("doctor").startswith("ok")
