@@ -19,7 +19,7 @@ from codelace_box.db.migrations import (
     m0008_key_limits,
     m0009_usage_totals,
     m0010_observability,
-    m0012_portal_sessions,
+    m0011_portal_sessions,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -33,5 +33,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (8, m0008_key_limits),
     (9, m0009_usage_totals),
     (10, m0010_observability),
-    (12, m0012_portal_sessions),
+    (11, m0011_portal_sessions),
 ]

@@ -1,4 +1,4 @@
-"""Migration 12: the portal's server-side sessions (a browser signed in by cookie).
+"""Migration 11: the portal's server-side sessions (a browser signed in by cookie).
 
 Written with peewee's schema API on a frozen copy of the table, so each engine gets its own
 DDL (an auto-incrementing id, its own timestamp type) and later edits of models.py cannot
