@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from codelace_box.catalog.keycheck import KeyCheckResult, check_key
+from codelace_box.catalog.providers import get_provider, provider_key, set_key_enabled
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, write_transaction
 from codelace_box.db.models import ProviderKey
@@ -107,3 +108,18 @@ async def reprobe_flagged(secret_key: str, timeout_sec: float) -> int:
             log.warning("provider key %d (%s) of %s is back in rotation: its probe works",
                         key.id, key.hint, key.provider)  # fmt: skip
     return returned
+
+
+async def enable_after_probe(
+    name: str, key_id: int, secret_key: str, timeout_sec: float
+) -> KeyCheckResult:
+    """Probe a provider's key and, when its upstream accepts it, put it back in rotation
+    (enabled, failing flag cleared); a refused probe changes nothing. The probe's verdict."""
+    key = provider_key(name, key_id)
+    provider = get_provider(name)
+    secret = decrypt_secret(secret_key, bytes(key.key_encrypted))
+    stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url or "", secret)
+    result = await probe(stored, timeout_sec)
+    if result.ok:
+        set_key_enabled(key.id, True)
+    return result

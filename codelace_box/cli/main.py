@@ -10,8 +10,9 @@ from __future__ import annotations
 import click
 
 from codelace_box import __version__
-from codelace_box.cli.catalog import models, providers
+from codelace_box.cli.catalog import providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
+from codelace_box.cli.models import models
 from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
