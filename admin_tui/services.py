@@ -13,13 +13,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from admin_tui.service_checks import check_adjustment, parse_token_cap
+from admin_tui.catalog_services import CatalogServices
+from admin_tui.service_checks import check_adjustment, price_jumps
 from admin_tui.views import (
     KeyRow,
     LedgerRow,
@@ -32,15 +33,12 @@ from admin_tui.views import (
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger
-from codelace_box.catalog import keycheck, models
-from codelace_box.catalog import providers as catalog
+from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
-from codelace_box.config import Config, ensure_secret_key
-from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import close_database, open_database, utcnow, write_transaction
+from codelace_box.config import Config
+from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
-from codelace_box.db.models import ProviderKey
-from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
+from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.money import format_usd, usd_text
 from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
@@ -66,6 +64,7 @@ __all__ = [
     "UserRow",
     "check_adjustment",
     "format_usd",
+    "price_jumps",
     "usd_text",
 ]
 
@@ -111,14 +110,7 @@ class _OlderPart:
     user_ids: frozenset[int]
 
 
-@dataclass(frozen=True)
-class _KeyTarget:
-    kind: str
-    base_url: str
-    api_key: str = field(repr=False)
-
-
-class AdminServices:
+class AdminServices(CatalogServices):
     """Queries and actions of the dashboard; call the sync methods through `run`."""
 
     def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
@@ -229,108 +221,14 @@ class AdminServices:
         user, _ = credits.adjust_balance(email, amount_usd, reason)
         return int(user.balance_nanos)
 
+    def create_key(self, user_id: int, name: str) -> tuple[str, KeyRow]:
+        """A new API key for the user: the full key (shown once) and its row."""
+        new = api_keys.create_key(user_id, name.strip())
+        k = new.key
+        return new.full_key, KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at)
+
     def revoke_key(self, key_uuid: str) -> None:
         api_keys.revoke_key(key_uuid)
-
-    # -- models ---------------------------------------------------------------------------
-
-    def models(self) -> list[ModelRow]:
-        return [
-            ModelRow(
-                m.id,
-                m.provider.name,
-                m.upstream_model,
-                m.input_per_1m_nanos,
-                m.output_per_1m_nanos,
-                m.max_output_tokens,
-                bool(m.enabled),
-                m.cache_read_per_1m_nanos,
-                m.cache_write_per_1m_nanos,
-                m.cache_write_1h_per_1m_nanos,
-            )
-            for m in models.list_models()
-        ]
-
-    def save_model(self, form: ModelForm, *, new: bool) -> str:
-        """Add a model (refusing an id already in the catalog) or change one; its id."""
-        model_id = form.model_id.strip()
-        if new and model_id in {m.id for m in models.list_models()}:
-            raise Conflict(
-                f"model {model_id} is already in the catalog: edit it instead",
-                code="model_exists",
-            )
-        models.set_model(
-            model_id,
-            form.input_per_1m.strip(),
-            form.output_per_1m.strip(),
-            provider=form.provider.strip() or None,
-            upstream_model=form.upstream_model.strip() or None,
-            max_output_tokens=parse_token_cap(form.max_output_tokens),
-            cache_prices=models.CachePrices(
-                form.cache_read_per_1m.strip() or None,
-                form.cache_write_per_1m.strip() or None,
-                form.cache_write_1h_per_1m.strip() or None,
-            ),
-        )
-        return model_id
-
-    def set_model_enabled(self, model_id: str, enabled: bool) -> None:
-        models.set_model_enabled(model_id, enabled)
-
-    # -- providers ------------------------------------------------------------------------
-
-    def providers(self) -> list[ProviderRow]:
-        return [
-            ProviderRow(
-                p.id,
-                p.name,
-                p.kind,
-                p.base_url,
-                bool(p.enabled),
-                [_key_row(k, self._shown_reason(k)) for k in catalog.provider_keys(p.id)],
-            )
-            for p in catalog.list_providers()
-        ]
-
-    def _shown_reason(self, key: ProviderKey) -> str:
-        """Why a key failed, the key itself masked out (an upstream may echo it in a 401)."""
-        if not key.failure_reason:
-            return ""
-        try:
-            plain = decrypt_secret(self._secret(), key.key_encrypted)
-        except CodelaceError:  # stored under another server secret: it cannot be masked
-            return "(not shown: the key cannot be decrypted to mask it in the reason)"
-        return keycheck.redact(str(key.failure_reason), plain)
-
-    def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
-        catalog.add_provider(name.strip(), kind, self._secret(), key, base_url.strip())
-
-    def add_provider_key(self, provider: str, key: str) -> str:
-        """Add a key to a provider's rotation; its masked hint."""
-        return str(catalog.add_provider_key(provider, self._secret(), key).key_hint)
-
-    def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
-        """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
-        secret = self._secret()
-        with write_transaction():
-            added = catalog.add_provider_key(provider, secret, key)
-            catalog.set_key_enabled(old_key_id, False)
-        return str(added.key_hint)
-
-    def set_key_enabled(self, key_id: int, enabled: bool) -> None:
-        catalog.set_key_enabled(key_id, enabled)
-
-    def set_provider_enabled(self, name: str, enabled: bool) -> None:
-        catalog.set_provider_enabled(name, enabled)
-
-    def _key_target(self, key_id: int) -> _KeyTarget:
-        for provider in catalog.list_providers():
-            for key in catalog.provider_keys(provider.id):
-                if key.id == key_id:
-                    base = provider.base_url or catalog.default_base_url(provider.kind)
-                    plain = decrypt_secret(self._secret(), key.key_encrypted)
-                    return _KeyTarget(provider.kind, base, plain)
-        raise NotFound(f"no provider key with id {key_id}", code="provider_key_not_found")
 
     async def test_key(self, key_id: int) -> KeyCheckResult:
         """Ask the upstream whether it accepts a stored key (the key never leaves this call)."""
@@ -341,9 +239,6 @@ class AdminServices:
             target.api_key,
             timeout_sec=self.config.gateway.connect_timeout_sec + 10,
         )
-
-    def _secret(self) -> str:
-        return ensure_secret_key(self.config)
 
 
 def _user_row(
@@ -360,16 +255,4 @@ def _user_row(
         active_keys=active_keys,
         last_seen=max(marks) if marks else None,
         created_at=user.created_at,
-    )
-
-
-def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:
-    return ProviderKeyRow(
-        key.id,
-        key.key_hint,
-        bool(key.enabled),
-        bool(key.failing),
-        reason,
-        key.created_at,
-        key.last_failed_at,
     )

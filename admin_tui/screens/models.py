@@ -1,6 +1,7 @@
 """F3 Models: the catalog with its prices; add a model, edit prices, provider and upstream
-name, enable/disable. Bad input (a price that is not a number, an id already in the catalog)
-is refused inside the form with the feature's own message, and nothing is written."""
+name, enable/disable, remove; a price changed more than tenfold is asked about. Bad input (a
+price that is not a number, an id already in the catalog) is refused inside the form with the
+feature's own message, and nothing is written."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from admin_tui.dialogs.form import FormDialog, FormField
+from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import right, status_cell
-from admin_tui.services import ModelForm, ModelRow, usd_text
+from admin_tui.services import ModelForm, ModelRow, price_jumps, usd_text
 from admin_tui.widgets.live_table import LiveTable
 
 
@@ -29,6 +30,7 @@ class ModelsScreen(AdminScreen):
         Binding("n", "add_model", "Add model"),
         Binding("e", "edit_model", "Edit"),
         Binding("t", "toggle_model", "Enable/disable"),
+        Binding("d", "remove_model", "Remove"),
     ]
 
     def __init__(self) -> None:
@@ -102,6 +104,8 @@ class ModelsScreen(AdminScreen):
 
         async def submit(values: dict[str, str]) -> str:
             form = ModelForm(**values)
+            if model is not None and not await self._confirm_jumps(model, form):
+                raise Abandon
             return await self.services.run(self.services.save_model, form, new=new)
 
         saved = await self.app.push_screen_wait(
@@ -118,6 +122,42 @@ class ModelsScreen(AdminScreen):
             self.notify(f"{saved} {'added' if new else 'saved'}")
             self.query_one("#models", LiveTable).select_when_shown(saved)
             self.reload()
+
+    async def _confirm_jumps(self, model: ModelRow, form: ModelForm) -> bool:
+        """A price changed more than tenfold (a typo's usual size) is asked about first."""
+        jumps = price_jumps(
+            {
+                "input price": (model.input_per_1m_nanos, form.input_per_1m),
+                "output price": (model.output_per_1m_nanos, form.output_per_1m),
+            }
+        )
+        if not jumps:
+            return True
+        return await self.confirm(
+            "Large price change",
+            f"{model.id}: more than a tenfold change:\n" + "\n".join(jumps),
+            confirm_label="Save",
+        )
+
+    def action_remove_model(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.notify("No model selected", severity="warning")
+            return
+        self.start(self._remove, model)
+
+    async def _remove(self, model: ModelRow) -> None:
+        if not await self.confirm(
+            "Remove model",
+            f"Remove {model.id} from the catalog (with its aliases)? Requests for it answer "
+            "404; its usage history stays.",
+            confirm_label="Remove",
+        ):
+            return
+        await self.act(
+            lambda: self.services.run(self.services.remove_model, model.id),
+            f"{model.id} removed",
+        )
 
     def action_toggle_model(self) -> None:
         model = self.selected_model()
@@ -144,6 +184,9 @@ class ModelsScreen(AdminScreen):
         yield SystemCommand("Edit model", "Change prices or upstream", self.action_edit_model)
         yield SystemCommand(
             "Enable/disable model", "Toggle the selected model", self.action_toggle_model
+        )
+        yield SystemCommand(
+            "Remove model", "Delete the selected model id", self.action_remove_model
         )
 
 

@@ -1,5 +1,5 @@
 """One account in full: its figures, active keys, ledger, requests and payments, with the
-actions on it (adjust balance, disable/enable, revoke a key)."""
+actions on it (adjust balance, disable/enable, create or revoke a key)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
+from admin_tui.dialogs.confirm import ConfirmDialog
+from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     count,
@@ -39,6 +41,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         Binding("a", "adjust_balance", "Adjust balance"),
         Binding("x", "toggle_status", "Disable/enable"),
         Binding("k", "revoke_key", "Revoke key"),
+        Binding("c", "create_key", "New key"),
     ]
 
     def __init__(self, user_id: int) -> None:
@@ -110,7 +113,36 @@ class UserDetailScreen(UserActions, AdminScreen):
             f"Key {key.prefix}… revoked",
         )
 
+    def action_create_key(self) -> None:
+        if self.detail is not None:
+            self.query_one("#tabs", TabbedContent).active = "tab-keys"
+            self.start(self._create_key, self.detail.user)
+
+    async def _create_key(self, user: UserRow) -> None:
+        async def submit(v: dict[str, str]) -> str:
+            full, _ = await self.services.run(self.services.create_key, user.id, v["name"])
+            return full
+
+        full = await self.app.push_screen_wait(
+            FormDialog(
+                f"New API key for {user.email}",
+                [FormField("name", "Name (optional)", placeholder="laptop")],
+                submit,
+                submit_label="Create",
+            )
+        )
+        if full:
+            self.reload()
+            await self.app.push_screen_wait(
+                ConfirmDialog(
+                    "New API key",
+                    f"{full}\n\nStore it now: it is not shown again.",
+                    confirm_label="Done",
+                )
+            )
+
     def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("New API key", "Create a key for this user", self.action_create_key)
         yield SystemCommand("Revoke key", "Revoke the selected API key", self.action_revoke_key)
         yield SystemCommand(
             "Adjust balance", "Add or remove credit of this user", self.action_adjust_balance

@@ -90,14 +90,8 @@ def set_model(
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
-    if current is None and (input_per_1m is None or output_per_1m is None):
-        raise InvalidRequest(
-            f"{model_id} is not in the catalog yet: a new model needs both its input and its "
-            "output price (--input-per-1m and --output-per-1m)"
-        )
+    input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)
     if current is not None:
-        input_per_1m = _price_or(input_per_1m, current.input_per_1m_nanos)
-        output_per_1m = _price_or(output_per_1m, current.output_per_1m_nanos)
         provider = provider or current.provider.name
         upstream_model = upstream_model or current.upstream_model
         if max_output_tokens is None:
@@ -110,8 +104,8 @@ def set_model(
     fields = {
         "provider": owner.id,
         "upstream_model": upstream_model or rest,
-        "input_per_1m_nanos": parse_price(input_per_1m, "input price"),
-        "output_per_1m_nanos": parse_price(output_per_1m, "output price"),
+        "input_per_1m_nanos": input_nanos,
+        "output_per_1m_nanos": output_nanos,
         "max_output_tokens": max_output_tokens,
         "context_tokens": context_tokens,
         "updated_at": utcnow(),
@@ -125,9 +119,30 @@ def set_model(
     return CatalogModel.get_by_id(model_id)
 
 
-def _price_or(given: Decimal | str | float | None, nanos: int) -> Decimal | str | float:
-    """The given price, or the stored one (nano-USD) as a USD amount."""
-    return given if given is not None else Decimal(nanos) / Decimal(1_000_000_000)
+def _prices(
+    model_id: str,
+    input_per_1m: Decimal | str | float | None,
+    output_per_1m: Decimal | str | float | None,
+    current: CatalogModel | None,
+) -> tuple[int, int]:
+    """The input and output prices to store, nano-USD: the given ones, else the current ones."""
+    if current is None and (input_per_1m is None or output_per_1m is None):
+        raise InvalidRequest(
+            f"{model_id} is not in the catalog yet: a new model needs both its input and its "
+            "output price (--input-per-1m and --output-per-1m)"
+        )
+    if current is not None:
+        input_per_1m = usd_of(current.input_per_1m_nanos) if input_per_1m is None else input_per_1m
+        output_per_1m = (
+            usd_of(current.output_per_1m_nanos) if output_per_1m is None else output_per_1m
+        )
+    assert input_per_1m is not None and output_per_1m is not None  # checked above
+    return parse_price(input_per_1m, "input price"), parse_price(output_per_1m, "output price")
+
+
+def usd_of(nanos: int) -> Decimal:
+    """nano-USD as an exact USD amount."""
+    return Decimal(nanos) / Decimal(1_000_000_000)
 
 
 def remove_model(model_id: str) -> list[str]:

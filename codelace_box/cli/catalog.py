@@ -217,7 +217,7 @@ def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
     state.database()
     key = remove_provider_key(name, key_id)
     click.echo(f"removed key {key.id} ({key.key_hint}) of {name}")
-    if not any(k.enabled and not k.failing for k in provider_keys(key.provider_id)):
+    if not any(k.enabled and not k.failing for k in provider_keys(key.provider.id)):
         click.echo(f"warning: {name} has no working key left; its models answer 503", err=True)
 
 
