@@ -65,15 +65,30 @@ class AdminApp(App[None]):
             self.action_show_help_panel()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every screen, the actions of this screen, then every other screen's actions (which
+        switch to their screen first), whatever screen the palette was opened on."""
         for mode, key, title in NAV_MODES:
             yield SystemCommand(
                 f"Go to {title}",
                 f"Switch to the {title} screen ({key.upper()})",
                 partial(self.switch_mode, mode),
             )
-        if isinstance(screen, AdminScreen):
-            yield from screen.palette_commands()
+        here = list(screen.palette_commands()) if isinstance(screen, AdminScreen) else []
+        yield from here
+        shown = {command.title for command in here}
+        for mode, _, title in NAV_MODES:
+            for name, help_text, action in self.MODES[mode].PALETTE:  # type: ignore[union-attr]
+                if name not in shown:
+                    shown.add(name)
+                    yield SystemCommand(
+                        name, f"{help_text} ({title})", partial(self._run_on, mode, action)
+                    )
         yield from super().get_system_commands(screen)
+
+    async def _run_on(self, mode: str, action: str) -> None:
+        """Switch to a mode's screen and run one of its actions there."""
+        await self.switch_mode(mode)
+        await self.screen.run_action(action)
 
 
 def create_admin_app(config: Config, clock: Callable[[], datetime] | None = None) -> AdminApp:

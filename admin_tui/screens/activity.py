@@ -3,11 +3,10 @@ two seconds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
@@ -27,6 +26,10 @@ class ActivityScreen(AdminScreen):
         Binding("t", "switch_tab", "Requests/payments"),
         Binding("escape", "leave_filter", "Back to the table", show=False),
     ]
+    PALETTE = (
+        ("Switch requests/payments", "Show the other activity table", "switch_tab"),
+        ("Filter activity", "Words of the email, model, status or kind", "focus_filter"),
+    )
 
     def compose_body(self) -> ComposeResult:
         yield Input(
@@ -134,11 +137,3 @@ class ActivityScreen(AdminScreen):
         tabs = self.query_one("#activity-tabs", TabbedContent)
         tabs.active = "tab-requests" if tabs.active == "tab-payments" else "tab-payments"
         self.query_one("#payments" if tabs.active == "tab-payments" else "#requests").focus()
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand(
-            "Switch requests/payments", "Show the other activity table", self.action_switch_tab
-        )
-        yield SystemCommand(
-            "Filter activity", "Words of the email, model, status or kind", self.action_focus_filter
-        )

@@ -5,12 +5,11 @@ feature's own message, and nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
@@ -32,6 +31,12 @@ class ModelsScreen(AdminScreen):
         Binding("t", "toggle_model", "Enable/disable"),
         Binding("d", "remove_model", "Remove"),
     ]
+    PALETTE = (
+        ("Add model", "Add a model id with its prices", "add_model"),
+        ("Edit model", "Change prices or upstream", "edit_model"),
+        ("Enable/disable model", "Toggle the selected model", "toggle_model"),
+        ("Remove model", "Delete the selected model id", "remove_model"),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -177,16 +182,6 @@ class ModelsScreen(AdminScreen):
         await self.act(
             lambda: self.services.run(self.services.set_model_enabled, model.id, enable),
             f"{model.id} {'enabled' if enable else 'disabled'}",
-        )
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Add model", "Add a model id with its prices", self.action_add_model)
-        yield SystemCommand("Edit model", "Change prices or upstream", self.action_edit_model)
-        yield SystemCommand(
-            "Enable/disable model", "Toggle the selected model", self.action_toggle_model
-        )
-        yield SystemCommand(
-            "Remove model", "Delete the selected model id", self.action_remove_model
         )
 
 

@@ -3,11 +3,9 @@ is probed first and goes back only if its upstream accepts it), test against the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.app import SystemCommand
 from textual.widgets import Static
 
 from admin_tui.dialogs.form import Abandon, FormDialog, FormField
@@ -177,24 +175,6 @@ class ProviderKeyActions(_Host):
             result.message,
             title=f"Key {key.hint}",
             severity="information" if result.ok else "error",
-        )
-
-    def key_commands(self) -> Iterable[SystemCommand]:
-        """The key actions for the command palette."""
-        yield SystemCommand(
-            "Remove provider key", "Delete the selected key", self.action_remove_key
-        )
-        yield SystemCommand(
-            "Add provider key", "Another key for the selected provider", self.action_add_key
-        )
-        yield SystemCommand(
-            "Rotate provider key", "Replace the selected key", self.action_rotate_key
-        )
-        yield SystemCommand(
-            "Test provider key", "Ask the upstream whether the key works", self.action_test_key
-        )
-        yield SystemCommand(
-            "Enable/disable provider key", "Toggle the selected key", self.action_toggle_key
         )
 
 

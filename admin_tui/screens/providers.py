@@ -3,12 +3,11 @@ Add, edit or remove a provider; its keys' actions are in provider_keys.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
@@ -36,6 +35,21 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
         Binding("d", "remove_provider", "Remove provider"),
         Binding("r", "remove_key", "Remove key"),
     ]
+    PALETTE = (
+        ("Add provider", "Register an upstream with its key", "add_provider"),
+        ("Edit provider", "Change the kind or base URL", "edit_provider"),
+        ("Remove provider", "Delete the selected provider", "remove_provider"),
+        ("Enable/disable provider", "Toggle the selected provider", "toggle_provider"),
+        ("Add provider key", "Another key for the selected provider", "add_key"),
+        ("Rotate provider key", "Replace the selected key", "rotate_key"),
+        ("Test provider key", "Ask the upstream whether the key works", "test_key"),
+        (
+            "Enable/disable provider key",
+            "Toggle the selected key (a failing one is tested first)",
+            "toggle_key",
+        ),
+        ("Remove provider key", "Delete the selected key", "remove_key"),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -237,19 +251,4 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
         await self.act(
             lambda: self.services.run(self.services.remove_provider, provider.name),
             f"Provider {provider.name} removed",
-        )
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield from self.key_commands()
-        yield SystemCommand(
-            "Edit provider", "Change the kind or base URL", self.action_edit_provider
-        )
-        yield SystemCommand(
-            "Remove provider", "Delete the selected provider", self.action_remove_provider
-        )
-        yield SystemCommand(
-            "Add provider", "Register an upstream with its key", self.action_add_provider
-        )
-        yield SystemCommand(
-            "Enable/disable provider", "Toggle the selected provider", self.action_toggle_provider
         )

@@ -3,11 +3,10 @@ actions on it (adjust balance, disable/enable, create or revoke a key)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rich.markup import escape
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
@@ -43,6 +42,12 @@ class UserDetailScreen(UserActions, AdminScreen):
         Binding("k", "revoke_key", "Revoke key"),
         Binding("c", "create_key", "New key"),
     ]
+    PALETTE = (
+        ("New API key", "Create a key for this user", "create_key"),
+        ("Revoke key", "Revoke the selected API key", "revoke_key"),
+        ("Adjust balance", "Add or remove credit of this user", "adjust_balance"),
+        ("Disable/enable user", "Toggle this account", "toggle_status"),
+    )
 
     def __init__(self, user_id: int) -> None:
         super().__init__()
@@ -140,14 +145,6 @@ class UserDetailScreen(UserActions, AdminScreen):
                     confirm_label="Done",
                 )
             )
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("New API key", "Create a key for this user", self.action_create_key)
-        yield SystemCommand("Revoke key", "Revoke the selected API key", self.action_revoke_key)
-        yield SystemCommand(
-            "Adjust balance", "Add or remove credit of this user", self.action_adjust_balance
-        )
-        yield SystemCommand("Disable/enable user", "Toggle this account", self.action_toggle_status)
 
 
 def summary_text(detail: UserDetail) -> str:
