@@ -14,6 +14,7 @@ from codelace_box.cli.catalog import providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.models import models
 from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
+from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
@@ -96,11 +97,15 @@ def init(state: CliState, force: bool) -> None:
 
 
 @main.command("migrate")
+@click.option("--status", is_flag=True, help="Show the current and pending versions; apply none.")
 @pass_state
-def migrate_command(state: CliState) -> None:
+def migrate_command(state: CliState, status: bool) -> None:
     """Apply pending schema migrations and exit."""
     from codelace_box.db.migrate import current_version, migrate
 
+    if status:
+        echo_lines(migrate_status_lines(state.config()))
+        return
     db = open_database(state.config().database.path)
     applied = migrate(db)
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
@@ -139,9 +144,18 @@ def doctor(state: CliState) -> None:
 
 
 @main.command()
-def version() -> None:
-    """Print the version."""
-    click.echo(f"codelace-box {__version__}")
+@click.option("--verbose", is_flag=True, help="Also the schema version and build details.")
+@pass_state
+def version(state: CliState, verbose: bool) -> None:
+    """Print the version (one line; --verbose: schema version and build details)."""
+    if not verbose:
+        click.echo(f"codelace-box {__version__}")
+        return
+    try:
+        config = state.config()
+    except CodelaceError:
+        config = None  # a bad config does not hide the build details
+    echo_lines(build_lines(config))
 
 
 for _command in [*MANAGE_COMMANDS, providers, models]:

@@ -120,3 +120,35 @@ def test_help_names_the_new_commands(tmp_path: Path) -> None:
     for command in ("update", "remove", "key-remove", "key-enable"):
         assert command in listed
     assert "remove" in box.ok("models", "--help")
+
+
+def test_migrate_status_shows_current_and_pending_and_writes_nothing(tmp_path: Path) -> None:
+    box = Box.create(tmp_path)
+    before = box.ok("migrate", "--status")
+    assert "no database at" in before and "pending: 1 " in before
+    assert not box.db_path.exists()
+    box.ok("migrate")
+    latest = int(box.sql("SELECT max(version) FROM schema_migration")[0][0])
+    after = box.ok("migrate", "--status").splitlines()
+    assert after[0].startswith(f"schema version {latest} ") and after[-1] == "pending: none"
+    box.sql("DELETE FROM schema_migration WHERE version = ?", (latest,))
+    pending = box.ok("migrate", "--status")
+    assert f"schema version {latest - 1}" in pending and f"pending: {latest} " in pending
+    box.sql("INSERT INTO schema_migration (version, name, applied_at) VALUES (999, 'x', '')")
+    assert "newer than this codelace-box: 999" in box.ok("migrate", "--status")
+
+
+def test_version_verbose_has_schema_and_build_details_and_plain_stays_one_line(
+    tmp_path: Path,
+) -> None:
+    box = Box.create(tmp_path)
+    box.ok("migrate")
+    plain = box.ok("version")
+    assert len(plain.splitlines()) == 1 and plain.startswith("codelace-box ")
+    verbose = box.ok("version", "--verbose").splitlines()
+    assert verbose[0] == plain.strip()
+    fields = dict(line.split(": ", 1) for line in verbose[1:])
+    assert {"schema version", "build", "python", "platform", "sqlite", "database"} <= set(fields)
+    latest = box.sql("SELECT max(version) FROM schema_migration")[0][0]
+    assert fields["schema version"].startswith(f"{latest} ")
+    assert f"schema version {latest}" in fields["database"]

@@ -1,0 +1,79 @@
+"""Upkeep helpers of the command line: migration status, build details for `version --verbose`."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+
+import click
+
+from codelace_box import __version__
+from codelace_box.config import Config
+
+
+def migrate_status_lines(config: Config) -> list[str]:
+    """The schema version of the database and what `migrate` would apply; nothing is written
+    (a missing database is not created)."""
+    from codelace_box.db.core import open_database
+    from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS, migration_status
+
+    path = config.database.path
+    if path != ":memory:" and not Path(path).is_file():
+        pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
+        return [f"no database at {path} yet (the first serve, migrate or management command makes it)",
+                f"pending: {pending}"]  # fmt: skip
+    current, pending_list, unknown = migration_status(open_database(path))
+    lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
+    if unknown:
+        lines.append(
+            f"newer than this codelace-box: {', '.join(map(str, unknown))} (upgrade it first)"
+        )
+    if pending_list:
+        lines += [f"pending: {v} {name}" for v, name in pending_list]
+    else:
+        lines.append("pending: none")
+    return lines
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_lines(config: Config | None) -> list[str]:
+    """What `version --verbose` prints: the version line, then schema and build details."""
+    import apsw
+
+    from codelace_box.db.migrate import LATEST_VERSION
+
+    frozen = getattr(sys, "frozen", False)
+    lines = [
+        f"codelace-box {__version__}",
+        f"schema version: {LATEST_VERSION} (the newest this build applies)",
+        f"build: {'one-file binary (PyInstaller)' if frozen else 'Python package'}",
+        f"python: {platform.python_version()} ({platform.python_implementation()})",
+        f"platform: {platform.system()} {platform.release()} {platform.machine()}",
+        f"sqlite: {apsw.sqlite_lib_version()} (apsw {apsw.apsw_version()})",
+        "libraries: "
+        + ", ".join(f"{n} {_package_version(n)}" for n in ("sanic", "httpx", "peewee", "textual")),
+    ]
+    if config is not None:
+        lines.append(f"database: {_database_line(config)}")
+    return lines
+
+
+def _database_line(config: Config) -> str:
+    try:
+        status = migrate_status_lines(config)
+    except Exception as exc:  # a version report never fails on a broken database
+        return f"{config.database.path}: cannot read ({type(exc).__name__})"
+    return f"{config.database.path}: {status[0]}"
+
+
+def echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
