@@ -34,6 +34,7 @@ from tests.admin.pilot import (
 )
 from tests.admin.test_dashboard import figures_line
 from tests.admin.test_palette import run_command
+from tests.fakes.models_upstream import FakeModelsUpstream
 from tests.support import base_sections, write_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,7 +129,16 @@ async def test_day_figures_never_lag_behind_the_hour(admin_env: AdminEnv) -> Non
 async def test_a_failing_key_is_explained_and_put_back_only_when_confirmed(
     admin_env: AdminEnv,
 ) -> None:
-    provider = add_provider("openai", "openai", SECRET, "sk-proj-failing-key-00001111")
+    upstream = FakeModelsUpstream("openai", {"sk-proj-failing-key-00001111"}).start()
+    try:
+        await _failing_key_put_back(admin_env, upstream.base_url)
+    finally:
+        upstream.stop()
+
+
+async def _failing_key_put_back(admin_env: AdminEnv, base_url: str) -> None:
+    """Asked first; then probed (it works now) and back in rotation."""
+    provider = add_provider("openai", "openai", SECRET, "sk-proj-failing-key-00001111", base_url)
     reason = "HTTP 401: Incorrect API key provided: sk-**[/b]1111. See [the docs]"
     ProviderKey.update(failing=True, failure_reason=reason, last_failed_at=utcnow()).execute()
     app = create_admin_app(admin_env.config)
