@@ -22,8 +22,8 @@ def migrate_status_lines(config: Config) -> list[str]:
     path = config.database.path
     if path != ":memory:" and not Path(path).is_file():
         pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
-        return [f"no database at {path} yet (the first serve, migrate or management command makes it)",
-                f"pending: {pending}"]  # fmt: skip
+        made_by = "the first serve, migrate or management command makes it"
+        return [f"no database at {path} yet ({made_by})", f"pending: {pending}"]
     current, pending_list, unknown = migration_status(open_database(path))
     lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
     if unknown:

@@ -209,6 +209,13 @@ def last_activity(user_ids: list[int]) -> dict[int, datetime]:
     return {int(user_id): parse_time(moment) for user_id, moment in rows}
 
 
+def last_seen(user_id: int, signed_in: datetime | None) -> datetime | None:
+    """When a user was last seen: signing in (the stored mark) or using an API key, whichever
+    is later (the dashboard and `users show` agree)."""
+    marks = [m for m in (signed_in, last_activity([user_id]).get(user_id)) if m is not None]
+    return max(marks) if marks else None
+
+
 def user_counts() -> tuple[int, int]:
     """How many accounts exist, and how many of them are disabled."""
     row = aggregate(
