@@ -17,6 +17,7 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.dashboard import DashboardScreen
 from admin_tui.screens.models import ModelsScreen
 from admin_tui.screens.providers import ProvidersScreen
+from admin_tui.screens.request_detail import RequestDetailScreen
 from admin_tui.screens.user_detail import UserDetailScreen
 from admin_tui.screens.users import UsersScreen
 from admin_tui.services import AdminServices, Config
@@ -56,6 +57,11 @@ class AdminApp(App[None]):
     def open_user(self, message: AdminScreen.OpenUser) -> None:
         """A screen asked for one account in full: push it over that screen."""
         self.push_screen(UserDetailScreen(message.user_id))
+
+    @on(AdminScreen.OpenRequest)
+    def open_request(self, message: AdminScreen.OpenRequest) -> None:
+        """A screen asked for one request in full: push it over that screen."""
+        self.push_screen(RequestDetailScreen(message.row_id))
 
     def action_toggle_keys(self) -> None:
         """Show or hide the panel listing every key of the current screen (?)."""

@@ -42,11 +42,15 @@ from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.money import format_usd, usd_text
 from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
+from codelace_box.reports import spend
 from codelace_box.reports import traffic as stats
 from codelace_box.reports.payments import PaymentRow
+from codelace_box.reports.request_detail import RequestDetail, request_detail
+from codelace_box.reports.spend import GROUPINGS, SpendRow
 from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
+    "GROUPINGS",
     "PROVIDER_KINDS",
     "AdminServices",
     "CodelaceError",
@@ -60,7 +64,9 @@ __all__ = [
     "PaymentRow",
     "ProviderKeyRow",
     "ProviderRow",
+    "RequestDetail",
     "RequestRow",
+    "SpendRow",
     "UserRow",
     "check_adjustment",
     "format_usd",
@@ -177,6 +183,15 @@ class AdminServices(CatalogServices):
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
         return stats.recent_requests(limit, search)
+
+    def request_detail(self, row_id: int) -> RequestDetail:
+        """One request in full (by its usage row id)."""
+        return request_detail(row_id)
+
+    def spend(self, by: str, window: str) -> list[SpendRow]:
+        """Usage grouped by user, key or model over the last `window` (24h, 7d, 30d; 'all')."""
+        since = None if window == "all" else spend.parse_moment(window, self.now())
+        return spend.spend_report(by, since)
 
     def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:
         return reports.list_payments(limit, search)

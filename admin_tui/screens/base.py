@@ -51,6 +51,17 @@ class AdminScreen(Screen[None]):
             super().__init__()
             self.user_id = user_id
 
+    class OpenRequest(Message):
+        """Asks the app to show one request in full over the current screen."""
+
+        def __init__(self, row_id: int) -> None:
+            super().__init__()
+            self.row_id = row_id
+
+    def open_request(self, row_id: int) -> None:
+        """Show one request in full over this screen (Escape comes back)."""
+        self.post_message(self.OpenRequest(row_id))
+
     def open_user(self, user_id: int) -> None:
         """Show one account in full over this screen (Escape comes back)."""
         self.post_message(self.OpenUser(user_id))

@@ -87,10 +87,9 @@ class DashboardScreen(AdminScreen):
 
     @on(DataTable.RowSelected, "#recent")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a request opens the account that sent it."""
-        user_id = self._owners.get(str(event.row_key.value))
-        if user_id is not None:
-            self.open_user(user_id)
+        """Enter on a request opens it in full (u there opens the account that sent it)."""
+        if str(event.row_key.value) in self._owners:
+            self.open_request(int(str(event.row_key.value)))
 
     def action_reload(self) -> None:
         self.reload()

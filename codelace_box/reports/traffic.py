@@ -2,7 +2,8 @@
 
 Nothing here writes. Windows are given as a start moment (naive UTC, as stored); the caller
 decides what "now" is, so a frozen clock gives frozen figures. Filters are plain text: every
-whitespace-separated term must appear in the email, model, status or error code of a row.
+whitespace-separated term must appear in the email, model, status, error code or request id
+(the x-request-id the client got) of a row.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def recent_requests(
 ) -> list[RequestRow]:
     """The newest requests first, optionally one user's, filtered by text."""
     where, params = term_clause(
-        ("u.email", "r.model", "r.status", "r.error_code"), search_terms(search)
+        ("u.email", "r.model", "r.status", "r.error_code", "r.request_id"), search_terms(search)
     )
     sql = _RECENT_SQL + where
     args: list[Any] = list(params)

@@ -299,7 +299,7 @@ async def test_a_new_empty_database_is_pointed_out(admin_env: AdminEnv, tmp_path
         assert notifications(pilot) == []  # the database existed
 
 
-async def test_enter_on_a_request_or_payment_opens_its_user(admin_env: AdminEnv) -> None:
+async def test_enter_on_a_request_opens_it_and_on_a_payment_its_user(admin_env: AdminEnv) -> None:
     create_user("alice@example.com")
     bob = create_user("bob@example.com").id
     add_usage(bob, NOW - timedelta(minutes=1), request_id="bobs")
@@ -307,9 +307,12 @@ async def test_enter_on_a_request_or_payment_opens_its_user(admin_env: AdminEnv)
     async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
         await until(p, lambda: column(p, "#recent", 2) == ["bob@example.com"], "bob's request")
         await p.press("enter")
+        await until(p, lambda: screen_name(p) == "RequestDetailScreen", "bob's request")
+        await until(p, lambda: "bobs" in text_of(p, "#request-detail"), "the request in full")
+        await p.press("u")  # its user
         await until(p, lambda: screen_name(p) == "UserDetailScreen", "bob's account")
         await until(p, lambda: "bob@example.com" in text_of(p, "#summary"), "bob's summary")
-        await p.press("escape")
+        await p.press("escape", "escape")
         await until(p, lambda: screen_name(p) == "DashboardScreen", "back to the dashboard")
 
         await p.press("f5", "t")
