@@ -38,6 +38,7 @@ from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
 from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
+from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
 from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.money import format_usd, usd_text
 from codelace_box.providers import PROVIDER_KINDS
@@ -126,6 +127,8 @@ class AdminServices(CatalogServices):
         self._opened = False
         self.created_database = False  # True when opening made a new, empty database file
         self._day_cache: _OlderPart | None = None
+        self._marker = OpenMarker(None)
+        self._identity: tuple[int, int] | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a method (or any function) on the database thread and await its result."""
@@ -133,16 +136,38 @@ class AdminServices(CatalogServices):
         return await loop.run_in_executor(self._executor, partial(self._call, fn, *args, **kwargs))
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        path = self.config.database.path
         if not self._opened:
-            self.created_database = not Path(self.config.database.path).exists()
-            migrate(open_database(self.config.database.path))
+            self._marker = hold_open(path)  # `restore` refuses while the dashboard is open
+            self.created_database = not Path(path).exists()
+            migrate(open_database(path))
+            self._identity = file_identity(path)
             self._opened = True
+        elif path != ":memory:" and file_identity(path) != self._identity:
+            self._reopen(path)
         return fn(*args, **kwargs)
 
+    def _reopen(self, path: str) -> None:
+        """The database file was replaced under the dashboard (moved or copied over by hand):
+        never write into the old, unlinked file. Reopen the new one and refuse this call."""
+        close_database()
+        if not Path(path).is_file():
+            raise CodelaceError(
+                f"the database file {path} is gone (moved away?); nothing was done: quit the "
+                "dashboard (Ctrl+Q) and start it again once the file is back"
+            )
+        migrate(open_database(path))
+        self._identity = file_identity(path)
+        raise CodelaceError(
+            f"the database file {path} was replaced (a restore?): the dashboard reopened it; "
+            "nothing was done: check what is shown now and try again"
+        )
+
     def shutdown(self) -> None:
-        """Close the database connection and stop the database thread."""
+        """Close the database connection, stop the database thread, let the open mark go."""
         if self._opened:
             self._executor.submit(close_database).result()
+            self._marker.release()
         self._executor.shutdown(wait=True)
 
     # -- dashboard ------------------------------------------------------------------------

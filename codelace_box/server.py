@@ -34,6 +34,7 @@ from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.errors import ConfigError
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
 
@@ -172,11 +173,15 @@ def check_address(host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
+_OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
+
+
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_sanic_hooks()
     check_address(config.server.host, config.server.port)
     configure_logging()
+    _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))

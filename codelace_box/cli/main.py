@@ -14,7 +14,7 @@ from codelace_box.cli.catalog import providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.models import models
 from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
-from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines
+from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
@@ -159,5 +159,5 @@ def version(state: CliState, verbose: bool) -> None:
     echo_lines(build_lines(config))
 
 
-for _command in [*MANAGE_COMMANDS, providers, models, usage]:
+for _command in [*MANAGE_COMMANDS, providers, models, usage, restore_command]:
     main.add_command(_command)

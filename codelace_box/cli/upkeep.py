@@ -6,6 +6,7 @@ import importlib.metadata
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,3 +78,20 @@ def _database_line(config: Config) -> str:
 def echo_lines(lines: list[str]) -> None:
     for line in lines:
         click.echo(line)
+
+
+@click.command("restore")
+@click.argument("backup", type=click.Path(dir_okay=False))
+@click.pass_obj
+def restore_command(state: Any, backup: str) -> None:
+    """Replace the database with BACKUP (checked as doctor checks it first), keeping the
+    replaced file beside it; refused while a serve or an admin has the database open."""
+    from codelace_box.restore import restore_database
+
+    done = restore_database(state.config(), backup)
+    click.echo(
+        f"restored {backup} (schema version {done.version}) into {state.config().database.path}"
+    )
+    if done.replaced is not None:
+        click.echo(f"the replaced database is kept as {done.replaced}")
+    click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.catalog",
         "codelace_box.reports",
         "codelace_box.doctor",
+        "codelace_box.restore",
     ),
     ("codelace_box.providers",),
     ("codelace_box.db",),
