@@ -189,6 +189,34 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    every_hours: int = _opt(
+        0, "Hours between the online backups serve takes; 0: none.", minimum=0, maximum=8760
+    )
+    keep: int = _opt(7, "Scheduled backups kept; older ones are removed.", minimum=1, maximum=10000)
+    dir: str = _opt(
+        "data/backups",
+        "Folder of the scheduled backups; relative: to the config file's folder.",
+        pattern=NOT_BLANK,
+    )
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url: str = _opt(
+        "",
+        "Slack-compatible incoming webhook (JSON POST) for operator alerts; empty: none.",
+        pattern=URL,
+    )
+    error_rate: float = _opt(
+        0.2,
+        "Share of upstream errors over 5 minutes that raises an alert.",
+        minimum=0.01,
+        maximum=1,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -196,6 +224,8 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -211,4 +241,6 @@ SECTIONS: dict[str, type] = {
     "email": EmailConfig,
     "stripe": StripeConfig,
     "gateway": GatewayConfig,
+    "backup": BackupConfig,
+    "alerts": AlertsConfig,
 }
