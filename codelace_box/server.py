@@ -37,6 +37,7 @@ from codelace_box.db.migrate import migrate
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.errors import ConfigError
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
+from codelace_box.upkeep.watch import start_upkeep, stop_upkeep
 
 APP_NAME = "codelace_box"
 BLUEPRINTS = [
@@ -124,8 +125,8 @@ async def _close_resources(app: Sanic) -> None:
 
 
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.
-STARTUP_HOOKS: list[Any] = [inference.start_gateway]
-SHUTDOWN_HOOKS: list[Any] = [inference.stop_gateway]
+STARTUP_HOOKS: list[Any] = [inference.start_gateway, start_upkeep]
+SHUTDOWN_HOOKS: list[Any] = [stop_upkeep, inference.stop_gateway]
 
 
 def prepare_database(config: Config) -> list[int]:

@@ -132,16 +132,21 @@ def backup(state: CliState, path: str) -> None:
 def doctor(state: CliState) -> None:
     """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
     from codelace_box.config import existing_secret_key
+    from codelace_box.db.core import utcnow
     from codelace_box.doctor import check_database, open_existing_database
+    from codelace_box.upkeep.backups import backup_status
 
     config = state.config()
     db = open_existing_database(config.database.path)
     version, problems = check_database(db, existing_secret_key(config))
     for line in problems:
         click.echo(f"MISMATCH {line}")
+    backups = backup_status(config.backup.dir, config.backup.every_hours, utcnow())
     if problems:
+        click.echo(backups)
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
+    click.echo(backups)
 
 
 @main.command()

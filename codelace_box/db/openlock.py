@@ -85,3 +85,16 @@ def file_identity(db_path: str | Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return stat.st_dev, stat.st_ino
+
+
+def try_lead(path: str | Path) -> OpenMarker | None:
+    """Take the exclusive lock on `path` if nobody holds it (one serve worker leads the
+    background upkeep); None when another process leads."""
+    make_private_dir(Path(path).parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return OpenMarker(fd)

@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.reports",
         "codelace_box.doctor",
         "codelace_box.restore",
+        "codelace_box.upkeep",
     ),
     ("codelace_box.providers",),
     ("codelace_box.db",),
