@@ -141,12 +141,10 @@ def doctor(state: CliState) -> None:
     version, problems = check_database(db, existing_secret_key(config))
     for line in problems:
         click.echo(f"MISMATCH {line}")
-    backups = backup_status(config.backup.dir, config.backup.every_hours, utcnow())
     if problems:
-        click.echo(backups)
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
-    click.echo(backups)
+    click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
 
 
 @main.command()
