@@ -47,8 +47,7 @@ def _package_version(name: str) -> str:
 
 def build_lines(config: Config | None) -> list[str]:
     """What `version --verbose` prints: the version line, then schema and build details."""
-    import apsw
-
+    from codelace_box.db.core import engine_version
     from codelace_box.db.migrate import LATEST_VERSION
 
     frozen = getattr(sys, "frozen", False)
@@ -58,7 +57,7 @@ def build_lines(config: Config | None) -> list[str]:
         f"build: {'one-file binary (PyInstaller)' if frozen else 'Python package'}",
         f"python: {platform.python_version()} ({platform.python_implementation()})",
         f"platform: {platform.system()} {platform.release()} {platform.machine()}",
-        f"sqlite: {apsw.sqlite_lib_version()} (apsw {apsw.apsw_version()})",
+        f"database engine: {engine_version()}",
         "libraries: "
         + ", ".join(f"{n} {_package_version(n)}" for n in ("sanic", "httpx", "peewee", "textual")),
     ]

@@ -148,7 +148,9 @@ def test_version_verbose_has_schema_and_build_details_and_plain_stays_one_line(
     verbose = box.ok("version", "--verbose").splitlines()
     assert verbose[0] == plain.strip()
     fields = dict(line.split(": ", 1) for line in verbose[1:])
-    assert {"schema version", "build", "python", "platform", "sqlite", "database"} <= set(fields)
+    assert {"schema version", "build", "python", "platform", "database engine", "database"} <= set(
+        fields
+    )
     latest = box.sql("SELECT max(version) FROM schema_migration")[0][0]
     assert fields["schema version"].startswith(f"{latest} ")
     assert f"schema version {latest}" in fields["database"]
