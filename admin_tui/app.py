@@ -18,6 +18,7 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.dashboard import DashboardScreen
 from admin_tui.screens.models import ModelsScreen
 from admin_tui.screens.providers import ProvidersScreen
+from admin_tui.screens.request_detail import RequestDetailScreen
 from admin_tui.screens.user_detail import UserDetailScreen
 from admin_tui.screens.users import UsersScreen
 from admin_tui.services import AdminServices, Config
@@ -59,6 +60,11 @@ class AdminApp(App[None]):
         """A screen asked for one account in full: push it over that screen."""
         self.push_screen(UserDetailScreen(message.user_id))
 
+    @on(AdminScreen.OpenRequest)
+    def open_request(self, message: AdminScreen.OpenRequest) -> None:
+        """A screen asked for one request in full: push it over that screen."""
+        self.push_screen(RequestDetailScreen(message.row_id))
+
     def action_toggle_keys(self) -> None:
         """Show or hide the panel listing every key of the current screen (?)."""
         if self.screen.query("HelpPanel"):
@@ -67,15 +73,30 @@ class AdminApp(App[None]):
             self.action_show_help_panel()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every screen, the actions of this screen, then every other screen's actions (which
+        switch to their screen first), whatever screen the palette was opened on."""
         for mode, key, title in NAV_MODES:
             yield SystemCommand(
                 f"Go to {title}",
                 f"Switch to the {title} screen ({key.upper()})",
                 partial(self.switch_mode, mode),
             )
-        if isinstance(screen, AdminScreen):
-            yield from screen.palette_commands()
+        here = list(screen.palette_commands()) if isinstance(screen, AdminScreen) else []
+        yield from here
+        shown = {command.title for command in here}
+        for mode, _, title in NAV_MODES:
+            for name, help_text, action in self.MODES[mode].PALETTE:  # type: ignore[union-attr]
+                if name not in shown:
+                    shown.add(name)
+                    yield SystemCommand(
+                        name, f"{help_text} ({title})", partial(self._run_on, mode, action)
+                    )
         yield from super().get_system_commands(screen)
+
+    async def _run_on(self, mode: str, action: str) -> None:
+        """Switch to a mode's screen and run one of its actions there."""
+        await self.switch_mode(mode)
+        await self.screen.run_action(action)
 
 
 def create_admin_app(config: Config, clock: Callable[[], datetime] | None = None) -> AdminApp:

@@ -7,9 +7,33 @@ from typing import Any
 
 from admin_tui.views import KeyLimitsForm
 from codelace_box.billing.credits import check_adjustment
+from codelace_box.catalog.models import parse_price
 from codelace_box.errors import InvalidRequest
 
-__all__ = ["check_adjustment", "key_limit_fields", "parse_token_cap", "user_limit_fields"]
+__all__ = [
+    "PRICE_JUMP",
+    "check_adjustment",
+    "key_limit_fields",
+    "parse_token_cap",
+    "price_jumps",
+    "user_limit_fields",
+]
+PRICE_JUMP = 10  # a price changed by more than this factor (up or down) is asked about
+
+
+def price_jumps(changes: dict[str, tuple[int, str]]) -> list[str]:
+    """The prices (by label: current nano-USD, new text) that change by more than PRICE_JUMP
+    times, described for a confirmation; a new price that does not parse is left to the save."""
+    jumps = []
+    for label, (old, text) in changes.items():
+        try:
+            new = parse_price(text.strip(), label)
+        except InvalidRequest:
+            continue
+        low, high = sorted((old, new))
+        if high > low * PRICE_JUMP:
+            jumps.append(f"{label}: {old / 1e9:g} -> {new / 1e9:g} USD per 1M tokens")
+    return jumps
 
 
 def parse_token_cap(text: str) -> int | None:

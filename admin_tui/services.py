@@ -11,18 +11,19 @@ Errors are `CodelaceError`s whose messages are written for people: screens show 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from admin_tui.catalog_services import CatalogServices
 from admin_tui.service_audit import audited as _audited
-from admin_tui.service_audit import provider_key_change, states
+from admin_tui.service_audit import states
 from admin_tui.service_checks import (
     check_adjustment,
     key_limit_fields,
-    parse_token_cap,
+    price_jumps,
     user_limit_fields,
 )
 from admin_tui.views import (
@@ -39,29 +40,49 @@ from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import limits
 from codelace_box.accounts import users as accounts
 from codelace_box.billing import credits, ledger
-from codelace_box.catalog import aliases, keycheck, models
-from codelace_box.catalog import providers as catalog
+from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
-from codelace_box.config import Config, ensure_secret_key
-from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import open_database, utcnow
+from codelace_box.config import Config
+from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
-from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import DbThread
-from codelace_box.errors import CodelaceError, Conflict, InvalidRequest, NotFound
+from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
+from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.money import format_usd, usd_text
 from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
+from codelace_box.reports import spend
 from codelace_box.reports import traffic as stats
 from codelace_box.reports.payments import PaymentRow
+from codelace_box.reports.request_detail import RequestDetail, request_detail
+from codelace_box.reports.spend import GROUPINGS, SpendRow
 from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
-    "PROVIDER_KINDS", "AdminServices", "CodelaceError", "Config", "InvalidRequest",
-    "KeyCheckResult", "KeyLimitsForm", "KeyRow", "LedgerRow", "ModelForm", "ModelRow",
-    "PaymentRow", "ProviderKeyRow", "ProviderRow", "RequestRow", "UserRow", "check_adjustment",
-    "format_usd", "usd_text",
-]  # fmt: skip
+    "GROUPINGS",
+    "PROVIDER_KINDS",
+    "AdminServices",
+    "CodelaceError",
+    "Config",
+    "InvalidRequest",
+    "KeyCheckResult",
+    "KeyLimitsForm",
+    "KeyRow",
+    "LedgerRow",
+    "ModelForm",
+    "ModelRow",
+    "PaymentRow",
+    "ProviderKeyRow",
+    "ProviderRow",
+    "RequestDetail",
+    "RequestRow",
+    "SpendRow",
+    "UserRow",
+    "check_adjustment",
+    "format_usd",
+    "price_jumps",
+    "usd_text",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -95,13 +116,7 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
-class _KeyTarget:
-    kind: str
-    base_url: str
-    api_key: str = field(repr=False)
-
-
-class AdminServices:
+class AdminServices(CatalogServices):
     """Queries and actions of the dashboard; call the sync methods through `run`."""
 
     def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
@@ -110,21 +125,46 @@ class AdminServices:
         self._thread = DbThread("admin-db")
         self._opened = False
         self.created_database = False  # True when opening made a new, empty database file
+        self._marker = OpenMarker(None)
+        self._identity: tuple[int, int] | None = None
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a method (or any function) on the database thread and await its result."""
         return await self._thread.run(partial(self._call, fn, *args, **kwargs))
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        path = self.config.database.path
         if not self._opened:
-            self.created_database = not Path(self.config.database.path).exists()
-            migrate(open_database(self.config.database.path))
+            self._marker = hold_open(path)  # `restore` refuses while the dashboard is open
+            self.created_database = not Path(path).exists()
+            migrate(open_database(path))
+            self._identity = file_identity(path)
             self._opened = True
+        elif path != ":memory:" and file_identity(path) != self._identity:
+            self._reopen(path)
         return fn(*args, **kwargs)
 
+    def _reopen(self, path: str) -> None:
+        """The database file was replaced under the dashboard (moved or copied over by hand):
+        never write into the old, unlinked file. Reopen the new one and refuse this call."""
+        close_database()
+        if not Path(path).is_file():
+            raise CodelaceError(
+                f"the database file {path} is gone (moved away?); nothing was done: quit the "
+                "dashboard (Ctrl+Q) and start it again once the file is back"
+            )
+        migrate(open_database(path))
+        self._identity = file_identity(path)
+        raise CodelaceError(
+            f"the database file {path} was replaced (a restore?): the dashboard reopened it; "
+            "nothing was done: check what is shown now and try again"
+        )
+
     def shutdown(self) -> None:
-        """Close the database connection and stop the database thread."""
+        """Close the database connection, stop the database thread, let the open mark go."""
         self._thread.stop()
+        if self._opened:
+            self._marker.release()
 
     # -- dashboard ------------------------------------------------------------------------
 
@@ -148,6 +188,15 @@ class AdminServices:
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
         return stats.recent_requests(limit, search)
+
+    def request_detail(self, row_id: int) -> RequestDetail:
+        """One request in full (by its usage row id)."""
+        return request_detail(row_id)
+
+    def spend(self, by: str, window: str) -> list[SpendRow]:
+        """Usage grouped by user, key or model over the last `window` (24h, 7d, 30d; 'all')."""
+        since = None if window == "all" else spend.parse_moment(window, self.now())
+        return spend.spend_report(by, since)
 
     def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:
         return reports.list_payments(limit, search)
@@ -199,6 +248,12 @@ class AdminServices:
             change.set_after(after | {"amount_usd": amount_usd.strip(), "reason": reason})
         return int(user.balance_nanos)
 
+    def create_key(self, user_id: int, name: str) -> tuple[str, KeyRow]:
+        """A new API key for the user: the full key (shown once) and its row."""
+        new = api_keys.create_key(user_id, name.strip())
+        k = new.key
+        return new.full_key, KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at)
+
     def revoke_key(self, key_uuid: str) -> None:
         with _audited("keys revoke", key_uuid, lambda: states.api_key(key_uuid)):
             api_keys.revoke_key(key_uuid)
@@ -219,127 +274,6 @@ class AdminServices:
         """The `[limits]` defaults: (rpm, max_concurrent); 0 is unlimited."""
         return self.config.limits.rpm, self.config.limits.max_concurrent
 
-    # -- models ---------------------------------------------------------------------------
-
-    def models(self) -> list[ModelRow]:
-        routed: dict[str, list[str]] = {}
-        for name, target in aliases.list_aliases().items():
-            routed.setdefault(target, []).append(name)
-        return [
-            ModelRow(
-                m.id,
-                m.provider.name,
-                m.upstream_model,
-                m.input_per_1m_nanos,
-                m.output_per_1m_nanos,
-                m.max_output_tokens,
-                bool(m.enabled),
-                m.cache_read_per_1m_nanos,
-                m.cache_write_per_1m_nanos,
-                m.cache_write_1h_per_1m_nanos,
-                tuple(routed.get(m.id, ())),
-            )
-            for m in models.list_models()
-        ]
-
-    def save_model(self, form: ModelForm, *, new: bool) -> str:
-        """Add a model (refusing an id already in the catalog) or change one; its id."""
-        model_id = form.model_id.strip()
-        if new and model_id in {m.id for m in models.list_models()}:
-            raise Conflict(
-                f"model {model_id} is already in the catalog: edit it instead",
-                code="model_exists",
-            )
-        with _audited("models set", model_id, lambda: states.model(model_id)):
-            models.set_model(
-                model_id,
-                form.input_per_1m.strip(),
-                form.output_per_1m.strip(),
-                provider=form.provider.strip() or None,
-                upstream_model=form.upstream_model.strip() or None,
-                max_output_tokens=parse_token_cap(form.max_output_tokens),
-                cache_prices=models.CachePrices(
-                    form.cache_read_per_1m.strip() or None,
-                    form.cache_write_per_1m.strip() or None,
-                    form.cache_write_1h_per_1m.strip() or None,
-                ),
-            )
-        return model_id
-
-    def set_model_enabled(self, model_id: str, enabled: bool) -> None:
-        command = "models enable" if enabled else "models disable"
-        with _audited(command, model_id, lambda: states.model(model_id)):
-            models.set_model_enabled(model_id, enabled)
-
-    def set_alias(self, name: str, model_id: str) -> str:
-        """Route the bare name `name` to a model (moving it if it routed elsewhere); the name."""
-        return str(aliases.set_alias(name.strip(), model_id).name)
-
-    def remove_alias(self, name: str) -> None:
-        aliases.remove_alias(name)
-
-    # -- providers ------------------------------------------------------------------------
-
-    def providers(self) -> list[ProviderRow]:
-        return [
-            ProviderRow(
-                p.id,
-                p.name,
-                p.kind,
-                p.base_url,
-                bool(p.enabled),
-                [_key_row(k, self._shown_reason(k)) for k in catalog.provider_keys(p.id)],
-            )
-            for p in catalog.list_providers()
-        ]
-
-    def _shown_reason(self, key: ProviderKey) -> str:
-        """Why a key failed, the key itself masked out (an upstream may echo it in a 401)."""
-        if not key.failure_reason:
-            return ""
-        try:
-            plain = decrypt_secret(self._secret(), key.key_encrypted)
-        except CodelaceError:  # stored under another server secret: it cannot be masked
-            return "(not shown: the key cannot be decrypted to mask it in the reason)"
-        return keycheck.redact(str(key.failure_reason), plain)
-
-    def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
-        name, secret = name.strip(), self._secret()
-        with _audited("providers add", name, lambda: states.provider(name)):
-            catalog.add_provider(name, kind, secret, key, base_url.strip())
-
-    def add_provider_key(self, provider: str, key: str) -> str:
-        """Add a key to a provider's rotation; its masked hint."""
-        secret = self._secret()
-        with _audited("providers key-add", provider, lambda: states.provider(provider)):
-            return str(catalog.add_provider_key(provider, secret, key).key_hint)
-
-    def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
-        """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
-        secret = self._secret()
-        with _audited("providers key-rotate", provider, lambda: states.provider(provider)):
-            added = catalog.add_provider_key(provider, secret, key)
-            catalog.set_key_enabled(old_key_id, False)
-        return str(added.key_hint)
-
-    def set_key_enabled(self, key_id: int, enabled: bool) -> None:
-        with provider_key_change("enable" if enabled else "disable", key_id):
-            catalog.set_key_enabled(key_id, enabled)
-
-    def set_provider_enabled(self, name: str, enabled: bool) -> None:
-        command = "providers enable" if enabled else "providers disable"
-        with _audited(command, name, lambda: states.provider(name)):
-            catalog.set_provider_enabled(name, enabled)
-
-    def _key_target(self, key_id: int) -> _KeyTarget:
-        for provider in catalog.list_providers():
-            for key in catalog.provider_keys(provider.id):
-                if key.id == key_id:
-                    base = provider.base_url or catalog.default_base_url(provider.kind)
-                    plain = decrypt_secret(self._secret(), key.key_encrypted)
-                    return _KeyTarget(provider.kind, base, plain)
-        raise NotFound(f"no provider key with id {key_id}", code="provider_key_not_found")
-
     async def test_key(self, key_id: int) -> KeyCheckResult:
         """Ask the upstream whether it accepts a stored key (the key never leaves this call)."""
         target = await self.run(self._key_target, key_id)
@@ -349,9 +283,6 @@ class AdminServices:
             target.api_key,
             timeout_sec=self.config.gateway.connect_timeout_sec + 10,
         )
-
-    def _secret(self) -> str:
-        return ensure_secret_key(self.config)
 
 
 def _user_row(
@@ -380,15 +311,3 @@ def _api_key_row(key: accounts.ApiKey) -> KeyRow:
         limits.spent_in_period(key), key.limit_nanos, key.limit_reset, key.expires_at,
         None if allowed is None else tuple(allowed),
     )  # fmt: skip
-
-
-def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:
-    return ProviderKeyRow(
-        key.id,
-        key.key_hint,
-        bool(key.enabled),
-        bool(key.failing),
-        reason,
-        key.created_at,
-        key.last_failed_at,
-    )

@@ -42,12 +42,14 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
 from codelace_box.db.offload import start_db_thread, stop_db_thread
+from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.errors import ConfigError
 from codelace_box.logformat import JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally
 from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
+from codelace_box.upkeep.watch import start_upkeep, stop_upkeep
 
 APP_NAME = "codelace_box"
 BLUEPRINTS = [
@@ -203,8 +205,14 @@ STARTUP_HOOKS: list[Any] = [
     inference.start_gateway,
     _start_retention,
     _start_refusal_flush,
+    start_upkeep,
 ]
-SHUTDOWN_HOOKS: list[Any] = [_stop_retention, inference.stop_gateway, _stop_refusal_flush]
+SHUTDOWN_HOOKS: list[Any] = [
+    stop_upkeep,
+    _stop_retention,
+    inference.stop_gateway,
+    _stop_refusal_flush,
+]
 
 
 def prepare_database(config: Config) -> list[int]:
@@ -243,11 +251,15 @@ def check_address(host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
+_OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
+
+
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_sanic_hooks()
     check_address(config.server.host, config.server.port)
     configure_logging(config)
+    _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))

@@ -1,18 +1,18 @@
-"""F5 Activity: live requests and payments, newest first, filtered by text, refreshed every
-two seconds."""
+"""F5 Activity: live requests and payments, newest first, filtered by text (a request id too),
+refreshed every two seconds; Enter opens a request in full; r opens the spend report."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import clock_moment, count, right, status_cell, usd, usd_fine
+from admin_tui.screens.spend import SpendScreen
 from admin_tui.services import PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
 
@@ -25,12 +25,22 @@ class ActivityScreen(AdminScreen):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("t", "switch_tab", "Requests/payments"),
+        Binding("r", "spend_report", "Spend report"),
         Binding("escape", "leave_filter", "Back to the table", show=False),
     ]
+    PALETTE = (
+        ("Switch requests/payments", "Show the other activity table", "switch_tab"),
+        (
+            "Filter activity",
+            "Words of the email, model, status, kind or request id",
+            "focus_filter",
+        ),
+        ("Spend report", "Spend by user, key or model over a window", "spend_report"),
+    )
 
     def compose_body(self) -> ComposeResult:
         yield Input(
-            placeholder="/ filter: words of an email, model, status or kind · Enter opens the user",
+            placeholder="/ filter: email, model, status, kind or request id · Enter opens a row",
             id="filter",
             compact=True,
         )
@@ -107,11 +117,16 @@ class ActivityScreen(AdminScreen):
 
     @on(DataTable.RowSelected, "#requests, #payments")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a request or a payment opens the account it belongs to."""
+        """Enter on a request opens it in full; on a payment, the account it belongs to."""
         table = event.data_table.id or ""
         user_id = self._owners.get(table, {}).get(str(event.row_key.value))
-        if user_id is not None:
+        if table == "requests" and user_id is not None:
+            self.open_request(int(str(event.row_key.value)))
+        elif user_id is not None:
             self.open_user(user_id)
+
+    def action_spend_report(self) -> None:
+        self.app.push_screen(SpendScreen())
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
@@ -134,11 +149,3 @@ class ActivityScreen(AdminScreen):
         tabs = self.query_one("#activity-tabs", TabbedContent)
         tabs.active = "tab-requests" if tabs.active == "tab-payments" else "tab-payments"
         self.query_one("#payments" if tabs.active == "tab-payments" else "#requests").focus()
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand(
-            "Switch requests/payments", "Show the other activity table", self.action_switch_tab
-        )
-        yield SystemCommand(
-            "Filter activity", "Words of the email, model, status or kind", self.action_focus_filter
-        )

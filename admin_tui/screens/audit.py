@@ -4,11 +4,10 @@ and the requests refused in the last 24 hours (402, 404, 429) by status and code
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.widgets import Static
 
 from admin_tui.screens.base import AdminScreen
@@ -40,6 +39,7 @@ class AuditScreen(AdminScreen):
 
     MODE = "audit"
     REFRESH_SECONDS = 5.0
+    PALETTE = (("Reload the audit log", "Read the newest entries", "reload_audit"),)
 
     def compose_body(self) -> ComposeResult:
         yield Static("Refused in the last 24 hours (no usage row is written for these)")
@@ -84,5 +84,5 @@ class AuditScreen(AdminScreen):
             ]
         )
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Reload the audit log", "Read the newest entries", self.reload)
+    def action_reload_audit(self) -> None:
+        self.reload()

@@ -40,6 +40,9 @@ class AdminScreen(Screen[None]):
 
     MODE: ClassVar[str] = ""
     REFRESH_SECONDS: ClassVar[float | None] = None
+    # The screen's actions in the command palette: (title, help, action name without action_);
+    # the app offers them from every screen (switching here first).
+    PALETTE: ClassVar[tuple[tuple[str, str, str], ...]] = ()
 
     class OpenUser(Message):
         """Asks the app to show one account in full over the current screen."""
@@ -47,6 +50,17 @@ class AdminScreen(Screen[None]):
         def __init__(self, user_id: int) -> None:
             super().__init__()
             self.user_id = user_id
+
+    class OpenRequest(Message):
+        """Asks the app to show one request in full over the current screen."""
+
+        def __init__(self, row_id: int) -> None:
+            super().__init__()
+            self.row_id = row_id
+
+    def open_request(self, row_id: int) -> None:
+        """Show one request in full over this screen (Escape comes back)."""
+        self.post_message(self.OpenRequest(row_id))
 
     def open_user(self, user_id: int) -> None:
         """Show one account in full over this screen (Escape comes back)."""
@@ -131,5 +145,6 @@ class AdminScreen(Screen[None]):
         self.run_worker(partial(job, *args), group="action")
 
     def palette_commands(self) -> Iterable[SystemCommand]:
-        """Commands this screen adds to the command palette."""
-        yield from ()
+        """Commands this screen adds to the command palette, run here."""
+        for title, help_text, action in self.PALETTE:
+            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))

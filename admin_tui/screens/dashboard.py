@@ -3,13 +3,12 @@ requests-per-minute chart and the newest requests, refreshed every two seconds."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.widgets import DataTable, Label, Static
 
 from admin_tui.screens.base import AdminScreen
@@ -33,6 +32,7 @@ class DashboardScreen(AdminScreen):
     """The operator's first look: is traffic flowing, is money coming in, is anything failing."""
 
     MODE = "dashboard"
+    PALETTE = (("Refresh the dashboard", "Read the figures now", "reload"),)
     REFRESH_SECONDS = 2.0
     BINDINGS = [("r", "reload", "Refresh")]
 
@@ -87,16 +87,12 @@ class DashboardScreen(AdminScreen):
 
     @on(DataTable.RowSelected, "#recent")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a request opens the account that sent it."""
-        user_id = self._owners.get(str(event.row_key.value))
-        if user_id is not None:
-            self.open_user(user_id)
+        """Enter on a request opens it in full (u there opens the account that sent it)."""
+        if str(event.row_key.value) in self._owners:
+            self.open_request(int(str(event.row_key.value)))
 
     def action_reload(self) -> None:
         self.reload()
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Refresh the dashboard", "Read the figures now", self.action_reload)
 
 
 def figures_table(board: Dashboard) -> Table:

@@ -1,23 +1,24 @@
 """F3 Models: the catalog with its prices and aliases; add a model, edit prices, provider and
-upstream name, enable/disable, add and remove aliases. Bad input (a price that is not a number,
-an id already in the catalog, an alias with a slash) is refused inside the form with the
+upstream name, enable/disable, remove, add and remove aliases; a price changed more than tenfold
+is asked about. Bad input (a price that is not a number, an id already in the catalog, an alias
+with a slash) is refused inside the form with the
 feature's own message, and nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from admin_tui.dialogs.form import FormDialog, FormField
+from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import right, status_cell
-from admin_tui.services import ModelForm, ModelRow, usd_text
+from admin_tui.services import ModelForm, ModelRow, price_jumps, usd_text
 from admin_tui.widgets.live_table import LiveTable
 
 
@@ -32,7 +33,16 @@ class ModelsScreen(AdminScreen):
         Binding("t", "toggle_model", "Enable/disable"),
         Binding("a", "add_alias", "Add alias"),
         Binding("u", "remove_alias", "Remove alias"),
+        Binding("d", "remove_model", "Remove"),
     ]
+    PALETTE = (
+        ("Add model", "Add a model id with its prices", "add_model"),
+        ("Edit model", "Change prices or upstream", "edit_model"),
+        ("Enable/disable model", "Toggle the selected model", "toggle_model"),
+        ("Remove model", "Delete the selected model id", "remove_model"),
+        ("Add alias", "Route a bare name to the model", "add_alias"),
+        ("Remove alias", "Forget an alias of the model", "remove_alias"),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -111,6 +121,8 @@ class ModelsScreen(AdminScreen):
 
         async def submit(values: dict[str, str]) -> str:
             form = ModelForm(**values)
+            if model is not None and not await self._confirm_jumps(model, form):
+                raise Abandon
             return await self.services.run(self.services.save_model, form, new=new)
 
         saved = await self.app.push_screen_wait(
@@ -127,6 +139,42 @@ class ModelsScreen(AdminScreen):
             self.notify(f"{saved} {'added' if new else 'saved'}")
             self.query_one("#models", LiveTable).select_when_shown(saved)
             self.reload()
+
+    async def _confirm_jumps(self, model: ModelRow, form: ModelForm) -> bool:
+        """A price changed more than tenfold (a typo's usual size) is asked about first."""
+        jumps = price_jumps(
+            {
+                "input price": (model.input_per_1m_nanos, form.input_per_1m),
+                "output price": (model.output_per_1m_nanos, form.output_per_1m),
+            }
+        )
+        if not jumps:
+            return True
+        return await self.confirm(
+            "Large price change",
+            f"{model.id}: more than a tenfold change:\n" + "\n".join(jumps),
+            confirm_label="Save",
+        )
+
+    def action_remove_model(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.notify("No model selected", severity="warning")
+            return
+        self.start(self._remove, model)
+
+    async def _remove(self, model: ModelRow) -> None:
+        if not await self.confirm(
+            "Remove model",
+            f"Remove {model.id} from the catalog (with its aliases)? Requests for it answer "
+            "404; its usage history stays.",
+            confirm_label="Remove",
+        ):
+            return
+        await self.act(
+            lambda: self.services.run(self.services.remove_model, model.id),
+            f"{model.id} removed",
+        )
 
     def action_toggle_model(self) -> None:
         self._start_on_selected(self._toggle)
@@ -189,17 +237,6 @@ class ModelsScreen(AdminScreen):
         if name:
             self.notify(f"alias {name} removed")
             self.reload()
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Add model", "Add a model id with its prices", self.action_add_model)
-        yield SystemCommand("Edit model", "Change prices or upstream", self.action_edit_model)
-        yield SystemCommand(
-            "Enable/disable model", "Toggle the selected model", self.action_toggle_model
-        )
-        yield SystemCommand("Add alias", "Route a bare name to the model", self.action_add_alias)
-        yield SystemCommand(
-            "Remove alias", "Forget an alias of the model", self.action_remove_alias
-        )
 
 
 def model_fields(model: ModelRow | None) -> list[FormField]:

@@ -1,27 +1,25 @@
 """F4 Providers: upstream providers and their keys, shown masked (the stored hint only).
-Add a provider, add/rotate/disable keys, test a key against the upstream, see failing keys."""
+Add, edit or remove a provider; its keys' actions are in provider_keys.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
-from admin_tui.dialogs.form import Abandon, FormDialog, FormField
-from admin_tui.screens.base import AdminScreen, describe
+from admin_tui.dialogs.form import FormDialog, FormField
+from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import alarm, right, short_moment, status_cell
-from admin_tui.services import PROVIDER_KINDS, InvalidRequest, ProviderKeyRow, ProviderRow
+from admin_tui.screens.provider_keys import KEY_NOTE, ProviderKeyActions, describe_key, key_state
+from admin_tui.services import PROVIDER_KINDS, ProviderKeyRow, ProviderRow
 from admin_tui.widgets.live_table import LiveTable
 
-KEY_NOTE = "Keys are stored encrypted and only ever shown masked."
 
-
-class ProvidersScreen(AdminScreen):
+class ProvidersScreen(ProviderKeyActions, AdminScreen):
     """Providers on top, the selected provider's keys below."""
 
     MODE = "providers"
@@ -33,7 +31,25 @@ class ProvidersScreen(AdminScreen):
         Binding("x", "toggle_key", "Key on/off"),
         Binding("t", "test_key", "Test key"),
         Binding("e", "toggle_provider", "Provider on/off"),
+        Binding("u", "edit_provider", "Edit provider"),
+        Binding("d", "remove_provider", "Remove provider"),
+        Binding("r", "remove_key", "Remove key"),
     ]
+    PALETTE = (
+        ("Add provider", "Register an upstream with its key", "add_provider"),
+        ("Edit provider", "Change the kind or base URL", "edit_provider"),
+        ("Remove provider", "Delete the selected provider", "remove_provider"),
+        ("Enable/disable provider", "Toggle the selected provider", "toggle_provider"),
+        ("Add provider key", "Another key for the selected provider", "add_key"),
+        ("Rotate provider key", "Replace the selected key", "rotate_key"),
+        ("Test provider key", "Ask the upstream whether the key works", "test_key"),
+        (
+            "Enable/disable provider key",
+            "Toggle the selected key (a failing one is tested first)",
+            "toggle_key",
+        ),
+        ("Remove provider key", "Delete the selected key", "remove_key"),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -191,152 +207,48 @@ class ProvidersScreen(AdminScreen):
             f"Provider {provider.name} {'enabled' if enable else 'disabled'}",
         )
 
-    # -- keys -----------------------------------------------------------------------------
-
-    def action_add_key(self) -> None:
+    def action_edit_provider(self) -> None:
         provider = self._need_provider()
         if provider is not None:
-            self.start(self._add_key, provider)
+            self.start(self._edit_provider, provider)
 
-    async def _add_key(self, provider: ProviderRow) -> None:
+    async def _edit_provider(self, provider: ProviderRow) -> None:
         async def submit(v: dict[str, str]) -> str:
-            return await self.services.run(self.services.add_provider_key, provider.name, v["key"])
+            await self.services.run(
+                self.services.update_provider, provider.name, v["kind"], v["base_url"]
+            )
+            return provider.name
 
-        hint = await self.app.push_screen_wait(
+        done = await self.app.push_screen_wait(
             FormDialog(
-                f"Add a key to {provider.name}",
-                [FormField("key", "API key", password=True)],
+                f"Edit provider {provider.name}",
+                [
+                    FormField("kind", "Kind", provider.kind, choices=PROVIDER_KINDS),
+                    FormField("base_url", "Base URL", provider.base_url, placeholder="(default)"),
+                ],
                 submit,
-                submit_label="Add",
-                note=KEY_NOTE,
+                submit_label="Save",
+                note="An empty base URL means the kind's own. Keys stay as they are.",
             )
         )
-        if hint:
-            self.notify(f"Key {hint} added to {provider.name}")
+        if done:
+            self.notify(f"Provider {provider.name} saved")
             self.reload()
 
-    def action_rotate_key(self) -> None:
-        selected = self._need_key()
-        if selected is not None:
-            self.start(self._rotate_key, *selected)
+    def action_remove_provider(self) -> None:
+        provider = self._need_provider()
+        if provider is not None:
+            self.start(self._remove_provider, provider)
 
-    async def _rotate_key(self, provider: ProviderRow, old: ProviderKeyRow) -> None:
-        async def submit(v: dict[str, str]) -> str:
-            if not v["key"].strip():  # refused before the question, in the feature's words
-                raise InvalidRequest("a provider key must not be empty")
-            if not await self.confirm(
-                "Rotate key",
-                f"Add the new key to {provider.name} and take key {old.hint} out of rotation?",
-                confirm_label="Rotate",
-            ):
-                raise Abandon
-            return await self.services.run(
-                self.services.rotate_key, provider.name, old.id, v["key"]
-            )
-
-        hint = await self.app.push_screen_wait(
-            FormDialog(
-                f"Rotate key {old.hint} of {provider.name}",
-                [FormField("key", "New API key", password=True)],
-                submit,
-                submit_label="Rotate",
-                note=f"The new key joins the rotation and {old.hint} leaves it. {KEY_NOTE}",
-            )
-        )
-        if hint:
-            self.notify(f"Key {old.hint} replaced by {hint}")
-            self.reload()
-
-    def action_toggle_key(self) -> None:
-        selected = self._need_key()
-        if selected is not None:
-            self.start(self._toggle_key, *selected)
-
-    async def _toggle_key(self, provider: ProviderRow, key: ProviderKeyRow) -> None:
-        enable = not key.enabled or key.failing
-        if not await self._confirm_toggle(provider, key):
+    async def _remove_provider(self, provider: ProviderRow) -> None:
+        if not await self.confirm(
+            "Remove provider",
+            f"Remove {provider.name} and its {len(provider.keys)} key(s)? "
+            "(Refused while models use it.)",
+            confirm_label="Remove",
+        ):
             return
         await self.act(
-            lambda: self.services.run(self.services.set_key_enabled, key.id, enable),
-            f"Key {key.hint} {'back in rotation' if enable else 'disabled'}",
+            lambda: self.services.run(self.services.remove_provider, provider.name),
+            f"Provider {provider.name} removed",
         )
-
-    async def _confirm_toggle(self, provider: ProviderRow, key: ProviderKeyRow) -> bool:
-        """Enabling a key that is off asks nothing; a failing or a working key, yes."""
-        if not key.enabled:
-            return True
-        if key.failing:
-            return await self.confirm(
-                "Failing key",
-                f"Key {key.hint} of {provider.name} failed: "
-                f"{key.failure_reason or 'no reason recorded'}\n"
-                "Put it back in rotation? (t tests it first)",
-                confirm_label="Put back",
-            )
-        return await self.confirm(
-            "Disable key",
-            f"Take key {key.hint} of {provider.name} out of rotation?",
-            confirm_label="Disable",
-        )
-
-    def action_test_key(self) -> None:
-        selected = self._need_key()
-        if selected is not None:
-            self.start(self._test_key, *selected)
-
-    async def _test_key(self, provider: ProviderRow, key: ProviderKeyRow) -> None:
-        line = self.query_one("#key-check", Static)
-        line.update(f"Testing key {key.hint} of {provider.name}…")
-        try:
-            result = await self.services.test_key(key.id)
-        except Exception as exc:
-            line.update(Text(f"Key {key.hint}: {describe(exc)}"))
-            return
-        verdict = "OK" if result.ok else "FAILED"
-        advice = " (x puts it back in rotation)" if result.ok and key.failing else ""
-        line.update(Text(f"Key {key.hint} of {provider.name}: {verdict}: {result.message}{advice}"))
-        self.notify(
-            result.message,
-            title=f"Key {key.hint}",
-            severity="information" if result.ok else "error",
-        )
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand(
-            "Add provider", "Register an upstream with its key", self.action_add_provider
-        )
-        yield SystemCommand(
-            "Add provider key", "Another key for the selected provider", self.action_add_key
-        )
-        yield SystemCommand(
-            "Rotate provider key", "Replace the selected key", self.action_rotate_key
-        )
-        yield SystemCommand(
-            "Test provider key", "Ask the upstream whether the key works", self.action_test_key
-        )
-        yield SystemCommand(
-            "Enable/disable provider key", "Toggle the selected key", self.action_toggle_key
-        )
-        yield SystemCommand(
-            "Enable/disable provider", "Toggle the selected provider", self.action_toggle_provider
-        )
-
-
-def key_state(key: ProviderKeyRow) -> str:
-    """One word for a key: off (disabled), failing (out of rotation until fixed), in use."""
-    if not key.enabled:
-        return "off"
-    return "failing" if key.failing else "in use"
-
-
-def describe_key(provider: ProviderRow, key: ProviderKeyRow) -> str:
-    """What the operator should know about a key, the upstream's whole reason included."""
-    head = f"Key {key.hint} of {provider.name}: "
-    if not key.enabled:
-        return head + "off (x puts it back in rotation)."
-    if key.failing:
-        return (
-            head + f"failing since {short_moment(key.last_failed_at)} UTC: "
-            f"{key.failure_reason or 'no reason recorded'} (t tests it, x puts it back)."
-        )
-    return head + "in use (t tests it, x takes it out, o rotates it)."

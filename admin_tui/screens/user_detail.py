@@ -1,17 +1,17 @@
 """One account in full: its figures, active keys (with their spend against their cap), ledger,
 requests and payments, with the actions on it (adjust balance, disable/enable, request limits,
-a key's limits, revoke a key)."""
+a key's limits, create or revoke a key)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from rich.markup import escape
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
+from admin_tui.dialogs.confirm import ConfirmDialog
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
@@ -43,7 +43,16 @@ class UserDetailScreen(UserActions, AdminScreen):
         Binding("k", "revoke_key", "Revoke key"),
         Binding("l", "key_limits", "Key limits", show=False),
         Binding("r", "request_limits", "Request limits", show=False),
+        Binding("c", "create_key", "New key"),
     ]
+    PALETTE = (
+        ("New API key", "Create a key for this user", "create_key"),
+        ("Revoke key", "Revoke the selected API key", "revoke_key"),
+        ("Adjust balance", "Add or remove credit of this user", "adjust_balance"),
+        ("Disable/enable user", "Toggle this account", "toggle_status"),
+        ("Key limits", "Cap, reset, expiry and models of the selected key", "key_limits"),
+        ("Request limits", "Requests per minute and at once of this user", "request_limits"),
+    )
 
     def __init__(self, user_id: int) -> None:
         super().__init__()
@@ -147,16 +156,33 @@ class UserDetailScreen(UserActions, AdminScreen):
             self.notify(f"Key {key.prefix}…: limits saved")
             self.reload()
 
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Key limits", "Cap, reset, expiry and models of the selected key",
-                            self.action_key_limits)  # fmt: skip
-        yield SystemCommand("Request limits", "Requests per minute and at once of this user",
-                            self.action_request_limits)  # fmt: skip
-        yield SystemCommand("Revoke key", "Revoke the selected API key", self.action_revoke_key)
-        yield SystemCommand(
-            "Adjust balance", "Add or remove credit of this user", self.action_adjust_balance
+    def action_create_key(self) -> None:
+        if self.detail is not None:
+            self.query_one("#tabs", TabbedContent).active = "tab-keys"
+            self.start(self._create_key, self.detail.user)
+
+    async def _create_key(self, user: UserRow) -> None:
+        async def submit(v: dict[str, str]) -> str:
+            full, _ = await self.services.run(self.services.create_key, user.id, v["name"])
+            return full
+
+        full = await self.app.push_screen_wait(
+            FormDialog(
+                f"New API key for {user.email}",
+                [FormField("name", "Name (optional)", placeholder="laptop")],
+                submit,
+                submit_label="Create",
+            )
         )
-        yield SystemCommand("Disable/enable user", "Toggle this account", self.action_toggle_status)
+        if full:
+            self.reload()
+            await self.app.push_screen_wait(
+                ConfirmDialog(
+                    "New API key",
+                    f"{full}\n\nStore it now: it is not shown again.",
+                    confirm_label="Done",
+                )
+            )
 
 
 def summary_text(detail: UserDetail) -> str:

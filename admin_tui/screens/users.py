@@ -3,11 +3,10 @@ disable/enable); Enter opens a user's detail."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
@@ -33,6 +32,13 @@ class UsersScreen(UserActions, AdminScreen):
         Binding("slash", "focus_search", "Search"),
         Binding("escape", "leave_search", "Back to the table", show=False),
     ]
+    PALETTE = (
+        ("New user", "Create an account (invite)", "create_user"),
+        ("Adjust balance", "Add or remove credit of the selected user", "adjust_balance"),
+        ("Disable/enable user", "Toggle the selected account", "toggle_status"),
+        ("User details", "Keys, ledger, usage, payments", "details"),
+        ("Request limits", "Per-minute and in-flight limits of the user", "request_limits"),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,15 +150,3 @@ class UsersScreen(UserActions, AdminScreen):
             if self._cut:  # the newest account is past the end of the list: search for it
                 self.query_one("#search", Input).value = user.email
             self.reload()
-
-    def palette_commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("New user", "Create an account (invite)", self.action_create_user)
-        yield SystemCommand(
-            "Adjust balance",
-            "Add or remove credit of the selected user",
-            self.action_adjust_balance,
-        )
-        yield SystemCommand(
-            "Disable/enable user", "Toggle the selected account", self.action_toggle_status
-        )
-        yield SystemCommand("User details", "Keys, ledger, usage, payments", self.action_details)

@@ -35,15 +35,15 @@ async def healthz(request: Request) -> HTTPResponse:
 
 @bp.route("/v1/models", methods=READ)
 async def models(request: Request) -> HTTPResponse:
-    """The enabled catalog, in OpenAI's list shape (Anthropic's, with aliases, when the
-    request has an `anthropic-version` header)."""
+    """The models that can be served (enabled, their provider enabled), in OpenAI's list shape
+    (Anthropic's, with aliases, when the request has an `anthropic-version` header)."""
     gateway: Gateway = request.app.ctx.gateway
     if request.headers.get("anthropic-version"):
-        named = [(m.id, m) for m in gateway.routes.enabled_models()]
-        named += sorted(gateway.routes.aliases().items())
+        named = [(m.id, m) for m in gateway.routes.servable_models()]
+        named += sorted(gateway.routes.servable_aliases().items())
         page, more = anthropic_page(named, request.args)
         return json_response(anthropic_model_list_view(page, more))
-    return json_response(model_list_view(gateway.routes.enabled_models()))
+    return json_response(model_list_view(gateway.routes.servable_models()))
 
 
 def _page_limit(raw: str | None) -> int:
@@ -72,12 +72,12 @@ def anthropic_page(
 
 @bp.route("/v1/models/<model_id:path>", methods=READ)
 async def model(request: Request, model_id: str) -> HTTPResponse:
-    """One enabled model (ids contain a slash: /v1/models/openai/gpt-5.4)."""
+    """One servable model (ids contain a slash: /v1/models/openai/gpt-5.4)."""
     gateway: Gateway = request.app.ctx.gateway
     model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
-    found = next((m for m in gateway.routes.enabled_models() if m.id == model_id), None)
+    found = next((m for m in gateway.routes.servable_models() if m.id == model_id), None)
     if request.headers.get("anthropic-version"):  # Anthropic's shape; an alias is a model
-        found = found or gateway.routes.aliases().get(model_id)
+        found = found or gateway.routes.servable_aliases().get(model_id)
         if found is not None:
             return json_response(anthropic_model_list_view([(model_id, found)])["data"][0])
     if found is None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from codelace_box.catalog.keycheck import KeyCheckResult, check_key
+from codelace_box.catalog.providers import get_provider, provider_key, set_key_enabled
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, write_transaction
 from codelace_box.db.models import ProviderKey
@@ -107,3 +109,26 @@ async def reprobe_flagged(secret_key: str, timeout_sec: float) -> int:
             log.warning("provider key %d (%s) of %s is back in rotation: its probe works",
                         key.id, key.hint, key.provider)  # fmt: skip
     return returned
+
+
+async def enable_after_probe(
+    name: str,
+    key_id: int,
+    secret_key: str,
+    timeout_sec: float,
+    enable: Callable[[int], object] | None = None,
+) -> KeyCheckResult:
+    """Probe a provider's key and, when its upstream accepts it, put it back in rotation
+    (enabled, failing flag cleared) with `enable(key id)` (default: `set_key_enabled`; a client
+    passes its audited change); a refused probe changes nothing. The probe's verdict."""
+    key = provider_key(name, key_id)
+    provider = get_provider(name)
+    secret = decrypt_secret(secret_key, bytes(key.key_encrypted))
+    stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url or "", secret)
+    result = await probe(stored, timeout_sec)
+    if result.ok:
+        if enable is None:
+            set_key_enabled(key.id, True)
+        else:
+            enable(key.id)
+    return result

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from codelace_box.catalog.providers import get_provider
 from codelace_box.db.core import MAX_SQLITE_INTEGER, utcnow, write_transaction
-from codelace_box.db.models import CatalogModel, Provider
+from codelace_box.db.models import CatalogModel, ModelAlias, Provider
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.money import AmountTooLarge, usd_to_nanos
 
@@ -69,8 +69,8 @@ def _check_token_count(tokens: int | None, what: str) -> None:
 
 def set_model(
     model_id: str,
-    input_per_1m: Decimal | str | float,
-    output_per_1m: Decimal | str | float,
+    input_per_1m: Decimal | str | float | None,
+    output_per_1m: Decimal | str | float | None,
     *,
     provider: str | None = None,
     upstream_model: str | None = None,
@@ -83,13 +83,14 @@ def set_model(
 
     With `keep_unset`, setting an existing id keeps its provider, upstream name, output cap and
     context window and cache prices where they are not given (the CLI's
-    `models set ID --input-per-1m X --output-per-1m Y`). Cache prices never set are the input
-    price when billed.
+    `models set ID --input-per-1m X`); a price of None keeps the current one (a new id needs
+    both). Cache prices never set are the input price when billed.
     """
     if not _MODEL_ID_RE.match(model_id):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
+    input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)
     if current is not None:
         provider = provider or current.provider.name
         upstream_model = upstream_model or current.upstream_model
@@ -103,8 +104,8 @@ def set_model(
     fields = {
         "provider": owner.id,
         "upstream_model": upstream_model or rest,
-        "input_per_1m_nanos": parse_price(input_per_1m, "input price"),
-        "output_per_1m_nanos": parse_price(output_per_1m, "output price"),
+        "input_per_1m_nanos": input_nanos,
+        "output_per_1m_nanos": output_nanos,
         "max_output_tokens": max_output_tokens,
         "context_tokens": context_tokens,
         "updated_at": utcnow(),
@@ -116,6 +117,47 @@ def set_model(
         else:
             CatalogModel.update(**fields).where(CatalogModel.id == model_id).execute()
     return CatalogModel.get_by_id(model_id)
+
+
+def _prices(
+    model_id: str,
+    input_per_1m: Decimal | str | float | None,
+    output_per_1m: Decimal | str | float | None,
+    current: CatalogModel | None,
+) -> tuple[int, int]:
+    """The input and output prices to store, nano-USD: the given ones, else the current ones."""
+    if current is None and (input_per_1m is None or output_per_1m is None):
+        raise InvalidRequest(
+            f"{model_id} is not in the catalog yet: a new model needs both its input and its "
+            "output price (--input-per-1m and --output-per-1m)"
+        )
+    if current is not None:
+        input_per_1m = usd_of(current.input_per_1m_nanos) if input_per_1m is None else input_per_1m
+        output_per_1m = (
+            usd_of(current.output_per_1m_nanos) if output_per_1m is None else output_per_1m
+        )
+    assert input_per_1m is not None and output_per_1m is not None  # checked above
+    return parse_price(input_per_1m, "input price"), parse_price(output_per_1m, "output price")
+
+
+def usd_of(nanos: int) -> Decimal:
+    """nano-USD as an exact USD amount."""
+    return Decimal(nanos) / Decimal(1_000_000_000)
+
+
+def remove_model(model_id: str) -> list[str]:
+    """Delete a model id from the catalog (its usage rows stay); the aliases removed with it."""
+    model = get_model(model_id)
+    with write_transaction():
+        aliases = [
+            a.name
+            for a in ModelAlias.select(ModelAlias.name)
+            .where(ModelAlias.model == model.id)
+            .order_by(ModelAlias.name)
+        ]
+        ModelAlias.delete().where(ModelAlias.model == model.id).execute()
+        CatalogModel.delete().where(CatalogModel.id == model.id).execute()
+    return aliases
 
 
 def get_model(model_id: str) -> CatalogModel:

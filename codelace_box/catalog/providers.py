@@ -10,7 +10,7 @@ from peewee import IntegrityError
 
 from codelace_box.crypto import encrypt_secret, mask_secret
 from codelace_box.db.core import write_transaction
-from codelace_box.db.models import Provider, ProviderKey
+from codelace_box.db.models import CatalogModel, Provider, ProviderKey
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
 from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
@@ -172,6 +172,44 @@ def set_key_enabled(key_id: int, enabled: bool) -> ProviderKey:
         )
         ProviderKey.update(**update).where(ProviderKey.id == key_id).execute()
     return ProviderKey.get_by_id(key_id)
+
+
+def provider_key(name: str, key_id: int) -> ProviderKey:
+    """A key of the named provider; NotFound if the provider has no key with that id."""
+    provider = get_provider(name)
+    key = ProviderKey.get_or_none(ProviderKey.id == key_id, ProviderKey.provider == provider.id)
+    if key is None:
+        raise NotFound(f"{name} has no key with id {key_id}", code="provider_key_not_found")
+    return key
+
+
+def remove_provider_key(name: str, key_id: int) -> ProviderKey:
+    """Delete a key of a provider (gone from the rotation and from the database)."""
+    key = provider_key(name, key_id)
+    with write_transaction():
+        ProviderKey.delete().where(ProviderKey.id == key.id).execute()
+    return key
+
+
+def remove_provider(name: str) -> Provider:
+    """Delete a provider and its keys; refused (Conflict, naming them) while models use it."""
+    provider = get_provider(name)
+    with write_transaction():
+        used = [
+            m.id
+            for m in CatalogModel.select(CatalogModel.id)
+            .where(CatalogModel.provider == provider.id)
+            .order_by(CatalogModel.id)
+        ]
+        if used:
+            raise Conflict(
+                f"provider {name} is used by {len(used)} model(s): {', '.join(used)} "
+                "(remove them or move them to another provider first)",
+                code="provider_in_use",
+            )
+        ProviderKey.delete().where(ProviderKey.provider == provider.id).execute()
+        Provider.delete().where(Provider.id == provider.id).execute()
+    return provider
 
 
 def list_providers() -> list[Provider]:

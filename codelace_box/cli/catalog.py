@@ -16,8 +16,7 @@ from codelace_box.cli.support import (
     pass_state,
     table,
 )
-from codelace_box.db.core import MAX_SQLITE_INTEGER
-from codelace_box.money import usd_json, usd_text
+from codelace_box.errors import CodelaceError
 from codelace_box.providers import PROVIDER_KINDS
 
 
@@ -42,35 +41,6 @@ def provider_view(provider: Any) -> dict[str, Any]:
             }
             for k in provider_keys(provider.id)
         ],
-    }
-
-
-def model_view(model: Any) -> dict[str, Any]:
-    """A catalog entry with its prices in USD per 1M tokens."""
-    return {
-        "id": model.id,
-        "provider": model.provider.name,
-        "upstream_model": model.upstream_model,
-        "input_per_1m": usd_json(model.input_per_1m_nanos),
-        "output_per_1m": usd_json(model.output_per_1m_nanos),
-        "max_output_tokens": model.max_output_tokens,
-        "context_tokens": model.context_tokens,
-        "enabled": bool(model.enabled),
-        **cache_view(model),
-    }
-
-
-def cache_view(model: Any) -> dict[str, float]:
-    """A model's prompt-cache prices in USD per 1M tokens, unset ones resolved as billed."""
-    read = model.cache_read_per_1m_nanos
-    write = model.cache_write_per_1m_nanos
-    write_1h = model.cache_write_1h_per_1m_nanos
-    input_price = model.input_per_1m_nanos
-    write = input_price if write is None else write
-    return {
-        "cache_read_per_1m": usd_json(input_price if read is None else read),
-        "cache_write_per_1m": usd_json(write),
-        "cache_write_1h_per_1m": usd_json(write if write_1h is None else write_1h),
     }
 
 
@@ -230,6 +200,60 @@ def providers_key_add(state: CliState, name: str, key: str) -> None:
     click.echo(f"added key {added.id} ({added.key_hint}) to {name}")
 
 
+@providers.command("remove")
+@click.argument("name")
+@pass_state
+def providers_remove(state: CliState, name: str) -> None:
+    """Remove a provider and its keys (refused while models use it)."""
+    from codelace_box.catalog.providers import remove_provider
+
+    state.database()
+    with audited("providers remove", name, lambda: states.provider(name)):
+        remove_provider(name)
+    click.echo(f"removed provider {name} and its keys")
+
+
+@providers.command("key-remove")
+@click.argument("name")
+@click.argument("key_id", type=int)
+@pass_state
+def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
+    """Remove a key of a provider (KEY_ID as `providers list` shows it)."""
+    from codelace_box.catalog.providers import provider_keys, remove_provider_key
+
+    state.database()
+    with audited("providers key-remove", name, lambda: states.provider(name)):
+        key = remove_provider_key(name, key_id)
+    click.echo(f"removed key {key.id} ({key.key_hint}) of {name}")
+    if not any(k.enabled and not k.failing for k in provider_keys(key.provider.id)):
+        click.echo(f"warning: {name} has no working key left; its models answer 503", err=True)
+
+
+@providers.command("key-enable")
+@click.argument("name")
+@click.argument("key_id", type=int)
+@pass_state
+def providers_key_enable(state: CliState, name: str, key_id: int) -> None:
+    """Probe a key and, if its upstream accepts it, put it back in rotation (a flagged or
+    disabled key); a refused probe changes nothing and exits 1."""
+    import asyncio
+
+    from codelace_box.catalog.keyprobe import enable_after_probe
+    from codelace_box.catalog.providers import set_key_enabled
+
+    def enable(found: int) -> None:
+        with audited("providers key-enable", name, lambda: states.provider(name)):
+            set_key_enabled(found, True)
+
+    config = state.config()
+    state.database()
+    timeout = config.gateway.connect_timeout_sec + 10
+    result = asyncio.run(enable_after_probe(name, key_id, state.secret_key(), timeout, enable))
+    if not result.ok:
+        raise CodelaceError(f"key {key_id} of {name} stays out of rotation: {result.message}")
+    click.echo(f"key {key_id} of {name} is back in rotation ({result.message})")
+
+
 @providers.command("disable")
 @click.argument("name")
 @pass_state
@@ -254,145 +278,3 @@ def providers_enable(state: CliState, name: str) -> None:
     with audited("providers enable", name, lambda: states.provider(name)):
         set_provider_enabled(name, True)
     click.echo(f"provider {name} enabled")
-
-
-@click.group()
-def models() -> None:
-    """Manage the model catalog and its prices."""
-
-
-@models.command("set")
-@click.argument("model_id")
-@click.option("--input-per-1m", required=True, help="USD per 1M input tokens.")
-@click.option("--output-per-1m", required=True, help="USD per 1M output tokens.")
-@click.option("--provider", default=None, help="Provider name (default: the part before '/').")
-@click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
-@click.option(
-    "--max-output-tokens",
-    type=click.IntRange(max=MAX_SQLITE_INTEGER),
-    default=None,
-    help="Cap used when a request sets none.",
-)
-@click.option(
-    "--context-tokens",
-    type=click.IntRange(min=1, max=MAX_SQLITE_INTEGER),
-    default=None,
-    help="Context window: what a media part of unknown size reserves "
-    "(default: gateway.default_context_tokens).",
-)
-@click.option("--cache-read-per-1m", default=None, help="USD per 1M cached input tokens read.")
-@click.option("--cache-write-per-1m", default=None, help="USD per 1M input tokens cached.")
-@click.option("--cache-write-1h-per-1m", default=None, help="USD per 1M tokens cached for 1 hour.")
-@pass_state
-def models_set(
-    state: CliState,
-    model_id: str,
-    input_per_1m: str,
-    output_per_1m: str,
-    provider: str | None,
-    upstream_model: str | None,
-    max_output_tokens: int | None,
-    context_tokens: int | None,
-    cache_read_per_1m: str | None,
-    cache_write_per_1m: str | None,
-    cache_write_1h_per_1m: str | None,
-) -> None:
-    """Add a model or change its prices and upstream.
-
-    Setting an existing id again keeps its provider, upstream name, output cap, context window
-    and cache prices unless given: `models set ID --input-per-1m X --output-per-1m Y` only
-    changes the prices. Cache prices never set are the input price (1-hour: the write price).
-    """
-    from codelace_box.catalog.models import CachePrices, set_model
-
-    state.database()
-    with audited("models set", model_id, lambda: states.model(model_id)):
-        model = set_model(
-            model_id,
-            input_per_1m,
-            output_per_1m,
-            provider=provider,
-            upstream_model=upstream_model,
-            max_output_tokens=max_output_tokens,
-            context_tokens=context_tokens,
-            keep_unset=True,
-            cache_prices=CachePrices(cache_read_per_1m, cache_write_per_1m, cache_write_1h_per_1m),
-        )
-    prices = [usd_text(n) for n in (model.input_per_1m_nanos, model.output_per_1m_nanos)]
-    click.echo(f"{model.id}: ${prices[0]} in / ${prices[1]} out per 1M tokens")
-
-
-@models.command("list")
-@json_option
-@pass_state
-def models_list(state: CliState, as_json: bool) -> None:
-    """List the catalog."""
-    from codelace_box.catalog.aliases import list_aliases
-    from codelace_box.catalog.models import list_models
-
-    state.database()
-    aliases: dict[str, list[str]] = {}
-    for name, target in list_aliases().items():
-        aliases.setdefault(target, []).append(name)
-    rows = [model_view(m) | {"aliases": aliases.get(m.id, [])} for m in list_models()]
-    columns = ["id", "provider", "upstream_model", "input_per_1m", "output_per_1m"]
-    columns += ["cache_read_per_1m", "cache_write_per_1m", "cache_write_1h_per_1m"]
-    columns += ["context_tokens", "enabled", "aliases"]
-
-    def render(items: list[dict[str, Any]]) -> str:
-        return table([r | {"aliases": ", ".join(r["aliases"])} for r in items], columns)
-
-    emit(rows, as_json, render)
-
-
-@models.command("alias")
-@click.argument("name")
-@click.argument("model_id")
-@pass_state
-def models_alias(state: CliState, name: str, model_id: str) -> None:
-    """Route a bare model name a client sends (claude-haiku-4-5) to a catalog model."""
-    from codelace_box.catalog.aliases import set_alias
-
-    state.database()
-    with audited("models alias", name, lambda: states.alias(name)):
-        set_alias(name, model_id)
-    click.echo(f"alias {name} -> {model_id}")
-
-
-@models.command("unalias")
-@click.argument("name")
-@pass_state
-def models_unalias(state: CliState, name: str) -> None:
-    """Remove a model alias."""
-    from codelace_box.catalog.aliases import remove_alias
-
-    state.database()
-    with audited("models unalias", name, lambda: states.alias(name)):
-        remove_alias(name)
-    click.echo(f"alias {name} removed")
-
-
-@models.command("disable")
-@click.argument("model_id")
-@pass_state
-def models_disable(state: CliState, model_id: str) -> None:
-    """Disable a model id (requests for it get 404)."""
-    from codelace_box.catalog.models import set_model_enabled
-
-    state.database()
-    with audited("models disable", model_id, lambda: states.model(model_id)):
-        set_model_enabled(model_id, False)
-    click.echo(f"model {model_id} disabled")
-
-
-@models.command("enable")
-@click.argument("model_id")
-@pass_state
-def models_enable(state: CliState, model_id: str) -> None:
-    """Enable a model id."""
-    from codelace_box.catalog.models import set_model_enabled
-
-    state.database()
-    with audited("models enable", model_id, lambda: states.model(model_id)):
-        set_model_enabled(model_id, True)
-    click.echo(f"model {model_id} enabled")

@@ -11,9 +11,11 @@ import click
 
 from codelace_box import __version__
 from codelace_box.cli.audit import audit
-from codelace_box.cli.catalog import models, providers
+from codelace_box.cli.catalog import providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
+from codelace_box.cli.models import models
 from codelace_box.cli.support import CliState, CodelaceGroup, pass_state
+from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
 from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
@@ -97,11 +99,15 @@ def init(state: CliState, force: bool) -> None:
 
 
 @main.command("migrate")
+@click.option("--status", is_flag=True, help="Show the current and pending versions; apply none.")
 @pass_state
-def migrate_command(state: CliState) -> None:
+def migrate_command(state: CliState, status: bool) -> None:
     """Apply pending schema migrations and exit."""
     from codelace_box.db.migrate import current_version, migrate
 
+    if status:
+        echo_lines(migrate_status_lines(state.config()))
+        return
     db = open_database(state.config().database.path)
     applied = migrate(db)
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
@@ -127,7 +133,9 @@ def backup(state: CliState, path: str) -> None:
 def doctor(state: CliState) -> None:
     """Check every balance against its ledger, and the schema version; exit 1 on a mismatch."""
     from codelace_box.config import existing_secret_key
+    from codelace_box.db.core import utcnow
     from codelace_box.doctor import check_database, open_existing_database
+    from codelace_box.upkeep.backups import backup_status
 
     config = state.config()
     db = open_existing_database(config.database.path)
@@ -137,13 +145,23 @@ def doctor(state: CliState) -> None:
     if problems:
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
+    click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
 
 
 @main.command()
-def version() -> None:
-    """Print the version."""
-    click.echo(f"codelace-box {__version__}")
+@click.option("--verbose", is_flag=True, help="Also the schema version and build details.")
+@pass_state
+def version(state: CliState, verbose: bool) -> None:
+    """Print the version (one line; --verbose: schema version and build details)."""
+    if not verbose:
+        click.echo(f"codelace-box {__version__}")
+        return
+    try:
+        config = state.config()
+    except CodelaceError:
+        config = None  # a bad config does not hide the build details
+    echo_lines(build_lines(config))
 
 
-for _command in [*MANAGE_COMMANDS, providers, models, usage, audit]:
+for _command in [*MANAGE_COMMANDS, providers, models, usage, audit, restore_command]:
     main.add_command(_command)

@@ -44,6 +44,12 @@ def user_view(
     return view
 
 
+def max_moment(*moments: Any) -> Any:
+    """The latest of some moments (None when there are none)."""
+    present = [m for m in moments if m is not None]
+    return max(present) if present else None
+
+
 def key_view(key: Any) -> dict[str, Any]:
     """An API key as the CLI shows it (never the full key), with its limits."""
     from codelace_box.accounts.limits import allowed_model_list, spent_in_period
@@ -120,9 +126,16 @@ def users() -> None:
 def users_list(state: CliState, search: str, as_json: bool) -> None:
     """List accounts."""
     from codelace_box.accounts.users import list_users
+    from codelace_box.reports.traffic import last_activity
 
     state.database()
-    rows = [user_view(s.user, s.active_keys, s.request_count) for s in list_users(search)]
+    found = list_users(search)
+    used = last_activity([s.user.id for s in found])
+    rows = [
+        user_view(s.user, s.active_keys, s.request_count)
+        | {"last_seen_at": iso_z(max_moment(s.user.last_seen_at, used.get(s.user.id)))}
+        for s in found
+    ]
     columns = ["id", "email", "status", "credit_balance_usd", "active_keys", "requests"]
     emit(rows, as_json, lambda r: table(r, columns))
 
@@ -132,13 +145,22 @@ def users_list(state: CliState, search: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def users_show(state: CliState, email: str, as_json: bool) -> None:
-    """Show one account with its keys."""
+    """Show one account with its usage totals and its keys."""
     from codelace_box.accounts.keys import list_keys
     from codelace_box.accounts.users import get_user
+    from codelace_box.reports.traffic import last_seen, usage_totals
 
     state.database()
     user = get_user(email)
-    view = user_view(user) | {"keys": [key_view(k) for k in list_keys(user.id)]}
+    used = usage_totals(user.id)
+    view = user_view(user) | {
+        "last_seen_at": iso_z(last_seen(user.id, user.last_seen_at)),
+        "requests": used.requests,
+        "input_tokens": used.input_tokens,
+        "output_tokens": used.output_tokens,
+        "spent_usd": usd_json(used.cost_nanos),
+        "keys": [key_view(k) for k in list_keys(user.id)],
+    }
 
     def render(v: dict[str, Any]) -> str:
         lines = [f"{k}: {v[k]}" for k in v if k != "keys"]

@@ -1,17 +1,81 @@
-"""`codelace-box usage ...`: the usage history for the operator's own analysis."""
+"""The `usage` commands: who spent what over a time window, and the usage history exported."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from codelace_box.cli.support import CliState, pass_state
+from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
+from codelace_box.db.core import iso_z
+from codelace_box.money import usd_json
 
 
 @click.group()
 def usage() -> None:
-    """Usage history: export it."""
+    """Usage and spend across accounts; the usage history exported."""
+
+
+@usage.command("report")
+@click.option("--since", default=None, help="Start: an ISO date (2026-11-01) or 24h / 7d ago.")
+@click.option("--until", default=None, help="End (excluded): an ISO date or 24h / 7d ago.")
+@click.option(
+    "--by",
+    type=click.Choice(["user", "key", "model"]),
+    default="user",
+    show_default=True,
+    help="Group by account, API key or model.",
+)
+@json_option
+@pass_state
+def usage_report(
+    state: CliState, since: str | None, until: str | None, by: str, as_json: bool
+) -> None:
+    """Requests, tokens and spend per user, key or model, the biggest spend first."""
+    from codelace_box.db.core import utcnow
+    from codelace_box.reports.spend import parse_moment, spend_report, totals
+
+    state.database()
+    now = utcnow()
+    start = parse_moment(since, now) if since else None
+    end = parse_moment(until, now) if until else None
+    rows = spend_report(by, start, end)
+    view = {
+        "by": by,
+        "since": iso_z(start),
+        "until": iso_z(end),
+        "rows": [row_view(r, by) for r in rows],
+        "total": row_view(totals(rows), by),
+    }
+    emit(view, as_json, render)
+
+
+def row_view(row: Any, by: str) -> dict[str, Any]:
+    """One group as the CLI shows it (spend in USD)."""
+    view = {
+        by: row.label,
+        "requests": row.requests,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "spend_usd": usd_json(row.spend_nanos),
+        "errors": row.errors,
+    }
+    if by == "key":
+        view |= {"key_id": row.key, "key": row.label, "owner": row.detail}
+    elif by == "user":
+        view["user_id"] = row.key
+    return view
+
+
+def render(view: dict[str, Any]) -> str:
+    by = view["by"]
+    columns = [by, "requests", "input_tokens", "output_tokens", "spend_usd", "errors"]
+    if by == "key":
+        columns.insert(1, "owner")
+    total = view["total"] | {by: "TOTAL", "owner": ""}
+    window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
+    return f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
 
 
 @usage.command("export")

@@ -91,12 +91,19 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
 
 
 def _anchor_database_path(config: Config, path: Path | None) -> Config:
-    """A relative database path read with a config file is relative to that file's folder."""
-    db_path = Path(config.database.path)
-    if path is None or db_path.is_absolute():
+    """A relative database path (and backup folder) read with a config file is relative to
+    that file's folder."""
+    if path is None:
         return config
-    anchored = str(path.resolve().parent / db_path)
-    return dataclasses.replace(config, database=dataclasses.replace(config.database, path=anchored))
+    folder = path.resolve().parent
+    db_path, backup_dir = Path(config.database.path), Path(config.backup.dir)
+    if not db_path.is_absolute():
+        database = dataclasses.replace(config.database, path=str(folder / db_path))
+        config = dataclasses.replace(config, database=database)
+    if not backup_dir.is_absolute():
+        backup = dataclasses.replace(config.backup, dir=str(folder / backup_dir))
+        config = dataclasses.replace(config, backup=backup)
+    return config
 
 
 def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:

@@ -200,6 +200,19 @@ class UsageConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    every_hours: int = _opt(
+        0, "Hours between the online backups serve takes; 0: none.", minimum=0, maximum=8760
+    )
+    keep: int = _opt(7, "Scheduled backups kept; older ones are removed.", minimum=1, maximum=10000)
+    dir: str = _opt(
+        "data/backups",
+        "Folder of the scheduled backups; relative: to the config file's folder.",
+        pattern=NOT_BLANK,
+    )
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     rpm: int = _opt(
         0,
@@ -253,6 +266,21 @@ class PortalConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url: str = _opt(
+        "",
+        "Slack-compatible incoming webhook (JSON POST) for operator alerts; empty: none.",
+        pattern=URL,
+    )
+    error_rate: float = _opt(
+        0.2,
+        "Share of upstream errors over 5 minutes that raises an alert.",
+        minimum=0.01,
+        maximum=1,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -265,6 +293,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     portal: PortalConfig = field(default_factory=PortalConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: str = "built-in defaults"
 
     @property
@@ -285,4 +315,6 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "metrics": MetricsConfig,
     "portal": PortalConfig,
+    "backup": BackupConfig,
+    "alerts": AlertsConfig,
 }

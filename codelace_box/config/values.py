@@ -103,7 +103,8 @@ def normalize(value: Any, meta: Any) -> Any:
 
 
 def _shown(name: str, value: Any) -> str:
-    return "<hidden>" if "secret" in name or "password" in name else repr(value)
+    hidden = ("secret", "password", "webhook_url")  # a Slack webhook URL is its own credential
+    return "<hidden>" if any(word in name for word in hidden) else repr(value)
 
 
 def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:

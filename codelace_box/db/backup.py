@@ -41,6 +41,8 @@ def backup_database(source_path: str, target_path: str) -> int:
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+    except (apsw.NotADBError, apsw.CorruptError):
+        raise CodelaceError(f"{source_path} is not a SQLite database, or it is damaged") from None
     except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError) as exc:
         raise CodelaceError(f"cannot write the backup to {target}: {_reason(exc)}") from None
     return pages
@@ -72,3 +74,24 @@ def _copy(source_path: str, partial_path: str) -> int:
         destination.close()
         source.close()
     return int(pages)
+
+
+def set_aside(db_path: str, stamp: str) -> Path | None:
+    """Move a database file (no process may have it open) out of the way as
+    `<name>.replaced-<stamp>`, its WAL checkpointed into it first so the file is whole; None
+    when there is no file."""
+    path = Path(db_path)
+    if not path.is_file():
+        return None
+    connection = apsw.Connection(str(path))
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        connection.close()
+    kept = path.with_name(f"{path.name}.replaced-{stamp}")
+    os.replace(path, kept)
+    for suffix in ("-wal", "-shm"):  # normally gone; kept beside the file if not
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, kept.with_name(kept.name + suffix))
+    return kept

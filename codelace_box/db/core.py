@@ -270,3 +270,8 @@ def contains_sql(column: str) -> str:
     """SQL that is true when the lower-cased text of `column` (NULL: empty) contains the next
     `?` parameter (lower-cased by the caller)."""
     return f"instr(lower(COALESCE({column}, '')), ?) > 0"
+
+
+def engine_version() -> str:
+    """The database engine and its library, for `version --verbose`."""
+    return f"sqlite {apsw.sqlite_lib_version()} (apsw {apsw.apsw_version()})"

@@ -50,3 +50,12 @@ def migrate(db: Database) -> list[int]:
             SchemaMigration.create(version=version, name=module.NAME)
         done.append(version)
     return done
+
+
+def migration_status(db: Database) -> tuple[int, list[tuple[int, str]], list[int]]:
+    """Read-only: the current version, the pending migrations (version, name) and any applied
+    versions this codelace-box does not know (a newer one migrated the database)."""
+    applied = applied_versions(db)
+    pending = [(v, str(m.NAME)) for v, m in MIGRATIONS if v not in applied]
+    unknown = sorted(applied - {version for version, _ in MIGRATIONS})
+    return max(applied, default=0), pending, unknown

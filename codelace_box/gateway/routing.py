@@ -194,6 +194,18 @@ class RouteTable:
         self._fresh()
         return list(self._models.values())
 
+    def servable_models(self) -> list[ModelRoute]:
+        """The models a request can be served by: enabled, with their provider enabled."""
+        self._fresh()
+        return [m for m in self._models.values() if self._provider_on(m)]
+
+    def servable_aliases(self) -> dict[str, ModelRoute]:
+        """The aliases of servable models."""
+        return {name: m for name, m in self.aliases().items() if self._provider_on(m)}
+
+    def _provider_on(self, model: ModelRoute) -> bool:
+        return self._providers.get(model.provider.id, model.provider).enabled
+
     def aliases(self) -> dict[str, ModelRoute]:
         """Every alias whose model is enabled, with its route."""
         self._fresh()

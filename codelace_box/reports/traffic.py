@@ -3,7 +3,8 @@ and rollups, lists from the usage records.
 
 Nothing here writes. Windows are given as a start moment (naive UTC, as stored); the caller
 decides what "now" is, so a frozen clock gives frozen figures. Filters are plain text: every
-whitespace-separated term must appear in the email, model, status or error code of a row.
+whitespace-separated term must appear in the email, model, status, error code or request id
+(the x-request-id the client got) of a row.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def recent_requests(
 ) -> list[RequestRow]:
     """The newest requests first, optionally one user's, filtered by text."""
     where, params = term_clause(
-        ("u.email", "r.model", "r.status", "r.error_code"), search_terms(search)
+        ("u.email", "r.model", "r.status", "r.error_code", "r.request_id"), search_terms(search)
     )
     sql = _RECENT_SQL + where
     args: list[Any] = list(params)
@@ -214,6 +215,13 @@ def last_activity(user_ids: list[int]) -> dict[int, datetime]:
         user_ids,
     )
     return {int(user_id): parse_time(moment) for user_id, moment in rows}
+
+
+def last_seen(user_id: int, signed_in: datetime | None) -> datetime | None:
+    """When a user was last seen: signing in (the stored mark) or using an API key, whichever
+    is later (the dashboard and `users show` agree)."""
+    marks = [m for m in (signed_in, last_activity([user_id]).get(user_id)) if m is not None]
+    return max(marks) if marks else None
 
 
 def user_counts() -> tuple[int, int]:

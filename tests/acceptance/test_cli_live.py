@@ -114,5 +114,9 @@ def test_a_provider_disabled_with_the_cli_answers_503_within_a_second(live: Live
     assert live.chat(key).status_code == 200
     live.box.ok("providers", "disable", "live")
     within_a_second("the disabled provider", lambda: live.chat(key).status_code == 503)
+    listed = [m["id"] for m in live.get("/v1/models").json()["data"]]
+    assert MODEL not in listed, "a model whose provider is disabled cannot be served"
+    assert live.get(f"/v1/models/{MODEL}").status_code == 404
     live.box.ok("providers", "enable", "live")
     within_a_second("the enabled provider", lambda: live.chat(key).status_code == 200)
+    assert MODEL in [m["id"] for m in live.get("/v1/models").json()["data"]]

@@ -47,3 +47,24 @@ async def test_palette_goes_to_screens_and_runs_screen_actions(admin_env: AdminE
         await run_command(pilot, "new user")
         await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
         assert pilot.app.screen.query_one(".dialog-title").content == "New user"  # type: ignore[attr-defined]
+
+
+async def test_every_screen_action_is_reachable_from_any_screen(admin_env: AdminEnv) -> None:
+    """From the dashboard, "add provider" switches to the providers screen and opens its form;
+    the palette offers every screen's actions, whichever screen it is opened on."""
+    from admin_tui.app import AdminApp
+
+    declared = {title for screen in AdminApp.MODES.values() for title, _, _ in screen.PALETTE}  # type: ignore[union-attr]
+    async with create_admin_app(admin_env.config).run_test(size=(80, 24)) as pilot:
+        for key in ("f1", "f3", "f5"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            offered = {c.title for c in pilot.app.get_system_commands(pilot.app.screen)}
+            assert declared <= offered, declared - offered
+        await pilot.press("f1")
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", "the dashboard")
+        await run_command(pilot, "add provider")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add provider form")
+        assert pilot.app.screen.query_one(".dialog-title").content == "Add provider"  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the providers screen")

@@ -34,6 +34,7 @@ from tests.admin.pilot import (
 )
 from tests.admin.test_dashboard import figures_line
 from tests.admin.test_palette import run_command
+from tests.fakes.models_upstream import FakeModelsUpstream
 from tests.support import base_sections, write_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,7 +129,16 @@ async def test_day_figures_never_lag_behind_the_hour(admin_env: AdminEnv) -> Non
 async def test_a_failing_key_is_explained_and_put_back_only_when_confirmed(
     admin_env: AdminEnv,
 ) -> None:
-    provider = add_provider("openai", "openai", SECRET, "sk-proj-failing-key-00001111")
+    upstream = FakeModelsUpstream("openai", {"sk-proj-failing-key-00001111"}).start()
+    try:
+        await _failing_key_put_back(admin_env, upstream.base_url)
+    finally:
+        upstream.stop()
+
+
+async def _failing_key_put_back(admin_env: AdminEnv, base_url: str) -> None:
+    """Asked first; then probed (it works now) and back in rotation."""
+    provider = add_provider("openai", "openai", SECRET, "sk-proj-failing-key-00001111", base_url)
     reason = "HTTP 401: Incorrect API key provided: sk-**[/b]1111. See [the docs]"
     ProviderKey.update(failing=True, failure_reason=reason, last_failed_at=utcnow()).execute()
     app = create_admin_app(admin_env.config)
@@ -289,7 +299,7 @@ async def test_a_new_empty_database_is_pointed_out(admin_env: AdminEnv, tmp_path
         assert notifications(pilot) == []  # the database existed
 
 
-async def test_enter_on_a_request_or_payment_opens_its_user(admin_env: AdminEnv) -> None:
+async def test_enter_on_a_request_opens_it_and_on_a_payment_its_user(admin_env: AdminEnv) -> None:
     create_user("alice@example.com")
     bob = create_user("bob@example.com").id
     add_usage(bob, NOW - timedelta(minutes=1), request_id="bobs")
@@ -297,9 +307,12 @@ async def test_enter_on_a_request_or_payment_opens_its_user(admin_env: AdminEnv)
     async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=NARROW) as p:
         await until(p, lambda: column(p, "#recent", 2) == ["bob@example.com"], "bob's request")
         await p.press("enter")
+        await until(p, lambda: screen_name(p) == "RequestDetailScreen", "bob's request")
+        await until(p, lambda: "bobs" in text_of(p, "#request-detail"), "the request in full")
+        await p.press("u")  # its user
         await until(p, lambda: screen_name(p) == "UserDetailScreen", "bob's account")
         await until(p, lambda: "bob@example.com" in text_of(p, "#summary"), "bob's summary")
-        await p.press("escape")
+        await p.press("escape", "escape")
         await until(p, lambda: screen_name(p) == "DashboardScreen", "back to the dashboard")
 
         await p.press("f5", "t")

@@ -167,8 +167,8 @@ def test_models_errors(workspace: Workspace) -> None:
     assert "max output tokens must be at least 1" in workspace.fail(
         "models", "set", "errs/m", *price, "--max-output-tokens", "0"
     )
-    assert "Missing option '--output-per-1m'" in workspace.fail(
-        "models", "set", "errs/m", "--input-per-1m", "1", code=2
+    assert "a new model needs both its input and its output price" in workspace.fail(
+        "models", "set", "errs/m", "--input-per-1m", "1"
     )
     assert "no model errs/ghost" in workspace.fail("models", "disable", "errs/ghost")
     assert not [m for m in workspace.json("models", "list") if m["id"].startswith("errs/")]

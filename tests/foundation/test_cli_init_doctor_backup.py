@@ -88,8 +88,9 @@ def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> N
 def test_doctor_passes_on_a_healthy_database(workspace: Workspace) -> None:
     workspace.run("users", "create", "healthy@example.com")
     workspace.run("credit", "healthy@example.com", "3", "--reason", "seed")
-    out = workspace.run("doctor").stdout
-    assert out == f"ok: schema version {LATEST_VERSION}, every balance matches its ledger\n"
+    first, backups = workspace.run("doctor").stdout.splitlines()
+    assert first == f"ok: schema version {LATEST_VERSION}, every balance matches its ledger"
+    assert backups.startswith("backups: none in ") and "off (backup.every_hours = 0)" in backups
 
 
 def test_doctor_needs_an_existing_database_and_creates_none(fresh_workspace: Workspace) -> None:

@@ -50,9 +50,10 @@ def test_the_example_uncommented_loads_back_to_the_defaults(tmp_path: Path) -> N
     path.write_text(text)
     loaded = load_config(str(path), {})
     defaults = Config()
-    # the only difference: a relative database path is anchored at the config file's folder
+    # the only difference: relative paths are anchored at the config file's folder
     assert loaded.database.path == str(tmp_path / defaults.database.path)
-    loaded = dataclasses.replace(loaded, database=defaults.database)
+    assert loaded.backup.dir == str(tmp_path / defaults.backup.dir)
+    loaded = dataclasses.replace(loaded, database=defaults.database, backup=defaults.backup)
     assert dataclasses.replace(loaded, source="x") == dataclasses.replace(defaults, source="x")
 
 

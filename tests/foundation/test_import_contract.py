@@ -6,7 +6,8 @@ From top to bottom: the CLI, the server, the HTTP API and the dashboard (clients
 packages, db, then the base modules (config, crypto, money, errors). An import points down or
 sideways within a layer, never up; the HTTP API and the dashboard never import each other;
 below the clients nothing imports sanic, click or textual; and the dashboard reaches
-codelace_box only through its services door (services.py, with service_checks.py beside it).
+codelace_box only through its services door (services.py, with service_checks.py and
+catalog_services.py beside it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.reports",
         "codelace_box.doctor",
         "codelace_box.audit",
+        "codelace_box.restore",
+        "codelace_box.upkeep",
     ),
     ("codelace_box.providers",),
     ("codelace_box.db",),
@@ -54,7 +57,12 @@ INDEPENDENT = (("codelace_box.api", "admin_tui"),)
 FEATURES_FROM = 3  # LAYERS[3:] are the features and what they stand on
 FRAMEWORKS = frozenset({"sanic", "click", "textual"})
 ADMIN_DOORS = frozenset(
-    {"admin_tui.services", "admin_tui.service_checks", "admin_tui.service_audit"}
+    {
+        "admin_tui.services",
+        "admin_tui.service_checks",
+        "admin_tui.service_audit",
+        "admin_tui.catalog_services",
+    }
 )
 
 

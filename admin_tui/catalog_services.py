@@ -1,0 +1,190 @@
+"""The dashboard's door into the catalog: models and providers with their keys, read as view
+objects and changed only through the catalog's feature functions (mixed into AdminServices)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from admin_tui.service_audit import audited, provider_key_change, states
+from admin_tui.service_checks import parse_token_cap
+from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
+from codelace_box.catalog import aliases, keycheck, models
+from codelace_box.catalog import providers as catalog
+from codelace_box.config import Config, ensure_secret_key
+from codelace_box.crypto import decrypt_secret
+from codelace_box.db.models import ProviderKey
+from codelace_box.errors import CodelaceError, Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class KeyTarget:
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+
+
+class CatalogServices:
+    """The catalog's queries and actions; call the sync methods through `run`."""
+
+    config: Config
+
+    # -- models ---------------------------------------------------------------------------
+
+    def models(self) -> list[ModelRow]:
+        routed: dict[str, list[str]] = {}
+        for name, target in aliases.list_aliases().items():
+            routed.setdefault(target, []).append(name)
+        return [
+            ModelRow(
+                m.id,
+                m.provider.name,
+                m.upstream_model,
+                m.input_per_1m_nanos,
+                m.output_per_1m_nanos,
+                m.max_output_tokens,
+                bool(m.enabled),
+                m.cache_read_per_1m_nanos,
+                m.cache_write_per_1m_nanos,
+                m.cache_write_1h_per_1m_nanos,
+                tuple(routed.get(m.id, ())),
+            )
+            for m in models.list_models()
+        ]
+
+    def save_model(self, form: ModelForm, *, new: bool) -> str:
+        """Add a model (refusing an id already in the catalog) or change one; its id."""
+        model_id = form.model_id.strip()
+        if new and model_id in {m.id for m in models.list_models()}:
+            raise Conflict(
+                f"model {model_id} is already in the catalog: edit it instead",
+                code="model_exists",
+            )
+        with audited("models set", model_id, lambda: states.model(model_id)):
+            self._set_model(model_id, form)
+        return model_id
+
+    def _set_model(self, model_id: str, form: ModelForm) -> None:
+        models.set_model(
+            model_id,
+            form.input_per_1m.strip(),
+            form.output_per_1m.strip(),
+            provider=form.provider.strip() or None,
+            upstream_model=form.upstream_model.strip() or None,
+            max_output_tokens=parse_token_cap(form.max_output_tokens),
+            cache_prices=models.CachePrices(
+                form.cache_read_per_1m.strip() or None,
+                form.cache_write_per_1m.strip() or None,
+                form.cache_write_1h_per_1m.strip() or None,
+            ),
+        )
+
+    def set_model_enabled(self, model_id: str, enabled: bool) -> None:
+        command = "models enable" if enabled else "models disable"
+        with audited(command, model_id, lambda: states.model(model_id)):
+            models.set_model_enabled(model_id, enabled)
+
+    def remove_model(self, model_id: str) -> list[str]:
+        """Delete a model id (and its aliases, returned); its usage history stays."""
+        with audited("models remove", model_id, lambda: states.model(model_id)):
+            return models.remove_model(model_id)
+
+    def set_alias(self, name: str, model_id: str) -> str:
+        """Route the bare name `name` to a model (moving it if it routed elsewhere); the name."""
+        name = name.strip()
+        with audited("models alias", name, lambda: states.alias(name)):
+            return str(aliases.set_alias(name, model_id).name)
+
+    def remove_alias(self, name: str) -> None:
+        with audited("models unalias", name, lambda: states.alias(name)):
+            aliases.remove_alias(name)
+
+    # -- providers ------------------------------------------------------------------------
+
+    def providers(self) -> list[ProviderRow]:
+        return [
+            ProviderRow(
+                p.id,
+                p.name,
+                p.kind,
+                p.base_url,
+                bool(p.enabled),
+                [_key_row(k, self._shown_reason(k)) for k in catalog.provider_keys(p.id)],
+            )
+            for p in catalog.list_providers()
+        ]
+
+    def _shown_reason(self, key: ProviderKey) -> str:
+        """Why a key failed, the key itself masked out (an upstream may echo it in a 401)."""
+        if not key.failure_reason:
+            return ""
+        try:
+            plain = decrypt_secret(self._secret(), key.key_encrypted)
+        except CodelaceError:  # stored under another server secret: it cannot be masked
+            return "(not shown: the key cannot be decrypted to mask it in the reason)"
+        return keycheck.redact(str(key.failure_reason), plain)
+
+    def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
+        name, secret = name.strip(), self._secret()
+        with audited("providers add", name, lambda: states.provider(name)):
+            catalog.add_provider(name, kind, secret, key, base_url.strip())
+
+    def add_provider_key(self, provider: str, key: str) -> str:
+        """Add a key to a provider's rotation; its masked hint."""
+        secret = self._secret()
+        with audited("providers key-add", provider, lambda: states.provider(provider)):
+            return str(catalog.add_provider_key(provider, secret, key).key_hint)
+
+    def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
+        """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
+        secret = self._secret()
+        with audited("providers key-rotate", provider, lambda: states.provider(provider)):
+            added = catalog.add_provider_key(provider, secret, key)
+            catalog.set_key_enabled(old_key_id, False)
+        return str(added.key_hint)
+
+    def set_key_enabled(self, key_id: int, enabled: bool) -> None:
+        with provider_key_change("enable" if enabled else "disable", key_id):
+            catalog.set_key_enabled(key_id, enabled)
+
+    def update_provider(self, name: str, kind: str, base_url: str) -> None:
+        """Change a provider's kind and base URL ('' for the kind's own)."""
+        with audited("providers update", name, lambda: states.provider(name)):
+            catalog.update_provider(name, kind=kind, base_url=base_url.strip())
+
+    def remove_provider(self, name: str) -> None:
+        """Delete a provider and its keys (refused while models use it)."""
+        with audited("providers remove", name, lambda: states.provider(name)):
+            catalog.remove_provider(name)
+
+    def remove_provider_key(self, provider: str, key_id: int) -> None:
+        with audited("providers key-remove", provider, lambda: states.provider(provider)):
+            catalog.remove_provider_key(provider, key_id)
+
+    def set_provider_enabled(self, name: str, enabled: bool) -> None:
+        command = "providers enable" if enabled else "providers disable"
+        with audited(command, name, lambda: states.provider(name)):
+            catalog.set_provider_enabled(name, enabled)
+
+    def _key_target(self, key_id: int) -> KeyTarget:
+        for provider in catalog.list_providers():
+            for key in catalog.provider_keys(provider.id):
+                if key.id == key_id:
+                    base = provider.base_url or catalog.default_base_url(provider.kind)
+                    plain = decrypt_secret(self._secret(), key.key_encrypted)
+                    return KeyTarget(provider.kind, base, plain)
+        raise NotFound(f"no provider key with id {key_id}", code="provider_key_not_found")
+
+    def _secret(self) -> str:
+        return ensure_secret_key(self.config)
+
+
+def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:
+    return ProviderKeyRow(
+        key.id,
+        key.key_hint,
+        bool(key.enabled),
+        bool(key.failing),
+        reason,
+        key.created_at,
+        key.last_failed_at,
+    )

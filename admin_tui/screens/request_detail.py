@@ -1,0 +1,73 @@
+"""One request in full, opened with Enter on a request (Activity, the dashboard): route, model,
+provider, the API key used, tokens, prices, cost, duration, status and the upstream's error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Static
+
+from admin_tui.screens.base import AdminScreen
+from admin_tui.screens.formatting import count, moment, usd_exact
+from admin_tui.services import RequestDetail
+
+
+class RequestDetailScreen(AdminScreen):
+    """Pushed over the screen it was opened from; Escape goes back, u opens the user."""
+
+    MODE = "activity"
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("u", "user", "Open the user"),
+    ]
+
+    def __init__(self, row_id: int) -> None:
+        super().__init__()
+        self.row_id = row_id
+        self.detail: RequestDetail | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Loading…", id="request-detail")
+
+    async def fetch(self) -> RequestDetail:
+        return await self.services.run(self.services.request_detail, self.row_id)
+
+    def show(self, data: Any) -> None:
+        self.detail = data
+        self.query_one("#request-detail", Static).update(Text(describe_request(data)))
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_user(self) -> None:
+        if self.detail is not None:
+            self.open_user(self.detail.user_id)
+
+
+def describe_request(d: RequestDetail) -> str:
+    """The request as labelled lines (plain text: nothing in it is markup)."""
+    status = d.status + (f" ({d.error_code})" if d.error_code else "")
+    prices = ", ".join(
+        f"{name} {usd_exact(nanos)}" for name, nanos in d.prices_per_1m_nanos.items()
+    )
+    lines = [
+        ("Request id", d.request_id),
+        ("When (UTC)", moment(d.created_at)),
+        ("Route", d.route + (" (stream)" if d.stream else "")),
+        ("User", d.email),
+        ("API key", d.key or "(none)"),
+        ("Model", d.model),
+        ("Provider", f"{d.provider} (upstream model {d.upstream_model})"),
+        ("Status", status),
+        ("Upstream error", d.error_text or "-"),
+        ("Duration", f"{count(d.duration_ms)} ms"),
+        ("Tokens", f"{count(d.input_tokens)} in (cache read {count(d.cache_read_tokens)}, "
+                   f"written {count(d.cache_write_tokens)}) / {count(d.output_tokens)} out"
+                   + (" (estimated: the upstream did not say)" if d.estimated else "")),
+        ("Prices per 1M", prices),
+        ("Cost", f"{usd_exact(d.cost_nanos)} (held {usd_exact(d.hold_nanos)})"),
+    ]  # fmt: skip
+    return "\n".join(f"{label:<15} {value}" for label, value in lines)

@@ -1,0 +1,96 @@
+"""Upkeep helpers of the command line: migration status, build details for `version --verbose`."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from codelace_box import __version__
+from codelace_box.config import Config
+
+
+def migrate_status_lines(config: Config) -> list[str]:
+    """The schema version of the database and what `migrate` would apply; nothing is written
+    (a missing database is not created)."""
+    from codelace_box.db.core import open_database
+    from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS, migration_status
+
+    path = config.database.path
+    if path != ":memory:" and not Path(path).is_file():
+        pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
+        made_by = "the first serve, migrate or management command makes it"
+        return [f"no database at {path} yet ({made_by})", f"pending: {pending}"]
+    current, pending_list, unknown = migration_status(open_database(path))
+    lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
+    if unknown:
+        lines.append(
+            f"newer than this codelace-box: {', '.join(map(str, unknown))} (upgrade it first)"
+        )
+    if pending_list:
+        lines += [f"pending: {v} {name}" for v, name in pending_list]
+    else:
+        lines.append("pending: none")
+    return lines
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_lines(config: Config | None) -> list[str]:
+    """What `version --verbose` prints: the version line, then schema and build details."""
+    from codelace_box.db.core import engine_version
+    from codelace_box.db.migrate import LATEST_VERSION
+
+    frozen = getattr(sys, "frozen", False)
+    lines = [
+        f"codelace-box {__version__}",
+        f"schema version: {LATEST_VERSION} (the newest this build applies)",
+        f"build: {'one-file binary (PyInstaller)' if frozen else 'Python package'}",
+        f"python: {platform.python_version()} ({platform.python_implementation()})",
+        f"platform: {platform.system()} {platform.release()} {platform.machine()}",
+        f"database engine: {engine_version()}",
+        "libraries: "
+        + ", ".join(f"{n} {_package_version(n)}" for n in ("sanic", "httpx", "peewee", "textual")),
+    ]
+    if config is not None:
+        lines.append(f"database: {_database_line(config)}")
+    return lines
+
+
+def _database_line(config: Config) -> str:
+    try:
+        status = migrate_status_lines(config)
+    except Exception as exc:  # a version report never fails on a broken database
+        return f"{config.database.path}: cannot read ({type(exc).__name__})"
+    return f"{config.database.path}: {status[0]}"
+
+
+def echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+@click.command("restore")
+@click.argument("backup", type=click.Path(dir_okay=False))
+@click.pass_obj
+def restore_command(state: Any, backup: str) -> None:
+    """Replace the database with BACKUP (checked as doctor checks it first), keeping the
+    replaced file beside it; refused while a serve or an admin has the database open."""
+    from codelace_box.restore import restore_database
+
+    done = restore_database(state.config(), backup)
+    click.echo(
+        f"restored {backup} (schema version {done.version}) into {state.config().database.path}"
+    )
+    if done.replaced is not None:
+        click.echo(f"the replaced database is kept as {done.replaced}")
+    click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")

@@ -1,0 +1,70 @@
+"""`codelace-box restore BACKUP`: put a backup in place of the database, safely.
+
+Refused while a `serve` or an `admin` has the database open (db.openlock). The backup is
+copied beside the database, and the copy checked as `doctor` checks (integrity, schema version,
+every balance against its ledger, provider keys readable; a backup from an older version only
+for integrity: serve migrates it). Only then is the current file set aside, kept as
+`<name>.replaced-<UTC time>`, and the copy renamed into place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codelace_box.config import Config, existing_secret_key
+from codelace_box.db.backup import backup_database, set_aside
+from codelace_box.db.core import close_database, open_database, quick_check, utcnow
+from codelace_box.db.migrate import LATEST_VERSION, current_version
+from codelace_box.db.openlock import nobody_else
+from codelace_box.doctor import check_database
+from codelace_box.errors import CodelaceError, NotFound
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did: the backup's schema version, and where the replaced file went."""
+
+    version: int
+    replaced: Path | None
+
+
+def restore_database(config: Config, backup: str) -> Restored:
+    """Replace the database with a checked copy of `backup`, keeping the replaced file."""
+    target = config.database.path
+    if target == ":memory:":
+        raise CodelaceError("database.path is :memory:; there is no file to restore into")
+    if not Path(backup).is_file():
+        raise NotFound(f"no backup at {backup}", code="backup_not_found")
+    if Path(backup).resolve() == Path(target).resolve():
+        raise CodelaceError(f"{backup} is the database itself; name a backup file")
+    staging = Path(target).with_name(Path(target).name + ".restoring")
+    with nobody_else(target):
+        staging.unlink(missing_ok=True)
+        try:
+            backup_database(backup, str(staging))
+            version = _check(str(staging), existing_secret_key(config))
+            replaced = set_aside(target, utcnow().strftime("%Y%m%dT%H%M%SZ"))
+            staging.replace(target)
+        finally:
+            staging.unlink(missing_ok=True)
+    return Restored(version, replaced)
+
+
+def _check(path: str, secret_key: str | None) -> int:
+    """The copy's schema version; CodelaceError naming the first problem if it has any."""
+    db = open_database(path)
+    try:
+        version = current_version(db)
+        if version < LATEST_VERSION:  # an older version's backup: serve migrates it
+            problems = [f"database integrity: {line}" for line in quick_check(db) if line != "ok"]
+        else:
+            problems = check_database(db, secret_key)[1]
+    finally:
+        close_database()
+    if version == 0:
+        problems.insert(0, "it holds no codelace-box schema")
+    if problems:
+        more = f" (and {len(problems) - 1} more; run doctor on it)" if len(problems) > 1 else ""
+        raise CodelaceError(f"the backup fails its check, nothing changed: {problems[0]}{more}")
+    return version

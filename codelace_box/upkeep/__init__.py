@@ -1,0 +1,1 @@
+"""What serve does for the operator in the background: scheduled backups and alerts."""

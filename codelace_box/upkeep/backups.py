@@ -1,0 +1,74 @@
+"""Scheduled online backups: `codelace-<UTC time>.db` in `backup.dir` every `backup.every_hours`,
+the same consistent copy as `codelace-box backup`, the oldest beyond `backup.keep` removed."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from codelace_box.db.backup import backup_database
+
+_NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
+_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def scheduled_backups(folder: str | Path) -> list[tuple[datetime, Path]]:
+    """The scheduled backups in a folder (by their names; other files are not ours), oldest
+    first."""
+    found = []
+    directory = Path(folder)
+    if not directory.is_dir():
+        return []
+    for path in directory.iterdir():
+        match = _NAME.match(path.name)
+        if match and path.is_file():
+            found.append((datetime.strptime(match.group(1), _STAMP), path))
+    return sorted(found)
+
+
+def newest_backup(folder: str | Path) -> tuple[datetime, Path] | None:
+    """When the newest scheduled backup was taken, and its file."""
+    found = scheduled_backups(folder)
+    return found[-1] if found else None
+
+
+def backup_due(folder: str | Path, every_hours: int, now: datetime) -> bool:
+    """True when scheduled backups are on and the newest is `every_hours` old (or none)."""
+    if every_hours <= 0:
+        return False
+    newest = newest_backup(folder)
+    return newest is None or now - newest[0] >= timedelta(hours=every_hours)
+
+
+def take_scheduled_backup(db_path: str, folder: str | Path, keep: int, now: datetime) -> Path:
+    """Write a backup named by `now` and remove the oldest beyond `keep`; the new file."""
+    target = Path(folder) / f"codelace-{now.strftime(_STAMP)}.db"
+    backup_database(db_path, str(target))
+    for _, old in scheduled_backups(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return target
+
+
+def describe_age(taken: datetime, now: datetime) -> str:
+    """'3 h 12 min' and the like."""
+    minutes = max(0, int((now - taken).total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    return " ".join([*parts, f"{hours} h", f"{mins} min"])
+
+
+def backup_status(folder: str | Path, every_hours: int, now: datetime) -> str:
+    """One line for doctor: the newest scheduled backup's age, or that there is none."""
+    newest = newest_backup(folder)
+    schedule = f"every {every_hours} h" if every_hours else "off (backup.every_hours = 0)"
+    if newest is None:
+        return f"backups: none in {folder} (scheduled backups: {schedule})"
+    taken, path = newest
+    late = every_hours and now - taken > timedelta(hours=2 * every_hours)
+    overdue = " - OVERDUE: is serve running?" if late else ""
+    return (
+        f"backups: newest {path.name}, {describe_age(taken, now)} old "
+        f"(scheduled backups: {schedule}){overdue}"
+    )

@@ -1,0 +1,123 @@
+"""The background upkeep of a serve: one worker (whichever holds `<data>/upkeep.lock`) takes
+the scheduled backups and watches for what the operator must hear about: a provider key taken
+out of rotation, a provider with no working key, an upstream error rate over
+`alerts.error_rate` in the last 5 minutes, a failed scheduled backup. Every TICK_SEC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from codelace_box.catalog.providers import list_providers, provider_keys
+from codelace_box.config import Config
+from codelace_box.db.core import utcnow
+from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.openlock import OpenMarker, try_lead
+from codelace_box.reports.traffic import window_stats
+from codelace_box.upkeep.alerts import Alerter
+from codelace_box.upkeep.backups import backup_due, take_scheduled_backup
+
+log = logging.getLogger("codelace_box.upkeep")
+TICK_ENV = "CODELACE_UPKEEP_TICK_SEC"  # tests shorten the tick
+TICK_SEC = 30.0
+ERROR_WINDOW = timedelta(minutes=5)
+MIN_REQUESTS = 10  # fewer requests in the window say nothing about a rate
+
+
+class Upkeep:
+    """The state of one process's upkeep (it acts only while it leads)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.alerter = Alerter(config.alerts.webhook_url)
+        self.lead: OpenMarker | None = None
+        self.failing: set[int] | None = None  # keys out of rotation at the last look
+
+    async def tick(self, now: datetime) -> None:
+        if self.lead is None:
+            self.lead = try_lead(self.config.data_dir / "upkeep.lock")
+            if self.lead is None:
+                return
+        await self.backup(now)
+        await self.watch_keys()
+        await self.watch_errors(now)
+
+    async def backup(self, now: datetime) -> None:
+        b = self.config.backup
+        if not backup_due(b.dir, b.every_hours, now):
+            return
+        try:
+            path = await asyncio.to_thread(
+                take_scheduled_backup, self.config.database.path, b.dir, b.keep, now
+            )
+        except Exception as exc:
+            reason = getattr(exc, "message", None) or type(exc).__name__
+            log.error("the scheduled backup failed: %s", reason)
+            await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
+            return
+        log.info("scheduled backup written to %s", path)
+
+    async def watch_keys(self) -> None:
+        failing: set[int] = set()
+        for provider in list_providers():
+            keys = provider_keys(provider.id)
+            for key in keys:
+                if key.enabled and key.failing:
+                    failing.add(key.id)
+                    if self.failing is not None and key.id not in self.failing:
+                        await self.alerter.alert(
+                            "key", str(key.id), f"provider key {key.id} ({key.key_hint}) of "
+                            f"{provider.name} was taken out of rotation: its upstream refused it",
+                        )  # fmt: skip
+            if provider.enabled and not any(k.enabled and not k.failing for k in keys):
+                await self.alerter.alert(
+                    "provider", provider.name,
+                    f"provider {provider.name} has no working key: its models answer 503",
+                )  # fmt: skip
+        self.failing = failing
+
+    async def watch_errors(self, now: datetime) -> None:
+        stats = await run_in_db_thread(window_stats, now - ERROR_WINDOW)
+        if stats.requests < MIN_REQUESTS:
+            return
+        rate, limit = stats.errors / stats.requests, self.config.alerts.error_rate
+        if rate > limit:
+            text = (
+                f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed "
+                f"in 5 minutes (alerts.error_rate {limit:g})"
+            )
+            await self.alerter.alert("error_rate", "", text)
+
+
+async def upkeep_forever(config: Config, tick_sec: float) -> None:
+    """Tick until cancelled; a failed tick is logged and the next one tries again."""
+    upkeep = Upkeep(config)
+    try:
+        while True:
+            try:
+                await upkeep.tick(utcnow())
+            except Exception:
+                log.exception("the background upkeep failed; trying again at the next tick")
+            await asyncio.sleep(tick_sec)
+    finally:
+        if upkeep.lead is not None:
+            upkeep.lead.release()
+
+
+async def start_upkeep(app: Any) -> None:
+    """Per worker (a startup hook): start the upkeep task."""
+    tick = float(os.environ.get(TICK_ENV) or TICK_SEC)
+    app.ctx.upkeep = asyncio.get_running_loop().create_task(upkeep_forever(app.ctx.config, tick))
+
+
+async def stop_upkeep(app: Any) -> None:
+    """Per worker (a shutdown hook): stop it."""
+    task: asyncio.Task[None] | None = getattr(app.ctx, "upkeep", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

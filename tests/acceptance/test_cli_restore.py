@@ -1,0 +1,68 @@
+"""`codelace-box restore BACKUP`, from outside: refused while serve has the database open,
+the backup checked as doctor checks it, the replaced file kept beside the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli_tools import Box
+from tests.support import ServerProcess, sqlite_rows
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def balance(box: Box, email: str) -> float:
+    return float(json.loads(box.ok("users", "show", email, "--json"))["credit_balance_usd"])
+
+
+def test_restore_puts_the_backup_back_and_keeps_the_replaced_file(tmp_path: Path) -> None:
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "ana@restore.test")
+    box.ok("credit", "ana@restore.test", "5", "--reason", "first")
+    box.ok("backup", "backups/one.db")
+    box.ok("credit", "ana@restore.test", "3", "--reason", "after the backup")
+    assert balance(box, "ana@restore.test") == 8
+
+    out = box.ok("restore", "backups/one.db")
+    assert "restored backups/one.db" in out and "kept as" in out
+    assert balance(box, "ana@restore.test") == 5
+    box.ok("doctor")
+    [kept] = sorted((box.root / "data").glob("codelace.db.replaced-*"))
+    rows = sqlite_rows(kept, 'SELECT balance_nanos FROM "user" WHERE email = ?',
+                       ("ana@restore.test",))  # fmt: skip
+    assert rows == [(8_000_000_000,)], "the replaced file keeps what happened after the backup"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert not list((box.root / "data").glob("*.restoring*"))
+
+
+def test_restore_is_refused_while_serve_runs(tmp_path: Path) -> None:
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "bo@restore.test")
+    box.ok("backup", "backups/b.db")
+    server = ServerProcess(box.config, box.port).start()
+    try:
+        refused = box.fail("restore", "backups/b.db")
+        assert "open in a running" in refused and "serve" in refused
+    finally:
+        assert server.stop() == 0
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))
+    box.ok("restore", "backups/b.db")  # once serve has stopped
+
+
+def test_a_bad_or_tampered_backup_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "cy@restore.test")
+    box.ok("credit", "cy@restore.test", "2", "--reason", "credit")
+    box.ok("backup", "backups/good.db")
+    (box.root / "backups" / "junk.db").write_bytes(b"not a database at all" * 100)
+    assert "junk.db is not a SQLite database" in box.fail("restore", "backups/junk.db")
+    tamper = "UPDATE \"user\" SET balance_nanos = 1 WHERE email = 'cy@restore.test'"
+    sqlite_rows(box.root / "backups" / "good.db", tamper)
+    refused = box.fail("restore", "backups/good.db")
+    assert "fails its check" in refused and "cy@restore.test" in refused
+    assert "no backup at" in box.fail("restore", "backups/missing.db")
+    assert balance(box, "cy@restore.test") == 2
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))

@@ -1,0 +1,84 @@
+"""`usage report` and `users show` over real traffic: requests sent through the running box,
+then the operator's commands read who spent what (the spend equals what the ledger took)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.acceptance.conftest import CHEAP_MODEL, ISO_Z, MODEL, Box
+from tests.support import run_cli
+
+pytestmark = pytest.mark.timeout(120)
+HI = [{"role": "user", "content": "hi"}]
+
+
+def chat(box: Box, key: str, model: str) -> None:
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json={"model": model, "messages": HI})
+    assert answer.status_code == 200, answer.text
+
+
+def report(box: Box, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(box.cli("usage", "report", *args, "--json"))
+    return result
+
+
+def balance(box: Box, email: str) -> float:
+    return float(json.loads(box.cli("users", "show", email, "--json"))["credit_balance_usd"])
+
+
+def test_usage_report_groups_real_traffic_by_user_key_and_model(box: Box) -> None:
+    heavy, heavy_key = box.new_user("10")
+    light, light_key = box.new_user("10")
+    chat(box, heavy_key, MODEL)
+    chat(box, heavy_key, MODEL)
+    chat(box, light_key, CHEAP_MODEL)
+
+    by_user = {r["user"]: r for r in report(box, "--since", "1h", "--by", "user")["rows"]}
+    assert by_user[heavy]["requests"] == 2 and by_user[light]["requests"] == 1
+    assert by_user[heavy]["spend_usd"] == pytest.approx(10 - balance(box, heavy), abs=1e-9)
+    assert by_user[heavy]["spend_usd"] > by_user[light]["spend_usd"] > 0
+    emails = [r["user"] for r in report(box, "--by", "user")["rows"]]
+    assert emails.index(heavy) < emails.index(light), "the biggest spend comes first"
+
+    by_key = report(box, "--since", "1h", "--by", "key")["rows"]
+    mine = [r for r in by_key if heavy in r["owner"]]
+    assert len(mine) == 1 and mine[0]["requests"] == 2
+    assert heavy_key.startswith(mine[0]["key"]) and heavy_key not in json.dumps(by_key)
+
+    by_model = {r["model"]: r for r in report(box, "--since", "1h", "--by", "model")["rows"]}
+    assert by_model[MODEL]["requests"] >= 2 and by_model[CHEAP_MODEL]["requests"] >= 1
+    whole = report(box, "--by", "model")
+    assert whole["total"]["requests"] == sum(r["requests"] for r in whole["rows"])
+
+    text = box.cli("usage", "report", "--since", "1h")
+    assert heavy in text and "TOTAL" in text and "SPEND_USD" in text
+
+
+def test_a_window_outside_the_traffic_is_empty_and_bad_moments_are_one_line(box: Box) -> None:
+    email, key = box.new_user("10")
+    chat(box, key, MODEL)
+    old = report(box, "--since", "2000-01-01", "--until", "2000-01-02")
+    assert old["rows"] == [] and old["total"]["requests"] == 0
+    assert old["since"] == "2000-01-01T00:00:00Z" and old["until"] == "2000-01-02T00:00:00Z"
+    assert email not in [r["user"] for r in report(box, "--until", "24h")["rows"]]
+    assert email in [r["user"] for r in report(box, "--since", "24h")["rows"]]
+    for args in (("--since", "yesterday"), ("--since", "7d", "--until", "8d"), ("--by", "day")):
+        result = run_cli(box.config, "usage", "report", *args)
+        assert result.returncode in (1, 2) and len(result.stderr.strip().splitlines()) == 1, args
+
+
+def test_users_show_has_totals_and_when_the_key_was_last_used(box: Box) -> None:
+    email, key = box.new_user("10")
+    shown = json.loads(box.cli("users", "show", email, "--json"))
+    assert (shown["requests"], shown["spent_usd"], shown["last_seen_at"]) == (0, 0, None)
+    chat(box, key, MODEL)
+    shown = json.loads(box.cli("users", "show", email, "--json"))
+    assert shown["requests"] == 1 and shown["input_tokens"] > 0 and shown["output_tokens"] > 0
+    assert shown["spent_usd"] == pytest.approx(10 - shown["credit_balance_usd"], abs=1e-9)
+    assert ISO_Z.match(shown["last_seen_at"]), shown["last_seen_at"]
+    listed = {u["email"]: u for u in json.loads(box.cli("users", "list", "--json"))}
+    assert listed[email]["last_seen_at"] == shown["last_seen_at"]

@@ -1,0 +1,101 @@
+"""What a running serve does for the operator in the background, from outside: scheduled
+online backups (the oldest beyond backup.keep removed; doctor reports the newest one's age)
+and alerts to a Slack-compatible webhook on a local receiver (rate-limited)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli_tools import Box
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.timeout(120)
+FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def eventually(check: Callable[[], object], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.1)
+
+
+def test_serve_takes_scheduled_backups_and_keeps_the_newest(tmp_path: Path) -> None:
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "keep": 2})
+    box.ok("users", "create", "ana@upkeep.test")
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    for stamp in ("20260101T000000Z", "20260102T000000Z", "20260103T000000Z"):
+        (folder / f"codelace-{stamp}.db").write_bytes(b"an old backup")
+    (folder / "by-hand.db").write_bytes(b"not ours")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: len(list(folder.glob("codelace-*.db"))) == 2, "the rotation")
+    finally:
+        assert server.stop() == 0
+    names = sorted(p.name for p in folder.glob("codelace-*.db"))
+    assert names[0] == "codelace-20260103T000000Z.db" and names[1] > names[0]
+    assert (folder / "by-hand.db").exists(), "only scheduled backups are rotated"
+    fresh = folder / names[1]
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    restored = box.ok("restore", str(fresh))  # a real, checked copy of the database
+    assert "restored" in restored and "ana@upkeep.test" in box.ok("users", "list")
+    doctor = box.ok("doctor").splitlines()[-1]
+    assert doctor.startswith(f"backups: newest {names[1]}, 0 h 0 min old"), doctor
+    assert "every 1 h" in doctor
+
+
+def test_alerts_reach_the_webhook_once_per_kind(tmp_path: Path, hook: WebhookReceiver) -> None:
+    box = Box.create(
+        tmp_path / "box",
+        alerts={"webhook_url": hook.url, "error_rate": 0.2},
+        backup={"every_hours": 1, "dir": "blocker/backups"},
+    )
+    (box.root / "blocker").write_text("a file where the backup folder should be")
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
+    box.ok("models", "set", "solo/m", "--input-per-1m", "1", "--output-per-1m", "1")
+    box.ok("users", "create", "bo@upkeep.test")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: any("scheduled backup failed" in t for t in hook.texts()), "backup")
+        box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401'")
+        eventually(lambda: any("taken out of rotation" in t for t in hook.texts()), "key alert")
+        eventually(lambda: any("no working key" in t for t in hook.texts()), "provider alert")
+        user = box.sql('SELECT id FROM "user"')[0][0]
+        for n in range(12):
+            box.sql(
+                "INSERT INTO usage_record (request_id, user_id, model, provider, upstream_model,"
+                " input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos,"
+                " cost_nanos, status, error_code, stream, estimated, duration_ms, created_at)"
+                " VALUES (?, ?, 'solo/m', 'solo', 'm', 0, 0, 0, 0, 0, ?, ?, 0, 0, 5,"
+                " strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+                (f"req_upkeep_{n}", user, "error" if n < 6 else "ok",
+                 "upstream_error" if n < 6 else None),
+            )  # fmt: skip
+        eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "error rate")
+        time.sleep(1.5)  # several more ticks: the same alerts are not sent again
+    finally:
+        assert server.stop() == 0
+    texts = hook.texts()
+    assert all(t.startswith("codelace-box: ") for t in texts)
+    for words in (
+        "scheduled backup failed",
+        "taken out of rotation",
+        "no working key",
+        "failed in",
+    ):
+        assert sum(words in t for t in texts) == 1, (words, texts)
+    assert "sk-upkeep-solo-0001" not in "".join(texts) and hook.url not in server.log_text()

@@ -1,0 +1,81 @@
+"""Finding a request by the x-request-id a client got, opening it in full, and the spend report
+(grouped by user, key or model, sorted by spend), driven through the dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from textual.pilot import Pilot
+
+from admin_tui.app import create_admin_app
+from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.users import create_user
+from codelace_box.db.models import UsageRecord
+from tests.admin.pilot import AdminEnv, add_usage, column, screen_name, text_of, until
+
+pytestmark = pytest.mark.timeout(60)
+NOW = datetime(2026, 11, 20, 12, 0, 0)
+SIZE = (120, 32)
+
+
+async def open_activity(pilot: Pilot[None]) -> None:
+    await pilot.press("f5")
+    await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "activity")
+
+
+async def test_a_request_is_found_by_its_id_and_opens_in_full(admin_env: AdminEnv) -> None:
+    ana = create_user("ana@example.com")
+    key = create_key(ana.id, "laptop").key
+    for n in range(3):
+        add_usage(ana.id, NOW - timedelta(minutes=n + 1), request_id=f"req_{n:024x}")
+    add_usage(ana.id, NOW, request_id="req_00000000000000000000beef", status="error",
+              error_code="upstream_error", model="openai/gpt-5.4-mini")  # fmt: skip
+    UsageRecord.update(api_key=key.id, route="/v1/responses", cache_read_tokens=200).where(
+        UsageRecord.request_id == "req_00000000000000000000beef"
+    ).execute()
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await open_activity(pilot)
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 4, "four requests")
+        await pilot.press("slash", *"req_00000000000000000000BEEF")  # as pasted, any case
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 1, "the one request")
+        await pilot.press("enter", "enter")  # leave the filter, open the row
+        await until(pilot, lambda: screen_name(pilot) == "RequestDetailScreen", "the request")
+        await until(pilot, lambda: "beef" in text_of(pilot, "#request-detail"), "its detail")
+        shown = text_of(pilot, "#request-detail")
+        for part in ("/v1/responses", "openai/gpt-5.4-mini", "upstream model gpt-5.4-mini",
+                     f"{key.key_prefix}… (laptop)", "error (upstream_error)", "420 ms",
+                     "1,000 in (cache read 200", "500 out", "input $2.50", "output $10.00",
+                     "$0.0075", "ana@example.com"):  # fmt: skip
+            assert part in shown, (part, shown)
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "back")
+
+
+async def test_the_spend_report_groups_and_sorts_by_spend(admin_env: AdminEnv) -> None:
+    big, small = create_user("big@example.com"), create_user("small@example.com")
+    add_usage(big.id, NOW - timedelta(hours=1), request_id="b1", cost_nanos=9_000_000_000)
+    add_usage(big.id, NOW - timedelta(hours=2), request_id="b2", cost_nanos=1_000_000_000,
+              model="openai/gpt-5.4-mini")  # fmt: skip
+    add_usage(small.id, NOW - timedelta(hours=3), request_id="s1", cost_nanos=2_000_000_000)
+    add_usage(small.id, NOW - timedelta(days=10), request_id="old", cost_nanos=50_000_000_000)
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await open_activity(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: screen_name(pilot) == "SpendScreen", "the spend report")
+        users = ["big@example.com", "small@example.com"]
+        await until(pilot, lambda: column(pilot, "#spend") == users, "by user, last 7 days")
+        assert column(pilot, "#spend", 5) == ["$10.00", "$2.00"]
+        await pilot.press("s")
+        await until(pilot, lambda: column(pilot, "#spend") == users[::-1], "smallest first")
+        await pilot.press("s", "w")  # 30 days: the old request counts
+        await until(pilot, lambda: column(pilot, "#spend") == users[::-1], "30 days")
+        assert column(pilot, "#spend", 5) == ["$52.00", "$10.00"]
+        assert "total $62.00" in text_of(pilot, "#spend-title")
+        await pilot.press("g", "g")  # user -> key -> model
+        await until(
+            pilot,
+            lambda: column(pilot, "#spend") == ["openai/gpt-5.4", "openai/gpt-5.4-mini"],
+            "by model",
+        )
+        assert column(pilot, "#spend", 5) == ["$61.00", "$1.00"]

@@ -1,0 +1,48 @@
+"""A Slack-style incoming webhook on 127.0.0.1: records every JSON POST it receives.
+
+hook = WebhookReceiver().start()
+hook.url        # "http://127.0.0.1:PORT/services/T000/B000/XXXX"
+hook.texts()    # the "text" of every message received, in order
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
+
+
+class WebhookReceiver(LoopbackServer):
+    """Answers 200 "ok" as Slack does, and keeps each body."""
+
+    label = "webhook receiver"
+    path = "/services/T000/B000/XXXX"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(self.path, self._receive)
+        return app
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return web.Response(status=400, text="invalid_payload")
+        body = await request.json()
+        with self._lock:
+            self.bodies.append(body)
+        return web.Response(text="ok")
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [str(b.get("text", "")) for b in self.bodies]
