@@ -251,7 +251,7 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
         set_upstream_error(tx, item.request_id, item.upstream_error)
     usage = (values[6], values[7], values[19], values[20], charged)  # tokens as stored
     count_in_totals(tx, (item.user_id, item.key_id, item.model), item.status, usage, now)
-    _count(item, charged)
+    _count(item, usage)
     return charged
 
 
@@ -270,20 +270,16 @@ def count_in_totals(
     hotpath.add_to_totals(tx, owner, figures, created_at, buckets)
 
 
-def _count(item: Settlement, charged: int) -> None:
-    """The settled call in the metrics (after its rows are written, once per request)."""
+def _count(item: Settlement, usage: tuple[int, int, int, int, int]) -> None:
+    """The settled call in the metrics (after its rows are written, once per request), with
+    the tokens as stored (never negative, whatever an upstream reported) and the charge."""
     model, provider = item.model, item.provider
     metrics.inference(model, provider, item.status).inc()
-    if item.input_tokens:
-        metrics.tokens(model, provider, "input").inc(item.input_tokens)
-    if item.output_tokens:
-        metrics.tokens(model, provider, "output").inc(item.output_tokens)
-    if item.cache.read_tokens:
-        metrics.tokens(model, provider, "cache_read").inc(item.cache.read_tokens)
-    if item.cache.write_tokens:
-        metrics.tokens(model, provider, "cache_write").inc(item.cache.write_tokens)
-    if charged:
-        metrics.cost(model, provider).inc(charged / NANOS_PER_USD)
+    for kind, tokens in zip(("input", "output", "cache_read", "cache_write"), usage, strict=False):
+        if tokens > 0:
+            metrics.tokens(model, provider, kind).inc(tokens)
+    if usage[4] > 0:
+        metrics.cost(model, provider).inc(usage[4] / NANOS_PER_USD)
 
 
 def settle(item: Settlement) -> int | None:
