@@ -115,7 +115,6 @@ class Dashboard:
     failing_keys: int
 
 
-@dataclass(frozen=True)
 class AdminServices(CatalogServices):
     """Queries and actions of the dashboard; call the sync methods through `run`."""
 

@@ -134,6 +134,7 @@ def fresh_browser(browser: Browser, box: PortalBox) -> Browser:
     """The module's browser, signed out, with an empty log."""
     browser.driver.get(box.url + "/signin")
     browser.driver.delete_all_cookies()
+    browser.driver.get("about:blank")  # no request of the signed-in page is still in flight
     browser.console_errors()
     return browser
 
