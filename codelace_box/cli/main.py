@@ -100,7 +100,7 @@ def migrate_command(state: CliState) -> None:
     """Apply pending schema migrations and exit."""
     from codelace_box.db.migrate import current_version, migrate
 
-    db = open_database(state.config().database.path)
+    db = open_database(state.config().database.target)
     applied = migrate(db)
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
     click.echo(f"schema version {current_version(db)} ({done})")
@@ -114,7 +114,13 @@ def backup(state: CliState, path: str) -> None:
     from codelace_box.db.backup import backup_database
     from codelace_box.doctor import open_existing_database
 
-    source = state.config().database.path
+    config = state.config()
+    if config.database.is_postgres:
+        raise CodelaceError(
+            "backup copies a SQLite file; on PostgreSQL use pg_dump "
+            "(e.g. pg_dump -Fc -f codelace.dump DATABASE_URL)"
+        )
+    source = config.database.path
     open_existing_database(source).close()
     pages = backup_database(source, path)
     click.echo(f"backed up {pages} pages to {path}")
@@ -128,7 +134,7 @@ def doctor(state: CliState) -> None:
     from codelace_box.doctor import check_database, open_existing_database
 
     config = state.config()
-    db = open_existing_database(config.database.path)
+    db = open_existing_database(config.database.target)
     version, problems = check_database(db, existing_secret_key(config))
     for line in problems:
         click.echo(f"MISMATCH {line}")
