@@ -193,6 +193,33 @@ def write_transaction() -> WriteTransaction:
     return WriteTransaction()
 
 
+def exclusive(tx: Tx, name: str) -> None:
+    """Inside a write transaction: one writer at a time for `name` (an email, an idempotency
+    key, a rate-limit bucket) until the transaction ends, so a check-then-write on it cannot
+    race. SQLite's BEGIN IMMEDIATE already admits one writer; on PostgreSQL this is a
+    transaction advisory lock, held across every box."""
+    if _engine[0] == POSTGRES:
+        tx.execute(postgres.XACT_LOCK_SQL, (name,))
+
+
+def claim_owner(owner: str) -> None:
+    """Mark this process alive as `owner` (of holds) for as long as it is connected: on
+    PostgreSQL every box can then tell a live owner from a dead one (`gone_owners`)."""
+    db = database.obj
+    if isinstance(db, postgres.BoxPostgresqlDatabase):
+        db.owner = owner
+        connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
+
+
+def gone_owners(owners: Sequence[str]) -> list[str] | None:
+    """Of these hold owners, those no live process claims (PostgreSQL, any machine); None on
+    SQLite, where the caller asks the operating system about its own host's processes."""
+    if _engine[0] != POSTGRES:
+        return None
+    sql, lock_class = postgres.GONE_OWNERS_SQL, postgres.OWNER_LOCK_CLASS
+    return [row[0] for row in query_all(sql, (list(owners), lock_class))]
+
+
 def is_busy(exc: BaseException) -> bool:
     """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it (or
     PostgreSQL's lock, deadlock and serialization failures)."""

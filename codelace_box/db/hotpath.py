@@ -3,10 +3,14 @@ ledger row.
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
-so each is compiled once. The text is SQLite's (`?` parameters) but keeps to what PostgreSQL
-also reads (`RETURNING`, the quoted "user" table); a second engine gives these functions a
-module of its own. The rules (how much to reserve or charge, when) live in the features:
-`accounts/keys.py`, `gateway/metering.py` and `billing/ledger.py`, the only callers.
+so each is compiled once (psycopg prepares them on PostgreSQL). The text is written with `?`
+parameters and keeps to what both engines read (`RETURNING`, the quoted "user" table); where
+they must differ the statement is chosen by engine here: on PostgreSQL (READ COMMITTED, many
+boxes) the settlement reads the account `FOR UPDATE`, so a concurrent settlement of the same
+user waits instead of charging against a balance that is no longer there (SQLite's
+BEGIN IMMEDIATE already serialises every writer). The rules (how much to reserve or charge,
+when) live in the features: `accounts/keys.py`, `gateway/metering.py` and
+`billing/ledger.py`, the only callers.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from codelace_box.db.core import Tx
+from codelace_box.db.core import POSTGRES, Tx, engine
 
 _KEY_OWNER_SQL = (
     "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status FROM api_key k "
@@ -28,6 +32,7 @@ _HOLD_SQL = (
 )
 _TAKE_HOLD_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos"
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
+_ACCOUNT_LOCKED_SQL = _ACCOUNT_SQL + " FOR UPDATE"  # PostgreSQL: the row stays ours to commit
 _LOWER_HELD_SQL = 'UPDATE "user" SET held_nanos = held_nanos - ? WHERE id = ?'
 _RECOUNT_HELD_SQL = (
     'UPDATE "user" SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold '
@@ -79,8 +84,10 @@ def take_hold(tx: Tx, request_id: str) -> int | None:
 
 
 def account(tx: Tx, user_id: int) -> tuple[int, int]:
-    """(balance_nanos, held_nanos) of a user."""
-    row = tx.execute(_ACCOUNT_SQL, (user_id,)).fetchone()
+    """(balance_nanos, held_nanos) of a user, the row locked until the transaction ends (what
+    the settlement then writes is computed from it)."""
+    sql = _ACCOUNT_LOCKED_SQL if engine() == POSTGRES else _ACCOUNT_SQL
+    row = tx.execute(sql, (user_id,)).fetchone()
     return int(row[0]), int(row[1])
 
 

@@ -30,6 +30,18 @@ from psycopg.pq import TransactionStatus
 
 # Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
 MIGRATION_LOCK = 0x636F_6465_6C61_6365  # "codelace"
+# Hold owners: a live process holds the session lock (OWNER_LOCK_CLASS, hashtext(owner)) on each
+# of its connections; a box that dies (kill -9, a lost machine) loses its connections and the
+# server drops their locks, so any other box sees at once whose holds are left for nothing.
+OWNER_LOCK_CLASS = 20_251_202
+CLAIM_OWNER_SQL = "SELECT pg_try_advisory_lock(?, hashtext(?))"
+GONE_OWNERS_SQL = (
+    "SELECT o FROM unnest(?::text[]) o WHERE NOT EXISTS (SELECT 1 FROM pg_locks l "
+    "WHERE l.locktype = 'advisory' AND l.classid = ?::bigint::oid AND l.objsubid = 2 "
+    "AND l.objid = (hashtext(o)::bigint & 4294967295)::oid AND l.granted)"
+)
+# A lock on a name (an email, an idempotency key) for the rest of the transaction.
+XACT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
 
 
 @lru_cache(maxsize=1024)
@@ -75,7 +87,10 @@ class _IntegralNumeric(Loader):
 
 
 class BoxPostgresqlDatabase(PostgresqlDatabase):
-    """peewee's PostgreSQL database on psycopg 3, its sessions set up as the box needs."""
+    """peewee's PostgreSQL database on psycopg 3, its sessions set up as the box needs (and,
+    once `owner` is set, each session claiming it: see OWNER_LOCK_CLASS)."""
+
+    owner: str | None = None
 
     def _connect(self) -> Any:
         conn = super()._connect()  # type: ignore[misc]
@@ -83,6 +98,8 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
         conn.adapters.register_loader("numeric", _IntegralNumeric)
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
+        if self.owner is not None:
+            conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
         return conn
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from codelace_box.billing.ledger import find_mismatches, post_entry
-from codelace_box.db.core import database, utcnow
+from codelace_box.db.core import connection, utcnow
 from codelace_box.db.models import Hold, User
 from codelace_box.gateway.metering import release_orphaned_holds
 
@@ -29,7 +29,7 @@ def _dead_pid() -> int:
 
 def _hold(user: User, amount: int, owner: str, age_sec: float = 0) -> None:
     created = str(utcnow() - timedelta(seconds=age_sec))
-    database.execute_sql(
+    connection().execute(
         "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
         "VALUES (?, ?, ?, ?, ?)",
         (user.id, amount, f"req_{owner}_{amount}", created, owner),
