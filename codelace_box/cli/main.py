@@ -143,6 +143,27 @@ def doctor(state: CliState) -> None:
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
 
 
+@main.group("db")
+def db_group() -> None:
+    """Move the database between engines (SQLite, PostgreSQL)."""
+
+
+@db_group.command("copy")
+@click.option("--to", "to_url", required=True, help="sqlite:///PATH or postgresql://... (empty)")
+@pass_state
+def db_copy(state: CliState, to_url: str) -> None:
+    """Copy every row of the configured database into an empty database at URL."""
+    from codelace_box.db.copy import copy_database
+    from codelace_box.db.postgres import redacted
+    from codelace_box.doctor import open_existing_database
+
+    config = state.config()
+    open_existing_database(config.database.target).close()
+    counts = copy_database(config.database.target, to_url)
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redacted(to_url)}")
+    click.echo("point database.url at it (and set server.secret_key), then run doctor")
+
+
 @main.command()
 def version() -> None:
     """Print the version."""

@@ -202,6 +202,19 @@ def exclusive(tx: Tx, name: str) -> None:
         tx.execute(postgres.XACT_LOCK_SQL, (name,))
 
 
+def table_exists(table: str) -> bool:
+    """Whether the open database has this table."""
+    return bool(database.table_exists(table))
+
+
+def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
+    """After rows were inserted with their ids: on PostgreSQL the id sequences continue after
+    them (SQLite's rowids need nothing)."""
+    if _engine[0] == POSTGRES:
+        for table in tables:
+            tx.execute(postgres.RESET_SEQUENCE_SQL.format(table=table))
+
+
 def claim_owner(owner: str) -> None:
     """Mark this process alive as `owner` (of holds) for as long as it is connected: on
     PostgreSQL every box can then tell a live owner from a dead one (`gone_owners`)."""
