@@ -10,7 +10,7 @@ import pytest
 
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
-from tests.pg_cluster import PgCluster, need_postgres, wanted_engine
+from tests.pg_cluster import PgCluster, shared_cluster, wanted_engine
 from tests.support import ServerProcess, base_sections, free_port, write_config
 
 ConfigFactory = Callable[..., Path]
@@ -50,10 +50,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """A PostgreSQL cluster for this test session (worker), started at first use."""
-    need_postgres()
-    cluster = PgCluster().start()
-    yield cluster
-    cluster.stop()
+    yield shared_cluster()
 
 
 @pytest.fixture

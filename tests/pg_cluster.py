@@ -9,17 +9,21 @@ they fail instead, so a missing install cannot pass quietly.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import free_port
+from tests.ports import free_port
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 RUN_AS = "postgres"
@@ -108,3 +112,75 @@ class PgCluster:
         if pg_ctl and (self.data / "postmaster.pid").exists():
             self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+_shared: list[PgCluster] = []
+SHARED_SECRET = "codelace-test-shared-secret-for-every-box-0000"
+
+
+def shared_cluster() -> PgCluster:
+    """This process's cluster, started at first use and stopped at exit."""
+    if not _shared:
+        need_postgres()
+        cluster = PgCluster().start()
+        atexit.register(cluster.stop)
+        _shared.append(cluster)
+    return _shared[0]
+
+
+def use_engine(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A test config's sections on the wanted engine: with CODELACE_TEST_DATABASE=postgres a
+    fresh database of the shared cluster (and the explicit secret PostgreSQL needs)."""
+    if wanted_engine() == "postgres":
+        sections.setdefault("database", {})["url"] = shared_cluster().new_database()
+        sections.setdefault("server", {}).setdefault("secret_key", SHARED_SECRET)
+    return sections
+
+
+def query_config_db(config: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Read the database a config names, beside its server (SQLite read-only, or PostgreSQL),
+    `?` parameters on both."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(database["url"], autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), tuple(params) or None).fetchall()
+    uri = f"file:{database['path']}?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=10) as db:
+        return db.execute(sql, tuple(params)).fetchall()
+
+
+def query_config_dicts(config: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """`query_config_db` with each row as {column: value}."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(database["url"], autocommit=True, row_factory=dict_row) as conn:
+            return list(conn.execute(sql.replace("?", "%s"), tuple(params) or None).fetchall())
+    with sqlite3.connect(f"file:{database['path']}?mode=ro", uri=True, timeout=10) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute(sql, tuple(params)).fetchall()]
+
+
+def stored_bytes(config: Path) -> bytes:
+    """Everything the database of a config stores, as bytes to scan for secrets: the SQLite
+    file and its WAL, or every row of every PostgreSQL table as text."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        tables = query_config_db(
+            config, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+        rows = [query_config_db(config, f'SELECT t::text FROM "{name}" t') for (name,) in tables]
+        return "\n".join(str(row[0]) for table in rows for row in table).encode()
+    db = Path(database["path"])
+    files = (db, db.with_name(db.name + "-wal"))
+    return b"".join(path.read_bytes() for path in files if path.exists())
