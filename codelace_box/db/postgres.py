@@ -28,6 +28,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import TransactionStatus
 
+LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
 # Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
 MIGRATION_LOCK = 0x636F_6465_6C61_6365  # "codelace"
 # Hold owners: a live process holds the session lock (OWNER_LOCK_CLASS, hashtext(owner)) on each
@@ -104,6 +105,7 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
         conn.adapters.register_loader("numeric", _IntegralNumeric)
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
         if self.owner is not None:
             conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
         return conn

@@ -114,6 +114,16 @@ def test_a_key_revoked_through_one_box_fails_on_the_others_within_a_second(
     assert time.monotonic() <= deadline + 0.5  # measured loosely: the first try already fails
 
 
+def test_a_catalog_change_reaches_every_box_within_a_second(boxes: list[Box]) -> None:
+    boxes[0].cli("models", "set", "fake/new", "--input-per-1m", "1", "--output-per-1m", "2",
+                 "--provider", "fake", "--upstream-model", "new")  # fmt: skip
+    changed = time.monotonic()
+    for box in boxes[1:]:
+        while httpx.get(f"{box.url}/v1/models/fake%2Fnew").status_code != 200:
+            assert time.monotonic() - changed < 1.0, "the new model reaches every box in 1 s"
+            time.sleep(0.02)
+
+
 def test_wrong_codes_typed_on_every_box_end_the_code_after_five(boxes: list[Box]) -> None:
     email = "otp-many@boxes.test"
     asked = httpx.post(f"{boxes[0].url}/api/v1/auth/otp/request", json={"email": email})
