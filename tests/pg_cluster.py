@@ -132,9 +132,18 @@ def use_engine(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     """A test config's sections on the wanted engine: with CODELACE_TEST_DATABASE=postgres a
     fresh database of the shared cluster (and the explicit secret PostgreSQL needs)."""
     if wanted_engine() == "postgres":
-        sections.setdefault("database", {})["url"] = shared_cluster().new_database()
-        sections.setdefault("server", {}).setdefault("secret_key", SHARED_SECRET)
+        url = shared_cluster().new_database()
+        sections.setdefault("database", {})["url"] = url
+        sections.setdefault("server", {}).setdefault("secret_key", secret_for(url))
     return sections
+
+
+def secret_for(url: str) -> str:
+    """The server secret of the boxes on one test database: shared by them, and another one
+    for a box on another database (as two separate deployments would have)."""
+    import hashlib
+
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def query_config_db(config: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

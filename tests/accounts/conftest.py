@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.fakes.smtp_server import RecordingSmtpServer
-from tests.pg_cluster import stored_bytes
+from tests.pg_cluster import secret_for, stored_bytes
 from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
 
 ServerFactory = Callable[..., ServerProcess]
@@ -55,7 +55,9 @@ def box_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFact
         if data:
             merged["database"]["path"] = str(tmp_path_factory.getbasetemp() / data / "box.db")
             if "url" in merged["database"]:  # PostgreSQL: one database per data name
-                merged["database"]["url"] = shared_urls.setdefault(data, merged["database"]["url"])
+                url = shared_urls.setdefault(data, merged["database"]["url"])
+                merged["database"]["url"] = url
+                merged["server"]["secret_key"] = secret_for(url)
         for name, keys in sections.items():
             merged.setdefault(name, {}).update(keys)
         config = write_config(folder / "codelace.toml", merged)
