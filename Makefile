@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test check lint unit bench bench-peers bench-history binary binary-test install dev clean
+.PHONY: serve test test-postgres check lint unit bench bench-peers bench-history binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
 ## make test: lint, then the whole test suite in parallel (with the import contract and the docs
 ## checks in tests/foundation), the 15 slowest tests listed
 test: lint unit
+
+## make test-postgres: the database-facing suites again, on a throwaway PostgreSQL cluster
+## (tests/pg_cluster.py; the PostgreSQL server binaries must be installed)
+PG_SUITES := tests/accounts tests/billing tests/gateway tests/foundation/test_ledger.py \
+	tests/foundation/test_postgres.py
+test-postgres: $(VENV)/.dev-installed
+	CODELACE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 
 ## make check: the inner loop: lint, then the fast unit tests
 check: lint

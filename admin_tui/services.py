@@ -117,8 +117,9 @@ class AdminServices:
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         if not self._opened:
-            self.created_database = not Path(self.config.database.path).exists()
-            migrate(open_database(self.config.database.path))
+            database = self.config.database
+            self.created_database = not database.is_postgres and not Path(database.path).exists()
+            migrate(open_database(self.config.database.target))
             self._opened = True
         return fn(*args, **kwargs)
 

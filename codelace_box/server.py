@@ -147,7 +147,7 @@ async def _begin_draining(app: Sanic) -> None:
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
     configure_logging(config)  # worker processes start without our log handler
-    app.ctx.db = open_database(config.database.path)
+    app.ctx.db = open_database(config.database.target)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
@@ -211,7 +211,7 @@ def prepare_database(config: Config) -> list[int]:
     """Run once in the main process before serving: migrate, release holds left by a crash."""
     from codelace_box.gateway.metering import release_orphaned_holds
 
-    db = open_database(config.database.path)
+    db = open_database(config.database.target)
     try:
         applied = migrate(db)
         released = release_orphaned_holds()

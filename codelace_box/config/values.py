@@ -18,6 +18,10 @@ from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 NOT_BLANK = (r".*\S.*", "a non-empty string")
+DATABASE_URL = (
+    r"((sqlite:///|postgres(ql)?://)\S+)?",
+    "empty, sqlite:///PATH or postgresql://user:password@host:port/db",
+)
 DOMAIN = (
     r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
     "domain names like example.com",
@@ -103,7 +107,8 @@ def normalize(value: Any, meta: Any) -> Any:
 
 
 def _shown(name: str, value: Any) -> str:
-    return "<hidden>" if "secret" in name or "password" in name else repr(value)
+    hidden = ("secret", "password", "url")  # a database URL carries its password
+    return "<hidden>" if any(word in name for word in hidden) else repr(value)
 
 
 def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:
