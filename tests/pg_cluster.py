@@ -162,6 +162,22 @@ def query_config_db(config: Path, sql: str, params: Sequence[Any] = ()) -> list[
         return db.execute(sql, tuple(params)).fetchall()
 
 
+def write_config_db(config: Path, sql: str, params: Sequence[Any] = ()) -> None:
+    """Change the database a config names, beside its server (as time would), `?` parameters
+    on both engines; committed on return."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(database["url"], autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), tuple(params) or None)
+        return
+    with sqlite3.connect(database["path"], timeout=10) as db:
+        db.execute(sql, tuple(params))
+
+
 def query_config_dicts(config: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """`query_config_db` with each row as {column: value}."""
     import tomllib

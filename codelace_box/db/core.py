@@ -380,6 +380,9 @@ def iso_z(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
+EARLIEST = "0001-01-01 00:00:00"  # a stored timestamp before any other (both engines read it)
+
+
 def db_time(moment: datetime) -> str:
     """A moment in the stored text form of timestamps ('YYYY-MM-DD HH:MM:SS.ffffff')."""
     return str(moment.replace(tzinfo=None))

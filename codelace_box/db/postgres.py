@@ -126,7 +126,9 @@ class PgTx:
         self._changes = 0
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
-        cursor = self._conn.execute(pg_sql(sql), params if params else None)
+        # No parameters: psycopg reads the text as it is (a literal % stays one).
+        conn = self._conn
+        cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
         self._changes = cursor.rowcount
         return cursor
 
