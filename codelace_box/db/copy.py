@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import peewee
-from peewee import AutoField, Database, Model
+from peewee import AutoField, CompositeKey, Database, Model
 
 from codelace_box.db import core
 from codelace_box.db import models as schema
@@ -41,11 +41,20 @@ def _columns(model: type[Model]) -> list[str]:
     return [field.column_name for field in model._meta.sorted_fields]
 
 
+def _key_columns(model: type[Model]) -> list[str]:
+    """The primary key's columns (several for a composite key, as refusal_count's)."""
+    key = model._meta.primary_key
+    if isinstance(key, CompositeKey):
+        return [model._meta.fields[name].column_name for name in key.field_names]
+    return [key.column_name]  # type: ignore[union-attr]
+
+
 def _rows(source: Database, model: type[Model]) -> Iterator[list[tuple[Any, ...]]]:
     """The table's rows in batches, by primary key."""
     columns = ", ".join(f'"{name}"' for name in _columns(model))
-    table, key = model._meta.table_name, model._meta.primary_key.column_name  # type: ignore[union-attr]
-    cursor = source.execute_sql(f'SELECT {columns} FROM "{table}" ORDER BY "{key}"')
+    table = model._meta.table_name
+    order = ", ".join(f'"{name}"' for name in _key_columns(model))
+    cursor = source.execute_sql(f'SELECT {columns} FROM "{table}" ORDER BY {order}')
     batch: list[tuple[Any, ...]] = []
     for row in cursor:  # apsw's cursor has no fetchmany; both iterate
         batch.append(tuple(row))
