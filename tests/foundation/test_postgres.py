@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,11 @@ from codelace_box.billing.ledger import post_entry
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import load_config
-from codelace_box.db.core import close_database, open_database, query_all
+from codelace_box.db.batch import WriteBatch
+from codelace_box.db.core import Tx, close_database, open_database, query_all
 from codelace_box.db.migrate import migrate
 from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
 from codelace_box.errors import ConfigError
 from codelace_box.gateway.metering import admit
 from tests.support import REPO_ROOT, cli_env, run_cli, write_config
@@ -111,3 +115,32 @@ def test_db_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
     open_database(pg_url)
     create_user("after-copy@example.com")  # the id sequence continues after the copied rows
     close_database()
+
+
+async def test_the_group_commit_runs_on_its_write_thread_and_a_failure_stays_alone(
+    pg_db: str,
+) -> None:
+    thread = start_write_thread()
+    assert thread is not None and write_thread() is thread
+    batch = WriteBatch()
+
+    def where(tx: Tx) -> str:
+        tx.execute('UPDATE "user" SET held_nanos = held_nanos WHERE id = 0')
+        return threading.current_thread().name
+
+    def fails(tx: Tx) -> None:
+        tx.execute("SELECT * FROM no_such_table")
+
+    try:
+        results = await asyncio.gather(
+            batch.submit(where), batch.submit(fails), batch.submit(where), return_exceptions=True
+        )
+        assert str(results[0]).startswith("codelace-write") and results[2] == results[0]
+        assert isinstance(results[1], Exception) and "does not exist" in str(results[1])
+        assert threading.current_thread().name != results[0]  # not the loop's thread
+        late = batch.submit(where)  # queued while nothing is in flight: flushed on the next turn
+        await batch.written()
+        assert late.done() and late.result() == results[0]
+    finally:
+        stop_db_thread()
+    assert write_thread() is None
