@@ -296,17 +296,18 @@ def count_in_totals(
 
 
 def _count(item: Settlement, charged: int) -> None:
-    """The settled call in the metrics (after its rows are written, once per request)."""
+    """The settled call in the metrics (after its rows are written, once per request); token
+    counts an upstream reported below zero count as none (a counter only goes up)."""
     model, provider = item.model, item.provider
     metrics.inference(model, provider, item.status).inc()
-    if item.input_tokens:
-        metrics.tokens(model, provider, "input").inc(item.input_tokens)
-    if item.output_tokens:
-        metrics.tokens(model, provider, "output").inc(item.output_tokens)
-    if item.cache.read_tokens:
-        metrics.tokens(model, provider, "cache_read").inc(item.cache.read_tokens)
-    if item.cache.write_tokens:
-        metrics.tokens(model, provider, "cache_write").inc(item.cache.write_tokens)
+    for kind, tokens in (
+        ("input", item.input_tokens),
+        ("output", item.output_tokens),
+        ("cache_read", item.cache.read_tokens),
+        ("cache_write", item.cache.write_tokens),
+    ):
+        if tokens > 0:
+            metrics.tokens(model, provider, kind).inc(tokens)
     if charged:
         metrics.cost(model, provider).inc(charged / NANOS_PER_USD)
 
