@@ -55,10 +55,22 @@ CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
 ## checks in tests/foundation), the 15 slowest tests listed
 test: lint unit
 
-## make test-postgres: the database-facing suites again, on a throwaway PostgreSQL cluster
-## (tests/pg_cluster.py; the PostgreSQL server binaries must be installed)
-PG_SUITES := tests/accounts tests/billing tests/gateway tests/foundation/test_ledger.py \
-	tests/foundation/test_postgres.py
+## make test-postgres: the suites where the engine matters, again on a throwaway PostgreSQL
+## cluster (tests/pg_cluster.py; the PostgreSQL server binaries must be installed): accounts
+## (sign-in, keys, rate limits), the key caps and account limits, the money and concurrency
+## suites of the gateway, many boxes on one database, Stripe webhooks and their delivery races,
+## the usage totals and history, the ledger, migrations and db copy. The wire-format suites
+## (the other gateway and billing modules, anthropic, messages, responses, admin, portal) do not
+## depend on the engine and run on SQLite only (`make test`). About 6 min with 2 workers on a
+## busy 2-core machine.
+PG_SUITES := tests/accounts tests/limits tests/history \
+	tests/gateway/test_units.py tests/gateway/test_money_safety.py tests/gateway/test_money_review.py \
+	tests/gateway/test_money_holes.py tests/gateway/test_money_property.py \
+	tests/gateway/test_concurrency.py tests/gateway/test_orphaned_holds.py \
+	tests/gateway/test_many_boxes.py \
+	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
+	tests/billing/test_many_boxes.py \
+	tests/foundation/test_ledger.py tests/foundation/test_postgres.py
 test-postgres: $(VENV)/.dev-installed
 	CODELACE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from codelace_box.accounts.users import create_user
+from codelace_box.audit import admin_change, list_entries, verify_chain
 from codelace_box.billing.ledger import post_entry
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
@@ -144,3 +145,23 @@ async def test_the_group_commit_runs_on_its_write_thread_and_a_failure_stays_alo
     finally:
         stop_db_thread()
     assert write_thread() is None
+
+
+def test_admins_writing_at_once_on_two_connections_keep_one_audit_chain(pg_db: str) -> None:
+    def write_entries(n: int) -> None:
+        try:
+            for i in range(15):
+                with admin_change("cli", "users create", f"t{n}-{i}@example.com"):
+                    pass
+        finally:
+            close_database()  # this thread's own connection
+
+    workers = [threading.Thread(target=write_entries, args=(n,)) for n in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    entries = list_entries()
+    assert len(entries) == 45
+    assert verify_chain() == []  # without the chain's lock two entries follow the same one
+    assert all(e.created_at.endswith("Z") for e in entries)  # the text that was hashed
