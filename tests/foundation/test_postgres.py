@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from codelace_box.accounts.sessions import end_session, find_session, start_session
 from codelace_box.accounts.users import create_user
 from codelace_box.audit import admin_change, list_entries, verify_chain
 from codelace_box.billing.ledger import post_entry
@@ -165,3 +166,16 @@ def test_admins_writing_at_once_on_two_connections_keep_one_audit_chain(pg_db: s
     assert len(entries) == 45
     assert verify_chain() == []  # without the chain's lock two entries follow the same one
     assert all(e.created_at.endswith("Z") for e in entries)  # the text that was hashed
+
+
+def test_portal_sessions_start_find_expire_and_end_on_postgresql(pg_db: str) -> None:
+    user = create_user("portal@example.com")
+    started = start_session(user, SECRET, ttl_sec=600)
+    found = find_session(started.token, SECRET)
+    assert found is not None and (found.user_id, found.email) == (user.id, user.email)
+    expired = start_session(user, SECRET, ttl_sec=-1)
+    assert find_session(expired.token, SECRET) is None
+    end_session(started.token)
+    assert find_session(started.token, SECRET) is None
+    start_session(user, SECRET, ttl_sec=600)  # a new sign-in sweeps the expired row
+    assert query_all("SELECT COUNT(*) FROM portal_session") == [(1,)]
