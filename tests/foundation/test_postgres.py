@@ -19,9 +19,10 @@ from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import load_config
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import Tx, close_database, open_database, query_all
+from codelace_box.db.core import Tx, close_database, open_database, query_all, write_transaction
 from codelace_box.db.migrate import migrate
 from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.observability import bump_refusal, refusal_rows
 from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
 from codelace_box.errors import ConfigError
 from codelace_box.gateway.metering import admit
@@ -179,3 +180,14 @@ def test_portal_sessions_start_find_expire_and_end_on_postgresql(pg_db: str) -> 
     assert find_session(started.token, SECRET) is None
     start_session(user, SECRET, ttl_sec=600)  # a new sign-in sweeps the expired row
     assert query_all("SELECT COUNT(*) FROM portal_session") == [(1,)]
+
+
+def test_refusal_counts_add_up_through_the_upsert_on_postgresql(pg_db: str) -> None:
+    with write_transaction() as tx:
+        bump_refusal(tx, "2026-12-02 10", 429, "rate_limited", 2)
+        bump_refusal(tx, "2026-12-02 10", 429, "rate_limited", 3)
+        bump_refusal(tx, "2026-12-02 11", 402, "insufficient_credits", 1)
+    assert refusal_rows("2026-12-02 00") == [
+        (429, "rate_limited", 5),
+        (402, "insufficient_credits", 1),
+    ]
