@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +30,7 @@ from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
-from codelace_box.db import postgres
+from codelace_box.db import postgres, timestamps
 from codelace_box.errors import ConfigError
 from codelace_box.private_files import create_private_file, make_private, make_private_dir
 
@@ -55,6 +54,16 @@ LOCK_ROWS = {SQLITE: "", POSTGRES: " FOR UPDATE"}
 _SAVEPOINT, _ROLLBACK_TO, _RELEASE = (
     f"{verb} nested_write" for verb in ("SAVEPOINT", "ROLLBACK TO", "RELEASE")
 )
+
+# The stored timestamps' form (db/timestamps.py), asked of this module as everything else.
+EARLIEST = timestamps.EARLIEST
+utcnow, iso_z, db_time, parse_time = (
+    timestamps.utcnow,
+    timestamps.iso_z,
+    timestamps.db_time,
+    timestamps.parse_time,
+)
+minute_of, day_of = timestamps.minute_of, timestamps.day_of
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]  # positional, `?` in the statement text
@@ -366,35 +375,6 @@ def durable() -> Iterator[None]:
         database.execute_sql("PRAGMA synchronous=NORMAL")
 
 
-def utcnow() -> datetime:
-    """Now, as a naive UTC datetime (how timestamps are stored)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def iso_z(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a Z, as the API shows timestamps."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
-EARLIEST = "0001-01-01 00:00:00"  # a stored timestamp before any other (both engines read it)
-
-
-def db_time(moment: datetime) -> str:
-    """A moment in the stored text form of timestamps ('YYYY-MM-DD HH:MM:SS.ffffff')."""
-    return str(moment.replace(tzinfo=None))
-
-
-def parse_time(value: Any) -> datetime:
-    """A stored timestamp back to a naive UTC datetime."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
-
-
 def minute_sql(column: str) -> str:
     """SQL for the minute of a stored timestamp, 'YYYY-MM-DD HH:MM' (the start of its text)."""
     if _engine[0] == POSTGRES:
@@ -407,19 +387,6 @@ def day_sql(column: str) -> str:
     if _engine[0] == POSTGRES:
         return postgres.day_sql(column)
     return f"substr({column}, 1, 10)"
-
-
-def minute_of(moment: str | datetime) -> str:
-    """The minute bucket of a stored timestamp ('YYYY-MM-DD HH:MM'), as `minute_sql` makes it:
-    the start of its text (a datetime, as PostgreSQL returns one, in `db_time`'s text)."""
-    text = moment if isinstance(moment, str) else db_time(moment)
-    return text[:16]
-
-
-def day_of(moment: str | datetime) -> str:
-    """The day bucket of a stored timestamp ('YYYY-MM-DD'), as `day_sql` makes it."""
-    text = moment if isinstance(moment, str) else db_time(moment)
-    return text[:10]
 
 
 def contains_sql(column: str) -> str:
