@@ -61,8 +61,8 @@ test: lint unit
 ## suites of the gateway, many boxes on one database, Stripe webhooks and their delivery races,
 ## the usage totals and history, the ledger, migrations and db copy. The wire-format suites
 ## (the other gateway and billing modules, anthropic, messages, responses, admin, portal) do not
-## depend on the engine and run on SQLite only (`make test`). About 290 tests, 7 min with 2 workers on a
-## busy 2-core machine.
+## depend on the engine and run on SQLite only (`make test`). About 290 tests: 7 min with 2
+## workers on a busy 2-core machine.
 PG_SUITES := tests/accounts tests/limits tests/history \
 	tests/gateway/test_units.py tests/gateway/test_money_safety.py tests/gateway/test_money_review.py \
 	tests/gateway/test_money_holes.py tests/gateway/test_money_property.py \
