@@ -135,8 +135,9 @@ class AdminServices(CatalogServices):
         path = self.config.database.path
         if not self._opened:
             self._marker = hold_open(path)  # `restore` refuses while the dashboard is open
-            self.created_database = not Path(path).exists()
-            migrate(open_database(path))
+            database = self.config.database
+            self.created_database = not database.is_postgres and not Path(database.path).exists()
+            migrate(open_database(database.target))
             self._identity = file_identity(path)
             self._opened = True
         elif path != ":memory:" and file_identity(path) != self._identity:

@@ -65,7 +65,7 @@ def _db(folder: Path) -> Path:
 def generate(db_path: Path, rows: int) -> float:
     """`rows` usage rows on the real schema, then the totals and rollups; seconds taken."""
     from codelace_box.db.core import close_database, connection, open_database
-    from codelace_box.db.migrations.m0009_usage_totals import BACKFILL
+    from codelace_box.db.migrations.m0009_usage_totals import backfill
 
     began = time.perf_counter()
     open_database(str(db_path))
@@ -88,7 +88,7 @@ def generate(db_path: Path, rows: int) -> float:
         print(f"  {high:,} rows", file=sys.stderr, flush=True)
     with db:
         db.execute("DELETE FROM account_usage; DELETE FROM key_usage; DELETE FROM usage_rollup")
-        for statement in BACKFILL:
+        for statement in backfill():
             db.execute(statement)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     close_database()

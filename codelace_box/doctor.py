@@ -16,7 +16,7 @@ from codelace_box.accounts.limits import key_hold_mismatches
 from codelace_box.audit import verify_chain
 from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import open_database, quick_check
+from codelace_box.db.core import POSTGRES_URLS, SQLITE_URL, open_database, quick_check
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import ConfigError, NotFound
@@ -26,7 +26,11 @@ KEY_LIMITS_VERSION = 8  # the migration that gave keys their held_nanos
 
 
 def open_existing_database(path: str) -> Database:
-    """Open a database that must already exist (doctor and backup never create one)."""
+    """Open a database that must already exist (doctor and backup never create one); a
+    PostgreSQL URL is opened as it is (the server says whether the database exists)."""
+    if path.startswith(POSTGRES_URLS):
+        return open_database(path)
+    path = path.removeprefix(SQLITE_URL)
     if path != ":memory:" and not Path(path).is_file():
         raise NotFound(
             f"no database at {path} (run `codelace-box migrate` or `serve` first)",

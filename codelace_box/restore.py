@@ -31,6 +31,11 @@ class Restored:
 
 def restore_database(config: Config, backup: str) -> Restored:
     """Replace the database with a checked copy of `backup`, keeping the replaced file."""
+    if config.database.is_postgres:
+        raise CodelaceError(
+            "database.url is PostgreSQL: restore a pg_dump with pg_restore (this command "
+            "restores SQLite backup files)"
+        )
     target = config.database.path
     if target == ":memory:":
         raise CodelaceError("database.path is :memory:; there is no file to restore into")

@@ -41,7 +41,7 @@ from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
-from codelace_box.db.offload import start_db_thread, stop_db_thread
+from codelace_box.db.offload import start_db_thread, start_write_thread, stop_db_thread
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.errors import ConfigError
 from codelace_box.logformat import JsonFormatter
@@ -149,8 +149,9 @@ async def _begin_draining(app: Sanic) -> None:
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
     configure_logging(config)  # worker processes start without our log handler
-    app.ctx.db = open_database(config.database.path)
+    app.ctx.db = open_database(config.database.target)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
+    start_write_thread()  # PostgreSQL: the hot path's group commit runs there
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
     for hook in STARTUP_HOOKS:
@@ -219,7 +220,7 @@ def prepare_database(config: Config) -> list[int]:
     """Run once in the main process before serving: migrate, release holds left by a crash."""
     from codelace_box.gateway.metering import release_orphaned_holds
 
-    db = open_database(config.database.path)
+    db = open_database(config.database.target)
     try:
         applied = migrate(db)
         released = release_orphaned_holds()

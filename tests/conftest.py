@@ -10,6 +10,7 @@ import pytest
 
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from tests.pg_cluster import PgCluster, shared_cluster, wanted_engine
 from tests.support import ServerProcess, base_sections, free_port, write_config
 
 ConfigFactory = Callable[..., Path]
@@ -46,9 +47,33 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster for this test session (worker), started at first use."""
+    yield shared_cluster()
+
+
 @pytest.fixture
-def migrated_db(tmp_path: Path) -> Iterator[Path]:
-    """A fresh migrated SQLite file in this test's folder, opened in this process."""
+def pg_url(pg_cluster: PgCluster) -> str:
+    """The URL of an empty PostgreSQL database of its own for this test."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database, opened in this process; its URL."""
+    migrate(open_database(pg_url))
+    yield pg_url
+    close_database()
+
+
+@pytest.fixture
+def migrated_db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh migrated SQLite file in this test's folder, opened in this process; its path
+    (with CODELACE_TEST_DATABASE=postgres: a fresh PostgreSQL database; its URL)."""
+    if wanted_engine() == "postgres":
+        yield request.getfixturevalue("pg_db")
+        return
     path = tmp_path / "box.db"
     migrate(open_database(path))
     yield path

@@ -55,10 +55,14 @@ def write_config(path: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
 
 def base_sections(tmp: Path, port: int | None = None) -> dict[str, dict[str, Any]]:
     """A config for a test: its own data dir and port, console mail, no Stripe."""
-    return {
-        "server": {"host": "127.0.0.1", "port": port or free_port()},
-        "database": {"path": str(tmp / "data" / "codelace.db")},
-    }
+    from tests.pg_cluster import use_engine  # CODELACE_TEST_DATABASE=postgres: PostgreSQL
+
+    return use_engine(
+        {
+            "server": {"host": "127.0.0.1", "port": port or free_port()},
+            "database": {"path": str(tmp / "data" / "codelace.db")},
+        }
+    )
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

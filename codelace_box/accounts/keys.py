@@ -151,7 +151,11 @@ def revoke_key(key_uuid: str, user_id: int | None = None) -> ApiKey:
         key = query.first()
         if key is None:
             raise _no_such_key(key_uuid)
-        ApiKey.update(revoked_at=utcnow()).where(ApiKey.id == key.id).execute()
+        revoked = ApiKey.update(revoked_at=utcnow()).where(
+            ApiKey.id == key.id, ApiKey.revoked_at.is_null()
+        )
+        if revoked.execute() != 1:  # revoked meanwhile through another box
+            raise _no_such_key(key_uuid)
     return key
 
 

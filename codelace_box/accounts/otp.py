@@ -13,7 +13,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import exclusive, utcnow, write_transaction
 from codelace_box.db.models import OtpCode
 from codelace_box.errors import InvalidRequest
 
@@ -50,7 +50,8 @@ def store_code(secret_key: str, email: str, code: str, ttl_sec: int) -> str:
     """Make `code` the one live code of `email` (replacing any other); returns its hash."""
     now = utcnow()
     code_hash = hash_code(secret_key, email, code)
-    with write_transaction():
+    with write_transaction() as tx:
+        exclusive(tx, f"otp:{email}")  # boxes sharing a database: one writer per email
         OtpCode.delete().where((OtpCode.email == email) | (OtpCode.expires_at < now)).execute()
         OtpCode.create(
             email=email,
@@ -74,7 +75,8 @@ def consume_code(secret_key: str, email: str, code: str) -> None:
     A wrong try is counted (and the code deleted at the MAX_ATTEMPTS-th) before the error is
     raised, so the count survives the failed request.
     """
-    with write_transaction():
+    with write_transaction() as tx:
+        exclusive(tx, f"otp:{email}")  # a wrong try on another box waits: each one counts
         failure = _check_and_consume(secret_key, email, code)
     if failure is not None:
         raise failure

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import exclusive, utcnow, write_transaction
 from codelace_box.db.models import RateEvent
 from codelace_box.errors import RateLimited
 
@@ -56,7 +56,9 @@ def _wait_sec(limit: Limit, now: datetime) -> float:
 def hit(limits: Sequence[Limit]) -> None:
     """Count one event against every limit, or raise RateLimited if any is exhausted."""
     now = utcnow()
-    with write_transaction():
+    with write_transaction() as tx:
+        for bucket in sorted({limit.bucket for limit in limits}):  # one order: no deadlock
+            exclusive(tx, f"rate:{bucket}")  # boxes sharing a database count one at a time
         _prune_old(now)
         waits = [(_wait_sec(limit, now), limit) for limit in limits]
         wait, tightest = max(waits, key=lambda pair: pair[0])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError, fn
 
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import exclusive, utcnow, write_transaction
 from codelace_box.db.models import AccountUsage, ApiKey, User
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 
@@ -68,7 +68,8 @@ def create_user(email: str, *, created_by_admin: bool = False) -> User:
 def get_or_create_user(email: str) -> tuple[User, bool]:
     """The account for an email, created if missing; (user, created)."""
     address = normalize_email(email)
-    with write_transaction():
+    with write_transaction() as tx:
+        exclusive(tx, f"user:{address}")  # two boxes signing in one new email: one creates
         user = User.get_or_none(User.email == address)
         if user is not None:
             return user, False

@@ -23,6 +23,7 @@ from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
+from codelace_box.gateway.metering import claim_hold_owner
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall, prepare_call
@@ -154,6 +155,7 @@ async def start_gateway(app: Sanic) -> None:
         default_rpm=config.limits.rpm,
         default_max_concurrent=config.limits.max_concurrent,
     )
+    claim_hold_owner()  # alive for the other boxes on a shared database
     app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
     loop = asyncio.get_running_loop()

@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codelace_box.db import hotpath
-from codelace_box.db.core import Tx, connection, query_all, query_one, utcnow, write_transaction
+from codelace_box.db.core import (
+    Tx,
+    connection,
+    exclusive,
+    query_all,
+    query_one,
+    utcnow,
+    write_transaction,
+)
 from codelace_box.db.models import LedgerEntry, User
 from codelace_box.errors import InvalidRequest, NotFound
 
@@ -74,6 +82,7 @@ def append_entry(
         raise InvalidRequest(f"unknown ledger entry kind {kind!r}")
     if not reason.strip():
         raise InvalidRequest("a ledger entry needs a reason")
+    exclusive(connection(), f"ledger:{idempotency_key}")  # racing boxes: the first one posts
     existing = LedgerEntry.get_or_none(LedgerEntry.idempotency_key == idempotency_key)
     if existing is not None:
         return Posting(existing, False)

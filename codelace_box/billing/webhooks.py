@@ -46,7 +46,7 @@ from codelace_box.billing.checkout import (
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
-from codelace_box.db.core import durable, utcnow
+from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
 from codelace_box.money import usd_to_nanos
 
@@ -128,6 +128,9 @@ def apply_event(
 
     `setup_owner` is the account a setup session belongs to (`_setup_owner`), None when the
     session is not one of this box's setup sessions."""
+    exclusive(connection(), f"stripe:event:{event_id}")  # boxes sharing a database: one applies
+    if session is not None:  # two events of one session, on two boxes, take turns
+        exclusive(connection(), f"stripe:session:{session['id']}")
     if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
         return "duplicate"
     StripeEvent.create(id=event_id, type=event_type[:200])

@@ -67,7 +67,7 @@ def audit(state: CliState, since: str | None, as_json: bool) -> None:
     from codelace_box.doctor import open_existing_database
 
     start = parse_since(since)
-    open_existing_database(state.config().database.path)
+    open_existing_database(state.config().database.target)
     rows = [entry_view(e) for e in list_entries(start)]
 
     def render(items: list[dict[str, Any]]) -> str:

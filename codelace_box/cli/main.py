@@ -108,7 +108,7 @@ def migrate_command(state: CliState, status: bool) -> None:
     if status:
         echo_lines(migrate_status_lines(state.config()))
         return
-    db = open_database(state.config().database.path)
+    db = open_database(state.config().database.target)
     applied = migrate(db)
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
     click.echo(f"schema version {current_version(db)} ({done})")
@@ -122,7 +122,13 @@ def backup(state: CliState, path: str) -> None:
     from codelace_box.db.backup import backup_database
     from codelace_box.doctor import open_existing_database
 
-    source = state.config().database.path
+    config = state.config()
+    if config.database.is_postgres:
+        raise CodelaceError(
+            "backup copies a SQLite file; on PostgreSQL use pg_dump "
+            "(e.g. pg_dump -Fc -f codelace.dump DATABASE_URL)"
+        )
+    source = config.database.path
     open_existing_database(source).close()
     pages = backup_database(source, path)
     click.echo(f"backed up {pages} pages to {path}")
@@ -138,7 +144,7 @@ def doctor(state: CliState) -> None:
     from codelace_box.upkeep.backups import backup_status
 
     config = state.config()
-    db = open_existing_database(config.database.path)
+    db = open_existing_database(config.database.target)
     version, problems = check_database(db, existing_secret_key(config))
     for line in problems:
         click.echo(f"MISMATCH {line}")
@@ -146,6 +152,27 @@ def doctor(state: CliState) -> None:
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
     click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
+
+
+@main.group("db")
+def db_group() -> None:
+    """Move the database between engines (SQLite, PostgreSQL)."""
+
+
+@db_group.command("copy")
+@click.option("--to", "to_url", required=True, help="sqlite:///PATH or postgresql://... (empty)")
+@pass_state
+def db_copy(state: CliState, to_url: str) -> None:
+    """Copy every row of the configured database into an empty database at URL."""
+    from codelace_box.db.copy import copy_database
+    from codelace_box.db.postgres import redacted
+    from codelace_box.doctor import open_existing_database
+
+    config = state.config()
+    open_existing_database(config.database.target).close()
+    counts = copy_database(config.database.target, to_url)
+    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redacted(to_url)}")
+    click.echo("point database.url at it (and set server.secret_key), then run doctor")
 
 
 @main.command()

@@ -44,7 +44,7 @@ class CliState:
         """The migrated database, opened for this command."""
         from codelace_box.db.migrate import migrate
 
-        db = open_database(self.config().database.path)
+        db = open_database(self.config().database.target)
         migrate(db)
         return db
 

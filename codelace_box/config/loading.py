@@ -81,6 +81,9 @@ def resolve_config_path(explicit: str | None, env: dict[str, str] | None = None)
     return default if default.exists() else None
 
 
+SQLITE_URL = "sqlite:///"
+
+
 def load_config(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
     """Read, merge and validate the configuration; raises ConfigError on any problem."""
     env = dict(os.environ) if env is None else env
@@ -92,7 +95,12 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
 
 def _anchor_database_path(config: Config, path: Path | None) -> Config:
     """A relative database path (and backup folder) read with a config file is relative to
-    that file's folder."""
+    that file's folder (a `sqlite:///PATH` database.url becomes database.path first: one name
+    for the file)."""
+    if config.database.url.startswith(SQLITE_URL):
+        sqlite_path = config.database.url.removeprefix(SQLITE_URL)
+        database = dataclasses.replace(config.database, path=sqlite_path, url="")
+        config = dataclasses.replace(config, database=database)
     if path is None:
         return config
     folder = path.resolve().parent

@@ -50,6 +50,12 @@ def check_combinations(config: Config, origin: Origin) -> None:
             "(smtp_ssl is TLS from the first byte; STARTTLS upgrades a plain connection)"
         )
     _check_whole_cents(config, origin)
+    if config.database.is_postgres and not config.server.secret_key:
+        where = origin["database"].get("url", config.source)
+        raise ConfigError(
+            f"{where}: server.secret_key must be set when database.url is PostgreSQL "
+            "(every box sharing the database needs the same secret)"
+        )
 
 
 def _check_whole_cents(config: Config, origin: Origin) -> None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from codelace_box.config.values import DOMAIN, NOT_BLANK, URL
+from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, URL
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
@@ -73,6 +73,22 @@ class DatabaseConfig:
         "the config file's folder (the working directory when there is no file).",
         pattern=NOT_BLANK,
     )
+    url: str = _opt(
+        "",
+        "sqlite:///PATH or postgresql://user:password@host:port/db (many boxes on one "
+        "database; needs server.secret_key); empty: sqlite:/// with database.path.",
+        pattern=DATABASE_URL,
+    )
+
+    @property
+    def target(self) -> str:
+        """What db.core.open_database opens: the URL, or the SQLite file of database.path."""
+        return self.url or f"sqlite:///{self.path}"
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the boxes share a PostgreSQL database."""
+        return self.url.startswith(("postgresql://", "postgres://"))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 NOT_BLANK = (r".*\S.*", "a non-empty string")
+DATABASE_URL = (
+    r"((sqlite:///|postgres(ql)?://)\S+)?",
+    "empty, sqlite:///PATH or postgresql://user:password@host:port/db",
+)
 DOMAIN = (
     r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
     "domain names like example.com",
@@ -103,7 +107,8 @@ def normalize(value: Any, meta: Any) -> Any:
 
 
 def _shown(name: str, value: Any) -> str:
-    hidden = ("secret", "password", "webhook_url")  # a Slack webhook URL is its own credential
+    # a database URL carries its password, a Slack webhook URL is its own credential
+    hidden = ("secret", "password", "url")
     return "<hidden>" if any(word in name for word in hidden) else repr(value)
 
 

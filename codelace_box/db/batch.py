@@ -8,6 +8,10 @@ once per request. The flush is a plain callback: nothing awaits inside the trans
 a request that is cancelled while waiting still has its write committed (its future is simply
 not told). A caller awaits its own result; the result exists only after the COMMIT. The
 transaction and the savepoints are `write_transaction()`'s, the one way to write (db/core.py).
+
+On PostgreSQL the batch's transaction runs on the write thread (db/offload.py) instead of the
+loop: one batch at a time, the writes queued meanwhile make the next one (a batch grows with
+the server's latency instead of the loop waiting for it). The futures are resolved on the loop.
 """
 
 from __future__ import annotations
@@ -15,24 +19,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from codelace_box.db.core import Savepoint, Tx, is_busy, write_transaction
+from codelace_box.db.offload import write_thread
 from codelace_box.errors import ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
 Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
+Pending = list[tuple[Write, asyncio.Future[Any]]]
+Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
 
 
 class WriteBatch:
     """Queue writes; they run together at the end of the current loop turn."""
 
-    __slots__ = ("_pending", "_scheduled")
+    __slots__ = ("_in_flight", "_pending", "_scheduled", "_task")
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._pending: Pending = []
         self._scheduled = False
+        self._in_flight = False  # a batch is on the write thread
+        self._task: asyncio.Future[list[Outcome]] | None = None
 
     def submit(self, write: Callable[[Tx], T]) -> asyncio.Future[T]:
         """Queue a write; the future resolves (or raises) once its batch committed."""
@@ -49,27 +59,72 @@ class WriteBatch:
         self.submit(write).add_done_callback(_log_failure)
 
     def flush(self) -> None:
-        """Run every queued write in one transaction and resolve their futures."""
-        pending, self._pending = self._pending, []
+        """Run every queued write in one transaction and resolve their futures (PostgreSQL:
+        on the write thread, the futures once it is back)."""
         self._scheduled = False
-        if not pending:
+        if self._in_flight or not self._pending:
+            return  # a batch on the write thread: these make the next one when it lands
+        pending, self._pending = self._pending, []
+        thread = write_thread()
+        if thread is None:
+            _resolve(_commit(pending))
             return
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            with write_transaction() as tx:
-                for write, future in pending:
-                    outcomes.append((future, *_run_one(tx, write)))
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
-            log.error("a batch of %d writes failed: %s", len(pending), exc)
-            failure = _unavailable(exc)
-            outcomes = [(future, None, failure) for _, future in pending]
-        for future, value, error in outcomes:
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+        self._in_flight = True
+        task = asyncio.ensure_future(thread.run(_commit, pending))
+        task.add_done_callback(partial(self._landed, pending))
+        self._task = task
+
+    async def written(self) -> None:
+        """Flush, and return once every queued write is committed (before a worker stops)."""
+        while self._pending or self._in_flight:
+            self.flush()
+            task = self._task
+            if task is not None and not task.done():
+                await asyncio.wait([task])
+            await asyncio.sleep(0)  # its done callback (`_landed`) runs
+
+    def _landed(self, pending: Pending, task: asyncio.Future[list[Outcome]]) -> None:
+        """A batch came back from the write thread: resolve it, send the next."""
+        self._in_flight = False
+        if task.cancelled():
+            outcomes = _failed(pending, RuntimeError("the write thread stopped"))
+        elif (exc := task.exception()) is not None:
+            outcomes = _failed(pending, exc)
+        else:
+            outcomes = task.result()
+        _resolve(outcomes)
+        self.flush()
+
+
+def _commit(pending: Pending) -> list[Outcome]:
+    """Every write of a batch in one transaction, each in its savepoint; what each gave.
+    (Touches no future: it may run on the write thread.)"""
+    outcomes: list[Outcome] = []
+    try:
+        with write_transaction() as tx:
+            for write, future in pending:
+                outcomes.append((future, *_run_one(tx, write)))
+    except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
+        log.error("a batch of %d writes failed: %s", len(pending), exc)
+        return _failed(pending, exc)
+    return outcomes
+
+
+def _failed(pending: Pending, exc: BaseException) -> list[Outcome]:
+    """The whole batch failed with `exc` (a busy database: a 503)."""
+    failure = _unavailable(exc) if isinstance(exc, Exception) else exc
+    return [(future, None, failure) for _, future in pending]
+
+
+def _resolve(outcomes: list[Outcome]) -> None:
+    """Tell each waiting caller its write's result (or error); on the loop."""
+    for future, value, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None]:

@@ -12,14 +12,15 @@ front), `LOCK_ROWS` (a row read under a lock), `?` parameters (qmark), `is_busy(
 wait that timed out), `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
 `minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`) and the substring test of the reports'
 filters (`contains_sql()`).
-A second engine slots in behind these names and a `hotpath` of its own.
+PostgreSQL (`database.url = "postgresql://..."`, many boxes on one database) sits behind the
+same names (its timestamps are TIMESTAMP columns: the SQL helpers format them as SQLite's text
+starts); what is its own is named in db/postgres.py (parameters, types, durability).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,10 +30,13 @@ from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
+from codelace_box.db import postgres, timestamps
 from codelace_box.errors import ConfigError
 from codelace_box.private_files import create_private_file, make_private, make_private_dir
 
-ENGINE = "sqlite"
+SQLITE, POSTGRES = "sqlite", "postgres"
+SQLITE_URL = "sqlite:///"
+POSTGRES_URLS = ("postgresql://", "postgres://")
 BUSY_TIMEOUT_SEC = 10.0
 MAX_SQLITE_INTEGER = 2**63 - 1  # the largest INTEGER (and rowid) SQLite stores
 PRAGMAS = (
@@ -43,17 +47,40 @@ PRAGMAS = (
     ("temp_store", "memory"),
 )
 BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: take the write lock now, not at the first write
-# What makes a SELECT lock the rows it reads until the transaction ends. SQLite: nothing, the
-# IMMEDIATE transaction already holds the one write lock; PostgreSQL: " FOR UPDATE".
-LOCK_ROWS = ""
+# What makes a SELECT lock the rows it reads until the transaction ends, by engine (`lock_rows()`).
+# SQLite: nothing, the IMMEDIATE transaction already holds the one write lock; PostgreSQL
+# (READ COMMITTED): " FOR UPDATE", so a second box's writer waits for the row.
+LOCK_ROWS = {SQLITE: "", POSTGRES: " FOR UPDATE"}
 _SAVEPOINT, _ROLLBACK_TO, _RELEASE = (
     f"{verb} nested_write" for verb in ("SAVEPOINT", "ROLLBACK TO", "RELEASE")
 )
+
+# The stored timestamps' form (db/timestamps.py), asked of this module as everything else.
+EARLIEST = timestamps.EARLIEST
+utcnow, iso_z, db_time, parse_time = (
+    timestamps.utcnow,
+    timestamps.iso_z,
+    timestamps.db_time,
+    timestamps.parse_time,
+)
+minute_of, day_of = timestamps.minute_of, timestamps.day_of
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]  # positional, `?` in the statement text
 
 database = DatabaseProxy()
+_engine = [SQLITE]  # the engine open_database() opened last
+_pg_tx: dict[int, tuple[Any, postgres.PgTx]] = {}  # id(connection) -> its Tx
+
+
+def engine() -> str:
+    """The engine of the open database: "sqlite" or "postgres"."""
+    return _engine[0]
+
+
+def lock_rows() -> str:
+    """What to append to a SELECT so that its rows stay locked until the transaction ends."""
+    return LOCK_ROWS[_engine[0]]
 
 
 class Rows(Protocol):
@@ -78,7 +105,19 @@ def _as_tx(conn: apsw.Connection) -> Tx:
 def connection() -> Tx:
     """The process's connection (opened if closed), for reads and, inside a write
     transaction, for hand-written writes."""
-    return _as_tx(database.connection())
+    conn = database.connection()
+    if _engine[0] == SQLITE:
+        return _as_tx(conn)
+    return _pg(conn)
+
+
+def _pg(conn: Any) -> postgres.PgTx:
+    """The Tx of a psycopg connection (one per connection, kept)."""
+    cached = _pg_tx.get(id(conn))
+    if cached is None or cached[0] is not conn:
+        cached = (conn, postgres.PgTx(conn))
+        _pg_tx[id(conn)] = cached
+    return cached[1]
 
 
 def query_all(sql: str, params: Params = ()) -> list[Row]:
@@ -125,21 +164,22 @@ class Savepoint:
 
 
 class WriteTransaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error); inside an open transaction, a SAVEPOINT
-    that rolls back alone. Peewee learns of the outer one: its `atomic()` nests as a savepoint."""
+    """BEGIN IMMEDIATE (SQLite; PostgreSQL: BEGIN) ... COMMIT (ROLLBACK on error); inside an
+    open transaction, a SAVEPOINT that rolls back alone. Peewee learns of the outer one: its
+    `atomic()` nests as a savepoint."""
 
     __slots__ = ("_conn", "_nested")
 
     def __enter__(self) -> Tx:
-        conn = database.connection()
+        conn = connection()
         self._conn = conn
-        if not conn.getautocommit():
+        if _in_transaction(conn):
             self._nested: Savepoint | None = Savepoint(conn)
             return self._nested.__enter__()
         self._nested = None
-        conn.execute(BEGIN_WRITE)
+        conn.execute(BEGIN_WRITE if _engine[0] == SQLITE else "BEGIN")
         database.push_transaction(self)
-        return _as_tx(conn)
+        return conn
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         conn = self._conn
@@ -157,8 +197,14 @@ class WriteTransaction:
             raise
 
 
-def _rollback(conn: apsw.Connection) -> None:
-    if not conn.getautocommit():  # SQLite may have rolled back already (e.g. disk full)
+def _in_transaction(conn: Any) -> bool:
+    if isinstance(conn, postgres.PgTx):
+        return conn.in_transaction()
+    return not conn.getautocommit()
+
+
+def _rollback(conn: Any) -> None:
+    if _in_transaction(conn):  # SQLite may have rolled back already (e.g. disk full)
         conn.execute("ROLLBACK")
 
 
@@ -167,21 +213,91 @@ def write_transaction() -> WriteTransaction:
     return WriteTransaction()
 
 
+def exclusive(tx: Tx, name: str) -> None:
+    """Inside a write transaction: one writer at a time for `name` (an email, an idempotency
+    key, a rate-limit bucket) until the transaction ends, so a check-then-write on it cannot
+    race. SQLite's BEGIN IMMEDIATE already admits one writer; on PostgreSQL this is a
+    transaction advisory lock, held across every box."""
+    if _engine[0] == POSTGRES:
+        tx.execute(postgres.XACT_LOCK_SQL, (name,))
+
+
+def table_exists(table: str) -> bool:
+    """Whether the open database has this table."""
+    return bool(database.table_exists(table))
+
+
+def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
+    """After rows were inserted with their ids: on PostgreSQL the id sequences continue after
+    them (SQLite's rowids need nothing)."""
+    if _engine[0] == POSTGRES:
+        for table in tables:
+            tx.execute(postgres.RESET_SEQUENCE_SQL.format(table=table))
+
+
+def claim_owner(owner: str) -> None:
+    """Mark this process alive as `owner` (of holds) for as long as it is connected: on
+    PostgreSQL every box can then tell a live owner from a dead one (`gone_owners`)."""
+    db = database.obj
+    if isinstance(db, postgres.BoxPostgresqlDatabase):
+        db.owner = owner
+        connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
+
+
+def gone_owners(owners: Sequence[str]) -> list[str] | None:
+    """Of these hold owners, those no live process claims (PostgreSQL, any machine); None on
+    SQLite, where the caller asks the operating system about its own host's processes."""
+    if _engine[0] != POSTGRES:
+        return None
+    sql, lock_class = postgres.GONE_OWNERS_SQL, postgres.OWNER_LOCK_CLASS
+    return [row[0] for row in query_all(sql, (list(owners), lock_class))]
+
+
 def is_busy(exc: BaseException) -> bool:
-    """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it."""
-    return isinstance(exc, apsw.BusyError) or (
-        isinstance(exc, PeeweeOperationalError) and "locked" in str(exc)
+    """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it (or
+    PostgreSQL's lock, deadlock and serialization failures)."""
+    return (
+        isinstance(exc, apsw.BusyError)
+        or (isinstance(exc, PeeweeOperationalError) and "locked" in str(exc))
+        or postgres.is_busy(exc)
     )
 
 
 def quick_check(db: Database) -> list[str]:
-    """SQLite's integrity check of the file: ['ok'], or what is wrong."""
+    """SQLite's integrity check of the file: ['ok'], or what is wrong (PostgreSQL: see
+    postgres.quick_check)."""
+    if isinstance(db, postgres.BoxPostgresqlDatabase):
+        return postgres.quick_check(db.connection())
     return [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
 
 
-def open_database(path: str | Path) -> APSWDatabase:
-    """Open the SQLite file and bind the models to it; a new database (and a new folder for
-    it) is private: file 600 (its -wal and -shm follow), folder 700, whatever the umask."""
+def open_database(target: str | Path) -> Database:
+    """Open the database (a SQLite file, `sqlite:///PATH` or `postgresql://...`) and bind the
+    models to it."""
+    where = str(target)
+    if where.startswith(POSTGRES_URLS):
+        return _open_postgres(where)
+    return _open_sqlite(where.removeprefix(SQLITE_URL))
+
+
+def _open_postgres(url: str) -> Database:
+    """Connect to PostgreSQL (a box fails fast at start when the server is not there)."""
+    db = postgres.open_postgres(url)
+    try:
+        db.connect(reuse_if_open=True)
+    except PeeweeDatabaseError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"database.url {postgres.redacted(url)}: cannot open the database: {reason}"
+        ) from None
+    _engine[0] = POSTGRES
+    database.initialize(db)
+    return db
+
+
+def _open_sqlite(path: str) -> APSWDatabase:
+    """Open the SQLite file; a new database (and a new folder for it) is private: file 600
+    (its -wal and -shm follow), folder 700, whatever the umask."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC)
     if target.is_dir():
@@ -199,8 +315,41 @@ def open_database(path: str | Path) -> APSWDatabase:
     except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"database.path {path}: cannot open the database: {reason}") from None
+    _engine[0] = SQLITE
     database.initialize(db)
     return db
+
+
+class _PgSchema:
+    """The database as a migration sees it on PostgreSQL: its SQLite DDL in PostgreSQL's types."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def execute_sql(self, sql: str, params: Params = ()) -> Any:
+        return self._db.execute_sql(postgres.pg_ddl(sql), tuple(params) or None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def schema_target(db: Database) -> Any:
+    """What a migration's apply(db) is given: the database, speaking SQLite's DDL."""
+    return _PgSchema(db) if isinstance(db, postgres.BoxPostgresqlDatabase) else db
+
+
+@contextmanager
+def migration_lock(db: Database) -> Iterator[None]:
+    """One process migrates at a time: on PostgreSQL a session advisory lock (two boxes
+    starting at once); on SQLite each migration's BEGIN IMMEDIATE is lock enough."""
+    if not isinstance(db, postgres.BoxPostgresqlDatabase):
+        yield
+        return
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (postgres.MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (postgres.MIGRATION_LOCK,))
 
 
 def close_database() -> None:
@@ -211,7 +360,13 @@ def close_database() -> None:
 
 @contextmanager
 def durable() -> Iterator[None]:
-    """Commit what runs inside with an fsync (synchronous=FULL), e.g. a credit before a 2xx."""
+    """Commit what runs inside with an fsync (synchronous=FULL; PostgreSQL: synchronous_commit
+    on for the transaction), e.g. a credit before a 2xx."""
+    if _engine[0] == POSTGRES:
+        with write_transaction() as tx:
+            tx.execute("SET LOCAL synchronous_commit = on")
+            yield
+        return
     database.execute_sql("PRAGMA synchronous=FULL")
     try:
         with write_transaction():
@@ -220,55 +375,25 @@ def durable() -> Iterator[None]:
         database.execute_sql("PRAGMA synchronous=NORMAL")
 
 
-def utcnow() -> datetime:
-    """Now, as a naive UTC datetime (how timestamps are stored)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def iso_z(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC with a Z, as the API shows timestamps."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
-def db_time(moment: datetime) -> str:
-    """A moment in the stored text form of timestamps ('YYYY-MM-DD HH:MM:SS.ffffff')."""
-    return str(moment.replace(tzinfo=None))
-
-
-def parse_time(value: Any) -> datetime:
-    """A stored timestamp back to a naive UTC datetime."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
-
-
 def minute_sql(column: str) -> str:
     """SQL for the minute of a stored timestamp, 'YYYY-MM-DD HH:MM' (the start of its text)."""
+    if _engine[0] == POSTGRES:
+        return postgres.minute_sql(column)
     return f"substr({column}, 1, 16)"
 
 
 def day_sql(column: str) -> str:
     """SQL for the day of a stored timestamp, 'YYYY-MM-DD' (the start of its text)."""
+    if _engine[0] == POSTGRES:
+        return postgres.day_sql(column)
     return f"substr({column}, 1, 10)"
-
-
-def minute_of(moment: str) -> str:
-    """The minute bucket of a stored timestamp's text ('YYYY-MM-DD HH:MM')."""
-    return moment[:16]
-
-
-def day_of(moment: str) -> str:
-    """The day bucket of a stored timestamp's text ('YYYY-MM-DD')."""
-    return moment[:10]
 
 
 def contains_sql(column: str) -> str:
     """SQL that is true when the lower-cased text of `column` (NULL: empty) contains the next
     `?` parameter (lower-cased by the caller)."""
+    if _engine[0] == POSTGRES:
+        return postgres.contains_sql(column)
     return f"instr(lower(COALESCE({column}, '')), ?) > 0"
 
 

@@ -3,12 +3,15 @@ period, the account limits' counts, the usage row, a ledger row, the running tot
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
-so each is compiled once. The text is SQLite's (`?` parameters) but keeps to what PostgreSQL
-also reads (`RETURNING`, the quoted "user" table); a second engine gives these functions a
-module of its own. The rules (how much to reserve or charge, when) live in the features:
+so each is compiled once (psycopg prepares them on PostgreSQL). The text is written with `?`
+parameters and keeps to what both engines read (`RETURNING`, the quoted "user" table, the
+totals' and rollups' upserts `INSERT ... ON CONFLICT ... DO UPDATE`); where they must differ
+the statement is chosen by engine here: on PostgreSQL (READ COMMITTED, many boxes) the
+settlement reads the account and the account limits lock the user `FOR UPDATE`
+(`core.lock_rows()`), so a concurrent writer of the same user waits instead of acting on a
+balance or a count that is no longer there (SQLite's BEGIN IMMEDIATE already serialises every
+writer). The rules (how much to reserve or charge, when) live in the features:
 `accounts/keys.py`, `gateway/metering.py` and `billing/ledger.py`, the only callers.
-The totals and rollups are upserts (`INSERT ... ON CONFLICT ... DO UPDATE`, which both engines
-read).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from codelace_box.db.core import LOCK_ROWS, Tx
+from codelace_box.db.core import LOCK_ROWS, POSTGRES, SQLITE, Tx, engine
 
 _KEY_OWNER_SQL = (
     "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status, k.expires_at, "
@@ -45,7 +48,9 @@ _RECOUNT_KEY_HELD_SQL = (
     "WHERE hold.api_key_id = api_key.id) WHERE held_nanos != (SELECT "
     "COALESCE(SUM(amount_nanos), 0) FROM hold WHERE hold.api_key_id = api_key.id)"
 )
-_LOCK_USER_SQL = 'SELECT id FROM "user" WHERE id = ?' + LOCK_ROWS
+_LOCK_USER_SQL = {
+    name: 'SELECT id FROM "user" WHERE id = ?' + lock for name, lock in LOCK_ROWS.items()
+}
 _OPEN_HOLDS_SQL = "SELECT COUNT(*) FROM hold WHERE user_id = ?"
 _EVENTS_PRUNE_SQL = "DELETE FROM rate_event WHERE bucket = ? AND created_at <= ?"
 _EVENTS_COUNT_SQL = "SELECT COUNT(*) FROM rate_event WHERE bucket = ? AND created_at > ?"
@@ -63,6 +68,8 @@ _HOLD_SQL = (
 )
 _TAKE_HOLD_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id"
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
+# PostgreSQL: the row stays ours to commit
+_ACCOUNT_LOCKED_SQL = {SQLITE: _ACCOUNT_SQL, POSTGRES: _ACCOUNT_SQL + LOCK_ROWS[POSTGRES]}
 _LOWER_HELD_SQL = 'UPDATE "user" SET held_nanos = held_nanos - ? WHERE id = ?'
 _RECOUNT_HELD_SQL = (
     'UPDATE "user" SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold '
@@ -172,7 +179,7 @@ def settle_key(tx: Tx, key_id: int, released_nanos: int, charged_nanos: int) -> 
 
 def lock_user(tx: Tx, user_id: int) -> None:
     """Lock the user's row until the transaction ends (the account limits count under it)."""
-    tx.execute(_LOCK_USER_SQL, (user_id,)).fetchall()
+    tx.execute(_LOCK_USER_SQL[engine()], (user_id,)).fetchall()
 
 
 def open_holds(tx: Tx, user_id: int) -> int:
@@ -198,8 +205,10 @@ def insert_event(tx: Tx, bucket: str, created_at: str) -> None:
 
 
 def account(tx: Tx, user_id: int) -> tuple[int, int]:
-    """(balance_nanos, held_nanos) of a user."""
-    row = tx.execute(_ACCOUNT_SQL, (user_id,)).fetchone()
+    """(balance_nanos, held_nanos) of a user, the row locked until the transaction ends (what
+    the settlement then writes is computed from it)."""
+    sql = _ACCOUNT_LOCKED_SQL[engine()]
+    row = tx.execute(sql, (user_id,)).fetchone()
     return int(row[0]), int(row[1])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from peewee import Database
 
-from codelace_box.db.core import write_transaction
+from codelace_box.db.core import migration_lock, schema_target, write_transaction
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
 from codelace_box.errors import ConfigError
@@ -28,8 +28,13 @@ def migrate(db: Database) -> list[int]:
     """Apply every pending migration in order; returns the versions applied now.
 
     A database migrated by a newer codelace-box (a version this one does not know) is refused
-    rather than touched.
+    rather than touched. Boxes starting at once on one database take turns (migration_lock).
     """
+    with migration_lock(db):
+        return _migrate(db)
+
+
+def _migrate(db: Database) -> list[int]:
     with write_transaction():
         db.create_tables([SchemaMigration], safe=True)
     applied = applied_versions(db)
@@ -46,7 +51,7 @@ def migrate(db: Database) -> list[int]:
         with write_transaction():
             if version in applied_versions(db):  # another process got here first
                 continue
-            module.apply(db)
+            module.apply(schema_target(db))
             SchemaMigration.create(version=version, name=module.NAME)
         done.append(version)
     return done

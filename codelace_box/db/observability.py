@@ -2,15 +2,15 @@
 upstream's error text on a usage row.
 
 The audit chain needs its writers serialized: on SQLite the write lock of BEGIN IMMEDIATE
-(`write_transaction`) does it, so `last_hash` reads the tail with no lock of its own. A second
-engine must lock here (PostgreSQL: `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE` before the
-read), or two admins writing at once would both chain to the same entry.
+(`write_transaction`) does it; on PostgreSQL `last_hash` first takes the chain's lock
+(`exclusive`, held to the commit, across every box), or two admins writing at once would both
+chain to the same entry. created_at is text on both engines: the exact string that was hashed.
 The refusal counter is one portable upsert (`INSERT ... ON CONFLICT ... DO UPDATE`).
 """
 
 from __future__ import annotations
 
-from codelace_box.db.core import Row, Tx, query_all
+from codelace_box.db.core import Row, Tx, exclusive, query_all
 
 AUDIT_COLUMNS = (
     "id, created_at, os_user, client, command, target, before_state, after_state, prev_hash, hash"
@@ -18,7 +18,9 @@ AUDIT_COLUMNS = (
 
 
 def last_hash(tx: Tx) -> str:
-    """The hash of the newest audit entry ('' when there is none), inside a write transaction."""
+    """The hash of the newest audit entry ('' when there is none), inside a write transaction
+    (which then holds the chain until it commits)."""
+    exclusive(tx, "audit_log")
     row = tx.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     return str(row[0]) if row else ""
 

@@ -16,8 +16,12 @@ Engine neutrality: nothing here knows SQLite. Work runs one item at a time, in o
 thread, one connection): a write transaction begun here never interleaves with another
 begun here; transactions of the loop's thread run on its own connection and the engine's
 locking orders the two (SQLite: the busy timeout; PostgreSQL: row locks). An engine whose
-driver releases the GIL while it waits (apsw, psycopg) lets the loop run meanwhile. A
-PostgreSQL hot path can run through the same call, or start more than one `DbThread`.
+driver releases the GIL while it waits (apsw, psycopg) lets the loop run meanwhile.
+
+The write thread (PostgreSQL only): a second `DbThread` of its own connection on which the
+group commit (db/batch.py) runs the hot path's transactions (admit, settle), so the loop never
+waits for the server's round trips and a batch does not queue behind a long read. SQLite's
+writes stay on the loop: they are local calls of microseconds, and there is one writer anyway.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from codelace_box.db.core import close_database
+from codelace_box.db.core import POSTGRES, close_database, engine
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -76,6 +80,7 @@ class DbThread:
 
 
 _current: list[DbThread] = []  # this process's database thread, once started
+_writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
@@ -85,8 +90,25 @@ def start_db_thread() -> DbThread:
     return _current[0]
 
 
+def start_write_thread() -> DbThread | None:
+    """On PostgreSQL, start this process's write thread (once the database is open;
+    idempotent); on SQLite none: None."""
+    if engine() != POSTGRES:
+        return None
+    if not _writer:
+        _writer.append(DbThread("codelace-write"))
+    return _writer[0]
+
+
+def write_thread() -> DbThread | None:
+    """This process's write thread, if started."""
+    return _writer[0] if _writer else None
+
+
 def stop_db_thread() -> None:
-    """Stop this process's database thread, if started (before the database closes)."""
+    """Stop this process's database threads, if started (before the database closes)."""
+    while _writer:
+        _writer.pop().stop()
     while _current:
         _current.pop().stop()
 

@@ -46,7 +46,16 @@ from typing import Any
 from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath
-from codelace_box.db.core import Tx, connection, day_of, minute_of, utcnow, write_transaction
+from codelace_box.db.core import (
+    Tx,
+    claim_owner,
+    connection,
+    day_of,
+    gone_owners,
+    minute_of,
+    utcnow,
+    write_transaction,
+)
 from codelace_box.db.observability import set_upstream_error
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import (
@@ -71,6 +80,19 @@ PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, t
 def hold_owner() -> str:
     """This process as a hold owner: '<host>:<pid>'."""
     return f"{_HOST}:{os.getpid()}"
+
+
+def claim_hold_owner() -> None:
+    """Mark this process alive as the owner of the holds it takes (a server worker, at start):
+    on PostgreSQL the other boxes then free its holds within a sweep of its death."""
+    claim_owner(hold_owner())
+
+
+def _gone(owners: list[str]) -> list[str]:
+    """The owners that are gone: on PostgreSQL, those no live box claims (any machine); on
+    SQLite, this host's processes that exited (another host's holds age out)."""
+    gone = gone_owners(owners)
+    return gone if gone is not None else list(filter(_owner_is_gone, owners))
 
 
 def _owner_is_gone(owner: str) -> bool:
@@ -99,7 +121,7 @@ def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     with write_transaction() as tx:
         owners = hotpath.hold_owners(tx)
         released = hotpath.delete_holds_before(tx, cutoff)
-        released += release_holds_in(tx, owners=list(filter(_owner_is_gone, owners)))
+        released += release_holds_in(tx, owners=_gone(owners))
         hotpath.recount_held(tx)  # also mends a cached total that drifted
     return released
 
@@ -109,6 +131,9 @@ def dead_hold_owners() -> list[str]:
     crashed while the others serve on); never this process. A read: takes no write lock."""
     me = hold_owner()
     owners = hotpath.hold_owners(connection())
+    gone = gone_owners(owners)
+    if gone is not None:  # PostgreSQL: a box on any machine, dead for a sweep interval at most
+        return [owner for owner in gone if owner != me]
     return [
         owner
         for owner in owners

@@ -139,7 +139,7 @@ class Gateway:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-        self.writes.flush()  # the releases those cancellations queued
+        await self.writes.written()  # the releases those cancellations queued
 
     def _detach(self, request_id: str, work: Coroutine[Any, Any, None]) -> None:
         """Run work of a call whose client left; `drain()` waits for it."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from codelace_box.db.core import db_time, parse_time, utcnow
+from codelace_box.db.core import EARLIEST, db_time, parse_time, utcnow
 from codelace_box.db.history import EXPORT_COLUMNS, delete_usage_batch, usage_pages
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.errors import InvalidRequest
@@ -47,7 +47,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict[str, object]]:
     """Every usage row from `since` (optionally one user's), oldest first, as a record."""
-    start = db_time(since) if since else ""
+    start = db_time(since) if since else EARLIEST
     for page in usage_pages(start, user_id):
         for row in page:
             record = dict(zip(EXPORT_COLUMNS, row, strict=True))

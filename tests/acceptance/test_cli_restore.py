@@ -66,3 +66,12 @@ def test_a_bad_or_tampered_backup_is_refused_and_nothing_changes(tmp_path: Path)
     assert "no backup at" in box.fail("restore", "backups/missing.db")
     assert balance(box, "cy@restore.test") == 2
     assert not list((box.root / "data").glob("codelace.db.replaced-*"))
+
+
+def test_restore_on_postgresql_points_to_pg_restore(tmp_path: Path) -> None:
+    box = Box.create(tmp_path / "box")
+    box.ok("backup", "backups/one.db")
+    url = "postgresql://box:pw@127.0.0.1:1/codelace"  # never reached: the refusal comes first
+    env = {"CODELACE_DATABASE_URL": url, "CODELACE_SERVER_SECRET_KEY": "k" * 64}
+    line = box.fail("restore", "backups/one.db", env=env)
+    assert "pg_restore" in line and "pw" not in line

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.pg_cluster import secret_for, stored_bytes
 from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
 
 ServerFactory = Callable[..., ServerProcess]
@@ -44,6 +45,7 @@ def box_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFact
     `data` names a data directory: servers given the same one share the database.
     """
     started: list[ServerProcess] = []
+    shared_urls: dict[str, str] = {}
 
     def factory(
         data: str = "", env: dict[str, str] | None = None, **sections: dict[str, Any]
@@ -52,6 +54,10 @@ def box_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFact
         merged = base_sections(folder, free_port())
         if data:
             merged["database"]["path"] = str(tmp_path_factory.getbasetemp() / data / "box.db")
+            if "url" in merged["database"]:  # PostgreSQL: one database per data name
+                url = shared_urls.setdefault(data, merged["database"]["url"])
+                merged["database"]["url"] = url
+                merged["server"]["secret_key"] = secret_for(url)
         for name, keys in sections.items():
             merged.setdefault(name, {}).update(keys)
         config = write_config(folder / "codelace.toml", merged)
@@ -144,10 +150,7 @@ def secret_pattern(secret: str) -> re.Pattern[bytes]:
 def assert_nothing_secret_stored(server: ServerProcess, secrets: list[str], marker: str) -> None:
     """No secret in the database file, its WAL, or the server log; `marker` (e.g. an email
     the database holds) proves the scan reads the right bytes."""
-    db = database_path(server)
-    stored = b"".join(
-        path.read_bytes() for path in (db, db.with_name(db.name + "-wal")) if path.exists()
-    )
+    stored = stored_bytes(server.config)
     log = server.log_text().encode()
     assert marker.encode() in stored
     assert secrets, "nothing to look for"

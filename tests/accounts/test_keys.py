@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,10 +17,10 @@ from tests.accounts.conftest import (
     ServerFactory,
     assert_nothing_secret_stored,
     cli,
-    database_path,
     smtp_sections,
 )
 from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.pg_cluster import query_config_db
 from tests.support import ServerProcess, is_uuid4
 
 KEY_RE = re.compile(r"^cl_[A-Za-z0-9]{40}$")
@@ -52,15 +51,15 @@ def error_code(response: httpx.Response, status: int) -> str:
 
 def stored_last_used(box: ServerProcess, key_id: str) -> Any:
     """last_used_at exactly as stored (microseconds included), read beside the server."""
-    with sqlite3.connect(f"file:{database_path(box)}?mode=ro", uri=True) as db:
-        sql = "SELECT last_used_at FROM api_key WHERE uuid = ?"
-        return db.execute(sql, (key_id,)).fetchone()[0]
+    sql = "SELECT last_used_at FROM api_key WHERE uuid = ?"
+    return query_config_db(box.config, sql, (key_id,))[0][0]
 
 
 def stored_key_id(box: ServerProcess, key_id: str) -> int:
     """The integer primary key behind a key's UUID (the id the API showed before UUIDs)."""
-    with sqlite3.connect(f"file:{database_path(box)}?mode=ro", uri=True) as db:
-        return int(db.execute("SELECT id FROM api_key WHERE uuid = ?", (key_id,)).fetchone()[0])
+    return int(
+        query_config_db(box.config, "SELECT id FROM api_key WHERE uuid = ?", (key_id,))[0][0]
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ from tests.accounts.conftest import (
     ServerFactory,
     assert_nothing_secret_stored,
     console_code,
-    database_path,
     smtp_sections,
 )
 from tests.fakes.smtp_server import (
@@ -27,12 +26,12 @@ from tests.fakes.smtp_server import (
     make_self_signed_cert,
     server_tls_context,
 )
+from tests.pg_cluster import query_config_db
 from tests.support import (
     ServerProcess,
     base_sections,
     free_port,
     run_cli,
-    sqlite_rows,
     write_config,
 )
 
@@ -78,7 +77,7 @@ def smtps_sections(smtp: RecordingSmtpServer) -> dict[str, Any]:
 def live_codes(box: ServerProcess, email: str) -> int:
     """How many sign-in codes the box's database holds for `email` (0: none can be used)."""
     query = "SELECT count(*) FROM otp_code WHERE email = ?"
-    return int(sqlite_rows(database_path(box), query, (email,))[0][0])
+    return int(query_config_db(box.config, query, (email,))[0][0])
 
 
 def tls_sections(smtp: RecordingSmtpServer, password: str) -> dict[str, object]:

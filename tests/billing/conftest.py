@@ -3,7 +3,6 @@ and a client that acts as the customer (through the box's API) and as Stripe (we
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from tests.fakes.stripe_double import StripeDouble
+from tests.pg_cluster import query_config_db
 from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
 
 SECRET_KEY = "sk_test_51CodelaceBoxDoubleKey0000000000000000"
@@ -89,12 +89,11 @@ class BillingBox:
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read the box's database file directly (a second connection, as an auditor would)."""
-        with sqlite3.connect(self.db_path, timeout=10) as db:
-            return db.execute(sql, args).fetchall()
+        return query_config_db(self.config, sql, args)
 
     def balance_nanos(self, customer: Customer) -> int:
         return int(
-            self.query("SELECT balance_nanos FROM user WHERE id = ?", customer.user_id)[0][0]
+            self.query('SELECT balance_nanos FROM "user" WHERE id = ?', customer.user_id)[0][0]
         )
 
     def ledger(self, customer: Customer) -> list[tuple[Any, ...]]:

@@ -222,7 +222,7 @@ def test_the_ledger_and_doctor_agree_after_everything(box: BillingBox) -> None:
     assert box.deliver(box.double.complete(session_id)).json()["result"] == "credited"
     assert box.balance_nanos(last) == 16 * NANOS
     rows = box.query(
-        "SELECT u.id, u.balance_nanos, COALESCE(SUM(l.amount_nanos), 0) FROM user u "
+        'SELECT u.id, u.balance_nanos, COALESCE(SUM(l.amount_nanos), 0) FROM "user" u '
         "LEFT JOIN ledger_entry l ON l.user_id = u.id GROUP BY u.id"
     )
     assert any(balance > 0 for _, balance, _ in rows)

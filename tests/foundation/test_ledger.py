@@ -17,7 +17,7 @@ from codelace_box.billing.ledger import (
     ledger_sum,
     post_entry,
 )
-from codelace_box.db.core import close_database, database, open_database, write_transaction
+from codelace_box.db.core import close_database, connection, open_database, write_transaction
 from codelace_box.db.models import Hold, LedgerEntry, Payment, User
 from codelace_box.errors import InvalidRequest, NotFound
 from tests.support import REPO_ROOT, cli_env
@@ -100,7 +100,7 @@ def test_find_mismatches_names_a_tampered_balance_and_hold_total(db_path: Path) 
     for user in (good, bad, held):
         post_entry(user.id, 1_000, "admin", "seed", f"seed:{user.id}")
     assert find_mismatches() == []
-    database.execute_sql('UPDATE "user" SET balance_nanos = 5000 WHERE id = ?', (bad.id,))
+    connection().execute('UPDATE "user" SET balance_nanos = 5000 WHERE id = ?', (bad.id,))
     with write_transaction():
         Hold.create(user=held.id, amount_nanos=300, request_id="req_orphan")
     found = {m.email: m for m in find_mismatches()}

@@ -6,7 +6,6 @@ are set up with the real CLI, exactly as an operator would.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.pg_cluster import query_config_db, query_config_dicts
 from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
 
 NANOS = 1_000_000_000
@@ -58,8 +58,7 @@ class Box(BoxDriver):
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            return db.execute(sql, params).fetchall()
+        return query_config_db(self.config, sql, params)
 
     def balance(self, email: str) -> tuple[int, int]:
         """(balance_nanos, held_nanos) of a user."""
@@ -67,12 +66,11 @@ class Box(BoxDriver):
         return int(rows[0][0]), int(rows[0][1])
 
     def usage_row(self, request_id: str) -> dict[str, Any]:
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM usage_record WHERE request_id = ?", (request_id,))
-            found = row.fetchone()
-        assert found is not None, f"no usage row for {request_id}"
-        return dict(found)
+        rows = query_config_dicts(
+            self.config, "SELECT * FROM usage_record WHERE request_id = ?", (request_id,)
+        )
+        assert rows, f"no usage row for {request_id}"
+        return rows[0]
 
 
 @pytest.fixture(scope="module")

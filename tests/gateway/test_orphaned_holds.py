@@ -5,15 +5,18 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from codelace_box.billing.ledger import find_mismatches, post_entry
-from codelace_box.db.core import database, utcnow
+from codelace_box.db.core import connection, utcnow
 from codelace_box.db.models import Hold, User
-from codelace_box.gateway.metering import release_orphaned_holds
+from codelace_box.gateway.metering import dead_hold_owners, release_orphaned_holds
+from tests.pg_cluster import wanted_engine
+from tests.support import REPO_ROOT, cli_env
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def _dead_pid() -> int:
 
 def _hold(user: User, amount: int, owner: str, age_sec: float = 0) -> None:
     created = str(utcnow() - timedelta(seconds=age_sec))
-    database.execute_sql(
+    connection().execute(
         "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
         "VALUES (?, ?, ?, ?, ?)",
         (user.id, amount, f"req_{owner}_{amount}", created, owner),
@@ -37,6 +40,7 @@ def _hold(user: User, amount: int, owner: str, age_sec: float = 0) -> None:
     User.update(held_nanos=User.held_nanos + amount).where(User.id == user.id).execute()
 
 
+@pytest.mark.skipif(wanted_engine() == "postgres", reason="SQLite: owners are pids of this host")
 def test_only_holds_of_gone_processes_or_too_old_are_released(db: None) -> None:
     host = socket.gethostname()
     user = User.create(email="a@example.com")
@@ -67,5 +71,45 @@ def test_a_hold_of_this_very_pid_counts_as_orphaned(db: None) -> None:
     user = User.create(email="b@example.com")
     _hold(user, 500, f"{socket.gethostname()}:{os.getpid()}")
     assert release_orphaned_holds() == 1
+    assert User.get_by_id(user.id).held_nanos == 0
+    assert find_mismatches() == []
+
+
+CLAIMER = (
+    "import sys, time; from codelace_box.db.core import claim_owner, open_database; "
+    "open_database(sys.argv[1]); claim_owner(sys.argv[2]); print('claimed', flush=True); "
+    "time.sleep(120)"
+)
+
+
+def test_postgresql_frees_the_holds_of_a_box_whose_connection_died(pg_db: str) -> None:
+    """PostgreSQL, any machine: a box claims its owner name on its connections; while it
+    lives its holds stay, once it is killed (-9) the next sweep anywhere releases them."""
+    user = User.create(email="c@example.com")
+    post_entry(user.id, 10_000, "admin", "seed", "seed:c")
+    box = subprocess.Popen(
+        [sys.executable, "-c", CLAIMER, pg_db, "far-host:4242"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert box.stdout is not None and box.stdout.readline().strip() == "claimed"
+        _hold(user, 100, "far-host:4242")  # a live box on another machine: stays
+        _hold(user, 200, "far-host:9999")  # nobody claims it: its box is gone
+        assert release_orphaned_holds() == 1
+        assert dead_hold_owners() == []
+        box.kill()  # SIGKILL: no goodbye, only the dropped connection
+        box.wait()
+        deadline = time.monotonic() + 10
+        while not dead_hold_owners() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dead_hold_owners() == ["far-host:4242"]
+        assert release_orphaned_holds() == 1
+    finally:
+        box.kill()
+        box.wait()
+    assert Hold.select().count() == 0
     assert User.get_by_id(user.id).held_nanos == 0
     assert find_mismatches() == []

@@ -336,3 +336,51 @@ async def test_write_batch_isolates_writes_and_survives_cancellation(db: Path) -
     assert held == ["b1", "b3"], "the failed write left nothing behind"
     assert User.get_by_id(user.id).held_nanos == 5_000
     assert find_mismatches() == []
+
+
+def test_concurrent_settlements_on_two_connections_never_overspend(pg_db: str) -> None:
+    """PostgreSQL, READ COMMITTED: two connections (threads) admit and settle against one
+    account with credit for 10 requests while an operator debit races them: the balance never
+    drops below zero, matches the ledger, and no hold is left."""
+    import contextlib
+    import threading
+
+    from codelace_box.billing.ledger import ledger_sum
+    from codelace_box.db.core import close_database
+
+    user = create_user("race@unit.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-race")
+    charged: list[int] = []
+    refused: list[int] = []
+    start = threading.Barrier(3)
+
+    def worker(name: str) -> None:
+        start.wait()  # each thread connects on its own (peewee's connections are per thread)
+        for n in range(40):
+            request_id = f"{name}-{n}"
+            try:
+                admit(user.id, request_id, 1_000)
+            except InsufficientCredits:
+                refused.append(1)
+                continue
+            charged.append(settle(_settlement(request_id, user.id, 1_000)) or 0)
+        close_database()
+
+    def debit() -> None:
+        start.wait()
+        for n in range(5):
+            with contextlib.suppress(InvalidRequest):  # the credit may be held by requests
+                post_entry(user.id, -500, "admin", "race debit", f"debit-{n}", allow_negative=False)
+        close_database()
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in "ab"]
+    threads.append(threading.Thread(target=debit))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    fresh = User.get_by_id(user.id)
+    assert fresh.balance_nanos >= 0 and fresh.held_nanos == 0
+    assert fresh.balance_nanos == ledger_sum(user.id)
+    assert sum(charged) <= 10_000 and refused, "the credit ran out"
+    assert Hold.select().count() == 0 and find_mismatches() == []

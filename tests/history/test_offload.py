@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from codelace_box.db.core import query_one
+from codelace_box.db.core import close_database, open_database, query_one
 from codelace_box.db.offload import (
     DbThread,
     run_in_db_thread,
     start_db_thread,
+    start_write_thread,
     stop_db_thread,
+    write_thread,
 )
 
 # A query that keeps SQLite busy for a while (hundreds of ms to seconds, machine-dependent).
@@ -80,9 +82,18 @@ async def test_the_thread_has_its_own_connection_and_closes_it(migrated_db: Path
 async def test_an_exception_on_the_thread_is_raised_to_the_caller(migrated_db: Path) -> None:
     start_db_thread()
     try:
-        with pytest.raises(Exception, match="no such table"):
+        with pytest.raises(Exception, match=r"no such table|does not exist"):
             await run_in_db_thread(query_one, "SELECT * FROM no_such_table")
     finally:
         stop_db_thread()
     with pytest.raises(RuntimeError, match="not started"):
         await run_in_db_thread(query_one, "SELECT 1")
+
+
+def test_sqlite_keeps_its_writes_on_the_loop(tmp_path: Path) -> None:
+    """No write thread on SQLite (its writes are local calls; PostgreSQL's: test_postgres.py)."""
+    open_database(tmp_path / "box.db")
+    try:
+        assert start_write_thread() is None and write_thread() is None
+    finally:
+        close_database()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.pg_cluster import wanted_engine, write_config_db
 from tests.support import run_cli
 
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -81,7 +81,9 @@ def _check_totals_equal_rows(box: Box) -> None:
             )
         }
         assert kept == summed and kept, table
-    for period, size in (("minute", 16), ("day", 10)):
+    postgres = wanted_engine() == "postgres"
+    for period, size, form in (("minute", 16, "YYYY-MM-DD HH24:MI"), ("day", 10, "YYYY-MM-DD")):
+        bucket = f"to_char(created_at, '{form}')" if postgres else f"substr(created_at, 1, {size})"
         kept = {
             (r[0], r[1]): _ints(r[2:])
             for r in box.query(
@@ -90,10 +92,7 @@ def _check_totals_equal_rows(box: Box) -> None:
         }
         summed = {
             (r[0], r[1]): _ints(r[2:])
-            for r in box.query(
-                f"SELECT substr(created_at, 1, {size}), model, {TALLY} FROM usage_record "
-                "GROUP BY 1, 2"
-            )
+            for r in box.query(f"SELECT {bucket}, model, {TALLY} FROM usage_record GROUP BY 1, 2")
         }
         assert kept == summed and kept, period
 
@@ -148,8 +147,12 @@ def test_totals_and_rollups_equal_the_rows_and_survive_retention(
 def _age_rows_and_restart_with_retention(box: Box) -> None:
     """Make every usage row 40 days old, then serve again with usage.retention_days = 30."""
     box.server.stop()
-    with sqlite3.connect(box.db_path) as db:
-        db.execute("UPDATE usage_record SET created_at = datetime(created_at, '-40 days')")
+    aged = (
+        "created_at - INTERVAL '40 days'"
+        if wanted_engine() == "postgres"
+        else "datetime(created_at, '-40 days')"
+    )
+    write_config_db(box.config, f"UPDATE usage_record SET created_at = {aged}")
     text = box.config.read_text()
     box.config.write_text(text + "\n[usage]\nretention_days = 30\n")
     box.server.start()

@@ -4,7 +4,6 @@ order of the checks, one condition taken away at a time."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory, cost_nanos
+from tests.pg_cluster import write_config_db
 
 pytestmark = pytest.mark.timeout(120)
 FLAT = "fake/flat"
@@ -73,8 +73,7 @@ def anthropic_type(response: httpx.Response) -> tuple[int, str]:
 
 def write_db(box: Box, sql: str, *params: Any) -> None:
     """Change the box's database as time would (a period that began long ago)."""
-    with sqlite3.connect(box.db_path, timeout=10) as db:
-        db.execute(sql, params)
+    write_config_db(box.config, sql, params)
 
 
 def key_row(box: Box, key_id: str) -> tuple[int, int, str]:
@@ -108,7 +107,7 @@ def test_a_capped_key_stops_at_its_cap_and_starts_again_in_a_new_period(
     assert chat(box, key).status_code == 200
     spent, held, start = key_row(box, key_id)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    assert (spent, held, start) == (each(), 0, f"{today} 00:00:00")
+    assert (spent, held, str(start)) == (each(), 0, f"{today} 00:00:00")  # PG: a datetime
     assert box.balance(email)[0] == 50 * 10**9 - 3 * each()  # the account paid all three
 
 

@@ -29,21 +29,30 @@ SCHEMA = [
     'CREATE TABLE "usage_rollup" ("id" INTEGER NOT NULL PRIMARY KEY, "period" VARCHAR(255) NOT NULL, "bucket" VARCHAR(255) NOT NULL, "model" VARCHAR(255) NOT NULL, "requests" INTEGER NOT NULL, "errors" INTEGER NOT NULL, "input_tokens" INTEGER NOT NULL, "output_tokens" INTEGER NOT NULL, "cache_read_tokens" INTEGER NOT NULL, "cache_write_tokens" INTEGER NOT NULL, "cost_nanos" INTEGER NOT NULL)',  # noqa: E501
     'CREATE UNIQUE INDEX "usage_rollup_period_bucket_model" ON "usage_rollup" ("period", "bucket", "model")',  # noqa: E501
 ]
-BACKFILL = [
-    f'INSERT INTO "account_usage" ("user_id", {_COLUMNS}, "last_request_at") '
-    f"SELECT user_id, {_TALLY}, MAX(created_at) FROM usage_record GROUP BY user_id",
-    f'INSERT INTO "key_usage" ("api_key_id", "user_id", {_COLUMNS}, "last_request_at") '
-    f"SELECT api_key_id, MIN(user_id), {_TALLY}, MAX(created_at) FROM usage_record "
-    "WHERE api_key_id IS NOT NULL GROUP BY api_key_id",
-    *(
-        f'INSERT INTO "usage_rollup" ("period", "bucket", "model", {_COLUMNS}) '
-        f"SELECT '{period}', {bucket}, model, {_TALLY} FROM usage_record GROUP BY {bucket}, model"
-        for period, bucket in (("minute", minute_sql("created_at")), ("day", day_sql("created_at")))
-    ),
-]
+
+
+def backfill() -> list[str]:
+    """The statements that fill the totals and rollups (built when run: the bucket SQL is the
+    open engine's, text on SQLite, to_char of a TIMESTAMP on PostgreSQL)."""
+    return [
+        f'INSERT INTO "account_usage" ("user_id", {_COLUMNS}, "last_request_at") '
+        f"SELECT user_id, {_TALLY}, MAX(created_at) FROM usage_record GROUP BY user_id",
+        f'INSERT INTO "key_usage" ("api_key_id", "user_id", {_COLUMNS}, "last_request_at") '
+        f"SELECT api_key_id, MIN(user_id), {_TALLY}, MAX(created_at) FROM usage_record "
+        "WHERE api_key_id IS NOT NULL GROUP BY api_key_id",
+        *(
+            f'INSERT INTO "usage_rollup" ("period", "bucket", "model", {_COLUMNS}) '
+            f"SELECT '{period}', {bucket}, model, {_TALLY} FROM usage_record "
+            f"GROUP BY {bucket}, model"
+            for period, bucket in (
+                ("minute", minute_sql("created_at")),
+                ("day", day_sql("created_at")),
+            )
+        ),
+    ]
 
 
 def apply(db: Any) -> None:
     """Create the totals and rollups, and fill them from the usage rows."""
-    for statement in [*SCHEMA, *BACKFILL]:
+    for statement in [*SCHEMA, *backfill()]:
         db.execute_sql(statement)

@@ -1,0 +1,119 @@
+"""`db copy`: every row of one database into an empty one of either engine (SQLite to
+PostgreSQL when a team moves to several boxes, and back).
+
+The source must be at this codelace-box's schema version; the target is migrated by the same
+history, then filled table by table in foreign-key order, in one transaction (a failed copy
+leaves the target as empty as it was). Ids are kept, so every reference stays right; on
+PostgreSQL the id sequences then continue after the copied rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import peewee
+from peewee import AutoField, CompositeKey, Database, Model
+
+from codelace_box.db import core
+from codelace_box.db import models as schema
+from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
+from codelace_box.errors import CodelaceError
+
+BATCH_ROWS = 500
+
+
+def copied_models() -> list[type[Model]]:
+    """Every table of the schema but the migration record, parents before children."""
+    found = [
+        value
+        for value in vars(schema).values()
+        if isinstance(value, type)
+        and issubclass(value, schema.BaseModel)
+        and value not in (schema.BaseModel, schema.SchemaMigration)
+    ]
+    ordered: list[type[Model]] = peewee.sort_models(found)  # type: ignore[attr-defined]
+    return ordered
+
+
+def _columns(model: type[Model]) -> list[str]:
+    return [field.column_name for field in model._meta.sorted_fields]
+
+
+def _key_columns(model: type[Model]) -> list[str]:
+    """The primary key's columns (several for a composite key, as refusal_count's)."""
+    key = model._meta.primary_key
+    if isinstance(key, CompositeKey):
+        return [model._meta.fields[name].column_name for name in key.field_names]
+    return [key.column_name]  # type: ignore[union-attr]
+
+
+def _rows(source: Database, model: type[Model]) -> Iterator[list[tuple[Any, ...]]]:
+    """The table's rows in batches, by primary key."""
+    columns = ", ".join(f'"{name}"' for name in _columns(model))
+    table = model._meta.table_name
+    order = ", ".join(f'"{name}"' for name in _key_columns(model))
+    cursor = source.execute_sql(f'SELECT {columns} FROM "{table}" ORDER BY {order}')
+    batch: list[tuple[Any, ...]] = []
+    for row in cursor:  # apsw's cursor has no fetchmany; both iterate
+        batch.append(tuple(row))
+        if len(batch) == BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _portable(value: Any) -> Any:
+    """A value as both engines take it (SQLite stores timestamps as text)."""
+    if isinstance(value, datetime):
+        return str(value.replace(tzinfo=None))
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def _target_is_empty() -> bool:
+    for model in copied_models():
+        table = model._meta.table_name
+        if core.table_exists(table) and core.query_one(f'SELECT 1 FROM "{table}" LIMIT 1'):
+            return False
+    return True
+
+
+def copy_database(source_target: str, destination: str) -> dict[str, int]:
+    """Copy every row of `source_target` into the empty database `destination`; the rows
+    copied per table. The destination stays the open database afterwards."""
+    source = core.open_database(source_target)
+    version = current_version(source)
+    if version != LATEST_VERSION:
+        raise CodelaceError(
+            f"the source database is at schema version {version}, this codelace-box at "
+            f"{LATEST_VERSION}: run `codelace-box migrate` on it first"
+        )
+    core.open_database(destination)  # the models (and write_transaction) now point here
+    if not _target_is_empty():
+        raise CodelaceError("the target database is not empty: copy only into an empty one")
+    migrate(core.database.obj)
+    counts: dict[str, int] = {}
+    with core.write_transaction() as tx:
+        for model in copied_models():
+            counts[model._meta.table_name] = _copy_table(tx, source, model)
+        serial = [m for m in copied_models() if isinstance(m._meta.primary_key, AutoField)]
+        core.after_bulk_copy(tx, [model._meta.table_name for model in serial])
+    source.close()
+    return counts
+
+
+def _copy_table(tx: core.Tx, source: Database, model: type[Model]) -> int:
+    columns = _columns(model)
+    names = ", ".join(f'"{name}"' for name in columns)
+    marks = ", ".join("?" for _ in columns)
+    insert = f'INSERT INTO "{model._meta.table_name}" ({names}) VALUES ({marks})'
+    copied = 0
+    for batch in _rows(source, model):
+        for row in batch:
+            tx.execute(insert, tuple(_portable(value) for value in row))
+        copied += len(batch)
+    return copied

@@ -1,0 +1,180 @@
+"""PostgreSQL, the engine many boxes share (`database.url = "postgresql://..."`): what differs
+from SQLite is named here, behind db/core.py's interface.
+
+- Parameters: statements are written once with `?` (SQLite's qmark); `pg_sql()` turns them into
+  psycopg's `%s` (cached per statement text). psycopg binds on the server and prepares a
+  statement run often, as apsw caches SQLite's.
+- Types: the migrations' SQLite DDL becomes PostgreSQL's (`pg_ddl()`): INTEGER is BIGINT (money
+  in nano-USD outgrows 32 bits), an INTEGER primary key a BIGSERIAL, DATETIME a TIMESTAMP,
+  BLOB a BYTEA. Booleans stay integers as on SQLite (a Python bool is sent as 0/1), and an
+  integral NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
+- Durability: a session commits with `synchronous_commit = off` (a box that dies loses nothing
+  the server has; like SQLite's synchronous=NORMAL, only a server crash may lose the last
+  instants), and `durable()` turns it on for its transaction (a credit before a 2xx).
+- Transactions: plain BEGIN (READ COMMITTED); the hot path's writes are single statements or
+  lock their rows, so no read-then-write races between boxes.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from peewee import PostgresqlDatabase
+from psycopg import errors as pg_errors
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import TransactionStatus
+
+LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
+# Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
+MIGRATION_LOCK = 0x636F_6465_6C61_6365  # "codelace"
+# Hold owners: a live process holds the session lock (OWNER_LOCK_CLASS, hashtext(owner)) on each
+# of its connections; a box that dies (kill -9, a lost machine) loses its connections and the
+# server drops their locks, so any other box sees at once whose holds are left for nothing.
+OWNER_LOCK_CLASS = 20_251_202
+CLAIM_OWNER_SQL = "SELECT pg_try_advisory_lock(?, hashtext(?))"
+GONE_OWNERS_SQL = (
+    "SELECT o FROM unnest(?::text[]) o WHERE NOT EXISTS (SELECT 1 FROM pg_locks l "
+    "WHERE l.locktype = 'advisory' AND l.classid = ?::bigint::oid AND l.objsubid = 2 "
+    "AND l.objid = (hashtext(o)::bigint & 4294967295)::oid AND l.granted)"
+)
+# After a copy kept the ids: the table's id sequence (if it has one) continues after them.
+RESET_SEQUENCE_SQL = (
+    'SELECT setval(s, COALESCE((SELECT MAX(id) FROM "{table}"), 1), '
+    '(SELECT MAX(id) FROM "{table}") IS NOT NULL) '
+    "FROM pg_get_serial_sequence('\"{table}\"', 'id') s WHERE s IS NOT NULL"
+)
+# A lock on a name (an email, an idempotency key) for the rest of the transaction.
+XACT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+
+
+@lru_cache(maxsize=1024)
+def pg_sql(sql: str) -> str:
+    """A statement written with `?` parameters, in psycopg's `%s` style."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+_DDL_RULES = (
+    (re.compile(r"\bINTEGER NOT NULL PRIMARY KEY\b"), "BIGSERIAL NOT NULL PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bDATETIME\b"), "TIMESTAMP"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+)
+
+
+def pg_ddl(sql: str) -> str:
+    """A schema statement written for SQLite, in PostgreSQL's types (and `%s` parameters)."""
+    for pattern, replacement in _DDL_RULES:
+        sql = pattern.sub(replacement, sql)
+    return pg_sql(sql)
+
+
+class _BoolAsInt(Dumper):
+    """True/False as 1/0: boolean columns are integers on both engines."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _IntegralNumeric(Loader):
+    """NUMERIC (SUM of a BIGINT column) as an int when it has no fraction."""
+
+    def load(self, data: Any) -> Any:
+        text = bytes(data).decode()
+        if "." in text or text in ("NaN", "Infinity", "-Infinity"):
+            from decimal import Decimal
+
+            return Decimal(text)
+        return int(text)
+
+
+class BoxPostgresqlDatabase(PostgresqlDatabase):
+    """peewee's PostgreSQL database on psycopg 3, its sessions set up as the box needs (and,
+    once `owner` is set, each session claiming it: see OWNER_LOCK_CLASS)."""
+
+    owner: str | None = None
+
+    def _connect(self) -> Any:
+        conn = super()._connect()  # type: ignore[misc]
+        conn.adapters.register_dumper(bool, _BoolAsInt)
+        conn.adapters.register_loader("numeric", _IntegralNumeric)
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
+        if self.owner is not None:
+            conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
+        return conn
+
+
+def open_postgres(url: str) -> BoxPostgresqlDatabase:
+    """A peewee database for this URL (not yet connected)."""
+    return BoxPostgresqlDatabase(url, prefer_psycopg3=True)
+
+
+class PgTx:
+    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed."""
+
+    __slots__ = ("_changes", "_conn")
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._changes = 0
+
+    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
+        # No parameters: psycopg reads the text as it is (a literal % stays one).
+        conn = self._conn
+        cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
+        self._changes = cursor.rowcount
+        return cursor
+
+    def changes(self) -> int:
+        return self._changes
+
+    def in_transaction(self) -> bool:
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    def rollback_if_open(self) -> None:
+        if self.in_transaction():
+            self._conn.execute("ROLLBACK")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A lock that could not be had, a deadlock or a serialization failure: retry later."""
+    busy = (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+    return isinstance(exc, busy) or isinstance(getattr(exc, "__cause__", None), busy)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def quick_check(conn: psycopg.Connection[Any]) -> list[str]:
+    """The equivalent of SQLite's quick_check: the server answers and the schema is readable
+    (the server checks its own pages; `pg_amcheck` goes deeper)."""
+    conn.execute("SELECT COUNT(*) FROM pg_catalog.pg_tables").fetchone()
+    return ["ok"]
+
+
+def minute_sql(column: str) -> str:
+    """SQL for a timestamp's minute as text, 'YYYY-MM-DD HH:MM'."""
+    return f"to_char({column}, 'YYYY-MM-DD HH24:MI')"
+
+
+def day_sql(column: str) -> str:
+    """SQL for a timestamp's day as text, 'YYYY-MM-DD'."""
+    return f"to_char({column}, 'YYYY-MM-DD')"
+
+
+def contains_sql(column: str) -> str:
+    """SQL true when the lower-cased text of `column` contains the next `?` parameter."""
+    return f"strpos(lower(COALESCE({column}, '')), ?) > 0"

@@ -1,0 +1,193 @@
+"""PostgreSQL as the shared database: the config rule, migrations raced by two processes, and
+`db copy` from SQLite to PostgreSQL and back, with `doctor` agreeing on both."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from codelace_box.accounts.sessions import end_session, find_session, start_session
+from codelace_box.accounts.users import create_user
+from codelace_box.audit import admin_change, list_entries, verify_chain
+from codelace_box.billing.ledger import post_entry
+from codelace_box.catalog import models
+from codelace_box.catalog import providers as catalog
+from codelace_box.config import load_config
+from codelace_box.db.batch import WriteBatch
+from codelace_box.db.core import Tx, close_database, open_database, query_all, write_transaction
+from codelace_box.db.migrate import migrate
+from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.observability import bump_refusal, refusal_rows
+from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
+from codelace_box.errors import ConfigError
+from codelace_box.gateway.metering import admit
+from tests.support import REPO_ROOT, cli_env, run_cli, write_config
+
+SECRET = "a-shared-secret-for-every-box-000000000000"
+
+
+def test_postgresql_needs_an_explicit_secret_and_a_known_scheme(tmp_path: Path) -> None:
+    url = "postgresql://box:pw@127.0.0.1:5432/box"
+    config = write_config(tmp_path / "c.toml", {"database": {"url": url}})
+    with pytest.raises(ConfigError, match=r"server\.secret_key must be set"):
+        load_config(str(config))
+    write_config(config, {"database": {"url": url}, "server": {"secret_key": SECRET}})
+    assert load_config(str(config)).database.is_postgres
+    write_config(config, {"database": {"url": "mysql://x@y/z"}})
+    with pytest.raises(ConfigError, match=r"database\.url") as refused:
+        load_config(str(config))
+    assert "mysql" not in str(refused.value), "a database URL may carry a password"
+    write_config(config, {"database": {"url": "sqlite:///box.db"}})
+    loaded = load_config(str(config))
+    assert (loaded.database.url, loaded.database.path) == ("", str(tmp_path / "box.db"))
+
+
+MIGRATE = "import sys; from codelace_box.db.core import open_database; "
+MIGRATE += "from codelace_box.db.migrate import migrate; print(migrate(open_database(sys.argv[1])))"
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(pg_url: str) -> None:
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, pg_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            cwd=REPO_ROOT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    applied = sorted(out.strip() for out, _ in outputs)
+    assert applied == sorted(["[]", str([version for version, _ in MIGRATIONS])])
+    open_database(pg_url)
+    versions = [row[0] for row in query_all("SELECT version FROM schema_migration")]
+    close_database()
+    assert sorted(versions) == [version for version, _ in MIGRATIONS]
+
+
+def _populate(path: Path) -> None:
+    migrate(open_database(path))
+    user = create_user("copy@example.com")
+    post_entry(user.id, 5_000_000_000, "admin", "seed", "seed-copy")
+    catalog.add_provider("acme", "openai", SECRET, "sk-copy-key-00000", "http://127.0.0.1:9/v1")
+    models.set_model("acme/m1", "2", "8")
+    admit(user.id, "req-open", 1_000)  # an open hold travels too
+    close_database()
+
+
+def test_db_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
+    source = tmp_path / "source.db"
+    _populate(source)
+    sqlite_config = write_config(
+        tmp_path / "sqlite.toml",
+        {"database": {"path": str(source)}, "server": {"secret_key": SECRET}},
+    )
+    copied = run_cli(sqlite_config, "db", "copy", "--to", pg_url)
+    assert copied.returncode == 0, copied.stderr
+    assert "copied" in copied.stdout
+    pg_config = write_config(
+        tmp_path / "pg.toml", {"database": {"url": pg_url}, "server": {"secret_key": SECRET}}
+    )
+    doctor = run_cli(pg_config, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    again = run_cli(sqlite_config, "db", "copy", "--to", pg_url)
+    assert again.returncode != 0 and "not empty" in again.stderr
+    backup = run_cli(pg_config, "backup", str(tmp_path / "b.db"))
+    assert backup.returncode != 0 and "pg_dump" in backup.stderr
+    back = tmp_path / "back.db"
+    returned = run_cli(pg_config, "db", "copy", "--to", f"sqlite:///{back}")
+    assert returned.returncode == 0, returned.stderr
+    back_config = write_config(
+        tmp_path / "back.toml", {"database": {"path": str(back)}, "server": {"secret_key": SECRET}}
+    )
+    assert run_cli(back_config, "doctor").returncode == 0
+    open_database(back)
+    rows = query_all('SELECT email, balance_nanos, held_nanos FROM "user"')
+    holds = query_all("SELECT request_id, amount_nanos FROM hold")
+    close_database()
+    assert rows == [("copy@example.com", 5_000_000_000, 1_000)]
+    assert holds == [("req-open", 1_000)]
+    open_database(pg_url)
+    create_user("after-copy@example.com")  # the id sequence continues after the copied rows
+    close_database()
+
+
+async def test_the_group_commit_runs_on_its_write_thread_and_a_failure_stays_alone(
+    pg_db: str,
+) -> None:
+    thread = start_write_thread()
+    assert thread is not None and write_thread() is thread
+    batch = WriteBatch()
+
+    def where(tx: Tx) -> str:
+        tx.execute('UPDATE "user" SET held_nanos = held_nanos WHERE id = 0')
+        return threading.current_thread().name
+
+    def fails(tx: Tx) -> None:
+        tx.execute("SELECT * FROM no_such_table")
+
+    try:
+        results = await asyncio.gather(
+            batch.submit(where), batch.submit(fails), batch.submit(where), return_exceptions=True
+        )
+        assert str(results[0]).startswith("codelace-write") and results[2] == results[0]
+        assert isinstance(results[1], Exception) and "does not exist" in str(results[1])
+        assert threading.current_thread().name != results[0]  # not the loop's thread
+        late = batch.submit(where)  # queued while nothing is in flight: flushed on the next turn
+        await batch.written()
+        assert late.done() and late.result() == results[0]
+    finally:
+        stop_db_thread()
+    assert write_thread() is None
+
+
+def test_admins_writing_at_once_on_two_connections_keep_one_audit_chain(pg_db: str) -> None:
+    def write_entries(n: int) -> None:
+        try:
+            for i in range(15):
+                with admin_change("cli", "users create", f"t{n}-{i}@example.com"):
+                    pass
+        finally:
+            close_database()  # this thread's own connection
+
+    workers = [threading.Thread(target=write_entries, args=(n,)) for n in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    entries = list_entries()
+    assert len(entries) == 45
+    assert verify_chain() == []  # without the chain's lock two entries follow the same one
+    assert all(e.created_at.endswith("Z") for e in entries)  # the text that was hashed
+
+
+def test_portal_sessions_start_find_expire_and_end_on_postgresql(pg_db: str) -> None:
+    user = create_user("portal@example.com")
+    started = start_session(user, SECRET, ttl_sec=600)
+    found = find_session(started.token, SECRET)
+    assert found is not None and (found.user_id, found.email) == (user.id, user.email)
+    expired = start_session(user, SECRET, ttl_sec=-1)
+    assert find_session(expired.token, SECRET) is None
+    end_session(started.token)
+    assert find_session(started.token, SECRET) is None
+    start_session(user, SECRET, ttl_sec=600)  # a new sign-in sweeps the expired row
+    assert query_all("SELECT COUNT(*) FROM portal_session") == [(1,)]
+
+
+def test_refusal_counts_add_up_through_the_upsert_on_postgresql(pg_db: str) -> None:
+    with write_transaction() as tx:
+        bump_refusal(tx, "2026-12-02 10", 429, "rate_limited", 2)
+        bump_refusal(tx, "2026-12-02 10", 429, "rate_limited", 3)
+        bump_refusal(tx, "2026-12-02 11", 402, "insufficient_credits", 1)
+    assert refusal_rows("2026-12-02 00") == [
+        (429, "rate_limited", 5),
+        (402, "insufficient_credits", 1),
+    ]

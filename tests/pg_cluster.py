@@ -1,0 +1,211 @@
+"""A throwaway PostgreSQL cluster for the tests: initdb + pg_ctl on a private port and socket
+folder, run as the `postgres` user (initdb refuses root), fsync off; one per test session (per
+xdist worker), a fresh database per test.
+
+`CODELACE_TEST_DATABASE=postgres` runs the box-starting fixtures on it instead of SQLite files.
+Outside CI a machine without PostgreSQL skips these tests with the reason; in CI (`CI` set)
+they fail instead, so a missing install cannot pass quietly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ports import free_port
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+RUN_AS = "postgres"
+
+
+def wanted_engine() -> str:
+    """The engine the box-starting fixtures use: sqlite (default) or postgres."""
+    return os.environ.get("CODELACE_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
+
+
+def _binary(name: str) -> str | None:
+    for folder in PG_BIN_DIRS:
+        if (folder / name).is_file():
+            return str(folder / name)
+    return shutil.which(name)
+
+
+def missing_reason() -> str | None:
+    """Why no cluster can start here, or None."""
+    if _binary("initdb") is None or _binary("pg_ctl") is None:
+        return "PostgreSQL server binaries not installed (apt-get install -y postgresql)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(RUN_AS)
+        except KeyError:
+            return "no `postgres` user to run the cluster as"
+    return None
+
+
+def need_postgres() -> None:
+    """Skip (outside CI) or fail (in CI) when PostgreSQL cannot run here."""
+    reason = missing_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required in CI: {reason}")
+    pytest.skip(reason)
+
+
+class PgCluster:
+    """One running cluster; `new_database()` hands out empty databases by URL."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="codelace-pg-"))
+        self.port = free_port()
+        self._names = itertools.count(1)
+        self._as_root = os.geteuid() == 0
+        if self._as_root:
+            user = pwd.getpwnam(RUN_AS)
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        self.data = self.root / "data"
+
+    def _run(self, *args: str) -> None:
+        command = [*(["runuser", "-u", RUN_AS, "--"] if self._as_root else []), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=self.root)
+
+    def start(self) -> PgCluster:
+        """initdb (trust on loopback) and start the server; returns self."""
+        initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+        assert initdb and pg_ctl
+        self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB"
+        )
+        log = str(self.root / "server.log")
+        self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        """The URL of one database of this cluster."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """Create an empty database; its URL."""
+        import psycopg
+
+        name = f"box_{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        """Stop the server (fast) and remove its files."""
+        pg_ctl = _binary("pg_ctl")
+        if pg_ctl and (self.data / "postmaster.pid").exists():
+            self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_shared: list[PgCluster] = []
+SHARED_SECRET = "codelace-test-shared-secret-for-every-box-0000"
+
+
+def shared_cluster() -> PgCluster:
+    """This process's cluster, started at first use and stopped at exit."""
+    if not _shared:
+        need_postgres()
+        cluster = PgCluster().start()
+        atexit.register(cluster.stop)
+        _shared.append(cluster)
+    return _shared[0]
+
+
+def use_engine(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A test config's sections on the wanted engine: with CODELACE_TEST_DATABASE=postgres a
+    fresh database of the shared cluster (and the explicit secret PostgreSQL needs)."""
+    if wanted_engine() == "postgres":
+        url = shared_cluster().new_database()
+        sections.setdefault("database", {})["url"] = url
+        sections.setdefault("server", {}).setdefault("secret_key", secret_for(url))
+    return sections
+
+
+def secret_for(url: str) -> str:
+    """The server secret of the boxes on one test database: shared by them, and another one
+    for a box on another database (as two separate deployments would have)."""
+    import hashlib
+
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def query_config_db(config: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Read the database a config names, beside its server (SQLite read-only, or PostgreSQL),
+    `?` parameters on both."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(database["url"], autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), tuple(params) or None).fetchall()
+    uri = f"file:{database['path']}?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=10) as db:
+        return db.execute(sql, tuple(params)).fetchall()
+
+
+def write_config_db(config: Path, sql: str, params: Sequence[Any] = ()) -> None:
+    """Change the database a config names, beside its server (as time would), `?` parameters
+    on both engines; committed on return."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(database["url"], autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), tuple(params) or None)
+        return
+    with sqlite3.connect(database["path"], timeout=10) as db:
+        db.execute(sql, tuple(params))
+
+
+def query_config_dicts(config: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """`query_config_db` with each row as {column: value}."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(database["url"], autocommit=True, row_factory=dict_row) as conn:
+            return list(conn.execute(sql.replace("?", "%s"), tuple(params) or None).fetchall())
+    with sqlite3.connect(f"file:{database['path']}?mode=ro", uri=True, timeout=10) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute(sql, tuple(params)).fetchall()]
+
+
+def stored_bytes(config: Path) -> bytes:
+    """Everything the database of a config stores, as bytes to scan for secrets: the SQLite
+    file and its WAL, or every row of every PostgreSQL table as text."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    if database.get("url", "").startswith("postgresql://"):
+        tables = query_config_db(
+            config, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+        rows = [query_config_db(config, f'SELECT t::text FROM "{name}" t') for (name,) in tables]
+        return "\n".join(str(row[0]) for table in rows for row in table).encode()
+    db = Path(database["path"])
+    files = (db, db.with_name(db.name + "-wal"))
+    return b"".join(path.read_bytes() for path in files if path.exists())
