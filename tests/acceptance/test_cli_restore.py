@@ -70,6 +70,7 @@ def test_a_bad_or_tampered_backup_is_refused_and_nothing_changes(tmp_path: Path)
 
 def test_restore_on_postgresql_points_to_pg_restore(tmp_path: Path) -> None:
     box = Box.create(tmp_path / "box")
+    box.ok("migrate")
     box.ok("backup", "backups/one.db")
     url = "postgresql://box:pw@127.0.0.1:1/codelace"  # never reached: the refusal comes first
     env = {"CODELACE_DATABASE_URL": url, "CODELACE_SERVER_SECRET_KEY": "k" * 64}
