@@ -21,14 +21,16 @@ from codelace_box.api.views import (
     checkout_view,
     key_view,
     new_key_view,
+    overview_view,
     payment_view,
+    spend_view,
     usage_view,
 )
 from codelace_box.billing.checkout import MAX_TOPUP_USD, start_setup, start_topup
 from codelace_box.billing.payments import list_payments
 from codelace_box.config import Config
+from codelace_box.db.offload import run_in_db_thread
 from codelace_box.errors import InvalidRequest
-from codelace_box.money import usd_json
 from codelace_box.reports.usage import spend_history, usage_summary
 
 bp = Blueprint("portal_data", url_prefix="/portal/api")
@@ -47,14 +49,14 @@ async def overview(request: Request) -> HTTPResponse:
     """Balance, this month's spend, and what the billing page needs to know."""
     session = current_session(request)
     user = get_user_by_id(session.user_id)
+    history = await run_in_db_thread(spend_history, user.id)
     config: Config = request.app.ctx.config
     stripe = config.stripe
     trial = _stripe_enabled(config) and stripe.trial_credit_usd > 0
     return json_response(
         {
             "email": user.email,
-            "credit_balance_usd": usd_json(user.balance_nanos),
-            "month_spend_usd": usd_json(spend_history(user.id).month_nanos),
+            **overview_view(user, history),
             "base_url": config.server.base_url,
             "stripe_enabled": _stripe_enabled(config),
             "min_topup_usd": float(max(stripe.min_topup_usd, Decimal("0.01"))),
@@ -102,13 +104,9 @@ async def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
 async def usage(request: Request) -> HTTPResponse:
     """Totals, recent requests, and the spend of each of the last 30 days."""
     session = current_session(request)
-    view = usage_view(usage_summary(session.user_id, RECENT_REQUESTS))
-    history = spend_history(session.user_id)
-    view["month_spend_usd"] = usd_json(history.month_nanos)
-    view["daily"] = [
-        {"date": day.isoformat(), "cost_usd": usd_json(nanos)} for day, nanos in history.daily
-    ]
-    return json_response(view)
+    summary = await run_in_db_thread(usage_summary, session.user_id, RECENT_REQUESTS)
+    history = await run_in_db_thread(spend_history, session.user_id)
+    return json_response(usage_view(summary) | spend_view(history))
 
 
 @bp.route("/payments", methods=READ)

@@ -14,7 +14,7 @@ from codelace_box.db.core import iso_z
 from codelace_box.db.models import ApiKey, Payment, UsageRecord, User
 from codelace_box.gateway.routing import ModelRoute
 from codelace_box.money import usd_json
-from codelace_box.reports.usage import UsageSummary
+from codelace_box.reports.usage import SpendHistory, UsageSummary
 
 Json = dict[str, Any]
 
@@ -176,3 +176,21 @@ def pricing_view(models: list[ModelRoute]) -> list[Json]:
         }
         for m in models
     ]
+
+
+def spend_view(history: SpendHistory) -> dict[str, Any]:
+    """The portal's spend: this month's, and each of the last days' (oldest first)."""
+    return {
+        "month_spend_usd": usd_json(history.month_nanos),
+        "daily": [
+            {"date": day.isoformat(), "cost_usd": usd_json(nanos)} for day, nanos in history.daily
+        ],
+    }
+
+
+def overview_view(user: User, history: SpendHistory) -> dict[str, Any]:
+    """The portal's overview figures: the balance and this month's spend."""
+    return {
+        "credit_balance_usd": usd_json(user.balance_nanos),
+        "month_spend_usd": usd_json(history.month_nanos),
+    }
