@@ -53,6 +53,7 @@ from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
 from codelace_box.reports import spend
 from codelace_box.reports import traffic as stats
+from codelace_box.reports.moments import parse_moment
 from codelace_box.reports.payments import PaymentRow
 from codelace_box.reports.request_detail import RequestDetail, request_detail
 from codelace_box.reports.spend import GROUPINGS, SpendRow
@@ -195,7 +196,7 @@ class AdminServices(CatalogServices):
 
     def spend(self, by: str, window: str) -> list[SpendRow]:
         """Usage grouped by user, key or model over the last `window` (24h, 7d, 30d; 'all')."""
-        since = None if window == "all" else spend.parse_moment(window, self.now())
+        since = None if window == "all" else parse_moment(window, self.now())
         return spend.spend_report(by, since)
 
     def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
 from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
-from codelace_box.db.core import utcnow
-
-_RELATIVE = re.compile(r"^(\d+)([hd])$")
-
-
-def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
-    """`24h`, `7d`, an ISO date or date-time (UTC) -> a naive UTC datetime; None for None."""
-    if value is None:
-        return None
-    text = value.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        amount, unit = int(match[1]), match[2]
-        span = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
-        return (now or utcnow()) - span
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: give 24h, 7d or an ISO date (2026-01-31 or 2026-01-31T12:00:00Z)"
-        ) from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+from codelace_box.reports.moments import parse_moment
 
 
 def entry_view(entry: Any) -> dict[str, Any]:
@@ -66,7 +43,7 @@ def audit(state: CliState, since: str | None, as_json: bool) -> None:
     from codelace_box.audit import list_entries
     from codelace_box.doctor import open_existing_database
 
-    start = parse_since(since)
+    start = parse_moment(since) if since is not None else None
     open_existing_database(state.config().database.target)
     rows = [entry_view(e) for e in list_entries(start)]
 

@@ -34,12 +34,13 @@ def usage_report(
 ) -> None:
     """Requests, tokens and spend per user, key or model, the biggest spend first."""
     from codelace_box.db.core import utcnow
-    from codelace_box.reports.spend import parse_moment, spend_report, totals
+    from codelace_box.reports.moments import parse_moment
+    from codelace_box.reports.spend import spend_report, totals
 
     state.database()
     now = utcnow()
     start = parse_moment(since, now) if since else None
-    end = parse_moment(until, now) if until else None
+    end = parse_moment(until, now, option="--until") if until else None
     rows = spend_report(by, start, end)
     view = {
         "by": by,
@@ -88,9 +89,10 @@ def render(view: dict[str, Any]) -> str:
 def export(state: CliState, since: str | None, email: str | None, fmt: str) -> None:
     """Write every usage row (oldest first) to stdout, as CSV or JSON lines, streamed."""
     from codelace_box.accounts.users import get_user
-    from codelace_box.reports.history import export_records, parse_since, write_export
+    from codelace_box.reports.history import export_records, write_export
+    from codelace_box.reports.moments import parse_moment
 
-    start = parse_since(since) if since is not None else None
+    start = parse_moment(since) if since is not None else None
     state.database()
     user_id = get_user(email).id if email is not None else None
     write_export(export_records(start, user_id), sys.stdout, fmt)

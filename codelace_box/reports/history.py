@@ -11,7 +11,6 @@ import asyncio
 import csv
 import json
 import logging
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TextIO
@@ -19,30 +18,11 @@ from typing import TextIO
 from codelace_box.db.core import EARLIEST, db_time, parse_time, utcnow
 from codelace_box.db.history import EXPORT_COLUMNS, delete_usage_batch, usage_pages
 from codelace_box.db.offload import run_in_db_thread
-from codelace_box.errors import InvalidRequest
 
 log = logging.getLogger("codelace_box.reports")
 RETENTION_BATCH = 500  # rows per delete: each a short write transaction
 RETENTION_PAUSE_SEC = 0.05  # between batches: the request path takes the write lock meanwhile
 RETENTION_EVERY_SEC = 3600.0
-_RELATIVE = re.compile(r"^(\d+)([hd])$")
-
-
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """`--since`: an ISO date or moment (UTC), or a span back from now ('24h', '7d')."""
-    value = text.strip()
-    relative = _RELATIVE.match(value)
-    if relative:
-        amount, unit = int(relative[1]), relative[2]
-        span = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
-        return (now or utcnow()) - span
-    try:
-        return parse_time(value.removesuffix("Z"))
-    except ValueError:
-        raise InvalidRequest(
-            f"--since {text!r}: expected an ISO date (2026-03-01, 2026-03-01T12:00) or 24h / 7d",
-            param="since",
-        ) from None
 
 
 def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict[str, object]]:

@@ -3,16 +3,14 @@ requests, tokens, spend and errors per group (for `usage report` and the dashboa
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from codelace_box.db.core import db_time, query_all
 from codelace_box.errors import InvalidRequest
 
 GROUPINGS = ("user", "key", "model")
-_RELATIVE = re.compile(r"^(\d{1,5})([hd])$")
 _END_OF_TIME = datetime(9999, 12, 31)
 
 _SELECT = (
@@ -43,22 +41,6 @@ class SpendRow:
     spend_nanos: int
     errors: int
     detail: str = ""  # for a key: its name and its user's email
-
-
-def parse_moment(text: str, now: datetime) -> datetime:
-    """`24h`/`7d` (that long before now), or an ISO date or date-time (UTC unless it says)."""
-    text = text.strip()
-    relative = _RELATIVE.match(text)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return now - (timedelta(hours=amount) if unit == "h" else timedelta(days=amount))
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(
-            f"not a moment: {text!r} (an ISO date such as 2026-11-01, or 24h / 7d)"
-        ) from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def spend_report(

@@ -34,10 +34,10 @@ from codelace_box.gateway.metering import count_in_totals
 from codelace_box.reports.history import (
     delete_old_usage_rows,
     export_records,
-    parse_since,
     retention_pass,
     write_export,
 )
+from codelace_box.reports.moments import parse_moment as parse_since
 from codelace_box.reports.traffic import usage_totals
 from codelace_box.reports.usage import recent_usage
 from tests.pg_cluster import wanted_engine

@@ -1,0 +1,32 @@
+"""The moments an operator types (`--since`, `--until`, the dashboard's windows): an ISO date or
+date-time (UTC unless it says otherwise) or a span back from now (`24h`, `7d`)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from codelace_box.db.core import utcnow
+from codelace_box.errors import InvalidRequest
+
+_RELATIVE = re.compile(r"^(\d{1,5})([hd])$")
+
+
+def parse_moment(text: str, now: datetime | None = None, option: str = "--since") -> datetime:
+    """A naive UTC moment from `text`; InvalidRequest naming `option` when it is neither form."""
+    value = text.strip()
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = int(relative[1]), relative[2]
+        span = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+        return (now or utcnow()) - span
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidRequest(
+            f"{option} {text!r}: expected an ISO date (2026-03-01, 2026-03-01T12:00) or 24h / 7d",
+            param=option.removeprefix("--"),
+        )
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
