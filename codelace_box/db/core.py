@@ -10,11 +10,9 @@ transaction: all coroutines of a server process share the one connection.
 What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
 front), `LOCK_ROWS` (a row read under a lock), `?` parameters (qmark), `is_busy()` (the lock
 wait that timed out), `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
-`minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`) and the substring test of the reports'
-filters (`contains_sql()`).
-PostgreSQL (`database.url = "postgresql://..."`, many boxes on one database) sits behind the
-same names (its timestamps are TIMESTAMP columns: the SQL helpers format them as SQLite's text
-starts); what is its own is named in db/postgres.py (parameters, types, durability).
+`minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`), the reports' `contains_sql()`.
+PostgreSQL (`database.url`, many boxes on one database) sits behind the same names (the SQL
+helpers format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
 """
 
 from __future__ import annotations
