@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from codelace_box.db.core import db_time, parse_time, query_all, utcnow, write_transaction
@@ -49,8 +50,15 @@ def period_start(reset: str | None, now: datetime) -> datetime | None:
 
 
 def period_starts(now: datetime) -> tuple[str, str, str]:
-    """The current period's start for a daily, a weekly and a monthly reset, as stored."""
-    return tuple(db_time(period_start(reset, now) or now) for reset in RESETS)  # type: ignore[return-value]
+    """The current period's start for a daily, a weekly and a monthly reset, as stored (on the
+    request path: they change only at midnight UTC, so each day's are worked out once)."""
+    return _period_starts_of(now.date())
+
+
+@lru_cache(maxsize=4)
+def _period_starts_of(day: date) -> tuple[str, str, str]:
+    midnight = datetime(day.year, day.month, day.day)
+    return tuple(db_time(period_start(reset, midnight) or midnight) for reset in RESETS)  # type: ignore[return-value]
 
 
 def spent_in_period(key: ApiKey, now: datetime | None = None) -> int:
