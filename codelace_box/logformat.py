@@ -5,16 +5,24 @@ logger `codelace_box.access`) carries its fields as `extra={"access": {...}}`; i
 become top-level keys (request_id, method, route, status, duration_ms, model, user_id,
 key_prefix), in text they are already in the message. Nothing secret is ever put in a record:
 the access fields are chosen, never copied from the request.
+
+Access lines, one a request, skip the logging module (`write_access`): made here the way our
+handler's formatter makes them, kept for the rest of the event-loop turn and written to its
+stream in one call at its end. A record, its handler lock and a write and flush of its own
+cost about 25 µs a request (3-5% of a request's CPU); this costs a few.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVEL_ENV = "CODELACE_LOG_LEVEL"
@@ -49,6 +57,11 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return f"{self._second(record.created)},{int(record.msecs):03d}"
 
+    def access_line(self, created: float, name: str, message: str) -> str:
+        """The line `format` makes of an INFO record, with its newline."""
+        msecs = int((created - int(created)) * 1000)
+        return f"{self._second(created)},{msecs:03d} INFO {name}: {message}\n"
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (ISO UTC), level, logger, message, the access fields,
@@ -70,7 +83,23 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+        return _json_line(line)
+
+    def access_line(self, created: float, name: str, message: str, fields: dict[str, Any]) -> str:
+        """The line `format` makes of an INFO access record, with its newline."""
+        msecs = int((created - int(created)) * 1000)
+        line: dict[str, object] = {
+            "time": f"{self._second(created)}.{msecs:03d}Z",
+            "level": "info",
+            "logger": name,
+            "message": message,
+        }
+        line.update(fields)
+        return _json_line(line) + "\n"
+
+
+def _json_line(line: dict[str, object]) -> str:
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def configure_logging(log_format: str = "text", level: str | None = None) -> None:
@@ -87,5 +116,76 @@ def configure_logging(log_format: str = "text", level: str | None = None) -> Non
     handler.setFormatter(formatter)
     handler._codelace = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
+    _ACCESS.attach(handler, formatter)
     logger.setLevel((os.environ.get(LEVEL_ENV) or level or "INFO").upper())
     logger.propagate = False
+
+
+class _AccessLines:
+    """Access lines straight to our handler's stream, written once per event-loop turn."""
+
+    def __init__(self) -> None:
+        self._handler: logging.StreamHandler[Any] | None = None
+        self._formatter: TextFormatter | JsonFormatter | None = None
+        self._pending: list[str] = []
+        atexit.register(self.flush)
+
+    def attach(self, handler: logging.StreamHandler[Any], formatter: logging.Formatter) -> None:
+        self._handler = handler
+        self._formatter = (
+            formatter if isinstance(formatter, TextFormatter | JsonFormatter) else None
+        )
+
+    def write(self, logger: logging.Logger, message: str, fields: dict[str, Any]) -> bool:
+        """Queue the access line of `logger` (INFO); False when our handler is not the one
+        that would write it (another set-up: the caller logs it the usual way)."""
+        formatter = self._formatter
+        if formatter is None or logger.handlers or not _ours_alone(logger, self._handler):
+            return False
+        created = time.time()
+        if isinstance(formatter, JsonFormatter):
+            line = formatter.access_line(created, logger.name, message, fields)
+        else:
+            line = formatter.access_line(created, logger.name, message)
+        self._pending.append(line)
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: now
+                self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Write the lines kept so far."""
+        if not self._pending or self._handler is None:
+            return
+        text, self._pending = "".join(self._pending), []
+        stream = self._handler.stream
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # a closed stream: as logging would, go on serving
+            pass
+
+
+def _ours_alone(logger: logging.Logger, handler: logging.Handler | None) -> bool:
+    """The record of `logger` would go to our handler and nowhere else."""
+    parent = logger.parent
+    return (
+        handler is not None
+        and logger.propagate
+        and parent is not None
+        and parent.handlers == [handler]
+        and not parent.propagate
+        and not logger.filters
+        and not parent.filters
+        and logger.isEnabledFor(logging.INFO)
+    )
+
+
+_ACCESS = _AccessLines()
+
+
+def write_access(logger: logging.Logger, message: str, fields: dict[str, Any]) -> bool:
+    """Write an access line of `logger` the fast way; False: log it the usual way."""
+    return _ACCESS.write(logger, message, fields)

@@ -23,6 +23,7 @@ from codelace_box import metrics
 from codelace_box.api.common import READ, bearer_token
 from codelace_box.db.core import aggregate
 from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
+from codelace_box.logformat import write_access
 from codelace_box.metrics import CONTENT_TYPE, scrape, status_class
 from codelace_box.reports.refusals import REFUSED
 
@@ -83,7 +84,9 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
         fields["method"], route, status, fields["duration_ms"], fields["model"] or "-",
         fields["user_id"] or "-", fields["key_prefix"] or "-", fields["request_id"],
     )  # fmt: skip
-    # The record made directly: Logger.info would walk the stack for the caller's line first.
+    if write_access(access_log, ACCESS_FORMAT % args, fields):
+        return
+    # Another logging set-up: the record made directly (Logger.info would walk the stack).
     record = access_log.makeRecord(
         access_log.name, logging.INFO, __file__, 0, ACCESS_FORMAT, args, None,
         extra={"access": fields},
