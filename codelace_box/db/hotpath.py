@@ -21,29 +21,34 @@ from typing import Any
 
 from codelace_box.db.core import LOCK_ROWS, POSTGRES, SQLITE, Tx, engine
 
-_KEY_OWNER_SQL = (
+_KEY_OWNER_COLUMNS = (
     "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status, k.expires_at, "
     "k.allowed_models, u.rpm, u.max_concurrent FROM api_key k "
-    'JOIN "user" u ON u.id = k.user_id WHERE k.key_hash = +? AND k.revoked_at IS NULL'
-)  # `+?`: with a plain `?` SQLite's planner reads the bound value in this join, so every new
-# binding expired the statement and it was compiled again on each request (~80,000
-# instructions, a third of the lookup); the plan is the same (the key_hash index, then the user)
-# The start of a key's current period by its reset (daily, weekly, monthly: three parameters);
-# a key without reset keeps its period.
+    'JOIN "user" u ON u.id = k.user_id WHERE k.revoked_at IS NULL AND k.key_hash = '
+)
+# SQLite: `+?`, because with a plain `?` its planner reads the bound value in this join, so each
+# new binding expired the prepared statement and it was compiled again on every request (about
+# 80,000 instructions, a third of the lookup); the plan stays the same (the key_hash index, then
+# the user). PostgreSQL prepares it once either way (and reads `+?` as a number).
+_KEY_OWNER_SQL = {SQLITE: _KEY_OWNER_COLUMNS + "+?", POSTGRES: _KEY_OWNER_COLUMNS + "?"}
+# A key's period, rolled over lazily inside the statement that reserves or settles on it: the
+# start of its current period by its reset (daily, weekly, monthly: three parameters), and
+# whether its stored period is over (a key without reset keeps its one period).
 _PERIOD = (
     "CASE limit_reset WHEN 'daily' THEN ? WHEN 'weekly' THEN ? WHEN 'monthly' THEN ? "
     "ELSE period_start END"
 )
-_ROLL_KEY_SQL = (
-    f"UPDATE api_key SET spent_nanos = 0, period_start = {_PERIOD} WHERE id = ? AND "
-    f"limit_reset IS NOT NULL AND (period_start IS NULL OR period_start < {_PERIOD})"
-)
+_OVER = f"(limit_reset IS NOT NULL AND (period_start IS NULL OR period_start < {_PERIOD}))"
+_SPENT = f"CASE WHEN {_OVER} THEN 0 ELSE spent_nanos END"  # what the key spent this period
+_ROLLED = f"period_start = CASE WHEN {_OVER} THEN {_PERIOD} ELSE period_start END"
+# Every SET and WHERE expression reads the row as it was before the UPDATE.
 _RESERVE_KEY_SQL = (
-    "UPDATE api_key SET held_nanos = held_nanos + ? WHERE id = ? AND "
-    "(limit_nanos IS NULL OR limit_nanos - spent_nanos - held_nanos >= ?)"
+    f"UPDATE api_key SET held_nanos = held_nanos + ?, spent_nanos = {_SPENT}, {_ROLLED} "
+    f"WHERE id = ? AND (limit_nanos IS NULL OR limit_nanos - {_SPENT} - held_nanos >= ?)"
 )
 _SETTLE_KEY_SQL = (
-    "UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = spent_nanos + ? WHERE id = ?"
+    f"UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = {_SPENT} + ?, {_ROLLED} "
+    "WHERE id = ?"
 )
 _RECOUNT_KEY_HELD_SQL = (
     "UPDATE api_key SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold "
@@ -128,7 +133,7 @@ _ROLLUP_SQL = (
 def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     """The active key with this hash and its user: (key id, key_hash, last_used_at, user id,
     email, status, expires_at, allowed_models, rpm, max_concurrent), or None."""
-    row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL, (key_hash,)).fetchone()
+    row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL[engine()], (key_hash,)).fetchone()
     return row
 
 
@@ -161,22 +166,23 @@ def take_hold(tx: Tx, request_id: str) -> tuple[int, int | None] | None:
     return int(amount), None if key_id is None else int(key_id)
 
 
-def roll_key_period(tx: Tx, key_id: int, starts: tuple[str, str, str]) -> None:
-    """Start the key's current period if its stored one is over: spent back to 0. `starts`:
-    the current period's start for a daily, a weekly and a monthly reset."""
-    tx.execute(_ROLL_KEY_SQL, (*starts, key_id, *starts))
-
-
-def reserve_key(tx: Tx, key_id: int, amount_nanos: int) -> bool:
+def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, str]) -> bool:
     """Add to what the key holds if its cap (if any) covers it besides what the key spent in
-    the period and holds already. One guarded statement: it holds across processes."""
-    tx.execute(_RESERVE_KEY_SQL, (amount_nanos, key_id, amount_nanos))
+    its current period and holds already; a period that is over starts anew (spent 0).
+    `starts`: the current period's start for a daily, a weekly and a monthly reset. One
+    guarded statement: it holds across processes."""
+    params = (amount_nanos, *starts, *starts, *starts, key_id, *starts, amount_nanos)
+    tx.execute(_RESERVE_KEY_SQL, params)
     return tx.changes() == 1
 
 
-def settle_key(tx: Tx, key_id: int, released_nanos: int, charged_nanos: int) -> None:
-    """Lower what the key holds and count the charge as spent in its (rolled) period."""
-    tx.execute(_SETTLE_KEY_SQL, (released_nanos, charged_nanos, key_id))
+def settle_key(
+    tx: Tx, key_id: int, released_nanos: int, charged_nanos: int, starts: tuple[str, str, str]
+) -> None:
+    """Lower what the key holds and count the charge as spent in its current period (a
+    period that is over starts anew first)."""
+    params = (released_nanos, *starts, charged_nanos, *starts, *starts, key_id)
+    tx.execute(_SETTLE_KEY_SQL, params)
 
 
 def lock_user(tx: Tx, user_id: int) -> None:

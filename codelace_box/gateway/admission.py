@@ -12,7 +12,8 @@ in the caller's write transaction, so a refusal rolls back whatever was counted 
   admission, bucket `rpm:<user id>`). Accounts without limits skip all of it.
 - The key cap is one guarded UPDATE (`hotpath.reserve_key`): the key's held_nanos grows by the
   worst case only if the cap covers what the key spent in its period, what it holds, and this
-  request. The period is rolled over first when it is over (`hotpath.roll_key_period`).
+  request. A period that is over is rolled over by the same statement (and by the
+  settlement's, `hotpath.settle_key`).
 """
 
 from __future__ import annotations
@@ -78,8 +79,7 @@ def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime)
 
 def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> None:
     """Hold `amount_nanos` against the key's cap (if it has one), or raise 402."""
-    hotpath.roll_key_period(tx, key_id, period_starts(now))
-    if not hotpath.reserve_key(tx, key_id, amount_nanos):
+    if not hotpath.reserve_key(tx, key_id, amount_nanos, period_starts(now)):
         raise InsufficientCredits(
             "this API key has reached its spend limit for the period: raise limit_usd or wait "
             "for the reset",
@@ -91,5 +91,4 @@ def settle_on_key(
     tx: Tx, key_id: int, released_nanos: int, charged_nanos: int, now: datetime
 ) -> None:
     """Release the key's hold and count the charge in its current period."""
-    hotpath.roll_key_period(tx, key_id, period_starts(now))
-    hotpath.settle_key(tx, key_id, released_nanos, charged_nanos)
+    hotpath.settle_key(tx, key_id, released_nanos, charged_nanos, period_starts(now))

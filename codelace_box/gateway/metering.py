@@ -77,9 +77,13 @@ BYTES_PER_TOKEN_ESTIMATE = 4
 PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, tool-use prompt)
 
 
+_OWNER = [f"{_HOST}:{os.getpid()}"]  # this process as a hold owner, mended in a forked child
+os.register_at_fork(after_in_child=lambda: _OWNER.__setitem__(0, f"{_HOST}:{os.getpid()}"))
+
+
 def hold_owner() -> str:
     """This process as a hold owner: '<host>:<pid>'."""
-    return f"{_HOST}:{os.getpid()}"
+    return _OWNER[0]
 
 
 def claim_hold_owner() -> None:
