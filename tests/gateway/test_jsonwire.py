@@ -19,6 +19,9 @@ SAME_VALUE = [
     b'{"a":"\\ud800"}',  # a lone half: json reads it, orjson refuses it
     b'\xef\xbb\xbf{"a":1}',  # a BOM
     '{"a": [1, 2, {"b": "x"}]}',
+    '{"a": 12345678901234567890123, "b": "\u00e9\ud800"}',  # text: a long number, a lone half
+    bytearray(b'{"a":[9999999999999999999,1]}'),  # 19 nines: past 64 bits
+    b'{"a":"1234567890123456789","b":123456789012345678}',  # 19 digits in a string; 18 as a number
     b"[" * 300 + b"]" * 300,
     b'{"a":1,"a":2}',
 ]
