@@ -1,11 +1,9 @@
 """The database engine: one peewee APSWDatabase (SQLite) per process, and the one way to use it.
 
-Peewee models bind to `database`, which `open_database()` points at the configured file.
-Everything else asks this module, never the engine: `write_transaction()` runs a write
-(BEGIN IMMEDIATE ... COMMIT, a SAVEPOINT when nested; peewee's own `atomic()` nests inside it),
-`query_all()` / `query_one()` run a read, and a `Tx` (what `write_transaction()` yields and
-`connection()` returns) runs hand-written statements (`db/hotpath.py`). Never await inside a
-transaction: all coroutines of a server process share the one connection.
+Models bind to `database` (`open_database()`); the rest asks this module, never the engine:
+`write_transaction()` (BEGIN IMMEDIATE ... COMMIT, nested: a SAVEPOINT; the usage totals it
+counted are written just before its COMMIT, db/totals.py), `query_all()` / `query_one()`, and
+a `Tx` (hand-written statements, db/hotpath.py). Never await inside a transaction.
 
 What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
 front), `LOCK_ROWS` (a row read under a lock), `?` parameters (qmark), `is_busy()` (the lock
@@ -28,7 +26,7 @@ from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
-from codelace_box.db import postgres, timestamps
+from codelace_box.db import postgres, timestamps, totals
 from codelace_box.errors import ConfigError
 from codelace_box.private_files import create_private_file, make_private, make_private_dir
 
@@ -129,8 +127,7 @@ def query_one(sql: str, params: Params = ()) -> Row | None:
     return row
 
 
-def ping() -> None:
-    """Reach the database (opening the connection if closed): a liveness check."""
+def ping() -> None:  # reach the database (opening the connection if closed)
     query_one("SELECT 1")
 
 
@@ -143,21 +140,22 @@ def aggregate(sql: str, params: Params = ()) -> Row:
 
 
 class Savepoint:
-    """A SAVEPOINT in the open transaction `tx`: what runs inside rolls back alone on error.
-    (The group commit's unit, so it skips looking the connection up again.)"""
+    """A SAVEPOINT in the open transaction `tx`: what runs inside rolls back alone on error."""
 
-    __slots__ = ("_tx",)
+    __slots__ = ("_mark", "_tx")
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
 
     def __enter__(self) -> Tx:
         self._tx.execute(_SAVEPOINT)
+        self._mark = totals.mark()
         return self._tx
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
             self._tx.execute(_ROLLBACK_TO)
+            totals.forget_since(self._mark)
         self._tx.execute(_RELEASE)
 
 
@@ -177,6 +175,7 @@ class WriteTransaction:
         self._nested = None
         conn.execute(BEGIN_WRITE if _engine[0] == SQLITE else "BEGIN")
         database.push_transaction(self)
+        totals.begin()
         return conn
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
@@ -186,11 +185,14 @@ class WriteTransaction:
             return
         database.pop_transaction()
         if exc_type is not None:
+            totals.discard()
             _rollback(conn)
             return
         try:
+            totals.write(conn)  # the totals its usage rows counted, summed per row
             conn.execute("COMMIT")
         except BaseException:
+            totals.discard()
             _rollback(conn)
             raise
 
@@ -221,8 +223,7 @@ def exclusive(tx: Tx, name: str) -> None:
 
 
 def table_exists(table: str) -> bool:
-    """Whether the open database has this table."""
-    return bool(database.table_exists(table))
+    return bool(database.table_exists(table))  # whether the open database has this table
 
 
 def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
@@ -350,8 +351,7 @@ def migration_lock(db: Database) -> Iterator[None]:
         db.execute_sql("SELECT pg_advisory_unlock(%s)", (postgres.MIGRATION_LOCK,))
 
 
-def close_database() -> None:
-    """Close this process's connection, if open."""
+def close_database() -> None:  # this process's connection, if open
     if database.obj is not None and not database.is_closed():
         database.close()
 

@@ -1,13 +1,13 @@
 """The hand-written statements of the request path: the key lookup, holds, a key's cap and
-period, the account limits' counts, the usage row, a ledger row, the running totals and rollups.
+period, the account limits' counts, the usage row, a ledger row (the running totals and rollups:
+db/totals.py).
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
 so each is compiled once (psycopg prepares them on PostgreSQL). The text is written with `?`
-parameters and keeps to what both engines read (`RETURNING`, the quoted "user" table, the
-totals' and rollups' upserts `INSERT ... ON CONFLICT ... DO UPDATE`); where they must differ
-the statement is chosen by engine here: on PostgreSQL (READ COMMITTED, many boxes) the
-settlement reads the account and the account limits lock the user `FOR UPDATE`
+parameters and keeps to what both engines read (`RETURNING`, the quoted "user" table); where
+they must differ the statement is chosen by engine here: on PostgreSQL (READ COMMITTED, many
+boxes) the settlement reads the account and the account limits lock the user `FOR UPDATE`
 (`core.lock_rows()`), so a concurrent writer of the same user waits instead of acting on a
 balance or a count that is no longer there (SQLite's BEGIN IMMEDIATE already serialises every
 writer). The rules (how much to reserve or charge, when) live in the features:
@@ -98,35 +98,6 @@ _MOVE_BALANCE_GUARDED_SQL = _MOVE_BALANCE_SQL + " AND balance_nanos - held_nanos
 _ENTRY_SQL = (
     "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
-)
-
-
-_TOTAL_COLUMNS = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_nanos",
-)
-_ADD_UP = ", ".join(f"{c} = {{t}}.{c} + excluded.{c}" for c in _TOTAL_COLUMNS)
-_LATEST = "last_request_at = CASE WHEN {t}.last_request_at IS NULL OR {t}.last_request_at <"
-_LATEST += " excluded.last_request_at THEN excluded.last_request_at ELSE {t}.last_request_at END"
-_ACCOUNT_TOTAL_SQL = (
-    f"INSERT INTO account_usage (user_id, {', '.join(_TOTAL_COLUMNS)}, last_request_at)"
-    " VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
-    + (_ADD_UP + ", " + _LATEST).format(t="account_usage")
-)
-_KEY_TOTAL_SQL = (
-    f"INSERT INTO key_usage (api_key_id, user_id, {', '.join(_TOTAL_COLUMNS)}, last_request_at)"
-    " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (api_key_id) DO UPDATE SET "
-    + (_ADD_UP + ", " + _LATEST).format(t="key_usage")
-)
-_ROLLUP_SQL = (
-    f"INSERT INTO usage_rollup (period, bucket, model, {', '.join(_TOTAL_COLUMNS)})"
-    " VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (period, bucket, model) DO UPDATE SET "
-    + _ADD_UP.format(t="usage_rollup")
 )
 
 
@@ -289,22 +260,3 @@ def insert_ledger_entry(
 ) -> None:
     """The ledger row (no RETURNING: it would double the statement's cost here)."""
     tx.execute(_ENTRY_SQL, (user_id, amount_nanos, kind, reason, idempotency_key, created_at))
-
-
-def add_to_totals(
-    tx: Tx,
-    owner: tuple[int, int | None, str],
-    figures: tuple[int, int, int, int, int, int],
-    created_at: str,
-    buckets: tuple[str, str],
-) -> None:
-    """Count one request into the running totals of its account and key and the rollups of
-    its model: `owner` (user id, key id or None, model), `figures` (errors 0/1, input, output,
-    cache-read and cache-write tokens, cost nano-USD), `buckets` (its minute, its day)."""
-    user_id, key_id, model = owner
-    tx.execute(_ACCOUNT_TOTAL_SQL, (user_id, *figures, created_at))
-    if key_id is not None:
-        tx.execute(_KEY_TOTAL_SQL, (key_id, user_id, *figures, created_at))
-    minute, day = buckets
-    tx.execute(_ROLLUP_SQL, ("minute", minute, model, *figures))
-    tx.execute(_ROLLUP_SQL, ("day", day, model, *figures))

@@ -45,7 +45,7 @@ from typing import Any
 
 from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
-from codelace_box.db import hotpath
+from codelace_box.db import hotpath, totals
 from codelace_box.db.core import (
     Tx,
     claim_owner,
@@ -296,7 +296,7 @@ def count_in_totals(
     tokens, cost nano-USD), `created_at` as stored."""
     figures = (int(status == "error"), *usage)
     buckets = (minute_of(created_at), day_of(created_at))
-    hotpath.add_to_totals(tx, owner, figures, created_at, buckets)
+    totals.add(tx, owner, figures, created_at, buckets)
 
 
 def _count(item: Settlement, usage: tuple[int, int, int, int, int]) -> None:

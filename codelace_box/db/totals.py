@@ -1,0 +1,156 @@
+"""The running totals (per account, per key) and the rollups (per minute, per day and model)
+that a write transaction counts its usage rows into, summed per row and written once, just
+before its COMMIT.
+
+The group commit (db/batch.py) settles many requests in one transaction; most of them are of
+the same account, key and model, so their totals and rollups are the same four rows. Each
+settlement `add`s its figures here instead of running four upserts of its own; the
+transaction writes the sums (`write`, from `core.WriteTransaction`), in a fixed order of rows
+(on PostgreSQL, two boxes' batches then lock them in the same order). What a savepoint rolls
+back is forgotten with it (`mark` / `forget_since`), and a transaction that rolls back writes
+none (`discard`). Outside a write transaction a figure is written at once. The state is per
+thread: a transaction runs on one thread (the event loop's, or the write thread's on
+PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+# (user id, key id or None, model), (errors 0/1, input, output, cache-read and cache-write
+# tokens, cost nano-USD), created_at as stored, (its minute, its day)
+Owner = tuple[int, int | None, str]
+Figures = tuple[int, int, int, int, int, int]
+Entry = tuple[Owner, Figures, str, tuple[str, str]]
+
+COLUMNS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_nanos",
+)
+_ADD_UP = ", ".join(f"{c} = {{t}}.{c} + excluded.{c}" for c in COLUMNS)
+_LATEST = (
+    "last_request_at = CASE WHEN {t}.last_request_at IS NULL OR {t}.last_request_at <"
+    " excluded.last_request_at THEN excluded.last_request_at ELSE {t}.last_request_at END"
+)
+_SUMS = ", ".join("?" for _ in COLUMNS)
+ACCOUNT_SQL = (
+    f"INSERT INTO account_usage (user_id, {', '.join(COLUMNS)}, last_request_at)"
+    f" VALUES (?, {_SUMS}, ?) ON CONFLICT (user_id) DO UPDATE SET "
+    + (_ADD_UP + ", " + _LATEST).format(t="account_usage")
+)
+KEY_SQL = (
+    f"INSERT INTO key_usage (api_key_id, user_id, {', '.join(COLUMNS)}, last_request_at)"
+    f" VALUES (?, ?, {_SUMS}, ?) ON CONFLICT (api_key_id) DO UPDATE SET "
+    + (_ADD_UP + ", " + _LATEST).format(t="key_usage")
+)
+ROLLUP_SQL = (
+    f"INSERT INTO usage_rollup (period, bucket, model, {', '.join(COLUMNS)})"
+    f" VALUES (?, ?, ?, {_SUMS}) ON CONFLICT (period, bucket, model) DO UPDATE SET "
+    + _ADD_UP.format(t="usage_rollup")
+)
+
+
+class _Executes(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+
+class _State(threading.local):
+    """This thread's open write transaction: whether there is one, and what it counted."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.entries: list[Entry] = []
+
+
+_state = _State()
+
+
+def begin() -> None:
+    """A write transaction opened on this thread."""
+    _state.open = True
+    _state.entries = []
+
+
+def add(
+    tx: _Executes, owner: Owner, figures: Figures, created_at: str, buckets: tuple[str, str]
+) -> None:
+    """Count one usage row into its account's and key's totals and its model's rollups (at
+    the transaction's end; at once outside one)."""
+    entry = (owner, figures, created_at, buckets)
+    if _state.open:
+        _state.entries.append(entry)
+    else:
+        _write(tx, [entry])
+
+
+def mark() -> int:
+    """Where a savepoint starts."""
+    return len(_state.entries)
+
+
+def forget_since(position: int) -> None:
+    """A savepoint rolled back: what it counted is not counted."""
+    del _state.entries[position:]
+
+
+def discard() -> None:
+    """The transaction rolled back (or ended without writing)."""
+    _state.open = False
+    _state.entries = []
+
+
+def write(tx: _Executes) -> None:
+    """Write what the transaction counted, summed per row (before its COMMIT)."""
+    entries, _state.entries = _state.entries, []
+    _state.open = False
+    if entries:
+        _write(tx, entries)
+
+
+def _write(tx: _Executes, entries: list[Entry]) -> None:
+    accounts: dict[int, list[Any]] = {}
+    keys: dict[int, list[Any]] = {}
+    rollups: dict[tuple[str, str, str], list[int]] = {}
+    for (user_id, key_id, model), figures, created_at, (minute, day) in entries:
+        _sum_into(accounts, user_id, figures, created_at)
+        if key_id is not None:
+            _sum_into(keys, key_id, figures, created_at, user_id)
+        for period_key in (("minute", minute, model), ("day", day, model)):
+            sums = rollups.setdefault(period_key, [0] * len(COLUMNS))
+            _add(sums, figures)
+    for user_id in sorted(accounts):
+        *sums, latest = accounts[user_id]
+        tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
+    for key_id in sorted(keys):
+        owner_id, *sums, latest = keys[key_id]
+        tx.execute(KEY_SQL, (key_id, owner_id, *sums, latest))
+    for period_key in sorted(rollups):
+        tx.execute(ROLLUP_SQL, (*period_key, *rollups[period_key]))
+
+
+def _sum_into(
+    rows: dict[int, list[Any]], row_id: int, figures: Figures, created_at: str, *lead: Any
+) -> None:
+    """Add a request's figures to a total row: [*lead, requests, *sums, latest]."""
+    row = rows.get(row_id)
+    if row is None:
+        rows[row_id] = [*lead, 1, *figures, created_at]
+        return
+    start = len(lead)
+    row[start] += 1
+    for offset, value in enumerate(figures, start + 1):
+        row[offset] += value
+    row[-1] = max(row[-1], created_at)
+
+
+def _add(sums: list[int], figures: Figures) -> None:
+    sums[0] += 1
+    for offset, value in enumerate(figures, 1):
+        sums[offset] += value
