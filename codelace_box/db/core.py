@@ -5,12 +5,11 @@ Models bind to `database` (`open_database()`); the rest asks this module, never 
 counted are written just before its COMMIT, db/totals.py), `query_all()` / `query_one()`, and
 a `Tx` (hand-written statements, db/hotpath.py). Never await inside a transaction.
 
-What is SQLite's own is named here: the pragmas, `BEGIN IMMEDIATE` (the write lock taken up
-front), `LOCK_ROWS` (a row read under a lock), `?` parameters (qmark), `is_busy()` (the lock
-wait that timed out), `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
-`minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`), the reports' `contains_sql()`.
-PostgreSQL (`database.url`, many boxes on one database) sits behind the same names (the SQL
-helpers format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
+SQLite's own parts are named here: the pragmas, `BEGIN IMMEDIATE`, `LOCK_ROWS`, `?` (qmark),
+`is_busy()`, `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
+`minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`), `contains_sql()`. PostgreSQL
+(`database.url`, many boxes on one database) sits behind the same names (the SQL helpers
+format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
 """
 
 from __future__ import annotations
@@ -42,6 +41,9 @@ PRAGMAS = (
     ("cache_size", -16000),
     ("temp_store", "memory"),
 )
+# apsw's statement cache, a ring, drops a statement unused for `size` executions: at 100 (its
+# default) what runs once per group commit (BEGIN, COMMIT, the totals) was compiled each batch.
+_CACHE = {"statementcachesize": 256}
 BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: take the write lock now, not at the first write
 # What makes a SELECT lock the rows it reads until the transaction ends, by engine (`lock_rows()`).
 # SQLite: nothing, the IMMEDIATE transaction already holds the one write lock; PostgreSQL
@@ -222,13 +224,12 @@ def exclusive(tx: Tx, name: str) -> None:
         tx.execute(postgres.XACT_LOCK_SQL, (name,))
 
 
-def table_exists(table: str) -> bool:
-    return bool(database.table_exists(table))  # whether the open database has this table
+def table_exists(table: str) -> bool:  # whether the open database has this table
+    return bool(database.table_exists(table))
 
 
 def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
-    """After rows were inserted with their ids: on PostgreSQL the id sequences continue after
-    them (SQLite's rowids need nothing)."""
+    """After rows were inserted with their ids: PostgreSQL's id sequences continue after them."""
     if _engine[0] == POSTGRES:
         for table in tables:
             tx.execute(postgres.RESET_SEQUENCE_SQL.format(table=table))
@@ -298,7 +299,7 @@ def _open_sqlite(path: str) -> APSWDatabase:
     """Open the SQLite file; a new database (and a new folder for it) is private: file 600
     (its -wal and -shm follow), folder 700, whatever the umask."""
     target = Path(path)
-    db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC)
+    db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
     if target.is_dir():
         raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
     try:
@@ -395,6 +396,5 @@ def contains_sql(column: str) -> str:
     return f"instr(lower(COALESCE({column}, '')), ?) > 0"
 
 
-def engine_version() -> str:
-    """The database engine and its library, for `version --verbose`."""
+def engine_version() -> str:  # the engine and its library, for `version --verbose`
     return f"sqlite {apsw.sqlite_lib_version()} (apsw {apsw.apsw_version()})"
