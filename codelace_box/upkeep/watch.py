@@ -12,7 +12,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from codelace_box.catalog.providers import list_providers, provider_keys
+from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import Provider, ProviderKey
@@ -73,7 +73,7 @@ class Upkeep:
                             "key", str(key.id), f"provider key {key.id} ({key.key_hint}) of "
                             f"{provider.name} was taken out of rotation: its upstream refused it",
                         )  # fmt: skip
-            if provider.enabled and not any(k.enabled and not k.failing for k in keys):
+            if provider.enabled and not has_working_key(keys):
                 await self.alerter.alert(
                     "provider", provider.name,
                     f"provider {provider.name} has no working key: its models answer 503",
