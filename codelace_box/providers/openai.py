@@ -58,6 +58,15 @@ def json_post(url: str, api_key: str, payload: JSON, *, stream: bool) -> Upstrea
     return UpstreamRequest(url, headers, payload)
 
 
+def reasoning_text(message: JSON) -> str:
+    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def _send_cap(payload: JSON, field: str, reserved: int) -> None:
     """Make sure the upstream sees the output cap reserved for, in the field it reads: when the
     client set none, the reserved one; a compatible server (Ollama, LM Studio) reads only
