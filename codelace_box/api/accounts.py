@@ -7,10 +7,15 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import create_key, list_keys, revoke_key, update_key
 from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
-from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
-from codelace_box.api.common import READ, json_body, json_response, require_auth
+from codelace_box.api.common import (
+    READ,
+    client_address,
+    json_body,
+    json_response,
+    require_auth,
+)
 from codelace_box.api.views import (
     code_sent_view,
     key_view,
@@ -23,25 +28,26 @@ from codelace_box.errors import InvalidRequest
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 
 
-def _client(request: Request) -> str:
-    """The client's address (the socket peer, or the proxy's `for` when proxies are set up)
-    as the rate limits count it: an IPv6 client by its /64."""
-    return client_bucket(request.client_ip or "unknown")
-
-
-@bp.post("/otp/request")
-async def otp_request(request: Request) -> HTTPResponse:
-    """Mail a fresh sign-in code; the same answer whether or not the account exists."""
+async def send_sign_in_code(request: Request) -> HTTPResponse:
+    """Mail a fresh sign-in code to the body's `email`, counted against the sign-in rate limits;
+    the same answer whether or not the account exists. The API's and the portal's code request
+    both answer with this."""
     body = json_body(request)
     ctx = request.app.ctx
     sent = await request_sign_in(
         body.get("email"),
-        _client(request),
+        client_address(request),
         mailer=ctx.mailer,
         secret_key=ctx.secret_key,
         auth=ctx.config.auth,
     )
     return json_response(code_sent_view(sent))
+
+
+@bp.post("/otp/request")
+async def otp_request(request: Request) -> HTTPResponse:
+    """Mail a fresh sign-in code; the same answer whether or not the account exists."""
+    return await send_sign_in_code(request)
 
 
 @bp.post("/otp/verify")
@@ -52,7 +58,7 @@ async def otp_verify(request: Request) -> HTTPResponse:
     signed_in = complete_sign_in(
         body.get("email"),
         body.get("code"),
-        _client(request),
+        client_address(request),
         secret_key=ctx.secret_key,
         auth=ctx.config.auth,
     )

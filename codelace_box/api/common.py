@@ -1,4 +1,5 @@
-"""Helpers every endpoint uses: reading a JSON body, writing JSON, request ids, auth."""
+"""Helpers every endpoint uses: reading a JSON body, writing JSON, request ids, auth, the
+client's address as the rate limits count it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext, authenticate
+from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.errors import InvalidRequest
 from codelace_box.jsonwire import dumps, loads
 
@@ -98,3 +100,9 @@ def require_auth(request: Request) -> AuthContext:
     auth = authenticate(bearer_token(request))
     request.ctx.auth = auth
     return auth
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the socket peer, or the proxy's `for` when proxies are set up)
+    as the rate limits count it: an IPv6 client by its /64."""
+    return client_bucket(request.client_ip or "unknown")

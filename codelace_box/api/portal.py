@@ -10,10 +10,10 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.accounts.sessions import end_session, find_session, start_session
-from codelace_box.accounts.signin import request_sign_in, verify_code
-from codelace_box.api.common import READ, json_body, json_response
+from codelace_box.accounts.signin import verify_code
+from codelace_box.api.accounts import send_sign_in_code
+from codelace_box.api.common import READ, client_address, json_body, json_response
 from codelace_box.api.portal_security import (
     changing_session,
     check_origin,
@@ -22,7 +22,6 @@ from codelace_box.api.portal_security import (
     session_token,
     set_session_cookie,
 )
-from codelace_box.api.views import code_sent_view
 from codelace_box.config import Config
 from codelace_box.errors import NotFound
 from codelace_box.portal import load_assets
@@ -30,11 +29,6 @@ from codelace_box.portal import load_assets
 bp = Blueprint("portal")
 bp.on_response(portal_headers)
 PAGES = ("/", "/signin", "/keys", "/usage", "/billing", "/connect")
-
-
-def _client(request: Request) -> str:
-    """The client's address as the sign-in rate limits count it."""
-    return client_bucket(request.client_ip or "unknown")
 
 
 async def page(request: Request) -> HTTPResponse:
@@ -74,16 +68,7 @@ async def session(request: Request) -> HTTPResponse:
 async def signin_code(request: Request) -> HTTPResponse:
     """Mail a sign-in code (the same machinery and limits as /api/v1/auth/otp/request)."""
     check_origin(request)
-    body = json_body(request)
-    ctx = request.app.ctx
-    sent = await request_sign_in(
-        body.get("email"),
-        _client(request),
-        mailer=ctx.mailer,
-        secret_key=ctx.secret_key,
-        auth=ctx.config.auth,
-    )
-    return json_response(code_sent_view(sent))
+    return await send_sign_in_code(request)
 
 
 @bp.post("/portal/api/signin/verify")
@@ -96,7 +81,7 @@ async def signin_verify(request: Request) -> HTTPResponse:
     user, _ = verify_code(
         body.get("email"),
         body.get("code"),
-        _client(request),
+        client_address(request),
         secret_key=ctx.secret_key,
         auth=config.auth,
     )

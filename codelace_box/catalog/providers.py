@@ -224,6 +224,12 @@ def provider_keys(provider_id: int) -> list[ProviderKey]:
     )
 
 
+def has_working_key(keys: Iterable[ProviderKey]) -> bool:
+    """Whether any of a provider's keys is in rotation (enabled and not failing): without one,
+    its models answer 503."""
+    return any(key.enabled and not key.failing for key in keys)
+
+
 def default_base_url(kind: str) -> str:
     """The base URL used for a provider kind when none is set."""
     return adapter_for(kind).default_base_url

@@ -219,13 +219,13 @@ def providers_remove(state: CliState, name: str) -> None:
 @pass_state
 def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
     """Remove a key of a provider (KEY_ID as `providers list` shows it)."""
-    from codelace_box.catalog.providers import provider_keys, remove_provider_key
+    from codelace_box.catalog.providers import has_working_key, provider_keys, remove_provider_key
 
     state.database()
     with audited("providers key-remove", name, lambda: states.provider(name)):
         key = remove_provider_key(name, key_id)
     click.echo(f"removed key {key.id} ({key.key_hint}) of {name}")
-    if not any(k.enabled and not k.failing for k in provider_keys(key.provider.id)):
+    if not has_working_key(provider_keys(key.provider.id)):
         click.echo(f"warning: {name} has no working key left; its models answer 503", err=True)
 
 

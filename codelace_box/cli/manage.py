@@ -51,22 +51,10 @@ def max_moment(*moments: Any) -> Any:
 
 
 def key_view(key: Any) -> dict[str, Any]:
-    """An API key as the CLI shows it (never the full key), with its limits."""
-    from codelace_box.accounts.limits import allowed_model_list, spent_in_period
+    """An API key as the CLI shows it: the HTTP API's shape (never the full key), limits too."""
+    from codelace_box.api.views import key_view as api_key_view
 
-    limit = key.limit_nanos
-    return {
-        "id": key.uuid,
-        "key_prefix": key.key_prefix,
-        "name": key.name,
-        "created_at": iso_z(key.created_at),
-        "last_used_at": iso_z(key.last_used_at),
-        "spent_usd": usd_json(spent_in_period(key)),
-        "limit_usd": None if limit is None else usd_json(limit),
-        "limit_reset": key.limit_reset,
-        "expires_at": iso_z(key.expires_at),
-        "allowed_models": allowed_model_list(key),
-    }
+    return api_key_view(key)
 
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",

@@ -13,7 +13,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
-from codelace_box.providers.openai import OPENAI_BASE_URL, OpenAIAdapter
+from codelace_box.providers.openai import OpenAIAdapter, json_post, upstream_base
 
 
 def _tokens(raw: Any) -> int | None:
@@ -26,16 +26,8 @@ class EmbeddingsAdapter(OpenAIAdapter):
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The body with the upstream's model name."""
-        base = (target.base_url or OPENAI_BASE_URL).rstrip("/")
-        headers = {
-            "authorization": f"Bearer {target.api_key}",
-            "content-type": "application/json",
-            "accept": "application/json",
-            "accept-encoding": "identity",
-        }
-        return UpstreamRequest(
-            f"{base}/embeddings", headers, body | {"model": target.upstream_model}
-        )
+        url = f"{upstream_base(target)}/embeddings"
+        return json_post(url, target.api_key, body | {"model": target.upstream_model}, stream=False)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The list as received, its model our id; usage from `prompt_tokens` (estimated later

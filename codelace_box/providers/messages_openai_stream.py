@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.openai import reasoning_text
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -56,14 +57,6 @@ def _input(arguments: Any) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
-def _reasoning(holder: JSON) -> str:
-    for name in ("reasoning_content", "reasoning"):
-        value = holder.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
 def _whole_json(text: str) -> bool:
     """Whether a tool call's arguments so far are a complete JSON value."""
     try:
@@ -84,7 +77,7 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = _obj(choice, "message")
     content: list[JSON] = []
-    if reasoning := _reasoning(message):
+    if reasoning := reasoning_text(message):
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     if isinstance(message.get("content"), str) and message["content"]:
         content.append({"type": "text", "text": message["content"]})
@@ -152,7 +145,7 @@ class OpenAIToMessagesStream(StreamTranslator):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = _obj(choice, "delta")
-            if reasoning := _reasoning(delta):
+            if reasoning := reasoning_text(delta):
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
             if isinstance(delta.get("content"), str) and delta["content"]:
                 out += self._delta("text", {"type": "text_delta", "text": delta["content"]})

@@ -41,6 +41,32 @@ def cap_field(base_url: str) -> str:
     return "max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"
 
 
+def upstream_base(target: UpstreamTarget) -> str:
+    """The upstream's base URL without a trailing slash (OpenAI's own when none is set)."""
+    return (target.base_url or OPENAI_BASE_URL).rstrip("/")
+
+
+def json_post(url: str, api_key: str, payload: JSON, *, stream: bool) -> UpstreamRequest:
+    """A POST of `payload` to an OpenAI-style upstream: the key as a bearer token, the answer
+    as SSE when streamed, and never compressed (the box reads what it relays)."""
+    headers = {
+        "authorization": f"Bearer {api_key}",
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        "accept-encoding": "identity",
+    }
+    return UpstreamRequest(url, headers, payload)
+
+
+def reasoning_text(message: JSON) -> str:
+    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def _send_cap(payload: JSON, field: str, reserved: int) -> None:
     """Make sure the upstream sees the output cap reserved for, in the field it reads: when the
     client set none, the reserved one; a compatible server (Ollama, LM Studio) reads only
@@ -195,7 +221,7 @@ class OpenAIAdapter(ProviderAdapter):
         return f"{base}{path}", {"authorization": f"Bearer {api_key}"}
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
-        base = (target.base_url or OPENAI_BASE_URL).rstrip("/")
+        base = upstream_base(target)
         payload = dict(body)
         payload["model"] = target.upstream_model
         if target.stream:
@@ -208,13 +234,7 @@ class OpenAIAdapter(ProviderAdapter):
             payload.pop("stream_options", None)
         if target.default_max_tokens is not None:
             _send_cap(payload, cap_field(base), target.default_max_tokens)
-        headers = {
-            "authorization": f"Bearer {target.api_key}",
-            "content-type": "application/json",
-            "accept": "text/event-stream" if target.stream else "application/json",
-            "accept-encoding": "identity",
-        }
-        return UpstreamRequest(f"{base}/chat/completions", headers, payload)
+        return json_post(f"{base}/chat/completions", target.api_key, payload, stream=target.stream)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         choices = payload.get("choices")

@@ -18,7 +18,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
-from codelace_box.providers.openai import OPENAI_BASE_URL, OpenAIAdapter
+from codelace_box.providers.openai import OpenAIAdapter, json_post, upstream_base
 from codelace_box.providers.responses_native import (
     NativeResponsesStream,
     native_body,
@@ -40,19 +40,13 @@ class NativeResponses(OpenAIAdapter):
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The client's body for the upstream, its output capped at what was held."""
-        base = (target.base_url or OPENAI_BASE_URL).rstrip("/")
+        base = upstream_base(target)
         payload = native_body(body, upstream_model=target.upstream_model, stream=target.stream)
         given = payload.get("max_output_tokens")
         if target.default_max_tokens is not None:
             cap = given if isinstance(given, int) and given < target.default_max_tokens else None
             payload["max_output_tokens"] = cap or target.default_max_tokens
-        headers = {
-            "authorization": f"Bearer {target.api_key}",
-            "content-type": "application/json",
-            "accept": "text/event-stream" if target.stream else "application/json",
-            "accept-encoding": "identity",
-        }
-        return UpstreamRequest(f"{base}/responses", headers, payload)
+        return json_post(f"{base}/responses", target.api_key, payload, stream=target.stream)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The upstream's response, relabelled, and its usage."""

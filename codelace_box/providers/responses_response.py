@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from codelace_box.providers.base import Usage
+from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.responses_input import encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
 
@@ -150,15 +151,6 @@ def custom_input(arguments: str) -> str:
     if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
         return parsed["input"]
     return arguments
-
-
-def reasoning_text(message: JSON) -> str:
-    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`)."""
-    for name in ("reasoning_content", "reasoning"):
-        value = message.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
 
 
 def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:

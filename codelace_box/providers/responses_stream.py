@@ -37,6 +37,7 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import UpstreamStreamError, Usage
+from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
     call_item,
@@ -44,7 +45,6 @@ from codelace_box.providers.responses_response import (
     message_item,
     new_id,
     reasoning_item,
-    reasoning_text,
     response_object,
     responses_usage,
     status_for,

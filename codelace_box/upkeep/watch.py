@@ -12,9 +12,10 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from codelace_box.catalog.providers import list_providers, provider_keys
+from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
+from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.db.openlock import OpenMarker, try_lead
 from codelace_box.reports.traffic import window_stats
@@ -63,8 +64,7 @@ class Upkeep:
 
     async def watch_keys(self) -> None:
         failing: set[int] = set()
-        for provider in list_providers():
-            keys = provider_keys(provider.id)
+        for provider, keys in await run_in_db_thread(_providers_and_keys):
             for key in keys:
                 if key.enabled and key.failing:
                     failing.add(key.id)
@@ -73,7 +73,7 @@ class Upkeep:
                             "key", str(key.id), f"provider key {key.id} ({key.key_hint}) of "
                             f"{provider.name} was taken out of rotation: its upstream refused it",
                         )  # fmt: skip
-            if provider.enabled and not any(k.enabled and not k.failing for k in keys):
+            if provider.enabled and not has_working_key(keys):
                 await self.alerter.alert(
                     "provider", provider.name,
                     f"provider {provider.name} has no working key: its models answer 503",
@@ -91,6 +91,11 @@ class Upkeep:
                 f"in 5 minutes (alerts.error_rate {limit:g})"
             )
             await self.alerter.alert("error_rate", "", text)
+
+
+def _providers_and_keys() -> list[tuple[Provider, list[ProviderKey]]]:
+    """Every provider with its keys (read on the database thread, like every timed read)."""
+    return [(provider, provider_keys(provider.id)) for provider in list_providers()]
 
 
 async def upkeep_forever(config: Config, tick_sec: float) -> None:

@@ -37,15 +37,9 @@ def vector(index: int) -> list[float]:
 
 async def embeddings(fake: FakeOpenAI, request: web.Request) -> web.Response:
     """Answer one embeddings request."""
-    from tests.fakes.openai_upstream import Recorded
-
-    try:
-        body: Any = json.loads(await request.read())
-    except ValueError:
-        body = None
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    fake.requests.append(Recorded(request.path, headers, body))
-    if not headers.get("authorization", "").removeprefix("Bearer ").strip():
+    recorded = await fake.record(request)
+    body: Any = recorded.body
+    if not recorded.api_key:
         return _error(401, "You didn't provide an API key.", "invalid_request_error")
     inputs = _inputs(body.get("input")) if isinstance(body, dict) else None
     if inputs is None or not isinstance(body.get("model"), str):

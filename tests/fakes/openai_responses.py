@@ -49,15 +49,9 @@ def _response(body: dict[str, Any], rid: str, status: str, output: list[Any], us
 
 async def responses(fake: FakeOpenAI, request: web.Request) -> web.StreamResponse:
     """Answer one Responses request."""
-    from tests.fakes.openai_upstream import Recorded
-
-    try:
-        body: Any = json.loads(await request.read())
-    except ValueError:
-        body = None
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    fake.requests.append(Recorded(request.path, headers, body))
-    if not headers.get("authorization", "").removeprefix("Bearer ").strip():
+    recorded = await fake.record(request)
+    body: Any = recorded.body
+    if not recorded.api_key:
         return _error(401, "You didn't provide an API key.")
     if (
         not isinstance(body, dict)

@@ -171,14 +171,20 @@ class FakeOpenAI(LoopbackServer):
             return self.tagged[tag]
         return self.script.popleft() if self.script else self.default
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+    async def record(self, request: web.Request) -> Recorded:
+        """Keep a request as it came (headers lowercased, the body parsed; None if not JSON)."""
         try:
-            body: Any = json.loads(raw)
+            body: Any = json.loads(await request.read())
         except ValueError:
             body = None
         headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(Recorded(request.path, headers, body))
+        recorded = Recorded(request.path, headers, body)
+        self.requests.append(recorded)
+        return recorded
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
+        headers, body = recorded.headers, recorded.body
         refusal = self._refuse(headers, body)
         if refusal is not None:
             return refusal

@@ -6,6 +6,7 @@ are set up with the real CLI, exactly as an operator would.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,15 @@ class Box(BoxDriver):
         )
         assert rows, f"no usage row for {request_id}"
         return rows[0]
+
+    def settled_row(self, request_id: str, wait: float = 15) -> dict[str, Any]:
+        """The usage row of a request, once it is written (settlement may finish after the
+        client saw the answer end)."""
+        deadline = time.monotonic() + wait
+        while not self.query("SELECT 1 FROM usage_record WHERE request_id = ?", request_id):
+            assert time.monotonic() < deadline, f"request {request_id} was never settled"
+            time.sleep(0.05)
+        return self.usage_row(request_id)
 
 
 @pytest.fixture(scope="module")

@@ -182,7 +182,7 @@ def test_client_leaving_mid_stream_pays_for_what_was_produced(box: Box, fake: Fa
             if seen == 4:
                 break
     assert fake.client_gone.wait(10), "the box must close the upstream stream"
-    row = _wait_for_row(box, request_id)
+    row = box.settled_row(request_id, wait=10)
     produced = -(-30 // 4)  # 30 characters relayed, 4 per token
     prompt = -(-len(content) // 4)
     cost = cost_nanos(prompt, produced, IN_PRICE, OUT_PRICE)
@@ -224,15 +224,6 @@ def _wait_for_settled(box: Box, email: str) -> dict[str, object]:
     while box.balance(email)[1] and time.monotonic() < deadline:
         time.sleep(0.05)
     return only_row(box, email)
-
-
-def _wait_for_row(box: Box, request_id: str) -> dict[str, object]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if box.query("SELECT 1 FROM usage_record WHERE request_id = ?", request_id):
-            return box.usage_row(request_id)
-        time.sleep(0.05)
-    raise AssertionError(f"request {request_id} was never settled")
 
 
 def test_doctor_after_failures(box: Box) -> None:

@@ -8,27 +8,22 @@ the credit it held.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
 from tests.accounts.conftest import console_code
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box, cost_nanos
+from tests.gateway.bursts import EACH, FLAT_MODEL, burst, statuses
+from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
 from tests.pg_cluster import SHARED_SECRET
 from tests.support import ServerProcess, free_port, write_config
 
 pytestmark = pytest.mark.timeout(180)
-FLAT = "fake/flat"
-CAP = 100
-HELLO = [{"role": "user", "content": "Count to a hundred"}]
 SWEEP_SEC = "1"  # the hold sweep, every second here (30 s in production)
 
 
@@ -49,8 +44,7 @@ def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
         if number == 0:
             box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
             box.cli("models", "set", MODEL, *MODEL_PRICES)
-            box.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
-                    "--provider", "fake")  # fmt: skip
+            box.cli(*FLAT_MODEL)
         port = int(sections["server"]["port"])
         box.server = ServerProcess(config, port, env={"CODELACE_HOLD_SWEEP_SEC": SWEEP_SEC})
         box.server.start()
@@ -60,39 +54,18 @@ def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
         box.server.stop()
 
 
-async def _one(client: openai.AsyncOpenAI) -> int:
-    try:
-        await client.chat.completions.create(model=FLAT, messages=HELLO, max_tokens=CAP)
-    except openai.APIStatusError as exc:
-        return exc.status_code
-    except openai.APIConnectionError:  # the box was killed under it
-        return 0
-    return 200
-
-
-async def _spread(boxes: list[Box], key: str, count: int) -> list[int]:
-    clients = [box.async_sdk(key) for box in boxes]
-    try:
-        turn = itertools.cycle(clients)
-        return await asyncio.gather(*(_one(next(turn)) for _ in range(count)))
-    finally:
-        for client in clients:
-            await client.close()
-
-
 def test_hundred_requests_over_three_boxes_never_overspend(
     boxes: list[Box], fake: FakeOpenAI
 ) -> None:
     first = boxes[0]
-    each = cost_nanos(0, CAP, "0", "10")
-    credit = 10 * each + each // 2
+    credit = 10 * EACH + EACH // 2
     email, key = first.new_user(f"{credit / 1e9:.9f}")
     fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.3)
-    statuses = asyncio.run(_spread(boxes, key, 100))
-    assert statuses.count(200) == 10, statuses
-    assert statuses.count(402) == 90
+    answered = statuses(burst(boxes, key, 100))
+    assert answered.count(200) == 10, answered
+    assert answered.count(402) == 90
     balance, held = first.balance(email)
-    assert (balance, held) == (credit - 10 * each, 0)
+    assert (balance, held) == (credit - 10 * EACH, 0)
     assert first.query("SELECT COUNT(*) FROM hold") == [(0,)]
     first.cli("doctor")
 
@@ -164,7 +137,7 @@ def test_a_box_killed_under_load_loses_no_debit_and_its_holds_are_freed(
     results: dict[str, list[int]] = {"survivors": [], "victim": []}
 
     def load(target: list[Box], name: str) -> None:
-        results[name] = asyncio.run(_spread(target, key, 12))
+        results[name] = statuses(burst(target, key, 12))
 
     survivors = threading.Thread(target=load, args=(boxes[:2], "survivors"))
     doomed = threading.Thread(target=load, args=([victim], "victim"))
@@ -188,7 +161,6 @@ def test_a_box_killed_under_load_loses_no_debit_and_its_holds_are_freed(
         "JOIN \"user\" u ON u.id = l.user_id WHERE u.email = ? AND l.kind = 'usage'",
         email,
     )[0][0]
-    each = cost_nanos(0, CAP, "0", "10")
-    assert charged >= 12 * each, "every answered request on the survivors was debited"
+    assert charged >= 12 * EACH, "every answered request on the survivors was debited"
     assert (balance, held) == (10 * 1_000_000_000 - charged, 0)
     first.cli("doctor")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -31,14 +30,6 @@ def box(box_factory: BoxFactory) -> Box:
     return box_factory()
 
 
-def settled_row(box: Box, request_id: str, wait: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + wait
-    while not box.query("SELECT 1 FROM usage_record WHERE request_id = ?", request_id):
-        assert time.monotonic() < deadline, f"request {request_id} was never settled"
-        time.sleep(0.05)
-    return box.usage_row(request_id)
-
-
 def test_inline_images_reserve_the_context_window(box: Box, fake: FakeOpenAI) -> None:
     """40 one-pixel images inline (5 KB of body) that the provider counts 2,833 tokens each:
     the hold covers them (an inline image's tokens follow its size in pixels and the model, not
@@ -52,7 +43,7 @@ def test_inline_images_reserve_the_context_window(box: Box, fake: FakeOpenAI) ->
     with box.http(key) as http:
         answer = http.post(URL, json=body)
     assert answer.status_code == 200, answer.text
-    row = settled_row(box, answer.headers["x-request-id"])
+    row = box.settled_row(answer.headers["x-request-id"])
     cost = cost_nanos(prompt, 3, IN_PRICE, OUT_PRICE)
     assert (row["input_tokens"], row["cost_nanos"]) == (prompt, cost)
     assert cost <= row["hold_nanos"]
@@ -114,7 +105,7 @@ def test_opaque_reasoning_data_does_not_cut_the_answer(box: Box, fake: FakeOpenA
     text = "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
     assert text == "".join(words)
     assert [c["finish_reason"] for c in events[-1]["choices"]] == ["stop"]
-    row = settled_row(box, request_id)
+    row = box.settled_row(request_id)
     assert (row["output_tokens"], row["estimated"], row["error_code"]) == (40, 0, None)
 
 
@@ -152,7 +143,7 @@ def test_an_answer_too_large_to_relay_is_charged_the_providers_count(
         answer = http.post(URL, json=body)
     assert answer.status_code == 502, answer.text[:300]
     assert answer.json()["error"]["code"] == "upstream_too_large"
-    row = settled_row(box, answer.headers["x-request-id"])
+    row = box.settled_row(answer.headers["x-request-id"])
     cost = cost_nanos(5, 900, IN_PRICE, OUT_PRICE)
     assert (row["status"], row["error_code"], row["estimated"]) == (
         "error",
@@ -173,7 +164,7 @@ def test_an_answer_too_large_without_usage_is_charged_within_the_hold(
     with box.http(key) as http:
         answer = http.post(URL, json=body)
     assert answer.status_code == 502, answer.text[:300]
-    row = settled_row(box, answer.headers["x-request-id"])
+    row = box.settled_row(answer.headers["x-request-id"])
     assert (row["status"], row["estimated"]) == ("error", 1)
     assert 0 < row["cost_nanos"] <= row["hold_nanos"]
     assert box.balance(email) == (NANOS - row["cost_nanos"], 0)

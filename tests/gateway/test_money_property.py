@@ -16,7 +16,6 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, Box, BoxFactory, cost_nanos
-from tests.gateway.test_money_safety import settled_row
 
 pytestmark = pytest.mark.timeout(300)
 URL = "/v1/chat/completions"
@@ -102,7 +101,7 @@ def run_case(box: Box, key: str, case: Case) -> str:
 
 
 def check_case(box: Box, case: Case, request_id: str) -> None:
-    row = settled_row(box, request_id, wait=30)
+    row = box.settled_row(request_id, wait=30)
     hold, charged = int(row["hold_nanos"]), int(row["cost_nanos"])
     where = f"{case.tag} ({case.quirk}, leave_after={case.leave_after}): {row}"
     assert hold > 0 and 0 <= charged <= hold, where
@@ -131,7 +130,7 @@ def test_random_load_never_charges_beyond_the_hold(box: Box, fake: FakeOpenAI, s
     for case, request_id in zip(cases, ids, strict=True):
         check_case(box, case, request_id)
     balance, held = box.balance(email)
-    charged = sum(int(settled_row(box, r)["cost_nanos"]) for r in ids)
+    charged = sum(int(box.settled_row(r)["cost_nanos"]) for r in ids)
     assert (balance, held) == (int(CREDIT_USD) * NANOS - charged, 0)
     ledger = box.query(
         'SELECT SUM(l.amount_nanos) FROM ledger_entry l JOIN "user" u ON u.id = l.user_id'

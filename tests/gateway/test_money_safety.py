@@ -34,15 +34,6 @@ def box(box_factory: BoxFactory) -> Box:
     return box_factory()
 
 
-def settled_row(box: Box, request_id: str, wait: float = 15) -> dict[str, Any]:
-    """The usage row of a request, once it is written."""
-    deadline = time.monotonic() + wait
-    while not box.query("SELECT 1 FROM usage_record WHERE request_id = ?", request_id):
-        assert time.monotonic() < deadline, f"request {request_id} was never settled"
-        time.sleep(0.05)
-    return box.usage_row(request_id)
-
-
 def leave_after_answer(box: Box, key: str, body: dict[str, Any], answer: str) -> str:
     """Stream a request, close the connection as soon as the visible answer arrived; returns
     the request id."""
@@ -79,7 +70,7 @@ def test_a_client_leaving_a_reasoning_stream_pays_the_providers_count(
     fake.push(REASONING)
     body = {"model": MODEL, "messages": HELLO, "stream": True, "max_tokens": 25_000}
     request_id = leave_after_answer(box, key, body, REASONING.content)
-    row = settled_row(box, request_id)
+    row = box.settled_row(request_id)
     cost = cost_nanos(30, 20_000, IN_PRICE, OUT_PRICE)
     assert (row["status"], row["estimated"], row["error_code"]) == ("abandoned", 0, "client_closed")
     assert (row["input_tokens"], row["output_tokens"], row["cost_nanos"]) == (30, 20_000, cost)
@@ -105,7 +96,7 @@ def test_a_stream_that_will_not_stop_is_cut_at_the_cap(box: Box, fake: FakeOpenA
     assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] >= len(pieces)
     assert raw.endswith(b"data: [DONE]\n\n")
     assert fake.client_gone.wait(10), "the box must close the upstream"
-    row = settled_row(box, request_id)
+    row = box.settled_row(request_id)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"]
     assert row["cost_nanos"] == round(events[-1]["usage"]["cost_usd"] * NANOS)
     assert box.balance(email) == (NANOS - row["cost_nanos"], 0)
@@ -136,7 +127,7 @@ def test_media_of_unknown_size_reserves_the_context_window(box: Box, fake: FakeO
     served = [a for a in answers if a.status_code == 200]
     refused = [a for a in answers if a.status_code == 402]
     assert len(served) + len(refused) == 20
-    holds = {settled_row(box, a.headers["x-request-id"])["hold_nanos"] for a in served}
+    holds = {box.settled_row(a.headers["x-request-id"])["hold_nanos"] for a in served}
     (hold,) = holds
     assert hold >= cost_nanos(120_000, 10, IN_PRICE, OUT_PRICE)
     assert len(served) == NANOS // hold == 3
@@ -181,5 +172,5 @@ def test_an_estimate_counts_each_cjk_character_a_token(
     with box.http(key) as http:
         answer = http.post(URL, json=body)
     assert answer.status_code == 200, answer.text
-    row = settled_row(box, answer.headers["x-request-id"])
+    row = box.settled_row(answer.headers["x-request-id"])
     assert (row["estimated"], row["output_tokens"]) == (1, 20)

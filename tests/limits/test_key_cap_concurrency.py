@@ -8,34 +8,13 @@ worker and with two (the cap is checked in the admission transaction, shared by 
 
 from __future__ import annotations
 
-import asyncio
-
-import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import Box, BoxFactory, cost_nanos
+from tests.gateway.bursts import EACH, FLAT_MODEL, burst, statuses
+from tests.gateway.conftest import BoxFactory
 
 pytestmark = pytest.mark.timeout(120)
-FLAT = "fake/flat"
-CAP = 100
-HELLO = [{"role": "user", "content": "Count to a hundred"}]
-
-
-async def _one(client: openai.AsyncOpenAI) -> tuple[int, str | None]:
-    try:
-        await client.chat.completions.create(model=FLAT, messages=HELLO, max_tokens=CAP)
-    except openai.APIStatusError as exc:
-        return exc.status_code, (exc.body or {}).get("code")  # type: ignore[union-attr]
-    return 200, None
-
-
-async def _burst(box: Box, key: str, count: int) -> list[tuple[int, str | None]]:
-    client = box.async_sdk(key)
-    try:
-        return await asyncio.gather(*(_one(client) for _ in range(count)))
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -43,31 +22,28 @@ def test_hundred_concurrent_requests_never_pass_the_key_cap(
     box_factory: BoxFactory, fake: FakeOpenAI, workers: str
 ) -> None:
     box = box_factory("--workers", workers)
-    box.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
-            "--provider", "fake")  # fmt: skip
-    each = cost_nanos(0, CAP, "0", "10")
-    cap = 10 * each + each // 2
+    box.cli(*FLAT_MODEL)
+    cap = 10 * EACH + EACH // 2
     email, _ = box.new_user("100")
     created = box.cli("keys", "create", email, "--limit-usd", f"{cap / 1e9:.9f}")
     key = created.strip().splitlines()[0]
     fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.3)
-    outcomes = asyncio.run(_burst(box, key, 100))
-    statuses = [status for status, _ in outcomes]
-    assert statuses.count(200) == 10, statuses
+    outcomes = burst([box], key, 100)
+    assert statuses(outcomes).count(200) == 10, outcomes
     assert outcomes.count((402, "key_limit_reached")) == 90, outcomes
     assert len(fake.requests) == 10  # refused requests never reached the upstream
     spent, held, limit = box.query(
         "SELECT spent_nanos, held_nanos, limit_nanos FROM api_key WHERE key_prefix = ?", key[:7]
     )[0]
-    assert (spent, held, limit) == (10 * each, 0, cap)
+    assert (spent, held, limit) == (10 * EACH, 0, cap)
     usage = box.query(
         "SELECT COALESCE(SUM(cost_nanos), 0) FROM usage_record u JOIN api_key k "
         "ON k.id = u.api_key_id WHERE k.key_prefix = ?",
         key[:7],
     )
-    assert usage == [(10 * each,)]
-    assert box.balance(email) == (100 * 10**9 - 10 * each, 0)
+    assert usage == [(10 * EACH,)]
+    assert box.balance(email) == (100 * 10**9 - 10 * EACH, 0)
     listed = {k["key_prefix"]: k for k in box.http(key).get("/api/v1/auth/key").json()}
-    assert listed[key[:7]]["spent_usd"] == pytest.approx(10 * each / 1e9)
+    assert listed[key[:7]]["spent_usd"] == pytest.approx(10 * EACH / 1e9)
     assert listed[key[:7]]["limit_usd"] == pytest.approx(cap / 1e9)
     box.cli("doctor")

@@ -18,13 +18,13 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
 from tests.portal.browser import Browser, require_browser
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
 
 MODEL = "fake/gpt-test"
 
 
 @dataclass
-class PortalBox:
+class PortalBox(BoxDriver):
     """One running box and the test parts around it."""
 
     server: ServerProcess
@@ -34,21 +34,9 @@ class PortalBox:
     double: StripeDouble
     fake: FakeOpenAI
 
-    @property
-    def url(self) -> str:
-        return self.server.base_url
-
-    def cli(self, *args: str) -> str:
-        result = run_cli(self.config, *args)
-        assert result.returncode == 0, f"{args}: {result.stderr}"
-        return result.stdout
-
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
             return db.execute(sql, params).fetchall()
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
 
     def sign_in_http(self, client: httpx.Client, email: str) -> dict[str, Any]:
         """Sign a plain HTTP client in through the portal's endpoints (the code from the sink)."""
