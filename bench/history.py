@@ -1,20 +1,27 @@
 """`make bench-history`: does the box stay fast when the usage history is long?
 
-It sets up a real box with the CLI (bench.run's fake upstream, provider, model, user and key),
-measures inference requests/s on the empty database, then generates `--rows` usage rows (10
-million by default, a tenth of them for the bench account and its key, the rest spread over
-999 other accounts, one row every few seconds over the last 30 days) with bulk SQL on the real
-schema, and fills the running totals and rollups with migration 9's own backfill. Then, with
-`serve` running on that database, it prints:
+It sets up a real box with the CLI (bench.run's fake upstream, provider, model, user and key)
+and generates `--rows` usage rows in it (10 million by default, a tenth of them for the bench
+account and its key, the rest spread over 999 other accounts, one row every few seconds over
+the last 30 days, request ids made as the box makes them) with bulk SQL on the real schema (its
+indexes built after the rows), and fills the running totals and rollups with migration 9's own
+backfill. `--data DIR` keeps that box in DIR and the next runs with the same `--rows` reuse it
+(10 million rows take minutes to make). Then, with `serve` running on that database, it prints:
 
 - `/api/v1/customer/usage` latency, p50 and p99 (the big account, sequential requests);
 - the longest event-loop stall while one client polls its usage 10 times a second and another
   runs inference (one request at a time): measured as the worst `/healthz` latency of a
-  third client asking every 20 ms (a request waits exactly as long as the loop is blocked);
+  third client asking every 20 ms (a request waits as long as the loop is blocked, and as long
+  as the busy machine keeps the processes waiting for a core); the same without the polling
+  client, for comparison (what inference and the machine alone cost);
 - the dashboard's refresh work (what the admin dashboard computes every 2 seconds: the
   figures and the recent requests), median and worst of 10, in this process;
-- inference requests/s at 64 concurrent against the empty-database figure;
-- the database size (file and WAL).
+- inference requests/s at 64 concurrent on the full box and on a fresh empty one, in
+  `--rounds` alternating rounds (the machine's other work shifts between them): the best of
+  each and their ratio, and the server's CPU per request, the least of each (a figure the
+  machine's other work moves far less than req/s);
+- the database size (file and WAL), and how busy the machine was meanwhile (its busy share of
+  all cores, ours included, and the load average).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import busy_share, free_port, machine_ticks
-from bench.run import PYTHON, cli, load, setup_box, start_server
+from bench.run import PYTHON, cli, load, measured, setup_box, start_server
 
 OTHER_USERS = 999
 SPAN_SEC = 30 * 86400
@@ -47,7 +54,7 @@ INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upst
   status, error_code, stream, estimated, duration_ms, created_at, route, cache_read_tokens,
   cache_write_tokens, cache_write_1h_tokens, cache_read_per_1m_nanos, cache_write_per_1m_nanos,
   cache_write_1h_per_1m_nanos)
-SELECT 'req_' || lower(hex(randomblob(12))),
+SELECT 'req_' || printf('%08x', CAST(:start + i * :step AS INTEGER)) || lower(hex(randomblob(8))),
   CASE WHEN i % 10 = 0 THEN :big ELSE :first + (i % :others) END,
   CASE WHEN i % 10 = 0 THEN :key ELSE NULL END,
   CASE WHEN i % 3 = 0 THEN 'bench/gpt' ELSE 'bench-anth/claude' END, 'bench', 'gpt-bench',
@@ -83,7 +90,7 @@ def generate(db_path: Path, rows: int) -> float:
     ).fetchone()
     first = _add_users()
     names = {"big": big, "key": key, "first": first, "others": OTHER_USERS}
-    names |= {"start": time.time() - SPAN_SEC, "step": SPAN_SEC / rows}
+    names |= {"start": time.time() - SPAN_SEC, "step": SPAN_SEC / max(rows, 1)}
     indexes = db.execute(_INDEXES_SQL).fetchall()
     for name, _ in indexes:
         db.execute(f'DROP INDEX "{name}"')
@@ -235,10 +242,13 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def rate(port: int, key: str, requests: int) -> float:
+def rate(pid: int, port: int, key: str, requests: int) -> tuple[float, float]:
+    """Inference req/s at 64 concurrent, and the server's CPU ms per request meanwhile (what
+    the machine's other work hardly changes)."""
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     load(url, key, 8, 300)  # warm-up
-    return float(load(url, key, 64, requests, seconds=60)["rate"])
+    run, cpu_sec, _ = measured(pid, lambda: load(url, key, 64, requests, seconds=60))
+    return float(run["rate"]), round(cpu_sec * 1000 / max(run["count"], 1), 3)
 
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -274,20 +284,26 @@ def full_box(folder: Path, up_port: int, rows: int) -> tuple[Path, str, int, flo
 def rates(args: argparse.Namespace, empty: tuple[Path, str, int], full: tuple[Path, str, int],
           figures: dict[str, Any]) -> None:  # fmt: skip
     """Inference req/s at 64 on the empty and the full box, in alternating rounds (the
-    machine's other work shifts between rounds, both boxes share it): the best of each."""
-    got: dict[str, list[float]] = {"empty": [], "full": []}
+    machine's other work shifts between rounds, both boxes share it): the best of each, and
+    the least server CPU per request of each."""
+    got: dict[str, list[tuple[float, float]]] = {"empty": [], "full": []}
     for _ in range(args.rounds):
         for name, (config, key, port) in (("empty", empty), ("full", full)):
             server, _ = start_server(config, port, 1)
             try:
-                got[name].append(rate(port, key, args.requests))
+                got[name].append(rate(server.pid, port, key, args.requests))
             finally:
                 stop(server)
-    figures["req_per_sec_empty_db"] = max(got["empty"])
-    figures["req_per_sec_full_db"] = max(got["full"])
-    figures["req_per_sec_rounds"] = f"empty {got['empty']} full {got['full']}"
+    for name, runs in got.items():
+        figures[f"req_per_sec_{name}_db"] = max(r for r, _ in runs)
+        figures[f"server_cpu_ms_per_request_{name}_db"] = min(c for _, c in runs)
+        figures[f"rounds_{name}_db"] = " ".join(f"{r:.0f}/s {c:.2f}ms" for r, c in runs)
     ratio = figures["req_per_sec_full_db"] / max(figures["req_per_sec_empty_db"], 1e-9)
     figures["req_per_sec_full_vs_empty"] = round(ratio, 3)
+    cpu = figures["server_cpu_ms_per_request_full_db"]
+    figures["cpu_per_request_full_vs_empty"] = round(
+        cpu / figures["server_cpu_ms_per_request_empty_db"], 3
+    )
 
 
 def measure(args: argparse.Namespace, folder: Path, scratch: Path, up_port: int) -> dict[str, Any]:
