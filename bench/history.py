@@ -13,7 +13,8 @@ backfill. `--data DIR` keeps that box in DIR and the next runs with the same `--
   runs inference (one request at a time): measured as the worst `/healthz` latency of a
   third client asking every 20 ms (a request waits as long as the loop is blocked, and as long
   as the busy machine keeps the processes waiting for a core); the same without the polling
-  client, for comparison (what inference and the machine alone cost);
+  client, for comparison (what inference and the machine alone cost); and for both, the
+  share of the time the server's event loop was runnable but waited for a core;
 - the dashboard's refresh work (what the admin dashboard computes every 2 seconds: the
   figures and the recent requests), median and worst of 10, in this process;
 - inference requests/s at 64 concurrent on the full box and on a fresh empty one, in
@@ -42,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.procs import busy_share, free_port, machine_ticks
+from bench.procs import busy_share, free_port, machine_ticks, runqueue_wait_seconds
 from bench.run import PYTHON, cli, load, measured, setup_box, start_server
 
 OTHER_USERS = 999
@@ -201,6 +202,18 @@ def stall_under_polling(port: int, key: str, seconds: float, poll: bool = True) 
     }
 
 
+def stalls(pid: int, port: int, key: str, seconds: float) -> dict[str, Any]:
+    """stall_under_polling with and without the polling client, and the share of each run
+    the server's event loop spent runnable but waiting for a core (the machine's doing)."""
+    figures: dict[str, Any] = {}
+    for poll, name in ((True, "while_polling"), (False, "no_polling")):
+        waited = runqueue_wait_seconds(pid)
+        figures |= stall_under_polling(port, key, seconds, poll)
+        share = (runqueue_wait_seconds(pid) - waited) / seconds
+        figures[f"loop_waiting_for_a_core_share_{name}"] = round(share, 3)
+    return figures
+
+
 def dashboard_work(config: Path) -> dict[str, float]:
     """What the admin dashboard computes per refresh, timed on its own database thread."""
     import asyncio
@@ -317,8 +330,7 @@ def measure(args: argparse.Namespace, folder: Path, scratch: Path, up_port: int)
     server, _ = start_server(config, port, 1)
     try:
         figures |= usage_latency(port, key, args.usage_requests)
-        figures |= stall_under_polling(port, key, args.poll_seconds)
-        figures |= stall_under_polling(port, key, args.poll_seconds, poll=False)
+        figures |= stalls(server.pid, port, key, args.poll_seconds)
     finally:
         stop(server)
     figures |= dashboard_work(config)
