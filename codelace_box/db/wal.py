@@ -13,7 +13,7 @@ The WAL starts over at the first write after a checkpoint that caught up with it
 then syncs the WAL's new header, one small fsync SQLite requires). Under a steady stream of
 writes the thread seldom catches up (a commit lands during its fsyncs) and the loop's backstop
 does it, with little left to copy or to sync: the last quarter second's writes. Measured at
-200 requests/s on 10M rows: 3 fsyncs on the loop per 20,000 pages (~8 s), 0.3-4 ms each,
+200 requests/s on 10M rows: 3 fsyncs on the loop per 20,000 pages (~5 s), 0.3-4 ms each,
 against 3 per 1000 pages (~0.4 s) before, up to 20 ms each. PostgreSQL: nothing to do here.
 """
 
