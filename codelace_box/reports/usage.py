@@ -38,7 +38,7 @@ class UsageSummary:
     recent: list[RecentRequest]
 
 
-_RECENT_SQL = (
+RECENT_SQL = (
     "SELECT id, request_id, model, input_tokens, output_tokens, cache_read_tokens, "
     "cache_write_tokens, cost_nanos, status, stream, duration_ms, created_at FROM usage_record "
     "WHERE user_id = ?"
@@ -50,7 +50,7 @@ def recent_usage(user_id: int, limit: int, before_id: int | None = None) -> list
     along the (user_id, id) index: the cost is the page's, however long the history. Plain
     rows, not models: building peewee models took 25 times as long, all of it holding the
     interpreter lock the event loop needs."""
-    sql, params = _RECENT_SQL, [user_id]
+    sql, params = RECENT_SQL, [user_id]
     if before_id is not None:
         sql += " AND id < ?"
         params.append(before_id)
