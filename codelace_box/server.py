@@ -154,7 +154,7 @@ async def _open_resources(app: Sanic) -> None:
     app.ctx.db = open_database(config.database.target)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
     start_write_thread()  # PostgreSQL: the hot path's group commit runs there
-    defer_checkpoints()  # SQLite: the database thread checkpoints the WAL (db/wal.py)
+    defer_checkpoints()  # SQLite: a thread of its own checkpoints the WAL (db/wal.py)
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
     for hook in STARTUP_HOOKS:
@@ -165,7 +165,7 @@ async def _open_resources(app: Sanic) -> None:
 def _freeze_startup_objects() -> None:
     """What starting made (modules, the app, its routes) lives as long as the process: out of
     the garbage collector's sight, so its full collections, which stop the event loop, walk
-    only what serving made since (they took 40-90 ms with everything in sight)."""
+    only what serving made since (they took 40-130 ms with everything in sight)."""
     gc.collect()
     gc.freeze()
 
@@ -189,7 +189,7 @@ async def _stop_retention(app: Sanic) -> None:
 
 
 async def _start_checkpoints(app: Sanic) -> None:
-    """SQLite: WAL checkpoints on the database thread, off the loop (db/wal.py)."""
+    """SQLite: WAL checkpoints on a thread of their own, off the loop (db/wal.py)."""
     postgres = app.ctx.config.database.is_postgres
     app.ctx.checkpoints = None if postgres else asyncio.create_task(checkpoint_loop())
 
