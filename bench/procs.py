@@ -91,3 +91,12 @@ def wait_healthy(
         except OSError:
             time.sleep(0.005)
     raise SystemExit("the server did not become healthy")
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """How long a process's main thread (a server's event loop) has waited, runnable, for a
+    core so far: what a busy machine adds to every latency measured against it."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from typing import Any
 
 from sanic import Request
@@ -22,9 +23,15 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a cheap first look at t
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def new_request_id() -> str:
-    """A unique id for one request, returned as x-request-id."""
-    return "req_" + secrets.token_hex(12)
+def new_request_id(now: float | None = None) -> str:
+    """A unique id for one request, returned as x-request-id: "req_" and 24 hex digits, the
+    first 8 the second it was made (`now`, default the clock), the other 16 random (64 bits).
+    Ids made later sort later, so the unique indexes over them (usage rows, holds, the
+    ledger's "usage:" keys) take each insert at their end, where the pages are in memory; a
+    random id lands anywhere in an index of millions of rows (at 10 million usage rows that
+    cost each settlement 15-45 us more on the event loop, and a page read)."""
+    second = int(time.time() if now is None else now) & 0xFFFFFFFF
+    return f"req_{second:08x}{secrets.token_hex(8)}"
 
 
 def _not_json(name: str) -> Any:

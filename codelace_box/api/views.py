@@ -11,10 +11,10 @@ from codelace_box.accounts.keys import NewKey
 from codelace_box.accounts.limits import allowed_model_list, spent_in_period
 from codelace_box.accounts.signin import CodeSent, SignedIn
 from codelace_box.db.core import iso_z
-from codelace_box.db.models import ApiKey, Payment, UsageRecord, User
+from codelace_box.db.models import ApiKey, Payment, User
 from codelace_box.gateway.routing import ModelRoute
 from codelace_box.money import usd_json
-from codelace_box.reports.usage import SpendHistory, UsageSummary
+from codelace_box.reports.usage import RecentRequest, SpendHistory, UsageSummary
 
 Json = dict[str, Any]
 
@@ -83,7 +83,7 @@ def balance_view(user: User) -> Json:
     return {"credit_balance_usd": usd_json(user.balance_nanos)}
 
 
-def request_view(row: UsageRecord) -> Json:
+def request_view(row: RecentRequest) -> Json:
     """One of the recent requests of GET /api/v1/customer/usage."""
     return {
         "id": row.request_id,
@@ -94,7 +94,7 @@ def request_view(row: UsageRecord) -> Json:
         "cache_write_tokens": row.cache_write_tokens,
         "cost_usd": usd_json(row.cost_nanos),
         "status": row.status,
-        "stream": bool(row.stream),
+        "stream": row.stream,
         "duration_ms": row.duration_ms,
         "created_at": iso_z(row.created_at),
     }

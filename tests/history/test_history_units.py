@@ -39,7 +39,7 @@ from codelace_box.reports.history import (
 )
 from codelace_box.reports.moments import parse_moment as parse_since
 from codelace_box.reports.traffic import usage_totals
-from codelace_box.reports.usage import recent_usage
+from codelace_box.reports.usage import RECENT_SQL, recent_usage
 from tests.pg_cluster import wanted_engine
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
@@ -153,16 +153,12 @@ def test_the_customer_page_reads_along_the_index(migrated_db: Path) -> None:
     assert [r.request_id for r in first] == [f"req-{alice}-{n}" for n in (11, 10, 8)]
     after = recent_usage(alice, 3, before_id=first[-1].id)
     assert [r.request_id for r in after] == [f"req-{alice}-{n}" for n in (7, 5, 4)]
-    query = (
-        UsageRecord.select()
-        .where(UsageRecord.user == alice, UsageRecord.id < 10**9)
-        .order_by(UsageRecord.id.desc())
-        .limit(20)
-    )
     if engine() == POSTGRES:
         return  # the plan below is SQLite's (PostgreSQL plans by its statistics)
-    sql, params = query.sql()
-    plan = " ".join(str(row[-1]) for row in query_all("EXPLAIN QUERY PLAN " + sql, params))
+    sql = RECENT_SQL + " AND id < ? ORDER BY id DESC LIMIT ?"  # what recent_usage runs
+    plan = " ".join(
+        str(row[-1]) for row in query_all("EXPLAIN QUERY PLAN " + sql, (alice, 10**9, 20))
+    )
     assert "usage_record_user_id" in plan and "TEMP B-TREE" not in plan, plan
 
 
