@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import sys
 from pathlib import Path
@@ -39,6 +38,8 @@ def migrate_status_lines(config: Config) -> list[str]:
 
 
 def _package_version(name: str) -> str:
+    import importlib.metadata  # with zipfile and lzma: only `version --verbose` needs it
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

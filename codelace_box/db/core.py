@@ -55,20 +55,15 @@ _SAVEPOINT, _ROLLBACK_TO, _RELEASE = (
 
 # The stored timestamps' form (db/timestamps.py), asked of this module as everything else.
 EARLIEST = timestamps.EARLIEST
-utcnow, iso_z, db_time, parse_time = (
-    timestamps.utcnow,
-    timestamps.iso_z,
-    timestamps.db_time,
-    timestamps.parse_time,
-)
-minute_of, day_of = timestamps.minute_of, timestamps.day_of
+utcnow, iso_z, db_time = timestamps.utcnow, timestamps.iso_z, timestamps.db_time
+parse_time, minute_of, day_of = timestamps.parse_time, timestamps.minute_of, timestamps.day_of
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]  # positional, `?` in the statement text
 
 database = DatabaseProxy()
 _engine = [SQLITE]  # the engine open_database() opened last
-_pg_tx: dict[int, tuple[Any, postgres.PgTx]] = {}  # id(connection) -> its Tx
+_pg_tx: dict[int, tuple[Any, Tx]] = {}  # id(connection) -> its Tx
 
 
 def engine() -> str:
@@ -109,11 +104,13 @@ def connection() -> Tx:
     return _pg(conn)
 
 
-def _pg(conn: Any) -> postgres.PgTx:
+def _pg(conn: Any) -> Tx:
     """The Tx of a psycopg connection (one per connection, kept)."""
     cached = _pg_tx.get(id(conn))
     if cached is None or cached[0] is not conn:
-        cached = (conn, postgres.PgTx(conn))
+        from codelace_box.db.pg_driver import PgTx  # psycopg: on PostgreSQL only
+
+        cached = (conn, PgTx(conn))
         _pg_tx[id(conn)] = cached
     return cached[1]
 
@@ -200,9 +197,9 @@ class WriteTransaction:
 
 
 def _in_transaction(conn: Any) -> bool:
-    if isinstance(conn, postgres.PgTx):
-        return conn.in_transaction()
-    return not conn.getautocommit()
+    if isinstance(conn, apsw.Connection):
+        return not conn.getautocommit()
+    return bool(conn.in_transaction())
 
 
 def _rollback(conn: Any) -> None:
@@ -239,7 +236,7 @@ def claim_owner(owner: str) -> None:
     """Mark this process alive as `owner` (of holds) for as long as it is connected: on
     PostgreSQL every box can then tell a live owner from a dead one (`gone_owners`)."""
     db = database.obj
-    if isinstance(db, postgres.BoxPostgresqlDatabase):
+    if postgres.is_postgres(db):
         db.owner = owner
         connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
 
@@ -266,7 +263,7 @@ def is_busy(exc: BaseException) -> bool:
 def quick_check(db: Database) -> list[str]:
     """SQLite's integrity check of the file: ['ok'], or what is wrong (PostgreSQL: see
     postgres.quick_check)."""
-    if isinstance(db, postgres.BoxPostgresqlDatabase):
+    if postgres.is_postgres(db):
         return postgres.quick_check(db.connection())
     return [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
 
@@ -282,7 +279,9 @@ def open_database(target: str | Path) -> Database:
 
 def _open_postgres(url: str) -> Database:
     """Connect to PostgreSQL (a box fails fast at start when the server is not there)."""
-    db = postgres.open_postgres(url)
+    from codelace_box.db.pg_driver import open_postgres  # psycopg: on PostgreSQL only
+
+    db = open_postgres(url)
     try:
         db.connect(reuse_if_open=True)
     except PeeweeDatabaseError as exc:
@@ -335,14 +334,14 @@ class _PgSchema:
 
 def schema_target(db: Database) -> Any:
     """What a migration's apply(db) is given: the database, speaking SQLite's DDL."""
-    return _PgSchema(db) if isinstance(db, postgres.BoxPostgresqlDatabase) else db
+    return _PgSchema(db) if postgres.is_postgres(db) else db
 
 
 @contextmanager
 def migration_lock(db: Database) -> Iterator[None]:
     """One process migrates at a time: on PostgreSQL a session advisory lock (two boxes
     starting at once); on SQLite each migration's BEGIN IMMEDIATE is lock enough."""
-    if not isinstance(db, postgres.BoxPostgresqlDatabase):
+    if not postgres.is_postgres(db):
         yield
         return
     db.execute_sql("SELECT pg_advisory_lock(%s)", (postgres.MIGRATION_LOCK,))

@@ -1,5 +1,6 @@
 """PostgreSQL, the engine many boxes share (`database.url = "postgresql://..."`): what differs
-from SQLite is named here, behind db/core.py's interface.
+from SQLite is named here, behind db/core.py's interface; its driver, psycopg, is imported only
+when a PostgreSQL database is opened (db/pg_driver.py), so a SQLite box starts without it.
 
 - Parameters: statements are written once with `?` (SQLite's qmark); `pg_sql()` turns them into
   psycopg's `%s` (cached per statement text). psycopg binds on the server and prepares a
@@ -18,15 +19,12 @@ from SQLite is named here, behind db/core.py's interface.
 from __future__ import annotations
 
 import re
+import sys
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 from peewee import PostgresqlDatabase
-from psycopg import errors as pg_errors
-from psycopg.adapt import Dumper, Loader
-from psycopg.pq import TransactionStatus
 
 LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
 # Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
@@ -72,79 +70,18 @@ def pg_ddl(sql: str) -> str:
     return pg_sql(sql)
 
 
-class _BoolAsInt(Dumper):
-    """True/False as 1/0: boolean columns are integers on both engines."""
-
-    oid = psycopg.adapters.types["int8"].oid
-
-    def dump(self, obj: bool) -> bytes:
-        return b"1" if obj else b"0"
-
-
-class _IntegralNumeric(Loader):
-    """NUMERIC (SUM of a BIGINT column) as an int when it has no fraction."""
-
-    def load(self, data: Any) -> Any:
-        text = bytes(data).decode()
-        if "." in text or text in ("NaN", "Infinity", "-Infinity"):
-            from decimal import Decimal
-
-            return Decimal(text)
-        return int(text)
-
-
-class BoxPostgresqlDatabase(PostgresqlDatabase):
-    """peewee's PostgreSQL database on psycopg 3, its sessions set up as the box needs (and,
-    once `owner` is set, each session claiming it: see OWNER_LOCK_CLASS)."""
-
-    owner: str | None = None
-
-    def _connect(self) -> Any:
-        conn = super()._connect()  # type: ignore[misc]
-        conn.adapters.register_dumper(bool, _BoolAsInt)
-        conn.adapters.register_loader("numeric", _IntegralNumeric)
-        conn.execute("SET synchronous_commit = off")
-        conn.execute("SET TIME ZONE 'UTC'")
-        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
-        if self.owner is not None:
-            conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
-        return conn
-
-
-def open_postgres(url: str) -> BoxPostgresqlDatabase:
-    """A peewee database for this URL (not yet connected)."""
-    return BoxPostgresqlDatabase(url, prefer_psycopg3=True)
-
-
-class PgTx:
-    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed."""
-
-    __slots__ = ("_changes", "_conn")
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
-        self._changes = 0
-
-    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
-        # No parameters: psycopg reads the text as it is (a literal % stays one).
-        conn = self._conn
-        cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
-        self._changes = cursor.rowcount
-        return cursor
-
-    def changes(self) -> int:
-        return self._changes
-
-    def in_transaction(self) -> bool:
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
-
-    def rollback_if_open(self) -> None:
-        if self.in_transaction():
-            self._conn.execute("ROLLBACK")
+def is_postgres(db: object) -> bool:
+    """Whether `db` is a PostgreSQL database (db/pg_driver.py's, or none at all yet)."""
+    return isinstance(db, PostgresqlDatabase)
 
 
 def is_busy(exc: BaseException) -> bool:
-    """A lock that could not be had, a deadlock or a serialization failure: retry later."""
+    """A lock that could not be had, a deadlock or a serialization failure: retry later (none
+    can have been raised while psycopg is not imported)."""
+    if "psycopg" not in sys.modules:
+        return False
+    from psycopg import errors as pg_errors
+
     busy = (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
     return isinstance(exc, busy) or isinstance(getattr(exc, "__cause__", None), busy)
 
@@ -158,7 +95,7 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def quick_check(conn: psycopg.Connection[Any]) -> list[str]:
+def quick_check(conn: Any) -> list[str]:
     """The equivalent of SQLite's quick_check: the server answers and the schema is readable
     (the server checks its own pages; `pg_amcheck` goes deeper)."""
     conn.execute("SELECT COUNT(*) FROM pg_catalog.pg_tables").fetchone()

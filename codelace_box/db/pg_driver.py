@@ -1,0 +1,124 @@
+"""PostgreSQL's driver, psycopg 3, under peewee: the database and connections db/core.py opens on
+PostgreSQL, imported only then (a SQLite box never loads psycopg).
+
+- Types: a Python bool is sent as 0/1 (booleans are integers on both engines), and an integral
+  NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
+- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner).
+- peewee is imported without psycopg (codelace_box/__init__.py), so its adapter is bound to
+  psycopg here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from peewee import PostgresqlDatabase, Psycopg3Adapter
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Json, Jsonb
+
+from codelace_box.db.postgres import CLAIM_OWNER_SQL, LOCK_TIMEOUT_MS, OWNER_LOCK_CLASS, pg_sql
+
+
+class _BoolAsInt(Dumper):
+    """True/False as 1/0: boolean columns are integers on both engines."""
+
+    oid = psycopg.adapters.types["int8"].oid
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _IntegralNumeric(Loader):
+    """NUMERIC (SUM of a BIGINT column) as an int when it has no fraction."""
+
+    def load(self, data: Any) -> Any:
+        text = bytes(data).decode()
+        if "." in text or text in ("NaN", "Infinity", "-Infinity"):
+            from decimal import Decimal
+
+            return Decimal(text)
+        return int(text)
+
+
+class _Adapter(Psycopg3Adapter):
+    """peewee's psycopg 3 adapter, bound to psycopg here: the package imports peewee without
+    it (codelace_box/__init__.py), so peewee's own names for psycopg are None."""
+
+    txn_idle = TransactionStatus.IDLE
+    txn_inerror = TransactionStatus.INERROR
+    txn_unknown = TransactionStatus.UNKNOWN
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.json_type, self.jsonb_type = Json, Jsonb
+
+    def check_driver(self) -> None:
+        """psycopg is imported above."""
+
+    def get_binary_type(self) -> Any:
+        return psycopg.Binary
+
+    def connect(self, db: Any, **params: Any) -> Any:
+        if db._encoding:
+            params.setdefault("client_encoding", db._encoding)
+        url = db.database.startswith("postgresql://")
+        params.setdefault("conninfo" if url else "dbname", db.database)
+        return psycopg.connect(**params)
+
+    def server_side_cursor(self, conn: Any) -> Any:
+        in_transaction = self.txn_status(conn) == TransactionStatus.INTRANS
+        return conn.cursor(name=str(uuid.uuid1()), withhold=not in_transaction)
+
+
+class BoxPostgresqlDatabase(PostgresqlDatabase):
+    """peewee's PostgreSQL database on psycopg 3, its sessions set up as the box needs (and,
+    once `owner` is set, each session claiming it: see OWNER_LOCK_CLASS)."""
+
+    psycopg2_adapter = psycopg3_adapter = _Adapter  # either way peewee picks: psycopg 3, bound
+    owner: str | None = None
+
+    def _connect(self) -> Any:
+        conn = super()._connect()  # type: ignore[misc]
+        conn.adapters.register_dumper(bool, _BoolAsInt)
+        conn.adapters.register_loader("numeric", _IntegralNumeric)
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
+        if self.owner is not None:
+            conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
+        return conn
+
+
+def open_postgres(url: str) -> BoxPostgresqlDatabase:
+    """A peewee database for this URL (not yet connected)."""
+    return BoxPostgresqlDatabase(url, prefer_psycopg3=True)
+
+
+class PgTx:
+    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed."""
+
+    __slots__ = ("_changes", "_conn")
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._changes = 0
+
+    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
+        # No parameters: psycopg reads the text as it is (a literal % stays one).
+        conn = self._conn
+        cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
+        self._changes = cursor.rowcount
+        return cursor
+
+    def changes(self) -> int:
+        return self._changes
+
+    def in_transaction(self) -> bool:
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    def rollback_if_open(self) -> None:
+        if self.in_transaction():
+            self._conn.execute("ROLLBACK")
