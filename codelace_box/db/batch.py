@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import Savepoint, Tx, is_busy, write_transaction
+from codelace_box.db.core import Savepoint, Tx, is_busy, pipelined, sync, write_transaction
 from codelace_box.db.offload import write_thread
 from codelace_box.errors import ServiceUnavailable
 
@@ -101,7 +101,7 @@ def _commit(pending: Pending) -> list[Outcome]:
     (Touches no future: it may run on the write thread.)"""
     outcomes: list[Outcome] = []
     try:
-        with write_transaction() as tx:
+        with pipelined(), write_transaction() as tx:
             for write, future in pending:
                 outcomes.append((future, *_run_one(tx, write)))
     except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
@@ -131,7 +131,9 @@ def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None]:
     """One write in its own savepoint: it fails alone."""
     try:
         with Savepoint(tx):
-            return write(tx), None
+            value = write(tx)
+            sync(tx)  # pipelined (PostgreSQL): its statements' errors are raised here
+            return value, None
     except Exception as exc:
         return None, exc
 

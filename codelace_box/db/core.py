@@ -18,7 +18,7 @@ helpers format its TIMESTAMPs as SQLite's text); its own parts are in db/postgre
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -143,8 +143,7 @@ def aggregate(sql: str, params: Params = ()) -> Row:
 
 
 class Savepoint:
-    """A SAVEPOINT in the open transaction `tx`: what runs inside rolls back alone on error.
-    (The group commit's unit, so it skips looking the connection up again.)"""
+    """A SAVEPOINT in the open transaction `tx`: what runs inside rolls back alone on error."""
 
     __slots__ = ("_tx",)
 
@@ -157,8 +156,28 @@ class Savepoint:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
+            if isinstance(self._tx, postgres.PgTx):
+                self._tx.after_error()  # pipelined: the server hears the ROLLBACK TO
             self._tx.execute(_ROLLBACK_TO)
         self._tx.execute(_RELEASE)
+
+
+@contextmanager
+def pipelined() -> Iterator[Tx]:
+    """The connection, sending statements without waiting for each answer where the engine
+    can (PostgreSQL's pipeline mode: postgres.PgTx; `sync(tx)` waits for them); SQLite: as is."""
+    conn = connection()
+    if isinstance(conn, postgres.PgTx):
+        with conn.pipelined():
+            yield conn
+    else:
+        yield conn
+
+
+def sync(tx: Tx) -> None:
+    """Inside `pipelined()`: wait for the answers of what was sent (raising the first error)."""
+    if isinstance(tx, postgres.PgTx):
+        tx.sync()
 
 
 class WriteTransaction:
@@ -262,8 +281,7 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def quick_check(db: Database) -> list[str]:
-    """SQLite's integrity check of the file: ['ok'], or what is wrong (PostgreSQL: see
-    postgres.quick_check)."""
+    """SQLite's integrity check: ['ok'], or what is wrong (PostgreSQL: postgres.quick_check)."""
     if isinstance(db, postgres.BoxPostgresqlDatabase):
         return postgres.quick_check(db.connection())
     return [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
@@ -318,36 +336,17 @@ def _open_sqlite(path: str) -> APSWDatabase:
     return db
 
 
-class _PgSchema:
-    """The database as a migration sees it on PostgreSQL: its SQLite DDL in PostgreSQL's types."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def execute_sql(self, sql: str, params: Params = ()) -> Any:
-        return self._db.execute_sql(postgres.pg_ddl(sql), tuple(params) or None)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
-
-
 def schema_target(db: Database) -> Any:
     """What a migration's apply(db) is given: the database, speaking SQLite's DDL."""
-    return _PgSchema(db) if isinstance(db, postgres.BoxPostgresqlDatabase) else db
+    return postgres.PgSchema(db) if isinstance(db, postgres.BoxPostgresqlDatabase) else db
 
 
-@contextmanager
-def migration_lock(db: Database) -> Iterator[None]:
+def migration_lock(db: Database) -> AbstractContextManager[None]:
     """One process migrates at a time: on PostgreSQL a session advisory lock (two boxes
     starting at once); on SQLite each migration's BEGIN IMMEDIATE is lock enough."""
-    if not isinstance(db, postgres.BoxPostgresqlDatabase):
-        yield
-        return
-    db.execute_sql("SELECT pg_advisory_lock(%s)", (postgres.MIGRATION_LOCK,))
-    try:
-        yield
-    finally:
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (postgres.MIGRATION_LOCK,))
+    if isinstance(db, postgres.BoxPostgresqlDatabase):
+        return postgres.migration_lock(db)
+    return nullcontext()
 
 
 def close_database() -> None:

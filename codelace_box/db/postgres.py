@@ -18,6 +18,8 @@ from SQLite is named here, behind db/core.py's interface.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -117,23 +119,65 @@ def open_postgres(url: str) -> BoxPostgresqlDatabase:
 
 
 class PgTx:
-    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed."""
+    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed.
 
-    __slots__ = ("_changes", "_conn")
+    `pipelined()` (the group commit's batch) sends statements without waiting for each answer
+    (psycopg's pipeline mode): a statement whose rows are read (`fetchone`, `fetchall`) or whose
+    count is asked (`changes()`) waits for its answer; the others go with the next one that
+    waits, or with `sync()` (the end of each write, so a write's error is raised in its own
+    savepoint). A write's ~10 statements then cost 3 or 4 round trips instead of one each.
+    """
+
+    __slots__ = ("_changes", "_conn", "_last", "_pipeline")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self._changes = 0
+        self._last: psycopg.Cursor[Any] | None = None  # its count not yet read (pipelined)
+        self._pipeline: psycopg.Pipeline | None = None
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
         # No parameters: psycopg reads the text as it is (a literal % stays one).
         conn = self._conn
         cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
-        self._changes = cursor.rowcount
+        if self._pipeline is not None:
+            self._last = cursor  # its answer may not be here yet
+        else:
+            self._changes = cursor.rowcount
         return cursor
 
     def changes(self) -> int:
+        last = self._last
+        if last is not None:
+            if last.rowcount < 0:  # not answered yet: wait for every queued answer
+                self.sync()
+            self._changes, self._last = last.rowcount, None
         return self._changes
+
+    def sync(self) -> None:
+        """Pipelined: send what is queued and wait for every answer (raises the first error
+        among them); otherwise nothing to do."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+
+    def after_error(self) -> None:
+        """Pipelined, after a statement failed: wait for the queued answers (the server skips
+        the statements after an error until then), so a ROLLBACK TO SAVEPOINT is heard."""
+        if self._pipeline is not None:
+            # the error being handled, or the statements the server skipped after it
+            with suppress(psycopg.Error):
+                self._pipeline.sync()
+            self._last = None
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Pipeline mode for what runs inside (a batch); every answer is in on return."""
+        with self._conn.pipeline() as pipeline:
+            self._pipeline = pipeline
+            try:
+                yield
+            finally:
+                self._pipeline, self._last = None, None
 
     def in_transaction(self) -> bool:
         return self._conn.info.transaction_status != TransactionStatus.IDLE
@@ -141,6 +185,29 @@ class PgTx:
     def rollback_if_open(self) -> None:
         if self.in_transaction():
             self._conn.execute("ROLLBACK")
+
+
+@contextmanager
+def migration_lock(db: PostgresqlDatabase) -> Iterator[None]:
+    """A session advisory lock: one box migrates at a time."""
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+class PgSchema:
+    """The database as a migration sees it on PostgreSQL: its SQLite DDL in PostgreSQL's types."""
+
+    def __init__(self, db: PostgresqlDatabase) -> None:
+        self._db = db
+
+    def execute_sql(self, sql: str, params: Any = ()) -> Any:
+        return self._db.execute_sql(pg_ddl(sql), tuple(params) or None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
 
 
 def is_busy(exc: BaseException) -> bool:
