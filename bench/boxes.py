@@ -34,10 +34,7 @@ def start_cluster(stats: bool) -> tuple[PgCluster, str]:
     cluster.start()
     url = cluster.new_database()
     if stats:
-        import psycopg
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION pg_stat_statements")
+        cluster.sql("CREATE EXTENSION pg_stat_statements", url.rsplit("/", 1)[1])
     return cluster, url
 
 
@@ -73,18 +70,13 @@ def database_cpu(cluster: PgCluster | None) -> Callable[[], float]:
     return lambda: cpu_seconds(postgres_pids(cluster))
 
 
-def top_statements(url: str, limit: int = 12) -> list[dict[str, Any]]:
-    """pg_stat_statements' statements by total time: calls, total and mean ms, rows."""
-    import psycopg
-    from psycopg.rows import dict_row
-
+def top_statements(cluster: PgCluster, url: str, limit: int = 12) -> list[str]:
+    """pg_stat_statements' statements by total time: calls, total and mean ms, rows, text."""
     sql = (
-        "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, "
-        "round(mean_exec_time::numeric, 4) AS mean_ms, rows, left(query, 90) AS query "
-        "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %s"
+        "SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 4), "
+        f"rows, left(query, 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT {limit}"
     )
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return list(conn.execute(sql, (limit,)).fetchall())
+    return [" ".join(row) for row in cluster.sql(sql, url.rsplit("/", 1)[1])]
 
 
 def boxes_rounds(

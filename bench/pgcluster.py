@@ -80,13 +80,21 @@ class PgCluster:
         """The URL of one database of this cluster."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def sql(self, statement: str, database: str = "postgres") -> list[list[str]]:
+        """Run one statement with psql (the benchmark imports no driver: db/ alone does); its
+        rows, each a list of texts."""
+        psql = binary("psql")
+        assert psql
+        command = [psql, "-h", str(self.root), "-p", str(self.port), "-U", "postgres", "-d",
+                   database, "-X", "-q", "-A", "-t", "-F", "\t", "-c", statement]  # fmt: skip
+        command = [*(["runuser", "-u", RUN_AS, "--"] if self._as_root else []), *command]
+        done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)
+        return [line.split("\t") for line in done.stdout.splitlines() if line]
+
     def new_database(self) -> str:
         """Create an empty database; its URL."""
-        import psycopg
-
         name = f"box_{os.getpid()}_{next(self._names)}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        self.sql(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def stop(self) -> None:

@@ -267,8 +267,9 @@ def main() -> None:
         metered = count_usage_rows(url or str(folder / "box1" / "data" / "codelace.db"))
         figures = report(out, start_sec, metered, answered) | boxes_figures(out)
         print_figures(figures)
-        if args.pg_stats and url is not None:
-            out["pg_statements"] = top_statements(url)
+        if args.pg_stats and cluster is not None and url is not None:
+            print("calls total_ms mean_ms rows statement")
+            out["pg_statements"] = top_statements(cluster, url)
             for row in out["pg_statements"]:
                 print(row)
         if args.json:

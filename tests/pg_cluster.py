@@ -37,6 +37,18 @@ def need_postgres() -> None:
     pytest.skip(reason)
 
 
+class TestCluster(PgCluster):
+    """The bench's cluster, its databases made over the driver (faster than psql, per test)."""
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = f"box_{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
 _shared: list[PgCluster] = []
 SHARED_SECRET = "codelace-test-shared-secret-for-every-box-0000"
 
@@ -45,7 +57,7 @@ def shared_cluster() -> PgCluster:
     """This process's cluster, started at first use and stopped at exit."""
     if not _shared:
         need_postgres()
-        cluster = PgCluster(free_port()).start()
+        cluster = TestCluster(free_port()).start()
         atexit.register(cluster.stop)
         _shared.append(cluster)
     return _shared[0]
