@@ -12,6 +12,18 @@ transaction and the savepoints are `write_transaction()`'s, the one way to write
 On PostgreSQL the batch's transaction runs on the write thread (db/offload.py) instead of the
 loop: one batch at a time, the writes queued meanwhile make the next one (a batch grows with
 the server's latency instead of the loop waiting for it). The futures are resolved on the loop.
+There the batch is also:
+- pipelined (postgres.PgTx): a statement waits for its answer only when the write reads it, so
+  a write costs a round trip per answer read, not per statement. A server error comes back
+  with a later answer, maybe in a later write: then the batch runs again, each write waiting
+  for its own answers before the next begins (`careful`), so each error stays its write's own.
+- one batch of any box at a time (a transaction advisory lock, BATCH_LOCK, first): two boxes'
+  batches would otherwise take the same user, key and total rows in opposite orders and
+  deadlock (PostgreSQL then aborts one after a second's wait);
+- run again when PostgreSQL aborts it anyway (a deadlock or a serialization failure with
+  another transaction: an operator's credit, a sweep), up to ATTEMPTS runs. A write is a
+  function of the transaction alone; what it counts in the metrics waits for the COMMIT
+  (`metrics.counted_on_commit`), so a request run twice is counted once.
 """
 
 from __future__ import annotations
@@ -22,15 +34,29 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import Savepoint, Tx, is_busy, pipelined, sync, write_transaction
+from codelace_box import metrics
+from codelace_box.db.core import (
+    POSTGRES,
+    Savepoint,
+    Tx,
+    conflict,
+    engine,
+    exclusive,
+    is_busy,
+    pipelined,
+    sync,
+    write_transaction,
+)
 from codelace_box.db.offload import write_thread
-from codelace_box.errors import ServiceUnavailable
+from codelace_box.errors import CodelaceError, ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
 Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
 Pending = list[tuple[Write, asyncio.Future[Any]]]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
+ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
+BATCH_LOCK = "codelace:group-commit"  # PostgreSQL: one batch of any box at a time
 
 
 class WriteBatch:
@@ -98,15 +124,38 @@ class WriteBatch:
 
 def _commit(pending: Pending) -> list[Outcome]:
     """Every write of a batch in one transaction, each in its savepoint; what each gave.
+    A batch another box's transaction made PostgreSQL abort runs again (ATTEMPTS in all).
     (Touches no future: it may run on the write thread.)"""
+    careful, conflicts = engine() != POSTGRES, 0
+    while True:
+        try:
+            return _attempt(pending, careful)
+        except Exception as exc:  # nothing of this attempt was written
+            if conflict(exc) and conflicts < ATTEMPTS - 1:
+                conflicts += 1
+                log.warning("a batch of %d writes runs again: %s", len(pending), exc)
+                continue
+            if not careful and not conflict(exc):  # an error no write could be blamed for
+                careful = True  # (_RunAgain, or an error its rollback met)
+                continue
+            log.error("a batch of %d writes failed: %s", len(pending), exc)
+            return _failed(pending, exc)
+
+
+def _attempt(pending: Pending, careful: bool) -> list[Outcome]:
+    """One run of the batch: on PostgreSQL pipelined, after the lock that makes the batches of
+    every box take their turns (so they never take the same rows in opposite orders);
+    `careful`: each write waits for its statements' answers before the next begins. The
+    metrics the writes counted are counted once the COMMIT is answered."""
     outcomes: list[Outcome] = []
-    try:
-        with pipelined(), write_transaction() as tx:
-            for write, future in pending:
-                outcomes.append((future, *_run_one(tx, write)))
-    except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
-        log.error("a batch of %d writes failed: %s", len(pending), exc)
-        return _failed(pending, exc)
+    counted: list[metrics.Increment] = []
+    with pipelined(), write_transaction() as tx:
+        exclusive(tx, BATCH_LOCK)
+        for write, future in pending:
+            value, error, increments = _run_one(tx, write, careful)
+            outcomes.append((future, value, error))
+            counted += increments
+    metrics.count(counted)
     return outcomes
 
 
@@ -127,15 +176,48 @@ def _resolve(outcomes: list[Outcome]) -> None:
             future.set_result(value)
 
 
-def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None]:
-    """One write in its own savepoint: it fails alone."""
+def _run_one(
+    tx: Tx, write: Write, careful: bool
+) -> tuple[Any, BaseException | None, list[metrics.Increment]]:
+    """One write in its own savepoint: it fails alone (its value or error, and the metrics it
+    counted). A conflict aborts the whole batch (`_commit` runs it again)."""
+    counted: list[metrics.Increment] = []
     try:
-        with Savepoint(tx):
-            value = write(tx)
-            sync(tx)  # pipelined (PostgreSQL): its statements' errors are raised here
-            return value, None
+        with Savepoint(tx), metrics.counted_on_commit(counted):
+            try:
+                value = write(tx)
+                if careful:
+                    sync(tx)  # pipelined: its statements' errors are raised here, as its own
+            except Exception as exc:
+                _answered(tx, exc, careful)
+                raise
+        return value, None, counted
+    except _RunAgain:
+        raise
     except Exception as exc:
-        return None, exc
+        if conflict(exc):
+            raise
+        return None, _unavailable(exc), []
+
+
+def _answered(tx: Tx, exc: Exception, careful: bool) -> None:
+    """A write failed: wait for every queued answer before its savepoint rolls back (after a
+    server error the server skips what follows until then). Not careful (the whole batch
+    pipelined), a server error may be an earlier write's: the batch runs again, carefully."""
+    try:
+        sync(tx)
+    except Exception as late:
+        if conflict(late):
+            raise late from exc
+        if careful or conflict(exc):
+            return  # its own error (or the conflict that ends the batch), and what was skipped
+        raise _RunAgain from late
+    if not (careful or conflict(exc) or isinstance(exc, CodelaceError)):
+        raise _RunAgain from exc
+
+
+class _RunAgain(Exception):
+    """Pipelined, a write met a server error that may be an earlier write's."""
 
 
 def _unavailable(exc: Exception) -> Exception:

@@ -156,22 +156,15 @@ class Savepoint:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
-            if isinstance(self._tx, postgres.PgTx):
-                self._tx.after_error()  # pipelined: the server hears the ROLLBACK TO
             self._tx.execute(_ROLLBACK_TO)
         self._tx.execute(_RELEASE)
 
 
-@contextmanager
-def pipelined() -> Iterator[Tx]:
-    """The connection, sending statements without waiting for each answer where the engine
-    can (PostgreSQL's pipeline mode: postgres.PgTx; `sync(tx)` waits for them); SQLite: as is."""
+def pipelined() -> AbstractContextManager[None]:
+    """Statements sent without waiting for each answer where the engine can (PostgreSQL's
+    pipeline mode: postgres.PgTx; `sync(tx)` waits for them); SQLite: nothing changes."""
     conn = connection()
-    if isinstance(conn, postgres.PgTx):
-        with conn.pipelined():
-            yield conn
-    else:
-        yield conn
+    return conn.pipelined() if isinstance(conn, postgres.PgTx) else nullcontext()
 
 
 def sync(tx: Tx) -> None:
@@ -278,6 +271,12 @@ def is_busy(exc: BaseException) -> bool:
         or (isinstance(exc, PeeweeOperationalError) and "locked" in str(exc))
         or postgres.is_busy(exc)
     )
+
+
+def conflict(exc: BaseException) -> bool:
+    """PostgreSQL ended the transaction for another's sake (a deadlock, a serialization
+    failure): nothing of it was written, and it may simply run again."""
+    return postgres.is_conflict(exc)
 
 
 def quick_check(db: Database) -> list[str]:

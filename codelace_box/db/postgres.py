@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -124,8 +124,8 @@ class PgTx:
     `pipelined()` (the group commit's batch) sends statements without waiting for each answer
     (psycopg's pipeline mode): a statement whose rows are read (`fetchone`, `fetchall`) or whose
     count is asked (`changes()`) waits for its answer; the others go with the next one that
-    waits, or with `sync()` (the end of each write, so a write's error is raised in its own
-    savepoint). A write's ~10 statements then cost 3 or 4 round trips instead of one each.
+    waits, or with `sync()`. A server error comes back with the first answer waited for after
+    it (db/batch.py sorts out whose it is), and the server skips what follows it until then.
     """
 
     __slots__ = ("_changes", "_conn", "_last", "_pipeline")
@@ -160,24 +160,17 @@ class PgTx:
         if self._pipeline is not None:
             self._pipeline.sync()
 
-    def after_error(self) -> None:
-        """Pipelined, after a statement failed: wait for the queued answers (the server skips
-        the statements after an error until then), so a ROLLBACK TO SAVEPOINT is heard."""
-        if self._pipeline is not None:
-            # the error being handled, or the statements the server skipped after it
-            with suppress(psycopg.Error):
-                self._pipeline.sync()
-            self._last = None
-
     @contextmanager
     def pipelined(self) -> Iterator[None]:
         """Pipeline mode for what runs inside (a batch); every answer is in on return."""
-        with self._conn.pipeline() as pipeline:
-            self._pipeline = pipeline
-            try:
+        try:
+            with self._conn.pipeline() as pipeline:
+                self._pipeline = pipeline
                 yield
-            finally:
-                self._pipeline, self._last = None, None
+        finally:
+            self._pipeline, self._last = None, None
+            if self.in_transaction():  # an error: its ROLLBACK, queued behind it, was skipped
+                self._conn.execute("ROLLBACK")
 
     def in_transaction(self) -> bool:
         return self._conn.info.transaction_status != TransactionStatus.IDLE
@@ -208,6 +201,13 @@ class PgSchema:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A deadlock or a serialization failure: the server aborted the transaction for another's
+    sake; it may run again as it was."""
+    conflicts = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+    return isinstance(exc, conflicts) or isinstance(getattr(exc, "__cause__", None), conflicts)
 
 
 def is_busy(exc: BaseException) -> bool:

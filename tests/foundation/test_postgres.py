@@ -191,3 +191,50 @@ def test_refusal_counts_add_up_through_the_upsert_on_postgresql(pg_db: str) -> N
         (429, "rate_limited", 5),
         (402, "insufficient_credits", 1),
     ]
+
+
+async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_once(
+    pg_db: str,
+) -> None:
+    """Another connection locks the rows the batch's write wants, in the opposite order:
+    PostgreSQL aborts the batch (it waited first); the batch runs again once the other
+    committed, its write answers as if nothing happened, and what it counted in the metrics
+    is counted once (not once per run)."""
+    import psycopg
+
+    from codelace_box import metrics
+
+    first, second = create_user("dl-a@pg.test").id, create_user("dl-b@pg.test").id
+    bump = 'UPDATE "user" SET held_nanos = held_nanos WHERE id = ?'
+    runs: list[int] = []
+    counter = metrics.inference("deadlock/model", "deadlock", "ok")
+    before = counter._value.get()
+    taken, waiting = threading.Event(), threading.Event()
+
+    def write(tx: Tx) -> str:
+        runs.append(1)  # outside the transaction: how often it ran
+        tx.execute(bump, (first,))
+        waiting.set()
+        tx.execute(bump, (second,))
+        metrics.inference("deadlock/model", "deadlock", "ok").inc()
+        return "written"
+
+    def other() -> None:
+        with psycopg.connect(pg_db) as conn:  # a transaction, committed on leaving
+            conn.execute(bump.replace("?", "%s"), (second,))
+            taken.set()
+            waiting.wait(10)
+            threading.Event().wait(0.3)  # the batch now waits for `second`
+            conn.execute(bump.replace("?", "%s"), (first,))
+
+    start_write_thread()
+    rival = threading.Thread(target=other)
+    rival.start()
+    try:
+        taken.wait(10)
+        assert await WriteBatch().submit(write) == "written"
+    finally:
+        rival.join(30)
+        stop_db_thread()
+    assert len(runs) == 2, "aborted once by the deadlock, then ran again"
+    assert counter._value.get() - before == 1
