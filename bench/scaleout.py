@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.boxes import box_config, database_cpu, new_secret, start_cluster, stop_all
-from bench.procs import busy_share, free_port, machine_ticks
+from bench.procs import busy_share, cpu_seconds, free_port, machine_ticks, tree_pids
 from bench.run import PYTHON, load, setup_box, start_server
 
 CHAT = "http://127.0.0.1:{port}/v1/chat/completions"
@@ -53,12 +53,23 @@ def one_round(args: argparse.Namespace, setup: dict[str, Any], cpu: Any) -> dict
         "postgres_one_box": (setup["pg"][:1], pg_key),
         "postgres_all_boxes": (setup["pg"], pg_key),
     }
+    servers = setup["servers"]
+    trees = {
+        "sqlite": servers[:1],
+        "postgres_one_box": servers[1:2],
+        "postgres_all_boxes": servers[1:],
+    }
     out: dict[str, Any] = {}
     for name, (urls, key) in runs.items():
-        ticks, db_before = machine_ticks(), cpu()
+        pids = [pid for server in trees[name] for pid in tree_pids(server.pid)]
+        ticks, db_before, box_before = machine_ticks(), cpu(), cpu_seconds(pids)
         figures = load(urls, key, args.concurrency, args.requests)
         figures["busy"] = round(busy_share(ticks, machine_ticks()), 2)
-        db_ms = (cpu() - db_before) * 1000 / max(figures["count"], 1)
+        count = max(figures["count"], 1)
+        figures["box_cpu_ms_per_request"] = round(
+            (cpu_seconds(pids) - box_before) * 1000 / count, 3
+        )
+        db_ms = (cpu() - db_before) * 1000 / count
         figures["db_cpu_ms_per_request"] = round(db_ms, 3) if name != "sqlite" else 0.0
         out[name] = figures
     return out
@@ -66,7 +77,9 @@ def one_round(args: argparse.Namespace, setup: dict[str, Any], cpu: Any) -> dict
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of each setup's rate, the two ratios, errors."""
-    rate = {name: statistics.median(r[name]["rate"] for r in rounds) for name in rounds[0]}
+    rate = {
+        name: round(statistics.median(r[name]["rate"] for r in rounds), 1) for name in rounds[0]
+    }
     return {
         "sqlite_per_sec_c64": rate["sqlite"],
         "postgres_one_box_per_sec_c64": rate["postgres_one_box"],
@@ -75,6 +88,12 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "all_boxes_vs_one_box": round(rate["postgres_all_boxes"] / rate["postgres_one_box"], 2),
         "db_cpu_ms_per_request": statistics.median(
             r["postgres_one_box"]["db_cpu_ms_per_request"] for r in rounds
+        ),
+        "sqlite_box_cpu_ms_per_request": statistics.median(
+            r["sqlite"]["box_cpu_ms_per_request"] for r in rounds
+        ),
+        "postgres_box_cpu_ms_per_request": statistics.median(
+            r["postgres_one_box"]["box_cpu_ms_per_request"] for r in rounds
         ),
         "errors": sum(r[name]["errors"] for r in rounds for name in r),
         "load_average": round(os.getloadavg()[0], 2),
