@@ -291,9 +291,9 @@ def more_boxes(
         config = box_config(folder / f"box{number}", port, url, secret)
         servers.append(start_server(config, port, args.workers)[0])
     urls = [f"http://127.0.0.1:{port}/v1/chat/completions" for port in ports]
-    load(urls[1:], key, 8, 400)  # the other boxes warm up
+    warmup = load(urls[1:], key, 8, 400)  # the other boxes warm up
     run = lambda targets: load(targets, key, args.concurrency, args.requests)  # noqa: E731
-    return boxes_rounds(urls, run, args.rounds, database_cpu(cluster))
+    return boxes_rounds(urls, run, args.rounds, database_cpu(cluster)) | {"warmup": [warmup]}
 
 
 def boxes_figures(out: dict[str, Any]) -> dict[str, Any]:
