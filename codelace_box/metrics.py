@@ -15,6 +15,7 @@ COMMIT; a batch that is rolled back and run again (a deadlock between boxes) dro
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -140,9 +141,13 @@ def counted_on_commit(into: list[Increment]) -> Iterator[None]:
 
 
 def count(increments: Iterable[Increment]) -> None:
-    """Apply increments that waited (their transaction committed)."""
+    """Apply increments that waited (their transaction committed): one refused (a counter
+    lowered) is logged, never raised, as the writes are done."""
     for child, method, amount in increments:
-        getattr(child, method)(amount)
+        try:
+            getattr(child, method)(amount)
+        except ValueError:
+            logging.getLogger("codelace_box.metrics").exception("a metric refused %r", amount)
 
 
 http_requests: Children[Counter] = Children(HTTP_REQUESTS)

@@ -130,7 +130,7 @@ def _commit(pending: Pending) -> list[Outcome]:
     careful, conflicts = _start_careful(), 0
     while True:
         try:
-            return _attempt(pending, careful)
+            outcomes, counted = _attempt(pending, careful)
         except Exception as exc:  # nothing of this attempt was written
             if conflict(exc) and conflicts < ATTEMPTS - 1:
                 conflicts += 1
@@ -141,6 +141,8 @@ def _commit(pending: Pending) -> list[Outcome]:
                 continue
             log.error("a batch of %d writes failed: %s", len(pending), exc)
             return _failed(pending, exc)
+        metrics.count(counted)  # committed: what its writes counted, once
+        return outcomes
 
 
 def _start_careful() -> bool:
@@ -164,10 +166,10 @@ def _stay_careful() -> bool:
     return True
 
 
-def _attempt(pending: Pending, careful: bool) -> list[Outcome]:
+def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:
     """One run of the batch, after the lock that makes the batches of every box take their
-    turns (PostgreSQL: so they never take the same rows in opposite orders). The metrics the
-    writes counted are counted once the COMMIT is answered."""
+    turns (PostgreSQL: so they never take the same rows in opposite orders): what each write
+    gave, and what they counted in the metrics (to count once the COMMIT is answered)."""
     outcomes: list[Outcome] = []
     counted: list[metrics.Increment] = []
     run = _run_one if careful else _run_bare
@@ -177,8 +179,7 @@ def _attempt(pending: Pending, careful: bool) -> list[Outcome]:
             value, error, increments = run(tx, write)
             outcomes.append((future, value, error))
             counted += increments
-    metrics.count(counted)
-    return outcomes
+    return outcomes, counted
 
 
 def _failed(pending: Pending, exc: BaseException) -> list[Outcome]:

@@ -225,7 +225,7 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_o
             conn.execute(bump.replace("?", "%s"), (second,))
             taken.set()
             waiting.wait(10)
-            threading.Event().wait(0.3)  # the batch now waits for `second`
+            _until_a_lock_is_awaited(pg_db)  # the batch waits for `second`: it waited first
             conn.execute(bump.replace("?", "%s"), (first,))
 
     start_write_thread()
@@ -239,6 +239,20 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_o
         stop_db_thread()
     assert len(runs) == 2, "aborted once by the deadlock, then ran again"
     assert counter._value.get() - before == 1
+
+
+def _until_a_lock_is_awaited(url: str) -> None:
+    """Return once some connection of the database waits for a lock (10 s at most)."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone():
+                return
+            time.sleep(0.01)
 
 
 async def test_a_refused_write_makes_its_batch_run_again_with_savepoints(pg_db: str) -> None:
