@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -56,6 +58,7 @@ Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns 
 Pending = list[tuple[Write, asyncio.Future[Any]]]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
 ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
+CONFLICT_PAUSE_SEC = 0.02  # at most, before such a run (the write thread's)
 BATCH_LOCK = "codelace:group-commit"  # PostgreSQL: one batch of any box at a time
 CAREFUL_BATCHES = 50  # PostgreSQL: batches run careful after one had to run again
 
@@ -135,6 +138,7 @@ def _commit(pending: Pending) -> list[Outcome]:
             if conflict(exc) and conflicts < ATTEMPTS - 1:
                 conflicts += 1
                 log.warning("a batch of %d writes runs again: %s", len(pending), exc)
+                time.sleep(random.uniform(0, CONFLICT_PAUSE_SEC))  # the other one finishes
                 continue
             if not careful and not conflict(exc):  # a write failed, or an error no write
                 careful = _stay_careful()  # could be blamed for

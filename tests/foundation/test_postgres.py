@@ -237,7 +237,9 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_o
     finally:
         rival.join(30)
         stop_db_thread()
-    assert len(runs) == 2, "aborted once by the deadlock, then ran again"
+    # aborted by the deadlock, then ran again (a third run when, as the batch's first run
+    # rolled back, its second took the row back before the other connection had it)
+    assert len(runs) in (2, 3)
     assert counter._value.get() - before == 1
 
 
