@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: serve test test-postgres check lint unit bench bench-peers bench-history binary binary-test install dev clean
+.PHONY: serve test test-postgres check lint unit bench bench-scaleout bench-peers bench-history binary binary-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,9 +87,17 @@ lint: $(VENV)/.dev-installed
 unit: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
 
-## make bench: the gateway benchmark (fake upstream, bounded loopback load)
+## make bench: the gateway benchmark (fake upstream, bounded loopback load). On PostgreSQL (a
+## throwaway cluster; the server binaries must be installed), two boxes on one database, one
+## vs two at 64 concurrent: make bench BENCH_ARGS="--database postgres --boxes 2 --pg-stats"
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## make bench-scaleout: requests/s at 64 concurrent on SQLite, one box on PostgreSQL and two
+## boxes on one PostgreSQL database, interleaved rounds (a shared machine drifts), the ratios
+## (BENCH_ARGS="--rounds 5 --requests 6000 --boxes 3")
+bench-scaleout: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.scaleout $(BENCH_ARGS)
 
 ## make bench-peers: the same loads against the box and the LiteLLM proxy, one after the other,
 ## with the ratios. LiteLLM (exact pin below) goes into its own virtual env, .bench-peers/,

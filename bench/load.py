@@ -1,4 +1,5 @@
 """A bounded loopback load generator: N keep-alive connections POSTing one canned request.
+With several `--url`s (boxes on one database) the connections are spread over them in turn.
 
 Raw asyncio protocols on uvloop (no HTTP library) so the generator itself costs little of the
 shared CPU. It stops after `--requests` answers or `--max-seconds`, whichever comes first, and
@@ -129,19 +130,20 @@ def build_request(url: str, key: str, body: bytes) -> tuple[str, int, bytes]:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     fields: dict[str, object] = {"model": args.model, "stream": args.stream}
-    if args.url.endswith("/v1/responses"):  # the Responses API's own body
+    if args.url[0].endswith("/v1/responses"):  # the Responses API's own body
         fields |= {"input": "Say hello", "max_output_tokens": 64}
     else:
         fields |= {"messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 64}
     body = json.dumps(fields, separators=(",", ":")).encode()
-    host, port, request = build_request(args.url, args.key, body)
+    targets = [build_request(url, args.key, body) for url in args.url]
     loop = asyncio.get_running_loop()
     tally = Tally(args.requests, time.perf_counter() + args.max_seconds)
     began = time.perf_counter()
     waits = []
-    for _ in range(args.concurrency):
+    for number in range(args.concurrency):
+        host, port, request = targets[number % len(targets)]
         done: asyncio.Future[None] = loop.create_future()
-        await loop.create_connection(lambda d=done: Connection(request, tally, d), host, port)
+        await loop.create_connection(lambda d=done, r=request: Connection(r, tally, d), host, port)
         waits.append(done)
     await asyncio.gather(*waits)
     seconds = time.perf_counter() - began
@@ -163,7 +165,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append", help="repeat: spread over")
     parser.add_argument("--key", default="none")
     parser.add_argument("--model", default="bench/gpt")
     parser.add_argument("--concurrency", type=int, default=1)

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.boxes import (
+    box_config,
+    boxes_rounds,
+    database_cpu,
+    new_secret,
+    start_cluster,
+    stop_all,
+    top_statements,
+)
 from bench.procs import (
     busy_share,
     cpu_seconds,
@@ -52,13 +60,12 @@ def cli(config: Path, *args: str) -> str:
     return result.stdout
 
 
-def setup_box(folder: Path, upstream_port: int, port: int) -> tuple[Path, str]:
-    """A config, a provider, a priced model, a user with credit and an API key."""
-    config = folder / "codelace.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
-        f'[database]\npath = "{folder / "data" / "codelace.db"}"\n'
-    )
+def setup_box(
+    folder: Path, upstream_port: int, port: int, url: str | None, secret: str
+) -> tuple[Path, str]:
+    """A config (SQLite under `folder`, or the PostgreSQL `url`), a provider, a priced model, a
+    user with credit and an API key."""
+    config = box_config(folder, port, url, secret)
     base = f"http://127.0.0.1:{upstream_port}/v1"
     cli(config, "providers", "add", "bench", "--kind", "openai", "--base-url", base,
         "--key", "sk-bench-key-0001")  # fmt: skip
@@ -74,11 +81,12 @@ def setup_box(folder: Path, upstream_port: int, port: int) -> tuple[Path, str]:
     return config, key
 
 
-def load(url: str, key: str, concurrency: int, requests: int, stream: bool = False,
+def load(url: str | list[str], key: str, concurrency: int, requests: int, stream: bool = False,
          seconds: float = 30.0, model: str = MODEL) -> dict[str, Any]:  # fmt: skip
-    """One bounded run of the load generator (its own process)."""
-    command = [PYTHON, "-m", "bench.load", "--url", url, "--key", key, "--model", model,
-               "--concurrency", str(concurrency), "--requests", str(requests),
+    """One bounded run of the load generator (its own process); several URLs: spread."""
+    urls = [url] if isinstance(url, str) else url
+    command = [PYTHON, "-m", "bench.load", *(a for u in urls for a in ("--url", u)), "--key", key,
+               "--model", model, "--concurrency", str(concurrency), "--requests", str(requests),
                "--max-seconds", str(seconds)] + (["--stream"] if stream else [])  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     if result.returncode != 0:
@@ -222,44 +230,95 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-requests", type=int, default=500, help="each, at 1")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="postgres: a throwaway cluster (bench/boxes.py)")  # fmt: skip
+    parser.add_argument("--boxes", type=int, default=1,
+                        help="postgres: boxes on the one database (2: one vs two)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="--boxes: one vs all, alternately")
+    parser.add_argument("--pg-stats", action="store_true", help="print pg_stat_statements' top")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.boxes > 1 and args.database != "postgres":
+        parser.error("--boxes needs --database postgres (boxes share one database)")
+    return args
 
 
 def main() -> None:
     args = parse_args()
     folder = Path(tempfile.mkdtemp(prefix="codelace-bench-"))
-    up_port, port = free_port(), free_port()
+    up_port = free_port()
     upstream = subprocess.Popen([PYTHON, "-m", "bench.upstream", "--port", str(up_port)])
-    server = None
+    cluster, url, servers = None, None, []
     try:
-        config, key = setup_box(folder, up_port, port)
-        server, start_sec = start_server(config, port, args.workers)
-        out = scenarios(args, server.pid, port, up_port, key)
+        if args.database == "postgres":
+            cluster, url = start_cluster(args.pg_stats)
+        secret, ports = new_secret(), [free_port() for _ in range(args.boxes)]
+        config, key = setup_box(folder / "box1", up_port, ports[0], url, secret)
+        server, start_sec = start_server(config, ports[0], args.workers)
+        servers.append(server)
+        out = scenarios(args, server.pid, ports[0], up_port, key)
+        if args.boxes > 1:
+            out["boxes"] = more_boxes(args, folder, ports, url, secret, key, servers, cluster)
         runs = ("warmup", "box_c1", "box_c64", "stream_c64", "messages_c64", "messages_stream_c64",
                 "responses_c64", "responses_stream_c64")  # fmt: skip
         answered = sum(out[k]["count"] for k in runs)
-        metered = count_usage_rows(folder / "data" / "codelace.db")
-        figures = report(out, start_sec, metered, answered)
+        answered += sum(r["count"] for rs in out.get("boxes", {}).values() for r in rs)
+        metered = count_usage_rows(url or str(folder / "box1" / "data" / "codelace.db"))
+        figures = report(out, start_sec, metered, answered) | boxes_figures(out)
         print_figures(figures)
+        if args.pg_stats and cluster is not None and url is not None:
+            print("calls total_ms mean_ms rows statement")
+            out["pg_statements"] = top_statements(cluster, url)
+            for row in out["pg_statements"]:
+                print(row)
         if args.json:
-            args.json.write_text(json.dumps(figures | {"raw": out}, indent=2))
+            args.json.write_text(json.dumps(figures | {"raw": out}, indent=2, default=str))
     finally:
-        for process in (server, upstream):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(20)
+        stop_all([*servers, upstream])
+        if cluster is not None:
+            cluster.stop()
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def count_usage_rows(db_path: Path) -> int:
+def more_boxes(
+    args: argparse.Namespace, folder: Path, ports: list[int], url: str | None, secret: str,
+    key: str, servers: list[subprocess.Popen[bytes]], cluster: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """Start the other boxes on the same database; one box vs all of them at 64 concurrent."""
+    for number, port in enumerate(ports[1:], start=2):
+        config = box_config(folder / f"box{number}", port, url, secret)
+        servers.append(start_server(config, port, args.workers)[0])
+    urls = [f"http://127.0.0.1:{port}/v1/chat/completions" for port in ports]
+    warmup = load(urls[1:], key, 8, 400)  # the other boxes warm up
+    run = lambda targets: load(targets, key, args.concurrency, args.requests)  # noqa: E731
+    return boxes_rounds(urls, run, args.rounds, database_cpu(cluster)) | {"warmup": [warmup]}
+
+
+def boxes_figures(out: dict[str, Any]) -> dict[str, Any]:
+    """The one-box and all-boxes requests/s at 64 (mean of the rounds), and their errors."""
+    boxes = out.get("boxes")
+    if not boxes:
+        return {}
+    one, every = boxes["one_box"], boxes["all_boxes"]
+    return {
+        "one_box_per_sec_c64": round(sum(r["rate"] for r in one) / len(one), 1),
+        "all_boxes_per_sec_c64": round(sum(r["rate"] for r in every) / len(every), 1),
+        "one_box_db_cpu_ms": round(sum(r["db_cpu_ms_per_request"] for r in one) / len(one), 3),
+        "all_boxes_db_cpu_ms": round(
+            sum(r["db_cpu_ms_per_request"] for r in every) / len(every), 3
+        ),
+        "boxes_errors": sum(r["errors"] for r in one + every),
+    }
+
+
+def count_usage_rows(target: str) -> int:
     """The requests the box metered as answered, read through its own database layer."""
     from codelace_box.db.core import close_database, open_database
     from codelace_box.db.models import UsageRecord
 
-    open_database(db_path)
+    open_database(target)
     try:
         return int(UsageRecord.select().where(UsageRecord.status == "ok").count())
     finally:

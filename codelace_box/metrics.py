@@ -6,14 +6,22 @@ or anything a client typed. With several workers, `serve` points PROMETHEUS_MULT
 private folder before the workers start (`enable_multiprocess`), so every worker writes its
 values there and a scrape on any worker sums them all (prometheus_client's multiprocess mode).
 One worker keeps the plain in-memory values (cheaper on the hot path).
+
+What a database write counts (a settlement's tokens and cost) is counted once its transaction
+committed, and once: inside `counted_on_commit(into)` (the group commit, db/batch.py, around
+each write) the counters' increments wait in `into`, which `count(into)` applies after the
+COMMIT; a batch that is rolled back and run again (a deadlock between boxes) drops them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
@@ -91,7 +99,55 @@ class Children(Generic[M]):
         child = self._cache.get(labels)
         if child is None:
             child = self._cache[labels] = self._family.labels(*labels)
+        waiting = _waiting.into
+        if waiting is not None:  # inside a write: counted after its COMMIT
+            return _Later(child, waiting)  # type: ignore[return-value]
         return child
+
+
+Increment = tuple[Any, str, float]  # a child, "inc" or "observe", the amount
+
+
+class _Waiting(threading.local):
+    into: list[Increment] | None = None
+
+
+_waiting = _Waiting()
+
+
+class _Later:
+    """A child whose increments wait in a list (`counted_on_commit`)."""
+
+    __slots__ = ("_child", "_into")
+
+    def __init__(self, child: Any, into: list[Increment]) -> None:
+        self._child, self._into = child, into
+
+    def inc(self, amount: float = 1) -> None:
+        self._into.append((self._child, "inc", amount))
+
+    def observe(self, amount: float) -> None:
+        self._into.append((self._child, "observe", amount))
+
+
+@contextmanager
+def counted_on_commit(into: list[Increment]) -> Iterator[None]:
+    """Inside (on this thread): the metrics' increments wait in `into` (see the module doc)."""
+    before, _waiting.into = _waiting.into, into
+    try:
+        yield
+    finally:
+        _waiting.into = before
+
+
+def count(increments: Iterable[Increment]) -> None:
+    """Apply increments that waited (their transaction committed): one refused (a counter
+    lowered) is logged, never raised, as the writes are done."""
+    for child, method, amount in increments:
+        try:
+            getattr(child, method)(amount)
+        except ValueError:
+            logging.getLogger("codelace_box.metrics").exception("a metric refused %r", amount)
 
 
 http_requests: Children[Counter] = Children(HTTP_REQUESTS)

@@ -1,6 +1,6 @@
-"""A throwaway PostgreSQL cluster for the tests: initdb + pg_ctl on a private port and socket
-folder, run as the `postgres` user (initdb refuses root), fsync off; one per test session (per
-xdist worker), a fresh database per test.
+"""The throwaway PostgreSQL cluster in the tests (bench/pgcluster.py: initdb + pg_ctl on a
+private port and socket folder, as the `postgres` user, fsync off): one per test session (per
+xdist worker, on a port of its slice), a fresh database per test.
 
 `CODELACE_TEST_DATABASE=postgres` runs the box-starting fixtures on it instead of SQLite files.
 Outside CI a machine without PostgreSQL skips these tests with the reason; in CI (`CI` set)
@@ -10,47 +10,21 @@ they fail instead, so a missing install cannot pass quietly.
 from __future__ import annotations
 
 import atexit
-import itertools
 import os
-import pwd
-import shutil
 import sqlite3
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.pgcluster import PgCluster, missing_reason
 from tests.ports import free_port
-
-PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-RUN_AS = "postgres"
 
 
 def wanted_engine() -> str:
     """The engine the box-starting fixtures use: sqlite (default) or postgres."""
     return os.environ.get("CODELACE_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
-
-
-def _binary(name: str) -> str | None:
-    for folder in PG_BIN_DIRS:
-        if (folder / name).is_file():
-            return str(folder / name)
-    return shutil.which(name)
-
-
-def missing_reason() -> str | None:
-    """Why no cluster can start here, or None."""
-    if _binary("initdb") is None or _binary("pg_ctl") is None:
-        return "PostgreSQL server binaries not installed (apt-get install -y postgresql)"
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam(RUN_AS)
-        except KeyError:
-            return "no `postgres` user to run the cluster as"
-    return None
 
 
 def need_postgres() -> None:
@@ -63,55 +37,16 @@ def need_postgres() -> None:
     pytest.skip(reason)
 
 
-class PgCluster:
-    """One running cluster; `new_database()` hands out empty databases by URL."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="codelace-pg-"))
-        self.port = free_port()
-        self._names = itertools.count(1)
-        self._as_root = os.geteuid() == 0
-        if self._as_root:
-            user = pwd.getpwnam(RUN_AS)
-            os.chown(self.root, user.pw_uid, user.pw_gid)
-        self.data = self.root / "data"
-
-    def _run(self, *args: str) -> None:
-        command = [*(["runuser", "-u", RUN_AS, "--"] if self._as_root else []), *args]
-        subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=self.root)
-
-    def start(self) -> PgCluster:
-        """initdb (trust on loopback) and start the server; returns self."""
-        initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-        assert initdb and pg_ctl
-        self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB"
-        )
-        log = str(self.root / "server.log")
-        self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
-        return self
-
-    def url(self, database: str = "postgres") -> str:
-        """The URL of one database of this cluster."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+class TestCluster(PgCluster):
+    """The bench's cluster, its databases made over the driver (faster than psql, per test)."""
 
     def new_database(self) -> str:
-        """Create an empty database; its URL."""
         import psycopg
 
         name = f"box_{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
-
-    def stop(self) -> None:
-        """Stop the server (fast) and remove its files."""
-        pg_ctl = _binary("pg_ctl")
-        if pg_ctl and (self.data / "postmaster.pid").exists():
-            self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 _shared: list[PgCluster] = []
@@ -122,7 +57,7 @@ def shared_cluster() -> PgCluster:
     """This process's cluster, started at first use and stopped at exit."""
     if not _shared:
         need_postgres()
-        cluster = PgCluster().start()
+        cluster = TestCluster(free_port()).start()
         atexit.register(cluster.stop)
         _shared.append(cluster)
     return _shared[0]

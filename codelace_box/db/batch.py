@@ -12,17 +12,43 @@ transaction and the savepoints are `write_transaction()`'s, the one way to write
 On PostgreSQL the batch's transaction runs on the write thread (db/offload.py) instead of the
 loop: one batch at a time, the writes queued meanwhile make the next one (a batch grows with
 the server's latency instead of the loop waiting for it). The futures are resolved on the loop.
+There the batch is also:
+- pipelined (postgres.PgTx): a statement waits for its answer only when the write reads it,
+  so a write costs a round trip per answer read, not per statement; and without savepoints
+  (4 statements a request fewer). Any write that fails (a refusal, a server error that may be
+  an earlier write's) makes the batch run again `careful`: each write in its savepoint, waiting
+  for its own answers before the next begins, so it fails alone; the next CAREFUL_BATCHES
+  batches start careful too.
+- one batch of any box at a time (a transaction advisory lock, BATCH_LOCK, first): two boxes'
+  batches would otherwise take the same user, key and total rows in opposite orders and
+  deadlock (PostgreSQL then aborts one after a second's wait);
+- run again when PostgreSQL aborts it anyway (a deadlock or a serialization failure with
+  another transaction: an operator's credit, a sweep), up to ATTEMPTS runs. A write is a
+  function of the transaction alone; what it counts in the metrics waits for the COMMIT
+  (`metrics.counted_on_commit`), so a request run twice is counted once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import Savepoint, Tx, is_busy, write_transaction
+from codelace_box import metrics
+from codelace_box.db.core import (
+    Savepoint,
+    Tx,
+    conflict,
+    exclusive,
+    is_busy,
+    pipelined,
+    sync,
+    write_transaction,
+)
 from codelace_box.db.offload import write_thread
 from codelace_box.errors import ServiceUnavailable
 
@@ -31,6 +57,10 @@ log = logging.getLogger("codelace_box.gateway")
 Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
 Pending = list[tuple[Write, asyncio.Future[Any]]]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
+ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
+CONFLICT_PAUSE_SEC = 0.02  # at most, before such a run (the write thread's)
+BATCH_LOCK = "codelace:group-commit"  # PostgreSQL: one batch of any box at a time
+CAREFUL_BATCHES = 50  # PostgreSQL: batches run careful after one had to run again
 
 
 class WriteBatch:
@@ -97,17 +127,63 @@ class WriteBatch:
 
 
 def _commit(pending: Pending) -> list[Outcome]:
-    """Every write of a batch in one transaction, each in its savepoint; what each gave.
-    (Touches no future: it may run on the write thread.)"""
+    """Every write of a batch in one transaction; what each gave. A batch another box's
+    transaction made PostgreSQL abort runs again (ATTEMPTS in all). (Touches no future: it
+    may run on the write thread.)"""
+    careful, conflicts = _start_careful(), 0
+    while True:
+        try:
+            outcomes, counted = _attempt(pending, careful)
+        except Exception as exc:  # nothing of this attempt was written
+            if conflict(exc) and conflicts < ATTEMPTS - 1:
+                conflicts += 1
+                log.warning("a batch of %d writes runs again: %s", len(pending), exc)
+                time.sleep(random.uniform(0, CONFLICT_PAUSE_SEC))  # the other one finishes
+                continue
+            if not careful and not conflict(exc):  # a write failed, or an error no write
+                careful = _stay_careful()  # could be blamed for
+                continue
+            log.error("a batch of %d writes failed: %s", len(pending), exc)
+            return _failed(pending, exc)
+        metrics.count(counted)  # committed: what its writes counted, once
+        return outcomes
+
+
+def _start_careful() -> bool:
+    """Whether this batch starts careful: always without a write thread (SQLite); on
+    PostgreSQL for a while after a batch had to run again (so a client refused again and
+    again costs no rerun each time)."""
+    thread = write_thread()
+    if thread is None:
+        return True
+    if thread.careful_left:
+        thread.careful_left -= 1
+        return True
+    return False
+
+
+def _stay_careful() -> bool:
+    """A batch runs again carefully: so do the next CAREFUL_BATCHES."""
+    thread = write_thread()
+    if thread is not None:
+        thread.careful_left = CAREFUL_BATCHES
+    return True
+
+
+def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:
+    """One run of the batch, after the lock that makes the batches of every box take their
+    turns (PostgreSQL: so they never take the same rows in opposite orders): what each write
+    gave, and what they counted in the metrics (to count once the COMMIT is answered)."""
     outcomes: list[Outcome] = []
-    try:
-        with write_transaction() as tx:
-            for write, future in pending:
-                outcomes.append((future, *_run_one(tx, write)))
-    except Exception as exc:  # BEGIN or COMMIT failed: nothing of this batch was written
-        log.error("a batch of %d writes failed: %s", len(pending), exc)
-        return _failed(pending, exc)
-    return outcomes
+    counted: list[metrics.Increment] = []
+    run = _run_one if careful else _run_bare
+    with pipelined(), write_transaction() as tx:
+        exclusive(tx, BATCH_LOCK)
+        for write, future in pending:
+            value, error, increments = run(tx, write)
+            outcomes.append((future, value, error))
+            counted += increments
+    return outcomes, counted
 
 
 def _failed(pending: Pending, exc: BaseException) -> list[Outcome]:
@@ -127,13 +203,51 @@ def _resolve(outcomes: list[Outcome]) -> None:
             future.set_result(value)
 
 
-def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None]:
-    """One write in its own savepoint: it fails alone."""
+def _run_bare(tx: Tx, write: Write) -> tuple[Any, None, list[metrics.Increment]]:
+    """One write as it is (PostgreSQL, pipelined, no savepoint): any error makes the batch
+    run again carefully (the error may be an earlier write's, and what the write did before
+    it is in the transaction); a conflict, again as it was."""
+    counted: list[metrics.Increment] = []
     try:
-        with Savepoint(tx):
-            return write(tx), None
+        with metrics.counted_on_commit(counted):
+            return write(tx), None, counted
     except Exception as exc:
-        return None, exc
+        if conflict(exc):
+            raise
+        raise _RunAgain from exc
+
+
+def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None, list[metrics.Increment]]:
+    """One write in its own savepoint, waiting for its answers: it fails alone (its value or
+    error, and the metrics it counted). A conflict aborts the whole batch."""
+    counted: list[metrics.Increment] = []
+    try:
+        with Savepoint(tx), metrics.counted_on_commit(counted):
+            try:
+                value = write(tx)
+                sync(tx)  # pipelined: its statements' errors are raised here, as its own
+            except Exception as exc:
+                _answered(tx, exc)
+                raise
+        return value, None, counted
+    except Exception as exc:
+        if conflict(exc):
+            raise
+        return None, _unavailable(exc), []
+
+
+def _answered(tx: Tx, exc: Exception) -> None:
+    """A write failed: wait for its queued answers before its savepoint rolls back (after a
+    server error the server skips what follows until then)."""
+    try:
+        sync(tx)
+    except Exception as late:  # its own error, or what the server skipped after it
+        if conflict(late) and not conflict(exc):
+            raise late from exc
+
+
+class _RunAgain(Exception):
+    """A write failed in a batch run without savepoints."""
 
 
 def _unavailable(exc: Exception) -> Exception:

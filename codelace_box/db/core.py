@@ -15,7 +15,7 @@ format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -158,6 +158,19 @@ class Savepoint:
         self._tx.execute(_RELEASE)
 
 
+def pipelined() -> AbstractContextManager[None]:
+    """Statements sent without waiting for each answer where the engine can (PostgreSQL's
+    pipeline mode: pg_driver.PgTx; `sync(tx)` waits for them); SQLite: nothing changes."""
+    conn: Any = connection()
+    return conn.pipelined() if _engine[0] == POSTGRES else nullcontext()
+
+
+def sync(tx: Tx) -> None:
+    """Inside `pipelined()`: wait for the answers of what was sent (raising the first error)."""
+    if _engine[0] == POSTGRES:
+        tx.sync()  # type: ignore[attr-defined]
+
+
 class WriteTransaction:
     """BEGIN IMMEDIATE (SQLite; PostgreSQL: BEGIN) ... COMMIT (ROLLBACK on error); inside an
     open transaction, a SAVEPOINT that rolls back alone. Peewee learns of the outer one: its
@@ -260,9 +273,14 @@ def is_busy(exc: BaseException) -> bool:
     )
 
 
+def conflict(exc: BaseException) -> bool:
+    """PostgreSQL ended the transaction for another's sake (a deadlock, a serialization
+    failure): nothing of it was written, and it may simply run again."""
+    return postgres.is_conflict(exc)
+
+
 def quick_check(db: Database) -> list[str]:
-    """SQLite's integrity check of the file: ['ok'], or what is wrong (PostgreSQL: see
-    postgres.quick_check)."""
+    """SQLite's integrity check: ['ok'], or what is wrong (PostgreSQL: postgres.quick_check)."""
     if postgres.is_postgres(db):
         return postgres.quick_check(db.connection())
     return [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
@@ -319,36 +337,17 @@ def _open_sqlite(path: str) -> APSWDatabase:
     return db
 
 
-class _PgSchema:
-    """The database as a migration sees it on PostgreSQL: its SQLite DDL in PostgreSQL's types."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def execute_sql(self, sql: str, params: Params = ()) -> Any:
-        return self._db.execute_sql(postgres.pg_ddl(sql), tuple(params) or None)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
-
-
 def schema_target(db: Database) -> Any:
     """What a migration's apply(db) is given: the database, speaking SQLite's DDL."""
-    return _PgSchema(db) if postgres.is_postgres(db) else db
+    return postgres.PgSchema(db) if postgres.is_postgres(db) else db
 
 
-@contextmanager
-def migration_lock(db: Database) -> Iterator[None]:
+def migration_lock(db: Database) -> AbstractContextManager[None]:
     """One process migrates at a time: on PostgreSQL a session advisory lock (two boxes
     starting at once); on SQLite each migration's BEGIN IMMEDIATE is lock enough."""
-    if not postgres.is_postgres(db):
-        yield
-        return
-    db.execute_sql("SELECT pg_advisory_lock(%s)", (postgres.MIGRATION_LOCK,))
-    try:
-        yield
-    finally:
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (postgres.MIGRATION_LOCK,))
+    if postgres.is_postgres(db):
+        return postgres.migration_lock(db)
+    return nullcontext()
 
 
 def close_database() -> None:  # this process's connection, if open

@@ -11,6 +11,8 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -98,23 +100,58 @@ def open_postgres(url: str) -> BoxPostgresqlDatabase:
 
 
 class PgTx:
-    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed."""
+    """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed.
 
-    __slots__ = ("_changes", "_conn")
+    `pipelined()` (the group commit's batch) sends statements without waiting for each answer
+    (psycopg's pipeline mode): a statement whose rows are read (`fetchone`, `fetchall`) or whose
+    count is asked (`changes()`) waits for its answer; the others go with the next one that
+    waits, or with `sync()`. A server error comes back with the first answer waited for after
+    it (db/batch.py sorts out whose it is), and the server skips what follows it until then.
+    """
+
+    __slots__ = ("_changes", "_conn", "_last", "_pipeline")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self._changes = 0
+        self._last: psycopg.Cursor[Any] | None = None  # its count not yet read (pipelined)
+        self._pipeline: psycopg.Pipeline | None = None
 
     def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
         # No parameters: psycopg reads the text as it is (a literal % stays one).
         conn = self._conn
         cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
-        self._changes = cursor.rowcount
+        if self._pipeline is not None:
+            self._last = cursor  # its answer may not be here yet
+        else:
+            self._changes = cursor.rowcount
         return cursor
 
     def changes(self) -> int:
+        last = self._last
+        if last is not None:
+            if last.rowcount < 0:  # not answered yet: wait for every queued answer
+                self.sync()
+            self._changes, self._last = last.rowcount, None
         return self._changes
+
+    def sync(self) -> None:
+        """Pipelined: send what is queued and wait for every answer (raises the first error
+        among them); otherwise nothing to do."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Pipeline mode for what runs inside (a batch); every answer is in on return."""
+        try:
+            with self._conn.pipeline() as pipeline:
+                self._pipeline = pipeline
+                yield
+        finally:
+            self._pipeline, self._last = None, None
+            if self.in_transaction():  # an error: its ROLLBACK, queued behind it, was skipped
+                self._conn.execute("ROLLBACK")
 
     def in_transaction(self) -> bool:
         return self._conn.info.transaction_status != TransactionStatus.IDLE

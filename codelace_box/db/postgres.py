@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -84,6 +86,40 @@ def is_busy(exc: BaseException) -> bool:
 
     busy = (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
     return isinstance(exc, busy) or isinstance(getattr(exc, "__cause__", None), busy)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A deadlock or a serialization failure: the server aborted the transaction for another's
+    sake; it may run again as it was (none without psycopg imported)."""
+    if "psycopg" not in sys.modules:
+        return False
+    from psycopg import errors as pg_errors
+
+    conflicts = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+    return isinstance(exc, conflicts) or isinstance(getattr(exc, "__cause__", None), conflicts)
+
+
+@contextmanager
+def migration_lock(db: Any) -> Iterator[None]:
+    """A session advisory lock: one box migrates at a time."""
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+class PgSchema:
+    """The database as a migration sees it on PostgreSQL: its SQLite DDL in PostgreSQL's types."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def execute_sql(self, sql: str, params: Any = ()) -> Any:
+        return self._db.execute_sql(pg_ddl(sql), tuple(params) or None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
 
 
 def redacted(url: str) -> str:

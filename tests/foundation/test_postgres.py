@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,112 @@ def test_refusal_counts_add_up_through_the_upsert_on_postgresql(pg_db: str) -> N
         (429, "rate_limited", 5),
         (402, "insufficient_credits", 1),
     ]
+
+
+async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_once(
+    pg_db: str,
+) -> None:
+    """Another connection locks the rows the batch's write wants, in the opposite order:
+    PostgreSQL aborts the batch (it waited first); the batch runs again once the other
+    committed, its write answers as if nothing happened, and what it counted in the metrics
+    is counted once (not once per run)."""
+    import psycopg
+
+    from codelace_box import metrics
+
+    first, second = create_user("dl-a@pg.test").id, create_user("dl-b@pg.test").id
+    bump = 'UPDATE "user" SET held_nanos = held_nanos WHERE id = ?'
+    runs: list[int] = []
+    counter = metrics.inference("deadlock/model", "deadlock", "ok")
+    before = counter._value.get()
+    taken, waiting = threading.Event(), threading.Event()
+
+    def write(tx: Tx) -> str:
+        runs.append(1)  # outside the transaction: how often it ran
+        tx.execute(bump, (first,))
+        waiting.set()
+        tx.execute(bump, (second,))
+        metrics.inference("deadlock/model", "deadlock", "ok").inc()
+        return "written"
+
+    def other() -> None:
+        with psycopg.connect(pg_db) as conn:  # a transaction, committed on leaving
+            conn.execute(bump.replace("?", "%s"), (second,))
+            taken.set()
+            waiting.wait(10)
+            _until_a_lock_is_awaited(pg_db)  # the batch waits for `second`: it waited first
+            conn.execute(bump.replace("?", "%s"), (first,))
+
+    start_write_thread()
+    rival = threading.Thread(target=other)
+    rival.start()
+    try:
+        taken.wait(10)
+        assert await WriteBatch().submit(write) == "written"
+    finally:
+        rival.join(30)
+        stop_db_thread()
+    # aborted by the deadlock, then ran again (a third run when, as the batch's first run
+    # rolled back, its second took the row back before the other connection had it)
+    assert len(runs) in (2, 3)
+    assert counter._value.get() - before == 1
+
+
+def _until_a_lock_is_awaited(url: str) -> None:
+    """Return once some connection of the database waits for a lock (10 s at most)."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone():
+                return
+            time.sleep(0.01)
+
+
+async def test_a_refused_write_makes_its_batch_run_again_with_savepoints(pg_db: str) -> None:
+    """The batch runs pipelined without savepoints; a write that fails (here a refusal after
+    it wrote) makes it run again, each write in its savepoint: the refusal undoes only its
+    own write, the others' results and metrics count once, and the next batches start
+    careful (a client refused again and again costs no rerun each time)."""
+    from codelace_box import metrics
+    from codelace_box.errors import InsufficientCredits
+
+    user = create_user("refused@pg.test").id
+    runs: list[str] = []
+    counter = metrics.inference("refused/model", "refused", "ok")
+    before = counter._value.get()
+
+    def ok(name: str) -> Callable[[Tx], int]:
+        def write(tx: Tx) -> int:
+            runs.append(name)
+            tx.execute('UPDATE "user" SET held_nanos = held_nanos + 1 WHERE id = ?', (user,))
+            metrics.inference("refused/model", "refused", "ok").inc()
+            return tx.changes()
+
+        return write
+
+    def refused(tx: Tx) -> None:
+        runs.append("refused")
+        tx.execute('UPDATE "user" SET held_nanos = held_nanos + 100 WHERE id = ?', (user,))
+        raise InsufficientCredits("no")
+
+    start_write_thread()
+    batch = WriteBatch()
+    try:
+        results = await asyncio.gather(
+            batch.submit(ok("a")), batch.submit(refused), batch.submit(ok("b")),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert results[0] == 1 and results[2] == 1 and isinstance(results[1], InsufficientCredits)
+        assert runs == ["a", "refused", "a", "refused", "b"]
+        assert counter._value.get() - before == 2
+        runs.clear()
+        assert await asyncio.gather(batch.submit(ok("c")), batch.submit(refused),
+                                    return_exceptions=True) is not None  # fmt: skip
+        assert runs == ["c", "refused"], "careful from the start: no rerun"
+    finally:
+        stop_db_thread()
+    assert query_all('SELECT held_nanos FROM "user" WHERE id = ?', (user,)) == [(3,)]

@@ -54,3 +54,19 @@ def burst(boxes: Sequence[Box], key: str, count: int) -> list[Outcome]:
 def statuses(outcomes: list[Outcome]) -> list[int]:
     """The HTTP statuses of a burst's outcomes, in order."""
     return [status for status, _ in outcomes]
+
+
+async def _everyone(boxes: Sequence[Box], keys: Sequence[str], rounds: int) -> list[Outcome]:
+    clients = [[box.async_sdk(key) for box in boxes] for key in keys]
+    try:
+        turns = [itertools.cycle(own) for own in clients]
+        return await asyncio.gather(*(_one(next(turn)) for _ in range(rounds) for turn in turns))
+    finally:
+        for own in clients:
+            for client in own:
+                await client.close()
+
+
+def burst_of_users(boxes: Sequence[Box], keys: Sequence[str], rounds: int) -> list[Outcome]:
+    """`rounds` requests of every key at once, each key's spread over the boxes in turn."""
+    return asyncio.run(_everyone(boxes, keys, rounds))

@@ -1,9 +1,10 @@
 """Three `serve` processes on one PostgreSQL database: every promise holds across boxes.
 
-No overspend under 100 concurrent requests spread over the boxes; a key revoked through one
-box fails on the others within a second; wrong sign-in codes typed on any box end the code
-after 5; and a box killed (-9) under load loses no acknowledged debit, while the others free
-the credit it held.
+No overspend under 100 concurrent requests spread over the boxes; several users' requests at
+once on every box meet no deadlock between the boxes' batches (no error, every ledger equals
+its balance); a key revoked through one box fails on the others within a second; wrong sign-in
+codes typed on any box end the code after 5; and a box killed (-9) under load loses no
+acknowledged debit, while the others free the credit it held.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from tests.accounts.conftest import console_code
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.bursts import EACH, FLAT_MODEL, burst, statuses
+from tests.gateway.bursts import EACH, FLAT_MODEL, burst, burst_of_users, statuses
 from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
 from tests.pg_cluster import SHARED_SECRET
 from tests.support import ServerProcess, free_port, write_config
@@ -67,6 +68,26 @@ def test_hundred_requests_over_three_boxes_never_overspend(
     balance, held = first.balance(email)
     assert (balance, held) == (credit - 10 * EACH, 0)
     assert first.query("SELECT COUNT(*) FROM hold") == [(0,)]
+    first.cli("doctor")
+
+
+def test_many_users_at_once_on_every_box_meet_no_deadlock(
+    boxes: list[Box], fake: FakeOpenAI
+) -> None:
+    """Each box's group commit writes several users' and keys' rows in one transaction, in
+    the order its requests came; the batches of two boxes at once must not deadlock (a 503
+    for every request of the aborted batch), nor count a request twice when run again."""
+    first = boxes[0]
+    users = [first.new_user("100") for _ in range(5)]
+    fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.02)
+    answered = statuses(burst_of_users(boxes, [key for _, key in users], 48))
+    assert answered.count(200) == len(answered) == 240, sorted(set(answered))
+    for email, _ in users:
+        assert first.balance(email) == (100 * 1_000_000_000 - 48 * EACH, 0)
+    rows = first.query("SELECT COUNT(*), COUNT(DISTINCT request_id) FROM usage_record")
+    assert rows == [(240, 240)]
+    assert first.query("SELECT COUNT(*) FROM hold") == [(0,)]
+    assert first.query("SELECT SUM(requests) FROM account_usage") == [(240,)]
     first.cli("doctor")
 
 
