@@ -32,7 +32,9 @@ from bench.procs import cpu_seconds, free_port, rss_mb, tree_pids, wait_healthy
 from bench.run import MODEL, PYTHON, load, setup_box, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS_VENV = Path(os.environ.get("BENCH_PEERS_VENV", ROOT / ".bench-peers"))
+PEERS_VENV = Path(
+    os.environ.get("BENCH_PEERS_VENV", ROOT / ".bench-peers")
+).absolute()  # runs elsewhere
 DEAD_PROXY = "http://127.0.0.1:9"  # any fetch from the internet fails at once
 LITELLM_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",

@@ -61,11 +61,11 @@ def cli(config: Path, *args: str) -> str:
 
 
 def setup_box(
-    folder: Path, upstream_port: int, port: int, url: str | None, secret: str
+    folder: Path, upstream_port: int, port: int, url: str | None = None, secret: str | None = None
 ) -> tuple[Path, str]:
-    """A config (SQLite under `folder`, or the PostgreSQL `url`), a provider, a priced model, a
-    user with credit and an API key."""
-    config = box_config(folder, port, url, secret)
+    """A config (SQLite under `folder`, or the PostgreSQL `url`; the boxes of one run share
+    `secret`), a provider, a priced model, a user with credit and an API key."""
+    config = box_config(folder, port, url, secret or new_secret())
     base = f"http://127.0.0.1:{upstream_port}/v1"
     cli(config, "providers", "add", "bench", "--kind", "openai", "--base-url", base,
         "--key", "sk-bench-key-0001")  # fmt: skip
