@@ -96,8 +96,7 @@ def _as_tx(conn: apsw.Connection) -> Tx:
 
 
 def connection() -> Tx:
-    """The process's connection (opened if closed), for reads and, inside a write
-    transaction, for hand-written writes."""
+    """The process's connection (opened if closed): reads, and writes inside a transaction."""
     conn = database.connection()
     if _engine[0] == SQLITE:
         return _as_tx(conn)
@@ -147,15 +146,25 @@ class Savepoint:
         self._tx = tx
 
     def __enter__(self) -> Tx:
+        _still_open(self._tx)  # else SAVEPOINT would begin (and RELEASE commit) on its own
         self._tx.execute(_SAVEPOINT)
         self._mark = totals.mark()
         return self._tx
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
+            totals.forget_since(self._mark)  # first: ROLLBACK TO fails if SQLite ended it all
             self._tx.execute(_ROLLBACK_TO)
-            totals.forget_since(self._mark)
         self._tx.execute(_RELEASE)
+
+
+class TransactionLost(Exception):
+    """SQLite ended the open transaction itself (a full disk, an I/O error: not a statement)."""
+
+
+def _still_open(tx: Any) -> None:  # PostgreSQL never does (a lost connection raises anyway)
+    if isinstance(tx, apsw.Connection) and tx.getautocommit():
+        raise TransactionLost("the database rolled the transaction back (disk full?)")
 
 
 def pipelined() -> AbstractContextManager[None]:
@@ -201,6 +210,7 @@ class WriteTransaction:
             _rollback(conn)
             return
         try:
+            _still_open(conn)  # a write's failure ended it: its totals are gone with it
             totals.write(conn)  # the totals its usage rows counted, summed per row
             conn.execute("COMMIT")
         except BaseException:
@@ -246,8 +256,7 @@ def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
 
 
 def claim_owner(owner: str) -> None:
-    """Mark this process alive as `owner` (of holds) for as long as it is connected: on
-    PostgreSQL every box can then tell a live owner from a dead one (`gone_owners`)."""
+    """Mark this process alive as `owner` of holds while connected (PostgreSQL: `gone_owners`)."""
     db = database.obj
     if postgres.is_postgres(db):
         db.owner = owner
@@ -255,8 +264,7 @@ def claim_owner(owner: str) -> None:
 
 
 def gone_owners(owners: Sequence[str]) -> list[str] | None:
-    """Of these hold owners, those no live process claims (PostgreSQL, any machine); None on
-    SQLite, where the caller asks the operating system about its own host's processes."""
+    """Hold owners no live process claims (PostgreSQL); None on SQLite (the caller asks the OS)."""
     if _engine[0] != POSTGRES:
         return None
     sql, lock_class = postgres.GONE_OWNERS_SQL, postgres.OWNER_LOCK_CLASS
@@ -264,8 +272,7 @@ def gone_owners(owners: Sequence[str]) -> list[str] | None:
 
 
 def is_busy(exc: BaseException) -> bool:
-    """SQLite's 'database is locked' after the busy timeout, as apsw or peewee raise it (or
-    PostgreSQL's lock, deadlock and serialization failures)."""
+    """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
     return (
         isinstance(exc, apsw.BusyError)
         or (isinstance(exc, PeeweeOperationalError) and "locked" in str(exc))
@@ -274,8 +281,7 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def conflict(exc: BaseException) -> bool:
-    """PostgreSQL ended the transaction for another's sake (a deadlock, a serialization
-    failure): nothing of it was written, and it may simply run again."""
+    """PostgreSQL ended the transaction for another's (deadlock, serialization): run it again."""
     return postgres.is_conflict(exc)
 
 
@@ -287,8 +293,7 @@ def quick_check(db: Database) -> list[str]:
 
 
 def open_database(target: str | Path) -> Database:
-    """Open the database (a SQLite file, `sqlite:///PATH` or `postgresql://...`) and bind the
-    models to it."""
+    """Open a SQLite file, `sqlite:///PATH` or `postgresql://...`; bind the models to it."""
     where = str(target)
     if where.startswith(POSTGRES_URLS):
         return _open_postgres(where)
@@ -313,8 +318,7 @@ def _open_postgres(url: str) -> Database:
 
 
 def _open_sqlite(path: str) -> APSWDatabase:
-    """Open the SQLite file; a new database (and a new folder for it) is private: file 600
-    (its -wal and -shm follow), folder 700, whatever the umask."""
+    """Open the SQLite file; a new one is private (file 600, -wal/-shm alike, its folder 700)."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
     if target.is_dir():
@@ -343,8 +347,7 @@ def schema_target(db: Database) -> Any:
 
 
 def migration_lock(db: Database) -> AbstractContextManager[None]:
-    """One process migrates at a time: on PostgreSQL a session advisory lock (two boxes
-    starting at once); on SQLite each migration's BEGIN IMMEDIATE is lock enough."""
+    """One process migrates at a time (PostgreSQL: a session advisory lock; SQLite: IMMEDIATE)."""
     if postgres.is_postgres(db):
         return postgres.migration_lock(db)
     return nullcontext()
@@ -357,8 +360,7 @@ def close_database() -> None:  # this process's connection, if open
 
 @contextmanager
 def durable() -> Iterator[None]:
-    """Commit what runs inside with an fsync (synchronous=FULL; PostgreSQL: synchronous_commit
-    on for the transaction), e.g. a credit before a 2xx."""
+    """Commit what runs inside with an fsync (e.g. a credit before a 2xx; PostgreSQL: SET LOCAL)."""
     if _engine[0] == POSTGRES:
         with write_transaction() as tx:
             tx.execute("SET LOCAL synchronous_commit = on")
@@ -387,8 +389,7 @@ def day_sql(column: str) -> str:
 
 
 def contains_sql(column: str) -> str:
-    """SQL that is true when the lower-cased text of `column` (NULL: empty) contains the next
-    `?` parameter (lower-cased by the caller)."""
+    """SQL: lower-cased `column` (NULL: '') contains the next `?` (lower-cased by the caller)."""
     if _engine[0] == POSTGRES:
         return postgres.contains_sql(column)
     return f"instr(lower(COALESCE({column}, '')), ?) > 0"
