@@ -7,7 +7,7 @@ database file whose size is capped with PRAGMA max_page_count."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def user_id(tmp_path: Path) -> Iterator[int]:
-    open_database(tmp_path / "full.db")
     try:
         migrate(open_database(tmp_path / "full.db"))
         user = create_user("a@x.test")
@@ -42,7 +41,9 @@ def user_id(tmp_path: Path) -> Iterator[int]:
         close_database()
 
 
-def settle(user_id: int, name: str, cost: int) -> object:
+def settle(user_id: int, name: str, cost: int) -> Callable[[Tx], str]:
+    """A write like a settlement's: its figures in the totals, and a row of its own."""
+
     def write(tx: Tx) -> str:
         count_in_totals(tx, (user_id, None, GPT), "ok", (1, 1, 0, 0, cost), MINUTE)
         tx.execute("INSERT INTO written (what) VALUES (?)", (name,))
@@ -58,9 +59,9 @@ def fill_the_disk(tx: Tx) -> None:
 async def one_batch(user_id: int) -> list[object]:
     batch = WriteBatch()
     futures = [
-        batch.submit(settle(user_id, "before", 10)),  # type: ignore[arg-type]
+        batch.submit(settle(user_id, "before", 10)),
         batch.submit(fill_the_disk),
-        batch.submit(settle(user_id, "after", 20)),  # type: ignore[arg-type]
+        batch.submit(settle(user_id, "after", 20)),
     ]
     return await asyncio.gather(*futures, return_exceptions=True)
 
