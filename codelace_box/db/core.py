@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import apsw
-from peewee import Database, DatabaseProxy
+from peewee import Database
 from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
@@ -61,7 +61,7 @@ parse_time, minute_of, day_of = timestamps.parse_time, timestamps.minute_of, tim
 Row = tuple[Any, ...]
 Params = Sequence[Any]  # positional, `?` in the statement text
 
-database = DatabaseProxy()
+database = totals.DatabaseProxy()  # peewee's savepoints forget their totals too
 _engine = [SQLITE]  # the engine open_database() opened last
 _pg_tx: dict[int, tuple[Any, Tx]] = {}  # id(connection) -> its Tx
 

@@ -7,8 +7,9 @@ the same account, key and model, so their totals and rollups are the same four r
 settlement `add`s its figures here instead of running four upserts of its own; the
 transaction writes the sums (`write`, from `core.WriteTransaction`), in a fixed order of rows
 (on PostgreSQL, two boxes' batches then lock them in the same order). What a savepoint rolls
-back is forgotten with it (`mark` / `forget_since`), and a transaction that rolls back writes
-none (`discard`). Outside a write transaction a figure is written at once. The state is per
+back is forgotten with it (`mark` / `forget_since`; peewee's own savepoints too, `atomic()`
+inside a write transaction: `DatabaseProxy`), and a transaction that rolls back writes none
+(`discard`). Outside a write transaction a figure is written at once. The state is per
 thread: a transaction runs on one thread (the event loop's, or the write thread's on
 PostgreSQL).
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
+
+import peewee
 
 # (user id, key id or None, model), (errors 0/1, input, output, cache-read and cache-write
 # tokens, cost nano-USD), created_at as stored, (its minute, its day)
@@ -98,6 +101,32 @@ def mark() -> int:
 def forget_since(position: int) -> None:
     """A savepoint rolled back: what it counted is not counted."""
     del _state.entries[position:]
+
+
+class _PeeweeSavepoint(peewee._savepoint):
+    """peewee's savepoint (its `atomic()` inside an open transaction): what it counted is
+    forgotten when it rolls back, as with core.Savepoint."""
+
+    def __enter__(self) -> _PeeweeSavepoint:
+        super().__enter__()
+        self._mark = mark()
+        return self
+
+    def commit(self, begin: bool = True) -> None:  # begin: released, and a new one opened
+        super().commit(begin)
+        self._mark = mark()
+
+    def rollback(self, begin: bool = True) -> None:
+        forget_since(self._mark)
+        super().rollback(begin)
+
+
+class DatabaseProxy(peewee.DatabaseProxy):
+    """The models' database (core.database): peewee's savepoints are `_PeeweeSavepoint`s.
+    (No __slots__ of its own: peewee's Proxy sets only the names its class lists.)"""
+
+    def savepoint(self) -> _PeeweeSavepoint:
+        return _PeeweeSavepoint(self)
 
 
 def discard() -> None:

@@ -16,6 +16,7 @@ from codelace_box.db.core import (
     Savepoint,
     close_database,
     connection,
+    database,
     open_database,
     query_all,
     write_transaction,
@@ -107,6 +108,23 @@ def test_a_savepoint_that_rolls_back_takes_its_figures_with_it(ids: tuple[int, i
         with Savepoint(tx):
             count_in_totals(tx, (alice, key, GPT), "ok", (2, 2, 0, 0, 20), MINUTE_TWO)
     assert [row[:7] for row in totals()["accounts"]] == [(alice, 2, 0, 3, 3, 0, 30)]
+
+
+def test_a_peewee_savepoint_that_rolls_back_takes_its_figures_with_it(
+    ids: tuple[int, int, int],
+) -> None:
+    alice, _, key = ids
+    with write_transaction() as tx:  # feature code's atomic() nests as peewee's own savepoint
+        count_in_totals(tx, (alice, key, GPT), "ok", (1, 1, 0, 0, 10), MINUTE_ONE)
+        with pytest.raises(RuntimeError), database.atomic():
+            count_in_totals(tx, (alice, key, GPT), "ok", (50, 50, 0, 0, 500), MINUTE_ONE)
+            raise RuntimeError("this write fails")
+        with database.atomic() as savepoint:
+            count_in_totals(tx, (alice, key, GPT), "ok", (9, 9, 0, 0, 90), MINUTE_ONE)
+            savepoint.rollback()  # and begins again
+            count_in_totals(tx, (alice, key, GPT), "ok", (2, 2, 0, 0, 20), MINUTE_TWO)
+    assert [row[:7] for row in totals()["accounts"]] == [(alice, 2, 0, 3, 3, 0, 30)]
+    assert [row[:5] for row in totals()["keys"]] == [(key, alice, 2, 3, 30)]
 
 
 def test_a_transaction_that_rolls_back_writes_nothing(ids: tuple[int, int, int]) -> None:
