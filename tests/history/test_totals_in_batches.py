@@ -5,15 +5,18 @@ database file (and on PostgreSQL with CODELACE_TEST_DATABASE=postgres)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
+from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import (
     Savepoint,
+    Tx,
     close_database,
     connection,
     database,
@@ -22,6 +25,8 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.migrate import migrate
+from codelace_box.db.offload import start_write_thread, stop_db_thread
+from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.metering import count_in_totals
 from tests.pg_cluster import wanted_engine
 
@@ -141,3 +146,36 @@ def test_outside_a_transaction_the_figures_are_written_at_once(ids: tuple[int, i
     alice, _, _ = ids
     count_in_totals(connection(), (alice, None, GPT), "ok", (4, 4, 0, 0, 40), MINUTE_ONE)
     assert [row[:7] for row in totals()["accounts"]] == [(alice, 1, 0, 4, 4, 0, 40)]
+
+
+async def batch_with_a_refusal(alice: int, key: int) -> list[object]:
+    """Three settlement-like writes in one group commit, the middle one refused after it
+    counted (PostgreSQL: on the write thread, run bare, then again with savepoints)."""
+
+    def settles(cost: int, refuse: bool = False) -> Callable[[Tx], int]:
+        def write(tx: Tx) -> int:
+            count_in_totals(tx, (alice, key, GPT), "ok", (1, 1, 0, 0, cost), MINUTE_ONE)
+            if refuse:
+                raise InsufficientCredits("refused after it counted")
+            return cost
+
+        return write
+
+    start_write_thread()
+    batch = WriteBatch()
+    try:
+        writes = (settles(10), settles(500, refuse=True), settles(20))
+        return await asyncio.gather(*map(batch.submit, writes), return_exceptions=True)
+    finally:
+        stop_db_thread()
+
+
+def test_a_refusal_in_a_batch_counts_once_the_others_and_never_itself(
+    ids: tuple[int, int, int],
+) -> None:
+    alice, _, key = ids
+    outcomes = asyncio.run(batch_with_a_refusal(alice, key))
+    assert outcomes[0] == 10 and outcomes[2] == 20
+    assert isinstance(outcomes[1], InsufficientCredits)
+    assert [row[:7] for row in totals()["accounts"]] == [(alice, 2, 0, 2, 2, 0, 30)]
+    assert [row[3:] for row in totals()["rollups"]] == [(2, 0, 2, 30), (2, 0, 2, 30)]
