@@ -300,11 +300,12 @@ def serve(config: Config) -> None:
         auto_reload=False,
         motd=False,
     )
+    if workers > 1:
+        install_supervisor()  # before the line below: a stop signal after it is recorded
     log.info("codelace-box serving on %s (%d worker(s))", config.server.base_url, workers)
     if workers == 1:
         Sanic.serve_single(primary=app)
         return
-    install_supervisor()
     values = metrics.enable_multiprocess()  # before the workers start: they inherit it
     try:
         Sanic.serve(primary=app, app_loader=loader)

@@ -43,8 +43,8 @@ class Upkeep:
             self.lead = try_lead(self.config.data_dir / "upkeep.lock")
             if self.lead is None:
                 return
+        await self.watch_keys()  # first: its first look is what later looks compare with
         await self.backup(now)
-        await self.watch_keys()
         await self.watch_errors(now)
 
     async def backup(self, now: datetime) -> None:
