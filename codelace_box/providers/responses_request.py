@@ -130,7 +130,7 @@ def _check_fields(body: JSON) -> None:
             'truncation "auto" is not supported: the box never drops input', param="truncation"
         )
     model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model is required", param="model")
     if body.get("stream") not in (None, True, False):
         raise InvalidRequest("stream must be a boolean", param="stream")

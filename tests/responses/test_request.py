@@ -55,6 +55,7 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
         ({"text": {"format": {"type": "grammar"}}}, "text.format.type", ""),
         ({"max_output_tokens": 0}, "max_output_tokens", "positive"),
         ({"model": ""}, "model", "required"),
+        ({"model": "   "}, "model", "required"),  # blank: refused here, as on every route
         ({"input": None}, "input", "required"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "stateless"),
         (
