@@ -78,25 +78,25 @@ def is_postgres(db: object) -> bool:
 
 
 def is_busy(exc: BaseException) -> bool:
-    """A lock that could not be had, a deadlock or a serialization failure: retry later (none
-    can have been raised while psycopg is not imported)."""
-    if "psycopg" not in sys.modules:
-        return False
-    from psycopg import errors as pg_errors
-
-    busy = (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
-    return isinstance(exc, busy) or isinstance(getattr(exc, "__cause__", None), busy)
+    """A lock that could not be had, a deadlock or a serialization failure: retry later."""
+    return _raised(exc, "LockNotAvailable", "DeadlockDetected", "SerializationFailure")
 
 
 def is_conflict(exc: BaseException) -> bool:
     """A deadlock or a serialization failure: the server aborted the transaction for another's
-    sake; it may run again as it was (none without psycopg imported)."""
+    sake; it may run again as it was."""
+    return _raised(exc, "DeadlockDetected", "SerializationFailure")
+
+
+def _raised(exc: BaseException, *names: str) -> bool:
+    """`exc` (or its cause) is one of psycopg's errors of these names (none can have been
+    raised while psycopg is not imported)."""
     if "psycopg" not in sys.modules:
         return False
     from psycopg import errors as pg_errors
 
-    conflicts = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
-    return isinstance(exc, conflicts) or isinstance(getattr(exc, "__cause__", None), conflicts)
+    kinds = tuple(getattr(pg_errors, name) for name in names)
+    return isinstance(exc, kinds) or isinstance(getattr(exc, "__cause__", None), kinds)
 
 
 @contextmanager

@@ -103,6 +103,59 @@ def forget_since(position: int) -> None:
     del _state.entries[position:]
 
 
+def discard() -> None:
+    """The transaction rolled back (or ended without writing)."""
+    _state.open = False
+    _state.entries = []
+
+
+def write(tx: _Executes) -> None:
+    """Write what the transaction counted, summed per row (before its COMMIT)."""
+    entries, _state.entries = _state.entries, []
+    _state.open = False
+    if entries:
+        _write(tx, entries)
+
+
+def _write(tx: _Executes, entries: list[Entry]) -> None:
+    accounts: dict[int, list[Any]] = {}
+    keys: dict[int, list[Any]] = {}
+    rollups: dict[tuple[str, str, str], list[int]] = {}
+    for (user_id, key_id, model), figures, created_at, (minute, day) in entries:
+        _sum_into(accounts, user_id, figures, created_at)
+        if key_id is not None:
+            _sum_into(keys, key_id, figures, created_at, user_id)
+        for period_key in (("minute", minute, model), ("day", day, model)):
+            _add(rollups.setdefault(period_key, [0] * len(COLUMNS)), 0, figures)
+    for user_id in sorted(accounts):
+        *sums, latest = accounts[user_id]
+        tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
+    for key_id in sorted(keys):
+        owner_id, *sums, latest = keys[key_id]
+        tx.execute(KEY_SQL, (key_id, owner_id, *sums, latest))
+    for period_key in sorted(rollups):
+        tx.execute(ROLLUP_SQL, (*period_key, *rollups[period_key]))
+
+
+def _sum_into(
+    rows: dict[int, list[Any]], row_id: int, figures: Figures, created_at: str, *lead: Any
+) -> None:
+    """Add a request's figures to a total row: [*lead, requests, *sums, latest]."""
+    row = rows.get(row_id)
+    if row is None:
+        rows[row_id] = [*lead, 1, *figures, created_at]
+        return
+    _add(row, len(lead), figures)
+    row[-1] = max(row[-1], created_at)
+
+
+def _add(row: list[Any], start: int, figures: Figures) -> None:
+    """One more request, and its figures, in `row` from `start` on."""
+    row[start] += 1
+    for offset, value in enumerate(figures, start + 1):
+        row[offset] += value
+
+
 class _PeeweeSavepoint(peewee._savepoint):
     """peewee's savepoint (its `atomic()` inside an open transaction): what it counted is
     forgotten when it rolls back, as with core.Savepoint."""
@@ -127,59 +180,3 @@ class DatabaseProxy(peewee.DatabaseProxy):
 
     def savepoint(self) -> _PeeweeSavepoint:
         return _PeeweeSavepoint(self)
-
-
-def discard() -> None:
-    """The transaction rolled back (or ended without writing)."""
-    _state.open = False
-    _state.entries = []
-
-
-def write(tx: _Executes) -> None:
-    """Write what the transaction counted, summed per row (before its COMMIT)."""
-    entries, _state.entries = _state.entries, []
-    _state.open = False
-    if entries:
-        _write(tx, entries)
-
-
-def _write(tx: _Executes, entries: list[Entry]) -> None:
-    accounts: dict[int, list[Any]] = {}
-    keys: dict[int, list[Any]] = {}
-    rollups: dict[tuple[str, str, str], list[int]] = {}
-    for (user_id, key_id, model), figures, created_at, (minute, day) in entries:
-        _sum_into(accounts, user_id, figures, created_at)
-        if key_id is not None:
-            _sum_into(keys, key_id, figures, created_at, user_id)
-        for period_key in (("minute", minute, model), ("day", day, model)):
-            sums = rollups.setdefault(period_key, [0] * len(COLUMNS))
-            _add(sums, figures)
-    for user_id in sorted(accounts):
-        *sums, latest = accounts[user_id]
-        tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
-    for key_id in sorted(keys):
-        owner_id, *sums, latest = keys[key_id]
-        tx.execute(KEY_SQL, (key_id, owner_id, *sums, latest))
-    for period_key in sorted(rollups):
-        tx.execute(ROLLUP_SQL, (*period_key, *rollups[period_key]))
-
-
-def _sum_into(
-    rows: dict[int, list[Any]], row_id: int, figures: Figures, created_at: str, *lead: Any
-) -> None:
-    """Add a request's figures to a total row: [*lead, requests, *sums, latest]."""
-    row = rows.get(row_id)
-    if row is None:
-        rows[row_id] = [*lead, 1, *figures, created_at]
-        return
-    start = len(lead)
-    row[start] += 1
-    for offset, value in enumerate(figures, start + 1):
-        row[offset] += value
-    row[-1] = max(row[-1], created_at)
-
-
-def _add(sums: list[int], figures: Figures) -> None:
-    sums[0] += 1
-    for offset, value in enumerate(figures, 1):
-        sums[offset] += value
