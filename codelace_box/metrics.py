@@ -11,10 +11,15 @@ What a database write counts (a settlement's tokens and cost) is counted once it
 committed, and once: inside `counted_on_commit(into)` (the group commit, db/batch.py, around
 each write) the counters' increments wait in `into`, which `count(into)` applies after the
 COMMIT; a batch that is rolled back and run again (a deadlock between boxes) drops them.
+
+On the serving loop's thread the increments are added up in plain numbers and handed to
+prometheus_client together (metric_sums.py): every FLUSH_SEC and before a scrape with one
+worker, at the end of each loop turn with several (so any worker's scrape sees them all).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -36,12 +41,15 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from codelace_box.metric_sums import Sums
+
 M = TypeVar("M")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
+FLUSH_SEC = 0.25  # one worker: its sums reach prometheus_client this often (and at a scrape)
 
 HTTP_REQUESTS = Counter(
     "codelace_http_requests", "HTTP requests answered, by route and status class.",
@@ -86,68 +94,119 @@ ACTIVE_STREAMS = Gauge(
 
 
 class Children(Generic[M]):
-    """A family's labelled children, looked up once: `labels()` takes a lock and builds its key
-    on every call, a dict lookup here is a tenth of it (label sets are bounded)."""
+    """A family's labelled children, looked up once (`labels()` takes a lock and builds its
+    key on every call; a dict lookup here is a tenth of it, and label sets are bounded). On
+    the serving loop's thread a child is its sum (metric_sums.py, `sum_on_this_thread`);
+    inside a write its increments wait for the COMMIT (`counted_on_commit`)."""
 
-    __slots__ = ("_cache", "_family")
+    __slots__ = ("_children", "_family", "_later", "_sums")
 
     def __init__(self, family: Any) -> None:
         self._family = family
-        self._cache: dict[tuple[str, ...], M] = {}
+        self._children: dict[tuple[str, ...], M] = {}
+        self._sums: dict[tuple[str, ...], Any] = {}
+        self._later: dict[tuple[str, ...], _Later] = {}
+        _FAMILIES.append(self)
 
     def __call__(self, *labels: str) -> M:
-        child = self._cache.get(labels)
+        here = _here
+        if here.into is not None:  # inside a write: counted after its COMMIT
+            later = self._later.get(labels)
+            if later is None:
+                later = self._later[labels] = _Later(self, labels)
+            return later  # type: ignore[return-value]
+        if here.sums is not None:
+            found = self._sums.get(labels)
+            if found is None:
+                found = self._sums[labels] = here.sums.new(self.child(labels))
+            return found
+        return self.child(labels)
+
+    def forget_sums(self) -> None:
+        self._sums.clear()
+
+    def child(self, labels: tuple[str, ...]) -> M:
+        """prometheus_client's own child for these labels."""
+        child = self._children.get(labels)
         if child is None:
-            child = self._cache[labels] = self._family.labels(*labels)
-        waiting = _waiting.into
-        if waiting is not None:  # inside a write: counted after its COMMIT
-            return _Later(child, waiting)  # type: ignore[return-value]
+            child = self._children[labels] = self._family.labels(*labels)
         return child
 
 
-Increment = tuple[Any, str, float]  # a child, "inc" or "observe", the amount
+Increment = tuple["_Later", str, float]  # whose, "inc" or "observe", the amount
+_FAMILIES: list[Children[Any]] = []
 
 
-class _Waiting(threading.local):
-    into: list[Increment] | None = None
+class _Here(threading.local):
+    into: list[Increment] | None = None  # inside a write (`counted_on_commit`)
+    sums: Sums | None = None  # the serving loop's thread (`sum_on_this_thread`)
 
 
-_waiting = _Waiting()
+_here = _Here()
 
 
 class _Later:
-    """A child whose increments wait in a list (`counted_on_commit`)."""
+    """A child whose increments wait in this thread's list (`counted_on_commit`)."""
 
-    __slots__ = ("_child", "_into")
+    __slots__ = ("_family", "_labels")
 
-    def __init__(self, child: Any, into: list[Increment]) -> None:
-        self._child, self._into = child, into
+    def __init__(self, family: Children[Any], labels: tuple[str, ...]) -> None:
+        self._family, self._labels = family, labels
 
     def inc(self, amount: float = 1) -> None:
-        self._into.append((self._child, "inc", amount))
+        _here.into.append((self, "inc", amount))  # type: ignore[union-attr]
 
     def observe(self, amount: float) -> None:
-        self._into.append((self._child, "observe", amount))
+        _here.into.append((self, "observe", amount))  # type: ignore[union-attr]
+
+    def now(self) -> Any:
+        """The child to count into on this thread, now."""
+        return self._family(*self._labels)
 
 
 @contextmanager
 def counted_on_commit(into: list[Increment]) -> Iterator[None]:
     """Inside (on this thread): the metrics' increments wait in `into` (see the module doc)."""
-    before, _waiting.into = _waiting.into, into
+    before, _here.into = _here.into, into
     try:
         yield
     finally:
-        _waiting.into = before
+        _here.into = before
 
 
 def count(increments: Iterable[Increment]) -> None:
     """Apply increments that waited (their transaction committed): one refused (a counter
     lowered) is logged, never raised, as the writes are done."""
-    for child, method, amount in increments:
+    for later, method, amount in increments:
         try:
-            getattr(child, method)(amount)
+            getattr(later.now(), method)(amount)
         except ValueError:
             logging.getLogger("codelace_box.metrics").exception("a metric refused %r", amount)
+
+
+def sum_on_this_thread(loop: asyncio.AbstractEventLoop) -> Sums:
+    """From now on this thread's (the serving loop's) increments are added up in plain numbers
+    and handed to prometheus_client together: with several workers at the end of the loop's
+    turn (another worker's scrape reads them at once), with one every FLUSH_SEC and before
+    every scrape. Other threads keep prometheus_client's own (locked) children."""
+    every_turn = bool(os.environ.get(MULTIPROC_ENV))
+    stop_summing()  # an earlier loop's (tests serve more than once in a process)
+    _here.sums = Sums(loop, 0.0 if every_turn else FLUSH_SEC)
+    return _here.sums
+
+
+def stop_summing() -> None:
+    """Hand this thread's sums over and add up no more here (its loop is stopping)."""
+    flush()
+    _here.sums = None
+    for family in _FAMILIES:
+        family.forget_sums()
+
+
+def flush() -> None:
+    """Hand this thread's sums to prometheus_client now (before a scrape, when stopping)."""
+    if _here.sums is not None:
+        _here.sums.flush()
 
 
 http_requests: Children[Counter] = Children(HTTP_REQUESTS)
@@ -197,7 +256,9 @@ class _HoldsCollector(Collector):
 
 
 def scrape(read_holds: Callable[[], tuple[int, int]]) -> bytes:
-    """The Prometheus text of every worker's metrics plus the open holds."""
+    """The Prometheus text of every worker's metrics plus the open holds (this thread's sums
+    handed over first)."""
+    flush()
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client.multiprocess import MultiProcessCollector

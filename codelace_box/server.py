@@ -159,6 +159,7 @@ async def _open_resources(app: Sanic) -> None:
     app.ctx.mailer = build_mailer(config.email)
     for hook in STARTUP_HOOKS:
         await hook(app)
+    metrics.sum_on_this_thread(asyncio.get_running_loop())
     _freeze_startup_objects()
 
 
@@ -174,6 +175,7 @@ async def _close_resources(app: Sanic) -> None:
     for hook in SHUTDOWN_HOOKS:
         await hook(app)
     app.ctx.refusals.flush()
+    metrics.stop_summing()
     stop_db_thread()
     close_database()
 

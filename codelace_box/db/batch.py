@@ -25,7 +25,8 @@ There the batch is also:
 - run again when PostgreSQL aborts it anyway (a deadlock or a serialization failure with
   another transaction: an operator's credit, a sweep), up to ATTEMPTS runs. A write is a
   function of the transaction alone; what it counts in the metrics waits for the COMMIT
-  (`metrics.counted_on_commit`), so a request run twice is counted once.
+  (`metrics.counted_on_commit`, one list per run of a batch; a write that fails alone drops
+  its part), so a request run twice is counted once.
 """
 
 from __future__ import annotations
@@ -173,16 +174,16 @@ def _stay_careful() -> bool:
 def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:
     """One run of the batch, after the lock that makes the batches of every box take their
     turns (PostgreSQL: so they never take the same rows in opposite orders): what each write
-    gave, and what they counted in the metrics (to count once the COMMIT is answered)."""
+    gave, and what they counted in the metrics (to count once the COMMIT is answered; a write
+    that failed alone counted nothing)."""
     outcomes: list[Outcome] = []
     counted: list[metrics.Increment] = []
     run = _run_one if careful else _run_bare
-    with pipelined(), write_transaction() as tx:
+    with pipelined(), write_transaction() as tx, metrics.counted_on_commit(counted):
         exclusive(tx, BATCH_LOCK)
         for write, future in pending:
-            value, error, increments = run(tx, write)
+            value, error = run(tx, write, counted)
             outcomes.append((future, value, error))
-            counted += increments
     return outcomes, counted
 
 
@@ -203,37 +204,37 @@ def _resolve(outcomes: list[Outcome]) -> None:
             future.set_result(value)
 
 
-def _run_bare(tx: Tx, write: Write) -> tuple[Any, None, list[metrics.Increment]]:
+def _run_bare(tx: Tx, write: Write, counted: list[metrics.Increment]) -> tuple[Any, None]:
     """One write as it is (PostgreSQL, pipelined, no savepoint): any error makes the batch
     run again carefully (the error may be an earlier write's, and what the write did before
     it is in the transaction); a conflict, again as it was."""
-    counted: list[metrics.Increment] = []
     try:
-        with metrics.counted_on_commit(counted):
-            return write(tx), None, counted
+        return write(tx), None
     except Exception as exc:
         if conflict(exc):
             raise
         raise _RunAgain from exc
 
 
-def _run_one(tx: Tx, write: Write) -> tuple[Any, BaseException | None, list[metrics.Increment]]:
+def _run_one(tx: Tx, write: Write, counted: list[metrics.Increment]) -> tuple[Any, Any]:
     """One write in its own savepoint, waiting for its answers: it fails alone (its value or
-    error, and the metrics it counted). A conflict aborts the whole batch."""
-    counted: list[metrics.Increment] = []
+    error; what it counted in the metrics is dropped with its savepoint). A conflict aborts
+    the whole batch."""
+    mark = len(counted)
     try:
-        with Savepoint(tx), metrics.counted_on_commit(counted):
+        with Savepoint(tx):
             try:
                 value = write(tx)
                 sync(tx)  # pipelined: its statements' errors are raised here, as its own
             except Exception as exc:
                 _answered(tx, exc)
                 raise
-        return value, None, counted
+        return value, None
     except Exception as exc:
         if conflict(exc):
             raise
-        return None, _unavailable(exc), []
+        del counted[mark:]
+        return None, _unavailable(exc)
 
 
 def _answered(tx: Tx, exc: Exception) -> None:

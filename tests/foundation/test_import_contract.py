@@ -50,6 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.private_files",
         "codelace_box.logformat",
         "codelace_box.metrics",
+        "codelace_box.metric_sums",
     ),
     ("codelace_box.errors",),
 )
