@@ -25,8 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
@@ -164,14 +163,21 @@ class _Later:
         return self._family(*self._labels)
 
 
-@contextmanager
-def counted_on_commit(into: list[Increment]) -> Iterator[None]:
-    """Inside (on this thread): the metrics' increments wait in `into` (see the module doc)."""
-    before, _here.into = _here.into, into
-    try:
-        yield
-    finally:
-        _here.into = before
+class counted_on_commit:
+    """Inside (on this thread): the metrics' increments wait in `into` (see the module doc).
+    A class, not a generator: it runs once per batch on the hot path."""
+
+    __slots__ = ("_before", "_into")
+
+    def __init__(self, into: list[Increment]) -> None:
+        self._into = into
+        self._before: list[Increment] | None = None
+
+    def __enter__(self) -> None:
+        self._before, _here.into = _here.into, self._into
+
+    def __exit__(self, *exc: object) -> None:
+        _here.into = self._before
 
 
 def count(increments: Iterable[Increment]) -> None:
