@@ -4,12 +4,15 @@ A key without a cap or a reset has its row left alone by its requests (no statem
 spend is its running total. When the operator caps it while a request is held at the upstream,
 that request's hold is counted against the cap at once, and when it settles its charge lands
 in the key's spend and its hold leaves the key's held_nanos; the cap then refuses what no
-longer fits. And the other way: a cap cleared mid-flight, the request still counted once.
+longer fits. And the other way: a cap cleared mid-flight, the request still counted once; and
+budgets set and cleared again and again under load on two workers, every charge counted once.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -140,3 +143,40 @@ def test_a_cap_cleared_mid_flight_still_counts_the_request_once(box: Box, fake: 
     assert spent_usd(box, key, key_id) == pytest.approx(3 * EACH / 1e9)
     assert key_money(box, key_id) == (2 * EACH, 0)
     box.cli("doctor")
+
+
+def test_budgets_set_and_cleared_under_load_on_two_workers_count_every_charge_once(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    busy = box_factory("--workers", "2")
+    busy.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
+             "--provider", "fake")  # fmt: skip
+    fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.05)
+    email, _ = busy.new_user("500")
+    key, key_id = new_key(busy, email)
+    stop = threading.Event()
+
+    def load() -> list[int]:
+        with busy.http(key) as http:
+            body = {"model": FLAT, "messages": HELLO, "max_tokens": CAP}
+            return [http.post("/v1/chat/completions", json=body).status_code
+                    for _ in iter(stop.is_set, True)]  # fmt: skip
+
+    senders = [in_background(load) for _ in range(4)]
+    for change in (("--limit-usd", "1000"), ("--limit-usd", "none"), ("--limit-reset", "monthly"),
+                   ("--limit-usd", "1000"), ("--limit-usd", "none", "--limit-reset", "never"),
+                   ("--limit-usd", "1000")):  # fmt: skip
+        time.sleep(0.3)
+        busy.cli("keys", "update", key_id[:13], *change)
+    stop.set()
+    answered = [status for sender in senders for status in sender.result(60)]
+    assert answered and set(answered) == {200}
+    total = busy.query(
+        "SELECT COALESCE(SUM(u.cost_nanos), 0) FROM usage_record u JOIN api_key k ON "
+        "k.id = u.api_key_id WHERE k.uuid = ?", key_id,
+    )[0][0]  # fmt: skip
+    total = int(total)  # PostgreSQL: a Decimal
+    assert total == len(answered) * EACH
+    assert key_money(busy, key_id) == (total, 0)  # a cap again: its row holds the spend
+    assert spent_usd(busy, key, key_id) == pytest.approx(total / 1e9)
+    busy.cli("doctor")
