@@ -23,6 +23,7 @@ from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
 
 KEY_LIMITS_VERSION = 8  # the migration that gave keys their held_nanos
+KEY_HELD_VERSION = 12  # the one that counts on a key's row only the holds marked key_held
 
 
 def open_existing_database(path: str) -> Database:
@@ -93,7 +94,7 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
         if version >= KEY_LIMITS_VERSION:
             problems += [
                 f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
-                for uuid, held, holds in key_hold_mismatches()
+                for uuid, held, holds in key_hold_mismatches(version >= KEY_HELD_VERSION)
             ]
         problems += check_provider_keys(secret_key)
         if db.table_exists("audit_log"):

@@ -57,6 +57,7 @@ class AuthContext:
     allowed_models: frozenset[str] | None = None  # catalog ids; None: every model
     rpm: int | None = None  # the account's own limits (None: the [limits] defaults)
     max_concurrent: int | None = None
+    key_budgeted: bool = True  # the key had a cap or a reset at the lookup (admission's guess)
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def authenticate(full_key: str | None) -> AuthContext:
     row = key_owner(connection(), presented)
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
-    key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent = row
+    key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, budget = row
     if expires is not None and parse_time(expires) <= utcnow():
         raise AuthenticationFailed("this API key has expired", code="key_expired")
     if status != "active":
@@ -236,7 +237,7 @@ def authenticate(full_key: str | None) -> AuthContext:
     return AuthContext(
         user_id=int(user_id), key_id=int(key_id), email=email,
         allowed_models=None if models is None else frozenset(models),
-        rpm=rpm, max_concurrent=concurrent,
+        rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget),
     )  # fmt: skip
 
 

@@ -10,6 +10,22 @@ cap is checked against `api_key.spent_nanos` (charged since `period_start`) plus
 Periods are UTC: a daily one starts at 00:00, a weekly one on Monday 00:00, a monthly one on
 the 1st at 00:00; a key without reset has one period that never ends. A period that is over is
 rolled over lazily, at the key's next admission or settlement (and shown as 0 spent before).
+
+Only a key with a budget (a cap or a reset) has its held_nanos and spent_nanos kept by its
+requests; the requests of a key without one leave its row alone (the common case: no statement
+on it), and what it spent in its one period is its running total (key_usage.cost_nanos, kept by
+every settlement) minus `usage_base_nanos`. Setting or clearing a budget moves a key from one
+way to the other in one transaction that no admission or settlement of any process interleaves
+with (`hotpath.one_writer_with_requests`), and that is why it is exact:
+- a budget set: the spend so far (total minus base) becomes spent_nanos, and every open hold of
+  the key is marked counted on its row (`hold.key_held`) and summed into held_nanos. A request
+  admitted before settles after on the key's row (lowering held_nanos, adding its charge to
+  spent_nanos); one admitted after finds the budget in its own transaction (metering.admit_in).
+- a budget cleared: base = total minus the spend so far. Holds counted on the row still settle
+  there (held_nanos stays the sum of such holds); their charges reach the total as well, which
+  is what counts from then on.
+A charge settled before the change is in the total it reads; one after it is counted by the
+hold's mark: never both, never neither.
 """
 
 from __future__ import annotations
@@ -21,7 +37,16 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from codelace_box.db.core import db_time, parse_time, query_all, utcnow, write_transaction
+from codelace_box.db import hotpath
+from codelace_box.db.core import (
+    Tx,
+    connection,
+    db_time,
+    parse_time,
+    query_all,
+    utcnow,
+    write_transaction,
+)
 from codelace_box.db.models import ApiKey, CatalogModel, ModelAlias, User
 from codelace_box.errors import InvalidRequest, PermissionDenied
 from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
@@ -61,8 +86,15 @@ def _period_starts_of(day: date) -> tuple[str, str, str]:
     return tuple(db_time(period_start(reset, midnight) or midnight) for reset in RESETS)  # type: ignore[return-value]
 
 
+def has_budget(limit_nanos: int | None, limit_reset: str | None) -> bool:
+    """Whether a key with this cap and reset has its row kept by its requests."""
+    return limit_nanos is not None or limit_reset is not None
+
+
 def spent_in_period(key: ApiKey, now: datetime | None = None) -> int:
     """What the key spent in its current period (0 when the stored period is over)."""
+    if not has_budget(key.limit_nanos, key.limit_reset):
+        return hotpath.key_usage_cost(connection(), key.id) - int(key.usage_base_nanos)
     start = period_start(key.limit_reset, now or utcnow())
     stored = key.period_start
     if start is not None and (stored is None or parse_time(stored) < start):
@@ -202,13 +234,32 @@ def apply_key_limits(key: ApiKey, changes: Mapping[str, Any]) -> ApiKey:
         return key
     now = utcnow()
     values = dict(changes)
-    with write_transaction():
+    with write_transaction() as tx:
+        hotpath.one_writer_with_requests(tx)
         current = ApiKey.get_by_id(key.id)
-        if "limit_reset" in values and values["limit_reset"] != current.limit_reset:
-            values["spent_nanos"] = spent_in_period(current, now)
-            values["period_start"] = new_key_period(values, now)
+        values.update(_budget_changes(tx, current, values, now))
         ApiKey.update(**values).where(ApiKey.id == key.id).execute()
     return ApiKey.get_by_id(key.id)
+
+
+def _budget_changes(
+    tx: Tx, current: ApiKey, values: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The money columns of a key whose reset or budget changes (see the module doc)."""
+    before = has_budget(current.limit_nanos, current.limit_reset)
+    reset = values.get("limit_reset", current.limit_reset)
+    after = has_budget(values.get("limit_nanos", current.limit_nanos), reset)
+    changes: dict[str, Any] = {}
+    if after and not before:
+        changes["held_nanos"] = hotpath.holds_to_key(tx, current.id)
+    if reset != current.limit_reset or after != before:
+        spent = spent_in_period(current, now)
+        changes["spent_nanos"] = spent
+        if reset != current.limit_reset:
+            changes["period_start"] = new_key_period(values, now)
+        if before and not after:
+            changes["usage_base_nanos"] = hotpath.key_usage_cost(tx, current.id) - spent
+    return changes
 
 
 def parse_account_limit(value: Any, field: str, maximum: int) -> int | None:
@@ -252,13 +303,27 @@ def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:
         )
 
 
+# What a key's held_nanos must be: its holds counted on its row, and every open hold of a key
+# with a budget (such a hold not counted there is a mismatch too).
+_KEY_HOLDS = (
+    "COALESCE(SUM(CASE WHEN h.key_held = 1 OR k.limit_nanos IS NOT NULL OR k.limit_reset IS "
+    "NOT NULL THEN h.amount_nanos ELSE 0 END), 0)"
+)
 _KEY_HELD_SQL = (
+    f"SELECT k.uuid, k.held_nanos, {_KEY_HOLDS} FROM api_key k LEFT JOIN hold h ON "
+    "h.api_key_id = k.id GROUP BY k.id, k.uuid, k.held_nanos, k.limit_nanos, k.limit_reset "
+    f"HAVING k.held_nanos != {_KEY_HOLDS}"
+)
+# Before migration 12 every hold was counted on its key's row.
+_KEY_HELD_BEFORE_12_SQL = (
     "SELECT k.uuid, k.held_nanos, COALESCE(SUM(h.amount_nanos), 0) FROM api_key k "
     "LEFT JOIN hold h ON h.api_key_id = k.id GROUP BY k.id, k.uuid, k.held_nanos "
     "HAVING k.held_nanos != COALESCE(SUM(h.amount_nanos), 0)"
 )
 
 
-def key_hold_mismatches() -> list[tuple[str, int, int]]:
-    """Keys whose held_nanos is not the sum of their open holds: (uuid, held, holds)."""
-    return [(str(u), int(h), int(s)) for u, h, s in query_all(_KEY_HELD_SQL)]
+def key_hold_mismatches(key_held: bool = True) -> list[tuple[str, int, int]]:
+    """Keys whose held_nanos is not the sum of the open holds counted on their row: (uuid,
+    held, holds). `key_held`: the schema has hold.key_held (migration 12)."""
+    sql = _KEY_HELD_SQL if key_held else _KEY_HELD_BEFORE_12_SQL
+    return [(str(u), int(h), int(s)) for u, h, s in query_all(sql)]

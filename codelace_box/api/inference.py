@@ -99,6 +99,7 @@ def admission(gateway: Gateway, auth: AuthContext) -> Admission:
         key_id=auth.key_id,
         rpm=effective(auth.rpm, settings.default_rpm),
         max_concurrent=effective(auth.max_concurrent, settings.default_max_concurrent),
+        key_budgeted=auth.key_budgeted,
     )
 
 

@@ -11,7 +11,10 @@ boxes) the settlement reads the account and the account limits lock the user `FO
 (`core.lock_rows()`), so a concurrent writer of the same user waits instead of acting on a
 balance or a count that is no longer there (SQLite's BEGIN IMMEDIATE already serialises every
 writer). The rules (how much to reserve or charge, when) live in the features:
-`accounts/keys.py`, `gateway/metering.py` and `billing/ledger.py`, the only callers.
+`accounts/keys.py`, `accounts/limits.py`, `gateway/metering.py` and `billing/ledger.py`, the
+only callers. A key's row is written by its requests only when the key has a budget (a cap or a
+reset): whether it has one is part of each statement that depends on it, never taken from what
+an earlier read saw.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from codelace_box.db.core import LOCK_ROWS, POSTGRES, SQLITE, Tx, engine
+from codelace_box.db.core import LOCK_ROWS, POSTGRES, SQLITE, Tx, engine, exclusive
 
+# A key with a budget (a spend cap or a reset period): its row counts its holds and its spend.
+# A key without one is left alone by its requests (what it spent is its key_usage total then:
+# accounts/limits.py): the common case pays no statement on the key's row.
+_BUDGETED = "(limit_nanos IS NOT NULL OR limit_reset IS NOT NULL)"
 _KEY_OWNER_COLUMNS = (
     "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status, k.expires_at, "
-    "k.allowed_models, u.rpm, u.max_concurrent FROM api_key k "
+    "k.allowed_models, u.rpm, u.max_concurrent, "
+    "k.limit_nanos IS NOT NULL OR k.limit_reset IS NOT NULL FROM api_key k "
     'JOIN "user" u ON u.id = k.user_id WHERE k.revoked_at IS NULL AND k.key_hash = '
 )
 # SQLite: `+?`, because with a plain `?` its planner reads the bound value in this join, so each
@@ -44,17 +52,28 @@ _ROLLED = f"period_start = CASE WHEN {_OVER} THEN {_PERIOD} ELSE period_start EN
 # Every SET and WHERE expression reads the row as it was before the UPDATE.
 _RESERVE_KEY_SQL = (
     f"UPDATE api_key SET held_nanos = held_nanos + ?, spent_nanos = {_SPENT}, {_ROLLED} "
-    f"WHERE id = ? AND (limit_nanos IS NULL OR limit_nanos - {_SPENT} - held_nanos >= ?)"
+    f"WHERE id = ? AND {_BUDGETED} AND (limit_nanos IS NULL OR limit_nanos - {_SPENT} - "
+    "held_nanos >= ?)"
 )
+_KEY_BUDGETED_SQL = f"SELECT 1 FROM api_key WHERE id = ? AND {_BUDGETED}"
 _SETTLE_KEY_SQL = (
     f"UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = {_SPENT} + ?, {_ROLLED} "
     "WHERE id = ?"
 )
-_RECOUNT_KEY_HELD_SQL = (
-    "UPDATE api_key SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold "
-    "WHERE hold.api_key_id = api_key.id) WHERE held_nanos != (SELECT "
-    "COALESCE(SUM(amount_nanos), 0) FROM hold WHERE hold.api_key_id = api_key.id)"
+# The recounts scan hold (the requests in flight) once per row that can differ: a row that
+# holds something or one with open holds (hold has no index by key).
+_KEY_HOLDS = (
+    "(SELECT COALESCE(SUM(amount_nanos), 0) FROM hold WHERE hold.api_key_id = api_key.id "
+    "AND hold.key_held = 1)"
 )
+_RECOUNT_KEY_HELD_SQL = (
+    f"UPDATE api_key SET held_nanos = {_KEY_HOLDS} WHERE (held_nanos != 0 OR id IN (SELECT "
+    f"api_key_id FROM hold WHERE key_held = 1)) AND held_nanos != {_KEY_HOLDS}"
+)
+# A budget set on a key: its open holds are counted on its row from now on.
+_HOLDS_TO_KEY_SQL = "UPDATE hold SET key_held = 1 WHERE api_key_id = ? AND key_held = 0"
+_KEY_HELD_SUM_SQL = "SELECT COALESCE(SUM(amount_nanos), 0) FROM hold WHERE api_key_id = ?"
+_KEY_COST_SQL = "SELECT COALESCE(SUM(cost_nanos), 0) FROM key_usage WHERE api_key_id = ?"
 _LOCK_USER_SQL = {
     name: 'SELECT id FROM "user" WHERE id = ?' + lock for name, lock in LOCK_ROWS.items()
 }
@@ -69,19 +88,25 @@ _EVENT_SQL = "INSERT INTO rate_event (bucket, created_at) VALUES (?, ?)"
 _RESERVE_SQL = (
     'UPDATE "user" SET held_nanos = held_nanos + ? WHERE id = ? AND balance_nanos - held_nanos >= ?'
 )
-_HOLD_SQL = (
-    "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner, api_key_id)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+_HOLD_COLUMNS = "hold (user_id, amount_nanos, request_id, created_at, owner, api_key_id, key_held)"
+_HOLD_SQL = f"INSERT INTO {_HOLD_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"
+# The hold of a request whose key has no budget, written only if the key has none now (in
+# this transaction): the key's row is not read by anything else on this path.
+_HOLD_UNBUDGETED_SQL = (
+    f"INSERT INTO {_HOLD_COLUMNS} SELECT ?, ?, ?, ?, ?, ?, 0 WHERE NOT EXISTS "
+    f"(SELECT 1 FROM api_key WHERE id = ? AND {_BUDGETED})"
 )
-_TAKE_HOLD_SQL = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id"
+_TAKE_HOLD_SQL = (
+    "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id, key_held"
+)
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
 # PostgreSQL: the row stays ours to commit
 _ACCOUNT_LOCKED_SQL = {SQLITE: _ACCOUNT_SQL, POSTGRES: _ACCOUNT_SQL + LOCK_ROWS[POSTGRES]}
 _LOWER_HELD_SQL = 'UPDATE "user" SET held_nanos = held_nanos - ? WHERE id = ?'
+_USER_HOLDS = '(SELECT COALESCE(SUM(amount_nanos), 0) FROM hold WHERE hold.user_id = "user".id)'
 _RECOUNT_HELD_SQL = (
-    'UPDATE "user" SET held_nanos = (SELECT COALESCE(SUM(amount_nanos), 0) FROM hold '
-    'WHERE hold.user_id = "user".id) WHERE held_nanos != (SELECT COALESCE(SUM(amount_nanos), 0) '
-    'FROM hold WHERE hold.user_id = "user".id)'
+    f'UPDATE "user" SET held_nanos = {_USER_HOLDS} WHERE (held_nanos != 0 OR id IN (SELECT '
+    f"user_id FROM hold)) AND held_nanos != {_USER_HOLDS}"
 )
 _USAGE_SQL = (
     "INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upstream_model,"
@@ -103,7 +128,8 @@ _ENTRY_SQL = (
 
 def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     """The active key with this hash and its user: (key id, key_hash, last_used_at, user id,
-    email, status, expires_at, allowed_models, rpm, max_concurrent), or None."""
+    email, status, expires_at, allowed_models, rpm, max_concurrent, whether the key has a
+    budget), or None."""
     row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL[engine()], (key_hash,)).fetchone()
     return row
 
@@ -122,29 +148,71 @@ def insert_hold(
     created_at: str,
     owner: str,
     key_id: int | None = None,
+    key_held: bool = False,
 ) -> None:
-    """The row that records a reservation (and gates its settlement)."""
-    tx.execute(_HOLD_SQL, (user_id, amount_nanos, request_id, created_at, owner, key_id))
+    """The row that records a reservation (and gates its settlement); `key_held`: counted in
+    its key's held_nanos."""
+    params = (user_id, amount_nanos, request_id, created_at, owner, key_id, int(key_held))
+    tx.execute(_HOLD_SQL, params)
 
 
-def take_hold(tx: Tx, request_id: str) -> tuple[int, int | None] | None:
-    """Delete the request's hold; (its amount, its key id), or None when there was none
-    (settled already)."""
+def insert_hold_unbudgeted(
+    tx: Tx, user_id: int, amount_nanos: int, request_id: str, created_at: str, owner: str,
+    key_id: int,
+) -> bool:  # fmt: skip
+    """The hold of a request whose key has no budget, not counted on the key's row; False (and
+    nothing written) when the key has a budget now."""
+    params = (user_id, amount_nanos, request_id, created_at, owner, key_id, key_id)
+    tx.execute(_HOLD_UNBUDGETED_SQL, params)
+    return tx.changes() == 1
+
+
+def take_hold(tx: Tx, request_id: str) -> tuple[int, int | None, bool] | None:
+    """Delete the request's hold; (its amount, its key id, whether it was counted on the key's
+    row), or None when there was none (settled already)."""
     rows = tx.execute(_TAKE_HOLD_SQL, (request_id,)).fetchall()
     if not rows:
         return None
-    amount, key_id = rows[0]
-    return int(amount), None if key_id is None else int(key_id)
+    amount, key_id, key_held = rows[0]
+    return int(amount), None if key_id is None else int(key_id), bool(key_held)
 
 
 def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, str]) -> bool:
-    """Add to what the key holds if its cap (if any) covers it besides what the key spent in
-    its current period and holds already; a period that is over starts anew (spent 0).
-    `starts`: the current period's start for a daily, a weekly and a monthly reset. One
-    guarded statement: it holds across processes."""
+    """Add to what a key with a budget holds if its cap (if any) covers it besides what the key
+    spent in its current period and holds already; a period that is over starts anew (spent
+    0). `starts`: the current period's start for a daily, a weekly and a monthly reset. One
+    guarded statement: it holds across processes. False: refused, or the key has no budget
+    (`key_budgeted` tells which)."""
     params = (amount_nanos, *starts, *starts, *starts, key_id, *starts, amount_nanos)
     tx.execute(_RESERVE_KEY_SQL, params)
     return tx.changes() == 1
+
+
+def key_budgeted(tx: Tx, key_id: int) -> bool:
+    """Whether the key has a spend cap or a reset period (its row counts its holds and spend)."""
+    return tx.execute(_KEY_BUDGETED_SQL, (key_id,)).fetchone() is not None
+
+
+def holds_to_key(tx: Tx, key_id: int) -> int:
+    """A budget was set on the key: count every open hold of the key on its row from now on;
+    what they hold in all (the key's held_nanos)."""
+    tx.execute(_HOLDS_TO_KEY_SQL, (key_id,))
+    return int(tx.execute(_KEY_HELD_SUM_SQL, (key_id,)).fetchone()[0])
+
+
+def key_usage_cost(tx: Tx, key_id: int) -> int:
+    """What the key's requests were charged in all (its running total, kept by settlement)."""
+    return int(tx.execute(_KEY_COST_SQL, (key_id,)).fetchone()[0])
+
+
+def one_writer_with_requests(tx: Tx) -> None:
+    """Inside a write transaction: no admission or settlement of any process runs until it
+    ends (SQLite: BEGIN IMMEDIATE is that already; PostgreSQL: the group commit's advisory
+    lock, which every batch takes first)."""
+    if engine() == POSTGRES:
+        from codelace_box.db.batch import BATCH_LOCK  # not imported by a SQLite box's CLI
+
+        exclusive(tx, BATCH_LOCK)
 
 
 def settle_key(
@@ -226,7 +294,8 @@ def delete_hold_of_request(tx: Tx, request_id: str) -> int:
 
 
 def recount_held(tx: Tx) -> None:
-    """Set every user's and every key's held_nanos to the sum of their holds where it differs."""
+    """Set every user's held_nanos to the sum of their holds, every key's to the sum of the
+    holds counted on its row, where it differs."""
     tx.execute(_RECOUNT_HELD_SQL)
     tx.execute(_RECOUNT_KEY_HELD_SQL)
 

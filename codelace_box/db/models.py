@@ -65,7 +65,10 @@ class ApiKey(BaseModel):
     allowed_models = TextField(null=True)  # JSON list of catalog ids; NULL: every model
     period_start = DateTimeField(null=True)  # start of the period spent_nanos counts
     spent_nanos = BigIntegerField(default=0)  # charged in the period (settlement keeps it)
-    held_nanos = BigIntegerField(default=0)  # == sum of the key's open holds
+    held_nanos = BigIntegerField(default=0)  # == sum of the key's open holds with key_held
+    # A key without budget (no cap, no reset): its requests leave its row alone, and what it
+    # spent in its period is key_usage.cost_nanos minus this (accounts/limits.py).
+    usage_base_nanos = BigIntegerField(default=0)
 
 
 class OtpCode(BaseModel):
@@ -106,7 +109,9 @@ class Hold(BaseModel):
     request_id = CharField(unique=True)
     created_at = DateTimeField(default=utcnow)
     owner = CharField(default="")  # "<host>:<pid>" of the server process that reserved it
-    api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL")  # its key's held_nanos
+    # Its key; no index (nothing on the request path reads holds by key: migration 12).
+    api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL", index=False)
+    key_held = BooleanField(default=True)  # counted in its key's held_nanos (a key with budget)
 
 
 class Provider(BaseModel):

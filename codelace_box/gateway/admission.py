@@ -14,6 +14,11 @@ in the caller's write transaction, so a refusal rolls back whatever was counted 
   worst case only if the cap covers what the key spent in its period, what it holds, and this
   request. A period that is over is rolled over by the same statement (and by the
   settlement's, `hotpath.settle_key`).
+- Only a key with a budget (a cap or a reset period) has its row written: the common key
+  without one costs no statement on its row (metering.admit_in, `hotpath.insert_hold_unbudgeted`).
+  Whether a key has one is read in the admission's own transaction; the key lookup's answer
+  (`Admission.key_budgeted`, possibly stale: a budget set since by another process) only
+  chooses which statement is tried first, and each statement checks the key's row itself.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Admission:
     key_id: int | None = None
     rpm: int = 0
     max_concurrent: int = 0
+    key_budgeted: bool = True  # what the key lookup saw (a guess: see the module doc)
 
 
 NO_LIMITS = Admission()
@@ -77,14 +83,18 @@ def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime)
         hotpath.insert_event(tx, bucket, db_time(now))
 
 
-def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> None:
-    """Hold `amount_nanos` against the key's cap (if it has one), or raise 402."""
-    if not hotpath.reserve_key(tx, key_id, amount_nanos, period_starts(now)):
+def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> bool:
+    """Hold `amount_nanos` on the row of a key with a budget, against its cap (if it has one),
+    or raise 402; False: the key has no budget now (its row is left alone)."""
+    if hotpath.reserve_key(tx, key_id, amount_nanos, period_starts(now)):
+        return True
+    if hotpath.key_budgeted(tx, key_id):
         raise InsufficientCredits(
             "this API key has reached its spend limit for the period: raise limit_usd or wait "
             "for the reset",
             code="key_limit_reached",
         )
+    return False
 
 
 def settle_on_key(

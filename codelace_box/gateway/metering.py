@@ -3,8 +3,9 @@
 Admission is one guarded UPDATE inside a BEGIN IMMEDIATE transaction (so it holds across worker
 processes): `held_nanos` grows by the worst case only if `balance_nanos - held_nanos` covers
 it, and a Hold row records it (with its key). Before it, in the same transaction, the account
-limits and the key's spend cap (gateway/admission.py). Settlement also lowers the key's
-held_nanos and adds the charge to what the key spent in its period. Settlement is one IMMEDIATE
+limits and the key's spend cap (gateway/admission.py). For a key with a budget (a cap or a
+reset) the hold is also counted on the key's row (`key_held`), and its settlement lowers the
+key's held_nanos and adds the charge to its period's spend. Settlement is one IMMEDIATE
 transaction with no await inside: the usage ledger entry (idempotency key `usage:<request
 id>`), the hold deleted and `held_nanos` lowered, the usage row with the prices applied. The
 hold row gates it, so a request is settled exactly once. The charge never exceeds what the
@@ -123,6 +124,7 @@ def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     """
     cutoff = str(utcnow() - timedelta(seconds=max_age_sec))
     with write_transaction() as tx:
+        hotpath.one_writer_with_requests(tx)
         owners = hotpath.hold_owners(tx)
         released = hotpath.delete_holds_before(tx, cutoff)
         released += release_holds_in(tx, owners=_gone(owners))
@@ -184,20 +186,26 @@ def admit_in(
     the transaction's earlier statements to the caller's rollback (a savepoint in a batch)."""
     now = utcnow()
     check_account_limits(tx, user_id, limits, now)
-    if limits.key_id is not None:
-        reserve_on_key(tx, limits.key_id, amount_nanos, now)
+    key_id = limits.key_id
+    hold = (user_id, amount_nanos, request_id, str(now), hold_owner())
+    held = (  # the lookup saw no budget on the key, and it has none now: its row is left alone
+        key_id is not None
+        and not limits.key_budgeted
+        and hotpath.insert_hold_unbudgeted(tx, *hold, key_id)
+    )
+    key_held = not held and key_id is not None and reserve_on_key(tx, key_id, amount_nanos, now)
     if not hotpath.reserve(tx, user_id, amount_nanos):
         raise InsufficientCredits(
             "insufficient credit for this request: add credit or lower max_tokens"
         )
-    hotpath.insert_hold(
-        tx, user_id, amount_nanos, request_id, str(now), hold_owner(), limits.key_id
-    )
+    if not held:
+        hotpath.insert_hold(tx, *hold, key_id, key_held)
 
 
 def admit(user_id: int, request_id: str, amount_nanos: int, limits: Admission = NO_LIMITS) -> None:
     """`admit_in` in its own IMMEDIATE transaction."""
     with write_transaction() as tx:
+        hotpath.one_writer_with_requests(tx)
         admit_in(tx, user_id, request_id, amount_nanos, limits)
 
 
@@ -259,10 +267,10 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
     taken = hotpath.take_hold(tx, item.request_id)
     if taken is None:
         return None
-    hold, key_id = taken
+    hold, key_id, key_held = taken
     charged = _charge(tx, item, hold)
     moment = utcnow()
-    if key_id is not None:
+    if key_id is not None and key_held:
         settle_on_key(tx, key_id, hold, charged, moment)
     now = str(moment)
     if charged:
@@ -314,6 +322,7 @@ def _count(item: Settlement, usage: tuple[int, int, int, int, int]) -> None:
 def settle(item: Settlement) -> int | None:
     """`settle_in` in its own IMMEDIATE transaction (exactly once per request)."""
     with write_transaction() as tx:
+        hotpath.one_writer_with_requests(tx)
         return settle_in(tx, item)
 
 

@@ -14,7 +14,7 @@ from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user, get_user
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
-from codelace_box.db.models import ApiKey
+from codelace_box.db.models import ApiKey, KeyUsage
 from tests.admin.pilot import AdminEnv, column, fill, make_env, screen_name, text_of, until
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,7 +35,7 @@ async def test_key_limits_form_sets_and_clears_and_refuses_bad_input(
     models.set_model("acme/m1", "2", "8")
     alice = create_user("alice@example.com")
     key = create_key(alice.id, "ci").key
-    ApiKey.update(spent_nanos=1_250_000_000).where(ApiKey.id == key.id).execute()
+    KeyUsage.create(api_key=key.id, user=alice.id, requests=3, cost_nanos=1_250_000_000)  # spent
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_detail(pilot, "alice@example.com")

@@ -12,10 +12,11 @@ import pytest
 from peewee import IntegrityError
 from playhouse.apsw_ext import APSWDatabase
 
+from codelace_box.accounts.limits import spent_in_period
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import LATEST_VERSION, applied_versions, current_version, migrate
 from codelace_box.db.migrations import MIGRATIONS
-from codelace_box.db.models import ALL_MODELS, SchemaMigration, User
+from codelace_box.db.models import ALL_MODELS, ApiKey, Hold, SchemaMigration, User
 from codelace_box.errors import ConfigError
 from tests.support import cli_env, is_uuid4
 
@@ -148,3 +149,41 @@ def test_migration_3_gives_every_existing_user_key_and_payment_its_own_uuid(db: 
     assert is_uuid4(created.uuid) and created.uuid not in {
         u.uuid for u in User.select().order_by(User.id).limit(3)
     }
+
+
+def test_migration_12_keeps_what_every_key_shows_and_counts_open_holds_on_their_keys(
+    db: Any,
+) -> None:
+    migrate_up_to(db, 11)
+    now = "2026-01-01 00:00:00"
+    db.execute_sql(
+        'INSERT INTO "user" (id, uuid, email, display_name, status, balance_nanos, held_nanos, '
+        "created_by_admin, created_at) VALUES (1, 'u1', 'a@example.com', '', 'active', 5000, 40, "
+        "0, ?)",
+        (now,),
+    )
+    for key_id, limit in ((1, None), (2, 9000)):  # no budget, a cap
+        db.execute_sql(
+            "INSERT INTO api_key (id, uuid, user_id, name, key_prefix, key_hash, created_at, "
+            "limit_nanos, period_start, spent_nanos, held_nanos) VALUES (?, ?, 1, '', 'cl_abcd', "
+            "?, ?, ?, ?, 700, ?)",
+            (key_id, f"k{key_id}", f"hash-{key_id}", now, limit, now, 10 * key_id),
+        )
+        db.execute_sql(
+            "INSERT INTO key_usage (api_key_id, user_id, requests, errors, input_tokens, "
+            "output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos) "
+            "VALUES (?, 1, 1, 0, 0, 0, 0, 0, 1000)",
+            (key_id,),
+        )
+        db.execute_sql(
+            "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner, api_key_id) "
+            "VALUES (1, ?, ?, ?, 'h:1', ?)",
+            (10 * key_id, f"r{key_id}", now, key_id),
+        )
+    assert migrate(db) == [12]
+    keys = [ApiKey.get_by_id(key_id) for key_id in (1, 2)]
+    assert [spent_in_period(key) for key in keys] == [700, 700]  # as shown before
+    assert [key.usage_base_nanos for key in keys] == [300, 0]
+    assert [h.key_held for h in Hold.select().order_by(Hold.id)] == [True, True]
+    names = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'hold'"
+    assert {r[0] for r in db.execute_sql(names).fetchall()} == {"hold_user_id", "hold_request_id"}

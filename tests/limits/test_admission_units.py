@@ -1,6 +1,8 @@
 """The admission and settlement of a key's cap and an account's limits, on a real SQLite file:
 what each refusal leaves behind (nothing), how settlement keeps the key's spend and holds, the
-sweep recounting a key's holds, and doctor noticing a key whose holds drifted."""
+sweep recounting a key's holds, and doctor noticing a key whose holds drifted; a key without
+budget whose row its requests leave alone, the key lookup's stale guess of a budget, and a
+budget set or cleared while requests are in flight."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.keys import create_key, update_key
+from codelace_box.accounts.limits import spent_in_period
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.core import close_database, db_time, open_database, utcnow, write_transaction
@@ -98,3 +101,60 @@ def test_released_holds_and_doctor_keep_the_key_honest(migrated_db: Path) -> Non
     db = open_database(migrated_db)
     problems = check_database(db)[1]
     assert any(p.startswith("API key ") and "held $0.000000005" in p for p in problems), problems
+
+
+def _key_held(request_id: str) -> bool:
+    return bool(Hold.get(Hold.request_id == request_id).key_held)
+
+
+def _spent(key_id: int) -> int:
+    return spent_in_period(ApiKey.get_by_id(key_id))
+
+
+def test_the_lookups_guess_of_a_budget_is_checked_in_the_admission(migrated_db: Path) -> None:
+    user_id, capped = _funded_key("guess@units.test", limit_usd="0.000001")  # 1,000 nanos
+    plain = create_key(user_id, "plain").key.id
+    # A cap the lookup did not see (set since by another process): found, and checked.
+    admit(user_id, "a", 600, Admission(key_id=capped, key_budgeted=False))
+    assert _key(capped) == (0, 600) and _key_held("a")
+    with pytest.raises(InsufficientCredits) as refused:
+        admit(user_id, "b", 401, Admission(key_id=capped, key_budgeted=False))
+    assert refused.value.code == "key_limit_reached"
+    # A budget the lookup saw and that is gone: the key's row is left alone.
+    admit(user_id, "c", 700, Admission(key_id=plain, key_budgeted=True))
+    assert _key(plain) == (0, 0) and not _key_held("c")
+    settle(_done("a", user_id, capped, 500))
+    settle(_done("c", user_id, plain, 300))
+    assert (_key(capped), _key(plain)) == ((500, 0), (0, 0))
+    assert (_spent(capped), _spent(plain)) == (500, 300)  # the plain key's, from its totals
+    assert User.get_by_id(user_id).held_nanos == 0 and Hold.select().count() == 0
+
+
+def test_a_budget_set_or_cleared_mid_flight_counts_each_hold_and_charge_once(
+    migrated_db: Path,
+) -> None:
+    user_id, key_id = _funded_key("flight@units.test")
+    key_uuid = ApiKey.get_by_id(key_id).uuid
+    plain = Admission(key_id=key_id, key_budgeted=False)
+    admit(user_id, "before", 100, plain)
+    settle(_done("before", user_id, key_id, 100))
+    admit(user_id, "a", 400, plain)
+    assert (_key(key_id), _spent(key_id)) == ((0, 0), 100)  # no budget: the row is not written
+    update_key(key_uuid, {"limit_usd": "0.000001"})  # 1,000 nanos, with "a" in flight
+    assert (_key(key_id), _key_held("a")) == ((100, 400), True)
+    with pytest.raises(InsufficientCredits) as refused:
+        admit(user_id, "b", 501, plain)  # 100 spent + 400 held + 501 > 1,000
+    assert refused.value.code == "key_limit_reached"
+    settle(_done("a", user_id, key_id, 300))
+    assert _key(key_id) == (400, 0)
+    admit(user_id, "c", 600, plain)  # the cap exactly
+    update_key(key_uuid, {"limit_usd": None})  # cleared, with "c" in flight
+    settle(_done("c", user_id, key_id, 150))
+    assert (_key(key_id)[1], _spent(key_id)) == (0, 550)
+    admit(user_id, "d", 10**6, plain)  # no cap any more
+    settle(_done("d", user_id, key_id, 50))
+    assert (_key(key_id)[1], _spent(key_id)) == (0, 600)
+    update_key(key_uuid, {"limit_reset": "daily"})  # a period again: today's spend carried
+    assert _key(key_id) == (600, 0)
+    close_database()
+    assert not check_database(open_database(migrated_db))[1]

@@ -20,6 +20,7 @@ from codelace_box.db.migrations import (
     m0009_usage_totals,
     m0010_observability,
     m0011_portal_sessions,
+    m0012_key_rows,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -34,4 +35,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (9, m0009_usage_totals),
     (10, m0010_observability),
     (11, m0011_portal_sessions),
+    (12, m0012_key_rows),
 ]
