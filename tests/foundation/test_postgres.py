@@ -222,6 +222,9 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_o
 
     def other() -> None:
         with psycopg.connect(pg_db) as conn:  # a transaction, committed on leaving
+            # this side looks for the deadlock last (the batch's 1 s comes first, however
+            # slow the machine is), so the batch is the one PostgreSQL aborts
+            conn.execute("SET deadlock_timeout = '8s'")
             conn.execute(bump.replace("?", "%s"), (second,))
             taken.set()
             waiting.wait(10)
