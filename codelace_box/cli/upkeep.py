@@ -67,15 +67,13 @@ def build_lines(config: Config | None) -> list[str]:
 
 
 def _engine_line(config: Config | None) -> str:
-    """SQLite's library, or on PostgreSQL the driver and which of its implementations runs
-    ("binary": the C one with its own libpq, as the built executable carries it)."""
+    """SQLite's library, or on PostgreSQL its driver (db/postgres.py)."""
     from codelace_box.db.core import engine_version
+    from codelace_box.db.postgres import driver_version
 
     if config is None or not config.database.is_postgres:
         return engine_version()
-    import psycopg
-
-    return f"postgresql (psycopg {psycopg.__version__}, {psycopg.pq.__impl__} implementation)"
+    return driver_version()
 
 
 def _database_line(config: Config) -> str:

@@ -122,6 +122,14 @@ class PgSchema:
         return getattr(self._db, name)
 
 
+def driver_version() -> str:
+    """The engine and its driver, for `version --verbose`: psycopg's version and which of its
+    implementations runs ("binary": the C one with its own libpq, as the executable has it)."""
+    import psycopg
+
+    return f"postgresql (psycopg {psycopg.__version__}, {psycopg.pq.__impl__} implementation)"
+
+
 def redacted(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)
