@@ -70,7 +70,7 @@ PG_SUITES := tests/accounts tests/limits tests/history \
 	tests/gateway/test_many_boxes.py \
 	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
 	tests/billing/test_many_boxes.py \
-	tests/foundation/test_ledger.py tests/foundation/test_postgres.py
+	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py
 test-postgres: $(VENV)/.dev-installed
 	CODELACE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 
