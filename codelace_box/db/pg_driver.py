@@ -3,7 +3,8 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 
 - Types: a Python bool is sent as 0/1 (booleans are integers on both engines), and an integral
   NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
-- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner).
+- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner);
+  statements are prepared by db/pg_pipeline.py, not by psycopg.
 - peewee is imported without psycopg (codelace_box/__init__.py), so its adapter is bound to
   psycopg here.
 """
@@ -87,6 +88,9 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
         conn = super()._connect()  # type: ignore[misc]
         conn.adapters.register_dumper(bool, _BoolAsInt)
         conn.adapters.register_loader("numeric", _IntegralNumeric)
+        # The box's statements are prepared by db/pg_pipeline.py. psycopg's own preparing is
+        # off: after any ROLLBACK it would DEALLOCATE ALL of the session, those with its own.
+        conn.prepare_threshold = None
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
@@ -115,10 +119,12 @@ class PgTx:
     `fetchall`) or whose count is asked (`changes()`) waits for its answer; the others go with
     the next one that waits, or with `sync()`. A server error comes back with the first answer
     waited for after it (db/batch.py sorts out whose it is), and the server skips what follows
-    it until then.
+    it until then. Outside a batch a statement with parameters runs as a pipeline of one (one
+    round trip, prepared when run again, none of psycopg's cursor machinery: the key lookup of
+    every request is one); one without goes through psycopg as it is.
     """
 
-    __slots__ = ("_changes", "_conn", "_last", "_pipeline", "_prepared")
+    __slots__ = ("_changes", "_conn", "_last", "_pipeline", "_prepared", "_single")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
@@ -126,17 +132,27 @@ class PgTx:
         self._last: Answer | None = None  # its count not yet read (pipelined)
         self._pipeline: Pipeline | None = None
         self._prepared = Prepared()  # this connection's, kept from batch to batch
+        self._single: Pipeline | None = None
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         pipeline = self._pipeline
         if pipeline is not None:
             self._last = answer = pipeline.send(sql, params)
             return answer
-        # No parameters: psycopg reads the text as it is (a literal % stays one).
-        conn = self._conn
-        cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
+        if params:  # a pipeline of one: prepared once, one round trip, none of psycopg's Python
+            with self._one() as one:
+                answer = one.send(sql, params)
+            self._changes = answer.rowcount
+            return answer
+        cursor = self._conn.execute(sql)  # psycopg reads the text as it is (% stays one)
         self._changes = cursor.rowcount
         return cursor
+
+    def _one(self) -> Pipeline:
+        """The pipeline a statement of its own runs in (made once, entered each time)."""
+        if self._single is None:
+            self._single = Pipeline(self._conn, self._prepared)
+        return self._single
 
     def changes(self) -> int:
         last = self._last

@@ -89,7 +89,7 @@ def test_statements_are_prepared_once_per_connection_and_a_refused_one_is_forgot
     )
     assert prepared == (1,)
     bad = 'SELECT no_such_column FROM "user" WHERE id = ?'
-    for _ in range(2):  # the second run prepares it again, and fails the same way
+    for _ in range(2):  # sent unnamed, then prepared: it fails the same way both times
         with pytest.raises(pg_errors.UndefinedColumn), pipelined(), write_transaction() as tx:
             tx.execute(bad, (user_id,)).fetchall()
     assert User.get_by_id(user_id).held_nanos == 3
@@ -123,3 +123,53 @@ def test_a_refusal_after_every_answer_was_read_rolls_the_transaction_back(user_i
         raise ValueError  # e.g. a 402 decided from that count
     assert not connection().in_transaction()  # type: ignore[attr-defined]
     assert query_one('SELECT held_nanos FROM "user" WHERE id = ?', (user_id,)) == (0,)
+
+
+def test_a_statement_of_its_own_runs_as_a_pipeline_of_one(user_id: int) -> None:
+    """Outside a batch a statement with parameters is one round trip, prepared the second
+    time it runs; its errors are psycopg's, and the connection goes on after one."""
+    statement = 'SELECT email FROM "user" WHERE id = ? AND held_nanos >= ?'
+    prepared = "SELECT COUNT(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT email%'"
+    assert query_one(statement, (user_id, 0)) == ("pipe@pg.test",)
+    assert query_one(prepared) == (0,)  # seen once: sent unnamed
+    assert query_one(statement, (user_id, 0)) == ("pipe@pg.test",)
+    assert query_one(statement, (user_id, 1)) is None
+    assert query_one(prepared) == (1,)
+    tx = connection()
+    tx.execute(HELD, (4, user_id))
+    assert tx.changes() == 1
+    with pytest.raises(pg_errors.DivisionByZero):
+        query_one("SELECT 1 / ?", (0,))
+    assert query_one("SELECT 2 * ?", (21,)) == (42,)
+
+
+def test_an_answer_iterated_loads_its_rows_a_thousand_at_a_time(pg_db: str) -> None:
+    tx = connection()
+    series = tx.execute("SELECT g FROM generate_series(1, ?) g", (2_500,))
+    seen = []
+    for number, (value,) in enumerate(series, 1):
+        seen.append(value)
+        if number in (999, 1_000, 2_000):  # another answer loaded in between
+            assert query_one("SELECT ? + 0", (number,)) == (number,)
+    assert seen == list(range(1, 2_501))
+
+
+def test_prepared_statements_outlive_a_rollback_and_come_back_after_a_deallocate(
+    user_id: int,
+) -> None:
+    """psycopg would DEALLOCATE ALL after a ROLLBACK once it prepared statements of its own
+    (peewee's, run 5 times): the box turns its preparing off. A session that lost them anyway
+    fails one statement and prepares them again."""
+    for _ in range(6):
+        User.get_by_id(user_id)  # peewee, through psycopg
+    for _ in range(2):
+        assert query_one(ROW, (user_id,)) == ("pipe@pg.test", 0, 0)
+    with pytest.raises(ValueError), write_transaction() as tx:
+        tx.execute(HELD, (1, user_id))
+        raise ValueError  # ROLLBACK
+    assert query_one(ROW, (user_id,)) == ("pipe@pg.test", 0, 0)
+    connection().execute("DEALLOCATE ALL")
+    with pytest.raises(pg_errors.InvalidSqlStatementName):
+        query_one(ROW, (user_id,))
+    for _ in range(3):
+        assert query_one(ROW, (user_id,)) == ("pipe@pg.test", 0, 0)
