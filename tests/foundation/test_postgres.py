@@ -234,6 +234,7 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_o
     def write(tx: Tx) -> str:
         runs.append(1)  # outside the transaction: how often it ran
         tx.execute(bump, (first,))
+        assert tx.changes() == 1  # answered (a batch sends when it waits): `first` is ours
         waiting.set()
         tx.execute(bump, (second,))
         metrics.inference("deadlock/model", "deadlock", "ok").inc()
