@@ -1,6 +1,7 @@
 """Smoke test of the single executable on PostgreSQL (`make binary-test`): the binary carries
-the driver (psycopg's C implementation and its own libpq), and `migrate`, `migrate --status`,
-`doctor` and `db copy --to` work against a `database.url`.
+the driver (psycopg's C implementation and its own libpq), `migrate`, `migrate --status`,
+`doctor` and `db copy --to` work against a `database.url`, and `serve` on it answers a
+completion and charges it.
 
 The database is a throwaway cluster (tests/pg_cluster.py: initdb and pg_ctl on a private port,
 as the `postgres` user when run as root). Outside CI a machine without PostgreSQL skips with
@@ -12,15 +13,18 @@ driver fails here even on a machine that has libpq installed.
 from __future__ import annotations
 
 import sqlite3
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from smoke_support import BINARY, binary_env, ok, run_binary
+from smoke_support import BINARY, BinaryServer, binary_env, ok, run_binary
 
 from codelace_box.db.migrate import LATEST_VERSION
 from tests import pg_cluster
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.pg_cluster import PgCluster, need_postgres, query_config_db, write_config_db
 from tests.ports import free_port
 from tests.support import write_config
@@ -125,3 +129,38 @@ def test_db_copy_from_sqlite_to_postgresql_and_back(tmp_path: Path, cluster: PgC
     with sqlite3.connect(f"file:{back}?mode=ro", uri=True) as db:
         rows = db.execute('SELECT email, balance_nanos FROM "user"').fetchall()
     assert rows == [(EMAIL, 3 * NANOS)]
+
+
+def test_serve_on_postgresql_answers_and_settles(tmp_path: Path, cluster: PgCluster) -> None:
+    """The binary's hot path on PostgreSQL (the group commit's pipeline on libpq): a
+    completion is answered and charged, and doctor agrees with what it wrote."""
+    config, env = pg_box(tmp_path, cluster.new_database())
+    cli = ["--config", str(config)]
+    fake = FakeOpenAI().start()
+    try:
+        provider = ["providers", "add", "up", "--kind", "openai", "--base-url", fake.base_url]
+        ok(run_binary(tmp_path, *cli, *provider, "--key", "sk-pg-smoke-0002", env=env))
+        prices = ["--input-per-1m", "2", "--output-per-1m", "8", "--upstream-model", "m"]
+        ok(run_binary(tmp_path, *cli, "models", "set", "up/m", *prices, env=env))
+        ok(run_binary(tmp_path, *cli, "users", "create", EMAIL, env=env))
+        ok(run_binary(tmp_path, *cli, "credit", EMAIL, "1", "--reason", "smoke", env=env))
+        key = ok(run_binary(tmp_path, *cli, "keys", "create", EMAIL, env=env)).splitlines()[0]
+        port = int(tomllib.loads(config.read_text())["server"]["port"])
+        server = BinaryServer(config, port, env=env).start(wait=60)
+        try:
+            fake.push(Reply(content="From PostgreSQL.", prompt_tokens=1000, completion_tokens=500))
+            body = {"model": "up/m", "messages": [{"role": "user", "content": "hi"}]}
+            headers = {"authorization": f"Bearer {key}"}
+            url = f"{server.base_url}/v1/chat/completions"
+            answer = httpx.post(url, json=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["message"]["content"] == "From PostgreSQL."
+        finally:
+            assert server.stop() == 0, server.log_text()
+    finally:
+        fake.stop()
+    cost = 1000 * 2_000 + 500 * 8_000  # nano-USD at $2 and $8 per 1M tokens
+    held = query_config_db(config, 'SELECT balance_nanos, held_nanos FROM "user"')
+    assert held == [(NANOS - cost, 0)]
+    doctor = ok(run_binary(tmp_path, *cli, "doctor", env=env))
+    assert doctor.startswith(f"ok: schema version {LATEST_VERSION}, every balance matches")
