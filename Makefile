@@ -70,7 +70,7 @@ PG_SUITES := tests/accounts tests/limits tests/history \
 	tests/gateway/test_many_boxes.py \
 	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
 	tests/billing/test_many_boxes.py \
-	tests/foundation/test_ledger.py tests/foundation/test_postgres.py
+	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py
 test-postgres: $(VENV)/.dev-installed
 	CODELACE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 
@@ -120,12 +120,15 @@ bench-history: $(VENV)/.dev-installed
 binary: $(VENV)/.build-installed
 	$(BIN)/python build/build_binary.py
 
-## make binary-test: build the binary, smoke-test it as an operator would, then hold it to the
-## CLI acceptance tests and the README's "First run" walkthrough, command by command
+## make binary-test: build the binary, smoke-test it as an operator would (on SQLite, and its
+## migrate, doctor and db copy on a throwaway PostgreSQL cluster: the server binaries must be
+## installed, as for test-postgres), then hold it to the CLI acceptance tests and the README's
+## "First run" walkthrough, command by command
 BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_cli_commands.py \
 	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py
 binary-test: binary
-	$(BIN)/python -m pytest -p no:cacheprovider build/smoke_test.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider build/smoke_test.py build/smoke_postgres_test.py \
+		$(PYTEST_ARGS)
 	CODELACE_TEST_BINARY=dist/codelace-box $(BIN)/python -m pytest -p no:cacheprovider \
 		$(XDIST) --durations=5 $(BINARY_ACCEPTANCE) $(PYTEST_ARGS)
 

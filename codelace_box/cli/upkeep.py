@@ -20,11 +20,11 @@ def migrate_status_lines(config: Config) -> list[str]:
     from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS, migration_status
 
     path = config.database.path
-    if path != ":memory:" and not Path(path).is_file():
+    if not config.database.is_postgres and path != ":memory:" and not Path(path).is_file():
         pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
         made_by = "the first serve, migrate or management command makes it"
         return [f"no database at {path} yet ({made_by})", f"pending: {pending}"]
-    current, pending_list, unknown = migration_status(open_database(path))
+    current, pending_list, unknown = migration_status(open_database(config.database.target))
     lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
     if unknown:
         lines.append(
@@ -48,7 +48,6 @@ def _package_version(name: str) -> str:
 
 def build_lines(config: Config | None) -> list[str]:
     """What `version --verbose` prints: the version line, then schema and build details."""
-    from codelace_box.db.core import engine_version
     from codelace_box.db.migrate import LATEST_VERSION
 
     frozen = getattr(sys, "frozen", False)
@@ -58,7 +57,7 @@ def build_lines(config: Config | None) -> list[str]:
         f"build: {'one-file binary (PyInstaller)' if frozen else 'Python package'}",
         f"python: {platform.python_version()} ({platform.python_implementation()})",
         f"platform: {platform.system()} {platform.release()} {platform.machine()}",
-        f"database engine: {engine_version()}",
+        f"database engine: {_engine_line(config)}",
         "libraries: "
         + ", ".join(f"{n} {_package_version(n)}" for n in ("sanic", "httpx", "peewee", "textual")),
     ]
@@ -67,12 +66,25 @@ def build_lines(config: Config | None) -> list[str]:
     return lines
 
 
+def _engine_line(config: Config | None) -> str:
+    """SQLite's library, or on PostgreSQL its driver (db/postgres.py)."""
+    from codelace_box.db.core import engine_version
+    from codelace_box.db.postgres import driver_version
+
+    if config is None or not config.database.is_postgres:
+        return engine_version()
+    return driver_version()
+
+
 def _database_line(config: Config) -> str:
+    from codelace_box.db.postgres import redacted
+
+    where = redacted(config.database.url) if config.database.is_postgres else config.database.path
     try:
         status = migrate_status_lines(config)
     except Exception as exc:  # a version report never fails on a broken database
-        return f"{config.database.path}: cannot read ({type(exc).__name__})"
-    return f"{config.database.path}: {status[0]}"
+        return f"{where}: cannot read ({type(exc).__name__})"
+    return f"{where}: {status[0]}"
 
 
 def echo_lines(lines: list[str]) -> None:

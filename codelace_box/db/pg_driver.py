@@ -3,7 +3,8 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 
 - Types: a Python bool is sent as 0/1 (booleans are integers on both engines), and an integral
   NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
-- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner).
+- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner);
+  statements are prepared by db/pg_pipeline.py, not by psycopg.
 - peewee is imported without psycopg (codelace_box/__init__.py), so its adapter is bound to
   psycopg here.
 """
@@ -21,6 +22,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Json, Jsonb
 
+from codelace_box.db.pg_pipeline import Answer, Pipeline, Prepared
 from codelace_box.db.postgres import CLAIM_OWNER_SQL, LOCK_TIMEOUT_MS, OWNER_LOCK_CLASS, pg_sql
 
 
@@ -86,12 +88,22 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
         conn = super()._connect()  # type: ignore[misc]
         conn.adapters.register_dumper(bool, _BoolAsInt)
         conn.adapters.register_loader("numeric", _IntegralNumeric)
+        # The box's statements are prepared by db/pg_pipeline.py. psycopg's own preparing is
+        # off: after any ROLLBACK it would DEALLOCATE ALL of the session, those with its own.
+        conn.prepare_threshold = None
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
         if self.owner is not None:
             conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
         return conn
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """peewee's cursor, refused while the connection runs a group commit's pipeline (its
+        cursor would read the pipeline's answers as its own: a write uses its `Tx`)."""
+        if not self.is_closed() and self.connection().pgconn.pipeline_status:
+            raise RuntimeError("inside a group commit, statements go through its Tx only")
+        return super().cursor(named_cursor)
 
 
 def open_postgres(url: str) -> BoxPostgresqlDatabase:
@@ -102,36 +114,49 @@ def open_postgres(url: str) -> BoxPostgresqlDatabase:
 class PgTx:
     """A psycopg connection as the `Tx` protocol: `?` statements, and the rows they changed.
 
-    `pipelined()` (the group commit's batch) sends statements without waiting for each answer
-    (psycopg's pipeline mode): a statement whose rows are read (`fetchone`, `fetchall`) or whose
-    count is asked (`changes()`) waits for its answer; the others go with the next one that
-    waits, or with `sync()`. A server error comes back with the first answer waited for after
-    it (db/batch.py sorts out whose it is), and the server skips what follows it until then.
+    `pipelined()` (the group commit's batch) queues statements without waiting for each answer
+    (db/pg_pipeline.py: libpq's pipeline mode): a statement whose rows are read (`fetchone`,
+    `fetchall`) or whose count is asked (`changes()`) waits for its answer; the others go with
+    the next one that waits, or with `sync()`. A server error comes back with the first answer
+    waited for after it (db/batch.py sorts out whose it is), and the server skips what follows
+    it until then. Outside a batch a statement with parameters runs as a pipeline of one (one
+    round trip, prepared when run again, none of psycopg's cursor machinery: the key lookup of
+    every request is one); one without goes through psycopg as it is.
     """
 
-    __slots__ = ("_changes", "_conn", "_last", "_pipeline")
+    __slots__ = ("_changes", "_conn", "_last", "_pipeline", "_prepared", "_single")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self._changes = 0
-        self._last: psycopg.Cursor[Any] | None = None  # its count not yet read (pipelined)
-        self._pipeline: psycopg.Pipeline | None = None
+        self._last: Answer | None = None  # its count not yet read (pipelined)
+        self._pipeline: Pipeline | None = None
+        self._prepared = Prepared()  # this connection's, kept from batch to batch
+        self._single: Pipeline | None = None
 
-    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
-        # No parameters: psycopg reads the text as it is (a literal % stays one).
-        conn = self._conn
-        cursor = conn.execute(pg_sql(sql), params) if params else conn.execute(sql)
-        if self._pipeline is not None:
-            self._last = cursor  # its answer may not be here yet
-        else:
-            self._changes = cursor.rowcount
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        pipeline = self._pipeline
+        if pipeline is not None:
+            self._last = answer = pipeline.send(sql, params)
+            return answer
+        if params:  # a pipeline of one: prepared once, one round trip, none of psycopg's Python
+            with self._one() as one:
+                answer = one.send(sql, params)
+            self._changes = answer.rowcount
+            return answer
+        cursor = self._conn.execute(sql)  # psycopg reads the text as it is (% stays one)
+        self._changes = cursor.rowcount
         return cursor
+
+    def _one(self) -> Pipeline:
+        """The pipeline a statement of its own runs in (made once, entered each time)."""
+        if self._single is None:
+            self._single = Pipeline(self._conn, self._prepared)
+        return self._single
 
     def changes(self) -> int:
         last = self._last
         if last is not None:
-            if last.rowcount < 0:  # not answered yet: wait for every queued answer
-                self.sync()
             self._changes, self._last = last.rowcount, None
         return self._changes
 
@@ -145,7 +170,7 @@ class PgTx:
     def pipelined(self) -> Iterator[None]:
         """Pipeline mode for what runs inside (a batch); every answer is in on return."""
         try:
-            with self._conn.pipeline() as pipeline:
+            with Pipeline(self._conn, self._prepared) as pipeline:
                 self._pipeline = pipeline
                 yield
         finally:
@@ -154,6 +179,8 @@ class PgTx:
                 self._conn.execute("ROLLBACK")
 
     def in_transaction(self) -> bool:
+        if self._pipeline is not None and self._pipeline.sent:  # its status is not known yet
+            return True
         return self._conn.info.transaction_status != TransactionStatus.IDLE
 
     def rollback_if_open(self) -> None:

@@ -2,9 +2,10 @@
 from SQLite is named here, behind db/core.py's interface; its driver, psycopg, is imported only
 when a PostgreSQL database is opened (db/pg_driver.py), so a SQLite box starts without it.
 
-- Parameters: statements are written once with `?` (SQLite's qmark); `pg_sql()` turns them into
-  psycopg's `%s` (cached per statement text). psycopg binds on the server and prepares a
-  statement run often, as apsw caches SQLite's.
+- Parameters: statements are written once with `?` (SQLite's qmark). A `Tx`'s statements go
+  to libpq as `$1, $2, ...` (db/pg_pipeline.py), bound on the server and prepared once per
+  connection when run again, as apsw caches SQLite's; `pg_sql()` turns the others (peewee's
+  session setup, the migrations) into psycopg's `%s`.
 - Types: the migrations' SQLite DDL becomes PostgreSQL's (`pg_ddl()`): INTEGER is BIGINT (money
   in nano-USD outgrows 32 bits), an INTEGER primary key a BIGSERIAL, DATETIME a TIMESTAMP,
   BLOB a BYTEA. Booleans stay integers as on SQLite (a Python bool is sent as 0/1), and an
@@ -120,6 +121,14 @@ class PgSchema:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def driver_version() -> str:
+    """The engine and its driver, for `version --verbose`: psycopg's version and which of its
+    implementations runs ("binary": the C one with its own libpq, as the executable has it)."""
+    import psycopg
+
+    return f"postgresql (psycopg {psycopg.__version__}, {psycopg.pq.__impl__} implementation)"
 
 
 def redacted(url: str) -> str:

@@ -74,6 +74,25 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(pg_url: str) 
     assert sorted(versions) == [version for version, _ in MIGRATIONS]
 
 
+def test_migrate_status_and_version_read_the_postgresql_database(
+    tmp_path: Path, pg_url: str
+) -> None:
+    sections = {"database": {"url": pg_url, "path": str(tmp_path / "unused.db")}}
+    config = write_config(tmp_path / "pg.toml", sections | {"server": {"secret_key": SECRET}})
+    latest = MIGRATIONS[-1][0]
+    before = run_cli(config, "migrate", "--status").stdout.splitlines()
+    assert before[0] == f"schema version 0 (this codelace-box knows up to {latest})", before
+    assert before[-1].startswith(f"pending: {latest} ")
+    assert run_cli(config, "migrate").returncode == 0
+    after = run_cli(config, "migrate", "--status").stdout.splitlines()
+    assert after == [f"schema version {latest} (this codelace-box knows up to {latest})",
+                     "pending: none"]  # fmt: skip
+    verbose = run_cli(config, "version", "--verbose").stdout
+    assert "database engine: postgresql (psycopg 3." in verbose
+    assert f"database: {pg_url}: schema version {latest} " in verbose
+    assert not (tmp_path / "unused.db").exists()
+
+
 def _populate(path: Path) -> None:
     migrate(open_database(path))
     user = create_user("copy@example.com")
@@ -215,6 +234,7 @@ async def test_a_batch_aborted_by_a_deadlock_runs_again_and_counts_its_metrics_o
     def write(tx: Tx) -> str:
         runs.append(1)  # outside the transaction: how often it ran
         tx.execute(bump, (first,))
+        assert tx.changes() == 1  # answered (a batch sends when it waits): `first` is ours
         waiting.set()
         tx.execute(bump, (second,))
         metrics.inference("deadlock/model", "deadlock", "ok").inc()
