@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from tests.cli_fork import fork_server
 from tests.ports import free_port  # the suites import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,16 +81,21 @@ def run_cli(
     cwd: Path | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `codelace-box [--config X] ARGS` as a user would; never raises on failure."""
-    command = list(PROGRAM)
-    if config is not None:
-        command += ["--config", str(config)]
+    """Run `codelace-box [--config X] ARGS` as a user would, a process of its own (forked from
+    the worker's CLI fork server where it can be: tests/cli_fork.py); never raises on failure."""
+    words = [*(["--config", str(config)] if config is not None else []), *args]
+    child_env = cli_env(env)
+    folder = cwd or (config.parent if config else None)
+    server = None if os.environ.get("CODELACE_TEST_BINARY") else fork_server(cli_env())
+    if server is not None and server.forkable(words, child_env):
+        directory = str(folder) if folder is not None else os.getcwd()
+        return server.run([*PROGRAM, *words], words, child_env, directory, timeout)
     return subprocess.run(
-        [*command, *args],
+        [*PROGRAM, *words],
         capture_output=True,
         text=True,
-        env=cli_env(env),
-        cwd=cwd or (config.parent if config else None),
+        env=child_env,
+        cwd=folder,
         timeout=timeout,
         check=False,
     )
