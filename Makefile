@@ -121,8 +121,12 @@ binary: $(VENV)/.build-installed
 	$(BIN)/python build/build_binary.py
 
 ## make binary-test: build the binary, smoke-test it as an operator would, then hold it to the
-## CLI acceptance tests and the README's "First run" walkthrough, command by command
+## CLI acceptance tests and the README's "First run" walkthrough, command by command (every
+## command of the binary starts in about a second: the modules are split so that the workers
+## share them out)
 BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_cli_commands.py \
+	tests/acceptance/test_cli_commands_accounts.py tests/acceptance/test_cli_commands_models.py \
+	tests/acceptance/test_cli_commands_providers.py tests/acceptance/test_cli_commands_serve.py \
 	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py
 binary-test: binary
 	$(BIN)/python -m pytest -p no:cacheprovider build/smoke_test.py $(PYTEST_ARGS)
