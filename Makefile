@@ -44,6 +44,7 @@ CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
 	tests/foundation/test_ledger.py tests/foundation/test_migrations.py \
 	tests/foundation/test_config_docs.py tests/foundation/test_import_contract.py \
 	tests/foundation/test_docs.py tests/foundation/test_db_access.py tests/foundation/test_output_shapes.py \
+	tests/foundation/test_startup_imports.py \
 	tests/accounts/test_units.py \
 	tests/billing/test_billing_units.py tests/gateway/test_units.py tests/gateway/test_orphaned_holds.py \
 	tests/gateway/test_jsonwire.py \

@@ -8,8 +8,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
 log = logging.getLogger("codelace_box.alerts")
 RATE_LIMIT_SEC = 900.0
 TIMEOUT_SEC = 10.0
@@ -33,6 +31,8 @@ class Alerter:
         if last is not None and moment - last < self.rate_limit_sec:
             return False
         self.sent[(kind, subject)] = moment
+        import httpx  # only here: serve starts without it (httpx brings rich, 0.06-0.1 s)
+
         try:
             async with httpx.AsyncClient(timeout=TIMEOUT_SEC) as client:
                 answer = await client.post(self.webhook_url, json={"text": f"codelace-box: {text}"})
