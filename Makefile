@@ -37,6 +37,10 @@ serve: $(VENV)/.installed
 # serially. The tests mostly wait on server processes, so more workers than cores pays off.
 TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadscope
+# The suite starts a few hundred Python processes (servers, their workers): they read the
+# project's compiled bytecode (__pycache__, ignored by git) that the first of them writes, also
+# where PYTHONDONTWRITEBYTECODE is set (as in many containers); else each compiles it again.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 # make check: the modules that start no server (about 420 tests: 13 s with lint, warm caches,
 # on a busy 2-core machine)
 CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
@@ -73,11 +77,11 @@ PG_SUITES := tests/accounts tests/limits tests/history \
 	tests/billing/test_many_boxes.py \
 	tests/foundation/test_ledger.py tests/foundation/test_postgres.py
 test-postgres: $(VENV)/.dev-installed
-	CODELACE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
+	CODELACE_TEST_DATABASE=postgres $(PYTEST) $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 
 ## make check: the inner loop: lint, then the fast unit tests
 check: lint
-	$(BIN)/python -m pytest -q $(CHECK_TESTS) $(PYTEST_ARGS)
+	$(PYTEST) -q $(CHECK_TESTS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
@@ -86,7 +90,7 @@ lint: $(VENV)/.dev-installed
 
 ## make unit: the test suite alone, e.g. make unit PYTEST_ARGS="tests/gateway -x"
 unit: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
+	$(PYTEST) $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 ## make bench: the gateway benchmark (fake upstream, bounded loopback load). On PostgreSQL (a
 ## throwaway cluster; the server binaries must be installed), two boxes on one database, one
@@ -130,8 +134,8 @@ BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_c
 	tests/acceptance/test_cli_commands_providers.py tests/acceptance/test_cli_commands_serve.py \
 	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py
 binary-test: binary
-	$(BIN)/python -m pytest -p no:cacheprovider build/smoke_test.py $(PYTEST_ARGS)
-	CODELACE_TEST_BINARY=dist/codelace-box $(BIN)/python -m pytest -p no:cacheprovider \
+	$(PYTEST) -p no:cacheprovider build/smoke_test.py $(PYTEST_ARGS)
+	CODELACE_TEST_BINARY=dist/codelace-box $(PYTEST) -p no:cacheprovider \
 		$(XDIST) --durations=5 $(BINARY_ACCEPTANCE) $(PYTEST_ARGS)
 
 clean:
