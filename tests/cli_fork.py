@@ -49,7 +49,13 @@ _PRELOAD = (
     "codelace_box.catalog.providers",
     "codelace_box.doctor",
     "codelace_box.reports.traffic",
+    "codelace_box.reports.usage",
+    "codelace_box.api.views",  # `keys list`
+    "codelace_box.catalog.aliases",
+    "codelace_box.providers.openai",
+    "codelace_box.upkeep.backups",
     "multiprocessing",
+    "pwd",
 )
 _MAX_MESSAGE = 1 << 20
 
