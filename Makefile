@@ -37,6 +37,10 @@ serve: $(VENV)/.installed
 # serially. The tests mostly wait on server processes, so more workers than cores pays off.
 TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadscope
+# The suite starts a few hundred Python processes (servers, their workers): they read the
+# project's compiled bytecode (__pycache__, ignored by git) that the first of them writes, also
+# where PYTHONDONTWRITEBYTECODE is set (as in many containers); else each compiles it again.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 # make check: the modules that start no server (about 420 tests: 13 s with lint, warm caches,
 # on a busy 2-core machine)
 CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
@@ -44,6 +48,7 @@ CHECK_TESTS := tests/test_ports.py tests/foundation/test_config.py \
 	tests/foundation/test_ledger.py tests/foundation/test_migrations.py \
 	tests/foundation/test_config_docs.py tests/foundation/test_import_contract.py \
 	tests/foundation/test_docs.py tests/foundation/test_db_access.py tests/foundation/test_output_shapes.py \
+	tests/foundation/test_startup_imports.py \
 	tests/accounts/test_units.py \
 	tests/billing/test_billing_units.py tests/gateway/test_units.py tests/gateway/test_orphaned_holds.py \
 	tests/gateway/test_jsonwire.py \
@@ -72,11 +77,11 @@ PG_SUITES := tests/accounts tests/limits tests/history \
 	tests/billing/test_many_boxes.py \
 	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py
 test-postgres: $(VENV)/.dev-installed
-	CODELACE_TEST_DATABASE=postgres $(BIN)/python -m pytest $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
+	CODELACE_TEST_DATABASE=postgres $(PYTEST) $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 
 ## make check: the inner loop: lint, then the fast unit tests
 check: lint
-	$(BIN)/python -m pytest -q $(CHECK_TESTS) $(PYTEST_ARGS)
+	$(PYTEST) -q $(CHECK_TESTS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
@@ -85,7 +90,7 @@ lint: $(VENV)/.dev-installed
 
 ## make unit: the test suite alone, e.g. make unit PYTEST_ARGS="tests/gateway -x"
 unit: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest $(XDIST) --durations=15 $(PYTEST_ARGS)
+	$(PYTEST) $(XDIST) --durations=15 $(PYTEST_ARGS)
 
 ## make bench: the gateway benchmark (fake upstream, bounded loopback load). On PostgreSQL (a
 ## throwaway cluster; the server binaries must be installed), two boxes on one database, one
@@ -123,13 +128,15 @@ binary: $(VENV)/.build-installed
 ## make binary-test: build the binary, smoke-test it as an operator would (on SQLite, and its
 ## migrate, doctor and db copy on a throwaway PostgreSQL cluster: the server binaries must be
 ## installed, as for test-postgres), then hold it to the CLI acceptance tests and the README's
-## "First run" walkthrough, command by command
+## "First run" walkthrough, command by command (every command of the binary starts in about a
+## second: the modules are split so that the workers share them out)
 BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_cli_commands.py \
+	tests/acceptance/test_cli_commands_accounts.py tests/acceptance/test_cli_commands_models.py \
+	tests/acceptance/test_cli_commands_providers.py tests/acceptance/test_cli_commands_serve.py \
 	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py
 binary-test: binary
-	$(BIN)/python -m pytest -p no:cacheprovider build/smoke_test.py build/smoke_postgres_test.py \
-		$(PYTEST_ARGS)
-	CODELACE_TEST_BINARY=dist/codelace-box $(BIN)/python -m pytest -p no:cacheprovider \
+	$(PYTEST) -p no:cacheprovider build/smoke_test.py build/smoke_postgres_test.py $(PYTEST_ARGS)
+	CODELACE_TEST_BINARY=dist/codelace-box $(PYTEST) -p no:cacheprovider \
 		$(XDIST) --durations=5 $(BINARY_ACCEPTANCE) $(PYTEST_ARGS)
 
 clean:

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from tests.cli_fork import fork_server
 from tests.ports import free_port  # the suites import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,19 @@ PROGRAM: tuple[str, ...] = (
     if os.environ.get("CODELACE_TEST_BINARY")
     else (sys.executable, "-m", "codelace_box")
 )
+
+
+# One TLS context for the HTTP clients of a test process, as httpx and the SDKs make by default
+# (the CA bundle). They make a new one for every client and every httpx.get (30-40 ms of CPU
+# each: the suite made about 2,000, most while polling a starting server), though the tests
+# only speak plain HTTP on loopback.
+TLS: ssl.SSLContext = httpx.create_ssl_context()
+
+
+def sdk_http(sdk: Any, *, asynchronous: bool = False) -> Any:
+    """An `http_client` for the openai or anthropic SDK: the SDK's own defaults, with TLS."""
+    client = sdk.DefaultAsyncHttpxClient if asynchronous else sdk.DefaultHttpxClient
+    return client(verify=TLS)
 
 
 def _toml_value(value: Any) -> str:
@@ -80,16 +95,21 @@ def run_cli(
     cwd: Path | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `codelace-box [--config X] ARGS` as a user would; never raises on failure."""
-    command = list(PROGRAM)
-    if config is not None:
-        command += ["--config", str(config)]
+    """Run `codelace-box [--config X] ARGS` as a user would, a process of its own (forked from
+    the worker's CLI fork server where it can be: tests/cli_fork.py); never raises on failure."""
+    words = [*(["--config", str(config)] if config is not None else []), *args]
+    child_env = cli_env(env)
+    folder = cwd or (config.parent if config else None)
+    server = None if os.environ.get("CODELACE_TEST_BINARY") else fork_server(cli_env())
+    if server is not None and server.forkable(words, child_env):
+        directory = str(folder) if folder is not None else os.getcwd()
+        return server.run([*PROGRAM, *words], words, child_env, directory, timeout)
     return subprocess.run(
-        [*command, *args],
+        [*PROGRAM, *words],
         capture_output=True,
         text=True,
-        env=cli_env(env),
-        cwd=cwd or (config.parent if config else None),
+        env=child_env,
+        cwd=folder,
         timeout=timeout,
         check=False,
     )
@@ -142,16 +162,17 @@ class ServerProcess:
 
     def wait_healthy(self, wait: float) -> None:
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_text()}")
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        with httpx.Client(timeout=1, verify=TLS) as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited early:\n{self.log_text()}")
+                try:
+                    if client.get(self.base_url + "/healthz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
         raise RuntimeError(f"server not healthy after {wait}s:\n{self.log_text()}")
 
     def stop(self, timeout: float = 20) -> int:
@@ -227,12 +248,15 @@ class BoxDriver:
 
     def http(self, key: str | None = None) -> httpx.Client:
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=TLS)
 
     def sdk(self, key: str, **options: Any) -> Any:
         import openai
 
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **options)
+        return openai.OpenAI(
+            base_url=self.url + "/v1", api_key=key, max_retries=0, http_client=sdk_http(openai),
+            **options,
+        )  # fmt: skip
 
 
 def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:

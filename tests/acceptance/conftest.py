@@ -1,4 +1,5 @@
-"""Fixtures of the outside-in acceptance suite: one fully wired box per test module.
+"""Fixtures of the outside-in acceptance suite: one fully wired box per test module (and, for
+the CLI modules, a data dir without a server).
 
 The box is a real `codelace-box serve` process with a fake OpenAI upstream, the Stripe
 double and a recording SMTP server behind it; its catalog and accounts are set up with the
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.acceptance import cli_tools
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
@@ -97,6 +99,15 @@ def smtp() -> Iterator[RecordingSmtpServer]:
     server = RecordingSmtpServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory) -> cli_tools.Box:
+    """The CLI modules' box (a config and a migrated data dir, no server); every test uses its
+    own emails and names."""
+    built = cli_tools.Box.create(tmp_path_factory.mktemp("cli"))
+    built.ok("migrate")
+    return built
 
 
 def box_sections(

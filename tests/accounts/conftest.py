@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.pg_cluster import secret_for, stored_bytes
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, run_cli, write_config
 
 ServerFactory = Callable[..., ServerProcess]
 
@@ -76,7 +76,7 @@ class BoxClient:
     def __init__(self, server: ServerProcess, smtp_server: RecordingSmtpServer | None) -> None:
         self.server = server
         self.smtp = smtp_server
-        self.http = httpx.Client(base_url=server.base_url, timeout=30)
+        self.http = httpx.Client(base_url=server.base_url, timeout=30, verify=TLS)
         self.keys_seen: list[str] = []  # every full API key the box handed out to us
 
     def request_code(self, email: str) -> httpx.Response:

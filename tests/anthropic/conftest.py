@@ -23,6 +23,7 @@ from tests.support import (
     base_sections,
     free_port,
     run_cli,
+    sdk_http,
     usd_nanos,
     write_config,
 )
@@ -65,8 +66,9 @@ class AnthropicBox(LedgerView):
         self.cli("credit", email, credit_usd, "--reason", "test credit")
         key = self.cli("keys", "create", email).strip()
         client = openai.OpenAI(
-            base_url=self.server.base_url + "/v1", api_key=key, max_retries=0, timeout=30
-        )
+            base_url=self.server.base_url + "/v1", api_key=key, max_retries=0, timeout=30,
+            http_client=sdk_http(openai),
+        )  # fmt: skip
         return email, client
 
 

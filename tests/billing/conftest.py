@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.stripe_double import StripeDouble
 from tests.pg_cluster import query_config_db
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, run_cli, write_config
 
 SECRET_KEY = "sk_test_51CodelaceBoxDoubleKey0000000000000000"
 WEBHOOK_SECRET = "whsec_codelaceboxdoublesigningsecret000000"
@@ -48,7 +48,7 @@ class BillingBox:
         self.config = config
         self.db_path = db_path
         self.double = double
-        self.http = httpx.Client(base_url=server.base_url, timeout=30)
+        self.http = httpx.Client(base_url=server.base_url, timeout=30, verify=TLS)
         self._count = 0
 
     def customer(self, prefix: str = "buyer") -> Customer:

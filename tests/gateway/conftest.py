@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.pg_cluster import query_config_db, query_config_dicts
-from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
+from tests.support import BoxDriver, ServerProcess, base_sections, free_port, sdk_http, write_config
 
 NANOS = 1_000_000_000
 MODEL = "fake/gpt-test"
@@ -56,7 +56,10 @@ class Box(BoxDriver):
         self.keys[email] = key
 
     def async_sdk(self, key: str) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
+        return openai.AsyncOpenAI(
+            base_url=self.url + "/v1", api_key=key, max_retries=0,
+            http_client=sdk_http(openai, asynchronous=True),
+        )  # fmt: skip
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return query_config_db(self.config, sql, params)

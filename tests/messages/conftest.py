@@ -24,6 +24,7 @@ from tests.support import (
     ServerProcess,
     base_sections,
     free_port,
+    sdk_http,
     usd_nanos,
     write_config,
 )
@@ -80,8 +81,9 @@ class MessagesBox(BoxDriver, LedgerView):
         import anthropic  # a dev dependency; the modules that use it skip without it
 
         return anthropic.Anthropic(
-            base_url=self.server.base_url, api_key=key, max_retries=0, timeout=30, **options
-        )
+            base_url=self.server.base_url, api_key=key, max_retries=0, timeout=30,
+            http_client=sdk_http(anthropic), **options,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="package")

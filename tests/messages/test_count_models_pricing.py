@@ -107,6 +107,7 @@ def test_customer_usage_shows_cache_tokens(fresh: MessagesBox) -> None:
 def test_an_alias_routes_on_chat_completions_too_and_can_be_removed(box: MessagesBox) -> None:
     _, key = box.new_key()
     box.cli("models", "alias", "my-short-name", OPENAI_MODEL)
+    time.sleep(1.1)  # the routing snapshot is reloaded within a second
     url = f"{box.server.base_url}/v1/chat/completions"
     body = {"model": "my-short-name", "messages": [{"role": "user", "content": "hi"}]}
     head = {"authorization": f"Bearer {key}"}

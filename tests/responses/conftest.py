@@ -12,7 +12,7 @@ import pytest
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.messages.conftest import MessagesBox
-from tests.support import ServerProcess, base_sections, free_port, write_config
+from tests.support import ServerProcess, base_sections, free_port, sdk_http, write_config
 
 OPENAI_MODEL = "oai/gpt-5.4-mini"
 ANTHROPIC_MODEL = "anth/claude-sonnet-4.5"
@@ -33,7 +33,7 @@ class ResponsesBox(MessagesBox):
 
         return openai.OpenAI(
             base_url=f"{self.server.base_url}/v1", api_key=key, max_retries=0, timeout=30,
-            **options,
+            http_client=sdk_http(openai), **options,
         )  # fmt: skip
 
 

@@ -1,0 +1,128 @@
+"""Acceptance of the README's "Command line" for accounts and money: `users`, `credit` and
+`keys`, every option as written, from outside (as tests/acceptance/test_cli_commands.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.acceptance.cli_tools import Box
+from tests.support import is_uuid4
+
+pytestmark = pytest.mark.timeout(120)
+
+FULL_KEY = re.compile(r"^cl_[A-Za-z0-9]{32,}$")
+
+
+def test_users_create_list_show_disable_enable(space: Box) -> None:
+    assert "ana@users.test" in space.ok("users", "create", "Ana@Users.test")
+    listed = {u["email"]: u for u in space.json("users", "list")}
+    assert listed["ana@users.test"]["status"] == "active"
+    shown = space.json("users", "show", "ana@users.test")
+    assert shown["email"] == "ana@users.test" and shown["credit_balance_usd"] == 0
+    assert shown["keys"] == []
+    space.ok("users", "disable", "ana@users.test")
+    assert space.json("users", "show", "ana@users.test")["status"] == "disabled"
+    space.ok("users", "enable", "ana@users.test")
+    assert space.json("users", "show", "ana@users.test")["status"] == "active"
+    assert "ana@users.test" in space.ok("users", "list")  # the human table
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("users", "show", "nobody@users.test"),
+        ("users", "disable", "nobody@users.test"),
+        ("users", "enable", "nobody@users.test"),
+        ("users", "create", "not-an-email"),
+        ("users", "show"),
+        ("users", "frobnicate"),
+        ("no-such-command",),
+    ],
+)
+def test_user_mistakes_fail_with_one_line(space: Box, args: tuple[str, ...]) -> None:
+    space.fail(*args)
+
+
+def test_a_duplicate_user_is_refused(space: Box) -> None:
+    space.ok("users", "create", "dup@users.test")
+    assert "dup@users.test" in space.fail("users", "create", "dup@users.test")
+
+
+def test_credit_adds_and_removes_through_the_ledger(space: Box) -> None:
+    space.ok("users", "create", "cred@users.test")
+    space.ok("credit", "cred@users.test", "12.5", "--reason", "welcome")
+    space.ok("credit", "cred@users.test", "-2.25", "--reason", "refund of a test")
+    space.ok("credit", "cred@users.test", "0.000000001", "--reason", "one nano-dollar")
+    shown = space.json("users", "show", "cred@users.test")
+    assert shown["credit_balance_usd"] == pytest.approx(10.250000001, abs=1e-12)
+    reasons = space.sql(
+        "SELECT l.amount_nanos, l.reason FROM ledger_entry l JOIN user u ON u.id = l.user_id "
+        "WHERE u.email = ? ORDER BY l.id",
+        ("cred@users.test",),
+    )
+    assert reasons == [
+        (12_500_000_000, "welcome"),
+        (-2_250_000_000, "refund of a test"),
+        (1, "one nano-dollar"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("credit", "cred2@users.test", "5"),  # --reason is required
+        ("credit", "cred2@users.test", "five", "--reason", "x"),
+        ("credit", "cred2@users.test", "NaN", "--reason", "x"),
+        ("credit", "cred2@users.test", "0.0000000001", "--reason", "finer than nano"),
+        ("credit", "cred2@users.test", "-5", "--reason", "below zero"),
+        ("credit", "nobody@users.test", "5", "--reason", "x"),
+        ("credit", "cred2@users.test", "1e999999999", "--reason", "past Decimal's range"),
+        ("credit", "cred2@users.test", "1.00000000000000000000000000000001", "--reason", "x"),
+    ],
+)
+def test_credit_mistakes_fail_and_change_nothing(space: Box, args: tuple[str, ...]) -> None:
+    if not space.sql("SELECT 1 FROM user WHERE email = 'cred2@users.test'"):
+        space.ok("users", "create", "cred2@users.test")
+    line = space.fail(*args)
+    assert "unexpected" not in line, line
+    assert space.json("users", "show", "cred2@users.test")["credit_balance_usd"] == 0
+
+
+def test_keys_create_prints_the_full_key_once(space: Box) -> None:
+    space.ok("users", "create", "keys@users.test")
+    result = space.cli("keys", "create", "keys@users.test", "--name", "laptop")
+    assert result.returncode == 0, result.stderr
+    full_key = result.stdout.strip()
+    assert FULL_KEY.match(full_key), result.stdout
+    listed = space.json("keys", "list", "keys@users.test")
+    assert [(k["name"], k["key_prefix"]) for k in listed] == [("laptop", full_key[:7])]
+    assert set(listed[0]) >= {"id", "key_prefix", "name", "created_at", "last_used_at"}
+    for shown in (
+        space.ok("keys", "list", "keys@users.test"),
+        space.ok("keys", "list", "keys@users.test", "--json"),
+        space.ok("users", "show", "keys@users.test", "--json"),
+        space.ok("users", "list", "--json"),
+    ):
+        assert full_key not in shown
+    assert full_key.encode() not in space.db_path.read_bytes()
+
+
+def test_keys_create_without_a_name_and_revoke(space: Box) -> None:
+    space.ok("users", "create", "rev@users.test")
+    assert FULL_KEY.match(space.ok("keys", "create", "rev@users.test").strip())
+    (key,) = space.json("keys", "list", "rev@users.test")
+    assert is_uuid4(key["id"])
+    assert space.ok("keys", "revoke", key["id"][:8]).startswith(f"revoked key {key['id']} (")
+    assert space.json("keys", "list", "rev@users.test") == []
+    assert (
+        space.fail("keys", "revoke", key["id"]) == f"error: no active API key with id {key['id']!r}"
+    )
+    assert space.fail("keys", "revoke", "not-a-number") == "error: no active API key with that id"
+    huge = "9" * 25  # past SQLite's integers: no key's id starts so either
+    assert space.fail("keys", "revoke", huge) == f"error: no active API key with id {huge!r}"
+    assert "old numeric id" in space.fail("keys", "revoke", "1")
+    space.fail("keys", "create", "nobody@users.test")
+    space.fail("keys", "list", "nobody@users.test")

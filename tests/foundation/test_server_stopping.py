@@ -1,0 +1,306 @@
+"""How `codelace-box serve` stops and keeps its worker processes: SIGTERM lets the request in
+flight finish (a streamed completion, a call its client left) and settles it, at any moment of
+a two-worker start; a crashed worker is replaced and its holds freed; workers stop with their
+supervisor. (test_server.py: what a running server answers.)"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.foundation.conftest import make_workspace
+from tests.support import ServerProcess, free_port
+
+pytestmark = pytest.mark.timeout(90)
+JSON_ROUTE = "/api/v1/auth/otp/request"
+
+
+def slow_post(port: int, body: bytes, split: int) -> socket.socket:
+    """Start a POST whose body arrives in two parts: the request is in flight until the end."""
+    connection = socket.create_connection(("127.0.0.1", port))
+    head = (
+        f"POST {JSON_ROUTE} HTTP/1.1\r\nHost: box\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    connection.sendall(head + body[:split])
+    return connection
+
+
+def read_response(connection: socket.socket) -> bytes:
+    connection.settimeout(10)
+    data = b""
+    while chunk := connection.recv(65536):
+        data += chunk
+    return data
+
+
+def refuses_new_connections_within(base_url: str, seconds: float) -> None:
+    """A stopping server takes no new connection: at once on a fast machine, within
+    `seconds` on a slow one (no fixed sleep that a loaded CI runner could outlast)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(base_url + "/healthz", timeout=2)
+        except httpx.HTTPError:
+            return
+        assert time.monotonic() < deadline, f"still takes new connections after {seconds} s"
+        time.sleep(0.05)
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_zero(tmp_path: Path) -> None:
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).start()
+    body = b'{"email": "in-flight@example.com"}'
+    connection = slow_post(port, body, 10)
+    try:
+        time.sleep(0.3)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        refuses_new_connections_within(server.base_url, 10)
+        assert server.process.poll() is None, "stopped before the request in flight finished"
+        stopped_at = time.monotonic()
+        connection.sendall(body[10:])
+        raw = read_response(connection)  # the server closes the connection after answering
+    except BaseException:
+        server.kill()  # not left running behind the failed test
+        raise
+    finally:
+        connection.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), raw
+    assert b"connection: close" in head.lower()
+    assert json.loads(payload) == {"email": "in-flight@example.com", "expires_in_sec": 600}
+    assert server.process.wait(10) == 0
+    assert time.monotonic() - stopped_at < 5  # not the whole keep-alive grace period
+
+
+def test_two_workers_serve_and_stop_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).start("--workers", "2")
+    try:
+
+        def call(number: int) -> Any:
+            if number % 2:
+                return httpx.get(server.base_url + "/healthz").status_code
+            response = httpx.post(
+                server.base_url + JSON_ROUTE, json={"email": f"w{number}@example.com"}
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(call, range(24)))
+        assert set(statuses) <= {200, 429}
+        assert statuses.count(200) >= 12
+        workers = set(server.wait_for_log(r"Starting worker \[(\d+)\]", 2))  # the 2nd may lag
+        assert len(workers) == 2
+    finally:
+        assert server.stop() == 0
+    time.sleep(0.2)
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )
+
+
+# The moments of a two-worker start at which an operator's SIGTERM can land: before the
+# supervisor exists, while workers import, as they report ready, and once serving.
+START_MOMENTS = {
+    "supervisor starting": (r"codelace-box serving on", 1),
+    "workers starting": (r"Starting worker \[(\d+)\]", 1),
+    "workers ready": (r"Worker ready \[(\d+)\]", 2),
+}
+
+
+@pytest.mark.parametrize("moment", list(START_MOMENTS))
+def test_sigterm_at_any_moment_of_a_two_worker_start_stops_cleanly(
+    tmp_path: Path, moment: str
+) -> None:
+    """Sanic's own handler could hang or die (exit 1) here: see codelace_box/stopping.py."""
+    pattern, count = START_MOMENTS[moment]
+    for attempt in range(3):
+        port = free_port()
+        space = make_workspace(tmp_path / str(attempt), server={"port": port})
+        server = ServerProcess(space.config, port).launch("--workers", "2")
+        assert server.process is not None
+        try:
+            server.wait_for_log(pattern, count)
+            stopped_at = time.monotonic()
+            assert server.stop() == 0, server.log_text()
+        except BaseException:
+            server.kill()  # not left running behind the failed test
+            raise
+        # A worker that lost the signal while starting is signalled again after 3 s.
+        assert time.monotonic() - stopped_at < 15, server.log_text()
+        # (a worker still starting may print a KeyboardInterrupt: it had served nothing)
+        assert "Experienced exception" not in server.log_text()
+        assert not re.search(r"^error: ", server.log_text(), re.MULTILINE)  # the CLI's own
+        started = re.findall(r"Starting worker \[(\d+)\]", server.log_text())
+        assert all(not pid_runs(int(pid)) for pid in started), server.log_text()
+
+
+def pid_runs(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize(("workers", "piece_delay"), [(1, 0.2), (2, 0.2), (2, 1.5)])
+def test_sigterm_lets_a_streamed_completion_finish_and_settle(
+    tmp_path: Path, workers: int, piece_delay: float
+) -> None:
+    """The product's longest requests: a stream in flight at SIGTERM ends whole and is billed,
+    also when it needs longer than the 10 s Sanic's supervisor gives a worker (8 x 1.5 s)."""
+    import openai
+
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "streamer@example.com")
+    server = ServerProcess(space.config, port).start("--workers", str(workers))
+    server.wait_for_log(r"Worker ready \[(\d+)\]", workers)
+    pieces = [f"w{n} " for n in range(8)]
+    fake.push(Reply(pieces=pieces, piece_delay=piece_delay, prompt_tokens=7, completion_tokens=8))
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    try:
+        stream = client.chat.completions.create(
+            model="fake/m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        received = []
+        for number, chunk in enumerate(stream):
+            if number == 1:
+                assert server.process is not None
+                server.process.send_signal(signal.SIGTERM)
+            received += [c.delta.content or "" for c in chunk.choices]
+        assert "".join(received) == "".join(pieces)
+        assert server.process is not None and server.process.wait(10) == 0, server.log_text()
+    finally:
+        client.close()
+        server.stop()
+        fake.stop()
+    # 7 tokens at $1/1M + 8 tokens at $2/1M = 23 micro-USD = 23,000 nano-USD, settled
+    assert space.json("users", "show", "streamer@example.com")["credit_balance_usd"] == 0.999977
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("ok", 23_000)]
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_sigterm_waits_for_a_call_its_client_left_and_charges_it(tmp_path: Path) -> None:
+    """A non-streaming call the client gave up on still runs upstream (the operator pays the
+    provider for it): a stop lets it finish and charges it before the process exits."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "leaver@example.com")
+    server = ServerProcess(space.config, port).start()
+    fake.push(Reply(delay_before=1.5, prompt_tokens=7, completion_tokens=8))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
+                       timeout=0.5)  # fmt: skip
+        assert server.stop() == 0, server.log_text()
+    finally:
+        server.stop()
+        fake.stop()
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("abandoned", 23_000)]
+    assert space.json("users", "show", "leaver@example.com")["credit_balance_usd"] == 0.999977
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def metered_workspace(tmp_path: Path, upstream_url: str, email: str) -> tuple[Any, int, str]:
+    """A workspace with provider `fake` at upstream_url, model fake/m at $1/$2 per 1M tokens
+    and a user with $1 of credit: (workspace, port, the user's API key)."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    space.run("providers", "add", "fake", "--kind", "openai", "--base-url", upstream_url,
+              "--key", "sk-fake-upstream-key-0001")  # fmt: skip
+    space.run("models", "set", "fake/m", "--input-per-1m", "1", "--output-per-1m", "2")
+    space.run("users", "create", email)
+    space.run("credit", email, "1", "--reason", "test")
+    return space, port, space.run("keys", "create", email).stdout.strip()
+
+
+def test_a_crashed_worker_is_replaced_and_its_holds_freed(tmp_path: Path) -> None:
+    """A worker killed mid-request leaves its reservation behind; a surviving worker frees it
+    within its sweep interval, not at the next start, and the supervisor starts a new worker
+    in its place."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "crash@example.com")
+    env = {"CODELACE_HOLD_SWEEP_SEC": "0.2"}
+    server = ServerProcess(space.config, port, env=env).start("--workers", "2")
+    started_before = server.wait_for_log(r"Worker ready \[(\d+)\]", 2)
+    fake.push(Reply(pieces=["a", "b", "c"], hang_after=2))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
+                          headers=headers, timeout=10) as answer:  # fmt: skip
+            assert answer.status_code == 200, answer.read()
+            lines = answer.iter_lines()  # kept: a dropped iterator closes the connection
+            next(lines)  # the call is in flight: its hold is taken
+            [(owner, held)] = space.sql("SELECT owner, amount_nanos FROM hold")
+            assert held > 0
+            os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while space.sql("SELECT COUNT(*) FROM hold") != [(0,)]:
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
+        assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
+        assert "released 1 holds of" in server.log_text()
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        killed = owner.rpartition(":")[2]
+        ready = server.wait_for_log(r"Worker ready \[(\d+)\]", 3, wait=20)
+        assert killed in ready and f"[{killed}] died (exit -9)" in server.log_text()
+        replacement = (set(ready) - {killed} - set(started_before)).pop()
+        assert pid_runs(int(replacement))
+        assert server.stop() == 0, server.log_text()
+        assert not pid_runs(int(replacement))
+    finally:
+        server.stop()
+        fake.stop()
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the main process must not leave orphaned workers serving (and spinning)."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).start("--workers", "2")
+    workers = [int(pid) for pid in server.wait_for_log(r"Worker ready \[(\d+)\]", 2)]
+    assert server.process is not None
+    children = [
+        int(pid)
+        for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        .read_text()
+        .split()
+    ]
+    server.process.kill()
+    server.process.wait(10)
+    deadline = time.monotonic() + 20
+    try:
+        while any(pid_runs(pid) for pid in workers):
+            assert time.monotonic() < deadline, f"orphaned workers run on:\n{server.log_text()}"
+            time.sleep(0.1)
+        assert "Worker complete" in server.log_text()  # they stopped gracefully
+    finally:  # end what this test started (Sanic's idle manager process outlives a kill -9)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
