@@ -29,6 +29,11 @@ def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str
     }
 
 
+def requests(registry: CollectorRegistry) -> float:
+    """What the test counter counted for route /a so far (0 before its child exists)."""
+    return registry.get_sample_value("t_requests_total", {"route": "/a"}) or 0.0
+
+
 def families() -> tuple[CollectorRegistry, metrics.Children[Counter], metrics.Children[Histogram]]:
     registry = CollectorRegistry()
     counter = Counter("t_requests", "test", ["route"], registry=registry)
@@ -96,22 +101,19 @@ def test_sums_reach_prometheus_client_after_the_delay_and_only_once(one_worker: 
     registry, counter, histogram = families()
     seen: list[float] = []
 
-    def requests() -> float:
-        return registry.get_sample_value("t_requests_total", {"route": "/a"}) or 0.0
-
     async def body() -> None:
         for _ in range(3):
             counter("/a").inc()
             histogram("/a").observe(0.5)
         await asyncio.sleep(0)
-        seen.append(requests())  # not yet: the delay
+        seen.append(requests(registry))  # not yet: the delay
         await asyncio.sleep(metrics.FLUSH_SEC * 2)
-        seen.append(requests())
+        seen.append(requests(registry))
         counter("/a").inc(2)
         metrics.flush()  # what a scrape does first
-        seen.append(requests())
+        seen.append(requests(registry))
         await asyncio.sleep(metrics.FLUSH_SEC * 2)  # the timer finds nothing more to add
-        seen.append(requests())
+        seen.append(requests(registry))
 
     on_own_loop(body)
     assert seen == [0.0, 3.0, 5.0, 5.0]
@@ -123,13 +125,13 @@ def test_several_workers_hand_over_at_the_end_of_the_turn(
 ) -> None:
     monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
     registry, counter, _ = families()
-    seen: list[float | None] = []
+    seen: list[float] = []
 
     async def body() -> None:
         counter("/a").inc()
-        seen.append(registry.get_sample_value("t_requests_total", {"route": "/a"}))
+        seen.append(requests(registry))
         await asyncio.sleep(0)
-        seen.append(registry.get_sample_value("t_requests_total", {"route": "/a"}))
+        seen.append(requests(registry))
 
     on_own_loop(body)
     assert seen == [0.0, 1.0]
@@ -139,22 +141,19 @@ def test_other_threads_count_at_once_and_writes_wait_for_their_commit(one_worker
     registry, counter, _ = families()
     seen: list[float] = []
 
-    def requests() -> float:
-        return registry.get_sample_value("t_requests_total", {"route": "/a"}) or 0.0
-
     async def body() -> None:
         waiting: list[metrics.Increment] = []
         with metrics.counted_on_commit(waiting):
             counter("/a").inc(4)
-        seen.append(requests())  # waits for the COMMIT
+        seen.append(requests(registry))  # waits for the COMMIT
         on_another = threading.Thread(target=lambda: counter("/a").inc(10))
         on_another.start()
         on_another.join()
-        seen.append(requests())  # the other thread's child counted at once
+        seen.append(requests(registry))  # the other thread's child counted at once
         metrics.count(waiting)  # committed: summed here, on the loop's thread
-        seen.append(requests())
+        seen.append(requests(registry))
         metrics.flush()
-        seen.append(requests())
+        seen.append(requests(registry))
 
     on_own_loop(body)
     assert seen == [0.0, 10.0, 10.0, 14.0]
