@@ -310,9 +310,14 @@ _servers: dict[int, ForkServer] = {}  # by the pid of the test worker that start
 _servers_lock = threading.Lock()
 
 
+def fork_enabled() -> bool:
+    """False under CODELACE_TEST_FORK=0: every command then starts from scratch."""
+    return os.environ.get("CODELACE_TEST_FORK", "1") != "0"
+
+
 def fork_server(base_env: Mapping[str, str]) -> ForkServer | None:
     """This worker's fork server (started on first use), or None when turned off."""
-    if os.environ.get("CODELACE_TEST_FORK", "1") == "0":
+    if not fork_enabled():
         return None
     with _servers_lock:
         if os.getpid() not in _servers:

@@ -9,10 +9,10 @@ from pathlib import Path
 import apsw
 import pytest
 
-from tests.cli_fork import fork_server
+from tests.cli_fork import fork_enabled, fork_server
 from tests.support import PROGRAM, cli_env, run_cli, write_config
 
-pytestmark = pytest.mark.skipif(fork_server(cli_env()) is None, reason="CODELACE_TEST_FORK=0")
+pytestmark = pytest.mark.skipif(not fork_enabled(), reason="CODELACE_TEST_FORK=0")
 
 
 def fresh_process(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -109,20 +109,36 @@ def targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) ->
     return [f"{base}.{alias.name}" for alias in node.names]
 
 
+# A module's import targets by (its source, name, whether a package): the tests that break the
+# contract on purpose change one file of the tree, so the others are not parsed again.
+_PARSED: dict[tuple[str, str, bool], list[tuple[str, int]]] = {}
+
+
+def import_targets(path: Path, module: str) -> list[tuple[str, int]]:
+    """The dotted names every import statement of a module asks for, with their lines."""
+    is_package = path.name == "__init__.py"
+    source = path.read_text(encoding="utf-8")
+    key = (source, module, is_package)
+    if key not in _PARSED:
+        _PARSED[key] = [
+            (name, node.lineno)
+            for node in ast.walk(ast.parse(source, str(path)))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for name in targets(node, module, is_package)
+        ]
+    return _PARSED[key]
+
+
 def read_imports(modules: dict[str, Path]) -> list[Import]:
     """Every import of every module; our modules by name, outside packages by top name."""
     found: list[Import] = []
     for module, path in modules.items():
-        is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if not isinstance(node, ast.Import | ast.ImportFrom):
-                continue
-            for name in targets(node, module, is_package):
-                ours = owner(name, modules)
-                if ours is None and name.split(".")[0] not in ROOTS:
-                    found.append(Import(module, name.split(".")[0], node.lineno))
-                elif ours is not None and ours != module:
-                    found.append(Import(module, ours, node.lineno))
+        for name, line in import_targets(path, module):
+            ours = owner(name, modules)
+            if ours is None and name.split(".")[0] not in ROOTS:
+                found.append(Import(module, name.split(".")[0], line))
+            elif ours is not None and ours != module:
+                found.append(Import(module, ours, line))
     return found
 
 

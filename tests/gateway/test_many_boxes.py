@@ -30,7 +30,8 @@ SWEEP_SEC = "1"  # the hold sweep, every second here (30 s in production)
 
 @pytest.fixture
 def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
-    """Three boxes on one fresh PostgreSQL database, wired to the fake upstream."""
+    """Three boxes on one fresh PostgreSQL database, wired to the fake upstream (the database
+    migrated and the catalog made by the first box's CLI; then the three start at once)."""
     started: list[Box] = []
     for number in range(3):
         folder = tmp_path / f"box{number}"
@@ -48,8 +49,15 @@ def boxes(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[list[Box]]:
             box.cli(*FLAT_MODEL)
         port = int(sections["server"]["port"])
         box.server = ServerProcess(config, port, env={"CODELACE_HOLD_SWEEP_SEC": SWEEP_SEC})
-        box.server.start()
+        box.server.launch()
         started.append(box)
+    try:
+        for box in started:
+            box.server.wait_healthy(30)
+    except BaseException:
+        for box in started:
+            box.server.kill()  # not left running behind the failed start
+        raise
     yield started
     for box in started:
         box.server.stop()

@@ -8,6 +8,7 @@ names), and an `openai` provider whose model is reached by translation. Clients 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ from tests.support import (
 )
 
 __all__ = ["usd_nanos"]  # the suites import it from here
+
+# The modules that drive the box with the anthropic SDK (a dev dependency) skip without it; they
+# import it in the tests that name it, not at collection (1.2 s in every xdist worker).
+NEEDS_SDK = pytest.mark.skipif(
+    importlib.util.find_spec("anthropic") is None, reason="the anthropic SDK (a dev dependency)"
+)
 
 MODEL = "anthropic/claude-sonnet-4.5"
 UPSTREAM_MODEL = "claude-sonnet-4-5"

@@ -13,6 +13,7 @@ from tests.fakes.anthropic_upstream import Reply, count_tokens_of
 from tests.messages.conftest import (
     ALIAS,
     MODEL,
+    NEEDS_SDK,
     OPENAI_ALIAS,
     OPENAI_MODEL,
     PROVIDER_KEY,
@@ -21,7 +22,7 @@ from tests.messages.conftest import (
 )
 from tests.support import run_cli
 
-anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+pytestmark = NEEDS_SDK
 
 MESSAGES = [{"role": "user", "content": "How many tokens is this?"}]
 
@@ -50,6 +51,8 @@ def test_count_tokens_of_an_openai_model_is_estimated(fresh: MessagesBox) -> Non
 def test_count_tokens_needs_a_key_and_answers_errors_in_anthropics_shape(
     fresh: MessagesBox,
 ) -> None:
+    import anthropic
+
     url = f"{fresh.server.base_url}/v1/messages/count_tokens"
     answer = httpx.post(url, json={"model": MODEL, "messages": MESSAGES}, timeout=10)
     assert answer.status_code == 401

@@ -15,6 +15,7 @@ from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import (
     ALIAS,
+    NEEDS_SDK,
     OPENAI_ALIAS,
     PRICES,
     MessagesBox,
@@ -23,7 +24,7 @@ from tests.messages.conftest import (
     usd_nanos,
 )
 
-anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+pytestmark = NEEDS_SDK
 CATALOG_REFRESH_SEC = 1.5  # catalog changes apply within a second
 BODY = {"model": ALIAS, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
 

@@ -16,6 +16,7 @@ from tests.fakes.anthropic_upstream import Reply, ToolUse, stream_events
 from tests.messages.conftest import (
     ALIAS,
     MODEL,
+    NEEDS_SDK,
     PRICES,
     PROVIDER_KEY,
     UPSTREAM_MODEL,
@@ -23,7 +24,7 @@ from tests.messages.conftest import (
     usd_nanos,
 )
 
-anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+pytestmark = NEEDS_SDK
 
 PDF = base64.b64encode(b"%PDF-1.4 fake").decode()
 PNG = base64.b64encode(b"\x89PNG fake").decode()
@@ -165,6 +166,8 @@ def test_the_raw_stream_relays_every_event_in_order_unknown_ones_included(
 
 
 def test_max_tokens_above_the_balance_is_refused_before_the_upstream(fresh: MessagesBox) -> None:
+    import anthropic
+
     _, key = fresh.new_key(credit_usd="0.001")
     with pytest.raises(anthropic.APIStatusError) as caught:
         fresh.client(key).messages.create(
@@ -177,6 +180,8 @@ def test_max_tokens_above_the_balance_is_refused_before_the_upstream(fresh: Mess
 
 
 def test_a_bad_key_is_the_sdks_authentication_error(fresh: MessagesBox) -> None:
+    import anthropic
+
     with pytest.raises(anthropic.AuthenticationError) as caught:
         fresh.client("cl_" + "x" * 40).messages.create(
             model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
@@ -186,6 +191,8 @@ def test_a_bad_key_is_the_sdks_authentication_error(fresh: MessagesBox) -> None:
 
 
 def test_the_bearer_header_works_like_x_api_key(fresh: MessagesBox) -> None:
+    import anthropic
+
     _, key = fresh.new_key()
     client = anthropic.Anthropic(base_url=fresh.server.base_url, auth_token=key, max_retries=0)
     message = client.messages.create(
@@ -241,6 +248,8 @@ def test_an_error_event_before_any_content_is_retried_like_a_529(fresh: Messages
 
 
 def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: MessagesBox) -> None:
+    import anthropic
+
     email, key = fresh.new_key()
     fresh.fake.script(Reply(text="a long answer here", error_after_deltas=2,
                             error_type="overloaded_error", error_message="busy"))  # fmt: skip

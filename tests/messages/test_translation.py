@@ -7,10 +7,10 @@ import base64
 import json
 
 import httpx
-import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import (
+    NEEDS_SDK,
     OPENAI_ALIAS,
     OPENAI_KEY,
     OPENAI_MODEL,
@@ -19,7 +19,7 @@ from tests.messages.conftest import (
     usd_nanos,
 )
 
-anthropic = pytest.importorskip("anthropic", reason="the anthropic SDK (a dev dependency)")
+pytestmark = NEEDS_SDK
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 TOOLS = [{"name": "Read", "description": "Read a file", "input_schema": {
