@@ -54,13 +54,17 @@ def append_entry_in(
     *,
     released: int = 0,
     allow_negative: bool = True,
+    locked: bool = False,
 ) -> bool:
     """Inside an open transaction: move the balance by `amount_nanos` (lowering what the user
     holds by `released`, a settled hold) and write the entry. False: nothing written, the user
     is gone or (`allow_negative` False) the balance would drop below the open holds.
+    `locked`: the caller read the user's row locked in this transaction, so an unguarded move
+    cannot miss it and its count is not waited for (PostgreSQL: no round trip of its own).
     The caller checks the kind, the reason and the idempotency key first."""
     guarded = not allow_negative and amount_nanos < 0  # nor below what requests reserved
-    if not hotpath.move_balance(tx, user_id, amount_nanos, released, guarded=guarded):
+    moved = hotpath.move_balance(tx, user_id, amount_nanos, released, guarded=guarded)
+    if (guarded or not locked) and not moved():
         return False
     hotpath.insert_ledger_entry(
         tx, user_id, amount_nanos, kind, reason, idempotency_key, created_at

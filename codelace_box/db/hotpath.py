@@ -19,10 +19,18 @@ an earlier read saw.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from codelace_box.db.core import LOCK_ROWS, POSTGRES, SQLITE, Tx, engine, exclusive
+
+T = TypeVar("T")
+# What a statement gave, read when called. On PostgreSQL in a batch (pipelined) the statement
+# is sent at once and its answer waited for only then, so statements sent one after another
+# before any is read share one round trip (admission: the hold and the reservation;
+# settlement: the hold taken and the account read). On SQLite a count is the connection's
+# last, so it is taken at once, and a read runs when called: no wait to save there.
+Later = Callable[[], T]
 
 # A key with a budget (a spend cap or a reset period): its row counts its holds and its spend.
 # A key without one is left alone by its requests (what it spent is its key_usage total then:
@@ -134,10 +142,18 @@ def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     return row
 
 
-def reserve(tx: Tx, user_id: int, amount_nanos: int) -> bool:
-    """Add to what the user holds if the balance covers it besides the open holds."""
-    tx.execute(_RESERVE_SQL, (amount_nanos, user_id, amount_nanos))
-    return tx.changes() == 1
+def _one_changed(tx: Tx, answer: Any) -> Later[bool]:
+    """Whether the statement just sent changed one row, read when asked (see `Later`)."""
+    if engine() == POSTGRES:
+        return lambda: bool(answer.rowcount == 1)
+    changed = tx.changes() == 1
+    return lambda: changed
+
+
+def reserve(tx: Tx, user_id: int, amount_nanos: int) -> Later[bool]:
+    """Add to what the user holds if the balance covers it besides the open holds; whether it
+    did, read when asked."""
+    return _one_changed(tx, tx.execute(_RESERVE_SQL, (amount_nanos, user_id, amount_nanos)))
 
 
 def insert_hold(
@@ -159,22 +175,28 @@ def insert_hold(
 def insert_hold_unbudgeted(
     tx: Tx, user_id: int, amount_nanos: int, request_id: str, created_at: str, owner: str,
     key_id: int,
-) -> bool:  # fmt: skip
+) -> Later[bool]:  # fmt: skip
     """The hold of a request whose key has no budget, not counted on the key's row; False (and
-    nothing written) when the key has a budget now."""
+    nothing written) when the key has a budget now, read when asked."""
     params = (user_id, amount_nanos, request_id, created_at, owner, key_id, key_id)
-    tx.execute(_HOLD_UNBUDGETED_SQL, params)
-    return tx.changes() == 1
+    return _one_changed(tx, tx.execute(_HOLD_UNBUDGETED_SQL, params))
 
 
-def take_hold(tx: Tx, request_id: str) -> tuple[int, int | None, bool] | None:
+def take_hold(tx: Tx, request_id: str) -> Later[tuple[int, int | None, bool] | None]:
     """Delete the request's hold; (its amount, its key id, whether it was counted on the key's
-    row), or None when there was none (settled already)."""
-    rows = tx.execute(_TAKE_HOLD_SQL, (request_id,)).fetchall()
-    if not rows:
-        return None
-    amount, key_id, key_held = rows[0]
-    return int(amount), None if key_id is None else int(key_id), bool(key_held)
+    row), or None when there was none (settled already), read when asked."""
+    answer = tx.execute(_TAKE_HOLD_SQL, (request_id,))
+
+    def taken(rows: list[Any]) -> tuple[int, int | None, bool] | None:
+        if not rows:
+            return None
+        amount, key_id, key_held = rows[0]
+        return int(amount), None if key_id is None else int(key_id), bool(key_held)
+
+    if engine() == POSTGRES:
+        return lambda: taken(answer.fetchall())
+    held = taken(answer.fetchall())  # SQLite: the DELETE runs as its rows are read
+    return lambda: held
 
 
 def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, str]) -> bool:
@@ -251,11 +273,17 @@ def insert_event(tx: Tx, bucket: str, created_at: str) -> None:
     tx.execute(_EVENT_SQL, (bucket, created_at))
 
 
-def account(tx: Tx, user_id: int) -> tuple[int, int]:
+def account(tx: Tx, user_id: int) -> Later[tuple[int, int]]:
     """(balance_nanos, held_nanos) of a user, the row locked until the transaction ends (what
-    the settlement then writes is computed from it)."""
+    the settlement then writes is computed from it), read when asked (SQLite: run then)."""
     sql = _ACCOUNT_LOCKED_SQL[engine()]
-    row = tx.execute(sql, (user_id,)).fetchone()
+    if engine() == POSTGRES:
+        answer = tx.execute(sql, (user_id,))
+        return lambda: _balance_and_held(answer.fetchone())
+    return lambda: _balance_and_held(tx.execute(sql, (user_id,)).fetchone())
+
+
+def _balance_and_held(row: Any) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
@@ -307,15 +335,14 @@ def insert_usage(tx: Tx, values: Sequence[Any]) -> None:
 
 def move_balance(
     tx: Tx, user_id: int, amount_nanos: int, released_nanos: int = 0, *, guarded: bool = False
-) -> bool:
+) -> Later[bool]:
     """Add `amount_nanos` (signed) to the balance and lower held_nanos by `released_nanos`;
-    `guarded`: only if the balance stays at or above the open holds. False: nothing changed."""
+    `guarded`: only if the balance stays at or above the open holds. False: nothing changed
+    (read when asked)."""
     if guarded:
         params: tuple[int, ...] = (amount_nanos, released_nanos, user_id, amount_nanos)
-        tx.execute(_MOVE_BALANCE_GUARDED_SQL, params)
-    else:
-        tx.execute(_MOVE_BALANCE_SQL, (amount_nanos, released_nanos, user_id))
-    return tx.changes() == 1
+        return _one_changed(tx, tx.execute(_MOVE_BALANCE_GUARDED_SQL, params))
+    return _one_changed(tx, tx.execute(_MOVE_BALANCE_SQL, (amount_nanos, released_nanos, user_id)))
 
 
 def insert_ledger_entry(

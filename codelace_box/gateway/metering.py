@@ -47,6 +47,7 @@ from typing import Any
 from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath, totals
+from codelace_box.db.batch import Steps, run_steps
 from codelace_box.db.core import (
     Tx,
     claim_owner,
@@ -184,17 +185,30 @@ def admit_in(
     """Reserve `amount_nanos` inside an open transaction after the account limits (429) and
     the key cap (402 key_limit_reached), or raise 402 (gateway/admission.py). A refusal leaves
     the transaction's earlier statements to the caller's rollback (a savepoint in a batch)."""
+    run_steps(admit_steps(tx, user_id, request_id, amount_nanos, limits))
+
+
+def admit_steps(
+    tx: Tx, user_id: int, request_id: str, amount_nanos: int, limits: Admission = NO_LIMITS
+) -> Steps[None]:
+    """`admit_in` as the group commit's steps: it yields once its hold and its reservation are
+    sent, before it reads their answers (db/batch.py). Only then: the account limits counted
+    before it (their reads are waited for at once) see the holds of the writes sent earlier."""
     now = utcnow()
     check_account_limits(tx, user_id, limits, now)
     key_id = limits.key_id
     hold = (user_id, amount_nanos, request_id, str(now), hold_owner())
-    held = (  # the lookup saw no budget on the key, and it has none now: its row is left alone
-        key_id is not None
-        and not limits.key_budgeted
-        and hotpath.insert_hold_unbudgeted(tx, *hold, key_id)
+    unbudgeted = (  # the lookup saw no budget on the key: its row is left alone if none now
+        hotpath.insert_hold_unbudgeted(tx, *hold, key_id)
+        if key_id is not None and not limits.key_budgeted
+        else None
     )
+    reserved = hotpath.reserve(tx, user_id, amount_nanos)  # sent with the hold: one wait
+    if unbudgeted is not None and not limits.max_concurrent:
+        yield  # (a later write's count of open holds must see this hold: it is sent)
+    held = unbudgeted is not None and unbudgeted()
     key_held = not held and key_id is not None and reserve_on_key(tx, key_id, amount_nanos, now)
-    if not hotpath.reserve(tx, user_id, amount_nanos):
+    if not reserved():  # after the key's cap: its refusal is told first
         raise InsufficientCredits(
             "insufficient credit for this request: add credit or lower max_tokens"
         )
@@ -264,11 +278,23 @@ class Settlement:
 def settle_in(tx: Tx, item: Settlement) -> int | None:
     """Debit the cost, release the hold, write the usage row, inside an open transaction;
     returns the nano-USD debited, or None when the request was already settled."""
-    taken = hotpath.take_hold(tx, item.request_id)
+    return run_steps(settle_steps(tx, item))
+
+
+def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
+    """`settle_in` as the group commit's steps: it yields once the hold's deletion and the
+    account's locked read are sent (db/batch.py). The settlements of a batch then read an
+    account before each other's debits and releases: a charge the account caps (only ever
+    when its balance fell below its holds) counts the others' holds still, so it can only be
+    less than run one after the other, never more."""
+    hold_taken = hotpath.take_hold(tx, item.request_id)
+    account = hotpath.account(tx, item.user_id)  # PostgreSQL: sent with it, one wait for both
+    yield
+    taken = hold_taken()
     if taken is None:
         return None
     hold, key_id, key_held = taken
-    charged = _charge(tx, item, hold)
+    charged = _charge(item, hold, account)
     moment = utcnow()
     if key_id is not None and key_held:
         settle_on_key(tx, key_id, hold, charged, moment)
@@ -279,7 +305,9 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
             f" ({item.request_id})"
         )
         key = f"usage:{item.request_id}"  # the hold row already makes this exactly once
-        append_entry_in(tx, item.user_id, -charged, "usage", reason, key, now, released=hold)
+        append_entry_in(
+            tx, item.user_id, -charged, "usage", reason, key, now, released=hold, locked=True
+        )  # the account was read locked by `_charge`
     else:
         hotpath.lower_held(tx, item.user_id, hold)
     values = _usage_values(item, charged, hold, now)
@@ -326,10 +354,10 @@ def settle(item: Settlement) -> int | None:
         return settle_in(tx, item)
 
 
-def _charge(tx: Tx, item: Settlement, hold: int) -> int:
+def _charge(item: Settlement, hold: int, account: hotpath.Later[tuple[int, int]]) -> int:
     """The cost, capped at the hold (the most the request could cost: what the provider reports
-    above it is the operator's loss), and at what the account covers besides the other
-    requests' holds."""
+    above it is the operator's loss), and at what the account (balance, held; its row locked)
+    covers besides the other requests' holds."""
     cost = item.cost_nanos()
     if cost <= 0:
         return 0
@@ -343,7 +371,7 @@ def _charge(tx: Tx, item: Settlement, hold: int) -> int:
             cost - hold,
         )
         cost = hold
-    balance, held = hotpath.account(tx, item.user_id)
+    balance, held = account()
     charged = min(cost, max(0, balance - (held - hold)))
     if charged < cost:
         log.warning(

@@ -30,11 +30,11 @@ from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
 from codelace_box.gateway.metering import (
-    admit_in,
+    admit_steps,
     dead_hold_owners,
     own_holds_older_than,
     release_holds_in,
-    settle_in,
+    settle_steps,
 )
 from codelace_box.gateway.outcome import (
     UpstreamWentSilent,
@@ -108,13 +108,13 @@ class Gateway:
         `limits`: the account's (default: only the call's key cap)."""
         self._calls[call.request_id] = call
         admit = partial(
-            admit_in, user_id=call.user_id, request_id=call.request_id,
+            admit_steps, user_id=call.user_id, request_id=call.request_id,
             amount_nanos=call.hold_nanos, limits=limits or Admission(key_id=call.key_id),
         )  # fmt: skip
         try:
             await self.writes.submit(admit)
         except asyncio.CancelledError:  # the hold may still be taken: give it back after
-            self.writes.submit_detached(partial(settle_in, item=abandoned(call)))
+            self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
             raise
 
     async def complete(self, call: ChatCall) -> Completed:
@@ -176,7 +176,7 @@ class Gateway:
         status = "abandoned" if call.request_id in self._left else "ok"
         try:
             charged = await self.writes.submit(
-                partial(settle_in, item=settlement(call, usage, status))
+                partial(settle_steps, item=settlement(call, usage, status))
             )
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
             raise await self._release(call, exc) from None  # so no charge; free the hold
@@ -223,7 +223,7 @@ class Gateway:
     async def _release(self, call: ChatCall, exc: BaseException) -> BaseException:
         """Free the hold of a call that produced nothing; returns what to raise."""
         if not isinstance(exc, Exception):  # cancelled: the client went away
-            self.writes.submit_detached(partial(settle_in, item=abandoned(call)))
+            self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
             return exc
         error = client_error(exc)
         usage = exc.usage if isinstance(exc, OversizedAnswer) else None  # else it costs nothing
@@ -235,7 +235,7 @@ class Gateway:
                 call.request_id,
                 call.hold_nanos,
             )
-        await self.writes.submit(partial(settle_in, item=failed(call, error, usage)))
+        await self.writes.submit(partial(settle_steps, item=failed(call, error, usage)))
         return error if error is not None else exc
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
-from codelace_box.gateway.metering import Settlement, settle, settle_in
+from codelace_box.gateway.metering import Settlement, settle, settle_steps
 from codelace_box.gateway.outcome import client_error, failed, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
@@ -143,7 +143,7 @@ class StreamRelay:
     async def _commit(self, item: Settlement) -> int:
         """Settle a call whose client has (some of) the output; returns the charge."""
         try:
-            return await self.writes.submit(partial(settle_in, item=item)) or 0
+            return await self.writes.submit(partial(settle_steps, item=item)) or 0
         except Exception:  # not settled (e.g. the database stayed locked): the client has the
             return settle(item) or 0  # output, so once more, alone (raises if that fails too)
 
@@ -266,7 +266,7 @@ class StreamRelay:
             self._settled = True
             item = failed(self.call, error)
             try:
-                await self.writes.submit(partial(settle_in, item=item))
+                await self.writes.submit(partial(settle_steps, item=item))
             except Exception:  # the hold stays until the next start releases it
                 log.exception("could not release the hold of %s", self.call.request_id)
         if not self._sent_any:
