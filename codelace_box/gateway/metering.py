@@ -283,10 +283,11 @@ def settle_in(tx: Tx, item: Settlement) -> int | None:
 
 def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     """`settle_in` as the group commit's steps: it yields once the hold's deletion and the
-    account's locked read are sent (db/batch.py). The settlements of a batch then read an
-    account before each other's debits and releases: a charge the account caps (only ever
-    when its balance fell below its holds) counts the others' holds still, so it can only be
-    less than run one after the other, never more."""
+    account's locked read are sent (db/batch.py). That read comes before the batch's earlier
+    writes' debits and releases, which only ever leave the account more to cover: a cost it
+    covers is charged as read; one it would cap (only when its balance fell below its holds)
+    reads the account again, as it is after them (and after the later admissions' holds,
+    sent in the first turn): never more than one request after the other would."""
     hold_taken = hotpath.take_hold(tx, item.request_id)
     account = hotpath.account(tx, item.user_id)  # PostgreSQL: sent with it, one wait for both
     yield
@@ -294,7 +295,7 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     if taken is None:
         return None
     hold, key_id, key_held = taken
-    charged = _charge(item, hold, account)
+    charged = _charge(tx, item, hold, account)
     moment = utcnow()
     if key_id is not None and key_held:
         settle_on_key(tx, key_id, hold, charged, moment)
@@ -354,7 +355,7 @@ def settle(item: Settlement) -> int | None:
         return settle_in(tx, item)
 
 
-def _charge(item: Settlement, hold: int, account: hotpath.Later[tuple[int, int]]) -> int:
+def _charge(tx: Tx, item: Settlement, hold: int, account: hotpath.Later[tuple[int, int]]) -> int:
     """The cost, capped at the hold (the most the request could cost: what the provider reports
     above it is the operator's loss), and at what the account (balance, held; its row locked)
     covers besides the other requests' holds."""
@@ -371,8 +372,9 @@ def _charge(item: Settlement, hold: int, account: hotpath.Later[tuple[int, int]]
             cost - hold,
         )
         cost = hold
-    balance, held = account()
-    charged = min(cost, max(0, balance - (held - hold)))
+    charged = min(cost, _covered(account(), hold))
+    if charged < cost:  # read in a batch's first turn, before its earlier writes' debits and
+        charged = min(cost, _covered(hotpath.account(tx, item.user_id)(), hold))  # releases
     if charged < cost:
         log.warning(
             "request %s cost %d nano-USD but the account covers only %d; charged that",
@@ -381,6 +383,12 @@ def _charge(item: Settlement, hold: int, account: hotpath.Later[tuple[int, int]]
             charged,
         )
     return charged
+
+
+def _covered(account: tuple[int, int], hold: int) -> int:
+    """What an account (balance, held) covers besides the other requests' holds."""
+    balance, held = account
+    return max(0, balance - (held - hold))
 
 
 # No model comes near it; the usage sums of millions of rows at it still fit SQLite's 64 bits.
