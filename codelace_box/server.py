@@ -244,7 +244,7 @@ SHUTDOWN_HOOKS: list[Any] = [
 
 def prepare_database(config: Config) -> list[int]:
     """Run once in the main process before serving: migrate, release holds left by a crash."""
-    from codelace_box.gateway.metering import release_orphaned_holds
+    from codelace_box.gateway.holds import release_orphaned_holds
 
     db = open_database(config.database.target)
     try:

@@ -23,7 +23,7 @@ from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
-from codelace_box.gateway.metering import claim_hold_owner
+from codelace_box.gateway.holds import claim_hold_owner
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall, prepare_call
@@ -162,7 +162,7 @@ async def start_gateway(app: Sanic) -> None:
     loop = asyncio.get_running_loop()
     app.ctx.hold_sweep = loop.create_task(sweep_holds_forever(gateway, interval))
     app.ctx.key_probe = loop.create_task(
-        probe_flagged_forever(app.ctx.secret_key, config.gateway.key_probe_sec, settings)
+        probe_flagged_forever(gateway, app.ctx.secret_key, config.gateway.key_probe_sec)
     )
 
 
@@ -176,14 +176,14 @@ async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
             log.exception("the sweep of leftover holds failed")
 
 
-async def probe_flagged_forever(
-    secret_key: str, interval: float, settings: GatewaySettings
-) -> None:
-    """Per worker, every `interval` s: keys flagged as failing whose probe works return."""
+async def probe_flagged_forever(gateway: Gateway, secret_key: str, interval: float) -> None:
+    """Per worker, every `interval` s: keys flagged as failing whose probe works return (to
+    this worker's rotation at once; the others' within their routes' refresh)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await reprobe_flagged(secret_key, settings.probe_timeout_sec)
+            if await reprobe_flagged(secret_key, gateway.settings.probe_timeout_sec):
+                gateway.routes.invalidate()
         except Exception:  # retried at the next tick
             log.exception("probing the flagged provider keys failed")
 

@@ -37,11 +37,7 @@ reserved is charged the hold, and the difference is logged as the operator's los
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from codelace_box import metrics
@@ -50,10 +46,7 @@ from codelace_box.db import hotpath, totals
 from codelace_box.db.batch import Steps, run_steps
 from codelace_box.db.core import (
     Tx,
-    claim_owner,
-    connection,
     day_of,
-    gone_owners,
     minute_of,
     utcnow,
     write_transaction,
@@ -67,104 +60,15 @@ from codelace_box.gateway.admission import (
     reserve_on_key,
     settle_on_key,
 )
+from codelace_box.gateway.holds import hold_owner
 from codelace_box.money import NANOS_PER_USD, priced_tokens_nanos
 from codelace_box.providers.tally import unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
-ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
-_HOST = socket.gethostname()
 BYTES_PER_TOKEN_ESTIMATE = 4
 PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, tool-use prompt)
-
-
-_OWNER = [f"{_HOST}:{os.getpid()}"]  # this process as a hold owner, mended in a forked child
-os.register_at_fork(after_in_child=lambda: _OWNER.__setitem__(0, f"{_HOST}:{os.getpid()}"))
-
-
-def hold_owner() -> str:
-    """This process as a hold owner: '<host>:<pid>'."""
-    return _OWNER[0]
-
-
-def claim_hold_owner() -> None:
-    """Mark this process alive as the owner of the holds it takes (a server worker, at start):
-    on PostgreSQL the other boxes then free its holds within a sweep of its death."""
-    claim_owner(hold_owner())
-
-
-def _gone(owners: list[str]) -> list[str]:
-    """The owners that are gone: on PostgreSQL, those no live box claims (any machine); on
-    SQLite, this host's processes that exited (another host's holds age out)."""
-    gone = gone_owners(owners)
-    return gone if gone is not None else list(filter(_owner_is_gone, owners))
-
-
-def _owner_is_gone(owner: str) -> bool:
-    host, _, pid_text = owner.rpartition(":")
-    if host != _HOST or not pid_text.isdigit():
-        return not host  # another host's holds age out; a hold without owner is orphaned
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True  # this process has reserved nothing yet: the pid was reused
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
-    """Release holds left by a crash (run at start, before any request).
-
-    A hold is orphaned when the process that took it is gone, or when it is older than any
-    request can live; holds of another server still running on the same database stay.
-    """
-    cutoff = str(utcnow() - timedelta(seconds=max_age_sec))
-    with write_transaction() as tx:
-        hotpath.one_writer_with_requests(tx)
-        owners = hotpath.hold_owners(tx)
-        released = hotpath.delete_holds_before(tx, cutoff)
-        released += release_holds_in(tx, owners=_gone(owners))
-        hotpath.recount_held(tx)  # also mends a cached total that drifted
-    return released
-
-
-def dead_hold_owners() -> list[str]:
-    """The owners of open holds that were processes of this host and are gone (a worker that
-    crashed while the others serve on); never this process. A read: takes no write lock."""
-    me = hold_owner()
-    owners = hotpath.hold_owners(connection())
-    gone = gone_owners(owners)
-    if gone is not None:  # PostgreSQL: a box on any machine, dead for a sweep interval at most
-        return [owner for owner in gone if owner != me]
-    return [
-        owner
-        for owner in owners
-        if owner != me and owner.rpartition(":")[0] == _HOST and _owner_is_gone(owner)
-    ]
-
-
-def own_holds_older_than(age_sec: float) -> list[str]:
-    """The request ids of this process's holds taken more than `age_sec` ago. A read."""
-    cutoff = str(utcnow() - timedelta(seconds=age_sec))
-    return hotpath.holds_of_owner_before(connection(), hold_owner(), cutoff)
-
-
-def release_holds_in(tx: Tx, *, owners: Iterable[str] = (), request_ids: Iterable[str] = ()) -> int:
-    """Inside a transaction: release every hold of these owners and these requests, and
-    recount what their users hold. A hold settled meanwhile is simply not there any more."""
-    released = 0
-    for owner in owners:
-        released += hotpath.delete_holds_of_owner(tx, owner)
-    for request_id in request_ids:
-        released += hotpath.delete_hold_of_request(tx, request_id)
-    if released:
-        hotpath.recount_held(tx)
-    return released
 
 
 def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:

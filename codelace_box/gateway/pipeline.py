@@ -29,13 +29,8 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
-from codelace_box.gateway.metering import (
-    admit_steps,
-    dead_hold_owners,
-    own_holds_older_than,
-    release_holds_in,
-    settle_steps,
-)
+from codelace_box.gateway.holds import dead_hold_owners, own_holds_older_than, release_holds_in
+from codelace_box.gateway.metering import admit_steps, settle_steps
 from codelace_box.gateway.outcome import (
     UpstreamWentSilent,
     abandoned,

@@ -14,7 +14,7 @@ import pytest
 from codelace_box.billing.ledger import find_mismatches, post_entry
 from codelace_box.db.core import connection, utcnow
 from codelace_box.db.models import Hold, User
-from codelace_box.gateway.metering import dead_hold_owners, release_orphaned_holds
+from codelace_box.gateway.holds import dead_hold_owners, release_orphaned_holds
 from tests.pg_cluster import wanted_engine
 from tests.support import REPO_ROOT, cli_env
 

@@ -20,7 +20,8 @@ from codelace_box.db.models import ApiKey, Hold, RateEvent, User
 from codelace_box.doctor import check_database
 from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import Admission
-from codelace_box.gateway.metering import Settlement, admit, release_holds_in, settle
+from codelace_box.gateway.holds import release_holds_in
+from codelace_box.gateway.metering import Settlement, admit, settle
 
 
 def _funded_key(email: str, usd: int = 1, **limits: object) -> tuple[int, int]:
