@@ -1,0 +1,133 @@
+"""Adversarial checks of the group commit's batches of steps (db/batch.py `_run_interleaved`):
+a batch must leave the accounts as its writes one after the other would, whatever a write
+does after its first turn and whatever plain write comes after it in the same batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import find_mismatches, post_entry
+from codelace_box.db.batch import WriteBatch
+from codelace_box.db.models import ApiKey, Hold, User
+from codelace_box.db.offload import start_write_thread, stop_db_thread
+from codelace_box.errors import RateLimited
+from codelace_box.gateway.admission import Admission
+from codelace_box.gateway.metering import (
+    Settlement,
+    admit,
+    admit_steps,
+    release_holds_in,
+    settle_steps,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def batch(migrated_db: Path) -> AsyncIterator[WriteBatch]:
+    """A write batch; on PostgreSQL with its write thread (where batches run in turns)."""
+    start_write_thread()
+    try:
+        yield WriteBatch()
+    finally:
+        stop_db_thread()
+
+
+def _settlement(
+    request_id: str, user_id: int, output_tokens: int, key_id: int | None = None
+) -> Settlement:
+    """A call priced at 1 nano-USD per output token; 0 tokens: abandoned, costs nothing."""
+    return Settlement(
+        request_id=request_id, user_id=user_id, key_id=key_id, model="acme/m1", provider="acme",
+        upstream_model="m1", input_per_1m_nanos=0, output_per_1m_nanos=1_000_000,
+        input_tokens=0, output_tokens=output_tokens, status="ok" if output_tokens else "abandoned",
+        stream=False, charge=output_tokens > 0,
+    )  # fmt: skip
+
+
+def _funded(email: str, nanos: int) -> int:
+    user = create_user(email)
+    post_entry(user.id, nanos, "admin", "seed", f"seed-{email}")
+    return int(user.id)
+
+
+async def _outcomes(futures: list[asyncio.Future[Any]]) -> list[Any]:
+    return list(await asyncio.gather(*futures, return_exceptions=True))
+
+
+async def test_a_hold_sweep_batched_after_a_settlement_keeps_held_the_sum_of_the_holds(
+    batch: WriteBatch,
+) -> None:
+    """The hold sweep (Gateway.sweep_holds: `release_holds_in`, a plain write) recounts every
+    account's held_nanos from its holds. Were it run between a settlement's turns (its hold
+    deleted, its release of held_nanos still to come), that release would count twice (held
+    below the holds: the account could spend what is reserved). A plain write runs whole
+    before the steps' first turns, which keeps it out of them."""
+    user_id = _funded("sweep@example.com", 100_000)
+    key = create_key(user_id, "capped", {"limit_usd": 1}).key
+    limits = Admission(key_id=key.id)
+    admit(user_id, "s1", 20_000, limits)
+    admit(user_id, "s2", 20_000, limits)
+    admit(user_id, "leaked", 10_000, limits)
+    futures = [
+        batch.submit(partial(settle_steps, item=_settlement("s1", user_id, 5_000, key.id))),
+        batch.submit(partial(release_holds_in, request_ids=["leaked"])),
+    ]
+    assert await _outcomes(futures) == [5_000, 1]
+    user = User.get_by_id(user_id)
+    assert (user.balance_nanos, user.held_nanos) == (95_000, 20_000)  # s2's hold
+    assert ApiKey.get_by_id(key.id).held_nanos == 20_000
+    assert find_mismatches() == []
+
+
+async def test_an_admission_whose_key_got_a_budget_is_settled_after_it_in_the_same_batch(
+    batch: WriteBatch,
+) -> None:
+    """The key lookup saw no budget, one was set since: the admission writes its hold only
+    after its first turn. A client that left at once queues the hold's release behind it
+    (Gateway.reserve), in the same batch: that release must find the hold, not leave it."""
+    user_id = _funded("stale@example.com", 100_000)
+    key = create_key(user_id, "later-capped", {"limit_usd": 1}).key
+    stale = Admission(key_id=key.id, key_budgeted=False)  # what the lookup saw
+    futures = [
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="r1", amount_nanos=20_000,
+                             limits=stale)),
+        batch.submit(partial(settle_steps, item=_settlement("r1", user_id, 0, key.id))),
+    ]  # fmt: skip
+    assert await _outcomes(futures) == [None, 0]
+    assert Hold.select().count() == 0
+    user = User.get_by_id(user_id)
+    assert (user.balance_nanos, user.held_nanos) == (100_000, 0)
+    assert ApiKey.get_by_id(key.id).held_nanos == 0
+    assert find_mismatches() == []
+
+
+async def test_max_concurrent_counts_the_hold_of_an_admission_whose_key_got_a_budget(
+    batch: WriteBatch,
+) -> None:
+    """The same late hold must be counted by a later admission of the account in the batch
+    that checks max_concurrent: one request in flight at most means the second is a 429."""
+    user_id = _funded("concurrent@example.com", 100_000)
+    key = create_key(user_id, "later-capped", {"limit_usd": 1}).key
+    stale = Admission(key_id=key.id, key_budgeted=False)
+    limited = Admission(key_id=key.id, max_concurrent=1, key_budgeted=True)
+    futures = [
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="c1", amount_nanos=1_000,
+                             limits=stale)),
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="c2", amount_nanos=1_000,
+                             limits=limited)),
+    ]  # fmt: skip
+    first, second = await _outcomes(futures)
+    assert first is None
+    assert isinstance(second, RateLimited), second
+    assert [h.request_id for h in Hold.select()] == ["c1"]
+    assert User.get_by_id(user_id).held_nanos == 1_000
+    assert find_mismatches() == []
