@@ -61,9 +61,12 @@ from codelace_box.errors import ServiceUnavailable
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
 Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
-# A write may instead return its steps (a generator): it yields once the statements whose
-# answers it waits for are sent; see `_run_interleaved`.
-Steps = Generator[None, None, T]
+# A write may instead return its steps (a generator): it yields (None) once the statements
+# whose answers it waits for are sent; see `_run_interleaved`. It yields ALONE when what it
+# still has to write is what a later write's first turn reads (in turns that batch runs again
+# careful; run alone, the write goes on).
+ALONE = "alone"
+Steps = Generator[str | None, None, T]
 Pending = list[tuple[Write, asyncio.Future[Any]]]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
 ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
@@ -255,7 +258,8 @@ def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
     """The batch without savepoints (PostgreSQL, pipelined): each write runs up to its first
     yield (its statements sent), then every one on to its next, and so on: the answers the
     writes wait for come back together, one round trip for the batch instead of one a write.
-    A write reads before it yields what later writes must see done (db/hotpath.py `Later`).
+    A write reads before it yields what later writes must see done (db/hotpath.py `Later`);
+    one that finds it has more of that to write after its yield says so (ALONE).
     Any error makes the batch run again carefully (the error may be an earlier write's, and
     what the write did before it is in the transaction); a conflict, again as it was."""
     values: list[Any] = [None] * len(pending)
@@ -281,9 +285,11 @@ def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
 def _step(steps: Steps[Any]) -> tuple[bool, Any]:
     """One step of a write: (whether it ended, its value if so)."""
     try:
-        next(steps)
+        said = next(steps)
     except StopIteration as done:
         return True, done.value
+    if said == ALONE:
+        raise _RunAgain("a write must run before the later writes' first turns")
     return False, None
 
 
