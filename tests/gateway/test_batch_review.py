@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
@@ -18,7 +19,7 @@ from codelace_box.billing.ledger import find_mismatches, post_entry
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import ApiKey, Hold, User
 from codelace_box.db.offload import start_write_thread, stop_db_thread
-from codelace_box.errors import RateLimited
+from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.metering import (
     Settlement,
@@ -131,3 +132,50 @@ async def test_max_concurrent_counts_the_hold_of_an_admission_whose_key_got_a_bu
     assert [h.request_id for h in Hold.select()] == ["c1"]
     assert User.get_by_id(user_id).held_nanos == 1_000
     assert find_mismatches() == []
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_batch_run_again_after_a_refusal_counts_its_settlements_once(
+    batch: WriteBatch,
+) -> None:
+    """A refusal in a batch of turns makes it run again careful: the settlement ran (and
+    counted) in both runs, and the metrics must count it once, with its tokens once."""
+    user_id = _funded("metrics@example.com", 100_000)
+    admit(user_id, "m1", 60_000)
+    item = _settlement("m1", user_id, 4_000)
+    item.model = "acme/review-metrics"
+    labels = {"model": item.model, "provider": "acme"}
+    futures = [
+        batch.submit(partial(settle_steps, item=item)),
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="m2", amount_nanos=99_000)),
+    ]
+    settled, refused = await _outcomes(futures)
+    assert settled == 4_000
+    assert isinstance(refused, InsufficientCredits), refused
+    assert _sample("codelace_inference_requests_total", {**labels, "outcome": "ok"}) == 1
+    assert _sample("codelace_tokens_total", {**labels, "kind": "output"}) == 4_000
+    assert find_mismatches() == []
+
+
+@pytest.mark.parametrize("moment", ["queued", "handed", "draining"])
+async def test_writes_queued_as_the_write_thread_stops_are_told(
+    batch: WriteBatch, moment: str
+) -> None:
+    """The write thread stopped with writes queued: before their flush, once the flush handed
+    them to a drain not started yet, or while the drain runs. Each caller is told (its write
+    done, or an error), none is left waiting, and `written()` returns."""
+    user_id = _funded("stopped@example.com", 100_000)
+    first = batch.submit(partial(admit_steps, user_id=user_id, request_id="t1", amount_nanos=1))
+    if moment == "handed":
+        batch.flush()  # PostgreSQL: the drain is a task not yet run
+    elif moment == "draining":
+        await asyncio.sleep(0)  # the flush ran, and the task that hands the drain to the thread
+    second = batch.submit(partial(admit_steps, user_id=user_id, request_id="t2", amount_nanos=1))
+    stop_db_thread()
+    outcomes = await asyncio.wait_for(_outcomes([first, second]), timeout=10)
+    assert all(o is None or isinstance(o, Exception) for o in outcomes), outcomes
+    assert Hold.select().count() == sum(o is None for o in outcomes)
+    await asyncio.wait_for(batch.written(), timeout=10)
