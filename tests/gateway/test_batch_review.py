@@ -179,3 +179,42 @@ async def test_writes_queued_as_the_write_thread_stops_are_told(
     assert all(o is None or isinstance(o, Exception) for o in outcomes), outcomes
     assert Hold.select().count() == sum(o is None for o in outcomes)
     await asyncio.wait_for(batch.written(), timeout=10)
+
+
+async def test_a_key_cap_freed_by_a_settlement_earlier_in_the_batch_admits_as_one_after_the_other(
+    batch: WriteBatch,
+) -> None:
+    """In turns a later admission on a capped key reads the key before the earlier settlement
+    releases it (its hold still counted): refused there, the batch runs again careful and
+    admits it, as one request after the other would."""
+    user_id = _funded("keycap@example.com", 1_000_000)
+    key = create_key(user_id, "capped", {"limit_usd": "0.0001"}).key  # 100,000 nano-USD
+    limits = Admission(key_id=key.id)
+    admit(user_id, "k1", 60_000, limits)
+    futures = [
+        batch.submit(partial(settle_steps, item=_settlement("k1", user_id, 10_000, key.id))),
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="k2", amount_nanos=80_000,
+                             limits=limits)),
+    ]  # fmt: skip
+    assert await _outcomes(futures) == [10_000, None]
+    fresh = ApiKey.get_by_id(key.id)
+    assert (fresh.held_nanos, fresh.spent_nanos) == (80_000, 10_000)
+    assert User.get_by_id(user_id).held_nanos == 80_000
+    assert find_mismatches() == []
+
+
+async def test_the_same_request_admitted_twice_in_a_batch_holds_once(batch: WriteBatch) -> None:
+    """The second hold of a request id breaks its unique index only when the batch's answers
+    are all in (at its COMMIT, on PostgreSQL in turns): the batch runs again careful, the
+    second admission fails alone, and the account holds the amount once."""
+    user_id = _funded("twice@example.com", 100_000)
+    futures = [
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="d1", amount_nanos=7_000))
+        for _ in range(2)
+    ]
+    first, second = await _outcomes(futures)
+    assert first is None
+    assert isinstance(second, Exception), second
+    assert [h.request_id for h in Hold.select()] == ["d1"]
+    assert User.get_by_id(user_id).held_nanos == 7_000
+    assert find_mismatches() == []
