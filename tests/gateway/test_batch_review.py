@@ -218,3 +218,22 @@ async def test_the_same_request_admitted_twice_in_a_batch_holds_once(batch: Writ
     assert [h.request_id for h in Hold.select()] == ["d1"]
     assert User.get_by_id(user_id).held_nanos == 7_000
     assert find_mismatches() == []
+
+
+async def test_a_hold_sweep_queued_after_a_settlement_of_the_same_request_comes_after_it(
+    batch: WriteBatch,
+) -> None:
+    """The writes of a batch take effect in the order they were queued: a sweep releasing a
+    request's hold, queued after that request's settlement, finds it settled (in turns too,
+    where a plain write must not run ahead of the steps queued before it: the call would go
+    unbilled)."""
+    user_id = _funded("order@example.com", 100_000)
+    admit(user_id, "o1", 20_000)
+    futures = [
+        batch.submit(partial(settle_steps, item=_settlement("o1", user_id, 5_000))),
+        batch.submit(partial(release_holds_in, request_ids=["o1"])),
+    ]
+    assert await _outcomes(futures) == [5_000, 0]
+    user = User.get_by_id(user_id)
+    assert (user.balance_nanos, user.held_nanos) == (95_000, 0)
+    assert find_mismatches() == []
