@@ -1,8 +1,9 @@
-"""The group commit against one request after the other: the same random admissions and
-settlements (account limits, capped keys, keys whose lookup missed their new budget, the same
-request settled twice, costs above the hold) run as one batch for some accounts and one write
-at a time for their mirrors; every caller's answer and every account must come out the same.
-On PostgreSQL the batch runs in turns (db/batch.py `_run_interleaved`); on SQLite in order."""
+"""The group commit against one request after the other: the same random admissions,
+settlements and hold sweeps (account limits, capped keys, keys whose lookup missed their new
+budget, the same request settled twice, costs above the hold) run as one batch for some
+accounts and one write at a time for their mirrors; every caller's answer and every account
+must come out the same. On PostgreSQL the batch runs in turns (db/batch.py
+`_run_interleaved`); on SQLite in order."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import ApiKey, Hold, User
 from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
 from codelace_box.gateway.admission import Admission
-from codelace_box.gateway.metering import Settlement, admit, admit_steps, settle_steps
+from codelace_box.gateway.metering import (
+    Settlement,
+    admit,
+    admit_steps,
+    release_holds_in,
+    settle_steps,
+)
 
 pytestmark = pytest.mark.timeout(120)
 Op = Callable[[str, dict[str, Any]], Any]  # (mirror prefix, the mirror's ids) -> a write
@@ -76,32 +83,41 @@ def _script(seed: int) -> tuple[list[list[Op]], list[Op]]:
 
         before.append(first)
         admitted.append((f"b{i}", n))
-    batches: list[list[Op]] = []
-    for b in range(3):
-        ops: list[Op] = []
-        for j in range(rng.randrange(3, 9)):
-            n, pick = rng.randrange(2), rng.random()
-            if admitted and rng.random() < 0.5:
-                rid, owner = rng.choice(admitted)
-                tokens = rng.choice([0, 5_000, 40_000, 90_000])
-
-                def settle_op(p: str, ids: dict[str, Any], rid: str = rid, owner: int = owner,
-                              tokens: int = tokens) -> Any:  # fmt: skip
-                    return partial(settle_steps, item=_item(f"{p}{rid}", ids, owner, tokens))
-
-                ops.append(settle_op)
-            else:
-                rid, amount = f"x{b}-{j}", rng.randrange(5_000, 120_000)
-
-                def admit_op(p: str, ids: dict[str, Any], rid: str = rid, n: int = n,
-                             a: int = amount, pick: float = pick) -> Any:  # fmt: skip
-                    return partial(admit_steps, user_id=ids[f"u{n}"], request_id=f"{p}{rid}",
-                                   amount_nanos=a, limits=_limits(pick, ids, n))  # fmt: skip
-
-                ops.append(admit_op)
-                admitted.append((rid, n))
-        batches.append(ops)
+    batches = [
+        [_random_op(rng, f"x{b}-{j}", admitted) for j in range(rng.randrange(3, 9))]
+        for b in range(3)
+    ]
     return batches, before
+
+
+def _random_op(rng: random.Random, rid: str, admitted: list[tuple[str, int]]) -> Op:
+    """A settlement of an admitted request, a sweep of its hold, or a new admission `rid`."""
+    n, pick, draw = rng.randrange(2), rng.random(), rng.random()
+    if admitted and draw < 0.1:
+        swept = rng.choice(admitted)[0]
+
+        def sweep_op(p: str, ids: dict[str, Any], swept: str = swept) -> Any:
+            return partial(release_holds_in, request_ids=[f"{p}{swept}"])
+
+        return sweep_op
+    if admitted and draw < 0.5:
+        settled, owner = rng.choice(admitted)
+        tokens = rng.choice([0, 5_000, 40_000, 90_000])
+
+        def settle_op(p: str, ids: dict[str, Any], rid: str = settled, owner: int = owner,
+                      tokens: int = tokens) -> Any:  # fmt: skip
+            return partial(settle_steps, item=_item(f"{p}{rid}", ids, owner, tokens))
+
+        return settle_op
+    amount = rng.randrange(5_000, 120_000)
+
+    def admit_op(p: str, ids: dict[str, Any], rid: str = rid, n: int = n, a: int = amount,
+                 pick: float = pick) -> Any:  # fmt: skip
+        return partial(admit_steps, user_id=ids[f"u{n}"], request_id=f"{p}{rid}",
+                       amount_nanos=a, limits=_limits(pick, ids, n))  # fmt: skip
+
+    admitted.append((rid, n))
+    return admit_op
 
 
 def _item(request_id: str, ids: dict[str, Any], n: int, tokens: int) -> Settlement:
