@@ -37,11 +37,13 @@ There the batch is also:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from codelace_box import metrics
@@ -61,9 +63,12 @@ from codelace_box.errors import ServiceUnavailable
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
 Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
-# A write may instead return its steps (a generator): it yields once the statements whose
-# answers it waits for are sent; see `_run_interleaved`.
-Steps = Generator[None, None, T]
+# A write may instead return its steps (a generator): it yields (None) once the statements
+# whose answers it waits for are sent; see `_run_interleaved`. It yields ALONE when what it
+# still has to write is what a later write's first turn reads (in turns that batch runs again
+# careful; run alone, the write goes on).
+ALONE = "alone"
+Steps = Generator[str | None, None, T]
 Pending = list[tuple[Write, asyncio.Future[Any]]]
 Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
 ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
@@ -254,18 +259,35 @@ def run_steps(steps: Steps[T]) -> T:
 def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
     """The batch without savepoints (PostgreSQL, pipelined): each write runs up to its first
     yield (its statements sent), then every one on to its next, and so on: the answers the
-    writes wait for come back together, one round trip for the batch instead of one a write.
-    A write reads before it yields what later writes must see done (db/hotpath.py `Later`).
+    writes wait for come back together, one round trip for the batch instead of one a write
+    (a plain write, which runs whole, waits for the steps queued before it to end). A write
+    reads before it yields what later writes must see done (db/hotpath.py `Later`); one that
+    finds it has more of that to write after its yield says so (ALONE).
     Any error makes the batch run again carefully (the error may be an earlier write's, and
     what the write did before it is in the transaction); a conflict, again as it was."""
     values: list[Any] = [None] * len(pending)
     running: list[tuple[int, Steps[Any]]] = []
     for index, (write, _) in enumerate(pending):
+        if running and not _is_steps(write):  # a plain write runs whole when called: after
+            _turns(running, values)  # the steps queued before it (in the queue's order)
         value = _bare(write, tx)
         if isinstance(value, Generator):
             running.append((index, value))
         else:
             values[index] = value
+    _turns(running, values)
+    return [(future, values[index], None) for index, (_, future) in enumerate(pending)]
+
+
+def _is_steps(write: Write) -> bool:
+    """Whether a write gives steps (a generator function, or a partial of one); a write that
+    cannot tell is taken as plain (the steps before it then end first: slower, as correct)."""
+    func = write.func if isinstance(write, partial) else write
+    return inspect.isgeneratorfunction(func)
+
+
+def _turns(running: list[tuple[int, Steps[Any]]], values: list[Any]) -> None:
+    """Run the steps in turns to their ends, each one's value in `values`; empties `running`."""
     while running:
         going: list[tuple[int, Steps[Any]]] = []
         for index, steps in running:
@@ -274,16 +296,17 @@ def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
                 values[index] = value
             else:
                 going.append((index, steps))
-        running = going
-    return [(future, values[index], None) for index, (_, future) in enumerate(pending)]
+        running[:] = going
 
 
 def _step(steps: Steps[Any]) -> tuple[bool, Any]:
     """One step of a write: (whether it ended, its value if so)."""
     try:
-        next(steps)
+        said = next(steps)
     except StopIteration as done:
         return True, done.value
+    if said == ALONE:
+        raise _RunAgain("a write must run before the later writes' first turns")
     return False, None
 
 

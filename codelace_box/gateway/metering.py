@@ -43,7 +43,7 @@ from typing import Any
 from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath, totals
-from codelace_box.db.batch import Steps, run_steps
+from codelace_box.db.batch import ALONE, Steps, run_steps
 from codelace_box.db.core import (
     Tx,
     day_of,
@@ -108,9 +108,12 @@ def admit_steps(
         else None
     )
     reserved = hotpath.reserve(tx, user_id, amount_nanos)  # sent with the hold: one wait
-    if unbudgeted is not None and not limits.max_concurrent:
-        yield  # (a later write's count of open holds must see this hold: it is sent)
+    turns = unbudgeted is not None and not limits.max_concurrent
+    if turns:
+        yield None  # (a later write's count of open holds must see this hold: it is sent)
     held = unbudgeted is not None and unbudgeted()
+    if turns and not held:  # the key got a budget since: its hold and the key's reservation
+        yield ALONE  # are still to write, and a later write's first turn would miss them
     key_held = not held and key_id is not None and reserve_on_key(tx, key_id, amount_nanos, now)
     if not reserved():  # after the key's cap: its refusal is told first
         raise InsufficientCredits(
@@ -194,7 +197,7 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     sent in the first turn): never more than one request after the other would."""
     hold_taken = hotpath.take_hold(tx, item.request_id)
     account = hotpath.account(tx, item.user_id)  # PostgreSQL: sent with it, one wait for both
-    yield
+    yield None
     taken = hold_taken()
     if taken is None:
         return None
