@@ -21,11 +21,11 @@ from codelace_box.db.models import ApiKey, Hold, User
 from codelace_box.db.offload import start_write_thread, stop_db_thread
 from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import Admission
+from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import (
     Settlement,
     admit,
     admit_steps,
-    release_holds_in,
     settle_steps,
 )
 
