@@ -50,7 +50,12 @@ from codelace_box.logformat import JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally
-from codelace_box.stopping import check_sanic_hooks, install_supervisor, watch_worker_stops
+from codelace_box.stopping import (
+    StopSafeSanic,
+    check_sanic_hooks,
+    install_supervisor,
+    watch_worker_stops,
+)
 from codelace_box.upkeep.watch import start_upkeep, stop_upkeep
 
 APP_NAME = "codelace_box"
@@ -106,7 +111,8 @@ def sanic_log_config(config: Config) -> dict[str, Any] | None:
 
 def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
-    app = Sanic(APP_NAME, env_prefix="CODELACE_SANIC_", log_config=sanic_log_config(config))
+    log_config = sanic_log_config(config)
+    app = StopSafeSanic(APP_NAME, env_prefix="CODELACE_SANIC_", log_config=log_config)
     app.config.update(sanic_settings(config))
     app.ctx.config = config
     for blueprint in BLUEPRINTS:

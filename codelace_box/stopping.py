@@ -14,8 +14,11 @@ for it (see install_supervisor).
 
 Worker (and the single process of `--workers 1`): a stop that arrives while the worker starts
 is lost in Sanic (its handler stops the event loop inside a start-up step, and the loop then
-serves on until the supervisor gives up after 10 s). Here such a stop is recorded and carried
-out as soon as the worker serves (see watch_worker_stops).
+serves on until the supervisor gives up after 10 s), and uvloop drops a signal that comes
+while its loop is between two runs (Sanic runs the start-up steps one `run_until_complete`
+at a time). Here such a stop is recorded (`StopSafeSanic.stop`, and a Python-level handler
+beside uvloop's) and carried out as soon as the worker serves (see watch_worker_stops);
+`/healthz` answers 503 until that is in place, so a stop sent after its first 200 is kept.
 
 Both lean on Sanic internals (private names of its worker manager and worker processes), so
 pyproject.toml bounds sanic to the release line they were written for, and `serve` first runs
@@ -31,6 +34,7 @@ import multiprocessing
 import os
 import time
 from contextlib import suppress
+from functools import partial
 from signal import SIGINT, SIGTERM, Signals
 from signal import signal as signal_func
 from types import FrameType
@@ -209,6 +213,19 @@ def install_supervisor() -> None:
         signal_func(stop, _record_early_signal)
 
 
+class StopSafeSanic(Sanic):
+    """Sanic whose `stop()` while a worker starts is kept for once it serves. Sanic installs
+    its own SIGTERM/SIGINT handler (`app.stop`) once the server listens and runs the after-start
+    listeners after that, the event loop already answering (a first `/healthz`): a stop that
+    landed in between stopped the loop inside that start-up step, and the worker served on."""
+
+    def stop(self, terminate: bool = True, unregister: bool = False) -> None:
+        if getattr(self.ctx, "starting", False) and not self.state.is_running:
+            self.ctx.stop_asked = True  # carried out by _stop_once_serving_on_signal
+            return
+        super().stop(terminate=terminate, unregister=unregister)
+
+
 def watch_worker_stops(app: Sanic) -> None:
     """Register the listeners that make a stop during a worker's start-up count."""
     app.before_server_start(_record_stops_while_starting)  # registered first: runs first
@@ -217,6 +234,7 @@ def watch_worker_stops(app: Sanic) -> None:
 
 async def _record_stops_while_starting(app: Sanic) -> None:
     app.ctx.stop_asked = False
+    app.ctx.starting = True  # a StopSafeSanic's stop() is kept until the worker serves
 
     def record(signal: int, frame: FrameType | None) -> None:
         app.ctx.stop_asked = True
@@ -231,18 +249,37 @@ async def _stop_once_serving_on_signal(app: Sanic) -> None:
     loop = asyncio.get_running_loop()
     for stop in (SIGINT, SIGTERM):  # in place of Sanic's handler (which stops at once)
         loop.add_signal_handler(stop, _stop_when_serving, app, loop)
+        signal_func(stop, partial(_signalled, app, loop))
+    app.ctx.starting = False
     if app.ctx.stop_asked:
         _stop_when_serving(app, loop)
+
+
+def _signalled(
+    app: Sanic, loop: asyncio.AbstractEventLoop, signal: int, frame: FrameType | None
+) -> None:
+    """The signal's Python handler, over uvloop's own: uvloop drops a signal that comes while
+    its loop is not running (between this start-up step and `run_forever`, where a SIGTERM
+    right after the first `/healthz` answer landed about one time in five), so the stop is
+    queued for the loop here as well (while it runs, both ask: the first one stops)."""
+    loop.call_soon_threadsafe(_stop_when_serving, app, loop)
 
 
 def _stop_when_serving(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
     """Stop gracefully, once the worker serves (app.state.is_running is set just before its
     event loop starts serving; a stop before that would be swallowed by a start-up step)."""
+    if getattr(app.ctx, "stop_started", False):
+        return
+    app.ctx.stop_started = True
     _mark_stopping(app)
+    _stop_once_running(app, loop)
+
+
+def _stop_once_running(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
     if app.state.is_running:
         app.stop(terminate=False)
     else:
-        loop.call_later(0.02, _stop_when_serving, app, loop)
+        loop.call_later(0.02, _stop_once_running, app, loop)
 
 
 def _mark_stopping(app: Sanic) -> None:

@@ -17,7 +17,7 @@ from codelace_box.api.views import (
     pricing_view,
 )
 from codelace_box.db.core import ping
-from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.errors import InvalidRequest, NotFound, ServiceUnavailable
 from codelace_box.gateway.pipeline import Gateway
 from codelace_box.gateway.routing import ModelRoute
 
@@ -28,7 +28,11 @@ bp = Blueprint("public")
 
 @bp.route("/healthz", methods=READ)
 async def healthz(request: Request) -> HTTPResponse:
-    """Liveness: the process answers and its database is reachable."""
+    """Liveness: the process answers and its database is reachable; 503 while the worker
+    still starts (its stop handling is not in place yet: stopping.py), for the few
+    milliseconds the server already answers before that."""
+    if getattr(request.app.ctx, "starting", False):
+        raise ServiceUnavailable("the server is still starting; retry shortly", code="starting")
     ping()
     return json_response(health_view())
 
