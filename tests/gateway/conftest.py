@@ -7,7 +7,7 @@ are set up with the real CLI, exactly as an operator would.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,3 +132,17 @@ def box_factory(tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI) -> I
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+async def batch(migrated_db: Path) -> AsyncIterator[Any]:
+    """A group commit's write batch; on PostgreSQL with its write thread (where a batch runs
+    its writes' steps in turns)."""
+    from codelace_box.db.batch import WriteBatch
+    from codelace_box.db.offload import start_write_thread, stop_db_thread
+
+    start_write_thread()
+    try:
+        yield WriteBatch()
+    finally:
+        stop_db_thread()

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import ApiKey, Hold, User
-from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
+from codelace_box.db.offload import write_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import (
@@ -34,15 +33,6 @@ from codelace_box.gateway.metering import (
 
 pytestmark = pytest.mark.timeout(120)
 Op = Callable[[str, dict[str, Any]], Any]  # (mirror prefix, the mirror's ids) -> a write
-
-
-@pytest.fixture
-async def batch(migrated_db: Path) -> AsyncIterator[WriteBatch]:
-    start_write_thread()
-    try:
-        yield WriteBatch()
-    finally:
-        stop_db_thread()
 
 
 def _accounts(prefix: str) -> dict[str, Any]:

@@ -5,63 +5,27 @@ does after its first turn and whatever plain write comes after it in the same ba
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from codelace_box.accounts.keys import create_key
-from codelace_box.accounts.users import create_user
-from codelace_box.billing.ledger import find_mismatches, post_entry
+from codelace_box.billing.ledger import find_mismatches
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import ApiKey, Hold, User
-from codelace_box.db.offload import start_write_thread, stop_db_thread
+from codelace_box.db.offload import stop_db_thread
 from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import (
-    Settlement,
     admit,
     admit_steps,
     settle_steps,
 )
+from tests.gateway.batches import funded_user, outcomes, priced_settlement
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def batch(migrated_db: Path) -> AsyncIterator[WriteBatch]:
-    """A write batch; on PostgreSQL with its write thread (where batches run in turns)."""
-    start_write_thread()
-    try:
-        yield WriteBatch()
-    finally:
-        stop_db_thread()
-
-
-def _settlement(
-    request_id: str, user_id: int, output_tokens: int, key_id: int | None = None
-) -> Settlement:
-    """A call priced at 1 nano-USD per output token; 0 tokens: abandoned, costs nothing."""
-    return Settlement(
-        request_id=request_id, user_id=user_id, key_id=key_id, model="acme/m1", provider="acme",
-        upstream_model="m1", input_per_1m_nanos=0, output_per_1m_nanos=1_000_000,
-        input_tokens=0, output_tokens=output_tokens, status="ok" if output_tokens else "abandoned",
-        stream=False, charge=output_tokens > 0,
-    )  # fmt: skip
-
-
-def _funded(email: str, nanos: int) -> int:
-    user = create_user(email)
-    post_entry(user.id, nanos, "admin", "seed", f"seed-{email}")
-    return int(user.id)
-
-
-async def _outcomes(futures: list[asyncio.Future[Any]]) -> list[Any]:
-    return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
 async def test_a_hold_sweep_batched_after_a_settlement_keeps_held_the_sum_of_the_holds(
@@ -72,17 +36,17 @@ async def test_a_hold_sweep_batched_after_a_settlement_keeps_held_the_sum_of_the
     deleted, its release of held_nanos still to come), that release would count twice (held
     below the holds: the account could spend what is reserved). A plain write runs whole
     before the steps' first turns, which keeps it out of them."""
-    user_id = _funded("sweep@example.com", 100_000)
+    user_id = funded_user("sweep@example.com", 100_000)
     key = create_key(user_id, "capped", {"limit_usd": 1}).key
     limits = Admission(key_id=key.id)
     admit(user_id, "s1", 20_000, limits)
     admit(user_id, "s2", 20_000, limits)
     admit(user_id, "leaked", 10_000, limits)
     futures = [
-        batch.submit(partial(settle_steps, item=_settlement("s1", user_id, 5_000, key.id))),
+        batch.submit(partial(settle_steps, item=priced_settlement("s1", user_id, 5_000, key.id))),
         batch.submit(partial(release_holds_in, request_ids=["leaked"])),
     ]
-    assert await _outcomes(futures) == [5_000, 1]
+    assert await outcomes(futures) == [5_000, 1]
     user = User.get_by_id(user_id)
     assert (user.balance_nanos, user.held_nanos) == (95_000, 20_000)  # s2's hold
     assert ApiKey.get_by_id(key.id).held_nanos == 20_000
@@ -95,15 +59,15 @@ async def test_an_admission_whose_key_got_a_budget_is_settled_after_it_in_the_sa
     """The key lookup saw no budget, one was set since: the admission writes its hold only
     after its first turn. A client that left at once queues the hold's release behind it
     (Gateway.reserve), in the same batch: that release must find the hold, not leave it."""
-    user_id = _funded("stale@example.com", 100_000)
+    user_id = funded_user("stale@example.com", 100_000)
     key = create_key(user_id, "later-capped", {"limit_usd": 1}).key
     stale = Admission(key_id=key.id, key_budgeted=False)  # what the lookup saw
     futures = [
         batch.submit(partial(admit_steps, user_id=user_id, request_id="r1", amount_nanos=20_000,
                              limits=stale)),
-        batch.submit(partial(settle_steps, item=_settlement("r1", user_id, 0, key.id))),
+        batch.submit(partial(settle_steps, item=priced_settlement("r1", user_id, 0, key.id))),
     ]  # fmt: skip
-    assert await _outcomes(futures) == [None, 0]
+    assert await outcomes(futures) == [None, 0]
     assert Hold.select().count() == 0
     user = User.get_by_id(user_id)
     assert (user.balance_nanos, user.held_nanos) == (100_000, 0)
@@ -116,7 +80,7 @@ async def test_max_concurrent_counts_the_hold_of_an_admission_whose_key_got_a_bu
 ) -> None:
     """The same late hold must be counted by a later admission of the account in the batch
     that checks max_concurrent: one request in flight at most means the second is a 429."""
-    user_id = _funded("concurrent@example.com", 100_000)
+    user_id = funded_user("concurrent@example.com", 100_000)
     key = create_key(user_id, "later-capped", {"limit_usd": 1}).key
     stale = Admission(key_id=key.id, key_budgeted=False)
     limited = Admission(key_id=key.id, max_concurrent=1, key_budgeted=True)
@@ -126,7 +90,7 @@ async def test_max_concurrent_counts_the_hold_of_an_admission_whose_key_got_a_bu
         batch.submit(partial(admit_steps, user_id=user_id, request_id="c2", amount_nanos=1_000,
                              limits=limited)),
     ]  # fmt: skip
-    first, second = await _outcomes(futures)
+    first, second = await outcomes(futures)
     assert first is None
     assert isinstance(second, RateLimited), second
     assert [h.request_id for h in Hold.select()] == ["c1"]
@@ -143,16 +107,16 @@ async def test_a_batch_run_again_after_a_refusal_counts_its_settlements_once(
 ) -> None:
     """A refusal in a batch of turns makes it run again careful: the settlement ran (and
     counted) in both runs, and the metrics must count it once, with its tokens once."""
-    user_id = _funded("metrics@example.com", 100_000)
+    user_id = funded_user("metrics@example.com", 100_000)
     admit(user_id, "m1", 60_000)
-    item = _settlement("m1", user_id, 4_000)
+    item = priced_settlement("m1", user_id, 4_000)
     item.model = "acme/review-metrics"
     labels = {"model": item.model, "provider": "acme"}
     futures = [
         batch.submit(partial(settle_steps, item=item)),
         batch.submit(partial(admit_steps, user_id=user_id, request_id="m2", amount_nanos=99_000)),
     ]
-    settled, refused = await _outcomes(futures)
+    settled, refused = await outcomes(futures)
     assert settled == 4_000
     assert isinstance(refused, InsufficientCredits), refused
     assert _sample("codelace_inference_requests_total", {**labels, "outcome": "ok"}) == 1
@@ -167,7 +131,7 @@ async def test_writes_queued_as_the_write_thread_stops_are_told(
     """The write thread stopped with writes queued: before their flush, once the flush handed
     them to a drain not started yet, or while the drain runs. Each caller is told (its write
     done, or an error), none is left waiting, and `written()` returns."""
-    user_id = _funded("stopped@example.com", 100_000)
+    user_id = funded_user("stopped@example.com", 100_000)
     first = batch.submit(partial(admit_steps, user_id=user_id, request_id="t1", amount_nanos=1))
     if moment == "handed":
         batch.flush()  # PostgreSQL: the drain is a task not yet run
@@ -175,9 +139,9 @@ async def test_writes_queued_as_the_write_thread_stops_are_told(
         await asyncio.sleep(0)  # the flush ran, and the task that hands the drain to the thread
     second = batch.submit(partial(admit_steps, user_id=user_id, request_id="t2", amount_nanos=1))
     stop_db_thread()
-    outcomes = await asyncio.wait_for(_outcomes([first, second]), timeout=10)
-    assert all(o is None or isinstance(o, Exception) for o in outcomes), outcomes
-    assert Hold.select().count() == sum(o is None for o in outcomes)
+    told = await asyncio.wait_for(outcomes([first, second]), timeout=10)
+    assert all(o is None or isinstance(o, Exception) for o in told), told
+    assert Hold.select().count() == sum(o is None for o in told)
     await asyncio.wait_for(batch.written(), timeout=10)
 
 
@@ -187,16 +151,16 @@ async def test_a_key_cap_freed_by_a_settlement_earlier_in_the_batch_admits_as_on
     """In turns a later admission on a capped key reads the key before the earlier settlement
     releases it (its hold still counted): refused there, the batch runs again careful and
     admits it, as one request after the other would."""
-    user_id = _funded("keycap@example.com", 1_000_000)
+    user_id = funded_user("keycap@example.com", 1_000_000)
     key = create_key(user_id, "capped", {"limit_usd": "0.0001"}).key  # 100,000 nano-USD
     limits = Admission(key_id=key.id)
     admit(user_id, "k1", 60_000, limits)
     futures = [
-        batch.submit(partial(settle_steps, item=_settlement("k1", user_id, 10_000, key.id))),
+        batch.submit(partial(settle_steps, item=priced_settlement("k1", user_id, 10_000, key.id))),
         batch.submit(partial(admit_steps, user_id=user_id, request_id="k2", amount_nanos=80_000,
                              limits=limits)),
     ]  # fmt: skip
-    assert await _outcomes(futures) == [10_000, None]
+    assert await outcomes(futures) == [10_000, None]
     fresh = ApiKey.get_by_id(key.id)
     assert (fresh.held_nanos, fresh.spent_nanos) == (80_000, 10_000)
     assert User.get_by_id(user_id).held_nanos == 80_000
@@ -207,12 +171,12 @@ async def test_the_same_request_admitted_twice_in_a_batch_holds_once(batch: Writ
     """The second hold of a request id breaks its unique index only when the batch's answers
     are all in (at its COMMIT, on PostgreSQL in turns): the batch runs again careful, the
     second admission fails alone, and the account holds the amount once."""
-    user_id = _funded("twice@example.com", 100_000)
+    user_id = funded_user("twice@example.com", 100_000)
     futures = [
         batch.submit(partial(admit_steps, user_id=user_id, request_id="d1", amount_nanos=7_000))
         for _ in range(2)
     ]
-    first, second = await _outcomes(futures)
+    first, second = await outcomes(futures)
     assert first is None
     assert isinstance(second, Exception), second
     assert [h.request_id for h in Hold.select()] == ["d1"]
@@ -227,13 +191,13 @@ async def test_a_hold_sweep_queued_after_a_settlement_of_the_same_request_comes_
     request's hold, queued after that request's settlement, finds it settled (in turns too,
     where a plain write must not run ahead of the steps queued before it: the call would go
     unbilled)."""
-    user_id = _funded("order@example.com", 100_000)
+    user_id = funded_user("order@example.com", 100_000)
     admit(user_id, "o1", 20_000)
     futures = [
-        batch.submit(partial(settle_steps, item=_settlement("o1", user_id, 5_000))),
+        batch.submit(partial(settle_steps, item=priced_settlement("o1", user_id, 5_000))),
         batch.submit(partial(release_holds_in, request_ids=["o1"])),
     ]
-    assert await _outcomes(futures) == [5_000, 0]
+    assert await outcomes(futures) == [5_000, 0]
     user = User.get_by_id(user_id)
     assert (user.balance_nanos, user.held_nanos) == (95_000, 0)
     assert find_mismatches() == []

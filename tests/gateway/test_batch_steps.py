@@ -6,68 +6,36 @@ batch charges no more than the requests one after the other would."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import Hold, LedgerEntry, User
-from codelace_box.db.offload import start_write_thread, stop_db_thread
 from codelace_box.errors import InsufficientCredits
-from codelace_box.gateway.metering import Settlement, admit, admit_steps, settle_steps
+from codelace_box.gateway.metering import admit, admit_steps, settle_steps
+from tests.gateway.batches import funded_user, outcomes, priced_settlement
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def batch(migrated_db: Path) -> AsyncIterator[WriteBatch]:
-    """A write batch; on PostgreSQL with its write thread (where batches run in turns)."""
-    start_write_thread()
-    try:
-        yield WriteBatch()
-    finally:
-        stop_db_thread()
-
-
-def _settlement(request_id: str, user_id: int, output_tokens: int) -> Settlement:
-    """A call priced at 1 nano-USD per output token (1,000,000 per million)."""
-    return Settlement(
-        request_id=request_id, user_id=user_id, key_id=None, model="acme/m1", provider="acme",
-        upstream_model="m1", input_per_1m_nanos=0, output_per_1m_nanos=1_000_000,
-        input_tokens=0, output_tokens=output_tokens, status="ok", stream=False,
-    )  # fmt: skip
-
-
-def _funded(email: str, nanos: int) -> int:
-    user = create_user(email)
-    post_entry(user.id, nanos, "admin", "seed", f"seed-{email}")
-    return int(user.id)
-
-
-async def _outcomes(futures: list[asyncio.Future[Any]]) -> list[Any]:
-    return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
 async def test_a_batch_of_one_accounts_writes_lands_each_once_and_a_refusal_alone(
     batch: WriteBatch,
 ) -> None:
-    user_id = _funded("steps@example.com", 100_000)
+    user_id = funded_user("steps@example.com", 100_000)
     for request_id in ("s1", "s2", "s3"):
         admit(user_id, request_id, 20_000)  # 60,000 held, 40,000 free
     futures: list[asyncio.Future[Any]] = [
-        batch.submit(partial(settle_steps, item=_settlement("s1", user_id, 5_000))),
+        batch.submit(partial(settle_steps, item=priced_settlement("s1", user_id, 5_000))),
         batch.submit(partial(admit_steps, user_id=user_id, request_id="a1", amount_nanos=30_000)),
-        batch.submit(partial(settle_steps, item=_settlement("s1", user_id, 5_000))),  # again
+        batch.submit(partial(settle_steps, item=priced_settlement("s1", user_id, 5_000))),  # again
         batch.submit(partial(admit_steps, user_id=user_id, request_id="a2", amount_nanos=30_000)),
-        batch.submit(partial(settle_steps, item=_settlement("s2", user_id, 7_000))),
+        batch.submit(partial(settle_steps, item=priced_settlement("s2", user_id, 7_000))),
         batch.submit(partial(admit_steps, user_id=user_id, request_id="a3", amount_nanos=1_000)),
     ]
-    s1, a1, again, a2, s2, a3 = await _outcomes(futures)
+    s1, a1, again, a2, s2, a3 = await outcomes(futures)
     assert (s1, a1, again, s2, a3) == (5_000, None, None, 7_000, None)
     assert isinstance(a2, InsufficientCredits), a2  # 40,000 - 30,000 free when it came
     assert sorted(h.request_id for h in Hold.select()) == ["a1", "a3", "s3"]
@@ -85,15 +53,15 @@ async def test_settlements_of_an_account_below_its_holds_charge_as_one_after_the
     """An operator's debit left the balance below the open holds: each settlement is capped by
     what the account covers after the ones before it (the batch reads the account before them:
     it must not cap by that read, nor charge past the balance)."""
-    user_id = _funded("below@example.com", 100_000)
+    user_id = funded_user("below@example.com", 100_000)
     admit(user_id, "r1", 40_000)
     admit(user_id, "r2", 40_000)
     post_entry(user_id, -50_000, "admin", "a correction", "debit-below")  # 50,000 for 80,000 held
     futures = [
-        batch.submit(partial(settle_steps, item=_settlement("r1", user_id, 30_000))),
-        batch.submit(partial(settle_steps, item=_settlement("r2", user_id, 30_000))),
+        batch.submit(partial(settle_steps, item=priced_settlement("r1", user_id, 30_000))),
+        batch.submit(partial(settle_steps, item=priced_settlement("r2", user_id, 30_000))),
     ]
-    assert await _outcomes(futures) == [10_000, 30_000]  # r1: 50,000 - 40,000 held for r2
+    assert await outcomes(futures) == [10_000, 30_000]  # r1: 50,000 - 40,000 held for r2
     user = User.get_by_id(user_id)
     assert (user.balance_nanos, user.held_nanos) == (10_000, 0)
     assert Hold.select().count() == 0
