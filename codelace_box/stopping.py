@@ -17,8 +17,9 @@ is lost in Sanic (its handler stops the event loop inside a start-up step, and t
 serves on until the supervisor gives up after 10 s), and uvloop drops a signal that comes
 while its loop is between two runs (Sanic runs the start-up steps one `run_until_complete`
 at a time). Here such a stop is recorded (`StopSafeSanic.stop`, and a Python-level handler
-beside uvloop's) and carried out as soon as the worker serves (see watch_worker_stops);
-`/healthz` answers 503 until that is in place, so a stop sent after its first 200 is kept.
+beside uvloop's) and carried out as soon as the worker serves (see watch_worker_stops); the
+single process's `/healthz` answers 503 until that is in place, so a stop sent after its
+first 200 is kept (a supervisor signals a worker that lost its stop again).
 
 Both lean on Sanic internals (private names of its worker manager and worker processes), so
 pyproject.toml bounds sanic to the release line they were written for, and `serve` first runs
@@ -235,6 +236,9 @@ def watch_worker_stops(app: Sanic) -> None:
 async def _record_stops_while_starting(app: Sanic) -> None:
     app.ctx.stop_asked = False
     app.ctx.starting = True  # a StopSafeSanic's stop() is kept until the worker serves
+    # `--workers 1`: the box is this process, and its /healthz answers 503 until it serves (a
+    # worker of several answers at once: the box is up while the others serve)
+    app.ctx.starting_box = multiprocessing.parent_process() is None
 
     def record(signal: int, frame: FrameType | None) -> None:
         app.ctx.stop_asked = True
@@ -250,7 +254,7 @@ async def _stop_once_serving_on_signal(app: Sanic) -> None:
     for stop in (SIGINT, SIGTERM):  # in place of Sanic's handler (which stops at once)
         loop.add_signal_handler(stop, _stop_when_serving, app, loop)
         signal_func(stop, partial(_signalled, app, loop))
-    app.ctx.starting = False
+    app.ctx.starting = app.ctx.starting_box = False
     if app.ctx.stop_asked:
         _stop_when_serving(app, loop)
 

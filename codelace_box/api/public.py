@@ -28,10 +28,10 @@ bp = Blueprint("public")
 
 @bp.route("/healthz", methods=READ)
 async def healthz(request: Request) -> HTTPResponse:
-    """Liveness: the process answers and its database is reachable; 503 while the worker
-    still starts (its stop handling is not in place yet: stopping.py), for the few
-    milliseconds the server already answers before that."""
-    if getattr(request.app.ctx, "starting", False):
+    """Liveness: the process answers and its database is reachable; with one process, 503
+    while it still starts (its stop handling is not in place yet: stopping.py), for the few
+    milliseconds it already answers before that."""
+    if getattr(request.app.ctx, "starting_box", False):
         raise ServiceUnavailable("the server is still starting; retry shortly", code="starting")
     ping()
     return json_response(health_view())
