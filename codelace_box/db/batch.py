@@ -260,6 +260,12 @@ def run_steps(steps: Steps[T]) -> T:
             return done.value
 
 
+def _run_whole(write: Write, tx: Tx) -> Any:
+    """A write (plain, or its steps run to their end) and what it gave."""
+    value = write(tx)
+    return run_steps(value) if isinstance(value, Generator) else value
+
+
 def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
     """The batch without savepoints (PostgreSQL, pipelined): each write runs up to its first
     yield (its statements sent), then every one on to its next, and so on: the answers the
@@ -330,9 +336,7 @@ def _run_alone(tx: Tx, write: Write, future: asyncio.Future[Any]) -> Outcome:
     transaction, so its error rolls the whole of it back (`_Alone`; a conflict as it was), and
     two statements a write fewer."""
     try:
-        value = write(tx)
-        if isinstance(value, Generator):
-            value = run_steps(value)
+        value = _run_whole(write, tx)
         sync(tx)  # pipelined: its statements' errors are raised here
     except Exception as exc:
         if conflict(exc):
@@ -357,9 +361,7 @@ def _run_one(tx: Tx, write: Write, counted: list[metrics.Increment]) -> tuple[An
     try:
         with Savepoint(tx):
             try:
-                value = write(tx)
-                if isinstance(value, Generator):
-                    value = run_steps(value)
+                value = _run_whole(write, tx)
                 sync(tx)  # pipelined: its statements' errors are raised here, as its own
             except Exception as exc:
                 _answered(tx, exc)
