@@ -16,8 +16,8 @@ Worker (and the single process of `--workers 1`): a stop that arrives while the 
 is lost in Sanic (its handler stops the event loop inside a start-up step, and the loop then
 serves on until the supervisor gives up after 10 s), and uvloop drops a signal that comes
 while its loop is between two runs (Sanic runs the start-up steps one `run_until_complete`
-at a time). Here such a stop is recorded (`StopSafeSanic.stop`, and a Python-level handler
-beside uvloop's) and carried out as soon as the worker serves (see watch_worker_stops); the
+at a time). Here every such stop (a Python-level handler beside uvloop's, and
+`StopSafeSanic.stop` for Sanic's) is queued and carried out once the worker serves; the
 single process's `/healthz` answers 503 until that is in place, so a stop sent after its
 first 200 is kept (a supervisor signals a worker that lost its stop again).
 
@@ -215,14 +215,14 @@ def install_supervisor() -> None:
 
 
 class StopSafeSanic(Sanic):
-    """Sanic whose `stop()` while a worker starts is kept for once it serves. Sanic installs
+    """Sanic whose `stop()` while a worker starts is carried out once it serves. Sanic installs
     its own SIGTERM/SIGINT handler (`app.stop`) once the server listens and runs the after-start
     listeners after that, the event loop already answering (a first `/healthz`): a stop that
     landed in between stopped the loop inside that start-up step, and the worker served on."""
 
     def stop(self, terminate: bool = True, unregister: bool = False) -> None:
         if getattr(self.ctx, "starting", False) and not self.state.is_running:
-            self.ctx.stop_asked = True  # carried out by _stop_once_serving_on_signal
+            _stop_when_serving(self, asyncio.get_event_loop())
             return
         super().stop(terminate=terminate, unregister=unregister)
 
@@ -234,18 +234,12 @@ def watch_worker_stops(app: Sanic) -> None:
 
 
 async def _record_stops_while_starting(app: Sanic) -> None:
-    app.ctx.stop_asked = False
-    app.ctx.starting = True  # a StopSafeSanic's stop() is kept until the worker serves
-    # `--workers 1`: the box is this process, and its /healthz answers 503 until it serves (a
+    app.ctx.starting = True  # until the worker's own handlers are in place
+    # `--workers 1`: the box is this process, and its /healthz answers 503 while it starts (a
     # worker of several answers at once: the box is up while the others serve)
-    app.ctx.starting_box = multiprocessing.parent_process() is None
-
-    def record(signal: int, frame: FrameType | None) -> None:
-        app.ctx.stop_asked = True
-
-    for stop in (SIGINT, SIGTERM):
-        signal_func(stop, record)
-    if multiprocessing.parent_process() is not None:  # a worker (not the one of --workers 1)
+    app.ctx.single_process = multiprocessing.parent_process() is None
+    _handle_stops(app, asyncio.get_running_loop())
+    if not app.ctx.single_process:
         _stop_with_the_supervisor()
 
 
@@ -253,25 +247,31 @@ async def _stop_once_serving_on_signal(app: Sanic) -> None:
     loop = asyncio.get_running_loop()
     for stop in (SIGINT, SIGTERM):  # in place of Sanic's handler (which stops at once)
         loop.add_signal_handler(stop, _stop_when_serving, app, loop)
+    _handle_stops(app, loop)  # again: uvloop's handler replaced ours
+    app.ctx.starting = False
+
+
+def _handle_stops(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGINT and SIGTERM, in Python, queue the stop for the loop. Installed as the worker
+    starts (Sanic then ignores both for a moment, then hands them to its own handler:
+    StopSafeSanic), and after uvloop's own, which drops a signal that comes while its loop is
+    not running (between two start-up steps, or before `run_forever`: a SIGTERM right after
+    the first `/healthz` answer was lost about one time in five). While the loop runs both
+    handlers ask; the first stops."""
+    for stop in (SIGINT, SIGTERM):
         signal_func(stop, partial(_signalled, app, loop))
-    app.ctx.starting = app.ctx.starting_box = False
-    if app.ctx.stop_asked:
-        _stop_when_serving(app, loop)
 
 
 def _signalled(
     app: Sanic, loop: asyncio.AbstractEventLoop, signal: int, frame: FrameType | None
 ) -> None:
-    """The signal's Python handler, over uvloop's own: uvloop drops a signal that comes while
-    its loop is not running (between this start-up step and `run_forever`, where a SIGTERM
-    right after the first `/healthz` answer landed about one time in five), so the stop is
-    queued for the loop here as well (while it runs, both ask: the first one stops)."""
     loop.call_soon_threadsafe(_stop_when_serving, app, loop)
 
 
 def _stop_when_serving(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
     """Stop gracefully, once the worker serves (app.state.is_running is set just before its
-    event loop starts serving; a stop before that would be swallowed by a start-up step)."""
+    event loop starts serving; a stop before that would be swallowed by a start-up step).
+    Only the first stop counts."""
     if getattr(app.ctx, "stop_started", False):
         return
     app.ctx.stop_started = True
@@ -289,9 +289,6 @@ def _stop_once_running(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
 def _mark_stopping(app: Sanic) -> None:
     """Tell the supervisor this worker got its stop (from the event loop, never from inside a
     signal handler: the shared state is a multiprocessing proxy, not safe to re-enter)."""
-    if getattr(app.ctx, "stop_marked", False):
-        return
-    app.ctx.stop_marked = True
     with suppress(Exception):  # one process (--workers 1): no supervisor, nothing to tell
         app.m.state[STOPPING_KEY] = True
 

@@ -31,7 +31,8 @@ async def healthz(request: Request) -> HTTPResponse:
     """Liveness: the process answers and its database is reachable; with one process, 503
     while it still starts (its stop handling is not in place yet: stopping.py), for the few
     milliseconds it already answers before that."""
-    if getattr(request.app.ctx, "starting_box", False):
+    ctx = request.app.ctx
+    if getattr(ctx, "starting", False) and ctx.single_process:
         raise ServiceUnavailable("the server is still starting; retry shortly", code="starting")
     ping()
     return json_response(health_view())

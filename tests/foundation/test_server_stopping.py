@@ -132,10 +132,7 @@ def test_sigterm_at_any_moment_of_a_two_worker_start_stops_cleanly(
     """Sanic's own handler could hang or die (exit 1) here: see codelace_box/stopping.py."""
     pattern, count = START_MOMENTS[moment]
     for attempt in range(3):
-        port = free_port()
-        space = make_workspace(tmp_path / str(attempt), server={"port": port})
-        server = ServerProcess(space.config, port).launch("--workers", "2")
-        assert server.process is not None
+        server = launched(tmp_path / str(attempt), workers=2)
         try:
             server.wait_for_log(pattern, count)
             stopped_at = time.monotonic()
@@ -150,6 +147,15 @@ def test_sigterm_at_any_moment_of_a_two_worker_start_stops_cleanly(
         assert not re.search(r"^error: ", server.log_text(), re.MULTILINE)  # the CLI's own
         started = re.findall(r"Starting worker \[(\d+)\]", server.log_text())
         assert all(not pid_runs(int(pid)) for pid in started), server.log_text()
+
+
+def launched(folder: Path, workers: int) -> ServerProcess:
+    """`serve` of a new workspace in `folder`, launched (not waited for)."""
+    port = free_port()
+    space = make_workspace(folder, server={"port": port})
+    server = ServerProcess(space.config, port).launch("--workers", str(workers))
+    assert server.process is not None
+    return server
 
 
 def pid_runs(pid: int) -> bool:
@@ -313,10 +319,7 @@ def test_sigterm_right_after_the_first_healthz_answer_stops_a_single_process(
     signal that came before its loop ran again: one stop in five was lost, the process served
     on). Asked as soon as it answers, every stop is carried out."""
     for attempt in range(12):
-        port = free_port()
-        space = make_workspace(tmp_path / str(attempt), server={"port": port})
-        server = ServerProcess(space.config, port).launch("--workers", "1")
-        assert server.process is not None
+        server = launched(tmp_path / str(attempt), workers=1)
         try:
             first_healthz_answer(server)
             assert server.stop(timeout=10) == 0, server.log_text()
