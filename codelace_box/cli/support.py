@@ -21,7 +21,8 @@ from codelace_box.config import (
     ensure_secret_key,
     load_config,
 )
-from codelace_box.db.core import BUSY_TIMEOUT_SEC, is_busy, open_database
+from codelace_box.db.core import is_busy, open_database
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
 from codelace_box.errors import CodelaceError
 
 if TYPE_CHECKING:

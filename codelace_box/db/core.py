@@ -26,24 +26,13 @@ from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals
+from codelace_box.db.sqlite_file import open_sqlite_file
 from codelace_box.errors import ConfigError
-from codelace_box.private_files import create_private_file, make_private, make_private_dir
 
 SQLITE, POSTGRES = "sqlite", "postgres"
 SQLITE_URL = "sqlite:///"
 POSTGRES_URLS = ("postgresql://", "postgres://")
-BUSY_TIMEOUT_SEC = 10.0
 MAX_SQLITE_INTEGER = 2**63 - 1  # the largest INTEGER (and rowid) SQLite stores
-PRAGMAS = (
-    ("journal_mode", "wal"),
-    ("foreign_keys", 1),
-    ("synchronous", "normal"),
-    ("cache_size", -16000),
-    ("temp_store", "memory"),
-)
-# apsw's statement cache, a ring, drops a statement unused for `size` executions: at 100 (its
-# default) what runs once per group commit (BEGIN, COMMIT, the totals) was compiled each batch.
-_CACHE = {"statementcachesize": 256}
 BEGIN_WRITE = "BEGIN IMMEDIATE"  # SQLite: take the write lock now, not at the first write
 # What makes a SELECT lock the rows it reads until the transaction ends, by engine (`lock_rows()`).
 # SQLite: nothing, the IMMEDIATE transaction already holds the one write lock; PostgreSQL
@@ -318,24 +307,8 @@ def _open_postgres(url: str) -> Database:
 
 
 def _open_sqlite(path: str) -> APSWDatabase:
-    """Open the SQLite file; a new one is private (file 600, -wal/-shm alike, its folder 700)."""
-    target = Path(path)
-    db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
-    if target.is_dir():
-        raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
-    try:
-        if str(path) != ":memory:":
-            make_private_dir(target.parent)
-            if not create_private_file(target):
-                make_private(target)
-        db.connect(reuse_if_open=True)
-    except (FileExistsError, NotADirectoryError):  # mkdir met a file where a folder should be
-        raise ConfigError(
-            f"database.path {path}: cannot open the database: a file is in the way of its folder"
-        ) from None
-    except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"database.path {path}: cannot open the database: {reason}") from None
+    """Open the SQLite file (db/sqlite_file.py) as the process's database."""
+    db = open_sqlite_file(path)
     _engine[0] = SQLITE
     database.initialize(db)
     return db

@@ -20,8 +20,8 @@ from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import BUSY_TIMEOUT_SEC
 from codelace_box.db.models import Hold, UsageRecord, User
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
 from codelace_box.gateway.client import UpstreamClient
 from codelace_box.gateway.metering import Settlement, admit, admit_in, settle, settle_in
 from codelace_box.gateway.pipeline import Gateway, GatewaySettings

@@ -1,0 +1,67 @@
+"""Opening the SQLite database file: its settings (WAL, the page cache, apsw's statement
+cache), its privacy (a new file 600, -wal/-shm alike, its folder 700), and a connect that
+waits out another process switching a new file to WAL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import apsw
+from peewee import DatabaseError as PeeweeDatabaseError
+from peewee import OperationalError as PeeweeOperationalError
+from playhouse.apsw_ext import APSWDatabase
+
+from codelace_box.errors import ConfigError
+from codelace_box.private_files import create_private_file, make_private, make_private_dir
+
+BUSY_TIMEOUT_SEC = 10.0
+PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("foreign_keys", 1),
+    ("synchronous", "normal"),
+    ("cache_size", -16000),
+    ("temp_store", "memory"),
+)
+# apsw's statement cache, a ring, drops a statement unused for `size` executions: at 100 (its
+# default) what runs once per group commit (BEGIN, COMMIT, the totals) was compiled each batch.
+_CACHE = {"statementcachesize": 256}
+CONNECT_RETRY_SEC = 0.01
+
+
+def open_sqlite_file(path: str) -> APSWDatabase:
+    """The SQLite file at `path`, connected (a ConfigError saying why it cannot be)."""
+    target = Path(path)
+    db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
+    if target.is_dir():
+        raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
+    try:
+        if str(path) != ":memory:":
+            make_private_dir(target.parent)
+            if not create_private_file(target):
+                make_private(target)
+        _connect_when_free(db)
+    except (FileExistsError, NotADirectoryError):  # mkdir met a file where a folder should be
+        raise ConfigError(
+            f"database.path {path}: cannot open the database: a file is in the way of its folder"
+        ) from None
+    except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"database.path {path}: cannot open the database: {reason}") from None
+    return db
+
+
+def _connect_when_free(db: APSWDatabase) -> None:
+    """Connect (the pragmas run then). While another process switches a new file to WAL,
+    SQLite refuses `journal_mode = wal` at once, without its busy wait ('database is locked':
+    one of three `migrate`s started together on a new file, about one time in 120): try again
+    within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SEC
+    while True:
+        try:
+            db.connect(reuse_if_open=True)
+            return
+        except (apsw.BusyError, PeeweeOperationalError) as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(CONNECT_RETRY_SEC)
