@@ -1,13 +1,25 @@
 """Group commit: the writes queued during one event-loop turn share one IMMEDIATE transaction.
 
-Under load many requests admit or settle at the same moment. Each queued write runs in its
-own SAVEPOINT (so it commits or rolls back as a unit, and one failing write does not touch
-the others), all of them inside one BEGIN IMMEDIATE ... COMMIT: the commit, and the pages every
-write dirties (the user row, the rightmost index leaves), are paid once per batch instead of
-once per request. The flush is a plain callback: nothing awaits inside the transaction, and
-a request that is cancelled while waiting still has its write committed (its future is simply
-not told). A caller awaits its own result; the result exists only after the COMMIT. The
-transaction and the savepoints are `write_transaction()`'s, the one way to write (db/core.py).
+Under load many requests admit or settle at the same moment. Their writes run together
+inside one BEGIN IMMEDIATE ... COMMIT: the commit, and the pages every write dirties (the
+user row, the rightmost index leaves), are paid once per batch instead of once per request.
+A batch runs first without savepoints. A write given as steps (a generator: admission and
+settlement) yields once it sent what it will read, and the batch runs the writes' steps in
+turns (`_run_interleaved`). A write reads before it yields what later writes must see done
+(db/hotpath.py `Later`); one that finds it has more of that to write after its yield says so
+(ALONE). Any write that fails (a refusal; on PostgreSQL also a server error that may be an
+earlier write's) makes the batch run again `careful`: each write in its own SAVEPOINT,
+waiting for its own answers before the next begins, so it commits or fails alone; the next
+CAREFUL_BATCHES batches start careful too (a client refused again and again costs no rerun
+each time). A batch of one write runs without a savepoint either way: it is the transaction.
+A write is a function of the transaction alone; what it counts in the metrics waits for the
+COMMIT (`metrics.counted_on_commit`, one list per run of a batch; a write that fails alone
+drops its part), so a write run twice is counted once.
+
+The flush is a plain callback: nothing awaits inside the transaction, and a request that is
+cancelled while waiting still has its write committed (its future is simply not told). A
+caller awaits its own result; the result exists only after the COMMIT. The transaction and
+the savepoints are `write_transaction()`'s, the one way to write (db/core.py).
 
 On PostgreSQL the batch's transaction runs on the write thread (db/offload.py) instead of the
 loop: one batch at a time, the writes queued meanwhile make the next one (a batch grows with
@@ -16,22 +28,13 @@ batch after batch, so it never waits for the loop between two; the futures are r
 the loop.
 There the batch is also:
 - pipelined (postgres.PgTx): a statement waits for its answer only when the write reads it,
-  so a write costs a round trip per answer read, not per statement; and without savepoints
-  (4 statements a request fewer). A write given as steps (a generator: admission and
-  settlement) yields once it sent what it will read, and the batch runs the writes' steps in
-  turns (`_run_interleaved`), so their answers share a round trip: a batch of 40 requests'
-  writes costs a few round trips, not 40. Any write that fails (a refusal, a server error
-  that may be an earlier write's) makes the batch run again `careful`: each write in its
-  savepoint, waiting for its own answers before the next begins, so it fails alone; the next
-  CAREFUL_BATCHES batches start careful too.
+  so a write costs a round trip per answer read, not per statement; the writes' steps in
+  turns share their round trips: a batch of 40 requests' writes costs a few, not 40.
 - one batch of any box at a time (a transaction advisory lock, BATCH_LOCK, first): two boxes'
   batches would otherwise take the same user, key and total rows in opposite orders and
   deadlock (PostgreSQL then aborts one after a second's wait);
 - run again when PostgreSQL aborts it anyway (a deadlock or a serialization failure with
-  another transaction: an operator's credit, a sweep), up to ATTEMPTS runs. A write is a
-  function of the transaction alone; what it counts in the metrics waits for the COMMIT
-  (`metrics.counted_on_commit`, one list per run of a batch; a write that fails alone drops
-  its part), so a request run twice is counted once.
+  another transaction: an operator's credit, a sweep), up to ATTEMPTS runs.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ CAREFUL_BATCHES = 50  # PostgreSQL: batches run careful after one had to run aga
 class WriteBatch:
     """Queue writes; they run together at the end of the current loop turn."""
 
-    __slots__ = ("_drained", "_in_flight", "_lock", "_pending", "_scheduled")
+    __slots__ = ("_drained", "_in_flight", "_lock", "_pending", "_scheduled", "careful_left")
 
     def __init__(self) -> None:
         self._pending: Pending = []
@@ -88,6 +91,7 @@ class WriteBatch:
         self._in_flight = False  # the write thread is draining (PostgreSQL)
         self._lock = threading.Lock()  # `_in_flight` and the hand-over of `_pending`
         self._drained: asyncio.Future[None] | None = None  # the write thread's current drain
+        self.careful_left = 0  # batches still to run careful, after one had to run again
 
     @overload
     def submit(self, write: Callable[[Tx], Steps[T]]) -> asyncio.Future[T]: ...
@@ -117,7 +121,7 @@ class WriteBatch:
         thread = write_thread()
         if thread is None:
             pending, self._pending = self._pending, []
-            _resolve(_commit(pending))
+            _resolve(_commit(pending, self))
             return
         with self._lock:
             if self._in_flight:
@@ -139,7 +143,7 @@ class WriteBatch:
                     self._in_flight = False
                     return
             try:
-                outcomes = _commit(pending)
+                outcomes = _commit(pending, self)
             except BaseException as exc:  # not one of _commit's own: still tell the callers
                 loop.call_soon_threadsafe(_resolve, _failed(pending, exc))
                 raise
@@ -168,11 +172,11 @@ class WriteBatch:
             await asyncio.sleep(0)  # the outcomes' callbacks run
 
 
-def _commit(pending: Pending) -> list[Outcome]:
-    """Every write of a batch in one transaction; what each gave. A batch another box's
-    transaction made PostgreSQL abort runs again (ATTEMPTS in all). (Touches no future: it
-    may run on the write thread.)"""
-    careful, conflicts = _start_careful(), 0
+def _commit(pending: Pending, batch: WriteBatch) -> list[Outcome]:
+    """Every write of a batch in one transaction; what each gave. A batch in turns where a
+    write failed runs again careful; one another box's transaction made PostgreSQL abort runs
+    again (ATTEMPTS in all). (Touches no future: it may run on the write thread.)"""
+    careful, conflicts = _start_careful(batch), 0
     while True:
         try:
             outcomes, counted = _attempt(pending, careful)
@@ -184,8 +188,8 @@ def _commit(pending: Pending) -> list[Outcome]:
                 log.warning("a batch of %d writes runs again: %s", len(pending), exc)
                 time.sleep(random.uniform(0, CONFLICT_PAUSE_SEC))  # the other one finishes
                 continue
-            if not careful and not conflict(exc):  # a write failed, or an error no write
-                careful = _stay_careful()  # could be blamed for
+            if not careful and _blamed_on_a_write(exc):
+                careful = _stay_careful(batch)
                 continue
             log.error("a batch of %d writes failed: %s", len(pending), exc)
             return _failed(pending, exc)
@@ -193,25 +197,30 @@ def _commit(pending: Pending) -> list[Outcome]:
         return outcomes
 
 
-def _start_careful() -> bool:
-    """Whether this batch starts careful: always without a write thread (SQLite); on
-    PostgreSQL for a while after a batch had to run again (so a client refused again and
-    again costs no rerun each time)."""
-    thread = write_thread()
-    if thread is None:
-        return True
-    if thread.careful_left:
-        thread.careful_left -= 1
+def _start_careful(batch: WriteBatch) -> bool:
+    """Whether this batch starts careful: for a while after a batch had to run again (so a
+    client refused again and again costs no rerun each time)."""
+    if batch.careful_left:
+        batch.careful_left -= 1
         return True
     return False
 
 
-def _stay_careful() -> bool:
+def _stay_careful(batch: WriteBatch) -> bool:
     """A batch runs again carefully: so do the next CAREFUL_BATCHES."""
-    thread = write_thread()
-    if thread is not None:
-        thread.careful_left = CAREFUL_BATCHES
+    batch.careful_left = CAREFUL_BATCHES
     return True
+
+
+def _blamed_on_a_write(exc: Exception) -> bool:
+    """Whether a batch run in turns failed for a write's sake (then it runs again careful, each
+    write in its savepoint): a write's own error; on PostgreSQL also any error but a conflict
+    (a pipelined statement's error may surface at a later write's wait, or at COMMIT).
+    SQLite's other errors (a database locked past its busy timeout) fail the batch as they
+    are: running it again would only wait again."""
+    if isinstance(exc, _RunAgain):
+        return True
+    return write_thread() is not None and not conflict(exc)
 
 
 def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:
@@ -223,10 +232,10 @@ def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metri
     counted: list[metrics.Increment] = []
     with pipelined(), write_transaction() as tx, metrics.counted_on_commit(counted):
         exclusive(tx, BATCH_LOCK)
-        if not careful:
-            return _run_interleaved(tx, pending), counted
         if len(pending) == 1:
             return [_run_alone(tx, *pending[0])], counted
+        if not careful:
+            return _run_interleaved(tx, pending), counted
         for write, future in pending:
             value, error = _run_one(tx, write, counted)
             outcomes.append((future, value, error))
@@ -267,10 +276,11 @@ def _run_whole(write: Write, tx: Tx) -> Any:
 
 
 def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
-    """The batch without savepoints (PostgreSQL, pipelined): each write runs up to its first
-    yield (its statements sent), then every one on to its next, and so on: the answers the
-    writes wait for come back together, one round trip for the batch instead of one a write
-    (a plain write, which runs whole, waits for the steps queued before it to end). A write
+    """The batch without savepoints: each write runs up to its first yield (its statements
+    sent), then every one on to its next, and so on: on PostgreSQL (pipelined) the answers the
+    writes wait for come back together, one round trip for the batch instead of one a write;
+    on SQLite, two statements a write fewer than in savepoints (a plain write, which runs
+    whole, waits for the steps queued before it to end). A write
     reads before it yields what later writes must see done (db/hotpath.py `Later`); one that
     finds it has more of that to write after its yield says so (ALONE).
     Any error makes the batch run again carefully (the error may be an earlier write's, and

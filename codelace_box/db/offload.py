@@ -47,7 +47,6 @@ class DbThread:
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name
         )
-        self.careful_left = 0  # the write thread: batches still to run careful (db/batch.py)
 
     @property
     def running(self) -> bool:

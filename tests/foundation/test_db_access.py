@@ -105,6 +105,31 @@ async def test_the_group_commit_answers_503_while_another_process_writes(
     assert query_one("SELECT COUNT(*) FROM hold") == (1,)
 
 
+async def test_a_batch_that_finds_the_database_busy_fails_once_without_a_careful_run(
+    migrated_db: Path,
+) -> None:
+    """A batch of several writes that cannot begin (another process holds the write lock past
+    the busy timeout) is a 503 for each of them, at once: no write failed, so no second run
+    in savepoints waits out the timeout again, and the next batches start in turns."""
+    user = create_user("busy-batch@db.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-busy-batch")
+    database.execute_sql("PRAGMA busy_timeout = 50")
+    other = other_writer(migrated_db)
+    other.execute("BEGIN IMMEDIATE")
+    batch = WriteBatch()
+    try:
+        writes = [
+            batch.submit(partial(admit_in, user_id=user.id, request_id=f"b{n}", amount_nanos=5))
+            for n in range(2)
+        ]
+        failed = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 5)
+        assert [getattr(e, "code", e) for e in failed] == ["database_busy"] * 2
+        assert batch.careful_left == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
 def test_is_busy_knows_a_lock_timeout_from_other_errors(migrated_db: Path) -> None:
     database.execute_sql("PRAGMA busy_timeout = 0")
     other = other_writer(migrated_db)

@@ -7,7 +7,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -278,49 +277,3 @@ def _until_a_lock_is_awaited(url: str) -> None:
             if conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone():
                 return
             time.sleep(0.01)
-
-
-async def test_a_refused_write_makes_its_batch_run_again_with_savepoints(pg_db: str) -> None:
-    """The batch runs pipelined without savepoints; a write that fails (here a refusal after
-    it wrote) makes it run again, each write in its savepoint: the refusal undoes only its
-    own write, the others' results and metrics count once, and the next batches start
-    careful (a client refused again and again costs no rerun each time)."""
-    from codelace_box import metrics
-    from codelace_box.errors import InsufficientCredits
-
-    user = create_user("refused@pg.test").id
-    runs: list[str] = []
-    counter = metrics.inference("refused/model", "refused", "ok")
-    before = counter._value.get()
-
-    def ok(name: str) -> Callable[[Tx], int]:
-        def write(tx: Tx) -> int:
-            runs.append(name)
-            tx.execute('UPDATE "user" SET held_nanos = held_nanos + 1 WHERE id = ?', (user,))
-            metrics.inference("refused/model", "refused", "ok").inc()
-            return tx.changes()
-
-        return write
-
-    def refused(tx: Tx) -> None:
-        runs.append("refused")
-        tx.execute('UPDATE "user" SET held_nanos = held_nanos + 100 WHERE id = ?', (user,))
-        raise InsufficientCredits("no")
-
-    start_write_thread()
-    batch = WriteBatch()
-    try:
-        results = await asyncio.gather(
-            batch.submit(ok("a")), batch.submit(refused), batch.submit(ok("b")),
-            return_exceptions=True,
-        )  # fmt: skip
-        assert results[0] == 1 and results[2] == 1 and isinstance(results[1], InsufficientCredits)
-        assert runs == ["a", "refused", "a", "refused", "b"]
-        assert counter._value.get() - before == 2
-        runs.clear()
-        assert await asyncio.gather(batch.submit(ok("c")), batch.submit(refused),
-                                    return_exceptions=True) is not None  # fmt: skip
-        assert runs == ["c", "refused"], "careful from the start: no rerun"
-    finally:
-        stop_db_thread()
-    assert query_all('SELECT held_nanos FROM "user" WHERE id = ?', (user,)) == [(3,)]

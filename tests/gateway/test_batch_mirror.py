@@ -21,7 +21,6 @@ from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches, ledger_sum, post_entry
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import ApiKey, Hold, User
-from codelace_box.db.offload import write_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import (
@@ -145,9 +144,7 @@ async def test_a_batch_ends_as_its_writes_one_after_the_other(batch: WriteBatch,
             with contextlib.suppress(Exception):  # refused alike for both
                 op(prefix, ids)()
     for ops in batches:
-        thread = write_thread()
-        if thread is not None:
-            thread.careful_left = 0  # each batch starts in turns
+        batch.careful_left = 0  # each batch starts in turns
         futures = [batch.submit(op("t", together)) for op in ops]
         in_batch = [_said(o) for o in await asyncio.gather(*futures, return_exceptions=True)]
         one_by_one = []

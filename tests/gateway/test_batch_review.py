@@ -5,14 +5,18 @@ does after its first turn and whatever plain write comes after it in the same ba
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
 
 import pytest
 from prometheus_client import REGISTRY
 
+from codelace_box import metrics
 from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches
-from codelace_box.db.batch import WriteBatch
+from codelace_box.db.batch import CAREFUL_BATCHES, WriteBatch
+from codelace_box.db.core import Tx, query_all
 from codelace_box.db.models import ApiKey, Hold, User
 from codelace_box.db.offload import stop_db_thread
 from codelace_box.errors import InsufficientCredits, RateLimited
@@ -201,3 +205,44 @@ async def test_a_hold_sweep_queued_after_a_settlement_of_the_same_request_comes_
     user = User.get_by_id(user_id)
     assert (user.balance_nanos, user.held_nanos) == (95_000, 0)
     assert find_mismatches() == []
+
+
+def _held_by_one(user_id: int, runs: list[str], name: str) -> Callable[[Tx], int]:
+    def write(tx: Tx) -> int:
+        runs.append(name)
+        tx.execute('UPDATE "user" SET held_nanos = held_nanos + 1 WHERE id = ?', (user_id,))
+        metrics.inference("refused/model", "refused", "ok").inc()
+        return tx.changes()
+
+    return write
+
+
+async def test_a_refused_write_makes_its_batch_run_again_with_savepoints(
+    batch: WriteBatch,
+) -> None:
+    """A batch runs without savepoints (both engines); a write that fails (here a refusal
+    after it wrote) makes it run again, each write in its savepoint: the refusal undoes only
+    its own write, the others' results and metrics count once, and the next batches start
+    careful (a client refused again and again costs no rerun each time)."""
+    user = create_user("refused@batch.test").id
+    runs: list[str] = []
+    counter = metrics.inference("refused/model", "refused", "ok")
+    before = counter._value.get()
+
+    def refused(tx: Tx) -> None:
+        runs.append("refused")
+        tx.execute('UPDATE "user" SET held_nanos = held_nanos + 100 WHERE id = ?', (user,))
+        raise InsufficientCredits("no")
+
+    results = await outcomes([
+        batch.submit(_held_by_one(user, runs, "a")), batch.submit(refused),
+        batch.submit(_held_by_one(user, runs, "b")),
+    ])  # fmt: skip
+    assert results[0] == 1 and results[2] == 1 and isinstance(results[1], InsufficientCredits)
+    assert runs == ["a", "refused", "a", "refused", "b"]
+    assert counter._value.get() - before == 2
+    assert batch.careful_left == CAREFUL_BATCHES
+    runs.clear()
+    await outcomes([batch.submit(_held_by_one(user, runs, "c")), batch.submit(refused)])
+    assert runs == ["c", "refused"], "careful from the start: no rerun"
+    assert query_all('SELECT held_nanos FROM "user" WHERE id = ?', (user,)) == [(3,)]
