@@ -8,7 +8,9 @@ The ratios are printed; only ratios from one run compare (the machine's other lo
 absolute figure). LiteLLM runs from its own virtual environment (`.bench-peers/`, made by the
 Makefile, outside the product's dependencies) with its local cost map and a dead HTTP proxy, so
 it fetches nothing; it has no database (its master key is checked in memory), where the box
-authenticates, reserves and settles every call in SQLite.
+authenticates, reserves and settles every call in SQLite. A third server under the same loads,
+the stack's floor (bench.floor: a bare Sanic relay through aiohttp, none of the box's work),
+shows what the chosen stack costs by itself: the box's own share is the difference.
 """
 
 from __future__ import annotations
@@ -128,18 +130,29 @@ def figures(run: dict[str, Any], direct_p50: float, start_sec: float) -> dict[st
 HIGHER_IS_BETTER = {"req_per_sec_c64", "streams_per_sec_c64"}
 
 
-def print_table(box: dict[str, float], peer: dict[str, float], version: str) -> dict[str, float]:
-    """Both columns and how many times better the box is (peer / box, or box / peer)."""
+def better_by(name: str, mine: float, theirs: float) -> float:
+    """How many times better `mine` is than `theirs` (higher or lower is better by figure)."""
+    if name in HIGHER_IS_BETTER:
+        return mine / theirs if theirs else float("inf")
+    return theirs / mine if mine > 0 else float("inf")
+
+
+def print_table(
+    box: dict[str, float], peer: dict[str, float], version: str, floor: dict[str, float]
+) -> dict[str, float]:
+    """The box's and LiteLLM's columns, how many times better the box is, and the stack's
+    floor with how many times better than LiteLLM it is (what the stack allows)."""
     ratios: dict[str, float] = {}
-    print(f"{'figure':22} {'codelace-box':>13} {'LiteLLM ' + version:>16} {'box better by':>14}")
+    print(f"{'figure':22} {'codelace-box':>13} {'LiteLLM ' + version:>16} {'box better by':>14}"
+          f" {'stack floor':>12} {'floor better by':>16}")  # fmt: skip
     for name, mine in box.items():
-        theirs = peer[name]
-        if name in HIGHER_IS_BETTER:
-            ratio = mine / theirs if theirs else float("inf")
-        else:
-            ratio = theirs / mine if mine > 0 else float("inf")
+        theirs, bare = peer[name], floor[name]
+        ratio = better_by(name, mine, theirs)
         ratios[name] = round(ratio, 1)
-        print(f"{name:22} {mine:>13} {theirs:>16} {ratio:>13.1f}x")
+        print(f"{name:22} {mine:>13} {theirs:>16} {ratio:>13.1f}x {bare:>12}"
+              f" {better_by(name, bare, theirs):>15.1f}x")  # fmt: skip
+    own = box["added_p50_ms_c1"] - floor["added_p50_ms_c1"]
+    print(f"the box's own added p50 at 1 concurrent (box - floor): {own:.3f} ms")
     return ratios
 
 
@@ -168,6 +181,26 @@ def run_box(args: argparse.Namespace, folder: Path, up: int, direct_p50: float) 
     try:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         return figures(run_loads(args, server.pid, url, key, 1.0), direct_p50, start_sec)
+    finally:
+        stop(server)
+
+
+def run_floor(
+    args: argparse.Namespace, folder: Path, up: int, direct_p50: float
+) -> dict[str, float]:
+    port = free_port()
+    log = (folder / "floor.log").open("wb")
+    began = time.perf_counter()
+    upstream = f"http://127.0.0.1:{up}/v1/chat/completions"
+    server = subprocess.Popen(
+        [PYTHON, "-m", "bench.floor", "--port", str(port), "--upstream", upstream],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_healthy(port, server, 30)
+        start_sec = time.perf_counter() - began
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        return figures(run_loads(args, server.pid, url, "none", 1.0), direct_p50, start_sec)
     finally:
         stop(server)
 
@@ -218,12 +251,14 @@ def main() -> None:
         direct_url = f"http://127.0.0.1:{up}/v1/chat/completions"
         direct_p50 = load(direct_url, "none", 1, args.latency_requests)["p50_ms"]
         box = run_box(args, folder, up, direct_p50)
+        floor = run_floor(args, folder, up, direct_p50)
         peer = run_litellm(args, folder, up, direct_p50)
         version = litellm_version()
-        ratios = print_table(box, peer, version)
+        ratios = print_table(box, peer, version, floor)
         print(f"(load average {os.getloadavg()[0]:.2f}: absolute figures move with it)")
         if args.json:
-            result = {"box": box, "litellm": peer, "litellm_version": version, "ratios": ratios}
+            result = {"box": box, "litellm": peer, "litellm_version": version, "ratios": ratios,
+                      "floor": floor}  # fmt: skip
             args.json.write_text(json.dumps(result, indent=2))
     finally:
         stop(upstream)

@@ -131,13 +131,13 @@ def create_app(config: Config) -> Sanic:
     return app
 
 
-async def _assign_request_id(request: Request) -> None:
+def _assign_request_id(request: Request) -> None:
     request.ctx.started = time.perf_counter()
     request.ctx.request_id = new_request_id()
     request.app.ctx.in_flight.add(request)
 
 
-async def _add_request_id(request: Request, response: HTTPResponse) -> None:
+def _add_request_id(request: Request, response: HTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None) or new_request_id()
     response.headers["x-request-id"] = request_id
     if response.status != 200 or not getattr(request.ctx, "streaming", False):
@@ -169,12 +169,23 @@ async def _open_resources(app: Sanic) -> None:
     _freeze_startup_objects()
 
 
+# The collector's youngest generation is collected after this many more container objects
+# than were freed (Python's default: 700). 64 requests in flight hold a few thousand objects,
+# so at 700 a collection (about 0.2 ms, walking them) ran every 20-25 requests: 7-11 us a
+# request, 3% of its CPU. Objects freed by their reference counts (nearly all a request makes)
+# never count toward it; what waits for a collection is what cycles keep alive, a few MB at most.
+YOUNG_COLLECTION_AFTER = 20_000
+
+
 def _freeze_startup_objects() -> None:
     """What starting made (modules, the app, its routes) lives as long as the process: out of
     the garbage collector's sight, so its full collections, which stop the event loop, walk
-    only what serving made since (they took 40-130 ms with everything in sight)."""
+    only what serving made since (they took 40-130 ms with everything in sight). Its young
+    collections wait for YOUNG_COLLECTION_AFTER objects."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_AFTER, middle, old)
 
 
 async def _close_resources(app: Sanic) -> None:
