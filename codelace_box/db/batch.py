@@ -51,9 +51,11 @@ from typing import Any, TypeVar, overload
 
 from codelace_box import metrics
 from codelace_box.db.core import (
+    POSTGRES,
     Savepoint,
     Tx,
     conflict,
+    engine,
     exclusive,
     is_busy,
     pipelined,
@@ -77,7 +79,7 @@ Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value
 ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
 CONFLICT_PAUSE_SEC = 0.02  # at most, before such a run (the write thread's)
 BATCH_LOCK = "codelace:group-commit"  # PostgreSQL: one batch of any box at a time
-CAREFUL_BATCHES = 50  # PostgreSQL: batches run careful after one had to run again
+CAREFUL_BATCHES = 50  # batches run careful after one had to run again
 
 
 class WriteBatch:
@@ -215,12 +217,10 @@ def _stay_careful(batch: WriteBatch) -> bool:
 def _blamed_on_a_write(exc: Exception) -> bool:
     """Whether a batch run in turns failed for a write's sake (then it runs again careful, each
     write in its savepoint): a write's own error; on PostgreSQL also any error but a conflict
-    (a pipelined statement's error may surface at a later write's wait, or at COMMIT).
-    SQLite's other errors (a database locked past its busy timeout) fail the batch as they
-    are: running it again would only wait again."""
-    if isinstance(exc, _RunAgain):
-        return True
-    return write_thread() is not None and not conflict(exc)
+    (a pipelined statement's error may surface at a later write's wait, or at COMMIT; with
+    the write thread or without). SQLite's other errors (a database locked past its busy
+    timeout) fail the batch as they are: running it again would only wait again."""
+    return isinstance(exc, _RunAgain) or (engine() == POSTGRES and not conflict(exc))
 
 
 def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:

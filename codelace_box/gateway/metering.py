@@ -12,9 +12,9 @@ hold row gates it, so a request is settled exactly once. The charge never exceed
 account can cover (balance minus the other requests' holds), so concurrent requests can never
 spend more than the balance. The usage debit is a ledger entry written by
 `billing.ledger.append_entry_in`; the statements are db/hotpath.py's. Under load, db/batch.py
-lets the admissions and settlements of one event-loop turn share one transaction (each in its
-own savepoint): `admit_in` and `settle_in` are the units it runs; `admit` and `settle` run one
-alone.
+lets the admissions and settlements of one event-loop turn share one transaction (their steps
+in turns; each in its own savepoint once one failed): `admit_steps` and `settle_steps` are the
+units it runs; `admit` and `settle` run one alone.
 
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -246,3 +247,24 @@ async def test_a_refused_write_makes_its_batch_run_again_with_savepoints(
     await outcomes([batch.submit(_held_by_one(user, runs, "c")), batch.submit(refused)])
     assert runs == ["c", "refused"], "careful from the start: no rerun"
     assert query_all('SELECT held_nanos FROM "user" WHERE id = ?', (user,)) == [(3,)]
+
+
+async def test_a_batch_run_on_the_loop_fails_only_the_write_that_failed(migrated_db: Path) -> None:
+    """Without the write thread (not started yet, or stopped at shutdown with writes still
+    queued) a batch runs on the loop, in turns on either engine. On PostgreSQL a pipelined
+    statement's error (here the second hold of a request id, never read) surfaces only at
+    the COMMIT, where no write can be told from another: the batch must run again careful,
+    so the writes beside it are still done, not all failed with it."""
+    batch = WriteBatch()  # no write thread
+    user_id = funded_user("loop@example.com", 100_000)
+    other = funded_user("beside@example.com", 100_000)
+    futures = [
+        batch.submit(partial(admit_steps, user_id=other, request_id="o1", amount_nanos=1_000)),
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="d1", amount_nanos=7_000)),
+        batch.submit(partial(admit_steps, user_id=user_id, request_id="d1", amount_nanos=7_000)),
+    ]
+    first, second, twice = await outcomes(futures)
+    assert (first, second) == (None, None)
+    assert isinstance(twice, Exception), twice
+    assert sorted(h.request_id for h in Hold.select()) == ["d1", "o1"]
+    assert find_mismatches() == []

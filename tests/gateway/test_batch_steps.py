@@ -1,7 +1,7 @@
-"""The group commit running admissions and settlements as steps (db/batch.py): on PostgreSQL
-a batch's writes run in turns on the write thread, their answers sharing round trips; on
-SQLite one after the other. Either way each write lands once, a refusal fails alone, and a
-batch charges no more than the requests one after the other would."""
+"""The group commit running admissions and settlements as steps (db/batch.py): a batch's
+writes run in turns (on PostgreSQL on the write thread, their answers sharing round trips),
+and again each in its savepoint once one failed. Either way each write lands once, a refusal
+fails alone, and a batch charges no more than the requests one after the other would."""
 
 from __future__ import annotations
 
