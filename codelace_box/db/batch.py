@@ -5,7 +5,7 @@ inside one BEGIN IMMEDIATE ... COMMIT: the commit, and the pages every write dir
 user row, the rightmost index leaves), are paid once per batch instead of once per request.
 A batch runs first without savepoints. A write given as steps (a generator: admission and
 settlement) yields once it sent what it will read, and the batch runs the writes' steps in
-turns (`_run_interleaved`). A write reads before it yields what later writes must see done
+turns (`turns.run_interleaved`). A write reads before it yields what later writes must see done
 (db/hotpath.py `Later`); one that finds it has more of that to write after its yield says so
 (ALONE). Any write that fails (a refusal; on PostgreSQL also a server error that may be an
 earlier write's) makes the batch run again `careful`: each write in its own SAVEPOINT,
@@ -40,13 +40,11 @@ There the batch is also:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Generator
-from functools import partial
+from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from codelace_box import metrics
@@ -63,19 +61,19 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.offload import write_thread
+from codelace_box.db.turns import (
+    Outcome,
+    Pending,
+    RunAgain,
+    Steps,
+    Write,
+    run_interleaved,
+    run_whole,
+)
 from codelace_box.errors import ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
-Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
-# A write may instead return its steps (a generator): it yields (None) once the statements
-# whose answers it waits for are sent; see `_run_interleaved`. It yields ALONE when what it
-# still has to write is what a later write's first turn reads (in turns that batch runs again
-# careful; run alone, the write goes on).
-ALONE = "alone"
-Steps = Generator[str | None, None, T]
-Pending = list[tuple[Write, asyncio.Future[Any]]]
-Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
 ATTEMPTS = 3  # runs of a batch that PostgreSQL keeps aborting for other boxes' sake
 CONFLICT_PAUSE_SEC = 0.02  # at most, before such a run (the write thread's)
 BATCH_LOCK = "codelace:group-commit"  # PostgreSQL: one batch of any box at a time
@@ -220,7 +218,7 @@ def _blamed_on_a_write(exc: Exception) -> bool:
     (a pipelined statement's error may surface at a later write's wait, or at COMMIT; with
     the write thread or without). SQLite's other errors (a database locked past its busy
     timeout) fail the batch as they are: running it again would only wait again."""
-    return isinstance(exc, _RunAgain) or (engine() == POSTGRES and not conflict(exc))
+    return isinstance(exc, RunAgain) or (engine() == POSTGRES and not conflict(exc))
 
 
 def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:
@@ -235,7 +233,7 @@ def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metri
         if len(pending) == 1:
             return [_run_alone(tx, *pending[0])], counted
         if not careful:
-            return _run_interleaved(tx, pending), counted
+            return run_interleaved(tx, pending), counted
         for write, future in pending:
             value, error = _run_one(tx, write, counted)
             outcomes.append((future, value, error))
@@ -259,94 +257,12 @@ def _resolve(outcomes: list[Outcome]) -> None:
             future.set_result(value)
 
 
-def run_steps(steps: Steps[T]) -> T:
-    """Run a write's steps to their end, in order (its answers waited for as it reads them):
-    how a write runs alone, or in its savepoint."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-
-
-def _run_whole(write: Write, tx: Tx) -> Any:
-    """A write (plain, or its steps run to their end) and what it gave."""
-    value = write(tx)
-    return run_steps(value) if isinstance(value, Generator) else value
-
-
-def _run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
-    """The batch without savepoints: each write runs up to its first yield (its statements
-    sent), then every one on to its next, and so on: on PostgreSQL (pipelined) the answers the
-    writes wait for come back together, one round trip for the batch instead of one a write;
-    on SQLite, two statements a write fewer than in savepoints (a plain write, which runs
-    whole, waits for the steps queued before it to end). A write
-    reads before it yields what later writes must see done (db/hotpath.py `Later`); one that
-    finds it has more of that to write after its yield says so (ALONE).
-    Any error makes the batch run again carefully (the error may be an earlier write's, and
-    what the write did before it is in the transaction); a conflict, again as it was."""
-    values: list[Any] = [None] * len(pending)
-    running: list[tuple[int, Steps[Any]]] = []
-    for index, (write, _) in enumerate(pending):
-        if running and not _is_steps(write):  # a plain write runs whole when called: after
-            _turns(running, values)  # the steps queued before it (in the queue's order)
-        value = _bare(write, tx)
-        if isinstance(value, Generator):
-            running.append((index, value))
-        else:
-            values[index] = value
-    _turns(running, values)
-    return [(future, values[index], None) for index, (_, future) in enumerate(pending)]
-
-
-def _is_steps(write: Write) -> bool:
-    """Whether a write gives steps (a generator function, or a partial of one); a write that
-    cannot tell is taken as plain (the steps before it then end first: slower, as correct)."""
-    func = write.func if isinstance(write, partial) else write
-    return inspect.isgeneratorfunction(func)
-
-
-def _turns(running: list[tuple[int, Steps[Any]]], values: list[Any]) -> None:
-    """Run the steps in turns to their ends, each one's value in `values`; empties `running`."""
-    while running:
-        going: list[tuple[int, Steps[Any]]] = []
-        for index, steps in running:
-            done, value = _bare(_step, steps)
-            if done:
-                values[index] = value
-            else:
-                going.append((index, steps))
-        running[:] = going
-
-
-def _step(steps: Steps[Any]) -> tuple[bool, Any]:
-    """One step of a write: (whether it ended, its value if so)."""
-    try:
-        said = next(steps)
-    except StopIteration as done:
-        return True, done.value
-    if said == ALONE:
-        raise _RunAgain("a write must run before the later writes' first turns")
-    return False, None
-
-
-def _bare(run: Callable[[Any], T], arg: Any) -> T:
-    """`run(arg)` of a write in a batch without savepoints: its error makes the batch run
-    again carefully, a conflict as it was."""
-    try:
-        return run(arg)
-    except Exception as exc:
-        if conflict(exc):
-            raise
-        raise _RunAgain from exc
-
-
 def _run_alone(tx: Tx, write: Write, future: asyncio.Future[Any]) -> Outcome:
     """The one write of a batch (every batch of a quiet box), without a savepoint: it is the
     transaction, so its error rolls the whole of it back (`_Alone`; a conflict as it was), and
     two statements a write fewer."""
     try:
-        value = _run_whole(write, tx)
+        value = run_whole(write, tx)
         sync(tx)  # pipelined: its statements' errors are raised here
     except Exception as exc:
         if conflict(exc):
@@ -371,7 +287,7 @@ def _run_one(tx: Tx, write: Write, counted: list[metrics.Increment]) -> tuple[An
     try:
         with Savepoint(tx):
             try:
-                value = _run_whole(write, tx)
+                value = run_whole(write, tx)
                 sync(tx)  # pipelined: its statements' errors are raised here, as its own
             except Exception as exc:
                 _answered(tx, exc)
@@ -392,10 +308,6 @@ def _answered(tx: Tx, exc: Exception) -> None:
     except Exception as late:  # its own error, or what the server skipped after it
         if conflict(late) and not conflict(exc):
             raise late from exc
-
-
-class _RunAgain(Exception):
-    """A write failed in a batch run without savepoints."""
 
 
 def _unavailable(exc: Exception) -> Exception:

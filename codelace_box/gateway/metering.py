@@ -43,7 +43,6 @@ from typing import Any
 from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath, totals
-from codelace_box.db.batch import ALONE, Steps, run_steps
 from codelace_box.db.core import (
     Tx,
     day_of,
@@ -52,6 +51,7 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.observability import set_upstream_error
+from codelace_box.db.turns import ALONE, Steps, run_steps
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import (
     NO_LIMITS,

@@ -4,7 +4,7 @@ budget, the same request settled twice, costs above the hold, accounts an operat
 left below their holds, plain writes among the steps, a write that fails after it wrote)
 run as one batch for some accounts and one write at a time for their mirrors; every
 caller's answer, every account, its ledger, usage rows, totals and rollups, and the metrics
-must come out the same. The batch runs in turns (db/batch.py `_run_interleaved`), and again
+must come out the same. The batch runs in turns (db/turns.py `run_interleaved`), and again
 careful when a write fails."""
 
 from __future__ import annotations

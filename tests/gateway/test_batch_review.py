@@ -1,4 +1,4 @@
-"""Adversarial checks of the group commit's batches of steps (db/batch.py `_run_interleaved`):
+"""Adversarial checks of the group commit's batches of steps (db/turns.py `run_interleaved`):
 a batch must leave the accounts as its writes one after the other would, whatever a write
 does after its first turn and whatever plain write comes after it in the same batch."""
 

@@ -1,0 +1,110 @@
+"""A batch's writes as steps, and a batch run in turns without savepoints (db/batch.py).
+
+A write may return its steps (a generator) instead of its value: it yields (None) once the
+statements whose answers it waits for are sent; see `run_interleaved`. It yields ALONE when
+what it still has to write is what a later write's first turn reads (in turns that batch runs
+again careful; run alone, the write goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Generator
+from functools import partial
+from typing import Any, TypeVar
+
+from codelace_box.db.core import Tx, conflict
+
+T = TypeVar("T")
+Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value
+ALONE = "alone"
+Steps = Generator[str | None, None, T]
+Pending = list[tuple[Write, asyncio.Future[Any]]]
+Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]  # future, value, error
+
+
+class RunAgain(Exception):
+    """A write failed in a batch run without savepoints."""
+
+
+def run_steps(steps: Steps[T]) -> T:
+    """Run a write's steps to their end, in order (its answers waited for as it reads them):
+    how a write runs alone, or in its savepoint."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def run_whole(write: Write, tx: Tx) -> Any:
+    """A write (plain, or its steps run to their end) and what it gave."""
+    value = write(tx)
+    return run_steps(value) if isinstance(value, Generator) else value
+
+
+def run_interleaved(tx: Tx, pending: Pending) -> list[Outcome]:
+    """The batch without savepoints: each write runs up to its first yield (its statements
+    sent), then every one on to its next, and so on: on PostgreSQL (pipelined) the answers the
+    writes wait for come back together, one round trip for the batch instead of one a write;
+    on SQLite, two statements a write fewer than in savepoints (a plain write, which runs
+    whole, waits for the steps queued before it to end). A write
+    reads before it yields what later writes must see done (db/hotpath.py `Later`); one that
+    finds it has more of that to write after its yield says so (ALONE).
+    Any error makes the batch run again carefully (the error may be an earlier write's, and
+    what the write did before it is in the transaction); a conflict, again as it was."""
+    values: list[Any] = [None] * len(pending)
+    running: list[tuple[int, Steps[Any]]] = []
+    for index, (write, _) in enumerate(pending):
+        if running and not _is_steps(write):  # a plain write runs whole when called: after
+            _turns(running, values)  # the steps queued before it (in the queue's order)
+        value = _bare(write, tx)
+        if isinstance(value, Generator):
+            running.append((index, value))
+        else:
+            values[index] = value
+    _turns(running, values)
+    return [(future, values[index], None) for index, (_, future) in enumerate(pending)]
+
+
+def _is_steps(write: Write) -> bool:
+    """Whether a write gives steps (a generator function, or a partial of one); a write that
+    cannot tell is taken as plain (the steps before it then end first: slower, as correct)."""
+    func = write.func if isinstance(write, partial) else write
+    return inspect.isgeneratorfunction(func)
+
+
+def _turns(running: list[tuple[int, Steps[Any]]], values: list[Any]) -> None:
+    """Run the steps in turns to their ends, each one's value in `values`; empties `running`."""
+    while running:
+        going: list[tuple[int, Steps[Any]]] = []
+        for index, steps in running:
+            done, value = _bare(_step, steps)
+            if done:
+                values[index] = value
+            else:
+                going.append((index, steps))
+        running[:] = going
+
+
+def _step(steps: Steps[Any]) -> tuple[bool, Any]:
+    """One step of a write: (whether it ended, its value if so)."""
+    try:
+        said = next(steps)
+    except StopIteration as done:
+        return True, done.value
+    if said == ALONE:
+        raise RunAgain("a write must run before the later writes' first turns")
+    return False, None
+
+
+def _bare(run: Callable[[Any], T], arg: Any) -> T:
+    """`run(arg)` of a write in a batch without savepoints: its error makes the batch run
+    again carefully, a conflict as it was."""
+    try:
+        return run(arg)
+    except Exception as exc:
+        if conflict(exc):
+            raise
+        raise RunAgain from exc
