@@ -171,7 +171,7 @@ async def _open_resources(app: Sanic) -> None:
 
 # The collector's youngest generation is collected after this many more container objects
 # than were freed (Python's default: 700). 64 requests in flight hold a few thousand objects,
-# so at 700 a collection (about 0.2 ms, walking them) ran every 20-25 requests: 7-11 us a
+# so at 700 a collection (about 0.2 ms, walking them) ran every 20-25 requests: 8-12 us a
 # request, 3% of its CPU. Objects freed by their reference counts (nearly all a request makes)
 # never count toward it; what waits for a collection is what cycles keep alive, a few MB at most.
 YOUNG_COLLECTION_AFTER = 20_000
