@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +34,19 @@ def other_writer(path: Path) -> apsw.Connection:
     other = apsw.Connection(str(path))
     other.setbusytimeout(0)
     return other
+
+
+@contextlib.contextmanager
+def write_lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """Another process holds the write lock meanwhile; this one waits at most 50 ms for it."""
+    database.execute_sql("PRAGMA busy_timeout = 50")
+    other = other_writer(path)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
 
 
 def names(user_ids: list[int]) -> list[str]:
@@ -87,18 +102,12 @@ async def test_the_group_commit_answers_503_while_another_process_writes(
 ) -> None:
     user = create_user("busy@db.test")
     post_entry(user.id, 10_000, "admin", "seed", "seed-busy")
-    database.execute_sql("PRAGMA busy_timeout = 50")
-    other = other_writer(migrated_db)
-    other.execute("BEGIN IMMEDIATE")
     batch = WriteBatch()
-    try:
+    with write_lock_held_elsewhere(migrated_db):
         refused = batch.submit(partial(admit_in, user_id=user.id, request_id="r1", amount_nanos=5))
         with pytest.raises(ServiceUnavailable) as caught:
             await asyncio.wait_for(refused, 5)
         assert (caught.value.status, caught.value.code) == (503, "database_busy")
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
     await asyncio.wait_for(
         batch.submit(partial(admit_in, user_id=user.id, request_id="r2", amount_nanos=5)), 5
     )
@@ -113,11 +122,8 @@ async def test_a_batch_that_finds_the_database_busy_fails_once_without_a_careful
     in savepoints waits out the timeout again, and the next batches start in turns."""
     user = create_user("busy-batch@db.test")
     post_entry(user.id, 10_000, "admin", "seed", "seed-busy-batch")
-    database.execute_sql("PRAGMA busy_timeout = 50")
-    other = other_writer(migrated_db)
-    other.execute("BEGIN IMMEDIATE")
     batch = WriteBatch()
-    try:
+    with write_lock_held_elsewhere(migrated_db):
         writes = [
             batch.submit(partial(admit_in, user_id=user.id, request_id=f"b{n}", amount_nanos=5))
             for n in range(2)
@@ -125,9 +131,6 @@ async def test_a_batch_that_finds_the_database_busy_fails_once_without_a_careful
         failed = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 5)
         assert [getattr(e, "code", e) for e in failed] == ["database_busy"] * 2
         assert batch.careful_left == 0
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
 
 def test_is_busy_knows_a_lock_timeout_from_other_errors(migrated_db: Path) -> None:
