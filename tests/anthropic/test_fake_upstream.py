@@ -211,6 +211,9 @@ def test_validation_is_strict(body: dict[str, Any], words: str) -> None:
 def test_documented_requests_are_valid() -> None:
     assert request_problem(load_json("request_tools.anthropic.json")) is None
     assert request_problem({**HELLO, "system": "Be brief.", "stop_sequences": ["END"]}) is None
+    claude_codes = '{"device_id":"%s","session_id":"e9781ca7-7000-4090-9105-f1a9ddb85e6c"}'
+    user_id = claude_codes % ("0a1b" * 16)  # a session uuid with three groups of digits
+    assert request_problem({**HELLO, "metadata": {"user_id": user_id}}) is None
     adaptive = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}
     assert request_problem({**HELLO, "model": "claude-opus-4-7", **adaptive}) is None
     blank_beside_text = [{"type": "text", "text": " "}, {"type": "text", "text": "real"}]

@@ -58,8 +58,9 @@ def _nested_problem(schema: dict[str, Any], where: str) -> str | None:
 
 
 # A phone number stands alone: digits inside a hex id or a uuid (Claude Code sends a JSON
-# user_id with both) are not one.
+# user_id with both) are not one, whole groups of digits in a uuid included (7000-4090-9105).
 _PHONE_RE = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d ().-]{8,}\d(?![0-9A-Za-z])")
+_UUID_RE = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
 
 
 def user_id_problem(user_id: Any) -> str | None:
@@ -73,7 +74,7 @@ def user_id_problem(user_id: Any) -> str | None:
             "metadata.user_id: user_id appears to contain an email address. "
             "Please send a uuid or hash value instead."
         )
-    if _PHONE_RE.search(user_id) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
+    if _PHONE_RE.search(_UUID_RE.sub("", user_id)) and not re.fullmatch(r"[0-9a-f-]{32,}", user_id):
         return (
             "metadata.user_id: user_id appears to contain a phone number. "
             "Please send a uuid or hash value instead."
