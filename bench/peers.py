@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -228,8 +229,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-requests", type=int, default=1000, help="at 1 concurrent")
     parser.add_argument("--peer-scale", type=float, default=0.2, help="LiteLLM's share of them")
     parser.add_argument("--max-seconds", type=float, default=40.0, help="cap of each load")
+    parser.add_argument("--rounds", type=int, default=1, help="alternated; medians printed")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser.parse_args()
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds of one server."""
+    return {name: round(statistics.median(run[name] for run in runs), 3) for name in runs[0]}
 
 
 def wait_listening(port: int, timeout: float = 20.0) -> None:
@@ -253,15 +260,22 @@ def main() -> None:
         wait_listening(up)
         direct_url = f"http://127.0.0.1:{up}/v1/chat/completions"
         direct_p50 = load(direct_url, "none", 1, args.latency_requests)["p50_ms"]
-        box = run_box(args, folder, up, direct_p50)
-        floor = run_floor(args, folder, up, direct_p50)
-        peer = run_litellm(args, folder, up, direct_p50)
+        runs: dict[str, list[dict[str, float]]] = {"box": [], "floor": [], "litellm": []}
+        for n in range(args.rounds):  # alternated, so a slow minute of the machine hits all
+            here = folder / f"round{n}"
+            here.mkdir()
+            runs["box"].append(run_box(args, here, up, direct_p50))
+            runs["floor"].append(run_floor(args, here, up, direct_p50))
+            runs["litellm"].append(run_litellm(args, here, up, direct_p50))
+        box, floor, peer = (medians(runs[name]) for name in ("box", "floor", "litellm"))
         version = litellm_version()
+        if args.rounds > 1:
+            print(f"medians of {args.rounds} alternated rounds of each")
         ratios = print_table(box, peer, version, floor)
         print(f"(load average {os.getloadavg()[0]:.2f}: absolute figures move with it)")
         if args.json:
             result = {"box": box, "litellm": peer, "litellm_version": version, "ratios": ratios,
-                      "floor": floor}  # fmt: skip
+                      "floor": floor, "runs": runs}  # fmt: skip
             args.json.write_text(json.dumps(result, indent=2))
     finally:
         stop(upstream)
