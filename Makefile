@@ -110,6 +110,7 @@ bench-scaleout: $(VENV)/.dev-installed
 ## make bench-peers: the same loads against the box and the LiteLLM proxy, one after the other,
 ## with the ratios. LiteLLM (exact pin below) goes into its own virtual env, .bench-peers/,
 ## outside the product's dependencies; it runs offline (local cost map, a dead HTTP proxy).
+## Medians of alternated rounds, with the stack's floor: make bench-peers BENCH_ARGS="--rounds 3"
 LITELLM_VERSION ?= 1.108.7
 PEERS_VENV ?= .bench-peers
 $(PEERS_VENV)/.installed-$(LITELLM_VERSION):
