@@ -98,8 +98,13 @@ async def test_max_concurrent_counts_the_hold_of_an_admission_whose_key_got_a_bu
     first, second = await outcomes(futures)
     assert first is None
     assert isinstance(second, RateLimited), second
-    assert [h.request_id for h in Hold.select()] == ["c1"]
-    assert User.get_by_id(user_id).held_nanos == 1_000
+    _holds_only(user_id, "c1", 1_000)
+
+
+def _holds_only(user_id: int, request_id: str, nanos: int) -> None:
+    """The one admission's hold is the only one, held once, and the ledger agrees."""
+    assert [h.request_id for h in Hold.select()] == [request_id]
+    assert User.get_by_id(user_id).held_nanos == nanos
     assert find_mismatches() == []
 
 
@@ -184,9 +189,7 @@ async def test_the_same_request_admitted_twice_in_a_batch_holds_once(batch: Writ
     first, second = await outcomes(futures)
     assert first is None
     assert isinstance(second, Exception), second
-    assert [h.request_id for h in Hold.select()] == ["d1"]
-    assert User.get_by_id(user_id).held_nanos == 7_000
-    assert find_mismatches() == []
+    _holds_only(user_id, "d1", 7_000)
 
 
 async def test_a_hold_sweep_queued_after_a_settlement_of_the_same_request_comes_after_it(
