@@ -166,7 +166,7 @@ async def _open_resources(app: Sanic) -> None:
     for hook in STARTUP_HOOKS:
         await hook(app)
     metrics.sum_on_this_thread(asyncio.get_running_loop())
-    _freeze_startup_objects()
+    _tune_garbage_collector()
 
 
 # The collector's youngest generation is collected after this many more container objects
@@ -177,7 +177,7 @@ async def _open_resources(app: Sanic) -> None:
 YOUNG_COLLECTION_AFTER = 20_000
 
 
-def _freeze_startup_objects() -> None:
+def _tune_garbage_collector() -> None:
     """What starting made (modules, the app, its routes) lives as long as the process: out of
     the garbage collector's sight, so its full collections, which stop the event loop, walk
     only what serving made since (they took 40-130 ms with everything in sight). Its young
