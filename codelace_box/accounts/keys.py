@@ -5,7 +5,9 @@ revoked or a user disabled by another process stops working on the very next req
 expired key is a 401 `key_expired`. The lookup also brings the key's model allow-list and the
 account's limits (accounts/limits.py), which the inference routes enforce.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
-reads it, and only a value older than a minute (in any process) leads to a write.
+reads it, and only a value older than a minute (in any process) leads to a write. A request's
+handler calls `authenticated()`: on PostgreSQL both run on the lookup thread (db/offload.py),
+not on the event loop.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from codelace_box.db.core import connection, parse_time, utcnow, write_transacti
 from codelace_box.db.hotpath import key_owner
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.models import ApiKey
+from codelace_box.db.offload import run_lookup
 from codelace_box.errors import (
     AuthenticationFailed,
     Conflict,
@@ -239,6 +242,13 @@ def authenticate(full_key: str | None) -> AuthContext:
         allowed_models=None if models is None else frozenset(models),
         rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget),
     )  # fmt: skip
+
+
+async def authenticated(full_key: str | None) -> AuthContext:
+    """`authenticate()` as a request's handler calls it: with its lookup (and the last-used
+    write) on the lookup thread where they would wait for a database server (PostgreSQL),
+    so the event loop serves other requests meanwhile; inline on SQLite."""
+    return await run_lookup(authenticate, full_key)
 
 
 def _note_key_used(key_id: int, last_used: str | datetime | None) -> None:

@@ -68,14 +68,14 @@ async def otp_verify(request: Request) -> HTTPResponse:
 @bp.route("/me", methods=READ)
 async def me(request: Request) -> HTTPResponse:
     """The signed-in account."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     return json_response(profile_view(get_user_by_id(auth.user_id)))
 
 
 @bp.patch("/me")
 async def update_me(request: Request) -> HTTPResponse:
     """Change the display name."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     body = json_body(request)
     if "display_name" not in body:
         raise InvalidRequest("display_name is required", param="display_name")
@@ -85,14 +85,14 @@ async def update_me(request: Request) -> HTTPResponse:
 @bp.route("/key", methods=READ)
 async def keys_list(request: Request) -> HTTPResponse:
     """The caller's active keys (never the full keys)."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     return json_response([key_view(k) for k in list_keys(auth.user_id)])
 
 
 @bp.post("/key")
 async def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
     name = body.get("name")
     limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
@@ -107,7 +107,7 @@ PATCHABLE = ("name", *KEY_LIMIT_FIELDS)
 async def keys_update(request: Request, key_id: str) -> HTTPResponse:
     """Change one of the caller's keys: its name and limits (an absent field is unchanged,
     null clears a limit). A bad field is a 400 naming it, and nothing changes."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     body = json_body(request)
     unknown = sorted(set(body) - set(PATCHABLE))
     if unknown:
@@ -122,6 +122,6 @@ async def keys_update(request: Request, key_id: str) -> HTTPResponse:
 async def keys_delete(request: Request, key_id: str) -> HTTPResponse:
     """Revoke one of the caller's keys, named by its UUID; it fails from the very next request
     on. Any other key_id (an old integer id, garbage) is a 404."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     revoke_key(key_id, user_id=auth.user_id)
     return HTTPResponse(status=204)

@@ -12,7 +12,7 @@ from typing import Any
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import AuthContext, authenticate
+from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.errors import InvalidRequest
 from codelace_box.jsonwire import dumps, loads
@@ -99,12 +99,12 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None
 
 
-def require_auth(request: Request) -> AuthContext:
+async def require_auth(request: Request) -> AuthContext:
     """The caller's identity from its API key (401/403 otherwise); cached on the request."""
     cached: AuthContext | None = getattr(request.ctx, "auth", None)
     if cached is not None:
         return cached
-    auth = authenticate(bearer_token(request))
+    auth = await authenticated(bearer_token(request))
     request.ctx.auth = auth
     return auth
 

@@ -20,7 +20,7 @@ MAX_USAGE_LIMIT = 100
 @bp.route("/balance", methods=READ)
 async def balance(request: Request) -> HTTPResponse:
     """The caller's credit balance in USD."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     user = User.get_by_id(auth.user_id)
     return json_response(balance_view(user))
 
@@ -45,6 +45,6 @@ def _limit(request: Request) -> int:
 @bp.route("/usage", methods=READ)
 async def usage(request: Request) -> HTTPResponse:
     """The caller's totals and most recent requests (newest first)."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     summary = await run_in_db_thread(usage_summary, auth.user_id, _limit(request))
     return json_response(usage_view(summary))

@@ -16,4 +16,4 @@ bp = Blueprint("embeddings")
 @bp.post("/v1/embeddings")
 async def embeddings(request: Request) -> HTTPResponse | None:
     """Embeddings of the input, charged at the model's input price."""
-    return await run_call(request, require_auth(request), prepare_embeddings_call)
+    return await run_call(request, await require_auth(request), prepare_embeddings_call)

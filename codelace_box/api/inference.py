@@ -48,7 +48,7 @@ def cost_header(nanos: int) -> str:
 @bp.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> HTTPResponse | None:
     """OpenAI Chat Completions, streaming or not, metered against the caller's balance."""
-    return await run_call(request, require_auth(request), prepare_call)
+    return await run_call(request, await require_auth(request), prepare_call)
 
 
 class PrepareCall(Protocol):

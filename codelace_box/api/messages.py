@@ -13,7 +13,7 @@ from functools import partial
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import KEY_PREFIX, AuthContext, authenticate
+from codelace_box.accounts.keys import KEY_PREFIX, AuthContext, authenticated
 from codelace_box.api.common import bearer_token, json_body, json_response
 from codelace_box.api.inference import run_call
 from codelace_box.errors import AuthenticationFailed
@@ -39,9 +39,9 @@ def presented_key(request: Request) -> str:
     return ours.pop() if ours else sent[0]
 
 
-def messages_auth(request: Request) -> AuthContext:
+async def messages_auth(request: Request) -> AuthContext:
     """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token."""
-    auth = authenticate(presented_key(request))
+    auth = await authenticated(presented_key(request))
     request.ctx.auth = auth
     return auth
 
@@ -50,13 +50,13 @@ def messages_auth(request: Request) -> AuthContext:
 async def messages(request: Request) -> HTTPResponse | None:
     """Anthropic Messages, streaming or not, metered against the caller's balance."""
     prepare = partial(prepare_messages_call, headers=request.headers)
-    return await run_call(request, messages_auth(request), prepare)
+    return await run_call(request, await messages_auth(request), prepare)
 
 
 @bp.post("/v1/messages/count_tokens")
 async def messages_count_tokens(request: Request) -> HTTPResponse:
     """`{"input_tokens": N}` for a Messages body; never charged."""
-    messages_auth(request)
+    await messages_auth(request)
     body = json_body(request)
     gateway: Gateway = request.app.ctx.gateway
     counted = await count_tokens(gateway, body, len(request.body), request.headers)

@@ -20,4 +20,4 @@ bp = Blueprint("responses")
 @bp.post("/v1/responses")
 async def responses(request: Request) -> HTTPResponse | None:
     """A Responses API call, streaming or not, metered against the caller's balance."""
-    return await run_call(request, require_auth(request), prepare_responses_call)
+    return await run_call(request, await require_auth(request), prepare_responses_call)

@@ -56,7 +56,7 @@ async def close_stripe(app: Sanic) -> None:
 async def checkout(request: Request) -> HTTPResponse:
     """A payment-mode Checkout Session for {"amount_usd"}; the payment is listed pending."""
     api = stripe_api(request)
-    auth = require_auth(request)
+    auth = await require_auth(request)
     body = json_body(request)
     if "amount_usd" not in body:
         raise InvalidRequest("amount_usd is required", code="invalid_amount", param="amount_usd")
@@ -69,7 +69,7 @@ async def checkout(request: Request) -> HTTPResponse:
 async def setup(request: Request) -> HTTPResponse:
     """A setup-mode Checkout Session: saving a card earns the trial credit once."""
     api = stripe_api(request)
-    auth = require_auth(request)
+    auth = await require_auth(request)
     url = await start_setup(api, auth.user_id, auth.email, request.app.ctx.config)
     return json_response(checkout_view(url))
 
@@ -87,7 +87,7 @@ async def webhook(request: Request) -> HTTPResponse:
 @bp.route("/api/v1/customer/payment", methods=READ)
 async def payment_history(request: Request) -> HTTPResponse:
     """The caller's payments (top-ups, trial, admin credits), newest first."""
-    auth = require_auth(request)
+    auth = await require_auth(request)
     limit = _limit_arg(request)
     return json_response([payment_view(p) for p in list_payments(auth.user_id, limit)])
 

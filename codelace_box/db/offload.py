@@ -81,6 +81,7 @@ class DbThread:
 
 _current: list[DbThread] = []  # this process's database thread, once started
 _writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
+_lookups: list[DbThread] = []  # its lookup thread (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
@@ -91,12 +92,14 @@ def start_db_thread() -> DbThread:
 
 
 def start_write_thread() -> DbThread | None:
-    """On PostgreSQL, start this process's write thread (once the database is open;
-    idempotent); on SQLite none: None."""
+    """On PostgreSQL, start this process's write thread and its lookup thread (once the
+    database is open; idempotent); on SQLite neither: None."""
     if engine() != POSTGRES:
         return None
     if not _writer:
         _writer.append(DbThread("codelace-write"))
+    if not _lookups:
+        _lookups.append(DbThread("codelace-lookup"))
     return _writer[0]
 
 
@@ -109,6 +112,8 @@ def stop_db_thread() -> None:
     """Stop this process's database threads, if started (before the database closes)."""
     while _writer:
         _writer.pop().stop()
+    while _lookups:
+        _lookups.pop().stop()
     while _current:
         _current.pop().stop()
 
@@ -118,3 +123,11 @@ async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     if not _current:
         raise RuntimeError("the database thread is not started (server.py starts it)")
     return await _current[0].run(fn, *args, **kwargs)
+
+
+async def run_lookup(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a request's short read `fn(*args, **kwargs)`: on this process's lookup thread when
+    there is one (PostgreSQL, serving), else here."""
+    if _lookups:
+        return await _lookups[0].run(fn, *args, **kwargs)
+    return fn(*args, **kwargs)

@@ -1,0 +1,77 @@
+"""On PostgreSQL a request's key lookup waits for the server off the event loop: while one
+request's lookup waits (here, for a lock held on the keys' table), the box answers others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
+from tests.pg_cluster import SHARED_SECRET
+from tests.support import ServerProcess, free_port, write_config
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def pg_box(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[Box]:
+    """One box on a fresh PostgreSQL database, wired to the fake upstream."""
+    port = free_port()
+    sections = {
+        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
+        "database": {"path": str(tmp_path / "data" / "codelace.db"), "url": pg_url},
+    }
+    config = write_config(tmp_path / "codelace.toml", sections)
+    box = Box(None, config, Path(), fake)  # type: ignore[arg-type]
+    box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
+    box.cli("models", "set", MODEL, *MODEL_PRICES)
+    box.server = ServerProcess(config, port)
+    box.server.launch()
+    try:
+        box.server.wait_healthy(30)
+        yield box
+    finally:
+        box.server.stop()
+
+
+def _until_a_lock_is_awaited(url: str) -> None:
+    """Return once some connection of the database waits for a lock (10 s at most)."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone():
+            assert time.monotonic() < deadline, "no request ever waited for the lock"
+            time.sleep(0.01)
+
+
+def test_a_key_lookup_that_waits_for_the_database_stops_no_other_request(
+    pg_box: Box, pg_url: str
+) -> None:
+    _, key = pg_box.new_user("10")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    answers: list[int] = []
+
+    def call() -> None:
+        headers = {"authorization": f"Bearer {key}"}
+        url = f"{pg_box.url}/v1/chat/completions"
+        answers.append(httpx.post(url, json=body, headers=headers, timeout=30).status_code)
+
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE")
+        waiting = threading.Thread(target=call)
+        waiting.start()
+        _until_a_lock_is_awaited(pg_url)
+        began = time.monotonic()
+        listed = httpx.get(f"{pg_box.url}/v1/models", timeout=5)
+        assert listed.status_code == 200
+        assert time.monotonic() - began < 2, "the loop waited for the key lookup"
+        assert answers == [], "the lookup did wait for the lock"
+        holder.commit()
+    waiting.join(30)
+    assert answers == [200]
