@@ -17,7 +17,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
 from codelace_box.accounts.limits import check_model_allowed, effective
-from codelace_box.api.common import json_body, json_response, require_auth
+from codelace_box.api.common import BoxResponse, json_body, json_response, require_auth
 from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
@@ -38,6 +38,7 @@ HOLD_SWEEP_ENV = "CODELACE_HOLD_SWEEP_SEC"  # internal knob for tests; not a con
 HOLD_SWEEP_SEC = 30.0
 PROBE_READ_SEC = 10.0  # a key probe's time to answer, beyond the connect timeout
 COST_HEADER = "x-codelace-cost-usd"
+SSE_TYPE = "text/event-stream; charset=utf-8"
 
 
 def cost_header(nanos: int) -> str:
@@ -134,9 +135,8 @@ class LazyStream:
     async def send(self, data: bytes) -> None:
         """Send the headers first if they are not out yet, then `data`."""
         if self.response is None:
-            self.response = await self.request.respond(
-                headers=STREAM_HEADERS, content_type="text/event-stream; charset=utf-8"
-            )
+            started = BoxResponse(headers=STREAM_HEADERS, content_type=SSE_TYPE)
+            self.response = await self.request.respond(started)
         await self.response.send(data)
 
 
