@@ -4,9 +4,10 @@ It sets up a real box with the CLI (bench.run's fake upstream, provider, model, 
 and generates `--rows` usage rows in it (10 million by default, a tenth of them for the bench
 account and its key, the rest spread over 999 other accounts, one row every few seconds over
 the last 30 days, request ids made as the box makes them) with bulk SQL on the real schema (its
-indexes built after the rows), and fills the running totals and rollups with migration 9's own
-backfill. `--data DIR` keeps that box in DIR and the next runs with the same `--rows` reuse it
-(10 million rows take minutes to make). Then, with `serve` running on that database, it prints:
+indexes built after the rows), and fills the running totals and rollups with migrations 9's
+and 13's own backfills. `--data DIR` keeps that box in DIR and the next runs with the same
+`--rows` reuse it (10 million rows take minutes to make). Then, with `serve` running on that
+database, it prints:
 
 - `/api/v1/customer/usage` latency, p50 and p99 (the big account, sequential requests);
 - the longest event-loop stall while one client polls its usage 10 times a second and another
@@ -17,6 +18,8 @@ backfill. `--data DIR` keeps that box in DIR and the next runs with the same `--
   share of the time the server's event loop was runnable but waited for a core;
 - the dashboard's refresh work (what the admin dashboard computes every 2 seconds: the
   figures and the recent requests), median and worst of 10, in this process;
+- the portal's spend figures of the busiest account (month to date and the last 30 days, day
+  by day), median and worst of 10, in this process;
 - inference requests/s at 64 concurrent on the full box and on a fresh empty one, in
   `--rounds` alternating rounds (the machine's other work shifts between them): the best of
   each and their ratio, and the server's CPU per request, the least of each (a figure the
@@ -81,6 +84,7 @@ def generate(db_path: Path, rows: int) -> float:
     """`rows` usage rows on the real schema, then the totals and rollups; seconds taken."""
     from codelace_box.db.core import close_database, connection, open_database
     from codelace_box.db.migrations.m0009_usage_totals import backfill
+    from codelace_box.db.migrations.m0013_account_days import backfill as backfill_days
 
     began = time.perf_counter()
     open_database(str(db_path))
@@ -109,7 +113,8 @@ def generate(db_path: Path, rows: int) -> float:
     print("  indexes built", file=sys.stderr, flush=True)
     with db:
         db.execute("DELETE FROM account_usage; DELETE FROM key_usage; DELETE FROM usage_rollup")
-        for statement in backfill():
+        db.execute("DELETE FROM account_day_usage")
+        for statement in [*backfill(), backfill_days()]:
             db.execute(statement)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     close_database()
@@ -240,6 +245,28 @@ def dashboard_work(config: Path) -> dict[str, float]:
             "dashboard_refresh_ms_max": round(max(runs), 2)}  # fmt: skip
 
 
+def portal_spend(config: Path) -> dict[str, float]:
+    """The portal's month-to-date and daily spend of the busiest account (what its page shows:
+    reports.usage.spend_history), median and worst of 10, in this process."""
+    from codelace_box.config import load_config
+    from codelace_box.db.core import close_database, open_database, query_all
+    from codelace_box.reports.usage import spend_history
+
+    open_database(load_config(str(config)).database.target)
+    try:
+        top = "SELECT user_id FROM account_usage ORDER BY requests DESC LIMIT 1"
+        busiest = int(query_all(top)[0][0])
+        took = []
+        for _ in range(10):
+            began = time.perf_counter()
+            spend_history(busiest)
+            took.append((time.perf_counter() - began) * 1000)
+    finally:
+        close_database()
+    return {"portal_spend_ms_median": round(statistics.median(took), 2),
+            "portal_spend_ms_max": round(max(took), 2)}  # fmt: skip
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="usage rows to generate")
@@ -334,6 +361,7 @@ def measure(args: argparse.Namespace, folder: Path, scratch: Path, up_port: int)
     finally:
         stop(server)
     figures |= dashboard_work(config)
+    figures |= portal_spend(config)
     rates(args, (empty_config, empty_key, empty_port), (config, key, port), figures)
     sizes = [_db(folder).with_name(_db(folder).name + s) for s in ("", "-wal")]
     figures["db_mb"] = round(sum(p.stat().st_size for p in sizes if p.exists()) / 2**20, 1)

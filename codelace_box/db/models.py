@@ -217,6 +217,26 @@ class AccountUsage(BaseModel):
         table_name = "account_usage"
 
 
+class AccountDayUsage(BaseModel):
+    """Usage of an account per day ('YYYY-MM-DD', UTC), kept like AccountUsage: the portal's
+    daily spend reads these, not the usage rows."""
+
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False)  # first in the primary key
+    day = CharField()
+    requests = BigIntegerField(default=0)
+    errors = BigIntegerField(default=0)
+    input_tokens = BigIntegerField(default=0)
+    output_tokens = BigIntegerField(default=0)
+    cache_read_tokens = BigIntegerField(default=0)
+    cache_write_tokens = BigIntegerField(default=0)
+    cost_nanos = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "account_day_usage"
+        primary_key = CompositeKey("user", "day")
+        without_rowid = True  # SQLite: the primary key is the table (one page a write)
+
+
 class KeyUsage(BaseModel):
     """Running usage totals of an API key, kept like AccountUsage."""
 
@@ -345,6 +365,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     ModelAlias,
     UsageRecord,
     AccountUsage,
+    AccountDayUsage,
     KeyUsage,
     UsageRollup,
     Payment,

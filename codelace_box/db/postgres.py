@@ -8,8 +8,9 @@ when a PostgreSQL database is opened (db/pg_driver.py), so a SQLite box starts w
   session setup, the migrations) into psycopg's `%s`.
 - Types: the migrations' SQLite DDL becomes PostgreSQL's (`pg_ddl()`): INTEGER is BIGINT (money
   in nano-USD outgrows 32 bits), an INTEGER primary key a BIGSERIAL, DATETIME a TIMESTAMP,
-  BLOB a BYTEA. Booleans stay integers as on SQLite (a Python bool is sent as 0/1), and an
-  integral NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
+  BLOB a BYTEA; a table's WITHOUT ROWID (SQLite's layout) is left out. Booleans stay integers
+  as on SQLite (a Python bool is sent as 0/1), and an integral NUMERIC (what SUM of BIGINT
+  returns) comes back as an int, never a Decimal.
 - Durability: a session commits with `synchronous_commit = off` (a box that dies loses nothing
   the server has; like SQLite's synchronous=NORMAL, only a server crash may lose the last
   instants), and `durable()` turns it on for its transaction (a credit before a 2xx).
@@ -63,6 +64,7 @@ _DDL_RULES = (
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
     (re.compile(r"\bDATETIME\b"), "TIMESTAMP"),
     (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID$"), ")"),  # SQLite's table layout; PostgreSQL has none
 )
 
 

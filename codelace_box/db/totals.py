@@ -1,10 +1,10 @@
-"""The running totals (per account, per key) and the rollups (per minute, per day and model)
-that a write transaction counts its usage rows into, summed per row and written once, just
-before its COMMIT.
+"""The running totals (per account, per account and day, per key) and the rollups (per minute,
+per day and model) that a write transaction counts its usage rows into, summed per row and
+written once, just before its COMMIT.
 
 The group commit (db/batch.py) settles many requests in one transaction; most of them are of
-the same account, key and model, so their totals and rollups are the same four rows. Each
-settlement `add`s its figures here instead of running four upserts of its own; the
+the same account, key and model, so their totals and rollups are the same five rows. Each
+settlement `add`s its figures here instead of running five upserts of its own; the
 transaction writes the sums (`write`, from `core.WriteTransaction`), in a fixed order of rows
 (on PostgreSQL, two boxes' batches then lock them in the same order). What a savepoint rolls
 back is forgotten with it (`mark` / `forget_since`; peewee's own savepoints too, `atomic()`
@@ -52,6 +52,11 @@ KEY_SQL = (
     f"INSERT INTO key_usage (api_key_id, user_id, {', '.join(COLUMNS)}, last_request_at)"
     f" VALUES (?, ?, {_SUMS}, ?) ON CONFLICT (api_key_id) DO UPDATE SET "
     + (_ADD_UP + ", " + _LATEST).format(t="key_usage")
+)
+DAY_SQL = (
+    f"INSERT INTO account_day_usage (user_id, day, {', '.join(COLUMNS)})"
+    f" VALUES (?, ?, {_SUMS}) ON CONFLICT (user_id, day) DO UPDATE SET "
+    + _ADD_UP.format(t="account_day_usage")
 )
 ROLLUP_SQL = (
     f"INSERT INTO usage_rollup (period, bucket, model, {', '.join(COLUMNS)})"
@@ -120,16 +125,20 @@ def write(tx: _Executes) -> None:
 def _write(tx: _Executes, entries: list[Entry]) -> None:
     accounts: dict[int, list[Any]] = {}
     keys: dict[int, list[Any]] = {}
+    days: dict[tuple[int, str], list[int]] = {}
     rollups: dict[tuple[str, str, str], list[int]] = {}
     for (user_id, key_id, model), figures, created_at, (minute, day) in entries:
         _sum_into(accounts, user_id, figures, created_at)
         if key_id is not None:
             _sum_into(keys, key_id, figures, created_at, user_id)
+        _add(days.setdefault((user_id, day), [0] * len(COLUMNS)), 0, figures)
         for period_key in (("minute", minute, model), ("day", day, model)):
             _add(rollups.setdefault(period_key, [0] * len(COLUMNS)), 0, figures)
     for user_id in sorted(accounts):
         *sums, latest = accounts[user_id]
         tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
+    for user_day in sorted(days):
+        tx.execute(DAY_SQL, (*user_day, *days[user_day]))
     for key_id in sorted(keys):
         owner_id, *sums, latest = keys[key_id]
         tx.execute(KEY_SQL, (key_id, owner_id, *sums, latest))

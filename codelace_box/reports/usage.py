@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import day_sql, db_time, parse_time, query_all, utcnow
+from codelace_box.db.core import parse_time, query_all, utcnow
 from codelace_box.reports.traffic import usage_totals
 
 
@@ -86,17 +86,16 @@ class SpendHistory:
 def spend_history(user_id: int, days: int = 30, now: datetime | None = None) -> SpendHistory:
     """What the user spent this month and on each of the last `days` days (UTC dates).
 
-    One indexed range read over created_at (at most ~31 days), summed per day by the
-    database: at most 31 rows come back, however busy the user was."""
+    The account's per-day totals (kept in the settlement transaction: db/totals.py), at most
+    one row a day however busy the user was."""
     now = now or utcnow()
     today = now.date()
     first_day = today - timedelta(days=days - 1)
     month_start = today.replace(day=1)
-    since = datetime.combine(min(first_day, month_start), time.min, tzinfo=now.tzinfo)
+    since = min(first_day, month_start).isoformat()
     rows = query_all(
-        f"SELECT {day_sql('created_at')}, SUM(cost_nanos) FROM usage_record "
-        "WHERE user_id = ? AND created_at >= ? GROUP BY 1",
-        (user_id, db_time(since)),
+        "SELECT day, cost_nanos FROM account_day_usage WHERE user_id = ? AND day >= ?",
+        (user_id, since),
     )
     per_day = {date.fromisoformat(str(day)): int(total) for day, total in rows}
     month = sum(cost for day, cost in per_day.items() if day >= month_start)

@@ -180,10 +180,45 @@ def test_migration_12_keeps_what_every_key_shows_and_counts_open_holds_on_their_
             "VALUES (1, ?, ?, ?, 'h:1', ?)",
             (10 * key_id, f"r{key_id}", now, key_id),
         )
-    assert migrate(db) == [12]
+    assert migrate(db) == list(range(12, LATEST_VERSION + 1))
     keys = [ApiKey.get_by_id(key_id) for key_id in (1, 2)]
     assert [spent_in_period(key) for key in keys] == [700, 700]  # as shown before
     assert [key.usage_base_nanos for key in keys] == [300, 0]
     assert [h.key_held for h in Hold.select().order_by(Hold.id)] == [True, True]
     names = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'hold'"
     assert {r[0] for r in db.execute_sql(names).fetchall()} == {"hold_user_id", "hold_request_id"}
+
+
+def test_migration_13_fills_each_accounts_days_from_its_usage_rows(db: Any) -> None:
+    migrate_up_to(db, 12)
+    for user_id in (1, 2):
+        db.execute_sql(
+            'INSERT INTO "user" (id, uuid, email, display_name, status, balance_nanos, '
+            "held_nanos, created_by_admin, created_at) VALUES (?, ?, ?, '', 'active', 0, 0, 0, "
+            "'2026-01-01 00:00:00')",
+            (user_id, f"u{user_id}", f"{user_id}@example.com"),
+        )
+    rows = [  # user, when, status, input, output, cost
+        (1, "2026-03-01 00:00:00.000000", "ok", 10, 2, 100),
+        (1, "2026-03-01 23:59:59.999999", "error", 1, 0, 0),
+        (1, "2026-03-02 12:00:00.000000", "ok", 5, 5, 7),
+        (2, "2026-03-01 08:00:00.000000", "ok", 3, 4, 1000),
+    ]
+    for number, (user_id, when, status, tokens_in, tokens_out, cost) in enumerate(rows):
+        db.execute_sql(
+            "INSERT INTO usage_record (request_id, user_id, model, provider, upstream_model, "
+            "input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, "
+            "status, stream, estimated, duration_ms, created_at) "
+            "VALUES (?, ?, 'p/m', 'p', 'm', ?, ?, 0, 0, ?, ?, 0, 0, 1, ?)",
+            (f"req{number}", user_id, tokens_in, tokens_out, cost, status, when),
+        )
+    assert migrate(db) == [13]
+    days = db.execute_sql(
+        "SELECT user_id, day, requests, errors, input_tokens, output_tokens, cost_nanos "
+        "FROM account_day_usage ORDER BY user_id, day"
+    ).fetchall()
+    assert [tuple(row) for row in days] == [
+        (1, "2026-03-01", 2, 1, 11, 2, 100),
+        (1, "2026-03-02", 1, 0, 5, 5, 7),
+        (2, "2026-03-01", 1, 0, 3, 4, 1000),
+    ]

@@ -1,5 +1,6 @@
 """Running totals and rollups against a real box: after mixed traffic (plain, streamed, failed,
-abandoned, with prompt-cache tokens, on two keys) they equal the sums of the usage rows, the
+abandoned, with prompt-cache tokens, on two keys) they (an account's days too) equal the sums of
+the usage rows, the
 customer's /usage reads them, and retention deleting rows leaves every total as it was."""
 
 from __future__ import annotations
@@ -95,6 +96,16 @@ def _check_totals_equal_rows(box: Box) -> None:
             for r in box.query(f"SELECT {bucket}, model, {TALLY} FROM usage_record GROUP BY 1, 2")
         }
         assert kept == summed and kept, period
+    day = "to_char(created_at, 'YYYY-MM-DD')" if postgres else "substr(created_at, 1, 10)"
+    kept = {
+        (r[0], r[1]): _ints(r[2:])
+        for r in box.query(f"SELECT user_id, day, {COLUMNS} FROM account_day_usage")
+    }
+    summed = {
+        (r[0], r[1]): _ints(r[2:])
+        for r in box.query(f"SELECT user_id, {day}, {TALLY} FROM usage_record GROUP BY 1, 2")
+    }
+    assert kept == summed and kept, "account_day_usage"
 
 
 def test_totals_and_rollups_equal_the_rows_and_survive_retention(

@@ -1,5 +1,6 @@
 """reports.usage.spend_history, on a real SQLite file: this month's spend and the last 30 days,
-day by day (UTC), zero days included, other users' usage left out."""
+day by day (UTC), zero days included, other users' usage left out; read from the per-day totals
+that settlement keeps, so usage rows deleted by retention change nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from codelace_box.db.core import close_database, open_database, write_transaction
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import UsageRecord, User
+from codelace_box.db.timestamps import db_time
+from codelace_box.gateway.metering import count_in_totals
 from codelace_box.reports.usage import spend_history
 
 
@@ -25,7 +28,9 @@ def users(tmp_path: Path) -> Iterator[tuple[int, int]]:
 
 
 def spend(user_id: int, when: datetime, nanos: int) -> None:
-    with write_transaction():
+    """A usage row, counted into the totals as a settlement counts it."""
+    with write_transaction() as tx:
+        count_in_totals(tx, (user_id, None, "m/x"), "ok", (0, 0, 0, 0, nanos), db_time(when))
         UsageRecord.create(
             request_id=f"req_{user_id}_{when.isoformat()}_{nanos}",
             user=user_id,
@@ -67,3 +72,13 @@ def test_a_month_longer_than_the_window_counts_whole(users: tuple[int, int]) -> 
     history = spend_history(mine, 30, now)
     assert history.month_nanos == 3
     assert sum(n for _, n in history.daily) == 0
+
+
+def test_usage_rows_deleted_by_retention_change_no_day(users: tuple[int, int]) -> None:
+    mine, _ = users
+    now = datetime(2026, 3, 10, 12, 0)
+    spend(mine, datetime(2026, 3, 9, 8, 0), 21)
+    with write_transaction():
+        UsageRecord.delete().execute()
+    history = spend_history(mine, 30, now)
+    assert (history.month_nanos, dict(history.daily)[datetime(2026, 3, 9).date()]) == (21, 21)

@@ -21,6 +21,7 @@ from codelace_box.db.migrations import (
     m0010_observability,
     m0011_portal_sessions,
     m0012_key_rows,
+    m0013_account_days,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -36,4 +37,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (10, m0010_observability),
     (11, m0011_portal_sessions),
     (12, m0012_key_rows),
+    (13, m0013_account_days),
 ]

@@ -14,11 +14,11 @@ from codelace_box.db.core import day_sql, minute_sql
 
 NAME = "usage totals and rollups"
 
-_TALLY = (
+TALLY = (
     "COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(input_tokens), "
     "SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_nanos)"
 )
-_COLUMNS = (
+TOTAL_COLUMNS = (
     '"requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", '
     '"cache_write_tokens", "cost_nanos"'
 )
@@ -35,14 +35,14 @@ def backfill() -> list[str]:
     """The statements that fill the totals and rollups (built when run: the bucket SQL is the
     open engine's, text on SQLite, to_char of a TIMESTAMP on PostgreSQL)."""
     return [
-        f'INSERT INTO "account_usage" ("user_id", {_COLUMNS}, "last_request_at") '
-        f"SELECT user_id, {_TALLY}, MAX(created_at) FROM usage_record GROUP BY user_id",
-        f'INSERT INTO "key_usage" ("api_key_id", "user_id", {_COLUMNS}, "last_request_at") '
-        f"SELECT api_key_id, MIN(user_id), {_TALLY}, MAX(created_at) FROM usage_record "
+        f'INSERT INTO "account_usage" ("user_id", {TOTAL_COLUMNS}, "last_request_at") '
+        f"SELECT user_id, {TALLY}, MAX(created_at) FROM usage_record GROUP BY user_id",
+        f'INSERT INTO "key_usage" ("api_key_id", "user_id", {TOTAL_COLUMNS}, "last_request_at") '
+        f"SELECT api_key_id, MIN(user_id), {TALLY}, MAX(created_at) FROM usage_record "
         "WHERE api_key_id IS NOT NULL GROUP BY api_key_id",
         *(
-            f'INSERT INTO "usage_rollup" ("period", "bucket", "model", {_COLUMNS}) '
-            f"SELECT '{period}', {bucket}, model, {_TALLY} FROM usage_record "
+            f'INSERT INTO "usage_rollup" ("period", "bucket", "model", {TOTAL_COLUMNS}) '
+            f"SELECT '{period}', {bucket}, model, {TALLY} FROM usage_record "
             f"GROUP BY {bucket}, model"
             for period, bucket in (
                 ("minute", minute_sql("created_at")),
