@@ -41,6 +41,7 @@ from codelace_box.api.common import new_request_id
 from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
+from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.migrate import migrate
 from codelace_box.db.offload import start_db_thread, start_write_thread, stop_db_thread
 from codelace_box.db.openlock import OpenMarker, hold_open
@@ -160,6 +161,7 @@ async def _open_resources(app: Sanic) -> None:
     app.ctx.db = open_database(config.database.target)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
     start_write_thread()  # PostgreSQL: the hot path's group commit runs there
+    start_lookup_thread()  # PostgreSQL: the requests' key lookups, batched (db/lookups.py)
     defer_checkpoints()  # SQLite: a thread of its own checkpoints the WAL (db/wal.py)
     app.ctx.secret_key = ensure_secret_key(config)
     app.ctx.mailer = build_mailer(config.email)
@@ -193,6 +195,7 @@ async def _close_resources(app: Sanic) -> None:
         await hook(app)
     app.ctx.refusals.flush()
     metrics.stop_summing()
+    stop_lookup_thread()
     stop_db_thread()
     close_database()
 

@@ -6,8 +6,8 @@ expired key is a 401 `key_expired`. The lookup also brings the key's model allow
 account's limits (accounts/limits.py), which the inference routes enforce.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
 reads it, and only a value older than a minute (in any process) leads to a write. A request's
-handler calls `authenticated()`: on PostgreSQL both run on the lookup thread (db/offload.py),
-not on the event loop.
+handler calls `authenticated()`: on PostgreSQL both run on the lookup thread, batched with other
+requests' lookups (db/lookups.py), not on the event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,12 +29,13 @@ from codelace_box.accounts.limits import (
 )
 from codelace_box.accounts.users import clean_name
 from codelace_box.db.core import connection, parse_time, utcnow, write_transaction
-from codelace_box.db.hotpath import key_owner
+from codelace_box.db.hotpath import key_owner, key_owners
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
+from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
-from codelace_box.db.offload import run_lookup
 from codelace_box.errors import (
     AuthenticationFailed,
+    CodelaceError,
     Conflict,
     InvalidRequest,
     NotFound,
@@ -222,12 +223,51 @@ _LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 
 def authenticate(full_key: str | None) -> AuthContext:
     """The owner of a presented key; 401 for a missing/unknown/revoked key, 403 if disabled."""
+    presented = _presented_hash(full_key)
+    return _owner_context(presented, key_owner(connection(), presented))
+
+
+async def authenticated(full_key: str | None) -> AuthContext:
+    """`authenticate()` as a request's handler calls it: on PostgreSQL its lookup (and the
+    last-used write) runs on the lookup thread, batched with other requests' (db/lookups.py),
+    so the event loop serves other requests meanwhile; on SQLite here."""
+    if not lookups_batched():
+        return authenticate(full_key)
+    return await run_lookups(authenticate_many, full_key)
+
+
+def authenticate_many(full_keys: Sequence[str | None]) -> list[AuthContext | CodelaceError]:
+    """`authenticate()` of several presented keys with one lookup: for each, its owner or the
+    error it gets."""
+    presented: list[str | CodelaceError] = []
+    for full_key in full_keys:
+        try:
+            presented.append(_presented_hash(full_key))
+        except CodelaceError as refused:
+            presented.append(refused)
+    rows = key_owners(connection(), sorted({p for p in presented if isinstance(p, str)}))
+    outcomes: list[AuthContext | CodelaceError] = []
+    for key_hash in presented:
+        try:
+            if isinstance(key_hash, CodelaceError):
+                raise key_hash
+            outcomes.append(_owner_context(key_hash, rows.get(key_hash)))
+        except CodelaceError as refused:
+            outcomes.append(refused)
+    return outcomes
+
+
+def _presented_hash(full_key: str | None) -> str:
+    """The hash to look a presented key up by (401 when it is no key of ours at all)."""
     if not full_key or not full_key.startswith(KEY_PREFIX):
         raise AuthenticationFailed(
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )
-    presented = hash_key(full_key)
-    row = key_owner(connection(), presented)
+    return hash_key(full_key)
+
+
+def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
+    """The caller of a looked-up key (401 unknown, revoked or expired; 403 disabled)."""
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
     key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, budget = row
@@ -242,13 +282,6 @@ def authenticate(full_key: str | None) -> AuthContext:
         allowed_models=None if models is None else frozenset(models),
         rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget),
     )  # fmt: skip
-
-
-async def authenticated(full_key: str | None) -> AuthContext:
-    """`authenticate()` as a request's handler calls it: with its lookup (and the last-used
-    write) on the lookup thread where they would wait for a database server (PostgreSQL),
-    so the event loop serves other requests meanwhile; inline on SQLite."""
-    return await run_lookup(authenticate, full_key)
 
 
 def _note_key_used(key_id: int, last_used: str | datetime | None) -> None:

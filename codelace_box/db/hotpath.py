@@ -1,6 +1,6 @@
-"""The hand-written statements of the request path: the key lookup, holds, a key's cap and
-period, the account limits' counts, the usage row, a ledger row (the running totals and rollups:
-db/totals.py).
+"""The hand-written statements of the request path: the key lookup (one, or on PostgreSQL's
+lookup thread a batch of them), holds, a key's cap and period, the account limits' counts, the
+usage row, a ledger row (the running totals and rollups: db/totals.py).
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
@@ -132,6 +132,20 @@ _ENTRY_SQL = (
     "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+# PostgreSQL: the lookups of several requests at once (db/lookups.py), one round trip
+_KEY_OWNERS_SQL = _KEY_OWNER_COLUMNS + "ANY(?)"
+
+
+def key_owners(tx: Tx, key_hashes: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """`key_owner` of several hashes at once: each active key found, by its hash (one
+    statement on PostgreSQL; one per hash on SQLite, where a lookup is a local read)."""
+    if engine() != POSTGRES:
+        found = (key_owner(tx, key_hash) for key_hash in key_hashes)
+        return {row[1]: row for row in found if row is not None}
+    rows = tx.execute(_KEY_OWNERS_SQL, (list(key_hashes),)).fetchall()
+    return {row[1]: tuple(row) for row in rows}
 
 
 def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
@@ -61,6 +61,13 @@ class DbThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, partial(fn, *args, **kwargs))
 
+    def start(self, fn: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
+        """Queue `fn(*args, **kwargs)` on the thread without waiting for it (it hands its
+        results back itself); an exception it raises is logged."""
+        if self._executor is None:
+            raise RuntimeError("the database thread is stopped")
+        self._executor.submit(partial(fn, *args, **kwargs)).add_done_callback(_log_failure)
+
     def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn` on the thread and wait for it (from a thread with no event loop)."""
         if self._executor is None:
@@ -81,7 +88,6 @@ class DbThread:
 
 _current: list[DbThread] = []  # this process's database thread, once started
 _writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
-_lookups: list[DbThread] = []  # its lookup thread (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
@@ -92,14 +98,12 @@ def start_db_thread() -> DbThread:
 
 
 def start_write_thread() -> DbThread | None:
-    """On PostgreSQL, start this process's write thread and its lookup thread (once the
-    database is open; idempotent); on SQLite neither: None."""
+    """On PostgreSQL, start this process's write thread (once the database is open;
+    idempotent); on SQLite none: None."""
     if engine() != POSTGRES:
         return None
     if not _writer:
         _writer.append(DbThread("codelace-write"))
-    if not _lookups:
-        _lookups.append(DbThread("codelace-lookup"))
     return _writer[0]
 
 
@@ -112,8 +116,6 @@ def stop_db_thread() -> None:
     """Stop this process's database threads, if started (before the database closes)."""
     while _writer:
         _writer.pop().stop()
-    while _lookups:
-        _lookups.pop().stop()
     while _current:
         _current.pop().stop()
 
@@ -125,9 +127,6 @@ async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     return await _current[0].run(fn, *args, **kwargs)
 
 
-async def run_lookup(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a request's short read `fn(*args, **kwargs)`: on this process's lookup thread when
-    there is one (PostgreSQL, serving), else here."""
-    if _lookups:
-        return await _lookups[0].run(fn, *args, **kwargs)
-    return fn(*args, **kwargs)
+def _log_failure(done: Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("work on a database thread failed", exc_info=done.exception())

@@ -75,3 +75,41 @@ def test_a_key_lookup_that_waits_for_the_database_stops_no_other_request(
         holder.commit()
     waiting.join(30)
     assert answers == [200]
+
+
+def test_lookups_batched_together_each_get_their_own_answer(pg_box: Box) -> None:
+    """Many requests at once with valid, revoked, unknown and malformed keys and a disabled
+    account's key: the lookups that share a batch each answer for their own key."""
+    _, valid = pg_box.new_user("1")
+    _, other_valid = pg_box.new_user("1")
+    disabled_email, disabled = pg_box.new_user("1")
+    pg_box.cli("users", "disable", disabled_email)
+    _, revoked = pg_box.new_user("1")
+    listed = httpx.get(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(revoked)).json()
+    gone = httpx.delete(f"{pg_box.url}/api/v1/auth/key/{listed[0]['id']}", headers=_bearer(revoked))
+    assert gone.status_code == 204
+    expected = {
+        valid: (200, None), other_valid: (200, None), revoked: (401, "invalid_api_key"),
+        disabled: (403, "account_disabled"), "cl_" + "x" * 40: (401, "invalid_api_key"),
+        "not-a-key": (401, "invalid_api_key"),
+    }  # fmt: skip
+    keys = list(expected) * 8
+    start = threading.Barrier(len(keys))
+    answers: dict[int, tuple[int, str | None]] = {}
+
+    def ask(number: int, key: str) -> None:
+        start.wait(10)
+        answer = httpx.get(f"{pg_box.url}/api/v1/auth/me", headers=_bearer(key), timeout=30)
+        code = None if answer.is_success else answer.json()["error"]["code"]
+        answers[number] = (answer.status_code, code)
+
+    threads = [threading.Thread(target=ask, args=item) for item in enumerate(keys)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [answers[number] for number in range(len(keys))] == [expected[k] for k in keys]
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
