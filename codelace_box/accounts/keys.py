@@ -248,9 +248,10 @@ def authenticate_many(full_keys: Sequence[str | None]) -> list[AuthContext | Cod
     rows = key_owners(connection(), sorted({p for p in presented if isinstance(p, str)}))
     outcomes: list[AuthContext | CodelaceError] = []
     for key_hash in presented:
+        if isinstance(key_hash, CodelaceError):
+            outcomes.append(key_hash)
+            continue
         try:
-            if isinstance(key_hash, CodelaceError):
-                raise key_hash
             outcomes.append(_owner_context(key_hash, rows.get(key_hash)))
         except CodelaceError as refused:
             outcomes.append(refused)

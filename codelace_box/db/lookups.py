@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from codelace_box.db.core import POSTGRES, engine
 from codelace_box.db.offload import DbThread
 
-I = TypeVar("I")  # noqa: E741
-R = TypeVar("R")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 ManyFn = Callable[[Sequence[Any]], Sequence[Any]]
 _Waiting = list[tuple[Any, "asyncio.Future[Any]"]]
 
@@ -109,7 +109,9 @@ def lookups_batched() -> bool:
     return bool(_thread)
 
 
-async def run_lookups(fn_many: Callable[[Sequence[I]], Sequence[R | BaseException]], item: I) -> R:
+async def run_lookups(
+    fn_many: Callable[[Sequence[Item]], Sequence[Result | BaseException]], item: Item
+) -> Result:
     """`fn_many`'s entry for `item`, batched with other callers' on the lookup thread when
     there is one, else computed here; raised when it is an exception."""
     if not _thread:
