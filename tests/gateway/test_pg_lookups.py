@@ -1,5 +1,6 @@
 """On PostgreSQL a request's key lookup waits for the server off the event loop: while one
-request's lookup waits (here, for a lock held on the keys' table), the box answers others."""
+request's lookup waits (here, for a lock held on the keys' table), the box answers others; a
+lookup that cannot have its lock is a 503 in the route's own envelope, not an internal error."""
 
 from __future__ import annotations
 
@@ -75,3 +76,27 @@ def test_a_key_lookup_that_waits_for_the_database_stops_no_other_request(
         holder.commit()
     waiting.join(30)
     assert answers == [200]
+
+
+def _chat(box: Box, key: str, timeout: float) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.post(f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=timeout)
+
+
+def test_a_lookup_that_cannot_have_its_lock_is_a_503_in_the_routes_envelope(
+    pg_box: Box, pg_url: str
+) -> None:
+    _, key = pg_box.new_user("10")
+    messages = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE")  # past the lock timeout
+        openai = _chat(pg_box, key, 30)
+        url = f"{pg_box.url}/v1/messages"
+        anthropic = httpx.post(url, json=messages, headers={"x-api-key": key}, timeout=30)
+        holder.rollback()
+    assert openai.status_code == 503, openai.text
+    assert openai.json()["error"]["code"] == "database_busy"
+    assert anthropic.status_code == 503, anthropic.text
+    assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"]
+    assert "Traceback" not in pg_box.server.log_text()
