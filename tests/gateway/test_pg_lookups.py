@@ -1,6 +1,8 @@
 """On PostgreSQL a request's key lookup waits for the server off the event loop: while one
 request's lookup waits (here, for a lock held on the keys' table), the box answers others; a
-lookup that cannot have its lock is a 503 in the route's own envelope, not an internal error."""
+lookup that cannot have its lock is a 503 in the route's own envelope, not an internal error;
+and a key's row locked by another transaction (another box's batch) delays no lookup: the
+once-a-minute last-used note is what would have waited, and it is skipped then."""
 
 from __future__ import annotations
 
@@ -100,3 +102,23 @@ def test_a_lookup_that_cannot_have_its_lock_is_a_503_in_the_routes_envelope(
     assert anthropic.status_code == 503, anthropic.text
     assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"]
     assert "Traceback" not in pg_box.server.log_text()
+
+
+def test_a_key_row_locked_elsewhere_delays_no_lookup(pg_box: Box, pg_url: str) -> None:
+    email, key = pg_box.new_user("10")  # never used: its first request notes the use
+    _, other_key = pg_box.new_user("10")
+    lock_key = (
+        'SELECT 1 FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = %s '
+        "FOR NO KEY UPDATE OF k"
+    )
+    last_used = (
+        'SELECT k.last_used_at FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?'
+    )
+    with psycopg.connect(pg_url) as holder:  # as another box's batch updating the key's row
+        holder.execute(lock_key, (email,))
+        for presented in (key, other_key):  # answered while the row is still locked
+            assert _chat(pg_box, presented, 5).status_code == 200
+        holder.rollback()
+    assert pg_box.query(last_used, email) == [(None,)]  # the note was skipped, not waited for
+    assert _chat(pg_box, key, 30).status_code == 200
+    assert pg_box.query(last_used, email)[0][0] is not None  # and made at the next request
