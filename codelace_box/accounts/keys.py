@@ -5,7 +5,8 @@ revoked or a user disabled by another process stops working on the very next req
 expired key is a 401 `key_expired`. The lookup also brings the key's model allow-list and the
 account's limits (accounts/limits.py), which the inference routes enforce.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
-reads it, and only a value older than a minute (in any process) leads to a write. A request's
+reads it, and only a value older than a minute (in any process) leads to a write, one that
+never waits for the key's row (db/hotpath.py: skipped while another holds it). A request's
 handler calls `authenticated()`: on PostgreSQL both run on the lookup thread, batched with other
 requests' lookups (db/lookups.py), not on the event loop.
 """
@@ -28,8 +29,8 @@ from codelace_box.accounts.limits import (
     parse_key_limits,
 )
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import connection, parse_time, utcnow, write_transaction
-from codelace_box.db.hotpath import key_owner, key_owners
+from codelace_box.db.core import connection, db_time, parse_time, utcnow, write_transaction
+from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
@@ -292,8 +293,8 @@ def _note_key_used(key_id: int, last_used: str | datetime | None) -> None:
         previous = last_used if isinstance(last_used, datetime) else _parse_db_time(last_used)
         if previous is not None and now - previous < _LAST_USED_INTERVAL:
             return
-    with write_transaction():
-        ApiKey.update(last_used_at=now).where(ApiKey.id == key_id).execute()
+    with write_transaction() as tx:
+        note_key_used(tx, key_id, db_time(now))  # skipped while another holds the key's row
 
 
 def _parse_db_time(value: str) -> datetime | None:

@@ -47,6 +47,15 @@ _KEY_OWNER_COLUMNS = (
 # 80,000 instructions, a third of the lookup); the plan stays the same (the key_hash index, then
 # the user). PostgreSQL prepares it once either way (and reads `+?` as a number).
 _KEY_OWNER_SQL = {SQLITE: _KEY_OWNER_COLUMNS + "+?", POSTGRES: _KEY_OWNER_COLUMNS + "?"}
+# A key's use, noted at most once a minute by its lookup, is never waited for: on PostgreSQL a
+# row another transaction holds (a batch admitting on a capped key, on any box) is skipped and
+# the note made at a later request. The lookups of a box run one at a time on its lookup
+# thread: a wait there was every request's (SQLite's one writer waits as every write does).
+_KEY_USED = "UPDATE api_key SET last_used_at = ? WHERE id = "
+_KEY_USED_SQL = {
+    SQLITE: _KEY_USED + "?",
+    POSTGRES: _KEY_USED + "(SELECT id FROM api_key WHERE id = ? FOR NO KEY UPDATE SKIP LOCKED)",
+}
 # A key's period, rolled over lazily inside the statement that reserves or settles on it: the
 # start of its current period by its reset (daily, weekly, monthly: three parameters), and
 # whether its stored period is over (a key without reset keeps its one period).
@@ -154,6 +163,11 @@ def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     budget), or None."""
     row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL[engine()], (key_hash,)).fetchone()
     return row
+
+
+def note_key_used(tx: Tx, key_id: int, when: str) -> None:
+    """Set the key's last_used_at to `when` (as stored), unless its row is locked elsewhere."""
+    tx.execute(_KEY_USED_SQL[engine()], (when, key_id))
 
 
 def _one_changed(tx: Tx, answer: Any) -> Later[bool]:

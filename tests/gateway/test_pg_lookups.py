@@ -1,5 +1,8 @@
 """On PostgreSQL a request's key lookup waits for the server off the event loop: while one
-request's lookup waits (here, for a lock held on the keys' table), the box answers others."""
+request's lookup waits (here, for a lock held on the keys' table), the box answers others; a
+lookup that cannot have its lock is a 503 in the route's own envelope, not an internal error;
+and a key's row locked by another transaction (another box's batch) delays no lookup: the
+once-a-minute last-used note is what would have waited, and it is skipped then."""
 
 from __future__ import annotations
 
@@ -113,3 +116,47 @@ def test_lookups_batched_together_each_get_their_own_answer(pg_box: Box) -> None
 
 def _bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
+
+
+def _chat(box: Box, key: str, timeout: float) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.post(f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=timeout)
+
+
+def test_a_lookup_that_cannot_have_its_lock_is_a_503_in_the_routes_envelope(
+    pg_box: Box, pg_url: str
+) -> None:
+    _, key = pg_box.new_user("10")
+    messages = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE")  # past the lock timeout
+        openai = _chat(pg_box, key, 30)
+        url = f"{pg_box.url}/v1/messages"
+        anthropic = httpx.post(url, json=messages, headers={"x-api-key": key}, timeout=30)
+        holder.rollback()
+    assert openai.status_code == 503, openai.text
+    assert openai.json()["error"]["code"] == "database_busy"
+    assert anthropic.status_code == 503, anthropic.text
+    assert anthropic.json()["type"] == "error" and anthropic.json()["error"]["type"]
+    assert "Traceback" not in pg_box.server.log_text()
+
+
+def test_a_key_row_locked_elsewhere_delays_no_lookup(pg_box: Box, pg_url: str) -> None:
+    email, key = pg_box.new_user("10")  # never used: its first request notes the use
+    _, other_key = pg_box.new_user("10")
+    lock_key = (
+        'SELECT 1 FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = %s '
+        "FOR NO KEY UPDATE OF k"
+    )
+    last_used = (
+        'SELECT k.last_used_at FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?'
+    )
+    with psycopg.connect(pg_url) as holder:  # as another box's batch updating the key's row
+        holder.execute(lock_key, (email,))
+        for presented in (key, other_key):  # answered while the row is still locked
+            assert _chat(pg_box, presented, 5).status_code == 200
+        holder.rollback()
+    assert pg_box.query(last_used, email) == [(None,)]  # the note was skipped, not waited for
+    assert _chat(pg_box, key, 30).status_code == 200
+    assert pg_box.query(last_used, email)[0][0] is not None  # and made at the next request
