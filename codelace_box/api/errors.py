@@ -10,8 +10,8 @@ from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_response
-from codelace_box.db.core import is_busy
-from codelace_box.errors import CodelaceError, RateLimited, ServiceUnavailable
+from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
+from codelace_box.errors import CodelaceError, RateLimited
 from codelace_box.gateway.dialects import anthropic_error_body
 
 log = logging.getLogger("codelace_box.api")
@@ -89,9 +89,8 @@ def _render_openai(request: Request, exc: Exception) -> HTTPResponse:
             response.headers["allow"] = ", ".join(sorted(allowed))
         return response
     request_id = getattr(request.ctx, "request_id", "-") if request else "-"
-    if is_busy(exc):  # a lock not had within the lock (busy) timeout: a retry, not a bug
-        log.warning("request %s: the database was busy (%s)", request_id, type(exc).__name__)
-        busy = ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
-        return _render_openai(request, busy)
+    if is_busy(exc) or is_unavailable(exc):  # a retry, not a bug
+        log.warning("request %s: the database was unavailable (%s)", request_id, type(exc).__name__)
+        return _render_openai(request, database_unavailable(exc))
     log.exception("unhandled error in request %s", request_id)
     return envelope(500, f"internal error (request {request_id})", "server_error", "internal_error")

@@ -53,9 +53,11 @@ from codelace_box.db.core import (
     Savepoint,
     Tx,
     conflict,
+    database_unavailable,
     engine,
     exclusive,
     is_busy,
+    is_unavailable,
     pipelined,
     sync,
     write_transaction,
@@ -70,7 +72,6 @@ from codelace_box.db.turns import (
     run_interleaved,
     run_whole,
 )
-from codelace_box.errors import ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.gateway")
@@ -311,9 +312,9 @@ def _answered(tx: Tx, exc: Exception) -> None:
 
 
 def _unavailable(exc: Exception) -> Exception:
-    """A locked or failing database is a 503 for the client, not an internal error."""
-    if is_busy(exc):
-        return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
+    """A locked or unreachable database is a 503 for the client, not an internal error."""
+    if is_busy(exc) or is_unavailable(exc):
+        return database_unavailable(exc)
     return exc
 
 

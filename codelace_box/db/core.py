@@ -27,7 +27,7 @@ from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals
 from codelace_box.db.sqlite_file import open_sqlite_file
-from codelace_box.errors import ConfigError
+from codelace_box.errors import ConfigError, ServiceUnavailable
 
 SQLITE, POSTGRES = "sqlite", "postgres"
 SQLITE_URL = "sqlite:///"
@@ -266,6 +266,21 @@ def is_busy(exc: BaseException) -> bool:
         isinstance(exc, apsw.BusyError)
         or (isinstance(exc, PeeweeOperationalError) and "locked" in str(exc))
         or postgres.is_busy(exc)
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """PostgreSQL's session was lost (it reconnects at the next use): retry shortly."""
+    return postgres.is_unavailable(exc)
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable:
+    """The 503 of a database that stayed locked (`is_busy`) or lost its session
+    (`is_unavailable`): the client retries, nothing of the request was done."""
+    if is_busy(exc):
+        return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
+    return ServiceUnavailable(
+        "the database is unavailable; retry shortly", code="database_unavailable"
     )
 
 

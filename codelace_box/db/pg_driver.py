@@ -98,6 +98,17 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
             conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
         return conn
 
+    def connection(self) -> Any:
+        """This thread's session; a new one when the server dropped it (a restart, a failover,
+        a proxy's idle cut). psycopg marks a session closed once an operation met its loss:
+        that operation fails (a 503, `postgres.is_unavailable`), the next one reconnects. Not
+        inside a transaction: it fails and ends first, on the old session."""
+        conn = super().connection()
+        if conn.closed and not self.in_transaction():
+            self.close()  # the dead session (psycopg closes it without a word to the server)
+            conn = super().connection()
+        return conn
+
     def cursor(self, named_cursor: Any = None) -> Any:
         """peewee's cursor, refused while the connection runs a group commit's pipeline (its
         cursor would read the pipeline's answers as its own: a write uses its `Tx`)."""

@@ -85,6 +85,12 @@ def is_busy(exc: BaseException) -> bool:
     return _raised(exc, "LockNotAvailable", "DeadlockDetected", "SerializationFailure")
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """The session failed, not the statement: the server dropped it (a restart, a failover,
+    an idle cut) or could not be reached. The next use opens a new session (pg_driver)."""
+    return _raised(exc, "OperationalError") and not is_busy(exc)
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A deadlock or a serialization failure: the server aborted the transaction for another's
     sake; it may run again as it was."""

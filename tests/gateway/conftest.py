@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.pg_cluster import query_config_db, query_config_dicts
+from tests.pg_cluster import SHARED_SECRET, query_config_db, query_config_dicts
 from tests.support import BoxDriver, ServerProcess, base_sections, free_port, sdk_http, write_config
 
 NANOS = 1_000_000_000
@@ -146,3 +146,24 @@ async def batch(migrated_db: Path) -> AsyncIterator[Any]:
         yield WriteBatch()
     finally:
         stop_db_thread()
+
+
+@pytest.fixture
+def pg_box(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[Box]:
+    """One box on a fresh PostgreSQL database, wired to the fake upstream."""
+    port = free_port()
+    sections = {
+        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
+        "database": {"path": str(tmp_path / "data" / "codelace.db"), "url": pg_url},
+    }
+    config = write_config(tmp_path / "codelace.toml", sections)
+    box = Box(None, config, Path(), fake)  # type: ignore[arg-type]
+    box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
+    box.cli("models", "set", MODEL, *MODEL_PRICES)
+    box.server = ServerProcess(config, port)
+    box.server.launch()
+    try:
+        box.server.wait_healthy(30)
+        yield box
+    finally:
+        box.server.stop()

@@ -8,40 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI
-from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
-from tests.pg_cluster import SHARED_SECRET
-from tests.support import ServerProcess, free_port, write_config
+from tests.gateway.conftest import MODEL, Box
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def pg_box(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[Box]:
-    """One box on a fresh PostgreSQL database, wired to the fake upstream."""
-    port = free_port()
-    sections = {
-        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
-        "database": {"path": str(tmp_path / "data" / "codelace.db"), "url": pg_url},
-    }
-    config = write_config(tmp_path / "codelace.toml", sections)
-    box = Box(None, config, Path(), fake)  # type: ignore[arg-type]
-    box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
-    box.cli("models", "set", MODEL, *MODEL_PRICES)
-    box.server = ServerProcess(config, port)
-    box.server.launch()
-    try:
-        box.server.wait_healthy(30)
-        yield box
-    finally:
-        box.server.stop()
 
 
 def _until_a_lock_is_awaited(url: str) -> None:
