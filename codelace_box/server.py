@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from sanic import Request, Sanic
+from sanic.exceptions import RequestCancelled
 from sanic.http import Http
 from sanic.log import LOGGING_CONFIG_DEFAULTS
 from sanic.response import HTTPResponse
@@ -119,7 +120,9 @@ def create_app(config: Config) -> Sanic:
     for blueprint in BLUEPRINTS:
         if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
             app.blueprint(blueprint)
-    app.exception(Exception)(render_error)
+    # RequestCancelled: Sanic's word for a client that left (a CancelledError, so not an
+    # Exception, though Sanic's handler lookup takes it): a 499 in the logs, not a 500
+    app.exception(Exception, RequestCancelled)(render_error)  # type: ignore[arg-type]
     app.on_request(_assign_request_id, priority=1000)
     app.on_response(_add_request_id)
     app.ctx.refusals = RefusalTally()

@@ -6,7 +6,7 @@ import json
 import logging
 
 from sanic import Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import RequestCancelled, SanicException
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_response
@@ -34,10 +34,15 @@ def envelope(status: int, message: str, error_type: str, code: str) -> HTTPRespo
     return json_response(body, status=status)
 
 
+# The status of a request whose client closed the connection before its answer (nginx's "client
+# closed request"): never sent, the connection is gone; it names the request in the access
+# line and the metrics as the client's doing, not the server's error.
+CLIENT_CLOSED = 499
+
 ANTHROPIC_ROUTES = "/v1/messages"  # and everything under it: Anthropic's error shape
 
 
-def render_error(request: Request, exc: Exception) -> HTTPResponse:
+def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     """Sanic's handler for every exception: known errors as they are, the rest hidden; on
     the Messages API routes in Anthropic's shape, with the same status and headers."""
     response = _render_openai(request, exc)
@@ -61,9 +66,12 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     return anthropic
 
 
-def _render_openai(request: Request, exc: Exception) -> HTTPResponse:
+def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None:  # the access line and the refusal tally name it (api/observe.py)
         request.ctx.error_code = getattr(exc, "code", None)
+    if isinstance(exc, RequestCancelled):  # Sanic's word for a client that left
+        message = "the client closed the connection before the answer"
+        return envelope(CLIENT_CLOSED, message, "invalid_request_error", "client_closed_request")
     if isinstance(exc, CodelaceError):
         response = json_response(exc.envelope(), status=exc.status)
         if isinstance(exc, RateLimited):

@@ -5,6 +5,7 @@ upstream's error text is kept; refusals are counted; the token and loopback rule
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 
 import httpx
@@ -157,3 +158,38 @@ def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
             assert done.status_code == 200
     seen = {total(scrape(box), "codelace_inference_requests_total", outcome="ok") for _ in range(6)}
     assert seen == {6.0}
+
+
+def test_a_client_that_leaves_is_a_499_not_a_server_error(box_factory: BoxFactory) -> None:
+    """A client that closes its connection before the answer: its access line and the request
+    metrics say 499 (the client closed the request), no 5xx, while the call is still charged
+    for what the upstream did."""
+    box = box_factory()
+    email, key = box.new_user("5")
+    box.fake.push(Reply(delay_before=1.0, prompt_tokens=5, completion_tokens=7))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]}
+    headers = {"authorization": f"Bearer {key}"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=0.3)
+    row = box.settled_row(_only_request_id(box, email))
+    assert (row["status"], row["output_tokens"]) == ("abandoned", 7)
+    lines = [line for line in box.server.log_text().splitlines() if "/v1/chat/completions" in line]
+    assert len(lines) == 1 and " 499 " in lines[0], lines
+    samples = scrape(box)
+    route = "/v1/chat/completions"
+    assert total(samples, "codelace_http_requests_total", route=route, status_class="4xx") == 1
+    assert total(samples, "codelace_http_requests_total", route=route, status_class="5xx") == 0
+
+
+def _only_request_id(box: Box, email: str) -> str:
+    deadline = time.monotonic() + 10
+    while True:
+        rows = box.query(
+            'SELECT r.request_id FROM usage_record r JOIN "user" u ON u.id = r.user_id '
+            "WHERE u.email = ?",
+            email,
+        )
+        if rows or time.monotonic() > deadline:
+            assert len(rows) == 1, rows
+            return str(rows[0][0])
+        time.sleep(0.05)
