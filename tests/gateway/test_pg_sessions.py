@@ -4,13 +4,20 @@ the box opens new sessions and serves again, with no restart."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from codelace_box.db.postgres import OWNER_LOCK_CLASS
+from tests.fakes.openai_upstream import Reply
 from tests.gateway.conftest import MODEL, Box
+from tests.pg_cluster import SHARED_SECRET
+from tests.support import ServerProcess, free_port, write_config
 
 pytestmark = pytest.mark.timeout(90)
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -62,3 +69,68 @@ def test_a_box_opens_new_sessions_after_the_server_dropped_them(pg_box: Box, pg_
     pg_box.cli("doctor")
     balance, held = pg_box.balance(email)
     assert held == 0 and balance < 10 * 1_000_000_000
+
+
+def _owner_sessions_dropped(url: str, owner: str) -> int:
+    """End the sessions of one box (those holding its owner lock, OWNER_LOCK_CLASS); how many."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND classid = %s::bigint::oid AND objsubid = 2 "
+            "AND objid = (hashtext(%s)::bigint & 4294967295)::oid AND granted",
+            (OWNER_LOCK_CLASS, owner),
+        ).fetchall()
+    return len(ended)
+
+
+def _wait_for(what: str, check: Callable[[], bool], wait: float = 10) -> None:
+    deadline = time.monotonic() + wait
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.02)
+
+
+def test_a_box_whose_sessions_dropped_mid_request_keeps_its_holds_from_the_others_sweep(
+    pg_box: Box, pg_url: str, tmp_path: Path
+) -> None:
+    """Another box's sweep must not take a box whose sessions were dropped (it is alive, its
+    requests in flight): their holds stay until they settle, and what they answer is charged."""
+    sweeper_dir = tmp_path / "sweeper"
+    sweeper_dir.mkdir()
+    port = free_port()
+    sections = {
+        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
+        "database": {"path": str(sweeper_dir / "data" / "codelace.db"), "url": pg_url},
+    }
+    config = write_config(sweeper_dir / "codelace.toml", sections)
+    sweeps = {"CODELACE_HOLD_SWEEP_SEC": "0.2"}  # both boxes, as they share it in production
+    pg_box.server.stop()
+    pg_box.server = ServerProcess(pg_box.config, pg_box.server.port, env=sweeps).start()
+    sweeper = ServerProcess(config, port, env=sweeps).start()
+    try:
+        email, key = pg_box.new_user("10")
+        before, _ = pg_box.balance(email)
+        pg_box.fake.push(Reply(delay_before=3))
+        answers: list[httpx.Response] = []
+        url = f"{pg_box.url}/v1/chat/completions"
+        headers = {"authorization": f"Bearer {key}"}
+        asking = threading.Thread(
+            target=lambda: answers.append(httpx.post(url, json=BODY, headers=headers, timeout=30))
+        )
+        asking.start()
+        _wait_for("the request's hold", lambda: pg_box.query("SELECT owner FROM hold") != [])
+        [(owner,)] = pg_box.query("SELECT owner FROM hold")
+        assert _owner_sessions_dropped(pg_url, owner) >= 1
+        time.sleep(1)  # five sweeps of the other box
+        asking.join(30)
+        [answer] = answers
+        balance, held = pg_box.balance(email)
+        assert held == 0
+        if answer.status_code == 200:  # answered: charged what it cost
+            charged = round(float(answer.headers["x-codelace-cost-usd"]) * 1e9)
+            assert charged > 0 and before - balance == charged, (before, balance, charged)
+        else:  # or refused with nothing charged
+            assert answer.status_code == 503 and balance == before
+        pg_box.cli("doctor")
+    finally:
+        sweeper.stop()
