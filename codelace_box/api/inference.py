@@ -21,6 +21,7 @@ from codelace_box.api.common import BoxResponse, json_body, json_response, requi
 from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
+from codelace_box.db.core import is_unavailable
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.holds import claim_hold_owner
@@ -167,13 +168,20 @@ async def start_gateway(app: Sanic) -> None:
 
 
 async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
-    """Per worker, every `interval` s: free holds reserved for nothing (Gateway.sweep_holds)."""
+    """Per worker, every `interval` s: free holds reserved for nothing (Gateway.sweep_holds),
+    those of another process once it was gone for two intervals; and so touch the database:
+    a session it dropped is opened again (claiming this process alive) within one interval."""
     while True:
         await asyncio.sleep(interval)
-        try:
-            gateway.sweep_holds()
-        except Exception:  # a failed sweep is retried at the next tick
-            log.exception("the sweep of leftover holds failed")
+        for attempt in (1, 2):  # a dropped session fails once, the next use opens a new one
+            try:
+                gateway.sweep_holds(owner_grace_sec=2 * interval)
+                break
+            except Exception as exc:  # a failed sweep is retried at the next tick
+                if attempt == 1 and is_unavailable(exc):
+                    continue
+                log.exception("the sweep of leftover holds failed")
+                break
 
 
 async def probe_flagged_forever(gateway: Gateway, secret_key: str, interval: float) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -89,6 +90,28 @@ def dead_hold_owners() -> list[str]:
         for owner in owners
         if owner != me and owner.rpartition(":")[0] == _HOST and _owner_is_gone(owner)
     ]
+
+
+class OwnerWatch:
+    """The hold owners another process saw gone at every sweep, and since when. On PostgreSQL
+    an owner is gone when no session claims it, yet a live box's sessions can be dropped (a
+    database restart, a failover, an idle cut): it claims again with its next session, at the
+    latest at its own next sweep. Its holds (its requests in flight, which settle on them) are
+    freed only once it stayed gone for a grace of more than a sweep interval."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def long_gone(self, grace_sec: float) -> list[str]:
+        """The dead hold owners (`dead_hold_owners`) seen gone for `grace_sec` and more."""
+        try:
+            gone = dead_hold_owners()
+        except BaseException:
+            self._since.clear()  # not seen meanwhile: the count starts again
+            raise
+        now = time.monotonic()
+        self._since = {owner: self._since.get(owner, now) for owner in gone}
+        return [owner for owner, since in self._since.items() if now - since >= grace_sec]
 
 
 def own_holds_older_than(age_sec: float) -> list[str]:

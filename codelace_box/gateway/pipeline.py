@@ -29,7 +29,7 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
-from codelace_box.gateway.holds import dead_hold_owners, own_holds_older_than, release_holds_in
+from codelace_box.gateway.holds import OwnerWatch, own_holds_older_than, release_holds_in
 from codelace_box.gateway.metering import admit_steps, settle_steps
 from codelace_box.gateway.outcome import (
     UpstreamWentSilent,
@@ -85,6 +85,7 @@ class Gateway:
         self._background: set[asyncio.Future[Any]] = set()
         # Every call of this process that may still settle: gone once nothing refers to it.
         self._calls: weakref.WeakValueDictionary[str, ChatCall] = weakref.WeakValueDictionary()
+        self._gone_owners = OwnerWatch()
 
     async def prepare(
         self, body: JSON, body_len: int, *, request_id: str, user_id: int, key_id: int
@@ -149,12 +150,12 @@ class Gateway:
         if exc is not None and client_error(exc) is None:  # a bug, not an upstream failure
             log.error("a call its client left failed", exc_info=exc)
 
-    def sweep_holds(self, min_age_sec: float = LEAK_AGE_SEC) -> None:
-        """Free credit reserved for nothing: the holds of this host's processes that died (a
-        worker that crashed while this one serves on), and this process's own holds whose call
-        is gone without settling (a settlement the database refused), instead of leaving them
-        blocked until the next start."""
-        owners = dead_hold_owners()
+    def sweep_holds(self, min_age_sec: float = LEAK_AGE_SEC, owner_grace_sec: float = 0.0) -> None:
+        """Free credit reserved for nothing: the holds of processes that died (a worker that
+        crashed while this one serves on; on PostgreSQL a box gone for `owner_grace_sec`, see
+        OwnerWatch), and this process's own holds whose call is gone without settling (a
+        settlement the database refused), instead of leaving them blocked until the next start."""
+        owners = self._gone_owners.long_gone(owner_grace_sec)
         leaked = [r for r in own_holds_older_than(min_age_sec) if r not in self._calls]
         if owners or leaked:
             what = ", ".join(owners + leaked)
