@@ -260,6 +260,13 @@ def gone_owners(owners: Sequence[str]) -> list[str] | None:
     return [row[0] for row in query_all(sql, (list(owners), lock_class))]
 
 
+def owner_claims_can_drop() -> bool:
+    """Whether a hold owner is judged alive by database sessions that claim it (PostgreSQL),
+    which the server may drop while the process lives on; on SQLite by the host's processes,
+    whose end is final."""
+    return _engine[0] == POSTGRES
+
+
 def is_busy(exc: BaseException) -> bool:
     """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
     return (

@@ -17,6 +17,7 @@ from codelace_box.db.core import (
     claim_owner,
     connection,
     gone_owners,
+    owner_claims_can_drop,
     utcnow,
     write_transaction,
 )
@@ -97,7 +98,8 @@ class OwnerWatch:
     an owner is gone when no session claims it, yet a live box's sessions can be dropped (a
     database restart, a failover, an idle cut): it claims again with its next session, at the
     latest at its own next sweep. Its holds (its requests in flight, which settle on them) are
-    freed only once it stayed gone for a grace of more than a sweep interval."""
+    freed only once it stayed gone for a grace of more than a sweep interval. On SQLite an
+    owner is a process of this host, gone for good once it ended: no grace."""
 
     def __init__(self) -> None:
         self._since: dict[str, float] = {}
@@ -109,6 +111,8 @@ class OwnerWatch:
         except BaseException:
             self._since.clear()  # not seen meanwhile: the count starts again
             raise
+        if not owner_claims_can_drop():  # SQLite: a process of this host that ended
+            return gone
         now = time.monotonic()
         self._since = {owner: self._since.get(owner, now) for owner in gone}
         return [owner for owner, since in self._since.items() if now - since >= grace_sec]
