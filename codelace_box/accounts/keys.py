@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import string
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,7 @@ from codelace_box.errors import (
     PermissionDenied,
 )
 
+log = logging.getLogger("codelace_box.accounts")
 KEY_PREFIX = "cl_"
 KEY_BODY_LENGTH = 40
 _BASE62 = string.ascii_letters + string.digits
@@ -277,7 +279,10 @@ def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
         raise AuthenticationFailed("this API key has expired", code="key_expired")
     if status != "active":
         raise PermissionDenied("this account is disabled", code="account_disabled")
-    _note_key_used(int(key_id), last_used)
+    try:
+        _note_key_used(int(key_id), last_used)
+    except Exception:  # bookkeeping: never the request's failure; noted again at a later one
+        log.warning("recording the use of key %s failed", key_id, exc_info=True)
     models = parse_allowed(allowed)
     return AuthContext(
         user_id=int(user_id), key_id=int(key_id), email=email,

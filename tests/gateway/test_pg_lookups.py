@@ -134,3 +134,26 @@ def test_a_key_row_locked_elsewhere_delays_no_lookup(pg_box: Box, pg_url: str) -
     assert pg_box.query(last_used, email) == [(None,)]  # the note was skipped, not waited for
     assert _chat(pg_box, key, 30).status_code == 200
     assert pg_box.query(last_used, email)[0][0] is not None  # and made at the next request
+
+
+def test_a_failed_last_used_note_fails_no_request(pg_box: Box, pg_url: str) -> None:
+    """`last_used_at` is bookkeeping: when its write fails (here a trigger refuses it), the
+    requests of that batch are still answered, and the note is made again later."""
+    _, key = pg_box.new_user("10")
+    refuse = (
+        "CREATE FUNCTION refuse_last_used() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'no last_used_at today'; END $$; "
+        "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON api_key "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_last_used()"
+    )
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("UPDATE api_key SET last_used_at = NULL")
+        admin.execute(refuse)
+    assert _chat(pg_box, key, 30).status_code == 200
+    me = httpx.get(f"{pg_box.url}/api/v1/auth/me", headers=_bearer(key), timeout=30)
+    assert me.status_code == 200
+    assert pg_box.query("SELECT COUNT(*) FROM api_key WHERE last_used_at IS NOT NULL") == [(0,)]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("DROP TRIGGER refuse_last_used ON api_key")
+    assert _chat(pg_box, key, 30).status_code == 200
+    assert pg_box.query("SELECT COUNT(*) FROM api_key WHERE last_used_at IS NOT NULL") == [(1,)]
