@@ -31,7 +31,7 @@ def copied_models() -> list[type[Model]]:
         for value in vars(schema).values()
         if isinstance(value, type)
         and issubclass(value, schema.BaseModel)
-        and value not in (schema.BaseModel, schema.SchemaMigration)
+        and value not in (schema.BaseModel, schema.UsageFigures, schema.SchemaMigration)
     ]
     ordered: list[type[Model]] = peewee.sort_models(found)  # type: ignore[attr-defined]
     return ordered

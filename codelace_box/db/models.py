@@ -199,11 +199,10 @@ class UsageRecord(BaseModel):
     upstream_error = TextField(null=True)  # the provider's error message, masked and bounded
 
 
-class AccountUsage(BaseModel):
-    """Running usage totals of an account, kept in the settlement transaction (never summed
-    from usage rows, which retention may delete)."""
+class UsageFigures(BaseModel):
+    """What every usage total and rollup counts (db/totals.py COLUMNS): the base of those
+    tables, with no table of its own."""
 
-    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
     requests = BigIntegerField(default=0)
     errors = BigIntegerField(default=0)
     input_tokens = BigIntegerField(default=0)
@@ -211,25 +210,25 @@ class AccountUsage(BaseModel):
     cache_read_tokens = BigIntegerField(default=0)
     cache_write_tokens = BigIntegerField(default=0)
     cost_nanos = BigIntegerField(default=0)
+
+
+class AccountUsage(UsageFigures):
+    """Running usage totals of an account, kept in the settlement transaction (never summed
+    from usage rows, which retention may delete)."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
     last_request_at = DateTimeField(null=True)  # the newest request's moment: active users
 
     class Meta:
         table_name = "account_usage"
 
 
-class AccountDayUsage(BaseModel):
+class AccountDayUsage(UsageFigures):
     """Usage of an account per day ('YYYY-MM-DD', UTC), kept like AccountUsage: the portal's
     daily spend reads these, not the usage rows."""
 
     user = ForeignKeyField(User, on_delete="CASCADE", index=False)  # first in the primary key
     day = CharField()
-    requests = BigIntegerField(default=0)
-    errors = BigIntegerField(default=0)
-    input_tokens = BigIntegerField(default=0)
-    output_tokens = BigIntegerField(default=0)
-    cache_read_tokens = BigIntegerField(default=0)
-    cache_write_tokens = BigIntegerField(default=0)
-    cost_nanos = BigIntegerField(default=0)
 
     class Meta:
         table_name = "account_day_usage"
@@ -237,25 +236,18 @@ class AccountDayUsage(BaseModel):
         without_rowid = True  # SQLite: the primary key is the table (one page a write)
 
 
-class KeyUsage(BaseModel):
+class KeyUsage(UsageFigures):
     """Running usage totals of an API key, kept like AccountUsage."""
 
     api_key = ForeignKeyField(ApiKey, primary_key=True, on_delete="CASCADE")
     user = ForeignKeyField(User, on_delete="CASCADE")
-    requests = BigIntegerField(default=0)
-    errors = BigIntegerField(default=0)
-    input_tokens = BigIntegerField(default=0)
-    output_tokens = BigIntegerField(default=0)
-    cache_read_tokens = BigIntegerField(default=0)
-    cache_write_tokens = BigIntegerField(default=0)
-    cost_nanos = BigIntegerField(default=0)
     last_request_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "key_usage"
 
 
-class UsageRollup(BaseModel):
+class UsageRollup(UsageFigures):
     """Usage per model per minute ('YYYY-MM-DD HH:MM') and per day ('YYYY-MM-DD'), kept in
     the settlement transaction: the dashboard's figures read these, not the usage rows."""
 
@@ -263,13 +255,6 @@ class UsageRollup(BaseModel):
     period = CharField()  # minute | day
     bucket = CharField()  # the minute's or the day's text, as stored timestamps begin
     model = CharField()
-    requests = BigIntegerField(default=0)
-    errors = BigIntegerField(default=0)
-    input_tokens = BigIntegerField(default=0)
-    output_tokens = BigIntegerField(default=0)
-    cache_read_tokens = BigIntegerField(default=0)
-    cache_write_tokens = BigIntegerField(default=0)
-    cost_nanos = BigIntegerField(default=0)
 
     class Meta:
         table_name = "usage_rollup"
