@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from codelace_box.db.core import POSTGRES, engine
+from codelace_box.db.core import POSTGRES, engine, is_unavailable
 from codelace_box.db.offload import DbThread
 
 Item = TypeVar("Item")
@@ -66,13 +66,26 @@ class LookupQueue:
                 if not batch:
                     self._draining = False
                     return
+            items = [item for item, _ in batch]
             try:
-                results: Sequence[Any] = self._fn_many([item for item, _ in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"{len(results)} lookup results for {len(batch)} calls")
+                results = self._run(items)
             except Exception as exc:  # the whole batch failed (e.g. the server went away)
                 results = [exc] * len(batch)
             loop.call_soon_threadsafe(_hand_out, batch, results)
+
+    def _run(self, items: list[Any]) -> Sequence[Any]:
+        """`fn_many(items)`, run again once when the server had dropped the thread's session
+        (the next use opens a new one: db/pg_driver.py): lookups read, and their only write
+        (a key's last use) may be made twice."""
+        try:
+            results: Sequence[Any] = self._fn_many(items)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            results = self._fn_many(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"{len(results)} lookup results for {len(items)} calls")
+        return results
 
 
 def _hand_out(batch: _Waiting, results: Sequence[Any]) -> None:

@@ -134,3 +134,20 @@ def test_a_box_whose_sessions_dropped_mid_request_keeps_its_holds_from_the_other
         pg_box.cli("doctor")
     finally:
         sweeper.stop()
+
+
+def test_a_key_lookup_outlives_a_dropped_session(pg_box: Box, pg_url: str) -> None:
+    """The lookup thread runs a batch again once when its session was dropped (lookups are
+    reads): a route that needs only the key's lookup (count_tokens, estimated for this model)
+    is answered at its first try after the drop."""
+    _, key = pg_box.new_user("10")
+    url = f"{pg_box.url}/v1/messages/count_tokens"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+
+    def count() -> int:
+        return httpx.post(url, json=body, headers={"x-api-key": key}, timeout=30).status_code
+
+    assert count() == 200
+    for _ in range(2):
+        assert _drop_the_boxs_sessions(pg_url) >= 1
+        assert count() == 200
