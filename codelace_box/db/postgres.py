@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from peewee import PostgresqlDatabase
+from peewee import PeeweeException, PostgresqlDatabase
 
 LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
 # Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
@@ -98,14 +98,16 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 def _raised(exc: BaseException, *names: str) -> bool:
-    """`exc` (or its cause) is one of psycopg's errors of these names (none can have been
+    """`exc` (or its cause, or the driver's error that peewee wrapped in its own: a session
+    that could not be opened) is one of psycopg's errors of these names (none can have been
     raised while psycopg is not imported)."""
     if "psycopg" not in sys.modules:
         return False
     from psycopg import errors as pg_errors
 
     kinds = tuple(getattr(pg_errors, name) for name in names)
-    return isinstance(exc, kinds) or isinstance(getattr(exc, "__cause__", None), kinds)
+    wrapped = getattr(exc, "orig", None) if isinstance(exc, PeeweeException) else None
+    return any(isinstance(e, kinds) for e in (exc, getattr(exc, "__cause__", None), wrapped))
 
 
 @contextmanager
