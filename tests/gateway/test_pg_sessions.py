@@ -151,3 +151,46 @@ def test_a_key_lookup_outlives_a_dropped_session(pg_box: Box, pg_url: str) -> No
     for _ in range(2):
         assert _drop_the_boxs_sessions(pg_url) >= 1
         assert count() == 200
+
+
+def test_a_box_that_starts_while_anothers_sessions_are_dropped_keeps_its_holds(
+    pg_box: Box, pg_url: str, tmp_path: Path
+) -> None:
+    """A box starting (its release of holds left by a crash) while another box's sessions were
+    just dropped must not take that box for dead either: its request in flight stays held and
+    is charged what it cost."""
+    starter_dir = tmp_path / "starter"
+    starter_dir.mkdir()
+    port = free_port()
+    sections = {
+        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
+        "database": {"path": str(starter_dir / "data" / "codelace.db"), "url": pg_url},
+    }
+    config = write_config(starter_dir / "codelace.toml", sections)
+    email, key = pg_box.new_user("10")
+    before, _ = pg_box.balance(email)
+    pg_box.fake.push(Reply(delay_before=6))
+    answers: list[httpx.Response] = []
+    url = f"{pg_box.url}/v1/chat/completions"
+    headers = {"authorization": f"Bearer {key}"}
+    asking = threading.Thread(
+        target=lambda: answers.append(httpx.post(url, json=BODY, headers=headers, timeout=30))
+    )
+    asking.start()
+    _wait_for("the request's hold", lambda: pg_box.query("SELECT owner FROM hold") != [])
+    [(owner,)] = pg_box.query("SELECT owner FROM hold")
+    assert _owner_sessions_dropped(pg_url, owner) >= 1
+    starter = ServerProcess(config, port).start()
+    try:
+        asking.join(30)
+        [answer] = answers
+        balance, held = pg_box.balance(email)
+        assert held == 0
+        if answer.status_code == 200:  # answered: charged what it cost
+            charged = round(float(answer.headers["x-codelace-cost-usd"]) * 1e9)
+            assert charged > 0 and before - balance == charged, (before, balance, charged)
+        else:  # or refused with nothing charged
+            assert answer.status_code == 503 and balance == before
+        pg_box.cli("doctor")
+    finally:
+        starter.stop()
