@@ -39,13 +39,6 @@ def claim_hold_owner() -> None:
     claim_owner(hold_owner())
 
 
-def _gone(owners: list[str]) -> list[str]:
-    """The owners that are gone: on PostgreSQL, those no live box claims (any machine); on
-    SQLite, this host's processes that exited (another host's holds age out)."""
-    gone = gone_owners(owners)
-    return gone if gone is not None else list(filter(_owner_is_gone, owners))
-
-
 def _owner_is_gone(owner: str) -> bool:
     host, _, pid_text = owner.rpartition(":")
     if host != _HOST or not pid_text.isdigit():
@@ -65,15 +58,19 @@ def _owner_is_gone(owner: str) -> bool:
 def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     """Release holds left by a crash (run at start, before any request).
 
-    A hold is orphaned when the process that took it is gone, or when it is older than any
-    request can live; holds of another server still running on the same database stay.
+    A hold is orphaned when it is older than any request can live, or on SQLite when the
+    process of this host that took it is gone; holds of another server still running on the
+    same database stay. On PostgreSQL an owner no session claims may be a live box whose
+    sessions were just dropped (OwnerWatch): its holds are left to the sweeps, which free them
+    once it stayed gone.
     """
     cutoff = str(utcnow() - timedelta(seconds=max_age_sec))
     with write_transaction() as tx:
         hotpath.one_writer_with_requests(tx)
         owners = hotpath.hold_owners(tx)
         released = hotpath.delete_holds_before(tx, cutoff)
-        released += release_holds_in(tx, owners=_gone(owners))
+        if not owner_claims_can_drop():  # SQLite: a process of this host that ended
+            released += release_holds_in(tx, owners=list(filter(_owner_is_gone, owners)))
         hotpath.recount_held(tx)  # also mends a cached total that drifted
     return released
 
