@@ -17,10 +17,13 @@ from bench.pgcluster import binary
 from tests import pg_cluster
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
-from tests.pg_cluster import SHARED_SECRET, need_postgres
+from tests.pg_cluster import SHARED_SECRET, need_postgres, wanted_engine
 from tests.support import ServerProcess, free_port, write_config
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(wanted_engine() != "postgres", reason="a PostgreSQL server's outage"),
+]
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 COUNT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
 
