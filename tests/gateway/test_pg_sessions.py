@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -90,48 +91,65 @@ def _wait_for(what: str, check: Callable[[], bool], wait: float = 10) -> None:
         time.sleep(0.02)
 
 
+def _another_box(pg_url: str, folder: Path, env: dict[str, str] | None = None) -> ServerProcess:
+    """A second box on the same database (not started)."""
+    folder.mkdir()
+    port = free_port()
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
+        "database": {"path": str(folder / "data" / "codelace.db"), "url": pg_url},
+    }
+    return ServerProcess(write_config(folder / "codelace.toml", sections), port, env=env)
+
+
+class _CallInFlight:
+    """A user's call held `delay` seconds at the fake upstream, asked on a thread, whose box's
+    sessions (those claiming its hold's owner) are then dropped."""
+
+    def __init__(self, box: Box, pg_url: str, delay: float) -> None:
+        self.box = box
+        self.email, key = box.new_user("10")
+        self.before, _ = box.balance(self.email)
+        box.fake.push(Reply(delay_before=delay))
+        self.answers: list[httpx.Response] = []
+        url, headers = f"{box.url}/v1/chat/completions", {"authorization": f"Bearer {key}"}
+        self.asking = threading.Thread(
+            target=lambda: self.answers.append(
+                httpx.post(url, json=BODY, headers=headers, timeout=30)
+            )
+        )
+        self.asking.start()
+        _wait_for("the request's hold", lambda: box.query("SELECT owner FROM hold") != [])
+        [(owner,)] = box.query("SELECT owner FROM hold")
+        assert _owner_sessions_dropped(pg_url, owner) >= 1
+
+    def check_charged_as_answered(self) -> None:
+        """Answered: charged what it cost; or refused with nothing charged. No hold left."""
+        self.asking.join(30)
+        [answer] = self.answers
+        balance, held = self.box.balance(self.email)
+        assert held == 0
+        if answer.status_code == 200:
+            charged = round(float(answer.headers["x-codelace-cost-usd"]) * 1e9)
+            assert charged > 0 and self.before - balance == charged, (balance, charged)
+        else:
+            assert answer.status_code == 503 and balance == self.before
+        self.box.cli("doctor")
+
+
 def test_a_box_whose_sessions_dropped_mid_request_keeps_its_holds_from_the_others_sweep(
     pg_box: Box, pg_url: str, tmp_path: Path
 ) -> None:
     """Another box's sweep must not take a box whose sessions were dropped (it is alive, its
     requests in flight): their holds stay until they settle, and what they answer is charged."""
-    sweeper_dir = tmp_path / "sweeper"
-    sweeper_dir.mkdir()
-    port = free_port()
-    sections = {
-        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
-        "database": {"path": str(sweeper_dir / "data" / "codelace.db"), "url": pg_url},
-    }
-    config = write_config(sweeper_dir / "codelace.toml", sections)
     sweeps = {"CODELACE_HOLD_SWEEP_SEC": "0.2"}  # both boxes, as they share it in production
     pg_box.server.stop()
     pg_box.server = ServerProcess(pg_box.config, pg_box.server.port, env=sweeps).start()
-    sweeper = ServerProcess(config, port, env=sweeps).start()
+    sweeper = _another_box(pg_url, tmp_path / "sweeper", sweeps).start()
     try:
-        email, key = pg_box.new_user("10")
-        before, _ = pg_box.balance(email)
-        pg_box.fake.push(Reply(delay_before=3))
-        answers: list[httpx.Response] = []
-        url = f"{pg_box.url}/v1/chat/completions"
-        headers = {"authorization": f"Bearer {key}"}
-        asking = threading.Thread(
-            target=lambda: answers.append(httpx.post(url, json=BODY, headers=headers, timeout=30))
-        )
-        asking.start()
-        _wait_for("the request's hold", lambda: pg_box.query("SELECT owner FROM hold") != [])
-        [(owner,)] = pg_box.query("SELECT owner FROM hold")
-        assert _owner_sessions_dropped(pg_url, owner) >= 1
+        call = _CallInFlight(pg_box, pg_url, delay=3)
         time.sleep(1)  # five sweeps of the other box
-        asking.join(30)
-        [answer] = answers
-        balance, held = pg_box.balance(email)
-        assert held == 0
-        if answer.status_code == 200:  # answered: charged what it cost
-            charged = round(float(answer.headers["x-codelace-cost-usd"]) * 1e9)
-            assert charged > 0 and before - balance == charged, (before, balance, charged)
-        else:  # or refused with nothing charged
-            assert answer.status_code == 503 and balance == before
-        pg_box.cli("doctor")
+        call.check_charged_as_answered()
     finally:
         sweeper.stop()
 
@@ -159,38 +177,10 @@ def test_a_box_that_starts_while_anothers_sessions_are_dropped_keeps_its_holds(
     """A box starting (its release of holds left by a crash) while another box's sessions were
     just dropped must not take that box for dead either: its request in flight stays held and
     is charged what it cost."""
-    starter_dir = tmp_path / "starter"
-    starter_dir.mkdir()
-    port = free_port()
-    sections = {
-        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
-        "database": {"path": str(starter_dir / "data" / "codelace.db"), "url": pg_url},
-    }
-    config = write_config(starter_dir / "codelace.toml", sections)
-    email, key = pg_box.new_user("10")
-    before, _ = pg_box.balance(email)
-    pg_box.fake.push(Reply(delay_before=6))
-    answers: list[httpx.Response] = []
-    url = f"{pg_box.url}/v1/chat/completions"
-    headers = {"authorization": f"Bearer {key}"}
-    asking = threading.Thread(
-        target=lambda: answers.append(httpx.post(url, json=BODY, headers=headers, timeout=30))
-    )
-    asking.start()
-    _wait_for("the request's hold", lambda: pg_box.query("SELECT owner FROM hold") != [])
-    [(owner,)] = pg_box.query("SELECT owner FROM hold")
-    assert _owner_sessions_dropped(pg_url, owner) >= 1
-    starter = ServerProcess(config, port).start()
+    starter = _another_box(pg_url, tmp_path / "starter")
+    call = _CallInFlight(pg_box, pg_url, delay=6)
+    starter.start()
     try:
-        asking.join(30)
-        [answer] = answers
-        balance, held = pg_box.balance(email)
-        assert held == 0
-        if answer.status_code == 200:  # answered: charged what it cost
-            charged = round(float(answer.headers["x-codelace-cost-usd"]) * 1e9)
-            assert charged > 0 and before - balance == charged, (before, balance, charged)
-        else:  # or refused with nothing charged
-            assert answer.status_code == 503 and balance == before
-        pg_box.cli("doctor")
+        call.check_charged_as_answered()
     finally:
         starter.stop()
