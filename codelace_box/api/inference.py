@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from functools import partial
 from typing import Protocol
 
 from sanic import Blueprint, Request, Sanic
@@ -21,7 +22,7 @@ from codelace_box.api.common import BoxResponse, json_body, json_response, requi
 from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
-from codelace_box.db.core import is_unavailable
+from codelace_box.db.core import again_if_dropped
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.holds import claim_hold_owner
@@ -173,15 +174,10 @@ async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
     a session it dropped is opened again (claiming this process alive) within one interval."""
     while True:
         await asyncio.sleep(interval)
-        for attempt in (1, 2):  # a dropped session fails once, the next use opens a new one
-            try:
-                gateway.sweep_holds(owner_grace_sec=2 * interval)
-                break
-            except Exception as exc:  # a failed sweep is retried at the next tick
-                if attempt == 1 and is_unavailable(exc):
-                    continue
-                log.exception("the sweep of leftover holds failed")
-                break
+        try:  # a sweep may run twice: it reads, then frees what it found in one transaction
+            again_if_dropped(partial(gateway.sweep_holds, owner_grace_sec=2 * interval))
+        except Exception:  # a failed sweep is retried at the next tick
+            log.exception("the sweep of leftover holds failed")
 
 
 async def probe_flagged_forever(gateway: Gateway, secret_key: str, interval: float) -> None:

@@ -14,10 +14,10 @@ format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import apsw
 from peewee import Database
@@ -28,6 +28,8 @@ from playhouse.apsw_ext import APSWDatabase
 from codelace_box.db import postgres, timestamps, totals
 from codelace_box.db.sqlite_file import open_sqlite_file
 from codelace_box.errors import ConfigError, ServiceUnavailable
+
+T = TypeVar("T")
 
 SQLITE, POSTGRES = "sqlite", "postgres"
 SQLITE_URL = "sqlite:///"
@@ -279,6 +281,18 @@ def is_busy(exc: BaseException) -> bool:
 def is_unavailable(exc: BaseException) -> bool:
     """PostgreSQL's session was lost (it reconnects at the next use): retry shortly."""
     return postgres.is_unavailable(exc)
+
+
+def again_if_dropped(work: Callable[[], T]) -> T:
+    """`work()`, run once more when it met a session the server had dropped (the next use
+    opens a new one: PostgreSQL's driver). Only for work that may run twice (reads, idempotent
+    writes)."""
+    try:
+        return work()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+    return work()
 
 
 def database_unavailable(exc: BaseException) -> ServiceUnavailable:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import POSTGRES, engine, is_unavailable
+from codelace_box.db.core import POSTGRES, again_if_dropped, engine
 from codelace_box.db.offload import DbThread
 
 Item = TypeVar("Item")
@@ -74,15 +75,9 @@ class LookupQueue:
             loop.call_soon_threadsafe(_hand_out, batch, results)
 
     def _run(self, items: list[Any]) -> Sequence[Any]:
-        """`fn_many(items)`, run again once when the server had dropped the thread's session
-        (the next use opens a new one: db/pg_driver.py): lookups read, and their only write
-        (a key's last use) may be made twice."""
-        try:
-            results: Sequence[Any] = self._fn_many(items)
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            results = self._fn_many(items)
+        """`fn_many(items)`, run again once when the server had dropped the thread's session:
+        lookups read, and their only write (a key's last use) may be made twice."""
+        results: Sequence[Any] = again_if_dropped(partial(self._fn_many, items))
         if len(results) != len(items):
             raise RuntimeError(f"{len(results)} lookup results for {len(items)} calls")
         return results
