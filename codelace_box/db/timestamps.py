@@ -6,13 +6,23 @@ the same on both engines (db/core.py re-exports them; the SQL side is core's `mi
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
+if sys.version_info >= (3, 12):
 
-def utcnow() -> datetime:
-    """Now, as a naive UTC datetime (how timestamps are stored)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    def utcnow() -> datetime:
+        """Now, as a naive UTC datetime (how timestamps are stored)."""
+        return datetime.now(UTC).replace(tzinfo=None)
+
+else:
+
+    def utcnow() -> datetime:
+        """Now, as a naive UTC datetime (how timestamps are stored). `datetime.utcnow` until
+        3.12 deprecates it: 0.15 us against 1.3 us for `now(UTC).replace(tzinfo=None)` (whose
+        keyword `replace` is the cost), and the hot path takes the time two or three times."""
+        return datetime.utcnow()
 
 
 def iso_z(moment: datetime | None) -> str | None:
