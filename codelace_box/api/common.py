@@ -4,8 +4,8 @@ client's address as the rate limits count it."""
 from __future__ import annotations
 
 import json
+import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +33,35 @@ def new_request_id(now: float | None = None) -> str:
     random id lands anywhere in an index of millions of rows (at 10 million usage rows that
     cost each settlement 15-45 us more on the event loop, and a page read)."""
     second = int(time.time() if now is None else now) & 0xFFFFFFFF
-    return f"req_{second:08x}{secrets.token_hex(8)}"
+    return f"req_{second:08x}{_RANDOM.hex(8)}"
+
+
+class _RandomBytes:
+    """The operating system's random bytes, read 4 KiB at a time and handed out in slices: one
+    `getrandom` call for 512 request ids instead of one each (0.1 us an id against 0.7 us for
+    `secrets.token_hex`). A forked child starts with none, so it never repeats its parent's.
+    For the event loop's thread (one caller at a time)."""
+
+    __slots__ = ("_at", "_pool")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def hex(self, count: int) -> str:
+        """`count` fresh random bytes, as hex."""
+        at = self._at
+        if at + count > len(self._pool):
+            self._pool, at = os.urandom(4096), 0
+        self._at = at + count
+        return self._pool[at : at + count].hex()
+
+
+_RANDOM = _RandomBytes()
+os.register_at_fork(after_in_child=_RANDOM.clear)
 
 
 def _not_json(name: str) -> Any:

@@ -3,6 +3,7 @@ their end however long the history), and stay unique and of the documented shape
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -29,3 +30,20 @@ def test_the_clock_is_the_default() -> None:
     before = int(time.time())
     made = int(new_request_id()[4:12], 16)
     assert before <= made <= int(time.time())
+
+
+def test_a_forked_worker_never_repeats_its_parents_ids() -> None:
+    """The random part comes from a pool read ahead; a forked child must not inherit it."""
+    new_request_id()  # the parent's pool now holds bytes read ahead
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, then out without running the test's teardown
+        os.write(writer, " ".join(new_request_id(0) for _ in range(20)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    with os.fdopen(reader) as pipe:
+        childs = set(pipe.read().split())
+    parents = {new_request_id(0) for _ in range(20)}
+    assert len(childs) == 20
+    assert not childs & parents
