@@ -173,7 +173,8 @@ class UsageRecord(BaseModel):
     id = AutoField()
     request_id = CharField(unique=True)
     user = ForeignKeyField(User, backref="usage", on_delete="CASCADE")
-    api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL")
+    # Its key; no index (nothing reads usage rows by key: migration 14).
+    api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL", index=False)
     model = CharField()
     provider = CharField()
     upstream_model = CharField()

@@ -212,7 +212,7 @@ def test_migration_13_fills_each_accounts_days_from_its_usage_rows(db: Any) -> N
             "VALUES (?, ?, 'p/m', 'p', 'm', ?, ?, 0, 0, ?, ?, 0, 0, 1, ?)",
             (f"req{number}", user_id, tokens_in, tokens_out, cost, status, when),
         )
-    assert migrate(db) == [13]
+    assert migrate(db) == list(range(13, LATEST_VERSION + 1))
     days = db.execute_sql(
         "SELECT user_id, day, requests, errors, input_tokens, output_tokens, cost_nanos "
         "FROM account_day_usage ORDER BY user_id, day"
@@ -222,3 +222,25 @@ def test_migration_13_fills_each_accounts_days_from_its_usage_rows(db: Any) -> N
         (1, "2026-03-02", 1, 0, 5, 5, 7),
         (2, "2026-03-01", 1, 0, 3, 4, 1000),
     ]
+
+
+def test_migration_14_drops_the_usage_rows_index_by_key_and_keeps_the_rows(db: Any) -> None:
+    migrate_up_to(db, 13)
+    names = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_record'"
+    assert "usage_record_api_key_id" in {r[0] for r in db.execute_sql(names).fetchall()}
+    db.execute_sql(
+        'INSERT INTO "user" (id, uuid, email, display_name, status, balance_nanos, held_nanos, '
+        "created_by_admin, created_at) VALUES (1, 'u1', 'a@example.com', '', 'active', 0, 0, 0, "
+        "'2026-01-01 00:00:00')"
+    )
+    db.execute_sql(
+        "INSERT INTO usage_record (request_id, user_id, model, provider, upstream_model, "
+        "input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, "
+        "status, stream, estimated, duration_ms, created_at) "
+        "VALUES ('req1', 1, 'p/m', 'p', 'm', 1, 2, 0, 0, 3, 'ok', 0, 0, 1, '2026-03-01 00:00:00')"
+    )
+    assert migrate(db) == list(range(14, LATEST_VERSION + 1))
+    left = {r[0] for r in db.execute_sql(names).fetchall()}
+    assert left == {"usage_record_request_id", "usage_record_user_id", "usage_record_created_at"}
+    rows = db.execute_sql("SELECT request_id, cost_nanos FROM usage_record").fetchall()
+    assert [tuple(row) for row in rows] == [("req1", 3)]

@@ -22,6 +22,7 @@ from codelace_box.db.migrations import (
     m0011_portal_sessions,
     m0012_key_rows,
     m0013_account_days,
+    m0014_usage_key_index,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -38,4 +39,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (11, m0011_portal_sessions),
     (12, m0012_key_rows),
     (13, m0013_account_days),
+    (14, m0014_usage_key_index),
 ]
