@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
@@ -72,6 +73,16 @@ def test_usd_json_shows_amounts_without_noise() -> None:
     assert str(usd_json(123_456_789_012)) == "123.456789012"
     assert nanos_to_decimal(1_500_000_000) == Decimal("1.5")
     assert usd_to_nanos(nanos_to_decimal(987_654_321_123)) == 987_654_321_123
+
+
+def test_usd_json_is_the_float_nearest_the_exact_amount() -> None:
+    """The same float as rounding the exact Decimal quotient, across the stored range."""
+    chosen = random.Random(19)
+    amounts = [0, 1, -1, 999_999_999, 2**63 - 1, -(2**63)]
+    amounts += [chosen.randrange(-(2**63), 2**63) for _ in range(20_000)]
+    amounts += [chosen.randrange(0, 10**12) for _ in range(20_000)]  # everyday charges
+    for nanos in amounts:
+        assert usd_json(nanos) == float(Decimal(nanos) / NANOS_PER_USD), nanos
 
 
 def test_format_usd() -> None:
