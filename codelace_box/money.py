@@ -72,8 +72,11 @@ def nanos_to_decimal(nanos: int) -> Decimal:
 
 
 def usd_text(nanos: int) -> str:
-    """nano-USD as exact plain decimal text, no sign of currency, no noise: '15', '0.00000001'."""
-    return format(nanos_to_decimal(nanos), "f")
+    """nano-USD as exact plain decimal text, no sign of currency, no noise: '15', '0.00000001'
+    (the text of `nanos_to_decimal`, made from the integer's digits without a Decimal)."""
+    whole, fraction = divmod(-nanos if nanos < 0 else nanos, NANOS_PER_USD)
+    text = f"{whole}.{fraction:09d}".rstrip("0") if fraction else str(whole)
+    return f"-{text}" if nanos < 0 else text
 
 
 def format_usd(nanos: int, places: int = 6, *, trim_to: int | None = None) -> str:

@@ -75,14 +75,15 @@ def test_usd_json_shows_amounts_without_noise() -> None:
     assert usd_to_nanos(nanos_to_decimal(987_654_321_123)) == 987_654_321_123
 
 
-def test_usd_json_is_the_float_nearest_the_exact_amount() -> None:
-    """The same float as rounding the exact Decimal quotient, across the stored range."""
+def test_usd_json_and_usd_text_match_the_exact_decimal() -> None:
+    """The float nearest the exact amount and its exact text, across the stored range."""
     chosen = random.Random(19)
     amounts = [0, 1, -1, 999_999_999, 2**63 - 1, -(2**63)]
     amounts += [chosen.randrange(-(2**63), 2**63) for _ in range(20_000)]
     amounts += [chosen.randrange(0, 10**12) for _ in range(20_000)]  # everyday charges
     for nanos in amounts:
         assert usd_json(nanos) == float(Decimal(nanos) / NANOS_PER_USD), nanos
+        assert usd_text(nanos) == format(nanos_to_decimal(nanos), "f"), nanos
 
 
 def test_format_usd() -> None:
