@@ -61,7 +61,10 @@ def native_usage(raw: Any) -> Usage | None:
         },
         "completion_tokens_details": {"reasoning_tokens": _count(outputs, "reasoning_tokens")},
     }
-    return Usage(max(raw["input_tokens"], 0), max(raw["output_tokens"], 0), details)
+    usage = Usage(max(raw["input_tokens"], 0), max(raw["output_tokens"], 0), details)
+    # cache reads, billed at the cache-read price as chat's `cached_tokens` are (openai.py)
+    usage.cache_read_tokens = min(max(_count(inputs, "cached_tokens"), 0), usage.input_tokens)
+    return usage
 
 
 def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:

@@ -5,6 +5,7 @@ what was held), the answer comes back as the upstream's, relabelled and metered.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -68,3 +69,32 @@ def test_the_flag_is_stored_and_shown(rbox: ResponsesBox) -> None:
     refused = run_cli(rbox.config, "providers", "update", "anth", "--responses-api")
     assert refused.returncode != 0 and "openai providers" in refused.stderr
     assert "responses api: native" in rbox.cli("providers", "update", "native", "--responses-api")
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_native_cache_reads_are_billed_at_the_cache_price(
+    fresh: ResponsesBox, streamed: bool
+) -> None:
+    """A native upstream's `input_tokens_details.cached_tokens` are cache reads, billed at the
+    model's cache-read price and recorded as such, as chat's `cached_tokens` are."""
+    model = f"native/gpt-5.4-cached-{int(streamed)}"
+    fresh.cli("models", "set", model, "--provider", "native", "--upstream-model", "gpt-5.4",
+              "--input-per-1m", "1", "--output-per-1m", "2", "--cache-read-per-1m", "0.1")  # fmt: skip
+    time.sleep(1.5)  # catalog changes apply within a second
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(
+        Reply(content="Cached.", prompt_tokens=2000, cached_tokens=1500, completion_tokens=4)
+    )
+    before, _ = fresh.balance_nanos(email)
+    client = fresh.openai(key)
+    if streamed:
+        with client.responses.stream(model=model, input="Hi") as stream:
+            final = stream.get_final_response()
+    else:
+        final = client.responses.create(model=model, input="Hi")
+    expected = usd_nanos((500, "1"), (1500, "0.1"), (4, "2"))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (expected, 0)
+    assert final.usage.input_tokens_details.cached_tokens == 1500
+    assert final.usage.model_extra["cost_usd"] == pytest.approx(expected / 1e9)
+    assert fresh.usage_rows(email)[-1]["cache_read_tokens"] == 1500
