@@ -78,8 +78,8 @@ def test_native_cache_reads_are_billed_at_the_cache_price(
     """A native upstream's `input_tokens_details.cached_tokens` are cache reads, billed at the
     model's cache-read price and recorded as such, as chat's `cached_tokens` are."""
     model = f"native/gpt-5.4-cached-{int(streamed)}"
-    fresh.cli("models", "set", model, "--provider", "native", "--upstream-model", "gpt-5.4",
-              "--input-per-1m", "1", "--output-per-1m", "2", "--cache-read-per-1m", "0.1")  # fmt: skip
+    prices = ("--input-per-1m", "1", "--output-per-1m", "2", "--cache-read-per-1m", "0.1")
+    fresh.cli("models", "set", model, "--provider", "native", "--upstream-model", "m", *prices)
     time.sleep(1.5)  # catalog changes apply within a second
     email, key = fresh.new_key()
     fresh.openai_fake.push(
