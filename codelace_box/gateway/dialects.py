@@ -189,15 +189,27 @@ class NativeResponsesEvents:
         self.call = call
         self._terminal: JSON | None = None
         self._last_sequence = -1
+        self._response: JSON = {}  # the last lifecycle event's response (for a cut)
+        self._items: dict[int, JSON] = {}  # output items by output_index, latest state
 
     def chunk(self, event: JSON) -> bytes:
         """The event as a frame (the terminal one: held back)."""
-        if event.get("type") in TERMINAL:
+        kind = event.get("type")
+        if kind in TERMINAL:
             self._terminal = event
             return b""
         if isinstance(event.get("sequence_number"), int):
             self._last_sequence = event["sequence_number"]
+        self._remember(kind, event)
         return sse_frame(event)
+
+    def _remember(self, kind: Any, event: JSON) -> None:
+        if isinstance(event.get("response"), dict):
+            self._response = event["response"]
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            index, item = event.get("output_index"), event.get("item")
+            if isinstance(index, int) and isinstance(item, dict):
+                self._items[index] = item
 
     def tail(self, usage: Usage, charged: int) -> list[bytes]:
         """The terminal event, its usage in full with the cost."""
@@ -209,8 +221,21 @@ class NativeResponsesEvents:
         return [sse_frame(self._terminal)]
 
     def cut(self, usage: Usage, charged: int) -> list[bytes]:
-        """Not reached: a native stream is capped by its own `max_output_tokens`."""
-        return self.tail(usage, charged)
+        """Cut at the output cap (an upstream that streamed on past `max_output_tokens`):
+        `response.incomplete` for max_output_tokens, the items so far (those left open marked
+        incomplete), the usage with its cost."""
+        output = [
+            item if item.get("status") != "in_progress" else item | {"status": "incomplete"}
+            for _, item in sorted(self._items.items())
+        ]
+        response = self._response | {
+            "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
+            "output": output, "usage": responses_usage(usage, cost_field(charged)),
+        }  # fmt: skip
+        self._last_sequence += 1
+        event = {"type": "response.incomplete", "sequence_number": self._last_sequence,
+                 "response": response}  # fmt: skip
+        return [sse_frame(event)]
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
         """OpenAI's stream `error` event."""

@@ -75,6 +75,12 @@ def _delta_chars(value: Any, key: str | None = None) -> tuple[int, int, int]:
     return ascii_chars, other_chars, opaque_chars
 
 
+def _is_responses_delta(kind: Any) -> bool:
+    """A native Responses stream's output event (`response.output_text.delta`, reasoning,
+    refusal, function or custom tool call arguments), whose `delta` is the text produced."""
+    return isinstance(kind, str) and kind.startswith("response.") and kind.endswith(".delta")
+
+
 class OutputTally:
     """The output relayed so far, counted chunk by chunk."""
 
@@ -88,9 +94,11 @@ class OutputTally:
 
     def add(self, chunk: dict[str, Any]) -> bool:
         """Count one `chat.completion.chunk` (or Anthropic `content_block_delta` event, as
-        /v1/messages relays); whether it carried output."""
+        /v1/messages relays, or a native Responses `*.delta` event); whether it carried
+        output."""
         carried = False
-        if chunk.get("type") == "content_block_delta":
+        kind = chunk.get("type")
+        if kind == "content_block_delta" or _is_responses_delta(kind):
             deltas: list[Any] = [chunk.get("delta")]
         else:
             deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]

@@ -98,3 +98,28 @@ def test_native_cache_reads_are_billed_at_the_cache_price(
     assert final.usage.input_tokens_details.cached_tokens == 1500
     assert final.usage.model_extra["cost_usd"] == pytest.approx(expected / 1e9)
     assert fresh.usage_rows(email)[-1]["cache_read_tokens"] == 1500
+
+
+def test_a_native_stream_is_cut_at_the_reserved_output_cap(fresh: ResponsesBox) -> None:
+    """An upstream that streams on past `max_output_tokens` is cut where the hold ends, as every
+    other route's relay is: the client gets no more output than was reserved, then
+    `response.incomplete` (max_output_tokens) with the charge in its usage."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(pieces=[" w"] * 60, completion_tokens=60, prompt_tokens=30))
+    before, _ = fresh.balance_nanos(email)
+    with fresh.openai(key).responses.create(
+        model=NATIVE_MODEL, input="Count", max_output_tokens=10, stream=True
+    ) as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds.count("response.output_text.delta") == 10
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details.reason == "max_output_tokens"
+    assert last.sequence_number == events[-2].sequence_number + 1
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    after, held = fresh.balance_nanos(email)
+    row = fresh.usage_rows(email)[-1]
+    assert held == 0 and 10 <= row["output_tokens"] <= 11  # the piece it was cut at counts
+    assert before - after == row["cost_nanos"] > 0
+    assert last.response.usage.model_extra["cost_usd"] == pytest.approx((before - after) / 1e9)
