@@ -56,8 +56,10 @@ async def messages(request: Request) -> HTTPResponse | None:
 @bp.post("/v1/messages/count_tokens")
 async def messages_count_tokens(request: Request) -> HTTPResponse:
     """`{"input_tokens": N}` for a Messages body; never charged."""
-    await messages_auth(request)
+    auth = await messages_auth(request)
     body = json_body(request)
     gateway: Gateway = request.app.ctx.gateway
-    counted = await count_tokens(gateway, body, len(request.body), request.headers)
+    counted = await count_tokens(
+        gateway, body, len(request.body), request.headers, auth.allowed_models
+    )
     return json_response(counted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
@@ -35,10 +36,16 @@ def _model(body: JSON) -> str:
 
 
 async def count_tokens(
-    gateway: Gateway, body: JSON, body_len: int, headers: Mapping[str, str]
+    gateway: Gateway,
+    body: JSON,
+    body_len: int,
+    headers: Mapping[str, str],
+    allowed_models: frozenset[str] | None = None,
 ) -> JSON:
-    """`{"input_tokens": N}` for a Messages body."""
+    """`{"input_tokens": N}` for a Messages body; 403 for a model the key may not call (its
+    `allowed_models`, as on /v1/messages)."""
     route = resolve_model(gateway.routes, _model(body))
+    check_model_allowed(allowed_models, route.id)
     if route.provider.kind != "anthropic":
         return {"input_tokens": input_token_estimate(body_len)}
     adapter = MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH)

@@ -63,6 +63,22 @@ def test_count_tokens_needs_a_key_and_answers_errors_in_anthropics_shape(
     assert fresh.fake.requests == []
 
 
+def test_count_tokens_keeps_to_the_keys_allowed_models(fresh: MessagesBox) -> None:
+    """A key limited to some models gets 403 permission_error for another one on
+    count_tokens too (the operator's upstream is not asked), as on /v1/messages."""
+    import anthropic
+
+    email, _ = fresh.new_key()
+    key = fresh.cli("keys", "create", email, "--models", OPENAI_MODEL).strip().splitlines()[0]
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        fresh.client(key).messages.count_tokens(model=ALIAS, messages=MESSAGES)
+    assert refused.value.status_code == 403
+    assert refused.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    assert fresh.fake.requests == []
+    counted = fresh.client(key).messages.count_tokens(model=OPENAI_ALIAS, messages=MESSAGES)
+    assert counted.input_tokens > 0
+
+
 def test_the_model_list_has_anthropics_shape_with_an_anthropic_version_header(
     box: MessagesBox,
 ) -> None:
