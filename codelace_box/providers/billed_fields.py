@@ -95,6 +95,6 @@ def check_billed_messages(
         for prefix, name in SERVER_TOOLS.items():
             if isinstance(kind, str) and kind.startswith(prefix) and name not in permitted:
                 raise _refuse(name, model, "tools")
-    flags = [flag.strip() for flag in beta.split(",")]
+    flags = [flag.strip().lower() for flag in beta.split(",")]  # whatever case it is sent in
     if "context-1m" not in permitted and any(f.startswith(LONG_CONTEXT_BETA) for f in flags):
         raise _refuse("context-1m", model, "anthropic-beta")

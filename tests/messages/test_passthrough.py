@@ -278,6 +278,7 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
             "mcp_servers",
         ),
         ({}, {"anthropic-beta": "context-1m-2025-08-07"}, "context-1m"),
+        ({}, {"anthropic-beta": "other-2025-01-01, Context-1M-2025-08-07"}, "context-1m"),
     ],
 )
 def test_billed_extras_need_the_operators_permission(
