@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from codelace_box.config.schema import Config
 
 SMTPS_PORT = 465
+MAX_STRIPE_USD = 1_000_000  # as `credit`: far above any top-up or trial
 Origin = dict[str, dict[str, str]]  # section -> key -> where its value came from
 
 
@@ -62,8 +63,10 @@ def _check_whole_cents(config: Config, origin: Origin) -> None:
     """Stripe amounts are charged and credited in cents: a finer one could never be paid."""
     for key in ("min_topup_usd", "trial_credit_usd"):
         value: Decimal = getattr(config.stripe, key)
+        where = origin["stripe"].get(key, config.source)
+        if value > MAX_STRIPE_USD:  # 1e400 would not even round to cents
+            raise ConfigError(f"{where}: stripe.{key} must be at most {MAX_STRIPE_USD:,} USD")
         if value != value.quantize(Decimal("0.01")):
-            where = origin["stripe"].get(key, config.source)
             raise ConfigError(
                 f"{where}: stripe.{key} must be a USD amount in whole cents "
                 f"(e.g. 1 or 0.50), not {value:f}"
