@@ -15,6 +15,7 @@ from codelace_box.money import AmountTooLarge, usd_to_nanos
 
 MAX_PRICE_PER_1M_NANOS = 1_000_000 * 1_000_000_000  # far above any real price; fits SQLite
 _MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}$")
+_UPSTREAM_RE = re.compile(r"^\S{1,200}$")
 
 
 def parse_price(value: Decimal | str | float | int, what: str) -> int:
@@ -89,6 +90,8 @@ def set_model(
     if not _MODEL_ID_RE.match(model_id):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
+    if upstream_model is not None and upstream_model and not _UPSTREAM_RE.match(upstream_model):
+        raise InvalidRequest(f"upstream model name must have no spaces, got {upstream_model!r}")
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
     input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)
     if current is not None:
