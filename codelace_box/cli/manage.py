@@ -161,7 +161,7 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
     }
 
     def render(v: dict[str, Any]) -> str:
-        lines = [f"{k}: {v[k]}" for k in v if k != "keys"]
+        lines = [f"{k}: {plain(v[k])}" for k in v if k != "keys"]
         return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
 
     emit(view, as_json, render)
@@ -349,7 +349,7 @@ def keys_update(
     found = find_key(key_id).uuid
     with audited("keys update", found, lambda: states.api_key(found)):
         key = update_key(found, fields, relative=True)
-    emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {v[k]}" for k in v))
+    emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {plain(v[k])}" for k in v))
 
 
 @keys.command("revoke")

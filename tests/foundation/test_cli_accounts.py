@@ -273,4 +273,20 @@ def test_commands_naming_an_account_take_its_uuid_or_a_unique_start_of_it(
     )
     assert "not a valid email address" in workspace.fail("users", "show", "bad-email")
     audit = workspace.json("audit")
-    assert {e["target"] for e in audit if e["command"] == "credit"} == {"uid-a@example.com"}
+    targets = {e["target"] for e in audit if e["command"] == "credit"}
+    assert "uid-a@example.com" in targets and "abcdef01" not in targets, targets
+
+
+def test_users_show_and_keys_update_print_amounts_and_blanks_as_the_tables_do(
+    workspace: Workspace,
+) -> None:
+    """Plain notation (0.000001, not 1e-06) and '-' for nothing, as in every table."""
+    workspace.run("users", "create", "tiny@example.com")
+    workspace.run("credit", "tiny@example.com", "0.000001", "--reason", "a micro-dollar")
+    lines = workspace.run("users", "show", "tiny@example.com").stdout.splitlines()
+    assert "credit_balance_usd: 0.000001" in lines and "rpm: -" in lines, lines
+    assert not any("None" in line or "e-0" in line for line in lines), lines
+    workspace.run("keys", "create", "tiny@example.com")
+    (key,) = workspace.json("keys", "list", "tiny@example.com")
+    shown = workspace.run("keys", "update", key["id"], "--limit-usd", "0.000001").stdout
+    assert "limit_usd: 0.000001" in shown and "expires_at: -" in shown, shown
