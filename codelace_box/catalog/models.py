@@ -163,6 +163,11 @@ def remove_model(model_id: str) -> list[str]:
     return aliases
 
 
+def find_model(model_id: str) -> CatalogModel | None:
+    """A catalog entry, or None."""
+    return CatalogModel.get_or_none(CatalogModel.id == model_id)
+
+
 def get_model(model_id: str) -> CatalogModel:
     """A catalog entry; NotFound if there is none."""
     model = CatalogModel.get_or_none(CatalogModel.id == model_id)
