@@ -311,5 +311,24 @@ def test_an_upstream_model_name_with_spaces_is_refused(workspace: Workspace) -> 
     for bad in ("  ", "gpt 4o", " gpt-4o"):
         line = workspace.fail("models", "set", "up/m", "--upstream-model", bad)
         assert "upstream model name must have no spaces" in line, line
-    (model,) = workspace.json("models", "list")
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "up/m"]
     assert model["upstream_model"] == "m"
+
+
+def test_models_set_none_unsets_the_output_cap_and_the_context_window(
+    workspace: Workspace,
+) -> None:
+    """Once set, an output cap or a context window can be taken off again (as the dashboard
+    can, and as `keys update --limit-usd none` does); what is not named stays."""
+    workspace.run("providers", "add", "cap", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "cap/m", "--input-per-1m", "1", "--output-per-1m", "2",
+                  "--max-output-tokens", "4096", "--context-tokens", "128000")  # fmt: skip
+    workspace.run("models", "set", "cap/m", "--max-output-tokens", "none")
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "cap/m"]
+    assert (model["max_output_tokens"], model["context_tokens"]) == (None, 128000)
+    workspace.run("models", "set", "cap/m", "--context-tokens", "NONE", "--input-per-1m", "3")
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "cap/m"]
+    assert (model["max_output_tokens"], model["context_tokens"]) == (None, None)
+    assert (model["input_per_1m"], model["output_per_1m"]) == (3, 2)
+    assert "'--context-tokens'" in workspace.fail("models", "set", "cap/m", "--context-tokens",
+                                                  "nothing", code=2)  # fmt: skip
