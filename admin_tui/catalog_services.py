@@ -64,6 +64,7 @@ class CatalogServices:
         return model_id
 
     def _set_model(self, model_id: str, form: ModelForm) -> None:
+        current = models.find_model(model_id)  # what the form does not show stays as it is
         models.set_model(
             model_id,
             form.input_per_1m.strip(),
@@ -71,6 +72,7 @@ class CatalogServices:
             provider=form.provider.strip() or None,
             upstream_model=form.upstream_model.strip() or None,
             max_output_tokens=parse_token_cap(form.max_output_tokens),
+            context_tokens=current.context_tokens if current is not None else None,
             cache_prices=models.CachePrices(
                 form.cache_read_per_1m.strip() or None,
                 form.cache_write_per_1m.strip() or None,

@@ -16,12 +16,13 @@ from decimal import Decimal, InvalidOperation
 
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.config import Config, StripeConfig
+from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import Payment
 from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_to_nanos
 
-MAX_TOPUP_USD = Decimal(10_000)
+MAX_TOPUP_USD = Decimal(MAX_TOPUP_USD_CONFIGURABLE)  # min_topup_usd is at most this
 PRODUCT_NAME = "codelace-box credit"
 METADATA_USER = "codelace_user_id"
 METADATA_KIND = "codelace_kind"

@@ -3,6 +3,7 @@ prices per 1M tokens, with what output cap and context window, and whether it is
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,7 @@ from codelace_box.money import AmountTooLarge, usd_to_nanos
 
 MAX_PRICE_PER_1M_NANOS = 1_000_000 * 1_000_000_000  # far above any real price; fits SQLite
 _MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}$")
+_UPSTREAM_RE = re.compile(r"^\S{1,200}$")
 
 
 def parse_price(value: Decimal | str | float | int, what: str) -> int:
@@ -67,6 +69,22 @@ def _check_token_count(tokens: int | None, what: str) -> None:
         raise InvalidRequest(f"{what} must be at most {MAX_SQLITE_INTEGER}")
 
 
+class Clear(enum.Enum):
+    """`models set ... --max-output-tokens none`: unset the value (None keeps it)."""
+
+    CLEAR = "clear"
+
+
+CLEAR = Clear.CLEAR
+
+
+def _setting(given: int | Clear | None, current: int | None) -> int | None:
+    """A token setting to store: the given one, None when cleared, else the current one."""
+    if given is CLEAR:
+        return None
+    return current if given is None else given
+
+
 def set_model(
     model_id: str,
     input_per_1m: Decimal | str | float | None,
@@ -74,8 +92,8 @@ def set_model(
     *,
     provider: str | None = None,
     upstream_model: str | None = None,
-    max_output_tokens: int | None = None,
-    context_tokens: int | None = None,
+    max_output_tokens: int | Clear | None = None,
+    context_tokens: int | Clear | None = None,
     keep_unset: bool = False,
     cache_prices: CachePrices | None = None,
 ) -> CatalogModel:
@@ -84,20 +102,22 @@ def set_model(
     With `keep_unset`, setting an existing id keeps its provider, upstream name, output cap and
     context window and cache prices where they are not given (the CLI's
     `models set ID --input-per-1m X`); a price of None keeps the current one (a new id needs
-    both). Cache prices never set are the input price when billed.
+    both), CLEAR unsets an output cap or context window. Cache prices never set are the input
+    price when billed.
     """
     if not _MODEL_ID_RE.match(model_id):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
+    if upstream_model is not None and upstream_model and not _UPSTREAM_RE.match(upstream_model):
+        raise InvalidRequest(f"upstream model name must have no spaces, got {upstream_model!r}")
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
     input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)
     if current is not None:
         provider = provider or current.provider.name
         upstream_model = upstream_model or current.upstream_model
-        if max_output_tokens is None:
-            max_output_tokens = current.max_output_tokens
-        if context_tokens is None:
-            context_tokens = current.context_tokens
+    kept = (current.max_output_tokens, current.context_tokens) if current else (None, None)
+    max_output_tokens = _setting(max_output_tokens, kept[0])
+    context_tokens = _setting(context_tokens, kept[1])
     owner = get_provider(provider or prefix)
     _check_token_count(max_output_tokens, "max output tokens")
     _check_token_count(context_tokens, "context tokens")
@@ -158,6 +178,11 @@ def remove_model(model_id: str) -> list[str]:
         ModelAlias.delete().where(ModelAlias.model == model.id).execute()
         CatalogModel.delete().where(CatalogModel.id == model.id).execute()
     return aliases
+
+
+def find_model(model_id: str) -> CatalogModel | None:
+    """A catalog entry, or None."""
+    return CatalogModel.get_or_none(CatalogModel.id == model_id)
 
 
 def get_model(model_id: str) -> CatalogModel:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from peewee import IntegrityError
 
@@ -106,8 +107,20 @@ def _check_kind(kind: str) -> None:
 
 
 def _check_base_url(base_url: str) -> None:
-    if base_url and not base_url.startswith(("http://", "https://")):
+    if not base_url:
+        return
+    if not base_url.startswith(("http://", "https://")):
         raise InvalidRequest(f"base URL must start with http:// or https://, got {base_url!r}")
+    try:
+        parts = urlsplit(base_url)
+        usable = bool(parts.hostname) and parts.port != 0 and not re.search(r"\s", base_url)
+    except ValueError:  # a port out of range, a malformed [IPv6] host
+        usable = False
+    if not usable:
+        raise InvalidRequest(
+            f"base URL must name a host (and a port from 1 to 65535, if any), with no spaces: "
+            f"got {base_url!r}"
+        )
 
 
 def _checked_fields(names: Iterable[str]) -> list[str]:

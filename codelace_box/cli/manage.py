@@ -104,7 +104,17 @@ def key_limit_options(command: Any) -> Any:
 
 @click.group()
 def users() -> None:
-    """Manage accounts."""
+    """Manage accounts.
+
+    EMAIL may also be the account's id as `users list` shows it, or a unique start of it.
+    """
+
+
+def account_email(ref: str) -> str:
+    """The email of the account an operator named by email or by id (a unique start of it)."""
+    from codelace_box.accounts.users import get_account
+
+    return str(get_account(ref).email)
 
 
 @users.command("list")
@@ -135,11 +145,11 @@ def users_list(state: CliState, search: str, as_json: bool) -> None:
 def users_show(state: CliState, email: str, as_json: bool) -> None:
     """Show one account with its usage totals and its keys."""
     from codelace_box.accounts.keys import list_keys
-    from codelace_box.accounts.users import get_user
+    from codelace_box.accounts.users import get_account
     from codelace_box.reports.traffic import last_seen, usage_totals
 
     state.database()
-    user = get_user(email)
+    user = get_account(email)
     used = usage_totals(user.id)
     view = user_view(user) | {
         "last_seen_at": iso_z(last_seen(user.id, user.last_seen_at)),
@@ -151,7 +161,7 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
     }
 
     def render(v: dict[str, Any]) -> str:
-        lines = [f"{k}: {v[k]}" for k in v if k != "keys"]
+        lines = [f"{k}: {plain(v[k])}" for k in v if k != "keys"]
         return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
 
     emit(view, as_json, render)
@@ -170,6 +180,7 @@ def users_limits(state: CliState, email: str, rpm: str | None, concurrent: str |
     from codelace_box.accounts.users import get_user
 
     state.database()
+    email = account_email(email)
     fields = {name: value for name, value in (("rpm", rpm), ("max_concurrent", concurrent))
               if value is not None}  # fmt: skip
     if not fields:
@@ -207,6 +218,7 @@ def _set_status(state: CliState, email: str, status: str) -> None:
     from codelace_box.accounts.users import set_user_status
 
     state.database()
+    email = account_email(email)
     command = "users enable" if status == "active" else "users disable"
     with audited(command, email, lambda: states.user(email)):
         user = set_user_status(email, status)
@@ -242,6 +254,7 @@ def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
     from codelace_box.billing.credits import adjust_balance
 
     state.database()
+    email = account_email(email)
     with audited("credit", email, lambda: states.user(email)) as change:
         user, _ = adjust_balance(email, amount_usd, reason)
         change.set_after(
@@ -275,12 +288,12 @@ def keys_create(
     monthly --expires 2026-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5
     """
     from codelace_box.accounts.keys import create_key
-    from codelace_box.accounts.users import get_user
+    from codelace_box.accounts.users import get_account
 
     state.database()
     fields = limit_fields(limit_usd, limit_reset, expires, models)
     with audited("keys create", email) as change:
-        new = create_key(get_user(email).id, name, fields, relative=True)
+        new = create_key(get_account(email).id, name, fields, relative=True)
         change.target = new.key.uuid
         change.set_after(states.api_key(new.key.uuid))
     click.echo(new.full_key)
@@ -297,10 +310,10 @@ def keys_create(
 def keys_list(state: CliState, email: str, as_json: bool) -> None:
     """List a user's active keys."""
     from codelace_box.accounts.keys import list_keys
-    from codelace_box.accounts.users import get_user
+    from codelace_box.accounts.users import get_account
 
     state.database()
-    rows = [key_view(k) for k in list_keys(get_user(email).id)]
+    rows = [key_view(k) for k in list_keys(get_account(email).id)]
     emit(rows, as_json, lambda r: table(r, KEY_COLUMNS))
 
 
@@ -336,7 +349,7 @@ def keys_update(
     found = find_key(key_id).uuid
     with audited("keys update", found, lambda: states.api_key(found)):
         key = update_key(found, fields, relative=True)
-    emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {v[k]}" for k in v))
+    emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {plain(v[k])}" for k in v))
 
 
 @keys.command("revoke")

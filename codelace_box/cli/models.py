@@ -41,6 +41,22 @@ def cache_view(model: Any) -> dict[str, float]:
     }
 
 
+class TokensOrNone(click.ParamType):
+    """A token count, or `none` to unset it (as `keys update --limit-usd none`)."""
+
+    name = "integer|none"
+
+    def __init__(self, count: click.IntRange) -> None:
+        self.count = count
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from codelace_box.catalog.models import CLEAR
+
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return CLEAR
+        return self.count.convert(value, param, ctx)
+
+
 @click.group()
 def models() -> None:
     """Manage the model catalog and its prices."""
@@ -56,16 +72,16 @@ def models() -> None:
 @click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
 @click.option(
     "--max-output-tokens",
-    type=click.IntRange(max=MAX_SQLITE_INTEGER),
+    type=TokensOrNone(click.IntRange(max=MAX_SQLITE_INTEGER)),
     default=None,
-    help="Cap used when a request sets none.",
+    help="Cap used when a request sets none ('none': no cap).",
 )
 @click.option(
     "--context-tokens",
-    type=click.IntRange(min=1, max=MAX_SQLITE_INTEGER),
+    type=TokensOrNone(click.IntRange(min=1, max=MAX_SQLITE_INTEGER)),
     default=None,
     help="Context window: what a media part of unknown size reserves "
-    "(default: gateway.default_context_tokens).",
+    "('none' or unset: gateway.default_context_tokens).",
 )
 @click.option("--cache-read-per-1m", default=None, help="USD per 1M cached input tokens read.")
 @click.option("--cache-write-per-1m", default=None, help="USD per 1M input tokens cached.")
@@ -78,8 +94,8 @@ def models_set(
     output_per_1m: str | None,
     provider: str | None,
     upstream_model: str | None,
-    max_output_tokens: int | None,
-    context_tokens: int | None,
+    max_output_tokens: Any,
+    context_tokens: Any,
     cache_read_per_1m: str | None,
     cache_write_per_1m: str | None,
     cache_write_1h_per_1m: str | None,

@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import secrets
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from codelace_box.config.loading import build_config, load_config
-from codelace_box.config.schema import SECTIONS
+from codelace_box.config.loading import build_config, config_from_data, load_config
+from codelace_box.config.schema import SECTIONS, Config
 from codelace_box.config.secret import read_secret_file, secret_key_path
 from codelace_box.errors import ConfigError
 
@@ -24,13 +26,41 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
         try:
             config = load_config(str(target), env)
         except ConfigError:
-            config = None
+            config = _salvaged_config(target, env)
     config = config or build_config({}, "built-in defaults", env)
     if config.server.secret_key:
         return config.server.secret_key, config.source
     path = secret_key_path(config)
     existing = read_secret_file(path) if path.is_file() else ""
     return (existing, str(path)) if existing else None
+
+
+# The keys that say where the secret in use is: kept from a file that fails to load as a whole.
+_SECRET_KEYS = {"server": ("secret_key",), "database": ("path", "url")}
+_SECRET_LINE = re.compile(r"""^\s*secret_key\s*=\s*(?:"([^"\\\n]+)"|'([^'\n]+)')""", re.M)
+
+
+def _salvaged_config(target: Path, env: dict[str, str]) -> Config | None:
+    """The secret's keys of a config file that does not load (`init --force` is how an operator
+    replaces a file with a typo in it: the secret in it must not be lost with the rest)."""
+    try:
+        text = target.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        found = _SECRET_LINE.search(text)
+        data = {"server": {"secret_key": found.group(1) or found.group(2)}} if found else {}
+    kept = {
+        section: {k: v for k, v in body.items() if k in _SECRET_KEYS[section]}
+        for section, body in data.items()
+        if section in _SECRET_KEYS and isinstance(body, dict)
+    }
+    try:
+        return config_from_data(kept, target, env)
+    except ConfigError:
+        return None
 
 
 def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str | None:

@@ -88,7 +88,12 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
     """Read, merge and validate the configuration; raises ConfigError on any problem."""
     env = dict(os.environ) if env is None else env
     path = resolve_config_path(explicit, env)
-    data = _read_file(path) if path else {}
+    return config_from_data(_read_file(path) if path else {}, path, env)
+
+
+def config_from_data(data: dict[str, Any], path: Path | None, env: dict[str, str]) -> Config:
+    """A Config from parsed TOML `data` read from `path` (None: no file), with `env` overrides
+    and relative paths anchored at the file's folder."""
     config = build_config(data, str(path) if path else "built-in defaults", env)
     return _anchor_database_path(config, path)
 

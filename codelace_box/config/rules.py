@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from codelace_box.config.schema import Config
 
 SMTPS_PORT = 465
+MAX_STRIPE_USD = 1_000_000  # as `credit`: far above any trial
+MAX_TOPUP_USD = 10_000  # the largest top-up a Checkout Session is made for
 Origin = dict[str, dict[str, str]]  # section -> key -> where its value came from
 
 
@@ -60,10 +62,12 @@ def check_combinations(config: Config, origin: Origin) -> None:
 
 def _check_whole_cents(config: Config, origin: Origin) -> None:
     """Stripe amounts are charged and credited in cents: a finer one could never be paid."""
-    for key in ("min_topup_usd", "trial_credit_usd"):
+    for key, most in (("min_topup_usd", MAX_TOPUP_USD), ("trial_credit_usd", MAX_STRIPE_USD)):
         value: Decimal = getattr(config.stripe, key)
+        where = origin["stripe"].get(key, config.source)
+        if value > most:  # past the largest top-up none could be paid; 1e400 not even rounded
+            raise ConfigError(f"{where}: stripe.{key} must be at most {most:,} USD")
         if value != value.quantize(Decimal("0.01")):
-            where = origin["stripe"].get(key, config.source)
             raise ConfigError(
                 f"{where}: stripe.{key} must be a USD amount in whole cents "
                 f"(e.g. 1 or 0.50), not {value:f}"

@@ -19,6 +19,7 @@ from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, URL
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
 MAX_RATE_WINDOW_SEC = 86400
+MAX_OTP_TTL_SEC = 86400  # a sign-in code lives a day at most
 
 
 def _opt(
@@ -93,7 +94,9 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    otp_ttl_sec: int = _opt(600, "Lifetime of a sign-in code, in seconds.", minimum=30)
+    otp_ttl_sec: int = _opt(
+        600, "Lifetime of a sign-in code, in seconds.", minimum=30, maximum=MAX_OTP_TTL_SEC
+    )
     signup: str = _opt(
         "open",
         "Who may create an account: open, domains (allowed_email_domains) or invite.",

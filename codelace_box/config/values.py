@@ -9,6 +9,7 @@ line naming the source and the key (never echoing a secret value).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
@@ -51,8 +52,9 @@ def coerce(kind: Any, value: Any, from_env: bool) -> Any:
     elif kind in (float, Decimal):
         if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
             number = Decimal(str(value))
-            if number.is_finite():
-                return number if kind is Decimal else float(number)
+            as_float = float(number)  # 1e400 is a finite Decimal but an infinite float
+            if number.is_finite() and math.isfinite(as_float):
+                return number if kind is Decimal else as_float
     elif kind is str:
         if isinstance(value, str):
             return value

@@ -125,6 +125,14 @@ def test_a_wrong_type_in_the_file_names_file_key_and_expectation(
         ("gateway.connect_timeout_sec", "soon"),
         ("gateway.read_timeout_sec", "0"),
         ("gateway.max_retries", "-1"),
+        # too big to mean anything: a float that overflows to infinity, an amount Decimal
+        # cannot round to cents, a code lifetime past the last datetime (500 at sign-in)
+        ("gateway.connect_timeout_sec", "1e400"),
+        ("gateway.read_timeout_sec", "1e400"),
+        ("stripe.min_topup_usd", "1e400"),
+        ("stripe.min_topup_usd", "10000.01"),  # above the largest top-up: none could be paid
+        ("stripe.trial_credit_usd", "1e20"),
+        ("auth.otp_ttl_sec", "99999999999999999999"),
     ],
 )
 def test_a_bad_environment_value_names_the_variable_and_key(

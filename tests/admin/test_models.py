@@ -209,3 +209,22 @@ async def test_unalias_without_aliases_only_warns(admin_env: AdminEnv) -> None:
         await pilot.press("u")
         await until(pilot, lambda: "openai/gpt-5.4 has no alias" in notifications(pilot), "warn")
         assert screen_name(pilot) == "ModelsScreen"
+
+
+async def test_an_edit_keeps_the_context_window_the_form_does_not_show(
+    admin_env: AdminEnv,
+) -> None:
+    """`models set --context-tokens` is what unknown-size media reserves: a price edit in the
+    dashboard must not drop it back to gateway.default_context_tokens (an under-reservation)."""
+    seed_catalog()
+    set_model("openai/gpt-5.4", "2.5", "10", max_output_tokens=16000, context_tokens=1_000_000)
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await open_models(pilot)
+        await pilot.press("e")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        await fill(pilot, "output_per_1m", "12.5")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the form to close")
+        await until(pilot, lambda: column(pilot, "#models", 4) == ["12.5"], "the new price")
+    model = get_model("openai/gpt-5.4")
+    assert (model.output_per_1m_nanos, model.context_tokens) == (12_500_000_000, 1_000_000)

@@ -238,3 +238,55 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(workspace: Workspa
     stderr = child.stderr.read()
     assert child.wait(30) == 141  # 128 + SIGPIPE, as the shell reports such an end
     assert stderr == b""
+
+
+def test_commands_naming_an_account_take_its_uuid_or_a_unique_start_of_it(
+    workspace: Workspace,
+) -> None:
+    """The contract: users are identified by UUIDs, and the CLI shows and accepts them (a
+    unique prefix is enough): wherever a command names an account, its id works too."""
+    for email in ("uid-a@example.com", "uid-b@example.com"):
+        workspace.run("users", "create", email)
+    ids = {u["email"]: u["id"] for u in workspace.json("users", "list", "--search", "uid-")}
+    workspace.sql("UPDATE user SET uuid = ? WHERE email = ?",
+                  ("abcdef01" + ids["uid-a@example.com"][8:], "uid-a@example.com"))  # fmt: skip
+    workspace.sql("UPDATE user SET uuid = ? WHERE email = ?",
+                  ("abcdef02" + ids["uid-b@example.com"][8:], "uid-b@example.com"))  # fmt: skip
+    full = "abcdef01" + ids["uid-a@example.com"][8:]
+    assert workspace.json("users", "show", full)["email"] == "uid-a@example.com"
+    assert workspace.json("users", "show", full.upper())["email"] == "uid-a@example.com"
+    assert workspace.run("credit", "abcdef01", "2", "--reason", "by id").stdout.startswith(
+        "uid-a@example.com: balance now 2"
+    )
+    key = workspace.run("keys", "create", "abcdef02").stdout.strip()
+    assert [k["key_prefix"] for k in workspace.json("keys", "list", "abcdef02")] == [key[:7]]
+    assert workspace.run("users", "disable", "abcdef01").stdout == (
+        "uid-a@example.com is now disabled\n"
+    )
+    assert workspace.run("users", "enable", full).stdout == "uid-a@example.com is now active\n"
+    workspace.run("users", "limits", "abcdef02", "--rpm", "7")
+    assert workspace.json("users", "show", "uid-b@example.com")["rpm"] == 7
+    message = workspace.fail("users", "show", "abcdef0")
+    assert "'abcdef0' is ambiguous" in message and full in message, message
+    assert "no user with email or id 'ffff'" in workspace.fail(
+        "credit", "ffff", "1", "--reason", "x"
+    )
+    assert "not a valid email address" in workspace.fail("users", "show", "bad-email")
+    audit = workspace.json("audit")
+    targets = {e["target"] for e in audit if e["command"] == "credit"}
+    assert "uid-a@example.com" in targets and "abcdef01" not in targets, targets
+
+
+def test_users_show_and_keys_update_print_amounts_and_blanks_as_the_tables_do(
+    workspace: Workspace,
+) -> None:
+    """Plain notation (0.000001, not 1e-06) and '-' for nothing, as in every table."""
+    workspace.run("users", "create", "tiny@example.com")
+    workspace.run("credit", "tiny@example.com", "0.000001", "--reason", "a micro-dollar")
+    lines = workspace.run("users", "show", "tiny@example.com").stdout.splitlines()
+    assert "credit_balance_usd: 0.000001" in lines and "rpm: -" in lines, lines
+    assert not any("None" in line or "e-0" in line for line in lines), lines
+    workspace.run("keys", "create", "tiny@example.com")
+    (key,) = workspace.json("keys", "list", "tiny@example.com")
+    shown = workspace.run("keys", "update", key["id"], "--limit-usd", "0.000001").stdout
+    assert "limit_usd: 0.000001" in shown and "expires_at: -" in shown, shown

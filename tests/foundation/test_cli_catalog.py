@@ -285,3 +285,50 @@ def test_providers_update_errors(workspace: Workspace) -> None:
     strict = provider(workspace, "strict")
     assert (strict["allowed_fields"], strict["kind"]) == ([], "openai")
     assert "other" not in [p["name"] for p in workspace.json("providers", "list")]
+
+
+def test_a_base_url_without_a_usable_host_is_refused(workspace: Workspace) -> None:
+    """`--base-url http://` or a host with a space in it cannot be reached: a clear error now,
+    not a provider whose every request fails later."""
+    workspace.run("providers", "add", "kept", "--kind", "openai", "--key", OPENAI_KEY)
+    for bad in ("http://", "https:///v1", "http://api example.com/v1", "http://host:99999/v1"):
+        line = workspace.fail(
+            "providers", "add", "bad", "--kind", "openai", "--base-url", bad, "--key", "k"
+        )
+        assert "base URL" in line and repr(bad) in line, line
+        line = workspace.fail("providers", "update", "kept", "--base-url", bad)
+        assert "base URL" in line and repr(bad) in line, line
+    assert "bad" not in [p["name"] for p in workspace.json("providers", "list")]
+    assert provider(workspace, "kept")["base_url"] == "https://api.openai.com/v1"
+    workspace.run("providers", "update", "kept", "--base-url", "http://[::1]:8000/v1/")
+    assert provider(workspace, "kept")["base_url"] == "http://[::1]:8000/v1"
+
+
+def test_an_upstream_model_name_with_spaces_is_refused(workspace: Workspace) -> None:
+    """The upstream name goes into every request's `model`: blank or spaced is a typo."""
+    workspace.run("providers", "add", "up", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "up/m", "--input-per-1m", "1", "--output-per-1m", "2")
+    for bad in ("  ", "gpt 4o", " gpt-4o"):
+        line = workspace.fail("models", "set", "up/m", "--upstream-model", bad)
+        assert "upstream model name must have no spaces" in line, line
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "up/m"]
+    assert model["upstream_model"] == "m"
+
+
+def test_models_set_none_unsets_the_output_cap_and_the_context_window(
+    workspace: Workspace,
+) -> None:
+    """Once set, an output cap or a context window can be taken off again (as the dashboard
+    can, and as `keys update --limit-usd none` does); what is not named stays."""
+    workspace.run("providers", "add", "cap", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "cap/m", "--input-per-1m", "1", "--output-per-1m", "2",
+                  "--max-output-tokens", "4096", "--context-tokens", "128000")  # fmt: skip
+    workspace.run("models", "set", "cap/m", "--max-output-tokens", "none")
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "cap/m"]
+    assert (model["max_output_tokens"], model["context_tokens"]) == (None, 128000)
+    workspace.run("models", "set", "cap/m", "--context-tokens", "NONE", "--input-per-1m", "3")
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "cap/m"]
+    assert (model["max_output_tokens"], model["context_tokens"]) == (None, None)
+    assert (model["input_per_1m"], model["output_per_1m"]) == (3, 2)
+    assert "'--context-tokens'" in workspace.fail("models", "set", "cap/m", "--context-tokens",
+                                                  "nothing", code=2)  # fmt: skip

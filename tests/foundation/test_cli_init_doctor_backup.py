@@ -66,6 +66,35 @@ def test_init_keeps_the_secret_an_earlier_start_generated(tmp_path: Path) -> Non
     assert decrypt_secret(config.server.secret_key, bytes(token)) == "sk-early-0123456789"
 
 
+@pytest.mark.parametrize(
+    "breakage",
+    ["\n[sever]\nport = 9000\n", "\n[server\n", "wal = 1\n"],
+    ids=["unknown-section", "not-toml", "unknown-key-beside-a-custom-path"],
+)
+def test_init_force_over_a_config_that_fails_to_load_keeps_its_secret(
+    tmp_path: Path, breakage: str
+) -> None:
+    """A typo in codelace.toml, then `init --force` to start over: the secret in the file
+    (or in the data folder the file named) must survive, or every stored provider key is lost."""
+    assert run_cli(None, "init", cwd=tmp_path).returncode == 0
+    target = tmp_path / "codelace.toml"
+    if breakage == "wal = 1\n":  # the secret generated into the data folder the file names
+        target.write_text("[database]\npath = 'db/x.db'\n")
+    added = run_cli(
+        target, "providers", "add", "p", "--kind", "openai", "--key", "sk-kept-0123456789"
+    )
+    assert added.returncode == 0, added.stderr
+    secret = load_config(str(target), {}).server.secret_key or (
+        (tmp_path / "db" / "secret_key").read_text().strip()
+    )
+    target.write_text(target.read_text() + breakage)
+    assert run_cli(target, "providers", "list").returncode == 1  # it no longer loads
+    forced = run_cli(None, "init", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "a new server.secret_key" not in forced.stdout, forced.stdout
+    assert load_config(str(target), {}).server.secret_key == secret
+
+
 def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> None:
     env_target = tmp_path / "from-env.toml"
     result = run_cli(None, "init", cwd=tmp_path, env={"CODELACE_CONFIG": str(env_target)})
