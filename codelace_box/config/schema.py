@@ -95,7 +95,7 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class AuthConfig:
     otp_ttl_sec: int = _opt(
-        600, "Lifetime of a sign-in code, in seconds.", minimum=30, maximum=MAX_OTP_TTL_SEC
+        600, "Lifetime of a sign-in code, in seconds.", minimum=1, maximum=MAX_OTP_TTL_SEC
     )
     signup: str = _opt(
         "open",

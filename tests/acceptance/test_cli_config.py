@@ -112,6 +112,7 @@ def test_a_wrong_type_in_the_file_names_file_key_and_expectation(
         ("server.max_body_bytes", "big"),
         ("server.public_url", "llm.example.com"),
         ("auth.otp_ttl_sec", "1.5"),
+        ("auth.otp_ttl_sec", "0"),
         ("auth.signup", "closed"),
         ("auth.allowed_email_domains", "not a domain"),
         ("email.backend", "carrier-pigeon"),
