@@ -192,12 +192,12 @@ class GatewayConfig:
         67108864,
         "Largest non-streamed upstream answer; past it the call fails (502), charged the "
         "provider's count.",
-        minimum=1024,
+        minimum=1,
     )
     max_sse_event_bytes: int = _opt(
         4194304,
         "Largest single event of an upstream stream; past it the call fails and costs nothing.",
-        minimum=1024,
+        minimum=1,
     )
     default_context_tokens: int = _opt(
         200000,
