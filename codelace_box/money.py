@@ -22,7 +22,8 @@ class AmountTooLarge(ValueError):
 
 def usd_to_nanos(amount: Decimal | int | float | str) -> int:
     """USD (given exactly, as text or Decimal; floats via their shortest repr) to nano-USD."""
-    if isinstance(amount, str) and "_" in amount:  # Decimal reads "1_000" as 1000
+    if isinstance(amount, str) and ("_" in amount or not amount.isascii()):
+        # Decimal reads "1_000" as 1000, and other scripts' digits ("٣") as ours
         raise ValueError(f"not a number: {_shown(amount)}")
     try:
         value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount

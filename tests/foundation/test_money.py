@@ -59,6 +59,8 @@ def test_usd_to_nanos_is_exact(amount: object, nanos: int) -> None:
         "1e1000000",
         "1.00000000000000000000000000000001",  # past 28 digits: it was rounded to 1 USD
         "0.1000000000000000000000000000000000000009",
+        "1_000",  # Decimal reads it as 1000
+        "\u0663",  # ARABIC-INDIC DIGIT THREE: Decimal reads it as 3
     ],
 )
 def test_usd_to_nanos_refuses_what_is_not_an_exact_amount(amount: object) -> None:
