@@ -65,6 +65,7 @@ class AuthContext:
     rpm: int | None = None  # the account's own limits (None: the [limits] defaults)
     max_concurrent: int | None = None
     key_budgeted: bool = True  # the key had a cap or a reset at the lookup (admission's guess)
+    user_uuid: str = ""  # the account's public id (as otp/verify and /auth/me show it)
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,8 @@ def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
     """The caller of a looked-up key (401 unknown, revoked or expired; 403 disabled)."""
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
-    key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, budget = row
+    key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, *rest = row
+    budget, user_uuid = rest
     if expires is not None and parse_time(expires) <= utcnow():
         raise AuthenticationFailed("this API key has expired", code="key_expired")
     if status != "active":
@@ -287,7 +289,7 @@ def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
     return AuthContext(
         user_id=int(user_id), key_id=int(key_id), email=email,
         allowed_models=None if models is None else frozenset(models),
-        rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget),
+        rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget), user_uuid=str(user_uuid),
     )  # fmt: skip
 
 

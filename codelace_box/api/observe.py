@@ -77,7 +77,7 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
         "status": status,
         "duration_ms": round(duration * 1000, 1),
         "model": call.route.id if call is not None else None,
-        "user_id": auth.user_id if auth is not None else None,
+        "user_id": auth.user_uuid if auth is not None else None,  # the public id
         "key_prefix": _key_prefix(request),
     }
     args = (

@@ -108,9 +108,11 @@ def test_metrics_agree_with_the_usage_rows_after_mixed_traffic(box_factory: BoxF
     access = [line for line in lines if line["logger"] == "codelace_box.access"]
     chat = [line for line in access if line["route"] == route]
     assert len(chat) == 7
+    uuids = {row[0] for row in box.query('SELECT uuid FROM "user"')}
     for line in chat:
         assert {"time", "level", "request_id", "status", "duration_ms", "user_id"} <= set(line)
-        assert line["request_id"].startswith("req_") and line["user_id"]
+        assert line["request_id"].startswith("req_")
+        assert line["user_id"] in uuids  # the public id the user and operator see, not a number
     assert {line["key_prefix"] for line in chat} >= {key[:7]}
     assert any(line["request_id"] == failed_id and line["status"] == 502 for line in chat)
     upstream = [line for line in lines if "upstream error" in line["message"]]
