@@ -246,29 +246,6 @@ def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
             tx.execute(postgres.RESET_SEQUENCE_SQL.format(table=table))
 
 
-def claim_owner(owner: str) -> None:
-    """Mark this process alive as `owner` of holds while connected (PostgreSQL: `gone_owners`)."""
-    db = database.obj
-    if postgres.is_postgres(db):
-        db.owner = owner
-        connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
-
-
-def gone_owners(owners: Sequence[str]) -> list[str] | None:
-    """Hold owners no live process claims (PostgreSQL); None on SQLite (the caller asks the OS)."""
-    if _engine[0] != POSTGRES:
-        return None
-    sql, lock_class = postgres.GONE_OWNERS_SQL, postgres.OWNER_LOCK_CLASS
-    return [row[0] for row in query_all(sql, (list(owners), lock_class))]
-
-
-def owner_claims_can_drop() -> bool:
-    """Whether a hold owner is judged alive by database sessions that claim it (PostgreSQL),
-    which the server may drop while the process lives on; on SQLite by the host's processes,
-    whose end is final."""
-    return _engine[0] == POSTGRES
-
-
 def is_busy(exc: BaseException) -> bool:
     """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
     return (
