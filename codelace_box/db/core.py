@@ -346,13 +346,19 @@ def close_database() -> None:  # this process's connection, if open
 
 @contextmanager
 def durable() -> Iterator[None]:
-    """Commit what runs inside with an fsync (e.g. a credit before a 2xx; PostgreSQL: SET LOCAL)."""
+    """Commit what runs inside with an fsync (a credit before a 2xx, a key shown once;
+    PostgreSQL: SET LOCAL). SQLite sets it outside a transaction only: inside one, the outer
+    transaction must be a durable() itself."""
     if _engine[0] == POSTGRES:
         with write_transaction() as tx:
             tx.execute("SET LOCAL synchronous_commit = on")
             yield
         return
-    database.execute_sql("PRAGMA synchronous=FULL")
+    if _in_transaction(connection()) and aggregate("PRAGMA synchronous")[0] >= 2:  # FULL
+        with write_transaction():  # the outer durable() commits
+            yield
+        return
+    database.execute_sql("PRAGMA synchronous=FULL")  # inside a plain transaction: an error
     try:
         with write_transaction():
             yield
