@@ -262,12 +262,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def again_if_dropped(work: Callable[[], T]) -> T:
     """`work()`, run once more when it met a session the server had dropped (the next use
-    opens a new one: PostgreSQL's driver). Only for work that may run twice (reads, idempotent
-    writes)."""
+    opens a new one: PostgreSQL's driver); not when it could not open one (a host that does
+    not answer: its connect timeout is waited for once). Only for work that may run twice
+    (reads, idempotent writes)."""
+    had_session = database.obj is not None and not database.is_closed()
     try:
         return work()
     except Exception as exc:
-        if not is_unavailable(exc):
+        if not (had_session and is_unavailable(exc)):
             raise
     return work()
 

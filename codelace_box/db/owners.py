@@ -20,6 +20,14 @@ def claim_owner(owner: str) -> None:
         connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
 
 
+def claim_owner_again(owner: str) -> None:
+    """Claim `owner` on this thread's session when no session claims it (PostgreSQL): the one
+    that did may have been dropped (a restart, a failover, a proxy's idle cut) while this
+    process lives on. (A session claims once: a claim taken twice is held twice.)"""
+    if engine() == POSTGRES and gone_owners([owner]):
+        connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
+
+
 def gone_owners(owners: Sequence[str]) -> list[str] | None:
     """Hold owners no live process claims (PostgreSQL); None on SQLite (the caller asks the OS)."""
     if engine() != POSTGRES:

@@ -21,7 +21,12 @@ from datetime import timedelta
 
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
-from codelace_box.db.owners import claim_owner, gone_owners, owner_claims_can_drop
+from codelace_box.db.owners import (
+    claim_owner,
+    claim_owner_again,
+    gone_owners,
+    owner_claims_can_drop,
+)
 
 ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
 _HOST = socket.gethostname()[:200]  # with the pid and the token, within hold.owner's 255
@@ -51,6 +56,12 @@ def claim_hold_owner() -> None:
     """Mark this process alive as the owner of the holds it takes (a server worker, at start):
     on PostgreSQL the other boxes then free its holds within a sweep of its death."""
     claim_owner(hold_owner())
+
+
+def claim_hold_owner_again() -> None:
+    """At each sweep, on the sweep's session: this process claimed alive again when the
+    session that claimed it was dropped (PostgreSQL; on SQLite nothing)."""
+    claim_owner_again(hold_owner())
 
 
 def _owner_is_gone(owner: str, *, starting: bool = False) -> bool:
