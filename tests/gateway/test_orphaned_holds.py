@@ -97,7 +97,7 @@ def test_an_owner_is_one_process_start_and_older_owners_are_still_read(db: None)
     assert len(token) == 8 and int(token, 16) >= 0
     user = User.create(email="t@example.com")
     post_entry(user.id, 10_000, "admin", "seed", "seed:t")
-    earlier = f"{host}:{os.getpid()}:{'0' if token != '00000000' else '1'}{token[1:]}"
+    earlier = f"{host}:{os.getpid()}:{(int(token, 16) + 1) % 2**32:08x}"  # another token
     dead = _dead_pid()
     _hold(user, 100, earlier)
     _hold(user, 200, f"{host}:{dead}:0123abcd")
