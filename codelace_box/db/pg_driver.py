@@ -78,7 +78,7 @@ class _Adapter(Psycopg3Adapter):
     def connect(self, db: Any, **params: Any) -> Any:
         if db._encoding:
             params.setdefault("client_encoding", db._encoding)
-        url = db.database.startswith("postgresql://")
+        url = db.database.startswith(("postgresql://", "postgres://"))  # libpq takes both
         params.setdefault("conninfo" if url else "dbname", db.database)
         return psycopg.connect(**with_network_defaults(params))
 

@@ -170,7 +170,9 @@ def test_sessions_have_the_timeouts_and_keepalives_unless_the_url_sets_them(
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
     own = {"connect_timeout": "9", "keepalives_idle": "60", "tcp_user_timeout": "30000"}
     query = "&".join(f"{name}={value}" for name, value in own.items())
-    for url, expected in ((pg_url, DEFAULTS), (f"{pg_url}?{query}", DEFAULTS | own)):
+    short = pg_url.replace("postgresql://", "postgres://")  # the other spelling libpq takes
+    for url, expected in ((pg_url, DEFAULTS), (f"{pg_url}?{query}", DEFAULTS | own),
+                          (f"{short}?{query}", DEFAULTS | own)):  # fmt: skip
         open_database(url)
         try:
             params, options = _session_settings()
