@@ -44,14 +44,19 @@ from codelace_box.config import Config, ensure_secret_key
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.migrate import migrate
-from codelace_box.db.offload import start_db_thread, start_write_thread, stop_db_thread
+from codelace_box.db.offload import (
+    run_in_db_thread,
+    start_db_thread,
+    start_write_thread,
+    stop_db_thread,
+)
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.errors import ConfigError
 from codelace_box.logformat import JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
-from codelace_box.reports.refusals import RefusalTally
+from codelace_box.reports.refusals import RefusalTally, write_refusals
 from codelace_box.stopping import (
     StopSafeSanic,
     check_sanic_hooks,
@@ -240,11 +245,16 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
 
 
 async def _flush_forever(app: Sanic) -> None:
+    """Every REFUSAL_FLUSH_SEC: the refusals counted, written on the database thread (a
+    database host that stops answering holds that thread, not the event loop)."""
+    tally: RefusalTally = app.ctx.refusals
     while True:
         await asyncio.sleep(REFUSAL_FLUSH_SEC)
-        try:
-            app.ctx.refusals.flush()
+        counts = tally.take()
+        try:  # shielded: a stop lets the thread write what it took (stop_db_thread waits)
+            await asyncio.shield(run_in_db_thread(write_refusals, counts))
         except Exception:  # kept in memory, retried at the next tick
+            tally.keep(counts)
             log.exception("writing the refusal counts failed")
 
 

@@ -30,7 +30,14 @@ from codelace_box.accounts.limits import (
     parse_key_limits,
 )
 from codelace_box.accounts.users import clean_name
-from codelace_box.db.core import connection, db_time, parse_time, utcnow, write_transaction
+from codelace_box.db.core import (
+    connection,
+    db_time,
+    durable,
+    parse_time,
+    utcnow,
+    write_transaction,
+)
 from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
 from codelace_box.db.ids import canonical_uuid, uuid_prefix
 from codelace_box.db.lookups import lookups_batched, run_lookups
@@ -97,13 +104,15 @@ def create_key(
     relative: bool = False,
 ) -> NewKey:
     """Mint a key for a user, with the limit fields given (limit_usd, limit_reset, expires_at,
-    allowed_models: raw values, checked here); the full key is only in the returned value."""
+    allowed_models: raw values, checked here); the full key is only in the returned value.
+    Committed with an fsync (`durable()`): it is shown once, so a database crash right after
+    must not lose it (inside a transaction, that one must be durable: the CLI's audited one)."""
     clean = clean_name(name, "name", MAX_KEY_NAME)
     now = utcnow()
     changes = parse_key_limits(limits or {}, now, relative=relative)
     full_key = generate_key()
     prefix = full_key[: len(KEY_PREFIX) + 4]
-    with write_transaction():
+    with durable():
         key = ApiKey.create(
             user=user_id, name=clean, key_prefix=prefix, key_hash=hash_key(full_key),
             period_start=new_key_period(changes, now), **changes,

@@ -23,6 +23,7 @@ from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.db.core import again_if_dropped
+from codelace_box.db.offload import run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.holds import claim_hold_owner
@@ -171,11 +172,15 @@ async def start_gateway(app: Sanic) -> None:
 async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
     """Per worker, every `interval` s: free holds reserved for nothing (Gateway.sweep_holds),
     those of another process once it was gone for two intervals; and so touch the database:
-    a session it dropped is opened again (claiming this process alive) within one interval."""
+    a session it dropped is opened again, and this process claimed alive again on it if the
+    session holding its claim was dropped, within one interval.
+    Its reads run on the database thread: a database host that stops answering holds them
+    there (up to its timeouts, db/postgres.py NETWORK_DEFAULTS), never the event loop."""
     while True:
         await asyncio.sleep(interval)
-        try:  # a sweep may run twice: it reads, then frees what it found in one transaction
-            again_if_dropped(partial(gateway.sweep_holds, owner_grace_sec=2 * interval))
+        try:  # the reads may run twice; what they found is freed in one transaction
+            find = partial(gateway.leftover_holds, owner_grace_sec=2 * interval)
+            gateway.release_leftovers(*await run_in_db_thread(again_if_dropped, find))
         except Exception:  # a failed sweep is retried at the next tick
             log.exception("the sweep of leftover holds failed")
 

@@ -16,7 +16,7 @@ from codelace_box.api.views import (
     model_view,
     pricing_view,
 )
-from codelace_box.db.core import ping
+from codelace_box.db.lookups import ping_many, run_lookups
 from codelace_box.errors import InvalidRequest, NotFound, ServiceUnavailable
 from codelace_box.gateway.pipeline import Gateway
 from codelace_box.gateway.routing import ModelRoute
@@ -28,13 +28,14 @@ bp = Blueprint("public")
 
 @bp.route("/healthz", methods=READ)
 async def healthz(request: Request) -> HTTPResponse:
-    """Liveness: the process answers and its database is reachable; with one process, 503
-    while it still starts (its stop handling is not in place yet: stopping.py), for the few
-    milliseconds it already answers before that."""
+    """Liveness: the process answers and its database is reachable (on PostgreSQL asked on
+    the lookup thread: a server that stops answering never holds the event loop); with one
+    process, 503 while it still starts (its stop handling is not in place yet: stopping.py),
+    for the few milliseconds it already answers before that."""
     ctx = request.app.ctx
     if getattr(ctx, "starting", False) and ctx.single_process:
         raise ServiceUnavailable("the server is still starting; retry shortly", code="starting")
-    ping()
+    await run_lookups(ping_many, None)
     return json_response(health_view())
 
 

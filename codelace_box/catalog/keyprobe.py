@@ -18,6 +18,7 @@ from codelace_box.catalog.providers import get_provider, provider_key, set_key_e
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, write_transaction
 from codelace_box.db.models import ProviderKey
+from codelace_box.db.offload import run_in_db_thread
 from codelace_box.errors import ConfigError
 from codelace_box.providers import adapter_for
 
@@ -97,14 +98,16 @@ def return_to_rotation(key_id: int) -> bool:
 
 
 async def reprobe_flagged(secret_key: str, timeout_sec: float) -> int:
-    """Probe every flagged key; those that work return to the rotation. Returns how many."""
+    """Probe every flagged key; those that work return to the rotation. Returns how many.
+    Its reads and writes run on the database thread (the server's periodic task: a database
+    host that stops answering holds them there, not the event loop)."""
     returned = 0
-    for key in flagged_keys(secret_key):
+    for key in await run_in_db_thread(flagged_keys, secret_key):
         result = await probe(key, timeout_sec)
         if not result.ok:
             log.info("provider key %d (%s) of %s still fails its probe: %s",
                      key.id, key.hint, key.provider, result.message)  # fmt: skip
-        elif return_to_rotation(key.id):
+        elif await run_in_db_thread(return_to_rotation, key.id):
             returned += 1
             log.warning("provider key %d (%s) of %s is back in rotation: its probe works",
                         key.id, key.hint, key.provider)  # fmt: skip

@@ -77,7 +77,10 @@ class DatabaseConfig:
     url: str = _opt(
         "",
         "sqlite:///PATH or postgresql://user:password@host:port/db (many boxes on one "
-        "database; needs server.secret_key); empty: sqlite:/// with database.path.",
+        "database; needs server.secret_key); empty: sqlite:/// with database.path. On "
+        "PostgreSQL the box adds connect_timeout=5, keepalives=1, keepalives_idle=10, "
+        "keepalives_interval=5, keepalives_count=3 and tcp_user_timeout=15000 unless the "
+        "URL's query string sets them (e.g. ?connect_timeout=10).",
         pattern=DATABASE_URL,
     )
 

@@ -246,29 +246,6 @@ def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
             tx.execute(postgres.RESET_SEQUENCE_SQL.format(table=table))
 
 
-def claim_owner(owner: str) -> None:
-    """Mark this process alive as `owner` of holds while connected (PostgreSQL: `gone_owners`)."""
-    db = database.obj
-    if postgres.is_postgres(db):
-        db.owner = owner
-        connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
-
-
-def gone_owners(owners: Sequence[str]) -> list[str] | None:
-    """Hold owners no live process claims (PostgreSQL); None on SQLite (the caller asks the OS)."""
-    if _engine[0] != POSTGRES:
-        return None
-    sql, lock_class = postgres.GONE_OWNERS_SQL, postgres.OWNER_LOCK_CLASS
-    return [row[0] for row in query_all(sql, (list(owners), lock_class))]
-
-
-def owner_claims_can_drop() -> bool:
-    """Whether a hold owner is judged alive by database sessions that claim it (PostgreSQL),
-    which the server may drop while the process lives on; on SQLite by the host's processes,
-    whose end is final."""
-    return _engine[0] == POSTGRES
-
-
 def is_busy(exc: BaseException) -> bool:
     """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
     return (
@@ -285,12 +262,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def again_if_dropped(work: Callable[[], T]) -> T:
     """`work()`, run once more when it met a session the server had dropped (the next use
-    opens a new one: PostgreSQL's driver). Only for work that may run twice (reads, idempotent
-    writes)."""
+    opens a new one: PostgreSQL's driver); not when it could not open one (a host that does
+    not answer: its connect timeout is waited for once). Only for work that may run twice
+    (reads, idempotent writes)."""
+    had_session = database.obj is not None and not database.is_closed()
     try:
         return work()
     except Exception as exc:
-        if not is_unavailable(exc):
+        if not (had_session and is_unavailable(exc)):
             raise
     return work()
 
@@ -369,13 +348,19 @@ def close_database() -> None:  # this process's connection, if open
 
 @contextmanager
 def durable() -> Iterator[None]:
-    """Commit what runs inside with an fsync (e.g. a credit before a 2xx; PostgreSQL: SET LOCAL)."""
+    """Commit what runs inside with an fsync (a credit before a 2xx, a key shown once;
+    PostgreSQL: SET LOCAL). SQLite sets it outside a transaction only: inside one, the outer
+    transaction must be a durable() itself."""
     if _engine[0] == POSTGRES:
         with write_transaction() as tx:
             tx.execute("SET LOCAL synchronous_commit = on")
             yield
         return
-    database.execute_sql("PRAGMA synchronous=FULL")
+    if _in_transaction(connection()) and aggregate("PRAGMA synchronous")[0] >= 2:  # FULL
+        with write_transaction():  # the outer durable() commits
+            yield
+        return
+    database.execute_sql("PRAGMA synchronous=FULL")  # inside a plain transaction: an error
     try:
         with write_transaction():
             yield

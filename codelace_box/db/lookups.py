@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import POSTGRES, again_if_dropped, engine
+from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping
 from codelace_box.db.offload import DbThread
 
 Item = TypeVar("Item")
@@ -92,6 +92,13 @@ def _hand_out(batch: _Waiting, results: Sequence[Any]) -> None:
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+def ping_many(items: Sequence[object]) -> list[None]:
+    """`ping()` (the database answers) once for all the callers waiting (`run_lookups`): a
+    health check on PostgreSQL waits for the server on the lookup thread, not on the loop."""
+    ping()
+    return [None] * len(items)
 
 
 _thread: list[DbThread] = []  # this process's lookup thread (PostgreSQL), once started

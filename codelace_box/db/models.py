@@ -108,7 +108,7 @@ class Hold(BaseModel):
     amount_nanos = BigIntegerField()
     request_id = CharField(unique=True)
     created_at = DateTimeField(default=utcnow)
-    owner = CharField(default="")  # "<host>:<pid>" of the server process that reserved it
+    owner = CharField(default="")  # "<host>:<pid>:<token>" of the process that reserved it
     # Its key; no index (nothing on the request path reads holds by key: migration 12).
     api_key = ForeignKeyField(ApiKey, null=True, on_delete="SET NULL", index=False)
     key_held = BooleanField(default=True)  # counted in its key's held_nanos (a key with budget)

@@ -3,7 +3,8 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 
 - Types: a Python bool is sent as 0/1 (booleans are integers on both engines), and an integral
   NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
-- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner);
+- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner),
+  opened with its NETWORK_DEFAULTS (timeouts, keepalives) where the URL leaves them out;
   statements are prepared by db/pg_pipeline.py, not by psycopg.
 - peewee is imported without psycopg (codelace_box/__init__.py), so its adapter is bound to
   psycopg here.
@@ -11,19 +12,28 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 from peewee import PostgresqlDatabase, Psycopg3Adapter
 from psycopg.adapt import Dumper, Loader
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Json, Jsonb
 
 from codelace_box.db.pg_pipeline import Answer, Pipeline, Prepared
-from codelace_box.db.postgres import CLAIM_OWNER_SQL, LOCK_TIMEOUT_MS, OWNER_LOCK_CLASS, pg_sql
+from codelace_box.db.postgres import (
+    CLAIM_OWNER_SQL,
+    LOCK_TIMEOUT_MS,
+    NETWORK_DEFAULTS,
+    OWNER_LOCK_CLASS,
+    pg_sql,
+)
 
 
 class _BoolAsInt(Dumper):
@@ -68,13 +78,35 @@ class _Adapter(Psycopg3Adapter):
     def connect(self, db: Any, **params: Any) -> Any:
         if db._encoding:
             params.setdefault("client_encoding", db._encoding)
-        url = db.database.startswith("postgresql://")
+        url = db.database.startswith(("postgresql://", "postgres://"))  # libpq takes both
         params.setdefault("conninfo" if url else "dbname", db.database)
-        return psycopg.connect(**params)
+        return psycopg.connect(**with_network_defaults(params))
 
     def server_side_cursor(self, conn: Any) -> Any:
         in_transaction = self.txn_status(conn) == TransactionStatus.INTRANS
         return conn.cursor(name=str(uuid.uuid1()), withhold=not in_transaction)
+
+
+def with_network_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """psycopg.connect's arguments with postgres.NETWORK_DEFAULTS added: each one that neither
+    they (nor their conninfo URL's query string) nor libpq's environment set, if libpq has it."""
+    given = conninfo_to_dict(params.get("conninfo", "")) | params
+    known = _libpq_parameters()
+    added = {
+        name: value
+        for name, value in NETWORK_DEFAULTS.items()
+        if name in known and name not in given and not (known[name] and known[name] in os.environ)
+    }
+    return added | params
+
+
+@lru_cache(maxsize=1)
+def _libpq_parameters() -> dict[str, str]:
+    """The connection parameters this libpq has, each with its environment variable (or '')."""
+    return {
+        option.keyword.decode(): option.envvar.decode() if option.envvar else ""
+        for option in psycopg.pq.Conninfo.get_defaults()
+    }
 
 
 class BoxPostgresqlDatabase(PostgresqlDatabase):
@@ -83,6 +115,14 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
 
     psycopg2_adapter = psycopg3_adapter = _Adapter  # either way peewee picks: psycopg 3, bound
     owner: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # peewee opens and closes every thread's session under one lock of the database; the
+        # sessions are each thread's own (its state is per thread), so none is needed. With
+        # it, a host that does not answer held every thread opening a session (the event
+        # loop's too) for the connect timeouts of all the others before it.
+        self._lock = nullcontext()
 
     def _connect(self) -> Any:
         conn = super()._connect()  # type: ignore[misc]

@@ -13,9 +13,11 @@ when a PostgreSQL database is opened (db/pg_driver.py), so a SQLite box starts w
   returns) comes back as an int, never a Decimal.
 - Durability: a session commits with `synchronous_commit = off` (a box that dies loses nothing
   the server has; like SQLite's synchronous=NORMAL, only a server crash may lose the last
-  instants), and `durable()` turns it on for its transaction (a credit before a 2xx).
+  instants), and `durable()` turns it on for its transaction (a credit before a 2xx, a key
+  shown once).
 - Transactions: plain BEGIN (READ COMMITTED); the hot path's writes are single statements or
   lock their rows, so no read-then-write races between boxes.
+- Reaching the server: NETWORK_DEFAULTS, unless database.url's query string sets them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,21 @@ from urllib.parse import urlsplit, urlunsplit
 from peewee import PeeweeException, PostgresqlDatabase
 
 LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
+# libpq's connection parameters for a server host that stops answering (its packets dropped,
+# not refused), each unless database.url's query string (or libpq's environment: a
+# PGCONNECT_TIMEOUT) sets it, and tcp_user_timeout only where libpq has it (12 and later).
+# Without them a connection attempt waits 130 s (psycopg's default) and an open session
+# forever. With them: an attempt fails after connect_timeout; a session whose sent data the
+# host does not acknowledge for tcp_user_timeout, or that is idle and whose keepalive probes
+# it does not answer for as long, fails too (a 503; the next use opens a new session).
+NETWORK_DEFAULTS = {
+    "connect_timeout": "5",  # seconds (libpq: at least 2)
+    "keepalives": "1",
+    "keepalives_idle": "10",  # seconds idle before the first probe
+    "keepalives_interval": "5",  # seconds between probes
+    "keepalives_count": "3",  # probes unanswered before the session is dead
+    "tcp_user_timeout": "15000",  # milliseconds
+}
 # Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
 MIGRATION_LOCK = 0x636F_6465_6C61_6365  # "codelace"
 # Hold owners: a live process holds the session lock (OWNER_LOCK_CLASS, hashtext(owner)) on each

@@ -1,36 +1,55 @@
-"""Hold owners: which process took a hold ('<host>:<pid>'), which owners are gone (a crashed
-worker, a box that died), and releasing their holds: at start (`release_orphaned_holds`) and
-by the serving process's sweep (gateway/pipeline.py). Taking and settling a hold is metering's
-(gateway/metering.py)."""
+"""Hold owners: which process took a hold ('<host>:<pid>:<token>'), which owners are gone (a
+crashed worker, a box that died), and releasing their holds: at start (`release_orphaned_holds`)
+and by the serving process's sweep (gateway/pipeline.py). Taking and settling a hold is
+metering's (gateway/metering.py).
+
+The token (8 random hex digits, new in every process) makes an owner one process start: in
+containers every box may be pid 1 and hostnames repeat (`--network host`, one name set on many
+machines), so '<host>:<pid>' alone could name two boxes on one PostgreSQL database, each
+taking the other's holds for its own. Owners written before the token ('<host>:<pid>') are
+still read.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections.abc import Iterable
 from datetime import timedelta
 
 from codelace_box.db import hotpath
-from codelace_box.db.core import (
-    Tx,
+from codelace_box.db.core import Tx, connection, utcnow, write_transaction
+from codelace_box.db.owners import (
     claim_owner,
-    connection,
+    claim_owner_again,
     gone_owners,
     owner_claims_can_drop,
-    utcnow,
-    write_transaction,
 )
 
 ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
-_HOST = socket.gethostname()
-_OWNER = [f"{_HOST}:{os.getpid()}"]  # this process as a hold owner, mended in a forked child
-os.register_at_fork(after_in_child=lambda: _OWNER.__setitem__(0, f"{_HOST}:{os.getpid()}"))
+_HOST = socket.gethostname()[:200]  # with the pid and the token, within hold.owner's 255
+
+
+def _new_owner() -> str:
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+_OWNER = [_new_owner()]  # this process as a hold owner, made anew in a forked child
+os.register_at_fork(after_in_child=lambda: _OWNER.__setitem__(0, _new_owner()))
 
 
 def hold_owner() -> str:
-    """This process as a hold owner: '<host>:<pid>'."""
+    """This process as a hold owner: '<host>:<pid>:<token>'."""
     return _OWNER[0]
+
+
+def _host_and_pid(owner: str) -> tuple[str, int | None]:
+    """The host and the pid an owner names (None: no pid), with or without its token."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    return host, int(pid_text) if pid_text.isdigit() else None
 
 
 def claim_hold_owner() -> None:
@@ -39,13 +58,24 @@ def claim_hold_owner() -> None:
     claim_owner(hold_owner())
 
 
-def _owner_is_gone(owner: str) -> bool:
-    host, _, pid_text = owner.rpartition(":")
-    if host != _HOST or not pid_text.isdigit():
+def claim_hold_owner_again() -> None:
+    """At each sweep, on the sweep's session: this process claimed alive again when the
+    session that claimed it was dropped (PostgreSQL; on SQLite nothing)."""
+    claim_owner_again(hold_owner())
+
+
+def _owner_is_gone(owner: str, *, starting: bool = False) -> bool:
+    """Whether the process of this host an owner names has ended (SQLite: the host's pids).
+
+    This process's own pid under another owner is an earlier process's (a box restarted in a
+    container, pid 1 again), gone: its holds are freed at start, before this process reserved
+    anything. Seen again by a sweep, it is a live box of another pid namespace with this
+    hostname (a container beside this one, on the same file): left to age out."""
+    host, pid = _host_and_pid(owner)
+    if host != _HOST or pid is None:
         return not host  # another host's holds age out; a hold without owner is orphaned
-    pid = int(pid_text)
     if pid == os.getpid():
-        return True  # this process has reserved nothing yet: the pid was reused
+        return starting and owner != hold_owner()
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +100,8 @@ def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
         owners = hotpath.hold_owners(tx)
         released = hotpath.delete_holds_before(tx, cutoff)
         if not owner_claims_can_drop():  # SQLite: a process of this host that ended
-            released += release_holds_in(tx, owners=list(filter(_owner_is_gone, owners)))
+            gone = [owner for owner in owners if _owner_is_gone(owner, starting=True)]
+            released += release_holds_in(tx, owners=gone)
         hotpath.recount_held(tx)  # also mends a cached total that drifted
     return released
 
@@ -86,7 +117,7 @@ def dead_hold_owners() -> list[str]:
     return [
         owner
         for owner in owners
-        if owner != me and owner.rpartition(":")[0] == _HOST and _owner_is_gone(owner)
+        if owner != me and _host_and_pid(owner)[0] == _HOST and _owner_is_gone(owner)
     ]
 
 

@@ -29,7 +29,12 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
-from codelace_box.gateway.holds import OwnerWatch, own_holds_older_than, release_holds_in
+from codelace_box.gateway.holds import (
+    OwnerWatch,
+    claim_hold_owner_again,
+    own_holds_older_than,
+    release_holds_in,
+)
 from codelace_box.gateway.metering import admit_steps, settle_steps
 from codelace_box.gateway.outcome import (
     UpstreamWentSilent,
@@ -154,9 +159,23 @@ class Gateway:
         """Free credit reserved for nothing: the holds of processes that died (a worker that
         crashed while this one serves on; on PostgreSQL a box gone for `owner_grace_sec`, see
         OwnerWatch), and this process's own holds whose call is gone without settling (a
-        settlement the database refused), instead of leaving them blocked until the next start."""
-        owners = self._gone_owners.long_gone(owner_grace_sec)
-        leaked = [r for r in own_holds_older_than(min_age_sec) if r not in self._calls]
+        settlement the database refused), instead of leaving them blocked until the next start.
+        The server runs its reads on the database thread (`leftover_holds`), then frees here."""
+        self.release_leftovers(*self.leftover_holds(min_age_sec, owner_grace_sec))
+
+    def leftover_holds(
+        self, min_age_sec: float = LEAK_AGE_SEC, owner_grace_sec: float = 0.0
+    ) -> tuple[list[str], list[str]]:
+        """The sweep's reads, on any one thread at a time: the owners gone for the grace, and
+        the request ids of this process's own holds older than `min_age_sec`; first, this
+        process claimed alive again on this thread's session if its claim was dropped."""
+        claim_hold_owner_again()
+        return self._gone_owners.long_gone(owner_grace_sec), own_holds_older_than(min_age_sec)
+
+    def release_leftovers(self, owners: list[str], own_old: list[str]) -> None:
+        """On the loop: free the holds of those owners, and of those own requests whose call is
+        gone (a call still running keeps its hold)."""
+        leaked = [r for r in own_old if r not in self._calls]
         if owners or leaked:
             what = ", ".join(owners + leaked)
             future = self.writes.submit(

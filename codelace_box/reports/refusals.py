@@ -1,8 +1,9 @@
 """Requests refused before any upstream call (402, 404, 429): counted, not written as usage rows.
 
 Each server process tallies its refusals in memory (`RefusalTally.add`, no write on the request
-path) and `flush()`es them into per-hour counters every few seconds and when it stops, so a
-flood of refusals costs one small write per interval. The dashboard reads them back with
+path) and writes them into per-hour counters every few seconds (`take()` on the loop,
+`write_refusals` on the database thread) and when it stops (`flush()`), so a flood of refusals
+costs one small write per interval. The dashboard reads them back with
 `refusal_counts`.
 """
 
@@ -16,6 +17,7 @@ from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.observability import bump_refusal, refusal_rows
 
 REFUSED = frozenset({402, 404, 429})
+Counts = Counter[tuple[str, int, str]]  # (hour, status, code) -> refusals
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class RefusalTally:
     """One process's refusals since its last flush."""
 
     def __init__(self) -> None:
-        self._counts: Counter[tuple[str, int, str]] = Counter()
+        self._counts: Counts = Counter()
 
     def add(self, status: int, code: str) -> None:
         """Count a refusal now (in memory)."""
@@ -37,16 +39,31 @@ class RefusalTally:
 
     def flush(self) -> None:
         """Write what was counted since the last flush (nothing when nothing was)."""
-        if not self._counts:
-            return
-        counts, self._counts = self._counts, Counter()
+        counts = self.take()
         try:
-            with write_transaction() as tx:
-                for (hour, status, code), count in sorted(counts.items()):
-                    bump_refusal(tx, hour, status, code, count)
+            write_refusals(counts)
         except BaseException:
-            self._counts.update(counts)  # kept for the next flush
+            self.keep(counts)
             raise
+
+    def take(self) -> Counts:
+        """What was counted since the last flush, to write (`write_refusals`); counting
+        starts again from nothing."""
+        counts, self._counts = self._counts, Counter()
+        return counts
+
+    def keep(self, counts: Counts) -> None:
+        """Count again what was taken and could not be written (for the next flush)."""
+        self._counts.update(counts)
+
+
+def write_refusals(counts: Counts) -> None:
+    """Add refusal counts (`RefusalTally.take`) to the per-hour counters; one transaction."""
+    if not counts:
+        return
+    with write_transaction() as tx:
+        for (hour, status, code), count in sorted(counts.items()):
+            bump_refusal(tx, hour, status, code, count)
 
 
 def refusal_counts(since: datetime) -> list[RefusalCount]:

@@ -264,7 +264,7 @@ def test_a_crashed_worker_is_replaced_and_its_holds_freed(tmp_path: Path) -> Non
             next(lines)  # the call is in flight: its hold is taken
             [(owner, held)] = space.sql("SELECT owner, amount_nanos FROM hold")
             assert held > 0
-            os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+            os.kill(int(owner.split(":")[1]), signal.SIGKILL)  # <host>:<pid>:<token>
         deadline = time.monotonic() + 10
         while space.sql("SELECT COUNT(*) FROM hold") != [(0,)]:
             assert time.monotonic() < deadline, server.log_text()
@@ -272,7 +272,7 @@ def test_a_crashed_worker_is_replaced_and_its_holds_freed(tmp_path: Path) -> Non
         assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
         assert "released 1 holds of" in server.log_text()
         assert httpx.get(server.base_url + "/healthz").status_code == 200
-        killed = owner.rpartition(":")[2]
+        killed = owner.split(":")[1]
         ready = server.wait_for_log(r"Worker ready \[(\d+)\]", 3, wait=20)
         assert killed in ready and f"[{killed}] died (exit -9)" in server.log_text()
         replacement = (set(ready) - {killed} - set(started_before)).pop()

@@ -17,6 +17,7 @@ from codelace_box.db.models import Hold, User
 from codelace_box.gateway.holds import (
     OwnerWatch,
     dead_hold_owners,
+    hold_owner,
     release_holds_in,
     release_orphaned_holds,
 )
@@ -83,8 +84,62 @@ def test_a_hold_of_this_very_pid_counts_as_orphaned(db: None) -> None:
     assert find_mismatches() == []
 
 
+@pytest.mark.skipif(wanted_engine() == "postgres", reason="SQLite: owners are pids of this host")
+def test_an_owner_is_one_process_start_and_older_owners_are_still_read(db: None) -> None:
+    """'<host>:<pid>:<token>': this process's pid under another token is an earlier process's
+    (a box restarted as pid 1 in its container), freed at start; a sweep leaves it (then it is
+    a live box of another pid namespace with this hostname). A gone pid is gone with or
+    without a token."""
+    import os
+
+    host, pid, token = hold_owner().split(":")
+    assert (host, pid) == (socket.gethostname(), str(os.getpid()))
+    assert len(token) == 8 and int(token, 16) >= 0
+    user = User.create(email="t@example.com")
+    post_entry(user.id, 10_000, "admin", "seed", "seed:t")
+    earlier = f"{host}:{os.getpid()}:{(int(token, 16) + 1) % 2**32:08x}"  # another token
+    dead = _dead_pid()
+    _hold(user, 100, earlier)
+    _hold(user, 200, f"{host}:{dead}:0123abcd")
+    _hold(user, 400, f"{host}:{dead}")  # written before owners had a token
+    _hold(user, 800, hold_owner())
+    assert sorted(dead_hold_owners()) == sorted([f"{host}:{dead}:0123abcd", f"{host}:{dead}"])
+    assert release_orphaned_holds() == 3  # at start: the earlier process's too
+    assert [h.amount_nanos for h in Hold.select()] == [800]
+    assert find_mismatches() == []
+
+
+def test_every_process_is_another_owner_even_with_the_same_pid() -> None:
+    """A forked child (a server worker) is an owner of its own; and the token is new in every
+    process, so two processes that had one pid (pid 1 in two containers) are two owners."""
+    import os
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(write, hold_owner().encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_owner = pipe.read()
+    os.waitpid(child, 0)
+    assert child_owner.split(":")[:2] == [socket.gethostname(), str(child)]
+    assert child_owner.split(":")[2] != hold_owner().split(":")[2]
+    tokens = subprocess.run(
+        [sys.executable, "-c", OWNER_TWICE], capture_output=True, text=True, check=True,
+        env=cli_env(), cwd=REPO_ROOT,
+    ).stdout.split()  # fmt: skip
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+
+
+OWNER_TWICE = (  # the module loaded afresh twice in one process (same host, same pid)
+    "import importlib, sys; import codelace_box.gateway.holds as h; first = h.hold_owner(); "
+    "print(first, importlib.reload(h).hold_owner())"
+)
+
 CLAIMER = (
-    "import sys, time; from codelace_box.db.core import claim_owner, open_database; "
+    "import sys, time; from codelace_box.db.core import open_database; "
+    "from codelace_box.db.owners import claim_owner; "
     "open_database(sys.argv[1]); claim_owner(sys.argv[2]); print('claimed', flush=True); "
     "time.sleep(120)"
 )
