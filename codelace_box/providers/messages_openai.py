@@ -240,6 +240,11 @@ class MessagesToOpenAI(ProviderAdapter):
         completion, usage = _OPENAI.parse_response(payload, public_model)
         return message_from_completion(completion, usage, public_model), usage
 
+    def usage_of(self, raw: Any) -> Usage | None:
+        """The upstream's `usage` object, as the OpenAI adapter reads it (an answer too large
+        to relay is charged it: gateway/oversized.py)."""
+        return _OPENAI.usage_of(raw)
+
     def error_message(self, status: int, payload: bytes) -> str:
         """The OpenAI-compatible upstream's message."""
         return _OPENAI.error_message(status, payload)

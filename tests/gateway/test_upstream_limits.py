@@ -215,3 +215,27 @@ def test_a_3_mb_event_within_the_limit_streams_while_the_box_serves(
     fake.resume.set()
     assert text.result(60) == "y" * 3 * MIB
     assert box.balance(email) == (start - cost_nanos(9, 3, IN_PRICE, OUT_PRICE), 0)
+
+
+def test_a_messages_answer_too_large_is_charged_the_providers_count(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """/v1/messages to an OpenAI upstream: the 502 for an answer past the limit is charged the
+    usage at its end, as on /v1/chat/completions (it was an estimate by the bytes: 40 times the
+    provider's count of a short answer)."""
+    small = box_factory(gateway={"max_upstream_body_bytes": 100})
+    email, key = small.new_user()
+    charged = []
+    for path, body in [
+        ("/v1/chat/completions", {"model": MODEL, "messages": HELLO}),
+        ("/v1/messages", {"model": MODEL, "max_tokens": 50, "messages": HELLO}),
+    ]:
+        fake.push(Reply(prompt_tokens=11, completion_tokens=7))
+        with small.http(key) as http:
+            response = http.post(path, json=body)
+        assert response.status_code == 502, response.text[:300]
+        assert "max_upstream_body_bytes" in response.text
+        row = small.usage_row(response.headers["x-request-id"])
+        charged.append((row["input_tokens"], row["output_tokens"], row["estimated"]))
+    assert charged == [(11, 7, 0), (11, 7, 0)]
+    assert small.balance(email)[1] == 0
