@@ -37,30 +37,50 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
 
 # The keys that say where the secret in use is: kept from a file that fails to load as a whole.
 _SECRET_KEYS = {"server": ("secret_key",), "database": ("path", "url")}
-_SECRET_LINE = re.compile(r"""^\s*secret_key\s*=\s*(?:"([^"\\\n]+)"|'([^'\n]+)')""", re.M)
+_SECTION_LINE = re.compile(r"^\s*\[\s*([A-Za-z_]+)\s*\]\s*(?:#.*)?$")
+_STRING_LINE = re.compile(r"""^\s*(secret_key|path|url)\s*=\s*(?:"([^"\\\n]*)"|'([^'\n]*)')""")
+
+
+def _loose_toml(text: str) -> dict[str, dict[str, str]]:
+    """The secret's keys of a file that is not TOML any more, line by line: each plain string
+    under the section header before it (secret_key wherever it is)."""
+    data: dict[str, dict[str, str]] = {}
+    section = ""
+    for line in text.splitlines():
+        if header := _SECTION_LINE.match(line):
+            section = header.group(1)
+        elif found := _STRING_LINE.match(line):
+            key, value = found.group(1), found.group(2) or found.group(3) or ""
+            where = "server" if key == "secret_key" else section
+            if value and key in _SECRET_KEYS.get(where, ()):
+                data.setdefault(where, {})[key] = value
+    return data
 
 
 def _salvaged_config(target: Path, env: dict[str, str]) -> Config | None:
     """The secret's keys of a config file that does not load (`init --force` is how an operator
-    replaces a file with a typo in it: the secret in it must not be lost with the rest)."""
+    replaces a file with a typo in it: the secret in it must not be lost with the rest). A bad
+    value in one section loses nothing of the other: the secret itself, else its data folder."""
     try:
         text = target.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return None
     try:
-        data = tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
-        found = _SECRET_LINE.search(text)
-        data = {"server": {"secret_key": found.group(1) or found.group(2)}} if found else {}
+        data = _loose_toml(text)
     kept = {
         section: {k: v for k, v in body.items() if k in _SECRET_KEYS[section]}
         for section, body in data.items()
         if section in _SECRET_KEYS and isinstance(body, dict)
     }
-    try:
-        return config_from_data(kept, target, env)
-    except ConfigError:
-        return None
+    attempts = [kept, {"database": kept.get("database", {})}]
+    if kept.get("server"):
+        attempts.insert(1, {"server": kept["server"]})
+    for attempt in attempts:
+        with contextlib.suppress(ConfigError):
+            return config_from_data(attempt, target, env)
+    return None
 
 
 def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str | None:

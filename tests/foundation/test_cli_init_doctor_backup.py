@@ -95,6 +95,37 @@ def test_init_force_over_a_config_that_fails_to_load_keeps_its_secret(
     assert load_config(str(target), {}).server.secret_key == secret
 
 
+@pytest.mark.parametrize(
+    ("start", "broken"),
+    [
+        ("", "[database]\nurl = 'mysql://db.example/box'\n"),  # a bad value beside the secret
+        ("[database]\npath = 'db/x.db'\n", "[database]\npath = 'db/x.db'\n[server\n"),
+    ],
+    ids=["bad-database-url", "not-toml-with-a-custom-path"],
+)
+def test_init_force_keeps_the_secret_whatever_else_is_broken(
+    tmp_path: Path, start: str, broken: str
+) -> None:
+    """A bad database.url must not cost the secret beside it in [server]; a file that is not
+    TOML any more still names the data folder whose secret_key file is in use."""
+    assert run_cli(None, "init", cwd=tmp_path).returncode == 0
+    target = tmp_path / "codelace.toml"
+    if start:
+        target.write_text(start)
+    secret = load_config(str(target), {}).server.secret_key
+    if not secret:
+        added = run_cli(target, "providers", "add", "p", "--kind", "openai", "--key", "sk-k-012345")
+        assert added.returncode == 0, added.stderr  # the secret generated into db/
+        secret = (tmp_path / "db" / "secret_key").read_text().strip()
+    kept = "".join(line + "\n" for line in target.read_text().splitlines() if "secret" in line)
+    target.write_text(("[server]\n" + kept if kept else "") + broken)
+    assert run_cli(target, "providers", "list").returncode == 1  # it no longer loads
+    forced = run_cli(None, "init", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert "a new server.secret_key" not in forced.stdout, forced.stdout
+    assert load_config(str(target), {}).server.secret_key == secret
+
+
 def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> None:
     env_target = tmp_path / "from-env.toml"
     result = run_cli(None, "init", cwd=tmp_path, env={"CODELACE_CONFIG": str(env_target)})
