@@ -181,6 +181,10 @@ class ResponsesEvents:
         return self._frames(self.synth.fail(message, code))
 
 
+_ARGUMENTS_DELTA = "response.function_call_arguments.delta"
+_PIECE_KINDS = frozenset({"response.output_text.delta", "response.refusal.delta", _ARGUMENTS_DELTA})
+
+
 class NativeResponsesEvents:
     """A native upstream's Responses events as they come; its terminal event (given last by
     the translator) is held back and sent after settlement with `cost_usd` in its usage."""
@@ -191,6 +195,10 @@ class NativeResponsesEvents:
         self._last_sequence = -1
         self._response: JSON = {}  # the last lifecycle event's response (for a cut)
         self._items: dict[int, JSON] = {}  # output items by output_index, latest state
+        self._parts: dict[tuple[int, int], JSON] = {}  # content parts by output, content index
+        # what was streamed of a part (by its indexes) or of a call's arguments (content -1)
+        # that is not done yet: a cut shows it, as OpenAI's incomplete response would
+        self._pieces: dict[tuple[int, int], list[str]] = {}
 
     def chunk(self, event: JSON) -> bytes:
         """The event as a frame (the terminal one: held back)."""
@@ -204,12 +212,45 @@ class NativeResponsesEvents:
         return sse_frame(event)
 
     def _remember(self, kind: Any, event: JSON) -> None:
+        index, content = event.get("output_index"), event.get("content_index", 0)
         if isinstance(event.get("response"), dict):
             self._response = event["response"]
+        elif not isinstance(index, int) or not isinstance(content, int):
+            return
+        elif kind in _PIECE_KINDS:
+            at = (index, -1 if kind == _ARGUMENTS_DELTA else content)
+            self._pieces.setdefault(at, []).append(str(event.get("delta") or ""))
         elif kind in ("response.output_item.added", "response.output_item.done"):
-            index, item = event.get("output_index"), event.get("item")
-            if isinstance(index, int) and isinstance(item, dict):
-                self._items[index] = item
+            if isinstance(event.get("item"), dict):
+                self._items[index] = event["item"]
+        elif kind in ("response.content_part.added", "response.content_part.done"):
+            at = (index, content)
+            if isinstance(event.get("part"), dict):
+                self._parts[at] = event["part"]
+            if kind == "response.content_part.done":
+                self._pieces.pop(at, None)
+
+    def _output_so_far(self) -> list[JSON]:
+        """The output items as streamed so far; those left open incomplete, with what was
+        streamed of their text, refusal or arguments."""
+        return [self._as_left(index, item) for index, item in sorted(self._items.items())]
+
+    def _as_left(self, index: int, item: JSON) -> JSON:
+        if item.get("status") != "in_progress":
+            return item
+        left = item | {"status": "incomplete"}
+        if item.get("type") == "message":
+            parts = sorted((c, p) for (i, c), p in self._parts.items() if i == index)
+            left["content"] = [self._filled(part, (index, c)) for c, part in parts]
+        elif (index, -1) in self._pieces:
+            left["arguments"] = "".join(self._pieces[(index, -1)])
+        return left
+
+    def _filled(self, part: JSON, at: tuple[int, int]) -> JSON:
+        pieces = self._pieces.get(at)
+        if pieces is None:
+            return part
+        return part | {"refusal" if part.get("type") == "refusal" else "text": "".join(pieces)}
 
     def tail(self, usage: Usage, charged: int) -> list[bytes]:
         """The terminal event, its usage in full with the cost."""
@@ -224,13 +265,9 @@ class NativeResponsesEvents:
         """Cut at the output cap (an upstream that streamed on past `max_output_tokens`):
         `response.incomplete` for max_output_tokens, the items so far (those left open marked
         incomplete), the usage with its cost."""
-        output = [
-            item if item.get("status") != "in_progress" else item | {"status": "incomplete"}
-            for _, item in sorted(self._items.items())
-        ]
         response = self._response | {
             "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
-            "output": output, "usage": responses_usage(usage, cost_field(charged)),
+            "output": self._output_so_far(), "usage": responses_usage(usage, cost_field(charged)),
         }  # fmt: skip
         self._last_sequence += 1
         event = {"type": "response.incomplete", "sequence_number": self._last_sequence,

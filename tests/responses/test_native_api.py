@@ -118,6 +118,9 @@ def test_a_native_stream_is_cut_at_the_reserved_output_cap(fresh: ResponsesBox) 
     assert last.response.incomplete_details.reason == "max_output_tokens"
     assert last.sequence_number == events[-2].sequence_number + 1
     assert [e.sequence_number for e in events] == list(range(len(events)))
+    message = last.response.output[0]  # what was streamed of it, as OpenAI's would carry
+    assert message.status == "incomplete"
+    assert [part.text for part in message.content] == [" w" * 10]
     after, held = fresh.balance_nanos(email)
     row = fresh.usage_rows(email)[-1]
     assert held == 0 and 10 <= row["output_tokens"] <= 11  # the piece it was cut at counts
