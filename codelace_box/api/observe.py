@@ -54,7 +54,7 @@ def finish_request(request: Request, response: Any) -> None:
     started = getattr(ctx, "started", None)
     duration = time.perf_counter() - started if started is not None else 0.0
     route = _route(request)
-    metrics.http_requests(route, status_class(status)).inc()
+    metrics.http_requests(route, str(status), status_class(status)).inc()
     call = getattr(ctx, "call", None)
     if call is not None:
         metrics.total(route).observe(duration)

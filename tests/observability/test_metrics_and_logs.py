@@ -92,6 +92,9 @@ def test_metrics_agree_with_the_usage_rows_after_mixed_traffic(box_factory: BoxF
     assert total(samples, "codelace_http_requests_total", route=route, status_class="2xx") == 4
     assert total(samples, "codelace_http_requests_total", route=route, status_class="4xx") == 2
     assert total(samples, "codelace_http_requests_total", route=route, status_class="5xx") == 1
+    statuses = {"200": 4, "402": 1, "404": 1, "502": 1}  # the SPEC: by route and status
+    for status, count in statuses.items():
+        assert total(samples, "codelace_http_requests_total", route=route, status=status) == count
     for name, series in samples.items():  # bounded labels: never a user or a key
         for labels in series:
             assert not {"user", "user_id", "key", "email"} & {k for k, _ in labels}, name
