@@ -104,7 +104,9 @@ PATCHABLE = ("name", *KEY_LIMIT_FIELDS)
 
 
 def create_key_from(user_id: int, body: Mapping[str, Any]) -> NewKey:
-    """A key made from a request body: its name and limit fields (the portal's too)."""
+    """A key made from a request body: its name and limit fields (the portal's too). A field a
+    key does not have is a 400, so a misspelt limit never makes a key without it."""
+    key_changes(body)
     name = body.get("name")
     limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
     return create_key(user_id, "" if name is None else name, limits)
