@@ -95,10 +95,14 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
 
 
 def _is_loopback(address: str) -> bool:
+    """Whether a client address is the loopback (an IPv4 one as a dual-stack listener on "::"
+    sees it too: ::ffff:127.0.0.1)."""
     try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
         return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
 
 
 def _open_holds() -> tuple[int, int]:

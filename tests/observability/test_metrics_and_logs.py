@@ -152,6 +152,33 @@ def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     assert httpx.get(off.url + "/metrics", timeout=10).status_code == 404
 
 
+def ipv6_available() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_an_ipv4_loopback_client_of_a_dual_stack_box_is_loopback(box_factory: BoxFactory) -> None:
+    """On `host = "::"` an IPv4 client arrives as ::ffff:127.0.0.1: the local Prometheus
+    scraping 127.0.0.1 is on the loopback all the same (so is a proxy's word for it)."""
+    proxied = box_factory(server={"proxies_count": 1})
+    forwarded = {"x-forwarded-for": "::ffff:127.0.0.1"}
+    assert httpx.get(proxied.url + "/metrics", headers=forwarded, timeout=10).status_code == 200
+    outside = {"x-forwarded-for": "::ffff:203.0.113.7"}
+    assert httpx.get(proxied.url + "/metrics", headers=outside, timeout=10).status_code == 403
+    if not ipv6_available():
+        pytest.skip("no IPv6 on this machine: a dual-stack listener cannot be tried")
+    dual = box_factory(server={"host": "::"})
+    answer = httpx.get(dual.url + "/metrics", timeout=10)  # dual.url: http://127.0.0.1:PORT
+    assert answer.status_code == 200, answer.text
+    assert "codelace_http_requests_total" in answer.text
+
+
 def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
     box = box_factory("--workers", "2")
     _, key = box.new_user("10")
