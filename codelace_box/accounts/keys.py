@@ -244,8 +244,9 @@ def authenticate_many(full_keys: Sequence[str | None]) -> list[AuthContext | Cod
 
 
 def _presented_hash(full_key: str | None) -> str:
-    """The hash to look a presented key up by (401 when it is no key of ours at all)."""
-    if not full_key or not full_key.startswith(KEY_PREFIX):
+    """The hash to look a presented key up by (401 when it is no key of ours at all: bytes
+    that are no text, which a header can carry, included)."""
+    if not full_key or not full_key.startswith(KEY_PREFIX) or not full_key.isascii():
         raise AuthenticationFailed(
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )

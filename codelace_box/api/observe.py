@@ -118,7 +118,8 @@ async def metrics_text(request: Request) -> HTTPResponse:
     if not settings.enabled:
         raise NotFound(f"no route for {request.method} {request.path}")
     if settings.token:
-        if not hmac.compare_digest((bearer_token(request) or "").encode(), settings.token.encode()):
+        presented = (bearer_token(request) or "").encode(errors="surrogateescape")
+        if not hmac.compare_digest(presented, settings.token.encode()):
             raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
     elif not _is_loopback(request.client_ip):
         raise PermissionDenied(

@@ -135,7 +135,7 @@ def test_text_access_lines_name_the_request_and_never_the_key(box_factory: BoxFa
 def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     box = box_factory(metrics={"token": "scrape-token-123"})
     get = httpx.Client(base_url=box.url, timeout=10).get
-    for headers in ({}, {"authorization": "Bearer wrong"}):
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": b"Bearer \xe9\xff"}):
         answer = get("/metrics", headers=headers)
         assert answer.status_code == 401
         assert answer.json()["error"]["type"] == "authentication_error"

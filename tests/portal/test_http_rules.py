@@ -141,6 +141,29 @@ def test_a_forwarded_proto_from_an_untrusted_client_changes_nothing(box: PortalB
     assert "secure" not in answer.headers["set-cookie"].lower()
 
 
+def test_a_cookie_or_csrf_token_that_is_not_text_is_refused_not_a_500(box: PortalBox) -> None:
+    """Bytes that are no UTF-8 in the cookie (401) or the CSRF header (403): refused like any
+    wrong value."""
+    with box.http() as client:
+        answer = client.get(
+            "/portal/api/overview", headers={"cookie": b"codelace_session=\xe9\xffabc"}
+        )
+        assert answer.status_code == 401, answer.text
+    client, _ = signed_in(box, "bytes@portal.test")
+    refused = client.post(
+        "/portal/api/keys",
+        json={"name": "x"},
+        headers={"x-csrf-token": b"\xe9\xff", "origin": box.url.encode()},
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    bad_origin = {"origin": b"http://\xe9\xff"}
+    for path, body in (("/portal/api/keys", {"name": "x"}), ("/portal/api/signin/code", {})):
+        refused = client.post(path, json=body, headers=bad_origin)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "csrf_failed"
+    client.close()
+
+
 def test_sign_out_ends_the_session_on_the_server(box: PortalBox) -> None:
     client, csrf = signed_in(box, "signout@portal.test")
     cookie = client.cookies["codelace_session"]
