@@ -251,7 +251,10 @@ class AdminServices(CatalogServices):
 
     def create_key(self, user_id: int, name: str) -> tuple[str, KeyRow]:
         """A new API key for the user: the full key (shown once) and its row."""
-        new = api_keys.create_key(user_id, name.strip())
+        with _audited("keys create", str(user_id)) as change:
+            new = api_keys.create_key(user_id, name.strip())
+            change.target = new.key.uuid
+            change.set_after(states.api_key(new.key.uuid))
         k = new.key
         return new.full_key, KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at)
 

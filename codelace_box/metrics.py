@@ -51,8 +51,8 @@ STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 FLUSH_SEC = 0.25  # one worker: its sums reach prometheus_client this often (and at a scrape)
 
 HTTP_REQUESTS = Counter(
-    "codelace_http_requests", "HTTP requests answered, by route and status class.",
-    ["route", "status_class"],
+    "codelace_http_requests", "HTTP requests answered, by route, status and status class.",
+    ["route", "status", "status_class"],
 )  # fmt: skip
 REFUSALS = Counter(
     "codelace_refusals", "Requests refused before any upstream call (402, 404, 429), by code.",

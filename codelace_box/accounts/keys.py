@@ -177,24 +177,6 @@ def revoke_key(key_uuid: str, user_id: int | None = None) -> ApiKey:
     return key
 
 
-def rename_key(key_uuid: str, user_id: int, name: object) -> ApiKey:
-    """Give one of the user's active keys a new name; 404 for anything else."""
-    clean = clean_name(name, "name", MAX_KEY_NAME)
-    wanted = canonical_uuid(key_uuid)
-    if wanted is None:
-        raise _no_such_key(key_uuid)
-    query = ApiKey.select().where(
-        ApiKey.uuid == wanted, ApiKey.user == user_id, ApiKey.revoked_at.is_null()
-    )
-    with write_transaction():
-        key = query.first()
-        if key is None:
-            raise _no_such_key(key_uuid)
-        ApiKey.update(name=clean).where(ApiKey.id == key.id).execute()
-    key.name = clean
-    return key
-
-
 def find_key(key_ref: str) -> ApiKey:
     """The active key whose UUID is `key_ref` or starts with it (the CLI's way to name a key).
 
@@ -272,8 +254,9 @@ def authenticate_many(full_keys: Sequence[str | None]) -> list[AuthContext | Cod
 
 
 def _presented_hash(full_key: str | None) -> str:
-    """The hash to look a presented key up by (401 when it is no key of ours at all)."""
-    if not full_key or not full_key.startswith(KEY_PREFIX):
+    """The hash to look a presented key up by (401 when it is no key of ours at all: bytes
+    that are no text, which a header can carry, included)."""
+    if not full_key or not full_key.startswith(KEY_PREFIX) or not full_key.isascii():
         raise AuthenticationFailed(
             "missing or malformed API key: send Authorization: Bearer cl_..."
         )

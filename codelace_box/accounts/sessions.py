@@ -65,7 +65,7 @@ def start_session(user: User, secret_key: str, ttl_sec: int) -> NewSession:
 
 def find_session(token: str | None, secret_key: str) -> Session | None:
     """The live session of a cookie value, or None (no cookie, unknown, expired, account off)."""
-    if not token or len(token) > 256:
+    if not token or len(token) > 256 or not token.isascii():
         return None
     token_hash = hash_token(token)
     row = (
@@ -89,7 +89,11 @@ def require_session(token: str | None, secret_key: str) -> Session:
 
 def check_csrf(session: Session, presented: str | None) -> None:
     """403 unless the request carries this session's CSRF token."""
-    if not presented or not hmac.compare_digest(presented, session.csrf_token):
+    if (
+        not presented
+        or not presented.isascii()  # a header's bytes that are no text: no token of ours
+        or not hmac.compare_digest(presented, session.csrf_token)
+    ):
         raise PermissionDenied("missing or wrong CSRF token: reload the page", code="csrf_failed")
 
 

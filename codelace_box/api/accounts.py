@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import create_key, list_keys, revoke_key, update_key
+from codelace_box.accounts.keys import NewKey, create_key, list_keys, revoke_key, update_key
 from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
@@ -94,13 +97,30 @@ async def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
     auth = await require_auth(request)
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
-    name = body.get("name")
-    limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
-    new = create_key(auth.user_id, "" if name is None else name, limits)
-    return json_response(new_key_view(new))
+    return json_response(new_key_view(create_key_from(auth.user_id, body)))
 
 
 PATCHABLE = ("name", *KEY_LIMIT_FIELDS)
+
+
+def create_key_from(user_id: int, body: Mapping[str, Any]) -> NewKey:
+    """A key made from a request body: its name and limit fields (the portal's too). A field a
+    key does not have is a 400, so a misspelt limit never makes a key without it."""
+    key_changes(body)
+    name = body.get("name")
+    limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
+    return create_key(user_id, "" if name is None else name, limits)
+
+
+def key_changes(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fields of a key a PATCH body changes; 400 for a field a key does not have."""
+    unknown = sorted(set(body) - set(PATCHABLE))
+    if unknown:
+        raise InvalidRequest(
+            f"{unknown[0]}: not a field of a key (known: {', '.join(PATCHABLE)})",
+            param=unknown[0],
+        )
+    return body
 
 
 @bp.patch("/key/<key_id>")
@@ -108,14 +128,8 @@ async def keys_update(request: Request, key_id: str) -> HTTPResponse:
     """Change one of the caller's keys: its name and limits (an absent field is unchanged,
     null clears a limit). A bad field is a 400 naming it, and nothing changes."""
     auth = await require_auth(request)
-    body = json_body(request)
-    unknown = sorted(set(body) - set(PATCHABLE))
-    if unknown:
-        raise InvalidRequest(
-            f"{unknown[0]}: not a field of a key (known: {', '.join(PATCHABLE)})",
-            param=unknown[0],
-        )
-    return json_response(key_view(update_key(key_id, body, user_id=auth.user_id)))
+    changes = key_changes(json_body(request))
+    return json_response(key_view(update_key(key_id, changes, user_id=auth.user_id)))
 
 
 @bp.delete("/key/<key_id>")

@@ -54,7 +54,7 @@ def finish_request(request: Request, response: Any) -> None:
     started = getattr(ctx, "started", None)
     duration = time.perf_counter() - started if started is not None else 0.0
     route = _route(request)
-    metrics.http_requests(route, status_class(status)).inc()
+    metrics.http_requests(route, str(status), status_class(status)).inc()
     call = getattr(ctx, "call", None)
     if call is not None:
         metrics.total(route).observe(duration)
@@ -95,10 +95,14 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
 
 
 def _is_loopback(address: str) -> bool:
+    """Whether a client address is the loopback (an IPv4 one as a dual-stack listener on "::"
+    sees it too: ::ffff:127.0.0.1)."""
     try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
         return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
 
 
 def _open_holds() -> tuple[int, int]:
@@ -114,7 +118,8 @@ async def metrics_text(request: Request) -> HTTPResponse:
     if not settings.enabled:
         raise NotFound(f"no route for {request.method} {request.path}")
     if settings.token:
-        if not hmac.compare_digest((bearer_token(request) or "").encode(), settings.token.encode()):
+        presented = (bearer_token(request) or "").encode(errors="surrogateescape")
+        if not hmac.compare_digest(presented, settings.token.encode()):
             raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
     elif not _is_loopback(request.client_ip):
         raise PermissionDenied(

@@ -89,7 +89,7 @@ async def signin_verify(request: Request) -> HTTPResponse:
     new = start_session(user, ctx.secret_key, config.portal.session_hours * 3600)
     view = {"signed_in": True, "email": user.email, "csrf_token": new.session.csrf_token}
     response = json_response(view)
-    set_session_cookie(response, new, config)
+    set_session_cookie(response, new, request)
     return response
 
 
@@ -99,5 +99,5 @@ async def signout(request: Request) -> HTTPResponse:
     changing_session(request)
     end_session(session_token(request))
     response = json_response({"signed_in": False})
-    clear_session_cookie(response, request.app.ctx.config)
+    clear_session_cookie(response, request)
     return response

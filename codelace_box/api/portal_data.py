@@ -1,5 +1,5 @@
 """/portal/api: what the portal's pages show and do, for the signed-in browser (cookie session):
-overview, keys (list, create, rename, revoke), usage, payments, top-up and card setup.
+overview, keys (list, create, rename, limits, revoke), usage, payments, top-up and card setup.
 
 Thin handlers over accounts/, billing/ and reports/, answering in the shapes of api/views.py;
 every rule (amounts, names, the trial) is the server's, the page only shows the answers.
@@ -12,8 +12,9 @@ from decimal import Decimal, InvalidOperation
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import create_key, list_keys, rename_key, revoke_key
+from codelace_box.accounts.keys import list_keys, revoke_key, update_key
 from codelace_box.accounts.users import get_user_by_id
+from codelace_box.api.accounts import create_key_from, key_changes
 from codelace_box.api.common import READ, json_body, json_response
 from codelace_box.api.portal_security import changing_session, current_session, portal_headers
 from codelace_box.api.stripe import stripe_api
@@ -78,18 +79,18 @@ async def keys(request: Request) -> HTTPResponse:
 async def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else."""
     session = changing_session(request)
-    name = json_body(request).get("name")
-    return json_response(new_key_view(create_key(session.user_id, "" if name is None else name)))
+    return json_response(new_key_view(create_key_from(session.user_id, json_body(request))))
 
 
 @bp.patch("/keys/<key_id:str>")
-async def keys_rename(request: Request, key_id: str) -> HTTPResponse:
-    """Rename one of the caller's keys."""
+async def keys_update(request: Request, key_id: str) -> HTTPResponse:
+    """Change one of the caller's keys: its name and limits, as PATCH /api/v1/auth/key does
+    (an absent field unchanged, null clearing a limit, a bad one a 400 and nothing changed)."""
     session = changing_session(request)
-    body = json_body(request)
-    if "name" not in body:
-        raise InvalidRequest("name is required", param="name")
-    return json_response(key_view(rename_key(key_id, session.user_id, body["name"])))
+    changes = key_changes(json_body(request))
+    if not changes:
+        raise InvalidRequest("nothing to change: give name or a limit", param="name")
+    return json_response(key_view(update_key(key_id, changes, user_id=session.user_id)))
 
 
 @bp.delete("/keys/<key_id:str>")

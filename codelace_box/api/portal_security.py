@@ -1,7 +1,8 @@
 """The portal's browser rules: the session cookie, the CSRF and Origin checks of state-changing
 calls, and the security headers (CSP, framing, caching) on every portal response.
 
-The browser holds an HttpOnly, SameSite=Strict cookie (Secure when `public_url` is https) that
+The browser holds an HttpOnly, SameSite=Strict cookie (Secure when the browser speaks https:
+`public_url` is https, or a proxy the box trusts, `server.proxies_count`, says so) that
 names a server-side session (accounts/sessions.py). A call that changes anything must carry
 the session's CSRF token in `X-CSRF-Token` and, when the browser says where it comes from, an
 `Origin` of the box itself.
@@ -30,12 +31,15 @@ ASSET_CACHE = "public, max-age=31536000, immutable"
 API_CACHE = "no-store"
 
 
-def secure_cookies(config: Config) -> bool:
-    """Whether the cookie gets `Secure`: when the box is reached over https."""
-    return config.server.base_url.startswith("https://")
+def secure_cookies(request: Request) -> bool:
+    """Whether the cookie gets `Secure`: when the box is reached over https, by its public URL
+    or by the scheme of the request (Sanic takes X-Forwarded-Proto only from the proxies
+    `server.proxies_count` trusts, so a client cannot claim it)."""
+    config: Config = request.app.ctx.config
+    return config.server.base_url.startswith("https://") or request.scheme == "https"
 
 
-def set_session_cookie(response: HTTPResponse, new: NewSession, config: Config) -> None:
+def set_session_cookie(response: HTTPResponse, new: NewSession, request: Request) -> None:
     """The cookie that carries a new session."""
     response.add_cookie(
         COOKIE,
@@ -43,12 +47,12 @@ def set_session_cookie(response: HTTPResponse, new: NewSession, config: Config) 
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=secure_cookies(config),
+        secure=secure_cookies(request),
         max_age=new.max_age_sec,
     )
 
 
-def clear_session_cookie(response: HTTPResponse, config: Config) -> None:
+def clear_session_cookie(response: HTTPResponse, request: Request) -> None:
     """Tell the browser to forget the cookie."""
     response.add_cookie(
         COOKIE,
@@ -56,7 +60,7 @@ def clear_session_cookie(response: HTTPResponse, config: Config) -> None:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=secure_cookies(config),
+        secure=secure_cookies(request),
         max_age=0,
     )
 

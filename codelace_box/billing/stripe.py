@@ -154,6 +154,11 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("webhook body is not UTF-8", code="invalid_signature") from None
+    if signature is not None and not signature.isascii():  # bytes no signature is made of
+        raise InvalidRequest(
+            "webhook signature check failed: the Stripe-Signature header is not ASCII",
+            code="invalid_signature",
+        )
     try:
         stripe.WebhookSignature.verify_header(text, signature, secret, WEBHOOK_TOLERANCE_SEC)
     except stripe.SignatureVerificationError as exc:

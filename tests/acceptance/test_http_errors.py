@@ -110,6 +110,30 @@ def test_missing_invalid_and_revoked_keys_are_401_on_every_authenticated_route(
         assert response.json()["error"]["type"] == "authentication_error"
 
 
+NOT_TEXT = b"cl_\xe9\xff" + b"x" * 38  # bytes that are no UTF-8: a key of no one
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
+def test_a_key_that_is_not_text_is_a_401_on_every_authenticated_route(
+    box: Box, method: str, path: str
+) -> None:
+    with box.http() as http:
+        response = http.request(
+            method, path, json={}, headers={"authorization": b"Bearer " + NOT_TEXT}
+        )
+    assert_envelope(response, 401, "invalid_api_key")
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_an_x_api_key_that_is_not_text_is_anthropics_401(box: Box, path: str) -> None:
+    body = {"model": MODEL, "max_tokens": 5, "messages": HI}
+    for headers in ({"x-api-key": NOT_TEXT}, {"authorization": b"Bearer " + NOT_TEXT}):
+        with box.http() as http:
+            response = http.post(path, json=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["type"] == "authentication_error"
+
+
 @pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
 def test_a_disabled_account_is_403_on_every_authenticated_route(
     box: Box, method: str, path: str

@@ -188,6 +188,11 @@ def test_bad_signatures_are_400_and_change_nothing(box: BillingBox) -> None:
         "v0 only": (body, headers | {"stripe-signature": _scheme_only(body, "v0")}),
         "future timestamp": box.double.webhook(event, timestamp=int(time.time()) + 3600),
         "not utf-8": (b"\xff\xfe" + body, headers),
+        "header not text": (body, headers | {"stripe-signature": b"t=1,v1=\xe9\xff"}),
+        "signature not text": (
+            body,
+            headers | {"stripe-signature": f"t={int(time.time())},v1=".encode() + b"\xe9\xff"},
+        ),
     }
     for name, (payload, sent_headers) in cases.items():
         response = box.http.post("/api/v1/stripe/webhook", content=payload, headers=sent_headers)

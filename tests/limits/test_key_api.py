@@ -111,6 +111,21 @@ def test_bad_limits_are_a_400_naming_the_field_and_change_nothing(
     assert box.http(login).get("/api/v1/auth/key").json() == before  # nor anything changed
 
 
+@pytest.mark.parametrize("field", ["limit", "limit_usd_cents", "expires", "models", "Name"])
+def test_a_field_a_key_does_not_have_is_a_400_when_making_one_too(
+    box: Box, account: tuple[str, str, str], field: str
+) -> None:
+    """A misspelt limit (OpenRouter's `limit`, say) must not make a key without the limit the
+    caller meant: POST refuses what it does not know, as PATCH does, and makes no key."""
+    _, login, _ = account
+    before = box.http(login).get("/api/v1/auth/key").json()
+    created = box.http(login).post("/api/v1/auth/key", json={"name": "ci", field: 20})
+    assert created.status_code == 400, created.text
+    error = created.json()["error"]
+    assert error["param"] == field and error["message"].startswith(field)
+    assert box.http(login).get("/api/v1/auth/key").json() == before
+
+
 CLI_BAD = [
     ("--limit-usd", "-1", "limit_usd"),
     ("--limit-usd", "nan", "limit_usd"),

@@ -11,6 +11,7 @@ import pytest
 
 from admin_tui.service_audit import entries as audit_entries
 from admin_tui.services import AdminServices, ModelForm
+from admin_tui.views import KeyLimitsForm
 from codelace_box.db.core import close_database
 from tests.acceptance.cli_tools import Box
 from tests.admin.pilot import make_env
@@ -131,7 +132,7 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
         assert (entry.client, entry.command) == ("admin", command)
         return entry
 
-    call(admin.create_user, "bo@example.com")
+    user = call(admin.create_user, "bo@example.com")
     assert last("users create").after["email"] == "bo@example.com"
     call(admin.set_user_active, "bo@example.com", False)
     assert last("users disable").after["status"] == "disabled"
@@ -156,5 +157,16 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
     assert last("models set").after["input_per_1m"] == "1"
     call(admin.set_model_enabled, "acme/m", False)
     assert last("models disable").after["enabled"] is False
+    full_key, key = call(admin.create_key, user.id, "laptop")
+    entry = last("keys create")
+    assert entry.target == key.id and entry.before is None
+    assert (entry.after["name"], entry.after["key_prefix"]) == ("laptop", full_key[:7])
+    call(admin.set_key_limits, key.id, KeyLimitsForm(limit_usd="5"))
+    assert last("keys update").after["limit_usd"] == "5"
+    call(admin.revoke_key, key.id)
+    assert last("keys revoke").after["revoked"] is True
+    call(admin.set_user_limits, "bo@example.com", "60", "")
+    assert last("users limits").after["rpm"] == 60
     rows = call(audit_entries, 200)
     assert "secret" not in json.dumps([[e.before, e.after] for e in rows])
+    assert full_key not in json.dumps([[e.before, e.after] for e in rows])

@@ -92,6 +92,9 @@ def test_metrics_agree_with_the_usage_rows_after_mixed_traffic(box_factory: BoxF
     assert total(samples, "codelace_http_requests_total", route=route, status_class="2xx") == 4
     assert total(samples, "codelace_http_requests_total", route=route, status_class="4xx") == 2
     assert total(samples, "codelace_http_requests_total", route=route, status_class="5xx") == 1
+    statuses = {"200": 4, "402": 1, "404": 1, "502": 1}  # the SPEC: by route and status
+    for status, count in statuses.items():
+        assert total(samples, "codelace_http_requests_total", route=route, status=status) == count
     for name, series in samples.items():  # bounded labels: never a user or a key
         for labels in series:
             assert not {"user", "user_id", "key", "email"} & {k for k, _ in labels}, name
@@ -134,7 +137,7 @@ def test_text_access_lines_name_the_request_and_never_the_key(box_factory: BoxFa
 def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     box = box_factory(metrics={"token": "scrape-token-123"})
     get = httpx.Client(base_url=box.url, timeout=10).get
-    for headers in ({}, {"authorization": "Bearer wrong"}):
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": b"Bearer \xe9\xff"}):
         answer = get("/metrics", headers=headers)
         assert answer.status_code == 401
         assert answer.json()["error"]["type"] == "authentication_error"
@@ -149,6 +152,33 @@ def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     assert get("/metrics", headers={"x-forwarded-for": "127.0.0.1"}).status_code == 200
     off = box_factory(metrics={"enabled": False})
     assert httpx.get(off.url + "/metrics", timeout=10).status_code == 404
+
+
+def ipv6_available() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_an_ipv4_loopback_client_of_a_dual_stack_box_is_loopback(box_factory: BoxFactory) -> None:
+    """On `host = "::"` an IPv4 client arrives as ::ffff:127.0.0.1: the local Prometheus
+    scraping 127.0.0.1 is on the loopback all the same (so is a proxy's word for it)."""
+    proxied = box_factory(server={"proxies_count": 1})
+    forwarded = {"x-forwarded-for": "::ffff:127.0.0.1"}
+    assert httpx.get(proxied.url + "/metrics", headers=forwarded, timeout=10).status_code == 200
+    outside = {"x-forwarded-for": "::ffff:203.0.113.7"}
+    assert httpx.get(proxied.url + "/metrics", headers=outside, timeout=10).status_code == 403
+    if not ipv6_available():
+        pytest.skip("no IPv6 on this machine: a dual-stack listener cannot be tried")
+    dual = box_factory(server={"host": "::"})
+    answer = httpx.get(dual.url + "/metrics", timeout=10)  # dual.url: http://127.0.0.1:PORT
+    assert answer.status_code == 200, answer.text
+    assert "codelace_http_requests_total" in answer.text
 
 
 def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:

@@ -124,6 +124,12 @@ def test_the_key_dialogs(account_browser: Browser, box: PortalBox) -> None:
     fresh_browser.wait_for(lambda: fresh_browser.button("Save name"), "the rename form")
     check_page(fresh_browser, "rename")
     fresh_browser.button("Cancel").click()
+    fresh_browser.click(
+        lambda: fresh_browser.all("button[aria-label^='Change the limits of key']")[0], "limits"
+    )
+    fresh_browser.wait_for(lambda: fresh_browser.button("Save limits"), "the limits form")
+    check_page(fresh_browser, "limits")
+    fresh_browser.button("Cancel").click()
     fresh_browser.click(lambda: fresh_browser.all("button[aria-label^='Revoke key']")[0], "revoke")
     fresh_browser.wait_for(lambda: fresh_browser.button("Keep it"), "the confirmation")
     check_page(fresh_browser, "revoke confirmation")

@@ -81,6 +81,89 @@ def test_the_cookie_is_secure_when_the_public_url_is_https(
         secure.server.stop()
 
 
+def test_the_cookie_is_secure_behind_a_tls_proxy_it_trusts(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    """Behind a reverse proxy that ends TLS (server.proxies_count = 1, public_url left at its
+    default), the proxy's X-Forwarded-Proto says the browser speaks https: the cookie is
+    Secure. A client the box does not count as a proxy cannot turn it on or off."""
+    behind = start_box(tmp_path, smtp, stripe_double, fake, server={"proxies_count": 1})
+    proxied = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+    try:
+        with behind.http() as client:
+            headers = {**proxied, "origin": "https://box.example.com", "host": "box.example.com"}
+            email = {"email": "tls@proxy.test"}
+            client.post("/portal/api/signin/code", json=email, headers=headers)
+            code = smtp.wait_for("tls@proxy.test").code
+            answer = client.post(
+                "/portal/api/signin/verify",
+                json={"email": "tls@proxy.test", "code": code},
+                headers=headers,
+            )
+            assert answer.status_code == 200, answer.text
+            assert "; secure" in answer.headers["set-cookie"].lower()
+            csrf = answer.json()["csrf_token"]
+            cookie = f"codelace_session={answer.cookies['codelace_session']}"
+            client.cookies.clear()  # the proxy speaks plain http to the box: send it by hand
+            out = client.post(
+                "/portal/api/signout", headers={**headers, "x-csrf-token": csrf, "cookie": cookie}
+            )
+            assert out.status_code == 200, out.text
+            assert "; secure" in out.headers["set-cookie"].lower()
+        with behind.http() as client:  # plain http through the proxy: not Secure
+            plain = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "http"}
+            client.post("/portal/api/signin/code", json={"email": "plain@proxy.test"},
+                        headers={**plain, "origin": behind.url})  # fmt: skip
+            code = smtp.wait_for("plain@proxy.test").code
+            answer = client.post(
+                "/portal/api/signin/verify",
+                json={"email": "plain@proxy.test", "code": code},
+                headers={**plain, "origin": behind.url},
+            )
+            assert answer.status_code == 200, answer.text
+            assert "secure" not in answer.headers["set-cookie"].lower()
+    finally:
+        behind.server.stop()
+
+
+def test_a_forwarded_proto_from_an_untrusted_client_changes_nothing(box: PortalBox) -> None:
+    """Without server.proxies_count no one is a proxy: X-Forwarded-Proto is the client's word."""
+    with box.http() as client:
+        origin = {"origin": box.url, "x-forwarded-proto": "https"}
+        client.post("/portal/api/signin/code", json={"email": "liar@portal.test"}, headers=origin)
+        code = box.smtp.wait_for("liar@portal.test").code
+        answer = client.post(
+            "/portal/api/signin/verify",
+            json={"email": "liar@portal.test", "code": code},
+            headers=origin,
+        )
+    assert answer.status_code == 200, answer.text
+    assert "secure" not in answer.headers["set-cookie"].lower()
+
+
+def test_a_cookie_or_csrf_token_that_is_not_text_is_refused_not_a_500(box: PortalBox) -> None:
+    """Bytes that are no UTF-8 in the cookie (401) or the CSRF header (403): refused like any
+    wrong value."""
+    with box.http() as client:
+        answer = client.get(
+            "/portal/api/overview", headers={"cookie": b"codelace_session=\xe9\xffabc"}
+        )
+        assert answer.status_code == 401, answer.text
+    client, _ = signed_in(box, "bytes@portal.test")
+    refused = client.post(
+        "/portal/api/keys",
+        json={"name": "x"},
+        headers={"x-csrf-token": b"\xe9\xff", "origin": box.url.encode()},
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    bad_origin = {"origin": b"http://\xe9\xff"}
+    for path, body in (("/portal/api/keys", {"name": "x"}), ("/portal/api/signin/code", {})):
+        refused = client.post(path, json=body, headers=bad_origin)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "csrf_failed"
+    client.close()
+
+
 def test_sign_out_ends_the_session_on_the_server(box: PortalBox) -> None:
     client, csrf = signed_in(box, "signout@portal.test")
     cookie = client.cookies["codelace_session"]

@@ -1,7 +1,8 @@
-// Keys: the list (prefix, name, last use, limits when the server has them), create (the full
-// key shown once), rename, revoke with a confirmation.
+// Keys: the list (prefix, name, last use, limits), create (the full key shown once, limits
+// optional), rename, change limits, revoke with a confirmation.
 
 import { api } from "./api.js";
+import { limitFields } from "./limits.js";
 import { busy, copyButton, field, h, messageArea, page, usd, when } from "./ui.js";
 
 const LIMITS = [
@@ -33,6 +34,8 @@ function keyItem(key, refresh, notice) {
   const actions = h("div", { class: "row" },
     h("button", { type: "button", class: "secondary", text: "Rename",
       "aria-label": `Rename key ${keyTitle(key)}`, onclick: () => renameForm(item, key, refresh) }),
+    h("button", { type: "button", class: "secondary", text: "Limits",
+      "aria-label": `Change the limits of key ${keyTitle(key)}`, onclick: () => limitsForm(item, key, refresh) }),
     h("button", { type: "button", class: "danger", text: "Revoke",
       "aria-label": `Revoke key ${keyTitle(key)}`, onclick: () => confirmRevoke(item, key, refresh, notice) }));
   item.append(h("h3", { text: keyTitle(key) }), facts(key), actions);
@@ -61,6 +64,31 @@ function renameForm(item, key, refresh) {
   name.input.focus();
 }
 
+function limitsForm(item, key, refresh) {
+  const limits = limitFields(key, keyTitle(key));
+  const message = messageArea();
+  const save = h("button", { type: "submit", text: "Save limits" });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: refresh });
+  const form = h("form", { novalidate: true }, limits.wrap, message.el, h("div", { class: "row" }, save, cancel));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await busy(save, async () => {
+      try {
+        const changes = limits.values();
+        if (Object.keys(changes).length) {
+          await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, changes);
+        }
+        await refresh();
+      } catch (error) {
+        message.error(error.message);
+        limits.first.focus();
+      }
+    });
+  });
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), form);
+  limits.first.focus();
+}
+
 function confirmRevoke(item, key, refresh, notice) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
@@ -82,17 +110,18 @@ function confirmRevoke(item, key, refresh, notice) {
 
 function createForm(list, refresh) {
   const name = field("Name of the new key", { name: "name", placeholder: "e.g. laptop" }, "Optional; up to 100 characters.");
+  const limits = limitFields(null, "");
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Create key" });
   const shown = h("div");
-  const form = h("form", { novalidate: true }, name.wrap, message.el, h("div", { class: "row" }, submit));
+  const form = h("form", { novalidate: true }, name.wrap, limits.wrap, message.el, h("div", { class: "row" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.clear();
     await busy(submit, async () => {
       try {
-        const made = await api("POST", "/portal/api/keys", { name: name.input.value });
-        name.input.value = "";
+        const made = await api("POST", "/portal/api/keys", { name: name.input.value, ...limits.values() });
+        form.reset();
         showNewKey(shown, made);
         await refresh();
       } catch (error) {

@@ -1,0 +1,48 @@
+// A key's limits as form fields: spending limit, its reset, expiry and allowed models. The page
+// sends what was typed; the server checks it (a bad value is its 400, shown by the form).
+
+import { field, h } from "./ui.js";
+
+const RESETS = [["", "Never"], ["daily", "Daily (00:00 UTC)"], ["weekly", "Weekly (Monday 00:00 UTC)"],
+  ["monthly", "Monthly (the 1st, 00:00 UTC)"]];
+
+let selectCount = 0;
+
+function resetField(label, value) {
+  selectCount += 1;
+  const id = `reset${selectCount}`;
+  const select = h("select", { id, name: "limit_reset" },
+    RESETS.map(([v, text]) => h("option", { value: v, text, selected: v === (value || "") })));
+  return { wrap: h("div", {}, h("label", { for: id, text: label }), select), input: select };
+}
+
+// The fields, filled with a key's current limits (none for a new key); `values()` is the body
+// part to send: the fields that were changed, an emptied one as null ("no limit"). Fields left
+// alone are not sent, so a key that has expired can still have its cap changed.
+export function limitFields(key, title) {
+  const current = key || {};
+  const suffix = title ? ` for ${title}` : "";
+  const cap = field(`Spending limit in USD${suffix}`, { name: "limit_usd", inputmode: "decimal",
+    value: current.limit_usd ?? "" }, "Empty: no limit.");
+  const reset = resetField(`Limit resets${suffix}`, current.limit_reset);
+  const expires = field(`Expires${suffix}`, { name: "expires_at", placeholder: "e.g. 2026-12-31",
+    value: current.expires_at ?? "" }, "A date or time (UTC); empty: never.");
+  const models = field(`Allowed models${suffix}`, { name: "allowed_models",
+    value: Array.isArray(current.allowed_models) ? current.allowed_models.join(", ") : "" },
+  "Model ids, separated by commas; empty: every model.");
+  const typed = () => {
+    const names = models.input.value.split(",").map((m) => m.trim()).filter(Boolean);
+    return {
+      limit_usd: cap.input.value.trim() || null,
+      limit_reset: reset.input.value || null,
+      expires_at: expires.input.value.trim() || null,
+      allowed_models: names.length ? names : null,
+    };
+  };
+  const before = typed();
+  const values = () => Object.fromEntries(Object.entries(typed())
+    .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
+  const wrap = h("fieldset", { class: "limits" }, h("legend", { text: "Limits" }),
+    cap.wrap, reset.wrap, expires.wrap, models.wrap);
+  return { wrap, first: cap.input, values };
+}

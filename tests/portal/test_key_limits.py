@@ -1,0 +1,163 @@
+"""Key limits through the portal (SPEC "The portal": keys with their limits): a signed-in
+browser sets a key's cap, reset, expiry and models when it makes the key and changes them
+later, with the rules of POST/PATCH /api/v1/auth/key (bad values a 400 naming the field and
+nothing changed, an absent field unchanged, null clearing one), and the box enforces them;
+the keys page offers them in a real browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import MODEL, PortalBox, sign_in
+from tests.portal.test_bad_input import alert_after, only_refusals_logged, retype
+
+
+def signed_in(box: PortalBox, email: str) -> tuple[httpx.Client, dict[str, str]]:
+    """A client with a portal session, and the headers a change must carry."""
+    client = box.http()
+    body = box.sign_in_http(client, email)
+    return client, {"x-csrf-token": str(body["csrf_token"]), "origin": box.url}
+
+
+LIMITS = {
+    "limit_usd": 0,
+    "limit_reset": "monthly",
+    "expires_at": "2099-01-01T00:00:00Z",
+    "allowed_models": [MODEL],
+}
+
+
+def test_a_key_made_in_the_portal_carries_its_limits_and_they_hold(box: PortalBox) -> None:
+    email = "limits@portal.test"
+    client, change = signed_in(box, email)
+    box.cli("credit", email, "5", "--reason", "portal limits")
+    made = client.post("/portal/api/keys", json={"name": "ci", **LIMITS}, headers=change)
+    assert made.status_code == 200, made.text
+    new = made.json()
+    assert {field: new[field] for field in LIMITS} == {**LIMITS, "limit_usd": 0.0}
+    listed = {k["id"]: k for k in client.get("/portal/api/keys").json()}[new["id"]]
+    assert listed["limit_usd"] == 0.0 and listed["spent_usd"] == 0.0
+    assert listed["allowed_models"] == [MODEL] and listed["limit_reset"] == "monthly"
+    sdk = openai.OpenAI(base_url=box.url + "/v1", api_key=new["full_key"], max_retries=0)
+    with pytest.raises(openai.APIStatusError) as refused:
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.status_code == 402 and refused.value.code == "key_limit_reached"
+
+    raised = client.patch(f"/portal/api/keys/{new['id']}", json={"limit_usd": 2}, headers=change)
+    assert raised.status_code == 200, raised.text
+    after = raised.json()
+    assert after["limit_usd"] == 2.0 and after["name"] == "ci"  # absent fields unchanged
+    assert after["limit_reset"] == "monthly" and after["allowed_models"] == [MODEL]
+    answer = sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content
+
+    cleared = client.patch(
+        f"/portal/api/keys/{new['id']}",
+        json={"limit_usd": None, "limit_reset": None, "expires_at": None, "allowed_models": None},
+        headers=change,
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert {field: cleared.json()[field] for field in LIMITS} == dict.fromkeys(LIMITS)
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"limit_usd": -1}, "limit_usd"),
+        ({"limit_reset": "yearly"}, "limit_reset"),
+        ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+        ({"allowed_models": ["nobody/nothing"]}, "allowed_models"),
+        ({"allowed_models": MODEL}, "allowed_models"),
+    ],
+)
+def test_bad_limits_are_a_400_naming_the_field_and_change_nothing(
+    box: PortalBox, body: dict[str, Any], param: str
+) -> None:
+    email = f"bad-{param}-{len(str(body))}@portal.test"
+    client, change = signed_in(box, email)
+    made = client.post("/portal/api/keys", json={"name": "x", **body}, headers=change)
+    assert made.status_code == 400, made.text
+    assert made.json()["error"]["param"] == param
+    assert client.get("/portal/api/keys").json() == []  # no key was made
+    key = client.post("/portal/api/keys", json={"name": "x"}, headers=change).json()
+    patched = client.patch(f"/portal/api/keys/{key['id']}", json=body, headers=change)
+    assert patched.status_code == 400, patched.text
+    assert patched.json()["error"]["param"] == param
+    (listed,) = client.get("/portal/api/keys").json()
+    assert {field: listed[field] for field in LIMITS} == dict.fromkeys(LIMITS)
+    client.close()
+
+
+def test_an_unknown_field_of_a_key_is_a_400(box: PortalBox) -> None:
+    client, change = signed_in(box, "unknown-field@portal.test")
+    key = client.post("/portal/api/keys", json={"name": "x"}, headers=change).json()
+    patched = client.patch(f"/portal/api/keys/{key['id']}", json={"limit": 5}, headers=change)
+    assert patched.status_code == 400 and patched.json()["error"]["param"] == "limit"
+    client.close()
+
+
+def test_the_keys_page_sets_changes_and_clears_limits(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A person makes a key with a cap of $0 and one model, sees the key refused, raises the
+    cap on the page, sees it work, then clears every limit; a bad value is said in the page."""
+    from selenium.webdriver.support.ui import Select
+
+    email = "limitspage@portal.test"
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    box.cli("credit", email, "5", "--reason", "portal limits page")
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    browser.field("Name of the new key").send_keys("ci")
+    browser.field("Spending limit in USD").send_keys("0")
+    Select(browser.field("Limit resets")).select_by_value("weekly")
+    browser.field("Expires").send_keys("2099-06-30")
+    browser.field("Allowed models").send_keys(MODEL)
+    browser.button("Create key").click()
+    full_key = browser.wait_for(lambda: browser.field("Your new key"), "the new key").get_attribute(
+        "value"
+    )
+    item = browser.wait_for(lambda: browser.css("article.key"), "the key in the list")
+    assert "Spending limit" in item.text and "$0.00" in item.text and "weekly" in item.text
+    assert MODEL in item.text and "2099-06-30" in item.text
+    sdk = openai.OpenAI(base_url=box.url + "/v1", api_key=full_key, max_retries=0)
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(openai.APIStatusError) as refused:
+        sdk.chat.completions.create(**chat)
+    assert refused.value.code == "key_limit_reached"
+
+    browser.click(lambda: browser.css("button[aria-label='Change the limits of key ci']"), "limits")
+    cap = browser.field("Spending limit in USD for ci")
+    retype(cap, "-3")
+    assert "limit_usd" in alert_after(browser, "Save limits")
+    retype(cap, "2.5")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "$2.50" in browser.css("article.key").text, "the raised cap")
+    assert "weekly" in browser.css("article.key").text  # the fields left alone are unchanged
+    assert sdk.chat.completions.create(**chat).choices[0].message.content
+
+    browser.click(lambda: browser.css("button[aria-label='Change the limits of key ci']"), "limits")
+    for label in ("Spending limit in USD for ci", "Expires for ci", "Allowed models for ci"):
+        retype(browser.field(label), "")
+    Select(browser.field("Limit resets for ci")).select_by_value("")
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "Spending limit" not in browser.css("article.key").text, "cleared")
+    (listed,) = [k for k in box_keys(box, email) if k[0] == full_key[:7]]
+    assert listed[1:] == (None, None, None, None)
+    only_refusals_logged(browser)
+
+
+def box_keys(box: PortalBox, email: str) -> list[tuple[Any, ...]]:
+    """(prefix, limit, reset, expiry, models) of the user's keys, from the database."""
+    return box.query(
+        "SELECT k.key_prefix, k.limit_nanos, k.limit_reset, k.expires_at, k.allowed_models "
+        'FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?',
+        email,
+    )
