@@ -90,8 +90,8 @@ def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> boo
         return True
     if hotpath.key_budgeted(tx, key_id):
         raise InsufficientCredits(
-            "this API key has reached its spend limit for the period: raise limit_usd or wait "
-            "for the reset",
+            "this request's worst case does not fit what is left of this API key's spend "
+            "limit for the period: lower max_tokens, raise limit_usd or wait for the reset",
             code="key_limit_reached",
         )
     return False
