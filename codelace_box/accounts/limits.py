@@ -177,7 +177,10 @@ def _iso_moment(text: str, field: str) -> datetime:
     except ValueError:
         raise _bad(field, f"cannot read {text[:40]!r}: give an ISO 8601 time") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
+            raise _bad(field, f"{text[:40]} is out of range (years 1 to 9999, UTC)") from None
     return moment
 
 

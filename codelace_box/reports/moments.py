@@ -22,11 +22,13 @@ def parse_moment(text: str, now: datetime | None = None, option: str = "--since"
         return (now or utcnow()) - span
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-    except ValueError:
+        if moment is not None and moment.tzinfo:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: past year 9999 (or before 1) in UTC
         moment = None
     if moment is None:
         raise InvalidRequest(
             f"{option} {text!r}: expected an ISO date (2026-03-01, 2026-03-01T12:00) or 24h / 7d",
             param=option.removeprefix("--"),
         )
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment

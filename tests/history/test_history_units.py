@@ -175,7 +175,18 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
     assert parse_since(text, now=NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "7w", "-1d", "2026-13-01", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "7w",
+        "-1d",
+        "2026-13-01",
+        "",
+        "9999-12-31T23:00:00-05:00",
+        "0001-01-01T00:00+01:00",
+    ],
+)
 def test_a_bad_since_is_one_clear_error(text: str) -> None:
     with pytest.raises(InvalidRequest, match="--since"):
         parse_since(text, now=NOW)

@@ -28,6 +28,8 @@ BAD: list[tuple[str, Any]] = [
     ("expires_at", "2001-01-01T00:00:00Z"),
     ("expires_at", "next tuesday"),
     ("expires_at", 1893456000),
+    ("expires_at", "9999-12-31T23:59:59-01:00"),  # past year 9999 in UTC
+    ("expires_at", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
     ("allowed_models", ["fake/no-such-model"]),
     ("allowed_models", "fake/gpt-test"),
     ("allowed_models", []),
@@ -133,6 +135,7 @@ CLI_BAD = [
     ("--limit-reset", "yearly", "limit_reset"),
     ("--expires", "2001-01-01", "expires_at"),
     ("--expires", "soon", "expires_at"),
+    ("--expires", "9999-12-31T23:00:00-05:00", "expires_at"),
     ("--models", "fake/no-such-model", "allowed_models"),
 ]
 
