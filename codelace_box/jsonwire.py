@@ -2,10 +2,11 @@
 
 `dumps` writes compact UTF-8 (what `json.dumps(separators=(",", ":"), ensure_ascii=False)`
 writes, as bytes); a value orjson refuses (an integer past 64 bits, a key that is not a string)
-is written by the json module, as before, and text that is no UTF-8 (a lone surrogate: how
-Sanic hands over a header's bytes that are no UTF-8, which an error message may echo) as its
-`\\uXXXX` escape. One difference: a float NaN or infinity (only an upstream's JSON can hold
-one) is written `null`, valid JSON, where json wrote `NaN`.
+is written by the json module, as before, and so is text that is no UTF-8 (a lone surrogate:
+how Sanic hands over a header's bytes that are no UTF-8, which an error message may echo), each
+lone surrogate as its `\\uXXXX` escape and the rest as UTF-8. One difference: a float NaN or
+infinity (only an upstream's JSON can hold one) is written `null`, valid JSON, where json wrote
+`NaN`.
 `loads` gives what `json.loads` gives, value or error: text with a run of 19 digits (a number
 orjson would read as a float), text with 255 or more brackets (which could nest deeper than
 json reads) and anything orjson refuses (NaN, a lone surrogate escape, a
@@ -22,7 +23,6 @@ from typing import Any
 import orjson
 
 _std_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_ascii_dumps = json.JSONEncoder(separators=(",", ":")).encode
 # A run of 19 digits, found as 19 zeros once every digit is a zero (bytes.translate and a
 # substring search: about 1 µs a kilobyte, where a regular expression took 15).
 _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
@@ -37,10 +37,9 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is one
         text = _std_dumps(value)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:  # a lone surrogate (a header's bytes that are no UTF-8, echoed)
-        return _ascii_dumps(value).encode()  # written as its \uXXXX escape: still JSON
+    # A lone surrogate (a header's bytes that are no UTF-8, echoed) can only stand inside a
+    # JSON string, where Python's \uXXXX for it is JSON's escape too; the rest stays UTF-8.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def loads(raw: bytes | bytearray | str, fallback: Callable[[Any], Any] = json.loads) -> Any:

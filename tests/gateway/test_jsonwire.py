@@ -79,7 +79,8 @@ def test_dumps_writes_compact_utf8_json(value: Any) -> None:
 
 def test_dumps_writes_a_lone_surrogate_as_its_escape() -> None:
     """Text that is no UTF-8 (a header's bytes Sanic hands over as surrogates, echoed in an
-    error; an upstream's lone \\ud800 escape) is written as JSON's escape, not an error."""
-    written = dumps({"a": "\ud800", "b": "é"})
-    assert written == b'{"a":"\\ud800","b":"\\u00e9"}'
-    assert json.loads(written) == {"a": "\ud800", "b": "é"}
+    error; an upstream's lone \\ud800 escape) is written as JSON's escape, not an error; the
+    rest is written as ever (UTF-8 text as UTF-8, a number past 64 bits as its digits)."""
+    written = dumps({"a": "\ud800", "b": "é", "c": "\\\udcff", "n": 2**64})
+    assert written == '{"a":"\\ud800","b":"é","c":"\\\\\\udcff","n":18446744073709551616}'.encode()
+    assert json.loads(written) == {"a": "\ud800", "b": "é", "c": "\\\udcff", "n": 2**64}
