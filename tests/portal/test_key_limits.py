@@ -161,3 +161,40 @@ def box_keys(box: PortalBox, email: str) -> list[tuple[Any, ...]]:
         'FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?',
         email,
     )
+
+
+def test_after_a_keys_form_the_keyboard_is_back_on_the_button_that_opened_it(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """The list is drawn anew when a form of a key is saved or cancelled: focus goes back to
+    that key's button, not to the top of the page (a keyboard user kept their place)."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = fresh_browser
+    sign_in(browser, box, "keyboard-limits@portal.test")
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    for name in ("first", "second"):
+        retype(browser.field("Name of the new key"), name)
+        browser.button("Create key").click()
+        browser.wait_for(lambda n=name: n in browser.css("#key-list").text, f"key {name}")
+
+    def focused_label() -> str:
+        return str(browser.driver.switch_to.active_element.get_attribute("aria-label"))
+
+    for opener, finish in (
+        ("Change the limits of key second", "Save limits"),
+        ("Change the limits of key second", "Cancel"),
+        ("Rename key second", "Save name"),
+        ("Rename key second", "Cancel"),
+        ("Revoke key second", "Keep it"),
+    ):
+        browser.css(f"button[aria-label='{opener}']").send_keys(Keys.ENTER)
+        browser.wait_for(lambda f=finish: browser.button(f), finish)
+        if finish == "Save limits":
+            browser.driver.switch_to.active_element.send_keys("3", Keys.ENTER)  # the cap, typed
+        else:
+            browser.button(finish).send_keys(Keys.ENTER)
+        browser.wait_for(lambda o=opener: focused_label() == o, f"focus back on {opener!r}")
+    assert "$3.00" in browser.css("article.key[aria-label='Key second']").text
+    only_refusals_logged(browser)

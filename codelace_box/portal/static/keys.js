@@ -30,30 +30,44 @@ function keyTitle(key) {
 }
 
 function keyItem(key, refresh, notice) {
-  const item = h("article", { class: "key", "aria-label": `Key ${keyTitle(key)}` });
+  const item = h("article", { class: "key", "aria-label": `Key ${keyTitle(key)}`, "data-key": key.id });
   const actions = h("div", { class: "row" },
     h("button", { type: "button", class: "secondary", text: "Rename",
-      "aria-label": `Rename key ${keyTitle(key)}`, onclick: () => renameForm(item, key, refresh) }),
+      "aria-label": `Rename key ${keyTitle(key)}`, "data-action": "rename",
+      onclick: () => renameForm(item, key, refresh) }),
     h("button", { type: "button", class: "secondary", text: "Limits",
-      "aria-label": `Change the limits of key ${keyTitle(key)}`, onclick: () => limitsForm(item, key, refresh) }),
+      "aria-label": `Change the limits of key ${keyTitle(key)}`, "data-action": "limits",
+      onclick: () => limitsForm(item, key, refresh) }),
     h("button", { type: "button", class: "danger", text: "Revoke",
-      "aria-label": `Revoke key ${keyTitle(key)}`, onclick: () => confirmRevoke(item, key, refresh, notice) }));
+      "aria-label": `Revoke key ${keyTitle(key)}`, "data-action": "revoke",
+      onclick: () => confirmRevoke(item, key, refresh, notice) }));
   item.append(h("h3", { text: keyTitle(key) }), facts(key), actions);
   return item;
 }
 
+// The list is drawn anew after a form is saved or cancelled: the keyboard's place goes back to
+// the button that opened the form, not to the top of the page.
+function backTo(key, action, refresh) {
+  return async () => {
+    await refresh();
+    const item = document.querySelector(`article[data-key="${CSS.escape(key.id)}"]`);
+    item?.querySelector(`button[data-action="${action}"]`)?.focus();
+  };
+}
+
 function renameForm(item, key, refresh) {
+  const done = backTo(key, "rename", refresh);
   const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
   const message = messageArea();
   const save = h("button", { type: "submit", text: "Save name" });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: refresh });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: done });
   const form = h("form", { novalidate: true }, name.wrap, message.el, h("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     await busy(save, async () => {
       try {
         await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, { name: name.input.value });
-        await refresh();
+        await done();
       } catch (error) {
         message.error(error.message);
         name.input.focus();
@@ -65,10 +79,11 @@ function renameForm(item, key, refresh) {
 }
 
 function limitsForm(item, key, refresh) {
+  const done = backTo(key, "limits", refresh);
   const limits = limitFields(key, keyTitle(key));
   const message = messageArea();
   const save = h("button", { type: "submit", text: "Save limits" });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: refresh });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: done });
   const form = h("form", { novalidate: true }, limits.wrap, message.el, h("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -78,7 +93,7 @@ function limitsForm(item, key, refresh) {
         if (Object.keys(changes).length) {
           await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, changes);
         }
-        await refresh();
+        await done();
       } catch (error) {
         message.error(error.message);
         limits.first.focus();
@@ -92,7 +107,8 @@ function limitsForm(item, key, refresh) {
 function confirmRevoke(item, key, refresh, notice) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
-  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: refresh });
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it",
+    onclick: backTo(key, "revoke", refresh) });
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
