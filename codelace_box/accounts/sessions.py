@@ -30,6 +30,7 @@ class Session:
     user_id: int
     email: str
     csrf_token: str
+    user_uuid: str = ""  # the account's public id (the access line's user id)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def start_session(user: User, secret_key: str, ttl_sec: int) -> NewSession:
         row = PortalSession.create(
             user=user.id, token_hash=token_hash, expires_at=now + timedelta(seconds=ttl_sec)
         )
-    session = Session(row.id, user.id, user.email, csrf_token(secret_key, token_hash))
+    session = Session(row.id, user.id, user.email, csrf_token(secret_key, token_hash), user.uuid)
     return NewSession(session, token, ttl_sec)
 
 
@@ -76,7 +77,8 @@ def find_session(token: str | None, secret_key: str) -> Session | None:
     )
     if row is None or row.user.status != "active":
         return None
-    return Session(row.id, row.user.id, row.user.email, csrf_token(secret_key, token_hash))
+    user = row.user
+    return Session(row.id, user.id, user.email, csrf_token(secret_key, token_hash), user.uuid)
 
 
 def require_session(token: str | None, secret_key: str) -> Session:

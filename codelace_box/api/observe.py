@@ -77,7 +77,10 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
         "status": status,
         "duration_ms": round(duration * 1000, 1),
         "model": call.route.id if call is not None else None,
-        "user_id": auth.user_uuid if auth is not None else None,  # the public id
+        # the account's public id: of the API key, or of the portal's session
+        "user_id": auth.user_uuid
+        if auth is not None
+        else getattr(request.ctx, "portal_user", None),
         "key_prefix": _key_prefix(request),
     }
     args = (

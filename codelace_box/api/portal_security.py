@@ -72,8 +72,10 @@ def session_token(request: Request) -> str | None:
 
 
 def current_session(request: Request) -> Session:
-    """The caller's portal session (401 without one)."""
-    return require_session(session_token(request), request.app.ctx.secret_key)
+    """The caller's portal session (401 without one); its account is the access line's user."""
+    session = require_session(session_token(request), request.app.ctx.secret_key)
+    request.ctx.portal_user = session.user_uuid
+    return session
 
 
 def check_origin(request: Request) -> None:

@@ -334,3 +334,14 @@ def test_the_readme_shows_a_small_screenshot_of_the_portal() -> None:
     assert len(png) < 100_000
     variance, levels = luminance_spread(png)
     assert variance > 50 and levels > 8
+
+
+def test_the_access_line_of_a_portal_call_names_its_account(box: PortalBox) -> None:
+    """As an API key's call does: the account's public id, never its email."""
+    client, _ = signed_in(box, "logged@portal.test")
+    assert client.get("/portal/api/keys").status_code == 200
+    client.close()
+    (uuid,) = box.query("SELECT uuid FROM user WHERE email = ?", "logged@portal.test")[0]
+    lines = [line for line in box.server.log_text().splitlines() if "/portal/api/keys" in line]
+    assert any(f"user={uuid} " in line for line in lines), lines[-3:]
+    assert not any("logged@portal.test" in line for line in lines)
