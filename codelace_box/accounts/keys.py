@@ -39,13 +39,12 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
-from codelace_box.db.ids import canonical_uuid, uuid_prefix
+from codelace_box.db.ids import canonical_uuid, one_by_prefix, uuid_prefix
 from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
     AuthenticationFailed,
     CodelaceError,
-    Conflict,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -58,7 +57,6 @@ _BASE62 = string.ascii_letters + string.digits
 MAX_KEY_NAME = 100
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
 OLD_ID_DIGITS = 8  # all-digit key ids shorter than this are the integer ids of before
-MAX_SHOWN_MATCHES = 5  # keys an ambiguous prefix names
 
 
 @dataclass(frozen=True)
@@ -192,17 +190,10 @@ def find_key(key_ref: str) -> ApiKey:
             code="invalid_key_id",
         )
     query = ApiKey.select().where(ApiKey.uuid.startswith(prefix), ApiKey.revoked_at.is_null())
-    found = list(query.order_by(ApiKey.uuid).limit(MAX_SHOWN_MATCHES + 1))
-    if not found:
+    key: ApiKey | None = one_by_prefix(query, prefix, "key id", "ambiguous_key_id")
+    if key is None:
         raise _no_such_key(key_ref)
-    if len(found) > 1:
-        shown = ", ".join(k.uuid for k in found[:MAX_SHOWN_MATCHES])
-        more = ", ..." if len(found) > MAX_SHOWN_MATCHES else ""
-        raise Conflict(
-            f"key id prefix {prefix!r} is ambiguous: it matches {shown}{more}; give more of it",
-            code="ambiguous_key_id",
-        )
-    return found[0]
+    return key
 
 
 def _no_such_key(key_ref: str) -> NotFound:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from peewee import IntegrityError, fn
 
 from codelace_box.db.core import exclusive, utcnow, write_transaction
-from codelace_box.db.ids import uuid_prefix
+from codelace_box.db.ids import one_by_prefix, uuid_prefix
 from codelace_box.db.models import AccountUsage, ApiKey, User
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 
@@ -90,27 +90,17 @@ def get_user(email: str) -> User:
     return user
 
 
-MAX_SHOWN_MATCHES = 5  # accounts an ambiguous id prefix names
-
-
 def get_account(ref: str) -> User:
     """The account an operator names: by email, or (no '@') by its UUID or a unique start of
     it, as the CLI shows them. NotFound if none; Conflict naming them if several match."""
     prefix = uuid_prefix(ref) if "@" not in ref else None
     if prefix is None:
         return get_user(ref)
-    query = User.select().where(User.uuid.startswith(prefix)).order_by(User.uuid)
-    found = list(query.limit(MAX_SHOWN_MATCHES + 1))
-    if not found:
+    query = User.select().where(User.uuid.startswith(prefix))
+    user: User | None = one_by_prefix(query, prefix, "user id", "ambiguous_user_id")
+    if user is None:
         raise NotFound(f"no user with email or id {prefix!r}", code="user_not_found")
-    if len(found) > 1:
-        shown = ", ".join(u.uuid for u in found[:MAX_SHOWN_MATCHES])
-        more = ", ..." if len(found) > MAX_SHOWN_MATCHES else ""
-        raise Conflict(
-            f"user id prefix {prefix!r} is ambiguous: it matches {shown}{more}; give more of it",
-            code="ambiguous_user_id",
-        )
-    return found[0]
+    return user
 
 
 def get_user_by_id(user_id: int) -> User:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
+
+from codelace_box.errors import Conflict
 
 _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
 UUID_LENGTH = 36
+MAX_SHOWN_MATCHES = 5  # rows an ambiguous id prefix names
 
 
 def new_uuid() -> str:
@@ -33,3 +37,17 @@ def uuid_prefix(text: str) -> str | None:
     if not 0 < len(lowered) <= UUID_LENGTH or not _PREFIX.fullmatch(lowered):
         return None
     return lowered
+
+
+def one_by_prefix(query: Any, prefix: str, what: str, code: str) -> Any | None:
+    """The one row of `query` (the rows whose uuid starts with `prefix`), or None if there is
+    none; several: a 409 `code` that names the first few ("`what` prefix ... is ambiguous")."""
+    found = list(query.order_by(query.model.uuid).limit(MAX_SHOWN_MATCHES + 1))
+    if len(found) > 1:
+        shown = ", ".join(row.uuid for row in found[:MAX_SHOWN_MATCHES])
+        more = ", ..." if len(found) > MAX_SHOWN_MATCHES else ""
+        raise Conflict(
+            f"{what} prefix {prefix!r} is ambiguous: it matches {shown}{more}; give more of it",
+            code=code,
+        )
+    return found[0] if found else None
