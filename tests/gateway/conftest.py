@@ -148,22 +148,27 @@ async def batch(migrated_db: Path) -> AsyncIterator[Any]:
         stop_db_thread()
 
 
-@pytest.fixture
-def pg_box(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[Box]:
-    """One box on a fresh PostgreSQL database, wired to the fake upstream."""
+def pg_box_at(tmp_path: Path, url: str, fake: FakeOpenAI, env: dict[str, str] | None = None) -> Box:
+    """A box on the PostgreSQL database at `url`, wired to the fake upstream, serving (the
+    caller stops it)."""
     port = free_port()
     sections = {
         "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
-        "database": {"path": str(tmp_path / "data" / "codelace.db"), "url": pg_url},
+        "database": {"path": str(tmp_path / "data" / "codelace.db"), "url": url},
     }
     config = write_config(tmp_path / "codelace.toml", sections)
     box = Box(None, config, Path(), fake)  # type: ignore[arg-type]
     box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
     box.cli("models", "set", MODEL, *MODEL_PRICES)
-    box.server = ServerProcess(config, port)
-    box.server.launch()
+    box.server = ServerProcess(config, port, env=env).start()
+    return box
+
+
+@pytest.fixture
+def pg_box(tmp_path: Path, pg_url: str, fake: FakeOpenAI) -> Iterator[Box]:
+    """One box on a fresh PostgreSQL database, wired to the fake upstream."""
+    box = pg_box_at(tmp_path, pg_url, fake)
     try:
-        box.server.wait_healthy(30)
         yield box
     finally:
         box.server.stop()

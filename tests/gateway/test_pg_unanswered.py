@@ -21,9 +21,8 @@ import pytest
 from codelace_box.db.core import close_database, database, open_database
 from tests.fakes.database_host import DatabaseHost
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
-from tests.pg_cluster import SHARED_SECRET, wanted_engine
-from tests.support import ServerProcess, free_port, write_config
+from tests.gateway.conftest import MODEL, Box, pg_box_at
+from tests.pg_cluster import wanted_engine
 
 pytestmark = [
     pytest.mark.timeout(150),
@@ -59,17 +58,8 @@ def host(pg_url: str) -> Iterator[DatabaseHost]:
 @pytest.fixture
 def box(tmp_path: Path, pg_url: str, host: DatabaseHost, fake: FakeOpenAI) -> Iterator[Box]:
     """A box whose database is reached through `host`; its sweep every half second."""
-    port = free_port()
     url = _via(pg_url, host.port)
-    sections = {
-        "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
-        "database": {"path": str(tmp_path / "data" / "codelace.db"), "url": url},
-    }
-    config = write_config(tmp_path / "codelace.toml", sections)
-    box = Box(None, config, Path(), fake)  # type: ignore[arg-type]
-    box.cli(*PROVIDER_ADD, fake.base_url, "--key", "sk-fake-key-0001")
-    box.cli("models", "set", MODEL, *MODEL_PRICES)
-    box.server = ServerProcess(config, port, env={"CODELACE_HOLD_SWEEP_SEC": "0.5"}).start()
+    box = pg_box_at(tmp_path, url, fake, env={"CODELACE_HOLD_SWEEP_SEC": "0.5"})
     yield box
     host.answer_again()  # its stop writes what it counted
     box.server.stop()
