@@ -40,17 +40,24 @@ class PortalBox(BoxDriver):
 
     def sign_in_http(self, client: httpx.Client, email: str) -> dict[str, Any]:
         """Sign a plain HTTP client in through the portal's endpoints (the code from the sink)."""
-        origin = {"origin": self.url}
-        before = len(self.smtp.messages_to(email))
-        asked = client.post("/portal/api/signin/code", json={"email": email}, headers=origin)
-        assert asked.status_code == 200, asked.text
-        code = self.smtp.wait_for(email, count=before + 1).code
-        verified = client.post(
-            "/portal/api/signin/verify", json={"email": email, "code": code}, headers=origin
-        )
+        verified = self.verify_answer(client, email)
         assert verified.status_code == 200, verified.text
         body: dict[str, Any] = verified.json()
         return body
+
+    def verify_answer(
+        self, client: httpx.Client, email: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """Ask for a code and verify it, with the page's Origin (and `headers`): the verify
+        call's raw answer."""
+        sent = {"origin": self.url, **(headers or {})}
+        before = len(self.smtp.messages_to(email))
+        asked = client.post("/portal/api/signin/code", json={"email": email}, headers=sent)
+        assert asked.status_code == 200, asked.text
+        code = self.smtp.wait_for(email, count=before + 1).code
+        return client.post(
+            "/portal/api/signin/verify", json={"email": email, "code": code}, headers=sent
+        )
 
 
 @pytest.fixture(scope="module")

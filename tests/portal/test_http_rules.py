@@ -33,14 +33,7 @@ def test_verify_sets_an_httponly_strict_cookie_and_mints_no_key(box: PortalBox) 
         assert len(verify) == 1 and not verify[0].secure
     # the raw header, as the browser reads it
     with box.http() as client:
-        origin = {"origin": box.url}
-        client.post("/portal/api/signin/code", json={"email": "raw@portal.test"}, headers=origin)
-        code = box.smtp.wait_for("raw@portal.test").code
-        answer = client.post(
-            "/portal/api/signin/verify",
-            json={"email": "raw@portal.test", "code": code},
-            headers=origin,
-        )
+        answer = box.verify_answer(client, "raw@portal.test")
     header = answer.headers["set-cookie"].lower()
     assert "httponly" in header and "samesite=strict" in header and "path=/" in header
     assert "secure" not in header  # http://127.0.0.1: not https
@@ -64,17 +57,8 @@ def test_the_cookie_is_secure_when_the_public_url_is_https(
     )
     try:
         with secure.http() as client:
-            client.post(
-                "/portal/api/signin/code",
-                json={"email": "tls@portal.test"},
-                headers={"origin": "https://box.example.com"},
-            )
-            code = smtp.wait_for("tls@portal.test").code
-            answer = client.post(
-                "/portal/api/signin/verify",
-                json={"email": "tls@portal.test", "code": code},
-                headers={"origin": "https://box.example.com"},
-            )
+            tls = {"origin": "https://box.example.com"}
+            answer = secure.verify_answer(client, "tls@portal.test", tls)
         assert answer.status_code == 200, answer.text
         assert "; secure" in answer.headers["set-cookie"].lower()
     finally:
@@ -92,14 +76,7 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_it_trusts(
     try:
         with behind.http() as client:
             headers = {**proxied, "origin": "https://box.example.com", "host": "box.example.com"}
-            email = {"email": "tls@proxy.test"}
-            client.post("/portal/api/signin/code", json=email, headers=headers)
-            code = smtp.wait_for("tls@proxy.test").code
-            answer = client.post(
-                "/portal/api/signin/verify",
-                json={"email": "tls@proxy.test", "code": code},
-                headers=headers,
-            )
+            answer = behind.verify_answer(client, "tls@proxy.test", headers)
             assert answer.status_code == 200, answer.text
             assert "; secure" in answer.headers["set-cookie"].lower()
             csrf = answer.json()["csrf_token"]
@@ -112,14 +89,7 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_it_trusts(
             assert "; secure" in out.headers["set-cookie"].lower()
         with behind.http() as client:  # plain http through the proxy: not Secure
             plain = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "http"}
-            client.post("/portal/api/signin/code", json={"email": "plain@proxy.test"},
-                        headers={**plain, "origin": behind.url})  # fmt: skip
-            code = smtp.wait_for("plain@proxy.test").code
-            answer = client.post(
-                "/portal/api/signin/verify",
-                json={"email": "plain@proxy.test", "code": code},
-                headers={**plain, "origin": behind.url},
-            )
+            answer = behind.verify_answer(client, "plain@proxy.test", plain)
             assert answer.status_code == 200, answer.text
             assert "secure" not in answer.headers["set-cookie"].lower()
     finally:
@@ -129,14 +99,7 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_it_trusts(
 def test_a_forwarded_proto_from_an_untrusted_client_changes_nothing(box: PortalBox) -> None:
     """Without server.proxies_count no one is a proxy: X-Forwarded-Proto is the client's word."""
     with box.http() as client:
-        origin = {"origin": box.url, "x-forwarded-proto": "https"}
-        client.post("/portal/api/signin/code", json={"email": "liar@portal.test"}, headers=origin)
-        code = box.smtp.wait_for("liar@portal.test").code
-        answer = client.post(
-            "/portal/api/signin/verify",
-            json={"email": "liar@portal.test", "code": code},
-            headers=origin,
-        )
+        answer = box.verify_answer(client, "liar@portal.test", {"x-forwarded-proto": "https"})
     assert answer.status_code == 200, answer.text
     assert "secure" not in answer.headers["set-cookie"].lower()
 
