@@ -149,6 +149,19 @@ def json_response(
     return BoxResponse(data, status=status, headers=headers, content_type=JSON_TYPE)
 
 
+def limit_arg(request: Request, default: int, most: int) -> int:
+    """The `?limit=` of a list: `default` when absent; 400 `invalid_limit` unless it is a whole
+    number (ASCII digits) from 1 to `most`."""
+    raw = request.args.get("limit")
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise InvalidRequest(
+            f"limit must be an integer from 1 to {most}", code="invalid_limit", param="limit"
+        )
+    return int(raw)
+
+
 def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer ...` header, if any."""
     header = request.headers.get("authorization", "")

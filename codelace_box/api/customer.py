@@ -5,11 +5,10 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import READ, json_response, require_auth
+from codelace_box.api.common import READ, json_response, limit_arg, require_auth
 from codelace_box.api.views import balance_view, usage_view
 from codelace_box.db.models import User
 from codelace_box.db.offload import run_in_db_thread
-from codelace_box.errors import InvalidRequest
 from codelace_box.reports.usage import usage_summary
 
 bp = Blueprint("customer", url_prefix="/api/v1/customer")
@@ -25,26 +24,11 @@ async def balance(request: Request) -> HTTPResponse:
     return json_response(balance_view(user))
 
 
-def _limit(request: Request) -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return DEFAULT_USAGE_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_USAGE_LIMIT:
-        raise InvalidRequest(
-            f"limit must be an integer from 1 to {MAX_USAGE_LIMIT}",
-            code="invalid_limit",
-            param="limit",
-        )
-    return limit
-
-
 @bp.route("/usage", methods=READ)
 async def usage(request: Request) -> HTTPResponse:
     """The caller's totals and most recent requests (newest first)."""
     auth = await require_auth(request)
-    summary = await run_in_db_thread(usage_summary, auth.user_id, _limit(request))
+    summary = await run_in_db_thread(
+        usage_summary, auth.user_id, limit_arg(request, DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT)
+    )
     return json_response(usage_view(summary))

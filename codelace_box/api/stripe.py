@@ -15,7 +15,7 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
-from codelace_box.api.common import READ, json_body, json_response, require_auth
+from codelace_box.api.common import READ, json_body, json_response, limit_arg, require_auth
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.payments import (
@@ -88,17 +88,8 @@ async def webhook(request: Request) -> HTTPResponse:
 async def payment_history(request: Request) -> HTTPResponse:
     """The caller's payments (top-ups, trial, admin credits), newest first."""
     auth = await require_auth(request)
-    limit = _limit_arg(request)
+    limit = limit_arg(request, DEFAULT_LIMIT, MAX_LIMIT)
     return json_response([payment_view(p) for p in list_payments(auth.user_id, limit)])
-
-
-def _limit_arg(request: Request) -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", param="limit")
-    return int(raw)
 
 
 _STYLE = (

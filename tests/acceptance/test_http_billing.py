@@ -218,3 +218,15 @@ def test_a_correctly_signed_but_odd_event_is_never_a_5xx(box: Box, payload: byte
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert_envelope(response, response.status_code)
+
+
+@pytest.mark.parametrize("route", ["/api/v1/customer/usage", "/api/v1/customer/payment"])
+def test_both_lists_refuse_a_bad_limit_the_same_way(box: Box, route: str) -> None:
+    _, key = box.new_user()
+    with box.http(key) as http:
+        assert http.get(route, params={"limit": 1}).status_code == 200
+        for bad in ("0", "-1", "1.5", "ten", " 5", "\u0663", "100000"):
+            answer = http.get(route, params={"limit": bad})
+            assert_envelope(answer, 400)
+            error = answer.json()["error"]
+            assert (error["code"], error.get("param")) == ("invalid_limit", "limit"), bad
