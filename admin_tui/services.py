@@ -43,7 +43,7 @@ from codelace_box.billing import credits, ledger
 from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
-from codelace_box.db.core import close_database, durable, open_database, utcnow
+from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
 from codelace_box.db.offload import DbThread
 from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
@@ -251,8 +251,7 @@ class AdminServices(CatalogServices):
 
     def create_key(self, user_id: int, name: str) -> tuple[str, KeyRow]:
         """A new API key for the user: the full key (shown once) and its row."""
-        # shown once: committed with an fsync (durable() around the audit's transaction)
-        with durable(), _audited("keys create", str(user_id)) as change:
+        with _audited("keys create", str(user_id)) as change:
             new = api_keys.create_key(user_id, name.strip())
             change.target = new.key.uuid
             change.set_after(states.api_key(new.key.uuid))

@@ -17,7 +17,7 @@ from codelace_box.cli.support import (
     plain,
     table,
 )
-from codelace_box.db.core import durable, iso_z
+from codelace_box.db.core import iso_z
 from codelace_box.money import usd_json
 
 
@@ -292,7 +292,7 @@ def keys_create(
 
     state.database()
     fields = limit_fields(limit_usd, limit_reset, expires, models)
-    with durable(), audited("keys create", email) as change:  # shown once: committed with an fsync
+    with audited("keys create", email) as change:  # create_key commits it with an fsync
         new = create_key(get_account(email).id, name, fields, relative=True)
         change.target = new.key.uuid
         change.set_after(states.api_key(new.key.uuid))

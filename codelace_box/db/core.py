@@ -14,6 +14,8 @@ format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -199,6 +201,7 @@ class WriteTransaction:
         if exc_type is not None:
             totals.discard()
             _rollback(conn)
+            _sync_wal_if_wanted(conn, committed=False)
             return
         try:
             _still_open(conn)  # a write's failure ended it: its totals are gone with it
@@ -207,7 +210,9 @@ class WriteTransaction:
         except BaseException:
             totals.discard()
             _rollback(conn)
+            _sync_wal_if_wanted(conn, committed=False)
             raise
+        _sync_wal_if_wanted(conn, committed=True)
 
 
 def _in_transaction(conn: Any) -> bool:
@@ -348,24 +353,34 @@ def close_database() -> None:  # this process's connection, if open
 
 @contextmanager
 def durable() -> Iterator[None]:
-    """Commit what runs inside with an fsync (a credit before a 2xx, a key shown once;
-    PostgreSQL: SET LOCAL). SQLite sets it outside a transaction only: inside one, the outer
-    transaction must be a durable() itself."""
+    """Commit what runs inside with an fsync (a credit before a 2xx, a key shown once), inside
+    an open transaction too (then its COMMIT is the one made durable). PostgreSQL: SET LOCAL
+    synchronous_commit. SQLite: the WAL is synced once the outermost transaction committed,
+    as synchronous=FULL would (which SQLite refuses to switch on inside a transaction)."""
     if _engine[0] == POSTGRES:
         with write_transaction() as tx:
             tx.execute("SET LOCAL synchronous_commit = on")
             yield
         return
-    if _in_transaction(connection()) and aggregate("PRAGMA synchronous")[0] >= 2:  # FULL
-        with write_transaction():  # the outer durable() commits
-            yield
+    with write_transaction():
+        _sync_after_commit.wanted = True
+        yield
+
+
+_sync_after_commit = threading.local()  # SQLite: a durable() ran in this thread's transaction
+
+
+def _sync_wal_if_wanted(conn: Any, committed: bool) -> None:
+    """After the outermost COMMIT (or ROLLBACK) on SQLite: fsync the WAL if a durable() asked."""
+    if not getattr(_sync_after_commit, "wanted", False):
         return
-    database.execute_sql("PRAGMA synchronous=FULL")  # inside a plain transaction: an error
-    try:
-        with write_transaction():
-            yield
-    finally:
-        database.execute_sql("PRAGMA synchronous=NORMAL")
+    _sync_after_commit.wanted = False
+    if committed and isinstance(conn, apsw.Connection) and conn.filename_wal:
+        fd = os.open(conn.filename_wal, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def minute_sql(column: str) -> str:

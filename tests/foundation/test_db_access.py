@@ -17,7 +17,14 @@ import pytest
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import database, is_busy, query_all, query_one, write_transaction
+from codelace_box.db.core import (
+    database,
+    durable,
+    is_busy,
+    query_all,
+    query_one,
+    write_transaction,
+)
 from codelace_box.db.models import User
 from codelace_box.errors import ServiceUnavailable
 from codelace_box.gateway.metering import admit_in
@@ -69,6 +76,22 @@ def test_a_nested_write_transaction_rolls_back_alone(migrated_db: Path) -> None:
         with write_transaction() as tx:
             tx.execute('UPDATE "user" SET display_name = ? WHERE id = ?', ("inner kept", second.id))
     assert names([first.id, second.id]) == ["kept", "inner kept"]
+
+
+def test_durable_works_inside_a_plain_write_transaction(migrated_db: Path) -> None:
+    """A key minted inside an audited (plain) transaction: its COMMIT is the durable one; the
+    connection's own setting stays NORMAL (SQLite refuses to switch it inside a transaction)."""
+    first, second = create_user("durable-a@db.test"), create_user("durable-b@db.test")
+    with write_transaction():
+        rename(first.id, "outer")
+        with durable():
+            rename(second.id, "inner")
+    assert names([first.id, second.id]) == ["outer", "inner"]
+    with contextlib.suppress(RuntimeError), write_transaction(), durable():
+        rename(first.id, "lost")
+        raise RuntimeError("rolled back: nothing of it stays")
+    assert names([first.id, second.id]) == ["outer", "inner"]
+    assert query_one("PRAGMA synchronous")[0] == 1  # NORMAL
 
 
 def test_peewee_atomic_nests_inside_a_write_transaction(migrated_db: Path) -> None:
