@@ -56,52 +56,42 @@ function backTo(key, action, refresh) {
 }
 
 function renameForm(item, key, refresh) {
-  const done = backTo(key, "rename", refresh);
   const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
-  const message = messageArea();
-  const save = h("button", { type: "submit", text: "Save name" });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: done });
-  const form = h("form", { novalidate: true }, name.wrap, message.el, h("div", { class: "row" }, save, cancel));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    await busy(save, async () => {
-      try {
-        await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, { name: name.input.value });
-        await done();
-      } catch (error) {
-        message.error(error.message);
-        name.input.focus();
-      }
-    });
-  });
-  item.replaceChildren(h("h3", { text: keyTitle(key) }), form);
-  name.input.focus();
+  editForm(item, key, refresh, { action: "rename", saveText: "Save name", wrap: name.wrap,
+    first: name.input, changes: () => ({ name: name.input.value }) });
 }
 
 function limitsForm(item, key, refresh) {
-  const done = backTo(key, "limits", refresh);
   const limits = limitFields(key, keyTitle(key));
+  editForm(item, key, refresh, { action: "limits", saveText: "Save limits", wrap: limits.wrap,
+    first: limits.first, changes: () => limits.values() });
+}
+
+// A key's form in its place in the list: on save, PATCH what `changes()` gives (nothing: no
+// call), then the list again with the keyboard back on the `action` button that opened it.
+function editForm(item, key, refresh, { action, saveText, wrap, first, changes }) {
+  const done = backTo(key, action, refresh);
   const message = messageArea();
-  const save = h("button", { type: "submit", text: "Save limits" });
+  const save = h("button", { type: "submit", text: saveText });
   const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: done });
-  const form = h("form", { novalidate: true }, limits.wrap, message.el, h("div", { class: "row" }, save, cancel));
+  const form = h("form", { novalidate: true }, wrap, message.el, h("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     await busy(save, async () => {
       try {
-        const changes = limits.values();
-        if (Object.keys(changes).length) {
-          await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, changes);
+        const body = changes();
+        if (Object.keys(body).length) {
+          await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, body);
         }
         await done();
       } catch (error) {
         message.error(error.message);
-        limits.first.focus();
+        first.focus();
       }
     });
   });
   item.replaceChildren(h("h3", { text: keyTitle(key) }), form);
-  limits.first.focus();
+  first.focus();
 }
 
 function confirmRevoke(item, key, refresh, notice) {
