@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import idna
 from peewee import IntegrityError, fn
 
 from codelace_box.db.core import exclusive, utcnow, write_transaction
@@ -59,13 +60,16 @@ def normalize_email(raw: object) -> str:
 
 
 def _ascii_domain(domain: str) -> str:
-    """An internationalised domain as mail servers take it (IDNA); others unchanged."""
+    """An internationalised domain as registries and mail servers take it: IDNA 2008 with the
+    UTS #46 (non-transitional) mapping. Python's own "idna" codec is IDNA 2003, which turns
+    `straße.de` into strasse.de, another domain (the code went to someone else's mailbox);
+    here it is xn--strae-oqa.de. Others unchanged."""
     if domain.isascii():
         return domain
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain  # not a domain: the pattern refuses it
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return domain  # not a domain IDNA 2008 allows: the pattern refuses it
 
 
 def create_user(email: str, *, created_by_admin: bool = False) -> User:
