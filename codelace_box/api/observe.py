@@ -20,6 +20,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box import metrics
+from codelace_box.accounts.keys import KEY_PREFIX
 from codelace_box.api.common import READ, bearer_token
 from codelace_box.db.core import aggregate
 from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
@@ -40,10 +41,13 @@ def _route(request: Request) -> str:
 
 
 def _key_prefix(request: Request) -> str | None:
-    """The prefix of the key that authenticated the request (only once it did)."""
+    """The prefix of the key that authenticated the request (only once it did): the box key
+    among the tokens sent (/v1/messages takes x-api-key when Authorization carries another
+    token, whose first characters are no business of the log)."""
     if getattr(request.ctx, "auth", None) is None:
         return None
-    token = bearer_token(request) or str(request.headers.get("x-api-key") or "")
+    sent = (bearer_token(request), request.headers.get("x-api-key"))
+    token = next((t for t in sent if t and t.startswith(KEY_PREFIX)), "")
     return token[:KEY_PREFIX_LENGTH] or None
 
 

@@ -320,3 +320,34 @@ def test_json_log_lines_parse_and_hold_no_code_or_key(
         ("/api/v1/auth/key", 401),
     }
     assert all(line["request_id"].startswith("req_") for line in access)
+
+
+def test_a_key_revoked_or_an_account_disabled_at_one_process_fails_at_the_other_at_once(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+):
+    """Two processes on one database: the other one's very next request sees the change, on
+    every route of the key's (it cannot list, change or revoke keys any more either)."""
+    first, second = (
+        BoxClient(box_factory(data="revocation", email=smtp_sections(smtp)), smtp) for _ in "12"
+    )
+    email = "roaming-key@example.com"
+    login = key_of(first, email)
+    made = first.create_key(login, "ci").json()
+    spare_id = first.create_key(login, "spare").json()["id"]
+    assert first.call("DELETE", f"/api/v1/auth/key/{made['id']}", login).status_code == 204
+    revoked = made["full_key"]
+    for method, path in [
+        ("GET", "/api/v1/auth/me"),
+        ("GET", "/api/v1/auth/key"),
+        ("PATCH", f"/api/v1/auth/key/{spare_id}"),
+        ("DELETE", f"/api/v1/auth/key/{spare_id}"),
+    ]:
+        answer = second.call(method, path, revoked, json={"name": "x"})
+        assert error_code(answer, 401) == "invalid_api_key", (method, path)
+    cli(first.server, "users", "disable", email)
+    assert error_code(second.get("/api/v1/auth/key", login), 403) == "account_disabled"
+    cli(first.server, "users", "enable", email)
+    names = sorted(k["name"] for k in second.get("/api/v1/auth/key", login).json())
+    assert names[0].startswith("login-") and names[1:] == ["spare"]  # the keys came back
+    first.close()
+    second.close()

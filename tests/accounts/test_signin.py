@@ -3,6 +3,7 @@ server on loopback, and the tests read them from the received mail."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -141,6 +142,18 @@ def test_invalid_emails_are_refused(client: BoxClient, email: object):
         response = client.http.post(path, json={"email": email, "code": "123456"})
         error = assert_error(response, 400, "invalid_email")
         assert error["type"] == "invalid_request_error"
+
+
+def test_an_email_of_megabytes_is_refused_before_it_is_folded(client: BoxClient):
+    """An address typed with a megabyte of non-ASCII domain is refused for its length, before
+    NFKC and IDNA read it (IDNA takes seconds over a megabyte: one such unauthenticated
+    request used to hold its worker, and every request on it, that long)."""
+    email = "a@" + "\u00e4" * 1_000_000 + ".com"
+    body = json.dumps({"email": email, "code": "123456"}, ensure_ascii=False).encode()
+    for path in ("/api/v1/auth/otp/request", "/api/v1/auth/otp/verify"):
+        response = client.http.post(path, content=body)
+        error = assert_error(response, 400, "invalid_email")
+        assert "longer than 254 characters" in error["message"]
 
 
 def test_malformed_bodies_are_refused(client: BoxClient):

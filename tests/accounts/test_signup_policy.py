@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture(scope="module")
 def domains_box(box_factory: ServerFactory, smtp: RecordingSmtpServer) -> Iterator[BoxClient]:
-    auth = {"signup": "domains", "allowed_email_domains": ["example.com", "@Team.Example.org"]}
+    allowed = ["example.com", "@Team.Example.org", "xn--strae-oqa.de"]  # the last: straße.de
+    auth = {"signup": "domains", "allowed_email_domains": allowed}
     client = BoxClient(box_factory(auth=auth, email=smtp_sections(smtp)), smtp)
     yield client
     client.close()
@@ -59,6 +60,19 @@ def test_domains_refuses_other_domains_at_verify(domains_box: BoxClient, email: 
     assert domains_box.verify(email, code).json()["error"]["code"] == "invalid_code"
     listed = json.loads(cli(domains_box.server, "users", "list", "--json"))
     assert email.lower() not in {user["email"] for user in listed}
+
+
+def test_an_idn_domain_is_mailed_and_matched_in_its_idna_2008_form(domains_box: BoxClient):
+    """straße.de is xn--strae-oqa.de, as registries and mail servers have it (IDNA 2008), not
+    strasse.de (IDNA 2003), another domain whose mailbox got the code."""
+    assert domains_box.smtp is not None
+    answer = domains_box.request_code("Max@Straße.de")
+    assert answer.status_code == 200 and answer.json()["email"] == "max@xn--strae-oqa.de"
+    code = domains_box.smtp.wait_for("max@xn--strae-oqa.de").code
+    assert domains_box.smtp.messages_to("max@strasse.de") == []
+    signed_in = domains_box.verify("max@straße.de", code)
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["email"] == "max@xn--strae-oqa.de"
 
 
 def test_domains_lets_an_admin_created_outsider_in(domains_box: BoxClient):

@@ -147,6 +147,11 @@ FULLWIDTH_JOE = "".join(chr(ord(c) + 0xFEE0) for c in "joe@example.com")  # U+FF
         (FULLWIDTH_JOE, "joe@example.com"),  # fullwidth, as a Japanese IME types it
         ("joe@Bücher.DE", "joe@xn--bcher-kva.de"),  # an IDN domain, mailed in its ASCII form
         ("joe@xn--bcher-kva.de", "joe@xn--bcher-kva.de"),
+        # IDNA 2008: ß and the final sigma are letters of their own, not "ss" and the plain
+        # sigma (IDNA 2003, Python's codec, sent straße.de's code to strasse.de: another domain)
+        ("joe@Straße.de", "joe@xn--strae-oqa.de"),
+        ("joe@ΣΟΦΟΣς.gr", "joe@xn--0xaajbcq.gr"),
+        ("joe@exam\u00adple.com", "joe@example.com"),  # a soft hyphen is no character of a name
         ("x" * 64 + "@example.com", "x" * 64 + "@example.com"),
     ],
 )
@@ -163,6 +168,7 @@ def test_emails_are_normalised(raw: str, stored: str):
         "a@example.com\r\nBcc: x@example.org",
         "a@bü" + "x" * 70 + ".de",
         "a@xn--.de",
+        "a@a\u200db.com",  # a joiner between Latin letters: IDNA 2003 dropped it (ab.com)
     ],
 )
 def test_emails_that_are_not_addresses_are_refused(raw: str):

@@ -134,6 +134,24 @@ def test_text_access_lines_name_the_request_and_never_the_key(box_factory: BoxFa
     assert "codelace_box.access" in line
 
 
+def test_the_access_line_names_the_box_key_not_another_token_sent_with_it(
+    box_factory: BoxFactory,
+) -> None:
+    """/v1/messages takes the box key from x-api-key when Authorization carries some other
+    token (Claude Code with a user's own credential exported too): the access line names the
+    box key's prefix, never the first characters of that other secret."""
+    box = box_factory()
+    _, key = box.new_user("10")
+    other = "tok9SECRETother-credential-of-the-user"
+    headers = {"x-api-key": key, "authorization": f"Bearer {other}", "anthropic-version": "1"}
+    body = {"model": MODEL, "messages": HELLO, "max_tokens": 5}
+    done = httpx.post(box.url + "/v1/messages/count_tokens", json=body, headers=headers)
+    assert done.status_code == 200, done.text
+    request_id = done.headers["x-request-id"]
+    line = box.server.wait_for_log(rf".*/v1/messages/count_tokens 200 .*request={request_id}")[0]
+    assert f"key={key[:7]}" in line and other[:4] not in line
+
+
 def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     box = box_factory(metrics={"token": "scrape-token-123"})
     get = httpx.Client(base_url=box.url, timeout=10).get
