@@ -4,6 +4,7 @@ the backup checked as doctor checks it, the replaced file kept beside the databa
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,26 @@ def test_an_older_releases_database_gets_doctor_lines_restore_and_migrate(tmp_pa
     assert balance(box, "old@restore.test") == 5
     assert [key["name"] for key in box.json("keys", "list", "old@restore.test")] == ["k1"]
     assert "new@restore.test" not in box.ok("users", "list")
+
+
+def test_a_second_restore_in_the_same_second_keeps_both_replaced_files(tmp_path: Path) -> None:
+    """The replaced database is named by the second; a restore within the same second as the
+    one before (a script, or a wrong backup put right at once) replaced the first kept file,
+    the only copy of what happened after the backups."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "dee@restore.test")
+    box.ok("backup", "backups/one.db")
+    now = datetime.now(UTC)
+    taken = {  # as if an earlier restore had kept its file in each of the next seconds
+        box.db_path.with_name(
+            f"codelace.db.replaced-{(now + timedelta(seconds=s)).strftime('%Y%m%dT%H%M%SZ')}"
+        )
+        for s in range(-1, 30)
+    }
+    for path in taken:
+        path.write_bytes(b"kept by the restore before")
+    out = box.ok("restore", "backups/one.db")
+    [kept] = set(box.db_path.parent.glob("codelace.db.replaced-*")) - taken
+    assert f"kept as {kept}" in out and kept.name.endswith("-2"), out
+    assert sqlite_rows(kept, 'SELECT email FROM "user"') == [("dee@restore.test",)]
+    assert all(path.read_bytes() == b"kept by the restore before" for path in taken)
