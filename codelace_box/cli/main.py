@@ -151,7 +151,10 @@ def doctor(state: CliState) -> None:
     if problems:
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
-    click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
+    if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
+        click.echo("backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)")
+    else:
+        click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
 
 
 @main.group("db")
