@@ -28,6 +28,8 @@ def backup_database(source_path: str, target_path: str) -> int:
         raise NotFound(f"no database at {source_path}", code="database_not_found")
     if not target_path.strip():
         raise CodelaceError("backup needs a file PATH, got an empty one")
+    if target_path.endswith(("/", os.sep)):  # Path() drops the slash: a file by that name
+        raise CodelaceError(f"backup needs a file PATH, got a folder: {target_path}")
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")

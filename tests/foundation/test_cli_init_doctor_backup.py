@@ -225,6 +225,11 @@ def test_backup_to_a_place_it_cannot_write_is_one_line_naming_it(
     assert blocker.read_text() == "not a folder"
     assert not list(tmp_path.glob("**/*.partial"))
     assert workspace.fail("backup", "") == "error: backup needs a file PATH, got an empty one"
+    folder = f"{tmp_path / 'not-yet'}/"  # a folder meant, not there yet: no file of its name
+    assert workspace.fail("backup", folder) == (
+        f"error: backup needs a file PATH, got a folder: {folder}"
+    )
+    assert not (tmp_path / "not-yet").exists()
     if Path("/proc/self").is_dir():  # a folder nobody can create files in, even root
         line = workspace.fail("backup", "/proc/codelace-copy.db")
         assert line.startswith("error: cannot write the backup to /proc/codelace-copy.db: "), line
