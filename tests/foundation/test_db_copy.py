@@ -1,6 +1,7 @@
-"""`db copy` of a database that another process writes: the copy is the source at one instant
-(its tables were read one by one, so credits committed between the users and the ledger made
-a copy whose balances did not match their ledgers, and the copy still said it was done)."""
+"""`db copy` from outside: a source that another process writes is copied as it was at one
+instant (its tables were read one by one, so credits committed between the users and the
+ledger made a copy whose balances did not match their ledgers, and the copy still said it was
+done), and `--to` takes only a database URL it can keep."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
-from tests.support import PROGRAM, cli_env, sqlite_rows, write_config
+from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
 
 KEYS = 20_000  # rows read between the users and the ledger: the copy takes a while
 
@@ -81,3 +82,28 @@ def test_db_copy_while_another_process_writes_is_one_instant_of_the_source(
     )
     assert keys == KEYS
     assert balance == ledger, f"balance {balance} != ledger {ledger}"
+
+
+def test_db_copy_takes_only_a_database_url_it_can_keep(tmp_path: Path) -> None:
+    """Anything but sqlite:///FILE or postgresql://... was opened as a SQLite file named by
+    the text (a mysql:// URL made folders `mysql:/host`) and :memory: was gone at exit; both
+    said 'copied N rows'."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    for url in (
+        "mysql://box:hunter2@db.internal/codelace",
+        "postgresql+psycopg://box:hunter2@db.internal/codelace",
+        "sqlite:///:memory:",
+        str(tmp_path / "plain.db"),
+        "",
+    ):
+        refused = run_cli(config, "db", "copy", "--to", url)
+        assert refused.returncode == 2, (url, refused.stdout)
+        [line] = refused.stderr.splitlines()
+        assert "expected sqlite:///PATH (a file) or postgresql://" in line, line
+        assert "hunter2" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "source.db"]
+    copied = run_cli(config, "db", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert copied.returncode == 0, copied.stderr
