@@ -58,6 +58,12 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
     """Every stored provider key must decrypt with the server secret in use."""
     problems = []
     query = ProviderKey.select(ProviderKey, Provider).join(Provider).order_by(ProviderKey.id)
+    why = (  # a restore on a new machine before its secret was put in place
+        "with the current server.secret_key"
+        if secret_key is not None
+        else "without a server secret (none set: server.secret_key, or the data directory's "
+        "secret_key file from the box that stored it)"
+    )
     for key in query:
         try:
             if secret_key is None:
@@ -66,7 +72,7 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
         except ConfigError:
             problems.append(
                 f"provider {key.provider.name} key {key.id} ({key.key_hint}) cannot be "
-                "decrypted with the current server.secret_key"
+                f"decrypted {why}"
             )
     return problems
 
