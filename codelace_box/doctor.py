@@ -22,9 +22,6 @@ from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
 
-KEY_LIMITS_VERSION = 8  # the migration that gave keys their held_nanos
-KEY_HELD_VERSION = 12  # the one that counts on a key's row only the holds marked key_held
-
 
 def open_existing_database(path: str) -> Database:
     """Open a database that must already exist (doctor and backup never create one); a
@@ -61,6 +58,12 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
     """Every stored provider key must decrypt with the server secret in use."""
     problems = []
     query = ProviderKey.select(ProviderKey, Provider).join(Provider).order_by(ProviderKey.id)
+    why = (  # a restore on a new machine before its secret was put in place
+        "with the current server.secret_key"
+        if secret_key is not None
+        else "without a server secret (none set: server.secret_key, or the data directory's "
+        "secret_key file from the box that stored it)"
+    )
     for key in query:
         try:
             if secret_key is None:
@@ -69,13 +72,15 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
         except ConfigError:
             problems.append(
                 f"provider {key.provider.name} key {key.id} ({key.key_hint}) cannot be "
-                "decrypted with the current server.secret_key"
+                f"decrypted {why}"
             )
     return problems
 
 
 def check_database(db: Database, secret_key: str | None = None) -> tuple[int, list[str]]:
-    """(schema version, problems): integrity, schema version, balances, holds, provider keys."""
+    """(schema version, problems): integrity, schema version, balances, holds, provider keys,
+    the audit chain. On a schema older or newer than this codelace-box's only the first two:
+    the others read tables and columns as this version has them (an old database raised)."""
     problems: list[str] = []
     integrity = quick_check(db)
     if integrity != ["ok"]:
@@ -88,15 +93,13 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
             f"schema version {version} is newer than this codelace-box knows "
             f"({LATEST_VERSION}): upgrade codelace-box"
         )
-    if version:
+    if version == LATEST_VERSION:  # the other checks read the schema this version made
         for mismatch in find_mismatches():
             problems += _mismatch_lines(mismatch)
-        if version >= KEY_LIMITS_VERSION:
-            problems += [
-                f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
-                for uuid, held, holds in key_hold_mismatches(version >= KEY_HELD_VERSION)
-            ]
+        problems += [
+            f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
+            for uuid, held, holds in key_hold_mismatches()
+        ]
         problems += check_provider_keys(secret_key)
-        if db.table_exists("audit_log"):
-            problems += verify_chain()
+        problems += verify_chain()
     return version, problems

@@ -321,16 +321,9 @@ _KEY_HELD_SQL = (
     "h.api_key_id = k.id GROUP BY k.id, k.uuid, k.held_nanos, k.limit_nanos, k.limit_reset "
     f"HAVING k.held_nanos != {_KEY_HOLDS}"
 )
-# Before migration 12 every hold was counted on its key's row.
-_KEY_HELD_BEFORE_12_SQL = (
-    "SELECT k.uuid, k.held_nanos, COALESCE(SUM(h.amount_nanos), 0) FROM api_key k "
-    "LEFT JOIN hold h ON h.api_key_id = k.id GROUP BY k.id, k.uuid, k.held_nanos "
-    "HAVING k.held_nanos != COALESCE(SUM(h.amount_nanos), 0)"
-)
 
 
-def key_hold_mismatches(key_held: bool = True) -> list[tuple[str, int, int]]:
+def key_hold_mismatches() -> list[tuple[str, int, int]]:
     """Keys whose held_nanos is not the sum of the open holds counted on their row: (uuid,
-    held, holds). `key_held`: the schema has hold.key_held (migration 12)."""
-    sql = _KEY_HELD_SQL if key_held else _KEY_HELD_BEFORE_12_SQL
-    return [(str(u), int(h), int(s)) for u, h, s in query_all(sql)]
+    held, holds)."""
+    return [(str(u), int(h), int(s)) for u, h, s in query_all(_KEY_HELD_SQL)]

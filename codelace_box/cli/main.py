@@ -151,7 +151,10 @@ def doctor(state: CliState) -> None:
     if problems:
         raise CodelaceError(f"doctor found {len(problems)} problem(s)")
     click.echo(f"ok: schema version {version}, every balance matches its ledger")
-    click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
+    if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
+        click.echo("backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)")
+    else:
+        click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
 
 
 @main.group("db")
@@ -169,10 +172,29 @@ def db_copy(state: CliState, to_url: str) -> None:
     from codelace_box.doctor import open_existing_database
 
     config = state.config()
+    _check_copy_target(to_url)
     open_existing_database(config.database.target).close()
     counts = copy_database(config.database.target, to_url)
     click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redacted(to_url)}")
     click.echo("point database.url at it (and set server.secret_key), then run doctor")
+
+
+def _check_copy_target(url: str) -> None:
+    """`--to` is a URL as database.url takes it: anything else was opened as a SQLite file
+    named by it (`mysql://h/db`, `postgresql+psycopg://...` made folders `mysql:/h`), and
+    `sqlite:///:memory:` copied into memory that was gone when the command ended."""
+    import re
+
+    from codelace_box.config.values import DATABASE_URL
+    from codelace_box.db.postgres import redacted
+
+    path = url.removeprefix("sqlite:///")
+    if not url or not re.fullmatch(DATABASE_URL[0], url) or path == ":memory:":
+        raise click.BadParameter(
+            f"expected sqlite:///PATH (a file) or postgresql://user:password@host:port/db, "
+            f"got {redacted(url)!r}",
+            param_hint="'--to'",
+        )
 
 
 @main.command()

@@ -106,4 +106,9 @@ def restore_command(state: Any, backup: str) -> None:
     )
     if done.replaced is not None:
         click.echo(f"the replaced database is kept as {done.replaced}")
-    click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")
+    from codelace_box.db.migrate import LATEST_VERSION
+
+    if done.version < LATEST_VERSION:  # doctor checks balances on the current schema only
+        click.echo("next: codelace-box migrate, then codelace-box doctor, then start the service")
+    else:
+        click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")

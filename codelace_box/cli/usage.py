@@ -39,8 +39,8 @@ def usage_report(
 
     state.database()
     now = utcnow()
-    start = parse_moment(since, now) if since else None
-    end = parse_moment(until, now, option="--until") if until else None
+    start = parse_moment(since, now) if since is not None else None  # '' is a mistake, as
+    end = parse_moment(until, now, option="--until") if until is not None else None  # in audit
     rows = spend_report(by, start, end)
     view = {
         "by": by,

@@ -58,6 +58,12 @@ def check_combinations(config: Config, origin: Origin) -> None:
             f"{where}: server.secret_key must be set when database.url is PostgreSQL "
             "(every box sharing the database needs the same secret)"
         )
+    if config.database.is_postgres and config.backup.every_hours:
+        where = origin["backup"].get("every_hours", config.source)
+        raise ConfigError(  # they would copy database.path: a stale file, or none
+            f"{where}: backup.every_hours must be 0 when database.url is PostgreSQL "
+            "(scheduled backups copy a SQLite file; back PostgreSQL up with pg_dump)"
+        )
 
 
 def _check_whole_cents(config: Config, origin: Origin) -> None:

@@ -224,7 +224,10 @@ class UsageConfig:
 @dataclass(frozen=True)
 class BackupConfig:
     every_hours: int = _opt(
-        0, "Hours between the online backups serve takes; 0: none.", minimum=0, maximum=8760
+        0,
+        "Hours between the online backups serve takes; 0: none (must be 0 on PostgreSQL).",
+        minimum=0,
+        maximum=8760,
     )
     keep: int = _opt(7, "Scheduled backups kept; older ones are removed.", minimum=1, maximum=10000)
     dir: str = _opt(

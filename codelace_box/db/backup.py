@@ -28,6 +28,8 @@ def backup_database(source_path: str, target_path: str) -> int:
         raise NotFound(f"no database at {source_path}", code="database_not_found")
     if not target_path.strip():
         raise CodelaceError("backup needs a file PATH, got an empty one")
+    if target_path.endswith(("/", os.sep)):  # Path() drops the slash: a file by that name
+        raise CodelaceError(f"backup needs a file PATH, got a folder: {target_path}")
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")
@@ -78,8 +80,8 @@ def _copy(source_path: str, partial_path: str) -> int:
 
 def set_aside(db_path: str, stamp: str) -> Path | None:
     """Move a database file (no process may have it open) out of the way as
-    `<name>.replaced-<stamp>`, its WAL checkpointed into it first so the file is whole; None
-    when there is no file."""
+    `<name>.replaced-<stamp>` (`-2`, `-3`, ... when that name is taken), its WAL checkpointed
+    into it first so the file is whole; None when there is no file."""
     path = Path(db_path)
     if not path.is_file():
         return None
@@ -89,6 +91,10 @@ def set_aside(db_path: str, stamp: str) -> Path | None:
     finally:
         connection.close()
     kept = path.with_name(f"{path.name}.replaced-{stamp}")
+    for n in range(2, 10_000):  # two restores in one second: never over the first kept file
+        if not kept.exists() and not kept.with_name(kept.name + "-wal").exists():
+            break
+        kept = path.with_name(f"{path.name}.replaced-{stamp}-{n}")
     os.replace(path, kept)
     for suffix in ("-wal", "-shm"):  # normally gone; kept beside the file if not
         side = path.with_name(path.name + suffix)

@@ -10,6 +10,7 @@ PostgreSQL the id sequences then continue after the copied rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from peewee import AutoField, CompositeKey, Database, Model
 from codelace_box.db import core
 from codelace_box.db import models as schema
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
+from codelace_box.db.postgres import is_postgres
 from codelace_box.errors import CodelaceError
 
 BATCH_ROWS = 500
@@ -82,15 +84,42 @@ def _target_is_empty() -> bool:
     return True
 
 
+@contextmanager
+def _snapshot(source: Database) -> Iterator[None]:
+    """Every read of the source inside sees it as it was at one instant, whatever other
+    processes commit meanwhile (table by table, a credit committed between the users and the
+    ledger made a copy whose balances did not match their ledgers)."""
+    source.execute_sql(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" if is_postgres(source) else "BEGIN"
+    )
+    try:
+        yield
+    finally:
+        source.execute_sql("ROLLBACK")
+
+
 def copy_database(source_target: str, destination: str) -> dict[str, int]:
-    """Copy every row of `source_target` into the empty database `destination`; the rows
-    copied per table. The destination stays the open database afterwards."""
+    """Copy every row of `source_target`, as it was at one instant, into the empty database
+    `destination`; the rows copied per table. The destination stays the open database."""
     source = core.open_database(source_target)
+    try:
+        with _snapshot(source):
+            return _copy_all(source, destination)
+    finally:
+        source.close()
+
+
+def _copy_all(source: Database, destination: str) -> dict[str, int]:
     version = current_version(source)
     if version != LATEST_VERSION:
+        fix = (
+            "run `codelace-box migrate` on it first"
+            if version < LATEST_VERSION
+            else ("copy it with the codelace-box that migrated it")
+        )
         raise CodelaceError(
             f"the source database is at schema version {version}, this codelace-box at "
-            f"{LATEST_VERSION}: run `codelace-box migrate` on it first"
+            f"{LATEST_VERSION}: {fix}"
         )
     core.open_database(destination)  # the models (and write_transaction) now point here
     if not _target_is_empty():
@@ -102,7 +131,6 @@ def copy_database(source_target: str, destination: str) -> dict[str, int]:
             counts[model._meta.table_name] = _copy_table(tx, source, model)
         serial = [m for m in copied_models() if isinstance(m._meta.primary_key, AutoField)]
         core.after_bulk_copy(tx, [model._meta.table_name for model in serial])
-    source.close()
     return counts
 
 

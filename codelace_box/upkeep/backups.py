@@ -27,9 +27,16 @@ def scheduled_backups(folder: str | Path) -> list[tuple[datetime, Path]]:
     return sorted(found)
 
 
-def newest_backup(folder: str | Path) -> tuple[datetime, Path] | None:
-    """When the newest scheduled backup was taken, and its file."""
-    found = scheduled_backups(folder)
+def taken_by(folder: str | Path, now: datetime) -> list[tuple[datetime, Path]]:
+    """The scheduled backups named no later than `now`, oldest first. One named later was
+    taken while the clock ran ahead: counted as the newest it would stop the backups (and
+    keep doctor quiet) until the clock reached its name, and crowd the real ones out."""
+    return [found for found in scheduled_backups(folder) if found[0] <= now]
+
+
+def newest_backup(folder: str | Path, now: datetime) -> tuple[datetime, Path] | None:
+    """When the newest scheduled backup (named no later than `now`) was taken, and its file."""
+    found = taken_by(folder, now)
     return found[-1] if found else None
 
 
@@ -37,15 +44,16 @@ def backup_due(folder: str | Path, every_hours: int, now: datetime) -> bool:
     """True when scheduled backups are on and the newest is `every_hours` old (or none)."""
     if every_hours <= 0:
         return False
-    newest = newest_backup(folder)
+    newest = newest_backup(folder, now)
     return newest is None or now - newest[0] >= timedelta(hours=every_hours)
 
 
 def take_scheduled_backup(db_path: str, folder: str | Path, keep: int, now: datetime) -> Path:
-    """Write a backup named by `now` and remove the oldest beyond `keep`; the new file."""
+    """Write a backup named by `now` and remove the oldest beyond `keep` (of those named no
+    later than now: one named ahead of the clock is left for the operator); the new file."""
     target = Path(folder) / f"codelace-{now.strftime(_STAMP)}.db"
     backup_database(db_path, str(target))
-    for _, old in scheduled_backups(folder)[:-keep]:
+    for _, old in taken_by(folder, now)[:-keep]:
         old.unlink(missing_ok=True)
     return target
 
@@ -61,14 +69,16 @@ def describe_age(taken: datetime, now: datetime) -> str:
 
 def backup_status(folder: str | Path, every_hours: int, now: datetime) -> str:
     """One line for doctor: the newest scheduled backup's age, or that there is none."""
-    newest = newest_backup(folder)
+    newest = newest_backup(folder, now)
+    ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
+    future = f" - {ahead} named after now (was the clock ahead?)" if ahead else ""
     schedule = f"every {every_hours} h" if every_hours else "off (backup.every_hours = 0)"
     if newest is None:
-        return f"backups: none in {folder} (scheduled backups: {schedule})"
+        return f"backups: none in {folder} (scheduled backups: {schedule}){future}"
     taken, path = newest
     late = every_hours and now - taken > timedelta(hours=2 * every_hours)
     overdue = " - OVERDUE: is serve running?" if late else ""
     return (
         f"backups: newest {path.name}, {describe_age(taken, now)} old "
-        f"(scheduled backups: {schedule}){overdue}"
+        f"(scheduled backups: {schedule}){overdue}{future}"
     )

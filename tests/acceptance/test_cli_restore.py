@@ -4,11 +4,13 @@ the backup checked as doctor checks it, the replaced file kept beside the databa
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli_tools import Box
+from codelace_box.db.migrate import LATEST_VERSION
+from tests.acceptance.cli_tools import Box, error_line
 from tests.support import ServerProcess, sqlite_rows
 
 pytestmark = pytest.mark.timeout(120)
@@ -76,3 +78,92 @@ def test_restore_on_postgresql_points_to_pg_restore(tmp_path: Path) -> None:
     env = {"CODELACE_DATABASE_URL": url, "CODELACE_SERVER_SECRET_KEY": "k" * 64}
     line = box.fail("restore", "backups/one.db", env=env)
     assert "pg_restore" in line and "pw" not in line
+
+
+def first_release_database(path: Path) -> None:
+    """A database as the first release (schema version 2) left it: an account with credit,
+    an API key and an open hold of a process that is gone."""
+    from codelace_box.db.core import close_database, open_database
+    from codelace_box.db.migrations import MIGRATIONS
+    from codelace_box.db.models import SchemaMigration
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = open_database(path)
+    try:
+        db.create_tables([SchemaMigration])
+        for number, module in MIGRATIONS[:2]:
+            module.apply(db)
+            SchemaMigration.create(version=number, name=module.NAME)
+        now = "2026-01-01 00:00:00"
+        db.execute_sql(
+            'INSERT INTO "user" (email, display_name, status, balance_nanos, held_nanos, '
+            "created_by_admin, created_at) VALUES ('old@restore.test', '', 'active', "
+            "5000000000, 1000, 1, ?)",
+            (now,),
+        )
+        db.execute_sql(
+            "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, "
+            "created_at) VALUES (1, 5000000000, 'admin', 'first', 'admin:1', ?)",
+            (now,),
+        )
+        db.execute_sql(
+            "INSERT INTO api_key (user_id, name, key_prefix, key_hash, created_at) "
+            "VALUES (1, 'k1', 'cl_abcd', 'hash-1', ?)",
+            (now,),
+        )
+        db.execute_sql(
+            "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
+            "VALUES (1, 1000, 'req_gone', ?, 'gone-host:1')",
+            (now,),
+        )
+    finally:
+        close_database()
+
+
+def test_an_older_releases_database_gets_doctor_lines_restore_and_migrate(tmp_path: Path) -> None:
+    """doctor on a first-release database says to migrate (it raised 'no such column'), restore
+    of such a backup says to migrate before doctor, and once migrated everything checks."""
+    box = Box.create(tmp_path / "box")
+    first_release_database(box.db_path)
+    result = box.cli("doctor")
+    assert error_line(result) == "error: doctor found 1 problem(s)"
+    assert result.stdout.splitlines() == [
+        f"MISMATCH schema version 2, expected {LATEST_VERSION} (run migrate)"
+    ]
+    first_release_database(box.root / "backups" / "first.db")
+    box.ok("migrate")
+    box.ok("users", "create", "new@restore.test")
+    out = box.ok("restore", "backups/first.db")
+    assert "(schema version 2)" in out
+    assert out.splitlines()[-1] == (
+        "next: codelace-box migrate, then codelace-box doctor, then start the service"
+    )
+    assert "MISMATCH schema version 2" in box.cli("doctor").stdout
+    box.ok("migrate")
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+    assert balance(box, "old@restore.test") == 5
+    assert [key["name"] for key in box.json("keys", "list", "old@restore.test")] == ["k1"]
+    assert "new@restore.test" not in box.ok("users", "list")
+
+
+def test_a_second_restore_in_the_same_second_keeps_both_replaced_files(tmp_path: Path) -> None:
+    """The replaced database is named by the second; a restore within the same second as the
+    one before (a script, or a wrong backup put right at once) replaced the first kept file,
+    the only copy of what happened after the backups."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "dee@restore.test")
+    box.ok("backup", "backups/one.db")
+    now = datetime.now(UTC)
+    taken = {  # as if an earlier restore had kept its file in each of the next seconds
+        box.db_path.with_name(
+            f"codelace.db.replaced-{(now + timedelta(seconds=s)).strftime('%Y%m%dT%H%M%SZ')}"
+        )
+        for s in range(-1, 30)
+    }
+    for path in taken:
+        path.write_bytes(b"kept by the restore before")
+    out = box.ok("restore", "backups/one.db")
+    [kept] = set(box.db_path.parent.glob("codelace.db.replaced-*")) - taken
+    assert f"kept as {kept}" in out and kept.name.endswith("-2"), out
+    assert sqlite_rows(kept, 'SELECT email FROM "user"') == [("dee@restore.test",)]
+    assert all(path.read_bytes() == b"kept by the restore before" for path in taken)

@@ -66,7 +66,13 @@ def test_a_window_outside_the_traffic_is_empty_and_bad_moments_are_one_line(box:
     assert old["since"] == "2000-01-01T00:00:00Z" and old["until"] == "2000-01-02T00:00:00Z"
     assert email not in [r["user"] for r in report(box, "--until", "24h")["rows"]]
     assert email in [r["user"] for r in report(box, "--since", "24h")["rows"]]
-    for args in (("--since", "yesterday"), ("--since", "7d", "--until", "8d"), ("--by", "day")):
+    for args in (
+        ("--since", "yesterday"),
+        ("--since", "7d", "--until", "8d"),
+        ("--by", "day"),
+        ("--since", ""),  # `--since "$SINCE"` unset: all of history before, as audit refuses
+        ("--until", ""),
+    ):
         result = run_cli(box.config, "usage", "report", *args)
         assert result.returncode in (1, 2) and len(result.stderr.strip().splitlines()) == 1, args
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,28 @@ def test_serve_takes_scheduled_backups_and_keeps_the_newest(tmp_path: Path) -> N
     doctor = box.ok("doctor").splitlines()[-1]
     assert doctor.startswith(f"backups: newest {names[1]}, 0 h 0 min old"), doctor
     assert "every 1 h" in doctor
+
+
+def test_a_backup_named_ahead_of_the_clock_does_not_stop_the_backups(tmp_path: Path) -> None:
+    """A backup taken while the clock ran ahead (a VM's clock set right later) counted as the
+    newest: no backup was due until the clock reached its name, doctor called it 0 min old,
+    and with keep = 1 each new backup was the one rotated away."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "keep": 1})
+    box.ok("users", "create", "cy@upkeep.test")
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    ahead = folder / f"codelace-{datetime.now(UTC).year + 1}0101T000000Z.db"
+    ahead.write_bytes(b"taken while the clock was a year ahead")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: len(list(folder.glob("codelace-*.db"))) == 2, "a backup now")
+    finally:
+        assert server.stop() == 0
+    [taken] = set(folder.glob("codelace-*.db")) - {ahead}
+    assert ahead.exists(), "a file ahead of the clock is the operator's to judge"
+    doctor = box.ok("doctor").splitlines()[-1]
+    assert doctor.startswith(f"backups: newest {taken.name}, 0 h 0 min old"), doctor
+    assert doctor.endswith(" - 1 named after now (was the clock ahead?)"), doctor
 
 
 def test_alerts_reach_the_webhook_once_per_kind(tmp_path: Path, hook: WebhookReceiver) -> None:

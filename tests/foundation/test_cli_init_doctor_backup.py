@@ -225,6 +225,11 @@ def test_backup_to_a_place_it_cannot_write_is_one_line_naming_it(
     assert blocker.read_text() == "not a folder"
     assert not list(tmp_path.glob("**/*.partial"))
     assert workspace.fail("backup", "") == "error: backup needs a file PATH, got an empty one"
+    folder = f"{tmp_path / 'not-yet'}/"  # a folder meant, not there yet: no file of its name
+    assert workspace.fail("backup", folder) == (
+        f"error: backup needs a file PATH, got a folder: {folder}"
+    )
+    assert not (tmp_path / "not-yet").exists()
     if Path("/proc/self").is_dir():  # a folder nobody can create files in, even root
         line = workspace.fail("backup", "/proc/codelace-copy.db")
         assert line.startswith("error: cannot write the backup to /proc/codelace-copy.db: "), line
@@ -326,7 +331,11 @@ def test_doctor_names_provider_keys_the_server_secret_cannot_read(
     ]
     assert "sk-vault-0123456789" not in result.stdout + result.stderr
     (space.root / "data" / "secret_key").unlink()
-    assert "cannot be decrypted" in run_cli(space.config, "doctor").stdout
+    assert run_cli(space.config, "doctor").stdout.splitlines() == [  # a new machine's restore
+        "MISMATCH provider vault key 1 (sk-…6789) cannot be decrypted without a server secret "
+        "(none set: server.secret_key, or the data directory's secret_key file from the box "
+        "that stored it)"
+    ]
     assert not (space.root / "data" / "secret_key").exists()  # doctor never makes one
 
 

@@ -277,3 +277,30 @@ def _until_a_lock_is_awaited(url: str) -> None:
             if conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone():
                 return
             time.sleep(0.01)
+
+
+def test_scheduled_backups_are_refused_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """Scheduled backups copy database.path: on PostgreSQL that is the SQLite file a move left
+    behind (or none), and doctor showed those copies as fresh backups of the database."""
+    stale = tmp_path / "data" / "codelace.db"
+    _populate(stale)  # the SQLite database the move to PostgreSQL left behind
+    sections: dict[str, dict[str, object]] = {
+        "database": {"url": pg_url, "path": str(stale)},
+        "server": {"secret_key": SECRET},
+        "backup": {"every_hours": 24, "dir": str(tmp_path / "backups")},
+    }
+    config = write_config(tmp_path / "pg.toml", sections)
+    for env in ({}, {"CODELACE_BACKUP_EVERY_HOURS": "1"}):
+        refused = run_cli(config, "migrate", env=env)
+        assert refused.returncode == 1 and refused.stdout == ""
+        [line] = refused.stderr.splitlines()
+        assert "backup.every_hours must be 0 when database.url is PostgreSQL" in line, line
+        assert "pg_dump" in line and ("env CODELACE_BACKUP_EVERY_HOURS" in line) == bool(env)
+    sections["backup"]["every_hours"] = 0
+    write_config(config, sections)
+    assert run_cli(config, "migrate").returncode == 0
+    doctor = run_cli(config, "doctor")
+    assert doctor.returncode == 0, doctor.stderr
+    assert doctor.stdout.splitlines()[-1] == (
+        "backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)"
+    )

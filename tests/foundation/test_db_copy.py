@@ -1,0 +1,109 @@
+"""`db copy` from outside: a source that another process writes is copied as it was at one
+instant (its tables were read one by one, so credits committed between the users and the
+ledger made a copy whose balances did not match their ledgers, and the copy still said it was
+done), and `--to` takes only a database URL it can keep."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import apsw
+
+from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import post_entry
+from codelace_box.db.core import close_database, open_database
+from codelace_box.db.migrate import migrate
+from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
+
+KEYS = 20_000  # rows read between the users and the ledger: the copy takes a while
+
+
+def _source(path: Path) -> None:
+    migrate(open_database(path))
+    user = create_user("live@copy.test")
+    post_entry(user.id, 5_000_000_000, "admin", "seed", "seed-live")
+    close_database()
+    connection = apsw.Connection(str(path))
+    with connection:
+        connection.executemany(
+            "INSERT INTO api_key (uuid, user_id, name, key_prefix, key_hash, created_at) "
+            "VALUES (?, 1, 'k', 'cl_abcd', ?, '2026-01-01 00:00:00')",
+            ((f"00000000-0000-4000-8000-{n:012d}", f"hash-{n}") for n in range(KEYS)),
+        )
+    connection.close()
+
+
+def _credit_until(path: Path, stop: threading.Event, done: list[int]) -> None:
+    """Credits of 1 nano, each its balance and ledger row in one transaction, as serve's."""
+    connection = apsw.Connection(str(path))
+    connection.set_busy_timeout(10_000)
+    connection.execute("PRAGMA synchronous = OFF")
+    while not stop.is_set():
+        with connection:
+            connection.execute('UPDATE "user" SET balance_nanos = balance_nanos + 1')
+            connection.execute(
+                "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, "
+                "idempotency_key, created_at) VALUES (1, 1, 'admin', 'live', ?, "
+                "'2026-01-01 00:00:00')",
+                (f"live-{len(done)}",),
+            )
+        done.append(1)
+    connection.close()
+
+
+def test_db_copy_while_another_process_writes_is_one_instant_of_the_source(
+    tmp_path: Path,
+) -> None:
+    source, copy = tmp_path / "source.db", tmp_path / "copy.db"
+    _source(source)
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    stop, done = threading.Event(), []
+    writer = threading.Thread(target=_credit_until, args=(source, stop, done))
+    writer.start()
+    try:
+        while len(done) < 5:  # the writer runs before the copy starts
+            stop.wait(0.01)
+        copying = subprocess.run(
+            [*PROGRAM, "--config", str(config), "db", "copy", "--to", f"sqlite:///{copy}"],
+            capture_output=True, text=True, env=cli_env(), timeout=120, check=False,
+        )  # fmt: skip
+        during = len(done)
+    finally:
+        stop.set()
+        writer.join()
+    assert copying.returncode == 0, copying.stderr
+    assert during > 50, "the writer must have committed while the copy ran"
+    [(balance, ledger, keys)] = sqlite_rows(
+        copy,
+        "SELECT balance_nanos, (SELECT SUM(amount_nanos) FROM ledger_entry), "
+        '(SELECT COUNT(*) FROM api_key) FROM "user"',
+    )
+    assert keys == KEYS
+    assert balance == ledger, f"balance {balance} != ledger {ledger}"
+
+
+def test_db_copy_takes_only_a_database_url_it_can_keep(tmp_path: Path) -> None:
+    """Anything but sqlite:///FILE or postgresql://... was opened as a SQLite file named by
+    the text (a mysql:// URL made folders `mysql:/host`) and :memory: was gone at exit; both
+    said 'copied N rows'."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    for url in (
+        "mysql://box:hunter2@db.internal/codelace",
+        "postgresql+psycopg://box:hunter2@db.internal/codelace",
+        "sqlite:///:memory:",
+        str(tmp_path / "plain.db"),
+        "",
+    ):
+        refused = run_cli(config, "db", "copy", "--to", url)
+        assert refused.returncode == 2, (url, refused.stdout)
+        [line] = refused.stderr.splitlines()
+        assert "expected sqlite:///PATH (a file) or postgresql://" in line, line
+        assert "hunter2" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "source.db"]
+    copied = run_cli(config, "db", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert copied.returncode == 0, copied.stderr
