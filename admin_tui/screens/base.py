@@ -142,7 +142,15 @@ class AdminScreen(Screen[None]):
 
     def start(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run an interactive job (dialogs, actions) as a worker of this screen."""
-        self.run_worker(partial(job, *args), group="action")
+        self.run_worker(partial(self._guarded, job, *args), group="action")
+
+    async def _guarded(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """A job's own failure (the database file gone, a read it makes before its dialog) is
+        the operator's to read in a toast: a worker that raises would end the whole app."""
+        try:
+            await job(*args)
+        except Exception as exc:
+            self.notify(describe(exc), title="Not done", severity="error", timeout=8)
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """Commands this screen adds to the command palette, run here."""
