@@ -9,7 +9,6 @@ the outcome: the feature's own message on a CodelaceError, a short confirmation 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
 from typing import Any, ClassVar, Protocol, cast
 
 from textual import work
@@ -142,7 +141,7 @@ class AdminScreen(Screen[None]):
 
     def start(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run an interactive job (dialogs, actions) as a worker of this screen."""
-        self.run_worker(partial(self._guarded, job, *args), group="action")
+        self.run_worker(self._guarded(job, *args), group="action")
 
     async def _guarded(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """A job's own failure (the database file gone, a read it makes before its dialog) is
