@@ -8,6 +8,8 @@ the outcome: the feature's own message on a CodelaceError, a short confirmation 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Protocol, cast
 
@@ -65,6 +67,18 @@ class AdminScreen(Screen[None]):
         """Show one account in full over this screen (Escape comes back)."""
         self.post_message(self.OpenUser(user_id))
 
+    def __init__(
+        self, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name, id, classes)
+        self._loaded = asyncio.Event()  # set once the first reload has shown its data (or failed)
+
+    async def loaded(self, timeout: float = 5.0) -> None:
+        """Wait until the screen has shown its data once (or failed to load it), at most
+        `timeout` seconds: an action on the selected row needs the rows."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._loaded.wait(), timeout)
+
     @property
     def services(self) -> AdminServices:
         return cast(HasServices, self.app).services
@@ -100,8 +114,10 @@ class AdminScreen(Screen[None]):
             data = await self.fetch()
         except Exception as exc:
             self.notify(describe(exc), title="Could not load", severity="error")
+            self._loaded.set()
             return
         self.show(data)
+        self._loaded.set()
 
     async def fetch(self) -> Any:
         """Read what the screen shows (through the services)."""
