@@ -96,7 +96,10 @@ class AdminApp(App[None]):
     async def _run_on(self, mode: str, action: str) -> None:
         """Switch to a mode's screen and run one of its actions there."""
         await self.switch_mode(mode)
-        await self.screen.run_action(action)
+        screen = self.screen
+        if isinstance(screen, AdminScreen):  # a screen seen for the first time has no rows yet
+            await screen.loaded()
+        await screen.run_action(action)
 
 
 def create_admin_app(config: Config, clock: Callable[[], datetime] | None = None) -> AdminApp:

@@ -54,17 +54,23 @@ class CatalogServices:
     def save_model(self, form: ModelForm, *, new: bool) -> str:
         """Add a model (refusing an id already in the catalog) or change one; its id."""
         model_id = form.model_id.strip()
-        if new and model_id in {m.id for m in models.list_models()}:
+        with audited("models set", model_id, lambda: states.model(model_id)):
+            self._set_model(model_id, form, new=new)
+        return model_id
+
+    def _set_model(self, model_id: str, form: ModelForm, *, new: bool) -> None:
+        current = models.find_model(model_id)  # what the form does not show stays as it is
+        if new and current is not None:
             raise Conflict(
                 f"model {model_id} is already in the catalog: edit it instead",
                 code="model_exists",
             )
-        with audited("models set", model_id, lambda: states.model(model_id)):
-            self._set_model(model_id, form)
-        return model_id
-
-    def _set_model(self, model_id: str, form: ModelForm) -> None:
-        current = models.find_model(model_id)  # what the form does not show stays as it is
+        if not new and current is None:  # an edit must not bring back what was removed
+            raise NotFound(
+                f"model {model_id} is no longer in the catalog (removed meanwhile?): nothing "
+                "was saved; add it again with n if it is wanted",
+                code="model_not_found",
+            )
         models.set_model(
             model_id,
             form.input_per_1m.strip(),

@@ -41,7 +41,7 @@ def parse_token_cap(text: str) -> int | None:
     text = text.strip().replace("_", "").replace(",", "")
     if not text:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit int() cannot read
         raise InvalidRequest(f"max output tokens must be a whole number, got {text!r}")
     return int(text)
 

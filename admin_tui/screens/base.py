@@ -8,8 +8,9 @@ the outcome: the feature's own message on a CodelaceError, a short confirmation 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
 from typing import Any, ClassVar, Protocol, cast
 
 from textual import work
@@ -66,6 +67,18 @@ class AdminScreen(Screen[None]):
         """Show one account in full over this screen (Escape comes back)."""
         self.post_message(self.OpenUser(user_id))
 
+    def __init__(
+        self, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name, id, classes)
+        self._loaded = asyncio.Event()  # set once the first reload has shown its data (or failed)
+
+    async def loaded(self, timeout: float = 5.0) -> None:
+        """Wait until the screen has shown its data once (or failed to load it), at most
+        `timeout` seconds: an action on the selected row needs the rows."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._loaded.wait(), timeout)
+
     @property
     def services(self) -> AdminServices:
         return cast(HasServices, self.app).services
@@ -101,8 +114,10 @@ class AdminScreen(Screen[None]):
             data = await self.fetch()
         except Exception as exc:
             self.notify(describe(exc), title="Could not load", severity="error")
+            self._loaded.set()
             return
         self.show(data)
+        self._loaded.set()
 
     async def fetch(self) -> Any:
         """Read what the screen shows (through the services)."""
@@ -142,7 +157,15 @@ class AdminScreen(Screen[None]):
 
     def start(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run an interactive job (dialogs, actions) as a worker of this screen."""
-        self.run_worker(partial(job, *args), group="action")
+        self.run_worker(self._guarded(job, *args), group="action")
+
+    async def _guarded(self, job: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """A job's own failure (the database file gone, a read it makes before its dialog) is
+        the operator's to read in a toast: a worker that raises would end the whole app."""
+        try:
+            await job(*args)
+        except Exception as exc:
+            self.notify(describe(exc), title="Not done", severity="error", timeout=8)
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """Commands this screen adds to the command palette, run here."""

@@ -235,9 +235,13 @@ def cap_text(key: KeyRow) -> str:
 
 
 def moment_text(key: KeyRow) -> str:
-    """A key's expiry as the form shows it (ISO 8601, UTC)."""
+    """A key's expiry as the form shows it (ISO 8601, UTC), exactly as stored: the form sends
+    it back, and a save that changes only the cap must not move the expiry (a "30d" one has
+    microseconds)."""
     expires = key.expires_at
-    return "" if expires is None else expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if expires is None:
+        return ""
+    return expires.isoformat(timespec="microseconds" if expires.microsecond else "seconds") + "Z"
 
 
 def ledger_rows(detail: UserDetail) -> list[Row]:

@@ -63,6 +63,8 @@ async def open_add_model(app: AdminApp, pilot: Pilot[None]) -> None:
         ("input_per_1m", "1e999999999", "input price"),
         ("output_per_1m", "-1e999999", "output price"),
         ("max_output_tokens", "99999999999999999999999", "max output tokens"),
+        ("max_output_tokens", "\u00b2", "max output tokens must be a whole number"),  # int() fails
+        ("max_output_tokens", "\u0663", "max output tokens must be a whole number"),  # int() = 3
     ],
 )
 async def test_an_out_of_range_model_field_is_refused_not_a_crash(
@@ -190,3 +192,21 @@ async def test_escape_while_a_save_is_running_waits_for_its_outcome(admin_env: A
         assert "wait for the outcome" in text_of(pilot, "#form-error")
         await until(pilot, lambda: results != [], "the form to close", timeout=5)
     assert results == ["done"]
+
+
+@pytest.mark.parametrize(
+    "typed", ["\u00b2", "\u0663", "\uff15"]
+)  # superscript 2, Arabic 3, fullwidth 5
+async def test_request_limits_are_ascii_digits_only(admin_env: AdminEnv, typed: str) -> None:
+    """A digit int() cannot read ("²") was an unexpected ValueError; one it reads ("٣") was
+    taken as a limit: both are refused in the form, as every other number field is."""
+    create_user("alice@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
+        await pilot.press("r")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the limits form")
+        await fill(pilot, "rpm", typed)
+        assert "rpm: must be a whole number" in await submit_and_read_error(pilot)
+    assert get_user("alice@example.com").rpm is None

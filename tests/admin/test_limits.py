@@ -10,8 +10,9 @@ import pytest
 from textual.widgets import Select
 
 from admin_tui.app import create_admin_app
-from codelace_box.accounts.keys import create_key
+from codelace_box.accounts.keys import create_key, update_key
 from codelace_box.accounts.users import create_user, get_user
+from codelace_box.audit import list_entries
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.db.models import ApiKey, KeyUsage
@@ -103,3 +104,26 @@ async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  #
         )
     bob = get_user("bob@example.com")
     assert (bob.rpm, bob.max_concurrent) == (0, 3)
+
+
+async def test_saving_only_a_new_cap_keeps_the_expiry_to_the_microsecond(
+    admin_env: AdminEnv,
+) -> None:
+    """The form is filled with the stored expiry and sends it back: cut to the second, a cap
+    change also moved the expiry and the audit log showed a change nobody made."""
+    key = create_key(create_user("alice@example.com").id, "ci").key
+    key = update_key(key.uuid, {"limit_usd": "5", "expires_at": "30d"}, relative=True)
+    assert key.expires_at.microsecond  # type: ignore[union-attr]
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: column(pilot, "#keys", 3) == ["$0.00 / $5.00 total"], "cap")
+        await pilot.press("l")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the key limits form")
+        await fill(pilot, "limit_usd", "6")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")
+    assert ApiKey.get_by_id(key.id).expires_at == key.expires_at
+    entry = list_entries()[-1]
+    changed = {k for k in entry.after or {} if (entry.before or {}).get(k) != entry.after[k]}
+    assert (entry.command, changed) == ("keys update", {"limit_usd"})

@@ -9,7 +9,9 @@ from textual.pilot import Pilot
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
-from tests.admin.pilot import AdminEnv, column, screen_name, until
+from codelace_box.catalog.models import set_model
+from codelace_box.catalog.providers import add_provider
+from tests.admin.pilot import SECRET, AdminEnv, column, notifications, screen_name, until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -68,3 +70,24 @@ async def test_every_screen_action_is_reachable_from_any_screen(admin_env: Admin
         assert pilot.app.screen.query_one(".dialog-title").content == "Add provider"  # type: ignore[attr-defined]
         await pilot.press("escape")
         await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the providers screen")
+
+
+@pytest.mark.parametrize(
+    ("words", "title"),
+    [("edit model", "Edit openai/gpt-5.4"), ("adjust balance", "Adjust balance of ana@x.org")],
+)
+async def test_a_palette_action_on_the_selected_row_of_a_screen_not_shown_yet(
+    admin_env: AdminEnv, words: str, title: str
+) -> None:
+    """From the dashboard, an action on another screen's highlighted row waits for that
+    screen's first rows (it said "No model selected" on a catalog of one)."""
+    create_user("ana@x.org")
+    add_provider("openai", "openai", SECRET, "sk-palette-0000000000000001")
+    set_model("openai/gpt-5.4", "2.5", "10")
+    async with create_admin_app(admin_env.config).run_test(notifications=True) as pilot:
+        await run_command(pilot, words)
+        await until(
+            pilot, lambda: screen_name(pilot) == "FormDialog" or notifications(pilot), "an outcome"
+        )
+        assert notifications(pilot) == []
+        assert pilot.app.screen.query_one(".dialog-title").content == title  # type: ignore[attr-defined]

@@ -1,0 +1,76 @@
+"""Actions on what changed under the dashboard: a model removed by another process while its
+edit form is open, and the database file gone while an action reads before its dialog. Each
+ends in a clear message, writes nothing, and leaves the dashboard running."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from admin_tui.app import create_admin_app
+from codelace_box.accounts.users import create_user
+from codelace_box.audit import list_entries
+from codelace_box.catalog.models import find_model, set_model
+from codelace_box.catalog.providers import add_provider
+from tests.admin.pilot import (
+    SECRET,
+    AdminEnv,
+    column,
+    fill,
+    notifications,
+    screen_name,
+    text_of,
+    until,
+)
+from tests.support import run_cli
+
+pytestmark = pytest.mark.timeout(60)
+SIZE = (100, 30)
+
+
+async def test_an_action_failing_before_its_dialog_is_a_toast_not_the_end_of_the_app(
+    admin_env: AdminEnv,
+) -> None:
+    """`r` (request limits) reads the defaults before its form opens: with the database file
+    moved away that read fails, and a failing worker would take the whole app down."""
+    create_user("ana@example.com")
+    db_path = admin_env.config.database.path
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["ana@example.com"], "ana")
+        os.replace(db_path, f"{db_path}.away")
+        try:
+            await pilot.press("r")
+            await until(
+                pilot, lambda: any("is gone" in n for n in notifications(pilot)), "the toast"
+            )
+        finally:
+            os.replace(f"{db_path}.away", db_path)
+        assert app.is_running and screen_name(pilot) == "UsersScreen"
+        await pilot.press("r")  # the file is back: the same action works
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the limits form")
+
+
+async def test_saving_the_edit_of_a_model_removed_meanwhile_does_not_bring_it_back(
+    admin_env: AdminEnv,
+) -> None:
+    add_provider("openai", "openai", SECRET, "sk-meanwhile-0000000000001")
+    set_model("openai/gpt-5.4", "2.5", "10")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: column(pilot, "#models") == ["openai/gpt-5.4"], "the model")
+        await pilot.press("e")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        removed = run_cli(admin_env.path, "models", "remove", "openai/gpt-5.4")
+        assert removed.returncode == 0, removed.stderr
+        await fill(pilot, "input_per_1m", "3")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: text_of(pilot, "#form-error") != "", "the refusal")
+        assert "no longer in the catalog" in text_of(pilot, "#form-error")
+        await pilot.press("escape")
+        await until(pilot, lambda: column(pilot, "#models") == [], "the table without it")
+    assert find_model("openai/gpt-5.4") is None
+    assert [(e.client, e.command) for e in list_entries()] == [("cli", "models remove")]
