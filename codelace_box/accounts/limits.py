@@ -59,7 +59,7 @@ MAX_CONCURRENT = 100_000
 MAX_ALLOWED_MODELS = 200
 RPM_WINDOW_SEC = 60
 KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models")
-_RELATIVE = re.compile(r"^(\d{1,6})([hd])$")
+_RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:

@@ -152,7 +152,13 @@ def json_response(
 def limit_arg(request: Request, default: int, most: int) -> int:
     """The `?limit=` of a list: `default` when absent; 400 `invalid_limit` unless it is a whole
     number (ASCII digits) from 1 to `most`."""
-    raw = request.args.get("limit")
+    return limit_of(request.args, default, most)
+
+
+def limit_of(args: Any, default: int, most: int) -> int:
+    """`limit_arg` on a request's query arguments (`str.isdigit` alone takes "²", which `int`
+    refuses, and "٣", which it reads as 3)."""
+    raw = args.get("limit")
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import READ, json_response
+from codelace_box.api.common import READ, json_response, limit_of
 from codelace_box.api.views import (
     anthropic_model_list_view,
     health_view,
@@ -17,7 +17,7 @@ from codelace_box.api.views import (
     pricing_view,
 )
 from codelace_box.db.lookups import ping_many, run_lookups
-from codelace_box.errors import InvalidRequest, NotFound, ServiceUnavailable
+from codelace_box.errors import NotFound, ServiceUnavailable
 from codelace_box.gateway.pipeline import Gateway
 from codelace_box.gateway.routing import ModelRoute
 
@@ -52,20 +52,12 @@ async def models(request: Request) -> HTTPResponse:
     return json_response(model_list_view(gateway.routes.servable_models()))
 
 
-def _page_limit(raw: str | None) -> int:
-    if raw is None:
-        return MAX_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_PAGE}", param="limit")
-    return int(raw)
-
-
 def anthropic_page(
     named: list[tuple[str, ModelRoute]], args: Any
 ) -> tuple[list[tuple[str, ModelRoute]], bool]:
     """Anthropic's cursor paging: `limit` entries after `after_id`, or the `limit` just before
     `before_id`; and whether more lie beyond in that direction."""
-    limit = _page_limit(args.get("limit"))
+    limit = limit_of(args, MAX_PAGE, MAX_PAGE)
     ids = [name for name, _ in named]
     after, before = args.get("after_id"), args.get("before_id")
     if before is not None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from codelace_box.db.core import utcnow
 from codelace_box.errors import InvalidRequest
 
-_RELATIVE = re.compile(r"^(\d{1,5})([hd])$")
+_RELATIVE = re.compile(r"^(\d{1,5})([hd])$", re.ASCII)
 
 
 def parse_moment(text: str, now: datetime | None = None, option: str = "--since") -> datetime:

@@ -185,6 +185,7 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
         "",
         "9999-12-31T23:00:00-05:00",
         "0001-01-01T00:00+01:00",
+        "\u0663d",  # an Arabic-Indic 3: a span is ASCII digits
     ],
 )
 def test_a_bad_since_is_one_clear_error(text: str) -> None:

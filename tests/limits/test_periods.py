@@ -3,11 +3,12 @@ the 1st; and the spend shown for a period that is over."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
-from codelace_box.accounts.limits import period_start, period_starts
+from codelace_box.accounts.limits import parse_expiry, period_start, period_starts
+from codelace_box.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(
@@ -40,3 +41,14 @@ def test_period_starts_are_stored_text_that_orders_like_time() -> None:
         "2026-03-01 00:00:00",
     )
     assert monthly < weekly < daily < "2026-03-18 09:30:00"
+
+
+@pytest.mark.parametrize(("text", "days"), [("7d", 7), ("\u0663d", None), ("\u00b2d", None)])
+def test_a_relative_expiry_is_ascii_digits(text: str, days: int | None) -> None:
+    """`keys create --expires 7d` and the dashboard's form: an Arabic-Indic 3 was read as 3."""
+    now = datetime(2026, 3, 15, 12, 0, 0)
+    if days is None:
+        with pytest.raises(InvalidRequest, match="expires_at"):
+            parse_expiry(text, now, relative=True)
+    else:
+        assert parse_expiry(text, now, relative=True) == now + timedelta(days=days)
