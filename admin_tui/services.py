@@ -232,6 +232,7 @@ class AdminServices(CatalogServices):
 
     def create_user(self, email: str) -> UserRow:
         """Create an account (it may then sign in under invite-only signup)."""
+        email = accounts.normalize_email(email)  # the audit's target: the account's email
         with _audited("users create", email, lambda: states.user(email)):
             user = accounts.create_user(email, created_by_admin=True)
         return _user_row(user, 0, 0, {})

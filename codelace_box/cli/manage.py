@@ -206,9 +206,10 @@ def _limit_text(own: int | None, value: int, what: str) -> str:
 @pass_state
 def users_create(state: CliState, email: str) -> None:
     """Create an account (how invite-only signup lets someone in)."""
-    from codelace_box.accounts.users import create_user
+    from codelace_box.accounts.users import create_user, normalize_email
 
     state.database()
+    email = normalize_email(email)  # the audit's target is the account's email, not the typing
     with audited("users create", email, lambda: states.user(email)):
         user = create_user(email, created_by_admin=True)
     click.echo(f"created user {user.uuid} {user.email}")

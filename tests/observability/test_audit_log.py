@@ -29,7 +29,7 @@ def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
 ) -> None:
     box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
     commands = [
-        ("users create", ("users", "create", "ana@example.com")),
+        ("users create", ("users", "create", " Ana@Example.COM")),  # target: as stored
         ("users disable", ("users", "disable", "ana@example.com")),
         ("users enable", ("users", "enable", "ana@example.com")),
         ("credit", ("credit", "ana@example.com", "12.5", "--reason", "welcome")),
@@ -132,8 +132,9 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
         assert (entry.client, entry.command) == ("admin", command)
         return entry
 
-    user = call(admin.create_user, "bo@example.com")
-    assert last("users create").after["email"] == "bo@example.com"
+    user = call(admin.create_user, " Bo@Example.COM ")
+    created = last("users create")
+    assert (created.target, created.after["email"]) == ("bo@example.com", "bo@example.com")
     call(admin.set_user_active, "bo@example.com", False)
     assert last("users disable").after["status"] == "disabled"
     call(admin.set_user_active, "bo@example.com", True)
