@@ -51,6 +51,20 @@ log = logging.getLogger("codelace_box.db")
 UNREACHABLE_AFTER_SEC = 1.0  # an item that failed unavailable after this long: a silent server
 
 
+def found_unreachable(exc: BaseException, took_sec: float) -> bool:
+    """Whether work that failed with `exc` after `took_sec` found the server unreachable
+    (not merely a session it had dropped, which fails at once and reconnects at next use)."""
+    return took_sec >= UNREACHABLE_AFTER_SEC and is_unavailable(exc)
+
+
+def unreachable_error() -> ServiceUnavailable:
+    """The 503 of work that waited behind an attempt which found the server unreachable (as
+    db/core.py's database_unavailable() words it)."""
+    return ServiceUnavailable(
+        "the database is unavailable; retry shortly", code="database_unavailable"
+    )
+
+
 class DbThread:
     """One thread, its own database connection, work run one item at a time in order.
 
@@ -86,9 +100,7 @@ class DbThread:
         """On the thread: `work()`, unless the server was found unreachable while it waited
         (and nothing reached it since): then the 503 that attempt ended in, at once."""
         if queued < self._unreachable_at and self._reached_at < self._unreachable_at:
-            raise ServiceUnavailable(  # as db/core.py's database_unavailable() words it
-                "the database is unavailable; retry shortly", code="database_unavailable"
-            )
+            raise unreachable_error()
         began = time.monotonic()
         try:
             result = work()
@@ -96,7 +108,7 @@ class DbThread:
             ended = time.monotonic()
             if not is_unavailable(exc):
                 self._reached_at = ended  # the server answered (with an error of the work's)
-            elif ended - began >= UNREACHABLE_AFTER_SEC:
+            elif found_unreachable(exc, ended - began):
                 self._unreachable_at = ended
             raise
         self._reached_at = time.monotonic()
