@@ -144,9 +144,10 @@ _writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
-    """Start this process's database thread (once the database is open); idempotent."""
+    """Start this process's database thread (once the database is open; on PostgreSQL its
+    work fails together behind a server found unreachable); idempotent."""
     if not _current:
-        _current.append(DbThread(fail_together=True))
+        _current.append(DbThread(fail_together=engine() == POSTGRES))
     return _current[0]
 
 
