@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -39,6 +40,9 @@ PROGRAM: tuple[str, ...] = (
 # each: the suite made about 2,000, most while polling a starting server), though the tests
 # only speak plain HTTP on loopback.
 TLS: ssl.SSLContext = httpx.create_ssl_context()
+CATALOG_SEEN_SEC = 1.0  # the SPEC: a catalog change is seen within a second
+CATALOG_RELOAD_SEC = 0.6  # a worker's catalog reload period (gateway/routing.py), and a margin
+ANTHROPIC_LIST = {"anthropic-version": "2023-06-01"}  # /v1/models/{alias} answers for aliases
 
 
 def sdk_http(sdk: Any, *, asynchronous: bool = False) -> Any:
@@ -245,6 +249,19 @@ class BoxDriver:
 
     def remember_key(self, email: str, key: str) -> None:
         """Hook: a suite that tracks its users' keys records them here."""
+
+    def until_served(self, *model_ids: str, workers: int = 1) -> None:
+        """Wait until the box serves models (or aliases) the CLI just set: a catalog change is
+        seen within a second, not at once (on PostgreSQL each worker reloads its catalog every
+        half second); with several workers, until every one has reloaded since."""
+        for model_id in model_ids:
+            deadline = time.monotonic() + CATALOG_SEEN_SEC
+            url = f"{self.url}/v1/models/{quote(model_id, safe='')}"
+            while httpx.get(url, headers=ANTHROPIC_LIST, verify=TLS).status_code != 200:
+                assert time.monotonic() < deadline, f"{model_id} is not served"
+                time.sleep(0.02)
+        if workers > 1:
+            time.sleep(CATALOG_RELOAD_SEC)
 
     def http(self, key: str | None = None) -> httpx.Client:
         headers = {"authorization": f"Bearer {key}"} if key else {}

@@ -21,6 +21,7 @@ from codelace_box.accounts.users import normalize_email, touch_last_seen
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import User
+from codelace_box.db.offload import run_db_work
 from codelace_box.errors import PermissionDenied
 
 
@@ -80,20 +81,26 @@ def verify_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
 async def request_sign_in(
     raw_email: object, client: str, *, mailer: Mailer, secret_key: str, auth: AuthConfig
 ) -> CodeSent:
-    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted."""
+    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted.
+    Its database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     email = normalize_email(raw_email)
-    hit(request_limits(email, client, auth))
     ttl_sec = auth.otp_ttl_sec
     code = otp.generate_code()
-    code_hash = otp.store_code(secret_key, email, code, ttl_sec)
+    code_hash = await run_db_work(_counted_code, email, client, code, secret_key, auth)
     try:
         await mailer.send_code(email, code, ttl_sec)
     except Exception:
         # Not sent: the code must not stay usable. (A cancelled request is not a failure:
         # the mail thread goes on and its code should work when the mail arrives.)
-        otp.discard_code(email, code_hash)
+        await run_db_work(otp.discard_code, email, code_hash)
         raise
     return CodeSent(email, ttl_sec)
+
+
+def _counted_code(email: str, client: str, code: str, secret_key: str, auth: AuthConfig) -> str:
+    """Count the request against its limits (429 past them), then store `code`; its hash."""
+    hit(request_limits(email, client, auth))
+    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec)
 
 
 def complete_sign_in(

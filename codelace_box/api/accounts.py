@@ -1,4 +1,5 @@
-"""/api/v1/auth: sign-in codes, profile and API keys (thin handlers over accounts/)."""
+"""/api/v1/auth: sign-in codes, profile and API keys (thin handlers over accounts/; their
+database work off the event loop on PostgreSQL: api/dbwork.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import NewKey, create_key, list_keys, revoke_key, update_key
+from codelace_box.accounts.keys import (
+    AuthContext,
+    NewKey,
+    create_key,
+    list_keys,
+    revoke_key,
+    update_key,
+)
 from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
-from codelace_box.api.common import (
-    READ,
-    client_address,
-    json_body,
-    json_response,
-    require_auth,
-)
+from codelace_box.api.common import READ, client_address, json_body, json_response
+from codelace_box.api.dbwork import database_handler, keyed_database_handler
 from codelace_box.api.views import (
     code_sent_view,
     key_view,
@@ -54,7 +57,8 @@ async def otp_request(request: Request) -> HTTPResponse:
 
 
 @bp.post("/otp/verify")
-async def otp_verify(request: Request) -> HTTPResponse:
+@database_handler
+def otp_verify(request: Request) -> HTTPResponse:
     """Trade a code for an API key, creating the account on first sign-in."""
     body = json_body(request)
     ctx = request.app.ctx
@@ -69,16 +73,16 @@ async def otp_verify(request: Request) -> HTTPResponse:
 
 
 @bp.route("/me", methods=READ)
-async def me(request: Request) -> HTTPResponse:
+@keyed_database_handler
+def me(request: Request, auth: AuthContext) -> HTTPResponse:
     """The signed-in account."""
-    auth = await require_auth(request)
     return json_response(profile_view(get_user_by_id(auth.user_id)))
 
 
 @bp.patch("/me")
-async def update_me(request: Request) -> HTTPResponse:
+@keyed_database_handler
+def update_me(request: Request, auth: AuthContext) -> HTTPResponse:
     """Change the display name."""
-    auth = await require_auth(request)
     body = json_body(request)
     if "display_name" not in body:
         raise InvalidRequest("display_name is required", param="display_name")
@@ -86,16 +90,16 @@ async def update_me(request: Request) -> HTTPResponse:
 
 
 @bp.route("/key", methods=READ)
-async def keys_list(request: Request) -> HTTPResponse:
+@keyed_database_handler
+def keys_list(request: Request, auth: AuthContext) -> HTTPResponse:
     """The caller's active keys (never the full keys)."""
-    auth = await require_auth(request)
     return json_response([key_view(k) for k in list_keys(auth.user_id)])
 
 
 @bp.post("/key")
-async def keys_create(request: Request) -> HTTPResponse:
+@keyed_database_handler
+def keys_create(request: Request, auth: AuthContext) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
-    auth = await require_auth(request)
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
     return json_response(new_key_view(create_key_from(auth.user_id, body)))
 
@@ -124,18 +128,18 @@ def key_changes(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @bp.patch("/key/<key_id>")
-async def keys_update(request: Request, key_id: str) -> HTTPResponse:
+@keyed_database_handler
+def keys_update(request: Request, auth: AuthContext, key_id: str) -> HTTPResponse:
     """Change one of the caller's keys: its name and limits (an absent field is unchanged,
     null clears a limit). A bad field is a 400 naming it, and nothing changes."""
-    auth = await require_auth(request)
     changes = key_changes(json_body(request))
     return json_response(key_view(update_key(key_id, changes, user_id=auth.user_id)))
 
 
 @bp.delete("/key/<key_id>")
-async def keys_delete(request: Request, key_id: str) -> HTTPResponse:
+@keyed_database_handler
+def keys_delete(request: Request, auth: AuthContext, key_id: str) -> HTTPResponse:
     """Revoke one of the caller's keys, named by its UUID; it fails from the very next request
     on. Any other key_id (an old integer id, garbage) is a 404."""
-    auth = await require_auth(request)
     revoke_key(key_id, user_id=auth.user_id)
     return HTTPResponse(status=204)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
+from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import READ, json_response, limit_arg, require_auth
+from codelace_box.api.dbwork import keyed_database_handler
 from codelace_box.api.views import balance_view, usage_view
 from codelace_box.db.models import User
 from codelace_box.db.offload import run_in_db_thread
@@ -17,9 +19,9 @@ MAX_USAGE_LIMIT = 100
 
 
 @bp.route("/balance", methods=READ)
-async def balance(request: Request) -> HTTPResponse:
+@keyed_database_handler
+def balance(request: Request, auth: AuthContext) -> HTTPResponse:
     """The caller's credit balance in USD."""
-    auth = await require_auth(request)
     user = User.get_by_id(auth.user_id)
     return json_response(balance_view(user))
 

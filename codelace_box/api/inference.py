@@ -28,6 +28,7 @@ from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
 from codelace_box.gateway.holds import claim_hold_owner
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
+from codelace_box.gateway.refreshed_routes import route_table
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
@@ -144,7 +145,8 @@ class LazyStream:
 
 
 async def start_gateway(app: Sanic) -> None:
-    """Per worker: the routing table and the pooled upstream client."""
+    """Per worker: the routing table (on PostgreSQL its reload task) and the pooled upstream
+    client."""
     config: Config = app.ctx.config
     gw = config.gateway
     limits = UpstreamLimits(gw.max_upstream_body_bytes, gw.max_sse_event_bytes)
@@ -160,7 +162,9 @@ async def start_gateway(app: Sanic) -> None:
         default_max_concurrent=config.limits.max_concurrent,
     )
     claim_hold_owner()  # alive for the other boxes on a shared database
-    app.ctx.gateway = gateway = Gateway(RouteTable(app.ctx.secret_key), client, settings)
+    routes = route_table(app.ctx.secret_key)
+    await routes.start()  # PostgreSQL: the catalog is reloaded off the loop from now on
+    app.ctx.gateway = gateway = Gateway(routes, client, settings)
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
     loop = asyncio.get_running_loop()
     app.ctx.hold_sweep = loop.create_task(sweep_holds_forever(gateway, interval))
@@ -208,4 +212,5 @@ async def stop_gateway(app: Sanic) -> None:
     gateway: Gateway | None = getattr(app.ctx, "gateway", None)
     if gateway is not None:
         await gateway.drain(app.config.GRACEFUL_SHUTDOWN_TIMEOUT)
+        await gateway.routes.stop()
         await gateway.client.close()

@@ -23,6 +23,7 @@ from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
 from codelace_box.api.common import READ, bearer_token
 from codelace_box.db.core import aggregate
+from codelace_box.db.offload import run_db_work
 from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
 from codelace_box.logformat import write_access
 from codelace_box.metrics import CONTENT_TYPE, scrape, status_class
@@ -133,4 +134,5 @@ async def metrics_text(request: Request) -> HTTPResponse:
             "/metrics answers only loopback clients unless metrics.token is set",
             code="metrics_loopback_only",
         )
-    return HTTPResponse(scrape(_open_holds), content_type=CONTENT_TYPE)
+    holds = await run_db_work(_open_holds)  # off the loop on PostgreSQL
+    return HTTPResponse(scrape(lambda: holds), content_type=CONTENT_TYPE)

@@ -2,7 +2,8 @@
 session, never an API key), session and sign-out endpoints. Data endpoints: portal_data.py.
 
 Every page path serves the same HTML shell; the JS modules draw the page the path names. The
-portal is a client like the CLI: these handlers call the same accounts/ functions.
+portal is a client like the CLI: these handlers call the same accounts/ functions (their
+database work off the event loop on PostgreSQL: api/dbwork.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from codelace_box.accounts.sessions import end_session, find_session, start_sess
 from codelace_box.accounts.signin import verify_code
 from codelace_box.api.accounts import send_sign_in_code
 from codelace_box.api.common import READ, client_address, json_body, json_response
+from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import (
     changing_session,
     check_origin,
@@ -59,7 +61,8 @@ def session_view(request: Request) -> dict[str, object]:
 
 
 @bp.route("/portal/api/session", methods=READ)
-async def session(request: Request) -> HTTPResponse:
+@database_handler
+def session(request: Request) -> HTTPResponse:
     """Always 200, so a signed-out page load logs no failed request."""
     return json_response(session_view(request))
 
@@ -72,7 +75,8 @@ async def signin_code(request: Request) -> HTTPResponse:
 
 
 @bp.post("/portal/api/signin/verify")
-async def signin_verify(request: Request) -> HTTPResponse:
+@database_handler
+def signin_verify(request: Request) -> HTTPResponse:
     """Trade a code for a session cookie; no API key is minted."""
     check_origin(request)
     body = json_body(request)
@@ -94,7 +98,8 @@ async def signin_verify(request: Request) -> HTTPResponse:
 
 
 @bp.post("/portal/api/signout")
-async def signout(request: Request) -> HTTPResponse:
+@database_handler
+def signout(request: Request) -> HTTPResponse:
     """End the session on the server and drop the cookie."""
     changing_session(request)
     end_session(session_token(request))

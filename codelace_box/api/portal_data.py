@@ -2,7 +2,9 @@
 overview, keys (list, create, rename, limits, revoke), usage, payments, top-up and card setup.
 
 Thin handlers over accounts/, billing/ and reports/, answering in the shapes of api/views.py;
-every rule (amounts, names, the trial) is the server's, the page only shows the answers.
+every rule (amounts, names, the trial) is the server's, the page only shows the answers. Their
+database work runs off the event loop on PostgreSQL (api/dbwork.py), the reads that grow with
+history on the database thread on both engines.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from codelace_box.accounts.keys import list_keys, revoke_key, update_key
 from codelace_box.accounts.users import get_user_by_id
 from codelace_box.api.accounts import create_key_from, key_changes
 from codelace_box.api.common import READ, json_body, json_response
+from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import changing_session, current_session, portal_headers
 from codelace_box.api.stripe import stripe_api
 from codelace_box.api.views import (
@@ -30,7 +33,8 @@ from codelace_box.api.views import (
 from codelace_box.billing.checkout import MAX_TOPUP_USD, start_setup, start_topup
 from codelace_box.billing.payments import list_payments
 from codelace_box.config import Config
-from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.models import User
+from codelace_box.db.offload import run_db_work, run_in_db_thread
 from codelace_box.errors import InvalidRequest
 from codelace_box.reports.usage import spend_history, usage_summary
 
@@ -48,8 +52,7 @@ def _stripe_enabled(config: Config) -> bool:
 @bp.route("/overview", methods=READ)
 async def overview(request: Request) -> HTTPResponse:
     """Balance, this month's spend, and what the billing page needs to know."""
-    session = current_session(request)
-    user = get_user_by_id(session.user_id)
+    user = await run_db_work(_signed_in_user, request)
     history = await run_in_db_thread(spend_history, user.id)
     config: Config = request.app.ctx.config
     stripe = config.stripe
@@ -68,22 +71,29 @@ async def overview(request: Request) -> HTTPResponse:
     )
 
 
+def _signed_in_user(request: Request) -> User:
+    return get_user_by_id(current_session(request).user_id)
+
+
 @bp.route("/keys", methods=READ)
-async def keys(request: Request) -> HTTPResponse:
+@database_handler
+def keys(request: Request) -> HTTPResponse:
     """The active keys (never the full keys), with their limits when the server has them."""
     session = current_session(request)
     return json_response([key_view(k) for k in list_keys(session.user_id)])
 
 
 @bp.post("/keys")
-async def keys_create(request: Request) -> HTTPResponse:
+@database_handler
+def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else."""
     session = changing_session(request)
     return json_response(new_key_view(create_key_from(session.user_id, json_body(request))))
 
 
 @bp.patch("/keys/<key_id:str>")
-async def keys_update(request: Request, key_id: str) -> HTTPResponse:
+@database_handler
+def keys_update(request: Request, key_id: str) -> HTTPResponse:
     """Change one of the caller's keys: its name and limits, as PATCH /api/v1/auth/key does
     (an absent field unchanged, null clearing a limit, a bad one a 400 and nothing changed)."""
     session = changing_session(request)
@@ -94,7 +104,8 @@ async def keys_update(request: Request, key_id: str) -> HTTPResponse:
 
 
 @bp.delete("/keys/<key_id:str>")
-async def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
+@database_handler
+def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
     """Revoke one of the caller's keys; it fails from the next request on."""
     session = changing_session(request)
     revoke_key(key_id, user_id=session.user_id)
@@ -104,14 +115,15 @@ async def keys_revoke(request: Request, key_id: str) -> HTTPResponse:
 @bp.route("/usage", methods=READ)
 async def usage(request: Request) -> HTTPResponse:
     """Totals, recent requests, and the spend of each of the last 30 days."""
-    session = current_session(request)
+    session = await run_db_work(current_session, request)
     summary = await run_in_db_thread(usage_summary, session.user_id, RECENT_REQUESTS)
     history = await run_in_db_thread(spend_history, session.user_id)
     return json_response(usage_view(summary) | spend_view(history))
 
 
 @bp.route("/payments", methods=READ)
-async def payments(request: Request) -> HTTPResponse:
+@database_handler
+def payments(request: Request) -> HTTPResponse:
     """The newest payments with their statuses."""
     session = current_session(request)
     rows = list_payments(session.user_id, SHOWN_PAYMENTS)
@@ -138,7 +150,7 @@ def amount_from_form(raw: object) -> object:
 @bp.post("/topup")
 async def topup(request: Request) -> HTTPResponse:
     """A Checkout Session for a top-up of {"amount_usd"}; the page follows its URL."""
-    session = changing_session(request)
+    session = await run_db_work(changing_session, request)
     api = stripe_api(request)
     amount = amount_from_form(json_body(request).get("amount_usd"))
     config: Config = request.app.ctx.config
@@ -149,7 +161,7 @@ async def topup(request: Request) -> HTTPResponse:
 @bp.post("/setup")
 async def setup(request: Request) -> HTTPResponse:
     """A setup-mode Checkout Session: saving a card earns the trial credit once."""
-    session = changing_session(request)
+    session = await run_db_work(changing_session, request)
     api = stripe_api(request)
     url = await start_setup(api, session.user_id, session.email, request.app.ctx.config)
     return json_response(checkout_view(url))

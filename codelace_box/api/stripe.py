@@ -15,7 +15,9 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
+from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import READ, json_body, json_response, limit_arg, require_auth
+from codelace_box.api.dbwork import database_handler, keyed_database_handler
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.payments import (
@@ -85,9 +87,9 @@ async def webhook(request: Request) -> HTTPResponse:
 
 
 @bp.route("/api/v1/customer/payment", methods=READ)
-async def payment_history(request: Request) -> HTTPResponse:
+@keyed_database_handler
+def payment_history(request: Request, auth: AuthContext) -> HTTPResponse:
     """The caller's payments (top-ups, trial, admin credits), newest first."""
-    auth = await require_auth(request)
     limit = limit_arg(request, DEFAULT_LIMIT, MAX_LIMIT)
     return json_response([payment_view(p) for p in list_payments(auth.user_id, limit)])
 
@@ -123,7 +125,8 @@ def _page(request: Request, title: str, message: str) -> HTTPResponse:
 
 
 @bp.route("/billing/success", methods=READ)
-async def success_page(request: Request) -> HTTPResponse:
+@database_handler
+def success_page(request: Request) -> HTTPResponse:
     """Where Stripe sends the user after paying or saving a card."""
     session_id = request.args.get("session_id", "")
     payment = payment_for_session(session_id) if session_id.startswith("cs_") else None

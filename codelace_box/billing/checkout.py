@@ -19,6 +19,7 @@ from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import Payment
+from codelace_box.db.offload import run_db_work
 from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_to_nanos
 
@@ -154,10 +155,12 @@ def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: st
 async def start_topup(
     api: StripeApi, user_id: int, email: str, raw_amount: object, config: Config
 ) -> str:
-    """Validate, create the payment-mode session, record it pending; the checkout URL."""
+    """Validate, create the payment-mode session, record it pending (off the event loop on
+    PostgreSQL); the checkout URL."""
     amount = parse_topup_amount(raw_amount, config.stripe)
     link = await api.create_checkout_session(topup_session_params(user_id, email, amount, config))
-    record_pending_topup(user_id, link.session_id, amount.nanos, config.stripe.currency)
+    currency = config.stripe.currency
+    await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)
     return link.url
 
 

@@ -48,6 +48,7 @@ from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
+from codelace_box.db.offload import run_db_work
 from codelace_box.money import usd_to_nanos
 
 log = logging.getLogger("codelace_box.billing.webhooks")
@@ -71,10 +72,11 @@ class WebhookOutcome:
 async def handle_webhook(
     api: StripeApi, payload: bytes, signature: str | None, config: StripeConfig
 ) -> WebhookOutcome:
-    """Verify one delivery and apply it; returns once its effect is durably committed."""
+    """Verify one delivery and apply it; returns once its effect is durably committed. Its
+    database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
     event_id, event_type = str(event["id"]), str(event["type"])
-    if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
+    if await run_db_work(_seen, event_id):
         return WebhookOutcome(event_id, event_type, "duplicate")
     if (other := other_mode(event, config.secret_key)) is not None:
         log.error(
@@ -87,12 +89,32 @@ async def handle_webhook(
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
     owner = _setup_owner(session, api.box_secret) if session is not None else None
-    if session is not None and _wants_fingerprint(event_type, session, owner, trial_nanos):
+    if session is not None and await run_db_work(
+        _wants_fingerprint, event_type, session, owner, trial_nanos
+    ):
         fingerprint = await api.card_fingerprint(_setup_intent_id(session))
-    with durable():
-        result = apply_event(event_id, event_type, session, fingerprint, trial_nanos, owner)
+    result = await run_db_work(
+        apply_durably, event_id, event_type, session, fingerprint, trial_nanos, owner
+    )
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return WebhookOutcome(event_id, event_type, result)
+
+
+def _seen(event_id: str) -> bool:
+    return StripeEvent.get_or_none(StripeEvent.id == event_id) is not None
+
+
+def apply_durably(
+    event_id: str,
+    event_type: str,
+    session: dict[str, Any] | None,
+    fingerprint: str | None,
+    trial_nanos: int,
+    setup_owner: int | None,
+) -> str:
+    """`apply_event` in its own transaction, committed with an fsync."""
+    with durable():
+        return apply_event(event_id, event_type, session, fingerprint, trial_nanos, setup_owner)
 
 
 def other_mode(event: dict[str, Any], secret_key: str) -> str | None:

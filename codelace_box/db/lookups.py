@@ -9,7 +9,9 @@ one round trip to the server however many requests wait), and hands each caller 
 result, then takes what was queued meanwhile. So the lookups grow in batches with the server's
 latency instead of the thread's round trips capping the requests a second (at 2.7 ms a round
 trip, one lookup at a time allowed 370). `fn_many` returns one entry per item, in order: its
-result, or the exception to raise for it.
+result, or the exception to raise for it. When a batch spent seconds finding the server
+unreachable (a host that stopped answering), the calls queued meanwhile fail with it (503
+`database_unavailable`) rather than waiting a connect timeout of their own after it.
 
 On SQLite (or with no thread started: the CLI, tests in-process) `run_lookups` calls
 `fn_many([item])` where it is: a local read of microseconds.
@@ -19,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping
-from codelace_box.db.offload import DbThread
+from codelace_box.db.offload import DbThread, found_unreachable, unreachable_error
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -60,18 +63,25 @@ class LookupQueue:
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the thread: run what is queued as one batch, hand the results out, again until
-        nothing is left."""
+        nothing is left. The calls queued while a batch spent seconds finding the server
+        unreachable get its 503 at once, not a connect timeout of their own."""
+        unreachable = False
         while True:
             with self._lock:
                 batch, self._waiting = self._waiting, []
                 if not batch:
                     self._draining = False
                     return
-            items = [item for item, _ in batch]
-            try:
-                results = self._run(items)
-            except Exception as exc:  # the whole batch failed (e.g. the server went away)
-                results = [exc] * len(batch)
+            results: Sequence[Any]
+            if unreachable:
+                results = [unreachable_error() for _ in batch]
+            else:
+                began = time.monotonic()
+                try:
+                    results = self._run([item for item, _ in batch])
+                except Exception as exc:  # the whole batch failed (e.g. the server went away)
+                    results = [exc] * len(batch)
+                    unreachable = found_unreachable(exc, time.monotonic() - began)
             loop.call_soon_threadsafe(_hand_out, batch, results)
 
     def _run(self, items: list[Any]) -> Sequence[Any]:

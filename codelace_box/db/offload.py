@@ -18,6 +18,14 @@ begun here; transactions of the loop's thread run on its own connection and the 
 locking orders the two (SQLite: the busy timeout; PostgreSQL: row locks). An engine whose
 driver releases the GIL while it waits (apsw, psycopg) lets the loop run meanwhile.
 
+Requests' own database work (`run_db_work`: an account's keys, a sign-in, a portal session)
+goes to the database thread on PostgreSQL, where the event loop would wait for the server's
+round trips, or for a host that stopped answering up to its timeouts (db/postgres.py
+NETWORK_DEFAULTS); on SQLite it stays where it is, a local call of microseconds. Work that
+waited there while an earlier item spent seconds finding the server unreachable fails with it
+(503 `database_unavailable`) instead of each spending as long again in turn: with a silent
+host, a queue of N requests would otherwise wait N connect timeouts.
+
 The write thread (PostgreSQL only): a second `DbThread` of its own connection on which the
 group commit (db/batch.py) runs the hot path's transactions (admit, settle), so the loop never
 waits for the server's round trips and a batch does not queue behind a long read. SQLite's
@@ -28,25 +36,49 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from codelace_box.db.core import POSTGRES, close_database, engine
+from codelace_box.db.core import POSTGRES, close_database, engine, is_unavailable
+from codelace_box.errors import ServiceUnavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
 log = logging.getLogger("codelace_box.db")
+UNREACHABLE_AFTER_SEC = 1.0  # an item that failed unavailable after this long: a silent server
+
+
+def found_unreachable(exc: BaseException, took_sec: float) -> bool:
+    """Whether work that failed with `exc` after `took_sec` found the server unreachable
+    (not merely a session it had dropped, which fails at once and reconnects at next use)."""
+    return took_sec >= UNREACHABLE_AFTER_SEC and is_unavailable(exc)
+
+
+def unreachable_error() -> ServiceUnavailable:
+    """The 503 of work that waited behind an attempt which found the server unreachable (as
+    db/core.py's database_unavailable() words it)."""
+    return ServiceUnavailable(
+        "the database is unavailable; retry shortly", code="database_unavailable"
+    )
 
 
 class DbThread:
-    """One thread, its own database connection, work run one item at a time in order."""
+    """One thread, its own database connection, work run one item at a time in order.
 
-    def __init__(self, name: str = "codelace-db") -> None:
+    `fail_together`: an item awaited with `run` that was queued while an earlier one spent at
+    least UNREACHABLE_AFTER_SEC failing to reach the server (and nothing reached it since)
+    fails at once with a 503, without trying again."""
+
+    def __init__(self, name: str = "codelace-db", fail_together: bool = False) -> None:
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=name
         )
+        self._fail_together = fail_together
+        self._unreachable_at = float("-inf")  # monotonic; both only read and set on the thread
+        self._reached_at = float("-inf")
 
     @property
     def running(self) -> bool:
@@ -59,7 +91,28 @@ class DbThread:
         if executor is None:
             raise RuntimeError("the database thread is stopped")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, partial(fn, *args, **kwargs))
+        work = partial(fn, *args, **kwargs)
+        if self._fail_together:
+            work = partial(self._together, time.monotonic(), work)
+        return await loop.run_in_executor(executor, work)
+
+    def _together(self, queued: float, work: Callable[[], T]) -> T:
+        """On the thread: `work()`, unless the server was found unreachable while it waited
+        (and nothing reached it since): then the 503 that attempt ended in, at once."""
+        if queued < self._unreachable_at and self._reached_at < self._unreachable_at:
+            raise unreachable_error()
+        began = time.monotonic()
+        try:
+            result = work()
+        except Exception as exc:
+            ended = time.monotonic()
+            if not is_unavailable(exc):
+                self._reached_at = ended  # the server answered (with an error of the work's)
+            elif found_unreachable(exc, ended - began):
+                self._unreachable_at = ended
+            raise
+        self._reached_at = time.monotonic()
+        return result
 
     def start(self, fn: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
         """Queue `fn(*args, **kwargs)` on the thread without waiting for it (it hands its
@@ -91,9 +144,10 @@ _writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
-    """Start this process's database thread (once the database is open); idempotent."""
+    """Start this process's database thread (once the database is open; on PostgreSQL its
+    work fails together behind a server found unreachable); idempotent."""
     if not _current:
-        _current.append(DbThread())
+        _current.append(DbThread(fail_together=engine() == POSTGRES))
     return _current[0]
 
 
@@ -125,6 +179,17 @@ async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     if not _current:
         raise RuntimeError("the database thread is not started (server.py starts it)")
     return await _current[0].run(fn, *args, **kwargs)
+
+
+async def run_db_work(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)`, a request's own database work (short reads and writes), where
+    the engine wants it: on PostgreSQL on this process's database thread, so the event loop
+    never waits for the server; on SQLite here, on the loop (a local call of microseconds,
+    as before: a hand-over to the thread would cost more), and here too with no thread
+    started (the CLI, tests in-process)."""
+    if _current and engine() == POSTGRES:
+        return await _current[0].run(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
 
 
 def _log_failure(done: Future[None]) -> None:

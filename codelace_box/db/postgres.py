@@ -115,16 +115,21 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 def _raised(exc: BaseException, *names: str) -> bool:
-    """`exc` (or its cause, or the driver's error that peewee wrapped in its own: a session
-    that could not be opened) is one of psycopg's errors of these names (none can have been
-    raised while psycopg is not imported)."""
+    """`exc` (or its cause, or the driver's error that peewee wrapped in its own, however
+    deep: a session that could not be opened for a query is wrapped twice, by the connect and
+    by the query) is one of psycopg's errors of these names (none can have been raised while
+    psycopg is not imported)."""
     if "psycopg" not in sys.modules:
         return False
     from psycopg import errors as pg_errors
 
     kinds = tuple(getattr(pg_errors, name) for name in names)
-    wrapped = getattr(exc, "orig", None) if isinstance(exc, PeeweeException) else None
-    return any(isinstance(e, kinds) for e in (exc, getattr(exc, "__cause__", None), wrapped))
+    seen: list[BaseException | None] = [exc, exc.__cause__]
+    inner: BaseException | None = exc
+    while isinstance(inner, PeeweeException):
+        inner = getattr(inner, "orig", None)
+        seen.append(inner)
+    return any(isinstance(e, kinds) for e in seen)
 
 
 @contextmanager

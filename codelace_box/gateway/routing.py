@@ -2,11 +2,14 @@
 
 Each server process keeps a snapshot of the enabled catalog, reloaded when it is older than
 `ttl_sec` (0.5 s), so a change made by the CLI or the admin dashboard in another process is
-seen within a second without a restart. Provider keys are decrypted once per reload (and
-remembered by ciphertext, so a reload decrypts only new keys), never per request, and are
-never part of a repr, a log line or an error. Requests spread over a provider's keys round
-robin; a key whose refusal (401/403) a probe confirmed is flagged in the database and leaves
-the rotation (catalog/keyprobe.py puts it back once a later probe works).
+seen within a second without a restart. On SQLite a lookup that finds it stale reloads it
+there (a few local reads, twice a second at most); on PostgreSQL a task reloads it on the
+database thread and lookups never wait for the server (gateway/refreshed_routes.py).
+Provider keys are decrypted once per reload (and remembered by ciphertext, so a reload
+decrypts only new keys), never per request, and are never part of a repr, a log line or an
+error. Requests spread over a provider's keys round robin; a key whose refusal (401/403) a
+probe confirmed is flagged in the database and leaves the rotation (catalog/keyprobe.py puts
+it back once a later probe works).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, utcnow, write_transaction
 from codelace_box.db.models import ProviderKey
+from codelace_box.db.offload import run_db_work
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
 
 log = logging.getLogger("codelace_box.gateway")
@@ -130,6 +134,17 @@ def _field_set(stored: object) -> frozenset[str]:
     return frozenset(str(n) for n in names) if isinstance(names, list) else frozenset()
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What one reload read: the enabled models, every provider, the decrypted keys by id and
+    ciphertext, the aliases."""
+
+    models: dict[str, ModelRoute]
+    providers: dict[int, ProviderRoute]
+    plain: dict[tuple[int, bytes], str] = field(repr=False)
+    aliases: dict[str, str]
+
+
 class RouteTable:
     """The per-process routing snapshot with its round-robin counters."""
 
@@ -148,6 +163,7 @@ class RouteTable:
         self._plain: dict[tuple[int, bytes], str] = {}
         self._aliases: dict[str, str] = {}
         self._turn: dict[int, int] = {}
+        self._flagged = 0  # keys taken out of the rotation here (a reload read before: stale)
 
     def _fresh(self) -> None:
         now = self._clock()
@@ -159,7 +175,18 @@ class RouteTable:
         """Reload on the next lookup."""
         self._loaded_at = float("-inf")
 
+    async def start(self) -> None:
+        """Before serving (SQLite: nothing; the first lookup loads the snapshot)."""
+
+    async def stop(self) -> None:
+        """After serving."""
+
     def _reload(self) -> None:
+        self._install(self.load())
+
+    def load(self) -> Snapshot:
+        """Read the catalog (on any one thread at a time; keys already known are not
+        decrypted again)."""
         keys: dict[int, list[KeySlot]] = {}
         plain: dict[tuple[int, bytes], str] = {}
         for key_id, provider_id, token in query_all(_KEYS_SQL):
@@ -167,7 +194,6 @@ class RouteTable:
             if secret is not None:
                 plain[(int(key_id), bytes(token))] = secret
                 keys.setdefault(int(provider_id), []).append(KeySlot(int(key_id), secret))
-        self._plain = plain
         providers = {
             int(pid): ProviderRoute(
                 int(pid), name, kind, base_url or "", bool(enabled), tuple(keys.get(int(pid), ())),
@@ -175,9 +201,16 @@ class RouteTable:
             )
             for pid, name, kind, base_url, enabled, allowed, native in query_all(_PROVIDERS_SQL)
         }  # fmt: skip
-        self._providers = providers
-        self._models = {row[0]: _model_route(row, providers) for row in query_all(_MODELS_SQL)}
-        self._aliases = {str(name): str(target) for name, target in query_all(_ALIASES_SQL)}
+        models = {row[0]: _model_route(row, providers) for row in query_all(_MODELS_SQL)}
+        aliases = {str(name): str(target) for name, target in query_all(_ALIASES_SQL)}
+        return Snapshot(models, providers, plain, aliases)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        """Serve from `snapshot` from now on (on the loop's thread)."""
+        self._plain = snapshot.plain
+        self._providers = snapshot.providers
+        self._models = snapshot.models
+        self._aliases = snapshot.aliases
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
         known = self._plain.get((key_id, token))
@@ -251,14 +284,28 @@ class RouteTable:
         self._turn[provider_id] = turn + 1
         return provider.keys[turn % len(provider.keys)]
 
-    def mark_failing(self, key: KeySlot, reason: str) -> None:
-        """Flag a key the upstream refused; it leaves every process's rotation."""
-        with write_transaction():
-            ProviderKey.update(
-                failing=True, failure_reason=reason[:500], last_failed_at=utcnow()
-            ).where(ProviderKey.id == key.id).execute()
+    async def mark_failing(self, key: KeySlot, reason: str) -> None:
+        """Flag a key the upstream refused (in the database, off the loop on PostgreSQL); it
+        leaves this process's rotation at once and every other's at its next reload."""
+        await run_db_work(_flag_failing, key.id, reason)
         log.warning(
             "provider key %d (%s) flagged as failing, out of rotation: %s",
             *(key.id, mask_secret(key.secret), reason[:200]),
         )
+        self._forget_key(key.id)
         self.invalidate()
+
+    def _forget_key(self, key_id: int) -> None:
+        """Take a key out of this snapshot's rotation (until a reload reads it back)."""
+        self._flagged += 1
+        self._providers = {
+            pid: replace(p, keys=tuple(k for k in p.keys if k.id != key_id))
+            for pid, p in self._providers.items()
+        }
+
+
+def _flag_failing(key_id: int, reason: str) -> None:
+    with write_transaction():
+        ProviderKey.update(
+            failing=True, failure_reason=reason[:500], last_failed_at=utcnow()
+        ).where(ProviderKey.id == key_id).execute()

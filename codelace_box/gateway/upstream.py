@@ -182,7 +182,7 @@ async def _judge(
     another key would not do better (the request itself is at fault)."""
     error = await _failure(call, response, key)
     if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
-        routes.mark_failing(key, error.key_failure_reason)
+        await routes.mark_failing(key, error.key_failure_reason)
         return error, True
     if isinstance(error, ProviderOutOfCredit):
         log.warning(

@@ -247,7 +247,7 @@ def test_validation_caps_and_worst_case(db: Path) -> None:
         prepare_call(routes, body | {"n": 0}, 100, request_id="r2", user_id=1, key_id=1)
 
 
-def test_routing_reload_rotation_and_flagging(db: Path) -> None:
+async def test_routing_reload_rotation_and_flagging(db: Path) -> None:
     _catalog()
     now = [0.0]
     routes = RouteTable("secret", ttl_sec=0.5, clock=lambda: now[0])
@@ -265,10 +265,10 @@ def test_routing_reload_rotation_and_flagging(db: Path) -> None:
     now[0] = 1.2
     first = routes.next_key(route.provider.id)
     assert first is not None
-    routes.mark_failing(first, "HTTP 401: bad key")
+    await routes.mark_failing(first, "HTTP 401: bad key")
     left = {routes.next_key(route.provider.id).secret for _ in range(3)}  # type: ignore[union-attr]
     assert left == {"sk-second-key-00"} and first.secret not in left
-    routes.mark_failing(routes.next_key(route.provider.id), "HTTP 403")  # type: ignore[arg-type]
+    await routes.mark_failing(routes.next_key(route.provider.id), "HTTP 403")  # type: ignore[arg-type]
     with pytest.raises(ServiceUnavailable):
         routes.resolve("acme/m1")
     with pytest.raises(InvalidRequest):

@@ -36,6 +36,7 @@ def box(box_factory: BoxFactory) -> Box:
     started = box_factory()
     started.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
                 "--provider", "fake")  # fmt: skip
+    started.until_served(FLAT)
     return started
 
 
@@ -151,6 +152,7 @@ def test_budgets_set_and_cleared_under_load_on_two_workers_count_every_charge_on
     busy = box_factory("--workers", "2")
     busy.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
              "--provider", "fake")  # fmt: skip
+    busy.until_served(FLAT, workers=2)
     fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.05)
     email, _ = busy.new_user("500")
     key, key_id = new_key(busy, email)

@@ -30,6 +30,7 @@ def box(box_factory: BoxFactory) -> Box:
         started.cli("models", "set", model, "--input-per-1m", "0", "--output-per-1m", "10",
                     "--provider", "fake")  # fmt: skip
     started.cli("models", "alias", ALIAS, CHEAP)
+    started.until_served(FLAT, CHEAP, ALIAS)
     return started
 
 

@@ -1,0 +1,93 @@
+"""The routing snapshot on PostgreSQL: reloaded by a task of its own every `ttl_sec`, on the
+database thread, never by a request.
+
+A lookup on SQLite reloads a stale snapshot where it stands (gateway/routing.py): a few local
+reads twice a second at most. On PostgreSQL those reads wait for the server's round trips, and
+for as long as its timeouts when its host stops answering (db/postgres.py NETWORK_DEFAULTS:
+5 s to connect, 15-20 s on an open session), so a reload on the event loop would hold every
+request of the process meanwhile. Here lookups always read the last snapshot, and the task
+replaces it every `ttl_sec` (0.5 s) once read: a catalog change made anywhere is seen within a
+second, as on SQLite. While the server cannot be reached the last snapshot keeps serving (what
+needs the database fails on its own, with a 503); the first failure and the recovery are
+logged. `invalidate()` (a flagged key, a key back from its probe) reloads at once, and a reload
+read before this process flagged a key is not installed (it would put the key back): it is
+read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from codelace_box.db.core import POSTGRES, again_if_dropped, engine
+from codelace_box.db.offload import run_in_db_thread
+from codelace_box.gateway.routing import DEFAULT_TTL_SEC, RouteTable, Snapshot
+
+log = logging.getLogger("codelace_box.gateway")
+
+
+class RefreshedRouteTable(RouteTable):
+    """A RouteTable whose snapshot a task reloads off the loop; `start()` loads the first."""
+
+    def __init__(self, secret_key: str, ttl_sec: float = DEFAULT_TTL_SEC) -> None:
+        super().__init__(secret_key, ttl_sec)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    def _fresh(self) -> None:
+        """A lookup never reloads: the task does."""
+
+    def invalidate(self) -> None:
+        """Reload now (on the loop's thread)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Load the first snapshot (before serving), then reload every `ttl_sec`."""
+        self._install(await self._read())
+        self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read(self) -> Snapshot:
+        """The catalog read on the database thread (once more on a session the server had
+        dropped: it only reads)."""
+        return await run_in_db_thread(again_if_dropped, self.load)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._ttl)
+            self._wake.clear()
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        """One reload; a failed one leaves the last snapshot serving until the next."""
+        flagged = self._flagged
+        try:
+            snapshot = await self._read()
+        except Exception as exc:
+            if not self._failing:
+                log.warning("reloading the catalog failed (the last one serves): %s", exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("reloading the catalog works again")
+            self._failing = False
+        if flagged != self._flagged:  # read before a key was flagged here: read again
+            self._wake.set()
+            return
+        self._install(snapshot)
+
+
+def route_table(secret_key: str) -> RouteTable:
+    """This process's routing table for the open database's engine (`start()` it)."""
+    if engine() == POSTGRES:
+        return RefreshedRouteTable(secret_key)
+    return RouteTable(secret_key)
