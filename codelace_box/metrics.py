@@ -248,20 +248,28 @@ def cleanup(folder: str) -> None:
 
 class _HoldsCollector(Collector):
     """Open holds (requests in flight with credit reserved), read from the database at scrape
-    time, so the figure covers every worker and every box on the database."""
+    time, so the figure covers every worker and every box on the database; and whether the
+    database answered that read (without it, the scrape goes on without the holds)."""
 
-    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, read: Callable[[], tuple[int, int] | None]) -> None:
         self._read = read
 
     def collect(self) -> Iterable[Metric]:
-        count, nanos = self._read()
+        read = self._read()
+        yield GaugeMetricFamily(
+            "codelace_database_up", "1 if the database answered this scrape, else 0.",
+            value=0 if read is None else 1,
+        )  # fmt: skip
+        if read is None:
+            return
+        count, nanos = read
         yield GaugeMetricFamily("codelace_open_holds", "Open holds (reservations).", value=count)
         yield GaugeMetricFamily(
             "codelace_open_holds_usd", "Credit reserved by open holds, in USD.", value=nanos / 1e9
         )
 
 
-def scrape(read_holds: Callable[[], tuple[int, int]]) -> bytes:
+def scrape(read_holds: Callable[[], tuple[int, int] | None]) -> bytes:
     """The Prometheus text of every worker's metrics plus the open holds (this thread's sums
     handed over first)."""
     flush()

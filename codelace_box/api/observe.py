@@ -22,15 +22,21 @@ from sanic.response import HTTPResponse
 from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
 from codelace_box.api.common import READ, bearer_token
-from codelace_box.db.core import aggregate
+from codelace_box.db.core import aggregate, database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import run_db_work
-from codelace_box.errors import AuthenticationFailed, NotFound, PermissionDenied
+from codelace_box.errors import (
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from codelace_box.logformat import write_access
 from codelace_box.metrics import CONTENT_TYPE, scrape, status_class
 from codelace_box.reports.refusals import REFUSED
 
 bp = Blueprint("metrics")
 access_log = logging.getLogger("codelace_box.access")
+log = logging.getLogger("codelace_box.metrics")
 KEY_PREFIX_LENGTH = 7  # `cl_` + 4, as key_prefix is stored
 UNMATCHED = "(unmatched)"
 ACCESS_FORMAT = "%s %s %s %.1fms model=%s user=%s key=%s request=%s"
@@ -134,5 +140,11 @@ async def metrics_text(request: Request) -> HTTPResponse:
             "/metrics answers only loopback clients unless metrics.token is set",
             code="metrics_loopback_only",
         )
-    holds = await run_db_work(_open_holds)  # off the loop on PostgreSQL
+    try:
+        holds: tuple[int, int] | None = await run_db_work(_open_holds)  # off the loop on PG
+    except Exception as exc:  # the scrape still answers, saying the database is not reached
+        if not (isinstance(exc, ServiceUnavailable) or is_unavailable(exc) or is_busy(exc)):
+            raise
+        log.warning("/metrics without the open holds: %s", database_unavailable(exc).message)
+        holds = None
     return HTTPResponse(scrape(lambda: holds), content_type=CONTENT_TYPE)

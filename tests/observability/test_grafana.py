@@ -16,7 +16,8 @@ SAMPLE_SUFFIXES = {Counter: ("_total",), Histogram: ("_bucket", "_count", "_sum"
 
 def exported() -> dict[str, set[str]]:
     """Every sample name /metrics shows for the box's families, with their label names."""
-    names = {"codelace_open_holds": set(), "codelace_open_holds_usd": set()}  # read at scrape
+    names: dict[str, set[str]] = {"codelace_open_holds": set(), "codelace_open_holds_usd": set()}
+    names["codelace_database_up"] = set()  # these three are read at scrape time
     for family in vars(metrics).values():
         for kind, suffixes in SAMPLE_SUFFIXES.items():
             if isinstance(family, kind):

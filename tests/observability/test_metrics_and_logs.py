@@ -88,6 +88,7 @@ def test_metrics_agree_with_the_usage_rows_after_mixed_traffic(box_factory: BoxF
     assert total(samples, "codelace_overhead_seconds_count") == 3  # not streamed, upstream reached
     assert total(samples, "codelace_active_streams") == 0
     assert total(samples, "codelace_open_holds") == 0
+    assert total(samples, "codelace_database_up") == 1
     route = "/v1/chat/completions"
     assert total(samples, "codelace_http_requests_total", route=route, status_class="2xx") == 4
     assert total(samples, "codelace_http_requests_total", route=route, status_class="4xx") == 2
