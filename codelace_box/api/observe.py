@@ -53,9 +53,10 @@ def _key_prefix(request: Request) -> str | None:
     token, whose first characters are no business of the log)."""
     if getattr(request.ctx, "auth", None) is None:
         return None
-    sent = (bearer_token(request), request.headers.get("x-api-key"))
-    token = next((t for t in sent if t and t.startswith(KEY_PREFIX)), "")
-    return token[:KEY_PREFIX_LENGTH] or None
+    token = bearer_token(request) or ""
+    if not token.startswith(KEY_PREFIX):  # the common case reads one header
+        token = request.headers.get("x-api-key") or ""
+    return token[:KEY_PREFIX_LENGTH] if token.startswith(KEY_PREFIX) else None
 
 
 def finish_request(request: Request, response: Any) -> None:
