@@ -13,7 +13,7 @@ logged. `invalidate()` (a flagged key, a key back from its probe) reloads at onc
 read before this process flagged a key is not installed (it would put the key back): it is
 read again.
 
-Not on the database thread the requests' own work shares (db/offload.py): a handler's write
+Not on the thread of the requests' own work (db/offload.py run_db_work): a handler's write
 there can wait for a row lock (up to the 10 s lock timeout, db/pg_driver.py) and everything
 queued behind it with it, and the catalog's reads would then serve a price or a provider
 changed seconds before. The catalog's reads take no row lock, so its thread never waits so.

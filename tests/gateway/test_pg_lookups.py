@@ -192,3 +192,31 @@ def test_a_handler_waiting_for_a_row_lock_does_not_hold_the_catalog_back(
 def _input_price(box: Box) -> float:
     listed = httpx.get(f"{box.url}/api/v1/public/pricing", timeout=5).json()
     return next(float(m["input_per_1m"]) for m in listed if m["model"] == MODEL)
+
+
+def test_a_usage_read_that_waits_delays_no_key_creation(pg_box: Box, pg_url: str) -> None:
+    """A read that grows with history (a usage page; here it waits for a lock on the totals,
+    as a long history's read takes its time) does not hold the worker's sign-ins and key
+    creations queued behind it: they run on a thread of their own."""
+    _, reader = pg_box.new_user("1")
+    _, creator = pg_box.new_user("1")
+    answers: list[int] = []
+
+    def read_usage() -> None:
+        url = f"{pg_box.url}/api/v1/customer/usage"
+        answers.append(httpx.get(url, headers=_bearer(reader), timeout=30).status_code)
+
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE account_usage IN ACCESS EXCLUSIVE MODE")
+        waiting = threading.Thread(target=read_usage)
+        waiting.start()
+        _until_a_lock_is_awaited(pg_url)
+        began = time.monotonic()
+        created = httpx.post(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(creator), timeout=30)
+        took = time.monotonic() - began
+        assert answers == [], "the usage read did wait for the lock"
+        holder.rollback()
+    waiting.join(30)
+    assert created.status_code == 200, created.text
+    assert took < 2, f"the key creation waited {took:.1f} s behind the usage read"
+    assert answers == [200]
