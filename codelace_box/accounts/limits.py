@@ -274,8 +274,9 @@ def parse_account_limit(value: Any, field: str, maximum: int) -> int | None:
     `[limits]` default."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
         return None
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())  # ASCII only: int() reads "٣" as 3 and fails on "²"
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= len(str(maximum)):
+        value = int(text)  # ASCII only: int() reads "٣" as 3, fails on "²" and 4301 digits
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
         raise _bad(field, f"must be a whole number from 0 (unlimited) to {maximum}, or default")
     return value

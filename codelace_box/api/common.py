@@ -157,11 +157,12 @@ def limit_arg(request: Request, default: int, most: int) -> int:
 
 def limit_of(args: Any, default: int, most: int) -> int:
     """`limit_arg` on a request's query arguments (`str.isdigit` alone takes "²", which `int`
-    refuses, and "٣", which it reads as 3)."""
+    refuses, and "٣", which it reads as 3; `int` refuses over 4300 digits: a 500)."""
     raw = args.get("limit")
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+    whole = raw.isascii() and raw.isdigit() and len(raw) <= len(str(most))
+    if not whole or not 1 <= int(raw) <= most:
         raise InvalidRequest(
             f"limit must be an integer from 1 to {most}", code="invalid_limit", param="limit"
         )

@@ -3,10 +3,11 @@ engine wants them (one decorator each, not a hand-off in every handler).
 
 `@database_handler` makes `def work(request, **route_params) -> HTTPResponse` the async
 handler Sanic calls. On PostgreSQL the whole of `work` (its feature calls, the views that read
-more rows, a portal session's check) runs on the process's database thread (db/offload.py
-`run_db_work`): a slow or silent database server holds that thread and this request (a 503
-`database_unavailable` once it cannot be reached), never the event loop, which goes on serving
-everything that needs no database. On SQLite `work` runs where it is, as any local call.
+more rows, a portal session's check) runs on the process's work thread (db/offload.py
+`run_db_work`; not behind the reads that grow with history): a slow or silent database server
+holds that thread and this request (a 503 `database_unavailable` once it cannot be reached),
+never the event loop, which goes on serving everything that needs no database. On SQLite
+`work` runs where it is, as any local call.
 `@keyed_database_handler` first checks the caller's API key (401/403; on the loop, its lookup
 has a thread of its own on PostgreSQL: db/lookups.py) and hands `work` its AuthContext after
 the request.

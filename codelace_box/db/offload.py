@@ -19,9 +19,12 @@ locking orders the two (SQLite: the busy timeout; PostgreSQL: row locks). An eng
 driver releases the GIL while it waits (apsw, psycopg) lets the loop run meanwhile.
 
 Requests' own database work (`run_db_work`: an account's keys, a sign-in, a portal session)
-goes to the database thread on PostgreSQL, where the event loop would wait for the server's
-round trips, or for a host that stopped answering up to its timeouts (db/postgres.py
-NETWORK_DEFAULTS); on SQLite it stays where it is, a local call of microseconds. Work that
+goes to a work thread of its own on PostgreSQL, where the event loop would wait for the
+server's round trips, or for a host that stopped answering up to its timeouts (db/postgres.py
+NETWORK_DEFAULTS); on SQLite it stays where it is, a local call of microseconds. Not to the
+database thread: there a read that grows with history (a usage page of an account whose rows
+are older than a million others' reads them all on PostgreSQL: 0.2 s) held every sign-in and
+key creation of the worker queued behind it. Work that
 waited there while an earlier item spent seconds finding the server unreachable fails with it
 (503 `database_unavailable`) instead of each spending as long again in turn: with a silent
 host, a queue of N requests would otherwise wait N connect timeouts.
@@ -141,13 +144,17 @@ class DbThread:
 
 _current: list[DbThread] = []  # this process's database thread, once started
 _writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
+_work: list[DbThread] = []  # its thread of requests' own work (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
     """Start this process's database thread (once the database is open; on PostgreSQL its
-    work fails together behind a server found unreachable); idempotent."""
+    work fails together behind a server found unreachable, and the requests' own work has a
+    thread of its own); idempotent."""
     if not _current:
         _current.append(DbThread(fail_together=engine() == POSTGRES))
+    if engine() == POSTGRES and not _work:
+        _work.append(DbThread("codelace-work", fail_together=True))
     return _current[0]
 
 
@@ -170,6 +177,8 @@ def stop_db_thread() -> None:
     """Stop this process's database threads, if started (before the database closes)."""
     while _writer:
         _writer.pop().stop()
+    while _work:
+        _work.pop().stop()
     while _current:
         _current.pop().stop()
 
@@ -183,12 +192,12 @@ async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 
 async def run_db_work(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)`, a request's own database work (short reads and writes), where
-    the engine wants it: on PostgreSQL on this process's database thread, so the event loop
-    never waits for the server; on SQLite here, on the loop (a local call of microseconds,
-    as before: a hand-over to the thread would cost more), and here too with no thread
-    started (the CLI, tests in-process)."""
-    if _current and engine() == POSTGRES:
-        return await _current[0].run(fn, *args, **kwargs)
+    the engine wants it: on PostgreSQL on this process's work thread, so the event loop
+    never waits for the server, nor this work for a read that grows with history; on SQLite
+    here, on the loop (a local call of microseconds, as before: a hand-over to the thread
+    would cost more), and here too with no thread started (the CLI, tests in-process)."""
+    if _work:
+        return await _work[0].run(fn, *args, **kwargs)
     return fn(*args, **kwargs)
 
 

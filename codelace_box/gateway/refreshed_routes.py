@@ -1,5 +1,5 @@
-"""The routing snapshot on PostgreSQL: reloaded by a task of its own every `ttl_sec`, on the
-database thread, never by a request.
+"""The routing snapshot on PostgreSQL: reloaded by a task of its own every `ttl_sec`, on a
+thread of its own (its own connection), never by a request.
 
 A lookup on SQLite reloads a stale snapshot where it stands (gateway/routing.py): a few local
 reads twice a second at most. On PostgreSQL those reads wait for the server's round trips, and
@@ -12,6 +12,11 @@ needs the database fails on its own, with a 503); the first failure and the reco
 logged. `invalidate()` (a flagged key, a key back from its probe) reloads at once, and a reload
 read before this process flagged a key is not installed (it would put the key back): it is
 read again.
+
+Not on the thread of the requests' own work (db/offload.py run_db_work): a handler's write
+there can wait for a row lock (up to the 10 s lock timeout, db/pg_driver.py) and everything
+queued behind it with it, and the catalog's reads would then serve a price or a provider
+changed seconds before. The catalog's reads take no row lock, so its thread never waits so.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import contextlib
 import logging
 
 from codelace_box.db.core import POSTGRES, again_if_dropped, engine
-from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.offload import DbThread
 from codelace_box.gateway.routing import DEFAULT_TTL_SEC, RouteTable, Snapshot
 
 log = logging.getLogger("codelace_box.gateway")
@@ -35,6 +40,7 @@ class RefreshedRouteTable(RouteTable):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._thread: DbThread | None = None
 
     def _fresh(self) -> None:
         """A lookup never reloads: the task does."""
@@ -45,6 +51,7 @@ class RefreshedRouteTable(RouteTable):
 
     async def start(self) -> None:
         """Load the first snapshot (before serving), then reload every `ttl_sec`."""
+        self._thread = DbThread("codelace-catalog", fail_together=True)
         self._install(await self._read())
         self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
 
@@ -54,11 +61,16 @@ class RefreshedRouteTable(RouteTable):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()  # closes its connection
 
     async def _read(self) -> Snapshot:
-        """The catalog read on the database thread (once more on a session the server had
+        """The catalog read on the catalog's thread (once more on a session the server had
         dropped: it only reads)."""
-        return await run_in_db_thread(again_if_dropped, self.load)
+        if self._thread is None:
+            raise RuntimeError("the catalog's thread is stopped")
+        return await self._thread.run(again_if_dropped, self.load)
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -195,11 +195,12 @@ async def test_escape_while_a_save_is_running_waits_for_its_outcome(admin_env: A
 
 
 @pytest.mark.parametrize(
-    "typed", ["\u00b2", "\u0663", "\uff15"]
-)  # superscript 2, Arabic 3, fullwidth 5
+    "typed", ["\u00b2", "\u0663", "\uff15", "1" * 4301]
+)  # superscript 2, Arabic 3, fullwidth 5, more digits than int() reads
 async def test_request_limits_are_ascii_digits_only(admin_env: AdminEnv, typed: str) -> None:
-    """A digit int() cannot read ("²") was an unexpected ValueError; one it reads ("٣") was
-    taken as a limit: both are refused in the form, as every other number field is."""
+    """A digit int() cannot read ("²"), or more than 4300 digits, was an unexpected
+    ValueError; one it reads ("٣") was taken as a limit: all are refused in the form, as
+    every other number field is."""
     create_user("alice@example.com")
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=SIZE) as pilot:

@@ -157,3 +157,66 @@ def test_a_failed_last_used_note_fails_no_request(pg_box: Box, pg_url: str) -> N
         admin.execute("DROP TRIGGER refuse_last_used ON api_key")
     assert _chat(pg_box, key, 30).status_code == 200
     assert pg_box.query("SELECT COUNT(*) FROM api_key WHERE last_used_at IS NOT NULL") == [(1,)]
+
+
+def test_a_handler_waiting_for_a_row_lock_does_not_hold_the_catalog_back(
+    pg_box: Box, pg_url: str
+) -> None:
+    """A handler's write waiting for a row lock (another box's transaction on the account's
+    row) holds the database thread up to the lock timeout (10 s); a price changed meanwhile
+    is still billed from the next request after a second on, as the catalog's reload does
+    not queue behind it."""
+    email, key = pg_box.new_user("10")
+    answers: list[int] = []
+
+    def rename() -> None:
+        url = f"{pg_box.url}/api/v1/auth/me"
+        patched = httpx.patch(url, json={"display_name": "Ana"}, headers=_bearer(key), timeout=30)
+        answers.append(patched.status_code)
+
+    with psycopg.connect(pg_url) as holder:
+        holder.execute('SELECT 1 FROM "user" WHERE email = %s FOR UPDATE', (email,))
+        waiting = threading.Thread(target=rename)
+        waiting.start()
+        _until_a_lock_is_awaited(pg_url)
+        pg_box.cli("models", "set", MODEL, "--input-per-1m", "7", "--output-per-1m", "9")
+        changed = time.monotonic()
+        while _input_price(pg_box) != 7:
+            assert time.monotonic() - changed < 1.0, "the new price is served within 1 s"
+            time.sleep(0.02)
+        holder.rollback()
+    waiting.join(30)
+    assert answers == [200]
+
+
+def _input_price(box: Box) -> float:
+    listed = httpx.get(f"{box.url}/api/v1/public/pricing", timeout=5).json()
+    return next(float(m["input_per_1m"]) for m in listed if m["model"] == MODEL)
+
+
+def test_a_usage_read_that_waits_delays_no_key_creation(pg_box: Box, pg_url: str) -> None:
+    """A read that grows with history (a usage page; here it waits for a lock on the totals,
+    as a long history's read takes its time) does not hold the worker's sign-ins and key
+    creations queued behind it: they run on a thread of their own."""
+    _, reader = pg_box.new_user("1")
+    _, creator = pg_box.new_user("1")
+    answers: list[int] = []
+
+    def read_usage() -> None:
+        url = f"{pg_box.url}/api/v1/customer/usage"
+        answers.append(httpx.get(url, headers=_bearer(reader), timeout=30).status_code)
+
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE account_usage IN ACCESS EXCLUSIVE MODE")
+        waiting = threading.Thread(target=read_usage)
+        waiting.start()
+        _until_a_lock_is_awaited(pg_url)
+        began = time.monotonic()
+        created = httpx.post(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(creator), timeout=30)
+        took = time.monotonic() - began
+        assert answers == [], "the usage read did wait for the lock"
+        holder.rollback()
+    waiting.join(30)
+    assert created.status_code == 200, created.text
+    assert took < 2, f"the key creation waited {took:.1f} s behind the usage read"
+    assert answers == [200]

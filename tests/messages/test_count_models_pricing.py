@@ -175,7 +175,8 @@ def test_the_anthropic_model_list_pages_and_retrieves_aliases(box: MessagesBox) 
     assert paged == every
     model = box.client(key).models.retrieve(ALIAS)
     assert (model.id, model.type) == (ALIAS, "model")
-    for limit in ("0", "\u00b2", "\u0663"):  # "²" passes str.isdigit and fails int(); "٣" is 3
+    # "²" passes str.isdigit and fails int(); "٣" is 3; int() refuses over 4300 digits
+    for limit in ("0", "\u00b2", "\u0663", "1" * 4301):
         bad = httpx.get(url, params={"limit": limit}, headers=head)
         assert bad.status_code == 400, limit
         assert bad.json()["error"]["code"] == "invalid_limit"
