@@ -23,6 +23,7 @@ from codelace_box.db.migrations import (
     m0012_key_rows,
     m0013_account_days,
     m0014_usage_key_index,
+    m0015_usage_user_order,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -40,4 +41,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (12, m0012_key_rows),
     (13, m0013_account_days),
     (14, m0014_usage_key_index),
+    (15, m0015_usage_user_order),
 ]
