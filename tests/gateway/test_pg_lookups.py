@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import psycopg
@@ -27,6 +30,22 @@ def _until_a_lock_is_awaited(url: str) -> None:
             time.sleep(0.01)
 
 
+@contextmanager
+def _waiting_on_lock(
+    url: str, call: Callable[[], None], lock_sql: str, params: tuple[Any, ...] = ()
+) -> Iterator[None]:
+    """`lock_sql` taken on a connection of its own, then `call` run on a thread until it waits
+    for that lock; on leaving, the lock's transaction is rolled back and the call joined."""
+    waiting = threading.Thread(target=call)
+    with psycopg.connect(url) as holder:
+        holder.execute(lock_sql, params)
+        waiting.start()
+        _until_a_lock_is_awaited(url)
+        yield
+        holder.rollback()
+    waiting.join(30)
+
+
 def test_a_key_lookup_that_waits_for_the_database_stops_no_other_request(
     pg_box: Box, pg_url: str
 ) -> None:
@@ -39,18 +58,12 @@ def test_a_key_lookup_that_waits_for_the_database_stops_no_other_request(
         url = f"{pg_box.url}/v1/chat/completions"
         answers.append(httpx.post(url, json=body, headers=headers, timeout=30).status_code)
 
-    with psycopg.connect(pg_url) as holder:
-        holder.execute("LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE")
-        waiting = threading.Thread(target=call)
-        waiting.start()
-        _until_a_lock_is_awaited(pg_url)
+    with _waiting_on_lock(pg_url, call, "LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE"):
         began = time.monotonic()
         listed = httpx.get(f"{pg_box.url}/v1/models", timeout=5)
         assert listed.status_code == 200
         assert time.monotonic() - began < 2, "the loop waited for the key lookup"
         assert answers == [], "the lookup did wait for the lock"
-        holder.commit()
-    waiting.join(30)
     assert answers == [200]
 
 
@@ -174,18 +187,14 @@ def test_a_handler_waiting_for_a_row_lock_does_not_hold_the_catalog_back(
         patched = httpx.patch(url, json={"display_name": "Ana"}, headers=_bearer(key), timeout=30)
         answers.append(patched.status_code)
 
-    with psycopg.connect(pg_url) as holder:
-        holder.execute('SELECT 1 FROM "user" WHERE email = %s FOR UPDATE', (email,))
-        waiting = threading.Thread(target=rename)
-        waiting.start()
-        _until_a_lock_is_awaited(pg_url)
+    with _waiting_on_lock(
+        pg_url, rename, 'SELECT 1 FROM "user" WHERE email = %s FOR UPDATE', (email,)
+    ):
         pg_box.cli("models", "set", MODEL, "--input-per-1m", "7", "--output-per-1m", "9")
         changed = time.monotonic()
         while _input_price(pg_box) != 7:
             assert time.monotonic() - changed < 1.0, "the new price is served within 1 s"
             time.sleep(0.02)
-        holder.rollback()
-    waiting.join(30)
     assert answers == [200]
 
 
@@ -206,17 +215,11 @@ def test_a_usage_read_that_waits_delays_no_key_creation(pg_box: Box, pg_url: str
         url = f"{pg_box.url}/api/v1/customer/usage"
         answers.append(httpx.get(url, headers=_bearer(reader), timeout=30).status_code)
 
-    with psycopg.connect(pg_url) as holder:
-        holder.execute("LOCK TABLE account_usage IN ACCESS EXCLUSIVE MODE")
-        waiting = threading.Thread(target=read_usage)
-        waiting.start()
-        _until_a_lock_is_awaited(pg_url)
+    with _waiting_on_lock(pg_url, read_usage, "LOCK TABLE account_usage IN ACCESS EXCLUSIVE MODE"):
         began = time.monotonic()
         created = httpx.post(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(creator), timeout=30)
         took = time.monotonic() - began
         assert answers == [], "the usage read did wait for the lock"
-        holder.rollback()
-    waiting.join(30)
     assert created.status_code == 200, created.text
     assert took < 2, f"the key creation waited {took:.1f} s behind the usage read"
     assert answers == [200]
