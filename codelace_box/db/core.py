@@ -7,9 +7,10 @@ a `Tx` (hand-written statements, db/hotpath.py). Never await inside a transactio
 
 SQLite's own parts are named here: the pragmas, `BEGIN IMMEDIATE`, `LOCK_ROWS`, `?` (qmark),
 `is_busy()`, `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
-`minute_sql()`, `day_sql()`, `minute_of()`, `day_of()`), `contains_sql()`. PostgreSQL
-(`database.url`, many boxes on one database) sits behind the same names (the SQL helpers
-format its TIMESTAMPs as SQLite's text); its own parts are in db/postgres.py.
+`minute_of()`, `day_of()`; the SQL fragments that read them, `minute_sql()`, `day_sql()`,
+and `contains_sql()` are db/dialect.py's). PostgreSQL (`database.url`, many boxes on one
+database) sits behind the same names (the SQL fragments format its TIMESTAMPs as SQLite's
+text); its own parts are in db/postgres.py.
 """
 
 from __future__ import annotations
@@ -381,27 +382,6 @@ def _sync_wal_if_wanted(conn: Any, committed: bool) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def minute_sql(column: str) -> str:
-    """SQL for the minute of a stored timestamp, 'YYYY-MM-DD HH:MM' (the start of its text)."""
-    if _engine[0] == POSTGRES:
-        return postgres.minute_sql(column)
-    return f"substr({column}, 1, 16)"
-
-
-def day_sql(column: str) -> str:
-    """SQL for the day of a stored timestamp, 'YYYY-MM-DD' (the start of its text)."""
-    if _engine[0] == POSTGRES:
-        return postgres.day_sql(column)
-    return f"substr({column}, 1, 10)"
-
-
-def contains_sql(column: str) -> str:
-    """SQL: lower-cased `column` (NULL: '') contains the next `?` (lower-cased by the caller)."""
-    if _engine[0] == POSTGRES:
-        return postgres.contains_sql(column)
-    return f"instr(lower(COALESCE({column}, '')), ?) > 0"
 
 
 def engine_version() -> str:  # the engine and its library, for `version --verbose`

@@ -1,7 +1,8 @@
 """Timestamps as the database stores them: naive UTC, written as text in one form
 ('YYYY-MM-DD HH:MM:SS.ffffff', `db_time()`), read back from text (SQLite) or a datetime
 (PostgreSQL's TIMESTAMP) by `parse_time()`, and their minute and day buckets. Pure functions,
-the same on both engines (db/core.py re-exports them; the SQL side is core's `minute_sql()`).
+the same on both engines (db/core.py re-exports them; the SQL side is db/dialect.py's
+`minute_sql()`).
 """
 
 from __future__ import annotations

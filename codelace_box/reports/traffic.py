@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import aggregate, contains_sql, db_time, parse_time, query_all
+from codelace_box.db.core import aggregate, db_time, parse_time, query_all
+from codelace_box.db.dialect import contains_sql
 
 MAX_ROWS = 1000
 

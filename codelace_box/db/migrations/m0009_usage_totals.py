@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.db.core import day_sql, minute_sql
+from codelace_box.db.dialect import day_sql, minute_sql
 
 NAME = "usage totals and rollups"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.db.core import day_sql
+from codelace_box.db.dialect import day_sql
 from codelace_box.db.migrations.m0009_usage_totals import TALLY, TOTAL_COLUMNS
 
 NAME = "usage per account per day"
