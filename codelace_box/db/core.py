@@ -285,6 +285,11 @@ def database_unavailable(exc: BaseException) -> ServiceUnavailable:
     (`is_unavailable`): the client retries, nothing of the request was done."""
     if is_busy(exc):
         return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
+    return unavailable_error()
+
+
+def unavailable_error() -> ServiceUnavailable:
+    """The 503 of a database that cannot be reached (or lost the session)."""
     return ServiceUnavailable(
         "the database is unavailable; retry shortly", code="database_unavailable"
     )

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping
-from codelace_box.db.offload import DbThread, found_unreachable, unreachable_error
+from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping, unavailable_error
+from codelace_box.db.offload import DbThread, found_unreachable
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -74,7 +74,7 @@ class LookupQueue:
                     return
             results: Sequence[Any]
             if unreachable:
-                results = [unreachable_error() for _ in batch]
+                results = [unavailable_error() for _ in batch]
             else:
                 began = time.monotonic()
                 try:

@@ -45,8 +45,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from codelace_box.db.core import POSTGRES, close_database, engine, is_unavailable
-from codelace_box.errors import ServiceUnavailable
+from codelace_box.db.core import (
+    POSTGRES,
+    close_database,
+    engine,
+    is_unavailable,
+    unavailable_error,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -58,14 +63,6 @@ def found_unreachable(exc: BaseException, took_sec: float) -> bool:
     """Whether work that failed with `exc` after `took_sec` found the server unreachable
     (not merely a session it had dropped, which fails at once and reconnects at next use)."""
     return took_sec >= UNREACHABLE_AFTER_SEC and is_unavailable(exc)
-
-
-def unreachable_error() -> ServiceUnavailable:
-    """The 503 of work that waited behind an attempt which found the server unreachable (as
-    db/core.py's database_unavailable() words it)."""
-    return ServiceUnavailable(
-        "the database is unavailable; retry shortly", code="database_unavailable"
-    )
 
 
 class DbThread:
@@ -103,7 +100,7 @@ class DbThread:
         """On the thread: `work()`, unless the server was found unreachable while it waited
         (and nothing reached it since): then the 503 that attempt ended in, at once."""
         if queued < self._unreachable_at and self._reached_at < self._unreachable_at:
-            raise unreachable_error()
+            raise unavailable_error()
         began = time.monotonic()
         try:
             result = work()
