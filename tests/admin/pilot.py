@@ -75,6 +75,12 @@ def screen_name(pilot: Pilot[Any]) -> str:
     return type(pilot.app.screen).__name__
 
 
+async def open_form(pilot: Pilot[Any], key: str, what: str) -> None:
+    """Press `key` and wait for the form dialog it opens (`what`: for the failure message)."""
+    await pilot.press(key)
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog", what)
+
+
 async def fill(pilot: Pilot[Any], field: str, value: str) -> None:
     """Type into a form field of the dialog on top (replacing what is there)."""
     widget = pilot.app.screen.query_one(f"#field-{field}", Input)

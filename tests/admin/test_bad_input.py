@@ -15,7 +15,7 @@ from codelace_box.accounts.users import create_user, get_user
 from codelace_box.billing.ledger import entries_for
 from codelace_box.catalog.providers import add_provider, get_provider, provider_keys
 from codelace_box.db.models import CatalogModel
-from tests.admin.pilot import SECRET, AdminEnv, column, fill, screen_name, text_of, until
+from tests.admin.pilot import SECRET, AdminEnv, column, fill, open_form, screen_name, text_of, until
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (80, 24)
@@ -35,8 +35,7 @@ async def test_an_amount_beyond_decimal_range_is_refused_not_a_crash(admin_env: 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await open_form(pilot, "a", "the adjust form")
         await fill(pilot, "amount", "1e999999999")
         await fill(pilot, "reason", "typo")
         assert "1,000,000 USD" in await submit_and_read_error(pilot)
@@ -50,8 +49,7 @@ async def test_an_amount_beyond_decimal_range_is_refused_not_a_crash(admin_env: 
 async def open_add_model(app: AdminApp, pilot: Pilot[None]) -> None:
     await pilot.press("f3")
     await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models screen")
-    await pilot.press("n")
-    await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+    await open_form(pilot, "n", "the add form")
     await fill(pilot, "model_id", "openai/gpt-x")
     await fill(pilot, "input_per_1m", "1")
     await fill(pilot, "output_per_1m", "2")
@@ -119,8 +117,7 @@ async def test_an_adjustment_that_cannot_be_done_is_refused_before_any_confirmat
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await open_form(pilot, "a", "the adjust form")
         await fill(pilot, "amount", amount)
         await fill(pilot, "reason", reason)
         assert message in await submit_and_read_error(pilot)
@@ -206,8 +203,7 @@ async def test_request_limits_are_ascii_digits_only(admin_env: AdminEnv, typed: 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
-        await pilot.press("r")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the limits form")
+        await open_form(pilot, "r", "the limits form")
         await fill(pilot, "rpm", typed)
         assert "rpm: must be a whole number" in await submit_and_read_error(pilot)
     assert get_user("alice@example.com").rpm is None

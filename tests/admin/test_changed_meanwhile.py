@@ -19,6 +19,7 @@ from tests.admin.pilot import (
     column,
     fill,
     notifications,
+    open_form,
     screen_name,
     text_of,
     until,
@@ -62,8 +63,7 @@ async def test_saving_the_edit_of_a_model_removed_meanwhile_does_not_bring_it_ba
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f3")
         await until(pilot, lambda: column(pilot, "#models") == ["openai/gpt-5.4"], "the model")
-        await pilot.press("e")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        await open_form(pilot, "e", "the edit form")
         removed = run_cli(admin_env.path, "models", "remove", "openai/gpt-5.4")
         assert removed.returncode == 0, removed.stderr
         await fill(pilot, "input_per_1m", "3")

@@ -16,7 +16,16 @@ from codelace_box.audit import list_entries
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.db.models import ApiKey, KeyUsage
-from tests.admin.pilot import AdminEnv, column, fill, make_env, screen_name, text_of, until
+from tests.admin.pilot import (
+    AdminEnv,
+    column,
+    fill,
+    make_env,
+    open_form,
+    screen_name,
+    text_of,
+    until,
+)
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (120, 34)
@@ -41,8 +50,7 @@ async def test_key_limits_form_sets_and_clears_and_refuses_bad_input(
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_detail(pilot, "alice@example.com")
         await until(pilot, lambda: column(pilot, "#keys", 3) == ["$1.25"], "the spend, no cap")
-        await pilot.press("l")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the key limits form")
+        await open_form(pilot, "l", "the key limits form")
         await fill(pilot, "limit_usd", "-5")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "limit_usd" in text_of(pilot, "#form-error"), "the refusal")
@@ -88,8 +96,7 @@ async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  #
             ),
             "the defaults",
         )
-        await pilot.press("r")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the request limits form")
+        await open_form(pilot, "r", "the request limits form")
         await fill(pilot, "rpm", "many")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "rpm" in text_of(pilot, "#form-error"), "the refusal")
@@ -118,8 +125,7 @@ async def test_saving_only_a_new_cap_keeps_the_expiry_to_the_microsecond(
     async with app.run_test(size=SIZE) as pilot:
         await open_detail(pilot, "alice@example.com")
         await until(pilot, lambda: column(pilot, "#keys", 3) == ["$0.00 / $5.00 total"], "cap")
-        await pilot.press("l")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the key limits form")
+        await open_form(pilot, "l", "the key limits form")
         await fill(pilot, "limit_usd", "6")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")

@@ -18,7 +18,7 @@ from codelace_box.accounts.users import create_user, get_user
 from codelace_box.catalog.models import get_model, set_model
 from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import ApiKey
-from tests.admin.pilot import SECRET, AdminEnv, column, fill, screen_name, until
+from tests.admin.pilot import SECRET, AdminEnv, column, fill, open_form, screen_name, until
 
 pytestmark = pytest.mark.timeout(90)
 WITHIN_SEC = 1.0
@@ -60,8 +60,7 @@ async def disable_second_user(pilot: Pilot[Any]) -> None:
 async def set_input_price(pilot: Pilot[Any], price: str) -> None:
     await pilot.press("f3")
     await until(pilot, lambda: column(pilot, "#models") == ["openai/gpt-5.4"], "the model")
-    await pilot.press("e")
-    await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+    await open_form(pilot, "e", "the edit form")
     await fill(pilot, "input_per_1m", price)
     await pilot.press("ctrl+s")
     await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models table")

@@ -9,7 +9,7 @@ from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import find_user
 from codelace_box.db.core import utcnow, write_transaction
 from codelace_box.db.models import User
-from tests.admin.pilot import AdminEnv, column, fill, screen_name, text_of, until
+from tests.admin.pilot import AdminEnv, column, fill, open_form, screen_name, text_of, until
 
 pytestmark = pytest.mark.timeout(90)
 SIZE = (80, 24)
@@ -48,8 +48,7 @@ async def test_a_user_created_beyond_the_limit_is_shown_and_selected(admin_env: 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
         await until(pilot, lambda: len(column(pilot, "#users")) == 1_000, "the first 1,000")
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+        await open_form(pilot, "n", "the new user form")
         await fill(pilot, "email", "zoe@example.com")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the form to close")

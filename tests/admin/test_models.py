@@ -18,6 +18,7 @@ from tests.admin.pilot import (
     column,
     fill,
     notifications,
+    open_form,
     rows,
     screen_name,
     text_of,
@@ -44,8 +45,7 @@ async def test_add_a_model_with_its_prices(admin_env: AdminEnv) -> None:
     seed_catalog()
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+        await open_form(pilot, "n", "the add form")
         await fill(pilot, "model_id", "anthropic/claude-opus-4.6")
         await fill(pilot, "input_per_1m", "15")
         await fill(pilot, "output_per_1m", "75.000000001")
@@ -96,8 +96,7 @@ async def test_bad_input_shows_the_error_and_writes_nothing(
     }
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+        await open_form(pilot, "n", "the add form")
         for name, text in (good | {field: value}).items():
             await fill(pilot, name, text)
         await pilot.press("ctrl+s")
@@ -110,8 +109,7 @@ async def test_a_duplicate_model_id_is_refused(admin_env: AdminEnv) -> None:
     seed_catalog()
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+        await open_form(pilot, "n", "the add form")
         await fill(pilot, "model_id", "openai/gpt-5.4")
         await fill(pilot, "input_per_1m", "0.01")
         await fill(pilot, "output_per_1m", "0.02")
@@ -128,8 +126,7 @@ async def test_edit_prices_and_upstream_then_disable_and_enable(admin_env: Admin
     seed_catalog()
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
-        await pilot.press("e")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        await open_form(pilot, "e", "the edit form")
         form = pilot.app.screen
         assert form.values() == {  # type: ignore[attr-defined]
             "model_id": "openai/gpt-5.4",
@@ -170,8 +167,7 @@ async def test_add_an_alias_shown_in_the_table_and_refuse_a_bad_one(admin_env: A
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
         assert column(pilot, "#models", 7) == [""]
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the alias form")
+        await open_form(pilot, "a", "the alias form")
         await fill(pilot, "alias", "team/gpt")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "no slash" in text_of(pilot, "#form-error"), "the refusal")
@@ -191,8 +187,7 @@ async def test_remove_the_chosen_alias(admin_env: AdminEnv) -> None:
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
         await until(pilot, lambda: column(pilot, "#models", 7) == ["gpt, gpt-default"], "both")
-        await pilot.press("u")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the unalias form")
+        await open_form(pilot, "u", "the unalias form")
         choice = pilot.app.screen.query_one("#field-alias", Select)
         choice.value = "gpt-default"
         await pilot.pause()
@@ -220,8 +215,7 @@ async def test_an_edit_keeps_the_context_window_the_form_does_not_show(
     set_model("openai/gpt-5.4", "2.5", "10", max_output_tokens=16000, context_tokens=1_000_000)
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_models(pilot)
-        await pilot.press("e")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        await open_form(pilot, "e", "the edit form")
         await fill(pilot, "output_per_1m", "12.5")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the form to close")

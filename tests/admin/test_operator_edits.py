@@ -21,6 +21,7 @@ from tests.admin.pilot import (
     column,
     fill,
     notifications,
+    open_form,
     screen_name,
     text_of,
     until,
@@ -61,8 +62,7 @@ async def test_edit_and_remove_a_provider_refused_while_a_model_uses_it(
     set_model("used/m", "1", "2")
     async with create_admin_app(admin_env.config).run_test(size=SIZE, notifications=True) as pilot:
         await go(pilot, "f4", "ProvidersScreen", "#providers")
-        await pilot.press("u")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        await open_form(pilot, "u", "the edit form")
         await fill(pilot, "base_url", "https://edited.example/v1")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the form to close")
@@ -140,8 +140,7 @@ async def test_create_a_key_shows_it_once_and_revoke_it(admin_env: AdminEnv) -> 
         await go(pilot, "f2", "UsersScreen", "#users")
         await pilot.press("enter")
         await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
-        await pilot.press("c")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the name form")
+        await open_form(pilot, "c", "the name form")
         await fill(pilot, "name", "laptop")
         await pilot.press("ctrl+s")
         shown = await answer(pilot, "not shown again", key="y")

@@ -27,6 +27,7 @@ from tests.admin.pilot import (
     column,
     fill,
     notifications,
+    open_form,
     rendered,
     screen_name,
     text_of,
@@ -171,8 +172,7 @@ async def test_adjusting_shows_exact_money_and_brackets_as_typed(admin_env: Admi
     async with app.run_test(size=NARROW, notifications=True) as pilot:
         await pilot.press("f2")
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await open_form(pilot, "a", "the adjust form")
         assert "Balance now $1.234567891" in text_of(pilot, ".dialog-note")
         await fill(pilot, "amount", "[/b]5")
         await fill(pilot, "reason", "[bold]fix[/bold]")
@@ -255,8 +255,7 @@ async def test_what_was_just_added_is_under_the_cursor(admin_env: AdminEnv) -> N
     async with create_admin_app(admin_env.config).run_test(size=NARROW) as pilot:
         await pilot.press("f2")
         await until(pilot, lambda: len(column(pilot, "#users")) == 3, "the users")
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+        await open_form(pilot, "n", "the new user form")
         await fill(pilot, "email", "zoe@example.com")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(column(pilot, "#users")) == 4, "the new user")
@@ -266,8 +265,7 @@ async def test_what_was_just_added_is_under_the_cursor(admin_env: AdminEnv) -> N
 
         await pilot.press("f4")
         await until(pilot, lambda: len(column(pilot, "#providers")) == 1, "the providers")
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the provider form")
+        await open_form(pilot, "n", "the provider form")
         await fill(pilot, "name", "zai")
         await fill(pilot, "key", "sk-zai-polish-key-00000002")
         await pilot.press("ctrl+s")

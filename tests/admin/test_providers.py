@@ -18,6 +18,7 @@ from tests.admin.pilot import (
     AdminEnv,
     column,
     fill,
+    open_form,
     rows,
     screen_name,
     text_of,
@@ -53,8 +54,7 @@ async def test_add_a_provider_stores_the_key_encrypted_and_shows_it_masked(
 ) -> None:
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
         await open_providers(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+        await open_form(pilot, "n", "the add form")
         await fill(pilot, "name", "openrouter")
         await fill(pilot, "base_url", "ftp://nowhere")
         await fill(pilot, "key", GOOD_KEY)
@@ -96,8 +96,7 @@ async def test_add_rotate_disable_and_enable_keys(admin_env: AdminEnv) -> None:
         await open_providers(pilot)
         await until(pilot, lambda: column(pilot, "#keys", 1) == ["sk-…5b4a"], "the first key")
 
-        await pilot.press("k")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the key form")
+        await open_form(pilot, "k", "the key form")
         await fill(pilot, "key", "   ")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "must not be empty" in text_of(pilot, "#form-error"), "empty")
@@ -106,8 +105,7 @@ async def test_add_rotate_disable_and_enable_keys(admin_env: AdminEnv) -> None:
         await until(pilot, lambda: len(column(pilot, "#keys")) == 2, "the second key")
 
         await pilot.press("tab")  # to the keys table, cursor on the first key
-        await pilot.press("o")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the rotate form")
+        await open_form(pilot, "o", "the rotate form")
         await fill(pilot, "key", NEW_KEY)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")

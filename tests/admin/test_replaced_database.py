@@ -13,7 +13,7 @@ from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.credits import adjust_balance
 from codelace_box.db.core import close_database
-from tests.admin.pilot import AdminEnv, column, fill, notifications, screen_name, until
+from tests.admin.pilot import AdminEnv, column, fill, notifications, open_form, screen_name, until
 from tests.support import run_cli, sqlite_rows
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,8 +51,7 @@ async def test_a_replaced_database_file_is_reopened_and_the_old_one_never_writte
         moved_away = f"{db_path}.old"
         os.replace(db_path, moved_away)  # by hand, as the old README's restore steps did
         os.replace(replacement, db_path)
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await open_form(pilot, "a", "the adjust form")
         await fill(pilot, "amount", "3")
         await fill(pilot, "reason", "goodwill")
         await pilot.press("ctrl+s")

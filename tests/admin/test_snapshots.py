@@ -27,7 +27,7 @@ from tests.admin.pilot import (
     column,
     fill,
     make_env,
-    screen_name,
+    open_form,
     text_of,
     until,
 )
@@ -179,8 +179,7 @@ def test_model_form_with_a_bad_price(snap_app: AdminApp, snap_compare: SnapCompa
     async def loaded(pilot: Pilot[Any]) -> None:
         await pilot.press("f3")
         await until(pilot, lambda: len(column(pilot, "#models")) == 3, "the catalog")
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+        await open_form(pilot, "n", "the add form")
         still(pilot)
         await fill(pilot, "model_id", "openai/gpt-5.4-nano")
         await fill(pilot, "input_per_1m", "cheap")
@@ -195,8 +194,7 @@ def test_provider_form_masks_the_key(snap_app: AdminApp, snap_compare: SnapCompa
     async def loaded(pilot: Pilot[Any]) -> None:
         await pilot.press("f4")
         await until(pilot, lambda: len(column(pilot, "#providers")) == 2, "the providers")
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the add form")
+        await open_form(pilot, "n", "the add form")
         still(pilot)
         await fill(pilot, "name", "groq")
         await fill(pilot, "base_url", "https://api.groq.com/openai/v1")

@@ -11,7 +11,16 @@ from codelace_box.accounts.users import create_user, find_user, get_user
 from codelace_box.billing.credits import adjust_balance
 from codelace_box.billing.ledger import entries_for, find_mismatches
 from codelace_box.db.models import ApiKey, LedgerEntry, Payment
-from tests.admin.pilot import AdminEnv, column, fill, notifications, screen_name, text_of, until
+from tests.admin.pilot import (
+    AdminEnv,
+    column,
+    fill,
+    notifications,
+    open_form,
+    screen_name,
+    text_of,
+    until,
+)
 from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,8 +41,7 @@ async def test_adjust_balance_writes_the_ledger_and_doctor_agrees(admin_env: Adm
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
         assert column(pilot, "#users", 1) == ["$5.00"]
 
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await open_form(pilot, "a", "the adjust form")
         await fill(pilot, "amount", "12.50")
         await fill(pilot, "reason", "goodwill for the outage")
         await pilot.press("ctrl+s")
@@ -64,8 +72,7 @@ async def test_bad_adjustments_are_refused_in_the_form(admin_env: AdminEnv) -> N
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_users(pilot)
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
-        await pilot.press("a")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the adjust form")
+        await open_form(pilot, "a", "the adjust form")
 
         await fill(pilot, "amount", "ten dollars")
         await fill(pilot, "reason", "typo")
@@ -99,8 +106,7 @@ async def test_create_disable_and_enable_a_user(admin_env: AdminEnv) -> None:
         await open_users(pilot)
         await until(pilot, lambda: column(pilot, "#users") == ["alice@example.com"], "alice")
 
-        await pilot.press("n")
-        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+        await open_form(pilot, "n", "the new user form")
         await fill(pilot, "email", "not-an-email")
         await pilot.press("enter")
         await until(pilot, lambda: "not a valid email" in text_of(pilot, "#form-error"), "error")
