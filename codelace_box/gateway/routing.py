@@ -164,6 +164,7 @@ class RouteTable:
         self._aliases: dict[str, str] = {}
         self._turn: dict[int, int] = {}
         self._flagged = 0  # keys taken out of the rotation here (a reload read before: stale)
+        self._leaving: set[int] = set()  # keys being flagged: out of every snapshot installed
 
     def _fresh(self) -> None:
         now = self._clock()
@@ -206,9 +207,12 @@ class RouteTable:
         return Snapshot(models, providers, plain, aliases)
 
     def _install(self, snapshot: Snapshot) -> None:
-        """Serve from `snapshot` from now on (on the loop's thread)."""
+        """Serve from `snapshot` from now on (on the loop's thread), without the keys being
+        flagged (a reload may read them before their flag is written)."""
         self._plain = snapshot.plain
         self._providers = snapshot.providers
+        for key_id in self._leaving:
+            self._forget_key(key_id)
         self._models = snapshot.models
         self._aliases = snapshot.aliases
 
@@ -286,13 +290,19 @@ class RouteTable:
 
     async def mark_failing(self, key: KeySlot, reason: str) -> None:
         """Flag a key the upstream refused (in the database, off the loop on PostgreSQL); it
-        leaves this process's rotation at once and every other's at its next reload."""
-        await run_db_work(_flag_failing, key.id, reason)
+        leaves this process's rotation at once (before its write, which may wait on
+        PostgreSQL) and every other's at its next reload."""
+        self._leaving.add(key.id)
+        self._forget_key(key.id)
+        try:
+            await run_db_work(_flag_failing, key.id, reason)
+        finally:
+            self._forget_key(key.id)  # a reload read before the flag was written is stale
+            self._leaving.discard(key.id)
         log.warning(
             "provider key %d (%s) flagged as failing, out of rotation: %s",
             *(key.id, mask_secret(key.secret), reason[:200]),
         )
-        self._forget_key(key.id)
         self.invalidate()
 
     def _forget_key(self, key_id: int) -> None:

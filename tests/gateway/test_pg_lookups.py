@@ -223,3 +223,28 @@ def test_a_usage_read_that_waits_delays_no_key_creation(pg_box: Box, pg_url: str
     assert created.status_code == 200, created.text
     assert took < 2, f"the key creation waited {took:.1f} s behind the usage read"
     assert answers == [200]
+
+
+def test_a_key_being_flagged_leaves_the_rotation_before_its_write(pg_box: Box, pg_url: str) -> None:
+    """A key whose refusal its probe confirmed leaves this worker's rotation at once, not once
+    its flag is written: while that write waits (here for a lock on the key's row), the other
+    requests go to the other key, promptly, none to the refused one."""
+    first, second = "sk-fake-key-0001", "sk-fake-key-0002"
+    pg_box.cli("providers", "key-add", "fake", "--key", second)
+    time.sleep(1.1)  # the catalog is reloaded within a second
+    _, key = pg_box.new_user("10")
+    fake = pg_box.fake
+    fake.key_status[first] = fake.probe_status[first] = 401
+    answers: list[int] = []
+
+    def refused_then_flagged() -> None:
+        for _ in range(2):  # round robin: one of these meets the refused key
+            answers.append(_chat(pg_box, key, 30).status_code)
+
+    lock = "SELECT 1 FROM provider_key WHERE id = (SELECT min(id) FROM provider_key) FOR UPDATE"
+    with _waiting_on_lock(pg_url, refused_then_flagged, lock):
+        sent = len(fake.requests)
+        for _ in range(3):
+            assert _chat(pg_box, key, 5).status_code == 200
+        assert {r.api_key for r in fake.requests[sent:]} == {second}
+    assert answers == [200, 200]
