@@ -19,13 +19,15 @@ locking orders the two (SQLite: the busy timeout; PostgreSQL: row locks). An eng
 driver releases the GIL while it waits (apsw, psycopg) lets the loop run meanwhile.
 
 Requests' own database work (`run_db_work`: an account's keys, a sign-in, a portal session)
-goes to a work thread of its own on PostgreSQL, where the event loop would wait for the
-server's round trips, or for a host that stopped answering up to its timeouts (db/postgres.py
-NETWORK_DEFAULTS); on SQLite it stays where it is, a local call of microseconds. Not to the
-database thread: there a read that grows with history (a usage page of an account whose rows
-are older than a million others' reads them all on PostgreSQL: 0.2 s) held every sign-in and
-key creation of the worker queued behind it. Work that
-waited there while an earlier item spent seconds finding the server unreachable fails with it
+goes to work threads of its own on PostgreSQL (`WORK_THREADS`, each item to the least busy),
+where the event loop would wait for the server's round trips, or for a host that stopped
+answering up to its timeouts (db/postgres.py NETWORK_DEFAULTS); on SQLite it stays where it
+is, a local call of microseconds. Not to the database thread: there a read that grows with
+history (a usage page of an account whose rows are older than a million others' reads them
+all on PostgreSQL: 0.2 s) held every sign-in and key creation of the worker queued behind it.
+Not to one thread either: a call waiting for a row lock (another box's transaction on the
+account's row, up to the 10 s lock timeout) held every call queued behind it. Work that
+waited on a thread while an earlier item spent seconds finding the server unreachable fails with it
 (503 `database_unavailable`) instead of each spending as long again in turn: with a silent
 host, a queue of N requests would otherwise wait N connect timeouts.
 
@@ -139,9 +141,36 @@ class DbThread:
         executor.shutdown(wait=True)
 
 
+WORK_THREADS = 4  # PostgreSQL: threads (and sessions, opened on first use) for requests' work
+
+
+class WorkThreads:
+    """A few `DbThread`s, each with its own session; an item goes to the one with the fewest
+    items in hand, so a call waiting for a row lock (up to the lock timeout) holds back only
+    the calls that found every thread busy, not all the worker's calls queued behind it."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._threads = [DbThread(f"{name}-{n}", fail_together=True) for n in range(count)]
+        self._in_hand = [0] * count  # items sent to each thread and not yet answered
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(*args, **kwargs)` on the least busy thread; its result, or its exception."""
+        index = min(range(len(self._threads)), key=self._in_hand.__getitem__)
+        self._in_hand[index] += 1
+        try:
+            return await self._threads[index].run(fn, *args, **kwargs)
+        finally:
+            self._in_hand[index] -= 1
+
+    def stop(self) -> None:
+        """Stop every thread (each finishes its queue and closes its session)."""
+        for thread in self._threads:
+            thread.stop()
+
+
 _current: list[DbThread] = []  # this process's database thread, once started
 _writer: list[DbThread] = []  # its write thread (PostgreSQL), once started
-_work: list[DbThread] = []  # its thread of requests' own work (PostgreSQL), once started
+_work: list[WorkThreads] = []  # its threads of requests' own work (PostgreSQL), once started
 
 
 def start_db_thread() -> DbThread:
@@ -151,7 +180,7 @@ def start_db_thread() -> DbThread:
     if not _current:
         _current.append(DbThread(fail_together=engine() == POSTGRES))
     if engine() == POSTGRES and not _work:
-        _work.append(DbThread("codelace-work", fail_together=True))
+        _work.append(WorkThreads(WORK_THREADS, "codelace-work"))
     return _current[0]
 
 

@@ -248,3 +248,33 @@ def test_a_key_being_flagged_leaves_the_rotation_before_its_write(pg_box: Box, p
             assert _chat(pg_box, key, 5).status_code == 200
         assert {r.api_key for r in fake.requests[sent:]} == {second}
     assert answers == [200, 200]
+
+
+def test_a_call_waiting_for_a_row_lock_delays_no_other_accounts_call(
+    pg_box: Box, pg_url: str
+) -> None:
+    """An account's call waiting for a lock on its row (another box's transaction, up to the
+    10 s lock timeout) holds back no other account's call: the work goes to the least busy of
+    the worker's work threads, not to one queue behind it."""
+    waiting_email, waiting_key = pg_box.new_user("1")
+    _, other_key = pg_box.new_user("1")
+    answers: list[int] = []
+
+    def rename() -> None:
+        url = f"{pg_box.url}/api/v1/auth/me"
+        patched = httpx.patch(
+            url, json={"display_name": "Ana"}, headers=_bearer(waiting_key), timeout=30
+        )
+        answers.append(patched.status_code)
+
+    lock = 'SELECT 1 FROM "user" WHERE email = %s FOR UPDATE'
+    with _waiting_on_lock(pg_url, rename, lock, (waiting_email,)):
+        began = time.monotonic()
+        created = httpx.post(
+            f"{pg_box.url}/api/v1/auth/key", headers=_bearer(other_key), timeout=30
+        )
+        took = time.monotonic() - began
+        assert answers == [], "the rename did wait for the lock"
+    assert created.status_code == 200, created.text
+    assert took < 2, f"the other account's key creation waited {took:.1f} s behind the lock"
+    assert answers == [200]
