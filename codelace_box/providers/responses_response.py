@@ -31,7 +31,7 @@ from codelace_box.providers.responses_request import ResponsesContext
 JSON = dict[str, Any]
 
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "rate_limited", "rate_limit_error")
-KEPT_CODES = ("context_length_exceeded", "insufficient_quota")  # Codex acts on them
+KEPT_CODES = ("context_length_exceeded", "insufficient_quota", "invalid_prompt")  # Codex stops
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -213,8 +213,8 @@ def translate_completion(
 def failure_error(message: str, code: str) -> JSON:
     """The `error` of a failed response. Its `code` is one OpenAI sends: `rate_limit_exceeded`
     for a rate limit (Codex then waits and retries), the upstream's `context_length_exceeded` or
-    `insufficient_quota` as they are (Codex stops and says so instead of retrying a request that
-    cannot succeed), else `server_error` (Codex retries a few times)."""
+    `insufficient_quota` or `invalid_prompt` as they are (Codex stops and says so instead of
+    retrying a request that cannot succeed), else `server_error` (Codex retries a few times)."""
     if code in RATE_LIMIT_CODES:
         return {"code": "rate_limit_exceeded", "message": message}
     return {"code": code if code in KEPT_CODES else "server_error", "message": message}
