@@ -22,7 +22,11 @@ from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, enc
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.responses_native import TERMINAL
 from codelace_box.providers.responses_request import ResponsesContext
-from codelace_box.providers.responses_response import responses_usage, translate_completion
+from codelace_box.providers.responses_response import (
+    failure_error,
+    responses_usage,
+    translate_completion,
+)
 from codelace_box.providers.responses_stream import ResponsesStreamTranslator, sse_frame
 
 CHAT_ROUTE = "/v1/chat/completions"
@@ -275,10 +279,20 @@ class NativeResponsesEvents:
         return [sse_frame(event)]
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
-        """OpenAI's stream `error` event."""
+        """`response.failed` once the upstream's response began (what OpenAI sends, and the one
+        Codex acts on: it ignores `error` events), the items so far, the upstream's error code;
+        before that, OpenAI's stream `error` event."""
         self._last_sequence += 1
-        return sse_frame({"type": "error", "code": code, "message": message, "param": None,
-                          "sequence_number": self._last_sequence})  # fmt: skip
+        if not self._response:
+            return sse_frame({"type": "error", "code": code, "message": message, "param": None,
+                              "sequence_number": self._last_sequence})  # fmt: skip
+        response = self._response | {
+            "status": "failed", "error": failure_error(message, code),
+            "output": self._output_so_far(), "usage": None,
+        }  # fmt: skip
+        event = {"type": "response.failed", "sequence_number": self._last_sequence,
+                 "response": response}  # fmt: skip
+        return sse_frame(event)
 
 
 StreamEncoder = OpenAIChunks | AnthropicEvents | ResponsesEvents | NativeResponsesEvents

@@ -42,17 +42,21 @@ def token_ids_sent(value: Any) -> int:
     return 0
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)  # OpenAI: "cannot be an empty string"
+
+
 def check_input(value: Any) -> None:
-    """A string, a non-empty list of strings, of token ids, or of lists of token ids."""
-    if isinstance(value, str) or _is_tokens(value):
+    """A non-empty string, a non-empty list of them, of token ids, or of lists of token ids."""
+    if _is_text(value) or _is_tokens(value):
         return
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(v, str) or _is_tokens(v) for v in value)
-    ):
+    if isinstance(value, list) and value and all(_is_text(v) or _is_tokens(v) for v in value):
         return
-    raise _bad("input must be a string, or a non-empty array of strings or token arrays", "input")
+    raise _bad(
+        "input must be a non-empty string, or a non-empty array of non-empty strings or token "
+        "arrays",
+        "input",
+    )
 
 
 def validate_embeddings_body(body: JSON) -> str:

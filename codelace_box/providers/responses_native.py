@@ -16,6 +16,7 @@ from typing import Any
 
 from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
+from codelace_box.providers.responses_input import THINKING_PREFIX
 from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
 from codelace_box.providers.responses_response import responses_usage
 
@@ -69,17 +70,30 @@ def native_usage(raw: Any) -> Usage | None:
 
 def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     """The body for a native upstream: checked exactly as a translated one (the same 400s),
-    then passed on with the upstream's model, `store: false` and no hosted tools (which would
-    bill beyond the token prices); `include` and the cache hints go along, since reasoning
-    handed back statelessly needs `reasoning.encrypted_content`."""
+    then passed on with the upstream's model, `store: false`, no hosted tools (which would
+    bill beyond the token prices) and none of the box's own reasoning items; `include` and
+    the cache hints go along, since reasoning handed back statelessly needs
+    `reasoning.encrypted_content`."""
     translate_request(body)
     payload = dict(body)
+    if isinstance(body.get("input"), list):
+        payload["input"] = [item for item in body["input"] if not _boxs_reasoning(item)]
     payload["model"] = upstream_model
     payload["store"] = False
     payload["stream"] = stream
     if isinstance(body.get("tools"), list):
         payload["tools"] = [t for t in body["tools"] if t.get("type") not in IGNORED_TOOL_TYPES]
     return payload
+
+
+def _boxs_reasoning(item: Any) -> bool:
+    """A reasoning item handed back whose `encrypted_content` the box made of a provider's signed
+    thinking (responses_input): no Responses upstream can read it (OpenAI refuses the whole
+    request, 400 invalid_encrypted_content), so a thread that moves to a native model drops it."""
+    if not isinstance(item, dict) or item.get("type") != "reasoning":
+        return False
+    sealed = item.get("encrypted_content")
+    return isinstance(sealed, str) and sealed.startswith(THINKING_PREFIX)
 
 
 def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:

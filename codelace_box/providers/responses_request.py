@@ -66,6 +66,7 @@ KNOWN_FIELDS = frozenset(
     | {"reasoning", "max_output_tokens", "stream", *PASSED_FIELDS, *REFUSED_FIELDS}
     | {name for name in IGNORED_FIELDS if "." not in name}
 )
+MAX_TOKENS = 2**31 - 1  # OpenAI's ceiling (a 32-bit integer), as chat's max_tokens
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 CUSTOM_INPUT_SCHEMA: JSON = {
     "type": "object",
@@ -283,9 +284,10 @@ def _add_options(chat: JSON, body: JSON) -> None:
             chat[name] = body[name]
     cap = body.get("max_output_tokens")
     if cap is not None:
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 < cap <= MAX_TOKENS:
             raise InvalidRequest(
-                "max_output_tokens must be a positive integer", param="max_output_tokens"
+                f"max_output_tokens must be a positive integer, at most {MAX_TOKENS}",
+                param="max_output_tokens",
             )
         chat["max_completion_tokens"] = cap
     effort = _reasoning_effort(body.get("reasoning"))

@@ -31,6 +31,7 @@ from codelace_box.providers.responses_request import ResponsesContext
 JSON = dict[str, Any]
 
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "rate_limited", "rate_limit_error")
+KEPT_CODES = ("context_length_exceeded", "insufficient_quota", "invalid_prompt")  # Codex stops
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -210,8 +211,10 @@ def translate_completion(
 
 
 def failure_error(message: str, code: str) -> JSON:
-    """The `error` of a failed response. Its `code` is one of OpenAI's documented values (SDKs
-    validate them): `rate_limit_exceeded` for a rate limit (Codex then waits and retries),
-    else `server_error` (Codex retries a few times)."""
-    rate_limited = code in RATE_LIMIT_CODES
-    return {"code": "rate_limit_exceeded" if rate_limited else "server_error", "message": message}
+    """The `error` of a failed response. Its `code` is one OpenAI sends: `rate_limit_exceeded`
+    for a rate limit (Codex then waits and retries), the upstream's `context_length_exceeded` or
+    `insufficient_quota` or `invalid_prompt` as they are (Codex stops and says so instead of
+    retrying a request that cannot succeed), else `server_error` (Codex retries a few times)."""
+    if code in RATE_LIMIT_CODES:
+        return {"code": "rate_limit_exceeded", "message": message}
+    return {"code": code if code in KEPT_CODES else "server_error", "message": message}

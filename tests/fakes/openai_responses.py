@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tests.fakes.openai_chat_stream import raw_reply
+
 if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI, Reply
 
@@ -60,6 +62,8 @@ async def responses(fake: FakeOpenAI, request: web.Request) -> web.StreamRespons
     ):
         return _error(400, "'model' and 'input' are required")
     reply = fake._next_reply(body)
+    if reply.raw is not None:
+        return await raw_reply(fake, request, reply)
     if reply.status != 200:
         return _error(reply.status, (reply.error or {}).get("message", "The server had an error"))
     rid, mid = f"resp_{secrets.token_hex(8)}", f"msg_{secrets.token_hex(8)}"

@@ -19,7 +19,8 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import usd_nanos
-from tests.responses.conftest import OPENAI_MODEL, PRICES, ResponsesBox
+from tests.responses.conftest import NATIVE_MODEL, OPENAI_MODEL, PRICES, ResponsesBox
+from tests.responses.test_native_failure import TOO_LONG, upstream_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 CANDIDATES = (ROOT / ".ci" / "node" / "node_modules" / ".bin" / "codex",)
@@ -54,13 +55,14 @@ enabled = false
 """
 
 
-def run_codex(box: ResponsesBox, home: Path, key: str, prompt: str) -> str:
-    """`codex exec` against the box; the last message it wrote."""
+def codex_exec(
+    box: ResponsesBox, home: Path, key: str, prompt: str, model: str = OPENAI_MODEL
+) -> subprocess.CompletedProcess[str]:
+    """`codex exec` against the box, writing its last message to home/last.txt."""
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True)
-    config = CONFIG.format(model=OPENAI_MODEL, base_url=box.server.base_url)
+    config = CONFIG.format(model=model, base_url=box.server.base_url)
     (codex_home / "config.toml").write_text(config)
-    out = home / "last.txt"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -68,12 +70,18 @@ def run_codex(box: ResponsesBox, home: Path, key: str, prompt: str) -> str:
         "CODELACE_API_KEY": key,
     }
     assert CODEX is not None
-    done = subprocess.run(
+    out = home / "last.txt"
+    return subprocess.run(
         [CODEX, "exec", "--skip-git-repo-check", "--output-last-message", str(out), prompt],
         env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def run_codex(box: ResponsesBox, home: Path, key: str, prompt: str) -> str:
+    """`codex exec` against the box; the last message it wrote."""
+    done = codex_exec(box, home, key, prompt)
     assert done.returncode == 0, f"codex failed: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    return out.read_text()
+    return (home / "last.txt").read_text()
 
 
 def test_codex_exec_through_the_box(fresh: ResponsesBox, tmp_path: Path) -> None:
@@ -97,3 +105,19 @@ def test_codex_exec_through_the_box(fresh: ResponsesBox, tmp_path: Path) -> None
     after, held = fresh.balance_nanos(email)
     assert held == 0 and before - after == sum(r["cost_nanos"] for r in rows)
     assert rows[0]["cost_nanos"] == usd_nanos((4321, PRICES["in"]), (17, PRICES["out"]))
+
+
+def test_codex_stops_on_a_native_upstreams_context_length_failure(
+    fresh: ResponsesBox, tmp_path: Path
+) -> None:
+    """Codex acts on `response.failed` alone: sent as an `error` event, this failure had it
+    reconnect five times (six upstream calls) and end on "stream closed before
+    response.completed"; as `response.failed` it stops at once and says why."""
+    _, key = fresh.new_key()
+    error = {"code": "context_length_exceeded", "message": TOO_LONG}
+    failed = {"type": "response.failed", "response": {"status": "failed", "error": error}}
+    fresh.openai_fake.push(*[Reply(raw=upstream_frames([failed])) for _ in range(6)])
+    done = codex_exec(fresh, tmp_path, key, "Say hello.", model=NATIVE_MODEL)
+    assert done.returncode != 0
+    assert "context window" in done.stderr + done.stdout
+    assert len(fresh.openai_fake.requests) == 1, "Codex retried a request that cannot succeed"

@@ -55,9 +55,10 @@ def test_embeddings_refusals(fresh: ResponsesBox) -> None:
     with pytest.raises(openai.BadRequestError) as wrong_kind:
         client.embeddings.create(model=ANTHROPIC_MODEL, input="hi")
     assert wrong_kind.value.body["param"] == "model"  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as no_input:
-        client.embeddings.create(model=EMBEDDING_MODEL, input=[])
-    assert no_input.value.body["param"] == "input"  # type: ignore[index]
+    for empty in ([], "", ["a text", ""], [[]]):  # OpenAI: input "cannot be an empty string"
+        with pytest.raises(openai.BadRequestError) as no_input:
+            client.embeddings.create(model=EMBEDDING_MODEL, input=empty)  # type: ignore[arg-type]
+        assert no_input.value.body["param"] == "input"  # type: ignore[index]
     assert fresh.openai_fake.requests == [] and fresh.balance_nanos(email) == before
     fresh.openai_fake.push(Reply(status=400, error={"message": "too long", "type": "invalid"}))
     with pytest.raises(openai.BadRequestError):

@@ -78,6 +78,7 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
         ),
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id", ""),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role", ""),
+        ({"max_output_tokens": 2**31}, "max_output_tokens", "at most"),  # not chat's name
     ],
 )
 def test_unsupported_is_a_400_naming_the_field(

@@ -182,6 +182,12 @@ def test_failure_after_start() -> None:
     limited = ResponsesStreamTranslator(PLAIN, model=MODEL)
     events = limited.start() + limited.fail("Rate limited; try again in 20s", "rate_limited")
     assert events[-1]["response"]["error"]["code"] == "rate_limit_exceeded"
+    too_long = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    events = too_long.start() + too_long.fail("prompt too long", "context_length_exceeded")
+    assert events[-1]["response"]["error"]["code"] == "context_length_exceeded"  # Codex stops
+    refused = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    events = refused.start() + refused.fail("flagged as unsafe", "invalid_prompt")
+    assert events[-1]["response"]["error"]["code"] == "invalid_prompt"
 
 
 def test_interleaved_tool_arguments_are_an_upstream_error() -> None:
