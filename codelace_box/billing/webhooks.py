@@ -253,7 +253,12 @@ def close_unpaid(session_id: str, status: str) -> str:
 def grant_trial(
     session: dict[str, Any], owner: int | None, fingerprint: str | None, trial_nanos: int
 ) -> str:
-    """The trial credit for a completed card setup, once per account and once per card."""
+    """The trial credit for a completed card setup, once per account and once per card.
+
+    Two setups of one account, on two boxes at once, take turns here: the account is read
+    after its lock, so the second sees the first one's trial (and leaves its card unmarked)."""
+    if owner is not None:
+        exclusive(connection(), f"stripe:trial:{owner}")
     user = User.get_or_none(User.id == owner) if owner is not None else None
     if user is None:
         return "unknown_session"
