@@ -102,3 +102,39 @@ def test_two_setups_of_one_account_on_two_boxes_at_once_earn_one_trial(
     used = boxes[0].query("SELECT COUNT(*) FROM trial_card WHERE user_id = ?", ivy.user_id)
     assert used == [(1,)]
     boxes[0].audit()
+
+
+def test_one_card_set_up_by_two_accounts_on_two_boxes_at_once_earns_one_trial(
+    billing_box_factory: BoxFactory, pg_url: str
+) -> None:
+    """Two accounts save the same card at once on two boxes: both read "card never used"
+    before either commits. The second must answer trial_card_used, not fail on the card's
+    row with a 500 (which Stripe would only retry later)."""
+    shared = {"database": {"url": pg_url}, "server": {"secret_key": SHARED_SECRET}}
+    boxes = [billing_box_factory(**shared) for _ in range(2)]
+    people = [boxes[0].customer("twin") for _ in boxes]
+    fingerprint = f"fp_{secrets.token_hex(6)}"
+    events = [
+        boxes[0].double.complete(boxes[0].start_setup(p), card_fingerprint=fingerprint)
+        for p in people
+    ]
+    answers: list[httpx.Response] = []
+    lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+    with psycopg.connect(pg_url) as holder:  # both trials' ledger keys, held: both must wait
+        for person in people:
+            holder.execute(lock, (f"ledger:trial:{person.user_id}",))
+        threads = [
+            threading.Thread(target=lambda b=box, e=event: answers.append(b.deliver(e)))
+            for box, event in zip(boxes, events, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        _until_locks_are_awaited(pg_url, 2)
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    results = sorted(r.json()["result"] for r in answers)
+    assert results == ["trial_card_used", "trial_granted"]
+    assert sum(boxes[0].balance_nanos(p) for p in people) == 1 * NANOS
+    boxes[0].audit()
