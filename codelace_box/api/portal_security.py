@@ -26,7 +26,7 @@ CSP = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-HTML_CACHE = "no-cache"
+HTML_CACHE = "no-store"  # kept nowhere, not even in the back/forward cache (Back after sign-out)
 ASSET_CACHE = "public, max-age=31536000, immutable"
 API_CACHE = "no-store"
 

@@ -209,7 +209,7 @@ def test_sign_in_from_another_origin_is_refused(box: PortalBox) -> None:
     assert box.smtp.messages_to("login-csrf@portal.test") == []
 
 
-def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> None:
+def test_pages_carry_a_strict_csp_no_framing_and_no_store(box: PortalBox) -> None:
     with box.http() as client:
         for path in PAGES:
             page = client.get(path)
@@ -219,7 +219,7 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> Non
             assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
             assert "http" not in csp  # no third-party origin
             assert page.headers["x-frame-options"] == "DENY"
-            assert page.headers["cache-control"] == "no-cache"
+            assert page.headers["cache-control"] == "no-store"  # no back/forward cache
             assert "<script>" not in page.text and "onclick" not in page.text
             assert re.findall(r"<script[^>]*>", page.text) == [
                 f'<script type="module" src="{asset_base(page.text)}/main.js">'
