@@ -91,9 +91,21 @@ def check_origin(request: Request) -> None:
         raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin(url: str) -> str:
+    """The origin a browser sends for pages under `url`: scheme and host lower-case, the
+    scheme's default port left out (a public_url may spell them otherwise)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:  # no port a browser could be at: the URL as written
+        return f"{scheme}://{parts.netloc.lower()}"
+    return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS.get(scheme)) else f":{port}")
 
 
 def changing_session(request: Request) -> Session:

@@ -309,3 +309,30 @@ def test_the_access_line_of_a_portal_call_names_its_account(box: PortalBox) -> N
     box.server.wait_for_log(rf"GET /portal/api/keys 200 \S+ model=- user={uuid} ", wait=10)
     lines = [line for line in box.server.log_text().splitlines() if "/portal/api/keys" in line]
     assert not any("logged@portal.test" in line for line in lines)
+
+
+def test_a_public_url_spelt_with_capitals_or_its_default_port_still_lets_its_browser_in(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    """A browser's Origin is lower-case and leaves the default port out: a public_url written
+    `https://Box.Example.com:443/` names the same origin, and its users must be able to sign
+    in and make changes (behind a TLS proxy the box is not told about, the request's own
+    scheme is http, so the public URL is what the Origin is checked against)."""
+    spelt = start_box(
+        tmp_path, smtp, stripe_double, fake, server={"public_url": "https://Box.Example.com:443/"}
+    )
+    try:
+        with spelt.http() as client:
+            browser = {"origin": "https://box.example.com", "host": "box.example.com"}
+            answer = spelt.verify_answer(client, "spelt@portal.test", browser)
+            assert answer.status_code == 200, answer.text
+            cookie = f"codelace_session={answer.cookies['codelace_session']}"  # Secure: by hand
+            client.cookies.clear()
+            change = {**browser, "x-csrf-token": answer.json()["csrf_token"], "cookie": cookie}
+            made = client.post("/portal/api/keys", json={"name": "spelt"}, headers=change)
+            assert made.status_code == 200, made.text
+            other = {**change, "origin": "https://box.example.com.evil.test"}
+            refused = client.post("/portal/api/keys", json={"name": "evil"}, headers=other)
+            assert refused.status_code == 403, refused.text
+    finally:
+        spelt.server.stop()
