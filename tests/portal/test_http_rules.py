@@ -80,7 +80,7 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_it_trusts(
             assert answer.status_code == 200, answer.text
             assert "; secure" in answer.headers["set-cookie"].lower()
             csrf = answer.json()["csrf_token"]
-            cookie = f"codelace_session={answer.cookies['codelace_session']}"
+            cookie = f"__Host-codelace_session={answer.cookies['__Host-codelace_session']}"
             client.cookies.clear()  # the proxy speaks plain http to the box: send it by hand
             out = client.post(
                 "/portal/api/signout", headers={**headers, "x-csrf-token": csrf, "cookie": cookie}
@@ -326,7 +326,7 @@ def test_a_public_url_spelt_with_capitals_or_its_default_port_still_lets_its_bro
             browser = {"origin": "https://box.example.com", "host": "box.example.com"}
             answer = spelt.verify_answer(client, "spelt@portal.test", browser)
             assert answer.status_code == 200, answer.text
-            cookie = f"codelace_session={answer.cookies['codelace_session']}"  # Secure: by hand
+            cookie = f"__Host-codelace_session={answer.cookies['__Host-codelace_session']}"
             client.cookies.clear()
             change = {**browser, "x-csrf-token": answer.json()["csrf_token"], "cookie": cookie}
             made = client.post("/portal/api/keys", json={"name": "spelt"}, headers=change)
@@ -336,3 +336,36 @@ def test_a_public_url_spelt_with_capitals_or_its_default_port_still_lets_its_bro
             assert refused.status_code == 403, refused.text
     finally:
         spelt.server.stop()
+
+
+def test_a_cookie_set_by_a_sibling_host_never_chooses_the_session(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    """Another host of the same site (evil.example.com beside box.example.com) can set cookies
+    for the whole domain, `__Secure-` ones included, and with a longer path they are sent
+    first. Over https the box's own cookie is `__Host-` (only the box itself can set it), and
+    only that one is read: a tossed cookie neither replaces the signed-in person's session
+    (their top-ups would credit the attacker) nor signs a signed-out browser in as the attacker."""
+    site = start_box(
+        tmp_path, smtp, stripe_double, fake, server={"public_url": "https://box.example.com"}
+    )
+    browser = {"origin": "https://box.example.com", "host": "box.example.com"}
+    try:
+        with site.http() as client:
+            victim = site.verify_answer(client, "victim@portal.test", browser)
+            client.cookies.clear()
+            attacker = site.verify_answer(client, "attacker@portal.test", browser)
+            client.cookies.clear()
+        own_name, own_value = victim.headers["set-cookie"].split(";")[0].split("=", 1)
+        assert own_name == "__Host-codelace_session"
+        stolen = attacker.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        tossed = f"__Secure-codelace_session={stolen}; codelace_session={stolen}"
+        own = f"{own_name}={own_value}"
+        with site.http() as client:
+            for cookie in (f"{tossed}; {own}", f"{own}; {tossed}"):
+                seen = client.get("/portal/api/session", headers={"cookie": cookie}).json()
+                assert seen["email"] == "victim@portal.test", cookie
+            alone = client.get("/portal/api/session", headers={"cookie": tossed}).json()
+            assert alone == {"signed_in": False}
+    finally:
+        site.server.stop()
