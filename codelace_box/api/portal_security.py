@@ -3,9 +3,11 @@ calls, and the security headers (CSP, framing, caching) on every portal response
 
 The browser holds an HttpOnly, SameSite=Strict cookie (Secure when the browser speaks https:
 `public_url` is https, or a proxy the box trusts, `server.proxies_count`, says so) that
-names a server-side session (accounts/sessions.py). A call that changes anything must carry
-the session's CSRF token in `X-CSRF-Token` and, when the browser says where it comes from, an
-`Origin` of the box itself.
+names a server-side session (accounts/sessions.py). Over https it is `__Host-codelace_session`,
+which no other host of the site can set, and only the exact name is read (Sanic's own lookup
+would also take a `__Secure-` one, which any sibling host can set for the whole domain).
+A call that changes anything must carry the session's CSRF token in `X-CSRF-Token` and, when
+the browser says where it comes from, an `Origin` of the box itself.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from codelace_box.config import Config
 from codelace_box.errors import PermissionDenied
 
 COOKIE = "codelace_session"
+HOST_COOKIE = "__Host-" + COOKIE  # its name over https
 CSRF_HEADER = "x-csrf-token"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-HTML_CACHE = "no-cache"
+HTML_CACHE = "no-store"  # kept nowhere, not even in the back/forward cache (Back after sign-out)
 ASSET_CACHE = "public, max-age=31536000, immutable"
 API_CACHE = "no-store"
 
@@ -41,33 +44,33 @@ def secure_cookies(request: Request) -> bool:
 
 def set_session_cookie(response: HTTPResponse, new: NewSession, request: Request) -> None:
     """The cookie that carries a new session."""
-    response.add_cookie(
-        COOKIE,
-        new.token,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=secure_cookies(request),
-        max_age=new.max_age_sec,
-    )
+    _put_cookie(response, request, new.token, new.max_age_sec)
 
 
 def clear_session_cookie(response: HTTPResponse, request: Request) -> None:
     """Tell the browser to forget the cookie."""
+    _put_cookie(response, request, "", 0)
+
+
+def _put_cookie(response: HTTPResponse, request: Request, value: str, max_age: int) -> None:
+    secure = secure_cookies(request)
     response.add_cookie(
         COOKIE,
-        "",
+        value,
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=secure_cookies(request),
-        max_age=0,
+        secure=secure,
+        max_age=max_age,
+        host_prefix=secure,  # __Host-: this host's own cookie, not one a sibling host set
     )
 
 
 def session_token(request: Request) -> str | None:
-    """The session cookie's value, if any."""
-    token = request.cookies.get(COOKIE)
+    """The value of the session cookie under its exact name, if any."""
+    name = HOST_COOKIE if secure_cookies(request) else COOKIE
+    values = dict.get(request.cookies, name) or [None]  # dict's get: no prefixed stand-ins
+    token = values[0]
     return token or None
 
 
@@ -91,9 +94,21 @@ def check_origin(request: Request) -> None:
         raise PermissionDenied(f"requests from {origin[:100]} are refused", code="csrf_failed")
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin(url: str) -> str:
+    """The origin a browser sends for pages under `url`: scheme and host lower-case, the
+    scheme's default port left out (a public_url may spell them otherwise)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:  # no port a browser could be at: the URL as written
+        return f"{scheme}://{parts.netloc.lower()}"
+    return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS.get(scheme)) else f":{port}")
 
 
 def changing_session(request: Request) -> Session:

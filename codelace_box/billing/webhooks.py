@@ -253,7 +253,15 @@ def close_unpaid(session_id: str, status: str) -> str:
 def grant_trial(
     session: dict[str, Any], owner: int | None, fingerprint: str | None, trial_nanos: int
 ) -> str:
-    """The trial credit for a completed card setup, once per account and once per card."""
+    """The trial credit for a completed card setup, once per account and once per card.
+
+    Two setups of one account, or of one card, on two boxes at once take turns here (the
+    account's lock, then the card's): both are read after their locks, so the second sees the
+    first one's trial, and neither leaves a second trial payment nor fails on the card's row."""
+    if owner is not None:
+        exclusive(connection(), f"stripe:trial:{owner}")
+    if owner is not None and fingerprint:
+        exclusive(connection(), f"stripe:trial-card:{fingerprint}")
     user = User.get_or_none(User.id == owner) if owner is not None else None
     if user is None:
         return "unknown_session"

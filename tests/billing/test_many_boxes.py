@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
+import threading
+import time
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.billing.conftest import BillingBox, BoxFactory
@@ -49,3 +53,88 @@ def test_one_stripe_event_delivered_to_three_boxes_credits_once(
         assert box.balance_nanos(buyer) == 25 * NANOS
     assert first.payment_status(session_id) == "completed"
     first.audit()
+
+
+def _until_locks_are_awaited(url: str, count: int) -> None:
+    """Return once `count` connections of the database wait for a lock (10 s at most)."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as conn:
+        waiting = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted"
+        while conn.execute(waiting).fetchone()[0] < count:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the deliveries never met at the trial's lock"
+            time.sleep(0.01)
+
+
+def test_two_setups_of_one_account_on_two_boxes_at_once_earn_one_trial(
+    billing_box_factory: BoxFactory, pg_url: str
+) -> None:
+    """Two card setups of one account complete at once on two boxes: both read "no trial yet"
+    before either commits, and meet at the trial's ledger key. The second must see the trial
+    the first posted and grant nothing: no second trial payment in the history (a credit that
+    never happened) and its card not marked as one that earned a trial."""
+    shared = {"database": {"url": pg_url}, "server": {"secret_key": SHARED_SECRET}}
+    boxes = [billing_box_factory(**shared) for _ in range(2)]
+    ivy = boxes[0].customer("ivy")
+    cards = [f"fp_{secrets.token_hex(6)}" for _ in boxes]
+    events = [
+        box.double.complete(boxes[0].start_setup(ivy), card_fingerprint=fingerprint)
+        for box, fingerprint in zip(boxes, cards, strict=True)
+    ]
+    answers: list[httpx.Response] = []
+    lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+    with psycopg.connect(pg_url) as holder:  # the trial's ledger key, held: both must wait
+        holder.execute(lock, (f"ledger:trial:{ivy.user_id}",))
+        threads = [
+            threading.Thread(target=lambda b=box, e=event: answers.append(b.deliver(e)))
+            for box, event in zip(boxes, events, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        _until_locks_are_awaited(pg_url, 2)
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    results = sorted(r.json()["result"] for r in answers)
+    assert results == ["trial_already_granted", "trial_granted"]
+    assert boxes[0].balance_nanos(ivy) == 1 * NANOS
+    assert [p["kind"] for p in boxes[0].history(ivy)] == ["trial"]
+    used = boxes[0].query("SELECT COUNT(*) FROM trial_card WHERE user_id = ?", ivy.user_id)
+    assert used == [(1,)]
+    boxes[0].audit()
+
+
+def test_one_card_set_up_by_two_accounts_on_two_boxes_at_once_earns_one_trial(
+    billing_box_factory: BoxFactory, pg_url: str
+) -> None:
+    """Two accounts save the same card at once on two boxes: both read "card never used"
+    before either commits. The second must answer trial_card_used, not fail on the card's
+    row with a 500 (which Stripe would only retry later)."""
+    shared = {"database": {"url": pg_url}, "server": {"secret_key": SHARED_SECRET}}
+    boxes = [billing_box_factory(**shared) for _ in range(2)]
+    people = [boxes[0].customer("twin") for _ in boxes]
+    fingerprint = f"fp_{secrets.token_hex(6)}"
+    events = [
+        boxes[0].double.complete(boxes[0].start_setup(p), card_fingerprint=fingerprint)
+        for p in people
+    ]
+    answers: list[httpx.Response] = []
+    lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+    with psycopg.connect(pg_url) as holder:  # both trials' ledger keys, held: both must wait
+        for person in people:
+            holder.execute(lock, (f"ledger:trial:{person.user_id}",))
+        threads = [
+            threading.Thread(target=lambda b=box, e=event: answers.append(b.deliver(e)))
+            for box, event in zip(boxes, events, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        _until_locks_are_awaited(pg_url, 2)
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    results = sorted(r.json()["result"] for r in answers)
+    assert results == ["trial_card_used", "trial_granted"]
+    assert sum(boxes[0].balance_nanos(p) for p in people) == 1 * NANOS
+    boxes[0].audit()

@@ -119,6 +119,32 @@ def test_a_key_is_made_shown_once_used_and_revoked(fresh_browser: Browser, box: 
     assert fresh_browser.console_errors() == []
 
 
+def test_after_sign_out_the_back_button_shows_nothing_of_the_account(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """Someone at the same computer after its owner signed out: Back must not bring the keys
+    page back from the browser's back/forward cache with the new key still in it (or the
+    account's data): the page is asked for anew and finds no session."""
+    browser = fresh_browser
+    sign_in(browser, box, "shared-computer@portal.test")
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.field("Name of the new key").send_keys("laptop")
+    browser.button("Create key").click()
+    full_key = browser.wait_for(lambda: browser.field("Your new key"), "the new key")
+    full_key = full_key.get_attribute("value")
+    browser.button("Sign out").click()
+    wait_page(browser, "Sign in")
+    browser.driver.back()
+    wait_page(browser, "Sign in")  # the signed-out page again, not the keys page
+    assert browser.driver.current_url == box.url + "/signin"
+    shown = browser.driver.execute_script(
+        "return document.body.innerText + [...document.querySelectorAll('input')]"
+        ".map((i) => i.value).join(' ')"
+    )
+    assert full_key not in shown and "laptop" not in shown
+
+
 def test_a_top_up_goes_to_stripe_and_the_return_page_leads_back(
     fresh_browser: Browser, box: PortalBox
 ) -> None:

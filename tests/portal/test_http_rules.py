@@ -80,7 +80,7 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_it_trusts(
             assert answer.status_code == 200, answer.text
             assert "; secure" in answer.headers["set-cookie"].lower()
             csrf = answer.json()["csrf_token"]
-            cookie = f"codelace_session={answer.cookies['codelace_session']}"
+            cookie = f"__Host-codelace_session={answer.cookies['__Host-codelace_session']}"
             client.cookies.clear()  # the proxy speaks plain http to the box: send it by hand
             out = client.post(
                 "/portal/api/signout", headers={**headers, "x-csrf-token": csrf, "cookie": cookie}
@@ -209,7 +209,7 @@ def test_sign_in_from_another_origin_is_refused(box: PortalBox) -> None:
     assert box.smtp.messages_to("login-csrf@portal.test") == []
 
 
-def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> None:
+def test_pages_carry_a_strict_csp_no_framing_and_no_store(box: PortalBox) -> None:
     with box.http() as client:
         for path in PAGES:
             page = client.get(path)
@@ -219,7 +219,7 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_cache(box: PortalBox) -> Non
             assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
             assert "http" not in csp  # no third-party origin
             assert page.headers["x-frame-options"] == "DENY"
-            assert page.headers["cache-control"] == "no-cache"
+            assert page.headers["cache-control"] == "no-store"  # no back/forward cache
             assert "<script>" not in page.text and "onclick" not in page.text
             assert re.findall(r"<script[^>]*>", page.text) == [
                 f'<script type="module" src="{asset_base(page.text)}/main.js">'
@@ -309,3 +309,63 @@ def test_the_access_line_of_a_portal_call_names_its_account(box: PortalBox) -> N
     box.server.wait_for_log(rf"GET /portal/api/keys 200 \S+ model=- user={uuid} ", wait=10)
     lines = [line for line in box.server.log_text().splitlines() if "/portal/api/keys" in line]
     assert not any("logged@portal.test" in line for line in lines)
+
+
+def test_a_public_url_spelt_with_capitals_or_its_default_port_still_lets_its_browser_in(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    """A browser's Origin is lower-case and leaves the default port out: a public_url written
+    `https://Box.Example.com:443/` names the same origin, and its users must be able to sign
+    in and make changes (behind a TLS proxy the box is not told about, the request's own
+    scheme is http, so the public URL is what the Origin is checked against)."""
+    spelt = start_box(
+        tmp_path, smtp, stripe_double, fake, server={"public_url": "https://Box.Example.com:443/"}
+    )
+    try:
+        with spelt.http() as client:
+            browser = {"origin": "https://box.example.com", "host": "box.example.com"}
+            answer = spelt.verify_answer(client, "spelt@portal.test", browser)
+            assert answer.status_code == 200, answer.text
+            cookie = f"__Host-codelace_session={answer.cookies['__Host-codelace_session']}"
+            client.cookies.clear()
+            change = {**browser, "x-csrf-token": answer.json()["csrf_token"], "cookie": cookie}
+            made = client.post("/portal/api/keys", json={"name": "spelt"}, headers=change)
+            assert made.status_code == 200, made.text
+            other = {**change, "origin": "https://box.example.com.evil.test"}
+            refused = client.post("/portal/api/keys", json={"name": "evil"}, headers=other)
+            assert refused.status_code == 403, refused.text
+    finally:
+        spelt.server.stop()
+
+
+def test_a_cookie_set_by_a_sibling_host_never_chooses_the_session(
+    tmp_path: Path, smtp: RecordingSmtpServer, stripe_double: StripeDouble, fake: FakeOpenAI
+) -> None:
+    """Another host of the same site (evil.example.com beside box.example.com) can set cookies
+    for the whole domain, `__Secure-` ones included, and with a longer path they are sent
+    first. Over https the box's own cookie is `__Host-` (only the box itself can set it), and
+    only that one is read: a tossed cookie neither replaces the signed-in person's session
+    (their top-ups would credit the attacker) nor signs a signed-out browser in as the attacker."""
+    site = start_box(
+        tmp_path, smtp, stripe_double, fake, server={"public_url": "https://box.example.com"}
+    )
+    browser = {"origin": "https://box.example.com", "host": "box.example.com"}
+    try:
+        with site.http() as client:
+            victim = site.verify_answer(client, "victim@portal.test", browser)
+            client.cookies.clear()
+            attacker = site.verify_answer(client, "attacker@portal.test", browser)
+            client.cookies.clear()
+        own_name, own_value = victim.headers["set-cookie"].split(";")[0].split("=", 1)
+        assert own_name == "__Host-codelace_session"
+        stolen = attacker.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        tossed = f"__Secure-codelace_session={stolen}; codelace_session={stolen}"
+        own = f"{own_name}={own_value}"
+        with site.http() as client:
+            for cookie in (f"{tossed}; {own}", f"{own}; {tossed}"):
+                seen = client.get("/portal/api/session", headers={"cookie": cookie}).json()
+                assert seen["email"] == "victim@portal.test", cookie
+            alone = client.get("/portal/api/session", headers={"cookie": tossed}).json()
+            assert alone == {"signed_in": False}
+    finally:
+        site.server.stop()

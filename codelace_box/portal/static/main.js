@@ -67,4 +67,10 @@ async function start() {
   }
 }
 
+// A page the browser brings back from its back/forward cache (one that ignored no-store) is
+// loaded anew, so it asks the server again who is signed in: nobody, after a sign-out.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) window.location.reload();
+});
+
 start();
