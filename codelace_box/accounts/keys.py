@@ -105,7 +105,8 @@ def create_key(
     relative: bool = False,
 ) -> NewKey:
     """Mint a key for a user, with the limit fields given (limit_usd, limit_reset, expires_at,
-    allowed_models, can_manage_keys: raw values, checked here); the full key is only in the returned value.
+    allowed_models, can_manage_keys: raw values, checked here); the full key is only in the
+    returned value.
     Committed with an fsync (`durable()`): it is shown once, so a database crash right after
     must not lose it (inside a transaction, that one must be durable: the CLI's audited one)."""
     clean = clean_name(name, "name", MAX_KEY_NAME)

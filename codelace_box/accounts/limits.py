@@ -1,5 +1,6 @@
 """Budgets and limits: what a key may spend per period, until when it works, which models it
-may call and whether it may manage the account's keys (`can_manage_keys`), and how many requests per minute and at once an account may make.
+may call and whether it may manage the account's keys (`can_manage_keys`), and how many
+requests per minute and at once an account may make.
 
 This module owns the rules and their checked input (the HTTP API, the CLI and the dashboard
 all hand their raw values to `parse_key_limits` / `set_user_limits`: a bad value is a 400

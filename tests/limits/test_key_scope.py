@@ -5,6 +5,7 @@ the next request sees it, on whichever of two workers it lands."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -42,7 +43,7 @@ def assert_refused(response: httpx.Response) -> None:
 def stored_keys(box: Box, email: str) -> list[tuple[Any, ...]]:
     return box.query(
         "SELECT k.uuid, k.name, k.limit_nanos, k.limit_reset, k.expires_at, k.allowed_models, "
-        "k.can_manage_keys, k.revoked_at FROM api_key k JOIN \"user\" u ON u.id = k.user_id "
+        'k.can_manage_keys, k.revoked_at FROM api_key k JOIN "user" u ON u.id = k.user_id '
         "WHERE u.email = ? ORDER BY k.id",
         email,
     )
@@ -70,10 +71,8 @@ def test_a_capped_tool_key_cannot_lift_its_cap_mint_revoke_or_rename(box: Box) -
     assert box.query('SELECT display_name FROM "user" WHERE email = ?', email) == [("",)]
 
 
-def test_a_tool_key_still_calls_models_and_reads_its_account(
-    box: Box, fake: FakeOpenAI
-) -> None:
-    email, login = box.new_user("5")
+def test_a_tool_key_still_calls_models_and_reads_its_account(box: Box, fake: FakeOpenAI) -> None:
+    _, login = box.new_user("5")
     tool = scoped_key(box, login, limit_usd=1)
     answer = box.sdk(tool["full_key"]).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=20
@@ -147,3 +146,27 @@ def test_the_flag_holds_at_once_on_two_workers(two_workers: Box) -> None:
         with box.http(login) as manager:
             assert manager.patch(own, json={"can_manage_keys": False}).status_code == 200
         assert [rename(n) for n in range(6)] == [403] * 6, round_
+
+
+def test_the_cli_sets_shows_and_flips_the_flag_and_audits_it(box: Box) -> None:
+    email, _ = box.new_user("1")
+    tool_key = box.cli("keys", "create", email, "--name", "tool", "--limit-usd", "2",
+                       "--no-manage-keys").strip()  # fmt: skip
+    listed = json.loads(box.cli("keys", "list", email, "--json"))
+    tool = next(k for k in listed if k["name"] == "tool")
+    assert [k["can_manage_keys"] for k in listed] == [True, False]
+    header, *rows = box.cli("keys", "list", email).splitlines()
+    assert header.split()[-2:] == ["CAN_MANAGE_KEYS", "EXPIRES_AT"]
+    assert [row.split()[-2] for row in rows] == ["True", "False"], rows
+    assert_refused(box.http(tool_key).post(KEYS, json={"name": "uncapped"}))
+
+    shown = json.loads(box.cli("keys", "update", tool["id"][:8], "--manage-keys", "--json"))
+    assert shown["can_manage_keys"] is True and shown["limit_usd"] == 2
+    assert box.http(tool_key).patch(f"{KEYS}/{tool['id']}", json={"name": "t"}).status_code == 200
+    box.cli("keys", "update", tool["id"], "--no-manage-keys")
+    assert_refused(box.http(tool_key).patch(f"{KEYS}/{tool['id']}", json={"name": "t2"}))
+    audit = [e for e in json.loads(box.cli("audit", "--json")) if e["target"] == tool["id"]]
+    flags = [(e["command"], (e["before"] or {}).get("can_manage_keys"),
+              e["after"]["can_manage_keys"]) for e in audit]  # fmt: skip
+    assert flags == [("keys create", None, False), ("keys update", False, True),
+                     ("keys update", True, False)]  # fmt: skip
