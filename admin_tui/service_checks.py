@@ -14,6 +14,7 @@ __all__ = [
     "PRICE_JUMP",
     "check_adjustment",
     "key_limit_fields",
+    "manage_keys_choice",
     "parse_token_cap",
     "price_jumps",
     "user_limit_fields",
@@ -53,7 +54,14 @@ def key_limit_fields(form: KeyLimitsForm) -> dict[str, Any]:
         "limit_reset": None if form.limit_reset in ("", "never") else form.limit_reset,
         "expires_at": form.expires.strip() or None,
         "allowed_models": [m.strip() for m in form.models.split(",") if m.strip()] or None,
+        "can_manage_keys": manage_keys_choice(form.manage_keys),
     }
+
+
+def manage_keys_choice(text: str) -> Any:
+    """The form's yes/no as the boolean accounts.limits takes (other text is passed on, to be
+    refused there naming the field)."""
+    return {"yes": True, "no": False}.get(text.strip().lower(), text)
 
 
 def user_limit_fields(rpm: str, concurrent: str) -> dict[str, Any]:

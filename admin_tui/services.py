@@ -23,6 +23,7 @@ from admin_tui.service_audit import states
 from admin_tui.service_checks import (
     check_adjustment,
     key_limit_fields,
+    manage_keys_choice,
     price_jumps,
     user_limit_fields,
 )
@@ -250,14 +251,15 @@ class AdminServices(CatalogServices):
             change.set_after(after | {"amount_usd": amount_usd.strip(), "reason": reason})
         return int(user.balance_nanos)
 
-    def create_key(self, user_id: int, name: str) -> tuple[str, KeyRow]:
-        """A new API key for the user: the full key (shown once) and its row."""
+    def create_key(self, user_id: int, name: str, manage_keys: str = "yes") -> tuple[str, KeyRow]:
+        """A new API key for the user: the full key (shown once) and its row; `manage_keys`
+        "no": a key that may not manage the account's keys."""
+        fields = {"can_manage_keys": manage_keys_choice(manage_keys)}
         with _audited("keys create", str(user_id)) as change:
-            new = api_keys.create_key(user_id, name.strip())
+            new = api_keys.create_key(user_id, name.strip(), fields)
             change.target = new.key.uuid
             change.set_after(states.api_key(new.key.uuid))
-        k = new.key
-        return new.full_key, KeyRow(k.uuid, k.key_prefix, k.name, k.created_at, k.last_used_at)
+        return new.full_key, _api_key_row(new.key)
 
     def revoke_key(self, key_uuid: str) -> None:
         with _audited("keys revoke", key_uuid, lambda: states.api_key(key_uuid)):
@@ -314,5 +316,5 @@ def _api_key_row(key: accounts.ApiKey) -> KeyRow:
     return KeyRow(
         key.uuid, key.key_prefix, key.name, key.created_at, key.last_used_at,
         limits.spent_in_period(key), key.limit_nanos, key.limit_reset, key.expires_at,
-        None if allowed is None else tuple(allowed),
+        None if allowed is None else tuple(allowed), bool(key.can_manage_keys),
     )  # fmt: skip

@@ -35,6 +35,7 @@ class KeyRow:
     limit_reset: str | None = None  # daily | weekly | monthly; None: never
     expires_at: datetime | None = None
     allowed_models: tuple[str, ...] | None = None  # None: every model
+    can_manage_keys: bool = True  # may create, change and revoke the account's keys (API)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class KeyLimitsForm:
     limit_reset: str = "never"
     expires: str = ""  # ISO 8601, or 30d / 12h from now
     models: str = ""  # comma-separated ids or aliases
+    manage_keys: str = "yes"  # yes | no: whether the key may manage the account's keys
 
 
 @dataclass(frozen=True)

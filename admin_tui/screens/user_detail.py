@@ -31,6 +31,16 @@ from admin_tui.widgets.live_table import LiveTable, Row
 SHORT_ID = 8  # characters of a UUID shown in a table: enough for `keys revoke`
 
 
+def manage_keys_field(value: str) -> FormField:
+    """The yes/no field of whether a key may manage the account's keys through the API."""
+    return FormField("manage_keys", "May manage keys (no: a key for a tool)", value,
+                     choices=("yes", "no"))  # fmt: skip
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 class UserDetailScreen(UserActions, AdminScreen):
     """Pushed from the users table; Escape goes back."""
 
@@ -50,7 +60,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         ("Revoke key", "Revoke the selected API key", "revoke_key"),
         ("Adjust balance", "Add or remove credit of this user", "adjust_balance"),
         ("Disable/enable user", "Toggle this account", "toggle_status"),
-        ("Key limits", "Cap, reset, expiry and models of the selected key", "key_limits"),
+        ("Key limits", "Cap, reset, expiry, models, managing of the selected key", "key_limits"),
         ("Request limits", "Requests per minute and at once of this user", "request_limits"),
     )
 
@@ -64,7 +74,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         with TabbedContent(id="tabs"):
             with TabPane("Keys", id="tab-keys"):
                 yield LiveTable(
-                    "Id", "Key", "Name", "Spent / cap", "Expires", "Last used",
+                    "Id", "Key", "Name", "Spent / cap", "Expires", "Manages keys", "Last used",
                     flex=("Name",), id="keys",
                 )  # fmt: skip
             with TabPane("Ledger", id="tab-ledger"):
@@ -137,7 +147,7 @@ class UserDetailScreen(UserActions, AdminScreen):
     async def _key_limits(self, key: KeyRow) -> None:
         async def submit(values: dict[str, str]) -> KeyRow:
             form = KeyLimitsForm(values["limit_usd"], values["limit_reset"], values["expires"],
-                                 values["models"])  # fmt: skip
+                                 values["models"], values["manage_keys"])  # fmt: skip
             return await self.services.run(self.services.set_key_limits, key.id, form)
 
         saved = await self.app.push_screen_wait(
@@ -150,6 +160,7 @@ class UserDetailScreen(UserActions, AdminScreen):
                           placeholder="2026-12-31T00:00:00Z or 30d"),
                 FormField("models", "Allowed models (blank: all)",
                           ", ".join(key.allowed_models or ()), placeholder="openai/gpt-5.4, ..."),
+                manage_keys_field(yes_no(key.can_manage_keys)),
             ], submit, note=f"Spent this period: {usd_exact(key.spent_nanos)}")
         )  # fmt: skip
         if saved is not None:
@@ -163,13 +174,17 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     async def _create_key(self, user: UserRow) -> None:
         async def submit(v: dict[str, str]) -> str:
-            full, _ = await self.services.run(self.services.create_key, user.id, v["name"])
+            create = self.services.create_key
+            full, _ = await self.services.run(create, user.id, v["name"], v["manage_keys"])
             return full
 
         full = await self.app.push_screen_wait(
             FormDialog(
                 f"New API key for {user.email}",
-                [FormField("name", "Name (optional)", placeholder="laptop")],
+                [
+                    FormField("name", "Name (optional)", placeholder="laptop"),
+                    manage_keys_field("yes"),
+                ],
                 submit,
                 submit_label="Create",
             )
@@ -214,6 +229,7 @@ def key_rows(detail: UserDetail) -> list[Row]:
                 k.name,
                 spend_text(k),
                 short_moment(k.expires_at),
+                yes_no(k.can_manage_keys),
                 short_moment(k.last_used_at),
             ],
         )

@@ -3,7 +3,9 @@
 `authenticate()` is on every request's path: one indexed lookup joined to the user, so a key
 revoked or a user disabled by another process stops working on the very next request; an
 expired key is a 401 `key_expired`. The lookup also brings the key's model allow-list and the
-account's limits (accounts/limits.py), which the inference routes enforce.
+account's limits (accounts/limits.py), which the inference routes enforce, and whether the key
+may manage the account's keys (`can_manage_keys`, which the key routes enforce): read on every
+request, never cached, so a change through any process holds from the next request on.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
 reads it, and only a value older than a minute (in any process) leads to a write, one that
 never waits for the key's row (db/hotpath.py: skipped while another holds it). A request's
@@ -71,6 +73,7 @@ class AuthContext:
     max_concurrent: int | None = None
     key_budgeted: bool = True  # the key had a cap or a reset at the lookup (admission's guess)
     user_uuid: str = ""  # the account's public id (as otp/verify and /auth/me show it)
+    can_manage_keys: bool = True  # the key may create, change and revoke the account's keys
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ def create_key(
     relative: bool = False,
 ) -> NewKey:
     """Mint a key for a user, with the limit fields given (limit_usd, limit_reset, expires_at,
-    allowed_models: raw values, checked here); the full key is only in the returned value.
+    allowed_models, can_manage_keys: raw values, checked here); the full key is only in the
+    returned value.
     Committed with an fsync (`durable()`): it is shown once, so a database crash right after
     must not lose it (inside a transaction, that one must be durable: the CLI's audited one)."""
     clean = clean_name(name, "name", MAX_KEY_NAME)
@@ -118,18 +122,37 @@ def create_key(
     return NewKey(key, full_key)
 
 
+def require_key_management(auth: AuthContext) -> None:
+    """403 `key_management_not_allowed` unless the request's key may manage the account's keys
+    (creating, changing or revoking a key; changing the profile)."""
+    if not auth.can_manage_keys:
+        raise PermissionDenied(
+            "this API key may not manage keys or the account (can_manage_keys is false): "
+            "use a key that can, or the portal",
+            code="key_management_not_allowed",
+        )
+
+
 def update_key(
     key_ref: str,
     fields: Mapping[str, Any],
     user_id: int | None = None,
     *,
     relative: bool = False,
+    acting_key_id: int | None = None,
 ) -> ApiKey:
     """Change an active key's name and limits (absent fields unchanged, None clears a limit);
     by its UUID, only the user's own when `user_id` is given. Every field is checked before
-    anything is written."""
+    anything is written. `acting_key_id`: the key making the change (the HTTP API's), which may
+    not change its own `can_manage_keys`."""
     key = _own_key(key_ref, user_id)
     changes = parse_key_limits(fields, relative=relative)
+    flag = changes.get("can_manage_keys")
+    if key.id == acting_key_id and flag is not None and flag != bool(key.can_manage_keys):
+        raise PermissionDenied(
+            "an API key cannot change its own can_manage_keys: use another key or the portal",
+            code="key_management_not_allowed",
+        )
     if "name" in fields:
         name = fields["name"]
         changes["name"] = clean_name("" if name is None else name, "name", MAX_KEY_NAME)
@@ -259,7 +282,7 @@ def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
     if row is None or not hmac.compare_digest(row[1], presented):
         raise AuthenticationFailed("invalid or revoked API key")
     key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, *rest = row
-    budget, user_uuid = rest
+    budget, user_uuid, may_manage = rest
     if expires is not None and parse_time(expires) <= utcnow():
         raise AuthenticationFailed("this API key has expired", code="key_expired")
     if status != "active":
@@ -273,6 +296,7 @@ def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
         user_id=int(user_id), key_id=int(key_id), email=email,
         allowed_models=None if models is None else frozenset(models),
         rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget), user_uuid=str(user_uuid),
+        can_manage_keys=bool(may_manage),
     )  # fmt: skip
 
 

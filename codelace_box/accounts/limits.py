@@ -1,5 +1,6 @@
-"""Budgets and limits: what a key may spend per period, until when it works and which models it
-may call, and how many requests per minute and at once an account may make.
+"""Budgets and limits: what a key may spend per period, until when it works, which models it
+may call and whether it may manage the account's keys (`can_manage_keys`), and how many
+requests per minute and at once an account may make.
 
 This module owns the rules and their checked input (the HTTP API, the CLI and the dashboard
 all hand their raw values to `parse_key_limits` / `set_user_limits`: a bad value is a 400
@@ -58,7 +59,7 @@ MAX_RPM = 1_000_000
 MAX_CONCURRENT = 100_000
 MAX_ALLOWED_MODELS = 200
 RPM_WINDOW_SEC = 60
-KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models")
+KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models", "can_manage_keys")
 _RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
 
 
@@ -184,6 +185,14 @@ def _iso_moment(text: str, field: str) -> datetime:
     return moment
 
 
+def parse_manage_flag(value: Any, field: str = "can_manage_keys") -> bool:
+    """Whether a key may manage the account's keys: true or false (null is no answer here:
+    nothing to clear, so it is refused like any other non-boolean)."""
+    if not isinstance(value, bool):
+        raise _bad(field, "must be true or false")
+    return value
+
+
 def parse_models(value: Any, field: str = "allowed_models") -> str | None:
     """Model ids or aliases to the stored allow-list (catalog ids, JSON); None: every model.
     An alias is stored as the catalog id it routes to now."""
@@ -225,6 +234,8 @@ def parse_key_limits(
         changes["expires_at"] = parse_expiry(fields["expires_at"], now, relative=relative)
     if "allowed_models" in fields:
         changes["allowed_models"] = parse_models(fields["allowed_models"])
+    if "can_manage_keys" in fields:
+        changes["can_manage_keys"] = parse_manage_flag(fields["can_manage_keys"])
     return changes
 
 

@@ -1,5 +1,7 @@
 """/api/v1/auth: sign-in codes, profile and API keys (thin handlers over accounts/; their
-database work off the event loop on PostgreSQL: api/dbwork.py)."""
+database work off the event loop on PostgreSQL: api/dbwork.py). Every write to keys or the
+profile is refused (403 `key_management_not_allowed`) for a key with `can_manage_keys` false;
+reading them is not."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from codelace_box.accounts.keys import (
     NewKey,
     create_key,
     list_keys,
+    require_key_management,
     revoke_key,
     update_key,
 )
@@ -82,7 +85,8 @@ def me(request: Request, auth: AuthContext) -> HTTPResponse:
 @bp.patch("/me")
 @keyed_database_handler
 def update_me(request: Request, auth: AuthContext) -> HTTPResponse:
-    """Change the display name."""
+    """Change the display name (not with a key that may not manage the account)."""
+    require_key_management(auth)
     body = json_body(request)
     if "display_name" not in body:
         raise InvalidRequest("display_name is required", param="display_name")
@@ -100,6 +104,7 @@ def keys_list(request: Request, auth: AuthContext) -> HTTPResponse:
 @keyed_database_handler
 def keys_create(request: Request, auth: AuthContext) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
+    require_key_management(auth)
     body = json_body(request) if request.body else {}  # the name is optional, so is the body
     return json_response(new_key_view(create_key_from(auth.user_id, body)))
 
@@ -131,9 +136,12 @@ def key_changes(body: Mapping[str, Any]) -> Mapping[str, Any]:
 @keyed_database_handler
 def keys_update(request: Request, auth: AuthContext, key_id: str) -> HTTPResponse:
     """Change one of the caller's keys: its name and limits (an absent field is unchanged,
-    null clears a limit). A bad field is a 400 naming it, and nothing changes."""
+    null clears a limit). A bad field is a 400 naming it, and nothing changes. A key may not
+    change its own can_manage_keys."""
+    require_key_management(auth)
     changes = key_changes(json_body(request))
-    return json_response(key_view(update_key(key_id, changes, user_id=auth.user_id)))
+    key = update_key(key_id, changes, user_id=auth.user_id, acting_key_id=auth.key_id)
+    return json_response(key_view(key))
 
 
 @bp.delete("/key/<key_id>")
@@ -141,5 +149,6 @@ def keys_update(request: Request, auth: AuthContext, key_id: str) -> HTTPRespons
 def keys_delete(request: Request, auth: AuthContext, key_id: str) -> HTTPResponse:
     """Revoke one of the caller's keys, named by its UUID; it fails from the very next request
     on. Any other key_id (an old integer id, garbage) is a 404."""
+    require_key_management(auth)
     revoke_key(key_id, user_id=auth.user_id)
     return HTTPResponse(status=204)

@@ -57,7 +57,7 @@ def key_view(key: ApiKey) -> Json:
 
 
 def key_limits_view(key: ApiKey) -> Json:
-    """A key's limits and what it spent in its current period."""
+    """A key's limits, what it spent in its current period and whether it may manage keys."""
     limit = key.limit_nanos
     return {
         "spent_usd": usd_json(spent_in_period(key)),
@@ -65,6 +65,7 @@ def key_limits_view(key: ApiKey) -> Json:
         "limit_reset": key.limit_reset,
         "expires_at": iso_z(key.expires_at),
         "allowed_models": allowed_model_list(key),
+        "can_manage_keys": bool(key.can_manage_keys),
     }
 
 

@@ -46,6 +46,7 @@ def api_key(key_uuid: str) -> State:
         "limit_reset": row.limit_reset,
         "expires_at": None if row.expires_at is None else str(row.expires_at),
         "allowed_models": row.allowed_models,
+        "can_manage_keys": bool(row.can_manage_keys),
     }
 
 

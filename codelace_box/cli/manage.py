@@ -58,12 +58,16 @@ def key_view(key: Any) -> dict[str, Any]:
 
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
-               "limit_reset", "expires_at"]  # fmt: skip
+               "limit_reset", "can_manage_keys", "expires_at"]  # fmt: skip
 CLEAR = ("none", "never", "all")  # what clears a limit on the command line
 
 
 def limit_fields(
-    limit_usd: str | None, limit_reset: str | None, expires: str | None, models: str | None
+    limit_usd: str | None,
+    limit_reset: str | None,
+    expires: str | None,
+    models: str | None,
+    manage_keys: bool | None = None,
 ) -> dict[str, Any]:
     """The key limit options given, as the fields accounts.limits checks ("none" clears)."""
     given = {
@@ -82,12 +86,17 @@ def limit_fields(
             fields[name] = [part.strip() for part in value.split(",") if part.strip()]
         else:
             fields[name] = value
+    if manage_keys is not None:
+        fields["can_manage_keys"] = manage_keys
     return fields
 
 
 def key_limit_options(command: Any) -> Any:
-    """--limit-usd, --limit-reset, --expires and --models."""
+    """--limit-usd, --limit-reset, --expires, --models and --manage-keys/--no-manage-keys."""
     options = (
+        click.option("--manage-keys/--no-manage-keys", "manage_keys", default=None, help="Whether "
+                     "the key may create, change and revoke the account's keys through the API "
+                     "(default: it may; --no-manage-keys for a key handed to a tool)."),
         click.option("--models", default=None, help="Comma-separated model ids or aliases the "
                       "key may call ('all': every model)."),
         click.option("--expires", default=None, help="When the key stops working: an ISO 8601 "
@@ -282,17 +291,18 @@ def keys_create(
     limit_reset: str | None,
     expires: str | None,
     models: str | None,
+    manage_keys: bool | None,
 ) -> None:
     """Create a key and print it (the only time it is shown).
 
     Example: codelace-box keys create ci@example.com --name ci --limit-usd 20 --limit-reset
-    monthly --expires 2026-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5
+    monthly --expires 2026-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5 --no-manage-keys
     """
     from codelace_box.accounts.keys import create_key
     from codelace_box.accounts.users import get_account
 
     state.database()
-    fields = limit_fields(limit_usd, limit_reset, expires, models)
+    fields = limit_fields(limit_usd, limit_reset, expires, models, manage_keys)
     with audited("keys create", email) as change:  # create_key commits it with an fsync
         new = create_key(get_account(email).id, name, fields, relative=True)
         change.target = new.key.uuid
@@ -332,6 +342,7 @@ def keys_update(
     limit_reset: str | None,
     expires: str | None,
     models: str | None,
+    manage_keys: bool | None,
     as_json: bool,
 ) -> None:
     """Change a key's name and limits; options not given stay as they are, 'none' clears one.
@@ -341,12 +352,12 @@ def keys_update(
     from codelace_box.accounts.keys import find_key, update_key
 
     state.database()
-    fields = limit_fields(limit_usd, limit_reset, expires, models)
+    fields = limit_fields(limit_usd, limit_reset, expires, models, manage_keys)
     if name is not None:
         fields["name"] = name
     if not fields:
         raise click.UsageError("nothing to change: give --name, --limit-usd, --limit-reset, "
-                               "--expires or --models")  # fmt: skip
+                               "--expires, --models or --manage-keys/--no-manage-keys")  # fmt: skip
     found = find_key(key_id).uuid
     with audited("keys update", found, lambda: states.api_key(found)):
         key = update_key(found, fields, relative=True)

@@ -39,7 +39,8 @@ _BUDGETED = "(limit_nanos IS NOT NULL OR limit_reset IS NOT NULL)"
 _KEY_OWNER_COLUMNS = (
     "SELECT k.id, k.key_hash, k.last_used_at, u.id, u.email, u.status, k.expires_at, "
     "k.allowed_models, u.rpm, u.max_concurrent, "
-    "k.limit_nanos IS NOT NULL OR k.limit_reset IS NOT NULL, u.uuid FROM api_key k "
+    "k.limit_nanos IS NOT NULL OR k.limit_reset IS NOT NULL, u.uuid, k.can_manage_keys "
+    "FROM api_key k "
     'JOIN "user" u ON u.id = k.user_id WHERE k.revoked_at IS NULL AND k.key_hash = '
 )
 # SQLite: `+?`, because with a plain `?` its planner reads the bound value in this join, so each
@@ -160,7 +161,7 @@ def key_owners(tx: Tx, key_hashes: Sequence[str]) -> dict[str, tuple[Any, ...]]:
 def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     """The active key with this hash and its user: (key id, key_hash, last_used_at, user id,
     email, status, expires_at, allowed_models, rpm, max_concurrent, whether the key has a
-    budget, the user's public id), or None."""
+    budget, the user's public id, whether the key may manage keys), or None."""
     row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL[engine()], (key_hash,)).fetchone()
     return row
 

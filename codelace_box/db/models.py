@@ -69,6 +69,9 @@ class ApiKey(BaseModel):
     # A key without budget (no cap, no reset): its requests leave its row alone, and what it
     # spent in its period is key_usage.cost_nanos minus this (accounts/limits.py).
     usage_base_nanos = BigIntegerField(default=0)
+    # May create, change and revoke the account's keys (and change /auth/me); False: a key for
+    # a tool, which calls models and reads the account but cannot lift its own limits.
+    can_manage_keys = BooleanField(default=True)
 
 
 class OtpCode(BaseModel):

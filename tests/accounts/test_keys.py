@@ -161,7 +161,8 @@ def test_create_list_and_delete_keys(client: BoxClient):
     response = client.create_key(login_key, "ci runner")
     assert response.status_code == 200
     created = response.json()
-    limits = {"spent_usd", "limit_usd", "limit_reset", "expires_at", "allowed_models"}
+    limits = {"spent_usd", "limit_usd", "limit_reset", "expires_at", "allowed_models",
+              "can_manage_keys"}  # fmt: skip
     assert set(created) == {"id", "key_prefix", "name", "full_key"} | limits
     assert is_uuid4(created["id"]), created["id"]
     full_key = created["full_key"]

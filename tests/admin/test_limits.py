@@ -133,3 +133,34 @@ async def test_saving_only_a_new_cap_keeps_the_expiry_to_the_microsecond(
     entry = list_entries()[-1]
     changed = {k for k in entry.after or {} if (entry.before or {}).get(k) != entry.after[k]}
     assert (entry.command, changed) == ("keys update", {"limit_usd"})
+
+
+async def test_a_key_made_and_edited_in_the_dashboard_carries_whether_it_manages_keys(
+    admin_env: AdminEnv,
+) -> None:
+    """The dashboard's new-key form can make a key for a tool (it may not manage the account's
+    keys through the API), the keys table shows it, the limits form flips it, and the audit log
+    has each change."""
+    carol = create_user("carol@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "carol@example.com")
+        await open_form(pilot, "c", "the new key form")
+        await fill(pilot, "name", "tool")
+        pilot.app.screen.query_one("#field-manage_keys", Select).value = "no"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the new key")
+        await pilot.press("y")
+        [key] = list(ApiKey.select().where(ApiKey.user == carol.id))
+        assert key.can_manage_keys is False
+        await until(pilot, lambda: column(pilot, "#keys", 5) == ["no"], "the flag shown")
+        await open_form(pilot, "l", "the key limits form")
+        select = pilot.app.screen.query_one("#field-manage_keys", Select)
+        assert select.value == "no"  # the form starts from what is stored
+        select.value = "yes"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: column(pilot, "#keys", 5) == ["yes"], "the flag flipped")
+    assert ApiKey.get_by_id(key.id).can_manage_keys is True
+    changes = [(e.command, (e.before or {}).get("can_manage_keys"), e.after["can_manage_keys"])
+               for e in list_entries() if e.target == key.uuid]  # fmt: skip
+    assert changes == [("keys create", None, False), ("keys update", False, True)]

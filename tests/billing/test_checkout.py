@@ -4,11 +4,13 @@ refuses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.billing.conftest import BillingBox
+from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -194,3 +196,23 @@ def test_stripe_failing_at_checkout_leaves_no_payment_and_no_secret(
     assert box.double.secret_key[8:] not in box.server.log_text()
     assert box.history(buyer) == []
     assert box.double.injected_errors == []
+
+
+def test_a_key_that_cannot_manage_keys_may_still_start_a_checkout_and_a_setup(
+    box: BillingBox,
+) -> None:
+    """Starting a checkout only answers a Stripe URL for this account's own credit (money moves
+    when a person pays in the browser), so a tool's key (`can_manage_keys` false) may, while it
+    still may not mint a key."""
+    buyer = box.customer()
+    made = run_cli(box.config, "keys", "create", buyer.email, "--no-manage-keys")
+    assert made.returncode == 0, made.stderr
+    tool = replace(buyer, key=made.stdout.strip().splitlines()[0])
+    session_id = box.start_topup(tool, 20)
+    assert box.payment_status(session_id) == "pending"
+    assert box.double.sessions[session_id]["client_reference_id"] == str(buyer.user_id)
+    setup = box.double.sessions[box.start_setup(tool)]
+    assert setup["mode"] == "setup"
+    refused = box.post("/api/v1/auth/key", tool, json={"name": "uncapped"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "key_management_not_allowed"

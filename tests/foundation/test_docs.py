@@ -106,5 +106,6 @@ def test_the_command_table_names_every_command_and_only_real_ones() -> None:
 def test_every_option_in_the_command_table_exists() -> None:
     real = real_commands()
     for path, options in documented_commands().items():
-        known = {opt for param in real[path].params for opt in param.opts}
+        params = real[path].params  # a flag's --no- side is among its secondary_opts
+        known = {opt for param in params for opt in [*param.opts, *param.secondary_opts]}
         assert options <= known, f"{' '.join(path)}: no such option {sorted(options - known)}"

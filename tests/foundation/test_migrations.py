@@ -244,3 +244,22 @@ def test_migration_14_drops_the_usage_rows_index_by_key_and_keeps_the_rows(db: A
     assert left == {"usage_record_request_id", "usage_record_user_id", "usage_record_created_at"}
     rows = db.execute_sql("SELECT request_id, cost_nanos FROM usage_record").fetchall()
     assert [tuple(row) for row in rows] == [("req1", 3)]
+
+
+def test_migration_16_lets_every_existing_key_keep_managing_keys(db: Any) -> None:
+    migrate_up_to(db, 15)
+    db.execute_sql(
+        'INSERT INTO "user" (id, uuid, email, display_name, status, balance_nanos, held_nanos, '
+        "created_by_admin, created_at) VALUES (1, 'u1', 'a@example.com', '', 'active', 0, 0, 0, "
+        "'2026-01-01 00:00:00')"
+    )
+    for key_id, limit in ((1, None), (2, 9000)):  # a plain key and a capped one
+        db.execute_sql(
+            "INSERT INTO api_key (id, uuid, user_id, name, key_prefix, key_hash, created_at, "
+            "limit_nanos) VALUES (?, ?, 1, '', 'cl_abcd', ?, '2026-01-01 00:00:00', ?)",
+            (key_id, f"k{key_id}", f"hash-{key_id}", limit),
+        )
+    assert migrate(db) == list(range(16, LATEST_VERSION + 1))
+    assert [k.can_manage_keys for k in ApiKey.select().order_by(ApiKey.id)] == [True, True]
+    made = ApiKey.create(user=1, key_prefix="cl_efgh", key_hash="hash-3")
+    assert ApiKey.get_by_id(made.id).can_manage_keys is True  # the model's default

@@ -19,9 +19,17 @@ from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import load_config
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import Tx, close_database, open_database, query_all, write_transaction
-from codelace_box.db.migrate import migrate
+from codelace_box.db.core import (
+    Tx,
+    close_database,
+    open_database,
+    query_all,
+    schema_target,
+    write_transaction,
+)
+from codelace_box.db.migrate import LATEST_VERSION, migrate
 from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.models import ApiKey, SchemaMigration
 from codelace_box.db.observability import bump_refusal, refusal_rows
 from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
 from codelace_box.errors import ConfigError
@@ -137,6 +145,35 @@ def test_db_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
     open_database(pg_url)
     create_user("after-copy@example.com")  # the id sequence continues after the copied rows
     close_database()
+
+
+def test_migration_16_lets_every_existing_key_keep_managing_keys_on_postgresql(
+    pg_url: str,
+) -> None:
+    db = open_database(pg_url)
+    try:
+        with write_transaction():
+            db.create_tables([SchemaMigration])
+        for number, module in MIGRATIONS[:15]:  # a database as release 15 left it
+            with write_transaction():
+                module.apply(schema_target(db))
+                SchemaMigration.create(version=number, name=module.NAME)
+        with write_transaction():
+            db.execute_sql(
+                'INSERT INTO "user" (uuid, email, display_name, status, balance_nanos, '
+                "held_nanos, created_by_admin, created_at) VALUES ('u1', 'old@example.com', '', "
+                "'active', 0, 0, 0, '2026-01-01 00:00:00')"
+            )
+            db.execute_sql(
+                "INSERT INTO api_key (uuid, user_id, name, key_prefix, key_hash, created_at, "
+                "limit_nanos) SELECT 'k1', id, '', 'cl_abcd', 'hash-1', '2026-01-01 00:00:00', "
+                '5 FROM "user"'
+            )
+        assert migrate(db) == list(range(16, LATEST_VERSION + 1))
+        assert query_all("SELECT uuid, can_manage_keys FROM api_key") == [("k1", 1)]
+        assert ApiKey.get(ApiKey.uuid == "k1").can_manage_keys is True
+    finally:
+        close_database()
 
 
 async def test_the_group_commit_runs_on_its_write_thread_and_a_failure_stays_alone(

@@ -12,7 +12,7 @@ from tests.gateway.conftest import MODEL, Box, BoxFactory
 from tests.support import run_cli
 
 FIELDS = {"id", "key_prefix", "name", "created_at", "last_used_at", "spent_usd", "limit_usd",
-          "limit_reset", "expires_at", "allowed_models"}  # fmt: skip
+          "limit_reset", "expires_at", "allowed_models", "can_manage_keys"}  # fmt: skip
 LATER = "2099-01-01T00:00:00Z"
 BAD: list[tuple[str, Any]] = [
     ("limit_usd", -1),
@@ -34,6 +34,10 @@ BAD: list[tuple[str, Any]] = [
     ("allowed_models", "fake/gpt-test"),
     ("allowed_models", []),
     ("allowed_models", [MODEL, 5]),
+    ("can_manage_keys", "false"),
+    ("can_manage_keys", 0),
+    ("can_manage_keys", None),
+    ("can_manage_keys", [False]),
 ]
 
 

@@ -198,3 +198,45 @@ def test_after_a_keys_form_the_keyboard_is_back_on_the_button_that_opened_it(
         browser.wait_for(lambda o=opener: focused_label() == o, f"focus back on {opener!r}")
     assert "$3.00" in browser.css("article.key[aria-label='Key second']").text
     only_refusals_logged(browser)
+
+
+def test_the_keys_page_makes_a_key_that_cannot_manage_keys_and_lets_it_again(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """A person makes a key for a tool with "Can manage keys" unticked: the page sends it, the
+    key is listed so and refused when it tries to mint a key; the portal (its own session can
+    always manage keys) ticks it again and the key may."""
+    email = "managepage@portal.test"
+    browser = fresh_browser
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    browser.wait_for(lambda: browser.field("Name of the new key"), "the create form")
+    browser.field("Name of the new key").send_keys("tool")
+    manage = browser.field("Can manage keys")
+    assert manage.is_selected()  # the default: it may
+    manage.click()
+    browser.button("Create key").click()
+    full_key = browser.wait_for(lambda: browser.field("Your new key"), "the new key").get_attribute(
+        "value"
+    )
+    item = browser.wait_for(lambda: browser.css("article.key"), "the key in the list")
+    assert "Can manage keys" in item.text and "No: calls models" in item.text
+    assert box.query("SELECT can_manage_keys FROM api_key WHERE key_prefix = ?", full_key[:7]) == [
+        (0,)
+    ]
+    api = httpx.Client(base_url=box.url, headers={"authorization": f"Bearer {full_key}"})
+    refused = api.post("/api/v1/auth/key", json={"name": "uncapped"})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "key_management_not_allowed"
+
+    browser.click(
+        lambda: browser.css("button[aria-label='Change the limits of key tool']"), "limits"
+    )
+    flag = browser.field("Can manage keys for tool")
+    assert not flag.is_selected()  # the form starts from what is stored
+    flag.click()
+    browser.button("Save limits").click()
+    browser.wait_for(lambda: "Can manage keys\nYes" in browser.css("article.key").text, "ticked")
+    assert api.post("/api/v1/auth/key", json={"name": "second"}).status_code == 200
+    api.close()
+    only_refusals_logged(browser)

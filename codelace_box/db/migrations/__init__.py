@@ -24,6 +24,7 @@ from codelace_box.db.migrations import (
     m0013_account_days,
     m0014_usage_key_index,
     m0015_usage_user_order,
+    m0016_key_management_scope,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -42,4 +43,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (13, m0013_account_days),
     (14, m0014_usage_key_index),
     (15, m0015_usage_user_order),
+    (16, m0016_key_management_scope),
 ]

@@ -11,6 +11,7 @@ const LIMITS = [
   ["limit_reset", "Limit resets", (v) => String(v)],
   ["expires_at", "Expires", (v) => when(v)],
   ["allowed_models", "Allowed models", (v) => (Array.isArray(v) ? v.join(", ") : String(v))],
+  ["can_manage_keys", "Can manage keys", (v) => (v ? "Yes" : "No: calls models and reads the account only")],
 ];
 
 function facts(key) {

@@ -1,5 +1,6 @@
-// A key's limits as form fields: spending limit, its reset, expiry and allowed models. The page
-// sends what was typed; the server checks it (a bad value is its 400, shown by the form).
+// A key's limits as form fields: spending limit, its reset, expiry, allowed models and whether
+// the key may manage keys. The page sends what was typed; the server checks it (a bad value is
+// its 400, shown by the form).
 
 import { field, h } from "./ui.js";
 
@@ -7,6 +8,20 @@ const RESETS = [["", "Never"], ["daily", "Daily (00:00 UTC)"], ["weekly", "Weekl
   ["monthly", "Monthly (the 1st, 00:00 UTC)"]];
 
 let selectCount = 0;
+let checkCount = 0;
+
+// A labelled checkbox with its hint: ticked, the key may create, change and revoke keys.
+function manageField(label, value) {
+  checkCount += 1;
+  const id = `manage${checkCount}`;
+  const input = h("input", { type: "checkbox", id, name: "can_manage_keys",
+    "aria-describedby": `${id}-hint`, checked: value !== false });
+  const wrap = h("div", {}, h("div", { class: "check" }, input, h("label", { for: id, text: label })),
+    h("p", { class: "hint", id: `${id}-hint`, text: "Untick for a key you hand to a tool: it "
+      + "still calls models and reads your account, but cannot create, change or revoke keys "
+      + "(so it cannot lift its own limits)." }));
+  return { wrap, input };
+}
 
 function resetField(label, value) {
   selectCount += 1;
@@ -30,6 +45,7 @@ export function limitFields(key, title) {
   const models = field(`Allowed models${suffix}`, { name: "allowed_models",
     value: Array.isArray(current.allowed_models) ? current.allowed_models.join(", ") : "" },
   "Model ids, separated by commas; empty: every model.");
+  const manage = manageField(`Can manage keys${suffix}`, current.can_manage_keys);
   const typed = () => {
     const names = models.input.value.split(",").map((m) => m.trim()).filter(Boolean);
     return {
@@ -37,12 +53,13 @@ export function limitFields(key, title) {
       limit_reset: reset.input.value || null,
       expires_at: expires.input.value.trim() || null,
       allowed_models: names.length ? names : null,
+      can_manage_keys: manage.input.checked,
     };
   };
   const before = typed();
   const values = () => Object.fromEntries(Object.entries(typed())
     .filter(([name, value]) => JSON.stringify(value) !== JSON.stringify(before[name])));
   const wrap = h("fieldset", { class: "limits" }, h("legend", { text: "Limits" }),
-    cap.wrap, reset.wrap, expires.wrap, models.wrap);
+    cap.wrap, reset.wrap, expires.wrap, models.wrap, manage.wrap);
   return { wrap, first: cap.input, values };
 }
