@@ -19,6 +19,13 @@ from tests.gateway.conftest import MODEL, Box, BoxFactory
 HELLO = [{"role": "user", "content": "Hello"}]
 PROVIDER_KEY = "sk-fake-key-0001"
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
+FAMILIES = {  # what an operator's dashboards and alerts may find in a scrape
+    *(f"codelace_{name}" for name in (
+        "http_requests", "refusals", "inference_requests", "tokens", "cost_usd",
+        "upstream_errors", "upstream_first_byte_seconds", "inference_duration_seconds",
+        "overhead_seconds", "active_streams", "database_up", "open_holds", "open_holds_usd",
+    )),
+}  # fmt: skip
 
 
 def scrape(box: Box, token: str | None = None, **headers: str) -> Samples:
@@ -209,6 +216,9 @@ def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
             assert done.status_code == 200
     seen = {total(scrape(box), "codelace_inference_requests_total", outcome="ok") for _ in range(6)}
     assert seen == {6.0}
+    text = httpx.get(box.url + "/metrics", timeout=10).text
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert families <= FAMILIES, families - FAMILIES  # nothing of the box's own machinery
 
 
 def test_a_client_that_leaves_is_a_499_not_a_server_error(box_factory: BoxFactory) -> None:
