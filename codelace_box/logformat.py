@@ -10,6 +10,10 @@ Access lines, one a request, skip the logging module (`write_access`): made here
 handler's formatter makes them, kept for the rest of the event-loop turn and written to its
 stream in one call at its end. A record, its handler lock and a write and flush of its own
 cost about 25 µs a request (3-5% of a request's CPU); this costs a few.
+
+Any other line logged while a request is served (an upstream's error, a failed Stripe call)
+names the request too: serve sets `REQUEST_ID` as the request starts, and the JSON line gets it
+as `request_id` (text lines name it in their message, as the upstream error's does).
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVEL_ENV = "CODELACE_LOG_LEVEL"
+# the request being served in this context (serve sets it as each request starts)
+REQUEST_ID: ContextVar[str | None] = ContextVar("codelace_request_id", default=None)
 
 
 class _SecondCache:
@@ -78,6 +85,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            line["request_id"] = request_id
         fields = getattr(record, "access", None)
         if isinstance(fields, dict):
             line.update(fields)

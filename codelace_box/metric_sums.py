@@ -18,6 +18,7 @@ tests/observability/test_metric_sums.py holds the two ways to the same figures.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from bisect import bisect_left
 from typing import Any
@@ -55,10 +56,11 @@ class Sums:
         self._waiting.append(item)
         if not self._scheduled:
             self._scheduled = True
+            fresh = contextvars.Context()  # every request's sums: its lines name none
             if self._delay:
-                self._loop.call_later(self._delay, self.flush)
+                self._loop.call_later(self._delay, self.flush, context=fresh)
             else:
-                self._loop.call_soon(self.flush)
+                self._loop.call_soon(self.flush, context=fresh)
 
     def flush(self) -> None:
         """Hand every sum over now."""

@@ -53,7 +53,7 @@ from codelace_box.db.offload import (
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.errors import ConfigError
-from codelace_box.logformat import JsonFormatter
+from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, write_refusals
@@ -142,7 +142,8 @@ def create_app(config: Config) -> Sanic:
 
 def _assign_request_id(request: Request) -> None:
     request.ctx.started = time.perf_counter()
-    request.ctx.request_id = new_request_id()
+    request_id = request.ctx.request_id = new_request_id()
+    REQUEST_ID.set(request_id)  # every line logged for this request names it (logformat.py)
     request.app.ctx.in_flight.add(request)
 
 

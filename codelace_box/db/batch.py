@@ -40,6 +40,7 @@ There the batch is also:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import threading
@@ -106,7 +107,8 @@ class WriteBatch:
         self._pending.append((write, future))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self.flush)
+            # a batch is every request's: its lines name none (logformat.REQUEST_ID)
+            loop.call_soon(self.flush, context=contextvars.Context())
         return future
 
     def submit_detached(self, write: Write) -> None:

@@ -1,0 +1,36 @@
+"""serve's log lines as a log shipper reads them: with `log.format = "json"`, every line logged
+while a request is served carries that request's id as a field, not only the access line."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.gateway.conftest import MODEL, BoxFactory
+
+HELLO = [{"role": "user", "content": "Hello"}]
+PROVIDER_KEY = "sk-fake-key-0001"
+
+
+def test_every_json_line_of_a_failed_request_carries_its_request_id(
+    box_factory: BoxFactory,
+) -> None:
+    """An upstream failure writes a warning besides the access line: a shipper that finds a
+    request's lines by `request_id` must find both (the id in the message text is not a
+    field it can filter on)."""
+    box = box_factory(log={"format": "json"}, gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    box.fake.push(Reply(status=500, error={"message": f"backend down (key {PROVIDER_KEY})"}))
+    with pytest.raises(openai.InternalServerError) as failed:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    request_id = str(failed.value.response.headers["x-request-id"])
+    box.server.wait_for_log(rf'.*"request_id":"{request_id}"')
+    box.server.stop()
+    lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
+    about = [line for line in lines if request_id in json.dumps(line)]
+    assert {line["logger"] for line in about} >= {"codelace_box.access", "codelace_box.gateway"}
+    assert all(line.get("request_id") == request_id for line in about), about
+    assert PROVIDER_KEY not in box.server.log_text()
