@@ -16,7 +16,9 @@ writes the entry. When the target or the after is only known inside (a new key's
 Secrets never reach the log: states hold hints (`sk-…a1b2`), and `mask_state` masks any value
 under a secret-looking name. Each entry stores `prev_hash` (the entry before's hash) and
 `hash` = sha256(prev_hash + the entry's canonical JSON); `verify_chain` (run by `doctor`)
-recomputes them. Ids may skip (PostgreSQL sequences do): only the chain proves anything.
+recomputes them, and compares the log with its head (how many entries were written and the
+newest one's hash, kept beside it in the same transaction): the chain alone does not show its
+newest entries removed. Ids may skip (PostgreSQL sequences do): only the chain proves anything.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ from typing import Any
 
 from codelace_box.crypto import mask_secret
 from codelace_box.db.core import Tx, utcnow, write_transaction
-from codelace_box.db.observability import audit_rows, insert_audit_entry, last_hash
+from codelace_box.db.observability import (
+    advance_audit_head,
+    audit_head,
+    audit_rows,
+    insert_audit_entry,
+    last_hash,
+)
 
 CLIENTS = ("cli", "admin")
 SECRET_NAMES = frozenset(
@@ -134,6 +142,7 @@ def record(tx: Tx, client: str, command: str, target: str, before: State, after:
     insert_audit_entry(
         tx, (created_at, user, client, command, change.target, *stored, prev, digest)
     )
+    advance_audit_head(tx, digest)
     return digest
 
 
@@ -178,7 +187,8 @@ def verify_chain() -> list[str]:
     before); one line per broken entry."""
     problems: list[str] = []
     prev = ""
-    for entry in list_entries():
+    entries = list_entries()
+    for entry in entries:
         change = Change(entry.client, entry.command, entry.target, entry.before, entry.after)
         if entry.prev_hash != prev:
             problems.append(
@@ -190,4 +200,12 @@ def verify_chain() -> list[str]:
         ):
             problems.append(f"audit log entry {entry.id}: its content does not match its hash")
         prev = entry.hash
+    written, newest = audit_head()
+    if len(entries) != written:
+        problems.append(
+            f"audit log: {len(entries)} entries where {written} were written (entries were "
+            "removed, the newest ones if the chain above holds)"
+        )
+    elif prev != newest:
+        problems.append("audit log: its newest entry is not the one last written")
     return problems

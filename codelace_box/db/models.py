@@ -312,6 +312,18 @@ class AuditEntry(BaseModel):
         table_name = "audit_log"
 
 
+class AuditHead(BaseModel):
+    """One row: how many audit entries were written and the newest one's hash (doctor sees
+    the newest entries removed, which the chain alone does not show)."""
+
+    id = IntegerField(primary_key=True)  # always 1
+    entries = IntegerField()
+    hash = CharField(max_length=64)
+
+    class Meta:
+        table_name = "audit_head"
+
+
 class RefusalCount(BaseModel):
     """How many requests were refused (402, 404, 429) per UTC hour, status and code."""
 
@@ -361,6 +373,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     StripeEvent,
     TrialCard,
     AuditEntry,
+    AuditHead,
     RefusalCount,
     PortalSession,
 ]

@@ -35,6 +35,21 @@ def insert_audit_entry(tx: Tx, values: tuple[str | None, ...]) -> None:
     )
 
 
+def advance_audit_head(tx: Tx, digest: str) -> None:
+    """Count one more entry, `digest` the newest (in the transaction that writes it)."""
+    tx.execute(
+        "INSERT INTO audit_head (id, entries, hash) VALUES (1, 1, ?) ON CONFLICT (id) "
+        "DO UPDATE SET entries = audit_head.entries + 1, hash = excluded.hash",
+        (digest,),
+    )
+
+
+def audit_head() -> tuple[int, str]:
+    """(entries written, the newest one's hash); (0, '') before the first."""
+    rows = query_all("SELECT entries, hash FROM audit_head WHERE id = 1")
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
+
+
 def audit_rows(since: str = "", limit: int | None = None) -> list[Row]:
     """Entries created at or after `since` (ISO text; '' for all), oldest first; with `limit`,
     the newest `limit` of them."""

@@ -101,6 +101,24 @@ def test_doctor_fails_when_an_entry_is_changed_or_removed(tmp_path: Path) -> Non
     assert "entry 3: does not follow the entry before it" in result.stdout
 
 
+def test_doctor_fails_when_the_newest_entries_or_the_whole_log_are_removed(
+    tmp_path: Path,
+) -> None:
+    """Removing the newest entries leaves a chain that is intact as far as it goes: only a
+    record of how far it went shows the loss (as the last change of a careless admin, or every
+    change, deleted to hide them)."""
+    box = Box.create(tmp_path)
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        box.ok("users", "create", email)
+    box.sql("DELETE FROM audit_log WHERE id = (SELECT MAX(id) FROM audit_log)")
+    result = box.cli("doctor")
+    assert result.returncode == 1, result.stdout
+    assert "audit log" in result.stdout and "removed" in result.stdout
+    box.sql("DELETE FROM audit_log")
+    result = box.cli("doctor")
+    assert result.returncode == 1 and "audit log" in result.stdout, result.stdout
+
+
 def test_a_gap_in_the_ids_alone_is_not_a_problem(tmp_path: Path) -> None:
     box = Box.create(tmp_path)
     box.ok("users", "create", "a@example.com")

@@ -25,6 +25,7 @@ from codelace_box.db.migrations import (
     m0014_usage_key_index,
     m0015_usage_user_order,
     m0016_key_management_scope,
+    m0017_audit_head,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -44,4 +45,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (14, m0014_usage_key_index),
     (15, m0015_usage_user_order),
     (16, m0016_key_management_scope),
+    (17, m0017_audit_head),
 ]
