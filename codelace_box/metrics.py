@@ -246,6 +246,15 @@ def cleanup(folder: str) -> None:
         del os.environ[MULTIPROC_ENV]
 
 
+def forget_worker(pid: int) -> None:
+    """A worker that died (in the main process, before it is replaced): its live gauges (the
+    streams it relayed) leave the scrape; its counters stay, as what they counted happened."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(pid)
+
+
 class _HoldsCollector(Collector):
     """Open holds (requests in flight with credit reserved), read from the database at scrape
     time, so the figure covers every worker and every box on the database; and whether the

@@ -52,6 +52,7 @@ from sanic.worker.manager import MonitorCycle, WorkerManager
 from sanic.worker.multiplexer import WorkerMultiplexer
 from sanic.worker.process import WorkerProcess
 
+from codelace_box import metrics
 from codelace_box.errors import ConfigError
 
 log = logging.getLogger("sanic.root")
@@ -192,6 +193,7 @@ class SignalSafeWorkerManager(WorkerManager):
             code = process.exitcode
             log.error("Worker %s [%s] died (exit %s); starting a new one.", process.name,
                       process.pid, code)  # fmt: skip
+            metrics.forget_worker(process.pid)  # its streams are not relayed any more
             with suppress(Exception):  # it is tried again after the pause
                 process.set_state(ProcessState.FAILED, force=True)
                 process.restart()

@@ -1,0 +1,51 @@
+"""`serve --workers 2`, one worker killed (SIGKILL, as the OOM killer does) while it relays a
+stream: the scrape's gauges speak of the workers alive, not of the dead one's last values."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, BoxFactory
+from tests.observability.test_metrics_and_logs import scrape, total
+
+pytestmark = pytest.mark.timeout(120)
+HELLO = [{"role": "user", "content": "Say hello"}]
+
+
+def test_a_killed_workers_streams_leave_the_active_streams_gauge(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    box = box_factory("--workers", "2")
+    _, key = box.new_user()
+    fake.push(Reply(hang_after=1))  # streams one event, then goes silent
+
+    def stream() -> None:
+        body = {"model": MODEL, "messages": HELLO, "stream": True}
+        headers = {"authorization": f"Bearer {key}"}
+        try:
+            with httpx.stream("POST", f"{box.url}/v1/chat/completions", json=body,
+                              headers=headers, timeout=40) as answer:  # fmt: skip
+                for _ in answer.iter_bytes():
+                    pass
+        except httpx.HTTPError:
+            pass
+
+    threading.Thread(target=stream, daemon=True).start()
+    deadline = time.monotonic() + 20
+    while total(scrape(box), "codelace_active_streams") != 1:
+        assert time.monotonic() < deadline, "the stream never started"
+        time.sleep(0.1)
+    (owner,) = box.query("SELECT owner FROM hold")[0]
+    os.kill(int(str(owner).split(":")[1]), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while (streams := total(scrape(box), "codelace_active_streams")) != 0:
+        assert time.monotonic() < deadline, f"{streams} active streams after their worker died"
+        time.sleep(0.2)
+    box.server.wait_for_log(r".*died \(exit .*starting a new one")
