@@ -64,6 +64,15 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return f"{self._second(record.created)},{int(record.msecs):03d}"
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The line without its traceback: a line break in the message (an upstream's error
+        text, perhaps echoing a client's) is written as \\n, so it cannot start a line that
+        reads as one of ours."""
+        message = record.message
+        if "\n" in message or "\r" in message:
+            record.message = message.replace("\r", "\\r").replace("\n", "\\n")
+        return super().formatMessage(record)
+
     def access_line(self, created: float, name: str, message: str) -> str:
         """The line `format` makes of an INFO record, with its newline."""
         msecs = int((created - int(created)) * 1000)

@@ -34,3 +34,26 @@ def test_every_json_line_of_a_failed_request_carries_its_request_id(
     assert {line["logger"] for line in about} >= {"codelace_box.access", "codelace_box.gateway"}
     assert all(line.get("request_id") == request_id for line in about), about
     assert PROVIDER_KEY not in box.server.log_text()
+
+
+def test_an_upstreams_message_cannot_forge_a_text_log_line(box_factory: BoxFactory) -> None:
+    """The upstream's error text is logged (and an upstream may echo what a client sent): with
+    `log.format = "text"` a line break in it must not start a line of its own that reads as
+    the box's, such as an access line for a request that never was."""
+    box = box_factory(gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    forged = (
+        "bad value 'x'\n2026-01-01 00:00:00,000 INFO codelace_box.access: POST "
+        "/v1/chat/completions 200 1.0ms model=- user=- key=cl_FAKE request=req_forged\r\nmore"
+    )
+    box.fake.push(Reply(status=400, error={"message": forged}))
+    with box.http(key) as client:
+        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.status_code == 400
+    request_id = answer.headers["x-request-id"]
+    box.server.wait_for_log(rf".*upstream error: request {request_id}")
+    box.server.stop()
+    lines = box.server.log_text().splitlines()
+    told = [line for line in lines if "req_forged" in line]
+    assert len(told) == 1 and f"upstream error: request {request_id}" in told[0], told
+    assert not [line for line in lines if line.startswith(("2026-01-01", "more"))]
