@@ -83,11 +83,22 @@ class Entry:
 
 
 def os_user() -> str:
-    """Who runs this process, as the OS knows them."""
+    """Who runs this process, as the OS knows them: the account of its user id (not $USER or
+    $LOGNAME, which any shell may set), and who became it through sudo."""
+    if not hasattr(os, "geteuid"):  # Windows: no user ids
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+    import pwd
+
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # an id with no account (a container's)
+        name = f"uid:{uid}"
+    became = os.environ.get("SUDO_USER", "")
+    return f"{name} (sudo from {became})" if became and became != name else name
 
 
 def canonical(value: Any) -> str:

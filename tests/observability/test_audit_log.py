@@ -4,6 +4,7 @@ right before and after, no secret, and a hash chain that `doctor` checks."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,20 @@ def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
     assert "ana@example.com" in box.ok("audit", "--since", "1h")
     assert json.loads(box.ok("audit", "--since", "2999-01-01", "--json")) == []
     assert box.ok("doctor").startswith("ok")
+
+
+def test_the_os_user_is_the_processs_own_not_what_the_environment_says(tmp_path: Path) -> None:
+    """$USER and $LOGNAME are whatever the shell exported (`USER=bob codelace-box ...`): the
+    entry names the account the process runs as, and who became it through sudo (admins
+    commonly run the CLI as the service's account: its name alone says nobody)."""
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    box = Box.create(tmp_path)
+    spoof = {"USER": "mallory", "LOGNAME": "mallory", "USERNAME": "mallory", "LNAME": "mallory"}
+    box.ok("users", "create", "a@example.com", env=spoof)
+    box.ok("users", "create", "b@example.com", env={**spoof, "SUDO_USER": "alice"})
+    assert [e["os_user"] for e in entries(box)] == [me, f"{me} (sudo from alice)"]
 
 
 def test_doctor_fails_when_an_entry_is_changed_or_removed(tmp_path: Path) -> None:
