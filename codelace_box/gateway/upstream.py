@@ -225,14 +225,14 @@ async def open_upstream(
         except UpstreamReadTimeout as exc:
             raise UpstreamWentSilent(f"{call.route.provider.name}: {exc}") from None
         else:
-            waited = time.perf_counter() - sent
-            call.upstream_sec += waited
-            metrics.first_byte(call.route.provider.name).observe(waited)
+            metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
             if response.status == 200:
                 return Opened(response, key)
             last, flagged = await _judge(prober, routes, call, key, response)
             if flagged:  # the rotation shrank: the next key is not a retry
                 continue
+        finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)
+            call.upstream_sec += time.perf_counter() - sent
         if retries_left <= 0:
             raise last
         retries_left -= 1

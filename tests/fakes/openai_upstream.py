@@ -62,6 +62,7 @@ class Reply:
     error: dict[str, Any] | None = None  # the error object for status != 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_before: float = 0.0  # seconds before the status line
+    hang_up: bool = False  # after delay_before, close the connection without any answer
     piece_delay: float = 0.0  # seconds between stream events
     drop_after: int | None = None  # stream: cut the connection after N content events
     error_after: int | None = None  # stream: send an error event after N content events
@@ -191,6 +192,9 @@ class FakeOpenAI(LoopbackServer):
         reply = self._next_reply(body)
         if reply.delay_before:
             await asyncio.sleep(reply.delay_before)
+        if reply.hang_up and request.transport is not None:
+            request.transport.close()
+            return web.Response()  # never sent: the connection is gone
         if reply.raw is not None:
             return await raw_reply(self, request, reply)
         if reply.status != 200:
