@@ -13,7 +13,7 @@ cost about 25 µs a request (3-5% of a request's CPU); this costs a few.
 
 Any other line logged while a request is served (an upstream's error, a failed Stripe call)
 names the request too: serve sets `REQUEST_ID` as the request starts, and the JSON line gets it
-as `request_id` (text lines name it in their message, as the upstream error's does).
+as `request_id`, the text line ends with `request=...` (unless its message names it already).
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ class TextFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return f"{self._second(record.created)},{int(record.msecs):03d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, naming the request it was logged for (if its message does not)."""
+        line = super().format(record)
+        request_id = REQUEST_ID.get()
+        if request_id is None or request_id in line:
+            return line
+        head, newline, rest = line.partition("\n")  # before a traceback, if any
+        return f"{head} request={request_id}{newline}{rest}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         """The line without its traceback: a line break in the message (an upstream's error

@@ -57,3 +57,16 @@ def test_an_upstreams_message_cannot_forge_a_text_log_line(box_factory: BoxFacto
     told = [line for line in lines if "req_forged" in line]
     assert len(told) == 1 and f"upstream error: request {request_id}" in told[0], told
     assert not [line for line in lines if line.startswith(("2026-01-01", "more"))]
+
+
+def test_a_text_line_logged_for_a_request_names_it(box_factory: BoxFactory) -> None:
+    """With `log.format = "text"` too: a key refused once but accepted by its probe is logged
+    (it stays in rotation) for the request that met the refusal, and the line says which."""
+    box = box_factory(gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    box.fake.push(Reply(status=401, error={"message": "Incorrect API key provided"}))
+    with box.http(key) as client:
+        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    request_id = answer.headers["x-request-id"]
+    (line,) = box.server.wait_for_log(r".*it stays in rotation.*")
+    assert f"request={request_id}" in line, line
