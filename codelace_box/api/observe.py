@@ -70,8 +70,9 @@ def finish_request(request: Request, response: Any) -> None:
     call = getattr(ctx, "call", None)
     if call is not None:
         metrics.total(route).observe(duration)
-        if not call.stream and call.upstream_sec:
-            metrics.overhead(route).observe(max(duration - call.upstream_sec, 0.0))
+        if call.upstream_sec:
+            waited = call.upstream_sec + call.client_sec
+            metrics.overhead(route).observe(max(duration - waited, 0.0))
     if status in REFUSED and route != UNMATCHED:
         code = getattr(ctx, "error_code", None) or str(status)
         metrics.refusals(str(status), code).inc()

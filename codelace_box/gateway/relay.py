@@ -219,20 +219,26 @@ class StreamRelay:
         while True:
             wait = self._last_send + self.keepalive_sec - time.monotonic()
             if wait > 0:
+                waiting = time.perf_counter()
                 try:
                     async with asyncio.timeout(wait):
                         return await self.opened.response.read_chunk()
                 except TimeoutError:
                     pass
+                finally:  # the upstream's time, not the box's own (api/observe.py)
+                    self.call.upstream_sec += time.perf_counter() - waiting
             await self._send(send, KEEPALIVE)
 
     async def _send(self, send: Send, data: bytes) -> None:
+        sending = time.perf_counter()
         try:
             await send(data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise ClientGone from exc
+        finally:  # the client's time, not the box's own (api/observe.py)
+            self.call.client_sec += time.perf_counter() - sending
         self._last_send = time.monotonic()
         self._sent_any = True
 

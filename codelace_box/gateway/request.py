@@ -67,6 +67,7 @@ class ChatCall:
     ingress: str = CHAT_ROUTE  # the route (and so the wire dialect) it came by
     context: Any = None  # what the ingress dialect needs to write the answer (e.g. Responses')
     upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
+    client_sec: float = 0.0  # a stream's time spent waiting for the client to take its bytes
 
     @property
     def output_limit(self) -> int:

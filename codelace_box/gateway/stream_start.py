@@ -10,6 +10,7 @@ which relays them as if they had just arrived.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from codelace_box.catalog.keyprobe import KeyProber
@@ -85,11 +86,14 @@ async def open_stream_started(
         opened = await open_upstream(client, routes, call, retries_left, prober)
         if call.route.provider.kind != "anthropic":
             return Started(opened, b"")
+        reading = time.perf_counter()
         try:
             prefix, error = await _read_start(opened)
         except BaseException:
             opened.response.close()
             raise
+        finally:  # the wait for its first token is the upstream's time, not the box's own
+            call.upstream_sec += time.perf_counter() - reading
         if error is None:
             return Started(opened, prefix)
         opened.response.close()
