@@ -1,7 +1,8 @@
 """Hold owners' liveness as the engine knows it (gateway/holds.py names the owners): on
 PostgreSQL a live process claims its owner on each of its sessions (an advisory lock, see
 db/postgres.py OWNER_LOCK_CLASS), so any box sees which owners no session claims; on SQLite the
-host's processes tell (the caller asks the OS).
+host's processes tell (the caller asks the OS). Also which box leads shared work across boxes
+(`lead_across_boxes`, another advisory lock held while its session lives).
 """
 
 from __future__ import annotations
@@ -41,3 +42,16 @@ def owner_claims_can_drop() -> bool:
     which the server may drop while the process lives on; on SQLite by the host's processes,
     whose end is final."""
     return engine() == POSTGRES
+
+
+def lead_across_boxes(role: str) -> bool:
+    """Whether this session leads `role` among every box on the database, taking the lead if
+    no live session holds it (PostgreSQL: a session advisory lock, dropped with the session
+    of a box that died, then taken by the next box that asks). SQLite: True (one box; its
+    workers choose their leader themselves)."""
+    if engine() != POSTGRES:
+        return True
+    lock = (postgres.LEAD_LOCK_CLASS, role)
+    held = query_all(postgres.LEADS_SQL, lock)[0][0]  # a session takes it once, not per ask
+    return bool(held or query_all(postgres.TAKE_LEAD_SQL, lock)[0][0])
+

@@ -60,6 +60,15 @@ GONE_OWNERS_SQL = (
     "WHERE l.locktype = 'advisory' AND l.classid = ?::bigint::oid AND l.objsubid = 2 "
     "AND l.objid = (hashtext(o)::bigint & 4294967295)::oid AND l.granted)"
 )
+# One box leads shared work (the upkeep's alerts): its session holds (LEAD_LOCK_CLASS,
+# hashtext(role)) while it lives; when its session ends, the next box to try takes the lead.
+LEAD_LOCK_CLASS = 20_261_203
+LEADS_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
+    "AND l.pid = pg_backend_pid() AND l.classid = ?::bigint::oid AND l.objsubid = 2 "
+    "AND l.objid = (hashtext(?)::bigint & 4294967295)::oid AND l.granted)"
+)
+TAKE_LEAD_SQL = "SELECT pg_try_advisory_lock(?, hashtext(?))"
 # After a copy kept the ids: the table's id sequence (if it has one) continues after them.
 RESET_SEQUENCE_SQL = (
     'SELECT setval(s, COALESCE((SELECT MAX(id) FROM "{table}"), 1), '

@@ -1,7 +1,9 @@
-"""The background upkeep of a serve: one worker (whichever holds `<data>/upkeep.lock`) takes
-the scheduled backups and watches for what the operator must hear about: a provider key taken
-out of rotation, a provider with no working key, an upstream error rate over
-`alerts.error_rate` in the last 5 minutes, a failed scheduled backup. Every TICK_SEC."""
+"""The background upkeep of a serve: one worker (whichever holds `<data>/upkeep.lock`; on
+PostgreSQL also, of all the boxes on the database, the one that leads, so that each alert is
+sent once and not once a box) takes the scheduled backups and watches for what the operator
+must hear about: a provider key taken out of rotation, a provider with no working key, an
+upstream error rate over `alerts.error_rate` in the last 5 minutes, a failed scheduled backup.
+Every TICK_SEC."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from codelace_box.config import Config
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.owners import lead_across_boxes
 from codelace_box.db.openlock import OpenMarker, try_lead
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
@@ -26,6 +29,7 @@ log = logging.getLogger("codelace_box.upkeep")
 TICK_ENV = "CODELACE_UPKEEP_TICK_SEC"  # tests shorten the tick
 TICK_SEC = 30.0
 ERROR_WINDOW = timedelta(minutes=5)
+UPKEEP_ROLE = "upkeep"  # the lead among boxes on one PostgreSQL database
 MIN_REQUESTS = 10  # fewer requests in the window say nothing about a rate
 
 
@@ -43,6 +47,9 @@ class Upkeep:
             self.lead = try_lead(self.config.data_dir / "upkeep.lock")
             if self.lead is None:
                 return
+        if not await run_in_db_thread(lead_across_boxes, UPKEEP_ROLE):
+            self.failing = None  # a look of its own first, should it lead later
+            return
         await self.watch_keys()  # first: its first look is what later looks compare with
         await self.backup(now)
         await self.watch_errors(now)
