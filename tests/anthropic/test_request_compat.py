@@ -232,3 +232,34 @@ def test_claude_4_6_and_older_keep_budget_thinking() -> None:
         )
         assert request.json_body["thinking"] == {"type": "enabled", "budget_tokens": 6400}
         assert "output_config" not in request.json_body
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4-7", "claude-opus-4-7-20260416"])
+def test_sampling_is_left_out_for_models_that_took_it_out(model: str) -> None:
+    # Claude Opus 4.7 refuses any temperature or top_p with a 400 ("`temperature` is deprecated
+    # for this model"), while OpenAI clients send one by default (LangChain, agents): the box
+    # leaves them out, as OpenRouter does, with or without reasoning_effort.
+    target = UpstreamTarget(
+        upstream_model=model, api_key="k", base_url="", stream=False, default_max_tokens=8000
+    )
+    for extra in (
+        {"temperature": 0.7},
+        {"top_p": 0.5},
+        {"temperature": 0.2, "reasoning_effort": "high"},
+    ):
+        body = {"messages": HELLO, **extra}
+        ADAPTER.check_request(body, upstream_model=model)
+        sent = ADAPTER.build_request(body, target).json_body
+        assert request_problem(sent) is None, request_problem(sent)
+        assert "temperature" not in sent and "top_p" not in sent
+
+
+def test_sampling_still_reaches_older_models_and_still_conflicts_with_thinking() -> None:
+    sent = build({"messages": HELLO, "temperature": 0.7})
+    assert sent["temperature"] == 0.7
+    with pytest.raises(InvalidRequest) as caught:
+        ADAPTER.check_request(
+            {"messages": HELLO, "temperature": 0.2, "reasoning_effort": "high"},
+            upstream_model="claude-opus-4-6",
+        )
+    assert caught.value.param == "temperature"

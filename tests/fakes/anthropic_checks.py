@@ -4,7 +4,8 @@
 "output_config.format.schema: For 'integer' type, property 'minimum' is not supported";
 `user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
 `content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
-`manual_thinking_problem(model)` budget thinking on models that only think adaptively.
+`manual_thinking_problem(model)` budget thinking on models that only think adaptively;
+`sampling_problem(model, body)` temperature/top_p/top_k on models that took them out.
 """
 
 from __future__ import annotations
@@ -115,4 +116,16 @@ def manual_thinking_problem(model: str) -> str | None:
             '"thinking.type.enabled" is not supported for this model. Use '
             '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
         )
+    return None
+
+
+def sampling_problem(model: str, body: dict[str, Any]) -> str | None:
+    """Claude Opus 4.7 and later refuse any temperature, top_p or top_k (sampling was removed):
+    Anthropic answers `temperature` is deprecated for this model."""
+    version = claude_version(model)
+    if version is None or version < (4, 7):
+        return None
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None:
+            return f"`{name}` is deprecated for this model."
     return None

@@ -17,6 +17,7 @@ from typing import Any
 from tests.fakes.anthropic_checks import (
     content_problem,
     manual_thinking_problem,
+    sampling_problem,
     schema_problem,
     user_id_problem,
 )
@@ -268,6 +269,9 @@ def _check_system(system: Any) -> None:
 
 
 def _check_sampling(body: JSON) -> None:
+    problem = sampling_problem(body["model"], body)
+    if problem:
+        raise Invalid(problem)
     for key in ("temperature", "top_p"):
         value = body.get(key)
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
