@@ -378,3 +378,27 @@ def test_a_default_temperature_does_not_break_claude_opus_4_7(
     assert "temperature" not in sent.body
     assert sent.body["thinking"] == {"type": "adaptive"}
     assert box.balance_nanos(email) == (before - expected_cost_nanos(40, 3), 0)
+
+
+def test_cache_control_parts_reach_anthropic_and_cache_reads_are_billed_as_such(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    fresh_fake.script(
+        Reply(text="ok", input_tokens=10, cache_read_input_tokens=4000, output_tokens=2)
+    )
+    manual = {"type": "text", "text": "The manual. " * 50, "cache_control": {"type": "ephemeral"}}
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": [manual]},  # type: ignore[list-item]
+            {"role": "user", "content": "Question?"},
+        ],
+    )
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens_details is not None
+    assert completion.usage.prompt_tokens_details.cached_tokens == 4000
+    [sent] = fresh_fake.requests
+    assert sent.body["system"] == [manual]
+    assert box.balance_nanos(email) == (before - expected_cost_nanos(4010, 2), 0)

@@ -263,3 +263,47 @@ def test_sampling_still_reaches_older_models_and_still_conflicts_with_thinking()
             upstream_model="claude-opus-4-6",
         )
     assert caught.value.param == "temperature"
+
+
+def test_cache_control_on_content_parts_stays_on_their_blocks() -> None:
+    # OpenRouter, LiteLLM and Portkey take Anthropic's prompt-cache breakpoints as a part's
+    # cache_control in the OpenAI format, and agents (Cline, aider, ...) send them: dropped, every
+    # turn of a long conversation is billed at the full input price instead of cache reads.
+    ephemeral = {"type": "ephemeral"}
+    png = "data:image/png;base64,iVBORw0KGgo="
+    hour = {**ephemeral, "ttl": "1h"}
+    body = {
+        "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": "Rules."},
+                {"type": "text", "text": "A long manual.", "cache_control": ephemeral},
+            ]},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": png}, "cache_control": ephemeral},
+                {"type": "text", "text": "What is it?", "cache_control": hour},
+            ]},
+        ]
+    }  # fmt: skip
+    sent = build(body)
+    assert sent["system"] == [
+        {"type": "text", "text": "Rules."},
+        {"type": "text", "text": "A long manual.", "cache_control": ephemeral},
+    ]
+    image, text = sent["messages"][0]["content"]
+    assert image["cache_control"] == ephemeral
+    assert text == {
+        "type": "text",
+        "text": "What is it?",
+        "cache_control": {**ephemeral, "ttl": "1h"},
+    }
+
+
+@pytest.mark.parametrize(
+    "control", [{"type": "persistent"}, {"type": "ephemeral", "ttl": "2h"}, "yes"]
+)
+def test_a_malformed_cache_control_is_a_400_naming_the_part(control: object) -> None:
+    part = {"type": "text", "text": "hi", "cache_control": control}
+    with pytest.raises(InvalidRequest) as caught:
+        build({"messages": [{"role": "user", "content": [part]}]})
+    assert caught.value.param == "messages[0]"
+    assert "cache_control" in caught.value.message

@@ -5,7 +5,8 @@
 `user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
 `content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
 `manual_thinking_problem(model)` budget thinking on models that only think adaptively;
-`sampling_problem(model, body)` temperature/top_p/top_k on models that took them out.
+`sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
+`cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints.
 """
 
 from __future__ import annotations
@@ -128,4 +129,41 @@ def sampling_problem(model: str, body: dict[str, Any]) -> str | None:
     for name in ("temperature", "top_p", "top_k"):
         if body.get(name) is not None:
             return f"`{name}` is deprecated for this model."
+    return None
+
+
+MAX_CACHE_BREAKPOINTS = 4
+
+
+def _blocks_of(body: dict[str, Any]) -> list[Any]:
+    """Every block that may carry cache_control: system, message content (tool results' inner
+    content too) and tools."""
+    system = body.get("system")
+    blocks: list[Any] = list(system) if isinstance(system, list) else []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            blocks.append(block)
+            inner = block.get("content") if isinstance(block, dict) else None
+            blocks += inner if isinstance(inner, list) else []
+    return blocks + list(body.get("tools") or [])
+
+
+def cache_control_problem(body: dict[str, Any]) -> str | None:
+    """Anthropic's refusal of the request's cache_control breakpoints, or None."""
+    blocks = [b for b in _blocks_of(body) if isinstance(b, dict)]
+    found = [b["cache_control"] for b in blocks if "cache_control" in b]
+    for control in found:
+        if (
+            not isinstance(control, dict)
+            or control.get("type") != "ephemeral"
+            or set(control) - {"type", "ttl"}
+            or control.get("ttl", "5m") not in ("5m", "1h")
+        ):
+            return "cache_control: Input should be {type: 'ephemeral', ttl?: '5m' | '1h'}"
+    if len(found) > MAX_CACHE_BREAKPOINTS:
+        return (
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {len(found)}."
+        )
     return None

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from tests.fakes.anthropic_checks import (
+    cache_control_problem,
     content_problem,
     manual_thinking_problem,
     sampling_problem,
@@ -73,6 +74,9 @@ def _check_body(body: Any) -> None:
     _check_tool_choice(body.get("tool_choice"), tool_names)
     _check_thinking(body)
     _check_output_config(body.get("output_config"))
+    problem = cache_control_problem(body)
+    if problem:
+        raise Invalid(problem)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise Invalid("stream: Input should be a valid boolean")
 
