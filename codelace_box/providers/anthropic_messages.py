@@ -5,7 +5,8 @@ user/assistant turns (consecutive same-role messages merged, tool results first 
 turn); images become base64 or url sources, PDF files document blocks; assistant `tool_calls`
 become `tool_use` blocks and `tool` messages `tool_result` blocks (call ids made acceptable).
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
-this format) stays on its block. Anything Anthropic cannot take raises InvalidRequest (400).
+this format) stays on its block (cached_block; a tool's too). Anything Anthropic cannot take
+raises InvalidRequest (400).
 """
 
 from __future__ import annotations
@@ -122,12 +123,13 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
         if not isinstance(text, str):
             raise InvalidRequest(f"{where}: only text parts are allowed here", param=where)
         if text.strip():
-            blocks.append(_cached({"type": "text", "text": text}, part, where))
+            blocks.append(cached_block({"type": "text", "text": text}, part, where))
     return blocks
 
 
-def _cached(block: JSON, part: JSON, where: str) -> JSON:
-    """The block with the part's `cache_control` breakpoint, if it has one (checked)."""
+def cached_block(block: JSON, part: JSON, where: str) -> JSON:
+    """The block (or tool) with the part's (or OpenAI tool's) `cache_control` breakpoint, if
+    it has one (checked)."""
     control = part.get("cache_control")
     if control is None:
         return block
@@ -155,9 +157,9 @@ def _user_blocks(content: Any, where: str) -> list[JSON]:
         kind = part.get("type") if isinstance(part, dict) else None
         at = f"{where}.content[{j}]"
         if kind == "image_url":
-            blocks.append(_cached(_image_block(part.get("image_url"), at), part, at))
+            blocks.append(cached_block(_image_block(part.get("image_url"), at), part, at))
         elif kind == "file":
-            blocks.append(_cached(_document_block(part.get("file"), at), part, at))
+            blocks.append(cached_block(_document_block(part.get("file"), at), part, at))
         elif kind == "text":
             blocks += _text_blocks([part], where)
         else:

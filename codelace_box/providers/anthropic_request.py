@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.providers.anthropic_messages import translate_messages
+from codelace_box.providers.anthropic_messages import cached_block, translate_messages
 from codelace_box.providers.anthropic_schema import strict_schema
 
 JSON = dict[str, Any]
@@ -145,7 +145,7 @@ def _tool(tool: Any, where: str) -> JSON:
     if function.get("strict") is True:
         converted["strict"] = True
         converted["input_schema"] = strict_schema(schema)
-    return converted
+    return cached_block(converted, tool, where)
 
 
 def _tool_choice(choice: Any, names: set[str]) -> JSON | None:

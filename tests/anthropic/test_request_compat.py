@@ -307,3 +307,17 @@ def test_a_malformed_cache_control_is_a_400_naming_the_part(control: object) -> 
         build({"messages": [{"role": "user", "content": [part]}]})
     assert caught.value.param == "messages[0]"
     assert "cache_control" in caught.value.message
+
+
+def test_cache_control_on_a_tool_stays_on_it() -> None:
+    # LiteLLM takes a breakpoint on a tool definition (caching every tool up to it), as
+    # Anthropic does on its tools; agents with large tool sets send it.
+    tools = [dict(tool) for tool in TOOLS]
+    tools[-1]["cache_control"] = {"type": "ephemeral"}
+    sent = build({"messages": HELLO, "tools": tools})
+    assert sent["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert all("cache_control" not in tool for tool in sent["tools"][:-1])
+    tools[-1]["cache_control"] = {"type": "forever"}
+    with pytest.raises(InvalidRequest) as caught:
+        build({"messages": HELLO, "tools": tools})
+    assert caught.value.param == f"tools[{len(tools) - 1}]"
