@@ -10,7 +10,6 @@ import openai
 import pytest
 
 from tests.anthropic.conftest import (
-    ADAPTIVE_MODEL,
     MAX_OUTPUT,
     MODEL,
     PROVIDER_KEYS,
@@ -349,56 +348,3 @@ def test_an_operator_account_out_of_credit_moves_on_then_is_503_not_the_users_er
     assert caught.value.code == "provider_out_of_credit"
     assert message in caught.value.message
     assert box.balance_nanos(email) == (before - charged, 0)
-
-
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_default_temperature_does_not_break_claude_opus_4_7(
-    box: AnthropicBox, fresh_fake: FakeAnthropic, stream: bool
-) -> None:
-    # Opus 4.7 took sampling out: any temperature or top_p is a 400 there, and OpenAI clients
-    # send one by default. The box leaves them out (as OpenRouter does); the call succeeds.
-    email, client = box.new_user()
-    before, _ = box.balance_nanos(email)
-    fresh_fake.script(Reply(text="Fine.", input_tokens=40, output_tokens=3))
-    answer = client.chat.completions.create(
-        model=ADAPTIVE_MODEL,
-        messages=[{"role": "user", "content": "How are you?"}],
-        temperature=0.7,
-        reasoning_effort="high",
-        stream=stream,
-    )
-    text = (
-        "".join(c.choices[0].delta.content or "" for c in answer if c.choices)
-        if stream
-        else answer.choices[0].message.content
-    )
-    assert text == "Fine."
-    [sent] = fresh_fake.requests
-    assert sent.body["model"] == "claude-opus-4-7"
-    assert "temperature" not in sent.body
-    assert sent.body["thinking"] == {"type": "adaptive"}
-    assert box.balance_nanos(email) == (before - expected_cost_nanos(40, 3), 0)
-
-
-def test_cache_control_parts_reach_anthropic_and_cache_reads_are_billed_as_such(
-    box: AnthropicBox, fresh_fake: FakeAnthropic
-) -> None:
-    email, client = box.new_user()
-    before, _ = box.balance_nanos(email)
-    fresh_fake.script(
-        Reply(text="ok", input_tokens=10, cache_read_input_tokens=4000, output_tokens=2)
-    )
-    manual = {"type": "text", "text": "The manual. " * 50, "cache_control": {"type": "ephemeral"}}
-    completion = client.chat.completions.create(
-        model=MODEL,
-        messages=[
-            {"role": "system", "content": [manual]},  # type: ignore[list-item]
-            {"role": "user", "content": "Question?"},
-        ],
-    )
-    assert completion.usage is not None
-    assert completion.usage.prompt_tokens_details is not None
-    assert completion.usage.prompt_tokens_details.cached_tokens == 4000
-    [sent] = fresh_fake.requests
-    assert sent.body["system"] == [manual]
-    assert box.balance_nanos(email) == (before - expected_cost_nanos(4010, 2), 0)

@@ -6,7 +6,8 @@
 `content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
 `manual_thinking_problem(model)` budget thinking on models that only think adaptively;
 `sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
-`cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints.
+`cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints;
+`output_config_problem(config)` its effort and structured-output format.
 """
 
 from __future__ import annotations
@@ -167,3 +168,24 @@ def cache_control_problem(body: dict[str, Any]) -> str | None:
             f"Found {len(found)}."
         )
     return None
+
+
+def output_config_problem(config: Any) -> str | None:
+    """Anthropic's refusal of an output_config (effort, format and its schema), or None."""
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        return "output_config: Input should be a valid dictionary"
+    extra = set(config) - {"format", "effort"}
+    if extra:
+        return f"output_config.{sorted(extra)[0]}: Extra inputs are not permitted"
+    if config.get("effort") not in (None, "low", "medium", "high", "xhigh", "max"):
+        return "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+    fmt = config.get("format")
+    if fmt is not None and (
+        not isinstance(fmt, dict)
+        or fmt.get("type") != "json_schema"
+        or not isinstance(fmt.get("schema"), dict)
+    ):
+        return "output_config.format: expected {type: json_schema, schema: {...}}"
+    return schema_problem(fmt["schema"], "output_config.format.schema") if fmt else None
