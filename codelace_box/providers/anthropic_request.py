@@ -179,7 +179,8 @@ def _add_thinking(out: JSON, body: JSON, max_tokens: int, upstream_model: str) -
             param="reasoning_effort",
         )
     if adaptive_only(upstream_model):
-        out["thinking"] = {"type": "adaptive"}
+        # these models leave the thinking text out unless asked: reasoning_content needs it
+        out["thinking"] = {"type": "adaptive", "display": "summarized"}
         out["output_config"] = {"effort": ADAPTIVE_EFFORT[effort]}
         return
     if max_tokens <= MIN_THINKING_BUDGET:

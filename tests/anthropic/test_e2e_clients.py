@@ -36,7 +36,7 @@ def test_a_default_temperature_does_not_break_claude_opus_4_7(
     [sent] = fresh_fake.requests
     assert sent.body["model"] == "claude-opus-4-7"
     assert "temperature" not in sent.body
-    assert sent.body["thinking"] == {"type": "adaptive"}
+    assert sent.body["thinking"] == {"type": "adaptive", "display": "summarized"}
     assert box.balance_nanos(email) == (before - expected_cost_nanos(40, 3), 0)
 
 
@@ -62,3 +62,28 @@ def test_cache_control_parts_reach_anthropic_and_cache_reads_are_billed_as_such(
     [sent] = fresh_fake.requests
     assert sent.body["system"] == [manual]
     assert box.balance_nanos(email) == (before - expected_cost_nanos(4010, 2), 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_comes_back_from_claude_opus_4_7(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, stream: bool
+) -> None:
+    # Opus 4.7 returns thinking blocks without their text unless the request asks for
+    # thinking.display "summarized": an OpenAI client that set reasoning_effort (and pays for
+    # the thinking) got an empty reasoning_content.
+    _, client = box.new_user()
+    fresh_fake.script(Reply(thinking="Weigh both options.", text="B.", output_tokens=90))
+    answer = client.chat.completions.create(
+        model=ADAPTIVE_MODEL,
+        messages=[{"role": "user", "content": "A or B?"}],
+        reasoning_effort="medium",
+        stream=stream,
+    )
+    if stream:
+        extras = [c.choices[0].delta.model_extra or {} for c in answer if c.choices]
+        reasoning = "".join(extra.get("reasoning_content", "") for extra in extras)
+    else:
+        reasoning = (answer.choices[0].message.model_extra or {})["reasoning_content"]
+    assert reasoning == "Weigh both options."
+    [sent] = fresh_fake.requests
+    assert sent.body["thinking"] == {"type": "adaptive", "display": "summarized"}

@@ -212,7 +212,7 @@ def test_models_that_only_think_adaptively_get_adaptive_thinking_and_an_effort(
     )
     sent = request.json_body
     assert request_problem(sent) is None, request_problem(sent)
-    assert sent["thinking"] == {"type": "adaptive"}
+    assert sent["thinking"] == {"type": "adaptive", "display": "summarized"}
     assert sent["output_config"]["effort"] == expected
     assert sent["output_config"]["format"]["type"] == "json_schema"
 

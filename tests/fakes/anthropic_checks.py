@@ -7,7 +7,8 @@
 `manual_thinking_problem(model)` budget thinking on models that only think adaptively;
 `sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
 `cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints;
-`output_config_problem(config)` its effort and structured-output format.
+`output_config_problem(config)` its effort and structured-output format;
+`omits_thinking(body)` whether the answer's thinking blocks come without their text.
 """
 
 from __future__ import annotations
@@ -189,3 +190,14 @@ def output_config_problem(config: Any) -> str | None:
     ):
         return "output_config.format: expected {type: json_schema, schema: {...}}"
     return schema_problem(fmt["schema"], "output_config.format.schema") if fmt else None
+
+
+def omits_thinking(body: Any) -> bool:
+    """Claude Opus 4.7 and later leave the text out of thinking blocks (only the signature
+    comes) unless the request asks for thinking.display "summarized"."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return False
+    version = claude_version(body["model"])
+    thinking = body.get("thinking")
+    display = thinking.get("display") if isinstance(thinking, dict) else None
+    return version is not None and version >= (4, 7) and display != "summarized"
