@@ -155,7 +155,7 @@ def prepare_messages_call(
     beta = header_values(headers, "anthropic-beta")
     check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
-    adapter.check_request(body)
+    adapter.check_request(body, route.upstream_model)
     context = route.context_tokens or default_context_tokens
     hold = hold_for(route, messages_input_bound(body_len, body, context), cap)
     return new_call(

@@ -207,7 +207,7 @@ def prepare_call(
     route = routes.resolve(validate_body(body))
     check_billed_fields(body, route.provider.allowed_fields, route.id)
     adapter = adapter_for(route.provider.kind)
-    adapter.check_request(body)
+    adapter.check_request(body, route.upstream_model)
     cap, from_client = output_cap(body, route)
     choices = _positive_int(body, "n", MAX_N) or 1
     stream = bool(body.get("stream"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.providers.anthropic_request import translate_request
+from codelace_box.providers.anthropic_request import takes_sampling, translate_request
 from codelace_box.providers.anthropic_response import error_message, translate_response
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
@@ -72,18 +72,20 @@ def _check_sampling(body: JSON) -> None:
         )
 
 
-def _check_reasoning(body: JSON) -> None:
-    """Extended thinking excludes custom temperature, low top_p and forced tool use."""
+def _check_reasoning(body: JSON, upstream_model: str) -> None:
+    """Extended thinking excludes custom temperature, low top_p (on models that take them at
+    all) and forced tool use."""
     if body.get("reasoning_effort") in (None, "none"):
         return
-    if body.get("temperature") not in (None, 1, 1.0):
+    sampling = takes_sampling(upstream_model)
+    if sampling and body.get("temperature") not in (None, 1, 1.0):
         raise InvalidRequest(
             "reasoning_effort cannot be combined with a temperature other than 1 "
             "on Anthropic models",
             param="temperature",
         )
     top_p = body.get("top_p")
-    if top_p is not None and top_p < 0.95:
+    if sampling and top_p is not None and top_p < 0.95:
         raise InvalidRequest(
             "reasoning_effort needs top_p of at least 0.95 on Anthropic models", param="top_p"
         )
@@ -107,12 +109,15 @@ class AnthropicAdapter(ProviderAdapter):
         headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
         return f"{base_url.rstrip('/')}/v1/models", headers
 
-    def check_request(self, body: JSON) -> None:
+    def check_request(self, body: JSON, upstream_model: str = "") -> None:
         """400 for what Anthropic cannot honour, before any money is held or byte is sent."""
         _check_unsupported(body)
-        _check_sampling(body)
-        _check_reasoning(body)
-        translate_request(body, upstream_model="", stream=False, default_max_tokens=None)
+        if takes_sampling(upstream_model):
+            _check_sampling(body)
+        _check_reasoning(body, upstream_model)
+        translate_request(
+            body, upstream_model=upstream_model, stream=False, default_max_tokens=None
+        )
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Messages API request for an OpenAI chat completions body."""

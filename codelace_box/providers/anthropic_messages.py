@@ -4,7 +4,9 @@ System/developer messages go to the top-level `system`; user/assistant/tool mess
 user/assistant turns (consecutive same-role messages merged, tool results first in their user
 turn); images become base64 or url sources, PDF files document blocks; assistant `tool_calls`
 become `tool_use` blocks and `tool` messages `tool_result` blocks (call ids made acceptable).
-Anything Anthropic cannot take raises InvalidRequest (400).
+A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
+this format) stays on its block (cached_block; a tool's too). Anything Anthropic cannot take
+raises InvalidRequest (400).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ JSON = dict[str, Any]
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _THINKING = ("thinking", "redacted_thinking")
 _TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+CACHE_TTLS = ("5m", "1h")
 _DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
 
@@ -120,8 +123,30 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
         if not isinstance(text, str):
             raise InvalidRequest(f"{where}: only text parts are allowed here", param=where)
         if text.strip():
-            blocks.append({"type": "text", "text": text})
+            blocks.append(cached_block({"type": "text", "text": text}, part, where))
     return blocks
+
+
+def cached_block(block: JSON, part: JSON, where: str) -> JSON:
+    """The block (or tool) with the part's (or OpenAI tool's) `cache_control` breakpoint, if
+    it has one (checked)."""
+    control = part.get("cache_control")
+    if control is None:
+        return block
+    ttl = control.get("ttl") if isinstance(control, dict) else None
+    if (
+        not isinstance(control, dict)
+        or control.get("type") != "ephemeral"
+        or set(control) - {"type", "ttl"}
+        or (ttl is not None and ttl not in CACHE_TTLS)
+    ):
+        raise InvalidRequest(
+            f'{where}: cache_control must be {{"type": "ephemeral"}}, with an optional ttl of '
+            f"{' or '.join(CACHE_TTLS)}",
+            param=where,
+        )
+    block["cache_control"] = dict(control)
+    return block
 
 
 def _user_blocks(content: Any, where: str) -> list[JSON]:
@@ -130,10 +155,11 @@ def _user_blocks(content: Any, where: str) -> list[JSON]:
     blocks: list[JSON] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
+        at = f"{where}.content[{j}]"
         if kind == "image_url":
-            blocks.append(_image_block(part.get("image_url"), f"{where}.content[{j}]"))
+            blocks.append(cached_block(_image_block(part.get("image_url"), at), part, at))
         elif kind == "file":
-            blocks.append(_document_block(part.get("file"), f"{where}.content[{j}]"))
+            blocks.append(cached_block(_document_block(part.get("file"), at), part, at))
         elif kind == "text":
             blocks += _text_blocks([part], where)
         else:

@@ -52,7 +52,7 @@ class MessagesPassthrough(AnthropicAdapter):
         self.forwarded = forwarded
         self.path = path
 
-    def check_request(self, body: JSON) -> None:
+    def check_request(self, body: JSON, upstream_model: str = "") -> None:
         """Nothing to refuse: the upstream speaks this body's language."""
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
-from codelace_box.providers.anthropic_messages import translate_messages
+from codelace_box.providers.anthropic_messages import cached_block, translate_messages
 from codelace_box.providers.anthropic_schema import strict_schema
 
 JSON = dict[str, Any]
@@ -46,7 +46,7 @@ def translate_request(
     out: JSON = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
     if system:
         out["system"] = system
-    _add_sampling(out, body)
+    _add_sampling(out, body, upstream_model)
     _add_tools(out, body)
     _add_thinking(out, body, max_tokens, upstream_model)
     _add_output_format(out, body)
@@ -70,11 +70,12 @@ def resolve_max_tokens(body: JSON, default_max_tokens: int | None) -> int:
     return default_max_tokens or FALLBACK_MAX_TOKENS
 
 
-def _add_sampling(out: JSON, body: JSON) -> None:
-    if body.get("temperature") is not None:
-        out["temperature"] = body["temperature"]
-    if body.get("top_p") not in (None, 1):  # top_p 1 restricts nothing
-        out["top_p"] = body["top_p"]
+def _add_sampling(out: JSON, body: JSON, upstream_model: str) -> None:
+    if takes_sampling(upstream_model):
+        if body.get("temperature") is not None:
+            out["temperature"] = body["temperature"]
+        if body.get("top_p") not in (None, 1):  # top_p 1 restricts nothing
+            out["top_p"] = body["top_p"]
     _add_stop(out, body.get("stop"))
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
@@ -144,7 +145,7 @@ def _tool(tool: Any, where: str) -> JSON:
     if function.get("strict") is True:
         converted["strict"] = True
         converted["input_schema"] = strict_schema(schema)
-    return converted
+    return cached_block(converted, tool, where)
 
 
 def _tool_choice(choice: Any, names: set[str]) -> JSON | None:
@@ -178,7 +179,8 @@ def _add_thinking(out: JSON, body: JSON, max_tokens: int, upstream_model: str) -
             param="reasoning_effort",
         )
     if adaptive_only(upstream_model):
-        out["thinking"] = {"type": "adaptive"}
+        # these models leave the thinking text out unless asked: reasoning_content needs it
+        out["thinking"] = {"type": "adaptive", "display": "summarized"}
         out["output_config"] = {"effort": ADAPTIVE_EFFORT[effort]}
         return
     if max_tokens <= MIN_THINKING_BUDGET:
@@ -194,6 +196,13 @@ def adaptive_only(upstream_model: str) -> bool:
     they think adaptively, at an effort. Ids without a version keep budget thinking."""
     match = _VERSION_RE.search(upstream_model)
     return match is not None and (int(match[1]), int(match[2] or 0)) >= (4, 7)
+
+
+def takes_sampling(upstream_model: str) -> bool:
+    """Whether the model takes temperature and top_p: Claude Opus 4.7 and later refuse any
+    value with a 400, so an OpenAI client's (often default) temperature is left out there, as
+    OpenRouter does; it could not change their answer."""
+    return not adaptive_only(upstream_model)
 
 
 def thinking_budget(effort: str, max_tokens: int) -> int:

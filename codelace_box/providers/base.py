@@ -104,8 +104,9 @@ class ProviderAdapter(ABC):
     kind: str
     default_base_url: str
 
-    def check_request(self, body: JSON) -> None:  # noqa: B027 - optional hook
-        """Raise InvalidRequest for fields this provider cannot honour (default: accept all)."""
+    def check_request(self, body: JSON, upstream_model: str = "") -> None:  # noqa: B027
+        """Raise InvalidRequest for fields this provider cannot honour with the model it will
+        be sent to (its upstream name, "" when unknown); the default accepts all."""
 
     @abstractmethod
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:

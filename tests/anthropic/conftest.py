@@ -37,6 +37,7 @@ REVOKED_KEY = "sk-ant-e2e-revoked-0003"  # the fake answers 401 to it
 ROTATION_MODEL = (
     "anthropic/claude-rotation"  # provider `anth-rot`: revoked key first, then a good one
 )
+ADAPTIVE_MODEL = "anthropic/claude-opus-4.7"  # upstream claude-opus-4-7: adaptive, no sampling
 _emails = itertools.count(1)
 
 
@@ -93,6 +94,9 @@ def box(tmp_path_factory: pytest.TempPathFactory, fake: FakeAnthropic) -> Iterat
     running.cli("providers", "key-add", "anth", "--key", PROVIDER_KEYS[1])
     running.cli("models", "set", MODEL, "--provider", "anth", "--upstream-model", UPSTREAM_MODEL,
                 "--input-per-1m", IN_PRICE, "--output-per-1m", OUT_PRICE,
+                "--max-output-tokens", str(MAX_OUTPUT))  # fmt: skip
+    running.cli("models", "set", ADAPTIVE_MODEL, "--provider", "anth", "--upstream-model",
+                "claude-opus-4-7", "--input-per-1m", IN_PRICE, "--output-per-1m", OUT_PRICE,
                 "--max-output-tokens", str(MAX_OUTPUT))  # fmt: skip
     running.cli("providers", "add", "anth-rot", "--kind", "anthropic", "--base-url",
                 fake.base_url, "--key", REVOKED_KEY)  # fmt: skip

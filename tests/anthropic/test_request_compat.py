@@ -212,7 +212,7 @@ def test_models_that_only_think_adaptively_get_adaptive_thinking_and_an_effort(
     )
     sent = request.json_body
     assert request_problem(sent) is None, request_problem(sent)
-    assert sent["thinking"] == {"type": "adaptive"}
+    assert sent["thinking"] == {"type": "adaptive", "display": "summarized"}
     assert sent["output_config"]["effort"] == expected
     assert sent["output_config"]["format"]["type"] == "json_schema"
 
@@ -232,3 +232,92 @@ def test_claude_4_6_and_older_keep_budget_thinking() -> None:
         )
         assert request.json_body["thinking"] == {"type": "enabled", "budget_tokens": 6400}
         assert "output_config" not in request.json_body
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4-7", "claude-opus-4-7-20260416"])
+def test_sampling_is_left_out_for_models_that_took_it_out(model: str) -> None:
+    # Claude Opus 4.7 refuses any temperature or top_p with a 400 ("`temperature` is deprecated
+    # for this model"), while OpenAI clients send one by default (LangChain, agents): the box
+    # leaves them out, as OpenRouter does, with or without reasoning_effort.
+    target = UpstreamTarget(
+        upstream_model=model, api_key="k", base_url="", stream=False, default_max_tokens=8000
+    )
+    for extra in (
+        {"temperature": 0.7},
+        {"top_p": 0.5},
+        {"temperature": 0.2, "reasoning_effort": "high"},
+    ):
+        body = {"messages": HELLO, **extra}
+        ADAPTER.check_request(body, upstream_model=model)
+        sent = ADAPTER.build_request(body, target).json_body
+        assert request_problem(sent) is None, request_problem(sent)
+        assert "temperature" not in sent and "top_p" not in sent
+
+
+def test_sampling_still_reaches_older_models_and_still_conflicts_with_thinking() -> None:
+    sent = build({"messages": HELLO, "temperature": 0.7})
+    assert sent["temperature"] == 0.7
+    with pytest.raises(InvalidRequest) as caught:
+        ADAPTER.check_request(
+            {"messages": HELLO, "temperature": 0.2, "reasoning_effort": "high"},
+            upstream_model="claude-opus-4-6",
+        )
+    assert caught.value.param == "temperature"
+
+
+def test_cache_control_on_content_parts_stays_on_their_blocks() -> None:
+    # OpenRouter, LiteLLM and Portkey take Anthropic's prompt-cache breakpoints as a part's
+    # cache_control in the OpenAI format, and agents (Cline, aider, ...) send them: dropped, every
+    # turn of a long conversation is billed at the full input price instead of cache reads.
+    ephemeral = {"type": "ephemeral"}
+    png = "data:image/png;base64,iVBORw0KGgo="
+    hour = {**ephemeral, "ttl": "1h"}
+    body = {
+        "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": "Rules."},
+                {"type": "text", "text": "A long manual.", "cache_control": ephemeral},
+            ]},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": png}, "cache_control": ephemeral},
+                {"type": "text", "text": "What is it?", "cache_control": hour},
+            ]},
+        ]
+    }  # fmt: skip
+    sent = build(body)
+    assert sent["system"] == [
+        {"type": "text", "text": "Rules."},
+        {"type": "text", "text": "A long manual.", "cache_control": ephemeral},
+    ]
+    image, text = sent["messages"][0]["content"]
+    assert image["cache_control"] == ephemeral
+    assert text == {
+        "type": "text",
+        "text": "What is it?",
+        "cache_control": {**ephemeral, "ttl": "1h"},
+    }
+
+
+@pytest.mark.parametrize(
+    "control", [{"type": "persistent"}, {"type": "ephemeral", "ttl": "2h"}, "yes"]
+)
+def test_a_malformed_cache_control_is_a_400_naming_the_part(control: object) -> None:
+    part = {"type": "text", "text": "hi", "cache_control": control}
+    with pytest.raises(InvalidRequest) as caught:
+        build({"messages": [{"role": "user", "content": [part]}]})
+    assert caught.value.param == "messages[0]"
+    assert "cache_control" in caught.value.message
+
+
+def test_cache_control_on_a_tool_stays_on_it() -> None:
+    # LiteLLM takes a breakpoint on a tool definition (caching every tool up to it), as
+    # Anthropic does on its tools; agents with large tool sets send it.
+    tools = [dict(tool) for tool in TOOLS]
+    tools[-1]["cache_control"] = {"type": "ephemeral"}
+    sent = build({"messages": HELLO, "tools": tools})
+    assert sent["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert all("cache_control" not in tool for tool in sent["tools"][:-1])
+    tools[-1]["cache_control"] = {"type": "forever"}
+    with pytest.raises(InvalidRequest) as caught:
+        build({"messages": HELLO, "tools": tools})
+    assert caught.value.param == f"tools[{len(tools) - 1}]"

@@ -4,7 +4,11 @@
 "output_config.format.schema: For 'integer' type, property 'minimum' is not supported";
 `user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
 `content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
-`manual_thinking_problem(model)` budget thinking on models that only think adaptively.
+`manual_thinking_problem(model)` budget thinking on models that only think adaptively;
+`sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
+`cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints;
+`output_config_problem(config)` its effort and structured-output format;
+`omits_thinking(body)` whether the answer's thinking blocks come without their text.
 """
 
 from __future__ import annotations
@@ -116,3 +120,84 @@ def manual_thinking_problem(model: str) -> str | None:
             '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
         )
     return None
+
+
+def sampling_problem(model: str, body: dict[str, Any]) -> str | None:
+    """Claude Opus 4.7 and later refuse any temperature, top_p or top_k (sampling was removed):
+    Anthropic answers `temperature` is deprecated for this model."""
+    version = claude_version(model)
+    if version is None or version < (4, 7):
+        return None
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None:
+            return f"`{name}` is deprecated for this model."
+    return None
+
+
+MAX_CACHE_BREAKPOINTS = 4
+
+
+def _blocks_of(body: dict[str, Any]) -> list[Any]:
+    """Every block that may carry cache_control: system, message content (tool results' inner
+    content too) and tools."""
+    system = body.get("system")
+    blocks: list[Any] = list(system) if isinstance(system, list) else []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            blocks.append(block)
+            inner = block.get("content") if isinstance(block, dict) else None
+            blocks += inner if isinstance(inner, list) else []
+    return blocks + list(body.get("tools") or [])
+
+
+def cache_control_problem(body: dict[str, Any]) -> str | None:
+    """Anthropic's refusal of the request's cache_control breakpoints, or None."""
+    blocks = [b for b in _blocks_of(body) if isinstance(b, dict)]
+    found = [b["cache_control"] for b in blocks if "cache_control" in b]
+    for control in found:
+        if (
+            not isinstance(control, dict)
+            or control.get("type") != "ephemeral"
+            or set(control) - {"type", "ttl"}
+            or control.get("ttl", "5m") not in ("5m", "1h")
+        ):
+            return "cache_control: Input should be {type: 'ephemeral', ttl?: '5m' | '1h'}"
+    if len(found) > MAX_CACHE_BREAKPOINTS:
+        return (
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {len(found)}."
+        )
+    return None
+
+
+def output_config_problem(config: Any) -> str | None:
+    """Anthropic's refusal of an output_config (effort, format and its schema), or None."""
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        return "output_config: Input should be a valid dictionary"
+    extra = set(config) - {"format", "effort"}
+    if extra:
+        return f"output_config.{sorted(extra)[0]}: Extra inputs are not permitted"
+    if config.get("effort") not in (None, "low", "medium", "high", "xhigh", "max"):
+        return "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+    fmt = config.get("format")
+    if fmt is not None and (
+        not isinstance(fmt, dict)
+        or fmt.get("type") != "json_schema"
+        or not isinstance(fmt.get("schema"), dict)
+    ):
+        return "output_config.format: expected {type: json_schema, schema: {...}}"
+    return schema_problem(fmt["schema"], "output_config.format.schema") if fmt else None
+
+
+def omits_thinking(body: Any) -> bool:
+    """Claude Opus 4.7 and later leave the text out of thinking blocks (only the signature
+    comes) unless the request asks for thinking.display "summarized"."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return False
+    version = claude_version(body["model"])
+    thinking = body.get("thinking")
+    display = thinking.get("display") if isinstance(thinking, dict) else None
+    return version is not None and version >= (4, 7) and display != "summarized"

@@ -15,11 +15,12 @@ import asyncio
 import itertools
 import json
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.anthropic_checks import omits_thinking
 from tests.fakes.anthropic_validation import request_problem
 from tests.fakes.loopback import LoopbackServer
 
@@ -63,6 +64,7 @@ class Reply:
     error_after_deltas: int | None = None  # stream: send an `error` event after N deltas
     chunk_chars: int = 4  # stream: characters per text_delta / input_json_delta
     delay_sec: float = 0.0  # stream: pause between events
+    thinking_omitted: bool = False  # thinking blocks carry only their signature (display omitted)
 
     @classmethod
     def error(cls, status: int, error_type: str, message: str) -> Reply:
@@ -76,9 +78,8 @@ class Reply:
         """The final content blocks of this reply."""
         blocks: list[JSON] = []
         if self.thinking:
-            blocks.append(
-                {"type": "thinking", "thinking": self.thinking, "signature": self.signature}
-            )
+            shown = "" if self.thinking_omitted else self.thinking
+            blocks.append({"type": "thinking", "thinking": shown, "signature": self.signature})
         if self.text:
             blocks.append({"type": "text", "text": self.text})
         for use in self.tool_uses:
@@ -276,6 +277,8 @@ class FakeAnthropic(LoopbackServer):
         if refusal is not None:
             return refusal
         reply = self.replies.popleft() if self.replies else Reply()
+        if omits_thinking(body):
+            reply = replace(reply, thinking_omitted=True)
         if reply.status != 200:
             answer = error_body(reply.error_type, reply.error_message)
             return web.json_response(answer, status=reply.status)

@@ -15,8 +15,11 @@ import re
 from typing import Any
 
 from tests.fakes.anthropic_checks import (
+    cache_control_problem,
     content_problem,
     manual_thinking_problem,
+    output_config_problem,
+    sampling_problem,
     schema_problem,
     user_id_problem,
 )
@@ -71,7 +74,13 @@ def _check_body(body: Any) -> None:
     tool_names = _check_tools(body.get("tools"))
     _check_tool_choice(body.get("tool_choice"), tool_names)
     _check_thinking(body)
-    _check_output_config(body.get("output_config"))
+    problem = (
+        output_config_problem(body.get("output_config"))
+        or sampling_problem(body["model"], body)
+        or cache_control_problem(body)
+    )
+    if problem:
+        raise Invalid(problem)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise Invalid("stream: Input should be a valid boolean")
 
@@ -375,25 +384,3 @@ def _check_thinking_in_tool_loop(messages: list[JSON]) -> None:
             "`redacted_thinking`, but found `text`. When `thinking` is enabled, a final "
             "`assistant` message must start with a thinking block."
         )
-
-
-def _check_output_config(config: Any) -> None:
-    if config is None:
-        return
-    if not isinstance(config, dict):
-        raise Invalid("output_config: Input should be a valid dictionary")
-    _only(config, {"format", "effort"}, "output_config")
-    if config.get("effort") not in (None, "low", "medium", "high", "xhigh", "max"):
-        raise Invalid(
-            "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
-        )
-    fmt = config.get("format")
-    if fmt is not None and (
-        not isinstance(fmt, dict)
-        or fmt.get("type") != "json_schema"
-        or not isinstance(fmt.get("schema"), dict)
-    ):
-        raise Invalid("output_config.format: expected {type: json_schema, schema: {...}}")
-    problem = schema_problem(fmt["schema"], "output_config.format.schema") if fmt else None
-    if problem:
-        raise Invalid(problem)

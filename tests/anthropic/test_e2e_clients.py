@@ -1,0 +1,89 @@
+"""End to end: what OpenAI clients send by default (a temperature, prompt-cache breakpoints as
+OpenRouter and LiteLLM take them) through the real box to the strict fake Anthropic API."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.anthropic.conftest import ADAPTIVE_MODEL, MODEL, AnthropicBox, expected_cost_nanos
+from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_default_temperature_does_not_break_claude_opus_4_7(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, stream: bool
+) -> None:
+    # Opus 4.7 took sampling out: any temperature or top_p is a 400 there, and OpenAI clients
+    # send one by default. The box leaves them out (as OpenRouter does); the call succeeds.
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    fresh_fake.script(Reply(text="Fine.", input_tokens=40, output_tokens=3))
+    answer = client.chat.completions.create(
+        model=ADAPTIVE_MODEL,
+        messages=[{"role": "user", "content": "How are you?"}],
+        temperature=0.7,
+        reasoning_effort="high",
+        stream=stream,
+    )
+    text = (
+        "".join(c.choices[0].delta.content or "" for c in answer if c.choices)
+        if stream
+        else answer.choices[0].message.content
+    )
+    assert text == "Fine."
+    [sent] = fresh_fake.requests
+    assert sent.body["model"] == "claude-opus-4-7"
+    assert "temperature" not in sent.body
+    assert sent.body["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert box.balance_nanos(email) == (before - expected_cost_nanos(40, 3), 0)
+
+
+def test_cache_control_parts_reach_anthropic_and_cache_reads_are_billed_as_such(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    email, client = box.new_user()
+    before, _ = box.balance_nanos(email)
+    fresh_fake.script(
+        Reply(text="ok", input_tokens=10, cache_read_input_tokens=4000, output_tokens=2)
+    )
+    manual = {"type": "text", "text": "The manual. " * 50, "cache_control": {"type": "ephemeral"}}
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": [manual]},  # type: ignore[list-item]
+            {"role": "user", "content": "Question?"},
+        ],
+    )
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens_details is not None
+    assert completion.usage.prompt_tokens_details.cached_tokens == 4000
+    [sent] = fresh_fake.requests
+    assert sent.body["system"] == [manual]
+    assert box.balance_nanos(email) == (before - expected_cost_nanos(4010, 2), 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_comes_back_from_claude_opus_4_7(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, stream: bool
+) -> None:
+    # Opus 4.7 returns thinking blocks without their text unless the request asks for
+    # thinking.display "summarized": an OpenAI client that set reasoning_effort (and pays for
+    # the thinking) got an empty reasoning_content.
+    _, client = box.new_user()
+    fresh_fake.script(Reply(thinking="Weigh both options.", text="B.", output_tokens=90))
+    answer = client.chat.completions.create(
+        model=ADAPTIVE_MODEL,
+        messages=[{"role": "user", "content": "A or B?"}],
+        reasoning_effort="medium",
+        stream=stream,
+    )
+    if stream:
+        extras = [c.choices[0].delta.model_extra or {} for c in answer if c.choices]
+        reasoning = "".join(extra.get("reasoning_content", "") for extra in extras)
+    else:
+        reasoning = (answer.choices[0].message.model_extra or {})["reasoning_content"]
+    assert reasoning == "Weigh both options."
+    [sent] = fresh_fake.requests
+    assert sent.body["thinking"] == {"type": "adaptive", "display": "summarized"}
