@@ -54,4 +54,3 @@ def lead_across_boxes(role: str) -> bool:
     lock = (postgres.LEAD_LOCK_CLASS, role)
     held = query_all(postgres.LEADS_SQL, lock)[0][0]  # a session takes it once, not per ask
     return bool(held or query_all(postgres.TAKE_LEAD_SQL, lock)[0][0])
-

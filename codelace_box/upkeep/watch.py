@@ -19,8 +19,8 @@ from codelace_box.config import Config
 from codelace_box.db.core import utcnow
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
-from codelace_box.db.owners import lead_across_boxes
 from codelace_box.db.openlock import OpenMarker, try_lead
+from codelace_box.db.owners import lead_across_boxes
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
 from codelace_box.upkeep.backups import backup_due, take_scheduled_backup
