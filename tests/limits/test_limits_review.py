@@ -134,3 +134,40 @@ def test_a_key_cap_and_account_limits_hold_across_two_boxes(
     assert answered == [200] * 3 + [429] * 3, answered
     assert second.query("SELECT COUNT(*) FROM hold") == [(0,)]
     first.cli("doctor")
+
+
+async def _streams(box: Box, key: str, count: int) -> list[tuple[int, bytes]]:
+    body = {"model": FLAT, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100,
+            "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=box.url, headers=headers, timeout=60) as client:
+
+        async def one_stream() -> tuple[int, bytes]:
+            answer = await client.post(URL, json=body)
+            return answer.status_code, answer.content
+
+        return await asyncio.gather(*(one_stream() for _ in range(count)))
+
+
+def test_concurrent_streams_on_a_capped_key_and_a_small_balance_never_pass_them(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    box = box_factory("--workers", "2")
+    box.cli(*FLAT_MODEL)
+    box.until_served(FLAT, workers=2)
+    email, _ = box.new_user("100")
+    cap = 5 * EACH + EACH // 2
+    key = box.cli("keys", "create", email, "--limit-usd", f"{cap / 1e9:.9f}").split()[0]
+    fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.3, piece_delay=0.05)
+    answers = asyncio.run(_streams(box, key, 30))
+    assert sorted(status for status, _ in answers) == [200] * 5 + [402] * 25
+    assert all(body.endswith(b"data: [DONE]\n\n") for status, body in answers if status == 200)
+    assert box.query(
+        "SELECT spent_nanos, held_nanos FROM api_key WHERE key_prefix = ?", key[:7]
+    ) == [(5 * EACH, 0)]
+
+    poor, key = box.new_user(f"{(3 * EACH + EACH // 2) / 1e9:.9f}")
+    answers = asyncio.run(_streams(box, key, 30))
+    assert sorted(status for status, _ in answers) == [200] * 3 + [402] * 27
+    assert box.balance(poor) == (EACH // 2, 0)
+    box.cli("doctor")
