@@ -217,7 +217,18 @@ class Gateway:
         return body, usage
 
     async def open_stream(self, call: ChatCall) -> StreamRelay:
-        """Start a streaming call; errors before the upstream accepted it are raised here."""
+        """Start a streaming call; errors before the upstream accepted it are raised here. A
+        client that leaves meanwhile does not stop it: the upstream already works on the call
+        (and bills the operator), so it is opened and read on in the background, and charged
+        what the provider reports, as a stream left later is."""
+        task = asyncio.ensure_future(self._open_stream(call))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._detach(call.request_id, _read_on_when_open(task))
+            raise
+
+    async def _open_stream(self, call: ChatCall) -> StreamRelay:
         try:
             started = await open_stream_started(
                 self.client, self.routes, call, self.settings.max_retries, self.prober
@@ -252,6 +263,16 @@ class Gateway:
             )
         await self.writes.submit(partial(settle_steps, item=failed(call, error, usage)))
         return error if error is not None else exc
+
+
+async def _read_on_when_open(opening: asyncio.Future[StreamRelay]) -> None:
+    """A stream whose client left while it opened: read on once it is open (a stream that
+    failed to open has had its hold released, costing nothing)."""
+    try:
+        relay = await opening
+    except Exception:  # already settled as a failure by `Gateway._open_stream`
+        return
+    await relay.read_on()
 
 
 def _log_released(what: str, future: asyncio.Future[int]) -> None:

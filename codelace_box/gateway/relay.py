@@ -106,6 +106,13 @@ class StreamRelay:
             self._settled = self._reading_on = True
             self.detach(self._read_on())
 
+    async def read_on(self) -> None:
+        """The client left before the relay began: read the upstream on here (as `abandon`
+        does in the background), then settle."""
+        if not self._settled:
+            self._settled = self._reading_on = True
+            await self._read_on()
+
     async def _relay(self, send: Send) -> None:
         translator = self.translator
         while not translator.finished:
@@ -193,7 +200,7 @@ class StreamRelay:
         """Read the upstream to its end or the output cap; whether it ended normally."""
         translator = self.translator
         while not translator.finished:
-            data = await self.opened.response.read_chunk()
+            data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
             for event in self._parser.feed(data) if data else self._parser.flush():
                 for chunk in translator.feed(event):
                     if self._count(chunk):

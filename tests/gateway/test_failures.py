@@ -334,3 +334,22 @@ def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> N
     assert box.balance(email)[1] == 0
     with httpx.Client(base_url=box.url) as http:
         assert http.get("/healthz").status_code == 200
+
+
+def test_client_leaving_a_stream_before_its_first_byte_still_pays_for_it(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """The upstream took the streamed call and works on it (billing the operator) while the
+    client is gone before anything came back: the box reads it on and charges its count."""
+    email, key = box.new_user("1")
+    start = box.balance(email)[0]
+    fake.push(Reply(delay_before=0.8, prompt_tokens=13, completion_tokens=21))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    url = "/v1/chat/completions"
+    with box.http(key) as http, pytest.raises(httpx.ReadTimeout):
+        http.post(url, json=body, timeout=0.3)
+    row = _wait_for_settled(box, email)
+    cost = cost_nanos(13, 21, IN_PRICE, OUT_PRICE)
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("abandoned", 13, 21)
+    assert (row["cost_nanos"], row["estimated"], row["error_code"]) == (cost, 0, "client_closed")
+    assert box.balance(email) == (start - cost, 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import httpx
 import pytest
@@ -310,3 +311,30 @@ def test_a_stream_past_the_output_cap_is_cut_in_anthropics_shape(fresh: Messages
     row = fresh.usage_rows(email)[-1]
     assert (row["status"], row["error_code"]) == ("ok", "output_cap")
     assert row["cost_nanos"] <= row["hold_nanos"]
+
+
+@pytest.mark.parametrize("route", ["/v1/messages", "/v1/chat/completions"])
+def test_a_stream_left_before_its_content_began_is_charged_the_providers_count(
+    fresh: MessagesBox, route: str
+) -> None:
+    """The client leaves while the box still waits for the first content event (Anthropic
+    already sent message_start, with the input count): the box reads the stream on and
+    charges what the provider reports, input from that first event included."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="Slow to start.", input_tokens=40, output_tokens=9,
+                            delay_sec=0.4))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    body = {"model": ALIAS, "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(fresh.url + route, json=body, headers=headers, timeout=0.2)
+    for _ in range(200):
+        rows = fresh.usage_rows(email)
+        if rows and not fresh.balance_nanos(email)[1]:
+            break
+        time.sleep(0.05)
+    row = rows[-1]
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("abandoned", 40, 9)
+    cost = usd_nanos((40, PRICES["in"]), (9, PRICES["out"]))
+    assert fresh.balance_nanos(email) == (before - cost, 0)
