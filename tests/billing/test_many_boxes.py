@@ -65,6 +65,30 @@ def _until_locks_are_awaited(url: str, count: int) -> None:
             time.sleep(0.01)
 
 
+def _delivered_at_once(
+    pg_url: str, boxes: list[BillingBox], events: list[dict[str, Any]], trial_users: list[int]
+) -> list[httpx.Response]:
+    """Each event delivered to its box at once, while the trials' ledger keys of these
+    accounts are held, so that both deliveries meet there; both answers (each a 200)."""
+    answers: list[httpx.Response] = []
+    lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+    with psycopg.connect(pg_url) as holder:
+        for user_id in trial_users:
+            holder.execute(lock, (f"ledger:trial:{user_id}",))
+        threads = [
+            threading.Thread(target=lambda b=box, e=event: answers.append(b.deliver(e)))
+            for box, event in zip(boxes, events, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        _until_locks_are_awaited(pg_url, len(threads))
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    return answers
+
+
 def test_two_setups_of_one_account_on_two_boxes_at_once_earn_one_trial(
     billing_box_factory: BoxFactory, pg_url: str
 ) -> None:
@@ -80,21 +104,7 @@ def test_two_setups_of_one_account_on_two_boxes_at_once_earn_one_trial(
         box.double.complete(boxes[0].start_setup(ivy), card_fingerprint=fingerprint)
         for box, fingerprint in zip(boxes, cards, strict=True)
     ]
-    answers: list[httpx.Response] = []
-    lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-    with psycopg.connect(pg_url) as holder:  # the trial's ledger key, held: both must wait
-        holder.execute(lock, (f"ledger:trial:{ivy.user_id}",))
-        threads = [
-            threading.Thread(target=lambda b=box, e=event: answers.append(b.deliver(e)))
-            for box, event in zip(boxes, events, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        _until_locks_are_awaited(pg_url, 2)
-        holder.rollback()
-    for thread in threads:
-        thread.join(30)
-    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    answers = _delivered_at_once(pg_url, boxes, events, [ivy.user_id])
     results = sorted(r.json()["result"] for r in answers)
     assert results == ["trial_already_granted", "trial_granted"]
     assert boxes[0].balance_nanos(ivy) == 1 * NANOS
@@ -118,22 +128,7 @@ def test_one_card_set_up_by_two_accounts_on_two_boxes_at_once_earns_one_trial(
         boxes[0].double.complete(boxes[0].start_setup(p), card_fingerprint=fingerprint)
         for p in people
     ]
-    answers: list[httpx.Response] = []
-    lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-    with psycopg.connect(pg_url) as holder:  # both trials' ledger keys, held: both must wait
-        for person in people:
-            holder.execute(lock, (f"ledger:trial:{person.user_id}",))
-        threads = [
-            threading.Thread(target=lambda b=box, e=event: answers.append(b.deliver(e)))
-            for box, event in zip(boxes, events, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        _until_locks_are_awaited(pg_url, 2)
-        holder.rollback()
-    for thread in threads:
-        thread.join(30)
-    assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+    answers = _delivered_at_once(pg_url, boxes, events, [p.user_id for p in people])
     results = sorted(r.json()["result"] for r in answers)
     assert results == ["trial_card_used", "trial_granted"]
     assert sum(boxes[0].balance_nanos(p) for p in people) == 1 * NANOS
