@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import subprocess
 import sys
@@ -357,3 +358,15 @@ def test_a_base_url_with_credentials_a_query_or_a_fragment_is_refused(
     assert "bad" not in [p["name"] for p in workspace.json("providers", "list")]
     assert provider(workspace, "kept2")["base_url"] == "https://api.openai.com/v1"
     assert "s3cret" not in workspace.run("audit", "--json").stdout
+
+
+def test_allow_field_help_names_every_field_that_can_be_allowed(workspace: Workspace) -> None:
+    """The Claude Code setup needs `--allow-field context-1m`: `--help` names it and every
+    other field the box refuses without the operator's leave (the one list in the code)."""
+    from codelace_box.providers.billed_fields import BILLED_FIELDS
+
+    for command in ("add", "update"):
+        shown = " ".join(workspace.run("providers", command, "--help").stdout.split())
+        words = set(re.findall(r"[\w-]+", shown))
+        missing = [f for f in BILLED_FIELDS if f not in words]
+        assert not missing, (command, missing)
