@@ -166,7 +166,7 @@ def anthropic_model_list_view(named: list[tuple[str, ModelRoute]], has_more: boo
 
 def pricing_view(models: list[ModelRoute]) -> list[Json]:
     """GET /api/v1/public/pricing: USD per 1M input, output, cache-read and cache-write tokens
-    of each model."""
+    (1-hour writes apart) of each model."""
     return [
         {
             "model": m.id,
@@ -174,6 +174,7 @@ def pricing_view(models: list[ModelRoute]) -> list[Json]:
             "output_per_1m": usd_json(m.output_per_1m_nanos),
             "cache_read_per_1m": usd_json(m.cache_read_per_1m_nanos),
             "cache_write_per_1m": usd_json(m.cache_write_per_1m_nanos),
+            "cache_write_1h_per_1m": usd_json(m.cache_write_1h_per_1m_nanos),
         }
         for m in models
     ]

@@ -81,11 +81,14 @@ def _price(nanos: int | None) -> str | None:
 
 
 def model(model_id: str) -> State:
-    """A catalog model: provider, upstream name, prices (USD per 1M), caps, enabled."""
+    """A catalog model: provider, upstream name, prices (USD per 1M), caps, enabled, and the
+    aliases routed to it (`models remove` deletes them with it)."""
     row = CatalogModel.get_or_none(CatalogModel.id == model_id)
     if row is None:
         return None
+    aliases = ModelAlias.select(ModelAlias.name).where(ModelAlias.model == row.id)
     return {
+        "aliases": sorted(str(a.name) for a in aliases),
         "id": row.id,
         "provider": row.provider.name,
         "upstream_model": row.upstream_model,

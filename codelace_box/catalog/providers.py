@@ -116,6 +116,12 @@ def _check_base_url(base_url: str) -> None:
         usable = bool(parts.hostname) and parts.port != 0 and not re.search(r"\s", base_url)
     except ValueError:  # a port out of range, a malformed [IPv6] host
         usable = False
+    if usable and ("@" in parts.netloc or "?" in base_url or "#" in base_url):
+        # not echoed: a password in it would reach the terminal, and its shell's scrollback
+        raise InvalidRequest(
+            "base URL must have no user or password (give the key with --key), no query and "
+            "no fragment: paths such as /chat/completions are appended to it"
+        )
     if not usable:
         raise InvalidRequest(
             f"base URL must name a host (and a port from 1 to 65535, if any), with no spaces: "

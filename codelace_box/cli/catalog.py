@@ -18,6 +18,7 @@ from codelace_box.cli.support import (
 )
 from codelace_box.errors import CodelaceError
 from codelace_box.providers import PROVIDER_KINDS
+from codelace_box.providers.billed_fields import BILLED_FIELDS
 
 
 def provider_view(provider: Any) -> dict[str, Any]:
@@ -61,8 +62,7 @@ def providers() -> None:
 
 ALLOW_HELP = (
     "Let requests to this provider carry a field that bills beyond the model's price "
-    "(models, route, plugins, provider, transforms, web_search_options, service_tier, "
-    "modalities, audio); repeatable."
+    f"({', '.join(BILLED_FIELDS)}); repeatable."
 )
 
 

@@ -106,7 +106,8 @@ def test_catalog_changes_from_the_cli_apply_within_a_second(live: Live) -> None:
     live.box.ok("models", "enable", MODEL)
     within_a_second("the enabled model", lambda: MODEL in listed())
     assert pricing()[MODEL] == {"model": MODEL, "input_per_1m": 3, "output_per_1m": 4,
-                                "cache_read_per_1m": 3, "cache_write_per_1m": 3}  # fmt: skip
+                                "cache_read_per_1m": 3, "cache_write_per_1m": 3,
+                                "cache_write_1h_per_1m": 3}  # fmt: skip
 
 
 def test_a_provider_disabled_with_the_cli_answers_503_within_a_second(live: Live) -> None:

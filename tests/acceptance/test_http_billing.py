@@ -157,7 +157,8 @@ def test_pricing_lists_every_enabled_model_in_usd(box: Box) -> None:
     assert response.status_code == 200
     prices = {p["model"]: p for p in response.json()}
     assert prices[MODEL] == {"model": MODEL, "input_per_1m": 2.5, "output_per_1m": 10,
-                             "cache_read_per_1m": 2.5, "cache_write_per_1m": 2.5}  # fmt: skip
+                             "cache_read_per_1m": 2.5, "cache_write_per_1m": 2.5,
+                             "cache_write_1h_per_1m": 2.5}  # fmt: skip
     for price in prices.values():
         assert is_number(price["input_per_1m"]) and is_number(price["output_per_1m"])
 

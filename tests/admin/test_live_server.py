@@ -106,7 +106,8 @@ async def test_changes_made_in_the_ui_take_effect_on_a_running_server(
 
         await set_input_price(pilot, "3")
         new_prices = [{"model": "openai/gpt-5.4", "input_per_1m": 3, "output_per_1m": 10,
-                       "cache_read_per_1m": 3, "cache_write_per_1m": 3}]  # fmt: skip
+                       "cache_read_per_1m": 3, "cache_write_per_1m": 3,
+                       "cache_write_1h_per_1m": 3}]  # fmt: skip
         await seen_within("the new price", lambda: _is(pricing(), new_prices), pilot)
 
         await disable_model(pilot)

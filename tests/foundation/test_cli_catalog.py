@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import subprocess
 import sys
@@ -332,3 +333,40 @@ def test_models_set_none_unsets_the_output_cap_and_the_context_window(
     assert (model["input_per_1m"], model["output_per_1m"]) == (3, 2)
     assert "'--context-tokens'" in workspace.fail("models", "set", "cap/m", "--context-tokens",
                                                   "nothing", code=2)  # fmt: skip
+
+
+def test_a_base_url_with_credentials_a_query_or_a_fragment_is_refused(
+    workspace: Workspace,
+) -> None:
+    """A password in the URL (`https://user:pw@host/v1`) would be printed by `providers list`
+    and written to the audit log, and aiohttp refuses to send it beside the key's own
+    Authorization header (every request a 500); a query or fragment would end up in front of
+    the `/chat/completions` appended to it. All are refused, without echoing the password."""
+    workspace.run("providers", "add", "kept2", "--kind", "openai", "--key", OPENAI_KEY)
+    for bad in (
+        "http://user:pw-s3cret@127.0.0.1:9/v1",
+        "https://only-a-user-s3cret@api.example.com/v1",
+        "https://api.example.com/v1?api-version=2024-10-21",
+        "https://api.example.com/v1#s3cret",
+    ):
+        line = workspace.fail(
+            "providers", "add", "bad", "--kind", "openai", "--base-url", bad, "--key", "k"
+        )
+        assert "base URL" in line and "s3cret" not in line, line
+        line = workspace.fail("providers", "update", "kept2", "--base-url", bad)
+        assert "base URL" in line and "s3cret" not in line, line
+    assert "bad" not in [p["name"] for p in workspace.json("providers", "list")]
+    assert provider(workspace, "kept2")["base_url"] == "https://api.openai.com/v1"
+    assert "s3cret" not in workspace.run("audit", "--json").stdout
+
+
+def test_allow_field_help_names_every_field_that_can_be_allowed(workspace: Workspace) -> None:
+    """The Claude Code setup needs `--allow-field context-1m`: `--help` names it and every
+    other field the box refuses without the operator's leave (the one list in the code)."""
+    from codelace_box.providers.billed_fields import BILLED_FIELDS
+
+    for command in ("add", "update"):
+        shown = " ".join(workspace.run("providers", command, "--help").stdout.split())
+        words = set(re.findall(r"[\w-]+", shown))
+        missing = [f for f in BILLED_FIELDS if f not in words]
+        assert not missing, (command, missing)

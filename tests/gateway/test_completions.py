@@ -300,7 +300,8 @@ def test_public_models_and_pricing(box: Box) -> None:
     assert entry["object"] == "model" and entry["owned_by"] == "fake"
     assert abs(entry["created"] - time.time()) < 3600
     assert {"model": MODEL, "input_per_1m": 2.5, "output_per_1m": 10.0,
-            "cache_read_per_1m": 2.5, "cache_write_per_1m": 2.5} in pricing  # fmt: skip
+            "cache_read_per_1m": 2.5, "cache_write_per_1m": 2.5,
+            "cache_write_1h_per_1m": 2.5} in pricing  # fmt: skip
     client = box.sdk("cl_unused")
     assert MODEL in [m.id for m in client.models.list().data]
     assert client.models.retrieve(MODEL).owned_by == "fake"

@@ -110,6 +110,11 @@ def test_public_pricing_has_the_cache_prices(box: MessagesBox) -> None:
     prices = httpx.get(f"{box.server.base_url}/api/v1/public/pricing").json()
     sonnet = next(p for p in prices if p["model"] == MODEL)
     assert (sonnet["cache_read_per_1m"], sonnet["cache_write_per_1m"]) == (0.3, 3.75)
+    # 1-hour cache writes (Claude Code asks for them) are billed at their own price: a user
+    # must be able to read it beside the others
+    assert sonnet["cache_write_1h_per_1m"] == 6
+    gpt = next(p for p in prices if p["model"] == OPENAI_MODEL)  # unset: the write price
+    assert (gpt["cache_write_per_1m"], gpt["cache_write_1h_per_1m"]) == (0.25, 0.25)
 
 
 def test_customer_usage_shows_cache_tokens(fresh: MessagesBox) -> None:

@@ -87,6 +87,21 @@ def test_every_cli_admin_command_leaves_one_entry_with_its_before_and_after(
     assert box.ok("doctor").startswith("ok")
 
 
+def test_removing_a_model_records_the_aliases_that_went_with_it(tmp_path: Path) -> None:
+    """`models remove` deletes the model's aliases too (a client sending `claude-haiku-4-5`
+    gets 404 from then on): the entry's before names them, so the log shows that change."""
+    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box.ok("providers", "add", "acme", "--kind", "openai", "--key", PROVIDER_KEY)
+    box.ok("models", "set", "acme/m1", "--input-per-1m", "1", "--output-per-1m", "2")
+    box.ok("models", "alias", "m1-b", "acme/m1")
+    box.ok("models", "alias", "m1-a", "acme/m1")
+    box.ok("models", "remove", "acme/m1")
+    removed = entries(box)[-1]
+    assert (removed["command"], removed["after"]) == ("models remove", None)
+    assert removed["before"]["aliases"] == ["m1-a", "m1-b"]
+    assert box.ok("doctor").startswith("ok")
+
+
 def test_the_os_user_is_the_processs_own_not_what_the_environment_says(tmp_path: Path) -> None:
     """$USER and $LOGNAME are whatever the shell exported (`USER=bob codelace-box ...`): the
     entry names the account the process runs as, and who became it through sudo (admins
