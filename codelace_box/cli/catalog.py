@@ -10,6 +10,7 @@ import click
 from codelace_box.audit import states
 from codelace_box.cli.support import (
     CliState,
+    WholeNumber,
     audited,
     emit,
     json_option,
@@ -215,7 +216,7 @@ def providers_remove(state: CliState, name: str) -> None:
 
 @providers.command("key-remove")
 @click.argument("name")
-@click.argument("key_id", type=int)
+@click.argument("key_id", type=WholeNumber(min=1))
 @pass_state
 def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
     """Remove a key of a provider (KEY_ID as `providers list` shows it)."""
@@ -231,7 +232,7 @@ def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
 
 @providers.command("key-enable")
 @click.argument("name")
-@click.argument("key_id", type=int)
+@click.argument("key_id", type=WholeNumber(min=1))
 @pass_state
 def providers_key_enable(state: CliState, name: str, key_id: int) -> None:
     """Probe a key and, if its upstream accepts it, put it back in rotation (a flagged or

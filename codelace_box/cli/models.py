@@ -7,7 +7,15 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
-from codelace_box.cli.support import CliState, audited, emit, json_option, pass_state, table
+from codelace_box.cli.support import (
+    CliState,
+    WholeNumber,
+    audited,
+    emit,
+    json_option,
+    pass_state,
+    table,
+)
 from codelace_box.db.core import MAX_SQLITE_INTEGER
 from codelace_box.money import usd_json, usd_text
 
@@ -46,7 +54,7 @@ class TokensOrNone(click.ParamType):
 
     name = "integer|none"
 
-    def __init__(self, count: click.IntRange) -> None:
+    def __init__(self, count: WholeNumber) -> None:
         self.count = count
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -72,13 +80,13 @@ def models() -> None:
 @click.option("--upstream-model", default=None, help="Upstream name (default: the part after '/').")
 @click.option(
     "--max-output-tokens",
-    type=TokensOrNone(click.IntRange(max=MAX_SQLITE_INTEGER)),
+    type=TokensOrNone(WholeNumber(max=MAX_SQLITE_INTEGER)),
     default=None,
     help="Cap used when a request sets none ('none': no cap).",
 )
 @click.option(
     "--context-tokens",
-    type=TokensOrNone(click.IntRange(min=1, max=MAX_SQLITE_INTEGER)),
+    type=TokensOrNone(WholeNumber(min=1, max=MAX_SQLITE_INTEGER)),
     default=None,
     help="Context window: what a media part of unknown size reserves "
     "('none' or unset: gateway.default_context_tokens).",

@@ -177,10 +177,25 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def parse_usd(value: str) -> Decimal:
-    """A USD amount from the command line (digits, not Decimal's "1_000" or "NaN" spellings)."""
+    """A USD amount from the command line (ASCII digits, not Decimal's "1_000", Arabic-Indic or "NaN"
+    spellings)."""
     try:
-        if "_" in value:
+        if "_" in value or not value.isascii():
             raise ArithmeticError
         return Decimal(value)
     except ArithmeticError:
         raise click.BadParameter(f"not a USD amount: {value!r}") from None
+
+
+class WholeNumber(click.IntRange):
+    """A whole number in a range, written in ASCII digits (an optional sign): click's own
+    takes what Python's int() takes, such as "٣" (read as 3) and "1_000"."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            digits = value.strip().removeprefix("-").removeprefix("+")
+            if not (digits.isascii() and digits.isdigit()):
+                self.fail(f"{value!r} is not a whole number (digits 0-9).", param, ctx)
+        return super().convert(value, param, ctx)

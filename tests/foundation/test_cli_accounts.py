@@ -113,6 +113,9 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
     assert "not a USD amount: '1_000'" in workspace.fail(
         "credit", "ken@example.com", "1_000", "--reason", "x", code=2
     )
+    assert "not a USD amount: '\u0665'" in workspace.fail(  # Decimal reads it as 5
+        "credit", "ken@example.com", "\u0665", "--reason", "x", code=2
+    )
     assert "more precise than a nano-dollar: 1.1234567891" in workspace.fail(
         "credit", "ken@example.com", "1.1234567891", "--reason", "x"
     )

@@ -175,6 +175,24 @@ def test_models_errors(workspace: Workspace) -> None:
     assert not [m for m in workspace.json("models", "list") if m["id"].startswith("errs/")]
 
 
+def test_whole_numbers_are_written_in_ascii_digits(workspace: Workspace) -> None:
+    """Token counts, ports and key ids take the digits 0-9 only, as prices and limits do:
+    click's own integer read "٣" as 3 and "1_000" as 1000."""
+    workspace.run("providers", "add", "digits", "--kind", "openai", "--key", OPENAI_KEY)
+    price = ("--input-per-1m", "1", "--output-per-1m", "2")
+    for option, written in (("--max-output-tokens", "٣"), ("--context-tokens", "1_000")):
+        refused = workspace.fail("models", "set", "digits/m", *price, option, written, code=2)
+        assert f"'{written}' is not a whole number" in refused
+    assert not [m for m in workspace.json("models", "list") if m["id"] == "digits/m"]
+    assert "is not a whole number" in workspace.fail(
+        "providers", "key-remove", "digits", "\u0661", code=2
+    )
+    assert "is not a whole number" in workspace.fail("serve", "--port", "٨٠٨٠", code=2)
+    workspace.run("models", "set", "digits/m", *price, "--max-output-tokens", "+300")
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "digits/m"]
+    assert model["max_output_tokens"] == 300
+
+
 def test_models_disable_and_enable(workspace: Workspace) -> None:
     workspace.run("providers", "add", "flip", "--kind", "anthropic", "--key", ANTHROPIC_KEY)
     workspace.run("models", "set", "flip/m", "--input-per-1m", "1", "--output-per-1m", "1")
