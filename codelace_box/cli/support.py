@@ -177,8 +177,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def parse_usd(value: str) -> Decimal:
-    """A USD amount from the command line (ASCII digits, not Decimal's "1_000", Arabic-Indic or "NaN"
-    spellings)."""
+    """A USD amount from the command line (ASCII digits: not Decimal's "1_000", "NaN" or
+    Arabic-Indic spellings)."""
     try:
         if "_" in value or not value.isascii():
             raise ArithmeticError
