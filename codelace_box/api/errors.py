@@ -46,10 +46,25 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     """Sanic's handler for every exception: known errors as they are, the rest hidden; on
     the Messages API routes in Anthropic's shape, with the same status and headers."""
     response = _render_openai(request, exc)
+    if request is not None:
+        _close_if_body_too_large(request)
     path = request.path if request is not None else ""
     if path == ANTHROPIC_ROUTES or path.startswith(ANTHROPIC_ROUTES + "/"):
         return _as_anthropic(response)
     return response
+
+
+def _close_if_body_too_large(request: Request) -> None:
+    """An error answered before the body was read (404, 405): Sanic drains the rest after the
+    answer and drops the connection when it is over the limit, but by then the answer said
+    keep-alive, so the client's next pooled request met a reset. Say `connection: close`."""
+    stream = getattr(request, "stream", None)
+    if stream is None or not getattr(stream, "request_body", None):
+        return  # no body left unread
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > request.app.config.REQUEST_MAX_SIZE
+    if too_large or stream.request_body == "chunked":  # a chunked body's size is unknown
+        stream.keep_alive = False
 
 
 def _as_anthropic(response: HTTPResponse) -> HTTPResponse:

@@ -152,6 +152,23 @@ def test_a_body_over_max_body_bytes_is_a_413_envelope(box: Box) -> None:
     assert "body" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/no/such/route"), ("PUT", "/v1/models")])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_oversized_body_on_a_wrong_route_does_not_break_the_next_request(
+    box: Box, method: str, path: str, chunked: bool
+) -> None:
+    """A 404/405 answered before the body was read: the box drops the connection when it
+    finds the rest too large, so it must say `connection: close` rather than keep-alive (or
+    the client's next request on the pooled connection meets a reset)."""
+    with box.http(box.shared_key) as http:
+        body = b"x" * 250_000
+        refused = http.request(method, path, content=iter([body]) if chunked else body)
+        assert refused.headers["connection"] == "close"
+        after = http.get("/healthz")
+    assert refused.status_code in (404, 405)
+    assert after.status_code == 200
+
+
 def test_headers_over_the_limit_are_a_413_that_says_headers(box: Box) -> None:
     with box.http() as http:
         response = http.get("/healthz", headers={"x-padding": "a" * 20_000})
