@@ -144,10 +144,14 @@ class UpstreamResponse:
         return bytes(kept), read, self._response.content.at_eof()
 
     async def read_chunk(self) -> bytes:
-        """The next bytes of the body as they arrive; b"" at its end."""
+        """The next bytes of the body as they arrive; b"" at its end. Bytes that arrived
+        before the connection broke come first, the failure at the next read."""
+        content = self._response.content
         try:
-            return await self._response.content.readany()
+            return await content.readany()
         except Exception as exc:
+            if arrived := _arrived_before_failure(content):
+                return arrived
             raise _translate(exc) from None
 
     def close(self) -> None:
@@ -169,6 +173,18 @@ class UpstreamResponse:
             self.close()
             return
         self.release()
+
+
+def _arrived_before_failure(content: aiohttp.StreamReader) -> bytes:
+    """What a broken connection's reader still holds: aiohttp's readany() raises the failure
+    as soon as it is set, dropping the bytes that came before it (a stream's last events, when
+    the relay read them a moment after the upstream sent them and hung up)."""
+    if not getattr(content, "_buffer", None):
+        return b""
+    try:
+        return content._read_nowait(-1)  # the buffer, without the failure check
+    except Exception:  # aiohttp's internals changed: the failure alone, as before
+        return b""
 
 
 def _translate(exc: BaseException) -> BaseException:
