@@ -269,6 +269,11 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
     ("extra", "headers", "field"),
     [
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, {}, "web_search"),
+        (  # a server-side inference on a dearer model (Opus), billed at its rates
+            {"tools": [{"type": "advisor_20260301", "name": "advisor", "model": "claude-opus-4-6"}]},
+            {"anthropic-beta": "advisor-tool-2026-03-01"},
+            "advisor",
+        ),
         ({"service_tier": "priority"}, {}, "service_tier"),
         ({"speed": "fast"}, {"anthropic-beta": "fast-mode-2026-02-01"}, "speed"),
         ({"inference_geo": "us"}, {}, "inference_geo"),
