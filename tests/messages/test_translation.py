@@ -16,6 +16,7 @@ from tests.messages.conftest import (
     OPENAI_MODEL,
     OPENAI_PRICES,
     MessagesBox,
+    openai_chunk,
     usd_nanos,
 )
 
@@ -149,6 +150,33 @@ def test_the_sdk_stream_of_a_translated_answer(fresh: MessagesBox) -> None:
         final = stream.get_final_message()
     assert text == "one two three"
     assert final.usage.output_tokens == 3 and final.stop_reason == "end_turn"
+
+
+def test_the_sdk_stream_of_translated_reasoning_has_thinking_blocks_it_can_read(
+    fresh: MessagesBox,
+) -> None:
+    """A thinking block carries a `signature` (a required field of the SDK's ThinkingBlock),
+    streamed or not: an OpenAI upstream has none to give, so it is empty, as in the answer."""
+    _, key = fresh.new_key()
+    chunks = [openai_chunk({"role": "assistant", "reasoning_content": "Let me count."}),
+              openai_chunk({"content": "one two"}), openai_chunk({}, finish="stop"),
+              openai_chunk({}, usage={"prompt_tokens": 9, "completion_tokens": 6}),
+              b"data: [DONE]\n\n"]  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=chunks))
+    with fresh.client(key).messages.stream(
+        model=OPENAI_ALIAS,
+        max_tokens=50,
+        messages=[{"role": "user", "content": "count"}],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    ) as stream:
+        final = stream.get_final_message()
+    thinking = final.content[0]
+    assert (thinking.type, thinking.thinking, thinking.signature) == (
+        "thinking",
+        "Let me count.",
+        "",
+    )
+    assert final.content[1].text == "one two"
 
 
 def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> None:
