@@ -82,6 +82,22 @@ def test_a_request_is_translated_to_chat_completions(fresh: MessagesBox) -> None
         "/v1/messages", 1000, OPENAI_MODEL)  # fmt: skip
 
 
+def test_adaptive_thinking_keeps_the_effort_claude_code_asks_for(fresh: MessagesBox) -> None:
+    """Claude Code sends `thinking: {type: adaptive}` with `output_config.effort` (its /effort
+    setting): the effort is what the OpenAI model is asked for, not a fixed medium."""
+    _, key = fresh.new_key()
+    for effort, expected in (("low", "low"), ("high", "high"), ("max", "high"), (None, "medium")):
+        fresh.openai_fake.push(Reply(content="ok"))
+        body = {"model": OPENAI_ALIAS, "max_tokens": 50, "thinking": {"type": "adaptive"},
+                "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+        if effort is not None:
+            body["output_config"] = {"effort": effort}
+        answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                            headers={"x-api-key": key}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert fresh.openai_fake.requests[-1].body["reasoning_effort"] == expected, effort
+
+
 def test_tool_calls_come_back_as_tool_use_blocks(fresh: MessagesBox) -> None:
     _, key = fresh.new_key()
     calls = [{"name": "Read", "arguments": '{"path": "/etc/hosts"}'}]
