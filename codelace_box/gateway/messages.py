@@ -119,6 +119,13 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in sent.items() if value}
 
 
+def forwarded_beta(route: ModelRoute, headers: Mapping[str, str]) -> str:
+    """The `anthropic-beta` flags the upstream will see: an `anthropic` provider's only (the
+    translation to an `openai` one sends no such header, so its flags bill nothing there;
+    Claude Code sends context-1m-* with its default model)."""
+    return header_values(headers, "anthropic-beta") if route.provider.kind == "anthropic" else ""
+
+
 def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderAdapter:
     """The upstream adapter of a Messages call to this route's provider."""
     if route.provider.kind == "anthropic":
@@ -152,8 +159,8 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
     route = resolve_model(routes, model)
-    beta = header_values(headers, "anthropic-beta")
-    check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
+    check_billed_messages(body, forwarded_beta(route, headers), route.provider.allowed_fields,
+                          route.id)  # fmt: skip
     adapter = messages_adapter(route, headers)
     adapter.check_request(body, route.upstream_model)
     context = route.context_tokens or default_context_tokens

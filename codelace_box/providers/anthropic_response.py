@@ -40,18 +40,40 @@ def _count(usage: JSON, name: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+_INPUT_COUNTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
 def input_tokens(usage: JSON) -> int:
     """All input tokens of an Anthropic usage object: uncached + cache reads + cache writes."""
-    return (
-        _count(usage, "input_tokens")
-        + _count(usage, "cache_read_input_tokens")
-        + _count(usage, "cache_creation_input_tokens")
-    )
+    return sum(_count(usage, name) for name in _INPUT_COUNTS)
+
+
+def _with_iterations(usage: JSON) -> JSON:
+    """The usage counts plus those of the extra samplings Anthropic reports only in
+    `usage.iterations` (server-side compaction: its pass over the whole conversation is billed,
+    but the top-level counts are the `message` iterations' alone)."""
+    iterations = usage.get("iterations")
+    extra = [
+        item
+        for item in (iterations if isinstance(iterations, list) else ())
+        if isinstance(item, dict) and item.get("type") != "message"
+    ]
+    if not extra:
+        return usage
+    total = dict(usage)
+    for name in (*_INPUT_COUNTS, "output_tokens"):
+        total[name] = _count(usage, name) + sum(_count(item, name) for item in extra)
+    hours = [usage, *extra]
+    total["cache_creation"] = {"ephemeral_1h_input_tokens": sum(
+        _count(c, "ephemeral_1h_input_tokens")
+        for c in (h.get("cache_creation") for h in hours) if isinstance(c, dict)
+    )}  # fmt: skip
+    return total
 
 
 def usage_from(usage: Any) -> Usage:
     """Billable Usage (with OpenAI detail objects) from an Anthropic usage object."""
-    usage = usage if isinstance(usage, dict) else {}
+    usage = _with_iterations(usage) if isinstance(usage, dict) else {}
     prompt_details: JSON = {"cached_tokens": _count(usage, "cache_read_input_tokens")}
     writes = _count(usage, "cache_creation_input_tokens")
     if writes:

@@ -29,6 +29,8 @@ BILLED_FIELDS: dict[str, str] = {
     "web_search": "Anthropic's web search server tool, billed per search",
     "web_fetch": "Anthropic's web fetch server tool",
     "code_execution": "Anthropic's code execution server tool, billed per hour",
+    "advisor": "Anthropic's advisor server tool: a second model (Opus) answers inside the call, "
+    "billed at that model's rates",
     "speed": "Anthropic's fast mode, billed at premium prices (only standard passes)",
     "inference_geo": "inference pinned to a region, billed at a premium (only global passes)",
     "mcp_servers": "Anthropic's MCP connector: remote tool results billed as input the "
@@ -45,7 +47,7 @@ FREE_VALUES: dict[str, frozenset[Any]] = {
 }
 # Anthropic server tool types (their dated names start so) -> the field that allows them.
 SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
-                "code_execution_": "code_execution"}  # fmt: skip
+                "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
 

@@ -5,8 +5,9 @@ data or http URLs, PDF documents as file parts); `tool_result` blocks become `to
 (placed before the rest of their user turn, as OpenAI wants them right after the calls);
 assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped (an OpenAI
 upstream cannot take them back); tools, tool_choice, stop_sequences, max_tokens, temperature,
-top_p, metadata.user_id and thinking (as reasoning_effort) map to their counterparts. Answers
-and streams go back in providers/messages_openai_stream.py. Pure: no I/O.
+top_p, metadata.user_id and thinking (as reasoning_effort, by its budget or adaptive thinking's
+output_config.effort) map to their counterparts. Answers and streams go back in
+providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from codelace_box.providers.openai import OpenAIAdapter
 _OPENAI = OpenAIAdapter()
 # thinking.budget_tokens -> reasoning_effort (below each bound)
 _EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
+# output_config.effort -> reasoning_effort
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -165,13 +168,16 @@ def _tool_choice(choice: JSON, payload: JSON) -> None:
         payload["parallel_tool_calls"] = False
 
 
-def _effort(thinking: Any) -> str | None:
+def _effort(thinking: Any, output_config: Any) -> str | None:
+    """reasoning_effort for Anthropic's thinking: by its budget, or (adaptive thinking, as
+    Claude Code sends it) by `output_config.effort` (max: OpenAI's high), else medium."""
     if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
         return None
     budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int):
-        return "medium"
-    return next((effort for bound, effort in _EFFORT_BOUNDS if budget < bound), "high")
+    if isinstance(budget, int):
+        return next((effort for bound, effort in _EFFORT_BOUNDS if budget < bound), "high")
+    asked = output_config.get("effort") if isinstance(output_config, dict) else None
+    return _EFFORTS.get(asked, "medium") if isinstance(asked, str) else "medium"
 
 
 def _options(body: JSON, payload: JSON) -> None:
@@ -187,7 +193,7 @@ def _options(body: JSON, payload: JSON) -> None:
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         payload["user"] = metadata["user_id"]
-    effort = _effort(body.get("thinking"))
+    effort = _effort(body.get("thinking"), body.get("output_config"))
     if effort is not None:
         payload["reasoning_effort"] = effort
 

@@ -163,7 +163,9 @@ class OpenAIToMessagesStream(StreamTranslator):
             out += self._flush_deferred() + self._close()
             self.index += 1
             self.kind = kind
-            block = {"type": kind, kind: ""}
+            block: JSON = {"type": kind, kind: ""}
+            if kind == "thinking":  # an OpenAI upstream signs nothing: empty, as in answers
+                block["signature"] = ""
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
         out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return out

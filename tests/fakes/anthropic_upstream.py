@@ -65,6 +65,9 @@ class Reply:
     chunk_chars: int = 4  # stream: characters per text_delta / input_json_delta
     delay_sec: float = 0.0  # stream: pause between events
     thinking_omitted: bool = False  # thinking blocks carry only their signature (display omitted)
+    # server-side compaction's own sampling (its usage: input_tokens, output_tokens, ...), which
+    # Anthropic reports in `usage.iterations` only, outside the top-level counts
+    compaction: JSON | None = None
 
     @classmethod
     def error(cls, status: int, error_type: str, message: str) -> Reply:
@@ -86,7 +89,7 @@ class Reply:
             blocks.append({"type": "tool_use", "id": use.id, "name": use.name, "input": use.input})
         return blocks
 
-    def usage(self, output_tokens: int) -> JSON:
+    def usage(self, output_tokens: int, final: bool = True) -> JSON:
         usage: JSON = {
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
@@ -99,6 +102,9 @@ class Reply:
                 - self.cache_creation_1h_tokens,
                 "ephemeral_1h_input_tokens": self.cache_creation_1h_tokens,
             }
+        if final and self.compaction is not None:
+            message = {"type": "message", **usage}
+            usage["iterations"] = [{"type": "compaction", **self.compaction}, message]
         return usage
 
 
@@ -165,7 +171,7 @@ def _block_events(index: int, block: JSON, size: int) -> list[JSON]:
 def stream_events(reply: Reply, model: str) -> list[JSON]:
     """The documented event sequence for a reply, with an `error` event if scripted."""
     start = message_body(reply, model)
-    start.update(content=[], stop_reason=None, stop_sequence=None, usage=reply.usage(1))
+    start.update(content=[], stop_reason=None, stop_sequence=None, usage=reply.usage(1, False))
     events: list[JSON] = [{"type": "message_start", "message": start}, *reply.extra_events]
     if reply.error_before_content:
         error = error_body(reply.error_type, reply.error_message)

@@ -138,6 +138,21 @@ def test_a_model_on_an_openai_provider_by_translation(fresh: MessagesBox, tmp_pa
     assert {r["model"] for r in fresh.usage_rows(email)} == {OPENAI_MODEL}
 
 
+def test_claude_codes_default_name_on_an_openai_model(fresh: MessagesBox, tmp_path: Path) -> None:
+    """Claude Code asks its default model with `anthropic-beta: context-1m-*`: a flag only an
+    Anthropic upstream acts on (and bills for), never sent to an OpenAI one, so not refused."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(*[OpenAIReply(content="Translated hello.")] * 5)
+    fresh.cli("models", "alias", DEFAULT_MODEL, OPENAI_MODEL)
+    try:
+        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
+    finally:
+        fresh.cli("models", "alias", DEFAULT_MODEL, MODEL)
+    assert answer["result"] == "Translated hello."
+    assert fresh.openai_fake.requests and completions(fresh) == []
+    assert {r["model"] for r in fresh.usage_rows(email)} == {OPENAI_MODEL}
+
+
 def test_no_credit_is_a_402_and_no_upstream_call(fresh: MessagesBox, tmp_path: Path) -> None:
     _, key = fresh.new_key(credit_usd="0")
     home = tmp_path / "home"

@@ -119,6 +119,29 @@ def test_create_with_the_sdk_charges_cache_reads_and_writes_at_their_prices(
     assert row["cache_write_1h_tokens"] == 1000 and row["cost_nanos"] == cost
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_server_side_compaction_is_charged_its_own_sampling_too(
+    fresh: MessagesBox, stream: bool
+) -> None:
+    """Compaction (context_management compact_*) samples the whole conversation once more in
+    the same call; Anthropic bills that pass and reports it only in `usage.iterations`."""
+    email, key = fresh.new_key()
+    compaction = {"input_tokens": 1800, "output_tokens": 350, "cache_read_input_tokens": 0,
+                  "cache_creation_input_tokens": 0}  # fmt: skip
+    fresh.fake.script(Reply(text="Summarised.", input_tokens=230, output_tokens=10,
+                            compaction=compaction))  # fmt: skip
+    body = {"model": ALIAS, "max_tokens": 1000, "stream": stream,
+            "context_management": {"edits": [{"type": "compact_20260112"}]},
+            "messages": [{"role": "user", "content": "long talk " * 300}]}  # fmt: skip
+    answer = post(fresh, key, body, **{"anthropic-beta": "compact-2026-01-12"})
+    assert answer.status_code == 200, answer.text
+    row = fresh.usage_rows(email)[-1]
+    assert (row["input_tokens"], row["output_tokens"]) == (230 + 1800, 10 + 350)
+    cost = usd_nanos((230 + 1800, PRICES["in"]), (10 + 350, PRICES["out"]))
+    assert row["cost_nanos"] == cost
+    assert fresh.fake.requests[-1].body["context_management"] == body["context_management"]
+
+
 def test_stream_with_the_sdk_relays_every_event_and_charges_the_final_usage(
     fresh: MessagesBox,
 ) -> None:
@@ -270,6 +293,15 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
     ("extra", "headers", "field"),
     [
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, {}, "web_search"),
+        (  # a server-side inference on a dearer model (Opus), billed at its rates
+            {
+                "tools": [
+                    {"type": "advisor_20260301", "name": "advisor", "model": "claude-opus-4-6"}
+                ]
+            },
+            {"anthropic-beta": "advisor-tool-2026-03-01"},
+            "advisor",
+        ),
         ({"service_tier": "priority"}, {}, "service_tier"),
         ({"speed": "fast"}, {"anthropic-beta": "fast-mode-2026-02-01"}, "speed"),
         ({"inference_geo": "us"}, {}, "inference_geo"),

@@ -16,6 +16,7 @@ from tests.messages.conftest import (
     OPENAI_MODEL,
     OPENAI_PRICES,
     MessagesBox,
+    openai_chunk,
     usd_nanos,
 )
 
@@ -79,6 +80,22 @@ def test_a_request_is_translated_to_chat_completions(fresh: MessagesBox) -> None
     row = fresh.usage_rows(email)[-1]
     assert (row["route"], row["cache_read_tokens"], row["model"]) == (
         "/v1/messages", 1000, OPENAI_MODEL)  # fmt: skip
+
+
+def test_adaptive_thinking_keeps_the_effort_claude_code_asks_for(fresh: MessagesBox) -> None:
+    """Claude Code sends `thinking: {type: adaptive}` with `output_config.effort` (its /effort
+    setting): the effort is what the OpenAI model is asked for, not a fixed medium."""
+    _, key = fresh.new_key()
+    for effort, expected in (("low", "low"), ("high", "high"), ("max", "high"), (None, "medium")):
+        fresh.openai_fake.push(Reply(content="ok"))
+        body = {"model": OPENAI_ALIAS, "max_tokens": 50, "thinking": {"type": "adaptive"},
+                "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+        if effort is not None:
+            body["output_config"] = {"effort": effort}
+        answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                            headers={"x-api-key": key}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert fresh.openai_fake.requests[-1].body["reasoning_effort"] == expected, effort
 
 
 def test_tool_calls_come_back_as_tool_use_blocks(fresh: MessagesBox) -> None:
@@ -149,6 +166,33 @@ def test_the_sdk_stream_of_a_translated_answer(fresh: MessagesBox) -> None:
         final = stream.get_final_message()
     assert text == "one two three"
     assert final.usage.output_tokens == 3 and final.stop_reason == "end_turn"
+
+
+def test_the_sdk_stream_of_translated_reasoning_has_thinking_blocks_it_can_read(
+    fresh: MessagesBox,
+) -> None:
+    """A thinking block carries a `signature` (a required field of the SDK's ThinkingBlock),
+    streamed or not: an OpenAI upstream has none to give, so it is empty, as in the answer."""
+    _, key = fresh.new_key()
+    chunks = [openai_chunk({"role": "assistant", "reasoning_content": "Let me count."}),
+              openai_chunk({"content": "one two"}), openai_chunk({}, finish="stop"),
+              openai_chunk({}, usage={"prompt_tokens": 9, "completion_tokens": 6}),
+              b"data: [DONE]\n\n"]  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=chunks))
+    with fresh.client(key).messages.stream(
+        model=OPENAI_ALIAS,
+        max_tokens=50,
+        messages=[{"role": "user", "content": "count"}],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    ) as stream:
+        final = stream.get_final_message()
+    thinking = final.content[0]
+    assert (thinking.type, thinking.thinking, thinking.signature) == (
+        "thinking",
+        "Let me count.",
+        "",
+    )
+    assert final.content[1].text == "one two"
 
 
 def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> None:

@@ -93,7 +93,7 @@ def test_the_synthesized_stream_opens_and_closes_blocks_in_order() -> None:
         ("content_block_stop", 1), ("content_block_start", 2), ("content_block_delta", 2),
         ("content_block_stop", 2), ("message_delta", None), ("message_stop", None),
     ]  # fmt: skip
-    assert events[1]["content_block"] == {"type": "thinking", "thinking": ""}
+    assert events[1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
     assert events[7]["content_block"]["name"] == "Read"
     assert events[-2]["delta"]["stop_reason"] == "tool_use"
     assert events[-2]["usage"]["output_tokens"] == 4 and stream.finished
