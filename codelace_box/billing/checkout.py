@@ -14,6 +14,7 @@ import hmac
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from codelace_box.accounts.ratelimit import Limit, hit
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
@@ -139,6 +140,18 @@ def setup_session_params(
     }
 
 
+CHECKOUTS_PER_HOUR = 20  # Checkout Sessions (top-ups and card setups) an account may start
+
+
+def count_checkout(user_id: int) -> None:
+    """One more Checkout Session of this account, or 429 `rate_limit_error`: each is a call to
+    Stripe on the operator's account (whose API rate limit every account shares) and a top-up
+    a pending payment row, so a script holding any key of the account cannot start them
+    without bound. A person paying needs a few."""
+    limit = Limit(f"checkout:{user_id}", CHECKOUTS_PER_HOUR, 3600, "checkout sessions")
+    hit([limit])
+
+
 def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: str) -> Payment:
     """The `pending` payment row of a top-up session just created."""
     with write_transaction():
@@ -158,6 +171,7 @@ async def start_topup(
     """Validate, create the payment-mode session, record it pending (off the event loop on
     PostgreSQL); the checkout URL."""
     amount = parse_topup_amount(raw_amount, config.stripe)
+    await run_db_work(count_checkout, user_id)
     link = await api.create_checkout_session(topup_session_params(user_id, email, amount, config))
     currency = config.stripe.currency
     await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)
@@ -166,6 +180,7 @@ async def start_topup(
 
 async def start_setup(api: StripeApi, user_id: int, email: str, config: Config) -> str:
     """Create the setup-mode session; the checkout URL."""
+    await run_db_work(count_checkout, user_id)
     params = setup_session_params(user_id, email, config, api.box_secret)
     link = await api.create_checkout_session(params)
     return link.url

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from codelace_box.billing.checkout import CHECKOUTS_PER_HOUR
 from tests.billing.conftest import BillingBox
 from tests.support import run_cli
 
@@ -216,3 +217,23 @@ def test_a_key_that_cannot_manage_keys_may_still_start_a_checkout_and_a_setup(
     refused = box.post("/api/v1/auth/key", tool, json={"name": "uncapped"})
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "key_management_not_allowed"
+
+
+def test_an_account_starts_a_bounded_number_of_checkouts_an_hour(box: BillingBox) -> None:
+    """Each Checkout Session is a call to Stripe on the operator's account (whose API rate limit
+    every account shares), a top-up also a pending payment: a script with any key of the
+    account gets a 429 past CHECKOUTS_PER_HOUR, top-ups and card setups counted together, and
+    another account is not held back."""
+    buyer, other = box.customer(), box.customer()
+    for _ in range(CHECKOUTS_PER_HOUR - 1):
+        box.start_topup(buyer, 10)
+    box.start_setup(buyer)
+    made = len(box.double.sessions)
+    for path, body in (("checkout", {"amount_usd": 10}), ("setup", None)):
+        refused = box.post(f"/api/v1/stripe/{path}", buyer, json=body)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    assert len(box.double.sessions) == made, "no session started past the limit"
+    assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR - 1
+    box.start_topup(other, 10)
