@@ -256,7 +256,7 @@ class RouteTable:
         """The route of a model id or alias: 400 malformed, 404 unknown/disabled, 503 unusable
         provider."""
         self._fresh()
-        model_id = self._aliases.get(model_id, model_id)
+        sent, model_id = model_id, self._aliases.get(model_id, model_id)
         provider_name, _, model_name = model_id.partition("/")
         if not provider_name or not model_name:
             raise InvalidRequest(
@@ -266,7 +266,8 @@ class RouteTable:
             )
         route = self._models.get(model_id)
         if route is None:
-            raise NotFound(f"the model {model_id} does not exist", code="model_not_found")
+            named = model_id if sent == model_id else f"{sent} (an alias of {model_id})"
+            raise NotFound(f"the model {named} does not exist", code="model_not_found")
         provider = self._providers.get(route.provider.id, route.provider)
         if not provider.enabled:
             raise ServiceUnavailable(

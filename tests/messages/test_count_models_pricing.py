@@ -137,6 +137,12 @@ def test_an_alias_routes_on_chat_completions_too_and_can_be_removed(box: Message
     head = {"authorization": f"Bearer {key}"}
     answer = httpx.post(url, json=body, headers=head, timeout=30)
     assert answer.status_code == 200 and answer.json()["model"] == OPENAI_MODEL
+    box.cli("models", "disable", OPENAI_MODEL)
+    time.sleep(1.1)  # the routing snapshot is reloaded within a second
+    answer = httpx.post(url, json=body, headers=head, timeout=30)
+    assert answer.status_code == 404  # the name the client sent, and what it stands for
+    assert f"my-short-name (an alias of {OPENAI_MODEL})" in answer.json()["error"]["message"]
+    box.cli("models", "enable", OPENAI_MODEL)
     box.cli("models", "unalias", "my-short-name")
     time.sleep(1.1)  # the routing snapshot is reloaded within a second
     answer = httpx.post(url, json=body, headers=head, timeout=30)
