@@ -51,11 +51,14 @@ _CACHE_COLUMNS = (
 
 
 def _cache_fields(prices: CachePrices, current: CatalogModel | None) -> dict[str, int | None]:
-    """The cache price columns to store: the given ones parsed, the others kept (or NULL)."""
+    """The cache price columns to store: the given ones parsed ("none": NULL again, so the
+    price follows the input price, or the write price, once more), the others kept."""
     fields: dict[str, int | None] = {}
     for name, column, what in _CACHE_COLUMNS:
         given = getattr(prices, name)
-        if given is not None:
+        if isinstance(given, str) and given.strip().lower() == "none":
+            fields[column] = None
+        elif given is not None:
             fields[column] = parse_price(given, what)
         else:
             fields[column] = getattr(current, column) if current is not None else None

@@ -91,9 +91,21 @@ def models() -> None:
     help="Context window: what a media part of unknown size reserves "
     "('none' or unset: gateway.default_context_tokens).",
 )
-@click.option("--cache-read-per-1m", default=None, help="USD per 1M cached input tokens read.")
-@click.option("--cache-write-per-1m", default=None, help="USD per 1M input tokens cached.")
-@click.option("--cache-write-1h-per-1m", default=None, help="USD per 1M tokens cached for 1 hour.")
+@click.option(
+    "--cache-read-per-1m",
+    default=None,
+    help="USD per 1M cached input tokens read ('none': the input price).",
+)
+@click.option(
+    "--cache-write-per-1m",
+    default=None,
+    help="USD per 1M input tokens cached ('none': the input price).",
+)
+@click.option(
+    "--cache-write-1h-per-1m",
+    default=None,
+    help="USD per 1M tokens cached for 1 hour ('none': the write price).",
+)
 @pass_state
 def models_set(
     state: CliState,

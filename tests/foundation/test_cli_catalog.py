@@ -193,6 +193,17 @@ def test_whole_numbers_are_written_in_ascii_digits(workspace: Workspace) -> None
     assert model["max_output_tokens"] == 300
 
 
+def test_a_cache_price_set_once_can_follow_the_input_price_again(workspace: Workspace) -> None:
+    workspace.run("providers", "add", "cached", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "cached/m", "--input-per-1m", "3", "--output-per-1m", "9",
+                  "--cache-read-per-1m", "0.3", "--cache-write-per-1m", "4")  # fmt: skip
+    workspace.run("models", "set", "cached/m", "--cache-read-per-1m", "none",
+                  "--cache-write-per-1m", "NONE", "--input-per-1m", "5")  # fmt: skip
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "cached/m"]
+    assert (model["cache_read_per_1m"], model["cache_write_per_1m"]) == (5, 5)
+    assert model["cache_write_1h_per_1m"] == 5
+
+
 def test_models_disable_and_enable(workspace: Workspace) -> None:
     workspace.run("providers", "add", "flip", "--kind", "anthropic", "--key", ANTHROPIC_KEY)
     workspace.run("models", "set", "flip/m", "--input-per-1m", "1", "--output-per-1m", "1")
