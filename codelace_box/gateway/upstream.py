@@ -15,10 +15,10 @@ docs/http-api.md keeps for the user's own balance), 504 for timeouts.
 
 A 400 that says the model takes no `reasoning_effort` at all, to a call whose translation added
 that field (Messages or Responses to an `openai` provider: Claude Code and Codex always ask for
-reasoning), is tried once more without it: a model that does not reason (gpt-4o, gpt-4.1) then
-answers as if it had not been asked. That attempt is not a retry; the hold is the same, and a
-400 is not billed upstream. A client's own `reasoning_effort` (/v1/chat/completions) is
-theirs: its 400 is relayed.
+reasoning), is tried once more without it: a model that does not reason (gpt-4o, gpt-4.1, an
+Ollama model without thinking) then answers as if it had not been asked. That attempt is not a
+retry; the hold is the same, and a 400 is not billed upstream. A client's own
+`reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed.
 """
 
 from __future__ import annotations
@@ -65,12 +65,14 @@ _KEY_BLAME_RE = re.compile(
 )
 # A model that takes no reasoning_effort at all, as OpenAI says it ("Unsupported parameter:
 # 'reasoning_effort' is not supported with this model."; earlier, and Azure: "Unrecognized
-# request argument supplied: reasoning_effort"), and Groq ("reasoning_effort is not supported
-# with this model"). Not a value it refuses ("Unsupported value: 'reasoning_effort' does not
-# support 'none' with this model"): the client chose that one.
+# request argument supplied: reasoning_effort"), Groq ("reasoning_effort is not supported
+# with this model") and Ollama, which reads it as `think` ('"llama3.1:8b" does not support
+# thinking'). Not a value it refuses ("Unsupported value: 'reasoning_effort' does not support
+# 'none' with this model"): the client chose that one.
 _NO_EFFORT_RE = re.compile(
     r"unrecognized request argument supplied: reasoning_effort\b|"
-    r"['`]?reasoning_effort['`]? is not supported with this model",
+    r"['`]?reasoning_effort['`]? is not supported with this model|"
+    r"\bdoes not support thinking\b",
     re.IGNORECASE,
 )
 

@@ -22,6 +22,7 @@ from tests.messages.conftest import (
 pytestmark = NEEDS_SDK
 
 UPSTREAM = "gpt-5.4-mini"  # OPENAI_MODEL's upstream name, made to refuse reasoning here
+OLLAMA = '"llama3.1:8b" does not support thinking'  # Ollama reads reasoning_effort as `think`
 THINKING = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}
 
 
@@ -30,7 +31,7 @@ def efforts(box: MessagesBox) -> list[object]:
     return [r.body.get("reasoning_effort") for r in box.openai_fake.requests]
 
 
-@pytest.mark.parametrize("refusal", [NO_REASONING, NO_REASONING_LEGACY])
+@pytest.mark.parametrize("refusal", [NO_REASONING, NO_REASONING_LEGACY, OLLAMA])
 @pytest.mark.parametrize("stream", [False, True])
 def test_claude_code_thinking_on_a_model_that_does_not_reason(
     fresh: MessagesBox, refusal: str, stream: bool
@@ -108,10 +109,12 @@ def test_a_clients_own_reasoning_effort_gets_the_upstreams_400(fresh: MessagesBo
         (400, NO_REASONING, True),  # OpenAI now
         (400, NO_REASONING_LEGACY, True),  # OpenAI before, Azure
         (400, "`reasoning_effort` is not supported with this model", True),  # Groq, Cerebras
+        (400, OLLAMA, True),
         (400, "Unrecognized request argument supplied: reasoning_effort (request id: 1)", True),
         (400, "Unsupported value: 'reasoning_effort' does not support 'none' with this model. "
          "Supported values are: 'minimal', 'low', 'medium', and 'high'.", False),  # a value
         (400, "Unrecognized request argument supplied: reasoning", False),  # another field
+        (400, 'think value "medium" is not supported for this model', False),  # Ollama: a value
         (400, "Unsupported parameter: 'temperature' is not supported with this model.", False),
         (422, NO_REASONING, False),
     ],
