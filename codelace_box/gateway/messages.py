@@ -165,7 +165,9 @@ def prepare_messages_call(
     adapter.check_request(body, route.upstream_model)
     context = route.context_tokens or default_context_tokens
     hold = hold_for(route, messages_input_bound(body_len, body, context), cap)
-    return new_call(
+    call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
     )  # fmt: skip
+    call.effort_added = route.provider.kind == "openai"  # thinking -> reasoning_effort
+    return call

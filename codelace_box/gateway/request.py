@@ -68,6 +68,7 @@ class ChatCall:
     context: Any = None  # what the ingress dialect needs to write the answer (e.g. Responses')
     upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
     client_sec: float = 0.0  # a stream's time spent waiting for the client to take its bytes
+    effort_added: bool = False  # a translation, not the client, asks the upstream for reasoning
 
     @property
     def output_limit(self) -> int:

@@ -46,4 +46,6 @@ def prepare_responses_call(
         call.body, call.adapter = body, NativeResponses()
     else:
         call.context = translated.context
+        kind = call.route.provider.kind
+        call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
     return call

@@ -12,6 +12,13 @@ user, no key touched, no other key tried. What the client finally sees: the upst
 status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
 unreachable upstreams, 503 when no key is left or the provider wants paying (never 402, which
 docs/http-api.md keeps for the user's own balance), 504 for timeouts.
+
+A 400 that says the model takes no `reasoning_effort` at all, to a call whose translation added
+that field (Messages or Responses to an `openai` provider: Claude Code and Codex always ask for
+reasoning), is tried once more without it: a model that does not reason (gpt-4o, gpt-4.1, an
+Ollama model without thinking) then answers as if it had not been asked. That attempt is not a
+retry; the hold is the same, and a 400 is not billed upstream. A client's own
+`reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed.
 """
 
 from __future__ import annotations
@@ -54,6 +61,18 @@ _DELTA_SECONDS_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
 _KEY_BLAME_RE = re.compile(
     r"api[ _-]?key|\bkey\b|authenticat|unauthori[sz]ed|permission|credential|"
     r"access[ _-]?denied|access[ _-]?token",
+    re.IGNORECASE,
+)
+# A model that takes no reasoning_effort at all, as OpenAI says it ("Unsupported parameter:
+# 'reasoning_effort' is not supported with this model."; earlier, and Azure: "Unrecognized
+# request argument supplied: reasoning_effort"), Groq ("reasoning_effort is not supported
+# with this model") and Ollama, which reads it as `think` ('"llama3.1:8b" does not support
+# thinking'). Not a value it refuses ("Unsupported value: 'reasoning_effort' does not support
+# 'none' with this model"): the client chose that one.
+_NO_EFFORT_RE = re.compile(
+    r"unrecognized request argument supplied: reasoning_effort\b|"
+    r"['`]?reasoning_effort['`]? is not supported with this model|"
+    r"\bdoes not support thinking\b",
     re.IGNORECASE,
 )
 
@@ -175,12 +194,38 @@ async def _confirmed(
     return False
 
 
+def refuses_effort(error: CodelaceError) -> bool:
+    """Whether an upstream's refusal says the model takes no `reasoning_effort` at all."""
+    return (
+        isinstance(error, UpstreamRejected)
+        and error.status == 400
+        and _NO_EFFORT_RE.search(error.message) is not None
+    )
+
+
+def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
+    """Take out the `reasoning_effort` the box's translation added, once, when the upstream
+    refuses it (the next attempt goes without it); False when the refusal is another."""
+    if not call.effort_added or not refuses_effort(error):
+        return False
+    call.effort_added = False
+    call.body = call.adapter.without_effort(call.body)
+    log.info(
+        "%s: %s takes no reasoning_effort; asking again without it",
+        *(call.route.provider.name, call.route.upstream_model),
+    )
+    return True
+
+
 async def _judge(
     prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, response: UpstreamResponse
 ) -> tuple[CodelaceError, bool]:
-    """The error of a non-200 answer and whether its key was flagged; raises the error when
-    another key would not do better (the request itself is at fault)."""
+    """The error of a non-200 answer and whether the next attempt is free (its key was flagged,
+    or the request lost the reasoning_effort the box added); raises the error when another key
+    would not do better (the request itself is at fault)."""
     error = await _failure(call, response, key)
+    if _drop_added_effort(call, error):
+        return error, True
     if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
         await routes.mark_failing(key, error.key_failure_reason)
         return error, True
@@ -228,8 +273,8 @@ async def open_upstream(
             metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
             if response.status == 200:
                 return Opened(response, key)
-            last, flagged = await _judge(prober, routes, call, key, response)
-            if flagged:  # the rotation shrank: the next key is not a retry
+            last, free = await _judge(prober, routes, call, key, response)
+            if free:  # the rotation shrank, or the request changed: the next is not a retry
                 continue
         finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)
             call.upstream_sec += time.perf_counter() - sent

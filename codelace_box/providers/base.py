@@ -130,6 +130,11 @@ class ProviderAdapter(ABC):
         account at the provider cannot pay: HTTP 402 Payment Required, by default."""
         return status == 402
 
+    def without_effort(self, body: JSON) -> JSON:
+        """The body asking the upstream for no reasoning effort (for a model that refuses
+        `reasoning_effort`: gateway/upstream.py); by default, without that field."""
+        return {name: value for name, value in body.items() if name != "reasoning_effort"}
+
     @abstractmethod
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A fresh translator for one streamed response."""

@@ -259,6 +259,11 @@ class MessagesToOpenAI(ProviderAdapter):
         """As the OpenAI adapter decides."""
         return _OPENAI.wants_payment(status, message)
 
+    def without_effort(self, body: JSON) -> JSON:
+        """The Messages body with thinking disabled: its translation sends no
+        reasoning_effort."""
+        return {**body, "thinking": {"type": "disabled"}}
+
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """OpenAI chunks in, Anthropic events out."""
         return OpenAIToMessagesStream(_OPENAI.stream_translator(public_model), public_model)

@@ -15,6 +15,8 @@ max_tokens. Streams and raw bodies are written by tests/fakes/openai_chat_stream
 `POST /v1/embeddings` and `/v1/responses` by openai_embeddings.py and openai_responses.py.
 `GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key (a
 status, or `MISSING_SCOPE`: OpenAI's 401 to a restricted key that may not list models).
+A model named in `no_reasoning` refuses `reasoning_effort` with OpenAI's 400 for a model that does
+not reason (NO_REASONING; NO_REASONING_LEGACY is the older and Azure wording), scripts untouched.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -42,6 +44,10 @@ from tests.fakes.openai_embeddings import embeddings
 from tests.fakes.openai_responses import responses
 
 MISSING_SCOPE = 4010  # a probe_status: the key works, but it may not list models
+# OpenAI's 400 to reasoning_effort for a model that does not reason (gpt-4o, gpt-4.1), now
+# (code unsupported_parameter, param reasoning_effort) and before (and Azure's: no code, param).
+NO_REASONING = "Unsupported parameter: 'reasoning_effort' is not supported with this model."
+NO_REASONING_LEGACY = "Unrecognized request argument supplied: reasoning_effort"
 
 
 @dataclass
@@ -118,6 +124,7 @@ class FakeOpenAI(LoopbackServer):
         self.client_gone = threading.Event()  # set when a hanging stream saw the client leave
         self.probe_status: dict[str, int] = {}  # API key -> status of GET /v1/models (401...)
         self.probes: list[str] = []  # the API keys GET /v1/models was asked with, in order
+        self.no_reasoning: dict[str, str] = {}  # model -> its 400 message to reasoning_effort
         self.paused = threading.Event()  # a `raw` body reached its pause_after
         self.resume = threading.Event()  # set by the test: the paused body goes on
 
@@ -136,6 +143,7 @@ class FakeOpenAI(LoopbackServer):
         self.key_status.clear()
         self.probe_status.clear()
         self.probes.clear()
+        self.no_reasoning.clear()
         self.default = Reply()
         for event in (self.client_gone, self.paused, self.resume):
             event.clear()
@@ -232,7 +240,17 @@ class FakeOpenAI(LoopbackServer):
             )
         if status is not None:
             return _error(status, f"Key answered {status}.", "server_error")
-        return self._check_body(body)
+        return self._check_body(body) or self._check_reasoning(body)
+
+    def _check_reasoning(self, body: dict[str, Any]) -> web.Response | None:
+        """OpenAI's 400 when a model that does not reason is asked for reasoning_effort."""
+        message = self.no_reasoning.get(body["model"])
+        if message is None or body.get("reasoning_effort") is None:
+            return None
+        if message == NO_REASONING:
+            return _error(400, message, "invalid_request_error", "unsupported_parameter",
+                          "reasoning_effort")  # fmt: skip
+        return _error(400, message, "invalid_request_error")
 
     @staticmethod
     def _check_body(body: Any) -> web.Response | None:

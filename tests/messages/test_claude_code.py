@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 
 from tests.fakes.anthropic_upstream import Reply, ToolUse
+from tests.fakes.openai_upstream import NO_REASONING
 from tests.fakes.openai_upstream import Reply as OpenAIReply
 from tests.messages.conftest import (
     MODEL,
     OPENAI_ALIAS,
     OPENAI_MODEL,
+    OPENAI_PRICES,
     PRICES,
     MessagesBox,
     openai_chunk,
@@ -196,3 +198,30 @@ def test_parallel_tool_calls_by_translation_interleaved(fresh: MessagesBox, tmp_
     second = fresh.openai_fake.requests[-1].body["messages"]
     results = {m["tool_call_id"]: m["content"] for m in second if m["role"] == "tool"}
     assert "pelican" in results["call_a"] and "heron" in results["call_b"]
+
+
+def test_the_default_name_on_a_model_that_does_not_reason(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """Claude Code always asks for adaptive thinking; aliased to an OpenAI model that refuses
+    reasoning_effort (gpt-4.1), each call is asked once more without it, and charged once."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.no_reasoning["gpt-5.4-mini"] = NO_REASONING
+    fresh.openai_fake.default = OpenAIReply(content="Plain hello.", prompt_tokens=50,
+                                            completion_tokens=3)  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    fresh.cli("models", "alias", DEFAULT_MODEL, OPENAI_MODEL)
+    try:
+        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
+    finally:
+        fresh.cli("models", "alias", DEFAULT_MODEL, MODEL)
+    assert answer["result"] == "Plain hello."
+    sent = [r.body.get("reasoning_effort") for r in fresh.openai_fake.requests]
+    refused = [i for i, effort in enumerate(sent) if effort is not None]
+    assert refused and all(sent[i + 1] is None for i in refused), sent
+    answered = len(sent) - len(refused)
+    rows = fresh.usage_rows(email)
+    assert len(rows) == answered and {r["status"] for r in rows} == {"ok"}
+    one = usd_nanos((50, OPENAI_PRICES["in"]), (3, OPENAI_PRICES["out"]))
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (one * answered, 0)
