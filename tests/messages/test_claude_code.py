@@ -92,6 +92,16 @@ def test_a_plain_prompt_with_the_auth_token(fresh: MessagesBox, tmp_path: Path) 
     assert rows and all(r["route"] == "/v1/messages" for r in rows)
 
 
+def hello_through_an_openai_model(box: MessagesBox, home: Path, key: str) -> Any:
+    """Claude Code's answer to "Say hello" with its default model name aliased to an OpenAI
+    model for the while (then to the Anthropic one again)."""
+    box.cli("models", "alias", DEFAULT_MODEL, OPENAI_MODEL)
+    try:
+        return run_claude(box, home, {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
+    finally:
+        box.cli("models", "alias", DEFAULT_MODEL, MODEL)
+
+
 def completions(box: MessagesBox) -> list[Any]:
     """The /v1/messages calls the fake received (count_tokens ones aside)."""
     return [r for r in box.fake.requests if isinstance(r.body, dict) and "max_tokens" in r.body]
@@ -145,11 +155,7 @@ def test_claude_codes_default_name_on_an_openai_model(fresh: MessagesBox, tmp_pa
     Anthropic upstream acts on (and bills for), never sent to an OpenAI one, so not refused."""
     email, key = fresh.new_key()
     fresh.openai_fake.push(*[OpenAIReply(content="Translated hello.")] * 5)
-    fresh.cli("models", "alias", DEFAULT_MODEL, OPENAI_MODEL)
-    try:
-        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
-    finally:
-        fresh.cli("models", "alias", DEFAULT_MODEL, MODEL)
+    answer = hello_through_an_openai_model(fresh, tmp_path / "home", key)
     assert answer["result"] == "Translated hello."
     assert fresh.openai_fake.requests and completions(fresh) == []
     assert {r["model"] for r in fresh.usage_rows(email)} == {OPENAI_MODEL}
@@ -210,11 +216,7 @@ def test_the_default_name_on_a_model_that_does_not_reason(
     fresh.openai_fake.default = OpenAIReply(content="Plain hello.", prompt_tokens=50,
                                             completion_tokens=3)  # fmt: skip
     before, _ = fresh.balance_nanos(email)
-    fresh.cli("models", "alias", DEFAULT_MODEL, OPENAI_MODEL)
-    try:
-        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
-    finally:
-        fresh.cli("models", "alias", DEFAULT_MODEL, MODEL)
+    answer = hello_through_an_openai_model(fresh, tmp_path / "home", key)
     assert answer["result"] == "Plain hello."
     sent = [r.body.get("reasoning_effort") for r in fresh.openai_fake.requests]
     refused = [i for i, effort in enumerate(sent) if effort is not None]
