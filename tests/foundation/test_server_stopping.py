@@ -229,6 +229,72 @@ def test_sigterm_waits_for_a_call_its_client_left_and_charges_it(tmp_path: Path)
     assert space.run("doctor").stdout.startswith("ok: ")
 
 
+def test_sigterm_waits_for_a_stream_its_client_left_while_it_opened(tmp_path: Path) -> None:
+    """A streamed call whose client left before the upstream's first byte still runs upstream:
+    a stop lets it open, reads it to its end and charges it, with no error logged."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "opener@example.com")
+    server = ServerProcess(space.config, port).start()
+    fake.push(Reply(delay_before=1.5, prompt_tokens=7, completion_tokens=8))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
+                       timeout=0.5)  # fmt: skip
+        assert server.stop() == 0, server.log_text()
+    finally:
+        server.stop()
+        fake.stop()
+    log = server.log_text()
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("abandoned", 23_000)]
+    assert space.json("users", "show", "opener@example.com")["credit_balance_usd"] == 0.999977
+    assert "Traceback" not in log and " ERROR " not in log, log
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_sigterm_while_a_stream_opens_lets_it_open_relay_and_settle(tmp_path: Path) -> None:
+    """SIGTERM while a streamed call waits for the upstream's first byte, its client still
+    there: the stream opens, reaches the client whole and is charged once."""
+    import openai
+
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "waiter@example.com")
+    server = ServerProcess(space.config, port).start()
+    pieces = ["a ", "b ", "c"]
+    fake.push(Reply(pieces=pieces, delay_before=1.5, prompt_tokens=7, completion_tokens=8))
+    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+
+    def stream() -> str:
+        chunks = client.chat.completions.create(
+            model="fake/m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        return "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            received = pool.submit(stream)
+            deadline = time.monotonic() + 10
+            while not fake.requests and time.monotonic() < deadline:
+                time.sleep(0.02)  # the upstream has the call: the stream is opening
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            assert received.result(timeout=20) == "".join(pieces)
+        assert server.process.wait(20) == 0, server.log_text()
+    finally:
+        client.close()
+        server.stop()
+        fake.stop()
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("ok", 23_000)]
+    assert space.json("users", "show", "waiter@example.com")["credit_balance_usd"] == 0.999977
+    assert "Traceback" not in server.log_text(), server.log_text()
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
 def metered_workspace(tmp_path: Path, upstream_url: str, email: str) -> tuple[Any, int, str]:
     """A workspace with provider `fake` at upstream_url, model fake/m at $1/$2 per 1M tokens
     and a user with $1 of credit: (workspace, port, the user's API key)."""
