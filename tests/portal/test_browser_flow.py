@@ -23,6 +23,16 @@ def wait_page(browser: Browser, title: str) -> None:
     browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
 
 
+def make_key(browser: Browser, box: PortalBox, name: str) -> str:
+    """On the keys page, make a key named `name`; the full key the page shows (once)."""
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.field("Name of the new key").send_keys(name)
+    browser.button("Create key").click()
+    shown = browser.wait_for(lambda: browser.field("Your new key"), "the new key")
+    return str(shown.get_attribute("value"))
+
+
 def assert_drawn(browser: Browser, what: str) -> None:
     """The screenshot is not blank: many grey levels with real spread."""
     variance, levels = luminance_spread(browser.screenshot_png(scale=0.5))
@@ -72,12 +82,7 @@ def test_a_key_is_made_shown_once_used_and_revoked(fresh_browser: Browser, box: 
     email = "keys@portal.test"
     sign_in(fresh_browser, box, email)
     box.cli("credit", email, "5", "--reason", "portal test")
-    fresh_browser.driver.get(box.url + "/keys")
-    wait_page(fresh_browser, "API keys")
-    fresh_browser.field("Name of the new key").send_keys("laptop")
-    fresh_browser.button("Create key").click()
-    shown = fresh_browser.wait_for(lambda: fresh_browser.field("Your new key"), "the new key")
-    full_key = shown.get_attribute("value")
+    full_key = make_key(fresh_browser, box, "laptop")
     assert full_key.startswith("cl_") and len(full_key) == 43
     fresh_browser.button("Copy key").click()
     fresh_browser.wait_for(lambda: "Copied" in fresh_browser.main_text(), "the copy note")
@@ -127,12 +132,7 @@ def test_after_sign_out_the_back_button_shows_nothing_of_the_account(
     account's data): the page is asked for anew and finds no session."""
     browser = fresh_browser
     sign_in(browser, box, "shared-computer@portal.test")
-    browser.driver.get(box.url + "/keys")
-    wait_page(browser, "API keys")
-    browser.field("Name of the new key").send_keys("laptop")
-    browser.button("Create key").click()
-    full_key = browser.wait_for(lambda: browser.field("Your new key"), "the new key")
-    full_key = full_key.get_attribute("value")
+    full_key = make_key(browser, box, "laptop")
     browser.button("Sign out").click()
     wait_page(browser, "Sign in")
     browser.driver.back()
