@@ -207,7 +207,7 @@ def test_healthz_and_the_catalog(server: ServerProcess) -> None:
 
 def test_the_portal_and_its_static_files_are_in_the_binary(server: ServerProcess) -> None:
     shell = httpx.get(server.base_url + "/")
-    assert shell.status_code == 200 and shell.headers["cache-control"] == "no-cache"
+    assert shell.status_code == 200 and shell.headers["cache-control"] == "no-store"
     found = re.search(r'src="(/portal/assets/[0-9a-f]{16}/main\.js)"', shell.text)
     assert found, shell.text
     for name in ("main.js", "keys.js", "app.css"):
