@@ -205,40 +205,21 @@ def test_sigterm_lets_a_streamed_completion_finish_and_settle(
     assert space.run("doctor").stdout.startswith("ok: ")
 
 
-def test_sigterm_waits_for_a_call_its_client_left_and_charges_it(tmp_path: Path) -> None:
-    """A non-streaming call the client gave up on still runs upstream (the operator pays the
-    provider for it): a stop lets it finish and charges it before the process exits."""
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream-while-opening"])
+def test_sigterm_waits_for_a_call_its_client_left_and_charges_it(
+    tmp_path: Path, stream: bool
+) -> None:
+    """A call the client gave up on before the upstream's first byte still runs upstream (the
+    operator pays the provider for it): a stop lets it finish (a stream: open, then read to
+    its end) and charges it before the process exits, with no error logged."""
     from tests.fakes.openai_upstream import FakeOpenAI, Reply
 
     fake = FakeOpenAI().start()
-    space, port, key = metered_workspace(tmp_path, fake.base_url, "leaver@example.com")
+    email = f"leaver-{stream}@example.com".lower()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, email)
     server = ServerProcess(space.config, port).start()
     fake.push(Reply(delay_before=1.5, prompt_tokens=7, completion_tokens=8))
-    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"authorization": f"Bearer {key}"}
-    try:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
-                       timeout=0.5)  # fmt: skip
-        assert server.stop() == 0, server.log_text()
-    finally:
-        server.stop()
-        fake.stop()
-    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("abandoned", 23_000)]
-    assert space.json("users", "show", "leaver@example.com")["credit_balance_usd"] == 0.999977
-    assert space.run("doctor").stdout.startswith("ok: ")
-
-
-def test_sigterm_waits_for_a_stream_its_client_left_while_it_opened(tmp_path: Path) -> None:
-    """A streamed call whose client left before the upstream's first byte still runs upstream:
-    a stop lets it open, reads it to its end and charges it, with no error logged."""
-    from tests.fakes.openai_upstream import FakeOpenAI, Reply
-
-    fake = FakeOpenAI().start()
-    space, port, key = metered_workspace(tmp_path, fake.base_url, "opener@example.com")
-    server = ServerProcess(space.config, port).start()
-    fake.push(Reply(delay_before=1.5, prompt_tokens=7, completion_tokens=8))
-    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     headers = {"authorization": f"Bearer {key}"}
     try:
         with pytest.raises(httpx.ReadTimeout):
@@ -250,7 +231,7 @@ def test_sigterm_waits_for_a_stream_its_client_left_while_it_opened(tmp_path: Pa
         fake.stop()
     log = server.log_text()
     assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("abandoned", 23_000)]
-    assert space.json("users", "show", "opener@example.com")["credit_balance_usd"] == 0.999977
+    assert space.json("users", "show", email)["credit_balance_usd"] == 0.999977
     assert "Traceback" not in log and " ERROR " not in log, log
     assert space.run("doctor").stdout.startswith("ok: ")
 
