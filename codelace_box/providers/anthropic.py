@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.anthropic_fields import check_fields
 from codelace_box.providers.anthropic_request import takes_sampling, translate_request
 from codelace_box.providers.anthropic_response import error_message, translate_response
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
@@ -73,8 +74,8 @@ def _check_sampling(body: JSON) -> None:
 
 
 def _check_reasoning(body: JSON, upstream_model: str) -> None:
-    """Extended thinking excludes custom temperature, low top_p (on models that take them at
-    all) and forced tool use."""
+    """Extended thinking excludes custom temperature, low top_p, top_k (on models that take them
+    at all) and forced tool use."""
     if body.get("reasoning_effort") in (None, "none"):
         return
     sampling = takes_sampling(upstream_model)
@@ -88,6 +89,10 @@ def _check_reasoning(body: JSON, upstream_model: str) -> None:
     if sampling and top_p is not None and top_p < 0.95:
         raise InvalidRequest(
             "reasoning_effort needs top_p of at least 0.95 on Anthropic models", param="top_p"
+        )
+    if sampling and body.get("top_k") is not None:
+        raise InvalidRequest(
+            "reasoning_effort cannot be combined with top_k on Anthropic models", param="top_k"
         )
     choice = body.get("tool_choice")
     if choice == "required" or isinstance(choice, dict):
@@ -111,6 +116,7 @@ class AnthropicAdapter(ProviderAdapter):
 
     def check_request(self, body: JSON, upstream_model: str = "") -> None:
         """400 for what Anthropic cannot honour, before any money is held or byte is sent."""
+        check_fields(body)
         _check_unsupported(body)
         if takes_sampling(upstream_model):
             _check_sampling(body)

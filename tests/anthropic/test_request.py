@@ -256,6 +256,11 @@ BAD_REQUESTS = [
     ({"web_search_options": {}}, "web_search_options"),
     ({"stop": ["END", "\n"]}, "whitespace"),
     ({"stop": " "}, "whitespace"),
+    ({"top_k": 0}, "top_k"),
+    ({"reasoning_effort": "high", "top_k": 5}, "top_k"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "thinking.*reasoning_effort"),
+    ({"verbosity": "high"}, "verbosity"),
+    ({"repetition_penalty": 1.1}, "repetition_penalty"),
 ]
 
 

@@ -1,0 +1,72 @@
+"""End to end: what OpenAI, LiteLLM and OpenRouter users send, through the box to Anthropic.
+
+The openai SDK -> the real box -> the strict fake Anthropic API. Each case is one that other
+gateways' users reported going wrong: a field silently dropped, a no-op refused, a shape the
+upstream refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.anthropic.conftest import MODEL, AnthropicBox
+from tests.fakes.anthropic_upstream import FakeAnthropic
+
+pytestmark = pytest.mark.timeout(60)
+
+HELLO: list[Any] = [{"role": "user", "content": "Hello"}]
+
+
+def test_top_k_reaches_anthropic(box: AnthropicBox, fresh_fake: FakeAnthropic) -> None:
+    """Anthropic's own sampling field, as LiteLLM and OpenRouter pass it on."""
+    _, client = box.new_user()
+    client.chat.completions.create(model=MODEL, messages=HELLO, extra_body={"top_k": 5})
+    assert fresh_fake.requests[0].body["top_k"] == 5
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
+        ({"reasoning": {"effort": "high"}}, "reasoning"),
+        ({"verbosity": "low"}, "verbosity"),
+        ({"repetition_penalty": 1.2}, "repetition_penalty"),
+        ({"min_p": 0.1}, "min_p"),
+        ({"top_k": 0}, "top_k"),
+    ],
+)
+def test_fields_that_would_change_the_answer_are_refused_not_dropped(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, extra: dict[str, Any], param: str
+) -> None:
+    _, client = box.new_user()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=HELLO, max_tokens=4000, extra_body=extra
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == param
+    assert param in error["message"]
+    assert fresh_fake.requests == []
+
+
+def test_fields_that_change_neither_answer_nor_price_are_accepted(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=HELLO,
+        seed=7,
+        store=False,
+        metadata={"team": "a"},
+        service_tier="auto",
+        prediction={"type": "content", "content": "Hello"},
+        extra_body={"prompt_cache_key": "k1", "verbosity": "medium"},
+    )
+    assert completion.choices[0].message.content == "Hello!"
+    sent = fresh_fake.requests[0].body
+    assert set(sent) == {"model", "max_tokens", "messages"}
