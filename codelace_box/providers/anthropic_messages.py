@@ -2,8 +2,9 @@
 
 System/developer messages go to the top-level `system`; user/assistant/tool messages become
 user/assistant turns (consecutive same-role messages merged, tool results first in their user
-turn); images become base64 or url sources, PDF files document blocks; assistant `tool_calls`
-become `tool_use` blocks and `tool` messages `tool_result` blocks (call ids made acceptable).
+turn); images become base64 or url sources, PDF files document blocks (in user messages and in
+tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` messages
+`tool_result` blocks (call ids made acceptable).
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
 this format) stays on its block (cached_block; a tool's too). Anything Anthropic cannot take
 raises InvalidRequest (400).
@@ -284,8 +285,8 @@ def _tool_result_block(message: JSON, where: str) -> JSON:
     if isinstance(content, str):
         if content.strip():
             block["content"] = content
-    else:
-        texts = _text_blocks(content, where)
-        if texts:
-            block["content"] = texts
+    else:  # text, images and PDFs: Anthropic's tool_result holds them all
+        parts = _user_blocks(content, where)
+        if parts:
+            block["content"] = parts
     return block

@@ -70,3 +70,66 @@ def test_fields_that_change_neither_answer_nor_price_are_accepted(
     assert completion.choices[0].message.content == "Hello!"
     sent = fresh_fake.requests[0].body
     assert set(sent) == {"model", "max_tokens", "messages"}
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+PIXEL += "AAAABJRU5ErkJggg=="
+PDF = "JVBERi0="
+SCREENSHOT_TOOLS: list[Any] = [
+    {"type": "function", "function": {"name": "screenshot", "parameters": {"type": "object"}}}
+]
+
+
+def _screenshot_turns(result: Any) -> list[Any]:
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "screenshot", "arguments": "{}"}}  # fmt: skip
+    return [
+        {"role": "user", "content": "What is on my screen?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": result},
+    ]
+
+
+def test_a_tool_result_with_an_image_and_a_pdf_reaches_claude(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """Computer-use and file-reading agents answer a tool call with media (LiteLLM takes it):
+    Anthropic's tool_result holds image and document blocks, so nothing needs refusing."""
+    _, client = box.new_user()
+    result = [
+        {"type": "text", "text": "Here it is"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/shot.png"}},
+        {"type": "file",
+         "file": {"filename": "a.pdf", "file_data": f"data:application/pdf;base64,{PDF}"}},
+    ]  # fmt: skip
+    completion = client.chat.completions.create(
+        model=MODEL, messages=_screenshot_turns(result), tools=SCREENSHOT_TOOLS
+    )
+    assert completion.choices[0].message.content == "Hello!"
+    block = fresh_fake.requests[0].body["messages"][2]["content"][0]
+    assert block == {
+        "type": "tool_result",
+        "tool_use_id": "call_1",
+        "content": [
+            {"type": "text", "text": "Here it is"},
+            {"type": "image",
+             "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/shot.png"}},
+            {"type": "document",
+             "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+        ],
+    }  # fmt: skip
+
+
+def test_a_tool_result_part_claude_cannot_take_is_a_400_naming_it(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    audio = [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=_screenshot_turns(audio), tools=SCREENSHOT_TOOLS
+        )
+    assert "input_audio" in str(caught.value)
+    assert fresh_fake.requests == []

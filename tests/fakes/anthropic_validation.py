@@ -226,9 +226,10 @@ def _check_tool_result(block: JSON, where: str) -> None:
         raise Invalid(f"{where}.content: Input should be a valid string or list")
     for k, inner in enumerate(content):
         kind = inner.get("type") if isinstance(inner, dict) else None
-        if kind not in ("text", "image"):
-            raise Invalid(f"{where}.content.{k}: tool results hold text or image blocks")
-        (_check_text if kind == "text" else _check_image)(inner, f"{where}.content.{k}")
+        check = _TOOL_RESULT_CHECKS.get(kind) if isinstance(kind, str) else None
+        if check is None:
+            raise Invalid(f"{where}.content.{k}: tool results hold text, image or document blocks")
+        check(inner, f"{where}.content.{k}")
 
 
 def _check_thinking_block(block: JSON, where: str) -> None:
@@ -243,6 +244,7 @@ def _check_redacted(block: JSON, where: str) -> None:
         raise Invalid(f"{where}.data: Field required")
 
 
+_TOOL_RESULT_CHECKS = {"text": _check_text, "image": _check_image, "document": _check_document}
 _BLOCK_CHECKS = {
     "text": _check_text,
     "image": _check_image,
