@@ -38,7 +38,7 @@ def _check_unsupported(body: JSON) -> None:
     """Fields with no Anthropic counterpart, when set to something other than their no-op."""
     if body.get("n") not in (None, 1):
         raise InvalidRequest("n > 1 is not supported by Anthropic models", param="n")
-    if body.get("logprobs") or body.get("top_logprobs") is not None:
+    if body.get("logprobs") or body.get("top_logprobs") not in (None, 0):  # 0 asks for none
         raise InvalidRequest("logprobs are not available from Anthropic models", param="logprobs")
     for name in ("presence_penalty", "frequency_penalty"):
         if body.get(name) not in (None, 0, 0.0):

@@ -133,3 +133,16 @@ def test_a_tool_result_part_claude_cannot_take_is_a_400_naming_it(
         )
     assert "input_audio" in str(caught.value)
     assert fresh_fake.requests == []
+
+
+def test_no_op_logprob_fields_are_accepted(box: AnthropicBox, fresh_fake: FakeAnthropic) -> None:
+    """logprobs false with top_logprobs 0 asks for nothing (OpenAI takes it): no 400."""
+    _, client = box.new_user()
+    completion = client.chat.completions.create(
+        model=MODEL, messages=HELLO, logprobs=False, top_logprobs=0
+    )
+    assert completion.choices[0].message.content == "Hello!"
+    with pytest.raises(openai.BadRequestError, match="logprobs"):
+        client.chat.completions.create(model=MODEL, messages=HELLO, top_logprobs=2)
+    assert len(fresh_fake.requests) == 1
+
