@@ -141,6 +141,8 @@ def _tool(tool: Any, where: str) -> JSON:
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"{where}.function.name is required", param=where)
     schema = function.get("parameters") or {"type": "object", "properties": {}}
+    if isinstance(schema, dict) and "type" not in schema:  # parameters are always an object
+        schema = {"type": "object", **schema}
     converted: JSON = {"name": name, "input_schema": schema}
     if function.get("description"):
         converted["description"] = function["description"]

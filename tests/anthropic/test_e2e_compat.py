@@ -146,3 +146,17 @@ def test_no_op_logprob_fields_are_accepted(box: AnthropicBox, fresh_fake: FakeAn
         client.chat.completions.create(model=MODEL, messages=HELLO, top_logprobs=2)
     assert len(fresh_fake.requests) == 1
 
+
+def test_a_tool_schema_without_a_type_is_sent_as_an_object(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """Function parameters are always an object; Anthropic refuses an input_schema that does
+    not say so ("input_schema.type: Input should be 'object'"), so the box says it."""
+    _, client = box.new_user()
+    tools: list[Any] = [
+        {"type": "function", "function": {"name": "f", "parameters": {"properties": {"a": {}}}}}
+    ]
+    client.chat.completions.create(model=MODEL, messages=HELLO, tools=tools)
+    schema = fresh_fake.requests[0].body["tools"][0]["input_schema"]
+    assert schema == {"type": "object", "properties": {"a": {}}}
+
