@@ -123,6 +123,8 @@ def _add_tools(out: JSON, body: JSON) -> None:
     if converted:
         out["tools"] = converted
     choice = _tool_choice(body.get("tool_choice"), names)
+    if choice is not None and choice["type"] == "any" and not converted:
+        raise InvalidRequest("tool_choice required needs tools", param="tool_choice")
     if body.get("parallel_tool_calls") is False and converted:
         choice = choice or {"type": "auto"}
         if choice["type"] != "none":

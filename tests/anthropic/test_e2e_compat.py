@@ -160,3 +160,17 @@ def test_a_tool_schema_without_a_type_is_sent_as_an_object(
     schema = fresh_fake.requests[0].body["tools"][0]["input_schema"]
     assert schema == {"type": "object", "properties": {"a": {}}}
 
+
+def test_tool_choice_required_without_tools_is_a_400(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """OpenAI refuses it; answering with text while the client required a tool call would
+    hand it an answer it did not ask for. auto and none without tools stay harmless."""
+    _, client = box.new_user()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=HELLO, tool_choice="required")
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "tool_choice"
+    assert fresh_fake.requests == []
+    for choice in ("auto", "none"):
+        client.chat.completions.create(model=MODEL, messages=HELLO, tool_choice=choice)
+    assert [set(r.body) for r in fresh_fake.requests] == [{"model", "max_tokens", "messages"}] * 2
