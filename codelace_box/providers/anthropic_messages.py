@@ -5,6 +5,7 @@ user/assistant turns (consecutive same-role messages merged, tool results first 
 turn); images become base64 or url sources, PDF files document blocks (in user messages and in
 tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` messages
 `tool_result` blocks (call ids made acceptable).
+A message's `name` is left out while it tells no two speakers of one role apart, else refused.
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
 this format) stays on its block (cached_block; a tool's too). Anything Anthropic cannot take
 raises InvalidRequest (400).
@@ -34,10 +35,12 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
         raise InvalidRequest("messages must be a non-empty list", param="messages")
     system: list[JSON] = []
     turns: list[JSON] = []
+    names: dict[Any, Any] = {}  # role -> the first participant name given to it
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where} must be an object", param=where)
+        _check_name(names, message, where)
         role = message.get("role")
         if role in ("system", "developer"):
             system += _text_blocks(message.get("content"), where)
@@ -55,6 +58,21 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
         else:
             turn["content"].sort(key=lambda block: block["type"] not in _THINKING)
     return system, turns
+
+
+def _check_name(names: dict[Any, Any], message: JSON, where: str) -> None:
+    """Anthropic has no participant `name`: it is left out while it tells nobody apart, and
+    refused once two names share a role (dropped, their speakers would merge into one)."""
+    name, role = message.get("name"), message.get("role")
+    if name in (None, "") or role == "tool":
+        return
+    first = names.setdefault(role, name)
+    if first != name:
+        raise InvalidRequest(
+            f"{where}.name: Anthropic models have no participant names, and {name!r} and "
+            f"{first!r} would become one {role}; put the speaker's name in the content instead",
+            param=f"{where}.name",
+        )
 
 
 def _message_blocks(message: JSON, role: Any, where: str) -> tuple[str, list[JSON]]:

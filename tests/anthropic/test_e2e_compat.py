@@ -174,3 +174,34 @@ def test_tool_choice_required_without_tools_is_a_400(
     for choice in ("auto", "none"):
         client.chat.completions.create(model=MODEL, messages=HELLO, tool_choice=choice)
     assert [set(r.body) for r in fresh_fake.requests] == [{"model", "max_tokens", "messages"}] * 2
+
+
+def test_names_that_tell_speakers_of_one_role_apart_are_a_400(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """Anthropic has no `name`: dropping two users' names would merge them into one speaker
+    ("What did Sam say?" could no longer be answered), so that is refused, naming the field."""
+    _, client = box.new_user()
+    group: list[Any] = [
+        {"role": "user", "name": "Adam", "content": "I am from Seattle."},
+        {"role": "user", "name": "Sam", "content": "I am from Tacoma."},
+        {"role": "user", "name": "Adam", "content": "What did Sam say?"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=group)
+    error = caught.value.body
+    assert isinstance(error, dict) and error["param"] == "messages[1].name"
+    assert fresh_fake.requests == []
+
+
+def test_one_name_per_role_is_harmless_and_accepted(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    chat: list[Any] = [
+        {"role": "user", "name": "alice", "content": "Hi"},
+        {"role": "assistant", "name": "helper", "content": "Hello alice"},
+        {"role": "user", "name": "alice", "content": "Bye"},
+    ]
+    assert client.chat.completions.create(model=MODEL, messages=chat).choices[0].message.content
+    assert len(fresh_fake.requests[0].body["messages"]) == 3
