@@ -230,8 +230,11 @@ def _parse_data_url(url: str, where: str) -> tuple[str, str]:
 
 
 def _assistant_blocks(message: JSON, where: str) -> list[JSON]:
-    blocks = _thinking_blocks(message.get("thinking_blocks"))
-    blocks += _text_blocks(message.get("content"), where)
+    texts = _text_blocks(message.get("content"), where)
+    refusal = message.get("refusal")  # OpenAI's refused answer, handed back with content null
+    if not texts and isinstance(refusal, str):
+        texts = _text_blocks(refusal, where)
+    blocks = _thinking_blocks(message.get("thinking_blocks")) + texts
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
         raise InvalidRequest(f"{where}.tool_calls must be a list", param=where)

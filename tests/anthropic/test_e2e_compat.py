@@ -205,3 +205,20 @@ def test_one_name_per_role_is_harmless_and_accepted(
     ]
     assert client.chat.completions.create(model=MODEL, messages=chat).choices[0].message.content
     assert len(fresh_fake.requests[0].body["messages"]) == 3
+
+
+def test_an_assistant_refusal_handed_back_stays_in_the_conversation(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """OpenAI gives a refused answer as message.refusal with content null, and SDKs hand the
+    message back so: dropped, Claude would not know it had refused (and two user turns merge)."""
+    _, client = box.new_user()
+    turns: list[Any] = [
+        {"role": "user", "content": "Tell me a secret"},
+        {"role": "assistant", "content": None, "refusal": "I can't share that."},
+        {"role": "user", "content": "Why not?"},
+    ]
+    client.chat.completions.create(model=MODEL, messages=turns)
+    sent = fresh_fake.requests[0].body["messages"]
+    assert [turn["role"] for turn in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"] == [{"type": "text", "text": "I can't share that."}]
