@@ -78,13 +78,15 @@ _NO_EFFORT_RE = re.compile(
 
 
 class UpstreamRejected(CodelaceError):
-    """The upstream refused the request (4xx): relayed with its status and message."""
+    """The upstream refused the request (4xx): relayed with its status and message (and OpenAI's
+    code and param, when the adapter recognises the refusal)."""
 
     error_type = "invalid_request_error"
     default_code = "upstream_rejected"
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message, code=f"upstream_{status}")
+    def __init__(self, status: int, message: str, known: tuple[str, str] | None = None) -> None:
+        code, param = known or (f"upstream_{status}", None)
+        super().__init__(message, code=code, param=param)
         self.status = status
 
 
@@ -174,7 +176,7 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
         return ContentRefused(name, status, message)
     if call.adapter.wants_payment(status, message):
         return ProviderOutOfCredit(name, status, message)
-    return UpstreamRejected(status, message)
+    return UpstreamRejected(status, message, call.adapter.error_code(status, message))
 
 
 async def _confirmed(

@@ -7,6 +7,7 @@ plus the checks for OpenAI fields that Anthropic cannot honour (a clear 400, nev
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -28,6 +29,8 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 # The start of Anthropic's 400 message when the operator's account has no credit left.
 OUT_OF_CREDIT = "Your credit balance is too low"
+# Anthropic's 400s for a prompt (or prompt plus max_tokens) past the context window.
+_CONTEXT_OVERFLOW_RE = re.compile(r"prompt is too long|exceed context limit", re.IGNORECASE)
 
 
 def _is_number(value: Any) -> bool:
@@ -152,6 +155,12 @@ class AnthropicAdapter(ProviderAdapter):
     def error_message(self, status: int, payload: bytes) -> str:
         """Anthropic's error message from an error body."""
         return error_message(status, payload)
+
+    def error_code(self, status: int, message: str) -> tuple[str, str] | None:
+        """context_length_exceeded (on messages) for Anthropic's context-window 400s."""
+        if status == 400 and _CONTEXT_OVERFLOW_RE.search(message):
+            return "context_length_exceeded", "messages"
+        return None
 
     def wants_payment(self, status: int, message: str) -> bool:
         """402 billing_error, or the 400 Anthropic sends when the account's credit ran out."""

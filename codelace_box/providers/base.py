@@ -125,6 +125,11 @@ class ProviderAdapter(ABC):
     def error_message(self, status: int, payload: bytes) -> str:
         """A human message from an upstream error body (never echoing credentials)."""
 
+    def error_code(self, status: int, message: str) -> tuple[str, str] | None:
+        """OpenAI's (code, param) for an upstream refusal whose own words say which one it is
+        (a context overflow: context_length_exceeded, which agents act on); None by default."""
+        return None
+
     def wants_payment(self, status: int, message: str) -> bool:
         """Whether an error answer (its status and `error_message`) says the operator's
         account at the provider cannot pay: HTTP 402 Payment Required, by default."""

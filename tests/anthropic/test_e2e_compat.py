@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.anthropic.conftest import MODEL, AnthropicBox
-from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -222,3 +222,35 @@ def test_an_assistant_refusal_handed_back_stays_in_the_conversation(
     sent = fresh_fake.requests[0].body["messages"]
     assert [turn["role"] for turn in sent] == ["user", "assistant", "user"]
     assert sent[1]["content"] == [{"type": "text", "text": "I can't share that."}]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "prompt is too long: 210403 tokens > 200000 maximum",
+        "input length and `max_tokens` exceed context limit: 174167 + 64000 > 200000, decrease "
+        "input length or `max_tokens` and try again",
+    ],
+)
+def test_a_context_overflow_carries_openais_code(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, message: str
+) -> None:
+    """Agents compact their history when the error's code is context_length_exceeded (as
+    OpenAI sends it, and LiteLLM maps Anthropic's words to): upstream_400 told them nothing."""
+    _, client = box.new_user()
+    fresh_fake.script(Reply.error(400, "invalid_request_error", message))
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.code == "context_length_exceeded"
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "messages"
+    assert message in caught.value.message
+
+
+def test_other_upstream_refusals_keep_their_upstream_code(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(Reply.error(400, "invalid_request_error", "messages.0: bad"))
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.code == "upstream_400"
