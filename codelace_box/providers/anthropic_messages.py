@@ -214,7 +214,9 @@ def _document_block(file: Any, where: str) -> JSON:
         raise InvalidRequest(f"{where}: file parts need file_data as a data URL", param=where)
     media_type, data = _parse_data_url(data_url, where)
     if media_type != "application/pdf":
-        raise InvalidRequest(f"{where}: only PDF files are supported, got {media_type}")
+        raise InvalidRequest(
+            f"{where}: only PDF files are supported, got {media_type}", param=where
+        )
     source = {"type": "base64", "media_type": media_type, "data": data}
     return {"type": "document", "source": source}
 

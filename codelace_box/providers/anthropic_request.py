@@ -190,9 +190,11 @@ def _add_thinking(out: JSON, body: JSON, max_tokens: int, upstream_model: str) -
         out["output_config"] = {"effort": ADAPTIVE_EFFORT[effort]}
         return
     if max_tokens <= MIN_THINKING_BUDGET:
+        newer = body.get("max_completion_tokens") is not None
+        sent = "max_completion_tokens" if newer else "max_tokens"
         raise InvalidRequest(
-            f"reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on Anthropic models",
-            param="max_tokens",
+            f"reasoning_effort needs {sent} above {MIN_THINKING_BUDGET} on Anthropic models",
+            param=sent,
         )
     out["thinking"] = {"type": "enabled", "budget_tokens": thinking_budget(effort, max_tokens)}
 

@@ -254,3 +254,25 @@ def test_other_upstream_refusals_keep_their_upstream_code(
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.code == "upstream_400"
+
+
+def test_refusals_name_the_field_the_client_sent(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=HELLO, reasoning_effort="low", max_completion_tokens=500
+        )
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["param"] == "max_completion_tokens"
+    assert "max_completion_tokens" in caught.value.message
+    text_file = {"filename": "a.txt", "file_data": "data:text/plain;base64,aGk="}
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": [{"type": "file", "file": text_file}]}],
+        )
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["param"] == "messages[0].content[0]"
+    assert fresh_fake.requests == []
