@@ -12,7 +12,11 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.anthropic_fields import check_fields
-from codelace_box.providers.anthropic_request import takes_sampling, translate_request
+from codelace_box.providers.anthropic_request import (
+    takes_both_samplers,
+    takes_sampling,
+    translate_request,
+)
 from codelace_box.providers.anthropic_response import error_message, translate_response
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
@@ -60,7 +64,7 @@ def _check_unsupported(body: JSON) -> None:
         raise InvalidRequest("audio output is not supported by Anthropic models", param="audio")
 
 
-def _check_sampling(body: JSON) -> None:
+def _check_sampling(body: JSON, upstream_model: str) -> None:
     temperature = body.get("temperature")
     if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 1):
         raise InvalidRequest(
@@ -69,9 +73,10 @@ def _check_sampling(body: JSON) -> None:
     top_p = body.get("top_p")
     if top_p is not None and (not _is_number(top_p) or not 0 <= top_p <= 1):
         raise InvalidRequest("top_p must be between 0 and 1", param="top_p")
-    if temperature is not None and top_p is not None and top_p < 1:
+    pair = temperature is not None and top_p is not None and top_p < 1
+    if pair and not takes_both_samplers(upstream_model):
         raise InvalidRequest(
-            "Anthropic models take only one of temperature and top_p (top_p 1 is ignored)",
+            "Claude Opus 4.1 and later take only one of temperature and top_p (top_p 1 is ignored)",
             param="top_p",
         )
 
@@ -122,7 +127,7 @@ class AnthropicAdapter(ProviderAdapter):
         check_fields(body)
         _check_unsupported(body)
         if takes_sampling(upstream_model):
-            _check_sampling(body)
+            _check_sampling(body, upstream_model)
         _check_reasoning(body, upstream_model)
         translate_request(
             body, upstream_model=upstream_model, stream=False, default_max_tokens=None

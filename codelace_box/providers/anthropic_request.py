@@ -213,6 +213,14 @@ def takes_sampling(upstream_model: str) -> bool:
     return not adaptive_only(upstream_model)
 
 
+def takes_both_samplers(upstream_model: str) -> bool:
+    """Whether the model takes temperature and top_p together: Claude Opus 4.1 and later refuse
+    the pair ("cannot both be specified for this model"), older ones (Claude Sonnet 4, Opus 4,
+    3.x) take it. Ids without a version are taken to refuse it."""
+    match = _VERSION_RE.search(upstream_model)
+    return match is not None and (int(match[1]), int(match[2] or 0)) < (4, 1)
+
+
 def thinking_budget(effort: str, max_tokens: int) -> int:
     """Tokens of extended thinking for an effort: a share of max_tokens, >= 1024, < max_tokens."""
     share = int(max_tokens * EFFORT_SHARE[effort])

@@ -38,6 +38,7 @@ ROTATION_MODEL = (
     "anthropic/claude-rotation"  # provider `anth-rot`: revoked key first, then a good one
 )
 ADAPTIVE_MODEL = "anthropic/claude-opus-4.7"  # upstream claude-opus-4-7: adaptive, no sampling
+OLDER_MODEL = "anthropic/claude-sonnet-4"  # upstream claude-sonnet-4-20250514: both samplers
 _emails = itertools.count(1)
 
 
@@ -98,6 +99,9 @@ def box(tmp_path_factory: pytest.TempPathFactory, fake: FakeAnthropic) -> Iterat
     running.cli("models", "set", ADAPTIVE_MODEL, "--provider", "anth", "--upstream-model",
                 "claude-opus-4-7", "--input-per-1m", IN_PRICE, "--output-per-1m", OUT_PRICE,
                 "--max-output-tokens", str(MAX_OUTPUT))  # fmt: skip
+    running.cli("models", "set", OLDER_MODEL, "--provider", "anth", "--upstream-model",
+                "claude-sonnet-4-20250514", "--input-per-1m", IN_PRICE, "--output-per-1m",
+                OUT_PRICE)  # fmt: skip
     running.cli("providers", "add", "anth-rot", "--kind", "anthropic", "--base-url",
                 fake.base_url, "--key", REVOKED_KEY)  # fmt: skip
     running.cli("providers", "key-add", "anth-rot", "--key", PROVIDER_KEYS[1])

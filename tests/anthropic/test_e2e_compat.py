@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.anthropic.conftest import MODEL, AnthropicBox
+from tests.anthropic.conftest import MODEL, OLDER_MODEL, AnthropicBox
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.timeout(60)
@@ -276,3 +276,18 @@ def test_refusals_name_the_field_the_client_sent(
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["param"] == "messages[0].content[0]"
     assert fresh_fake.requests == []
+
+
+def test_older_claude_models_take_temperature_and_top_p_together(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """Only Claude Opus 4.1 and later refuse the pair ("cannot both be specified for this
+    model"); Claude Sonnet 4 and older take both, so the box must not refuse them there."""
+    _, client = box.new_user()
+    client.chat.completions.create(model=OLDER_MODEL, messages=HELLO, temperature=0.5, top_p=0.9)
+    sent = fresh_fake.requests[0].body
+    assert (sent["temperature"], sent["top_p"]) == (0.5, 0.9)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=HELLO, temperature=0.5, top_p=0.9)
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "top_p"
+    assert len(fresh_fake.requests) == 1

@@ -322,3 +322,34 @@ def test_cache_control_on_a_tool_stays_on_it() -> None:
     with pytest.raises(InvalidRequest) as caught:
         build({"messages": HELLO, "tools": tools})
     assert caught.value.param == f"tools[{len(tools) - 1}]"
+
+
+@pytest.mark.parametrize(
+    ("model", "both"),
+    [
+        ("claude-sonnet-4-20250514", True),
+        ("claude-opus-4-20250514", True),
+        ("claude-3-7-sonnet-20250219", True),
+        ("claude-3-5-haiku-latest", True),
+        ("claude-opus-4-1-20250805", False),
+        ("claude-sonnet-4-5", False),
+        ("claude-haiku-4-5-20251001", False),
+        ("claude-opus-4-6", False),
+        ("claude-latest", False),  # no version: taken to refuse the pair
+    ],
+)
+def test_only_claude_before_opus_4_1_takes_temperature_and_top_p_together(
+    model: str, both: bool
+) -> None:
+    body = {"messages": HELLO, "temperature": 0.5, "top_p": 0.9}
+    if not both:
+        with pytest.raises(InvalidRequest, match="only one of temperature and top_p"):
+            ADAPTER.check_request(body, upstream_model=model)
+        return
+    ADAPTER.check_request(body, upstream_model=model)
+    target = UpstreamTarget(
+        upstream_model=model, api_key="k", base_url="", stream=False, default_max_tokens=100
+    )
+    sent = ADAPTER.build_request(body, target).json_body
+    assert request_problem(sent) is None, request_problem(sent)
+    assert (sent["temperature"], sent["top_p"]) == (0.5, 0.9)

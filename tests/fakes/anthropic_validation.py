@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.fakes.anthropic_checks import (
     cache_control_problem,
+    claude_version,
     content_problem,
     manual_thinking_problem,
     output_config_problem,
@@ -283,7 +284,9 @@ def _check_sampling(body: JSON) -> None:
         value = body.get(key)
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
             raise Invalid(f"{key}: Input should be less than or equal to 1")
-    if body.get("temperature") is not None and body.get("top_p") is not None:
+    version = claude_version(str(body.get("model")))
+    both = body.get("temperature") is not None and body.get("top_p") is not None
+    if both and (version is None or version >= (4, 1)):  # Claude Opus 4.1 and later
         raise Invalid(
             "`temperature` and `top_p` cannot both be specified for this model. "
             "Please use only one."
