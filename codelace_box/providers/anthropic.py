@@ -98,7 +98,7 @@ def _check_reasoning(body: JSON, upstream_model: str) -> None:
         raise InvalidRequest(
             "reasoning_effort needs top_p of at least 0.95 on Anthropic models", param="top_p"
         )
-    if sampling and body.get("top_k") is not None:
+    if sampling and body.get("top_k"):
         raise InvalidRequest(
             "reasoning_effort cannot be combined with top_k on Anthropic models", param="top_k"
         )

@@ -54,5 +54,5 @@ def check_fields(body: dict[str, Any]) -> None:
             "verbosity other than medium is not supported for Anthropic models", param="verbosity"
         )
     top_k = body.get("top_k")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidRequest("top_k must be a positive integer", param="top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise InvalidRequest("top_k must be an integer, 0 (no restriction) or more", param="top_k")

@@ -76,7 +76,7 @@ def _add_sampling(out: JSON, body: JSON, upstream_model: str) -> None:
             out["temperature"] = body["temperature"]
         if body.get("top_p") not in (None, 1):  # top_p 1 restricts nothing
             out["top_p"] = body["top_p"]
-        if body.get("top_k") is not None:
+        if body.get("top_k"):  # 0, OpenRouter's default, restricts nothing
             out["top_k"] = body["top_k"]
     _add_stop(out, body.get("stop"))
     user = body.get("user") or body.get("safety_identifier")

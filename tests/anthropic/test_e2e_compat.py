@@ -25,6 +25,9 @@ def test_top_k_reaches_anthropic(box: AnthropicBox, fresh_fake: FakeAnthropic) -
     _, client = box.new_user()
     client.chat.completions.create(model=MODEL, messages=HELLO, extra_body={"top_k": 5})
     assert fresh_fake.requests[0].body["top_k"] == 5
+    # 0 is OpenRouter's default and means no restriction: nothing to send
+    client.chat.completions.create(model=MODEL, messages=HELLO, extra_body={"top_k": 0})
+    assert "top_k" not in fresh_fake.requests[1].body
 
 
 @pytest.mark.parametrize(
@@ -35,7 +38,8 @@ def test_top_k_reaches_anthropic(box: AnthropicBox, fresh_fake: FakeAnthropic) -
         ({"verbosity": "low"}, "verbosity"),
         ({"repetition_penalty": 1.2}, "repetition_penalty"),
         ({"min_p": 0.1}, "min_p"),
-        ({"top_k": 0}, "top_k"),
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 2.5}, "top_k"),
     ],
 )
 def test_fields_that_would_change_the_answer_are_refused_not_dropped(

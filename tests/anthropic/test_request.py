@@ -256,7 +256,7 @@ BAD_REQUESTS = [
     ({"web_search_options": {}}, "web_search_options"),
     ({"stop": ["END", "\n"]}, "whitespace"),
     ({"stop": " "}, "whitespace"),
-    ({"top_k": 0}, "top_k"),
+    ({"top_k": -1}, "top_k"),
     ({"reasoning_effort": "high", "top_k": 5}, "top_k"),
     ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "thinking.*reasoning_effort"),
     ({"verbosity": "high"}, "verbosity"),
