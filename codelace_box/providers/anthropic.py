@@ -20,6 +20,7 @@ from codelace_box.providers.anthropic_request import (
 from codelace_box.providers.anthropic_response import error_message, translate_response
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
+from codelace_box.providers.anthropic_thinking import thinking_field
 from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
@@ -84,28 +85,28 @@ def _check_sampling(body: JSON, upstream_model: str) -> None:
 def _check_reasoning(body: JSON, upstream_model: str) -> None:
     """Extended thinking excludes custom temperature, low top_p, top_k (on models that take them
     at all) and forced tool use."""
-    if body.get("reasoning_effort") in (None, "none"):
+    field = thinking_field(body)
+    if field is None:
         return
     sampling = takes_sampling(upstream_model)
     if sampling and body.get("temperature") not in (None, 1, 1.0):
         raise InvalidRequest(
-            "reasoning_effort cannot be combined with a temperature other than 1 "
-            "on Anthropic models",
+            f"{field} cannot be combined with a temperature other than 1 on Anthropic models",
             param="temperature",
         )
     top_p = body.get("top_p")
     if sampling and top_p is not None and top_p < 0.95:
         raise InvalidRequest(
-            "reasoning_effort needs top_p of at least 0.95 on Anthropic models", param="top_p"
+            f"{field} needs top_p of at least 0.95 on Anthropic models", param="top_p"
         )
     if sampling and body.get("top_k"):
         raise InvalidRequest(
-            "reasoning_effort cannot be combined with top_k on Anthropic models", param="top_k"
+            f"{field} cannot be combined with top_k on Anthropic models", param="top_k"
         )
     choice = body.get("tool_choice")
     if choice == "required" or isinstance(choice, dict):
         raise InvalidRequest(
-            "reasoning_effort cannot be combined with tool_choice required or a named "
+            f"{field} cannot be combined with tool_choice required or a named "
             "function on Anthropic models",
             param="tool_choice",
         )

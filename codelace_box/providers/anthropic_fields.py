@@ -18,7 +18,7 @@ from codelace_box.providers.billed_fields import BILLED_FIELDS
 TRANSLATED = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p",
     "top_k", "user", "safety_identifier", "tools", "tool_choice", "parallel_tool_calls",
-    "reasoning_effort", "response_format", "stream", "stream_options",
+    "reasoning_effort", "thinking", "response_format", "stream", "stream_options",
 })  # fmt: skip
 # refused by the adapter when set to anything but their no-op value
 CHECKED = frozenset({
@@ -36,8 +36,7 @@ IGNORED: dict[str, str] = {
 }
 # fields other gateways take with no Anthropic counterpart here: what to send instead
 HINTS: dict[str, str] = {
-    "thinking": "send reasoning_effort instead",
-    "reasoning": "send reasoning_effort instead",
+    "reasoning": "send reasoning_effort (or Anthropic's thinking) instead",
 }
 KNOWN = TRANSLATED | CHECKED | set(IGNORED) | set(BILLED_FIELDS)
 

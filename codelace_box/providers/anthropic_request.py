@@ -1,7 +1,8 @@
 """OpenAI Chat Completions request body -> Anthropic Messages API request body (pure code).
 
 Messages are translated by anthropic_messages; this module maps the options (max tokens,
-sampling, stop, user, tools, tool_choice, reasoning_effort, response_format) to their Anthropic
+sampling, stop, user, tools, tool_choice, reasoning_effort or the client's own `thinking`
+(anthropic_thinking), response_format) to their Anthropic
 counterparts (structured-output schemas fitted by anthropic_schema; reasoning_effort as budget
 thinking, or adaptive thinking at an effort on models that only take that). Whatever cannot be
 honoured raises InvalidRequest (400).
@@ -16,6 +17,7 @@ from typing import Any
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.anthropic_messages import cached_block, translate_messages
 from codelace_box.providers.anthropic_schema import strict_schema
+from codelace_box.providers.anthropic_thinking import MIN_THINKING_BUDGET, client_thinking
 
 JSON = dict[str, Any]
 
@@ -24,7 +26,6 @@ _PLAIN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _DIGIT_RUN_RE = re.compile(r"\d{7}")
 _VERSION_RE = re.compile(r"(?:^|[-.])(\d{1,2})(?:[-.](\d{1,2}))?(?=$|[-.@:])")  # claude-opus-4-7
 FALLBACK_MAX_TOKENS = 4096
-MIN_THINKING_BUDGET = 1024
 MAX_THINKING_BUDGET = 128_000
 # Share of max_tokens given to extended thinking per OpenAI reasoning_effort value.
 EFFORT_SHARE = {
@@ -176,7 +177,10 @@ def _tool_choice(choice: Any, names: set[str]) -> JSON | None:
 
 
 def _add_thinking(out: JSON, body: JSON, max_tokens: int, upstream_model: str) -> None:
+    own = client_thinking(body, max_tokens, adaptive_only(upstream_model))
     effort = body.get("reasoning_effort")
+    if own is not None and not _tool_loop_without_thinking(out["messages"]):
+        out["thinking"] = own
     if effort in (None, "none") or _tool_loop_without_thinking(out["messages"]):
         return
     if effort not in EFFORT_SHARE:

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.anthropic.conftest import MODEL, OLDER_MODEL, AnthropicBox
+from tests.anthropic.conftest import ADAPTIVE_MODEL, MODEL, OLDER_MODEL, AnthropicBox
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.timeout(60)
@@ -33,7 +33,6 @@ def test_top_k_reaches_anthropic(box: AnthropicBox, fresh_fake: FakeAnthropic) -
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
         ({"reasoning": {"effort": "high"}}, "reasoning"),
         ({"verbosity": "low"}, "verbosity"),
         ({"repetition_penalty": 1.2}, "repetition_penalty"),
@@ -295,3 +294,48 @@ def test_older_claude_models_take_temperature_and_top_p_together(
         client.chat.completions.create(model=MODEL, messages=HELLO, temperature=0.5, top_p=0.9)
     assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "top_p"
     assert len(fresh_fake.requests) == 1
+
+
+def test_anthropics_own_thinking_field_turns_thinking_on_as_litellm_takes_it(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(Reply(thinking="Let me think.", text="42"))
+    budget = {"type": "enabled", "budget_tokens": 2000}
+    completion = client.chat.completions.create(
+        model=MODEL, messages=HELLO, max_tokens=4000, extra_body={"thinking": budget}
+    )
+    assert completion.choices[0].message.content == "42"
+    assert completion.choices[0].message.model_dump()["reasoning_content"] == "Let me think."
+    client.chat.completions.create(
+        model=ADAPTIVE_MODEL, messages=HELLO, extra_body={"thinking": {"type": "adaptive"}}
+    )
+    client.chat.completions.create(
+        model=MODEL, messages=HELLO, extra_body={"thinking": {"type": "disabled"}}
+    )
+    sent = [request.body.get("thinking") for request in fresh_fake.requests]
+    assert sent == [budget, {"type": "adaptive", "display": "summarized"}, None]
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "param"),
+    [
+        (MODEL, {"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 2000}},
+         "thinking.budget_tokens"),
+        (MODEL, {"thinking": {"type": "enabled", "budget_tokens": 100}}, "thinking.budget_tokens"),
+        (MODEL, {"thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
+        (MODEL, {"thinking": {"type": "on"}}, "thinking"),
+        (MODEL, {"thinking": {"type": "adaptive", "budget_tokens": 2000}}, "thinking"),
+        (MODEL, {"thinking": {"type": "adaptive"}, "reasoning_effort": "high"}, "thinking"),
+        (MODEL, {"thinking": {"type": "adaptive"}, "temperature": 0.2}, "temperature"),
+        (ADAPTIVE_MODEL, {"thinking": {"type": "enabled", "budget_tokens": 2000}}, "thinking"),
+    ],
+)  # fmt: skip
+def test_a_thinking_anthropic_would_refuse_is_a_400_naming_the_field(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, model: str, fields: dict[str, Any], param: str
+) -> None:
+    _, client = box.new_user()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=model, messages=HELLO, extra_body=fields)
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == param
+    assert fresh_fake.requests == []

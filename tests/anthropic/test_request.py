@@ -258,7 +258,7 @@ BAD_REQUESTS = [
     ({"stop": " "}, "whitespace"),
     ({"top_k": -1}, "top_k"),
     ({"reasoning_effort": "high", "top_k": 5}, "top_k"),
-    ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "thinking.*reasoning_effort"),
+    ({"thinking": {"type": "adaptive"}, "reasoning_effort": "low"}, "not both"),
     ({"verbosity": "high"}, "verbosity"),
     ({"repetition_penalty": 1.1}, "repetition_penalty"),
 ]
