@@ -339,3 +339,26 @@ def test_a_thinking_anthropic_would_refuse_is_a_400_naming_the_field(
         client.chat.completions.create(model=model, messages=HELLO, extra_body=fields)
     assert isinstance(caught.value.body, dict) and caught.value.body["param"] == param
     assert fresh_fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish_reason"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("pause_turn", "stop"),
+        ("max_tokens", "length"),
+        ("model_context_window_exceeded", "length"),
+        ("refusal", "content_filter"),
+    ],
+)
+def test_every_stop_reason_has_openais_finish_reason_streamed_or_not(
+    box: AnthropicBox, fresh_fake: FakeAnthropic, stop_reason: str, finish_reason: str
+) -> None:
+    _, client = box.new_user()
+    fresh_fake.script(*[Reply(text="partial", stop_reason=stop_reason)] * 2)
+    completion = client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert completion.choices[0].finish_reason == finish_reason
+    stream = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
+    reasons = [c.choices[0].finish_reason for c in stream if c.choices]
+    assert [r for r in reasons if r is not None] == [finish_reason]
