@@ -19,6 +19,7 @@ TRANSLATED = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p",
     "top_k", "user", "safety_identifier", "tools", "tool_choice", "parallel_tool_calls",
     "reasoning_effort", "thinking", "response_format", "stream", "stream_options",
+    "cache_control",
 })  # fmt: skip
 # refused by the adapter when set to anything but their no-op value
 CHECKED = frozenset({

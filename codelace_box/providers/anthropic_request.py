@@ -47,6 +47,8 @@ def translate_request(
     out: JSON = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
     if system:
         out["system"] = system
+    if body.get("cache_control") is not None:  # automatic caching: the last cacheable block
+        out.update(cached_block({}, body, "cache_control"))
     _add_sampling(out, body, upstream_model)
     _add_tools(out, body)
     _add_thinking(out, body, max_tokens, upstream_model)

@@ -362,3 +362,22 @@ def test_every_stop_reason_has_openais_finish_reason_streamed_or_not(
     stream = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
     reasons = [c.choices[0].finish_reason for c in stream if c.choices]
     assert [r for r in reasons if r is not None] == [finish_reason]
+
+
+def test_a_top_level_cache_control_reaches_anthropic(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """Anthropic's automatic prompt caching (one top-level breakpoint on the last cacheable
+    block), as OpenRouter takes it beside the OpenAI fields."""
+    _, client = box.new_user()
+    control = {"type": "ephemeral", "ttl": "1h"}
+    client.chat.completions.create(
+        model=MODEL, messages=HELLO, extra_body={"cache_control": control}
+    )
+    assert fresh_fake.requests[0].body["cache_control"] == control
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=HELLO, extra_body={"cache_control": {"type": "forever"}}
+        )
+    assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "cache_control"
+    assert len(fresh_fake.requests) == 1
