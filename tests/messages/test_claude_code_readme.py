@@ -1,8 +1,8 @@
 """The README's "Claude Code" section against the real client: each model Claude Code can be
-asked for (its default, `/model opus`, `sonnet` and `haiku`) reaches the catalog through the
-aliases the README has the operator make, and through the `ANTHROPIC_DEFAULT_*_MODEL`
-variables it has a user set instead. When Claude Code's own model names move on, this fails
-naming the choice that answered 404.
+asked for (its default, `/model opus`, `sonnet` and `haiku`), set up with the README's own
+`export` lines, reaches the catalog through the aliases the README has the operator make, and
+through the `ANTHROPIC_DEFAULT_*_MODEL` variables it has a user set instead. When Claude Code's
+own model names (or the variables it reads) move on, this fails naming the choice that failed.
 """
 
 from __future__ import annotations
@@ -66,11 +66,20 @@ def readme_box(fresh: MessagesBox) -> Iterator[MessagesBox]:
             fresh.cli("models", "unalias", name)
 
 
+def readme_setup(box: MessagesBox, key: str) -> dict[str, str]:
+    """The README's first block, each team member's `export NAME=VALUE` lines, with this box's
+    URL for `https://your-box` and the key for `cl_...`."""
+    exports = re.findall(r"^export (\w+)=(\S+)", readme_blocks()[0], re.M)
+    values = {"https://your-box": box.server.base_url, "cl_...": key}
+    assert exports and all(value in values for _, value in exports), exports
+    return {name: values[value] for name, value in exports}
+
+
 def ask(box: MessagesBox, home: Path, key: str, choice: str, env: dict[str, str]) -> Any:
     box.fake.script(*[Reply(text="Hello.")] * 5)
     box.openai_fake.push(*[OpenAIReply(content="Hello.")] * 5)
-    answer = run_claude(box, home, {"ANTHROPIC_AUTH_TOKEN": key, **env}, "Say hi",
-                        *CHOICES[choice])  # fmt: skip
+    setup = readme_setup(box, key)
+    answer = run_claude(box, home, {**setup, **env}, "Say hi", *CHOICES[choice])
     assert not answer["is_error"], f"{choice}: {answer['result']}"
     return answer
 
