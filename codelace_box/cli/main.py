@@ -173,10 +173,22 @@ def db_copy(state: CliState, to_url: str) -> None:
 
     config = state.config()
     _check_copy_target(to_url)
+    to_url = _absolute_sqlite_url(to_url)
     open_existing_database(config.database.target).close()
     counts = copy_database(config.database.target, to_url)
     click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redacted(to_url)}")
     click.echo("point database.url at it (and set server.secret_key), then run doctor")
+
+
+def _absolute_sqlite_url(url: str) -> str:
+    """A relative `sqlite:///PATH` names a file in the working folder, as any path on the
+    command line does; database.url reads the same text beside the config file. The copy is
+    made and printed under its absolute path, so the URL shown works in database.url."""
+    import os
+
+    if not url.startswith("sqlite:///"):
+        return url
+    return "sqlite:///" + os.path.abspath(url.removeprefix("sqlite:///"))
 
 
 def _check_copy_target(url: str) -> None:

@@ -296,7 +296,7 @@ def keys_create(
     """Create a key and print it (the only time it is shown).
 
     Example: codelace-box keys create ci@example.com --name ci --limit-usd 20 --limit-reset
-    monthly --expires 2026-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5 --no-manage-keys
+    monthly --expires 2030-12-31 --models openai/gpt-5.4-mini,claude-haiku-4-5 --no-manage-keys
     """
     from codelace_box.accounts.keys import create_key
     from codelace_box.accounts.users import get_account

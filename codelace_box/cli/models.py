@@ -82,7 +82,7 @@ def models() -> None:
     "--max-output-tokens",
     type=TokensOrNone(WholeNumber(max=MAX_SQLITE_INTEGER)),
     default=None,
-    help="Cap used when a request sets none ('none': no cap).",
+    help="Output cap for a request that sets none ('none' or unset: 4,096).",
 )
 @click.option(
     "--context-tokens",

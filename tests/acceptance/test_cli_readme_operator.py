@@ -124,6 +124,23 @@ def test_daily_tasks_work_as_written(
     assert operator.out["doctor"].startswith("ok: ")
 
 
+def test_the_claude_code_catalog_lines_work_as_written(operator: Operator) -> None:
+    """After "First run" (its two providers), the "Claude Code" section's operator block runs
+    line by line: every model an alias names was set before it."""
+    box = operator.box
+    for kind in ("openai", "anthropic"):
+        box.ok("providers", "add", kind, "--kind", kind, "--base-url", "http://127.0.0.1:9",
+               "--key", f"sk-{kind}-readme")  # fmt: skip
+    catalog = blocks("## Claude Code")[1]
+    for line in commands(catalog):
+        operator.run(line)
+    listed = {m["id"]: m["aliases"] for m in box.json("models", "list")}
+    aliases = re.findall(r"^codelace-box models alias (\S+) (\S+)", catalog, re.M)
+    assert len(aliases) >= 3
+    for name, model in aliases:
+        assert name in listed[model], (name, model)
+
+
 def test_restore_upgrade_and_rollback_work_as_written(operator: Operator) -> None:
     box = operator.box
     box.ok("users", "create", "ana@example.com")

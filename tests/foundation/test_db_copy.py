@@ -107,3 +107,26 @@ def test_db_copy_takes_only_a_database_url_it_can_keep(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "source.db"]
     copied = run_cli(config, "db", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}")
     assert copied.returncode == 0, copied.stderr
+
+
+def test_a_relative_sqlite_target_is_named_as_database_url_will_find_it(tmp_path: Path) -> None:
+    """`--to sqlite:///copy.db` is written beside the working folder, but a database.url of the
+    same text is read beside the config file: run from elsewhere, pasting the URL the command
+    printed made serve open a new, empty database. The command prints the copy's absolute URL,
+    and that URL in database.url opens the copy."""
+    source = tmp_path / "box" / "source.db"
+    source.parent.mkdir()
+    migrate(open_database(source))
+    create_user("kept@copy.test")
+    close_database()
+    config = write_config(tmp_path / "box" / "c.toml", {"database": {"path": str(source)}})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copied = run_cli(config, "db", "copy", "--to", "sqlite:///copy.db", cwd=elsewhere)
+    assert copied.returncode == 0, copied.stderr
+    assert (elsewhere / "copy.db").is_file()
+    [url] = [w for w in copied.stdout.split() if w.startswith("sqlite:")]
+    assert url == f"sqlite:///{elsewhere / 'copy.db'}"
+    moved = write_config(tmp_path / "box" / "moved.toml", {"database": {"url": url}})
+    shown = run_cli(moved, "users", "show", "kept@copy.test")
+    assert shown.returncode == 0, shown.stderr

@@ -109,3 +109,36 @@ def test_every_option_in_the_command_table_exists() -> None:
         params = real[path].params  # a flag's --no- side is among its secondary_opts
         known = {opt for param in params for opt in [*param.opts, *param.secondary_opts]}
         assert options <= known, f"{' '.join(path)}: no such option {sorted(options - known)}"
+
+
+def test_every_option_of_every_command_is_in_the_command_table() -> None:
+    """The table is the reference of the command line: an option missing from it is one a reader
+    never learns of (`--json` of the `list` and `show` commands aside, which the sentence above
+    the table covers)."""
+    documented = documented_commands()
+    for path, command in real_commands().items():
+        options = {
+            opt
+            for param in command.params
+            if isinstance(param, click.Option)
+            for opt in [*param.opts, *param.secondary_opts]
+            if opt.startswith("--") and opt != "--help"
+        }
+        if path[-1] in ("list", "show"):
+            options.discard("--json")
+        missing = options - documented[path]
+        assert not missing, f"{' '.join(path)}: {sorted(missing)} not in the README's table"
+
+
+def test_models_set_help_says_what_an_unset_output_cap_is() -> None:
+    """`--max-output-tokens none` said 'no cap', but a model without one is held to, and sends
+    the provider, the gateway's default cap, as the README's billing section says."""
+    from codelace_box.gateway.metering import DEFAULT_MAX_OUTPUT_TOKENS
+
+    (option,) = [
+        p for p in real_commands()[("models", "set")].params if p.name == "max_output_tokens"
+    ]
+    assert isinstance(option, click.Option) and option.help
+    assert f"{DEFAULT_MAX_OUTPUT_TOKENS:,}" in option.help and "no cap" not in option.help
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    assert f"else {DEFAULT_MAX_OUTPUT_TOKENS:,}" in readme

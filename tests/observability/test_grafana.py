@@ -1,4 +1,5 @@
-"""The Grafana dashboard in docs/ reads only metrics the box exports, by labels they carry."""
+"""The Grafana dashboard in docs/ reads only metrics the box exports, by labels they carry; the
+README's table of metrics lists every family the box exports, with its labels."""
 
 from __future__ import annotations
 
@@ -38,3 +39,29 @@ def test_every_panel_queries_an_exported_metric_by_its_labels() -> None:
         for group in re.findall(r"by \(([^)]*)\)", expr):
             for label in (g.strip() for g in group.split(",")):
                 assert label == "le" or all(label in known[n] for n in used), (label, expr)
+
+
+def readme_metrics() -> dict[str, set[str]]:
+    """The README's table of metric families: name -> labels."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("\n## Observability\n") :]
+    rows = re.findall(r"^\| (`codelace_[^|]*) \|([^|]*)\|", section, re.M)
+    return {
+        name: {label.strip() for label in labels.split(",") if label.strip()}
+        for names, labels in rows
+        for name in re.findall(r"`([a-z_]+)`", names)
+    }
+
+
+def test_the_readme_lists_every_exported_family_with_its_labels() -> None:
+    documented = readme_metrics()
+    known = exported()
+    families = {n for n in known if not n.endswith(("_count", "_sum"))}
+    shown = {n.removesuffix("_bucket") for n in families}
+    assert len(documented) >= 12, "the table parsed"
+    assert set(documented) == shown, (
+        f"exported but not in the README: {sorted(shown - set(documented))}; "
+        f"in the README but not exported: {sorted(set(documented) - shown)}"
+    )
+    for name, labels in documented.items():
+        assert labels == known.get(name, known.get(name + "_bucket")), name

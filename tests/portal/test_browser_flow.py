@@ -203,3 +203,15 @@ def test_the_trial_card_setup_is_offered_until_claimed(
     assert "Balance: $1.00" in text and "trial" in text
     assert "Save a card" not in text  # claimed: no longer offered
     assert fresh_browser.console_errors() == []
+
+
+def test_the_connect_page_names_the_models_to_use(fresh_browser: Browser, box: PortalBox) -> None:
+    """Its snippets say MODEL, "a model id of the box": a user who had only the portal could not
+    learn one. The page lists the models the box serves, with their prices."""
+    sign_in(fresh_browser, box, "connect@portal.test")
+    fresh_browser.driver.get(box.url + "/connect")
+    wait_page(fresh_browser, "How to connect")
+    rows = fresh_browser.wait_for(lambda: fresh_browser.all("table tbody tr"), "the models table")
+    cells = [[td.text for td in row.find_elements("css selector", "td, th")] for row in rows]
+    assert [MODEL, "$2.50", "$10.00"] in cells, cells
+    assert fresh_browser.console_errors() == []

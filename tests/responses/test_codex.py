@@ -2,15 +2,16 @@
 
 Codex comes from the npm registry (`npm install --prefix .ci/node @openai/codex`, as .ci/run
 does); the test is skipped only when no `codex` executable can be found. It runs with a
-throwaway HOME and CODEX_HOME whose config.toml names the box as a custom provider with
-`wire_api = "responses"` (the block the README's "Codex" section gives), so it talks to the box
-alone. Its web search is left at its default: the hosted `web_search` tool it then sends is
-dropped by the box, and Codex works all the same.
+throwaway HOME and CODEX_HOME whose config.toml is the README's "Codex" block as written (read
+from README.md: a custom provider with `wire_api = "responses"`), so a README that drifts from
+what Codex reads fails here; it talks to the box alone. Its web search is left at its default:
+the hosted `web_search` tool it then sends is dropped by the box, and Codex works all the same.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,20 +40,21 @@ pytestmark = pytest.mark.skipif(
     CODEX is None, reason="Codex is not installed (npm install --prefix .ci/node @openai/codex)"
 )
 
-CONFIG = """\
-model = "{model}"
-model_provider = "codelace"
-check_for_update_on_startup = false
 
-[model_providers.codelace]
-name = "codelace-box"
-base_url = "{base_url}/v1"
-env_key = "CODELACE_API_KEY"
-wire_api = "responses"
+def readme_config() -> str:
+    """The README's Codex config.toml, as written; only the model and the box's URL are this
+    test's own, and Codex is kept off the network (no update check, no analytics)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("\n## Codex\n") :]
+    (block,) = re.findall(r"```toml\n(.*?)```", section[: section.index("\n## ", 1)], re.S)
+    block = re.sub(r'^model = "[^"]*"', 'model = "{model}"', block, count=1, flags=re.M)
+    block = block.replace("https://your-box/v1", "{base_url}/v1")
+    assert "{model}" in block and "{base_url}" in block, block
+    offline = "check_for_update_on_startup = false\n"
+    return offline + block + "\n[analytics]\nenabled = false\n"
 
-[analytics]
-enabled = false
-"""
+
+CONFIG = readme_config()
 
 
 def codex_exec(

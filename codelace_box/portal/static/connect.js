@@ -1,15 +1,31 @@
 // How to connect: the base URL and copyable snippets for the OpenAI SDK, Claude Code and Codex.
 
 import { api } from "./api.js";
-import { copyButton, h, page } from "./ui.js";
+import { copyButton, h, page, usd } from "./ui.js";
 
 function snippet(title, text) {
   return h("section", { "aria-label": title },
     h("h2", { text: title }), h("pre", { tabindex: "0", role: "region", "aria-label": `${title} snippet` }, h("code", { text })), copyButton(`Copy ${title} snippet`, text));
 }
 
+// The models the box serves (GET /v1/models), with their prices (the public pricing).
+async function modelsTable() {
+  const [served, prices] = await Promise.all([api("GET", "/v1/models"), api("GET", "/api/v1/public/pricing")]);
+  const ids = new Set(served.data.map((m) => m.id));
+  const rows = prices.filter((p) => ids.has(p.model));
+  if (!rows.length) return h("p", { class: "muted", text: "No models are served yet: ask the box's operator." });
+  const head = h("tr", {}, ["Model", "Input per 1M tokens", "Output per 1M tokens"].map((t, i) =>
+    h("th", { scope: "col", class: i ? "num" : null, text: t })));
+  const body = rows.map((p) => h("tr", {}, h("td", {}, h("code", { text: p.model })),
+    h("td", { class: "num", text: usd(p.input_per_1m) }), h("td", { class: "num", text: usd(p.output_per_1m) })));
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Models table" },
+    h("table", {}, h("caption", { class: "visually-hidden", text: "Models and prices" }),
+      h("thead", {}, head), h("tbody", {}, body)));
+}
+
 export async function connectPage(main) {
   const data = await api("GET", "/portal/api/overview");
+  const models = await modelsTable();
   const base = data.base_url;
   const openai = [
     "from openai import OpenAI",
@@ -31,6 +47,7 @@ export async function connectPage(main) {
   ].join("\n");
   page(main, "How to connect",
     h("p", {}, "Base URL: ", h("code", { text: `${base}/v1` }), " (Claude Code takes it without /v1). Use a key from the ",
-      h("a", { href: "/keys", text: "Keys page" }), "; MODEL is a model id of the box."),
+      h("a", { href: "/keys", text: "Keys page" }), "; MODEL is one of the models below."),
+    h("h2", { text: "Models" }), models,
     snippet("OpenAI SDK (Python)", openai), snippet("Claude Code", claude), snippet("Codex", codex));
 }
