@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from codelace_box.accounts.ratelimit import Limit, hit
-from codelace_box.billing.stripe import StripeApi
+from codelace_box.accounts.ratelimit import Limit, give_back, hit
+from codelace_box.billing.stripe import CheckoutLink, StripeApi
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
 from codelace_box.db.core import write_transaction
@@ -23,6 +25,8 @@ from codelace_box.db.models import Payment
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_to_nanos
+
+log = logging.getLogger("codelace_box.billing.checkout")
 
 MAX_TOPUP_USD = Decimal(MAX_TOPUP_USD_CONFIGURABLE)  # min_topup_usd is at most this
 PRODUCT_NAME = "codelace-box credit"
@@ -143,13 +147,31 @@ def setup_session_params(
 CHECKOUTS_PER_HOUR = 20  # Checkout Sessions (top-ups and card setups) an account may start
 
 
-def count_checkout(user_id: int) -> None:
+def count_checkout(user_id: int) -> list[int]:
     """One more Checkout Session of this account, or 429 `rate_limit_error`: each is a call to
     Stripe on the operator's account (whose API rate limit every account shares) and a top-up
     a pending payment row, so a script holding any key of the account cannot start them
-    without bound. A person paying needs a few."""
+    without bound. A person paying needs a few. The counted events, for `give_back`."""
     limit = Limit(f"checkout:{user_id}", CHECKOUTS_PER_HOUR, 3600, "checkout sessions")
-    hit([limit])
+    return hit([limit])
+
+
+async def create_counted_session(
+    api: StripeApi, user_id: int, params: dict[str, Any]
+) -> CheckoutLink:
+    """Create a Checkout Session counted against the account's hourly allowance; a session
+    Stripe did not make (5xx, timeout, refused connection, an error) is given back, so a
+    user retrying through a Stripe outage is not locked out once Stripe is back. (Counted
+    first, then given back: concurrent requests can never start more than the allowance.)"""
+    counted = await run_db_work(count_checkout, user_id)
+    try:
+        return await api.create_checkout_session(params)
+    except Exception:
+        try:
+            await run_db_work(give_back, counted)
+        except Exception:  # the Stripe error is the one to answer; this one is logged
+            log.exception("could not give back a checkout count of account %s", user_id)
+        raise
 
 
 def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: str) -> Payment:
@@ -171,8 +193,8 @@ async def start_topup(
     """Validate, create the payment-mode session, record it pending (off the event loop on
     PostgreSQL); the checkout URL."""
     amount = parse_topup_amount(raw_amount, config.stripe)
-    await run_db_work(count_checkout, user_id)
-    link = await api.create_checkout_session(topup_session_params(user_id, email, amount, config))
+    params = topup_session_params(user_id, email, amount, config)
+    link = await create_counted_session(api, user_id, params)
     currency = config.stripe.currency
     await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)
     return link.url
@@ -180,7 +202,6 @@ async def start_topup(
 
 async def start_setup(api: StripeApi, user_id: int, email: str, config: Config) -> str:
     """Create the setup-mode session; the checkout URL."""
-    await run_db_work(count_checkout, user_id)
     params = setup_session_params(user_id, email, config, api.box_secret)
-    link = await api.create_checkout_session(params)
+    link = await create_counted_session(api, user_id, params)
     return link.url

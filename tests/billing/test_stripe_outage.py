@@ -1,0 +1,57 @@
+"""Stripe having a bad day at checkout: answering 5xx or refusing connections. The account's
+hourly allowance of Checkout Sessions counts only the sessions Stripe made, so a user who
+retried through an outage can pay as soon as Stripe is back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from codelace_box.billing.checkout import CHECKOUTS_PER_HOUR
+from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BoxFactory
+from tests.fakes.stripe_double import StripeDouble
+from tests.fakes.stripe_wire import StripeApiError
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def stripe_double() -> Iterator[StripeDouble]:
+    """This module's own double: its outages must not reach another module's box."""
+    double = StripeDouble(SECRET_KEY, WEBHOOK_SECRET).start()
+    yield double
+    double.stop()
+
+
+def test_sessions_stripe_failed_to_make_do_not_use_up_the_hourly_allowance(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble
+) -> None:
+    box = billing_box_factory()
+    buyer = box.customer()
+    attempts = 0
+    stripe_double.outage = StripeApiError(500, "An unknown error occurred", error_type="api_error")
+    for path in ("checkout", "setup") * (CHECKOUTS_PER_HOUR // 4 + 1):
+        response = box.post(f"/api/v1/stripe/{path}", buyer, json={"amount_usd": 10})
+        assert response.status_code == 502, response.text
+        assert response.json()["error"]["code"] == "stripe_error"
+        attempts += 1
+    stripe_double.outage = None
+    stripe_double.go_down()
+    try:
+        while attempts <= CHECKOUTS_PER_HOUR:
+            response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+            assert response.status_code == 502, response.text
+            assert response.json()["error"]["code"] == "stripe_unreachable"
+            attempts += 1
+    finally:
+        stripe_double.come_back()
+    assert stripe_double.sessions == {} and box.history(buyer) == []
+    # Stripe is back: the whole allowance is there, and it still ends where it did.
+    box.start_setup(buyer)
+    for _ in range(CHECKOUTS_PER_HOUR - 1):
+        box.start_topup(buyer, 10)
+    refused = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    assert refused.status_code == 429, refused.text
+    assert len(stripe_double.sessions) == CHECKOUTS_PER_HOUR
+    assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR - 1
