@@ -55,3 +55,35 @@ def test_sessions_stripe_failed_to_make_do_not_use_up_the_hourly_allowance(
     assert refused.status_code == 429, refused.text
     assert len(stripe_double.sessions) == CHECKOUTS_PER_HOUR
     assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR - 1
+
+
+def gateway_page(status: int) -> StripeApiError:
+    """What a load balancer or egress proxy in front of Stripe answers when it fails: a page,
+    not Stripe's JSON."""
+    error = StripeApiError(status, "")
+    filler = "<p>" + "Please try again in a few minutes. " * 200 + "</p>"
+    error.html = (
+        f"<html><head><title>{status} Bad Gateway</title></head><body>{filler}</body></html>"
+    )
+    return error
+
+
+def test_a_page_instead_of_stripe_json_is_a_short_502(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble
+) -> None:
+    """The user gets a short upstream error, neither the page nor its markup, and the account's
+    allowance is untouched."""
+    box = billing_box_factory()
+    buyer = box.customer()
+    stripe_double.outage = gateway_page(502)
+    try:
+        response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    finally:
+        stripe_double.outage = None
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "stripe_error"
+    assert "<" not in error["message"] and len(error["message"]) < 300, error["message"]
+    assert "HTTP 502" in error["message"]
+    assert "Please try again" not in box.server.log_text()
+    box.start_topup(buyer, 10)

@@ -384,6 +384,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_key(double)
             status, answer = 200, double.handle(method, split.path, params)
         except StripeApiError as exc:
+            if exc.html is not None:
+                self._send_page(exc.status, exc.html)
+                return
             status, answer = exc.status, exc.body
         self._send(status, answer)
 
@@ -407,6 +410,14 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not hmac.compare_digest(key, double.secret_key):
             masked = key[:8] + "*" * max(0, len(key) - 12) + key[-4:]
             raise StripeApiError(401, f"Invalid API Key provided: {masked}")
+
+    def _send_page(self, status: int, page: str) -> None:
+        data = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, status: int, answer: dict[str, Any]) -> None:
         data = json.dumps(answer, indent=2).encode()
