@@ -27,7 +27,7 @@ Sessions the box did not create (a top-up with no payment row here; a setup sess
 this box's `setup_tag`, e.g. one another box on the same Stripe account made for its own user
 of the same id), events of the other Stripe mode than the secret key's (live vs test: a
 misconfigured webhook secret, logged as an error), and event types it does not handle, are
-acknowledged and ignored.
+acknowledged and ignored (the latter without touching the database).
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ async def handle_webhook(
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
     event_id, event_type = str(event["id"]), str(event["type"])
+    if event_type not in HANDLED_TYPES:  # nothing to do, nor to remember
+        return WebhookOutcome(event_id, event_type, "ignored")
     if await run_db_work(_seen, event_id):
         return WebhookOutcome(event_id, event_type, "duplicate")
     if (other := other_mode(event, config.secret_key)) is not None:
