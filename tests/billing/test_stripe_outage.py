@@ -4,14 +4,18 @@ retried through an outage can pay as soon as Stripe is back."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from codelace_box.billing.checkout import CHECKOUTS_PER_HOUR
-from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BoxFactory
+from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BillingBox, BoxFactory
 from tests.fakes.stripe_double import StripeDouble
 from tests.fakes.stripe_wire import StripeApiError
+from tests.pg_cluster import SHARED_SECRET
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -55,6 +59,43 @@ def test_sessions_stripe_failed_to_make_do_not_use_up_the_hourly_allowance(
     assert refused.status_code == 429, refused.text
     assert len(stripe_double.sessions) == CHECKOUTS_PER_HOUR
     assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR - 1
+
+
+async def start_at_once(boxes: list[BillingBox], key: str, count: int) -> list[int]:
+    """`count` top-ups of one account started at once, spread over the boxes; the statuses."""
+    headers = {"authorization": f"Bearer {key}"}
+    urls = itertools.cycle(box.server.base_url for box in boxes)
+    async with httpx.AsyncClient(timeout=120) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    f"{next(urls)}/api/v1/stripe/checkout", json={"amount_usd": 10}, headers=headers
+                )
+                for _ in range(count)
+            )
+        )
+    return sorted(answer.status_code for answer in answers)
+
+
+def test_two_boxes_on_one_database_give_failed_sessions_back_at_once(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble, pg_url: str
+) -> None:
+    """Two boxes sharing a PostgreSQL database, one account's attempts racing on both: while
+    Stripe fails none of them counts, and once it is back exactly the allowance succeeds
+    (attempts in flight at once count until they fail: more than the allowance at once get
+    429 even while Stripe is down)."""
+    shared = {"database": {"url": pg_url}, "server": {"secret_key": SHARED_SECRET}}
+    boxes = [billing_box_factory(**shared) for _ in range(2)]
+    buyer = boxes[0].customer("racer")
+    stripe_double.outage = StripeApiError(503, "Service unavailable", error_type="api_error")
+    try:  # two rounds, each within the allowance (in flight at once, each attempt counts)
+        failed = [asyncio.run(start_at_once(boxes, buyer.key, 12)) for _ in range(2)]
+    finally:
+        stripe_double.outage = None
+    assert failed == [[502] * 12] * 2
+    made = asyncio.run(start_at_once(boxes, buyer.key, CHECKOUTS_PER_HOUR + 3))
+    assert made == [200] * CHECKOUTS_PER_HOUR + [429] * 3
+    assert len(boxes[1].history(buyer)) == CHECKOUTS_PER_HOUR
 
 
 def gateway_page(status: int) -> StripeApiError:
