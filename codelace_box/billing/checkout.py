@@ -9,6 +9,7 @@ session also carries `setup_tag`, so only this box's own setup sessions earn its
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -162,7 +163,27 @@ async def create_counted_session(
     """Create a Checkout Session counted against the account's hourly allowance; a session
     Stripe did not make (5xx, timeout, refused connection, an error) is given back, so a
     user retrying through a Stripe outage is not locked out once Stripe is back. (Counted
-    first, then given back: concurrent requests can never start more than the allowance.)"""
+    first, then given back: concurrent requests can never start more than the allowance.)
+
+    It runs to its end even when the requester leaves (the server then cancels the request,
+    typically while a silent Stripe is being waited for): its count is settled either way."""
+    call = asyncio.ensure_future(_count_and_create(api, user_id, params))
+    _running.add(call)
+    call.add_done_callback(_settled)
+    return await asyncio.shield(call)
+
+
+_running: set[asyncio.Future[CheckoutLink]] = set()  # calls whose requester may have left
+
+
+def _settled(call: asyncio.Future[CheckoutLink]) -> None:
+    """Forget a finished call; its error is the requester's, or nobody's if they left."""
+    _running.discard(call)
+    if not call.cancelled():
+        call.exception()  # retrieved: a left requester's failure is not "never retrieved"
+
+
+async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]) -> CheckoutLink:
     counted = await run_db_work(count_checkout, user_id)
     try:
         return await api.create_checkout_session(params)

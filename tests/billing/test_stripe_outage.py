@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -59,6 +61,37 @@ def test_sessions_stripe_failed_to_make_do_not_use_up_the_hourly_allowance(
     assert refused.status_code == 429, refused.text
     assert len(stripe_double.sessions) == CHECKOUTS_PER_HOUR
     assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR - 1
+
+
+def test_attempts_whose_requester_left_are_given_back_when_stripe_fails(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble
+) -> None:
+    """Stripe silent: a user does not wait out the box's timeouts, and leaves (closes the tab,
+    interrupts the script); the server cancels the request. The Stripe call still ends, and
+    failing, it does not count: once Stripe is back the user has the whole allowance."""
+    box = billing_box_factory()
+    buyer = box.customer()
+    bucket = f"checkout:{buyer.user_id}"
+    stripe_double.stall = threading.Event()
+    stripe_double.outage = StripeApiError(500, "An unknown error occurred", error_type="api_error")
+    try:
+        for _ in range(CHECKOUTS_PER_HOUR):
+            with pytest.raises(httpx.ReadTimeout):
+                box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10}, timeout=0.3)
+        stripe_double.stall.set()  # Stripe answers the calls still waiting: 500
+        deadline = time.monotonic() + 30
+        while box.query("SELECT COUNT(*) FROM rate_event WHERE bucket = ?", bucket)[0][0]:
+            assert time.monotonic() < deadline, "the failed sessions kept their counts"
+            time.sleep(0.2)
+    finally:
+        stripe_double.stall.set()
+        stripe_double.stall = stripe_double.outage = None
+    for _ in range(CHECKOUTS_PER_HOUR):
+        box.start_topup(buyer, 10)
+    refused = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    assert refused.status_code == 429, refused.text
+    assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR
+    assert "never retrieved" not in box.server.log_text()
 
 
 async def start_at_once(boxes: list[BillingBox], key: str, count: int) -> list[int]:

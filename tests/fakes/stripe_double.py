@@ -15,8 +15,8 @@ GET /v1/payment_methods/{id}.
 
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
 `fail_async()`, `expire()` change a session and return the event Stripe would send;
-`outage` (an error every call answers) and `go_down()` / `come_back()` (the port refusing
-connections) are a Stripe having a bad day. `webhook()` renders an event as Stripe delivers it
+`outage` (an error every call answers), `stall` (calls wait until it is set) and `go_down()` /
+`come_back()` (the port refusing connections) are a Stripe having a bad day. `webhook()` renders an event as Stripe delivers it
 (pretty-printed JSON, and
 `Stripe-Signature: t=<ts>,v1=<HMAC-SHA256 of "<ts>.<body>" with the whsec secret>,v0=...`).
 """
@@ -61,6 +61,7 @@ class StripeDouble:
         self.injected_errors: list[StripeApiError] = []
         self.honour_expand = True  # False: answer ids where asked to expand (older accounts)
         self.outage: StripeApiError | None = None  # set: every API call answers this error
+        self.stall: threading.Event | None = None  # set: calls wait for it before answering
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,6 +106,9 @@ class StripeDouble:
 
     def handle(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         """Answer one API call (the handler checked the key); raises StripeApiError."""
+        stall = self.stall
+        if stall is not None:  # a Stripe that does not answer (yet)
+            stall.wait(60)
         with self.lock:
             if self.outage is not None:
                 raise self.outage
