@@ -21,7 +21,7 @@ from codelace_box.accounts.ratelimit import Limit, give_back, hit
 from codelace_box.billing.stripe import CheckoutLink, StripeApi
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
-from codelace_box.db.core import write_transaction
+from codelace_box.db.core import durable
 from codelace_box.db.models import Payment
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import InvalidRequest
@@ -196,8 +196,9 @@ async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]
 
 
 def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: str) -> Payment:
-    """The `pending` payment row of a top-up session just created."""
-    with write_transaction():
+    """The `pending` payment row of a top-up session just created, committed with an fsync
+    before its URL is shown: a paid session whose row a crash lost is credited to nobody."""
+    with durable():
         return Payment.create(
             user=user_id,
             amount_nanos=nanos,
