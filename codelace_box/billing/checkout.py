@@ -40,6 +40,12 @@ ZERO_DECIMAL = frozenset(
     | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+# Stripe's smallest charge in some currencies (its docs' "minimum and maximum charge amounts").
+STRIPE_MINIMUM_CHARGE = {
+    **dict.fromkeys(("usd", "eur", "cad", "aud", "nzd", "chf", "sgd"), Decimal("0.50")),
+    "gbp": Decimal("0.30"),
+    "jpy": Decimal(50),
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,13 @@ def minor_unit_exponent(currency: str) -> int:
     return 3 if code in THREE_DECIMAL else 2
 
 
+def smallest_topup(config: StripeConfig) -> Decimal:
+    """The smallest top-up taken: stripe.min_topup_usd, but never below what Stripe charges
+    at least in the currency (an amount Stripe refuses is the user's 400, not Stripe's 502)."""
+    floor = STRIPE_MINIMUM_CHARGE.get(config.currency.lower(), Decimal("0.01"))
+    return max(config.min_topup_usd, floor)
+
+
 def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
     """The requested top-up, validated; InvalidRequest (400) saying what is wrong otherwise."""
 
@@ -71,9 +84,10 @@ def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
         raise refuse("amount_usd must be a number") from None
     if not amount.is_finite():
         raise refuse("amount_usd must be a finite number")
-    minimum = max(config.min_topup_usd, Decimal("0.01"))
+    minimum = smallest_topup(config)
     if amount < minimum:
-        raise refuse(f"the smallest top-up is {minimum} USD", code="amount_too_small")
+        shown = f"{minimum.normalize():f}"
+        raise refuse(f"the smallest top-up is {shown} USD", code="amount_too_small")
     if amount > MAX_TOPUP_USD:
         raise refuse(f"the largest top-up is {MAX_TOPUP_USD} USD", code="amount_too_large")
     places = min(2, minor_unit_exponent(config.currency))
