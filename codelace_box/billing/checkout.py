@@ -198,6 +198,7 @@ def _settled(call: asyncio.Future[CheckoutLink]) -> None:
 
 
 async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]) -> CheckoutLink:
+    """Count, create; give the count back if Stripe made no session."""
     counted = await run_db_work(count_checkout, user_id)
     try:
         return await api.create_checkout_session(params)
