@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from codelace_box.accounts.ratelimit import Limit, give_back, hit
-from codelace_box.billing.stripe import CheckoutLink, StripeApi
+from codelace_box.billing.stripe import CheckoutLink, StripeApi, StripeRefusal
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
 from codelace_box.db.core import durable
@@ -175,9 +175,11 @@ async def create_counted_session(
     api: StripeApi, user_id: int, params: dict[str, Any]
 ) -> CheckoutLink:
     """Create a Checkout Session counted against the account's hourly allowance; a session
-    Stripe did not make (5xx, timeout, refused connection, an error) is given back, so a
-    user retrying through a Stripe outage is not locked out once Stripe is back. (Counted
-    first, then given back: concurrent requests can never start more than the allowance.)
+    Stripe failed to make (5xx, rate limit, timeout, refused connection, a refused key) is
+    given back, so a user retrying through a Stripe outage is not locked out once Stripe is
+    back. (Counted first, then given back: concurrent requests can never start more than the
+    allowance.) A refusal of the request itself (`StripeRefusal`) keeps its count: it would
+    fail the same way again, and must not let an account call Stripe without bound.
 
     It runs to its end even when the requester leaves (the server then cancels the request,
     typically while a silent Stripe is being waited for): its count is settled either way."""
@@ -198,10 +200,12 @@ def _settled(call: asyncio.Future[CheckoutLink]) -> None:
 
 
 async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]) -> CheckoutLink:
-    """Count, create; give the count back if Stripe made no session."""
+    """Count, create; give the count back if Stripe failed to make the session."""
     counted = await run_db_work(count_checkout, user_id)
     try:
         return await api.create_checkout_session(params)
+    except StripeRefusal:
+        raise
     except Exception:
         try:
             await run_db_work(give_back, counted)

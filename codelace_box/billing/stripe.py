@@ -56,6 +56,11 @@ def require_configured(config: StripeConfig) -> None:
     )
 
 
+class StripeRefusal(UpstreamError):
+    """Stripe answered and refused the request for what it asked (a 4xx about the request,
+    not the key nor a rate limit): asked again the same way it fails the same way."""
+
+
 @dataclass(frozen=True)
 class CheckoutLink:
     session_id: str
@@ -142,7 +147,9 @@ def translate_error(exc: Exception, doing: str) -> CodelaceError:
             return UpstreamTimeout(f"Stripe did not answer in time ({doing})")
         return UpstreamError(f"could not reach Stripe to {doing}", code="stripe_unreachable")
     if isinstance(exc, stripe.StripeError):
-        return UpstreamError(f"Stripe could not {doing}: {message}", code="stripe_error")
+        refusals = (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)
+        kind = StripeRefusal if isinstance(exc, refusals) else UpstreamError
+        return kind(f"Stripe could not {doing}: {message}", code="stripe_error")
     log.exception("unexpected error talking to Stripe")
     return UpstreamError(f"unexpected error while trying to {doing}", code="stripe_error")
 

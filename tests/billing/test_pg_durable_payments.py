@@ -98,3 +98,5 @@ def test_every_payment_and_credit_is_committed_durably(
         ["payment", "ledger_entry", "ledger_entry", "payment"]
     )
     assert all(durable for _, durable in inserts), inserts
+    doctor = run_cli(config, "doctor")
+    assert doctor.returncode == 0 and "MISMATCH" not in doctor.stdout, doctor.stdout

@@ -94,6 +94,27 @@ def test_attempts_whose_requester_left_are_given_back_when_stripe_fails(
     assert "never retrieved" not in box.server.log_text()
 
 
+def test_sessions_stripe_refused_for_what_they_asked_still_count(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble
+) -> None:
+    """A 4xx refusal of the request itself (bad parameters, say an email Stripe will not take)
+    fails the same way however often it is tried: those attempts keep counting, so nothing an
+    account can make Stripe refuse lets it call Stripe without bound."""
+    box = billing_box_factory()
+    buyer = box.customer()
+    stripe_double.outage = StripeApiError(400, "Invalid email address: x", param="customer_email")
+    try:
+        for _ in range(CHECKOUTS_PER_HOUR):
+            response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+            assert response.status_code == 502, response.text
+        calls = len(stripe_double.calls("POST", "/v1/checkout/sessions"))
+        refused = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    finally:
+        stripe_double.outage = None
+    assert refused.status_code == 429, refused.text
+    assert len(stripe_double.calls("POST", "/v1/checkout/sessions")) == calls
+
+
 async def start_at_once(boxes: list[BillingBox], key: str, count: int) -> list[int]:
     """`count` top-ups of one account started at once, spread over the boxes; the statuses."""
     headers = {"authorization": f"Bearer {key}"}
