@@ -156,3 +156,20 @@ def test_a_conversion_from_another_currency_still_credits_nothing(box: BillingBo
     assert response.json()["result"] == "amount_mismatch"
     assert box.balance_nanos(buyer) == 0
     assert box.payment_status(session_id) == "pending"
+
+
+def test_a_session_paid_in_a_local_currency_on_a_current_api_version_credits_once(
+    box: BillingBox,
+) -> None:
+    """From 2025-03-31.basil on, a localized session keeps its own currency and amount, the
+    customer's under `presentment_details`: read as it is."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    presented = {"presentment_amount": 1843, "presentment_currency": "eur"}
+    session = box.double.session(session_id) | {"presentment_details": presented}
+    assert box.deliver(box.double.event("checkout.session.completed", session)).json() == {
+        "received": True,
+        "result": "credited",
+    }
+    assert credited(box, buyer) == [20 * NANOS]
