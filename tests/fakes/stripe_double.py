@@ -16,8 +16,8 @@ GET /v1/payment_methods/{id}.
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
 `fail_async()`, `expire()` change a session and return the event Stripe would send;
 `outage` (an error every call answers), `stall` (calls wait until it is set) and `go_down()` /
-`come_back()` (the port refusing connections) are a Stripe having a bad day. `webhook()` renders an event as Stripe delivers it
-(pretty-printed JSON, and
+`come_back()` (the port refusing connections) are a Stripe having a bad day. `webhook()`
+renders an event as Stripe delivers it (pretty-printed JSON, and
 `Stripe-Signature: t=<ts>,v1=<HMAC-SHA256 of "<ts>.<body>" with the whsec secret>,v0=...`).
 """
 
