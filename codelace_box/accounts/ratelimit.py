@@ -3,6 +3,8 @@
 A `Limit` allows `max_events` in any `window_sec`. `hit()` checks several limits at once in
 one IMMEDIATE transaction and records one event in each bucket only when all of them allow
 it; otherwise it raises `RateLimited` with the seconds until the tightest one frees a slot.
+`give_back()` uncounts the events of one `hit()` whose action then did not happen (by their
+row ids, so any worker or box may, and no other event is touched).
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ def _wait_sec(limit: Limit, now: datetime) -> float:
     return (freeing.created_at - start).total_seconds()
 
 
-def hit(limits: Sequence[Limit]) -> None:
-    """Count one event against every limit, or raise RateLimited if any is exhausted."""
+def hit(limits: Sequence[Limit]) -> list[int]:
+    """Count one event against every limit, or raise RateLimited if any is exhausted; the ids
+    of the events counted (for `give_back`)."""
     now = utcnow()
     with write_transaction() as tx:
         for bucket in sorted({limit.bucket for limit in limits}):  # one order: no deadlock
@@ -63,12 +66,16 @@ def hit(limits: Sequence[Limit]) -> None:
         waits = [(_wait_sec(limit, now), limit) for limit in limits]
         wait, tightest = max(waits, key=lambda pair: pair[0])
         if wait <= 0:
-            RateEvent.insert_many(
-                [{"bucket": limit.bucket, "created_at": now} for limit in limits]
-            ).execute()
-            return
+            return [RateEvent.create(bucket=limit.bucket, created_at=now).id for limit in limits]
     seconds = max(1, math.ceil(wait))
     raise RateLimited(f"too many {tightest.what}; try again in {seconds} s", seconds)
+
+
+def give_back(event_ids: Sequence[int]) -> None:
+    """Uncount the events a `hit()` counted for an action that did not happen after all."""
+    if event_ids:
+        with write_transaction():
+            RateEvent.delete().where(RateEvent.id.in_(list(event_ids))).execute()
 
 
 def _prune_old(now: datetime) -> None:

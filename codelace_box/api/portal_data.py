@@ -30,7 +30,7 @@ from codelace_box.api.views import (
     spend_view,
     usage_view,
 )
-from codelace_box.billing.checkout import MAX_TOPUP_USD, start_setup, start_topup
+from codelace_box.billing.checkout import MAX_TOPUP_USD, smallest_topup, start_setup, start_topup
 from codelace_box.billing.payments import list_payments
 from codelace_box.config import Config
 from codelace_box.db.models import User
@@ -63,7 +63,7 @@ async def overview(request: Request) -> HTTPResponse:
             **overview_view(user, history),
             "base_url": config.server.base_url,
             "stripe_enabled": _stripe_enabled(config),
-            "min_topup_usd": float(max(stripe.min_topup_usd, Decimal("0.01"))),
+            "min_topup_usd": float(smallest_topup(stripe)),
             "max_topup_usd": float(MAX_TOPUP_USD),
             "trial_available": trial and user.trial_granted_at is None,
             "trial_credit_usd": float(stripe.trial_credit_usd),

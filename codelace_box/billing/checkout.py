@@ -9,20 +9,25 @@ session also carries `setup_tag`, so only this box's own setup sessions earn its
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from codelace_box.accounts.ratelimit import Limit, hit
-from codelace_box.billing.stripe import StripeApi
+from codelace_box.accounts.ratelimit import Limit, give_back, hit
+from codelace_box.billing.stripe import CheckoutLink, StripeApi, StripeRefusal
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
-from codelace_box.db.core import write_transaction
+from codelace_box.db.core import durable
 from codelace_box.db.models import Payment
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_to_nanos
+
+log = logging.getLogger("codelace_box.billing.checkout")
 
 MAX_TOPUP_USD = Decimal(MAX_TOPUP_USD_CONFIGURABLE)  # min_topup_usd is at most this
 PRODUCT_NAME = "codelace-box credit"
@@ -35,6 +40,12 @@ ZERO_DECIMAL = frozenset(
     | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+# Stripe's smallest charge in some currencies (its docs' "minimum and maximum charge amounts").
+STRIPE_MINIMUM_CHARGE = {
+    **dict.fromkeys(("usd", "eur", "cad", "aud", "nzd", "chf", "sgd"), Decimal("0.50")),
+    "gbp": Decimal("0.30"),
+    "jpy": Decimal(50),
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,13 @@ def minor_unit_exponent(currency: str) -> int:
     return 3 if code in THREE_DECIMAL else 2
 
 
+def smallest_topup(config: StripeConfig) -> Decimal:
+    """The smallest top-up taken: stripe.min_topup_usd, but never below what Stripe charges
+    at least in the currency (an amount Stripe refuses is the user's 400, not Stripe's 502)."""
+    floor = STRIPE_MINIMUM_CHARGE.get(config.currency.lower(), Decimal("0.01"))
+    return max(config.min_topup_usd, floor)
+
+
 def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
     """The requested top-up, validated; InvalidRequest (400) saying what is wrong otherwise."""
 
@@ -66,9 +84,10 @@ def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
         raise refuse("amount_usd must be a number") from None
     if not amount.is_finite():
         raise refuse("amount_usd must be a finite number")
-    minimum = max(config.min_topup_usd, Decimal("0.01"))
+    minimum = smallest_topup(config)
     if amount < minimum:
-        raise refuse(f"the smallest top-up is {minimum} USD", code="amount_too_small")
+        shown = f"{minimum.normalize():f}"
+        raise refuse(f"the smallest top-up is {shown} USD", code="amount_too_small")
     if amount > MAX_TOPUP_USD:
         raise refuse(f"the largest top-up is {MAX_TOPUP_USD} USD", code="amount_too_large")
     places = min(2, minor_unit_exponent(config.currency))
@@ -143,18 +162,62 @@ def setup_session_params(
 CHECKOUTS_PER_HOUR = 20  # Checkout Sessions (top-ups and card setups) an account may start
 
 
-def count_checkout(user_id: int) -> None:
+def count_checkout(user_id: int) -> list[int]:
     """One more Checkout Session of this account, or 429 `rate_limit_error`: each is a call to
     Stripe on the operator's account (whose API rate limit every account shares) and a top-up
     a pending payment row, so a script holding any key of the account cannot start them
-    without bound. A person paying needs a few."""
+    without bound. A person paying needs a few. The counted events, for `give_back`."""
     limit = Limit(f"checkout:{user_id}", CHECKOUTS_PER_HOUR, 3600, "checkout sessions")
-    hit([limit])
+    return hit([limit])
+
+
+async def create_counted_session(
+    api: StripeApi, user_id: int, params: dict[str, Any]
+) -> CheckoutLink:
+    """Create a Checkout Session counted against the account's hourly allowance; a session
+    Stripe failed to make (5xx, rate limit, timeout, refused connection, a refused key) is
+    given back, so a user retrying through a Stripe outage is not locked out once Stripe is
+    back. (Counted first, then given back: concurrent requests can never start more than the
+    allowance.) A refusal of the request itself (`StripeRefusal`) keeps its count: it would
+    fail the same way again, and must not let an account call Stripe without bound.
+
+    It runs to its end even when the requester leaves (the server then cancels the request,
+    typically while a silent Stripe is being waited for): its count is settled either way."""
+    call = asyncio.ensure_future(_count_and_create(api, user_id, params))
+    _running.add(call)
+    call.add_done_callback(_settled)
+    return await asyncio.shield(call)
+
+
+_running: set[asyncio.Future[CheckoutLink]] = set()  # calls whose requester may have left
+
+
+def _settled(call: asyncio.Future[CheckoutLink]) -> None:
+    """Forget a finished call; its error is the requester's, or nobody's if they left."""
+    _running.discard(call)
+    if not call.cancelled():
+        call.exception()  # retrieved: a left requester's failure is not "never retrieved"
+
+
+async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]) -> CheckoutLink:
+    """Count, create; give the count back if Stripe failed to make the session."""
+    counted = await run_db_work(count_checkout, user_id)
+    try:
+        return await api.create_checkout_session(params)
+    except StripeRefusal:
+        raise
+    except Exception:
+        try:
+            await run_db_work(give_back, counted)
+        except Exception:  # the Stripe error is the one to answer; this one is logged
+            log.exception("could not give back a checkout count of account %s", user_id)
+        raise
 
 
 def record_pending_topup(user_id: int, session_id: str, nanos: int, currency: str) -> Payment:
-    """The `pending` payment row of a top-up session just created."""
-    with write_transaction():
+    """The `pending` payment row of a top-up session just created, committed with an fsync
+    before its URL is shown: a paid session whose row a crash lost is credited to nobody."""
+    with durable():
         return Payment.create(
             user=user_id,
             amount_nanos=nanos,
@@ -171,8 +234,8 @@ async def start_topup(
     """Validate, create the payment-mode session, record it pending (off the event loop on
     PostgreSQL); the checkout URL."""
     amount = parse_topup_amount(raw_amount, config.stripe)
-    await run_db_work(count_checkout, user_id)
-    link = await api.create_checkout_session(topup_session_params(user_id, email, amount, config))
+    params = topup_session_params(user_id, email, amount, config)
+    link = await create_counted_session(api, user_id, params)
     currency = config.stripe.currency
     await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)
     return link.url
@@ -180,7 +243,6 @@ async def start_topup(
 
 async def start_setup(api: StripeApi, user_id: int, email: str, config: Config) -> str:
     """Create the setup-mode session; the checkout URL."""
-    await run_db_work(count_checkout, user_id)
     params = setup_session_params(user_id, email, config, api.box_secret)
-    link = await api.create_checkout_session(params)
+    link = await create_counted_session(api, user_id, params)
     return link.url

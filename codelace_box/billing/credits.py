@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from codelace_box.accounts.users import get_user
 from codelace_box.billing.ledger import Posting, append_entry
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import durable, utcnow
 from codelace_box.db.models import Payment, User
 from codelace_box.errors import InvalidRequest
 from codelace_box.money import AmountTooLarge, usd_to_nanos
@@ -38,7 +38,7 @@ def adjust_balance(email: str, amount_usd: Decimal | str, reason: str) -> tuple[
     nanos = check_adjustment(amount_usd, reason)
     user = get_user(email)
     key = f"admin:{uuid.uuid4().hex}"
-    with write_transaction():
+    with durable():  # reported done: a crash right after must not take it back
         posting = append_entry(user.id, nanos, "admin", reason, key, allow_negative=False)
         Payment.create(
             user=user.id,

@@ -30,6 +30,7 @@ log = logging.getLogger("codelace_box.billing.stripe")
 WEBHOOK_TOLERANCE_SEC = 300
 STRIPE_TIMEOUT_SEC = 15.0  # per attempt; with the retries a silent Stripe costs the user ~47 s
 STRIPE_RETRIES = 2
+MAX_MESSAGE_CHARS = 300  # of Stripe's own words in our errors and logs
 _SECRET_RE = re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9*]+")
 _ENV_NAMES = {
     "secret_key": "CODELACE_STRIPE_SECRET_KEY",
@@ -53,6 +54,11 @@ def require_configured(config: StripeConfig) -> None:
         f"Stripe is not configured on this box: set {keys} in codelace.toml (or {env})",
         code="stripe_not_configured",
     )
+
+
+class StripeRefusal(UpstreamError):
+    """Stripe answered and refused the request for what it asked (a 4xx about the request,
+    not the key nor a rate limit): asked again the same way it fails the same way."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def translate_error(exc: Exception, doing: str) -> CodelaceError:
 
     if isinstance(exc, CodelaceError):
         return exc
-    message = redact(str(getattr(exc, "user_message", None) or exc).strip())
+    message = stripe_message(exc)
     log.warning("Stripe call failed (%s): %s: %s", doing, type(exc).__name__, message)
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
         return ServiceUnavailable(
@@ -141,9 +147,30 @@ def translate_error(exc: Exception, doing: str) -> CodelaceError:
             return UpstreamTimeout(f"Stripe did not answer in time ({doing})")
         return UpstreamError(f"could not reach Stripe to {doing}", code="stripe_unreachable")
     if isinstance(exc, stripe.StripeError):
-        return UpstreamError(f"Stripe could not {doing}: {message}", code="stripe_error")
+        refusals = (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)
+        kind = StripeRefusal if isinstance(exc, refusals) else UpstreamError
+        return kind(f"Stripe could not {doing}: {message}", code="stripe_error")
     log.exception("unexpected error talking to Stripe")
     return UpstreamError(f"unexpected error while trying to {doing}", code="stripe_error")
+
+
+def stripe_message(exc: Exception) -> str:
+    """What Stripe said, keys masked and at most MAX_MESSAGE_CHARS long; for an answer that is
+    not Stripe's JSON error (a page from a proxy or load balancer in between), its status only:
+    the library would quote the whole page."""
+    status = getattr(exc, "http_status", None)
+    if status is not None and not _stripe_error_body(getattr(exc, "http_body", None)):
+        return f"Stripe answered HTTP {status} without a Stripe error (a proxy in between?)"
+    text = redact(str(getattr(exc, "user_message", None) or exc).strip())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+
+
+def _stripe_error_body(body: object) -> bool:
+    try:
+        parsed = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
 
 
 def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:

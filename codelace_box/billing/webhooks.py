@@ -15,7 +15,8 @@ caller answers 2xx. How a top-up's payment row moves:
 "Paid" is `payment_status` `paid` or `no_payment_required` (a 100% discount), or
 async_payment_succeeded. The credit is the session's `amount_total` (in its currency) capped at
 the amount recorded when the session was created, so a discount credits what was paid and
-nothing credits more than was asked for; the payment row takes the credited amount. A signed
+nothing credits more than was asked for; the payment row takes the credited amount (a session
+Adaptive Pricing localized is read in its own currency, `currency_conversion`). A signed
 event without a total (a pared-down delivery) credits the recorded amount; a total in another
 currency, or not a whole non-negative number, credits nothing: the payment stays pending and the
 error log names the session for the operator.
@@ -26,7 +27,7 @@ Sessions the box did not create (a top-up with no payment row here; a setup sess
 this box's `setup_tag`, e.g. one another box on the same Stripe account made for its own user
 of the same id), events of the other Stripe mode than the secret key's (live vs test: a
 misconfigured webhook secret, logged as an error), and event types it does not handle, are
-acknowledged and ignored.
+acknowledged and ignored (the latter without touching the database).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ async def handle_webhook(
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
     event_id, event_type = str(event["id"]), str(event["type"])
+    if event_type not in HANDLED_TYPES:  # nothing to do, nor to remember
+        return WebhookOutcome(event_id, event_type, "ignored")
     if await run_db_work(_seen, event_id):
         return WebhookOutcome(event_id, event_type, "duplicate")
     if (other := other_mode(event, config.secret_key)) is not None:
@@ -220,13 +223,23 @@ def credit_session(session: dict[str, Any]) -> str:
 
 def paid_nanos(session: dict[str, Any], currency: str, recorded_nanos: int) -> int | None:
     """What a session says was paid, in nano-USD, if it is a whole amount in `currency`; the
-    recorded amount when the (signed) event leaves the total out."""
+    recorded amount when the (signed) event leaves the total out.
+
+    A session Adaptive Pricing localized, seen by an endpoint on an API version before
+    2025-03-31.basil, carries the customer's currency and amount in `currency` and
+    `amount_total`, and the session's own in `currency_conversion` (`source_currency`,
+    `amount_total`): that one is read then."""
     total = session.get("amount_total")
     if total is None:
         return recorded_nanos
+    paid_in = str(session.get("currency") or currency).lower()
+    conversion = session.get("currency_conversion")
+    if paid_in != currency.lower() and isinstance(conversion, dict):
+        total = conversion.get("amount_total")
+        paid_in = str(conversion.get("source_currency") or "").lower()
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         return None
-    if str(session.get("currency") or currency).lower() != currency.lower():
+    if paid_in != currency.lower():
         return None
     return total * 10 ** (9 - minor_unit_exponent(currency))
 

@@ -159,12 +159,24 @@ class EmailConfig:
     )
 
 
+# A Stripe key has no whitespace: one copied with its line break authenticates no call and
+# verifies no webhook (every paid top-up unanswered), so it is refused at start.
+STRIPE_SECRET = (
+    r"\S*",
+    "a key without spaces or line breaks (copied with a trailing newline?)",
+)
+
+
 @dataclass(frozen=True)
 class StripeConfig:
     secret_key: str = _opt(
-        "", "Stripe secret key; empty turns Stripe off (its endpoints answer 503)."
+        "",
+        "Stripe secret key; empty turns Stripe off (its endpoints answer 503).",
+        pattern=STRIPE_SECRET,
     )
-    webhook_secret: str = _opt("", "Signing secret of the Stripe webhook endpoint (whsec_...).")
+    webhook_secret: str = _opt(
+        "", "Signing secret of the Stripe webhook endpoint (whsec_...).", pattern=STRIPE_SECRET
+    )
     api_base: str = _opt(
         "", "Where the Stripe client sends API calls; empty: Stripe's own.", pattern=URL
     )

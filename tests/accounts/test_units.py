@@ -12,7 +12,7 @@ import pytest
 
 from codelace_box.accounts import otp
 from codelace_box.accounts.mailer import compose_code_mail, describe_ttl
-from codelace_box.accounts.ratelimit import Limit, hit
+from codelace_box.accounts.ratelimit import Limit, give_back, hit
 from codelace_box.accounts.signin import check_signup_allowed, mailbox, request_limits
 from codelace_box.accounts.users import normalize_email
 from codelace_box.config import AuthConfig
@@ -101,6 +101,23 @@ def test_limiter_records_nothing_when_any_limit_is_full(db: None):
         hit([free, full])
     assert "full" in caught.value.message
     assert RateEvent.select().where(RateEvent.bucket == "test:free").count() == 0
+
+
+def test_a_given_back_event_frees_its_slot_and_only_its_own(db: None):
+    """An action counted and then not done (a Stripe call that failed) is uncounted."""
+    limit = Limit("test:back", 2, 60, "back events")
+    other = Limit("test:other", 5, 60, "other events")
+    hit([limit, other])
+    counted = hit([limit])
+    with pytest.raises(RateLimited):
+        hit([limit])
+    give_back(counted)
+    give_back([])
+    assert RateEvent.select().where(RateEvent.bucket == "test:back").count() == 1
+    assert RateEvent.select().where(RateEvent.bucket == "test:other").count() == 1
+    hit([limit])
+    with pytest.raises(RateLimited):
+        hit([limit])
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from codelace_box.billing.checkout import CHECKOUTS_PER_HOUR
-from tests.billing.conftest import BillingBox
+from tests.billing.conftest import BillingBox, BoxFactory, stripe_section
 from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -237,3 +237,20 @@ def test_an_account_starts_a_bounded_number_of_checkouts_an_hour(box: BillingBox
     assert len(box.double.sessions) == made, "no session started past the limit"
     assert len(box.history(buyer)) == CHECKOUTS_PER_HOUR - 1
     box.start_topup(other, 10)
+
+
+def test_a_minimum_below_what_stripe_charges_still_refuses_with_a_400(
+    box: BillingBox, billing_box_factory: BoxFactory
+) -> None:
+    """An operator may set stripe.min_topup_usd below Stripe's smallest charge (0.50 USD), or
+    0: an amount Stripe would refuse is then the user's 400 saying the real minimum, not a
+    502 from Stripe."""
+    cheap = billing_box_factory(stripe=stripe_section(box.double, min_topup_usd=0))
+    buyer = cheap.customer()
+    made = len(cheap.double.sessions)
+    refused = cheap.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 0.25})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "amount_too_small"
+    assert "0.5 USD" in refused.json()["error"]["message"]
+    assert len(cheap.double.sessions) == made
+    cheap.start_topup(buyer, 0.5)

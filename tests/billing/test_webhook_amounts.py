@@ -109,3 +109,67 @@ def test_a_discounted_credit_is_not_raised_by_a_later_full_event(box: BillingBox
     assert box.deliver(full).json()["result"] == "already_credited"
     assert credited(box, buyer) == [10 * NANOS]
     assert box.payment_status(session_id) == "completed"
+
+
+def localized(session: dict[str, Any], charged: int, usd_total: int) -> dict[str, Any]:
+    """The session as an endpoint on an API version before 2025-03-31 sees it when Adaptive
+    Pricing let the customer pay in euros: `currency` and `amount_total` are what the customer
+    was charged, the integration's own amount is under `currency_conversion`."""
+    conversion = {
+        "amount_subtotal": usd_total,
+        "amount_total": usd_total,
+        "fx_rate": "0.9215",
+        "source_currency": "usd",
+    }
+    return session | {"currency": "eur", "amount_total": charged, "currency_conversion": conversion}
+
+
+@pytest.mark.parametrize(("charged", "usd_total", "credit"), [(1843, 2000, 20), (1382, 1500, 15)])
+def test_a_session_paid_in_a_local_currency_credits_its_usd_amount(
+    box: BillingBox, charged: int, usd_total: int, credit: int
+) -> None:
+    """Adaptive Pricing (on by default) lets a customer abroad pay a USD session in their own
+    currency; a webhook endpoint pinned to an API version older than 2025-03-31.basil gets
+    the session in the customer's currency, with the USD amount in `currency_conversion`. The
+    customer paid: the top-up is credited (a discount still credits only what was paid)."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    event = box.double.event(
+        "checkout.session.completed", localized(box.double.session(session_id), charged, usd_total)
+    )
+    event["api_version"] = "2024-06-20"
+    response = box.deliver(event)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "credited"
+    assert credited(box, buyer) == [credit * NANOS]
+    assert box.payment_status(session_id) == "completed"
+
+
+def test_a_conversion_from_another_currency_still_credits_nothing(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    session = localized(box.double.session(session_id), 1843, 2000)
+    session["currency_conversion"]["source_currency"] = "gbp"
+    response = box.deliver(box.double.event("checkout.session.completed", session))
+    assert response.json()["result"] == "amount_mismatch"
+    assert box.balance_nanos(buyer) == 0
+    assert box.payment_status(session_id) == "pending"
+
+
+def test_a_session_paid_in_a_local_currency_on_a_current_api_version_credits_once(
+    box: BillingBox,
+) -> None:
+    """From 2025-03-31.basil on, a localized session keeps its own currency and amount, the
+    customer's under `presentment_details`: read as it is."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    presented = {"presentment_amount": 1843, "presentment_currency": "eur"}
+    session = box.double.session(session_id) | {"presentment_details": presented}
+    assert box.deliver(box.double.event("checkout.session.completed", session)).json() == {
+        "received": True,
+        "result": "credited",
+    }
+    assert credited(box, buyer) == [20 * NANOS]

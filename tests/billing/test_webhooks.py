@@ -275,6 +275,18 @@ def test_unknown_events_and_foreign_sessions_are_acknowledged_and_ignored(
     assert box.balance_nanos(buyer) == 0
 
 
+def test_event_types_the_box_does_not_handle_leave_no_row_behind(box: BillingBox) -> None:
+    """An endpoint subscribed to every event of a busy Stripe account (one that sells other
+    things too) would otherwise write and fsync a row per charge, invoice and customer
+    event, kept forever, for events that change nothing here."""
+    before = box.query("SELECT COUNT(*) FROM stripe_event")[0][0]
+    for event_type in ("charge.succeeded", "customer.created", "invoice.paid"):
+        event = box.double.event(event_type, {"id": "ch_test_1", "object": "charge"})
+        assert box.deliver(event).json()["result"] == "ignored"
+        assert box.deliver(event).json()["result"] == "ignored"
+    assert box.query("SELECT COUNT(*) FROM stripe_event")[0][0] == before
+
+
 def test_a_handled_event_type_carrying_no_session_is_ignored(box: BillingBox) -> None:
     buyer = box.customer()
     session_id = box.start_topup(buyer, 20)

@@ -15,7 +15,9 @@ GET /v1/payment_methods/{id}.
 
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
 `fail_async()`, `expire()` change a session and return the event Stripe would send;
-`webhook()` renders it as Stripe delivers it (pretty-printed JSON, and
+`outage` (an error every call answers), `stall` (calls wait until it is set) and `go_down()` /
+`come_back()` (the port refusing connections) are a Stripe having a bad day. `webhook()`
+renders an event as Stripe delivers it (pretty-printed JSON, and
 `Stripe-Signature: t=<ts>,v1=<HMAC-SHA256 of "<ts>.<body>" with the whsec secret>,v0=...`).
 """
 
@@ -25,6 +27,7 @@ import copy
 import hmac
 import json
 import secrets
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,25 +60,42 @@ class StripeDouble:
         self.requests: list[dict[str, Any]] = []
         self.injected_errors: list[StripeApiError] = []
         self.honour_expand = True  # False: answer ids where asked to expand (older accounts)
+        self.outage: StripeApiError | None = None  # set: every API call answers this error
+        self.stall: threading.Event | None = None  # set: calls wait for it before answering
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0
+        self.connections: set[socket.socket] = set()  # open keep-alive connections
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> StripeDouble:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.double = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        self.come_back()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def go_down(self) -> None:
+        """Stripe unreachable: the port refuses connections until `come_back()`."""
+        self._port = int(self.url.rsplit(":", 1)[1])
+        self.stop()
+        self._server = None
+        with self.lock:
+            for connection in self.connections:
+                connection.shutdown(socket.SHUT_RDWR)  # kept-alive ones end as well
+
+    def come_back(self) -> None:
+        """Listen again on the port the box was configured with."""
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server.daemon_threads = True
+        server.double = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
 
     @property
     def url(self) -> str:
@@ -86,7 +106,12 @@ class StripeDouble:
 
     def handle(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         """Answer one API call (the handler checked the key); raises StripeApiError."""
+        stall = self.stall
+        if stall is not None:  # a Stripe that does not answer (yet)
+            stall.wait(60)
         with self.lock:
+            if self.outage is not None:
+                raise self.outage
             if self.injected_errors:
                 raise self.injected_errors.pop(0)
             parts = path.strip("/").split("/")
@@ -331,6 +356,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read `double.requests` instead."""
 
+    def setup(self) -> None:
+        super().setup()
+        double: StripeDouble = self.server.double  # type: ignore[attr-defined]
+        with double.lock:
+            double.connections.add(self.connection)
+
+    def finish(self) -> None:
+        double: StripeDouble = self.server.double  # type: ignore[attr-defined]
+        with double.lock:
+            double.connections.discard(self.connection)
+        super().finish()
+
     def do_GET(self) -> None:
         self._serve("GET")
 
@@ -351,6 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_key(double)
             status, answer = 200, double.handle(method, split.path, params)
         except StripeApiError as exc:
+            if exc.html is not None:
+                self._send_page(exc.status, exc.html)
+                return
             status, answer = exc.status, exc.body
         self._send(status, answer)
 
@@ -374,6 +414,14 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not hmac.compare_digest(key, double.secret_key):
             masked = key[:8] + "*" * max(0, len(key) - 12) + key[-4:]
             raise StripeApiError(401, f"Invalid API Key provided: {masked}")
+
+    def _send_page(self, status: int, page: str) -> None:
+        data = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, status: int, answer: dict[str, Any]) -> None:
         data = json.dumps(answer, indent=2).encode()

@@ -38,7 +38,10 @@ MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30}
 
 
 class StripeApiError(Exception):
-    """A Stripe-shaped error answer."""
+    """A Stripe-shaped error answer (`html`: a page instead, as a proxy or load balancer in
+    front of Stripe answers when it fails)."""
+
+    html: str | None = None
 
     def __init__(
         self,

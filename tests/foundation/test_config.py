@@ -291,6 +291,28 @@ def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
         assert secret not in message
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CODELACE_STRIPE_WEBHOOK_SECRET", "whsec_TOPSECRET\n"),
+        ("CODELACE_STRIPE_SECRET_KEY", "sk_live_TOPSECRET\r\n"),
+        ("CODELACE_STRIPE_SECRET_KEY", " sk_live_TOPSECRET"),
+    ],
+)
+def test_a_stripe_secret_with_whitespace_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A key copied with its line break (a secret store's file, `echo` into an env file)
+    signs nothing Stripe sends (every paid top-up's webhook a 400) and authenticates no call:
+    refused at start, naming the variable, never echoing the value."""
+    with pytest.raises(ConfigError) as caught:
+        monkeypatch.chdir(tmp_path)
+        load_config(None, {variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: ") and "\n" not in message
+    assert "spaces or line breaks" in message and "TOPSECRET" not in message
+
+
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
         load_config(str(tmp_path / "nope.toml"), {})
