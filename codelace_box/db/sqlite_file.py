@@ -68,3 +68,14 @@ def _connect_when_free(db: APSWDatabase) -> None:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(CONNECT_RETRY_SEC)
+
+
+# SQLite could not write (or open) its file: the disk is full or read-only, or failing.
+STORAGE_ERRORS = (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CantOpenError)
+
+
+def storage_failed(exc: BaseException) -> bool:
+    """Whether `exc` (or the apsw error peewee wrapped in it) is SQLite failing to write its
+    file: a 503 for the client and one line for the operator, not a bug's traceback."""
+    seen = [exc, exc.__cause__, exc.__context__, getattr(exc, "orig", None), *exc.args[:1]]
+    return any(isinstance(error, STORAGE_ERRORS) for error in seen)

@@ -1,0 +1,137 @@
+"""The database's disk fills up under a serving box (a small tmpfs of its own, so this needs the
+root the CI runs as; skipped where it cannot be mounted): clients get the 503 of an
+unavailable database, the operator one line per failure, and once there is room again the box
+serves and charges as before, its books whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.foundation.conftest import Workspace, make_workspace
+from tests.support import ServerProcess, free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs at tmp_path/disk, unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4M,mode=700", "tmpfs", str(disk)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """A file taking every free byte of the disk."""
+    ballast = disk / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return ballast
+
+
+def metered_box(root: Path, upstream: str) -> tuple[Workspace, int, str]:
+    port = free_port()
+    space = make_workspace(root, server={"port": port})
+    space.run("providers", "add", "fake", "--kind", "openai", "--base-url", upstream,
+              "--key", "sk-fake-upstream-key-0001")  # fmt: skip
+    space.run("models", "set", "fake/m", "--input-per-1m", "1", "--output-per-1m", "2")
+    space.run("users", "create", "full@example.com")
+    space.run("credit", "full@example.com", "1", "--reason", "test")
+    return space, port, space.run("keys", "create", "full@example.com").stdout.strip()
+
+
+def error_codes(answer: httpx.Response) -> list[str]:
+    """The error codes of a JSON error or of a stream's error events."""
+    if answer.headers.get("content-type", "").startswith("application/json"):
+        body = answer.json()
+        return [body["error"]["code"]] if "error" in body else []
+    events = [line[6:] for line in answer.text.splitlines() if line.startswith("data: {")]
+    return [e["error"]["code"] for e in map(json.loads, events) if "error" in e]
+
+
+def stream_reading(url: str, body: dict[str, object], headers: dict[str, str], then: Any) -> str:
+    """A streamed call: `then()` once its first line came, then the rest; the whole text."""
+    with httpx.stream("POST", url, json={**body, "stream": True}, headers=headers,
+                      timeout=30) as answer:  # fmt: skip
+        assert answer.status_code == 200, answer.read()
+        lines = answer.iter_lines()
+        first = next(lines)
+        then()
+        return "\n".join([first, *lines])
+
+
+def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """Calls that meet the full disk at admission, at a stream's settlement and at an answer's
+    settlement: a 503 (an error event in the stream) saying the database is unavailable,
+    never a 500 of a bug with its traceback; free room, and the next call is charged."""
+    fake = FakeOpenAI().start()
+    fake.default = Reply(prompt_tokens=7, completion_tokens=8, content="word " * 50)
+    space, port, key = metered_box(small_disk / "box", fake.base_url)
+    server = ServerProcess(space.config, port)
+    server.log_path = tmp_path / "serve.log"  # the log is not on the full disk
+    headers = {"authorization": f"Bearer {key}"}
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi " * 2000}]}
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    ballast: list[Path] = []
+    try:
+        server.start()
+        fake.push(Reply(pieces=["a ", "b ", "c"], piece_delay=0.3, prompt_tokens=7))
+        text = stream_reading(url, body, headers, lambda: ballast.append(fill(small_disk)))
+        assert error_codes(httpx.Response(200, text=text)) == ["database_unavailable"], text
+        refused = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert (refused.status_code, error_codes(refused)) == (503, ["database_unavailable"])
+        ballast.pop().unlink()
+        fake.push(Reply(delay_before=1.0, prompt_tokens=7, completion_tokens=8))
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(httpx.post, url, json=body, headers=headers, timeout=30)
+            while not fake.requests[-1:] or fake.requests[-1].body.get("stream"):
+                time.sleep(0.01)
+            ballast.append(fill(small_disk))
+            unsettled = answer.result()
+        assert (unsettled.status_code, error_codes(unsettled)) == (503, ["database_unavailable"])
+        ballast.pop().unlink()
+        answer = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert answer.status_code == 200 and answer.headers["x-codelace-cost-usd"] == "0.000023"
+        assert server.stop() == 0
+        server.start()  # frees what the failed settlements could not
+    finally:
+        server.stop()
+        fake.stop()
+    log = server.log_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "database or disk is full" in log
+    assert space.run("doctor").stdout.startswith("ok: ")
+    [(balance, held)] = space.sql('SELECT balance_nanos, held_nanos FROM "user"')
+    assert (balance, held) == (1_000_000_000 - 23_000, 0)
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("ok", 23_000)]
+    assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
