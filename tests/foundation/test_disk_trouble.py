@@ -1,13 +1,16 @@
-"""The database's disk fills up under a serving box (a small tmpfs of its own, so this needs the
-root the CI runs as; skipped where it cannot be mounted): clients get the 503 of an
-unavailable database, the operator one line per failure, and once there is room again the box
-serves and charges as before, its books whole."""
+"""Disk and file trouble under the box. The database's disk fills up under a serving box (a
+small tmpfs of its own, so this needs the root the CI runs as; skipped where it cannot be
+mounted): clients get the 503 of an unavailable database, the operator one line per failure,
+and once there is room again the box serves and charges as before, its books whole. A data
+folder the serving user cannot write is one line naming it."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +22,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.foundation.conftest import Workspace, make_workspace
-from tests.support import ServerProcess, free_port
+from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -135,3 +138,33 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
     assert (balance, held) == (1_000_000_000 - 23_000, 0)
     assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("ok", 23_000)]
     assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
+
+
+def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> None:
+    """root ran the first command (`users create`) and made data/; the service's own user
+    then started `serve`: it said `unexpected PermissionError: ... codelace.db.lock`, as if a
+    bug. Now the line names database.path, what it could not open, and why."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run serve as another user")
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        space = make_workspace(root / "box")
+        space.run("users", "create", "first@example.com")  # as root: data/ is root's, 700
+        os.chmod(space.config, 0o644)
+        os.chown(root / "box", 65534, 65534)  # the service user's folder, not its data/
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        started = subprocess.run(
+            [*as_nobody, *PROGRAM, "--config", str(space.config), "serve"],
+            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+            check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root)
+    assert started.returncode == 1, started.stderr
+    [line] = started.stderr.splitlines()
+    db = root / "box" / "data" / "codelace.db"
+    assert line == (
+        f"error: database.path {db}: cannot open codelace.db.lock beside it: Permission denied "
+        "(the user running codelace-box must be able to write that folder)"
+    )
