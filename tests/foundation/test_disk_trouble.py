@@ -168,3 +168,17 @@ def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> 
         f"error: database.path {db}: cannot open codelace.db.lock beside it: Permission denied "
         "(the user running codelace-box must be able to write that folder)"
     )
+
+
+def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """It said 'cannot write the backup to ...: not an error' (SQLite's backup step reports
+    no message of its own), for `backup` and for every scheduled backup alike."""
+    space = make_workspace(tmp_path / "box")
+    space.run("users", "create", "kept@example.com")
+    fill(small_disk)
+    target = small_disk / "backup.db"
+    line = space.fail("backup", str(target))
+    assert line == f"error: cannot write the backup to {target}: the disk is full"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]
