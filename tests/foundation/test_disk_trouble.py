@@ -44,9 +44,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def fill(disk: Path) -> Path:
+def fill(disk: Path, name: str = "ballast") -> Path:
     """A file taking every free byte of the disk."""
-    ballast = disk / "ballast"
+    ballast = disk / name
     fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         for size in (65536, 512, 1):
@@ -182,3 +182,22 @@ def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
     line = space.fail("backup", str(target))
     assert line == f"error: cannot write the backup to {target}: the disk is full"
     assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]
+
+
+def test_a_command_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, small_disk: Path) -> None:
+    """A command whose write meets the full disk said 'unexpected FullError: ...', as if a
+    bug; and with no room left at all SQLite cannot even open the file (its -shm) and says
+    only 'disk I/O error'. Both are now one line saying the disk is full."""
+    space = make_workspace(small_disk / "box")
+    space.run("users", "create", "kept@example.com")
+    fill(small_disk)
+    credit = ("credit", "kept@example.com", "1", "--reason", "r" * 20_000)
+    assert space.fail(*credit) == (
+        "error: the database could not be written: database or disk is full"
+    )
+    (small_disk / "box" / "data" / "codelace.db-shm").unlink()  # rebuilt at the next open
+    fill(small_disk, "more-ballast")  # not even room for that
+    for args in (credit, ("doctor",), ("serve",)):
+        line = space.fail(*args)
+        assert line.startswith(f"error: database.path {space.db_path}: cannot open the database")
+        assert line.endswith(" (its disk is full)"), line
