@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.foundation.conftest import Workspace, make_workspace
 from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 
@@ -201,3 +202,33 @@ def test_a_command_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, small_di
         line = space.fail(*args)
         assert line.startswith(f"error: database.path {space.db_path}: cannot open the database")
         assert line.endswith(" (its disk is full)"), line
+
+
+def test_the_database_disk_filling_up_is_alerted(tmp_path: Path, small_disk: Path) -> None:
+    """Alerts promise a message when requests fail, but a full disk fails them before any
+    usage is written, so none came: the upkeep now watches the database's disk itself."""
+    hook = WebhookReceiver().start()
+    port = free_port()
+    space = make_workspace(small_disk / "box", server={"port": port},
+                           alerts={"webhook_url": hook.url})  # fmt: skip
+    server = ServerProcess(space.config, port, env={"CODELACE_UPKEEP_TICK_SEC": "0.2"})
+    server.log_path = tmp_path / "serve.log"
+    try:
+        server.start()
+        time.sleep(1)  # ticks with room to spare say nothing
+        assert hook.texts() == []
+        fill(small_disk)
+        deadline = time.monotonic() + 20
+        while not hook.texts():
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+        time.sleep(1)  # more ticks: the alert is not sent again
+    finally:
+        server.stop()
+        hook.stop()
+    folder = small_disk / "box" / "data"
+    assert hook.texts() == [
+        f"codelace-box: the database's disk is full ({folder}): requests fail with 503 until "
+        "there is room"
+    ]
+    assert f"the database's disk is full ({folder})" in server.log_text()
