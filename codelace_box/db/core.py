@@ -30,7 +30,7 @@ from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals
 from codelace_box.db.sqlite_file import open_sqlite_file, storage_failed
-from codelace_box.errors import ConfigError, ServiceUnavailable
+from codelace_box.errors import CodelaceError, ConfigError, ServiceUnavailable
 
 T = TypeVar("T")
 
@@ -268,8 +268,8 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def traceback_of(exc: BaseException) -> BaseException | None:
-    """A log line's exc_info: a bug's traceback; none for an unavailable or busy database."""
-    return None if is_unavailable(exc) or is_busy(exc) else exc
+    """A log line's exc_info: a bug's traceback; none for our errors or a database's trouble."""
+    return None if isinstance(exc, CodelaceError) or is_unavailable(exc) or is_busy(exc) else exc
 
 
 def again_if_dropped(work: Callable[[], T]) -> T:
