@@ -277,3 +277,24 @@ def test_the_hold_sweep_on_a_full_disk_logs_one_line_and_frees_once_there_is_roo
     assert "Traceback" not in log and "errors.ServiceUnavailable" not in log, log[-3000:]
     assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
     assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_a_start_without_its_database_says_it_made_a_new_empty_one(tmp_path: Path) -> None:
+    """The data disk not mounted, database.path mistyped or the folder moved: serve made a
+    new, empty database (and a new server secret) and said nothing, so the box came up with
+    no users, keys or providers and no line in the log to tell why. A start on the database
+    it finds says nothing of the kind."""
+    port = free_port()
+    space = make_workspace(tmp_path / "box", server={"port": port})
+    server = ServerProcess(space.config, port)
+    server.start()
+    assert server.stop() == 0
+    first = server.log_text()
+    assert f"no database at {space.db_path}: created a new, empty one" in first
+    secret = space.root / "data" / "secret_key"
+    assert f"generated a new server secret in {secret}" in first
+    server.log_path.unlink()
+    server.start()
+    assert server.stop() == 0
+    again = server.log_text()
+    assert "created a new, empty one" not in again and "new server secret" not in again
