@@ -13,6 +13,7 @@ import socket
 import time
 import weakref
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sanic import Request, Sanic
@@ -41,6 +42,7 @@ from codelace_box.api import (
 from codelace_box.api.common import new_request_id
 from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
+from codelace_box.config.secret import secret_key_path
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.migrate import migrate
@@ -280,6 +282,8 @@ def prepare_database(config: Config) -> list[int]:
     """Run once in the main process before serving: migrate, release holds left by a crash."""
     from codelace_box.gateway.holds import release_orphaned_holds
 
+    new_database = not config.database.is_postgres and not Path(config.database.path).exists()
+    new_secret = not config.server.secret_key and not secret_key_path(config).exists()
     db = open_database(config.database.target)
     try:
         applied = migrate(db)
@@ -289,6 +293,13 @@ def prepare_database(config: Config) -> list[int]:
         ensure_secret_key(config)
     finally:
         close_database()
+    if new_database and config.database.path != ":memory:":  # a first start, or data not there
+        log.warning("no database at %s: created a new, empty one (if your data should be "
+                    "there, stop and check database.path and the disk it is on)",
+                    config.database.path)  # fmt: skip
+    if new_secret:
+        log.warning("generated a new server secret in %s (keep a copy: it encrypts the "
+                    "provider keys)", secret_key_path(config))  # fmt: skip
     return applied
 
 

@@ -37,6 +37,7 @@ from codelace_box.db.core import (
     db_time,
     durable,
     parse_time,
+    traceback_of,
     utcnow,
     write_transaction,
 )
@@ -289,8 +290,10 @@ def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
         raise PermissionDenied("this account is disabled", code="account_disabled")
     try:
         _note_key_used(int(key_id), last_used)
-    except Exception:  # bookkeeping: never the request's failure; noted again at a later one
-        log.warning("recording the use of key %s failed", key_id, exc_info=True)
+    except Exception as exc:  # bookkeeping: never the request's failure; noted again later
+        log.warning(
+            "recording the use of key %s failed: %s", key_id, exc, exc_info=traceback_of(exc)
+        )
     models = parse_allowed(allowed)
     return AuthContext(
         user_id=int(user_id), key_id=int(key_id), email=email,

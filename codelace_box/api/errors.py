@@ -11,6 +11,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_response
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
+from codelace_box.db.sqlite_file import storage_failed
 from codelace_box.errors import CodelaceError, RateLimited
 from codelace_box.gateway.dialects import anthropic_error_body
 
@@ -113,7 +114,8 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         return response
     request_id = getattr(request.ctx, "request_id", "-") if request else "-"
     if is_busy(exc) or is_unavailable(exc):  # a retry, not a bug
-        log.warning("request %s: the database was unavailable (%s)", request_id, type(exc).__name__)
+        why = exc if storage_failed(exc) else type(exc).__name__  # "database or disk is full"
+        log.warning("request %s: the database was unavailable (%s)", request_id, why)
         return _render_openai(request, database_unavailable(exc))
     log.exception("unhandled error in request %s", request_id)
     return envelope(500, f"internal error (request {request_id})", "server_error", "internal_error")

@@ -22,7 +22,7 @@ from codelace_box.config import (
     load_config,
 )
 from codelace_box.db.core import is_busy, open_database
-from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed
 from codelace_box.errors import CodelaceError
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ class CodelaceGroup(click.Group):
                 raise
             if is_busy(exc):
                 _fail(LOCKED, 1)
+            if storage_failed(exc):  # e.g. "database or disk is full": its words, no "unexpected"
+                _fail(f"the database could not be written: {exc}", 1)
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
 
 

@@ -56,7 +56,17 @@ def _reason(exc: Exception) -> str:
         return "a file is in the way of its folder"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
+    for kind, words in _SQLITE_REASONS:  # the backup step's own message is 'not an error'
+        if isinstance(exc, kind):
+            return words
     return str(exc)
+
+
+_SQLITE_REASONS = (
+    (apsw.FullError, "the disk is full"),
+    (apsw.ReadOnlyError, "the file or its disk is read-only"),
+    (apsw.CantOpenError, "the file cannot be opened"),
+)
 
 
 def _copy(source_path: str, partial_path: str) -> int:

@@ -29,8 +29,8 @@ from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals
-from codelace_box.db.sqlite_file import open_sqlite_file
-from codelace_box.errors import ConfigError, ServiceUnavailable
+from codelace_box.db.sqlite_file import open_sqlite_file, storage_failed
+from codelace_box.errors import CodelaceError, ConfigError, ServiceUnavailable
 
 T = TypeVar("T")
 
@@ -262,8 +262,14 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """PostgreSQL's session was lost (it reconnects at the next use): retry shortly."""
-    return postgres.is_unavailable(exc)
+    """PostgreSQL's session was lost (it reconnects at the next use), or SQLite cannot write
+    its file (a full or read-only disk): retry shortly."""
+    return postgres.is_unavailable(exc) or storage_failed(exc)
+
+
+def traceback_of(exc: BaseException) -> BaseException | None:
+    """A log line's exc_info: a bug's traceback; none for our errors or a database's trouble."""
+    return None if isinstance(exc, CodelaceError) or is_unavailable(exc) or is_busy(exc) else exc
 
 
 def again_if_dropped(work: Callable[[], T]) -> T:

@@ -332,6 +332,13 @@ def holds_of_owner_before(tx: Tx, owner: str, cutoff: str) -> list[str]:
     return [row[0] for row in tx.execute(query, (owner, cutoff))]
 
 
+def holds_before(tx: Tx, cutoff: str) -> list[str]:
+    """The request ids of every hold taken before `cutoff`, whoever took it."""
+    return [
+        row[0] for row in tx.execute("SELECT request_id FROM hold WHERE created_at < ?", (cutoff,))
+    ]
+
+
 def delete_holds_before(tx: Tx, cutoff: str) -> int:
     """Delete the holds taken before `cutoff`; how many."""
     tx.execute("DELETE FROM hold WHERE created_at < ?", (cutoff,))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from peewee import Database
 
+from codelace_box.db import postgres
 from codelace_box.db.core import migration_lock, schema_target, write_transaction
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
+from codelace_box.db.sole_user import sole_connection
 from codelace_box.errors import ConfigError
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -44,9 +46,18 @@ def _migrate(db: Database) -> list[int]:
             f"the database has schema migration(s) {', '.join(map(str, unknown))} that this "
             f"codelace-box does not know (it knows up to {LATEST_VERSION}): upgrade codelace-box"
         )
+    pending = [version for version, _ in MIGRATIONS if version not in applied]
+    if applied and pending and not postgres.is_postgres(db) and db.database != ":memory:":
+        # an existing file behind this release: an older release's serve may have it open
+        with sole_connection(db, lambda: applied_versions(db) == applied, max(applied)):
+            return _apply(db, pending)
+    return _apply(db, pending)
+
+
+def _apply(db: Database, pending: list[int]) -> list[int]:
     done: list[int] = []
     for version, module in MIGRATIONS:
-        if version in applied:
+        if version not in pending:
             continue
         with write_transaction():
             if version in applied_versions(db):  # another process got here first

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from codelace_box.errors import CodelaceError, Conflict
+from codelace_box.errors import CodelaceError, ConfigError, Conflict
 from codelace_box.private_files import make_private_dir
 
 
@@ -39,8 +39,15 @@ def lock_path(db_path: str | Path) -> Path:
 
 def _open_lock(db_path: str | Path) -> int:
     target = lock_path(db_path)
-    make_private_dir(target.parent)
-    return os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        make_private_dir(target.parent)
+        return os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # e.g. data/ made by root, serve run as the service's user
+        raise ConfigError(
+            f"database.path {db_path}: cannot open {target.name} beside it: "
+            f"{exc.strerror or exc} (the user running codelace-box must be able to write "
+            "that folder)"
+        ) from None
 
 
 def hold_open(db_path: str | Path) -> OpenMarker:

@@ -4,6 +4,7 @@ waits out another process switching a new file to WAL."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -50,8 +51,22 @@ def open_sqlite_file(path: str) -> APSWDatabase:
         ) from None
     except (OSError, apsw.Error, PeeweeDatabaseError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"database.path {path}: cannot open the database: {reason}") from None
+        raise ConfigError(
+            f"database.path {path}: cannot open the database: {reason}{disk_trouble(target)}"
+        ) from None
     return db
+
+
+def disk_trouble(target: Path) -> str:
+    """' (its disk is full)' or ' (its disk is read-only)' when the database's folder is on
+    such a disk (SQLite itself says only 'disk I/O error'); else ''."""
+    try:
+        disk = os.statvfs(target.parent)
+    except OSError:
+        return ""
+    if disk.f_flag & os.ST_RDONLY:
+        return " (its disk is read-only)"
+    return " (its disk is full)" if disk.f_bavail == 0 else ""
 
 
 def _connect_when_free(db: APSWDatabase) -> None:
@@ -68,3 +83,14 @@ def _connect_when_free(db: APSWDatabase) -> None:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(CONNECT_RETRY_SEC)
+
+
+# SQLite could not write (or open) its file: the disk is full or read-only, or failing.
+STORAGE_ERRORS = (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CantOpenError)
+
+
+def storage_failed(exc: BaseException) -> bool:
+    """Whether `exc` (or the apsw error peewee wrapped in it) is SQLite failing to write its
+    file: a 503 for the client and one line for the operator, not a bug's traceback."""
+    seen = [exc, exc.__cause__, exc.__context__, getattr(exc, "orig", None), *exc.args[:1]]
+    return any(isinstance(error, STORAGE_ERRORS) for error in seen)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from codelace_box.db.core import SQLITE, connection, engine
+from codelace_box.db.core import SQLITE, connection, engine, traceback_of
 from codelace_box.db.offload import DbThread
 
 log = logging.getLogger("codelace_box.db")
@@ -60,7 +60,7 @@ async def checkpoint_loop(every_sec: float = CHECKPOINT_EVERY_SEC) -> None:
             await asyncio.sleep(every_sec)
             try:
                 await thread.run(checkpoint)
-            except Exception:  # the loop's backstop checkpoints meanwhile
-                log.exception("the WAL checkpoint failed")
+            except Exception as exc:  # the loop's backstop checkpoints meanwhile
+                log.error("the WAL checkpoint failed: %s", exc, exc_info=traceback_of(exc))
     finally:
         thread.stop()

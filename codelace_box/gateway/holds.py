@@ -147,9 +147,13 @@ class OwnerWatch:
 
 
 def own_holds_older_than(age_sec: float) -> list[str]:
-    """The request ids of this process's holds taken more than `age_sec` ago. A read."""
+    """The request ids of this process's holds taken more than `age_sec` ago, and of anyone's
+    older than any request lives (a crashed server's, its pid alive again as another
+    process's: seen alive, it was freed only by a start that late). A read."""
     cutoff = str(utcnow() - timedelta(seconds=age_sec))
-    return hotpath.holds_of_owner_before(connection(), hold_owner(), cutoff)
+    ancient = str(utcnow() - timedelta(seconds=ORPHAN_AGE_SEC))
+    own = hotpath.holds_of_owner_before(connection(), hold_owner(), cutoff)
+    return own + [r for r in hotpath.holds_before(connection(), ancient) if r not in own]
 
 
 def release_holds_in(tx: Tx, *, owners: Iterable[str] = (), request_ids: Iterable[str] = ()) -> int:

@@ -7,6 +7,7 @@ import time
 
 from codelace_box import metrics
 from codelace_box.crypto import mask_tokens
+from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
 from codelace_box.gateway.client import (
     UpstreamBroken,
@@ -69,6 +70,9 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
     return cache
 
 
+DATABASE_CODES = frozenset({"database_busy", "database_unavailable"})  # core.database_unavailable
+
+
 class UpstreamWentSilent(UpstreamTimeout):
     """A 504 after the provider took the request (gateway.read_timeout_sec passed): the user
     pays nothing, as for every failed call, but the provider may bill the operator for it."""
@@ -79,7 +83,7 @@ def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = No
     upstream reported (`usage`); the upstream's message is kept, masked, and logged."""
     code = error.code if error else "internal_error"
     item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
-    if error is not None:
+    if error is not None and code not in DATABASE_CODES:  # the box's own trouble, not theirs
         metrics.upstream_errors(call.route.provider.name, code).inc()
         item.upstream_error = mask_tokens(error.message)
         log.warning(
@@ -111,6 +115,14 @@ def client_error(exc: BaseException) -> CodelaceError | None:
         return UpstreamError(str(exc), code="upstream_error")
     if isinstance(exc, UpstreamStreamError):
         return UpstreamError(exc.message, code=exc.code)
+    return _database_trouble(exc)
+
+
+def _database_trouble(exc: BaseException) -> CodelaceError | None:
+    """A database that is busy or cannot be written (a settlement on a full disk): the 503
+    that says so, not a bug's 500."""
+    if isinstance(exc, Exception) and (is_busy(exc) or is_unavailable(exc)):
+        return database_unavailable(exc)
     return None
 
 

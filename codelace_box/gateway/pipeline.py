@@ -26,6 +26,7 @@ from typing import Any
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
+from codelace_box.db.core import traceback_of
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
@@ -276,7 +277,9 @@ async def _read_on_when_open(opening: asyncio.Future[StreamRelay]) -> None:
 
 
 def _log_released(what: str, future: asyncio.Future[int]) -> None:
-    if future.cancelled() or future.exception() is not None:
-        log.error("releasing the holds of %s failed", what, exc_info=future.exception())
+    if future.cancelled() or (exc := future.exception()) is not None:
+        error = None if future.cancelled() else exc
+        log.error("releasing the holds of %s failed: %s", what, error or "cancelled",
+                  exc_info=error and traceback_of(error))  # fmt: skip
     elif released := future.result():
         log.warning("released %d holds of %s (process or call gone)", released, what)

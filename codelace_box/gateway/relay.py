@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from codelace_box.db.batch import WriteBatch
+from codelace_box.db.core import traceback_of
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps
@@ -280,8 +281,9 @@ class StreamRelay:
             item = failed(self.call, error)
             try:
                 await self.writes.submit(partial(settle_steps, item=item))
-            except Exception:  # the hold stays until the next start releases it
-                log.exception("could not release the hold of %s", self.call.request_id)
+            except Exception as refused:  # the hold stays until a sweep or the next start
+                log.error("could not release the hold of %s: %s", self.call.request_id, refused,
+                          exc_info=traceback_of(refused))  # fmt: skip
         if not self._sent_any:
             raise (error or exc) from None
         if error is None:

@@ -2,7 +2,8 @@
 PostgreSQL also, of all the boxes on the database, the one that leads, so that each alert is
 sent once and not once a box) takes the scheduled backups and watches for what the operator
 must hear about: a provider key taken out of rotation, a provider with no working key, an
-upstream error rate over `alerts.error_rate` in the last 5 minutes, a failed scheduled backup.
+upstream error rate over `alerts.error_rate` in the last 5 minutes, a failed scheduled backup,
+the database's disk full, nearly full or read-only.
 Every TICK_SEC."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import os
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
@@ -31,6 +33,8 @@ TICK_SEC = 30.0
 ERROR_WINDOW = timedelta(minutes=5)
 UPKEEP_ROLE = "upkeep"  # the lead among boxes on one PostgreSQL database
 MIN_REQUESTS = 10  # fewer requests in the window say nothing about a rate
+FULL_BYTES = 2**20  # less free on the database's disk: full (SQLite grows by pages)
+LOW_BYTES = 64 * 2**20  # less free (or under 1% of a smaller disk): low
 
 
 class Upkeep:
@@ -41,6 +45,7 @@ class Upkeep:
         self.alerter = Alerter(config.alerts.webhook_url)
         self.lead: OpenMarker | None = None
         self.failing: set[int] | None = None  # keys out of rotation at the last look
+        self.disk_problem = ""  # what the last look at the database's disk found
 
     async def tick(self, now: datetime) -> None:
         if self.lead is None:
@@ -50,6 +55,7 @@ class Upkeep:
         if not await run_in_db_thread(lead_across_boxes, UPKEEP_ROLE):
             self.failing = None  # a look of its own first, should it lead later
             return
+        await self.watch_disk()
         await self.watch_keys()  # first: its first look is what later looks compare with
         await self.backup(now)
         await self.watch_errors(now)
@@ -68,6 +74,18 @@ class Upkeep:
             await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
             return
         log.info("scheduled backup written to %s", path)
+
+    async def watch_disk(self) -> None:
+        """A full (or read-only) database disk fails every request before any usage is
+        written, so the error rate never sees it: alert on the disk itself (SQLite)."""
+        if self.config.database.is_postgres:
+            return
+        problem = disk_problem(Path(self.config.database.path).parent)
+        if problem and problem != self.disk_problem:
+            log.error("%s", problem)
+        self.disk_problem = problem
+        if problem:
+            await self.alerter.alert("disk", "", problem)
 
     async def watch_keys(self) -> None:
         failing: set[int] = set()
@@ -98,6 +116,26 @@ class Upkeep:
                 f"in 5 minutes (alerts.error_rate {limit:g})"
             )
             await self.alerter.alert("error_rate", "", text)
+
+
+def disk_problem(folder: Path) -> str:
+    """What is wrong with the disk of the database's folder: full (under FULL_BYTES free),
+    low (under LOW_BYTES, or 1% of it on a smaller disk), read-only; '' when nothing."""
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return ""
+    if disk.f_flag & os.ST_RDONLY:
+        return f"the database's disk is read-only ({folder}): requests fail with 503"
+    free, size = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
+    if free < FULL_BYTES:
+        return f"the database's disk is full ({folder}): requests fail with 503 until there is room"
+    if free < min(LOW_BYTES, size // 100):
+        return (
+            f"the database's disk has {free // 2**20} MiB free ({folder}): requests fail with "
+            "503 once it is full"
+        )
+    return ""
 
 
 def _providers_and_keys() -> list[tuple[Provider, list[ProviderKey]]]:

@@ -18,7 +18,7 @@ from codelace_box.db.migrate import LATEST_VERSION, applied_versions, current_ve
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import ALL_MODELS, ApiKey, Hold, SchemaMigration, User
 from codelace_box.errors import ConfigError
-from tests.support import cli_env, is_uuid4
+from tests.support import cli_env, is_uuid4, run_cli, sqlite_rows
 
 
 @pytest.fixture
@@ -106,6 +106,50 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path: Pat
     rows = db.execute_sql("SELECT version FROM schema_migration ORDER BY version").fetchall()
     close_database()
     assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]
+
+
+# An older release's `serve` between two requests: its connection to the file is open and idle.
+OLDER_SERVE = (
+    "import sys, apsw; c = apsw.Connection(sys.argv[1]); "
+    "c.execute('SELECT COUNT(*) FROM schema_migration').fetchall(); "
+    "print('open', flush=True); sys.stdin.read()"
+)
+
+
+def test_an_older_schema_in_use_by_another_process_is_not_migrated_under_it(
+    tmp_path: Path,
+) -> None:
+    """Upgrading, an operator ran a command of the new release (`users list`, `credit`, the
+    dashboard) while the old release's `serve` still ran: the command migrated the schema under
+    it, and the old server went on writing rows the new schema does not expect (keys, users
+    and payments with an empty uuid, the next one a 500 on sign-in; usage missing from the new
+    totals and key spend). Now the command waits for the file to be free, then says what to do,
+    and changes nothing; once the old server has stopped, the same command migrates."""
+    path = tmp_path / "old.db"
+    db = open_database(path)
+    migrate_up_to(db, 2)
+    close_database()
+    config = tmp_path / "codelace.toml"
+    config.write_text(f'[database]\npath = "{path}"\n')
+    older = subprocess.Popen(
+        [sys.executable, "-c", OLDER_SERVE, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert older.stdout is not None and older.stdout.readline() == "open\n"
+        for args in (("users", "list"), ("migrate",)):
+            refused = run_cli(config, *args)
+            assert refused.returncode == 1, (args, refused.stdout, refused.stderr)
+            [line] = refused.stderr.splitlines()
+            assert line.startswith(f"error: {path} is at schema version 2 and open in another "
+                                   "process"), line  # fmt: skip
+            assert "stop it" in line and "codelace-box migrate" in line, line
+        assert older.poll() is None
+    finally:
+        older.communicate("")
+    assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(2,)]
+    assert run_cli(config, "users", "list", "--json").stdout.strip() == "[]"
+    assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(LATEST_VERSION,)]
 
 
 def migrate_up_to(db: Any, version: int) -> None:

@@ -1,18 +1,24 @@
 """`serve --workers 2` on SQLite, one worker killed (SIGKILL) while requests of both are held at
-a slow upstream: the survivor's sweep frees the dead worker's holds, never its own."""
+a slow upstream: the survivor's sweep frees the dead worker's holds, never its own. A crashed
+server's hold whose pid is alive again (another process's) is freed once older than any
+request."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from codelace_box.gateway.holds import ORPHAN_AGE_SEC
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, BoxFactory
+from tests.pg_cluster import wanted_engine, write_config_db
 
 pytestmark = pytest.mark.timeout(120)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -52,3 +58,29 @@ def test_a_killed_workers_holds_are_freed_and_the_others_kept(
     assert box.balance(email)[1] == sum(
         n for (n,) in box.query("SELECT amount_nanos FROM hold WHERE owner = ?", survivor)
     )
+
+
+@pytest.mark.skipif(wanted_engine() == "postgres", reason="SQLite: owners are pids of this host")
+def test_a_hold_older_than_any_request_is_freed_by_the_sweep_whoever_owns_it(
+    box_factory: BoxFactory,
+) -> None:
+    """A crashed server's hold whose pid a live process took since (a reboot, a container
+    restarted) looked alive: only a start at least 6 hours after the hold freed it, so a
+    box that stayed up kept that much of the user's credit blocked. The sweep frees a hold
+    older than any request can live; a younger one of a live process stays."""
+    box = box_factory(env={"CODELACE_HOLD_SWEEP_SEC": "0.3"})
+    email, _ = box.new_user()
+    [(user_id,)] = box.query('SELECT id FROM "user" WHERE email = ?', email)
+    live = f"{socket.gethostname()}:{os.getpid()}"  # this test's pid: alive, not a server
+    for request_id, age in (("req_ancient", ORPHAN_AGE_SEC + 60), ("req_recent", 3600)):
+        created = str(datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=age))
+        write_config_db(
+            box.config, "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
+            "VALUES (?, 1000, ?, ?, ?)", (user_id, request_id, created, live),
+        )  # fmt: skip
+    write_config_db(box.config, 'UPDATE "user" SET held_nanos = 2000 WHERE id = ?', (user_id,))
+    deadline = time.monotonic() + 10
+    while box.query("SELECT request_id FROM hold") != [("req_recent",)]:
+        assert time.monotonic() < deadline, box.query("SELECT request_id, owner FROM hold")
+        time.sleep(0.1)
+    assert box.balance(email)[1] == 1000

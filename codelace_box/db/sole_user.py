@@ -1,0 +1,60 @@
+"""Migrating a SQLite file that another process has open is refused: an older release's `serve`
+still running there would go on writing rows the new schema does not expect.
+
+SQLite's exclusive locking mode takes the file for one connection; in WAL mode it cannot while
+any other process holds a connection to it, even an idle one (a `serve` between requests), so
+the attempt tells whether anyone else is there. SQLite files only: PostgreSQL boxes take turns
+through migration_lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from codelace_box.db.core import is_busy
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
+from codelace_box.errors import ConfigError
+
+RETRY_SEC = 0.05
+
+
+@contextmanager
+def sole_connection(db: Any, still_needed: Callable[[], bool], version: int) -> Iterator[None]:
+    """Hold the file for this connection alone for the block. While another process has it
+    open, wait (up to the busy timeout) for it to close, or for `still_needed()` to turn false
+    (another `migrate` of this release started the work: the block then goes on beside it as
+    before); then refuse with one line saying what to do."""
+    connection = db.connection()
+    connection.set_busy_timeout(0)
+    db.execute_sql("PRAGMA locking_mode = EXCLUSIVE")
+    try:
+        _wait_alone(db, still_needed, version)
+        yield
+    finally:
+        db.execute_sql("PRAGMA locking_mode = NORMAL")
+        db.execute_sql("SELECT COUNT(*) FROM sqlite_master").fetchall()  # lets the lock go
+        connection.set_busy_timeout(int(BUSY_TIMEOUT_SEC * 1000))
+
+
+def _wait_alone(db: Any, still_needed: Callable[[], bool], version: int) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_SEC
+    while True:
+        try:
+            db.execute_sql("BEGIN EXCLUSIVE")
+            db.execute_sql("COMMIT")  # the lock stays: exclusive locking mode keeps it
+            return
+        except Exception as exc:
+            if not is_busy(exc):
+                raise
+        if not still_needed():
+            return
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                f"{db.database} is at schema version {version} and open in another process "
+                "(the older codelace-box `serve` or `admin` still running?): stop it, then run "
+                "`codelace-box migrate` (or start the new serve, which migrates first)"
+            )
+        time.sleep(RETRY_SEC)

@@ -1,0 +1,168 @@
+"""An operator of the first release upgrades: data/first_wave.sql is a database that release's own
+code made (its CLI and server, then killed mid-call), and this release migrates and serves it.
+Everything its users had still works and reads as it did: their keys (the revoked one stays
+revoked), balances, usage history, payments (ids now UUIDs, as the SPEC's second wave says),
+the operator's provider keys (decrypted with the server secret of the time), the catalog;
+the hold the killed call left is freed and doctor agrees. (test_migrations.py checks each
+migration on rows the current code writes; this checks them on what the first release wrote.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from codelace_box.db.migrate import LATEST_VERSION
+from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support import ServerProcess, free_port, is_uuid4, run_cli
+
+pytestmark = pytest.mark.timeout(120)
+DUMP = Path(__file__).parent / "data" / "first_wave.sql"
+SECRET = "JSkHVTv98AqZBB4NUqfJ-h1It_I2jbu1VUolaaYIMqg"  # that box's server.secret_key
+OPS = "cl_xeS0Q1gdd5b4f9djLQxtsqqIzTYQrYAkIvKHsIF7"  # made by `keys create`
+DEV = "cl_cWxEiVEZzxmOBaTrMc3QdUSREQxY2hY2w5CfiKkd"  # minted by otp/verify
+DEV_SECOND = "cl_Lm3ecVpmHC2VIOEdJ65hmEfgDBkYuJBMP33q0uhe"  # POST /api/v1/auth/key
+REVOKED = "cl_eISNMeLUFUFoPYoxlXwzST4BUoxSeI3lGcwHl2e8"  # DELETE /api/v1/auth/key/2
+# What /api/v1/customer/usage showed each user under the first release (newest first).
+OPS_USAGE = {"request_count": 4, "total_input_token": 44, "total_output_token": 21,
+             "total_cost_usd": 0.00030645}  # fmt: skip
+OPS_RECENT = [
+    ("req_f49241545a0a9ce65e0e700e", "error", 0.0, False),  # the upstream failed: no charge
+    ("req_a9880cdcf5c03a6bf83d2669", "ok", 0.0003, False),  # anthropic/claude-sonnet-4-5
+    ("req_bdd398cdcd5f99ed6bf5c89b", "ok", 2.85e-06, True),
+    ("req_4dda0dd782305a6461ca2e60", "ok", 3.6e-06, False),
+]
+
+
+def dead_pid() -> int:
+    """A pid no process of this host has."""
+    for pid in range(4_194_303, 4_000_000, -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    raise AssertionError("no free pid")
+
+
+def first_wave_box(root: Path, port: int) -> Path:
+    """The first release's database and config (its secret) in root; returns the config."""
+    db_path = root / "data" / "codelace.db"
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as connection:
+        connection.executescript(DUMP.read_text())
+        # the killed server was a process of this host (owner '<host>:<pid>', as it wrote it)
+        connection.execute("UPDATE hold SET owner = ?", (f"{socket.gethostname()}:{dead_pid()}",))
+    connection.close()
+    config = root / "codelace.toml"
+    config.write_text(
+        f'[server]\nport = {port}\nsecret_key = "{SECRET}"\n[database]\npath = "{db_path}"\n'
+    )
+    return config
+
+
+def cli(config: Path, *args: str) -> str:
+    result = run_cli(config, *args)
+    assert result.returncode == 0, (args, result.stderr)
+    return result.stdout
+
+
+def get(base: str, path: str, key: str) -> Any:
+    answer = httpx.get(base + path, headers={"authorization": f"Bearer {key}"}, timeout=10)
+    assert answer.status_code == 200, (path, answer.text)
+    return answer.json()
+
+
+def test_the_first_releases_database_upgrades_and_serves_its_users(tmp_path: Path) -> None:
+    port = free_port()
+    config = first_wave_box(tmp_path, port)
+    migrated = cli(config, "migrate")
+    applied = ", ".join(map(str, range(3, LATEST_VERSION + 1)))
+    assert migrated == f"schema version {LATEST_VERSION} ({applied})\n"
+    oa, an = FakeOpenAI().start(), FakeAnthropic(("sk-ant-one",)).start()
+    cli(config, "providers", "update", "openai", "--base-url", oa.base_url)
+    cli(config, "providers", "update", "anthropic", "--base-url", an.base_url)
+    server = ServerProcess(config, port)
+    try:
+        server.start()
+        base = server.base_url
+        check_users_see_what_they_had(base)
+        check_provider_keys_and_catalog(base, oa)
+        assert "released 1 holds left by an earlier stop" in server.log_text()
+        assert server.stop() == 0
+    finally:
+        server.stop()
+        oa.stop()
+        an.stop()
+    assert cli(config, "doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+    users = {u["email"]: u for u in json.loads(cli(config, "users", "list", "--json"))}
+    assert {email: (u["status"], u["held_usd"]) for email, u in users.items()} == {
+        "ops@example.com": ("active", 0.0),
+        "gone@example.com": ("disabled", 0.0),
+        "dev@example.com": ("active", 0.0),
+    }
+
+
+def check_users_see_what_they_had(base: str) -> None:
+    me = get(base, "/api/v1/auth/me", OPS)
+    assert me["email"] == "ops@example.com" and is_uuid4(me["id"])
+    assert get(base, "/api/v1/customer/balance", OPS) == {"credit_balance_usd": 23.49969355}
+    usage = get(base, "/api/v1/customer/usage", OPS)
+    assert {k: usage[k] for k in OPS_USAGE} == OPS_USAGE
+    recent = [(r["id"], r["status"], r["cost_usd"], r["stream"]) for r in usage["recent_requests"]]
+    assert recent == OPS_RECENT
+    payments = get(base, "/api/v1/customer/payment", OPS)
+    assert [(p["amount_usd"], p["kind"], p["status"]) for p in payments] == [
+        (-1.5, "admin", "completed"), (25.0, "admin", "completed"),
+    ]  # fmt: skip
+    assert [(k["name"], k["key_prefix"]) for k in get(base, "/api/v1/auth/key", OPS)] == [
+        ("laptop", "cl_xeS0")
+    ]
+    revoked = httpx.get(base + "/api/v1/customer/balance",
+                        headers={"authorization": f"Bearer {REVOKED}"})  # fmt: skip
+    assert revoked.status_code == 401
+    assert get(base, "/api/v1/customer/balance", DEV) == {"credit_balance_usd": 20.9999925}
+    payments = get(base, "/api/v1/customer/payment", DEV)
+    assert [(p["amount_usd"], p["kind"], p["status"]) for p in payments] == [
+        (12.0, "topup", "pending"), (15.0, "topup", "expired"),
+        (20.0, "topup", "completed"), (1.0, "trial", "completed"),
+    ]  # fmt: skip
+    assert all(is_uuid4(p["id"]) for p in payments) and len({p["id"] for p in payments}) == 4
+    keys = {k["name"]: k for k in get(base, "/api/v1/auth/key", DEV)}
+    assert sorted(keys) == ["login-2026-12-03", "second"]
+    assert all(is_uuid4(key["id"]) for key in keys.values())
+    assert get(base, "/api/v1/customer/balance", DEV_SECOND)["credit_balance_usd"] == 20.9999925
+    gone = httpx.delete(f"{base}/api/v1/auth/key/{keys['second']['id']}",
+                        headers={"authorization": f"Bearer {DEV}"})  # fmt: skip
+    assert gone.status_code == 204
+    after = httpx.get(base + "/api/v1/customer/balance",
+                      headers={"authorization": f"Bearer {DEV_SECOND}"})  # fmt: skip
+    assert after.status_code == 401
+
+
+def check_provider_keys_and_catalog(base: str, oa: FakeOpenAI) -> None:
+    models = httpx.get(base + "/v1/models").json()["data"]
+    assert sorted(m["id"] for m in models) == ["anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"]
+    client = openai.OpenAI(base_url=base + "/v1", api_key=OPS, max_retries=0)
+    oa.push(Reply(content="after the upgrade", prompt_tokens=12, completion_tokens=3))
+    answer = client.chat.completions.create(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert answer.usage is not None and answer.usage.cost_usd == 3.6e-06  # type: ignore[attr-defined]
+    assert [r.api_key for r in oa.requests] in (["sk-openai-one"], ["sk-openai-two"])
+    answer = client.chat.completions.create(  # the fake takes only the key the operator stored
+        model="anthropic/claude-sonnet-4-5", max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+    )  # fmt: skip
+    assert answer.choices[0].message.content
+    assert get(base, "/api/v1/customer/balance", OPS)["credit_balance_usd"] < 23.49969355
+    client.close()
