@@ -255,12 +255,15 @@ def test_the_hold_sweep_on_a_full_disk_logs_one_line_and_frees_once_there_is_roo
             while not (held := space.sql("SELECT owner FROM hold")):
                 time.sleep(0.02)
             assert answer.result().status_code == 200
-        [(owner,)] = held  # the server's own: a leak of its own is freed after a minute
-        leaked_at = str(datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=2))
+        [(owner,)] = held  # the server's own: a leak of its own is freed after a minute,
+        # so this one is freed some seconds from now, once the disk is full
+        leaked_at = str(datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=55))
         space.sql("INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
                   "VALUES (1, 1000, 'req_leaked', ?, ?)", (leaked_at, owner))  # fmt: skip
         space.sql('UPDATE "user" SET held_nanos = 1000')
+        space.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the sweep's write must grow the WAL
         ballast = fill(small_disk)
+        assert space.sql("SELECT request_id FROM hold") == [("req_leaked",)]
         deadline = time.monotonic() + 20
         failed = "releasing the holds of req_leaked failed: the database is unavailable; retry"
         while failed not in server.log_text():
