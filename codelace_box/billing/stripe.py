@@ -61,6 +61,11 @@ class StripeRefusal(UpstreamError):
     not the key nor a rate limit): asked again the same way it fails the same way."""
 
 
+class StripeRateLimited(UpstreamError):
+    """Stripe's 429: the operator's account-wide API rate limit, which every account shares
+    (a failure, but one more call only makes it last)."""
+
+
 @dataclass(frozen=True)
 class CheckoutLink:
     session_id: str
@@ -148,7 +153,11 @@ def translate_error(exc: Exception, doing: str) -> CodelaceError:
         return UpstreamError(f"could not reach Stripe to {doing}", code="stripe_unreachable")
     if isinstance(exc, stripe.StripeError):
         refusals = (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)
-        kind = StripeRefusal if isinstance(exc, refusals) else UpstreamError
+        kind: type[UpstreamError] = UpstreamError
+        if isinstance(exc, refusals):
+            kind = StripeRefusal
+        elif isinstance(exc, stripe.RateLimitError):
+            kind = StripeRateLimited
         return kind(f"Stripe could not {doing}: {message}", code="stripe_error")
     log.exception("unexpected error talking to Stripe")
     return UpstreamError(f"unexpected error while trying to {doing}", code="stripe_error")

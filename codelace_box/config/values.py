@@ -20,7 +20,7 @@ from codelace_box.errors import ConfigError
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 NOT_BLANK = (r".*\S.*", "a non-empty string")
 DATABASE_URL = (
-    r"((sqlite:///|postgres(ql)?://)\S+)?",
+    r"(sqlite:///\S(.*\S)?|postgres(ql)?://\S+)?",  # a SQLite path may have spaces
     "empty, sqlite:///PATH or postgresql://user:password@host:port/db",
 )
 DOMAIN = (

@@ -208,8 +208,8 @@ def prepare_call(
     route = routes.resolve(validate_body(body))
     check_billed_fields(body, route.provider.allowed_fields, route.id)
     adapter = adapter_for(route.provider.kind)
-    adapter.check_request(body, route.upstream_model)
-    cap, from_client = output_cap(body, route)
+    cap, from_client = output_cap(body, route)  # without the client's: the one sent upstream
+    adapter.check_request(body, route.upstream_model, default_max_tokens=cap)
     choices = _positive_int(body, "n", MAX_N) or 1
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}

@@ -123,15 +123,21 @@ class AnthropicAdapter(ProviderAdapter):
         headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
         return f"{base_url.rstrip('/')}/v1/models", headers
 
-    def check_request(self, body: JSON, upstream_model: str = "") -> None:
-        """400 for what Anthropic cannot honour, before any money is held or byte is sent."""
+    def check_request(
+        self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
+    ) -> None:
+        """400 for what Anthropic cannot honour, before any money is held or byte is sent
+        (a thinking budget checked against the max_tokens the call will be sent with)."""
         check_fields(body)
         _check_unsupported(body)
         if takes_sampling(upstream_model):
             _check_sampling(body, upstream_model)
         _check_reasoning(body, upstream_model)
         translate_request(
-            body, upstream_model=upstream_model, stream=False, default_max_tokens=None
+            body,
+            upstream_model=upstream_model,
+            stream=False,
+            default_max_tokens=default_max_tokens,
         )
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:

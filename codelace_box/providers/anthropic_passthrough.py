@@ -52,7 +52,9 @@ class MessagesPassthrough(AnthropicAdapter):
         self.forwarded = forwarded
         self.path = path
 
-    def check_request(self, body: JSON, upstream_model: str = "") -> None:
+    def check_request(
+        self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
+    ) -> None:
         """Nothing to refuse: the upstream speaks this body's language."""
 
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:

@@ -104,9 +104,12 @@ class ProviderAdapter(ABC):
     kind: str
     default_base_url: str
 
-    def check_request(self, body: JSON, upstream_model: str = "") -> None:  # noqa: B027
+    def check_request(  # noqa: B027
+        self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
+    ) -> None:
         """Raise InvalidRequest for fields this provider cannot honour with the model it will
-        be sent to (its upstream name, "" when unknown); the default accepts all."""
+        be sent to (its upstream name, "" when unknown) and the output cap sent when the body
+        has none (`UpstreamTarget.default_max_tokens`); the default accepts all."""
 
     @abstractmethod
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:

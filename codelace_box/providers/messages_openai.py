@@ -225,7 +225,9 @@ class MessagesToOpenAI(ProviderAdapter):
     kind = "openai"
     default_base_url = OpenAIAdapter.default_base_url
 
-    def check_request(self, body: JSON, upstream_model: str = "") -> None:
+    def check_request(
+        self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
+    ) -> None:
         """400 for what cannot be translated, before any money is held or byte sent."""
         chat_body(body, 1)
 

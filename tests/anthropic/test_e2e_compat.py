@@ -12,7 +12,13 @@ from typing import Any
 import openai
 import pytest
 
-from tests.anthropic.conftest import ADAPTIVE_MODEL, MODEL, OLDER_MODEL, AnthropicBox
+from tests.anthropic.conftest import (
+    ADAPTIVE_MODEL,
+    MAX_OUTPUT,
+    MODEL,
+    OLDER_MODEL,
+    AnthropicBox,
+)
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
 
 pytestmark = pytest.mark.timeout(60)
@@ -315,6 +321,27 @@ def test_anthropics_own_thinking_field_turns_thinking_on_as_litellm_takes_it(
     )
     sent = [request.body.get("thinking") for request in fresh_fake.requests]
     assert sent == [budget, {"type": "adaptive", "display": "summarized"}, None]
+
+
+def test_a_thinking_budget_is_held_against_the_models_own_output_cap(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """Without max_tokens the call is sent with the model's output cap (32,000 here), but the
+    budget was checked against a 4,096 fallback: a budget of 8,000, which Anthropic takes
+    under that cap, was a 400 "must be below max_tokens (4096)"."""
+    _, client = box.new_user()
+    budget = {"type": "enabled", "budget_tokens": 8000}
+    client.chat.completions.create(model=MODEL, messages=HELLO, extra_body={"thinking": budget})
+    sent = fresh_fake.requests[0].body
+    assert (sent["max_tokens"], sent["thinking"]) == (MAX_OUTPUT, budget)
+    with pytest.raises(openai.BadRequestError) as caught:  # at or past the cap: still refused
+        client.chat.completions.create(
+            model=MODEL, messages=HELLO,
+            extra_body={"thinking": {"type": "enabled", "budget_tokens": MAX_OUTPUT}},
+        )  # fmt: skip
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["param"] == "thinking.budget_tokens"
+    assert len(fresh_fake.requests) == 1
 
 
 @pytest.mark.parametrize(

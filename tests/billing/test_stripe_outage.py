@@ -115,6 +115,29 @@ def test_sessions_stripe_refused_for_what_they_asked_still_count(
     assert len(stripe_double.calls("POST", "/v1/checkout/sessions")) == calls
 
 
+def test_sessions_stripe_rate_limited_still_count(
+    billing_box_factory: BoxFactory, stripe_double: StripeDouble
+) -> None:
+    """Stripe's 429 is the operator's account-wide API rate limit, the one the hourly allowance
+    exists to protect: giving those attempts back let a script holding one key call Stripe
+    without bound exactly while every account's checkouts were being refused."""
+    box = billing_box_factory()
+    buyer = box.customer()
+    stripe_double.outage = StripeApiError(
+        429, "Request rate limit exceeded.", code="rate_limit", error_type="invalid_request_error"
+    )
+    try:
+        for _ in range(CHECKOUTS_PER_HOUR):
+            response = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+            assert response.status_code == 502, response.text
+        calls = len(stripe_double.calls("POST", "/v1/checkout/sessions"))
+        refused = box.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10})
+    finally:
+        stripe_double.outage = None
+    assert refused.status_code == 429, refused.text
+    assert len(stripe_double.calls("POST", "/v1/checkout/sessions")) == calls
+
+
 async def start_at_once(boxes: list[BillingBox], key: str, count: int) -> list[int]:
     """`count` top-ups of one account started at once, spread over the boxes; the statuses."""
     headers = {"authorization": f"Bearer {key}"}

@@ -130,3 +130,28 @@ def test_a_relative_sqlite_target_is_named_as_database_url_will_find_it(tmp_path
     moved = write_config(tmp_path / "box" / "moved.toml", {"database": {"url": url}})
     shown = run_cli(moved, "users", "show", "kept@copy.test")
     assert shown.returncode == 0, shown.stderr
+
+
+def test_a_copy_made_in_a_folder_with_a_space_is_named_by_a_url_database_url_takes(
+    tmp_path: Path,
+) -> None:
+    """Run from a working folder whose path has a space ("My Documents"), a relative target was
+    printed as its absolute URL, sqlite:////.../My Documents/copy.db, which database.url then
+    refused ("must be empty, sqlite:///PATH or ..."): the URL the command says to use did not
+    start the box. A SQLite URL may name a path with spaces, as database.path may."""
+    source = tmp_path / "box" / "source.db"
+    source.parent.mkdir()
+    migrate(open_database(source))
+    create_user("spaced@copy.test")
+    close_database()
+    config = write_config(tmp_path / "box" / "c.toml", {"database": {"path": str(source)}})
+    spaced = tmp_path / "My Documents"
+    spaced.mkdir()
+    copied = run_cli(config, "db", "copy", "--to", "sqlite:///copy.db", cwd=spaced)
+    assert copied.returncode == 0, copied.stderr
+    line = next(x for x in copied.stdout.splitlines() if " to sqlite:" in x)
+    url = line.split(" to ", 1)[1]
+    assert url == f"sqlite:///{spaced / 'copy.db'}"
+    moved = write_config(tmp_path / "box" / "moved.toml", {"database": {"url": url}})
+    shown = run_cli(moved, "users", "show", "spaced@copy.test")
+    assert shown.returncode == 0, shown.stderr

@@ -1,7 +1,7 @@
 // How to connect: the base URL and copyable snippets for the OpenAI SDK, Claude Code and Codex.
 
 import { api } from "./api.js";
-import { copyButton, h, page, usd } from "./ui.js";
+import { copyButton, h, page, price } from "./ui.js";
 
 function snippet(title, text) {
   return h("section", { "aria-label": title },
@@ -17,7 +17,7 @@ async function modelsTable() {
   const head = h("tr", {}, ["Model", "Input per 1M tokens", "Output per 1M tokens"].map((t, i) =>
     h("th", { scope: "col", class: i ? "num" : null, text: t })));
   const body = rows.map((p) => h("tr", {}, h("td", {}, h("code", { text: p.model })),
-    h("td", { class: "num", text: usd(p.input_per_1m) }), h("td", { class: "num", text: usd(p.output_per_1m) })));
+    h("td", { class: "num", text: price(p.input_per_1m) }), h("td", { class: "num", text: price(p.output_per_1m) })));
   return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Models table" },
     h("table", {}, h("caption", { class: "visually-hidden", text: "Models and prices" }),
       h("thead", {}, head), h("tbody", {}, body)));

@@ -79,6 +79,14 @@ export function usd(amount) {
   }).format(value);
 }
 
+// A price as it is charged: cents at least, and every digit it has (prices are exact to the
+// nano-dollar), so 0.075 USD reads $0.075, not $0.08.
+export function price(amount) {
+  return new Intl.NumberFormat("en-US", {
+    style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 9,
+  }).format(Number(amount || 0));
+}
+
 export function when(iso) {
   if (!iso) return "never";
   const date = new Date(iso);
