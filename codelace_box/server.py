@@ -53,6 +53,7 @@ from codelace_box.db.offload import (
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.errors import ConfigError
+from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GuardedProtocol
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
@@ -66,6 +67,7 @@ from codelace_box.stopping import (
 from codelace_box.upkeep.watch import start_upkeep, stop_upkeep
 
 APP_NAME = "codelace_box"
+ENV_PREFIX = "CODELACE_SANIC_"
 BLUEPRINTS = [
     public.bp,
     accounts.bp,
@@ -91,6 +93,7 @@ def sanic_settings(config: Config) -> dict[str, Any]:
         "RESPONSE_TIMEOUT": max(3600, int(config.gateway.read_timeout_sec) + 60),
         "REQUEST_TIMEOUT": 60,
         "KEEP_ALIVE_TIMEOUT": 75,
+        "SEND_TIMEOUT": DEFAULT_SEND_TIMEOUT,  # a client taking none of its answer (http_guard.py)
         "FALLBACK_ERROR_FORMAT": "json",
         "GRACEFUL_SHUTDOWN_TIMEOUT": 15.0,
         "NOISY_EXCEPTIONS": False,
@@ -119,8 +122,9 @@ def sanic_log_config(config: Config) -> dict[str, Any] | None:
 def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
     log_config = sanic_log_config(config)
-    app = StopSafeSanic(APP_NAME, env_prefix="CODELACE_SANIC_", log_config=log_config)
+    app = StopSafeSanic(APP_NAME, env_prefix=ENV_PREFIX, log_config=log_config)
     app.config.update(sanic_settings(config))
+    app.config.load_environment_vars(ENV_PREFIX)  # CODELACE_SANIC_<NAME> still wins (tests)
     app.ctx.config = config
     for blueprint in BLUEPRINTS:
         if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
@@ -335,6 +339,7 @@ def serve(config: Config) -> None:
         access_log=False,
         auto_reload=False,
         motd=False,
+        protocol=GuardedProtocol,
     )
     if workers > 1:
         install_supervisor()  # before the line below: a stop signal after it is recorded

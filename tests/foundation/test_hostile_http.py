@@ -1,0 +1,151 @@
+"""The box as a hostile or broken HTTP/1.1 client meets it, on raw sockets: request targets that
+are no URL, TLS sent to the plain port, a head or a body trickled byte by byte (slowloris),
+control bytes in the method. Each gets an answer (the envelope, x-request-id) within bounds,
+and nothing of it reaches the log raw."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.foundation.conftest import make_workspace
+from tests.support import ServerProcess, free_port
+
+pytestmark = pytest.mark.timeout(60)
+REQUEST_TIMEOUT_SEC = 2
+ROUTE = "/api/v1/auth/otp/request"
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A box whose request timeout is short (an env override of Sanic's setting)."""
+    port = free_port()
+    space = make_workspace(tmp_path_factory.mktemp("hostile"), server={"port": port})
+    env = {"CODELACE_SANIC_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_SEC)}
+    server = ServerProcess(space.config, port, env=env).start()
+    yield server
+    assert server.stop() == 0
+
+
+def connect(box: ServerProcess) -> socket.socket:
+    client = socket.create_connection(("127.0.0.1", box.port))
+    client.settimeout(15)
+    return client
+
+
+def read_answer(client: socket.socket) -> bytes:
+    """Everything the box sends until it closes (a reset after its answer counts as a close)."""
+    answer = b""
+    try:
+        while data := client.recv(65536):
+            answer += data
+    except ConnectionResetError:
+        pass
+    return answer
+
+
+def exchange(box: ServerProcess, raw: bytes) -> bytes:
+    with connect(box) as client:
+        client.sendall(raw)
+        return read_answer(client)
+
+
+def assert_error(answer: bytes, status: int) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer[:300]
+    assert re.search(rb"(?im)^x-request-id: req_[0-9a-f]{24}\r?$", head), head
+    assert body.startswith(b'{"error":{"message":'), body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [b"127.0.0.1:443", b"/healthz\x1b[31m", b"/x\x7f", b"/a\rINFO codelace_box.access: forged"],
+)
+def test_a_request_target_that_is_no_url_is_a_400(box: ServerProcess, target: bytes) -> None:
+    """Sanic's 400 for it was made on a request of the same target, which raised again: no
+    answer at all, and a traceback in the log with the target's raw bytes."""
+    method = b"CONNECT" if b":" in target else b"GET"
+    answer = exchange(box, method + b" " + target + b" HTTP/1.1\r\nHost: box\r\n\r\n")
+    assert_error(answer, 400)
+    time.sleep(0.2)
+    log = box.log_text()
+    assert "Traceback" not in log and "uncaught" not in log
+    assert "\x1b" not in log and "\rINFO" not in log
+
+
+def test_a_tls_handshake_on_the_plain_port_is_a_400_at_once(box: ServerProcess) -> None:
+    """`curl https://` against the box's http port: its ClientHello can never end in a blank
+    line, so the box waited for the request timeout while the client waited for a ServerHello."""
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)) * 4
+    started = time.monotonic()
+    answer = exchange(box, hello)
+    assert time.monotonic() - started < REQUEST_TIMEOUT_SEC / 2
+    assert_error(answer, 400)
+
+
+def trickle(client: socket.socket, piece: bytes, every: float, most_sec: float) -> float:
+    """Send `piece` every `every` seconds until the box closes; the seconds it took."""
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < most_sec:
+            client.sendall(piece)
+            time.sleep(every)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return time.monotonic() - started
+
+
+def test_a_head_sent_a_line_at_a_time_is_cut_at_the_request_timeout(box: ServerProcess) -> None:
+    """Sanic counted its request timeout from the last byte: a header line every half second
+    held the connection for as long as the client liked (until the 8 KB head limit: minutes)."""
+    with connect(box) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: box\r\n")
+        took = trickle(client, b"X-Pad: 1\r\n", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
+def post_head(length: int) -> bytes:
+    return (
+        f"POST {ROUTE} HTTP/1.1\r\nHost: box\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_trickled_byte_by_byte_is_cut(box: ServerProcess) -> None:
+    """After its grace (the request timeout) a body must average 1 KB a second."""
+    with connect(box) as client:
+        client.sendall(post_head(5000) + b"{")
+        took = trickle(client, b" ", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 4, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
+def test_a_slow_but_steady_body_is_read_whole(box: ServerProcess) -> None:
+    """A body that takes longer than the request timeout at a few KB a second is no attack."""
+    body = b'{"email": "slow@box.test", "pad": "' + b"x" * 11_000 + b'"}'
+    with connect(box) as client:
+        client.sendall(post_head(len(body)))
+        for at in range(0, len(body), 1000):
+            client.sendall(body[at : at + 1000])
+            time.sleep(0.3)  # about 3 KB a second, 3.3 s in all
+        answer = read_answer_of_one(client)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def read_answer_of_one(client: socket.socket) -> bytes:
+    """One answer on a kept-alive connection: its head and Content-Length bytes of body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += client.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += client.recv(65536)
+    return head + b"\r\n\r\n" + body
