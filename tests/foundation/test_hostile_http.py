@@ -149,3 +149,16 @@ def read_answer_of_one(client: socket.socket) -> bytes:
     while len(body) < length:
         body += client.recv(65536)
     return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("method", [b"G\x1b[2K\x1b[31mET", b"GET\rINFO:codelace_box.access:forged"])
+def test_a_method_with_control_bytes_is_logged_escaped(box: ServerProcess, method: bytes) -> None:
+    """Any run of bytes but spaces is a method to Sanic (a 405 here), and the access line wrote
+    it raw: an escape sequence painted over the operator's terminal, a CR forged a line."""
+    answer = exchange(box, method + b" /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
+    assert_error(answer, 405)
+    request_id = re.search(rb"x-request-id: (req_\w+)", answer).group(1).decode()  # type: ignore[union-attr]
+    [line] = box.wait_for_log(rf".*request={request_id}.*")
+    escaped = method.decode().encode("unicode_escape").decode()
+    assert line.split(" codelace_box.access: ")[1].startswith(escaped + " (unmatched) 405 ")
+    assert "\x1b" not in box.log_text() and "\rINFO" not in box.log_text()
