@@ -162,3 +162,14 @@ def test_a_method_with_control_bytes_is_logged_escaped(box: ServerProcess, metho
     escaped = method.decode().encode("unicode_escape").decode()
     assert line.split(" codelace_box.access: ")[1].startswith(escaped + " (unmatched) 405 ")
     assert "\x1b" not in box.log_text() and "\rINFO" not in box.log_text()
+
+
+@pytest.mark.parametrize("method", [b"GET", b"PUT", b"OPTIONS"])
+def test_a_405_on_a_route_with_a_parameter_names_its_methods(
+    box: ServerProcess, method: bytes
+) -> None:
+    """Sanic's 405 for a path with a parameter names no method: `Allow` was sent empty."""
+    raw = method + b" /api/v1/auth/key/0b6f0d56 HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, raw)
+    assert_error(answer, 405)
+    assert re.search(rb"(?im)^allow: DELETE, PATCH\r$", answer), answer[:300]
