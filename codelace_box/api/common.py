@@ -4,6 +4,7 @@ client's address as the rate limits count it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -69,8 +70,17 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite(text: str) -> float:
+    """A number past a double's range (1e999) is read as infinity by json, and an infinity is
+    written `null` on its way upstream: refuse it as OpenAI's parser does."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _strict_loads(raw: Any) -> Any:
-    return json.loads(raw, parse_constant=_not_json)
+    return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
 
 
 def json_body(request: Request) -> dict[str, Any]:

@@ -173,3 +173,15 @@ def test_a_405_on_a_route_with_a_parameter_names_its_methods(
     answer = exchange(box, raw)
     assert_error(answer, 405)
     assert re.search(rb"(?im)^allow: DELETE, PATCH\r$", answer), answer[:300]
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1E+400", b"1.5e309"])
+def test_a_number_past_a_doubles_range_is_a_400(box: ServerProcess, number: bytes) -> None:
+    """json reads it as infinity and the box wrote an infinity as `null`: a temperature of
+    1e999 reached the provider as null (its default) where OpenAI answers a 400."""
+    body = b'{"email": "range@box.test", "temperature": ' + number + b"}"
+    answer = exchange(
+        box, post_head(len(body)).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") + body
+    )
+    assert_error(answer, 400)
+    assert b'"code":"invalid_json"' in answer and b"out of range" in answer
