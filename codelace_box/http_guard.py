@@ -17,7 +17,8 @@
   a 400 and the connection closed, as RFC 9112 asks; Sanic read `Content-Length : 5` as no
   length and the body as the next request (request smuggling).
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
-  https://` on an http box): a 400 at once, not a wait for a blank line that never comes.
+  https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
+  at once, not a wait for a CRLF CRLF that never comes.
 """
 
 from __future__ import annotations
@@ -69,9 +70,14 @@ class GuardedHttp(Http):
 
     async def http1_request_header(self) -> None:
         self.head_began = monotonic()
-        if self.recv_buffer and self.recv_buffer[0] not in _TOKEN_START:
+        buffer = self.recv_buffer
+        if buffer and buffer[0] not in _TOKEN_START:
             self.keep_alive = False
             raise BadRequest("not an HTTP/1.1 request (TLS sent to a plain-HTTP port?)")
+        line_end = buffer.find(b"\n")
+        if line_end > 0 and buffer[line_end - 1] != 13:  # CR
+            self.keep_alive = False
+            raise BadRequest("the request line must end in CRLF, not a bare LF")
         await super().http1_request_header()
         if _malformed_fields(self.request.head):
             self.keep_alive = False

@@ -212,3 +212,12 @@ def test_a_malformed_field_line_is_a_400_and_nothing_is_smuggled(
     answer = exchange(box, head + SMUGGLED)
     assert_error(answer, 400)
     assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_a_request_in_bare_lf_lines_is_a_400_at_once(box: ServerProcess) -> None:
+    """`printf 'GET /healthz HTTP/1.1\\nHost: box\\n\\n' | nc`: Sanic waits for a CRLF CRLF
+    that never comes, until the request timeout."""
+    started = time.monotonic()
+    answer = exchange(box, b"GET /healthz HTTP/1.1\nHost: box\n\n")
+    assert time.monotonic() - started < REQUEST_TIMEOUT_SEC / 2
+    assert_error(answer, 400)
