@@ -16,6 +16,8 @@
 - A head with a malformed field line (a blank before the colon, a fold, NUL, a bare CR or LF):
   a 400 and the connection closed, as RFC 9112 asks; Sanic read `Content-Length : 5` as no
   length and the body as the next request (request smuggling).
+- `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
+  `100 Continue` that asked the client to send it all.
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
   https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
   at once, not a wait for a CRLF CRLF that never comes.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from time import monotonic
 
-from sanic.exceptions import BadRequest, RequestTimeout
+from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
@@ -82,7 +84,17 @@ class GuardedHttp(Http):
         if _malformed_fields(self.request.head):
             self.keep_alive = False
             raise BadRequest("malformed header field (whitespace before its colon, NUL, bare CR)")
+        if self.expecting_continue and self.request_body is True:
+            self._refuse_oversized_upfront()
         self.body_began = monotonic()
+
+    def _refuse_oversized_upfront(self) -> None:
+        """`Expect: 100-continue` with a Content-Length past the limit: the 413 now, without the
+        `100 Continue` Sanic sent first (which told the client to upload it all)."""
+        if (self.request_bytes or 0) > self.request_max_size:
+            self.expecting_continue = False
+            self.keep_alive = False
+            raise PayloadTooLarge("Request body exceeds the size limit")
 
     def create_empty_request(self) -> None:
         try:

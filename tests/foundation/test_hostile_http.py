@@ -221,3 +221,24 @@ def test_a_request_in_bare_lf_lines_is_a_400_at_once(box: ServerProcess) -> None
     answer = exchange(box, b"GET /healthz HTTP/1.1\nHost: box\n\n")
     assert time.monotonic() - started < REQUEST_TIMEOUT_SEC / 2
     assert_error(answer, 400)
+
+
+def test_expect_continue_with_a_body_past_the_limit_is_a_413_without_continue(
+    box: ServerProcess,
+) -> None:
+    """Sanic answered `100 Continue` first (the client's go-ahead to upload it all), then 413."""
+    head = post_head(50_000_000).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    with connect(box) as client:
+        client.sendall(head)
+        answer = read_answer(client)
+    assert_error(answer, 413)
+
+
+def test_expect_continue_within_the_limit_still_gets_its_continue(box: ServerProcess) -> None:
+    body = b'{"email": "continue@box.test"}'
+    head = post_head(len(body)).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    with connect(box) as client:
+        client.sendall(head)
+        assert client.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.sendall(body)
+        assert read_answer_of_one(client).startswith(b"HTTP/1.1 200 ")
