@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -83,6 +84,15 @@ def _strict_loads(raw: Any) -> Any:
     return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
 
 
+def _reason(exc: Exception) -> str:
+    """Why the body is no JSON, in the client's terms: Python's own words for a number of more
+    than 4300 digits told the client to call sys.set_int_max_str_digits()."""
+    text = str(exc)
+    if "int_max_str_digits" in text:
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return text
+
+
 def json_body(request: Request) -> dict[str, Any]:
     """The request body as a JSON object; 400 with a clear message otherwise."""
     raw = request.body
@@ -91,7 +101,7 @@ def json_body(request: Request) -> dict[str, Any]:
     try:
         value = loads(raw, fallback=_strict_loads)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from None
+        raise InvalidRequest(f"malformed JSON body: {_reason(exc)}", code="invalid_json") from None
     except RecursionError:
         raise InvalidRequest("the JSON body is nested too deeply", code="invalid_json") from None
     if not isinstance(value, dict):

@@ -242,3 +242,12 @@ def test_expect_continue_within_the_limit_still_gets_its_continue(box: ServerPro
         assert client.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         client.sendall(body)
         assert read_answer_of_one(client).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_number_of_too_many_digits_is_a_400_in_the_clients_terms(box: ServerProcess) -> None:
+    """Python's words for it ended in 'use sys.set_int_max_str_digits()', a call to make."""
+    body = b'{"email": "digits@box.test", "n": ' + b"9" * 5000 + b"}"
+    head = post_head(len(body)).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    answer = exchange(box, head + body)
+    assert_error(answer, 400)
+    assert b"a number has more than 4300 digits" in answer and b"sys." not in answer
