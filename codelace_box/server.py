@@ -317,6 +317,23 @@ def check_address(host: str, port: int) -> None:
 
 
 _OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
+MOST_OPEN_FILES = 1 << 20  # the soft limit asked for when the hard one is unlimited
+
+
+def raise_open_files_limit() -> None:
+    """Every client connection is a file descriptor: at the usual soft limit of 1024 (systemd's
+    default) a few hundred idle connections left the box unable to accept one more or to open
+    an upstream connection. The soft limit is raised to the hard one, as nginx's
+    worker_rlimit_nofile and Go's runtime do; the workers inherit it."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MOST_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def serve(config: Config) -> None:
@@ -324,6 +341,7 @@ def serve(config: Config) -> None:
     check_sanic_hooks()
     check_address(config.server.host, config.server.port)
     configure_logging(config)
+    raise_open_files_limit()
     _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"

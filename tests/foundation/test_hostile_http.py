@@ -6,9 +6,11 @@ and nothing of it reaches the log raw."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +253,34 @@ def test_a_number_of_too_many_digits_is_a_400_in_the_clients_terms(box: ServerPr
     answer = exchange(box, head + body)
     assert_error(answer, 400)
     assert b"a number has more than 4300 digits" in answer and b"sys." not in answer
+
+
+class LowLimitServer(ServerProcess):
+    """serve started with a soft limit of 200 open files (hard 4096), as a shell's ulimit -Sn."""
+
+    program = ("prlimit", "--nofile=200:4096", "--", *ServerProcess.program)
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+def test_three_hundred_idle_connections_leave_room_for_a_request(tmp_path: Path) -> None:
+    """Each connection is a file descriptor: under a soft limit of 1024 (systemd's default) a
+    few hundred idle connections left the box unable to accept one more, until they timed
+    out. serve raises its soft limit to the hard one."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = LowLimitServer(space.config, port).start()
+    try:
+        assert server.process is not None
+        limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+        assert re.search(r"Max open files\s+4096\s+4096", limits), limits
+        idle = [connect(server) for _ in range(300)]
+        try:
+            answer = exchange(
+                server, b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+            )
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        finally:
+            for client in idle:
+                client.close()
+    finally:
+        assert server.stop() == 0
