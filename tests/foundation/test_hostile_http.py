@@ -129,6 +129,16 @@ def test_a_body_trickled_byte_by_byte_is_cut(box: ServerProcess) -> None:
     assert_error(answer, 408)
 
 
+def test_a_chunked_body_trickled_chunk_by_chunk_is_cut(box: ServerProcess) -> None:
+    head = f"POST {ROUTE} HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with connect(box) as client:
+        client.sendall(head.encode() + b"1\r\n{\r\n")
+        took = trickle(client, b"1\r\n \r\n", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 4, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
 def test_a_slow_but_steady_body_is_read_whole(box: ServerProcess) -> None:
     """A body that takes longer than the request timeout at a few KB a second is no attack."""
     body = b'{"email": "slow@box.test", "pad": "' + b"x" * 11_000 + b'"}'
