@@ -73,6 +73,8 @@ class GuardedHttp(Http):
     async def http1_request_header(self) -> None:
         self.head_began = monotonic()
         buffer = self.recv_buffer
+        while buffer[:2] == b"\r\n":  # an empty line before a request is ignored (RFC 9112
+            del buffer[:2]  # 2.2): some clients end a POST body with one more CRLF
         if buffer and buffer[0] not in _TOKEN_START:
             self.keep_alive = False
             raise BadRequest("not an HTTP/1.1 request (TLS sent to a plain-HTTP port?)")

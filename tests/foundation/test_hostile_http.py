@@ -294,3 +294,12 @@ def test_three_hundred_idle_connections_leave_room_for_a_request(tmp_path: Path)
                 client.close()
     finally:
         assert server.stop() == 0
+
+
+def test_an_empty_line_before_a_request_is_ignored(box: ServerProcess) -> None:
+    """Some clients end a POST body with one more CRLF (RFC 9112 2.2: a server SHOULD ignore
+    it): the next request on the connection was a 400."""
+    body = b'{"email": "crlf@box.test"}'
+    then = b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, post_head(len(body)) + body + b"\r\n\r\n" + then)
+    assert answer.count(b"HTTP/1.1 200 ") == 2, answer
