@@ -26,11 +26,25 @@
 from __future__ import annotations
 
 from time import monotonic
+from typing import Any
 
 from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
+# The Sanic internals this module builds on; serve checks them at start (stopping.py's check)
+GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
+    (owner, name)
+    for owner, names in (
+        (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
+               "expecting_continue request_body request_bytes request_bytes_left "
+               "request_max_size keep_alive exception"),
+        (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
+                       "request_timeout _task _http"),
+        (Stage, "REQUEST"),
+    )
+    for name in names.split()
+)  # fmt: skip
 MIN_BODY_RATE = 1024  # bytes a second a body must average once its grace is over
 DEFAULT_SEND_TIMEOUT = 60.0  # Sanic config SEND_TIMEOUT: seconds a client may take nothing
 # Bytes that may begin a request: the characters of an HTTP method token (RFC 9110 tchar)

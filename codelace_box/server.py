@@ -53,12 +53,13 @@ from codelace_box.db.offload import (
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.errors import ConfigError
-from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GuardedProtocol
+from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, write_refusals
 from codelace_box.stopping import (
+    SANIC_HOOKS,
     StopSafeSanic,
     check_sanic_hooks,
     install_supervisor,
@@ -338,7 +339,7 @@ def raise_open_files_limit() -> None:
 
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
-    check_sanic_hooks()
+    check_sanic_hooks(SANIC_HOOKS + GUARD_HOOKS)
     check_address(config.server.host, config.server.port)
     configure_logging(config)
     raise_open_files_limit()
