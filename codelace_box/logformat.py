@@ -76,10 +76,15 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         """The line without its traceback: a line break in the message (an upstream's error
         text, perhaps echoing a client's) is written as \\n, so it cannot start a line that
-        reads as one of ours."""
+        reads as one of ours, and any other character that is not printable (an ESC that
+        begins a terminal escape sequence, which repaints or erases the operator's screen) as
+        its escape."""
         message = record.message
-        if "\n" in message or "\r" in message:
-            record.message = message.replace("\r", "\\r").replace("\n", "\\n")
+        if not message.isprintable():
+            record.message = "".join(
+                char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                for char in message
+            )
         return super().formatMessage(record)
 
     def access_line(self, created: float, name: str, message: str) -> str:

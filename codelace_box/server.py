@@ -55,11 +55,13 @@ from codelace_box.db.offload import (
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.errors import ConfigError
+from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, write_refusals
 from codelace_box.stopping import (
+    SANIC_HOOKS,
     StopSafeSanic,
     check_sanic_hooks,
     install_supervisor,
@@ -68,6 +70,7 @@ from codelace_box.stopping import (
 from codelace_box.upkeep.watch import start_upkeep, stop_upkeep
 
 APP_NAME = "codelace_box"
+ENV_PREFIX = "CODELACE_SANIC_"
 BLUEPRINTS = [
     public.bp,
     accounts.bp,
@@ -93,6 +96,7 @@ def sanic_settings(config: Config) -> dict[str, Any]:
         "RESPONSE_TIMEOUT": max(3600, int(config.gateway.read_timeout_sec) + 60),
         "REQUEST_TIMEOUT": 60,
         "KEEP_ALIVE_TIMEOUT": 75,
+        "SEND_TIMEOUT": DEFAULT_SEND_TIMEOUT,  # a client taking none of its answer (http_guard.py)
         "FALLBACK_ERROR_FORMAT": "json",
         "GRACEFUL_SHUTDOWN_TIMEOUT": 15.0,
         "NOISY_EXCEPTIONS": False,
@@ -121,8 +125,9 @@ def sanic_log_config(config: Config) -> dict[str, Any] | None:
 def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
     log_config = sanic_log_config(config)
-    app = StopSafeSanic(APP_NAME, env_prefix="CODELACE_SANIC_", log_config=log_config)
+    app = StopSafeSanic(APP_NAME, env_prefix=ENV_PREFIX, log_config=log_config)
     app.config.update(sanic_settings(config))
+    app.config.load_environment_vars(ENV_PREFIX)  # CODELACE_SANIC_<NAME> still wins (tests)
     app.ctx.config = config
     for blueprint in BLUEPRINTS:
         if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
@@ -324,13 +329,31 @@ def check_address(host: str, port: int) -> None:
 
 
 _OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
+MOST_OPEN_FILES = 1 << 20  # the soft limit asked for when the hard one is unlimited
+
+
+def raise_open_files_limit() -> None:
+    """Every client connection is a file descriptor: at the usual soft limit of 1024 (systemd's
+    default) a few hundred idle connections left the box unable to accept one more or to open
+    an upstream connection. The soft limit is raised to the hard one, as nginx's
+    worker_rlimit_nofile and Go's runtime do; the workers inherit it."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MOST_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
-    check_sanic_hooks()
+    check_sanic_hooks(SANIC_HOOKS + GUARD_HOOKS)
     check_address(config.server.host, config.server.port)
     configure_logging(config)
+    raise_open_files_limit()
     _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
@@ -346,6 +369,7 @@ def serve(config: Config) -> None:
         access_log=False,
         auto_reload=False,
         motd=False,
+        protocol=GuardedProtocol,
     )
     if workers > 1:
         install_supervisor()  # before the line below: a stop signal after it is recorded

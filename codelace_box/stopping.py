@@ -98,8 +98,9 @@ def check_sanic_hooks(hooks: tuple[tuple[Any, str], ...] = SANIC_HOOKS) -> None:
     ]
     if missing:
         raise ConfigError(
-            f"sanic {SANIC_VERSION} lacks {', '.join(missing)}, which codelace-box hooks to stop "
-            "cleanly: install the sanic version pyproject.toml allows (>=25.12.1,<25.13)"
+            f"sanic {SANIC_VERSION} lacks {', '.join(missing)}, which codelace-box hooks (to stop "
+            "cleanly, to bound slow clients): install the sanic version pyproject.toml allows "
+            "(>=25.12.1,<25.13)"
         )
 
 

@@ -4,8 +4,10 @@ client's address as the rate limits count it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -69,8 +71,26 @@ def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite(text: str) -> float:
+    """A number past a double's range (1e999) is read as infinity by json, and an infinity is
+    written `null` on its way upstream: refuse it as OpenAI's parser does."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
 def _strict_loads(raw: Any) -> Any:
-    return json.loads(raw, parse_constant=_not_json)
+    return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+
+
+def _reason(exc: Exception) -> str:
+    """Why the body is no JSON, in the client's terms: Python's own words for a number of more
+    than 4300 digits told the client to call sys.set_int_max_str_digits()."""
+    text = str(exc)
+    if "int_max_str_digits" in text:
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return text
 
 
 def json_body(request: Request) -> dict[str, Any]:
@@ -81,7 +101,7 @@ def json_body(request: Request) -> dict[str, Any]:
     try:
         value = loads(raw, fallback=_strict_loads)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON body: {exc}", code="invalid_json") from None
+        raise InvalidRequest(f"malformed JSON body: {_reason(exc)}", code="invalid_json") from None
     except RecursionError:
         raise InvalidRequest("the JSON body is nested too deeply", code="invalid_json") from None
     if not isinstance(value, dict):

@@ -82,6 +82,24 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     return anthropic
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request | None) -> list[str]:
+    """The methods the request's path takes, asked of the router one by one: Sanic's 405 for
+    a path with a parameter (`/api/v1/auth/key/<key_id>`) names none, and `Allow` went empty."""
+    if request is None:
+        return []
+    allowed = []
+    for method in _METHODS:
+        try:
+            request.app.router.get(request.path, method, None)
+        except SanicException:
+            continue
+        allowed.append(method)
+    return allowed
+
+
 def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None:  # the access line and the refusal tally name it (api/observe.py)
         request.ctx.error_code = getattr(exc, "code", None)
@@ -109,7 +127,7 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
             message = str(exc) or "bad request"
         response = envelope(status, message, error_type, code)
         if status == 405:
-            allowed = getattr(exc, "allowed_methods", None) or []
+            allowed = getattr(exc, "allowed_methods", None) or _allowed_methods(request)
             response.headers["allow"] = ", ".join(sorted(allowed))
         return response
     request_id = getattr(request.ctx, "request_id", "-") if request else "-"

@@ -28,7 +28,8 @@ def presented_key(request: Request) -> str:
     """The box key among `x-api-key` and `Authorization: Bearer`. Claude Code sends both when
     the user's own ANTHROPIC_API_KEY is still exported next to ANTHROPIC_AUTH_TOKEN: the one
     that is a box key is taken; two different box keys are refused (which one was meant?)."""
-    sent = [k for k in (request.headers.get("x-api-key"), bearer_token(request)) if k]
+    api_key = request.headers.get("x-api-key", "").strip()  # a header's trailing blanks are
+    sent = [k for k in (api_key, bearer_token(request)) if k]  # not its value (RFC 9110)
     if not sent:
         raise AuthenticationFailed("missing API key: send x-api-key: cl_... (or a Bearer token)")
     ours = {key for key in sent if key.startswith(KEY_PREFIX)}

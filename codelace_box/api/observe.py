@@ -85,7 +85,7 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
     auth = getattr(request.ctx, "auth", None)
     fields = {
         "request_id": getattr(request.ctx, "request_id", None),
-        "method": request.method,
+        "method": _method_text(request.method),
         "route": route,
         "status": status,
         "duration_ms": round(duration * 1000, 1),
@@ -108,6 +108,15 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
         extra={"access": fields},
     )  # fmt: skip
     access_log.handle(record)
+
+
+def _method_text(method: str) -> str:
+    """The request's method as the log may show it: to Sanic a method is any run of bytes but
+    spaces, so one holding an escape sequence or a carriage return would paint over or forge
+    the operator's terminal line; such a method is written with its escapes (`G\\x1b[31mET`)."""
+    if method.isprintable():
+        return method
+    return method.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _is_loopback(address: str) -> bool:

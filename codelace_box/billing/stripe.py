@@ -210,7 +210,10 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
         )
     try:
         event = json.loads(text)
-    except ValueError:
+        # text all of it, or the event's strings reach the database: a lone surrogate escape
+        # (\ud800) is no text, UnicodeEncodeError (a ValueError) at its insert was a 500
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # RecursionError: nested past what json reads
         raise InvalidRequest("webhook body is not JSON", code="invalid_event") from None
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
         raise InvalidRequest("webhook body is not a Stripe event", code="invalid_event")

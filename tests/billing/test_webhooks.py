@@ -241,6 +241,25 @@ def test_a_signed_body_that_is_not_an_event_is_400(box: BillingBox) -> None:
         assert response.json()["error"]["code"] == "invalid_event"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "evt_lone", "type": "x.\\ud800", "data": {"object": {}}}',
+        b'{"id": "evt_deep", "type": "x", "data": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    ],
+    ids=["lone-surrogate", "nested-too-deep"],
+)
+def test_a_signed_body_that_is_no_text_or_too_deep_is_400(box: BillingBox, body: bytes) -> None:
+    """A lone surrogate escape reached the database's insert of the event (UnicodeEncodeError)
+    and a body nested past json's reach raised RecursionError: each was a 500 and a traceback."""
+    signature = sign_payload(body, box.double.webhook_secret, int(time.time()))
+    response = box.http.post(
+        "/api/v1/stripe/webhook", content=body, headers={"stripe-signature": signature}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_event"
+
+
 def test_unknown_events_and_foreign_sessions_are_acknowledged_and_ignored(
     box: BillingBox,
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sanic import __version__ as sanic_version
 
 from codelace_box.errors import ConfigError
+from codelace_box.http_guard import GUARD_HOOKS
 from codelace_box.stopping import SANIC_HOOKS, check_sanic_hooks
 from tests.foundation.conftest import make_workspace, one_error_line
 from tests.support import run_cli
@@ -32,6 +33,9 @@ def test_the_installed_sanic_has_every_hooked_attribute() -> None:
     hooked = {name for _, name in SANIC_HOOKS}
     assert {"WorkerManager", "_poll_monitor", "_all_workers_ack", "shutdown_signal"} <= hooked
     check_sanic_hooks()  # raises if the pinned Sanic lacks one
+    guarded = {name for _, name in GUARD_HOOKS}  # http_guard.py's (slow and broken clients)
+    assert {"check_timeouts", "http1_request_header", "request_bytes_left"} <= guarded
+    check_sanic_hooks(GUARD_HOOKS)
 
 
 def test_a_missing_hook_is_one_line_naming_the_sanic_version() -> None:

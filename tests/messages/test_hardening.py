@@ -5,6 +5,7 @@ that would make the provider bill past the hold."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
@@ -52,6 +53,26 @@ def test_two_different_box_keys_are_refused(fresh: MessagesBox) -> None:
     assert answer.json()["error"]["type"] == "authentication_error"
     assert "two different keys" in answer.json()["error"]["message"]
     assert fresh.fake.requests == []
+
+
+@pytest.mark.parametrize("blank", [" ", "  ", "\t"])
+def test_an_x_api_key_with_trailing_blanks_is_the_key(fresh: MessagesBox, blank: str) -> None:
+    """A key pasted with a trailing blank into ANTHROPIC_API_KEY: Node sends the header as is,
+    and its trailing blanks are no part of the value (RFC 9110; Anthropic takes it, so does
+    the box's Bearer). Sent raw, as httpx would refuse such a header."""
+    _, key = fresh.new_key()
+    body = json.dumps(BODY).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: box\r\nx-api-key: {key}{blank}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", fresh.server.port), timeout=30) as client:
+        client.sendall(head.encode() + body)
+        answer = b""
+        while data := client.recv(65536):
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:400]
 
 
 def test_a_missing_key_names_both_of_anthropics_headers(fresh: MessagesBox) -> None:

@@ -59,6 +59,25 @@ def test_an_upstreams_message_cannot_forge_a_text_log_line(box_factory: BoxFacto
     assert not [line for line in lines if line.startswith(("2026-01-01", "more"))]
 
 
+def test_an_upstreams_message_cannot_drive_the_operators_terminal(
+    box_factory: BoxFactory,
+) -> None:
+    """OpenAI's 400 echoes a bad value a client sent ("Invalid value: '...'. Supported values
+    are ..."): an ESC in it reached the text log raw, and `tail -f` in a terminal ran the
+    escape sequence (here: erase the screen, move the cursor home, print in red)."""
+    box = box_factory(gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    echoed = "Invalid value: '\x1b[2J\x1b[H\x1b[31mhigh'. Supported values are: 'low', 'high'."
+    box.fake.push(Reply(status=400, error={"message": echoed, "param": "reasoning_effort"}))
+    with box.http(key) as client:
+        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.status_code == 400
+    request_id = answer.headers["x-request-id"]
+    (line,) = box.server.wait_for_log(rf".*upstream error: request {request_id}.*")
+    assert "Invalid value: '\\x1b[2J\\x1b[H\\x1b[31mhigh'" in line, line
+    assert "\x1b" not in box.server.log_text()
+
+
 def test_a_text_line_logged_for_a_request_names_it(box_factory: BoxFactory) -> None:
     """With `log.format = "text"` too: a key refused once but accepted by its probe is logged
     (it stays in rotation) for the request that met the refusal, and the line says which."""

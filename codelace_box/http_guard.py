@@ -1,0 +1,168 @@
+"""Sanic's HTTP/1.1 connection held to the bounds a careful server keeps (nginx's as reference).
+
+- A request must arrive within bounds. Sanic's request timeout counts from the last byte
+  received, so a client sending a header line (or a body byte) now and then held its
+  connection forever (slowloris). Here the head must arrive whole within `REQUEST_TIMEOUT`
+  of its first byte (nginx's client_header_timeout), and a body must average MIN_BODY_RATE
+  bytes a second after a first `REQUEST_TIMEOUT` of grace; past either, a 408.
+- A client that stops reading its answer is let go. Sanic waits to write for as long as the
+  response timeout (an hour), and a stream's upstream call, hold and pooled connection waited
+  with it. Once nothing could be written for `SEND_TIMEOUT` (nginx's send_timeout) the
+  connection is closed: the handler sees a client that left (a stream reads its upstream on,
+  within the output cap and the read timeout, and is charged: gateway/relay.py).
+- A request target that is no URL (CONNECT's `host:port`, control bytes): Sanic builds its
+  error answer on a request of that same target, which raised again, so the client got no
+  answer and the log a traceback holding the raw bytes. The 400 is made on target `*`.
+- A head with a malformed field line (a blank before the colon, a fold, NUL, a bare CR or LF):
+  a 400 and the connection closed, as RFC 9112 asks; Sanic read `Content-Length : 5` as no
+  length and the body as the next request (request smuggling).
+- `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
+  `100 Continue` that asked the client to send it all.
+- First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
+  https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
+  at once, not a wait for a CRLF CRLF that never comes.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from typing import Any
+
+from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
+from sanic.http import Http, Stage
+from sanic.server.protocols.http_protocol import HttpProtocol
+
+# The Sanic internals this module builds on; serve checks them at start (stopping.py's check)
+GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
+    (owner, name)
+    for owner, names in (
+        (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
+               "expecting_continue request_body request_bytes request_bytes_left "
+               "request_max_size keep_alive exception"),
+        (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
+                       "request_timeout _task _http"),
+        (Stage, "REQUEST"),
+    )
+    for name in names.split()
+)  # fmt: skip
+MIN_BODY_RATE = 1024  # bytes a second a body must average once its grace is over
+DEFAULT_SEND_TIMEOUT = 60.0  # Sanic config SEND_TIMEOUT: seconds a client may take nothing
+# Bytes that may begin a request: the characters of an HTTP method token (RFC 9110 tchar)
+_TOKEN_START = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+
+def _malformed_fields(head: bytes) -> bool:
+    """Whether a request head holds what RFC 9112 has a server refuse and Sanic took: blanks
+    between a field's name and its colon (`Content-Length : 5` was no length to Sanic, so the
+    body was read as a second request: smuggling past a proxy that reads it as one), a line
+    folded onto the one before, NUL, or a CR or LF that ends no line. Cheap scans first: a
+    field line is looked at only when the head holds a blank before a colon or after a break."""
+    crlf = head.count(b"\r\n")
+    if b"\x00" in head or head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+        return True
+    if b" :" not in head and b"\t:" not in head and b"\n " not in head and b"\n\t" not in head:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name = line.partition(b":")[0]
+        if name[:1] in (b" ", b"\t") or name[-1:] in (b" ", b"\t"):
+            return True
+    return False
+
+
+class GuardedHttp(Http):
+    """One connection's requests, with the times their head and body began."""
+
+    __slots__ = ("body_began", "head_began")
+
+    def __init__(self, protocol: HttpProtocol) -> None:
+        super().__init__(protocol)
+        self.head_began = self.body_began = 0.0  # checked before the first request's reset
+
+    def init_for_request(self) -> None:
+        super().init_for_request()
+        self.head_began = self.body_began = 0.0
+
+    async def http1_request_header(self) -> None:
+        self.head_began = monotonic()
+        buffer = self.recv_buffer
+        while buffer[:2] == b"\r\n":  # an empty line before a request is ignored (RFC 9112
+            del buffer[:2]  # 2.2): some clients end a POST body with one more CRLF
+        if buffer and buffer[0] not in _TOKEN_START:
+            self.keep_alive = False
+            raise BadRequest("not an HTTP/1.1 request (TLS sent to a plain-HTTP port?)")
+        line_end = buffer.find(b"\n")
+        if line_end > 0 and buffer[line_end - 1] != 13:  # CR
+            self.keep_alive = False
+            raise BadRequest("the request line must end in CRLF, not a bare LF")
+        await super().http1_request_header()
+        if _malformed_fields(self.request.head):
+            self.keep_alive = False
+            raise BadRequest("malformed header field (whitespace before its colon, NUL, bare CR)")
+        if self.expecting_continue and self.request_body is True:
+            self._refuse_oversized_upfront()
+        self.body_began = monotonic()
+
+    def _refuse_oversized_upfront(self) -> None:
+        """`Expect: 100-continue` with a Content-Length past the limit: the 413 now, without the
+        `100 Continue` Sanic sent first (which told the client to upload it all)."""
+        if (self.request_bytes or 0) > self.request_max_size:
+            self.expecting_continue = False
+            self.keep_alive = False
+            raise PayloadTooLarge("Request body exceeds the size limit")
+
+    def create_empty_request(self) -> None:
+        try:
+            super().create_empty_request()
+        except BadRequest:  # the target is no URL: answer its 400 on `*`
+            self.url = None
+            super().create_empty_request()
+
+    def body_overdue(self, now: float, grace: float) -> bool:
+        """Whether a body still arriving fell below MIN_BODY_RATE after its grace."""
+        if not self.body_began or not self.request_body:
+            return False
+        elapsed = now - self.body_began - grace
+        received = (self.request_bytes or 0) - (self.request_bytes_left or 0)
+        return elapsed > 0 and received < elapsed * MIN_BODY_RATE
+
+
+class GuardedProtocol(HttpProtocol):
+    """Sanic's HTTP protocol with the deadlines above (the server's `protocol=`)."""
+
+    HTTP_CLASS = GuardedHttp
+    __slots__ = ("_stalled_since",)
+
+    def _setup(self) -> None:
+        super()._setup()
+        self._stalled_since = 0.0
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._stalled_since = monotonic()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._stalled_since = 0.0
+
+    def check_timeouts(self) -> None:
+        http = self._http
+        if self._task and isinstance(http, GuardedHttp):
+            now = monotonic()
+            stalled = self._stalled_since and now - self._stalled_since > self._send_timeout()
+            if stalled and self.transport is not None:
+                self.transport.abort()  # connection_lost: the handler sees the client leave
+            elif self._request_overdue(http, now):
+                http.exception = RequestTimeout("the request did not arrive in time")
+                http.keep_alive = False  # the 408 says `connection: close`
+                self._task.cancel()  # (again, if the 408 is followed by the body's drain)
+        super().check_timeouts()  # Sanic's own timeouts, and the next check scheduled
+
+    def _request_overdue(self, http: GuardedHttp, now: float) -> bool:
+        if http.stage is Stage.REQUEST:
+            return bool(http.head_began) and now - http.head_began > self.request_timeout
+        return http.body_overdue(now, self.request_timeout)
+
+    def _send_timeout(self) -> float:
+        return float(self.app.config.get("SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT))

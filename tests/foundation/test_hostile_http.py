@@ -1,0 +1,305 @@
+"""The box as a hostile or broken HTTP/1.1 client meets it, on raw sockets: request targets that
+are no URL, TLS sent to the plain port, a head or a body trickled byte by byte (slowloris),
+control bytes in the method. Each gets an answer (the envelope, x-request-id) within bounds,
+and nothing of it reaches the log raw."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.foundation.conftest import make_workspace
+from tests.support import ServerProcess, free_port
+
+pytestmark = pytest.mark.timeout(60)
+REQUEST_TIMEOUT_SEC = 2
+ROUTE = "/api/v1/auth/otp/request"
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A box whose request timeout is short (an env override of Sanic's setting)."""
+    port = free_port()
+    space = make_workspace(tmp_path_factory.mktemp("hostile"), server={"port": port})
+    env = {"CODELACE_SANIC_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_SEC)}
+    server = ServerProcess(space.config, port, env=env).start()
+    yield server
+    assert server.stop() == 0
+
+
+def connect(box: ServerProcess) -> socket.socket:
+    client = socket.create_connection(("127.0.0.1", box.port))
+    client.settimeout(15)
+    return client
+
+
+def read_answer(client: socket.socket) -> bytes:
+    """Everything the box sends until it closes (a reset after its answer counts as a close)."""
+    answer = b""
+    try:
+        while data := client.recv(65536):
+            answer += data
+    except ConnectionResetError:
+        pass
+    return answer
+
+
+def exchange(box: ServerProcess, raw: bytes) -> bytes:
+    with connect(box) as client:
+        client.sendall(raw)
+        return read_answer(client)
+
+
+def assert_error(answer: bytes, status: int) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer[:300]
+    assert re.search(rb"(?im)^x-request-id: req_[0-9a-f]{24}\r?$", head), head
+    assert body.startswith(b'{"error":{"message":'), body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [b"127.0.0.1:443", b"/healthz\x1b[31m", b"/x\x7f", b"/a\rINFO codelace_box.access: forged"],
+)
+def test_a_request_target_that_is_no_url_is_a_400(box: ServerProcess, target: bytes) -> None:
+    """Sanic's 400 for it was made on a request of the same target, which raised again: no
+    answer at all, and a traceback in the log with the target's raw bytes."""
+    method = b"CONNECT" if b":" in target else b"GET"
+    answer = exchange(box, method + b" " + target + b" HTTP/1.1\r\nHost: box\r\n\r\n")
+    assert_error(answer, 400)
+    time.sleep(0.2)
+    log = box.log_text()
+    assert "Traceback" not in log and "uncaught" not in log
+    assert "\x1b" not in log and "\rINFO" not in log
+
+
+def test_a_tls_handshake_on_the_plain_port_is_a_400_at_once(box: ServerProcess) -> None:
+    """`curl https://` against the box's http port: its ClientHello can never end in a blank
+    line, so the box waited for the request timeout while the client waited for a ServerHello."""
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)) * 4
+    started = time.monotonic()
+    answer = exchange(box, hello)
+    assert time.monotonic() - started < REQUEST_TIMEOUT_SEC / 2
+    assert_error(answer, 400)
+
+
+def trickle(client: socket.socket, piece: bytes, every: float, most_sec: float) -> float:
+    """Send `piece` every `every` seconds until the box closes; the seconds it took."""
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < most_sec:
+            client.sendall(piece)
+            time.sleep(every)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return time.monotonic() - started
+
+
+def test_a_head_sent_a_line_at_a_time_is_cut_at_the_request_timeout(box: ServerProcess) -> None:
+    """Sanic counted its request timeout from the last byte: a header line every half second
+    held the connection for as long as the client liked (until the 8 KB head limit: minutes)."""
+    with connect(box) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: box\r\n")
+        took = trickle(client, b"X-Pad: 1\r\n", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
+def post_head(length: int) -> bytes:
+    return (
+        f"POST {ROUTE} HTTP/1.1\r\nHost: box\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_trickled_byte_by_byte_is_cut(box: ServerProcess) -> None:
+    """After its grace (the request timeout) a body must average 1 KB a second."""
+    with connect(box) as client:
+        client.sendall(post_head(5000) + b"{")
+        took = trickle(client, b" ", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 4, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
+def test_a_chunked_body_trickled_chunk_by_chunk_is_cut(box: ServerProcess) -> None:
+    head = f"POST {ROUTE} HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with connect(box) as client:
+        client.sendall(head.encode() + b"1\r\n{\r\n")
+        took = trickle(client, b"1\r\n \r\n", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 4, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
+def test_a_slow_but_steady_body_is_read_whole(box: ServerProcess) -> None:
+    """A body that takes longer than the request timeout at a few KB a second is no attack."""
+    body = b'{"email": "slow@box.test", "pad": "' + b"x" * 11_000 + b'"}'
+    with connect(box) as client:
+        client.sendall(post_head(len(body)))
+        for at in range(0, len(body), 1000):
+            client.sendall(body[at : at + 1000])
+            time.sleep(0.3)  # about 3 KB a second, 3.3 s in all
+        answer = read_answer_of_one(client)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def read_answer_of_one(client: socket.socket) -> bytes:
+    """One answer on a kept-alive connection: its head and Content-Length bytes of body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += client.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += client.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("method", [b"G\x1b[2K\x1b[31mET", b"GET\rINFO:codelace_box.access:forged"])
+def test_a_method_with_control_bytes_is_logged_escaped(box: ServerProcess, method: bytes) -> None:
+    """Any run of bytes but spaces is a method to Sanic (a 405 here), and the access line wrote
+    it raw: an escape sequence painted over the operator's terminal, a CR forged a line."""
+    answer = exchange(box, method + b" /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
+    status = 400 if b"\r" in method else 405  # a bare CR is a malformed head (see below)
+    assert_error(answer, status)
+    request_id = re.search(rb"x-request-id: (req_\w+)", answer).group(1).decode()  # type: ignore[union-attr]
+    [line] = box.wait_for_log(rf".*request={request_id}.*")
+    escaped = method.decode().encode("unicode_escape").decode()
+    assert line.split(" codelace_box.access: ")[1].startswith(f"{escaped} (unmatched) {status} ")
+    assert "\x1b" not in box.log_text() and "\rINFO" not in box.log_text()
+
+
+@pytest.mark.parametrize("method", [b"GET", b"PUT", b"OPTIONS"])
+def test_a_405_on_a_route_with_a_parameter_names_its_methods(
+    box: ServerProcess, method: bytes
+) -> None:
+    """Sanic's 405 for a path with a parameter names no method: `Allow` was sent empty."""
+    raw = method + b" /api/v1/auth/key/0b6f0d56 HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, raw)
+    assert_error(answer, 405)
+    assert re.search(rb"(?im)^allow: DELETE, PATCH\r$", answer), answer[:300]
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1E+400", b"1.5e309"])
+def test_a_number_past_a_doubles_range_is_a_400(box: ServerProcess, number: bytes) -> None:
+    """json reads it as infinity and the box wrote an infinity as `null`: a temperature of
+    1e999 reached the provider as null (its default) where OpenAI answers a 400."""
+    body = b'{"email": "range@box.test", "temperature": ' + number + b"}"
+    answer = exchange(
+        box, post_head(len(body)).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") + body
+    )
+    assert_error(answer, 400)
+    assert b'"code":"invalid_json"' in answer and b"out of range" in answer
+
+
+SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: box\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"Content-Length : %d" % len(SMUGGLED),
+        b"Content-Length\t: %d" % len(SMUGGLED),
+        b"X-Pad: 1\nContent-Length: %d" % len(SMUGGLED),
+        b"X-Pad: 1\rContent-Length: %d" % len(SMUGGLED),
+        b"X-Pad: 1\r\n Content-Length: %d" % len(SMUGGLED),
+        b"X-Pad: 1\x00",
+    ],
+)
+def test_a_malformed_field_line_is_a_400_and_nothing_is_smuggled(
+    box: ServerProcess, field: bytes
+) -> None:
+    """RFC 9112 has a server refuse these. Sanic read `Content-Length : N` (or a length after a
+    bare LF) as no length at all, and the body as a second request: a proxy that reads it as
+    the length forwards one request, the box answers two (here /metrics, loopback-only)."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\n" + field + b"\r\n\r\n"
+    answer = exchange(box, head + SMUGGLED)
+    assert_error(answer, 400)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_a_request_in_bare_lf_lines_is_a_400_at_once(box: ServerProcess) -> None:
+    """`printf 'GET /healthz HTTP/1.1\\nHost: box\\n\\n' | nc`: Sanic waits for a CRLF CRLF
+    that never comes, until the request timeout."""
+    started = time.monotonic()
+    answer = exchange(box, b"GET /healthz HTTP/1.1\nHost: box\n\n")
+    assert time.monotonic() - started < REQUEST_TIMEOUT_SEC / 2
+    assert_error(answer, 400)
+
+
+def test_expect_continue_with_a_body_past_the_limit_is_a_413_without_continue(
+    box: ServerProcess,
+) -> None:
+    """Sanic answered `100 Continue` first (the client's go-ahead to upload it all), then 413."""
+    head = post_head(50_000_000).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    with connect(box) as client:
+        client.sendall(head)
+        answer = read_answer(client)
+    assert_error(answer, 413)
+
+
+def test_expect_continue_within_the_limit_still_gets_its_continue(box: ServerProcess) -> None:
+    body = b'{"email": "continue@box.test"}'
+    head = post_head(len(body)).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    with connect(box) as client:
+        client.sendall(head)
+        assert client.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.sendall(body)
+        assert read_answer_of_one(client).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_number_of_too_many_digits_is_a_400_in_the_clients_terms(box: ServerProcess) -> None:
+    """Python's words for it ended in 'use sys.set_int_max_str_digits()', a call to make."""
+    body = b'{"email": "digits@box.test", "n": ' + b"9" * 5000 + b"}"
+    head = post_head(len(body)).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    answer = exchange(box, head + body)
+    assert_error(answer, 400)
+    assert b"a number has more than 4300 digits" in answer and b"sys." not in answer
+
+
+class LowLimitServer(ServerProcess):
+    """serve started with a soft limit of 200 open files (hard 4096), as a shell's ulimit -Sn."""
+
+    program = ("prlimit", "--nofile=200:4096", "--", *ServerProcess.program)
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+def test_three_hundred_idle_connections_leave_room_for_a_request(tmp_path: Path) -> None:
+    """Each connection is a file descriptor: under a soft limit of 1024 (systemd's default) a
+    few hundred idle connections left the box unable to accept one more, until they timed
+    out. serve raises its soft limit to the hard one."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = LowLimitServer(space.config, port).start()
+    try:
+        assert server.process is not None
+        limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+        assert re.search(r"Max open files\s+4096\s+4096", limits), limits
+        idle = [connect(server) for _ in range(300)]
+        try:
+            answer = exchange(
+                server, b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+            )
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        finally:
+            for client in idle:
+                client.close()
+    finally:
+        assert server.stop() == 0
+
+
+def test_an_empty_line_before_a_request_is_ignored(box: ServerProcess) -> None:
+    """Some clients end a POST body with one more CRLF (RFC 9112 2.2: a server SHOULD ignore
+    it): the next request on the connection was a 400."""
+    body = b'{"email": "crlf@box.test"}'
+    then = b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, post_head(len(body)) + body + b"\r\n\r\n" + then)
+    assert answer.count(b"HTTP/1.1 200 ") == 2, answer
