@@ -80,8 +80,9 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
 
 def check_database(db: Database, secret_key: str | None = None) -> tuple[int, list[str]]:
     """(schema version, problems): integrity, schema version, balances, holds, usage totals,
-    provider keys, the audit chain. On a schema older or newer than this codelace-box's only the
-    first two: the others read tables and columns as this version has them (an old database raised)."""
+    provider keys, the audit chain. On a schema older or newer than this codelace-box's only
+    the first two: the others read tables and columns as this version has them (an old
+    database raised)."""
     problems: list[str] = []
     integrity = quick_check(db)
     if integrity != ["ok"]:

@@ -194,8 +194,13 @@ def test_doctor_names_usage_totals_that_disagree_with_the_ledger(workspace: Work
     from the ledger and the usage rows: a drift in any of them is a mismatch (a total counted
     twice, a day never counted), each named by its account."""
     workspace.run("users", "create", "drift@example.com")
-    user_id, uuid = workspace.sql("SELECT id, uuid FROM \"user\" WHERE email = 'drift@example.com'")[0]
-    figures = "requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos"
+    user_id, uuid = workspace.sql(
+        "SELECT id, uuid FROM \"user\" WHERE email = 'drift@example.com'"
+    )[0]
+    figures = (
+        "requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+        " cost_nanos"
+    )
     workspace.sql(
         f"INSERT INTO account_usage (user_id, {figures}, last_request_at) "
         "VALUES (?, 1, 0, 10, 5, 0, 0, 1500, '2026-02-29 23:59:59.900000')",
