@@ -99,5 +99,7 @@ def test_the_window_edges_are_utc_instants(box_factory: BoxFactory, fake: FakeOp
     assert requests(*offset) == 1
     assert requests("--since", "2028-02-29T23:59:59.95", "--until", "2028-03-01") == 0
     assert requests("--since", "2028-03-31T23:59:59.999999", "--until", "2028-04-01") == 1
+    assert requests("--since", "9999-12-31T12:00") == 0  # far future, no end given: empty
+    assert requests("--until", "1960-01-01") == 0  # far past, no start given: empty
     bad = run_cli(box.config, "usage", "report", "--since", "2027-02-29")  # not a leap year
     assert bad.returncode != 0 and "--since '2027-02-29'" in bad.stderr
