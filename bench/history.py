@@ -17,7 +17,8 @@ database, it prints:
   client, for comparison (what inference and the machine alone cost); and for both, the
   share of the time the server's event loop was runnable but waited for a core;
 - the dashboard's refresh work (what the admin dashboard computes every 2 seconds: the
-  figures and the recent requests), median and worst of 10, in this process;
+  figures and the recent requests), median and worst of 10, in this process; and its page of
+  the busiest account (totals, keys, ledger, recent requests, payments), the same way;
 - the portal's spend figures of the busiest account (month to date and the last 30 days, day
   by day), median and worst of 10, in this process;
 - inference requests/s at 64 concurrent on the full box and on a fresh empty one, in
@@ -225,24 +226,31 @@ def dashboard_work(config: Path) -> dict[str, float]:
 
     from admin_tui.services import AdminServices
     from codelace_box.config import load_config
+    from codelace_box.db.core import query_all
 
     services = AdminServices(load_config(str(config)))
 
-    async def timed() -> list[float]:
-        took = []
+    async def timed() -> tuple[list[float], list[float]]:
+        took, pages = [], []
+        top = "SELECT user_id FROM account_usage ORDER BY requests DESC LIMIT 1"
+        busiest = int((await services.run(query_all, top))[0][0])
         for _ in range(10):
             began = time.perf_counter()
             await services.run(services.dashboard)
             await services.run(services.requests, "", 50)
             took.append((time.perf_counter() - began) * 1000)
-        return took
+            began = time.perf_counter()
+            await services.run(services.user_detail, busiest)
+            pages.append((time.perf_counter() - began) * 1000)
+        return took, pages
 
     try:
-        runs = asyncio.run(timed())
+        runs, pages = asyncio.run(timed())
     finally:
         services.shutdown()
-    return {"dashboard_refresh_ms_median": round(statistics.median(runs), 2),
-            "dashboard_refresh_ms_max": round(max(runs), 2)}  # fmt: skip
+    return {f"{name}_ms_{which}": round(fn(values), 2) for name, values in
+            (("dashboard_refresh", runs), ("user_page", pages))
+            for which, fn in (("median", statistics.median), ("max", max))}  # fmt: skip
 
 
 def portal_spend(config: Path) -> dict[str, float]:

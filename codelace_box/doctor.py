@@ -1,5 +1,5 @@
 """The checks behind `codelace-box doctor`: file integrity, schema version, balances vs ledger,
-the audit log's hash chain.
+the usage totals and rollups vs the ledger and each other, the audit log's hash chain.
 
 Read-only: it never creates, migrates or repairs anything (not even a server secret); it
 lists what is wrong, one line per problem, each naming the account (or the part of the
@@ -21,6 +21,7 @@ from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
+from codelace_box.reports.totals_check import totals_problems
 
 
 def open_existing_database(path: str) -> Database:
@@ -78,9 +79,10 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
 
 
 def check_database(db: Database, secret_key: str | None = None) -> tuple[int, list[str]]:
-    """(schema version, problems): integrity, schema version, balances, holds, provider keys,
-    the audit chain. On a schema older or newer than this codelace-box's only the first two:
-    the others read tables and columns as this version has them (an old database raised)."""
+    """(schema version, problems): integrity, schema version, balances, holds, usage totals,
+    provider keys, the audit chain. On a schema older or newer than this codelace-box's only
+    the first two: the others read tables and columns as this version has them (an old
+    database raised)."""
     problems: list[str] = []
     integrity = quick_check(db)
     if integrity != ["ok"]:
@@ -100,6 +102,7 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
             f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
             for uuid, held, holds in key_hold_mismatches()
         ]
+        problems += totals_problems()
         problems += check_provider_keys(secret_key)
         problems += verify_chain()
     return version, problems

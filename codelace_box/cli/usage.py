@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -42,14 +43,27 @@ def usage_report(
     start = parse_moment(since, now) if since is not None else None  # '' is a mistake, as
     end = parse_moment(until, now, option="--until") if until is not None else None  # in audit
     rows = spend_report(by, start, end)
+    days = state.config().usage.retention_days
     view = {
         "by": by,
         "since": iso_z(start),
         "until": iso_z(end),
         "rows": [row_view(r, by) for r in rows],
         "total": row_view(totals(rows), by),
+        "rows_deleted_before": iso_z(retention_cutoff(days, start, now)),
+        "retention_days": days,
     }
     emit(view, as_json, render)
+
+
+def retention_cutoff(days: int, start: datetime | None, now: datetime) -> datetime | None:
+    """Before when retention (usage.retention_days) deletes the usage rows, if the window
+    starts before then: the report cannot count what is gone (the totals and the ledger
+    keep it). None: retention is off, or the window is whole."""
+    if days <= 0:
+        return None
+    cutoff = now - timedelta(days=days)
+    return cutoff if start is None or start < cutoff else None
 
 
 def row_view(row: Any, by: str) -> dict[str, Any]:
@@ -76,7 +90,14 @@ def render(view: dict[str, Any]) -> str:
         columns.insert(1, "owner")
     total = view["total"] | {by: "TOTAL", "owner": ""}
     window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
-    return f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
+    text = f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
+    if view["rows_deleted_before"] is not None:
+        text += (
+            f"\nnote: usage rows before {view['rows_deleted_before']} are deleted "
+            f"(usage.retention_days = {view['retention_days']}): this report cannot count them; "
+            "the totals of `users show` and the ledger still do"
+        )
+    return text
 
 
 @usage.command("export")

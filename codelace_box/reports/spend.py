@@ -11,7 +11,7 @@ from codelace_box.db.core import db_time, query_all
 from codelace_box.errors import InvalidRequest
 
 GROUPINGS = ("user", "key", "model")
-_END_OF_TIME = datetime(9999, 12, 31)
+_END_OF_TIME = datetime.max  # an open end: any moment --since can name comes before it
 
 _SELECT = (
     "SELECT {key}, {label}, COUNT(*), COALESCE(SUM(r.input_tokens), 0), "
@@ -49,7 +49,7 @@ def spend_report(
     """The window's usage grouped `by` user, key or model, the biggest spend first."""
     if by not in GROUPINGS:
         raise InvalidRequest(f"group by one of {', '.join(GROUPINGS)}, got {by!r}")
-    start, end = since or datetime(1970, 1, 1), until or _END_OF_TIME
+    start, end = since or datetime.min, until or _END_OF_TIME
     if start >= end:
         raise InvalidRequest("the start of the window must come before its end")
     key, label = _COLUMNS[by]

@@ -93,9 +93,9 @@ def spend_history(user_id: int, days: int = 30, now: datetime | None = None) -> 
     first_day = today - timedelta(days=days - 1)
     month_start = today.replace(day=1)
     since = min(first_day, month_start).isoformat()
-    rows = query_all(
-        "SELECT day, cost_nanos FROM account_day_usage WHERE user_id = ? AND day >= ?",
-        (user_id, since),
+    rows = query_all(  # up to today: a day past `now` (another box's clock) is not this month's
+        "SELECT day, cost_nanos FROM account_day_usage WHERE user_id = ? AND day >= ? AND day <= ?",
+        (user_id, since, today.isoformat()),
     )
     per_day = {date.fromisoformat(str(day)): int(total) for day, total in rows}
     month = sum(cost for day, cost in per_day.items() if day >= month_start)

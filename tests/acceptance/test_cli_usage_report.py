@@ -4,6 +4,7 @@ then the operator's commands read who spent what (the spend equals what the ledg
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -88,3 +89,29 @@ def test_users_show_has_totals_and_when_the_key_was_last_used(box: Box) -> None:
     assert ISO_Z.match(shown["last_seen_at"]), shown["last_seen_at"]
     listed = {u["email"]: u for u in json.loads(box.cli("users", "list", "--json"))}
     assert listed[email]["last_seen_at"] == shown["last_seen_at"]
+
+
+def test_a_window_reaching_past_retention_says_its_older_rows_are_gone(box: Box) -> None:
+    """With usage.retention_days set, usage rows older than that are deleted (the totals and
+    the ledger stay): a report whose window starts before the cutoff cannot count them, and
+    says so (text and JSON) instead of silently showing less than was spent."""
+    email, key = box.new_user("10")
+    chat(box, key, MODEL)
+    kept = {"CODELACE_USAGE_RETENTION_DAYS": "30"}
+    since_ever = run_cli(box.config, "usage", "report", "--json", env=kept)
+    assert since_ever.returncode == 0, since_ever.stderr
+    view = json.loads(since_ever.stdout)
+    cutoff = datetime.fromisoformat(view["rows_deleted_before"].replace("Z", "+00:00"))
+    expected = datetime.now(UTC) - timedelta(days=30)
+    assert abs((cutoff - expected).total_seconds()) < 60, view["rows_deleted_before"]
+    assert email in [r["user"] for r in view["rows"]]
+    older = run_cli(box.config, "usage", "report", "--since", "2000-01-01", env=kept)
+    assert older.returncode == 0, older.stderr
+    assert f"usage rows before {view['rows_deleted_before']} are deleted" in older.stdout
+    assert "(usage.retention_days = 30)" in older.stdout
+    recent = json.loads(run_cli(box.config, "usage", "report", "--since", "7d", "--json",
+                                env=kept).stdout)  # fmt: skip
+    assert recent["rows_deleted_before"] is None  # the window is whole
+    forever = report(box)  # retention off: nothing was deleted
+    assert forever["rows_deleted_before"] is None
+    assert "deleted" not in box.cli("usage", "report")

@@ -23,10 +23,11 @@ NOW = datetime(2026, 3, 1, 12, 30, 15)
 
 
 def seed() -> tuple[int, int]:
+    """Usage rows written as the box writes them: each when it settles, oldest first."""
     alice = create_user("alice@example.com").id
     bob = create_user("bob@corp.example").id
-    add_usage(alice, NOW - timedelta(seconds=10), request_id="a1", cost_nanos=1_000)
-    add_usage(alice, NOW - timedelta(minutes=1, seconds=5), request_id="a2", cost_nanos=2_000)
+    add_usage(alice, NOW - timedelta(days=2), request_id="a3", cost_nanos=999_999)
+    add_usage(bob, NOW - timedelta(hours=5), request_id="b2", cost_nanos=40_000)
     add_usage(
         bob,
         NOW - timedelta(minutes=59),
@@ -37,8 +38,8 @@ def seed() -> tuple[int, int]:
         cost_nanos=0,
         model="anthropic/claude",
     )
-    add_usage(bob, NOW - timedelta(hours=5), request_id="b2", cost_nanos=40_000)
-    add_usage(alice, NOW - timedelta(days=2), request_id="a3", cost_nanos=999_999)
+    add_usage(alice, NOW - timedelta(minutes=1, seconds=5), request_id="a2", cost_nanos=2_000)
+    add_usage(alice, NOW - timedelta(seconds=10), request_id="a1", cost_nanos=1_000)
     return alice, bob
 
 

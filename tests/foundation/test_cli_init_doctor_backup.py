@@ -189,6 +189,40 @@ def test_doctor_names_an_account_whose_holds_do_not_add_up(workspace: Workspace)
     workspace.run("doctor")
 
 
+def test_doctor_names_usage_totals_that_disagree_with_the_ledger(workspace: Workspace) -> None:
+    """The customer's totals, the portal's days and the dashboard's rollups are kept apart
+    from the ledger and the usage rows: a drift in any of them is a mismatch (a total counted
+    twice, a day never counted), each named by its account."""
+    workspace.run("users", "create", "drift@example.com")
+    user_id, uuid = workspace.sql(
+        "SELECT id, uuid FROM \"user\" WHERE email = 'drift@example.com'"
+    )[0]
+    figures = (
+        "requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+        " cost_nanos"
+    )
+    workspace.sql(
+        f"INSERT INTO account_usage (user_id, {figures}, last_request_at) "
+        "VALUES (?, 1, 0, 10, 5, 0, 0, 1500, '2026-02-29 23:59:59.900000')",
+        (user_id,),
+    )
+    result = run_cli(workspace.config, "doctor")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert (
+        f"MISMATCH account drift@example.com (id {uuid}): usage total $0.000001500 != ledger"
+        " usage debits $0.000000000" in lines
+    ), lines
+    assert any(
+        line.startswith(f"MISMATCH account drift@example.com (id {uuid}): requests 1 != 0")
+        for line in lines
+    ), lines
+    assert any(line.startswith("MISMATCH usage rollups per day: requests") for line in lines)
+    assert any(line.startswith("MISMATCH usage rollups per minute: requests") for line in lines)
+    workspace.sql("DELETE FROM account_usage WHERE user_id = ?", (user_id,))
+    workspace.run("doctor")
+
+
 def test_doctor_reports_a_schema_behind_or_ahead(fresh_workspace: Workspace) -> None:
     fresh_workspace.run("migrate")
     fresh_workspace.sql("INSERT INTO schema_migration VALUES (?, 'future', '2030-01-01')", (999,))
@@ -246,8 +280,9 @@ WRITER = textwrap.dedent(
     while not stop.exists():
         n += 1
         user = random.choice(users)
-        with write_transaction():  # a settled request: debit, and a hold opened and closed
-            append_entry(user, random.randint(-5000, 9000), "usage", "load", f"w:{n}")
+        with write_transaction():  # an adjustment, and a hold opened and closed ("admin": a
+            # "usage" debit comes with its usage row and totals, which doctor checks)
+            append_entry(user, random.randint(-5000, 9000), "admin", "load", f"w:{n}")
             Hold.create(user=user, amount_nanos=700, request_id=f"h:{n}")
             User.update(held_nanos=User.held_nanos + 700).where(User.id == user).execute()
         if n % 2:

@@ -4,14 +4,12 @@ that settlement keeps, so usage rows deleted by retention change nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from codelace_box.db.core import close_database, open_database, write_transaction
-from codelace_box.db.migrate import migrate
+from codelace_box.db.core import write_transaction
 from codelace_box.db.models import UsageRecord, User
 from codelace_box.db.timestamps import db_time
 from codelace_box.gateway.metering import count_in_totals
@@ -19,12 +17,10 @@ from codelace_box.reports.usage import spend_history
 
 
 @pytest.fixture
-def users(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    migrate(open_database(tmp_path / "spend.db"))
+def users(migrated_db: Path) -> tuple[int, int]:
+    """Two accounts in a fresh database (PostgreSQL with CODELACE_TEST_DATABASE=postgres)."""
     with write_transaction():
-        made = (User.create(email="a@x.test").id, User.create(email="b@x.test").id)
-    yield made
-    close_database()
+        return (User.create(email="a@x.test").id, User.create(email="b@x.test").id)
 
 
 def spend(user_id: int, when: datetime, nanos: int) -> None:
@@ -82,3 +78,21 @@ def test_usage_rows_deleted_by_retention_change_no_day(users: tuple[int, int]) -
         UsageRecord.delete().execute()
     history = spend_history(mine, 30, now)
     assert (history.month_nanos, dict(history.daily)[datetime(2026, 3, 9).date()]) == (21, 21)
+
+
+def test_a_leap_day_and_a_tenth_of_a_second_before_midnight(users: tuple[int, int]) -> None:
+    """UTC days as the settlement stamps them: 23:59:59.9 is the day before, 00:00 the day of;
+    29 February is a day of its own, and March's spend starts on the 1st."""
+    mine, _ = users
+    spend(mine, datetime(2028, 2, 29, 23, 59, 59, 900000), 3)
+    spend(mine, datetime(2028, 3, 1, 0, 0), 5)
+    spend(mine, datetime(2028, 3, 31, 23, 59, 59, 999999), 7)
+    history = spend_history(mine, 30, datetime(2028, 3, 31, 23, 59, 59, 999999))
+    per_day = dict(history.daily)
+    assert history.month_nanos == 5 + 7
+    assert history.daily[0][0] == datetime(2028, 3, 2).date() and len(history.daily) == 30
+    assert per_day[datetime(2028, 3, 31).date()] == 7 and sum(per_day.values()) == 7
+    earlier = spend_history(mine, 30, datetime(2028, 3, 15, 12, 0))
+    by_day = dict(earlier.daily)
+    assert by_day[datetime(2028, 2, 29).date()] == 3 and by_day[datetime(2028, 3, 1).date()] == 5
+    assert earlier.month_nanos == 5
