@@ -19,6 +19,7 @@ from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import POSTGRES_URLS, SQLITE_URL, open_database, quick_check
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
+from codelace_box.db.snapshot import one_instant
 from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
 from codelace_box.reports.totals_check import totals_problems
@@ -96,13 +97,18 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
             f"({LATEST_VERSION}): upgrade codelace-box"
         )
     if version == LATEST_VERSION:  # the other checks read the schema this version made
-        for mismatch in find_mismatches():
-            problems += _mismatch_lines(mismatch)
-        problems += [
-            f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
-            for uuid, held, holds in key_hold_mismatches()
-        ]
-        problems += totals_problems()
-        problems += check_provider_keys(secret_key)
-        problems += verify_chain()
+        with one_instant(db):  # a box serving meanwhile commits between two checks' reads
+            problems += _money_problems()
+            problems += check_provider_keys(secret_key)
+            problems += verify_chain()
     return version, problems
+
+
+def _money_problems() -> list[str]:
+    """Balances and holds against the ledger, keys' holds, the usage totals and rollups."""
+    problems = [line for mismatch in find_mismatches() for line in _mismatch_lines(mismatch)]
+    problems += [
+        f"API key {uuid}: held {format_usd(held, 9)} != open holds {format_usd(holds, 9)}"
+        for uuid, held, holds in key_hold_mismatches()
+    ]
+    return problems + totals_problems()

@@ -10,7 +10,6 @@ PostgreSQL the id sequences then continue after the copied rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from peewee import AutoField, CompositeKey, Database, Model
 from codelace_box.db import core
 from codelace_box.db import models as schema
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
-from codelace_box.db.postgres import is_postgres
+from codelace_box.db.snapshot import one_instant
 from codelace_box.errors import CodelaceError
 
 BATCH_ROWS = 500
@@ -84,26 +83,12 @@ def _target_is_empty() -> bool:
     return True
 
 
-@contextmanager
-def _snapshot(source: Database) -> Iterator[None]:
-    """Every read of the source inside sees it as it was at one instant, whatever other
-    processes commit meanwhile (table by table, a credit committed between the users and the
-    ledger made a copy whose balances did not match their ledgers)."""
-    source.execute_sql(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" if is_postgres(source) else "BEGIN"
-    )
-    try:
-        yield
-    finally:
-        source.execute_sql("ROLLBACK")
-
-
 def copy_database(source_target: str, destination: str) -> dict[str, int]:
     """Copy every row of `source_target`, as it was at one instant, into the empty database
     `destination`; the rows copied per table. The destination stays the open database."""
     source = core.open_database(source_target)
     try:
-        with _snapshot(source):
+        with one_instant(source):
             return _copy_all(source, destination)
     finally:
         source.close()
