@@ -10,7 +10,13 @@ import pytest
 
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
-from tests.pg_cluster import PgCluster, shared_cluster, wanted_engine
+from tests.pg_cluster import (
+    PgCluster,
+    TestCluster,
+    logged_statements_cluster,
+    shared_cluster,
+    wanted_engine,
+)
 from tests.support import ServerProcess, base_sections, free_port, write_config
 
 ConfigFactory = Callable[..., Path]
@@ -78,3 +84,13 @@ def migrated_db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]
     migrate(open_database(path))
     yield path
     close_database()
+
+
+@pytest.fixture
+def logged_cluster() -> Iterator[TestCluster]:
+    """A PostgreSQL cluster of the test's own that logs every statement (durable_inserts)."""
+    cluster = logged_statements_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

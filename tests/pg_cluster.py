@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,3 +145,32 @@ def stored_bytes(config: Path) -> bytes:
     db = Path(database["path"])
     files = (db, db.with_name(db.name + "-wal"))
     return b"".join(path.read_bytes() for path in files if path.exists())
+
+
+# log_line_prefix's default ('%m [%p] '): the time, then the backend's pid
+_LOGGED_STATEMENT = re.compile(r"\[(\d+)\] LOG:  (?:statement|execute [^:]*): (.*)")
+_DURABLE = "SET LOCAL synchronous_commit = on"
+
+
+def logged_statements_cluster() -> TestCluster:
+    """A cluster of its own that logs every statement (log_statement = all), started."""
+    need_postgres()
+    return TestCluster(free_port(), {"log_statement": "all"}).start()
+
+
+def durable_inserts(cluster: TestCluster, *tables: str) -> list[tuple[str, bool]]:
+    """Each INSERT into one of `tables` in the cluster's statement log, in order: the table, and
+    whether its transaction had turned synchronous_commit on before it (sessions told apart by
+    their backend's pid)."""
+    watched = re.compile(rf'INSERT INTO "?({"|".join(t.upper() for t in tables)})"?\b')
+    durable: dict[str, bool] = {}
+    seen: list[tuple[str, bool]] = []
+    for pid, statement in _LOGGED_STATEMENT.findall(cluster.log.read_text(errors="replace")):
+        words = statement.strip().rstrip(";").upper()
+        if words in ("BEGIN", "COMMIT", "ROLLBACK"):
+            durable[pid] = False
+        elif statement.strip() == _DURABLE:
+            durable[pid] = True
+        elif match := watched.match(words):
+            seen.append((match.group(1).lower(), durable.get(pid, False)))
+    return seen

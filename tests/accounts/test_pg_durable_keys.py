@@ -11,8 +11,6 @@ portal's key creation.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,43 +18,18 @@ import pytest
 
 from tests import pg_cluster
 from tests.accounts.conftest import console_code
-from tests.pg_cluster import SHARED_SECRET, need_postgres, query_config_db, wanted_engine
+from tests.pg_cluster import (
+    SHARED_SECRET,
+    durable_inserts,
+    query_config_db,
+    wanted_engine,
+)
 from tests.support import ServerProcess, free_port, run_cli, write_config
 
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(wanted_engine() != "postgres", reason="PostgreSQL's commit setting"),
 ]
-# log_line_prefix's default ('%m [%p] '): the time, then the backend's pid
-STATEMENT = re.compile(r"\[(\d+)\] LOG:  (?:statement|execute [^:]*): (.*)")
-DURABLE = "SET LOCAL synchronous_commit = on"
-
-
-@pytest.fixture
-def logged_cluster() -> Iterator[pg_cluster.TestCluster]:
-    """A cluster of this test's own that logs every statement."""
-    need_postgres()
-    cluster = pg_cluster.TestCluster(free_port(), {"log_statement": "all"}).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-def key_inserts(log: str) -> list[bool]:
-    """For each INSERT into api_key in the log, in order: whether its transaction had turned
-    synchronous_commit on before it (sessions told apart by their backend's pid)."""
-    durable: dict[str, bool] = {}
-    seen: list[bool] = []
-    for pid, statement in STATEMENT.findall(log):
-        words = statement.strip().rstrip(";").upper()
-        if words in ("BEGIN", "COMMIT", "ROLLBACK"):
-            durable[pid] = False
-        elif statement.strip() == DURABLE:
-            durable[pid] = True
-        elif words.startswith('INSERT INTO "API_KEY"'):
-            seen.append(durable.get(pid, False))
-    return seen
 
 
 def test_every_way_of_minting_a_key_commits_it_durably(
@@ -79,8 +52,8 @@ def test_every_way_of_minting_a_key_commits_it_durably(
     finally:
         server.stop()
     assert query_config_db(config, "SELECT COUNT(*) FROM api_key") == [(5,)]
-    inserts = key_inserts(logged_cluster.log.read_text(errors="replace"))
-    assert inserts == [True] * 5, inserts
+    inserts = durable_inserts(logged_cluster, "api_key")
+    assert inserts == [("api_key", True)] * 5, inserts
 
 
 def _mint_over_http(server: ServerProcess, cli_key: str) -> None:

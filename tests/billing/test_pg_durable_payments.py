@@ -12,8 +12,6 @@ on` of the same transaction.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,43 +20,18 @@ import pytest
 from tests import pg_cluster
 from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, stripe_section
 from tests.fakes.stripe_double import StripeDouble
-from tests.pg_cluster import SHARED_SECRET, need_postgres, query_config_db, wanted_engine
+from tests.pg_cluster import (
+    SHARED_SECRET,
+    durable_inserts,
+    query_config_db,
+    wanted_engine,
+)
 from tests.support import ServerProcess, free_port, run_cli, write_config
 
 pytestmark = [
     pytest.mark.timeout(120),
     pytest.mark.skipif(wanted_engine() != "postgres", reason="PostgreSQL's commit setting"),
 ]
-STATEMENT = re.compile(r"\[(\d+)\] LOG:  (?:statement|execute [^:]*): (.*)")
-DURABLE = "SET LOCAL synchronous_commit = on"
-WATCHED = re.compile(r'INSERT INTO "?(PAYMENT|LEDGER_ENTRY)"?\b')
-
-
-@pytest.fixture
-def logged_cluster() -> Iterator[pg_cluster.TestCluster]:
-    """A cluster of this test's own that logs every statement."""
-    need_postgres()
-    cluster = pg_cluster.TestCluster(free_port(), {"log_statement": "all"}).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-def money_inserts(log: str) -> list[tuple[str, bool]]:
-    """Each INSERT into payment or ledger_entry in the log, in order: the table, and whether
-    its transaction had turned synchronous_commit on before it."""
-    durable: dict[str, bool] = {}
-    seen: list[tuple[str, bool]] = []
-    for pid, statement in STATEMENT.findall(log):
-        words = statement.strip().rstrip(";").upper()
-        if words in ("BEGIN", "COMMIT", "ROLLBACK"):
-            durable[pid] = False
-        elif statement.strip() == DURABLE:
-            durable[pid] = True
-        elif match := WATCHED.match(words):
-            seen.append((match.group(1).lower(), durable.get(pid, False)))
-    return seen
 
 
 def test_every_payment_and_credit_is_committed_durably(
@@ -93,7 +66,7 @@ def test_every_payment_and_credit_is_committed_durably(
         server.stop()
         double.stop()
     assert query_config_db(config, "SELECT COUNT(*) FROM payment") == [(2,)]
-    inserts = money_inserts(logged_cluster.log.read_text(errors="replace"))
+    inserts = durable_inserts(logged_cluster, "payment", "ledger_entry")
     assert sorted(table for table, _ in inserts) == sorted(
         ["payment", "ledger_entry", "ledger_entry", "payment"]
     )
