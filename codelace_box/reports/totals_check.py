@@ -7,17 +7,10 @@ against the accounts' totals. Read-only; one line per problem, naming the accoun
 from __future__ import annotations
 
 from codelace_box.db.core import query_all
+from codelace_box.db.totals import COLUMNS
 from codelace_box.money import format_usd
 
-_FIGURES = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_nanos",
-)
+_FIGURES = COLUMNS  # the running figures every total and rollup keeps
 _SUMS = ", ".join(f"COALESCE(SUM({c}), 0)" for c in _FIGURES)
 
 _SPENT_VS_LEDGER_SQL = """
