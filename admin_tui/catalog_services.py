@@ -142,17 +142,19 @@ class CatalogServices:
         with audited("providers key-add", provider, lambda: states.provider(provider)):
             return str(catalog.add_provider_key(provider, secret, key).key_hint)
 
-    def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
+    def rotate_key(self, provider: str, old: ProviderKeyRow, key: str) -> str:
         """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
         secret = self._secret()
         with audited("providers key-rotate", provider, lambda: states.provider(provider)):
+            shown_key(provider, old)
             added = catalog.add_provider_key(provider, secret, key)
-            catalog.set_key_enabled(old_key_id, False)
+            catalog.set_key_enabled(old.id, False)
         return str(added.key_hint)
 
-    def set_key_enabled(self, key_id: int, enabled: bool) -> None:
-        with provider_key_change("enable" if enabled else "disable", key_id):
-            catalog.set_key_enabled(key_id, enabled)
+    def set_key_enabled(self, provider: str, key: ProviderKeyRow, enabled: bool) -> None:
+        with provider_key_change("enable" if enabled else "disable", key.id):
+            shown_key(provider, key)
+            catalog.set_key_enabled(key.id, enabled)
 
     def update_provider(self, name: str, kind: str, base_url: str) -> None:
         """Change a provider's kind and base URL ('' for the kind's own)."""
@@ -164,9 +166,10 @@ class CatalogServices:
         with audited("providers remove", name, lambda: states.provider(name)):
             catalog.remove_provider(name)
 
-    def remove_provider_key(self, provider: str, key_id: int) -> None:
+    def remove_provider_key(self, provider: str, key: ProviderKeyRow) -> None:
         with audited("providers key-remove", provider, lambda: states.provider(provider)):
-            catalog.remove_provider_key(provider, key_id)
+            shown_key(provider, key)
+            catalog.remove_provider_key(provider, key.id)
 
     def set_provider_enabled(self, name: str, enabled: bool) -> None:
         command = "providers enable" if enabled else "providers disable"
@@ -184,6 +187,21 @@ class CatalogServices:
 
     def _secret(self) -> str:
         return ensure_secret_key(self.config)
+
+
+def shown_key(provider: str, shown: ProviderKeyRow) -> None:
+    """Refuse when the key the operator picked is no longer the one under its id: it was
+    removed meanwhile, and SQLite gives the next key added (to any provider) the same id."""
+    try:
+        hint = catalog.provider_key(provider, shown.id).key_hint
+    except NotFound:
+        hint = None
+    if hint != shown.hint:
+        raise NotFound(
+            f"key {shown.hint} of {provider} is no longer there (removed meanwhile?): nothing "
+            "was done; check the keys shown now",
+            code="provider_key_not_found",
+        )
 
 
 def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:
