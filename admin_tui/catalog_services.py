@@ -11,9 +11,12 @@ from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
 from codelace_box.catalog import aliases, keycheck, models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import Config, ensure_secret_key
-from codelace_box.crypto import decrypt_secret
+from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
+
+
+MIN_CUT_KEY = 4  # characters of a key's start, left at a cut reason's end, that are masked
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class CatalogServices:
             plain = decrypt_secret(self._secret(), key.key_encrypted)
         except CodelaceError:  # stored under another server secret: it cannot be masked
             return "(not shown: the key cannot be decrypted to mask it in the reason)"
-        return keycheck.redact(str(key.failure_reason), plain)
+        return masked_reason(str(key.failure_reason), plain)
 
     def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
         name, secret = name.strip(), self._secret()
@@ -187,6 +190,16 @@ class CatalogServices:
 
     def _secret(self) -> str:
         return ensure_secret_key(self.config)
+
+
+def masked_reason(reason: str, plain: str) -> str:
+    """A stored failure reason with the key masked: wherever it appears whole, and the start of
+    it left at the end where serve cut the reason to its 500 characters."""
+    text = keycheck.redact(reason, plain)
+    for length in range(len(plain) - 1, MIN_CUT_KEY - 1, -1):
+        if text.endswith(plain[:length]):
+            return text[:-length] + mask_secret(plain)
+    return text
 
 
 def shown_key(provider: str, shown: ProviderKeyRow) -> None:
