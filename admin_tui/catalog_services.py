@@ -15,7 +15,6 @@ from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.models import ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
 
-
 MIN_CUT_KEY = 4  # characters of a key's start, left at a cut reason's end, that are masked
 
 
