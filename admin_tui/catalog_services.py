@@ -3,16 +3,16 @@ objects and changed only through the catalog's feature functions (mixed into Adm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from admin_tui.service_audit import audited, provider_key_change, states
-from admin_tui.service_checks import parse_token_cap
+from admin_tui.service_checks import parse_token_cap, unchanged
 from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
 from codelace_box.catalog import aliases, keycheck, models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret, mask_secret
-from codelace_box.db.models import ProviderKey
+from codelace_box.db.models import CatalogModel, ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
 
 MIN_CUT_KEY = 4  # characters of a key's start, left at a cut reason's end, that are masked
@@ -36,27 +36,17 @@ class CatalogServices:
         routed: dict[str, list[str]] = {}
         for name, target in aliases.list_aliases().items():
             routed.setdefault(target, []).append(name)
-        return [
-            ModelRow(
-                m.id,
-                m.provider.name,
-                m.upstream_model,
-                m.input_per_1m_nanos,
-                m.output_per_1m_nanos,
-                m.max_output_tokens,
-                bool(m.enabled),
-                m.cache_read_per_1m_nanos,
-                m.cache_write_per_1m_nanos,
-                m.cache_write_1h_per_1m_nanos,
-                tuple(routed.get(m.id, ())),
-            )
-            for m in models.list_models()
-        ]
+        return [_model_row(m, tuple(routed.get(m.id, ()))) for m in models.list_models()]
 
-    def save_model(self, form: ModelForm, *, new: bool) -> str:
-        """Add a model (refusing an id already in the catalog) or change one; its id."""
+    def save_model(self, form: ModelForm, *, new: bool, shown: ModelRow | None = None) -> str:
+        """Add a model (refusing an id already in the catalog) or change one; its id.
+        `shown`: the model as the edit form was filled; refused if it changed since."""
         model_id = form.model_id.strip()
         with audited("models set", model_id, lambda: states.model(model_id)):
+            current = models.find_model(model_id)
+            if shown is not None and current is not None:
+                now = replace(_model_row(current, shown.aliases), enabled=shown.enabled)
+                unchanged(shown, now, f"model {model_id}")
             self._set_model(model_id, form, new=new)
         return model_id
 
@@ -158,9 +148,16 @@ class CatalogServices:
             shown_key(provider, key)
             catalog.set_key_enabled(key.id, enabled)
 
-    def update_provider(self, name: str, kind: str, base_url: str) -> None:
-        """Change a provider's kind and base URL ('' for the kind's own)."""
+    def update_provider(
+        self, name: str, kind: str, base_url: str, shown: ProviderRow | None = None
+    ) -> None:
+        """Change a provider's kind and base URL ('' for the kind's own). `shown`: the
+        provider as the form was filled; refused if its kind or base URL changed since."""
         with audited("providers update", name, lambda: states.provider(name)):
+            if shown is not None:
+                now = catalog.get_provider(name)
+                was = (shown.kind, shown.base_url)
+                unchanged(was, (now.kind, now.base_url), f"provider {name}")
             catalog.update_provider(name, kind=kind, base_url=base_url.strip())
 
     def remove_provider(self, name: str) -> None:
@@ -189,6 +186,14 @@ class CatalogServices:
 
     def _secret(self) -> str:
         return ensure_secret_key(self.config)
+
+
+def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
+    return ModelRow(
+        m.id, m.provider.name, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos,
+        m.max_output_tokens, bool(m.enabled), m.cache_read_per_1m_nanos,
+        m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed,
+    )  # fmt: skip
 
 
 def masked_reason(reason: str, plain: str) -> str:

@@ -94,7 +94,11 @@ class UserActions(_Host):
     async def _request_limits(self, user: UserRow) -> None:
         async def submit(values: dict[str, str]) -> bool:
             await self.services.run(
-                self.services.set_user_limits, user.email, values["rpm"], values["concurrent"]
+                self.services.set_user_limits,
+                user.email,
+                values["rpm"],
+                values["concurrent"],
+                user,
             )
             return True
 
