@@ -17,8 +17,14 @@ from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.db.core import close_database
 from tests.admin.pilot import AdminEnv, column, screen_name, until
+from tests.pg_cluster import wanted_engine
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(
+        wanted_engine() != "sqlite", reason="bench.history generates its rows on SQLite"
+    ),
+]
 SIZE = (120, 32)
 ROWS = 150_000  # spread over the last 30 days, across 1,000 accounts
 
