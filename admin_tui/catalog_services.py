@@ -3,17 +3,19 @@ objects and changed only through the catalog's feature functions (mixed into Adm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from admin_tui.service_audit import audited, provider_key_change, states
-from admin_tui.service_checks import parse_token_cap
+from admin_tui.service_checks import parse_token_cap, unchanged
 from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
 from codelace_box.catalog import aliases, keycheck, models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import Config, ensure_secret_key
-from codelace_box.crypto import decrypt_secret
-from codelace_box.db.models import ProviderKey
+from codelace_box.crypto import decrypt_secret, mask_secret
+from codelace_box.db.models import CatalogModel, ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
+
+MIN_CUT_KEY = 4  # characters of a key's start, left at a cut reason's end, that are masked
 
 
 @dataclass(frozen=True)
@@ -34,27 +36,17 @@ class CatalogServices:
         routed: dict[str, list[str]] = {}
         for name, target in aliases.list_aliases().items():
             routed.setdefault(target, []).append(name)
-        return [
-            ModelRow(
-                m.id,
-                m.provider.name,
-                m.upstream_model,
-                m.input_per_1m_nanos,
-                m.output_per_1m_nanos,
-                m.max_output_tokens,
-                bool(m.enabled),
-                m.cache_read_per_1m_nanos,
-                m.cache_write_per_1m_nanos,
-                m.cache_write_1h_per_1m_nanos,
-                tuple(routed.get(m.id, ())),
-            )
-            for m in models.list_models()
-        ]
+        return [_model_row(m, tuple(routed.get(m.id, ()))) for m in models.list_models()]
 
-    def save_model(self, form: ModelForm, *, new: bool) -> str:
-        """Add a model (refusing an id already in the catalog) or change one; its id."""
+    def save_model(self, form: ModelForm, *, new: bool, shown: ModelRow | None = None) -> str:
+        """Add a model (refusing an id already in the catalog) or change one; its id.
+        `shown`: the model as the edit form was filled; refused if it changed since."""
         model_id = form.model_id.strip()
         with audited("models set", model_id, lambda: states.model(model_id)):
+            current = models.find_model(model_id)
+            if shown is not None and current is not None:
+                now = replace(_model_row(current, shown.aliases), enabled=shown.enabled)
+                unchanged(shown, now, f"model {model_id}")
             self._set_model(model_id, form, new=new)
         return model_id
 
@@ -129,7 +121,7 @@ class CatalogServices:
             plain = decrypt_secret(self._secret(), key.key_encrypted)
         except CodelaceError:  # stored under another server secret: it cannot be masked
             return "(not shown: the key cannot be decrypted to mask it in the reason)"
-        return keycheck.redact(str(key.failure_reason), plain)
+        return masked_reason(str(key.failure_reason), plain)
 
     def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
         name, secret = name.strip(), self._secret()
@@ -142,21 +134,30 @@ class CatalogServices:
         with audited("providers key-add", provider, lambda: states.provider(provider)):
             return str(catalog.add_provider_key(provider, secret, key).key_hint)
 
-    def rotate_key(self, provider: str, old_key_id: int, key: str) -> str:
+    def rotate_key(self, provider: str, old: ProviderKeyRow, key: str) -> str:
         """Replace a key: the new one joins the rotation and the old one leaves, atomically."""
         secret = self._secret()
         with audited("providers key-rotate", provider, lambda: states.provider(provider)):
+            shown_key(provider, old)
             added = catalog.add_provider_key(provider, secret, key)
-            catalog.set_key_enabled(old_key_id, False)
+            catalog.set_key_enabled(old.id, False)
         return str(added.key_hint)
 
-    def set_key_enabled(self, key_id: int, enabled: bool) -> None:
-        with provider_key_change("enable" if enabled else "disable", key_id):
-            catalog.set_key_enabled(key_id, enabled)
+    def set_key_enabled(self, provider: str, key: ProviderKeyRow, enabled: bool) -> None:
+        with provider_key_change("enable" if enabled else "disable", key.id):
+            shown_key(provider, key)
+            catalog.set_key_enabled(key.id, enabled)
 
-    def update_provider(self, name: str, kind: str, base_url: str) -> None:
-        """Change a provider's kind and base URL ('' for the kind's own)."""
+    def update_provider(
+        self, name: str, kind: str, base_url: str, shown: ProviderRow | None = None
+    ) -> None:
+        """Change a provider's kind and base URL ('' for the kind's own). `shown`: the
+        provider as the form was filled; refused if its kind or base URL changed since."""
         with audited("providers update", name, lambda: states.provider(name)):
+            if shown is not None:
+                now = catalog.get_provider(name)
+                was = (shown.kind, shown.base_url)
+                unchanged(was, (now.kind, now.base_url), f"provider {name}")
             catalog.update_provider(name, kind=kind, base_url=base_url.strip())
 
     def remove_provider(self, name: str) -> None:
@@ -164,9 +165,10 @@ class CatalogServices:
         with audited("providers remove", name, lambda: states.provider(name)):
             catalog.remove_provider(name)
 
-    def remove_provider_key(self, provider: str, key_id: int) -> None:
+    def remove_provider_key(self, provider: str, key: ProviderKeyRow) -> None:
         with audited("providers key-remove", provider, lambda: states.provider(provider)):
-            catalog.remove_provider_key(provider, key_id)
+            shown_key(provider, key)
+            catalog.remove_provider_key(provider, key.id)
 
     def set_provider_enabled(self, name: str, enabled: bool) -> None:
         command = "providers enable" if enabled else "providers disable"
@@ -184,6 +186,39 @@ class CatalogServices:
 
     def _secret(self) -> str:
         return ensure_secret_key(self.config)
+
+
+def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
+    return ModelRow(
+        m.id, m.provider.name, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos,
+        m.max_output_tokens, bool(m.enabled), m.cache_read_per_1m_nanos,
+        m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed,
+    )  # fmt: skip
+
+
+def masked_reason(reason: str, plain: str) -> str:
+    """A stored failure reason with the key masked: wherever it appears whole, and the start of
+    it left at the end where serve cut the reason to its 500 characters."""
+    text = keycheck.redact(reason, plain)
+    for length in range(len(plain) - 1, MIN_CUT_KEY - 1, -1):
+        if text.endswith(plain[:length]):
+            return text[:-length] + mask_secret(plain)
+    return text
+
+
+def shown_key(provider: str, shown: ProviderKeyRow) -> None:
+    """Refuse when the key the operator picked is no longer the one under its id: it was
+    removed meanwhile, and SQLite gives the next key added (to any provider) the same id."""
+    try:
+        hint = catalog.provider_key(provider, shown.id).key_hint
+    except NotFound:
+        hint = None
+    if hint != shown.hint:
+        raise NotFound(
+            f"key {shown.hint} of {provider} is no longer there (removed meanwhile?): nothing "
+            "was done; check the keys shown now",
+            code="provider_key_not_found",
+        )
 
 
 def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:

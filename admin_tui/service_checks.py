@@ -8,7 +8,7 @@ from typing import Any
 from admin_tui.views import KeyLimitsForm
 from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
-from codelace_box.errors import InvalidRequest
+from codelace_box.errors import Conflict, InvalidRequest
 
 __all__ = [
     "PRICE_JUMP",
@@ -17,6 +17,7 @@ __all__ = [
     "manage_keys_choice",
     "parse_token_cap",
     "price_jumps",
+    "unchanged",
     "user_limit_fields",
 ]
 PRICE_JUMP = 10  # a price changed by more than this factor (up or down) is asked about
@@ -67,3 +68,15 @@ def manage_keys_choice(text: str) -> Any:
 def user_limit_fields(rpm: str, concurrent: str) -> dict[str, Any]:
     """An account limits form as fields (blank: the [limits] default)."""
     return {"rpm": rpm.strip() or None, "max_concurrent": concurrent.strip() or None}
+
+
+def unchanged(shown: object, current: object, what: str) -> None:
+    """Refuse a form's save when what it was filled with is no longer what is stored: another
+    admin (the CLI, a second dashboard) changed it meanwhile, and saving would put back the
+    old values of the fields the operator did not touch."""
+    if shown != current:
+        raise Conflict(
+            f"{what} changed meanwhile (the CLI or another dashboard): nothing was saved; "
+            "close the form (Esc) and open it again to see what is stored now",
+            code="changed_meanwhile",
+        )

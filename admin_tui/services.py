@@ -25,6 +25,7 @@ from admin_tui.service_checks import (
     key_limit_fields,
     manage_keys_choice,
     price_jumps,
+    unchanged,
     user_limit_fields,
 )
 from admin_tui.views import (
@@ -265,17 +266,30 @@ class AdminServices(CatalogServices):
         with _audited("keys revoke", key_uuid, lambda: states.api_key(key_uuid)):
             api_keys.revoke_key(key_uuid)
 
-    def set_key_limits(self, key_uuid: str, form: KeyLimitsForm) -> KeyRow:
-        """Replace a key's limits with the form's (blank: none); checked like the API's."""
+    def set_key_limits(
+        self, key_uuid: str, form: KeyLimitsForm, shown: KeyRow | None = None
+    ) -> KeyRow:
+        """Replace a key's limits with the form's (blank: none); checked like the API's.
+        `shown`: the key as the form was filled; refused if its limits changed since."""
         fields = key_limit_fields(form)
         with _audited("keys update", key_uuid, lambda: states.api_key(key_uuid)):
+            if shown is not None:
+                current = _api_key_row(api_keys.find_key(key_uuid))
+                unchanged(key_limits(shown), key_limits(current), f"key {shown.prefix}…")
             return _api_key_row(api_keys.update_key(key_uuid, fields, relative=True))
 
-    def set_user_limits(self, email: str, rpm: str, concurrent: str) -> None:
-        """Set an account's requests per minute and in flight (blank: the [limits] default)."""
+    def set_user_limits(
+        self, email: str, rpm: str, concurrent: str, shown: UserRow | None = None
+    ) -> None:
+        """Set an account's requests per minute and in flight (blank: the [limits] default).
+        `shown`: the account as the form was filled; refused if its limits changed since."""
         fields = user_limit_fields(rpm, concurrent)
         with _audited("users limits", email, lambda: states.user(email)):
-            limits.set_user_limits(accounts.get_user(email), fields)
+            user = accounts.get_user(email)
+            if shown is not None:
+                now = (user.rpm, user.max_concurrent)
+                unchanged((shown.rpm, shown.max_concurrent), now, f"{email}'s request limits")
+            limits.set_user_limits(user, fields)
 
     def limit_defaults(self) -> tuple[int, int]:
         """The `[limits]` defaults: (rpm, max_concurrent); 0 is unlimited."""
@@ -290,6 +304,12 @@ class AdminServices(CatalogServices):
             target.api_key,
             timeout_sec=self.config.gateway.connect_timeout_sec + 10,
         )
+
+
+def key_limits(key: KeyRow) -> tuple[object, ...]:
+    """What the key limits form shows of a key."""
+    return (key.limit_nanos, key.limit_reset, key.expires_at, key.allowed_models,
+            key.can_manage_keys)  # fmt: skip
 
 
 def _user_row(

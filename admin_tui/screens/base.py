@@ -2,7 +2,10 @@
 
 A screen says how to `fetch` its data (on the database thread, via the services) and how to
 `show` it; reloads run as exclusive Textual workers, on mount, on resume and, for live screens,
-every REFRESH_SECONDS while the screen is visible. `act` runs one feature action and reports
+every REFRESH_SECONDS while the screen is visible: a periodic refresh never replaces a read still
+in flight (on a long history a read may take longer than the interval: replacing it each time
+showed nothing ever) and waits REFRESH_BACKOFF times as long as the last read took, so
+refreshes alone never keep the database thread busy. `act` runs one feature action and reports
 the outcome: the feature's own message on a CodelaceError, a short confirmation otherwise.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Protocol, cast
 
@@ -30,6 +34,9 @@ def describe(exc: Exception) -> str:
     if isinstance(exc, CodelaceError):
         return exc.message
     return f"unexpected {type(exc).__name__}: {exc}"
+
+
+REFRESH_BACKOFF = 3  # a periodic refresh waits this many times the last read's duration
 
 
 class HasServices(Protocol):
@@ -72,6 +79,8 @@ class AdminScreen(Screen[None]):
     ) -> None:
         super().__init__(name, id, classes)
         self._loaded = asyncio.Event()  # set once the first reload has shown its data (or failed)
+        self._reading = 0  # reloads in flight (a replaced one may still be ending)
+        self._next_refresh = 0.0  # monotonic: no periodic refresh before then
 
     async def loaded(self, timeout: float = 5.0) -> None:
         """Wait until the screen has shown its data once (or failed to load it), at most
@@ -101,7 +110,8 @@ class AdminScreen(Screen[None]):
         self.reload()
 
     def _tick(self) -> None:
-        if self.is_current:
+        """A periodic refresh, unless a read is in flight or the last one ended too recently."""
+        if self.is_current and not self._reading and time.monotonic() >= self._next_refresh:
             self.reload()
 
     def reload(self) -> None:
@@ -110,12 +120,18 @@ class AdminScreen(Screen[None]):
 
     @work(exclusive=True, group="reload", exit_on_error=False)
     async def _reload(self) -> None:
+        self._reading += 1
+        began = time.monotonic()
         try:
             data = await self.fetch()
         except Exception as exc:
             self.notify(describe(exc), title="Could not load", severity="error")
             self._loaded.set()
             return
+        finally:
+            self._reading -= 1
+            ended = time.monotonic()
+            self._next_refresh = ended + REFRESH_BACKOFF * (ended - began)
         self.show(data)
         self._loaded.set()
 

@@ -123,7 +123,8 @@ class ModelsScreen(AdminScreen):
             form = ModelForm(**values)
             if model is not None and not await self._confirm_jumps(model, form):
                 raise Abandon
-            return await self.services.run(self.services.save_model, form, new=new)
+            save = self.services.save_model
+            return await self.services.run(save, form, new=new, shown=model)
 
         saved = await self.app.push_screen_wait(
             FormDialog(

@@ -69,9 +69,7 @@ class ProviderKeyActions(_Host):
                 confirm_label="Rotate",
             ):
                 raise Abandon
-            return await self.services.run(
-                self.services.rotate_key, provider.name, old.id, v["key"]
-            )
+            return await self.services.run(self.services.rotate_key, provider.name, old, v["key"])
 
         hint = await self.app.push_screen_wait(
             FormDialog(
@@ -98,7 +96,7 @@ class ProviderKeyActions(_Host):
         if key.failing and not await self._probe_passes(provider, key):
             return
         await self.act(
-            lambda: self.services.run(self.services.set_key_enabled, key.id, enable),
+            lambda: self.services.run(self.services.set_key_enabled, provider.name, key, enable),
             f"Key {key.hint} {'back in rotation' if enable else 'disabled'}",
         )
 
@@ -151,7 +149,7 @@ class ProviderKeyActions(_Host):
         ):
             return
         await self.act(
-            lambda: self.services.run(self.services.remove_provider_key, provider.name, key.id),
+            lambda: self.services.run(self.services.remove_provider_key, provider.name, key),
             f"Key {key.hint} removed",
         )
 

@@ -215,7 +215,7 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
     async def _edit_provider(self, provider: ProviderRow) -> None:
         async def submit(v: dict[str, str]) -> str:
             await self.services.run(
-                self.services.update_provider, provider.name, v["kind"], v["base_url"]
+                self.services.update_provider, provider.name, v["kind"], v["base_url"], provider
             )
             return provider.name
 

@@ -36,8 +36,10 @@ class UserActions(_Host):
     async def _adjust_balance(self, user: UserRow) -> None:
         async def submit(values: dict[str, str]) -> int:
             amount = values["amount"].strip()
-            verb = "Remove" if check_adjustment(amount, values["reason"]) < 0 else "Add"
-            question = f"{verb} {amount.lstrip('-+')} USD {'from' if verb == 'Remove' else 'to'}"
+            nanos = check_adjustment(amount, values["reason"])  # what will move, exactly
+            verb = "Remove" if nanos < 0 else "Add"
+            exact = usd_exact(abs(nanos)).lstrip("$")
+            question = f"{verb} {exact} USD {'from' if verb == 'Remove' else 'to'}"
             if not await self.confirm(
                 "Adjust balance",
                 f"{question} {user.email}?\nReason: {values['reason'].strip()}",
@@ -94,7 +96,11 @@ class UserActions(_Host):
     async def _request_limits(self, user: UserRow) -> None:
         async def submit(values: dict[str, str]) -> bool:
             await self.services.run(
-                self.services.set_user_limits, user.email, values["rpm"], values["concurrent"]
+                self.services.set_user_limits,
+                user.email,
+                values["rpm"],
+                values["concurrent"],
+                user,
             )
             return True
 

@@ -148,7 +148,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         async def submit(values: dict[str, str]) -> KeyRow:
             form = KeyLimitsForm(values["limit_usd"], values["limit_reset"], values["expires"],
                                  values["models"], values["manage_keys"])  # fmt: skip
-            return await self.services.run(self.services.set_key_limits, key.id, form)
+            return await self.services.run(self.services.set_key_limits, key.id, form, key)
 
         saved = await self.app.push_screen_wait(
             FormDialog(f"Limits of key {key.prefix}… ({key.name or 'unnamed'})", [

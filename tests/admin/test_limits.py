@@ -77,6 +77,7 @@ async def test_key_limits_form_sets_and_clears_and_refuses_bad_input(
             await fill(pilot, field, "")
         pilot.app.screen.query_one("#field-limit_reset", Select).value = "never"
         await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")
         await until(pilot, lambda: column(pilot, "#keys", 3) == ["$1.25"], "no cap any more")
     stored = ApiKey.get_by_id(key.id)
     assert (stored.limit_nanos, stored.limit_reset, stored.expires_at) == (None, None, None)

@@ -83,7 +83,7 @@ async def test_bad_adjustments_are_refused_in_the_form(admin_env: AdminEnv) -> N
         await fill(pilot, "amount", "-4")  # more than the balance
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
-        assert "Remove 4 USD from alice@example.com" in text_of(pilot, "#confirm-message")
+        assert "Remove 4.00 USD from alice@example.com" in text_of(pilot, "#confirm-message")
         await pilot.press("y")
         await until(pilot, lambda: "below zero" in text_of(pilot, "#form-error"), "the refusal")
 
