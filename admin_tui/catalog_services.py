@@ -11,11 +11,9 @@ from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
 from codelace_box.catalog import aliases, keycheck, models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import Config, ensure_secret_key
-from codelace_box.crypto import decrypt_secret, mask_secret
+from codelace_box.crypto import decrypt_secret
 from codelace_box.db.models import CatalogModel, ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
-
-MIN_CUT_KEY = 4  # characters of a key's start, left at a cut reason's end, that are masked
 
 
 @dataclass(frozen=True)
@@ -199,11 +197,7 @@ def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
 def masked_reason(reason: str, plain: str) -> str:
     """A stored failure reason with the key masked: wherever it appears whole, and the start of
     it left at the end where serve cut the reason to its 500 characters."""
-    text = keycheck.redact(reason, plain)
-    for length in range(len(plain) - 1, MIN_CUT_KEY - 1, -1):
-        if text.endswith(plain[:length]):
-            return text[:-length] + mask_secret(plain)
-    return text
+    return keycheck.redact(reason, plain)
 
 
 def shown_key(provider: str, shown: ProviderKeyRow) -> None:

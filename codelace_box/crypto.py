@@ -41,10 +41,21 @@ def mask_secret(plaintext: str) -> str:
     return f"{head}…{tail}"
 
 
+MIN_CUT_SECRET = 4  # characters of a secret's start, left at the end of a cut text, masked
+
+
 def mask_in(text: str, secret: str) -> str:
-    """`text` with every occurrence of `secret` replaced by its mask."""
+    """`text` with every occurrence of `secret` replaced by its mask, and the start of it left
+    at the end where the text was cut (an upstream's error message is cut before it is
+    masked: 300 characters of a page, 500 of Anthropic's message, 500 of a failure reason)."""
     secret = secret.strip()
-    return text.replace(secret, mask_secret(secret)) if secret else text
+    if not secret:
+        return text
+    text = text.replace(secret, mask_secret(secret))
+    for length in range(min(len(secret) - 1, len(text)), MIN_CUT_SECRET - 1, -1):
+        if text.endswith(secret[:length]):
+            return text[:-length] + mask_secret(secret)
+    return text
 
 
 # What looks like a credential in free text: a known key prefix, or a long run of key

@@ -321,6 +321,28 @@ def test_an_upstream_echoing_the_key_never_shows_it(
     assert secret not in str(box.query("SELECT failure_reason FROM provider_key"))
 
 
+def test_an_upstream_echoing_the_key_where_its_message_is_cut_never_shows_its_start(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """An upstream's error text is cut (300 characters of a page that is no JSON, 500 of
+    Anthropic's message) before the key is masked in it: echoed across the cut, the key's
+    start was left whole in the client's 503, the log and the failure reason."""
+    secret = "0123456789abcdef0123456789abcdef"
+    box = box_factory(keys=(secret,))
+    fake.probe_status[secret] = 401
+    page = f"{'Unauthorized. ' * 20}Key: {secret}"  # the cut falls inside the key
+    assert 300 - len(secret) < page.index(secret) < 300
+    fake.push(Reply(status=401, raw=[page.encode()], content_type="text/plain"))
+    _, key = box.new_user("1")
+    with pytest.raises(openai.APIStatusError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 503
+    assert "Key: " in caught.value.message
+    shown = caught.value.message + box.cli("providers", "list", "--json")
+    shown += box.server.log_text() + str(box.query("SELECT failure_reason FROM provider_key"))
+    assert secret[:8] not in shown
+
+
 def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> None:
     box = box_factory(keys=("sk-revoked-key-01",))
     fake.key_status["sk-revoked-key-01"] = fake.probe_status["sk-revoked-key-01"] = 401
