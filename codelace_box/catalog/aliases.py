@@ -11,12 +11,12 @@ from codelace_box.db.models import ModelAlias
 from codelace_box.errors import InvalidRequest, NotFound
 
 # No slash: an alias can never shadow a catalog id (which always has one).
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
+_ALIAS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")  # fullmatch
 
 
 def set_alias(name: str, model_id: str) -> ModelAlias:
     """Route `name` to the catalog model `model_id` (replacing where it pointed before)."""
-    if not _ALIAS_RE.match(name):
+    if not _ALIAS_RE.fullmatch(name):
         raise InvalidRequest(
             f"an alias is a bare model name (letters, digits, . _ : @ -, no slash), got {name!r}"
         )

@@ -15,8 +15,8 @@ from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.money import AmountTooLarge, usd_to_nanos
 
 MAX_PRICE_PER_1M_NANOS = 1_000_000 * 1_000_000_000  # far above any real price; fits SQLite
-_MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}$")
-_UPSTREAM_RE = re.compile(r"^\S{1,200}$")
+_MODEL_ID_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}/\S{1,200}")  # fullmatch
+_UPSTREAM_RE = re.compile(r"\S{1,200}")  # fullmatch
 
 
 def parse_price(value: Decimal | str | float | int, what: str) -> int:
@@ -108,10 +108,12 @@ def set_model(
     both), CLEAR unsets an output cap or context window. Cache prices never set are the input
     price when billed.
     """
-    if not _MODEL_ID_RE.match(model_id):
+    if not (_MODEL_ID_RE.fullmatch(model_id) and model_id.isprintable()):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
-    if upstream_model is not None and upstream_model and not _UPSTREAM_RE.match(upstream_model):
+    if upstream_model and not (
+        _UPSTREAM_RE.fullmatch(upstream_model) and upstream_model.isprintable()
+    ):
         raise InvalidRequest(f"upstream model name must have no spaces, got {upstream_model!r}")
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
     input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)

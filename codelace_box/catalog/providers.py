@@ -16,7 +16,8 @@ from codelace_box.errors import Conflict, InvalidRequest, NotFound
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
 from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+MAX_PROVIDER_KEY_CHARS = 4096  # the longest keys seen (JWTs) are about 1,000
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # fullmatch
 
 
 def add_provider(
@@ -30,7 +31,7 @@ def add_provider(
 ) -> Provider:
     """Register an upstream provider with its first key (and the billed fields it allows;
     `responses_api`: it serves OpenAI's Responses API itself)."""
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InvalidRequest(
             f"provider name {name!r}: use lower-case letters, digits, '-', '_', '.'"
         )
@@ -148,6 +149,11 @@ def _store_key(provider_id: int, secret_key: str, key: str) -> ProviderKey:
         raise InvalidRequest(  # an HTTP header could never carry it; the key is not echoed
             "a provider key is printable ASCII without spaces, and this one is not "
             "(a masked hint such as 'sk-…abcd' is not the key itself)"
+        )
+    if len(key) > MAX_PROVIDER_KEY_CHARS:  # sent in a header with every request
+        raise InvalidRequest(
+            f"a provider key has at most {MAX_PROVIDER_KEY_CHARS:,} characters; this one has "
+            f"{len(key):,} (a file pasted instead of the key?)"
         )
     return ProviderKey.create(
         provider=provider_id,
