@@ -58,6 +58,7 @@ KEY_PREFIX = "cl_"
 KEY_BODY_LENGTH = 40
 _BASE62 = string.ascii_letters + string.digits
 MAX_KEY_NAME = 100
+MAX_ACTIVE_KEYS = 1000  # of one account, made by its own keys or the portal
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
 OLD_ID_DIGITS = 8  # all-digit key ids shorter than this are the integer ids of before
 
@@ -170,6 +171,19 @@ def _own_key(key_ref: str, user_id: int | None) -> ApiKey:
     if key is None:
         raise _no_such_key(key_ref)
     return key
+
+
+def check_room_for_a_key(user_id: int) -> None:
+    """400 `too_many_keys` when an account holds MAX_ACTIVE_KEYS active keys (a script with one
+    key could otherwise mint them without end: each a durable write, a row every lookup and
+    listing carries). Sign-in and the operator's tools are not held to it."""
+    active = ApiKey.select().where(ApiKey.user == user_id, ApiKey.revoked_at.is_null()).count()
+    if active >= MAX_ACTIVE_KEYS:
+        raise InvalidRequest(
+            f"this account has {active:,} active API keys, the most it may hold: revoke keys "
+            "it no longer uses first",
+            code="too_many_keys",
+        )
 
 
 def list_keys(user_id: int) -> list[ApiKey]:

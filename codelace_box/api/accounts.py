@@ -14,6 +14,7 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import (
     AuthContext,
     NewKey,
+    check_room_for_a_key,
     create_key,
     list_keys,
     require_key_management,
@@ -116,6 +117,7 @@ def create_key_from(user_id: int, body: Mapping[str, Any]) -> NewKey:
     """A key made from a request body: its name and limit fields (the portal's too). A field a
     key does not have is a 400, so a misspelt limit never makes a key without it."""
     key_changes(body)
+    check_room_for_a_key(user_id)
     name = body.get("name")
     limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
     return create_key(user_id, "" if name is None else name, limits)

@@ -352,3 +352,21 @@ def test_a_key_revoked_or_an_account_disabled_at_one_process_fails_at_the_other_
     assert names[0].startswith("login-") and names[1:] == ["spare"]  # the keys came back
     first.close()
     second.close()
+
+
+def test_an_account_holds_a_bounded_number_of_active_keys(client: BoxClient):
+    """A script with one key minted keys without end (each a durable write, a row every lookup
+    and listing carries): past 1,000 active keys a new one is a 400 `too_many_keys` until one
+    is revoked. Signing in still mints its key."""
+    key = key_of(client, "many-keys@example.com")  # the first active key
+    with httpx.Client(base_url=client.http.base_url, timeout=30) as http:
+        headers = {"authorization": f"Bearer {key}"}
+        for _ in range(999):
+            assert http.post("/api/v1/auth/key", json={}, headers=headers).status_code == 200
+        refused = http.post("/api/v1/auth/key", json={"name": "one more"}, headers=headers)
+        assert error_code(refused, 400) == "too_many_keys"
+        assert "1,000 active API keys" in refused.json()["error"]["message"]
+        last = http.get("/api/v1/auth/key", headers=headers).json()[-1]["id"]
+        assert http.delete(f"/api/v1/auth/key/{last}", headers=headers).status_code == 204
+        assert http.post("/api/v1/auth/key", json={}, headers=headers).status_code == 200
+    assert key_of(client, "many-keys@example.com")  # a sign-in is not held to it
