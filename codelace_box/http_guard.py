@@ -4,7 +4,8 @@
   received, so a client sending a header line (or a body byte) now and then held its
   connection forever (slowloris). Here the head must arrive whole within `REQUEST_TIMEOUT`
   of its first byte (nginx's client_header_timeout), and a body must average MIN_BODY_RATE
-  bytes a second after a first `REQUEST_TIMEOUT` of grace; past either, a 408.
+  bytes a second after a first `REQUEST_TIMEOUT` of grace, and get a byte at least every
+  `REQUEST_TIMEOUT` (nginx's client_body_timeout); past either, a 408.
 - A client that stops reading its answer is let go. Sanic waits to write for as long as the
   response timeout (an hour), and a stream's upstream call, hold and pooled connection waited
   with it. Once nothing could be written for `SEND_TIMEOUT` (nginx's send_timeout) the
@@ -119,10 +120,13 @@ class GuardedHttp(Http):
             self.url = None
             super().create_empty_request()
 
-    def body_overdue(self, now: float, grace: float) -> bool:
-        """Whether a body still arriving fell below MIN_BODY_RATE after its grace."""
+    def body_overdue(self, now: float, grace: float, last_byte: float) -> bool:
+        """Whether a body still arriving fell below MIN_BODY_RATE after its grace, or got no
+        byte for a grace (nginx's client_body_timeout: a fast start earns no long silence)."""
         if not self.body_began or not self.request_body:
             return False
+        if now - max(last_byte, self.body_began) > grace:
+            return True
         elapsed = now - self.body_began - grace
         received = (self.request_bytes or 0) - (self.request_bytes_left or 0)
         return elapsed > 0 and received < elapsed * MIN_BODY_RATE
@@ -162,7 +166,7 @@ class GuardedProtocol(HttpProtocol):
     def _request_overdue(self, http: GuardedHttp, now: float) -> bool:
         if http.stage is Stage.REQUEST:
             return bool(http.head_began) and now - http.head_began > self.request_timeout
-        return http.body_overdue(now, self.request_timeout)
+        return http.body_overdue(now, self.request_timeout, self._time)  # _time: last byte in
 
     def _send_timeout(self) -> float:
         return float(self.app.config.get("SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT))

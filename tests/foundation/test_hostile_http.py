@@ -139,6 +139,21 @@ def test_a_chunked_body_trickled_chunk_by_chunk_is_cut(box: ServerProcess) -> No
     assert_error(answer, 408)
 
 
+def test_a_body_sent_fast_then_held_is_cut_at_the_request_timeout(box: ServerProcess) -> None:
+    """A body's rate alone gave a fast start credit: 1 MB sent at once then its last byte
+    held kept the connection (and the megabyte read so far) for 1,000 s at 1 KB a second, in
+    truth until Sanic's response timeout (an hour). As nginx's client_body_timeout, a body
+    that gets no byte for the request timeout is cut."""
+    body = b'{"email": "held@box.test", "pad": "' + b"x" * 1_000_000 + b'"}'
+    with connect(box) as client:
+        client.sendall(post_head(len(body)) + body[:-1])
+        started = time.monotonic()
+        answer = read_answer(client)
+        took = time.monotonic() - started
+    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
 def test_a_slow_but_steady_body_is_read_whole(box: ServerProcess) -> None:
     """A body that takes longer than the request timeout at a few KB a second is no attack."""
     body = b'{"email": "slow@box.test", "pad": "' + b"x" * 11_000 + b'"}'
