@@ -38,11 +38,12 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
+               "_receive_more "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
                        "request_timeout _task _http"),
-        (Stage, "REQUEST"),
+        (Stage, "IDLE REQUEST"),
     )
     for name in names.split()
 )  # fmt: skip
@@ -86,10 +87,9 @@ class GuardedHttp(Http):
         self.head_began = self.body_began = 0.0
 
     async def http1_request_header(self) -> None:
+        await self._skip_empty_lines()
         self.head_began = monotonic()
         buffer = self.recv_buffer
-        while buffer[:2] == b"\r\n":  # an empty line before a request is ignored (RFC 9112
-            del buffer[:2]  # 2.2): some clients end a POST body with one more CRLF
         if buffer and buffer[0] not in _TOKEN_START:
             self.keep_alive = False
             raise BadRequest("not an HTTP/1.1 request (TLS sent to a plain-HTTP port?)")
@@ -104,6 +104,22 @@ class GuardedHttp(Http):
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
+
+    async def _skip_empty_lines(self) -> None:
+        """Empty lines before a request are ignored (RFC 9112 2.2): some clients end a POST
+        body with one more CRLF. While only they came the connection is idle (kept alive for
+        KEEP_ALIVE_TIMEOUT, then closed silently), not a request late past REQUEST_TIMEOUT.
+        Once only: more empty lines after that wait count against the head's time (a client
+        sending one now and then would otherwise hold its connection forever)."""
+        buffer = self.recv_buffer
+        for first in (True, False):
+            while buffer[:2] == b"\r\n":
+                del buffer[:2]
+            if buffer or not first:
+                return
+            self.stage = Stage.IDLE
+            await self._receive_more()
+            self.stage = Stage.REQUEST
 
     def _refuse_oversized_upfront(self) -> None:
         """`Expect: 100-continue` with a Content-Length past the limit: the 413 now, without the
