@@ -4,7 +4,8 @@
   received, so a client sending a header line (or a body byte) now and then held its
   connection forever (slowloris). Here the head must arrive whole within `REQUEST_TIMEOUT`
   of its first byte (nginx's client_header_timeout), and a body must average MIN_BODY_RATE
-  bytes a second after a first `REQUEST_TIMEOUT` of grace; past either, a 408.
+  bytes a second after a first `REQUEST_TIMEOUT` of grace, and get a byte at least every
+  `REQUEST_TIMEOUT` (nginx's client_body_timeout); past either, a 408.
 - A client that stops reading its answer is let go. Sanic waits to write for as long as the
   response timeout (an hour), and a stream's upstream call, hold and pooled connection waited
   with it. Once nothing could be written for `SEND_TIMEOUT` (nginx's send_timeout) the
@@ -37,11 +38,12 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
+               "_receive_more "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
                        "request_timeout _task _http"),
-        (Stage, "REQUEST"),
+        (Stage, "IDLE REQUEST"),
     )
     for name in names.split()
 )  # fmt: skip
@@ -85,10 +87,9 @@ class GuardedHttp(Http):
         self.head_began = self.body_began = 0.0
 
     async def http1_request_header(self) -> None:
+        await self._skip_empty_lines()
         self.head_began = monotonic()
         buffer = self.recv_buffer
-        while buffer[:2] == b"\r\n":  # an empty line before a request is ignored (RFC 9112
-            del buffer[:2]  # 2.2): some clients end a POST body with one more CRLF
         if buffer and buffer[0] not in _TOKEN_START:
             self.keep_alive = False
             raise BadRequest("not an HTTP/1.1 request (TLS sent to a plain-HTTP port?)")
@@ -103,6 +104,22 @@ class GuardedHttp(Http):
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
+
+    async def _skip_empty_lines(self) -> None:
+        """Empty lines before a request are ignored (RFC 9112 2.2): some clients end a POST
+        body with one more CRLF. While only they came the connection is idle (kept alive for
+        KEEP_ALIVE_TIMEOUT, then closed silently), not a request late past REQUEST_TIMEOUT.
+        Once only: more empty lines after that wait count against the head's time (a client
+        sending one now and then would otherwise hold its connection forever)."""
+        buffer = self.recv_buffer
+        for first in (True, False):
+            while buffer[:2] == b"\r\n":
+                del buffer[:2]
+            if buffer or not first:
+                return
+            self.stage = Stage.IDLE
+            await self._receive_more()
+            self.stage = Stage.REQUEST
 
     def _refuse_oversized_upfront(self) -> None:
         """`Expect: 100-continue` with a Content-Length past the limit: the 413 now, without the
@@ -119,10 +136,13 @@ class GuardedHttp(Http):
             self.url = None
             super().create_empty_request()
 
-    def body_overdue(self, now: float, grace: float) -> bool:
-        """Whether a body still arriving fell below MIN_BODY_RATE after its grace."""
+    def body_overdue(self, now: float, grace: float, last_byte: float) -> bool:
+        """Whether a body still arriving fell below MIN_BODY_RATE after its grace, or got no
+        byte for a grace (nginx's client_body_timeout: a fast start earns no long silence)."""
         if not self.body_began or not self.request_body:
             return False
+        if now - max(last_byte, self.body_began) > grace:
+            return True
         elapsed = now - self.body_began - grace
         received = (self.request_bytes or 0) - (self.request_bytes_left or 0)
         return elapsed > 0 and received < elapsed * MIN_BODY_RATE
@@ -162,7 +182,7 @@ class GuardedProtocol(HttpProtocol):
     def _request_overdue(self, http: GuardedHttp, now: float) -> bool:
         if http.stage is Stage.REQUEST:
             return bool(http.head_began) and now - http.head_began > self.request_timeout
-        return http.body_overdue(now, self.request_timeout)
+        return http.body_overdue(now, self.request_timeout, self._time)  # _time: last byte in
 
     def _send_timeout(self) -> float:
         return float(self.app.config.get("SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT))

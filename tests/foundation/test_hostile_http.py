@@ -139,6 +139,21 @@ def test_a_chunked_body_trickled_chunk_by_chunk_is_cut(box: ServerProcess) -> No
     assert_error(answer, 408)
 
 
+def test_a_body_sent_fast_then_held_is_cut_at_the_request_timeout(box: ServerProcess) -> None:
+    """A body's rate alone gave a fast start credit: 1 MB sent at once then its last byte
+    held kept the connection (and the megabyte read so far) for 1,000 s at 1 KB a second, in
+    truth until Sanic's response timeout (an hour). As nginx's client_body_timeout, a body
+    that gets no byte for the request timeout is cut."""
+    body = b'{"email": "held@box.test", "pad": "' + b"x" * 1_000_000 + b'"}'
+    with connect(box) as client:
+        client.sendall(post_head(len(body)) + body[:-1])
+        started = time.monotonic()
+        answer = read_answer(client)
+        took = time.monotonic() - started
+    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert_error(answer, 408)
+
+
 def test_a_slow_but_steady_body_is_read_whole(box: ServerProcess) -> None:
     """A body that takes longer than the request timeout at a few KB a second is no attack."""
     body = b'{"email": "slow@box.test", "pad": "' + b"x" * 11_000 + b'"}'
@@ -303,3 +318,28 @@ def test_an_empty_line_before_a_request_is_ignored(box: ServerProcess) -> None:
     then = b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
     answer = exchange(box, post_head(len(body)) + body + b"\r\n\r\n" + then)
     assert answer.count(b"HTTP/1.1 200 ") == 2, answer
+
+
+def test_a_connection_idle_after_an_empty_line_is_kept_alive(box: ServerProcess) -> None:
+    """The empty line after a POST body began the next request's head: a client idle on its
+    kept-alive connection for the request timeout got a 408 it never asked for and the close,
+    and its next request failed (or read that 408 as its answer). It is idle, as without the
+    empty line: kept for the keep-alive timeout, closed silently."""
+    body = b'{"email": "crlf-idle@box.test"}'
+    with connect(box) as client:
+        client.sendall(post_head(len(body)) + body + b"\r\n")
+        assert read_answer_of_one(client).startswith(b"HTTP/1.1 200 ")
+        time.sleep(REQUEST_TIMEOUT_SEC * 2.5)  # checks run every half of the timeout
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
+        answer = read_answer(client)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_empty_lines_sent_now_and_then_are_cut(box: ServerProcess) -> None:
+    """Empty lines are ignored, but do not make a connection idle forever (slowloris)."""
+    with connect(box) as client:
+        client.sendall(b"\r\n")
+        took = trickle(client, b"\r\n", 0.5, most_sec=20)
+        answer = read_answer(client)
+    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert_error(answer, 400)  # the empty lines after the first wait are an empty head
