@@ -194,10 +194,12 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
     call(admin.add_provider_key, "acme", SECOND_KEY)
     entry = last("providers key-add")
     key_id = entry.after["keys"][0]["id"]
-    call(admin.set_key_enabled, key_id, False)
+    [acme] = [p for p in call(admin.providers) if p.name == "acme"]
+    [shown] = [k for k in acme.keys if k.id == key_id]  # the row the operator acts on
+    call(admin.set_key_enabled, "acme", shown, False)
     entry = last("providers key-disable")
     assert entry.target == "acme" and entry.after["keys"][0]["enabled"] is False
-    call(admin.rotate_key, "acme", key_id, "sk-audit-third-secret-0123456789")
+    call(admin.rotate_key, "acme", shown, "sk-audit-third-secret-0123456789")
     assert len(last("providers key-rotate").after["keys"]) == 3
     call(admin.set_provider_enabled, "acme", False)
     assert last("providers disable").after["enabled"] is False
