@@ -13,7 +13,7 @@ No credentials are ever allowed: these routes take keys, not cookies.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sanic import Request, Sanic
@@ -90,7 +90,7 @@ def install_cors(app: Sanic, origins: list[str]) -> None:
         app.add_route(handler, uri, methods=["OPTIONS"], name=f"cors_preflight_{number}")
 
 
-def _preflight_handler(methods: str) -> Callable[..., Awaitable[HTTPResponse]]:
+def _preflight_handler(methods: str) -> Callable[..., Coroutine[Any, Any, HTTPResponse]]:
     """The OPTIONS handler of one route, whose methods are `methods` ("GET, HEAD")."""
 
     async def preflight(request: Request, **_: Any) -> HTTPResponse:

@@ -86,9 +86,7 @@ def call_from_page(browser: Browser, page: str, box: Box, key: str, body: dict[s
     browser.driver.set_script_timeout(30)
     script = "const done = arguments[arguments.length - 1];" \
              "callBox(arguments[0], arguments[1], arguments[2]).then(done);"  # fmt: skip
-    return browser.driver.execute_async_script(
-        script, box.url + "/v1/chat/completions", key, body
-    )
+    return browser.driver.execute_async_script(script, box.url + "/v1/chat/completions", key, body)
 
 
 def test_a_page_of_any_origin_calls_the_default_box(

@@ -69,5 +69,6 @@ def test_a_malformed_origin_is_one_clear_line(tmp_path: Path, bad: str) -> None:
 
 def test_a_malformed_origin_from_the_environment_names_the_variable(tmp_path: Path) -> None:
     env = {"CODELACE_SERVER_CORS_ALLOW_ORIGINS": "https://a.example/path"}
-    with pytest.raises(ConfigError, match="^env CODELACE_SERVER_CORS_ALLOW_ORIGINS: "):
+    with pytest.raises(ConfigError) as caught:
         _load(tmp_path, "", env)
+    assert str(caught.value).startswith("env CODELACE_SERVER_CORS_ALLOW_ORIGINS: ")

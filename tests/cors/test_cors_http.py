@@ -134,8 +134,9 @@ def test_an_options_that_is_no_allowed_preflight_stays_the_405(raw: httpx.Client
 
 
 def test_headers_outside_the_list_are_not_echoed(raw: httpx.Client) -> None:
+    asked = "Authorization, X-Evil, X-Stainless-Retry-Count"
     headers = {"origin": PAGE, "access-control-request-method": "POST",
-               "access-control-request-headers": "Authorization, X-Evil, X-Stainless-Retry-Count"}  # fmt: skip
+               "access-control-request-headers": asked}  # fmt: skip
     response = raw.options("/v1/chat/completions", headers=headers)
     assert response.status_code == 204
     assert response.headers["access-control-allow-headers"] == (
