@@ -40,6 +40,7 @@ from codelace_box.api import (
     stripe,
 )
 from codelace_box.api.common import new_request_id
+from codelace_box.api.cors import add_cors_headers, install_cors
 from codelace_box.api.errors import render_error
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.config.secret import secret_key_path
@@ -132,6 +133,7 @@ def create_app(config: Config) -> Sanic:
     for blueprint in BLUEPRINTS:
         if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
             app.blueprint(blueprint)
+    install_cors(app, config.server.cors_allow_origins)  # OPTIONS beside the routes it covers
     # RequestCancelled: Sanic's word for a client that left (a CancelledError, so not an
     # Exception, though Sanic's handler lookup takes it): a 499 in the logs, not a 500
     app.exception(Exception, RequestCancelled)(render_error)  # type: ignore[arg-type]
@@ -157,6 +159,9 @@ def _assign_request_id(request: Request) -> None:
 def _add_request_id(request: Request, response: HTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None) or new_request_id()
     response.headers["x-request-id"] = request_id
+    origin = request.headers.get("origin")  # only browsers send one: CORS costs others nothing
+    if origin is not None:
+        add_cors_headers(request, response, origin)
     if response.status != 200 or not getattr(request.ctx, "streaming", False):
         observe.finish_request(request, response)  # a stream's is when it ends (answer())
     if request.app.ctx.draining and isinstance(request.stream, Http):

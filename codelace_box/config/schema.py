@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, URL
+from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, ORIGIN, URL
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
@@ -56,6 +56,12 @@ class ServerConfig:
         "address (sign-in rate limits); 0 trusts none.",
         minimum=0,
         maximum=16,
+    )
+    cors_allow_origins: list[str] = _opt(
+        ["*"],
+        "Web pages (origins) whose scripts may call the API with a key (/v1/*, the Bearer-key "
+        'routes under /api/v1/): e.g. ["https://chat.example.com"]; ["*"] any; [] none (CORS off).',
+        pattern=ORIGIN,
     )
 
     @property

@@ -23,6 +23,12 @@ DATABASE_URL = (
     r"(sqlite:///\S(.*\S)?|postgres(ql)?://\S+)?",  # a SQLite path may have spaces
     "empty, sqlite:///PATH or postgresql://user:password@host:port/db",
 )
+# A browser's Origin: scheme://host[:port], no path (cors_allow_origins); "*" is every origin
+ORIGIN = (
+    r"\*|[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[1-9][0-9]{0,4})?",
+    'origins like "https://chat.example.com" or "http://localhost:3000" (scheme://host[:port], '
+    'no path, not even a trailing "/"), or "*" for every origin',
+)
 DOMAIN = (
     r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
     "domain names like example.com",
@@ -102,10 +108,22 @@ def check_value(kind: Any, meta: Any, value: Any) -> None:
 
 
 def normalize(value: Any, meta: Any) -> Any:
-    """Domain lists are compared lower-case, without a leading '@'."""
+    """Domain lists are compared lower-case, without a leading '@'; origins lower-case, without
+    the scheme's default port (a browser's Origin header never names it)."""
     if meta.get("pattern") is DOMAIN:
         return [item.strip().lower().lstrip("@") for item in value]
+    if meta.get("pattern") is ORIGIN:
+        return [_origin(item) for item in value]
     return value
+
+
+def _origin(text: str) -> str:
+    """An origin as a browser sends it: lower-case, no ":443" on https, no ":80" on http."""
+    origin = text.strip().lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if origin.startswith(scheme) and origin.endswith(port):
+            return origin[: -len(port)]
+    return origin
 
 
 def _shown(name: str, value: Any) -> str:

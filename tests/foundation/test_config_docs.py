@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def test_the_documented_defaults_are_the_defaults() -> None:
         if isinstance(actual, bool):
             assert shown == str(actual).lower(), key
         elif isinstance(actual, list):
-            assert shown == "[]" and actual == [], key
+            assert tomllib.loads(f"v = {shown}")["v"] == actual, key
         elif isinstance(actual, str):
             assert shown.removeprefix('"').removesuffix('"') == actual, key
         else:

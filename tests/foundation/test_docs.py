@@ -30,11 +30,12 @@ def app() -> Sanic:
 
 
 def served_routes() -> set[tuple[str, str]]:
-    """(method, path) of every route of the app, parameters written `{name}`; HEAD aside."""
+    """(method, path) of every route of the app, parameters written `{name}`; HEAD and the
+    CORS preflights (OPTIONS, documented once in their own section) aside."""
     served = set()
     for route in app().router.routes:
         path = "/" + PARAMETER.sub(r"{\1}", route.path)
-        served |= {(method, path) for method in route.methods if method != "HEAD"}
+        served |= {(m, path) for m in route.methods if m not in ("HEAD", "OPTIONS")}
     return served
 
 
