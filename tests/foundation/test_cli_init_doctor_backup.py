@@ -4,13 +4,12 @@ writes restoring to a consistent database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import stat
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest

@@ -102,7 +102,9 @@ def test_the_retention_note_names_the_days_counted(by: str) -> None:
         "total": {by: "TOTAL", "owner": ""},
         "rows_deleted_before": "2026-03-01T00:00:00Z",
         "retention_days": 30,
-        "whole_days_counted": None if by == "key" else {"first": "0001-01-01", "last": "9999-12-30"},
+        "whole_days_counted": (
+            None if by == "key" else {"first": "0001-01-01", "last": "9999-12-30"}
+        ),
     }
     text = render(view)
     if by == "key":
