@@ -6,6 +6,7 @@ minutes with their days' rollups and stays clean after pruning, even half-way th
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,11 @@ from codelace_box.reports.history import (
 from codelace_box.reports.spend_days import daily_spend_report
 from codelace_box.reports.totals_check import totals_problems
 from codelace_box.reports.traffic import requests_per_minute, window_stats
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, BoxFactory
 from tests.history.test_history_units import add_row
+from tests.history.test_report_agreement import HELLO
+from tests.pg_cluster import write_config_db
 
 MODELS = ("openai/gpt-5.4", "openai/gpt-5.4-mini")
 
@@ -111,3 +116,29 @@ async def test_serve_s_loop_prunes_with_usage_retention_off(migrated_db: Path) -
         await asyncio.gather(task, return_exceptions=True)
         stop_db_thread()
     assert query_all("SELECT COUNT(*) FROM usage_record") == rows  # retention off: rows stay
+
+
+def test_a_served_box_prunes_old_minutes_at_start_and_doctor_stays_clean(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """usage.retention_days is 0 (the default): serve prunes the minutes all the same."""
+    box = box_factory()
+    _, key = box.new_user("5")
+    fake.push(Reply(prompt_tokens=40, completion_tokens=2))
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.is_success, answer.text
+    box.server.stop()
+    old = (utcnow() - timedelta(days=20)).strftime("%Y-%m-%d")
+    for period, bucket in (("minute", old + " 10:00"), ("day", old)):  # its traffic, 20 days ago
+        write_config_db(
+            box.config, "UPDATE usage_rollup SET bucket = ? WHERE period = ?", (bucket, period)
+        )
+    box.server.start()
+    for _ in range(100):
+        if not box.query("SELECT bucket FROM usage_rollup WHERE period = 'minute'"):
+            break
+        time.sleep(0.1)
+    assert box.query("SELECT bucket FROM usage_rollup WHERE period = 'minute'") == []
+    assert box.query("SELECT bucket, requests FROM usage_rollup WHERE period = 'day'") == [(old, 1)]
+    assert "MISMATCH" not in box.cli("doctor")
