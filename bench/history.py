@@ -20,7 +20,7 @@ database, it prints:
   figures and the recent requests), median and worst of 10, in this process; and its page of
   the busiest account (totals, keys, ledger, recent requests, payments), the same way;
 - the portal's spend figures of the busiest account (month to date and the last 30 days, day
-  by day), median and worst of 10, in this process;
+  by day), median and worst of 10, in this process; `usage report`'s (bench/history_report);
 - inference requests/s at 64 concurrent on the full box and on a fresh empty one, in
   `--rounds` alternating rounds (the machine's other work shifts between them): the best of
   each and their ratio, and the server's CPU per request, the least of each (a figure the
@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.history_report import usage_report
 from bench.procs import busy_share, free_port, machine_ticks, runqueue_wait_seconds
 from bench.run import PYTHON, cli, load, measured, setup_box, start_server
 
@@ -69,7 +70,6 @@ SELECT 'req_' || printf('%08x', CAST(:start + i * :step AS INTEGER)) || lower(he
   i % 40, 0, 0, 0, 0, 0
 FROM n
 """
-
 
 _INDEXES_SQL = (
     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_record' "
@@ -369,7 +369,7 @@ def measure(args: argparse.Namespace, folder: Path, scratch: Path, up_port: int)
     finally:
         stop(server)
     figures |= dashboard_work(config)
-    figures |= portal_spend(config)
+    figures |= portal_spend(config) | usage_report(config)
     rates(args, (empty_config, empty_key, empty_port), (config, key, port), figures)
     sizes = [_db(folder).with_name(_db(folder).name + s) for s in ("", "-wal")]
     figures["db_mb"] = round(sum(p.stat().st_size for p in sizes if p.exists()) / 2**20, 1)

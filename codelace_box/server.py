@@ -222,9 +222,10 @@ async def _close_resources(app: Sanic) -> None:
 
 
 async def _start_retention(app: Sanic) -> None:
-    """usage.retention_days > 0: delete old usage rows in small batches, off the loop."""
+    """Delete old usage rows (usage.retention_days > 0) and old per-minute rollups (always) in
+    small batches, off the loop."""
     days = app.ctx.config.usage.retention_days
-    app.ctx.retention = asyncio.create_task(retention_loop(days)) if days > 0 else None
+    app.ctx.retention = asyncio.create_task(retention_loop(days))
 
 
 async def _stop_retention(app: Sanic) -> None:

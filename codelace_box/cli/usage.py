@@ -36,24 +36,35 @@ def usage_report(
     """Requests, tokens and spend per user, key or model, the biggest spend first."""
     from codelace_box.db.core import utcnow
     from codelace_box.reports.moments import parse_moment
-    from codelace_box.reports.spend import spend_report, totals
+    from codelace_box.reports.spend import totals
+    from codelace_box.reports.spend_days import daily_spend_report, days_read
 
     state.database()
     now = utcnow()
     start = parse_moment(since, now) if since is not None else None  # '' is a mistake, as
     end = parse_moment(until, now, option="--until") if until is not None else None  # in audit
-    rows = spend_report(by, start, end)
+    rows = daily_spend_report(by, start, end)
     days = state.config().usage.retention_days
+    cutoff = retention_cutoff(days, start, now)
     view = {
         "by": by,
         "since": iso_z(start),
         "until": iso_z(end),
         "rows": [row_view(r, by) for r in rows],
         "total": row_view(totals(rows), by),
-        "rows_deleted_before": iso_z(retention_cutoff(days, start, now)),
+        "rows_deleted_before": iso_z(cutoff),
         "retention_days": days,
     }
+    if cutoff is not None:  # the days counted whatever retention deleted (only then: a
+        view["whole_days_counted"] = _days_view(days_read(by, start, end))  # shape kept)
     emit(view, as_json, render)
+
+
+def _days_view(days: Any) -> dict[str, str] | None:
+    """The whole UTC days a report counted from the day totals (retention keeps those)."""
+    if days is None:
+        return None
+    return {"first": days.first.isoformat(), "last": days.last.isoformat()}
 
 
 def retention_cutoff(days: int, start: datetime | None, now: datetime) -> datetime | None:
@@ -92,12 +103,26 @@ def render(view: dict[str, Any]) -> str:
     window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
     text = f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
     if view["rows_deleted_before"] is not None:
-        text += (
-            f"\nnote: usage rows before {view['rows_deleted_before']} are deleted "
-            f"(usage.retention_days = {view['retention_days']}): this report cannot count them; "
-            "the totals of `users show` and the ledger still do"
-        )
+        text += _retention_note(view)
     return text
+
+
+def _retention_note(view: dict[str, Any]) -> str:
+    """What retention took from this report, and what it counted all the same."""
+    days = view.get("whole_days_counted")
+    note = (
+        f"\nnote: usage rows before {view['rows_deleted_before']} are deleted "
+        f"(usage.retention_days = {view['retention_days']})"
+    )
+    if days is None:
+        return note + (
+            ": this report cannot count them; the totals of `users show` and the ledger still do"
+        )
+    return note + (
+        f": the whole UTC days {days['first']} to {days['last']} are counted from the daily "
+        "totals, which retention keeps; the deleted rows of the partial days at the window's "
+        "edges are not counted (the totals of `users show` and the ledger still do)"
+    )
 
 
 @usage.command("export")

@@ -1,5 +1,6 @@
 """The statements over the usage history that stay cheap however long it grows: deleting old
-rows in small batches (retention) and reading rows in id order, a page at a time (export).
+rows and old per-minute rollups in small batches (retention) and reading rows in id order, a
+page at a time (export).
 
 Plain SQL both engines read (`?` parameters are SQLite's, as everywhere in db/).
 """
@@ -14,6 +15,10 @@ from codelace_box.db.core import Row, query_all, write_transaction
 _DELETE_BATCH_SQL = (
     "DELETE FROM usage_record WHERE id IN (SELECT id FROM usage_record WHERE created_at < ? "
     "ORDER BY created_at LIMIT ?)"
+)
+_DELETE_MINUTES_SQL = (
+    "DELETE FROM usage_rollup WHERE id IN (SELECT id FROM usage_rollup WHERE period = 'minute' "
+    "AND bucket < ? ORDER BY bucket LIMIT ?)"
 )
 EXPORT_COLUMNS = (
     "request_id",
@@ -49,6 +54,14 @@ def delete_usage_batch(cutoff: str, batch: int) -> int:
     in one short write transaction; how many. Never touches the ledger or the totals."""
     with write_transaction() as tx:
         tx.execute(_DELETE_BATCH_SQL, (cutoff, batch))
+        return tx.changes()
+
+
+def delete_minute_rollups_batch(before: str, batch: int) -> int:
+    """Delete up to `batch` per-minute rollups of minutes before `before` ('YYYY-MM-DD HH:MM'),
+    oldest first, in one short write transaction; how many. The per-day rollups stay."""
+    with write_transaction() as tx:
+        tx.execute(_DELETE_MINUTES_SQL, (before, batch))
         return tx.changes()
 
 

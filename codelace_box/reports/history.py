@@ -2,7 +2,11 @@
 lines, streamed a page at a time) and retention (old usage rows deleted in small batches).
 
 Retention deletes usage rows only: the running totals and rollups (kept in the settlement
-transaction) and the ledger never change, so every balance and total stays right.
+transaction) and the ledger never change, so every balance and total stays right. The
+per-minute rollups (up to 1,440 rows a model a day) are pruned too, always, whatever
+usage.retention_days says: their readers (the dashboard's last hour and day, the alerts'
+last minutes) look back a day at most; MINUTES_KEPT_DAYS whole UTC days of them stay (the
+per-day rollups keep every day).
 """
 
 from __future__ import annotations
@@ -16,13 +20,19 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from codelace_box.db.core import EARLIEST, db_time, parse_time, utcnow
-from codelace_box.db.history import EXPORT_COLUMNS, delete_usage_batch, usage_pages
+from codelace_box.db.history import (
+    EXPORT_COLUMNS,
+    delete_minute_rollups_batch,
+    delete_usage_batch,
+    usage_pages,
+)
 from codelace_box.db.offload import run_in_db_thread
 
 log = logging.getLogger("codelace_box.reports")
 RETENTION_BATCH = 500  # rows per delete: each a short write transaction
 RETENTION_PAUSE_SEC = 0.05  # between batches: the request path takes the write lock meanwhile
 RETENTION_EVERY_SEC = 3600.0
+MINUTES_KEPT_DAYS = 7  # per-minute rollups kept: this many whole UTC days before today
 
 
 def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict[str, object]]:
@@ -74,13 +84,44 @@ async def retention_pass(days: int, batch: int = RETENTION_BATCH) -> int:
     return total
 
 
+def minutes_cutoff(now: datetime | None = None, days: int = MINUTES_KEPT_DAYS) -> str:
+    """The first minute kept ('YYYY-MM-DD 00:00'): midnight (UTC) `days` days before today's,
+    so every day kept has all its minutes (doctor compares them with the day's rollup)."""
+    first_day = (now or utcnow()).date() - timedelta(days=days)
+    return first_day.isoformat() + " 00:00"
+
+
+def prune_minute_rollups(now: datetime | None = None, batch: int = RETENTION_BATCH) -> int:
+    """Delete the per-minute rollups before `minutes_cutoff`, batch by batch (synchronous: the
+    CLI and tests; `serve` runs `minutes_pass`)."""
+    cutoff = minutes_cutoff(now)
+    total = 0
+    while (done := delete_minute_rollups_batch(cutoff, batch)) > 0:
+        total += done
+    return total
+
+
+async def minutes_pass(batch: int = RETENTION_BATCH) -> int:
+    """One pass of pruning the per-minute rollups from the event loop, as `retention_pass`."""
+    cutoff = minutes_cutoff()
+    total = 0
+    while (done := await run_in_db_thread(delete_minute_rollups_batch, cutoff, batch)) > 0:
+        total += done
+        await asyncio.sleep(RETENTION_PAUSE_SEC)
+    return total
+
+
 async def retention_loop(days: int, every_sec: float = RETENTION_EVERY_SEC) -> None:
-    """Run `retention_pass` now and then every `every_sec` until cancelled."""
+    """Run `retention_pass` (when `days` > 0) and `minutes_pass` now and then every
+    `every_sec` until cancelled."""
     while True:
         try:
-            deleted = await retention_pass(days)
+            deleted = await retention_pass(days) if days > 0 else 0
             if deleted:
                 log.info("retention: deleted %d usage rows older than %d days", deleted, days)
+            pruned = await minutes_pass()
+            if pruned:
+                log.info("retention: deleted %d per-minute rollups", pruned)
         except Exception:
             log.exception("retention pass failed; the next one retries")
         await asyncio.sleep(every_sec)

@@ -46,15 +46,34 @@ class SpendRow:
 def spend_report(
     by: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[SpendRow]:
-    """The window's usage grouped `by` user, key or model, the biggest spend first."""
+    """The window's usage grouped `by` user, key or model, the biggest spend first, every
+    figure summed from the usage rows (reports/spend_days.py reads the daily totals)."""
+    start, end = check_window(by, since, until)
+    return finish(by, rows_report(by, start, end))
+
+
+def check_window(
+    by: str, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    """The window's (start, end), open ends made the earliest and latest moments; refused
+    when `by` or the window makes no sense."""
     if by not in GROUPINGS:
         raise InvalidRequest(f"group by one of {', '.join(GROUPINGS)}, got {by!r}")
     start, end = since or datetime.min, until or _END_OF_TIME
     if start >= end:
         raise InvalidRequest("the start of the window must come before its end")
+    return start, end
+
+
+def rows_report(by: str, start: datetime, end: datetime) -> list[SpendRow]:
+    """The usage rows of [start, end) grouped `by` (unsorted, keys not yet described)."""
     key, label = _COLUMNS[by]
     rows = query_all(_SELECT.format(key=key, label=label), (db_time(start), db_time(end)))
-    found = [_row(row) for row in rows]
+    return [_row(row) for row in rows]
+
+
+def finish(by: str, found: list[SpendRow]) -> list[SpendRow]:
+    """A report's groups as shown: keys described, the biggest spend first."""
     if by == "key":
         found = _with_key_details(found)
     return sorted(found, key=lambda r: (-r.spend_nanos, -r.requests, r.label))

@@ -1,14 +1,20 @@
 """`doctor`'s checks of the running usage totals and rollups (db/totals.py) against what they
 summarize: each account's spend against its ledger's usage debits (which retention never
-deletes), each account's days against its total, and the per-day and per-minute rollups
-against the accounts' totals. Read-only; one line per problem, naming the account.
+deletes), each account's days against its total, the per-day rollups against the accounts'
+totals, and the per-minute rollups against the day rollups of their days (retention prunes
+old minutes: the days it keeps whole must match exactly, an older one may only fall short).
+Read-only; one line per problem, naming the account.
 """
 
 from __future__ import annotations
 
-from codelace_box.db.core import query_all
+from datetime import date
+from typing import Any
+
+from codelace_box.db.core import query_all, utcnow
 from codelace_box.db.totals import COLUMNS
 from codelace_box.money import format_usd
+from codelace_box.reports.history import MINUTES_KEPT_DAYS
 
 _FIGURES = COLUMNS  # the running figures every total and rollup keeps
 _SUMS = ", ".join(f"COALESCE(SUM({c}), 0)" for c in _FIGURES)
@@ -27,11 +33,17 @@ _ACCOUNTS_SQL = f"SELECT a.user_id, u.uuid, u.email, {', '.join('a.' + c for c i
 _ACCOUNTS_SQL += 'FROM account_usage a JOIN "user" u ON u.id = a.user_id'
 _ROLLUP_SQL = f"SELECT {_SUMS} FROM usage_rollup WHERE period = ?"
 _ALL_ACCOUNTS_SQL = f"SELECT {_SUMS} FROM account_usage"
+_MINUTE_DAYS_SQL = (
+    f"SELECT substr(bucket, 1, 10), model, {_SUMS} FROM usage_rollup WHERE period = 'minute' "
+    "GROUP BY substr(bucket, 1, 10), model"
+)
+_DAY_MODELS_SQL = f"SELECT bucket, model, {', '.join(_FIGURES)} FROM usage_rollup "
+_DAY_MODELS_SQL += "WHERE period = 'day' AND bucket >= ?"
 
 
 def totals_problems() -> list[str]:
     """Every way the usage totals and rollups disagree with the ledger or with each other."""
-    return _spent_vs_ledger() + _days_vs_accounts() + _rollups_vs_accounts()
+    return _spent_vs_ledger() + _days_vs_accounts() + _rollups_vs_accounts() + _minutes_vs_days()
 
 
 def _spent_vs_ledger() -> list[str]:
@@ -58,16 +70,38 @@ def _days_vs_accounts() -> list[str]:
 
 
 def _rollups_vs_accounts() -> list[str]:
-    """The per-day and per-minute rollups (the dashboard's figures) add up to the accounts'."""
+    """The per-day rollups (the report's and dashboard's figures) add up to the accounts'."""
     accounts = tuple(int(v) for v in query_all(_ALL_ACCOUNTS_SQL)[0])
+    summed = tuple(int(v) for v in query_all(_ROLLUP_SQL, ("day",))[0])
+    if summed == accounts:
+        return []
+    return [f"usage rollups per day: {_differences(accounts, summed, 'rollups')}"]
+
+
+def _minutes_vs_days(today: date | None = None) -> list[str]:
+    """Each model's minutes of a day add up to its day rollup: exactly for the days pruning
+    keeps whole (the last MINUTES_KEPT_DAYS before today, and today), at most for older ones
+    (pruned, perhaps half-way: a pass deletes the oldest first, in batches)."""
+    kept = (today or utcnow().date()).toordinal() - MINUTES_KEPT_DAYS
+    horizon = date.fromordinal(kept).isoformat()
+    minutes = {(str(r[0]), str(r[1])): _ints(r[2:]) for r in query_all(_MINUTE_DAYS_SQL)}
+    oldest = min([horizon, *(day for day, _ in minutes)])
+    days = {(str(r[0]), str(r[1])): _ints(r[2:]) for r in query_all(_DAY_MODELS_SQL, (oldest,))}
+    zero = (0,) * len(_FIGURES)
     problems = []
-    for period in ("day", "minute"):
-        summed = tuple(int(v) for v in query_all(_ROLLUP_SQL, (period,))[0])
-        if summed != accounts:
+    for day, model in sorted(set(minutes) | set(days)):
+        summed, counted = minutes.get((day, model), zero), days.get((day, model), zero)
+        pruned = day < horizon and all(a <= b for a, b in zip(summed, counted, strict=True))
+        if summed != counted and not pruned:
             problems.append(
-                f"usage rollups per {period}: {_differences(accounts, summed, 'rollups')}"
+                f"usage rollups per minute of {day} ({model}): "
+                f"{_differences(counted, summed, 'minute rollups')}"
             )
     return problems
+
+
+def _ints(row: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(int(v) for v in row)
 
 
 def _differences(kept: tuple[int, ...], summed: tuple[int, ...], what: str) -> str:

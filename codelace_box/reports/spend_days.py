@@ -1,0 +1,111 @@
+"""`usage report` over long windows: the whole UTC days of the window from the per-day totals
+the settlement keeps (account_day_usage per account, usage_rollup 'day' per model), only the
+partial days at its edges from the usage rows.
+
+The figures are the usage rows' own (the same requests, tokens, spend and errors: the
+settlement counts each row into its day in the transaction that writes it), at most a day's
+rows read at each edge instead of every row of the window; and retention, which deletes usage
+rows but never the day totals, no longer makes the whole days short. Per key there are no day
+totals: `--by key` stays on the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from codelace_box.db.core import query_all
+from codelace_box.reports.spend import SpendRow, check_window, finish, rows_report
+
+_FIGURES = (
+    "COALESCE(SUM(d.requests), 0), COALESCE(SUM(d.input_tokens), 0), "
+    "COALESCE(SUM(d.output_tokens), 0), COALESCE(SUM(d.cost_nanos), 0), "
+    "COALESCE(SUM(d.errors), 0)"
+)
+_DAY_SQL = {  # the days [first, stop) summed per group, as spend._SELECT groups the rows
+    "user": (
+        f"SELECT u.uuid, u.email, {_FIGURES} FROM account_day_usage d "
+        'JOIN "user" u ON u.id = d.user_id WHERE d.day >= ? AND d.day < ? '
+        "GROUP BY u.uuid, u.email"
+    ),
+    "model": (
+        f"SELECT d.model, d.model, {_FIGURES} FROM usage_rollup d "
+        "WHERE d.period = 'day' AND d.bucket >= ? AND d.bucket < ? GROUP BY d.model"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class WholeDays:
+    """The whole UTC days of a window: from `first` up to `stop` (excluded)."""
+
+    first: date
+    stop: date
+
+    @property
+    def last(self) -> date:
+        return self.stop - timedelta(days=1)
+
+
+def whole_days(start: datetime, end: datetime) -> WholeDays | None:
+    """The whole UTC days inside [start, end), or None when there is none."""
+    first = start.date()
+    if start != datetime.combine(first, time()):
+        if first == date.max:
+            return None
+        first += timedelta(days=1)
+    stop = end.date()
+    return WholeDays(first, stop) if first < stop else None
+
+
+def days_read(by: str, since: datetime | None, until: datetime | None) -> WholeDays | None:
+    """The whole days `daily_spend_report` reads from the day totals (None: none, or `by`
+    has no day totals)."""
+    start, end = check_window(by, since, until)
+    return whole_days(start, end) if by in _DAY_SQL else None
+
+
+def daily_spend_report(
+    by: str, since: datetime | None = None, until: datetime | None = None
+) -> list[SpendRow]:
+    """spend.spend_report's figures, the whole days from the day totals (per user or model),
+    the rest of the window from the usage rows. Its reads grow with the number of days and
+    groups, not with the rows: run it off the event loop all the same."""
+    start, end = check_window(by, since, until)
+    days = whole_days(start, end) if by in _DAY_SQL else None
+    if days is None:
+        return finish(by, rows_report(by, start, end))
+    head_end = datetime.combine(days.first, time())
+    tail_start = datetime.combine(days.stop, time())
+    found = _day_rows(by, days)
+    if start < head_end:
+        found += rows_report(by, start, head_end)
+    if tail_start < end:
+        found += rows_report(by, tail_start, end)
+    return finish(by, _merged(found))
+
+
+def _day_rows(by: str, days: WholeDays) -> list[SpendRow]:
+    rows = query_all(_DAY_SQL[by], (days.first.isoformat(), days.stop.isoformat()))
+    return [_row(row) for row in rows]
+
+
+def _row(row: tuple[Any, ...]) -> SpendRow:
+    requests, tokens_in, tokens_out, spend, errors = (int(v) for v in row[2:7])
+    return SpendRow(str(row[0]), str(row[1]), requests, tokens_in, tokens_out, spend, errors)
+
+
+def _merged(rows: list[SpendRow]) -> list[SpendRow]:
+    """One row per group: the days' and the edges' figures added up."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        sums = groups.setdefault((r.key, r.label), [0] * 5)
+        figures = (r.requests, r.input_tokens, r.output_tokens, r.spend_nanos, r.errors)
+        for i, value in enumerate(figures):
+            sums[i] += value
+    return [
+        SpendRow(key, label, requests, tokens_in, tokens_out, spend, errors)
+        for (key, label), (requests, tokens_in, tokens_out, spend, errors) in groups.items()
+        if requests
+    ]

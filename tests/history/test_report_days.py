@@ -1,0 +1,113 @@
+"""`usage report` from the day totals (reports/spend_days.py) against the old report over the
+usage rows (reports/spend.py), on either engine: the same rows, counted by the settlement's
+own `count_in_totals`, spread over days with rows on the midnights and just before them; every
+window (open ends, whole days, partial days, inside one day) grouped every way gives the same
+groups and figures. After retention deleted the old rows, the whole days still count."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from codelace_box.accounts.users import create_user
+from codelace_box.cli.usage import render
+from codelace_box.reports.history import delete_old_usage_rows
+from codelace_box.reports.spend import spend_report
+from codelace_box.reports.spend_days import daily_spend_report, days_read, whole_days
+from tests.history.test_history_units import add_row
+
+DAY0 = datetime(2026, 2, 20)
+MODELS = ("openai/gpt-5.4", "openai/gpt-5.4-mini", "anthropic/claude-sonnet-4-6")
+OFFSETS = (  # within a day: midnight, a microsecond before the next, the hours between
+    timedelta(0),
+    timedelta(hours=3, minutes=7),
+    timedelta(hours=12, seconds=30),
+    timedelta(hours=23, minutes=59, seconds=59, microseconds=999999),
+)
+
+
+def _traffic() -> list[int]:
+    """Three accounts, three models, errors among them, over ten days."""
+    users = [create_user(f"u{i}@x.test").id for i in range(3)]
+    n = 0
+    for day in range(10):
+        for offset in OFFSETS:
+            for who, user in enumerate(users):
+                if (day + who) % 4 == 3:
+                    continue  # not every account every day
+                when = DAY0 + timedelta(days=day) + offset
+                status = "error" if (n % 7) == 0 else "ok"
+                add_row(user, when, n, model=MODELS[(n + day) % 3], status=status)
+                n += 1
+    return users
+
+
+def _windows() -> list[tuple[datetime | None, datetime | None]]:
+    at = [DAY0 + timedelta(days=d) for d in range(-1, 12)]
+    moments = [
+        *at,
+        DAY0 + timedelta(days=2, hours=5),
+        DAY0 + timedelta(days=7, hours=23, minutes=59, seconds=59, microseconds=999999),
+        DAY0 + timedelta(days=3, microseconds=1),
+    ]
+    windows: list[tuple[datetime | None, datetime | None]] = [(None, None)]
+    windows += [(m, None) for m in moments] + [(None, m) for m in moments]
+    windows += [(a, b) for a in moments for b in moments if a < b]
+    return windows
+
+
+def test_the_day_totals_give_the_rows_figures_for_every_window(migrated_db: Path) -> None:
+    _traffic()
+    windows = _windows()
+    read_days = 0
+    for by in ("user", "model", "key"):
+        for since, until in windows:
+            old = spend_report(by, since, until)
+            assert daily_spend_report(by, since, until) == old, (by, since, until)
+            read_days += days_read(by, since, until) is not None
+    assert read_days > len(windows)  # most windows of user and model read whole days
+
+
+def test_whole_days_are_the_midnights_inside_the_window() -> None:
+    assert whole_days(DAY0, DAY0 + timedelta(days=1)) is not None
+    assert whole_days(DAY0 + timedelta(microseconds=1), DAY0 + timedelta(days=1)) is None
+    assert whole_days(DAY0, DAY0 + timedelta(hours=23, minutes=59)) is None
+    days = whole_days(DAY0 - timedelta(seconds=1), DAY0 + timedelta(days=2, hours=1))
+    assert days is not None and (days.first, days.last) == (DAY0.date(), DAY0.date() + timedelta(1))
+    assert whole_days(datetime.min, datetime.max) is not None
+
+
+def test_after_retention_the_whole_days_still_count(migrated_db: Path) -> None:
+    _traffic()
+    since, until = DAY0, DAY0 + timedelta(days=10)
+    before = {by: spend_report(by, since, until) for by in ("user", "model")}
+    head = DAY0 - timedelta(hours=6)  # a partial day first: its rows are gone
+    assert delete_old_usage_rows(0, now=DAY0 + timedelta(days=11)) > 0
+    assert spend_report("user", since, until) == []  # the rows' report: nothing left
+    for by, rows in before.items():
+        assert rows and daily_spend_report(by, since, until) == rows, by
+        assert daily_spend_report(by, head, until) == rows, by
+    assert daily_spend_report("key", since, until) == []  # no day totals per key
+
+
+@pytest.mark.parametrize("by", ["user", "model", "key"])
+def test_the_retention_note_names_the_days_counted(by: str) -> None:
+    view = {
+        "by": by,
+        "since": None,
+        "until": None,
+        "rows": [],
+        "total": {by: "TOTAL", "owner": ""},
+        "rows_deleted_before": "2026-03-01T00:00:00Z",
+        "retention_days": 30,
+        "whole_days_counted": (
+            None if by == "key" else {"first": "0001-01-01", "last": "9999-12-30"}
+        ),
+    }
+    text = render(view)
+    if by == "key":
+        assert "this report cannot count them" in text
+    else:
+        assert "the whole UTC days 0001-01-01 to 9999-12-30 are counted" in text
