@@ -19,6 +19,9 @@ from tests.support import ServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(60)
 REQUEST_TIMEOUT_SEC = 2
+# Cut by then: the checks run every half of the timeout, and a loaded machine (CI) reads a
+# large body late; without the guard these clients are held for minutes (or an hour).
+CUT_WITHIN_SEC = REQUEST_TIMEOUT_SEC * 5
 ROUTE = "/api/v1/auth/otp/request"
 
 
@@ -108,7 +111,7 @@ def test_a_head_sent_a_line_at_a_time_is_cut_at_the_request_timeout(box: ServerP
         client.sendall(b"GET /healthz HTTP/1.1\r\nHost: box\r\n")
         took = trickle(client, b"X-Pad: 1\r\n", 0.5, most_sec=20)
         answer = read_answer(client)
-    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert took < CUT_WITHIN_SEC, f"still open after {took:.1f} s"
     assert_error(answer, 408)
 
 
@@ -125,7 +128,7 @@ def test_a_body_trickled_byte_by_byte_is_cut(box: ServerProcess) -> None:
         client.sendall(post_head(5000) + b"{")
         took = trickle(client, b" ", 0.5, most_sec=20)
         answer = read_answer(client)
-    assert took < REQUEST_TIMEOUT_SEC * 4, f"still open after {took:.1f} s"
+    assert took < CUT_WITHIN_SEC, f"still open after {took:.1f} s"
     assert_error(answer, 408)
 
 
@@ -135,7 +138,7 @@ def test_a_chunked_body_trickled_chunk_by_chunk_is_cut(box: ServerProcess) -> No
         client.sendall(head.encode() + b"1\r\n{\r\n")
         took = trickle(client, b"1\r\n \r\n", 0.5, most_sec=20)
         answer = read_answer(client)
-    assert took < REQUEST_TIMEOUT_SEC * 4, f"still open after {took:.1f} s"
+    assert took < CUT_WITHIN_SEC, f"still open after {took:.1f} s"
     assert_error(answer, 408)
 
 
@@ -150,7 +153,7 @@ def test_a_body_sent_fast_then_held_is_cut_at_the_request_timeout(box: ServerPro
         started = time.monotonic()
         answer = read_answer(client)
         took = time.monotonic() - started
-    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert took < CUT_WITHIN_SEC, f"still open after {took:.1f} s"
     assert_error(answer, 408)
 
 
@@ -341,5 +344,5 @@ def test_empty_lines_sent_now_and_then_are_cut(box: ServerProcess) -> None:
         client.sendall(b"\r\n")
         took = trickle(client, b"\r\n", 0.5, most_sec=20)
         answer = read_answer(client)
-    assert took < REQUEST_TIMEOUT_SEC * 3, f"still open after {took:.1f} s"
+    assert took < CUT_WITHIN_SEC, f"still open after {took:.1f} s"
     assert_error(answer, 400)  # the empty lines after the first wait are an empty head
