@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from admin_tui.service_audit import audited, provider_key_change, states
 from admin_tui.service_checks import parse_token_cap, unchanged
 from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
-from codelace_box.catalog import aliases, keycheck, models
+from codelace_box.catalog import aliases, models
 from codelace_box.catalog import providers as catalog
 from codelace_box.config import Config, ensure_secret_key
-from codelace_box.crypto import decrypt_secret
+from codelace_box.crypto import decrypt_secret, mask_in
 from codelace_box.db.models import CatalogModel, ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
 
@@ -119,7 +119,7 @@ class CatalogServices:
             plain = decrypt_secret(self._secret(), key.key_encrypted)
         except CodelaceError:  # stored under another server secret: it cannot be masked
             return "(not shown: the key cannot be decrypted to mask it in the reason)"
-        return masked_reason(str(key.failure_reason), plain)
+        return mask_in(str(key.failure_reason), plain)  # cut starts of it too
 
     def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
         name, secret = name.strip(), self._secret()
@@ -192,12 +192,6 @@ def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
         m.max_output_tokens, bool(m.enabled), m.cache_read_per_1m_nanos,
         m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed,
     )  # fmt: skip
-
-
-def masked_reason(reason: str, plain: str) -> str:
-    """A stored failure reason with the key masked: wherever it appears whole, and the start of
-    it left at the end where serve cut the reason to its 500 characters."""
-    return keycheck.redact(reason, plain)
 
 
 def shown_key(provider: str, shown: ProviderKeyRow) -> None:
