@@ -70,7 +70,7 @@ test: lint unit
 ## (the other gateway and billing modules, anthropic, messages, responses, admin, portal) do not
 ## depend on the engine and run on SQLite only (`make test`). About 290 tests: 7 min with 2
 ## workers on a busy 2-core machine.
-PG_SUITES := tests/accounts tests/limits tests/history \
+PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_units.py tests/gateway/test_money_safety.py tests/gateway/test_money_review.py \
 	tests/gateway/test_money_holes.py tests/gateway/test_money_property.py \
 	tests/gateway/test_concurrency.py tests/gateway/test_orphaned_holds.py \

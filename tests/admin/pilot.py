@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -18,9 +19,14 @@ from codelace_box.db.core import db_time, open_database, write_transaction
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import UsageRecord
 from codelace_box.gateway.metering import count_in_totals
+from tests.pg_cluster import wanted_engine
 from tests.support import base_sections, write_config
 
 SECRET = "admin-tests-server-secret-0123456789"
+# tests of the dashboard on a SQLite file as a file (moved, replaced, restored, made anew)
+sqlite_file_only = pytest.mark.skipif(
+    wanted_engine() != "sqlite", reason="a SQLite database file as a file"
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ def make_env(tmp: Path, **extra: dict[str, Any]) -> AdminEnv:
         sections.setdefault(name, {}).update(keys)
     path = write_config(tmp / "codelace.toml", sections)
     config = load_config(str(path))
-    migrate(open_database(config.database.path))
+    migrate(open_database(config.database.target))
     return AdminEnv(path, config)
 
 

@@ -21,6 +21,7 @@ from tests.admin.pilot import (
     notifications,
     open_form,
     screen_name,
+    sqlite_file_only,
     text_of,
     until,
 )
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.timeout(60)
 SIZE = (100, 30)
 
 
+@sqlite_file_only
 async def test_an_action_failing_before_its_dialog_is_a_toast_not_the_end_of_the_app(
     admin_env: AdminEnv,
 ) -> None:

@@ -30,6 +30,7 @@ from tests.admin.pilot import (
     open_form,
     rendered,
     screen_name,
+    sqlite_file_only,
     text_of,
     until,
 )
@@ -285,6 +286,7 @@ async def test_activity_times_drop_the_date_for_today(admin_env: AdminEnv) -> No
         assert column(p, "#requests") == ["12:27:15", "02-27 12:30"]
 
 
+@sqlite_file_only
 async def test_a_new_empty_database_is_pointed_out(admin_env: AdminEnv, tmp_path: Path) -> None:
     sections = base_sections(tmp_path)
     sections["database"]["path"] = str(tmp_path / "typo" / "codelace.db")

@@ -13,10 +13,19 @@ from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.credits import adjust_balance
 from codelace_box.db.core import close_database
-from tests.admin.pilot import AdminEnv, column, fill, notifications, open_form, screen_name, until
+from tests.admin.pilot import (
+    AdminEnv,
+    column,
+    fill,
+    notifications,
+    open_form,
+    screen_name,
+    sqlite_file_only,
+    until,
+)
 from tests.support import run_cli, sqlite_rows
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), sqlite_file_only]
 SIZE = (100, 30)
 
 
