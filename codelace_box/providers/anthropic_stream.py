@@ -82,6 +82,8 @@ class AnthropicStreamTranslator(StreamTranslator):
             "created": self.created,
             "model": self.public_model,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            # as OpenAI's chunks before the usage one; dropped unless the client asked for usage
+            "usage": None,
         }
 
     def _on_message_start(self, data: JSON) -> list[JSON]:

@@ -131,6 +131,14 @@ def test_thinking_stream() -> None:
     assert translator.output_chars == len(reasoning) + len(content)
 
 
+def test_every_chunk_says_usage_null_as_openai_does_before_its_usage_chunk() -> None:
+    """OpenAI sends `"usage": null` on each chunk while the usage chunk is still to come; the
+    gateway drops it again for a client that did not ask for usage (gateway/dialects.py)."""
+    _, per_event = translate("stream_tool_use.sse")
+    chunks = [chunk for chunks in per_event for chunk in chunks]
+    assert chunks and all("usage" in c and c["usage"] is None for c in chunks)
+
+
 def test_error_event_raises_after_relaying_what_came_before() -> None:
     translator = ADAPTER.stream_translator(MODEL)
     events = load_sse("stream_overloaded.sse")
