@@ -103,13 +103,21 @@ def _check_reasoning(body: JSON, upstream_model: str) -> None:
         raise InvalidRequest(
             f"{field} cannot be combined with top_k on Anthropic models", param="top_k"
         )
-    choice = body.get("tool_choice")
-    if choice == "required" or isinstance(choice, dict):
+    if _forces_tool(body.get("tool_choice")):
         raise InvalidRequest(
             f"{field} cannot be combined with tool_choice required or a named "
             "function on Anthropic models",
             param="tool_choice",
         )
+
+
+def _forces_tool(choice: Any) -> bool:
+    """Whether a tool_choice forces tool use: required, a named function, or allowed_tools
+    in mode required (auto over the allowed tools does not)."""
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        spec = choice.get("allowed_tools")
+        return not isinstance(spec, dict) or spec.get("mode") != "auto"
+    return choice == "required" or isinstance(choice, dict)
 
 
 class AnthropicAdapter(ProviderAdapter):
