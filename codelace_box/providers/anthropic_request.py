@@ -1,8 +1,9 @@
 """OpenAI Chat Completions request body -> Anthropic Messages API request body (pure code).
 
 Messages are translated by anthropic_messages; this module maps the options (max tokens,
-sampling, stop, user, tools, tool_choice (OpenAI's allowed_tools too), reasoning_effort or the
-client's own `thinking` (anthropic_thinking), response_format) to their Anthropic
+sampling, stop, user, tools, tool_choice (OpenAI's allowed_tools too), reasoning_effort, the
+client's own `thinking` or OpenRouter's `reasoning` (anthropic_thinking), response_format) to
+their Anthropic
 counterparts (structured-output schemas fitted by anthropic_schema; reasoning_effort as budget
 thinking, or adaptive thinking at an effort on models that only take that). Whatever cannot be
 honoured raises InvalidRequest (400).
@@ -17,7 +18,12 @@ from typing import Any
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.anthropic_messages import cached_block, translate_messages
 from codelace_box.providers.anthropic_schema import strict_schema
-from codelace_box.providers.anthropic_thinking import MIN_THINKING_BUDGET, client_thinking
+from codelace_box.providers.anthropic_thinking import (
+    EFFORT_SHARE,
+    MIN_THINKING_BUDGET,
+    client_thinking,
+    native_reasoning,
+)
 
 JSON = dict[str, Any]
 
@@ -28,10 +34,6 @@ _VERSION_RE = re.compile(r"(?:^|[-.])(\d{1,2})(?:[-.](\d{1,2}))?(?=$|[-.@:])")  
 FALLBACK_MAX_TOKENS = 4096
 _CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}  # OpenAI's -> Anthropic's
 MAX_THINKING_BUDGET = 128_000
-# Share of max_tokens given to extended thinking per OpenAI reasoning_effort value.
-EFFORT_SHARE = {
-    "minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9, "max": 0.95,
-}  # fmt: skip
 # Anthropic's output_config.effort per OpenAI reasoning_effort, for adaptive thinking.
 ADAPTIVE_EFFORT = {
     "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
@@ -45,6 +47,7 @@ def translate_request(
     """The Anthropic `/v1/messages` body for an OpenAI chat completions body."""
     system, turns = translate_messages(body.get("messages"))
     max_tokens = resolve_max_tokens(body, default_max_tokens)
+    body = native_reasoning(body, max_tokens, adaptive_only(upstream_model))
     out: JSON = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
     if system:
         out["system"] = system
