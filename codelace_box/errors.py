@@ -13,6 +13,7 @@ API renders any of them the same way and the CLI prints its message on one line:
     ├── PayloadTooLarge (413 invalid_request_error)
     ├── RateLimited (429 rate_limit_error, carries retry_after_sec)
     ├── UpstreamError (502 api_error)
+    │   └── UpstreamOverloaded (503 api_error / upstream_overloaded)
     ├── ServiceUnavailable (503 api_error)
     ├── UpstreamTimeout (504 api_error)
     └── ConfigError (500 server_error: bad configuration, stops the start)
@@ -102,6 +103,14 @@ class UpstreamError(CodelaceError):
     status = 502
     error_type = "api_error"
     default_code = "upstream_error"
+
+
+class UpstreamOverloaded(UpstreamError):
+    """The provider said it is overloaded (Anthropic's 529) on every key tried: 503, as OpenAI's
+    own API answers when it is overloaded (still an upstream failure: retried, never billed)."""
+
+    status = 503
+    default_code = "upstream_overloaded"
 
 
 class ServiceUnavailable(CodelaceError):

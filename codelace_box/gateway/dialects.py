@@ -81,7 +81,8 @@ class OpenAIChunks:
 
     def chunk(self, chunk: JSON) -> bytes:
         """Keep the first chunk's ids for the usage chunk; drop the `"usage": null` that asking
-        the upstream for usage adds, when the client did not ask (OpenAI sends no key then)."""
+        the upstream for usage adds (and translated chunks carry), when the client did not ask
+        (OpenAI sends no key then); when it did, OpenAI's chunks before the usage one carry it."""
         if not self.call.include_usage and "usage" in chunk and chunk["usage"] is None:
             del chunk["usage"]
         if not self._template.get("id") and chunk.get("id"):  # Azure's first chunk has id ""
@@ -102,7 +103,10 @@ class OpenAIChunks:
             {"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"}
             for i in range(self.call.choices)
         ]
-        return [encode_chunk(self._base() | {"choices": choices}), *self.tail(usage, charged)]
+        chunk = self._base() | {"choices": choices}
+        if self.call.include_usage:  # every chunk before the usage one says `"usage": null`
+            chunk["usage"] = None
+        return [encode_chunk(chunk), *self.tail(usage, charged)]
 
     def _base(self) -> dict[str, Any]:
         chunk: dict[str, Any] = {"id": self.call.request_id, "created": 0}

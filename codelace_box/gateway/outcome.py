@@ -8,7 +8,7 @@ import time
 from codelace_box import metrics
 from codelace_box.crypto import mask_tokens
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
-from codelace_box.errors import CodelaceError, UpstreamError, UpstreamTimeout
+from codelace_box.errors import CodelaceError, UpstreamError, UpstreamOverloaded, UpstreamTimeout
 from codelace_box.gateway.client import (
     UpstreamBroken,
     UpstreamReadTimeout,
@@ -113,8 +113,9 @@ def client_error(exc: BaseException) -> CodelaceError | None:
         return UpstreamError(str(exc), code="upstream_too_large")
     if isinstance(exc, UpstreamUnreachable | UpstreamBroken):
         return UpstreamError(str(exc), code="upstream_error")
-    if isinstance(exc, UpstreamStreamError):
-        return UpstreamError(exc.message, code=exc.code)
+    if isinstance(exc, UpstreamStreamError):  # overloaded before any content, every key tried
+        kind = UpstreamOverloaded if exc.code == "overloaded_error" else UpstreamError
+        return kind(exc.message, code=exc.code)
     return _database_trouble(exc)
 
 

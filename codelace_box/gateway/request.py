@@ -207,7 +207,7 @@ def prepare_call(
     """Validate, route and price a request (nothing is reserved yet)."""
     route = routes.resolve(validate_body(body))
     check_billed_fields(body, route.provider.allowed_fields, route.id)
-    adapter = adapter_for(route.provider.kind)
+    adapter = adapter_for(route.provider.kind).for_call(body)
     cap, from_client = output_cap(body, route)  # without the client's: the one sent upstream
     adapter.check_request(body, route.upstream_model, default_max_tokens=cap)
     choices = _positive_int(body, "n", MAX_N) or 1

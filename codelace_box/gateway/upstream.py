@@ -11,7 +11,8 @@ is a refusal of the request's content (OpenRouter's moderation): 400 `content_re
 user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
 status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
 unreachable upstreams, 503 when no key is left or the provider wants paying (never 402, which
-docs/http-api.md keeps for the user's own balance), 504 for timeouts.
+docs/http-api.md keeps for the user's own balance) or is overloaded (Anthropic's 529, on the
+last key tried: OpenAI's own status for overloaded), 504 for timeouts.
 
 A 400 that says the model takes no `reasoning_effort` at all, to a call whose translation added
 that field (Messages or Responses to an `openai` provider: Claude Code and Codex always ask for
@@ -39,6 +40,7 @@ from codelace_box.errors import (
     RateLimited,
     ServiceUnavailable,
     UpstreamError,
+    UpstreamOverloaded,
     UpstreamTimeout,
 )
 from codelace_box.gateway.client import (
@@ -55,6 +57,7 @@ from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
+OVERLOADED = 529  # Anthropic's status for "overloaded_error"
 MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
 _DELTA_SECONDS_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
 # A 403 about the key rather than the content names the key, authentication or permission.
@@ -153,6 +156,13 @@ class ProviderOutOfCredit(ServiceUnavailable):
         )
 
 
+def _server_failure(name: str, status: int, message: str) -> UpstreamError:
+    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers."""
+    if status == OVERLOADED:
+        return UpstreamOverloaded(f"{name} is overloaded (HTTP {status}): {message}")
+    return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
+
+
 async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> CodelaceError:
     """The error to report for a non-200 upstream answer (its body is read and closed); the
     key, should the upstream echo it, is masked out of the message."""
@@ -169,7 +179,7 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
         wait = retry_after_sec(response.header("retry-after"))
         return RateLimited(f"{name} is rate limiting: {message}", wait)
     if status >= 500:
-        return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
+        return _server_failure(name, status, message)
     if status == 401 or (status == 403 and blames_key(payload, message)):
         return ProviderKeyRejected(name, status, message)
     if status == 403:

@@ -20,7 +20,7 @@ from codelace_box.providers.anthropic_request import (
 from codelace_box.providers.anthropic_response import error_message, translate_response
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.anthropic_stream import AnthropicStreamTranslator
-from codelace_box.providers.anthropic_thinking import thinking_field
+from codelace_box.providers.anthropic_thinking import REPLY_DEFAULT, reply_shape, thinking_field
 from codelace_box.providers.base import (
     JSON,
     ProviderAdapter,
@@ -103,8 +103,7 @@ def _check_reasoning(body: JSON, upstream_model: str) -> None:
         raise InvalidRequest(
             f"{field} cannot be combined with top_k on Anthropic models", param="top_k"
         )
-    choice = body.get("tool_choice")
-    if choice == "required" or isinstance(choice, dict):
+    if _forces_tool(body.get("tool_choice")):
         raise InvalidRequest(
             f"{field} cannot be combined with tool_choice required or a named "
             "function on Anthropic models",
@@ -112,11 +111,29 @@ def _check_reasoning(body: JSON, upstream_model: str) -> None:
         )
 
 
+def _forces_tool(choice: Any) -> bool:
+    """Whether a tool_choice forces tool use: required, a named function, or allowed_tools
+    in mode required (auto over the allowed tools does not)."""
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        spec = choice.get("allowed_tools")
+        return not isinstance(spec, dict) or spec.get("mode") != "auto"
+    return choice == "required" or isinstance(choice, dict)
+
+
 class AnthropicAdapter(ProviderAdapter):
     """Anthropic Messages API (`POST {base_url}/v1/messages`, `x-api-key` auth)."""
 
     kind = "anthropic"
     default_base_url = "https://api.anthropic.com"
+
+    def __init__(self, reply: str = REPLY_DEFAULT) -> None:
+        self.reply = reply  # how answers show the thinking (anthropic_thinking.REPLY_*)
+
+    def for_call(self, body: JSON) -> AnthropicAdapter:
+        """An adapter whose answers show the thinking as this body asks (OpenRouter's
+        `reasoning`: as `reasoning` too, or not at all with `exclude`)."""
+        shape = reply_shape(body)
+        return self if shape == self.reply else AnthropicAdapter(shape)
 
     def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
         """GET {base}/v1/models with the key and the API version."""
@@ -158,7 +175,7 @@ class AnthropicAdapter(ProviderAdapter):
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The OpenAI `chat.completion` for an Anthropic `message`."""
-        return translate_response(payload, public_model)
+        return translate_response(payload, public_model, self.reply)
 
     def usage_of(self, raw: Any) -> Usage | None:
         """Usage from a Messages API usage object (its counts, cache reads and writes)."""
@@ -180,4 +197,4 @@ class AnthropicAdapter(ProviderAdapter):
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A translator for one Anthropic stream."""
-        return AnthropicStreamTranslator(public_model)
+        return AnthropicStreamTranslator(public_model, self.reply)

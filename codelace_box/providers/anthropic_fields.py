@@ -18,7 +18,7 @@ from codelace_box.providers.billed_fields import BILLED_FIELDS
 TRANSLATED = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p",
     "top_k", "user", "safety_identifier", "tools", "tool_choice", "parallel_tool_calls",
-    "reasoning_effort", "thinking", "response_format", "stream", "stream_options",
+    "reasoning_effort", "thinking", "reasoning", "response_format", "stream", "stream_options",
     "cache_control",
 })  # fmt: skip
 # refused by the adapter when set to anything but their no-op value
@@ -36,9 +36,7 @@ IGNORED: dict[str, str] = {
     "prompt_cache_retention": "OpenAI's cache lifetime; Anthropic's is cache_control's ttl",
 }
 # fields other gateways take with no Anthropic counterpart here: what to send instead
-HINTS: dict[str, str] = {
-    "reasoning": "send reasoning_effort (or Anthropic's thinking) instead",
-}
+HINTS: dict[str, str] = {}
 KNOWN = TRANSLATED | CHECKED | set(IGNORED) | set(BILLED_FIELDS)
 
 

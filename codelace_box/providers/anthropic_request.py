@@ -1,8 +1,9 @@
 """OpenAI Chat Completions request body -> Anthropic Messages API request body (pure code).
 
 Messages are translated by anthropic_messages; this module maps the options (max tokens,
-sampling, stop, user, tools, tool_choice, reasoning_effort or the client's own `thinking`
-(anthropic_thinking), response_format) to their Anthropic
+sampling, stop, user, tools, tool_choice (OpenAI's allowed_tools too), reasoning_effort, the
+client's own `thinking` or OpenRouter's `reasoning` (anthropic_thinking), response_format) to
+their Anthropic
 counterparts (structured-output schemas fitted by anthropic_schema; reasoning_effort as budget
 thinking, or adaptive thinking at an effort on models that only take that). Whatever cannot be
 honoured raises InvalidRequest (400).
@@ -17,7 +18,12 @@ from typing import Any
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.anthropic_messages import cached_block, translate_messages
 from codelace_box.providers.anthropic_schema import strict_schema
-from codelace_box.providers.anthropic_thinking import MIN_THINKING_BUDGET, client_thinking
+from codelace_box.providers.anthropic_thinking import (
+    EFFORT_SHARE,
+    MIN_THINKING_BUDGET,
+    client_thinking,
+    native_reasoning,
+)
 
 JSON = dict[str, Any]
 
@@ -26,11 +32,8 @@ _PLAIN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _DIGIT_RUN_RE = re.compile(r"\d{7}")
 _VERSION_RE = re.compile(r"(?:^|[-.])(\d{1,2})(?:[-.](\d{1,2}))?(?=$|[-.@:])")  # claude-opus-4-7
 FALLBACK_MAX_TOKENS = 4096
+_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}  # OpenAI's -> Anthropic's
 MAX_THINKING_BUDGET = 128_000
-# Share of max_tokens given to extended thinking per OpenAI reasoning_effort value.
-EFFORT_SHARE = {
-    "minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9, "max": 0.95,
-}  # fmt: skip
 # Anthropic's output_config.effort per OpenAI reasoning_effort, for adaptive thinking.
 ADAPTIVE_EFFORT = {
     "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh",
@@ -44,6 +47,7 @@ def translate_request(
     """The Anthropic `/v1/messages` body for an OpenAI chat completions body."""
     system, turns = translate_messages(body.get("messages"))
     max_tokens = resolve_max_tokens(body, default_max_tokens)
+    body = native_reasoning(body, max_tokens, adaptive_only(upstream_model))
     out: JSON = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
     if system:
         out["system"] = system
@@ -118,14 +122,13 @@ def _add_tools(out: JSON, body: JSON) -> None:
     tools = body.get("tools") or []
     if not isinstance(tools, list):
         raise InvalidRequest("tools must be a list", param="tools")
-    names = set()
-    converted = []
-    for i, tool in enumerate(tools):
-        converted.append(_tool(tool, f"tools[{i}]"))
-        names.add(converted[-1]["name"])
+    converted = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
+    names = {tool["name"] for tool in converted}
+    choice, allowed = _tool_choice(body.get("tool_choice"), names)
+    if allowed is not None:
+        converted = [tool for tool in converted if tool["name"] in allowed]
     if converted:
         out["tools"] = converted
-    choice = _tool_choice(body.get("tool_choice"), names)
     if choice is not None and choice["type"] == "any" and not converted:
         raise InvalidRequest("tool_choice required needs tools", param="tool_choice")
     if body.get("parallel_tool_calls") is False and converted:
@@ -157,25 +160,66 @@ def _tool(tool: Any, where: str) -> JSON:
     return cached_block(converted, tool, where)
 
 
-def _tool_choice(choice: Any, names: set[str]) -> JSON | None:
+def _tool_choice(choice: Any, names: set[str]) -> tuple[JSON | None, set[str] | None]:
+    """Anthropic's tool_choice, and the tools to send when not all (None: all of them)."""
     if choice is None:
-        return None
-    if choice == "auto":
-        return {"type": "auto"}
-    if choice == "none":
-        return {"type": "none"}
-    if choice == "required":
-        return {"type": "any"}
-    function = choice.get("function") if isinstance(choice, dict) else None
-    name = function.get("name") if isinstance(function, dict) else None
-    if not isinstance(name, str):
+        return None, None
+    if isinstance(choice, str) and choice in _CHOICE_MODES:
+        return {"type": _CHOICE_MODES[choice]}, None
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        return _allowed_tools(choice.get("allowed_tools"), names)
+    name = _named_function(choice)
+    if name is None:
         raise InvalidRequest(
-            "tool_choice must be auto, none, required or {type: function, function: {name}}",
+            "tool_choice must be auto, none, required, {type: function, function: {name}} or "
+            "{type: allowed_tools, allowed_tools: {mode, tools}}",
             param="tool_choice",
         )
     if name not in names:
-        raise InvalidRequest(f"tool_choice names {name!r}, which is not in tools", "tool_choice")
-    return {"type": "tool", "name": name}
+        raise InvalidRequest(
+            f"tool_choice names {name!r}, which is not in tools", param="tool_choice"
+        )
+    return {"type": "tool", "name": name}, None
+
+
+def _named_function(choice: Any) -> str | None:
+    """The name of `{type: function, function: {name}}` (or the Responses API's flat
+    `{type: function, name}`, as allowed_tools lists may hold), else None."""
+    if not isinstance(choice, dict):
+        return None
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else choice.get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def _allowed_tools(spec: Any, names: set[str]) -> tuple[JSON, set[str] | None]:
+    """OpenAI's `allowed_tools` choice. Anthropic has no allowed list: auto (or, required, any)
+    over every tool when all are allowed; one required tool is Anthropic's named choice; only
+    a strict subset is sent alone, since a call to a tool the client did not allow would be
+    wrong (its price is a prompt-cache prefix that differs from the calls with every tool)."""
+    mode = spec.get("mode") if isinstance(spec, dict) else None
+    listed = spec.get("tools") if isinstance(spec, dict) else None
+    if mode not in ("auto", "required") or not isinstance(listed, list) or not listed:
+        raise InvalidRequest(
+            "tool_choice.allowed_tools needs mode auto or required and a non-empty tools list",
+            param="tool_choice",
+        )
+    allowed = {_named_function(entry) for entry in listed}
+    if None in allowed:
+        raise InvalidRequest(
+            "tool_choice.allowed_tools.tools are {type: function, function: {name}}",
+            param="tool_choice",
+        )
+    unknown = sorted(str(name) for name in allowed - names)
+    if unknown:
+        raise InvalidRequest(
+            f"tool_choice.allowed_tools names {', '.join(unknown)}, not in tools",
+            param="tool_choice",
+        )
+    kind = _CHOICE_MODES[mode]
+    if mode == "required" and len(allowed) == 1:
+        return {"type": "tool", "name": str(next(iter(allowed)))}, None
+    return {"type": kind}, (None if allowed == names else {str(n) for n in allowed})
 
 
 def _add_thinking(out: JSON, body: JSON, max_tokens: int, upstream_model: str) -> None:

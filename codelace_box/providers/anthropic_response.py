@@ -9,6 +9,11 @@ import json
 import time
 from typing import Any
 
+from codelace_box.providers.anthropic_thinking import (
+    REPLY_DEFAULT,
+    REPLY_EXCLUDED,
+    REPLY_OPENROUTER,
+)
 from codelace_box.providers.base import Usage
 
 JSON = dict[str, Any]
@@ -108,7 +113,7 @@ def tool_call(block: JSON, index: int | None = None) -> JSON:
     return call
 
 
-def _message(content: list[Any]) -> JSON:
+def _message(content: list[Any], reply: str = REPLY_DEFAULT) -> JSON:
     texts: list[str] = []
     reasoning: list[str] = []
     thinking_blocks: list[JSON] = []
@@ -128,14 +133,19 @@ def _message(content: list[Any]) -> JSON:
         message["content"] = ""
     if calls:
         message["tool_calls"] = calls
-    if thinking_blocks:
+    if thinking_blocks and reply != REPLY_EXCLUDED:
         message["reasoning_content"] = "".join(reasoning)
+        if reply == REPLY_OPENROUTER:
+            message["reasoning"] = message["reasoning_content"]
         message["thinking_blocks"] = thinking_blocks
     return message
 
 
-def translate_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:
-    """An OpenAI `chat.completion` and its usage for an Anthropic `message` body."""
+def translate_response(
+    payload: JSON, public_model: str, reply: str = REPLY_DEFAULT
+) -> tuple[JSON, Usage]:
+    """An OpenAI `chat.completion` and its usage for an Anthropic `message` body (its thinking
+    shown as `reply` says: anthropic_thinking.REPLY_*)."""
     content = payload.get("content")
     usage = usage_from(payload.get("usage"))
     completion: JSON = {
@@ -146,7 +156,7 @@ def translate_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         "choices": [
             {
                 "index": 0,
-                "message": _message(content if isinstance(content, list) else []),
+                "message": _message(content if isinstance(content, list) else [], reply),
                 "logprobs": None,
                 "finish_reason": finish_reason(payload.get("stop_reason")),
             }

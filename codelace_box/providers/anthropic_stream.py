@@ -1,9 +1,10 @@
 """Anthropic Messages API stream events -> OpenAI `chat.completion.chunk` dicts, as they arrive.
 
 message_start gives the first chunk (role) and the input tokens; text_delta, thinking_delta and
-input_json_delta become content, reasoning_content and tool call argument chunks (a tool call is
-announced with index, id and name when its block starts, and a call whose input never streamed
-gets it whole when its block stops); message_delta gives the finish chunk
+input_json_delta become content, reasoning_content (and OpenRouter's `reasoning` for a client
+that asked in OpenRouter's way; nothing for one that excluded it) and tool call argument chunks
+(a tool call is announced with index, id and name when its block starts, and a call whose input
+never streamed gets it whole when its block stops); message_delta gives the finish chunk
 and the final usage; message_stop ends the stream; ping is ignored; error raises.
 """
 
@@ -19,6 +20,11 @@ from codelace_box.providers.anthropic_response import (
     finish_reason,
     input_tokens,
     usage_from,
+)
+from codelace_box.providers.anthropic_thinking import (
+    REPLY_DEFAULT,
+    REPLY_EXCLUDED,
+    REPLY_OPENROUTER,
 )
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
 
@@ -51,9 +57,10 @@ def _merge_counts(start: JSON, final: JSON) -> JSON:
 class AnthropicStreamTranslator(StreamTranslator):
     """Translates one Anthropic stream; keeps per-block state (tool indexes, thinking text)."""
 
-    def __init__(self, public_model: str) -> None:
+    def __init__(self, public_model: str, reply: str = REPLY_DEFAULT) -> None:
         super().__init__()
         self.public_model = public_model
+        self.reply = reply  # how the thinking is shown (anthropic_thinking.REPLY_*)
         self.id = completion_id(None)
         self.created = int(time.time())
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
@@ -82,6 +89,8 @@ class AnthropicStreamTranslator(StreamTranslator):
             "created": self.created,
             "model": self.public_model,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            # as OpenAI's chunks before the usage one; dropped unless the client asked for usage
+            "usage": None,
         }
 
     def _on_message_start(self, data: JSON) -> list[JSON]:
@@ -148,7 +157,11 @@ class AnthropicStreamTranslator(StreamTranslator):
     def _reasoning(self, text: str) -> list[JSON]:
         if not text:
             return []
-        self.output_chars += len(text)
+        self.output_chars += len(text)  # produced (and billed) even when not shown
+        if self.reply == REPLY_EXCLUDED:
+            return []
+        if self.reply == REPLY_OPENROUTER:
+            return [self._chunk({"reasoning_content": text, "reasoning": text})]
         return [self._chunk({"reasoning_content": text})]
 
     def _arguments(self, tool_index: int, fragment: str) -> list[JSON]:
@@ -171,7 +184,10 @@ class AnthropicStreamTranslator(StreamTranslator):
 
     def _thinking_block(self, block: JSON) -> list[JSON]:
         """One whole thinking block, with its position among them as `index`: OpenAI SDKs
-        merge list deltas by index (and refuse list entries without one)."""
+        merge list deltas by index (and refuse list entries without one). None when the
+        client asked for no thinking text (OpenRouter's reasoning.exclude)."""
+        if self.reply == REPLY_EXCLUDED:
+            return []
         block["index"] = self.thinking_blocks_sent
         self.thinking_blocks_sent += 1
         return [self._chunk({"thinking_blocks": [block]})]

@@ -1,10 +1,15 @@
-"""A client's own Anthropic `thinking` on /v1/chat/completions, as LiteLLM takes it (pure code).
+"""A client's own thinking controls on /v1/chat/completions for Claude models (pure code).
 
 LiteLLM users turn Claude's extended thinking on with Anthropic's own field beside the OpenAI
 ones: `thinking: {"type": "enabled", "budget_tokens": N}` (or `adaptive`, or `disabled`). It
 is checked here and sent as given (adaptive asks for the summarized text unless the client said
 otherwise, as reasoning_effort does: reasoning_content needs it); what Anthropic would refuse is
-a 400 naming the field. `reasoning_effort` is the OpenAI way to the same thing: one of the two.
+a 400 naming the field. `reasoning_effort` is the OpenAI way to the same thing, and OpenRouter's
+`reasoning` object (`effort`, `max_tokens`, `exclude`, `enabled`) a third: one of the three.
+`native_reasoning` rewrites OpenRouter's object into the other two (its `effort` as
+reasoning_effort, its `max_tokens` as a thinking budget, `enabled` alone as medium effort, as
+OpenRouter documents), naming `reasoning.*` in its refusals; `reply_shape` says how the answer
+shows the thinking (OpenRouter's clients read `reasoning`; `exclude: true` shows none).
 """
 
 from __future__ import annotations
@@ -16,6 +21,15 @@ from codelace_box.errors import InvalidRequest
 JSON = dict[str, Any]
 
 MIN_THINKING_BUDGET = 1024
+# Share of max_tokens given to extended thinking per effort (OpenAI's reasoning_effort values,
+# OpenRouter's reasoning.effort), as OpenRouter derives budget_tokens; the budget is at least 1024.
+EFFORT_SHARE = {
+    "minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9, "max": 0.95,
+}  # fmt: skip
+_REASONING_KEYS = frozenset({"effort", "max_tokens", "exclude", "enabled"})
+# How an answer shows the thinking: as LiteLLM does (reasoning_content, thinking_blocks), with
+# OpenRouter's `reasoning` beside them, or not at all (OpenRouter's reasoning.exclude).
+REPLY_DEFAULT, REPLY_OPENROUTER, REPLY_EXCLUDED = "reasoning_content", "reasoning", "excluded"
 _KEYS = {"enabled": {"type", "budget_tokens", "display"}, "adaptive": {"type", "display"},
          "disabled": {"type"}}  # fmt: skip
 _DISPLAYS = ("summarized", "omitted")
@@ -26,7 +40,10 @@ def _bad(message: str, param: str = "thinking") -> InvalidRequest:
 
 
 def thinking_field(body: JSON) -> str | None:
-    """The field that turns thinking on ("reasoning_effort" or "thinking"), or None."""
+    """The field that turns thinking on ("reasoning", "reasoning_effort" or "thinking"), or None."""
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning_on(reasoning):
+        return "reasoning"
     if body.get("reasoning_effort") not in (None, "none"):
         return "reasoning_effort"
     thinking = body.get("thinking")
@@ -64,3 +81,68 @@ def client_thinking(body: JSON, max_tokens: int, adaptive_only: bool) -> JSON | 
     if budget >= max_tokens:
         raise _bad(f"must be below max_tokens ({max_tokens})", "thinking.budget_tokens")
     return dict(thinking)
+
+
+def reasoning_on(reasoning: JSON) -> bool:
+    """Whether OpenRouter's `reasoning` object asks for thinking: `enabled` if given, else
+    inferred from an effort (other than none) or a max_tokens."""
+    if isinstance(reasoning.get("enabled"), bool):
+        return bool(reasoning["enabled"]) and reasoning.get("effort") != "none"
+    return reasoning.get("effort") not in (None, "none") or reasoning.get("max_tokens") is not None
+
+
+def _checked_reasoning(body: JSON) -> JSON:
+    reasoning = body["reasoning"]
+    if not isinstance(reasoning, dict):
+        raise _bad("must be an object {effort, max_tokens, exclude, enabled}", "reasoning")
+    extra = set(reasoning) - _REASONING_KEYS
+    if extra:
+        raise _bad(f"takes no {', '.join(sorted(extra))}", "reasoning")
+    for name in ("exclude", "enabled"):
+        if reasoning.get(name) is not None and not isinstance(reasoning[name], bool):
+            raise _bad("must be true or false", f"reasoning.{name}")
+    effort = reasoning.get("effort")
+    if effort is not None and effort != "none" and effort not in EFFORT_SHARE:
+        raise _bad(f"must be one of none, {', '.join(EFFORT_SHARE)}", "reasoning.effort")
+    if effort is not None and reasoning.get("max_tokens") is not None:
+        raise _bad("send effort or max_tokens, not both", "reasoning")
+    if body.get("reasoning_effort") is not None or body.get("thinking") is not None:
+        raise _bad("send one of reasoning, reasoning_effort and thinking", "reasoning")
+    return reasoning
+
+
+def native_reasoning(body: JSON, max_tokens: int, adaptive_only: bool) -> JSON:
+    """The body with OpenRouter's `reasoning` as reasoning_effort or thinking (as it was
+    without one); a thinking budget is checked against the max_tokens that will be sent."""
+    if body.get("reasoning") is None:
+        return body
+    reasoning = _checked_reasoning(body)
+    out = {name: value for name, value in body.items() if name != "reasoning"}
+    if not reasoning_on(reasoning):
+        return out
+    budget = reasoning.get("max_tokens")
+    if budget is None:
+        out["reasoning_effort"] = reasoning.get("effort") or "medium"  # OpenRouter's default
+        if not adaptive_only and max_tokens <= MIN_THINKING_BUDGET:
+            raise _bad(f"needs max_tokens above {MIN_THINKING_BUDGET} on Anthropic models",
+                       "reasoning")  # fmt: skip
+        return out
+    if adaptive_only:
+        raise _bad("Claude Opus 4.7 and later think adaptively: send reasoning.effort",
+                   "reasoning.max_tokens")  # fmt: skip
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise _bad("must be a positive integer", "reasoning.max_tokens")
+    budget = max(budget, MIN_THINKING_BUDGET)  # Anthropic's least budget, as OpenRouter sends it
+    if budget >= max_tokens:
+        raise _bad(f"must be below max_tokens ({max_tokens}), and at least "
+                   f"{MIN_THINKING_BUDGET}", "reasoning.max_tokens")  # fmt: skip
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return out
+
+
+def reply_shape(body: JSON) -> str:
+    """How the answer to this body shows Claude's thinking (REPLY_*)."""
+    reasoning = body.get("reasoning")
+    if not isinstance(reasoning, dict):
+        return REPLY_DEFAULT
+    return REPLY_EXCLUDED if reasoning.get("exclude") is True else REPLY_OPENROUTER

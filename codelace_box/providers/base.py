@@ -111,6 +111,11 @@ class ProviderAdapter(ABC):
         be sent to (its upstream name, "" when unknown) and the output cap sent when the body
         has none (`UpstreamTarget.default_max_tokens`); the default accepts all."""
 
+    def for_call(self, body: JSON) -> ProviderAdapter:
+        """The adapter for one chat completions call, should the body's options change how its
+        answer reads (default: this one)."""
+        return self
+
     @abstractmethod
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The upstream request for an OpenAI-format body (already validated by the gateway)."""

@@ -113,7 +113,7 @@ def test_tool_calls_come_back_in_openai_shape(box: Box, claude: FakeAnthropic) -
 
 @pytest.mark.parametrize(
     ("status", "kind", "expected"),
-    [(429, "rate_limit_error", 429), (500, "api_error", 502), (529, "overloaded_error", 502)],
+    [(429, "rate_limit_error", 429), (500, "api_error", 502), (529, "overloaded_error", 503)],
 )
 def test_upstream_failures_map_to_the_spec_statuses(
     box: Box, claude: FakeAnthropic, status: int, kind: str, expected: int

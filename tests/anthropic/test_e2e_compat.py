@@ -39,7 +39,7 @@ def test_top_k_reaches_anthropic(box: AnthropicBox, fresh_fake: FakeAnthropic) -
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"reasoning": {"effort": "high"}}, "reasoning"),
+        ({"reasoning": {"effort": "high", "summary": "auto"}}, "reasoning"),  # OpenRouter's: 4 keys
         ({"verbosity": "low"}, "verbosity"),
         ({"repetition_penalty": 1.2}, "repetition_penalty"),
         ({"min_p": 0.1}, "min_p"),

@@ -82,6 +82,24 @@ def test_thinking_message_gives_reasoning_and_signed_blocks() -> None:
     assert (usage.input_tokens, usage.output_tokens) == (30, 2048)
 
 
+def test_openrouter_reasoning_gets_its_own_field_or_none_when_excluded() -> None:
+    """A client that asked with OpenRouter's `reasoning` reads `message.reasoning`; with
+    `exclude: true` it gets no thinking text at all (still billed: usage is the same)."""
+    payload = load_json("message_thinking.json")
+    shown = ADAPTER.for_call({"reasoning": {"effort": "high"}})
+    message = shown.parse_response(payload, MODEL)[0]["choices"][0]["message"]
+    assert message["reasoning"] == message["reasoning_content"]
+    assert message["reasoning"] == "Let me analyze this step by step..."
+    assert message["thinking_blocks"] == payload["content"][:2]
+    hidden = ADAPTER.for_call({"reasoning": {"effort": "high", "exclude": True}})
+    completion, usage = hidden.parse_response(payload, MODEL)
+    message = completion["choices"][0]["message"]
+    assert message == {"role": "assistant", "content": "Based on my analysis..."}
+    assert completion["usage"]["completion_tokens_details"] == {"reasoning_tokens": 1900}
+    assert (usage.input_tokens, usage.output_tokens) == (30, 2048)
+    assert ADAPTER.for_call({"reasoning_effort": "high"}) is ADAPTER  # LiteLLM's shape alone
+
+
 def test_cache_reads_count_as_input_and_cached_tokens() -> None:
     payload = load_json("message_text.json")
     payload["usage"] = {

@@ -131,6 +131,30 @@ def test_thinking_stream() -> None:
     assert translator.output_chars == len(reasoning) + len(content)
 
 
+def test_thinking_stream_as_openrouter_shows_it_or_excludes_it() -> None:
+    events = load_sse("stream_thinking.sse")
+    shown = ADAPTER.for_call({"reasoning": {"max_tokens": 2000}}).stream_translator(MODEL)
+    chunks = [c["choices"][0]["delta"] for e in events for c in shown.feed(e)]
+    reasoning = "".join(d.get("reasoning", "") for d in chunks)
+    assert reasoning.startswith("I need to find the GCD of 1071 and 462")
+    assert reasoning == "".join(d.get("reasoning_content", "") for d in chunks)
+    hidden = ADAPTER.for_call({"reasoning": {"exclude": True}}).stream_translator(MODEL)
+    chunks = [c["choices"][0]["delta"] for e in events for c in hidden.feed(e)]
+    assert not [d for d in chunks if {"reasoning", "reasoning_content", "thinking_blocks"} & set(d)]
+    content = "".join(d.get("content") or "" for d in chunks)
+    assert content == "The greatest common divisor of 1071 and 462 is **21**."
+    # what the provider produced is still counted, should its usage never come
+    assert hidden.output_chars == shown.output_chars == len(reasoning) + len(content)
+
+
+def test_every_chunk_says_usage_null_as_openai_does_before_its_usage_chunk() -> None:
+    """OpenAI sends `"usage": null` on each chunk while the usage chunk is still to come; the
+    gateway drops it again for a client that did not ask for usage (gateway/dialects.py)."""
+    _, per_event = translate("stream_tool_use.sse")
+    chunks = [chunk for chunks in per_event for chunk in chunks]
+    assert chunks and all("usage" in c and c["usage"] is None for c in chunks)
+
+
 def test_error_event_raises_after_relaying_what_came_before() -> None:
     translator = ADAPTER.stream_translator(MODEL)
     events = load_sse("stream_overloaded.sse")

@@ -112,6 +112,18 @@ def test_a_finished_stream_without_done_or_usage_is_complete_and_charged(
     assert row["cost_nanos"] > 0 and box.balance(email) == (start - row["cost_nanos"], 0)
 
 
+def test_usage_null_on_chunks_is_relayed_as_the_upstream_sent(box: Box, fake: FakeOpenAI) -> None:
+    """With include_usage, OpenAI puts `"usage": null` on every chunk before the usage one; a
+    native upstream's chunks keep the key where it sent it, and lack it where it did not."""
+    _, key = box.new_user("1")
+    sent = [chunk("Hel") | {"usage": None}, chunk("lo"), chunk(None, "stop") | {"usage": None}]
+    fake.push(Reply(raw=[*map(event, sent), event(usage_chunk()), DONE]))
+    chunks, failure = stream(box, key, stream_options={"include_usage": True})
+    assert failure is None and text_of(chunks) == "Hello"
+    assert ["usage" in c.model_fields_set for c in chunks] == [True, False, True, True]
+    assert [c.usage is None for c in chunks] == [True, True, True, False]
+
+
 def test_a_stream_cut_cleanly_before_its_finish_is_still_an_error(
     box: Box, fake: FakeOpenAI
 ) -> None:

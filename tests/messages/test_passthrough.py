@@ -271,6 +271,34 @@ def test_an_error_event_before_any_content_is_retried_like_a_529(fresh: Messages
     assert [r["status"] for r in fresh.usage_rows(email)] == ["ok"]
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_overloaded_on_every_try_is_a_503_overloaded_error(
+    fresh: MessagesBox, streamed: bool
+) -> None:
+    """A 529 (or an overloaded error event before content) on every try: the contract's 503,
+    in Anthropic's own shape with its own type, at no cost."""
+    import anthropic
+
+    email, key = fresh.new_key()
+    before = fresh.balance_nanos(email)
+    busy = (
+        Reply(error_before_content=True, error_type="overloaded_error", error_message="busy")
+        if streamed
+        else Reply.error(529, "overloaded_error", "busy")
+    )
+    fresh.fake.script(*[busy] * 3)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        fresh.client(key).messages.create(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}],
+            stream=streamed,
+        )  # fmt: skip
+    assert caught.value.status_code == 503
+    body = caught.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["type"] == "overloaded_error" and "busy" in body["error"]["message"]
+    assert len(fresh.fake.requests) == 3 and fresh.balance_nanos(email) == before
+
+
 def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: MessagesBox) -> None:
     import anthropic
 
