@@ -77,6 +77,7 @@ class _Item:
     call_id: str = ""
     name: str = ""
     chat_index: Any = None  # the chat tool call index (calls)
+    given_id: str = ""  # the call's id as the upstream gave it ("" when it gave none)
 
 
 class ResponsesStreamTranslator:
@@ -97,7 +98,8 @@ class ResponsesStreamTranslator:
         self.sequence = 0
         self.output: list[JSON] = []  # finished items
         self.open: _Item | None = None
-        self.closed_calls: set[Any] = set()
+        self.closed_calls: set[Any] = set()  # chat indexes of finished calls
+        self.closed_ids: set[str] = set()  # upstream ids of finished calls
         self.finish_reason: str | None = None
         self.ended = False
 
@@ -213,17 +215,10 @@ class ResponsesStreamTranslator:
         fragment = _text(function, "arguments")
         events: list[JSON] = []
         item = self.open
-        if item is None or item.kind != "call" or item.chat_index != index:
-            if index in self.closed_calls:
-                raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
-            events += self._close()
-            name = _text(function, "name")
-            custom = name in self.context.custom_tools
-            item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
-            item.call_id = _text(call, "id") or new_id("call")
-            item.name, item.chat_index = name, index
-            self.open = item
-            events.append(self._added(self._call_item(item, "in_progress")))
+        if not self._continues(item, index, _text(call, "id")):
+            events += self._open_call(call, index, _text(function, "name"))
+            item = self.open
+        assert item is not None
         if fragment:
             item.text += fragment
             if item.name not in self.context.custom_tools:
@@ -231,6 +226,26 @@ class ResponsesStreamTranslator:
                     self._item_event("response.function_call_arguments.delta", item, delta=fragment)
                 )
         return events
+
+    def _continues(self, item: _Item | None, index: int, given_id: str) -> bool:
+        """Whether a tool call delta continues the open call: the same chat index and no new
+        id (servers that put every parallel call at index 0, or give none, as Gemini's
+        OpenAI-compatible endpoint does, start each call with its own id)."""
+        if item is None or item.kind != "call" or item.chat_index != index:
+            return False
+        return not given_id or given_id == item.given_id or not item.given_id
+
+    def _open_call(self, call: JSON, index: int, name: str) -> list[JSON]:
+        given_id = _text(call, "id")
+        if given_id in self.closed_ids or (index in self.closed_calls and not given_id):
+            raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
+        events = self._close()
+        custom = name in self.context.custom_tools
+        item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
+        item.call_id, item.given_id = given_id or new_id("call"), given_id
+        item.name, item.chat_index = name, index
+        self.open = item
+        return [*events, self._added(self._call_item(item, "in_progress"))]
 
     # -- closing items ----------------------------------------------------------------------
 
@@ -255,6 +270,8 @@ class ResponsesStreamTranslator:
                 events.append(self._part_event("response.content_part.done", item, part))
         else:
             self.closed_calls.add(item.chat_index)
+            if item.given_id:
+                self.closed_ids.add(item.given_id)
             done = self._call_item(item, "completed")
             events = self._call_done(item, done)
         self.output.append(done)
@@ -267,10 +284,8 @@ class ResponsesStreamTranslator:
 
     def _call_done(self, item: _Item, done: JSON) -> list[JSON]:
         if done["type"] != "custom_tool_call":
-            arguments = done["arguments"]
-            return [
-                self._item_event("response.function_call_arguments.done", item, arguments=arguments)
-            ]
+            kind, arguments = "response.function_call_arguments.done", done["arguments"]
+            return [self._item_event(kind, item, name=done["name"], arguments=arguments)]
         raw = done["input"]
         events = [self._item_event("response.custom_tool_call_input.delta", item, delta=raw)]
         events.append(self._item_event("response.custom_tool_call_input.done", item, input=raw))
