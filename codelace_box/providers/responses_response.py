@@ -8,7 +8,8 @@ The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI p
   `failed` with `error {code, message}`), `model`, `output`, `usage`, and the request's options
   echoed (instructions, tools, tool_choice, temperature, ...: the SDKs require some of them).
 - output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content},
-  `message` {id, role assistant, status, content: [output_text {text, annotations: []}]},
+  `message` {id, role assistant, status, content: [output_text {text, annotations: []} or
+  refusal {refusal} (a chat `refusal`)]},
   `function_call` {id, call_id, name, arguments (a JSON string)}, `custom_tool_call` {id,
   call_id, name, input}.
 - `usage`: input_tokens, input_tokens_details {cached_tokens, cache_write_tokens},
@@ -33,6 +34,7 @@ JSON = dict[str, Any]
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "rate_limited", "rate_limit_error")
 KEPT_CODES = ("context_length_exceeded", "insufficient_quota", "invalid_prompt")  # Codex stops
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_PART_KEYS = (("content", "output_text"), ("refusal", "refusal"))  # chat message key -> part
 
 
 def new_id(prefix: str) -> str:
@@ -104,18 +106,29 @@ def response_object(
 
 def message_item(item_id: str, text: str, status: str = "completed") -> JSON:
     """An assistant `message` output item with one output_text part."""
-    return {
-        "id": item_id,
-        "type": "message",
-        "status": status,
-        "role": "assistant",
-        "content": [text_part(text)] if status != "in_progress" else [],
-    }
+    return message_with(item_id, [text_part(text)] if status != "in_progress" else [], status)
+
+
+def message_with(item_id: str, parts: list[JSON], status: str = "completed") -> JSON:
+    """An assistant `message` output item with these content parts."""
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
+            "content": parts}  # fmt: skip
 
 
 def text_part(text: str) -> JSON:
     """An `output_text` content part."""
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def refusal_part(text: str) -> JSON:
+    """A `refusal` content part: the model declined (OpenAI's shape; the SDKs' structured
+    output parsing skips it rather than parse it as the answer)."""
+    return {"type": "refusal", "refusal": text}
+
+
+def content_part(kind: str, text: str) -> JSON:
+    """The content part of a kind (`output_text` or `refusal`) with its text."""
+    return refusal_part(text) if kind == "refusal" else text_part(text)
 
 
 def reasoning_item(item_id: str, text: str, blocks: list[JSON], context: ResponsesContext) -> JSON:
@@ -161,11 +174,10 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     text = reasoning_text(message)
     if text or (blocks and context.encrypted_reasoning):
         items.append(reasoning_item(new_id("rs"), text, blocks, context))
-    content = message.get("content")
-    if isinstance(content, str) and content:
-        items.append(message_item(new_id("msg"), content))
-    elif isinstance(message.get("refusal"), str) and message["refusal"]:
-        items.append(message_item(new_id("msg"), message["refusal"]))
+    parts = [content_part(kind, message[name]) for name, kind in _PART_KEYS
+             if isinstance(message.get(name), str) and message[name]]  # fmt: skip
+    if parts:
+        items.append(message_with(new_id("msg"), parts))
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):

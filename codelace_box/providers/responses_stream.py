@@ -41,14 +41,15 @@ from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
     call_item,
+    content_part,
     failure_error,
     message_item,
+    message_with,
     new_id,
     reasoning_item,
     response_object,
     responses_usage,
     status_for,
-    text_part,
 )
 
 JSON = dict[str, Any]
@@ -73,6 +74,9 @@ class _Item:
     index: int  # output_index
     text: str = ""  # message text, reasoning text or call arguments
     has_part: bool = False
+    part_kind: str = "output_text"  # the open content part of a message: or "refusal"
+    content_index: int = 0  # the open content part's index
+    parts: list[JSON] = field(default_factory=list)  # a message's finished content parts
     blocks: list[JSON] = field(default_factory=list)  # signed thinking blocks (reasoning)
     call_id: str = ""
     name: str = ""
@@ -159,9 +163,9 @@ class ResponsesStreamTranslator:
                 events += self._open_reasoning()
                 assert self.open is not None
                 self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
-        for name in ("content", "refusal"):
+        for name, kind in (("content", "output_text"), ("refusal", "refusal")):
             if isinstance(delta.get(name), str) and delta[name]:
-                events += self._text(delta[name])
+                events += self._text(delta[name], kind)
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 events += self._call(call)
@@ -187,24 +191,35 @@ class ResponsesStreamTranslator:
         events.append(self._part_event("response.reasoning_text.delta", item, None, delta=text))
         return events
 
-    def _text(self, text: str) -> list[JSON]:
+    def _text(self, text: str, kind: str = "output_text") -> list[JSON]:
+        """Answer text (`output_text`) or a refusal (a `refusal` part, as OpenAI gives one)."""
         item = self.open
-        if item is not None and item.kind == "message":  # most chunks: one more delta, built
-            item.text += text  # here as _part_event builds it (same keys, same order)
-            event = {"type": "response.output_text.delta", "sequence_number": self.sequence,
-                     "item_id": item.item_id, "output_index": item.index, "content_index": 0,
-                     "delta": text, "logprobs": []}  # fmt: skip
+        if item is not None and item.kind == "message" and item.part_kind == kind == "output_text":
+            item.text += text  # most chunks: one more delta, built here as _part_event builds
+            event = {
+                "type": "response.output_text.delta",
+                "sequence_number": self.sequence,
+                "item_id": item.item_id,
+                "output_index": item.index,
+                "content_index": item.content_index,
+                "delta": text,
+                "logprobs": [],
+            }  # fmt: skip  (it: same keys, same order)
             self.sequence += 1
             return [event]
         events: list[JSON] = []
-        if self.open is None or self.open.kind != "message":
+        if item is None or item.kind != "message":
             events += self._close()
-            self.open = _Item("message", new_id("msg"), len(self.output), has_part=True)
-            events.append(self._added(message_item(self.open.item_id, "", "in_progress")))
-            added = text_part("")
-            events.append(self._part_event("response.content_part.added", self.open, added))
-        self.open.text += text
-        events.append(self._part_event("response.output_text.delta", self.open, None, delta=text))
+            item = self.open = _Item("message", new_id("msg"), len(self.output), part_kind=kind)
+            events.append(self._added(message_item(item.item_id, "", "in_progress")))
+            events.append(self._part_added(item))
+        elif item.part_kind != kind:  # the other kind of part after this one: its own part
+            events += self._close_part(item)
+            item.content_index, item.part_kind, item.text = item.content_index + 1, kind, ""
+            events.append(self._part_added(item))
+        item.text += text
+        name = "response.refusal.delta" if kind == "refusal" else "response.output_text.delta"
+        events.append(self._part_event(name, item, None, delta=text))
         return events
 
     def _call(self, call: JSON) -> list[JSON]:
@@ -254,11 +269,8 @@ class ResponsesStreamTranslator:
         if item is None:
             return []
         if item.kind == "message":
-            done = message_item(item.item_id, item.text)
-            events = [
-                self._part_event("response.output_text.done", item, None, text=item.text),
-                self._part_event("response.content_part.done", item, text_part(item.text)),
-            ]
+            events = self._close_part(item)
+            done = message_with(item.item_id, item.parts)
         elif item.kind == "reasoning":
             done = reasoning_item(item.item_id, item.text, item.blocks, self.context)
             events = []
@@ -277,6 +289,20 @@ class ResponsesStreamTranslator:
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
         return events
+
+    def _part_added(self, item: _Item) -> JSON:
+        part = content_part(item.part_kind, "")
+        return self._part_event("response.content_part.added", item, part)
+
+    def _close_part(self, item: _Item) -> list[JSON]:
+        """The `.done` events of a message's open content part."""
+        part = content_part(item.part_kind, item.text)
+        item.parts.append(part)
+        if item.part_kind == "refusal":
+            done = self._part_event("response.refusal.done", item, None, refusal=item.text)
+        else:
+            done = self._part_event("response.output_text.done", item, None, text=item.text)
+        return [done, self._part_event("response.content_part.done", item, part)]
 
     def _call_item(self, item: _Item, status: str) -> JSON:
         arguments = item.text if status == "completed" else ""
@@ -305,12 +331,12 @@ class ResponsesStreamTranslator:
         return self._event(kind, item_id=item.item_id, output_index=item.index, **fields)
 
     def _part_event(self, kind: str, item: _Item, part: JSON | None, **fields: Any) -> JSON:
-        """An event of a message's or reasoning item's only content part (content_index 0)."""
+        """An event of a message's or reasoning item's open content part."""
         if part is not None:
             fields["part"] = part
-        elif item.kind == "message":
+        elif item.kind == "message" and item.part_kind == "output_text":
             fields["logprobs"] = []
-        return self._item_event(kind, item, content_index=0, **fields)
+        return self._item_event(kind, item, content_index=item.content_index, **fields)
 
     def _response(self, status: str, output: list[JSON], **fields: Any) -> JSON:
         return response_object(
