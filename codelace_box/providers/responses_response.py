@@ -209,6 +209,9 @@ def translate_completion(
     choice = choices[0] if isinstance(choices, list) and choices else {}
     message = choice.get("message") if isinstance(choice, dict) else None
     status, incomplete = status_for(choice.get("finish_reason") if choice else None)
+    output = output_items(message if isinstance(message, dict) else {}, context)
+    if incomplete and output and "status" in output[-1]:
+        output[-1]["status"] = "incomplete"  # the item the answer stopped in, as OpenAI marks it
     created = completion.get("created")
     return response_object(
         context,
@@ -216,7 +219,7 @@ def translate_completion(
         model=str(completion.get("model") or ""),
         created_at=created if isinstance(created, int) else int(time.time()),
         status=status,
-        output=output_items(message if isinstance(message, dict) else {}, context),
+        output=output,
         usage=responses_usage(usage, usage_extra),
         incomplete_details=incomplete,
     )

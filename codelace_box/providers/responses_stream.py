@@ -118,9 +118,10 @@ class ResponsesStreamTranslator:
         ]
 
     def complete(self, usage: Usage | None, usage_extra: JSON | None = None) -> list[JSON]:
-        """Closes the open item and ends with `response.completed` (or `.incomplete`)."""
-        events = self._close()
+        """Closes the open item and ends with `response.completed` (or `.incomplete`, the
+        item it stopped in marked incomplete too, as OpenAI marks it)."""
         status, incomplete = status_for(self.finish_reason)
+        events = self._close("incomplete" if incomplete else "completed")
         final = self._response(
             status,
             list(self.output),
@@ -264,13 +265,13 @@ class ResponsesStreamTranslator:
 
     # -- closing items ----------------------------------------------------------------------
 
-    def _close(self) -> list[JSON]:
+    def _close(self, status: str = "completed") -> list[JSON]:
         item, self.open = self.open, None
         if item is None:
             return []
         if item.kind == "message":
             events = self._close_part(item)
-            done = message_with(item.item_id, item.parts)
+            done = message_with(item.item_id, item.parts, status)
         elif item.kind == "reasoning":
             done = reasoning_item(item.item_id, item.text, item.blocks, self.context)
             events = []
@@ -284,7 +285,7 @@ class ResponsesStreamTranslator:
             self.closed_calls.add(item.chat_index)
             if item.given_id:
                 self.closed_ids.add(item.given_id)
-            done = self._call_item(item, "completed")
+            done = self._call_item(item, status)
             events = self._call_done(item, done)
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
@@ -305,7 +306,7 @@ class ResponsesStreamTranslator:
         return [done, self._part_event("response.content_part.done", item, part)]
 
     def _call_item(self, item: _Item, status: str) -> JSON:
-        arguments = item.text if status == "completed" else ""
+        arguments = item.text if status != "in_progress" else ""
         return call_item(item.item_id, item.call_id, item.name, arguments, self.context, status)
 
     def _call_done(self, item: _Item, done: JSON) -> list[JSON]:
