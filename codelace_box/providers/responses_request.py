@@ -108,7 +108,11 @@ def translate_request(body: Any, *, keep_thinking: bool = False) -> ChatRequest:
     if tools.tools:
         chat["tools"] = tools.tools
         names = {t["function"]["name"] for t in tools.tools}
-        choice = chat_tool_choice(body.get("tool_choice"), names)
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+            choice, allowed = allowed_tools(choice, names)
+            chat["tools"] = [t for t in tools.tools if t["function"]["name"] in allowed]
+        choice = chat_tool_choice(choice, names)
         if choice is not None:
             chat["tool_choice"] = choice
         if isinstance(body.get("parallel_tool_calls"), bool):
@@ -264,7 +268,8 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
         return choice
     if not isinstance(choice, dict) or choice.get("type") not in ("function", "custom"):
         raise InvalidRequest(
-            "tool_choice must be auto, none, required or {type: function, name}",
+            "tool_choice must be auto, none, required, {type: function, name} or "
+            "{type: allowed_tools, mode, tools}",
             param="tool_choice",
         )
     name = choice.get("name")
@@ -273,6 +278,22 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
             f"tool_choice names {name!r}, which is not in tools", param="tool_choice"
         )
     return {"type": "function", "function": {"name": name}}
+
+
+def allowed_tools(choice: JSON, names: set[str]) -> tuple[str, set[str]]:
+    """(mode, tool names) of an `allowed_tools` tool_choice: a chat upstream gets only those
+    tools, and the mode (`auto` or `required`) as its tool_choice."""
+    mode, listed = choice.get("mode"), choice.get("tools")
+    if mode not in ("auto", "required"):
+        raise InvalidRequest("tool_choice.mode must be auto or required", param="tool_choice.mode")
+    if not isinstance(listed, list) or not listed:
+        raise InvalidRequest("tool_choice.tools must list tools", param="tool_choice.tools")
+    allowed = {t.get("name") for t in listed if isinstance(t, dict)}
+    if len(allowed) != len(listed) or not allowed <= names:
+        raise InvalidRequest(
+            "tool_choice.tools must name function tools of tools", param="tool_choice.tools"
+        )
+    return mode, {name for name in allowed if isinstance(name, str)}
 
 
 # -- options --------------------------------------------------------------------------------
