@@ -43,8 +43,9 @@ def prepare_responses_call(
 ) -> ChatCall:
     """Validate, translate, route and price a Responses request (nothing is reserved yet)."""
     model = body.get("model") if isinstance(body, dict) else None
-    kind = routes.resolve(model).provider.kind if isinstance(model, str) and model else ""
-    translated = translate_request(body, keep_thinking=kind == "anthropic")
+    route = routes.resolve(model) if isinstance(model, str) and model else None
+    kind, model_id = (route.provider.kind, route.id) if route is not None else ("", "")
+    translated = translate_request(body, keep_thinking=kind == "anthropic", model=model_id)
     chat = translated.body
     chat_len = len(dumps(chat))
     try:

@@ -26,7 +26,7 @@ from typing import Any
 
 from codelace_box.providers.base import Usage
 from codelace_box.providers.openai import reasoning_text
-from codelace_box.providers.responses_input import encode_thinking
+from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
 
 JSON = dict[str, Any]
@@ -173,7 +173,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     blocks = [b for b in message.get("thinking_blocks") or () if isinstance(b, dict)]
     text = reasoning_text(message)
     if text or (blocks and context.encrypted_reasoning):
-        items.append(reasoning_item(new_id("rs"), text, blocks, context))
+        items.append(reasoning_item(chat_reasoning_id(context.model), text, blocks, context))
     parts = [content_part(kind, message[name]) for name, kind in _PART_KEYS
              if isinstance(message.get(name), str) and message[name]]  # fmt: skip
     if parts:

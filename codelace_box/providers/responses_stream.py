@@ -38,6 +38,7 @@ from typing import Any
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
     call_item,
@@ -176,7 +177,7 @@ class ResponsesStreamTranslator:
         if self.open is not None and self.open.kind == "reasoning":
             return []
         events = self._close()
-        self.open = _Item("reasoning", new_id("rs"), len(self.output))
+        self.open = _Item("reasoning", chat_reasoning_id(self.context.model), len(self.output))
         item = {"id": self.open.item_id, "type": "reasoning", "summary": []}
         return [*events, self._added(item)]
 
