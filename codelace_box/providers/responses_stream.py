@@ -134,10 +134,15 @@ class ResponsesStreamTranslator:
         return [*events, self._event(kind, response=final)]
 
     def fail(self, message: str, code: str = "upstream_error") -> list[JSON]:
-        """`response.failed` for an upstream failure after the stream started."""
+        """`response.failed` for an upstream failure after the stream started, with the output
+        so far (as OpenAI's): the item it stopped in as it was left, marked incomplete (its
+        `.done` events are not sent: their sequence numbers are taken back)."""
         error = failure_error(message, code)
-        self.ended = True
-        return [self._event("response.failed", response=self._response("failed", [], error=error))]
+        sequence = self.sequence
+        self._close("incomplete")
+        self.sequence, self.ended = sequence, True
+        failed = self._response("failed", list(self.output), error=error)
+        return [self._event("response.failed", response=failed)]
 
     # -- chunks -----------------------------------------------------------------------------
 
