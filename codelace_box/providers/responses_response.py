@@ -3,9 +3,9 @@
 Pure code shared by the non-streamed answer and the stream translator (responses_stream).
 The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI parse:
 
-- `response`: id `resp_...`, `object: "response"`, `created_at`, `status` (`completed`, or
-  `incomplete` with `incomplete_details.reason` `max_output_tokens` / `content_filter`, or
-  `failed` with `error {code, message}`), `model`, `output`, `usage`, and the request's options
+- `response`: id `resp_...`, `object: "response"`, `created_at`, `completed_at` (once
+  completed), `status` (`completed`, or `incomplete` with `incomplete_details.reason`
+  `max_output_tokens` / `content_filter`, or `failed` with `error {code, message}`), `model`, `output`, `usage`, and the request's options
   echoed (instructions, tools, tool_choice, temperature, ...: the SDKs require some of them).
 - output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content},
   `message` {id, role assistant, status, content: [output_text {text, annotations: []} or
@@ -89,6 +89,7 @@ def response_object(
         "object": "response",
         "created_at": created_at,
         "status": status,
+        "completed_at": int(time.time()) if status == "completed" else None,
         "background": False,
         "error": error,
         "incomplete_details": incomplete_details,
