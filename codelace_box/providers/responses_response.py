@@ -5,8 +5,9 @@ The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI p
 
 - `response`: id `resp_...`, `object: "response"`, `created_at`, `completed_at` (once
   completed), `status` (`completed`, or `incomplete` with `incomplete_details.reason`
-  `max_output_tokens` / `content_filter`, or `failed` with `error {code, message}`), `model`, `output`, `usage`, and the request's options
-  echoed (instructions, tools, tool_choice, temperature, ...: the SDKs require some of them).
+  `max_output_tokens` / `content_filter`, or `failed` with `error {code, message}`), `model`,
+  `output`, `usage`, and the request's options echoed (instructions, tools, tool_choice,
+  temperature, ...: the SDKs require some of them).
 - output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content},
   `message` {id, role assistant, status, content: [output_text {text, annotations: []} or
   refusal {refusal} (a chat `refusal`)]},
@@ -40,6 +41,13 @@ _PART_KEYS = (("content", "output_text"), ("refusal", "refusal"))  # chat messag
 def new_id(prefix: str) -> str:
     """An id in OpenAI's style: `resp_`, `msg_`, `fc_`, `ctc_` or `rs_` and 48 hex digits."""
     return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def new_call_id() -> str:
+    """A tool call id in OpenAI's form (`call_` and 24 characters) for a call whose upstream gave
+    none: it goes back upstream with the call's output, and OpenAI's Chat Completions refuses
+    ids over 40 characters."""
+    return f"call_{secrets.token_hex(12)}"
 
 
 def _count(details: Any, name: str) -> int:
@@ -187,7 +195,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
         items.append(
             call_item(
                 new_id(prefix),
-                str(call.get("id") or new_id("call")),
+                str(call.get("id") or new_call_id()),
                 str(function.get("name") or ""),
                 str(function.get("arguments") or "{}"),
                 context,

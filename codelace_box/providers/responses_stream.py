@@ -46,6 +46,7 @@ from codelace_box.providers.responses_response import (
     failure_error,
     message_item,
     message_with,
+    new_call_id,
     new_id,
     reasoning_item,
     response_object,
@@ -264,7 +265,7 @@ class ResponsesStreamTranslator:
         events = self._close()
         custom = name in self.context.custom_tools
         item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
-        item.call_id, item.given_id = given_id or new_id("call"), given_id
+        item.call_id, item.given_id = given_id or new_call_id(), given_id
         item.name, item.chat_index = name, index
         self.open = item
         return [*events, self._added(self._call_item(item, "in_progress"))]
