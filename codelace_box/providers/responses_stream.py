@@ -13,7 +13,11 @@ function call `response.function_call_arguments.delta`..., `.done`; for a custom
 `response.custom_tool_call_input.delta` (the whole input once: chat streams it JSON-encoded)
 and `.done`; then `response.output_item.done` with the whole item; last
 `response.completed` (or `response.incomplete` after a length/content-filter stop) whose
-`response` carries id, model, the full output and usage. A failure after the start is
+`response` carries id, model, the full output and usage. Parallel tool calls are one item
+each: a new upstream `id` is a new call even at the same chat index (servers that number
+every call 0, or not at all), and a call begun while the open one's arguments are not whole
+JSON (servers that send every header first) is held back and follows it whole. A failure
+after the start is
 `response.failed` with `response.error {code, message}` (no `[DONE]`: the stream just ends).
 
 Codex CLI needs: `response.output_item.done` for every item (that is what it records),
@@ -31,6 +35,7 @@ event goes out as `sse_frame(event)`.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +65,14 @@ JSON = dict[str, Any]
 def sse_frame(event: JSON) -> bytes:
     """One event as a server-sent event frame."""
     return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+
+
+def _whole_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _text(data: JSON, key: str) -> str:
@@ -106,6 +119,7 @@ class ResponsesStreamTranslator:
         self.open: _Item | None = None
         self.closed_calls: set[Any] = set()  # chat indexes of finished calls
         self.closed_ids: set[str] = set()  # upstream ids of finished calls
+        self.deferred: dict[int, JSON] = {}  # calls begun while another's arguments were open
         self.finish_reason: str | None = None
         self.ended = False
 
@@ -236,9 +250,20 @@ class ResponsesStreamTranslator:
         given = call.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         fragment = _text(function, "arguments")
+        if index in self.deferred:
+            self.deferred[index]["arguments"] += fragment
+            return []
         events: list[JSON] = []
         item = self.open
         if not self._continues(item, index, _text(call, "id")):
+            if self._defers(item, index):
+                name = _text(function, "name")
+                self.deferred[index] = {
+                    "id": _text(call, "id"),
+                    "name": name,
+                    "arguments": fragment,
+                }
+                return []
             events += self._open_call(call, index, _text(function, "name"))
             item = self.open
         assert item is not None
@@ -257,6 +282,23 @@ class ResponsesStreamTranslator:
         if item is None or item.kind != "call" or item.chat_index != index:
             return False
         return not given_id or given_id == item.given_id or not item.given_id
+
+    def _defers(self, item: _Item | None, index: int) -> bool:
+        """Whether a call beginning now waits until the open one is done: some servers send
+        every call's header before any arguments, then the arguments interleaved."""
+        if item is None or item.kind != "call" or item.chat_index == index:
+            return False
+        return index not in self.closed_calls and not _whole_json(item.text)
+
+    def _flush_deferred(self, status: str) -> list[JSON]:
+        """The held-back calls, each a whole item, in the order they began."""
+        events: list[JSON] = []
+        held, self.deferred = self.deferred, {}
+        for index, call in held.items():
+            function = {"name": call["name"], "arguments": call["arguments"]}
+            events += self._call({"index": index, "id": call["id"], "function": function})
+            events += self._close(status)
+        return events
 
     def _open_call(self, call: JSON, index: int, name: str) -> list[JSON]:
         given_id = _text(call, "id")
@@ -296,7 +338,7 @@ class ResponsesStreamTranslator:
             events = self._call_done(item, done)
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
-        return events
+        return events + self._flush_deferred(status) if self.deferred else events
 
     def _part_added(self, item: _Item) -> JSON:
         part = content_part(item.part_kind, "")

@@ -190,10 +190,26 @@ def test_failure_after_start() -> None:
     assert events[-1]["response"]["error"]["code"] == "invalid_prompt"
 
 
-def test_interleaved_tool_arguments_are_an_upstream_error() -> None:
+def test_a_call_begun_while_another_is_open_follows_it_whole() -> None:
+    stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    events = stream.start()
+    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+    events += stream.feed(_chunk({"tool_calls": [call]}))
+    events += stream.feed(
+        _chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g"}}]})
+    )
+    events += stream.feed(_chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}))
+    events += stream.feed(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}))
+    events += stream.complete(None)
+    final = replay(events)
+    assert [(c.call_id, c.name, c.arguments) for c in final.output] == [  # type: ignore[union-attr]
+        ("call_a", "f", "{}"), ("call_b", "g", "{}")]  # fmt: skip
+
+
+def test_arguments_for_a_finished_call_are_an_upstream_error() -> None:
     stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
     stream.start()
-    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{}"}}
     stream.feed(_chunk({"tool_calls": [call]}))
     stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g"}}]}))
     with pytest.raises(UpstreamStreamError):
