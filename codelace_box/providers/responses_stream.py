@@ -103,13 +103,9 @@ class ResponsesStreamTranslator:
     """Synthesizes one Responses stream from the chat chunks of one answer."""
 
     def __init__(
-        self,
-        context: ResponsesContext,
-        *,
-        model: str,
-        response_id: str | None = None,
+        self, context: ResponsesContext, *, model: str, response_id: str | None = None,
         created_at: int | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.context = context
         self.model = model
         self.response_id = response_id or new_id("resp")
