@@ -35,6 +35,7 @@ event goes out as `sse_frame(event)`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -150,7 +151,8 @@ class ResponsesStreamTranslator:
         `.done` events are not sent: their sequence numbers are taken back)."""
         error = failure_error(message, code)
         sequence = self.sequence
-        self._close("incomplete")
+        with contextlib.suppress(UpstreamStreamError):  # held-back calls it cannot tell apart
+            self._close("incomplete")
         self.sequence, self.ended = sequence, True
         failed = self._response("failed", list(self.output), error=error)
         return [self._event("response.failed", response=failed)]

@@ -216,6 +216,19 @@ def test_arguments_for_a_finished_call_are_an_upstream_error() -> None:
         stream.feed(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}))
 
 
+def test_a_failure_still_ends_the_stream_when_held_back_calls_clash() -> None:
+    """A held-back call reusing the open call's id cannot be told apart: the failed response
+    leaves it out rather than the failure raising (the client would get no end at all)."""
+    stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    stream.start()
+    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+    stream.feed(_chunk({"tool_calls": [call]}))
+    stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "call_a", "function": {"name": "g"}}]}))
+    (failed,) = stream.fail("the upstream went away")
+    assert failed["type"] == "response.failed"
+    assert [item["call_id"] for item in failed["response"]["output"]] == ["call_a"]
+
+
 def test_no_usage_leaves_usage_out() -> None:
     stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
     events = stream.start() + stream.feed(_chunk({"content": "x"}, "stop")) + stream.complete(None)
