@@ -11,6 +11,9 @@ larger of the two bodies: a translation may add to what the upstream reads. Noth
 
 from __future__ import annotations
 
+import re
+
+from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.jsonwire import dumps
@@ -19,6 +22,13 @@ from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.responses_request import translate_request
 
 RESPONSES_ROUTE = "/v1/responses"
+# Chat fields a check of the chat path may name -> the Responses field the client sent.
+_FIELD_NAMES = (
+    (re.compile(r"\bmessages\[\d+\][\w.\[\]]*|^messages$"), "input"),
+    (re.compile(r"\bmax_(completion_)?tokens\b"), "max_output_tokens"),
+    (re.compile(r"\breasoning_effort\b"), "reasoning.effort"),
+    (re.compile(r"\bresponse_format\b"), "text.format"),
+)
 
 
 def prepare_responses_call(
@@ -33,14 +43,18 @@ def prepare_responses_call(
 ) -> ChatCall:
     """Validate, translate, route and price a Responses request (nothing is reserved yet)."""
     model = body.get("model") if isinstance(body, dict) else None
-    kind = routes.resolve(model).provider.kind if isinstance(model, str) and model else ""
-    translated = translate_request(body, keep_thinking=kind == "anthropic")
+    route = routes.resolve(model) if isinstance(model, str) and model else None
+    kind, model_id = (route.provider.kind, route.id) if route is not None else ("", "")
+    translated = translate_request(body, keep_thinking=kind == "anthropic", model=model_id)
     chat = translated.body
     chat_len = len(dumps(chat))
-    call = prepare_call(
-        routes, chat, max(body_len, chat_len), request_id=request_id, user_id=user_id,
-        key_id=key_id, default_context_tokens=default_context_tokens,
-    )  # fmt: skip
+    try:
+        call = prepare_call(
+            routes, chat, max(body_len, chat_len), request_id=request_id, user_id=user_id,
+            key_id=key_id, default_context_tokens=default_context_tokens,
+        )  # fmt: skip
+    except InvalidRequest as refused:  # a check of the chat path: name the fields as sent
+        raise _in_responses_terms(refused) from None
     call.ingress = RESPONSES_ROUTE
     if call.route.provider.responses_api:  # the upstream takes the Responses body as it is
         call.body, call.adapter = body, NativeResponses()
@@ -49,3 +63,13 @@ def prepare_responses_call(
         kind = call.route.provider.kind
         call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
     return call
+
+
+def _in_responses_terms(error: InvalidRequest) -> InvalidRequest:
+    """The chat path's 400 with the Responses field names (`messages[2]` -> `input`,
+    `max_completion_tokens` -> `max_output_tokens`, ...) in its message and param."""
+    message, param = error.message, error.param
+    for pattern, name in _FIELD_NAMES:
+        message = pattern.sub(name, message)
+        param = pattern.sub(name, param) if param else param
+    return type(error)(message, code=error.code, param=param)

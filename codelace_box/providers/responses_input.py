@@ -17,9 +17,14 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   output may be a string or a list of `input_text` / `input_image` parts (Codex's view_image);
   chat tool messages take text only, so images follow as a user message after the tool results.
 - `reasoning` items handed back {summary, content, encrypted_content}: chat upstreams cannot take
-  them and they are dropped, except the ones this box produced from a provider's signed thinking
-  (Anthropic): their `encrypted_content` carries the signed blocks, given back as the next
-  assistant message's `thinking_blocks` when the upstream is Anthropic (`keep_thinking`).
+  them and they are dropped, except the ones this box produced: from a provider's signed thinking
+  (Anthropic), whose `encrypted_content` carries the signed blocks, given back as the next
+  assistant message's `thinking_blocks` when the upstream is Anthropic (`keep_thinking`); and
+  from a chat model's `reasoning_content` (DeepSeek, Kimi, vLLM reasoning parsers), whose id
+  names that model (`chat_reasoning_id`): when the request goes to that same model, its text is
+  given back as the next assistant message's `reasoning_content` (DeepSeek's thinking mode
+  refuses a tool-call turn without it, 400 "The reasoning_content in the thinking mode must be
+  passed back to the API"; other models never see it, some refuse the field).
 - Items that need server-side state or hosted tools (`item_reference`, `web_search_call`,
   `local_shell_call`, `compaction`, ...) are a 400 naming the item.
 """
@@ -28,7 +33,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -36,6 +43,7 @@ from codelace_box.errors import InvalidRequest
 JSON = dict[str, Any]
 
 THINKING_PREFIX = "codelace-thinking-v1:"  # our own encrypted_content: signed thinking blocks
+CHAT_REASONING_PREFIX = "rs_cr"  # not hex: no OpenAI reasoning id starts so
 _THINKING_TYPES = ("thinking", "redacted_thinking")
 _CALL_TYPES = ("function_call", "custom_tool_call")
 _OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
@@ -62,13 +70,38 @@ def decode_thinking(value: Any) -> list[JSON]:
     return [b for b in blocks if isinstance(b, dict) and b.get("type") in _THINKING_TYPES]
 
 
-def input_messages(value: Any, *, keep_thinking: bool = False) -> list[JSON]:
-    """Chat messages for a Responses `input` (instructions are added by the caller)."""
+def chat_reasoning_id(model: str) -> str:
+    """The id of a reasoning item made of a chat model's `reasoning_content`: `rs_` and 48
+    characters, as OpenAI's, which name the model (a hash of its catalog id) it came from."""
+    return CHAT_REASONING_PREFIX + _model_tag(model) + secrets.token_hex(19)
+
+
+def _model_tag(model: str) -> str:
+    return hashlib.sha256(model.encode()).hexdigest()[:8]
+
+
+def chat_reasoning(item: JSON, model: str) -> str:
+    """The reasoning text of a handed-back reasoning item this box made of `model`'s own
+    `reasoning_content`; "" for any other item."""
+    item_id = item.get("id")
+    if not model or not isinstance(item_id, str):
+        return ""
+    if not item_id.startswith(CHAT_REASONING_PREFIX + _model_tag(model)):
+        return ""
+    content = item.get("content")
+    parts = [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+    texts = [p.get("text") for p in parts if p.get("type") == "reasoning_text"]
+    return "".join(text for text in texts if isinstance(text, str))
+
+
+def input_messages(value: Any, *, keep_thinking: bool = False, model: str = "") -> list[JSON]:
+    """Chat messages for a Responses `input` (instructions are added by the caller); `model`:
+    the catalog model the request goes to (its own reasoning handed back goes back to it)."""
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
         raise InvalidRequest("input must be a string or a list of items", param="input")
-    builder = _Builder(keep_thinking)
+    builder = _Builder(keep_thinking, model)
     for i, item in enumerate(value):
         builder.add(item, f"input[{i}]")
     builder.flush_images()
@@ -78,9 +111,11 @@ def input_messages(value: Any, *, keep_thinking: bool = False) -> list[JSON]:
 class _Builder:
     """Accumulates chat messages, merging what chat needs in one assistant message."""
 
-    def __init__(self, keep_thinking: bool) -> None:
+    def __init__(self, keep_thinking: bool, model: str = "") -> None:
         self.messages: list[JSON] = []
         self.keep_thinking = keep_thinking
+        self.model = model
+        self.reasoning = ""  # a chat model's own reasoning handed back, for the next assistant
         self.images: list[JSON] = []  # image parts of tool outputs, sent after the tool results
         self.thinking: list[JSON] = []  # handed-back thinking for the next assistant turn
 
@@ -99,6 +134,8 @@ class _Builder:
         elif kind == "reasoning":
             if self.keep_thinking:
                 self.thinking += decode_thinking(item.get("encrypted_content"))
+            else:
+                self.reasoning += chat_reasoning(item, self.model)
         else:
             raise InvalidRequest(
                 f"{where}: input items of type {kind!r} are not supported (the box is stateless "
@@ -137,6 +174,9 @@ class _Builder:
         if self.thinking:
             message.setdefault("thinking_blocks", []).extend(self.thinking)
             self.thinking = []
+        if self.reasoning:
+            message["reasoning_content"] = message.get("reasoning_content", "") + self.reasoning
+            self.reasoning = ""
 
     def _call(self, item: JSON, kind: str, where: str) -> None:
         call_id, name = item.get("call_id"), item.get("name")

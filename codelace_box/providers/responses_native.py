@@ -16,7 +16,7 @@ from typing import Any
 
 from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
-from codelace_box.providers.responses_input import THINKING_PREFIX
+from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
 from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
 from codelace_box.providers.responses_response import responses_usage
 
@@ -89,10 +89,14 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
 def _boxs_reasoning(item: Any) -> bool:
     """A reasoning item handed back whose `encrypted_content` the box made of a provider's signed
     thinking (responses_input): no Responses upstream can read it (OpenAI refuses the whole
-    request, 400 invalid_encrypted_content), so a thread that moves to a native model drops it."""
+    request, 400 invalid_encrypted_content), so a thread that moves to a native model drops it;
+    likewise one the box made of a chat model's reasoning_content (its id, CHAT_REASONING_PREFIX:
+    OpenAI, storing nothing, would look that id up and refuse the request)."""
     if not isinstance(item, dict) or item.get("type") != "reasoning":
         return False
-    sealed = item.get("encrypted_content")
+    sealed, item_id = item.get("encrypted_content"), item.get("id")
+    if isinstance(item_id, str) and item_id.startswith(CHAT_REASONING_PREFIX):
+        return True
     return isinstance(sealed, str) and sealed.startswith(THINKING_PREFIX)
 
 

@@ -81,6 +81,7 @@ class ResponsesContext:
     """What the answer's translation needs to know about the request."""
 
     custom_tools: frozenset[str] = frozenset()  # tools whose calls are custom_tool_call items
+    model: str = ""  # the catalog model answering (names the reasoning items it gives)
     encrypted_reasoning: bool = False  # the client asked for reasoning.encrypted_content
     echo: JSON = field(default_factory=dict)  # request fields the response object repeats
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name -> parts
@@ -94,21 +95,26 @@ class ChatRequest:
     context: ResponsesContext
 
 
-def translate_request(body: Any, *, keep_thinking: bool = False) -> ChatRequest:
+def translate_request(body: Any, *, keep_thinking: bool = False, model: str = "") -> ChatRequest:
     """Check a Responses request and translate it; InvalidRequest (400) names what is wrong.
 
     `keep_thinking`: the upstream is Anthropic, so signed thinking handed back in reasoning
-    items is passed on (see responses_input)."""
+    items is passed on; `model`: the catalog model it goes to, whose own reasoning handed back
+    is passed on (see responses_input)."""
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     _check_fields(body)
-    messages = _messages(body, keep_thinking)
+    messages = _messages(body, keep_thinking, model)
     tools = chat_tools(body.get("tools"))
     chat: JSON = {"model": body.get("model"), "messages": messages}
     if tools.tools:
         chat["tools"] = tools.tools
         names = {t["function"]["name"] for t in tools.tools}
-        choice = chat_tool_choice(body.get("tool_choice"), names)
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+            choice, allowed = allowed_tools(choice, names)
+            chat["tools"] = [t for t in tools.tools if t["function"]["name"] in allowed]
+        choice = chat_tool_choice(choice, names)
         if choice is not None:
             chat["tool_choice"] = choice
         if isinstance(body.get("parallel_tool_calls"), bool):
@@ -116,7 +122,7 @@ def translate_request(body: Any, *, keep_thinking: bool = False) -> ChatRequest:
     elif body.get("tool_choice") not in (None, "auto", "none"):
         raise InvalidRequest("tool_choice names a tool, but tools is empty", param="tool_choice")
     _add_options(chat, body)
-    return ChatRequest(chat, _context(body, tools))
+    return ChatRequest(chat, _context(body, tools, model))
 
 
 def _check_fields(body: JSON) -> None:
@@ -137,13 +143,13 @@ def _check_fields(body: JSON) -> None:
         raise InvalidRequest("stream must be a boolean", param="stream")
 
 
-def _messages(body: JSON, keep_thinking: bool) -> list[JSON]:
+def _messages(body: JSON, keep_thinking: bool, model: str) -> list[JSON]:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise InvalidRequest("instructions must be a string", param="instructions")
     if body.get("input") is None:
         raise InvalidRequest("input is required", param="input")
-    messages = input_messages(body["input"], keep_thinking=keep_thinking)
+    messages = input_messages(body["input"], keep_thinking=keep_thinking, model=model)
     if instructions:
         messages.insert(0, {"role": "system", "content": instructions})
     if not any(m["role"] != "system" for m in messages):
@@ -264,7 +270,8 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
         return choice
     if not isinstance(choice, dict) or choice.get("type") not in ("function", "custom"):
         raise InvalidRequest(
-            "tool_choice must be auto, none, required or {type: function, name}",
+            "tool_choice must be auto, none, required, {type: function, name} or "
+            "{type: allowed_tools, mode, tools}",
             param="tool_choice",
         )
     name = choice.get("name")
@@ -273,6 +280,22 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
             f"tool_choice names {name!r}, which is not in tools", param="tool_choice"
         )
     return {"type": "function", "function": {"name": name}}
+
+
+def allowed_tools(choice: JSON, names: set[str]) -> tuple[str, set[str]]:
+    """(mode, tool names) of an `allowed_tools` tool_choice: a chat upstream gets only those
+    tools, and the mode (`auto` or `required`) as its tool_choice."""
+    mode, listed = choice.get("mode"), choice.get("tools")
+    if mode not in ("auto", "required"):
+        raise InvalidRequest("tool_choice.mode must be auto or required", param="tool_choice.mode")
+    if not isinstance(listed, list) or not listed:
+        raise InvalidRequest("tool_choice.tools must list tools", param="tool_choice.tools")
+    allowed = {t.get("name") for t in listed if isinstance(t, dict)}
+    if len(allowed) != len(listed) or not allowed <= names:
+        raise InvalidRequest(
+            "tool_choice.tools must name function tools of tools", param="tool_choice.tools"
+        )
+    return mode, {name for name in allowed if isinstance(name, str)}
 
 
 # -- options --------------------------------------------------------------------------------
@@ -346,7 +369,7 @@ def _response_format(text: Any) -> JSON | None:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def _context(body: JSON, tools: ChatTools) -> ResponsesContext:
+def _context(body: JSON, tools: ChatTools, model: str) -> ResponsesContext:
     include = body.get("include")
     encrypted = isinstance(include, list) and "reasoning.encrypted_content" in include
     declared = [t for t in body.get("tools") or () if t.get("type") not in IGNORED_TOOL_TYPES]
@@ -369,4 +392,5 @@ def _context(body: JSON, tools: ChatTools) -> ResponsesContext:
     for name in ("user", "safety_identifier", "prompt_cache_key"):
         if body.get(name) is not None:
             echo[name] = body[name]
-    return ResponsesContext(frozenset(tools.custom), encrypted, echo, dict(tools.namespaced))
+    custom = frozenset(tools.custom)
+    return ResponsesContext(custom, model, encrypted, echo, dict(tools.namespaced))

@@ -3,12 +3,14 @@
 Pure code shared by the non-streamed answer and the stream translator (responses_stream).
 The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI parse:
 
-- `response`: id `resp_...`, `object: "response"`, `created_at`, `status` (`completed`, or
-  `incomplete` with `incomplete_details.reason` `max_output_tokens` / `content_filter`, or
-  `failed` with `error {code, message}`), `model`, `output`, `usage`, and the request's options
-  echoed (instructions, tools, tool_choice, temperature, ...: the SDKs require some of them).
+- `response`: id `resp_...`, `object: "response"`, `created_at`, `completed_at` (once
+  completed), `status` (`completed`, or `incomplete` with `incomplete_details.reason`
+  `max_output_tokens` / `content_filter`, or `failed` with `error {code, message}`), `model`,
+  `output`, `usage`, and the request's options echoed (instructions, tools, tool_choice,
+  temperature, ...: the SDKs require some of them).
 - output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content},
-  `message` {id, role assistant, status, content: [output_text {text, annotations: []}]},
+  `message` {id, role assistant, status, content: [output_text {text, annotations: []} or
+  refusal {refusal} (a chat `refusal`)]},
   `function_call` {id, call_id, name, arguments (a JSON string)}, `custom_tool_call` {id,
   call_id, name, input}.
 - `usage`: input_tokens, input_tokens_details {cached_tokens, cache_write_tokens},
@@ -25,7 +27,7 @@ from typing import Any
 
 from codelace_box.providers.base import Usage
 from codelace_box.providers.openai import reasoning_text
-from codelace_box.providers.responses_input import encode_thinking
+from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
 
 JSON = dict[str, Any]
@@ -33,11 +35,19 @@ JSON = dict[str, Any]
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "rate_limited", "rate_limit_error")
 KEPT_CODES = ("context_length_exceeded", "insufficient_quota", "invalid_prompt")  # Codex stops
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_PART_KEYS = (("content", "output_text"), ("refusal", "refusal"))  # chat message key -> part
 
 
 def new_id(prefix: str) -> str:
     """An id in OpenAI's style: `resp_`, `msg_`, `fc_`, `ctc_` or `rs_` and 48 hex digits."""
     return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def new_call_id() -> str:
+    """A tool call id in OpenAI's form (`call_` and 24 characters) for a call whose upstream gave
+    none: it goes back upstream with the call's output, and OpenAI's Chat Completions refuses
+    ids over 40 characters."""
+    return f"call_{secrets.token_hex(12)}"
 
 
 def _count(details: Any, name: str) -> int:
@@ -87,6 +97,7 @@ def response_object(
         "object": "response",
         "created_at": created_at,
         "status": status,
+        "completed_at": int(time.time()) if status == "completed" else None,
         "background": False,
         "error": error,
         "incomplete_details": incomplete_details,
@@ -104,18 +115,29 @@ def response_object(
 
 def message_item(item_id: str, text: str, status: str = "completed") -> JSON:
     """An assistant `message` output item with one output_text part."""
-    return {
-        "id": item_id,
-        "type": "message",
-        "status": status,
-        "role": "assistant",
-        "content": [text_part(text)] if status != "in_progress" else [],
-    }
+    return message_with(item_id, [text_part(text)] if status != "in_progress" else [], status)
+
+
+def message_with(item_id: str, parts: list[JSON], status: str = "completed") -> JSON:
+    """An assistant `message` output item with these content parts."""
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
+            "content": parts}  # fmt: skip
 
 
 def text_part(text: str) -> JSON:
     """An `output_text` content part."""
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def refusal_part(text: str) -> JSON:
+    """A `refusal` content part: the model declined (OpenAI's shape; the SDKs' structured
+    output parsing skips it rather than parse it as the answer)."""
+    return {"type": "refusal", "refusal": text}
+
+
+def content_part(kind: str, text: str) -> JSON:
+    """The content part of a kind (`output_text` or `refusal`) with its text."""
+    return refusal_part(text) if kind == "refusal" else text_part(text)
 
 
 def reasoning_item(item_id: str, text: str, blocks: list[JSON], context: ResponsesContext) -> JSON:
@@ -160,12 +182,11 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     blocks = [b for b in message.get("thinking_blocks") or () if isinstance(b, dict)]
     text = reasoning_text(message)
     if text or (blocks and context.encrypted_reasoning):
-        items.append(reasoning_item(new_id("rs"), text, blocks, context))
-    content = message.get("content")
-    if isinstance(content, str) and content:
-        items.append(message_item(new_id("msg"), content))
-    elif isinstance(message.get("refusal"), str) and message["refusal"]:
-        items.append(message_item(new_id("msg"), message["refusal"]))
+        items.append(reasoning_item(chat_reasoning_id(context.model), text, blocks, context))
+    parts = [content_part(kind, message[name]) for name, kind in _PART_KEYS
+             if isinstance(message.get(name), str) and message[name]]  # fmt: skip
+    if parts:
+        items.append(message_with(new_id("msg"), parts))
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
@@ -174,7 +195,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
         items.append(
             call_item(
                 new_id(prefix),
-                str(call.get("id") or new_id("call")),
+                str(call.get("id") or new_call_id()),
                 str(function.get("name") or ""),
                 str(function.get("arguments") or "{}"),
                 context,
@@ -197,6 +218,9 @@ def translate_completion(
     choice = choices[0] if isinstance(choices, list) and choices else {}
     message = choice.get("message") if isinstance(choice, dict) else None
     status, incomplete = status_for(choice.get("finish_reason") if choice else None)
+    output = output_items(message if isinstance(message, dict) else {}, context)
+    if incomplete and output and "status" in output[-1]:
+        output[-1]["status"] = "incomplete"  # the item the answer stopped in, as OpenAI marks it
     created = completion.get("created")
     return response_object(
         context,
@@ -204,7 +228,7 @@ def translate_completion(
         model=str(completion.get("model") or ""),
         created_at=created if isinstance(created, int) else int(time.time()),
         status=status,
-        output=output_items(message if isinstance(message, dict) else {}, context),
+        output=output,
         usage=responses_usage(usage, usage_extra),
         incomplete_details=incomplete,
     )

@@ -13,7 +13,11 @@ function call `response.function_call_arguments.delta`..., `.done`; for a custom
 `response.custom_tool_call_input.delta` (the whole input once: chat streams it JSON-encoded)
 and `.done`; then `response.output_item.done` with the whole item; last
 `response.completed` (or `response.incomplete` after a length/content-filter stop) whose
-`response` carries id, model, the full output and usage. A failure after the start is
+`response` carries id, model, the full output and usage. Parallel tool calls are one item
+each: a new upstream `id` is a new call even at the same chat index (servers that number
+every call 0, or not at all), and a call begun while the open one's arguments are not whole
+JSON (servers that send every header first) is held back and follows it whole. A failure
+after the start is
 `response.failed` with `response.error {code, message}` (no `[DONE]`: the stream just ends).
 
 Codex CLI needs: `response.output_item.done` for every item (that is what it records),
@@ -31,6 +35,8 @@ event goes out as `sse_frame(event)`.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,17 +44,20 @@ from typing import Any
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
     call_item,
+    content_part,
     failure_error,
     message_item,
+    message_with,
+    new_call_id,
     new_id,
     reasoning_item,
     response_object,
     responses_usage,
     status_for,
-    text_part,
 )
 
 JSON = dict[str, Any]
@@ -57,6 +66,14 @@ JSON = dict[str, Any]
 def sse_frame(event: JSON) -> bytes:
     """One event as a server-sent event frame."""
     return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
+
+
+def _whole_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _text(data: JSON, key: str) -> str:
@@ -73,23 +90,23 @@ class _Item:
     index: int  # output_index
     text: str = ""  # message text, reasoning text or call arguments
     has_part: bool = False
+    part_kind: str = "output_text"  # the open content part of a message: or "refusal"
+    content_index: int = 0  # the open content part's index
+    parts: list[JSON] = field(default_factory=list)  # a message's finished content parts
     blocks: list[JSON] = field(default_factory=list)  # signed thinking blocks (reasoning)
     call_id: str = ""
     name: str = ""
     chat_index: Any = None  # the chat tool call index (calls)
+    given_id: str = ""  # the call's id as the upstream gave it ("" when it gave none)
 
 
 class ResponsesStreamTranslator:
     """Synthesizes one Responses stream from the chat chunks of one answer."""
 
     def __init__(
-        self,
-        context: ResponsesContext,
-        *,
-        model: str,
-        response_id: str | None = None,
+        self, context: ResponsesContext, *, model: str, response_id: str | None = None,
         created_at: int | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.context = context
         self.model = model
         self.response_id = response_id or new_id("resp")
@@ -97,7 +114,9 @@ class ResponsesStreamTranslator:
         self.sequence = 0
         self.output: list[JSON] = []  # finished items
         self.open: _Item | None = None
-        self.closed_calls: set[Any] = set()
+        self.closed_calls: set[Any] = set()  # chat indexes of finished calls
+        self.closed_ids: set[str] = set()  # upstream ids of finished calls
+        self.deferred: dict[int, JSON] = {}  # calls begun while another's arguments were open
         self.finish_reason: str | None = None
         self.ended = False
 
@@ -112,9 +131,10 @@ class ResponsesStreamTranslator:
         ]
 
     def complete(self, usage: Usage | None, usage_extra: JSON | None = None) -> list[JSON]:
-        """Closes the open item and ends with `response.completed` (or `.incomplete`)."""
-        events = self._close()
+        """Closes the open item and ends with `response.completed` (or `.incomplete`, the
+        item it stopped in marked incomplete too, as OpenAI marks it)."""
         status, incomplete = status_for(self.finish_reason)
+        events = self._close("incomplete" if incomplete else "completed")
         final = self._response(
             status,
             list(self.output),
@@ -126,10 +146,16 @@ class ResponsesStreamTranslator:
         return [*events, self._event(kind, response=final)]
 
     def fail(self, message: str, code: str = "upstream_error") -> list[JSON]:
-        """`response.failed` for an upstream failure after the stream started."""
+        """`response.failed` for an upstream failure after the stream started, with the output
+        so far (as OpenAI's): the item it stopped in as it was left, marked incomplete (its
+        `.done` events are not sent: their sequence numbers are taken back)."""
         error = failure_error(message, code)
-        self.ended = True
-        return [self._event("response.failed", response=self._response("failed", [], error=error))]
+        sequence = self.sequence
+        with contextlib.suppress(UpstreamStreamError):  # held-back calls it cannot tell apart
+            self._close("incomplete")
+        self.sequence, self.ended = sequence, True
+        failed = self._response("failed", list(self.output), error=error)
+        return [self._event("response.failed", response=failed)]
 
     # -- chunks -----------------------------------------------------------------------------
 
@@ -157,9 +183,9 @@ class ResponsesStreamTranslator:
                 events += self._open_reasoning()
                 assert self.open is not None
                 self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
-        for name in ("content", "refusal"):
+        for name, kind in (("content", "output_text"), ("refusal", "refusal")):
             if isinstance(delta.get(name), str) and delta[name]:
-                events += self._text(delta[name])
+                events += self._text(delta[name], kind)
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 events += self._call(call)
@@ -169,7 +195,7 @@ class ResponsesStreamTranslator:
         if self.open is not None and self.open.kind == "reasoning":
             return []
         events = self._close()
-        self.open = _Item("reasoning", new_id("rs"), len(self.output))
+        self.open = _Item("reasoning", chat_reasoning_id(self.context.model), len(self.output))
         item = {"id": self.open.item_id, "type": "reasoning", "summary": []}
         return [*events, self._added(item)]
 
@@ -185,24 +211,35 @@ class ResponsesStreamTranslator:
         events.append(self._part_event("response.reasoning_text.delta", item, None, delta=text))
         return events
 
-    def _text(self, text: str) -> list[JSON]:
+    def _text(self, text: str, kind: str = "output_text") -> list[JSON]:
+        """Answer text (`output_text`) or a refusal (a `refusal` part, as OpenAI gives one)."""
         item = self.open
-        if item is not None and item.kind == "message":  # most chunks: one more delta, built
-            item.text += text  # here as _part_event builds it (same keys, same order)
-            event = {"type": "response.output_text.delta", "sequence_number": self.sequence,
-                     "item_id": item.item_id, "output_index": item.index, "content_index": 0,
-                     "delta": text, "logprobs": []}  # fmt: skip
+        if item is not None and item.kind == "message" and item.part_kind == kind == "output_text":
+            item.text += text  # most chunks: one more delta, built here as _part_event builds
+            event = {
+                "type": "response.output_text.delta",
+                "sequence_number": self.sequence,
+                "item_id": item.item_id,
+                "output_index": item.index,
+                "content_index": item.content_index,
+                "delta": text,
+                "logprobs": [],
+            }  # fmt: skip  (it: same keys, same order)
             self.sequence += 1
             return [event]
         events: list[JSON] = []
-        if self.open is None or self.open.kind != "message":
+        if item is None or item.kind != "message":
             events += self._close()
-            self.open = _Item("message", new_id("msg"), len(self.output), has_part=True)
-            events.append(self._added(message_item(self.open.item_id, "", "in_progress")))
-            added = text_part("")
-            events.append(self._part_event("response.content_part.added", self.open, added))
-        self.open.text += text
-        events.append(self._part_event("response.output_text.delta", self.open, None, delta=text))
+            item = self.open = _Item("message", new_id("msg"), len(self.output), part_kind=kind)
+            events.append(self._added(message_item(item.item_id, "", "in_progress")))
+            events.append(self._part_added(item))
+        elif item.part_kind != kind:  # the other kind of part after this one: its own part
+            events += self._close_part(item)
+            item.content_index, item.part_kind, item.text = item.content_index + 1, kind, ""
+            events.append(self._part_added(item))
+        item.text += text
+        name = "response.refusal.delta" if kind == "refusal" else "response.output_text.delta"
+        events.append(self._part_event(name, item, None, delta=text))
         return events
 
     def _call(self, call: JSON) -> list[JSON]:
@@ -211,19 +248,23 @@ class ResponsesStreamTranslator:
         given = call.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         fragment = _text(function, "arguments")
+        if index in self.deferred:
+            self.deferred[index]["arguments"] += fragment
+            return []
         events: list[JSON] = []
         item = self.open
-        if item is None or item.kind != "call" or item.chat_index != index:
-            if index in self.closed_calls:
-                raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
-            events += self._close()
-            name = _text(function, "name")
-            custom = name in self.context.custom_tools
-            item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
-            item.call_id = _text(call, "id") or new_id("call")
-            item.name, item.chat_index = name, index
-            self.open = item
-            events.append(self._added(self._call_item(item, "in_progress")))
+        if not self._continues(item, index, _text(call, "id")):
+            if self._defers(item, index):
+                name = _text(function, "name")
+                self.deferred[index] = {
+                    "id": _text(call, "id"),
+                    "name": name,
+                    "arguments": fragment,
+                }
+                return []
+            events += self._open_call(call, index, _text(function, "name"))
+            item = self.open
+        assert item is not None
         if fragment:
             item.text += fragment
             if item.name not in self.context.custom_tools:
@@ -232,18 +273,52 @@ class ResponsesStreamTranslator:
                 )
         return events
 
+    def _continues(self, item: _Item | None, index: int, given_id: str) -> bool:
+        """Whether a tool call delta continues the open call: the same chat index and no new
+        id (servers that put every parallel call at index 0, or give none, as Gemini's
+        OpenAI-compatible endpoint does, start each call with its own id)."""
+        if item is None or item.kind != "call" or item.chat_index != index:
+            return False
+        return not given_id or given_id == item.given_id or not item.given_id
+
+    def _defers(self, item: _Item | None, index: int) -> bool:
+        """Whether a call beginning now waits until the open one is done: some servers send
+        every call's header before any arguments, then the arguments interleaved."""
+        if item is None or item.kind != "call" or item.chat_index == index:
+            return False
+        return index not in self.closed_calls and not _whole_json(item.text)
+
+    def _flush_deferred(self, status: str) -> list[JSON]:
+        """The held-back calls, each a whole item, in the order they began."""
+        events: list[JSON] = []
+        held, self.deferred = self.deferred, {}
+        for index, call in held.items():
+            function = {"name": call["name"], "arguments": call["arguments"]}
+            events += self._call({"index": index, "id": call["id"], "function": function})
+            events += self._close(status)
+        return events
+
+    def _open_call(self, call: JSON, index: int, name: str) -> list[JSON]:
+        given_id = _text(call, "id")
+        if given_id in self.closed_ids or (index in self.closed_calls and not given_id):
+            raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
+        events = self._close()
+        custom = name in self.context.custom_tools
+        item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
+        item.call_id, item.given_id = given_id or new_call_id(), given_id
+        item.name, item.chat_index = name, index
+        self.open = item
+        return [*events, self._added(self._call_item(item, "in_progress"))]
+
     # -- closing items ----------------------------------------------------------------------
 
-    def _close(self) -> list[JSON]:
+    def _close(self, status: str = "completed") -> list[JSON]:
         item, self.open = self.open, None
         if item is None:
             return []
         if item.kind == "message":
-            done = message_item(item.item_id, item.text)
-            events = [
-                self._part_event("response.output_text.done", item, None, text=item.text),
-                self._part_event("response.content_part.done", item, text_part(item.text)),
-            ]
+            events = self._close_part(item)
+            done = message_with(item.item_id, item.parts, status)
         elif item.kind == "reasoning":
             done = reasoning_item(item.item_id, item.text, item.blocks, self.context)
             events = []
@@ -255,22 +330,36 @@ class ResponsesStreamTranslator:
                 events.append(self._part_event("response.content_part.done", item, part))
         else:
             self.closed_calls.add(item.chat_index)
-            done = self._call_item(item, "completed")
+            if item.given_id:
+                self.closed_ids.add(item.given_id)
+            done = self._call_item(item, status)
             events = self._call_done(item, done)
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
-        return events
+        return events + self._flush_deferred(status) if self.deferred else events
+
+    def _part_added(self, item: _Item) -> JSON:
+        part = content_part(item.part_kind, "")
+        return self._part_event("response.content_part.added", item, part)
+
+    def _close_part(self, item: _Item) -> list[JSON]:
+        """The `.done` events of a message's open content part."""
+        part = content_part(item.part_kind, item.text)
+        item.parts.append(part)
+        if item.part_kind == "refusal":
+            done = self._part_event("response.refusal.done", item, None, refusal=item.text)
+        else:
+            done = self._part_event("response.output_text.done", item, None, text=item.text)
+        return [done, self._part_event("response.content_part.done", item, part)]
 
     def _call_item(self, item: _Item, status: str) -> JSON:
-        arguments = item.text if status == "completed" else ""
+        arguments = item.text if status != "in_progress" else ""
         return call_item(item.item_id, item.call_id, item.name, arguments, self.context, status)
 
     def _call_done(self, item: _Item, done: JSON) -> list[JSON]:
         if done["type"] != "custom_tool_call":
-            arguments = done["arguments"]
-            return [
-                self._item_event("response.function_call_arguments.done", item, arguments=arguments)
-            ]
+            kind, arguments = "response.function_call_arguments.done", done["arguments"]
+            return [self._item_event(kind, item, name=done["name"], arguments=arguments)]
         raw = done["input"]
         events = [self._item_event("response.custom_tool_call_input.delta", item, delta=raw)]
         events.append(self._item_event("response.custom_tool_call_input.done", item, input=raw))
@@ -290,12 +379,12 @@ class ResponsesStreamTranslator:
         return self._event(kind, item_id=item.item_id, output_index=item.index, **fields)
 
     def _part_event(self, kind: str, item: _Item, part: JSON | None, **fields: Any) -> JSON:
-        """An event of a message's or reasoning item's only content part (content_index 0)."""
+        """An event of a message's or reasoning item's open content part."""
         if part is not None:
             fields["part"] = part
-        elif item.kind == "message":
+        elif item.kind == "message" and item.part_kind == "output_text":
             fields["logprobs"] = []
-        return self._item_event(kind, item, content_index=0, **fields)
+        return self._item_event(kind, item, content_index=item.content_index, **fields)
 
     def _response(self, status: str, output: list[JSON], **fields: Any) -> JSON:
         return response_object(

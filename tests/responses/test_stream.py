@@ -190,14 +190,43 @@ def test_failure_after_start() -> None:
     assert events[-1]["response"]["error"]["code"] == "invalid_prompt"
 
 
-def test_interleaved_tool_arguments_are_an_upstream_error() -> None:
+def test_a_call_begun_while_another_is_open_follows_it_whole() -> None:
+    stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    events = stream.start()
+    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+    events += stream.feed(_chunk({"tool_calls": [call]}))
+    events += stream.feed(
+        _chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g"}}]})
+    )
+    events += stream.feed(_chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}))
+    events += stream.feed(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}))
+    events += stream.complete(None)
+    final = replay(events)
+    assert [(c.call_id, c.name, c.arguments) for c in final.output] == [  # type: ignore[union-attr]
+        ("call_a", "f", "{}"), ("call_b", "g", "{}")]  # fmt: skip
+
+
+def test_arguments_for_a_finished_call_are_an_upstream_error() -> None:
     stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
     stream.start()
-    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{}"}}
     stream.feed(_chunk({"tool_calls": [call]}))
     stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g"}}]}))
     with pytest.raises(UpstreamStreamError):
         stream.feed(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}))
+
+
+def test_a_failure_still_ends_the_stream_when_held_back_calls_clash() -> None:
+    """A held-back call reusing the open call's id cannot be told apart: the failed response
+    leaves it out rather than the failure raising (the client would get no end at all)."""
+    stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    stream.start()
+    call = {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{"}}
+    stream.feed(_chunk({"tool_calls": [call]}))
+    stream.feed(_chunk({"tool_calls": [{"index": 1, "id": "call_a", "function": {"name": "g"}}]}))
+    (failed,) = stream.fail("the upstream went away")
+    assert failed["type"] == "response.failed"
+    assert [item["call_id"] for item in failed["response"]["output"]] == ["call_a"]
 
 
 def test_no_usage_leaves_usage_out() -> None:

@@ -1,0 +1,106 @@
+"""Parallel tool calls from chat upstreams that do not number them as OpenAI does, through a
+real box and the real openai SDK: each call is its own `function_call` item.
+
+OpenAI gives each parallel call its own `index`; some OpenAI-compatible servers put every call
+at index 0 (vLLM-based servers before their fix, dynamo) or leave `index` out (Gemini's
+OpenAI-compatible endpoint), each call starting with its own `id`. A new `id` is a new call.
+Others send every call's header before any arguments, then the arguments interleaved: a call
+that begins while the open one's arguments are not whole JSON is held back and follows it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import openai_chunk
+from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
+
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
+WEATHER = {"type": "function", "name": "get_weather", "parameters": CITY}
+USAGE = {"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50}
+
+
+def call_delta(index: int | None, call_id: str | None, arguments: str) -> dict[str, Any]:
+    call: dict[str, Any] = {"function": {"arguments": arguments}}
+    if index is not None:
+        call["index"] = index
+    if call_id is not None:
+        call |= {"id": call_id, "type": "function"}
+        call["function"]["name"] = "get_weather"
+    return {"tool_calls": [call]}
+
+
+def upstream(index: int | None) -> list[bytes]:
+    """Two calls, Oslo then Lima, both at `index` (None: no index), in 2 pieces each."""
+    deltas = [
+        {"role": "assistant", "content": None},
+        call_delta(index, "call_oslo", '{"city": '),
+        call_delta(index, None, '"Oslo"}'),
+        call_delta(index, "call_lima", '{"city": '),
+        call_delta(index, None, '"Lima"}'),
+    ]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames.append(openai_chunk({}, finish="tool_calls"))
+    return [*frames, openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+
+
+@pytest.mark.parametrize("index", [0, None])
+def test_calls_sharing_an_index_are_separate_items(fresh: ResponsesBox, index: int | None) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(raw=upstream(index)))
+    client = fresh.openai(key)
+    with client.responses.stream(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    calls = [(c.call_id, json.loads(c.arguments)) for c in final.output if c.type != "message"]
+    assert calls == [("call_oslo", {"city": "Oslo"}), ("call_lima", {"city": "Lima"})]
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert [json.loads(e.arguments) for e in done] == [{"city": "Oslo"}, {"city": "Lima"}]
+    assert [e.output_index for e in done] == [0, 1]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_arguments_done_names_the_function(fresh: ResponsesBox) -> None:
+    """OpenAI's `response.function_call_arguments.done` carries the function's `name` (a
+    required field in its current types; strict clients fail to read the event without it)."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(raw=upstream(None)))
+    with fresh.openai(key).responses.stream(
+        model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]
+    ) as stream:
+        done = [e for e in stream if e.type == "response.function_call_arguments.done"]
+    assert [e.to_dict().get("name") for e in done] == ["get_weather", "get_weather"]
+
+
+def interleaved() -> list[bytes]:
+    """Both headers first, then the arguments of the two calls interleaved."""
+    deltas = [
+        {"role": "assistant", "content": None},
+        call_delta(0, "call_oslo", ""),
+        call_delta(1, "call_lima", ""),
+        call_delta(0, None, '{"city": '),
+        call_delta(1, None, '{"city": "Lima"}'),
+        call_delta(0, None, '"Oslo"}'),
+    ]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames.append(openai_chunk({}, finish="tool_calls"))
+    return [*frames, openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+
+
+def test_interleaved_arguments_make_two_whole_calls(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    before = fresh.balance_nanos(email)
+    fresh.openai_fake.push(Reply(raw=interleaved()))
+    client = fresh.openai(key)
+    with client.responses.stream(model=OPENAI_MODEL, input="Weather?", tools=[WEATHER]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert events[-1].type == "response.completed"
+    calls = [(c.call_id, json.loads(c.arguments)) for c in final.output if c.type != "message"]
+    assert calls == [("call_oslo", {"city": "Oslo"}), ("call_lima", {"city": "Lima"})]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert fresh.usage_rows(email)[-1]["status"] == "ok"
+    assert fresh.balance_nanos(email)[0] < before[0]
