@@ -25,6 +25,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     message_from_completion,
@@ -254,8 +255,12 @@ class MessagesToOpenAI(ProviderAdapter):
         return _OPENAI.usage_of(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
-        """The OpenAI-compatible upstream's message."""
-        return _OPENAI.error_message(status, payload)
+        """The OpenAI-compatible upstream's message; a context overflow in Anthropic's words
+        (the ones Claude Code compacts or lowers max_tokens on: messages_openai_errors.py)."""
+        message = _OPENAI.error_message(status, payload)
+        if status == 400 and is_overflow(payload, message):
+            return anthropic_overflow(message)
+        return message
 
     def wants_payment(self, status: int, message: str) -> bool:
         """As the OpenAI adapter decides."""
