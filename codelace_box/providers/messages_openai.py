@@ -3,11 +3,13 @@
 The request: `system` becomes a system message; user blocks become content parts (images as
 data or http URLs, PDF documents as file parts); `tool_result` blocks become `tool` messages
 (placed before the rest of their user turn, as OpenAI wants them right after the calls);
-assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped (an OpenAI
-upstream cannot take them back); tools, tool_choice, stop_sequences, max_tokens, temperature,
-top_p, metadata.user_id and thinking (as reasoning_effort, by its budget or adaptive thinking's
-output_config.effort) map to their counterparts. Answers and streams go back in
-providers/messages_openai_stream.py. Pure: no I/O.
+assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped, but for the
+unsigned ones (an OpenAI-compatible upstream's own reasoning) of a turn that called tools, sent
+back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it; OpenAI's
+own API, which reasons in private, is sent none); tools, tool_choice, stop_sequences,
+max_tokens, temperature, top_p, metadata.user_id and thinking (as reasoning_effort, by its
+budget or adaptive thinking's output_config.effort) map to their counterparts. Answers and
+streams go back in providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -142,7 +144,22 @@ def _assistant_message(content: Any) -> JSON:
     message: JSON = {"role": "assistant", "content": "".join(texts) or None}
     if calls:
         message["tool_calls"] = calls
+        if reasoning := _own_reasoning(content):
+            message["reasoning_content"] = reasoning
     return message
+
+
+def _own_reasoning(content: list[Any]) -> str:
+    """The reasoning an OpenAI-compatible upstream gave in this turn: its thinking blocks, the
+    unsigned ones (the box's translation signs none; Anthropic's are signed and not for it).
+    Sent back on a turn that called tools, as DeepSeek's thinking mode demands (400 without)."""
+    return "".join(
+        str(block.get("thinking") or "")
+        for block in content
+        if isinstance(block, dict)
+        and block.get("type") == "thinking"
+        and not block.get("signature")
+    )
 
 
 def _tools(tools: Any) -> list[JSON]:
@@ -242,6 +259,8 @@ class MessagesToOpenAI(ProviderAdapter):
         payload = chat_body(body, cap)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
+            for message in payload["messages"]:  # a field OpenAI does not take
+                message.pop("reasoning_content", None)
         return _OPENAI.build_request(payload, replace(target, default_max_tokens=None))
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
