@@ -1,10 +1,10 @@
 """Answers of an `openai` provider back in the Messages API's shapes.
 
-A chat completion becomes a `message` (reasoning as a thinking block, text, tool calls as
-tool_use blocks with parsed input); a stream of chunks becomes Anthropic's events in their
-documented order: message_start, then for each block content_block_start, its deltas and
-content_block_stop (indexes counted from 0 in the order blocks open), then message_delta with
-the stop reason and the final usage, then message_stop. Pure: no I/O.
+A chat completion becomes a `message` (reasoning as a thinking block, text (OpenAI's `refusal`
+too), tool calls as tool_use blocks with parsed input); a stream of chunks becomes Anthropic's
+events in their documented order: message_start, then for each block content_block_start, its
+deltas and content_block_stop (indexes counted from 0 in the order blocks open), then
+message_delta with the stop reason and the final usage, then message_stop. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -66,6 +66,16 @@ def _whole_json(text: str) -> bool:
     return True
 
 
+def answer_text(message: JSON) -> str:
+    """The text of a chat message or delta: its content, or OpenAI's `refusal` (a refused
+    answer comes with content null; the user reads it as the answer's text)."""
+    for name in ("content", "refusal"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def message_id(completion_id: Any) -> str:
     """A Messages id carrying the upstream's completion id."""
     return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
@@ -79,8 +89,8 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
     content: list[JSON] = []
     if reasoning := reasoning_text(message):
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    if isinstance(message.get("content"), str) and message["content"]:
-        content.append({"type": "text", "text": message["content"]})
+    if text := answer_text(message):
+        content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         content.append({"type": "tool_use", "id": call.get("id", ""),
@@ -147,8 +157,8 @@ class OpenAIToMessagesStream(StreamTranslator):
             delta = _obj(choice, "delta")
             if reasoning := reasoning_text(delta):
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out += self._delta("text", {"type": "text_delta", "text": delta["content"]})
+            if text := answer_text(delta):
+                out += self._delta("text", {"type": "text_delta", "text": text})
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)

@@ -204,3 +204,27 @@ def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> Non
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert fresh.openai_fake.requests == []
+
+
+def test_an_openai_refusal_is_the_answers_text_streamed_or_not(fresh: MessagesBox) -> None:
+    """OpenAI hands a refused answer back in `refusal` with content null: the user reads it
+    (it was dropped: an empty answer, which Claude Code asks again for without streaming)."""
+    _, key = fresh.new_key()
+    words = "I'm sorry, I can't help with that."
+    stream = [openai_chunk({"role": "assistant", "content": None, "refusal": ""}),
+              openai_chunk({"refusal": words[:8]}), openai_chunk({"refusal": words[8:]}),
+              openai_chunk({}, "stop"), b"data: [DONE]\n\n"]  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=stream))
+    asked = {"model": OPENAI_ALIAS, "max_tokens": 50,
+             "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+    with fresh.client(key).messages.stream(**asked) as streamed:
+        final = streamed.get_final_message()
+    assert [(b.type, getattr(b, "text", None)) for b in final.content] == [("text", words)]
+    answer = {"id": "c2", "object": "chat.completion", "created": 1, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                  "role": "assistant", "content": None, "refusal": words}}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 9}}  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=[json.dumps(answer).encode()],
+                                 content_type="application/json"))  # fmt: skip
+    message = fresh.client(key).messages.create(**asked)
+    assert [(b.type, getattr(b, "text", None)) for b in message.content] == [("text", words)]
