@@ -7,13 +7,15 @@ assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped, bu
 unsigned ones (an OpenAI-compatible upstream's own reasoning) of a turn that called tools, sent
 back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it; OpenAI's
 own API, which reasons in private, is sent none); tools, tool_choice, stop_sequences,
-max_tokens, temperature, top_p, metadata.user_id and thinking (as reasoning_effort, by its
-budget or adaptive thinking's output_config.effort) map to their counterparts. Answers and
-streams go back in providers/messages_openai_stream.py. Pure: no I/O.
+max_tokens, temperature, top_p, metadata.user_id (hashed when longer than OpenAI's `user` may
+be) and thinking (as reasoning_effort, by its budget or adaptive thinking's
+output_config.effort) map to their counterparts. Answers and streams go back in
+providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -35,6 +37,7 @@ from codelace_box.providers.messages_openai_stream import (
 from codelace_box.providers.openai import OpenAIAdapter
 
 _OPENAI = OpenAIAdapter()
+MAX_OPENAI_USER_CHARS = 64  # OpenAI's limit on `user`
 # thinking.budget_tokens -> reasoning_effort (below each bound)
 _EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
 # output_config.effort -> reasoning_effort
@@ -186,6 +189,15 @@ def _tool_choice(choice: JSON, payload: JSON) -> None:
         payload["parallel_tool_calls"] = False
 
 
+def _openai_user(user_id: str) -> str:
+    """OpenAI's `user` for Anthropic's metadata.user_id: as sent when it fits OpenAI's 64
+    characters, else its SHA-256 (64 hex digits, as stable): Claude Code sends a JSON object of
+    about 150 characters, which OpenAI refuses (400 string_above_max_length)."""
+    if len(user_id) <= MAX_OPENAI_USER_CHARS:
+        return user_id
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def _effort(thinking: Any, output_config: Any) -> str | None:
     """reasoning_effort for Anthropic's thinking: by its budget, or (adaptive thinking, as
     Claude Code sends it) by `output_config.effort` (max: OpenAI's high), else medium."""
@@ -210,7 +222,7 @@ def _options(body: JSON, payload: JSON) -> None:
         _tool_choice(body["tool_choice"], payload)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        payload["user"] = metadata["user_id"]
+        payload["user"] = _openai_user(metadata["user_id"])
     effort = _effort(body.get("thinking"), body.get("output_config"))
     if effort is not None:
         payload["reasoning_effort"] = effort

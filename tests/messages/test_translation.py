@@ -228,3 +228,20 @@ def test_an_openai_refusal_is_the_answers_text_streamed_or_not(fresh: MessagesBo
                                  content_type="application/json"))  # fmt: skip
     message = fresh.client(key).messages.create(**asked)
     assert [(b.type, getattr(b, "text", None)) for b in message.content] == [("text", words)]
+
+
+def test_claude_codes_long_user_id_fits_openais_user(fresh: MessagesBox) -> None:
+    """Claude Code's metadata.user_id is a JSON object of ~150 characters; OpenAI refuses a
+    `user` past 64 (so every Claude Code call to an OpenAI model was a 400): it goes as its
+    SHA-256, stable per id; a short id goes as sent."""
+    _, key = fresh.new_key()
+    long_id = json.dumps({"device_id": "a" * 64, "account_uuid": "", "session_id": "s" * 36})
+    sent = []
+    for user_id in (long_id, long_id, "u1"):
+        fresh.openai_fake.push(Reply(content="ok"))
+        fresh.client(key).messages.create(
+            model=OPENAI_ALIAS, max_tokens=10, metadata={"user_id": user_id},
+            messages=[{"role": "user", "content": "x"}],
+        )  # fmt: skip
+        sent.append(fresh.openai_fake.requests[-1].body["user"])
+    assert len(sent[0]) == 64 and sent[0] == sent[1] and sent[2] == "u1"
