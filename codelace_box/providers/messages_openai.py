@@ -144,7 +144,8 @@ def _assistant_message(content: Any) -> JSON:
             arguments = json.dumps(block.get("input") or {})
             function = {"name": str(block.get("name", "")), "arguments": arguments}
             calls.append({"id": str(block.get("id", "")), "type": "function", "function": function})
-    message: JSON = {"role": "assistant", "content": "".join(texts) or None}
+    # null content only beside tool calls: OpenAI refuses it alone (a turn of thinking alone)
+    message: JSON = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
     if calls:
         message["tool_calls"] = calls
         if reasoning := _own_reasoning(content):

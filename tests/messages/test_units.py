@@ -107,3 +107,17 @@ def test_a_mid_conversation_system_message_stays_a_system_message() -> None:
         {"role": "user", "content": "hi"},
         {"role": "system", "content": "B"},
     ]
+
+
+def test_an_assistant_turn_of_thinking_alone_has_empty_text_not_null() -> None:
+    """A reasoning model cut at max_tokens while it reasoned leaves a turn of thinking alone;
+    Claude Code sends it back, and OpenAI refuses an assistant message whose content is null
+    without tool_calls."""
+    thinking = {"type": "thinking", "thinking": "hm", "signature": ""}
+    turns = [{"role": "user", "content": "x"}, {"role": "assistant", "content": [thinking]},
+             {"role": "user", "content": "go on"}]  # fmt: skip
+    body = {"model": "m", "messages": turns}
+    assert chat_body(body, 10)["messages"][1] == {"role": "assistant", "content": ""}
+    call = {"type": "tool_use", "id": "t1", "name": "Read", "input": {}}
+    body["messages"][1]["content"] = [call]
+    assert chat_body(body, 10)["messages"][1]["content"] is None  # as OpenAI sends tool calls
