@@ -114,10 +114,12 @@ def test_an_assistant_turn_of_thinking_alone_has_empty_text_not_null() -> None:
     Claude Code sends it back, and OpenAI refuses an assistant message whose content is null
     without tool_calls."""
     thinking = {"type": "thinking", "thinking": "hm", "signature": ""}
-    turns = [{"role": "user", "content": "x"}, {"role": "assistant", "content": [thinking]},
-             {"role": "user", "content": "go on"}]  # fmt: skip
-    body = {"model": "m", "messages": turns}
-    assert chat_body(body, 10)["messages"][1] == {"role": "assistant", "content": ""}
+    turns: list[dict[str, object]] = [
+        {"role": "user", "content": "x"}, {"role": "assistant", "content": [thinking]},
+        {"role": "user", "content": "go on"}]  # fmt: skip
+    assert chat_body({"model": "m", "messages": turns}, 10)["messages"][1] == {
+        "role": "assistant", "content": ""}  # fmt: skip
     call = {"type": "tool_use", "id": "t1", "name": "Read", "input": {}}
-    body["messages"][1]["content"] = [call]
+    turns[1]["content"] = [call]
+    body = {"model": "m", "messages": turns}
     assert chat_body(body, 10)["messages"][1]["content"] is None  # as OpenAI sends tool calls
