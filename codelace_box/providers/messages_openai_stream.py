@@ -123,6 +123,9 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.arguments: dict[Any, str] = {}  # OpenAI tool call index -> arguments so far
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
+        self.call_ids: dict[Any, str] = {}  # call key -> the call's id
+        self.last_call: Any = None  # the key of the call a piece without index continues
+        self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
 
     def feed(self, event: SSEEvent) -> list[JSON]:
@@ -184,7 +187,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         """A tool call's piece. A call that begins while the open one's arguments are not yet
         whole JSON is held back (its pieces too) until the finish: some servers send every
         call's header before any arguments, and a delta for a stopped block breaks clients."""
-        key = call.get("index", 0)
+        key = self._call_key(call)
         function = _obj(call, "function")
         arguments = function.get("arguments")
         arguments = arguments if isinstance(arguments, str) else ""
@@ -204,6 +207,24 @@ class OpenAIToMessagesStream(StreamTranslator):
             out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
                         "delta": delta})  # fmt: skip
         return out
+
+    def _call_key(self, call: JSON) -> Any:
+        """Which call a piece belongs to: its `index`, but a new id is a new call whatever its
+        index says (Gemini's OpenAI-compatible stream sends no index; some servers number
+        every parallel call 0), and a piece without index continues the last call."""
+        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
+        index = call.get("index")
+        key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
+        if call_id is not None and key in self.call_ids and self.call_ids[key] != call_id:
+            key = ("call", call_id)
+        if key is None:
+            key = ("call", call_id) if call_id is not None else 0
+        if call_id is not None:
+            self.call_ids.setdefault(key, call_id)
+        if isinstance(index, int):
+            self.index_keys[index] = key
+        self.last_call = key
+        return key
 
     def _open_tool(self, key: Any, call_id: Any, name: Any) -> list[JSON]:
         out = self._close()
