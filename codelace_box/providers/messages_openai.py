@@ -96,12 +96,13 @@ def _user_part(block: JSON) -> JSON | None:
 
 
 def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
-    """A tool message, and the images of the result (sent after, in a user message)."""
+    """A tool message, and the images and documents of the result (sent after, in a user
+    message: a tool message takes text only; Claude Code's Read tool returns PDFs so)."""
     content = block.get("content", "")
     images = [
-        _image_part(b)
+        _image_part(b) if b.get("type") == "image" else _document_part(b)
         for b in (content if isinstance(content, list) else [])
-        if isinstance(b, dict) and b.get("type") == "image"
+        if isinstance(b, dict) and b.get("type") in ("image", "document")
     ]
     text = _text_of(content)
     if block.get("is_error"):

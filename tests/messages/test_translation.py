@@ -245,3 +245,22 @@ def test_claude_codes_long_user_id_fits_openais_user(fresh: MessagesBox) -> None
         )  # fmt: skip
         sent.append(fresh.openai_fake.requests[-1].body["user"])
     assert len(sent[0]) == 64 and sent[0] == sent[1] and sent[2] == "u1"
+
+
+def test_a_pdf_a_tool_returned_reaches_the_openai_model(fresh: MessagesBox) -> None:
+    """Claude Code's Read tool hands back a PDF as a document block inside the tool_result:
+    it goes after the tool message as a file part, as images do (it was dropped silently, and
+    the model answered about a file it never saw)."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="It is a menu."))
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+           "data": "JVBERi0xLjQgZmFrZQ=="}}  # fmt: skip
+    result = {"type": "tool_result", "tool_use_id": "toolu_1",
+              "content": [{"type": "text", "text": "PDF file read"}, pdf]}  # fmt: skip
+    history = [*HISTORY[:2], {"role": "user", "content": [result]}]
+    fresh.client(key).messages.create(model=OPENAI_ALIAS, max_tokens=50, messages=history)
+    sent = fresh.openai_fake.requests[-1].body["messages"]
+    assert sent[-2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "PDF file read"}
+    data = "data:application/pdf;base64,JVBERi0xLjQgZmFrZQ=="
+    assert sent[-1] == {"role": "user", "content": [
+        {"type": "file", "file": {"filename": "document.pdf", "file_data": data}}]}  # fmt: skip
