@@ -4,12 +4,17 @@ max_tokens on "input length and `max_tokens` exceed context limit")."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox
+from tests.messages.test_claude_code import CLAUDE, claude_env
 
 pytestmark = NEEDS_SDK
 
@@ -94,3 +99,39 @@ def test_other_refusals_keep_their_words(fresh: MessagesBox) -> None:
     words = "Invalid 'tools[0].function.name': string does not match pattern."
     message = _asked(fresh, key, _refusal(words, "invalid_value"))
     assert message == words
+
+
+def _claude(box: MessagesBox, home: Path, key: str) -> Any:
+    """`claude -p hello` on the OpenAI model; its JSON result (whatever its exit status)."""
+    home.mkdir()
+    env = {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}
+    assert CLAUDE is not None
+    done = subprocess.run(
+        [CLAUDE, "-p", "hello", "--model", OPENAI_ALIAS, "--output-format", "json"],
+        env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+def test_claude_code_reads_the_overflow_as_its_prompt_too_long(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(_refusal(OPENAI_OVERFLOW))
+    answer = _claude(fresh, tmp_path / "home", key)
+    assert answer["terminal_reason"] == "prompt_too_long", answer
+    assert "130512" in answer["result"] and "128000" in answer["result"]
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+def test_claude_code_asks_again_with_a_smaller_max_tokens(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(_refusal(COMPLETION_OVERFLOW, None), Reply(content="Fits now."))
+    answer = _claude(fresh, tmp_path / "home", key)
+    assert answer["result"] == "Fits now."
+    caps = [r.body.get("max_completion_tokens") or r.body["max_tokens"]
+            for r in fresh.openai_fake.requests]  # fmt: skip
+    assert len(caps) == 2 and caps[1] <= 131072 - 120000 < caps[0]
