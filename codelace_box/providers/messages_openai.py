@@ -35,6 +35,7 @@ from codelace_box.providers.messages_openai_stream import (
     message_from_completion,
 )
 from codelace_box.providers.openai import OpenAIAdapter
+from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter()
 MAX_OPENAI_USER_CHARS = 64  # OpenAI's limit on `user`
@@ -107,7 +108,8 @@ def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
     text = _text_of(content)
     if block.get("is_error"):
         text = f"Error: {text}" if text else "Error"
-    message = {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}
+    call_id, _ = split_id(str(block.get("tool_use_id", "")))
+    message = {"role": "tool", "tool_call_id": call_id, "content": text}
     return message, images
 
 
@@ -144,7 +146,9 @@ def _assistant_message(content: Any) -> JSON:
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {})
             function = {"name": str(block.get("name", "")), "arguments": arguments}
-            calls.append({"id": str(block.get("id", "")), "type": "function", "function": function})
+            call_id, signature = split_id(str(block.get("id", "")))
+            call = {"id": call_id, "type": "function", "function": function}
+            calls.append(with_signature(call, signature))
     # null content only beside tool calls: OpenAI refuses it alone (a turn of thinking alone)
     message: JSON = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
     if calls:
@@ -273,8 +277,10 @@ class MessagesToOpenAI(ProviderAdapter):
         payload = chat_body(body, cap)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
-            for message in payload["messages"]:  # a field OpenAI does not take
+            for message in payload["messages"]:  # fields OpenAI does not take
                 message.pop("reasoning_content", None)
+                for call in message.get("tool_calls") or []:
+                    call.pop("extra_content", None)
         return _OPENAI.build_request(payload, replace(target, default_max_tokens=None))
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.thought_signature import signature_of, signed_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -76,6 +77,11 @@ def answer_text(message: JSON) -> str:
     return ""
 
 
+def _tool_use_id(call: JSON) -> Any:
+    """A tool call's id for its tool_use block, Gemini's thought signature in it if any."""
+    return signed_id(call.get("id"), signature_of(call))
+
+
 def message_id(completion_id: Any) -> str:
     """A Messages id carrying the upstream's completion id."""
     return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
@@ -93,7 +99,7 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id", ""),
+        content.append({"type": "tool_use", "id": _tool_use_id(call) or "",
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
     return {
@@ -197,10 +203,10 @@ class OpenAIToMessagesStream(StreamTranslator):
         out: list[JSON] = []
         if key not in self.tool_blocks:
             if self.kind == "tool_use" and not _whole_json(self.arguments[self.live_tool]):
-                self.deferred[key] = {"id": call.get("id"), "name": function.get("name"),
+                self.deferred[key] = {"id": _tool_use_id(call), "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []
-            out += self._open_tool(key, call.get("id"), function.get("name"))
+            out += self._open_tool(key, _tool_use_id(call), function.get("name"))
         if arguments:
             self.arguments[key] = self.arguments.get(key, "") + arguments
             delta = {"type": "input_json_delta", "partial_json": arguments}
