@@ -224,7 +224,7 @@ def _options(body: JSON, payload: JSON) -> None:
         payload["stop"] = body["stop_sequences"]
     if body.get("tools"):
         payload["tools"] = _tools(body["tools"])
-    if isinstance(body.get("tool_choice"), dict):
+    if body.get("tools") and isinstance(body.get("tool_choice"), dict):  # OpenAI: not alone
         _tool_choice(body["tool_choice"], payload)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
