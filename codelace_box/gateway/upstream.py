@@ -175,6 +175,8 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
     status = response.status
     message = mask_in(call.adapter.error_message(status, payload), key.secret)
     name = call.route.provider.name
+    if call.adapter.wants_payment(status, message):  # before 429: OpenAI's insufficient_quota
+        return ProviderOutOfCredit(name, status, message)
     if status == 429:
         wait = retry_after_sec(response.header("retry-after"))
         return RateLimited(f"{name} is rate limiting: {message}", wait)
@@ -184,8 +186,6 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
         return ProviderKeyRejected(name, status, message)
     if status == 403:
         return ContentRefused(name, status, message)
-    if call.adapter.wants_payment(status, message):
-        return ProviderOutOfCredit(name, status, message)
     return UpstreamRejected(status, message, call.adapter.error_code(status, message))
 
 

@@ -2,7 +2,9 @@
 
 The body goes up as the client sent it (thinking blocks and signatures, cache_control,
 documents, images, tools, metadata, tool_choice, fields this code has never heard of), with
-only `model` replaced by the upstream name and `max_tokens` held to what was reserved. The
+only `model` replaced by the upstream name, `max_tokens` held to what was reserved, and
+thinking blocks without a signature left out (an `openai` model's reasoning, as the translation
+hands it back, which Anthropic refuses). The
 client's `anthropic-version` and `anthropic-beta` go with it; the operator's key replaces the
 user's. Answers come back as they are (the `model` shown is the catalog id), and stream events
 are relayed one by one, unknown types included, while the usage is read from `message_start`
@@ -34,10 +36,56 @@ _DELTA_TEXT = ("text", "thinking", "partial_json")
 CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "message_delta"})
 
 
+def _unsigned_thinking(block: Any) -> bool:
+    return (
+        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+    )
+
+
+def without_unsigned_thinking(messages: Any) -> Any:
+    """The messages without the thinking blocks that carry no signature: an `openai` model's
+    reasoning as the translation handed it back (a conversation moved to an Anthropic model,
+    Claude Code's /model), which Anthropic refuses; an assistant turn of nothing else goes, and
+    the user turns around it become one (as Anthropic combines them). Every other message is
+    the very object sent."""
+    if not isinstance(messages, list) or not any(
+        isinstance(m, dict) and isinstance(m.get("content"), list)
+        and any(_unsigned_thinking(b) for b in m["content"]) for m in messages
+    ):  # fmt: skip
+        return messages
+    kept: list[Any] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or not any(_unsigned_thinking(b) for b in content):
+            kept.append(message)
+        elif blocks := [b for b in content if not _unsigned_thinking(b)]:
+            kept.append({**message, "content": blocks})
+        else:
+            continue
+        if len(kept) > 1 and _joinable(kept[-2], kept[-1]):
+            kept[-2:] = [{**kept[-2], "content": _blocks(kept[-2]) + _blocks(kept[-1])}]
+    return kept
+
+
+def _joinable(first: Any, second: Any) -> bool:
+    """Two user turns side by side (an assistant turn between them was left out)."""
+    return all(isinstance(m, dict) and m.get("role") == "user" for m in (first, second))
+
+
+def _blocks(message: JSON) -> list[Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content) if isinstance(content, list) else []
+
+
 def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JSON:
-    """The client's body with the upstream model name and the reserved output cap."""
+    """The client's body with the upstream model name, the reserved output cap, and no
+    unsigned thinking blocks."""
     payload = dict(body)
     payload["model"] = upstream_model
+    if "messages" in payload:
+        payload["messages"] = without_unsigned_thinking(payload["messages"])
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
@@ -65,6 +113,8 @@ class MessagesPassthrough(AnthropicAdapter):
         if self.path.endswith("/count_tokens"):
             payload = dict(body)
             payload["model"] = target.upstream_model
+            if "messages" in payload:
+                payload["messages"] = without_unsigned_thinking(payload["messages"])
         else:
             payload = upstream_body(body, target.upstream_model, target.default_max_tokens)
         base = (target.base_url or self.default_base_url).rstrip("/")

@@ -3,15 +3,19 @@
 The request: `system` becomes a system message; user blocks become content parts (images as
 data or http URLs, PDF documents as file parts); `tool_result` blocks become `tool` messages
 (placed before the rest of their user turn, as OpenAI wants them right after the calls);
-assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped (an OpenAI
-upstream cannot take them back); tools, tool_choice, stop_sequences, max_tokens, temperature,
-top_p, metadata.user_id and thinking (as reasoning_effort, by its budget or adaptive thinking's
+assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped, but for the
+unsigned ones (an OpenAI-compatible upstream's own reasoning) of a turn that called tools, sent
+back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it; OpenAI's
+own API, which reasons in private, is sent none); tools, tool_choice, stop_sequences,
+max_tokens, temperature, top_p, metadata.user_id (hashed when longer than OpenAI's `user` may
+be) and thinking (as reasoning_effort, by its budget or adaptive thinking's
 output_config.effort) map to their counterparts. Answers and streams go back in
 providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -25,13 +29,16 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     message_from_completion,
 )
 from codelace_box.providers.openai import OpenAIAdapter
+from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter()
+MAX_OPENAI_USER_CHARS = 64  # OpenAI's limit on `user`
 # thinking.budget_tokens -> reasoning_effort (below each bound)
 _EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
 # output_config.effort -> reasoning_effort
@@ -90,17 +97,19 @@ def _user_part(block: JSON) -> JSON | None:
 
 
 def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
-    """A tool message, and the images of the result (sent after, in a user message)."""
+    """A tool message, and the images and documents of the result (sent after, in a user
+    message: a tool message takes text only; Claude Code's Read tool returns PDFs so)."""
     content = block.get("content", "")
     images = [
-        _image_part(b)
+        _image_part(b) if b.get("type") == "image" else _document_part(b)
         for b in (content if isinstance(content, list) else [])
-        if isinstance(b, dict) and b.get("type") == "image"
+        if isinstance(b, dict) and b.get("type") in ("image", "document")
     ]
     text = _text_of(content)
     if block.get("is_error"):
         text = f"Error: {text}" if text else "Error"
-    message = {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}
+    call_id, _ = split_id(str(block.get("tool_use_id", "")))
+    message = {"role": "tool", "tool_call_id": call_id, "content": text}
     return message, images
 
 
@@ -137,11 +146,29 @@ def _assistant_message(content: Any) -> JSON:
         elif kind == "tool_use":
             arguments = json.dumps(block.get("input") or {})
             function = {"name": str(block.get("name", "")), "arguments": arguments}
-            calls.append({"id": str(block.get("id", "")), "type": "function", "function": function})
-    message: JSON = {"role": "assistant", "content": "".join(texts) or None}
+            call_id, signature = split_id(str(block.get("id", "")))
+            call = {"id": call_id, "type": "function", "function": function}
+            calls.append(with_signature(call, signature))
+    # null content only beside tool calls: OpenAI refuses it alone (a turn of thinking alone)
+    message: JSON = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
     if calls:
         message["tool_calls"] = calls
+        if reasoning := _own_reasoning(content):
+            message["reasoning_content"] = reasoning
     return message
+
+
+def _own_reasoning(content: list[Any]) -> str:
+    """The reasoning an OpenAI-compatible upstream gave in this turn: its thinking blocks, the
+    unsigned ones (the box's translation signs none; Anthropic's are signed and not for it).
+    Sent back on a turn that called tools, as DeepSeek's thinking mode demands (400 without)."""
+    return "".join(
+        str(block.get("thinking") or "")
+        for block in content
+        if isinstance(block, dict)
+        and block.get("type") == "thinking"
+        and not block.get("signature")
+    )
 
 
 def _tools(tools: Any) -> list[JSON]:
@@ -168,6 +195,15 @@ def _tool_choice(choice: JSON, payload: JSON) -> None:
         payload["parallel_tool_calls"] = False
 
 
+def _openai_user(user_id: str) -> str:
+    """OpenAI's `user` for Anthropic's metadata.user_id: as sent when it fits OpenAI's 64
+    characters, else its SHA-256 (64 hex digits, as stable): Claude Code sends a JSON object of
+    about 150 characters, which OpenAI refuses (400 string_above_max_length)."""
+    if len(user_id) <= MAX_OPENAI_USER_CHARS:
+        return user_id
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def _effort(thinking: Any, output_config: Any) -> str | None:
     """reasoning_effort for Anthropic's thinking: by its budget, or (adaptive thinking, as
     Claude Code sends it) by `output_config.effort` (max: OpenAI's high), else medium."""
@@ -188,11 +224,11 @@ def _options(body: JSON, payload: JSON) -> None:
         payload["stop"] = body["stop_sequences"]
     if body.get("tools"):
         payload["tools"] = _tools(body["tools"])
-    if isinstance(body.get("tool_choice"), dict):
+    if body.get("tools") and isinstance(body.get("tool_choice"), dict):  # OpenAI: not alone
         _tool_choice(body["tool_choice"], payload)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        payload["user"] = metadata["user_id"]
+        payload["user"] = _openai_user(metadata["user_id"])
     effort = _effort(body.get("thinking"), body.get("output_config"))
     if effort is not None:
         payload["reasoning_effort"] = effort
@@ -241,6 +277,10 @@ class MessagesToOpenAI(ProviderAdapter):
         payload = chat_body(body, cap)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
+            for message in payload["messages"]:  # fields OpenAI does not take
+                message.pop("reasoning_content", None)
+                for call in message.get("tool_calls") or []:
+                    call.pop("extra_content", None)
         return _OPENAI.build_request(payload, replace(target, default_max_tokens=None))
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
@@ -254,8 +294,12 @@ class MessagesToOpenAI(ProviderAdapter):
         return _OPENAI.usage_of(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
-        """The OpenAI-compatible upstream's message."""
-        return _OPENAI.error_message(status, payload)
+        """The OpenAI-compatible upstream's message; a context overflow in Anthropic's words
+        (the ones Claude Code compacts or lowers max_tokens on: messages_openai_errors.py)."""
+        message = _OPENAI.error_message(status, payload)
+        if status == 400 and is_overflow(payload, message):
+            return anthropic_overflow(message)
+        return message
 
     def wants_payment(self, status: int, message: str) -> bool:
         """As the OpenAI adapter decides."""

@@ -1,10 +1,10 @@
 """Answers of an `openai` provider back in the Messages API's shapes.
 
-A chat completion becomes a `message` (reasoning as a thinking block, text, tool calls as
-tool_use blocks with parsed input); a stream of chunks becomes Anthropic's events in their
-documented order: message_start, then for each block content_block_start, its deltas and
-content_block_stop (indexes counted from 0 in the order blocks open), then message_delta with
-the stop reason and the final usage, then message_stop. Pure: no I/O.
+A chat completion becomes a `message` (reasoning as a thinking block, text (OpenAI's `refusal`
+too), tool calls as tool_use blocks with parsed input); a stream of chunks becomes Anthropic's
+events in their documented order: message_start, then for each block content_block_start, its
+deltas and content_block_stop (indexes counted from 0 in the order blocks open), then
+message_delta with the stop reason and the final usage, then message_stop. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.thought_signature import signature_of, signed_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -66,6 +67,21 @@ def _whole_json(text: str) -> bool:
     return True
 
 
+def answer_text(message: JSON) -> str:
+    """The text of a chat message or delta: its content, or OpenAI's `refusal` (a refused
+    answer comes with content null; the user reads it as the answer's text)."""
+    for name in ("content", "refusal"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _tool_use_id(call: JSON) -> Any:
+    """A tool call's id for its tool_use block, Gemini's thought signature in it if any."""
+    return signed_id(call.get("id"), signature_of(call))
+
+
 def message_id(completion_id: Any) -> str:
     """A Messages id carrying the upstream's completion id."""
     return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
@@ -79,11 +95,11 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
     content: list[JSON] = []
     if reasoning := reasoning_text(message):
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    if isinstance(message.get("content"), str) and message["content"]:
-        content.append({"type": "text", "text": message["content"]})
+    if text := answer_text(message):
+        content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id", ""),
+        content.append({"type": "tool_use", "id": _tool_use_id(call) or "",
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
     return {
@@ -113,6 +129,9 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.arguments: dict[Any, str] = {}  # OpenAI tool call index -> arguments so far
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
+        self.call_ids: dict[Any, str] = {}  # call key -> the call's id
+        self.last_call: Any = None  # the key of the call a piece without index continues
+        self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
 
     def feed(self, event: SSEEvent) -> list[JSON]:
@@ -147,8 +166,8 @@ class OpenAIToMessagesStream(StreamTranslator):
             delta = _obj(choice, "delta")
             if reasoning := reasoning_text(delta):
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out += self._delta("text", {"type": "text_delta", "text": delta["content"]})
+            if text := answer_text(delta):
+                out += self._delta("text", {"type": "text_delta", "text": text})
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)
@@ -174,7 +193,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         """A tool call's piece. A call that begins while the open one's arguments are not yet
         whole JSON is held back (its pieces too) until the finish: some servers send every
         call's header before any arguments, and a delta for a stopped block breaks clients."""
-        key = call.get("index", 0)
+        key = self._call_key(call)
         function = _obj(call, "function")
         arguments = function.get("arguments")
         arguments = arguments if isinstance(arguments, str) else ""
@@ -184,16 +203,34 @@ class OpenAIToMessagesStream(StreamTranslator):
         out: list[JSON] = []
         if key not in self.tool_blocks:
             if self.kind == "tool_use" and not _whole_json(self.arguments[self.live_tool]):
-                self.deferred[key] = {"id": call.get("id"), "name": function.get("name"),
+                self.deferred[key] = {"id": _tool_use_id(call), "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []
-            out += self._open_tool(key, call.get("id"), function.get("name"))
+            out += self._open_tool(key, _tool_use_id(call), function.get("name"))
         if arguments:
             self.arguments[key] = self.arguments.get(key, "") + arguments
             delta = {"type": "input_json_delta", "partial_json": arguments}
             out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
                         "delta": delta})  # fmt: skip
         return out
+
+    def _call_key(self, call: JSON) -> Any:
+        """Which call a piece belongs to: its `index`, but a new id is a new call whatever its
+        index says (Gemini's OpenAI-compatible stream sends no index; some servers number
+        every parallel call 0), and a piece without index continues the last call."""
+        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
+        index = call.get("index")
+        key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
+        if call_id is not None and key in self.call_ids and self.call_ids[key] != call_id:
+            key = ("call", call_id)
+        if key is None:
+            key = ("call", call_id) if call_id is not None else 0
+        if call_id is not None:
+            self.call_ids.setdefault(key, call_id)
+        if isinstance(index, int):
+            self.index_keys[index] = key
+        self.last_call = key
+        return key
 
     def _open_tool(self, key: Any, call_id: Any, name: Any) -> list[JSON]:
         out = self._close()

@@ -28,6 +28,8 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+# OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit)
+_QUOTA_RE = re.compile(r"exceeded your current quota|\binsufficient_quota\b", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
@@ -270,6 +272,11 @@ class OpenAIAdapter(ProviderAdapter):
             text = "an HTML page: " + title.group(1)
         text = " ".join(text.split())
         return redact(text) if text else f"the upstream answered HTTP {status}"
+
+    def wants_payment(self, status: int, message: str) -> bool:
+        """402, or OpenAI's 429 insufficient_quota ("You exceeded your current quota, please
+        check your plan and billing details"): retrying or waiting does not help."""
+        return status == 402 or (status == 429 and bool(_QUOTA_RE.search(message)))
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         return OpenAIStreamTranslator(public_model)

@@ -1,22 +1,23 @@
 """A fake OpenAI Chat Completions server: a real HTTP server on 127.0.0.1 (aiohttp, own thread).
 
 It speaks the wire format as api.openai.com does: pretty-printed `chat.completion` JSON;
-streams as `text/event-stream` with compact `data: {chunk}` events (role chunk, content
-deltas, finish chunk, `"usage": null` on every chunk and a final `choices: []` usage chunk when
+streams as `text/event-stream` with compact `data: {chunk}` events (role chunk, content deltas,
+finish chunk, `"usage": null` on every chunk and a final `choices: []` usage chunk when
 `stream_options.include_usage` is set, an `obfuscation` pad), then `data: [DONE]`; errors in
-the `{"error": {message, type, param, code}}` envelope. It validates requests like the real
-API (Bearer key, model, non-empty messages, stream_options only with stream) and is scripted
-per test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays,
-a connection dropped or an error event mid-stream, a stream that hangs until the client leaves,
-a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
-tens of megabytes from a generator; it can pause midway until the test lets it go on);
-hidden reasoning tokens reported in the usage after a pause, an endless stream that ignores
-max_tokens. Streams and raw bodies are written by tests/fakes/openai_chat_stream.py;
-`POST /v1/embeddings` and `/v1/responses` by openai_embeddings.py and openai_responses.py.
-`GET /v1/models` (the box's key probe) answers 200 unless `probe_status` names the key (a
-status, or `MISSING_SCOPE`: OpenAI's 401 to a restricted key that may not list models).
-A model named in `no_reasoning` refuses `reasoning_effort` with OpenAI's 400 for a model that does
-not reason (NO_REASONING; NO_REASONING_LEGACY is the older and Azure wording), scripts untouched.
+the `{"error": {message, type, param, code}}` envelope. It validates requests like the real API
+(Bearer key, model, non-empty messages, stream_options only with stream, a `user` of at most 64
+characters) and is scripted per test with `Reply` objects: text, tool calls, usage or none,
+errors and statuses, delays, a connection dropped or an error event mid-stream, a stream that
+hangs until the client leaves, a gzip-compressed answer, or a `raw` body written byte for byte
+(other servers' quirks, or tens of megabytes from a generator; it can pause midway until the
+test lets it go on); hidden reasoning tokens reported in the usage after a pause, an endless
+stream that ignores max_tokens. Streams and raw bodies are written by
+tests/fakes/openai_chat_stream.py; `POST /v1/embeddings` and `/v1/responses` by
+openai_embeddings.py and openai_responses.py. `GET /v1/models` (the box's key probe) answers
+200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401 to a
+restricted key that may not list models). A model named in `no_reasoning` refuses
+`reasoning_effort` with OpenAI's 400 for a model that does not reason (NO_REASONING;
+NO_REASONING_LEGACY is the older and Azure wording), scripts untouched.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -43,6 +44,7 @@ from tests.fakes.openai_chat_stream import FINGERPRINT, raw_reply, stream_reply
 from tests.fakes.openai_embeddings import embeddings
 from tests.fakes.openai_responses import responses
 
+MAX_USER_CHARS = 64  # OpenAI refuses a longer `user` (string_above_max_length)
 MISSING_SCOPE = 4010  # a probe_status: the key works, but it may not list models
 # OpenAI's 400 to reasoning_effort for a model that does not reason (gpt-4o, gpt-4.1), now
 # (code unsupported_parameter, param reasoning_effort) and before (and Azure's: no code, param).
@@ -264,6 +266,16 @@ class FakeOpenAI(LoopbackServer):
         if not isinstance(messages, list) or not messages:
             return _error(
                 400, "[] is too short - 'messages'", "invalid_request_error", None, "messages"
+            )
+        user = body.get("user")
+        if isinstance(user, str) and len(user) > MAX_USER_CHARS:
+            return _error(
+                400,
+                f"Invalid 'user': string too long. Expected a string with maximum length "
+                f"{MAX_USER_CHARS}, but got a string with length {len(user)} instead.",
+                "invalid_request_error",
+                "string_above_max_length",
+                "user",
             )
         if body.get("stream_options") is not None and not body.get("stream"):
             return _error(

@@ -133,6 +133,43 @@ def test_interleaved_parallel_tool_calls_never_touch_a_closed_block(fresh: Messa
                                                                         {"path": "b"}]  # fmt: skip
 
 
+def _call(call_id: str, arguments: str, index: int | None = None) -> dict[str, Any]:
+    call: dict[str, Any] = {"id": call_id, "type": "function",
+                            "function": {"name": "Read", "arguments": arguments}}  # fmt: skip
+    return {"tool_calls": [call if index is None else {"index": index, **call}]}
+
+
+USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+WITHOUT_INDEX = [  # Gemini's OpenAI-compatible stream: one whole call per chunk, no index
+    openai_chunk({"role": "assistant", "content": None}),
+    openai_chunk(_call("call_a", '{"path": "a"}')), openai_chunk(_call("call_b", '{"path": "b"}')),
+    openai_chunk({}, "tool_calls"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n",
+]  # fmt: skip
+SAME_INDEX = [  # a server that numbers every parallel call 0, its pieces after the header
+    openai_chunk(_call("call_a", "", 0)), openai_chunk(tool_call_piece(0, arguments='{"path"')),
+    openai_chunk(tool_call_piece(0, arguments=': "a"}')), openai_chunk(_call("call_b", "", 0)),
+    openai_chunk(tool_call_piece(0, arguments='{"path": "b"}')),
+    openai_chunk({}, "tool_calls"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [WITHOUT_INDEX, SAME_INDEX], ids=["no-index", "same-index"])
+def test_parallel_calls_without_their_own_index_stay_apart(
+    fresh: MessagesBox, stream: list[bytes]
+) -> None:
+    """Each call id is its own tool_use block (they were merged into one: the second call
+    lost, the first one's input `{...}{...}`, which Claude Code refuses as invalid)."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(raw=stream))
+    with fresh.client(key).messages.stream(
+        model=OPENAI_ALIAS, max_tokens=100, messages=[{"role": "user", "content": "x"}]
+    ) as streamed:
+        final = streamed.get_final_message()
+    calls = [(b.id, b.input) for b in final.content if b.type == "tool_use"]
+    assert calls == [("call_a", {"path": "a"}), ("call_b", {"path": "b"})]
+    assert final.stop_reason == "tool_use"
+
+
 PDF_DOCUMENT = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
                 "data": "JVBERi0xLjQgZmFrZQ=="}}  # fmt: skip
 PNG_IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png",

@@ -204,3 +204,63 @@ def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> Non
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert fresh.openai_fake.requests == []
+
+
+def test_an_openai_refusal_is_the_answers_text_streamed_or_not(fresh: MessagesBox) -> None:
+    """OpenAI hands a refused answer back in `refusal` with content null: the user reads it
+    (it was dropped: an empty answer, which Claude Code asks again for without streaming)."""
+    _, key = fresh.new_key()
+    words = "I'm sorry, I can't help with that."
+    stream = [openai_chunk({"role": "assistant", "content": None, "refusal": ""}),
+              openai_chunk({"refusal": words[:8]}), openai_chunk({"refusal": words[8:]}),
+              openai_chunk({}, "stop"), b"data: [DONE]\n\n"]  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=stream))
+    asked = {"model": OPENAI_ALIAS, "max_tokens": 50,
+             "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+    with fresh.client(key).messages.stream(**asked) as streamed:
+        final = streamed.get_final_message()
+    assert [(b.type, getattr(b, "text", None)) for b in final.content] == [("text", words)]
+    answer = {"id": "c2", "object": "chat.completion", "created": 1, "model": "m",
+              "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                  "role": "assistant", "content": None, "refusal": words}}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 9}}  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=[json.dumps(answer).encode()],
+                                 content_type="application/json"))  # fmt: skip
+    message = fresh.client(key).messages.create(**asked)
+    assert [(b.type, getattr(b, "text", None)) for b in message.content] == [("text", words)]
+
+
+def test_claude_codes_long_user_id_fits_openais_user(fresh: MessagesBox) -> None:
+    """Claude Code's metadata.user_id is a JSON object of ~150 characters; OpenAI refuses a
+    `user` past 64 (so every Claude Code call to an OpenAI model was a 400): it goes as its
+    SHA-256, stable per id; a short id goes as sent."""
+    _, key = fresh.new_key()
+    long_id = json.dumps({"device_id": "a" * 64, "account_uuid": "", "session_id": "s" * 36})
+    sent = []
+    for user_id in (long_id, long_id, "u1"):
+        fresh.openai_fake.push(Reply(content="ok"))
+        fresh.client(key).messages.create(
+            model=OPENAI_ALIAS, max_tokens=10, metadata={"user_id": user_id},
+            messages=[{"role": "user", "content": "x"}],
+        )  # fmt: skip
+        sent.append(fresh.openai_fake.requests[-1].body["user"])
+    assert len(sent[0]) == 64 and sent[0] == sent[1] and sent[2] == "u1"
+
+
+def test_a_pdf_a_tool_returned_reaches_the_openai_model(fresh: MessagesBox) -> None:
+    """Claude Code's Read tool hands back a PDF as a document block inside the tool_result:
+    it goes after the tool message as a file part, as images do (it was dropped silently, and
+    the model answered about a file it never saw)."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="It is a menu."))
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+           "data": "JVBERi0xLjQgZmFrZQ=="}}  # fmt: skip
+    result = {"type": "tool_result", "tool_use_id": "toolu_1",
+              "content": [{"type": "text", "text": "PDF file read"}, pdf]}  # fmt: skip
+    history = [*HISTORY[:2], {"role": "user", "content": [result]}]
+    fresh.client(key).messages.create(model=OPENAI_ALIAS, max_tokens=50, messages=history)
+    sent = fresh.openai_fake.requests[-1].body["messages"]
+    assert sent[-2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "PDF file read"}
+    data = "data:application/pdf;base64,JVBERi0xLjQgZmFrZQ=="
+    assert sent[-1] == {"role": "user", "content": [
+        {"type": "file", "file": {"filename": "document.pdf", "file_data": data}}]}  # fmt: skip

@@ -107,3 +107,31 @@ def test_a_mid_conversation_system_message_stays_a_system_message() -> None:
         {"role": "user", "content": "hi"},
         {"role": "system", "content": "B"},
     ]
+
+
+def test_an_assistant_turn_of_thinking_alone_has_empty_text_not_null() -> None:
+    """A reasoning model cut at max_tokens while it reasoned leaves a turn of thinking alone;
+    Claude Code sends it back, and OpenAI refuses an assistant message whose content is null
+    without tool_calls."""
+    thinking = {"type": "thinking", "thinking": "hm", "signature": ""}
+    turns: list[dict[str, object]] = [
+        {"role": "user", "content": "x"}, {"role": "assistant", "content": [thinking]},
+        {"role": "user", "content": "go on"}]  # fmt: skip
+    assert chat_body({"model": "m", "messages": turns}, 10)["messages"][1] == {
+        "role": "assistant", "content": ""}  # fmt: skip
+    call = {"type": "tool_use", "id": "t1", "name": "Read", "input": {}}
+    turns[1]["content"] = [call]
+    body = {"model": "m", "messages": turns}
+    assert chat_body(body, 10)["messages"][1]["content"] is None  # as OpenAI sends tool calls
+
+
+def test_tool_choice_without_tools_sends_neither() -> None:
+    """OpenAI refuses tool_choice and parallel_tool_calls without tools (an Anthropic client
+    may send `tool_choice: {type: none}` on a call that has none)."""
+    choice = {"type": "none", "disable_parallel_tool_use": True}
+    body = {"model": "m", "tool_choice": choice, "messages": [{"role": "user", "content": "x"}]}
+    sent = chat_body(body, 10)
+    assert "tool_choice" not in sent and "parallel_tool_calls" not in sent
+    body["tools"] = [{"name": "Read", "input_schema": {"type": "object"}}]
+    sent = chat_body(body, 10)
+    assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("none", False)

@@ -1,0 +1,67 @@
+"""An `openai` provider's context-window refusal in the words of Anthropic's own API.
+
+Claude Code acts on two of Anthropic's 400s by their message: "prompt is too long: N tokens >
+M maximum" (it compacts the conversation) and "input length and `max_tokens` exceed context
+limit: I + O > L" (it asks again with a smaller max_tokens). An OpenAI-compatible server words
+the same refusal its own way (OpenAI, DeepSeek, vLLM, OpenRouter, Mistral...): it is reworded
+here, its figures kept where the server gave them, the server's words after. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+_LIMIT_RE = re.compile(
+    r"maximum context length is (\d+)|(\d+) maximum context length|"
+    r"context (?:window|length|size) (?:of|is) (\d+)",
+    re.IGNORECASE,
+)
+_INPUT_RE = re.compile(
+    r"(\d+) (?:in the messages|of text input)|messages resulted in (\d+)|"
+    r"request has (\d+) input tokens|prompt contains (\d+) tokens",
+    re.IGNORECASE,
+)
+_OUTPUT_RE = re.compile(r"(\d+) in the (?:completion|output)", re.IGNORECASE)
+_TOTAL_RE = re.compile(r"requested (?:about )?(\d+) tokens", re.IGNORECASE)
+_OVERFLOW_RE = re.compile(
+    r"context[ _](?:length|window|size)|maximum context|too many tokens|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+def _first(pattern: re.Pattern[str], text: str) -> int | None:
+    found = pattern.search(text)
+    if found is None:
+        return None
+    return int(next(group for group in found.groups() if group is not None))
+
+
+def _code(payload: bytes) -> str:
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
+
+
+def is_overflow(payload: bytes, message: str) -> bool:
+    """Whether an upstream's 400 says the request does not fit the model's context window."""
+    return _code(payload) == "context_length_exceeded" or bool(_OVERFLOW_RE.search(message))
+
+
+def anthropic_overflow(message: str) -> str:
+    """Anthropic's message for a context overflow an OpenAI-compatible server worded so: the
+    output cap's when the messages alone fit, else the prompt's; the server's words after."""
+    limit = _first(_LIMIT_RE, message)
+    prompt, output = _first(_INPUT_RE, message), _first(_OUTPUT_RE, message)
+    said = f" (the upstream said: {message})"
+    if limit is not None and prompt is not None and output is not None and prompt < limit:
+        return (f"input length and `max_tokens` exceed context limit: {prompt} + {output} > "
+                f"{limit}, decrease input length or `max_tokens` and try again{said}")  # fmt: skip
+    prompt = prompt if prompt is not None else _first(_TOTAL_RE, message)
+    if limit is not None and prompt is not None:
+        return f"prompt is too long: {prompt} tokens > {limit} maximum{said}"
+    return f"prompt is too long{said}"

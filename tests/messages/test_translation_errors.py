@@ -1,0 +1,137 @@
+"""/v1/messages to an `openai` provider: the upstream's refusals in the words Anthropic's own
+API uses where a client acts on them (Claude Code compacts on "prompt is too long" and lowers
+max_tokens on "input length and `max_tokens` exceed context limit")."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox
+from tests.messages.test_claude_code import CLAUDE, claude_env
+
+pytestmark = NEEDS_SDK
+
+# Claude Code's own parsers of Anthropic's two context errors (from its cli bundle, 2.1)
+PROMPT_TOO_LONG_RE = re.compile(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", re.I)
+MAX_TOKENS_RE = re.compile(
+    r"input length and `max_tokens` exceed context limit: (\d+) \+ (\d+) > (\d+)"
+)
+
+OPENAI_OVERFLOW = (
+    "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+    "130512 tokens. Please reduce the length of the messages."
+)
+DEEPSEEK_OVERFLOW = (
+    "This model's maximum context length is 131072 tokens. However, you requested 140000 tokens "
+    "(139000 in the messages, 1000 in the completion). Please reduce the length of the messages "
+    "or completion."
+)
+COMPLETION_OVERFLOW = ("This model's maximum context length is 131072 tokens. However, you "
+                       "requested 150000 tokens (120000 in the messages, 30000 in the completion)."
+                       " Please reduce the length of the messages or completion.")  # fmt: skip
+OPENROUTER_OVERFLOW = ("This endpoint's maximum context length is 163840 tokens. However, you "
+                       "requested about 201234 tokens (200000 of text input, 1234 in the output)."
+                       " Please reduce the length of either one.")  # fmt: skip
+BARE_OVERFLOW = "Your input exceeds the context window of this model. Please adjust your input."
+
+
+def _refusal(message: str, code: str | None = "context_length_exceeded") -> Reply:
+    error = {"message": message, "type": "invalid_request_error", "param": "messages", "code": code}
+    return Reply(status=400, error=error)
+
+
+def _asked(box: MessagesBox, key: str, reply: Reply) -> str:
+    """The message of the SDK's BadRequestError for a call the upstream refused so."""
+    import anthropic
+
+    box.openai_fake.push(reply)
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        box.client(key).messages.create(model=OPENAI_ALIAS, max_tokens=1000,
+                                        messages=[{"role": "user", "content": "x"}])  # fmt: skip
+    body = refused.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == "invalid_request_error"
+    return str(body["error"]["message"])
+
+
+@pytest.mark.parametrize(
+    ("reply", "tokens"),
+    [
+        (_refusal(OPENAI_OVERFLOW), (130512, 128000)),
+        (_refusal(DEEPSEEK_OVERFLOW, None), (139000, 131072)),
+        (_refusal(OPENROUTER_OVERFLOW, None), (200000, 163840)),
+    ],
+)
+def test_a_context_overflow_reads_as_prompt_is_too_long(
+    fresh: MessagesBox, reply: Reply, tokens: tuple[int, int]
+) -> None:
+    _, key = fresh.new_key()
+    message = _asked(fresh, key, reply)
+    found = PROMPT_TOO_LONG_RE.search(message)
+    assert found, message
+    assert (int(found[1]), int(found[2])) == tokens
+    assert reply.error is not None and reply.error["message"] in message  # the upstream's words
+
+
+def test_an_overflow_without_figures_still_reads_as_prompt_is_too_long(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    message = _asked(fresh, key, _refusal(BARE_OVERFLOW))
+    assert message.lower().startswith("prompt is too long") and BARE_OVERFLOW in message
+
+
+def test_an_overflow_by_the_output_cap_asks_for_a_smaller_max_tokens(fresh: MessagesBox) -> None:
+    """The messages fit; with max_tokens they do not: Claude Code retries with a smaller cap."""
+    _, key = fresh.new_key()
+    message = _asked(fresh, key, _refusal(COMPLETION_OVERFLOW, None))
+    found = MAX_TOKENS_RE.search(message)
+    assert found, message
+    assert tuple(int(n) for n in found.groups()) == (120000, 30000, 131072)
+
+
+def test_other_refusals_keep_their_words(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    words = "Invalid 'tools[0].function.name': string does not match pattern."
+    message = _asked(fresh, key, _refusal(words, "invalid_value"))
+    assert message == words
+
+
+def _claude(box: MessagesBox, home: Path, key: str) -> Any:
+    """`claude -p hello` on the OpenAI model; its JSON result (whatever its exit status)."""
+    home.mkdir()
+    env = {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}
+    assert CLAUDE is not None
+    done = subprocess.run(
+        [CLAUDE, "-p", "hello", "--model", OPENAI_ALIAS, "--output-format", "json"],
+        env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+def test_claude_code_reads_the_overflow_as_its_prompt_too_long(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(_refusal(OPENAI_OVERFLOW))
+    answer = _claude(fresh, tmp_path / "home", key)
+    assert answer["terminal_reason"] == "prompt_too_long", answer
+    assert "130512" in answer["result"] and "128000" in answer["result"]
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+def test_claude_code_asks_again_with_a_smaller_max_tokens(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(_refusal(COMPLETION_OVERFLOW, None), Reply(content="Fits now."))
+    answer = _claude(fresh, tmp_path / "home", key)
+    assert answer["result"] == "Fits now."
+    caps = [r.body.get("max_completion_tokens") or r.body["max_tokens"]
+            for r in fresh.openai_fake.requests]  # fmt: skip
+    assert len(caps) == 2 and caps[1] <= 131072 - 120000 < caps[0]
