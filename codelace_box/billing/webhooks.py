@@ -45,6 +45,7 @@ from codelace_box.billing.checkout import (
     setup_tag,
 )
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.reversals import REVERSAL_EVENTS, handle_reversal, id_of, settle
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
@@ -77,7 +78,7 @@ async def handle_webhook(
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
     event_id, event_type = str(event["id"]), str(event["type"])
-    if event_type not in HANDLED_TYPES:  # nothing to do, nor to remember
+    if event_type not in HANDLED_TYPES | REVERSAL_EVENTS:  # nothing to do, nor to remember
         return WebhookOutcome(event_id, event_type, "ignored")
     if await run_db_work(_seen, event_id):
         return WebhookOutcome(event_id, event_type, "duplicate")
@@ -88,6 +89,10 @@ async def handle_webhook(
             *(other, event_id, "test" if other == "live" else "live"),
         )
         return WebhookOutcome(event_id, event_type, "livemode_mismatch")
+    if event_type in REVERSAL_EVENTS:  # a refund or dispute (billing/reversals.py)
+        result = await handle_reversal(api, event_id, event_type, event)
+        log.info("stripe event %s (%s): %s", event_id, event_type, result)
+        return WebhookOutcome(event_id, event_type, result)
     session = session_of(event)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
@@ -173,6 +178,7 @@ def apply_event(
 def apply_topup_event(event_type: str, session: dict[str, Any]) -> str:
     """The effect of a handled event on a payment-mode (top-up) session."""
     session_id = str(session["id"])
+    _remember_intent(session_id, id_of(session.get("payment_intent")))
     if event_type == ASYNC_SUCCEEDED or (
         event_type == COMPLETED and session.get("payment_status") in SETTLED
     ):
@@ -215,6 +221,12 @@ def credit_session(session: dict[str, Any]) -> str:
         reason = f"Stripe top-up (Checkout Session {session_id})"
         append_entry(payment.user.id, amount, "topup", reason, key)
         _complete(payment.id, amount)
+        # a refund or dispute heard of before the credit takes its part back now
+        settle(
+            Payment.get_by_id(payment.id),
+            f"Stripe refunds and disputes of top-up {session_id} before its credit",
+            key + ":reversed",
+        )
         return "credited"
     if payment.status != "completed":
         _complete(payment.id, None)
@@ -307,6 +319,16 @@ def _trial_refusal(user: User, fingerprint: str | None, trial_nanos: int) -> str
     if TrialCard.get_or_none(TrialCard.fingerprint == fingerprint) is not None:
         return "trial_card_used"
     return None
+
+
+def _remember_intent(session_id: str, payment_intent: str) -> None:
+    """Record the PaymentIntent of a top-up session: its refunds and disputes name it."""
+    if payment_intent and Payment.get_or_none(Payment.payment_intent == payment_intent) is None:
+        Payment.update(payment_intent=payment_intent).where(
+            Payment.stripe_session_id == session_id,
+            Payment.kind == "topup",
+            Payment.payment_intent.is_null(),
+        ).execute()
 
 
 def _known_topup(session_id: str) -> Payment | None:
