@@ -143,27 +143,68 @@ async def handle_reversal(
     api: StripeApi, event_id: str, event_type: str, event: dict[str, Any]
 ) -> str:
     """Apply a refund or dispute event; "unknown_charge", with nothing written, for a charge
-    that paid none of this box's top-ups (another integration on the same Stripe account)."""
+    that paid none of this box's top-ups (another integration on the same Stripe account).
+
+    A PaymentIntent no payment row records yet (the refund's event came before its session's
+    checkout.session.completed) is looked up at Stripe: the sessions it paid, one of which
+    may be a top-up of this box still pending here."""
     obj = object_of(event)
     found = reversals_in(event_type, obj)
     listing = charge_to_list(event_type, obj)
     intents = {r.payment_intent for r in found} | ({listing[1]} if listing else set())
+    sessions: dict[str, list[str]] = {}
     if not await run_db_work(any_known, intents):
-        log.info("Stripe event %s (%s) is about no top-up of this box", event_id, event_type)
-        return "unknown_charge"
+        for intent in sorted(intents):
+            sessions[intent] = await api.sessions_of_intent(intent)
+        if not await run_db_work(any_adoptable, sessions):
+            log.info("Stripe event %s (%s) is about no top-up of this box", event_id, event_type)
+            return "unknown_charge"
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
         found = parse_reversals(refunds, "refund", listing[1])
-    return await run_db_work(apply_durably, event_id, event_type, found)
+    return await run_db_work(apply_durably, event_id, event_type, found, sessions)
 
 
-def apply_durably(event_id: str, event_type: str, reversals: list[Reversal]) -> str:
+def any_adoptable(sessions: dict[str, list[str]]) -> bool:
+    """Whether a PaymentIntent paid a top-up session of this box that does not know it yet."""
+    return any(_adoptable(ids) is not None for ids in sessions.values())
+
+
+def _adoptable(session_ids: list[str]) -> Payment | None:
+    if not session_ids:
+        return None
+    return Payment.get_or_none(
+        Payment.stripe_session_id.in_(session_ids),
+        Payment.kind == "topup",
+        Payment.payment_intent.is_null(),
+    )
+
+
+def _payment_paid_by(intent: str, sessions: dict[str, list[str]]) -> Payment | None:
+    """The top-up this PaymentIntent paid: recorded, or (`sessions`, Stripe's word) adopted."""
+    payment = topup_of(intent)
+    if payment is None and (payment := _adoptable(sessions.get(intent, []))) is not None:
+        Payment.update(payment_intent=intent).where(Payment.id == payment.id).execute()
+    return payment
+
+
+def apply_durably(
+    event_id: str,
+    event_type: str,
+    reversals: list[Reversal],
+    sessions: dict[str, list[str]] | None = None,
+) -> str:
     """`apply_reversals` in its own transaction, committed with an fsync."""
     with durable():
-        return apply_reversals(event_id, event_type, reversals)
+        return apply_reversals(event_id, event_type, reversals, sessions)
 
 
-def apply_reversals(event_id: str, event_type: str, reversals: list[Reversal]) -> str:
+def apply_reversals(
+    event_id: str,
+    event_type: str,
+    reversals: list[Reversal],
+    sessions: dict[str, list[str]] | None = None,
+) -> str:
     """Record an event's refunds or disputes and move the balances they change; inside a
     write transaction. Nothing is written for an event about nobody's top-up here."""
     exclusive(connection(), f"stripe:event:{event_id}")
@@ -171,7 +212,7 @@ def apply_reversals(event_id: str, event_type: str, reversals: list[Reversal]) -
         return "duplicate"
     results = []
     for intent in sorted({r.payment_intent for r in reversals}):
-        payment = topup_of(intent)
+        payment = _payment_paid_by(intent, sessions or {})
         if payment is None:
             continue
         exclusive(connection(), f"stripe:session:{payment.stripe_session_id}")
@@ -236,6 +277,17 @@ def reversal_nanos(payment: Payment, reversal: Reversal) -> int:
         payment.currency,
     )
     return int(payment.amount_nanos)
+
+
+def catch_up(payment: Payment) -> bool:
+    """Right after a top-up's credit: take back what its refunds and disputes heard of
+    before (their events came before the session's) take; True if an entry was written."""
+    rows = StripeReversal.select().where(StripeReversal.payment == payment.id)
+    named = ", ".join(f"{r.kind} {r.id} ({r.status})" for r in rows.order_by(StripeReversal.id))
+    if not named:
+        return False
+    reason = f"Stripe {named} of top-up {payment.stripe_session_id}, heard of before its credit"
+    return settle(payment, reason, f"stripe:session:{payment.stripe_session_id}:reversed")
 
 
 def settle(payment: Payment, reason: str, key: str) -> bool:

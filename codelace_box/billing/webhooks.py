@@ -45,7 +45,7 @@ from codelace_box.billing.checkout import (
     setup_tag,
 )
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.reversals import REVERSAL_EVENTS, handle_reversal, id_of, settle
+from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, handle_reversal, id_of
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
@@ -221,12 +221,7 @@ def credit_session(session: dict[str, Any]) -> str:
         reason = f"Stripe top-up (Checkout Session {session_id})"
         append_entry(payment.user.id, amount, "topup", reason, key)
         _complete(payment.id, amount)
-        # a refund or dispute heard of before the credit takes its part back now
-        settle(
-            Payment.get_by_id(payment.id),
-            f"Stripe refunds and disputes of top-up {session_id} before its credit",
-            key + ":reversed",
-        )
+        catch_up(Payment.get_by_id(payment.id))  # refunds and disputes heard of before
         return "credited"
     if payment.status != "completed":
         _complete(payment.id, None)

@@ -207,3 +207,28 @@ def test_a_charge_that_is_not_ours_is_acknowledged_and_writes_nothing(box: Billi
     ids = tuple(e["id"] for e in events)
     assert box.query("SELECT id FROM stripe_event WHERE id IN (?, ?)", *ids) == []
     assert box.query("SELECT id FROM stripe_reversal WHERE id LIKE '%someoneelse'") == []
+
+
+def test_a_refund_heard_of_before_its_sessions_credit_is_taken_once_credited(
+    box: BillingBox,
+) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    completed = box.double.complete(session_id)  # delivered late: the box was down, say
+    charge_refunded, refund_created = box.double.refund(session_id, amount=500)
+    # the PaymentIntent is found at Stripe: the refund is kept, nothing is credited yet
+    assert results(box, [refund_created, charge_refunded]) == ["unchanged", "unchanged"]
+    assert (
+        box.double.calls("GET", "/v1/checkout/sessions")[-1]["params"]["payment_intent"]
+        == (refund_created["data"]["object"]["payment_intent"])
+    )
+    assert box.balance_nanos(buyer) == 0
+    assert results(box, [completed, completed]) == ["credited", "duplicate"]
+    assert box.balance_nanos(buyer) == 15 * NANOS
+    refund_id = refund_created["data"]["object"]["id"]
+    assert reversals(box, buyer) == [(-5 * NANOS, f"stripe:session:{session_id}:reversed")]
+    (reason,) = box.query(
+        "SELECT reason FROM ledger_entry WHERE user_id = ? AND kind = 'refund'", buyer.user_id
+    )[0]
+    assert f"refund {refund_id}" in reason
+    assert refunded_usd(box, buyer, session_id) == 5

@@ -7,7 +7,8 @@ since 2022-11-15 render it) and `refund.created` (the refund); `update_refund()`
 on (`refund.updated`, or `refund.failed` for a failure). `dispute()` is the cardholder's bank
 opening a dispute (`charge.dispute.created`), `close_dispute()` its end
 (`charge.dispute.closed`, won or lost). `GET /v1/refunds?charge=` lists a charge's refunds,
-newest first, in pages (`limit`, `starting_after`), as Stripe does.
+newest first, in pages (`limit`, `starting_after`), as Stripe does, and
+`GET /v1/checkout/sessions?payment_intent=` the session a PaymentIntent paid.
 """
 
 from __future__ import annotations
@@ -128,6 +129,26 @@ class ChargesMixin:
             dispute = self.disputes[dispute_id]
             dispute["status"] = "won" if won else "lost"
             return self._event("charge.dispute.closed", dispute)
+
+    def list_objects(self, parts: list[str], params: dict[str, Any]) -> dict[str, Any] | None:
+        """A GET of a list this mixin answers (sessions by PaymentIntent, refunds); else None."""
+        if parts == ["v1", "checkout", "sessions"]:
+            return self._list_sessions(params)
+        if parts == ["v1", "refunds"]:
+            return self._list_refunds(params)
+        return None
+
+    def _list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/checkout/sessions: newest first, filtered by `payment_intent` (one page)."""
+        wanted = params.get("payment_intent")
+        listed = [s for s in self.sessions.values() if wanted in (None, s["payment_intent"])]
+        limit = int(params.get("limit") or 10)
+        return {
+            "object": "list",
+            "data": copy.deepcopy(listed[::-1][:limit]),
+            "has_more": len(listed) > limit,
+            "url": "/v1/checkout/sessions",
+        }
 
     def _list_refunds(self, params: dict[str, Any]) -> dict[str, Any]:
         """GET /v1/refunds: newest first, filtered by `charge`, paged like Stripe's lists."""

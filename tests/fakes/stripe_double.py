@@ -11,7 +11,8 @@ details (form decoding, signing, Stripe's checks on a new session) live in strip
 
 Routes: POST /v1/checkout/sessions, GET /v1/checkout/sessions/{id},
 POST /v1/checkout/sessions/{id}/expire, GET /v1/setup_intents/{id} (expand payment_method),
-GET /v1/payment_methods/{id}, GET /v1/refunds (stripe_charges.py: charges, refunds, disputes).
+GET /v1/payment_methods/{id}, GET /v1/refunds and GET /v1/checkout/sessions?payment_intent=
+(stripe_charges.py: charges, refunds, disputes).
 
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
 `fail_async()`, `expire()` change a session and return the event Stripe would send;
@@ -127,8 +128,8 @@ class StripeDouble(ChargesMixin):
                 return self._expire_via_api(parts[3])
             if len(parts) == 3 and parts[:2] == ["v1", "setup_intents"] and method == "GET":
                 return self._setup_intent(parts[2], params.get("expand") or [])
-            if parts == ["v1", "refunds"] and method == "GET":
-                return self._list_refunds(params)
+            if method == "GET" and (listed := self.list_objects(parts, params)) is not None:
+                return listed
             if len(parts) == 3 and parts[:2] == ["v1", "payment_methods"] and method == "GET":
                 return copy.deepcopy(self._find(self.payment_methods, parts[2], "payment_method"))
         raise StripeApiError(
