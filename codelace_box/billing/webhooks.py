@@ -28,6 +28,9 @@ this box's `setup_tag`, e.g. one another box on the same Stripe account made for
 of the same id), events of the other Stripe mode than the secret key's (live vs test: a
 misconfigured webhook secret, logged as an error), and event types it does not handle, are
 acknowledged and ignored (the latter without touching the database).
+
+A top-up's PaymentIntent is recorded from its session's events; refunds and disputes, which
+name it, are billing/reversals.py's: they take the credit back once each.
 """
 
 from __future__ import annotations
