@@ -232,3 +232,17 @@ def test_a_refund_heard_of_before_its_sessions_credit_is_taken_once_credited(
     )[0]
     assert f"refund {refund_id}" in reason
     assert refunded_usd(box, buyer, session_id) == 5
+
+
+def test_a_charge_refunded_that_embeds_its_refunds_needs_no_call_to_stripe(
+    box: BillingBox,
+) -> None:
+    buyer, session_id = paid_topup(box, 20)
+    charge_refunded, refund_created = box.double.refund(session_id, amount=700)
+    charge = charge_refunded["data"]["object"]
+    listed = {"object": "list", "data": [refund_created["data"]["object"]], "has_more": False}
+    older = box.double.event("charge.refunded", charge | {"refunds": listed})  # API < 2022-11-15
+    calls = len(box.double.calls("GET", "/v1/refunds"))
+    assert results(box, [older, refund_created]) == ["reversed", "unchanged"]
+    assert len(box.double.calls("GET", "/v1/refunds")) == calls
+    assert box.balance_nanos(buyer) == 13 * NANOS
