@@ -181,10 +181,15 @@ def _adoptable(session_ids: list[str]) -> Payment | None:
 
 
 def _payment_paid_by(intent: str, sessions: dict[str, list[str]]) -> Payment | None:
-    """The top-up this PaymentIntent paid: recorded, or (`sessions`, Stripe's word) adopted."""
-    payment = topup_of(intent)
-    if payment is None and (payment := _adoptable(sessions.get(intent, []))) is not None:
-        Payment.update(payment_intent=intent).where(Payment.id == payment.id).execute()
+    """The top-up this PaymentIntent paid, its session's lock held: recorded, or (`sessions`,
+    Stripe's word) adopted, the PaymentIntent then recorded on it."""
+    payment = topup_of(intent) or _adoptable(sessions.get(intent, []))
+    if payment is None:
+        return None
+    exclusive(connection(), f"stripe:session:{payment.stripe_session_id}")
+    Payment.update(payment_intent=intent).where(
+        Payment.id == payment.id, Payment.payment_intent.is_null()
+    ).execute()
     return payment
 
 
@@ -215,7 +220,6 @@ def apply_reversals(
         payment = _payment_paid_by(intent, sessions or {})
         if payment is None:
             continue
-        exclusive(connection(), f"stripe:session:{payment.stripe_session_id}")
         for reversal in (r for r in reversals if r.payment_intent == intent):
             results.append(_apply_one(payment.id, reversal))
     if not results:
