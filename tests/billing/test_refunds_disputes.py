@@ -3,11 +3,13 @@ double, repeated and out of order, against the running box (both engines)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from tests.billing.conftest import BillingBox, Customer
+from tests.billing.test_webhooks import deliver_at_once
 from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -246,3 +248,15 @@ def test_a_charge_refunded_that_embeds_its_refunds_needs_no_call_to_stripe(
     assert results(box, [older, refund_created]) == ["reversed", "unchanged"]
     assert len(box.double.calls("GET", "/v1/refunds")) == calls
     assert box.balance_nanos(buyer) == 13 * NANOS
+
+
+def test_a_refunds_and_disputes_events_at_once_take_back_once(box: BillingBox) -> None:
+    buyer, session_id = paid_topup(box, 60)
+    charge_refunded, refund_created = box.double.refund(session_id, amount=2_000)
+    dispute = box.double.dispute(session_id)
+    events = [refund_created, charge_refunded, dispute, refund_created, dispute, charge_refunded]
+    answers = asyncio.run(deliver_at_once(box, events))
+    assert [a.status_code for a in answers] == [200] * len(events)
+    assert box.balance_nanos(buyer) == 0  # the dispute takes the whole 60, the refund no more
+    assert refunded_usd(box, buyer, session_id) == 60
+    assert sum(row[0] for row in reversals(box, buyer)) == -60 * NANOS
