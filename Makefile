@@ -78,7 +78,7 @@ PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_batch_mirror.py tests/gateway/test_pg_lookups.py tests/gateway/test_pg_sessions.py \
 	tests/gateway/test_pg_down.py tests/gateway/test_pg_unanswered.py tests/gateway/test_hold_owners.py \
 	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
-	tests/billing/test_many_boxes.py \
+	tests/billing/test_many_boxes.py tests/billing/test_refunds_disputes.py tests/billing/test_topup_claims.py \
 	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py
 test-postgres: $(VENV)/.dev-installed
 	CODELACE_TEST_DATABASE=postgres $(PYTEST) $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)

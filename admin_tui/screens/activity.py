@@ -11,7 +11,14 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Input, TabbedContent, TabPane
 
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import clock_moment, count, right, status_cell, usd, usd_fine
+from admin_tui.screens.formatting import (
+    clock_moment,
+    count,
+    paid_cell,
+    right,
+    status_cell,
+    usd_fine,
+)
 from admin_tui.screens.spend import SpendScreen
 from admin_tui.services import PaymentRow, RequestRow
 from admin_tui.widgets.live_table import LiveTable
@@ -106,7 +113,7 @@ class ActivityScreen(AdminScreen):
                     [
                         clock_moment(p.created_at, today),
                         p.email,
-                        right(usd(p.amount_nanos)),
+                        paid_cell(p.amount_nanos, p.refunded_nanos),
                         p.kind,
                         status_cell(p.status),
                     ],

@@ -62,6 +62,12 @@ def status_cell(status: str) -> Text:
     return Text(status, style=style)
 
 
+def paid_cell(amount_nanos: int, refunded_nanos: int) -> Text:
+    """A payment's amount, with what Stripe refunds and disputes took back of it, if any."""
+    taken = f" (-{usd(refunded_nanos)} refunded)" if refunded_nanos else ""
+    return right(usd(amount_nanos) + taken)
+
+
 def right(value: str) -> Text:
     """A right-aligned cell (numbers, money)."""
     return Text(value, justify="right")

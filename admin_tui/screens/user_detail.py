@@ -17,6 +17,7 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import (
     count,
     moment,
+    paid_cell,
     right,
     short_moment,
     status_cell,
@@ -291,7 +292,12 @@ def payment_rows(detail: UserDetail) -> list[Row]:
     return [
         (
             str(p.id),
-            [short_moment(p.created_at), right(usd(p.amount_nanos)), p.kind, status_cell(p.status)],
+            [
+                short_moment(p.created_at),
+                paid_cell(p.amount_nanos, p.refunded_nanos),
+                p.kind,
+                status_cell(p.status),
+            ],
         )
         for p in detail.payments
     ]

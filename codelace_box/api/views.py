@@ -120,6 +120,7 @@ def payment_view(payment: Payment) -> Json:
         "kind": payment.kind,
         "status": payment.status,
         "created_at": iso_z(payment.created_at),
+        "refunded_usd": usd_json(payment.refunded_nanos),  # by Stripe refunds and disputes
     }
 
 

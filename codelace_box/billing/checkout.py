@@ -4,7 +4,8 @@ or a card setup, and the `pending` payment row recorded the moment a top-up sess
 Amounts are USD with at most two decimals (whole units for zero-decimal currencies), at least
 `stripe.min_topup_usd` and at most `MAX_TOPUP_USD`. The session carries the user in
 `client_reference_id` and `metadata`, so the webhook can tie it back to the account; a setup
-session also carries `setup_tag`, so only this box's own setup sessions earn its trial.
+session also carries `setup_tag`, so only this box's own setup sessions earn its trial, and a
+top-up session `topup_tag` over its account and amount.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ MAX_TOPUP_USD = Decimal(MAX_TOPUP_USD_CONFIGURABLE)  # min_topup_usd is at most 
 PRODUCT_NAME = "codelace-box credit"
 METADATA_USER = "codelace_user_id"
 METADATA_KIND = "codelace_kind"
-METADATA_BOX = "codelace_box"  # a setup session's proof that this box created it
+METADATA_BOX = "codelace_box"  # a session's proof that this box created it (setup, top-up)
+METADATA_AMOUNT = "codelace_amount"  # a top-up's amount, in the currency's smallest unit
+METADATA_CURRENCY = "codelace_currency"  # and its currency
 # Stripe's minor units: most currencies have cents; these have none, these have three places.
 ZERO_DECIMAL = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
@@ -108,10 +111,20 @@ def return_urls(base_url: str) -> dict[str, str]:
 
 
 def topup_session_params(
-    user_id: int, email: str, amount: TopupAmount, config: Config
+    user_id: int, email: str, amount: TopupAmount, config: Config, box_secret: str = ""
 ) -> dict[str, object]:
-    """The Checkout Session (payment mode) for a top-up of `amount`."""
+    """The Checkout Session (payment mode) for a top-up of `amount`; its metadata carries the
+    account, the amount and a `topup_tag` over them, so a paid session whose pending row
+    this box lost (a database restored from an older backup) is still credited, once, to
+    its account (webhooks.py)."""
     currency = config.stripe.currency.lower()
+    metadata = {
+        METADATA_USER: str(user_id),
+        METADATA_KIND: "topup",
+        METADATA_AMOUNT: str(amount.minor_units),
+        METADATA_CURRENCY: currency,
+        METADATA_BOX: topup_tag(box_secret, user_id, amount.minor_units, currency),
+    }
     return {
         "mode": "payment",
         "line_items": [
@@ -126,9 +139,16 @@ def topup_session_params(
         ],
         "client_reference_id": str(user_id),
         "customer_email": email,
-        "metadata": {METADATA_USER: str(user_id), METADATA_KIND: "topup"},
+        "metadata": metadata,
         **return_urls(config.server.base_url),
     }
+
+
+def topup_tag(box_secret: str, user_id: int, minor_units: int, currency: str) -> str:
+    """What this box writes into a top-up session's metadata: a MAC under the box's own
+    secret over the account, the amount and its currency (none of them can be changed)."""
+    message = f"codelace-box stripe top-up of {minor_units} {currency.lower()} for user {user_id}"
+    return hmac.new(box_secret.encode(), message.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def setup_tag(box_secret: str, user_id: int) -> str:
@@ -235,7 +255,7 @@ async def start_topup(
     """Validate, create the payment-mode session, record it pending (off the event loop on
     PostgreSQL); the checkout URL."""
     amount = parse_topup_amount(raw_amount, config.stripe)
-    params = topup_session_params(user_id, email, amount, config)
+    params = topup_session_params(user_id, email, amount, config, api.box_secret)
     link = await create_counted_session(api, user_id, params)
     currency = config.stripe.currency
     await run_db_work(record_pending_topup, user_id, link.session_id, amount.nanos, currency)

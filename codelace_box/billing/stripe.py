@@ -126,6 +126,29 @@ class StripeApi:
         fingerprint = getattr(card, "fingerprint", None) if card is not None else None
         return str(fingerprint) if fingerprint else None
 
+    async def sessions_of_intent(self, payment_intent: str) -> list[str]:
+        """The ids of the Checkout Sessions a PaymentIntent paid (one, or none: not a session's)."""
+        params = {"payment_intent": payment_intent, "limit": 10}
+        try:
+            page = await self.client().v1.checkout.sessions.list_async(params)
+        except Exception as exc:
+            raise translate_error(exc, "find the PaymentIntent's Checkout Session") from None
+        return [str(session.id) for session in page.data]
+
+    async def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        """Every refund of a charge, as plain dicts, oldest page first."""
+        refunds: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"charge": charge_id, "limit": 100}
+        while True:
+            try:
+                page = await self.client().v1.refunds.list_async(params)
+            except Exception as exc:
+                raise translate_error(exc, "list the charge's refunds") from None
+            refunds.extend(item.to_dict() for item in page.data)
+            if not page.has_more or not page.data:
+                return refunds
+            params["starting_after"] = str(page.data[-1].id)
+
     async def close(self) -> None:
         """Close the client's connections, if it was ever created."""
         if self._http is not None:

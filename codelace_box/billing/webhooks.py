@@ -23,11 +23,15 @@ error log names the session for the operator.
 
 A completed setup session grants `stripe.trial_credit_usd` if the account never had a trial
 and the card (its fingerprint) never earned one; a setup without a card grants nothing.
-Sessions the box did not create (a top-up with no payment row here; a setup session without
+Sessions the box did not create (a top-up with no payment row here and no valid signed claim,
+billing/claims.py, which recreates a row a restored database lost; a setup session without
 this box's `setup_tag`, e.g. one another box on the same Stripe account made for its own user
 of the same id), events of the other Stripe mode than the secret key's (live vs test: a
 misconfigured webhook secret, logged as an error), and event types it does not handle, are
 acknowledged and ignored (the latter without touching the database).
+
+A top-up's PaymentIntent is recorded from its session's events; refunds and disputes, which
+name it, are billing/reversals.py's: they take the credit back once each.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ from codelace_box.billing.checkout import (
     minor_unit_exponent,
     setup_tag,
 )
+from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, handle_reversal, id_of
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
@@ -77,7 +83,7 @@ async def handle_webhook(
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
     event_id, event_type = str(event["id"]), str(event["type"])
-    if event_type not in HANDLED_TYPES:  # nothing to do, nor to remember
+    if event_type not in HANDLED_TYPES | REVERSAL_EVENTS:  # nothing to do, nor to remember
         return WebhookOutcome(event_id, event_type, "ignored")
     if await run_db_work(_seen, event_id):
         return WebhookOutcome(event_id, event_type, "duplicate")
@@ -88,6 +94,10 @@ async def handle_webhook(
             *(other, event_id, "test" if other == "live" else "live"),
         )
         return WebhookOutcome(event_id, event_type, "livemode_mismatch")
+    if event_type in REVERSAL_EVENTS:  # a refund or dispute (billing/reversals.py)
+        result = await handle_reversal(api, event_id, event_type, event)
+        log.info("stripe event %s (%s): %s", event_id, event_type, result)
+        return WebhookOutcome(event_id, event_type, result)
     session = session_of(event)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
@@ -96,8 +106,9 @@ async def handle_webhook(
         _wants_fingerprint, event_type, session, owner, trial_nanos
     ):
         fingerprint = await api.card_fingerprint(_setup_intent_id(session))
+    claim = topup_claim(session, api.box_secret) if session is not None else None
     result = await run_db_work(
-        apply_durably, event_id, event_type, session, fingerprint, trial_nanos, owner
+        apply_durably, event_id, event_type, session, fingerprint, trial_nanos, owner, claim
     )
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return WebhookOutcome(event_id, event_type, result)
@@ -114,10 +125,13 @@ def apply_durably(
     fingerprint: str | None,
     trial_nanos: int,
     setup_owner: int | None,
+    claim: TopupClaim | None = None,
 ) -> str:
     """`apply_event` in its own transaction, committed with an fsync."""
     with durable():
-        return apply_event(event_id, event_type, session, fingerprint, trial_nanos, setup_owner)
+        return apply_event(
+            event_id, event_type, session, fingerprint, trial_nanos, setup_owner, claim
+        )
 
 
 def other_mode(event: dict[str, Any], secret_key: str) -> str | None:
@@ -148,11 +162,13 @@ def apply_event(
     fingerprint: str | None,
     trial_nanos: int,
     setup_owner: int | None = None,
+    claim: TopupClaim | None = None,
 ) -> str:
     """The effect of one event; call inside a write transaction (no awaits in here).
 
     `setup_owner` is the account a setup session belongs to (`_setup_owner`), None when the
-    session is not one of this box's setup sessions."""
+    session is not one of this box's setup sessions; `claim` what a top-up session's signed
+    metadata says (billing/claims.py), None when it proves nothing."""
     exclusive(connection(), f"stripe:event:{event_id}")  # boxes sharing a database: one applies
     if session is not None:  # two events of one session, on two boxes, take turns
         exclusive(connection(), f"stripe:session:{session['id']}")
@@ -167,22 +183,25 @@ def apply_event(
         return grant_trial(session, setup_owner, fingerprint, trial_nanos)
     if session.get("mode") != "payment":
         return "ignored"
-    return apply_topup_event(event_type, session)
+    return apply_topup_event(event_type, session, claim)
 
 
-def apply_topup_event(event_type: str, session: dict[str, Any]) -> str:
+def apply_topup_event(
+    event_type: str, session: dict[str, Any], claim: TopupClaim | None = None
+) -> str:
     """The effect of a handled event on a payment-mode (top-up) session."""
     session_id = str(session["id"])
+    _remember_intent(session_id, id_of(session.get("payment_intent")))
     if event_type == ASYNC_SUCCEEDED or (
         event_type == COMPLETED and session.get("payment_status") in SETTLED
     ):
-        return credit_session(session)
+        return credit_session(session, claim)
     if event_type == COMPLETED:
         return "waiting" if _known_topup(session_id) else "unknown_session"
     return close_unpaid(session_id, "failed" if event_type == ASYNC_FAILED else "expired")
 
 
-def credit_session(session: dict[str, Any]) -> str:
+def credit_session(session: dict[str, Any], claim: TopupClaim | None = None) -> str:
     """Credit a paid top-up session once and mark its payment completed.
 
     The credit is what the session says was paid (`amount_total` in its currency), but never
@@ -190,10 +209,11 @@ def credit_session(session: dict[str, Any]) -> str:
     the credit. A paid amount that cannot be read in the payment's currency credits nothing.
     """
     session_id = str(session["id"])
-    payment = _known_topup(session_id)
+    payment = _known_topup(session_id) or restore_topup(session_id, claim)
     if payment is None:
         log.warning("paid Checkout Session %s is not one of ours; ignored", session_id)
         return "unknown_session"
+    _remember_intent(session_id, id_of(session.get("payment_intent")))
     key = f"stripe:session:{session_id}"
     if LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key) is None:
         paid = paid_nanos(session, payment.currency, payment.amount_nanos)
@@ -215,6 +235,7 @@ def credit_session(session: dict[str, Any]) -> str:
         reason = f"Stripe top-up (Checkout Session {session_id})"
         append_entry(payment.user.id, amount, "topup", reason, key)
         _complete(payment.id, amount)
+        catch_up(Payment.get_by_id(payment.id))  # refunds and disputes heard of before
         return "credited"
     if payment.status != "completed":
         _complete(payment.id, None)
@@ -307,6 +328,16 @@ def _trial_refusal(user: User, fingerprint: str | None, trial_nanos: int) -> str
     if TrialCard.get_or_none(TrialCard.fingerprint == fingerprint) is not None:
         return "trial_card_used"
     return None
+
+
+def _remember_intent(session_id: str, payment_intent: str) -> None:
+    """Record the PaymentIntent of a top-up session: its refunds and disputes name it."""
+    if payment_intent and Payment.get_or_none(Payment.payment_intent == payment_intent) is None:
+        Payment.update(payment_intent=payment_intent).where(
+            Payment.stripe_session_id == session_id,
+            Payment.kind == "topup",
+            Payment.payment_intent.is_null(),
+        ).execute()
 
 
 def _known_topup(session_id: str) -> Payment | None:

@@ -276,6 +276,8 @@ class Payment(BaseModel):
     currency = CharField(default="usd")
     created_at = DateTimeField(default=utcnow)
     completed_at = DateTimeField(null=True)
+    payment_intent = CharField(unique=True, null=True)  # a top-up's PaymentIntent, once paid
+    refunded_nanos = BigIntegerField(default=0)  # taken back by refunds and open/lost disputes
 
 
 class StripeEvent(BaseModel):
@@ -284,6 +286,17 @@ class StripeEvent(BaseModel):
     id = CharField(primary_key=True)
     type = CharField()
     received_at = DateTimeField(default=utcnow)
+
+
+class StripeReversal(BaseModel):
+    """A Stripe refund or dispute of a top-up, as last heard of (billing/reversals.py)."""
+
+    id = CharField(primary_key=True)  # re_... or du_...
+    payment = ForeignKeyField(Payment, on_delete="CASCADE")
+    kind = CharField()  # refund | dispute
+    amount_nanos = BigIntegerField()
+    status = CharField()  # Stripe's status of the refund or dispute
+    updated_at = DateTimeField(default=utcnow)
 
 
 class TrialCard(BaseModel):
@@ -371,6 +384,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     UsageRollup,
     Payment,
     StripeEvent,
+    StripeReversal,
     TrialCard,
     AuditEntry,
     AuditHead,

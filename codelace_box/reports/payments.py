@@ -1,7 +1,7 @@
 """Read-only money reports for the operator: revenue and the payment history of everyone.
 
-Nothing here writes. Revenue is what customers paid: completed top-ups (trials and admin
-adjustments move balances but bring no money in).
+Nothing here writes. Revenue is what customers paid: completed top-ups less their Stripe
+refunds and disputes (trials and admin adjustments move balances but bring no money in).
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ class PaymentRow:
     created_at: datetime
     completed_at: datetime | None
     user_id: int
+    refunded_nanos: int = 0  # taken back by Stripe refunds and disputes
 
 
 def revenue_nanos(since: datetime | None = None) -> int:
-    """The sum of completed top-ups (completed since a moment, or ever)."""
+    """The sum of completed top-ups (completed since a moment, or ever), less what Stripe
+    refunds and disputes took back of them."""
     sql = (
-        "SELECT COALESCE(SUM(amount_nanos), 0) FROM payment "
+        "SELECT COALESCE(SUM(amount_nanos - refunded_nanos), 0) FROM payment "
         "WHERE kind = 'topup' AND status = 'completed'"
     )
     params: tuple[Any, ...] = ()
@@ -50,7 +52,7 @@ def pending_payments() -> int:
 
 _PAYMENTS_SQL = """
 SELECT p.id, u.email, p.amount_nanos, p.kind, p.status, p.currency, p.created_at, p.completed_at,
-       p.user_id
+       p.user_id, p.refunded_nanos
 FROM payment p JOIN "user" u ON u.id = p.user_id
 WHERE 1 = 1
 """
@@ -79,6 +81,7 @@ def list_payments(
             created_at=parse_time(row[6]),
             completed_at=parse_time(row[7]) if row[7] is not None else None,
             user_id=int(row[8]),
+            refunded_nanos=int(row[9]),
         )
         for row in query_all(sql, args)
     ]

@@ -134,3 +134,16 @@ def test_revenue_counts_completed_topups_only(admin_env: AdminEnv) -> None:
         7_000_000_000,
         10_000_000_000,
     ]
+
+
+def test_revenue_leaves_out_what_refunds_and_disputes_took_back(admin_env: AdminEnv) -> None:
+    alice, bob = seed()
+    payment(alice, 10_000_000_000, "topup", "completed", NOW - timedelta(minutes=5))
+    payment(bob, 25_000_000_000, "topup", "completed", NOW - timedelta(hours=3))
+    Payment.update(refunded_nanos=4_000_000_000).where(Payment.user == bob).execute()
+    assert revenue_nanos() == 31_000_000_000
+    assert revenue_nanos(NOW - timedelta(hours=1)) == 10_000_000_000
+    assert [(p.amount_nanos, p.refunded_nanos) for p in list_payments()] == [
+        (10_000_000_000, 0),
+        (25_000_000_000, 4_000_000_000),
+    ]

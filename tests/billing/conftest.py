@@ -118,8 +118,9 @@ class BillingBox:
         return result.returncode, result.stdout + result.stderr
 
     def audit(self) -> None:
-        """The books add up: balances equal ledgers (doctor), and every completed top-up or
-        trial is exactly one ledger credit of its amount under its idempotency key."""
+        """The books add up: balances equal ledgers (doctor), every completed top-up or trial
+        is exactly one ledger credit of its amount under its idempotency key, and an account's
+        refund and dispute entries take back what its payments say was refunded."""
         unmatched = self.query(
             "SELECT p.id FROM payment p WHERE p.kind IN ('topup', 'trial') "
             "AND p.status = 'completed' AND (SELECT COUNT(*) FROM ledger_entry l "
@@ -133,6 +134,12 @@ class BillingBox:
             "SELECT COUNT(*) FROM payment WHERE kind IN ('topup', 'trial') AND status = 'completed'"
         )
         assert credits == completed, (credits, completed)
+        untied = self.query(
+            'SELECT u.id FROM "user" u WHERE (SELECT COALESCE(SUM(l.amount_nanos), 0) '
+            "FROM ledger_entry l WHERE l.user_id = u.id AND l.kind = 'refund') != -(SELECT "
+            "COALESCE(SUM(p.refunded_nanos), 0) FROM payment p WHERE p.user_id = u.id)"
+        )
+        assert untied == [], f"refund entries that are not the payments' refunded amounts: {untied}"
         code, output = self.doctor()
         assert code == 0 and "MISMATCH" not in output, output
 

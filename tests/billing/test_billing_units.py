@@ -17,7 +17,9 @@ from codelace_box.billing.checkout import (
     setup_session_params,
     setup_tag,
     topup_session_params,
+    topup_tag,
 )
+from codelace_box.billing.claims import TopupClaim, topup_claim
 from codelace_box.billing.stripe import StripeApi, redact, require_configured, verify_event
 from codelace_box.billing.webhooks import other_mode
 from codelace_box.config import Config, ServerConfig, StripeConfig
@@ -113,9 +115,15 @@ def test_session_params_carry_the_user_and_the_box_urls() -> None:
         stripe=StripeConfig(currency="eur"),
     )
     amount = parse_topup_amount(20, config.stripe)
-    params = topup_session_params(7, "a@b.test", amount, config)
+    params = topup_session_params(7, "a@b.test", amount, config, "box-secret")
     assert params["client_reference_id"] == "7"
-    assert params["metadata"] == {"codelace_user_id": "7", "codelace_kind": "topup"}
+    assert params["metadata"] == {
+        "codelace_user_id": "7",
+        "codelace_kind": "topup",
+        "codelace_amount": "2000",
+        "codelace_currency": "eur",
+        "codelace_box": topup_tag("box-secret", 7, 2000, "eur"),
+    }
     assert params["success_url"] == (
         "https://box.example.com/billing/success?session_id={CHECKOUT_SESSION_ID}"
     )
@@ -272,3 +280,23 @@ def test_other_mode_compares_the_event_with_the_key(
     livemode: bool | None, key: str, other: str | None
 ) -> None:
     assert other_mode({"id": "evt_1", "livemode": livemode}, key) == other
+
+
+def claimed(metadata: dict[str, str], secret: str = "box-secret", ref: str = "7") -> object:
+    session = {"id": "cs_1", "mode": "payment", "client_reference_id": ref, "metadata": metadata}
+    return topup_claim(session, secret)
+
+
+def test_a_top_up_claim_holds_only_with_this_boxs_tag_over_its_account_and_amount() -> None:
+    config = Config(stripe=StripeConfig(currency="usd"))
+    amount = parse_topup_amount(Decimal("25.50"), config.stripe)
+    metadata = topup_session_params(7, "a@b.test", amount, config, "box-secret")["metadata"]
+    assert isinstance(metadata, dict)
+    assert claimed(metadata) == TopupClaim(7, 25_500_000_000, "usd")
+    assert claimed(metadata, secret="another-box") is None  # another box on the account
+    assert claimed(metadata, ref="8") is None  # the session is another account's
+    assert claimed(metadata | {"codelace_amount": "255000"}) is None  # the amount edited
+    assert claimed(metadata | {"codelace_user_id": "8"}, ref="8") is None  # the account edited
+    assert claimed(metadata | {"codelace_currency": "eur"}) is None
+    assert claimed({k: v for k, v in metadata.items() if k != "codelace_box"}) is None
+    assert claimed(metadata, secret="") is None  # no secret, no proof

@@ -28,7 +28,15 @@ def test_checkout_creates_a_payment_session_and_a_pending_payment(box: BillingBo
     assert session["amount_total"] == 2550
     assert session["currency"] == "usd"
     assert session["client_reference_id"] == str(buyer.user_id)
-    assert session["metadata"] == {"codelace_user_id": str(buyer.user_id), "codelace_kind": "topup"}
+    metadata = dict(session["metadata"])
+    tag = metadata.pop("codelace_box")  # signed with the box's secret (test_topup_claims.py)
+    assert len(tag) == 32 and int(tag, 16) >= 0
+    assert metadata == {
+        "codelace_user_id": str(buyer.user_id),
+        "codelace_kind": "topup",
+        "codelace_amount": "2550",
+        "codelace_currency": "usd",
+    }
     assert session["customer_email"] == buyer.email
     base = box.server.base_url
     assert session["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"

@@ -154,7 +154,8 @@ def test_payment_history_shape_and_order(box: BillingBox) -> None:
         ("admin", "completed", 5),
     ]
     for payment in history:
-        assert set(payment) == {"id", "amount_usd", "kind", "status", "created_at"}
+        assert set(payment) == {"id", "amount_usd", "kind", "status", "created_at", "refunded_usd"}
+        assert payment["refunded_usd"] == 0  # no refund nor dispute: nothing taken back
         assert is_uuid4(payment["id"]), payment["id"]
         assert ISO_Z.match(payment["created_at"]), payment["created_at"]
     assert len({p["id"] for p in history}) == len(history)

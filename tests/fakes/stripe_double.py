@@ -11,7 +11,8 @@ details (form decoding, signing, Stripe's checks on a new session) live in strip
 
 Routes: POST /v1/checkout/sessions, GET /v1/checkout/sessions/{id},
 POST /v1/checkout/sessions/{id}/expire, GET /v1/setup_intents/{id} (expand payment_method),
-GET /v1/payment_methods/{id}.
+GET /v1/payment_methods/{id}, GET /v1/refunds and GET /v1/checkout/sessions?payment_intent=
+(stripe_charges.py: charges, refunds, disputes).
 
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
 `fail_async()`, `expire()` change a session and return the event Stripe would send;
@@ -34,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.fakes.stripe_charges import ChargesMixin
 from tests.fakes.stripe_wire import (
     API_VERSION,
     StripeApiError,
@@ -48,7 +50,7 @@ from tests.fakes.stripe_wire import (
 CHECKOUT_HOST = "https://checkout.stripe.com/c/pay/"
 
 
-class StripeDouble:
+class StripeDouble(ChargesMixin):
     """The fake Stripe account: its HTTP API on loopback and the test's controls."""
 
     def __init__(self, secret_key: str, webhook_secret: str) -> None:
@@ -57,6 +59,9 @@ class StripeDouble:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.setup_intents: dict[str, dict[str, Any]] = {}
         self.payment_methods: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}  # stripe_charges.py: refunds, disputes
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self.injected_errors: list[StripeApiError] = []
         self.honour_expand = True  # False: answer ids where asked to expand (older accounts)
@@ -123,6 +128,8 @@ class StripeDouble:
                 return self._expire_via_api(parts[3])
             if len(parts) == 3 and parts[:2] == ["v1", "setup_intents"] and method == "GET":
                 return self._setup_intent(parts[2], params.get("expand") or [])
+            if method == "GET" and (listed := self.list_objects(parts, params)) is not None:
+                return listed
             if len(parts) == 3 and parts[:2] == ["v1", "payment_methods"] and method == "GET":
                 return copy.deepcopy(self._find(self.payment_methods, parts[2], "payment_method"))
         raise StripeApiError(

@@ -16,7 +16,7 @@ from codelace_box.accounts.limits import spent_in_period
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import LATEST_VERSION, applied_versions, current_version, migrate
 from codelace_box.db.migrations import MIGRATIONS
-from codelace_box.db.models import ALL_MODELS, ApiKey, Hold, SchemaMigration, User
+from codelace_box.db.models import ALL_MODELS, ApiKey, Hold, Payment, SchemaMigration, User
 from codelace_box.errors import ConfigError
 from tests.support import cli_env, is_uuid4, run_cli, sqlite_rows
 
@@ -307,3 +307,25 @@ def test_migration_16_lets_every_existing_key_keep_managing_keys(db: Any) -> Non
     assert [k.can_manage_keys for k in ApiKey.select().order_by(ApiKey.id)] == [True, True]
     made = ApiKey.create(user=1, key_prefix="cl_efgh", key_hash="hash-3")
     assert ApiKey.get_by_id(made.id).can_manage_keys is True  # the model's default
+
+
+def test_migration_18_keeps_every_payment_with_nothing_refunded(db: Any) -> None:
+    migrate_up_to(db, 17)
+    db.execute_sql(
+        'INSERT INTO "user" (id, uuid, email, display_name, status, balance_nanos, held_nanos, '
+        "created_by_admin, created_at) VALUES (1, 'u1', 'a@example.com', '', 'active', 0, 0, 0, "
+        "'2026-01-01 00:00:00')"
+    )
+    for n, (kind, session) in enumerate((("topup", "cs_1"), ("trial", "cs_2"), ("admin", None))):
+        db.execute_sql(
+            "INSERT INTO payment (uuid, user_id, amount_nanos, kind, status, stripe_session_id, "
+            "currency, created_at) VALUES (?, 1, 5, ?, 'completed', ?, 'usd', "
+            "'2026-01-01 00:00:00')",
+            (f"p{n}", kind, session),
+        )
+    assert migrate(db) == list(range(18, LATEST_VERSION + 1))
+    rows = [(p.kind, p.payment_intent, p.refunded_nanos) for p in Payment.select()]
+    assert sorted(rows) == [("admin", None, 0), ("topup", None, 0), ("trial", None, 0)]
+    Payment.update(payment_intent="pi_1").where(Payment.kind == "topup").execute()
+    with pytest.raises(IntegrityError):  # one PaymentIntent pays one top-up
+        Payment.update(payment_intent="pi_1").where(Payment.kind == "trial").execute()

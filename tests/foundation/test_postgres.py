@@ -29,7 +29,7 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.migrate import LATEST_VERSION, migrate
 from codelace_box.db.migrations import MIGRATIONS
-from codelace_box.db.models import ApiKey, SchemaMigration
+from codelace_box.db.models import ApiKey, Payment, SchemaMigration
 from codelace_box.db.observability import bump_refusal, refusal_rows
 from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
 from codelace_box.errors import ConfigError
@@ -172,6 +172,40 @@ def test_migration_16_lets_every_existing_key_keep_managing_keys_on_postgresql(
         assert migrate(db) == list(range(16, LATEST_VERSION + 1))
         assert query_all("SELECT uuid, can_manage_keys FROM api_key") == [("k1", 1)]
         assert ApiKey.get(ApiKey.uuid == "k1").can_manage_keys is True
+    finally:
+        close_database()
+
+
+def test_migration_18_keeps_every_payment_with_nothing_refunded_on_postgresql(
+    pg_url: str,
+) -> None:
+    db = open_database(pg_url)
+    try:
+        with write_transaction():
+            db.create_tables([SchemaMigration])
+        for number, module in MIGRATIONS[:17]:  # a database as release 17 left it
+            with write_transaction():
+                module.apply(schema_target(db))
+                SchemaMigration.create(version=number, name=module.NAME)
+        with write_transaction():
+            db.execute_sql(
+                'INSERT INTO "user" (uuid, email, display_name, status, balance_nanos, '
+                "held_nanos, created_by_admin, created_at) VALUES ('u1', 'old@example.com', '', "
+                "'active', 0, 0, 0, '2026-01-01 00:00:00')"
+            )
+            db.execute_sql(
+                "INSERT INTO payment (uuid, user_id, amount_nanos, kind, status, "
+                "stripe_session_id, currency, created_at) SELECT 'p1', id, 5, 'topup', "
+                "'completed', 'cs_1', 'usd', '2026-01-01 00:00:00' FROM \"user\""
+            )
+        assert migrate(db) == list(range(18, LATEST_VERSION + 1))
+        assert query_all("SELECT uuid, payment_intent, refunded_nanos FROM payment") == [
+            ("p1", None, 0)
+        ]
+        with write_transaction():
+            Payment.update(payment_intent="pi_1", refunded_nanos=5).execute()
+        assert Payment.get(Payment.uuid == "p1").refunded_nanos == 5
+        assert query_all("SELECT COUNT(*) FROM stripe_reversal") == [(0,)]
     finally:
         close_database()
 

@@ -58,7 +58,8 @@ function history(payments) {
   const rows = payments.map((p) => h("tr", {},
     h("td", { text: when(p.created_at) }), h("td", { text: p.kind }),
     h("td", { class: "num", text: usd(p.amount_usd) }),
-    h("td", { text: STATUS_WORDS[p.status] || p.status })));
+    h("td", { text: (STATUS_WORDS[p.status] || p.status) +
+      (p.refunded_usd ? `, ${usd(p.refunded_usd)} refunded or disputed` : "") })));
   return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Payments table" },
     h("table", {}, h("caption", { class: "visually-hidden", text: "Payments" }),
       h("thead", {}, head), h("tbody", {}, rows)));

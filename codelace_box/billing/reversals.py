@@ -1,0 +1,312 @@
+"""Stripe refunds and disputes of top-ups: what Stripe gave back takes the credit back, once.
+
+A refund or dispute names the charge's PaymentIntent, which the top-up's payment row records
+when its session is paid (webhooks.py). Each refund (`re_...`) and dispute (`du_...`) is kept
+in `stripe_reversal` as last heard of, and a payment's `refunded_nanos` is what they take back
+now: the sum of its refunds that did not fail and its disputes not won, never more than the
+top-up credited. Every change of that sum is one ledger entry (kind `refund`, reason naming
+Stripe's id, idempotency key `stripe:<refund|dispute>:<id>`, later changes of the same one
+`...:<status>`), so a redelivery, or an older event arriving after a newer one, moves nothing:
+
+    refund   pending / requires_action / succeeded: taken;  failed / canceled: given back (final)
+    dispute  open (needs_response, under_review, warning_*): taken;  lost: taken (final);
+             won / warning_closed / prevented: given back (final)
+
+A final status is never left (a late `refund.created` after `refund.failed` changes nothing).
+The balance may go below zero: the account's requests then get 402 as when it is spent. A
+trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
+Events about charges that are not this box's top-ups are acknowledged and write nothing.
+`charge.refunded` carries no refunds on current API versions: the charge's refunds are then
+listed at Stripe (`StripeApi.charge_refunds`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from codelace_box.billing.checkout import minor_unit_exponent
+from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.stripe import StripeApi
+from codelace_box.db.core import connection, durable, exclusive, utcnow
+from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
+from codelace_box.db.offload import run_db_work
+
+log = logging.getLogger("codelace_box.billing.reversals")
+
+REFUND_EVENTS = frozenset(
+    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+)
+DISPUTE_EVENTS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+CHARGE_REFUNDED = "charge.refunded"
+REVERSAL_EVENTS = REFUND_EVENTS | DISPUTE_EVENTS | {CHARGE_REFUNDED}
+RELEASED = {
+    "refund": frozenset({"failed", "canceled"}),
+    "dispute": frozenset({"won", "warning_closed", "prevented"}),
+}
+FINAL = {"refund": RELEASED["refund"], "dispute": RELEASED["dispute"] | {"lost"}}
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """One refund or dispute as an event (or Stripe's API) describes it."""
+
+    id: str
+    kind: str  # refund | dispute
+    payment_intent: str
+    amount: int  # in the currency's smallest unit
+    currency: str
+    status: str
+
+
+def object_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The event's `data.object` ({} when it has none)."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def reversals_in(event_type: str, obj: dict[str, Any]) -> list[Reversal]:
+    """The refunds or disputes an event's object describes (a charge: the refunds it embeds)."""
+    if event_type in REFUND_EVENTS:
+        return parse_reversals([obj], "refund")
+    if event_type in DISPUTE_EVENTS:
+        return parse_reversals([obj], "dispute")
+    refunds = obj.get("refunds")
+    listed = refunds.get("data") if isinstance(refunds, dict) else None
+    if not isinstance(listed, list):
+        return []
+    return parse_reversals(listed, "refund", id_of(obj.get("payment_intent")))
+
+
+def charge_to_list(event_type: str, obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(charge id, PaymentIntent) of a `charge.refunded` whose refunds must be listed at
+    Stripe (the event does not embed them all); None otherwise."""
+    if event_type != CHARGE_REFUNDED:
+        return None
+    refunds = obj.get("refunds")
+    if isinstance(refunds, dict) and isinstance(refunds.get("data"), list):
+        return None if not refunds.get("has_more") else _charge_and_intent(obj)
+    return _charge_and_intent(obj)
+
+
+def _charge_and_intent(obj: dict[str, Any]) -> tuple[str, str] | None:
+    charge, intent = id_of(obj.get("id")), id_of(obj.get("payment_intent"))
+    return (charge, intent) if charge and intent else None
+
+
+def parse_reversals(
+    items: list[Any], kind: str, payment_intent: str | None = None
+) -> list[Reversal]:
+    """The well-formed refunds or disputes among `items` (Stripe objects as dicts)."""
+    found = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("object", kind) != kind:
+            continue
+        amount, intent = item.get("amount"), id_of(item.get("payment_intent")) or payment_intent
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            continue
+        if not item.get("id") or not intent:
+            continue
+        currency, status = str(item.get("currency") or ""), str(item.get("status") or "")
+        found.append(Reversal(str(item["id"]), kind, intent, amount, currency.lower(), status))
+    return found
+
+
+def id_of(value: object) -> str:
+    """A Stripe reference as its id, expanded or not ("" for none)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return str(value) if isinstance(value, str) and value else ""
+
+
+def topup_of(payment_intent: str) -> Payment | None:
+    """The top-up paid by this PaymentIntent, if it is one of this box's."""
+    return Payment.get_or_none(Payment.payment_intent == payment_intent, Payment.kind == "topup")
+
+
+def any_known(payment_intents: set[str]) -> bool:
+    """Whether any of these PaymentIntents paid one of this box's top-ups (a read only)."""
+    return any(topup_of(intent) is not None for intent in payment_intents if intent)
+
+
+async def handle_reversal(
+    api: StripeApi, event_id: str, event_type: str, event: dict[str, Any]
+) -> str:
+    """Apply a refund or dispute event; "unknown_charge", with nothing written, for a charge
+    that paid none of this box's top-ups (another integration on the same Stripe account).
+
+    A PaymentIntent no payment row records yet (the refund's event came before its session's
+    checkout.session.completed) is looked up at Stripe: the sessions it paid, one of which
+    may be a top-up of this box still pending here."""
+    obj = object_of(event)
+    found = reversals_in(event_type, obj)
+    listing = charge_to_list(event_type, obj)
+    intents = {r.payment_intent for r in found} | ({listing[1]} if listing else set())
+    sessions: dict[str, list[str]] = {}
+    if not await run_db_work(any_known, intents):
+        for intent in sorted(intents):
+            sessions[intent] = await api.sessions_of_intent(intent)
+        if not await run_db_work(any_adoptable, sessions):
+            log.info("Stripe event %s (%s) is about no top-up of this box", event_id, event_type)
+            return "unknown_charge"
+    if listing is not None:
+        refunds = await api.charge_refunds(listing[0])
+        found = parse_reversals(refunds, "refund", listing[1])
+    return await run_db_work(apply_durably, event_id, event_type, found, sessions)
+
+
+def any_adoptable(sessions: dict[str, list[str]]) -> bool:
+    """Whether a PaymentIntent paid a top-up session of this box that does not know it yet."""
+    return any(_adoptable(ids) is not None for ids in sessions.values())
+
+
+def _adoptable(session_ids: list[str]) -> Payment | None:
+    if not session_ids:
+        return None
+    return Payment.get_or_none(
+        Payment.stripe_session_id.in_(session_ids),
+        Payment.kind == "topup",
+        Payment.payment_intent.is_null(),
+    )
+
+
+def _payment_paid_by(intent: str, sessions: dict[str, list[str]]) -> Payment | None:
+    """The top-up this PaymentIntent paid, its session's lock held: recorded, or (`sessions`,
+    Stripe's word) adopted, the PaymentIntent then recorded on it."""
+    payment = topup_of(intent) or _adoptable(sessions.get(intent, []))
+    if payment is None:
+        return None
+    exclusive(connection(), f"stripe:session:{payment.stripe_session_id}")
+    Payment.update(payment_intent=intent).where(
+        Payment.id == payment.id, Payment.payment_intent.is_null()
+    ).execute()
+    return payment
+
+
+def apply_durably(
+    event_id: str,
+    event_type: str,
+    reversals: list[Reversal],
+    sessions: dict[str, list[str]] | None = None,
+) -> str:
+    """`apply_reversals` in its own transaction, committed with an fsync."""
+    with durable():
+        return apply_reversals(event_id, event_type, reversals, sessions)
+
+
+def apply_reversals(
+    event_id: str,
+    event_type: str,
+    reversals: list[Reversal],
+    sessions: dict[str, list[str]] | None = None,
+) -> str:
+    """Record an event's refunds or disputes and move the balances they change; inside a
+    write transaction. Nothing is written for an event about nobody's top-up here."""
+    exclusive(connection(), f"stripe:event:{event_id}")
+    if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
+        return "duplicate"
+    results = []
+    for intent in sorted({r.payment_intent for r in reversals}):
+        payment = _payment_paid_by(intent, sessions or {})
+        if payment is None:
+            continue
+        for reversal in (r for r in reversals if r.payment_intent == intent):
+            results.append(_apply_one(payment.id, reversal))
+    if not results:
+        return "unknown_charge"
+    StripeEvent.create(id=event_id, type=event_type[:200])
+    return "reversed" if "reversed" in results else "unchanged"
+
+
+def _apply_one(payment_id: int, reversal: Reversal) -> str:
+    """Record one refund or dispute; post what it changes (a fresh read of the payment)."""
+    payment = Payment.get_by_id(payment_id)
+    if not _record(payment, reversal):
+        return "unchanged"
+    base = f"stripe:{reversal.kind}:{reversal.id}"
+    key = f"{base}:{reversal.status}" if _posted(base) else base
+    word = "refund" if reversal.kind == "refund" else "dispute"
+    reason = (
+        f"Stripe {word} {reversal.id} of top-up {payment.stripe_session_id} "
+        f"({reversal.status or 'no status'})"
+    )
+    return "reversed" if settle(payment, reason, key) else "unchanged"
+
+
+def _posted(key: str) -> bool:
+    return LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key) is not None
+
+
+def _record(payment: Payment, reversal: Reversal) -> bool:
+    """Keep the refund or dispute's newest state; False when this changes nothing (the same
+    status again, or a status after a final one: an older event delivered late)."""
+    row = StripeReversal.get_or_none(StripeReversal.id == reversal.id)
+    if row is not None and (row.status == reversal.status or row.status in FINAL[row.kind]):
+        return False
+    nanos = reversal_nanos(payment, reversal)
+    if row is None:
+        StripeReversal.create(
+            id=reversal.id,
+            payment=payment.id,
+            kind=reversal.kind,
+            amount_nanos=nanos,
+            status=reversal.status,
+        )
+        return True
+    StripeReversal.update(status=reversal.status, amount_nanos=nanos, updated_at=utcnow()).where(
+        StripeReversal.id == reversal.id
+    ).execute()
+    return True
+
+
+def reversal_nanos(payment: Payment, reversal: Reversal) -> int:
+    """The refund or dispute in nano-USD. One in another currency than the top-up's (a
+    charge Adaptive Pricing localized) cannot be converted here: it counts as the whole top-up
+    (at most that is ever taken back) and the error log names it for the operator."""
+    if reversal.currency == payment.currency.lower():
+        return reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency))
+    log.error(
+        "Stripe %s %s is in %r, the top-up %s in %r: taking back the whole top-up",
+        *(reversal.kind, reversal.id, reversal.currency, payment.stripe_session_id),
+        payment.currency,
+    )
+    return int(payment.amount_nanos)
+
+
+def catch_up(payment: Payment) -> bool:
+    """Right after a top-up's credit: take back what its refunds and disputes heard of
+    before (their events came before the session's) take; True if an entry was written."""
+    rows = StripeReversal.select().where(StripeReversal.payment == payment.id)
+    named = ", ".join(f"{r.kind} {r.id} ({r.status})" for r in rows.order_by(StripeReversal.id))
+    if not named:
+        return False
+    reason = f"Stripe {named} of top-up {payment.stripe_session_id}, heard of before its credit"
+    return settle(payment, reason, f"stripe:session:{payment.stripe_session_id}:reversed")
+
+
+def settle(payment: Payment, reason: str, key: str) -> bool:
+    """Move the balance so the payment's `refunded_nanos` is what its refunds and disputes
+    take back now (at most what it credited); True if an entry was written."""
+    rows = StripeReversal.select().where(StripeReversal.payment == payment.id)
+    holding = sum(r.amount_nanos for r in rows if r.status not in RELEASED[r.kind])
+    credited = payment.amount_nanos if payment.status == "completed" else 0
+    target = min(credited, holding)
+    delta = target - payment.refunded_nanos
+    if delta == 0:
+        return False
+    posting = append_entry(payment.user.id, -delta, "refund", reason, key)
+    if not posting.created:  # the key says this change was posted already
+        return False
+    Payment.update(refunded_nanos=target).where(Payment.id == payment.id).execute()
+    log.info("payment %s: %s nano-USD taken back (%s)", payment.id, target, reason)
+    return True

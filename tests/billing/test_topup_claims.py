@@ -1,0 +1,100 @@
+"""A paid top-up whose pending row the box lost (its database restored from a backup older
+than the session) is credited once, to its account, by the session's signed metadata; a
+session whose metadata proves nothing still credits nobody."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from tests.billing.conftest import BillingBox
+from tests.pg_cluster import write_config_db
+
+pytestmark = pytest.mark.timeout(120)
+NANOS = 1_000_000_000
+
+
+def lose_row(box: BillingBox, session_id: str) -> None:
+    """What restoring a backup taken before the session leaves: no row for it."""
+    write_config_db(box.config, "DELETE FROM payment WHERE stripe_session_id = ?", (session_id,))
+
+
+def test_a_paid_session_whose_row_was_lost_is_credited_once_to_its_account(
+    box: BillingBox,
+) -> None:
+    buyer, bystander = box.customer(), box.customer()
+    session_id = box.start_topup(buyer, 35)
+    lose_row(box, session_id)
+    event = box.double.complete(session_id)
+    answers = [box.deliver(event).json()["result"] for _ in range(2)]
+    assert answers == ["credited", "duplicate"]
+    again = box.double.event("checkout.session.completed", box.double.session(session_id))
+    assert box.deliver(again).json()["result"] == "already_credited"
+    assert box.balance_nanos(buyer) == 35 * NANOS
+    assert box.balance_nanos(bystander) == 0
+    rows = box.query(
+        "SELECT user_id, amount_nanos, kind, status FROM payment WHERE stripe_session_id = ?",
+        session_id,
+    )
+    assert rows == [(buyer.user_id, 35 * NANOS, "topup", "completed")]
+    assert [(p["amount_usd"], p["status"]) for p in box.history(buyer)] == [(35, "completed")]
+
+
+def test_a_lost_row_of_an_async_payment_is_credited_when_it_settles(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 12)
+    lose_row(box, session_id)
+    box.double.complete(session_id, payment_status="unpaid")
+    assert box.deliver(box.double.succeed_async(session_id)).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 12 * NANOS
+
+
+def test_a_lost_row_with_edited_metadata_credits_nobody(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 10)
+    lose_row(box, session_id)
+    with box.double.lock:  # someone with the Stripe account's keys raises the amount
+        box.double.sessions[session_id]["metadata"]["codelace_amount"] = "1000000"
+    result = box.deliver(box.double.complete(session_id)).json()["result"]
+    assert result == "unknown_session"
+    assert box.balance_nanos(buyer) == 0
+    assert box.query("SELECT id FROM payment WHERE stripe_session_id = ?", session_id) == []
+
+
+def test_a_session_tagged_with_another_secret_credits_nobody(box: BillingBox) -> None:
+    buyer = box.customer()
+    forged_tag = hmac.new(
+        b"not-this-box",
+        f"codelace-box stripe top-up of 5000 usd for user {buyer.user_id}".encode(),
+        hashlib.sha256,
+    ).hexdigest()[:32]
+    foreign = box.double.handle(
+        "POST",
+        "/v1/checkout/sessions",
+        {
+            "mode": "payment",
+            "client_reference_id": str(buyer.user_id),
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": "usd",
+                        "unit_amount": "5000",
+                        "product_data": {"name": "x"},
+                    },
+                    "quantity": "1",
+                }
+            ],
+            "metadata": {
+                "codelace_user_id": str(buyer.user_id),
+                "codelace_kind": "topup",
+                "codelace_amount": "5000",
+                "codelace_currency": "usd",
+                "codelace_box": forged_tag,
+            },
+        },
+    )
+    result = box.deliver(box.double.complete(foreign["id"])).json()["result"]
+    assert result == "unknown_session"
+    assert box.balance_nanos(buyer) == 0
