@@ -240,6 +240,23 @@ class AccountDayUsage(UsageFigures):
         without_rowid = True  # SQLite: the primary key is the table (one page a write)
 
 
+class KeyDayUsage(UsageFigures):
+    """Usage of an API key per day ('YYYY-MM-DD', UTC), kept like AccountDayUsage: `usage
+    report --by key` reads its whole days from these. `api_key_id` is 0 for requests with no
+    key (the portal's) and -1 for what migration 18 found in an account's days but no longer
+    in its usage rows (retention deleted them: their key is not known). No foreign key on the
+    key: a request's key may be gone (its usage rows then have none either)."""
+
+    api_key_id = BigIntegerField()  # first in the primary key
+    day = CharField()
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False)
+
+    class Meta:
+        table_name = "key_day_usage"
+        primary_key = CompositeKey("api_key_id", "day", "user")
+        without_rowid = True  # SQLite: the primary key is the table (one page a write)
+
+
 class KeyUsage(UsageFigures):
     """Running usage totals of an API key, kept like AccountUsage."""
 
@@ -367,6 +384,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     UsageRecord,
     AccountUsage,
     AccountDayUsage,
+    KeyDayUsage,
     KeyUsage,
     UsageRollup,
     Payment,

@@ -26,6 +26,7 @@ from codelace_box.db.migrations import (
     m0015_usage_user_order,
     m0016_key_management_scope,
     m0017_audit_head,
+    m0018_key_days,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -46,4 +47,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (15, m0015_usage_user_order),
     (16, m0016_key_management_scope),
     (17, m0017_audit_head),
+    (18, m0018_key_days),
 ]
