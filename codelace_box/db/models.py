@@ -285,7 +285,8 @@ class UsageRollup(UsageFigures):
 class Payment(BaseModel):
     id = AutoField()
     uuid = CharField(max_length=36, unique=True, default=new_uuid)  # the id shown outside
-    user = ForeignKeyField(User, backref="payments", on_delete="CASCADE")
+    # Indexed with created_at and id (Meta): an account's newest payments, read in order.
+    user = ForeignKeyField(User, backref="payments", on_delete="CASCADE", index=False)
     amount_nanos = BigIntegerField()
     kind = CharField()  # topup | trial | admin
     status = CharField()  # pending | completed | failed | expired
@@ -293,6 +294,11 @@ class Payment(BaseModel):
     currency = CharField(default="usd")
     created_at = DateTimeField(default=utcnow)
     completed_at = DateTimeField(null=True)
+
+    class Meta:
+        # Newest first, read along an index (migration 19): an account's (the customer API,
+        # the portal, the dashboard's account page) and everyone's (the dashboard's list).
+        indexes = ((("user", "created_at", "id"), False), (("created_at", "id"), False))
 
 
 class StripeEvent(BaseModel):

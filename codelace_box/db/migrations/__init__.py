@@ -27,6 +27,7 @@ from codelace_box.db.migrations import (
     m0016_key_management_scope,
     m0017_audit_head,
     m0018_key_days,
+    m0019_payment_order,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -48,4 +49,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (16, m0016_key_management_scope),
     (17, m0017_audit_head),
     (18, m0018_key_days),
+    (19, m0019_payment_order),
 ]
