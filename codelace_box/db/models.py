@@ -21,6 +21,7 @@ from peewee import (
     TextField,
 )
 from playhouse.apsw_ext import BooleanField, DateTimeField
+from playhouse.sqlite_ext import AutoIncrementField
 
 from codelace_box.db.core import database, utcnow
 from codelace_box.db.ids import new_uuid
@@ -129,7 +130,9 @@ class Provider(BaseModel):
 
 
 class ProviderKey(BaseModel):
-    id = AutoField()
+    # AUTOINCREMENT on SQLite (migration 20): a removed key's id is never another key's (the
+    # audit log and `key-enable NAME ID` name keys by id). PostgreSQL: BIGSERIAL, the same.
+    id = AutoIncrementField()
     provider = ForeignKeyField(Provider, backref="keys", on_delete="CASCADE")
     key_encrypted = BlobField()
     key_hint = CharField()  # masked, e.g. 'sk-…a1b2'

@@ -28,6 +28,7 @@ from codelace_box.db.migrations import (
     m0017_audit_head,
     m0018_key_days,
     m0019_payment_order,
+    m0020_provider_key_ids,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -50,4 +51,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (17, m0017_audit_head),
     (18, m0018_key_days),
     (19, m0019_payment_order),
+    (20, m0020_provider_key_ids),
 ]
