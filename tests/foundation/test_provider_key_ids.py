@@ -10,7 +10,7 @@ from typing import Any
 
 from codelace_box.catalog.providers import add_provider, add_provider_key, remove_provider_key
 from codelace_box.db.core import close_database, open_database, write_transaction
-from codelace_box.db.migrate import migrate
+from codelace_box.db.migrate import LATEST_VERSION, migrate
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import ProviderKey, SchemaMigration
 
@@ -53,7 +53,7 @@ def test_migration_20_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Pa
                 (json.dumps(gone_before),),
             )
         before = [(k.id, k.key_hint, bytes(k.key_encrypted)) for k in ProviderKey.select()]
-        assert migrate(db) == [20]
+        assert migrate(db) == list(range(20, LATEST_VERSION + 1))
         after = [(k.id, k.key_hint, bytes(k.key_encrypted)) for k in ProviderKey.select()]
         assert after == before and kept.id in [k[0] for k in after]
         with write_transaction():
