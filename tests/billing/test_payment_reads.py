@@ -55,7 +55,7 @@ def _plan(sql: str, params: tuple[object, ...]) -> str:
     return " ".join(str(r[-1]) for r in query_all("EXPLAIN QUERY PLAN " + sql, params))
 
 
-@pytest.mark.parametrize("whose", ["account", "everyone"])
+@pytest.mark.parametrize("whose", ["account", "account on the dashboard", "everyone"])
 def test_a_page_is_read_along_the_index_newest_first(migrated_db: Path, whose: str) -> None:
     alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
     for n in range(12):
@@ -71,6 +71,11 @@ def test_a_page_is_read_along_the_index_newest_first(migrated_db: Path, whose: s
         sql = sql.replace("%s", "?")  # PostgreSQL's driver marks; query_all takes `?`
         index = "payment_user_id_created_at_id"
         assert [p.amount_nanos // 10**9 for p in list_payments(alice, 5)] == [12, 11, 9, 8, 6]
+    elif whose == "account on the dashboard":
+        sql = report._PAYMENTS_SQL + " AND p.user_id = ? ORDER BY p.created_at DESC, p.id DESC"
+        sql, params, index = sql + " LIMIT ?", [alice, 5], "payment_user_id_created_at_id"
+        shown = report.list_payments(5, user_id=alice)
+        assert [p.amount_nanos // 10**9 for p in shown] == [12, 11, 9, 8, 6]
     else:
         sql = report._PAYMENTS_SQL + " ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
         params, index = [5], "payment_created_at_id"  # the dashboard's list of everyone's
