@@ -5,7 +5,7 @@ and generates `--rows` usage rows in it (10 million by default, a tenth of them 
 account and its key, the rest spread over 999 other accounts, one row every few seconds over
 the last 30 days, request ids made as the box makes them) with bulk SQL on the real schema (its
 indexes built after the rows), and fills the running totals and rollups with migrations 9's,
-13's and 18's own backfills. `--data DIR` keeps that box in DIR and the next runs with the same
+13's and 19's own backfills. `--data DIR` keeps that box in DIR and the next runs with the same
 `--rows` reuse it (10 million rows take minutes to make). Then, with `serve` running on that
 database, it prints:
 
@@ -86,7 +86,7 @@ def generate(db_path: Path, rows: int) -> float:
     from codelace_box.db.core import close_database, connection, open_database
     from codelace_box.db.migrations.m0009_usage_totals import backfill
     from codelace_box.db.migrations.m0013_account_days import backfill as backfill_days
-    from codelace_box.db.migrations.m0018_key_days import backfill as backfill_key_days
+    from codelace_box.db.migrations.m0019_key_days import backfill as backfill_key_days
 
     began = time.perf_counter()
     open_database(str(db_path))

@@ -130,7 +130,7 @@ class Provider(BaseModel):
 
 
 class ProviderKey(BaseModel):
-    # AUTOINCREMENT on SQLite (migration 20): a removed key's id is never another key's (the
+    # AUTOINCREMENT on SQLite (migration 21): a removed key's id is never another key's (the
     # audit log and `key-enable NAME ID` name keys by id). PostgreSQL: BIGSERIAL, the same.
     id = AutoIncrementField()
     provider = ForeignKeyField(Provider, backref="keys", on_delete="CASCADE")
@@ -246,7 +246,7 @@ class AccountDayUsage(UsageFigures):
 class KeyDayUsage(UsageFigures):
     """Usage of an API key per day ('YYYY-MM-DD', UTC), kept like AccountDayUsage: `usage
     report --by key` reads its whole days from these. `api_key_id` is 0 for requests with no
-    key (the portal's) and -1 for what migration 18 found in an account's days but no longer
+    key (the portal's) and -1 for what migration 19 found in an account's days but no longer
     in its usage rows (retention deleted them: their key is not known). No foreign key on the
     key: a request's key may be gone (its usage rows then have none either)."""
 
@@ -299,7 +299,7 @@ class Payment(BaseModel):
     completed_at = DateTimeField(null=True)
 
     class Meta:
-        # Newest first, read along an index (migration 19): an account's (the customer API,
+        # Newest first, read along an index (migration 20): an account's (the customer API,
         # the portal, the dashboard's account page) and everyone's (the dashboard's list).
         indexes = ((("user", "created_at", "id"), False), (("created_at", "id"), False))
 

@@ -6,7 +6,7 @@ The figures are the usage rows' own (the same requests, tokens, spend and errors
 settlement counts each row into its day in the transaction that writes it), at most a day's
 rows read at each edge instead of every row of the window; and retention, which deletes usage
 rows but never the day totals, no longer makes the whole days short. Per key, what migration
-18 found in the accounts' days but no longer in the rows (deleted by retention before it) is a
+19 found in the accounts' days but no longer in the rows (deleted by retention before it) is a
 group of its own, its key not known.
 """
 
@@ -24,7 +24,7 @@ _FIGURES = (
     "COALESCE(SUM(d.output_tokens), 0), COALESCE(SUM(d.cost_nanos), 0), "
     "COALESCE(SUM(d.errors), 0)"
 )
-_UNKNOWN_KEY = "(rows deleted before migration 18: key not known)"
+_UNKNOWN_KEY = "(rows deleted before migration 19: key not known)"
 _KEY_ID = "CASE WHEN d.api_key_id < 0 THEN '-' ELSE COALESCE(k.uuid, '') END"
 _KEY_LABEL = f"CASE WHEN d.api_key_id < 0 THEN '{_UNKNOWN_KEY}' ELSE COALESCE(k.key_prefix, '') END"
 _DAY_SQL = {  # the days [first, stop) summed per group, as spend._SELECT groups the rows

@@ -1,7 +1,7 @@
 """A provider key removed (by the CLI or another dashboard) while the operator has it selected
 or its rotate form open: an action on the stale row must not land on another key (of another
 provider, or a new one). SQLite used to give the next key added the removed key's id; since
-migration 20 no engine gives an id twice, and the stale row is refused all the same."""
+migration 21 no engine gives an id twice, and the stale row is refused all the same."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def replaced_by_another_providers_key(old_id: int) -> ProviderKey:
     """What another admin did meanwhile: the key removed, an anthropic key added."""
     remove_provider_key("openai", old_id)
     added = add_provider_key("anthropic", SECRET, NEW_ANTHROPIC)
-    assert added.id != old_id  # never the removed key's id (SQLite: migration 20)
+    assert added.id != old_id  # never the removed key's id (SQLite: migration 21)
     return added
 
 

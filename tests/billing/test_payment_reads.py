@@ -1,6 +1,6 @@
 """An account's payment history (the customer API and the portal read it through
 billing.payments.payment_history): read on the database thread, not the event loop, and along
-the index in listing order (migration 19), so a page reads `limit` rows however many payments
+the index in listing order (migration 20), so a page reads `limit` rows however many payments
 the account has. On either engine."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A provider key's id is never another key's (migration 20: AUTOINCREMENT on SQLite; a
+"""A provider key's id is never another key's (migration 21: AUTOINCREMENT on SQLite; a
 PostgreSQL sequence never hands an id out twice): the audit log and `key-enable NAME ID` name
 keys by id. On either engine; the migration on SQLite, where it rebuilds the table."""
 
@@ -27,18 +27,18 @@ def test_a_removed_keys_id_is_not_given_to_the_next_key(migrated_db: Path) -> No
     assert ProviderKey.get_by_id(third).key_hint.endswith("0003")
 
 
-def _at_version_19(path: Path) -> Any:
+def _at_version_20(path: Path) -> Any:
     db = open_database(path)
     with write_transaction():
         db.create_tables([SchemaMigration])
-        for version, module in MIGRATIONS[:19]:
+        for version, module in MIGRATIONS[:20]:
             module.apply(db)
             SchemaMigration.create(version=version, name=module.NAME)
     return db
 
 
-def test_migration_20_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Path) -> None:
-    db = _at_version_19(tmp_path / "old.db")
+def test_migration_21_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Path) -> None:
+    db = _at_version_20(tmp_path / "old.db")
     try:
         with write_transaction():
             add_provider("up", "openai", SECRET, "sk-first-key-0001")
@@ -53,7 +53,7 @@ def test_migration_20_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Pa
                 (json.dumps(gone_before),),
             )
         before = [(k.id, k.key_hint, bytes(k.key_encrypted)) for k in ProviderKey.select()]
-        assert migrate(db) == list(range(20, LATEST_VERSION + 1))
+        assert migrate(db) == list(range(21, LATEST_VERSION + 1))
         after = [(k.id, k.key_hint, bytes(k.key_encrypted)) for k in ProviderKey.select()]
         assert after == before and kept.id in [k[0] for k in after]
         with write_transaction():

@@ -1,4 +1,4 @@
-"""Usage per key per day (migration 18, db/totals.py): the migration fills it from the usage
+"""Usage per key per day (migration 19, db/totals.py): the migration fills it from the usage
 rows there are and counts what retention already took from an account's days under a key not
 known; `usage report --by key` reads its whole days from it; `doctor` finds a key day that
 disagrees with its account's day. On either engine."""
@@ -32,13 +32,13 @@ DAY0 = datetime(2026, 3, 1)
 COLUMNS = "requests, errors, input_tokens, output_tokens, cost_nanos"
 
 
-def _at_version_17(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
-    """The database as release 17 left it."""
+def _at_version_18(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """The database as release 18 left it."""
     postgres = wanted_engine() == "postgres"
     db = open_database(request.getfixturevalue("pg_url") if postgres else tmp_path / "old.db")
     with write_transaction():
         db.create_tables([SchemaMigration])
-        for version, module in MIGRATIONS[:17]:
+        for version, module in MIGRATIONS[:18]:
             module.apply(schema_target(db))
             SchemaMigration.create(version=version, name=module.NAME)
     return db
@@ -47,7 +47,7 @@ def _at_version_17(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
 def test_migration_18_fills_key_days_and_keeps_what_retention_took(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    db = _at_version_17(tmp_path, request)
+    db = _at_version_18(tmp_path, request)
     try:
         alice = create_user("a@x.test").id
         key = create_key(alice, "ci").key
@@ -72,7 +72,7 @@ def test_migration_18_fills_key_days_and_keeps_what_retention_took(
         assert {r.label: r.requests for r in report} == {
             key.key_prefix: 5,
             "(no key)": 5,
-            "(rows deleted before migration 18: key not known)": 2,
+            "(rows deleted before migration 19: key not known)": 2,
         }
         with write_transaction() as tx:
             tx.execute("UPDATE key_day_usage SET requests = requests + 1 WHERE api_key_id = ?",

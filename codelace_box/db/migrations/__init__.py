@@ -26,9 +26,9 @@ from codelace_box.db.migrations import (
     m0015_usage_user_order,
     m0016_key_management_scope,
     m0017_audit_head,
-    m0018_key_days,
-    m0019_payment_order,
-    m0020_provider_key_ids,
+    m0019_key_days,
+    m0020_payment_order,
+    m0021_provider_key_ids,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -49,7 +49,7 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (15, m0015_usage_user_order),
     (16, m0016_key_management_scope),
     (17, m0017_audit_head),
-    (18, m0018_key_days),
-    (19, m0019_payment_order),
-    (20, m0020_provider_key_ids),
+    (19, m0019_key_days),
+    (20, m0020_payment_order),
+    (21, m0021_provider_key_ids),
 ]

@@ -1,4 +1,4 @@
-"""Migration 19: payments indexed in the order they are listed, newest first.
+"""Migration 20: payments indexed in the order they are listed, newest first.
 
 An account's payments (`GET /api/v1/customer/payment`, the portal, the dashboard's account page)
 and everyone's (the dashboard's list) are read `ORDER BY created_at DESC, id DESC LIMIT n`.

@@ -1,4 +1,4 @@
-"""Migration 20: a provider key's id is never given to another key (SQLite: AUTOINCREMENT).
+"""Migration 21: a provider key's id is never given to another key (SQLite: AUTOINCREMENT).
 
 SQLite gives a new row the largest id in the table plus one, so after the newest key was
 removed (`providers key-remove`) the next key added got its id: the audit log's "key 3" then

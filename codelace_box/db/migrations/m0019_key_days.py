@@ -1,4 +1,4 @@
-"""Migration 18: usage per API key per day (UTC), backfilled from the usage rows there are.
+"""Migration 19: usage per API key per day (UTC), backfilled from the usage rows there are.
 
 From here on the settlement transaction keeps it with the other totals (db/totals.py), and
 `usage report --by key` reads its whole days from it instead of every usage row of the window
