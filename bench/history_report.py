@@ -1,5 +1,5 @@
 """`make bench-history`'s `usage report` figures: the report over all time and over the last
-30 days, by user and by model, from the usage rows (reports/spend.py, the old way) and from
+30 days, by user, by key and by model, from the usage rows (reports/spend.py, the old way) and from
 the day totals with only the window's partial edge days from the rows (reports/spend_days.py,
 what the CLI runs); median of `runs`, in this process, on the bench's full box."""
 
@@ -24,7 +24,7 @@ def usage_report(config: Path, runs: int = 3) -> dict[str, float]:
     figures: dict[str, float] = {}
     try:
         for window, since in (("all", None), ("30d", utcnow() - timedelta(days=30))):
-            for by in ("user", "model"):
+            for by in ("user", "key", "model"):
                 old, ms_old = _timed(spend_report, runs, by, since)
                 new, ms_new = _timed(daily_spend_report, runs, by, since)
                 if old != new:

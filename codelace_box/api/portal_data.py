@@ -31,7 +31,7 @@ from codelace_box.api.views import (
     usage_view,
 )
 from codelace_box.billing.checkout import MAX_TOPUP_USD, smallest_topup, start_setup, start_topup
-from codelace_box.billing.payments import list_payments
+from codelace_box.billing.payments import payment_history
 from codelace_box.config import Config
 from codelace_box.db.models import User
 from codelace_box.db.offload import run_db_work, run_in_db_thread
@@ -122,11 +122,10 @@ async def usage(request: Request) -> HTTPResponse:
 
 
 @bp.route("/payments", methods=READ)
-@database_handler
-def payments(request: Request) -> HTTPResponse:
-    """The newest payments with their statuses."""
-    session = current_session(request)
-    rows = list_payments(session.user_id, SHOWN_PAYMENTS)
+async def payments(request: Request) -> HTTPResponse:
+    """The newest payments with their statuses (read on the database thread)."""
+    session = await run_db_work(current_session, request)
+    rows = await payment_history(session.user_id, SHOWN_PAYMENTS)
     return json_response([payment_view(p) for p in rows])
 
 

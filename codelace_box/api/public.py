@@ -85,6 +85,7 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
 
 @bp.route("/api/v1/public/pricing", methods=READ)
 async def pricing(request: Request) -> HTTPResponse:
-    """USD per 1M input and output tokens of every enabled model."""
+    """USD per 1M input and output tokens of every model that can be served (enabled, its
+    provider enabled), as /v1/models lists them."""
     gateway: Gateway = request.app.ctx.gateway
-    return json_response(pricing_view(gateway.routes.enabled_models()))
+    return json_response(pricing_view(gateway.routes.servable_models()))

@@ -15,17 +15,16 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
-from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import READ, json_body, json_response, limit_arg, require_auth
-from codelace_box.api.dbwork import database_handler, keyed_database_handler
+from codelace_box.api.dbwork import database_handler
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.payments import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    list_payments,
     payment_for_session,
 )
+from codelace_box.billing.payments import payment_history as payments_of_account
 from codelace_box.billing.stripe import StripeApi, require_configured
 from codelace_box.billing.webhooks import handle_webhook
 from codelace_box.config import Config
@@ -87,11 +86,13 @@ async def webhook(request: Request) -> HTTPResponse:
 
 
 @bp.route("/api/v1/customer/payment", methods=READ)
-@keyed_database_handler
-def payment_history(request: Request, auth: AuthContext) -> HTTPResponse:
-    """The caller's payments (top-ups, trial, admin credits), newest first."""
+async def payment_history(request: Request) -> HTTPResponse:
+    """The caller's payments (top-ups, trial, admin credits), newest first, read on the
+    database thread."""
+    auth = await require_auth(request)
     limit = limit_arg(request, DEFAULT_LIMIT, MAX_LIMIT)
-    return json_response([payment_view(p) for p in list_payments(auth.user_id, limit)])
+    rows = await payments_of_account(auth.user_id, limit)
+    return json_response([payment_view(p) for p in rows])
 
 
 _STYLE = (

@@ -21,6 +21,7 @@ from peewee import (
     TextField,
 )
 from playhouse.apsw_ext import BooleanField, DateTimeField
+from playhouse.sqlite_ext import AutoIncrementField
 
 from codelace_box.db.core import database, utcnow
 from codelace_box.db.ids import new_uuid
@@ -129,7 +130,9 @@ class Provider(BaseModel):
 
 
 class ProviderKey(BaseModel):
-    id = AutoField()
+    # AUTOINCREMENT on SQLite (migration 21): a removed key's id is never another key's (the
+    # audit log and `key-enable NAME ID` name keys by id). PostgreSQL: BIGSERIAL, the same.
+    id = AutoIncrementField()
     provider = ForeignKeyField(Provider, backref="keys", on_delete="CASCADE")
     key_encrypted = BlobField()
     key_hint = CharField()  # masked, e.g. 'sk-…a1b2'
@@ -240,6 +243,23 @@ class AccountDayUsage(UsageFigures):
         without_rowid = True  # SQLite: the primary key is the table (one page a write)
 
 
+class KeyDayUsage(UsageFigures):
+    """Usage of an API key per day ('YYYY-MM-DD', UTC), kept like AccountDayUsage: `usage
+    report --by key` reads its whole days from these. `api_key_id` is 0 for requests with no
+    key (the portal's) and -1 for what migration 19 found in an account's days but no longer
+    in its usage rows (retention deleted them: their key is not known). No foreign key on the
+    key: a request's key may be gone (its usage rows then have none either)."""
+
+    api_key_id = BigIntegerField()  # first in the primary key
+    day = CharField()
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False)
+
+    class Meta:
+        table_name = "key_day_usage"
+        primary_key = CompositeKey("api_key_id", "day", "user")
+        without_rowid = True  # SQLite: the primary key is the table (one page a write)
+
+
 class KeyUsage(UsageFigures):
     """Running usage totals of an API key, kept like AccountUsage."""
 
@@ -268,7 +288,8 @@ class UsageRollup(UsageFigures):
 class Payment(BaseModel):
     id = AutoField()
     uuid = CharField(max_length=36, unique=True, default=new_uuid)  # the id shown outside
-    user = ForeignKeyField(User, backref="payments", on_delete="CASCADE")
+    # Indexed with created_at and id (Meta): an account's newest payments, read in order.
+    user = ForeignKeyField(User, backref="payments", on_delete="CASCADE", index=False)
     amount_nanos = BigIntegerField()
     kind = CharField()  # topup | trial | admin
     status = CharField()  # pending | completed | failed | expired
@@ -278,6 +299,11 @@ class Payment(BaseModel):
     completed_at = DateTimeField(null=True)
     payment_intent = CharField(unique=True, null=True)  # a top-up's PaymentIntent, once paid
     refunded_nanos = BigIntegerField(default=0)  # taken back by refunds and open/lost disputes
+
+    class Meta:
+        # Newest first, read along an index (migration 20): an account's (the customer API,
+        # the portal, the dashboard's account page) and everyone's (the dashboard's list).
+        indexes = ((("user", "created_at", "id"), False), (("created_at", "id"), False))
 
 
 class StripeEvent(BaseModel):
@@ -380,6 +406,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     UsageRecord,
     AccountUsage,
     AccountDayUsage,
+    KeyDayUsage,
     KeyUsage,
     UsageRollup,
     Payment,

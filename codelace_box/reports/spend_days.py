@@ -1,12 +1,13 @@
 """`usage report` over long windows: the whole UTC days of the window from the per-day totals
-the settlement keeps (account_day_usage per account, usage_rollup 'day' per model), only the
-partial days at its edges from the usage rows.
+the settlement keeps (account_day_usage per account, key_day_usage per key, usage_rollup 'day'
+per model), only the partial days at its edges from the usage rows.
 
 The figures are the usage rows' own (the same requests, tokens, spend and errors: the
 settlement counts each row into its day in the transaction that writes it), at most a day's
 rows read at each edge instead of every row of the window; and retention, which deletes usage
-rows but never the day totals, no longer makes the whole days short. Per key there are no day
-totals: `--by key` stays on the rows.
+rows but never the day totals, no longer makes the whole days short. Per key, what migration
+19 found in the accounts' days but no longer in the rows (deleted by retention before it) is a
+group of its own, its key not known.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _FIGURES = (
     "COALESCE(SUM(d.output_tokens), 0), COALESCE(SUM(d.cost_nanos), 0), "
     "COALESCE(SUM(d.errors), 0)"
 )
+_UNKNOWN_KEY = "(rows deleted before migration 19: key not known)"
+_KEY_ID = "CASE WHEN d.api_key_id < 0 THEN '-' ELSE COALESCE(k.uuid, '') END"
+_KEY_LABEL = f"CASE WHEN d.api_key_id < 0 THEN '{_UNKNOWN_KEY}' ELSE COALESCE(k.key_prefix, '') END"
 _DAY_SQL = {  # the days [first, stop) summed per group, as spend._SELECT groups the rows
     "user": (
         f"SELECT u.uuid, u.email, {_FIGURES} FROM account_day_usage d "
@@ -32,6 +36,11 @@ _DAY_SQL = {  # the days [first, stop) summed per group, as spend._SELECT groups
     "model": (
         f"SELECT d.model, d.model, {_FIGURES} FROM usage_rollup d "
         "WHERE d.period = 'day' AND d.bucket >= ? AND d.bucket < ? GROUP BY d.model"
+    ),
+    "key": (  # api_key_id 0 (no key) and a key since deleted: '', as spend._COLUMNS has them
+        f"SELECT {_KEY_ID}, {_KEY_LABEL}, {_FIGURES} FROM key_day_usage d "
+        "LEFT JOIN api_key k ON k.id = d.api_key_id WHERE d.day >= ? AND d.day < ? "
+        f"GROUP BY {_KEY_ID}, {_KEY_LABEL}"
     ),
 }
 
@@ -60,8 +69,7 @@ def whole_days(start: datetime, end: datetime) -> WholeDays | None:
 
 
 def days_read(by: str, since: datetime | None, until: datetime | None) -> WholeDays | None:
-    """The whole days `daily_spend_report` reads from the day totals (None: none, or `by`
-    has no day totals)."""
+    """The whole days `daily_spend_report` reads from the day totals (None: none)."""
     start, end = check_window(by, since, until)
     return whole_days(start, end) if by in _DAY_SQL else None
 
@@ -69,7 +77,7 @@ def days_read(by: str, since: datetime | None, until: datetime | None) -> WholeD
 def daily_spend_report(
     by: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[SpendRow]:
-    """spend.spend_report's figures, the whole days from the day totals (per user or model),
+    """spend.spend_report's figures, the whole days from the day totals (per user, key, model),
     the rest of the window from the usage rows. Its reads grow with the number of days and
     groups, not with the rows: run it off the event loop all the same."""
     start, end = check_window(by, since, until)

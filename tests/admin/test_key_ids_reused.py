@@ -1,6 +1,7 @@
 """A provider key removed (by the CLI or another dashboard) while the operator has it selected
-or its rotate form open: SQLite gives the next key added the removed key's id, and an action on
-the stale row must not land on that other key (of another provider, or a new one)."""
+or its rotate form open: an action on the stale row must not land on another key (of another
+provider, or a new one). SQLite used to give the next key added the removed key's id; since
+migration 21 no engine gives an id twice, and the stale row is refused all the same."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from tests.admin.pilot import (
     screen_name,
     until,
 )
-from tests.pg_cluster import wanted_engine
 
 pytestmark = pytest.mark.timeout(60)
 SIZE = (110, 32)
@@ -37,11 +37,10 @@ def three_keys() -> int:
 
 
 def replaced_by_another_providers_key(old_id: int) -> ProviderKey:
-    """What another admin did meanwhile: the key removed, an anthropic key added (same id)."""
+    """What another admin did meanwhile: the key removed, an anthropic key added."""
     remove_provider_key("openai", old_id)
     added = add_provider_key("anthropic", SECRET, NEW_ANTHROPIC)
-    if wanted_engine() == "sqlite":  # PostgreSQL's sequences never give an id again
-        assert added.id == old_id  # SQLite reuses the id of the removed newest row
+    assert added.id != old_id  # never the removed key's id (SQLite: migration 21)
     return added
 
 
@@ -95,8 +94,7 @@ async def test_removing_a_stale_key_row_refuses_instead_of_removing_its_successo
         await select_openai_newest(pilot)
         remove_provider_key("openai", old_id)
         again = add_provider_key("openai", SECRET, "sk-reuse-openai-again-00000000ffff")
-        if wanted_engine() == "sqlite":
-            assert again.id == old_id
+        assert again.id != old_id
         await pilot.press("r")
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
         await pilot.press("y")

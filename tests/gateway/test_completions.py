@@ -257,6 +257,31 @@ def test_disabled_provider_is_503(box: Box, fake: FakeOpenAI) -> None:
     assert fake.requests == []
 
 
+def test_public_pricing_lists_only_models_that_can_be_served(box: Box, fake: FakeOpenAI) -> None:
+    """As /v1/models (and the portal's model table, which joins the two): a model whose
+    provider is disabled is not offered, and is again once the provider is enabled."""
+    box.cli("providers", "add", "resting", "--kind", "openai", "--base-url", fake.base_url,
+            "--key", "sk-resting-key-0001")  # fmt: skip
+    box.cli("models", "set", "resting/m", "--input-per-1m", "1", "--output-per-1m", "1")
+
+    def offered() -> tuple[set[str], set[str]]:
+        with box.http() as anonymous:
+            listed = {m["id"] for m in anonymous.get("/v1/models").json()["data"]}
+            priced = {p["model"] for p in anonymous.get("/api/v1/public/pricing").json()}
+        return listed, priced
+
+    time.sleep(1.0)  # catalog changes apply within a second
+    assert all("resting/m" in names for names in offered())
+    box.cli("providers", "disable", "resting")
+    time.sleep(1.0)
+    listed, priced = offered()
+    assert "resting/m" not in priced and "resting/m" not in listed
+    assert MODEL in priced and priced == listed
+    box.cli("providers", "enable", "resting")
+    time.sleep(1.0)
+    assert all("resting/m" in names for names in offered())
+
+
 def test_customer_balance_and_usage(box: Box, fake: FakeOpenAI) -> None:
     _, key = box.new_user("2")
     client = box.sdk(key)

@@ -50,6 +50,7 @@ def add_row(user_id: int, when: datetime, n: int, *, counted: bool = True, **ext
     values = {
         "request_id": f"req-{user_id}-{n}",
         "user": user_id,
+        "api_key": extra.get("key"),
         "model": extra.get("model", "openai/gpt-5.4"),
         "provider": "openai",
         "upstream_model": "gpt-5.4",
@@ -67,7 +68,11 @@ def add_row(user_id: int, when: datetime, n: int, *, counted: bool = True, **ext
         usage = (100 + n, 10 + n, n % 3, 0, 1000 + n)
         with write_transaction() as tx:
             count_in_totals(
-                tx, (user_id, None, values["model"]), values["status"], usage, db_time(when)
+                tx,
+                (user_id, extra.get("key"), values["model"]),
+                values["status"],
+                usage,
+                db_time(when),
             )
 
 

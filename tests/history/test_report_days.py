@@ -2,7 +2,9 @@
 usage rows (reports/spend.py), on either engine: the same rows, counted by the settlement's
 own `count_in_totals`, spread over days with rows on the midnights and just before them; every
 window (open ends, whole days, partial days, inside one day) grouped every way gives the same
-groups and figures. After retention deleted the old rows, the whole days still count."""
+groups and figures (per key too: each account has two keys, and requests with none, one of
+its keys revoked, another's key row deleted). After retention deleted the old rows, the whole
+days still count."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from codelace_box.accounts.keys import create_key, revoke_key
 from codelace_box.accounts.users import create_user
 from codelace_box.cli.usage import render
+from codelace_box.db.models import ApiKey
 from codelace_box.reports.history import delete_old_usage_rows
 from codelace_box.reports.spend import spend_report
 from codelace_box.reports.spend_days import daily_spend_report, days_read, whole_days
@@ -29,8 +33,10 @@ OFFSETS = (  # within a day: midnight, a microsecond before the next, the hours 
 
 
 def _traffic() -> list[int]:
-    """Three accounts, three models, errors among them, over ten days."""
+    """Three accounts, three models, errors among them, over ten days; two keys per account
+    and requests with no key (the portal's)."""
     users = [create_user(f"u{i}@x.test").id for i in range(3)]
+    keys = {user: [create_key(user, f"k{i}").key.id for i in range(2)] for user in users}
     n = 0
     for day in range(10):
         for offset in OFFSETS:
@@ -39,8 +45,11 @@ def _traffic() -> list[int]:
                     continue  # not every account every day
                 when = DAY0 + timedelta(days=day) + offset
                 status = "error" if (n % 7) == 0 else "ok"
-                add_row(user, when, n, model=MODELS[(n + day) % 3], status=status)
+                key = [*keys[user], None][(n + who) % 3]
+                add_row(user, when, n, model=MODELS[(n + day) % 3], status=status, key=key)
                 n += 1
+    revoke_key(ApiKey.get_by_id(keys[users[0]][0]).uuid)  # still its own group
+    ApiKey.delete_by_id(keys[users[1]][1])  # its rows: no key now (ON DELETE SET NULL)
     return users
 
 
@@ -61,13 +70,14 @@ def _windows() -> list[tuple[datetime | None, datetime | None]]:
 def test_the_day_totals_give_the_rows_figures_for_every_window(migrated_db: Path) -> None:
     _traffic()
     windows = _windows()
-    read_days = 0
-    for by in ("user", "model", "key"):
+    read_days = {"user": 0, "model": 0, "key": 0}
+    for by in read_days:
         for since, until in windows:
             old = spend_report(by, since, until)
             assert daily_spend_report(by, since, until) == old, (by, since, until)
-            read_days += days_read(by, since, until) is not None
-    assert read_days > len(windows)  # most windows of user and model read whole days
+            read_days[by] += days_read(by, since, until) is not None
+    assert len(spend_report("key", None, None)) == 6  # 5 keys (one revoked), and no key
+    assert all(n > len(windows) // 2 for n in read_days.values()), read_days  # most windows
 
 
 def test_whole_days_are_the_midnights_inside_the_window() -> None:
@@ -82,14 +92,13 @@ def test_whole_days_are_the_midnights_inside_the_window() -> None:
 def test_after_retention_the_whole_days_still_count(migrated_db: Path) -> None:
     _traffic()
     since, until = DAY0, DAY0 + timedelta(days=10)
-    before = {by: spend_report(by, since, until) for by in ("user", "model")}
+    before = {by: spend_report(by, since, until) for by in ("user", "model", "key")}
     head = DAY0 - timedelta(hours=6)  # a partial day first: its rows are gone
     assert delete_old_usage_rows(0, now=DAY0 + timedelta(days=11)) > 0
     assert spend_report("user", since, until) == []  # the rows' report: nothing left
     for by, rows in before.items():
         assert rows and daily_spend_report(by, since, until) == rows, by
         assert daily_spend_report(by, head, until) == rows, by
-    assert daily_spend_report("key", since, until) == []  # no day totals per key
 
 
 @pytest.mark.parametrize("by", ["user", "model", "key"])
@@ -102,12 +111,8 @@ def test_the_retention_note_names_the_days_counted(by: str) -> None:
         "total": {by: "TOTAL", "owner": ""},
         "rows_deleted_before": "2026-03-01T00:00:00Z",
         "retention_days": 30,
-        "whole_days_counted": (
-            None if by == "key" else {"first": "0001-01-01", "last": "9999-12-30"}
-        ),
+        "whole_days_counted": {"first": "0001-01-01", "last": "9999-12-30"},
     }
-    text = render(view)
-    if by == "key":
-        assert "this report cannot count them" in text
-    else:
-        assert "the whole UTC days 0001-01-01 to 9999-12-30 are counted" in text
+    assert "the whole UTC days 0001-01-01 to 9999-12-30 are counted" in render(view)
+    view["whole_days_counted"] = None  # a window with no whole day in it
+    assert "this report cannot count them" in render(view)

@@ -106,6 +106,18 @@ def _check_totals_equal_rows(box: Box) -> None:
         for r in box.query(f"SELECT user_id, {day}, {TALLY} FROM usage_record GROUP BY 1, 2")
     }
     assert kept == summed and kept, "account_day_usage"
+    kept = {
+        (r[0], r[1], r[2]): _ints(r[3:])
+        for r in box.query(f"SELECT api_key_id, day, user_id, {COLUMNS} FROM key_day_usage")
+    }
+    summed = {
+        (r[0], r[1], r[2]): _ints(r[3:])
+        for r in box.query(
+            f"SELECT COALESCE(api_key_id, 0), {day}, user_id, {TALLY} FROM usage_record "
+            "GROUP BY 1, 2, 3"
+        )
+    }
+    assert kept == summed and kept, "key_day_usage"
 
 
 def test_totals_and_rollups_equal_the_rows_and_survive_retention(

@@ -27,6 +27,9 @@ from codelace_box.db.migrations import (
     m0016_key_management_scope,
     m0017_audit_head,
     m0018_stripe_reversals,
+    m0019_key_days,
+    m0020_payment_order,
+    m0021_provider_key_ids,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -48,4 +51,7 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (16, m0016_key_management_scope),
     (17, m0017_audit_head),
     (18, m0018_stripe_reversals),
+    (19, m0019_key_days),
+    (20, m0020_payment_order),
+    (21, m0021_provider_key_ids),
 ]
