@@ -57,7 +57,7 @@ def test_migration_19_fills_key_days_and_keeps_what_retention_took(
         with write_transaction() as tx:  # the days as the release before kept them
             tx.execute(m0013_account_days.backfill())
             tx.execute("DELETE FROM usage_record WHERE created_at < ?", ("2026-03-01 05:00",))
-        assert migrate(db) == list(range(18, LATEST_VERSION + 1))
+        assert migrate(db) == list(range(19, LATEST_VERSION + 1))
         days = query_all(f"SELECT api_key_id, day, {COLUMNS} FROM key_day_usage")
         got = {(int(d[0]), str(d[1])): int(d[2]) for d in days}
         assert got == {  # n = 0 (no key) and 3 (the key) were deleted: key not known
