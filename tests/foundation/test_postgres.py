@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,17 +148,22 @@ def test_db_copy_to_postgresql_and_back(tmp_path: Path, pg_url: str) -> None:
     close_database()
 
 
+def _as_release_left_it(db: Any, release: int) -> None:
+    """Migrate an empty database to the schema of `release`, as that release left it."""
+    with write_transaction():
+        db.create_tables([SchemaMigration])
+    for number, module in MIGRATIONS[:release]:
+        with write_transaction():
+            module.apply(schema_target(db))
+            SchemaMigration.create(version=number, name=module.NAME)
+
+
 def test_migration_16_lets_every_existing_key_keep_managing_keys_on_postgresql(
     pg_url: str,
 ) -> None:
     db = open_database(pg_url)
     try:
-        with write_transaction():
-            db.create_tables([SchemaMigration])
-        for number, module in MIGRATIONS[:15]:  # a database as release 15 left it
-            with write_transaction():
-                module.apply(schema_target(db))
-                SchemaMigration.create(version=number, name=module.NAME)
+        _as_release_left_it(db, 15)
         with write_transaction():
             db.execute_sql(
                 'INSERT INTO "user" (uuid, email, display_name, status, balance_nanos, '
@@ -181,12 +187,7 @@ def test_migration_18_keeps_every_payment_with_nothing_refunded_on_postgresql(
 ) -> None:
     db = open_database(pg_url)
     try:
-        with write_transaction():
-            db.create_tables([SchemaMigration])
-        for number, module in MIGRATIONS[:17]:  # a database as release 17 left it
-            with write_transaction():
-                module.apply(schema_target(db))
-                SchemaMigration.create(version=number, name=module.NAME)
+        _as_release_left_it(db, 17)
         with write_transaction():
             db.execute_sql(
                 'INSERT INTO "user" (uuid, email, display_name, status, balance_nanos, '
