@@ -58,3 +58,12 @@ def _plain(raw: bytes | bytearray | str) -> bool:
     if _LONG_NUMBER in data.translate(_DIGITS_AS_ZEROS):
         return False
     return data.count(b"[") + data.count(b"{") < MAX_OPENERS
+
+
+def is_whole_json(text: str) -> bool:
+    """Whether text is one complete JSON value (a streamed tool call's arguments so far)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.thought_signature import signature_of, signed_id
@@ -56,15 +57,6 @@ def _input(arguments: Any) -> JSON:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _whole_json(text: str) -> bool:
-    """Whether a tool call's arguments so far are a complete JSON value."""
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 def answer_text(message: JSON) -> str:
@@ -202,7 +194,7 @@ class OpenAIToMessagesStream(StreamTranslator):
             return []
         out: list[JSON] = []
         if key not in self.tool_blocks:
-            if self.kind == "tool_use" and not _whole_json(self.arguments[self.live_tool]):
+            if self.kind == "tool_use" and not is_whole_json(self.arguments[self.live_tool]):
                 self.deferred[key] = {"id": _tool_use_id(call), "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []

@@ -36,12 +36,11 @@ event goes out as `sse_frame(event)`.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from codelace_box.jsonwire import dumps
+from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.responses_input import chat_reasoning_id
@@ -66,14 +65,6 @@ JSON = dict[str, Any]
 def sse_frame(event: JSON) -> bytes:
     """One event as a server-sent event frame."""
     return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
-
-
-def _whole_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _text(data: JSON, key: str) -> str:
@@ -286,7 +277,7 @@ class ResponsesStreamTranslator:
         every call's header before any arguments, then the arguments interleaved."""
         if item is None or item.kind != "call" or item.chat_index == index:
             return False
-        return index not in self.closed_calls and not _whole_json(item.text)
+        return index not in self.closed_calls and not is_whole_json(item.text)
 
     def _flush_deferred(self, status: str) -> list[JSON]:
         """The held-back calls, each a whole item, in the order they began."""
