@@ -12,7 +12,9 @@ Stripe's id, idempotency key `stripe:<refund|dispute>:<id>`, later changes of th
     dispute  open (needs_response, under_review, warning_*): taken;  lost: taken (final);
              won / warning_closed / prevented: given back (final)
 
-A final status is never left (a late `refund.created` after `refund.failed` changes nothing).
+A final status is never left (a late `refund.created` after `refund.failed` changes nothing),
+but for a closed inquiry (`warning_closed`) the issuer escalates to a chargeback; an inquiry's
+status heard after a chargeback's is older and changes nothing.
 The balance may go below zero: the account's requests then get 402 as when it is spent. A
 trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
 Events about charges that are not this box's top-ups are acknowledged and write nothing.
@@ -251,7 +253,7 @@ def _record(payment: Payment, reversal: Reversal) -> bool:
     """Keep the refund or dispute's newest state; False when this changes nothing (the same
     status again, or a status after a final one: an older event delivered late)."""
     row = StripeReversal.get_or_none(StripeReversal.id == reversal.id)
-    if row is not None and (row.status == reversal.status or row.status in FINAL[row.kind]):
+    if row is not None and is_stale(row.kind, row.status, reversal.status):
         return False
     nanos = reversal_nanos(payment, reversal)
     if row is None:
@@ -267,6 +269,17 @@ def _record(payment: Payment, reversal: Reversal) -> bool:
         StripeReversal.id == reversal.id
     ).execute()
     return True
+
+
+def is_stale(kind: str, now: str, heard: str) -> bool:
+    """Whether status `heard` changes nothing after `now`: the same, after a final one, or
+    an inquiry's (`warning_*`) after a chargeback's (an inquiry comes first, never after).
+    A closed inquiry the issuer escalates to a chargeback is not over: it is left."""
+    inquiry = kind == "dispute" and heard.startswith("warning_")
+    if heard == now or (inquiry and now and not now.startswith("warning_")):
+        return True
+    escalated = kind == "dispute" and now == "warning_closed" and not inquiry
+    return now in FINAL[kind] and not escalated
 
 
 def reversal_nanos(payment: Payment, reversal: Reversal) -> int:

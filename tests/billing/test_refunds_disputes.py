@@ -260,3 +260,33 @@ def test_a_refunds_and_disputes_events_at_once_take_back_once(box: BillingBox) -
     assert box.balance_nanos(buyer) == 0  # the dispute takes the whole 60, the refund no more
     assert refunded_usd(box, buyer, session_id) == 60
     assert sum(row[0] for row in reversals(box, buyer)) == -60 * NANOS
+
+
+def test_an_inquiry_escalated_after_it_closed_takes_the_credit_again(box: BillingBox) -> None:
+    buyer, session_id = paid_topup(box, 30)
+    dispute = box.double.dispute(session_id)["data"]["object"]
+    inquiry = box.double.event(
+        "charge.dispute.created", dispute | {"status": "warning_needs_response"}
+    )
+    closed = box.double.event("charge.dispute.closed", dispute | {"status": "warning_closed"})
+    escalated = box.double.event("charge.dispute.funds_withdrawn", dispute)  # needs_response
+    assert results(box, [inquiry, closed]) == ["reversed", "reversed"]
+    assert box.balance_nanos(buyer) == 30 * NANOS
+    # the issuer escalates the closed inquiry: the money is withdrawn, the credit goes with it
+    assert results(box, [escalated]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 30
+
+
+def test_an_inquirys_late_events_do_not_give_back_a_chargeback(box: BillingBox) -> None:
+    buyer, session_id = paid_topup(box, 30)
+    dispute = box.double.dispute(session_id)["data"]["object"]
+    escalated = box.double.event("charge.dispute.funds_withdrawn", dispute)  # needs_response
+    closed = box.double.event("charge.dispute.closed", dispute | {"status": "warning_closed"})
+    inquiry = box.double.event(
+        "charge.dispute.created", dispute | {"status": "warning_needs_response"}
+    )
+    # the chargeback's event first, the closed inquiry's (older) after it
+    assert results(box, [escalated, closed, inquiry]) == ["reversed", "unchanged", "unchanged"]
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 30
