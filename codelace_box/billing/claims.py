@@ -46,7 +46,8 @@ def topup_claim(session: dict[str, Any], box_secret: str) -> TopupClaim | None:
         return None
     user, amount = str(metadata.get(METADATA_USER, "")), str(metadata.get(METADATA_AMOUNT, ""))
     currency = str(metadata.get(METADATA_CURRENCY, "")).lower()
-    if not (user.isdigit() and amount.isdigit() and currency.isalpha()):
+    ascii_digits = (user + amount + currency).isascii()  # "²".isdigit(), but int() refuses it
+    if not (ascii_digits and user.isdigit() and amount.isdigit() and currency.isalpha()):
         return None
     if user != str(session.get("client_reference_id")):
         return None

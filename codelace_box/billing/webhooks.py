@@ -350,7 +350,7 @@ def _setup_owner(session: dict[str, Any], box_secret: str) -> int | None:
     if not isinstance(metadata, dict) or metadata.get(METADATA_KIND) != "setup":
         return None
     raw = str(metadata.get(METADATA_USER, ""))
-    if not raw.isdigit() or raw != str(session.get("client_reference_id")):
+    if not (raw.isascii() and raw.isdigit()) or raw != str(session.get("client_reference_id")):
         return None
     tag = str(metadata.get(METADATA_BOX, ""))
     if not hmac.compare_digest(tag, setup_tag(box_secret, int(raw))):

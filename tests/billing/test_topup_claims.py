@@ -98,3 +98,22 @@ def test_a_session_tagged_with_another_secret_credits_nobody(box: BillingBox) ->
     result = box.deliver(box.double.complete(foreign["id"])).json()["result"]
     assert result == "unknown_session"
     assert box.balance_nanos(buyer) == 0
+
+
+def test_metadata_of_digits_that_are_no_number_credits_nobody_and_is_acknowledged(
+    box: BillingBox,
+) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 10)
+    lose_row(box, session_id)
+    setup_id = box.start_setup(buyer)
+    with box.double.lock:  # str.isdigit() holds for "²", int() refuses it
+        box.double.sessions[session_id]["metadata"]["codelace_amount"] = "²"
+        box.double.sessions[setup_id]["metadata"]["codelace_user_id"] = "²"
+        box.double.sessions[setup_id]["client_reference_id"] = "²"
+    answers = [box.deliver(box.double.complete(s)) for s in (session_id, setup_id)]
+    assert [(a.status_code, a.json().get("result")) for a in answers] == [
+        (200, "unknown_session"),
+        (200, "unknown_session"),
+    ], [a.text for a in answers]
+    assert box.balance_nanos(buyer) == 0
