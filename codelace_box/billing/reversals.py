@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.billing.checkout import minor_unit_exponent
+from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
@@ -149,22 +150,34 @@ async def handle_reversal(
 
     A PaymentIntent no payment row records yet (the refund's event came before its session's
     checkout.session.completed) is looked up at Stripe: the sessions it paid, one of which
-    may be a top-up of this box still pending here."""
+    may be a top-up of this box still pending here, or one whose row a restored database
+    lost, recreated (pending) from its signed claim so its credit is taken back once made."""
     obj = object_of(event)
     found = reversals_in(event_type, obj)
     listing = charge_to_list(event_type, obj)
     intents = {r.payment_intent for r in found} | ({listing[1]} if listing else set())
     sessions: dict[str, list[str]] = {}
+    claims: dict[str, tuple[str, TopupClaim]] = {}
     if not await run_db_work(any_known, intents):
         for intent in sorted(intents):
-            sessions[intent] = await api.sessions_of_intent(intent)
-        if not await run_db_work(any_adoptable, sessions):
+            paid = await api.sessions_of_intent(intent)
+            sessions[intent] = [str(s.get("id")) for s in paid]
+            for claimed in _claims(paid, api.box_secret):
+                claims[intent] = claimed
+        if not claims and not await run_db_work(any_adoptable, sessions):
             log.info("Stripe event %s (%s) is about no top-up of this box", event_id, event_type)
             return "unknown_charge"
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
         found = parse_reversals(refunds, "refund", listing[1])
-    return await run_db_work(apply_durably, event_id, event_type, found, sessions)
+    return await run_db_work(apply_durably, event_id, event_type, found, sessions, claims)
+
+
+def _claims(sessions: list[dict[str, Any]], box_secret: str) -> list[tuple[str, TopupClaim]]:
+    """(session id, claim) of the sessions whose signed metadata proves them this box's
+    top-ups (billing/claims.py): a row a restored database lost is recreated from it."""
+    found = [(str(s.get("id")), topup_claim(s, box_secret)) for s in sessions if s.get("id")]
+    return [(session_id, claim) for session_id, claim in found if claim is not None]
 
 
 def any_adoptable(sessions: dict[str, list[str]]) -> bool:
@@ -182,10 +195,19 @@ def _adoptable(session_ids: list[str]) -> Payment | None:
     )
 
 
-def _payment_paid_by(intent: str, sessions: dict[str, list[str]]) -> Payment | None:
+def _payment_paid_by(
+    intent: str, sessions: dict[str, list[str]], claims: dict[str, tuple[str, TopupClaim]]
+) -> Payment | None:
     """The top-up this PaymentIntent paid, its session's lock held: recorded, or (`sessions`,
-    Stripe's word) adopted, the PaymentIntent then recorded on it."""
+    Stripe's word) adopted, or recreated from its session's signed claim (a row a restored
+    database lost), the PaymentIntent then recorded on it."""
     payment = topup_of(intent) or _adoptable(sessions.get(intent, []))
+    if payment is None and intent in claims:
+        session_id, claim = claims[intent]
+        exclusive(connection(), f"stripe:session:{session_id}")
+        payment = Payment.get_or_none(
+            Payment.stripe_session_id == session_id, Payment.kind == "topup"
+        ) or restore_topup(session_id, claim)
     if payment is None:
         return None
     exclusive(connection(), f"stripe:session:{payment.stripe_session_id}")
@@ -200,10 +222,11 @@ def apply_durably(
     event_type: str,
     reversals: list[Reversal],
     sessions: dict[str, list[str]] | None = None,
+    claims: dict[str, tuple[str, TopupClaim]] | None = None,
 ) -> str:
     """`apply_reversals` in its own transaction, committed with an fsync."""
     with durable():
-        return apply_reversals(event_id, event_type, reversals, sessions)
+        return apply_reversals(event_id, event_type, reversals, sessions, claims)
 
 
 def apply_reversals(
@@ -211,6 +234,7 @@ def apply_reversals(
     event_type: str,
     reversals: list[Reversal],
     sessions: dict[str, list[str]] | None = None,
+    claims: dict[str, tuple[str, TopupClaim]] | None = None,
 ) -> str:
     """Record an event's refunds or disputes and move the balances they change; inside a
     write transaction. Nothing is written for an event about nobody's top-up here."""
@@ -219,7 +243,7 @@ def apply_reversals(
         return "duplicate"
     results = []
     for intent in sorted({r.payment_intent for r in reversals}):
-        payment = _payment_paid_by(intent, sessions or {})
+        payment = _payment_paid_by(intent, sessions or {}, claims or {})
         if payment is None:
             continue
         for reversal in (r for r in reversals if r.payment_intent == intent):

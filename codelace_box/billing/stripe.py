@@ -126,14 +126,14 @@ class StripeApi:
         fingerprint = getattr(card, "fingerprint", None) if card is not None else None
         return str(fingerprint) if fingerprint else None
 
-    async def sessions_of_intent(self, payment_intent: str) -> list[str]:
-        """The ids of the Checkout Sessions a PaymentIntent paid (one, or none: not a session's)."""
+    async def sessions_of_intent(self, payment_intent: str) -> list[dict[str, Any]]:
+        """The Checkout Sessions a PaymentIntent paid, as plain dicts (one, or none)."""
         params = {"payment_intent": payment_intent, "limit": 10}
         try:
             page = await self.client().v1.checkout.sessions.list_async(params)
         except Exception as exc:
             raise translate_error(exc, "find the PaymentIntent's Checkout Session") from None
-        return [str(session.id) for session in page.data]
+        return [session.to_dict() for session in page.data]
 
     async def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
         """Every refund of a charge, as plain dicts, oldest page first."""

@@ -98,6 +98,9 @@ def test_a_session_tagged_with_another_secret_credits_nobody(box: BillingBox) ->
     result = box.deliver(box.double.complete(foreign["id"])).json()["result"]
     assert result == "unknown_session"
     assert box.balance_nanos(buyer) == 0
+    _, refund_created = box.double.refund(foreign["id"])  # its refund recreates no row either
+    assert box.deliver(refund_created).json()["result"] == "unknown_charge"
+    assert box.query("SELECT id FROM payment WHERE stripe_session_id = ?", foreign["id"]) == []
 
 
 def test_metadata_of_digits_that_are_no_number_credits_nobody_and_is_acknowledged(
@@ -117,3 +120,17 @@ def test_metadata_of_digits_that_are_no_number_credits_nobody_and_is_acknowledge
         (200, "unknown_session"),
     ], [a.text for a in answers]
     assert box.balance_nanos(buyer) == 0
+
+
+def test_a_refund_of_a_lost_row_heard_before_its_credit_is_taken_once_credited(
+    box: BillingBox,
+) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    lose_row(box, session_id)
+    completed = box.double.complete(session_id)  # its delivery comes after the refund's
+    _, refund_created = box.double.refund(session_id, amount=500)
+    assert box.deliver(refund_created).json()["result"] == "unchanged"  # kept, nothing credited
+    assert box.deliver(completed).json()["result"] == "credited"
+    assert box.balance_nanos(buyer) == 15 * NANOS
+    assert [(p["amount_usd"], p["refunded_usd"]) for p in box.history(buyer)] == [(20, 5)]
