@@ -133,3 +133,33 @@ def test_one_card_set_up_by_two_accounts_on_two_boxes_at_once_earns_one_trial(
     assert results == ["trial_card_used", "trial_granted"]
     assert sum(boxes[0].balance_nanos(p) for p in people) == 1 * NANOS
     boxes[0].audit()
+
+
+def test_refunds_and_a_dispute_on_three_boxes_at_once_take_back_once(
+    billing_box_factory: BoxFactory, pg_url: str
+) -> None:
+    """Two partial refunds of one top-up, each event delivered to every box at once, take
+    back their sum once; a dispute of the whole charge after them takes the rest, no more."""
+    shared = {"database": {"url": pg_url}, "server": {"secret_key": SHARED_SECRET}}
+    boxes = [billing_box_factory(**shared) for _ in range(3)]
+    first = boxes[0]
+    buyer = first.customer("refunded")
+    session_id = first.start_topup(buyer, 40)
+    assert first.deliver(first.double.complete(session_id)).json()["result"] == "credited"
+    refunds = first.double.refund(session_id, amount=1_000) + first.double.refund(
+        session_id, amount=1_500
+    )
+    responses = asyncio.run(deliver_to_all(boxes, refunds * 3))
+    assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
+    assert first.balance_nanos(buyer) == 15 * NANOS
+    dispute = first.double.dispute(session_id)
+    responses = asyncio.run(deliver_to_all(boxes, [dispute] * 3))
+    assert [r.status_code for r in responses] == [200] * 3
+    for box in boxes:
+        assert box.balance_nanos(buyer) == 0
+    taken = first.query(
+        "SELECT SUM(amount_nanos) FROM ledger_entry WHERE user_id = ? AND kind = 'refund'",
+        buyer.user_id,
+    )
+    assert taken == [(-40 * NANOS,)]
+    first.audit()
