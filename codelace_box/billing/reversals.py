@@ -170,7 +170,7 @@ async def handle_reversal(
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
         found = parse_reversals(refunds, "refund", listing[1])
-    return await run_db_work(apply_durably, event_id, event_type, found, sessions, claims)
+    return await run_db_work(apply_reversals, event_id, event_type, found, sessions, claims)
 
 
 def _claims(sessions: list[dict[str, Any]], box_secret: str) -> list[tuple[str, TopupClaim]]:
@@ -217,18 +217,6 @@ def _payment_paid_by(
     return payment
 
 
-def apply_durably(
-    event_id: str,
-    event_type: str,
-    reversals: list[Reversal],
-    sessions: dict[str, list[str]] | None = None,
-    claims: dict[str, tuple[str, TopupClaim]] | None = None,
-) -> str:
-    """`apply_reversals` in its own transaction, committed with an fsync."""
-    with durable():
-        return apply_reversals(event_id, event_type, reversals, sessions, claims)
-
-
 def apply_reversals(
     event_id: str,
     event_type: str,
@@ -236,22 +224,24 @@ def apply_reversals(
     sessions: dict[str, list[str]] | None = None,
     claims: dict[str, tuple[str, TopupClaim]] | None = None,
 ) -> str:
-    """Record an event's refunds or disputes and move the balances they change; inside a
-    write transaction. Nothing is written for an event about nobody's top-up here."""
-    exclusive(connection(), f"stripe:event:{event_id}")
-    if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
-        return "duplicate"
-    results = []
-    for intent in sorted({r.payment_intent for r in reversals}):
-        payment = _payment_paid_by(intent, sessions or {}, claims or {})
-        if payment is None:
-            continue
-        for reversal in (r for r in reversals if r.payment_intent == intent):
-            results.append(_apply_one(payment.id, reversal))
-    if not results:
-        return "unknown_charge"
-    StripeEvent.create(id=event_id, type=event_type[:200])
-    return "reversed" if "reversed" in results else "unchanged"
+    """Record an event's refunds or disputes and move the balances they change, in one
+    transaction committed with an fsync. Nothing is written for an event about nobody's
+    top-up here."""
+    with durable():
+        exclusive(connection(), f"stripe:event:{event_id}")
+        if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
+            return "duplicate"
+        results = []
+        for intent in sorted({r.payment_intent for r in reversals}):
+            payment = _payment_paid_by(intent, sessions or {}, claims or {})
+            if payment is None:
+                continue
+            for reversal in (r for r in reversals if r.payment_intent == intent):
+                results.append(_apply_one(payment.id, reversal))
+        if not results:
+            return "unknown_charge"
+        StripeEvent.create(id=event_id, type=event_type[:200])
+        return "reversed" if "reversed" in results else "unchanged"
 
 
 def _apply_one(payment_id: int, reversal: Reversal) -> str:
