@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox, openai_chunk
-from tests.messages.test_claude_code import CLAUDE, claude_env
+from tests.messages.test_claude_code import CLAUDE, run_claude
 
 pytestmark = NEEDS_SDK
 
@@ -98,15 +97,12 @@ def test_claude_codes_tool_loop_on_gemini(fresh: MessagesBox, tmp_path: Path) ->
     (home / "notes.txt").write_text("the secret word is pelican\n")
     fresh.openai_fake.push(gemini_stream(json.dumps({"file_path": str(home / "notes.txt")})),
                            Reply(content="The word is pelican."))  # fmt: skip
-    env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
-    assert CLAUDE is not None
-    done = subprocess.run(
-        [CLAUDE, "-p", "What is the secret word in notes.txt?", "--model", OPENAI_ALIAS,
-         "--allowedTools", "Read", "--output-format", "json"],
-        env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert json.loads(done.stdout)["result"] == "The word is pelican."
+    question = "What is the secret word in notes.txt?"
+    auth = {"ANTHROPIC_AUTH_TOKEN": key}
+    answer = run_claude(
+        fresh, home, auth, question, "--model", OPENAI_ALIAS, "--allowedTools", "Read"
+    )
+    assert answer["result"] == "The word is pelican."
     call, tool = sent_back(fresh)
     assert call["extra_content"] == {"google": {"thought_signature": SIGNATURE}}
     assert call["id"] == tool["tool_call_id"] == "fc-1" and "pelican" in tool["content"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from tests.messages.conftest import (
     openai_chunk,
     tool_call_piece,
 )
-from tests.messages.test_claude_code import CLAUDE, claude_env
+from tests.messages.test_claude_code import CLAUDE, run_claude
 
 pytestmark = NEEDS_SDK
 
@@ -96,15 +95,12 @@ def test_claude_codes_tool_loop_on_a_reasoning_model(fresh: MessagesBox, tmp_pat
     arguments = json.dumps({"file_path": str(home / "notes.txt")})
     fresh.openai_fake.push(thinking_then_call("Read notes.txt first.", arguments),
                            Reply(content="The word is pelican."))  # fmt: skip
-    env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
-    assert CLAUDE is not None
-    done = subprocess.run(
-        [CLAUDE, "-p", "What is the secret word in notes.txt?", "--model", OPENAI_ALIAS,
-         "--allowedTools", "Read", "--output-format", "json"],
-        env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert json.loads(done.stdout)["result"] == "The word is pelican."
+    question = "What is the secret word in notes.txt?"
+    auth = {"ANTHROPIC_AUTH_TOKEN": key}
+    answer = run_claude(
+        fresh, home, auth, question, "--model", OPENAI_ALIAS, "--allowedTools", "Read"
+    )
+    assert answer["result"] == "The word is pelican."
     calling = [t for t in assistant_turns(fresh) if t.get("tool_calls")]
     assert calling and calling[-1].get("reasoning_content") == "Read notes.txt first."
     assert os.path.exists(home / "notes.txt")
