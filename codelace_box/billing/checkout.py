@@ -147,16 +147,22 @@ def topup_session_params(
 def topup_tag(box_secret: str, user_id: int, minor_units: int, currency: str) -> str:
     """What this box writes into a top-up session's metadata: a MAC under the box's own
     secret over the account, the amount and its currency (none of them can be changed)."""
-    message = f"codelace-box stripe top-up of {minor_units} {currency.lower()} for user {user_id}"
-    return hmac.new(box_secret.encode(), message.encode(), hashlib.sha256).hexdigest()[:32]
+    return _box_mac(
+        box_secret,
+        f"codelace-box stripe top-up of {minor_units} {currency.lower()} for user {user_id}",
+    )
 
 
 def setup_tag(box_secret: str, user_id: int) -> str:
     """What this box writes into its setup sessions' metadata for `user_id`: a MAC under the
     box's own secret, so a setup session another box on the same Stripe account created for
     its own user of the same id earns no trial here."""
-    message = f"codelace-box stripe setup session for user {user_id}".encode()
-    return hmac.new(box_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+    return _box_mac(box_secret, f"codelace-box stripe setup session for user {user_id}")
+
+
+def _box_mac(box_secret: str, message: str) -> str:
+    """A session metadata tag: the message's HMAC-SHA256 under the box's secret, 32 hex digits."""
+    return hmac.new(box_secret.encode(), message.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def setup_session_params(
