@@ -15,7 +15,10 @@ import pytest
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.db.core import (
+    POSTGRES,
     close_database,
+    connection,
+    engine,
     open_database,
     query_all,
     schema_target,
@@ -27,7 +30,7 @@ from codelace_box.db.models import SchemaMigration
 from codelace_box.reports.spend import rows_report
 from codelace_box.reports.spend_days import daily_spend_report
 from codelace_box.reports.totals_check import totals_problems
-from codelace_box.reports.usage import spend_history
+from codelace_box.reports.usage import SPEND_DAYS_SQL, spend_history
 from tests.history.test_history_units import add_row
 from tests.pg_cluster import wanted_engine
 
@@ -178,3 +181,21 @@ def _tables() -> set[str]:
     else:
         sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
     return {str(r[0]) for r in query_all(sql)}
+
+
+def test_one_accounts_days_are_one_range_of_the_key_days(migrated_db: Any) -> None:
+    """The portal's spend reads an account's days along key_day_usage's primary key (user_id,
+    day, api_key_id), not through every key's days (migration 22's order; it was api_key_id
+    first: a scan of the table, 27 ms at a million key days against 0.03 ms)."""
+    params = (1, "2026-02-01", "2026-03-02")
+    if engine() == POSTGRES:  # a few rows: its planner would scan; which index is what counts
+        connection().execute("SET enable_seqscan = off")
+        try:
+            plan = " ".join(str(r[0]) for r in query_all("EXPLAIN " + SPEND_DAYS_SQL, params))
+        finally:
+            connection().execute("RESET enable_seqscan")
+        assert "key_day_usage_pkey" in plan and "Index Cond: ((user_id = " in plan, plan
+        return
+    plan = " ".join(str(r[-1]) for r in query_all("EXPLAIN QUERY PLAN " + SPEND_DAYS_SQL, params))
+    assert "SEARCH key_day_usage USING PRIMARY KEY (user_id=? AND day>? AND day<?)" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
