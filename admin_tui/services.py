@@ -53,12 +53,12 @@ from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.money import format_usd, usd_text
 from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.reports import payments as reports
-from codelace_box.reports import spend
 from codelace_box.reports import traffic as stats
 from codelace_box.reports.moments import parse_moment
 from codelace_box.reports.payments import PaymentRow
 from codelace_box.reports.request_detail import RequestDetail, request_detail
 from codelace_box.reports.spend import GROUPINGS, SpendRow
+from codelace_box.reports.spend_days import daily_spend_report
 from codelace_box.reports.traffic import RequestRow, UsageTotals, WindowStats
 
 __all__ = [
@@ -197,9 +197,11 @@ class AdminServices(CatalogServices):
         return request_detail(row_id)
 
     def spend(self, by: str, window: str) -> list[SpendRow]:
-        """Usage grouped by user, key or model over the last `window` (24h, 7d, 30d; 'all')."""
+        """Usage grouped by user, key or model over the last `window` (24h, 7d, 30d; 'all'), as
+        `usage report` has it: whole days from the day totals (which retention never deletes),
+        the partial days at the edges from the usage rows."""
         since = None if window == "all" else parse_moment(window, self.now())
-        return spend.spend_report(by, since)
+        return daily_spend_report(by, since)
 
     def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:
         return reports.list_payments(limit, search)

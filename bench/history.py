@@ -4,8 +4,8 @@ It sets up a real box with the CLI (bench.run's fake upstream, provider, model, 
 and generates `--rows` usage rows in it (10 million by default, a tenth of them for the bench
 account and its key, the rest spread over 999 other accounts, one row every few seconds over
 the last 30 days, request ids made as the box makes them) with bulk SQL on the real schema (its
-indexes built after the rows), and fills the running totals and rollups with migrations 9's,
-13's and 19's own backfills. `--data DIR` keeps that box in DIR and the next runs with the same
+indexes built after the rows), and fills the running totals and rollups with migrations 9's
+and 19's own backfills. `--data DIR` keeps that box in DIR and the next runs with the same
 `--rows` reuse it (10 million rows take minutes to make). Then, with `serve` running on that
 database, it prints:
 
@@ -85,7 +85,6 @@ def generate(db_path: Path, rows: int) -> float:
     """`rows` usage rows on the real schema, then the totals and rollups; seconds taken."""
     from codelace_box.db.core import close_database, connection, open_database
     from codelace_box.db.migrations.m0009_usage_totals import backfill
-    from codelace_box.db.migrations.m0013_account_days import backfill as backfill_days
     from codelace_box.db.migrations.m0019_key_days import backfill as backfill_key_days
 
     began = time.perf_counter()
@@ -115,8 +114,8 @@ def generate(db_path: Path, rows: int) -> float:
     print("  indexes built", file=sys.stderr, flush=True)
     with db:
         db.execute("DELETE FROM account_usage; DELETE FROM key_usage; DELETE FROM usage_rollup")
-        db.execute("DELETE FROM account_day_usage; DELETE FROM key_day_usage")
-        for statement in [*backfill(), backfill_days(), *backfill_key_days()]:
+        db.execute("DELETE FROM key_day_usage")  # the rows' part (the rest needs account days)
+        for statement in [*backfill(), backfill_key_days()[0]]:
             db.execute(statement)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     close_database()

@@ -230,33 +230,21 @@ class AccountUsage(UsageFigures):
         table_name = "account_usage"
 
 
-class AccountDayUsage(UsageFigures):
-    """Usage of an account per day ('YYYY-MM-DD', UTC), kept like AccountUsage: the portal's
-    daily spend reads these, not the usage rows."""
+class KeyDayUsage(UsageFigures):
+    """Usage of an API key per day ('YYYY-MM-DD', UTC), kept like AccountUsage. An account's
+    days are the sums of its keys' (the portal's daily spend, `usage report --by user`), and
+    `usage report --by key` reads its whole days from these. `api_key_id` is 0 for requests
+    with no key (the portal's) and -1 for what migrations 19 and 22 found in an account's days
+    but not in its usage rows (retention deleted them: their key is not known). No foreign key
+    on the key: a request's key may be gone (its usage rows then have none either)."""
 
     user = ForeignKeyField(User, on_delete="CASCADE", index=False)  # first in the primary key
     day = CharField()
-
-    class Meta:
-        table_name = "account_day_usage"
-        primary_key = CompositeKey("user", "day")
-        without_rowid = True  # SQLite: the primary key is the table (one page a write)
-
-
-class KeyDayUsage(UsageFigures):
-    """Usage of an API key per day ('YYYY-MM-DD', UTC), kept like AccountDayUsage: `usage
-    report --by key` reads its whole days from these. `api_key_id` is 0 for requests with no
-    key (the portal's) and -1 for what migration 19 found in an account's days but no longer
-    in its usage rows (retention deleted them: their key is not known). No foreign key on the
-    key: a request's key may be gone (its usage rows then have none either)."""
-
-    api_key_id = BigIntegerField()  # first in the primary key
-    day = CharField()
-    user = ForeignKeyField(User, on_delete="CASCADE", index=False)
+    api_key_id = BigIntegerField()
 
     class Meta:
         table_name = "key_day_usage"
-        primary_key = CompositeKey("api_key_id", "day", "user")
+        primary_key = CompositeKey("user", "day", "api_key_id")  # one account's days: a range
         without_rowid = True  # SQLite: the primary key is the table (one page a write)
 
 
@@ -405,7 +393,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     ModelAlias,
     UsageRecord,
     AccountUsage,
-    AccountDayUsage,
     KeyDayUsage,
     KeyUsage,
     UsageRollup,

@@ -1,10 +1,10 @@
-"""The running totals (per account, per account and day, per key, per key and day) and the
-rollups (per minute, per day and model) that a write transaction counts its usage rows into,
-summed per row and written once, just before its COMMIT.
+"""The running totals (per account, per key, per key and day: an account's days are the sums
+of its keys') and the rollups (per minute, per day and model) that a write transaction counts
+its usage rows into, summed per row and written once, just before its COMMIT.
 
 The group commit (db/batch.py) settles many requests in one transaction; most of them are of
-the same account, key and model, so their totals and rollups are the same six rows. Each
-settlement `add`s its figures here instead of running six upserts of its own; the
+the same account, key and model, so their totals and rollups are the same five rows. Each
+settlement `add`s its figures here instead of running five upserts of its own; the
 transaction writes the sums (`write`, from `core.WriteTransaction`), in a fixed order of rows
 (on PostgreSQL, two boxes' batches then lock them in the same order). What a savepoint rolls
 back is forgotten with it (`mark` / `forget_since`; peewee's own savepoints too, `atomic()`
@@ -53,14 +53,9 @@ KEY_SQL = (
     f" VALUES (?, ?, {_SUMS}, ?) ON CONFLICT (api_key_id) DO UPDATE SET "
     + (_ADD_UP + ", " + _LATEST).format(t="key_usage")
 )
-DAY_SQL = (
-    f"INSERT INTO account_day_usage (user_id, day, {', '.join(COLUMNS)})"
-    f" VALUES (?, ?, {_SUMS}) ON CONFLICT (user_id, day) DO UPDATE SET "
-    + _ADD_UP.format(t="account_day_usage")
-)
 KEY_DAY_SQL = (  # api_key_id 0: a request with no key (the portal's)
-    f"INSERT INTO key_day_usage (api_key_id, day, user_id, {', '.join(COLUMNS)})"
-    f" VALUES (?, ?, ?, {_SUMS}) ON CONFLICT (api_key_id, day, user_id) DO UPDATE SET "
+    f"INSERT INTO key_day_usage (user_id, day, api_key_id, {', '.join(COLUMNS)})"
+    f" VALUES (?, ?, ?, {_SUMS}) ON CONFLICT (user_id, day, api_key_id) DO UPDATE SET "
     + _ADD_UP.format(t="key_day_usage")
 )
 ROLLUP_SQL = (
@@ -130,22 +125,18 @@ def write(tx: _Executes) -> None:
 def _write(tx: _Executes, entries: list[Entry]) -> None:
     accounts: dict[int, list[Any]] = {}
     keys: dict[int, list[Any]] = {}
-    days: dict[tuple[int, str], list[int]] = {}
     key_days: dict[tuple[int, str, int], list[int]] = {}
     rollups: dict[tuple[str, str, str], list[int]] = {}
     for (user_id, key_id, model), figures, created_at, (minute, day) in entries:
         _sum_into(accounts, user_id, figures, created_at)
         if key_id is not None:
             _sum_into(keys, key_id, figures, created_at, user_id)
-        _add(days.setdefault((user_id, day), [0] * len(COLUMNS)), 0, figures)
-        _add(key_days.setdefault((key_id or 0, day, user_id), [0] * len(COLUMNS)), 0, figures)
+        _add(key_days.setdefault((user_id, day, key_id or 0), [0] * len(COLUMNS)), 0, figures)
         for period_key in (("minute", minute, model), ("day", day, model)):
             _add(rollups.setdefault(period_key, [0] * len(COLUMNS)), 0, figures)
     for user_id in sorted(accounts):
         *sums, latest = accounts[user_id]
         tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
-    for user_day in sorted(days):
-        tx.execute(DAY_SQL, (*user_day, *days[user_day]))
     for key_day in sorted(key_days):
         tx.execute(KEY_DAY_SQL, (*key_day, *key_days[key_day]))
     for key_id in sorted(keys):

@@ -1,6 +1,6 @@
 """`usage report` over long windows: the whole UTC days of the window from the per-day totals
-the settlement keeps (account_day_usage per account, key_day_usage per key, usage_rollup 'day'
-per model), only the partial days at its edges from the usage rows.
+the settlement keeps (key_day_usage per key, summed per account for `--by user`, usage_rollup
+'day' per model), only the partial days at its edges from the usage rows.
 
 The figures are the usage rows' own (the same requests, tokens, spend and errors: the
 settlement counts each row into its day in the transaction that writes it), at most a day's
@@ -29,7 +29,7 @@ _KEY_ID = "CASE WHEN d.api_key_id < 0 THEN '-' ELSE COALESCE(k.uuid, '') END"
 _KEY_LABEL = f"CASE WHEN d.api_key_id < 0 THEN '{_UNKNOWN_KEY}' ELSE COALESCE(k.key_prefix, '') END"
 _DAY_SQL = {  # the days [first, stop) summed per group, as spend._SELECT groups the rows
     "user": (
-        f"SELECT u.uuid, u.email, {_FIGURES} FROM account_day_usage d "
+        f"SELECT u.uuid, u.email, {_FIGURES} FROM key_day_usage d "
         'JOIN "user" u ON u.id = d.user_id WHERE d.day >= ? AND d.day < ? '
         "GROUP BY u.uuid, u.email"
     ),

@@ -1,7 +1,7 @@
 """`doctor`'s checks of the running usage totals and rollups (db/totals.py) against what they
 summarize: each account's spend against its ledger's usage debits (which retention never
-deletes), each account's days against its total, its keys' days against its days, the
-per-day rollups against the accounts' totals, and the per-minute rollups against the day
+deletes), each account's days (the sums of its keys' days) against its total, the per-day
+rollups against the accounts' totals, and the per-minute rollups against the day
 rollups of their days (retention prunes old minutes: the days it keeps whole must match
 exactly, an older one may only fall short). Read-only; one line per problem, naming the account.
 """
@@ -28,12 +28,7 @@ LEFT JOIN (SELECT user_id, SUM(amount_nanos) AS total FROM ledger_entry WHERE ki
 WHERE COALESCE(a.cost_nanos, 0) != COALESCE(-l.total, 0)
 ORDER BY u.id
 """
-_DAYS_SQL = f"SELECT user_id, {_SUMS} FROM account_day_usage GROUP BY user_id"
-_KEY_DAYS_SQL = f"SELECT user_id, day, {_SUMS} FROM key_day_usage GROUP BY user_id, day"
-_ACCOUNT_DAYS_SQL = (
-    f"SELECT d.user_id, d.day, u.uuid, u.email, {', '.join('d.' + c for c in _FIGURES)} "
-    'FROM account_day_usage d JOIN "user" u ON u.id = d.user_id'
-)
+_DAYS_SQL = f"SELECT user_id, {_SUMS} FROM key_day_usage GROUP BY user_id"
 _ACCOUNTS_SQL = f"SELECT a.user_id, u.uuid, u.email, {', '.join('a.' + c for c in _FIGURES)} "
 _ACCOUNTS_SQL += 'FROM account_usage a JOIN "user" u ON u.id = a.user_id'
 _ROLLUP_SQL = f"SELECT {_SUMS} FROM usage_rollup WHERE period = ?"
@@ -48,13 +43,7 @@ _DAY_MODELS_SQL += "WHERE period = 'day' AND bucket >= ?"
 
 def totals_problems() -> list[str]:
     """Every way the usage totals and rollups disagree with the ledger or with each other."""
-    return (
-        _spent_vs_ledger()
-        + _days_vs_accounts()
-        + _key_days_vs_days()
-        + _rollups_vs_accounts()
-        + _minutes_vs_days()
-    )
+    return _spent_vs_ledger() + _days_vs_accounts() + _rollups_vs_accounts() + _minutes_vs_days()
 
 
 def _spent_vs_ledger() -> list[str]:
@@ -67,7 +56,8 @@ def _spent_vs_ledger() -> list[str]:
 
 
 def _days_vs_accounts() -> list[str]:
-    """An account's days (the portal's daily spend) add up to its running total."""
+    """An account's days (its keys' days: the portal's daily spend, `usage report --by user`
+    and `--by key`) add up to its running total."""
     days = {int(row[0]): tuple(int(v) for v in row[1:]) for row in query_all(_DAYS_SQL)}
     problems = []
     for row in query_all(_ACCOUNTS_SQL):
@@ -77,21 +67,6 @@ def _days_vs_accounts() -> list[str]:
         if kept != summed:
             problems.append(f"account {email} (id {uuid}): {_differences(kept, summed, 'days')}")
     problems += [f"account id {user_id}: days counted without a total" for user_id in days]
-    return problems
-
-
-def _key_days_vs_days() -> list[str]:
-    """An account's keys' days (`usage report --by key`; no key and a key not known count
-    too) add up to its days, day by day."""
-    keyed = {(int(r[0]), str(r[1])): _ints(r[2:]) for r in query_all(_KEY_DAYS_SQL)}
-    problems = []
-    for row in query_all(_ACCOUNT_DAYS_SQL):
-        user_id, day, uuid, email, *figures = row
-        summed = keyed.pop((int(user_id), str(day)), (0,) * len(_FIGURES))
-        if _ints(tuple(figures)) != summed:
-            differences = _differences(_ints(tuple(figures)), summed, "key days")
-            problems.append(f"account {email} (id {uuid}), {day}: {differences}")
-    problems += [f"account id {u}, {day}: key days counted without a day" for u, day in keyed]
     return problems
 
 

@@ -77,6 +77,12 @@ def usage_summary(user_id: int, limit: int) -> UsageSummary:
     )
 
 
+SPEND_DAYS_SQL = (  # one account's days: a range of key_day_usage's primary key
+    "SELECT day, SUM(cost_nanos) FROM key_day_usage "
+    "WHERE user_id = ? AND day >= ? AND day <= ? GROUP BY day"
+)
+
+
 @dataclass(frozen=True)
 class SpendHistory:
     month_nanos: int  # spent since the first of this month (UTC)
@@ -86,17 +92,15 @@ class SpendHistory:
 def spend_history(user_id: int, days: int = 30, now: datetime | None = None) -> SpendHistory:
     """What the user spent this month and on each of the last `days` days (UTC dates).
 
-    The account's per-day totals (kept in the settlement transaction: db/totals.py), at most
-    one row a day however busy the user was."""
+    The account's keys' per-day totals (kept in the settlement transaction: db/totals.py),
+    summed per day: a row a key a day however busy the user was, one range of the primary key."""
     now = now or utcnow()
     today = now.date()
     first_day = today - timedelta(days=days - 1)
     month_start = today.replace(day=1)
     since = min(first_day, month_start).isoformat()
-    rows = query_all(  # up to today: a day past `now` (another box's clock) is not this month's
-        "SELECT day, cost_nanos FROM account_day_usage WHERE user_id = ? AND day >= ? AND day <= ?",
-        (user_id, since, today.isoformat()),
-    )
+    # up to today: a day past `now` (another box's clock) is not this month's
+    rows = query_all(SPEND_DAYS_SQL, (user_id, since, today.isoformat()))
     per_day = {date.fromisoformat(str(day)): int(total) for day, total in rows}
     month = sum(cost for day, cost in per_day.items() if day >= month_start)
     daily = [(first_day + timedelta(days=i), 0) for i in range(days)]

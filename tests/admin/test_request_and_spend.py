@@ -11,7 +11,10 @@ from textual.pilot import Pilot
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
+from codelace_box.db.history import delete_usage_batch
 from codelace_box.db.models import UsageRecord
+from codelace_box.db.timestamps import db_time
+from codelace_box.reports.spend_days import daily_spend_report
 from tests.admin.pilot import AdminEnv, add_usage, column, screen_name, text_of, until
 
 pytestmark = pytest.mark.timeout(60)
@@ -79,3 +82,22 @@ async def test_the_spend_report_groups_and_sorts_by_spend(admin_env: AdminEnv) -
             "by model",
         )
         assert column(pilot, "#spend", 5) == ["$61.00", "$1.00"]
+
+
+async def test_the_spend_report_counts_what_retention_deleted_as_usage_report_does(
+    admin_env: AdminEnv,
+) -> None:
+    ana = create_user("ana@example.com")
+    add_usage(ana.id, NOW - timedelta(hours=1), request_id="new", cost_nanos=1_000_000_000)
+    add_usage(ana.id, NOW - timedelta(days=10), request_id="old", cost_nanos=4_000_000_000)
+    assert delete_usage_batch(db_time(NOW - timedelta(days=5)), 100) == 1  # retention's pass
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await open_activity(pilot)
+        await pilot.press("r", "w")  # 30 days
+        await until(pilot, lambda: column(pilot, "#spend", 5) == ["$5.00"], "both requests")
+        assert "total $5.00" in text_of(pilot, "#spend-title")
+        await pilot.press("w")  # all of it
+        await until(pilot, lambda: "all" in text_of(pilot, "#spend-title"), "every day")
+        assert column(pilot, "#spend", 5) == ["$5.00"]
+    report = daily_spend_report("user", NOW - timedelta(days=30), NOW)
+    assert [r.spend_nanos for r in report] == [5_000_000_000]  # `usage report`'s figure

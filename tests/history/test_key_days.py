@@ -1,7 +1,7 @@
 """Usage per key per day (migration 19, db/totals.py): the migration fills it from the usage
 rows there are and counts what retention already took from an account's days under a key not
-known; `usage report --by key` reads its whole days from it; `doctor` finds a key day that
-disagrees with its account's day. On either engine."""
+known; `usage report --by key` reads its whole days from it; `doctor` finds an account whose key
+days disagree with its total. On either engine."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.migrate import LATEST_VERSION, migrate
-from codelace_box.db.migrations import MIGRATIONS, m0013_account_days
+from codelace_box.db.migrations import MIGRATIONS, m0009_usage_totals, m0013_account_days
 from codelace_box.db.models import SchemaMigration
 from codelace_box.reports.spend_days import daily_spend_report
 from codelace_box.reports.totals_check import totals_problems
@@ -55,7 +55,8 @@ def test_migration_19_fills_key_days_and_keeps_what_retention_took(
             when = DAY0 + timedelta(days=n % 3, hours=n)
             add_row(alice, when, n, counted=False, key=key.id if n % 2 else None)
         with write_transaction() as tx:  # the days as the release before kept them
-            tx.execute(m0013_account_days.backfill())
+            for statement in [*m0009_usage_totals.backfill(), m0013_account_days.backfill()]:
+                tx.execute(statement)
             tx.execute("DELETE FROM usage_record WHERE created_at < ?", ("2026-03-01 05:00",))
         assert migrate(db) == list(range(19, LATEST_VERSION + 1))
         days = query_all(f"SELECT api_key_id, day, {COLUMNS} FROM key_day_usage")
@@ -67,7 +68,7 @@ def test_migration_19_fills_key_days_and_keeps_what_retention_took(
         }  # fmt: skip
         unknown = next(d for d in days if int(d[0]) == -1)
         assert [int(v) for v in unknown[2:]] == [2, 0, 203, 23, 2003]  # rows 0 and 3's figures
-        assert not [p for p in totals_problems() if "key days" in p]
+        assert not [p for p in totals_problems() if "in the days" in p]
         report = daily_spend_report("key", DAY0, DAY0 + timedelta(days=3))
         assert {r.label: r.requests for r in report} == {
             key.key_prefix: 5,
@@ -77,6 +78,6 @@ def test_migration_19_fills_key_days_and_keeps_what_retention_took(
         with write_transaction() as tx:
             tx.execute("UPDATE key_day_usage SET requests = requests + 1 WHERE api_key_id = ?",
                        (key.id,))  # fmt: skip
-        assert [p for p in totals_problems() if "in the key days" in p]
+        assert [p for p in totals_problems() if "in the days" in p]
     finally:
         close_database()

@@ -87,12 +87,13 @@ def _recount_days(box: Box) -> None:
         "requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
         "cost_nanos"
     )
-    write_config_db(box.config, "DELETE FROM account_day_usage")
+    write_config_db(box.config, "DELETE FROM key_day_usage")
     write_config_db(box.config, "DELETE FROM usage_rollup WHERE period = 'day'")
     write_config_db(
         box.config,
-        f"INSERT INTO account_day_usage (user_id, day, {columns}) "
-        f"SELECT user_id, {day}, {figures} FROM usage_record GROUP BY user_id, {day}",
+        f"INSERT INTO key_day_usage (user_id, day, api_key_id, {columns}) "
+        f"SELECT user_id, {day}, COALESCE(api_key_id, 0), {figures} FROM usage_record "
+        f"GROUP BY user_id, {day}, COALESCE(api_key_id, 0)",
     )
     write_config_db(
         box.config,

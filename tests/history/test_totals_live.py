@@ -28,6 +28,7 @@ COLUMNS = (
     "requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
     "cost_nanos"
 )
+_SUMMED = ", ".join(f"SUM({c})" for c in COLUMNS.split(", "))
 
 
 def _traffic(box: Box, fake: FakeOpenAI, key: str, other_key: str) -> None:
@@ -99,13 +100,13 @@ def _check_totals_equal_rows(box: Box) -> None:
     day = "to_char(created_at, 'YYYY-MM-DD')" if postgres else "substr(created_at, 1, 10)"
     kept = {
         (r[0], r[1]): _ints(r[2:])
-        for r in box.query(f"SELECT user_id, day, {COLUMNS} FROM account_day_usage")
+        for r in box.query(f"SELECT user_id, day, {_SUMMED} FROM key_day_usage GROUP BY 1, 2")
     }
     summed = {
         (r[0], r[1]): _ints(r[2:])
         for r in box.query(f"SELECT user_id, {day}, {TALLY} FROM usage_record GROUP BY 1, 2")
     }
-    assert kept == summed and kept, "account_day_usage"
+    assert kept == summed and kept, "an account's days: its keys' days"
     kept = {
         (r[0], r[1], r[2]): _ints(r[3:])
         for r in box.query(f"SELECT api_key_id, day, user_id, {COLUMNS} FROM key_day_usage")

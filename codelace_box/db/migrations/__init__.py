@@ -30,6 +30,7 @@ from codelace_box.db.migrations import (
     m0019_key_days,
     m0020_payment_order,
     m0021_provider_key_ids,
+    m0022_account_days_from_keys,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -54,4 +55,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (19, m0019_key_days),
     (20, m0020_payment_order),
     (21, m0021_provider_key_ids),
+    (22, m0022_account_days_from_keys),
 ]
