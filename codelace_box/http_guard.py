@@ -19,6 +19,15 @@
   length and the body as the next request (request smuggling).
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
   `100 Continue` that asked the client to send it all.
+- A client that asked for no persistent connection (`Connection: close`, or HTTP/1.0 without
+  keep-alive) and shuts its write side once its request is sent (TCP FIN: shutdown(SHUT_WR), as
+  netcat, fortio -halfclose and some proxies do) still reads: it gets its answer, streamed or
+  not. Sanic's protocol has no eof_received, so asyncio closed the connection at the FIN and the
+  handler was cancelled as if the client had left (no answer; the call abandoned). The FIN of a
+  client that asked to keep the connection contradicts that: it left, and is let go at once, as
+  before (the SDKs' way of giving up). A FIN and a close() look the same on the wire, so a
+  client that closed for good is seen at the next write (its RST). While a request's head or
+  body is still missing, the FIN closes the connection, as before.
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
   https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
   at once, not a wait for a CRLF CRLF that never comes.
@@ -42,7 +51,8 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
-                       "request_timeout _task _http"),
+                       "request_timeout _task _http receive_more _data_received transport "
+                       "recv_buffer"),
         (Stage, "IDLE REQUEST"),
     )
     for name in names.split()
@@ -98,6 +108,8 @@ class GuardedHttp(Http):
             self.keep_alive = False
             raise BadRequest("the request line must end in CRLF, not a bare LF")
         await super().http1_request_header()
+        if self.keep_alive and isinstance(self.protocol, GuardedProtocol):
+            self.protocol.left_if_done_sending()  # a persistent connection's FIN came: it left
         if _malformed_fields(self.request.head):
             self.keep_alive = False
             raise BadRequest("malformed header field (whitespace before its colon, NUL, bare CR)")
@@ -152,11 +164,26 @@ class GuardedProtocol(HttpProtocol):
     """Sanic's HTTP protocol with the deadlines above (the server's `protocol=`)."""
 
     HTTP_CLASS = GuardedHttp
-    __slots__ = ("_stalled_since",)
+    __slots__ = ("_sends_no_more", "_stalled_since")
 
     def _setup(self) -> None:
         super()._setup()
         self._stalled_since = 0.0
+        self._sends_no_more = False  # the client shut its write side (its FIN came)
+
+    def eof_received(self) -> bool | None:
+        """The client's FIN. Idle (nothing to answer), a request that asked to keep the
+        connection, or TLS (which cannot stay half-open): None, asyncio closes the connection,
+        as before. Otherwise it stays open for the answer; a read waiting for more bytes wakes
+        to find none (the head may not be read yet: then `left_if_done_sending` decides)."""
+        http, transport = getattr(self, "_http", None), self.transport  # unset before its task
+        idle = http is None or (http.stage is Stage.IDLE and not self.recv_buffer)
+        persistent = http is not None and bool(http) and http.keep_alive  # its head was read
+        if idle or persistent or transport is None or transport.get_extra_info("sslcontext"):
+            return None
+        self._sends_no_more = True
+        self._data_received.set()
+        return True
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -165,6 +192,18 @@ class GuardedProtocol(HttpProtocol):
     def resume_writing(self) -> None:
         super().resume_writing()
         self._stalled_since = 0.0
+
+    def left_if_done_sending(self) -> None:
+        """A request that asked to keep the connection whose FIN came before its head was
+        read: the client left (closed as at the FIN before; what runs is cancelled)."""
+        if self._sends_no_more and self.transport is not None:
+            self.transport.close()
+
+    async def receive_more(self) -> None:
+        """Wait for more bytes, unless the client sends no more: then close the transport, as
+        asyncio did at the FIN (connection_lost cancels what waited, as it did then)."""
+        self.left_if_done_sending()
+        await super().receive_more()
 
     def check_timeouts(self) -> None:
         http = self._http

@@ -11,20 +11,25 @@ cap is checked against `api_key.spent_nanos` (charged since `period_start`) plus
 Periods are UTC: a daily one starts at 00:00, a weekly one on Monday 00:00, a monthly one on
 the 1st at 00:00; a key without reset has one period that never ends. A period that is over is
 rolled over lazily, at the key's next admission or settlement (and shown as 0 spent before).
+A reset changed mid-period counts what the key spent in the new current period, from its
+history (`period_spend`: its days since the period began, or its whole life without reset), as
+OpenRouter shows a key's usage for the period its limit counts; the old period's figure is not
+carried over.
 
 Only a key with a budget (a cap or a reset) has its held_nanos and spent_nanos kept by its
 requests; the requests of a key without one leave its row alone (the common case: no statement
 on it), and what it spent in its one period is its running total (key_usage.cost_nanos, kept by
-every settlement) minus `usage_base_nanos`. Setting or clearing a budget moves a key from one
-way to the other in one transaction that no admission or settlement of any process interleaves
-with (`hotpath.one_writer_with_requests`), and that is why it is exact:
-- a budget set: the spend so far (total minus base) becomes spent_nanos, and every open hold of
-  the key is marked counted on its row (`hold.key_held`) and summed into held_nanos. A request
-  admitted before settles after on the key's row (lowering held_nanos, adding its charge to
-  spent_nanos); one admitted after finds the budget in its own transaction (metering.admit_in).
-- a budget cleared: base = total minus the spend so far. Holds counted on the row still settle
-  there (held_nanos stays the sum of such holds); their charges reach the total as well, which
-  is what counts from then on.
+every settlement) minus `usage_base_nanos` (0 for a budget cleared since spend is counted from
+history; a key cleared before keeps the base it got then). Setting or clearing a budget moves a
+key from one way to the other in one transaction that no admission or settlement of any
+process interleaves with (`hotpath.one_writer_with_requests`), and that is why it is exact:
+- a budget set: the spend in its period (`period_spend`) becomes spent_nanos, and every open
+  hold of the key is marked counted on its row (`hold.key_held`) and summed into held_nanos. A
+  request admitted before settles after on the key's row (lowering held_nanos, adding its charge
+  to spent_nanos); one admitted after finds the budget in its own transaction (admit_in).
+- a budget cleared: base = total minus the spend in its period (the total: base 0). Holds
+  counted on the row still settle there (held_nanos stays the sum of such holds); their charges
+  reach the total as well, which is what counts from then on.
 A charge settled before the change is in the total it reads; one after it is counted by the
 hold's mark: never both, never neither.
 """
@@ -42,6 +47,7 @@ from codelace_box.db import hotpath
 from codelace_box.db.core import (
     Tx,
     connection,
+    day_of,
     db_time,
     parse_time,
     query_all,
@@ -245,8 +251,8 @@ def new_key_period(changes: Mapping[str, Any], now: datetime) -> datetime:
 
 
 def apply_key_limits(key: ApiKey, changes: Mapping[str, Any]) -> ApiKey:
-    """Store checked limit changes (and a name) on a key; a new reset starts its current period
-    with what the key spent so far carried over (a cap is never loosened by changing it)."""
+    """Store checked limit changes (and a name) on a key; a new reset (or a budget set or
+    cleared) counts what the key spent in the new current period, from its history."""
     if not changes:
         return key
     now = utcnow()
@@ -271,13 +277,28 @@ def _budget_changes(
     if after and not before:
         changes["held_nanos"] = hotpath.holds_to_key(tx, current.id)
     if reset != current.limit_reset or after != before:
-        spent = spent_in_period(current, now)
+        spent = period_spend(tx, current.id, reset, now)
         changes["spent_nanos"] = spent
         if reset != current.limit_reset:
             changes["period_start"] = new_key_period(values, now)
         if before and not after:
             changes["usage_base_nanos"] = hotpath.key_usage_cost(tx, current.id) - spent
     return changes
+
+
+_KEY_SPEND_SINCE_SQL = (
+    "SELECT COALESCE(SUM(cost_nanos), 0) FROM key_day_usage WHERE api_key_id = ? AND day >= ?"
+)
+
+
+def period_spend(tx: Tx, key_id: int, reset: str | None, now: datetime) -> int:
+    """What the key spent in the current period of `reset`, from its history: its days since
+    the period began (periods begin at midnight UTC, so whole days), or, without reset (one
+    period that never ends), its running total."""
+    start = period_start(reset, now)
+    if start is None:
+        return hotpath.key_usage_cost(tx, key_id)
+    return int(tx.execute(_KEY_SPEND_SINCE_SQL, (key_id, day_of(start))).fetchone()[0])
 
 
 def parse_account_limit(value: Any, field: str, maximum: int) -> int | None:

@@ -3,8 +3,9 @@ PostgreSQL when a team moves to several boxes, and back).
 
 The source must be at this codelace-box's schema version; the target is migrated by the same
 history, then filled table by table in foreign-key order, in one transaction (a failed copy
-leaves the target as empty as it was). Ids are kept, so every reference stays right; on
-PostgreSQL the id sequences then continue after the copied rows.
+leaves the target as empty as it was). Ids are kept, so every reference stays right, and the
+id counters continue where the source's were (db/id_counters.py): an id deleted at the top
+before the copy is not handed out again after it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from peewee import AutoField, CompositeKey, Database, Model
 
 from codelace_box.db import core
 from codelace_box.db import models as schema
+from codelace_box.db.id_counters import continue_counters, source_counters
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
 from codelace_box.db.snapshot import one_instant
 from codelace_box.errors import CodelaceError
@@ -110,12 +112,14 @@ def _copy_all(source: Database, destination: str) -> dict[str, int]:
     if not _target_is_empty():
         raise CodelaceError("the target database is not empty: copy only into an empty one")
     migrate(core.database.obj)
+    serial = [m for m in copied_models() if isinstance(m._meta.primary_key, AutoField)]
+    tables = [model._meta.table_name for model in serial]
+    counters = source_counters(source, tables)
     counts: dict[str, int] = {}
     with core.write_transaction() as tx:
         for model in copied_models():
             counts[model._meta.table_name] = _copy_table(tx, source, model)
-        serial = [m for m in copied_models() if isinstance(m._meta.primary_key, AutoField)]
-        core.after_bulk_copy(tx, [model._meta.table_name for model in serial])
+        continue_counters(tx, tables, counters)
     return counts
 
 

@@ -245,13 +245,6 @@ def table_exists(table: str) -> bool:  # whether the open database has this tabl
     return bool(database.table_exists(table))
 
 
-def after_bulk_copy(tx: Tx, tables: Sequence[str]) -> None:
-    """After rows were inserted with their ids: PostgreSQL's id sequences continue after them."""
-    if _engine[0] == POSTGRES:
-        for table in tables:
-            tx.execute(postgres.RESET_SEQUENCE_SQL.format(table=table))
-
-
 def is_busy(exc: BaseException) -> bool:
     """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
     return (

@@ -69,12 +69,6 @@ LEADS_SQL = (
     "AND l.objid = (hashtext(?)::bigint & 4294967295)::oid AND l.granted)"
 )
 TAKE_LEAD_SQL = "SELECT pg_try_advisory_lock(?, hashtext(?))"
-# After a copy kept the ids: the table's id sequence (if it has one) continues after them.
-RESET_SEQUENCE_SQL = (
-    'SELECT setval(s, COALESCE((SELECT MAX(id) FROM "{table}"), 1), '
-    '(SELECT MAX(id) FROM "{table}") IS NOT NULL) '
-    "FROM pg_get_serial_sequence('\"{table}\"', 'id') s WHERE s IS NOT NULL"
-)
 # A lock on a name (an email, an idempotency key) for the rest of the transaction.
 XACT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
 

@@ -15,7 +15,8 @@ from codelace_box.accounts.users import create_user, get_user
 from codelace_box.audit import list_entries
 from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
-from codelace_box.db.models import ApiKey, KeyUsage
+from codelace_box.db.core import day_of, utcnow
+from codelace_box.db.models import ApiKey, KeyDayUsage, KeyUsage
 from tests.admin.pilot import (
     AdminEnv,
     column,
@@ -45,7 +46,9 @@ async def test_key_limits_form_sets_and_clears_and_refuses_bad_input(
     models.set_model("acme/m1", "2", "8")
     alice = create_user("alice@example.com")
     key = create_key(alice.id, "ci").key
-    KeyUsage.create(api_key=key.id, user=alice.id, requests=3, cost_nanos=1_250_000_000)  # spent
+    spent = {"user": alice.id, "requests": 3, "cost_nanos": 1_250_000_000}  # today, as settled
+    KeyUsage.create(api_key=key.id, **spent)
+    KeyDayUsage.create(api_key_id=key.id, day=day_of(utcnow()), **spent)
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_detail(pilot, "alice@example.com")

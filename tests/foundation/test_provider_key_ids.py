@@ -8,8 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from codelace_box.catalog.providers import add_provider, add_provider_key, remove_provider_key
-from codelace_box.db.core import close_database, open_database, write_transaction
+from codelace_box.db.copy import copy_database
+from codelace_box.db.core import close_database, db_time, open_database, utcnow, write_transaction
 from codelace_box.db.migrate import LATEST_VERSION, migrate
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import ProviderKey, SchemaMigration
@@ -63,3 +66,48 @@ def test_migration_21_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Pa
         assert "AUTOINCREMENT" in db.execute_sql(sql).fetchone()[0]
     finally:
         close_database()
+
+
+def _sequences(url: str) -> list[tuple[Any, ...]]:
+    """Every id sequence of a PostgreSQL database and the last id it handed out (None: none)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        sql = "SELECT sequencename, last_value FROM pg_sequences ORDER BY sequencename"
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+
+
+@pytest.mark.parametrize("target", ["sqlite", "postgres"])
+def test_a_copy_keeps_the_id_counters_past_a_removed_newest_key(
+    migrated_db: Any, target: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`db copy` set the target's counters from the largest id it copied: with the newest key
+    removed before the copy, the next key on the copy got its id again (SQLite's
+    sqlite_sequence and PostgreSQL's sequences were not carried over, in any direction)."""
+    with write_transaction():
+        add_provider("up", "openai", SECRET, "sk-first-key-0001")
+        add_provider_key("up", SECRET, "sk-second-key-0002")
+        newest = add_provider_key("up", SECRET, "sk-third-key-0003").id
+        remove_provider_key("up", newest)
+    with write_transaction() as tx:  # a table without AUTOINCREMENT: a counter on PostgreSQL
+        tx.execute(
+            "INSERT INTO rate_event (bucket, created_at) VALUES ('b', ?)", (db_time(utcnow()),)
+        )
+        tx.execute("DELETE FROM rate_event")
+    close_database()
+    if target == "postgres":
+        url = request.getfixturevalue("pg_cluster").new_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'copy.db'}"
+    copy_database(str(migrated_db), url)  # the copy stays the open database
+    try:
+        with write_transaction():
+            added = add_provider_key("up", SECRET, "sk-fourth-key-0004").id
+    finally:
+        close_database()
+    assert added == newest + 1
+    if target == "postgres" and str(migrated_db).startswith("postgresql://"):
+        source_counters = _sequences(str(migrated_db))
+        copy_counters = dict(_sequences(url))
+        copy_counters["provider_key_id_seq"] = newest  # before the key added above
+        assert source_counters == sorted(copy_counters.items())

@@ -155,7 +155,7 @@ def test_a_budget_set_or_cleared_mid_flight_counts_each_hold_and_charge_once(
     admit(user_id, "d", 10**6, plain)  # no cap any more
     settle(_done("d", user_id, key_id, 50))
     assert (_key(key_id)[1], _spent(key_id)) == (0, 600)
-    update_key(key_uuid, {"limit_reset": "daily"})  # a period again: today's spend carried
+    update_key(key_uuid, {"limit_reset": "daily"})  # a period again: today's spend counts
     assert _key(key_id) == (600, 0)
     close_database()
     assert not check_database(open_database(migrated_db))[1]

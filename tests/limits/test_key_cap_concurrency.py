@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.bursts import EACH, FLAT_MODEL, burst, statuses
+from tests.gateway.bursts import EACH, FLAT, FLAT_MODEL, burst, statuses
 from tests.gateway.conftest import BoxFactory
 
 pytestmark = pytest.mark.timeout(120)
@@ -23,6 +23,7 @@ def test_hundred_concurrent_requests_never_pass_the_key_cap(
 ) -> None:
     box = box_factory("--workers", workers)
     box.cli(*FLAT_MODEL)
+    box.until_served(FLAT, workers=int(workers))  # each worker's catalog (PostgreSQL: reloaded)
     cap = 10 * EACH + EACH // 2
     email, _ = box.new_user("100")
     created = box.cli("keys", "create", email, "--limit-usd", f"{cap / 1e9:.9f}")
