@@ -10,6 +10,7 @@ import pytest
 
 from tests.billing.conftest import BillingBox, Customer
 from tests.billing.test_webhooks import deliver_at_once
+from tests.pg_cluster import write_config_db
 from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -290,3 +291,26 @@ def test_an_inquirys_late_events_do_not_give_back_a_chargeback(box: BillingBox) 
     assert results(box, [escalated, closed, inquiry]) == ["reversed", "unchanged", "unchanged"]
     assert box.balance_nanos(buyer) == 0
     assert refunded_usd(box, buyer, session_id) == 30
+
+
+def test_a_refund_of_a_credited_top_up_paid_before_payment_intents_were_recorded(
+    box: BillingBox,
+) -> None:
+    """A top-up credited by a release that did not record PaymentIntents: its refund names a
+    PaymentIntent no row has, and is found through Stripe's session lookup."""
+    buyer, session_id = paid_topup(box, 40)
+    write_config_db(
+        box.config,
+        "UPDATE payment SET payment_intent = NULL WHERE stripe_session_id = ?",
+        (session_id,),
+    )
+    charge_refunded, refund_created = box.double.refund(session_id, amount=1_500)
+    intent = refund_created["data"]["object"]["payment_intent"]
+    assert results(box, [refund_created, charge_refunded]) == ["reversed", "unchanged"]
+    assert box.double.calls("GET", "/v1/checkout/sessions")[-1]["params"]["payment_intent"] == (
+        intent
+    )
+    assert box.balance_nanos(buyer) == 25 * NANOS
+    assert refunded_usd(box, buyer, session_id) == 15
+    rows = box.query("SELECT payment_intent FROM payment WHERE stripe_session_id = ?", session_id)
+    assert rows == [(intent,)]  # recorded now: the next refund needs no lookup
