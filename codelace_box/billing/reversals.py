@@ -3,18 +3,22 @@
 A refund or dispute names the charge's PaymentIntent, which the top-up's payment row records
 when its session is paid (webhooks.py). Each refund (`re_...`) and dispute (`du_...`) is kept
 in `stripe_reversal` as last heard of, and a payment's `refunded_nanos` is what they take back
-now: the sum of its refunds that did not fail and its disputes not won, never more than the
+now: the sum of its refunds that did not fail and its chargebacks not won, never more than the
 top-up credited. Every change of that sum is one ledger entry (kind `refund`, reason naming
 Stripe's id, idempotency key `stripe:<refund|dispute>:<id>`, later changes of the same one
 `...:<status>`), so a redelivery, or an older event arriving after a newer one, moves nothing:
 
     refund   pending / requires_action / succeeded: taken;  failed / canceled: given back (final)
-    dispute  open (needs_response, under_review, warning_*): taken;  lost: taken (final);
-             won / warning_closed / prevented: given back (final)
+    dispute  chargeback (needs_response, under_review): taken;  lost: taken (final);
+             won / prevented: given back (final)
+             inquiry (warning_needs_response, warning_under_review, warning_closed): nothing
 
-A final status is never left (a late `refund.created` after `refund.failed` changes nothing),
-but for a closed inquiry (`warning_closed`) the issuer escalates to a chargeback; an inquiry's
-status heard after a chargeback's is older and changes nothing.
+An inquiry is the issuer asking before any chargeback: Stripe withdraws no funds for it, so it
+takes nothing, and its closing (`warning_closed`) gives nothing back; the log warns the
+operator. If the issuer escalates it to a chargeback (`needs_response`, with
+`charge.dispute.funds_withdrawn`), that takes the credit. A final status is never left (a late
+`refund.created` after `refund.failed` changes nothing), but a closed inquiry may still be
+escalated; an inquiry's status heard after a chargeback's is older and changes nothing.
 The balance may go below zero: the account's requests then get 402 as when it is spent. A
 trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
 Events about charges that are not this box's top-ups are acknowledged and write nothing.
@@ -57,6 +61,17 @@ RELEASED = {
     "dispute": frozenset({"won", "warning_closed", "prevented"}),
 }
 FINAL = {"refund": RELEASED["refund"], "dispute": RELEASED["dispute"] | {"lost"}}
+INQUIRY = "warning_"  # the prefix of an inquiry's statuses: no funds withdrawn
+
+
+def takes(kind: str, status: str) -> bool:
+    """Whether a refund or dispute in this status takes its amount back (see the docstring)."""
+    return status not in RELEASED[kind] and not (kind == "dispute" and is_inquiry(status))
+
+
+def is_inquiry(status: str) -> bool:
+    """Whether a dispute's status is an inquiry's (the issuer asking, no funds withdrawn)."""
+    return status.startswith(INQUIRY)
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,12 @@ def _apply_one(payment_id: int, reversal: Reversal) -> str:
     payment = Payment.get_by_id(payment_id)
     if not _record(payment, reversal):
         return "unchanged"
+    if reversal.kind == "dispute" and is_inquiry(reversal.status):
+        log.warning(
+            "Stripe inquiry %s (%s) of top-up %s, account %s: no funds withdrawn, nothing "
+            "taken back; a chargeback would take the credit",
+            *(reversal.id, reversal.status, payment.stripe_session_id, payment.user.id),
+        )
     base = f"stripe:{reversal.kind}:{reversal.id}"
     key = f"{base}:{reversal.status}" if _posted(base) else base
     word = "refund" if reversal.kind == "refund" else "dispute"
@@ -289,8 +310,8 @@ def is_stale(kind: str, now: str, heard: str) -> bool:
     """Whether status `heard` changes nothing after `now`: the same, after a final one, or
     an inquiry's (`warning_*`) after a chargeback's (an inquiry comes first, never after).
     A closed inquiry the issuer escalates to a chargeback is not over: it is left."""
-    inquiry = kind == "dispute" and heard.startswith("warning_")
-    if heard == now or (inquiry and now and not now.startswith("warning_")):
+    inquiry = kind == "dispute" and is_inquiry(heard)
+    if heard == now or (inquiry and now and not is_inquiry(now)):
         return True
     escalated = kind == "dispute" and now == "warning_closed" and not inquiry
     return now in FINAL[kind] and not escalated
@@ -325,7 +346,7 @@ def settle(payment: Payment, reason: str, key: str) -> bool:
     """Move the balance so the payment's `refunded_nanos` is what its refunds and disputes
     take back now (at most what it credited); True if an entry was written."""
     rows = StripeReversal.select().where(StripeReversal.payment == payment.id)
-    holding = sum(r.amount_nanos for r in rows if r.status not in RELEASED[r.kind])
+    holding = sum(r.amount_nanos for r in rows if takes(r.kind, r.status))
     credited = payment.amount_nanos if payment.status == "completed" else 0
     target = min(credited, holding)
     delta = target - payment.refunded_nanos
