@@ -4,9 +4,10 @@ A refund or dispute names the charge's PaymentIntent, which the top-up's payment
 when its session is paid (webhooks.py). Each refund (`re_...`) and dispute (`du_...`) is kept
 in `stripe_reversal` as last heard of, and a payment's `refunded_nanos` is what they take back
 now: the sum of its refunds that did not fail and its chargebacks not won, never more than the
-top-up credited. Every change of that sum is one ledger entry (kind `refund`, reason naming
-Stripe's id, idempotency key `stripe:<refund|dispute>:<id>`, later changes of the same one
-`...:<status>`), so a redelivery, or an older event arriving after a newer one, moves nothing:
+top-up credited (what one takes, in its currency or the customer's: reversal_amounts.py). Every
+change of that sum is one ledger entry (kind `refund`, reason naming Stripe's id, idempotency
+key `stripe:<refund|dispute>:<id>`, later changes of the same one `...:<status>`), so a
+redelivery, or an older event arriving after a newer one, moves nothing:
 
     refund   pending / requires_action / succeeded: taken;  failed / canceled: given back (final)
     dispute  chargeback (needs_response, under_review): taken;  lost: taken (final);
@@ -29,12 +30,17 @@ listed at Stripe (`StripeApi.charge_refunds`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.checkout import minor_unit_exponent
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.reversal_amounts import (
+    Reversal,
+    id_of,
+    parse_reversals,
+    reversal_nanos,
+    with_charge_amounts,
+)
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
@@ -74,18 +80,6 @@ def is_inquiry(status: str) -> bool:
     return status.startswith(INQUIRY)
 
 
-@dataclass(frozen=True)
-class Reversal:
-    """One refund or dispute as an event (or Stripe's API) describes it."""
-
-    id: str
-    kind: str  # refund | dispute
-    payment_intent: str
-    amount: int  # in the currency's smallest unit
-    currency: str
-    status: str
-
-
 def object_of(event: dict[str, Any]) -> dict[str, Any]:
     """The event's `data.object` ({} when it has none)."""
     data = event.get("data")
@@ -103,7 +97,7 @@ def reversals_in(event_type: str, obj: dict[str, Any]) -> list[Reversal]:
     listed = refunds.get("data") if isinstance(refunds, dict) else None
     if not isinstance(listed, list):
         return []
-    return parse_reversals(listed, "refund", id_of(obj.get("payment_intent")))
+    return parse_reversals(listed, "refund", id_of(obj.get("payment_intent")), obj)
 
 
 def charge_to_list(event_type: str, obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -120,31 +114,6 @@ def charge_to_list(event_type: str, obj: dict[str, Any]) -> tuple[str, str] | No
 def _charge_and_intent(obj: dict[str, Any]) -> tuple[str, str] | None:
     charge, intent = id_of(obj.get("id")), id_of(obj.get("payment_intent"))
     return (charge, intent) if charge and intent else None
-
-
-def parse_reversals(
-    items: list[Any], kind: str, payment_intent: str | None = None
-) -> list[Reversal]:
-    """The well-formed refunds or disputes among `items` (Stripe objects as dicts)."""
-    found = []
-    for item in items:
-        if not isinstance(item, dict) or item.get("object", kind) != kind:
-            continue
-        amount, intent = item.get("amount"), id_of(item.get("payment_intent")) or payment_intent
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            continue
-        if not item.get("id") or not intent:
-            continue
-        currency, status = str(item.get("currency") or ""), str(item.get("status") or "")
-        found.append(Reversal(str(item["id"]), kind, intent, amount, currency.lower(), status))
-    return found
-
-
-def id_of(value: object) -> str:
-    """A Stripe reference as its id, expanded or not ("" for none)."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return str(value) if isinstance(value, str) and value else ""
 
 
 def topup_of(payment_intent: str) -> Payment | None:
@@ -184,7 +153,8 @@ async def handle_reversal(
             return "unknown_charge"
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
-        found = parse_reversals(refunds, "refund", listing[1])
+        found = parse_reversals(refunds, "refund", listing[1], obj)
+    found = await with_charge_amounts(api, found)  # in the customer's currency: its share
     return await run_db_work(apply_reversals, event_id, event_type, found, sessions, claims)
 
 
@@ -315,20 +285,6 @@ def is_stale(kind: str, now: str, heard: str) -> bool:
         return True
     escalated = kind == "dispute" and now == "warning_closed" and not inquiry
     return now in FINAL[kind] and not escalated
-
-
-def reversal_nanos(payment: Payment, reversal: Reversal) -> int:
-    """The refund or dispute in nano-USD. One in another currency than the top-up's (a
-    charge Adaptive Pricing localized) cannot be converted here: it counts as the whole top-up
-    (at most that is ever taken back) and the error log names it for the operator."""
-    if reversal.currency == payment.currency.lower():
-        return reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency))
-    log.error(
-        "Stripe %s %s is in %r, the top-up %s in %r: taking back the whole top-up",
-        *(reversal.kind, reversal.id, reversal.currency, payment.stripe_session_id),
-        payment.currency,
-    )
-    return int(payment.amount_nanos)
 
 
 def catch_up(payment: Payment) -> bool:
