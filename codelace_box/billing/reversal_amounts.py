@@ -1,7 +1,7 @@
 """What one Stripe refund or dispute is, and how much of a top-up's credit it takes back.
 
 A refund or dispute in the top-up's own currency takes its amount (in nano-USD, one currency
-unit per USD). One in another currency is of a charge Adaptive
+unit per USD), never more than the top-up. One in another currency is of a charge Adaptive
 Pricing made in the customer's currency: endpoints on API versions before 2025-03-31.basil get
 refunds in it, and a dispute is in the currency the card network disputes, the customer's. It
 takes its share of the charge, `amount / charge amount` in that currency (the charge's
@@ -11,6 +11,9 @@ session's currency), times the top-up's credit: integers only, rounded up to the
 back the whole credit, never a nano short), never more than the credit. A charge that names no
 amount in the refund's currency cannot be read: the whole top-up is taken back (at most that
 ever is) and the error log names it for the operator.
+
+Stripe's amounts are 64-bit integers: a signed event with one past that is no event Stripe
+sent, and is refused (400 `invalid_event`) before anything is written.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from typing import Any
 from codelace_box.billing.checkout import minor_unit_exponent
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.models import Payment
+from codelace_box.errors import InvalidRequest
 
 log = logging.getLogger("codelace_box.billing.reversals")
+
+MAX_STRIPE_AMOUNT = 2**63 - 1  # Stripe's integers are 64-bit
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,8 @@ def parse_reversals(
     charge: dict[str, Any] | None = None,
 ) -> list[Reversal]:
     """The well-formed refunds or disputes among `items` (Stripe objects as dicts); `charge`,
-    the charge they are of when the event carries it."""
+    the charge they are of when the event carries it. InvalidRequest for an amount past 64
+    bits."""
     found = []
     for item in items:
         if not isinstance(item, dict) or item.get("object", kind) != kind:
@@ -62,6 +69,11 @@ def parse_reversals(
         amount, intent = item.get("amount"), id_of(item.get("payment_intent")) or payment_intent
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
             continue
+        if amount > MAX_STRIPE_AMOUNT:
+            raise InvalidRequest(
+                f"Stripe {kind} {str(item.get('id'))[:100]!r} has an amount past 64 bits",
+                code="invalid_event",
+            )
         if not item.get("id") or not intent:
             continue
         currency, status = str(item.get("currency") or "").lower(), str(item.get("status") or "")
@@ -106,10 +118,10 @@ async def with_charge_amounts(api: StripeApi, reversals: list[Reversal]) -> list
 
 def reversal_nanos(payment: Payment, reversal: Reversal) -> int:
     """What the refund or dispute takes back of the top-up, in nano-USD (see the module's
-    docstring)."""
+    docstring); never more than the top-up's amount."""
     ceiling = int(payment.amount_nanos)
     if reversal.currency == payment.currency.lower():
-        return reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency))
+        return min(reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency)), ceiling)
     if reversal.charge_amount:
         return min(-(-ceiling * reversal.amount // reversal.charge_amount), ceiling)
     log.error(

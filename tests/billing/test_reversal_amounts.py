@@ -1,6 +1,7 @@
 """How much a refund or dispute takes back when its amount is not plainly the top-up's: one in
 the customer's currency (Adaptive Pricing) takes the refunded share of the charge, in integers,
-rounded up to the next nano-USD and never past the credit (both engines)."""
+rounded up to the next nano-USD and never past the credit; one signed with an amount no
+integer column holds is refused as a bad event and changes nothing (both engines)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.billing.test_refunds_disputes import paid_topup, refunded_usd, result
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
+INT64_MAX = 2**63 - 1
 OLD_API = "2024-06-20"  # an endpoint pinned before 2025-03-31.basil: objects in the local currency
 
 
@@ -112,3 +114,38 @@ def test_a_refund_in_a_currency_the_charge_was_not_made_in_takes_the_whole_top_u
     assert results(box, [event]) == ["reversed"]
     assert box.balance_nanos(buyer) == 0
     assert box.server.log_text().count(WHOLE) == logged + 1
+
+
+@pytest.mark.parametrize("kind", ["refund", "dispute"])
+def test_an_amount_past_int64_is_a_bad_event_that_changes_nothing(
+    box: BillingBox, kind: str
+) -> None:
+    buyer, session_id = paid_topup(box, 20)
+    if kind == "refund":
+        _, event = box.double.refund(session_id, amount=100)
+    else:
+        event = box.double.dispute(session_id)
+    event["data"]["object"]["amount"] = INT64_MAX + 1
+    before = box.query("SELECT COUNT(*) FROM ledger_entry")
+    answer = box.deliver(event)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_event"
+    assert box.query("SELECT COUNT(*) FROM ledger_entry") == before
+    assert box.query("SELECT id FROM stripe_event WHERE id = ?", event["id"]) == []
+    assert box.query(
+        "SELECT COUNT(*) FROM stripe_reversal WHERE payment_id IN (SELECT id FROM "
+        "payment WHERE stripe_session_id = ?)",
+        session_id,
+    ) == [(0,)]
+    assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def test_an_int64_amount_whose_nanos_no_column_holds_takes_at_most_the_credit(
+    box: BillingBox,
+) -> None:
+    buyer, session_id = paid_topup(box, 20)
+    _, event = box.double.refund(session_id, amount=100)
+    event["data"]["object"]["amount"] = INT64_MAX  # x 10^7 nano-USD a cent: past any column
+    assert results(box, [event]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 20
