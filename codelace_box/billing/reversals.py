@@ -3,18 +3,23 @@
 A refund or dispute names the charge's PaymentIntent, which the top-up's payment row records
 when its session is paid (webhooks.py). Each refund (`re_...`) and dispute (`du_...`) is kept
 in `stripe_reversal` as last heard of, and a payment's `refunded_nanos` is what they take back
-now: the sum of its refunds that did not fail and its disputes not won, never more than the
-top-up credited. Every change of that sum is one ledger entry (kind `refund`, reason naming
-Stripe's id, idempotency key `stripe:<refund|dispute>:<id>`, later changes of the same one
-`...:<status>`), so a redelivery, or an older event arriving after a newer one, moves nothing:
+now: the sum of its refunds that did not fail and its chargebacks not won, never more than the
+top-up credited (what one takes, in its currency or the customer's: reversal_amounts.py). Every
+change of that sum is one ledger entry (kind `refund`, reason naming Stripe's id, idempotency
+key `stripe:<refund|dispute>:<id>`, later changes of the same one `...:<status>`), so a
+redelivery, or an older event arriving after a newer one, moves nothing:
 
     refund   pending / requires_action / succeeded: taken;  failed / canceled: given back (final)
-    dispute  open (needs_response, under_review, warning_*): taken;  lost: taken (final);
-             won / warning_closed / prevented: given back (final)
+    dispute  chargeback (needs_response, under_review): taken;  lost: taken (final);
+             won / prevented: given back (final)
+             inquiry (warning_needs_response, warning_under_review, warning_closed): nothing
 
-A final status is never left (a late `refund.created` after `refund.failed` changes nothing),
-but for a closed inquiry (`warning_closed`) the issuer escalates to a chargeback; an inquiry's
-status heard after a chargeback's is older and changes nothing.
+An inquiry is the issuer asking before any chargeback: Stripe withdraws no funds for it, so it
+takes nothing, and its closing (`warning_closed`) gives nothing back; the log warns the
+operator. If the issuer escalates it to a chargeback (`needs_response`, with
+`charge.dispute.funds_withdrawn`), that takes the credit. A final status is never left (a late
+`refund.created` after `refund.failed` changes nothing), but a closed inquiry may still be
+escalated; an inquiry's status heard after a chargeback's is older and changes nothing.
 The balance may go below zero: the account's requests then get 402 as when it is spent. A
 trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
 Events about charges that are not this box's top-ups are acknowledged and write nothing.
@@ -25,12 +30,17 @@ listed at Stripe (`StripeApi.charge_refunds`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from codelace_box.billing.checkout import minor_unit_exponent
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.reversal_amounts import (
+    Reversal,
+    id_of,
+    parse_reversals,
+    reversal_nanos,
+    with_charge_amounts,
+)
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
@@ -57,18 +67,17 @@ RELEASED = {
     "dispute": frozenset({"won", "warning_closed", "prevented"}),
 }
 FINAL = {"refund": RELEASED["refund"], "dispute": RELEASED["dispute"] | {"lost"}}
+INQUIRY = "warning_"  # the prefix of an inquiry's statuses: no funds withdrawn
 
 
-@dataclass(frozen=True)
-class Reversal:
-    """One refund or dispute as an event (or Stripe's API) describes it."""
+def takes(kind: str, status: str) -> bool:
+    """Whether a refund or dispute in this status takes its amount back (see the docstring)."""
+    return status not in RELEASED[kind] and not (kind == "dispute" and is_inquiry(status))
 
-    id: str
-    kind: str  # refund | dispute
-    payment_intent: str
-    amount: int  # in the currency's smallest unit
-    currency: str
-    status: str
+
+def is_inquiry(status: str) -> bool:
+    """Whether a dispute's status is an inquiry's (the issuer asking, no funds withdrawn)."""
+    return status.startswith(INQUIRY)
 
 
 def object_of(event: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +97,7 @@ def reversals_in(event_type: str, obj: dict[str, Any]) -> list[Reversal]:
     listed = refunds.get("data") if isinstance(refunds, dict) else None
     if not isinstance(listed, list):
         return []
-    return parse_reversals(listed, "refund", id_of(obj.get("payment_intent")))
+    return parse_reversals(listed, "refund", id_of(obj.get("payment_intent")), obj)
 
 
 def charge_to_list(event_type: str, obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -105,31 +114,6 @@ def charge_to_list(event_type: str, obj: dict[str, Any]) -> tuple[str, str] | No
 def _charge_and_intent(obj: dict[str, Any]) -> tuple[str, str] | None:
     charge, intent = id_of(obj.get("id")), id_of(obj.get("payment_intent"))
     return (charge, intent) if charge and intent else None
-
-
-def parse_reversals(
-    items: list[Any], kind: str, payment_intent: str | None = None
-) -> list[Reversal]:
-    """The well-formed refunds or disputes among `items` (Stripe objects as dicts)."""
-    found = []
-    for item in items:
-        if not isinstance(item, dict) or item.get("object", kind) != kind:
-            continue
-        amount, intent = item.get("amount"), id_of(item.get("payment_intent")) or payment_intent
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            continue
-        if not item.get("id") or not intent:
-            continue
-        currency, status = str(item.get("currency") or ""), str(item.get("status") or "")
-        found.append(Reversal(str(item["id"]), kind, intent, amount, currency.lower(), status))
-    return found
-
-
-def id_of(value: object) -> str:
-    """A Stripe reference as its id, expanded or not ("" for none)."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return str(value) if isinstance(value, str) and value else ""
 
 
 def topup_of(payment_intent: str) -> Payment | None:
@@ -169,7 +153,8 @@ async def handle_reversal(
             return "unknown_charge"
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
-        found = parse_reversals(refunds, "refund", listing[1])
+        found = parse_reversals(refunds, "refund", listing[1], obj)
+    found = await with_charge_amounts(api, found)  # in the customer's currency: its share
     return await run_db_work(apply_reversals, event_id, event_type, found, sessions, claims)
 
 
@@ -249,6 +234,12 @@ def _apply_one(payment_id: int, reversal: Reversal) -> str:
     payment = Payment.get_by_id(payment_id)
     if not _record(payment, reversal):
         return "unchanged"
+    if reversal.kind == "dispute" and is_inquiry(reversal.status):
+        log.warning(
+            "Stripe inquiry %s (%s) of top-up %s, account %s: no funds withdrawn, nothing "
+            "taken back; a chargeback would take the credit",
+            *(reversal.id, reversal.status, payment.stripe_session_id, payment.user.id),
+        )
     base = f"stripe:{reversal.kind}:{reversal.id}"
     key = f"{base}:{reversal.status}" if _posted(base) else base
     word = "refund" if reversal.kind == "refund" else "dispute"
@@ -289,25 +280,11 @@ def is_stale(kind: str, now: str, heard: str) -> bool:
     """Whether status `heard` changes nothing after `now`: the same, after a final one, or
     an inquiry's (`warning_*`) after a chargeback's (an inquiry comes first, never after).
     A closed inquiry the issuer escalates to a chargeback is not over: it is left."""
-    inquiry = kind == "dispute" and heard.startswith("warning_")
-    if heard == now or (inquiry and now and not now.startswith("warning_")):
+    inquiry = kind == "dispute" and is_inquiry(heard)
+    if heard == now or (inquiry and now and not is_inquiry(now)):
         return True
     escalated = kind == "dispute" and now == "warning_closed" and not inquiry
     return now in FINAL[kind] and not escalated
-
-
-def reversal_nanos(payment: Payment, reversal: Reversal) -> int:
-    """The refund or dispute in nano-USD. One in another currency than the top-up's (a
-    charge Adaptive Pricing localized) cannot be converted here: it counts as the whole top-up
-    (at most that is ever taken back) and the error log names it for the operator."""
-    if reversal.currency == payment.currency.lower():
-        return reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency))
-    log.error(
-        "Stripe %s %s is in %r, the top-up %s in %r: taking back the whole top-up",
-        *(reversal.kind, reversal.id, reversal.currency, payment.stripe_session_id),
-        payment.currency,
-    )
-    return int(payment.amount_nanos)
 
 
 def catch_up(payment: Payment) -> bool:
@@ -325,7 +302,7 @@ def settle(payment: Payment, reason: str, key: str) -> bool:
     """Move the balance so the payment's `refunded_nanos` is what its refunds and disputes
     take back now (at most what it credited); True if an entry was written."""
     rows = StripeReversal.select().where(StripeReversal.payment == payment.id)
-    holding = sum(r.amount_nanos for r in rows if r.status not in RELEASED[r.kind])
+    holding = sum(r.amount_nanos for r in rows if takes(r.kind, r.status))
     credited = payment.amount_nanos if payment.status == "completed" else 0
     target = min(credited, holding)
     delta = target - payment.refunded_nanos

@@ -135,6 +135,14 @@ class StripeApi:
             raise translate_error(exc, "find the PaymentIntent's Checkout Session") from None
         return [session.to_dict() for session in page.data]
 
+    async def charge(self, charge_id: str) -> dict[str, Any]:
+        """A charge, as a plain dict."""
+        try:
+            charge = await self.client().v1.charges.retrieve_async(charge_id)
+        except Exception as exc:
+            raise translate_error(exc, "read the charge") from None
+        return dict(charge.to_dict())
+
     async def charge_refunds(self, charge_id: str) -> list[dict[str, Any]]:
         """Every refund of a charge, as plain dicts, oldest page first."""
         refunds: list[dict[str, Any]] = []

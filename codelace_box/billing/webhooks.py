@@ -50,7 +50,8 @@ from codelace_box.billing.checkout import (
 )
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, handle_reversal, id_of
+from codelace_box.billing.reversal_amounts import id_of
+from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, handle_reversal
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow

@@ -10,6 +10,7 @@ import pytest
 
 from tests.billing.conftest import BillingBox, Customer
 from tests.billing.test_webhooks import deliver_at_once
+from tests.pg_cluster import write_config_db
 from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -262,7 +263,37 @@ def test_a_refunds_and_disputes_events_at_once_take_back_once(box: BillingBox) -
     assert sum(row[0] for row in reversals(box, buyer)) == -60 * NANOS
 
 
-def test_an_inquiry_escalated_after_it_closed_takes_the_credit_again(box: BillingBox) -> None:
+def test_an_inquiry_takes_nothing_and_its_escalation_takes_the_credit(box: BillingBox) -> None:
+    """Stripe withdraws no funds for an inquiry (`warning_*`): the credit stays until the issuer
+    escalates it to a chargeback (`needs_response`, with charge.dispute.funds_withdrawn)."""
+    buyer, session_id = paid_topup(box, 30)
+    dispute = box.double.dispute(session_id)["data"]["object"]
+    dispute_id = dispute["id"]
+    inquiry = box.double.event(
+        "charge.dispute.created", dispute | {"status": "warning_needs_response"}
+    )
+    reviewed = box.double.event(
+        "charge.dispute.updated", dispute | {"status": "warning_under_review"}
+    )
+    assert results(box, [inquiry, reviewed]) == ["unchanged", "unchanged"]
+    assert box.balance_nanos(buyer) == 30 * NANOS
+    assert refunded_usd(box, buyer, session_id) == 0
+    assert reversals(box, buyer) == []
+    escalated = box.double.event("charge.dispute.funds_withdrawn", dispute)  # needs_response
+    assert results(box, [escalated]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 30
+    won = box.double.close_dispute(dispute_id, won=True)
+    assert results(box, [won]) == ["reversed"]
+    assert reversals(box, buyer) == [
+        (-30 * NANOS, f"stripe:dispute:{dispute_id}"),
+        (30 * NANOS, f"stripe:dispute:{dispute_id}:won"),
+    ]
+
+
+def test_a_closed_inquiry_gives_nothing_back_and_its_escalation_takes_the_credit(
+    box: BillingBox,
+) -> None:
     buyer, session_id = paid_topup(box, 30)
     dispute = box.double.dispute(session_id)["data"]["object"]
     inquiry = box.double.event(
@@ -270,7 +301,7 @@ def test_an_inquiry_escalated_after_it_closed_takes_the_credit_again(box: Billin
     )
     closed = box.double.event("charge.dispute.closed", dispute | {"status": "warning_closed"})
     escalated = box.double.event("charge.dispute.funds_withdrawn", dispute)  # needs_response
-    assert results(box, [inquiry, closed]) == ["reversed", "reversed"]
+    assert results(box, [inquiry, closed]) == ["unchanged", "unchanged"]
     assert box.balance_nanos(buyer) == 30 * NANOS
     # the issuer escalates the closed inquiry: the money is withdrawn, the credit goes with it
     assert results(box, [escalated]) == ["reversed"]
@@ -290,3 +321,26 @@ def test_an_inquirys_late_events_do_not_give_back_a_chargeback(box: BillingBox) 
     assert results(box, [escalated, closed, inquiry]) == ["reversed", "unchanged", "unchanged"]
     assert box.balance_nanos(buyer) == 0
     assert refunded_usd(box, buyer, session_id) == 30
+
+
+def test_a_refund_of_a_credited_top_up_paid_before_payment_intents_were_recorded(
+    box: BillingBox,
+) -> None:
+    """A top-up credited by a release that did not record PaymentIntents: its refund names a
+    PaymentIntent no row has, and is found through Stripe's session lookup."""
+    buyer, session_id = paid_topup(box, 40)
+    write_config_db(
+        box.config,
+        "UPDATE payment SET payment_intent = NULL WHERE stripe_session_id = ?",
+        (session_id,),
+    )
+    charge_refunded, refund_created = box.double.refund(session_id, amount=1_500)
+    intent = refund_created["data"]["object"]["payment_intent"]
+    assert results(box, [refund_created, charge_refunded]) == ["reversed", "unchanged"]
+    assert box.double.calls("GET", "/v1/checkout/sessions")[-1]["params"]["payment_intent"] == (
+        intent
+    )
+    assert box.balance_nanos(buyer) == 25 * NANOS
+    assert refunded_usd(box, buyer, session_id) == 15
+    rows = box.query("SELECT payment_intent FROM payment WHERE stripe_session_id = ?", session_id)
+    assert rows == [(intent,)]  # recorded now: the next refund needs no lookup

@@ -8,7 +8,13 @@ on (`refund.updated`, or `refund.failed` for a failure). `dispute()` is the card
 opening a dispute (`charge.dispute.created`), `close_dispute()` its end
 (`charge.dispute.closed`, won or lost). `GET /v1/refunds?charge=` lists a charge's refunds,
 newest first, in pages (`limit`, `starting_after`), as Stripe does, and
-`GET /v1/checkout/sessions?payment_intent=` the session a PaymentIntent paid.
+`GET /v1/checkout/sessions?payment_intent=` the session a PaymentIntent paid, and
+`GET /v1/charges/{id}` a charge.
+
+`localize()` is Adaptive Pricing: the customer paid the session in their own currency. The
+charge is then rendered as current API versions render it, in the session's currency with the
+customer's amount under `presentment_details`, and a dispute of it is in the customer's
+currency (the card network's; a dispute has no presentment details).
 """
 
 from __future__ import annotations
@@ -62,6 +68,16 @@ class ChargesMixin:
         self.charges[charge["id"]] = charge
         return charge
 
+    def localize(self, session_id: str, currency: str, amount: int) -> dict[str, Any]:
+        """The paid session's charge was made in `amount` of `currency` (Adaptive Pricing)."""
+        with self.lock:
+            charge = self._charge_of(session_id)
+            charge["presentment_details"] = {
+                "presentment_amount": amount,
+                "presentment_currency": currency,
+            }
+            return copy.deepcopy(charge)
+
     def refund(
         self, session_id: str, amount: int | None = None, status: str = "succeeded"
     ) -> list[dict[str, Any]]:
@@ -105,12 +121,14 @@ class ChargesMixin:
         with self.lock:
             charge = self._charge_of(session_id)
             charge["disputed"] = True
+            presented = charge.get("presentment_details") or {}
+            charged = presented.get("presentment_amount", charge["amount"])
             dispute = {
                 "id": new_id("du"),
                 "object": "dispute",
-                "amount": charge["amount"] if amount is None else amount,
+                "amount": charged if amount is None else amount,
                 "charge": charge["id"],
-                "currency": charge["currency"],
+                "currency": presented.get("presentment_currency", charge["currency"]),
                 "payment_intent": charge["payment_intent"],
                 "reason": "fraudulent",
                 "status": "needs_response",
@@ -131,11 +149,17 @@ class ChargesMixin:
             return self._event("charge.dispute.closed", dispute)
 
     def list_objects(self, parts: list[str], params: dict[str, Any]) -> dict[str, Any] | None:
-        """A GET of a list this mixin answers (sessions by PaymentIntent, refunds); else None."""
+        """A GET this mixin answers (sessions by PaymentIntent, refunds, a charge); else None."""
         if parts == ["v1", "checkout", "sessions"]:
             return self._list_sessions(params)
         if parts == ["v1", "refunds"]:
             return self._list_refunds(params)
+        if len(parts) == 3 and parts[:2] == ["v1", "charges"]:
+            if parts[2] not in self.charges:
+                raise StripeApiError(
+                    404, f"No such charge: '{parts[2]}'", param="id", code="resource_missing"
+                )
+            return copy.deepcopy(self.charges[parts[2]])
         return None
 
     def _list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:

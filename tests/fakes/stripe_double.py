@@ -11,8 +11,8 @@ details (form decoding, signing, Stripe's checks on a new session) live in strip
 
 Routes: POST /v1/checkout/sessions, GET /v1/checkout/sessions/{id},
 POST /v1/checkout/sessions/{id}/expire, GET /v1/setup_intents/{id} (expand payment_method),
-GET /v1/payment_methods/{id}, GET /v1/refunds and GET /v1/checkout/sessions?payment_intent=
-(stripe_charges.py: charges, refunds, disputes).
+GET /v1/payment_methods/{id}, GET /v1/refunds, GET /v1/charges/{id} and
+GET /v1/checkout/sessions?payment_intent= (stripe_charges.py: charges, refunds, disputes).
 
 The test drives what a customer and Stripe would do: `complete()`, `succeed_async()`,
 `fail_async()`, `expire()` change a session and return the event Stripe would send;
