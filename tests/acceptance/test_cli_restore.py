@@ -54,6 +54,38 @@ def test_restore_is_refused_while_serve_runs(tmp_path: Path) -> None:
     box.ok("restore", "backups/b.db")  # once serve has stopped
 
 
+HOLD_OPEN = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opened, as any reader leaves it
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_restore_is_refused_while_another_program_has_the_database_open(tmp_path: Path) -> None:
+    """Not only serve and admin: an operator's sqlite3 shell, a script or a second tool that
+    has the file open would go on reading and writing the replaced file, so restore waits."""
+    import subprocess
+    import sys
+
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "open@restore.test")
+    box.ok("backup", "backups/b.db")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(box.db_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        refused = box.fail("restore", "backups/b.db")
+        assert "open in another program" in refused, refused
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))
+    box.ok("restore", "backups/b.db")  # once it has closed the file
+
+
 def test_a_bad_or_tampered_backup_is_refused_and_nothing_changes(tmp_path: Path) -> None:
     box = Box.create(tmp_path / "box")
     box.ok("users", "create", "cy@restore.test")
