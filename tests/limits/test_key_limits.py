@@ -260,3 +260,31 @@ def test_the_order_of_the_checks_holds_on_every_inference_route(
     dialect = "anthropic" if route == "messages" else "openai"
     assert seen == ORDER[dialect]
     assert box.balance(email) == (0, 0) and len(fake.requests) == 1  # the setup's
+
+
+@pytest.mark.parametrize("reset", ["weekly", "monthly"])
+def test_a_weekly_cap_restarts_on_monday_and_a_monthly_one_on_the_first(
+    box: Box, fake: FakeOpenAI, reset: str
+) -> None:
+    """Through the request path and the listing alike: spend stored for the period that began
+    this Monday (the 1st) still counts; spend stored for the one before does not."""
+    email, _ = box.new_user("50")
+    key, key_id = new_key(box, email, limit_usd=f"{each() / 1e9:.9f}", limit_reset=reset)
+    fake.default = Reply(completion_tokens_from_cap=True)
+    assert chat(box, key).status_code == 200
+    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    if reset == "weekly":
+        current = today - timedelta(days=today.weekday())
+        before = current - timedelta(days=7)
+    else:
+        current = today.replace(day=1)
+        before = (current - timedelta(days=1)).replace(day=1)
+    set_start = "UPDATE api_key SET period_start = ? WHERE uuid = ?"
+    write_db(box, set_start, str(current), key_id)
+    assert openai_code(chat(box, key)) == (402, "key_limit_reached")
+    assert listed(box, key, key_id)["spent_usd"] == pytest.approx(each() / 1e9)
+    write_db(box, set_start, str(before), key_id)
+    assert listed(box, key, key_id)["spent_usd"] == 0
+    assert chat(box, key).status_code == 200
+    spent, held, start = key_row(box, key_id)
+    assert (spent, held, str(start)) == (each(), 0, str(current))
