@@ -93,6 +93,28 @@ def test_malformed_or_non_object_json_is_a_400_envelope(box: Box, path: str, bod
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+MULTIPART = b'--xyz\r\nContent-Disposition: form-data; name="model"\r\n\r\nfake\r\n--xyz--\r\n'
+
+
+@pytest.mark.parametrize("path", [*JSON_POSTS, "/v1/responses", "/v1/embeddings"])
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"model=fake%2Fgpt-test&email=a%40acc.test"),
+        ("multipart/form-data; boundary=xyz", MULTIPART),
+        ("text/plain", b"hello"),
+        ("application/xml", b"<model>fake/gpt-test</model>"),
+    ],
+    ids=["form", "multipart", "text", "xml"],
+)
+def test_a_body_that_is_not_json_is_a_400_envelope_whatever_its_content_type(
+    box: Box, path: str, content_type: str, body: bytes
+) -> None:
+    with box.http(box.shared_key) as http:
+        response = http.post(path, content=body, headers={"content-type": content_type})
+    assert_envelope(response, 400, "invalid_json")
+
+
 @pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
 def test_missing_invalid_and_revoked_keys_are_401_on_every_authenticated_route(
     box: Box, method: str, path: str
