@@ -4,6 +4,7 @@ x-request-id on every route and method, HEAD on GET routes, and the upstream fai
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.acceptance.conftest import MODEL, Box, assert_envelope
@@ -387,3 +388,36 @@ def test_no_json_value_in_any_chat_field_makes_a_5xx(box: Box) -> None:
                 )
                 assert response.status_code < 500, (message, response.text)
     assert {200, 400} <= seen
+
+
+def assert_anthropic_error(response: httpx.Response, status: int, error_type: str) -> None:
+    """Anthropic's error shape, with the contract's status and a request id."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers.get("x-request-id")
+    body = response.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", body
+    assert body["error"]["type"] == error_type and body["error"]["message"], body
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/messages", "/v1/messages?beta=true", "/v1/messages/count_tokens"]
+)
+def test_the_messages_routes_answer_their_own_refusals_in_anthropics_shape(
+    box: Box, path: str
+) -> None:
+    """Not only the gateway's refusals: a wrong method, a body over the limit, a broken body,
+    a missing key and a disabled account on the two Messages routes are Anthropic-shaped."""
+    body = {"model": MODEL, "max_tokens": 5, "messages": HI}
+    key = {"x-api-key": box.shared_key}
+    with box.http() as http:
+        wrong = http.get(path, headers=key)
+        assert_anthropic_error(wrong, 405, "invalid_request_error")
+        assert "POST" in wrong.headers["allow"]
+        big = b'{"model": "' + b"x" * 250_000 + b'"}'
+        too_big = http.post(path, content=big, headers=key)
+        assert_anthropic_error(too_big, 413, "request_too_large")
+        broken = http.post(path, content=b"{not json", headers=key)
+        assert_anthropic_error(broken, 400, "invalid_request_error")
+        assert_anthropic_error(http.post(path, json=body), 401, "authentication_error")
+        disabled = http.post(path, json=body, headers={"x-api-key": box.disabled_key})
+        assert_anthropic_error(disabled, 403, "permission_error")
