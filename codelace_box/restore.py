@@ -4,7 +4,8 @@ Refused while a `serve` or an `admin` has the database open (db.openlock). The b
 copied beside the database, and the copy checked as `doctor` checks (integrity, schema version,
 every balance against its ledger, provider keys readable; a backup from an older version only
 for integrity: serve migrates it). Only then is the current file set aside, kept as
-`<name>.replaced-<UTC time>`, and the copy renamed into place.
+`<name>.replaced-<UTC time>`, and the copy renamed into place. The restore itself is the last
+entry of the restored audit log (who, which backup, how long the replaced log was).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from codelace_box.audit import admin_change
 from codelace_box.config import Config, existing_secret_key
 from codelace_box.db.backup import backup_database, set_aside
 from codelace_box.db.core import close_database, open_database, quick_check, utcnow
@@ -49,11 +51,46 @@ def restore_database(config: Config, backup: str) -> Restored:
         try:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
+            if version == LATEST_VERSION:  # an older schema's log is written once migrated
+                _record_restore(str(staging), target, backup, version)
             replaced = set_aside(target, utcnow().strftime("%Y%m%dT%H%M%SZ"))
             staging.replace(target)
         finally:
             staging.unlink(missing_ok=True)
     return Restored(version, replaced)
+
+
+def _record_restore(staging: str, target: str, backup: str, version: int) -> None:
+    """The restore as an admin action in the restored database's own audit log (written into
+    the checked copy before it takes the database's place): what was replaced, by what."""
+    before = {"database": target, **_audit_head_of(target)}
+    after = {"backup": str(Path(backup).resolve()), "schema_version": version}
+    open_database(staging)
+    try:
+        with admin_change("cli", "restore", target) as change:
+            change.before = before
+            change.set_after(after)
+    finally:
+        close_database()
+
+
+def _audit_head_of(path: str) -> dict[str, object]:
+    """How many audit entries the database being replaced holds and its newest one's hash
+    (None for either when the file, or its log, cannot be read)."""
+    import apsw
+
+    try:
+        connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return {"audit_entries": None, "audit_hash": None}
+    try:
+        rows = list(connection.execute("SELECT entries, hash FROM audit_head WHERE id = 1"))
+    except apsw.Error:
+        rows = []
+    finally:
+        connection.close()
+    entries, digest = rows[0] if rows else (None, None)
+    return {"audit_entries": entries, "audit_hash": digest}
 
 
 def _check(path: str, secret_key: str | None) -> int:

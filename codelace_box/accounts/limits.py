@@ -149,11 +149,11 @@ def parse_limit_usd(value: Any, field: str = "limit_usd") -> int | None:
 
 
 def parse_reset(value: Any, field: str = "limit_reset") -> str | None:
-    """daily, weekly or monthly; None: never."""
-    if value is None:
+    """daily, weekly or monthly; None (or "none", as the SPEC lists it): never."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         return None
     if not isinstance(value, str) or value.strip().lower() not in RESETS:
-        raise _bad(field, "must be daily, weekly, monthly or null (never)")
+        raise _bad(field, "must be daily, weekly, monthly, or none / null (never)")
     return value.strip().lower()
 
 

@@ -86,12 +86,17 @@ def me(request: Request, auth: AuthContext) -> HTTPResponse:
 @bp.patch("/me")
 @keyed_database_handler
 def update_me(request: Request, auth: AuthContext) -> HTTPResponse:
-    """Change the display name (not with a key that may not manage the account)."""
+    """Change the display name (not with a key that may not manage the account): as every
+    PATCH, an absent field is unchanged and null clears it; an unknown field is a 400."""
     require_key_management(auth)
-    body = json_body(request)
+    body = json_body(request) if request.body else {}  # no body: every field absent
+    unknown = sorted(set(body) - {"display_name"})
+    if unknown:
+        raise InvalidRequest(f"{unknown[0]}: not a field of the profile", param=unknown[0])
     if "display_name" not in body:
-        raise InvalidRequest("display_name is required", param="display_name")
-    return json_response(profile_view(set_display_name(auth.user_id, body["display_name"])))
+        return json_response(profile_view(get_user_by_id(auth.user_id)))
+    name = body["display_name"]
+    return json_response(profile_view(set_display_name(auth.user_id, "" if name is None else name)))
 
 
 @bp.route("/key", methods=READ)
@@ -141,7 +146,7 @@ def keys_update(request: Request, auth: AuthContext, key_id: str) -> HTTPRespons
     null clears a limit). A bad field is a 400 naming it, and nothing changes. A key may not
     change its own can_manage_keys."""
     require_key_management(auth)
-    changes = key_changes(json_body(request))
+    changes = key_changes(json_body(request) if request.body else {})  # no body: all absent
     key = update_key(key_id, changes, user_id=auth.user_id, acting_key_id=auth.key_id)
     return json_response(key_view(key))
 

@@ -98,8 +98,6 @@ def keys_update(request: Request, key_id: str) -> HTTPResponse:
     (an absent field unchanged, null clearing a limit, a bad one a 400 and nothing changed)."""
     session = changing_session(request)
     changes = key_changes(json_body(request))
-    if not changes:
-        raise InvalidRequest("nothing to change: give name or a limit", param="name")
     return json_response(key_view(update_key(key_id, changes, user_id=session.user_id)))
 
 

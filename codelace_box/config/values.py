@@ -127,9 +127,10 @@ def _origin(text: str) -> str:
 
 
 def _shown(name: str, value: Any) -> str:
-    # a database URL carries its password, a Slack webhook URL is its own credential
-    hidden = ("secret", "password", "url")
-    return "<hidden>" if any(word in name for word in hidden) else repr(value)
+    # a database URL carries its password, a Slack webhook URL is its own credential, and
+    # metrics.token is the scrapers' password
+    hidden = any(word in name for word in ("secret", "password", "url"))
+    return "<hidden>" if hidden or name.endswith("token") else repr(value)
 
 
 def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,9 +81,48 @@ def nobody_else(db_path: str | Path) -> Iterator[None]:
                 "first (systemctl stop codelace-box; quit the dashboard), then restore",
                 code="database_in_use",
             ) from None
+        if _open_in_another_process(db_path):
+            raise Conflict(
+                f"{db_path} is open in another program (a sqlite3 shell, a script, another "
+                "tool): close it first, then restore",
+                code="database_in_use",
+            )
         yield
     finally:
         os.close(fd)
+
+
+# SQLite's own locks (os_unix.c): every connection of a WAL database holds a read lock on the
+# "dead man switch" byte of its -shm file, and one on the SHARED range of the database file,
+# for as long as it has the file open. F_GETLK asks whether another process holds them.
+_SHM_DMS_BYTE = (128, 1)
+_SHARED_RANGE = (0x40000002, 510)
+_FLOCK = "hhqqi"  # Linux's struct flock: type, whence, start, len, pid (the buffer is padded)
+
+
+def _open_in_another_process(db_path: str | Path) -> bool:
+    """Whether another process has the SQLite database open (on Linux; elsewhere only the lock
+    file of serve and admin speaks)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return _read_locked(f"{db_path}-shm", *_SHM_DMS_BYTE) or _read_locked(
+        str(db_path), *_SHARED_RANGE
+    )
+
+
+def _read_locked(path: str, start: int, length: int) -> bool:
+    """Whether another process holds a POSIX lock on these bytes of `path` (a missing file:
+    no)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        asked = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, asked + bytes(16))
+    finally:
+        os.close(fd)
+    return struct.unpack_from(_FLOCK, answer)[0] != fcntl.F_UNLCK
 
 
 def file_identity(db_path: str | Path) -> tuple[int, int] | None:

@@ -50,8 +50,24 @@ SPEC_KEYS: dict[str, tuple[Any, Any, Any]] = {
     "gateway.connect_timeout_sec": (10, 2.5, "10s"),
     "gateway.read_timeout_sec": (600, 30, "600s"),
     "gateway.max_retries": (2, 0, "two"),
+    # the second wave's keys (database.url is proven by the PostgreSQL suites)
+    "gateway.default_context_tokens": (200000, 100000, "200k"),
+    "gateway.max_upstream_body_bytes": (67108864, 1048576, "64MiB"),
+    "gateway.max_sse_event_bytes": (4194304, 65536, "4MiB"),
+    "gateway.key_probe_sec": (300, 60, "5m"),
+    "limits.rpm": (0, 60, "sixty"),
+    "limits.max_concurrent": (0, 4, "four"),
+    "log.format": ("text", "json", 1),
+    "metrics.enabled": (True, False, "yes"),
+    "metrics.token": ("", "a-scrape-token-0123", 123456),
+    "portal.enabled": (True, False, "no"),
+    "backup.every_hours": (0, 24, "daily"),
+    "backup.keep": (7, 3, "seven"),
+    "backup.dir": ("data/backups", "elsewhere/backups", 7),
+    "alerts.webhook_url": ("", "http://127.0.0.1:9/hook", 80),
+    "alerts.error_rate": (0.2, 0.5, "high"),
 }
-SECRET_KEYS = {"server.secret_key", "email.smtp_password", "stripe.secret_key"}
+SECRET_KEYS = {"server.secret_key", "email.smtp_password", "stripe.secret_key", "metrics.token"}
 
 
 def _sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -54,6 +54,57 @@ def test_restore_is_refused_while_serve_runs(tmp_path: Path) -> None:
     box.ok("restore", "backups/b.db")  # once serve has stopped
 
 
+def test_a_restore_is_an_admin_action_in_the_restored_audit_log(tmp_path: Path) -> None:
+    """The restored log ends where the backup's did, then says who restored what: the entries
+    made after the backup are gone with the rest, but not silently."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "audit@restore.test")
+    box.ok("backup", "backups/a.db")
+    box.ok("credit", "audit@restore.test", "3", "--reason", "after the backup")
+    box.ok("restore", "backups/a.db")
+    log = box.json("audit", "--json")
+    assert [e["command"] for e in log] == ["users create", "restore"]
+    restored = log[-1]
+    assert restored["client"] == "cli" and restored["os_user"]
+    assert restored["target"] == str(box.db_path)
+    assert restored["after"]["backup"] == str((box.root / "backups" / "a.db").resolve())
+    assert restored["after"]["schema_version"] == LATEST_VERSION
+    assert restored["before"]["audit_entries"] == 2  # the replaced log: create and credit
+    assert box.ok("doctor").startswith("ok")
+
+
+HOLD_OPEN = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opened, as any reader leaves it
+print("open", flush=True)
+time.sleep(60)
+"""
+
+
+def test_restore_is_refused_while_another_program_has_the_database_open(tmp_path: Path) -> None:
+    """Not only serve and admin: an operator's sqlite3 shell, a script or a second tool that
+    has the file open would go on reading and writing the replaced file, so restore waits."""
+    import subprocess
+    import sys
+
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "open@restore.test")
+    box.ok("backup", "backups/b.db")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(box.db_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        refused = box.fail("restore", "backups/b.db")
+        assert "open in another program" in refused, refused
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))
+    box.ok("restore", "backups/b.db")  # once it has closed the file
+
+
 def test_a_bad_or_tampered_backup_is_refused_and_nothing_changes(tmp_path: Path) -> None:
     box = Box.create(tmp_path / "box")
     box.ok("users", "create", "cy@restore.test")

@@ -102,6 +102,22 @@ def test_the_profile_reads_and_changes_its_display_name(box: Box) -> None:
         assert_envelope(http.patch("/api/v1/auth/me", json={"display_name": 7}), 400)
 
 
+def test_a_profile_patch_leaves_an_absent_field_and_null_clears_it(box: Box) -> None:
+    """The SPEC's PATCH rule (absent: unchanged; null: cleared) on the profile too."""
+    _, key = box.new_user()
+    with box.http(key) as http:
+        http.patch("/api/v1/auth/me", json={"display_name": "Grace H."})
+        unchanged = http.patch("/api/v1/auth/me", json={})
+        assert unchanged.status_code == 200, unchanged.text
+        assert unchanged.json()["display_name"] == "Grace H."
+        cleared = http.patch("/api/v1/auth/me", json={"display_name": None})
+        assert cleared.status_code == 200, cleared.text
+        assert not http.get("/api/v1/auth/me").json()["display_name"]
+        unknown = http.patch("/api/v1/auth/me", json={"display_nam": "typo"})
+        assert_envelope(unknown, 400)
+        assert unknown.json()["error"]["param"] == "display_nam"
+
+
 def test_keys_are_listed_created_and_revoked(box: Box) -> None:
     _, key = box.new_user()
     with box.http(key) as http:

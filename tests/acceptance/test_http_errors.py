@@ -4,6 +4,7 @@ x-request-id on every route and method, HEAD on GET routes, and the upstream fai
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.acceptance.conftest import MODEL, Box, assert_envelope
@@ -91,6 +92,28 @@ def test_malformed_or_non_object_json_is_a_400_envelope(box: Box, path: str, bod
         response = http.post(path, content=body, headers=headers)
     assert_envelope(response, 400)
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+MULTIPART = b'--xyz\r\nContent-Disposition: form-data; name="model"\r\n\r\nfake\r\n--xyz--\r\n'
+
+
+@pytest.mark.parametrize("path", [*JSON_POSTS, "/v1/responses", "/v1/embeddings"])
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"model=fake%2Fgpt-test&email=a%40acc.test"),
+        ("multipart/form-data; boundary=xyz", MULTIPART),
+        ("text/plain", b"hello"),
+        ("application/xml", b"<model>fake/gpt-test</model>"),
+    ],
+    ids=["form", "multipart", "text", "xml"],
+)
+def test_a_body_that_is_not_json_is_a_400_envelope_whatever_its_content_type(
+    box: Box, path: str, content_type: str, body: bytes
+) -> None:
+    with box.http(box.shared_key) as http:
+        response = http.post(path, content=body, headers={"content-type": content_type})
+    assert_envelope(response, 400, "invalid_json")
 
 
 @pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
@@ -365,3 +388,36 @@ def test_no_json_value_in_any_chat_field_makes_a_5xx(box: Box) -> None:
                 )
                 assert response.status_code < 500, (message, response.text)
     assert {200, 400} <= seen
+
+
+def assert_anthropic_error(response: httpx.Response, status: int, error_type: str) -> None:
+    """Anthropic's error shape, with the contract's status and a request id."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers.get("x-request-id")
+    body = response.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", body
+    assert body["error"]["type"] == error_type and body["error"]["message"], body
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/messages", "/v1/messages?beta=true", "/v1/messages/count_tokens"]
+)
+def test_the_messages_routes_answer_their_own_refusals_in_anthropics_shape(
+    box: Box, path: str
+) -> None:
+    """Not only the gateway's refusals: a wrong method, a body over the limit, a broken body,
+    a missing key and a disabled account on the two Messages routes are Anthropic-shaped."""
+    body = {"model": MODEL, "max_tokens": 5, "messages": HI}
+    key = {"x-api-key": box.shared_key}
+    with box.http() as http:
+        wrong = http.get(path, headers=key)
+        assert_anthropic_error(wrong, 405, "invalid_request_error")
+        assert "POST" in wrong.headers["allow"]
+        big = b'{"model": "' + b"x" * 250_000 + b'"}'
+        too_big = http.post(path, content=big, headers=key)
+        assert_anthropic_error(too_big, 413, "request_too_large")
+        broken = http.post(path, content=b"{not json", headers=key)
+        assert_anthropic_error(broken, 400, "invalid_request_error")
+        assert_anthropic_error(http.post(path, json=body), 401, "authentication_error")
+        disabled = http.post(path, json=body, headers={"x-api-key": box.disabled_key})
+        assert_anthropic_error(disabled, 403, "permission_error")

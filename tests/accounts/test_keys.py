@@ -104,7 +104,7 @@ def test_profile_can_be_renamed(client: BoxClient):
     assert response.status_code == 200
     assert response.json()["display_name"] == "Carol C."
     assert client.get("/api/v1/auth/me", key).json()["display_name"] == "Carol C."
-    for bad in ({"display_name": 5}, {}, {"display_name": "x" * 101}):
+    for bad in ({"display_name": 5}, {"name": "x"}, {"display_name": "x" * 101}):
         assert error_code(client.call("PATCH", "/api/v1/auth/me", key, json=bad), 400)
     assert client.get("/api/v1/auth/me", key).json()["display_name"] == "Carol C."
 

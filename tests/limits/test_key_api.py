@@ -91,6 +91,34 @@ def test_patch_changes_only_the_fields_given_and_null_clears(box: Box) -> None:
     assert box.http(login).patch("/api/v1/auth/key/not-a-uuid", json={}).status_code == 404
 
 
+def test_a_limit_reset_of_none_means_no_reset_as_the_spec_lists_it(box: Box) -> None:
+    """The SPEC lists limit_reset as daily, weekly, monthly or none: "none" (as the CLI takes
+    it) is the same as null, at creation and in a PATCH."""
+    _, login = box.new_user("1")
+    made = box.http(login).post("/api/v1/auth/key", json={"name": "n", "limit_reset": "none"})
+    assert made.status_code == 200, made.text
+    assert made.json()["limit_reset"] is None
+    url = f"/api/v1/auth/key/{made.json()['id']}"
+    assert box.http(login).patch(url, json={"limit_reset": "weekly"}).json()["limit_reset"] == (
+        "weekly"
+    )
+    patched = box.http(login).patch(url, json={"limit_reset": "None"})
+    assert patched.status_code == 200 and patched.json()["limit_reset"] is None
+
+
+def test_a_patch_without_a_body_changes_nothing(box: Box) -> None:
+    """Every field absent (no body at all, as POST takes it): the key and the profile as they
+    were, not a 400."""
+    _, login = box.new_user("1")
+    made = box.http(login).post("/api/v1/auth/key", json={"name": "kept", "limit_usd": 2})
+    url = f"/api/v1/auth/key/{made.json()['id']}"
+    patched = box.http(login).patch(url)
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["name"], patched.json()["limit_usd"]) == ("kept", 2)
+    profile = box.http(login).patch("/api/v1/auth/me")
+    assert profile.status_code == 200, profile.text
+
+
 @pytest.fixture(scope="module")
 def account(box: Box) -> tuple[str, str, str]:
     """One account for the bad-input tables: (email, its key, that key's id)."""

@@ -5,6 +5,7 @@ order of the checks, one condition taken away at a time."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,3 +198,93 @@ def test_the_checks_run_in_the_order_of_the_spec(box: Box, fake: FakeOpenAI) -> 
     assert openai_code(chat(box, key, CHEAP)) == (402, "key_limit_reached")
     box.http(other).patch(f"/api/v1/auth/key/{key_id}", json={"limit_usd": None})
     assert openai_code(chat(box, key, CHEAP)) == (402, "insufficient_credits")
+
+
+ROUTES = ["chat", "responses", "embeddings", "messages"]
+
+
+def call(box: Box, route: str, key: str, model: str) -> tuple[int, str]:
+    """One request on an inference route: its status and its error's code (Anthropic's
+    `error.type` on /v1/messages)."""
+    if route == "messages":
+        return anthropic_type(messages(box, key, model))
+    if route == "embeddings":
+        return openai_code(embeddings(box, key, model))
+    if route == "responses":
+        body = {"model": model, "input": "hi", "max_output_tokens": CAP}
+        return openai_code(box.http(key).post("/v1/responses", json=body))
+    return openai_code(chat(box, key, model))
+
+
+ORDER = {  # the SPEC's order, as each dialect names it
+    "openai": [(401, "key_expired"), (403, "account_disabled"), (404, "model_not_found"),
+               (403, "model_not_allowed"), (429, "rate_limited"), (402, "key_limit_reached"),
+               (402, "insufficient_credits")],
+    "anthropic": [(401, "authentication_error"), (403, "permission_error"),
+                  (404, "not_found_error"), (403, "permission_error"), (429, "rate_limit_error"),
+                  (402, "billing_error"), (402, "billing_error")],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_the_order_of_the_checks_holds_on_every_inference_route(
+    box: Box, fake: FakeOpenAI, route: str
+) -> None:
+    """Every condition at once on a priced model (so embeddings reserve too), then taken away
+    one at a time: a balance of 0, a cap of one nano, the rpm used by the account's other key,
+    a model outside the allow-list, an unknown model, a disabled account, an expired key."""
+    email, other = box.new_user("5")
+    key, key_id = new_key(box, email, limit_usd="0.000000001", allowed_models=[MODEL])
+    box.cli("users", "limits", email, "--rpm", "1")
+    assert chat(box, other, MODEL).status_code == 200  # the minute's one request
+    box.cli("credit", email, f"-{box.balance(email)[0] / 1e9:.9f}", "--reason", "drain")
+    box.cli("users", "disable", email)
+    past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
+    write_db(box, "UPDATE api_key SET expires_at = ? WHERE uuid = ?", str(past), key_id)
+    unknown = "fake/no-such-model"
+    steps: list[tuple[str, Callable[[], object]]] = [
+        (unknown, lambda: write_db(box, "UPDATE api_key SET expires_at = NULL WHERE uuid = ?",
+                                   key_id)),
+        (unknown, lambda: box.cli("users", "enable", email)),
+        (unknown, lambda: None),
+        (FLAT, lambda: None),
+        (MODEL, lambda: box.cli("users", "limits", email, "--rpm", "0")),
+        (MODEL, lambda: box.http(other).patch(f"/api/v1/auth/key/{key_id}",
+                                              json={"limit_usd": None})),
+        (MODEL, lambda: None),
+    ]  # fmt: skip
+    seen = []
+    for model, take_away in steps:
+        seen.append(call(box, route, key, model))
+        take_away()
+    dialect = "anthropic" if route == "messages" else "openai"
+    assert seen == ORDER[dialect]
+    assert box.balance(email) == (0, 0) and len(fake.requests) == 1  # the setup's
+
+
+@pytest.mark.parametrize("reset", ["weekly", "monthly"])
+def test_a_weekly_cap_restarts_on_monday_and_a_monthly_one_on_the_first(
+    box: Box, fake: FakeOpenAI, reset: str
+) -> None:
+    """Through the request path and the listing alike: spend stored for the period that began
+    this Monday (the 1st) still counts; spend stored for the one before does not."""
+    email, _ = box.new_user("50")
+    key, key_id = new_key(box, email, limit_usd=f"{each() / 1e9:.9f}", limit_reset=reset)
+    fake.default = Reply(completion_tokens_from_cap=True)
+    assert chat(box, key).status_code == 200
+    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    if reset == "weekly":
+        current = today - timedelta(days=today.weekday())
+        before = current - timedelta(days=7)
+    else:
+        current = today.replace(day=1)
+        before = (current - timedelta(days=1)).replace(day=1)
+    set_start = "UPDATE api_key SET period_start = ? WHERE uuid = ?"
+    write_db(box, set_start, str(current), key_id)
+    assert openai_code(chat(box, key)) == (402, "key_limit_reached")
+    assert listed(box, key, key_id)["spent_usd"] == pytest.approx(each() / 1e9)
+    write_db(box, set_start, str(before), key_id)
+    assert listed(box, key, key_id)["spent_usd"] == 0
+    assert chat(box, key).status_code == 200
+    spent, held, start = key_row(box, key_id)
+    assert (spent, held, str(start)) == (each(), 0, str(current))

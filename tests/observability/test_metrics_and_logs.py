@@ -180,6 +180,27 @@ def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     assert httpx.get(off.url + "/metrics", timeout=10).status_code == 404
 
 
+def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wrote(
+    box_factory: BoxFactory,
+) -> None:
+    """Behind one proxy the real address is the last X-Forwarded-For entry (the one the proxy
+    added): a client that writes 127.0.0.1 first is still outside; with two proxies, the one
+    before them. Without proxies_count the header is the client's word and not taken."""
+    one = box_factory(server={"proxies_count": 1})
+    two = box_factory(server={"proxies_count": 2})
+    none = box_factory()
+
+    def status(box: Box, forwarded: str) -> int:
+        headers = {"x-forwarded-for": forwarded}
+        return httpx.get(box.url + "/metrics", headers=headers, timeout=10).status_code
+
+    assert status(one, "127.0.0.1, 203.0.113.7") == 403  # forged first entry
+    assert status(one, "203.0.113.7, 127.0.0.1") == 200  # the proxy saw a local client
+    assert status(two, "127.0.0.1, 10.0.0.2") == 200
+    assert status(two, "203.0.113.7, 127.0.0.1") == 403
+    assert status(none, "203.0.113.7") == 200  # the socket peer is the loopback
+
+
 def ipv6_available() -> bool:
     import socket
 

@@ -102,6 +102,17 @@ def test_an_unknown_field_of_a_key_is_a_400(box: PortalBox) -> None:
     client.close()
 
 
+def test_a_patch_with_every_field_absent_changes_nothing(box: PortalBox) -> None:
+    """As PATCH /api/v1/auth/key: an absent field is unchanged, so an empty change answers
+    the key as it is (not a 400)."""
+    client, change = signed_in(box, "empty-patch@portal.test")
+    key = client.post("/portal/api/keys", json={"name": "same", **LIMITS}, headers=change).json()
+    patched = client.patch(f"/portal/api/keys/{key['id']}", json={}, headers=change)
+    assert patched.status_code == 200, patched.text
+    assert {f: patched.json()[f] for f in ("name", *LIMITS)} == {"name": "same", **LIMITS}
+    client.close()
+
+
 def test_the_keys_page_sets_changes_and_clears_limits(
     fresh_browser: Browser, box: PortalBox
 ) -> None:
