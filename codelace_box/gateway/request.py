@@ -69,6 +69,7 @@ class ChatCall:
     upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
     client_sec: float = 0.0  # a stream's time spent waiting for the client to take its bytes
     effort_added: bool = False  # a translation, not the client, asks the upstream for reasoning
+    hints: frozenset[str] = frozenset()  # fields a translation passed on that may be left out
 
     @property
     def output_limit(self) -> int:
