@@ -35,6 +35,20 @@ def stop_reason(finish_reason: Any) -> str:
     )
 
 
+def stop_of(choice: JSON) -> tuple[str, str | None]:
+    """Anthropic's (stop_reason, stop_sequence) for a finished chat choice. OpenAI's "stop" is
+    a natural end or a stop sequence alike; a server that says which stop string matched (vLLM's
+    `stop_reason`, SGLang's `matched_stop`: a string, where a stop token is its id) makes it
+    "stop_sequence" with that string."""
+    reason = stop_reason(choice.get("finish_reason"))
+    if choice.get("finish_reason") == "stop":
+        for name in ("stop_reason", "matched_stop"):
+            matched = choice.get(name)
+            if isinstance(matched, str) and matched:
+                return "stop_sequence", matched
+    return reason, None
+
+
 def anthropic_usage(usage: Usage) -> JSON:
     """Anthropic's usage object: input_tokens are the uncached ones."""
     cached = usage.cache_read_tokens + usage.cache_write_tokens
@@ -94,14 +108,15 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
         content.append({"type": "tool_use", "id": _tool_use_id(call) or "",
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
+    reason, sequence = stop_of(choice)
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
         "model": public_model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason")),
-        "stop_sequence": None,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
         "usage": anthropic_usage(usage),
     }
 
@@ -125,6 +140,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.last_call: Any = None  # the key of the call a piece without index continues
         self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
+        self.stop_sequence: str | None = None
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The events for one upstream chunk."""
@@ -165,7 +181,7 @@ class OpenAIToMessagesStream(StreamTranslator):
                     out += self._tool_call(call)
             if choice.get("finish_reason"):
                 out += self._flush_deferred()
-                self.stop_reason = stop_reason(choice["finish_reason"])
+                self.stop_reason, self.stop_sequence = stop_of(choice)
         return out
 
     def _delta(self, kind: str, delta: JSON) -> list[JSON]:
@@ -257,7 +273,8 @@ class OpenAIToMessagesStream(StreamTranslator):
         out = self._start(None) + self._flush_deferred() + self._close()
         usage = self.usage or Usage(self.input_tokens_seen, -(-self.output_chars // 4))
         out.append({"type": "message_delta",
-                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "delta": {"stop_reason": self.stop_reason,
+                              "stop_sequence": self.stop_sequence},
                     "usage": anthropic_usage(usage)})  # fmt: skip
         out.append({"type": "message_stop"})
         return out
