@@ -134,7 +134,7 @@ def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderA
         return MessagesPassthrough(forwarded_headers(headers))
     from codelace_box.providers.messages_openai import MessagesToOpenAI
 
-    return MessagesToOpenAI()
+    return MessagesToOpenAI(route.id)
 
 
 def hold_for(route: ModelRoute, input_bound: int, output_cap: int) -> int:

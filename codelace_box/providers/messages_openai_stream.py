@@ -4,7 +4,10 @@ A chat completion becomes a `message` (reasoning as a thinking block, text (Open
 too), tool calls as tool_use blocks with parsed input); a stream of chunks becomes Anthropic's
 events in their documented order: message_start, then for each block content_block_start, its
 deltas and content_block_stop (indexes counted from 0 in the order blocks open), then
-message_delta with the stop reason and the final usage, then message_stop. Pure: no I/O.
+message_delta with the stop reason and the final usage, then message_stop. OpenRouter's
+`reasoning_details` are sealed in a thinking block's signature (a `signature_delta` before its
+stop; details that come while a tool call streams, in a thinking block of their own at the end):
+providers/reasoning_details.py. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id
 
 STOP_REASONS = {
@@ -99,8 +103,11 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = _obj(choice, "message")
     content: list[JSON] = []
-    if reasoning := reasoning_text(message):
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    details = details_of(message)
+    reasoning = reasoning_text(message)
+    if reasoning or details:
+        signature = seal(details, public_model) if details else ""
+        content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
     if text := answer_text(message):
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
@@ -141,6 +148,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
         self.stop_sequence: str | None = None
+        self.details: list[JSON] = []  # reasoning details streamed, for the next thinking stop
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The events for one upstream chunk."""
@@ -174,6 +182,8 @@ class OpenAIToMessagesStream(StreamTranslator):
             delta = _obj(choice, "delta")
             if reasoning := reasoning_text(delta):
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
+            if pieces := details_of(delta):
+                out += self._details(pieces)
             if text := answer_text(delta):
                 out += self._delta("text", {"type": "text_delta", "text": text})
             for call in delta.get("tool_calls") or []:
@@ -196,6 +206,15 @@ class OpenAIToMessagesStream(StreamTranslator):
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
         out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return out
+
+    def _details(self, pieces: list[JSON]) -> list[JSON]:
+        """Reasoning details: kept for the thinking block open (one is opened when none or a
+        text block is open); while a tool call streams they wait for the end (a thinking
+        block of their own then), as a delta for a stopped block breaks clients."""
+        self.details += pieces
+        if self.kind in ("thinking", "tool_use") or self.deferred:
+            return []
+        return self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
 
     def _tool_call(self, call: JSON) -> list[JSON]:
         """A tool call's piece. A call that begins while the open one's arguments are not yet
@@ -261,8 +280,14 @@ class OpenAIToMessagesStream(StreamTranslator):
     def _close(self) -> list[JSON]:
         if self.kind is None:
             return []
+        out: list[JSON] = []
+        if self.kind == "thinking" and self.details:
+            sealed = seal(merge(self.details), self.public_model)
+            delta = {"type": "signature_delta", "signature": sealed}
+            out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
+            self.details = []
         self.kind = None
-        return [{"type": "content_block_stop", "index": self.index}]
+        return [*out, {"type": "content_block_stop", "index": self.index}]
 
     def finish(self) -> list[JSON]:
         """At the upstream's end: the last block closed, message_delta, message_stop."""
@@ -271,6 +296,9 @@ class OpenAIToMessagesStream(StreamTranslator):
         if not self.finished:
             return []
         out = self._start(None) + self._flush_deferred() + self._close()
+        if self.details:  # details that came while a tool call streamed: a block of their own
+            out += self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
+            out += self._close()
         usage = self.usage or Usage(self.input_tokens_seen, -(-self.output_chars // 4))
         out.append({"type": "message_delta",
                     "delta": {"stop_reason": self.stop_reason,
