@@ -7,9 +7,11 @@ the thinking block's signature, which Claude Code returns untouched. An Anthropi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from codelace_box.providers.messages_openai import chat_body
 from codelace_box.providers.reasoning_details import seal
@@ -21,6 +23,7 @@ from tests.messages.conftest import (
     MessagesBox,
     openai_chunk,
 )
+from tests.messages.test_claude_code import CLAUDE, run_claude
 
 JSON = dict[str, Any]
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
@@ -153,3 +156,25 @@ def test_a_chat_client_hands_them_back_itself(fresh: MessagesBox) -> None:
     body = {"model": OPENAI_MODEL, "messages": [*asked, turn, tool]}
     assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 200
     assert fresh.openai_fake.requests[-1].body["messages"][1] == turn
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+def test_claude_code_hands_them_back(fresh: MessagesBox, tmp_path: Path) -> None:
+    """The real Claude Code keeps the sealed blocks of a streamed answer in its tool loop."""
+    _, key = fresh.new_key()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("the secret word is pelican\n")
+    arguments = json.dumps({"file_path": str(home / "notes.txt")})
+    call = {**CALL, "function": {"name": "Read", "arguments": arguments}}
+    deltas = [*CLAUDE_STREAM[:3], {"tool_calls": [call]}, CLAUDE_STREAM[4]]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames += [openai_chunk({}, "tool_calls"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+    fresh.openai_fake.push(Reply(raw=frames), Reply(content="The word is pelican."))
+    answer = run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key},
+                        "What is the secret word in notes.txt?", "--model", OPENAI_MODEL,
+                        "--allowedTools", "Read")  # fmt: skip
+    assert answer["result"] == "The word is pelican."
+    [turn] = [m for m in fresh.openai_fake.requests[-1].body["messages"]
+              if m["role"] == "assistant"]  # fmt: skip
+    assert turn["reasoning_details"] == CLAUDE_DETAILS
