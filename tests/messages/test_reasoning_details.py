@@ -28,13 +28,13 @@ from tests.messages.test_claude_code import CLAUDE, run_claude
 JSON = dict[str, Any]
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 TOOLS = [{"name": "Read", "input_schema": {"type": "object"}}]
-CLAUDE = "anthropic-claude-v1"
+CLAUDE_FORMAT = "anthropic-claude-v1"
 CALL = {"index": 0, "id": "toolu_1", "type": "function",
         "function": {"name": "Read", "arguments": '{"path": "a"}'}}  # fmt: skip
 
 
 def _text(text: str = "", **more: Any) -> JSON:
-    return {"type": "reasoning.text", "text": text, "format": CLAUDE, "index": 0, **more}
+    return {"type": "reasoning.text", "text": text, "format": CLAUDE_FORMAT, "index": 0, **more}
 
 
 # Claude through OpenRouter, streamed: the text in pieces, the signature last; then a detail
@@ -43,15 +43,15 @@ CLAUDE_STREAM = [
     {"role": "assistant", "content": "", "reasoning": "I should ",
      "reasoning_details": [_text("I should ")]},
     {"reasoning": "read a.", "reasoning_details": [_text("read a.")]},
-    {"reasoning_details": [{"type": "reasoning.text", "signature": "ErUBsig==", "format": CLAUDE,
-                            "index": 0}]},
+    {"reasoning_details": [{"type": "reasoning.text", "signature": "ErUBsig==",
+                            "format": CLAUDE_FORMAT, "index": 0}]},
     {"tool_calls": [CALL]},
-    {"reasoning_details": [{"type": "reasoning.encrypted", "data": "late==", "format": CLAUDE,
-                            "index": 1}]},
+    {"reasoning_details": [{"type": "reasoning.encrypted", "data": "late==",
+                            "format": CLAUDE_FORMAT, "index": 1}]},
 ]  # fmt: skip
 CLAUDE_DETAILS = [
     _text("I should read a.", signature="ErUBsig=="),
-    {"type": "reasoning.encrypted", "data": "late==", "format": CLAUDE, "index": 1},
+    {"type": "reasoning.encrypted", "data": "late==", "format": CLAUDE_FORMAT, "index": 1},
 ]
 # Gemini 3 through OpenRouter, not streamed: no reasoning text, a thought signature for the call.
 GEMINI_DETAILS = [{"type": "reasoning.encrypted", "data": "CiQBsignature", "id": "toolu_1",
