@@ -170,4 +170,5 @@ def prepare_messages_call(
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
     )  # fmt: skip
     call.effort_added = route.provider.kind == "openai"  # thinking -> reasoning_effort
+    call.shown_model = model  # as Anthropic echoes it: Claude Code keeps thinking it signed so
     return call

@@ -297,7 +297,8 @@ class MessagesToOpenAI(ProviderAdapter):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """An Anthropic `message` for a chat completion."""
         completion, usage = _OPENAI.parse_response(payload, public_model)
-        return message_from_completion(completion, usage, public_model), usage
+        sealer = self.model or public_model
+        return message_from_completion(completion, usage, public_model, sealer), usage
 
     def usage_of(self, raw: Any) -> Usage | None:
         """The upstream's `usage` object, as the OpenAI adapter reads it (an answer too large
@@ -323,4 +324,5 @@ class MessagesToOpenAI(ProviderAdapter):
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """OpenAI chunks in, Anthropic events out."""
-        return OpenAIToMessagesStream(_OPENAI.stream_translator(public_model), public_model)
+        inner = _OPENAI.stream_translator(public_model)
+        return OpenAIToMessagesStream(inner, public_model, self.model or public_model)

@@ -97,8 +97,11 @@ def message_id(completion_id: Any) -> str:
     return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
 
 
-def message_from_completion(completion: JSON, usage: Usage, public_model: str) -> JSON:
-    """The `message` for a chat completion (its first choice)."""
+def message_from_completion(
+    completion: JSON, usage: Usage, public_model: str, catalog_model: str = ""
+) -> JSON:
+    """The `message` for a chat completion (its first choice); `catalog_model`: the model its
+    reasoning details are sealed for (the catalog id; `public_model` may be an alias)."""
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = _obj(choice, "message")
@@ -106,7 +109,7 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
     details = details_of(message)
     reasoning = reasoning_text(message)
     if reasoning or details:
-        signature = seal(details, public_model) if details else ""
+        signature = seal(details, catalog_model or public_model) if details else ""
         content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
     if text := answer_text(message):
         content.append({"type": "text", "text": text})
@@ -132,10 +135,11 @@ class OpenAIToMessagesStream(StreamTranslator):
     """OpenAI chunks (through the OpenAI translator, which keeps the usage) in, Anthropic
     events out, with block indexes counted as blocks open."""
 
-    def __init__(self, inner: StreamTranslator, public_model: str) -> None:
+    def __init__(self, inner: StreamTranslator, public_model: str, catalog_model: str = "") -> None:
         super().__init__()
         self.inner = inner
         self.public_model = public_model
+        self.catalog_model = catalog_model or public_model  # reasoning details are sealed for
         self.started = False
         self.index = -1  # the current block's index
         self.kind: str | None = None  # the open block's type
@@ -282,7 +286,7 @@ class OpenAIToMessagesStream(StreamTranslator):
             return []
         out: list[JSON] = []
         if self.kind == "thinking" and self.details:
-            sealed = seal(merge(self.details), self.public_model)
+            sealed = seal(merge(self.details), self.catalog_model)
             delta = {"type": "signature_delta", "signature": sealed}
             out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
             self.details = []

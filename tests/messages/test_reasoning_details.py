@@ -172,7 +172,7 @@ def test_claude_code_hands_them_back(fresh: MessagesBox, tmp_path: Path) -> None
     frames += [openai_chunk({}, "tool_calls"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
     fresh.openai_fake.push(Reply(raw=frames), Reply(content="The word is pelican."))
     answer = run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key},
-                        "What is the secret word in notes.txt?", "--model", OPENAI_MODEL,
+                        "What is the secret word in notes.txt?", "--model", OPENAI_ALIAS,
                         "--allowedTools", "Read")  # fmt: skip
     assert answer["result"] == "The word is pelican."
     [turn] = [m for m in fresh.openai_fake.requests[-1].body["messages"]
