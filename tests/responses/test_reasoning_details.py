@@ -6,7 +6,11 @@ which still belongs to that turn."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from codelace_box.providers.reasoning_details import seal
 from codelace_box.providers.responses_input import input_messages
@@ -21,6 +25,7 @@ from tests.messages.test_reasoning_details import (
     _gemini_reply,
 )
 from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
+from tests.responses.test_codex import CODEX, codex_exec
 
 TOOLS: Any = [{"type": "function", "name": "Read", "parameters": {"type": "object"}}]
 ASKED: Any = [{"role": "user", "content": "read a"}]
@@ -77,3 +82,21 @@ def test_another_model_never_gets_them() -> None:
     assert input_messages(items, model=OPENAI_MODEL)[1]["reasoning_details"] == GEMINI_DETAILS
     assert "reasoning_details" not in input_messages(items, model="oai/another")[1]
     assert CALL["id"] == "toolu_1"
+
+
+def test_the_real_codex_hands_them_back(fresh: ResponsesBox, tmp_path: Path) -> None:
+    """Codex CLI keeps the sealed reasoning items (both) in its tool loop."""
+    if CODEX is None:
+        pytest.skip("Codex is not installed")
+    _, key = fresh.new_key()
+    arguments = json.dumps({"cmd": "echo box-tool-loop"})
+    call = {**CALL, "function": {"name": "exec_command", "arguments": arguments}}
+    deltas = [*CLAUDE_STREAM[:3], {"tool_calls": [call]}, CLAUDE_STREAM[4]]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames += [openai_chunk({}, "tool_calls"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+    fresh.openai_fake.push(Reply(raw=frames), Reply(content="Echoed."))
+    done = codex_exec(fresh, tmp_path, key, "Run echo.")
+    assert done.returncode == 0, done.stderr[-2000:]
+    chats = [r.body for r in fresh.openai_fake.requests if r.path == "/v1/chat/completions"]
+    (turn,) = [m for m in chats[-1]["messages"] if m.get("tool_calls")]
+    assert turn["reasoning_details"] == CLAUDE_DETAILS
