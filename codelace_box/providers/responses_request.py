@@ -32,7 +32,7 @@ JSON = dict[str, Any]
 # Accepted and ignored (they change neither the answer nor its price); the README lists them.
 IGNORED_FIELDS: dict[str, str] = {
     "include": "extra output the box does not produce; reasoning.encrypted_content is honoured "
-    "where the provider signs its reasoning (Anthropic)",
+    "where the provider signs its reasoning (Anthropic, OpenRouter's reasoning_details)",
     "store": "the box keeps no responses: every response is unstored, whatever the value",
     "prompt_cache_retention": "a hint for the provider's prompt cache",
     "metadata": "echoed in the response, not sent upstream",
