@@ -178,3 +178,19 @@ def test_claude_code_hands_them_back(fresh: MessagesBox, tmp_path: Path) -> None
     [turn] = [m for m in fresh.openai_fake.requests[-1].body["messages"]
               if m["role"] == "assistant"]  # fmt: skip
     assert turn["reasoning_details"] == CLAUDE_DETAILS
+
+
+def test_streamed_pieces_merge_by_index_and_type() -> None:
+    from codelace_box.providers.reasoning_details import merge
+
+    pieces = [
+        {"type": "reasoning.summary", "summary": "Plan", "index": 0},
+        {"type": "reasoning.summary", "summary": " it.", "index": 0, "id": None},
+        {"type": "reasoning.encrypted", "data": "", "index": 0},  # no data: OpenRouter refuses it
+        {"type": "reasoning.text", "text": "a", "index": 1},
+        {"type": "reasoning.text", "text": "b", "signature": "s1", "index": 1},
+    ]
+    assert merge(pieces) == [
+        {"type": "reasoning.summary", "summary": "Plan it.", "index": 0},
+        {"type": "reasoning.text", "text": "ab", "signature": "s1", "index": 1},
+    ]
