@@ -170,7 +170,7 @@ class ResponsesStreamTranslator:
                 events += self._open_reasoning()
                 assert self.open is not None
                 self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
-        if pieces := details_of(delta):
+        if (pieces := details_of(delta)) and self.context.encrypted_reasoning:  # else: nowhere
             events += self._details(pieces)
         for name, kind in (("content", "output_text"), ("refusal", "refusal")):
             if isinstance(delta.get(name), str) and delta[name]:

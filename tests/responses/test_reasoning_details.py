@@ -100,3 +100,18 @@ def test_the_real_codex_hands_them_back(fresh: ResponsesBox, tmp_path: Path) -> 
     chats = [r.body for r in fresh.openai_fake.requests if r.path == "/v1/chat/completions"]
     (turn,) = [m for m in chats[-1]["messages"] if m.get("tool_calls")]
     assert turn["reasoning_details"] == CLAUDE_DETAILS
+
+
+def test_without_encrypted_content_asked_no_empty_reasoning_item(fresh: ResponsesBox) -> None:
+    """Details alone make no reasoning item when the client did not ask for encrypted_content
+    (there would be nothing in it), streamed or not."""
+    _, key = fresh.new_key()
+    deltas = [{"role": "assistant", "reasoning_details": GEMINI_DETAILS}, {"tool_calls": [CALL]}]
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames += [openai_chunk({}, "tool_calls"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+    fresh.openai_fake.push(Reply(raw=frames), _gemini_reply())
+    client = fresh.openai(key)
+    with client.responses.stream(model=OPENAI_MODEL, input=ASKED, tools=TOOLS) as stream:
+        assert [item.type for item in stream.get_final_response().output] == ["function_call"]
+    answer = client.responses.create(model=OPENAI_MODEL, input=ASKED, tools=TOOLS)
+    assert [item.type for item in answer.output] == ["function_call"]
