@@ -134,7 +134,7 @@ def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderA
         return MessagesPassthrough(forwarded_headers(headers))
     from codelace_box.providers.messages_openai import MessagesToOpenAI
 
-    return MessagesToOpenAI()
+    return MessagesToOpenAI(route.id)
 
 
 def hold_for(route: ModelRoute, input_bound: int, output_cap: int) -> int:
@@ -170,4 +170,5 @@ def prepare_messages_call(
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
     )  # fmt: skip
     call.effort_added = route.provider.kind == "openai"  # thinking -> reasoning_effort
+    call.shown_model = model  # as Anthropic echoes it: Claude Code keeps thinking it signed so
     return call

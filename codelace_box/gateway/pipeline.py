@@ -212,7 +212,7 @@ class Gateway:
             call.upstream_sec += time.perf_counter() - reading
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
-        body, usage = call.adapter.parse_response(payload, call.route.id)
+        body, usage = call.adapter.parse_response(payload, call.answer_model)
         if usage.estimated and not usage.input_tokens:
             usage.input_tokens = call.input_guess()
         return body, usage

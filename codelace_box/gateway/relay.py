@@ -71,7 +71,7 @@ class StreamRelay:
         self.read_timeout_sec = read_timeout_sec
         self.writes = writes
         self.detach = detach
-        self.translator: StreamTranslator = call.adapter.stream_translator(call.route.id)
+        self.translator: StreamTranslator = call.adapter.stream_translator(call.answer_model)
         self.tally = OutputTally()
         self._parser = SSEParser(opened.response.limits.max_event_bytes)
         self.encoder = stream_encoder(call)

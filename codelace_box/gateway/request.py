@@ -69,6 +69,13 @@ class ChatCall:
     upstream_sec: float = 0.0  # time spent waiting on the upstream (the box's own is the rest)
     client_sec: float = 0.0  # a stream's time spent waiting for the client to take its bytes
     effort_added: bool = False  # a translation, not the client, asks the upstream for reasoning
+    hints: frozenset[str] = frozenset()  # fields a translation passed on that may be left out
+    shown_model: str = ""  # the model the answer names, when not the catalog id (an alias)
+
+    @property
+    def answer_model(self) -> str:
+        """The model the answer names: the catalog id, or the name the client sent."""
+        return self.shown_model or self.route.id
 
     @property
     def output_limit(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.hints import HINT_FIELDS
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.jsonwire import dumps
@@ -62,6 +63,8 @@ def prepare_responses_call(
         call.context = translated.context
         kind = call.route.provider.kind
         call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
+        if kind == "openai":  # hints a server that does not know them may refuse
+            call.hints = frozenset(name for name in HINT_FIELDS if name in chat)
     return call
 
 

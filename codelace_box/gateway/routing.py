@@ -27,6 +27,7 @@ from codelace_box.db.core import query_all, utcnow, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
+from codelace_box.gateway.hints import RefusedHints
 
 log = logging.getLogger("codelace_box.gateway")
 DEFAULT_TTL_SEC = 0.5
@@ -165,6 +166,7 @@ class RouteTable:
         self._turn: dict[int, int] = {}
         self._flagged = 0  # keys taken out of the rotation here (a reload read before: stale)
         self._leaving: set[int] = set()  # keys being flagged: out of every snapshot installed
+        self.refused_hints = RefusedHints(clock)  # hints providers refused (gateway/hints.py)
 
     def _fresh(self) -> None:
         now = self._clock()

@@ -19,7 +19,9 @@ that field (Messages or Responses to an `openai` provider: Claude Code and Codex
 reasoning), is tried once more without it: a model that does not reason (gpt-4o, gpt-4.1, an
 Ollama model without thinking) then answers as if it had not been asked. That attempt is not a
 retry; the hold is the same, and a 400 is not billed upstream. A client's own
-`reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed.
+`reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed. Hints a translation
+passed on (`prompt_cache_key`, `safety_identifier`: gateway/hints.py) that the upstream refuses
+as unknown fields go the same way, and the provider is not sent them again for a while.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from codelace_box.gateway.client import (
     UpstreamResponse,
     UpstreamUnreachable,
 )
+from codelace_box.gateway.hints import refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
@@ -229,14 +232,43 @@ def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
     return True
 
 
+def _without_hints(call: ChatCall, names: set[str]) -> None:
+    """Leave these hints the translation added out of the call's body (and out of its hints)."""
+    call.hints = call.hints - names
+    call.body = {name: value for name, value in call.body.items() if name not in names}
+
+
+def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError) -> bool:
+    """Take out the hints the upstream refused as unknown fields, and remember that it does;
+    False when the refusal names none of them."""
+    if not call.hints or not isinstance(error, UpstreamRejected):
+        return False
+    names = refused_hints(error.status, error.message, call.hints)
+    if not names:
+        return False
+    provider = call.route.provider
+    routes.refused_hints.remember(provider.id, provider.base_url, names)
+    _without_hints(call, names)
+    log.info("%s refuses %s; asking again without", provider.name, ", ".join(sorted(names)))
+    return True
+
+
+def _leave_out_refused_hints(routes: RouteTable, call: ChatCall) -> None:
+    """Before sending: the hints this provider refused lately stay out."""
+    if call.hints:
+        provider = call.route.provider
+        _without_hints(call, routes.refused_hints.refused(provider.id, provider.base_url,
+                                                          call.hints))  # fmt: skip
+
+
 async def _judge(
     prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, response: UpstreamResponse
 ) -> tuple[CodelaceError, bool]:
     """The error of a non-200 answer and whether the next attempt is free (its key was flagged,
-    or the request lost the reasoning_effort the box added); raises the error when another key
-    would not do better (the request itself is at fault)."""
+    or the request lost the reasoning_effort or a hint the box added); raises the error when
+    another key would not do better (the request itself is at fault)."""
     error = await _failure(call, response, key)
-    if _drop_added_effort(call, error):
+    if _drop_added_effort(call, error) or _drop_refused_hints(routes, call, error):
         return error, True
     if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
         await routes.mark_failing(key, error.key_failure_reason)
@@ -261,6 +293,7 @@ async def open_upstream(
     """POST the call upstream until a 200 answer, or raise the error the client should see."""
     retries_left = max_retries
     last: CodelaceError | None = None
+    _leave_out_refused_hints(routes, call)
     while True:
         key = routes.next_key(call.route.provider.id)
         if key is None:

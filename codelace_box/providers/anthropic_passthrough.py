@@ -3,8 +3,9 @@
 The body goes up as the client sent it (thinking blocks and signatures, cache_control,
 documents, images, tools, metadata, tool_choice, fields this code has never heard of), with
 only `model` replaced by the upstream name, `max_tokens` held to what was reserved, and
-thinking blocks without a signature left out (an `openai` model's reasoning, as the translation
-hands it back, which Anthropic refuses). The
+thinking blocks without a signature, or with the box's own (an `openai` model's reasoning and
+OpenRouter's reasoning details, as the translation hands them back), left out: Anthropic refuses
+them. The
 client's `anthropic-version` and `anthropic-beta` go with it; the operator's key replaces the
 user's. Answers come back as they are (the `model` shown is the catalog id), and stream events
 are relayed one by one, unknown types included, while the usage is read from `message_start`
@@ -29,6 +30,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.reasoning_details import is_sealed
 
 CHARS_PER_TOKEN = 4
 _DELTA_TEXT = ("text", "thinking", "partial_json")
@@ -37,9 +39,10 @@ CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "messa
 
 
 def _unsigned_thinking(block: Any) -> bool:
-    return (
-        isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
-    )
+    """A thinking block Anthropic did not sign: none, or the box's sealed reasoning details."""
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    return not block.get("signature") or is_sealed(block["signature"])
 
 
 def without_unsigned_thinking(messages: Any) -> Any:

@@ -22,9 +22,11 @@ JSON = dict[str, Any]
 
 MIN_THINKING_BUDGET = 1024
 # Share of max_tokens given to extended thinking per effort (OpenAI's reasoning_effort values,
-# OpenRouter's reasoning.effort), as OpenRouter derives budget_tokens; the budget is at least 1024.
+# OpenRouter's reasoning.effort), as OpenRouter's reasoning tokens guide derives budget_tokens
+# (minimal about 10%, low 20%, medium 50%, high 80%, xhigh 95%; OpenAI's `max`, which OpenRouter
+# lacks, as xhigh); the budget is at least 1024 and at most 128000.
 EFFORT_SHARE = {
-    "minimal": 0.0, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.9, "max": 0.95,
+    "minimal": 0.1, "low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.95, "max": 0.95,
 }  # fmt: skip
 _REASONING_KEYS = frozenset({"effort", "max_tokens", "exclude", "enabled"})
 # How an answer shows the thinking: as LiteLLM does (reasoning_content, thinking_blocks), with

@@ -6,10 +6,11 @@ data or http URLs, PDF documents as file parts); `tool_result` blocks become `to
 assistant `tool_use` blocks become `tool_calls`; thinking blocks are dropped, but for the
 unsigned ones (an OpenAI-compatible upstream's own reasoning) of a turn that called tools, sent
 back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop without it; OpenAI's
-own API, which reasons in private, is sent none); tools, tool_choice, stop_sequences,
-max_tokens, temperature, top_p, metadata.user_id (hashed when longer than OpenAI's `user` may
-be) and thinking (as reasoning_effort, by its budget or adaptive thinking's
-output_config.effort) map to their counterparts. Answers and streams go back in
+own API, which reasons in private, is sent none), and OpenRouter's `reasoning_details` sealed in
+their signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
+tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id (hashed when
+longer than OpenAI's `user` may be) and thinking (as reasoning_effort, by its budget or adaptive
+thinking's output_config.effort) map to their counterparts. Answers and streams go back in
 providers/messages_openai_stream.py. Pure: no I/O.
 """
 
@@ -35,6 +36,7 @@ from codelace_box.providers.messages_openai_stream import (
     message_from_completion,
 )
 from codelace_box.providers.openai import OpenAIAdapter
+from codelace_box.providers.reasoning_details import is_sealed, unseal
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter()
@@ -134,7 +136,7 @@ def _user_messages(content: Any) -> list[JSON]:
     return out
 
 
-def _assistant_message(content: Any) -> JSON:
+def _assistant_message(content: Any, model: str) -> JSON:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     texts: list[str] = []
@@ -155,6 +157,10 @@ def _assistant_message(content: Any) -> JSON:
         message["tool_calls"] = calls
         if reasoning := _own_reasoning(content):
             message["reasoning_content"] = reasoning
+    details = [d for block in content if isinstance(block, dict)
+               for d in unseal(block.get("signature"), model)]  # fmt: skip
+    if details:
+        message["reasoning_details"] = details
     return message
 
 
@@ -167,7 +173,7 @@ def _own_reasoning(content: list[Any]) -> str:
         for block in content
         if isinstance(block, dict)
         and block.get("type") == "thinking"
-        and not block.get("signature")
+        and (not block.get("signature") or is_sealed(block["signature"]))
     )
 
 
@@ -234,8 +240,9 @@ def _options(body: JSON, payload: JSON) -> None:
         payload["reasoning_effort"] = effort
 
 
-def chat_body(body: JSON, max_tokens: int) -> JSON:
-    """The Chat Completions body for a Messages body."""
+def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
+    """The Chat Completions body for a Messages body; `model`: the catalog model it goes to
+    (the reasoning details it wrote go back to it)."""
     messages: list[JSON] = []
     system = _text_of(body.get("system"))
     if system:
@@ -243,7 +250,7 @@ def chat_body(body: JSON, max_tokens: int) -> JSON:
     for message in body.get("messages") or []:
         role = message.get("role")
         if role == "assistant":
-            messages.append(_assistant_message(message.get("content")))
+            messages.append(_assistant_message(message.get("content"), model))
         elif role == "system":  # a mid-conversation system message (Claude Code sends them)
             messages.append({"role": "system", "content": _text_of(message.get("content"))})
         else:
@@ -261,6 +268,9 @@ class MessagesToOpenAI(ProviderAdapter):
     kind = "openai"
     default_base_url = OpenAIAdapter.default_base_url
 
+    def __init__(self, model: str = "") -> None:
+        self.model = model  # the catalog model called (its reasoning details go back to it)
+
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
     ) -> None:
@@ -274,11 +284,12 @@ class MessagesToOpenAI(ProviderAdapter):
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
         cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
-        payload = chat_body(body, cap)
+        payload = chat_body(body, cap, self.model)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
             for message in payload["messages"]:  # fields OpenAI does not take
                 message.pop("reasoning_content", None)
+                message.pop("reasoning_details", None)
                 for call in message.get("tool_calls") or []:
                     call.pop("extra_content", None)
         return _OPENAI.build_request(payload, replace(target, default_max_tokens=None))
@@ -286,7 +297,8 @@ class MessagesToOpenAI(ProviderAdapter):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """An Anthropic `message` for a chat completion."""
         completion, usage = _OPENAI.parse_response(payload, public_model)
-        return message_from_completion(completion, usage, public_model), usage
+        sealer = self.model or public_model
+        return message_from_completion(completion, usage, public_model, sealer), usage
 
     def usage_of(self, raw: Any) -> Usage | None:
         """The upstream's `usage` object, as the OpenAI adapter reads it (an answer too large
@@ -312,4 +324,5 @@ class MessagesToOpenAI(ProviderAdapter):
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """OpenAI chunks in, Anthropic events out."""
-        return OpenAIToMessagesStream(_OPENAI.stream_translator(public_model), public_model)
+        inner = _OPENAI.stream_translator(public_model)
+        return OpenAIToMessagesStream(inner, public_model, self.model or public_model)

@@ -4,7 +4,10 @@ A chat completion becomes a `message` (reasoning as a thinking block, text (Open
 too), tool calls as tool_use blocks with parsed input); a stream of chunks becomes Anthropic's
 events in their documented order: message_start, then for each block content_block_start, its
 deltas and content_block_stop (indexes counted from 0 in the order blocks open), then
-message_delta with the stop reason and the final usage, then message_stop. Pure: no I/O.
+message_delta with the stop reason and the final usage, then message_stop. OpenRouter's
+`reasoning_details` are sealed in a thinking block's signature (a `signature_delta` before its
+stop; details that come while a tool call streams, in a thinking block of their own at the end):
+providers/reasoning_details.py. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id
 
 STOP_REASONS = {
@@ -33,6 +37,20 @@ def stop_reason(finish_reason: Any) -> str:
         if isinstance(finish_reason, str)
         else ("end_turn")
     )
+
+
+def stop_of(choice: JSON) -> tuple[str, str | None]:
+    """Anthropic's (stop_reason, stop_sequence) for a finished chat choice. OpenAI's "stop" is
+    a natural end or a stop sequence alike; a server that says which stop string matched (vLLM's
+    `stop_reason`, SGLang's `matched_stop`: a string, where a stop token is its id) makes it
+    "stop_sequence" with that string."""
+    reason = stop_reason(choice.get("finish_reason"))
+    if choice.get("finish_reason") == "stop":
+        for name in ("stop_reason", "matched_stop"):
+            matched = choice.get(name)
+            if isinstance(matched, str) and matched:
+                return "stop_sequence", matched
+    return reason, None
 
 
 def anthropic_usage(usage: Usage) -> JSON:
@@ -79,14 +97,20 @@ def message_id(completion_id: Any) -> str:
     return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
 
 
-def message_from_completion(completion: JSON, usage: Usage, public_model: str) -> JSON:
-    """The `message` for a chat completion (its first choice)."""
+def message_from_completion(
+    completion: JSON, usage: Usage, public_model: str, catalog_model: str = ""
+) -> JSON:
+    """The `message` for a chat completion (its first choice); `catalog_model`: the model its
+    reasoning details are sealed for (the catalog id; `public_model` may be an alias)."""
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = _obj(choice, "message")
     content: list[JSON] = []
-    if reasoning := reasoning_text(message):
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    details = details_of(message)
+    reasoning = reasoning_text(message)
+    if reasoning or details:
+        signature = seal(details, catalog_model or public_model) if details else ""
+        content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
     if text := answer_text(message):
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
@@ -94,14 +118,15 @@ def message_from_completion(completion: JSON, usage: Usage, public_model: str) -
         content.append({"type": "tool_use", "id": _tool_use_id(call) or "",
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
+    reason, sequence = stop_of(choice)
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
         "role": "assistant",
         "model": public_model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason")),
-        "stop_sequence": None,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
         "usage": anthropic_usage(usage),
     }
 
@@ -110,10 +135,11 @@ class OpenAIToMessagesStream(StreamTranslator):
     """OpenAI chunks (through the OpenAI translator, which keeps the usage) in, Anthropic
     events out, with block indexes counted as blocks open."""
 
-    def __init__(self, inner: StreamTranslator, public_model: str) -> None:
+    def __init__(self, inner: StreamTranslator, public_model: str, catalog_model: str = "") -> None:
         super().__init__()
         self.inner = inner
         self.public_model = public_model
+        self.catalog_model = catalog_model or public_model  # reasoning details are sealed for
         self.started = False
         self.index = -1  # the current block's index
         self.kind: str | None = None  # the open block's type
@@ -125,6 +151,8 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.last_call: Any = None  # the key of the call a piece without index continues
         self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
+        self.stop_sequence: str | None = None
+        self.details: list[JSON] = []  # reasoning details streamed, for the next thinking stop
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The events for one upstream chunk."""
@@ -158,6 +186,8 @@ class OpenAIToMessagesStream(StreamTranslator):
             delta = _obj(choice, "delta")
             if reasoning := reasoning_text(delta):
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
+            if pieces := details_of(delta):
+                out += self._details(pieces)
             if text := answer_text(delta):
                 out += self._delta("text", {"type": "text_delta", "text": text})
             for call in delta.get("tool_calls") or []:
@@ -165,7 +195,7 @@ class OpenAIToMessagesStream(StreamTranslator):
                     out += self._tool_call(call)
             if choice.get("finish_reason"):
                 out += self._flush_deferred()
-                self.stop_reason = stop_reason(choice["finish_reason"])
+                self.stop_reason, self.stop_sequence = stop_of(choice)
         return out
 
     def _delta(self, kind: str, delta: JSON) -> list[JSON]:
@@ -180,6 +210,15 @@ class OpenAIToMessagesStream(StreamTranslator):
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
         out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return out
+
+    def _details(self, pieces: list[JSON]) -> list[JSON]:
+        """Reasoning details: kept for the thinking block open (one is opened when none or a
+        text block is open); while a tool call streams they wait for the end (a thinking
+        block of their own then), as a delta for a stopped block breaks clients."""
+        self.details += pieces
+        if self.kind in ("thinking", "tool_use") or self.deferred:
+            return []
+        return self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
 
     def _tool_call(self, call: JSON) -> list[JSON]:
         """A tool call's piece. A call that begins while the open one's arguments are not yet
@@ -245,8 +284,14 @@ class OpenAIToMessagesStream(StreamTranslator):
     def _close(self) -> list[JSON]:
         if self.kind is None:
             return []
+        out: list[JSON] = []
+        if self.kind == "thinking" and self.details:
+            sealed = seal(merge(self.details), self.catalog_model)
+            delta = {"type": "signature_delta", "signature": sealed}
+            out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
+            self.details = []
         self.kind = None
-        return [{"type": "content_block_stop", "index": self.index}]
+        return [*out, {"type": "content_block_stop", "index": self.index}]
 
     def finish(self) -> list[JSON]:
         """At the upstream's end: the last block closed, message_delta, message_stop."""
@@ -255,9 +300,13 @@ class OpenAIToMessagesStream(StreamTranslator):
         if not self.finished:
             return []
         out = self._start(None) + self._flush_deferred() + self._close()
+        if self.details:  # details that came while a tool call streamed: a block of their own
+            out += self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
+            out += self._close()
         usage = self.usage or Usage(self.input_tokens_seen, -(-self.output_chars // 4))
         out.append({"type": "message_delta",
-                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "delta": {"stop_reason": self.stop_reason,
+                              "stop_sequence": self.stop_sequence},
                     "usage": anthropic_usage(usage)})  # fmt: skip
         out.append({"type": "message_stop"})
         return out

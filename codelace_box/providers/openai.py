@@ -262,6 +262,8 @@ class OpenAIAdapter(ProviderAdapter):
             body = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
             body = None
+        if isinstance(body, list) and body and isinstance(body[0], dict):
+            body = body[0]  # Gemini's OpenAI endpoint: its errors as a list of one
         if isinstance(body, dict) and body.get("error"):
             return _error_text(body["error"])
         if isinstance(body, dict) and isinstance(body.get("message"), str):

@@ -24,7 +24,9 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   names that model (`chat_reasoning_id`): when the request goes to that same model, its text is
   given back as the next assistant message's `reasoning_content` (DeepSeek's thinking mode
   refuses a tool-call turn without it, 400 "The reasoning_content in the thinking mode must be
-  passed back to the API"; other models never see it, some refuse the field).
+  passed back to the API"; other models never see it, some refuse the field); and OpenRouter's
+  reasoning details sealed in `encrypted_content` for that model, given back as the assistant
+  message's `reasoning_details` (an item right after a turn's calls belongs to that turn).
 - Items that need server-side state or hosted tools (`item_reference`, `web_search_call`,
   `local_shell_call`, `compaction`, ...) are a 400 naming the item.
 """
@@ -39,6 +41,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.reasoning_details import unseal
 
 JSON = dict[str, Any]
 
@@ -118,6 +121,7 @@ class _Builder:
         self.reasoning = ""  # a chat model's own reasoning handed back, for the next assistant
         self.images: list[JSON] = []  # image parts of tool outputs, sent after the tool results
         self.thinking: list[JSON] = []  # handed-back thinking for the next assistant turn
+        self.details: list[JSON] = []  # OpenRouter's reasoning details, likewise
 
     def add(self, item: Any, where: str) -> None:
         if not isinstance(item, dict):
@@ -136,6 +140,7 @@ class _Builder:
                 self.thinking += decode_thinking(item.get("encrypted_content"))
             else:
                 self.reasoning += chat_reasoning(item, self.model)
+                self._details(unseal(item.get("encrypted_content"), self.model))
         else:
             raise InvalidRequest(
                 f"{where}: input items of type {kind!r} are not supported (the box is stateless "
@@ -164,6 +169,15 @@ class _Builder:
         else:
             self.messages.append({"role": "user", "content": _user_content(content, where)})
 
+    def _details(self, details: list[JSON]) -> None:
+        """Reasoning details handed back: for the next assistant turn, or for the turn whose
+        calls they follow (details that came while a call streamed)."""
+        last = self.messages[-1] if self.messages else None
+        if details and last is not None and last["role"] == "assistant" and last.get("tool_calls"):
+            last.setdefault("reasoning_details", []).extend(details)
+        else:
+            self.details += details
+
     def _new_assistant(self, text: str | None) -> JSON:
         message: JSON = {"role": "assistant", "content": text}
         self.messages.append(message)
@@ -177,6 +191,9 @@ class _Builder:
         if self.reasoning:
             message["reasoning_content"] = message.get("reasoning_content", "") + self.reasoning
             self.reasoning = ""
+        if self.details:
+            message.setdefault("reasoning_details", []).extend(self.details)
+            self.details = []
 
     def _call(self, item: JSON, kind: str, where: str) -> None:
         call_id, name = item.get("call_id"), item.get("name")

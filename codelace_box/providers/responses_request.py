@@ -32,9 +32,8 @@ JSON = dict[str, Any]
 # Accepted and ignored (they change neither the answer nor its price); the README lists them.
 IGNORED_FIELDS: dict[str, str] = {
     "include": "extra output the box does not produce; reasoning.encrypted_content is honoured "
-    "where the provider signs its reasoning (Anthropic)",
+    "where the provider signs its reasoning (Anthropic, OpenRouter's reasoning_details)",
     "store": "the box keeps no responses: every response is unstored, whatever the value",
-    "prompt_cache_key": "a hint for the provider's prompt cache routing",
     "prompt_cache_retention": "a hint for the provider's prompt cache",
     "metadata": "echoed in the response, not sent upstream",
     "client_metadata": "Codex's client and session ids",
@@ -60,7 +59,11 @@ REFUSED_FIELDS: dict[str, str] = {
     "top_logprobs": "logprobs are not available through the Responses API here",
     "context_management": "server-side context management is not supported",
 }
-PASSED_FIELDS = ("temperature", "top_p", "user", "safety_identifier", "service_tier")
+# Passed on to the chat body (prompt_cache_key and safety_identifier are hints an upstream that
+# does not know them may refuse: left out there, gateway/hints.py; Anthropic ignores the first).
+PASSED_FIELDS = (
+    "temperature", "top_p", "user", "safety_identifier", "service_tier", "prompt_cache_key",
+)  # fmt: skip
 KNOWN_FIELDS = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text"}
     | {"reasoning", "max_output_tokens", "stream", *PASSED_FIELDS, *REFUSED_FIELDS}

@@ -8,7 +8,8 @@ The shapes follow OpenAI's Responses reference and what its SDKs and Codex CLI p
   `max_output_tokens` / `content_filter`, or `failed` with `error {code, message}`), `model`,
   `output`, `usage`, and the request's options echoed (instructions, tools, tool_choice,
   temperature, ...: the SDKs require some of them).
-- output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content},
+- output items: `reasoning` {id, summary: [], content: [reasoning_text], encrypted_content (the
+  signed thinking blocks, or OpenRouter's sealed reasoning details, when asked for)},
   `message` {id, role assistant, status, content: [output_text {text, annotations: []} or
   refusal {refusal} (a chat `refusal`)]},
   `function_call` {id, call_id, name, arguments (a JSON string)}, `custom_tool_call` {id,
@@ -27,6 +28,7 @@ from typing import Any
 
 from codelace_box.providers.base import Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
 
@@ -140,13 +142,19 @@ def content_part(kind: str, text: str) -> JSON:
     return refusal_part(text) if kind == "refusal" else text_part(text)
 
 
-def reasoning_item(item_id: str, text: str, blocks: list[JSON], context: ResponsesContext) -> JSON:
-    """A `reasoning` output item: the reasoning text and, if asked for, the signed blocks."""
+def reasoning_item(
+    item_id: str, text: str, blocks: list[JSON], context: ResponsesContext,
+    details: list[JSON] | None = None,
+) -> JSON:  # fmt: skip
+    """A `reasoning` output item: the reasoning text and, if asked for, the signed blocks (or
+    OpenRouter's reasoning details, sealed for the model: providers/reasoning_details.py)."""
     item: JSON = {"id": item_id, "type": "reasoning", "summary": []}
     if text:
         item["content"] = [{"type": "reasoning_text", "text": text}]
     if blocks and context.encrypted_reasoning:
         item["encrypted_content"] = encode_thinking(blocks)
+    elif details and context.encrypted_reasoning:
+        item["encrypted_content"] = seal(details, context.model)
     return item
 
 
@@ -180,9 +188,10 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     """The output items for one chat assistant message, in Responses order."""
     items: list[JSON] = []
     blocks = [b for b in message.get("thinking_blocks") or () if isinstance(b, dict)]
-    text = reasoning_text(message)
-    if text or (blocks and context.encrypted_reasoning):
-        items.append(reasoning_item(chat_reasoning_id(context.model), text, blocks, context))
+    text, details = reasoning_text(message), details_of(message)
+    if text or ((blocks or details) and context.encrypted_reasoning):
+        item_id = chat_reasoning_id(context.model)
+        items.append(reasoning_item(item_id, text, blocks, context, details))
     parts = [content_part(kind, message[name]) for name, kind in _PART_KEYS
              if isinstance(message.get(name), str) and message[name]]  # fmt: skip
     if parts:

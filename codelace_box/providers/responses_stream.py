@@ -5,32 +5,28 @@ the usage), so one synthesizer serves every provider kind. Each event is a dict 
 a `sequence_number` counting from 0; `sse_frame` writes it as `event: TYPE` + `data: JSON`.
 
 Order (OpenAI's Responses streaming reference; what its SDKs' stream accumulators check):
-`response.created`, `response.in_progress`; then per output item, one item at a time:
+`response.created`, `response.in_progress`; then one output item at a time:
 `response.output_item.added`; for a message `response.content_part.added`,
-`response.output_text.delta`..., `response.output_text.done`, `response.content_part.done`;
-for reasoning the same with `response.reasoning_text.*` and a `reasoning_text` part; for a
-function call `response.function_call_arguments.delta`..., `.done`; for a custom tool call
-`response.custom_tool_call_input.delta` (the whole input once: chat streams it JSON-encoded)
-and `.done`; then `response.output_item.done` with the whole item; last
-`response.completed` (or `response.incomplete` after a length/content-filter stop) whose
-`response` carries id, model, the full output and usage. Parallel tool calls are one item
-each: a new upstream `id` is a new call even at the same chat index (servers that number
-every call 0, or not at all), and a call begun while the open one's arguments are not whole
-JSON (servers that send every header first) is held back and follows it whole. A failure
-after the start is
+`response.output_text.delta`..., `.output_text.done`, `.content_part.done`; for reasoning the
+same with `response.reasoning_text.*` and a `reasoning_text` part; for a function call
+`response.function_call_arguments.delta`..., `.done`; for a custom tool call
+`response.custom_tool_call_input.delta` (the whole input once) and `.done`; then
+`response.output_item.done` with the whole item; last `response.completed` (or
+`response.incomplete` after a length/content-filter stop) with id, model, output and usage.
+Parallel tool calls are one item each: a new upstream `id` is a new call even at the same chat
+index, and a call begun while the open one's arguments are not whole JSON (servers that send
+every header first) is held back and follows it whole. A failure after the start is
 `response.failed` with `response.error {code, message}` (no `[DONE]`: the stream just ends).
+Codex CLI needs `response.output_item.done` for every item (what it records), live
+`response.output_text.delta`, and `response.completed` with `response.id` and usage (details
+with their counts), else it retries; on `response.failed` it reads `error.code`.
+OpenRouter's `reasoning_details` go in the open reasoning item (one is opened for them); while a
+tool call streams they wait, for the next reasoning item or one of their own at the end.
 
-Codex CLI needs: `response.output_item.done` for every item (that is what it records),
-`response.output_text.delta` for live text, `response.completed` with `response.id` (and usage,
-whose details must carry their counts) before the stream closes, else it reports "stream closed
-before response.completed" and retries. On `response.failed` it reads `error.code`
-(`context_length_exceeded`, `insufficient_quota`, `rate_limit_exceeded` are special; anything
-else is retried).
-
-Wiring (the ingress adapter): `start()` once the upstream answered, then `feed(chunk)` for each
-chunk the provider's StreamTranslator gives, `complete(translator.usage, {"cost_usd": ...})`
-after settlement (no `[DONE]` line), or `fail(message, code)` on an UpstreamStreamError; each
-event goes out as `sse_frame(event)`.
+Wiring (the ingress adapter): `start()` once the upstream answered, `feed(chunk)` for each
+chunk of the provider's StreamTranslator, `complete(translator.usage, {"cost_usd": ...})` after
+settlement, or `fail(message, code)` on an UpstreamStreamError; each event goes out as
+`sse_frame(event)`.
 """
 
 from __future__ import annotations
@@ -43,6 +39,7 @@ from typing import Any
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
@@ -85,6 +82,7 @@ class _Item:
     content_index: int = 0  # the open content part's index
     parts: list[JSON] = field(default_factory=list)  # a message's finished content parts
     blocks: list[JSON] = field(default_factory=list)  # signed thinking blocks (reasoning)
+    details: list[JSON] = field(default_factory=list)  # reasoning details' pieces (reasoning)
     call_id: str = ""
     name: str = ""
     chat_index: Any = None  # the chat tool call index (calls)
@@ -108,6 +106,7 @@ class ResponsesStreamTranslator:
         self.closed_calls: set[Any] = set()  # chat indexes of finished calls
         self.closed_ids: set[str] = set()  # upstream ids of finished calls
         self.deferred: dict[int, JSON] = {}  # calls begun while another's arguments were open
+        self.waiting: list[JSON] = []  # reasoning details that came while a call streamed
         self.finish_reason: str | None = None
         self.ended = False
 
@@ -116,22 +115,19 @@ class ResponsesStreamTranslator:
     def start(self) -> list[JSON]:
         """`response.created` and `response.in_progress`: send them before the first chunk."""
         snapshot = self._response("in_progress", [])
-        return [
-            self._event("response.created", response=snapshot),
-            self._event("response.in_progress", response=snapshot),
-        ]
+        kinds = ("response.created", "response.in_progress")
+        return [self._event(kind, response=snapshot) for kind in kinds]
 
     def complete(self, usage: Usage | None, usage_extra: JSON | None = None) -> list[JSON]:
         """Closes the open item and ends with `response.completed` (or `.incomplete`, the
         item it stopped in marked incomplete too, as OpenAI marks it)."""
         status, incomplete = status_for(self.finish_reason)
         events = self._close("incomplete" if incomplete else "completed")
-        final = self._response(
-            status,
-            list(self.output),
-            usage=responses_usage(usage, usage_extra) if usage is not None else None,
-            incomplete_details=incomplete,
-        )
+        if self.waiting:  # details that came while a call streamed: an item of their own
+            events += self._details([]) + self._close()
+        counted = responses_usage(usage, usage_extra) if usage is not None else None
+        final = self._response(status, list(self.output), usage=counted,
+                               incomplete_details=incomplete)  # fmt: skip
         self.ended = True
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return [*events, self._event(kind, response=final)]
@@ -174,6 +170,8 @@ class ResponsesStreamTranslator:
                 events += self._open_reasoning()
                 assert self.open is not None
                 self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
+        if (pieces := details_of(delta)) and self.context.encrypted_reasoning:  # else: nowhere
+            events += self._details(pieces)
         for name, kind in (("content", "output_text"), ("refusal", "refusal")):
             if isinstance(delta.get(name), str) and delta[name]:
                 events += self._text(delta[name], kind)
@@ -182,11 +180,20 @@ class ResponsesStreamTranslator:
                 events += self._call(call)
         return events
 
+    def _details(self, pieces: list[JSON]) -> list[JSON]:
+        if (self.open is not None and self.open.kind == "call") or self.deferred:
+            self.waiting += pieces
+            return []
+        events = self._open_reasoning()
+        self.open.details += pieces  # type: ignore[union-attr]  # a reasoning item now
+        return events
+
     def _open_reasoning(self) -> list[JSON]:
         if self.open is not None and self.open.kind == "reasoning":
             return []
         events = self._close()
         self.open = _Item("reasoning", chat_reasoning_id(self.context.model), len(self.output))
+        self.open.details, self.waiting = self.waiting, []
         item = {"id": self.open.item_id, "type": "reasoning", "summary": []}
         return [*events, self._added(item)]
 
@@ -311,7 +318,9 @@ class ResponsesStreamTranslator:
             events = self._close_part(item)
             done = message_with(item.item_id, item.parts, status)
         elif item.kind == "reasoning":
-            done = reasoning_item(item.item_id, item.text, item.blocks, self.context)
+            done = reasoning_item(
+                item.item_id, item.text, item.blocks, self.context, merge(item.details)
+            )
             events = []
             if item.has_part:
                 part = {"type": "reasoning_text", "text": item.text}

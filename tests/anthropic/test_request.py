@@ -139,16 +139,20 @@ def test_tool_choice(choice: Any, parallel: bool | None, expected: dict[str, Any
 @pytest.mark.parametrize(
     ("effort", "max_tokens", "budget"),
     [
-        ("minimal", 8000, 1024),
+        ("minimal", 8000, 1024),  # 10% is 800: Anthropic's least budget
+        ("minimal", 20000, 2000),
         ("low", 8000, 1600),
         ("medium", 8000, 4000),
         ("high", 8000, 6400),
         ("high", 1100, 1024),
+        ("xhigh", 8000, 7600),
         ("xhigh", 400_000, 128_000),
         ("max", 8000, 7600),
     ],
 )
 def test_reasoning_effort_budget(effort: str, max_tokens: int, budget: int) -> None:
+    """OpenRouter's shares of max_tokens per effort (its reasoning tokens guide): minimal
+    about 10%, low 20%, medium 50%, high 80%, xhigh 95%; at least 1024, at most 128000."""
     out = build({"messages": HELLO, "reasoning_effort": effort, "max_tokens": max_tokens})
     assert out["thinking"] == {"type": "enabled", "budget_tokens": budget}
     assert 1024 <= budget < max_tokens

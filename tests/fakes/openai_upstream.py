@@ -17,7 +17,9 @@ openai_embeddings.py and openai_responses.py. `GET /v1/models` (the box's key pr
 200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401 to a
 restricted key that may not list models). A model named in `no_reasoning` refuses
 `reasoning_effort` with OpenAI's 400 for a model that does not reason (NO_REASONING;
-NO_REASONING_LEGACY is the older and Azure wording), scripts untouched.
+NO_REASONING_LEGACY is the older and Azure wording), scripts untouched; a top-level field named
+in `field_refusals` is refused as a stricter compatible server refuses a field it does not know
+(the status and body given: Groq's, Gemini's, Cerebras', older vLLM's), scripts untouched.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -127,6 +129,7 @@ class FakeOpenAI(LoopbackServer):
         self.probe_status: dict[str, int] = {}  # API key -> status of GET /v1/models (401...)
         self.probes: list[str] = []  # the API keys GET /v1/models was asked with, in order
         self.no_reasoning: dict[str, str] = {}  # model -> its 400 message to reasoning_effort
+        self.field_refusals: dict[str, tuple[int, str]] = {}  # field -> (status, body) refusing it
         self.paused = threading.Event()  # a `raw` body reached its pause_after
         self.resume = threading.Event()  # set by the test: the paused body goes on
 
@@ -146,6 +149,7 @@ class FakeOpenAI(LoopbackServer):
         self.probe_status.clear()
         self.probes.clear()
         self.no_reasoning.clear()
+        self.field_refusals.clear()
         self.default = Reply()
         for event in (self.client_gone, self.paused, self.resume):
             event.clear()
@@ -242,7 +246,14 @@ class FakeOpenAI(LoopbackServer):
             )
         if status is not None:
             return _error(status, f"Key answered {status}.", "server_error")
-        return self._check_body(body) or self._check_reasoning(body)
+        return self._check_body(body) or self._check_fields(body) or self._check_reasoning(body)
+
+    def _check_fields(self, body: dict[str, Any]) -> web.Response | None:
+        """A stricter server's refusal of a top-level field it does not know."""
+        for name, (status, text) in self.field_refusals.items():
+            if name in body:
+                return web.Response(status=status, text=text, content_type="application/json")
+        return None
 
     def _check_reasoning(self, body: dict[str, Any]) -> web.Response | None:
         """OpenAI's 400 when a model that does not reason is asked for reasoning_effort."""

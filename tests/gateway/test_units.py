@@ -174,6 +174,8 @@ def test_openai_response_usage_and_errors() -> None:
     assert adapter.error_message(401, refused) == "Incorrect API key provided: sk-***."
     assert adapter.error_message(502, b"<html>Bad gateway</html>") == "<html>Bad gateway</html>"
     assert adapter.error_message(500, b"") == "the upstream answered HTTP 500"
+    gemini = b'[{"error": {"code": 400, "message": "Invalid value at \'top_p\'", "status": "X"}}]'
+    assert adapter.error_message(400, gemini) == "Invalid value at 'top_p'"  # a list of one
     assert redact("key cl_abcdefgh1234 and sk-proj-ABCDEF123") == "key cl-*** and sk-***"
 
 

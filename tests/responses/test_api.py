@@ -46,8 +46,9 @@ def test_create_is_translated_and_metered(fresh: ResponsesBox) -> None:
     ]
     assert sent.body["temperature"] == 0.5
     assert 300 in (sent.body.get("max_completion_tokens"), sent.body.get("max_tokens"))
-    for ignored in ("include", "prompt_cache_key", "text", "store", "verbosity"):
+    for ignored in ("include", "text", "store", "verbosity"):
         assert ignored not in sent.body
+    assert sent.body["prompt_cache_key"] == "thread-1"  # Chat Completions takes it
     assert response.output_text == "Four." and response.status == "completed"
     assert response.model == OPENAI_MODEL and response.id.startswith("resp_")
     assert (response.usage.input_tokens, response.usage.output_tokens) == (1234, 56)

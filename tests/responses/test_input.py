@@ -31,6 +31,7 @@ def test_codex_request_translates_cleanly() -> None:
         "parallel_tool_calls",
         "reasoning_effort",
         "stream",
+        "prompt_cache_key",  # Codex's thread id, for the upstream's cache routing
     }
     roles = [m["role"] for m in chat["messages"]]
     assert roles == [

@@ -94,7 +94,7 @@ def test_unsupported_is_a_400_naming_the_field(
 
 @pytest.mark.parametrize(
     "name",
-    ["include", "store", "prompt_cache_key", "metadata", "client_metadata", "stream_options"],
+    ["include", "store", "metadata", "client_metadata", "stream_options"],
 )
 def test_ignored_fields_change_nothing(name: str) -> None:
     assert name in IGNORED_FIELDS
@@ -132,6 +132,7 @@ def test_string_input_and_options() -> None:
         "stream": True,
         "user": "u-1",
         "safety_identifier": "hashed-1",
+        "prompt_cache_key": "thread-1",
         "truncation": "disabled",
     }
     chat = translate_request(body).body
@@ -145,6 +146,7 @@ def test_string_input_and_options() -> None:
         "top_p": 0.9,
         "user": "u-1",
         "safety_identifier": "hashed-1",
+        "prompt_cache_key": "thread-1",
         "max_completion_tokens": 300,
         "reasoning_effort": "high",
         "response_format": {

@@ -1,0 +1,85 @@
+"""OpenRouter's `reasoning_details`, carried through the Messages and Responses dialects.
+
+OpenRouter gives an assistant message (and stream deltas) a `reasoning_details` list beside its
+`reasoning` text: `reasoning.text` {text, signature}, `reasoning.summary` {summary} and
+`reasoning.encrypted` {data}, each with `id`, `format` (`anthropic-claude-v1`,
+`google-gemini-v1`, `openai-responses-v1`, ...) and `index`. Its reasoning tokens guide asks
+for them back, unchanged, on the assistant message of a tool loop's next turn: Claude's
+thinking signatures are in them, and Gemini 3 refuses a function call that lost its thought
+signature (400 "Function call is missing a thought_signature"). A chat client hands the message
+back itself (the box passes it through); Claude Code and Codex hand back only their own
+dialect's shapes, so the details ride in the field each returns untouched: a thinking block's
+`signature` (Messages) and a reasoning item's `encrypted_content` (Responses), as
+`codelace-rd-v1:` + a tag of the catalog model + `:` + base64url JSON. On the way up they go
+back as `reasoning_details` only to the model that wrote them (another model, or Anthropic
+after Claude Code's /model, never sees them). Streamed pieces of one detail share its `index`
+and type: their text and summary add up, the other fields are the last given (as OpenRouter's
+own clients merge them). Pure code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+JSON = dict[str, Any]
+
+PREFIX = "codelace-rd-v1:"
+_ADDED = ("text", "summary")  # a streamed detail's pieces add up these
+_KEYS = ("index", "type")
+
+
+def model_tag(model: str) -> str:
+    """8 hex digits naming a catalog model (a hash of its id)."""
+    return hashlib.sha256(model.encode()).hexdigest()[:8]
+
+
+def details_of(holder: Any) -> list[JSON]:
+    """The `reasoning_details` of a chat message or delta (its objects only)."""
+    details = holder.get("reasoning_details") if isinstance(holder, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def merge(pieces: list[JSON]) -> list[JSON]:
+    """The whole details of a stream's pieces, in the order they began; an encrypted detail
+    without data is dropped (OpenRouter refuses it back)."""
+    merged: dict[tuple[str, str], JSON] = {}
+    for piece in pieces:
+        key = (str(piece.get("index", 0)), str(piece.get("type")))
+        whole = merged.setdefault(key, {})
+        for name, value in piece.items():
+            if name in _ADDED and isinstance(value, str):
+                whole[name] = str(whole.get(name) or "") + value
+            elif name in _KEYS or value not in (None, ""):
+                whole[name] = value
+    return [d for d in merged.values()
+            if d.get("type") != "reasoning.encrypted" or d.get("data")]  # fmt: skip
+
+
+def seal(details: list[JSON], model: str) -> str:
+    """The opaque string that carries these details of `model`'s through a client."""
+    raw = json.dumps(details, separators=(",", ":"), ensure_ascii=False).encode()
+    return f"{PREFIX}{model_tag(model)}:{base64.urlsafe_b64encode(raw).decode()}"
+
+
+def is_sealed(value: Any) -> bool:
+    """Whether a signature or encrypted_content is one of the box's sealed details."""
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def unseal(value: Any, model: str) -> list[JSON]:
+    """The details a sealed string carries when `model` wrote them; [] for anything else
+    (another model's, Anthropic's own signatures, OpenAI's encrypted reasoning, tampering)."""
+    if not model or not is_sealed(value):
+        return []
+    tag, _, encoded = value[len(PREFIX) :].partition(":")
+    if tag != model_tag(model):
+        return []
+    try:
+        details = json.loads(base64.urlsafe_b64decode(encoded.encode()))
+    except (ValueError, binascii.Error):
+        return []
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
