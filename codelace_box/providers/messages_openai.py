@@ -281,7 +281,8 @@ def _options(body: JSON, payload: JSON) -> None:
             payload[name] = body[name]
     if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
         payload["stop"] = body["stop_sequences"]
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    sent = body.get("messages")
+    messages: list[Any] = sent if isinstance(sent, list) else []
     if body.get("tools"):
         payload["tools"] = _tools(body["tools"], _loaded_tools(messages))
     if body.get("tools") and isinstance(body.get("tool_choice"), dict):  # OpenAI: not alone

@@ -296,7 +296,8 @@ def test_per_message_effort_is_the_effort_the_openai_model_is_asked_for(
     )  # fmt: skip
     for messages, expected in cases:
         body = {"model": OPENAI_ALIAS, "max_tokens": 50, "thinking": {"type": "adaptive"},
-                "output_config": {"effort": "high"}, "messages": messages, "tools": TOOLS}  # fmt: skip
+                "output_config": {"effort": "high"}, "messages": messages,
+                "tools": TOOLS}  # fmt: skip
         sent = _translated(fresh, key, body)
         assert sent["reasoning_effort"] == expected, messages
         systems = [m["content"] for m in sent["messages"] if m["role"] == "system"]
