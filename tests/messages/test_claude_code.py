@@ -296,3 +296,17 @@ def test_model_discovery_lists_the_boxs_claude_names(fresh: MessagesBox, tmp_pat
     listed = {model["id"] for model in cached["models"]}
     assert {MODEL, default_model(), OPENAI_ALIAS} <= listed, listed
     assert OPENAI_MODEL not in listed  # Claude Code keeps claude* and anthropic* names only
+
+
+def test_the_users_own_anthropic_key_still_exported(fresh: MessagesBox, tmp_path: Path) -> None:
+    """The README's word for a user who keeps ANTHROPIC_API_KEY (their own Anthropic key)
+    exported beside ANTHROPIC_AUTH_TOKEN (the box's): Claude Code works through the box, which
+    never forwards the user's own key."""
+    email, key = fresh.new_key()
+    own = "sk-ant-api03-the-users-own-key"
+    fresh.fake.script(*[Reply(text="Hello from the box.")] * 5)
+    auth = {"ANTHROPIC_AUTH_TOKEN": key, "ANTHROPIC_API_KEY": own}
+    answer = run_claude(fresh, tmp_path / "home", auth, "Say hello")
+    assert answer["result"] == "Hello from the box."
+    assert fresh.fake.requests and all(own not in r.headers.values() for r in fresh.fake.requests)
+    assert fresh.usage_rows(email)
