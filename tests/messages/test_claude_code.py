@@ -203,8 +203,9 @@ def test_a_model_on_an_openai_provider_by_translation(fresh: MessagesBox, tmp_pa
 
 
 def test_claude_codes_default_name_on_an_openai_model(fresh: MessagesBox, tmp_path: Path) -> None:
-    """Claude Code asks its default model with `anthropic-beta: context-1m-*`: a flag only an
-    Anthropic upstream acts on (and bills for), never sent to an OpenAI one, so not refused."""
+    """Claude Code's default name routed to an OpenAI model: its betas (2.1.197 asks its
+    default with `anthropic-beta: context-1m-*`, which only an Anthropic upstream acts on and
+    bills for) are never sent to an OpenAI one, so not refused."""
     email, key = fresh.new_key()
     fresh.openai_fake.push(*[OpenAIReply(content="Translated hello.")] * 5)
     answer = hello_through_an_openai_model(fresh, tmp_path / "home", key)
