@@ -148,10 +148,12 @@ def hello_through_an_openai_model(box: MessagesBox, home: Path, key: str) -> Any
     """Claude Code's answer to "Say hello" with its default model name aliased to an OpenAI
     model for the while (then to the Anthropic one again)."""
     box.cli("models", "alias", default_model(), OPENAI_MODEL)
+    box.until_reloaded()  # 2.1.332 starts fast enough to be routed by the snapshot of before
     try:
         return run_claude(box, home, {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
     finally:
         box.cli("models", "alias", default_model(), MODEL)
+        box.until_reloaded()  # the next test's default name goes to the Anthropic model again
 
 
 def completions(box: MessagesBox) -> list[Any]:
