@@ -250,6 +250,12 @@ class BoxDriver:
     def remember_key(self, email: str, key: str) -> None:
         """Hook: a suite that tracks its users' keys records them here."""
 
+    def until_reloaded(self) -> None:
+        """Wait until the box has reloaded its catalog since a change the CLI just made to what
+        is already served (an alias moved, a provider's allowed fields): a request sooner may
+        still be routed by the snapshot of before (gateway/routing.py: up to half a second)."""
+        time.sleep(CATALOG_RELOAD_SEC)
+
     def until_served(self, *model_ids: str, workers: int = 1) -> None:
         """Wait until the box serves models (or aliases) the CLI just set: a catalog change is
         seen within a second, not at once (on PostgreSQL each worker reloads its catalog every

@@ -10,7 +10,9 @@ own API, which reasons in private, is sent none), and OpenRouter's `reasoning_de
 their signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
 tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id (hashed when
 longer than OpenAI's `user` may be) and thinking (as reasoning_effort, by its budget or adaptive
-thinking's output_config.effort) map to their counterparts. Answers and streams go back in
+thinking's output_config.effort, a mid-conversation system message's per-message one first) map
+to their counterparts. Deferred tools (`defer_loading`, client-side tool search) are sent once a
+tool result's `tool_reference` loads them. Answers and streams go back in
 providers/messages_openai_stream.py. Pure: no I/O.
 """
 
@@ -98,6 +100,15 @@ def _user_part(block: JSON) -> JSON | None:
     raise _bad(f"{kind} blocks are not supported for this model")
 
 
+def _references(content: Any) -> list[str]:
+    """The tools a tool result's `tool_reference` blocks load (client-side tool search)."""
+    return [
+        str(b.get("tool_name"))
+        for b in (content if isinstance(content, list) else [])
+        if isinstance(b, dict) and b.get("type") == "tool_reference"
+    ]
+
+
 def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
     """A tool message, and the images and documents of the result (sent after, in a user
     message: a tool message takes text only; Claude Code's Read tool returns PDFs so)."""
@@ -107,7 +118,8 @@ def _tool_result(block: JSON) -> tuple[JSON, list[JSON]]:
         for b in (content if isinstance(content, list) else [])
         if isinstance(b, dict) and b.get("type") in ("image", "document")
     ]
-    text = _text_of(content)
+    loaded = [f"Tool loaded: {name}" for name in _references(content)]
+    text = "\n".join(part for part in (_text_of(content), *loaded) if part)
     if block.get("is_error"):
         text = f"Error: {text}" if text else "Error"
     call_id, _ = split_id(str(block.get("tool_use_id", "")))
@@ -177,11 +189,27 @@ def _own_reasoning(content: list[Any]) -> str:
     )
 
 
-def _tools(tools: Any) -> list[JSON]:
+def _loaded_tools(messages: list[Any]) -> set[str]:
+    """The deferred tools the conversation's tool results have loaded by reference."""
+    return {
+        name
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+        for name in _references(block.get("content"))
+    }
+
+
+def _tools(tools: Any, loaded: set[str]) -> list[JSON]:
+    """OpenAI functions for the tools, but deferred ones not loaded yet: Anthropic keeps them out
+    of the model's context until a `tool_reference` loads them."""
     out = []
     for tool in tools if isinstance(tools, list) else []:
         if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
             raise _bad("server tools are available on Anthropic models only")
+        if tool.get("defer_loading") is True and tool.get("name") not in loaded:
+            continue
         function = {"name": tool.get("name", ""), "parameters": tool.get("input_schema") or {}}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
@@ -210,16 +238,47 @@ def _openai_user(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def _effort(thinking: Any, output_config: Any) -> str | None:
+def _effort(thinking: Any, output_config: Any, per_message: str | None) -> str | None:
     """reasoning_effort for Anthropic's thinking: by its budget, or (adaptive thinking, as
-    Claude Code sends it) by `output_config.effort` (max: OpenAI's high), else medium."""
+    Claude Code sends it) by the per-message effort in force, else `output_config.effort` (max:
+    OpenAI's high), else medium."""
     if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
         return None
     budget = thinking.get("budget_tokens")
     if isinstance(budget, int):
         return next((effort for bound, effort in _EFFORT_BOUNDS if budget < bound), "high")
     asked = output_config.get("effort") if isinstance(output_config, dict) else None
+    asked = per_message or asked
     return _EFFORTS.get(asked, "medium") if isinstance(asked, str) else "medium"
+
+
+def _new_input(content: Any) -> bool:
+    """Whether a user turn brings new input (a turn of tool results alone does not)."""
+    blocks = content if isinstance(content, list) else [content]
+    return any(not isinstance(b, dict) or b.get("type") != "tool_result" for b in blocks)
+
+
+def _per_message_effort(messages: list[Any]) -> str | None:
+    """The effort Anthropic's per-message effort (a system message's `output_config.effort`)
+    puts in force for the answer: one right after a user turn with new input applies to its
+    answer; one elsewhere from the next user turn with new input on."""
+    in_force: str | None = None
+    pending: str | None = None
+    after_input = False
+    for message in messages:
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "system":
+            config = message.get("output_config")
+            asked = config.get("effort") if isinstance(config, dict) else None
+            if isinstance(asked, str) and after_input:
+                in_force, pending = asked, None
+            elif isinstance(asked, str):
+                pending = asked
+            continue
+        after_input = role == "user" and _new_input(message.get("content"))
+        if after_input and pending is not None:
+            in_force, pending = pending, None
+    return in_force
 
 
 def _options(body: JSON, payload: JSON) -> None:
@@ -228,14 +287,16 @@ def _options(body: JSON, payload: JSON) -> None:
             payload[name] = body[name]
     if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
         payload["stop"] = body["stop_sequences"]
+    sent = body.get("messages")
+    messages: list[Any] = sent if isinstance(sent, list) else []
     if body.get("tools"):
-        payload["tools"] = _tools(body["tools"])
+        payload["tools"] = _tools(body["tools"], _loaded_tools(messages))
     if body.get("tools") and isinstance(body.get("tool_choice"), dict):  # OpenAI: not alone
         _tool_choice(body["tool_choice"], payload)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         payload["user"] = _openai_user(metadata["user_id"])
-    effort = _effort(body.get("thinking"), body.get("output_config"))
+    effort = _effort(body.get("thinking"), body.get("output_config"), _per_message_effort(messages))
     if effort is not None:
         payload["reasoning_effort"] = effort
 
@@ -252,7 +313,9 @@ def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
         if role == "assistant":
             messages.append(_assistant_message(message.get("content"), model))
         elif role == "system":  # a mid-conversation system message (Claude Code sends them)
-            messages.append({"role": "system", "content": _text_of(message.get("content"))})
+            text = _text_of(message.get("content"))  # none: its per-message effort alone
+            if text:
+                messages.append({"role": "system", "content": text})
         else:
             messages.extend(_user_messages(message.get("content")))
     payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}

@@ -299,3 +299,84 @@ def test_stream_error_event(fake: FakeAnthropic) -> None:
         "type": "error",
         "error": {"type": "overloaded_error", "message": "Overloaded"},
     }
+
+
+# Per-message effort (platform.claude.com/docs/build-with-claude/effort-per-message): an
+# effort-only system message, under the documented beta or the one Claude Code sends.
+EFFORT_TURN = {"role": "system", "content": [], "output_config": {"effort": "low"}}
+PER_MESSAGE = {**HELLO, "messages": [*_turns("user", "assistant"), EFFORT_TURN, *_turns("user")]}
+
+
+@pytest.mark.parametrize(
+    "beta",
+    [
+        "mid-conversation-output-config-2026-07-01",
+        "claude-code-20250219,per-turn-control-2026-07-01",
+    ],
+)
+def test_a_system_message_takes_output_config_under_its_beta(beta: str) -> None:
+    assert request_problem(PER_MESSAGE, beta) is None
+    with_text = {**EFFORT_TURN, "content": "Be brief.", "output_config": {}}
+    assert request_problem({**PER_MESSAGE, "messages": [*_turns("user"), with_text]}, beta) is None
+
+
+def _with_turn(turn: dict[str, Any]) -> dict[str, Any]:
+    return {**PER_MESSAGE, "messages": [*_turns("user", "assistant"), turn, *_turns("user")]}
+
+
+@pytest.mark.parametrize(
+    ("body", "beta", "words"),
+    [
+        (PER_MESSAGE, "", "messages.2.output_config: Extra inputs are not permitted"),
+        (PER_MESSAGE, "context-management-2025-06-27", "messages.2.output_config: Extra inputs"),
+        (_with_turn({**EFFORT_TURN, "role": "user", "content": "x"}), "per-turn-control-2026-07-01",
+         "messages.2.output_config: Extra inputs are not permitted"),
+        (_with_turn({**EFFORT_TURN, "output_config": {}}), "per-turn-control-2026-07-01",
+         "non-empty content"),
+        (_with_turn({**EFFORT_TURN, "output_config": {"format": {"type": "json_schema"}}}),
+         "per-turn-control-2026-07-01", "messages.2.output_config.format: Extra inputs"),
+        (_with_turn({**EFFORT_TURN, "output_config": {"effort": "huge"}}),
+         "per-turn-control-2026-07-01", "messages.2.output_config.effort"),
+        (_with_turn({**EFFORT_TURN, "name": "x"}), "per-turn-control-2026-07-01",
+         "messages.2.name: Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_a_message_field_beyond_role_and_content_is_refused(
+    body: dict[str, Any], beta: str, words: str
+) -> None:
+    problem = request_problem(body, beta)
+    assert problem is not None and words in problem, problem
+
+
+def test_the_fake_reads_the_beta_header(fake: FakeAnthropic) -> None:
+    assert post(fake, PER_MESSAGE).status_code == 400
+    answer = post(fake, PER_MESSAGE, {**HEADERS, "anthropic-beta": "per-turn-control-2026-07-01"})
+    assert answer.status_code == 200, answer.text
+
+
+# Tool search (client-side, as Claude Code does it): deferred tools, and tool results that load
+# them by reference.
+PLACEHOLDER = {"name": "Placeholder", "input_schema": {"type": "object"}, "defer_loading": True}
+SEARCH = {"name": "ToolSearch", "input_schema": {"type": "object"}}
+
+
+def test_deferred_tools_and_tool_references_are_valid() -> None:
+    assert request_problem({**HELLO, "tools": [SEARCH, PLACEHOLDER]}) is None
+    use = {**USE, "name": "ToolSearch"}
+    loaded = {**RESULT, "content": [{"type": "tool_reference", "tool_name": "Placeholder"}]}
+    turns = [*_turns("user"), {"role": "assistant", "content": [use]},
+             {"role": "user", "content": [loaded]}]  # fmt: skip
+    assert request_problem({**HELLO, "tools": [SEARCH, PLACEHOLDER], "messages": turns}) is None
+
+
+@pytest.mark.parametrize(
+    ("tools", "words"),
+    [
+        ([SEARCH, {**PLACEHOLDER, "defer_loading": "yes"}], "tools.1.defer_loading"),
+        ([PLACEHOLDER], "At least one tool must be non-deferred"),
+        ([SEARCH, {**PLACEHOLDER, "lazy": True}], "tools.1.lazy: Extra inputs are not permitted"),
+    ],
+)
+def test_tools_are_checked(tools: list[dict[str, Any]], words: str) -> None:
+    problem = request_problem({**HELLO, "tools": tools})
+    assert problem is not None and words in problem, problem

@@ -8,6 +8,8 @@
 `sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
 `cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints;
 `output_config_problem(config)` its effort and structured-output format;
+`message_fields_problem(message, i, beta)` a message's own fields (a mid-conversation system
+message's per-message `output_config` under its beta);
 `omits_thinking(body)` whether the answer's thinking blocks come without their text.
 """
 
@@ -171,6 +173,39 @@ def cache_control_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+# The betas under which a mid-conversation system message may carry `output_config` (per-message
+# effort): the documented name, and the one Claude Code (2.1.26x on) sends, which the API takes
+# too.
+PER_MESSAGE_BETAS = ("mid-conversation-output-config-", "per-turn-control-")
+EFFORTS = (None, "low", "medium", "high", "xhigh", "max")
+EFFORT_WORDS = ("'low'", "'medium'", "'high'", "'xhigh'", "'max'")
+
+
+def message_fields_problem(message: dict[str, Any], i: int, beta: str) -> str | None:
+    """Anthropic's refusal of a message's fields beyond role and content, or None: only a
+    `role: "system"` message takes `output_config` ({effort} alone: format stays top-level),
+    and only under a per-message beta (without it: "Extra inputs are not permitted")."""
+    flags = [flag.strip().lower() for flag in beta.split(",")]
+    per_message = any(f.startswith(PER_MESSAGE_BETAS) for f in flags)
+    allowed = {"role", "content"}
+    if per_message and message.get("role") == "system":
+        allowed.add("output_config")
+    extra = set(message) - allowed
+    if extra:
+        return f"messages.{i}.{sorted(extra)[0]}: Extra inputs are not permitted"
+    config = message.get("output_config")
+    if "output_config" not in message:
+        return None
+    if not isinstance(config, dict):
+        return f"messages.{i}.output_config: Input should be a valid dictionary"
+    extra = set(config) - {"effort"}
+    if extra:
+        return f"messages.{i}.output_config.{sorted(extra)[0]}: Extra inputs are not permitted"
+    if config.get("effort") not in EFFORTS:
+        return f"messages.{i}.output_config.effort: Input should be {', '.join(EFFORT_WORDS)}"
+    return None
+
+
 def output_config_problem(config: Any) -> str | None:
     """Anthropic's refusal of an output_config (effort, format and its schema), or None."""
     if config is None:
@@ -180,7 +215,7 @@ def output_config_problem(config: Any) -> str | None:
     extra = set(config) - {"format", "effort"}
     if extra:
         return f"output_config.{sorted(extra)[0]}: Extra inputs are not permitted"
-    if config.get("effort") not in (None, "low", "medium", "high", "xhigh", "max"):
+    if config.get("effort") not in EFFORTS:
         return "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
     fmt = config.get("format")
     if fmt is not None and (

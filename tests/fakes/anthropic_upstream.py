@@ -299,7 +299,7 @@ class FakeAnthropic(LoopbackServer):
         if request.headers.get("anthropic-version") not in ANTHROPIC_VERSIONS:
             answer = error_body("invalid_request_error", "anthropic-version: header is required")
             return web.json_response(answer, status=400)
-        problem = request_problem(body)
+        problem = request_problem(body, ",".join(request.headers.getall("anthropic-beta", [])))
         if problem is not None:
             return web.json_response(error_body("invalid_request_error", problem), status=400)
         return None

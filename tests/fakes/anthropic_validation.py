@@ -19,11 +19,12 @@ from tests.fakes.anthropic_checks import (
     claude_version,
     content_problem,
     manual_thinking_problem,
+    message_fields_problem,
     output_config_problem,
     sampling_problem,
-    schema_problem,
     user_id_problem,
 )
+from tests.fakes.anthropic_tools import tool_reference_problem, tools_problem
 
 JSON = dict[str, Any]
 
@@ -34,7 +35,6 @@ TOP_LEVEL_FIELDS = {
     "mcp_servers", "container",
 }  # fmt: skip
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 BLOCKS_BY_ROLE = {
     "user": {"text", "image", "document", "tool_result"},
@@ -46,16 +46,17 @@ class Invalid(Exception):
     """One validation problem, worded like Anthropic's invalid_request_error messages."""
 
 
-def request_problem(body: Any) -> str | None:
-    """The first problem of a Messages API request body, or None if it is valid."""
+def request_problem(body: Any, beta: str = "") -> str | None:
+    """The first problem of a Messages API request body (sent with this `anthropic-beta`
+    header), or None if it is valid."""
     try:
-        _check_body(body)
+        _check_body(body, beta)
     except Invalid as problem:
         return str(problem)
     return None
 
 
-def _check_body(body: Any) -> None:
+def _check_body(body: Any, beta: str) -> None:
     if not isinstance(body, dict):
         raise Invalid("request body must be a JSON object")
     for key in body:
@@ -69,7 +70,7 @@ def _check_body(body: Any) -> None:
     max_tokens = body["max_tokens"]
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise Invalid("max_tokens: Input should be greater than or equal to 1")
-    _check_messages(body["messages"])
+    _check_messages(body["messages"], beta)
     _check_system(body.get("system"))
     _check_sampling(body)
     tool_names = _check_tools(body.get("tools"))
@@ -89,17 +90,22 @@ def _check_body(body: Any) -> None:
 # -- messages -------------------------------------------------------------------------------
 
 
-def _check_messages(messages: Any) -> None:
+def _check_messages(messages: Any, beta: str) -> None:
     if not isinstance(messages, list) or not messages:
         raise Invalid("messages: at least one message is required")
     previous_tool_ids: set[str] = set()
     turn = 0  # position among user/assistant turns (mid-conversation system ones aside)
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or set(message) - {"role", "content"}:
-            raise Invalid(f"messages.{i}: a message has exactly the fields role and content")
+        if not isinstance(message, dict):
+            raise Invalid(f"messages.{i}: Input should be a valid dictionary")
+        problem = message_fields_problem(message, i, beta)
+        if problem:
+            raise Invalid(problem)
         role = message.get("role")
         if role == "system" and turn > 0:  # the mid-conversation-system beta Claude Code uses
-            _blocks(message.get("content"), f"messages.{i}", allow_empty=False)
+            # an effort-only one (per-message output_config) has empty content
+            effort_only = bool(message.get("output_config"))
+            _blocks(message.get("content"), f"messages.{i}", allow_empty=effort_only)
             continue
         if role not in BLOCKS_BY_ROLE:
             raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
@@ -229,7 +235,10 @@ def _check_tool_result(block: JSON, where: str) -> None:
         kind = inner.get("type") if isinstance(inner, dict) else None
         check = _TOOL_RESULT_CHECKS.get(kind) if isinstance(kind, str) else None
         if check is None:
-            raise Invalid(f"{where}.content.{k}: tool results hold text, image or document blocks")
+            raise Invalid(
+                f"{where}.content.{k}: tool results hold text, image, document or "
+                "tool_reference blocks"
+            )
         check(inner, f"{where}.content.{k}")
 
 
@@ -245,7 +254,14 @@ def _check_redacted(block: JSON, where: str) -> None:
         raise Invalid(f"{where}.data: Field required")
 
 
-_TOOL_RESULT_CHECKS = {"text": _check_text, "image": _check_image, "document": _check_document}
+def _check_tool_reference(block: JSON, where: str) -> None:
+    problem = tool_reference_problem(block, where)
+    if problem:
+        raise Invalid(problem)
+
+
+_TOOL_RESULT_CHECKS = {"text": _check_text, "image": _check_image, "document": _check_document,
+                       "tool_reference": _check_tool_reference}  # fmt: skip
 _BLOCK_CHECKS = {
     "text": _check_text,
     "image": _check_image,
@@ -309,31 +325,10 @@ def _check_sampling(body: JSON) -> None:
 
 
 def _check_tools(tools: Any) -> set[str]:
-    if tools is None:
-        return set()
-    if not isinstance(tools, list):
-        raise Invalid("tools: Input should be a valid list")
-    names: set[str] = set()
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise Invalid(f"tools.{i}: Input should be a valid dictionary")
-        _only(
-            tool,
-            {"name", "description", "input_schema", "cache_control", "strict", "type"},
-            f"tools.{i}",
-        )
-        if not isinstance(tool.get("name"), str) or not TOOL_NAME_RE.match(tool["name"]):
-            raise Invalid(f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
-        schema = tool.get("input_schema")
-        if not isinstance(schema, dict) or schema.get("type") != "object":
-            raise Invalid(f"tools.{i}.input_schema.type: Input should be 'object'")
-        problem = schema_problem(schema, f"tools.{i}.input_schema") if tool.get("strict") else None
-        if problem:
-            raise Invalid(problem)
-        if tool["name"] in names:
-            raise Invalid(f"tools: Tool names must be unique ({tool['name']})")
-        names.add(tool["name"])
-    return names
+    problem = tools_problem(tools)
+    if problem:
+        raise Invalid(problem)
+    return {tool["name"] for tool in tools or ()}
 
 
 def _check_tool_choice(choice: Any, tool_names: set[str]) -> None:

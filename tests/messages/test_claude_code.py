@@ -7,16 +7,19 @@ telemetry, no auto-update and no non-essential traffic, so it talks to the box a
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_upstream import Reply, ToolUse
+from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
 from tests.fakes.openai_upstream import NO_REASONING
 from tests.fakes.openai_upstream import Reply as OpenAIReply
 from tests.messages.conftest import (
@@ -36,8 +39,9 @@ CANDIDATES = (ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude",)
 
 
 def find_claude() -> str | None:
-    """The claude executable: .ci/node's, $CLAUDE_BIN, or one on PATH."""
-    for path in (*CANDIDATES, Path(os.environ.get("CLAUDE_BIN") or "/nonexistent")):
+    """The claude executable: $CLAUDE_BIN (another version on purpose), .ci/node's, or one on
+    PATH."""
+    for path in (Path(os.environ.get("CLAUDE_BIN") or "/nonexistent"), *CANDIDATES):
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
     return shutil.which("claude")
@@ -50,13 +54,56 @@ pytestmark = pytest.mark.skipif(
 )  # fmt: skip
 
 
-DEFAULT_MODEL = "claude-opus-4-8"  # what Claude Code 2.1 asks for when told nothing
+@functools.cache
+def asked_model(*args: str) -> str:
+    """The model name the installed Claude Code asks for (`claude -p` with these arguments; none:
+    its default), each release choosing its own (2.1.197: claude-opus-4-8, 2.1.332:
+    claude-opus-5-5): read off its first request to a fake Anthropic of its own (the box sees
+    nothing, nothing is billed), then the client is stopped (it retries a refusal for long)."""
+    assert CLAUDE is not None
+    probe = FakeAnthropic(api_keys=()).start()
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            env = {**claude_env_for(probe.base_url, Path(home)), "ANTHROPIC_API_KEY": "sk-probe"}
+            _first_request(probe, [CLAUDE, "-p", "hi", *args], env, home)
+        asked = [r.body["model"] for r in probe.requests if isinstance(r.body, dict)]
+    finally:
+        probe.stop()
+    assert asked, f"claude {args} sent no request"
+    return str(asked[0])
+
+
+def _first_request(probe: FakeAnthropic, command: list[str], env: dict[str, str], cwd: str) -> None:
+    """Runs `command` until `probe` has a request (60 s at most), then stops it."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not probe.requests and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+
+
+@functools.cache
+def claude_version() -> tuple[int, ...]:
+    """The installed Claude Code's version (`claude --version`: "2.1.332 (Claude Code)")."""
+    assert CLAUDE is not None
+    done = subprocess.run([CLAUDE, "--version"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, check=True)  # fmt: skip
+    return tuple(int(part) for part in done.stdout.split()[0].split("."))
+
+
+def default_model() -> str:
+    """What Claude Code asks for when told nothing (and for `/model opus`)."""
+    return asked_model()
 
 
 @pytest.fixture(autouse=True)
 def default_alias(box: MessagesBox) -> None:
     """Claude Code's default model name routed to the Anthropic model, as an operator would."""
-    box.cli("models", "alias", DEFAULT_MODEL, MODEL)
+    box.cli("models", "alias", default_model(), MODEL)
 
 
 def run_claude(box: MessagesBox, home: Path, auth: dict[str, str], *args: str) -> Any:
@@ -72,10 +119,15 @@ def run_claude(box: MessagesBox, home: Path, auth: dict[str, str], *args: str) -
 
 def claude_env(box: MessagesBox, home: Path) -> dict[str, str]:
     """Claude Code's environment: the box, a throwaway HOME, nothing else contacted."""
+    return claude_env_for(box.server.base_url, home)
+
+
+def claude_env_for(base_url: str, home: Path) -> dict[str, str]:
+    """Claude Code's environment: this Messages API, a throwaway HOME, nothing else contacted."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
-        "ANTHROPIC_BASE_URL": box.server.base_url,
+        "ANTHROPIC_BASE_URL": base_url,
         "DISABLE_TELEMETRY": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
@@ -95,11 +147,13 @@ def test_a_plain_prompt_with_the_auth_token(fresh: MessagesBox, tmp_path: Path) 
 def hello_through_an_openai_model(box: MessagesBox, home: Path, key: str) -> Any:
     """Claude Code's answer to "Say hello" with its default model name aliased to an OpenAI
     model for the while (then to the Anthropic one again)."""
-    box.cli("models", "alias", DEFAULT_MODEL, OPENAI_MODEL)
+    box.cli("models", "alias", default_model(), OPENAI_MODEL)
+    box.until_reloaded()  # 2.1.332 starts fast enough to be routed by the snapshot of before
     try:
         return run_claude(box, home, {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
     finally:
-        box.cli("models", "alias", DEFAULT_MODEL, MODEL)
+        box.cli("models", "alias", default_model(), MODEL)
+        box.until_reloaded()  # the next test's default name goes to the Anthropic model again
 
 
 def completions(box: MessagesBox) -> list[Any]:
@@ -151,8 +205,9 @@ def test_a_model_on_an_openai_provider_by_translation(fresh: MessagesBox, tmp_pa
 
 
 def test_claude_codes_default_name_on_an_openai_model(fresh: MessagesBox, tmp_path: Path) -> None:
-    """Claude Code asks its default model with `anthropic-beta: context-1m-*`: a flag only an
-    Anthropic upstream acts on (and bills for), never sent to an OpenAI one, so not refused."""
+    """Claude Code's default name routed to an OpenAI model: its betas (2.1.197 asks its
+    default with `anthropic-beta: context-1m-*`, which only an Anthropic upstream acts on and
+    bills for) are never sent to an OpenAI one, so not refused."""
     email, key = fresh.new_key()
     fresh.openai_fake.push(*[OpenAIReply(content="Translated hello.")] * 5)
     answer = hello_through_an_openai_model(fresh, tmp_path / "home", key)
@@ -227,3 +282,34 @@ def test_the_default_name_on_a_model_that_does_not_reason(
     one = usd_nanos((50, OPENAI_PRICES["in"]), (3, OPENAI_PRICES["out"]))
     after, held = fresh.balance_nanos(email)
     assert (before - after, held) == (one * answered, 0)
+
+
+def test_model_discovery_lists_the_boxs_claude_names(fresh: MessagesBox, tmp_path: Path) -> None:
+    """Claude Code's gateway model discovery (`CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1`, as
+    the README says) fills `/model` from the box's `GET /v1/models`: the names that begin with
+    claude or anthropic, aliases included (cached where Claude Code keeps them). 2.1.197 does
+    not discover in `claude -p`; 2.1.332 does."""
+    if claude_version() < (2, 1, 332):
+        pytest.skip(f"Claude Code {claude_version()} does not discover gateway models in -p")
+    _, key = fresh.new_key()
+    home = tmp_path / "home"
+    discovery = {"CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"}
+    run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key, **discovery}, "Say hello")
+    cached = json.loads((home / ".claude" / "cache" / "gateway-models.json").read_text())
+    listed = {model["id"] for model in cached["models"]}
+    assert {MODEL, default_model(), OPENAI_ALIAS} <= listed, listed
+    assert OPENAI_MODEL not in listed  # Claude Code keeps claude* and anthropic* names only
+
+
+def test_the_users_own_anthropic_key_still_exported(fresh: MessagesBox, tmp_path: Path) -> None:
+    """The README's word for a user who keeps ANTHROPIC_API_KEY (their own Anthropic key)
+    exported beside ANTHROPIC_AUTH_TOKEN (the box's): Claude Code works through the box, which
+    never forwards the user's own key."""
+    email, key = fresh.new_key()
+    own = "sk-ant-api03-the-users-own-key"
+    fresh.fake.script(*[Reply(text="Hello from the box.")] * 5)
+    auth = {"ANTHROPIC_AUTH_TOKEN": key, "ANTHROPIC_API_KEY": own}
+    answer = run_claude(fresh, tmp_path / "home", auth, "Say hello")
+    assert answer["result"] == "Hello from the box."
+    assert fresh.fake.requests and all(own not in r.headers.values() for r in fresh.fake.requests)
+    assert fresh.usage_rows(email)

@@ -347,12 +347,14 @@ def test_billed_extras_need_the_operators_permission(
 ) -> None:
     _, key = fresh.new_key()
     fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    fresh.until_reloaded()  # else a snapshot read within the last half second still allows it
     try:
         body = {"model": MODEL, "max_tokens": 10,
                 "messages": [{"role": "user", "content": "x"}], **extra}  # fmt: skip
         answer = post(fresh, key, body, **headers)
     finally:
         fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+        fresh.until_reloaded()  # Claude Code's tests send context-1m (2.1.197 does)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert field in answer.json()["error"]["message"]

@@ -264,3 +264,68 @@ def test_a_pdf_a_tool_returned_reaches_the_openai_model(fresh: MessagesBox) -> N
     data = "data:application/pdf;base64,JVBERi0xLjQgZmFrZQ=="
     assert sent[-1] == {"role": "user", "content": [
         {"type": "file", "file": {"filename": "document.pdf", "file_data": data}}]}  # fmt: skip
+
+
+def _translated(box: MessagesBox, key: str, body: dict) -> dict:
+    """The Chat Completions body the OpenAI fake received for this Messages body."""
+    box.openai_fake.push(Reply(content="ok"))
+    answer = httpx.post(f"{box.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return box.openai_fake.requests[-1].body
+
+
+def test_per_message_effort_is_the_effort_the_openai_model_is_asked_for(
+    fresh: MessagesBox,
+) -> None:
+    """Claude Code 2.1.332 sets its effort per turn: a system message with `output_config`
+    (Anthropic's per-message effort, content empty or not). It applies to the answer of the
+    user turn it follows, or from the next user turn with new input (a turn of tool results
+    alone is none); an effort-only system message carries no text to send."""
+    _, key = fresh.new_key()
+    low = {"role": "system", "content": [], "output_config": {"effort": "low"}}
+    use = {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"path": "a"}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "file a"}
+    cases = (
+        ([{"role": "user", "content": "x"}, low], "low"),
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}, low,
+          {"role": "user", "content": "z"}], "low"),
+        ([{"role": "user", "content": "x"}, {"role": "assistant", "content": [use]},
+          {"role": "user", "content": [result]}, low], "high"),
+        ([{"role": "user", "content": "x"}, {**low, "content": "Be brief."}], "low"),
+    )  # fmt: skip
+    for messages, expected in cases:
+        body = {"model": OPENAI_ALIAS, "max_tokens": 50, "thinking": {"type": "adaptive"},
+                "output_config": {"effort": "high"}, "messages": messages,
+                "tools": TOOLS}  # fmt: skip
+        sent = _translated(fresh, key, body)
+        assert sent["reasoning_effort"] == expected, messages
+        systems = [m["content"] for m in sent["messages"] if m["role"] == "system"]
+        texts = [m["content"] for m in messages if m["role"] == "system" and m["content"]]
+        assert systems == texts, systems
+
+
+def test_deferred_tools_reach_the_openai_model_once_a_tool_result_loads_them(
+    fresh: MessagesBox,
+) -> None:
+    """Claude Code 2.1.332 searches its own tools: deferred ones (`defer_loading`, among them a
+    placeholder never to be called) stay out of the model's tools until its ToolSearch tool's
+    result loads them by `tool_reference`; then they are tools like any other."""
+    _, key = fresh.new_key()
+    schema = {"type": "object", "properties": {}}
+    tools = [*TOOLS, {"name": "ToolSearch", "input_schema": schema},
+             {"name": "DeferredToolPlaceholder", "input_schema": schema, "defer_loading": True},
+             {"name": "WebFetch", "input_schema": schema, "defer_loading": True}]  # fmt: skip
+    body = {"model": OPENAI_ALIAS, "max_tokens": 50, "tools": tools,
+            "messages": [{"role": "user", "content": "fetch it"}]}  # fmt: skip
+    sent = _translated(fresh, key, body)
+    assert [t["function"]["name"] for t in sent["tools"]] == ["Read", "ToolSearch"]
+    search = {"type": "tool_use", "id": "toolu_2", "name": "ToolSearch", "input": {}}
+    loaded = {"type": "tool_result", "tool_use_id": "toolu_2",
+              "content": [{"type": "tool_reference", "tool_name": "WebFetch"}]}  # fmt: skip
+    body["messages"] += [{"role": "assistant", "content": [search]},
+                         {"role": "user", "content": [loaded]}]  # fmt: skip
+    sent = _translated(fresh, key, body)
+    assert [t["function"]["name"] for t in sent["tools"]] == ["Read", "ToolSearch", "WebFetch"]
+    tool_messages = [m for m in sent["messages"] if m["role"] == "tool"]
+    assert tool_messages and "WebFetch" in tool_messages[0]["content"]

@@ -1,0 +1,66 @@
+"""Tool definitions and tool references, as strictly as Anthropic checks them (for the fake).
+
+`tools_problem(tools)` words the first problem of a request's `tools` as Anthropic does, or
+None: fields, name pattern, input schema (the strict subset when `strict`), unique names, and
+`defer_loading` (tool search: a deferred tool's schema stays out of the context until a
+`tool_reference` in a tool result loads it; at least one tool must stay loaded).
+`tool_reference_problem(block, where)` checks such a reference block.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.fakes.anthropic_checks import schema_problem
+
+TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+TOOL_FIELDS = {
+    "name", "description", "input_schema", "cache_control", "strict", "type", "defer_loading",
+}  # fmt: skip
+
+
+def _tool_problem(tool: Any, where: str) -> str | None:
+    if not isinstance(tool, dict):
+        return f"{where}: Input should be a valid dictionary"
+    extra = set(tool) - TOOL_FIELDS
+    if extra:
+        return f"{where}.{sorted(extra)[0]}: Extra inputs are not permitted"
+    if not isinstance(tool.get("name"), str) or not TOOL_NAME_RE.match(tool["name"]):
+        return f"{where}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+    schema = tool.get("input_schema")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return f"{where}.input_schema.type: Input should be 'object'"
+    if "defer_loading" in tool and not isinstance(tool["defer_loading"], bool):
+        return f"{where}.defer_loading: Input should be a valid boolean"
+    return schema_problem(schema, f"{where}.input_schema") if tool.get("strict") else None
+
+
+def tools_problem(tools: Any) -> str | None:
+    """Anthropic's refusal of a request's tools, or None."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return "tools: Input should be a valid list"
+    names: set[str] = set()
+    for i, tool in enumerate(tools):
+        problem = _tool_problem(tool, f"tools.{i}")
+        if problem:
+            return problem
+        if tool["name"] in names:
+            return f"tools: Tool names must be unique ({tool['name']})"
+        names.add(tool["name"])
+    if tools and all(tool.get("defer_loading") is True for tool in tools):
+        return "All tools have defer_loading set. At least one tool must be non-deferred."
+    return None
+
+
+def tool_reference_problem(block: dict[str, Any], where: str) -> str | None:
+    """A `tool_reference` block of a tool result (client-side tool search): the name of the
+    tool it loads, and nothing else but a cache breakpoint."""
+    extra = set(block) - {"type", "tool_name", "cache_control"}
+    if extra:
+        return f"{where}.{sorted(extra)[0]}: Extra inputs are not permitted"
+    if not isinstance(block.get("tool_name"), str) or not block["tool_name"]:
+        return f"{where}.tool_name: Field required"
+    return None
