@@ -19,6 +19,7 @@ from codelace_box.db.backup import backup_database, set_aside
 from codelace_box.db.core import close_database, open_database, quick_check, utcnow
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.openlock import nobody_else
+from codelace_box.db.sqlite_file import read_only_rows
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, NotFound
 
@@ -77,18 +78,7 @@ def _record_restore(staging: str, target: str, backup: str, version: int) -> Non
 def _audit_head_of(path: str) -> dict[str, object]:
     """How many audit entries the database being replaced holds and its newest one's hash
     (None for either when the file, or its log, cannot be read)."""
-    import apsw
-
-    try:
-        connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error:
-        return {"audit_entries": None, "audit_hash": None}
-    try:
-        rows = list(connection.execute("SELECT entries, hash FROM audit_head WHERE id = 1"))
-    except apsw.Error:
-        rows = []
-    finally:
-        connection.close()
+    rows = read_only_rows(path, "SELECT entries, hash FROM audit_head WHERE id = 1")
     entries, digest = rows[0] if rows else (None, None)
     return {"audit_entries": entries, "audit_hash": digest}
 

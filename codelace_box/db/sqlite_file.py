@@ -94,3 +94,18 @@ def storage_failed(exc: BaseException) -> bool:
     file: a 503 for the client and one line for the operator, not a bug's traceback."""
     seen = [exc, exc.__cause__, exc.__context__, getattr(exc, "orig", None), *exc.args[:1]]
     return any(isinstance(error, STORAGE_ERRORS) for error in seen)
+
+
+def read_only_rows(path: str, sql: str) -> list[tuple[object, ...]] | None:
+    """The rows of one query on a SQLite file opened read-only, never created nor migrated;
+    None when the file or the table cannot be read (a file that is not a database, an old one)."""
+    try:
+        connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return None
+    try:
+        return [tuple(row) for row in connection.execute(sql)]
+    except apsw.Error:
+        return None
+    finally:
+        connection.close()
