@@ -40,7 +40,7 @@ BILLED_FIELDS: dict[str, str] = {
 }
 # Values of a field that buy nothing extra (a list passes when all its items do).
 FREE_VALUES: dict[str, frozenset[Any]] = {
-    "service_tier": frozenset({"auto", "default", "standard_only"}),
+    "service_tier": frozenset({"auto", "default"}),
     "modalities": frozenset({"text"}),
     "speed": frozenset({"standard"}),
     "inference_geo": frozenset({"global"}),

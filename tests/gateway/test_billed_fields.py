@@ -86,6 +86,19 @@ def test_ordinary_parameters_and_free_values_pass(
     assert all(sent.get(name) == value for name, value in extra.items())
 
 
+@pytest.mark.parametrize("tier", ["priority", "flex", "scale", "standard_only"])
+def test_every_service_tier_but_auto_and_default_is_refused(
+    box: Box, fake: FakeOpenAI, tier: str
+) -> None:
+    """The contract names the two that pass; any other tier (Anthropic's `standard_only`
+    too) waits for the operator's --allow-field service_tier."""
+    _, key = box.new_user("1")
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(box, key, service_tier=tier)
+    assert caught.value.code == "field_not_allowed"
+    assert fake.requests == []
+
+
 def test_streams_are_refused_too(box: Box, fake: FakeOpenAI) -> None:
     _, key = box.new_user("1")
     with pytest.raises(openai.BadRequestError) as caught:
