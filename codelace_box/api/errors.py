@@ -40,7 +40,9 @@ def envelope(status: int, message: str, error_type: str, code: str) -> HTTPRespo
 # line and the metrics as the client's doing, not the server's error.
 CLIENT_CLOSED = 499
 
-ANTHROPIC_ROUTES = "/v1/messages"  # and everything under it: Anthropic's error shape
+# The two routes whose errors have Anthropic's shape (any query string); every other path,
+# one under them that is no route (Anthropic's batches API) too, keeps the OpenAI envelope.
+ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 
 
 def render_error(request: Request, exc: BaseException) -> HTTPResponse:
@@ -50,7 +52,7 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None:
         _close_if_body_too_large(request)
     path = request.path if request is not None else ""
-    if path == ANTHROPIC_ROUTES or path.startswith(ANTHROPIC_ROUTES + "/"):
+    if path.rstrip("/") in ANTHROPIC_ROUTES:
         return _as_anthropic(response)
     return response
 
