@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import Reply, ToolUse
 from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
-from tests.messages.test_claude_code import CLAUDE, run_claude
+from tests.messages.test_claude_code import CLAUDE, notes_home, run_claude
 
 
 @pytest.mark.parametrize("model", [ALIAS, OPENAI_ALIAS])
@@ -31,10 +31,8 @@ def test_claude_code_keeps_thinking_in_a_tool_loop_on_an_alias(
     fresh: MessagesBox, tmp_path: Path
 ) -> None:
     _, key = fresh.new_key()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "notes.txt").write_text("the secret word is pelican\n")
-    use = ToolUse(id="toolu_9", name="Read", input={"file_path": str(home / "notes.txt")})
+    home, notes = notes_home(tmp_path)
+    use = ToolUse(id="toolu_9", name="Read", input={"file_path": str(notes)})
     fresh.fake.script(Reply(text="", thinking="Read it.", tool_uses=[use]),
                       Reply(text="The word is pelican."))  # fmt: skip
     answer = run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key},

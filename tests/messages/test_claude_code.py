@@ -117,6 +117,16 @@ def run_claude(box: MessagesBox, home: Path, auth: dict[str, str], *args: str) -
     return json.loads(done.stdout)
 
 
+def notes_home(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway HOME for Claude Code holding notes.txt, which tells the secret word (the
+    tool-loop tests ask for it); the home and the note's path."""
+    home = tmp_path / "home"
+    home.mkdir()
+    notes = home / "notes.txt"
+    notes.write_text("the secret word is pelican\n")
+    return home, notes
+
+
 def claude_env(box: MessagesBox, home: Path) -> dict[str, str]:
     """Claude Code's environment: the box, a throwaway HOME, nothing else contacted."""
     return claude_env_for(box.server.base_url, home)
@@ -163,10 +173,8 @@ def completions(box: MessagesBox) -> list[Any]:
 
 def test_a_tool_loop_with_claude_codes_own_read_tool(fresh: MessagesBox, tmp_path: Path) -> None:
     _, key = fresh.new_key()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "notes.txt").write_text("the secret word is pelican\n")
-    read = ToolUse("toolu_01", "Read", {"file_path": str(home / "notes.txt")})
+    home, notes = notes_home(tmp_path)
+    read = ToolUse("toolu_01", "Read", {"file_path": str(notes)})
     fresh.fake.script(Reply(text="", tool_uses=[read]), Reply(text="The word is pelican."))
     answer = run_claude(fresh, home, {"ANTHROPIC_API_KEY": key}, "What is the secret word in "
                         "notes.txt?", "--allowedTools", "Read")  # fmt: skip

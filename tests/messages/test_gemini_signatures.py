@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox, openai_chunk
-from tests.messages.test_claude_code import CLAUDE, run_claude
+from tests.messages.test_claude_code import CLAUDE, notes_home, run_claude
 
 pytestmark = NEEDS_SDK
 
@@ -92,10 +92,8 @@ def test_an_unsigned_call_keeps_its_id_as_it_is(fresh: MessagesBox) -> None:
 @pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
 def test_claude_codes_tool_loop_on_gemini(fresh: MessagesBox, tmp_path: Path) -> None:
     _, key = fresh.new_key()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "notes.txt").write_text("the secret word is pelican\n")
-    fresh.openai_fake.push(gemini_stream(json.dumps({"file_path": str(home / "notes.txt")})),
+    home, notes = notes_home(tmp_path)
+    fresh.openai_fake.push(gemini_stream(json.dumps({"file_path": str(notes)})),
                            Reply(content="The word is pelican."))  # fmt: skip
     question = "What is the secret word in notes.txt?"
     auth = {"ANTHROPIC_AUTH_TOKEN": key}

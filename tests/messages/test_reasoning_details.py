@@ -23,7 +23,7 @@ from tests.messages.conftest import (
     MessagesBox,
     openai_chunk,
 )
-from tests.messages.test_claude_code import CLAUDE, run_claude
+from tests.messages.test_claude_code import CLAUDE, notes_home, run_claude
 
 JSON = dict[str, Any]
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
@@ -162,10 +162,8 @@ def test_a_chat_client_hands_them_back_itself(fresh: MessagesBox) -> None:
 def test_claude_code_hands_them_back(fresh: MessagesBox, tmp_path: Path) -> None:
     """The real Claude Code keeps the sealed blocks of a streamed answer in its tool loop."""
     _, key = fresh.new_key()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "notes.txt").write_text("the secret word is pelican\n")
-    arguments = json.dumps({"file_path": str(home / "notes.txt")})
+    home, notes = notes_home(tmp_path)
+    arguments = json.dumps({"file_path": str(notes)})
     call = {**CALL, "function": {"name": "Read", "arguments": arguments}}
     deltas = [*CLAUDE_STREAM[:3], {"tool_calls": [call]}, CLAUDE_STREAM[4]]
     frames = [openai_chunk(delta) for delta in deltas]

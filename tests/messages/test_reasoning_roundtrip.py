@@ -5,7 +5,6 @@ unless the reasoning of the assistant turn that called tools is sent back with i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from tests.messages.conftest import (
     openai_chunk,
     tool_call_piece,
 )
-from tests.messages.test_claude_code import CLAUDE, run_claude
+from tests.messages.test_claude_code import CLAUDE, notes_home, run_claude
 
 pytestmark = NEEDS_SDK
 
@@ -89,10 +88,8 @@ def test_claude_codes_tool_loop_on_a_reasoning_model(fresh: MessagesBox, tmp_pat
     """Claude Code's own Read tool on a DeepSeek-like model: the second turn carries the first
     turn's reasoning back (DeepSeek would refuse it otherwise)."""
     _, key = fresh.new_key()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "notes.txt").write_text("the secret word is pelican\n")
-    arguments = json.dumps({"file_path": str(home / "notes.txt")})
+    home, notes = notes_home(tmp_path)
+    arguments = json.dumps({"file_path": str(notes)})
     fresh.openai_fake.push(thinking_then_call("Read notes.txt first.", arguments),
                            Reply(content="The word is pelican."))  # fmt: skip
     question = "What is the secret word in notes.txt?"
@@ -103,7 +100,7 @@ def test_claude_codes_tool_loop_on_a_reasoning_model(fresh: MessagesBox, tmp_pat
     assert answer["result"] == "The word is pelican."
     calling = [t for t in assistant_turns(fresh) if t.get("tool_calls")]
     assert calling and calling[-1].get("reasoning_content") == "Read notes.txt first."
-    assert os.path.exists(home / "notes.txt")
+    assert notes.exists()
 
 
 def test_openais_own_api_is_sent_no_reasoning_content() -> None:
