@@ -226,55 +226,6 @@ def test_the_bearer_header_works_like_x_api_key(fresh: MessagesBox) -> None:
     assert "authorization" not in {k.lower() for k in fresh.fake.requests[-1].headers}
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "kind"),
-    [
-        ({"model": "nobody/none", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-         404, "not_found_error"),
-        ({"model": "claude-unknown-9", "max_tokens": 5,
-          "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
-        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
-         400, "invalid_request_error"),
-        ({"model": MODEL, "max_tokens": 5, "messages": []}, 400, "invalid_request_error"),
-        ("not an object", 400, "invalid_request_error"),
-    ],
-)  # fmt: skip
-def test_refusals_have_anthropics_shape_and_never_reach_the_upstream(
-    fresh: MessagesBox, body: object, status: int, kind: str
-) -> None:
-    _, key = fresh.new_key()
-    answer = post(fresh, key, body)
-    assert answer.status_code == status
-    payload = answer.json()
-    assert payload["type"] == "error" and payload["error"]["type"] == kind
-    assert payload["error"]["message"]
-    assert fresh.fake.requests == []
-
-
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages/batches",
-                                  "/v1/messages/count_tokens/x", "/v1/messagesx"])  # fmt: skip
-def test_other_routes_keep_the_openai_envelope(fresh: MessagesBox, path: str) -> None:
-    """Only /v1/messages and /v1/messages/count_tokens answer in Anthropic's shape; a path
-    under them that is no route (Anthropic's batches API, which the box does not serve) is
-    another route, with the OpenAI envelope."""
-    _, key = fresh.new_key()
-    answer = httpx.post(f"{fresh.server.base_url}{path}", json={}, timeout=10,
-                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"})  # fmt: skip
-    assert answer.status_code in (401, 404) and answer.json()["error"]["code"]
-    assert "type" not in answer.json()
-
-
-@pytest.mark.parametrize("method", ["GET", "PUT"])
-@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
-def test_a_wrong_method_on_the_two_routes_has_anthropics_shape(
-    fresh: MessagesBox, path: str, method: str
-) -> None:
-    answer = httpx.request(method, f"{fresh.server.base_url}{path}", timeout=10)
-    assert answer.status_code == 405 and "POST" in answer.headers["allow"]
-    assert answer.json()["error"]["type"] == "invalid_request_error"
-    assert answer.json()["type"] == "error"
-
-
 def test_an_error_event_before_any_content_is_retried_like_a_529(fresh: MessagesBox) -> None:
     email, key = fresh.new_key()
     fresh.fake.script(

@@ -1,0 +1,60 @@
+"""Errors on the Messages API: Anthropic's shape on exactly its two routes
+(`{"type": "error", "error": {"type", "message"}}`, the box's statuses), the OpenAI envelope on
+every other path, those under /v1/messages that are no route too."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.messages.conftest import MODEL, MessagesBox
+from tests.messages.test_passthrough import post
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        ({"model": "nobody/none", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+         404, "not_found_error"),
+        ({"model": "claude-unknown-9", "max_tokens": 5,
+          "messages": [{"role": "user", "content": "x"}]}, 404, "not_found_error"),
+        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
+         400, "invalid_request_error"),
+        ({"model": MODEL, "max_tokens": 5, "messages": []}, 400, "invalid_request_error"),
+        ("not an object", 400, "invalid_request_error"),
+    ],
+)  # fmt: skip
+def test_refusals_have_anthropics_shape_and_never_reach_the_upstream(
+    fresh: MessagesBox, body: object, status: int, kind: str
+) -> None:
+    _, key = fresh.new_key()
+    answer = post(fresh, key, body)
+    assert answer.status_code == status
+    payload = answer.json()
+    assert payload["type"] == "error" and payload["error"]["type"] == kind
+    assert payload["error"]["message"]
+    assert fresh.fake.requests == []
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages/batches",
+                                  "/v1/messages/count_tokens/x", "/v1/messagesx"])  # fmt: skip
+def test_other_routes_keep_the_openai_envelope(fresh: MessagesBox, path: str) -> None:
+    """Only /v1/messages and /v1/messages/count_tokens answer in Anthropic's shape; a path
+    under them that is no route (Anthropic's batches API, which the box does not serve) is
+    another route, with the OpenAI envelope."""
+    _, key = fresh.new_key()
+    answer = httpx.post(f"{fresh.server.base_url}{path}", json={}, timeout=10,
+                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"})  # fmt: skip
+    assert answer.status_code in (401, 404) and answer.json()["error"]["code"]
+    assert "type" not in answer.json()
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_wrong_method_on_the_two_routes_has_anthropics_shape(
+    fresh: MessagesBox, path: str, method: str
+) -> None:
+    answer = httpx.request(method, f"{fresh.server.base_url}{path}", timeout=10)
+    assert answer.status_code == 405 and "POST" in answer.headers["allow"]
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert answer.json()["type"] == "error"
