@@ -12,8 +12,9 @@ back the whole credit, never a nano short), never more than the credit. A charge
 amount in the refund's currency cannot be read: the whole top-up is taken back (at most that
 ever is) and the error log names it for the operator.
 
-Stripe's amounts are 64-bit integers: a signed event with one past that is no event Stripe
-sent, and is refused (400 `invalid_event`) before anything is written.
+Stripe's amounts are 64-bit integers: a signed event with one past that (a refund's, a
+dispute's, or that of the charge it is of) is no event Stripe sent, and is refused (400
+`invalid_event`) before anything is written.
 """
 
 from __future__ import annotations
@@ -87,12 +88,18 @@ def parse_reversals(
 
 def charge_amount_in(charge: dict[str, Any], currency: str) -> int | None:
     """The charge's amount in `currency` (its own, or what it presented the customer), if it
-    names one that is a positive integer."""
+    names one that is a positive integer. InvalidRequest for an amount past 64 bits (the
+    share's divisor: read, it would take back next to nothing)."""
     presented = charge.get("presentment_details")
     candidates = [(charge.get("currency"), charge.get("amount"))]
     if isinstance(presented, dict):
         candidates.append(
             (presented.get("presentment_currency"), presented.get("presentment_amount"))
+        )
+    if any(isinstance(amount, int) and amount > MAX_STRIPE_AMOUNT for _, amount in candidates):
+        raise InvalidRequest(
+            f"Stripe charge {str(charge.get('id'))[:100]!r} has an amount past 64 bits",
+            code="invalid_event",
         )
     for named, amount in candidates:
         if str(named or "").lower() != currency or isinstance(amount, bool):

@@ -80,6 +80,6 @@ def unseal(value: Any, model: str) -> list[JSON]:
         return []
     try:
         details = json.loads(base64.urlsafe_b64decode(encoded.encode()))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # junk, or nested past the limit
         return []
     return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []

@@ -149,3 +149,28 @@ def test_an_int64_amount_whose_nanos_no_column_holds_takes_at_most_the_credit(
     assert results(box, [event]) == ["reversed"]
     assert box.balance_nanos(buyer) == 0
     assert refunded_usd(box, buyer, session_id) == 20
+
+
+@pytest.mark.parametrize("field", ["amount", "presentment_amount"])
+def test_a_charge_amount_past_int64_is_a_bad_event_too(box: BillingBox, field: str) -> None:
+    """The charge an event embeds is of the event too: its amount (on older API versions, or
+    its presentment amount on current ones) past 64 bits is no charge Stripe made. Read as
+    the share's divisor it made the refund take back a nano-USD of the 20 USD."""
+    buyer, session_id = localized_topup(box, 20, 1843)
+    charge_refunded, created = box.double.refund(session_id, amount=1000)
+    charge = charge_refunded["data"]["object"]
+    refund = created["data"]["object"] | {"amount": 1843, "currency": "eur"}
+    listed = {"object": "list", "data": [refund], "has_more": False}
+    if field == "amount":
+        embedded = charge | {"amount": INT64_MAX + 1, "currency": "eur", "refunds": listed}
+        embedded.pop("presentment_details")
+    else:
+        presented = {"presentment_amount": INT64_MAX + 1, "presentment_currency": "eur"}
+        embedded = charge | {"presentment_details": presented, "refunds": listed}
+    event = box.double.event("charge.refunded", embedded)
+    answer = box.deliver(event)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_event"
+    assert box.query("SELECT id FROM stripe_event WHERE id = ?", event["id"]) == []
+    assert reversals(box, buyer) == []
+    assert box.balance_nanos(buyer) == 20 * NANOS

@@ -6,6 +6,7 @@ the thinking block's signature, which Claude Code returns untouched. An Anthropi
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from codelace_box.providers.messages_openai import chat_body
-from codelace_box.providers.reasoning_details import seal
+from codelace_box.providers.reasoning_details import PREFIX, model_tag, seal
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import (
     ALIAS,
@@ -192,3 +193,34 @@ def test_streamed_pieces_merge_by_index_and_type() -> None:
         {"type": "reasoning.summary", "summary": "Plan it.", "index": 0},
         {"type": "reasoning.text", "text": "ab", "signature": "s1", "index": 1},
     ]
+
+
+def _forged(raw: bytes) -> str:
+    """A signature in the sealed form for the called model, around bytes a user chose (the
+    model's tag is no secret: anyone can write one)."""
+    return f"{PREFIX}{model_tag(OPENAI_MODEL)}:{base64.urlsafe_b64encode(raw).decode()}"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [_forged(b"[" * 100_000), _forged(b"\xff\xfe junk"), f"{PREFIX}{model_tag(OPENAI_MODEL)}:!!"],
+    ids=["nested-past-the-recursion-limit", "not-utf8", "not-base64"],
+)
+def test_a_forged_signature_is_dropped_not_a_crash(fresh: MessagesBox, signature: str) -> None:
+    """A thinking block handed back with a signature in the sealed form that carries no
+    details (JSON nested deeper than Python's recursion limit made a 500 before any upstream
+    call): the turn goes up without details and is answered and charged as any other."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="done"))
+    thinking = {"type": "thinking", "thinking": "x", "signature": signature}
+    body = {"model": OPENAI_ALIAS, "max_tokens": 10, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [thinking, {"type": "text", "text": "Hello."}]},
+        {"role": "user", "content": "again"}]}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["content"] == [{"type": "text", "text": "done"}]
+    [turn] = [m for m in fresh.openai_fake.requests[-1].body["messages"]
+              if m["role"] == "assistant"]  # fmt: skip
+    assert "reasoning_details" not in turn

@@ -1,0 +1,98 @@
+"""A payer's or a shuffled delivery's attempts to keep credit Stripe took back: refunds and
+disputes heard of before the credit, a dispute won before the credit, a second dispute after a
+won one, partial refunds in several events delivered twice; against the running box with
+signed events from the double."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.billing.conftest import BillingBox
+from tests.billing.test_refunds_disputes import paid_topup, refunded_usd, results, reversals
+
+pytestmark = pytest.mark.timeout(120)
+NANOS = 1_000_000_000
+
+
+def test_a_dispute_taken_before_the_credit_and_won_gives_back_once(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 30)
+    completed = box.double.complete(session_id)
+    created = box.double.dispute(session_id)
+    assert results(box, [created]) == ["unchanged"]  # nothing credited yet: nothing to take
+    assert results(box, [completed]) == ["credited"]
+    assert box.balance_nanos(buyer) == 0  # credited, and the chargeback taken at once
+    won = box.double.close_dispute(created["data"]["object"]["id"], won=True)
+    assert results(box, [won, won, created, completed]) == [
+        "reversed", "duplicate", "duplicate", "duplicate"]  # fmt: skip
+    assert box.balance_nanos(buyer) == 30 * NANOS
+    assert sum(row[0] for row in reversals(box, buyer)) == 0
+    assert refunded_usd(box, buyer, session_id) == 0
+
+
+def test_a_dispute_won_before_the_credit_takes_nothing(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 30)
+    completed = box.double.complete(session_id)
+    created = box.double.dispute(session_id)
+    won = box.double.close_dispute(created["data"]["object"]["id"], won=True)
+    assert results(box, [won, created, completed]) == ["unchanged", "unchanged", "credited"]
+    assert box.balance_nanos(buyer) == 30 * NANOS
+    assert reversals(box, buyer) == []
+
+
+def test_a_second_dispute_after_a_won_one_takes_the_credit_again(box: BillingBox) -> None:
+    buyer, session_id = paid_topup(box, 25)
+    first = box.double.dispute(session_id)
+    won = box.double.close_dispute(first["data"]["object"]["id"], won=True)
+    second = box.double.dispute(session_id)
+    assert results(box, [first, won, second, won, first]) == [
+        "reversed", "reversed", "reversed", "duplicate", "duplicate"]  # fmt: skip
+    assert box.balance_nanos(buyer) == 0
+    assert refunded_usd(box, buyer, session_id) == 25
+
+
+def test_partial_refunds_delivered_twice_and_out_of_order_take_each_once(
+    box: BillingBox,
+) -> None:
+    buyer, session_id = paid_topup(box, 20)
+    first = box.double.refund(session_id, amount=300)
+    second = box.double.refund(session_id, amount=450)
+    third = box.double.refund(session_id, amount=250)
+    events = [third[1], first[1], *third, second[1], *first, *second]  # refund.created first
+    # charge.refunded lists the charge's refunds at Stripe: the third's takes the second's
+    assert results(box, events) == ["reversed", "reversed", "reversed", "duplicate",
+                                    "unchanged", "unchanged", "duplicate", "unchanged",
+                                    "duplicate"]  # fmt: skip
+    assert box.balance_nanos(buyer) == 10 * NANOS
+    assert refunded_usd(box, buyer, session_id) == 10
+    assert sorted(row[0] for row in reversals(box, buyer)) == [
+        -450 * NANOS // 100, -300 * NANOS // 100, -250 * NANOS // 100]  # fmt: skip
+
+
+def test_a_refund_that_failed_before_the_credit_takes_nothing_after_it(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    completed = box.double.complete(session_id)
+    charge_refunded, created = box.double.refund(session_id, status="pending")
+    failed = box.double.update_refund(created["data"]["object"]["id"], "failed")
+    assert results(box, [created, failed]) == ["unchanged", "unchanged"]
+    assert results(box, [completed, charge_refunded, created]) == [
+        "credited", "unchanged", "duplicate"]  # fmt: skip
+    assert box.balance_nanos(buyer) == 20 * NANOS
+    assert reversals(box, buyer) == []
+
+
+def test_a_setup_sessions_trial_is_no_charge_a_refund_could_name(box: BillingBox) -> None:
+    """A refund event naming the setup session's SetupIntent (no PaymentIntent a top-up paid)
+    finds nothing to take: the trial stays."""
+    buyer = box.customer()
+    setup_id = box.start_setup(buyer)
+    assert box.deliver(box.double.complete(setup_id)).json()["result"] == "trial_granted"
+    trial = box.balance_nanos(buyer)
+    assert trial > 0
+    intent = box.double.sessions[setup_id]["setup_intent"]
+    refund = {"id": "re_trial", "object": "refund", "amount": trial // 10**7, "currency": "usd",
+              "payment_intent": intent, "status": "succeeded", "charge": "ch_none"}  # fmt: skip
+    assert results(box, [box.double.event("refund.created", refund)]) == ["unknown_charge"]
+    assert box.balance_nanos(buyer) == trial
