@@ -212,7 +212,12 @@ class Gateway:
             call.upstream_sec += time.perf_counter() - reading
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
-        body, usage = call.adapter.parse_response(payload, call.answer_model)
+        try:
+            body, usage = call.adapter.parse_response(payload, call.answer_model)
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+            log.warning("request %s: the upstream's answer is not in its API's shape (%s)",
+                        call.request_id, type(exc).__name__)  # fmt: skip
+            raise UpstreamBroken("the upstream's answer is not in its API's shape") from None
         if usage.estimated and not usage.input_tokens:
             usage.input_tokens = call.input_guess()
         return body, usage

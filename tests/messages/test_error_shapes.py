@@ -4,10 +4,13 @@ every other path, those under /v1/messages that are no route too."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
-from tests.messages.conftest import MODEL, MessagesBox
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import MODEL, OPENAI_ALIAS, MessagesBox
 from tests.messages.test_passthrough import post
 
 
@@ -58,3 +61,33 @@ def test_a_wrong_method_on_the_two_routes_has_anthropics_shape(
     assert answer.status_code == 405 and "POST" in answer.headers["allow"]
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert answer.json()["type"] == "error"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "assistant", "content": None, "tool_calls": ["not an object"]},
+        {"role": "assistant", "content": None, "tool_calls": [{"function": "Read"}]},
+        {"role": "assistant", "content": None, "tool_calls": 7},
+    ],
+)
+def test_an_upstream_answer_out_of_its_apis_shape_is_a_502_not_a_crash(
+    fresh: MessagesBox, message: dict[str, object]
+) -> None:
+    """A chat completion the translation cannot read (an OpenAI-compatible server's bug) is
+    the upstream's failure: 502 in Anthropic's shape, nothing charged, the hold released."""
+    email, key = fresh.new_key()
+    start = fresh.balance_nanos(email)
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    completion = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                  "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+                  "usage": usage}  # fmt: skip
+    fresh.openai_fake.push(
+        Reply(raw=[json.dumps(completion).encode()], content_type="application/json")
+    )
+    answer = post(fresh, key, {"model": OPENAI_ALIAS, "max_tokens": 50,
+                               "messages": [{"role": "user", "content": "read a"}]})  # fmt: skip
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == "api_error"
+    assert fresh.balance_nanos(email) == start
+    assert [row["status"] for row in fresh.usage_rows(email)] in ([], ["error"])
