@@ -277,7 +277,7 @@ def _budget_changes(
     if after and not before:
         changes["held_nanos"] = hotpath.holds_to_key(tx, current.id)
     if reset != current.limit_reset or after != before:
-        spent = period_spend(tx, current.id, reset, now)
+        spent = period_spend(tx, current, reset, now)
         changes["spent_nanos"] = spent
         if reset != current.limit_reset:
             changes["period_start"] = new_key_period(values, now)
@@ -286,19 +286,21 @@ def _budget_changes(
     return changes
 
 
-_KEY_SPEND_SINCE_SQL = (
-    "SELECT COALESCE(SUM(cost_nanos), 0) FROM key_day_usage WHERE api_key_id = ? AND day >= ?"
+KEY_SPEND_SINCE_SQL = (  # its account's days from the period's start: a range of the primary key
+    "SELECT COALESCE(SUM(cost_nanos), 0) FROM key_day_usage "
+    "WHERE user_id = ? AND day >= ? AND api_key_id = ?"
 )
 
 
-def period_spend(tx: Tx, key_id: int, reset: str | None, now: datetime) -> int:
+def period_spend(tx: Tx, key: ApiKey, reset: str | None, now: datetime) -> int:
     """What the key spent in the current period of `reset`, from its history: its days since
     the period began (periods begin at midnight UTC, so whole days), or, without reset (one
     period that never ends), its running total."""
     start = period_start(reset, now)
     if start is None:
-        return hotpath.key_usage_cost(tx, key_id)
-    return int(tx.execute(_KEY_SPEND_SINCE_SQL, (key_id, day_of(start))).fetchone()[0])
+        return hotpath.key_usage_cost(tx, key.id)
+    params = (key.user_id, day_of(start), key.id)  # type: ignore[attr-defined]  # peewee's FK id
+    return int(tx.execute(KEY_SPEND_SINCE_SQL, params).fetchone()[0])
 
 
 def parse_account_limit(value: Any, field: str, maximum: int) -> int | None:

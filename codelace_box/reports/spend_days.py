@@ -5,9 +5,11 @@ the settlement keeps (key_day_usage per key, summed per account for `--by user`,
 The figures are the usage rows' own (the same requests, tokens, spend and errors: the
 settlement counts each row into its day in the transaction that writes it), at most a day's
 rows read at each edge instead of every row of the window; and retention, which deletes usage
-rows but never the day totals, no longer makes the whole days short. Per key, what migration
-19 found in the accounts' days but no longer in the rows (deleted by retention before it) is a
-group of its own, its key not known.
+rows but never the day totals, no longer makes the whole days short. Per key, key -1 is a
+group of its own, its key not known: what was counted only in the accounts' days before
+migration 22 (rows retention deleted before migration 19, which filled the key days from the
+rows there were, and what an account's day held beyond its keys' days when migration 22
+dropped the account days).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ _FIGURES = (
     "COALESCE(SUM(d.output_tokens), 0), COALESCE(SUM(d.cost_nanos), 0), "
     "COALESCE(SUM(d.errors), 0)"
 )
-_UNKNOWN_KEY = "(rows deleted before migration 19: key not known)"
+UNKNOWN_KEY = "(key not known: counted per account only, before migration 22)"
 _KEY_ID = "CASE WHEN d.api_key_id < 0 THEN '-' ELSE COALESCE(k.uuid, '') END"
-_KEY_LABEL = f"CASE WHEN d.api_key_id < 0 THEN '{_UNKNOWN_KEY}' ELSE COALESCE(k.key_prefix, '') END"
+_KEY_LABEL = f"CASE WHEN d.api_key_id < 0 THEN '{UNKNOWN_KEY}' ELSE COALESCE(k.key_prefix, '') END"
 _DAY_SQL = {  # the days [first, stop) summed per group, as spend._SELECT groups the rows
     "user": (
         f"SELECT u.uuid, u.email, {_FIGURES} FROM key_day_usage d "

@@ -35,6 +35,7 @@ from codelace_box.db.observability import bump_refusal, refusal_rows
 from codelace_box.db.offload import start_write_thread, stop_db_thread, write_thread
 from codelace_box.errors import ConfigError
 from codelace_box.gateway.metering import admit
+from tests.ports import free_port
 from tests.support import REPO_ROOT, cli_env, run_cli, write_config
 
 SECRET = "a-shared-secret-for-every-box-000000000000"
@@ -375,4 +376,22 @@ def test_scheduled_backups_are_refused_on_postgresql(tmp_path: Path, pg_url: str
     assert doctor.returncode == 0, doctor.stderr
     assert doctor.stdout.splitlines()[-1] == (
         "backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)"
+    )
+
+
+def test_serve_refuses_a_postgresql_database_a_newer_release_migrated(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Many boxes on one database: a box of the older release started after a newer one
+    migrated the schema stops at once, saying why, instead of serving writes the new schema
+    lost (the README's upgrade for many boxes counts on it)."""
+    migrate(open_database(pg_url))
+    SchemaMigration.create(version=LATEST_VERSION + 1, name="a newer release's")
+    close_database()
+    sections = {"database": {"url": pg_url}, "server": {"secret_key": SECRET, "port": free_port()}}
+    config = write_config(tmp_path / "pg.toml", sections)
+    served = run_cli(config, "serve", "--host", "127.0.0.1", timeout=60)
+    assert served.returncode != 0, served.stdout
+    assert f"migration(s) {LATEST_VERSION + 1} that this codelace-box does not know" in (
+        served.stderr
     )

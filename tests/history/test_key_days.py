@@ -23,7 +23,7 @@ from codelace_box.db.core import (
 from codelace_box.db.migrate import LATEST_VERSION, migrate
 from codelace_box.db.migrations import MIGRATIONS, m0009_usage_totals, m0013_account_days
 from codelace_box.db.models import SchemaMigration
-from codelace_box.reports.spend_days import daily_spend_report
+from codelace_box.reports.spend_days import UNKNOWN_KEY, daily_spend_report
 from codelace_box.reports.totals_check import totals_problems
 from tests.history.test_history_units import add_row
 from tests.pg_cluster import wanted_engine
@@ -73,7 +73,7 @@ def test_migration_19_fills_key_days_and_keeps_what_retention_took(
         assert {r.label: r.requests for r in report} == {
             key.key_prefix: 5,
             "(no key)": 5,
-            "(rows deleted before migration 19: key not known)": 2,
+            UNKNOWN_KEY: 2,
         }
         with write_transaction() as tx:
             tx.execute("UPDATE key_day_usage SET requests = requests + 1 WHERE api_key_id = ?",

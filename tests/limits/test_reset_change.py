@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from codelace_box.accounts.keys import create_key, update_key
-from codelace_box.accounts.limits import spent_in_period
+from codelace_box.accounts.limits import KEY_SPEND_SINCE_SQL, spent_in_period
 from codelace_box.accounts.users import create_user
 from codelace_box.api.views import key_view
 from codelace_box.billing.ledger import post_entry
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import POSTGRES, connection, engine, query_all, utcnow, write_transaction
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import Admission
@@ -112,3 +112,23 @@ def test_a_budget_set_on_a_key_without_one_counts_its_whole_life(migrated_db: Pa
     assert _spent(key.id) == sum(spend.values()) + TODAY_NANOS
     update_key(key.uuid, {"limit_usd": "5"})
     assert _spent(key.id) == sum(spend.values()) + TODAY_NANOS
+
+
+def test_a_keys_period_is_read_along_the_key_days_primary_key(migrated_db: Path) -> None:
+    """A reset changed reads the key's days inside the transaction that every admission and
+    settlement of every box waits for (hotpath.one_writer_with_requests): along key_day_usage's
+    primary key (user_id, day, api_key_id), one account's days from the period's start, not a
+    scan of every key's days (the key was not the primary key's first column since migration
+    22 reordered it)."""
+    params = (1, "2026-02-01", 2)
+    if engine() == POSTGRES:  # a few rows: its planner would scan; which index is what counts
+        connection().execute("SET enable_seqscan = off")
+        try:
+            plan = " ".join(str(r[0]) for r in query_all("EXPLAIN " + KEY_SPEND_SINCE_SQL, params))
+        finally:
+            connection().execute("RESET enable_seqscan")
+        assert "key_day_usage_pkey" in plan and "Index Cond: ((user_id = " in plan, plan
+        return
+    rows = query_all("EXPLAIN QUERY PLAN " + KEY_SPEND_SINCE_SQL, params)
+    plan = " ".join(str(r[-1]) for r in rows)
+    assert "SEARCH key_day_usage USING PRIMARY KEY (user_id=? AND day>?)" in plan, plan
