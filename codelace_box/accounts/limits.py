@@ -255,11 +255,11 @@ def apply_key_limits(key: ApiKey, changes: Mapping[str, Any]) -> ApiKey:
     cleared) counts what the key spent in the new current period, from its history."""
     if not changes:
         return key
-    now = utcnow()
     values = dict(changes)
     with write_transaction() as tx:
         if BUDGET_FIELDS & values.keys():  # a rename or an expiry waits for no request
             hotpath.one_writer_with_requests(tx)
+        now = utcnow()  # once the requests' lock is held: a wait across midnight counts
         current = ApiKey.get_by_id(key.id)
         values.update(_budget_changes(tx, current, values, now))
         ApiKey.update(**values).where(ApiKey.id == key.id).execute()
