@@ -12,10 +12,11 @@ import pytest
 
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.payments import list_payments, payment_history
-from codelace_box.db.core import POSTGRES, connection, engine, query_all, write_transaction
+from codelace_box.db.core import write_transaction
 from codelace_box.db.models import Payment
 from codelace_box.db.offload import start_db_thread, stop_db_thread
 from codelace_box.reports import payments as report
+from tests.query_plan import query_plan
 
 T0 = datetime(2026, 3, 1)
 
@@ -45,16 +46,6 @@ async def test_the_history_is_read_on_the_database_thread(migrated_db: Path) -> 
         stop_db_thread()
 
 
-def _plan(sql: str, params: tuple[object, ...]) -> str:
-    if engine() == POSTGRES:  # a few rows: its planner would scan; which index is what counts
-        connection().execute("SET enable_seqscan = off")
-        try:
-            return " ".join(str(r[0]) for r in query_all("EXPLAIN " + sql, params))
-        finally:
-            connection().execute("RESET enable_seqscan")
-    return " ".join(str(r[-1]) for r in query_all("EXPLAIN QUERY PLAN " + sql, params))
-
-
 @pytest.mark.parametrize("whose", ["account", "account on the dashboard", "everyone"])
 def test_a_page_is_read_along_the_index_newest_first(migrated_db: Path, whose: str) -> None:
     alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
@@ -80,6 +71,6 @@ def test_a_page_is_read_along_the_index_newest_first(migrated_db: Path, whose: s
         sql = report._PAYMENTS_SQL + " ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
         params, index = [5], "payment_created_at_id"  # the dashboard's list of everyone's
         assert [p.amount_nanos // 10**9 for p in report.list_payments(5)] == [12, 11, 10, 9, 8]
-    plan = _plan(sql, tuple(params))
+    plan = query_plan(sql, tuple(params))
     assert index in plan, plan
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan  # no sort of every payment

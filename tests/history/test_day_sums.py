@@ -17,7 +17,6 @@ from codelace_box.accounts.users import create_user
 from codelace_box.db.core import (
     POSTGRES,
     close_database,
-    connection,
     engine,
     open_database,
     query_all,
@@ -33,6 +32,7 @@ from codelace_box.reports.totals_check import totals_problems
 from codelace_box.reports.usage import SPEND_DAYS_SQL, spend_history
 from tests.history.test_history_units import add_row
 from tests.pg_cluster import wanted_engine
+from tests.query_plan import query_plan
 
 FIRST = date(2026, 2, 20)  # the rows span a month's end: month to date starts within them
 SPAN = 20  # days with rows
@@ -209,14 +209,9 @@ def test_one_accounts_days_are_one_range_of_the_key_days(migrated_db: Any) -> No
     day, api_key_id), not through every key's days (migration 22's order; it was api_key_id
     first: a scan of the table, 27 ms at a million key days against 0.03 ms)."""
     params = (1, "2026-02-01", "2026-03-02")
-    if engine() == POSTGRES:  # a few rows: its planner would scan; which index is what counts
-        connection().execute("SET enable_seqscan = off")
-        try:
-            plan = " ".join(str(r[0]) for r in query_all("EXPLAIN " + SPEND_DAYS_SQL, params))
-        finally:
-            connection().execute("RESET enable_seqscan")
+    plan = query_plan(SPEND_DAYS_SQL, params)
+    if engine() == POSTGRES:
         assert "key_day_usage_pkey" in plan and "Index Cond: ((user_id = " in plan, plan
         return
-    plan = " ".join(str(r[-1]) for r in query_all("EXPLAIN QUERY PLAN " + SPEND_DAYS_SQL, params))
     assert "SEARCH key_day_usage USING PRIMARY KEY (user_id=? AND day>? AND day<?)" in plan, plan
     assert "TEMP B-TREE" not in plan, plan

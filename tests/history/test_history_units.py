@@ -17,7 +17,6 @@ from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db.core import (
     POSTGRES,
     close_database,
-    connection,
     db_time,
     engine,
     open_database,
@@ -42,6 +41,7 @@ from codelace_box.reports.moments import parse_moment as parse_since
 from codelace_box.reports.traffic import recent_requests, recent_requests_query, usage_totals
 from codelace_box.reports.usage import RECENT_SQL, recent_usage
 from tests.pg_cluster import wanted_engine
+from tests.query_plan import query_plan
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 
@@ -160,18 +160,11 @@ def test_the_customer_page_reads_along_the_index(migrated_db: Path) -> None:
     after = recent_usage(alice, 3, before_id=first[-1].id)
     assert [r.request_id for r in after] == [f"req-{alice}-{n}" for n in (7, 5, 4)]
     sql = RECENT_SQL + " AND id < ? ORDER BY id DESC LIMIT ?"  # what recent_usage runs
-    if engine() == POSTGRES:  # its plan follows its statistics: a dozen rows would be scanned
-        connection().execute("SET enable_seqscan = off")  # which index is what counts
-        try:
-            plan = " ".join(str(row[0]) for row in query_all("EXPLAIN " + sql, (alice, 10**9, 20)))
-        finally:
-            connection().execute("RESET enable_seqscan")
+    plan = query_plan(sql, (alice, 10**9, 20))
+    if engine() == POSTGRES:
         # Not the primary key backwards with a filter (a million other rows read), no sort:
         assert "usage_record_user_id_id" in plan and "Sort" not in plan, plan  # migration 15
         return
-    plan = " ".join(
-        str(row[-1]) for row in query_all("EXPLAIN QUERY PLAN " + sql, (alice, 10**9, 20))
-    )
     assert "usage_record_user_id" in plan and "TEMP B-TREE" not in plan, plan
 
 
@@ -188,15 +181,10 @@ def test_the_dashboard_s_requests_of_one_account_read_along_the_index(migrated_d
         f"req-{u}-{n}" for u, n in ((alice, 11), (alice, 10), (bob, 9))
     ]
     sql, args = recent_requests_query(20, "", alice)
+    plan = query_plan(sql, args)
     if engine() == POSTGRES:
-        connection().execute("SET enable_seqscan = off")
-        try:
-            plan = " ".join(str(row[0]) for row in query_all("EXPLAIN " + sql, args))
-        finally:
-            connection().execute("RESET enable_seqscan")
         assert "usage_record_user_id_id" in plan and "Sort" not in plan, plan
         return
-    plan = " ".join(str(row[-1]) for row in query_all("EXPLAIN QUERY PLAN " + sql, args))
     assert "usage_record_user_id" in plan and "TEMP B-TREE" not in plan, plan
 
 

@@ -17,11 +17,12 @@ from codelace_box.accounts.limits import KEY_SPEND_SINCE_SQL, spent_in_period
 from codelace_box.accounts.users import create_user
 from codelace_box.api.views import key_view
 from codelace_box.billing.ledger import post_entry
-from codelace_box.db.core import POSTGRES, connection, engine, query_all, utcnow, write_transaction
+from codelace_box.db.core import POSTGRES, engine, utcnow, write_transaction
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.metering import Settlement, admit, settle
+from tests.query_plan import query_plan
 
 TODAY_NANOS = 3_000
 
@@ -121,14 +122,8 @@ def test_a_keys_period_is_read_along_the_key_days_primary_key(migrated_db: Path)
     scan of every key's days (the key was not the primary key's first column since migration
     22 reordered it)."""
     params = (1, "2026-02-01", 2)
-    if engine() == POSTGRES:  # a few rows: its planner would scan; which index is what counts
-        connection().execute("SET enable_seqscan = off")
-        try:
-            plan = " ".join(str(r[0]) for r in query_all("EXPLAIN " + KEY_SPEND_SINCE_SQL, params))
-        finally:
-            connection().execute("RESET enable_seqscan")
+    plan = query_plan(KEY_SPEND_SINCE_SQL, params)
+    if engine() == POSTGRES:
         assert "key_day_usage_pkey" in plan and "Index Cond: ((user_id = " in plan, plan
         return
-    rows = query_all("EXPLAIN QUERY PLAN " + KEY_SPEND_SINCE_SQL, params)
-    plan = " ".join(str(r[-1]) for r in rows)
     assert "SEARCH key_day_usage USING PRIMARY KEY (user_id=? AND day>?)" in plan, plan
