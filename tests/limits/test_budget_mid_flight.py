@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -98,6 +99,45 @@ def new_key(box: Box, email: str) -> tuple[str, str]:
     return made.json()["full_key"], made.json()["id"]
 
 
+@dataclass
+class BusyKey:
+    """A box with two workers and a key on the flat model, with its owner's login."""
+
+    box: Box
+    login: str
+    key: str
+    key_id: str
+
+
+def changed_under_load(
+    box_factory: BoxFactory, fake: FakeOpenAI, make_changes: Callable[[BusyKey], None]
+) -> tuple[BusyKey, list[int]]:
+    """Four clients calling the key on two workers while `make_changes` runs; the key, and
+    the status of every call they made."""
+    busy = box_factory("--workers", "2")
+    busy.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
+             "--provider", "fake")  # fmt: skip
+    busy.until_served(FLAT, workers=2)
+    fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.05)
+    email, login = busy.new_user("500")
+    key, key_id = new_key(busy, email)
+    stop = threading.Event()
+
+    def load() -> list[int]:
+        with busy.http(key) as http:
+            body = {"model": FLAT, "messages": HELLO, "max_tokens": CAP}
+            return [http.post("/v1/chat/completions", json=body).status_code
+                    for _ in iter(stop.is_set, True)]  # fmt: skip
+
+    senders = [in_background(load) for _ in range(4)]
+    run = BusyKey(busy, login, key, key_id)
+    try:
+        make_changes(run)
+    finally:
+        stop.set()
+    return run, [status for sender in senders for status in sender.result(60)]
+
+
 def test_a_cap_set_mid_flight_counts_the_request_and_then_refuses(
     box: Box, fake: FakeOpenAI
 ) -> None:
@@ -149,29 +189,16 @@ def test_a_cap_cleared_mid_flight_still_counts_the_request_once(box: Box, fake: 
 def test_budgets_set_and_cleared_under_load_on_two_workers_count_every_charge_once(
     box_factory: BoxFactory, fake: FakeOpenAI
 ) -> None:
-    busy = box_factory("--workers", "2")
-    busy.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
-             "--provider", "fake")  # fmt: skip
-    busy.until_served(FLAT, workers=2)
-    fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.05)
-    email, _ = busy.new_user("500")
-    key, key_id = new_key(busy, email)
-    stop = threading.Event()
+    def make_changes(run: BusyKey) -> None:
+        for change in (("--limit-usd", "1000"), ("--limit-usd", "none"),
+                       ("--limit-reset", "monthly"), ("--limit-usd", "1000"),
+                       ("--limit-usd", "none", "--limit-reset", "never"),
+                       ("--limit-usd", "1000")):  # fmt: skip
+            time.sleep(0.3)
+            run.box.cli("keys", "update", run.key_id[:13], *change)
 
-    def load() -> list[int]:
-        with busy.http(key) as http:
-            body = {"model": FLAT, "messages": HELLO, "max_tokens": CAP}
-            return [http.post("/v1/chat/completions", json=body).status_code
-                    for _ in iter(stop.is_set, True)]  # fmt: skip
-
-    senders = [in_background(load) for _ in range(4)]
-    for change in (("--limit-usd", "1000"), ("--limit-usd", "none"), ("--limit-reset", "monthly"),
-                   ("--limit-usd", "1000"), ("--limit-usd", "none", "--limit-reset", "never"),
-                   ("--limit-usd", "1000")):  # fmt: skip
-        time.sleep(0.3)
-        busy.cli("keys", "update", key_id[:13], *change)
-    stop.set()
-    answered = [status for sender in senders for status in sender.result(60)]
+    run, answered = changed_under_load(box_factory, fake, make_changes)
+    busy, key, key_id = run.box, run.key, run.key_id
     assert answered and set(answered) == {200}
     total = busy.query(
         "SELECT COALESCE(SUM(u.cost_nanos), 0) FROM usage_record u JOIN api_key k ON "

@@ -7,22 +7,18 @@ GET /api/v1/auth/key shows."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway.conftest import BoxFactory
 from tests.limits.test_budget_mid_flight import (
-    CAP,
     EACH,
-    FLAT,
-    HELLO,
+    BusyKey,
+    changed_under_load,
     chat,
-    in_background,
     key_money,
-    new_key,
     refused,
     spent_usd,
 )
@@ -43,31 +39,18 @@ CHANGES = (  # (by the HTTP API?, the change)
 def test_resets_changed_under_load_count_every_charge_once_and_cap_at_the_shown_spend(
     box_factory: BoxFactory, fake: FakeOpenAI
 ) -> None:
-    busy = box_factory("--workers", "2")
-    busy.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
-             "--provider", "fake")  # fmt: skip
-    busy.until_served(FLAT, workers=2)
-    fake.default = Reply(completion_tokens_from_cap=True, delay_before=0.05)
-    email, login = busy.new_user("500")
-    key, key_id = new_key(busy, email)
-    stop = threading.Event()
+    def make_changes(run: BusyKey) -> None:
+        for by_api, change in CHANGES:
+            time.sleep(0.3)
+            if by_api:
+                patch = f"/api/v1/auth/key/{run.key_id}"
+                changed = run.box.http(run.login).patch(patch, json=change)
+                assert changed.status_code == 200, changed.text
+            else:
+                run.box.cli("keys", "update", run.key_id[:13], *change)
 
-    def load() -> list[int]:
-        with busy.http(key) as http:
-            body = {"model": FLAT, "messages": HELLO, "max_tokens": CAP}
-            return [http.post("/v1/chat/completions", json=body).status_code
-                    for _ in iter(stop.is_set, True)]  # fmt: skip
-
-    senders = [in_background(load) for _ in range(4)]
-    for by_api, change in CHANGES:
-        time.sleep(0.3)
-        if by_api:
-            changed = busy.http(login).patch(f"/api/v1/auth/key/{key_id}", json=change)
-            assert changed.status_code == 200, changed.text
-        else:
-            busy.cli("keys", "update", key_id[:13], *change)
-    stop.set()
-    answered = [status for sender in senders for status in sender.result(60)]
+    run, answered = changed_under_load(box_factory, fake, make_changes)
+    busy, login, key, key_id = run.box, run.login, run.key, run.key_id
     assert answered and set(answered) == {200}
     total = len(answered) * EACH
     assert key_money(busy, key_id) == (total, 0)
