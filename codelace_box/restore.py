@@ -24,7 +24,6 @@ from codelace_box.db.sqlite_file import read_only_rows
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, NotFound
 
-
 # From this schema version (m0017_audit_head) the audit log and its head are as this version
 # writes them: the restore of such a backup is recorded in it, its schema left as it is (the
 # README's rollback restores the backup taken before an upgrade, then starts the old binary).
