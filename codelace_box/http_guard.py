@@ -25,9 +25,11 @@
   not. Sanic's protocol has no eof_received, so asyncio closed the connection at the FIN and the
   handler was cancelled as if the client had left (no answer; the call abandoned). The FIN of a
   client that asked to keep the connection contradicts that: it left, and is let go at once, as
-  before (the SDKs' way of giving up). A FIN and a close() look the same on the wire, so a
-  client that closed for good is seen at the next write (its RST). While a request's head or
-  body is still missing, the FIN closes the connection, as before.
+  before (the SDKs' way of giving up), unless requests it pipelined wait behind the one in
+  flight: it is reading their answers (an SDK that gives up has none), and gets every one. A
+  FIN and a close() look the same on the wire, so a client that closed for good is seen at the
+  next write (its RST). While a request's head or body is still missing, the FIN closes the
+  connection, as before.
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
   https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
   at once, not a wait for a CRLF CRLF that never comes.
@@ -109,7 +111,7 @@ class GuardedHttp(Http):
             raise BadRequest("the request line must end in CRLF, not a bare LF")
         await super().http1_request_header()
         if self.keep_alive and isinstance(self.protocol, GuardedProtocol):
-            self.protocol.left_if_done_sending()  # a persistent connection's FIN came: it left
+            self.protocol.left_if_done_sending(self)  # a persistent connection's FIN: it left
         if _malformed_fields(self.request.head):
             self.keep_alive = False
             raise BadRequest("malformed header field (whitespace before its colon, NUL, bare CR)")
@@ -141,6 +143,14 @@ class GuardedHttp(Http):
             self.keep_alive = False
             raise PayloadTooLarge("Request body exceeds the size limit")
 
+    def holds_next_request(self) -> bool:
+        """Whether bytes past this request's body are already here: a client pipelining its
+        requests (one that gave up has none waiting behind the request in flight)."""
+        if self.request_body == "chunked":
+            return False  # where its body ends is not known here
+        left = (self.request_bytes_left or 0) if self.request_body else 0
+        return bool(self.recv_buffer[left:].strip(b"\r\n"))
+
     def create_empty_request(self) -> None:
         try:
             super().create_empty_request()
@@ -164,12 +174,13 @@ class GuardedProtocol(HttpProtocol):
     """Sanic's HTTP protocol with the deadlines above (the server's `protocol=`)."""
 
     HTTP_CLASS = GuardedHttp
-    __slots__ = ("_sends_no_more", "_stalled_since")
+    __slots__ = ("_pipelined", "_sends_no_more", "_stalled_since")
 
     def _setup(self) -> None:
         super()._setup()
         self._stalled_since = 0.0
         self._sends_no_more = False  # the client shut its write side (its FIN came)
+        self._pipelined = False  # ... with requests sent behind the one in flight
 
     def eof_received(self) -> bool | None:
         """The client's FIN. Idle (nothing to answer), a request that asked to keep the
@@ -178,10 +189,13 @@ class GuardedProtocol(HttpProtocol):
         to find none (the head may not be read yet: then `left_if_done_sending` decides)."""
         http, transport = getattr(self, "_http", None), self.transport  # unset before its task
         idle = http is None or (http.stage is Stage.IDLE and not self.recv_buffer)
+        pipelined = http is not None and bool(http) and http.holds_next_request()
         persistent = http is not None and bool(http) and http.keep_alive  # its head was read
-        if idle or persistent or transport is None or transport.get_extra_info("sslcontext"):
+        if idle or (persistent and not pipelined) or transport is None:
             return None
-        self._sends_no_more = True
+        if transport.get_extra_info("sslcontext"):
+            return None
+        self._sends_no_more, self._pipelined = True, pipelined
         self._data_received.set()
         return True
 
@@ -193,11 +207,16 @@ class GuardedProtocol(HttpProtocol):
         super().resume_writing()
         self._stalled_since = 0.0
 
-    def left_if_done_sending(self) -> None:
+    def left_if_done_sending(self, http: GuardedHttp | None = None) -> None:
         """A request that asked to keep the connection whose FIN came before its head was
-        read: the client left (closed as at the FIN before; what runs is cancelled)."""
-        if self._sends_no_more and self.transport is not None:
-            self.transport.close()
+        read: the client left (closed as at the FIN before; what runs is cancelled), unless it
+        pipelined requests behind it (`http`: the request just read): every one is answered."""
+        if not self._sends_no_more or self.transport is None:
+            return
+        if http is not None and (self._pipelined or http.holds_next_request()):
+            self._pipelined = True
+            return
+        self.transport.close()
 
     async def receive_more(self) -> None:
         """Wait for more bytes, unless the client sends no more: then close the transport, as

@@ -43,20 +43,18 @@ def _exact_nanos(value: Decimal, amount: object) -> int:
     """value * 10**9 in integers: Decimal arithmetic would round past 28 digits, underflow a
     tiny value to 0 and overflow a huge one (1e999999999) instead of refusing them."""
     sign, digits, exponent = value.as_tuple()
-    coefficient = int("".join(map(str, digits)))
-    if coefficient == 0:
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:  # "1.000...0" is $1, any length
+        significant -= 1
+    if not any(digits[:significant]):
         return 0
     if value.adjusted() > MAX_USD_DIGITS:
         raise AmountTooLarge(f"too large: {_shown(amount)}")
-    if value.adjusted() < -9:
+    shift = int(exponent) + len(digits) - significant + 9
+    if value.adjusted() < -9 or shift < 0:  # a non-zero last digit below the nano-dollar
         raise ValueError(f"more precise than a nano-dollar: {_shown(amount)}")
-    shift = int(exponent) + 9  # bounded by the checks above and the number of digits
-    if shift >= 0:
-        nanos = coefficient * 10**shift
-    else:
-        nanos, rest = divmod(coefficient, 10**-shift)
-        if rest:
-            raise ValueError(f"more precise than a nano-dollar: {_shown(amount)}")
+    # at most MAX_USD_DIGITS + 10 digits here: within int()'s limit on digits
+    nanos = int("".join(map(str, digits[:significant]))) * 10**shift
     return -nanos if sign else nanos
 
 

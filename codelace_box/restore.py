@@ -5,7 +5,8 @@ copied beside the database, and the copy checked as `doctor` checks (integrity, 
 every balance against its ledger, provider keys readable; a backup from an older version only
 for integrity: serve migrates it). Only then is the current file set aside, kept as
 `<name>.replaced-<UTC time>`, and the copy renamed into place. The restore itself is the last
-entry of the restored audit log (who, which backup, how long the replaced log was).
+entry of the restored audit log (who, which backup, how long the replaced log was), also for a
+backup of an older schema that has the log (the rollback's), whose schema stays as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from codelace_box.db.openlock import nobody_else
 from codelace_box.db.sqlite_file import read_only_rows
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, NotFound
+
+# From this schema version (m0017_audit_head) the audit log and its head are as this version
+# writes them: the restore of such a backup is recorded in it, its schema left as it is (the
+# README's rollback restores the backup taken before an upgrade, then starts the old binary).
+AUDIT_AS_NOW = 17
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ def restore_database(config: Config, backup: str) -> Restored:
         try:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
-            if version == LATEST_VERSION:  # an older schema's log is written once migrated
+            if version >= AUDIT_AS_NOW:  # older: no log (or no head) to write it into
                 _record_restore(str(staging), target, backup, version)
             replaced = set_aside(target, utcnow().strftime("%Y%m%dT%H%M%SZ"))
             staging.replace(target)

@@ -95,9 +95,10 @@ def keys_create(request: Request) -> HTTPResponse:
 @database_handler
 def keys_update(request: Request, key_id: str) -> HTTPResponse:
     """Change one of the caller's keys: its name and limits, as PATCH /api/v1/auth/key does
-    (an absent field unchanged, null clearing a limit, a bad one a 400 and nothing changed)."""
+    (an absent field unchanged, no body at all too, null clearing a limit, a bad one a 400 and
+    nothing changed)."""
     session = changing_session(request)
-    changes = key_changes(json_body(request))
+    changes = key_changes(json_body(request) if request.body else {})  # no body: all absent
     return json_response(key_view(update_key(key_id, changes, user_id=session.user_id)))
 
 

@@ -218,3 +218,52 @@ def test_a_second_restore_in_the_same_second_keeps_both_replaced_files(tmp_path:
     assert f"kept as {kept}" in out and kept.name.endswith("-2"), out
     assert sqlite_rows(kept, 'SELECT email FROM "user"') == [("dee@restore.test",)]
     assert all(path.read_bytes() == b"kept by the restore before" for path in taken)
+
+
+def previous_release_database(path: Path) -> None:
+    """A database as the release before this one left it (schema version LATEST - 1), its
+    audit log holding one entry: the backup taken before an upgrade, as the rollback restores."""
+    from codelace_box.audit import record
+    from codelace_box.db.core import close_database, open_database, write_transaction
+    from codelace_box.db.migrations import MIGRATIONS
+    from codelace_box.db.models import SchemaMigration
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = open_database(path)
+    try:
+        db.create_tables([SchemaMigration])
+        for number, module in MIGRATIONS[: LATEST_VERSION - 1]:
+            module.apply(db)
+            SchemaMigration.create(version=number, name=module.NAME)
+        with write_transaction() as tx:
+            record(tx, "cli", "users create", "before@restore.test", None, {"status": "active"})
+    finally:
+        close_database()
+
+
+def test_a_rollback_restore_of_an_older_backup_is_in_its_audit_log(tmp_path: Path) -> None:
+    """The README's rollback restores the backup taken before an upgrade (an older schema) with
+    the new binary, then puts the old binary back: that restore wrote no audit entry at all
+    (only a backup of this version's schema got one), so the log did not say that everything
+    after the backup was replaced, or by whom. The entry is written into the backup's own log,
+    its schema left as it was (the old binary must still open it)."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "now@restore.test")
+    backup = box.root / "backups" / "before-upgrade.db"
+    previous_release_database(backup)
+    out = box.ok("restore", str(backup))
+    assert f"(schema version {LATEST_VERSION - 1})" in out
+    assert sqlite_rows(box.db_path, "SELECT MAX(version) FROM schema_migration") == [
+        (LATEST_VERSION - 1,)
+    ]
+    log = sqlite_rows(box.db_path, "SELECT command, target, after_state FROM audit_log ORDER BY id")
+    assert [(command, target) for command, target, _ in log] == [
+        ("users create", "before@restore.test"),
+        ("restore", str(box.db_path)),
+    ]
+    assert json.loads(log[-1][2]) == {
+        "backup": str(backup.resolve()),
+        "schema_version": LATEST_VERSION - 1,
+    }
+    box.ok("migrate")
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")

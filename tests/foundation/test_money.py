@@ -9,6 +9,7 @@ import pytest
 
 from codelace_box.money import (
     NANOS_PER_USD,
+    AmountTooLarge,
     format_usd,
     nanos_to_decimal,
     token_cost_nanos,
@@ -148,3 +149,18 @@ def test_negative_counts_and_prices_never_make_a_negative_cost(
     args: tuple[int, int, int, int], cost: int
 ) -> None:
     assert token_cost_nanos(*args) == cost
+
+
+def test_amounts_written_with_thousands_of_digits_are_read_or_refused_in_words() -> None:
+    """Past Python's 4300-digit limit of int() an amount's coefficient raised 'Exceeds the limit
+    (4300 digits) for integer string conversion ... use sys.set_int_max_str_digits()', and a
+    PATCH of a key's limit_usd answered that text; $1 written with 5000 zeros was refused."""
+    assert usd_to_nanos("1." + "0" * 5000) == NANOS_PER_USD
+    assert usd_to_nanos("0." + "0" * 5000) == 0
+    with pytest.raises(AmountTooLarge) as huge:
+        usd_to_nanos("1" * 5000)
+    with pytest.raises(ValueError) as fine:
+        usd_to_nanos("0." + "0" * 4999 + "1")
+    for refused in (huge, fine):
+        assert "sys." not in str(refused.value) and "4300" not in str(refused.value)
+    assert "more precise than a nano-dollar" in str(fine.value)

@@ -46,6 +46,18 @@ def half_closed_call(
     return received
 
 
+def completion_request(key: str, body: dict[str, object], connection: str) -> bytes:
+    """One chat completion request, HTTP/1.1, as bytes on the wire."""
+    data = json.dumps({"model": MODEL, **body}).encode()
+    field = f"Connection: {connection}\r\n" if connection else ""
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: box\r\n{field}"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
 def _usage_status(box: Box, email: str) -> str:
     sql = 'SELECT status FROM usage_record WHERE user_id = (SELECT id FROM "user" WHERE email = ?)'
     deadline = time.monotonic() + 15
@@ -138,3 +150,29 @@ def test_a_client_that_shuts_before_its_body_is_whole_is_let_go_at_once(box: Box
             received += chunk
         assert time.monotonic() - began < 1.5
     assert not received.startswith(b"HTTP/1.1 2"), received[:200]
+
+
+@pytest.mark.parametrize("last", ["close", "keep-alive"])
+def test_a_client_that_pipelines_then_half_closes_gets_every_answer(
+    box: Box, fake: FakeOpenAI, last: str
+) -> None:
+    """Requests sent one behind the other (pipelined), then the FIN: the client is reading
+    answers, it did not give up (an SDK that gives up has no request waiting behind the one in
+    flight). The first request asked to keep the connection, so its FIN was taken for a client
+    that left: no answer at all, the first call abandoned, the second never read."""
+    email, key = box.new_user()
+    fake.push(Reply(content="first answer", delay_before=0.5))
+    fake.push(Reply(content="second answer", delay_before=0.3))
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    sent = completion_request(key, body, "") + completion_request(key, body, last)
+    with socket.create_connection(("127.0.0.1", box.server.port), timeout=20) as client:
+        client.sendall(sent)
+        client.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    assert received.count(b"HTTP/1.1 200") == 2, received[:300]
+    assert b"first answer" in received and b"second answer" in received
+    sql = 'SELECT status FROM usage_record WHERE user_id = (SELECT id FROM "user" WHERE email = ?)'
+    assert sorted(status for (status,) in box.query(sql, email)) == ["ok", "ok"]
+    assert box.balance(email)[1] == 0  # no hold left open

@@ -102,12 +102,16 @@ def test_an_unknown_field_of_a_key_is_a_400(box: PortalBox) -> None:
     client.close()
 
 
-def test_a_patch_with_every_field_absent_changes_nothing(box: PortalBox) -> None:
+@pytest.mark.parametrize("body", [{"json": {}}, {}], ids=["empty-object", "no-body"])
+def test_a_patch_with_every_field_absent_changes_nothing(
+    box: PortalBox, body: dict[str, Any]
+) -> None:
     """As PATCH /api/v1/auth/key: an absent field is unchanged, so an empty change answers
-    the key as it is (not a 400)."""
-    client, change = signed_in(box, "empty-patch@portal.test")
+    the key as it is (not a 400), whether the body is `{}` or missing altogether (the API took
+    no body as every field absent; the portal answered 400 'must be a JSON object')."""
+    client, change = signed_in(box, f"empty-patch-{len(body)}@portal.test")
     key = client.post("/portal/api/keys", json={"name": "same", **LIMITS}, headers=change).json()
-    patched = client.patch(f"/portal/api/keys/{key['id']}", json={}, headers=change)
+    patched = client.patch(f"/portal/api/keys/{key['id']}", headers=change, **body)
     assert patched.status_code == 200, patched.text
     assert {f: patched.json()[f] for f in ("name", *LIMITS)} == {"name": "same", **LIMITS}
     client.close()
