@@ -13,6 +13,7 @@ providers/reasoning_details.py. Pure: no I/O.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
@@ -88,13 +89,20 @@ def answer_text(message: JSON) -> str:
 
 
 def _tool_use_id(call: JSON) -> Any:
-    """A tool call's id for its tool_use block, Gemini's thought signature in it if any."""
-    return signed_id(call.get("id"), signature_of(call))
+    """A tool call's id for its tool_use block, Gemini's thought signature in it if any; a call
+    the server gave no id gets one of its own (a fixed one would repeat the next turn, and
+    Claude Code drops a tool_use whose id it has already seen)."""
+    call_id = call.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        call_id = f"toolu_{secrets.token_hex(12)}"
+    return signed_id(call_id, signature_of(call))
 
 
-def message_id(completion_id: Any) -> str:
-    """A Messages id carrying the upstream's completion id."""
-    return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
+def message_id(_completion_id: Any = None) -> str:
+    """A Messages id of its own for each answer, as Anthropic's are: never the upstream's
+    completion id, which some servers leave out or repeat (Ollama draws chatcmpl-0..998), and
+    Claude Code merges the turns that share a message id into one."""
+    return f"msg_{secrets.token_hex(12)}"
 
 
 def message_from_completion(
