@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,13 @@ USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
 def claude_failing(box: MessagesBox, home: Path, key: str, *args: str) -> Any:
-    """`claude -p` that is expected to stop on an API error: its JSON result (exit status 1)."""
+    """`claude -p` that is expected to stop at once on an API error (within 30 s, where its
+    retries of a retried status take minutes): its JSON result (exit status 1)."""
     home.mkdir(exist_ok=True)
     env = {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}
     assert CLAUDE is not None
     done = subprocess.run([CLAUDE, "-p", *args, "--output-format", "json"], env=env, cwd=home,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert done.returncode == 1, f"claude: {done.stdout[-2000:]} {done.stderr[-2000:]}"
     return json.loads(done.stdout)
 
@@ -204,3 +207,23 @@ def test_context_counts_tokens_upstream_and_charges_nothing(
     counted = [r for r in fresh.fake.requests if "max_tokens" not in r.body]
     assert counted and completions(fresh) == []
     assert fresh.usage_rows(email) == [] and fresh.balance_nanos(email) == (20_000_000_000, 0)
+
+
+def test_a_key_expiring_between_two_prompts_stops_at_once(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """The key expires between a prompt and the next (`--continue`): Claude Code says why at
+    once. The 401 without `x-should-retry: false` had it retry for minutes, silent."""
+    email, _ = fresh.new_key()
+    expires = datetime.now(UTC) + timedelta(seconds=5)
+    key = fresh.cli("keys", "create", email, "--expires", expires.isoformat())
+    key = key.strip().splitlines()[0]
+    home = tmp_path / "home"
+    fresh.fake.script(Reply(text="First answer."))
+    assert run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key}, "Say hi")["result"] == (
+        "First answer.")  # fmt: skip
+    time.sleep(max((expires - datetime.now(UTC)).total_seconds(), 0) + 0.5)
+    answer = claude_failing(fresh, home, key, "Say more", "--continue")
+    assert (answer["api_error_status"], answer["api_error_type"]) == (401, "authentication_error")
+    assert "expired" in answer["result"]
+    assert len(completions(fresh)) == 1 and len(fresh.usage_rows(email)) == 1

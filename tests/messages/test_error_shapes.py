@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import MODEL, MessagesBox
 from tests.messages.test_passthrough import post
 
@@ -58,3 +59,19 @@ def test_a_wrong_method_on_the_two_routes_has_anthropics_shape(
     assert answer.status_code == 405 and "POST" in answer.headers["allow"]
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert answer.json()["type"] == "error"
+
+
+def test_final_refusals_say_no_retry_and_passing_ones_do_not(fresh: MessagesBox) -> None:
+    """Anthropic's `x-should-retry: false` on a refusal a retry cannot change (Claude Code
+    retries a 401 for minutes without it); never on a 429 or an upstream failure, which a later
+    try may pass."""
+    _, key = fresh.new_key()
+    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    refused = post(fresh, "sk-not-a-box-key", body)
+    assert refused.status_code == 401 and refused.headers["x-should-retry"] == "false"
+    unknown = post(fresh, key, {**body, "model": "nobody/none"})
+    assert unknown.status_code == 404 and unknown.headers["x-should-retry"] == "false"
+    fresh.fake.script(Reply.error(529, "overloaded_error", "Overloaded"),
+                      *[Reply.error(529, "overloaded_error", "Overloaded")] * 5)  # fmt: skip
+    overloaded = post(fresh, key, body)
+    assert overloaded.status_code >= 500 and "x-should-retry" not in overloaded.headers
