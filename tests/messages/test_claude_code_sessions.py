@@ -8,6 +8,7 @@ left held. Skipped, as test_claude_code.py is, when no `claude` executable is in
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from tests.messages.conftest import (
 )
 from tests.messages.test_claude_code import (  # noqa: F401
     CLAUDE,
+    ROOT,
     claude_env,
     completions,
     default_alias,
@@ -227,3 +229,20 @@ def test_a_key_expiring_between_two_prompts_stops_at_once(
     assert (answer["api_error_status"], answer["api_error_type"]) == (401, "authentication_error")
     assert "expired" in answer["result"]
     assert len(completions(fresh)) == 1 and len(fresh.usage_rows(email)) == 1
+
+
+def test_the_readmes_output_cap_for_a_small_balance(fresh: MessagesBox, tmp_path: Path) -> None:
+    """$1 left: Claude Code's own max_tokens is refused (402, nothing called); with the README's
+    `export CLAUDE_CODE_MAX_OUTPUT_TOKENS=N` the hold is N tokens and the answer comes."""
+    section = (ROOT / "README.md").read_text().split("\n## Claude Code\n")[1].split("\n## ")[0]
+    (cap,) = re.findall(r"`export CLAUDE_CODE_MAX_OUTPUT_TOKENS=(\d+)`", section)
+    email, key = fresh.new_key(credit_usd="1")
+    refused = claude_failing(fresh, tmp_path / "home", key, "Say hi")
+    assert refused["api_error_status"] == 402 and completions(fresh) == []
+    fresh.fake.script(Reply(text="Within the cap."))
+    auth = {"ANTHROPIC_AUTH_TOKEN": key, "CLAUDE_CODE_MAX_OUTPUT_TOKENS": cap}
+    answer = run_claude(fresh, tmp_path / "home2", auth, "Say hi")
+    assert answer["result"] == "Within the cap."
+    assert [c.body["max_tokens"] for c in completions(fresh)] == [int(cap)]
+    one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
+    assert fresh.balance_nanos(email) == (1_000_000_000 - one, 0)
