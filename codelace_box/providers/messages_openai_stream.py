@@ -20,7 +20,7 @@ from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
-from codelace_box.providers.thought_signature import signature_of, signed_id
+from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -88,12 +88,25 @@ def answer_text(message: JSON) -> str:
     return ""
 
 
-def _tool_use_id(call: JSON) -> Any:
+def earlier_call_ids(body: JSON) -> frozenset[str]:
+    """The upstream call ids of the tool_use blocks a Messages body already holds."""
+    found: set[str] = set()
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                found.add(split_id(str(block.get("id", "")))[0])
+    return frozenset(found)
+
+
+def _tool_use_id(call: JSON, earlier: frozenset[str] = frozenset()) -> Any:
     """A tool call's id for its tool_use block, Gemini's thought signature in it if any; a call
-    the server gave no id gets one of its own (a fixed one would repeat the next turn, and
-    Claude Code drops a tool_use whose id it has already seen)."""
+    the server gave no id, or one an earlier turn of the conversation has (some servers number
+    each answer's calls from call_0), gets one of its own: Claude Code drops a tool_use whose
+    id it has already seen. The new id goes upstream with the call's result."""
     call_id = call.get("id")
-    if not isinstance(call_id, str) or not call_id:
+    if not isinstance(call_id, str) or not call_id or call_id in earlier:
         call_id = f"toolu_{secrets.token_hex(12)}"
     return signed_id(call_id, signature_of(call))
 
@@ -106,7 +119,11 @@ def message_id(_completion_id: Any = None) -> str:
 
 
 def message_from_completion(
-    completion: JSON, usage: Usage, public_model: str, catalog_model: str = ""
+    completion: JSON,
+    usage: Usage,
+    public_model: str,
+    catalog_model: str = "",
+    earlier: frozenset[str] = frozenset(),
 ) -> JSON:
     """The `message` for a chat completion (its first choice); `catalog_model`: the model its
     reasoning details are sealed for (the catalog id; `public_model` may be an alias)."""
@@ -123,7 +140,7 @@ def message_from_completion(
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": _tool_use_id(call) or "",
+        content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
     reason, sequence = stop_of(choice)
@@ -143,8 +160,15 @@ class OpenAIToMessagesStream(StreamTranslator):
     """OpenAI chunks (through the OpenAI translator, which keeps the usage) in, Anthropic
     events out, with block indexes counted as blocks open."""
 
-    def __init__(self, inner: StreamTranslator, public_model: str, catalog_model: str = "") -> None:
+    def __init__(
+        self,
+        inner: StreamTranslator,
+        public_model: str,
+        catalog_model: str = "",
+        earlier: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
+        self.earlier = earlier  # the call ids the conversation already holds
         self.inner = inner
         self.public_model = public_model
         self.catalog_model = catalog_model or public_model  # reasoning details are sealed for
@@ -242,10 +266,11 @@ class OpenAIToMessagesStream(StreamTranslator):
         out: list[JSON] = []
         if key not in self.tool_blocks:
             if self.kind == "tool_use" and not is_whole_json(self.arguments[self.live_tool]):
-                self.deferred[key] = {"id": _tool_use_id(call), "name": function.get("name"),
+                self.deferred[key] = {"id": _tool_use_id(call, self.earlier),
+                                      "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []
-            out += self._open_tool(key, _tool_use_id(call), function.get("name"))
+            out += self._open_tool(key, _tool_use_id(call, self.earlier), function.get("name"))
         if arguments:
             self.arguments[key] = self.arguments.get(key, "") + arguments
             delta = {"type": "input_json_delta", "partial_json": arguments}

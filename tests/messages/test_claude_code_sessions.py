@@ -99,6 +99,23 @@ def test_tool_calls_without_ids_from_a_compatible_server(
     assert any("heron" in text for text in last.values())
 
 
+def test_a_server_that_numbers_its_calls_anew_each_turn(fresh: MessagesBox, tmp_path: Path) -> None:
+    """A server that calls its first tool call `call_0` in every answer: the second turn's call
+    gets an id of its own (the id Claude Code already ran would have it drop the call, b.txt
+    never read), and that id goes back upstream with its result."""
+    _, key = fresh.new_key()
+    home, notes, other = two_notes(tmp_path)
+    fresh.openai_fake.push(OpenAIReply(raw=read_call(notes, "call_0", "chatcmpl-1")),
+                           OpenAIReply(raw=read_call(other, "call_0", "chatcmpl-2")),
+                           OpenAIReply(content="pelican and heron"))  # fmt: skip
+    answer = run_claude(fresh, home, {"ANTHROPIC_AUTH_TOKEN": key}, "Read notes.txt, then b.txt",
+                        "--model", OPENAI_ALIAS, "--allowedTools", "Read")  # fmt: skip
+    assert answer["result"] == "pelican and heron"
+    last = tool_results(fresh.openai_fake.requests[-1].body)
+    assert len(last) == 2 and "pelican" in last["call_0"], last
+    assert any("heron" in text for text in last.values())
+
+
 def test_a_server_that_reuses_completion_ids(fresh: MessagesBox, tmp_path: Path) -> None:
     """Two turns whose completions share an id (Ollama numbers its completions chatcmpl-0 to
     chatcmpl-998 at random; some servers send none): each turn is a message of its own. With
