@@ -44,6 +44,11 @@ CLIENT_CLOSED = 499
 # one under them that is no route (Anthropic's batches API) too, keeps the OpenAI envelope.
 ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 
+# Statuses no retry of the same request can change, said in Anthropic's own header: Claude Code
+# retries a 401 (ten times over minutes: `claude -p` with an expired or revoked key sat silent
+# for as long) unless the answer says `x-should-retry: false`, as Anthropic's API does.
+FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413})
+
 
 def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     """Sanic's handler for every exception: known errors as they are, the rest hidden; on
@@ -81,6 +86,8 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     for name in ("retry-after", "allow"):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
+    if status in FINAL_STATUSES:
+        anthropic.headers["x-should-retry"] = "false"
     return anthropic
 
 

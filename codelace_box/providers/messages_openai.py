@@ -35,6 +35,7 @@ from codelace_box.providers.base import (
 from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
+    earlier_call_ids,
     message_from_completion,
 )
 from codelace_box.providers.openai import OpenAIAdapter
@@ -333,6 +334,7 @@ class MessagesToOpenAI(ProviderAdapter):
 
     def __init__(self, model: str = "") -> None:
         self.model = model  # the catalog model called (its reasoning details go back to it)
+        self.earlier: frozenset[str] = frozenset()  # the call ids the request already holds
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -347,7 +349,7 @@ class MessagesToOpenAI(ProviderAdapter):
     def build_request(self, body: JSON, target: UpstreamTarget) -> UpstreamRequest:
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
         cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
-        payload = chat_body(body, cap, self.model)
+        payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
             for message in payload["messages"]:  # fields OpenAI does not take
@@ -361,7 +363,8 @@ class MessagesToOpenAI(ProviderAdapter):
         """An Anthropic `message` for a chat completion."""
         completion, usage = _OPENAI.parse_response(payload, public_model)
         sealer = self.model or public_model
-        return message_from_completion(completion, usage, public_model, sealer), usage
+        answer = message_from_completion(completion, usage, public_model, sealer, self.earlier)
+        return answer, usage
 
     def usage_of(self, raw: Any) -> Usage | None:
         """The upstream's `usage` object, as the OpenAI adapter reads it (an answer too large
@@ -388,4 +391,4 @@ class MessagesToOpenAI(ProviderAdapter):
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """OpenAI chunks in, Anthropic events out."""
         inner = _OPENAI.stream_translator(public_model)
-        return OpenAIToMessagesStream(inner, public_model, self.model or public_model)
+        return OpenAIToMessagesStream(inner, public_model, self.model or public_model, self.earlier)

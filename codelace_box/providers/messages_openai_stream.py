@@ -13,13 +13,14 @@ providers/reasoning_details.py. Pure: no I/O.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.openai import reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
-from codelace_box.providers.thought_signature import signature_of, signed_id
+from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -87,18 +88,42 @@ def answer_text(message: JSON) -> str:
     return ""
 
 
-def _tool_use_id(call: JSON) -> Any:
-    """A tool call's id for its tool_use block, Gemini's thought signature in it if any."""
-    return signed_id(call.get("id"), signature_of(call))
+def earlier_call_ids(body: JSON) -> frozenset[str]:
+    """The upstream call ids of the tool_use blocks a Messages body already holds."""
+    found: set[str] = set()
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                found.add(split_id(str(block.get("id", "")))[0])
+    return frozenset(found)
 
 
-def message_id(completion_id: Any) -> str:
-    """A Messages id carrying the upstream's completion id."""
-    return f"msg_{completion_id}" if isinstance(completion_id, str) and completion_id else "msg_"
+def _tool_use_id(call: JSON, earlier: frozenset[str] = frozenset()) -> Any:
+    """A tool call's id for its tool_use block, Gemini's thought signature in it if any; a call
+    the server gave no id, or one an earlier turn of the conversation has (some servers number
+    each answer's calls from call_0), gets one of its own: Claude Code drops a tool_use whose
+    id it has already seen. The new id goes upstream with the call's result."""
+    call_id = call.get("id")
+    if not isinstance(call_id, str) or not call_id or call_id in earlier:
+        call_id = f"toolu_{secrets.token_hex(12)}"
+    return signed_id(call_id, signature_of(call))
+
+
+def message_id(_completion_id: Any = None) -> str:
+    """A Messages id of its own for each answer, as Anthropic's are: never the upstream's
+    completion id, which some servers leave out or repeat (Ollama draws chatcmpl-0..998), and
+    Claude Code merges the turns that share a message id into one."""
+    return f"msg_{secrets.token_hex(12)}"
 
 
 def message_from_completion(
-    completion: JSON, usage: Usage, public_model: str, catalog_model: str = ""
+    completion: JSON,
+    usage: Usage,
+    public_model: str,
+    catalog_model: str = "",
+    earlier: frozenset[str] = frozenset(),
 ) -> JSON:
     """The `message` for a chat completion (its first choice); `catalog_model`: the model its
     reasoning details are sealed for (the catalog id; `public_model` may be an alias)."""
@@ -115,7 +140,7 @@ def message_from_completion(
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": _tool_use_id(call) or "",
+        content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
     reason, sequence = stop_of(choice)
@@ -135,8 +160,15 @@ class OpenAIToMessagesStream(StreamTranslator):
     """OpenAI chunks (through the OpenAI translator, which keeps the usage) in, Anthropic
     events out, with block indexes counted as blocks open."""
 
-    def __init__(self, inner: StreamTranslator, public_model: str, catalog_model: str = "") -> None:
+    def __init__(
+        self,
+        inner: StreamTranslator,
+        public_model: str,
+        catalog_model: str = "",
+        earlier: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
+        self.earlier = earlier  # the call ids the conversation already holds
         self.inner = inner
         self.public_model = public_model
         self.catalog_model = catalog_model or public_model  # reasoning details are sealed for
@@ -234,10 +266,11 @@ class OpenAIToMessagesStream(StreamTranslator):
         out: list[JSON] = []
         if key not in self.tool_blocks:
             if self.kind == "tool_use" and not is_whole_json(self.arguments[self.live_tool]):
-                self.deferred[key] = {"id": _tool_use_id(call), "name": function.get("name"),
+                self.deferred[key] = {"id": _tool_use_id(call, self.earlier),
+                                      "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []
-            out += self._open_tool(key, _tool_use_id(call), function.get("name"))
+            out += self._open_tool(key, _tool_use_id(call, self.earlier), function.get("name"))
         if arguments:
             self.arguments[key] = self.arguments.get(key, "") + arguments
             delta = {"type": "input_json_delta", "partial_json": arguments}

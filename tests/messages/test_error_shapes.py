@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 
+from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import MODEL, OPENAI_ALIAS, MessagesBox
 from tests.messages.test_passthrough import post
@@ -91,3 +92,18 @@ def test_an_upstream_answer_out_of_its_apis_shape_is_a_502_not_a_crash(
     assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == "api_error"
     assert fresh.balance_nanos(email) == start
     assert [row["status"] for row in fresh.usage_rows(email)] in ([], ["error"])
+
+
+def test_final_refusals_say_no_retry_and_passing_ones_do_not(fresh: MessagesBox) -> None:
+    """Anthropic's `x-should-retry: false` on a refusal a retry cannot change (Claude Code
+    retries a 401 for minutes without it); never on a 429 or an upstream failure, which a later
+    try may pass."""
+    _, key = fresh.new_key()
+    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    refused = post(fresh, "sk-not-a-box-key", body)
+    assert refused.status_code == 401 and refused.headers["x-should-retry"] == "false"
+    unknown = post(fresh, key, {**body, "model": "nobody/none"})
+    assert unknown.status_code == 404 and unknown.headers["x-should-retry"] == "false"
+    fresh.fake.script(*[AnthropicReply.error(529, "overloaded_error", "Overloaded")] * 6)
+    overloaded = post(fresh, key, body)
+    assert overloaded.status_code >= 500 and "x-should-retry" not in overloaded.headers
