@@ -130,13 +130,21 @@ def query_config_dicts(config: Path, sql: str, params: Sequence[Any] = ()) -> li
         return [dict(row) for row in db.execute(sql, tuple(params)).fetchall()]
 
 
+def rows_as_text(config: Path) -> bool:
+    """Whether stored_bytes gives a config's rows as text (its database is PostgreSQL)."""
+    import tomllib
+
+    database = tomllib.loads(config.read_text()).get("database", {})
+    return str(database.get("url", "")).startswith("postgresql://")
+
+
 def stored_bytes(config: Path) -> bytes:
     """Everything the database of a config stores, as bytes to scan for secrets: the SQLite
     file and its WAL, or every row of every PostgreSQL table as text."""
     import tomllib
 
     database = tomllib.loads(config.read_text()).get("database", {})
-    if database.get("url", "").startswith("postgresql://"):
+    if rows_as_text(config):
         tables = query_config_db(
             config, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
         )
