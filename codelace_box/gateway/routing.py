@@ -24,6 +24,7 @@ from typing import Any
 
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, utcnow, write_transaction
+from codelace_box.db.migrate import LATEST_VERSION
 from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
@@ -88,6 +89,7 @@ _MODELS_SQL = (
     "WHERE m.enabled = 1 ORDER BY m.id"
 )
 _ALIASES_SQL = "SELECT name, model_id FROM model_alias"
+_SCHEMA_SQL = "SELECT MAX(version) FROM schema_migration"
 _PROVIDERS_SQL = (
     "SELECT id, name, kind, base_url, enabled, allowed_fields, responses_api FROM provider"
 )
@@ -144,6 +146,7 @@ class Snapshot:
     providers: dict[int, ProviderRoute]
     plain: dict[tuple[int, bytes], str] = field(repr=False)
     aliases: dict[str, str]
+    schema: int = 0  # the database's newest migration (a newer release's: this box stops)
 
 
 class RouteTable:
@@ -163,6 +166,7 @@ class RouteTable:
         self._providers: dict[int, ProviderRoute] = {}
         self._plain: dict[tuple[int, bytes], str] = {}
         self._aliases: dict[str, str] = {}
+        self._schema = 0
         self._turn: dict[int, int] = {}
         self._flagged = 0  # keys taken out of the rotation here (a reload read before: stale)
         self._leaving: set[int] = set()  # keys being flagged: out of every snapshot installed
@@ -206,7 +210,8 @@ class RouteTable:
         }  # fmt: skip
         models = {row[0]: _model_route(row, providers) for row in query_all(_MODELS_SQL)}
         aliases = {str(name): str(target) for name, target in query_all(_ALIASES_SQL)}
-        return Snapshot(models, providers, plain, aliases)
+        [(schema,)] = query_all(_SCHEMA_SQL)
+        return Snapshot(models, providers, plain, aliases, int(schema or 0))
 
     def _install(self, snapshot: Snapshot) -> None:
         """Serve from `snapshot` from now on (on the loop's thread), without the keys being
@@ -217,6 +222,7 @@ class RouteTable:
             self._forget_key(key_id)
         self._models = snapshot.models
         self._aliases = snapshot.aliases
+        self._schema = snapshot.schema
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
         known = self._plain.get((key_id, token))
@@ -258,6 +264,8 @@ class RouteTable:
         """The route of a model id or alias: 400 malformed, 404 unknown/disabled, 503 unusable
         provider."""
         self._fresh()
+        if self._schema > LATEST_VERSION:
+            raise _newer_schema(self._schema)
         sent, model_id = model_id, self._aliases.get(model_id, model_id)
         provider_name, _, model_name = model_id.partition("/")
         if not provider_name or not model_name:
@@ -315,6 +323,16 @@ class RouteTable:
             pid: replace(p, keys=tuple(k for k in p.keys if k.id != key_id))
             for pid, p in self._providers.items()
         }
+
+
+def _newer_schema(schema: int) -> ServiceUnavailable:
+    """A newer release migrated the database while this box ran (many boxes, upgraded one at a
+    time): no request may reach a provider, whose work it could no longer settle."""
+    return ServiceUnavailable(
+        f"the database was migrated to schema {schema} by a newer codelace-box (this one knows "
+        f"{LATEST_VERSION}): restart this box with the new release",
+        code="database_newer",
+    )
 
 
 def _flag_failing(key_id: int, reason: str) -> None:
