@@ -24,7 +24,13 @@ from codelace_box.accounts.keys import (
 from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name
-from codelace_box.api.common import READ, client_address, json_body, json_response
+from codelace_box.api.common import (
+    READ,
+    client_address,
+    json_body,
+    json_response,
+    optional_json_body,
+)
 from codelace_box.api.dbwork import database_handler, keyed_database_handler
 from codelace_box.api.views import (
     code_sent_view,
@@ -89,7 +95,7 @@ def update_me(request: Request, auth: AuthContext) -> HTTPResponse:
     """Change the display name (not with a key that may not manage the account): as every
     PATCH, an absent field is unchanged and null clears it; an unknown field is a 400."""
     require_key_management(auth)
-    body = json_body(request) if request.body else {}  # no body: every field absent
+    body = optional_json_body(request)
     unknown = sorted(set(body) - {"display_name"})
     if unknown:
         raise InvalidRequest(f"{unknown[0]}: not a field of the profile", param=unknown[0])
@@ -111,7 +117,7 @@ def keys_list(request: Request, auth: AuthContext) -> HTTPResponse:
 def keys_create(request: Request, auth: AuthContext) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
     require_key_management(auth)
-    body = json_body(request) if request.body else {}  # the name is optional, so is the body
+    body = optional_json_body(request)  # the name is optional, so is the body
     return json_response(new_key_view(create_key_from(auth.user_id, body)))
 
 
@@ -146,7 +152,7 @@ def keys_update(request: Request, auth: AuthContext, key_id: str) -> HTTPRespons
     null clears a limit). A bad field is a 400 naming it, and nothing changes. A key may not
     change its own can_manage_keys."""
     require_key_management(auth)
-    changes = key_changes(json_body(request) if request.body else {})  # no body: all absent
+    changes = key_changes(optional_json_body(request))
     key = update_key(key_id, changes, user_id=auth.user_id, acting_key_id=auth.key_id)
     return json_response(key_view(key))
 

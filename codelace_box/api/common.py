@@ -93,6 +93,12 @@ def _reason(exc: Exception) -> str:
     return text
 
 
+def optional_json_body(request: Request) -> dict[str, Any]:
+    """The body of a request whose fields are all optional (a PATCH, a key's creation): no
+    body at all is every field absent; one given must be a JSON object (json_body)."""
+    return json_body(request) if request.body else {}
+
+
 def json_body(request: Request) -> dict[str, Any]:
     """The request body as a JSON object; 400 with a clear message otherwise."""
     raw = request.body

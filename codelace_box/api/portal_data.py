@@ -17,7 +17,7 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import list_keys, revoke_key, update_key
 from codelace_box.accounts.users import get_user_by_id
 from codelace_box.api.accounts import create_key_from, key_changes
-from codelace_box.api.common import READ, json_body, json_response
+from codelace_box.api.common import READ, json_body, json_response, optional_json_body
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import changing_session, current_session, portal_headers
 from codelace_box.api.stripe import stripe_api
@@ -98,7 +98,7 @@ def keys_update(request: Request, key_id: str) -> HTTPResponse:
     (an absent field unchanged, no body at all too, null clearing a limit, a bad one a 400 and
     nothing changed)."""
     session = changing_session(request)
-    changes = key_changes(json_body(request) if request.body else {})  # no body: all absent
+    changes = key_changes(optional_json_body(request))
     return json_response(key_view(update_key(key_id, changes, user_id=session.user_id)))
 
 
