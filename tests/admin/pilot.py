@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -52,12 +53,20 @@ def make_env(tmp: Path, **extra: dict[str, Any]) -> AdminEnv:
 async def until(
     pilot: Pilot[Any], check: Callable[[], object], what: str, timeout: float = 8.0
 ) -> None:
-    """Let the app run until `check()` is truthy; fail naming `what` after `timeout` s."""
+    """Let the app run until `check()` is truthy; fail naming `what` after `timeout` s. A widget
+    the check looks for that is not on screen yet (a dialog still saving above it) is not yet."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not _holds(check):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
         await pilot.pause(0.05)
+
+
+def _holds(check: Callable[[], object]) -> bool:
+    try:
+        return bool(check())
+    except NoMatches:
+        return False
 
 
 def rows(pilot: Pilot[Any], selector: str) -> list[list[str]]:
