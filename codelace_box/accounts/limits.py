@@ -219,6 +219,8 @@ def parse_models(value: Any, field: str = "allowed_models") -> str | None:
 
 
 def _catalog_id(name: str) -> str | None:
+    if not name.isprintable():  # no id or alias is (and PostgreSQL refuses a NUL: a 500)
+        return None
     if CatalogModel.get_or_none(CatalogModel.id == name) is not None:
         return name
     alias = ModelAlias.get_or_none(ModelAlias.name == name)

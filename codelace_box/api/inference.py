@@ -31,7 +31,7 @@ from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, Gatewa
 from codelace_box.gateway.refreshed_routes import route_table
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall, prepare_call
-from codelace_box.gateway.routing import RouteTable
+from codelace_box.gateway.routing import RouteTable, allowed_first
 from codelace_box.money import usd_text
 from codelace_box.providers.base import JSON
 
@@ -82,15 +82,16 @@ async def run_call(
     allow-list (403), reserve its worst case under the account limits (429), the key cap and
     the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
-    call = prepare(
-        gateway.routes,
-        json_body(request),
-        len(request.body),
-        request_id=request.ctx.request_id,
-        user_id=auth.user_id,
-        key_id=auth.key_id,
-        default_context_tokens=gateway.settings.default_context_tokens,
-    )
+    with allowed_first(auth.allowed_models):  # 403, not the 503 of a disabled provider
+        call = prepare(
+            gateway.routes,
+            json_body(request),
+            len(request.body),
+            request_id=request.ctx.request_id,
+            user_id=auth.user_id,
+            key_id=auth.key_id,
+            default_context_tokens=gateway.settings.default_context_tokens,
+        )
     check_model_allowed(auth.allowed_models, call.route.id)
     request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     await gateway.reserve(call, admission(gateway, auth))

@@ -16,6 +16,7 @@ from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.request import new_call
+from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
@@ -44,7 +45,8 @@ async def count_tokens(
 ) -> JSON:
     """`{"input_tokens": N}` for a Messages body; 403 for a model the key may not call (its
     `allowed_models`, as on /v1/messages)."""
-    route = resolve_model(gateway.routes, _model(body))
+    with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
+        route = resolve_model(gateway.routes, _model(body))
     check_model_allowed(allowed_models, route.id)
     if route.provider.kind != "anthropic":
         return {"input_tokens": input_token_estimate(body_len)}

@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.crypto import decrypt_secret, mask_secret
 from codelace_box.db.core import query_all, utcnow, write_transaction
 from codelace_box.db.migrate import LATEST_VERSION
@@ -149,6 +151,27 @@ class Snapshot:
     schema: int = 0  # the database's newest migration (a newer release's: this box stops)
 
 
+class ProviderUnavailable(ServiceUnavailable):
+    """503 `provider_unavailable`: the model exists but its provider cannot serve it now. It
+    names the model (`model_id`), so an inference route checks the key's allow-list first:
+    a key that may not call the model gets the final 403, not a 503 clients retry."""
+
+    def __init__(self, model_id: str, state: str) -> None:
+        super().__init__(f"the provider of {model_id} {state}", code="provider_unavailable")
+        self.model_id = model_id
+
+
+@contextmanager
+def allowed_first(allowed_models: frozenset[str] | None) -> Iterator[None]:
+    """Around resolving a request's model for a key with this allow-list: a model whose
+    provider cannot serve now is the allow-list's 403 first, if the key may not call it."""
+    try:
+        yield
+    except ProviderUnavailable as unavailable:
+        check_model_allowed(allowed_models, unavailable.model_id)
+        raise
+
+
 class RouteTable:
     """The per-process routing snapshot with its round-robin counters."""
 
@@ -262,7 +285,7 @@ class RouteTable:
 
     def resolve(self, model_id: str) -> ModelRoute:
         """The route of a model id or alias: 400 malformed, 404 unknown/disabled, 503 unusable
-        provider."""
+        provider (`ProviderUnavailable`)."""
         self._fresh()
         if self._schema > LATEST_VERSION:
             raise _newer_schema(self._schema)
@@ -280,13 +303,9 @@ class RouteTable:
             raise NotFound(f"the model {named} does not exist", code="model_not_found")
         provider = self._providers.get(route.provider.id, route.provider)
         if not provider.enabled:
-            raise ServiceUnavailable(
-                f"the provider of {model_id} is disabled", code="provider_unavailable"
-            )
+            raise ProviderUnavailable(model_id, "is disabled")
         if not provider.keys:
-            raise ServiceUnavailable(
-                f"the provider of {model_id} has no working key", code="provider_unavailable"
-            )
+            raise ProviderUnavailable(model_id, "has no working key")
         return route
 
     def next_key(self, provider_id: int) -> KeySlot | None:

@@ -34,6 +34,7 @@ BAD: list[tuple[str, Any]] = [
     ("allowed_models", "fake/gpt-test"),
     ("allowed_models", []),
     ("allowed_models", [MODEL, 5]),
+    ("allowed_models", [MODEL + "\u0000"]),  # PostgreSQL takes no NUL in a query's text
     ("can_manage_keys", "false"),
     ("can_manage_keys", 0),
     ("can_manage_keys", None),

@@ -288,3 +288,30 @@ def test_a_weekly_cap_restarts_on_monday_and_a_monthly_one_on_the_first(
     assert chat(box, key).status_code == 200
     spent, held, start = key_row(box, key_id)
     assert (spent, held, str(start)) == (each(), 0, str(current))
+
+
+def test_a_model_not_allowed_is_a_403_even_when_its_provider_is_disabled(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """The allow-list speaks before the provider's state: a key limited to other models gets
+    the final 403, not a 503 that SDKs and Claude Code retry (and that tells it the state of a
+    provider it may not use). A key that may call the model still gets the 503."""
+    box.cli("providers", "add", "spare", "--kind", "openai", "--base-url", fake.base_url,
+            "--key", "sk-spare-key-0001")  # fmt: skip
+    box.cli("models", "set", "spare/m", "--input-per-1m", "1", "--output-per-1m", "1",
+            "--provider", "spare")  # fmt: skip
+    box.until_served("spare/m")
+    email, _ = box.new_user("5")
+    limited, _ = new_key(box, email, allowed_models=[CHEAP])
+    allowed, _ = new_key(box, email, allowed_models=["spare/m"])
+    box.cli("providers", "disable", "spare")
+    box.until_reloaded()
+    for route in ROUTES:
+        dialect = "anthropic" if route == "messages" else "openai"
+        assert call(box, route, limited, "spare/m") == ORDER[dialect][3], route
+        assert call(box, route, allowed, "spare/m")[0] == 503, route
+    body = {"model": "spare/m", "messages": HELLO}
+    headers = {"x-api-key": limited, "anthropic-version": "2023-06-01"}
+    counted = httpx.post(box.url + "/v1/messages/count_tokens", json=body, headers=headers)
+    assert anthropic_type(counted) == (403, "permission_error")
+    assert fake.requests == []
