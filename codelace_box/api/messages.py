@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import KEY_PREFIX, AuthContext, authenticated
 from codelace_box.api.common import bearer_token, json_body, json_response
-from codelace_box.api.inference import run_call
+from codelace_box.api.inference import admission, run_call
 from codelace_box.errors import AuthenticationFailed
 from codelace_box.gateway.count_tokens import count_tokens
 from codelace_box.gateway.messages import prepare_messages_call
@@ -60,7 +60,8 @@ async def messages_count_tokens(request: Request) -> HTTPResponse:
     auth = await messages_auth(request)
     body = json_body(request)
     gateway: Gateway = request.app.ctx.gateway
+    account = (auth.user_id, admission(gateway, auth).rpm)
     counted = await count_tokens(
-        gateway, body, len(request.body), request.headers, auth.allowed_models
+        gateway, body, len(request.body), request.headers, auth.allowed_models, account
     )
     return json_response(counted)

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from codelace_box.accounts.limits import RPM_WINDOW_SEC, period_starts
 from codelace_box.db import hotpath
-from codelace_box.db.core import Tx, db_time, parse_time
+from codelace_box.db.core import Tx, db_time, parse_time, utcnow
 from codelace_box.errors import InsufficientCredits, RateLimited
 
 CONCURRENCY_RETRY_SEC = 1  # a request in flight usually ends within seconds
@@ -81,6 +81,12 @@ def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime)
                 wait,
             )
         hotpath.insert_event(tx, bucket, db_time(now))
+
+
+def count_in_rpm(tx: Tx, user_id: int, rpm: int) -> None:
+    """Count a call that takes no hold (a count_tokens an upstream is asked for) in its
+    account's requests per minute; 429 past them."""
+    check_account_limits(tx, user_id, Admission(rpm=rpm), utcnow())
 
 
 def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> bool:

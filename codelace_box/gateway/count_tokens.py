@@ -2,16 +2,20 @@
 (also when an Anthropic-compatible upstream has no count_tokens route: its 404).
 
 Never charged and never held: the call goes through the same key rotation and retries as a
-completion (gateway/upstream.py), but no hold is taken and no usage row is written.
+completion (gateway/upstream.py), but no hold is taken and no usage row is written. A count an
+upstream is asked for spends the operator's provider key, so it counts in the account's
+requests per minute (a 429 past them); an estimate calls no one and is not counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
@@ -42,14 +46,18 @@ async def count_tokens(
     body_len: int,
     headers: Mapping[str, str],
     allowed_models: frozenset[str] | None = None,
+    account: tuple[int, int] = (0, 0),
 ) -> JSON:
     """`{"input_tokens": N}` for a Messages body; 403 for a model the key may not call (its
-    `allowed_models`, as on /v1/messages)."""
+    `allowed_models`, as on /v1/messages); `account`: (user id, requests per minute or 0)."""
     with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
         route = resolve_model(gateway.routes, _model(body))
     check_model_allowed(allowed_models, route.id)
     if route.provider.kind != "anthropic":
         return {"input_tokens": input_token_estimate(body_len)}
+    user_id, rpm = account
+    if rpm:
+        await gateway.writes.submit(partial(count_in_rpm, user_id=user_id, rpm=rpm))
     adapter = MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH)
     call = new_call(("count_tokens", 0, 0), body, route, adapter, body_len=0, output_cap=1,
                     hold_nanos=0, cap_from_client=False, ingress=MESSAGES_ROUTE)  # fmt: skip

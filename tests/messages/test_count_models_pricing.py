@@ -48,6 +48,26 @@ def test_count_tokens_of_an_openai_model_is_estimated(fresh: MessagesBox) -> Non
     assert fresh.usage_rows(email) == []
 
 
+def test_count_tokens_asked_of_the_upstream_counts_in_the_accounts_rpm(fresh: MessagesBox) -> None:
+    """Each count an `anthropic` upstream is asked for spends the operator's provider key: the
+    account's requests per minute hold for it as for a completion (a 429 in Anthropic's
+    shape); counts the box estimates call no one and pass."""
+    email, key = fresh.new_key(credit_usd="0")
+    fresh.cli("users", "limits", email, "--rpm", "2")
+    url = f"{fresh.server.base_url}/v1/messages/count_tokens"
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    asked = [httpx.post(url, json={"model": ALIAS, "messages": MESSAGES}, headers=headers,
+                        timeout=10) for _ in range(3)]  # fmt: skip
+    assert [a.status_code for a in asked] == [200, 200, 429]
+    assert asked[2].json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(asked[2].headers["retry-after"]) <= 60
+    assert len(fresh.fake.requests) == 2
+    estimated = httpx.post(url, json={"model": OPENAI_ALIAS, "messages": MESSAGES},
+                           headers=headers, timeout=10)  # fmt: skip
+    assert estimated.status_code == 200 and estimated.json()["input_tokens"] > 0
+    assert fresh.usage_rows(email) == []
+
+
 def test_count_tokens_needs_a_key_and_answers_errors_in_anthropics_shape(
     fresh: MessagesBox,
 ) -> None:
