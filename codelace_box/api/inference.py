@@ -34,6 +34,7 @@ from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable, allowed_first
 from codelace_box.money import usd_text
 from codelace_box.providers.base import JSON
+from codelace_box.providers.billed_fields import check_no_other_models
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")
@@ -93,6 +94,7 @@ async def run_call(
             default_context_tokens=gateway.settings.default_context_tokens,
         )
     check_model_allowed(auth.allowed_models, call.route.id)
+    check_no_other_models(call.body, auth.allowed_models)
     request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     await gateway.reserve(call, admission(gateway, auth))
     return await answer(request, gateway, call)
