@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from admin_tui.views import KeyLimitsForm
+from admin_tui.views import KeyLimitsForm, KeyRow
 from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
 from codelace_box.errors import Conflict, InvalidRequest
@@ -48,15 +48,29 @@ def parse_token_cap(text: str) -> int | None:
     return int(text)
 
 
-def key_limit_fields(form: KeyLimitsForm) -> dict[str, Any]:
-    """A key limits form as the fields accounts.limits checks: every one given, blank clears."""
-    return {
+def key_limit_fields(form: KeyLimitsForm, shown: KeyRow | None = None) -> dict[str, Any]:
+    """A key limits form as the fields accounts.limits checks: every one given, blank clears;
+    the expiry as `shown` is left out (unchanged), so an expired key's cap can change."""
+    fields = {
         "limit_usd": form.limit_usd.strip() or None,
         "limit_reset": None if form.limit_reset in ("", "never") else form.limit_reset,
         "expires_at": form.expires.strip() or None,
         "allowed_models": [m.strip() for m in form.models.split(",") if m.strip()] or None,
         "can_manage_keys": manage_keys_choice(form.manage_keys),
     }
+    if shown is not None and form.expires.strip() == moment_text(shown):
+        del fields["expires_at"]
+    return fields
+
+
+def moment_text(key: KeyRow) -> str:
+    """A key's expiry as the form shows it (ISO 8601, UTC), exactly as stored: the form sends
+    it back, and a save that changes only the cap must not move the expiry (a "30d" one has
+    microseconds)."""
+    expires = key.expires_at
+    if expires is None:
+        return ""
+    return expires.isoformat(timespec="microseconds" if expires.microsecond else "seconds") + "Z"
 
 
 def manage_keys_choice(text: str) -> Any:

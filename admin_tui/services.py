@@ -24,6 +24,7 @@ from admin_tui.service_checks import (
     check_adjustment,
     key_limit_fields,
     manage_keys_choice,
+    moment_text,
     price_jumps,
     unchanged,
     user_limit_fields,
@@ -83,6 +84,7 @@ __all__ = [
     "UserRow",
     "check_adjustment",
     "format_usd",
+    "moment_text",
     "price_jumps",
     "usd_text",
 ]
@@ -273,7 +275,7 @@ class AdminServices(CatalogServices):
     ) -> KeyRow:
         """Replace a key's limits with the form's (blank: none); checked like the API's.
         `shown`: the key as the form was filled; refused if its limits changed since."""
-        fields = key_limit_fields(form)
+        fields = key_limit_fields(form, shown)
         with _audited("keys update", key_uuid, lambda: states.api_key(key_uuid)):
             if shown is not None:
                 current = _api_key_row(api_keys.find_key(key_uuid))

@@ -26,7 +26,7 @@ from admin_tui.screens.formatting import (
     usd_fine,
 )
 from admin_tui.screens.user_actions import UserActions, request_limits_text
-from admin_tui.services import KeyLimitsForm, KeyRow, UserDetail, UserRow
+from admin_tui.services import KeyLimitsForm, KeyRow, UserDetail, UserRow, moment_text
 from admin_tui.widgets.live_table import LiveTable, Row
 
 SHORT_ID = 8  # characters of a UUID shown in a table: enough for `keys revoke`
@@ -249,16 +249,6 @@ def spend_text(key: KeyRow) -> str:
 def cap_text(key: KeyRow) -> str:
     """A key's cap as the form shows it (exact, no $)."""
     return "" if key.limit_nanos is None else usd_exact(key.limit_nanos).lstrip("$")
-
-
-def moment_text(key: KeyRow) -> str:
-    """A key's expiry as the form shows it (ISO 8601, UTC), exactly as stored: the form sends
-    it back, and a save that changes only the cap must not move the expiry (a "30d" one has
-    microseconds)."""
-    expires = key.expires_at
-    if expires is None:
-        return ""
-    return expires.isoformat(timespec="microseconds" if expires.microsecond else "seconds") + "Z"
 
 
 def ledger_rows(detail: UserDetail) -> list[Row]:

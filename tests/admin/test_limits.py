@@ -5,6 +5,7 @@ the spend against the cap in the keys table."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from textual.widgets import Select
@@ -85,6 +86,27 @@ async def test_key_limits_form_sets_and_clears_and_refuses_bad_input(
     stored = ApiKey.get_by_id(key.id)
     assert (stored.limit_nanos, stored.limit_reset, stored.expires_at) == (None, None, None)
     assert stored.allowed_models is None
+
+
+async def test_the_cap_of_an_expired_key_changes_without_touching_its_expiry(
+    admin_env: AdminEnv,
+) -> None:
+    """The form sends back the expiry it showed: unchanged, it is left alone, so a key that
+    has expired can have its cap changed without being refused for an expiry in the past."""
+    alice = create_user("alice@example.com")
+    key = create_key(alice.id, "old").key
+    expired = utcnow() - timedelta(days=2)
+    ApiKey.update(expires_at=expired).where(ApiKey.id == key.id).execute()
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: len(column(pilot, "#keys")) == 1, "the expired key")
+        await open_form(pilot, "l", "the key limits form")
+        await fill(pilot, "limit_usd", "5")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")
+    stored = ApiKey.get_by_id(key.id)
+    assert (stored.limit_nanos, stored.expires_at) == (5 * 10**9, expired)
 
 
 async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
