@@ -126,6 +126,8 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
         "credit", "ken@example.com", "1000001", "--reason", "x"
     )
     assert "needs a reason" in workspace.fail("credit", "ken@example.com", "1", "--reason", " ")
+    for reason in ("ticket 12\nsee thread", "ok\x1b[2K\rforged audit line", "r" * 1001):
+        assert "reason must" in workspace.fail("credit", "ken@example.com", "1", "--reason", reason)
     assert "Missing option '--reason'" in workspace.fail("credit", "ken@example.com", "1", code=2)
     assert "no user" in workspace.fail("credit", "nobody@example.com", "1", "--reason", "x")
     assert ledger_rows(workspace, "ken@example.com") == [(2_000_000_000, "admin", "seed")]
