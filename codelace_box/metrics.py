@@ -230,20 +230,23 @@ total: Children[Histogram] = Children(TOTAL)
 overhead: Children[Histogram] = Children(OVERHEAD)
 
 
-# The codes an upstream failure is counted under: the box's own (gateway/upstream.py,
-# outcome.py, errors.py) and the error types Anthropic and OpenAI document for their streams.
-# A stream's error event names its code itself, and an Anthropic- or OpenAI-compatible upstream
-# (a proxy, a local server) may choose any word there, a new one each time: each would make
-# a series of its own, so any other word is counted as upstream_error.
+# The codes an upstream failure is counted under: the box's own (errors.py, gateway/,
+# providers/: a test keeps this list in step) and the error types Anthropic and OpenAI
+# document for their streams. A stream's error event names its code itself, and an Anthropic-
+# or OpenAI-compatible upstream (a proxy, a local server) may choose any word there, a new one
+# each time: each would make a series of its own, so any other word counts as upstream_error.
 UPSTREAM_ERROR_CODES = frozenset({
-    "upstream_error", "upstream_overloaded", "upstream_timeout", "upstream_unreachable",
-    "upstream_too_large", "upstream_rejected", "provider_key_rejected", "provider_out_of_credit",
-    "provider_unavailable", "content_refused", "context_length_exceeded", "bad_upstream_reply",
-    "invalid_request", "service_unavailable", "internal_error",
+    "bad_upstream_reply", "client_closed", "config_error", "conflict", "content_refused",
+    "context_length_exceeded", "database_newer", "field_not_allowed", "insufficient_credits",
+    "internal_error", "invalid_api_key", "invalid_model", "invalid_request", "key_limit_reached",
+    "model_not_found", "not_found", "output_cap", "payload_too_large", "permission_denied",
+    "provider_key_rejected", "provider_out_of_credit", "provider_unavailable", "rate_limited",
+    "server_error", "service_unavailable", "upstream_error", "upstream_overloaded",
+    "upstream_rejected", "upstream_timeout", "upstream_too_large", "upstream_unreachable",
     "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
     "request_too_large", "rate_limit_error", "api_error", "overloaded_error", "billing_error",
     "timeout_error",
-    "server_error", "rate_limit_exceeded", "insufficient_quota", "invalid_prompt",
+    "rate_limit_exceeded", "insufficient_quota", "invalid_prompt",
 })  # fmt: skip
 
 
