@@ -230,6 +230,35 @@ total: Children[Histogram] = Children(TOTAL)
 overhead: Children[Histogram] = Children(OVERHEAD)
 
 
+# The codes an upstream failure is counted under: the box's own (errors.py, gateway/,
+# providers/: a test keeps this list in step) and the error types Anthropic and OpenAI
+# document for their streams. A stream's error event names its code itself, and an Anthropic-
+# or OpenAI-compatible upstream (a proxy, a local server) may choose any word there, a new one
+# each time: each would make a series of its own, so any other word counts as upstream_error.
+UPSTREAM_ERROR_CODES = frozenset({
+    "bad_upstream_reply", "client_closed", "config_error", "conflict", "content_refused",
+    "context_length_exceeded", "database_newer", "field_not_allowed", "insufficient_credits",
+    "internal_error", "invalid_api_key", "invalid_model", "invalid_request", "key_limit_reached",
+    "model_not_found", "not_found", "output_cap", "payload_too_large", "permission_denied",
+    "provider_key_rejected", "provider_out_of_credit", "provider_unavailable", "rate_limited",
+    "server_error", "service_unavailable", "upstream_error", "upstream_overloaded",
+    "upstream_rejected", "upstream_timeout", "upstream_too_large", "upstream_unreachable",
+    "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+    "request_too_large", "rate_limit_error", "api_error", "overloaded_error", "billing_error",
+    "timeout_error",
+    "rate_limit_exceeded", "insufficient_quota", "invalid_prompt",
+})  # fmt: skip
+
+
+def upstream_error_code(code: str) -> str:
+    """The code label of a failed upstream call: a known code, `upstream_NNN` (an upstream's
+    refusal by its status), else upstream_error (see UPSTREAM_ERROR_CODES)."""
+    status = code.removeprefix("upstream_")
+    if code in UPSTREAM_ERROR_CODES or (status.isascii() and status.isdigit() and len(status) == 3):
+        return code
+    return "upstream_error"
+
+
 def status_class(status: int) -> str:
     """'2xx' for 200 and so on."""
     return STATUS_CLASSES.get(status // 100, "other")

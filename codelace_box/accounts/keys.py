@@ -42,7 +42,7 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
-from codelace_box.db.ids import canonical_uuid, one_by_prefix, uuid_prefix
+from codelace_box.db.ids import canonical_uuid, looks_like_old_id, one_by_prefix, uuid_prefix
 from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -60,7 +60,6 @@ _BASE62 = string.ascii_letters + string.digits
 MAX_KEY_NAME = 100
 MAX_ACTIVE_KEYS = 1000  # of one account, made by its own keys or the portal
 LAST_USED_WRITE_INTERVAL_SEC = 60.0
-OLD_ID_DIGITS = 8  # all-digit key ids shorter than this are the integer ids of before
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,7 @@ def find_key(key_ref: str) -> ApiKey:
     prefix = uuid_prefix(key_ref)
     if prefix is None:
         raise _no_such_key(key_ref)
-    if prefix.isdigit() and len(prefix) < OLD_ID_DIGITS:
+    if looks_like_old_id(prefix):
         raise InvalidRequest(
             f"key id {key_ref.strip()!r} looks like an old numeric id: key ids are UUIDs now "
             "(see `keys list EMAIL`); give the UUID or at least its first 8 characters",

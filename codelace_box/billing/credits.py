@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from codelace_box.accounts.users import get_user
+from codelace_box.accounts.users import clean_name, get_user
 from codelace_box.billing.ledger import Posting, append_entry
 from codelace_box.db.core import durable, utcnow
 from codelace_box.db.models import Payment, User
@@ -15,6 +15,7 @@ from codelace_box.money import AmountTooLarge, usd_to_nanos
 MAX_ADJUSTMENT_USD = Decimal(1_000_000)
 MAX_ADJUSTMENT_NANOS = usd_to_nanos(MAX_ADJUSTMENT_USD)
 ADJUSTMENT_LIMIT = "amount must be non-zero and at most 1,000,000 USD either way"
+MAX_REASON = 1000  # characters of an adjustment's reason
 
 
 def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
@@ -30,6 +31,7 @@ def check_adjustment(amount_usd: Decimal | str, reason: str) -> int:
         raise InvalidRequest(ADJUSTMENT_LIMIT)
     if not reason.strip():
         raise InvalidRequest("a ledger entry needs a reason")
+    clean_name(reason, "reason", MAX_REASON)  # shown in `audit` and the dashboard: one line
     return nanos
 
 

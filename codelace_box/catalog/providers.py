@@ -114,7 +114,8 @@ def _check_base_url(base_url: str) -> None:
         raise InvalidRequest(f"base URL must start with http:// or https://, got {base_url!r}")
     try:
         parts = urlsplit(base_url)
-        usable = bool(parts.hostname) and parts.port != 0 and not re.search(r"\s", base_url)
+        usable = bool(parts.hostname) and parts.port != 0 and base_url.isprintable()
+        usable = usable and not re.search(r"\s", base_url)
     except ValueError:  # a port out of range, a malformed [IPv6] host
         usable = False
     if usable and ("@" in parts.netloc or "?" in base_url or "#" in base_url):
@@ -125,8 +126,8 @@ def _check_base_url(base_url: str) -> None:
         )
     if not usable:
         raise InvalidRequest(
-            f"base URL must name a host (and a port from 1 to 65535, if any), with no spaces: "
-            f"got {base_url!r}"
+            "base URL must name a host (and a port from 1 to 65535, if any), with no spaces "
+            f"or control characters: got {base_url!r}"
         )
 
 

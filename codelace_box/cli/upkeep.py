@@ -11,6 +11,7 @@ import click
 
 from codelace_box import __version__
 from codelace_box.config import Config
+from codelace_box.errors import CodelaceError
 
 
 def migrate_status_lines(config: Config) -> list[str]:
@@ -82,6 +83,8 @@ def _database_line(config: Config) -> str:
     where = redacted(config.database.url) if config.database.is_postgres else config.database.path
     try:
         status = migrate_status_lines(config)
+    except CodelaceError as exc:  # its one line, as every command prints it (no secret)
+        return exc.message if where in exc.message else f"{where}: cannot read: {exc.message}"
     except Exception as exc:  # a version report never fails on a broken database
         return f"{where}: cannot read ({type(exc).__name__})"
     return f"{where}: {status[0]}"

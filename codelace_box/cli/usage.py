@@ -37,7 +37,7 @@ def usage_report(
     from codelace_box.db.core import utcnow
     from codelace_box.reports.moments import parse_moment
     from codelace_box.reports.spend import totals
-    from codelace_box.reports.spend_days import daily_spend_report, days_read
+    from codelace_box.reports.spend_days import daily_spend_report, days_counted
 
     state.database()
     now = utcnow()
@@ -55,8 +55,8 @@ def usage_report(
         "rows_deleted_before": iso_z(cutoff),
         "retention_days": days,
     }
-    if cutoff is not None:  # the days counted whatever retention deleted (only then: a
-        view["whole_days_counted"] = _days_view(days_read(by, start, end))  # shape kept)
+    if cutoff is not None:  # the days counted whatever retention deleted (only then)
+        view["whole_days_counted"] = _days_view(days_counted(by, start, end, now.date()))
     emit(view, as_json, render)
 
 

@@ -16,6 +16,7 @@ _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 _PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
 UUID_LENGTH = 36
 MAX_SHOWN_MATCHES = 5  # rows an ambiguous id prefix names
+OLD_ID_DIGITS = 8  # all-digit ids shorter than this are the integer ids of before (migration 3)
 
 
 def new_uuid() -> str:
@@ -37,6 +38,12 @@ def uuid_prefix(text: str) -> str | None:
     if not 0 < len(lowered) <= UUID_LENGTH or not _PREFIX.fullmatch(lowered):
         return None
     return lowered
+
+
+def looks_like_old_id(prefix: str) -> bool:
+    """Whether an id the operator typed is an integer id of before UUIDs (`users disable 3`):
+    taken as a prefix it would name whichever row's UUID happens to start with those digits."""
+    return prefix.isdigit() and len(prefix) < OLD_ID_DIGITS
 
 
 def one_by_prefix(query: Any, prefix: str, what: str, code: str) -> Any | None:

@@ -84,7 +84,8 @@ def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = No
     code = error.code if error else "internal_error"
     item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
     if error is not None and code not in DATABASE_CODES:  # the box's own trouble, not theirs
-        metrics.upstream_errors(call.route.provider.name, code).inc()
+        label = metrics.upstream_error_code(code)
+        metrics.upstream_errors(call.route.provider.name, label).inc()
         item.upstream_error = mask_tokens(error.message)
         log.warning(
             "upstream error: request %s model %s provider %s: %d %s: %s",

@@ -76,6 +76,27 @@ def days_read(by: str, since: datetime | None, until: datetime | None) -> WholeD
     return whole_days(start, end) if by in _DAY_SQL else None
 
 
+_FIRST_DAY_SQL = {  # the first day that holds totals, per grouping
+    "user": "SELECT MIN(day) FROM key_day_usage",
+    "key": "SELECT MIN(day) FROM key_day_usage",
+    "model": "SELECT MIN(bucket) FROM usage_rollup WHERE period = 'day'",
+}
+
+
+def days_counted(
+    by: str, since: datetime | None, until: datetime | None, today: date
+) -> WholeDays | None:
+    """The whole days of `days_read` as an operator reads them: an open window's ends are
+    the first day with totals and today (not year 1 and year 9999); None when none."""
+    days = days_read(by, since, until)
+    if days is None:
+        return None
+    held = query_all(_FIRST_DAY_SQL[by])
+    first = max(days.first, date.fromisoformat(str(held[0][0])[:10])) if held[0][0] else days.first
+    stop = min(days.stop, today + timedelta(days=1))
+    return WholeDays(first, stop) if first < stop else None
+
+
 def daily_spend_report(
     by: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[SpendRow]:

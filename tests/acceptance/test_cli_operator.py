@@ -154,3 +154,14 @@ def test_version_verbose_has_schema_and_build_details_and_plain_stays_one_line(
     latest = box.sql("SELECT max(version) FROM schema_migration")[0][0]
     assert fields["schema version"].startswith(f"{latest} ")
     assert f"schema version {latest}" in fields["database"]
+
+
+def test_version_verbose_says_why_the_database_cannot_be_read(tmp_path: Path) -> None:
+    """`version --verbose` is what an operator pastes into a bug report: on a database it
+    cannot read it still answers, with the reason (not only the error's class name)."""
+    box = Box.create(tmp_path)
+    box.db_path.parent.mkdir(parents=True, exist_ok=True)
+    box.db_path.write_bytes(b"not a database at all, " * 100)
+    verbose = box.ok("version", "--verbose").splitlines()
+    fields = dict(line.split(": ", 1) for line in verbose[1:])
+    assert "file is not a database" in fields["database"], fields["database"]

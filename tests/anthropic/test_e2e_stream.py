@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk, ChatCompletionStreamOptionsParam
@@ -316,3 +317,43 @@ def test_thinking_tool_loop_hands_the_signed_block_back_and_keeps_thinking_on(
         "thinking": "Need the weather.",
         "signature": Reply().signature,
     }
+
+
+def _upstream_error_codes(box: AnthropicBox) -> set[str]:
+    """The `code` labels of codelace_upstream_errors_total in a scrape of /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(box.server.base_url + "/metrics", timeout=10).text
+    return {
+        sample.labels["code"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "codelace_upstream_errors_total"
+    }
+
+
+def test_an_upstreams_own_error_types_do_not_grow_the_metric_labels(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    """An Anthropic-compatible upstream (a proxy, a local server) may name its stream errors
+    anything (here a fresh word per request): /metrics must not grow a series for each one.
+    Anthropic's documented error types keep their own label."""
+    _, client = box.new_user()
+    made_up = [f"proxy_error_{n}_{time.time_ns()}" for n in range(3)]
+    fresh_fake.script(
+        *(Reply(text="Once upon a time", error_after_deltas=1, error_type=kind,
+                error_message="the proxy broke", delay_sec=0.05) for kind in made_up),
+        Reply(text="Once upon a time", error_after_deltas=1, error_type="overloaded_error",
+              error_message="Overloaded", delay_sec=0.05),
+    )  # fmt: skip
+    for _ in range(len(made_up) + 1):
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "story"}], stream=True
+        )
+        with pytest.raises(openai.APIError):
+            for _chunk in stream:
+                pass
+    codes = _upstream_error_codes(box)
+    assert "overloaded_error" in codes
+    assert not codes & set(made_up), codes
+    assert "upstream_error" in codes

@@ -126,6 +126,8 @@ def test_credit_refuses_bad_amounts_and_overdrafts(workspace: Workspace) -> None
         "credit", "ken@example.com", "1000001", "--reason", "x"
     )
     assert "needs a reason" in workspace.fail("credit", "ken@example.com", "1", "--reason", " ")
+    for reason in ("ticket 12\nsee thread", "ok\x1b[2K\rforged audit line", "r" * 1001):
+        assert "reason must" in workspace.fail("credit", "ken@example.com", "1", "--reason", reason)
     assert "Missing option '--reason'" in workspace.fail("credit", "ken@example.com", "1", code=2)
     assert "no user" in workspace.fail("credit", "nobody@example.com", "1", "--reason", "x")
     assert ledger_rows(workspace, "ken@example.com") == [(2_000_000_000, "admin", "seed")]
@@ -204,6 +206,26 @@ def test_keys_revoke_refuses_the_old_integer_ids_and_never_echoes_a_key(
     assert "no active API key" in pasted and full_key[3:] not in pasted
     assert "Missing argument 'KEY_ID'" in workspace.fail("keys", "revoke", code=2)
     assert len(key_ids(workspace, "oldid@example.com")) == 1
+
+
+def test_commands_naming_an_account_refuse_an_old_integer_id(workspace: Workspace) -> None:
+    """Accounts had integer ids before their UUIDs (as keys did): `users disable 3`, typed
+    from habit or an old script, named by prefix the one account whose UUID starts with 3
+    and disabled it (or credited it). A short all-digit id is refused, as for keys; eight
+    digits and more are a UUID's start."""
+    for email in ("num-a@example.com", "num-b@example.com"):
+        workspace.run("users", "create", email)
+    workspace.sql("UPDATE user SET uuid = ? WHERE email = ?",
+                  ("31234567-89ab-4cde-8f01-23456789abcd", "num-a@example.com"))  # fmt: skip
+    workspace.sql("UPDATE user SET uuid = ? WHERE email = ?",
+                  ("12345678-89ab-4cde-8f01-23456789abcd", "num-b@example.com"))  # fmt: skip
+    for command in (("users", "disable", "3"), ("credit", "3", "5", "--reason", "x"),
+                    ("users", "show", "3123"), ("keys", "create", "31")):  # fmt: skip
+        message = workspace.fail(*command)
+        assert "looks like an old numeric id" in message and "UUIDs" in message, message
+    shown = workspace.json("users", "show", "num-a@example.com")
+    assert (shown["status"], shown["credit_balance_usd"], shown["keys"]) == ("active", 0.0, [])
+    assert workspace.json("users", "show", "12345678")["email"] == "num-b@example.com"
 
 
 def test_human_tables_show_missing_values_as_a_dash(workspace: Workspace) -> None:

@@ -318,10 +318,12 @@ def test_providers_update_errors(workspace: Workspace) -> None:
 
 
 def test_a_base_url_without_a_usable_host_is_refused(workspace: Workspace) -> None:
-    """`--base-url http://` or a host with a space in it cannot be reached: a clear error now,
-    not a provider whose every request fails later."""
+    """`--base-url http://`, a host with a space in it or a URL with a control character
+    pasted in (an escape sequence) cannot be reached: a clear error now, not a provider whose
+    every request fails later."""
     workspace.run("providers", "add", "kept", "--kind", "openai", "--key", OPENAI_KEY)
-    for bad in ("http://", "https:///v1", "http://api example.com/v1", "http://host:99999/v1"):
+    for bad in ("http://", "https:///v1", "http://api example.com/v1", "http://host:99999/v1",
+                "http://127.0.0.1:8000/v1\x1b[31m", "http://host/v1\x7f"):  # fmt: skip
         line = workspace.fail(
             "providers", "add", "bad", "--kind", "openai", "--base-url", bad, "--key", "k"
         )

@@ -8,7 +8,8 @@ days still count."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,14 @@ import pytest
 from codelace_box.accounts.keys import create_key, revoke_key
 from codelace_box.accounts.users import create_user
 from codelace_box.cli.usage import render
+from codelace_box.db.core import close_database
 from codelace_box.db.models import ApiKey
 from codelace_box.reports.history import delete_old_usage_rows
 from codelace_box.reports.spend import spend_report
 from codelace_box.reports.spend_days import daily_spend_report, days_read, whole_days
 from tests.history.test_history_units import add_row
+from tests.pg_cluster import secret_for
+from tests.support import run_cli, write_config
 
 DAY0 = datetime(2026, 2, 20)
 MODELS = ("openai/gpt-5.4", "openai/gpt-5.4-mini", "anthropic/claude-sonnet-4-6")
@@ -116,3 +120,28 @@ def test_the_retention_note_names_the_days_counted(by: str) -> None:
     assert "the whole UTC days 0001-01-01 to 9999-12-30 are counted" in render(view)
     view["whole_days_counted"] = None  # a window with no whole day in it
     assert "this report cannot count them" in render(view)
+
+
+def test_the_days_an_open_window_counted_are_the_days_there_are(
+    migrated_db: Path | str, tmp_path: Path
+) -> None:
+    """`usage report` with retention on and no --since/--until (the report an operator runs
+    most) named "the whole UTC days 0001-01-01 to 9999-12-30" in its note and its JSON: the
+    days it counted are those from the first day with totals up to today."""
+    _traffic()
+    close_database()
+    target = str(migrated_db)
+    database = {"url": target} if target.startswith("postgresql") else {"path": target}
+    server = {"secret_key": secret_for(target)} if "url" in database else {}
+    sections = {"server": server, "database": database, "usage": {"retention_days": 1}}
+    config = write_config(tmp_path / "codelace.toml", sections)
+    for by in ("user", "model", "key"):
+        done = run_cli(config, "usage", "report", "--by", by, "--json")
+        assert done.returncode == 0, done.stderr
+        view = json.loads(done.stdout)
+        today = datetime.now(UTC).date()
+        assert view["whole_days_counted"] == {
+            "first": DAY0.date().isoformat(), "last": today.isoformat(),
+        }, by  # fmt: skip
+        text = run_cli(config, "usage", "report", "--by", by).stdout
+        assert f"the whole UTC days {DAY0.date().isoformat()} to {today.isoformat()}" in text

@@ -275,3 +275,27 @@ def _only_request_id(box: Box, email: str) -> str:
             assert len(rows) == 1, rows
             return str(rows[0][0])
         time.sleep(0.05)
+
+
+def test_every_error_code_the_box_names_keeps_its_own_upstream_errors_label() -> None:
+    """codelace_upstream_errors_total bounds its `code` label to a list (an upstream's own
+    words in a stream error would grow it without end): each code the box itself raises must
+    be on it, or a new one would be counted as upstream_error unseen."""
+    import re
+    from pathlib import Path
+
+    from codelace_box import metrics
+
+    package = Path(metrics.__file__).parent
+    sources = [package / "errors.py", *(package / "gateway").rglob("*.py")]
+    sources += (package / "providers").rglob("*.py")
+    named = {
+        code
+        for source in sources
+        for code in re.findall(r'(?:code=|code = )"([a-z0-9_]+)"', source.read_text())
+    } - {"database_busy", "database_unavailable"}  # the box's own trouble: never counted there
+    assert named - metrics.UPSTREAM_ERROR_CODES == set()
+    assert metrics.upstream_error_code("rate_limited") == "rate_limited"
+    assert metrics.upstream_error_code("upstream_429") == "upstream_429"
+    assert metrics.upstream_error_code("upstream_4290") == "upstream_error"
+    assert metrics.upstream_error_code("proxy says no") == "upstream_error"
