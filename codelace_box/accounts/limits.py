@@ -347,6 +347,25 @@ def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:
         )
 
 
+# Fields that let a provider answer with other models than the one asked for (OpenRouter's
+# fallbacks, where the operator allowed them for the provider: providers/billed_fields.py).
+OTHER_MODEL_FIELDS = ("models", "route")
+
+
+def check_no_other_models(body: dict[str, Any], allowed: frozenset[str] | None) -> None:
+    """403 `model_not_allowed` when a key limited to some models asks the provider for
+    others."""
+    if allowed is None:
+        return
+    for name in OTHER_MODEL_FIELDS:
+        if body.get(name) not in (None, "", [], {}):
+            raise PermissionDenied(
+                f"{name} is not allowed with this API key: it lets the provider answer with "
+                f"other models, and the key is limited to {', '.join(sorted(allowed))}",
+                code="model_not_allowed",
+            )
+
+
 # What a key's held_nanos must be: its holds counted on its row, and every open hold of a key
 # with a budget (such a hold not counted there is a mismatch too).
 _KEY_HOLDS = (

@@ -17,7 +17,7 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
-from codelace_box.accounts.limits import check_model_allowed, effective
+from codelace_box.accounts.limits import check_model_allowed, check_no_other_models, effective
 from codelace_box.api.common import BoxResponse, json_body, json_response, require_auth
 from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
@@ -34,7 +34,6 @@ from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable, allowed_first
 from codelace_box.money import usd_text
 from codelace_box.providers.base import JSON
-from codelace_box.providers.billed_fields import check_no_other_models
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")

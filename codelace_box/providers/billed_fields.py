@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from codelace_box.errors import InvalidRequest, PermissionDenied
+from codelace_box.errors import InvalidRequest
 
 # field -> what it buys at the provider (shown in the refusal and the README)
 BILLED_FIELDS: dict[str, str] = {
@@ -49,8 +49,6 @@ FREE_VALUES: dict[str, frozenset[Any]] = {
 SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
                 "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
 LONG_CONTEXT_BETA = "context-1m-"
-# Fields that let the provider answer with other models than the one asked for.
-OTHER_MODEL_FIELDS = ("models", "route")
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
 
 
@@ -84,21 +82,6 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
         if name in MESSAGES_ONLY or name in permitted or not _present(name, body.get(name)):
             continue
         raise _refuse(name, model, name)
-
-
-def check_no_other_models(body: dict[str, Any], allowed_models: frozenset[str] | None) -> None:
-    """403 `model_not_allowed` when a key limited to some models asks the provider for others
-    (fallbacks, where the operator allowed them for the provider)."""
-    if allowed_models is None:
-        return
-    for name in OTHER_MODEL_FIELDS:
-        if _present(name, body.get(name)):
-            raise PermissionDenied(
-                f"{name} is not allowed with this API key: it lets the provider answer with "
-                "other models, and the key is limited to "
-                f"{', '.join(sorted(allowed_models))}",
-                code="model_not_allowed",
-            )
 
 
 def check_billed_messages(
