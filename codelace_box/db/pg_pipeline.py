@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import select
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -178,8 +179,20 @@ class Pipeline:
             if exc_type is None:
                 raise  # else what went wrong first is already on its way
         finally:
-            if not self._queue:  # libpq refuses while answers are left (a lost connection)
-                self._pgconn.exit_pipeline_mode()
+            self._leave(quietly=sys.exc_info()[1] is not None)
+
+    def _leave(self, quietly: bool) -> None:
+        """Out of pipeline mode, where libpq lets it: not with answers left unread (a lost
+        connection; a wait that Ctrl-C interrupted). Then the connection stays in pipeline
+        mode, out of step with the server, and db/pg_driver.py's PgTx closes it. `quietly`:
+        an exception is on its way (KeyboardInterrupt), not to be replaced by libpq's refusal."""
+        if self._queue:
+            return
+        try:
+            self._pgconn.exit_pipeline_mode()
+        except psycopg.OperationalError:
+            if not quietly:
+                raise
 
     def send(self, sql: str, params: Sequence[Any]) -> Answer:
         """Queue a statement (`?` parameters); its answer, read later."""
