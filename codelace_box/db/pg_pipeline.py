@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import itertools
 import select
-import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -173,19 +172,24 @@ class Pipeline:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        failed = exc_type is not None
         try:
             self.sync()
         except Exception:
+            failed = True
             if exc_type is None:
                 raise  # else what went wrong first is already on its way
+        except BaseException:  # an interrupt (Ctrl-C) while the answers were awaited
+            failed = True
+            raise
         finally:
-            self._leave(quietly=sys.exc_info()[1] is not None)
+            self._leave(quietly=failed)
 
     def _leave(self, quietly: bool) -> None:
         """Out of pipeline mode, where libpq lets it: not with answers left unread (a lost
         connection; a wait that Ctrl-C interrupted). Then the connection stays in pipeline
         mode, out of step with the server, and db/pg_driver.py's PgTx closes it. `quietly`:
-        an exception is on its way (KeyboardInterrupt), not to be replaced by libpq's refusal."""
+        an exception is on its way (a KeyboardInterrupt), not to be replaced by libpq's refusal."""
         if self._queue:
             return
         try:
