@@ -19,7 +19,9 @@ nothing credits more than was asked for; the payment row takes the credited amou
 Adaptive Pricing localized is read in its own currency, `currency_conversion`). A signed
 event without a total (a pared-down delivery) credits the recorded amount; a total in another
 currency, or not a whole non-negative number, credits nothing: the payment stays pending and the
-error log names the session for the operator.
+error log names the session for the operator. A total past 64 bits (Stripe's integers) is no
+session Stripe made: refused (400 `invalid_event`) before anything is written, as such a refund
+or dispute is (billing/reversal_amounts.py).
 
 A completed setup session grants `stripe.trial_credit_usd` if the account never had a trial
 and the card (its fingerprint) never earned one; a setup without a card grants nothing.
@@ -50,13 +52,14 @@ from codelace_box.billing.checkout import (
 )
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.reversal_amounts import id_of
+from codelace_box.billing.reversal_amounts import MAX_STRIPE_AMOUNT, id_of
 from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, handle_reversal
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
 from codelace_box.db.offload import run_db_work
+from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_to_nanos
 
 log = logging.getLogger("codelace_box.billing.webhooks")
@@ -100,6 +103,8 @@ async def handle_webhook(
         log.info("stripe event %s (%s): %s", event_id, event_type, result)
         return WebhookOutcome(event_id, event_type, result)
     session = session_of(event)
+    if session is not None:
+        _refuse_past_64_bits(session)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
     owner = _setup_owner(session, api.box_secret) if session is not None else None
@@ -113,6 +118,17 @@ async def handle_webhook(
     )
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return WebhookOutcome(event_id, event_type, result)
+
+
+def _refuse_past_64_bits(session: dict[str, Any]) -> None:
+    """InvalidRequest for a session whose total (or its conversion's) is past 64 bits."""
+    conversion = session.get("currency_conversion")
+    totals = [session.get("amount_total")]
+    totals += [conversion.get("amount_total")] if isinstance(conversion, dict) else []
+    if any(isinstance(total, int) and total > MAX_STRIPE_AMOUNT for total in totals):
+        named = f"Stripe Checkout Session {str(session['id'])[:100]!r} has an amount past 64 bits"
+        log.error("%s: no session Stripe made; event refused, nothing credited", named)
+        raise InvalidRequest(named, code="invalid_event")
 
 
 def _seen(event_id: str) -> bool:

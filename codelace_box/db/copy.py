@@ -25,6 +25,10 @@ from codelace_box.db.snapshot import one_instant
 from codelace_box.errors import CodelaceError
 
 BATCH_ROWS = 500
+ABORTED = (
+    "db copy aborted: nothing was copied (the target is as empty as before; "
+    "run the same command again)"
+)
 
 
 def copied_models() -> list[type[Model]]:
@@ -87,16 +91,30 @@ def _target_is_empty() -> bool:
 
 def copy_database(source_target: str, destination: str) -> dict[str, int]:
     """Copy every row of `source_target`, as it was at one instant, into the empty database
-    `destination`; the rows copied per table. The destination stays the open database."""
+    `destination`; the rows copied per table. The destination stays the open database.
+
+    Ctrl-C (KeyboardInterrupt) stops it with a CodelaceError that says nothing was copied: the
+    rows go in one transaction, rolled back (db/core.py, on either engine). One that came only
+    after that transaction committed stops nothing: the copy is whole."""
+    counts: dict[str, int] = {}  # filled inside the transaction, into a target found empty
+    try:
+        _copy_at_one_instant(source_target, destination, counts)
+    except KeyboardInterrupt:
+        if not counts or _target_is_empty():  # core.database: the destination once counted
+            raise CodelaceError(ABORTED) from None
+    return counts
+
+
+def _copy_at_one_instant(source_target: str, destination: str, counts: dict[str, int]) -> None:
     source = core.open_database(source_target)
     try:
         with one_instant(source):
-            return _copy_all(source, destination)
+            _copy_all(source, destination, counts)
     finally:
         source.close()
 
 
-def _copy_all(source: Database, destination: str) -> dict[str, int]:
+def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> None:
     version = current_version(source)
     if version != LATEST_VERSION:
         fix = (
@@ -115,12 +133,10 @@ def _copy_all(source: Database, destination: str) -> dict[str, int]:
     serial = [m for m in copied_models() if isinstance(m._meta.primary_key, AutoField)]
     tables = [model._meta.table_name for model in serial]
     counters = source_counters(source, tables)
-    counts: dict[str, int] = {}
     with core.write_transaction() as tx:
         for model in copied_models():
             counts[model._meta.table_name] = _copy_table(tx, source, model)
         continue_counters(tx, tables, counters)
-    return counts
 
 
 def _copy_table(tx: core.Tx, source: Database, model: type[Model]) -> int:

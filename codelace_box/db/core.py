@@ -148,6 +148,8 @@ class Savepoint:
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
             totals.forget_since(self._mark)  # first: ROLLBACK TO fails if SQLite ended it all
+            if not _in_transaction(self._tx):  # PostgreSQL's session closed mid-statement
+                return  # (Ctrl-C, pg_driver.PgTx): the server rolled it all back
             self._tx.execute(_ROLLBACK_TO)
         self._tx.execute(_RELEASE)
 

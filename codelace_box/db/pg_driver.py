@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +34,8 @@ from codelace_box.db.postgres import (
     OWNER_LOCK_CLASS,
     pg_sql,
 )
+
+CANCEL_TIMEOUT_SEC = 5.0  # waiting for the server to take a cancel request (psycopg's own)
 
 
 class _BoolAsInt(Dumper):
@@ -191,8 +193,12 @@ class PgTx:
             self._last = answer = pipeline.send(sql, params)
             return answer
         if params:  # a pipeline of one: prepared once, one round trip, none of psycopg's Python
-            with self._one() as one:
-                answer = one.send(sql, params)
+            try:
+                with self._one() as one:
+                    answer = one.send(sql, params)
+            except BaseException:
+                self._close_if_out_of_step()
+                raise
             self._changes = answer.rowcount
             return answer
         cursor = self._conn.execute(sql)  # psycopg reads the text as it is (% stays one)
@@ -226,12 +232,32 @@ class PgTx:
                 yield
         finally:
             self._pipeline, self._last = None, None
+            self._close_if_out_of_step()
             if self.in_transaction():  # an error: its ROLLBACK, queued behind it, was skipped
                 self._conn.execute("ROLLBACK")
+
+    def _close_if_out_of_step(self) -> None:
+        """Close the session if it was left out of step with the server: a statement's answers
+        unread (a wait that Ctrl-C interrupted leaves the connection in pipeline mode, or a
+        statement running). No ROLLBACK can be sent on it; the server rolls back the open
+        transaction of a session that ends. What runs is cancelled first (as psycopg does on
+        Ctrl-C), so that its locks go at once; the next use opens a new session
+        (BoxPostgresqlDatabase.connection), and the write transaction has nothing to roll back."""
+        conn = self._conn
+        if conn.closed or not (
+            conn.pgconn.pipeline_status
+            or conn.pgconn.transaction_status == TransactionStatus.ACTIVE
+        ):
+            return
+        with suppress(Exception):  # not cancelled: closing ends it too, once the server reads on
+            conn.cancel_safe(timeout=CANCEL_TIMEOUT_SEC)
+        conn.close()
 
     def in_transaction(self) -> bool:
         if self._pipeline is not None and self._pipeline.sent:  # its status is not known yet
             return True
+        if self._conn.closed:  # closed mid-statement: the server rolled its transaction back
+            return False
         return self._conn.info.transaction_status != TransactionStatus.IDLE
 
     def rollback_if_open(self) -> None:

@@ -172,14 +172,31 @@ class Pipeline:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        failed = exc_type is not None
         try:
             self.sync()
         except Exception:
+            failed = True
             if exc_type is None:
                 raise  # else what went wrong first is already on its way
+        except BaseException:  # an interrupt (Ctrl-C) while the answers were awaited
+            failed = True
+            raise
         finally:
-            if not self._queue:  # libpq refuses while answers are left (a lost connection)
-                self._pgconn.exit_pipeline_mode()
+            self._leave(quietly=failed)
+
+    def _leave(self, quietly: bool) -> None:
+        """Out of pipeline mode, where libpq lets it: not with answers left unread (a lost
+        connection; a wait that Ctrl-C interrupted). Then the connection stays in pipeline
+        mode, out of step with the server, and db/pg_driver.py's PgTx closes it. `quietly`:
+        an exception is on its way (a KeyboardInterrupt), not to be replaced by libpq's refusal."""
+        if self._queue:
+            return
+        try:
+            self._pgconn.exit_pipeline_mode()
+        except psycopg.OperationalError:
+            if not quietly:
+                raise
 
     def send(self, sql: str, params: Sequence[Any]) -> Answer:
         """Queue a statement (`?` parameters); its answer, read later."""

@@ -1,13 +1,15 @@
 """`doctor`'s checks of the running usage totals and rollups (db/totals.py) against what they
 summarize: each account's spend against its ledger's usage debits (which retention never
-deletes), each account's days (the sums of its keys' days) against its total, the per-day
-rollups against the accounts' totals, and the per-minute rollups against the day
-rollups of their days (retention prunes old minutes: the days it keeps whole must match
-exactly, an older one may only fall short). Read-only; one line per problem, naming the account.
+deletes), each account's days (the sums of its keys' days) against its total, each key's days
+against the key's total, the per-day rollups against the accounts' totals, and the per-minute
+rollups against the day rollups of their days (retention prunes old minutes: the days it keeps
+whole must match exactly, an older one may only fall short). Read-only; one line per problem,
+naming the account (and the key).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -29,6 +31,13 @@ WHERE COALESCE(a.cost_nanos, 0) != COALESCE(-l.total, 0)
 ORDER BY u.id
 """
 _DAYS_SQL = f"SELECT user_id, {_SUMS} FROM key_day_usage GROUP BY user_id"
+_KEY_DAYS_SQL = f"SELECT user_id, api_key_id, {_SUMS} FROM key_day_usage "
+_KEY_DAYS_SQL += "GROUP BY user_id, api_key_id"
+_KEYS_SQL = "SELECT k.user_id, k.api_key_id, a.uuid, u.email, "
+_KEYS_SQL += ", ".join(f"k.{c}" for c in _FIGURES)
+_KEYS_SQL += " FROM key_usage k JOIN api_key a ON a.id = k.api_key_id "
+_KEYS_SQL += 'JOIN "user" u ON u.id = k.user_id ORDER BY k.api_key_id'
+NOT_KNOWN = -1  # key_day_usage's key of what migration 19 found without its key (db/models.py)
 _ACCOUNTS_SQL = f"SELECT a.user_id, u.uuid, u.email, {', '.join('a.' + c for c in _FIGURES)} "
 _ACCOUNTS_SQL += 'FROM account_usage a JOIN "user" u ON u.id = a.user_id'
 _ROLLUP_SQL = f"SELECT {_SUMS} FROM usage_rollup WHERE period = ?"
@@ -43,7 +52,13 @@ _DAY_MODELS_SQL += "WHERE period = 'day' AND bucket >= ?"
 
 def totals_problems() -> list[str]:
     """Every way the usage totals and rollups disagree with the ledger or with each other."""
-    return _spent_vs_ledger() + _days_vs_accounts() + _rollups_vs_accounts() + _minutes_vs_days()
+    return (
+        _spent_vs_ledger()
+        + _days_vs_accounts()
+        + _days_vs_keys()
+        + _rollups_vs_accounts()
+        + _minutes_vs_days()
+    )
 
 
 def _spent_vs_ledger() -> list[str]:
@@ -68,6 +83,43 @@ def _days_vs_accounts() -> list[str]:
             problems.append(f"account {email} (id {uuid}): {_differences(kept, summed, 'days')}")
     problems += [f"account id {user_id}: days counted without a total" for user_id in days]
     return problems
+
+
+def _days_vs_keys() -> list[str]:
+    """A key's days (`usage report --by key`) add up to its running total: the days of two
+    keys of one account swapped keep the account's sums right. They may fall short of it by
+    what migration 19 counted under key -1 (rows retention had deleted: the key's total holds
+    them, its days do not), at most that much over the account's keys; never exceed it."""
+    days = {(int(r[0]), int(r[1])): _ints(r[2:]) for r in query_all(_KEY_DAYS_SQL)}
+    zero = (0,) * len(_FIGURES)
+    problems: list[str] = []
+    short: dict[int, list[str]] = {}  # an account's keys whose days fall short of their totals
+    missing: dict[int, tuple[int, ...]] = {}  # by how much, summed over the account's keys
+    for user_id, key_id, uuid, email, *figures in query_all(_KEYS_SQL):
+        kept, summed = _ints(figures), days.pop((int(user_id), int(key_id)), zero)
+        if kept == summed:
+            continue
+        line = f"API key {uuid} of account {email}: {_differences(kept, summed, 'days')}"
+        if any(s > k for k, s in zip(kept, summed, strict=True)):
+            problems.append(line)
+            continue
+        short.setdefault(user_id, []).append(line)
+        missing[user_id] = _plus(missing.get(user_id, zero), _minus(kept, summed))
+    for user_id, lines in short.items():
+        not_known = days.get((user_id, NOT_KNOWN), zero)
+        if any(m > n for m, n in zip(missing[user_id], not_known, strict=True)):
+            problems += lines
+    return problems + [
+        f"API key id {key}: days counted without a total" for _, key in days if key > 0
+    ]
+
+
+def _plus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(x + y for x, y in zip(a, b, strict=True))
+
+
+def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(x - y for x, y in zip(a, b, strict=True))
 
 
 def _rollups_vs_accounts() -> list[str]:
@@ -101,7 +153,7 @@ def _minutes_vs_days(today: date | None = None) -> list[str]:
     return problems
 
 
-def _ints(row: tuple[Any, ...]) -> tuple[int, ...]:
+def _ints(row: Sequence[Any]) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 

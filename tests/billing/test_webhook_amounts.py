@@ -173,3 +173,48 @@ def test_a_session_paid_in_a_local_currency_on_a_current_api_version_credits_onc
         "result": "credited",
     }
     assert credited(box, buyer) == [20 * NANOS]
+
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize("where", ["amount_total", "currency_conversion"])
+def test_a_paid_amount_past_int64_is_a_bad_event(box: BillingBox, where: str) -> None:
+    """Stripe's amounts are 64-bit integers: a signed session with a total past that is no
+    session Stripe made. It credited the whole top-up (read as paid above the recorded
+    amount); it is refused as a refund or dispute with such an amount is (400 invalid_event),
+    before anything is written, and the genuine event still credits once."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    session = box.double.session(session_id)
+    if where == "amount_total":
+        session |= {"amount_total": INT64_MAX + 1}
+    else:
+        session = localized(session, 1843, 2000)
+        session["currency_conversion"]["amount_total"] = 2**70
+    event = box.double.event("checkout.session.completed", session)
+    answer = box.deliver(event)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_event"
+    assert "past 64 bits" in answer.json()["error"]["message"]
+    box.server.wait_for_log(f"Session '{session_id}' has an amount past 64 bits: no session")
+    assert box.query("SELECT id FROM stripe_event WHERE id = ?", event["id"]) == []
+    assert (box.balance_nanos(buyer), box.payment_status(session_id)) == (0, "pending")
+    genuine = box.double.event("checkout.session.completed", box.double.session(session_id))
+    assert box.deliver(genuine).json()["result"] == "credited"
+    assert credited(box, buyer) == [20 * NANOS]
+
+
+def test_an_int64_total_whose_nanos_no_column_holds_credits_at_most_the_recorded_amount(
+    box: BillingBox,
+) -> None:
+    """Within 64 bits but past them in nano-USD (x 10^7 a cent): capped, as a refund's is."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    assert box.deliver(paid_event(box, session_id, amount_total=INT64_MAX)).json() == {
+        "received": True,
+        "result": "credited",
+    }
+    assert credited(box, buyer) == [20 * NANOS]
+    assert box.history(buyer)[0]["amount_usd"] == 20

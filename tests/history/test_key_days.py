@@ -1,7 +1,8 @@
 """Usage per key per day (migration 19, db/totals.py): the migration fills it from the usage
 rows there are and counts what retention already took from an account's days under a key not
 known; `usage report --by key` reads its whole days from it; `doctor` finds an account whose key
-days disagree with its total. On either engine."""
+days disagree with its total, and a key whose days disagree with its own total (two keys' days
+swapped left every account's sums right). On either engine."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
+from codelace_box.billing.ledger import post_entry
 from codelace_box.db.core import (
     close_database,
     open_database,
@@ -26,7 +28,8 @@ from codelace_box.db.models import SchemaMigration
 from codelace_box.reports.spend_days import UNKNOWN_KEY, daily_spend_report
 from codelace_box.reports.totals_check import totals_problems
 from tests.history.test_history_units import add_row
-from tests.pg_cluster import wanted_engine
+from tests.pg_cluster import secret_for, wanted_engine
+from tests.support import run_cli, sqlite_rows, write_config
 
 DAY0 = datetime(2026, 3, 1)
 COLUMNS = "requests, errors, input_tokens, output_tokens, cost_nanos"
@@ -81,3 +84,86 @@ def test_migration_19_fills_key_days_and_keeps_what_retention_took(
         assert [p for p in totals_problems() if "in the days" in p]
     finally:
         close_database()
+
+
+def _outside(db: Any, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """A statement on the database from outside the box (sqlite3's or psql's operator)."""
+    if not str(db).startswith("postgresql://"):
+        sqlite_rows(db, sql, params)
+        return
+    import psycopg
+
+    with psycopg.connect(str(db), autocommit=True) as conn:
+        conn.execute(sql.replace("?", "%s"), params)
+
+
+def _requests(user_id: int, *keys: int) -> None:
+    """One request of each key, on one day, counted in the totals and debited in the ledger."""
+    for n, key in enumerate(keys):
+        add_row(user_id, DAY0 + timedelta(hours=n), n, key=key)
+        post_entry(user_id, -(1000 + n), "usage", f"request {n}", f"usage:{user_id}:{n}")
+
+
+def _doctor(tmp_path: Path, db: Any) -> tuple[int, list[str]]:
+    """`codelace-box doctor` on the database: its exit status and its MISMATCH lines."""
+    where = str(db)
+    sections: dict[str, dict[str, Any]] = {"database": {"path": where}}
+    if where.startswith("postgresql://"):
+        sections = {"database": {"url": where}, "server": {"secret_key": secret_for(where)}}
+    ran = run_cli(write_config(tmp_path / "doctor.toml", sections), "doctor")
+    return ran.returncode, [x for x in ran.stdout.splitlines() if x.startswith("MISMATCH")]
+
+
+def test_doctor_finds_the_days_of_two_keys_of_one_account_swapped(
+    tmp_path: Path, migrated_db: Any
+) -> None:
+    alice = create_user("swapped@x.test").id
+    ci, laptop = create_key(alice, "ci").key, create_key(alice, "laptop").key
+    _requests(alice, ci.id, ci.id, laptop.id, laptop.id, laptop.id)
+    close_database()
+    assert _doctor(tmp_path, migrated_db) == (0, [])
+    for old, new in ((ci.id, -99), (laptop.id, ci.id), (-99, laptop.id)):
+        _outside(migrated_db, "UPDATE key_day_usage SET api_key_id = ? WHERE api_key_id = ?",
+                 (new, old))  # fmt: skip
+    status, lines = _doctor(tmp_path, migrated_db)
+    assert status == 1
+    assert lines == [
+        f"MISMATCH API key {ci.uuid} of account swapped@x.test: requests 2 != 3 in the days, "
+        "input_tokens 201 != 309 in the days, output_tokens 21 != 39 in the days, "
+        "cache_read_tokens 1 != 3 in the days, cost_nanos 2001 != 3009 in the days",
+        f"MISMATCH API key {laptop.uuid} of account swapped@x.test: requests 3 != 2 in the "
+        "days, input_tokens 309 != 201 in the days, output_tokens 39 != 21 in the days, "
+        "cache_read_tokens 3 != 1 in the days, cost_nanos 3009 != 2001 in the days",
+    ]
+
+
+def test_doctor_takes_a_keys_days_short_by_what_was_counted_under_a_key_not_known(
+    tmp_path: Path, migrated_db: Any
+) -> None:
+    """Migration 19 counted rows retention had deleted under key -1: their key's total still
+    holds them, its days do not. That is no problem; a key short of more than that is."""
+    alice = create_user("pruned@x.test").id
+    ci = create_key(alice, "ci").key
+    _requests(alice, ci.id, ci.id, ci.id)
+    close_database()
+    moved = ", ".join(f"{c} = {c} - ?" for c in COLUMNS.split(", "))
+    _outside(migrated_db, f"UPDATE key_day_usage SET {moved} WHERE api_key_id = ?",
+             (1, 0, 100, 10, 1000, ci.id))  # fmt: skip
+    _outside(  # row n = 0 of the key, as migration 19 found it: taken by retention
+        migrated_db,
+        f"INSERT INTO key_day_usage (user_id, day, api_key_id, {COLUMNS}, cache_read_tokens, "
+        "cache_write_tokens) VALUES (?, '2026-03-01', -1, 1, 0, 100, 10, 1000, 0, 0)",
+        (alice,),
+    )
+    assert _doctor(tmp_path, migrated_db) == (0, [])
+    _outside(migrated_db, "UPDATE key_day_usage SET requests = requests - 1 WHERE api_key_id = ?",
+             (ci.id,))  # fmt: skip
+    _outside(  # to the portal's (no key): the account's days still add up
+        migrated_db,
+        f"INSERT INTO key_day_usage (user_id, day, api_key_id, {COLUMNS}, cache_read_tokens, "
+        "cache_write_tokens) VALUES (?, '2026-03-01', 0, 1, 0, 0, 0, 0, 0, 0)",
+        (alice,),
+    )
+    status, lines = _doctor(tmp_path, migrated_db)
+    assert (status, len(lines)) == (1, 1), lines
+    assert lines[0].startswith(f"MISMATCH API key {ci.uuid} of account pruned@x.test: requests")

@@ -1,0 +1,181 @@
+"""Ctrl-C (SIGINT, KeyboardInterrupt) in the middle of a write transaction: it rolls back and
+the interrupt comes out as it is, on both engines, however deep the transaction is nested.
+
+On PostgreSQL an interrupt while a statement's answer was awaited left the session in libpq's
+pipeline mode, and the rollback failed on it: `db copy` stopped with "error: unexpected
+OperationalError: sending query failed: ... PQsendQuery not allowed in pipeline mode" (and a
+nested transaction's ROLLBACK TO with "the connection is closed") instead of saying it was
+aborted. `db copy` stopped halfway says so in one line, exits 1, and leaves no row of the copy
+in the target, so the same command can run again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import apsw
+import psycopg
+import pytest
+
+from codelace_box.accounts.users import create_user
+from codelace_box.db.copy import copied_models
+from codelace_box.db.core import close_database, open_database, query_one, write_transaction
+from codelace_box.db.migrate import migrate
+from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
+
+KEYS = 2_000  # each of their INSERTs is slowed down on the target: the copy takes seconds
+# A target whose every api_key INSERT takes a few ms on the server (a slow disk, a far server):
+# the copy spends its time waiting for answers, where Ctrl-C found the rollback's trouble.
+PG_SLOW_INSERTS = """
+CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
+CREATE TRIGGER slow_insert BEFORE INSERT ON api_key FOR EACH ROW EXECUTE FUNCTION slow_insert();
+"""
+SQLITE_SLOW_INSERTS = """
+CREATE TABLE slow_scan (n INTEGER);
+INSERT INTO slow_scan WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c
+  WHERE n < 20000) SELECT n FROM c;
+CREATE TRIGGER slow_insert BEFORE INSERT ON api_key BEGIN SELECT sum(n) FROM slow_scan; END;
+"""
+
+
+def _source(path: Path, keys: int) -> Path:
+    """A source database with one user and `keys` API keys; the config that points at it."""
+    migrate(open_database(path))
+    create_user("interrupted@copy.test")
+    close_database()
+    connection = apsw.Connection(str(path))
+    with connection:
+        connection.executemany(
+            "INSERT INTO api_key (uuid, user_id, name, key_prefix, key_hash, created_at) "
+            "VALUES (?, 1, 'k', 'cl_abcd', ?, '2026-01-01 00:00:00')",
+            ((f"00000000-0000-4000-8000-{n:012d}", f"hash-{n}") for n in range(keys)),
+        )
+    connection.close()
+    return write_config(path.parent / "c.toml", {"database": {"path": str(path)}})
+
+
+def _interrupt_when(config: Path, to_url: str, halfway: Callable[[], bool]) -> tuple[int, str]:
+    """Run `db copy`, send it SIGINT once `halfway()` holds; its exit status and stderr."""
+    copying = subprocess.Popen(
+        [*PROGRAM, "--config", str(config), "db", "copy", "--to", to_url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not halfway():
+        assert copying.poll() is None, copying.communicate()
+        assert time.monotonic() < deadline, "the copy never got halfway"
+        time.sleep(0.005)
+    copying.send_signal(signal.SIGINT)
+    _, stderr = copying.communicate(timeout=60)
+    return copying.returncode, stderr
+
+
+def _assert_aborted(returncode: int, stderr: str) -> None:
+    assert returncode == 1, stderr
+    [line] = stderr.splitlines()
+    assert line == (
+        "error: db copy aborted: nothing was copied (the target is as empty as before; "
+        "run the same command again)"
+    ), line
+
+
+def test_ctrl_c_during_a_copy_to_postgresql_leaves_the_target_empty(
+    tmp_path: Path, pg_url: str
+) -> None:
+    config = _source(tmp_path / "source.db", KEYS)
+    migrate(open_database(pg_url))  # migrated but empty: the copy takes it as its target
+    close_database()
+    watch = psycopg.connect(pg_url, autocommit=True)
+    watch.execute(PG_SLOW_INSERTS)
+
+    def inserting_keys() -> bool:
+        return bool(
+            watch.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+                "pid <> pg_backend_pid() AND state = 'active' AND query LIKE %s",
+                ('INSERT INTO "api_key"%',),
+            ).fetchone()
+        )
+
+    returncode, stderr = _interrupt_when(config, pg_url, inserting_keys)
+    _assert_aborted(returncode, stderr)
+    deadline = time.monotonic() + 10  # the server ends the copy's session and its transaction
+    while watch.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()"
+    ).fetchone() != (0,):
+        assert time.monotonic() < deadline, "the copy's session is still open"
+        time.sleep(0.01)
+    for model in copied_models():
+        table = model._meta.table_name
+        assert watch.execute(f'SELECT count(*) FROM "{table}"').fetchone() == (0,), table
+    watch.execute("DROP TRIGGER slow_insert ON api_key")
+    watch.close()
+    again = run_cli(config, "db", "copy", "--to", pg_url)
+    assert again.returncode == 0, again.stderr
+    assert f"copied {KEYS + 1} rows" in again.stdout
+
+
+def test_ctrl_c_during_a_copy_to_sqlite_leaves_the_target_empty(tmp_path: Path) -> None:
+    config = _source(tmp_path / "source.db", KEYS)
+    target = tmp_path / "copy.db"
+    migrate(open_database(target))  # migrated but empty: the copy takes it as its target
+    close_database()
+    probe = apsw.Connection(str(target))
+    probe.execute(SQLITE_SLOW_INSERTS)
+    locked_since: list[float] = []
+
+    def copying_rows() -> bool:
+        """The copy's transaction holds the write lock (for 0.2 s: not a migration's)."""
+        try:
+            probe.execute("BEGIN IMMEDIATE; ROLLBACK")
+            locked_since.clear()
+        except apsw.BusyError:
+            locked_since[:] = locked_since or [time.monotonic()]
+        return bool(locked_since) and time.monotonic() - locked_since[0] > 0.2
+
+    returncode, stderr = _interrupt_when(config, f"sqlite:///{target}", copying_rows)
+    _assert_aborted(returncode, stderr)
+    for model in copied_models():
+        table = model._meta.table_name
+        assert sqlite_rows(target, f'SELECT count(*) FROM "{table}"') == [(0,)], table
+    probe.execute("DROP TRIGGER slow_insert; DROP TABLE slow_scan")
+    probe.close()
+    again = run_cli(config, "db", "copy", "--to", f"sqlite:///{target}")
+    assert again.returncode == 0, again.stderr
+    assert f"copied {KEYS + 1} rows" in again.stdout
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_ctrl_c_mid_statement_in_a_nested_write_rolls_back_and_stays_ctrl_c(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    url = str(tmp_path / "box.db") if engine == "sqlite" else request.getfixturevalue("pg_url")
+    migrate(open_database(url))
+    slow = (  # a statement still running when the interrupt comes (SQLite: ends it first)
+        ("SELECT pg_sleep(?)", (10,))
+        if engine == "postgres"
+        else ("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ?) "
+              "SELECT sum(n) FROM c", (3_000_000,))
+    )  # fmt: skip
+    ctrl_c = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        with pytest.raises(KeyboardInterrupt), write_transaction():
+            create_user("before@interrupt.test")
+            with write_transaction() as nested:
+                ctrl_c.start()
+                nested.execute(*slow)
+                time.sleep(10)  # SQLite's statement may end before: the interrupt comes here
+    finally:
+        ctrl_c.cancel()
+    assert query_one('SELECT count(*) FROM "user"') == (0,)
+    create_user("after@interrupt.test")  # the database takes the next write
+    assert query_one('SELECT email FROM "user"') == ("after@interrupt.test",)
+    close_database()
