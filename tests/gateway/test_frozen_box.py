@@ -31,7 +31,8 @@ from tests.gateway.test_many_boxes import boxes  # noqa: F401 - the three boxes 
 pytestmark = pytest.mark.timeout(180)
 IN_A_TRANSACTION = (  # a session stopped inside a transaction, holding an advisory lock
     "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle in transaction'"
+    "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle in transaction' "
+    "AND a.datname = current_database()"
 )
 SERVED_WITHIN_SEC = 8.0  # under the 10 s lock timeout a waiting request fails after
 
