@@ -3,7 +3,8 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 
 - Types: a Python bool is sent as 0/1 (booleans are integers on both engines), and an integral
   NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
-- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner),
+- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the server's
+  half of the keepalives; a serving process's: its idle-in-transaction timeout and the owner),
   opened with its NETWORK_DEFAULTS (timeouts, keepalives) where the URL leaves them out;
   statements are prepared by db/pg_pipeline.py, not by psycopg.
 - peewee is imported without psycopg (codelace_box/__init__.py), so its adapter is bound to
