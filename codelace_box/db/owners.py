@@ -17,7 +17,8 @@ def claim_owner(owner: str) -> None:
     """Mark this process alive as `owner` of holds while connected (PostgreSQL: `gone_owners`)."""
     db = database.obj
     if postgres.is_postgres(db):
-        db.owner = owner
+        db.owner = owner  # its sessions from now on are a serving process's (pg_driver)
+        connection().execute(postgres.SERVING_SESSION_SQL)
         connection().execute(postgres.CLAIM_OWNER_SQL, (postgres.OWNER_LOCK_CLASS, owner))
 
 

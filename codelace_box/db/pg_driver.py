@@ -3,7 +3,8 @@ PostgreSQL, imported only then (a SQLite box never loads psycopg).
 
 - Types: a Python bool is sent as 0/1 (booleans are integers on both engines), and an integral
   NUMERIC (what SUM of BIGINT returns) comes back as an int, never a Decimal.
-- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the owner),
+- Sessions: set up as db/postgres.py describes (commit, time zone, lock timeout, the server's
+  half of the keepalives; a serving process's: its idle-in-transaction timeout and the owner),
   opened with its NETWORK_DEFAULTS (timeouts, keepalives) where the URL leaves them out;
   statements are prepared by db/pg_pipeline.py, not by psycopg.
 - peewee is imported without psycopg (codelace_box/__init__.py), so its adapter is bound to
@@ -32,6 +33,8 @@ from codelace_box.db.postgres import (
     LOCK_TIMEOUT_MS,
     NETWORK_DEFAULTS,
     OWNER_LOCK_CLASS,
+    SERVER_KEEPALIVES,
+    SERVING_SESSION_SQL,
     pg_sql,
 )
 
@@ -136,7 +139,9 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")  # then is_busy: a 503
-        if self.owner is not None:
+        _set_server_keepalives(conn)
+        if self.owner is not None:  # a serving process's session
+            conn.execute(SERVING_SESSION_SQL)
             conn.execute(pg_sql(CLAIM_OWNER_SQL), (OWNER_LOCK_CLASS, self.owner))
         return conn
 
@@ -157,6 +162,23 @@ class BoxPostgresqlDatabase(PostgresqlDatabase):
         if not self.is_closed() and self.connection().pgconn.pipeline_status:
             raise RuntimeError("inside a group commit, statements go through its Tx only")
         return super().cursor(named_cursor)
+
+
+def _set_server_keepalives(conn: Any) -> None:
+    """The server's keepalives of this session as its own (postgres.SERVER_KEEPALIVES), in one
+    statement; none when the session has them off. (On a Unix socket the server ignores them.)"""
+    given = conn.info.get_parameters()
+    if given.get("keepalives") == "0":
+        return
+    values = [
+        (server, given[client])
+        for client, server in SERVER_KEEPALIVES.items()
+        if given.get(client, "").isdigit()
+        and (server != "tcp_user_timeout" or conn.info.server_version >= 120000)
+    ]
+    if values:
+        calls = ", ".join("set_config(%s, %s, false)" for _ in values)
+        conn.execute(f"SELECT {calls}", [part for pair in values for part in pair])
 
 
 def open_postgres(url: str) -> BoxPostgresqlDatabase:

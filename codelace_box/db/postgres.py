@@ -48,6 +48,25 @@ NETWORK_DEFAULTS = {
     "keepalives_count": "3",  # probes unanswered before the session is dead
     "tcp_user_timeout": "15000",  # milliseconds
 }
+# A serving box's sessions (those that claim a hold owner) end a transaction left idle longer
+# than this: a box gone silent in the middle of one (its machine lost, cut off or paused) would
+# otherwise keep its locks, the group commit's among them, until the server noticed the dead
+# session (its TCP keepalive: two hours by default), and every other box's writes would fail
+# their lock timeout meanwhile. A box leaves a transaction idle only while its thread runs
+# Python between two statements (nothing awaits inside one). Under LOCK_TIMEOUT_MS, so the
+# writes waiting for the silent box's locks get them instead of failing.
+IDLE_IN_TRANSACTION_MS = 5_000
+SERVING_SESSION_SQL = f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_MS}ms'"
+# The server's half of a session's keepalives, as the box's half is (libpq's parameter: the
+# server's setting): without them the server notices a box's machine lost (no FIN, no RST) only
+# after the system's keepalive (two hours and more), and until then keeps that box's sessions,
+# their locks and its hold owner's claim (its holds are not freed by the other boxes).
+SERVER_KEEPALIVES = {
+    "keepalives_idle": "tcp_keepalives_idle",  # seconds
+    "keepalives_interval": "tcp_keepalives_interval",  # seconds
+    "keepalives_count": "tcp_keepalives_count",
+    "tcp_user_timeout": "tcp_user_timeout",  # milliseconds (PostgreSQL 12 and later)
+}
 # Advisory lock ids (pg_advisory_lock takes a bigint): one per thing boxes must do one at a time.
 MIGRATION_LOCK = 0x636F_6465_6C61_6365  # "codelace"
 # Hold owners: a live process holds the session lock (OWNER_LOCK_CLASS, hashtext(owner)) on each

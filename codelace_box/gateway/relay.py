@@ -150,10 +150,12 @@ class StreamRelay:
 
     async def _commit(self, item: Settlement) -> int:
         """Settle a call whose client has (some of) the output; returns the charge."""
+        write = partial(settle_steps, item=item)
         try:
-            return await self.writes.submit(partial(settle_steps, item=item)) or 0
+            return await self.writes.submit(write) or 0
         except Exception:  # not settled (e.g. the database stayed locked): the client has the
-            return settle(item) or 0  # output, so once more, alone (raises if that fails too)
+            pass  # output, so once more (a batch after a failed one runs each write alone)
+        return await self.writes.submit(write) or 0  # never on the loop: it may wait for locks
 
     def _translate(self, events: list[SSEEvent]) -> tuple[list[bytes], Exception | None]:
         """The encoded chunks of some events, up to the output cap; an error event stops

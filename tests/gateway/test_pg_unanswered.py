@@ -341,3 +341,29 @@ def test_sessions_have_the_timeouts_and_keepalives_unless_the_url_sets_them(
     finally:
         close_database()
     assert params == DEFAULTS | {"connect_timeout": "7"}
+
+
+def _server_keepalives() -> dict[str, str]:
+    """The open database's session's keepalives as the server has them (its socket's)."""
+    conn = database.connection()
+    names = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count",
+             "tcp_user_timeout")  # fmt: skip
+    return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
+
+
+def test_the_server_keeps_the_sessions_keepalives_too(pg_url: str) -> None:
+    """A box's machine lost (no FIN, no RST) is noticed by the server as soon as the box would
+    notice a lost server, not after the system's two hours: until then the server would keep
+    its sessions, their locks, and its hold owner's claim (the other boxes would not free its
+    holds)."""
+    expected = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",
+                "tcp_keepalives_count": "3", "tcp_user_timeout": "15000"}  # fmt: skip
+    own = {"keepalives_idle": "60", "tcp_user_timeout": "30000"}
+    query = "&".join(f"{name}={value}" for name, value in own.items())
+    overridden = expected | {"tcp_keepalives_idle": "60", "tcp_user_timeout": "30000"}
+    for url, wanted in ((pg_url, expected), (f"{pg_url}?{query}", overridden)):
+        open_database(url)
+        try:
+            assert _server_keepalives() == wanted, url
+        finally:
+            close_database()
