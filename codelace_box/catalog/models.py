@@ -111,6 +111,9 @@ def set_model(
     if not (_MODEL_ID_RE.fullmatch(model_id) and model_id.isprintable()):
         raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
     prefix, rest = model_id.split("/", 1)
+    for option, given in (("provider", provider), ("upstream-model", upstream_model)):
+        if given == "":  # a script's unset variable: leave the option out to keep it
+            raise InvalidRequest(f"--{option} must not be empty: leave it out to keep the model's")
     if upstream_model and not (
         _UPSTREAM_RE.fullmatch(upstream_model) and upstream_model.isprintable()
     ):

@@ -347,6 +347,20 @@ def test_an_upstream_model_name_with_spaces_is_refused(workspace: Workspace) -> 
     assert model["upstream_model"] == "m"
 
 
+def test_an_empty_provider_or_upstream_model_is_refused_not_ignored(workspace: Workspace) -> None:
+    """`--provider ""` or `--upstream-model ""` (a script's unset variable) changed nothing
+    and exited 0: the operator believed the model moved. Now a one-line refusal."""
+    workspace.run("providers", "add", "blank", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("providers", "add", "moved", "--kind", "openai", "--key", OPENAI_KEY)
+    workspace.run("models", "set", "blank/m", "--input-per-1m", "1", "--output-per-1m", "2",
+                  "--provider", "moved", "--upstream-model", "gpt-x")  # fmt: skip
+    for option in ("--provider", "--upstream-model"):
+        line = workspace.fail("models", "set", "blank/m", option, "")
+        assert "must not be empty" in line and option.lstrip("-") in line, line
+    (model,) = [m for m in workspace.json("models", "list") if m["id"] == "blank/m"]
+    assert (model["provider"], model["upstream_model"]) == ("moved", "gpt-x")
+
+
 def test_models_set_none_unsets_the_output_cap_and_the_context_window(
     workspace: Workspace,
 ) -> None:
