@@ -42,12 +42,12 @@ from admin_tui.views import (
 from codelace_box.accounts import keys as api_keys
 from codelace_box.accounts import limits
 from codelace_box.accounts import users as accounts
+from codelace_box.audit import migrate_recorded
 from codelace_box.billing import credits, ledger
 from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
 from codelace_box.db.core import close_database, open_database, utcnow
-from codelace_box.db.migrate import migrate
 from codelace_box.db.offload import DbThread
 from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
 from codelace_box.errors import CodelaceError, InvalidRequest
@@ -142,7 +142,7 @@ class AdminServices(CatalogServices):
             self._marker = hold_open(path)  # `restore` refuses while the dashboard is open
             database = self.config.database
             self.created_database = not database.is_postgres and not Path(database.path).exists()
-            migrate(open_database(database.target))
+            migrate_recorded(open_database(database.target), "admin")
             self._identity = file_identity(path)
             self._opened = True
         elif path != ":memory:" and file_identity(path) != self._identity:
@@ -158,7 +158,7 @@ class AdminServices(CatalogServices):
                 f"the database file {path} is gone (moved away?); nothing was done: quit the "
                 "dashboard (Ctrl+Q) and start it again once the file is back"
             )
-        migrate(open_database(path))
+        migrate_recorded(open_database(path), "admin")
         self._identity = file_identity(path)
         raise CodelaceError(
             f"the database file {path} was replaced (a restore?): the dashboard reopened it; "

@@ -42,11 +42,11 @@ from codelace_box.api import (
 from codelace_box.api.common import new_request_id
 from codelace_box.api.cors import add_cors_headers, install_cors
 from codelace_box.api.errors import render_error
+from codelace_box.audit import migrate_recorded
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.config.secret import secret_key_path
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
-from codelace_box.db.migrate import migrate
 from codelace_box.db.offload import (
     run_in_db_thread,
     start_db_thread,
@@ -297,7 +297,7 @@ def prepare_database(config: Config) -> list[int]:
     new_secret = not config.server.secret_key and not secret_key_path(config).exists()
     db = open_database(config.database.target)
     try:
-        applied = migrate(db)
+        applied = migrate_recorded(db)
         released = release_orphaned_holds()
         if released:
             log.warning("released %d holds left by an earlier stop", released)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from codelace_box.crypto import mask_secret
@@ -220,3 +221,33 @@ def verify_chain() -> list[str]:
     elif prev != newest:
         problems.append("audit log: its newest entry is not the one last written")
     return problems
+
+
+def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
+    """`migrate(db)`; an upgrade of a database that had a schema (not a new one's creation) is
+    an admin action too: entry `migrate`, target `schema`, from the version it had to the
+    version it has. Returns the versions applied."""
+    from codelace_box.db.migrate import current_version, migrate
+
+    had = current_version(db)
+    applied = migrate(db)
+    if applied and had:
+        with write_transaction() as tx:
+            after = {"schema_version": current_version(db), "applied": applied}
+            record(tx, client, "migrate", "schema", {"schema_version": had}, after)
+    return applied
+
+
+def record_backup(target: str, path: str, pages: int) -> None:
+    """A backup taken from the command line, as an entry naming the copy (a copy of every
+    account and payment); a database whose schema is behind has no log to write it in."""
+    from codelace_box.db.core import close_database, open_database
+    from codelace_box.db.migrate import LATEST_VERSION, current_version
+
+    db = open_database(target)
+    try:
+        if current_version(db) == LATEST_VERSION:
+            with admin_change("cli", "backup", str(Path(path).resolve())) as change:
+                change.set_after({"path": str(Path(path).resolve()), "pages": pages})
+    finally:
+        close_database()

@@ -103,13 +103,14 @@ def init(state: CliState, force: bool) -> None:
 @pass_state
 def migrate_command(state: CliState, status: bool) -> None:
     """Apply pending schema migrations and exit."""
-    from codelace_box.db.migrate import current_version, migrate
+    from codelace_box.audit import migrate_recorded
+    from codelace_box.db.migrate import current_version
 
     if status:
         echo_lines(migrate_status_lines(state.config()))
         return
     db = open_database(state.config().database.target)
-    applied = migrate(db)
+    applied = migrate_recorded(db)
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
     click.echo(f"schema version {current_version(db)} ({done})")
 
@@ -119,6 +120,7 @@ def migrate_command(state: CliState, status: bool) -> None:
 @pass_state
 def backup(state: CliState, path: str) -> None:
     """Write a consistent copy of the database to PATH, safe while serve runs."""
+    from codelace_box.audit import record_backup
     from codelace_box.db.backup import backup_database
     from codelace_box.doctor import open_existing_database
 
@@ -131,6 +133,7 @@ def backup(state: CliState, path: str) -> None:
     source = config.database.path
     open_existing_database(source).close()
     pages = backup_database(source, path)
+    record_backup(config.database.target, path, pages)
     click.echo(f"backed up {pages} pages to {path}")
 
 

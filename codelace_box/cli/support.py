@@ -43,10 +43,10 @@ class CliState:
 
     def database(self) -> Any:
         """The migrated database, opened for this command."""
-        from codelace_box.db.migrate import migrate
+        from codelace_box.audit import migrate_recorded
 
         db = open_database(self.config().database.target)
-        migrate(db)
+        migrate_recorded(db)
         return db
 
     def secret_key(self) -> str:

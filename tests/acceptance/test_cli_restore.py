@@ -69,7 +69,7 @@ def test_a_restore_is_an_admin_action_in_the_restored_audit_log(tmp_path: Path) 
     assert restored["target"] == str(box.db_path)
     assert restored["after"]["backup"] == str((box.root / "backups" / "a.db").resolve())
     assert restored["after"]["schema_version"] == LATEST_VERSION
-    assert restored["before"]["audit_entries"] == 2  # the replaced log: create and credit
+    assert restored["before"]["audit_entries"] == 3  # the replaced log: create, backup, credit
     assert box.ok("doctor").startswith("ok")
 
 

@@ -13,7 +13,10 @@ import pytest
 from admin_tui.service_audit import entries as audit_entries
 from admin_tui.services import AdminServices, ModelForm
 from admin_tui.views import KeyLimitsForm
-from codelace_box.db.core import close_database
+from codelace_box.db.core import close_database, open_database, schema_target, write_transaction
+from codelace_box.db.migrate import LATEST_VERSION
+from codelace_box.db.migrations import MIGRATIONS
+from codelace_box.db.models import SchemaMigration
 from tests.acceptance.cli_tools import Box
 from tests.admin.pilot import make_env
 
@@ -99,6 +102,47 @@ def test_removing_a_model_records_the_aliases_that_went_with_it(tmp_path: Path) 
     removed = entries(box)[-1]
     assert (removed["command"], removed["after"]) == ("models remove", None)
     assert removed["before"]["aliases"] == ["m1-a", "m1-b"]
+    assert box.ok("doctor").startswith("ok")
+
+
+def test_an_upgrade_of_the_schema_is_an_entry_and_a_new_databases_creation_is_not(
+    tmp_path: Path,
+) -> None:
+    """`migrate` (or any command, serve and the dashboard too, that finds the schema behind)
+    changes the database under every box: the entry names the version it had and has. A new
+    database's creation changes nothing anyone had, so it leaves none (the test above)."""
+    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box.db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = open_database(box.db_path)
+    with write_transaction():
+        db.create_tables([SchemaMigration])
+        for version, module in MIGRATIONS[:20]:
+            module.apply(schema_target(db))
+            SchemaMigration.create(version=version, name=module.NAME)
+    close_database()
+    assert box.ok("migrate").startswith(f"schema version {LATEST_VERSION}")
+    (upgrade,) = entries(box)
+    assert (upgrade["command"], upgrade["target"], upgrade["client"]) == (
+        "migrate", "schema", "cli",
+    )  # fmt: skip
+    assert upgrade["before"] == {"schema_version": 20}
+    assert upgrade["after"] == {
+        "schema_version": LATEST_VERSION, "applied": list(range(21, LATEST_VERSION + 1)),
+    }  # fmt: skip
+    box.ok("migrate")  # nothing to apply: no entry
+    assert len(entries(box)) == 1 and box.ok("doctor").startswith("ok")
+
+
+def test_a_backup_is_an_entry_naming_the_copy(tmp_path: Path) -> None:
+    """A backup copies every account and payment: who took one, and where to, is logged."""
+    box = Box.create(tmp_path, server={"secret_key": "audit-tests-secret-0123456789abcdef"})
+    box.ok("users", "create", "ana@example.com")
+    copy = tmp_path / "copies" / "one.db"
+    copy.parent.mkdir()
+    box.ok("backup", str(copy))
+    taken = entries(box)[-1]
+    assert (taken["command"], taken["target"], taken["before"]) == ("backup", str(copy), None)
+    assert taken["after"]["path"] == str(copy) and taken["after"]["pages"] > 0
     assert box.ok("doctor").startswith("ok")
 
 
