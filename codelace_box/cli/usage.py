@@ -97,9 +97,9 @@ def row_view(row: Any, by: str) -> dict[str, Any]:
 def render(view: dict[str, Any]) -> str:
     by = view["by"]
     columns = [by, "requests", "input_tokens", "output_tokens", "spend_usd", "errors"]
-    if by == "key":
-        columns.insert(1, "owner")
-    total = view["total"] | {by: "TOTAL", "owner": ""}
+    if by == "key":  # the id is what `keys revoke` takes
+        columns[1:1] = ["key_id", "owner"]
+    total = view["total"] | {by: "TOTAL", "owner": "", "key_id": ""}
     window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
     text = f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
     if view["rows_deleted_before"] is not None:

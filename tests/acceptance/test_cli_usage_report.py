@@ -50,6 +50,9 @@ def test_usage_report_groups_real_traffic_by_user_key_and_model(box: Box) -> Non
     mine = [r for r in by_key if heavy in r["owner"]]
     assert len(mine) == 1 and mine[0]["requests"] == 2
     assert heavy_key.startswith(mine[0]["key"]) and heavy_key not in json.dumps(by_key)
+    table = box.cli("usage", "report", "--since", "1h", "--by", "key")
+    assert "KEY_ID" in table and mine[0]["key_id"] in table  # what `keys revoke` takes
+    box.cli("keys", "revoke", mine[0]["key_id"])
 
     by_model = {r["model"]: r for r in report(box, "--since", "1h", "--by", "model")["rows"]}
     assert by_model[MODEL]["requests"] >= 2 and by_model[CHEAP_MODEL]["requests"] >= 1
