@@ -69,6 +69,9 @@ def coerce(kind: Any, value: Any, from_env: bool) -> Any:
     raise ValueError(expected(kind))
 
 
+# Numbers as a TOML file writes them (ASCII digits, no underscores), not all int() takes.
+_ENV_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_ENV_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 _ENV_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
 _ENV_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
 
@@ -79,10 +82,12 @@ def _parse_env_value(kind: Any, raw: str) -> Any:
     try:
         if kind is bool:
             return _ENV_BOOLS[text.lower()]
-        if kind is int:
+        if kind is int and _ENV_INT.fullmatch(text):
             return int(text)
-        if kind in (float, Decimal):
+        if kind in (float, Decimal) and _ENV_NUMBER.fullmatch(text):
             return Decimal(text)
+        if kind in (int, float, Decimal):  # not "1_000", "NaN" or other digits than 0-9
+            raise ValueError
         if kind == list[str] and text.startswith("["):
             return tomllib.loads(f"v = {text}")["v"]
     except (KeyError, ValueError, InvalidOperation, tomllib.TOMLDecodeError):

@@ -257,6 +257,12 @@ ENV_ERRORS = [
     ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer of at least 0"),
     ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "[1, 2]", "must be a list of strings"),
     ("CODELACE_SERVER_PROT", "1", "unknown key server.prot"),
+    # what Python's int() and Decimal() also take, and the CLI and a TOML file do not
+    ("CODELACE_SERVER_PORT", "8_080", "server.port must be an integer, got '8_080'"),
+    ("CODELACE_SERVER_PORT", "\u0668\u0660\u0668\u0660", "server.port must be an integer"),
+    ("CODELACE_STRIPE_MIN_TOPUP_USD", "1_0", "stripe.min_topup_usd must be a number"),
+    ("CODELACE_STRIPE_MIN_TOPUP_USD", "NaN", "stripe.min_topup_usd must be a number"),
+    ("CODELACE_STRIPE_MIN_TOPUP_USD", "Infinity", "stripe.min_topup_usd must be a number"),
 ]  # fmt: skip
 
 
