@@ -16,6 +16,7 @@ from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from tests.foundation.many_keys import add_api_keys
 from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
 
 KEYS = 20_000  # rows read between the users and the ledger: the copy takes a while
@@ -26,14 +27,7 @@ def _source(path: Path) -> None:
     user = create_user("live@copy.test")
     post_entry(user.id, 5_000_000_000, "admin", "seed", "seed-live")
     close_database()
-    connection = apsw.Connection(str(path))
-    with connection:
-        connection.executemany(
-            "INSERT INTO api_key (uuid, user_id, name, key_prefix, key_hash, created_at) "
-            "VALUES (?, 1, 'k', 'cl_abcd', ?, '2026-01-01 00:00:00')",
-            ((f"00000000-0000-4000-8000-{n:012d}", f"hash-{n}") for n in range(KEYS)),
-        )
-    connection.close()
+    add_api_keys(path, KEYS)
 
 
 def _credit_until(path: Path, stop: threading.Event, done: list[int]) -> None:

@@ -27,6 +27,7 @@ from codelace_box.accounts.users import create_user
 from codelace_box.db.copy import copied_models
 from codelace_box.db.core import close_database, open_database, query_one, write_transaction
 from codelace_box.db.migrate import migrate
+from tests.foundation.many_keys import add_api_keys
 from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
 
 KEYS = 2_000  # each of their INSERTs is slowed down on the target: the copy takes seconds
@@ -50,14 +51,7 @@ def _source(path: Path, keys: int) -> Path:
     migrate(open_database(path))
     create_user("interrupted@copy.test")
     close_database()
-    connection = apsw.Connection(str(path))
-    with connection:
-        connection.executemany(
-            "INSERT INTO api_key (uuid, user_id, name, key_prefix, key_hash, created_at) "
-            "VALUES (?, 1, 'k', 'cl_abcd', ?, '2026-01-01 00:00:00')",
-            ((f"00000000-0000-4000-8000-{n:012d}", f"hash-{n}") for n in range(keys)),
-        )
-    connection.close()
+    add_api_keys(path, keys)
     return write_config(path.parent / "c.toml", {"database": {"path": str(path)}})
 
 
