@@ -59,7 +59,7 @@ log = logging.getLogger("sanic.root")
 RESPAWN_PAUSE_SEC = 5.0
 LATE_STOP_SEC = 3.0
 STOPPING_KEY = "codelace_stopping"  # a worker's mark in Sanic's shared worker state
-STOP_WAIT_SEC = 45.0  # the 15 s graceful timeout, 15 s for calls clients left, and a margin
+STOP_WAIT_SEC = 45.0  # a worker's 30 s stop window (server.py STOP_WINDOW_SEC) and a margin
 
 
 # What this module overrides, calls or reads of Sanic, as (owner, attribute name).
@@ -152,9 +152,9 @@ class SignalSafeWorkerManager(WorkerManager):
         super().join()
 
     def _wait_for_workers_to_end(self) -> None:
-        """Each worker finishes its requests in flight (Sanic's graceful timeout, then the calls
-        whose clients left), up to STOP_WAIT_SEC in all. A worker that has not marked itself
-        stopping (STOPPING_KEY) lost the signal: it came while the worker imported its code
+        """Each worker finishes its requests in flight and the calls whose clients left (one
+        window: Sanic's graceful timeout), up to STOP_WAIT_SEC in all. A worker that has not
+        marked itself stopping (STOPPING_KEY) lost the signal: it came while it imported its code
         (Python drops a KeyboardInterrupt raised inside a weakref callback, and some imports
         catch everything) or swapped its handlers. It is signalled again every LATE_STOP_SEC."""
         deadline = time.monotonic() + STOP_WAIT_SEC
