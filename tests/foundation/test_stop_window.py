@@ -1,12 +1,14 @@
 """A stop's one window (Sanic's GRACEFUL_SHUTDOWN_TIMEOUT, shortened here through the
 environment): a stream still running when it ends is cut there, charged what the upstream
 sent of it until then (which its client got), and the process exits at the window's end, not
-one more window later; the log says what was cut. (test_server_stopping.py: what finishes
-within the window.)"""
+one more window later; the log says what was cut. A hangup (SIGHUP) stops as SIGTERM does.
+(test_server_stopping.py: what finishes within the window.)"""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import httpx
 import pytest
 
 from tests.foundation.test_server_stopping import metered_workspace
-from tests.support import ServerProcess
+from tests.support import ServerProcess, cli_env
 
 pytestmark = pytest.mark.timeout(90)
 WINDOW_SEC = 3  # the stop window of these tests (the product's is 30 s)
@@ -79,4 +81,61 @@ def test_a_stream_past_the_stop_window_is_relayed_to_its_end_and_charged_what_it
     balance = space.json("users", "show", f"cut{workers}@example.com")["credit_balance_usd"]
     assert round((1 - balance) * 1e9) == cost
     assert "1 call still running when the stop's 3 s ran out was cut" in log, log
+    assert space.run("doctor").stdout.startswith("ok: ")
+
+
+class SessionServer(ServerProcess):
+    """`serve` as the leader of a process group of its own, as in a terminal's job: a hangup
+    (the terminal closed, an SSH connection dropped) signals the whole group at once."""
+
+    def launch(self, *extra_args: str) -> SessionServer:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*self.program, "--config", str(self.config), "serve", *extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=cli_env(self.env),
+            cwd=self.config.parent,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_hangup_stops_like_sigterm_and_settles_the_stream_in_flight(
+    tmp_path: Path, workers: int
+) -> None:
+    """SIGHUP to the process group (the operator's terminal closed) killed every process at
+    once: the stream was cut, never charged though the upstream produced it, its hold left
+    until the next start, and nothing logged."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    email = f"hangup{workers}@example.com"
+    space, port, key = metered_workspace(tmp_path, fake.base_url, email)
+    server = SessionServer(space.config, port).start("--workers", str(workers))
+    server.wait_for_log(r"Worker ready \[(\d+)\]", workers)
+    pieces = [f"w{n} " for n in range(8)]
+    fake.push(Reply(pieces=pieces, piece_delay=0.3, prompt_tokens=7, completion_tokens=8))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    text = ""
+    try:
+        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
+                          headers=headers, timeout=30) as answer:  # fmt: skip
+            for number, line in enumerate(answer.iter_lines()):
+                if number == 2:
+                    assert server.process is not None
+                    os.killpg(server.process.pid, signal.SIGHUP)
+                text += line
+        assert server.process is not None and server.process.wait(20) == 0, server.log_text()
+    finally:
+        server.stop()
+        fake.stop()
+    assert all(piece in text for piece in pieces) and "[DONE]" in text
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("ok", 23_000)]
+    assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
+    assert space.json("users", "show", email)["credit_balance_usd"] == 0.999977
+    assert "Received signal SIGHUP. Shutting down." in server.log_text()
     assert space.run("doctor").stdout.startswith("ok: ")
