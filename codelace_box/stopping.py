@@ -1,4 +1,5 @@
-"""How `serve` stops on SIGTERM/SIGINT at any moment, in the supervisor and in each worker.
+"""How `serve` stops on SIGTERM/SIGINT (and SIGHUP, STOP_SIGNALS) at any moment, in the
+supervisor and in each worker.
 
 Supervisor (`serve --workers N`): Sanic's own SIGTERM/SIGINT handler (sanic 25.12, see
 sanic-org/sanic#2997 and PR #3063) does its work inside the signal handler: it writes to the
@@ -36,7 +37,7 @@ import os
 import time
 from contextlib import suppress
 from functools import partial
-from signal import SIGINT, SIGTERM, Signals
+from signal import SIG_IGN, SIGHUP, SIGINT, SIGTERM, Signals
 from signal import signal as signal_func
 from types import FrameType
 from typing import Any
@@ -59,6 +60,10 @@ log = logging.getLogger("sanic.root")
 RESPAWN_PAUSE_SEC = 5.0
 LATE_STOP_SEC = 3.0
 STOPPING_KEY = "codelace_stopping"  # a worker's mark in Sanic's shared worker state
+# What stops `serve` gracefully: Ctrl-C, `kill`/systemd, and a hangup (the operator's terminal
+# closed or an SSH session dropped: the whole foreground process group gets it, which killed
+# every process at once, cutting the streams in flight uncharged).
+STOP_SIGNALS = (SIGINT, SIGTERM, SIGHUP)
 STOP_WAIT_SEC = 45.0  # a worker's 30 s stop window (server.py STOP_WINDOW_SEC) and a margin
 
 
@@ -119,7 +124,8 @@ class SignalSafeWorkerManager(WorkerManager):
     stop_signal: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # installs shutdown_signal as the handler
+        super().__init__(*args, **kwargs)  # installs shutdown_signal for SIGINT and SIGTERM
+        signal_func(SIGHUP, self.shutdown_signal)  # ignored until now (install_supervisor)
         self.stop_signal = self.early_signal
         self._respawned_at: dict[str, float] = {}
 
@@ -209,12 +215,15 @@ def install_supervisor() -> None:
 
     Until the manager exists (Sanic first starts its multiprocessing manager process), a stop
     signal is recorded rather than killing the supervisor and orphaning that process; the
-    manager then starts, and at once stops, the workers.
+    manager then starts, and at once stops, the workers. A hangup is ignored until then: an
+    ignored signal stays ignored in the processes Sanic spawns meanwhile (its multiprocessing
+    manager, which a hangup of the process group would otherwise kill under the supervisor).
     """
     startup: Any = sanic.mixins.startup
     startup.WorkerManager = SignalSafeWorkerManager
     for stop in (SIGINT, SIGTERM):
         signal_func(stop, _record_early_signal)
+    signal_func(SIGHUP, SIG_IGN)
 
 
 class StopSafeSanic(Sanic):
@@ -248,36 +257,41 @@ async def _record_stops_while_starting(app: Sanic) -> None:
 
 async def _stop_once_serving_on_signal(app: Sanic) -> None:
     loop = asyncio.get_running_loop()
-    for stop in (SIGINT, SIGTERM):  # in place of Sanic's handler (which stops at once)
-        loop.add_signal_handler(stop, _stop_when_serving, app, loop)
+    for stop in STOP_SIGNALS:  # in place of Sanic's handler (which stops at once)
+        loop.add_signal_handler(stop, _stop_when_serving, app, loop, stop)
     _handle_stops(app, loop)  # again: uvloop's handler replaced ours
     app.ctx.starting = False
 
 
 def _handle_stops(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
-    """SIGINT and SIGTERM, in Python, queue the stop for the loop. Installed as the worker
+    """SIGINT, SIGTERM and SIGHUP, in Python, queue the stop for the loop. Installed as the worker
     starts (Sanic then ignores both for a moment, then hands them to its own handler:
     StopSafeSanic), and after uvloop's own, which drops a signal that comes while its loop is
     not running (between two start-up steps, or before `run_forever`: a SIGTERM right after
     the first `/healthz` answer was lost about one time in five). While the loop runs both
     handlers ask; the first stops."""
-    for stop in (SIGINT, SIGTERM):
+    for stop in STOP_SIGNALS:
         signal_func(stop, partial(_signalled, app, loop))
 
 
 def _signalled(
     app: Sanic, loop: asyncio.AbstractEventLoop, signal: int, frame: FrameType | None
 ) -> None:
-    loop.call_soon_threadsafe(_stop_when_serving, app, loop)
+    loop.call_soon_threadsafe(_stop_when_serving, app, loop, signal)
 
 
-def _stop_when_serving(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+def _stop_when_serving(
+    app: Sanic, loop: asyncio.AbstractEventLoop, signal: int | None = None
+) -> None:
     """Stop gracefully, once the worker serves (app.state.is_running is set just before its
     event loop starts serving; a stop before that would be swallowed by a start-up step).
-    Only the first stop counts."""
+    Only the first stop counts. The single process names the signal in the log, as the
+    supervisor of several does."""
     if getattr(app.ctx, "stop_started", False):
         return
     app.ctx.stop_started = True
+    if signal is not None and getattr(app.ctx, "single_process", False):
+        log.info("Received signal %s. Shutting down.", Signals(signal).name)
     _mark_stopping(app)
     _stop_once_running(app, loop)
 
