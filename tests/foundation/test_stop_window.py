@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -139,3 +140,56 @@ def test_a_hangup_stops_like_sigterm_and_settles_the_stream_in_flight(
     assert space.json("users", "show", email)["credit_balance_usd"] == 0.999977
     assert "Received signal SIGHUP. Shutting down." in server.log_text()
     assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def connect_refused_within(port: int, seconds: float) -> None:
+    """A stopping box takes no new connection: refused (or reset) within `seconds`, never
+    accepted and left without an answer (a proxy would wait on it instead of trying another
+    box)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+                connection.settimeout(2)
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: box\r\n\r\n")
+                if not connection.recv(64):  # closed without an answer: refused in effect
+                    return
+        except (ConnectionRefusedError, ConnectionResetError):
+            return
+        except TimeoutError:
+            raise AssertionError("a new connection was accepted and left hanging") from None
+        assert time.monotonic() < deadline, f"still takes new connections after {seconds} s"
+        time.sleep(0.05)
+
+
+def test_a_stopping_box_of_two_workers_refuses_new_connections_at_once(tmp_path: Path) -> None:
+    """The supervisor kept its listening socket open until it exited: while a worker finished
+    a stream, new connections queued unanswered, then were reset when the stop ended."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "refused@example.com")
+    server = SessionServer(space.config, port).start("--workers", "2")
+    server.wait_for_log(r"Worker ready \[(\d+)\]", 2)
+    fake.push(Reply(pieces=[" x"] * 100, piece_delay=0.08, prompt_tokens=7, completion_tokens=100))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    received: list[str] = []
+    try:
+        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
+                          headers=headers, timeout=30) as answer:  # fmt: skip
+            reader = threading.Thread(target=read_pieces, args=(answer, received))
+            reader.start()
+            while not received:
+                time.sleep(0.01)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            connect_refused_within(port, 3)
+            assert server.process.poll() is None, "stopped before the stream finished"
+            reader.join(20)
+        assert server.process.wait(20) == 0, server.log_text()
+    finally:
+        server.stop()
+        fake.stop()
+    assert len(received) == 100
+    assert space.sql("SELECT status, output_tokens FROM usage_record") == [("ok", 100)]
