@@ -88,6 +88,8 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (ProcessState, "RESTARTING"),
     (ProcessState, "FAILED"),
     (ApplicationState, "is_running"),
+    (ApplicationState, "server_info"),
+    (Sanic, "_app_registry"),
     (StartupMixin, "m"),
     (WorkerMultiplexer, "state"),
 )
@@ -146,6 +148,7 @@ class SignalSafeWorkerManager(WorkerManager):
         if self.stop_signal is not None and not self._shutting_down:
             log.info("Received signal %s. Shutting down.", Signals(self.stop_signal).name)
             self.shutdown()
+            _stop_listening()
             return MonitorCycle.BREAK
         self._respawn_dead_workers()
         return super()._poll_monitor()
@@ -204,6 +207,19 @@ class SignalSafeWorkerManager(WorkerManager):
             with suppress(Exception):  # it is tried again after the pause
                 process.set_state(ProcessState.FAILED, force=True)
                 process.restart()
+
+
+def _stop_listening() -> None:
+    """The supervisor lets go of the listening sockets it made for its workers (Sanic closes
+    them only once every worker ended): the workers close theirs as they stop, and a connection
+    made during the stop is then refused at once, as with one process, where it waited
+    unanswered in the queue until the stop ended and was then reset (a proxy in front waited
+    on it instead of trying another box)."""
+    for app in Sanic._app_registry.values():
+        for server_info in app.state.server_info:
+            sock = server_info.settings.get("sock")
+            if sock is not None:
+                sock.close()  # Sanic's own close at its end does nothing more
 
 
 def _record_early_signal(signal: int, frame: FrameType | None) -> None:
