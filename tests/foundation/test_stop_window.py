@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.foundation.conftest import make_workspace
 from tests.foundation.test_server_stopping import metered_workspace
-from tests.support import ServerProcess, cli_env
+from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(90)
 WINDOW_SEC = 3  # the stop window of these tests (the product's is 30 s)
@@ -193,3 +195,73 @@ def test_a_stopping_box_of_two_workers_refuses_new_connections_at_once(tmp_path:
         fake.stop()
     assert len(received) == 100
     assert space.sql("SELECT status, output_tokens FROM usage_record") == [("ok", 100)]
+
+
+LAUNCHER = """
+import subprocess, sys
+serve = subprocess.Popen(sys.argv[1:])
+print(serve.pid, flush=True)
+print("launcher saw serve exit", serve.wait(), flush=True)
+"""
+
+
+def test_a_second_signal_kills_the_workers_not_the_launchers_process_group(
+    tmp_path: Path,
+) -> None:
+    """A second SIGTERM (an impatient operator, a process manager that repeats it) ends a
+    stopping box of several workers at once, as in Sanic; Sanic did it with SIGKILL to the
+    workers' process group, which is `serve`'s launcher's too when `serve` leads none (a
+    wrapper script, honcho, a deploy tool): the launcher was killed with it."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "again@example.com")
+    fake.push(Reply(pieces=[" x"] * 100, piece_delay=0.1, prompt_tokens=7))
+    command = [*PROGRAM, "--config", str(space.config), "serve", "--workers", "2"]
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=cli_env(),
+        cwd=tmp_path,
+        text=True,
+        start_new_session=True,  # the launcher leads the group that `serve` joins
+    )
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    received: list[str] = []
+    try:
+        assert launcher.stdout is not None
+        serve_pid = int(launcher.stdout.readline())
+        deadline = time.monotonic() + 30
+        while httpx_status(port) != 200:
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body,
+                          headers=headers, timeout=30) as answer:  # fmt: skip
+            reader = threading.Thread(target=read_pieces, args=(answer, received))
+            reader.start()
+            while not received:
+                time.sleep(0.01)
+            os.kill(serve_pid, signal.SIGTERM)
+            time.sleep(0.5)  # two signals at once would be one
+            os.kill(serve_pid, signal.SIGTERM)
+            output, _ = launcher.communicate(timeout=30)
+            reader.join(10)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait(5)
+        fake.stop()
+    assert launcher.returncode == 0, output
+    assert "launcher saw serve exit 1" in output, output
+    assert "Shutdown interrupted. Killing." in output
+    assert space.sql("SELECT COUNT(*) FROM usage_record") == [(0,)]  # cut unsettled, and
+    assert space.sql("SELECT COUNT(*) FROM hold") == [(1,)]  # its hold freed at the next start
+
+
+def httpx_status(port: int) -> int:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+    except httpx.HTTPError:
+        return 0
