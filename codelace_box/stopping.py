@@ -37,7 +37,7 @@ import os
 import time
 from contextlib import suppress
 from functools import partial
-from signal import SIG_IGN, SIGHUP, SIGINT, SIGTERM, Signals
+from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals
 from signal import signal as signal_func
 from types import FrameType
 from typing import Any
@@ -76,6 +76,7 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (WorkerManager, "_shutting_down"),
     (WorkerManager, "join"),
     (WorkerManager, "kill"),
+    (WorkerManager, "processes"),
     (WorkerManager, "shutdown"),
     (WorkerManager, "transient_processes"),
     (WorkerManager, "worker_state"),
@@ -124,6 +125,7 @@ class SignalSafeWorkerManager(WorkerManager):
 
     early_signal: int | None = None  # a signal received before the manager existed
     stop_signal: int | None = None
+    killed = False  # by a second stop signal
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # installs shutdown_signal for SIGINT and SIGTERM
@@ -135,10 +137,23 @@ class SignalSafeWorkerManager(WorkerManager):
         """Record the first stop signal; a second one kills every worker at once."""
         if self.stop_signal is not None or self._shutting_down:
             log.info("Shutdown interrupted. Killing.")
+            self.killed = True  # join() raises it, for Sanic's exit 1, outside this handler
             with suppress(ServerKilled):
                 self.kill()
             return
         self.stop_signal = signal
+
+    def kill(self) -> None:
+        """A second stop signal: SIGKILL each worker. (Sanic sends it to their process group,
+        which is also the group of whatever launched `serve` when `serve` leads none: a wrapper
+        script, a process manager, a deploy tool, all killed with it.) The supervisor then
+        exits 1; the holds of the calls cut are released at the next start."""
+        for process in self.processes:
+            log.info("Killing %s [%s]", process.name, process.pid)
+            if process.pid:
+                with suppress(ProcessLookupError):
+                    os.kill(process.pid, SIGKILL)
+        raise ServerKilled
 
     def _all_workers_ack(self) -> bool:
         # Waiting for the workers' start-up acknowledgement ends when a stop is requested.
@@ -159,6 +174,8 @@ class SignalSafeWorkerManager(WorkerManager):
         if self.stop_signal is not None:
             self._wait_for_workers_to_end()
         super().join()
+        if self.killed:
+            raise ServerKilled  # Sanic's serve exits 1
 
     def _wait_for_workers_to_end(self) -> None:
         """Each worker finishes its requests in flight and the calls whose clients left (one

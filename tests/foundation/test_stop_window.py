@@ -18,9 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.foundation.conftest import make_workspace
 from tests.foundation.test_server_stopping import metered_workspace
-from tests.support import PROGRAM, ServerProcess, cli_env, free_port
+from tests.support import PROGRAM, ServerProcess, cli_env
 
 pytestmark = pytest.mark.timeout(90)
 WINDOW_SEC = 3  # the stop window of these tests (the product's is 30 s)
