@@ -38,6 +38,7 @@ import time
 from contextlib import suppress
 from functools import partial
 from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals
+from signal import getsignal
 from signal import signal as signal_func
 from types import FrameType
 from typing import Any
@@ -62,8 +63,15 @@ LATE_STOP_SEC = 3.0
 STOPPING_KEY = "codelace_stopping"  # a worker's mark in Sanic's shared worker state
 # What stops `serve` gracefully: Ctrl-C, `kill`/systemd, and a hangup (the operator's terminal
 # closed or an SSH session dropped: the whole foreground process group gets it, which killed
-# every process at once, cutting the streams in flight uncharged).
+# every process at once, cutting the streams in flight uncharged) unless it was ignored when
+# the process started (`nohup`): stop_signals().
 STOP_SIGNALS = (SIGINT, SIGTERM, SIGHUP)
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The stop signals this process heeds: SIGHUP only if it is not ignored (nohup, or the
+    supervisor of a box started with nohup, whose workers inherit the ignoring)."""
+    return tuple(s for s in STOP_SIGNALS if s != SIGHUP or getsignal(SIGHUP) != SIG_IGN)
 STOP_WAIT_SEC = 45.0  # a worker's 30 s stop window (server.py STOP_WINDOW_SEC) and a margin
 
 
@@ -124,12 +132,14 @@ class SignalSafeWorkerManager(WorkerManager):
     """A WorkerManager whose signal handler only records the request to stop."""
 
     early_signal: int | None = None  # a signal received before the manager existed
+    hangup_stops = True  # SIGHUP was not ignored when `serve` started (install_supervisor)
     stop_signal: int | None = None
     killed = False  # by a second stop signal
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # installs shutdown_signal for SIGINT and SIGTERM
-        signal_func(SIGHUP, self.shutdown_signal)  # ignored until now (install_supervisor)
+        if self.hangup_stops:  # ignored until now (install_supervisor)
+            signal_func(SIGHUP, self.shutdown_signal)
         self.stop_signal = self.early_signal
         self._respawned_at: dict[str, float] = {}
 
@@ -256,6 +266,7 @@ def install_supervisor() -> None:
     startup.WorkerManager = SignalSafeWorkerManager
     for stop in (SIGINT, SIGTERM):
         signal_func(stop, _record_early_signal)
+    SignalSafeWorkerManager.hangup_stops = SIGHUP in stop_signals()
     signal_func(SIGHUP, SIG_IGN)
 
 
@@ -283,6 +294,7 @@ async def _record_stops_while_starting(app: Sanic) -> None:
     # `--workers 1`: the box is this process, and its /healthz answers 503 while it starts (a
     # worker of several answers at once: the box is up while the others serve)
     app.ctx.single_process = multiprocessing.parent_process() is None
+    app.ctx.stop_signals = stop_signals()  # before ours replace an ignored SIGHUP
     _handle_stops(app, asyncio.get_running_loop())
     if not app.ctx.single_process:
         _stop_with_the_supervisor()
@@ -290,7 +302,7 @@ async def _record_stops_while_starting(app: Sanic) -> None:
 
 async def _stop_once_serving_on_signal(app: Sanic) -> None:
     loop = asyncio.get_running_loop()
-    for stop in STOP_SIGNALS:  # in place of Sanic's handler (which stops at once)
+    for stop in app.ctx.stop_signals:  # in place of Sanic's handler (which stops at once)
         loop.add_signal_handler(stop, _stop_when_serving, app, loop, stop)
     _handle_stops(app, loop)  # again: uvloop's handler replaced ours
     app.ctx.starting = False
@@ -303,7 +315,7 @@ def _handle_stops(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
     not running (between two start-up steps, or before `run_forever`: a SIGTERM right after
     the first `/healthz` answer was lost about one time in five). While the loop runs both
     handlers ask; the first stops."""
-    for stop in STOP_SIGNALS:
+    for stop in app.ctx.stop_signals:
         signal_func(stop, partial(_signalled, app, loop))
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.foundation.conftest import make_workspace
 from tests.foundation.test_server_stopping import metered_workspace
-from tests.support import PROGRAM, ServerProcess, cli_env
+from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(90)
 WINDOW_SEC = 3  # the stop window of these tests (the product's is 30 s)
@@ -264,3 +265,28 @@ def httpx_status(port: int) -> int:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
     except httpx.HTTPError:
         return 0
+
+
+class NohupServer(SessionServer):
+    """`nohup codelace-box serve`: started to outlive its terminal (SIGHUP ignored)."""
+
+    program = ("nohup", *PROGRAM)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_under_nohup_outlives_a_hangup(tmp_path: Path, workers: int) -> None:
+    """An ignored SIGHUP stays ignored: the box an operator started with nohup serves on when
+    the terminal closes."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = NohupServer(space.config, port).start("--workers", str(workers))
+    try:
+        server.wait_for_log(r"Worker ready \[(\d+)\]", workers)
+        assert server.process is not None
+        os.killpg(server.process.pid, signal.SIGHUP)
+        time.sleep(1)
+        assert server.process.poll() is None, server.log_text()
+        assert httpx.get(server.base_url + "/healthz", timeout=5).status_code == 200
+    finally:
+        assert server.stop() == 0, server.log_text()
+    assert "SIGHUP" not in server.log_text()
