@@ -37,8 +37,7 @@ import os
 import time
 from contextlib import suppress
 from functools import partial
-from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals
-from signal import getsignal
+from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals, getsignal
 from signal import signal as signal_func
 from types import FrameType
 from typing import Any
@@ -72,6 +71,8 @@ def stop_signals() -> tuple[int, ...]:
     """The stop signals this process heeds: SIGHUP only if it is not ignored (nohup, or the
     supervisor of a box started with nohup, whose workers inherit the ignoring)."""
     return tuple(s for s in STOP_SIGNALS if s != SIGHUP or getsignal(SIGHUP) != SIG_IGN)
+
+
 STOP_WAIT_SEC = 45.0  # a worker's 30 s stop window (server.py STOP_WINDOW_SEC) and a margin
 
 
