@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -290,3 +291,42 @@ def test_serve_under_nohup_outlives_a_hangup(tmp_path: Path, workers: int) -> No
     finally:
         assert server.stop() == 0, server.log_text()
     assert "SIGHUP" not in server.log_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_call_the_stop_cut_before_its_answer_costs_nothing(tmp_path: Path, workers: int) -> None:
+    """A non-streaming call whose upstream answers after the stop's window: its client was cut
+    at the window's end, and the box waited on for the answer and charged it in full, for an
+    answer never given."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    email = f"unanswered{workers}@example.com"
+    space, port, key = metered_workspace(tmp_path, fake.base_url, email)
+    env = {"CODELACE_SANIC_GRACEFUL_SHUTDOWN_TIMEOUT": str(WINDOW_SEC)}
+    server = ServerProcess(space.config, port, env=env).start("--workers", str(workers))
+    server.wait_for_log(r"Worker ready \[(\d+)\]", workers)
+    fake.push(Reply(delay_before=WINDOW_SEC + 1.5, prompt_tokens=7, completion_tokens=8))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {key}"}
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(httpx.post, server.base_url + "/v1/chat/completions",
+                                 json=body, headers=headers, timeout=30)  # fmt: skip
+            deadline = time.monotonic() + 10
+            while not fake.requests:
+                assert time.monotonic() < deadline, server.log_text()
+                time.sleep(0.02)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            with pytest.raises(httpx.RemoteProtocolError):
+                answer.result()
+        assert server.process.wait(20) == 0, server.log_text()
+        time.sleep(2)  # the upstream's answer comes: nobody reads it
+    finally:
+        server.stop()
+        fake.stop()
+    assert space.sql("SELECT status, cost_nanos FROM usage_record") == [("abandoned", 0)]
+    assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
+    assert space.json("users", "show", email)["credit_balance_usd"] == 1.0
+    assert space.run("doctor").stdout.startswith("ok: ")
