@@ -1,8 +1,10 @@
 """A stop's one window (Sanic's GRACEFUL_SHUTDOWN_TIMEOUT, shortened here through the
 environment): a stream still running when it ends is cut there, charged what the upstream
 sent of it until then (which its client got), and the process exits at the window's end, not
-one more window later; the log says what was cut. A hangup (SIGHUP) stops as SIGTERM does.
-(test_server_stopping.py: what finishes within the window.)"""
+one more window later; the log says what was cut; a call not answered by then costs nothing.
+A hangup (SIGHUP) stops as SIGTERM does, unless ignored (nohup); a box of several workers
+refuses new connections from the signal on; a second signal kills its workers, not the group
+of whatever launched it. (test_server_stopping.py: what finishes within the window.)"""
 
 from __future__ import annotations
 
