@@ -88,6 +88,11 @@ BLUEPRINTS = [
 PORTAL_BLUEPRINTS = (portal.bp, portal_data.bp)  # left out when portal.enabled is false
 log = logging.getLogger("codelace_box")
 REFUSAL_FLUSH_SEC = 5.0
+# A stop's one window (Sanic's GRACEFUL_SHUTDOWN_TIMEOUT): requests in flight are answered and
+# streams relayed meanwhile, and the calls whose clients left finish in the same window
+# (inference.stop_gateway); whatever still runs at its end is cut and charged what the upstream
+# sent of it. Within systemd's TimeoutStopSec of the README's unit, as the supervisor's wait is.
+STOP_WINDOW_SEC = 30.0
 
 
 def sanic_settings(config: Config) -> dict[str, Any]:
@@ -99,7 +104,7 @@ def sanic_settings(config: Config) -> dict[str, Any]:
         "KEEP_ALIVE_TIMEOUT": 75,
         "SEND_TIMEOUT": DEFAULT_SEND_TIMEOUT,  # a client taking none of its answer (http_guard.py)
         "FALLBACK_ERROR_FORMAT": "json",
-        "GRACEFUL_SHUTDOWN_TIMEOUT": 15.0,
+        "GRACEFUL_SHUTDOWN_TIMEOUT": STOP_WINDOW_SEC,
         "NOISY_EXCEPTIONS": False,
         "ACCESS_LOG": False,
         "AUTO_RELOAD": False,
@@ -171,6 +176,7 @@ def _add_request_id(request: Request, response: HTTPResponse) -> None:
 async def _begin_draining(app: Sanic) -> None:
     """On SIGTERM: requests in flight finish; their connections then close, not idle on."""
     app.ctx.draining = True
+    app.ctx.stop_ends_at = time.monotonic() + app.config.GRACEFUL_SHUTDOWN_TIMEOUT
     for request in list(app.ctx.in_flight):
         if isinstance(request.stream, Http):  # None once its response is done
             request.stream.keep_alive = False

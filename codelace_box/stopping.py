@@ -1,4 +1,5 @@
-"""How `serve` stops on SIGTERM/SIGINT at any moment, in the supervisor and in each worker.
+"""How `serve` stops on SIGTERM/SIGINT (and SIGHUP, STOP_SIGNALS) at any moment, in the
+supervisor and in each worker.
 
 Supervisor (`serve --workers N`): Sanic's own SIGTERM/SIGINT handler (sanic 25.12, see
 sanic-org/sanic#2997 and PR #3063) does its work inside the signal handler: it writes to the
@@ -36,7 +37,7 @@ import os
 import time
 from contextlib import suppress
 from functools import partial
-from signal import SIGINT, SIGTERM, Signals
+from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals, getsignal
 from signal import signal as signal_func
 from types import FrameType
 from typing import Any
@@ -59,7 +60,20 @@ log = logging.getLogger("sanic.root")
 RESPAWN_PAUSE_SEC = 5.0
 LATE_STOP_SEC = 3.0
 STOPPING_KEY = "codelace_stopping"  # a worker's mark in Sanic's shared worker state
-STOP_WAIT_SEC = 45.0  # the 15 s graceful timeout, 15 s for calls clients left, and a margin
+# What stops `serve` gracefully: Ctrl-C, `kill`/systemd, and a hangup (the operator's terminal
+# closed or an SSH session dropped: the whole foreground process group gets it, which killed
+# every process at once, cutting the streams in flight uncharged) unless it was ignored when
+# the process started (`nohup`): stop_signals().
+STOP_SIGNALS = (SIGINT, SIGTERM, SIGHUP)
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The stop signals this process heeds: SIGHUP only if it is not ignored (nohup, or the
+    supervisor of a box started with nohup, whose workers inherit the ignoring)."""
+    return tuple(s for s in STOP_SIGNALS if s != SIGHUP or getsignal(SIGHUP) != SIG_IGN)
+
+
+STOP_WAIT_SEC = 45.0  # a worker's 30 s stop window (server.py STOP_WINDOW_SEC) and a margin
 
 
 # What this module overrides, calls or reads of Sanic, as (owner, attribute name).
@@ -71,6 +85,7 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (WorkerManager, "_shutting_down"),
     (WorkerManager, "join"),
     (WorkerManager, "kill"),
+    (WorkerManager, "processes"),
     (WorkerManager, "shutdown"),
     (WorkerManager, "transient_processes"),
     (WorkerManager, "worker_state"),
@@ -83,6 +98,8 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (ProcessState, "RESTARTING"),
     (ProcessState, "FAILED"),
     (ApplicationState, "is_running"),
+    (ApplicationState, "server_info"),
+    (Sanic, "_app_registry"),
     (StartupMixin, "m"),
     (WorkerMultiplexer, "state"),
 )
@@ -116,10 +133,14 @@ class SignalSafeWorkerManager(WorkerManager):
     """A WorkerManager whose signal handler only records the request to stop."""
 
     early_signal: int | None = None  # a signal received before the manager existed
+    hangup_stops = True  # SIGHUP was not ignored when `serve` started (install_supervisor)
     stop_signal: int | None = None
+    killed = False  # by a second stop signal
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # installs shutdown_signal as the handler
+        super().__init__(*args, **kwargs)  # installs shutdown_signal for SIGINT and SIGTERM
+        if self.hangup_stops:  # ignored until now (install_supervisor)
+            signal_func(SIGHUP, self.shutdown_signal)
         self.stop_signal = self.early_signal
         self._respawned_at: dict[str, float] = {}
 
@@ -127,10 +148,23 @@ class SignalSafeWorkerManager(WorkerManager):
         """Record the first stop signal; a second one kills every worker at once."""
         if self.stop_signal is not None or self._shutting_down:
             log.info("Shutdown interrupted. Killing.")
+            self.killed = True  # join() raises it, for Sanic's exit 1, outside this handler
             with suppress(ServerKilled):
                 self.kill()
             return
         self.stop_signal = signal
+
+    def kill(self) -> None:
+        """A second stop signal: SIGKILL each worker. (Sanic sends it to their process group,
+        which is also the group of whatever launched `serve` when `serve` leads none: a wrapper
+        script, a process manager, a deploy tool, all killed with it.) The supervisor then
+        exits 1; the holds of the calls cut are released at the next start."""
+        for process in self.processes:
+            log.info("Killing %s [%s]", process.name, process.pid)
+            if process.pid:
+                with suppress(ProcessLookupError):
+                    os.kill(process.pid, SIGKILL)
+        raise ServerKilled
 
     def _all_workers_ack(self) -> bool:
         # Waiting for the workers' start-up acknowledgement ends when a stop is requested.
@@ -140,6 +174,7 @@ class SignalSafeWorkerManager(WorkerManager):
         if self.stop_signal is not None and not self._shutting_down:
             log.info("Received signal %s. Shutting down.", Signals(self.stop_signal).name)
             self.shutdown()
+            _stop_listening()
             return MonitorCycle.BREAK
         self._respawn_dead_workers()
         return super()._poll_monitor()
@@ -150,11 +185,13 @@ class SignalSafeWorkerManager(WorkerManager):
         if self.stop_signal is not None:
             self._wait_for_workers_to_end()
         super().join()
+        if self.killed:
+            raise ServerKilled  # Sanic's serve exits 1
 
     def _wait_for_workers_to_end(self) -> None:
-        """Each worker finishes its requests in flight (Sanic's graceful timeout, then the calls
-        whose clients left), up to STOP_WAIT_SEC in all. A worker that has not marked itself
-        stopping (STOPPING_KEY) lost the signal: it came while the worker imported its code
+        """Each worker finishes its requests in flight and the calls whose clients left (one
+        window: Sanic's graceful timeout), up to STOP_WAIT_SEC in all. A worker that has not
+        marked itself stopping (STOPPING_KEY) lost the signal: it came while it imported its code
         (Python drops a KeyboardInterrupt raised inside a weakref callback, and some imports
         catch everything) or swapped its handlers. It is signalled again every LATE_STOP_SEC."""
         deadline = time.monotonic() + STOP_WAIT_SEC
@@ -200,6 +237,19 @@ class SignalSafeWorkerManager(WorkerManager):
                 process.restart()
 
 
+def _stop_listening() -> None:
+    """The supervisor lets go of the listening sockets it made for its workers (Sanic closes
+    them only once every worker ended): the workers close theirs as they stop, and a connection
+    made during the stop is then refused at once, as with one process, where it waited
+    unanswered in the queue until the stop ended and was then reset (a proxy in front waited
+    on it instead of trying another box)."""
+    for app in Sanic._app_registry.values():
+        for server_info in app.state.server_info:
+            sock = server_info.settings.get("sock")
+            if sock is not None:
+                sock.close()  # Sanic's own close at its end does nothing more
+
+
 def _record_early_signal(signal: int, frame: FrameType | None) -> None:
     SignalSafeWorkerManager.early_signal = signal
 
@@ -209,12 +259,16 @@ def install_supervisor() -> None:
 
     Until the manager exists (Sanic first starts its multiprocessing manager process), a stop
     signal is recorded rather than killing the supervisor and orphaning that process; the
-    manager then starts, and at once stops, the workers.
+    manager then starts, and at once stops, the workers. A hangup is ignored until then: an
+    ignored signal stays ignored in the processes Sanic spawns meanwhile (its multiprocessing
+    manager, which a hangup of the process group would otherwise kill under the supervisor).
     """
     startup: Any = sanic.mixins.startup
     startup.WorkerManager = SignalSafeWorkerManager
     for stop in (SIGINT, SIGTERM):
         signal_func(stop, _record_early_signal)
+    SignalSafeWorkerManager.hangup_stops = SIGHUP in stop_signals()
+    signal_func(SIGHUP, SIG_IGN)
 
 
 class StopSafeSanic(Sanic):
@@ -241,6 +295,7 @@ async def _record_stops_while_starting(app: Sanic) -> None:
     # `--workers 1`: the box is this process, and its /healthz answers 503 while it starts (a
     # worker of several answers at once: the box is up while the others serve)
     app.ctx.single_process = multiprocessing.parent_process() is None
+    app.ctx.stop_signals = stop_signals()  # before ours replace an ignored SIGHUP
     _handle_stops(app, asyncio.get_running_loop())
     if not app.ctx.single_process:
         _stop_with_the_supervisor()
@@ -248,36 +303,41 @@ async def _record_stops_while_starting(app: Sanic) -> None:
 
 async def _stop_once_serving_on_signal(app: Sanic) -> None:
     loop = asyncio.get_running_loop()
-    for stop in (SIGINT, SIGTERM):  # in place of Sanic's handler (which stops at once)
-        loop.add_signal_handler(stop, _stop_when_serving, app, loop)
+    for stop in app.ctx.stop_signals:  # in place of Sanic's handler (which stops at once)
+        loop.add_signal_handler(stop, _stop_when_serving, app, loop, stop)
     _handle_stops(app, loop)  # again: uvloop's handler replaced ours
     app.ctx.starting = False
 
 
 def _handle_stops(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
-    """SIGINT and SIGTERM, in Python, queue the stop for the loop. Installed as the worker
+    """SIGINT, SIGTERM and SIGHUP, in Python, queue the stop for the loop. Installed as the worker
     starts (Sanic then ignores both for a moment, then hands them to its own handler:
     StopSafeSanic), and after uvloop's own, which drops a signal that comes while its loop is
     not running (between two start-up steps, or before `run_forever`: a SIGTERM right after
     the first `/healthz` answer was lost about one time in five). While the loop runs both
     handlers ask; the first stops."""
-    for stop in (SIGINT, SIGTERM):
+    for stop in app.ctx.stop_signals:
         signal_func(stop, partial(_signalled, app, loop))
 
 
 def _signalled(
     app: Sanic, loop: asyncio.AbstractEventLoop, signal: int, frame: FrameType | None
 ) -> None:
-    loop.call_soon_threadsafe(_stop_when_serving, app, loop)
+    loop.call_soon_threadsafe(_stop_when_serving, app, loop, signal)
 
 
-def _stop_when_serving(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+def _stop_when_serving(
+    app: Sanic, loop: asyncio.AbstractEventLoop, signal: int | None = None
+) -> None:
     """Stop gracefully, once the worker serves (app.state.is_running is set just before its
     event loop starts serving; a stop before that would be swallowed by a start-up step).
-    Only the first stop counts."""
+    Only the first stop counts. The single process names the signal in the log, as the
+    supervisor of several does."""
     if getattr(app.ctx, "stop_started", False):
         return
     app.ctx.stop_started = True
+    if signal is not None and getattr(app.ctx, "single_process", False):
+        log.info("Received signal %s. Shutting down.", Signals(signal).name)
     _mark_stopping(app)
     _stop_once_running(app, loop)
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from functools import partial
 from typing import Protocol
 
@@ -203,6 +204,14 @@ async def probe_flagged_forever(gateway: Gateway, secret_key: str, interval: flo
             log.exception("probing the flagged provider keys failed")
 
 
+def stop_time_left(app: Sanic) -> float:
+    """What is left of the stop's window (server.py STOP_WINDOW_SEC), which the requests in
+    flight used first: the calls whose clients left finish within the same window."""
+    window = float(app.config.GRACEFUL_SHUTDOWN_TIMEOUT)
+    ends_at: float | None = getattr(app.ctx, "stop_ends_at", None)
+    return window if ends_at is None else max(0.0, ends_at - time.monotonic())
+
+
 async def stop_gateway(app: Sanic) -> None:
     """Per worker: finish the calls whose clients left, then close the upstream connections."""
     for name in ("hold_sweep", "key_probe"):
@@ -213,6 +222,6 @@ async def stop_gateway(app: Sanic) -> None:
                 await task
     gateway: Gateway | None = getattr(app.ctx, "gateway", None)
     if gateway is not None:
-        await gateway.drain(app.config.GRACEFUL_SHUTDOWN_TIMEOUT)
+        await gateway.drain(stop_time_left(app), app.config.GRACEFUL_SHUTDOWN_TIMEOUT)
         await gateway.routes.stop()
         await gateway.client.close()

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
@@ -82,7 +83,19 @@ def _owner_is_gone(owner: str, *, starting: bool = False) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    return _ended_unreaped(pid)
+
+
+def _ended_unreaped(pid: int) -> bool:
+    """Whether a process that still answers kill(pid, 0) has in fact ended and only waits for
+    its parent to reap it (a zombie: a server killed a moment ago, or under an init that reaps
+    late). Linux's /proc tells; elsewhere: no."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()  # the name, in parentheses, may hold spaces
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:

@@ -131,15 +131,19 @@ class Gateway:
             task.add_done_callback(partial(self._background_done, call.request_id))
             raise
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float, window: float) -> None:
         """Before the worker stops: calls whose clients left finish and are charged; any still
-        running after `timeout` seconds is cancelled, which frees the hold of a call that
-        produced nothing and charges a stream what was seen of it."""
+        running after `timeout` seconds (what is left of the stop's `window`) is cancelled,
+        which frees the hold of a call that produced nothing and charges a stream what was
+        seen of it. A call its stop cut (its connection closed at the window's end) is among
+        them once its handler saw the cancellation: a loop turn later."""
+        await asyncio.sleep(0)
         if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=timeout)
             for task in late:
                 task.cancel()
             if late:
+                _log_cut(len(late), window)
                 await asyncio.wait(late)
         await self.writes.written()  # the releases those cancellations queued
 
@@ -279,6 +283,13 @@ async def _read_on_when_open(opening: asyncio.Future[StreamRelay]) -> None:
     except Exception:  # already settled as a failure by `Gateway._open_stream`
         return
     await relay.read_on()
+
+
+def _log_cut(count: int, window: float) -> None:
+    """The one line a stop writes about the calls it cut."""
+    plural, verb, them = ("", "was", "it") if count == 1 else ("s", "were", "them")
+    log.warning("%d call%s still running when the stop's %g s ran out %s cut and charged what "
+                "the upstream sent of %s", count, plural, window, verb, them)  # fmt: skip
 
 
 def _log_released(what: str, future: asyncio.Future[int]) -> None:

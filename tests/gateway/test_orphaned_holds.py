@@ -70,6 +70,32 @@ def test_only_holds_of_gone_processes_or_too_old_are_released(db: None) -> None:
     assert find_mismatches() == []
 
 
+@pytest.mark.skipif(wanted_engine() == "postgres", reason="SQLite: owners are pids of this host")
+def test_a_killed_server_not_yet_reaped_is_gone(db: None) -> None:
+    """A server killed (kill -9, the OOM killer) whose parent has not reaped it yet (an init
+    that reaps late, as in many containers; a restart right after the kill) still answered
+    kill(pid, 0), as a zombie: its holds stayed until a sweep after the reaping, or for 6 hours
+    where nothing reaped it."""
+    user = User.create(email="zombie@example.com")
+    post_entry(user.id, 10_000, "admin", "seed", "seed:1")
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        killed.kill()  # not waited for: a zombie until killed.wait() below
+        stat = Path(f"/proc/{killed.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        owner = f"{socket.gethostname()}:{killed.pid}:0badc0de"
+        _hold(user, 300, owner)
+        assert dead_hold_owners() == [owner]  # a running box's sweep
+        assert release_orphaned_holds() == 1  # a start
+    finally:
+        killed.wait()
+    assert User.get_by_id(user.id).held_nanos == 0
+    assert find_mismatches() == []
+
+
 @pytest.mark.skipif(
     wanted_engine() == "postgres", reason="PostgreSQL: a start frees no owner's holds (sweeps do)"
 )
