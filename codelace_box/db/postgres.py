@@ -54,7 +54,9 @@ NETWORK_DEFAULTS = {
 # session (its TCP keepalive: two hours by default), and every other box's writes would fail
 # their lock timeout meanwhile. A box leaves a transaction idle only while its thread runs
 # Python between two statements (nothing awaits inside one). Under LOCK_TIMEOUT_MS, so the
-# writes waiting for the silent box's locks get them instead of failing.
+# writes waiting for the silent box's locks get them instead of failing. (A session silenced
+# inside a pipelined exchange, before its sync, is "active" to the server, not idle: only the
+# keepalives below end it, and only when the box's machine stops answering.)
 IDLE_IN_TRANSACTION_MS = 5_000
 SERVING_SESSION_SQL = f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_MS}ms'"
 # The server's half of a session's keepalives, as the box's half is (libpq's parameter: the
