@@ -160,11 +160,24 @@ def test_an_expired_session_opens_nothing(box: PortalBox) -> None:
 
 
 def test_a_disabled_account_loses_its_session(box: PortalBox) -> None:
+    """Disabling ends the account's portal sessions for good: enabling it again (after its
+    keys were revoked, say, once someone else got in) does not bring them back, since nobody
+    but their holder could end them otherwise and a session can mint keys."""
     client, _ = signed_in(box, "disabled@portal.test")
     assert client.get("/portal/api/overview").status_code == 200
     box.cli("users", "disable", "disabled@portal.test")
     assert client.get("/portal/api/overview").status_code == 401
+    box.cli("users", "enable", "disabled@portal.test")
+    assert client.get("/portal/api/overview").status_code == 401
+    assert client.get("/portal/api/session").json() == {"signed_in": False}
     client.close()
+    sessions = box.query(
+        'SELECT COUNT(*) FROM portal_session s JOIN "user" u ON u.id = s.user_id '
+        "WHERE u.email = ?",
+        "disabled@portal.test",
+    )
+    assert sessions == [(0,)]
+    signed_in(box, "disabled@portal.test")[0].close()  # a new sign-in works again
 
 
 @pytest.mark.parametrize(
