@@ -10,6 +10,7 @@ from sanic.exceptions import RequestCancelled, SanicException
 from sanic.response import HTTPResponse
 
 from codelace_box.api.common import json_response
+from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.sqlite_file import storage_failed
 from codelace_box.errors import CodelaceError, RateLimited
@@ -59,6 +60,8 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     path = request.path if request is not None else ""
     if path.rstrip("/") in ANTHROPIC_ROUTES:
         return _as_anthropic(response)
+    if request is not None and request.route is None and is_portal_path(request):
+        add_security_headers(response, API_CACHE)  # no portal handler ran to add them
     return response
 
 

@@ -17,6 +17,7 @@ from codelace_box.api.accounts import send_sign_in_code
 from codelace_box.api.common import READ, client_address, json_body, json_response
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import (
+    PAGE_PATHS,
     changing_session,
     check_origin,
     clear_session_cookie,
@@ -30,7 +31,7 @@ from codelace_box.portal import load_assets
 
 bp = Blueprint("portal")
 bp.on_response(portal_headers)
-PAGES = ("/", "/signin", "/keys", "/usage", "/billing", "/connect")
+PAGES = tuple(sorted(PAGE_PATHS))
 
 
 async def page(request: Request) -> HTTPResponse:

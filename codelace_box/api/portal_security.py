@@ -130,6 +130,19 @@ def add_security_headers(response: HTTPResponse, cache_control: str) -> None:
     headers["cache-control"] = cache_control
 
 
+PAGE_PATHS = frozenset({"/", "/signin", "/keys", "/usage", "/billing", "/connect"})
+
+
+def is_portal_path(request: Request) -> bool:
+    """Whether a path is the served portal's (a page, or under /portal/): a 404 or 405 there,
+    answered by the router before any portal handler, still carries the portal's headers."""
+    path = request.path
+    if not (path.startswith("/portal/") or path.rstrip("/") in PAGE_PATHS or path == "/"):
+        return False
+    config: Config | None = getattr(request.app.ctx, "config", None)
+    return config is not None and config.portal.enabled
+
+
 async def portal_headers(request: Request, response: HTTPResponse) -> None:
     """Security and cache headers on every portal response, errors included (registered on
     the portal's blueprints only: the inference routes pay nothing for it)."""

@@ -160,11 +160,23 @@ def test_an_expired_session_opens_nothing(box: PortalBox) -> None:
 
 
 def test_a_disabled_account_loses_its_session(box: PortalBox) -> None:
+    """Disabling ends the account's portal sessions for good: enabling it again (after its
+    keys were revoked, say, once someone else got in) does not bring them back, since nobody
+    but their holder could end them otherwise and a session can mint keys."""
     client, _ = signed_in(box, "disabled@portal.test")
     assert client.get("/portal/api/overview").status_code == 200
     box.cli("users", "disable", "disabled@portal.test")
     assert client.get("/portal/api/overview").status_code == 401
+    box.cli("users", "enable", "disabled@portal.test")
+    assert client.get("/portal/api/overview").status_code == 401
+    assert client.get("/portal/api/session").json() == {"signed_in": False}
     client.close()
+    sessions = box.query(
+        'SELECT COUNT(*) FROM portal_session s JOIN "user" u ON u.id = s.user_id WHERE u.email = ?',
+        "disabled@portal.test",
+    )
+    assert sessions == [(0,)]
+    signed_in(box, "disabled@portal.test")[0].close()  # a new sign-in works again
 
 
 @pytest.mark.parametrize(
@@ -229,6 +241,27 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_store(box: PortalBox) -> Non
         assert refused.status_code == 401 and refused.headers["x-frame-options"] == "DENY"
         assert refused.headers["cache-control"] == "no-store"
         assert "x-frame-options" not in client.get("/v1/models").headers  # the API's own
+
+
+def test_a_portal_path_with_no_route_or_method_carries_the_headers_too(box: PortalBox) -> None:
+    """A 404 or 405 that Sanic's router answers before any portal handler (an unknown path
+    under /portal/, a POST to a page) is a portal response too: CSP, no framing, no-store."""
+    with box.http() as client:
+        answers = [
+            client.get("/portal/api/nope"),
+            client.get("/portal/whatever.html"),
+            client.post("/", headers={"origin": box.url}),
+            client.put("/portal/api/keys"),
+            client.get("/portal/api/topup"),
+        ]
+        for answer in answers:
+            assert answer.status_code in (404, 405), answer.text
+            headers = answer.headers
+            assert "frame-ancestors 'none'" in headers.get("content-security-policy", "")
+            assert headers.get("x-frame-options") == "DENY", answer.request.url
+            assert headers.get("x-content-type-options") == "nosniff"
+            assert headers.get("cache-control") == "no-store"
+        assert "x-frame-options" not in client.get("/v1/nope").headers  # the API's own 404
 
 
 def asset_base(html: str) -> str:
