@@ -8,6 +8,7 @@ of whatever launched it. (test_server_stopping.py: what finishes within the wind
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,6 +43,25 @@ def read_pieces(response: httpx.Response, received: list[str]) -> None:
         pass
 
 
+@contextlib.contextmanager
+def a_stream_under_way(
+    base_url: str, key: str, timeout: float
+) -> Iterator[tuple[threading.Thread, list[str]]]:
+    """A streamed chat completion whose first piece has come, read on by a thread: (the
+    reader, the content pieces received so far); the stream is closed on leaving."""
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    received: list[str] = []
+    with httpx.stream("POST", base_url + "/v1/chat/completions", json=body, headers=headers,
+                      timeout=timeout) as answer:  # fmt: skip
+        assert answer.status_code == 200
+        reader = threading.Thread(target=read_pieces, args=(answer, received))
+        reader.start()
+        while not received:
+            time.sleep(0.01)
+        yield reader, received
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_stream_past_the_stop_window_is_relayed_to_its_end_and_charged_what_its_client_got(
     tmp_path: Path, workers: int
@@ -55,17 +76,8 @@ def test_a_stream_past_the_stop_window_is_relayed_to_its_end_and_charged_what_it
     server = ServerProcess(space.config, port, env=env).start("--workers", str(workers))
     server.wait_for_log(r"Worker ready \[(\d+)\]", workers)
     fake.push(Reply(pieces=[" x"] * 400, piece_delay=PIECE_SEC, prompt_tokens=7))
-    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    headers = {"authorization": f"Bearer {key}"}
-    received: list[str] = []
     try:
-        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
-                          headers=headers, timeout=60) as answer:  # fmt: skip
-            assert answer.status_code == 200
-            reader = threading.Thread(target=read_pieces, args=(answer, received))
-            reader.start()
-            while not received:
-                time.sleep(0.01)
+        with a_stream_under_way(server.base_url, key, 60) as (reader, received):
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
             stopped_at = time.monotonic()
@@ -177,16 +189,8 @@ def test_a_stopping_box_of_two_workers_refuses_new_connections_at_once(tmp_path:
     server = SessionServer(space.config, port).start("--workers", "2")
     server.wait_for_log(r"Worker ready \[(\d+)\]", 2)
     fake.push(Reply(pieces=[" x"] * 100, piece_delay=0.08, prompt_tokens=7, completion_tokens=100))
-    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    headers = {"authorization": f"Bearer {key}"}
-    received: list[str] = []
     try:
-        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
-                          headers=headers, timeout=30) as answer:  # fmt: skip
-            reader = threading.Thread(target=read_pieces, args=(answer, received))
-            reader.start()
-            while not received:
-                time.sleep(0.01)
+        with a_stream_under_way(server.base_url, key, 30) as (reader, received):
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
             connect_refused_within(port, 3)
@@ -230,9 +234,6 @@ def test_a_second_signal_kills_the_workers_not_the_launchers_process_group(
         text=True,
         start_new_session=True,  # the launcher leads the group that `serve` joins
     )
-    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    headers = {"authorization": f"Bearer {key}"}
-    received: list[str] = []
     try:
         assert launcher.stdout is not None
         serve_pid = int(launcher.stdout.readline())
@@ -240,12 +241,7 @@ def test_a_second_signal_kills_the_workers_not_the_launchers_process_group(
         while httpx_status(port) != 200:
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.1)
-        with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body,
-                          headers=headers, timeout=30) as answer:  # fmt: skip
-            reader = threading.Thread(target=read_pieces, args=(answer, received))
-            reader.start()
-            while not received:
-                time.sleep(0.01)
+        with a_stream_under_way(f"http://127.0.0.1:{port}", key, 30) as (reader, _):
             os.kill(serve_pid, signal.SIGTERM)
             time.sleep(0.5)  # two signals at once would be one
             os.kill(serve_pid, signal.SIGTERM)
