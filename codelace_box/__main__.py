@@ -1,9 +1,21 @@
 """The executable's entry point (PyInstaller and `python -m codelace_box`)."""
 
-from multiprocessing import freeze_support
+import sys
 
-if __name__ == "__main__":
+
+def _run() -> None:
+    """freeze_support() before click parses argv, then the command line."""
+    from multiprocessing import freeze_support
+
     freeze_support()
     from codelace_box.cli import main
 
     main()
+
+
+if __name__ == "__main__":
+    try:
+        _run()
+    except KeyboardInterrupt:  # Ctrl-C before the command's own handling began (its imports)
+        sys.stderr.write("error: aborted\n")
+        sys.exit(1)
