@@ -1,0 +1,204 @@
+"""Claude Code as people run it: interactive, in a pseudo-terminal, against the box.
+
+The other Claude Code tests run `claude -p`, which never starts the terminal interface, nor its
+default permission mode (auto), in which every request asks the API to judge the session's tool
+calls (`safeguards` under the `dangerous-tool-use-*` beta, answered by `safeguard_results`). Here
+the real `claude` runs in a pty of 120x40 with a throwaway HOME whose ~/.claude.json has the
+first-run onboarding, theme and folder trust done, and the headless tests' environment (only the
+box is contacted). The test types prompts, waits (bounded) for the fake upstream's words on the
+screen, answers a tool turn (Claude Code's own Read and Bash in its work folder), asks /status
+whether the API's verdicts reach the session, leaves with /exit, and checks what the box
+metered. Skipped, as test_claude_code.py is, when no `claude` executable is installed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.anthropic_upstream import Reply, ToolUse
+from tests.messages.conftest import MODEL, PRICES, MessagesBox, usd_nanos
+from tests.messages.test_claude_code import (  # noqa: F401 (default_alias: an autouse fixture)
+    CLAUDE,
+    claude_env,
+    completions,
+    default_alias,
+)
+from tests.messages.test_claude_code import pytestmark as needs_claude
+
+STEP_SEC = 60  # the longest wait for one thing to show; the steps stay within the test's timeout
+pytestmark = [needs_claude, pytest.mark.timeout(6 * STEP_SEC)]
+ROWS, COLUMNS = 40, 120
+# Cursor moves to the right stand for blanks (Claude Code writes "Say hello" as
+# "Say\x1b[1Chello"); every other escape sequence goes.
+CURSOR_RIGHT = re.compile(rb"\x1b\[(\d*)C")
+ANSI = re.compile(
+    rb"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|P[^\x1b]*\x1b\\|[()][0-9A-Za-z]"
+    rb"|[=>78M])"
+)
+
+
+def plain(raw: bytes) -> str:
+    """Terminal output as text: escape sequences stripped, cursor moves to the right as blanks."""
+    spaced = CURSOR_RIGHT.sub(lambda m: b" " * int(m.group(1) or 1), raw)
+    return ANSI.sub(b"", spaced).decode(errors="replace")
+
+
+def squashed(text: str) -> str:
+    """Text without whitespace: how a phrase is looked for on a screen drawn piecemeal."""
+    return re.sub(r"\s+", "", text)
+
+
+class Terminal:
+    """A program in a pseudo-terminal of its own: what it wrote so far, and keys typed to it."""
+
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+        self.master = master
+        self.output = bytearray()
+        self.process = subprocess.Popen(
+            command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, close_fds=True,
+            env={**env, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(ROWS)},
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+
+    def text(self, since: int = 0) -> str:
+        """What the program wrote (from byte `since` on), as plain text."""
+        return plain(bytes(self.output[since:]))
+
+    def shows(self, phrase: str, since: int = 0) -> bool:
+        """Whether the program wrote `phrase` (from byte `since` on), blanks aside."""
+        return squashed(phrase) in squashed(self.text(since))
+
+    def pump(self, timeout: float) -> bool:
+        """Reads what the program writes within `timeout`; False once the terminal is closed."""
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:  # EIO: the program (and its children) closed the terminal
+            return False
+        self.output += chunk
+        return bool(chunk)
+
+    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = STEP_SEC) -> None:
+        """Reads on until `done()`; fails naming `what`, with the end of the screen, if that
+        takes longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                screen = self.text()[-3000:]
+                pytest.fail(f"{what}: not within {timeout} s; the terminal showed:\n{screen}")
+            if not self.pump(0.2):  # closed: nothing more comes; the program may be ending
+                time.sleep(0.2)
+
+    def wait_to_show(self, phrase: str, since: int = 0) -> None:
+        self.wait_for(lambda: self.shows(phrase, since), repr(phrase))
+
+    def type(self, text: str) -> int:
+        """Types `text`, waits for its echo, then presses Enter (typed in the same write, Enter
+        would be taken as part of a paste); where the output stood before."""
+        mark = len(self.output)
+        os.write(self.master, text.encode())
+        self.wait_for(lambda: self.shows(text, mark), f"the echo of {text!r}")
+        os.write(self.master, b"\r")
+        return mark
+
+    def close(self) -> None:
+        """Ends the program if it still runs (SIGKILL to its process group, by its id)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        os.close(self.master)
+
+
+def prepared_home(home: Path, workdir: Path) -> None:
+    """Claude Code's state in a throwaway HOME as after a first run: onboarding and the theme
+    done, the work folder trusted."""
+    home.mkdir()
+    state = {
+        "hasCompletedOnboarding": True,
+        "theme": "dark",
+        "projects": {str(workdir): {"hasTrustDialogAccepted": True}},
+    }
+    (home / ".claude.json").write_text(json.dumps(state))
+
+
+def tool_results(body: Any) -> dict[str, str]:
+    """The tool results a Messages request carries, by tool_use id."""
+    return {b["tool_use_id"]: json.dumps(b.get("content"))
+            for m in body["messages"] if isinstance(m["content"], list)
+            for b in m["content"] if b.get("type") == "tool_result"}  # fmt: skip
+
+
+def start_claude(box: MessagesBox, home: Path, workdir: Path, key: str) -> Terminal:
+    """`claude` in a terminal in `workdir`, against the box with `key`, at its prompt (in auto
+    mode, its default)."""
+    assert CLAUDE is not None
+    terminal = Terminal([CLAUDE], {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}, workdir)
+    terminal.wait_for(lambda: terminal.shows("Claude Code") and terminal.shows("auto mode on"),
+                      "Claude Code's prompt, in auto mode")  # fmt: skip
+    return terminal
+
+
+def test_an_interactive_session_in_a_terminal(fresh: MessagesBox, tmp_path: Path) -> None:
+    email, key = fresh.new_key()
+    home, workdir = tmp_path / "home", tmp_path / "work"
+    prepared_home(home, workdir)
+    workdir.mkdir()
+    (workdir / "notes.txt").write_text("the secret word is pelican\n")
+    read = ToolUse("toolu_tty_read", "Read", {"file_path": str(workdir / "notes.txt")})
+    touch = ToolUse("toolu_tty_bash", "Bash", {"command": "touch read-by-claude.txt",
+                                               "description": "Mark the note as read"})  # fmt: skip
+    fresh.fake.script(Reply(text="Hello from the box, said the fake upstream."),
+                      Reply(text="", tool_uses=[read, touch]),
+                      Reply(text="The secret word is pelican, read through the box."))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    started = time.monotonic()
+    terminal = start_claude(fresh, home, workdir, key)
+    try:
+        terminal.wait_to_show("said the fake upstream", terminal.type("Say hello"))
+        mark = terminal.type("What is the secret word in notes.txt? Mark the note as read.")
+        terminal.wait_to_show("pelican, read through the box", mark)
+        # the API's verdicts on the tool calls came back through the box: without them, Claude
+        # Code classifies locally (billed requests of its own) after a notice that holds the
+        # first checked action, and /status says "Not reaching this session"
+        terminal.wait_to_show("Auto mode server: Enabled", terminal.type("/status"))
+        os.write(terminal.master, b"\x1b")  # Esc closes the status panel
+        terminal.wait_to_show("auto mode on", len(terminal.output))
+        terminal.type("/exit")
+        terminal.wait_for(lambda: terminal.process.poll() is not None, "claude's end after /exit")
+        assert terminal.process.wait(10) == 0
+    finally:
+        terminal.close()
+    print(f"the interactive session took {time.monotonic() - started:.1f} s")
+    calls = completions(fresh)
+    assert len(calls) == 3, [c.body.get("messages", [])[-1:] for c in calls]
+    beta = calls[0].headers.get("anthropic-beta", "")
+    assert calls[0].body.get("safeguards") and "dangerous-tool-use-" in beta
+    results = tool_results(calls[2].body)
+    assert set(results) == {read.id, touch.id} and "pelican" in results[read.id]
+    assert (workdir / "read-by-claude.txt").exists()
+    rows = fresh.usage_rows(email)
+    assert [(r["route"], r["model"], r["status"]) for r in rows] == [
+        ("/v1/messages", MODEL, "ok")
+    ] * 3
+    one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))  # the fake's default counts
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (3 * one, 0)
