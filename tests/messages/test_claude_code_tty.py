@@ -147,9 +147,12 @@ def tool_results(body: Any) -> dict[str, str]:
             for b in m["content"] if b.get("type") == "tool_result"}  # fmt: skip
 
 
-def start_claude(box: MessagesBox, home: Path, workdir: Path, key: str) -> Terminal:
-    """`claude` in a terminal in `workdir`, against the box with `key`, at its prompt (in auto
-    mode, its default)."""
+def start_claude(box: MessagesBox, tmp_path: Path, key: str) -> Terminal:
+    """`claude` in a terminal in a work folder of its own (tmp_path/work), against the box with
+    `key`, once at its prompt (in auto mode, its default)."""
+    home, workdir = tmp_path / "home", tmp_path / "work"
+    prepared_home(home, workdir)
+    workdir.mkdir(exist_ok=True)
     assert CLAUDE is not None
     terminal = Terminal([CLAUDE], {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}, workdir)
     terminal.wait_for(lambda: terminal.shows("Claude Code") and terminal.shows("auto mode on"),
@@ -157,10 +160,16 @@ def start_claude(box: MessagesBox, home: Path, workdir: Path, key: str) -> Termi
     return terminal
 
 
+def exit_claude(terminal: Terminal) -> None:
+    """/exit, and claude ends with status 0."""
+    terminal.type("/exit")
+    terminal.wait_for(lambda: terminal.process.poll() is not None, "claude's end after /exit")
+    assert terminal.process.wait(10) == 0
+
+
 def test_an_interactive_session_in_a_terminal(fresh: MessagesBox, tmp_path: Path) -> None:
     email, key = fresh.new_key()
-    home, workdir = tmp_path / "home", tmp_path / "work"
-    prepared_home(home, workdir)
+    workdir = tmp_path / "work"
     workdir.mkdir()
     (workdir / "notes.txt").write_text("the secret word is pelican\n")
     read = ToolUse("toolu_tty_read", "Read", {"file_path": str(workdir / "notes.txt")})
@@ -171,7 +180,7 @@ def test_an_interactive_session_in_a_terminal(fresh: MessagesBox, tmp_path: Path
                       Reply(text="The secret word is pelican, read through the box."))  # fmt: skip
     before, _ = fresh.balance_nanos(email)
     started = time.monotonic()
-    terminal = start_claude(fresh, home, workdir, key)
+    terminal = start_claude(fresh, tmp_path, key)
     try:
         terminal.wait_to_show("said the fake upstream", terminal.type("Say hello"))
         mark = terminal.type("What is the secret word in notes.txt? Mark the note as read.")
@@ -182,9 +191,7 @@ def test_an_interactive_session_in_a_terminal(fresh: MessagesBox, tmp_path: Path
         terminal.wait_to_show("Auto mode server: Enabled", terminal.type("/status"))
         os.write(terminal.master, b"\x1b")  # Esc closes the status panel
         terminal.wait_to_show("auto mode on", len(terminal.output))
-        terminal.type("/exit")
-        terminal.wait_for(lambda: terminal.process.poll() is not None, "claude's end after /exit")
-        assert terminal.process.wait(10) == 0
+        exit_claude(terminal)
     finally:
         terminal.close()
     print(f"the interactive session took {time.monotonic() - started:.1f} s")
@@ -202,3 +209,35 @@ def test_an_interactive_session_in_a_terminal(fresh: MessagesBox, tmp_path: Path
     one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))  # the fake's default counts
     after, held = fresh.balance_nanos(email)
     assert (before - after, held) == (3 * one, 0)
+
+
+def test_esc_in_the_middle_of_an_answer(fresh: MessagesBox, tmp_path: Path) -> None:
+    """Esc while an answer streams: Claude Code leaves the stream and takes the next prompt at
+    once; the box reads the upstream on and charges what it produced (the SPEC), and the hold of
+    the call left goes once that is known."""
+    email, key = fresh.new_key()
+    story = Reply(text="Once upon a time. " + "word " * 400, output_tokens=900, chunk_chars=5,
+                  delay_sec=0.02)  # about 400 events, 8 s: Esc comes in the middle  # fmt: skip
+    fresh.fake.script(story, Reply(text="A shorter one, then."))
+    before, _ = fresh.balance_nanos(email)
+    terminal = start_claude(fresh, tmp_path, key)
+    try:
+        terminal.wait_to_show("Once upon a time", terminal.type("Tell me a long story"))
+        mark = len(terminal.output)
+        os.write(terminal.master, b"\x1b")
+        terminal.wait_to_show("Interrupted", mark)
+        terminal.wait_to_show("A shorter one, then.", terminal.type("Something shorter"))
+        exit_claude(terminal)
+    finally:
+        terminal.close()
+    deadline = time.monotonic() + STEP_SEC  # the box reads the story to its end
+    while fresh.balance_nanos(email)[1] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rows = sorted(fresh.usage_rows(email), key=lambda row: row["status"])
+    story_cost = usd_nanos((25, PRICES["in"]), (900, PRICES["out"]))
+    short_cost = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
+    assert [(r["status"], r["cost_nanos"]) for r in rows] == [
+        ("abandoned", story_cost), ("ok", short_cost)
+    ]  # fmt: skip
+    after, held = fresh.balance_nanos(email)
+    assert (before - after, held) == (story_cost + short_cost, 0)
