@@ -8,7 +8,9 @@ first-run onboarding, theme and folder trust done, and the headless tests' envir
 box is contacted). The test types prompts, waits (bounded) for the fake upstream's words on the
 screen, answers a tool turn (Claude Code's own Read and Bash in its work folder), asks /status
 whether the API's verdicts reach the session, leaves with /exit, and checks what the box
-metered. Skipped, as test_claude_code.py is, when no `claude` executable is installed.
+metered; Esc leaves an answer in the middle; and a model behind an `openai` provider, which
+cannot check tool calls, has Claude Code ask the user. Skipped, as test_claude_code.py is, when
+no `claude` executable is installed.
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakes.anthropic_upstream import Reply, ToolUse
-from tests.messages.conftest import MODEL, PRICES, MessagesBox, usd_nanos
+from tests.fakes.openai_upstream import Reply as OpenAIReply
+from tests.messages.conftest import MODEL, OPENAI_MODEL, PRICES, MessagesBox, usd_nanos
 from tests.messages.test_claude_code import (  # noqa: F401 (default_alias: an autouse fixture)
     CLAUDE,
     claude_env,
     completions,
     default_alias,
+    default_model,
 )
 from tests.messages.test_claude_code import pytestmark as needs_claude
 
@@ -241,3 +246,45 @@ def test_esc_in_the_middle_of_an_answer(fresh: MessagesBox, tmp_path: Path) -> N
     ]  # fmt: skip
     after, held = fresh.balance_nanos(email)
     assert (before - after, held) == (story_cost + short_cost, 0)
+
+
+@contextmanager
+def default_name_on(box: MessagesBox, model: str) -> Iterator[None]:
+    """Claude Code's default model name aliased to `model` for the while."""
+    box.cli("models", "alias", default_model(), model)
+    box.until_reloaded()
+    try:
+        yield
+    finally:
+        box.cli("models", "alias", default_model(), MODEL)
+        box.until_reloaded()
+
+
+def test_auto_mode_on_an_openai_model_asks_before_a_checked_action(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """The README's word: behind an `openai` provider the server-side check of auto mode cannot
+    run, and the box makes up no verdict (the translation leaves `safeguards` out, and answers
+    no `safeguard_results`): Claude Code asks the user before an action that needs the check
+    (here a fetch); cancelled, it never runs. The call is charged as any other."""
+    email, key = fresh.new_key()
+    fetch = {"command": "curl -s http://127.0.0.1:9/page -o page.html", "description": "Fetch"}
+    fresh.openai_fake.push(OpenAIReply(content="", tool_calls=[
+        {"name": "Bash", "arguments": json.dumps(fetch)}]))  # fmt: skip
+    with default_name_on(fresh, OPENAI_MODEL):
+        terminal = start_claude(fresh, tmp_path, key)
+        try:
+            mark = terminal.type("Fetch the page")
+            terminal.wait_to_show("Auto mode can't check actions in this session", mark)
+            mark = len(terminal.output)
+            os.write(terminal.master, b"\x1b")  # Esc: the action does not run, the turn stops
+            terminal.wait_to_show("auto mode on", mark)
+            exit_claude(terminal)
+        finally:
+            terminal.close()
+    assert not (tmp_path / "work" / "page.html").exists()
+    assert completions(fresh) == [] and len(fresh.openai_fake.requests) == 1
+    assert "safeguards" not in fresh.openai_fake.requests[0].body
+    rows = fresh.usage_rows(email)
+    assert [(r["model"], r["status"]) for r in rows] == [(OPENAI_MODEL, "ok")]
+    assert fresh.balance_nanos(email) == (20_000_000_000 - rows[0]["cost_nanos"], 0)
