@@ -20,9 +20,11 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import termios
 import time
 from collections.abc import Callable, Iterator
@@ -71,13 +73,17 @@ class Terminal:
     """A program in a pseudo-terminal of its own: what it wrote so far, and keys typed to it."""
 
     def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        # a TMPDIR of its own, gone at the end (Claude Code leaves sockets in $TMPDIR/cc-socks);
+        # short, as a socket's path must be
+        self.scratch = tempfile.mkdtemp(prefix="claude-tty-")
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
         self.master = master
         self.output = bytearray()
         self.process = subprocess.Popen(
             command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, close_fds=True,
-            env={**env, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(ROWS)},
+            env={**env, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(ROWS),
+                 "TMPDIR": self.scratch},
             start_new_session=True,
         )  # fmt: skip
         os.close(slave)
@@ -131,6 +137,7 @@ class Terminal:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         os.close(self.master)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def prepared_home(home: Path, workdir: Path) -> None:
@@ -159,7 +166,8 @@ def start_claude(box: MessagesBox, tmp_path: Path, key: str) -> Terminal:
     prepared_home(home, workdir)
     workdir.mkdir(exist_ok=True)
     assert CLAUDE is not None
-    terminal = Terminal([CLAUDE], {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}, workdir)
+    env = {**claude_env(box, home), "ANTHROPIC_AUTH_TOKEN": key}
+    terminal = Terminal([CLAUDE], env, workdir)
     terminal.wait_for(lambda: terminal.shows("Claude Code") and terminal.shows("auto mode on"),
                       "Claude Code's prompt, in auto mode")  # fmt: skip
     return terminal
