@@ -4,7 +4,9 @@ A real aiohttp server in a background thread. `POST /v1/messages` checks the `x-
 `anthropic-version` headers and validates the body as strictly as the real API
 (tests/fakes/anthropic_validation.py), then answers with the next scripted `Reply`: a `message`
 JSON body, or SSE (`event: <type>\\ndata: <json>\\n\\n`) in the documented event order
-(message_start, content blocks with ping, message_delta, message_stop). Errors use Anthropic's
+(message_start, content blocks with ping, message_delta, message_stop), with the verdicts of
+Claude Code's auto mode (`safeguard_results`) when the request asked for them (under the beta
+that allows `safeguards`: tests/fakes/anthropic_safeguards.py). Errors use Anthropic's
 shape `{"type": "error", "error": {"type", "message"}, "request_id"}`. `GET /v1/models` (the
 box's key probe) lists one model for a known key, 401 for any other.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.anthropic_checks import omits_thinking
+from tests.fakes.anthropic_safeguards import safeguard_results
 from tests.fakes.anthropic_validation import request_problem
 from tests.fakes.loopback import LoopbackServer
 
@@ -168,8 +171,9 @@ def _block_events(index: int, block: JSON, size: int) -> list[JSON]:
     return events
 
 
-def stream_events(reply: Reply, model: str) -> list[JSON]:
-    """The documented event sequence for a reply, with an `error` event if scripted."""
+def stream_events(reply: Reply, model: str, safeguards: list[JSON] | None = None) -> list[JSON]:
+    """The documented event sequence for a reply, with an `error` event if scripted (and the
+    `safeguard_results` asked for in its message_delta)."""
     start = message_body(reply, model)
     start.update(content=[], stop_reason=None, stop_sequence=None, usage=reply.usage(1, False))
     events: list[JSON] = [{"type": "message_start", "message": start}, *reply.extra_events]
@@ -187,6 +191,7 @@ def stream_events(reply: Reply, model: str) -> list[JSON]:
             "delta": {
                 "stop_reason": reply.final_stop_reason(),
                 "stop_sequence": reply.stop_sequence,
+                **({"safeguard_results": safeguards} if safeguards is not None else {}),
             },
             # cumulative: the current API repeats the input-side counts here
             "usage": reply.usage(reply.output_tokens),
@@ -288,9 +293,13 @@ class FakeAnthropic(LoopbackServer):
         if reply.status != 200:
             answer = error_body(reply.error_type, reply.error_message)
             return web.json_response(answer, status=reply.status)
+        results = safeguard_results(body, [use.id for use in reply.tool_uses])
         if body.get("stream"):
-            return await self._stream(request, reply, body["model"])
-        return web.json_response(message_body(reply, body["model"]))
+            return await self._stream(request, reply, body["model"], results)
+        answer = message_body(reply, body["model"])
+        if results is not None:
+            answer["safeguard_results"] = results
+        return web.json_response(answer)
 
     def _refusal(self, request: web.Request, body: Any) -> web.Response | None:
         if request.headers.get("x-api-key") not in self.api_keys:
@@ -304,7 +313,9 @@ class FakeAnthropic(LoopbackServer):
             return web.json_response(error_body("invalid_request_error", problem), status=400)
         return None
 
-    async def _stream(self, request: web.Request, reply: Reply, model: str) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, reply: Reply, model: str, safeguards: list[JSON] | None
+    ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
                 "content-type": "text/event-stream; charset=utf-8",
@@ -312,7 +323,7 @@ class FakeAnthropic(LoopbackServer):
             }
         )
         await response.prepare(request)
-        for event in stream_events(reply, model):
+        for event in stream_events(reply, model, safeguards):
             await response.write(sse_bytes(event))
             if reply.delay_sec:
                 await asyncio.sleep(reply.delay_sec)

@@ -24,6 +24,7 @@ from tests.fakes.anthropic_checks import (
     sampling_problem,
     user_id_problem,
 )
+from tests.fakes.anthropic_safeguards import safeguards_problem
 from tests.fakes.anthropic_tools import tool_reference_problem, tools_problem
 
 JSON = dict[str, Any]
@@ -59,8 +60,11 @@ def request_problem(body: Any, beta: str = "") -> str | None:
 def _check_body(body: Any, beta: str) -> None:
     if not isinstance(body, dict):
         raise Invalid("request body must be a JSON object")
+    problem = safeguards_problem(body, beta)  # a beta's field: Claude Code's auto mode
+    if problem:
+        raise Invalid(problem)
     for key in body:
-        if key not in TOP_LEVEL_FIELDS:
+        if key not in TOP_LEVEL_FIELDS | {"safeguards"}:
             raise Invalid(f"{key}: Extra inputs are not permitted")
     for key in ("model", "max_tokens", "messages"):
         if key not in body:
