@@ -65,6 +65,7 @@ def asked_model(*args: str) -> str:
     try:
         with tempfile.TemporaryDirectory() as home:
             env = {**claude_env_for(probe.base_url, Path(home)), "ANTHROPIC_API_KEY": "sk-probe"}
+            env["TMPDIR"] = home  # the killed client leaves its sockets there, not in /tmp
             _first_request(probe, [CLAUDE, "-p", "hi", *args], env, home)
         asked = [r.body["model"] for r in probe.requests if isinstance(r.body, dict)]
     finally:
