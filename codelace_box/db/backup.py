@@ -6,7 +6,10 @@ the database exactly as it was at one instant. (Copying in many small steps woul
 from scratch whenever another process writes, and might never finish under steady traffic.)
 The copy is written beside the target, checked, switched to a rollback journal so it is one
 self-contained file, and only then renamed into place. It is private like the database: mode
-600, and a folder created for it 700, whatever the umask.
+600, and a folder created for it 700, whatever the umask. A copy that would leave its disk
+with less than SPARE_BYTES free is not started (the backups' folder is on the database's disk
+by default: a copy written until that disk was full failed anyway, and the serving box's
+writes failed with it, at every scheduled try).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from codelace_box.errors import CodelaceError, NotFound
 from codelace_box.private_files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 10_000
+MIB = 2**20
+SPARE_MIN_BYTES, SPARE_MAX_BYTES = MIB, 64 * MIB  # room left after a copy: 1% of the disk
 
 
 def backup_database(source_path: str, target_path: str) -> int:
@@ -37,6 +42,7 @@ def backup_database(source_path: str, target_path: str) -> int:
     try:
         make_private_dir(target.parent)
         partial.unlink(missing_ok=True)
+        _ensure_room(source_path, target)
         create_private_file(partial)  # before SQLite makes it with the umask's mode
         try:
             pages = _copy(source_path, str(partial))
@@ -48,6 +54,31 @@ def backup_database(source_path: str, target_path: str) -> int:
     except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError) as exc:
         raise CodelaceError(f"cannot write the backup to {target}: {_reason(exc)}") from None
     return pages
+
+
+def _ensure_room(source_path: str, target: Path) -> None:
+    """CodelaceError unless the target's disk has room for the copy (the source's pages) and
+    then 1% of the disk (1 MiB at least, 64 MiB at most) to spare."""
+    source = apsw.Connection(source_path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        source.set_busy_timeout(BUSY_TIMEOUT_MS)
+        (pages,) = source.execute("PRAGMA page_count").fetchone()  # type: ignore[misc]
+        (page_size,) = source.execute("PRAGMA page_size").fetchone()  # type: ignore[misc]
+    finally:
+        source.close()
+    disk = os.statvfs(target.parent)
+    free, needed = disk.f_bavail * disk.f_frsize, int(pages) * int(page_size)
+    spare = min(SPARE_MAX_BYTES, max(SPARE_MIN_BYTES, disk.f_blocks * disk.f_frsize // 100))
+    if free - needed < spare:
+        why = "the disk is full" if free < needed else "not enough room on its disk"
+        raise CodelaceError(
+            f"cannot write the backup to {target}: {why} (the copy needs {_mib(needed)}, "
+            f"{_mib(free)} free, {_mib(spare)} to stay free); nothing written"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.1f} MiB"
 
 
 def _reason(exc: Exception) -> str:

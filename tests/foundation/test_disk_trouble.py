@@ -29,13 +29,12 @@ from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs at tmp_path/disk, unmounted afterwards."""
+def _tmpfs(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at tmp_path/disk, unmounted afterwards."""
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4M,mode=700", "tmpfs", str(disk)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=700", "tmpfs", str(disk)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if mounted.returncode:
@@ -44,6 +43,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs at tmp_path/disk."""
+    yield from _tmpfs(tmp_path, "4M")
+
+
+@pytest.fixture
+def disk_32m(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs at tmp_path/disk."""
+    yield from _tmpfs(tmp_path, "32M")
 
 
 def fill(disk: Path, name: str = "ballast") -> Path:
@@ -182,7 +193,7 @@ def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
     fill(small_disk)
     target = small_disk / "backup.db"
     line = space.fail("backup", str(target))
-    assert line == f"error: cannot write the backup to {target}: the disk is full"
+    assert line.startswith(f"error: cannot write the backup to {target}: the disk is full ")
     assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]
 
 
@@ -301,3 +312,67 @@ def test_a_start_without_its_database_says_it_made_a_new_empty_one(tmp_path: Pat
     assert server.stop() == 0
     again = server.log_text()
     assert "created a new, empty one" not in again and "new server secret" not in again
+
+
+def _grow(space: Workspace, rows: int) -> None:
+    """Ledger rows for the one account (its balance their sum): a database of some size."""
+    space.sql(
+        "BEGIN IMMEDIATE; "
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
+        "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, "
+        "created_at) SELECT 1, 1000, 'admin', 'grown ' || hex(randomblob(24)), 'grow:' || i, "
+        f"'2026-01-01 00:00:00' FROM n; UPDATE \"user\" SET balance_nanos = 1000000000 + "
+        f"1000 * {rows}; COMMIT;"
+    )
+
+
+def _lowest_free(disk: Path, stop: Any, lowest: list[int]) -> None:
+    while not stop.is_set():
+        stat = os.statvfs(disk)
+        lowest[0] = min(lowest[0], stat.f_bavail * stat.f_frsize)
+        time.sleep(0.0005)
+
+
+def test_a_scheduled_backup_that_cannot_fit_never_fills_the_database_s_disk(
+    tmp_path: Path, disk_32m: Path
+) -> None:
+    """Months in, the database outgrew the room left beside it (the backups are on its disk by
+    default): every scheduled backup (retried each tick) wrote until the disk was full, then
+    deleted its copy, so the serving box met a full disk again and again and its requests
+    failed with 503. A copy that cannot fit with room to spare is not started."""
+    import threading
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_box(disk_32m / "box", fake.base_url)
+    _grow(space, 40_000)
+    size = space.db_path.stat().st_size
+    ballast = fill(disk_32m)
+    os.truncate(ballast, ballast.stat().st_size - size * 2 // 3)  # room for 2/3 of a copy
+    space.run("doctor")
+    space.config.write_text(space.config.read_text() + "\n[backup]\nevery_hours = 1\n")
+    server = ServerProcess(space.config, port, env={"CODELACE_UPKEEP_TICK_SEC": "0.2"})
+    server.log_path = tmp_path / "serve.log"
+    stop, lowest = threading.Event(), [size]
+    watcher = threading.Thread(target=_lowest_free, args=(disk_32m, stop, lowest))
+    statuses = []
+    try:
+        server.start()
+        watcher.start()
+        body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"authorization": f"Bearer {key}"}
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            statuses.append(httpx.post(url, json=body, headers=headers, timeout=30).status_code)
+    finally:
+        stop.set()
+        watcher.join()
+        server.stop()
+        fake.stop()
+    log = server.log_text()
+    assert "the scheduled backup failed" in log, log[-2000:]
+    assert lowest[0] > size // 8, f"the disk went down to {lowest[0]} bytes free"
+    assert set(statuses) == {200}, statuses
+    assert "the disk is full (the copy needs " in log, log[-2000:]
+    assert "database or disk is full" not in log, log[-2000:]
+    assert not list((space.root / "data" / "backups").glob("*"))
