@@ -101,14 +101,14 @@ def _round_trip(tmp_path: Path, upstream: str, port: int, pg_url: str) -> None:
     before = _all_rows(str(tmp_path / "data" / "codelace.db"))
     assert all(before[t] for t in ("usage_record", "ledger_entry", "audit_log", "api_key"))
     _cli(config, "db", "copy", "--to", pg_url)
-    pg_config = write_config(tmp_path / "pg.toml", {
-        "database": {"url": pg_url}, "server": {"secret_key": SECRET, "port": port}})  # fmt: skip
+    server = {"secret_key": SECRET, "port": port}
+    pg_config = write_config(tmp_path / "pg.toml", {"database": {"url": pg_url}, "server": server})
     assert _cli(pg_config, "doctor").startswith("ok")
     assert _all_rows(pg_url) == before
     back = tmp_path / "back.db"
     _cli(pg_config, "db", "copy", "--to", f"sqlite:///{back}")
-    back_config = write_config(tmp_path / "back.toml", {
-        "database": {"path": str(back)}, "server": {"secret_key": SECRET, "port": port}})  # fmt: skip
+    sqlite = {"database": {"path": str(back)}, "server": server}
+    back_config = write_config(tmp_path / "back.toml", sqlite)
     assert _cli(back_config, "doctor").startswith("ok")
     assert _all_rows(str(back)) == before
     for each in (pg_config, back_config):  # every counter goes on past the copied ids
