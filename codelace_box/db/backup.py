@@ -122,13 +122,16 @@ def _copy(source_path: str, partial_path: str) -> int:
 def set_aside(db_path: str, stamp: str) -> Path | None:
     """Move a database file (no process may have it open) out of the way as
     `<name>.replaced-<stamp>` (`-2`, `-3`, ... when that name is taken), its WAL checkpointed
-    into it first so the file is whole; None when there is no file."""
+    into it first so the file is whole (a damaged file, the one a restore often replaces, as
+    it is, its WAL beside it); None when there is no file."""
     path = Path(db_path)
     if not path.is_file():
         return None
     connection = apsw.Connection(str(path))
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except (apsw.NotADBError, apsw.CorruptError):
+        pass  # kept for a look as it is: nothing in it to make whole
     finally:
         connection.close()
     kept = path.with_name(f"{path.name}.replaced-{stamp}")
