@@ -1,5 +1,6 @@
 """Scheduled online backups: `codelace-<UTC time>.db` in `backup.dir` every `backup.every_hours`,
-the same consistent copy as `codelace-box backup`, the oldest beyond `backup.keep` removed."""
+the same consistent copy as `codelace-box backup`, the oldest beyond `backup.keep` removed, and
+any copy of its own a stopped serve left unfinished (`codelace-<UTC time>.db.partial`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from codelace_box.db.backup import backup_database
 
 _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
+_UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -52,10 +54,21 @@ def take_scheduled_backup(db_path: str, folder: str | Path, keep: int, now: date
     """Write a backup named by `now` and remove the oldest beyond `keep` (of those named no
     later than now: one named ahead of the clock is left for the operator); the new file."""
     target = Path(folder) / f"codelace-{now.strftime(_STAMP)}.db"
+    remove_unfinished(folder)
     backup_database(db_path, str(target))
     for _, old in taken_by(folder, now)[:-keep]:
         old.unlink(missing_ok=True)
     return target
+
+
+def remove_unfinished(folder: str | Path) -> None:
+    """Remove the copies a serve stopped while writing them left (killed mid-backup: the
+    copy's own cleanup never ran); only one serve of a data folder takes its backups."""
+    directory = Path(folder)
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if _UNFINISHED.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def describe_age(taken: datetime, now: datetime) -> str:
