@@ -21,6 +21,7 @@ from codelace_box.db import core
 from codelace_box.db import models as schema
 from codelace_box.db.id_counters import continue_counters, source_counters
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
+from codelace_box.db.postgres import is_postgres
 from codelace_box.db.snapshot import one_instant
 from codelace_box.errors import CodelaceError
 
@@ -61,7 +62,11 @@ def _rows(source: Database, model: type[Model]) -> Iterator[list[tuple[Any, ...]
     columns = ", ".join(f'"{name}"' for name in _columns(model))
     table = model._meta.table_name
     order = ", ".join(f'"{name}"' for name in _key_columns(model))
-    cursor = source.execute_sql(f'SELECT {columns} FROM "{table}" ORDER BY {order}')
+    sql = f'SELECT {columns} FROM "{table}" ORDER BY {order}'
+    if is_postgres(source):
+        yield from _server_side_batches(source, sql)
+        return
+    cursor = source.execute_sql(sql)
     batch: list[tuple[Any, ...]] = []
     for row in cursor:  # apsw's cursor has no fetchmany; both iterate
         batch.append(tuple(row))
@@ -70,6 +75,16 @@ def _rows(source: Database, model: type[Model]) -> Iterator[list[tuple[Any, ...]
             batch = []
     if batch:
         yield batch
+
+
+def _server_side_batches(source: Database, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+    """PostgreSQL's rows through a cursor of the server (inside one_instant's transaction),
+    BATCH_ROWS a fetch: psycopg's ordinary cursor takes the whole answer at once, a table's
+    size in memory (months of usage history)."""
+    with source.connection().cursor(name="codelace_db_copy") as cursor:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            yield [tuple(row) for row in batch]
 
 
 def _portable(value: Any) -> Any:

@@ -5,15 +5,19 @@ take fresh ids."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from codelace_box.accounts.users import create_user
 from codelace_box.db.copy import copied_models
-from codelace_box.db.core import close_database, open_database, query_all
+from codelace_box.db.core import close_database, open_database, query_all, write_transaction
+from codelace_box.db.migrate import migrate
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import ServerProcess, free_port, run_cli, write_config
+from tests.support import REPO_ROOT, ServerProcess, cli_env, free_port, run_cli, write_config
 
 SECRET = "a-shared-secret-for-every-box-000000000000"
 
@@ -118,3 +122,45 @@ def _round_trip(tmp_path: Path, upstream: str, port: int, pg_url: str) -> None:
         _cli(each, "providers", "key-add", "acme", "--key", "sk-after-copy-000000")
         _chat(each, port, [key], 2)
         assert _cli(each, "doctor").startswith("ok")
+
+
+PEAK_MEMORY = (
+    "import resource, sys\n"
+    "from codelace_box.cli.main import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "finally:\n"
+    "    print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def test_a_copy_from_postgresql_reads_its_tables_a_batch_at_a_time(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A copy from PostgreSQL held each whole table in memory (psycopg's cursor fetches the
+    whole answer at once), so moving months of usage history back to SQLite took that much
+    RAM, a table's size, or was killed. The rows now come a batch at a time."""
+    migrate(open_database(pg_url))
+    try:
+        user = create_user("big@copy.test")
+        with write_transaction() as tx:  # 200 MB of ledger rows
+            tx.execute(
+                "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, "
+                "idempotency_key, created_at) SELECT ?, 1, 'admin', repeat('x', 5000), "
+                "'big:' || i, '2026-01-01' FROM generate_series(1, 40000) AS i",
+                (user.id,),
+            )
+    finally:
+        close_database()
+    config = write_config(
+        tmp_path / "pg.toml", {"database": {"url": pg_url}, "server": {"secret_key": SECRET}}
+    )
+    back = tmp_path / "back.db"
+    copied = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, "--config", str(config), "db", "copy", "--to",
+         f"sqlite:///{back}"],
+        capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    peak_mb = int(copied.stderr.split("maxrss_kb ")[1].split()[0]) // 1024
+    assert peak_mb < 150, f"{peak_mb} MB to copy 200 MB of rows"
