@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from codelace_box.db.backup import backup_database
+from codelace_box.errors import CodelaceError
 
 _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
 _UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
@@ -17,15 +18,18 @@ _STAMP = "%Y%m%dT%H%M%SZ"
 
 def scheduled_backups(folder: str | Path) -> list[tuple[datetime, Path]]:
     """The scheduled backups in a folder (by their names; other files are not ours), oldest
-    first."""
+    first; CodelaceError naming the folder when it cannot be read (not the service user's)."""
     found = []
     directory = Path(folder)
-    if not directory.is_dir():
-        return []
-    for path in directory.iterdir():
-        match = _NAME.match(path.name)
-        if match and path.is_file():
-            found.append((datetime.strptime(match.group(1), _STAMP), path))
+    try:
+        if not directory.is_dir():
+            return []
+        for path in directory.iterdir():
+            match = _NAME.match(path.name)
+            if match and path.is_file():
+                found.append((datetime.strptime(match.group(1), _STAMP), path))
+    except OSError as exc:
+        raise CodelaceError(f"cannot read {folder}: {exc.strerror or exc}") from None
     return sorted(found)
 
 
@@ -82,10 +86,13 @@ def describe_age(taken: datetime, now: datetime) -> str:
 
 def backup_status(folder: str | Path, every_hours: int, now: datetime) -> str:
     """One line for doctor: the newest scheduled backup's age, or that there is none."""
-    newest = newest_backup(folder, now)
-    ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
-    future = f" - {ahead} named after now (was the clock ahead?)" if ahead else ""
     schedule = f"every {every_hours} h" if every_hours else "off (backup.every_hours = 0)"
+    try:
+        newest = newest_backup(folder, now)
+        ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
+    except CodelaceError as exc:
+        return f"backups: {exc.message} (scheduled backups: {schedule})"
+    future = f" - {ahead} named after now (was the clock ahead?)" if ahead else ""
     if newest is None:
         return f"backups: none in {folder} (scheduled backups: {schedule}){future}"
     taken, path = newest

@@ -27,6 +27,7 @@ from tests.foundation.conftest import Workspace, make_workspace
 from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(120)
+FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
 
 
 def _tmpfs(tmp_path: Path, size: str) -> Iterator[Path]:
@@ -181,6 +182,58 @@ def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> 
         f"error: database.path {db}: cannot open codelace.db.lock beside it: Permission denied "
         "(the user running codelace-box must be able to write that folder)"
     )
+
+
+AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_crash() -> None:
+    """backup.dir in a folder the service's user may not read (root's /var/backups, say):
+    doctor printed its ok line, then 'unexpected PermissionError' and exit 1; serve's upkeep
+    logged a traceback every tick and never alerted, and as the backup comes first in a tick,
+    the error-rate alerts stopped too. Now it is a failed scheduled backup like any other
+    (one line, the alert) and a doctor line naming the folder."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user")
+    hook = WebhookReceiver().start()
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        folder = root / "roots" / "backups"
+        folder.mkdir(parents=True, mode=0o700)  # root's, 700: the service user cannot read it
+        port = free_port()
+        space = make_workspace(root / "box", server={"port": port},
+                               backup={"every_hours": 1, "dir": str(folder)},
+                               alerts={"webhook_url": hook.url})  # fmt: skip
+        space.run("users", "create", "first@example.com")
+        subprocess.run(["chown", "-R", "65534:65534", str(root / "box")], check=True)
+        doctor = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "doctor"],
+            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+            check=False,
+        )  # fmt: skip
+        server = ServerProcess(space.config, port, env={"HOME": str(root), **FAST_TICK})
+        server.program = (*AS_NOBODY, *ServerProcess.program)
+        server.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not hook.texts():
+                assert time.monotonic() < deadline, server.log_text()[-3000:]
+                time.sleep(0.1)
+        finally:
+            assert server.stop() == 0
+        log = server.log_text()
+    finally:
+        hook.stop()
+        shutil.rmtree(root)
+    assert doctor.returncode == 0, doctor.stderr
+    assert doctor.stdout.splitlines()[-1] == (
+        f"backups: cannot read {folder}: Permission denied (scheduled backups: every 1 h)"
+    )
+    assert "Traceback" not in log, log[-3000:]
+    assert hook.texts() == [
+        f"codelace-box: the scheduled backup failed: cannot read {folder}: Permission denied"
+    ]
 
 
 def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
