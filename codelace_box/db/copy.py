@@ -96,6 +96,18 @@ def _portable(value: Any) -> Any:
     return value
 
 
+EARLIER_TABLES = ("account_day_usage",)  # an older release's (migration 22 drops it)
+
+
+def _foreign_tables() -> list[str]:
+    """The open target's tables that are not codelace-box's (another program's database named
+    by mistake: its tables have none of our rows, so it passed for empty)."""
+    ours = {model._meta.table_name for model in copied_models()}
+    ours |= {schema.SchemaMigration._meta.table_name, *EARLIER_TABLES}
+    tables = core.database.obj.get_tables()
+    return sorted(t for t in tables if t not in ours and not t.startswith("sqlite_"))
+
+
 def _target_is_empty() -> bool:
     for model in copied_models():
         table = model._meta.table_name
@@ -142,6 +154,12 @@ def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> Non
             f"{LATEST_VERSION}: {fix}"
         )
     core.open_database(destination)  # the models (and write_transaction) now point here
+    if foreign := _foreign_tables():
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise CodelaceError(
+            f"the target database holds tables of another program ({', '.join(foreign[:5])}"
+            f"{more}): copy only into an empty database"
+        )
     if not _target_is_empty():
         raise CodelaceError("the target database is not empty: copy only into an empty one")
     migrate(core.database.obj)

@@ -164,3 +164,34 @@ def test_a_copy_from_postgresql_reads_its_tables_a_batch_at_a_time(
     assert copied.returncode == 0, copied.stderr
     peak_mb = int(copied.stderr.split("maxrss_kb ")[1].split()[0]) // 1024
     assert peak_mb < 150, f"{peak_mb} MB to copy 200 MB of rows"
+
+
+def _tables(url: str) -> list[str]:
+    db = open_database(url)
+    try:
+        return sorted(db.get_tables())
+    finally:
+        close_database()
+
+
+def test_a_database_holding_another_programs_tables_is_not_a_target(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """`--to` naming another program's database by mistake (the team's app database, the
+    `postgres` one): its tables have none of codelace-box's rows, so it passed for empty, and
+    the copy created codelace-box's 24 tables among that program's and filled them (and with a
+    table of its own named like one of ours, say `user`, the copy failed halfway, its tables
+    left behind). A target holding any table that is not codelace-box's is refused, untouched."""
+    source = write_config(tmp_path / "s.toml", {"database": {"path": str(tmp_path / "s.db")}})
+    _cli(source, "users", "create", "mover@example.com")
+    other = tmp_path / "app.db"
+    for url, create in (
+        (pg_url, "CREATE TABLE orders (id SERIAL PRIMARY KEY, total INTEGER)"),
+        (f"sqlite:///{other}", "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)"),
+    ):
+        open_database(url).execute_sql(create)
+        close_database()
+        refused = run_cli(source, "db", "copy", "--to", url)
+        assert refused.returncode == 1, refused.stdout
+        assert "holds tables of another program (orders)" in refused.stderr, refused.stderr
+        assert _tables(url) == ["orders"]
