@@ -1,6 +1,7 @@
-"""`db copy` SQLite -> PostgreSQL -> SQLite as an operator runs it on a box that served: every
-row of every table arrives as it was, doctor passes on each copy, and new rows after each copy
-take fresh ids."""
+"""`db copy` as an operator runs it over months: SQLite -> PostgreSQL -> SQLite of a box that
+served keeps every row of every table, doctor passes on each copy and new rows take fresh ids;
+a copy from PostgreSQL reads a batch at a time (not a table's size in memory); a database
+holding another program's tables is not a target."""
 
 from __future__ import annotations
 
