@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import apsw
 
@@ -59,9 +60,8 @@ def backup_database(source_path: str, target_path: str) -> int:
 def _ensure_room(source_path: str, target: Path) -> None:
     """CodelaceError unless the target's disk has room for the copy (the source's pages) and
     then 1% of the disk (1 MiB at least, 64 MiB at most) to spare."""
-    source = apsw.Connection(source_path, flags=apsw.SQLITE_OPEN_READONLY)
+    source = _open_source(source_path)
     try:
-        source.set_busy_timeout(BUSY_TIMEOUT_MS)
         (pages,) = source.execute("PRAGMA page_count").fetchone()  # type: ignore[misc]
         (page_size,) = source.execute("PRAGMA page_size").fetchone()  # type: ignore[misc]
     finally:
@@ -100,9 +100,28 @@ _SQLITE_REASONS = (
 )
 
 
-def _copy(source_path: str, partial_path: str) -> int:
-    source = apsw.Connection(source_path, flags=apsw.SQLITE_OPEN_READONLY)
+def _open_source(path: str) -> apsw.Connection:
+    """The source, read-only. SQLite cannot open a WAL-mode file so where it may not create
+    its -shm (read-only media, a folder the user may only read: a copy of the database made by
+    hand); with no WAL file beside it nothing writes it, and it is read as immutable."""
+    source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        source.execute("PRAGMA schema_version").fetchall()
+    except apsw.CantOpenError:
+        source.close()
+        if Path(path + "-wal").exists():
+            raise CodelaceError(
+                f"cannot read {path}: SQLite cannot open it where it may not write, with its "
+                "WAL file beside it (copy both to a folder you can write)"
+            ) from None
+        uri = "file:" + quote(str(Path(path).resolve())) + "?immutable=1"
+        source = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     source.set_busy_timeout(BUSY_TIMEOUT_MS)
+    return source
+
+
+def _copy(source_path: str, partial_path: str) -> int:
+    source = _open_source(source_path)
     destination = apsw.Connection(partial_path)
     try:
         with destination.backup("main", source, "main") as job:

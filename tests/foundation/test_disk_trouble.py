@@ -236,6 +236,32 @@ def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_c
     ]
 
 
+def test_a_copy_of_the_database_on_read_only_media_restores(tmp_path: Path) -> None:
+    """The database file copied away by hand (`cp` while serve was stopped) is in WAL mode,
+    and SQLite cannot open such a file read-only where it may not create its -shm beside it:
+    restoring it from a read-only mount (or a folder the service user may only read) failed
+    with 'cannot write the backup to .../codelace.db.restoring: the file cannot be opened',
+    blaming the wrong file. With no WAL file beside it, it is read as the unchanging file it
+    is."""
+    space = make_workspace(tmp_path / "box")
+    space.run("users", "create", "kept@example.com")
+    space.run("credit", "kept@example.com", "3", "--reason", "before the copy")
+    mounted = _tmpfs(tmp_path, "4M")
+    media = next(mounted)
+    try:
+        space.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # as the last program to close it does
+        shutil.copy(space.db_path, media / "by-hand.db")  # the file alone, as `cp` copies it
+        assert space.sql("PRAGMA journal_mode") == [("wal",)]
+        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        space.run("credit", "kept@example.com", "5", "--reason", "after the copy")
+        restored = space.run("restore", str(media / "by-hand.db"))
+    finally:
+        mounted.close()  # unmounts
+    assert "restored" in restored.stdout
+    assert space.run("doctor").stdout.startswith("ok: ")
+    assert space.json("users", "show", "kept@example.com")["credit_balance_usd"] == 3
+
+
 def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
     tmp_path: Path, small_disk: Path
 ) -> None:
