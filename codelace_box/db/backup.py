@@ -67,6 +67,8 @@ def _ensure_room(source_path: str, target: Path) -> None:
     finally:
         source.close()
     disk = os.statvfs(target.parent)
+    if disk.f_blocks == 0:  # a filesystem that tells no sizes (some FUSE mounts): not judged
+        return
     free, needed = disk.f_bavail * disk.f_frsize, int(pages) * int(page_size)
     spare = min(SPARE_MAX_BYTES, max(SPARE_MIN_BYTES, disk.f_blocks * disk.f_frsize // 100))
     if free - needed < spare:
