@@ -7,9 +7,9 @@ from scratch whenever another process writes, and might never finish under stead
 The copy is written beside the target, checked, switched to a rollback journal so it is one
 self-contained file, and only then renamed into place. It is private like the database: mode
 600, and a folder created for it 700, whatever the umask. A copy that would leave its disk
-with less than 1% of it free (1 to 64 MiB) is not started (the backups' folder is on the database's disk
-by default: a copy written until that disk was full failed anyway, and the serving box's
-writes failed with it, at every scheduled try).
+with less than 1% of it free (1 to 64 MiB) is not started (the backups' folder is on the
+database's disk by default: a copy written until that disk was full failed anyway, and the
+serving box's writes failed with it, at every scheduled try).
 """
 
 from __future__ import annotations
