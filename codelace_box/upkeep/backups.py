@@ -25,12 +25,22 @@ def scheduled_backups(folder: str | Path) -> list[tuple[datetime, Path]]:
         if not directory.is_dir():
             return []
         for path in directory.iterdir():
-            match = _NAME.match(path.name)
-            if match and path.is_file():
-                found.append((datetime.strptime(match.group(1), _STAMP), path))
+            taken = _taken_at(path.name)
+            if taken is not None and path.is_file():
+                found.append((taken, path))
     except OSError as exc:
         raise CodelaceError(f"cannot read {folder}: {exc.strerror or exc}") from None
     return sorted(found)
+
+
+def _taken_at(name: str) -> datetime | None:
+    """When the scheduled backup of this name was taken; None for any other name (digits that
+    are no date too: another script's file)."""
+    match = _NAME.match(name)
+    try:
+        return datetime.strptime(match.group(1), _STAMP) if match else None
+    except ValueError:
+        return None
 
 
 def taken_by(folder: str | Path, now: datetime) -> list[tuple[datetime, Path]]:
