@@ -6,13 +6,17 @@ the database exactly as it was at one instant. (Copying in many small steps woul
 from scratch whenever another process writes, and might never finish under steady traffic.)
 The copy is written beside the target, checked, switched to a rollback journal so it is one
 self-contained file, and only then renamed into place. It is private like the database: mode
-600, and a folder created for it 700, whatever the umask.
+600, and a folder created for it 700, whatever the umask. A copy that would leave its disk
+with less than 1% of it free (1 to 64 MiB) is not started (the backups' folder is on the
+database's disk by default: a copy written until that disk was full failed anyway, and the
+serving box's writes failed with it, at every scheduled try).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import apsw
 
@@ -20,6 +24,8 @@ from codelace_box.errors import CodelaceError, NotFound
 from codelace_box.private_files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 10_000
+MIB = 2**20
+SPARE_MIN_BYTES, SPARE_MAX_BYTES = MIB, 64 * MIB  # room left after a copy: 1% of the disk
 
 
 def backup_database(source_path: str, target_path: str) -> int:
@@ -37,6 +43,7 @@ def backup_database(source_path: str, target_path: str) -> int:
     try:
         make_private_dir(target.parent)
         partial.unlink(missing_ok=True)
+        _ensure_room(source_path, target)
         create_private_file(partial)  # before SQLite makes it with the umask's mode
         try:
             pages = _copy(source_path, str(partial))
@@ -48,6 +55,32 @@ def backup_database(source_path: str, target_path: str) -> int:
     except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError) as exc:
         raise CodelaceError(f"cannot write the backup to {target}: {_reason(exc)}") from None
     return pages
+
+
+def _ensure_room(source_path: str, target: Path) -> None:
+    """CodelaceError unless the target's disk has room for the copy (the source's pages) and
+    then 1% of the disk (1 MiB at least, 64 MiB at most) to spare."""
+    source = _open_source(source_path)
+    try:
+        (pages,) = source.execute("PRAGMA page_count").fetchone()  # type: ignore[misc]
+        (page_size,) = source.execute("PRAGMA page_size").fetchone()  # type: ignore[misc]
+    finally:
+        source.close()
+    disk = os.statvfs(target.parent)
+    if disk.f_blocks == 0:  # a filesystem that tells no sizes (some FUSE mounts): not judged
+        return
+    free, needed = disk.f_bavail * disk.f_frsize, int(pages) * int(page_size)
+    spare = min(SPARE_MAX_BYTES, max(SPARE_MIN_BYTES, disk.f_blocks * disk.f_frsize // 100))
+    if free - needed < spare:
+        why = "the disk is full" if free < needed else "not enough room on its disk"
+        raise CodelaceError(
+            f"cannot write the backup to {target}: {why} (the copy needs {_mib(needed)}, "
+            f"{_mib(free)} free, {_mib(spare)} to stay free); nothing written"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.1f} MiB"
 
 
 def _reason(exc: Exception) -> str:
@@ -69,9 +102,28 @@ _SQLITE_REASONS = (
 )
 
 
-def _copy(source_path: str, partial_path: str) -> int:
-    source = apsw.Connection(source_path, flags=apsw.SQLITE_OPEN_READONLY)
+def _open_source(path: str) -> apsw.Connection:
+    """The source, read-only. SQLite cannot open a WAL-mode file so where it may not create
+    its -shm (read-only media, a folder the user may only read: a copy of the database made by
+    hand); with no WAL file beside it nothing writes it, and it is read as immutable."""
+    source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        source.execute("PRAGMA schema_version").fetchall()
+    except apsw.CantOpenError:
+        source.close()
+        if Path(path + "-wal").exists():
+            raise CodelaceError(
+                f"cannot read {path}: SQLite cannot open it where it may not write, with its "
+                "WAL file beside it (copy both to a folder you can write)"
+            ) from None
+        uri = "file:" + quote(str(Path(path).resolve())) + "?immutable=1"
+        source = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     source.set_busy_timeout(BUSY_TIMEOUT_MS)
+    return source
+
+
+def _copy(source_path: str, partial_path: str) -> int:
+    source = _open_source(source_path)
     destination = apsw.Connection(partial_path)
     try:
         with destination.backup("main", source, "main") as job:
@@ -91,13 +143,16 @@ def _copy(source_path: str, partial_path: str) -> int:
 def set_aside(db_path: str, stamp: str) -> Path | None:
     """Move a database file (no process may have it open) out of the way as
     `<name>.replaced-<stamp>` (`-2`, `-3`, ... when that name is taken), its WAL checkpointed
-    into it first so the file is whole; None when there is no file."""
+    into it first so the file is whole (a damaged file, the one a restore often replaces, as
+    it is, its WAL beside it); None when there is no file."""
     path = Path(db_path)
     if not path.is_file():
         return None
     connection = apsw.Connection(str(path))
     try:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except (apsw.NotADBError, apsw.CorruptError):
+        pass  # kept for a look as it is: nothing in it to make whole
     finally:
         connection.close()
     kept = path.with_name(f"{path.name}.replaced-{stamp}")

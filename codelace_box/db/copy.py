@@ -21,6 +21,7 @@ from codelace_box.db import core
 from codelace_box.db import models as schema
 from codelace_box.db.id_counters import continue_counters, source_counters
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
+from codelace_box.db.postgres import is_postgres
 from codelace_box.db.snapshot import one_instant
 from codelace_box.errors import CodelaceError
 
@@ -61,7 +62,11 @@ def _rows(source: Database, model: type[Model]) -> Iterator[list[tuple[Any, ...]
     columns = ", ".join(f'"{name}"' for name in _columns(model))
     table = model._meta.table_name
     order = ", ".join(f'"{name}"' for name in _key_columns(model))
-    cursor = source.execute_sql(f'SELECT {columns} FROM "{table}" ORDER BY {order}')
+    sql = f'SELECT {columns} FROM "{table}" ORDER BY {order}'
+    if is_postgres(source):
+        yield from _server_side_batches(source, sql)
+        return
+    cursor = source.execute_sql(sql)
     batch: list[tuple[Any, ...]] = []
     for row in cursor:  # apsw's cursor has no fetchmany; both iterate
         batch.append(tuple(row))
@@ -72,6 +77,16 @@ def _rows(source: Database, model: type[Model]) -> Iterator[list[tuple[Any, ...]
         yield batch
 
 
+def _server_side_batches(source: Database, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+    """PostgreSQL's rows through a cursor of the server (inside one_instant's transaction),
+    BATCH_ROWS a fetch: psycopg's ordinary cursor takes the whole answer at once, a table's
+    size in memory (months of usage history)."""
+    with source.connection().cursor(name="codelace_db_copy") as cursor:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            yield [tuple(row) for row in batch]
+
+
 def _portable(value: Any) -> Any:
     """A value as both engines take it (SQLite stores timestamps as text)."""
     if isinstance(value, datetime):
@@ -79,6 +94,18 @@ def _portable(value: Any) -> Any:
     if isinstance(value, memoryview):
         return bytes(value)
     return value
+
+
+EARLIER_TABLES = ("account_day_usage",)  # an older release's (migration 22 drops it)
+
+
+def _foreign_tables() -> list[str]:
+    """The open target's tables that are not codelace-box's (another program's database named
+    by mistake: its tables have none of our rows, so it passed for empty)."""
+    ours = {model._meta.table_name for model in copied_models()}
+    ours |= {schema.SchemaMigration._meta.table_name, *EARLIER_TABLES}
+    tables = core.database.obj.get_tables()
+    return sorted(t for t in tables if t not in ours and not t.startswith("sqlite_"))
 
 
 def _target_is_empty() -> bool:
@@ -127,6 +154,12 @@ def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> Non
             f"{LATEST_VERSION}: {fix}"
         )
     core.open_database(destination)  # the models (and write_transaction) now point here
+    if foreign := _foreign_tables():
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise CodelaceError(
+            f"the target database holds tables of another program ({', '.join(foreign[:5])}"
+            f"{more}): copy only into an empty database"
+        )
     if not _target_is_empty():
         raise CodelaceError("the target database is not empty: copy only into an empty one")
     migrate(core.database.obj)

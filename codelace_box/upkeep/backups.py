@@ -1,5 +1,6 @@
 """Scheduled online backups: `codelace-<UTC time>.db` in `backup.dir` every `backup.every_hours`,
-the same consistent copy as `codelace-box backup`, the oldest beyond `backup.keep` removed."""
+the same consistent copy as `codelace-box backup`, the oldest beyond `backup.keep` removed, and
+any copy of its own a stopped serve left unfinished (`codelace-<UTC time>.db.partial`)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,38 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from codelace_box.db.backup import backup_database
+from codelace_box.errors import CodelaceError
 
 _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
+_UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
 def scheduled_backups(folder: str | Path) -> list[tuple[datetime, Path]]:
     """The scheduled backups in a folder (by their names; other files are not ours), oldest
-    first."""
+    first; CodelaceError naming the folder when it cannot be read (not the service user's)."""
     found = []
     directory = Path(folder)
-    if not directory.is_dir():
-        return []
-    for path in directory.iterdir():
-        match = _NAME.match(path.name)
-        if match and path.is_file():
-            found.append((datetime.strptime(match.group(1), _STAMP), path))
+    try:
+        if not directory.is_dir():
+            return []
+        for path in directory.iterdir():
+            taken = _taken_at(path.name)
+            if taken is not None and path.is_file():
+                found.append((taken, path))
+    except OSError as exc:
+        raise CodelaceError(f"cannot read {folder}: {exc.strerror or exc}") from None
     return sorted(found)
+
+
+def _taken_at(name: str) -> datetime | None:
+    """When the scheduled backup of this name was taken; None for any other name (digits that
+    are no date too: another script's file)."""
+    match = _NAME.match(name)
+    try:
+        return datetime.strptime(match.group(1), _STAMP) if match else None
+    except ValueError:
+        return None
 
 
 def taken_by(folder: str | Path, now: datetime) -> list[tuple[datetime, Path]]:
@@ -52,10 +68,21 @@ def take_scheduled_backup(db_path: str, folder: str | Path, keep: int, now: date
     """Write a backup named by `now` and remove the oldest beyond `keep` (of those named no
     later than now: one named ahead of the clock is left for the operator); the new file."""
     target = Path(folder) / f"codelace-{now.strftime(_STAMP)}.db"
+    remove_unfinished(folder)
     backup_database(db_path, str(target))
     for _, old in taken_by(folder, now)[:-keep]:
         old.unlink(missing_ok=True)
     return target
+
+
+def remove_unfinished(folder: str | Path) -> None:
+    """Remove the copies a serve stopped while writing them left (killed mid-backup: the
+    copy's own cleanup never ran); only one serve of a data folder takes its backups."""
+    directory = Path(folder)
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if _UNFINISHED.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def describe_age(taken: datetime, now: datetime) -> str:
@@ -69,10 +96,13 @@ def describe_age(taken: datetime, now: datetime) -> str:
 
 def backup_status(folder: str | Path, every_hours: int, now: datetime) -> str:
     """One line for doctor: the newest scheduled backup's age, or that there is none."""
-    newest = newest_backup(folder, now)
-    ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
-    future = f" - {ahead} named after now (was the clock ahead?)" if ahead else ""
     schedule = f"every {every_hours} h" if every_hours else "off (backup.every_hours = 0)"
+    try:
+        newest = newest_backup(folder, now)
+        ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
+    except CodelaceError as exc:
+        return f"backups: {exc.message} (scheduled backups: {schedule})"
+    future = f" - {ahead} named after now (was the clock ahead?)" if ahead else ""
     if newest is None:
         return f"backups: none in {folder} (scheduled backups: {schedule}){future}"
     taken, path = newest

@@ -62,14 +62,14 @@ class Upkeep:
 
     async def backup(self, now: datetime) -> None:
         b = self.config.backup
-        if not backup_due(b.dir, b.every_hours, now):
-            return
-        try:
+        try:  # a folder it cannot read is a failed backup too, not a failed tick
+            if not backup_due(b.dir, b.every_hours, now):
+                return
             path = await asyncio.to_thread(
                 take_scheduled_backup, self.config.database.path, b.dir, b.keep, now
             )
         except Exception as exc:
-            reason = getattr(exc, "message", None) or type(exc).__name__
+            reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
             log.error("the scheduled backup failed: %s", reason)
             await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
             return
@@ -116,6 +116,13 @@ class Upkeep:
                 f"in 5 minutes (alerts.error_rate {limit:g})"
             )
             await self.alerter.alert("error_rate", "", text)
+
+
+def _os_reason(exc: Exception) -> str:
+    """An OSError in words, with its file ('Permission denied: /var/backups/...')."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return ""
 
 
 def disk_problem(folder: Path) -> str:

@@ -40,6 +40,27 @@ def test_restore_puts_the_backup_back_and_keeps_the_replaced_file(tmp_path: Path
     assert not list((box.root / "data").glob("*.restoring*"))
 
 
+def test_a_damaged_database_is_replaced_by_its_backup(tmp_path: Path) -> None:
+    """The database a restore replaces is the damaged one, often: its first page overwritten
+    made the restore fail with 'unexpected NotADBError' after checking the backup (the file
+    was checkpointed before it was set aside), so a damaged database could not be restored
+    at all. It is set aside as it is, its bytes kept for a look."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "eve@restore.test")
+    box.ok("credit", "eve@restore.test", "4", "--reason", "before the damage")
+    box.ok("backup", "backups/good.db")
+    with box.db_path.open("r+b") as damaged:
+        damaged.write(b"not a database any more " * 8)
+    damaged_bytes = box.db_path.read_bytes()
+    assert "file is not a database" in box.fail("doctor")
+    out = box.ok("restore", "backups/good.db")
+    [kept] = sorted((box.root / "data").glob("codelace.db.replaced-*"))
+    assert f"kept as {kept}" in out
+    assert kept.read_bytes() == damaged_bytes
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+    assert balance(box, "eve@restore.test") == 4
+
+
 def test_restore_is_refused_while_serve_runs(tmp_path: Path) -> None:
     box = Box.create(tmp_path / "box")
     box.ok("users", "create", "bo@restore.test")

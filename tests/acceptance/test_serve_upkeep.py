@@ -59,6 +59,49 @@ def test_serve_takes_scheduled_backups_and_keeps_the_newest(tmp_path: Path) -> N
     assert "every 1 h" in doctor
 
 
+def test_a_backup_cut_off_by_a_killed_serve_leaves_no_copy_behind(tmp_path: Path) -> None:
+    """A serve killed while it wrote a scheduled backup (systemd's kill after TimeoutStopSec
+    on a big database, a crash, the OOM killer) left `codelace-<time>.db.partial`, the size of
+    the database, in backup.dir for good: no later backup removed it (the rotation counts only
+    finished ones), so each such stop took that much more of the disk. The next scheduled
+    backup removes its own unfinished copies; any other file stays."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "keep": 2})
+    box.ok("users", "create", "di@upkeep.test")
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    cut_off = folder / "codelace-20260101T000000Z.db.partial"
+    cut_off.write_bytes(b"the first pages of a copy" * 1000)
+    mine = folder / "by-hand.db.partial"
+    mine.write_bytes(b"not ours")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: list(folder.glob("codelace-*.db")), "a backup")
+    finally:
+        assert server.stop() == 0
+    assert not cut_off.exists(), sorted(p.name for p in folder.iterdir())
+    assert mine.exists(), "only the scheduled backups' own copies are removed"
+
+
+def test_a_file_named_like_a_backup_but_no_date_is_not_one(tmp_path: Path) -> None:
+    """A file in backup.dir named codelace-<8 digits>T<6 digits>Z.db whose digits are no date
+    (hour 25, month 13: another script's naming) stopped everything that reads the folder:
+    doctor printed its ok line, then 'unexpected ValueError' and exit 1, and no scheduled
+    backup was ever taken again. It is not one of ours: left alone, like any other file."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "keep": 1})
+    box.ok("users", "create", "flo@upkeep.test")
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    odd = folder / "codelace-20261399T250000Z.db"
+    odd.write_bytes(b"not a date")
+    assert box.ok("doctor").splitlines()[-1].startswith(f"backups: none in {folder} ")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: len(list(folder.glob("codelace-*.db"))) == 2, "a backup")
+    finally:
+        assert server.stop() == 0
+    assert odd.exists() and "Traceback" not in server.log_text()
+
+
 def test_a_backup_named_ahead_of_the_clock_does_not_stop_the_backups(tmp_path: Path) -> None:
     """A backup taken while the clock ran ahead (a VM's clock set right later) counted as the
     newest: no backup was due until the clock reached its name, doctor called it 0 min old,

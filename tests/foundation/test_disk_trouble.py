@@ -27,15 +27,15 @@ from tests.foundation.conftest import Workspace, make_workspace
 from tests.support import PROGRAM, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(120)
+FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs at tmp_path/disk, unmounted afterwards."""
+def _tmpfs(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at tmp_path/disk, unmounted afterwards."""
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4M,mode=700", "tmpfs", str(disk)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=700", "tmpfs", str(disk)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if mounted.returncode:
@@ -44,6 +44,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs at tmp_path/disk."""
+    yield from _tmpfs(tmp_path, "4M")
+
+
+@pytest.fixture
+def disk_32m(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs at tmp_path/disk."""
+    yield from _tmpfs(tmp_path, "32M")
 
 
 def fill(disk: Path, name: str = "ballast") -> Path:
@@ -172,6 +184,84 @@ def test_a_data_folder_the_service_user_cannot_write_is_one_line_naming_it() -> 
     )
 
 
+AS_NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_crash() -> None:
+    """backup.dir in a folder the service's user may not read (root's /var/backups, say):
+    doctor printed its ok line, then 'unexpected PermissionError' and exit 1; serve's upkeep
+    logged a traceback every tick and never alerted, and as the backup comes first in a tick,
+    the error-rate alerts stopped too. Now it is a failed scheduled backup like any other
+    (one line, the alert) and a doctor line naming the folder."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user")
+    hook = WebhookReceiver().start()
+    root = Path(tempfile.mkdtemp(prefix="codelace-perm-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        folder = root / "roots" / "backups"
+        folder.mkdir(parents=True, mode=0o700)  # root's, 700: the service user cannot read it
+        port = free_port()
+        space = make_workspace(root / "box", server={"port": port},
+                               backup={"every_hours": 1, "dir": str(folder)},
+                               alerts={"webhook_url": hook.url})  # fmt: skip
+        space.run("users", "create", "first@example.com")
+        subprocess.run(["chown", "-R", "65534:65534", str(root / "box")], check=True)
+        doctor = subprocess.run(
+            [*AS_NOBODY, *PROGRAM, "--config", str(space.config), "doctor"],
+            capture_output=True, text=True, timeout=30, env=cli_env({"HOME": str(root)}),
+            check=False,
+        )  # fmt: skip
+        server = ServerProcess(space.config, port, env={"HOME": str(root), **FAST_TICK})
+        server.program = (*AS_NOBODY, *ServerProcess.program)
+        server.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not hook.texts():
+                assert time.monotonic() < deadline, server.log_text()[-3000:]
+                time.sleep(0.1)
+        finally:
+            assert server.stop() == 0
+        log = server.log_text()
+    finally:
+        hook.stop()
+        shutil.rmtree(root)
+    assert doctor.returncode == 0, doctor.stderr
+    assert doctor.stdout.splitlines()[-1] == (
+        f"backups: cannot read {folder}: Permission denied (scheduled backups: every 1 h)"
+    )
+    assert "Traceback" not in log, log[-3000:]
+    assert hook.texts() == [
+        f"codelace-box: the scheduled backup failed: cannot read {folder}: Permission denied"
+    ]
+
+
+def test_a_copy_of_the_database_on_read_only_media_restores(tmp_path: Path) -> None:
+    """The database file copied away by hand (`cp` while serve was stopped) is in WAL mode,
+    and SQLite cannot open such a file read-only where it may not create its -shm beside it:
+    restoring it from a read-only mount (or a folder the service user may only read) failed
+    with 'cannot write the backup to .../codelace.db.restoring: the file cannot be opened',
+    blaming the wrong file. With no WAL file beside it, it is read as the unchanging file it
+    is."""
+    space = make_workspace(tmp_path / "box")
+    space.run("users", "create", "kept@example.com")
+    space.run("credit", "kept@example.com", "3", "--reason", "before the copy")
+    mounted = _tmpfs(tmp_path, "4M")
+    media = next(mounted)
+    try:
+        space.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # as the last program to close it does
+        shutil.copy(space.db_path, media / "by-hand.db")  # the file alone, as `cp` copies it
+        assert space.sql("PRAGMA journal_mode") == [("wal",)]
+        subprocess.run(["mount", "-o", "remount,ro", str(media)], check=True)
+        space.run("credit", "kept@example.com", "5", "--reason", "after the copy")
+        restored = space.run("restore", str(media / "by-hand.db"))
+    finally:
+        mounted.close()  # unmounts
+    assert "restored" in restored.stdout
+    assert space.run("doctor").stdout.startswith("ok: ")
+    assert space.json("users", "show", "kept@example.com")["credit_balance_usd"] == 3
+
+
 def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
     tmp_path: Path, small_disk: Path
 ) -> None:
@@ -182,7 +272,7 @@ def test_a_backup_to_a_full_disk_says_the_disk_is_full_and_leaves_nothing(
     fill(small_disk)
     target = small_disk / "backup.db"
     line = space.fail("backup", str(target))
-    assert line == f"error: cannot write the backup to {target}: the disk is full"
+    assert line.startswith(f"error: cannot write the backup to {target}: the disk is full ")
     assert sorted(p.name for p in small_disk.iterdir()) == ["ballast"]
 
 
@@ -301,3 +391,67 @@ def test_a_start_without_its_database_says_it_made_a_new_empty_one(tmp_path: Pat
     assert server.stop() == 0
     again = server.log_text()
     assert "created a new, empty one" not in again and "new server secret" not in again
+
+
+def _grow(space: Workspace, rows: int) -> None:
+    """Ledger rows for the one account (its balance their sum): a database of some size."""
+    space.sql(
+        "BEGIN IMMEDIATE; "
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
+        "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, idempotency_key, "
+        "created_at) SELECT 1, 1000, 'admin', 'grown ' || hex(randomblob(24)), 'grow:' || i, "
+        f"'2026-01-01 00:00:00' FROM n; UPDATE \"user\" SET balance_nanos = 1000000000 + "
+        f"1000 * {rows}; COMMIT;"
+    )
+
+
+def _lowest_free(disk: Path, stop: Any, lowest: list[int]) -> None:
+    while not stop.is_set():
+        stat = os.statvfs(disk)
+        lowest[0] = min(lowest[0], stat.f_bavail * stat.f_frsize)
+        time.sleep(0.0005)
+
+
+def test_a_scheduled_backup_that_cannot_fit_never_fills_the_database_s_disk(
+    tmp_path: Path, disk_32m: Path
+) -> None:
+    """Months in, the database outgrew the room left beside it (the backups are on its disk by
+    default): every scheduled backup (retried each tick) wrote until the disk was full, then
+    deleted its copy, so the serving box met a full disk again and again and its requests
+    failed with 503. A copy that cannot fit with room to spare is not started."""
+    import threading
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_box(disk_32m / "box", fake.base_url)
+    _grow(space, 40_000)
+    size = space.db_path.stat().st_size
+    ballast = fill(disk_32m)
+    os.truncate(ballast, ballast.stat().st_size - size * 2 // 3)  # room for 2/3 of a copy
+    space.run("doctor")
+    space.config.write_text(space.config.read_text() + "\n[backup]\nevery_hours = 1\n")
+    server = ServerProcess(space.config, port, env={"CODELACE_UPKEEP_TICK_SEC": "0.2"})
+    server.log_path = tmp_path / "serve.log"
+    stop, lowest = threading.Event(), [size]
+    watcher = threading.Thread(target=_lowest_free, args=(disk_32m, stop, lowest))
+    statuses = []
+    try:
+        server.start()
+        watcher.start()
+        body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"authorization": f"Bearer {key}"}
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            statuses.append(httpx.post(url, json=body, headers=headers, timeout=30).status_code)
+    finally:
+        stop.set()
+        watcher.join()
+        server.stop()
+        fake.stop()
+    log = server.log_text()
+    assert "the scheduled backup failed" in log, log[-2000:]
+    assert lowest[0] > size // 8, f"the disk went down to {lowest[0]} bytes free"
+    assert set(statuses) == {200}, statuses
+    assert "the disk is full (the copy needs " in log, log[-2000:]
+    assert "database or disk is full" not in log, log[-2000:]
+    assert not list((space.root / "data" / "backups").glob("*"))
