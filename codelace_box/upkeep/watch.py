@@ -63,11 +63,11 @@ class Upkeep:
     async def backup(self, now: datetime) -> None:
         b = self.config.backup
         try:  # a folder it cannot read is a failed backup too, not a failed tick
-            if not backup_due(b.dir, b.every_hours, now):
-                return
             path = await asyncio.to_thread(
-                take_scheduled_backup, self.config.database.path, b.dir, b.keep, now
+                _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now
             )
+            if path is None:
+                return
         except Exception as exc:
             reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
             log.error("the scheduled backup failed: %s", reason)
@@ -116,6 +116,16 @@ class Upkeep:
                 f"in 5 minutes (alerts.error_rate {limit:g})"
             )
             await self.alerter.alert("error_rate", "", text)
+
+
+def _backup_if_due(
+    db_path: str, folder: str, every_hours: int, keep: int, now: datetime
+) -> Path | None:
+    """The scheduled backup when one is due, else None; off the event loop, listing the
+    folder included (a backup.dir on a hung network mount must not stall the requests)."""
+    if not backup_due(folder, every_hours, now):
+        return None
+    return take_scheduled_backup(db_path, folder, keep, now)
 
 
 def _os_reason(exc: Exception) -> str:
