@@ -30,6 +30,11 @@
   FIN and a close() look the same on the wire, so a client that closed for good is seen at the
   next write (its RST). While a request's head or body is still missing, the FIN closes the
   connection, as before.
+- A Content-Length or chunk size that is no plain number: RFC 9112 has 1*DIGIT and 1*HEXDIG
+  (a chunk size may be followed by blanks before its extension). Sanic read them with int(),
+  which takes `0x14`, blanks before it and any script's digits (`\uff12\uff10` is 20): a proxy
+  in front that reads them otherwise (strtol reads `0x14` as 0) splits the bytes into other
+  requests than the box does (request smuggling). A 400 and the connection closed.
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
   https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
   at once, not a wait for a CRLF CRLF that never comes.
@@ -37,6 +42,7 @@
 
 from __future__ import annotations
 
+import re
 from time import monotonic
 from typing import Any
 
@@ -49,7 +55,7 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
-               "_receive_more "
+               "_receive_more _safe_int "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
@@ -65,6 +71,7 @@ DEFAULT_SEND_TIMEOUT = 60.0  # Sanic config SEND_TIMEOUT: seconds a client may t
 _TOKEN_START = frozenset(
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
+_NUMBER = {10: re.compile(r"[0-9]+"), 16: re.compile(r"[0-9A-Fa-f]+[ \t]*")}
 
 
 def _malformed_fields(head: bytes) -> bool:
@@ -93,6 +100,14 @@ class GuardedHttp(Http):
     def __init__(self, protocol: HttpProtocol) -> None:
         super().__init__(protocol)
         self.head_began = self.body_began = 0.0  # checked before the first request's reset
+
+    @staticmethod
+    def _safe_int(value: str, base: int = 10) -> int:
+        """A Content-Length (base 10) or chunk size (16) as RFC 9112 spells it, else ValueError
+        (Sanic answers it with a 400 and closes the connection)."""
+        if not _NUMBER[base].fullmatch(value):
+            raise ValueError(f"not a base {base} number")
+        return int(value, base)
 
     def init_for_request(self) -> None:
         super().init_for_request()

@@ -244,6 +244,51 @@ def test_a_malformed_field_line_is_a_400_and_nothing_is_smuggled(
     assert answer.count(b"HTTP/1.1 ") == 1, answer
 
 
+# 0x14 bytes (its size has digits only, in any script), no JSON: a body read is a 400
+# invalid_json (no sign-in code asked for, no rate limit counted), a bad size a 400 of its own
+BODY = b"not json, 20 bytes.."
+
+
+@pytest.mark.parametrize(
+    "length",
+    [b"0x%x" % len(BODY), b"0X%x" % len(BODY), b" %x" % len(BODY), "\u0661\u0664".encode()],
+    ids=["0x", "0X", "leading-blank", "arabic-indic-digits"],
+)
+def test_a_chunk_size_that_is_no_hex_number_is_a_400(box: ServerProcess, length: bytes) -> None:
+    """RFC 9112's chunk-size is HEXDIG only. Sanic read it with int(_, 16), which takes `0x1b`,
+    blanks around it and any script's digits: a proxy in front that reads `0x1b` as 0 (strtol)
+    ends the body there and forwards the rest as a request of its own, which the box read as
+    body (or the other way round: request smuggling)."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    chunks = length + b"\r\n" + BODY + b"\r\n0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b"Bad chunked encoding" in answer
+
+
+@pytest.mark.parametrize("length", ["\uff12\uff10".encode(), "\u0662\u0660".encode(), b"0x14"])
+def test_a_content_length_that_is_no_decimal_number_is_a_400(
+    box: ServerProcess, length: bytes
+) -> None:
+    """RFC 9110's Content-Length is 1*DIGIT: Sanic's int() took full-width and other scripts'
+    digits (`\uff12\uff10` as 20), which a proxy reads as no length at all."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nContent-Length: " + length
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + BODY)
+    assert_error(answer, 400)
+    assert b"Bad content-length" in answer
+
+
+def test_a_chunk_size_in_capitals_with_an_extension_is_read(box: ServerProcess) -> None:
+    """What RFC 9112 allows still passes: upper-case hex digits, leading zeros, an extension
+    after blanks."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    body = b"not json, 27 bytes (0x1B).."
+    chunks = b"00%X ;name=value\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b'"code":"invalid_json"' in answer
+
+
 def test_a_request_in_bare_lf_lines_is_a_400_at_once(box: ServerProcess) -> None:
     """`printf 'GET /healthz HTTP/1.1\\nHost: box\\n\\n' | nc`: Sanic waits for a CRLF CRLF
     that never comes, until the request timeout."""
