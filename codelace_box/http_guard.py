@@ -34,7 +34,8 @@
   (a chunk size may be followed by blanks before its extension). Sanic read them with int(),
   which takes `0x14`, blanks before it and any script's digits (`\uff12\uff10` is 20): a proxy
   in front that reads them otherwise (strtol reads `0x14` as 0) splits the bytes into other
-  requests than the box does (request smuggling). A 400 and the connection closed.
+  requests than the box does (request smuggling). So is chunk data not followed by CRLF (Sanic
+  took any two bytes there for it). A 400 and the connection closed.
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
   https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
   at once, not a wait for a CRLF CRLF that never comes.
@@ -101,12 +102,15 @@ class GuardedHttp(Http):
         super().__init__(protocol)
         self.head_began = self.body_began = 0.0  # checked before the first request's reset
 
-    @staticmethod
-    def _safe_int(value: str, base: int = 10) -> int:
+    def _safe_int(self, value: str, base: int = 10) -> int:  # type: ignore[override]
         """A Content-Length (base 10) or chunk size (16) as RFC 9112 spells it, else ValueError
-        (Sanic answers it with a 400 and closes the connection)."""
+        (Sanic answers it with a 400 and closes the connection). A chunk size is read from the
+        buffer's `\r\n<size>...\r\n`, whose first two bytes Sanic took on trust: they must be
+        the CRLF that ends the chunk (or the head) before it."""
         if not _NUMBER[base].fullmatch(value):
             raise ValueError(f"not a base {base} number")
+        if base == 16 and self.recv_buffer[:2] != b"\r\n":
+            raise ValueError("chunk data not followed by CRLF")
         return int(value, base)
 
     def init_for_request(self) -> None:

@@ -266,6 +266,17 @@ def test_a_chunk_size_that_is_no_hex_number_is_a_400(box: ServerProcess, length:
     assert b"Bad chunked encoding" in answer
 
 
+@pytest.mark.parametrize("after", [b"XY", b"\n0", b"\r0"])
+def test_chunk_data_not_followed_by_crlf_is_a_400(box: ServerProcess, after: bytes) -> None:
+    """Sanic took any two bytes after a chunk's data as its CRLF: a chunk longer than its size
+    (by two bytes a proxy counts as data, or refuses) was read as well-formed."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    chunks = b"14\r\n" + BODY + after + b"0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b"Bad chunked encoding" in answer
+
+
 @pytest.mark.parametrize("length", ["\uff12\uff10".encode(), "\u0662\u0660".encode(), b"0x14"])
 def test_a_content_length_that_is_no_decimal_number_is_a_400(
     box: ServerProcess, length: bytes
