@@ -130,6 +130,18 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def _forwarded_unread(request: Request) -> bool:
+    """Whether a proxy forwarded the request for a client whose address the box does not read
+    (server.proxies_count = 0): a reverse proxy on the same machine makes every client look
+    like the loopback, so /metrics without a token would answer the internet through it."""
+    if request.app.ctx.config.server.proxies_count:
+        return False
+    return any(name in request.headers for name in FORWARDING_HEADERS)
+
+
 def _open_holds() -> tuple[int, int]:
     count, nanos = aggregate("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0) FROM hold")
     return int(count), int(nanos)
@@ -146,9 +158,11 @@ async def metrics_text(request: Request) -> HTTPResponse:
         presented = (bearer_token(request) or "").encode(errors="surrogateescape")
         if not hmac.compare_digest(presented, settings.token.encode()):
             raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
-    elif not _is_loopback(request.client_ip):
+    elif not _is_loopback(request.client_ip) or _forwarded_unread(request):
         raise PermissionDenied(
-            "/metrics answers only loopback clients unless metrics.token is set",
+            "/metrics answers only loopback clients unless metrics.token is set (a request "
+            "forwarded by a proxy is judged by its client's address: set "
+            "server.proxies_count)",
             code="metrics_loopback_only",
         )
     try:

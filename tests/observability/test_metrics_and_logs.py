@@ -185,7 +185,7 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
 ) -> None:
     """Behind one proxy the real address is the last X-Forwarded-For entry (the one the proxy
     added): a client that writes 127.0.0.1 first is still outside; with two proxies, the one
-    before them. Without proxies_count the header is the client's word and not taken."""
+    before them. Without proxies_count the header is not taken as the address."""
     one = box_factory(server={"proxies_count": 1})
     two = box_factory(server={"proxies_count": 2})
     none = box_factory()
@@ -198,7 +198,29 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
     assert status(one, "203.0.113.7, 127.0.0.1") == 200  # the proxy saw a local client
     assert status(two, "127.0.0.1, 10.0.0.2") == 200
     assert status(two, "203.0.113.7, 127.0.0.1") == 403
-    assert status(none, "203.0.113.7") == 200  # the socket peer is the loopback
+    assert status(none, "127.0.0.1") == 403  # a request a proxy forwarded: see below
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("x-forwarded-for", "203.0.113.7"), ("forwarded", "for=203.0.113.7"),
+     ("x-real-ip", "203.0.113.7")],
+)  # fmt: skip
+def test_a_request_a_local_proxy_forwarded_gets_no_metrics_without_proxies_count(
+    box_factory: BoxFactory, header: tuple[str, str]
+) -> None:
+    """The usual install has nginx or Caddy on the same machine in front of the box: every
+    request then comes from the loopback. Without server.proxies_count (forgotten, or not
+    known to matter for /metrics) the whole internet got the token-less /metrics (traffic,
+    spend, providers, per model) through the proxy. A request that names a client it was
+    forwarded for is no local scrape: 403, until proxies_count says how to read it. A local
+    scraper (no such header) still gets it."""
+    box = box_factory()
+    get = httpx.Client(base_url=box.url, timeout=10).get
+    answer = get("/metrics", headers=dict([header]))
+    assert answer.status_code == 403
+    assert "proxies_count" in answer.json()["error"]["message"]
+    assert get("/metrics").status_code == 200
 
 
 def ipv6_available() -> bool:
