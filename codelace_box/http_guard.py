@@ -35,7 +35,8 @@
   which takes `0x14`, blanks before it and any script's digits (`\uff12\uff10` is 20): a proxy
   in front that reads them otherwise (strtol reads `0x14` as 0) splits the bytes into other
   requests than the box does (request smuggling). So is chunk data not followed by CRLF (Sanic
-  took any two bytes there for it). A 400 and the connection closed.
+  took any two bytes there for it) and a bare CR, LF or NUL in a chunk-size line (a proxy may
+  end the line there). A 400 and the connection closed.
 - First bytes that cannot begin a request (a TLS handshake sent to the plain port, `curl
   https://` on an http box), or a request line ended by a bare LF (`printf ... | nc`): a 400
   at once, not a wait for a CRLF CRLF that never comes.
@@ -93,6 +94,14 @@ def _malformed_fields(head: bytes) -> bool:
     return False
 
 
+def _chunk_line_whole(buffer: bytearray) -> bool:
+    """Whether the buffer starts with the CRLF ending the chunk (or head) before, then a size
+    line holding no bare CR or LF (which a proxy may take for its end) and no NUL."""
+    end = buffer.find(b"\r\n", 3)  # where Sanic found the end of the size line
+    line = buffer[2:end]
+    return buffer[:2] == b"\r\n" and not any(c in line for c in (b"\r", b"\n", b"\x00"))
+
+
 class GuardedHttp(Http):
     """One connection's requests, with the times their head and body began."""
 
@@ -109,8 +118,8 @@ class GuardedHttp(Http):
         the CRLF that ends the chunk (or the head) before it."""
         if not _NUMBER[base].fullmatch(value):
             raise ValueError(f"not a base {base} number")
-        if base == 16 and self.recv_buffer[:2] != b"\r\n":
-            raise ValueError("chunk data not followed by CRLF")
+        if base == 16 and not _chunk_line_whole(self.recv_buffer):
+            raise ValueError("chunk data not followed by CRLF, or a bare CR, LF or NUL")
         return int(value, base)
 
     def init_for_request(self) -> None:

@@ -277,6 +277,20 @@ def test_chunk_data_not_followed_by_crlf_is_a_400(box: ServerProcess, after: byt
     assert b"Bad chunked encoding" in answer
 
 
+@pytest.mark.parametrize("extension", [b";a\nb", b";a\rb", b";a\x00"])
+def test_a_chunk_line_with_a_bare_lf_cr_or_nul_is_a_400(
+    box: ServerProcess, extension: bytes
+) -> None:
+    """Sanic looked for the CRLF ending a chunk-size line and took what came before it: a bare
+    LF in the extension, which a proxy may take for the end of the line (and the rest for
+    data), passed."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    chunks = b"14" + extension + b"\r\n" + BODY + b"\r\n0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b"Bad chunked encoding" in answer
+
+
 @pytest.mark.parametrize("length", ["\uff12\uff10".encode(), "\u0662\u0660".encode(), b"0x14"])
 def test_a_content_length_that_is_no_decimal_number_is_a_400(
     box: ServerProcess, length: bytes
