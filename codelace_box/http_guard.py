@@ -14,7 +14,8 @@
 - A request target that is no URL (CONNECT's `host:port`, control bytes): Sanic builds its
   error answer on a request of that same target, which raised again, so the client got no
   answer and the log a traceback holding the raw bytes. The 400 is made on target `*`.
-- A head with a malformed field line (a blank before the colon, a fold, NUL, a bare CR or LF):
+- A head with a malformed field line (a name that is no token, such as one with a blank or a
+  control byte before the colon, a fold, NUL, a bare CR or LF):
   a 400 and the connection closed, as RFC 9112 asks; Sanic read `Content-Length : 5` as no
   length and the body as the next request (request smuggling).
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
@@ -73,25 +74,22 @@ DEFAULT_SEND_TIMEOUT = 60.0  # Sanic config SEND_TIMEOUT: seconds a client may t
 _TOKEN_START = frozenset(
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
+# A line of the head (after the request line) that does not start with a token and a colon
+_NOT_A_FIELD_NAME = re.compile(rb"\r\n(?![!#$%&'*+\-.^_`|~0-9A-Za-z]+:)")
 _NUMBER = {10: re.compile(r"[0-9]+"), 16: re.compile(r"[0-9A-Fa-f]+[ \t]*")}
 
 
 def _malformed_fields(head: bytes) -> bool:
-    """Whether a request head holds what RFC 9112 has a server refuse and Sanic took: blanks
-    between a field's name and its colon (`Content-Length : 5` was no length to Sanic, so the
-    body was read as a second request: smuggling past a proxy that reads it as one), a line
-    folded onto the one before, NUL, or a CR or LF that ends no line. Cheap scans first: a
-    field line is looked at only when the head holds a blank before a colon or after a break."""
+    """Whether a request head holds what RFC 9112 has a server refuse and Sanic took: a field
+    name that is no token (`Content-Length : 5` or `Content-Length\\x0b: 5` was no length to
+    Sanic, so the body was read as a second request: smuggling past a proxy that reads it as
+    one; a blank, `@` or a byte past ASCII in it, or no name), a line folded onto the one
+    before, NUL, or a CR or LF that ends no line. One scan of the head for the line breaks,
+    one regular expression for the names (about 1 us for an SDK's 17 fields)."""
     crlf = head.count(b"\r\n")
     if b"\x00" in head or head.count(b"\r") != crlf or head.count(b"\n") != crlf:
         return True
-    if b" :" not in head and b"\t:" not in head and b"\n " not in head and b"\n\t" not in head:
-        return False
-    for line in head.split(b"\r\n")[1:]:
-        name = line.partition(b":")[0]
-        if name[:1] in (b" ", b"\t") or name[-1:] in (b" ", b"\t"):
-            return True
-    return False
+    return _NOT_A_FIELD_NAME.search(head) is not None
 
 
 def _chunk_line_whole(buffer: bytearray) -> bool:
