@@ -134,10 +134,11 @@ FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
 def _forwarded_unread(request: Request) -> bool:
-    """Whether a proxy forwarded the request for a client whose address the box does not read
-    (server.proxies_count = 0): a reverse proxy on the same machine makes every client look
-    like the loopback, so /metrics without a token would answer the internet through it."""
-    if request.app.ctx.config.server.proxies_count:
+    """Whether a proxy forwarded the request for a client whose address the box did not read
+    (server.proxies_count = 0, or a proxy that sends no X-Forwarded-For): a reverse proxy on
+    the same machine makes every client look like the loopback, so /metrics without a token
+    would answer the internet through it."""
+    if request.remote_addr:  # the address after proxies_count: judged by the caller
         return False
     return any(name in request.headers for name in FORWARDING_HEADERS)
 

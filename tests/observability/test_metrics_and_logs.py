@@ -206,21 +206,26 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
     [("x-forwarded-for", "203.0.113.7"), ("forwarded", "for=203.0.113.7"),
      ("x-real-ip", "203.0.113.7")],
 )  # fmt: skip
-def test_a_request_a_local_proxy_forwarded_gets_no_metrics_without_proxies_count(
+def test_a_request_a_local_proxy_forwarded_gets_no_metrics_unless_its_client_is_known(
     box_factory: BoxFactory, header: tuple[str, str]
 ) -> None:
     """The usual install has nginx or Caddy on the same machine in front of the box: every
     request then comes from the loopback. Without server.proxies_count (forgotten, or not
     known to matter for /metrics) the whole internet got the token-less /metrics (traffic,
     spend, providers, per model) through the proxy. A request that names a client it was
-    forwarded for is no local scrape: 403, until proxies_count says how to read it. A local
-    scraper (no such header) still gets it."""
+    forwarded for is no local scrape: 403, until proxies_count says how to read it (and the
+    proxy sends X-Forwarded-For, which is what proxies_count reads). A local scraper (no such
+    header) still gets it."""
     box = box_factory()
     get = httpx.Client(base_url=box.url, timeout=10).get
     answer = get("/metrics", headers=dict([header]))
     assert answer.status_code == 403
     assert "proxies_count" in answer.json()["error"]["message"]
     assert get("/metrics").status_code == 200
+    # behind a proxy that sends only the headers Sanic does not read for proxies_count
+    proxied = httpx.Client(base_url=box_factory(server={"proxies_count": 1}).url, timeout=10)
+    if header[0] != "x-forwarded-for":
+        assert proxied.get("/metrics", headers=dict([header])).status_code == 403
 
 
 def ipv6_available() -> bool:
