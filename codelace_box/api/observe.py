@@ -21,7 +21,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
-from codelace_box.api.common import READ, bearer_token
+from codelace_box.api.common import READ, bearer_token, forwarded_unread
 from codelace_box.db.core import aggregate, database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import (
@@ -130,19 +130,6 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
-
-
-def _forwarded_unread(request: Request) -> bool:
-    """Whether a proxy forwarded the request for a client whose address the box did not read
-    (server.proxies_count = 0, or a proxy that sends no X-Forwarded-For): a reverse proxy on
-    the same machine makes every client look like the loopback, so /metrics without a token
-    would answer the internet through it."""
-    if request.remote_addr:  # the address after proxies_count: judged by the caller
-        return False
-    return any(name in request.headers for name in FORWARDING_HEADERS)
-
-
 def _open_holds() -> tuple[int, int]:
     count, nanos = aggregate("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0) FROM hold")
     return int(count), int(nanos)
@@ -159,7 +146,7 @@ async def metrics_text(request: Request) -> HTTPResponse:
         presented = (bearer_token(request) or "").encode(errors="surrogateescape")
         if not hmac.compare_digest(presented, settings.token.encode()):
             raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
-    elif not _is_loopback(request.client_ip) or _forwarded_unread(request):
+    elif not _is_loopback(request.client_ip) or forwarded_unread(request):
         raise PermissionDenied(
             "/metrics answers only loopback clients unless metrics.token is set (a request "
             "forwarded by a proxy is judged by its client's address: set "
