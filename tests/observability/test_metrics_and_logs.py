@@ -5,6 +5,7 @@ upstream's error text is kept; refusals are counted; the token and loopback rule
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import defaultdict
 
@@ -326,3 +327,22 @@ def test_every_error_code_the_box_names_keeps_its_own_upstream_errors_label() ->
     assert metrics.upstream_error_code("upstream_429") == "upstream_429"
     assert metrics.upstream_error_code("upstream_4290") == "upstream_error"
     assert metrics.upstream_error_code("proxy says no") == "upstream_error"
+
+
+def test_metrics_on_the_loopback_answer_only_a_local_host_name(box_factory: BoxFactory) -> None:
+    """DNS rebinding: a web page at evil.example, whose name then resolves to 127.0.0.1, has a
+    browser on the box's machine fetch http://evil.example:PORT/metrics as its own origin: the
+    peer is the loopback, so the token-less /metrics answered, and the page read it. A local
+    scraper names a local host (localhost, an address, the box's own host or public_url)."""
+    box = box_factory(server={"public_url": "https://box.example.test"})
+    port = box.url.rsplit(":", 1)[1]
+    get = httpx.Client(base_url=box.url, timeout=10).get
+
+    def status(host: str) -> int:
+        return get("/metrics", headers={"host": host}).status_code
+
+    assert status(f"evil.example:{port}") == 403
+    assert status(f"127.0.0.1.evil.example:{port}") == 403
+    for local in (f"localhost:{port}", f"127.0.0.1:{port}", "127.0.0.1", f"[::1]:{port}",
+                  "box.example.test", f"LOCALHOST:{port}", socket.gethostname()):  # fmt: skip
+        assert status(local) == 200, local
