@@ -329,3 +329,21 @@ def test_no_proxy_warning_for_direct_clients_or_a_set_proxies_count(
                             json={"email": "q@proxy.test"}, timeout=30)  # fmt: skip
         assert answer.status_code == 200
         assert "proxies_count" not in server.log_text()
+
+
+def test_verify_attempts_per_email_are_capped_per_day_too(box_factory: ServerFactory):
+    """Ten verifies per email every 10 minutes, without end, let anyone guess 1,440 codes a
+    day at an account (a 6-digit code: one account in 700 a day, 40% of one account in a
+    year). auth.otp_verifies_per_email_per_day caps the guesses of a day (default 50)."""
+    assert DEFAULTS.otp_verifies_per_email_per_day == 50
+    lowered = {"otp_verifies_per_email_per_day": 3, "otp_verifies_per_email": 100,
+               "rate_limit_window_sec": 60}  # fmt: skip
+    client = BoxClient(box_factory(auth=lowered), None)
+    assert client.request_code("daily@example.com").status_code == 200
+    right = console_code(client.server, "daily@example.com")
+    for wrong in ("000000", "000001", "000002"):
+        assert client.verify("daily@example.com", wrong).status_code == 400
+    limited = client.verify("daily@example.com", right)
+    assert assert_limited(limited, window=86400) > 60
+    assert client.verify("other@example.com", "000000").status_code == 400  # per email
+    client.close()
