@@ -44,7 +44,7 @@ from codelace_box.api.cors import add_cors_headers, install_cors
 from codelace_box.api.errors import render_error
 from codelace_box.audit import migrate_recorded
 from codelace_box.config import Config, ensure_secret_key
-from codelace_box.config.secret import secret_key_path
+from codelace_box.config.secret import readable_secrets_notice, secret_key_path
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.offload import (
@@ -370,6 +370,8 @@ def serve(config: Config) -> None:
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     console_mail = config.email.backend == "console"
     log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
+    if exposed := readable_secrets_notice(config):
+        log.warning(exposed)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
     workers = config.server.workers

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from codelace_box.accounts import otp
 from codelace_box.accounts.keys import create_key, default_login_key_name
 from codelace_box.accounts.mailer import Mailer
-from codelace_box.accounts.ratelimit import Limit, hit
+from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, hit
 from codelace_box.accounts.users import normalize_email, touch_last_seen
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import write_transaction
@@ -38,6 +38,7 @@ class SignedIn:
     created: bool
 
 
+DAY_SEC = MAX_WINDOW_SEC  # 24 hours: the daily cap's window, as much history as is kept
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})  # they ignore a local part's dots
 
 
@@ -74,6 +75,12 @@ def verify_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
         ),
         Limit(
             f"otp-verify:addr:{client}", auth.otp_verifies_per_address, window, f"{what} from here"
+        ),
+        Limit(  # ten a window without end were 1,440 guesses a day at one account's code
+            f"otp-verify-day:email:{email}",
+            auth.otp_verifies_per_email_per_day,
+            DAY_SEC,
+            f"{what} for {email} in 24 hours",
         ),
     ]
 

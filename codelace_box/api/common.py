@@ -4,6 +4,7 @@ client's address as the rate limits count it."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.errors import InvalidRequest
 from codelace_box.jsonwire import dumps, loads
 
+log = logging.getLogger("codelace_box")
 JSON_TYPE = "application/json"
 READ = ("GET", "HEAD")  # the methods of every read-only route (HEAD: GET without the body)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a cheap first look at the raw bytes
@@ -214,7 +216,36 @@ async def require_auth(request: Request) -> AuthContext:
     return auth
 
 
+# Headers a reverse proxy adds naming the client it forwards for
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def forwarded_unread(request: Request) -> bool:
+    """Whether a proxy forwarded the request for a client whose address the box did not read
+    (server.proxies_count = 0, or a proxy that sends no X-Forwarded-For): the proxy's own
+    address stands for every client (the loopback, for a proxy on the same machine)."""
+    if request.remote_addr:  # the address after proxies_count
+        return False
+    return any(name in request.headers for name in FORWARDING_HEADERS)
+
+
+class _Once:
+    """A warning a process logs once."""
+
+    said = False
+
+
 def client_address(request: Request) -> str:
     """The client's address (the socket peer, or the proxy's `for` when proxies are set up)
-    as the rate limits count it: an IPv6 client by its /64."""
+    as the rate limits count it: an IPv6 client by its /64. A request a proxy forwarded for a
+    client the box cannot see is warned of, once: all its clients share one budget."""
+    if not _Once.said and forwarded_unread(request):
+        _Once.said = True
+        log.warning(
+            "sign-ins come through a proxy (X-Forwarded-For, Forwarded or X-Real-IP) but "
+            "server.proxies_count is 0 (or the proxy sends no X-Forwarded-For): every client "
+            "counts as %s in the sign-in rate limits, so one can lock all out; set "
+            "server.proxies_count",
+            request.ip,
+        )
     return client_bucket(request.client_ip or "unknown")

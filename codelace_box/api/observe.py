@@ -13,15 +13,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
-from codelace_box.api.common import READ, bearer_token
+from codelace_box.api.common import READ, bearer_token, forwarded_unread
 from codelace_box.db.core import aggregate, database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import (
@@ -130,6 +132,27 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
+def _names_this_box(request: Request) -> bool:
+    """Whether the Host a request names is this machine's: localhost (or a name under it), an
+    address, server.host, the host of server.public_url or the machine's name; never a name
+    of someone else's that resolves here (DNS rebinding, which would hand a web page the
+    token-less /metrics)."""
+    try:
+        host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+    except ValueError:  # no host a browser could have asked for ("[x")
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    server = request.app.ctx.config.server
+    own = {server.host.lower(), (urlsplit(server.base_url).hostname or "").lower()}
+    return host in own or host == socket.gethostname().lower()  # Debian maps it to 127.0.1.1
+
+
 def _open_holds() -> tuple[int, int]:
     count, nanos = aggregate("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0) FROM hold")
     return int(count), int(nanos)
@@ -146,9 +169,18 @@ async def metrics_text(request: Request) -> HTTPResponse:
         presented = (bearer_token(request) or "").encode(errors="surrogateescape")
         if not hmac.compare_digest(presented, settings.token.encode()):
             raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
-    elif not _is_loopback(request.client_ip):
+    elif not _is_loopback(request.client_ip) or forwarded_unread(request):
         raise PermissionDenied(
-            "/metrics answers only loopback clients unless metrics.token is set",
+            "/metrics answers only loopback clients unless metrics.token is set (a request "
+            "forwarded by a proxy is judged by its client's address: set "
+            "server.proxies_count)",
+            code="metrics_loopback_only",
+        )
+    elif not _names_this_box(request):
+        raise PermissionDenied(
+            "/metrics answers a loopback client at a local host name only (localhost, an "
+            "address, server.host or public_url's host), not a name a web page may have "
+            "rebound to this machine",
             code="metrics_loopback_only",
         )
     try:

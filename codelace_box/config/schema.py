@@ -126,6 +126,12 @@ class AuthConfig:
     otp_verifies_per_address: int = _opt(
         100, "Code checks from one client address per window.", minimum=1
     )
+    otp_verifies_per_email_per_day: int = _opt(
+        50,
+        "Code checks for one address per 24 hours, whatever the window (bounds the guesses "
+        "at a 6-digit code).",
+        minimum=1,
+    )
     rate_limit_window_sec: int = _opt(
         600,
         "Sliding window of the sign-in rate limits, in seconds.",

@@ -1,10 +1,13 @@
 """The server secret that encrypts provider keys at rest: configured, or generated once into
-the data directory (mode 600; a data directory it creates is 700) and read back from there."""
+the data directory (mode 600; a data directory it creates is 700) and read back from there.
+Also which secrets a config file others may read holds (serve warns about them)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,3 +64,46 @@ def ensure_secret_key(config: Config) -> str:
     if not key:
         raise ConfigError(f"{path}: the server secret file is empty; set server.secret_key")
     return key
+
+
+# The config keys whose values are secrets (a webhook URL carries its token in the path; a
+# database URL its password)
+SECRET_SETTINGS = (
+    ("server", "secret_key"),
+    ("stripe", "secret_key"),
+    ("stripe", "webhook_secret"),
+    ("email", "smtp_password"),
+    ("metrics", "token"),
+    ("alerts", "webhook_url"),
+    ("database", "url"),
+)
+
+
+def secrets_others_may_read(path: Path) -> list[str]:
+    """The secret settings (`section.key`) the config file at `path` sets while its group or
+    others may read it; [] when it is private, sets none, or cannot be read."""
+    try:
+        if not stat.S_IMODE(path.stat().st_mode) & 0o044:
+            return []
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    found = []
+    for section, key in SECRET_SETTINGS:
+        table = data.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if value and (key != "url" or "@" in str(value)):  # sqlite:///PATH holds no password
+            found.append(f"{section}.{key}")
+    return found
+
+
+def readable_secrets_notice(config: Config) -> str | None:
+    """serve's one line when its config file holds secrets its group or other users may read."""
+    path = Path(config.source)
+    exposed = secrets_others_may_read(path) if path.is_file() else []
+    if not exposed:
+        return None
+    return (
+        f"{path} holds {', '.join(exposed)} and other users of this machine may read it: "
+        f"chmod 600 {path}"
+    )

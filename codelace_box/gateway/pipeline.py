@@ -27,6 +27,7 @@ from typing import Any
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
+from codelace_box.errors import CodelaceError
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
@@ -218,6 +219,8 @@ class Gateway:
             raise UpstreamBroken("the upstream answered with something other than an object")
         try:
             body, usage = call.adapter.parse_response(payload, call.answer_model)
+        except CodelaceError as exc:  # the upstream's own error, in a 200 answer
+            raise opened.without_key(exc) from None
         except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
             log.warning("request %s: the upstream's answer is not in its API's shape (%s)",
                         call.request_id, type(exc).__name__)  # fmt: skip

@@ -276,7 +276,7 @@ class StreamRelay:
     async def _fail(self, send: Send, exc: Exception) -> None:
         """A failed stream: nothing charged; an error event sent, or raised when the client got
         no byte yet."""
-        error = client_error(exc)
+        error = client_error(self.opened.without_key(exc))
         self.opened.response.close()
         if not self._settled:
             self._settled = True

@@ -98,5 +98,5 @@ async def open_stream_started(
             return Started(opened, prefix)
         opened.response.close()
         if retries_left <= 0:
-            raise error
+            raise opened.without_key(error)
         retries_left -= 1

@@ -57,7 +57,7 @@ from codelace_box.gateway.hints import refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
-from codelace_box.providers.base import UpstreamTarget
+from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
 OVERLOADED = 529  # Anthropic's status for "overloaded_error"
@@ -102,6 +102,15 @@ class Opened:
 
     response: UpstreamResponse
     key: KeySlot
+
+    def without_key(self, exc: BaseException) -> BaseException:
+        """`exc` with the key masked out of its message: an error inside a 200 answer (a
+        stream's error event, an `error` object in a body) may echo it, as an error status
+        may (`_failure`), and its message reaches the client, the log and the usage row."""
+        if isinstance(exc, CodelaceError | UpstreamStreamError):
+            exc.message = mask_in(exc.message, self.key.secret)
+            exc.args = (exc.message,)
+        return exc
 
 
 def retry_after_sec(raw: str | None) -> int:

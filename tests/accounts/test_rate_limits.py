@@ -299,3 +299,51 @@ def test_one_code_sent_to_two_processes_at_once_signs_in_once(box_factory: Serve
     assert len(boxes[1].get("/api/v1/auth/key", key).json()) == 1  # one login key minted
     for box in boxes:
         box.close()
+
+
+def test_sign_ins_forwarded_by_a_proxy_without_proxies_count_are_warned_of_once(
+    box_factory: ServerFactory,
+) -> None:
+    """Behind a reverse proxy on the same machine with server.proxies_count left at 0, every
+    client counts as the proxy's loopback address: one client asking 50 codes in a window
+    locks everyone out of signing in, and nothing said why. The first sign-in that names the
+    client it was forwarded for says so in the log, once per process."""
+    server = box_factory()
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for n in range(3):
+            answer = http.post("/api/v1/auth/otp/request", json={"email": f"p{n}@proxy.test"},
+                               headers={"x-forwarded-for": f"203.0.113.{n}"})  # fmt: skip
+            assert answer.status_code == 200
+    warned = [line for line in server.log_text().splitlines() if "proxies_count" in line]
+    assert len(warned) == 1, server.log_text()
+    assert "X-Forwarded-For" in warned[0]
+    assert "203.0.113" not in warned[0]
+
+
+def test_no_proxy_warning_for_direct_clients_or_a_set_proxies_count(
+    box_factory: ServerFactory,
+) -> None:
+    direct, proxied = box_factory(), box_factory(server={"proxies_count": 1})
+    for server, headers in ((direct, {}), (proxied, {"x-forwarded-for": "203.0.113.9"})):
+        answer = httpx.post(server.base_url + "/api/v1/auth/otp/request", headers=headers,
+                            json={"email": "q@proxy.test"}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200
+        assert "proxies_count" not in server.log_text()
+
+
+def test_verify_attempts_per_email_are_capped_per_day_too(box_factory: ServerFactory):
+    """Ten verifies per email every 10 minutes, without end, let anyone guess 1,440 codes a
+    day at an account (a 6-digit code: one account in 700 a day, 40% of one account in a
+    year). auth.otp_verifies_per_email_per_day caps the guesses of a day (default 50)."""
+    assert DEFAULTS.otp_verifies_per_email_per_day == 50
+    lowered = {"otp_verifies_per_email_per_day": 3, "otp_verifies_per_email": 100,
+               "rate_limit_window_sec": 60}  # fmt: skip
+    client = BoxClient(box_factory(auth=lowered), None)
+    assert client.request_code("daily@example.com").status_code == 200
+    right = console_code(client.server, "daily@example.com")
+    for wrong in ("000000", "000001", "000002"):
+        assert client.verify("daily@example.com", wrong).status_code == 400
+    limited = client.verify("daily@example.com", right)
+    assert assert_limited(limited, window=86400) > 60
+    assert client.verify("other@example.com", "000000").status_code == 400  # per email
+    client.close()

@@ -99,3 +99,45 @@ def test_files_an_earlier_version_left_readable_are_made_private(tmp_path: Path)
                 "codelace.db-wal"), "0o600")  # fmt: skip
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("stripe", "secret_key", "sk_test_a_stripe_key"),
+        ("email", "smtp_password", "the mail password"),
+        ("server", "secret_key", "the-server-secret-0123456789"),
+        ("alerts", "webhook_url", "https://hooks.example.test/services/T0/B0/token"),
+    ],
+)
+def test_serve_warns_when_others_may_read_secrets_in_its_config_file(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    """`init` writes codelace.toml 600, but an operator who copies the example or writes the
+    file by hand gets the umask's 644: the Stripe key, the SMTP password or the server secret
+    (which decrypts every provider key in a copied database) readable by every local user, and
+    nothing said so. serve now names the file and the keys (never their values)."""
+    port = free_port()
+    sections = base_sections(tmp_path, port)
+    sections.setdefault(section, {})[key] = value
+    config = write_config(tmp_path / "codelace.toml", sections)
+    config.chmod(0o644)
+    server = UmaskServer(config, port).start()
+    server.stop()
+    warned = [line for line in server.log_text().splitlines() if "chmod 600" in line]
+    assert len(warned) == 1, server.log_text()
+    assert str(config) in warned[0] and f"{section}.{key}" in warned[0]
+    assert value not in server.log_text()
+    config.chmod(0o600)
+    server = UmaskServer(config, port).start()
+    server.stop()
+    assert server.log_text().count("chmod 600") == 1  # the first start's line only
+
+
+def test_a_readable_config_file_without_secrets_is_no_warning(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "codelace.toml", base_sections(tmp_path, port))
+    config.chmod(0o644)
+    server = UmaskServer(config, port).start()
+    server.stop()
+    assert "chmod 600" not in server.log_text()

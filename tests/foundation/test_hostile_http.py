@@ -230,18 +230,94 @@ SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: box\r\n\r\n"
         b"X-Pad: 1\rContent-Length: %d" % len(SMUGGLED),
         b"X-Pad: 1\r\n Content-Length: %d" % len(SMUGGLED),
         b"X-Pad: 1\x00",
+        b"Content-Length\x0b: %d" % len(SMUGGLED),  # a proxy that trims it reads a length
+        b"Content Length: %d" % len(SMUGGLED),
+        b"Content-Length@: %d" % len(SMUGGLED),
+        b"X-\xff: 1\r\nContent-Length\xc2\xa0: %d" % len(SMUGGLED),
+        b": 1",
     ],
 )
 def test_a_malformed_field_line_is_a_400_and_nothing_is_smuggled(
     box: ServerProcess, field: bytes
 ) -> None:
     """RFC 9112 has a server refuse these. Sanic read `Content-Length : N` (or a length after a
-    bare LF) as no length at all, and the body as a second request: a proxy that reads it as
-    the length forwards one request, the box answers two (here /metrics, loopback-only)."""
+    bare LF, or under a name that is no token: a control byte, a blank or `@` in it, or none)
+    as no length at all, and the body as a second request: a proxy that reads it as the length
+    forwards one request, the box answers two (here /metrics, loopback-only)."""
     head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\n" + field + b"\r\n\r\n"
     answer = exchange(box, head + SMUGGLED)
     assert_error(answer, 400)
     assert answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+# 0x14 bytes (its size has digits only, in any script), no JSON: a body read is a 400
+# invalid_json (no sign-in code asked for, no rate limit counted), a bad size a 400 of its own
+BODY = b"not json, 20 bytes.."
+
+
+@pytest.mark.parametrize(
+    "length",
+    [b"0x%x" % len(BODY), b"0X%x" % len(BODY), b" %x" % len(BODY), "\u0661\u0664".encode()],
+    ids=["0x", "0X", "leading-blank", "arabic-indic-digits"],
+)
+def test_a_chunk_size_that_is_no_hex_number_is_a_400(box: ServerProcess, length: bytes) -> None:
+    """RFC 9112's chunk-size is HEXDIG only. Sanic read it with int(_, 16), which takes `0x1b`,
+    blanks around it and any script's digits: a proxy in front that reads `0x1b` as 0 (strtol)
+    ends the body there and forwards the rest as a request of its own, which the box read as
+    body (or the other way round: request smuggling)."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    chunks = length + b"\r\n" + BODY + b"\r\n0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b"Bad chunked encoding" in answer
+
+
+@pytest.mark.parametrize("after", [b"XY", b"\n0", b"\r0"])
+def test_chunk_data_not_followed_by_crlf_is_a_400(box: ServerProcess, after: bytes) -> None:
+    """Sanic took any two bytes after a chunk's data as its CRLF: a chunk longer than its size
+    (by two bytes a proxy counts as data, or refuses) was read as well-formed."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    chunks = b"14\r\n" + BODY + after + b"0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b"Bad chunked encoding" in answer
+
+
+@pytest.mark.parametrize("extension", [b";a\nb", b";a\rb", b";a\x00"])
+def test_a_chunk_line_with_a_bare_lf_cr_or_nul_is_a_400(
+    box: ServerProcess, extension: bytes
+) -> None:
+    """Sanic looked for the CRLF ending a chunk-size line and took what came before it: a bare
+    LF in the extension, which a proxy may take for the end of the line (and the rest for
+    data), passed."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    chunks = b"14" + extension + b"\r\n" + BODY + b"\r\n0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b"Bad chunked encoding" in answer
+
+
+@pytest.mark.parametrize("length", ["\uff12\uff10".encode(), "\u0662\u0660".encode(), b"0x14"])
+def test_a_content_length_that_is_no_decimal_number_is_a_400(
+    box: ServerProcess, length: bytes
+) -> None:
+    """RFC 9110's Content-Length is 1*DIGIT: Sanic's int() took full-width and other scripts'
+    digits (`\uff12\uff10` as 20), which a proxy reads as no length at all."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nContent-Length: " + length
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + BODY)
+    assert_error(answer, 400)
+    assert b"Bad content-length" in answer
+
+
+def test_a_chunk_size_in_capitals_with_an_extension_is_read(box: ServerProcess) -> None:
+    """What RFC 9112 allows still passes: upper-case hex digits, leading zeros, an extension
+    after blanks."""
+    head = b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: box\r\nTransfer-Encoding: chunked"
+    body = b"not json, 27 bytes (0x1B).."
+    chunks = b"00%X ;name=value\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    answer = exchange(box, head + b"\r\nConnection: close\r\n\r\n" + chunks)
+    assert_error(answer, 400)
+    assert b'"code":"invalid_json"' in answer
 
 
 def test_a_request_in_bare_lf_lines_is_a_400_at_once(box: ServerProcess) -> None:

@@ -19,6 +19,7 @@ from tests.messages.conftest import (
     NEEDS_SDK,
     OPENAI_ALIAS,
     PRICES,
+    PROVIDER_KEY,
     MessagesBox,
     openai_chunk,
     tool_call_piece,
@@ -259,3 +260,26 @@ def test_a_stream_cut_before_its_final_usage_bills_cache_tokens_at_their_prices(
     cost = usd_nanos((25, PRICES["in"]), (500, PRICES["read"]), (40, PRICES["write"]),
                      (row["output_tokens"], PRICES["out"]))  # fmt: skip
     assert row["cost_nanos"] == cost
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        AnthropicReply(error_before_content=True, error_type="authentication_error",
+                       error_message=f"invalid x-api-key: {PROVIDER_KEY}"),
+        AnthropicReply(text="one two three four", error_after_deltas=1,
+                       error_type="authentication_error",
+                       error_message=f"invalid x-api-key: {PROVIDER_KEY}"),
+    ],
+    ids=["before-content", "after-content"],
+)  # fmt: skip
+def test_an_error_event_echoing_the_providers_key_never_shows_it(
+    fresh: MessagesBox, reply: AnthropicReply
+) -> None:
+    """An upstream's error event inside a 200 stream that echoes the operator's key (the
+    error status path masked it; the event was relayed as sent)."""
+    _, key = fresh.new_key()
+    fresh.fake.script(reply, reply, reply)  # the first try and both retries
+    answer = post(fresh, {**BODY, "stream": True}, **{"x-api-key": key})
+    assert b"invalid x-api-key" in answer.content
+    assert PROVIDER_KEY not in answer.text

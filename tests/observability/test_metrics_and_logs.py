@@ -5,6 +5,7 @@ upstream's error text is kept; refusals are counted; the token and loopback rule
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import defaultdict
 
@@ -185,7 +186,7 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
 ) -> None:
     """Behind one proxy the real address is the last X-Forwarded-For entry (the one the proxy
     added): a client that writes 127.0.0.1 first is still outside; with two proxies, the one
-    before them. Without proxies_count the header is the client's word and not taken."""
+    before them. Without proxies_count the header is not taken as the address."""
     one = box_factory(server={"proxies_count": 1})
     two = box_factory(server={"proxies_count": 2})
     none = box_factory()
@@ -198,7 +199,34 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
     assert status(one, "203.0.113.7, 127.0.0.1") == 200  # the proxy saw a local client
     assert status(two, "127.0.0.1, 10.0.0.2") == 200
     assert status(two, "203.0.113.7, 127.0.0.1") == 403
-    assert status(none, "203.0.113.7") == 200  # the socket peer is the loopback
+    assert status(none, "127.0.0.1") == 403  # a request a proxy forwarded: see below
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("x-forwarded-for", "203.0.113.7"), ("forwarded", "for=203.0.113.7"),
+     ("x-real-ip", "203.0.113.7")],
+)  # fmt: skip
+def test_a_request_a_local_proxy_forwarded_gets_no_metrics_unless_its_client_is_known(
+    box_factory: BoxFactory, header: tuple[str, str]
+) -> None:
+    """The usual install has nginx or Caddy on the same machine in front of the box: every
+    request then comes from the loopback. Without server.proxies_count (forgotten, or not
+    known to matter for /metrics) the whole internet got the token-less /metrics (traffic,
+    spend, providers, per model) through the proxy. A request that names a client it was
+    forwarded for is no local scrape: 403, until proxies_count says how to read it (and the
+    proxy sends X-Forwarded-For, which is what proxies_count reads). A local scraper (no such
+    header) still gets it."""
+    box = box_factory()
+    get = httpx.Client(base_url=box.url, timeout=10).get
+    answer = get("/metrics", headers=dict([header]))
+    assert answer.status_code == 403
+    assert "proxies_count" in answer.json()["error"]["message"]
+    assert get("/metrics").status_code == 200
+    # behind a proxy that sends only the headers Sanic does not read for proxies_count
+    proxied = httpx.Client(base_url=box_factory(server={"proxies_count": 1}).url, timeout=10)
+    if header[0] != "x-forwarded-for":
+        assert proxied.get("/metrics", headers=dict([header])).status_code == 403
 
 
 def ipv6_available() -> bool:
@@ -299,3 +327,22 @@ def test_every_error_code_the_box_names_keeps_its_own_upstream_errors_label() ->
     assert metrics.upstream_error_code("upstream_429") == "upstream_429"
     assert metrics.upstream_error_code("upstream_4290") == "upstream_error"
     assert metrics.upstream_error_code("proxy says no") == "upstream_error"
+
+
+def test_metrics_on_the_loopback_answer_only_a_local_host_name(box_factory: BoxFactory) -> None:
+    """DNS rebinding: a web page at evil.example, whose name then resolves to 127.0.0.1, has a
+    browser on the box's machine fetch http://evil.example:PORT/metrics as its own origin: the
+    peer is the loopback, so the token-less /metrics answered, and the page read it. A local
+    scraper names a local host (localhost, an address, the box's own host or public_url)."""
+    box = box_factory(server={"public_url": "https://box.example.test"})
+    port = box.url.rsplit(":", 1)[1]
+    get = httpx.Client(base_url=box.url, timeout=10).get
+
+    def status(host: str) -> int:
+        return get("/metrics", headers={"host": host}).status_code
+
+    assert status(f"evil.example:{port}") == 403
+    assert status(f"127.0.0.1.evil.example:{port}") == 403
+    for local in (f"localhost:{port}", f"127.0.0.1:{port}", "127.0.0.1", f"[::1]:{port}",
+                  "box.example.test", f"LOCALHOST:{port}", socket.gethostname()):  # fmt: skip
+        assert status(local) == 200, local
