@@ -9,7 +9,8 @@ back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop withou
 own API, which reasons in private, is sent none), and OpenRouter's `reasoning_details` sealed in
 their signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
 tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id (hashed when
-longer than OpenAI's `user` may be) and thinking (as reasoning_effort, by its budget or adaptive
+longer than OpenAI's `user` may be), output_config.format (as response_format:
+messages_openai_format.py) and thinking (as reasoning_effort, by its budget or adaptive
 thinking's output_config.effort, a mid-conversation system message's per-message one first) map
 to their counterparts. Deferred tools (`defer_loading`, client-side tool search) are sent once a
 tool result's `tool_reference` loads them. Answers and streams go back in
@@ -33,6 +34,7 @@ from codelace_box.providers.base import (
     Usage,
 )
 from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
+from codelace_box.providers.messages_openai_format import response_format
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
@@ -300,6 +302,8 @@ def _options(body: JSON, payload: JSON) -> None:
     effort = _effort(body.get("thinking"), body.get("output_config"), _per_message_effort(messages))
     if effort is not None:
         payload["reasoning_effort"] = effort
+    if (form := response_format(body)) is not None:
+        payload["response_format"] = form
 
 
 def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
