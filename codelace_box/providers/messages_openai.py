@@ -9,8 +9,8 @@ back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop withou
 own API, which reasons in private, is sent none), and OpenRouter's `reasoning_details` sealed in
 their signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
 tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id (hashed when
-longer than OpenAI's `user` may be), output_config.format (as response_format:
-messages_openai_format.py) and thinking (as reasoning_effort, by its budget or adaptive
+longer than OpenAI's `user` may be), output_config.format (as response_format) and strict tools
+(messages_openai_format.py), and thinking (as reasoning_effort, by its budget or adaptive
 thinking's output_config.effort, a mid-conversation system message's per-message one first) map
 to their counterparts. Deferred tools (`defer_loading`, client-side tool search) are sent once a
 tool result's `tool_reference` loads them. Answers and streams go back in
@@ -34,7 +34,7 @@ from codelace_box.providers.base import (
     Usage,
 )
 from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
-from codelace_box.providers.messages_openai_format import response_format
+from codelace_box.providers.messages_openai_format import response_format, strict_ready
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
@@ -216,6 +216,8 @@ def _tools(tools: Any, loaded: set[str]) -> list[JSON]:
         function = {"name": tool.get("name", ""), "parameters": tool.get("input_schema") or {}}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
+        if tool.get("strict") is True:  # strict tool use: where OpenAI's strict mode takes it
+            function["strict"] = strict_ready(function["parameters"])
         out.append({"type": "function", "function": function})
     return out
 

@@ -6,13 +6,13 @@ It speaks the wire format as api.openai.com does: pretty-printed `chat.completio
 `stream_options.include_usage` is set, an `obfuscation` pad), then `data: [DONE]`; errors in the
 `{"error": {message, type, param, code}}` envelope. It validates requests like the real API (Bearer
 key, model, non-empty messages, stream_options only with stream, a `user` of at most 64 characters,
-a strict json_schema `response_format` only with a schema strict mode takes) and is scripted per
-test with `Reply` objects: text, tool calls, usage or none, errors and statuses, delays, a
-connection dropped or an error event mid-stream, a stream that hangs until the client leaves, a
-gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or tens of
-megabytes from a generator; it can pause midway until the test lets it go on); hidden reasoning
-tokens reported in the usage after a pause, an endless stream that ignores max_tokens. Streams and
-raw bodies are written by tests/fakes/openai_chat_stream.py; `POST /v1/embeddings` and
+a strict json_schema `response_format` or function only with a schema strict mode takes) and is
+scripted per test with `Reply` objects: text, tool calls, usage or none, errors and statuses,
+delays, a connection dropped or an error event mid-stream, a stream that hangs until the client
+leaves, a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
+tens of megabytes from a generator; it can pause midway until the test lets it go on); hidden
+reasoning tokens reported in the usage after a pause, an endless stream that ignores max_tokens.
+Streams and raw bodies are written by tests/fakes/openai_chat_stream.py; `POST /v1/embeddings` and
 `/v1/responses` by openai_embeddings.py and openai_responses.py. `GET /v1/models` (the box's key
 probe) answers 200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401
 to a restricted key that may not list models). A model named in `no_reasoning` refuses
@@ -140,16 +140,21 @@ def _strict_problem(schema: Any, where: tuple[str, ...] = ()) -> str | None:
 
 
 def _check_strict_format(body: dict[str, Any]) -> web.Response | None:
-    """OpenAI's 400 for a strict json_schema response_format it cannot enforce."""
+    """OpenAI's 400 for a strict json_schema response_format, or a strict function, whose
+    schema strict mode cannot enforce."""
     form = body.get("response_format")
     spec = form.get("json_schema") if isinstance(form, dict) else None
-    if not isinstance(spec, dict) or spec.get("strict") is not True:
-        return None
-    problem = _strict_problem(spec.get("schema"))
-    if problem is None:
-        return None
-    message = f"Invalid schema for response_format '{spec.get('name')}': {problem}"
-    return _error(400, message, "invalid_request_error", None, "response_format")
+    strict = [("response_format", spec, "schema")] if isinstance(spec, dict) else []
+    for tool in body.get("tools") or []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict):
+            strict.append(("function", function, "parameters"))
+    for kind, holder, key in strict:
+        problem = _strict_problem(holder.get(key)) if holder.get("strict") is True else None
+        if problem is not None:
+            message = f"Invalid schema for {kind} '{holder.get('name')}': {problem}"
+            return _error(400, message, "invalid_request_error", None, kind)
+    return None
 
 
 class FakeOpenAI(LoopbackServer):

@@ -77,3 +77,19 @@ def test_the_older_output_format_field_is_honoured_too(fresh: MessagesBox) -> No
     assert answer.status_code == 200, answer.text
     sent = fresh.openai_fake.requests[-1].body["response_format"]
     assert sent["json_schema"]["schema"] == schema and sent["json_schema"]["strict"] is True
+
+
+def test_strict_tools_stay_strict_where_openai_can_hold_them_so(fresh: MessagesBox) -> None:
+    """Anthropic's strict tool use (`strict: true`): the OpenAI function is strict too where
+    OpenAI's strict mode takes its schema; one with an optional parameter goes without."""
+    _, key = fresh.new_key()
+    exact = {"type": "object", "properties": {"path": {"type": "string"}},
+             "required": ["path"], "additionalProperties": False}  # fmt: skip
+    loose = {**exact, "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}}}
+    tools = [{"name": "Read", "input_schema": exact, "strict": True},
+             {"name": "Grep", "input_schema": loose, "strict": True},
+             {"name": "Ls", "input_schema": exact}]  # fmt: skip
+    fresh.openai_fake.push(Reply(content="ok"))
+    fresh.client(key).messages.create(model=OPENAI_ALIAS, max_tokens=50, messages=ASK, tools=tools)
+    sent = [tool["function"] for tool in fresh.openai_fake.requests[-1].body["tools"]]
+    assert [function.get("strict") for function in sent] == [True, False, None]
