@@ -332,8 +332,9 @@ class ResponsesStreamTranslator:
             self.closed_calls.add(item.chat_index)
             if item.given_id:
                 self.closed_ids.add(item.given_id)
+            events = self._no_arguments(item) if status == "completed" else []
             done = self._call_item(item, status)
-            events = self._call_done(item, done)
+            events += self._call_done(item, done)
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
         return events + self._flush_deferred(status) if self.deferred else events
@@ -351,6 +352,14 @@ class ResponsesStreamTranslator:
         else:
             done = self._part_event("response.output_text.done", item, None, text=item.text)
         return [done, self._part_event("response.content_part.done", item, part)]
+
+    def _no_arguments(self, item: _Item) -> list[JSON]:
+        """`{}` for a finished call that streamed no arguments (Ollama's `""` for a tool without
+        parameters), as the non-streamed answer gives it: clients parse them as JSON."""
+        if item.text or item.name in self.context.custom_tools:
+            return []
+        item.text = "{}"
+        return [self._item_event("response.function_call_arguments.delta", item, delta="{}")]
 
     def _call_item(self, item: _Item, status: str) -> JSON:
         arguments = item.text if status != "in_progress" else ""
