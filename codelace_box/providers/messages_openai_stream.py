@@ -19,7 +19,7 @@ from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
-from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
@@ -89,11 +89,9 @@ def _input(arguments: Any) -> JSON:
 def answer_text(message: JSON) -> str:
     """The text of a chat message or delta: its content, or OpenAI's `refusal` (a refused
     answer comes with content null; the user reads it as the answer's text)."""
-    for name in ("content", "refusal"):
-        value = message.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
+    refusal = message.get("refusal")
+    text = content_text(message)
+    return text or (refusal if isinstance(refusal, str) else "")
 
 
 def earlier_call_ids(body: JSON) -> frozenset[str]:

@@ -61,12 +61,36 @@ def json_post(url: str, api_key: str, payload: JSON, *, stream: bool) -> Upstrea
 
 
 def reasoning_text(message: JSON) -> str:
-    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`)."""
+    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`, or
+    the thinking chunks of a content list)."""
     for name in ("reasoning_content", "reasoning"):
         value = message.get(name)
         if isinstance(value, str) and value:
             return value
-    return ""
+    return "".join(_chunk_texts(message.get("content"), "thinking"))
+
+
+def content_text(message: JSON) -> str:
+    """The answer text of a chat message or delta: its `content` string, or the text chunks of
+    a content list. Mistral's reasoning models (Magistral) answer with a list of typed chunks,
+    `{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}` and
+    `{"type": "text", "text": ...}`, in stream deltas too."""
+    content = message.get("content")
+    return content if isinstance(content, str) else "".join(_chunk_texts(content, "text"))
+
+
+def _chunk_texts(content: Any, kind: str) -> list[str]:
+    """The texts of a content list's chunks of one type (a thinking chunk holds text chunks)."""
+    texts: list[str] = []
+    for chunk in content if isinstance(content, list) else ():
+        if not isinstance(chunk, dict) or chunk.get("type") != kind:
+            continue
+        inner = chunk.get(kind)
+        if isinstance(inner, str):
+            texts.append(inner)
+        elif isinstance(inner, list):
+            texts += _chunk_texts(inner, "text")
+    return texts
 
 
 def _send_cap(payload: JSON, field: str, reserved: int) -> None:
@@ -105,7 +129,7 @@ def _private(name: str) -> bool:
 def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
-    total = 0
+    total = 0 if isinstance(delta.get("content"), str) else len(content_text(delta))
     for name in ("content", "refusal", "reasoning_content", "reasoning"):
         value = delta.get(name)
         if isinstance(value, str):

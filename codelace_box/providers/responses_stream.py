@@ -38,7 +38,7 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
-from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
@@ -172,9 +172,10 @@ class ResponsesStreamTranslator:
                 self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
         if (pieces := details_of(delta)) and self.context.encrypted_reasoning:  # else: nowhere
             events += self._details(pieces)
-        for name, kind in (("content", "output_text"), ("refusal", "refusal")):
-            if isinstance(delta.get(name), str) and delta[name]:
-                events += self._text(delta[name], kind)
+        if text := content_text(delta):  # a string, or a list's text chunks (Mistral's)
+            events += self._text(text)
+        if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+            events += self._text(delta["refusal"], "refusal")
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 events += self._call(call)
