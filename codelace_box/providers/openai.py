@@ -234,6 +234,17 @@ def _error_text(error: Any) -> str:
     return "the upstream reported an error"
 
 
+def _without_signatures(message: Any) -> Any:
+    """A message without Gemini's thought signatures on its tool calls (`extra_content`, which
+    a thread begun on Gemini hands back; OpenAI does not take it)."""
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not isinstance(calls, list):
+        return message
+    kept = [{k: v for k, v in c.items() if k != "extra_content"} if isinstance(c, dict) else c
+            for c in calls]  # fmt: skip
+    return {**message, "tool_calls": kept}
+
+
 class OpenAIAdapter(ProviderAdapter):
     """Chat Completions in, Chat Completions out."""
 
@@ -260,6 +271,8 @@ class OpenAIAdapter(ProviderAdapter):
             payload.pop("stream_options", None)
         if target.default_max_tokens is not None:
             _send_cap(payload, cap_field(base), target.default_max_tokens)
+        if "api.openai.com" in base and isinstance(payload.get("messages"), list):
+            payload["messages"] = [_without_signatures(m) for m in payload["messages"]]
         return json_post(f"{base}/chat/completions", target.api_key, payload, stream=target.stream)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:

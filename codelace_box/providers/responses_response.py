@@ -31,6 +31,7 @@ from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
+from codelace_box.providers.thought_signature import signature_of, signed_id
 
 JSON = dict[str, Any]
 
@@ -212,7 +213,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
         items.append(
             call_item(
                 new_id(prefix),
-                str(call.get("id") or new_call_id()),
+                signed_id(str(call.get("id") or new_call_id()), signature_of(call)),
                 str(function.get("name") or ""),
                 str(function.get("arguments") or "{}"),
                 context,

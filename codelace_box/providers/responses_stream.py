@@ -55,6 +55,7 @@ from codelace_box.providers.responses_response import (
     responses_usage,
     status_for,
 )
+from codelace_box.providers.thought_signature import signature_of, signed_id
 
 JSON = dict[str, Any]
 
@@ -254,12 +255,9 @@ class ResponsesStreamTranslator:
         item = self.open
         if not self._continues(item, index, _text(call, "id")):
             if self._defers(item, index):
-                name = _text(function, "name")
-                self.deferred[index] = {
-                    "id": _text(call, "id"),
-                    "name": name,
-                    "arguments": fragment,
-                }
+                header = {"id": _text(call, "id"), "name": _text(function, "name")}
+                self.deferred[index] = header | {"arguments": fragment,
+                                                 "extra": call.get("extra_content")}  # fmt: skip
                 return []
             events += self._open_call(call, index, _text(function, "name"))
             item = self.open
@@ -293,7 +291,8 @@ class ResponsesStreamTranslator:
         held, self.deferred = self.deferred, {}
         for index, call in held.items():
             function = {"name": call["name"], "arguments": call["arguments"]}
-            events += self._call({"index": index, "id": call["id"], "function": function})
+            events += self._call({"index": index, "id": call["id"], "function": function,
+                                  "extra_content": call["extra"]})  # fmt: skip
             events += self._close(status)
         return events
 
@@ -304,7 +303,9 @@ class ResponsesStreamTranslator:
         events = self._close()
         custom = name in self.context.custom_tools
         item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
-        item.call_id, item.given_id = given_id or new_call_id(), given_id
+        # Gemini's thought signature rides in the call_id (providers/thought_signature.py)
+        item.call_id = signed_id(given_id or new_call_id(), signature_of(call))
+        item.given_id = given_id
         item.name, item.chat_index = name, index
         self.open = item
         return [*events, self._added(self._call_item(item, "in_progress"))]
