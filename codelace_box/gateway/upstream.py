@@ -20,8 +20,9 @@ reasoning), is tried once more without it: a model that does not reason (gpt-4o,
 Ollama model without thinking) then answers as if it had not been asked. That attempt is not a
 retry; the hold is the same, and a 400 is not billed upstream. A client's own
 `reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed. Hints a translation
-passed on (`prompt_cache_key`, `safety_identifier`: gateway/hints.py) that the upstream refuses
-as unknown fields go the same way, and the provider is not sent them again for a while.
+passed on (`prompt_cache_key`, `safety_identifier`: gateway/hints.py), and the `stream_options`
+the box adds to ask a stream's usage, that the upstream refuses as unknown fields go the same
+way, and the provider is not sent them again for a while.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from codelace_box.gateway.client import (
     UpstreamResponse,
     UpstreamUnreachable,
 )
-from codelace_box.gateway.hints import refused_hints
+from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
@@ -253,6 +254,16 @@ def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError
     return True
 
 
+def _offer_stream_usage(call: ChatCall) -> None:
+    """A stream to an `openai` provider asks for its usage with `stream_options`, which the box
+    adds: a hint, left out for a server that refuses the field (Mistral: 422 "extra_forbidden"),
+    which gives its usage in the last chunk anyway. A client's own stream_options are theirs."""
+    provider = call.route.provider
+    chat_stream = call.stream and provider.kind == "openai" and not provider.responses_api
+    if chat_stream and STREAM_OPTIONS not in call.body:
+        call.hints = call.hints | {STREAM_OPTIONS}
+
+
 def _leave_out_refused_hints(routes: RouteTable, call: ChatCall) -> None:
     """Before sending: the hints this provider refused lately stay out."""
     if call.hints:
@@ -293,6 +304,7 @@ async def open_upstream(
     """POST the call upstream until a 200 answer, or raise the error the client should see."""
     retries_left = max_retries
     last: CodelaceError | None = None
+    _offer_stream_usage(call)
     _leave_out_refused_hints(routes, call)
     while True:
         key = routes.next_key(call.route.provider.id)
@@ -302,7 +314,7 @@ async def open_upstream(
             )
         target = UpstreamTarget(
             call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
-            call.output_cap,
+            call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
         )  # fmt: skip
         request = call.adapter.build_request(call.body, target)
         sent = time.perf_counter()

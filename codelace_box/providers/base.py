@@ -54,6 +54,7 @@ class UpstreamTarget:
     base_url: str
     stream: bool
     default_max_tokens: int | None
+    stream_usage: bool = True  # an `openai` stream: ask for its usage (stream_options)
 
 
 @dataclass(frozen=True)

@@ -263,10 +263,10 @@ class OpenAIAdapter(ProviderAdapter):
         payload["model"] = target.upstream_model
         if target.stream:
             payload["stream"] = True
-            options = payload.get("stream_options")
-            options = dict(options) if isinstance(options, dict) else {}
-            options["include_usage"] = True
-            payload["stream_options"] = options
+            options = payload.get("stream_options")  # the client's own go as they are
+            if target.stream_usage or options is not None:
+                options = dict(options) if isinstance(options, dict) else {}
+                payload["stream_options"] = options | {"include_usage": True}
         else:
             payload.pop("stream_options", None)
         if target.default_max_tokens is not None:

@@ -1,0 +1,80 @@
+"""A stream to an `openai` provider asks for its usage with `stream_options`, which the box
+adds; Mistral's API refuses the field (422 "extra_forbidden", "Extra inputs are not
+permitted") and gives the usage in its last chunk anyway. The stream is asked again without
+it, the provider is sent it no more for a while, and the call is billed the usage Mistral
+gave. A client's own stream_options (/v1/chat/completions) stay theirs: the refusal is relayed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import NEEDS_SDK, OPENAI_MODEL, MessagesBox
+
+pytestmark = NEEDS_SDK
+
+DETAIL = [{"type": "extra_forbidden", "loc": ["body", "stream_options", "include_usage"],
+           "msg": "Extra inputs are not permitted", "input": True}]  # fmt: skip
+REFUSAL = json.dumps({"object": "error", "message": {"detail": DETAIL},
+                      "type": "invalid_request_error", "param": None, "code": None})  # fmt: skip
+USAGE = {"prompt_tokens": 20, "total_tokens": 27, "completion_tokens": 7}
+ASK = [{"role": "user", "content": "hi"}]
+
+
+def _mistral(text: str) -> Reply:
+    """Mistral's stream: its usage on the last chunk, unasked."""
+    base = {"id": "5c1e", "object": "chat.completion.chunk", "created": 1, "model": "mistral-m"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps(base | {'choices': [choice]} | extra)}\n\n".encode()
+
+    last = chunk({"content": ""}, "stop", usage=USAGE)
+    return Reply(
+        raw=[chunk({"role": "assistant"}), chunk({"content": text}), last, b"data: [DONE]\n\n"]
+    )
+
+
+def test_a_server_that_refuses_stream_options_streams_without_them(fresh: MessagesBox) -> None:
+    fresh.openai_fake.field_refusals["stream_options"] = (422, REFUSAL)
+    fresh.openai_fake.push(_mistral("Bonjour."), _mistral("Encore."))
+    email, key = fresh.new_key()
+    client = fresh.client(key)
+    try:
+        with client.messages.stream(model=OPENAI_MODEL, max_tokens=50, messages=ASK) as stream:
+            message = stream.get_final_message()
+        assert message.content[0].text == "Bonjour."
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (20, 7)
+        sent = [r.body for r in fresh.openai_fake.requests]
+        assert len(sent) == 2 and "stream_options" in sent[0] and "stream_options" not in sent[1]
+        chat = {"model": OPENAI_MODEL, "messages": ASK, "stream": True}
+        answer = httpx.post(f"{fresh.server.base_url}/v1/chat/completions", json=chat,
+                            headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200 and "Encore." in answer.text
+        assert len(fresh.openai_fake.requests) == 3  # remembered: no second refusal
+        row = fresh.usage_rows(email)[-1]
+        assert (row["input_tokens"], row["output_tokens"]) == (20, 7)
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()
+
+
+def test_a_clients_own_stream_options_stay_its_own(fresh: MessagesBox) -> None:
+    fresh.openai_fake.field_refusals["stream_options"] = (422, REFUSAL)
+    _, key = fresh.new_key()
+    chat = {"model": OPENAI_MODEL, "messages": ASK, "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/chat/completions", json=chat,
+                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+    assert answer.status_code == 422 and "stream_options" in answer.text
+    assert len(fresh.openai_fake.requests) == 1
+
+
+@pytest.fixture(autouse=True)
+def _no_refusals(fresh: MessagesBox) -> Any:
+    yield
+    fresh.openai_fake.field_refusals.clear()
