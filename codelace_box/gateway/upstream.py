@@ -236,7 +236,7 @@ def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
 def _without_hints(call: ChatCall, names: set[str]) -> None:
     """Leave these hints the translation added out of the call's body (and out of its hints)."""
     call.hints = call.hints - names
-    call.body = {name: value for name, value in call.body.items() if name not in names}
+    call.body = call.adapter.without_hints(call.body, names)
 
 
 def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError) -> bool:

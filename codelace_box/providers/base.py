@@ -144,6 +144,11 @@ class ProviderAdapter(ABC):
         account at the provider cannot pay: HTTP 402 Payment Required, by default."""
         return status == 402
 
+    def without_hints(self, body: JSON, names: set[str]) -> JSON:
+        """The body without hints its translation passes on that the upstream refused as
+        unknown fields (gateway/upstream.py); by default, without those fields."""
+        return {name: value for name, value in body.items() if name not in names}
+
     def without_effort(self, body: JSON) -> JSON:
         """The body asking the upstream for no reasoning effort (for a model that refuses
         `reasoning_effort`: gateway/upstream.py); by default, without that field."""

@@ -78,3 +78,29 @@ def test_a_clients_own_stream_options_stay_its_own(fresh: MessagesBox) -> None:
 def _no_refusals(fresh: MessagesBox) -> Any:
     yield
     fresh.openai_fake.field_refusals.clear()
+
+
+def test_a_server_that_refuses_user_is_asked_again_without_claude_codes_user_id(
+    fresh: MessagesBox,
+) -> None:
+    """Claude Code always sends metadata.user_id, which goes to an OpenAI model as `user`;
+    Mistral refuses that field (422 extra_forbidden) as well."""
+    detail = [{"type": "extra_forbidden", "loc": ["body", "user"],
+               "msg": "Extra inputs are not permitted", "input": "u-1"}]  # fmt: skip
+    refusal = json.dumps({"object": "error", "message": {"detail": detail}, "param": None,
+                          "type": "invalid_request_error", "code": None})  # fmt: skip
+    fresh.openai_fake.field_refusals["user"] = (422, refusal)
+    fresh.openai_fake.push(Reply(content="first"), Reply(content="second"))
+    _, key = fresh.new_key()
+    client = fresh.client(key)
+    ask: dict[str, Any] = {"model": OPENAI_MODEL, "max_tokens": 50, "messages": ASK,
+                           "metadata": {"user_id": "u-1"}}  # fmt: skip
+    try:
+        assert client.messages.create(**ask).content[0].text == "first"
+        sent = [r.body for r in fresh.openai_fake.requests]
+        assert len(sent) == 2 and sent[0]["user"] == "u-1" and "user" not in sent[1]
+        assert client.messages.create(**ask).content[0].text == "second"
+        assert len(fresh.openai_fake.requests) == 3  # remembered: no second refusal
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()
