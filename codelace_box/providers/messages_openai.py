@@ -41,7 +41,7 @@ from codelace_box.providers.messages_openai_stream import (
     earlier_call_ids,
     message_from_completion,
 )
-from codelace_box.providers.openai import OpenAIAdapter
+from codelace_box.providers.openai import REASONING_CONTENT, OpenAIAdapter, without_message_field
 from codelace_box.providers.reasoning_details import is_sealed, unseal
 from codelace_box.providers.thought_signature import split_id, with_signature
 
@@ -295,6 +295,7 @@ class MessagesToOpenAI(ProviderAdapter):
     def __init__(self, model: str = "") -> None:
         self.model = model  # the catalog model called (its reasoning details go back to it)
         self.earlier: frozenset[str] = frozenset()  # the call ids the request already holds
+        self.left_out: set[str] = set()  # hints the upstream refused
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -310,6 +311,8 @@ class MessagesToOpenAI(ProviderAdapter):
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
         cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
+        if REASONING_CONTENT in self.left_out:
+            payload["messages"] = without_message_field(payload["messages"], REASONING_CONTENT)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
             for message in payload["messages"]:  # fields OpenAI does not take
@@ -345,7 +348,9 @@ class MessagesToOpenAI(ProviderAdapter):
 
     def without_hints(self, body: JSON, names: set[str]) -> JSON:
         """`user` is metadata.user_id's translation (a server may refuse it: Mistral's 422
-        "extra_forbidden"): the body without its metadata then."""
+        "extra_forbidden"): the body without its metadata then; `reasoning_content` is left
+        out of the messages built."""
+        self.left_out |= names
         kept = {k: v for k, v in body.items() if not ("user" in names and k == "metadata")}
         return super().without_hints(kept, names)
 

@@ -25,6 +25,7 @@ from codelace_box.providers.base import (
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -234,6 +235,15 @@ def _error_text(error: Any) -> str:
     return "the upstream reported an error"
 
 
+def without_message_field(messages: Any, name: str) -> Any:
+    """The messages without a field of their own (`reasoning_content`, which a server that does
+    not take it refuses: Mistral's 422 "extra_forbidden")."""
+    if not isinstance(messages, list):
+        return messages
+    return [{k: v for k, v in m.items() if k != name} if isinstance(m, dict) else m
+            for m in messages]  # fmt: skip
+
+
 def _without_signatures(message: Any) -> Any:
     """A message without Gemini's thought signatures on its tool calls (`extra_content`, which
     a thread begun on Gemini hands back; OpenAI does not take it)."""
@@ -274,6 +284,13 @@ class OpenAIAdapter(ProviderAdapter):
         if "api.openai.com" in base and isinstance(payload.get("messages"), list):
             payload["messages"] = [_without_signatures(m) for m in payload["messages"]]
         return json_post(f"{base}/chat/completions", target.api_key, payload, stream=target.stream)
+
+    def without_hints(self, body: JSON, names: set[str]) -> JSON:
+        """Without these hints, the reasoning handed back in messages among them."""
+        kept = super().without_hints(body, names)
+        if REASONING_CONTENT in names:
+            kept["messages"] = without_message_field(kept.get("messages"), REASONING_CONTENT)
+        return kept
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         choices = payload.get("choices")

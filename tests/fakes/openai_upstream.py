@@ -17,9 +17,10 @@ Streams and raw bodies are written by tests/fakes/openai_chat_stream.py; `POST /
 probe) answers 200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401
 to a restricted key that may not list models). A model named in `no_reasoning` refuses
 `reasoning_effort` with OpenAI's 400 for a model that does not reason (NO_REASONING;
-NO_REASONING_LEGACY is the older and Azure wording), scripts untouched; a top-level field named in
-`field_refusals` is refused as a stricter compatible server refuses a field it does not know (the
-status and body given: Groq's, Gemini's, Cerebras', older vLLM's), scripts untouched.
+NO_REASONING_LEGACY is the older and Azure wording), scripts untouched; a top-level field (or a
+field of a message) named in `field_refusals` is refused as a stricter compatible server refuses a
+field it does not know (the status and body given: Groq's, Gemini's, Cerebras', older vLLM's),
+scripts untouched.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -300,8 +301,9 @@ class FakeOpenAI(LoopbackServer):
 
     def _check_fields(self, body: dict[str, Any]) -> web.Response | None:
         """A stricter server's refusal of a top-level field it does not know."""
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         for name, (status, text) in self.field_refusals.items():
-            if name in body:
+            if name in body or any(name in message for message in messages):
                 return web.Response(status=status, text=text, content_type="application/json")
         return None
 

@@ -104,3 +104,40 @@ def test_a_server_that_refuses_user_is_asked_again_without_claude_codes_user_id(
     finally:
         fresh.server.stop()  # forget what this provider refused, for the other tests
         fresh.server.start()
+
+
+def _refusing(field: str, where: list[Any]) -> tuple[int, str]:
+    detail = [{"type": "extra_forbidden", "loc": ["body", *where, field],
+               "msg": "Extra inputs are not permitted", "input": "x"}]  # fmt: skip
+    return 422, json.dumps({"object": "error", "message": {"detail": detail}, "param": None,
+                            "type": "invalid_request_error", "code": None})  # fmt: skip
+
+
+def test_reasoning_handed_back_is_left_out_for_a_server_that_refuses_it(
+    fresh: MessagesBox,
+) -> None:
+    """The model's own reasoning (an unsigned thinking block) goes back on a turn that called
+    tools as `reasoning_content`, which DeepSeek demands and Mistral refuses (422)."""
+    fresh.openai_fake.field_refusals["reasoning_content"] = _refusing(
+        "reasoning_content", ["messages", 1, "assistant"]
+    )
+    fresh.openai_fake.push(Reply(content="first"), Reply(content="second"))
+    _, key = fresh.new_key()
+    use = {"type": "tool_use", "id": "abcDEF123", "name": "Read", "input": {"path": "a"}}
+    turn = [{"type": "thinking", "thinking": "Read it.", "signature": ""}, use]
+    result = [{"type": "tool_result", "tool_use_id": "abcDEF123", "content": "text of a"}]
+    history = [*ASK, {"role": "assistant", "content": turn}, {"role": "user", "content": result}]
+    tools = [{"name": "Read", "input_schema": {"type": "object"}}]
+    ask: dict[str, Any] = {"model": OPENAI_MODEL, "max_tokens": 50, "messages": history,
+                           "tools": tools}  # fmt: skip
+    client = fresh.client(key)
+    try:
+        assert client.messages.create(**ask).content[0].text == "first"
+        sent = [r.body["messages"][1] for r in fresh.openai_fake.requests]
+        assert len(sent) == 2 and sent[0]["reasoning_content"] == "Read it."
+        assert "reasoning_content" not in sent[1] and sent[1]["tool_calls"]
+        assert client.messages.create(**ask).content[0].text == "second"
+        assert len(fresh.openai_fake.requests) == 3  # remembered: no second refusal
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()

@@ -3,17 +3,23 @@ Mistral Small with reasoning_effort) give it: `{"type": "thinking", "thinking": 
 "text": ...}]}` and `{"type": "text", "text": ...}`, streamed or not, in delta chunks too. The
 translated routes read the text as the answer and the thinking as its reasoning, as they read
 `reasoning_content`; before, only a string content was read and the answer came back empty.
-Recorded wire shapes through the pure translations (/v1/responses and /v1/messages)."""
+Recorded wire shapes through the pure translations (/v1/responses and /v1/messages). Mistral
+refuses that reasoning handed back as `reasoning_content` (422 extra_forbidden): the call is
+asked again without it (a real box)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from codelace_box.providers.base import Usage
 from codelace_box.providers.messages_openai import MessagesToOpenAI
+from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import translate_completion
 from tests.anthropic.wire import parse_sse
+from tests.fakes.openai_upstream import Reply
+from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
 from tests.responses.wire import DATA, MODEL, chat_chunks, load_json, replay, synthesize
 
 THOUGHT = "The user asks for 2 + 2. That is 4."
@@ -60,3 +66,34 @@ def test_a_streamed_messages_answer_has_a_thinking_and_a_text_block() -> None:
     assert "".join(d.get("text", "") for d in deltas) == ANSWER
     starts = [e["content_block"]["type"] for e in out if e["type"] == "content_block_start"]
     assert starts == ["thinking", "text"]
+
+
+def test_reasoning_handed_back_is_left_out_for_a_server_that_refuses_it(
+    fresh: ResponsesBox,
+) -> None:
+    """Codex hands back the model's own reasoning item, which goes to the same model as
+    `reasoning_content`: Mistral refuses that field (422 extra_forbidden); asked again without."""
+    where = ["body", "messages", 1, "assistant", "reasoning_content"]
+    detail = [{"type": "extra_forbidden", "loc": where, "msg": "Extra inputs are not permitted",
+               "input": "x"}]  # fmt: skip
+    refusal = json.dumps({"object": "error", "message": {"detail": detail}, "param": None,
+                          "type": "invalid_request_error", "code": None})  # fmt: skip
+    fresh.openai_fake.field_refusals["reasoning_content"] = (422, refusal)
+    fresh.openai_fake.push(Reply(content="done"))
+    _, key = fresh.new_key()
+    reasoning = {"type": "reasoning", "id": chat_reasoning_id(OPENAI_MODEL), "summary": [],
+                 "content": [{"type": "reasoning_text", "text": THOUGHT}]}  # fmt: skip
+    call = {"type": "function_call", "call_id": "abcDEF123", "name": "Read", "arguments": "{}"}
+    output = {"type": "function_call_output", "call_id": "abcDEF123", "output": "text of a"}
+    tools: list[Any] = [{"type": "function", "name": "Read", "parameters": {"type": "object"}}]
+    items: list[Any] = [{"role": "user", "content": "read a"}, reasoning, call, output]
+    try:
+        answer = fresh.openai(key).responses.create(model=OPENAI_MODEL, input=items, tools=tools)
+        assert answer.output_text == "done"
+        sent = [r.body["messages"][1] for r in fresh.openai_fake.requests]
+        assert len(sent) == 2 and sent[0]["reasoning_content"] == THOUGHT
+        assert "reasoning_content" not in sent[1]
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()
+        fresh.openai_fake.field_refusals.clear()
