@@ -66,7 +66,9 @@ def prepare_responses_call(
         call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
         if kind == "openai":  # hints a server that does not know them may refuse
             handed_back = any(REASONING_CONTENT in m for m in chat["messages"])
-            given = [name for name in HINT_FIELDS if name in chat]
+            # max_output_tokens goes as max_completion_tokens, and as max_tokens to servers
+            # other than OpenAI (providers/openai.py), some of which refuse the first (Mistral)
+            given = [name for name in (*HINT_FIELDS, "max_completion_tokens") if name in chat]
             call.hints = frozenset([*given, *([REASONING_CONTENT] if handed_back else [])])
     return call
 

@@ -4,8 +4,9 @@ Mistral Small with reasoning_effort) give it: `{"type": "thinking", "thinking": 
 translated routes read the text as the answer and the thinking as its reasoning, as they read
 `reasoning_content`; before, only a string content was read and the answer came back empty.
 Recorded wire shapes through the pure translations (/v1/responses and /v1/messages). Mistral
-refuses that reasoning handed back as `reasoning_content` (422 extra_forbidden): the call is
-asked again without it (a real box)."""
+refuses that reasoning handed back as `reasoning_content`, and the `max_completion_tokens` of
+a translated max_output_tokens (422 extra_forbidden): the call is asked again without (a real
+box)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,32 @@ def test_reasoning_handed_back_is_left_out_for_a_server_that_refuses_it(
         sent = [r.body["messages"][1] for r in fresh.openai_fake.requests]
         assert len(sent) == 2 and sent[0]["reasoning_content"] == THOUGHT
         assert "reasoning_content" not in sent[1]
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()
+        fresh.openai_fake.field_refusals.clear()
+
+
+def test_max_output_tokens_reaches_a_server_that_refuses_max_completion_tokens(
+    fresh: ResponsesBox,
+) -> None:
+    """max_output_tokens goes to a chat server as max_completion_tokens and max_tokens; Mistral
+    refuses the first (422 extra_forbidden): asked again with max_tokens alone."""
+    where = ["body", "max_completion_tokens"]
+    detail = [{"type": "extra_forbidden", "loc": where, "msg": "Extra inputs are not permitted",
+               "input": 300}]  # fmt: skip
+    refusal = json.dumps({"object": "error", "message": {"detail": detail}, "param": None,
+                          "type": "invalid_request_error", "code": None})  # fmt: skip
+    fresh.openai_fake.field_refusals["max_completion_tokens"] = (422, refusal)
+    fresh.openai_fake.push(Reply(content="done"))
+    _, key = fresh.new_key()
+    try:
+        answer = fresh.openai(key).responses.create(model=OPENAI_MODEL, input="hi",
+                                                    max_output_tokens=300)  # fmt: skip
+        assert answer.output_text == "done"
+        sent = [r.body for r in fresh.openai_fake.requests]
+        assert len(sent) == 2 and "max_completion_tokens" not in sent[1]
+        assert sent[1]["max_tokens"] == 300
     finally:
         fresh.server.stop()  # forget what this provider refused, for the other tests
         fresh.server.start()
