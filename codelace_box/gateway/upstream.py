@@ -14,15 +14,16 @@ unreachable upstreams, 503 when no key is left or the provider wants paying (nev
 docs/http-api.md keeps for the user's own balance) or is overloaded (Anthropic's 529, on the
 last key tried: OpenAI's own status for overloaded), 504 for timeouts.
 
-A 400 that says the model takes no `reasoning_effort` at all, to a call whose translation added
-that field (Messages or Responses to an `openai` provider: Claude Code and Codex always ask for
-reasoning), is tried once more without it: a model that does not reason (gpt-4o, gpt-4.1, an
-Ollama model without thinking) then answers as if it had not been asked. That attempt is not a
-retry; the hold is the same, and a 400 is not billed upstream. A client's own
-`reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed. Hints a translation
-passed on (`prompt_cache_key`, `safety_identifier`: gateway/hints.py), and the `stream_options`
-the box adds to ask a stream's usage, that the upstream refuses as unknown fields go the same
-way, and the provider is not sent them again for a while.
+A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
+to a call whose translation added that field (Messages or Responses to an `openai` provider:
+Claude Code and Codex always ask for reasoning), is tried once more without it: a model that
+does not reason (gpt-4o, gpt-4.1, an Ollama model without thinking) then answers as if it had
+not been asked. That attempt is not a retry; the hold is the same, and a 400 is not billed
+upstream. A client's own `reasoning_effort` (/v1/chat/completions) is theirs: its 400 is
+relayed. Hints a translation passed on (`prompt_cache_key`, `safety_identifier`:
+gateway/hints.py), and the `stream_options` the box adds to ask a stream's usage, that the
+upstream refuses as unknown fields go the same way, and the provider is not sent them again for
+a while.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ _NO_EFFORT_RE = re.compile(
     r"['`]?reasoning_effort['`]? is not supported with this model|"
     r"\bdoes not support thinking\b",
     re.IGNORECASE,
+)
+# pydantic's refusal of a field a model does not take (Mistral's 422, older vLLM's 400)
+_EXTRA_FIELD_RE = re.compile(
+    r"(extra_forbidden|extra inputs are not permitted).*\breasoning_effort\b|"
+    r"\breasoning_effort\b.*(extra_forbidden|extra inputs are not permitted)",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -212,11 +219,11 @@ async def _confirmed(
 
 def refuses_effort(error: CodelaceError) -> bool:
     """Whether an upstream's refusal says the model takes no `reasoning_effort` at all."""
-    return (
-        isinstance(error, UpstreamRejected)
-        and error.status == 400
-        and _NO_EFFORT_RE.search(error.message) is not None
-    )
+    if not isinstance(error, UpstreamRejected) or error.status not in (400, 422):
+        return False
+    if error.status == 400 and _NO_EFFORT_RE.search(error.message) is not None:
+        return True
+    return _EXTRA_FIELD_RE.search(error.message) is not None
 
 
 def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
