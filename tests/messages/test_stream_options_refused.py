@@ -141,3 +141,26 @@ def test_reasoning_handed_back_is_left_out_for_a_server_that_refuses_it(
     finally:
         fresh.server.stop()  # forget what this provider refused, for the other tests
         fresh.server.start()
+
+
+def test_claude_codes_stream_to_mistral_drops_all_it_refuses(fresh: MessagesBox) -> None:
+    """Claude Code's stream (thinking, metadata.user_id) to a Mistral model without reasoning:
+    Mistral refuses each field it does not take (422, as long as one is left); the stream goes
+    on without all of them, and its usage (Mistral's last chunk) is the one billed."""
+    fields = ("reasoning_effort", "stream_options", "user")
+    for name in fields:
+        fresh.openai_fake.field_refusals[name] = _refusing(name, [])
+    fresh.openai_fake.push(_mistral("Bonjour."))
+    _, key = fresh.new_key()
+    ask: dict[str, Any] = {"model": OPENAI_MODEL, "max_tokens": 2000, "messages": ASK,
+                           "metadata": {"user_id": "u-1"}}  # fmt: skip
+    thinking = {"thinking": {"type": "adaptive"}}
+    try:
+        with fresh.client(key).messages.stream(**ask, extra_body=thinking) as stream:
+            message = stream.get_final_message()
+        assert message.content[-1].text == "Bonjour." and message.usage.output_tokens == 7
+        assert len(fresh.openai_fake.requests) == 4  # one field fewer each time
+        assert not set(fields) & set(fresh.openai_fake.requests[-1].body)
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()
