@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 
 HINT_FIELDS = ("prompt_cache_key", "safety_identifier")
+STREAM_OPTIONS = "stream_options"  # added by the box to every `openai` stream (upstream.py)
 REMEMBER_SEC = 3600.0  # then the provider is offered the hint again (it may have learnt it)
 REFUSING_STATUSES = (400, 422)
 # What a server says of a field it does not take, whatever its words for it.

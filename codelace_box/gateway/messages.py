@@ -170,5 +170,9 @@ def prepare_messages_call(
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
     )  # fmt: skip
     call.effort_added = route.provider.kind == "openai"  # thinking -> reasoning_effort
+    if call.effort_added:  # an openai provider: what a strict server (Mistral) may refuse
+        metadata = body.get("metadata")
+        user = isinstance(metadata, dict) and bool(metadata.get("user_id"))
+        call.hints = frozenset({"reasoning_content", *(("user",) if user else ())})
     call.shown_model = model  # as Anthropic echoes it: Claude Code keeps thinking it signed so
     return call

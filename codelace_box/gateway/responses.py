@@ -19,6 +19,7 @@ from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepa
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import JSON
+from codelace_box.providers.openai import REASONING_CONTENT
 from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.responses_request import translate_request
 
@@ -64,7 +65,11 @@ def prepare_responses_call(
         kind = call.route.provider.kind
         call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
         if kind == "openai":  # hints a server that does not know them may refuse
-            call.hints = frozenset(name for name in HINT_FIELDS if name in chat)
+            handed_back = any(REASONING_CONTENT in m for m in chat["messages"])
+            # max_output_tokens goes as max_completion_tokens, and as max_tokens to servers
+            # other than OpenAI (providers/openai.py), some of which refuse the first (Mistral)
+            given = [name for name in (*HINT_FIELDS, "max_completion_tokens") if name in chat]
+            call.hints = frozenset([*given, *([REASONING_CONTENT] if handed_back else [])])
     return call
 
 

@@ -14,14 +14,16 @@ unreachable upstreams, 503 when no key is left or the provider wants paying (nev
 docs/http-api.md keeps for the user's own balance) or is overloaded (Anthropic's 529, on the
 last key tried: OpenAI's own status for overloaded), 504 for timeouts.
 
-A 400 that says the model takes no `reasoning_effort` at all, to a call whose translation added
-that field (Messages or Responses to an `openai` provider: Claude Code and Codex always ask for
-reasoning), is tried once more without it: a model that does not reason (gpt-4o, gpt-4.1, an
-Ollama model without thinking) then answers as if it had not been asked. That attempt is not a
-retry; the hold is the same, and a 400 is not billed upstream. A client's own
-`reasoning_effort` (/v1/chat/completions) is theirs: its 400 is relayed. Hints a translation
-passed on (`prompt_cache_key`, `safety_identifier`: gateway/hints.py) that the upstream refuses
-as unknown fields go the same way, and the provider is not sent them again for a while.
+A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
+to a call whose translation added that field (Messages or Responses to an `openai` provider:
+Claude Code and Codex always ask for reasoning), is tried once more without it: a model that
+does not reason (gpt-4o, gpt-4.1, an Ollama model without thinking) then answers as if it had
+not been asked. That attempt is not a retry; the hold is the same, and a 400 is not billed
+upstream. A client's own `reasoning_effort` (/v1/chat/completions) is theirs: its 400 is
+relayed. Hints a translation passed on (`prompt_cache_key`, `safety_identifier`:
+gateway/hints.py), and the `stream_options` the box adds to ask a stream's usage, that the
+upstream refuses as unknown fields go the same way, and the provider is not sent them again for
+a while.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from codelace_box.gateway.client import (
     UpstreamResponse,
     UpstreamUnreachable,
 )
-from codelace_box.gateway.hints import refused_hints
+from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
@@ -80,6 +82,12 @@ _NO_EFFORT_RE = re.compile(
     r"['`]?reasoning_effort['`]? is not supported with this model|"
     r"\bdoes not support thinking\b",
     re.IGNORECASE,
+)
+# pydantic's refusal of a field a model does not take (Mistral's 422, older vLLM's 400)
+_EXTRA_FIELD_RE = re.compile(
+    r"(extra_forbidden|extra inputs are not permitted).*\breasoning_effort\b|"
+    r"\breasoning_effort\b.*(extra_forbidden|extra inputs are not permitted)",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -220,11 +228,11 @@ async def _confirmed(
 
 def refuses_effort(error: CodelaceError) -> bool:
     """Whether an upstream's refusal says the model takes no `reasoning_effort` at all."""
-    return (
-        isinstance(error, UpstreamRejected)
-        and error.status == 400
-        and _NO_EFFORT_RE.search(error.message) is not None
-    )
+    if not isinstance(error, UpstreamRejected) or error.status not in (400, 422):
+        return False
+    if error.status == 400 and _NO_EFFORT_RE.search(error.message) is not None:
+        return True
+    return _EXTRA_FIELD_RE.search(error.message) is not None
 
 
 def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
@@ -244,7 +252,7 @@ def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
 def _without_hints(call: ChatCall, names: set[str]) -> None:
     """Leave these hints the translation added out of the call's body (and out of its hints)."""
     call.hints = call.hints - names
-    call.body = {name: value for name, value in call.body.items() if name not in names}
+    call.body = call.adapter.without_hints(call.body, names)
 
 
 def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError) -> bool:
@@ -260,6 +268,16 @@ def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError
     _without_hints(call, names)
     log.info("%s refuses %s; asking again without", provider.name, ", ".join(sorted(names)))
     return True
+
+
+def _offer_stream_usage(call: ChatCall) -> None:
+    """A stream to an `openai` provider asks for its usage with `stream_options`, which the box
+    adds: a hint, left out for a server that refuses the field (Mistral: 422 "extra_forbidden"),
+    which gives its usage in the last chunk anyway. A client's own stream_options are theirs."""
+    provider = call.route.provider
+    chat_stream = call.stream and provider.kind == "openai" and not provider.responses_api
+    if chat_stream and STREAM_OPTIONS not in call.body:
+        call.hints = call.hints | {STREAM_OPTIONS}
 
 
 def _leave_out_refused_hints(routes: RouteTable, call: ChatCall) -> None:
@@ -302,6 +320,7 @@ async def open_upstream(
     """POST the call upstream until a 200 answer, or raise the error the client should see."""
     retries_left = max_retries
     last: CodelaceError | None = None
+    _offer_stream_usage(call)
     _leave_out_refused_hints(routes, call)
     while True:
         key = routes.next_key(call.route.provider.id)
@@ -311,7 +330,7 @@ async def open_upstream(
             )
         target = UpstreamTarget(
             call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
-            call.output_cap,
+            call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
         )  # fmt: skip
         request = call.adapter.build_request(call.body, target)
         sent = time.perf_counter()

@@ -54,6 +54,7 @@ class UpstreamTarget:
     base_url: str
     stream: bool
     default_max_tokens: int | None
+    stream_usage: bool = True  # an `openai` stream: ask for its usage (stream_options)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,11 @@ class ProviderAdapter(ABC):
         """Whether an error answer (its status and `error_message`) says the operator's
         account at the provider cannot pay: HTTP 402 Payment Required, by default."""
         return status == 402
+
+    def without_hints(self, body: JSON, names: set[str]) -> JSON:
+        """The body without hints its translation passes on that the upstream refused as
+        unknown fields (gateway/upstream.py); by default, without those fields."""
+        return {name: value for name, value in body.items() if name not in names}
 
     def without_effort(self, body: JSON) -> JSON:
         """The body asking the upstream for no reasoning effort (for a model that refuses

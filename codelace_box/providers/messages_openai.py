@@ -9,11 +9,12 @@ back as `reasoning_content` (DeepSeek's thinking mode refuses a tool loop withou
 own API, which reasons in private, is sent none), and OpenRouter's `reasoning_details` sealed in
 their signatures go back to the model that wrote them (providers/reasoning_details.py); tools,
 tool_choice, stop_sequences, max_tokens, temperature, top_p, metadata.user_id (hashed when
-longer than OpenAI's `user` may be) and thinking (as reasoning_effort, by its budget or adaptive
-thinking's output_config.effort, a mid-conversation system message's per-message one first) map
-to their counterparts. Deferred tools (`defer_loading`, client-side tool search) are sent once a
-tool result's `tool_reference` loads them. Answers and streams go back in
-providers/messages_openai_stream.py. Pure: no I/O.
+longer than OpenAI's `user` may be), output_config.format (as response_format) and strict tools
+(messages_openai_format.py), and thinking (as reasoning_effort, by its budget or adaptive
+thinking's output_config.effort, a mid-conversation system message's per-message one first:
+messages_openai_effort.py) map to their counterparts. Deferred tools (`defer_loading`,
+client-side tool search) are sent once a tool result's `tool_reference` loads them. Answers
+and streams go back in providers/messages_openai_stream.py. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -32,22 +33,20 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
+from codelace_box.providers.messages_openai_format import response_format, strict_ready
 from codelace_box.providers.messages_openai_stream import (
     OpenAIToMessagesStream,
     earlier_call_ids,
     message_from_completion,
 )
-from codelace_box.providers.openai import OpenAIAdapter
+from codelace_box.providers.openai import REASONING_CONTENT, OpenAIAdapter, without_message_field
 from codelace_box.providers.reasoning_details import is_sealed, unseal
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter()
 MAX_OPENAI_USER_CHARS = 64  # OpenAI's limit on `user`
-# thinking.budget_tokens -> reasoning_effort (below each bound)
-_EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
-# output_config.effort -> reasoning_effort
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -214,6 +213,8 @@ def _tools(tools: Any, loaded: set[str]) -> list[JSON]:
         function = {"name": tool.get("name", ""), "parameters": tool.get("input_schema") or {}}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
+        if tool.get("strict") is True:  # strict tool use: where OpenAI's strict mode takes it
+            function["strict"] = strict_ready(function["parameters"])
         out.append({"type": "function", "function": function})
     return out
 
@@ -239,49 +240,6 @@ def _openai_user(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def _effort(thinking: Any, output_config: Any, per_message: str | None) -> str | None:
-    """reasoning_effort for Anthropic's thinking: by its budget, or (adaptive thinking, as
-    Claude Code sends it) by the per-message effort in force, else `output_config.effort` (max:
-    OpenAI's high), else medium."""
-    if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
-        return None
-    budget = thinking.get("budget_tokens")
-    if isinstance(budget, int):
-        return next((effort for bound, effort in _EFFORT_BOUNDS if budget < bound), "high")
-    asked = output_config.get("effort") if isinstance(output_config, dict) else None
-    asked = per_message or asked
-    return _EFFORTS.get(asked, "medium") if isinstance(asked, str) else "medium"
-
-
-def _new_input(content: Any) -> bool:
-    """Whether a user turn brings new input (a turn of tool results alone does not)."""
-    blocks = content if isinstance(content, list) else [content]
-    return any(not isinstance(b, dict) or b.get("type") != "tool_result" for b in blocks)
-
-
-def _per_message_effort(messages: list[Any]) -> str | None:
-    """The effort Anthropic's per-message effort (a system message's `output_config.effort`)
-    puts in force for the answer: one right after a user turn with new input applies to its
-    answer; one elsewhere from the next user turn with new input on."""
-    in_force: str | None = None
-    pending: str | None = None
-    after_input = False
-    for message in messages:
-        role = message.get("role") if isinstance(message, dict) else None
-        if role == "system":
-            config = message.get("output_config")
-            asked = config.get("effort") if isinstance(config, dict) else None
-            if isinstance(asked, str) and after_input:
-                in_force, pending = asked, None
-            elif isinstance(asked, str):
-                pending = asked
-            continue
-        after_input = role == "user" and _new_input(message.get("content"))
-        if after_input and pending is not None:
-            in_force, pending = pending, None
-    return in_force
-
-
 def _options(body: JSON, payload: JSON) -> None:
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
@@ -297,9 +255,11 @@ def _options(body: JSON, payload: JSON) -> None:
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         payload["user"] = _openai_user(metadata["user_id"])
-    effort = _effort(body.get("thinking"), body.get("output_config"), _per_message_effort(messages))
+    effort = reasoning_effort(body.get("thinking"), body.get("output_config"), messages)
     if effort is not None:
         payload["reasoning_effort"] = effort
+    if (form := response_format(body)) is not None:
+        payload["response_format"] = form
 
 
 def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
@@ -335,6 +295,7 @@ class MessagesToOpenAI(ProviderAdapter):
     def __init__(self, model: str = "") -> None:
         self.model = model  # the catalog model called (its reasoning details go back to it)
         self.earlier: frozenset[str] = frozenset()  # the call ids the request already holds
+        self.left_out: set[str] = set()  # hints the upstream refused
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -350,6 +311,8 @@ class MessagesToOpenAI(ProviderAdapter):
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
         cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
+        if REASONING_CONTENT in self.left_out:
+            payload["messages"] = without_message_field(payload["messages"], REASONING_CONTENT)
         if "api.openai.com" in (target.base_url or self.default_base_url):
             payload["max_completion_tokens"] = payload.pop("max_tokens")
             for message in payload["messages"]:  # fields OpenAI does not take
@@ -382,6 +345,14 @@ class MessagesToOpenAI(ProviderAdapter):
     def wants_payment(self, status: int, message: str) -> bool:
         """As the OpenAI adapter decides."""
         return _OPENAI.wants_payment(status, message)
+
+    def without_hints(self, body: JSON, names: set[str]) -> JSON:
+        """`user` is metadata.user_id's translation (a server may refuse it: Mistral's 422
+        "extra_forbidden"): the body without its metadata then; `reasoning_content` is left
+        out of the messages built."""
+        self.left_out |= names
+        kept = {k: v for k, v in body.items() if not ("user" in names and k == "metadata")}
+        return super().without_hints(kept, names)
 
     def without_effort(self, body: JSON) -> JSON:
         """The Messages body with thinking disabled: its translation sends no

@@ -4,7 +4,8 @@ A chat completion becomes a `message` (reasoning as a thinking block, text (Open
 too), tool calls as tool_use blocks with parsed input); a stream of chunks becomes Anthropic's
 events in their documented order: message_start, then for each block content_block_start, its
 deltas and content_block_stop (indexes counted from 0 in the order blocks open), then
-message_delta with the stop reason and the final usage, then message_stop. OpenRouter's
+message_delta with the stop reason ("tool_use" for an answer with tool calls that the server
+ended with "stop") and the final usage, then message_stop. OpenRouter's
 `reasoning_details` are sealed in a thinking block's signature (a `signature_delta` before its
 stop; details that come while a tool call streams, in a thinking block of their own at the end):
 providers/reasoning_details.py. Pure: no I/O.
@@ -18,7 +19,7 @@ from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
-from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
@@ -54,6 +55,13 @@ def stop_of(choice: JSON) -> tuple[str, str | None]:
     return reason, None
 
 
+def with_calls(reason: str, called: bool) -> str:
+    """`tool_use` for an answer that ends in tool calls but whose server said "stop" (OpenAI's
+    own for a forced tool_choice, Gemini's stream for any call): Anthropic always says
+    "tool_use" then, and the anthropic SDK's tool runner runs the calls of no other turn."""
+    return "tool_use" if called and reason == "end_turn" else reason
+
+
 def anthropic_usage(usage: Usage) -> JSON:
     """Anthropic's usage object: input_tokens are the uncached ones."""
     cached = usage.cache_read_tokens + usage.cache_write_tokens
@@ -81,11 +89,9 @@ def _input(arguments: Any) -> JSON:
 def answer_text(message: JSON) -> str:
     """The text of a chat message or delta: its content, or OpenAI's `refusal` (a refused
     answer comes with content null; the user reads it as the answer's text)."""
-    for name in ("content", "refusal"):
-        value = message.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return ""
+    refusal = message.get("refusal")
+    text = content_text(message)
+    return text or (refusal if isinstance(refusal, str) else "")
 
 
 def earlier_call_ids(body: JSON) -> frozenset[str]:
@@ -144,6 +150,7 @@ def message_from_completion(
                         "name": function.get("name", ""),
                         "input": _input(function.get("arguments"))})  # fmt: skip
     reason, sequence = stop_of(choice)
+    reason = with_calls(reason, any(block["type"] == "tool_use" for block in content))
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
@@ -337,8 +344,9 @@ class OpenAIToMessagesStream(StreamTranslator):
             out += self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
             out += self._close()
         usage = self.usage or Usage(self.input_tokens_seen, -(-self.output_chars // 4))
+        reason = with_calls(self.stop_reason, bool(self.tool_blocks))
         out.append({"type": "message_delta",
-                    "delta": {"stop_reason": self.stop_reason,
+                    "delta": {"stop_reason": reason,
                               "stop_sequence": self.stop_sequence},
                     "usage": anthropic_usage(usage)})  # fmt: skip
         out.append({"type": "message_stop"})

@@ -25,6 +25,7 @@ from codelace_box.providers.base import (
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -61,12 +62,36 @@ def json_post(url: str, api_key: str, payload: JSON, *, stream: bool) -> Upstrea
 
 
 def reasoning_text(message: JSON) -> str:
-    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`)."""
+    """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`, or
+    the thinking chunks of a content list)."""
     for name in ("reasoning_content", "reasoning"):
         value = message.get(name)
         if isinstance(value, str) and value:
             return value
-    return ""
+    return "".join(_chunk_texts(message.get("content"), "thinking"))
+
+
+def content_text(message: JSON) -> str:
+    """The answer text of a chat message or delta: its `content` string, or the text chunks of
+    a content list. Mistral's reasoning models (Magistral) answer with a list of typed chunks,
+    `{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}` and
+    `{"type": "text", "text": ...}`, in stream deltas too."""
+    content = message.get("content")
+    return content if isinstance(content, str) else "".join(_chunk_texts(content, "text"))
+
+
+def _chunk_texts(content: Any, kind: str) -> list[str]:
+    """The texts of a content list's chunks of one type (a thinking chunk holds text chunks)."""
+    texts: list[str] = []
+    for chunk in content if isinstance(content, list) else ():
+        if not isinstance(chunk, dict) or chunk.get("type") != kind:
+            continue
+        inner = chunk.get(kind)
+        if isinstance(inner, str):
+            texts.append(inner)
+        elif isinstance(inner, list):
+            texts += _chunk_texts(inner, "text")
+    return texts
 
 
 def _send_cap(payload: JSON, field: str, reserved: int) -> None:
@@ -105,7 +130,7 @@ def _private(name: str) -> bool:
 def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
-    total = 0
+    total = 0 if isinstance(delta.get("content"), str) else len(content_text(delta))
     for name in ("content", "refusal", "reasoning_content", "reasoning"):
         value = delta.get(name)
         if isinstance(value, str):
@@ -210,6 +235,26 @@ def _error_text(error: Any) -> str:
     return "the upstream reported an error"
 
 
+def without_message_field(messages: Any, name: str) -> Any:
+    """The messages without a field of their own (`reasoning_content`, which a server that does
+    not take it refuses: Mistral's 422 "extra_forbidden")."""
+    if not isinstance(messages, list):
+        return messages
+    return [{k: v for k, v in m.items() if k != name} if isinstance(m, dict) else m
+            for m in messages]  # fmt: skip
+
+
+def _without_signatures(message: Any) -> Any:
+    """A message without Gemini's thought signatures on its tool calls (`extra_content`, which
+    a thread begun on Gemini hands back; OpenAI does not take it)."""
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not isinstance(calls, list):
+        return message
+    kept = [{k: v for k, v in c.items() if k != "extra_content"} if isinstance(c, dict) else c
+            for c in calls]  # fmt: skip
+    return {**message, "tool_calls": kept}
+
+
 class OpenAIAdapter(ProviderAdapter):
     """Chat Completions in, Chat Completions out."""
 
@@ -228,15 +273,24 @@ class OpenAIAdapter(ProviderAdapter):
         payload["model"] = target.upstream_model
         if target.stream:
             payload["stream"] = True
-            options = payload.get("stream_options")
-            options = dict(options) if isinstance(options, dict) else {}
-            options["include_usage"] = True
-            payload["stream_options"] = options
+            options = payload.get("stream_options")  # the client's own go as they are
+            if target.stream_usage or options is not None:
+                options = dict(options) if isinstance(options, dict) else {}
+                payload["stream_options"] = options | {"include_usage": True}
         else:
             payload.pop("stream_options", None)
         if target.default_max_tokens is not None:
             _send_cap(payload, cap_field(base), target.default_max_tokens)
+        if "api.openai.com" in base and isinstance(payload.get("messages"), list):
+            payload["messages"] = [_without_signatures(m) for m in payload["messages"]]
         return json_post(f"{base}/chat/completions", target.api_key, payload, stream=target.stream)
+
+    def without_hints(self, body: JSON, names: set[str]) -> JSON:
+        """Without these hints, the reasoning handed back in messages among them."""
+        kept = super().without_hints(body, names)
+        if REASONING_CONTENT in names:
+            kept["messages"] = without_message_field(kept.get("messages"), REASONING_CONTENT)
+        return kept
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         choices = payload.get("choices")

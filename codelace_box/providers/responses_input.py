@@ -42,6 +42,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.reasoning_details import unseal
+from codelace_box.providers.thought_signature import split_id, with_signature
 
 JSON = dict[str, Any]
 
@@ -220,12 +221,13 @@ class _Builder:
         namespace = item.get("namespace")
         if isinstance(namespace, str):
             name = namespace + name  # the chat name of a namespace's tool (responses_request)
+        call_id, signature = split_id(call_id)  # Gemini's thought signature goes back with it
         call = {
             "id": call_id,
             "type": "function",
             "function": {"name": name, "arguments": arguments},
         }
-        message.setdefault("tool_calls", []).append(call)
+        message.setdefault("tool_calls", []).append(with_signature(call, signature))
 
     def _tool_output(self, item: JSON, where: str) -> None:
         call_id = item.get("call_id")
@@ -244,7 +246,9 @@ class _Builder:
             raise InvalidRequest(
                 f"{where}.output must be a string or a list of parts", param=f"{where}.output"
             )
-        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+        self.messages.append(
+            {"role": "tool", "tool_call_id": split_id(call_id)[0], "content": text}
+        )
 
     def flush_images(self) -> None:
         """Images returned by tools, as one user message after the tool results."""

@@ -27,10 +27,11 @@ import time
 from typing import Any
 
 from codelace_box.providers.base import Usage
-from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
+from codelace_box.providers.thought_signature import signature_of, signed_id
 
 JSON = dict[str, Any]
 
@@ -184,6 +185,14 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
+def _text_of(message: JSON, name: str) -> str:
+    """A chat message's `content` (a string, or a list's text chunks) or `refusal`."""
+    if name == "content":
+        return content_text(message)
+    value = message.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     """The output items for one chat assistant message, in Responses order."""
     items: list[JSON] = []
@@ -192,8 +201,8 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
     if text or ((blocks or details) and context.encrypted_reasoning):
         item_id = chat_reasoning_id(context.model)
         items.append(reasoning_item(item_id, text, blocks, context, details))
-    parts = [content_part(kind, message[name]) for name, kind in _PART_KEYS
-             if isinstance(message.get(name), str) and message[name]]  # fmt: skip
+    texts = {name: _text_of(message, name) for name, _ in _PART_KEYS}
+    parts = [content_part(kind, texts[name]) for name, kind in _PART_KEYS if texts[name]]
     if parts:
         items.append(message_with(new_id("msg"), parts))
     for call in message.get("tool_calls") or ():
@@ -204,7 +213,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
         items.append(
             call_item(
                 new_id(prefix),
-                str(call.get("id") or new_call_id()),
+                signed_id(str(call.get("id") or new_call_id()), signature_of(call)),
                 str(function.get("name") or ""),
                 str(function.get("arguments") or "{}"),
                 context,

@@ -38,7 +38,7 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
-from codelace_box.providers.openai import reasoning_text
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
@@ -55,6 +55,7 @@ from codelace_box.providers.responses_response import (
     responses_usage,
     status_for,
 )
+from codelace_box.providers.thought_signature import signature_of, signed_id
 
 JSON = dict[str, Any]
 
@@ -172,9 +173,10 @@ class ResponsesStreamTranslator:
                 self.open.blocks.append({k: v for k, v in block.items() if k != "index"})
         if (pieces := details_of(delta)) and self.context.encrypted_reasoning:  # else: nowhere
             events += self._details(pieces)
-        for name, kind in (("content", "output_text"), ("refusal", "refusal")):
-            if isinstance(delta.get(name), str) and delta[name]:
-                events += self._text(delta[name], kind)
+        if text := content_text(delta):  # a string, or a list's text chunks (Mistral's)
+            events += self._text(text)
+        if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+            events += self._text(delta["refusal"], "refusal")
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 events += self._call(call)
@@ -253,12 +255,9 @@ class ResponsesStreamTranslator:
         item = self.open
         if not self._continues(item, index, _text(call, "id")):
             if self._defers(item, index):
-                name = _text(function, "name")
-                self.deferred[index] = {
-                    "id": _text(call, "id"),
-                    "name": name,
-                    "arguments": fragment,
-                }
+                header = {"id": _text(call, "id"), "name": _text(function, "name")}
+                self.deferred[index] = header | {"arguments": fragment,
+                                                 "extra": call.get("extra_content")}  # fmt: skip
                 return []
             events += self._open_call(call, index, _text(function, "name"))
             item = self.open
@@ -292,7 +291,8 @@ class ResponsesStreamTranslator:
         held, self.deferred = self.deferred, {}
         for index, call in held.items():
             function = {"name": call["name"], "arguments": call["arguments"]}
-            events += self._call({"index": index, "id": call["id"], "function": function})
+            events += self._call({"index": index, "id": call["id"], "function": function,
+                                  "extra_content": call["extra"]})  # fmt: skip
             events += self._close(status)
         return events
 
@@ -303,7 +303,9 @@ class ResponsesStreamTranslator:
         events = self._close()
         custom = name in self.context.custom_tools
         item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
-        item.call_id, item.given_id = given_id or new_call_id(), given_id
+        # Gemini's thought signature rides in the call_id (providers/thought_signature.py)
+        item.call_id = signed_id(given_id or new_call_id(), signature_of(call))
+        item.given_id = given_id
         item.name, item.chat_index = name, index
         self.open = item
         return [*events, self._added(self._call_item(item, "in_progress"))]
@@ -332,8 +334,9 @@ class ResponsesStreamTranslator:
             self.closed_calls.add(item.chat_index)
             if item.given_id:
                 self.closed_ids.add(item.given_id)
+            events = self._no_arguments(item) if status == "completed" else []
             done = self._call_item(item, status)
-            events = self._call_done(item, done)
+            events += self._call_done(item, done)
         self.output.append(done)
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
         return events + self._flush_deferred(status) if self.deferred else events
@@ -351,6 +354,14 @@ class ResponsesStreamTranslator:
         else:
             done = self._part_event("response.output_text.done", item, None, text=item.text)
         return [done, self._part_event("response.content_part.done", item, part)]
+
+    def _no_arguments(self, item: _Item) -> list[JSON]:
+        """`{}` for a finished call that streamed no arguments (Ollama's `""` for a tool without
+        parameters), as the non-streamed answer gives it: clients parse them as JSON."""
+        if item.text or item.name in self.context.custom_tools:
+            return []
+        item.text = "{}"
+        return [self._item_event("response.function_call_arguments.delta", item, delta="{}")]
 
     def _call_item(self, item: _Item, status: str) -> JSON:
         arguments = item.text if status != "in_progress" else ""

@@ -1,25 +1,26 @@
 """A fake OpenAI Chat Completions server: a real HTTP server on 127.0.0.1 (aiohttp, own thread).
 
-It speaks the wire format as api.openai.com does: pretty-printed `chat.completion` JSON;
-streams as `text/event-stream` with compact `data: {chunk}` events (role chunk, content deltas,
-finish chunk, `"usage": null` on every chunk and a final `choices: []` usage chunk when
-`stream_options.include_usage` is set, an `obfuscation` pad), then `data: [DONE]`; errors in
-the `{"error": {message, type, param, code}}` envelope. It validates requests like the real API
-(Bearer key, model, non-empty messages, stream_options only with stream, a `user` of at most 64
-characters) and is scripted per test with `Reply` objects: text, tool calls, usage or none,
-errors and statuses, delays, a connection dropped or an error event mid-stream, a stream that
-hangs until the client leaves, a gzip-compressed answer, or a `raw` body written byte for byte
-(other servers' quirks, or tens of megabytes from a generator; it can pause midway until the
-test lets it go on); hidden reasoning tokens reported in the usage after a pause, an endless
-stream that ignores max_tokens. Streams and raw bodies are written by
-tests/fakes/openai_chat_stream.py; `POST /v1/embeddings` and `/v1/responses` by
-openai_embeddings.py and openai_responses.py. `GET /v1/models` (the box's key probe) answers
-200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401 to a
-restricted key that may not list models). A model named in `no_reasoning` refuses
+It speaks the wire format as api.openai.com does: pretty-printed `chat.completion` JSON; streams as
+`text/event-stream` with compact `data: {chunk}` events (role chunk, content deltas, finish chunk,
+`"usage": null` on every chunk and a final `choices: []` usage chunk when
+`stream_options.include_usage` is set, an `obfuscation` pad), then `data: [DONE]`; errors in the
+`{"error": {message, type, param, code}}` envelope. It validates requests like the real API (Bearer
+key, model, non-empty messages, stream_options only with stream, a `user` of at most 64 characters,
+a strict json_schema `response_format` or function only with a schema strict mode takes) and is
+scripted per test with `Reply` objects: text, tool calls, usage or none, errors and statuses,
+delays, a connection dropped or an error event mid-stream, a stream that hangs until the client
+leaves, a gzip-compressed answer, or a `raw` body written byte for byte (other servers' quirks, or
+tens of megabytes from a generator; it can pause midway until the test lets it go on); hidden
+reasoning tokens reported in the usage after a pause, an endless stream that ignores max_tokens.
+Streams and raw bodies are written by tests/fakes/openai_chat_stream.py; `POST /v1/embeddings` and
+`/v1/responses` by openai_embeddings.py and openai_responses.py. `GET /v1/models` (the box's key
+probe) answers 200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401
+to a restricted key that may not list models). A model named in `no_reasoning` refuses
 `reasoning_effort` with OpenAI's 400 for a model that does not reason (NO_REASONING;
-NO_REASONING_LEGACY is the older and Azure wording), scripts untouched; a top-level field named
-in `field_refusals` is refused as a stricter compatible server refuses a field it does not know
-(the status and body given: Groq's, Gemini's, Cerebras', older vLLM's), scripts untouched.
+NO_REASONING_LEGACY is the older and Azure wording), scripts untouched; a top-level field (or a
+field of a message) named in `field_refusals` is refused as a stricter compatible server refuses a
+field it does not know (the status and body given: Groq's, Gemini's, Cerebras', older vLLM's),
+scripts untouched.
 
     fake = FakeOpenAI().start()
     fake.push(Reply(content="Hi", prompt_tokens=5))   # the next request gets this reply
@@ -110,6 +111,51 @@ def _error(status: int, message: str, kind: str, code: str | None = None, param:
     return web.Response(
         status=status, text=json.dumps(body, indent=2), content_type="application/json"
     )
+
+
+def _strict_problem(schema: Any, where: tuple[str, ...] = ()) -> str | None:
+    """What OpenAI's strict structured outputs refuse in a schema: an object whose `required`
+    leaves out one of its properties, or that allows additional ones."""
+    if isinstance(schema, list):
+        return next(filter(None, (_strict_problem(s, where) for s in schema)), None)
+    if not isinstance(schema, dict):
+        return None
+    properties = schema.get("properties")
+    if schema.get("type") == "object" and isinstance(properties, dict):
+        missing = [k for k in properties if k not in (schema.get("required") or [])]
+        if missing:
+            return (
+                f"In context={where}, 'required' is required to be supplied and to be an "
+                f"array including every key in properties. Missing '{missing[0]}'."
+            )
+        if schema.get("additionalProperties") is not False:
+            return (
+                f"In context={where}, 'additionalProperties' is required to be supplied "
+                "and to be false."
+            )
+    for key, value in schema.items():
+        found = _strict_problem(value, (*where, key)) if isinstance(value, dict | list) else None
+        if found:
+            return found
+    return None
+
+
+def _check_strict_format(body: dict[str, Any]) -> web.Response | None:
+    """OpenAI's 400 for a strict json_schema response_format, or a strict function, whose
+    schema strict mode cannot enforce."""
+    form = body.get("response_format")
+    spec = form.get("json_schema") if isinstance(form, dict) else None
+    strict = [("response_format", spec, "schema")] if isinstance(spec, dict) else []
+    for tool in body.get("tools") or []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict):
+            strict.append(("function", function, "parameters"))
+    for kind, holder, key in strict:
+        problem = _strict_problem(holder.get(key)) if holder.get("strict") is True else None
+        if problem is not None:
+            message = f"Invalid schema for {kind} '{holder.get('name')}': {problem}"
+            return _error(400, message, "invalid_request_error", None, kind)
+    return None
 
 
 class FakeOpenAI(LoopbackServer):
@@ -246,12 +292,18 @@ class FakeOpenAI(LoopbackServer):
             )
         if status is not None:
             return _error(status, f"Key answered {status}.", "server_error")
-        return self._check_body(body) or self._check_fields(body) or self._check_reasoning(body)
+        return (
+            self._check_body(body)
+            or self._check_fields(body)
+            or self._check_reasoning(body)
+            or _check_strict_format(body)
+        )
 
     def _check_fields(self, body: dict[str, Any]) -> web.Response | None:
         """A stricter server's refusal of a top-level field it does not know."""
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
         for name, (status, text) in self.field_refusals.items():
-            if name in body:
+            if name in body or any(name in message for message in messages):
                 return web.Response(status=status, text=text, content_type="application/json")
         return None
 

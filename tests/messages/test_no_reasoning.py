@@ -5,6 +5,8 @@ it: the call succeeds, is held and charged once. A client's own reasoning_effort
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -24,6 +26,11 @@ pytestmark = NEEDS_SDK
 UPSTREAM = "gpt-5.4-mini"  # OPENAI_MODEL's upstream name, made to refuse reasoning here
 OLLAMA = '"llama3.1:8b" does not support thinking'  # Ollama reads reasoning_effort as `think`
 THINKING = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}
+# Mistral's 422 for a field a model does not take (pydantic's extra_forbidden)
+MISTRAL = json.dumps({"object": "error", "message": {"detail": [
+    {"type": "extra_forbidden", "loc": ["body", "reasoning_effort"],
+     "msg": "Extra inputs are not permitted", "input": "high"}]},
+    "type": "invalid_request_error", "param": None, "code": None})  # fmt: skip
 
 
 def efforts(box: MessagesBox) -> list[object]:
@@ -57,6 +64,21 @@ def test_claude_code_thinking_on_a_model_that_does_not_reason(
     assert (before - after, held) == (cost, 0)
     rows = fresh.usage_rows(email)
     assert len(rows) == 1 and (rows[0]["model"], rows[0]["status"]) == (OPENAI_MODEL, "ok")
+
+
+def test_claude_code_thinking_on_a_mistral_model_that_does_not_reason(fresh: MessagesBox) -> None:
+    """Mistral refuses reasoning_effort on its models without it with a 422 (extra_forbidden)."""
+    fresh.openai_fake.field_refusals["reasoning_effort"] = (422, MISTRAL)
+    fresh.openai_fake.push(Reply(content="Bonjour."))
+    _, key = fresh.new_key()
+    asked = {"model": OPENAI_ALIAS, "max_tokens": 2000,
+             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    try:
+        message = fresh.client(key).messages.create(**asked, extra_body=THINKING)
+    finally:
+        fresh.openai_fake.field_refusals.clear()
+    assert [b.text for b in message.content if b.type == "text"] == ["Bonjour."]
+    assert efforts(fresh) == ["high", None]
 
 
 def test_only_one_more_try_and_other_400s_are_relayed(fresh: MessagesBox) -> None:
@@ -117,6 +139,10 @@ def test_a_clients_own_reasoning_effort_gets_the_upstreams_400(fresh: MessagesBo
         (400, 'think value "medium" is not supported for this model', False),  # Ollama: a value
         (400, "Unsupported parameter: 'temperature' is not supported with this model.", False),
         (422, NO_REASONING, False),
+        (422, MISTRAL, True),  # Mistral's models without it (Magistral, Large, Codestral)
+        (422, MISTRAL.replace("reasoning_effort", "reasoning"), False),  # another field
+        (400, "[{'type': 'extra_forbidden', 'loc': ('body', 'reasoning_effort'), "
+         "'msg': 'Extra inputs are not permitted', 'input': 'high'}]", True),  # older vLLM
     ],
 )  # fmt: skip
 def test_which_refusals_say_the_model_takes_no_reasoning_effort(

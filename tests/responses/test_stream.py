@@ -246,3 +246,18 @@ def _weather_tool() -> dict[str, Any]:
         "name": "get_weather",
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
     }
+
+
+def test_a_call_without_arguments_has_an_empty_object_as_answers_give_it() -> None:
+    """A tool without parameters: some servers (Ollama, vLLM's hermes parser) stream its call
+    with `arguments: ""` and nothing more. The item's arguments are `{}`, as the non-streamed
+    answer gives them, and the deltas add up to them: Codex and the SDKs parse them as JSON."""
+    tool = {"type": "function", "name": "current_time", "parameters": {"type": "object"}}
+    context = translate_request({"model": MODEL, "input": "time?", "tools": [tool]}).context
+    chunks, upstream = chat_chunks("openai", "chat_stream_no_arguments.sse")
+    events = synthesize(context, chunks, upstream.usage)
+    deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
+    done = next(e for e in events if e["type"] == "response.function_call_arguments.done")
+    assert "".join(deltas) == done["arguments"] == "{}"
+    final = replay(events)
+    assert [(c.name, c.arguments) for c in final.output] == [("current_time", "{}")]

@@ -1,0 +1,61 @@
+"""/v1/messages to an `openai` provider: an answer that ends in tool calls stops for
+"tool_use" whatever finish_reason the server gave. OpenAI itself answers a forced tool_choice
+with tool calls and `finish_reason: "stop"`, and Gemini's OpenAI-compatible stream does so for
+every call; Anthropic always says "tool_use" then, and the anthropic SDK's tool runner runs the
+calls of a turn that stopped for "tool_use" only (an `end_turn` is final: its tool_use blocks
+are not executed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox
+
+pytestmark = NEEDS_SDK
+
+ASK = [{"role": "user", "content": "What time is it in Paris?"}]
+CALL = [{"name": "clock", "arguments": '{"city": "Paris"}'}]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_tool_calls_with_finish_reason_stop_stop_for_tool_use(
+    fresh: MessagesBox, streamed: bool
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(tool_calls=CALL, finish_reason="stop"))
+    tools = [{"name": "clock", "input_schema": {"type": "object"}}]
+    choice = {"type": "tool", "name": "clock"}  # forced: OpenAI says "stop" then
+    ask: dict[str, Any] = {"model": OPENAI_ALIAS, "max_tokens": 100, "messages": ASK,
+                           "tools": tools, "tool_choice": choice}  # fmt: skip
+    client = fresh.client(key)
+    if streamed:
+        with client.messages.stream(**ask) as stream:
+            message = stream.get_final_message()
+    else:
+        message = client.messages.create(**ask)
+    assert [block.type for block in message.content] == ["tool_use"]
+    assert message.stop_reason == "tool_use"
+
+
+def test_the_sdks_tool_runner_runs_the_calls(fresh: MessagesBox) -> None:
+    from anthropic import beta_tool
+
+    ran: list[str] = []
+
+    @beta_tool
+    def clock(city: str) -> str:
+        """The time in a city."""
+        ran.append(city)
+        return "14:05"
+
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(tool_calls=CALL, finish_reason="stop"), Reply(content="14:05."))
+    runner = fresh.client(key).beta.messages.tool_runner(
+        model=OPENAI_ALIAS, max_tokens=100, messages=ASK, tools=[clock]
+    )
+    final = runner.until_done()
+    assert ran == ["Paris"]
+    assert final.content[0].type == "text" and final.content[0].text == "14:05."
