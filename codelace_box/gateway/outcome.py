@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TypeVar
 
 from codelace_box import metrics
-from codelace_box.crypto import mask_tokens
+from codelace_box.crypto import mask_in, mask_tokens
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamOverloaded, UpstreamTimeout
 from codelace_box.gateway.client import (
@@ -21,6 +22,7 @@ from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
 
 log = logging.getLogger("codelace_box.gateway")
+E = TypeVar("E", CodelaceError, UpstreamStreamError, CodelaceError | None)
 
 
 def settlement(
@@ -118,6 +120,16 @@ def client_error(exc: BaseException) -> CodelaceError | None:
         kind = UpstreamOverloaded if exc.code == "overloaded_error" else UpstreamError
         return kind(exc.message, code=exc.code)
     return _database_trouble(exc)
+
+
+def key_masked(error: E, secret: str) -> E:
+    """`error` with the provider key it was met with masked out of its message: an upstream
+    may quote the key in a stream's error event as in an error answer (upstream.py masks
+    those), and free-text masking (`mask_tokens`) knows only key-like shapes."""
+    if error is not None and secret and secret.strip() in error.message:
+        error.message = mask_in(error.message, secret)
+        error.args = (error.message,)
+    return error
 
 
 def _database_trouble(exc: BaseException) -> CodelaceError | None:

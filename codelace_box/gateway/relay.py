@@ -30,7 +30,7 @@ from codelace_box.db.core import traceback_of
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps
-from codelace_box.gateway.outcome import client_error, failed, settlement
+from codelace_box.gateway.outcome import client_error, failed, key_masked, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
@@ -276,7 +276,7 @@ class StreamRelay:
     async def _fail(self, send: Send, exc: Exception) -> None:
         """A failed stream: nothing charged; an error event sent, or raised when the client got
         no byte yet."""
-        error = client_error(exc)
+        error = key_masked(client_error(exc), self.opened.key.secret)
         self.opened.response.close()
         if not self._settled:
             self._settled = True

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.outcome import key_masked
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
@@ -98,5 +99,5 @@ async def open_stream_started(
             return Started(opened, prefix)
         opened.response.close()
         if retries_left <= 0:
-            raise error
+            raise key_masked(error, opened.key.secret)
         retries_left -= 1
