@@ -113,3 +113,31 @@ def test_an_anthropic_streams_first_error_event_that_echoes_the_key_is_masked(
         server.stop()
         fake.stop()
     assert "is over quota" in server.log_text() and anthropic_key not in server.log_text()
+
+
+def test_a_refused_base_url_is_not_echoed_with_its_credentials(tmp_path: Path) -> None:
+    """A base URL with a user and password, or a key in its query, is refused without
+    echoing it; but one refused for its scheme or its port first was echoed whole, the
+    password with it (to the terminal, its scrollback and the dashboard's message)."""
+    config = write_config(
+        tmp_path / "c.toml",
+        {"database": {"path": str(tmp_path / "box.db")}, "server": {"secret_key": SECRET}},
+    )
+    assert (
+        run_cli(config, "providers", "add", "kept", "--kind", "openai", "--key", "k").returncode
+        == 0
+    )
+    for bad in (
+        "ftp://box:pw-s3cret@mirror.example.com/v1",
+        "http://box:pw-s3cret@127.0.0.1:99999/v1",
+        "api.example.com/v1?api_key=s3cret-key",
+        "box:pw-s3cret@api.example.com/v1",
+        "https://box:pw-s3cret@api.example.com:0/v1#s3cret",
+    ):
+        for args in (
+            ("providers", "add", "bad", "--kind", "openai", "--base-url", bad, "--key", "k"),
+            ("providers", "update", "kept", "--base-url", bad),
+        ):
+            done = run_cli(config, *args)
+            assert done.returncode != 0 and "base URL" in done.stderr, done.stderr
+            assert "s3cret" not in done.stderr + done.stdout, done.stderr
