@@ -39,6 +39,8 @@ access_log = logging.getLogger("codelace_box.access")
 log = logging.getLogger("codelace_box.metrics")
 KEY_PREFIX_LENGTH = 7  # `cl_` + 4, as key_prefix is stored
 UNMATCHED = "(unmatched)"
+# what a reverse proxy adds to say whom it forwards for
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 ACCESS_FORMAT = "%s %s %s %.1fms model=%s user=%s key=%s request=%s"
 
 
@@ -132,6 +134,17 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
+def _forwarded_unjudged(request: Request) -> bool:
+    """Whether a proxy forwarded the request (it says for whom) and the box did not judge the
+    client's address by it (`server.proxies_count` X-Forwarded-For entries back): then the
+    socket's loopback address is the proxy's, not the client's (nginx, Caddy and Traefik on
+    the machine itself). The local Prometheus, straight to the box, sends none of these."""
+    if request.app.ctx.config.server.proxies_count and request.remote_addr:
+        return False
+    headers = request.headers
+    return any(name in headers for name in FORWARDING_HEADERS)
+
+
 def _open_holds() -> tuple[int, int]:
     count, nanos = aggregate("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0) FROM hold")
     return int(count), int(nanos)
@@ -148,9 +161,10 @@ async def metrics_text(request: Request) -> HTTPResponse:
         presented = (bearer_token(request) or "").encode(errors="surrogateescape")
         if not hmac.compare_digest(presented, settings.token.encode()):
             raise AuthenticationFailed("/metrics needs its token: Authorization: Bearer ...")
-    elif not _is_loopback(request.client_ip):
+    elif _forwarded_unjudged(request) or not _is_loopback(request.client_ip):
         raise PermissionDenied(
-            "/metrics answers only loopback clients unless metrics.token is set",
+            "/metrics answers only loopback clients unless metrics.token is set (behind a "
+            "reverse proxy: judged by its X-Forwarded-For, with server.proxies_count)",
             code="metrics_loopback_only",
         )
     try:
