@@ -141,3 +141,32 @@ def test_a_refused_base_url_is_not_echoed_with_its_credentials(tmp_path: Path) -
             done = run_cli(config, *args)
             assert done.returncode != 0 and "base URL" in done.stderr, done.stderr
             assert "s3cret" not in done.stderr + done.stdout, done.stderr
+
+
+def test_an_error_event_after_the_client_left_is_logged_without_the_key(
+    box_factory: BoxFactory,
+) -> None:
+    """A stream its client left is read on in the background; an error event that comes then
+    was logged (`stream ... ended after its client left: ...`) with the upstream's words as
+    they were, the operator's key among them."""
+    box = box_factory(keys=(PROVIDER_KEY,), gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    chunk = {
+        "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
+    }  # fmt: skip
+    error = {"error": {"message": f"key {PROVIDER_KEY} is over its quota", "type": "server_error"}}
+    box.fake.push(Reply(raw=_events(chunk, error), pause_after=1))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.stream(
+        "POST", f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=10
+    ) as answer:
+        request_id = answer.headers["x-request-id"]
+        next(answer.iter_lines())  # the first piece came: the client leaves
+    assert box.fake.paused.wait(10)
+    box.fake.resume.set()
+    assert box.settled_row(request_id)["status"] in ("abandoned", "error")
+    box.server.stop()
+    log = box.server.log_text()
+    assert "is over its quota" in log and PROVIDER_KEY not in log
