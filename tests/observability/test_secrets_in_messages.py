@@ -22,11 +22,15 @@ SECRET = "a-shared-secret-for-every-box-000000000000"
 def test_a_password_in_the_database_urls_query_is_not_printed(tmp_path: Path) -> None:
     """libpq takes any connection parameter in the URL's query string, the password too
     (`postgresql://box@db/codelace?password=...`): a database that cannot be opened printed the
-    whole URL, password and all, in every command's error (and serve's log)."""
+    whole URL, password and all, in every command's error (and serve's log); and a password
+    with a % that is no escape was quoted by libpq's own error about it."""
     for url in (
         "postgresql://box@127.0.0.1:1/codelace?password=hunter2-query",
         "postgresql://box@127.0.0.1:1/codelace?sslmode=disable&sslpassword=hunter2-ssl",
         "postgresql://box@127.0.0.1:1/codelace?PassWord=hunter2-case&application_name=x",
+        # a % in a password not written %25: libpq's own error quotes the password
+        "postgresql://box:hunter2%-raw@127.0.0.1:1/codelace",
+        "postgresql://box@127.0.0.1:1/codelace?password=hunter2%zz",
     ):
         config = write_config(
             tmp_path / "c.toml", {"database": {"url": url}, "server": {"secret_key": SECRET}}
