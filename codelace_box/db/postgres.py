@@ -193,6 +193,8 @@ def redacted(url: str) -> str:
     """The URL without its passwords, for messages: the one before the host, and any given as
     a query parameter (libpq takes `?password=...`, and `sslpassword`, there too)."""
     parts = urlsplit(url)
+    if parts.password is None and not _QUERY_PASSWORD_RE.search(parts.query):
+        return url  # as written: urlunsplit would make sqlite://tmp/x of sqlite:////tmp/x
     netloc, query = parts.netloc, _QUERY_PASSWORD_RE.sub(r"\1***", parts.query)
     if parts.password is not None:
         netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
