@@ -159,10 +159,14 @@ class ProviderOutOfCredit(ServiceUnavailable):
         )
 
 
-def _server_failure(name: str, status: int, message: str) -> UpstreamError:
-    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers."""
+def _server_failure(name: str, status: int, message: str, location: str | None) -> UpstreamError:
+    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers; a
+    3xx (not followed: client.py) or another status below 400 is a 502 too."""
     if status == OVERLOADED:
         return UpstreamOverloaded(f"{name} is overloaded (HTTP {status}): {message}")
+    if 300 <= status < 400:
+        where = f" to {location.split('?')[0][:200]}" if location else ""
+        message = f"a redirect{where}, not followed: the base URL must be the API's own"
     return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
 
 
@@ -183,8 +187,10 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
     if status == 429:
         wait = retry_after_sec(response.header("retry-after"))
         return RateLimited(f"{name} is rate limiting: {message}", wait)
-    if status >= 500:
-        return _server_failure(name, status, message)
+    if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
+        return _server_failure(
+            name, status, message, mask_in(response.header("location") or "", key.secret)
+        )
     if status == 401 or (status == 403 and blames_key(payload, message)):
         return ProviderKeyRejected(name, status, message)
     if status == 403:
