@@ -15,7 +15,7 @@ HELLO = [{"role": "user", "content": "Say hello"}]
 KEY = "sk-redirect-test-key-0001"
 
 
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("status", [301, 302, 307, 308, 204])
 def test_a_redirect_is_a_502_and_the_key_goes_nowhere_else(
     box_factory: BoxFactory, fake: FakeOpenAI, status: int
 ) -> None:
