@@ -126,9 +126,10 @@ def key_masked(error: E, secret: str) -> E:
     """`error` with the provider key it was met with masked out of its message: an upstream
     may quote the key in a stream's error event as in an error answer (upstream.py masks
     those), and free-text masking (`mask_tokens`) knows only key-like shapes."""
-    if error is not None and secret and secret.strip() in error.message:
-        error.message = mask_in(error.message, secret)
-        error.args = (error.message,)
+    if error is not None and secret:
+        masked = mask_in(error.message, secret)  # a cut start of the key at the end too
+        if masked != error.message:
+            error.message, error.args = masked, (masked,)
     return error
 
 
