@@ -179,8 +179,17 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
         payload = b""
     finally:
         response.close()
+    message = mask_in(call.adapter.error_message(response.status, payload), key.secret)
+    error = _judged(call, response, message, payload, key)
+    error.from_upstream = True  # not the box's own refusal (api/observe.py counts those)
+    return error
+
+
+def _judged(
+    call: ChatCall, response: UpstreamResponse, message: str, payload: bytes, key: KeySlot
+) -> CodelaceError:
+    """The error a non-200 answer means, by its status and words (`message`, masked)."""
     status = response.status
-    message = mask_in(call.adapter.error_message(status, payload), key.secret)
     name = call.route.provider.name
     if call.adapter.wants_payment(status, message):  # before 429: OpenAI's insufficient_quota
         return ProviderOutOfCredit(name, status, message)
