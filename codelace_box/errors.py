@@ -32,6 +32,7 @@ class CodelaceError(Exception):
     status: int = 500
     error_type: str = "server_error"
     default_code: str = "internal_error"
+    from_upstream: bool = False  # an upstream's own refusal relayed (not the box's)
 
     def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)

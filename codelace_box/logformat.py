@@ -23,12 +23,15 @@ import atexit
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+# characters a JSON line may not hold raw: DEL and the C1 controls, and the Unicode line breaks
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVEL_ENV = "CODELACE_LOG_LEVEL"
 # the request being served in this context (serve sets it as each request starts)
@@ -132,7 +135,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def _json_line(line: dict[str, object]) -> str:
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+    """One JSON object on one line: JSON escapes only the controls below 0x20, so the line
+    breaks beyond them (U+2028, U+2029, NEL) and the C1 controls (CSI drives a terminal as
+    ESC [ does) are escaped here too."""
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+    if _JSON_UNSAFE.search(text) is None:
+        return text
+    return _JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def configure_logging(log_format: str = "text", level: str | None = None) -> None:

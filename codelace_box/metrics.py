@@ -40,6 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from codelace_box import OWNED_METRICS_ENV
 from codelace_box.metric_sums import Sums
 
 M = TypeVar("M")
@@ -268,15 +269,16 @@ def enable_multiprocess() -> str:
     """Before workers start (in the main process): a private folder for every worker's values,
     named in the environment the workers inherit; returns it (remove it with `cleanup`)."""
     folder = tempfile.mkdtemp(prefix="codelace-metrics-")
-    os.environ[MULTIPROC_ENV] = folder
+    os.environ[MULTIPROC_ENV] = os.environ[OWNED_METRICS_ENV] = folder
     return folder
 
 
 def cleanup(folder: str) -> None:
     """Remove the workers' values folder once serve stops."""
     shutil.rmtree(folder, ignore_errors=True)
-    if os.environ.get(MULTIPROC_ENV) == folder:
-        del os.environ[MULTIPROC_ENV]
+    for name in (MULTIPROC_ENV, OWNED_METRICS_ENV):
+        if os.environ.get(name) == folder:
+            del os.environ[name]
 
 
 def forget_worker(pid: int) -> None:

@@ -115,6 +115,7 @@ def _allowed_methods(request: Request | None) -> list[str]:
 def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None:  # the access line and the refusal tally name it (api/observe.py)
         request.ctx.error_code = getattr(exc, "code", None)
+        request.ctx.upstream_refused = getattr(exc, "from_upstream", False)
     if isinstance(exc, RequestCancelled):  # Sanic's word for a client that left
         message = "the client closed the connection before the answer"
         return envelope(CLIENT_CLOSED, message, "invalid_request_error", "client_closed_request")

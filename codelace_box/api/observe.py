@@ -75,7 +75,9 @@ def finish_request(request: Request, response: Any) -> None:
         if call.upstream_sec:
             waited = call.upstream_sec + call.client_sec
             metrics.overhead(route).observe(max(duration - waited, 0.0))
-    if status in REFUSED and route != UNMATCHED:
+    # a refusal is the box's own, before any upstream call (an upstream's 404 or 429 relayed
+    # is an upstream error, counted as one with its usage row)
+    if status in REFUSED and route != UNMATCHED and not getattr(ctx, "upstream_refused", False):
         code = getattr(ctx, "error_code", None) or str(status)
         metrics.refusals(str(status), code).inc()
         request.app.ctx.refusals.add(status, code)

@@ -17,6 +17,8 @@ from codelace_box.providers import PROVIDER_KINDS, adapter_for
 from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
 
 MAX_PROVIDER_KEY_CHARS = 4096  # the longest keys seen (JWTs) are about 1,000
+# what comes before the host: a user and perhaps a password (never quoted in a message)
+_USERINFO_RE = re.compile(r"^([^/?#]*//)?[^/?#]*@")
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # fullmatch
 
 
@@ -111,7 +113,9 @@ def _check_base_url(base_url: str) -> None:
     if not base_url:
         return
     if not base_url.startswith(("http://", "https://")):
-        raise InvalidRequest(f"base URL must start with http:// or https://, got {base_url!r}")
+        raise InvalidRequest(
+            f"base URL must start with http:// or https://, got {_shown_url(base_url)!r}"
+        )
     try:
         parts = urlsplit(base_url)
         usable = bool(parts.hostname) and parts.port != 0 and base_url.isprintable()
@@ -127,8 +131,16 @@ def _check_base_url(base_url: str) -> None:
     if not usable:
         raise InvalidRequest(
             "base URL must name a host (and a port from 1 to 65535, if any), with no spaces "
-            f"or control characters: got {base_url!r}"
+            f"or control characters: got {_shown_url(base_url)!r}"
         )
+
+
+def _shown_url(base_url: str) -> str:
+    """A refused base URL as its message may quote it: without what may be a credential (a
+    user and password before the host, a query or a fragment, where keys are put too)."""
+    shown = _USERINFO_RE.sub(r"\1…@", base_url)
+    cut = min((i for i in (shown.find("?"), shown.find("#")) if i >= 0), default=-1)
+    return shown if cut < 0 else shown[:cut] + "…"
 
 
 def _checked_fields(names: Iterable[str]) -> list[str]:

@@ -325,6 +325,7 @@ def _open_postgres(url: str) -> Database:
         db.connect(reuse_if_open=True)
     except PeeweeDatabaseError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = postgres.without_passwords(reason, url)
         raise ConfigError(
             f"database.url {postgres.redacted(url)}: cannot open the database: {reason}"
         ) from None

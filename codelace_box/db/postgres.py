@@ -32,6 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import PeeweeException, PostgresqlDatabase
 
+# a query parameter that holds a password (password, sslpassword): its value, for messages
+_QUERY_PASSWORD_RE = re.compile(r"((?:^|&)[^=&]*password=)([^&]*)", re.IGNORECASE)
 LOCK_TIMEOUT_MS = 10_000  # as SQLite's busy timeout: a lock not had by then is "busy"
 # libpq's connection parameters for a server host that stops answering (its packets dropped,
 # not refused), each unless database.url's query string (or libpq's environment: a
@@ -188,12 +190,26 @@ def driver_version() -> str:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its passwords, for messages: the one before the host, and any given as
+    a query parameter (libpq takes `?password=...`, and `sslpassword`, there too)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is None and not _QUERY_PASSWORD_RE.search(parts.query):
+        return url  # as written: urlunsplit would make sqlite://tmp/x of sqlite:////tmp/x
+    netloc, query = parts.netloc, _QUERY_PASSWORD_RE.sub(r"\1***", parts.query)
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def without_passwords(text: str, url: str) -> str:
+    """`text` (a driver's error about `url`) with the URL's passwords masked: libpq quotes a
+    value it cannot parse, such as a password with a % that is no escape."""
+    parts = urlsplit(url)
+    secrets = [parts.password or ""]
+    secrets += [m.group(2) for m in _QUERY_PASSWORD_RE.finditer(parts.query)]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def quick_check(conn: Any) -> list[str]:

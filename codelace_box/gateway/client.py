@@ -245,7 +245,9 @@ class UpstreamClient:
             raise UpstreamUnreachable("the upstream client is not started")
         data = dumps(request.json_body)
         try:
-            response = await self._session.post(request.url, data=data, headers=request.headers)
+            response = await self._session.post(  # a redirect is the upstream's answer:
+                request.url, data=data, headers=request.headers, allow_redirects=False
+            )  # never the body and key sent on to a host it names
         except Exception as exc:
             raise _translate(exc) from None
         return UpstreamResponse(response, self.limits)

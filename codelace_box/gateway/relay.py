@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
+from codelace_box.crypto import mask_in, mask_tokens
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
 from codelace_box.gateway.client import UpstreamBroken
@@ -195,7 +196,8 @@ class StreamRelay:
             settle(self._left(complete=False))
             raise
         except Exception as exc:  # the upstream failed or went silent: what was seen counts
-            log.info("stream %s ended after its client left: %s", self.call.request_id, exc)
+            said = mask_tokens(mask_in(str(exc), self.opened.key.secret))  # as `failed` does
+            log.info("stream %s ended after its client left: %s", self.call.request_id, said)
         self.opened.response.close()
         await self._commit(self._left(complete))
 

@@ -176,10 +176,14 @@ class ProviderOutOfCredit(ServiceUnavailable):
         )
 
 
-def _server_failure(name: str, status: int, message: str) -> UpstreamError:
-    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers."""
+def _server_failure(name: str, status: int, message: str, location: str | None) -> UpstreamError:
+    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers; a
+    3xx (not followed: client.py) or another status below 400 is a 502 too."""
     if status == OVERLOADED:
         return UpstreamOverloaded(f"{name} is overloaded (HTTP {status}): {message}")
+    if 300 <= status < 400:
+        where = f" to {location.split('?')[0][:200]}" if location else ""
+        message = f"a redirect{where}, not followed: the base URL must be the API's own"
     return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
 
 
@@ -192,16 +196,27 @@ async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> 
         payload = b""
     finally:
         response.close()
+    message = mask_in(call.adapter.error_message(response.status, payload), key.secret)
+    error = _judged(call, response, message, payload, key)
+    error.from_upstream = True  # not the box's own refusal (api/observe.py counts those)
+    return error
+
+
+def _judged(
+    call: ChatCall, response: UpstreamResponse, message: str, payload: bytes, key: KeySlot
+) -> CodelaceError:
+    """The error a non-200 answer means, by its status and words (`message`, masked)."""
     status = response.status
-    message = mask_in(call.adapter.error_message(status, payload), key.secret)
     name = call.route.provider.name
     if call.adapter.wants_payment(status, message):  # before 429: OpenAI's insufficient_quota
         return ProviderOutOfCredit(name, status, message)
     if status == 429:
         wait = retry_after_sec(response.header("retry-after"))
         return RateLimited(f"{name} is rate limiting: {message}", wait)
-    if status >= 500:
-        return _server_failure(name, status, message)
+    if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
+        return _server_failure(
+            name, status, message, mask_in(response.header("location") or "", key.secret)
+        )
     if status == 401 or (status == 403 and blames_key(payload, message)):
         return ProviderKeyRejected(name, status, message)
     if status == 403:

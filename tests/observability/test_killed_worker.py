@@ -4,6 +4,7 @@ stream: the scrape's gauges speak of the workers alive, not of the dead one's la
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import MODEL, BoxFactory
+from tests.gateway.conftest import MODEL, Box, BoxFactory
 from tests.observability.test_metrics_and_logs import scrape, total
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,3 +50,41 @@ def test_a_killed_workers_streams_leave_the_active_streams_gauge(
         assert time.monotonic() < deadline, f"{streams} active streams after their worker died"
         time.sleep(0.2)
     box.server.wait_for_log(r".*died \(exit .*starting a new one")
+
+
+def _workers(box: Box) -> list[int]:
+    """The serving processes alive, as the log names them when they start."""
+    started = re.findall(r"Starting worker \[(\d+)\]", box.server.log_text())
+    return [int(pid) for pid in dict.fromkeys(started) if os.path.exists(f"/proc/{pid}")]
+
+
+def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFactory) -> None:
+    """What a worker counted before the OOM killer took it stays in the scrape, once, and its
+    replacement counts on from there: no counter goes back (a reset Prometheus would read as
+    lost traffic) or jumps."""
+    box = box_factory("--workers", "2")
+    _, key = box.new_user()
+    body = {"model": MODEL, "messages": HELLO}
+
+    def answered(count: int) -> None:
+        for _ in range(count):  # a new connection each: the requests spread over the workers
+            with box.http(key) as client:
+                assert client.post("/v1/chat/completions", json=body).status_code == 200
+
+    answered(6)
+    assert total(scrape(box), "codelace_inference_requests_total") == 6
+    workers = _workers(box)
+    assert len(workers) == 2, workers
+    for killed, pid in enumerate(workers, 1):  # both in turn: each one's counts are kept
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while len(set(_workers(box)) - {pid}) < 2:
+            assert time.monotonic() < deadline, "the worker was not replaced"
+            time.sleep(0.1)
+        box.server.wait_for_log(r".*died \(exit .*starting a new one", count=killed)
+        for _ in range(3):
+            samples = scrape(box)
+            assert total(samples, "codelace_inference_requests_total") == 6
+            assert total(samples, "codelace_tokens_total", kind="output") > 0
+    answered(4)
+    assert total(scrape(box), "codelace_inference_requests_total") == 10

@@ -89,3 +89,27 @@ def test_a_text_line_logged_for_a_request_names_it(box_factory: BoxFactory) -> N
     request_id = answer.headers["x-request-id"]
     (line,) = box.server.wait_for_log(r".*it stays in rotation.*")
     assert f"request={request_id}" in line, line
+
+
+def test_a_json_line_holds_no_character_that_ends_a_line_or_drives_a_terminal(
+    box_factory: BoxFactory,
+) -> None:
+    """JSON escapes only the controls below 0x20: an upstream's message (perhaps echoing a
+    client's words) with U+2028/U+2029 or NEL (U+0085) split one JSON line into several for a
+    reader that splits lines as Python's `splitlines` does (and JavaScript's JSON), and C1
+    controls such as CSI (U+009B, ESC [ in one character) reached the terminal raw."""
+    box = box_factory(log={"format": "json"}, gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    echoed = "Invalid value: 'a\u2028b\u2029c\x85d\x9b2Je\x7f'. Supported values are: 'low'."
+    box.fake.push(Reply(status=400, error={"message": echoed}))
+    with box.http(key) as client:
+        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.status_code == 400
+    request_id = answer.headers["x-request-id"]
+    box.server.wait_for_log(rf'.*"request_id":"{request_id}"')
+    box.server.stop()
+    text = box.server.log_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # each one whole
+    (told,) = [line for line in lines if "upstream error" in line["message"]]
+    assert "a\u2028b\u2029c\x85d\x9b2Je\x7f" in told["message"]  # the words, decoded
+    assert not any(char in text for char in "\u2028\u2029\x85\x9b\x7f")  # escaped on the line

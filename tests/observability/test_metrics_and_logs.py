@@ -186,7 +186,8 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
 ) -> None:
     """Behind one proxy the real address is the last X-Forwarded-For entry (the one the proxy
     added): a client that writes 127.0.0.1 first is still outside; with two proxies, the one
-    before them. Without proxies_count the header is not taken as the address."""
+    before them. Without proxies_count the header is not taken as the address, but it says a
+    proxy forwarded the request: not the loopback's (test_metrics_behind_a_proxy.py)."""
     one = box_factory(server={"proxies_count": 1})
     two = box_factory(server={"proxies_count": 2})
     none = box_factory()
@@ -200,6 +201,7 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
     assert status(two, "127.0.0.1, 10.0.0.2") == 200
     assert status(two, "203.0.113.7, 127.0.0.1") == 403
     assert status(none, "127.0.0.1") == 403  # a request a proxy forwarded: see below
+    assert status(none, "203.0.113.7") == 403  # the socket peer is the proxy's loopback
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,94 @@
+"""What `codelace_refusals_total` and the dashboard's refusal tally count: requests the box
+itself refused before any upstream call (402, 404, 429), not an upstream's own 404 or 429
+relayed to the client (those are upstream errors, with a usage row of their own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.openai_upstream import Reply
+from tests.gateway.conftest import MODEL, BoxFactory
+from tests.observability.test_metrics_and_logs import scrape, total
+from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+
+HELLO = [{"role": "user", "content": "Hello"}]
+
+
+def test_an_upstreams_404_or_429_is_an_upstream_error_not_a_refusal(
+    box_factory: BoxFactory,
+) -> None:
+    """An operator reads refusals{status="429"} as "the accounts' rpm limits bite": an
+    upstream's rate limiting relayed as 429 was counted there (and in upstream_errors), and an
+    upstream's 404 as a refusal `upstream_404`."""
+    box = box_factory(gateway={"max_retries": 0})
+    _, key = box.new_user("10")
+    box.fake.push(Reply(status=429, error={"message": "slow down"}))
+    box.fake.push(Reply(status=404, error={"message": "no such model upstream"}))
+    with box.http(key) as client:
+        statuses = [
+            client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+            for _ in range(2)
+        ]
+        refused = client.post(
+            "/v1/chat/completions", json={"model": "fake/not-in-the-catalog", "messages": HELLO}
+        )
+    assert [s.status_code for s in statuses] == [429, 404] and refused.status_code == 404
+    samples = scrape(box)
+    assert total(samples, "codelace_upstream_errors_total", provider="fake") == 2
+    assert total(samples, "codelace_refusals_total", status="429") == 0
+    assert total(samples, "codelace_refusals_total", status="404") == 1
+    assert total(samples, "codelace_refusals_total", code="model_not_found") == 1
+    box.server.stop()
+    tally = box.query("SELECT status, code, count FROM refusal_count")
+    assert tally == [(404, "model_not_found", 1)]
+
+
+class RateLimitedCounts(FakeAnthropic):
+    """An Anthropic upstream whose count_tokens is rate limited."""
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        await request.read()
+        body = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+        return web.json_response(body, status=429)
+
+
+def test_an_upstreams_429_on_count_tokens_is_not_a_refusal(tmp_path: Path) -> None:
+    """count_tokens goes to an Anthropic upstream outside the metered call: its 429 was
+    counted as the box's own refusal too."""
+    upstream = RateLimitedCounts(api_keys=("anth-key",)).start()
+    sections = base_sections(tmp_path, free_port())
+    config = write_config(tmp_path / "codelace.toml", sections | {"gateway": {"max_retries": 0}})
+    server = ServerProcess(config, int(sections["server"]["port"]))
+    try:
+        for args in (
+            ("providers", "add", "anth", "--kind", "anthropic", "--base-url", upstream.base_url,
+             "--key", "anth-key"),
+            ("models", "set", "anth/claude", "--input-per-1m", "1", "--output-per-1m", "2"),
+            ("users", "create", "a@example.com"),
+        ):  # fmt: skip
+            assert run_cli(config, *args).returncode == 0, args
+        key = run_cli(config, "keys", "create", "a@example.com").stdout.split()[0]
+        server.start()
+        answer = httpx.post(
+            f"{server.base_url}/v1/messages/count_tokens",
+            json={"model": "anth/claude", "messages": HELLO},
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+            timeout=30,
+        )
+        assert answer.status_code == 429, answer.text
+        scraped = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+        refused = [
+            sample
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+            if sample.name == "codelace_refusals_total"
+        ]
+        assert refused == [], refused
+    finally:
+        server.stop()
+        upstream.stop()
