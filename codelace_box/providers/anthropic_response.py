@@ -15,6 +15,7 @@ from codelace_box.providers.anthropic_thinking import (
     REPLY_OPENROUTER,
 )
 from codelace_box.providers.base import Usage
+from codelace_box.providers.tally import CHARS_PER_TOKEN
 
 JSON = dict[str, Any]
 
@@ -98,6 +99,22 @@ def usage_from(usage: Any) -> Usage:
     return billed
 
 
+def billed_usage(payload: JSON) -> Usage:
+    """What a `message` body bills: its usage, or, when it has none (an Anthropic-compatible
+    server that leaves it out did the work all the same), its output counted from the content,
+    marked estimated (the gateway estimates the input)."""
+    usage = payload.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+        return usage_from(usage)
+    return Usage(0, -(-_content_chars(payload) // CHARS_PER_TOKEN), estimated=True)
+
+
+def _content_chars(payload: JSON) -> int:
+    content = payload.get("content")
+    blocks = content if isinstance(content, list) else []
+    return sum(len(json.dumps(block)) for block in blocks if isinstance(block, dict))
+
+
 def tool_call(block: JSON, index: int | None = None) -> JSON:
     """An OpenAI tool call for a tool_use block (arguments as a JSON string)."""
     call: JSON = {
@@ -147,7 +164,7 @@ def translate_response(
     """An OpenAI `chat.completion` and its usage for an Anthropic `message` body (its thinking
     shown as `reply` says: anthropic_thinking.REPLY_*)."""
     content = payload.get("content")
-    usage = usage_from(payload.get("usage"))
+    usage = billed_usage(payload)
     completion: JSON = {
         "id": completion_id(payload.get("id")),
         "object": "chat.completion",

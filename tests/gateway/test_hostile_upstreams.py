@@ -1,0 +1,168 @@
+"""Upstreams that misbehave, on every inference route, to both kinds of provider.
+
+One box in front of a hostile upstream (tests/fakes/hostile_upstream.py) that serves as an
+`openai` provider (`ho`) and an `anthropic` provider (`ha`), two keys each. Each test scripts
+the bytes the upstream answers and checks what the client of /v1/chat/completions,
+/v1/messages and /v1/responses gets, what was charged, what the usage row says, and that no
+credit stays held.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_body,
+    anthropic_event,
+    anthropic_stream,
+    chat_body,
+    chat_stream,
+)
+from tests.support import (
+    BoxDriver,
+    LedgerView,
+    ServerProcess,
+    base_sections,
+    free_port,
+    write_config,
+)
+
+pytestmark = pytest.mark.timeout(60)
+RETRIES = 2
+KINDS = ("ho", "ha")  # the openai provider, the anthropic provider
+ROUTES = ("chat", "messages", "responses")
+PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
+
+
+@dataclass
+class HostileBox(BoxDriver, LedgerView):
+    server: ServerProcess
+    config: Path
+    db_path: Path
+
+    email_prefix = "hostile"
+    email_domain = "hostile.test"
+
+    def post(self, key: str, route: str, kind: str, stream: bool) -> httpx.Response:
+        """One inference call of `route` to the model of provider `kind`."""
+        body: dict[str, Any] = {"model": f"{kind}/m", "stream": stream}
+        if route == "chat":
+            body["messages"] = [{"role": "user", "content": "hi"}]
+        elif route == "messages":
+            body |= {"max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+        else:
+            body["input"] = "hi"
+        with self.http(key) as client:
+            return client.post(PATHS[route], json=body)
+
+    def last_row(self, email: str) -> dict[str, Any]:
+        rows = self.usage_rows(email)
+        assert len(rows) == 1, rows
+        return rows[0]
+
+    def open_holds(self) -> float:
+        text = httpx.get(self.url + "/metrics").text
+        found = re.search(r"^codelace_open_holds (\S+)$", text, re.MULTILINE)
+        assert found, text
+        return float(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[HostileUpstream]:
+    server = HostileUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hostile(hostile: HostileUpstream) -> None:
+    hostile.reset()
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[HostileBox]:
+    folder = tmp_path_factory.mktemp("hostile")
+    sections = base_sections(folder, free_port())
+    sections["gateway"] = {"read_timeout_sec": 1.0, "connect_timeout_sec": 1.0,
+                           "max_retries": RETRIES, "key_probe_sec": 0.5}  # fmt: skip
+    config = write_config(folder / "codelace.toml", sections)
+    box = HostileBox(None, config, Path(sections["database"]["path"]))  # type: ignore[arg-type]
+    urls = {"ho": hostile.base_url, "ha": hostile.base_url.removesuffix("/v1")}
+    for kind, name in (("ho", "openai"), ("ha", "anthropic")):
+        box.cli("providers", "add", kind, "--kind", name, "--base-url", urls[kind],
+                "--key", f"sk-{kind}-key-0001")  # fmt: skip
+        box.cli("providers", "key-add", kind, "--key", f"sk-{kind}-key-0002")
+        box.cli("models", "set", f"{kind}/m", "--provider", kind, "--upstream-model", "m",
+                "--input-per-1m", "1", "--output-per-1m", "2", "--max-output-tokens", "1000")  # fmt: skip
+    box.server = ServerProcess(config, int(sections["server"]["port"]),
+                               env={"CODELACE_SSE_KEEPALIVE_SEC": "0.3"})  # fmt: skip
+    box.server.start()
+    yield box
+    box.server.stop()
+
+
+def body_of(kind: str, **drop: bool) -> Act:
+    """A 200 JSON answer of the provider's kind, with parts left out."""
+    return Act(200, [chat_body(**drop) if kind == "ho" else anthropic_body(**drop)])
+
+
+def stream_of(kind: str, end: bool = True) -> list[bytes]:
+    return chat_stream(end=end) if kind == "ho" else anthropic_stream(end=end)
+
+
+def events(text: str) -> list[str]:
+    """The data of the SSE events a client got (keep-alive comments left out)."""
+    return [line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data:")]
+
+
+def assert_ends_with_error(route: str, text: str, words: str) -> None:
+    """A stream that failed after it started ends with one error event of its route's
+    dialect, carrying `words`, and nothing after it."""
+    last = events(text)[-1]
+    assert words in last, text
+    data = json.loads(last)
+    if route == "chat":
+        assert "error" in data
+    elif route == "messages":
+        assert data["type"] == "error", text
+    else:
+        assert data["type"] == "response.failed", text
+
+
+def assert_free(box: HostileBox, email: str, start: int, code: str) -> None:
+    """A failed call: nothing charged, its hold released, an error row with `code`."""
+    assert box.balance_nanos(email) == (start, 0)
+    row = box.last_row(email)
+    assert (row["status"], row["cost_nanos"], row["error_code"]) == ("error", 0, code), row
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_anthropic_answer_without_usage_is_charged_an_estimate_not_free(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """An Anthropic-compatible server that leaves `usage` out of a message (as an OpenAI one
+    may, which is charged an estimate) did the work all the same: the call is charged the
+    box's count, marked estimated, on every route (it was free on chat completions and
+    responses: charged 0 tokens, not even estimated)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = body_of("ha", usage=False)
+    answer = box.post(key, route, "ha", stream=False)
+    assert answer.status_code == 200, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and row["estimated"] == 1, row
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0, row
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
