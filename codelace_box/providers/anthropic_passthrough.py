@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.jsonwire import loads
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
 from codelace_box.providers.anthropic_response import billed_usage, input_tokens, usage_from
-from codelace_box.providers.anthropic_stream import _merge_counts
+from codelace_box.providers.anthropic_stream import _merge_counts, event_data
 from codelace_box.providers.base import (
     JSON,
     SSEEvent,
@@ -142,12 +141,10 @@ class PassthroughStream(StreamTranslator):
         self.content_started = False  # an event that carries output was seen
 
     def feed(self, event: SSEEvent) -> list[JSON]:
-        """The event itself (as a dict with its `type`); an `error` event raises."""
-        try:
-            data: Any = loads(event.data)
-        except ValueError:
-            return []
-        if not isinstance(data, dict):
+        """The event itself (as a dict with its `type`); an `error` event, or one that is not
+        a JSON object, raises."""
+        data = event_data(event)
+        if data is None:
             return []
         if not isinstance(data.get("type"), str) and event.event:
             data["type"] = event.event

@@ -43,6 +43,7 @@ pytestmark = pytest.mark.timeout(60)
 RETRIES = 2
 KINDS = ("ho", "ha")  # the openai provider, the anthropic provider
 ROUTES = ("chat", "messages", "responses")
+PRICES = ("--input-per-1m", "1", "--output-per-1m", "2")
 PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
 
 
@@ -105,7 +106,7 @@ def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> I
                 "--key", f"sk-{kind}-key-0001")  # fmt: skip
         box.cli("providers", "key-add", kind, "--key", f"sk-{kind}-key-0002")
         box.cli("models", "set", f"{kind}/m", "--provider", kind, "--upstream-model", "m",
-                "--input-per-1m", "1", "--output-per-1m", "2", "--max-output-tokens", "1000")  # fmt: skip
+                *PRICES, "--max-output-tokens", "1000")  # fmt: skip
     box.server = ServerProcess(config, int(sections["server"]["port"]),
                                env={"CODELACE_SSE_KEEPALIVE_SEC": "0.3"})  # fmt: skip
     box.server.start()
@@ -166,3 +167,22 @@ def test_an_anthropic_answer_without_usage_is_charged_an_estimate_not_free(
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0, row
     assert 0 < row["cost_nanos"] <= row["hold_nanos"]
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_malformed_stream_event_ends_the_stream_with_an_error_and_costs_nothing(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """A data line that is not JSON in the middle of a stream is a broken upstream, whatever
+    follows it: the client's stream ends with an error event of its dialect and the call costs
+    nothing. From an Anthropic upstream the line was dropped without a word and the stream
+    went on as if complete: a text with a hole in it, status ok, charged."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    whole = stream_of(kind)
+    hostile.default = Act(200, [*whole[:3], b"data: {not json\n\n", *whole[3:]], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200
+    assert_ends_with_error(route, answer.text, "malformed stream event")
+    assert_free(box, email, start, "upstream_error")
