@@ -186,3 +186,23 @@ def test_a_malformed_stream_event_ends_the_stream_with_an_error_and_costs_nothin
     assert answer.status_code == 200
     assert_ends_with_error(route, answer.text, "malformed stream event")
     assert_free(box, email, start, "upstream_error")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_upstream_silent_mid_stream_ends_it_with_a_timeout_said_once(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """Silent past read_timeout_sec (1 s) after some content: an error event that says so (once:
+    it read "the upstream did not answer in time: the upstream did not answer in time"), the
+    call free, its hold released, the upstream's connection closed."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, stream_of(kind, end=False), SSE, hang=True)
+    began = time.monotonic()
+    answer = box.post(key, route, kind, stream=True)
+    assert time.monotonic() - began < 5
+    assert_ends_with_error(route, answer.text, "did not answer in time")
+    assert answer.text.count("did not answer in time") == 1, answer.text
+    assert_free(box, email, start, "upstream_timeout")
+    assert hostile.client_gone.wait(5)
