@@ -17,7 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
-from codelace_box.providers.anthropic_response import billed_usage, input_tokens, usage_from
+from codelace_box.providers.anthropic_response import (
+    billed_usage,
+    check_message,
+    input_tokens,
+    usage_from,
+)
 from codelace_box.providers.anthropic_stream import _merge_counts, event_data
 from codelace_box.providers.base import (
     JSON,
@@ -122,6 +127,7 @@ class MessagesPassthrough(AnthropicAdapter):
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The upstream's message as it is (model: the catalog id) and its usage."""
+        check_message(payload)
         billed = billed_usage(payload)
         payload["model"] = public_model
         return payload, billed

@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+from codelace_box.errors import UpstreamError
 from codelace_box.providers.anthropic_thinking import (
     REPLY_DEFAULT,
     REPLY_EXCLUDED,
@@ -99,6 +100,21 @@ def usage_from(usage: Any) -> Usage:
     return billed
 
 
+def check_message(payload: JSON) -> None:
+    """Raise the 502 of a 200 whose body is no `message` (no `content` list): a proxy's error
+    body, or a compatible server's bug; the upstream failed, as an OpenAI answer without
+    `choices` did."""
+    if isinstance(payload.get("content"), list):
+        return
+    error = payload.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str):
+        kind = error.get("type") if isinstance(error, dict) else None
+        text = f"{kind}: {message}" if isinstance(kind, str) else message
+        raise UpstreamError(f"the upstream failed: {text[:MAX_ERROR_CHARS]}", code="upstream_error")
+    raise UpstreamError("the upstream answered without content", code="bad_upstream_reply")
+
+
 def billed_usage(payload: JSON) -> Usage:
     """What a `message` body bills: its usage, or, when it has none (an Anthropic-compatible
     server that leaves it out did the work all the same), its output counted from the content,
@@ -163,7 +179,8 @@ def translate_response(
 ) -> tuple[JSON, Usage]:
     """An OpenAI `chat.completion` and its usage for an Anthropic `message` body (its thinking
     shown as `reply` says: anthropic_thinking.REPLY_*)."""
-    content = payload.get("content")
+    check_message(payload)
+    content = payload["content"]
     usage = billed_usage(payload)
     completion: JSON = {
         "id": completion_id(payload.get("id")),
@@ -173,7 +190,7 @@ def translate_response(
         "choices": [
             {
                 "index": 0,
-                "message": _message(content if isinstance(content, list) else [], reply),
+                "message": _message(content, reply),
                 "logprobs": None,
                 "finish_reason": finish_reason(payload.get("stop_reason")),
             }

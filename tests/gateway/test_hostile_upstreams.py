@@ -206,3 +206,32 @@ def test_an_upstream_silent_mid_stream_ends_it_with_a_timeout_said_once(
     assert answer.text.count("did not answer in time") == 1, answer.text
     assert_free(box, email, start, "upstream_timeout")
     assert hostile.client_gone.wait(5)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (anthropic_body(content=False), "without content"),
+        (json.dumps({"type": "error", "error": {"type": "overloaded_error",
+                                                "message": "Overloaded"}}).encode(),
+         "Overloaded"),
+    ],
+    ids=["no-content", "error-body"],
+)  # fmt: skip
+def test_an_anthropic_200_that_is_no_message_is_a_free_502(
+    box: HostileBox, hostile: HostileUpstream, route: str, answer: bytes, words: str
+) -> None:
+    """A 200 from an Anthropic-compatible server whose body is no `message` (no `content`, or
+    an error body a proxy sent with 200) is the upstream's failure, as an OpenAI answer without
+    `choices` is: a 502 that says so, nothing charged. It was a 200 with an empty answer,
+    charged (and /v1/messages relayed a message without `content`, which Anthropic's SDKs and
+    Claude Code do not take)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, [answer])
+    reply = box.post(key, route, "ha", stream=False)
+    assert reply.status_code == 502, reply.text
+    assert words in reply.text
+    assert box.balance_nanos(email) == (start, 0)
+    assert box.last_row(email)["status"] == "error"
