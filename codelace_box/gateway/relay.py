@@ -184,12 +184,14 @@ class StreamRelay:
         return produced >= self.call.output_limit
 
     async def _read_on(self) -> None:
-        """After the client left: the rest of the upstream's stream, then the settlement.
-        Cancelled (a stop that ran out of time), it charges what was seen."""
+        """After the client left: the rest of the upstream's stream, then the settlement; an
+        upstream that produces no output for `read_timeout_sec` (silent, or only talking:
+        comments, pings) is hung up on. Cancelled (a stop that ran out of time), it charges
+        what was seen."""
         complete = False
         try:
-            async with asyncio.timeout(self.read_timeout_sec):
-                complete = await self._consume()
+            async with asyncio.timeout(self.read_timeout_sec) as quiet:
+                complete = await self._consume(quiet)
         except asyncio.CancelledError:
             self.opened.response.close()
             settle(self._left(complete=False))
@@ -199,15 +201,19 @@ class StreamRelay:
         self.opened.response.close()
         await self._commit(self._left(complete))
 
-    async def _consume(self) -> bool:
-        """Read the upstream to its end or the output cap; whether it ended normally."""
+    async def _consume(self, quiet: asyncio.Timeout) -> bool:
+        """Read the upstream to its end or the output cap, `quiet` moved on at each output;
+        whether it ended normally."""
         translator = self.translator
         while not translator.finished:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
+            produced = self.tally.pieces
             for event in self._parser.feed(data) if data else self._parser.flush():
                 for chunk in translator.feed(event):
                     if self._count(chunk):
                         return False
+            if self.tally.pieces > produced:
+                quiet.reschedule(asyncio.get_running_loop().time() + self.read_timeout_sec)
             if self._parser.too_large is not None:
                 raise self._parser.too_large
             if not data:

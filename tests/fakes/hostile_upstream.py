@@ -79,7 +79,7 @@ class HostileUpstream(LoopbackServer):
         self.probe_status: dict[str, int] = {}
         self.seen: list[Seen] = []
         self.probes: list[str] = []
-        self.client_gone = threading.Event()  # a hanging answer saw the box leave
+        self.client_gone = threading.Event()  # the box hung up before the answer's end
 
     @property
     def base_url(self) -> str:
@@ -134,6 +134,9 @@ class HostileUpstream(LoopbackServer):
             response.enable_chunked_encoding()
         await response.prepare(request)
         for write in act.writes:
+            if request.transport is None or request.transport.is_closing():
+                self.client_gone.set()  # the box hung up
+                return response
             if isinstance(write, bytes):
                 with contextlib.suppress(ConnectionError):
                     await response.write(write)

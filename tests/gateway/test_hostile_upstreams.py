@@ -235,3 +235,68 @@ def test_an_anthropic_200_that_is_no_message_is_a_free_502(
     assert words in reply.text
     assert box.balance_nanos(email) == (start, 0)
     assert box.last_row(email)["status"] == "error"
+
+
+def leave_after_first_bytes(box: HostileBox, key: str, route: str, kind: str) -> str:
+    """Start a stream, take its first bytes, leave; returns the request id."""
+    body: dict[str, Any] = {"model": f"{kind}/m", "stream": True, "max_tokens": 100,
+                            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    with box.http(key) as client, client.stream("POST", PATHS[route], json=body) as answer:
+        assert answer.status_code == 200
+        next(answer.iter_bytes())
+        return answer.headers["x-request-id"]
+
+
+def settled_row(box: HostileBox, email: str, wait: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + wait
+    while not (rows := box.usage_rows(email)):
+        assert time.monotonic() < deadline, "never settled"
+        time.sleep(0.05)
+    return rows[0]
+
+
+def paced(writes: list[bytes], pause: float) -> list[bytes | float]:
+    return [item for write in writes for item in (write, pause)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ("chat", "messages"))
+def test_a_left_stream_still_producing_past_the_read_timeout_is_charged_the_providers_count(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """gateway.read_timeout_sec is the longest silence between bytes, not a limit on a whole
+    answer: a stream its client left that goes on producing, each piece well within the
+    timeout (0.2 s of 1 s) but longer than it in all, is read to its end and charged what the
+    provider reports. It was cut read_timeout_sec after the client left and charged an
+    estimate (an OpenAI upstream's input guessed: 29 tokens for its 7)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    pieces = tuple(f" w{n}" for n in range(8))
+    whole = chat_stream(pieces) if kind == "ho" else anthropic_stream(pieces)
+    hostile.default = Act(200, paced(whole, 0.2), SSE)
+    leave_after_first_bytes(box, key, route, kind)
+    row = settled_row(box, email)
+    assert (row["status"], row["estimated"]) == ("abandoned", 0), row
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+    assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_left_stream_that_only_keeps_talking_is_cut_after_the_read_timeout(
+    box: HostileBox, hostile: HostileUpstream, kind: str
+) -> None:
+    """An upstream that, its client gone, sends nothing but comments or pings (bytes, never
+    output) is not read on forever: read_timeout_sec after the last output the box hangs up,
+    charges what it saw and frees the hold."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    chatter = b": still here\n\n" if kind == "ho" else anthropic_event({"type": "ping"})
+    hostile.default = Act(200, [*stream_of(kind, end=False), *paced([chatter] * 100, 0.2)], SSE)
+    leave_after_first_bytes(box, key, "chat", kind)
+    assert hostile.client_gone.wait(8)
+    row = settled_row(box, email)
+    assert (row["status"], row["estimated"]) == ("abandoned", 1), row
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+    assert box.open_holds() == 0
