@@ -300,3 +300,48 @@ def test_a_left_stream_that_only_keeps_talking_is_cut_after_the_read_timeout(
     assert 0 < row["cost_nanos"] <= row["hold_nanos"]
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
     assert box.open_holds() == 0
+
+
+def pings_forever() -> Act:
+    """An Anthropic stream that opens (message_start), then pings every 0.2 s for 20 s."""
+    ping = anthropic_event({"type": "ping"})
+    return Act(200, [anthropic_stream(end=False)[0], *paced([ping] * 100, 0.2)], SSE)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_anthropic_stream_that_pings_and_never_starts_is_a_504_in_time(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """An Anthropic upstream that opens its stream and then only pings, never starting content:
+    the box waits for content before answering (an error before it is still retried on another
+    key), but not for ever: read_timeout_sec (1 s) without content is an upstream gone silent,
+    a 504 that costs nothing. The box waited as long as the pings came (here 20 s, for ever
+    from an endless one), the client getting nothing, the user's credit held."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = pings_forever()
+    began = time.monotonic()
+    answer = box.post(key, route, "ha", stream=True)
+    assert time.monotonic() - began < 5
+    assert answer.status_code == 504, answer.text
+    assert "did not start its answer in time" in answer.text
+    assert hostile.client_gone.wait(5)
+    assert_free(box, email, start, "upstream_timeout")
+
+
+def test_an_anthropic_stream_that_never_starts_is_not_read_on_for_ever_once_its_client_left(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """The same upstream, the client gone before the box answered: the box hangs up on it
+    read_timeout_sec after it opened, the call free, no hold left."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = pings_forever()
+    body: dict[str, Any] = {"model": "ha/m", "stream": True, "max_tokens": 100,
+                            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    with box.http(key) as client, pytest.raises(httpx.ReadTimeout):
+        client.post(PATHS["messages"], json=body, timeout=httpx.Timeout(10, read=0.5))
+    assert hostile.client_gone.wait(8)
+    settled_row(box, email)
+    assert_free(box, email, start, "upstream_timeout")
+    assert box.open_holds() == 0
