@@ -57,9 +57,7 @@ def _error_of(event: SSEEvent) -> UpstreamStreamError:
     return UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=kind)
 
 
-async def _read_start(
-    opened: Opened, wait_sec: float
-) -> tuple[bytes, UpstreamStreamError | None]:
+async def _read_start(opened: Opened, wait_sec: float) -> tuple[bytes, UpstreamStreamError | None]:
     """Bytes up to the first content event (or the end), or the error event before it. An
     upstream that talks (pings) but starts no content within `wait_sec` has gone silent
     (UpstreamReadTimeout), and one that sends more than an answer may be before content is

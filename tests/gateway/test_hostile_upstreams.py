@@ -345,3 +345,71 @@ def test_an_anthropic_stream_that_never_starts_is_not_read_on_for_ever_once_its_
     settled_row(box, email)
     assert_free(box, email, start, "upstream_timeout")
     assert box.open_holds() == 0
+
+
+REFUSED_KEY = (
+    b'{"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}'
+)
+FAILURES = {  # an upstream's answer before any byte -> the status the client gets, its row's code
+    "500": (Act(500, [b'{"error": {"message": "boom", "type": "api_error"}}']), 502,
+            "upstream_error"),
+    "429": (Act(429, [b'{"error": {"message": "slow down", "type": "rate_limit_error"}}'],
+                headers={"retry-after": "9"}), 429, "rate_limited"),
+    "529": (Act(529, [b'{"type": "error", "error": {"type": "overloaded_error", '
+                      b'"message": "Overloaded"}}']), 503, "upstream_overloaded"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("failure", FAILURES)
+def test_a_failure_before_any_byte_is_retried_then_answered_in_the_routes_shape_for_free(
+    box: HostileBox, hostile: HostileUpstream, failure: str, route: str, kind: str, stream: bool
+) -> None:
+    """500, 429 (Retry-After kept) and Anthropic's 529 on every try: the call goes to the
+    provider's other key, max_retries times, then the client gets 502, 429 or 503 in its route's
+    error shape (Anthropic's on /v1/messages), nothing is charged and no credit stays held."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    act, status, code = FAILURES[failure]
+    hostile.default = act
+    answer = box.post(key, route, kind, stream)
+    assert answer.status_code == status, answer.text
+    assert len(hostile.seen) == 1 + RETRIES
+    assert {seen.key[-4:] for seen in hostile.seen} == {"0001", "0002"}
+    error = answer.json()
+    assert (error["type"] == "error") if route == "messages" else ("code" in error["error"])
+    if status == 429:
+        assert answer.headers["retry-after"] == "9"
+    assert_free(box, email, start, code)
+    assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_anthropic_key_refused_leaves_the_rotation_and_a_probe_brings_it_back(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """A 401 to one Anthropic key, confirmed by its probe: the call is answered by the other key
+    (charged once), the refused key is out of rotation, and once its probe works again (every
+    key_probe_sec, 0.5 s) it is back."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    refused = "sk-ha-key-0001"
+    hostile.default = body_of("ha")
+    hostile.key_acts[refused] = Act(401, [REFUSED_KEY])
+    hostile.probe_status[refused] = 401
+    for _ in range(3):
+        assert box.post(key, route, "ha", stream=False).status_code == 200
+    assert [seen.key for seen in hostile.seen].count(refused) <= 1
+    assert len(box.usage_rows(email)) == 3
+    assert box.balance_nanos(email)[0] == start - sum(
+        r["cost_nanos"] for r in box.usage_rows(email)
+    )
+    hostile.key_acts.clear()
+    hostile.probe_status.clear()
+    deadline = time.monotonic() + 5
+    while refused not in [seen.key for seen in hostile.seen[-2:]]:
+        assert time.monotonic() < deadline, "the key never came back"
+        assert box.post(key, route, "ha", stream=False).status_code == 200
+        time.sleep(0.1)
