@@ -240,12 +240,15 @@ class UpstreamClient:
             self._session = None
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        """POST the request's JSON; returns once the status line and headers arrived."""
+        """POST the request's JSON; returns once the status line and headers arrived. A
+        redirect is returned as the answer, never followed."""
         if self._session is None:
             raise UpstreamUnreachable("the upstream client is not started")
         data = dumps(request.json_body)
         try:
-            response = await self._session.post(request.url, data=data, headers=request.headers)
+            response = await self._session.post(
+                request.url, data=data, headers=request.headers, allow_redirects=False
+            )  # a redirect would carry the key (x-api-key) to wherever it points
         except Exception as exc:
             raise _translate(exc) from None
         return UpstreamResponse(response, self.limits)

@@ -32,6 +32,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from codelace_box import metrics
 from codelace_box.catalog.keyprobe import KeyProber, StoredKey
@@ -166,6 +167,20 @@ def _server_failure(name: str, status: int, message: str) -> UpstreamError:
     return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
 
 
+class UpstreamRedirected(UpstreamError):
+    """The upstream answered with a redirect: never followed (it would take the request and
+    the operator's key elsewhere), never retried; 502, naming where it points."""
+
+    def __init__(self, provider: str, status: int, location: str | None) -> None:
+        where = urlsplit(location or "")
+        target = f" to {where.scheme}://{where.netloc}" if where.netloc else ""
+        super().__init__(
+            f"{provider} answered with a redirect (HTTP {status}{target}), which the box does "
+            "not follow: set the provider's base URL to the address it points to",
+            code="upstream_redirect",
+        )
+
+
 async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> CodelaceError:
     """The error to report for a non-200 upstream answer (its body is read and closed); the
     key, should the upstream echo it, is masked out of the message."""
@@ -267,6 +282,10 @@ async def _judge(
     """The error of a non-200 answer and whether the next attempt is free (its key was flagged,
     or the request lost the reasoning_effort or a hint the box added); raises the error when
     another key would not do better (the request itself is at fault)."""
+    if 300 <= response.status < 400:  # another key would be sent there too: not retried
+        response.close()
+        raise UpstreamRedirected(call.route.provider.name, response.status,
+                                 response.header("location"))  # fmt: skip
     error = await _failure(call, response, key)
     if _drop_added_effort(call, error) or _drop_refused_hints(routes, call, error):
         return error, True

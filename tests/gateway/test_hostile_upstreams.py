@@ -413,3 +413,34 @@ def test_an_anthropic_key_refused_leaves_the_rotation_and_a_probe_brings_it_back
         assert time.monotonic() < deadline, "the key never came back"
         assert box.post(key, route, "ha", stream=False).status_code == 200
         time.sleep(0.1)
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[HostileUpstream]:
+    """Another origin (its own port), where a redirect points."""
+    server = HostileUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("status", [307, 308, 302])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_redirect_is_a_502_and_never_followed_with_the_key(
+    box: HostileBox, hostile: HostileUpstream, elsewhere: HostileUpstream, kind: str, status: int
+) -> None:
+    """An upstream that answers with a redirect (a moved API, a proxy, a captive portal) is not
+    followed: a 307 or 308 to another origin was, with the body and the operator's Anthropic
+    key in x-api-key (only Authorization is dropped across origins), and a 302 was turned into
+    a GET whose 405 the user got. Now it is a 502 that names the redirect, nothing charged,
+    and the other origin sees nothing."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    path = "/v1/chat/completions" if kind == "ho" else "/v1/messages"
+    target = f"http://127.0.0.1:{elsewhere.port}{path}"
+    hostile.default = Act(status, [b""], headers={"location": target})
+    elsewhere.default = body_of(kind)
+    answer = box.post(key, "chat", kind, stream=False)
+    assert elsewhere.seen == []
+    assert answer.status_code == 502, answer.text
+    assert f"HTTP {status}" in answer.text and "redirect" in answer.text
+    assert_free(box, email, start, "upstream_redirect")
