@@ -72,24 +72,24 @@ async def _read_start(opened: Opened, wait_sec: float) -> tuple[bytes, UpstreamS
 async def _read_until_content(opened: Opened) -> tuple[bytes, UpstreamStreamError | None]:
     limits = opened.response.limits
     parser = SSEParser(limits.max_event_bytes)
-    read = b""
+    read = bytearray()
     while True:
         data = await opened.response.read_chunk()
         read += data
+        for event in parser.feed(data) if data else parser.flush():
+            kind = _kind(event)
+            if kind == "error":
+                return bytes(read), _error_of(event)
+            if kind in _STARTED:
+                return bytes(read), None
+        if not data:
+            return bytes(read), None
         if parser.too_large is not None:
             raise parser.too_large
         if len(read) > limits.max_body_bytes:
             raise UpstreamTooLarge(
                 "the upstream sent more than gateway.max_upstream_body_bytes before its answer"
             )
-        for event in parser.feed(data) if data else parser.flush():
-            kind = _kind(event)
-            if kind == "error":
-                return read, _error_of(event)
-            if kind in _STARTED:
-                return read, None
-        if not data:
-            return read, None
 
 
 async def open_stream_started(

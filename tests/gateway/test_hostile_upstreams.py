@@ -43,6 +43,7 @@ pytestmark = pytest.mark.timeout(60)
 RETRIES = 2
 KINDS = ("ho", "ha")  # the openai provider, the anthropic provider
 ROUTES = ("chat", "messages", "responses")
+BODY_LIMIT, EVENT_LIMIT = 8192, 4096  # gateway.max_upstream_body_bytes, max_sse_event_bytes
 PRICES = ("--input-per-1m", "1", "--output-per-1m", "2")
 PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses": "/v1/responses"}
 
@@ -97,7 +98,9 @@ def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> I
     folder = tmp_path_factory.mktemp("hostile")
     sections = base_sections(folder, free_port())
     sections["gateway"] = {"read_timeout_sec": 1.0, "connect_timeout_sec": 1.0,
-                           "max_retries": RETRIES, "key_probe_sec": 0.5}  # fmt: skip
+                           "max_retries": RETRIES, "key_probe_sec": 0.5,
+                           "max_upstream_body_bytes": BODY_LIMIT,
+                           "max_sse_event_bytes": EVENT_LIMIT}  # fmt: skip
     config = write_config(folder / "codelace.toml", sections)
     box = HostileBox(None, config, Path(sections["database"]["path"]))  # type: ignore[arg-type]
     urls = {"ho": hostile.base_url, "ha": hostile.base_url.removesuffix("/v1")}
@@ -444,3 +447,23 @@ def test_a_redirect_is_a_502_and_never_followed_with_the_key(
     assert answer.status_code == 502, answer.text
     assert f"HTTP {status}" in answer.text and "redirect" in answer.text
     assert_free(box, email, start, "upstream_redirect")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_oversized_event_right_after_content_starts_ends_the_stream_not_the_call(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """An Anthropic stream whose content starts and whose next event is past
+    max_sse_event_bytes, all in one read longer than max_upstream_body_bytes: the stream was
+    started, so the client gets its start and an error event that names the event limit (the
+    wait for content took the read's length for a body before any answer: a 502)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    whole = anthropic_stream()
+    huge = anthropic_event({"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "text_delta", "text": "y" * BODY_LIMIT}})  # fmt: skip
+    hostile.default = Act(200, [b"".join([*whole[:3], huge, *whole[3:]])], SSE)
+    answer = box.post(key, route, "ha", stream=True)
+    assert answer.status_code == 200, answer.text
+    assert_ends_with_error(route, answer.text, "max_sse_event_bytes")
+    assert_free(box, email, start, "upstream_too_large")
