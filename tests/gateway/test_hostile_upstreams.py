@@ -9,8 +9,10 @@ credit stays held.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -467,3 +469,43 @@ def test_an_oversized_event_right_after_content_starts_ends_the_stream_not_the_c
     assert answer.status_code == 200, answer.text
     assert_ends_with_error(route, answer.text, "max_sse_event_bytes")
     assert_free(box, email, start, "upstream_too_large")
+
+
+@pytest.fixture(scope="module")
+def stuck_provider(box: HostileBox) -> Iterator[str]:
+    """An `anthropic` provider (two keys) whose address takes no connection: a listener that
+    never accepts, its queue full, so a connect waits (SYNs dropped) until it times out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = [socket.socket() for _ in range(4)]
+    for waiting in queued:
+        waiting.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            waiting.connect(("127.0.0.1", port))
+    box.cli("providers", "add", "stuck", "--kind", "anthropic", "--base-url",
+            f"http://127.0.0.1:{port}", "--key", "sk-stuck-key-0001")  # fmt: skip
+    box.cli("providers", "key-add", "stuck", "--key", "sk-stuck-key-0002")
+    box.cli("models", "set", "stuck/m", "--provider", "stuck", "--upstream-model", "m", *PRICES)
+    box.until_served("stuck/m")
+    yield "stuck"
+    for item in (*queued, listener):
+        item.close()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_connect_timeout_is_retried_then_a_free_504(
+    box: HostileBox, stuck_provider: str, route: str
+) -> None:
+    """An upstream that takes no connection within connect_timeout_sec (1 s): tried on each
+    key, 1 + max_retries times, then a 504 in the route's shape; nothing charged, no hold."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    began = time.monotonic()
+    answer = box.post(key, route, stuck_provider, stream=route != "chat")
+    assert 1 + RETRIES - 0.5 < time.monotonic() - began < 10
+    assert answer.status_code == 504, answer.text
+    assert "could not connect to the upstream in time" in answer.text
+    assert_free(box, email, start, "upstream_timeout")
+    assert box.open_holds() == 0
