@@ -16,6 +16,7 @@ from codelace_box.providers.anthropic_thinking import (
     REPLY_OPENROUTER,
 )
 from codelace_box.providers.base import Usage
+from codelace_box.providers.openai import page_text
 from codelace_box.providers.tally import CHARS_PER_TOKEN
 
 JSON = dict[str, Any]
@@ -211,4 +212,7 @@ def error_message(status: int, payload: bytes) -> str:
         kind = error.get("type")
         text = f"{kind}: {error['message']}" if isinstance(kind, str) else error["message"]
         return f"Anthropic API error {status}: {text[:MAX_ERROR_CHARS]}"
+    text = page_text(payload)  # not Anthropic's error: a proxy's page by its title, a text
+    if text and not text.startswith("<"):  # (markup without a title says nothing)
+        return f"Anthropic API error {status}: {text}"
     return f"Anthropic API error {status}"

@@ -509,3 +509,21 @@ def test_a_connect_timeout_is_retried_then_a_free_504(
     assert "could not connect to the upstream in time" in answer.text
     assert_free(box, email, start, "upstream_timeout")
     assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_proxys_html_error_page_is_named_by_its_title_for_both_kinds(
+    box: HostileBox, hostile: HostileUpstream, kind: str
+) -> None:
+    """A proxy's HTML error page in front of the provider (nginx's 502): the client's 502 names
+    the page by its title, for an `anthropic` provider too (it said only "Anthropic API error
+    502", where an `openai` one said what answered)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    page = b"<html><head><title>502 Bad Gateway</title></head><body><hr>nginx</body></html>"
+    hostile.default = Act(502, [page], content_type="text/html")
+    answer = box.post(key, "messages", kind, stream=False)
+    assert answer.status_code == 502, answer.text
+    assert "an HTML page: 502 Bad Gateway" in answer.json()["error"]["message"]
+    assert "<" not in answer.json()["error"]["message"]
+    assert_free(box, email, start, "upstream_error")
