@@ -223,3 +223,15 @@ def anthropic_body(**drop: bool) -> bytes:
     if drop.get("usage", True):
         body["usage"] = {"input_tokens": 7, "output_tokens": 3}
     return json.dumps(body).encode()
+
+
+def responses_body(**drop: bool) -> bytes:
+    """A Responses API `response` body (one message); `usage=False` leaves its usage out."""
+    item = {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello there, this is the answer",
+                         "annotations": []}]}  # fmt: skip
+    body: dict[str, Any] = {"id": "resp_1", "object": "response", "created_at": 1,
+                            "status": "completed", "model": "m", "output": [item]}  # fmt: skip
+    if drop.get("usage", True):
+        body["usage"] = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+    return json.dumps(body).encode()

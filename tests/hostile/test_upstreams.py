@@ -18,6 +18,7 @@ from tests.fakes.hostile_upstream import (
     Act,
     HostileUpstream,
     anthropic_body,
+    responses_body,
 )
 from tests.hostile.conftest import (
     KINDS,
@@ -236,3 +237,39 @@ def test_a_proxys_html_error_page_is_named_by_its_title_for_both_kinds(
     assert "an HTML page: 502 Bad Gateway" in answer.json()["error"]["message"]
     assert "<" not in answer.json()["error"]["message"]
     assert_free(box, email, start, "upstream_error")
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "words"),
+    [
+        (responses_body(usage=False), 200, ""),
+        (
+            b'{"error": {"message": "boom", "type": "server_error"}}',
+            502,
+            "the upstream failed: boom",
+        ),
+    ],
+    ids=["no-usage", "error-body"],
+)
+def test_a_native_responses_answer_without_usage_is_charged_an_estimate_not_refused(
+    box: HostileBox, hostile: HostileUpstream, answer: bytes, status: int, words: str
+) -> None:
+    """A provider serving the Responses API itself (`--responses-api`) that leaves `usage` out
+    of a whole answer did the work: the client gets the answer and the call is charged the
+    box's count, marked estimated, as a streamed one already was and as every other answer
+    without usage is (it was a 502 'answered without usage': no answer, nothing charged,
+    every time, from such a server). A 200 that is an error body names the error (it said
+    'without a response')."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, [answer])
+    reply = box.post(key, "responses", "hr", stream=False)
+    assert reply.status_code == status, reply.text
+    assert words in reply.text
+    row = box.last_row(email)
+    if status == 200:
+        assert reply.json()["output"][0]["content"][0]["text"].startswith("Hello there")
+        assert reply.json()["usage"]["input_tokens"] == row["input_tokens"] > 0
+        assert (row["status"], row["estimated"]) == ("ok", 1), row
+        assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
