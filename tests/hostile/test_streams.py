@@ -18,6 +18,7 @@ from tests.fakes.hostile_upstream import (
     anthropic_event,
     anthropic_stream,
     chat_stream,
+    sse,
 )
 from tests.hostile.conftest import (
     BODY_LIMIT,
@@ -181,3 +182,37 @@ def test_a_left_stream_that_only_keeps_talking_is_cut_after_the_read_timeout(
     assert 0 < row["cost_nanos"] <= row["hold_nanos"]
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
     assert box.open_holds() == 0
+
+
+def error_event(kind: str) -> bytes:
+    """The provider's own error event inside a stream: Anthropic's overloaded_error, or the
+    `{"error": ...}` chunk OpenAI-compatible servers send."""
+    if kind == "ha":
+        error = {"type": "overloaded_error", "message": "Overloaded"}
+        return anthropic_event({"type": "error", "error": error})
+    return sse({"error": {"message": "Overloaded", "type": "server_error"}})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("how", ["dropped", "error-event"])
+def test_a_stream_broken_after_content_ends_in_the_routes_dialect_for_free(
+    box: HostileBox, hostile: HostileUpstream, how: str, route: str, kind: str
+) -> None:
+    """After some content the upstream drops the connection, or sends its own error event
+    (Anthropic's overloaded_error): nothing is retried (the client has output), its stream
+    ends with one error event of its dialect, and the call costs nothing."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    begun = stream_of(kind, end=False)
+    if how == "dropped":
+        hostile.default = Act(200, begun, SSE, drop=True)
+    else:
+        hostile.default = Act(200, [*begun, error_event(kind)], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200
+    assert len(hostile.seen) == 1
+    words = "connection broke" if how == "dropped" else "Overloaded"
+    assert_ends_with_error(route, answer.text, words)
+    code = "overloaded_error" if (how, kind) == ("error-event", "ha") else "upstream_error"
+    assert_free(box, email, start, code)
