@@ -7,7 +7,8 @@ it writes `: keep-alive` comments. At the normal end it settles first, then send
 asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
 answer as a plain JSON error with its status), after that it ends with an error event; an
-upstream event longer than `gateway.max_sse_event_bytes` is such a failure. Output is counted as
+upstream event longer than `gateway.max_sse_event_bytes` is such a failure. A connection that
+breaks after the provider's final count arrived ends the stream as a clean close there would. Output is counted as
 it arrives (providers/tally.py, or the upstream's running usage): output past the reserved cap is
 not relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
 A client that goes away (its task is cancelled, or a send fails) does not stop the metering:
@@ -27,7 +28,7 @@ from typing import Any
 
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
-from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.client import UpstreamBroken, UpstreamTooLarge
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps
 from codelace_box.gateway.outcome import client_error, failed, settlement
@@ -117,7 +118,7 @@ class StreamRelay:
     async def _relay(self, send: Send) -> None:
         translator = self.translator
         while not translator.finished:
-            data = await self._read(send)
+            data = await self._read_to_end(send)
             events = self._parser.feed(data) if data else self._parser.flush()
             out, failure = self._translate(events)
             failure = failure or self._parser.too_large
@@ -224,6 +225,17 @@ class StreamRelay:
     def _left(self, complete: bool) -> Settlement:
         usage = self._produced(complete)
         return settlement(self.call, usage, "abandoned", error_code="client_closed")
+
+    async def _read_to_end(self, send: Send) -> bytes:
+        """The next upstream bytes; b"" also when the connection broke after the provider's
+        final count arrived: those bytes closed cleanly make a complete stream, and so they do
+        reset (before `[DONE]` or message_stop); a break before it stays a failure."""
+        try:
+            return await self._read(send)
+        except UpstreamBroken as broken:
+            if isinstance(broken, UpstreamTooLarge) or self.translator.usage is None:
+                raise
+            return b""
 
     async def _read(self, send: Send) -> bytes:
         """The next upstream bytes, sending keep-alive comments while the client got nothing

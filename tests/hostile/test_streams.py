@@ -5,6 +5,7 @@ that leaves a stream (read on while it produces, hung up on once it only talks).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.hostile.conftest import (
     HostileBox,
     assert_ends_with_error,
     assert_free,
+    events,
     leave_after_first_bytes,
     paced,
     settled_row,
@@ -216,3 +218,26 @@ def test_a_stream_broken_after_content_ends_in_the_routes_dialect_for_free(
     assert_ends_with_error(route, answer.text, words)
     code = "overloaded_error" if (how, kind) == ("error-event", "ha") else "upstream_error"
     assert_free(box, email, start, code)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_connection_reset_after_the_final_usage_ends_the_stream_as_a_clean_close_does(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """The whole answer and the provider's final count arrived, then the connection was reset
+    instead of closed (no `[DONE]`, no message_stop): the same bytes closed cleanly make a
+    complete stream, charged the provider's count; reset, they made an error event after the
+    whole answer and a free call."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, stream_of(kind)[:-1], SSE, drop=True)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200
+    last = json.loads(events(answer.text)[-1]) if route != "chat" else events(answer.text)[-1]
+    ends = {"chat": "[DONE]", "messages": "message_stop", "responses": "response.completed"}
+    assert (last if route == "chat" else last["type"]) == ends[route], answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"]) == ("ok", 0), row
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
