@@ -273,3 +273,35 @@ def test_a_native_responses_answer_without_usage_is_charged_an_estimate_not_refu
         assert (row["status"], row["estimated"]) == ("ok", 1), row
         assert 0 < row["cost_nanos"] <= row["hold_nanos"]
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("answer", "content_type", "words"),
+    [
+        (b'{"error": {"message": "model is loading", "type": "server_error"}}',
+         "application/json", "model is loading"),
+        (b"<html><head><title>Access denied</title></head><body></body></html>",
+         "text/html", "an HTML page: Access denied"),
+    ],
+    ids=["json-error", "html-page"],
+)  # fmt: skip
+def test_a_stream_request_answered_with_no_stream_says_what_came_instead(
+    box: HostileBox,
+    hostile: HostileUpstream,
+    kind: str,
+    answer: bytes,
+    content_type: str,
+    words: str,
+) -> None:
+    """A 200 to a stream request that is no stream (a JSON error body, a proxy's or firewall's
+    HTML page): a free 502 that says what came and what it said, where it said only 'the
+    upstream stream ended before it was complete'."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, [answer], content_type=content_type)
+    reply = box.post(key, "chat", kind, stream=True)
+    assert reply.status_code == 502, reply.text
+    message = reply.json()["error"]["message"]
+    assert words in message and content_type in message, message
+    assert_free(box, email, start, "upstream_error")
