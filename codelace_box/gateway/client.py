@@ -240,7 +240,8 @@ class UpstreamClient:
             self._session = None
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        """POST the request's JSON; returns once the status line and headers arrived."""
+        """POST the request's JSON; returns once the status line and headers arrived. A
+        redirect is returned as the answer, never followed."""
         if self._session is None:
             raise UpstreamUnreachable("the upstream client is not started")
         data = dumps(request.json_body)

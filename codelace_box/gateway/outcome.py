@@ -109,7 +109,7 @@ def client_error(exc: BaseException) -> CodelaceError | None:
     if isinstance(exc, CodelaceError):
         return exc
     if isinstance(exc, UpstreamReadTimeout):
-        return UpstreamWentSilent(f"the upstream did not answer in time: {exc}")
+        return UpstreamWentSilent(str(exc))  # "the upstream did not answer in time"
     if isinstance(exc, UpstreamTooLarge):
         return UpstreamError(str(exc), code="upstream_too_large")
     if isinstance(exc, UpstreamUnreachable | UpstreamBroken):

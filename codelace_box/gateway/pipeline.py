@@ -244,8 +244,9 @@ class Gateway:
     async def _open_stream(self, call: ChatCall) -> StreamRelay:
         try:
             started = await open_stream_started(
-                self.client, self.routes, call, self.settings.max_retries, self.prober
-            )
+                self.client, self.routes, call, self.settings.max_retries, self.prober,
+                self.settings.read_timeout_sec,
+            )  # fmt: skip
         except BaseException as exc:
             raise await self._release(call, exc) from None
         relay = StreamRelay(

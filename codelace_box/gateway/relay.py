@@ -7,9 +7,11 @@ it writes `: keep-alive` comments. At the normal end it settles first, then send
 asked for usage, and `data: [DONE]`; for /v1/messages the held-back `message_stop`). A stream that
 fails costs nothing: before the client got any byte its error is raised (for the caller to
 answer as a plain JSON error with its status), after that it ends with an error event; an
-upstream event longer than `gateway.max_sse_event_bytes` is such a failure. Output is counted as
-it arrives (providers/tally.py, or the upstream's running usage): output past the reserved cap is
-not relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
+upstream event longer than `gateway.max_sse_event_bytes` is such a failure, and a 200 that is no
+stream at all says what came instead. A connection that breaks after the provider's final count
+arrived ends the stream as a clean close there would. Output is counted as it arrives
+(providers/tally.py, or the upstream's running usage): output past the reserved cap is not
+relayed, the upstream is closed and the client's stream ends as one that hit max_tokens.
 A client that goes away (its task is cancelled, or a send fails) does not stop the metering:
 the upstream is read on in a background task the server's stop waits for, within the output
 cap and the read timeout, and the call is charged the provider's usage (row `abandoned`), or,
@@ -28,7 +30,7 @@ from typing import Any
 from codelace_box.crypto import mask_in, mask_tokens
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
-from codelace_box.gateway.client import UpstreamBroken
+from codelace_box.gateway.client import UpstreamBroken, UpstreamTooLarge
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps
 from codelace_box.gateway.outcome import client_error, failed, settlement
@@ -42,6 +44,7 @@ from codelace_box.providers.tally import OutputTally
 Send = Callable[[bytes], Awaitable[Any]]
 Detach = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine the stop waits for
 DRAIN_TIMEOUT_SEC = 1.0
+HEAD_BYTES = 4096  # what is kept of a stream's start, to tell what came when it was no stream
 log = logging.getLogger("codelace_box.gateway")
 STREAM_HEADERS = {
     "cache-control": "no-cache",
@@ -77,6 +80,7 @@ class StreamRelay:
         self._parser = SSEParser(opened.response.limits.max_event_bytes)
         self.encoder = stream_encoder(call)
         self.pending = b""  # bytes read from the upstream before the relay began
+        self._head = bytearray()  # the first bytes, while no event came (a body that is no SSE)
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
@@ -118,8 +122,10 @@ class StreamRelay:
     async def _relay(self, send: Send) -> None:
         translator = self.translator
         while not translator.finished:
-            data = await self._read(send)
+            data = await self._read_to_end(send)
             events = self._parser.feed(data) if data else self._parser.flush()
+            if not self._sent_any and len(self._head) < HEAD_BYTES:
+                self._head += data[: HEAD_BYTES - len(self._head)]
             out, failure = self._translate(events)
             failure = failure or self._parser.too_large
             if out:
@@ -132,13 +138,23 @@ class StreamRelay:
                 break
         tail = [self.encoder.chunk(c) for c in translator.finish()]
         if not translator.finished and translator.usage is None:
-            raise UpstreamBroken("the upstream stream ended before it was complete")
+            raise self._incomplete()
         usage = self._produced(complete=True)
         self._settled = True  # from here the settlement commits even if we are cancelled
         charged = await self._commit(settlement(self.call, usage, "ok"))
         tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
         await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
+
+    def _incomplete(self) -> UpstreamBroken:
+        """The failure of a stream that ended before it was complete; one that was no stream at
+        all (a JSON error body, a proxy's HTML page) says what came and what it said."""
+        if self._sent_any or not self._head or self._head.lstrip()[:5] in (b"data:", b"event"):
+            return UpstreamBroken("the upstream stream ended before it was complete")
+        kind = self.opened.response.header("content-type") or "no content type"
+        said = self.call.adapter.error_message(200, bytes(self._head))
+        return UpstreamBroken(f"the upstream answered the stream request with no stream "
+                              f"({kind}): {mask_in(said, self.opened.key.secret)}")  # fmt: skip
 
     async def _cut(self, send: Send) -> None:
         """The output reached the reserved cap: the upstream is stopped and the client's
@@ -185,12 +201,14 @@ class StreamRelay:
         return produced >= self.call.output_limit
 
     async def _read_on(self) -> None:
-        """After the client left: the rest of the upstream's stream, then the settlement.
-        Cancelled (a stop that ran out of time), it charges what was seen."""
+        """After the client left: the rest of the upstream's stream, then the settlement; an
+        upstream that produces no output for `read_timeout_sec` (silent, or only talking:
+        comments, pings) is hung up on. Cancelled (a stop that ran out of time), it charges
+        what was seen."""
         complete = False
         try:
-            async with asyncio.timeout(self.read_timeout_sec):
-                complete = await self._consume()
+            async with asyncio.timeout(self.read_timeout_sec) as quiet:
+                complete = await self._consume(quiet)
         except asyncio.CancelledError:
             self.opened.response.close()
             settle(self._left(complete=False))
@@ -201,15 +219,19 @@ class StreamRelay:
         self.opened.response.close()
         await self._commit(self._left(complete))
 
-    async def _consume(self) -> bool:
-        """Read the upstream to its end or the output cap; whether it ended normally."""
+    async def _consume(self, quiet: asyncio.Timeout) -> bool:
+        """Read the upstream to its end or the output cap, `quiet` moved on at each output;
+        whether it ended normally."""
         translator = self.translator
         while not translator.finished:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
+            produced = self.tally.pieces
             for event in self._parser.feed(data) if data else self._parser.flush():
                 for chunk in translator.feed(event):
                     if self._count(chunk):
                         return False
+            if self.tally.pieces > produced:
+                quiet.reschedule(asyncio.get_running_loop().time() + self.read_timeout_sec)
             if self._parser.too_large is not None:
                 raise self._parser.too_large
             if not data:
@@ -220,6 +242,17 @@ class StreamRelay:
     def _left(self, complete: bool) -> Settlement:
         usage = self._produced(complete)
         return settlement(self.call, usage, "abandoned", error_code="client_closed")
+
+    async def _read_to_end(self, send: Send) -> bytes:
+        """The next upstream bytes; b"" also when the connection broke after the provider's
+        final count arrived: those bytes closed cleanly make a complete stream, and so they do
+        reset (before `[DONE]` or message_stop); a break before it stays a failure."""
+        try:
+            return await self._read(send)
+        except UpstreamBroken as broken:
+            if isinstance(broken, UpstreamTooLarge) or self.translator.usage is None:
+                raise
+            return b""
 
     async def _read(self, send: Send) -> bytes:
         """The next upstream bytes, sending keep-alive comments while the client got nothing

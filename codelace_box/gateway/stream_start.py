@@ -4,17 +4,19 @@ Anthropic may accept a streamed call (200) and then send `event: error` (overloa
 before the first content block: nothing has been produced, so, like a 529 before the stream,
 the call goes to the next key. `open_stream_started` reads the first events of an Anthropic
 upstream until content begins (or the stream ends) and hands the bytes it read to the relay,
-which relays them as if they had just arrived.
+which relays them as if they had just arrived. Content that does not begin within
+`gateway.read_timeout_sec` (an upstream that only pings) is an upstream gone silent: a 504.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
 
 from codelace_box.catalog.keyprobe import KeyProber
-from codelace_box.gateway.client import UpstreamClient
+from codelace_box.gateway.client import UpstreamClient, UpstreamReadTimeout, UpstreamTooLarge
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
@@ -55,21 +57,39 @@ def _error_of(event: SSEEvent) -> UpstreamStreamError:
     return UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=kind)
 
 
-async def _read_start(opened: Opened) -> tuple[bytes, UpstreamStreamError | None]:
-    """Bytes up to the first content event (or the end), or the error event before it."""
-    parser = SSEParser()
-    read = b""
+async def _read_start(opened: Opened, wait_sec: float) -> tuple[bytes, UpstreamStreamError | None]:
+    """Bytes up to the first content event (or the end), or the error event before it. An
+    upstream that talks (pings) but starts no content within `wait_sec` has gone silent
+    (UpstreamReadTimeout), and one that sends more than an answer may be before content is
+    too large: neither is waited on or buffered for ever."""
+    try:
+        async with asyncio.timeout(wait_sec):
+            return await _read_until_content(opened)
+    except TimeoutError:
+        raise UpstreamReadTimeout("the upstream did not start its answer in time") from None
+
+
+async def _read_until_content(opened: Opened) -> tuple[bytes, UpstreamStreamError | None]:
+    limits = opened.response.limits
+    parser = SSEParser(limits.max_event_bytes)
+    read = bytearray()
     while True:
         data = await opened.response.read_chunk()
         read += data
         for event in parser.feed(data) if data else parser.flush():
             kind = _kind(event)
             if kind == "error":
-                return read, _error_of(event)
+                return bytes(read), _error_of(event)
             if kind in _STARTED:
-                return read, None
+                return bytes(read), None
         if not data:
-            return read, None
+            return bytes(read), None
+        if parser.too_large is not None:
+            raise parser.too_large
+        if len(read) > limits.max_body_bytes:
+            raise UpstreamTooLarge(
+                "the upstream sent more than gateway.max_upstream_body_bytes before its answer"
+            )
 
 
 async def open_stream_started(
@@ -78,6 +98,7 @@ async def open_stream_started(
     call: ChatCall,
     max_retries: int,
     prober: KeyProber,
+    read_timeout_sec: float,
 ) -> Started:
     """Open the call's stream upstream; for an Anthropic provider, past its start, moving to
     the next key (at most `max_retries` times in all) on an error event before content."""
@@ -88,7 +109,7 @@ async def open_stream_started(
             return Started(opened, b"")
         reading = time.perf_counter()
         try:
-            prefix, error = await _read_start(opened)
+            prefix, error = await _read_start(opened, read_timeout_sec)
         except BaseException:
             opened.response.close()
             raise

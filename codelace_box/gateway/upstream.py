@@ -34,6 +34,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from codelace_box import metrics
 from codelace_box.catalog.keyprobe import KeyProber, StoredKey
@@ -176,15 +177,26 @@ class ProviderOutOfCredit(ServiceUnavailable):
         )
 
 
-def _server_failure(name: str, status: int, message: str, location: str | None) -> UpstreamError:
-    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers; a
-    3xx (not followed: client.py) or another status below 400 is a 502 too."""
+def _server_failure(name: str, status: int, message: str) -> UpstreamError:
+    """A 5xx: 502, or 503 for an overloaded provider (Anthropic's 529), as OpenAI answers;
+    another status below 400 (a 204: no answer) is a 502 too (a 3xx: UpstreamRedirected)."""
     if status == OVERLOADED:
         return UpstreamOverloaded(f"{name} is overloaded (HTTP {status}): {message}")
-    if 300 <= status < 400:
-        where = f" to {location.split('?')[0][:200]}" if location else ""
-        message = f"a redirect{where}, not followed: the base URL must be the API's own"
     return UpstreamError(f"{name} failed (HTTP {status}): {message}", code="upstream_error")
+
+
+class UpstreamRedirected(UpstreamError):
+    """The upstream answered with a redirect: never followed (it would take the request and
+    the operator's key elsewhere), never retried; 502, naming where it points."""
+
+    def __init__(self, provider: str, status: int, location: str | None) -> None:
+        where = urlsplit(location or "")
+        target = f" to {where.scheme}://{where.netloc}" if where.netloc else ""
+        super().__init__(
+            f"{provider} answered with a redirect (HTTP {status}{target}), which the box does "
+            "not follow: set the provider's base URL to the address it points to",
+            code="upstream_redirect",
+        )
 
 
 async def _failure(call: ChatCall, response: UpstreamResponse, key: KeySlot) -> CodelaceError:
@@ -214,9 +226,7 @@ def _judged(
         wait = retry_after_sec(response.header("retry-after"))
         return RateLimited(f"{name} is rate limiting: {message}", wait)
     if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
-        return _server_failure(
-            name, status, message, mask_in(response.header("location") or "", key.secret)
-        )
+        return _server_failure(name, status, message)
     if status == 401 or (status == 403 and blames_key(payload, message)):
         return ProviderKeyRejected(name, status, message)
     if status == 403:
@@ -309,6 +319,10 @@ async def _judge(
     """The error of a non-200 answer and whether the next attempt is free (its key was flagged,
     or the request lost the reasoning_effort or a hint the box added); raises the error when
     another key would not do better (the request itself is at fault)."""
+    if 300 <= response.status < 400:  # another key would be sent there too: not retried
+        response.close()
+        raise UpstreamRedirected(call.route.provider.name, response.status,
+                                 response.header("location"))  # fmt: skip
     error = await _failure(call, response, key)
     if _drop_added_effort(call, error) or _drop_refused_hints(routes, call, error):
         return error, True

@@ -14,13 +14,16 @@ and the cumulative `message_delta`. Pure: no I/O.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from codelace_box.jsonwire import loads
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
-from codelace_box.providers.anthropic_response import input_tokens, usage_from
-from codelace_box.providers.anthropic_stream import _merge_counts
+from codelace_box.providers.anthropic_response import (
+    billed_usage,
+    check_message,
+    input_tokens,
+    usage_from,
+)
+from codelace_box.providers.anthropic_stream import _merge_counts, event_data
 from codelace_box.providers.base import (
     JSON,
     SSEEvent,
@@ -32,7 +35,6 @@ from codelace_box.providers.base import (
 )
 from codelace_box.providers.reasoning_details import is_sealed
 
-CHARS_PER_TOKEN = 4
 _DELTA_TEXT = ("text", "thinking", "partial_json")
 # Events that carry what the model produced: an error after one of them is not retried.
 CONTENT_EVENTS = frozenset({"content_block_start", "content_block_delta", "message_delta"})
@@ -125,23 +127,14 @@ class MessagesPassthrough(AnthropicAdapter):
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         """The upstream's message as it is (model: the catalog id) and its usage."""
-        usage = payload.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
-            billed = usage_from(usage)
-        else:  # no usage: count the output, the gateway estimates the input
-            billed = Usage(0, -(-_content_chars(payload) // CHARS_PER_TOKEN), estimated=True)
+        check_message(payload)
+        billed = billed_usage(payload)
         payload["model"] = public_model
         return payload, billed
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A relay of one Anthropic stream."""
         return PassthroughStream(public_model)
-
-
-def _content_chars(payload: JSON) -> int:
-    content = payload.get("content")
-    blocks = content if isinstance(content, list) else []
-    return sum(len(json.dumps(block)) for block in blocks if isinstance(block, dict))
 
 
 class PassthroughStream(StreamTranslator):
@@ -154,12 +147,10 @@ class PassthroughStream(StreamTranslator):
         self.content_started = False  # an event that carries output was seen
 
     def feed(self, event: SSEEvent) -> list[JSON]:
-        """The event itself (as a dict with its `type`); an `error` event raises."""
-        try:
-            data: Any = loads(event.data)
-        except ValueError:
-            return []
-        if not isinstance(data, dict):
+        """The event itself (as a dict with its `type`); an `error` event, or one that is not
+        a JSON object, raises."""
+        data = event_data(event)
+        if data is None:
             return []
         if not isinstance(data.get("type"), str) and event.event:
             data["type"] = event.event

@@ -9,12 +9,15 @@ import json
 import time
 from typing import Any
 
+from codelace_box.errors import UpstreamError
 from codelace_box.providers.anthropic_thinking import (
     REPLY_DEFAULT,
     REPLY_EXCLUDED,
     REPLY_OPENROUTER,
 )
 from codelace_box.providers.base import Usage
+from codelace_box.providers.openai import page_text
+from codelace_box.providers.tally import CHARS_PER_TOKEN
 
 JSON = dict[str, Any]
 
@@ -98,6 +101,37 @@ def usage_from(usage: Any) -> Usage:
     return billed
 
 
+def check_message(payload: JSON) -> None:
+    """Raise the 502 of a 200 whose body is no `message` (no `content` list): a proxy's error
+    body, or a compatible server's bug; the upstream failed, as an OpenAI answer without
+    `choices` did."""
+    if isinstance(payload.get("content"), list):
+        return
+    error = payload.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str):
+        kind = error.get("type") if isinstance(error, dict) else None
+        text = f"{kind}: {message}" if isinstance(kind, str) else message
+        raise UpstreamError(f"the upstream failed: {text[:MAX_ERROR_CHARS]}", code="upstream_error")
+    raise UpstreamError("the upstream answered without content", code="bad_upstream_reply")
+
+
+def billed_usage(payload: JSON) -> Usage:
+    """What a `message` body bills: its usage, or, when it has none (an Anthropic-compatible
+    server that leaves it out did the work all the same), its output counted from the content,
+    marked estimated (the gateway estimates the input)."""
+    usage = payload.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+        return usage_from(usage)
+    return Usage(0, -(-_content_chars(payload) // CHARS_PER_TOKEN), estimated=True)
+
+
+def _content_chars(payload: JSON) -> int:
+    content = payload.get("content")
+    blocks = content if isinstance(content, list) else []
+    return sum(len(json.dumps(block)) for block in blocks if isinstance(block, dict))
+
+
 def tool_call(block: JSON, index: int | None = None) -> JSON:
     """An OpenAI tool call for a tool_use block (arguments as a JSON string)."""
     call: JSON = {
@@ -146,8 +180,9 @@ def translate_response(
 ) -> tuple[JSON, Usage]:
     """An OpenAI `chat.completion` and its usage for an Anthropic `message` body (its thinking
     shown as `reply` says: anthropic_thinking.REPLY_*)."""
-    content = payload.get("content")
-    usage = usage_from(payload.get("usage"))
+    check_message(payload)
+    content = payload["content"]
+    usage = billed_usage(payload)
     completion: JSON = {
         "id": completion_id(payload.get("id")),
         "object": "chat.completion",
@@ -156,7 +191,7 @@ def translate_response(
         "choices": [
             {
                 "index": 0,
-                "message": _message(content if isinstance(content, list) else [], reply),
+                "message": _message(content, reply),
                 "logprobs": None,
                 "finish_reason": finish_reason(payload.get("stop_reason")),
             }
@@ -177,4 +212,7 @@ def error_message(status: int, payload: bytes) -> str:
         kind = error.get("type")
         text = f"{kind}: {error['message']}" if isinstance(kind, str) else error["message"]
         return f"Anthropic API error {status}: {text[:MAX_ERROR_CHARS]}"
+    text = page_text(payload)  # not Anthropic's error: a proxy's page by its title, a text
+    if text and not text.startswith("<"):  # (markup without a title says nothing)
+        return f"Anthropic API error {status}: {text}"
     return f"Anthropic API error {status}"

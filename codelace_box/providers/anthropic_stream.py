@@ -31,6 +31,21 @@ from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStre
 JSON = dict[str, Any]
 
 
+def event_data(event: SSEEvent) -> JSON | None:
+    """An event's JSON object; None for a `[DONE]` line (some compatible servers end with one).
+    Anything else that is not a JSON object is a broken upstream (UpstreamStreamError): dropped
+    without a word, it would leave a hole in the text relayed as a complete answer."""
+    if event.data == "[DONE]":
+        return None
+    try:
+        data = loads(event.data)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamStreamError("the upstream sent a malformed stream event")
+    return data
+
+
 def _obj(data: JSON, key: str) -> JSON:
     value = data.get(key)
     return value if isinstance(value, dict) else {}
@@ -72,11 +87,8 @@ class AnthropicStreamTranslator(StreamTranslator):
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """Chunks for one event (most events give zero or one)."""
-        try:
-            data = loads(event.data)
-        except ValueError:
-            return []
-        if not isinstance(data, dict):
+        data = event_data(event)
+        if data is None:
             return []
         kind = data.get("type") or event.event
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None

@@ -38,6 +38,16 @@ def redact(text: str) -> str:
     return _SECRET_RE.sub(lambda m: m.group(1) + "-***", text)
 
 
+def page_text(payload: bytes) -> str:
+    """What an error body that is not the API's JSON says: a proxy's HTML page by its title
+    (not its markup), else the start of the text, keys redacted; "" for an empty body."""
+    text = payload[:300].decode("utf-8", "replace").strip()
+    title = _HTML_TITLE_RE.search(payload[:4096].decode("utf-8", "replace"))
+    if title and title.group(1).strip():
+        text = "an HTML page: " + title.group(1)
+    return redact(" ".join(text.split()))
+
+
 def cap_field(base_url: str) -> str:
     """The output cap OpenAI itself requires (reasoning models refuse `max_tokens`); the
     compatible servers (vLLM, Ollama, OpenRouter, ...) all take `max_tokens`."""
@@ -322,12 +332,8 @@ class OpenAIAdapter(ProviderAdapter):
             return _error_text(body["error"])
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             return redact(body["message"])
-        text = payload[:300].decode("utf-8", "replace").strip()
-        title = _HTML_TITLE_RE.search(payload[:4096].decode("utf-8", "replace"))
-        if title and title.group(1).strip():  # a proxy's error page: its title, not its markup
-            text = "an HTML page: " + title.group(1)
-        text = " ".join(text.split())
-        return redact(text) if text else f"the upstream answered HTTP {status}"
+        text = page_text(payload)
+        return text if text else f"the upstream answered HTTP {status}"
 
     def wants_payment(self, status: int, message: str) -> bool:
         """402, or OpenAI's 429 insufficient_quota ("You exceeded your current quota, please

@@ -19,6 +19,7 @@ from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStre
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
 from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
 from codelace_box.providers.responses_response import responses_usage
+from codelace_box.providers.tally import output_tokens
 
 JSON = dict[str, Any]
 
@@ -102,15 +103,16 @@ def _boxs_reasoning(item: Any) -> bool:
 
 def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:
     """A non-streamed native answer relabelled with our model id, and its usage."""
+    error = payload.get("error")
+    if payload.get("status") == "failed" or (isinstance(error, dict) and "object" not in payload):
+        message = _message(error)  # a failed response, or an error body sent with a 200
+        raise UpstreamError(f"the upstream failed: {message}", code="upstream_error")
     if payload.get("object") != "response" or not isinstance(payload.get("output"), list):
         raise UpstreamError("the upstream answered without a response", code="bad_upstream_reply")
-    if payload.get("status") == "failed":
-        message = _message(payload.get("error"))
-        raise UpstreamError(f"the upstream failed: {message}", code="upstream_error")
     payload["model"] = public_model
     usage = native_usage(payload.get("usage"))
-    if usage is None:
-        raise UpstreamError("the upstream answered without usage", code="bad_upstream_reply")
+    if usage is None:  # the work was done all the same: its output counted, the input estimated
+        usage = Usage(0, output_tokens(payload["output"]), estimated=True)
     payload["usage"] = responses_usage(usage)  # every detail count present, as SDKs require
     return payload, usage
 

@@ -169,12 +169,20 @@ def test_error_event_raises_after_relaying_what_came_before() -> None:
     assert translator.input_tokens_seen == 12
 
 
-def test_ping_unknown_events_and_junk_are_ignored() -> None:
+def test_ping_unknown_events_and_a_done_line_are_ignored() -> None:
     translator = ADAPTER.stream_translator(MODEL)
     assert translator.feed(SSEEvent(data='{"type": "ping"}', event="ping")) == []
     assert translator.feed(SSEEvent(data='{"type": "brand_new_event"}', event="x")) == []
-    assert translator.feed(SSEEvent(data="not json")) == []
+    assert translator.feed(SSEEvent(data="[DONE]")) == []
     assert translator.finish() == []  # not finished: no invented finish chunk
+
+
+@pytest.mark.parametrize("data", ["not json", '{"type": "content_block_delta"', "[1]", "7"])
+def test_an_event_that_is_not_a_json_object_is_a_broken_stream(data: str) -> None:
+    """Dropped, a malformed event would leave a hole in an answer relayed as complete."""
+    translator = ADAPTER.stream_translator(MODEL)
+    with pytest.raises(UpstreamStreamError, match="malformed stream event"):
+        translator.feed(SSEEvent(data=data, event="content_block_delta"))
 
 
 def test_missing_stop_reason_still_finishes_once() -> None:

@@ -1,0 +1,243 @@
+"""Upstream streams that misbehave once started, on every inference route, to both kinds of
+provider (the box: tests/hostile/conftest.py): a malformed event, a silence past the read
+timeout, an oversized event, an Anthropic stream that never starts its content; and a client
+that leaves a stream (read on while it produces, hung up on once it only talks)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_event,
+    anthropic_stream,
+    chat_stream,
+    sse,
+)
+from tests.hostile.conftest import (
+    BODY_LIMIT,
+    KINDS,
+    PATHS,
+    ROUTES,
+    HostileBox,
+    assert_ends_with_error,
+    assert_free,
+    events,
+    leave_after_first_bytes,
+    paced,
+    settled_row,
+    stream_of,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_malformed_stream_event_ends_the_stream_with_an_error_and_costs_nothing(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """A data line that is not JSON in the middle of a stream is a broken upstream, whatever
+    follows it: the client's stream ends with an error event of its dialect and the call costs
+    nothing. From an Anthropic upstream the line was dropped without a word and the stream
+    went on as if complete: a text with a hole in it, status ok, charged."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    whole = stream_of(kind)
+    hostile.default = Act(200, [*whole[:3], b"data: {not json\n\n", *whole[3:]], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200
+    assert_ends_with_error(route, answer.text, "malformed stream event")
+    assert_free(box, email, start, "upstream_error")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_upstream_silent_mid_stream_ends_it_with_a_timeout_said_once(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """Silent past read_timeout_sec (1 s) after some content: an error event that says so (once:
+    it read "the upstream did not answer in time: the upstream did not answer in time"), the
+    call free, its hold released, the upstream's connection closed."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, stream_of(kind, end=False), SSE, hang=True)
+    began = time.monotonic()
+    answer = box.post(key, route, kind, stream=True)
+    assert time.monotonic() - began < 5
+    assert_ends_with_error(route, answer.text, "did not answer in time")
+    assert answer.text.count("did not answer in time") == 1, answer.text
+    assert_free(box, email, start, "upstream_timeout")
+    assert hostile.client_gone.wait(5)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_oversized_event_right_after_content_starts_ends_the_stream_not_the_call(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """An Anthropic stream whose content starts and whose next event is past
+    max_sse_event_bytes, all in one read longer than max_upstream_body_bytes: the stream was
+    started, so the client gets its start and an error event that names the event limit (the
+    wait for content took the read's length for a body before any answer: a 502)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    whole = anthropic_stream()
+    huge = anthropic_event({"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "text_delta", "text": "y" * BODY_LIMIT}})  # fmt: skip
+    hostile.default = Act(200, [b"".join([*whole[:3], huge, *whole[3:]])], SSE)
+    answer = box.post(key, route, "ha", stream=True)
+    assert answer.status_code == 200, answer.text
+    assert_ends_with_error(route, answer.text, "max_sse_event_bytes")
+    assert_free(box, email, start, "upstream_too_large")
+
+
+def pings_forever() -> Act:
+    """An Anthropic stream that opens (message_start), then pings every 0.2 s for 20 s."""
+    ping = anthropic_event({"type": "ping"})
+    return Act(200, [anthropic_stream(end=False)[0], *paced([ping] * 100, 0.2)], SSE)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_anthropic_stream_that_pings_and_never_starts_is_a_504_in_time(
+    box: HostileBox, hostile: HostileUpstream, route: str
+) -> None:
+    """An Anthropic upstream that opens its stream and then only pings, never starting content:
+    the box waits for content before answering (an error before it is still retried on another
+    key), but not for ever: read_timeout_sec (1 s) without content is an upstream gone silent,
+    a 504 that costs nothing. The box waited as long as the pings came (here 20 s, for ever
+    from an endless one), the client getting nothing, the user's credit held."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = pings_forever()
+    began = time.monotonic()
+    answer = box.post(key, route, "ha", stream=True)
+    assert time.monotonic() - began < 5
+    assert answer.status_code == 504, answer.text
+    assert "did not start its answer in time" in answer.text
+    assert hostile.client_gone.wait(5)
+    assert_free(box, email, start, "upstream_timeout")
+
+
+def test_an_anthropic_stream_that_never_starts_is_not_read_on_for_ever_once_its_client_left(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """The same upstream, the client gone before the box answered: the box hangs up on it
+    read_timeout_sec after it opened, the call free, no hold left."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = pings_forever()
+    body: dict[str, Any] = {"model": "ha/m", "stream": True, "max_tokens": 100,
+                            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    with box.http(key) as client, pytest.raises(httpx.ReadTimeout):
+        client.post(PATHS["messages"], json=body, timeout=httpx.Timeout(10, read=0.5))
+    assert hostile.client_gone.wait(8)
+    settled_row(box, email)
+    assert_free(box, email, start, "upstream_timeout")
+    assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ("chat", "messages"))
+def test_a_left_stream_still_producing_past_the_read_timeout_is_charged_the_providers_count(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """gateway.read_timeout_sec is the longest silence between bytes, not a limit on a whole
+    answer: a stream its client left that goes on producing, each piece well within the
+    timeout (0.2 s of 1 s) but longer than it in all, is read to its end and charged what the
+    provider reports. It was cut read_timeout_sec after the client left and charged an
+    estimate (an OpenAI upstream's input guessed: 29 tokens for its 7)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    pieces = tuple(f" w{n}" for n in range(8))
+    whole = chat_stream(pieces) if kind == "ho" else anthropic_stream(pieces)
+    hostile.default = Act(200, paced(whole, 0.2), SSE)
+    leave_after_first_bytes(box, key, route, kind)
+    row = settled_row(box, email)
+    assert (row["status"], row["estimated"]) == ("abandoned", 0), row
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+    assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_left_stream_that_only_keeps_talking_is_cut_after_the_read_timeout(
+    box: HostileBox, hostile: HostileUpstream, kind: str
+) -> None:
+    """An upstream that, its client gone, sends nothing but comments or pings (bytes, never
+    output) is not read on forever: read_timeout_sec after the last output the box hangs up,
+    charges what it saw and frees the hold."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    chatter = b": still here\n\n" if kind == "ho" else anthropic_event({"type": "ping"})
+    hostile.default = Act(200, [*stream_of(kind, end=False), *paced([chatter] * 100, 0.2)], SSE)
+    leave_after_first_bytes(box, key, "chat", kind)
+    assert hostile.client_gone.wait(8)
+    row = settled_row(box, email)
+    assert (row["status"], row["estimated"]) == ("abandoned", 1), row
+    assert 0 < row["cost_nanos"] <= row["hold_nanos"]
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+    assert box.open_holds() == 0
+
+
+def error_event(kind: str) -> bytes:
+    """The provider's own error event inside a stream: Anthropic's overloaded_error, or the
+    `{"error": ...}` chunk OpenAI-compatible servers send."""
+    if kind == "ha":
+        error = {"type": "overloaded_error", "message": "Overloaded"}
+        return anthropic_event({"type": "error", "error": error})
+    return sse({"error": {"message": "Overloaded", "type": "server_error"}})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("how", ["dropped", "error-event"])
+def test_a_stream_broken_after_content_ends_in_the_routes_dialect_for_free(
+    box: HostileBox, hostile: HostileUpstream, how: str, route: str, kind: str
+) -> None:
+    """After some content the upstream drops the connection, or sends its own error event
+    (Anthropic's overloaded_error): nothing is retried (the client has output), its stream
+    ends with one error event of its dialect, and the call costs nothing."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    begun = stream_of(kind, end=False)
+    if how == "dropped":
+        hostile.default = Act(200, begun, SSE, drop=True)
+    else:
+        hostile.default = Act(200, [*begun, error_event(kind)], SSE)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200
+    assert len(hostile.seen) == 1
+    words = "connection broke" if how == "dropped" else "Overloaded"
+    assert_ends_with_error(route, answer.text, words)
+    code = "overloaded_error" if (how, kind) == ("error-event", "ha") else "upstream_error"
+    assert_free(box, email, start, code)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_connection_reset_after_the_final_usage_ends_the_stream_as_a_clean_close_does(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """The whole answer and the provider's final count arrived, then the connection was reset
+    instead of closed (no `[DONE]`, no message_stop): the same bytes closed cleanly make a
+    complete stream, charged the provider's count; reset, they made an error event after the
+    whole answer and a free call."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, stream_of(kind)[:-1], SSE, drop=True)
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200
+    last = json.loads(events(answer.text)[-1]) if route != "chat" else events(answer.text)[-1]
+    ends = {"chat": "[DONE]", "messages": "message_stop", "responses": "response.completed"}
+    assert (last if route == "chat" else last["type"]) == ends[route], answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["estimated"]) == ("ok", 0), row
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
