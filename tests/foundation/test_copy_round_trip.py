@@ -144,11 +144,11 @@ def test_a_copy_from_postgresql_reads_its_tables_a_batch_at_a_time(
     migrate(open_database(pg_url))
     try:
         user = create_user("big@copy.test")
-        with write_transaction() as tx:  # 200 MB of ledger rows
+        with write_transaction() as tx:  # 60 MB of ledger rows
             tx.execute(
                 "INSERT INTO ledger_entry (user_id, amount_nanos, kind, reason, "
                 "idempotency_key, created_at) SELECT ?, 1, 'admin', repeat('x', 5000), "
-                "'big:' || i, '2026-01-01' FROM generate_series(1, 40000) AS i",
+                "'big:' || i, '2026-01-01' FROM generate_series(1, 12000) AS i",
                 (user.id,),
             )
     finally:
@@ -164,7 +164,8 @@ def test_a_copy_from_postgresql_reads_its_tables_a_batch_at_a_time(
     )  # fmt: skip
     assert copied.returncode == 0, copied.stderr
     peak_mb = int(copied.stderr.split("maxrss_kb ")[1].split()[0]) // 1024
-    assert peak_mb < 150, f"{peak_mb} MB to copy 200 MB of rows"
+    # measured: 78 MB a batch at a time; about 135 MB with the whole table read at once
+    assert peak_mb < 110, f"{peak_mb} MB to copy 60 MB of rows"
 
 
 def _tables(url: str) -> list[str]:
