@@ -48,12 +48,26 @@ def _count(usage: JSON, name: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-_INPUT_COUNTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+_SPLIT_COUNTS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+
+
+def cache_writes(usage: JSON) -> int:
+    """The cache writes of an Anthropic usage object: its flat `cache_creation_input_tokens`,
+    or, where a server gives only the `cache_creation` object, the sum of its 5m/1h split."""
+    flat = usage.get("cache_creation_input_tokens")
+    if isinstance(flat, int) and not isinstance(flat, bool):
+        return flat
+    split = usage.get("cache_creation")
+    return sum(_count(split, name) for name in _SPLIT_COUNTS) if isinstance(split, dict) else 0
 
 
 def input_tokens(usage: JSON) -> int:
     """All input tokens of an Anthropic usage object: uncached + cache reads + cache writes."""
-    return sum(_count(usage, name) for name in _INPUT_COUNTS)
+    return (
+        _count(usage, "input_tokens")
+        + _count(usage, "cache_read_input_tokens")
+        + max(cache_writes(usage), 0)
+    )
 
 
 def _with_iterations(usage: JSON) -> JSON:
@@ -69,8 +83,9 @@ def _with_iterations(usage: JSON) -> JSON:
     if not extra:
         return usage
     total = dict(usage)
-    for name in (*_INPUT_COUNTS, "output_tokens"):
+    for name in ("input_tokens", "cache_read_input_tokens", "output_tokens"):
         total[name] = _count(usage, name) + sum(_count(item, name) for item in extra)
+    total["cache_creation_input_tokens"] = sum(cache_writes(h) for h in (usage, *extra))
     hours = [usage, *extra]
     total["cache_creation"] = {"ephemeral_1h_input_tokens": sum(
         _count(c, "ephemeral_1h_input_tokens")
@@ -83,7 +98,7 @@ def usage_from(usage: Any) -> Usage:
     """Billable Usage (with OpenAI detail objects) from an Anthropic usage object."""
     usage = _with_iterations(usage) if isinstance(usage, dict) else {}
     prompt_details: JSON = {"cached_tokens": _count(usage, "cache_read_input_tokens")}
-    writes = _count(usage, "cache_creation_input_tokens")
+    writes = max(cache_writes(usage), 0)
     if writes:
         prompt_details["cache_write_tokens"] = writes
     details: JSON = {"prompt_tokens_details": prompt_details}

@@ -124,11 +124,22 @@ def usage_from(raw: Any) -> Usage | None:
         return None
     details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
     usage = Usage(max(prompt, 0), max(completion, 0), details)
-    prompt_details = details.get("prompt_tokens_details")
-    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
-    if isinstance(cached, int) and not isinstance(cached, bool):
-        usage.cache_read_tokens = min(max(cached, 0), usage.input_tokens)
+    set_cache_tokens(usage, details.get("prompt_tokens_details"))
     return usage
+
+
+def set_cache_tokens(usage: Usage, prompt_details: Any) -> None:
+    """The cache part of a usage's input tokens, from OpenAI's prompt details (Responses'
+    `input_tokens_details` alike): `cached_tokens` are cache reads, `cache_write_tokens`
+    (OpenRouter's, the box's own answers') cache writes, both parts of the prompt tokens, so
+    neither together may exceed them."""
+    details = prompt_details if isinstance(prompt_details, dict) else {}
+    reads, writes = (details.get(name) for name in ("cached_tokens", "cache_write_tokens"))
+    if isinstance(reads, int) and not isinstance(reads, bool):
+        usage.cache_read_tokens = min(max(reads, 0), usage.input_tokens)
+    if isinstance(writes, int) and not isinstance(writes, bool):
+        room = usage.input_tokens - usage.cache_read_tokens
+        usage.cache_write_tokens = min(max(writes, 0), room)
 
 
 def _private(name: str) -> bool:

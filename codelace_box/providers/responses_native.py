@@ -16,6 +16,7 @@ from typing import Any
 
 from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
+from codelace_box.providers.openai import set_cache_tokens
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
 from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
 from codelace_box.providers.responses_response import responses_usage
@@ -64,8 +65,7 @@ def native_usage(raw: Any) -> Usage | None:
         "completion_tokens_details": {"reasoning_tokens": _count(outputs, "reasoning_tokens")},
     }
     usage = Usage(max(raw["input_tokens"], 0), max(raw["output_tokens"], 0), details)
-    # cache reads, billed at the cache-read price as chat's `cached_tokens` are (openai.py)
-    usage.cache_read_tokens = min(max(_count(inputs, "cached_tokens"), 0), usage.input_tokens)
+    set_cache_tokens(usage, inputs)  # cache reads and writes at their prices, as chat's
     return usage
 
 

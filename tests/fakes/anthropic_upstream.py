@@ -59,6 +59,8 @@ class Reply:
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_creation_1h_tokens: int = 0  # of cache_creation_input_tokens: 1-hour writes
+    # False: the writes only in the `cache_creation` object (its 5m/1h split), no flat count
+    flat_cache_creation: bool = True
     extra_events: list[JSON] = field(default_factory=list)  # stream: sent after message_start
     error_before_content: bool = False  # stream: an `error` event right after message_start
     status: int = 200  # not 200: answer with an Anthropic error body instead
@@ -99,7 +101,9 @@ class Reply:
             "cache_read_input_tokens": self.cache_read_input_tokens,
             "output_tokens": output_tokens,
         }
-        if self.cache_creation_1h_tokens:
+        if not self.flat_cache_creation:
+            del usage["cache_creation_input_tokens"]
+        if self.cache_creation_1h_tokens or not self.flat_cache_creation:
             usage["cache_creation"] = {
                 "ephemeral_5m_input_tokens": self.cache_creation_input_tokens
                 - self.cache_creation_1h_tokens,

@@ -370,3 +370,28 @@ def test_a_stream_left_before_its_content_began_is_charged_the_providers_count(
     assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("abandoned", 40, 9)
     cost = usd_nanos((40, PRICES["in"]), (9, PRICES["out"]))
     assert fresh.balance_nanos(email) == (before - cost, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cache_writes_told_only_by_their_5m_and_1h_split_are_charged(
+    fresh: MessagesBox, stream: bool
+) -> None:
+    """A usage whose cache writes come only as the `cache_creation` object (ephemeral_5m and
+    ephemeral_1h input tokens, no flat cache_creation_input_tokens) was charged nothing for
+    them: they are input tokens too, billed at the write prices."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="Done.", input_tokens=100, output_tokens=40,
+                            cache_creation_input_tokens=3000, cache_creation_1h_tokens=1000,
+                            flat_cache_creation=False))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    body = {"model": MODEL, "max_tokens": 512, "stream": stream,
+            "messages": [{"role": "user", "content": "A long, cached prompt. " * 200}]}  # fmt: skip
+    answer = post(fresh, key, body)
+    assert answer.status_code == 200, answer.text
+    cost = usd_nanos((100, PRICES["in"]), (40, PRICES["out"]), (2000, PRICES["write"]),
+                     (1000, PRICES["write_1h"]))  # fmt: skip
+    assert fresh.balance_nanos(email) == (before - cost, 0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["input_tokens"], row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (
+        3100, 3000, 1000)  # fmt: skip
+    assert row["cost_nanos"] == cost
