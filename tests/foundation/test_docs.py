@@ -5,6 +5,8 @@ commands and options that exist, and every command."""
 from __future__ import annotations
 
 import re
+import shlex
+import warnings
 from functools import cache
 
 import click
@@ -143,3 +145,94 @@ def test_models_set_help_says_what_an_unset_output_cap_is() -> None:
     assert f"{DEFAULT_MAX_OUTPUT_TOKENS:,}" in option.help and "no cap" not in option.help
     readme = " ".join((REPO_ROOT / "README.md").read_text().split())
     assert f"else {DEFAULT_MAX_OUTPUT_TOKENS:,}" in readme
+
+
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
+def headings(text: str) -> list[str]:
+    return re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_docs_names_a_file_and_a_heading_that_exist() -> None:
+    checked = 0
+    for doc in DOCS:
+        for link in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if link.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, fragment = link.partition("#")
+            target = (doc.parent / path) if path else doc
+            assert target.exists(), f"{doc.name}: link to {link}: no such file"
+            if fragment and target.suffix == ".md":
+                found = {anchor(h) for h in headings(target.read_text())}
+                assert fragment in found, f"{doc.name}: link to {link}: no such heading"
+            checked += 1
+    assert checked >= 3
+
+
+def test_every_section_the_docs_send_a_reader_to_exists() -> None:
+    """`see "Running several boxes"`: a heading of the README or of the doc itself (its start
+    will do), or a bold lead-in (`**Slow clients.**`) of that doc."""
+    readme = REPO_ROOT / "README.md"
+    for doc in DOCS:
+        text = doc.read_text()
+        names = headings(text) + headings(readme.read_text())
+        names += re.findall(r"\*\*([^*]+?)\.?\*\*", text)
+        for section in re.findall(r'see "([^"]+)"', " ".join(text.split())):
+            assert any(name.startswith(section) for name in names), f"{doc.name}: {section!r}"
+
+
+REPO_PATH = re.compile(r"`((?:codelace_box|admin_tui|tests|docs|build|bench|\.ci)/[\w./*-]*)`")
+
+
+def test_every_file_of_the_repository_the_docs_name_exists() -> None:
+    named = {path for doc in DOCS for path in REPO_PATH.findall(doc.read_text())}
+    assert len(named) >= 10
+    missing = [path for path in sorted(named) if not list(REPO_ROOT.glob(path.rstrip("/")))]
+    assert not missing, f"named in the docs, not in the repository: {missing}"
+
+
+def documented_command_lines() -> list[str]:
+    """The `codelace-box ...` lines of the docs' shell examples, as an operator types them:
+    after `sudo -u codelace`, a `cd ... &&` or a pipe; `$(...)` and comments dropped."""
+    lines = []
+    for doc in DOCS:
+        for block in re.findall(r"```sh\n(.*?)```", doc.read_text(), re.S):
+            for raw in block.replace("\\\n", " ").splitlines():
+                line = re.sub(r"\$\([^)]*\)", "X", raw.split(" #")[0])
+                for part in re.split(r"&&|\|", line):
+                    words = part.split()
+                    if words[:3] == ["sudo", "-u", "codelace"]:
+                        words = words[3:]
+                    if words[:1] == ["codelace-box"]:
+                        lines.append(" ".join(words))
+    return lines
+
+
+def parse_command_line(line: str) -> None:
+    """Parses `line` as click would run it, down to its command's own options; runs nothing."""
+    context = cli.make_context("codelace-box", shlex.split(line)[1:])
+    while isinstance(context.command, click.Group):
+        with warnings.catch_warnings():  # Click 9 moves protected_args into args
+            warnings.simplefilter("ignore", DeprecationWarning)
+            words = [*context.protected_args, *context.args]
+        name, command, rest = context.command.resolve_command(context, words)
+        assert command and name, line
+        context = command.make_context(name, rest, parent=context)
+
+
+def test_every_command_line_of_the_docs_examples_parses() -> None:
+    """The walkthroughs (First run, Daily tasks, Budgets, Backups, Upgrading, ...) name real
+    commands with real options, beyond the table's."""
+    lines = documented_command_lines()
+    assert len(lines) >= 30
+    for line in lines:
+        try:
+            parse_command_line(line)
+        except click.ClickException as error:
+            raise AssertionError(f"{line!r}: {error.format_message()}") from None
