@@ -11,6 +11,7 @@ from functools import cache
 
 import click
 from sanic import Sanic
+from textual.binding import Binding
 
 from codelace_box.cli.main import main as cli
 from codelace_box.config import Config
@@ -236,3 +237,45 @@ def test_every_command_line_of_the_docs_examples_parses() -> None:
             parse_command_line(line)
         except click.ClickException as error:
             raise AssertionError(f"{line!r}: {error.format_message()}") from None
+
+
+def dashboard_rows() -> dict[str, str]:
+    """The README's table of the dashboard's screens: F-key -> what its row says."""
+    text = (REPO_ROOT / "README.md").read_text()
+    return dict(re.findall(r"^\| (F[1-6]) \| [^|]+ \| (.+) \|$", text, re.M))
+
+
+def test_the_dashboard_table_names_every_letter_key_of_each_screen() -> None:
+    """A key a screen binds but the README's table leaves out is an action an operator never
+    finds without pressing `?`."""
+    from admin_tui.screens import (
+        activity,
+        audit,
+        dashboard,
+        models,
+        providers,
+        request_detail,
+        spend,
+        user_detail,
+        users,
+    )
+
+    screens = {
+        "F1": [dashboard.DashboardScreen],
+        "F2": [users.UsersScreen, user_detail.UserDetailScreen],
+        "F3": [models.ModelsScreen],
+        "F4": [providers.ProvidersScreen],
+        "F5": [activity.ActivityScreen, request_detail.RequestDetailScreen, spend.SpendScreen],
+        "F6": [audit.AuditScreen],
+    }
+    rows = dashboard_rows()
+    assert set(rows) == set(screens)
+    for fkey, classes in screens.items():
+        keys = [
+            binding.key if isinstance(binding, Binding) else binding[0]
+            for screen in classes
+            for binding in screen.BINDINGS
+        ]
+        bound = {key for key in keys if len(key) == 1}
+        missing = {key for key in bound if f"`{key}`" not in rows[fkey]}
+        assert not missing, f"{fkey}: keys {sorted(missing)} not in the README's table"
