@@ -279,3 +279,12 @@ def test_the_dashboard_table_names_every_letter_key_of_each_screen() -> None:
         bound = {key for key in keys if len(key) == 1}
         missing = {key for key in bound if f"`{key}`" not in rows[fkey]}
         assert not missing, f"{fkey}: keys {sorted(missing)} not in the README's table"
+
+
+def test_where_things_are_names_every_package_of_the_product() -> None:
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("\n## Where things are\n", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent for p in (REPO_ROOT / "codelace_box").glob("*/__init__.py"))
+    assert len(packages) >= 10
+    missing = [p.name for p in packages if f"`codelace_box/{p.name}/`" not in section]
+    assert not missing, f"packages not in the README's 'Where things are': {missing}"
