@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shlex
 import warnings
+from decimal import Decimal
 from functools import cache
 
 import click
@@ -288,3 +289,24 @@ def test_where_things_are_names_every_package_of_the_product() -> None:
     assert len(packages) >= 10
     missing = [p.name for p in packages if f"`codelace_box/{p.name}/`" not in section]
     assert not missing, f"packages not in the README's 'Where things are': {missing}"
+
+
+QUOTED_DEFAULT = re.compile(
+    r"`([a-z_]+)\.([a-z_0-9]+)`[^`(]{0,40}?\((?:default )?([0-9][0-9,.]*)(?: (s|MiB)\b)?"
+)
+
+
+def test_the_defaults_the_readme_quotes_beside_a_key_are_the_defaults() -> None:
+    """`gateway.key_probe_sec` (300 s), `stripe.min_topup_usd` (default 10, ...): the prose
+    quotes defaults beside their keys, which docs/configuration.md's test does not read."""
+    config = Config()
+    text = " ".join((REPO_ROOT / "README.md").read_text().split())
+    checked = 0
+    for section, key, number, unit in QUOTED_DEFAULT.findall(text):
+        actual = getattr(getattr(config, section, None), key, None)
+        if actual is None:
+            continue
+        quoted = Decimal(number.replace(",", "").rstrip(".")) * (2**20 if unit == "MiB" else 1)
+        assert quoted == Decimal(str(actual)), f"README: {section}.{key} ({number} {unit})"
+        checked += 1
+    assert checked >= 5
