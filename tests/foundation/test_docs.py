@@ -5,10 +5,14 @@ commands and options that exist, and every command."""
 from __future__ import annotations
 
 import re
+import shlex
+import warnings
+from decimal import Decimal
 from functools import cache
 
 import click
 from sanic import Sanic
+from textual.binding import Binding
 
 from codelace_box.cli.main import main as cli
 from codelace_box.config import Config
@@ -143,3 +147,166 @@ def test_models_set_help_says_what_an_unset_output_cap_is() -> None:
     assert f"{DEFAULT_MAX_OUTPUT_TOKENS:,}" in option.help and "no cap" not in option.help
     readme = " ".join((REPO_ROOT / "README.md").read_text().split())
     assert f"else {DEFAULT_MAX_OUTPUT_TOKENS:,}" in readme
+
+
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
+def headings(text: str) -> list[str]:
+    return re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_docs_names_a_file_and_a_heading_that_exist() -> None:
+    checked = 0
+    for doc in DOCS:
+        for link in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if link.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, fragment = link.partition("#")
+            target = (doc.parent / path) if path else doc
+            assert target.exists(), f"{doc.name}: link to {link}: no such file"
+            if fragment and target.suffix == ".md":
+                found = {anchor(h) for h in headings(target.read_text())}
+                assert fragment in found, f"{doc.name}: link to {link}: no such heading"
+            checked += 1
+    assert checked >= 3
+
+
+def test_every_section_the_docs_send_a_reader_to_exists() -> None:
+    """`see "Running several boxes"`: a heading of the README or of the doc itself (its start
+    will do), or a bold lead-in (`**Slow clients.**`) of that doc."""
+    readme = REPO_ROOT / "README.md"
+    for doc in DOCS:
+        text = doc.read_text()
+        names = headings(text) + headings(readme.read_text())
+        names += re.findall(r"\*\*([^*]+?)\.?\*\*", text)
+        for section in re.findall(r'see "([^"]+)"', " ".join(text.split())):
+            assert any(name.startswith(section) for name in names), f"{doc.name}: {section!r}"
+
+
+REPO_PATH = re.compile(r"`((?:codelace_box|admin_tui|tests|docs|build|bench|\.ci)/[\w./*-]*)`")
+
+
+def test_every_file_of_the_repository_the_docs_name_exists() -> None:
+    named = {path for doc in DOCS for path in REPO_PATH.findall(doc.read_text())}
+    assert len(named) >= 10
+    missing = [path for path in sorted(named) if not list(REPO_ROOT.glob(path.rstrip("/")))]
+    assert not missing, f"named in the docs, not in the repository: {missing}"
+
+
+def documented_command_lines() -> list[str]:
+    """The `codelace-box ...` lines of the docs' shell examples, as an operator types them:
+    after `sudo -u codelace`, a `cd ... &&` or a pipe; `$(...)` and comments dropped."""
+    lines = []
+    for doc in DOCS:
+        for block in re.findall(r"```sh\n(.*?)```", doc.read_text(), re.S):
+            for raw in block.replace("\\\n", " ").splitlines():
+                line = re.sub(r"\$\([^)]*\)", "X", raw.split(" #")[0])
+                for part in re.split(r"&&|\|", line):
+                    words = part.split()
+                    if words[:3] == ["sudo", "-u", "codelace"]:
+                        words = words[3:]
+                    if words[:1] == ["codelace-box"]:
+                        lines.append(" ".join(words))
+    return lines
+
+
+def parse_command_line(line: str) -> None:
+    """Parses `line` as click would run it, down to its command's own options; runs nothing."""
+    context = cli.make_context("codelace-box", shlex.split(line)[1:])
+    while isinstance(context.command, click.Group):
+        with warnings.catch_warnings():  # Click 9 moves protected_args into args
+            warnings.simplefilter("ignore", DeprecationWarning)
+            words = [*context.protected_args, *context.args]
+        name, command, rest = context.command.resolve_command(context, words)
+        assert command and name, line
+        context = command.make_context(name, rest, parent=context)
+
+
+def test_every_command_line_of_the_docs_examples_parses() -> None:
+    """The walkthroughs (First run, Daily tasks, Budgets, Backups, Upgrading, ...) name real
+    commands with real options, beyond the table's."""
+    lines = documented_command_lines()
+    assert len(lines) >= 30
+    for line in lines:
+        try:
+            parse_command_line(line)
+        except click.ClickException as error:
+            raise AssertionError(f"{line!r}: {error.format_message()}") from None
+
+
+def dashboard_rows() -> dict[str, str]:
+    """The README's table of the dashboard's screens: F-key -> what its row says."""
+    text = (REPO_ROOT / "README.md").read_text()
+    return dict(re.findall(r"^\| (F[1-6]) \| [^|]+ \| (.+) \|$", text, re.M))
+
+
+def test_the_dashboard_table_names_every_letter_key_of_each_screen() -> None:
+    """A key a screen binds but the README's table leaves out is an action an operator never
+    finds without pressing `?`."""
+    from admin_tui.screens import (
+        activity,
+        audit,
+        dashboard,
+        models,
+        providers,
+        request_detail,
+        spend,
+        user_detail,
+        users,
+    )
+
+    screens = {
+        "F1": [dashboard.DashboardScreen],
+        "F2": [users.UsersScreen, user_detail.UserDetailScreen],
+        "F3": [models.ModelsScreen],
+        "F4": [providers.ProvidersScreen],
+        "F5": [activity.ActivityScreen, request_detail.RequestDetailScreen, spend.SpendScreen],
+        "F6": [audit.AuditScreen],
+    }
+    rows = dashboard_rows()
+    assert set(rows) == set(screens)
+    for fkey, classes in screens.items():
+        keys = [
+            binding.key if isinstance(binding, Binding) else binding[0]
+            for screen in classes
+            for binding in screen.BINDINGS
+        ]
+        bound = {key for key in keys if len(key) == 1}
+        missing = {key for key in bound if f"`{key}`" not in rows[fkey]}
+        assert not missing, f"{fkey}: keys {sorted(missing)} not in the README's table"
+
+
+def test_where_things_are_names_every_package_of_the_product() -> None:
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("\n## Where things are\n", 1)[1].split("\n## ", 1)[0]
+    packages = sorted(p.parent for p in (REPO_ROOT / "codelace_box").glob("*/__init__.py"))
+    assert len(packages) >= 10
+    missing = [p.name for p in packages if f"`codelace_box/{p.name}/`" not in section]
+    assert not missing, f"packages not in the README's 'Where things are': {missing}"
+
+
+QUOTED_DEFAULT = re.compile(
+    r"`([a-z_]+)\.([a-z_0-9]+)`[^`(]{0,40}?\((?:default )?([0-9][0-9,.]*)(?: (s|MiB)\b)?"
+)
+
+
+def test_the_defaults_the_readme_quotes_beside_a_key_are_the_defaults() -> None:
+    """`gateway.key_probe_sec` (300 s), `stripe.min_topup_usd` (default 10, ...): the prose
+    quotes defaults beside their keys, which docs/configuration.md's test does not read."""
+    config = Config()
+    text = " ".join((REPO_ROOT / "README.md").read_text().split())
+    checked = 0
+    for section, key, number, unit in QUOTED_DEFAULT.findall(text):
+        actual = getattr(getattr(config, section, None), key, None)
+        if actual is None:
+            continue
+        quoted = Decimal(number.replace(",", "").rstrip(".")) * (2**20 if unit == "MiB" else 1)
+        assert quoted == Decimal(str(actual)), f"README: {section}.{key} ({number} {unit})"
+        checked += 1
+    assert checked >= 5
