@@ -158,9 +158,11 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def plain(value: Any) -> str:
     """A value as the CLI prints it: '-' for nothing, USD floats (`usd_json`) in plain notation
-    (0.000001, not 1e-06)."""
+    (0.000001, not 1e-06), a list comma-separated (as `--models` takes it)."""
     if value is None:
         return "-"
+    if isinstance(value, list | tuple):
+        return ",".join(plain(item) for item in value)
     if isinstance(value, float):
         return f"{Decimal(repr(value)):f}"
     return str(value)

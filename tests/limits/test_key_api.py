@@ -208,6 +208,8 @@ def test_the_cli_sets_and_clears_limits(box: Box) -> None:
     assert [key[f] for f in ("limit_usd", "limit_reset", "expires_at", "allowed_models")] == [
         None, None, None, None
     ]  # fmt: skip
+    shown = box.cli("keys", "update", key["id"][:8], "--models", MODEL)  # as --models takes them
+    assert f"allowed_models: {MODEL}\n" in shown + "\n" and "[" not in shown, shown
     for bad in (("--rpm", "-1"), ("--concurrent", "many"), ("--rpm", "1.5")):
         result = run_cli(box.config, "users", "limits", email, *bad)
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
