@@ -31,26 +31,34 @@ def sole_connection(db: Any, still_needed: Callable[[], bool], version: int) -> 
     connection.set_busy_timeout(0)
     db.execute_sql("PRAGMA locking_mode = EXCLUSIVE")
     try:
-        _wait_alone(db, still_needed, version)
+        if not _wait_alone(db, still_needed, version):
+            _share_again(db, connection)  # beside another migrate: take turns, as it does
         yield
     finally:
-        db.execute_sql("PRAGMA locking_mode = NORMAL")
-        db.execute_sql("SELECT COUNT(*) FROM sqlite_master").fetchall()  # lets the lock go
-        connection.set_busy_timeout(int(BUSY_TIMEOUT_SEC * 1000))
+        _share_again(db, connection)
 
 
-def _wait_alone(db: Any, still_needed: Callable[[], bool], version: int) -> None:
+def _share_again(db: Any, connection: Any) -> None:
+    """Back to sharing the file: normal locking mode, the lock let go, the busy timeout."""
+    db.execute_sql("PRAGMA locking_mode = NORMAL")
+    db.execute_sql("SELECT COUNT(*) FROM sqlite_master").fetchall()  # lets the lock go
+    connection.set_busy_timeout(int(BUSY_TIMEOUT_SEC * 1000))
+
+
+def _wait_alone(db: Any, still_needed: Callable[[], bool], version: int) -> bool:
+    """True once the file is this connection's alone; False when `still_needed()` turned false
+    (another migrate of this release moved on: the caller goes on beside it)."""
     deadline = time.monotonic() + BUSY_TIMEOUT_SEC
     while True:
         try:
             db.execute_sql("BEGIN EXCLUSIVE")
             db.execute_sql("COMMIT")  # the lock stays: exclusive locking mode keeps it
-            return
+            return True
         except Exception as exc:
             if not is_busy(exc):
                 raise
         if not still_needed():
-            return
+            return False
         if time.monotonic() >= deadline:
             raise ConfigError(
                 f"{db.database} is at schema version {version} and open in another process "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from peewee import IntegrityError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.accounts.limits import spent_in_period
-from codelace_box.db.core import close_database, open_database
+from codelace_box.db.core import close_database, open_database, write_transaction
 from codelace_box.db.migrate import LATEST_VERSION, applied_versions, current_version, migrate
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import ALL_MODELS, ApiKey, Hold, Payment, SchemaMigration, User
@@ -150,6 +153,51 @@ def test_an_older_schema_in_use_by_another_process_is_not_migrated_under_it(
     assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(2,)]
     assert run_cli(config, "users", "list", "--json").stdout.strip() == "[]"
     assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(LATEST_VERSION,)]
+
+
+def test_a_migrate_waiting_for_the_file_goes_on_beside_another_migrate_and_waits_its_turn(
+    tmp_path: Path,
+) -> None:
+    """Boxes of one release starting at once on one file: one found another's migration half
+    done (an older schema, the file open elsewhere), waited, saw it move on and went on beside
+    it, but still with no busy timeout (and the file's exclusive mode), so the other's next
+    write transaction made it fail at once: "database is locked ... (waited 10 s ...)" and exit
+    1 (test_two_processes_migrating_at_once... on a loaded machine). It now waits its turn."""
+    path = tmp_path / "race.db"
+    config = tmp_path / "codelace.toml"
+    config.write_text(f'[database]\npath = "{path}"\n')
+    db = open_database(path)  # the other migrate: the file open, version 2 reached
+    migrate_up_to(db, 2)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "codelace_box", "--config", str(config), "migrate"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    try:
+        _wait_until_open(waiting.pid, path)
+        time.sleep(1.0)  # it found version 2 and the file not its own: it waits
+        with write_transaction():  # the other moves on a version ...
+            MIGRATIONS[2][1].apply(db)
+            SchemaMigration.create(version=MIGRATIONS[2][0], name=MIGRATIONS[2][1].NAME)
+        db.execute_sql("BEGIN IMMEDIATE")  # ... and is in its next write a while
+        time.sleep(2.0)
+        db.execute_sql("COMMIT")
+    finally:
+        close_database()
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, (out, err)
+    assert sqlite_rows(path, "SELECT MAX(version) FROM schema_migration") == [(LATEST_VERSION,)]
+
+
+def _wait_until_open(pid: int, path: Path) -> None:
+    """Until process `pid` has the file `path` open (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{pid}/fd")
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never opened {path}")
 
 
 def migrate_up_to(db: Any, version: int) -> None:
