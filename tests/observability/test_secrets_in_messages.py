@@ -44,6 +44,14 @@ def test_a_password_in_the_database_urls_query_is_not_printed(tmp_path: Path) ->
 
 
 PROVIDER_KEY = "vllm-local-secret"  # no key-like shape: only the key itself can mask it
+FIRST_CHUNK = {
+    "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+    "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
+}  # fmt: skip
+# an upstream's error event that quotes the operator's key
+QUOTA_ERROR = {
+    "error": {"message": f"key {PROVIDER_KEY} is over its quota", "type": "server_error"}
+}
 
 
 def _events(*events: dict[str, Any]) -> list[bytes]:
@@ -58,11 +66,7 @@ def test_a_streams_error_event_that_echoes_the_provider_key_is_masked(
     the error event), the log and the usage row as they were."""
     box = box_factory(keys=(PROVIDER_KEY,), gateway={"max_retries": 0})
     _, key = box.new_user("10")
-    chunk = {
-        "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
-    }  # fmt: skip
-    error = {"error": {"message": f"key {PROVIDER_KEY} is over its quota", "type": "server_error"}}
+    chunk, error = FIRST_CHUNK, QUOTA_ERROR
     box.fake.push(Reply(raw=_events(chunk, error)))  # after the first content: an error event
     box.fake.push(Reply(raw=_events(error)))  # before any: a 502
     body = {"model": MODEL, "messages": HELLO, "stream": True}
@@ -155,11 +159,7 @@ def test_an_error_event_after_the_client_left_is_logged_without_the_key(
     they were, the operator's key among them."""
     box = box_factory(keys=(PROVIDER_KEY,), gateway={"max_retries": 0})
     _, key = box.new_user("10")
-    chunk = {
-        "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
-    }  # fmt: skip
-    error = {"error": {"message": f"key {PROVIDER_KEY} is over its quota", "type": "server_error"}}
+    chunk, error = FIRST_CHUNK, QUOTA_ERROR
     box.fake.push(Reply(raw=_events(chunk, error), pause_after=1))
     body = {"model": MODEL, "messages": HELLO, "stream": True}
     headers = {"authorization": f"Bearer {key}"}
