@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
@@ -55,6 +54,7 @@ from codelace_box.providers.responses_response import (
     responses_usage,
     status_for,
 )
+from codelace_box.providers.responses_stream_item import StreamItem
 from codelace_box.providers.thought_signature import signature_of, signed_id
 
 JSON = dict[str, Any]
@@ -70,26 +70,6 @@ def _text(data: JSON, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-@dataclass
-class _Item:
-    """The output item being streamed."""
-
-    kind: str  # "message", "reasoning" or "call"
-    item_id: str
-    index: int  # output_index
-    text: str = ""  # message text, reasoning text or call arguments
-    has_part: bool = False
-    part_kind: str = "output_text"  # the open content part of a message: or "refusal"
-    content_index: int = 0  # the open content part's index
-    parts: list[JSON] = field(default_factory=list)  # a message's finished content parts
-    blocks: list[JSON] = field(default_factory=list)  # signed thinking blocks (reasoning)
-    details: list[JSON] = field(default_factory=list)  # reasoning details' pieces (reasoning)
-    call_id: str = ""
-    name: str = ""
-    chat_index: Any = None  # the chat tool call index (calls)
-    given_id: str = ""  # the call's id as the upstream gave it ("" when it gave none)
-
-
 class ResponsesStreamTranslator:
     """Synthesizes one Responses stream from the chat chunks of one answer."""
 
@@ -103,7 +83,7 @@ class ResponsesStreamTranslator:
         self.created_at = created_at if created_at is not None else int(time.time())
         self.sequence = 0
         self.output: list[JSON] = []  # finished items
-        self.open: _Item | None = None
+        self.open: StreamItem | None = None
         self.closed_calls: set[Any] = set()  # chat indexes of finished calls
         self.closed_ids: set[str] = set()  # upstream ids of finished calls
         self.deferred: dict[int, JSON] = {}  # calls begun while another's arguments were open
@@ -194,7 +174,7 @@ class ResponsesStreamTranslator:
         if self.open is not None and self.open.kind == "reasoning":
             return []
         events = self._close()
-        self.open = _Item("reasoning", chat_reasoning_id(self.context.model), len(self.output))
+        self.open = StreamItem("reasoning", chat_reasoning_id(self.context.model), len(self.output))
         self.open.details, self.waiting = self.waiting, []
         item = {"id": self.open.item_id, "type": "reasoning", "summary": []}
         return [*events, self._added(item)]
@@ -230,7 +210,9 @@ class ResponsesStreamTranslator:
         events: list[JSON] = []
         if item is None or item.kind != "message":
             events += self._close()
-            item = self.open = _Item("message", new_id("msg"), len(self.output), part_kind=kind)
+            item = self.open = StreamItem(
+                "message", new_id("msg"), len(self.output), part_kind=kind
+            )
             events.append(self._added(message_item(item.item_id, "", "in_progress")))
             events.append(self._part_added(item))
         elif item.part_kind != kind:  # the other kind of part after this one: its own part
@@ -270,7 +252,7 @@ class ResponsesStreamTranslator:
                 )
         return events
 
-    def _continues(self, item: _Item | None, index: int, given_id: str) -> bool:
+    def _continues(self, item: StreamItem | None, index: int, given_id: str) -> bool:
         """Whether a tool call delta continues the open call: the same chat index and no new
         id (servers that put every parallel call at index 0, or give none, as Gemini's
         OpenAI-compatible endpoint does, start each call with its own id)."""
@@ -278,7 +260,7 @@ class ResponsesStreamTranslator:
             return False
         return not given_id or given_id == item.given_id or not item.given_id
 
-    def _defers(self, item: _Item | None, index: int) -> bool:
+    def _defers(self, item: StreamItem | None, index: int) -> bool:
         """Whether a call beginning now waits until the open one is done: some servers send
         every call's header before any arguments, then the arguments interleaved."""
         if item is None or item.kind != "call" or item.chat_index == index:
@@ -302,7 +284,7 @@ class ResponsesStreamTranslator:
             raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
         events = self._close()
         custom = name in self.context.custom_tools
-        item = _Item("call", new_id("ctc" if custom else "fc"), len(self.output))
+        item = StreamItem("call", new_id("ctc" if custom else "fc"), len(self.output))
         # Gemini's thought signature rides in the call_id (providers/thought_signature.py)
         item.call_id = signed_id(given_id or new_call_id(), signature_of(call))
         item.given_id = given_id
@@ -341,11 +323,11 @@ class ResponsesStreamTranslator:
         events.append(self._event("response.output_item.done", output_index=item.index, item=done))
         return events + self._flush_deferred(status) if self.deferred else events
 
-    def _part_added(self, item: _Item) -> JSON:
+    def _part_added(self, item: StreamItem) -> JSON:
         part = content_part(item.part_kind, "")
         return self._part_event("response.content_part.added", item, part)
 
-    def _close_part(self, item: _Item) -> list[JSON]:
+    def _close_part(self, item: StreamItem) -> list[JSON]:
         """The `.done` events of a message's open content part."""
         part = content_part(item.part_kind, item.text)
         item.parts.append(part)
@@ -355,7 +337,7 @@ class ResponsesStreamTranslator:
             done = self._part_event("response.output_text.done", item, None, text=item.text)
         return [done, self._part_event("response.content_part.done", item, part)]
 
-    def _no_arguments(self, item: _Item) -> list[JSON]:
+    def _no_arguments(self, item: StreamItem) -> list[JSON]:
         """`{}` for a finished call that streamed no arguments (Ollama's `""` for a tool without
         parameters), as the non-streamed answer gives it: clients parse them as JSON."""
         if item.text or item.name in self.context.custom_tools:
@@ -363,11 +345,11 @@ class ResponsesStreamTranslator:
         item.text = "{}"
         return [self._item_event("response.function_call_arguments.delta", item, delta="{}")]
 
-    def _call_item(self, item: _Item, status: str) -> JSON:
+    def _call_item(self, item: StreamItem, status: str) -> JSON:
         arguments = item.text if status != "in_progress" else ""
         return call_item(item.item_id, item.call_id, item.name, arguments, self.context, status)
 
-    def _call_done(self, item: _Item, done: JSON) -> list[JSON]:
+    def _call_done(self, item: StreamItem, done: JSON) -> list[JSON]:
         if done["type"] != "custom_tool_call":
             kind, arguments = "response.function_call_arguments.done", done["arguments"]
             return [self._item_event(kind, item, name=done["name"], arguments=arguments)]
@@ -386,10 +368,10 @@ class ResponsesStreamTranslator:
     def _added(self, item: JSON) -> JSON:
         return self._event("response.output_item.added", output_index=len(self.output), item=item)
 
-    def _item_event(self, kind: str, item: _Item, **fields: Any) -> JSON:
+    def _item_event(self, kind: str, item: StreamItem, **fields: Any) -> JSON:
         return self._event(kind, item_id=item.item_id, output_index=item.index, **fields)
 
-    def _part_event(self, kind: str, item: _Item, part: JSON | None, **fields: Any) -> JSON:
+    def _part_event(self, kind: str, item: StreamItem, part: JSON | None, **fields: Any) -> JSON:
         """An event of a message's or reasoning item's open content part."""
         if part is not None:
             fields["part"] = part
