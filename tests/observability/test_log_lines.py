@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import Reply
-from tests.gateway.conftest import MODEL, BoxFactory
+from tests.gateway.conftest import MODEL, Box, BoxFactory
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PROVIDER_KEY = "sk-fake-key-0001"
@@ -41,16 +41,11 @@ def test_an_upstreams_message_cannot_forge_a_text_log_line(box_factory: BoxFacto
     `log.format = "text"` a line break in it must not start a line of its own that reads as
     the box's, such as an access line for a request that never was."""
     box = box_factory(gateway={"max_retries": 0})
-    _, key = box.new_user("10")
     forged = (
         "bad value 'x'\n2026-01-01 00:00:00,000 INFO codelace_box.access: POST "
         "/v1/chat/completions 200 1.0ms model=- user=- key=cl_FAKE request=req_forged\r\nmore"
     )
-    box.fake.push(Reply(status=400, error={"message": forged}))
-    with box.http(key) as client:
-        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
-    assert answer.status_code == 400
-    request_id = answer.headers["x-request-id"]
+    request_id = _refused_with(box, forged)
     box.server.wait_for_log(rf".*upstream error: request {request_id}")
     box.server.stop()
     lines = box.server.log_text().splitlines()
@@ -66,13 +61,8 @@ def test_an_upstreams_message_cannot_drive_the_operators_terminal(
     are ..."): an ESC in it reached the text log raw, and `tail -f` in a terminal ran the
     escape sequence (here: erase the screen, move the cursor home, print in red)."""
     box = box_factory(gateway={"max_retries": 0})
-    _, key = box.new_user("10")
     echoed = "Invalid value: '\x1b[2J\x1b[H\x1b[31mhigh'. Supported values are: 'low', 'high'."
-    box.fake.push(Reply(status=400, error={"message": echoed, "param": "reasoning_effort"}))
-    with box.http(key) as client:
-        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
-    assert answer.status_code == 400
-    request_id = answer.headers["x-request-id"]
+    request_id = _refused_with(box, echoed, param="reasoning_effort")
     (line,) = box.server.wait_for_log(rf".*upstream error: request {request_id}.*")
     assert "Invalid value: '\\x1b[2J\\x1b[H\\x1b[31mhigh'" in line, line
     assert "\x1b" not in box.server.log_text()
@@ -99,13 +89,8 @@ def test_a_json_line_holds_no_character_that_ends_a_line_or_drives_a_terminal(
     reader that splits lines as Python's `splitlines` does (and JavaScript's JSON), and C1
     controls such as CSI (U+009B, ESC [ in one character) reached the terminal raw."""
     box = box_factory(log={"format": "json"}, gateway={"max_retries": 0})
-    _, key = box.new_user("10")
     echoed = "Invalid value: 'a\u2028b\u2029c\x85d\x9b2Je\x7f'. Supported values are: 'low'."
-    box.fake.push(Reply(status=400, error={"message": echoed}))
-    with box.http(key) as client:
-        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
-    assert answer.status_code == 400
-    request_id = answer.headers["x-request-id"]
+    request_id = _refused_with(box, echoed)
     box.server.wait_for_log(rf'.*"request_id":"{request_id}"')
     box.server.stop()
     text = box.server.log_text()
@@ -113,3 +98,14 @@ def test_a_json_line_holds_no_character_that_ends_a_line_or_drives_a_terminal(
     (told,) = [line for line in lines if "upstream error" in line["message"]]
     assert "a\u2028b\u2029c\x85d\x9b2Je\x7f" in told["message"]  # the words, decoded
     assert not any(char in text for char in "\u2028\u2029\x85\x9b\x7f")  # escaped on the line
+
+
+def _refused_with(box: Box, message: str, **error: str) -> str:
+    """A chat completion of a new user that the upstream refuses with a 400 saying `message`
+    (and `error`'s other fields); its request id."""
+    _, key = box.new_user("10")
+    box.fake.push(Reply(status=400, error={"message": message, **error}))
+    with box.http(key) as client:
+        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.status_code == 400
+    return str(answer.headers["x-request-id"])
