@@ -4,7 +4,9 @@ Refused while a `serve` or an `admin` has the database open (db.openlock). The b
 copied beside the database, and the copy checked as `doctor` checks (integrity, schema version,
 every balance against its ledger, provider keys readable; a backup from an older version only
 for integrity: serve migrates it). Only then is the current file set aside, kept as
-`<name>.replaced-<UTC time>`, and the copy renamed into place. The restore itself is the last
+`<name>.replaced-<UTC time>` with any -wal, -shm or -journal still beside it (also when the
+database itself is gone: a hot journal left beside the restored file would be played back
+into it), and the copy renamed into place. The restore itself is the last
 entry of the restored audit log (who, which backup, how long the replaced log was), also for a
 backup of an older schema that has the log (the rollback's), whose schema stays as it was.
 """
@@ -16,7 +18,12 @@ from pathlib import Path
 
 from codelace_box.audit import admin_change
 from codelace_box.config import Config, existing_secret_key
-from codelace_box.db.backup import backup_database, set_aside
+from codelace_box.db.backup import (
+    backup_database,
+    leftover_side_files,
+    remove_with_side_files,
+    set_aside,
+)
 from codelace_box.db.core import close_database, open_database, quick_check, utcnow
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.openlock import nobody_else
@@ -32,10 +39,12 @@ AUDIT_AS_NOW = 17
 
 @dataclass(frozen=True)
 class Restored:
-    """What a restore did: the backup's schema version, and where the replaced file went."""
+    """What a restore did: the backup's schema version, where the replaced file went, and
+    where side files found with no database beside them went (a `-journal` left by a crash)."""
 
     version: int
     replaced: Path | None
+    leftovers: tuple[Path, ...] = ()
 
 
 def restore_database(config: Config, backup: str) -> Restored:
@@ -54,17 +63,19 @@ def restore_database(config: Config, backup: str) -> Restored:
         raise CodelaceError(f"{backup} is the database itself; name a backup file")
     staging = Path(target).with_name(Path(target).name + ".restoring")
     with nobody_else(target):
-        staging.unlink(missing_ok=True)
+        remove_with_side_files(staging)  # a killed restore's, its hot journal too
         try:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
             if version >= AUDIT_AS_NOW:  # older: no log (or no head) to write it into
                 _record_restore(str(staging), target, backup, version)
-            replaced = set_aside(target, utcnow().strftime("%Y%m%dT%H%M%SZ"))
+            stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+            replaced = set_aside(target, stamp)
+            leftovers = tuple(leftover_side_files(target, stamp))
             staging.replace(target)
         finally:
-            staging.unlink(missing_ok=True)
-    return Restored(version, replaced)
+            remove_with_side_files(staging)
+    return Restored(version, replaced, leftovers)
 
 
 def _record_restore(staging: str, target: str, backup: str, version: int) -> None:

@@ -109,6 +109,9 @@ def restore_command(state: Any, backup: str) -> None:
     )
     if done.replaced is not None:
         click.echo(f"the replaced database is kept as {done.replaced}")
+    for leftover in done.leftovers:
+        click.echo(f"a leftover {leftover.name.rpartition('-')[2]} with no database beside it "
+                   f"was moved to {leftover}")  # fmt: skip
     from codelace_box.db.migrate import LATEST_VERSION
 
     if done.version < LATEST_VERSION:  # doctor checks balances on the current schema only

@@ -42,14 +42,14 @@ def backup_database(source_path: str, target_path: str) -> int:
     partial = target.with_name(target.name + ".partial")
     try:
         make_private_dir(target.parent)
-        partial.unlink(missing_ok=True)
+        remove_with_side_files(partial)
         _ensure_room(source_path, target)
         create_private_file(partial)  # before SQLite makes it with the umask's mode
         try:
             pages = _copy(source_path, str(partial))
             os.replace(partial, target)
         finally:
-            partial.unlink(missing_ok=True)
+            remove_with_side_files(partial)
     except (apsw.NotADBError, apsw.CorruptError):
         raise CodelaceError(f"{source_path} is not a SQLite database, or it is damaged") from None
     except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError) as exc:
@@ -140,6 +140,17 @@ def _copy(source_path: str, partial_path: str) -> int:
     return int(pages)
 
 
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside a database, named after it
+
+
+def remove_with_side_files(path: Path) -> None:
+    """Delete a scratch database of ours and whatever SQLite left beside it: a rollback
+    journal left there by a crash is hot, and SQLite would play it back into the next file of
+    that name at its first open."""
+    for name in (path.name, *(path.name + suffix for suffix in SIDE_FILES)):
+        path.with_name(name).unlink(missing_ok=True)
+
+
 def set_aside(db_path: str, stamp: str) -> Path | None:
     """Move a database file (no process may have it open) out of the way as
     `<name>.replaced-<stamp>` (`-2`, `-3`, ... when that name is taken), its WAL checkpointed
@@ -155,14 +166,40 @@ def set_aside(db_path: str, stamp: str) -> Path | None:
         pass  # kept for a look as it is: nothing in it to make whole
     finally:
         connection.close()
-    kept = path.with_name(f"{path.name}.replaced-{stamp}")
-    for n in range(2, 10_000):  # two restores in one second: never over the first kept file
-        if not kept.exists() and not kept.with_name(kept.name + "-wal").exists():
-            break
-        kept = path.with_name(f"{path.name}.replaced-{stamp}-{n}")
+    kept = _free_name(path, stamp)
     os.replace(path, kept)
-    for suffix in ("-wal", "-shm"):  # normally gone; kept beside the file if not
+    set_aside_side_files(path, kept)
+    return kept
+
+
+def set_aside_side_files(path: Path, kept: Path) -> list[Path]:
+    """Move the -wal, -shm and -journal still beside `path` (normally gone) to `kept`'s
+    names: a file put in its place must not get them (SQLite would read another database's
+    WAL as its own, and play a hot journal back into it). The paths they went to."""
+    moved = []
+    for suffix in SIDE_FILES:
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.replace(side, kept.with_name(kept.name + suffix))
+            moved.append(kept.with_name(kept.name + suffix))
+    return moved
+
+
+def leftover_side_files(db_path: str, stamp: str) -> list[Path]:
+    """Side files with no database beside them (the file was moved away by hand after a
+    crash, its journal left behind), moved aside as a replaced database's would be."""
+    path = Path(db_path)
+    if path.exists():
+        return []
+    return set_aside_side_files(path, _free_name(path, stamp))
+
+
+def _free_name(path: Path, stamp: str) -> Path:
+    """`<name>.replaced-<stamp>`, or `-2`, `-3`, ... when it (or a side file of it) exists:
+    two restores in one second never write over the first kept file."""
+    kept = path.with_name(f"{path.name}.replaced-{stamp}")
+    for n in range(2, 10_000):
+        if not any(kept.with_name(kept.name + s).exists() for s in ("", *SIDE_FILES)):
+            break
+        kept = path.with_name(f"{path.name}.replaced-{stamp}-{n}")
     return kept

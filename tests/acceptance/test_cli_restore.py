@@ -4,6 +4,9 @@ the backup checked as doctor checks it, the replaced file kept beside the databa
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -288,3 +291,77 @@ def test_a_rollback_restore_of_an_older_backup_is_in_its_audit_log(tmp_path: Pat
     }
     box.ok("migrate")
     assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+
+
+# A process that dies in the middle of a write to a rollback-journal database: the pages it
+# spilled into the file are in its `-journal`, which SQLite plays back at the next open.
+CRASH_MID_WRITE = """
+import os, sys, apsw
+db = apsw.Connection(sys.argv[1])
+db.execute("PRAGMA journal_mode=DELETE").fetchall()
+db.execute("PRAGMA cache_size=1")
+db.execute("BEGIN IMMEDIATE")
+db.execute('UPDATE "user" SET display_name = hex(randomblob(2000))')
+db.execute("CREATE TABLE filler(x)")
+for _ in range(200):
+    db.execute("INSERT INTO filler VALUES (randomblob(4000))")
+os._exit(0)
+"""
+
+
+def leave_hot_journal(database: Path, journal: Path) -> None:
+    """A hot rollback journal of `database` (a copy of it, written to and crashed) at
+    `journal`, as a crash beside it would have left one."""
+    scratch = database.with_name("crashed-writer.db")
+    sqlite_rows(database, "PRAGMA wal_checkpoint(TRUNCATE)")  # the file holds every write
+    shutil.copyfile(database, scratch)
+    subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(scratch)], check=True)
+    hot = scratch.with_name(scratch.name + "-journal")
+    assert hot.stat().st_size > 0, "the crash left no journal"
+    hot.replace(journal)
+    scratch.unlink()
+
+
+def test_a_leftover_journal_is_not_played_back_into_the_restored_database(
+    tmp_path: Path,
+) -> None:
+    """The database was moved away (to look at it after a crash) and its rollback journal left
+    behind: restore put the backup in place beside that `-journal`, and SQLite played it back
+    into the restored file at the next open (balance $8 against a ledger of $5: doctor failed
+    on the file just restored). The journal is moved aside with the replaced database's name,
+    as the -wal and -shm are."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "joe@restore.test")
+    box.ok("credit", "joe@restore.test", "5", "--reason", "first")
+    box.ok("backup", "backups/one.db")
+    box.ok("credit", "joe@restore.test", "3", "--reason", "after the backup")
+    journal = box.db_path.with_name("codelace.db-journal")
+    leave_hot_journal(box.db_path, journal)
+    journal_bytes = journal.read_bytes()
+    box.db_path.replace(tmp_path / "looked-at.db")
+
+    out = box.ok("restore", "backups/one.db")
+    assert not journal.exists()
+    [kept] = sorted((box.root / "data").glob("codelace.db.replaced-*-journal"))
+    assert kept.read_bytes() == journal_bytes
+    assert f"{kept}" in out, out
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+    assert balance(box, "joe@restore.test") == 5
+
+
+def test_a_journal_left_by_a_killed_restore_does_not_spoil_the_next_one(tmp_path: Path) -> None:
+    """A restore killed while it wrote its audit entry into the checked copy (a rollback-journal
+    file, `codelace.db.restoring`) leaves that copy's `-journal`. The next restore removed the
+    copy but not its journal, which SQLite played back into the new copy: the next restore
+    refused a good backup ('the backup fails its check ... balance $8 != ledger sum $5')."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "kim@restore.test")
+    box.ok("credit", "kim@restore.test", "5", "--reason", "first")
+    box.ok("backup", "backups/one.db")
+    box.ok("credit", "kim@restore.test", "3", "--reason", "after the backup")
+    leave_hot_journal(box.db_path, box.db_path.with_name("codelace.db.restoring-journal"))
+
+    box.ok("restore", "backups/one.db")
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+    assert balance(box, "kim@restore.test") == 5
+    assert not list((box.root / "data").glob("*.restoring*"))
