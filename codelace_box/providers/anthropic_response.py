@@ -53,12 +53,15 @@ _SPLIT_COUNTS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 
 def cache_writes(usage: JSON) -> int:
     """The cache writes of an Anthropic usage object: its flat `cache_creation_input_tokens`,
-    or, where a server gives only the `cache_creation` object, the sum of its 5m/1h split."""
+    or the sum of its `cache_creation` 5m/1h split where that is larger (a server that gives
+    only the split, or a compatible one whose flat count falls short of it: the larger view
+    is what the provider bills, and billing less loses the operator the difference)."""
     flat = usage.get("cache_creation_input_tokens")
-    if isinstance(flat, int) and not isinstance(flat, bool):
-        return flat
     split = usage.get("cache_creation")
-    return sum(_count(split, name) for name in _SPLIT_COUNTS) if isinstance(split, dict) else 0
+    split_sum = sum(_count(split, name) for name in _SPLIT_COUNTS) if isinstance(split, dict) else 0
+    if isinstance(flat, int) and not isinstance(flat, bool):
+        return max(flat, split_sum)
+    return split_sum
 
 
 def input_tokens(usage: JSON) -> int:

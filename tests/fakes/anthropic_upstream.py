@@ -61,6 +61,8 @@ class Reply:
     cache_creation_1h_tokens: int = 0  # of cache_creation_input_tokens: 1-hour writes
     # False: the writes only in the `cache_creation` object (its 5m/1h split), no flat count
     flat_cache_creation: bool = True
+    # a flat count that disagrees with the split (a compatible server's), sent with the split
+    flat_cache_creation_reported: int | None = None
     extra_events: list[JSON] = field(default_factory=list)  # stream: sent after message_start
     error_before_content: bool = False  # stream: an `error` event right after message_start
     status: int = 200  # not 200: answer with an Anthropic error body instead
@@ -103,7 +105,10 @@ class Reply:
         }
         if not self.flat_cache_creation:
             del usage["cache_creation_input_tokens"]
-        if self.cache_creation_1h_tokens or not self.flat_cache_creation:
+        if self.flat_cache_creation_reported is not None:
+            usage["cache_creation_input_tokens"] = self.flat_cache_creation_reported
+        split = self.flat_cache_creation_reported is not None or not self.flat_cache_creation
+        if self.cache_creation_1h_tokens or split:
             usage["cache_creation"] = {
                 "ephemeral_5m_input_tokens": self.cache_creation_input_tokens
                 - self.cache_creation_1h_tokens,

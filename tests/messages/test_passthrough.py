@@ -395,3 +395,29 @@ def test_cache_writes_told_only_by_their_5m_and_1h_split_are_charged(
     assert (row["input_tokens"], row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (
         3100, 3000, 1000)  # fmt: skip
     assert row["cost_nanos"] == cost
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_flat_cache_write_count_below_its_split_bills_the_split(
+    fresh: MessagesBox, stream: bool
+) -> None:
+    """An Anthropic-compatible upstream that reports `cache_creation_input_tokens` 1000 beside
+    a `cache_creation` split of 2000 five-minute and 1000 one-hour writes was billed the flat
+    1000 (the 1-hour writes, clipped to it, and no 5-minute ones at all): the box charged less
+    than the provider bills. The larger, consistent view is billed: the split's 3000."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="Done.", input_tokens=100, output_tokens=40,
+                            cache_creation_input_tokens=3000, cache_creation_1h_tokens=1000,
+                            flat_cache_creation_reported=1000))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    body = {"model": MODEL, "max_tokens": 512, "stream": stream,
+            "messages": [{"role": "user", "content": "A long, cached prompt. " * 200}]}  # fmt: skip
+    answer = post(fresh, key, body)
+    assert answer.status_code == 200, answer.text
+    cost = usd_nanos((100, PRICES["in"]), (40, PRICES["out"]), (2000, PRICES["write"]),
+                     (1000, PRICES["write_1h"]))  # fmt: skip
+    assert fresh.balance_nanos(email) == (before - cost, 0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["input_tokens"], row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (
+        3100, 3000, 1000)  # fmt: skip
+    assert row["cost_nanos"] == cost

@@ -7,6 +7,7 @@ import json
 
 from codelace_box.gateway.metering import CacheTokens, Settlement
 from codelace_box.providers.anthropic_passthrough import PassthroughStream, upstream_body
+from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.messages_openai import chat_body
 from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream
@@ -135,3 +136,19 @@ def test_tool_choice_without_tools_sends_neither() -> None:
     body["tools"] = [{"name": "Read", "input_schema": {"type": "object"}}]
     sent = chat_body(body, 10)
     assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("none", False)
+
+
+def test_cache_writes_bill_the_larger_of_the_flat_count_and_its_5m_1h_split() -> None:
+    """An Anthropic-compatible upstream whose flat `cache_creation_input_tokens` is lower than
+    the sum of its `cache_creation` split (200 against 300 + 100) was billed the flat count:
+    the 1-hour writes it reported were clipped to it and the 5-minute ones partly lost. The
+    two views disagree, so the larger, the split's, is billed (and its 1h part at its price);
+    a flat count above the split's sum stays the count (the split may leave a kind out)."""
+    split = {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 100}
+    counts = {"input_tokens": 10, "output_tokens": 5, "cache_creation": split}
+    low = anthropic_usage(counts | {"cache_creation_input_tokens": 200})
+    assert (low.input_tokens, low.cache_write_tokens, low.cache_write_1h_tokens) == (410, 400, 100)
+    assert low.details["prompt_tokens_details"]["cache_write_tokens"] == 400
+    high = anthropic_usage(counts | {"cache_creation_input_tokens": 900})
+    assert (high.input_tokens, high.cache_write_tokens, high.cache_write_1h_tokens) == (
+        910, 900, 100)  # fmt: skip
