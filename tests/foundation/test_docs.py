@@ -1,6 +1,7 @@
 """The references in the repository cannot drift from the product: the route table of
 docs/http-api.md is what the server serves, and the README's "Command line" table names only
-commands and options that exist, and every command."""
+commands and options that exist, and every command; the Stripe events it says to subscribe
+to are those billing acts on."""
 
 from __future__ import annotations
 
@@ -310,3 +311,23 @@ def test_the_defaults_the_readme_quotes_beside_a_key_are_the_defaults() -> None:
         assert quoted == Decimal(str(actual)), f"README: {section}.{key} ({number} {unit})"
         checked += 1
     assert checked >= 5
+
+
+STRIPE_EVENT = re.compile(r"`((?:checkout\.session|refund|charge)\.[a-z_.]+)`")
+
+
+def test_the_stripe_events_the_readme_says_to_send_are_those_the_box_handles() -> None:
+    """The README's webhook endpoint list omitted `charge.refund.updated` and
+    `charge.dispute.funds_reinstated`, both handled (billing/reversals.py): an operator who
+    subscribed to the list as written never heard of a refund's later change, nor of the funds
+    of a won dispute given back. The list is the set of events billing acts on, no more."""
+    from codelace_box.billing.webhooks import HANDLED_TYPES, REVERSAL_EVENTS
+
+    text = " ".join((REPO_ROOT / "README.md").read_text().split())
+    paragraph = text.split("add a webhook endpoint", 1)[1].split("copy its signing secret", 1)[0]
+    documented = set(STRIPE_EVENT.findall(paragraph))
+    handled = set(HANDLED_TYPES | REVERSAL_EVENTS)
+    assert documented == handled, (
+        f"handled but not in the README's list: {sorted(handled - documented)}; "
+        f"listed but not handled: {sorted(documented - handled)}"
+    )
