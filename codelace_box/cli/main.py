@@ -170,7 +170,7 @@ def db_group() -> None:
 @pass_state
 def db_copy(state: CliState, to_url: str) -> None:
     """Copy every row of the configured database into an empty database at URL."""
-    from codelace_box.db.copy import copy_database
+    from codelace_box.db.copy import LateCtrlC, copy_database
     from codelace_box.db.postgres import redacted
     from codelace_box.doctor import open_existing_database
 
@@ -178,9 +178,16 @@ def db_copy(state: CliState, to_url: str) -> None:
     _check_copy_target(to_url)
     to_url = _absolute_sqlite_url(to_url)
     open_existing_database(config.database.target).close()
-    counts = copy_database(config.database.target, to_url)
-    click.echo(f"copied {sum(counts.values())} rows in {len(counts)} tables to {redacted(to_url)}")
-    click.echo("point database.url at it (and set server.secret_key), then run doctor")
+    late = LateCtrlC()  # Ctrl-C once the copy can no longer be undone: said, not an error
+    try:
+        counts = copy_database(config.database.target, to_url, late)
+        rows = f"{sum(counts.values())} rows in {len(counts)} tables"
+        click.echo(f"copied {rows} to {redacted(to_url)}")
+        click.echo("point database.url at it (and set server.secret_key), then run doctor")
+        if late.seen:
+            click.echo("Ctrl-C came after the copy was complete: it is whole, nothing undone")
+    finally:
+        late.restore()
 
 
 def _absolute_sqlite_url(url: str) -> str:

@@ -10,8 +10,11 @@ before the copy is not handed out again after it.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 import peewee
@@ -30,6 +33,29 @@ ABORTED = (
     "db copy aborted: nothing was copied (the target is as empty as before; "
     "run the same command again)"
 )
+
+
+class LateCtrlC:
+    """Ctrl-C from the moment every row of the copy is written: recorded (`seen`), not raised.
+    The COMMIT follows at once, and nothing can take a committed copy back: an interrupt
+    raised then (or while the command printed what it copied) ended it with 'aborted', exit 1,
+    over a whole copy. The caller `restore()`s Ctrl-C once it is done (main thread only)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._before: Any = None
+
+    def defer(self) -> None:
+        if threading.current_thread() is threading.main_thread() and self._before is None:
+            self._before = signal.signal(signal.SIGINT, self._record)
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.seen = True
+
+    def restore(self) -> None:
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+            self._before = None
 
 
 def copied_models() -> list[type[Model]]:
@@ -116,32 +142,39 @@ def _target_is_empty() -> bool:
     return True
 
 
-def copy_database(source_target: str, destination: str) -> dict[str, int]:
+def copy_database(
+    source_target: str, destination: str, late: LateCtrlC | None = None
+) -> dict[str, int]:
     """Copy every row of `source_target`, as it was at one instant, into the empty database
     `destination`; the rows copied per table. The destination stays the open database.
 
     Ctrl-C (KeyboardInterrupt) stops it with a CodelaceError that says nothing was copied: the
     rows go in one transaction, rolled back (db/core.py, on either engine). One that came only
-    after that transaction committed stops nothing: the copy is whole."""
+    after every row was written stops nothing: `late` records it (deferred from then on, until
+    the caller restores it), the copy commits and is whole."""
     counts: dict[str, int] = {}  # filled inside the transaction, into a target found empty
     try:
-        _copy_at_one_instant(source_target, destination, counts)
+        _copy_at_one_instant(source_target, destination, counts, late)
     except KeyboardInterrupt:
         if not counts or _target_is_empty():  # core.database: the destination once counted
             raise CodelaceError(ABORTED) from None
     return counts
 
 
-def _copy_at_one_instant(source_target: str, destination: str, counts: dict[str, int]) -> None:
+def _copy_at_one_instant(
+    source_target: str, destination: str, counts: dict[str, int], late: LateCtrlC | None
+) -> None:
     source = core.open_database(source_target)
     try:
         with one_instant(source):
-            _copy_all(source, destination, counts)
+            _copy_all(source, destination, counts, late)
     finally:
         source.close()
 
 
-def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> None:
+def _copy_all(
+    source: Database, destination: str, counts: dict[str, int], late: LateCtrlC | None
+) -> None:
     version = current_version(source)
     if version != LATEST_VERSION:
         fix = (
@@ -170,6 +203,8 @@ def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> Non
         for model in copied_models():
             counts[model._meta.table_name] = _copy_table(tx, source, model)
         continue_counters(tx, tables, counters)
+        if late is not None:
+            late.defer()  # every row is in: Ctrl-C can no longer undo the copy
 
 
 def _copy_table(tx: core.Tx, source: Database, model: type[Model]) -> int:

@@ -6,7 +6,8 @@ pipeline mode, and the rollback failed on it: `db copy` stopped with "error: une
 OperationalError: sending query failed: ... PQsendQuery not allowed in pipeline mode" (and a
 nested transaction's ROLLBACK TO with "the connection is closed") instead of saying it was
 aborted. `db copy` stopped halfway says so in one line, exits 1, and leaves no row of the copy
-in the target, so the same command can run again.
+in the target, so the same command can run again. Ctrl-C after the copy committed leaves it
+whole and says so (exit 0).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -171,3 +173,95 @@ def test_ctrl_c_mid_statement_in_a_nested_write_rolls_back_and_stays_ctrl_c(
     create_user("after@interrupt.test")  # the database takes the next write
     assert query_one('SELECT email FROM "user"') == ("after@interrupt.test",)
     close_database()
+
+
+# Ctrl-C at a chosen moment of the copy's end: a `sitecustomize` on PYTHONPATH watches the
+# calls of the process (sys.setprofile, nothing of the box replaced) and sends the process a
+# real SIGINT at the first call (or return) of "module:function:event" where the function
+# named by the fourth field is that one, its caller or its caller's caller.
+SIGNAL_AT_CALL = """
+import os, signal, sys
+
+_MODULE, _FUNCTION, _EVENT, _WITHIN = os.environ["INTERRUPT_AT"].split(":")
+
+def _within(frame):
+    for _ in range(3):
+        if frame is None or frame.f_code.co_name == _WITHIN:
+            return frame is not None
+        frame = frame.f_back
+    return False
+
+def _watch(frame, event, arg):
+    if event == _EVENT and frame.f_code.co_name == _FUNCTION and (
+        frame.f_globals.get("__name__") == _MODULE
+    ) and _within(frame):
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+
+sys.setprofile(_watch)
+"""
+AFTER_COMMIT = [
+    "codelace_box.db.core:_sync_wal_if_wanted:call:_copy_all",  # the copy's COMMIT returned
+    "codelace_box.db.copy:_copy_all:return:_copy_all",  # the source's snapshot still open
+    "codelace_box.db.copy:copy_database:return:copy_database",  # back in the command
+    "click.utils:echo:call:db_copy",  # printing what was copied
+]
+
+
+def _copy_interrupted_at(
+    tmp_path: Path, moment: str, to_url: str
+) -> subprocess.CompletedProcess[str]:
+    """`db copy` of a 20-key source to `to_url`, Ctrl-C at `moment` (SIGNAL_AT_CALL)."""
+    config = _source(tmp_path / "source.db", 20)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SIGNAL_AT_CALL)
+    env = cli_env({"PYTHONPATH": str(hooks), "INTERRUPT_AT": moment})
+    return subprocess.run(
+        [sys.executable, "-m", "codelace_box", "--config", str(config), "db", "copy", "--to",
+         to_url],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _assert_whole(done: subprocess.CompletedProcess[str], tmp_path: Path, url: str) -> None:
+    """The command said the copy is complete (exit 0), and doctor finds it whole."""
+    assert (done.returncode, done.stderr) == (0, ""), (done.stdout, done.stderr)
+    assert f"copied {20 + 1} rows" in done.stdout
+    assert "Ctrl-C came after the copy was complete" in done.stdout
+    secret = {"secret_key": "copy-tests-secret-0123456789abcdef"}  # PostgreSQL wants one set
+    target_config = write_config(tmp_path / "t.toml", {"database": {"url": url}, "server": secret})
+    doctor = run_cli(target_config, "doctor")
+    assert doctor.returncode == 0, doctor.stderr
+
+
+NOT_THE_BINARY = pytest.mark.skipif(
+    bool(os.environ.get("CODELACE_TEST_BINARY")), reason="a hook in Python"
+)
+
+
+@NOT_THE_BINARY
+@pytest.mark.parametrize("moment", AFTER_COMMIT)
+def test_ctrl_c_after_the_copy_committed_leaves_a_whole_copy_and_says_so(
+    tmp_path: Path, moment: str
+) -> None:
+    """Ctrl-C that lands after the copy's transaction committed cannot take the copy back.
+    Back in the command (or while it printed what it copied) it ended it with 'error: aborted'
+    and exit 1, so the operator took a whole copy for a failed one (and the same command again
+    refused it: not empty). From the moment every row is written Ctrl-C is deferred: the copy
+    commits, and the command says it is complete and exits 0."""
+    target = tmp_path / "copy.db"
+    done = _copy_interrupted_at(tmp_path, moment, f"sqlite:///{target}")
+    _assert_whole(done, tmp_path, f"sqlite:///{target}")
+    assert sqlite_rows(target, "SELECT count(*) FROM api_key") == [(20,)]
+
+
+@NOT_THE_BINARY
+@pytest.mark.parametrize("moment", AFTER_COMMIT[:1] + AFTER_COMMIT[2:3])
+def test_ctrl_c_after_a_copy_to_postgresql_committed_leaves_it_whole(
+    tmp_path: Path, pg_url: str, moment: str
+) -> None:
+    done = _copy_interrupted_at(tmp_path, moment, pg_url)
+    _assert_whole(done, tmp_path, pg_url)
+    with psycopg.connect(pg_url) as check:
+        assert check.execute("SELECT count(*) FROM api_key").fetchone() == (20,)
