@@ -6,9 +6,11 @@ every balance against its ledger, provider keys readable; a backup from an older
 for integrity: serve migrates it). Only then is the current file set aside, kept as
 `<name>.replaced-<UTC time>` with any -wal, -shm or -journal still beside it (also when the
 database itself is gone: a hot journal left beside the restored file would be played back
-into it), and the copy renamed into place. The restore itself is the last
-entry of the restored audit log (who, which backup, how long the replaced log was), also for a
-backup of an older schema that has the log (the rollback's), whose schema stays as it was.
+into it), and the copy renamed into place. The copy's holds are released first: they
+belong to no running box (an older schema's are marked owner-less, for serve's start). The
+restore itself is the last entry of the restored audit log (who, which backup, how long the
+replaced log was), also for a backup of an older schema that has the log (the rollback's),
+whose schema stays as it was.
 """
 
 from __future__ import annotations
@@ -24,17 +26,25 @@ from codelace_box.db.backup import (
     remove_with_side_files,
     set_aside,
 )
-from codelace_box.db.core import close_database, open_database, quick_check, utcnow
+from codelace_box.db.core import (
+    close_database,
+    open_database,
+    quick_check,
+    utcnow,
+    write_transaction,
+)
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.openlock import nobody_else
 from codelace_box.db.sqlite_file import read_only_rows
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, NotFound
+from codelace_box.gateway.holds import release_every_hold
 
 # From this schema version (m0017_audit_head) the audit log and its head are as this version
 # writes them: the restore of such a backup is recorded in it, its schema left as it is (the
 # README's rollback restores the backup taken before an upgrade, then starts the old binary).
 AUDIT_AS_NOW = 17
+HOLD_OWNERS = 2  # m0002_hold_owner: from here a hold names the process that took it
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,7 @@ def restore_database(config: Config, backup: str) -> Restored:
         try:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
-            if version >= AUDIT_AS_NOW:  # older: no log (or no head) to write it into
-                _record_restore(str(staging), target, backup, version)
+            _settle_copy(str(staging), target, backup, version)
             stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
             replaced = set_aside(target, stamp)
             leftovers = tuple(leftover_side_files(target, stamp))
@@ -78,18 +87,41 @@ def restore_database(config: Config, backup: str) -> Restored:
     return Restored(version, replaced, leftovers)
 
 
-def _record_restore(staging: str, target: str, backup: str, version: int) -> None:
-    """The restore as an admin action in the restored database's own audit log (written into
-    the checked copy before it takes the database's place): what was replaced, by what."""
+def _settle_copy(staging: str, target: str, backup: str, version: int) -> None:
+    """Make the checked copy ready to take the database's place: its holds freed (requests in
+    flight when the backup was taken, in a box that is gone; their pids may live again as
+    other processes, which serve's start would take for that box), and the restore as an
+    admin action in its own audit log (from AUDIT_AS_NOW: older ones have no log to write it
+    into): what was replaced, by what."""
     before = {"database": target, **_audit_head_of(target)}
-    after = {"backup": str(Path(backup).resolve()), "schema_version": version}
     open_database(staging)
     try:
+        released = _free_holds(version)
+        if version < AUDIT_AS_NOW:
+            return
+        after: dict[str, object] = {
+            "backup": str(Path(backup).resolve()),
+            "schema_version": version,
+        }
+        if released:
+            after["holds_released"] = released
         with admin_change("cli", "restore", target) as change:
             change.before = before
             change.set_after(after)
     finally:
         close_database()
+
+
+def _free_holds(version: int) -> int:
+    """Release the open copy's holds (this version's schema), or, in an older version's, mark
+    them as owned by no process, which serve's start releases after migrating; how many were
+    released here."""
+    if version == LATEST_VERSION:
+        return release_every_hold()
+    if version >= HOLD_OWNERS:
+        with write_transaction() as tx:
+            tx.execute("UPDATE hold SET owner = ''")
+    return 0  # before HOLD_OWNERS every hold is owner-less once migrated
 
 
 def _audit_head_of(path: str) -> dict[str, object]:

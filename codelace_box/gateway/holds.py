@@ -119,6 +119,14 @@ def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     return released
 
 
+def release_every_hold() -> int:
+    """Release every hold of a database no box serves (a restored backup: its holds were
+    requests in flight in a box long gone, whose pid may be another process's by now); how
+    many."""
+    with write_transaction() as tx:
+        return release_holds_in(tx, owners=hotpath.hold_owners(tx))
+
+
 def dead_hold_owners() -> list[str]:
     """The owners of open holds that were processes of this host and are gone (a worker that
     crashed while the others serve on); never this process. A read: takes no write lock."""

@@ -4,7 +4,9 @@ the backup checked as doctor checks it, the replaced file kept beside the databa
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -365,3 +367,55 @@ def test_a_journal_left_by_a_killed_restore_does_not_spoil_the_next_one(tmp_path
     assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
     assert balance(box, "kim@restore.test") == 5
     assert not list((box.root / "data").glob("*.restoring*"))
+
+
+def test_a_restored_backups_holds_are_released_though_their_pid_lives_again(
+    tmp_path: Path,
+) -> None:
+    """A backup taken while serve had requests in flight holds their holds, owned by that
+    serve's pid. Restored on a machine where that pid is alive again (another program's now),
+    the holds stayed: serve's start frees only holds of ended processes, so the user's credit
+    stayed held for 6 hours (until they aged out). A restored backup's holds belong to no
+    running box (restore refuses while one has the database open): restore releases them."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "hal@restore.test")
+    box.ok("credit", "hal@restore.test", "5", "--reason", "first")
+    other_program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = f"{socket.gethostname()}:{other_program.pid}:0badc0de"
+        box.sql(
+            "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
+            "SELECT id, 2000000000, 'req_in_flight', ?, ? FROM \"user\"",
+            (datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), owner),
+        )
+        box.sql('UPDATE "user" SET held_nanos = 2000000000')
+        box.ok("backup", "backups/busy.db")
+        box.sql("DELETE FROM hold")  # the requests settled after the backup
+        box.sql('UPDATE "user" SET held_nanos = 0')
+
+        box.ok("restore", "backups/busy.db")
+        assert box.sql("SELECT count(*) FROM hold") == [(0,)]
+        shown = json.loads(box.ok("users", "show", "hal@restore.test", "--json"))
+        assert (shown["credit_balance_usd"], shown["held_usd"]) == (5, 0)
+        box.ok("doctor")
+    finally:
+        other_program.kill()
+        other_program.wait()
+
+
+def test_an_older_backups_holds_are_left_to_serve_as_owned_by_no_process(tmp_path: Path) -> None:
+    """In an older release's backup (not migrated by restore) the holds are marked as owned
+    by no process, which serve's start (after migrating) releases whoever has the pid now."""
+    box = Box.create(tmp_path / "box")
+    backup = box.root / "backups" / "before-upgrade.db"
+    previous_release_database(backup)
+    live_pid = os.getpid()  # this test's own process: alive, not the box's
+    sqlite_rows(backup, 'INSERT INTO "user" (uuid, email, display_name, status, balance_nanos, '
+                "held_nanos, created_by_admin, created_at) VALUES (?, ?, '', 'active', 0, 7, 1, "
+                "'2026-01-01 00:00:00')", ("7f0c2a7e-0000-4000-8000-000000000001",
+                                           "old@restore.test"))  # fmt: skip
+    sqlite_rows(backup, "INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
+                "SELECT id, 7, 'req_old', '2026-01-01 00:00:00', ? FROM \"user\"",
+                (f"{socket.gethostname()}:{live_pid}:0badc0de",))  # fmt: skip
+    box.ok("restore", str(backup))
+    assert box.sql("SELECT owner FROM hold") == [("",)]
