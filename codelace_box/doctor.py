@@ -1,5 +1,6 @@
 """The checks behind `codelace-box doctor`: file integrity, schema version, balances vs ledger,
-the usage totals and rollups vs the ledger and each other, the audit log's hash chain.
+the usage totals and rollups vs the ledger and each other, the audit log's hash chain, top-ups
+paid in a currency other than stripe.currency.
 
 Read-only: it never creates, migrates or repairs anything (not even a server secret); it
 lists what is wrong, one line per problem, each naming the account (or the part of the
@@ -14,7 +15,9 @@ from peewee import Database
 
 from codelace_box.accounts.limits import key_hold_mismatches
 from codelace_box.audit import verify_chain
+from codelace_box.billing.currencies import mixed_currency_problem
 from codelace_box.billing.ledger import Mismatch, find_mismatches
+from codelace_box.config import StripeConfig
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import POSTGRES_URLS, SQLITE_URL, open_database, quick_check
 from codelace_box.db.migrate import LATEST_VERSION, current_version
@@ -79,9 +82,12 @@ def check_provider_keys(secret_key: str | None) -> list[str]:
     return problems
 
 
-def check_database(db: Database, secret_key: str | None = None) -> tuple[int, list[str]]:
+def check_database(
+    db: Database, secret_key: str | None = None, stripe: StripeConfig | None = None
+) -> tuple[int, list[str]]:
     """(schema version, problems): integrity, schema version, balances, holds, usage totals,
-    provider keys, the audit chain. On a schema older or newer than this codelace-box's only
+    provider keys, the audit chain, and (given the Stripe config) top-ups paid in a currency
+    other than stripe.currency. On a schema older or newer than this codelace-box's only
     the first two: the others read tables and columns as this version has them (an old
     database raised)."""
     problems: list[str] = []
@@ -101,6 +107,8 @@ def check_database(db: Database, secret_key: str | None = None) -> tuple[int, li
             problems += _money_problems()
             problems += check_provider_keys(secret_key)
             problems += verify_chain()
+            mixed = mixed_currency_problem(stripe) if stripe is not None else None
+            problems += [mixed] if mixed else []
     return version, problems
 
 

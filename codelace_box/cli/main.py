@@ -148,7 +148,7 @@ def doctor(state: CliState) -> None:
 
     config = state.config()
     db = open_existing_database(config.database.target)
-    version, problems = check_database(db, existing_secret_key(config))
+    version, problems = check_database(db, existing_secret_key(config), config.stripe)
     for line in problems:
         click.echo(f"MISMATCH {line}")
     if problems:

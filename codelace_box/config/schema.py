@@ -179,6 +179,9 @@ STRIPE_SECRET = (
 )
 
 
+CURRENCY = (r"[a-z]{3}", "a three-letter currency code in lower case, e.g. usd")
+
+
 @dataclass(frozen=True)
 class StripeConfig:
     secret_key: str = _opt(
@@ -196,10 +199,11 @@ class StripeConfig:
     trial_credit_usd: Decimal = _opt(
         Decimal("1"), "Credit granted by the first card setup.", minimum=0
     )
-    currency: str = _opt(
-        "usd",
-        "Currency of Checkout Sessions.",
-        pattern=(r"[a-z]{3}", "a three-letter currency code in lower case, e.g. usd"),
+    currency: str = _opt("usd", "Currency of Checkout Sessions.", pattern=CURRENCY)
+    par_currencies: list[str] = _opt(
+        [],
+        "Currencies of earlier top-ups counted at par with currency (after changing it).",
+        pattern=CURRENCY,
     )
 
 
