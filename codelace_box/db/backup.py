@@ -39,6 +39,11 @@ def backup_database(source_path: str, target_path: str) -> int:
     target = Path(target_path)
     if target.exists():
         raise CodelaceError(f"{target} already exists; choose a new file")
+    if leftover := next((side for side in side_files(target) if side.exists()), None):
+        raise CodelaceError(
+            f"{leftover} is a leftover of an earlier file named {target.name} (SQLite would "
+            "read it into the backup): move it away or choose a new file"
+        )
     partial = target.with_name(target.name + ".partial")
     try:
         make_private_dir(target.parent)
@@ -143,12 +148,17 @@ def _copy(source_path: str, partial_path: str) -> int:
 SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside a database, named after it
 
 
+def side_files(path: Path) -> list[Path]:
+    """The -wal, -shm and -journal names of a database file."""
+    return [path.with_name(path.name + suffix) for suffix in SIDE_FILES]
+
+
 def remove_with_side_files(path: Path) -> None:
     """Delete a scratch database of ours and whatever SQLite left beside it: a rollback
     journal left there by a crash is hot, and SQLite would play it back into the next file of
     that name at its first open."""
-    for name in (path.name, *(path.name + suffix for suffix in SIDE_FILES)):
-        path.with_name(name).unlink(missing_ok=True)
+    for name in (path, *side_files(path)):
+        name.unlink(missing_ok=True)
 
 
 def set_aside(db_path: str, stamp: str) -> Path | None:

@@ -419,3 +419,19 @@ def test_an_older_backups_holds_are_left_to_serve_as_owned_by_no_process(tmp_pat
                 (f"{socket.gethostname()}:{live_pid}:0badc0de",))  # fmt: skip
     box.ok("restore", str(backup))
     assert box.sql("SELECT owner FROM hold") == [("",)]
+
+
+def test_a_backup_is_not_written_beside_a_leftover_journal(tmp_path: Path) -> None:
+    """A backup written to a name whose `-journal` was left there (a file of that name deleted
+    after a crash) got that journal: restoring it failed with 'the file or its disk is
+    read-only' (SQLite must play a hot journal back before reading), and any program that
+    opened it to write played the other file's pages into it. The backup is refused, saying
+    which file is in the way, and nothing is written."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "lee@restore.test")
+    journal = box.root / "backups" / "one.db-journal"
+    journal.parent.mkdir()
+    leave_hot_journal(box.db_path, journal)
+    refused = box.fail("backup", "backups/one.db")
+    assert "one.db-journal is a leftover" in refused, refused
+    assert sorted(p.name for p in journal.parent.iterdir()) == ["one.db-journal"]
