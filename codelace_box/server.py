@@ -55,7 +55,7 @@ from codelace_box.db.offload import (
 )
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
-from codelace_box.errors import CodelaceError, ConfigError
+from codelace_box.errors import ConfigError
 from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
@@ -296,9 +296,9 @@ SHUTDOWN_HOOKS: list[Any] = [
 
 
 def prepare_database(config: Config) -> list[int]:
-    """Run once in the main process before serving: migrate, release holds left by a crash;
-    refuse (CodelaceError) a stripe.currency that top-ups already made were not paid in."""
-    from codelace_box.billing.currencies import mixed_currency_problem
+    """Once in the main process before serving: migrate, release holds left by a crash,
+    refuse a stripe.currency that top-ups were not paid in (billing/currencies.py)."""
+    from codelace_box.billing.currencies import refuse_mixed_currency
     from codelace_box.gateway.holds import release_orphaned_holds
 
     new_database = not config.database.is_postgres and not Path(config.database.path).exists()
@@ -306,10 +306,8 @@ def prepare_database(config: Config) -> list[int]:
     db = open_database(config.database.target)
     try:
         applied = migrate_recorded(db)
-        if mixed := mixed_currency_problem(config.stripe):
-            raise CodelaceError(f"refusing to serve: {mixed}")
-        released = release_orphaned_holds()
-        if released:
+        refuse_mixed_currency(config.stripe)
+        if released := release_orphaned_holds():
             log.warning("released %d holds left by an earlier stop", released)
         ensure_secret_key(config)
     finally:

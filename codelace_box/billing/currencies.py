@@ -11,6 +11,7 @@ from peewee import fn
 
 from codelace_box.config import StripeConfig
 from codelace_box.db.models import Payment
+from codelace_box.errors import CodelaceError
 
 
 def other_currency_topups(stripe: StripeConfig) -> dict[str, int]:
@@ -47,3 +48,9 @@ def mixed_currency_problem(stripe: StripeConfig) -> str | None:
         f"with them. Set stripe.currency back to {names}, or list {names} in "
         f"stripe.par_currencies to count {'it' if len(others) == 1 else 'them'} at par on purpose"
     )
+
+
+def refuse_mixed_currency(stripe: StripeConfig) -> None:
+    """CodelaceError (serve's one line at start) when `mixed_currency_problem` finds one."""
+    if problem := mixed_currency_problem(stripe):
+        raise CodelaceError(f"refusing to serve: {problem}")
