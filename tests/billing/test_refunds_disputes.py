@@ -117,6 +117,27 @@ def test_a_failed_refund_gives_back_and_a_late_older_event_changes_nothing(
     assert refunded_usd(box, buyer, session_id) == 0
 
 
+def test_the_charge_side_events_the_readme_lists_are_acted_on(box: BillingBox) -> None:
+    """`charge.refund.updated` (Stripe's refund update, under the charge) and
+    `charge.dispute.funds_reinstated` (a won dispute's funds given back), both in the README's
+    list of events to subscribe to, do what their siblings do."""
+    buyer, session_id = paid_topup(box, 20)
+    _, created = box.double.refund(session_id, status="pending")
+    refund = created["data"]["object"]
+    assert results(box, [created]) == ["reversed"]
+    failed = box.double.event("charge.refund.updated", refund | {"status": "failed"})
+    assert results(box, [failed]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 20 * NANOS
+    disputed = box.double.dispute(session_id)
+    assert results(box, [disputed]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 0
+    won = disputed["data"]["object"] | {"status": "won"}
+    reinstated = box.double.event("charge.dispute.funds_reinstated", won)
+    assert results(box, [reinstated]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 20 * NANOS
+    assert refunded_usd(box, buyer, session_id) == 0
+
+
 def test_a_failure_delivered_before_the_refund_moves_nothing(box: BillingBox) -> None:
     buyer, session_id = paid_topup(box, 20)
     _, created = box.double.refund(session_id, status="pending")
