@@ -1,7 +1,8 @@
 """The audit log of admin actions: who changed what, when, before and after, hash-chained.
 
 Every admin change, from the CLI (client "cli") or the dashboard (client "admin"), writes one
-entry in the SAME transaction as the change, so a change without its entry (or the reverse)
+entry in the SAME transaction as the change (and so does a Stripe refund or dispute the box did
+not apply in full, client "stripe": billing/refused.py), so a change without its entry (or the reverse)
 cannot be committed. Adding a command? Wrap its feature call in one `admin_change`:
 
     with admin_change("cli", "providers remove", name, lambda: states.provider(name)):
@@ -44,7 +45,7 @@ from codelace_box.db.observability import (
     last_hash,
 )
 
-CLIENTS = ("cli", "admin")
+CLIENTS = ("cli", "admin", "stripe")  # stripe: a refund or dispute not applied in full
 SECRET_NAMES = frozenset(
     {"key", "api_key", "full_key", "secret", "secret_key", "password", "token", "webhook_secret"}
 )

@@ -22,7 +22,9 @@ operator. If the issuer escalates it to a chargeback (`needs_response`, with
 escalated; an inquiry's status heard after a chargeback's is older and changes nothing.
 The balance may go below zero: the account's requests then get 402 as when it is spent. A
 trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
-Events about charges that are not this box's top-ups are acknowledged and write nothing.
+Events about charges that are not this box's top-ups are acknowledged and move nothing; they,
+and a refund or dispute that takes back less than it asks (the credit was already taken back),
+are written to the audit log for the operator (billing/refused.py).
 `charge.refunded` carries no refunds on current API versions: the charge's refunds are then
 listed at Stripe (`StripeApi.charge_refunds`).
 """
@@ -41,6 +43,7 @@ from codelace_box.billing.reversal_amounts import (
     reversal_nanos,
     with_charge_amounts,
 )
+from codelace_box.billing.refused import record_not_ours, record_short
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
@@ -150,6 +153,8 @@ async def handle_reversal(
                 claims[intent] = claimed
         if not claims and not await run_db_work(any_adoptable, sessions):
             log.info("Stripe event %s (%s) is about no top-up of this box", event_id, event_type)
+            charge = listing[0] if listing else id_of(obj.get("charge") or obj.get("id"))
+            await run_db_work(record_not_ours, (event_id, event_type), found, charge)
             return "unknown_charge"
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
@@ -210,30 +215,44 @@ def apply_reversals(
     claims: dict[str, tuple[str, TopupClaim]] | None = None,
 ) -> str:
     """Record an event's refunds or disputes and move the balances they change, in one
-    transaction committed with an fsync. Nothing is written for an event about nobody's
-    top-up here."""
+    transaction committed with an fsync. An event about nobody's top-up here moves nothing
+    and is not remembered (only its audit entry is written)."""
     with durable():
         exclusive(connection(), f"stripe:event:{event_id}")
         if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
             return "duplicate"
-        results = []
+        results, not_ours = [], []
         for intent in sorted({r.payment_intent for r in reversals}):
             payment = _payment_paid_by(intent, sessions or {}, claims or {})
+            mine = [r for r in reversals if r.payment_intent == intent]
             if payment is None:
+                not_ours += mine
                 continue
-            for reversal in (r for r in reversals if r.payment_intent == intent):
-                results.append(_apply_one(payment.id, reversal))
+            results += [_apply_one(payment.id, r, (event_id, event_type)) for r in mine]
+        if not_ours:
+            record_not_ours((event_id, event_type), not_ours, "")
         if not results:
             return "unknown_charge"
         StripeEvent.create(id=event_id, type=event_type[:200])
         return "reversed" if "reversed" in results else "unchanged"
 
 
-def _apply_one(payment_id: int, reversal: Reversal) -> str:
-    """Record one refund or dispute; post what it changes (a fresh read of the payment)."""
+def _apply_one(payment_id: int, reversal: Reversal, event: tuple[str, str]) -> str:
+    """Record one refund or dispute; post what it changes (a fresh read of the payment); an
+    audit entry when it takes back less than it asks (billing/refused.py)."""
     payment = Payment.get_by_id(payment_id)
+    row = StripeReversal.get_or_none(StripeReversal.id == reversal.id)
+    took = row is not None and takes(row.kind, row.status)
     if not _record(payment, reversal):
         return "unchanged"
+    result = _post(payment, reversal)
+    if takes(reversal.kind, reversal.status) and not took:
+        record_short(event, payment, reversal, payment.refunded_nanos)
+    return result
+
+
+def _post(payment: Payment, reversal: Reversal) -> str:
+    """Post what a refund or dispute just recorded changes of its top-up's credit."""
     if reversal.kind == "dispute" and is_inquiry(reversal.status):
         log.warning(
             "Stripe inquiry %s (%s) of top-up %s, account %s: no funds withdrawn, nothing "

@@ -1,0 +1,80 @@
+"""Refunds and disputes the box does not apply in full reach the operator where money events
+are seen: the audit log (client `stripe`), not only the access log. Signed events from the
+Stripe double against the running box."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BillingBox
+from tests.billing.test_refunds_disputes import paid_topup, results
+from tests.support import run_cli
+
+pytestmark = pytest.mark.timeout(120)
+NANOS = 1_000_000_000
+
+
+def stripe_entries(box: BillingBox) -> list[dict[str, Any]]:
+    listed = run_cli(box.config, "audit", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [e for e in json.loads(listed.stdout) if e["client"] == "stripe"]
+
+
+def test_a_refund_of_credit_a_dispute_already_took_is_an_audit_entry(box: BillingBox) -> None:
+    """A chargeback took the top-up's credit back; the operator then refunds the same charge
+    at Stripe: the customer got the money twice, the box takes nothing more (the credit is
+    gone). That refused refund was only an access line."""
+    buyer, session_id = paid_topup(box, 30)
+    assert results(box, [box.double.dispute(session_id)]) == ["reversed"]
+    before = len(stripe_entries(box))
+    charge_refunded, refund_created = box.double.refund(session_id)
+    assert results(box, [charge_refunded, refund_created]) == ["unchanged", "unchanged"]
+    assert box.balance_nanos(buyer) == 0
+    refund_id = refund_created["data"]["object"]["id"]
+    (entry,) = stripe_entries(box)[before:]
+    assert (entry["command"], entry["target"]) == ("stripe refund refused", refund_id)
+    after = entry["after"]
+    assert (after["asked_usd"], after["taken_back_usd"]) == ("30", "0")
+    assert after["payment"] == session_id and after["account"] == buyer.uuid
+    assert after["event"] == charge_refunded["id"]  # the event that first named it
+    text = json.dumps(entry)
+    assert SECRET_KEY not in text and WEBHOOK_SECRET not in text
+    code, output = box.doctor()
+    assert code == 0, output  # the chain holds with the webhook's entries
+
+
+def test_a_refund_or_dispute_of_no_payment_here_is_an_audit_entry_once(box: BillingBox) -> None:
+    foreign = {
+        "id": "re_test_unknownpayment",
+        "object": "refund",
+        "amount": 5_000,
+        "charge": "ch_test_unknownpayment",
+        "currency": "usd",
+        "payment_intent": "pi_test_unknownpayment",
+        "status": "succeeded",
+    }
+    dispute = foreign | {"id": "du_test_unknownpayment", "object": "dispute", "status": "lost"}
+    refund_event = box.double.event("refund.created", foreign)
+    dispute_event = box.double.event("charge.dispute.closed", dispute)
+    before = len(stripe_entries(box))
+    assert results(box, [refund_event, refund_event, dispute_event]) == ["unknown_charge"] * 3
+    found = stripe_entries(box)[before:]
+    assert [(e["command"], e["target"]) for e in found] == [
+        ("stripe refund refused", "re_test_unknownpayment"),
+        ("stripe dispute refused", "du_test_unknownpayment"),
+    ]  # a redelivery is no second entry
+    assert found[0]["after"]["amount"] == "5000 usd" and found[0]["after"]["taken_back_usd"] == "0"
+    assert "no top-up of this box" in found[0]["after"]["refused"]
+    assert box.query("SELECT COUNT(*) FROM ledger_entry WHERE idempotency_key LIKE "
+                     "'%unknownpayment%'") == [(0,)]  # fmt: skip
+
+
+def test_a_refund_applied_in_full_is_no_audit_entry(box: BillingBox) -> None:
+    buyer, session_id = paid_topup(box, 20)
+    before = len(stripe_entries(box))
+    assert results(box, box.double.refund(session_id, amount=500)) == ["reversed", "unchanged"]
+    assert box.balance_nanos(buyer) == 15 * NANOS
+    assert stripe_entries(box)[before:] == []
