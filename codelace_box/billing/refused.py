@@ -57,17 +57,16 @@ def record_short(
 def record_not_ours(event: tuple[str, str], reversals: list[Reversal], charge: str) -> None:
     """An entry for each refund or dispute of an event about no top-up of this box (one for
     the charge when the event names none), unless this event already wrote it."""
+    named: list[tuple[str, str, dict[str, object]]] = [
+        (command_of(r.kind), r.id, _after(event, r, None, 0, NOT_OURS)) for r in reversals
+    ]
+    if not reversals:  # a charge.refunded whose refunds were not listed
+        after: dict[str, object] = {"event": event[0], "event_type": event[1], "refused": NOT_OURS}
+        named.append((command_of("refund"), charge or event[0], after))
     with write_transaction() as tx:
-        if not reversals:
-            target = charge or event[0]
-            if not _written(command_of("refund"), target, event[0]):
-                after = {"event": event[0], "event_type": event[1], "refused": NOT_OURS}
-                record(tx, CLIENT, command_of("refund"), target, None, after)
-            return
-        for reversal in reversals:
-            if not _written(command_of(reversal.kind), reversal.id, event[0]):
-                after = _after(event, reversal, None, 0, NOT_OURS)
-                record(tx, CLIENT, command_of(reversal.kind), reversal.id, None, after)
+        for command, target, state in named:
+            if not _written(command, target, event[0]):
+                record(tx, CLIENT, command, target, None, state)
 
 
 def _after(
