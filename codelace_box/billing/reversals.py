@@ -36,6 +36,7 @@ from typing import Any
 
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.refused import record_not_ours, record_short
 from codelace_box.billing.reversal_amounts import (
     Reversal,
     id_of,
@@ -43,7 +44,6 @@ from codelace_box.billing.reversal_amounts import (
     reversal_nanos,
     with_charge_amounts,
 )
-from codelace_box.billing.refused import record_not_ours, record_short
 from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal

@@ -10,7 +10,7 @@ before the copy is not handed out again after it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -116,7 +116,14 @@ def _target_is_empty() -> bool:
     return True
 
 
-def copy_database(source_target: str, destination: str) -> dict[str, int]:
+# Called inside the copy's transaction, once every row is in: what the caller writes with it
+# (the CLI's audit entry, so the copy and its record commit together); it gets the counts.
+Recorded = Callable[[core.Tx, dict[str, int]], None]
+
+
+def copy_database(
+    source_target: str, destination: str, recorded: Recorded | None = None
+) -> dict[str, int]:
     """Copy every row of `source_target`, as it was at one instant, into the empty database
     `destination`; the rows copied per table. The destination stays the open database.
 
@@ -125,23 +132,27 @@ def copy_database(source_target: str, destination: str) -> dict[str, int]:
     after that transaction committed stops nothing: the copy is whole."""
     counts: dict[str, int] = {}  # filled inside the transaction, into a target found empty
     try:
-        _copy_at_one_instant(source_target, destination, counts)
+        _copy_at_one_instant(source_target, destination, counts, recorded)
     except KeyboardInterrupt:
         if not counts or _target_is_empty():  # core.database: the destination once counted
             raise CodelaceError(ABORTED) from None
     return counts
 
 
-def _copy_at_one_instant(source_target: str, destination: str, counts: dict[str, int]) -> None:
+def _copy_at_one_instant(
+    source_target: str, destination: str, counts: dict[str, int], recorded: Recorded | None
+) -> None:
     source = core.open_database(source_target)
     try:
         with one_instant(source):
-            _copy_all(source, destination, counts)
+            _copy_all(source, destination, counts, recorded)
     finally:
         source.close()
 
 
-def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> None:
+def _copy_all(
+    source: Database, destination: str, counts: dict[str, int], recorded: Recorded | None
+) -> None:
     version = current_version(source)
     if version != LATEST_VERSION:
         fix = (
@@ -170,6 +181,8 @@ def _copy_all(source: Database, destination: str, counts: dict[str, int]) -> Non
         for model in copied_models():
             counts[model._meta.table_name] = _copy_table(tx, source, model)
         continue_counters(tx, tables, counters)
+        if recorded is not None:
+            recorded(tx, dict(counts))
 
 
 def _copy_table(tx: core.Tx, source: Database, model: type[Model]) -> int:

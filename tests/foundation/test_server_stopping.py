@@ -11,8 +11,8 @@ import os
 import re
 import signal
 import socket
-import time
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
