@@ -78,3 +78,18 @@ def test_a_refund_applied_in_full_is_no_audit_entry(box: BillingBox) -> None:
     assert results(box, box.double.refund(session_id, amount=500)) == ["reversed", "unchanged"]
     assert box.balance_nanos(buyer) == 15 * NANOS
     assert stripe_entries(box)[before:] == []
+
+
+def test_the_audit_table_says_why_not_created(box: BillingBox) -> None:
+    """The table's `changes` column said "created" of a refused refund (an entry with no
+    before): the operator reading `codelace-box audit` must see why it was not applied."""
+    foreign = {
+        "id": "re_test_tableview", "object": "refund", "amount": 700, "currency": "usd",
+        "charge": "ch_test_tableview", "payment_intent": "pi_test_tableview",
+        "status": "succeeded",
+    }  # fmt: skip
+    assert results(box, [box.double.event("refund.created", foreign)]) == ["unknown_charge"]
+    listed = run_cli(box.config, "audit")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [row for row in listed.stdout.splitlines() if "re_test_tableview" in row]
+    assert "not applied: no top-up of this box" in line and "created" not in line
