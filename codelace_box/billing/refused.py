@@ -7,7 +7,8 @@ lost chargeback: the customer got the money twice), or the charge paid no top-up
 operator sees such events where money changes are seen: one audit entry each (client
 `stripe`, command `stripe refund refused` or `stripe dispute refused`, target the refund's or
 dispute's id), with what Stripe moved, what the box took back and why; Stripe's ids and
-amounts only, never a key. A redelivered event writes no second entry.
+amounts only, never a key. So is a signed event refused as none Stripe sent (an amount past
+its 64-bit integers: 400 `invalid_event`). A redelivered event writes no second entry.
 """
 
 from __future__ import annotations
@@ -67,6 +68,21 @@ def record_not_ours(event: tuple[str, str], reversals: list[Reversal], charge: s
         for command, target, state in named:
             if not _written(command, target, event[0]):
                 record(tx, CLIENT, command, target, None, state)
+
+
+def record_invalid(event: tuple[str, str], target: str, why: str) -> None:
+    """An entry for a signed refund or dispute event refused as none Stripe sent (400
+    `invalid_event`); Stripe retries a 400, a forger may too: once per event."""
+    kind = "dispute" if ".dispute." in event[1] else "refund"
+    if _written(command_of(kind), target, event[0]):
+        return
+    after: dict[str, object] = {
+        "event": event[0],
+        "event_type": event[1],
+        "refused": f"{why}: no event Stripe sent (is stripe.webhook_secret known elsewhere?)",
+    }
+    with write_transaction() as tx:
+        record(tx, CLIENT, command_of(kind), target, None, after)
 
 
 def _after(

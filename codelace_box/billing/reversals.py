@@ -36,7 +36,7 @@ from typing import Any
 
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.refused import record_not_ours, record_short
+from codelace_box.billing.refused import record_invalid, record_not_ours, record_short
 from codelace_box.billing.reversal_amounts import (
     Reversal,
     id_of,
@@ -48,6 +48,7 @@ from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
 from codelace_box.db.offload import run_db_work
+from codelace_box.errors import InvalidRequest
 
 log = logging.getLogger("codelace_box.billing.reversals")
 
@@ -127,6 +128,23 @@ def topup_of(payment_intent: str) -> Payment | None:
 def any_known(payment_intents: set[str]) -> bool:
     """Whether any of these PaymentIntents paid one of this box's top-ups (a read only)."""
     return any(topup_of(intent) is not None for intent in payment_intents if intent)
+
+
+async def reversal_event(
+    api: StripeApi, event_id: str, event_type: str, event: dict[str, Any]
+) -> str:
+    """`handle_reversal`; one refused as no event Stripe sent (an amount past 64 bits: whoever
+    signed it holds the webhook secret) is logged and audited (billing/refused.py), then
+    answered 400 as before."""
+    try:
+        return await handle_reversal(api, event_id, event_type, event)
+    except InvalidRequest as exc:
+        if exc.code != "invalid_event":
+            raise
+        log.error("Stripe event %s (%s) refused: %s", event_id, event_type, exc.message)
+        target = id_of(object_of(event).get("id")) or event_id
+        await run_db_work(record_invalid, (event_id, event_type), target, exc.message)
+        raise
 
 
 async def handle_reversal(

@@ -93,3 +93,24 @@ def test_the_audit_table_says_why_not_created(box: BillingBox) -> None:
     assert listed.returncode == 0, listed.stderr
     (line,) = [row for row in listed.stdout.splitlines() if "re_test_tableview" in row]
     assert "not applied: no top-up of this box" in line and "created" not in line
+
+
+def test_a_signed_refund_past_64_bits_is_refused_logged_and_an_audit_entry_once(
+    box: BillingBox,
+) -> None:
+    """A signed event no Stripe sent (an amount past its 64-bit integers: whoever signed it
+    holds stripe.webhook_secret) was a 400 in the access log and nothing else: Stripe's
+    retries of a 400, or a forger's, went unseen."""
+    buyer, session_id = paid_topup(box, 20)
+    _, event = box.double.refund(session_id, amount=100)
+    event["data"]["object"]["amount"] = 2**63
+    refund_id = event["data"]["object"]["id"]
+    before = len(stripe_entries(box))
+    for _ in range(2):
+        answer = box.deliver(event)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_event"
+    (entry,) = stripe_entries(box)[before:]
+    assert (entry["command"], entry["target"]) == ("stripe refund refused", refund_id)
+    assert "past 64 bits" in entry["after"]["refused"] and entry["after"]["event"] == event["id"]
+    box.server.wait_for_log(rf"Stripe event {event['id']} \(refund.created\) refused: .*64 bits")
+    assert box.balance_nanos(buyer) == 20 * NANOS
