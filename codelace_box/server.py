@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sanic import Request, Sanic
+from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import RequestCancelled
 from sanic.http import Http
 from sanic.log import LOGGING_CONFIG_DEFAULTS
@@ -135,9 +135,8 @@ def create_app(config: Config) -> Sanic:
     app.config.update(sanic_settings(config))
     app.config.load_environment_vars(ENV_PREFIX)  # CODELACE_SANIC_<NAME> still wins (tests)
     app.ctx.config = config
-    for blueprint in BLUEPRINTS:
-        if config.portal.enabled or blueprint not in PORTAL_BLUEPRINTS:
-            app.blueprint(blueprint)
+    for blueprint in _served_blueprints(config):
+        app.blueprint(blueprint)
     install_cors(app, config.server.cors_allow_origins)  # OPTIONS beside the routes it covers
     # RequestCancelled: Sanic's word for a client that left (a CancelledError, so not an
     # Exception, though Sanic's handler lookup takes it): a 499 in the logs, not a 500
@@ -152,6 +151,16 @@ def create_app(config: Config) -> Sanic:
     app.ctx.draining = False
     app.ctx.in_flight = weakref.WeakSet()
     return app
+
+
+def _served_blueprints(config: Config) -> list[Blueprint]:
+    """BLUEPRINTS less those switched off: the portal's (portal.enabled) and /metrics
+    (metrics.enabled). A route switched off is no route: its 404 is an unmatched path's, never
+    a refusal in the tally (a stale Prometheus scraping a box with metrics off)."""
+    off = set() if config.portal.enabled else set(PORTAL_BLUEPRINTS)
+    if not config.metrics.enabled:
+        off.add(observe.bp)
+    return [blueprint for blueprint in BLUEPRINTS if blueprint not in off]
 
 
 def _assign_request_id(request: Request) -> None:

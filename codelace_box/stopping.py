@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import time
 from contextlib import suppress
+from contextvars import Context
 from functools import partial
 from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals, getsignal
 from signal import signal as signal_func
@@ -323,7 +324,10 @@ def _handle_stops(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
 def _signalled(
     app: Sanic, loop: asyncio.AbstractEventLoop, signal: int, frame: FrameType | None
 ) -> None:
-    loop.call_soon_threadsafe(_stop_when_serving, app, loop, signal)
+    """A Python signal handler runs inside whatever the main thread ran, often a request's
+    task: the stop is queued in a context of its own, not that request's (whose id its log
+    lines would carry: logformat.REQUEST_ID)."""
+    loop.call_soon_threadsafe(_stop_when_serving, app, loop, signal, context=Context())
 
 
 def _stop_when_serving(

@@ -19,6 +19,8 @@ from admin_tui.widgets.live_table import LiveTable
 def changes(entry: Entry) -> str:
     """What an entry changed: `field: old -> new`, or that its target was created or removed."""
     before, after = entry.before or {}, entry.after or {}
+    if entry.client == "stripe" and isinstance(after.get("refused"), str):
+        return f"not applied: {after['refused']}"  # a Stripe refund or dispute, not a change
     if entry.before is None:
         return "created" if entry.after is not None else "-"
     if entry.after is None:

@@ -62,6 +62,7 @@ async def messages_count_tokens(request: Request) -> HTTPResponse:
     gateway: Gateway = request.app.ctx.gateway
     account = (auth.user_id, admission(gateway, auth).rpm)
     counted = await count_tokens(
-        gateway, body, len(request.body), request.headers, auth.allowed_models, account
-    )
+        gateway, body, len(request.body), request.headers, auth.allowed_models, account,
+        request_id=request.ctx.request_id,
+    )  # fmt: skip
     return json_response(counted)

@@ -28,7 +28,6 @@ from codelace_box.db.core import aggregate, database_unavailable, is_busy, is_un
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import (
     AuthenticationFailed,
-    NotFound,
     PermissionDenied,
     ServiceUnavailable,
 )
@@ -164,9 +163,7 @@ def _open_holds() -> tuple[int, int]:
 async def metrics_text(request: Request) -> HTTPResponse:
     """Prometheus text over every worker: with `metrics.token`, to its bearer; without, only
     to loopback clients (the address after `server.proxies_count`)."""
-    settings = request.app.ctx.config.metrics
-    if not settings.enabled:
-        raise NotFound(f"no route for {request.method} {request.path}")
+    settings = request.app.ctx.config.metrics  # off: no route at all (server.py)
     if settings.token:
         presented = (bearer_token(request) or "").encode(errors="surrogateescape")
         if not hmac.compare_digest(presented, settings.token.encode()):

@@ -1,8 +1,9 @@
 """The audit log of admin actions: who changed what, when, before and after, hash-chained.
 
 Every admin change, from the CLI (client "cli") or the dashboard (client "admin"), writes one
-entry in the SAME transaction as the change, so a change without its entry (or the reverse)
-cannot be committed. Adding a command? Wrap its feature call in one `admin_change`:
+entry in the SAME transaction as the change (and so does a Stripe refund or dispute the box did
+not apply in full, client "stripe": billing/refused.py), so a change without its entry (or the
+reverse) cannot be committed. Adding a command? Wrap its feature call in one `admin_change`:
 
     with admin_change("cli", "providers remove", name, lambda: states.provider(name)):
         remove_provider(name)
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from codelace_box.crypto import mask_secret
-from codelace_box.db.core import Tx, utcnow, write_transaction
+from codelace_box.db.core import Tx, close_database, open_database, utcnow, write_transaction
 from codelace_box.db.observability import (
     advance_audit_head,
     audit_head,
@@ -44,7 +45,7 @@ from codelace_box.db.observability import (
     last_hash,
 )
 
-CLIENTS = ("cli", "admin")
+CLIENTS = ("cli", "admin", "stripe")  # stripe: a refund or dispute not applied in full
 SECRET_NAMES = frozenset(
     {"key", "api_key", "full_key", "secret", "secret_key", "password", "token", "webhook_secret"}
 )
@@ -241,13 +242,39 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
 def record_backup(target: str, path: str, pages: int) -> None:
     """A backup taken from the command line, as an entry naming the copy (a copy of every
     account and payment); a database whose schema is behind has no log to write it in."""
-    from codelace_box.db.core import close_database, open_database
+    after = {"path": str(Path(path).resolve()), "pages": pages}
+    _record_in(target, "backup", str(Path(path).resolve()), None, after)
+
+
+def copy_recorder(source: str, target: str) -> Callable[[Tx, dict[str, int]], None]:
+    """What `db copy` writes in the copy's own transaction, on the copy: an entry naming where
+    it came from and how much it holds (`source` and `target` as shown: no password)."""
+
+    def recorded(tx: Tx, counts: dict[str, int]) -> None:
+        after = {"from": source, "rows": sum(counts.values()), "tables": len(counts)}
+        record(tx, "cli", "db copy", target, None, after)
+
+    return recorded
+
+
+def record_init(target: str, path: str, existed: bool, kept_from: str | None) -> None:
+    """`init` wrote the config file `path` for the database `target` (one that exists: a first
+    `init` has no log to write in); the entry says whether it replaced a file and whether the
+    server secret was kept (never the secret)."""
+    secret = f"kept from {kept_from}" if kept_from else "new"
+    before = {"config": path, "existed": existed}
+    _record_in(target, "init", path, before, {"config": path, "server_secret": secret})
+
+
+def _record_in(target: str, command: str, name: str, before: State, after: State) -> None:
+    """An entry in the database `target`, opened for it; a database whose schema is behind
+    (or ahead) has no log of this version to write in."""
     from codelace_box.db.migrate import LATEST_VERSION, current_version
 
     db = open_database(target)
     try:
         if current_version(db) == LATEST_VERSION:
-            with admin_change("cli", "backup", str(Path(path).resolve())) as change:
-                change.set_after({"path": str(Path(path).resolve()), "pages": pages})
+            with write_transaction() as tx:
+                record(tx, "cli", command, name, before, after)
     finally:
         close_database()

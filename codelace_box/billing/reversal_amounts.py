@@ -123,14 +123,17 @@ async def with_charge_amounts(api: StripeApi, reversals: list[Reversal]) -> list
     ]
 
 
-def reversal_nanos(payment: Payment, reversal: Reversal) -> int:
+def reversal_nanos(payment: Payment, reversal: Reversal, *, capped: bool = True) -> int:
     """What the refund or dispute takes back of the top-up, in nano-USD (see the module's
-    docstring); never more than the top-up's amount."""
+    docstring); never more than the top-up's amount (`capped`; else what it asks)."""
     ceiling = int(payment.amount_nanos)
+    cap = ceiling if capped else MAX_STRIPE_AMOUNT * 10**9
     if reversal.currency == payment.currency.lower():
-        return min(reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency)), ceiling)
+        return min(reversal.amount * 10 ** (9 - minor_unit_exponent(payment.currency)), cap)
     if reversal.charge_amount:
-        return min(-(-ceiling * reversal.amount // reversal.charge_amount), ceiling)
+        return min(-(-ceiling * reversal.amount // reversal.charge_amount), cap)
+    if not capped:  # asked again of what was read once (and logged then)
+        return ceiling
     log.error(
         "Stripe %s %s is in %r, of a charge with no amount in it; the top-up %s is in %r: "
         "taking back the whole top-up",

@@ -22,7 +22,9 @@ operator. If the issuer escalates it to a chargeback (`needs_response`, with
 escalated; an inquiry's status heard after a chargeback's is older and changes nothing.
 The balance may go below zero: the account's requests then get 402 as when it is spent. A
 trial or an admin credit is no payment and has no PaymentIntent: nothing here touches it.
-Events about charges that are not this box's top-ups are acknowledged and write nothing.
+Events about charges that are not this box's top-ups are acknowledged and move nothing; they,
+and a refund or dispute that takes back less than it asks (the credit was already taken back),
+are written to the audit log for the operator (billing/refused.py).
 `charge.refunded` carries no refunds on current API versions: the charge's refunds are then
 listed at Stripe (`StripeApi.charge_refunds`).
 """
@@ -34,6 +36,7 @@ from typing import Any
 
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.refused import record_invalid, record_not_ours, record_short
 from codelace_box.billing.reversal_amounts import (
     Reversal,
     id_of,
@@ -45,6 +48,7 @@ from codelace_box.billing.stripe import StripeApi
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, StripeReversal
 from codelace_box.db.offload import run_db_work
+from codelace_box.errors import InvalidRequest
 
 log = logging.getLogger("codelace_box.billing.reversals")
 
@@ -126,6 +130,23 @@ def any_known(payment_intents: set[str]) -> bool:
     return any(topup_of(intent) is not None for intent in payment_intents if intent)
 
 
+async def reversal_event(
+    api: StripeApi, event_id: str, event_type: str, event: dict[str, Any]
+) -> str:
+    """`handle_reversal`; one refused as no event Stripe sent (an amount past 64 bits: whoever
+    signed it holds the webhook secret) is logged and audited (billing/refused.py), then
+    answered 400 as before."""
+    try:
+        return await handle_reversal(api, event_id, event_type, event)
+    except InvalidRequest as exc:
+        if exc.code != "invalid_event":
+            raise
+        log.error("Stripe event %s (%s) refused: %s", event_id, event_type, exc.message)
+        target = id_of(object_of(event).get("id")) or event_id
+        await run_db_work(record_invalid, (event_id, event_type), target, exc.message)
+        raise
+
+
 async def handle_reversal(
     api: StripeApi, event_id: str, event_type: str, event: dict[str, Any]
 ) -> str:
@@ -150,6 +171,8 @@ async def handle_reversal(
                 claims[intent] = claimed
         if not claims and not await run_db_work(any_adoptable, sessions):
             log.info("Stripe event %s (%s) is about no top-up of this box", event_id, event_type)
+            charge = listing[0] if listing else id_of(obj.get("charge") or obj.get("id"))
+            await run_db_work(record_not_ours, (event_id, event_type), found, charge)
             return "unknown_charge"
     if listing is not None:
         refunds = await api.charge_refunds(listing[0])
@@ -210,30 +233,44 @@ def apply_reversals(
     claims: dict[str, tuple[str, TopupClaim]] | None = None,
 ) -> str:
     """Record an event's refunds or disputes and move the balances they change, in one
-    transaction committed with an fsync. Nothing is written for an event about nobody's
-    top-up here."""
+    transaction committed with an fsync. An event about nobody's top-up here moves nothing
+    and is not remembered (only its audit entry is written)."""
     with durable():
         exclusive(connection(), f"stripe:event:{event_id}")
         if StripeEvent.get_or_none(StripeEvent.id == event_id) is not None:
             return "duplicate"
-        results = []
+        results, not_ours = [], []
         for intent in sorted({r.payment_intent for r in reversals}):
             payment = _payment_paid_by(intent, sessions or {}, claims or {})
+            mine = [r for r in reversals if r.payment_intent == intent]
             if payment is None:
+                not_ours += mine
                 continue
-            for reversal in (r for r in reversals if r.payment_intent == intent):
-                results.append(_apply_one(payment.id, reversal))
+            results += [_apply_one(payment.id, r, (event_id, event_type)) for r in mine]
+        if not_ours:
+            record_not_ours((event_id, event_type), not_ours, "")
         if not results:
             return "unknown_charge"
         StripeEvent.create(id=event_id, type=event_type[:200])
         return "reversed" if "reversed" in results else "unchanged"
 
 
-def _apply_one(payment_id: int, reversal: Reversal) -> str:
-    """Record one refund or dispute; post what it changes (a fresh read of the payment)."""
+def _apply_one(payment_id: int, reversal: Reversal, event: tuple[str, str]) -> str:
+    """Record one refund or dispute; post what it changes (a fresh read of the payment); an
+    audit entry when it takes back less than it asks (billing/refused.py)."""
     payment = Payment.get_by_id(payment_id)
+    row = StripeReversal.get_or_none(StripeReversal.id == reversal.id)
+    took = row is not None and takes(row.kind, row.status)
     if not _record(payment, reversal):
         return "unchanged"
+    result = _post(payment, reversal)
+    if takes(reversal.kind, reversal.status) and not took:
+        record_short(event, payment, reversal, payment.refunded_nanos)
+    return result
+
+
+def _post(payment: Payment, reversal: Reversal) -> str:
+    """Post what a refund or dispute just recorded changes of its top-up's credit."""
     if reversal.kind == "dispute" and is_inquiry(reversal.status):
         log.warning(
             "Stripe inquiry %s (%s) of top-up %s, account %s: no funds withdrawn, nothing "

@@ -53,7 +53,7 @@ from codelace_box.billing.checkout import (
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.reversal_amounts import MAX_STRIPE_AMOUNT, id_of
-from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, handle_reversal
+from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
@@ -99,7 +99,7 @@ async def handle_webhook(
         )
         return WebhookOutcome(event_id, event_type, "livemode_mismatch")
     if event_type in REVERSAL_EVENTS:  # a refund or dispute (billing/reversals.py)
-        result = await handle_reversal(api, event_id, event_type, event)
+        result = await reversal_event(api, event_id, event_type, event)
         log.info("stripe event %s (%s): %s", event_id, event_type, result)
         return WebhookOutcome(event_id, event_type, result)
     session = session_of(event)

@@ -28,6 +28,8 @@ def entry_view(entry: Any) -> dict[str, Any]:
 def _changes(view: dict[str, Any]) -> str:
     """What changed, as `field: old -> new` (a whole state when one side is missing)."""
     before, after = view["before"] or {}, view["after"] or {}
+    if view["client"] == "stripe" and isinstance(after.get("refused"), str):
+        return f"not applied: {after['refused']}"  # billing/refused.py: no before, an event
     if not view["before"] or not view["after"]:
         return "created" if view["after"] else "removed"
     changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]

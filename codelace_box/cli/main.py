@@ -7,6 +7,8 @@ malformed argument or option). `--json` on list/show prints JSON.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from codelace_box import __version__
@@ -90,12 +92,32 @@ def init(state: CliState, force: bool) -> None:
     from codelace_box.config import write_initial_config
 
     target = state.init_target()
-    if target.exists() and not force:
+    existed = target.exists()
+    if existed and not force:
         raise CodelaceError(f"{target} already exists (use --force to overwrite)")
     reused = write_initial_config(target)
     how = f"kept the server secret in use from {reused}" if reused else "a new server.secret_key"
     click.echo(f"wrote {target} ({how}; mode 600, keep it private)")
+    _record_init(target, existed, reused)
     click.echo(f"next: edit it if you like, then run: codelace-box --config {target} serve")
+
+
+def _record_init(target: Path, existed: bool, reused: str | None) -> None:
+    """The audit entry of `init`, in the database the written config names if it has one (a
+    first `init` creates none); a database it cannot reach is said on stderr, and the file
+    stays written."""
+    from codelace_box.audit import record_init
+    from codelace_box.db.postgres import without_passwords
+
+    url = ""
+    try:
+        database = CliState(str(target)).config().database
+        url = database.url
+        if database.is_postgres or Path(database.path).exists():
+            record_init(database.target, str(target.resolve()), existed, reused)
+    except Exception as exc:  # the config is written: that is what init does
+        why = without_passwords(str(exc), url) if url else str(exc)
+        click.echo(f"note: init not recorded in the audit log: {why}", err=True)
 
 
 @main.command("migrate")
@@ -170,6 +192,7 @@ def db_group() -> None:
 @pass_state
 def db_copy(state: CliState, to_url: str) -> None:
     """Copy every row of the configured database into an empty database at URL."""
+    from codelace_box.audit import copy_recorder
     from codelace_box.db.copy import LateCtrlC, copy_database
     from codelace_box.db.postgres import redacted
     from codelace_box.doctor import open_existing_database
@@ -180,7 +203,8 @@ def db_copy(state: CliState, to_url: str) -> None:
     open_existing_database(config.database.target).close()
     late = LateCtrlC()  # Ctrl-C once the copy can no longer be undone: said, not an error
     try:
-        counts = copy_database(config.database.target, to_url, late)
+        recorded = copy_recorder(redacted(config.database.target), redacted(to_url))
+        counts = copy_database(config.database.target, to_url, recorded, late)
         rows = f"{sum(counts.values())} rows in {len(counts)} tables"
         click.echo(f"copied {rows} to {redacted(to_url)}")
         click.echo("point database.url at it (and set server.secret_key), then run doctor")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -142,8 +142,16 @@ def _target_is_empty() -> bool:
     return True
 
 
+# Called inside the copy's transaction, once every row is in: what the caller writes with it
+# (the CLI's audit entry, so the copy and its record commit together); it gets the counts.
+Recorded = Callable[[core.Tx, dict[str, int]], None]
+
+
 def copy_database(
-    source_target: str, destination: str, late: LateCtrlC | None = None
+    source_target: str,
+    destination: str,
+    recorded: Recorded | None = None,
+    late: LateCtrlC | None = None,
 ) -> dict[str, int]:
     """Copy every row of `source_target`, as it was at one instant, into the empty database
     `destination`; the rows copied per table. The destination stays the open database.
@@ -154,7 +162,7 @@ def copy_database(
     the caller restores it), the copy commits and is whole."""
     counts: dict[str, int] = {}  # filled inside the transaction, into a target found empty
     try:
-        _copy_at_one_instant(source_target, destination, counts, late)
+        _copy_at_one_instant(source_target, destination, counts, recorded, late)
     except KeyboardInterrupt:
         if not counts or _target_is_empty():  # core.database: the destination once counted
             raise CodelaceError(ABORTED) from None
@@ -162,18 +170,26 @@ def copy_database(
 
 
 def _copy_at_one_instant(
-    source_target: str, destination: str, counts: dict[str, int], late: LateCtrlC | None
+    source_target: str,
+    destination: str,
+    counts: dict[str, int],
+    recorded: Recorded | None,
+    late: LateCtrlC | None,
 ) -> None:
     source = core.open_database(source_target)
     try:
         with one_instant(source):
-            _copy_all(source, destination, counts, late)
+            _copy_all(source, destination, counts, recorded, late)
     finally:
         source.close()
 
 
 def _copy_all(
-    source: Database, destination: str, counts: dict[str, int], late: LateCtrlC | None
+    source: Database,
+    destination: str,
+    counts: dict[str, int],
+    recorded: Recorded | None,
+    late: LateCtrlC | None,
 ) -> None:
     version = current_version(source)
     if version != LATEST_VERSION:
@@ -203,6 +219,8 @@ def _copy_all(
         for model in copied_models():
             counts[model._meta.table_name] = _copy_table(tx, source, model)
         continue_counters(tx, tables, counters)
+        if recorded is not None:
+            recorded(tx, dict(counts))
         if late is not None:
             late.defer()  # every row is in: Ctrl-C can no longer undo the copy
 

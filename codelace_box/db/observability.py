@@ -10,7 +10,7 @@ The refusal counter is one portable upsert (`INSERT ... ON CONFLICT ... DO UPDAT
 
 from __future__ import annotations
 
-from codelace_box.db.core import Row, Tx, exclusive, query_all
+from codelace_box.db.core import Row, Tx, exclusive, query_all, query_one
 
 AUDIT_COLUMNS = (
     "id, created_at, os_user, client, command, target, before_state, after_state, prev_hash, hash"
@@ -58,6 +58,15 @@ def audit_rows(since: str = "", limit: int | None = None) -> list[Row]:
         return query_all(sql + " ORDER BY id", (since,))
     rows = query_all(sql + " ORDER BY id DESC LIMIT ?", (since, limit))
     return rows[::-1]
+
+
+def audit_entry_holds(command: str, target: str, text: str) -> bool:
+    """Whether an entry of `command` on `target` holds `text` in its after state."""
+    row = query_one(
+        "SELECT 1 FROM audit_log WHERE command = ? AND target = ? AND after_state LIKE ?",
+        (command, target, f"%{text}%"),
+    )
+    return row is not None
 
 
 def bump_refusal(tx: Tx, hour: str, status: int, code: str, count: int) -> None:

@@ -19,7 +19,8 @@ from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
-from codelace_box.gateway.request import new_call
+from codelace_box.gateway.outcome import client_error, count_upstream_error
+from codelace_box.gateway.request import ChatCall, new_call
 from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
@@ -47,6 +48,7 @@ async def count_tokens(
     headers: Mapping[str, str],
     allowed_models: frozenset[str] | None = None,
     account: tuple[int, int] = (0, 0),
+    request_id: str = "count_tokens",
 ) -> JSON:
     """`{"input_tokens": N}` for a Messages body; 403 for a model the key may not call (its
     `allowed_models`, as on /v1/messages); `account`: (user id, requests per minute or 0)."""
@@ -59,8 +61,21 @@ async def count_tokens(
     if rpm:
         await gateway.writes.submit(partial(count_in_rpm, user_id=user_id, rpm=rpm))
     adapter = MessagesPassthrough(forwarded_headers(headers), path=COUNT_PATH)
-    call = new_call(("count_tokens", 0, 0), body, route, adapter, body_len=0, output_cap=1,
+    call = new_call((request_id, user_id, 0), body, route, adapter, body_len=0, output_cap=1,
                     hold_nanos=0, cap_from_client=False, ingress=MESSAGES_ROUTE)  # fmt: skip
+    try:
+        counted = await _ask_upstream(gateway, call)
+    except Exception as exc:  # counted and logged as every route's upstream failures are
+        error = client_error(exc)
+        if error is None:  # a bug: the 500 that logs it
+            raise
+        count_upstream_error(call, error)
+        raise error from None
+    return counted if counted is not None else {"input_tokens": input_token_estimate(body_len)}
+
+
+async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:
+    """The upstream's count; None when it has no count_tokens route (its 404)."""
     try:
         opened = await open_upstream(
             gateway.client, gateway.routes, call, gateway.settings.max_retries, gateway.prober
@@ -68,7 +83,7 @@ async def count_tokens(
     except UpstreamRejected as exc:
         if exc.status != 404:  # an Anthropic-compatible upstream without count_tokens
             raise
-        return {"input_tokens": input_token_estimate(body_len)}
+        return None
     try:
         payload: Any = await opened.response.read_json()
     finally:

@@ -83,20 +83,29 @@ def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = No
     upstream reported (`usage`); the upstream's message is kept, masked, and logged."""
     code = error.code if error else "internal_error"
     item = settlement(call, usage, "error", error_code=code, charge=usage is not None)
-    if error is not None and code not in DATABASE_CODES:  # the box's own trouble, not theirs
-        label = metrics.upstream_error_code(code)
-        metrics.upstream_errors(call.route.provider.name, label).inc()
-        item.upstream_error = mask_tokens(error.message)
-        log.warning(
-            "upstream error: request %s model %s provider %s: %d %s: %s",
-            call.request_id,
-            call.route.id,
-            call.route.provider.name,
-            error.status,
-            code,
-            item.upstream_error,
-        )
+    if error is not None:
+        item.upstream_error = count_upstream_error(call, error)
     return item
+
+
+def count_upstream_error(call: ChatCall, error: CodelaceError) -> str | None:
+    """Count and log a call the upstream failed (every route, count_tokens too): the upstream
+    errors metric by provider and code, and a warning with the upstream's message, masked;
+    returns that message (None for the box's own database trouble, not the upstream's)."""
+    if error.code in DATABASE_CODES:
+        return None
+    metrics.upstream_errors(call.route.provider.name, metrics.upstream_error_code(error.code)).inc()
+    message = mask_tokens(error.message)
+    log.warning(
+        "upstream error: request %s model %s provider %s: %d %s: %s",
+        call.request_id,
+        call.route.id,
+        call.route.provider.name,
+        error.status,
+        error.code,
+        message,
+    )
+    return message
 
 
 def abandoned(call: ChatCall) -> Settlement:

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -387,3 +388,50 @@ def first_healthz_answer(server: ServerProcess, wait: float = 30) -> None:
                 return
         time.sleep(0.002)
     raise AssertionError(f"no /healthz answer in {wait} s:\n{server.log_text()}")
+
+
+PIPELINED = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 200
+
+
+def _pipeline_until(port: int, stop: threading.Event) -> None:
+    """Keep the server's loop busy in request code: 200 requests a write on one connection."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(5)
+        while not stop.is_set():
+            sock.sendall(PIPELINED)
+            answered = 0
+            while answered < 200:
+                data = sock.recv(1 << 20)
+                if not data:
+                    return
+                answered += data.count(b"HTTP/1.1 ")
+
+
+def test_the_lines_a_sigterm_writes_name_no_request(tmp_path: Path) -> None:
+    """SIGTERM's Python handler runs inside whatever the loop was running, often a request's
+    task: the stop it queued took that task's context, so "Received signal SIGTERM. Shutting
+    down." (and whatever the stop logged after it) carried some request's `request_id`, and a
+    shipper filtering by that id found the shutdown in one user's request."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port}, log={"format": "json"})
+    server = ServerProcess(space.config, port).start()
+    stop = threading.Event()
+    load = [threading.Thread(target=_pipeline_until, args=(port, stop)) for _ in range(4)]
+    try:
+        for thread in load:
+            thread.start()
+        time.sleep(0.5)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0
+    finally:
+        stop.set()
+        for thread in load:
+            thread.join()
+        server.kill()
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line[:1] == "{"]
+    received = [line for line in lines if line["message"].startswith("Received signal SIGTERM")]
+    assert len(received) == 1, lines[-5:]
+    named = [line for line in lines if line["logger"] != "codelace_box.access"
+             and "request_id" in line]  # fmt: skip
+    assert named == []

@@ -13,12 +13,14 @@ import pytest
 from admin_tui.service_audit import entries as audit_entries
 from admin_tui.services import AdminServices, ModelForm
 from admin_tui.views import KeyLimitsForm
+from codelace_box.config import load_config
 from codelace_box.db.core import close_database, open_database, schema_target, write_transaction
 from codelace_box.db.migrate import LATEST_VERSION
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
 from tests.acceptance.cli_tools import Box
 from tests.admin.pilot import make_env
+from tests.support import run_cli, write_config
 
 PROVIDER_KEY = "sk-audit-provider-secret-0123456789"
 SECOND_KEY = "sk-audit-second-secret-9876543210"
@@ -265,3 +267,49 @@ def test_every_dashboard_action_leaves_one_entry_as_client_admin(services: Any) 
     rows = call(audit_entries, 200)
     assert "secret" not in json.dumps([[e.before, e.after] for e in rows])
     assert full_key not in json.dumps([[e.before, e.after] for e in rows])
+
+
+def test_a_db_copy_is_an_entry_on_the_copy(tmp_path: Path) -> None:
+    """`db copy` makes a second home of every account, balance and key hash: the copy's log
+    says where it came from, who made it and how much it holds (and still proves itself)."""
+    secret = {"secret_key": "audit-tests-secret-0123456789abcdef"}
+    box = Box.create(tmp_path / "source", server=secret)
+    box.ok("users", "create", "ana@example.com")
+    copy = tmp_path / "copy.db"
+    box.ok("db", "copy", "--to", f"sqlite:///{copy}")
+    assert [e["command"] for e in entries(box)] == ["users create"]  # the source is unchanged
+    moved = Box(tmp_path / "moved", write_config(tmp_path / "moved.toml", {
+        "database": {"url": f"sqlite:///{copy}"},
+        "server": secret,
+    }), 0)  # fmt: skip
+    log = entries(moved)
+    assert [e["command"] for e in log] == ["users create", "db copy"]
+    copied = log[-1]
+    assert copied["client"] == "cli" and copied["target"] == f"sqlite:///{copy}"
+    assert copied["before"] is None
+    assert copied["after"]["from"] == f"sqlite:///{box.db_path}"
+    assert copied["after"]["rows"] > 0 and copied["after"]["tables"] > 0
+    assert moved.ok("doctor").startswith("ok")
+
+
+def test_init_over_a_box_in_use_is_an_entry_and_a_first_init_writes_no_database(
+    tmp_path: Path,
+) -> None:
+    """`init --force` rewrites the config of a box that has data (its secret kept or not): an
+    operator change like any other, logged in the database that config names. A first `init`,
+    before any database, creates none to log it in."""
+    first = run_cli(None, "init", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert not (tmp_path / "data").exists()
+    box = Box(tmp_path, tmp_path / "codelace.toml", 0)
+    box.ok("users", "create", "ana@example.com")
+    again = box.ok("init", "--force")
+    assert "kept the server secret" in again
+    log = entries(box)
+    assert [e["command"] for e in log] == ["users create", "init"]
+    done = log[-1]
+    assert done["target"] == str(tmp_path / "codelace.toml")
+    assert done["before"] == {"config": str(tmp_path / "codelace.toml"), "existed": True}
+    secret = load_config(str(tmp_path / "codelace.toml"), {}).server.secret_key
+    assert secret not in json.dumps(done) and done["after"]["server_secret"].startswith("kept")
+    assert box.ok("doctor").startswith("ok")

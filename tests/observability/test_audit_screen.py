@@ -35,3 +35,15 @@ async def test_the_audit_screen_lists_changes_and_refusals(tmp_path: Path) -> No
         await until(pilot, lambda: column(pilot, "#refusals") == ["402"], "the refusals")
         assert rows(pilot, "#refusals")[0][1:] == ["insufficient_credits", "3"]
     close_database()
+
+
+def test_a_refused_stripe_refund_shows_why_not_created() -> None:
+    """A refund the box did not apply (billing/refused.py) has no before: "created" said
+    nothing of it on F6; the reason does."""
+    from admin_tui.screens.audit import changes
+    from codelace_box.audit import Entry
+
+    after = {"event": "evt_1", "refused": "no top-up of this box is paid by this charge"}
+    entry = Entry(1, "2026-01-01T00:00:00Z", "root", "stripe", "stripe refund refused",
+                  "re_1", None, after, "", "h")  # fmt: skip
+    assert changes(entry) == "not applied: no top-up of this box is paid by this charge"

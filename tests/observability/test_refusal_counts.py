@@ -4,6 +4,7 @@ relayed to the client (those are upstream errors, with a usage row of their own)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -92,3 +93,19 @@ def test_an_upstreams_429_on_count_tokens_is_not_a_refusal(tmp_path: Path) -> No
     finally:
         server.stop()
         upstream.stop()
+
+
+def test_a_disabled_metrics_endpoint_scraped_is_no_refusal(box_factory: BoxFactory) -> None:
+    """With metrics.enabled = false, a Prometheus still scraping /metrics every 15 s gets the
+    404 of a path with no route, in the OpenAI envelope; the refusal tally (the dashboard's
+    "requests refused" of the accounts, 402/404/429) was inflated by one a scrape."""
+    box = box_factory(metrics={"enabled": False}, log={"format": "json"})
+    for _ in range(3):
+        answer = httpx.get(box.url + "/metrics", timeout=10)
+        assert answer.status_code == 404
+        assert answer.json()["error"]["type"] == "not_found_error"
+    box.server.stop()
+    assert box.query("SELECT status, code, count FROM refusal_count") == []
+    lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
+    scraped = [line for line in lines if line.get("status") == 404]
+    assert len(scraped) == 3 and {line["route"] for line in scraped} == {"(unmatched)"}

@@ -1,0 +1,108 @@
+"""Stripe refunds and disputes the box did not apply in full, written to the audit log.
+
+Stripe gave money back (or a chargeback took it) but the box took back less of the credit: the
+top-up's credit was already taken back by its other refunds and disputes (a refund after a
+lost chargeback: the customer got the money twice), or the charge paid no top-up of this box
+(another integration on the same Stripe account, or a payment a restored database lost). The
+operator sees such events where money changes are seen: one audit entry each (client
+`stripe`, command `stripe refund refused` or `stripe dispute refused`, target the refund's or
+dispute's id), with what Stripe moved, what the box took back and why; Stripe's ids and
+amounts only, never a key. So is a signed event refused as none Stripe sent (an amount past
+its 64-bit integers: 400 `invalid_event`). A redelivered event writes no second entry.
+"""
+
+from __future__ import annotations
+
+from codelace_box.audit import canonical, record
+from codelace_box.billing.reversal_amounts import Reversal, reversal_nanos
+from codelace_box.db.core import write_transaction
+from codelace_box.db.models import Payment
+from codelace_box.db.observability import audit_entry_holds
+from codelace_box.money import usd_text
+
+CLIENT = "stripe"
+NOT_OURS = "no top-up of this box is paid by this charge: nothing taken back"
+
+
+def command_of(kind: str) -> str:
+    return f"stripe {kind} refused"
+
+
+def record_short(
+    event: tuple[str, str], payment: Payment, reversal: Reversal, refunded_before: int
+) -> None:
+    """Inside the event's transaction, after the reversal was applied: an entry if the box took
+    back less than it asks of the top-up `payment` (whose refunded amount was
+    `refunded_before`). A top-up not credited yet is taken back once credited (catch_up)."""
+    now = Payment.get_by_id(payment.id)
+    if now.status != "completed":
+        return
+    asked = reversal_nanos(now, reversal, capped=False)
+    taken = now.refunded_nanos - refunded_before
+    if taken >= asked:
+        return
+    left = now.amount_nanos - refunded_before
+    why = (
+        f"only {usd_text(max(left, 0))} of the top-up's {usd_text(now.amount_nanos)} credit "
+        "was left to take back (its other refunds and disputes took the rest)"
+    )
+    after = _after(event, reversal, asked, taken, why) | {
+        "payment": now.stripe_session_id,
+        "account": now.user.uuid,
+        "refunded_usd": usd_text(now.refunded_nanos),
+    }
+    with write_transaction() as tx:
+        record(tx, CLIENT, command_of(reversal.kind), reversal.id, None, after)
+
+
+def record_not_ours(event: tuple[str, str], reversals: list[Reversal], charge: str) -> None:
+    """An entry for each refund or dispute of an event about no top-up of this box (one for
+    the charge when the event names none), unless this event already wrote it."""
+    named: list[tuple[str, str, dict[str, object]]] = [
+        (command_of(r.kind), r.id, _after(event, r, None, 0, NOT_OURS)) for r in reversals
+    ]
+    if not reversals:  # a charge.refunded whose refunds were not listed
+        after: dict[str, object] = {"event": event[0], "event_type": event[1], "refused": NOT_OURS}
+        named.append((command_of("refund"), charge or event[0], after))
+    with write_transaction() as tx:
+        for command, target, state in named:
+            if not _written(command, target, event[0]):
+                record(tx, CLIENT, command, target, None, state)
+
+
+def record_invalid(event: tuple[str, str], target: str, why: str) -> None:
+    """An entry for a signed refund or dispute event refused as none Stripe sent (400
+    `invalid_event`); Stripe retries a 400, a forger may too: once per event."""
+    kind = "dispute" if ".dispute." in event[1] else "refund"
+    if _written(command_of(kind), target, event[0]):
+        return
+    after: dict[str, object] = {
+        "event": event[0],
+        "event_type": event[1],
+        "refused": f"{why}: no event Stripe sent (is stripe.webhook_secret known elsewhere?)",
+    }
+    with write_transaction() as tx:
+        record(tx, CLIENT, command_of(kind), target, None, after)
+
+
+def _after(
+    event: tuple[str, str], reversal: Reversal, asked: int | None, taken: int, why: str
+) -> dict[str, object]:
+    after: dict[str, object] = {
+        "event": event[0],
+        "event_type": event[1],
+        "status": reversal.status,
+        "amount": f"{reversal.amount} {reversal.currency}",  # Stripe's, in the smallest unit
+        "taken_back_usd": usd_text(taken),
+        "refused": why,
+    }
+    if asked is not None:
+        after["asked_usd"] = usd_text(asked)
+    if reversal.charge:
+        after["charge"] = reversal.charge
+    return after
+
+
+def _written(command: str, target: str, event_id: str) -> bool:
+    """Whether this event already wrote its entry for `target` (a redelivery)."""
+    return audit_entry_holds(command, target, canonical({"event": event_id})[1:-1])
