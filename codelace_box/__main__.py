@@ -8,6 +8,10 @@ def _run() -> None:
     from multiprocessing import freeze_support
 
     freeze_support()
+    from codelace_box.launcher import follow_the_launcher, heed_interrupts_once
+
+    heed_interrupts_once()
+    follow_the_launcher()
     from codelace_box.cli import main
 
     main()
