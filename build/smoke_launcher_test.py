@@ -4,8 +4,9 @@ forwards every signal it gets to it.
 
 At a terminal Ctrl-C reaches both, so the program gets its copy of the one press too: that
 must be one stop, not two (`serve --workers N` took a second as "kill the workers at once",
-a command at a prompt was killed by it while it exited). And a launcher killed outright must
-not leave the program serving on, orphaned.
+a command at a prompt was killed by it while it exited). A hangup (the terminal closed) is a
+graceful stop with exit 0. And a launcher killed outright must not leave the program serving
+on, orphaned.
 """
 
 from __future__ import annotations
@@ -44,6 +45,23 @@ def test_ctrl_c_stops_serve_with_two_workers_gracefully(tmp_path: Path) -> None:
         after = terminal.output[mark:].decode(errors="replace")
         assert "Received signal SIGINT. Shutting down." in after
         assert "Killing" not in after, after
+        assert not wait_gone(terminal.tree)
+        assert not list(unpack_dir.iterdir()), "the unpacked folder must be removed"
+    finally:
+        terminal.close()
+
+
+def test_a_hangup_stops_serve_with_two_workers_and_exits_0(tmp_path: Path) -> None:
+    # The binary's Python ignores PYTHONUNBUFFERED: the log lines written after the hangup
+    # stayed buffered for a terminal that is gone, and the exit's flush of them failed (120)
+    config = write_config(tmp_path / "codelace.toml", base_sections(tmp_path))
+    unpack_dir = tmp_path / "tmp"
+    command = [str(BINARY), "--config", str(config), "serve", "--workers", "2"]
+    terminal = Terminal(command, tmp_path, binary_env(unpack_dir))
+    try:
+        terminal.read_until(b"Worker ready", start=terminal.read_until(b"Worker ready", 60))
+        terminal.hang_up()
+        assert terminal.process.wait(30) == 0
         assert not wait_gone(terminal.tree)
         assert not list(unpack_dir.iterdir()), "the unpacked folder must be removed"
     finally:

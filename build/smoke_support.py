@@ -230,7 +230,13 @@ class Terminal:
             pass
         return self.process.wait(max(0.1, deadline - time.monotonic()))
 
+    def hang_up(self) -> None:
+        """Close the terminal, as when the operator's ssh session drops (SIGHUP)."""
+        os.close(self.master)
+        self.master = -1
+
     def close(self) -> None:
         kill_tree(self.tree)
         self.process.wait(10)
-        os.close(self.master)
+        if self.master >= 0:
+            os.close(self.master)
