@@ -6,13 +6,17 @@ At a terminal Ctrl-C reaches both, so the program gets its copy of the one press
 must be one stop, not two (`serve --workers N` took a second as "kill the workers at once",
 a command at a prompt was killed by it while it exited). A hangup (the terminal closed) is a
 graceful stop with exit 0. And a launcher killed outright must not leave the program serving
-on, orphaned.
+on, orphaned. Nor may /tmp's cleaner (systemd-tmpfiles, 10 days) age out the unpacked files
+of a `serve` that runs for weeks.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +107,24 @@ def test_serve_stops_when_its_launcher_is_killed(tmp_path: Path) -> None:
         assert not list(unpack_dir.iterdir()), "the unpacked folder must be removed"
     finally:
         kill_tree(tree)
+
+
+@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None, reason="needs systemd-tmpfiles")
+def test_the_tmp_cleaner_leaves_a_running_serves_unpacked_files(tmp_path: Path) -> None:
+    sections = base_sections(tmp_path)
+    config = write_config(tmp_path / "codelace.toml", sections)
+    unpack_dir = tmp_path / "tmp"
+    server = BinaryServer(config, sections["server"]["port"], env=binary_env(unpack_dir))
+    server.start(wait=60)
+    try:
+        files = [p for p in unpack_dir.rglob("*") if p.is_file()]
+        assert len(files) > 100, "onefile unpacks under TMPDIR"
+        weeks_ago = time.time() - 20 * 86400
+        for path in files:  # as if serve had run for 20 days without reading them again
+            os.utime(path, (weeks_ago, weeks_ago))
+        rules = tmp_path / "tmp.conf"  # /tmp's rule (10d), on mtimes only: ctime is now here
+        rules.write_text(f"d {unpack_dir} - - - m:10d\n")
+        subprocess.run(["systemd-tmpfiles", "--clean", str(rules)], check=True)
+        assert all(path.is_file() for path in files), "aged out from under a running serve"
+    finally:
+        assert server.stop() == 0, server.log_text()

@@ -9,6 +9,7 @@ at a prompt was killed by the copy while it exited (exit 130 in place of 1).
 And when the launcher is killed outright (`kill -9` of the pid the operator started), the
 program lived on orphaned, still serving: `follow_the_launcher` stops it then, as a worker
 stops with its supervisor, and removes the unpacked folder the launcher would have removed.
+The program also keeps its unpacked folder from /tmp's cleaner (`hold_the_unpacked_folder`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,26 @@ def follow_the_launcher() -> None:
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     atexit.register(_remove_unpacked_if_orphaned, os.getppid())
+
+
+_held: list[int] = []  # the unpacked folder's descriptor, open (and locked) for good
+
+
+def hold_the_unpacked_folder() -> None:
+    """In the binary: a shared BSD lock on the unpacked folder for as long as this process
+    runs. systemd-tmpfiles ages out what lies unread in /tmp for 10 days (Debian 13, Fedora,
+    upstream; a service's PrivateTmp too), which took a long-running `serve`'s shared
+    libraries from under it (a replaced worker could not start, data files read late were
+    gone); it skips a folder someone holds such a lock on (tmpfiles.d(5), "Age")."""
+    unpacked = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or not unpacked:
+        return
+    import fcntl
+
+    with suppress(OSError):
+        descriptor = os.open(unpacked, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        _held.append(descriptor)
 
 
 def _remove_unpacked_if_orphaned(launcher: int) -> None:
