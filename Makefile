@@ -142,7 +142,8 @@ BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_c
 	tests/acceptance/test_cli_commands_providers.py tests/acceptance/test_cli_commands_serve.py \
 	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py
 binary-test: binary
-	$(PYTEST) -p no:cacheprovider build/smoke_test.py build/smoke_postgres_test.py $(PYTEST_ARGS)
+	$(PYTEST) -p no:cacheprovider build/smoke_test.py build/smoke_launcher_test.py \
+		build/smoke_postgres_test.py $(PYTEST_ARGS)
 	CODELACE_TEST_BINARY=dist/codelace-box $(PYTEST) -p no:cacheprovider \
 		$(XDIST) --durations=5 $(BINARY_ACCEPTANCE) $(PYTEST_ARGS)
 

@@ -163,8 +163,16 @@ def sign_in(server: ServerProcess, email: str) -> dict[str, object]:
 # --- a terminal ---------------------------------------------------------------------------
 
 
+def _take_the_terminal() -> None:
+    """In the child: a session of its own, with the pty (its stdin) as controlling terminal,
+    so that Ctrl-C typed there is SIGINT to the foreground process group, as at a shell."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Terminal:
-    """A program on a pseudo-terminal of rows x columns, as an operator's ssh session runs it."""
+    """A program on a pseudo-terminal of rows x columns, as an operator's ssh session runs it
+    (its controlling terminal: Ctrl-C and a hangup are signals to it)."""
 
     def __init__(
         self, args: list[str], cwd: Path, env: dict[str, str], size: tuple[int, int] = (40, 120)
@@ -178,7 +186,8 @@ class Terminal:
             stderr=slave,
             cwd=cwd,
             env=cli_env({"TERM": "xterm-256color", **env}),
-            start_new_session=True,
+            # two system calls in the child, no Python-level locks taken: safe beside threads
+            preexec_fn=_take_the_terminal,  # noqa: PLW1509
         )
         os.close(slave)
         self.output = b""
@@ -221,7 +230,13 @@ class Terminal:
             pass
         return self.process.wait(max(0.1, deadline - time.monotonic()))
 
+    def hang_up(self) -> None:
+        """Close the terminal, as when the operator's ssh session drops (SIGHUP)."""
+        os.close(self.master)
+        self.master = -1
+
     def close(self) -> None:
         kill_tree(self.tree)
         self.process.wait(10)
-        os.close(self.master)
+        if self.master >= 0:
+            os.close(self.master)

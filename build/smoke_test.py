@@ -171,6 +171,13 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     FIGURES["`version` wall time (best of 3)"] = f"{min(timings):.2f} s"
 
 
+def test_version_verbose_names_the_library_versions(tmp_path: Path) -> None:
+    out = ok(run_binary(tmp_path, "version", "--verbose", env=binary_env(tmp_path / "tmp")))
+    assert "build: one-file binary (PyInstaller)" in out
+    libraries = next(line for line in out.splitlines() if line.startswith("libraries: "))
+    assert "unknown" not in libraries, libraries  # read from the packages' metadata
+
+
 def test_init_migrate_doctor_in_an_empty_folder(tmp_path: Path) -> None:
     env = binary_env(tmp_path / "tmp")
     assert ok(run_binary(tmp_path, "init", env=env)).startswith("wrote codelace.toml")

@@ -8,6 +8,15 @@ def _run() -> None:
     from multiprocessing import freeze_support
 
     freeze_support()
+    from codelace_box.launcher import (
+        follow_the_launcher,
+        heed_interrupts_once,
+        hold_the_unpacked_folder,
+    )
+
+    heed_interrupts_once()
+    follow_the_launcher()
+    hold_the_unpacked_folder()
     from codelace_box.cli import main
 
     main()

@@ -56,6 +56,7 @@ from sanic.worker.process import WorkerProcess
 
 from codelace_box import metrics
 from codelace_box.errors import ConfigError
+from codelace_box.launcher import is_repeat
 
 log = logging.getLogger("sanic.root")
 RESPAWN_PAUSE_SEC = 5.0
@@ -146,7 +147,10 @@ class SignalSafeWorkerManager(WorkerManager):
         self._respawned_at: dict[str, float] = {}
 
     def shutdown_signal(self, signal: int, frame: FrameType | None) -> None:
-        """Record the first stop signal; a second one kills every worker at once."""
+        """Record the first stop signal; a second one kills every worker at once (the binary's
+        launcher's copy of the first is not a second: launcher.is_repeat)."""
+        if is_repeat(signal):
+            return
         if self.stop_signal is not None or self._shutting_down:
             log.info("Shutdown interrupted. Killing.")
             self.killed = True  # join() raises it, for Sanic's exit 1, outside this handler
@@ -252,7 +256,8 @@ def _stop_listening() -> None:
 
 
 def _record_early_signal(signal: int, frame: FrameType | None) -> None:
-    SignalSafeWorkerManager.early_signal = signal
+    if not is_repeat(signal):  # noted, so that its copy after the manager starts is one too
+        SignalSafeWorkerManager.early_signal = signal
 
 
 def install_supervisor() -> None:

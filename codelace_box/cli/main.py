@@ -16,7 +16,13 @@ from codelace_box.cli.audit import audit
 from codelace_box.cli.catalog import providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.models import models
-from codelace_box.cli.support import CliState, CodelaceGroup, WholeNumber, pass_state
+from codelace_box.cli.support import (
+    CliState,
+    CodelaceGroup,
+    WholeNumber,
+    let_go_of_a_lost_terminal,
+    pass_state,
+)
 from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
 from codelace_box.db.core import open_database
@@ -64,7 +70,10 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int | No
         port=port if port is not None else server.port,
         workers=workers if workers is not None else server.workers,
     )
-    run_server(replace(config, server=server))
+    try:
+        run_server(replace(config, server=server))
+    finally:
+        let_go_of_a_lost_terminal()
 
 
 @main.command()

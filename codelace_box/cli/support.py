@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -203,3 +203,21 @@ class WholeNumber(click.IntRange):
             if not (digits.isascii() and digits.isdigit()):
                 self.fail(f"{value!r} is not a whole number (digits 0-9).", param, ctx)
         return super().convert(value, param, ctx)
+
+
+def let_go_of_a_lost_terminal() -> None:
+    """After `serve`: when the terminal it wrote its log to has gone (a hangup stopped it), the
+    lines still buffered for it can never be written, and Python's own flush of them at exit
+    failed it with exit 120, not the 0 of a graceful stop (always in the binary, whose Python
+    ignores PYTHONUNBUFFERED). Such a stream is pointed at /dev/null first."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            with suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+                stream.flush()
+        except ValueError:  # closed
+            pass

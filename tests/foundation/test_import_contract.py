@@ -48,6 +48,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.money",
         "codelace_box.portal",
         "codelace_box.private_files",
+        "codelace_box.launcher",
         "codelace_box.logformat",
         "codelace_box.metrics",
         "codelace_box.metric_sums",
