@@ -24,6 +24,7 @@ from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.db.core import again_if_dropped
+from codelace_box.db.lead import Lead
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
@@ -35,7 +36,6 @@ from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable, allowed_first
 from codelace_box.money import usd_text
 from codelace_box.providers.base import JSON
-from codelace_box.upkeep.lead import Lead
 
 bp = Blueprint("inference")
 log = logging.getLogger("codelace_box.gateway")

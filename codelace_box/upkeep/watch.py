@@ -19,12 +19,12 @@ from typing import Any
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
+from codelace_box.db.lead import Lead
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
 from codelace_box.upkeep.backups import backup_due, take_scheduled_backup
-from codelace_box.upkeep.lead import Lead
 
 log = logging.getLogger("codelace_box.upkeep")
 TICK_ENV = "CODELACE_UPKEEP_TICK_SEC"  # tests shorten the tick
