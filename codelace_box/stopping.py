@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -76,6 +77,26 @@ def stop_signals() -> tuple[int, ...]:
 
 
 STOP_WAIT_SEC = 45.0  # a worker's 30 s stop window (server.py STOP_WINDOW_SEC) and a margin
+# How long a start waits for its workers to report ready (Sanic's own: 30 s, whatever their
+# number): each imports the box and opens the database, 1-2 s of CPU, and more workers than
+# cores share the cores (40 on two busy cores: 34 ready after 59 s). Past it Sanic kills every
+# worker, those already serving too, and `serve` exits 1. A worker that fails to start ends
+# the wait at once (Sanic sees it end); only a hung one waits this long.
+ACK_WAIT_SEC = 60.0
+ACK_WAIT_PER_WORKER_SEC = 5.0  # for each worker per core beyond the first
+
+
+def ack_wait_sec(workers: int, cores: int) -> float:
+    """The wait for `workers` workers to come up on `cores` CPU cores."""
+    return ACK_WAIT_SEC + ACK_WAIT_PER_WORKER_SEC * (math.ceil(workers / max(1, cores)) - 1)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's or taskset's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on this platform
+        return os.cpu_count() or 1
 
 
 # What this module overrides, calls or reads of Sanic, as (owner, attribute name).
@@ -85,6 +106,7 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (WorkerManager, "_all_workers_ack"),
     (WorkerManager, "_poll_monitor"),
     (WorkerManager, "_shutting_down"),
+    (WorkerManager, "THRESHOLD"),
     (WorkerManager, "join"),
     (WorkerManager, "kill"),
     (WorkerManager, "processes"),
@@ -139,8 +161,10 @@ class SignalSafeWorkerManager(WorkerManager):
     stop_signal: int | None = None
     killed = False  # by a second stop signal
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # installs shutdown_signal for SIGINT and SIGTERM
+    def __init__(self, number: int, *args: Any, **kwargs: Any) -> None:
+        # Sanic's wait for the workers' start, in its loop's tenths of a second
+        self.THRESHOLD = int(10 * ack_wait_sec(number, usable_cores()))
+        super().__init__(number, *args, **kwargs)  # installs shutdown_signal (SIGINT, SIGTERM)
         if self.hangup_stops:  # ignored until now (install_supervisor)
             signal_func(SIGHUP, self.shutdown_signal)
         self.stop_signal = self.early_signal

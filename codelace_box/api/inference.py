@@ -24,6 +24,7 @@ from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.db.core import again_if_dropped
+from codelace_box.db.lead import Lead
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
@@ -42,6 +43,7 @@ KEEPALIVE_ENV = "CODELACE_SSE_KEEPALIVE_SEC"  # internal knob for tests; not a c
 HOLD_SWEEP_ENV = "CODELACE_HOLD_SWEEP_SEC"  # internal knob for tests; not a config key
 HOLD_SWEEP_SEC = 30.0
 PROBE_READ_SEC = 10.0  # a key probe's time to answer, beyond the connect timeout
+KEY_PROBE_ROLE = "keyprobe"  # the lead among boxes on one PostgreSQL database
 COST_HEADER = "x-codelace-cost-usd"
 SSE_TYPE = "text/event-stream; charset=utf-8"
 
@@ -171,8 +173,9 @@ async def start_gateway(app: Sanic) -> None:
     interval = float(os.environ.get(HOLD_SWEEP_ENV) or HOLD_SWEEP_SEC)
     loop = asyncio.get_running_loop()
     app.ctx.hold_sweep = loop.create_task(sweep_holds_forever(gateway, interval))
+    lead = Lead(config.data_dir / "keyprobe.lock", KEY_PROBE_ROLE)
     app.ctx.key_probe = loop.create_task(
-        probe_flagged_forever(gateway, app.ctx.secret_key, config.gateway.key_probe_sec)
+        probe_flagged_forever(gateway, app.ctx.secret_key, config.gateway.key_probe_sec, lead)
     )
 
 
@@ -192,16 +195,25 @@ async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
             log.exception("the sweep of leftover holds failed")
 
 
-async def probe_flagged_forever(gateway: Gateway, secret_key: str, interval: float) -> None:
-    """Per worker, every `interval` s: keys flagged as failing whose probe works return (to
-    this worker's rotation at once; the others' within their routes' refresh)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            if await reprobe_flagged(secret_key, gateway.settings.probe_timeout_sec):
-                gateway.routes.invalidate()
-        except Exception:  # retried at the next tick
-            log.exception("probing the flagged provider keys failed")
+async def probe_flagged_forever(
+    gateway: Gateway, secret_key: str, interval: float, lead: Lead
+) -> None:
+    """Every `interval` s, in the one worker (and box) that leads it (each worker's probes
+    had the provider see a refused key once per worker a period): keys flagged as failing
+    whose probe works return (to this worker's rotation at once; the others' within their
+    routes' refresh)."""
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await lead.held():
+                    continue
+                if await reprobe_flagged(secret_key, gateway.settings.probe_timeout_sec):
+                    gateway.routes.invalidate()
+            except Exception:  # retried at the next tick
+                log.exception("probing the flagged provider keys failed")
+    finally:
+        lead.release()
 
 
 def stop_time_left(app: Sanic) -> float:

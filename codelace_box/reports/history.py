@@ -26,12 +26,14 @@ from codelace_box.db.history import (
     delete_usage_batch,
     usage_pages,
 )
+from codelace_box.db.lead import Lead
 from codelace_box.db.offload import run_in_db_thread
 
 log = logging.getLogger("codelace_box.reports")
 RETENTION_BATCH = 500  # rows per delete: each a short write transaction
 RETENTION_PAUSE_SEC = 0.05  # between batches: the request path takes the write lock meanwhile
 RETENTION_EVERY_SEC = 3600.0
+LEAD_ASK_SEC = 30.0  # a process that does not lead the retention asks again this often
 MINUTES_KEPT_DAYS = 7  # per-minute rollups kept: this many whole UTC days before today
 
 
@@ -111,17 +113,36 @@ async def minutes_pass(batch: int = RETENTION_BATCH) -> int:
     return total
 
 
-async def retention_loop(days: int, every_sec: float = RETENTION_EVERY_SEC) -> None:
+async def retention_loop(
+    days: int,
+    every_sec: float = RETENTION_EVERY_SEC,
+    lead: Lead | None = None,
+    ask_sec: float = LEAD_ASK_SEC,
+) -> None:
     """Run `retention_pass` (when `days` > 0) and `minutes_pass` now and then every
-    `every_sec` until cancelled."""
-    while True:
-        try:
-            deleted = await retention_pass(days) if days > 0 else 0
-            if deleted:
-                log.info("retention: deleted %d usage rows older than %d days", deleted, days)
-            pruned = await minutes_pass()
-            if pruned:
-                log.info("retention: deleted %d per-minute rollups", pruned)
-        except Exception:
-            log.exception("retention pass failed; the next one retries")
-        await asyncio.sleep(every_sec)
+    `every_sec` until cancelled; with `lead`, only while this process holds it (the workers
+    of a serve, the boxes on a database: one deletes, not each), asked every `ask_sec`
+    meanwhile (a lead that ended is taken over), and let go when cancelled."""
+    try:
+        while True:
+            wait = every_sec
+            try:
+                if lead is None or await lead.held():
+                    await _retention_passes(days)
+                else:
+                    wait = ask_sec
+            except Exception:
+                log.exception("retention pass failed; the next one retries")
+            await asyncio.sleep(wait)
+    finally:
+        if lead is not None:
+            lead.release()
+
+
+async def _retention_passes(days: int) -> None:
+    deleted = await retention_pass(days) if days > 0 else 0
+    if deleted:
+        log.info("retention: deleted %d usage rows older than %d days", deleted, days)
+    pruned = await minutes_pass()
+    if pruned:
+        log.info("retention: deleted %d per-minute rollups", pruned)

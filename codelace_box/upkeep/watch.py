@@ -19,10 +19,9 @@ from typing import Any
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
+from codelace_box.db.lead import Lead
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
-from codelace_box.db.openlock import OpenMarker, try_lead
-from codelace_box.db.owners import lead_across_boxes
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
 from codelace_box.upkeep.backups import backup_due, take_scheduled_backup
@@ -43,16 +42,12 @@ class Upkeep:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.alerter = Alerter(config.alerts.webhook_url)
-        self.lead: OpenMarker | None = None
+        self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
         self.failing: set[int] | None = None  # keys out of rotation at the last look
         self.disk_problem = ""  # what the last look at the database's disk found
 
     async def tick(self, now: datetime) -> None:
-        if self.lead is None:
-            self.lead = try_lead(self.config.data_dir / "upkeep.lock")
-            if self.lead is None:
-                return
-        if not await run_in_db_thread(lead_across_boxes, UPKEEP_ROLE):
+        if not await self.lead.held():
             self.failing = None  # a look of its own first, should it lead later
             return
         await self.watch_disk()
@@ -171,8 +166,7 @@ async def upkeep_forever(config: Config, tick_sec: float) -> None:
                 log.exception("the background upkeep failed; trying again at the next tick")
             await asyncio.sleep(tick_sec)
     finally:
-        if upkeep.lead is not None:
-            upkeep.lead.release()
+        upkeep.lead.release()
 
 
 async def start_upkeep(app: Any) -> None:

@@ -6,6 +6,7 @@ Retry-After never breaks the failover."""
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -112,6 +113,34 @@ def test_a_confirmed_401_flags_the_key_and_a_scheduled_probe_brings_it_back(
         box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert {r.api_key for r in fake.requests[sent:]} == {FIRST, SECOND}
     assert FIRST not in box.server.log_text() and SECOND not in box.server.log_text()
+
+
+def test_a_flagged_key_is_probed_once_a_period_whatever_the_number_of_workers(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """Every worker probed every flagged key each `key_probe_sec`: with three workers the
+    provider got three requests with a key it refuses each period (and the log three lines),
+    all at about the same moment. One worker (the lead, as for the upkeep) probes now."""
+    box = box_factory("--workers", "3", keys=(FIRST, SECOND),
+                      gateway={"max_retries": 0, "key_probe_sec": 0.5})  # fmt: skip
+    box.server.wait_for_log(r"Worker ready \[(\d+)\]", 3)
+    fake.key_status[FIRST] = fake.probe_status[FIRST] = 401
+    _, key = box.new_user("1")
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert failing_flags(box) == [True, False]
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake still fails its probe")
+    fake.probes.clear()
+    time.sleep(3.0)
+    assert 3 <= fake.probes.count(FIRST) <= 3.0 / 0.5 + 2, fake.probes
+    fake.key_status.clear()
+    fake.probe_status.clear()
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake is back in rotation")
+    assert failing_flags(box) == [False, False]
+    time.sleep(1.0)  # every worker's catalog has it back (reloaded every half second)
+    sent = len(fake.requests)
+    for _ in range(6):
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert {r.api_key for r in fake.requests[sent:]} == {FIRST, SECOND}
 
 
 @pytest.fixture(scope="module")
