@@ -6,7 +6,9 @@ the signup policy (open / domains / invite) and a disabled account are enforced 
 limited per email and per client address (the `auth.otp_*_per_*` counts in any
 `auth.rate_limit_window_sec`), in the database, so all workers share the count. Code requests
 count per mailbox: `a+1@x` and `a+2@x` reach the same inbox, so they share `a@x`'s budget of
-mails (each is still its own account), and so do the dotted spellings of a Gmail address.
+mails (each is still its own account), and so do the dotted spellings of a Gmail address. A
+mail the server did not take is given back to its mailbox's budget (nobody got it; after a
+mail outage the person gets a code at once), not to the client address's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from codelace_box.accounts import otp
 from codelace_box.accounts.keys import create_key, default_login_key_name
 from codelace_box.accounts.mailer import Mailer
-from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, hit
+from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, give_back, hit
 from codelace_box.accounts.users import normalize_email, touch_last_seen
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import write_transaction
@@ -53,7 +55,7 @@ def mailbox(email: str) -> str:
 
 
 def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
-    """The limits one code request counts against (per mailbox, per client address)."""
+    """The limits one code request counts against: per mailbox (first), per client address."""
     what, window = "sign-in code requests", auth.rate_limit_window_sec
     inbox = mailbox(email)
     return [
@@ -93,21 +95,31 @@ async def request_sign_in(
     email = normalize_email(raw_email)
     ttl_sec = auth.otp_ttl_sec
     code = otp.generate_code()
-    code_hash = await run_db_work(_counted_code, email, client, code, secret_key, auth)
+    code_hash, mailed = await run_db_work(_counted_code, email, client, code, secret_key, auth)
     try:
         await mailer.send_code(email, code, ttl_sec)
     except Exception:
-        # Not sent: the code must not stay usable. (A cancelled request is not a failure:
-        # the mail thread goes on and its code should work when the mail arrives.)
-        await run_db_work(otp.discard_code, email, code_hash)
+        # Not sent: the code must not stay usable, nor count as a mail to the mailbox. (A
+        # cancelled request is not a failure: the mail thread goes on and its code should
+        # work when the mail arrives.)
+        await run_db_work(_not_sent, email, code_hash, mailed)
         raise
     return CodeSent(email, ttl_sec)
 
 
-def _counted_code(email: str, client: str, code: str, secret_key: str, auth: AuthConfig) -> str:
-    """Count the request against its limits (429 past them), then store `code`; its hash."""
-    hit(request_limits(email, client, auth))
-    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec)
+def _counted_code(
+    email: str, client: str, code: str, secret_key: str, auth: AuthConfig
+) -> tuple[str, int]:
+    """Count the request against its limits (429 past them), then store `code`: its hash and
+    the id of the event that counted it against its mailbox."""
+    mailed, _from_client = hit(request_limits(email, client, auth))
+    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), mailed
+
+
+def _not_sent(email: str, code_hash: str, mailed: int) -> None:
+    """A code whose mail failed: deleted, and uncounted from its mailbox's budget."""
+    otp.discard_code(email, code_hash)
+    give_back([mailed])
 
 
 def complete_sign_in(

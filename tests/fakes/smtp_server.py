@@ -1,9 +1,10 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
-It can refuse messages after reading them (`reject_data`), require STARTTLS, or speak TLS
-from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed certificate
-(`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s. The
-codelace-box under test talks to it over TCP like to any mail server.
+It can refuse recipients (`rcpt_reply`: any status and text) or messages after reading them
+(`reject_data`), require STARTTLS, or speak TLS from the first byte (`implicit_tls`, SMTPS),
+and AUTH, with a self-signed certificate (`make_self_signed_cert`), and hands messages to tests
+as parsed `EmailMessage`s. The codelace-box under test talks to it over TCP like to any mail
+server.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ class _Handler:
     def __init__(self, owner: RecordingSmtpServer) -> None:
         self.owner = owner
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.owner.rcpt_reply is not None:
+            return self.owner.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         message = message_from_bytes(raw, policy=policy.default)
@@ -92,6 +101,7 @@ class RecordingSmtpServer:
         self.port = free_port()
         self.messages: list[Received] = []
         self.reject_data = False
+        self.rcpt_reply: str | None = None  # e.g. "550 5.1.1 <x>: Recipient address rejected"
         self.credentials = credentials
         self._arrived = threading.Condition()
         kwargs: dict[str, Any] = {}
