@@ -90,35 +90,37 @@ def verify_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
 async def request_sign_in(
     raw_email: object, client: str, *, mailer: Mailer, secret_key: str, auth: AuthConfig
 ) -> CodeSent:
-    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted.
+    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted and
+    the earlier one stays.
     Its database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     email = normalize_email(raw_email)
     ttl_sec = auth.otp_ttl_sec
     code = otp.generate_code()
-    code_hash, mailed = await run_db_work(_counted_code, email, client, code, secret_key, auth)
+    stored, mailed = await run_db_work(_counted_code, email, client, code, secret_key, auth)
     try:
         await mailer.send_code(email, code, ttl_sec)
     except Exception:
         # Not sent: the code must not stay usable, nor count as a mail to the mailbox. (A
         # cancelled request is not a failure: the mail thread goes on and its code should
         # work when the mail arrives.)
-        await run_db_work(_not_sent, email, code_hash, mailed)
+        await run_db_work(_not_sent, stored, mailed)
         raise
     return CodeSent(email, ttl_sec)
 
 
 def _counted_code(
     email: str, client: str, code: str, secret_key: str, auth: AuthConfig
-) -> tuple[str, int]:
-    """Count the request against its limits (429 past them), then store `code`: its hash and
-    the id of the event that counted it against its mailbox."""
+) -> tuple[otp.StoredCode, int]:
+    """Count the request against its limits (429 past them), then store `code`: the stored
+    code and the id of the event that counted it against its mailbox."""
     mailed, _from_client = hit(request_limits(email, client, auth))
     return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), mailed
 
 
-def _not_sent(email: str, code_hash: str, mailed: int) -> None:
-    """A code whose mail failed: deleted, and uncounted from its mailbox's budget."""
-    otp.discard_code(email, code_hash)
+def _not_sent(stored: otp.StoredCode, mailed: int) -> None:
+    """A code whose mail failed: deleted (the one before it back), and uncounted from its
+    mailbox's budget."""
+    otp.discard_code(stored)
     give_back([mailed])
 
 

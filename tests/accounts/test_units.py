@@ -69,9 +69,9 @@ def test_stored_code_row_holds_only_the_hash(db: None):
 
 
 def test_discard_leaves_a_newer_code_alone(db: None):
-    old_hash = otp.store_code("k", "a@example.com", "111111", ttl_sec=600)
+    old = otp.store_code("k", "a@example.com", "111111", ttl_sec=600)
     otp.store_code("k", "a@example.com", "222222", ttl_sec=600)
-    otp.discard_code("a@example.com", old_hash)
+    otp.discard_code(old)
     otp.consume_code("k", "a@example.com", "222222")  # still there, and it works
 
 
