@@ -3,14 +3,17 @@
 `build_mailer(config.email)` gives the worker's mailer. SMTP runs smtplib in a thread
 (asyncio.to_thread) so the event loop never blocks, over implicit TLS (`smtp_ssl`, SMTPS) or
 with optional STARTTLS (either way certificate and host name verified), and optional login.
-A mail that cannot be sent raises ServiceUnavailable; neither the code nor the SMTP password
-ever reaches a log line or an error message.
+A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
+(an address the server refuses for good) to check the address; the log line adds what the
+server said (its status and words, or the system's error), which only the operator sees.
+Neither the code nor the SMTP password ever reaches a log line or an error message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -84,10 +87,10 @@ class SmtpMailer:
             await asyncio.to_thread(self._deliver, message)
         except (smtplib.SMTPException, OSError) as exc:
             reason = _failure_reason(exc)
-            log.warning("sign-in mail to %s not sent: %s", to_address, reason)
+            said = _scrubbed(_server_said(exc), code, self.config.smtp_password)
+            log.warning("sign-in mail to %s not sent: %s (%s)", to_address, reason, said)
             raise ServiceUnavailable(
-                f"could not send the sign-in email ({reason}); try again later",
-                code="email_delivery_failed",
+                _user_message(exc, reason), code="email_delivery_failed"
             ) from None
 
     def _connect(self) -> smtplib.SMTP:
@@ -124,8 +127,55 @@ _REASONS: list[tuple[type[BaseException], str]] = [
 ]
 
 
+def _refused_for_good(exc: BaseException) -> bool | None:
+    """For a refused recipient: whether the server refused it for good (5xx), else for now."""
+    if not isinstance(exc, smtplib.SMTPRecipientsRefused) or not exc.recipients:
+        return None
+    status = next(iter(exc.recipients.values()))[0]
+    return 500 <= status < 600
+
+
+def _user_message(exc: BaseException, reason: str) -> str:
+    """The 503's message: check the address if the server refused it for good, else later."""
+    if _refused_for_good(exc):
+        return "could not send the sign-in email: the mail server refused this address; check it"
+    return f"could not send the sign-in email ({reason}); try again later"
+
+
+def _server_said(exc: BaseException) -> str:
+    """What the server (or the system) said, for the operator's log: an SMTP reply's status
+    and words, a certificate's verification error, an OS error's text."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        status, refusal = next(iter(exc.recipients.values()))
+        return f"the server said: {status} {refusal.decode(errors='replace')}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        words: bytes | str = exc.smtp_error
+        text = words.decode(errors="replace") if isinstance(words, bytes) else str(words)
+        return f"the server said: {exc.smtp_code} {text}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return str(exc.verify_message or exc.reason)
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    return str(exc) or type(exc).__name__
+
+
+_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
+MAX_SAID_CHARS = 300
+
+
+def _scrubbed(said: str, *secrets: str) -> str:
+    """One log-safe line: no control characters (a reply's lines joined), no secret, bounded."""
+    line = _CONTROL_RUN.sub(" ", said).strip()
+    for secret in secrets:
+        if secret:
+            line = line.replace(secret, "***")
+    return line[:MAX_SAID_CHARS]
+
+
 def _failure_reason(exc: BaseException) -> str:
     """What went wrong, in words safe to show (no message content, no credentials)."""
+    if _refused_for_good(exc) is False:
+        return "the mail server refused the address for now"
     if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
         exc, smtplib.SMTPAuthenticationError
     ):

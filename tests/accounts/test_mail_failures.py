@@ -4,6 +4,7 @@ what the operator learns."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -76,3 +77,55 @@ def test_the_code_before_keeps_its_wrong_tries_when_a_new_one_failed(
     last = client.verify("tries@example.com", wrong).json()["error"]
     assert last["code"] == "too_many_attempts", last
     assert client.verify("tries@example.com", before).status_code == 400
+
+
+def mail_failure_line(client: BoxClient, email: str) -> str:
+    """The box's log line about the failed mail to `email` (one per test)."""
+    pattern = rf"sign-in mail to {re.escape(email)} not sent.*"
+    found = client.server.wait_for_log(pattern)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("user", "reply"),
+    [("relay", "550 5.7.1 <relay@example.com>: Relay access denied"), ("grey", GREYLISTED)],
+)
+def test_the_operator_log_says_what_the_mail_server_answered(
+    client: BoxClient, refusing: RecordingSmtpServer, user: str, reply: str
+):
+    """'refused the recipient' alone leaves the operator guessing (relay denied? greylisted?
+    a typo?): the log line carries the server's own status and words; the person's answer
+    does not (they are the operator's business)."""
+    refusing.rcpt_reply = reply
+    response = client.request_code(f"{user}@example.com")
+    assert response.status_code == 503
+    line = mail_failure_line(client, f"{user}@example.com")
+    assert reply in line, line
+    assert reply.split(" ", 2)[2] not in response.text
+
+
+def test_a_refused_message_is_logged_with_the_servers_words(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    refusing.reject_data = True
+    try:
+        response = client.request_code("content@example.com")
+    finally:
+        refusing.reject_data = False
+    assert response.status_code == 503
+    line = mail_failure_line(client, "content@example.com")
+    assert "554 5.0.0 Transaction failed (test refusal)" in line, line
+
+
+def test_an_address_refused_for_good_is_not_told_to_try_again_later(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    """550 (no such mailbox) will be 550 again: the person should check the address. A 451
+    is for now: trying again later is the right advice."""
+    refusing.rcpt_reply = "550 5.1.1 <nobody@example.com>: Recipient address rejected"
+    for_good = client.request_code("nobody@example.com").json()["error"]["message"]
+    assert "refused this address" in for_good and "try again later" not in for_good
+    refusing.rcpt_reply = GREYLISTED
+    for_now = client.request_code("nobody@example.com").json()["error"]["message"]
+    assert "for now" in for_now and "try again" in for_now
