@@ -16,10 +16,12 @@ import logging
 import re
 import smtplib
 import ssl
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
+from codelace_box.accounts.users import ascii_domain
 from codelace_box.config import EmailConfig
 from codelace_box.errors import ConfigError, ServiceUnavailable
 
@@ -44,15 +46,28 @@ def describe_ttl(ttl_sec: int) -> str:
     return f"{ttl_sec} seconds"
 
 
+_NAMED_ADDRESS = re.compile(r"(.*?)\s*<([^<>]+)>")  # `Name <a@b>`, the name quoted or not
+
+
+def sender(from_address: str) -> Address:
+    """email.from_address with its domain in ASCII (IDNA 2008, as recipients' are): a sender
+    at `bücher.de` would need SMTPUTF8 of every server on the way, and a relay that does not
+    offer it refuses every mail. The display name stays (sent as an encoded word)."""
+    named = _NAMED_ADDRESS.fullmatch(from_address.strip())
+    name, address = named.groups() if named else ("", from_address.strip())
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=name.strip('"'), username=local, domain=ascii_domain(domain))
+
+
 def compose_code_mail(from_address: str, to_address: str, code: str, ttl_sec: int) -> EmailMessage:
     """The plain-text sign-in mail with every header a receiving server expects."""
     message = EmailMessage()
     message["Subject"] = SUBJECT
-    message["From"] = from_address
+    sent_by = sender(from_address)
+    message["From"] = sent_by
     message["To"] = to_address
     message["Date"] = formatdate(usegmt=True)
-    domain = from_address.rpartition("@")[2] or "localhost"
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Message-ID"] = make_msgid(domain=sent_by.domain or "localhost")
     lifetime = describe_ttl(ttl_sec)
     message.set_content(
         f"Your sign-in code is:\n\n    {code}\n\n"
@@ -118,7 +133,6 @@ class SmtpMailer:
 _REASONS: list[tuple[type[BaseException], str]] = [
     (smtplib.SMTPAuthenticationError, "the mail server refused the login"),
     (smtplib.SMTPRecipientsRefused, "the mail server refused the recipient"),
-    (smtplib.SMTPNotSupportedError, "the mail server does not support STARTTLS"),
     (ssl.SSLCertVerificationError, "the mail server's TLS certificate did not verify"),
     (ssl.SSLError, "TLS with the mail server failed"),
     (smtplib.SMTPServerDisconnected, "the mail server closed the connection"),
@@ -176,6 +190,9 @@ def _failure_reason(exc: BaseException) -> str:
     """What went wrong, in words safe to show (no message content, no credentials)."""
     if _refused_for_good(exc) is False:
         return "the mail server refused the address for now"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # STARTTLS, or SMTPUTF8 for the sender
+        wanted = "STARTTLS" if "STARTTLS" in str(exc) else "international (SMTPUTF8) addresses"
+        return f"the mail server does not support {wanted}"
     if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
         exc, smtplib.SMTPAuthenticationError
     ):

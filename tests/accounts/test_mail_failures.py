@@ -129,3 +129,24 @@ def test_an_address_refused_for_good_is_not_told_to_try_again_later(
     refusing.rcpt_reply = GREYLISTED
     for_now = client.request_code("nobody@example.com").json()["error"]["message"]
     assert "for now" in for_now and "try again" in for_now
+
+
+def test_a_from_address_at_an_international_domain_reaches_any_mail_server(
+    box_factory: ServerFactory,
+):
+    """An operator at bücher.test: the sender goes out in its ASCII (IDNA) form, so a server
+    that offers no SMTPUTF8 (as many relays) takes the mail, and the display name is an
+    encoded word, not raw 8-bit bytes in a header."""
+    ascii_only = RecordingSmtpServer(smtputf8=False).start()
+    try:
+        email = smtp_sections(ascii_only) | {"from_address": "Bücherei <anmeldung@bücher.test>"}
+        client = BoxClient(box_factory(email=email), ascii_only)
+        assert client.sign_in("reader@example.com")["email"] == "reader@example.com"
+        mail = ascii_only.wait_for("reader@example.com")
+        assert mail.mail_from == "anmeldung@xn--bcher-kva.test"
+        assert mail.message["From"] == "Bücherei <anmeldung@xn--bcher-kva.test>"
+        assert mail.message["Message-ID"].endswith("@xn--bcher-kva.test>")
+        assert mail.raw.isascii()
+        client.close()
+    finally:
+        ascii_only.stop()

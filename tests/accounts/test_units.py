@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,27 @@ def test_code_mail_headers_and_body():
     assert mail["Content-Transfer-Encoding"] == "7bit" and mail["MIME-Version"] == "1.0"
     assert mail.get_content_type() == "text/plain" and mail.get_content_charset() == "utf-8"
     assert "nobody can sign in without the code" in bytes(mail).decode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("from_address", "header", "envelope"),
+    [
+        ("box@team.test", "box@team.test", "box@team.test"),
+        ("Box <box@team.test>", "Box <box@team.test>", "box@team.test"),
+        ('"Box, Inc." <box@team.test>', '"Box, Inc." <box@team.test>', "box@team.test"),
+        ("Box, Inc. <box@team.test>", '"Box, Inc." <box@team.test>', "box@team.test"),
+        ("Bücher <box@bücher.de>", "Bücher <box@xn--bcher-kva.de>", "box@xn--bcher-kva.de"),
+    ],
+)
+def test_the_sender_is_one_ascii_address_whatever_the_name(
+    from_address: str, header: str, envelope: str
+):
+    """An unquoted comma in the name made the From header two addresses ('Box' and 'Inc.'),
+    and smtplib took 'Box' as the envelope sender; an IDN domain needed SMTPUTF8."""
+    mail = compose_code_mail(from_address, "a@example.com", "042042", 600)
+    assert mail["From"] == header
+    assert [address for _, address in getaddresses([mail["From"]])] == [envelope]
+    assert bytes(mail).isascii()
 
 
 def test_signup_rules():

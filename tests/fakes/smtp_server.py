@@ -3,8 +3,8 @@
 It can refuse recipients (`rcpt_reply`: any status and text) or messages after reading them
 (`reject_data`), require STARTTLS, or speak TLS from the first byte (`implicit_tls`, SMTPS),
 and AUTH, with a self-signed certificate (`make_self_signed_cert`), and hands messages to tests
-as parsed `EmailMessage`s. The codelace-box under test talks to it over TCP like to any mail
-server.
+as parsed `EmailMessage`s; `smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. The
+codelace-box under test talks to it over TCP like to any mail server.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class RecordingSmtpServer:
         tls_context: ssl.SSLContext | None = None,
         credentials: tuple[str, str] | None = None,
         implicit_tls: ssl.SSLContext | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.port = free_port()
         self.messages: list[Received] = []
@@ -104,7 +105,7 @@ class RecordingSmtpServer:
         self.rcpt_reply: str | None = None  # e.g. "550 5.1.1 <x>: Recipient address rejected"
         self.credentials = credentials
         self._arrived = threading.Condition()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}  # False: as SES or Exchange
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
         if implicit_tls is not None:
