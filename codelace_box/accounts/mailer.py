@@ -2,7 +2,8 @@
 
 `build_mailer(config.email)` gives the worker's mailer. SMTP runs smtplib in a thread
 (asyncio.to_thread) so the event loop never blocks, over implicit TLS (`smtp_ssl`, SMTPS) or
-with optional STARTTLS (either way certificate and host name verified), and optional login.
+with optional STARTTLS (either way certificate and host name verified: against the system's
+CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optional login.
 A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
 (an address the server refuses for good) to check the address; the log line adds what the
 server said (its status and words, or the system's error), which only the operator sees.
@@ -112,7 +113,7 @@ class SmtpMailer:
         """A connection that has read the greeting; TLS from the first byte with smtp_ssl."""
         cfg = self.config
         if cfg.smtp_ssl:
-            context = ssl.create_default_context()
+            context = tls_context(cfg)
             return smtplib.SMTP_SSL(
                 cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC, context=context
             )
@@ -123,7 +124,7 @@ class SmtpMailer:
         with self._connect() as smtp:
             smtp.ehlo()
             if cfg.smtp_starttls and not cfg.smtp_ssl:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=tls_context(cfg))
                 smtp.ehlo()
             if cfg.smtp_username:
                 smtp.login(cfg.smtp_username, cfg.smtp_password)
@@ -205,11 +206,26 @@ def _failure_reason(exc: BaseException) -> str:
     return "the mail server is unreachable"
 
 
+def tls_context(config: EmailConfig) -> ssl.SSLContext:
+    """Certificate and host name verified, against `smtp_ca_file` if set (read at each use,
+    so a renewed one is taken without a restart), else the system's CAs."""
+    return ssl.create_default_context(cafile=config.smtp_ca_file or None)
+
+
 def build_mailer(config: EmailConfig) -> Mailer:
-    """The mailer for the configured backend; ConfigError if SMTP lacks a host."""
+    """The mailer for the configured backend; ConfigError if SMTP lacks a host or its CA file
+    cannot be loaded."""
     if config.backend == "smtp":
         if not config.smtp_host:
             raise ConfigError('email.backend = "smtp" needs email.smtp_host')
+        if config.smtp_ca_file:
+            try:
+                tls_context(config)
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+                raise ConfigError(
+                    f"email.smtp_ca_file: cannot load {config.smtp_ca_file}: {reason}"
+                ) from None
         return SmtpMailer(config)
     return ConsoleMailer()
 
@@ -226,8 +242,12 @@ def startup_notice(config: EmailConfig) -> str:
     if config.smtp_ssl:
         tls = "implicit TLS"
     login = "with login" if config.smtp_username else "without login"
+    trust = ""
+    if config.smtp_ca_file and (config.smtp_ssl or config.smtp_starttls):
+        trust = f"; the server's certificate checked against {config.smtp_ca_file}"
     return (
         f"sign-in codes are mailed via SMTP {config.smtp_host}:{config.smtp_port} ({tls}, {login})"
+        + trust
         + _port_hint(config)
     )
 

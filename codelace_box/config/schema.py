@@ -164,6 +164,11 @@ class EmailConfig:
         "Implicit TLS from the first byte (SMTPS, usually port 465); do not combine with "
         "smtp_starttls.",
     )
+    smtp_ca_file: str = _opt(
+        "",
+        "PEM file of the CA (or the self-signed certificate) the SMTP server's certificate "
+        "must chain to, instead of the system's CAs (relative: to this file's folder).",
+    )
     from_address: str = _opt(
         "codelace-box@localhost",
         "From address of sign-in mails.",

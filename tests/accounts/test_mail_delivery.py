@@ -255,3 +255,33 @@ def test_smtp_without_a_host_stops_the_start(tmp_path: Path):
     result = run_cli(config, "serve", timeout=30)
     assert result.returncode == 1
     assert "email.smtp_host" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_relay_with_a_self_signed_certificate_is_trusted_through_smtp_ca_file(
+    box_factory: ServerFactory, tls_smtp: RecordingSmtpServer, cert: tuple[Path, Path]
+):
+    """An office relay with its own certificate: the operator names its PEM (relative to the
+    config file, as the other paths) and only the mail server's check trusts it, not the whole
+    process (as SSL_CERT_FILE would, replacing the CAs every upstream's TLS relies on)."""
+    box = box_factory(email=tls_sections(tls_smtp, CREDENTIALS[1]))
+    copy = box.config.parent / "relay-ca.pem"
+    copy.write_bytes(cert[0].read_bytes())
+    box.stop()
+    with box.config.open("a") as config:
+        config.write('smtp_ca_file = "relay-ca.pem"\n')  # [email] is the file's last section
+    box.start()
+    client = BoxClient(box, tls_smtp)
+    assert client.sign_in("office@example.com")["email"] == "office@example.com"
+    assert tls_smtp.wait_for("office@example.com").tls
+    assert f"certificate checked against {copy}" in box.log_text()
+    client.close()
+
+
+def test_an_smtp_ca_file_that_cannot_be_read_stops_the_start(tmp_path: Path):
+    email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_ca_file": "missing.pem"}
+    sections = base_sections(tmp_path, free_port()) | {"email": email}
+    config = write_config(tmp_path / "codelace.toml", sections)
+    result = run_cli(config, "serve", timeout=30)
+    assert result.returncode == 1
+    assert "email.smtp_ca_file" in result.stderr and "missing.pem" in result.stderr
+    assert "Traceback" not in result.stderr
