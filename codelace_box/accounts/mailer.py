@@ -69,6 +69,7 @@ def compose_code_mail(from_address: str, to_address: str, code: str, ttl_sec: in
     message["To"] = to_address
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=sent_by.domain or "localhost")
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no autoresponder answers it
     lifetime = describe_ttl(ttl_sec)
     message.set_content(
         f"Your sign-in code is:\n\n    {code}\n\n"
@@ -249,6 +250,18 @@ def startup_notice(config: EmailConfig) -> str:
         f"sign-in codes are mailed via SMTP {config.smtp_host}:{config.smtp_port} ({tls}, {login})"
         + trust
         + _port_hint(config)
+        + _sender_hint(config)
+    )
+
+
+def _sender_hint(config: EmailConfig) -> str:
+    """A warning for a From address at no real domain (the default's `localhost`): most relays
+    refuse such a sender and receivers junk it, which shows only as mails that never come."""
+    if "." in sender(config.from_address).domain:
+        return ""
+    return (
+        f"; mail from {config.from_address} is refused or junked by most mail servers: "
+        "set email.from_address to an address at your domain"
     )
 
 

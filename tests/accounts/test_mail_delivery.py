@@ -243,10 +243,21 @@ def test_smtp_ssl_with_starttls_stops_the_start_naming_both_keys(tmp_path: Path)
     ],
 )
 def test_the_startup_notice_names_the_tls_mode_and_a_port_mix_up(email: dict[str, Any], says: str):
-    notice = startup_notice(EmailConfig(backend="smtp", smtp_host="mail.test", **email))
+    sender = {"from_address": "box@team.test"}
+    notice = startup_notice(EmailConfig(backend="smtp", smtp_host="mail.test", **sender, **email))
     assert notice.startswith("sign-in codes are mailed via SMTP mail.test:")
     assert says in notice
     assert ("usually" in notice) == ("usually" in says)
+
+
+@pytest.mark.parametrize("sender", ["codelace-box@localhost", "Box <box@localhost>", "a@box"])
+def test_the_startup_notice_warns_of_a_from_address_no_mail_server_takes(sender: str):
+    """Left at its default (or any host without a dot), the From address is refused by most
+    relays (an unverified sender) and junked by receivers: said at start, not at a bounce."""
+    config = EmailConfig(backend="smtp", smtp_host="mail.test", from_address=sender)
+    assert "set email.from_address to an address at your domain" in startup_notice(config)
+    real = EmailConfig(backend="smtp", smtp_host="mail.test", from_address="Box <box@team.test>")
+    assert "from_address" not in startup_notice(real)
 
 
 def test_smtp_without_a_host_stops_the_start(tmp_path: Path):

@@ -141,6 +141,13 @@ def test_code_mail_headers_and_body():
     assert "nobody can sign in without the code" in bytes(mail).decode("ascii")
 
 
+def test_the_code_mail_says_it_is_automatic():
+    """RFC 3834: out-of-office and other autoresponders answer no mail marked auto-generated
+    (else each sign-in can bounce a vacation reply to the From address)."""
+    mail = compose_code_mail("box@team.test", "a@example.com", "042042", 600)
+    assert mail["Auto-Submitted"] == "auto-generated"
+
+
 @pytest.mark.parametrize(
     ("from_address", "header", "envelope"),
     [
