@@ -4,7 +4,8 @@
 the signup policy (open / domains / invite) and a disabled account are enforced only at
 `complete_sign_in`, after the code proved the caller owns the address. Both steps are rate
 limited per email and per client address (the `auth.otp_*_per_*` counts in any
-`auth.rate_limit_window_sec`), in the database, so all workers share the count. Code requests
+`auth.rate_limit_window_sec`, and per email in any 24 hours), in the database, so all workers
+share the count. Code requests
 count per mailbox: `a+1@x` and `a+2@x` reach the same inbox, so they share `a@x`'s budget of
 mails (each is still its own account), and so do the dotted spellings of a Gmail address. A
 mail the server did not take is given back to its mailbox's budget (nobody got it; after a
@@ -54,13 +55,23 @@ def mailbox(email: str) -> str:
     return f"{base}@{domain}" if base else email
 
 
+MAILBOX_LIMITS = 2  # request_limits' first ones: a mail not sent is given back to them
+
+
 def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
-    """The limits one code request counts against: per mailbox (first), per client address."""
+    """The limits one code request counts against: per mailbox (in a window, in a day: the
+    first MAILBOX_LIMITS), per client address."""
     what, window = "sign-in code requests", auth.rate_limit_window_sec
     inbox = mailbox(email)
     return [
         Limit(
             f"otp-request:email:{inbox}", auth.otp_requests_per_email, window, f"{what} for {inbox}"
+        ),
+        Limit(  # five a window without end were 720 mails a day into one inbox
+            f"otp-request-day:email:{inbox}",
+            auth.otp_requests_per_email_per_day,
+            DAY_SEC,
+            f"{what} for {inbox} in 24 hours",
         ),
         Limit(
             f"otp-request:addr:{client}", auth.otp_requests_per_address, window, f"{what} from here"
@@ -110,18 +121,18 @@ async def request_sign_in(
 
 def _counted_code(
     email: str, client: str, code: str, secret_key: str, auth: AuthConfig
-) -> tuple[otp.StoredCode, int]:
+) -> tuple[otp.StoredCode, list[int]]:
     """Count the request against its limits (429 past them), then store `code`: the stored
-    code and the id of the event that counted it against its mailbox."""
-    mailed, _from_client = hit(request_limits(email, client, auth))
-    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), mailed
+    code and the ids of the events that counted it against its mailbox."""
+    counted = hit(request_limits(email, client, auth))
+    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), counted[:MAILBOX_LIMITS]
 
 
-def _not_sent(stored: otp.StoredCode, mailed: int) -> None:
+def _not_sent(stored: otp.StoredCode, mailed: list[int]) -> None:
     """A code whose mail failed: deleted (the one before it back), and uncounted from its
-    mailbox's budget."""
+    mailbox's budgets."""
     otp.discard_code(stored)
-    give_back([mailed])
+    give_back(mailed)
 
 
 def complete_sign_in(

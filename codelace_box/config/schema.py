@@ -117,6 +117,12 @@ class AuthConfig:
     otp_requests_per_email: int = _opt(
         5, "Sign-in codes mailed to one address per rate_limit_window_sec; more get 429.", minimum=1
     )
+    otp_requests_per_email_per_day: int = _opt(
+        20,
+        "Sign-in codes mailed to one address per 24 hours, whatever the window (bounds the "
+        "mail anyone can make the box send into one inbox).",
+        minimum=1,
+    )
     otp_requests_per_address: int = _opt(
         50, "Sign-in codes asked for from one client address per window.", minimum=1
     )
