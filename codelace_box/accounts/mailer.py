@@ -28,6 +28,7 @@ from codelace_box.errors import ConfigError, ServiceUnavailable
 
 log = logging.getLogger("codelace_box.mail")
 SMTP_TIMEOUT_SEC = 20.0
+QUIT_TIMEOUT_SEC = 2.0  # the message is taken by then: no reason to wait long for a goodbye
 IMPLICIT_TLS_PORT = 465
 PLAIN_PORTS = (25, 587)
 SUBJECT = "Your codelace-box sign-in code"
@@ -122,7 +123,8 @@ class SmtpMailer:
 
     def _deliver(self, message: EmailMessage) -> None:
         cfg = self.config
-        with self._connect() as smtp:
+        smtp = self._connect()
+        try:
             smtp.ehlo()
             if cfg.smtp_starttls and not cfg.smtp_ssl:
                 smtp.starttls(context=tls_context(cfg))
@@ -130,6 +132,20 @@ class SmtpMailer:
             if cfg.smtp_username:
                 smtp.login(cfg.smtp_username, cfg.smtp_password)
             smtp.send_message(message)
+            _say_goodbye(smtp)
+        finally:
+            smtp.close()
+
+
+def _say_goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT after the server took the message (its 250): the mail is on its way, so an odd or
+    late answer fails nothing, and is waited for only briefly."""
+    try:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(QUIT_TIMEOUT_SEC)
+        smtp.quit()
+    except (smtplib.SMTPException, OSError) as exc:
+        log.info("the mail server's answer to QUIT after a sent mail: %s", _server_said(exc))
 
 
 _REASONS: list[tuple[type[BaseException], str]] = [

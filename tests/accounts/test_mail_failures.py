@@ -5,6 +5,7 @@ what the operator learns."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -150,3 +151,23 @@ def test_a_from_address_at_an_international_domain_reaches_any_mail_server(
         client.close()
     finally:
         ascii_only.stop()
+
+
+@pytest.mark.parametrize(("reply", "delay"), [("500 5.5.1 Unknown command", 0.0), ("221 Bye", 8.0)])
+def test_a_mail_the_server_took_is_sent_however_it_answers_quit(
+    client: BoxClient, refusing: RecordingSmtpServer, reply: str, delay: float
+):
+    """Once the server said 250 to the message, the mail is on its way: an odd or slow answer
+    to the QUIT after it must not fail the request (and kill the code in the inbox), nor hold
+    it for the whole SMTP timeout."""
+    refusing.quit_reply, refusing.quit_delay = reply, delay
+    try:
+        started = time.monotonic()
+        response = client.request_code(f"quit{int(delay)}@example.com")
+        took = time.monotonic() - started
+    finally:
+        refusing.quit_reply, refusing.quit_delay = "221 Bye", 0.0
+    assert response.status_code == 200, response.text
+    assert took < 5, f"waited {took:.1f} s for the answer to QUIT"
+    code = refusing.wait_for(f"quit{int(delay)}@example.com").code
+    assert client.verify(f"quit{int(delay)}@example.com", code).status_code == 200

@@ -1,14 +1,16 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
 It can refuse recipients (`rcpt_reply`: any status and text) or messages after reading them
-(`reject_data`), require STARTTLS, or speak TLS from the first byte (`implicit_tls`, SMTPS),
-and AUTH, with a self-signed certificate (`make_self_signed_cert`), and hands messages to tests
-as parsed `EmailMessage`s; `smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. The
-codelace-box under test talks to it over TCP like to any mail server.
+(`reject_data`), answer QUIT late or oddly (`quit_delay`, `quit_reply`), require STARTTLS, or
+speak TLS from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed
+certificate (`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s;
+`smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. The codelace-box under test
+talks to it over TCP like to any mail server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import re
@@ -59,6 +61,10 @@ class _Handler:
     def __init__(self, owner: RecordingSmtpServer) -> None:
         self.owner = owner
 
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.owner.quit_delay)
+        return self.owner.quit_reply
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -103,6 +109,8 @@ class RecordingSmtpServer:
         self.messages: list[Received] = []
         self.reject_data = False
         self.rcpt_reply: str | None = None  # e.g. "550 5.1.1 <x>: Recipient address rejected"
+        self.quit_reply = "221 Bye"  # and after quit_delay seconds
+        self.quit_delay = 0.0
         self.credentials = credentials
         self._arrived = threading.Condition()
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}  # False: as SES or Exchange
