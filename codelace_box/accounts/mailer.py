@@ -22,6 +22,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
+from codelace_box import metrics
 from codelace_box.accounts.users import ascii_domain
 from codelace_box.config import EmailConfig
 from codelace_box.errors import ConfigError, ServiceUnavailable
@@ -85,6 +86,7 @@ class ConsoleMailer:
     """For trying the box out: the code goes to the server log instead of a mailbox."""
 
     async def send_code(self, to_address: str, code: str, ttl_sec: int) -> None:
+        metrics.sign_in_mails("printed").inc()
         log.warning(
             "sign-in code for %s: %s (expires in %s; email.backend = console)",
             to_address,
@@ -103,7 +105,9 @@ class SmtpMailer:
         message = compose_code_mail(self.config.from_address, to_address, code, ttl_sec)
         try:
             await asyncio.to_thread(self._deliver, message)
+            metrics.sign_in_mails("sent").inc()
         except (smtplib.SMTPException, OSError) as exc:
+            metrics.sign_in_mails(failure_outcome(exc)).inc()
             reason = _failure_reason(exc)
             said = _scrubbed(_server_said(exc), code, self.config.smtp_password)
             log.warning("sign-in mail to %s not sent: %s (%s)", to_address, reason, said)
@@ -157,6 +161,29 @@ _REASONS: list[tuple[type[BaseException], str]] = [
     (TimeoutError, "the mail server did not answer in time"),
     (smtplib.SMTPException, "the mail server failed"),
 ]
+
+
+_OUTCOMES: list[tuple[type[BaseException], str]] = [
+    (smtplib.SMTPAuthenticationError, "login_refused"),
+    (smtplib.SMTPNotSupportedError, "unsupported"),
+    (smtplib.SMTPServerDisconnected, "disconnected"),
+    (smtplib.SMTPException, "rejected"),
+    (ssl.SSLError, "tls_failed"),
+    (TimeoutError, "timeout"),
+]
+
+
+def failure_outcome(exc: BaseException) -> str:
+    """The outcome label of a mail not sent (codelace_sign_in_mails_total): refused (a 5xx to
+    the recipient), deferred (any 4xx), login_refused, unsupported, disconnected, rejected
+    (another refusal), tls_failed, timeout or unreachable."""
+    for_good = _refused_for_good(exc)
+    if for_good is not None:
+        return "refused" if for_good else "deferred"
+    status = getattr(exc, "smtp_code", 0)
+    if isinstance(exc, smtplib.SMTPResponseException) and 400 <= status < 500:
+        return "deferred"
+    return next((label for kind, label in _OUTCOMES if isinstance(exc, kind)), "unreachable")
 
 
 def _refused_for_good(exc: BaseException) -> bool | None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.accounts.conftest import BoxClient, ServerFactory, smtp_sections
 from tests.fakes.smtp_server import RecordingSmtpServer
@@ -171,3 +172,31 @@ def test_a_mail_the_server_took_is_sent_however_it_answers_quit(
     assert took < 5, f"waited {took:.1f} s for the answer to QUIT"
     code = refusing.wait_for(f"quit{int(delay)}@example.com").code
     assert client.verify(f"quit{int(delay)}@example.com", code).status_code == 200
+
+
+def mail_counts(client: BoxClient) -> dict[str, float]:
+    """codelace_sign_in_mails_total by outcome, from the box's /metrics (scraped from loopback)."""
+    answer = client.http.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "codelace_sign_in_mails_total":
+                counts[sample.labels["outcome"]] = sample.value
+    return counts
+
+
+def test_the_metrics_count_sign_in_mails_by_outcome(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    """A mail outage stops every sign-in; the operator's dashboard and alerts see it as such
+    (deferred, refused, unreachable...), not only as 503s on a route among others."""
+    before = mail_counts(client)
+    client.mailed_code("counted@example.com")
+    refusing.rcpt_reply = GREYLISTED
+    client.request_code("counted@example.com")
+    refusing.rcpt_reply = "550 5.1.1 <counted@example.com>: Recipient address rejected"
+    client.request_code("counted@example.com")
+    after = mail_counts(client)
+    grew = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+    assert grew == {"sent": 1, "deferred": 1, "refused": 1}
