@@ -163,6 +163,12 @@ _REASONS: list[tuple[type[BaseException], str]] = [
 ]
 
 
+_MISSING = {  # an extension the server does not offer, by smtplib's word for it
+    "STARTTLS": "the mail server does not support STARTTLS",
+    "AUTH": "the mail server does not offer login (SMTP AUTH)",  # many: only after STARTTLS
+    "SMTPUTF8": "the mail server does not support international (SMTPUTF8) addresses",
+    "": "the mail server does not support what the mail needs",
+}
 _OUTCOMES: list[tuple[type[BaseException], str]] = [
     (smtplib.SMTPAuthenticationError, "login_refused"),
     (smtplib.SMTPNotSupportedError, "unsupported"),
@@ -235,9 +241,8 @@ def _failure_reason(exc: BaseException) -> str:
     """What went wrong, in words safe to show (no message content, no credentials)."""
     if _refused_for_good(exc) is False:
         return "the mail server refused the address for now"
-    if isinstance(exc, smtplib.SMTPNotSupportedError):  # STARTTLS, or SMTPUTF8 for the sender
-        wanted = "STARTTLS" if "STARTTLS" in str(exc) else "international (SMTPUTF8) addresses"
-        return f"the mail server does not support {wanted}"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # smtplib says which extension
+        return _MISSING.get(next((w for w in _MISSING if w in str(exc)), ""), _MISSING[""])
     if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
         exc, smtplib.SMTPAuthenticationError
     ):
@@ -293,7 +298,24 @@ def startup_notice(config: EmailConfig) -> str:
         f"sign-in codes are mailed via SMTP {config.smtp_host}:{config.smtp_port} ({tls}, {login})"
         + trust
         + _port_hint(config)
+        + _clear_password_hint(config)
         + _sender_hint(config)
+    )
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _clear_password_hint(config: EmailConfig) -> str:
+    """A warning for a login with no TLS to another machine: the password crosses the network
+    readable by anyone on the way."""
+    if not config.smtp_username or config.smtp_ssl or config.smtp_starttls:
+        return ""
+    if config.smtp_host in LOOPBACK_HOSTS or config.smtp_host.startswith("127."):
+        return ""
+    return (
+        "; the SMTP password goes over the network unencrypted: set email.smtp_starttls "
+        "or email.smtp_ssl"
     )
 
 

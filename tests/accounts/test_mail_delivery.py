@@ -260,6 +260,23 @@ def test_the_startup_notice_warns_of_a_from_address_no_mail_server_takes(sender:
     assert "from_address" not in startup_notice(real)
 
 
+@pytest.mark.parametrize(
+    ("email", "warned"),
+    [
+        ({"smtp_host": "mail.team.test", "smtp_starttls": False}, True),
+        ({"smtp_host": "mail.team.test", "smtp_starttls": True}, False),
+        ({"smtp_host": "mail.team.test", "smtp_ssl": True, "smtp_starttls": False}, False),
+        ({"smtp_host": "127.0.0.1", "smtp_starttls": False}, False),
+        ({"smtp_host": "localhost", "smtp_starttls": False}, False),
+    ],
+)
+def test_the_startup_notice_warns_of_a_password_sent_in_the_clear(
+    email: dict[str, Any], warned: bool
+):
+    config = EmailConfig(backend="smtp", smtp_username="u", smtp_password="p", **email)
+    assert ("password goes over the network unencrypted" in startup_notice(config)) == warned
+
+
 def test_smtp_without_a_host_stops_the_start(tmp_path: Path):
     sections = base_sections(tmp_path, free_port()) | {"email": {"backend": "smtp"}}
     config = write_config(tmp_path / "codelace.toml", sections)

@@ -200,3 +200,17 @@ def test_the_metrics_count_sign_in_mails_by_outcome(
     after = mail_counts(client)
     grew = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
     assert grew == {"sent": 1, "deferred": 1, "refused": 1}
+
+
+def test_a_login_the_server_does_not_offer_is_named_as_such(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+):
+    """smtp_username set for a server that offers no AUTH (as most offer it only after
+    STARTTLS): the answer and log named STARTTLS, which was not even asked for."""
+    email = smtp_sections(smtp) | {"smtp_username": "u", "smtp_password": "login-pa55"}
+    client = BoxClient(box_factory(email=email), smtp)
+    response = client.request_code("nologin@example.com")
+    assert response.status_code == 503
+    message = response.json()["error"]["message"]
+    assert "does not offer login (SMTP AUTH)" in message and "STARTTLS" not in message
+    client.close()
