@@ -17,6 +17,7 @@ from codelace_box.accounts.ratelimit import Limit, give_back, hit
 from codelace_box.accounts.signin import check_signup_allowed, mailbox, request_limits
 from codelace_box.accounts.users import normalize_email
 from codelace_box.config import AuthConfig
+from codelace_box.config.loading import config_from_data
 from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import OtpCode, RateEvent
@@ -167,6 +168,16 @@ def test_the_sender_is_one_ascii_address_whatever_the_name(
     assert mail["From"] == header
     assert [address for _, address in getaddresses([mail["From"]])] == [envelope]
     assert bytes(mail).isascii()
+
+
+def test_an_international_domain_may_be_listed_as_it_is_written():
+    """`allowed_email_domains = ["bücher.de"]` stopped the start with 'must be domain names
+    like example.com' (it is one): listed in Unicode, it is taken in the ASCII form the
+    addresses are compared in."""
+    data = {"auth": {"signup": "domains", "allowed_email_domains": ["Bücher.de", "team.com"]}}
+    auth = config_from_data(data, None, {}).auth
+    assert auth.allowed_email_domains == ["xn--bcher-kva.de", "team.com"]
+    check_signup_allowed(normalize_email("leser@BÜCHER.de"), auth)
 
 
 def test_signup_rules():
