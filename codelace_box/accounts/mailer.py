@@ -279,6 +279,12 @@ def build_mailer(config: EmailConfig) -> Mailer:
     return ConsoleMailer()
 
 
+def startup_level(config: EmailConfig) -> int:
+    """The level of the start line: a warning for the console backend and for any hint."""
+    hints = _port_hint(config) + _clear_password_hint(config) + _sender_hint(config)
+    return logging.WARNING if config.backend == "console" or hints else logging.INFO
+
+
 def startup_notice(config: EmailConfig) -> str:
     """The line `serve` logs at start about where sign-in codes go (loud for console)."""
     build_mailer(config)

@@ -313,3 +313,16 @@ def test_an_smtp_ca_file_that_cannot_be_read_stops_the_start(tmp_path: Path):
     assert result.returncode == 1
     assert "email.smtp_ca_file" in result.stderr and "missing.pem" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_start_line_that_warns_of_the_mail_setup_is_a_warning(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+):
+    """A hint that mail will be refused or junked (or a port mix-up) logged at INFO is lost to
+    an operator whose log shows warnings only; a plain SMTP setup stays at INFO."""
+    warned = box_factory(email=smtp_sections(smtp) | {"from_address": "codelace-box@localhost"})
+    line = warned.wait_for_log(r".*sign-in codes are mailed via SMTP.*")[0]
+    assert "WARNING" in line and "set email.from_address" in line
+    plain = box_factory(email=smtp_sections(smtp))
+    line = plain.wait_for_log(r".*sign-in codes are mailed via SMTP.*")[0]
+    assert "INFO" in line and "WARNING" not in line
