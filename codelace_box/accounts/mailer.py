@@ -13,6 +13,7 @@ Neither the code nor the SMTP password ever reaches a log line or an error messa
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import smtplib
@@ -134,11 +135,37 @@ class SmtpMailer:
                 smtp.starttls(context=tls_context(cfg))
                 smtp.ehlo()
             if cfg.smtp_username:
-                smtp.login(cfg.smtp_username, cfg.smtp_password)
+                _login(smtp, cfg.smtp_username, cfg.smtp_password)
             smtp.send_message(message)
             _say_goodbye(smtp)
         finally:
             smtp.close()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """smtplib's login; credentials beyond ASCII (which smtplib cannot encode: a 500 on every
+    sign-in) go as UTF-8 over AUTH PLAIN (RFC 4616) or LOGIN, whichever the server offers."""
+    if (username + password).isascii():
+        smtp.login(username, password)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    if "PLAIN" in offered:
+        status, reply = smtp.docmd("AUTH", "PLAIN " + _b64(f"\0{username}\0{password}"))
+    elif "LOGIN" in offered:
+        status, reply = smtp.docmd("AUTH", "LOGIN " + _b64(username))
+        if status == 334:
+            status, reply = smtp.docmd(_b64(password))
+    else:
+        raise smtplib.SMTPAuthenticationError(504, b"no PLAIN or LOGIN for a UTF-8 password")
+    if status not in (235, 503):  # 503: already signed in, as smtplib takes it
+        raise smtplib.SMTPAuthenticationError(status, reply)
 
 
 def _say_goodbye(smtp: smtplib.SMTP) -> None:

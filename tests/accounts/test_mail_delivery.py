@@ -326,3 +326,25 @@ def test_a_start_line_that_warns_of_the_mail_setup_is_a_warning(
     plain = box_factory(email=smtp_sections(smtp))
     line = plain.wait_for_log(r".*sign-in codes are mailed via SMTP.*")[0]
     assert "INFO" in line and "WARNING" not in line
+
+
+def test_a_password_beyond_ascii_logs_in(box_factory: ServerFactory, cert: tuple[Path, Path]):
+    """AUTH PLAIN carries UTF-8 (RFC 4616), but smtplib encodes credentials as ASCII: a
+    password with an umlaut or a euro sign failed every sign-in with a 500."""
+    credentials = ("mailer@box.test", "grüße-aus-köln-€5")
+    server = RecordingSmtpServer(tls_context=server_tls_context(*cert), credentials=credentials)
+    server.start()
+    try:
+        email = tls_sections(server, credentials[1])
+        box = box_factory(email=email, env={"SSL_CERT_FILE": str(cert[0])})
+        client = BoxClient(box, server)
+        assert client.sign_in("umlaut@example.com")["email"] == "umlaut@example.com"
+        assert server.wait_for("umlaut@example.com").auth_login == credentials[0]
+        assert credentials[1] not in box.log_text()
+        client.close()
+        wrong = tls_sections(server, "grüße-aus-bonn")
+        client = BoxClient(box_factory(email=wrong, env={"SSL_CERT_FILE": str(cert[0])}), server)
+        assert_mail_failed(client.request_code("umlaut@example.com"), "refused the login")
+        client.close()
+    finally:
+        server.stop()
