@@ -6,8 +6,8 @@ with optional STARTTLS (either way certificate and host name verified: against t
 CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optional login.
 A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
 (an address the server refuses for good) to check the address; the log line adds what the
-server said (its status and words, or the system's error), which only the operator sees.
-Neither the code nor the SMTP password ever reaches a log line or an error message.
+server said (its status and words, or the system's error), which only the operator sees
+(mail_errors.py reads the failures). Neither the code nor the SMTP password ever reaches a log line or an error message.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ from email.utils import formatdate, make_msgid
 from typing import Protocol
 
 from codelace_box import metrics
+from codelace_box.accounts.mail_errors import (
+    failure_outcome,
+    failure_reason,
+    scrubbed,
+    server_said,
+    user_message,
+)
 from codelace_box.accounts.users import ascii_domain
 from codelace_box.config import EmailConfig
 from codelace_box.errors import ConfigError, ServiceUnavailable
@@ -109,11 +116,11 @@ class SmtpMailer:
             metrics.sign_in_mails("sent").inc()
         except (smtplib.SMTPException, OSError) as exc:
             metrics.sign_in_mails(failure_outcome(exc)).inc()
-            reason = _failure_reason(exc)
-            said = _scrubbed(_server_said(exc), code, self.config.smtp_password)
+            reason = failure_reason(exc)
+            said = scrubbed(server_said(exc), code, self.config.smtp_password)
             log.warning("sign-in mail to %s not sent: %s (%s)", to_address, reason, said)
             raise ServiceUnavailable(
-                _user_message(exc, reason), code="email_delivery_failed"
+                user_message(exc, reason), code="email_delivery_failed"
             ) from None
 
     def _connect(self) -> smtplib.SMTP:
@@ -176,110 +183,7 @@ def _say_goodbye(smtp: smtplib.SMTP) -> None:
             smtp.sock.settimeout(QUIT_TIMEOUT_SEC)
         smtp.quit()
     except (smtplib.SMTPException, OSError) as exc:
-        log.info("the mail server's answer to QUIT after a sent mail: %s", _server_said(exc))
-
-
-_REASONS: list[tuple[type[BaseException], str]] = [
-    (smtplib.SMTPAuthenticationError, "the mail server refused the login"),
-    (smtplib.SMTPRecipientsRefused, "the mail server refused the recipient"),
-    (ssl.SSLCertVerificationError, "the mail server's TLS certificate did not verify"),
-    (ssl.SSLError, "TLS with the mail server failed"),
-    (smtplib.SMTPServerDisconnected, "the mail server closed the connection"),
-    (TimeoutError, "the mail server did not answer in time"),
-    (smtplib.SMTPException, "the mail server failed"),
-]
-
-
-_MISSING = {  # an extension the server does not offer, by smtplib's word for it
-    "STARTTLS": "the mail server does not support STARTTLS",
-    "AUTH": "the mail server does not offer login (SMTP AUTH)",  # many: only after STARTTLS
-    "SMTPUTF8": "the mail server does not support international (SMTPUTF8) addresses",
-    "": "the mail server does not support what the mail needs",
-}
-_OUTCOMES: list[tuple[type[BaseException], str]] = [
-    (smtplib.SMTPAuthenticationError, "login_refused"),
-    (smtplib.SMTPNotSupportedError, "unsupported"),
-    (smtplib.SMTPServerDisconnected, "disconnected"),
-    (smtplib.SMTPException, "rejected"),
-    (ssl.SSLError, "tls_failed"),
-    (TimeoutError, "timeout"),
-]
-
-
-def failure_outcome(exc: BaseException) -> str:
-    """The outcome label of a mail not sent (codelace_sign_in_mails_total): refused (a 5xx to
-    the recipient), deferred (any 4xx), login_refused, unsupported, disconnected, rejected
-    (another refusal), tls_failed, timeout or unreachable."""
-    for_good = _refused_for_good(exc)
-    if for_good is not None:
-        return "refused" if for_good else "deferred"
-    status = getattr(exc, "smtp_code", 0)
-    if isinstance(exc, smtplib.SMTPResponseException) and 400 <= status < 500:
-        return "deferred"
-    return next((label for kind, label in _OUTCOMES if isinstance(exc, kind)), "unreachable")
-
-
-def _refused_for_good(exc: BaseException) -> bool | None:
-    """For a refused recipient: whether the server refused it for good (5xx), else for now."""
-    if not isinstance(exc, smtplib.SMTPRecipientsRefused) or not exc.recipients:
-        return None
-    status = next(iter(exc.recipients.values()))[0]
-    return 500 <= status < 600
-
-
-def _user_message(exc: BaseException, reason: str) -> str:
-    """The 503's message: check the address if the server refused it for good, else later."""
-    if _refused_for_good(exc):
-        return "could not send the sign-in email: the mail server refused this address; check it"
-    return f"could not send the sign-in email ({reason}); try again later"
-
-
-def _server_said(exc: BaseException) -> str:
-    """What the server (or the system) said, for the operator's log: an SMTP reply's status
-    and words, a certificate's verification error, an OS error's text."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
-        status, refusal = next(iter(exc.recipients.values()))
-        return f"the server said: {status} {refusal.decode(errors='replace')}"
-    if isinstance(exc, smtplib.SMTPResponseException):
-        words: bytes | str = exc.smtp_error
-        text = words.decode(errors="replace") if isinstance(words, bytes) else str(words)
-        return f"the server said: {exc.smtp_code} {text}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return str(exc.verify_message or exc.reason)
-    if isinstance(exc, ssl.SSLError):
-        return str(exc.reason or exc)
-    return str(exc) or type(exc).__name__
-
-
-_CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f]+")
-MAX_SAID_CHARS = 300
-
-
-def _scrubbed(said: str, *secrets: str) -> str:
-    """One log-safe line: no control characters (a reply's lines joined), no secret, bounded."""
-    line = _CONTROL_RUN.sub(" ", said).strip()
-    for secret in secrets:
-        if secret:
-            line = line.replace(secret, "***")
-    return line[:MAX_SAID_CHARS]
-
-
-def _failure_reason(exc: BaseException) -> str:
-    """What went wrong, in words safe to show (no message content, no credentials)."""
-    if _refused_for_good(exc) is False:
-        return "the mail server refused the address for now"
-    if isinstance(exc, smtplib.SMTPNotSupportedError):  # smtplib says which extension
-        return _MISSING.get(next((w for w in _MISSING if w in str(exc)), ""), _MISSING[""])
-    if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
-        exc, smtplib.SMTPAuthenticationError
-    ):
-        return f"the mail server answered {exc.smtp_code}"
-    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
-        return "TLS with the mail server failed: it does not speak TLS on this port"
-    for kind, reason in _REASONS:
-        if isinstance(exc, kind):
-            return reason
-    return "the mail server is unreachable"
+        log.info("the mail server's answer to QUIT after a sent mail: %s", server_said(exc))
 
 
 def tls_context(config: EmailConfig) -> ssl.SSLContext:
