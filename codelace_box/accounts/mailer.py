@@ -7,7 +7,8 @@ CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optio
 A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
 (an address the server refuses for good) to check the address; the log line adds what the
 server said (its status and words, or the system's error), which only the operator sees
-(mail_errors.py reads the failures). Neither the code nor the SMTP password ever reaches a log line or an error message.
+(mail_errors.py reads the failures). Neither the code nor the SMTP password ever reaches a
+log line or an error message.
 """
 
 from __future__ import annotations
