@@ -5,11 +5,11 @@ the signup policy (open / domains / invite) and a disabled account are enforced 
 `complete_sign_in`, after the code proved the caller owns the address. Both steps are rate
 limited per email and per client address (the `auth.otp_*_per_*` counts in any
 `auth.rate_limit_window_sec`, and per email in any 24 hours), in the database, so all workers
-share the count. Code requests
-count per mailbox: `a+1@x` and `a+2@x` reach the same inbox, so they share `a@x`'s budget of
-mails (each is still its own account), and so do the dotted spellings of a Gmail address. A
-mail the server did not take is given back to its mailbox's budget (nobody got it; after a
-mail outage the person gets a code at once), not to the client address's.
+share the count. Code requests count per mailbox: `a+1@x` and `a+2@x` reach the same inbox,
+so they share `a@x`'s budget of mails (each is still its own account), and so do the dotted
+spellings of a Gmail address. A mail the server did not take is given back to its mailbox's
+budgets (nobody got it; after a mail outage the person gets a code at once), not to the
+client address's.
 """
 
 from __future__ import annotations
