@@ -178,7 +178,11 @@ class EmailConfig:
     from_address: str = _opt(
         "codelace-box@localhost",
         "From address of sign-in mails.",
-        pattern=(r"[^@\s]+@[^@\s]+|.*<[^@\s<>]+@[^@\s<>]+>", "an email address"),
+        pattern=(
+            r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+"
+            r"|[^\x00-\x1f\x7f<>]*<[^@\s\x00-\x1f\x7f<>]+@[^@\s\x00-\x1f\x7f<>]+>",
+            "an email address, with a display name or not (no control characters)",
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from codelace_box.config.loading import config_from_data
 from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import OtpCode, RateEvent
-from codelace_box.errors import InvalidRequest, PermissionDenied, RateLimited
+from codelace_box.errors import ConfigError, InvalidRequest, PermissionDenied, RateLimited
 
 
 @pytest.fixture
@@ -178,6 +178,17 @@ def test_an_international_domain_may_be_listed_as_it_is_written():
     auth = config_from_data(data, None, {}).auth
     assert auth.allowed_email_domains == ["xn--bcher-kva.de", "team.com"]
     check_signup_allowed(normalize_email("leser@BÜCHER.de"), auth)
+
+
+@pytest.mark.parametrize(
+    "sender", ["Box\rBcc: victim@x.io <box@team.test>", "Box\r <box@team.test>", "b\x00x@team.test"]
+)
+def test_a_from_address_with_control_characters_stops_the_start(sender: str):
+    """A carriage return in the display name passed the config's check, then every sign-in
+    was a 500 (the mail library refuses CR or LF in an address): refused at start instead."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_data({"email": {"from_address": sender}}, None, {})
+    assert "email.from_address" in str(caught.value)
 
 
 def test_signup_rules():
