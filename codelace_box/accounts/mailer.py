@@ -3,7 +3,8 @@
 `build_mailer(config.email)` gives the worker's mailer. SMTP runs smtplib in a thread
 (asyncio.to_thread) so the event loop never blocks, over implicit TLS (`smtp_ssl`, SMTPS) or
 with optional STARTTLS (either way certificate and host name verified: against the system's
-CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optional login.
+CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optional login,
+within `smtp_timeout_sec` in all (a Deadline ends the exchange however the server stalls).
 A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
 (an address the server refuses for good) to check the address; the log line adds what the
 server said (its status and words, or the system's error), which only the operator sees
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import re
 import smtplib
+import socket
 import ssl
+import threading
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -124,30 +128,66 @@ class SmtpMailer:
                 user_message(exc, reason), code="email_delivery_failed"
             ) from None
 
-    def _connect(self) -> smtplib.SMTP:
-        """A connection that has read the greeting; TLS from the first byte with smtp_ssl."""
-        cfg = self.config
-        if cfg.smtp_ssl:
-            context = tls_context(cfg)
-            return smtplib.SMTP_SSL(
-                cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC, context=context
-            )
-        return smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC)
-
     def _deliver(self, message: EmailMessage) -> None:
+        """One SMTP exchange, ended by a Deadline after smtp_timeout_sec whatever the server
+        does (each read also times out on its own, after SMTP_TIMEOUT_SEC at most)."""
         cfg = self.config
-        smtp = self._connect()
-        try:
+        each = min(SMTP_TIMEOUT_SEC, float(cfg.smtp_timeout_sec))
+        smtp: smtplib.SMTP
+        if cfg.smtp_ssl:
+            smtp = smtplib.SMTP_SSL(timeout=each, context=tls_context(cfg))
+        else:
+            smtp = smtplib.SMTP(timeout=each)
+        with Deadline(smtp, cfg.smtp_timeout_sec) as deadline:
+            try:
+                self._exchange(smtp, message)
+            except (smtplib.SMTPException, OSError) as exc:
+                if deadline.passed:
+                    raise TimeoutError(f"over {cfg.smtp_timeout_sec} s in all") from exc
+                raise
+            finally:
+                smtp.close()
+
+    def _exchange(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
+        cfg = self.config
+        # Made without a host (so the Deadline sees the socket while the greeting is read):
+        # the name TLS checks the certificate against is the one smtplib keeps from __init__.
+        smtp._host = cfg.smtp_host  # type: ignore[attr-defined]
+        smtp.connect(cfg.smtp_host, cfg.smtp_port)  # and read the greeting
+        smtp.ehlo()
+        if cfg.smtp_starttls and not cfg.smtp_ssl:
+            smtp.starttls(context=tls_context(cfg))
             smtp.ehlo()
-            if cfg.smtp_starttls and not cfg.smtp_ssl:
-                smtp.starttls(context=tls_context(cfg))
-                smtp.ehlo()
-            if cfg.smtp_username:
-                _login(smtp, cfg.smtp_username, cfg.smtp_password)
-            smtp.send_message(message)
-            _say_goodbye(smtp)
-        finally:
-            smtp.close()
+        if cfg.smtp_username:
+            _login(smtp, cfg.smtp_username, cfg.smtp_password)
+        smtp.send_message(message)
+        _say_goodbye(smtp)
+
+
+class Deadline:
+    """Ends an SMTP exchange that outlasts `seconds` in all (a server answering each step just
+    within the read timeout, or a greeting without end): a timer shuts the connection's socket
+    down, the blocked read returns, and `passed` tells the failure was the deadline's."""
+
+    def __init__(self, smtp: smtplib.SMTP, seconds: float) -> None:
+        self.smtp = smtp
+        self.passed = False
+        self._timer = threading.Timer(seconds, self._end)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _end(self) -> None:
+        self.passed = True
+        sock = self.smtp.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # the plain socket's, under any TLS layer
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _b64(text: str) -> str:

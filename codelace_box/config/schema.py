@@ -170,6 +170,13 @@ class EmailConfig:
         "Implicit TLS from the first byte (SMTPS, usually port 465); do not combine with "
         "smtp_starttls.",
     )
+    smtp_timeout_sec: int = _opt(
+        30,
+        "Longest a sign-in mail may take with the SMTP server, connecting included; past it "
+        "the code request gets a 503.",
+        minimum=1,
+        maximum=300,
+    )
     smtp_ca_file: str = _opt(
         "",
         "PEM file of the CA (or the self-signed certificate) the SMTP server's certificate "

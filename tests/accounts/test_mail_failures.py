@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.accounts.conftest import BoxClient, ServerFactory, smtp_sections
-from tests.fakes.smtp_server import RecordingSmtpServer
+from tests.fakes.smtp_server import RecordingSmtpServer, TarpitSmtpServer
 
 pytestmark = pytest.mark.timeout(90)
 GREYLISTED = "451 4.7.1 Recipient address rejected: Greylisted, try again in 5 minutes"
@@ -214,3 +214,26 @@ def test_a_login_the_server_does_not_offer_is_named_as_such(
     message = response.json()["error"]["message"]
     assert "does not offer login (SMTP AUTH)" in message and "STARTTLS" not in message
     client.close()
+
+
+def test_a_mail_server_that_never_finishes_answering_costs_the_request_a_bounded_wait(
+    box_factory: ServerFactory,
+):
+    """Each line within the read timeout, never the last one: the code request hung for as
+    long as the server kept talking (past a minute: the person's page spun, the client gave
+    up first). email.smtp_timeout_sec bounds the whole exchange, connecting included."""
+    tarpit = TarpitSmtpServer().start()
+    try:
+        email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": tarpit.port}
+        email |= {"smtp_starttls": False, "from_address": "box@team.test", "smtp_timeout_sec": 2}
+        client = BoxClient(box_factory(email=email), None)
+        started = time.monotonic()
+        response = client.request_code("tarpit@example.com")
+        took = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert "did not answer in time" in response.json()["error"]["message"]
+        assert 1.5 < took < 6, f"took {took:.1f} s"
+        assert mail_counts(client).get("timeout") == 1
+        client.close()
+    finally:
+        tarpit.stop()

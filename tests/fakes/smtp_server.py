@@ -14,6 +14,7 @@ import asyncio
 import datetime
 import ipaddress
 import re
+import socket
 import ssl
 import threading
 import time
@@ -218,3 +219,39 @@ def server_tls_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
     return context
+
+
+class TarpitSmtpServer:
+    """A mail server that greets without end: a "220-" continuation line every `every`
+    seconds, never the last line (a tarpit, or one hung halfway). Each line comes well within
+    any read timeout, so only a deadline on the whole exchange ends it."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.port = free_port()
+        self.every = every
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._stopped = threading.Event()
+
+    def start(self) -> TarpitSmtpServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            threading.Thread(target=self._stutter, args=(connection,), daemon=True).start()
+
+    def _stutter(self, connection: socket.socket) -> None:
+        with connection:
+            while not self._stopped.wait(self.every):
+                try:
+                    connection.sendall(b"220-please wait\r\n")
+                except OSError:  # the client hung up
+                    return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._listener.close()
