@@ -92,6 +92,9 @@ OVERHEAD = Histogram(
     "the upstream (and, streaming, on the client to take the bytes).",
     ["route"], buckets=OVERHEAD_BUCKETS,
 )  # fmt: skip
+SIGN_IN_MAILS = Counter(
+    "codelace_sign_in_mails", "Sign-in code mails by outcome: sent, or why not.", ["outcome"]
+)
 ACTIVE_STREAMS = Gauge(
     "codelace_active_streams", "Streams being relayed now.", multiprocess_mode="livesum"
 )
@@ -229,6 +232,7 @@ upstream_errors: Children[Counter] = Children(UPSTREAM_ERRORS)
 first_byte: Children[Histogram] = Children(FIRST_BYTE)
 total: Children[Histogram] = Children(TOTAL)
 overhead: Children[Histogram] = Children(OVERHEAD)
+sign_in_mails: Children[Counter] = Children(SIGN_IN_MAILS)
 
 
 # The codes an upstream failure is counted under: the box's own (errors.py, gateway/,

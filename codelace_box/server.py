@@ -25,6 +25,7 @@ from sanic.worker.loader import AppLoader
 
 from codelace_box import metrics
 from codelace_box.accounts.mailer import build_mailer
+from codelace_box.accounts.mailer import startup_level as mail_startup_level
 from codelace_box.accounts.mailer import startup_notice as mail_startup_notice
 from codelace_box.api import (
     accounts,
@@ -381,8 +382,7 @@ def serve(config: Config) -> None:
     raise_open_files_limit()
     _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
-    console_mail = config.email.backend == "console"
-    log.log(logging.WARNING if console_mail else logging.INFO, mail_startup_notice(config.email))
+    log.log(mail_startup_level(config.email), mail_startup_notice(config.email))
     if exposed := readable_secrets_notice(config):
         log.warning(exposed)
     loader = AppLoader(factory=partial(create_app, config))

@@ -2,26 +2,47 @@
 
 `build_mailer(config.email)` gives the worker's mailer. SMTP runs smtplib in a thread
 (asyncio.to_thread) so the event loop never blocks, over implicit TLS (`smtp_ssl`, SMTPS) or
-with optional STARTTLS (either way certificate and host name verified), and optional login.
-A mail that cannot be sent raises ServiceUnavailable; neither the code nor the SMTP password
-ever reaches a log line or an error message.
+with optional STARTTLS (either way certificate and host name verified: against the system's
+CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optional login,
+within `smtp_timeout_sec` in all (a Deadline ends the exchange however the server stalls).
+A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
+(an address the server refuses for good) to check the address; the log line adds what the
+server said (its status and words, or the system's error), which only the operator sees
+(mail_errors.py reads the failures). Neither the code nor the SMTP password ever reaches a
+log line or an error message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import logging
+import re
 import smtplib
+import socket
 import ssl
+import threading
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
+from codelace_box import metrics
+from codelace_box.accounts.mail_errors import (
+    failure_outcome,
+    failure_reason,
+    scrubbed,
+    server_said,
+    user_message,
+)
+from codelace_box.accounts.users import ascii_domain
 from codelace_box.config import EmailConfig
 from codelace_box.errors import ConfigError, ServiceUnavailable
 
 log = logging.getLogger("codelace_box.mail")
 SMTP_TIMEOUT_SEC = 20.0
+QUIT_TIMEOUT_SEC = 2.0  # the message is taken by then: no reason to wait long for a goodbye
 IMPLICIT_TLS_PORT = 465
 PLAIN_PORTS = (25, 587)
 SUBJECT = "Your codelace-box sign-in code"
@@ -41,15 +62,29 @@ def describe_ttl(ttl_sec: int) -> str:
     return f"{ttl_sec} seconds"
 
 
+_NAMED_ADDRESS = re.compile(r"(.*?)\s*<([^<>]+)>")  # `Name <a@b>`, the name quoted or not
+
+
+def sender(from_address: str) -> Address:
+    """email.from_address with its domain in ASCII (IDNA 2008, as recipients' are): a sender
+    at `bücher.de` would need SMTPUTF8 of every server on the way, and a relay that does not
+    offer it refuses every mail. The display name stays (sent as an encoded word)."""
+    named = _NAMED_ADDRESS.fullmatch(from_address.strip())
+    name, address = named.groups() if named else ("", from_address.strip())
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=name.strip('"'), username=local, domain=ascii_domain(domain))
+
+
 def compose_code_mail(from_address: str, to_address: str, code: str, ttl_sec: int) -> EmailMessage:
     """The plain-text sign-in mail with every header a receiving server expects."""
     message = EmailMessage()
     message["Subject"] = SUBJECT
-    message["From"] = from_address
+    sent_by = sender(from_address)
+    message["From"] = sent_by
     message["To"] = to_address
     message["Date"] = formatdate(usegmt=True)
-    domain = from_address.rpartition("@")[2] or "localhost"
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Message-ID"] = make_msgid(domain=sent_by.domain or "localhost")
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no autoresponder answers it
     lifetime = describe_ttl(ttl_sec)
     message.set_content(
         f"Your sign-in code is:\n\n    {code}\n\n"
@@ -64,6 +99,7 @@ class ConsoleMailer:
     """For trying the box out: the code goes to the server log instead of a mailbox."""
 
     async def send_code(self, to_address: str, code: str, ttl_sec: int) -> None:
+        metrics.sign_in_mails("printed").inc()
         log.warning(
             "sign-in code for %s: %s (expires in %s; email.backend = console)",
             to_address,
@@ -82,69 +118,143 @@ class SmtpMailer:
         message = compose_code_mail(self.config.from_address, to_address, code, ttl_sec)
         try:
             await asyncio.to_thread(self._deliver, message)
+            metrics.sign_in_mails("sent").inc()
         except (smtplib.SMTPException, OSError) as exc:
-            reason = _failure_reason(exc)
-            log.warning("sign-in mail to %s not sent: %s", to_address, reason)
+            metrics.sign_in_mails(failure_outcome(exc)).inc()
+            reason = failure_reason(exc)
+            said = scrubbed(server_said(exc), code, self.config.smtp_password)
+            log.warning("sign-in mail to %s not sent: %s (%s)", to_address, reason, said)
             raise ServiceUnavailable(
-                f"could not send the sign-in email ({reason}); try again later",
-                code="email_delivery_failed",
+                user_message(exc, reason), code="email_delivery_failed"
             ) from None
 
-    def _connect(self) -> smtplib.SMTP:
-        """A connection that has read the greeting; TLS from the first byte with smtp_ssl."""
-        cfg = self.config
-        if cfg.smtp_ssl:
-            context = ssl.create_default_context()
-            return smtplib.SMTP_SSL(
-                cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC, context=context
-            )
-        return smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=SMTP_TIMEOUT_SEC)
-
     def _deliver(self, message: EmailMessage) -> None:
+        """One SMTP exchange, ended by a Deadline after smtp_timeout_sec whatever the server
+        does (each read also times out on its own, after SMTP_TIMEOUT_SEC at most)."""
         cfg = self.config
-        with self._connect() as smtp:
+        each = min(SMTP_TIMEOUT_SEC, float(cfg.smtp_timeout_sec))
+        smtp: smtplib.SMTP
+        if cfg.smtp_ssl:
+            smtp = smtplib.SMTP_SSL(timeout=each, context=tls_context(cfg))
+        else:
+            smtp = smtplib.SMTP(timeout=each)
+        with Deadline(smtp, cfg.smtp_timeout_sec) as deadline:
+            try:
+                self._exchange(smtp, message)
+            except (smtplib.SMTPException, OSError) as exc:
+                if deadline.passed:
+                    raise TimeoutError(f"over {cfg.smtp_timeout_sec} s in all") from exc
+                raise
+            finally:
+                smtp.close()
+
+    def _exchange(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
+        cfg = self.config
+        # Made without a host (so the Deadline sees the socket while the greeting is read):
+        # the name TLS checks the certificate against is the one smtplib keeps from __init__.
+        smtp._host = cfg.smtp_host  # type: ignore[attr-defined]
+        smtp.connect(cfg.smtp_host, cfg.smtp_port)  # and read the greeting
+        smtp.ehlo()
+        if cfg.smtp_starttls and not cfg.smtp_ssl:
+            smtp.starttls(context=tls_context(cfg))
             smtp.ehlo()
-            if cfg.smtp_starttls and not cfg.smtp_ssl:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if cfg.smtp_username:
-                smtp.login(cfg.smtp_username, cfg.smtp_password)
-            smtp.send_message(message)
+        if cfg.smtp_username:
+            _login(smtp, cfg.smtp_username, cfg.smtp_password)
+        smtp.send_message(message)
+        _say_goodbye(smtp)
 
 
-_REASONS: list[tuple[type[BaseException], str]] = [
-    (smtplib.SMTPAuthenticationError, "the mail server refused the login"),
-    (smtplib.SMTPRecipientsRefused, "the mail server refused the recipient"),
-    (smtplib.SMTPNotSupportedError, "the mail server does not support STARTTLS"),
-    (ssl.SSLCertVerificationError, "the mail server's TLS certificate did not verify"),
-    (ssl.SSLError, "TLS with the mail server failed"),
-    (smtplib.SMTPServerDisconnected, "the mail server closed the connection"),
-    (TimeoutError, "the mail server did not answer in time"),
-    (smtplib.SMTPException, "the mail server failed"),
-]
+class Deadline:
+    """Ends an SMTP exchange that outlasts `seconds` in all (a server answering each step just
+    within the read timeout, or a greeting without end): a timer shuts the connection's socket
+    down, the blocked read returns, and `passed` tells the failure was the deadline's."""
+
+    def __init__(self, smtp: smtplib.SMTP, seconds: float) -> None:
+        self.smtp = smtp
+        self.passed = False
+        self._timer = threading.Timer(seconds, self._end)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _end(self) -> None:
+        self.passed = True
+        sock = self.smtp.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # the plain socket's, under any TLS layer
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _failure_reason(exc: BaseException) -> str:
-    """What went wrong, in words safe to show (no message content, no credentials)."""
-    if isinstance(exc, smtplib.SMTPResponseException) and not isinstance(
-        exc, smtplib.SMTPAuthenticationError
-    ):
-        return f"the mail server answered {exc.smtp_code}"
-    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
-        return "TLS with the mail server failed: it does not speak TLS on this port"
-    for kind, reason in _REASONS:
-        if isinstance(exc, kind):
-            return reason
-    return "the mail server is unreachable"
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """smtplib's login; credentials beyond ASCII (which smtplib cannot encode: a 500 on every
+    sign-in) go as UTF-8 over AUTH PLAIN (RFC 4616) or LOGIN, whichever the server offers."""
+    if (username + password).isascii():
+        smtp.login(username, password)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    if "PLAIN" in offered:
+        status, reply = smtp.docmd("AUTH", "PLAIN " + _b64(f"\0{username}\0{password}"))
+    elif "LOGIN" in offered:
+        status, reply = smtp.docmd("AUTH", "LOGIN " + _b64(username))
+        if status == 334:
+            status, reply = smtp.docmd(_b64(password))
+    else:
+        raise smtplib.SMTPAuthenticationError(504, b"no PLAIN or LOGIN for a UTF-8 password")
+    if status not in (235, 503):  # 503: already signed in, as smtplib takes it
+        raise smtplib.SMTPAuthenticationError(status, reply)
+
+
+def _say_goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT after the server took the message (its 250): the mail is on its way, so an odd or
+    late answer fails nothing, and is waited for only briefly."""
+    try:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(QUIT_TIMEOUT_SEC)
+        smtp.quit()
+    except (smtplib.SMTPException, OSError) as exc:
+        log.info("the mail server's answer to QUIT after a sent mail: %s", server_said(exc))
+
+
+def tls_context(config: EmailConfig) -> ssl.SSLContext:
+    """Certificate and host name verified, against `smtp_ca_file` if set (read at each use,
+    so a renewed one is taken without a restart), else the system's CAs."""
+    return ssl.create_default_context(cafile=config.smtp_ca_file or None)
 
 
 def build_mailer(config: EmailConfig) -> Mailer:
-    """The mailer for the configured backend; ConfigError if SMTP lacks a host."""
+    """The mailer for the configured backend; ConfigError if SMTP lacks a host or its CA file
+    cannot be loaded."""
     if config.backend == "smtp":
         if not config.smtp_host:
             raise ConfigError('email.backend = "smtp" needs email.smtp_host')
+        if config.smtp_ca_file:
+            try:
+                tls_context(config)
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+                raise ConfigError(
+                    f"email.smtp_ca_file: cannot load {config.smtp_ca_file}: {reason}"
+                ) from None
         return SmtpMailer(config)
     return ConsoleMailer()
+
+
+def startup_level(config: EmailConfig) -> int:
+    """The level of the start line: a warning for the console backend and for any hint."""
+    hints = _port_hint(config) + _clear_password_hint(config) + _sender_hint(config)
+    return logging.WARNING if config.backend == "console" or hints else logging.INFO
 
 
 def startup_notice(config: EmailConfig) -> str:
@@ -159,9 +269,42 @@ def startup_notice(config: EmailConfig) -> str:
     if config.smtp_ssl:
         tls = "implicit TLS"
     login = "with login" if config.smtp_username else "without login"
+    trust = ""
+    if config.smtp_ca_file and (config.smtp_ssl or config.smtp_starttls):
+        trust = f"; the server's certificate checked against {config.smtp_ca_file}"
     return (
         f"sign-in codes are mailed via SMTP {config.smtp_host}:{config.smtp_port} ({tls}, {login})"
+        + trust
         + _port_hint(config)
+        + _clear_password_hint(config)
+        + _sender_hint(config)
+    )
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _clear_password_hint(config: EmailConfig) -> str:
+    """A warning for a login with no TLS to another machine: the password crosses the network
+    readable by anyone on the way."""
+    if not config.smtp_username or config.smtp_ssl or config.smtp_starttls:
+        return ""
+    if config.smtp_host in LOOPBACK_HOSTS or config.smtp_host.startswith("127."):
+        return ""
+    return (
+        "; the SMTP password goes over the network unencrypted: set email.smtp_starttls "
+        "or email.smtp_ssl"
+    )
+
+
+def _sender_hint(config: EmailConfig) -> str:
+    """A warning for a From address at no real domain (the default's `localhost`): most relays
+    refuse such a sender and receivers junk it, which shows only as mails that never come."""
+    if "." in sender(config.from_address).domain:
+        return ""
+    return (
+        f"; mail from {config.from_address} is refused or junked by most mail servers: "
+        "set email.from_address to an address at your domain"
     )
 
 

@@ -1,7 +1,9 @@
 """One-time sign-in codes: 6 random digits, stored only as an HMAC keyed with the server secret.
 
 One row per email (OtpCode): a new code replaces the old one. A code works once, until it
-expires, and dies after MAX_ATTEMPTS wrong tries. The plain code exists only in memory, in
+expires, and dies after MAX_ATTEMPTS wrong tries. A new code whose mail was not sent is
+discarded and the one it replaced put back (with its wrong tries, and any the new one took):
+the code in the person's inbox keeps working. The plain code exists only in memory, in
 the mail, and (console backend) in the server log.
 """
 
@@ -11,7 +13,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from codelace_box.db.core import exclusive, utcnow, write_transaction
 from codelace_box.db.models import OtpCode
@@ -46,12 +49,32 @@ def parse_code(raw: object) -> str:
     return code
 
 
-def store_code(secret_key: str, email: str, code: str, ttl_sec: int) -> str:
-    """Make `code` the one live code of `email` (replacing any other); returns its hash."""
+@dataclass(frozen=True)
+class LiveCode:
+    """A stored code's row as it was (what a discarded newer code puts back)."""
+
+    code_hash: str
+    attempts: int
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredCode:
+    """A code just stored: its hash, and the live code it replaced (None if there was none)."""
+
+    email: str
+    code_hash: str
+    replaced: LiveCode | None
+
+
+def store_code(secret_key: str, email: str, code: str, ttl_sec: int) -> StoredCode:
+    """Make `code` the one live code of `email`, replacing any other."""
     now = utcnow()
     code_hash = hash_code(secret_key, email, code)
     with write_transaction() as tx:
         exclusive(tx, f"otp:{email}")  # boxes sharing a database: one writer per email
+        old = OtpCode.get_or_none(OtpCode.email == email, OtpCode.expires_at > now)
         OtpCode.delete().where((OtpCode.email == email) | (OtpCode.expires_at < now)).execute()
         OtpCode.create(
             email=email,
@@ -60,13 +83,35 @@ def store_code(secret_key: str, email: str, code: str, ttl_sec: int) -> str:
             expires_at=now + timedelta(seconds=ttl_sec),
             created_at=now,
         )
-    return code_hash
+    replaced = None
+    if old is not None:
+        replaced = LiveCode(old.code_hash, old.attempts, old.expires_at, old.created_at)
+    return StoredCode(email, code_hash, replaced)
 
 
-def discard_code(email: str, code_hash: str) -> None:
-    """Delete this code (e.g. its mail could not be sent), unless a newer one replaced it."""
-    with write_transaction():
-        OtpCode.delete().where(OtpCode.email == email, OtpCode.code_hash == code_hash).execute()
+def discard_code(stored: StoredCode) -> None:
+    """Delete a code whose mail could not be sent, unless a newer one replaced it meanwhile,
+    and put back the code it replaced if that one is still alive: it keeps its wrong tries,
+    plus those the discarded code took (nobody gets fresh tries at it)."""
+    email = stored.email
+    with write_transaction() as tx:
+        exclusive(tx, f"otp:{email}")
+        ours = OtpCode.get_or_none(OtpCode.email == email, OtpCode.code_hash == stored.code_hash)
+        if ours is None:
+            return  # used, or replaced by a newer code: nothing of ours to undo
+        ours.delete_instance()
+        before = stored.replaced
+        if before is None or before.expires_at <= utcnow():
+            return
+        attempts = before.attempts + ours.attempts
+        if attempts < MAX_ATTEMPTS:
+            OtpCode.create(
+                email=email,
+                code_hash=before.code_hash,
+                attempts=attempts,
+                expires_at=before.expires_at,
+                created_at=before.created_at,
+            )
 
 
 def consume_code(secret_key: str, email: str, code: str) -> None:

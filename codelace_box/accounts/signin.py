@@ -4,9 +4,12 @@
 the signup policy (open / domains / invite) and a disabled account are enforced only at
 `complete_sign_in`, after the code proved the caller owns the address. Both steps are rate
 limited per email and per client address (the `auth.otp_*_per_*` counts in any
-`auth.rate_limit_window_sec`), in the database, so all workers share the count. Code requests
-count per mailbox: `a+1@x` and `a+2@x` reach the same inbox, so they share `a@x`'s budget of
-mails (each is still its own account), and so do the dotted spellings of a Gmail address.
+`auth.rate_limit_window_sec`, and per email in any 24 hours), in the database, so all workers
+share the count. Code requests count per mailbox: `a+1@x` and `a+2@x` reach the same inbox,
+so they share `a@x`'s budget of mails (each is still its own account), and so do the dotted
+spellings of a Gmail address. A mail the server did not take is given back to its mailbox's
+budgets (nobody got it; after a mail outage the person gets a code at once), not to the
+client address's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from codelace_box.accounts import otp
 from codelace_box.accounts.keys import create_key, default_login_key_name
 from codelace_box.accounts.mailer import Mailer
-from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, hit
+from codelace_box.accounts.ratelimit import MAX_WINDOW_SEC, Limit, give_back, hit
 from codelace_box.accounts.users import normalize_email, touch_last_seen
 from codelace_box.config import AuthConfig
 from codelace_box.db.core import write_transaction
@@ -52,13 +55,23 @@ def mailbox(email: str) -> str:
     return f"{base}@{domain}" if base else email
 
 
+MAILBOX_LIMITS = 2  # request_limits' first ones: a mail not sent is given back to them
+
+
 def request_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
-    """The limits one code request counts against (per mailbox, per client address)."""
+    """The limits one code request counts against: per mailbox (in a window, in a day: the
+    first MAILBOX_LIMITS), per client address."""
     what, window = "sign-in code requests", auth.rate_limit_window_sec
     inbox = mailbox(email)
     return [
         Limit(
             f"otp-request:email:{inbox}", auth.otp_requests_per_email, window, f"{what} for {inbox}"
+        ),
+        Limit(  # five a window without end were 720 mails a day into one inbox
+            f"otp-request-day:email:{inbox}",
+            auth.otp_requests_per_email_per_day,
+            DAY_SEC,
+            f"{what} for {inbox} in 24 hours",
         ),
         Limit(
             f"otp-request:addr:{client}", auth.otp_requests_per_address, window, f"{what} from here"
@@ -88,26 +101,38 @@ def verify_limits(email: str, client: str, auth: AuthConfig) -> list[Limit]:
 async def request_sign_in(
     raw_email: object, client: str, *, mailer: Mailer, secret_key: str, auth: AuthConfig
 ) -> CodeSent:
-    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted.
+    """Mail a fresh code (replacing any earlier one); a code whose mail failed is deleted and
+    the earlier one stays.
     Its database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     email = normalize_email(raw_email)
     ttl_sec = auth.otp_ttl_sec
     code = otp.generate_code()
-    code_hash = await run_db_work(_counted_code, email, client, code, secret_key, auth)
+    stored, mailed = await run_db_work(_counted_code, email, client, code, secret_key, auth)
     try:
         await mailer.send_code(email, code, ttl_sec)
     except Exception:
-        # Not sent: the code must not stay usable. (A cancelled request is not a failure:
-        # the mail thread goes on and its code should work when the mail arrives.)
-        await run_db_work(otp.discard_code, email, code_hash)
+        # Not sent: the code must not stay usable, nor count as a mail to the mailbox. (A
+        # cancelled request is not a failure: the mail thread goes on and its code should
+        # work when the mail arrives.)
+        await run_db_work(_not_sent, stored, mailed)
         raise
     return CodeSent(email, ttl_sec)
 
 
-def _counted_code(email: str, client: str, code: str, secret_key: str, auth: AuthConfig) -> str:
-    """Count the request against its limits (429 past them), then store `code`; its hash."""
-    hit(request_limits(email, client, auth))
-    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec)
+def _counted_code(
+    email: str, client: str, code: str, secret_key: str, auth: AuthConfig
+) -> tuple[otp.StoredCode, list[int]]:
+    """Count the request against its limits (429 past them), then store `code`: the stored
+    code and the ids of the events that counted it against its mailbox."""
+    counted = hit(request_limits(email, client, auth))
+    return otp.store_code(secret_key, email, code, auth.otp_ttl_sec), counted[:MAILBOX_LIMITS]
+
+
+def _not_sent(stored: otp.StoredCode, mailed: list[int]) -> None:
+    """A code whose mail failed: deleted (the one before it back), and uncounted from its
+    mailbox's budgets."""
+    otp.discard_code(stored)
+    give_back(mailed)
 
 
 def complete_sign_in(

@@ -47,7 +47,7 @@ def normalize_email(raw: object) -> str:
             param="email",
         )
     local, at, domain = unicodedata.normalize("NFKC", typed).strip().rpartition("@")
-    email = f"{local}{at}{_ascii_domain(domain)}".lower()
+    email = f"{local}{at}{ascii_domain(domain)}".lower()
     if (
         len(email) > MAX_EMAIL_LENGTH
         or len(local) > MAX_LOCAL_PART_LENGTH
@@ -59,7 +59,7 @@ def normalize_email(raw: object) -> str:
     return email
 
 
-def _ascii_domain(domain: str) -> str:
+def ascii_domain(domain: str) -> str:
     """An internationalised domain as registries and mail servers take it: IDNA 2008 with the
     UTS #46 (non-transitional) mapping. Python's own "idna" codec is IDNA 2003, which turns
     `straße.de` into strasse.de, another domain (the code went to someone else's mailbox);

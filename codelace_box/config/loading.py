@@ -99,9 +99,9 @@ def config_from_data(data: dict[str, Any], path: Path | None, env: dict[str, str
 
 
 def _anchor_database_path(config: Config, path: Path | None) -> Config:
-    """A relative database path (and backup folder) read with a config file is relative to
-    that file's folder (a `sqlite:///PATH` database.url becomes database.path first: one name
-    for the file)."""
+    """A relative database path (and backup folder, and SMTP CA file) read with a config file
+    is relative to that file's folder (a `sqlite:///PATH` database.url becomes database.path
+    first: one name for the file)."""
     if config.database.url.startswith(SQLITE_URL):
         sqlite_path = config.database.url.removeprefix(SQLITE_URL)
         database = dataclasses.replace(config.database, path=sqlite_path, url="")
@@ -116,6 +116,10 @@ def _anchor_database_path(config: Config, path: Path | None) -> Config:
     if not backup_dir.is_absolute():
         backup = dataclasses.replace(config.backup, dir=str(folder / backup_dir))
         config = dataclasses.replace(config, backup=backup)
+    ca_file = config.email.smtp_ca_file
+    if ca_file and not Path(ca_file).is_absolute():
+        email = dataclasses.replace(config.email, smtp_ca_file=str(folder / ca_file))
+        config = dataclasses.replace(config, email=email)
     return config
 
 

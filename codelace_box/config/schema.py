@@ -117,6 +117,12 @@ class AuthConfig:
     otp_requests_per_email: int = _opt(
         5, "Sign-in codes mailed to one address per rate_limit_window_sec; more get 429.", minimum=1
     )
+    otp_requests_per_email_per_day: int = _opt(
+        20,
+        "Sign-in codes mailed to one address per 24 hours, whatever the window (bounds the "
+        "mail anyone can make the box send into one inbox).",
+        minimum=1,
+    )
     otp_requests_per_address: int = _opt(
         50, "Sign-in codes asked for from one client address per window.", minimum=1
     )
@@ -164,10 +170,26 @@ class EmailConfig:
         "Implicit TLS from the first byte (SMTPS, usually port 465); do not combine with "
         "smtp_starttls.",
     )
+    smtp_timeout_sec: int = _opt(
+        30,
+        "Longest a sign-in mail may take with the SMTP server, connecting included; past it "
+        "the code request gets a 503.",
+        minimum=1,
+        maximum=300,
+    )
+    smtp_ca_file: str = _opt(
+        "",
+        "PEM file of the CA (or the self-signed certificate) the SMTP server's certificate "
+        "must chain to, instead of the system's CAs (relative: to this file's folder).",
+    )
     from_address: str = _opt(
         "codelace-box@localhost",
         "From address of sign-in mails.",
-        pattern=(r"[^@\s]+@[^@\s]+|.*<[^@\s<>]+@[^@\s<>]+>", "an email address"),
+        pattern=(
+            r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+"
+            r"|[^\x00-\x1f\x7f<>]*<[^@\s\x00-\x1f\x7f<>]+@[^@\s\x00-\x1f\x7f<>]+>",
+            "an email address, with a display name or not (no control characters)",
+        ),
     )
 
 

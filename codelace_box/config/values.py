@@ -15,6 +15,8 @@ import tomllib
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_type_hints
 
+import idna
+
 from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
@@ -31,7 +33,7 @@ ORIGIN = (
 )
 DOMAIN = (
     r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
-    "domain names like example.com",
+    "domain names like example.com or bücher.de",
 )
 
 
@@ -113,13 +115,26 @@ def check_value(kind: Any, meta: Any, value: Any) -> None:
 
 
 def normalize(value: Any, meta: Any) -> Any:
-    """Domain lists are compared lower-case, without a leading '@'; origins lower-case, without
-    the scheme's default port (a browser's Origin header never names it)."""
+    """Domain lists are compared lower-case, without a leading '@', an international one in
+    its ASCII form (as addresses are); origins lower-case, without the scheme's default port
+    (a browser's Origin header never names it)."""
     if meta.get("pattern") is DOMAIN:
-        return [item.strip().lower().lstrip("@") for item in value]
+        return [_ascii_domain(item.strip().lower().lstrip("@")) for item in value]
     if meta.get("pattern") is ORIGIN:
         return [_origin(item) for item in value]
     return value
+
+
+def _ascii_domain(domain: str) -> str:
+    """`bücher.de` as xn--bcher-kva.de: IDNA 2008 with the UTS #46 mapping, as
+    accounts/users.py normalises the domains of addresses; anything IDNA refuses unchanged
+    (the pattern then refuses it)."""
+    if domain.isascii():
+        return domain
+    try:
+        return str(idna.encode(domain, uts46=True).decode("ascii"))
+    except (idna.IDNAError, UnicodeError):
+        return domain
 
 
 def _origin(text: str) -> str:

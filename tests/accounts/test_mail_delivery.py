@@ -120,12 +120,14 @@ def test_refused_mail_gives_503_and_its_code_is_dead(
         smtp.reject_data = False
     refused = smtp.wait_for("bounced@example.com")
     assert not refused.accepted
-    assert_nothing_secret_stored(box, [refused.code], marker="bounced@example.com")
     assert refused.code not in failed.text
     response = client.verify("bounced@example.com", refused.code)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_code"
     # once mail flows again, signing in works
     assert client.sign_in("bounced@example.com")["email"] == "bounced@example.com"
+    # the refused code is nowhere (the account's row is what proves the scan reads the data:
+    # the failed mail left no row naming the address, its rate event given back)
+    assert_nothing_secret_stored(box, [refused.code], marker="bounced@example.com")
     client.close()
 
 
@@ -243,10 +245,38 @@ def test_smtp_ssl_with_starttls_stops_the_start_naming_both_keys(tmp_path: Path)
     ],
 )
 def test_the_startup_notice_names_the_tls_mode_and_a_port_mix_up(email: dict[str, Any], says: str):
-    notice = startup_notice(EmailConfig(backend="smtp", smtp_host="mail.test", **email))
+    sender = {"from_address": "box@team.test"}
+    notice = startup_notice(EmailConfig(backend="smtp", smtp_host="mail.test", **sender, **email))
     assert notice.startswith("sign-in codes are mailed via SMTP mail.test:")
     assert says in notice
     assert ("usually" in notice) == ("usually" in says)
+
+
+@pytest.mark.parametrize("sender", ["codelace-box@localhost", "Box <box@localhost>", "a@box"])
+def test_the_startup_notice_warns_of_a_from_address_no_mail_server_takes(sender: str):
+    """Left at its default (or any host without a dot), the From address is refused by most
+    relays (an unverified sender) and junked by receivers: said at start, not at a bounce."""
+    config = EmailConfig(backend="smtp", smtp_host="mail.test", from_address=sender)
+    assert "set email.from_address to an address at your domain" in startup_notice(config)
+    real = EmailConfig(backend="smtp", smtp_host="mail.test", from_address="Box <box@team.test>")
+    assert "from_address" not in startup_notice(real)
+
+
+@pytest.mark.parametrize(
+    ("email", "warned"),
+    [
+        ({"smtp_host": "mail.team.test", "smtp_starttls": False}, True),
+        ({"smtp_host": "mail.team.test", "smtp_starttls": True}, False),
+        ({"smtp_host": "mail.team.test", "smtp_ssl": True, "smtp_starttls": False}, False),
+        ({"smtp_host": "127.0.0.1", "smtp_starttls": False}, False),
+        ({"smtp_host": "localhost", "smtp_starttls": False}, False),
+    ],
+)
+def test_the_startup_notice_warns_of_a_password_sent_in_the_clear(
+    email: dict[str, Any], warned: bool
+):
+    config = EmailConfig(backend="smtp", smtp_username="u", smtp_password="p", **email)
+    assert ("password goes over the network unencrypted" in startup_notice(config)) == warned
 
 
 def test_smtp_without_a_host_stops_the_start(tmp_path: Path):
@@ -255,3 +285,68 @@ def test_smtp_without_a_host_stops_the_start(tmp_path: Path):
     result = run_cli(config, "serve", timeout=30)
     assert result.returncode == 1
     assert "email.smtp_host" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_relay_with_a_self_signed_certificate_is_trusted_through_smtp_ca_file(
+    box_factory: ServerFactory, tls_smtp: RecordingSmtpServer, cert: tuple[Path, Path]
+):
+    """An office relay with its own certificate: the operator names its PEM (relative to the
+    config file, as the other paths) and only the mail server's check trusts it, not the whole
+    process (as SSL_CERT_FILE would, replacing the CAs every upstream's TLS relies on)."""
+    box = box_factory(email=tls_sections(tls_smtp, CREDENTIALS[1]))
+    copy = box.config.parent / "relay-ca.pem"
+    copy.write_bytes(cert[0].read_bytes())
+    box.stop()
+    with box.config.open("a") as config:
+        config.write('smtp_ca_file = "relay-ca.pem"\n')  # [email] is the file's last section
+    box.start()
+    client = BoxClient(box, tls_smtp)
+    assert client.sign_in("office@example.com")["email"] == "office@example.com"
+    assert tls_smtp.wait_for("office@example.com").tls
+    assert f"certificate checked against {copy}" in box.log_text()
+    client.close()
+
+
+def test_an_smtp_ca_file_that_cannot_be_read_stops_the_start(tmp_path: Path):
+    email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_ca_file": "missing.pem"}
+    sections = base_sections(tmp_path, free_port()) | {"email": email}
+    config = write_config(tmp_path / "codelace.toml", sections)
+    result = run_cli(config, "serve", timeout=30)
+    assert result.returncode == 1
+    assert "email.smtp_ca_file" in result.stderr and "missing.pem" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_start_line_that_warns_of_the_mail_setup_is_a_warning(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+):
+    """A hint that mail will be refused or junked (or a port mix-up) logged at INFO is lost to
+    an operator whose log shows warnings only; a plain SMTP setup stays at INFO."""
+    warned = box_factory(email=smtp_sections(smtp) | {"from_address": "codelace-box@localhost"})
+    line = warned.wait_for_log(r".*sign-in codes are mailed via SMTP.*")[0]
+    assert "WARNING" in line and "set email.from_address" in line
+    plain = box_factory(email=smtp_sections(smtp))
+    line = plain.wait_for_log(r".*sign-in codes are mailed via SMTP.*")[0]
+    assert "INFO" in line and "WARNING" not in line
+
+
+def test_a_password_beyond_ascii_logs_in(box_factory: ServerFactory, cert: tuple[Path, Path]):
+    """AUTH PLAIN carries UTF-8 (RFC 4616), but smtplib encodes credentials as ASCII: a
+    password with an umlaut or a euro sign failed every sign-in with a 500."""
+    credentials = ("mailer@box.test", "grüße-aus-köln-€5")
+    server = RecordingSmtpServer(tls_context=server_tls_context(*cert), credentials=credentials)
+    server.start()
+    try:
+        email = tls_sections(server, credentials[1])
+        box = box_factory(email=email, env={"SSL_CERT_FILE": str(cert[0])})
+        client = BoxClient(box, server)
+        assert client.sign_in("umlaut@example.com")["email"] == "umlaut@example.com"
+        assert server.wait_for("umlaut@example.com").auth_login == credentials[0]
+        assert credentials[1] not in box.log_text()
+        client.close()
+        wrong = tls_sections(server, "grüße-aus-bonn")
+        client = BoxClient(box_factory(email=wrong, env={"SSL_CERT_FILE": str(cert[0])}), server)
+        assert_mail_failed(client.request_code("umlaut@example.com"), "refused the login")
+        client.close()
+    finally:
+        server.stop()

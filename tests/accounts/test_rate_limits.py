@@ -347,3 +347,21 @@ def test_verify_attempts_per_email_are_capped_per_day_too(box_factory: ServerFac
     assert assert_limited(limited, window=86400) > 60
     assert client.verify("other@example.com", "000000").status_code == 400  # per email
     client.close()
+
+
+def test_code_mails_per_mailbox_are_capped_per_day_too(box_factory: ServerFactory):
+    """Five code mails per mailbox every 10 minutes, without end, let anyone (from one address,
+    with a loop) send 720 sign-in mails a day into one person's inbox from the operator's
+    domain: a mail bomb, and spam reports against the operator's sender. The day's mails to
+    a mailbox are capped by auth.otp_requests_per_email_per_day (default 20)."""
+    assert DEFAULTS.otp_requests_per_email_per_day == 20
+    lowered = {"otp_requests_per_email_per_day": 3, "otp_requests_per_email": 100,
+               "rate_limit_window_sec": 60}  # fmt: skip
+    client = BoxClient(box_factory(auth=lowered), None)
+    for email in ("inbox@example.com", "inbox+a@example.com", "inbox+b@example.com"):
+        assert client.request_code(email).status_code == 200
+    limited = client.request_code("inbox+c@example.com")
+    assert assert_limited(limited, window=86400) > 60
+    assert "in 24 hours" in limited.json()["error"]["message"]
+    assert client.request_code("neighbour@example.com").status_code == 200  # per mailbox
+    client.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ from codelace_box.accounts.ratelimit import Limit, give_back, hit
 from codelace_box.accounts.signin import check_signup_allowed, mailbox, request_limits
 from codelace_box.accounts.users import normalize_email
 from codelace_box.config import AuthConfig
+from codelace_box.config.loading import config_from_data
 from codelace_box.db.core import close_database, open_database, utcnow
 from codelace_box.db.migrate import migrate
 from codelace_box.db.models import OtpCode, RateEvent
-from codelace_box.errors import InvalidRequest, PermissionDenied, RateLimited
+from codelace_box.errors import ConfigError, InvalidRequest, PermissionDenied, RateLimited
 
 
 @pytest.fixture
@@ -69,9 +71,9 @@ def test_stored_code_row_holds_only_the_hash(db: None):
 
 
 def test_discard_leaves_a_newer_code_alone(db: None):
-    old_hash = otp.store_code("k", "a@example.com", "111111", ttl_sec=600)
+    old = otp.store_code("k", "a@example.com", "111111", ttl_sec=600)
     otp.store_code("k", "a@example.com", "222222", ttl_sec=600)
-    otp.discard_code("a@example.com", old_hash)
+    otp.discard_code(old)
     otp.consume_code("k", "a@example.com", "222222")  # still there, and it works
 
 
@@ -138,6 +140,55 @@ def test_code_mail_headers_and_body():
     assert mail["Content-Transfer-Encoding"] == "7bit" and mail["MIME-Version"] == "1.0"
     assert mail.get_content_type() == "text/plain" and mail.get_content_charset() == "utf-8"
     assert "nobody can sign in without the code" in bytes(mail).decode("ascii")
+
+
+def test_the_code_mail_says_it_is_automatic():
+    """RFC 3834: out-of-office and other autoresponders answer no mail marked auto-generated
+    (else each sign-in can bounce a vacation reply to the From address)."""
+    mail = compose_code_mail("box@team.test", "a@example.com", "042042", 600)
+    assert mail["Auto-Submitted"] == "auto-generated"
+
+
+@pytest.mark.parametrize(
+    ("from_address", "header", "envelope"),
+    [
+        ("box@team.test", "box@team.test", "box@team.test"),
+        ("Box <box@team.test>", "Box <box@team.test>", "box@team.test"),
+        ('"Box, Inc." <box@team.test>', '"Box, Inc." <box@team.test>', "box@team.test"),
+        ("Box, Inc. <box@team.test>", '"Box, Inc." <box@team.test>', "box@team.test"),
+        ("Bücher <box@bücher.de>", "Bücher <box@xn--bcher-kva.de>", "box@xn--bcher-kva.de"),
+    ],
+)
+def test_the_sender_is_one_ascii_address_whatever_the_name(
+    from_address: str, header: str, envelope: str
+):
+    """An unquoted comma in the name made the From header two addresses ('Box' and 'Inc.'),
+    and smtplib took 'Box' as the envelope sender; an IDN domain needed SMTPUTF8."""
+    mail = compose_code_mail(from_address, "a@example.com", "042042", 600)
+    assert mail["From"] == header
+    assert [address for _, address in getaddresses([mail["From"]])] == [envelope]
+    assert bytes(mail).isascii()
+
+
+def test_an_international_domain_may_be_listed_as_it_is_written():
+    """`allowed_email_domains = ["bücher.de"]` stopped the start with 'must be domain names
+    like example.com' (it is one): listed in Unicode, it is taken in the ASCII form the
+    addresses are compared in."""
+    data = {"auth": {"signup": "domains", "allowed_email_domains": ["Bücher.de", "team.com"]}}
+    auth = config_from_data(data, None, {}).auth
+    assert auth.allowed_email_domains == ["xn--bcher-kva.de", "team.com"]
+    check_signup_allowed(normalize_email("leser@BÜCHER.de"), auth)
+
+
+@pytest.mark.parametrize(
+    "sender", ["Box\rBcc: victim@x.io <box@team.test>", "Box\r <box@team.test>", "b\x00x@team.test"]
+)
+def test_a_from_address_with_control_characters_stops_the_start(sender: str):
+    """A carriage return in the display name passed the config's check, then every sign-in
+    was a 500 (the mail library refuses CR or LF in an address): refused at start instead."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_data({"email": {"from_address": sender}}, None, {})
+    assert "email.from_address" in str(caught.value)
 
 
 def test_signup_rules():

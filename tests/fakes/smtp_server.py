@@ -1,16 +1,20 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
-It can refuse messages after reading them (`reject_data`), require STARTTLS, or speak TLS
-from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed certificate
-(`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s. The
-codelace-box under test talks to it over TCP like to any mail server.
+It can refuse recipients (`rcpt_reply`: any status and text) or messages after reading them
+(`reject_data`), answer QUIT late or oddly (`quit_delay`, `quit_reply`), require STARTTLS, or
+speak TLS from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed
+certificate (`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s;
+`smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. The codelace-box under test
+talks to it over TCP like to any mail server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import re
+import socket
 import ssl
 import threading
 import time
@@ -58,6 +62,18 @@ class _Handler:
     def __init__(self, owner: RecordingSmtpServer) -> None:
         self.owner = owner
 
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.owner.quit_delay)
+        return self.owner.quit_reply
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.owner.rcpt_reply is not None:
+            return self.owner.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         message = message_from_bytes(raw, policy=policy.default)
@@ -88,13 +104,17 @@ class RecordingSmtpServer:
         tls_context: ssl.SSLContext | None = None,
         credentials: tuple[str, str] | None = None,
         implicit_tls: ssl.SSLContext | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.port = free_port()
         self.messages: list[Received] = []
         self.reject_data = False
+        self.rcpt_reply: str | None = None  # e.g. "550 5.1.1 <x>: Recipient address rejected"
+        self.quit_reply = "221 Bye"  # and after quit_delay seconds
+        self.quit_delay = 0.0
         self.credentials = credentials
         self._arrived = threading.Condition()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}  # False: as SES or Exchange
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
         if implicit_tls is not None:
@@ -199,3 +219,39 @@ def server_tls_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
     return context
+
+
+class TarpitSmtpServer:
+    """A mail server that greets without end: a "220-" continuation line every `every`
+    seconds, never the last line (a tarpit, or one hung halfway). Each line comes well within
+    any read timeout, so only a deadline on the whole exchange ends it."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.port = free_port()
+        self.every = every
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._stopped = threading.Event()
+
+    def start(self) -> TarpitSmtpServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            threading.Thread(target=self._stutter, args=(connection,), daemon=True).start()
+
+    def _stutter(self, connection: socket.socket) -> None:
+        with connection:
+            while not self._stopped.wait(self.every):
+                try:
+                    connection.sendall(b"220-please wait\r\n")
+                except OSError:  # the client hung up
+                    return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._listener.close()
