@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import socket
 import time
 import weakref
 from functools import partial
@@ -57,8 +56,8 @@ from codelace_box.db.offload import (
 )
 from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
-from codelace_box.errors import ConfigError
 from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
+from codelace_box.listen_setup import check_address, raise_open_files_limit
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
@@ -342,36 +341,7 @@ def configure_logging(config: Config | None = None) -> None:
         setup_logging(config.log.format, config.log.level)
 
 
-def check_address(host: str, port: int) -> None:
-    """Fail with one clear line when the listen address is taken or not ours to bind."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
-
-
 _OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
-MOST_OPEN_FILES = 1 << 20  # the soft limit asked for when the hard one is unlimited
-
-
-def raise_open_files_limit() -> None:
-    """Every client connection is a file descriptor: at the usual soft limit of 1024 (systemd's
-    default) a few hundred idle connections left the box unable to accept one more or to open
-    an upstream connection. The soft limit is raised to the hard one, as nginx's
-    worker_rlimit_nofile and Go's runtime do; the workers inherit it."""
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = MOST_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def serve(config: Config) -> None:
