@@ -318,6 +318,11 @@ class RouteTable:
         self._turn[provider_id] = turn + 1
         return provider.keys[turn % len(provider.keys)]
 
+    def has_other_key(self, provider_id: int, key_id: int) -> bool:
+        """Whether the provider has a key in rotation besides this one."""
+        provider = self._providers.get(provider_id)
+        return provider is not None and any(k.id != key_id for k in provider.keys)
+
     async def mark_failing(self, key: KeySlot, reason: str) -> None:
         """Flag a key the upstream refused (in the database, off the loop on PostgreSQL); it
         leaves this process's rotation at once (before its write, which may wait on

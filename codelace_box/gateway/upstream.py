@@ -6,7 +6,8 @@ another account) move on to the next key, at most `max_retries` times. A 401, or
 error blames the key (its type, code or message speaks of the key, authentication or
 permission), is confirmed by probing the key (catalog/keyprobe.py): refused again, the key is
 flagged and leaves the rotation, and that attempt does not use up a retry (the rotation
-shrinks); the probe working, the key stays and the next key is tried as for a 5xx. Any other 403
+shrinks); the probe working, the key stays and the next key is tried as for a 5xx, until a
+second such refusal parks it (gateway/blind_keys.py). Any other 403
 is a refusal of the request's content (OpenRouter's moderation): 400 `content_refused` to the
 user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
 status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
@@ -37,8 +38,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codelace_box import metrics
-from codelace_box.catalog.keyprobe import KeyProber, StoredKey
-from codelace_box.crypto import mask_in, mask_secret
+from codelace_box.catalog.keyprobe import KeyProber
+from codelace_box.crypto import mask_in
 from codelace_box.errors import (
     CodelaceError,
     InvalidRequest,
@@ -48,6 +49,7 @@ from codelace_box.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
+from codelace_box.gateway.blind_keys import key_left_rotation
 from codelace_box.gateway.client import (
     MAX_ERROR_BODY,
     UpstreamClient,
@@ -234,23 +236,6 @@ def _judged(
     return UpstreamRejected(status, message, call.adapter.error_code(status, message))
 
 
-async def _confirmed(
-    prober: KeyProber, call: ChatCall, key: KeySlot, refusal: ProviderKeyRejected
-) -> bool:
-    """Whether a probe confirms that the upstream refuses the key (then it is flagged)."""
-    provider = call.route.provider
-    stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
-    result = await prober.probe(stored)
-    if result.refused:
-        return True
-    log.warning(
-        "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
-        *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
-        result.message,
-    )
-    return False
-
-
 def refuses_effort(error: CodelaceError) -> bool:
     """Whether an upstream's refusal says the model takes no `reasoning_effort` at all."""
     if not isinstance(error, UpstreamRejected) or error.status not in (400, 422):
@@ -326,8 +311,9 @@ async def _judge(
     error = await _failure(call, response, key)
     if _drop_added_effort(call, error) or _drop_refused_hints(routes, call, error):
         return error, True
-    if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
-        await routes.mark_failing(key, error.key_failure_reason)
+    if isinstance(error, ProviderKeyRejected) and await key_left_rotation(
+        prober, routes, call, key, error
+    ):
         return error, True
     if isinstance(error, ProviderOutOfCredit):
         log.warning(
@@ -374,6 +360,7 @@ async def open_upstream(
         else:
             metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
             if response.status == 200:
+                prober.answered(key.id)
                 return Opened(response, key)
             last, free = await _judge(prober, routes, call, key, response)
             if free:  # the rotation shrank, or the request changed: the next is not a retry
