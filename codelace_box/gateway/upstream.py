@@ -24,7 +24,8 @@ upstream. A client's own `reasoning_effort` (/v1/chat/completions) is theirs: it
 relayed. Hints a translation passed on (`prompt_cache_key`, `safety_identifier`:
 gateway/hints.py), and the `stream_options` the box adds to ask a stream's usage, that the
 upstream refuses as unknown fields go the same way, and the provider is not sent them again for
-a while.
+a while; so do an `anthropic` upstream's refusals of structured outputs' `output_config` or
+`output_format` (gateway/refused_output.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
+from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
@@ -309,7 +311,11 @@ async def _judge(
         raise UpstreamRedirected(call.route.provider.name, response.status,
                                  response.header("location"))  # fmt: skip
     error = await _failure(call, response, key)
-    if _drop_added_effort(call, error) or _drop_refused_hints(routes, call, error):
+    if (
+        _drop_added_effort(call, error)
+        or _drop_refused_hints(routes, call, error)
+        or drop_refused_output(routes, call, error)
+    ):
         return error, True
     if isinstance(error, ProviderKeyRejected) and await key_left_rotation(
         prober, routes, call, key, error
@@ -337,6 +343,7 @@ async def open_upstream(
     last: CodelaceError | None = None
     _offer_stream_usage(call)
     _leave_out_refused_hints(routes, call)
+    leave_out_refused_output(routes, call)
     while True:
         key = routes.next_key(call.route.provider.id)
         if key is None:
@@ -346,6 +353,7 @@ async def open_upstream(
         target = UpstreamTarget(
             call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
             call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
+            refused_fields=call.refused_fields,
         )  # fmt: skip
         request = call.adapter.build_request(call.body, target)
         sent = time.perf_counter()
