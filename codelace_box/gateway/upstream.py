@@ -6,7 +6,8 @@ another account) move on to the next key, at most `max_retries` times. A 401, or
 error blames the key (its type, code or message speaks of the key, authentication or
 permission), is confirmed by probing the key (catalog/keyprobe.py): refused again, the key is
 flagged and leaves the rotation, and that attempt does not use up a retry (the rotation
-shrinks); the probe working, the key stays and the next key is tried as for a 5xx, until a
+shrinks); the probe working, the key stays and the next key is tried as for a 5xx (with no
+other key in rotation its refusal is the answer: the same key would be refused again), until a
 second such refusal parks it (gateway/blind_keys.py). Any other 403
 is a refusal of the request's content (OpenRouter's moderation): 400 `content_refused` to the
 user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
@@ -317,10 +318,11 @@ async def _judge(
         or drop_refused_output(routes, call, error)
     ):
         return error, True
-    if isinstance(error, ProviderKeyRejected) and await key_left_rotation(
-        prober, routes, call, key, error
-    ):
-        return error, True
+    if isinstance(error, ProviderKeyRejected):
+        if await key_left_rotation(prober, routes, call, key, error):
+            return error, True
+        if not routes.has_other_key(call.route.provider.id, key.id):
+            raise error  # the same key again would be refused again
     if isinstance(error, ProviderOutOfCredit):
         log.warning(
             "%s key %d: the provider wants paying (HTTP %d)",

@@ -88,7 +88,8 @@ def test_the_last_key_in_rotation_is_not_parked_but_no_longer_probed_call_after_
     box_factory: BoxFactory, fake: FakeOpenAI
 ) -> None:
     """Parking a provider's last working key would turn every model of it to 503, those the key
-    may still call included: it stays, each call refused once, and the log says why."""
+    may still call included: it stays, each call refused once (not retried on the same key,
+    which was sent three times a call), and the log says why."""
     box = box_factory(keys=(BLOCKED,), gateway={"max_retries": 2})
     fake.key_status[BLOCKED] = 403
     _, key = box.new_user("1")
@@ -99,5 +100,6 @@ def test_the_last_key_in_rotation_is_not_parked_but_no_longer_probed_call_after_
             )
         assert (caught.value.status_code, caught.value.code) == (503, "provider_key_rejected")
     assert fake.probes.count(BLOCKED) <= 2
+    assert len(fake.requests) == 4, "a refused key is not asked again within one call"
     assert not keys_of(box)[0]["parked"]
     box.server.wait_for_log(r"key 1 \(sk-…0001\) .*its last key in rotation")

@@ -161,3 +161,20 @@ def test_a_refusal_of_what_the_field_holds_is_relayed_not_retried(
     assert "property 'minimum' is not supported" in answer.json()["error"]["message"]
     assert len(lagging.fake.requests) == 1
     assert all(r["cost_nanos"] == 0 for r in lagging.usage_rows(email))
+
+
+def test_responses_text_format_to_an_upstream_taking_only_output_format(
+    lagging: MessagesBox, model: str
+) -> None:
+    email, key = lagging.new_key()
+    lagging.fake.refused_fields.add("output_config")
+    lagging.fake.legacy_output_format = True
+    lagging.fake.script(Reply(text=ANSWER), Reply(text=ANSWER))
+    body = {"model": model, "input": "The weather in Paris?", "max_output_tokens": 200,
+            "text": {"format": {"type": "json_schema", "name": "w", "schema": SCHEMA}}}  # fmt: skip
+    answer = _post(lagging, key, "/v1/responses", body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["output"][-1]["content"][0]["text"] == ANSWER
+    assert "output_format" in lagging.fake.requests[-1].body
+    [row] = lagging.usage_rows(email)
+    assert row["status"] == "ok" and row["cost_nanos"] > 0
