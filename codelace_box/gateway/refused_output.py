@@ -44,12 +44,14 @@ def leave_out_refused_output(routes: RouteTable, call: ChatCall) -> None:
         call.refused_fields = call.refused_fields | refused
 
 
-def drop_refused_output(routes: RouteTable, call: ChatCall, error: CodelaceError) -> bool:
+def drop_refused_output(
+    routes: RouteTable, call: ChatCall, error: CodelaceError, status: int
+) -> bool:
     """Ask again without the output fields the upstream refused as unknown (each once), and
-    remember that it does; False when the refusal names none not yet left out."""
+    remember that it does; False when the refusal (`error`, of the upstream's HTTP `status`)
+    names none not yet left out."""
     provider = call.route.provider
-    status = getattr(error, "status", 0)
-    if provider.kind != "anthropic" or not error.from_upstream:
+    if provider.kind != "anthropic":
         return False
     names = refused_output_fields(status, error.message) - call.refused_fields
     if not names:
