@@ -346,12 +346,14 @@ async def open_upstream(
     _offer_stream_usage(call)
     _leave_out_refused_hints(routes, call)
     leave_out_refused_output(routes, call)
+    tried: set[int] = set()  # a retry goes to another key, whatever turns other calls took
     while True:
-        key = routes.next_key(call.route.provider.id)
+        key = routes.next_key(call.route.provider.id, tried)
         if key is None:
             raise last or ServiceUnavailable(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
             )
+        tried.add(key.id)
         target = UpstreamTarget(
             call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
             call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
