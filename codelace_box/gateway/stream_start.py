@@ -121,8 +121,9 @@ async def open_stream_started(
     `hold_sec` without it), moving to the next key (at most `max_retries` times in all) on an
     error event before content."""
     retries_left = max_retries
+    tried: set[int] = set()  # the keys tried: a retry goes to another, if there is one
     while True:
-        opened = await open_upstream(client, routes, call, retries_left, prober)
+        opened = await open_upstream(client, routes, call, retries_left, prober, tried)
         if call.route.provider.kind != "anthropic":
             return Started(opened, b"")
         reading = time.perf_counter()

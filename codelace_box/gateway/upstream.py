@@ -339,14 +339,16 @@ async def open_upstream(
     call: ChatCall,
     max_retries: int,
     prober: KeyProber,
+    tried: set[int] | None = None,
 ) -> Opened:
-    """POST the call upstream until a 200 answer, or raise the error the client should see."""
+    """POST the call upstream until a 200 answer, or raise the error the client should see;
+    `tried`: the keys this call tried already (a stream's earlier attempts), added to."""
     retries_left = max_retries
     last: CodelaceError | None = None
     _offer_stream_usage(call)
     _leave_out_refused_hints(routes, call)
     leave_out_refused_output(routes, call)
-    tried: set[int] = set()  # a retry goes to another key, whatever turns other calls took
+    tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
         key = routes.next_key(call.route.provider.id, tried)
         if key is None:

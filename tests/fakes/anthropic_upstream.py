@@ -248,6 +248,7 @@ class FakeAnthropic(LoopbackServer):
         self.requests: list[Recorded] = []
         self.refused_fields: set[str] = set()  # top-level fields refused as unknown
         self.legacy_output_format = False  # takes `output_format` (under its beta)
+        self.busy_keys: set[str] = set()  # their streams: an overloaded error before content
 
     @property
     def base_url(self) -> str:
@@ -262,6 +263,7 @@ class FakeAnthropic(LoopbackServer):
         self.requests.clear()
         self.refused_fields.clear()
         self.legacy_output_format = False
+        self.busy_keys.clear()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -301,6 +303,9 @@ class FakeAnthropic(LoopbackServer):
         if refusal is not None:
             return refusal
         reply = self.replies.popleft() if self.replies else Reply()
+        if request.headers.get("x-api-key") in self.busy_keys:
+            reply = replace(reply, error_before_content=True, error_type="overloaded_error",
+                            error_message="Overloaded")  # fmt: skip
         if omits_thinking(body):
             reply = replace(reply, thinking_omitted=True)
         if reply.status != 200:
