@@ -84,6 +84,7 @@ class ProviderKeyRow:
     failure_reason: str
     created_at: datetime
     last_failed_at: datetime | None
+    parked: bool = False  # refused on calls though its probe works: back only by the operator
 
 
 @dataclass(frozen=True)

@@ -177,10 +177,14 @@ class ProviderKeyActions(_Host):
 
 
 def key_state(key: ProviderKeyRow) -> str:
-    """One word for a key: off (disabled), failing (out of rotation until fixed), in use."""
+    """One word for a key: off (disabled), failing (out of rotation until fixed), parked (out
+    of rotation until the operator puts it back: its probe works, its calls are refused),
+    in use."""
     if not key.enabled:
         return "off"
-    return "failing" if key.failing else "in use"
+    if key.failing:
+        return "parked" if key.parked else "failing"
+    return "in use"
 
 
 def describe_key(provider: ProviderRow, key: ProviderKeyRow) -> str:
@@ -190,7 +194,7 @@ def describe_key(provider: ProviderRow, key: ProviderKeyRow) -> str:
         return head + "off (x puts it back in rotation)."
     if key.failing:
         return (
-            head + f"failing since {short_moment(key.last_failed_at)} UTC: "
+            head + f"{key_state(key)} since {short_moment(key.last_failed_at)} UTC: "
             f"{key.failure_reason or 'no reason recorded'} (t tests it, x puts it back)."
         )
     return head + "in use (t tests it, x takes it out, o rotates it)."

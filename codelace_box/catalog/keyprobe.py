@@ -4,6 +4,11 @@ The gateway confirms an upstream's refusal with a probe before a key leaves the 
 (`KeyProber`, one probe per key at a time however many requests were refused), and every serve
 process re-probes the flagged keys every `gateway.key_probe_sec`, putting back those that work
 (`reprobe_flagged`). The dashboard's key test asks the same `check_key`.
+
+A key its upstream refuses on calls while its probe works (it may list models but not call the
+model; its organisation is blocked) cannot be judged by a probe: the gateway parks it
+(gateway/blind_keys.py), a flag whose reason says so (`parked_reason`), and no scheduled probe
+brings a parked key back: only the operator (`providers key-enable`, the dashboard).
 """
 
 from __future__ import annotations
@@ -24,9 +29,27 @@ from codelace_box.providers import adapter_for
 
 log = logging.getLogger("codelace_box.gateway")
 _FLAGGED_SQL = (
-    "SELECT k.id, k.key_encrypted, p.name, p.kind, p.base_url FROM provider_key k "
+    "SELECT k.id, k.key_encrypted, p.name, p.kind, p.base_url, k.failure_reason "
+    "FROM provider_key k "
     "JOIN provider p ON p.id = k.provider_id WHERE k.enabled = 1 AND k.failing = 1 ORDER BY k.id"
 )
+
+
+PARKED_MARK = "though its probe works: parked"
+REASON_ROOM = 300  # of the upstream's refusal, in a parked key's reason (which holds 500)
+
+
+def parked_reason(refusal: str, provider: str, key_id: int) -> str:
+    """The failure reason of a parked key: the refusal, and what brings the key back."""
+    return (
+        f"{refusal[:REASON_ROOM]} (refused on calls {PARKED_MARK} until the operator puts it "
+        f"back: providers key-enable {provider} {key_id})"
+    )
+
+
+def is_parked(failure_reason: str | None) -> bool:
+    """Whether a flagged key was parked (no probe can tell that it works again)."""
+    return PARKED_MARK in (failure_reason or "")
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,23 @@ class KeyProber:
     def __init__(self, timeout_sec: float) -> None:
         self.timeout_sec = timeout_sec
         self._running: dict[int, asyncio.Future[KeyCheckResult]] = {}
+        # keys refused on calls since a probe said they work (and since they last answered)
+        self._refused_since_probe: dict[int, int] = {}
+
+    def refusals_since_probe(self, key_id: int) -> int:
+        """How often calls were refused with this key since a probe said it works."""
+        return self._refused_since_probe.get(key_id, 0)
+
+    def note_refused_though_probe_works(self, key_id: int) -> int:
+        """One more such refusal; how many now."""
+        count = self._refused_since_probe.get(key_id, 0) + 1
+        self._refused_since_probe[key_id] = count
+        return count
+
+    def answered(self, key_id: int) -> None:
+        """A call with this key was answered (or the key left the rotation): start again."""
+        if self._refused_since_probe:
+            self._refused_since_probe.pop(key_id, None)
 
     async def probe(self, key: StoredKey) -> KeyCheckResult:
         """The verdict on a key, from a probe already under way if there is one."""
@@ -74,9 +114,12 @@ class KeyProber:
 
 
 def flagged_keys(secret_key: str) -> list[StoredKey]:
-    """The enabled keys flagged as failing, decrypted (an undecryptable one is skipped)."""
+    """The enabled keys flagged as failing, decrypted (an undecryptable one is skipped), but
+    not those parked."""
     found: list[StoredKey] = []
-    for key_id, token, name, kind, base_url in query_all(_FLAGGED_SQL):
+    for key_id, token, name, kind, base_url, reason in query_all(_FLAGGED_SQL):
+        if is_parked(reason):  # its probe works, and said nothing: the operator decides
+            continue
         try:
             secret = decrypt_secret(secret_key, bytes(token))
         except ConfigError as exc:

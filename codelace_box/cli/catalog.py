@@ -24,6 +24,7 @@ from codelace_box.providers.billed_fields import BILLED_FIELDS
 
 def provider_view(provider: Any) -> dict[str, Any]:
     """A provider with its keys masked."""
+    from codelace_box.catalog.keyprobe import is_parked
     from codelace_box.catalog.providers import allowed_fields, default_base_url, provider_keys
 
     return {
@@ -40,6 +41,7 @@ def provider_view(provider: Any) -> dict[str, Any]:
                 "enabled": bool(k.enabled),
                 "failing": bool(k.failing),
                 "failure_reason": k.failure_reason,
+                "parked": bool(k.failing) and is_parked(k.failure_reason),
             }
             for k in provider_keys(provider.id)
         ],
@@ -158,6 +160,11 @@ def providers_update(
     )
 
 
+def _key_mark(key: dict[str, Any]) -> str:
+    """After a key in the list: ' (parked)' (out of rotation until key-enable), '!' (failing)."""
+    return " (parked)" if key["parked"] else "!" if key["failing"] else ""
+
+
 @providers.command("list")
 @json_option
 @pass_state
@@ -172,9 +179,7 @@ def providers_list(state: CliState, as_json: bool) -> None:
         flat = [
             r
             | {
-                "keys": ", ".join(
-                    f"{k['id']}:{k['hint']}" + ("!" if k["failing"] else "") for k in r["keys"]
-                ),
+                "keys": ", ".join(f"{k['id']}:{k['hint']}{_key_mark(k)}" for k in r["keys"]),
                 "allowed_fields": ",".join(r["allowed_fields"]) or "-",
             }
             for r in items

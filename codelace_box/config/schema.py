@@ -238,7 +238,8 @@ class GatewayConfig:
     )
     key_probe_sec: float = _opt(
         300.0,
-        "Seconds between probes of the provider keys flagged as failing; one that works returns.",
+        "Seconds between probes of the provider keys flagged as failing; one that works returns "
+        "(not a parked one: its calls were refused though its probe worked).",
         minimum=0.1,
     )
     max_upstream_body_bytes: int = _opt(

@@ -245,7 +245,7 @@ class Gateway:
         try:
             started = await open_stream_started(
                 self.client, self.routes, call, self.settings.max_retries, self.prober,
-                self.settings.read_timeout_sec,
+                self.settings.read_timeout_sec, self.settings.keepalive_sec,
             )  # fmt: skip
         except BaseException as exc:
             raise await self._release(call, exc) from None
@@ -258,6 +258,7 @@ class Gateway:
             detach=partial(self._detach, call.request_id),
         )
         relay.pending = started.prefix
+        relay.content_by = started.content_by
         return relay
 
     async def _release(self, call: ChatCall, exc: BaseException) -> BaseException:

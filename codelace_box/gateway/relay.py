@@ -30,10 +30,10 @@ from typing import Any
 from codelace_box.crypto import mask_in, mask_tokens
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
-from codelace_box.gateway.client import UpstreamBroken, UpstreamTooLarge
+from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamTooLarge
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps
-from codelace_box.gateway.outcome import client_error, failed, settlement
+from codelace_box.gateway.outcome import UpstreamWentSilent, client_error, failed, settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
@@ -80,6 +80,7 @@ class StreamRelay:
         self._parser = SSEParser(opened.response.limits.max_event_bytes)
         self.encoder = stream_encoder(call)
         self.pending = b""  # bytes read from the upstream before the relay began
+        self.content_by: float | None = None  # monotonic: output must have begun (stream_start)
         self._head = bytearray()  # the first bytes, while no event came (a body that is no SSE)
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
@@ -207,7 +208,8 @@ class StreamRelay:
         what was seen."""
         complete = False
         try:
-            async with asyncio.timeout(self.read_timeout_sec) as quiet:
+            first_wait = min(self.read_timeout_sec, self._until_content_due())
+            async with asyncio.timeout(first_wait) as quiet:
                 complete = await self._consume(quiet)
         except asyncio.CancelledError:
             self.opened.response.close()
@@ -216,6 +218,11 @@ class StreamRelay:
         except Exception as exc:  # the upstream failed or went silent: what was seen counts
             said = mask_tokens(mask_in(str(exc), self.opened.key.secret))  # as `failed` does
             log.info("stream %s ended after its client left: %s", self.call.request_id, said)
+            if self._never_began():  # a held-back start that never began: free, as a 504 is
+                self.opened.response.close()
+                silent = UpstreamWentSilent("the upstream did not start its answer in time")
+                await self._commit(failed(self.call, silent))
+                return
         self.opened.response.close()
         await self._commit(self._left(complete))
 
@@ -257,22 +264,41 @@ class StreamRelay:
     async def _read(self, send: Send) -> bytes:
         """The next upstream bytes, sending keep-alive comments while the client got nothing
         for `keepalive_sec` (upstream bytes that relay nothing, such as its own comments, do
-        not count)."""
+        not count); an upstream whose output has not begun by `content_by` went silent."""
         if self.pending:
             data, self.pending = self.pending, b""
             return data
         while True:
+            due = self._until_content_due()
             wait = self._last_send + self.keepalive_sec - time.monotonic()
-            if wait > 0:
-                waiting = time.perf_counter()
-                try:
-                    async with asyncio.timeout(wait):
-                        return await self.opened.response.read_chunk()
-                except TimeoutError:
-                    pass
-                finally:  # the upstream's time, not the box's own (api/observe.py)
-                    self.call.upstream_sec += time.perf_counter() - waiting
-            await self._send(send, KEEPALIVE)
+            if wait <= 0:
+                await self._send(send, KEEPALIVE)
+                continue
+            waiting = time.perf_counter()
+            try:
+                async with asyncio.timeout(min(wait, due)):
+                    return await self.opened.response.read_chunk()
+            except TimeoutError:
+                pass
+            finally:  # the upstream's time, not the box's own (api/observe.py)
+                self.call.upstream_sec += time.perf_counter() - waiting
+
+    def _never_began(self) -> bool:
+        """Whether this stream was handed on without content (stream_start) and none came."""
+        return self.content_by is not None and not self.tally.pieces
+
+    def _until_content_due(self) -> float:
+        """Seconds left for the output to begin (inf once it has, or with no such bound);
+        raises UpstreamReadTimeout past it."""
+        if self.content_by is None:
+            return float("inf")
+        if self.tally.pieces:
+            self.content_by = None
+            return float("inf")
+        left = self.content_by - time.monotonic()
+        if left <= 0:
+            raise UpstreamReadTimeout("the upstream did not start its answer in time")
+        return left
 
     async def _send(self, send: Send, data: bytes) -> None:
         sending = time.perf_counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -308,15 +308,26 @@ class RouteTable:
             raise ProviderUnavailable(model_id, "has no working key")
         return route
 
-    def next_key(self, provider_id: int) -> KeySlot | None:
-        """The next usable key of a provider, round robin; None when it has none left."""
+    def next_key(self, provider_id: int, avoid: Collection[int] = ()) -> KeySlot | None:
+        """The next usable key of a provider, round robin, passing over the keys in `avoid` (a
+        call's retry: those it tried) unless there is no other; None when it has none left."""
         self._fresh()
         provider = self._providers.get(provider_id)
         if provider is None or not provider.keys:
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1
-        return provider.keys[turn % len(provider.keys)]
+        keys = provider.keys
+        for step in range(len(keys) if avoid else 1):
+            key = keys[(turn + step) % len(keys)]
+            if key.id not in avoid:
+                return key
+        return keys[turn % len(keys)]
+
+    def has_other_key(self, provider_id: int, key_id: int) -> bool:
+        """Whether the provider has a key in rotation besides this one."""
+        provider = self._providers.get(provider_id)
+        return provider is not None and any(k.id != key_id for k in provider.keys)
 
     async def mark_failing(self, key: KeySlot, reason: str) -> None:
         """Flag a key the upstream refused (in the database, off the loop on PostgreSQL); it

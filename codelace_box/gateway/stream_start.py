@@ -4,8 +4,15 @@ Anthropic may accept a streamed call (200) and then send `event: error` (overloa
 before the first content block: nothing has been produced, so, like a 529 before the stream,
 the call goes to the next key. `open_stream_started` reads the first events of an Anthropic
 upstream until content begins (or the stream ends) and hands the bytes it read to the relay,
-which relays them as if they had just arrived. Content that does not begin within
-`gateway.read_timeout_sec` (an upstream that only pings) is an upstream gone silent: a 504.
+which relays them as if they had just arrived. It holds the answer back for the keep-alive
+interval at most (`hold_sec`): a long prompt's prefill sends message_start and then only pings,
+and a client left without a byte that long gives up (Claude Code aborts a stream silent for its
+idle timeout and warns of a slow first byte after 30 s; a proxy in front of the box cuts a
+response with no byte for its read timeout, often 60 s). Past it the stream starts (message_start
+and the pings relayed, keep-alive comments after), and an error event comes as an error event.
+Content that does not begin within `gateway.read_timeout_sec` (an upstream that only pings) is
+an upstream gone silent: a 504 while the answer is still held back, an error event once the
+stream started (the relay's `content_by`); either way free.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ _STARTED = frozenset(
 
 @dataclass
 class Started:
-    """An upstream stream past its start, and the bytes already read from it."""
+    """An upstream stream past its start (or held back as long as it may be), the bytes
+    already read from it, and when content must have begun (monotonic; None: it has)."""
 
     opened: Opened
     prefix: bytes
+    content_by: float | None = None
 
 
 def _kind(event: SSEEvent) -> str | None:
@@ -57,33 +66,40 @@ def _error_of(event: SSEEvent) -> UpstreamStreamError:
     return UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=kind)
 
 
-async def _read_start(opened: Opened, wait_sec: float) -> tuple[bytes, UpstreamStreamError | None]:
-    """Bytes up to the first content event (or the end), or the error event before it. An
-    upstream that talks (pings) but starts no content within `wait_sec` has gone silent
-    (UpstreamReadTimeout), and one that sends more than an answer may be before content is
-    too large: neither is waited on or buffered for ever."""
+async def _read_start(
+    opened: Opened, hold_sec: float, wait_sec: float
+) -> tuple[bytes, UpstreamStreamError | None, bool]:
+    """Bytes up to the first content event (or the end), or the error event before it, and
+    whether content began. An upstream that talks (pings) but starts no content within
+    `wait_sec` has gone silent (UpstreamReadTimeout); one still without content after
+    `hold_sec` (if shorter) is handed on as it is; and one that sends more than an answer may
+    be before content is too large: none is waited on or buffered for ever."""
+    read = bytearray()
     try:
-        async with asyncio.timeout(wait_sec):
-            return await _read_until_content(opened)
+        async with asyncio.timeout(min(hold_sec, wait_sec)):
+            error = await _read_until_content(opened, read)
+            return bytes(read), error, True
     except TimeoutError:
-        raise UpstreamReadTimeout("the upstream did not start its answer in time") from None
+        if hold_sec >= wait_sec:
+            raise UpstreamReadTimeout("the upstream did not start its answer in time") from None
+    return bytes(read), None, False
 
 
-async def _read_until_content(opened: Opened) -> tuple[bytes, UpstreamStreamError | None]:
+async def _read_until_content(opened: Opened, read: bytearray) -> UpstreamStreamError | None:
+    """Read into `read` up to the first content event (None) or an error event before it."""
     limits = opened.response.limits
     parser = SSEParser(limits.max_event_bytes)
-    read = bytearray()
     while True:
         data = await opened.response.read_chunk()
         read += data
         for event in parser.feed(data) if data else parser.flush():
             kind = _kind(event)
             if kind == "error":
-                return bytes(read), _error_of(event)
+                return _error_of(event)
             if kind in _STARTED:
-                return bytes(read), None
+                return None
         if not data:
-            return bytes(read), None
+            return None
         if parser.too_large is not None:
             raise parser.too_large
         if len(read) > limits.max_body_bytes:
@@ -99,24 +115,28 @@ async def open_stream_started(
     max_retries: int,
     prober: KeyProber,
     read_timeout_sec: float,
+    hold_sec: float,
 ) -> Started:
-    """Open the call's stream upstream; for an Anthropic provider, past its start, moving to
-    the next key (at most `max_retries` times in all) on an error event before content."""
+    """Open the call's stream upstream; for an Anthropic provider, past its start (or after
+    `hold_sec` without it), moving to the next key (at most `max_retries` times in all) on an
+    error event before content."""
     retries_left = max_retries
+    tried: set[int] = set()  # the keys tried: a retry goes to another, if there is one
     while True:
-        opened = await open_upstream(client, routes, call, retries_left, prober)
+        opened = await open_upstream(client, routes, call, retries_left, prober, tried)
         if call.route.provider.kind != "anthropic":
             return Started(opened, b"")
         reading = time.perf_counter()
+        content_by = time.monotonic() + read_timeout_sec
         try:
-            prefix, error = await _read_start(opened, read_timeout_sec)
+            prefix, error, began = await _read_start(opened, hold_sec, read_timeout_sec)
         except BaseException:
             opened.response.close()
             raise
         finally:  # the wait for its first token is the upstream's time, not the box's own
             call.upstream_sec += time.perf_counter() - reading
         if error is None:
-            return Started(opened, prefix)
+            return Started(opened, prefix, None if began else content_by)
         opened.response.close()
         if retries_left <= 0:
             raise opened.without_key(error)

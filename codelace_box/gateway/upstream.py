@@ -6,7 +6,9 @@ another account) move on to the next key, at most `max_retries` times. A 401, or
 error blames the key (its type, code or message speaks of the key, authentication or
 permission), is confirmed by probing the key (catalog/keyprobe.py): refused again, the key is
 flagged and leaves the rotation, and that attempt does not use up a retry (the rotation
-shrinks); the probe working, the key stays and the next key is tried as for a 5xx. Any other 403
+shrinks); the probe working, the key stays and the next key is tried as for a 5xx (with no
+other key in rotation its refusal is the answer: the same key would be refused again), until a
+second such refusal parks it (gateway/blind_keys.py). Any other 403
 is a refusal of the request's content (OpenRouter's moderation): 400 `content_refused` to the
 user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
 status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
@@ -23,7 +25,8 @@ upstream. A client's own `reasoning_effort` (/v1/chat/completions) is theirs: it
 relayed. Hints a translation passed on (`prompt_cache_key`, `safety_identifier`:
 gateway/hints.py), and the `stream_options` the box adds to ask a stream's usage, that the
 upstream refuses as unknown fields go the same way, and the provider is not sent them again for
-a while.
+a while; so do an `anthropic` upstream's refusals of structured outputs' `output_config` or
+`output_format` (gateway/refused_output.py).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codelace_box import metrics
-from codelace_box.catalog.keyprobe import KeyProber, StoredKey
-from codelace_box.crypto import mask_in, mask_secret
+from codelace_box.catalog.keyprobe import KeyProber
+from codelace_box.crypto import mask_in
 from codelace_box.errors import (
     CodelaceError,
     InvalidRequest,
@@ -48,6 +51,7 @@ from codelace_box.errors import (
     UpstreamOverloaded,
     UpstreamTimeout,
 )
+from codelace_box.gateway.blind_keys import key_left_rotation
 from codelace_box.gateway.client import (
     MAX_ERROR_BODY,
     UpstreamClient,
@@ -58,6 +62,7 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
+from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
@@ -234,23 +239,6 @@ def _judged(
     return UpstreamRejected(status, message, call.adapter.error_code(status, message))
 
 
-async def _confirmed(
-    prober: KeyProber, call: ChatCall, key: KeySlot, refusal: ProviderKeyRejected
-) -> bool:
-    """Whether a probe confirms that the upstream refuses the key (then it is flagged)."""
-    provider = call.route.provider
-    stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
-    result = await prober.probe(stored)
-    if result.refused:
-        return True
-    log.warning(
-        "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
-        *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
-        result.message,
-    )
-    return False
-
-
 def refuses_effort(error: CodelaceError) -> bool:
     """Whether an upstream's refusal says the model takes no `reasoning_effort` at all."""
     if not isinstance(error, UpstreamRejected) or error.status not in (400, 422):
@@ -324,11 +312,17 @@ async def _judge(
         raise UpstreamRedirected(call.route.provider.name, response.status,
                                  response.header("location"))  # fmt: skip
     error = await _failure(call, response, key)
-    if _drop_added_effort(call, error) or _drop_refused_hints(routes, call, error):
+    if (
+        _drop_added_effort(call, error)
+        or _drop_refused_hints(routes, call, error)
+        or drop_refused_output(routes, call, error, response.status)
+    ):
         return error, True
-    if isinstance(error, ProviderKeyRejected) and await _confirmed(prober, call, key, error):
-        await routes.mark_failing(key, error.key_failure_reason)
-        return error, True
+    if isinstance(error, ProviderKeyRejected):
+        if await key_left_rotation(prober, routes, call, key, error):
+            return error, True
+        if not routes.has_other_key(call.route.provider.id, key.id):
+            raise error  # the same key again would be refused again
     if isinstance(error, ProviderOutOfCredit):
         log.warning(
             "%s key %d: the provider wants paying (HTTP %d)",
@@ -345,21 +339,27 @@ async def open_upstream(
     call: ChatCall,
     max_retries: int,
     prober: KeyProber,
+    tried: set[int] | None = None,
 ) -> Opened:
-    """POST the call upstream until a 200 answer, or raise the error the client should see."""
+    """POST the call upstream until a 200 answer, or raise the error the client should see;
+    `tried`: the keys this call tried already (a stream's earlier attempts), added to."""
     retries_left = max_retries
     last: CodelaceError | None = None
     _offer_stream_usage(call)
     _leave_out_refused_hints(routes, call)
+    leave_out_refused_output(routes, call)
+    tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
-        key = routes.next_key(call.route.provider.id)
+        key = routes.next_key(call.route.provider.id, tried)
         if key is None:
             raise last or ServiceUnavailable(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
             )
+        tried.add(key.id)
         target = UpstreamTarget(
             call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
             call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
+            refused_fields=call.refused_fields,
         )  # fmt: skip
         request = call.adapter.build_request(call.body, target)
         sent = time.perf_counter()
@@ -374,6 +374,7 @@ async def open_upstream(
         else:
             metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
             if response.status == 200:
+                prober.answered(key.id)
                 return Opened(response, key)
             last, free = await _judge(prober, routes, call, key, response)
             if free:  # the rotation shrank, or the request changed: the next is not a retry

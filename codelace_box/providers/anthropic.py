@@ -12,6 +12,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.anthropic_fields import check_fields
+from codelace_box.providers.anthropic_output import fit_output_fields
 from codelace_box.providers.anthropic_request import (
     takes_both_samplers,
     takes_sampling,
@@ -170,6 +171,7 @@ class AnthropicAdapter(ProviderAdapter):
             "anthropic-version": ANTHROPIC_VERSION,
             "content-type": "application/json",
         }
+        payload = fit_output_fields(payload, headers, target.refused_fields)
         base = (target.base_url or self.default_base_url).rstrip("/")
         return UpstreamRequest(url=f"{base}/v1/messages", headers=headers, json_body=payload)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
+from codelace_box.providers.anthropic_output import fit_output_fields
 from codelace_box.providers.anthropic_response import (
     billed_usage,
     check_message,
@@ -122,6 +123,7 @@ class MessagesPassthrough(AnthropicAdapter):
                 payload["messages"] = without_unsigned_thinking(payload["messages"])
         else:
             payload = upstream_body(body, target.upstream_model, target.default_max_tokens)
+        payload = fit_output_fields(payload, headers, target.refused_fields)
         base = (target.base_url or self.default_base_url).rstrip("/")
         return UpstreamRequest(url=f"{base}{self.path}", headers=headers, json_body=payload)
 

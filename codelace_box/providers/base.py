@@ -55,6 +55,7 @@ class UpstreamTarget:
     stream: bool
     default_max_tokens: int | None
     stream_usage: bool = True  # an `openai` stream: ask for its usage (stream_options)
+    refused_fields: frozenset[str] = frozenset()  # `anthropic`: output fields it does not know
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from codelace_box.catalog.keyprobe import is_parked
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
@@ -89,10 +90,7 @@ class Upkeep:
                 if key.enabled and key.failing:
                     failing.add(key.id)
                     if self.failing is not None and key.id not in self.failing:
-                        await self.alerter.alert(
-                            "key", str(key.id), f"provider key {key.id} ({key.key_hint}) of "
-                            f"{provider.name} was taken out of rotation: its upstream refused it",
-                        )  # fmt: skip
+                        await self.alerter.alert("key", str(key.id), _key_alert(provider, key))
             if provider.enabled and not has_working_key(keys):
                 await self.alerter.alert(
                     "provider", provider.name,
@@ -111,6 +109,18 @@ class Upkeep:
                 f"in 5 minutes (alerts.error_rate {limit:g})"
             )
             await self.alerter.alert("error_rate", "", text)
+
+
+def _key_alert(provider: Provider, key: ProviderKey) -> str:
+    """What the operator hears of a key that left the rotation (a parked one: what to do)."""
+    named = f"provider key {key.id} ({key.key_hint}) of {provider.name}"
+    if is_parked(key.failure_reason):
+        return (
+            f"{named} was parked, out of rotation: its upstream refuses it on calls though its "
+            f"probe works, so no probe brings it back; once fixed: providers key-enable "
+            f"{provider.name} {key.id}"
+        )
+    return f"{named} was taken out of rotation: its upstream refused it"
 
 
 def _backup_if_due(

@@ -8,7 +8,11 @@ JSON body, or SSE (`event: <type>\\ndata: <json>\\n\\n`) in the documented event
 Claude Code's auto mode (`safeguard_results`) when the request asked for them (under the beta
 that allows `safeguards`: tests/fakes/anthropic_safeguards.py). Errors use Anthropic's
 shape `{"type": "error", "error": {"type", "message"}, "request_id"}`. `GET /v1/models` (the
-box's key probe) lists one model for a known key, 401 for any other.
+box's key probe) lists one model for a known key, 401 for any other. An Anthropic-compatible
+server that lags the API (a proxy, an older Bedrock-style gateway) is played by
+`refused_fields` (top-level fields it refuses as unknown, as pydantic words it) and
+`legacy_output_format` (it takes structured outputs as the older top-level `output_format`,
+under the `structured-outputs-2025-11-13` beta).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tests.fakes.anthropic_validation import request_problem
 from tests.fakes.loopback import LoopbackServer
 
 JSON = dict[str, Any]
+LEGACY_FORMAT_BETA = "structured-outputs-2025-11-13"
 ANTHROPIC_VERSION = "2023-06-01"
 # What the fake accepts: the version the box's own translation sends, and the one the current
 # anthropic SDK (2.x) sends, which /v1/messages forwards as the client sent it.
@@ -246,6 +251,9 @@ class FakeAnthropic(LoopbackServer):
         self.api_keys = set(api_keys)
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
+        self.refused_fields: set[str] = set()  # top-level fields refused as unknown
+        self.legacy_output_format = False  # takes `output_format` (under its beta)
+        self.busy_keys: set[str] = set()  # their streams: an overloaded error before content
 
     @property
     def base_url(self) -> str:
@@ -258,6 +266,9 @@ class FakeAnthropic(LoopbackServer):
     def reset(self) -> None:
         self.replies.clear()
         self.requests.clear()
+        self.refused_fields.clear()
+        self.legacy_output_format = False
+        self.busy_keys.clear()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -297,6 +308,9 @@ class FakeAnthropic(LoopbackServer):
         if refusal is not None:
             return refusal
         reply = self.replies.popleft() if self.replies else Reply()
+        if request.headers.get("x-api-key") in self.busy_keys:
+            reply = replace(reply, error_before_content=True, error_type="overloaded_error",
+                            error_message="Overloaded")  # fmt: skip
         if omits_thinking(body):
             reply = replace(reply, thinking_omitted=True)
         if reply.status != 200:
@@ -317,10 +331,34 @@ class FakeAnthropic(LoopbackServer):
         if request.headers.get("anthropic-version") not in ANTHROPIC_VERSIONS:
             answer = error_body("invalid_request_error", "anthropic-version: header is required")
             return web.json_response(answer, status=400)
-        problem = request_problem(body, ",".join(request.headers.getall("anthropic-beta", [])))
+        beta = ",".join(request.headers.getall("anthropic-beta", []))
+        problem = self._lagging_problem(body, beta)
+        if problem is None:
+            problem = request_problem(self._without_legacy(body), beta)
         if problem is not None:
             return web.json_response(error_body("invalid_request_error", problem), status=400)
         return None
+
+    def _lagging_problem(self, body: Any, beta: str) -> str | None:
+        """What a server lagging the API refuses: fields it does not know, and an
+        `output_format` without its beta."""
+        if not isinstance(body, dict):
+            return None
+        for name in sorted(self.refused_fields & set(body)):
+            return f"{name}: Extra inputs are not permitted"
+        legacy = body.get("output_format")
+        if self.legacy_output_format and legacy is not None:
+            if LEGACY_FORMAT_BETA not in beta:
+                return f"output_format: requires the anthropic-beta {LEGACY_FORMAT_BETA}"
+            if not isinstance(legacy, dict) or legacy.get("type") != "json_schema":
+                return "output_format: expected {type: json_schema, schema: {...}}"
+        return None
+
+    def _without_legacy(self, body: Any) -> Any:
+        """The body the current API's checks see (the legacy field checked apart)."""
+        if self.legacy_output_format and isinstance(body, dict):
+            return {k: v for k, v in body.items() if k != "output_format"}
+        return body
 
     async def _stream(
         self, request: web.Request, reply: Reply, model: str, safeguards: list[JSON] | None

@@ -258,6 +258,11 @@ async def test_routing_reload_rotation_and_flagging(db: Path) -> None:
     keys = [routes.next_key(route.provider.id) for _ in range(4)]
     assert [k.secret for k in keys if k] == ["sk-first-key-000", "sk-second-key-00"] * 2
     assert "sk-first" not in repr(keys)
+    first_id = keys[0].id  # type: ignore[union-attr]
+    avoided = [routes.next_key(route.provider.id, {first_id}) for _ in range(3)]
+    assert {k.secret for k in avoided if k} == {"sk-second-key-00"}, "a retry's other key"
+    every = {first_id, keys[1].id}  # type: ignore[union-attr]
+    assert routes.next_key(route.provider.id, every) is not None, "all tried: one still comes"
     models.set_model_enabled("acme/m1", False)
     assert routes.resolve("acme/m1") is not None, "still cached within the TTL"
     now[0] = 0.6

@@ -1,0 +1,71 @@
+"""Keys a probe cannot judge: refused on calls (401/403 about the key) while the probe works.
+
+A key may list models (the probe) but not call the model, or belong to an organisation the
+provider blocked: its probe keeps saying it works, and without more it would stay in rotation
+for ever, every call it gets refused once and retried on another key. The first such refusal
+keeps the key (a probe just said it works: the refusal may have been passing); a second one,
+with no call answered with the key in between, parks it: flagged with a reason saying so
+(catalog/keyprobe.py `parked_reason`), which no scheduled probe clears, and which the operator
+is told of (`providers list`, the dashboard, the alert webhook) until they put the key back
+(`providers key-enable`). The provider's last key in rotation is not parked (that would turn
+every model of the provider to 503, those the key may still call included): it stays, and is
+not probed again call after call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from codelace_box.catalog.keyprobe import KeyProber, StoredKey, parked_reason
+from codelace_box.crypto import mask_secret
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.routing import KeySlot, RouteTable
+
+log = logging.getLogger("codelace_box.gateway")
+PARK_AFTER = 2  # refusals on calls while the probe works
+
+
+class KeyRefusal(Protocol):
+    key_failure_reason: str
+
+
+async def key_left_rotation(
+    prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, refusal: KeyRefusal
+) -> bool:
+    """Judge an upstream's refusal of the key (401, or a 403 about the key): True when the key
+    left the rotation (a probe confirmed the refusal, or the key was parked), False when it
+    stays (the next key is tried as for a 5xx)."""
+    provider = call.route.provider
+    if prober.refusals_since_probe(key.id) == 0:
+        stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
+        result = await prober.probe(stored)
+        if result.refused:
+            await routes.mark_failing(key, refusal.key_failure_reason)
+            prober.answered(key.id)
+            return True
+        prober.note_refused_though_probe_works(key.id)
+        log.warning(
+            "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
+            *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
+            result.message,
+        )
+        return False
+    if prober.note_refused_though_probe_works(key.id) < PARK_AFTER:
+        return False
+    if not routes.has_other_key(provider.id, key.id):
+        log.warning(
+            "%s key %d (%s) is refused on calls (%s) though its probe works; it stays in "
+            "rotation, being its last key in rotation: check what the key may call",
+            *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
+        )  # fmt: skip
+        return False
+    await routes.mark_failing(key, parked_reason(refusal.key_failure_reason, provider.name, key.id))
+    prober.answered(key.id)
+    log.warning(
+        "provider key %d (%s) parked: %s refuses it on calls (%s) though its probe works; "
+        "it stays out of rotation until the operator puts it back (providers key-enable %s %d)",
+        *(key.id, mask_secret(key.secret), provider.name, refusal.key_failure_reason[:200]),
+        *(provider.name, key.id),
+    )
+    return True

@@ -1,0 +1,63 @@
+"""Structured-output fields an Anthropic-kind upstream refuses as unknown: asked again without.
+
+A 400 (or 422) that names `output_config` or `output_format` itself as a field the server does
+not know ("output_config: Extra inputs are not permitted", "Unknown parameter: output_format",
+"extraneous key [output_config] is not permitted") is not the client's error but the upstream's
+lag (providers/anthropic_output.py rewrites the request): the call goes once more, per refused
+field, not counted as a retry, under the same hold, and the provider (at its base URL) is not
+sent the field again for an hour (gateway/hints.py RefusedHints). A refusal of what the field
+holds ("output_config.format.schema: ... is not supported") names a part of it, and is relayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from codelace_box.errors import CodelaceError
+from codelace_box.gateway.hints import REFUSING_STATUSES
+from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.routing import RouteTable
+from codelace_box.providers.anthropic_output import OUTPUT_FIELDS
+
+log = logging.getLogger("codelace_box.gateway")
+_UNKNOWN_RE = re.compile(
+    r"extra inputs are not permitted|\bextra_forbidden\b|\bunknown (name|parameter|field)\b|"
+    r"\bunrecognized\b|\bunexpected (field|property|keyword)\b|\bextraneous\b|"
+    r"\bnot (supported|permitted|allowed)\b|\bunsupported\b",
+    re.IGNORECASE,
+)
+
+
+def refused_output_fields(status: int, message: str) -> set[str]:
+    """The output fields an upstream's refusal names as unknown (not a part of one)."""
+    if status not in REFUSING_STATUSES or _UNKNOWN_RE.search(message) is None:
+        return set()
+    return {name for name in OUTPUT_FIELDS if re.search(rf"\b{name}\b(?![.\[])", message)}
+
+
+def leave_out_refused_output(routes: RouteTable, call: ChatCall) -> None:
+    """Before sending: the output fields this Anthropic provider refused lately stay out."""
+    provider = call.route.provider
+    if provider.kind == "anthropic":
+        refused = routes.refused_hints.refused(provider.id, provider.base_url, OUTPUT_FIELDS)
+        call.refused_fields = call.refused_fields | refused
+
+
+def drop_refused_output(
+    routes: RouteTable, call: ChatCall, error: CodelaceError, status: int
+) -> bool:
+    """Ask again without the output fields the upstream refused as unknown (each once), and
+    remember that it does; False when the refusal (`error`, of the upstream's HTTP `status`)
+    names none not yet left out."""
+    provider = call.route.provider
+    if provider.kind != "anthropic":
+        return False
+    names = refused_output_fields(status, error.message) - call.refused_fields
+    if not names:
+        return False
+    call.refused_fields = call.refused_fields | names
+    routes.refused_hints.remember(provider.id, provider.base_url, names)
+    log.info("%s refuses %s; asking again in a form it takes", provider.name,
+             ", ".join(sorted(names)))  # fmt: skip
+    return True

@@ -1,0 +1,105 @@
+"""A key its upstream refuses on calls (403) while its probe works (a key that may list models but
+not call this one, an organisation blocked from the model) cannot be judged by a probe: after a
+second such refusal it is parked, out of rotation until the operator puts it back, no
+scheduled probe brings it back, and the operator hears of it (`providers list`, the alert
+webhook, the log)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+
+pytestmark = pytest.mark.timeout(90)
+HELLO = [{"role": "user", "content": "Say hello"}]
+BLOCKED, GOOD = "sk-blocked-key-000001", "sk-good-key-000000002"
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def keys_of(box: Box) -> list[dict[str, object]]:
+    return list(json.loads(box.cli("providers", "list", "--json"))[0]["keys"])
+
+
+def _eventually(check: object, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
+        time.sleep(0.05)
+
+
+def test_a_key_refused_on_calls_whose_probe_works_is_parked_until_the_operator_acts(
+    box_factory: BoxFactory, fake: FakeOpenAI, hook: WebhookReceiver
+) -> None:
+    box = box_factory(
+        keys=(BLOCKED, GOOD),
+        gateway={"max_retries": 2, "key_probe_sec": 0.3},
+        alerts={"webhook_url": hook.url},
+        env={"CODELACE_UPKEEP_TICK_SEC": "0.2"},
+    )
+    fake.key_status[BLOCKED] = 403  # "Key answered 403.": about the key; its probe answers 200
+    _, key = box.new_user("1")
+    client = box.sdk(key)
+    for _ in range(8):
+        done = client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+    used = [r.api_key for r in fake.requests]
+    assert used.count(BLOCKED) == 2, f"parked after its second refusal, not tried on: {used}"
+    assert used.count(GOOD) == 8
+    assert fake.probes.count(BLOCKED) <= 2, "a parked key is not probed call after call"
+    blocked = keys_of(box)[0]
+    assert blocked["failing"] and blocked["parked"]
+    reason = str(blocked["failure_reason"])
+    assert reason.startswith("HTTP 403: ") and "its probe works" in reason, reason
+    assert "providers key-enable fake 1" in reason
+    listed = box.cli("providers", "list")
+    assert "1:sk-…0001 (parked)" in listed, listed
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) parked")
+    _eventually(lambda: any("parked" in t and "key-enable" in t for t in hook.texts()), "alert")
+    time.sleep(1.0)  # three rounds of scheduled probes: none brings it back
+    assert keys_of(box)[0]["failing"]
+    sent = len(fake.requests)
+    client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert [r.api_key for r in fake.requests[sent:]] == [GOOD]
+    fake.key_status.clear()  # the operator had the block lifted, and puts the key back
+    assert "back in rotation" in box.cli("providers", "key-enable", "fake", "1")
+    assert not keys_of(box)[0]["failing"] and not keys_of(box)[0]["parked"]
+    time.sleep(0.6)
+    sent = len(fake.requests)
+    for _ in range(2):
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert {r.api_key for r in fake.requests[sent:]} == {BLOCKED, GOOD}
+    assert BLOCKED not in box.server.log_text() and BLOCKED not in "".join(hook.texts())
+
+
+def test_the_last_key_in_rotation_is_not_parked_but_no_longer_probed_call_after_call(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """Parking a provider's last working key would turn every model of it to 503, those the key
+    may still call included: it stays, each call refused once (not retried on the same key,
+    which was sent three times a call), and the log says why."""
+    box = box_factory(keys=(BLOCKED,), gateway={"max_retries": 2})
+    fake.key_status[BLOCKED] = 403
+    _, key = box.new_user("1")
+    for _ in range(4):
+        with pytest.raises(openai.APIStatusError) as caught:
+            box.sdk(key).with_options(max_retries=0).chat.completions.create(
+                model=MODEL, messages=HELLO
+            )
+        assert (caught.value.status_code, caught.value.code) == (503, "provider_key_rejected")
+    assert fake.probes.count(BLOCKED) <= 2
+    assert len(fake.requests) == 4, "a refused key is not asked again within one call"
+    assert not keys_of(box)[0]["parked"]
+    box.server.wait_for_log(r"key 1 \(sk-…0001\) .*its last key in rotation")
