@@ -179,6 +179,14 @@ STRIPE_SECRET = (
 )
 
 
+# A header value has no line break and HTTP strips the spaces around it: a token copied with
+# its newline would never match what a scraper sends (every scrape a 401), so it is refused.
+BEARER_TOKEN = (
+    r"(\S([^\r\n]*\S)?)?",
+    "a token without leading or trailing spaces or line breaks (copied with a trailing newline?)",
+)
+
+
 CURRENCY = (r"[a-z]{3}", "a three-letter currency code in lower case, e.g. usd")
 
 
@@ -305,6 +313,7 @@ class MetricsConfig:
         "",
         "Bearer token /metrics requires; empty: /metrics answers only loopback clients (the "
         "address after server.proxies_count).",
+        pattern=BEARER_TOKEN,
     )
 
 

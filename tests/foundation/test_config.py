@@ -319,6 +319,25 @@ def test_a_stripe_secret_with_whitespace_is_refused_at_start(
     assert "spaces or line breaks" in message and "TOPSECRET" not in message
 
 
+@pytest.mark.parametrize(
+    "value", ["TOPSECRET-token\n", " TOPSECRET-token", "TOPSECRET-token\r\n", "TOPSECRET\t"]
+)
+def test_a_metrics_token_with_surrounding_whitespace_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A header value cannot carry a line break and HTTP strips the spaces around it: a token
+    copied with its newline would make /metrics answer 401 to every scraper, forever. Refused
+    at start, naming the variable, never echoing the token."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"CODELACE_METRICS_TOKEN": value})
+    message = str(caught.value)
+    assert message.startswith("env CODELACE_METRICS_TOKEN: metrics.token must be ")
+    assert "line breaks" in message and "\n" not in message and "TOPSECRET" not in message
+    inner = load_config(None, {"CODELACE_METRICS_TOKEN": "two words"}).metrics.token
+    assert inner == "two words"  # "Bearer two words" still reaches it
+
+
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
         load_config(str(tmp_path / "nope.toml"), {})
