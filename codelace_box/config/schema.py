@@ -38,9 +38,13 @@ def _opt(
     return field(default=default, metadata=meta)
 
 
+# No host name or address has whitespace (" 127.0.0.1" from an env file binds nothing).
+HOST = (r"(\S+)", "a host name or address without spaces or line breaks")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=NOT_BLANK)
+    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=HOST)
     port: int = _opt(8080, "Port to listen on.", minimum=1, maximum=65535)
     public_url: str = _opt(
         "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
@@ -145,7 +149,7 @@ class EmailConfig:
     backend: str = _opt(
         "console", "console prints codes to the server log; smtp sends mail.", ("console", "smtp")
     )
-    smtp_host: str = _opt("", "SMTP server host.")
+    smtp_host: str = _opt("", "SMTP server host.", pattern=(HOST[0] + "?", HOST[1]))
     smtp_port: int = _opt(
         587,
         "SMTP server port (465 when smtp_ssl is true and this is not set).",

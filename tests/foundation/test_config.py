@@ -338,6 +338,28 @@ def test_a_metrics_token_with_surrounding_whitespace_is_refused_at_start(
     assert inner == "two words"  # "Bearer two words" still reaches it
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("CODELACE_SERVER_HOST", " 127.0.0.1", "server.host"),
+        ("CODELACE_SERVER_HOST", "0.0.0.0\n", "server.host"),
+        ("CODELACE_EMAIL_SMTP_HOST", "mail.example.com\n", "email.smtp_host"),
+    ],
+)
+def test_a_host_with_spaces_or_a_line_break_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """No host name or address has whitespace: " 127.0.0.1" made serve fail with "cannot
+    listen on  127.0.0.1:8080: Name or service not known", and an SMTP host with its newline
+    failed every sign-in mail long after the start. Both are one line at start."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: {key} must be a host name or address without ")
+    assert "\n" not in message
+
+
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
         load_config(str(tmp_path / "nope.toml"), {})
