@@ -5,6 +5,7 @@ source, the key and what was expected)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -63,11 +64,27 @@ def _collect(
         rest = var[len(ENV_PREFIX) :].lower()
         matched = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if matched is None:
+            _refuse_near_miss(var, rest)
             continue
         section, key = matched, rest[len(matched) + 1 :]
         raw[section][key] = value
         origin[section][key] = f"env {var}"
     return raw, origin
+
+
+def _refuse_near_miss(var: str, rest: str) -> None:
+    """A CODELACE_ variable naming no section is someone else's (CODELACE_DEBUG, the
+    CODELACE_SANIC_ settings), unless it is a real key under a near miss of its section
+    (CODELACE_SERVR_PORT, CODELACE_SERVERPORT): one the operator meant to set, refused."""
+    head, _, key = rest.partition("_")
+    guesses = [(s, f"{head[len(s) :]}_{key}".strip("_")) for s in SECTIONS if head.startswith(s)]
+    guesses += [(s, key) for s in difflib.get_close_matches(head, SECTIONS, n=1, cutoff=0.8)]
+    for section, name in guesses:
+        if name in {field.name for field in dataclasses.fields(SECTIONS[section])}:
+            raise ConfigError(
+                f"env {var}: unknown section {head} (did you mean "
+                f"{ENV_PREFIX}{section.upper()}_{name.upper()}?)"
+            )
 
 
 def resolve_config_path(explicit: str | None, env: dict[str, str] | None = None) -> Path | None:

@@ -191,6 +191,31 @@ def test_unrelated_codelace_variables_are_not_config_keys(tmp_path: Path) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("CODELACE_SERVR_PORT", "CODELACE_SERVER_PORT"),
+        ("CODELACE_ALERT_WEBHOOK_URL", "CODELACE_ALERTS_WEBHOOK_URL"),
+        ("CODELACE_LIMIT_RPM", "CODELACE_LIMITS_RPM"),
+        ("CODELACE_BACKUPS_DIR", "CODELACE_BACKUP_DIR"),
+        ("CODELACE_SERVERPORT", "CODELACE_SERVER_PORT"),
+    ],
+)
+def test_a_misspelt_section_in_a_variable_is_refused_naming_the_right_one(
+    tmp_path: Path, variable: str, meant: str
+) -> None:
+    """CODELACE_SERVR_PORT=9000 was silently ignored: the box listened on 8080 and nothing
+    said why. A variable whose section is a near miss of a real one is an unknown key the
+    operator meant to set: refused at start, naming the variable it should have been (and
+    never the value, which may be a secret)."""
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: "TOPSECRET"})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: ") and "\n" not in message
+    assert f"did you mean {meant}?" in message and "TOPSECRET" not in message
+
+
 FILE_ERRORS = [
     ("[server]\nport = \"x\"\n", "server.port must be an integer, got 'x'"),
     ("[server]\nport = 70000\n", "server.port must be an integer from 1 to 65535, got 70000"),
