@@ -25,7 +25,12 @@ ROOTS = ("codelace_box", "admin_tui")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("codelace_box.__main__", "codelace_box.cli"),
-    ("codelace_box.server", "codelace_box.stopping", "codelace_box.http_guard"),
+    (
+        "codelace_box.server",
+        "codelace_box.stopping",
+        "codelace_box.http_guard",
+        "codelace_box.sanic_env",
+    ),
     ("codelace_box.api", "admin_tui"),
     (
         "codelace_box.accounts",
