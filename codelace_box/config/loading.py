@@ -94,8 +94,8 @@ def resolve_config_path(explicit: str | None, env: dict[str, str] | None = None)
         return Path(explicit)
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV])
-    default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.exists() else None
+    default = Path(DEFAULT_CONFIG_FILE)  # a dangling link to it is a missing file, not none
+    return default if os.path.lexists(default) else None
 
 
 SQLITE_URL = "sqlite:///"

@@ -385,6 +385,18 @@ def test_a_host_with_spaces_or_a_line_break_is_refused_at_start(
     assert "\n" not in message
 
 
+def test_a_dangling_codelace_toml_link_is_an_error_not_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./codelace.toml as a link to a file that is not there (a volume not mounted, a moved
+    /etc file) was taken for no file: the box ran on the built-in defaults, a new empty
+    database in ./data. It is the operator's config file, and missing: one line naming it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "codelace.toml").symlink_to(tmp_path / "etc" / "codelace.toml")
+    with pytest.raises(ConfigError, match=r"^codelace\.toml: config file not found"):
+        load_config(None, {})
+
+
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
         load_config(str(tmp_path / "nope.toml"), {})
