@@ -4,6 +4,7 @@ source, the key and what was expected)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -117,23 +118,27 @@ def config_from_data(data: dict[str, Any], path: Path | None, env: dict[str, str
 
 def _anchor_database_path(config: Config, path: Path | None) -> Config:
     """A relative database path (and backup folder) read with a config file is relative to
-    that file's folder (a `sqlite:///PATH` database.url becomes database.path first: one name
-    for the file)."""
+    that file's folder, and a leading ~ is the home folder (a `sqlite:///PATH` database.url
+    becomes database.path first: one name for the file)."""
     if config.database.url.startswith(SQLITE_URL):
         sqlite_path = config.database.url.removeprefix(SQLITE_URL)
         database = dataclasses.replace(config.database, path=sqlite_path, url="")
         config = dataclasses.replace(config, database=database)
-    if path is None:
-        return config
-    folder = path.resolve().parent
-    db_path, backup_dir = Path(config.database.path), Path(config.backup.dir)
-    if not db_path.is_absolute():
-        database = dataclasses.replace(config.database, path=str(folder / db_path))
-        config = dataclasses.replace(config, database=database)
-    if not backup_dir.is_absolute():
-        backup = dataclasses.replace(config.backup, dir=str(folder / backup_dir))
-        config = dataclasses.replace(config, backup=backup)
-    return config
+    folder = path.resolve().parent if path is not None else None
+    database = dataclasses.replace(config.database, path=_anchored(config.database.path, folder))
+    backup = dataclasses.replace(config.backup, dir=_anchored(config.backup.dir, folder))
+    return dataclasses.replace(config, database=database, backup=backup)
+
+
+def _anchored(name: str, folder: Path | None) -> str:
+    """`name` with a leading ~ expanded, under `folder` when relative (None: left relative)."""
+    expanded = Path(name)
+    if name == "~" or name.startswith("~/"):  # not ~user: the box's own user only
+        with contextlib.suppress(RuntimeError):  # no home folder to be found: as written
+            expanded = expanded.expanduser()
+    if expanded.is_absolute() or folder is None:
+        return name if expanded == Path(name) else str(expanded)
+    return str(folder / expanded)
 
 
 def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:

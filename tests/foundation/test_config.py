@@ -534,6 +534,28 @@ def test_a_relative_database_path_is_relative_to_the_config_files_folder(
     assert load_config(None, env={}).database.path == "data/codelace.db"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[database]\npath = "~/box/codelace.db"\n[backup]\ndir = "~/box/backups"\n',
+        '[database]\nurl = "sqlite:///~/box/codelace.db"\n[backup]\ndir = "~/box/backups"\n',
+    ],
+)
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """database.path = "~/box/codelace.db" made a folder named "~" beside the config file (a
+    new empty database there, and a folder a later `rm -rf ~` would take for the home): a
+    leading ~ is the home folder, as in a shell."""
+    home, folder = tmp_path / "home", tmp_path / "etc"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    config = load_config(str(write(folder, text)), {})
+    assert config.database.path == str(home / "box" / "codelace.db")
+    assert config.backup.dir == str(home / "box" / "backups")
+    assert config.data_dir == home / "box"
+
+
 def test_the_longest_rate_limit_window_config_allows_is_the_one_rate_limits_keep() -> None:
     """config sits below the features, so it states the bound itself; the two must agree or
     a window config accepts would outlive the events accounts/ratelimit keeps."""
