@@ -14,7 +14,7 @@ from typing import Any
 
 from codelace_box.config.rules import check_combinations, imply_defaults
 from codelace_box.config.schema import SECTIONS, Config
-from codelace_box.config.values import build_section
+from codelace_box.config.values import build_section, read_value
 from codelace_box.errors import ConfigError
 
 ENV_PREFIX = "CODELACE_"
@@ -68,6 +68,9 @@ def _collect(
             _refuse_near_miss(var, rest)
             continue
         section, key = matched, rest[len(matched) + 1 :]
+        if key in raw[section] and not origin[section][key].startswith("env "):
+            # the file's value, overridden, is still the file's: a mistake in it is refused
+            read_value(section, SECTIONS[section], key, raw[section][key], source)
         raw[section][key] = value
         origin[section][key] = f"env {var}"
     return raw, origin

@@ -140,20 +140,26 @@ def _shown(name: str, value: Any) -> str:
 
 def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:
     """One section's dataclass from raw values; `origin` says where each value came from."""
+    return cls(
+        **{
+            name: read_value(section_name, cls, name, value, origin[name])
+            for name, value in raw.items()
+        }
+    )
+
+
+def read_value(section_name: str, cls: type, name: str, value: Any, where: str) -> Any:
+    """One key's value as its field's type, checked; a ConfigError naming `where` otherwise."""
     hints = get_type_hints(cls)
-    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        where = origin[name]
-        if name not in hints:
-            known = ", ".join(hints)
-            raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
-        try:
-            coerced = normalize(coerce(hints[name], value, where.startswith("env ")), metas[name])
-            check_value(hints[name], metas[name], coerced)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
-            ) from None
-        values[name] = coerced
-    return cls(**values)
+    if name not in hints:
+        known = ", ".join(hints)
+        raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    try:
+        coerced = normalize(coerce(hints[name], value, where.startswith("env ")), meta)
+        check_value(hints[name], meta, coerced)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
+        ) from None
+    return coerced

@@ -174,6 +174,29 @@ def test_environment_beats_the_file_and_leaves_other_keys(tmp_path: Path) -> Non
     assert (config.server.port, config.server.host) == (4321, "10.0.0.1")
 
 
+def test_a_wrong_type_in_the_file_is_refused_even_when_a_variable_overrides_it(
+    tmp_path: Path,
+) -> None:
+    """port = "x" in the file with CODELACE_SERVER_PORT=9000 started: the file's mistake went
+    unsaid until the day the variable was dropped, and the box would not start. A wrong type
+    or value in the file is refused whatever overrides it (the SPEC's "refused at start with
+    the file, the key and what was expected"); keys that need another one still count the
+    variables (an SMTP host from the environment)."""
+    path = write(tmp_path, '[server]\nport = "x"\n[stripe]\nsecret_key = ["TOPSECRET"]\n')
+    env = {"CODELACE_SERVER_PORT": "9000", "CODELACE_STRIPE_SECRET_KEY": "sk_test_1"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: server.port must be an integer, got 'x'"), message
+    path = write(tmp_path, '[stripe]\nsecret_key = ["TOPSECRET"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env)
+    assert str(caught.value) == f"{path}: stripe.secret_key must be a string, got <hidden>"
+    path = write(tmp_path, '[email]\nbackend = "smtp"\n')
+    env = {"CODELACE_EMAIL_SMTP_HOST": "mail.example.com"}
+    assert load_config(str(path), env).email.smtp_host == "mail.example.com"
+
+
 def test_config_file_from_the_environment_and_the_flag_wins(tmp_path: Path) -> None:
     from_env = write(tmp_path, "[server]\nport = 1111\n", "env.toml")
     from_flag = write(tmp_path, "[server]\nport = 2222\n", "flag.toml")
