@@ -16,7 +16,7 @@ from codelace_box.cli.audit import audit
 from codelace_box.cli.catalog import providers
 from codelace_box.cli.manage import MANAGE_COMMANDS
 from codelace_box.cli.models import models
-from codelace_box.cli.support import CliState, CodelaceGroup, WholeNumber, pass_state
+from codelace_box.cli.support import CliState, CodelaceGroup, ListenHost, WholeNumber, pass_state
 from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
 from codelace_box.db.core import open_database
@@ -46,7 +46,7 @@ def _not_empty(path: str | None) -> str | None:
 
 
 @main.command()
-@click.option("--host", help="Listen address (server.host).")
+@click.option("--host", type=ListenHost(), help="Listen address (server.host).")
 @click.option("--port", type=WholeNumber(1, 65535), help="Listen port (server.port).")
 @click.option("--workers", type=WholeNumber(1, 64), help="Server processes (server.workers).")
 @pass_state

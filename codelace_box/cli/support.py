@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -203,3 +204,17 @@ class WholeNumber(click.IntRange):
             if not (digits.isascii() and digits.isdigit()):
                 self.fail(f"{value!r} is not a whole number (digits 0-9).", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class ListenHost(click.ParamType):
+    """A listen address as server.host takes it: no spaces or line breaks, not empty (a
+    quoted variable with a stray space would otherwise fail later as 'cannot listen')."""
+
+    name = "host"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from codelace_box.config.schema import HOST
+
+        if not re.fullmatch(HOST[0], value):
+            self.fail(f"{value!r} is not {HOST[1]}.", param, ctx)
+        return value
