@@ -135,7 +135,11 @@ def _shown(name: str, value: Any) -> str:
     # a database URL carries its password, a Slack webhook URL is its own credential, and
     # metrics.token is the scrapers' password
     hidden = any(word in name for word in ("secret", "password", "url"))
+    hidden = hidden or bool(_USERINFO.search(str(value)))  # a URL's user:password, any key
     return "<hidden>" if hidden or name.endswith("token") else repr(value)
+
+
+_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@]*@", re.IGNORECASE)
 
 
 def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:

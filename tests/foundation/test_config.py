@@ -333,6 +333,8 @@ def test_a_bad_environment_value_names_the_variable(
         "[stripe]\nwebhook_secret = 123456789\n",
         '[server]\nsecret_key = ["TOPSECRET"]\n',
         "[email]\nsmtp_password = 987654321\n",
+        # a URL's user:password is a credential whatever the key's name
+        '[stripe]\napi_base = "https://box:TOPSECRET@stripe-proxy.example/ "\n',
     ],
 )
 def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
