@@ -175,11 +175,13 @@ class EmailConfig:
     )
 
 
-# A Stripe key has no whitespace: one copied with its line break authenticates no call and
-# verifies no webhook (every paid top-up unanswered), so it is refused at start.
+# A Stripe key has no whitespace or quotes: one copied with its line break, or kept in its
+# quotes by docker's --env-file, authenticates no call and verifies no webhook (every paid
+# top-up unanswered), so it is refused at start.
 STRIPE_SECRET = (
-    r"\S*",
-    "a key without spaces or line breaks (copied with a trailing newline?)",
+    r"[^\s\"']*",
+    "a key without spaces, quotes or line breaks (copied with a trailing newline, or with "
+    "the quotes of an env file?)",
 )
 
 

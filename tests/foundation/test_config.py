@@ -353,6 +353,9 @@ def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
         ("CODELACE_STRIPE_WEBHOOK_SECRET", "whsec_TOPSECRET\n"),
         ("CODELACE_STRIPE_SECRET_KEY", "sk_live_TOPSECRET\r\n"),
         ("CODELACE_STRIPE_SECRET_KEY", " sk_live_TOPSECRET"),
+        # docker's --env-file keeps the quotes of KEY="value": a key no call authenticates with
+        ("CODELACE_STRIPE_SECRET_KEY", '"sk_live_TOPSECRET"'),
+        ("CODELACE_STRIPE_WEBHOOK_SECRET", "'whsec_TOPSECRET'"),
     ],
 )
 def test_a_stripe_secret_with_whitespace_is_refused_at_start(
@@ -366,7 +369,7 @@ def test_a_stripe_secret_with_whitespace_is_refused_at_start(
         load_config(None, {variable: value})
     message = str(caught.value)
     assert message.startswith(f"env {variable}: ") and "\n" not in message
-    assert "spaces or line breaks" in message and "TOPSECRET" not in message
+    assert "spaces, quotes or line breaks" in message and "TOPSECRET" not in message
 
 
 @pytest.mark.parametrize(
