@@ -159,6 +159,11 @@ def read_value(section_name: str, cls: type, name: str, value: Any, where: str) 
         known = ", ".join(hints)
         raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    if where.startswith("env ") and _env_file_quoted(f"{section_name}.{name}", value):
+        raise ConfigError(
+            f"{where}: {section_name}.{name} must be given without the quotes around it (an "
+            f"env file's quotes stay in the value), got {_shown(name, value)}"
+        )
     try:
         coerced = normalize(coerce(hints[name], value, where.startswith("env ")), meta)
         check_value(hints[name], meta, coerced)
@@ -167,3 +172,11 @@ def read_value(section_name: str, cls: type, name: str, value: Any, where: str) 
             f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
         ) from None
     return coerced
+
+
+def _env_file_quoted(dotted: str, value: str) -> bool:
+    """A variable's whole value in matching quotes: docker's --env-file keeps them. The server
+    secret is taken as it is (provider keys may already be stored with it, quotes and all)."""
+    text = value.strip()
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'"
+    return quoted and dotted != "server.secret_key"

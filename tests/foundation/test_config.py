@@ -353,9 +353,10 @@ def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
         ("CODELACE_STRIPE_WEBHOOK_SECRET", "whsec_TOPSECRET\n"),
         ("CODELACE_STRIPE_SECRET_KEY", "sk_live_TOPSECRET\r\n"),
         ("CODELACE_STRIPE_SECRET_KEY", " sk_live_TOPSECRET"),
-        # docker's --env-file keeps the quotes of KEY="value": a key no call authenticates with
-        ("CODELACE_STRIPE_SECRET_KEY", '"sk_live_TOPSECRET"'),
-        ("CODELACE_STRIPE_WEBHOOK_SECRET", "'whsec_TOPSECRET'"),
+        # a quote inside: a key no call authenticates with (the quotes around a whole value
+        # are test_a_variable_still_in_its_env_file_quotes_is_refused's)
+        ("CODELACE_STRIPE_SECRET_KEY", 'sk_live_TOPSECRET"'),
+        ("CODELACE_STRIPE_WEBHOOK_SECRET", "'whsec_TOPSECRET"),
     ],
 )
 def test_a_stripe_secret_with_whitespace_is_refused_at_start(
@@ -423,6 +424,33 @@ def test_a_dangling_codelace_toml_link_is_an_error_not_the_defaults(
     (tmp_path / "codelace.toml").symlink_to(tmp_path / "etc" / "codelace.toml")
     with pytest.raises(ConfigError, match=r"^codelace\.toml: config file not found"):
         load_config(None, {})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("CODELACE_DATABASE_PATH", '"/srv/codelace/codelace.db"', "database.path"),
+        ("CODELACE_SERVER_PUBLIC_URL", "'https://llm.example.com'", "server.public_url"),
+        ("CODELACE_EMAIL_SMTP_PASSWORD", '"TOPSECRET"', "email.smtp_password"),
+        ("CODELACE_STRIPE_SECRET_KEY", '"sk_live_TOPSECRET"', "stripe.secret_key"),
+        ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", '"example.com"', "auth.allowed_email_domains"),
+    ],
+)
+def test_a_variable_still_in_its_env_file_quotes_is_refused(
+    tmp_path: Path, variable: str, value: str, key: str
+) -> None:
+    """docker's --env-file keeps the quotes of KEY="value": CODELACE_DATABASE_PATH=
+    "/srv/codelace/codelace.db" was a relative path starting with a quote, so the box made a
+    folder named '"' beside the config file and ran on a new empty database. A value wrapped
+    in quotes is refused at start, naming the variable (secrets not echoed)."""
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: {key} must be given without the quotes"), message
+    assert "TOPSECRET" not in message
+    kept = load_config(str(path), {"CODELACE_SERVER_SECRET_KEY": '"in-use-secret"'})
+    assert kept.server.secret_key == '"in-use-secret"'  # provider keys were stored with it
 
 
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
