@@ -74,7 +74,8 @@ def _check_whole_cents(config: Config, origin: Origin) -> None:
         if value > most:  # past the largest top-up none could be paid; 1e400 not even rounded
             raise ConfigError(f"{where}: stripe.{key} must be at most {most:,} USD")
         if value != value.quantize(Decimal("0.01")):
+            shown = f"{value:f}" if value.adjusted() > -20 else str(value)  # not 1e-9 zeros
             raise ConfigError(
                 f"{where}: stripe.{key} must be a USD amount in whole cents "
-                f"(e.g. 1 or 0.50), not {value:f}"
+                f"(e.g. 1 or 0.50), not {shown}"
             )

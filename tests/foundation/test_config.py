@@ -311,6 +311,10 @@ ENV_ERRORS = [
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "1_0", "stripe.min_topup_usd must be a number"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "NaN", "stripe.min_topup_usd must be a number"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "Infinity", "stripe.min_topup_usd must be a number"),
+    # written out in full this was a line of 100 million zeros
+    ("CODELACE_STRIPE_TRIAL_CREDIT_USD", "1e-99999999",
+     "stripe.trial_credit_usd must be a USD amount in whole cents (e.g. 1 or 0.50), "
+     "not 1E-99999999"),
 ]  # fmt: skip
 
 
