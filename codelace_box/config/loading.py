@@ -109,7 +109,15 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
     """Read, merge and validate the configuration; raises ConfigError on any problem."""
     env = dict(os.environ) if env is None else env
     path = resolve_config_path(explicit, env)
-    return config_from_data(_read_file(path) if path else {}, path, env)
+    if path is None:
+        return config_from_data({}, path, env)
+    try:
+        data = _read_file(path)
+    except ConfigError as exc:
+        if explicit or not env.get(CONFIG_ENV) or not str(exc).endswith("not found"):
+            raise
+        raise ConfigError(f"{exc} (named by ${CONFIG_ENV})") from None
+    return config_from_data(data, path, env)
 
 
 def config_from_data(data: dict[str, Any], path: Path | None, env: dict[str, str]) -> Config:

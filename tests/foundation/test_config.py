@@ -458,8 +458,17 @@ def test_a_variable_still_in_its_env_file_quotes_is_refused(
 
 
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found$"):
         load_config(str(tmp_path / "nope.toml"), {})
+
+
+def test_a_missing_config_file_named_by_the_environment_says_so(tmp_path: Path) -> None:
+    """A CODELACE_CONFIG left in a shell profile or unit file: the error names the variable, or
+    an operator who ran `serve` with no --config looks for the path in vain."""
+    missing = tmp_path / "old" / "codelace.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"CODELACE_CONFIG": str(missing)})
+    assert str(caught.value) == f"{missing}: config file not found (named by $CODELACE_CONFIG)"
 
 
 def test_the_default_public_url_brackets_an_ipv6_listen_address() -> None:
