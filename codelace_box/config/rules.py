@@ -38,10 +38,10 @@ def imply_defaults(config: Config, origin: Origin) -> Config:
 def check_combinations(config: Config, origin: Origin) -> None:
     """Keys that only make sense together: a setting that needs another one set, or unset."""
     if config.email.backend == "smtp" and not config.email.smtp_host:
-        where = origin["email"].get("backend", config.source)
+        where = _culprit(origin["email"], "smtp_host", "backend", config.source)
         raise ConfigError(f'{where}: email.smtp_host must be set when email.backend = "smtp"')
     if config.auth.signup == "domains" and not config.auth.allowed_email_domains:
-        where = origin["auth"].get("signup", config.source)
+        where = _culprit(origin["auth"], "allowed_email_domains", "signup", config.source)
         raise ConfigError(
             f'{where}: auth.allowed_email_domains must list domains when auth.signup = "domains"'
         )
@@ -64,6 +64,12 @@ def check_combinations(config: Config, origin: Origin) -> None:
             f"{where}: backup.every_hours must be 0 when database.url is PostgreSQL "
             "(scheduled backups copy a SQLite file; back PostgreSQL up with pg_dump)"
         )
+
+
+def _culprit(given: dict[str, str], emptied: str, needing: str, default: str) -> str:
+    """Where the mistake is: the source that set `emptied` empty (an unset docker compose
+    variable is an empty one), else the one that set the key `needing` it."""
+    return given.get(emptied) or given.get(needing, default)
 
 
 def _check_whole_cents(config: Config, origin: Origin) -> None:

@@ -197,6 +197,27 @@ def test_a_wrong_type_in_the_file_is_refused_even_when_a_variable_overrides_it(
     assert load_config(str(path), env).email.smtp_host == "mail.example.com"
 
 
+@pytest.mark.parametrize(
+    ("text", "variable"),
+    [
+        ('[auth]\nsignup = "domains"\nallowed_email_domains = ["example.com"]\n',
+         "CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS"),
+        ('[email]\nbackend = "smtp"\nsmtp_host = "mail.example.com"\n',
+         "CODELACE_EMAIL_SMTP_HOST"),
+    ],
+)  # fmt: skip
+def test_a_variable_that_empties_a_needed_key_is_the_one_named(
+    tmp_path: Path, text: str, variable: str
+) -> None:
+    """docker compose's `${DOMAINS}` unset is an empty CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS: the
+    error named the file, whose [auth] lists the domains, and not the variable that emptied
+    them. The key's own source is named when it was set (the other key's otherwise)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: ""})
+    assert str(caught.value).startswith(f"env {variable}: "), str(caught.value)
+
+
 def test_config_file_from_the_environment_and_the_flag_wins(tmp_path: Path) -> None:
     from_env = write(tmp_path, "[server]\nport = 1111\n", "env.toml")
     from_flag = write(tmp_path, "[server]\nport = 2222\n", "flag.toml")
