@@ -71,9 +71,33 @@ def _collect(
         if key in raw[section] and not origin[section][key].startswith("env "):
             # the file's value, overridden, is still the file's: a mistake in it is refused
             read_value(section, SECTIONS[section], key, raw[section][key], source)
+        _refuse_clearing(var, section, key, value, raw[section].get(key, _DEFAULT))
         raw[section][key] = value
         origin[section][key] = f"env {var}"
     return raw, origin
+
+
+_DEFAULT = object()  # no value in the file: the key's default is what a variable replaces
+# Cleared by accident, these lose data: another secret (stored provider keys unreadable), a
+# new SQLite file in place of the PostgreSQL database
+_NOT_CLEARED_BY_EMPTY = {("server", "secret_key"), ("database", "url")}
+
+
+def _refuse_clearing(var: str, section: str, key: str, value: str, current: Any) -> None:
+    """An empty variable (docker compose passes an unset `${X}` on as one) is refused where it
+    would clear the server secret, the database URL or a list (`[]` says "none") that the file
+    or the default holds; elsewhere empty is a value (an empty Stripe key: Stripe off)."""
+    if value.strip():
+        return
+    if current is _DEFAULT:
+        current = getattr(SECTIONS[section](), key, None)
+    guarded = (section, key) in _NOT_CLEARED_BY_EMPTY or isinstance(current, list)
+    if guarded and current:
+        raise ConfigError(
+            f"env {var}: empty, which would clear {section}.{key} (an unset variable passed "
+            f"on by docker compose is an empty one): unset {var} to keep the value"
+            + (", or give [] for none" if isinstance(current, list) else "")
+        )
 
 
 def _refuse_near_miss(var: str, rest: str) -> None:
