@@ -100,7 +100,8 @@ def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str
     directory by an earlier `serve`) is kept, so provider keys stored with it stay readable.
     """
     env = dict(os.environ) if env is None else env
-    found = _secret_in_use(target, env)
+    # an empty variable names no secret and no database (serve refuses the empty secret one)
+    found = _secret_in_use(target, {var: value for var, value in env.items() if value.strip()})
     text = init_config_text(found[0] if found else None)
     staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
