@@ -85,18 +85,14 @@ _NOT_CLEARED_BY_EMPTY = {("server", "secret_key"), ("database", "url")}
 
 def _refuse_clearing(var: str, section: str, key: str, value: str, current: Any) -> None:
     """An empty variable (docker compose passes an unset `${X}` on as one) is refused where it
-    would clear the server secret, the database URL or a list (`[]` says "none") that the file
-    or the default holds; elsewhere empty is a value (an empty Stripe key: Stripe off)."""
-    if value.strip():
+    would clear the server secret or the database URL the file sets; elsewhere empty is a
+    value (an empty Stripe key: Stripe off; an empty list: none)."""
+    if value.strip() or (section, key) not in _NOT_CLEARED_BY_EMPTY:
         return
-    if current is _DEFAULT:
-        current = getattr(SECTIONS[section](), key, None)
-    guarded = (section, key) in _NOT_CLEARED_BY_EMPTY or isinstance(current, list)
-    if guarded and current:
+    if current is not _DEFAULT and current:
         raise ConfigError(
             f"env {var}: empty, which would clear {section}.{key} (an unset variable passed "
             f"on by docker compose is an empty one): unset {var} to keep the value"
-            + (", or give [] for none" if isinstance(current, list) else "")
         )
 
 
