@@ -69,9 +69,13 @@ def coerce(kind: Any, value: Any, from_env: bool) -> Any:
     raise ValueError(expected(kind))
 
 
-# Numbers as a TOML file writes them (ASCII digits, no underscores), not all int() takes.
-_ENV_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_ENV_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+# Numbers as a TOML file writes them (ASCII digits, an underscore only between two digits:
+# 10_485_760), not all int() takes (other digits than 0-9).
+_DIGITS = r"[0-9]+(_[0-9]+)*"
+_ENV_INT = re.compile(rf"[+-]?{_DIGITS}", re.ASCII)
+_ENV_NUMBER = re.compile(
+    rf"[+-]?({_DIGITS}(\.({_DIGITS})?)?|\.{_DIGITS})([eE][+-]?{_DIGITS})?", re.ASCII
+)
 _ENV_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
 _ENV_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
 
@@ -83,10 +87,10 @@ def _parse_env_value(kind: Any, raw: str) -> Any:
         if kind is bool:
             return _ENV_BOOLS[text.lower()]
         if kind is int and _ENV_INT.fullmatch(text):
-            return int(text)
+            return int(text.replace("_", ""))
         if kind in (float, Decimal) and _ENV_NUMBER.fullmatch(text):
-            return Decimal(text)
-        if kind in (int, float, Decimal):  # not "1_000", "NaN" or other digits than 0-9
+            return Decimal(text.replace("_", ""))
+        if kind in (int, float, Decimal):  # not "1__000", "NaN" or other digits than 0-9
             raise ValueError
         if kind == list[str] and text.startswith("["):
             return tomllib.loads(f"v = {text}")["v"]

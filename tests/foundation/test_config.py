@@ -145,6 +145,22 @@ def test_environment_overrides(
     assert type(got) is type(expected)
 
 
+def test_a_number_with_underscores_reads_from_a_variable_as_from_the_file(tmp_path: Path) -> None:
+    """TOML takes max_body_bytes = 10_485_760 (an underscore between digits); the same value
+    copied into CODELACE_SERVER_MAX_BODY_BYTES was refused as no integer."""
+    path = write(tmp_path, "[server]\nmax_body_bytes = 10_485_760\n")
+    assert load_config(str(path), {}).server.max_body_bytes == 10485760
+    env = {"CODELACE_SERVER_MAX_BODY_BYTES": "20_971_520", "CODELACE_SERVER_PORT": "8_080"}
+    env |= {
+        "CODELACE_STRIPE_MIN_TOPUP_USD": "1_000.50",
+        "CODELACE_GATEWAY_READ_TIMEOUT_SEC": "1_200",
+    }
+    config = load_config(str(path), env)
+    assert (config.server.max_body_bytes, config.server.port) == (20971520, 8080)
+    assert config.stripe.min_topup_usd == Decimal("1000.50")
+    assert config.gateway.read_timeout_sec == 1200.0
+
+
 def test_smtp_ssl_moves_the_port_and_starttls_defaults_only_when_they_are_unset(
     tmp_path: Path,
 ) -> None:
@@ -354,10 +370,11 @@ ENV_ERRORS = [
     ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer of at least 0"),
     ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "[1, 2]", "must be a list of strings"),
     ("CODELACE_SERVER_PROT", "1", "unknown key server.prot"),
-    # what Python's int() and Decimal() also take, and the CLI and a TOML file do not
-    ("CODELACE_SERVER_PORT", "8_080", "server.port must be an integer, got '8_080'"),
+    # what Python's int() and Decimal() also take, and a TOML file does not
+    ("CODELACE_SERVER_PORT", "8__080", "server.port must be an integer, got '8__080'"),
+    ("CODELACE_SERVER_PORT", "_8080", "server.port must be an integer, got '_8080'"),
     ("CODELACE_SERVER_PORT", "\u0668\u0660\u0668\u0660", "server.port must be an integer"),
-    ("CODELACE_STRIPE_MIN_TOPUP_USD", "1_0", "stripe.min_topup_usd must be a number"),
+    ("CODELACE_STRIPE_MIN_TOPUP_USD", "1__0", "stripe.min_topup_usd must be a number"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "NaN", "stripe.min_topup_usd must be a number"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "Infinity", "stripe.min_topup_usd must be a number"),
     # written out in full this was a line of 100 million zeros
