@@ -62,6 +62,7 @@ from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, write_refusals
+from codelace_box.sanic_env import check_sanic_env
 from codelace_box.stopping import (
     SANIC_HOOKS,
     StopSafeSanic,
@@ -347,6 +348,7 @@ _OPEN_MARKERS: list[OpenMarker] = []  # held for the life of the serving process
 def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_sanic_hooks(SANIC_HOOKS + GUARD_HOOKS)
+    check_sanic_env()
     check_address(config.server.host, config.server.port)
     configure_logging(config)
     raise_open_files_limit()

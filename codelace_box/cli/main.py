@@ -19,6 +19,7 @@ from codelace_box.cli.models import models
 from codelace_box.cli.support import (
     CliState,
     CodelaceGroup,
+    ListenHost,
     WholeNumber,
     let_go_of_a_lost_terminal,
     pass_state,
@@ -52,7 +53,7 @@ def _not_empty(path: str | None) -> str | None:
 
 
 @main.command()
-@click.option("--host", help="Listen address (server.host).")
+@click.option("--host", type=ListenHost(), help="Listen address (server.host).")
 @click.option("--port", type=WholeNumber(1, 65535), help="Listen port (server.port).")
 @click.option("--workers", type=WholeNumber(1, 64), help="Server processes (server.workers).")
 @pass_state

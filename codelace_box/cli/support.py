@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
@@ -221,3 +222,17 @@ def let_go_of_a_lost_terminal() -> None:
                 stream.flush()
         except ValueError:  # closed
             pass
+
+
+class ListenHost(click.ParamType):
+    """A listen address as server.host takes it: no spaces or line breaks, not empty (a
+    quoted variable with a stray space would otherwise fail later as 'cannot listen')."""
+
+    name = "host"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from codelace_box.config.schema import HOST
+
+        if not re.fullmatch(HOST[0], value):
+            self.fail(f"{value!r} is not {HOST[1]}.", param, ctx)
+        return value

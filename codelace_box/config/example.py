@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from codelace_box.config.loading import build_config, config_from_data, load_config
+from codelace_box.config.loading import ENV_PREFIX, build_config, config_from_data, load_config
 from codelace_box.config.schema import SECTIONS, Config
 from codelace_box.config.secret import read_secret_file, secret_key_path
 from codelace_box.errors import ConfigError
@@ -29,12 +29,22 @@ def _secret_in_use(target: Path, env: dict[str, str]) -> tuple[str, str] | None:
             config = _salvaged_config(target, env)
     config = config or build_config({}, "built-in defaults", env)
     if config.server.secret_key:
-        return config.server.secret_key, config.source
+        return config.server.secret_key, _secret_source(config, env)
     path = secret_key_path(config)
     existing = read_secret_file(path) if path.is_file() else ""
     return (existing, str(path)) if existing else None
 
 
+def _secret_source(config: Config, env: dict[str, str]) -> str:
+    """Where the configured server secret came from: its variable when one set it (it wins
+    over the file), else the config file."""
+    for var, value in env.items():
+        if var.upper() == SECRET_ENV and value == config.server.secret_key:
+            return f"env {var}"
+    return config.source
+
+
+SECRET_ENV = f"{ENV_PREFIX}SERVER_SECRET_KEY"
 # The keys that say where the secret in use is: kept from a file that fails to load as a whole.
 _SECRET_KEYS = {"server": ("secret_key",), "database": ("path", "url")}
 _SECTION_LINE = re.compile(r"^\s*\[\s*([A-Za-z_]+)\s*\]\s*(?:#.*)?$")
@@ -90,7 +100,8 @@ def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str
     directory by an earlier `serve`) is kept, so provider keys stored with it stay readable.
     """
     env = dict(os.environ) if env is None else env
-    found = _secret_in_use(target, env)
+    # an empty variable names no secret and no database (serve refuses the empty secret one)
+    found = _secret_in_use(target, {var: value for var, value in env.items() if value.strip()})
     text = init_config_text(found[0] if found else None)
     staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -112,7 +123,18 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join(_toml_char(char) for char in str(value)) + '"'
+
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _toml_char(char: str) -> str:
+    """One character of a TOML basic string: quotes, backslashes and control characters (a
+    secret from an env file may end in a line break) escaped, so the file always loads back."""
+    if char in _TOML_ESCAPES:
+        return _TOML_ESCAPES[char]
+    return f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char
 
 
 def render_example(secrets_by_key: dict[str, str] | None = None) -> str:

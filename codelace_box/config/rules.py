@@ -38,10 +38,10 @@ def imply_defaults(config: Config, origin: Origin) -> Config:
 def check_combinations(config: Config, origin: Origin) -> None:
     """Keys that only make sense together: a setting that needs another one set, or unset."""
     if config.email.backend == "smtp" and not config.email.smtp_host:
-        where = origin["email"].get("backend", config.source)
+        where = _culprit(origin["email"], "smtp_host", "backend", config.source)
         raise ConfigError(f'{where}: email.smtp_host must be set when email.backend = "smtp"')
     if config.auth.signup == "domains" and not config.auth.allowed_email_domains:
-        where = origin["auth"].get("signup", config.source)
+        where = _culprit(origin["auth"], "allowed_email_domains", "signup", config.source)
         raise ConfigError(
             f'{where}: auth.allowed_email_domains must list domains when auth.signup = "domains"'
         )
@@ -66,6 +66,12 @@ def check_combinations(config: Config, origin: Origin) -> None:
         )
 
 
+def _culprit(given: dict[str, str], emptied: str, needing: str, default: str) -> str:
+    """Where the mistake is: the source that set `emptied` empty (an unset docker compose
+    variable is an empty one), else the one that set the key `needing` it."""
+    return given.get(emptied) or given.get(needing, default)
+
+
 def _check_whole_cents(config: Config, origin: Origin) -> None:
     """Stripe amounts are charged and credited in cents: a finer one could never be paid."""
     for key, most in (("min_topup_usd", MAX_TOPUP_USD), ("trial_credit_usd", MAX_STRIPE_USD)):
@@ -74,7 +80,8 @@ def _check_whole_cents(config: Config, origin: Origin) -> None:
         if value > most:  # past the largest top-up none could be paid; 1e400 not even rounded
             raise ConfigError(f"{where}: stripe.{key} must be at most {most:,} USD")
         if value != value.quantize(Decimal("0.01")):
+            shown = f"{value:f}" if value.adjusted() > -20 else str(value)  # not 1e-9 zeros
             raise ConfigError(
                 f"{where}: stripe.{key} must be a USD amount in whole cents "
-                f"(e.g. 1 or 0.50), not {value:f}"
+                f"(e.g. 1 or 0.50), not {shown}"
             )

@@ -38,9 +38,13 @@ def _opt(
     return field(default=default, metadata=meta)
 
 
+# No host name or address has whitespace (" 127.0.0.1" from an env file binds nothing).
+HOST = (r"(\S+)", "a host name or address without spaces or line breaks")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=NOT_BLANK)
+    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=HOST)
     port: int = _opt(8080, "Port to listen on.", minimum=1, maximum=65535)
     public_url: str = _opt(
         "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
@@ -151,7 +155,7 @@ class EmailConfig:
     backend: str = _opt(
         "console", "console prints codes to the server log; smtp sends mail.", ("console", "smtp")
     )
-    smtp_host: str = _opt("", "SMTP server host.")
+    smtp_host: str = _opt("", "SMTP server host.", pattern=(HOST[0] + "?", HOST[1]))
     smtp_port: int = _opt(
         587,
         "SMTP server port (465 when smtp_ssl is true and this is not set).",
@@ -193,11 +197,21 @@ class EmailConfig:
     )
 
 
-# A Stripe key has no whitespace: one copied with its line break authenticates no call and
-# verifies no webhook (every paid top-up unanswered), so it is refused at start.
+# A Stripe key has no whitespace or quotes: one copied with its line break, or kept in its
+# quotes by docker's --env-file, authenticates no call and verifies no webhook (every paid
+# top-up unanswered), so it is refused at start.
 STRIPE_SECRET = (
-    r"\S*",
-    "a key without spaces or line breaks (copied with a trailing newline?)",
+    r"[^\s\"']*",
+    "a key without spaces, quotes or line breaks (copied with a trailing newline, or with "
+    "the quotes of an env file?)",
+)
+
+
+# A header value has no line break and HTTP strips the spaces around it: a token copied with
+# its newline would never match what a scraper sends (every scrape a 401), so it is refused.
+BEARER_TOKEN = (
+    r"(\S([^\r\n]*\S)?)?",
+    "a token without leading or trailing spaces or line breaks (copied with a trailing newline?)",
 )
 
 
@@ -328,6 +342,7 @@ class MetricsConfig:
         "",
         "Bearer token /metrics requires; empty: /metrics answers only loopback clients (the "
         "address after server.proxies_count).",
+        pattern=BEARER_TOKEN,
     )
 
 

@@ -71,9 +71,13 @@ def coerce(kind: Any, value: Any, from_env: bool) -> Any:
     raise ValueError(expected(kind))
 
 
-# Numbers as a TOML file writes them (ASCII digits, no underscores), not all int() takes.
-_ENV_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_ENV_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+# Numbers as a TOML file writes them (ASCII digits, an underscore only between two digits:
+# 10_485_760), not all int() takes (other digits than 0-9).
+_DIGITS = r"[0-9]+(_[0-9]+)*"
+_ENV_INT = re.compile(rf"[+-]?{_DIGITS}", re.ASCII)
+_ENV_NUMBER = re.compile(
+    rf"[+-]?({_DIGITS}(\.({_DIGITS})?)?|\.{_DIGITS})([eE][+-]?{_DIGITS})?", re.ASCII
+)
 _ENV_BOOLS = {"1": True, "true": True, "yes": True, "on": True}
 _ENV_BOOLS |= {"0": False, "false": False, "no": False, "off": False}
 
@@ -85,10 +89,10 @@ def _parse_env_value(kind: Any, raw: str) -> Any:
         if kind is bool:
             return _ENV_BOOLS[text.lower()]
         if kind is int and _ENV_INT.fullmatch(text):
-            return int(text)
+            return int(text.replace("_", ""))
         if kind in (float, Decimal) and _ENV_NUMBER.fullmatch(text):
-            return Decimal(text)
-        if kind in (int, float, Decimal):  # not "1_000", "NaN" or other digits than 0-9
+            return Decimal(text.replace("_", ""))
+        if kind in (int, float, Decimal):  # not "1__000", "NaN" or other digits than 0-9
             raise ValueError
         if kind == list[str] and text.startswith("["):
             return tomllib.loads(f"v = {text}")["v"]
@@ -150,25 +154,48 @@ def _shown(name: str, value: Any) -> str:
     # a database URL carries its password, a Slack webhook URL is its own credential, and
     # metrics.token is the scrapers' password
     hidden = any(word in name for word in ("secret", "password", "url"))
+    hidden = hidden or bool(_USERINFO.search(str(value)))  # a URL's user:password, any key
     return "<hidden>" if hidden or name.endswith("token") else repr(value)
+
+
+_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@]*@", re.IGNORECASE)
 
 
 def build_section(section_name: str, cls: type, raw: dict[str, Any], origin: dict[str, str]) -> Any:
     """One section's dataclass from raw values; `origin` says where each value came from."""
+    return cls(
+        **{
+            name: read_value(section_name, cls, name, value, origin[name])
+            for name, value in raw.items()
+        }
+    )
+
+
+def read_value(section_name: str, cls: type, name: str, value: Any, where: str) -> Any:
+    """One key's value as its field's type, checked; a ConfigError naming `where` otherwise."""
     hints = get_type_hints(cls)
-    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        where = origin[name]
-        if name not in hints:
-            known = ", ".join(hints)
-            raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
-        try:
-            coerced = normalize(coerce(hints[name], value, where.startswith("env ")), metas[name])
-            check_value(hints[name], metas[name], coerced)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
-            ) from None
-        values[name] = coerced
-    return cls(**values)
+    if name not in hints:
+        known = ", ".join(hints)
+        raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    if where.startswith("env ") and _env_file_quoted(f"{section_name}.{name}", value):
+        raise ConfigError(
+            f"{where}: {section_name}.{name} must be given without the quotes around it (an "
+            f"env file's quotes stay in the value), got {_shown(name, value)}"
+        )
+    try:
+        coerced = normalize(coerce(hints[name], value, where.startswith("env ")), meta)
+        check_value(hints[name], meta, coerced)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
+        ) from None
+    return coerced
+
+
+def _env_file_quoted(dotted: str, value: str) -> bool:
+    """A variable's whole value in matching quotes: docker's --env-file keeps them. The server
+    secret is taken as it is (provider keys may already be stored with it, quotes and all)."""
+    text = value.strip()
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'"
+    return quoted and dotted != "server.secret_key"

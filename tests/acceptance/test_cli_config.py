@@ -196,6 +196,46 @@ def test_a_refused_config_stops_serve_before_it_listens(tmp_path: Path) -> None:
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CODELACE_SANIC_REQUEST_TIMEOUT", "abc"),
+        ("CODELACE_SANIC_SEND_TIMEOUT", "60s"),
+        ("CODELACE_SANIC_KEEP_ALIVE_TIMEOUT", "-5"),
+        ("CODELACE_SANIC_REQUEST_TIMEOUT", "nan"),
+    ],
+)
+def test_a_web_server_timeout_that_is_no_number_stops_serve_before_it_listens(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    """docs/configuration.md's CODELACE_SANIC_REQUEST_TIMEOUT=abc was taken as a string: the
+    box served, logged a TypeError traceback on every connection's timeout check and never
+    timed a slow client out. A timeout that is no number of seconds (at least 0) is one line
+    naming the variable, and nothing listens."""
+    port = free_port()
+    config = write_config(tmp_path / "codelace.toml", {"server": {"port": port}})
+    result = run_cli(config, "serve", env={variable: value}, timeout=30)
+    line = error_line(result)
+    assert line.startswith(f"error: env {variable}: "), line
+    assert "must be a number" in line and "Traceback" not in result.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+@pytest.mark.parametrize("host", ["", " 127.0.0.1", "127.0.0.1\n"])
+def test_a_serve_host_flag_with_spaces_is_a_usage_error_as_in_the_config(
+    tmp_path: Path, host: str
+) -> None:
+    """`serve --host " 127.0.0.1"` (a quoted variable with a stray space) got past the check
+    server.host has in the file and failed as "cannot listen on  127.0.0.1:8080: Name or
+    service not known"; --host "" as "cannot listen on :8080". Both are usage errors (exit 2)
+    naming --host, as --port and --workers out of range are."""
+    result = run_cli(None, "serve", "--host", host, "--port", str(free_port()), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    line = error_line(result)
+    assert "--host" in line and "without spaces" in line and "cannot listen" not in line, line
+
+
 def test_config_is_found_flag_then_env_then_working_dir_then_defaults(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()

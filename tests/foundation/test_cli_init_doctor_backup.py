@@ -47,6 +47,33 @@ def test_init_writes_a_private_commented_config_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codelace.toml"]
 
 
+@pytest.mark.parametrize("secret", ["env-secret-0123456789\n", "env-secret\x7f0123456789"])
+def test_init_keeps_a_secret_from_the_environment_in_a_file_that_loads(
+    tmp_path: Path, secret: str
+) -> None:
+    """The secret in use set by CODELACE_SERVER_SECRET_KEY (an env file's value with its line
+    break): init writes it into a codelace.toml that serve can read back, and says it came
+    from that variable (not from "built-in defaults")."""
+    env = {"CODELACE_SERVER_SECRET_KEY": secret}
+    result = run_cli(None, "init", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kept the server secret in use from env CODELACE_SERVER_SECRET_KEY" in result.stdout
+    assert "built-in defaults" not in result.stdout
+    assert load_config(str(tmp_path / "codelace.toml"), {}).server.secret_key == secret
+
+
+def test_init_force_keeps_the_files_secret_under_an_empty_secret_variable(tmp_path: Path) -> None:
+    """An empty CODELACE_SERVER_SECRET_KEY (docker compose's unset `${SECRET}`), which serve
+    refuses, made `init --force` take no secret as in use: the file's secret, which stored
+    provider keys need, was replaced by a fresh one."""
+    target = tmp_path / "codelace.toml"
+    target.write_text('[server]\nsecret_key = "file-secret-0123456789"\n')
+    result = run_cli(None, "init", "--force", env={"CODELACE_SERVER_SECRET_KEY": ""}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kept the server secret in use from codelace.toml" in result.stdout, result.stdout
+    assert load_config(str(target), {}).server.secret_key == "file-secret-0123456789"
+
+
 def test_init_keeps_the_secret_an_earlier_start_generated(tmp_path: Path) -> None:
     """`make serve` first, `init` later: provider keys stored meanwhile stay readable."""
     added = run_cli(

@@ -145,6 +145,22 @@ def test_environment_overrides(
     assert type(got) is type(expected)
 
 
+def test_a_number_with_underscores_reads_from_a_variable_as_from_the_file(tmp_path: Path) -> None:
+    """TOML takes max_body_bytes = 10_485_760 (an underscore between digits); the same value
+    copied into CODELACE_SERVER_MAX_BODY_BYTES was refused as no integer."""
+    path = write(tmp_path, "[server]\nmax_body_bytes = 10_485_760\n")
+    assert load_config(str(path), {}).server.max_body_bytes == 10485760
+    env = {"CODELACE_SERVER_MAX_BODY_BYTES": "20_971_520", "CODELACE_SERVER_PORT": "8_080"}
+    env |= {
+        "CODELACE_STRIPE_MIN_TOPUP_USD": "1_000.50",
+        "CODELACE_GATEWAY_READ_TIMEOUT_SEC": "1_200",
+    }
+    config = load_config(str(path), env)
+    assert (config.server.max_body_bytes, config.server.port) == (20971520, 8080)
+    assert config.stripe.min_topup_usd == Decimal("1000.50")
+    assert config.gateway.read_timeout_sec == 1200.0
+
+
 def test_smtp_ssl_moves_the_port_and_starttls_defaults_only_when_they_are_unset(
     tmp_path: Path,
 ) -> None:
@@ -174,6 +190,78 @@ def test_environment_beats_the_file_and_leaves_other_keys(tmp_path: Path) -> Non
     assert (config.server.port, config.server.host) == (4321, "10.0.0.1")
 
 
+def test_a_wrong_type_in_the_file_is_refused_even_when_a_variable_overrides_it(
+    tmp_path: Path,
+) -> None:
+    """port = "x" in the file with CODELACE_SERVER_PORT=9000 started: the file's mistake went
+    unsaid until the day the variable was dropped, and the box would not start. A wrong type
+    or value in the file is refused whatever overrides it (the SPEC's "refused at start with
+    the file, the key and what was expected"); keys that need another one still count the
+    variables (an SMTP host from the environment)."""
+    path = write(tmp_path, '[server]\nport = "x"\n[stripe]\nsecret_key = ["TOPSECRET"]\n')
+    env = {"CODELACE_SERVER_PORT": "9000", "CODELACE_STRIPE_SECRET_KEY": "sk_test_1"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: server.port must be an integer, got 'x'"), message
+    path = write(tmp_path, '[stripe]\nsecret_key = ["TOPSECRET"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env)
+    assert str(caught.value) == f"{path}: stripe.secret_key must be a string, got <hidden>"
+    path = write(tmp_path, '[email]\nbackend = "smtp"\n')
+    env = {"CODELACE_EMAIL_SMTP_HOST": "mail.example.com"}
+    assert load_config(str(path), env).email.smtp_host == "mail.example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "variable"),
+    [
+        ('[auth]\nsignup = "domains"\nallowed_email_domains = ["example.com"]\n',
+         "CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS"),
+        ('[email]\nbackend = "smtp"\nsmtp_host = "mail.example.com"\n',
+         "CODELACE_EMAIL_SMTP_HOST"),
+    ],
+)  # fmt: skip
+def test_a_variable_that_empties_a_needed_key_is_the_one_named(
+    tmp_path: Path, text: str, variable: str
+) -> None:
+    """docker compose's `${DOMAINS}` unset is an empty CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS: the
+    error named the file, whose [auth] lists the domains, and not the variable that emptied
+    them. The key's own source is named when it was set (the other key's otherwise)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: ""})
+    assert str(caught.value).startswith(f"env {variable}: "), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "variable", "key"),
+    [
+        ('[server]\nsecret_key = "TOPSECRET-in-use"\n', "CODELACE_SERVER_SECRET_KEY",
+         "server.secret_key"),
+        ('[database]\nurl = "postgresql://box:TOPSECRET@db.example/box"\n'
+         '[server]\nsecret_key = "s"\n', "CODELACE_DATABASE_URL", "database.url"),
+    ],
+)  # fmt: skip
+def test_an_empty_variable_does_not_silently_clear_a_value(
+    tmp_path: Path, text: str, variable: str, key: str
+) -> None:
+    """docker compose passes an unset `${SECRET}` on as an empty variable. An empty
+    CODELACE_SERVER_SECRET_KEY cleared the file's secret: the box generated another one and
+    could read none of the stored provider keys; an empty CODELACE_DATABASE_URL swapped the
+    PostgreSQL database for a new, empty SQLite file. Those two are refused at start, naming
+    the variable; elsewhere empty is a value (an empty Stripe key turns Stripe off)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: ""})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: empty, which would clear {key}"), message
+    assert "TOPSECRET" not in message
+    assert load_config(str(path), {"CODELACE_STRIPE_API_BASE": ""}).stripe.api_base == ""
+    stripe = write(tmp_path, '[stripe]\nsecret_key = "sk_live_1"\n')
+    assert load_config(str(stripe), {"CODELACE_STRIPE_SECRET_KEY": ""}).stripe.secret_key == ""
+
+
 def test_config_file_from_the_environment_and_the_flag_wins(tmp_path: Path) -> None:
     from_env = write(tmp_path, "[server]\nport = 1111\n", "env.toml")
     from_flag = write(tmp_path, "[server]\nport = 2222\n", "flag.toml")
@@ -189,6 +277,31 @@ def test_unrelated_codelace_variables_are_not_config_keys(tmp_path: Path) -> Non
         EmailConfig(),
         GatewayConfig(),
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("CODELACE_SERVR_PORT", "CODELACE_SERVER_PORT"),
+        ("CODELACE_ALERT_WEBHOOK_URL", "CODELACE_ALERTS_WEBHOOK_URL"),
+        ("CODELACE_LIMIT_RPM", "CODELACE_LIMITS_RPM"),
+        ("CODELACE_BACKUPS_DIR", "CODELACE_BACKUP_DIR"),
+        ("CODELACE_SERVERPORT", "CODELACE_SERVER_PORT"),
+    ],
+)
+def test_a_misspelt_section_in_a_variable_is_refused_naming_the_right_one(
+    tmp_path: Path, variable: str, meant: str
+) -> None:
+    """CODELACE_SERVR_PORT=9000 was silently ignored: the box listened on 8080 and nothing
+    said why. A variable whose section is a near miss of a real one is an unknown key the
+    operator meant to set: refused at start, naming the variable it should have been (and
+    never the value, which may be a secret)."""
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: "TOPSECRET"})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: ") and "\n" not in message
+    assert f"did you mean {meant}?" in message and "TOPSECRET" not in message
 
 
 FILE_ERRORS = [
@@ -257,12 +370,17 @@ ENV_ERRORS = [
     ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer of at least 0"),
     ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "[1, 2]", "must be a list of strings"),
     ("CODELACE_SERVER_PROT", "1", "unknown key server.prot"),
-    # what Python's int() and Decimal() also take, and the CLI and a TOML file do not
-    ("CODELACE_SERVER_PORT", "8_080", "server.port must be an integer, got '8_080'"),
+    # what Python's int() and Decimal() also take, and a TOML file does not
+    ("CODELACE_SERVER_PORT", "8__080", "server.port must be an integer, got '8__080'"),
+    ("CODELACE_SERVER_PORT", "_8080", "server.port must be an integer, got '_8080'"),
     ("CODELACE_SERVER_PORT", "\u0668\u0660\u0668\u0660", "server.port must be an integer"),
-    ("CODELACE_STRIPE_MIN_TOPUP_USD", "1_0", "stripe.min_topup_usd must be a number"),
+    ("CODELACE_STRIPE_MIN_TOPUP_USD", "1__0", "stripe.min_topup_usd must be a number"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "NaN", "stripe.min_topup_usd must be a number"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "Infinity", "stripe.min_topup_usd must be a number"),
+    # written out in full this was a line of 100 million zeros
+    ("CODELACE_STRIPE_TRIAL_CREDIT_USD", "1e-99999999",
+     "stripe.trial_credit_usd must be a USD amount in whole cents (e.g. 1 or 0.50), "
+     "not 1E-99999999"),
 ]  # fmt: skip
 
 
@@ -285,6 +403,8 @@ def test_a_bad_environment_value_names_the_variable(
         "[stripe]\nwebhook_secret = 123456789\n",
         '[server]\nsecret_key = ["TOPSECRET"]\n',
         "[email]\nsmtp_password = 987654321\n",
+        # a URL's user:password is a credential whatever the key's name
+        '[stripe]\napi_base = "https://box:TOPSECRET@stripe-proxy.example/ "\n',
     ],
 )
 def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
@@ -303,6 +423,10 @@ def test_secrets_are_never_echoed_in_errors(tmp_path: Path, text: str) -> None:
         ("CODELACE_STRIPE_WEBHOOK_SECRET", "whsec_TOPSECRET\n"),
         ("CODELACE_STRIPE_SECRET_KEY", "sk_live_TOPSECRET\r\n"),
         ("CODELACE_STRIPE_SECRET_KEY", " sk_live_TOPSECRET"),
+        # a quote inside: a key no call authenticates with (the quotes around a whole value
+        # are test_a_variable_still_in_its_env_file_quotes_is_refused's)
+        ("CODELACE_STRIPE_SECRET_KEY", 'sk_live_TOPSECRET"'),
+        ("CODELACE_STRIPE_WEBHOOK_SECRET", "'whsec_TOPSECRET"),
     ],
 )
 def test_a_stripe_secret_with_whitespace_is_refused_at_start(
@@ -316,12 +440,101 @@ def test_a_stripe_secret_with_whitespace_is_refused_at_start(
         load_config(None, {variable: value})
     message = str(caught.value)
     assert message.startswith(f"env {variable}: ") and "\n" not in message
-    assert "spaces or line breaks" in message and "TOPSECRET" not in message
+    assert "spaces, quotes or line breaks" in message and "TOPSECRET" not in message
+
+
+@pytest.mark.parametrize(
+    "value", ["TOPSECRET-token\n", " TOPSECRET-token", "TOPSECRET-token\r\n", "TOPSECRET\t"]
+)
+def test_a_metrics_token_with_surrounding_whitespace_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A header value cannot carry a line break and HTTP strips the spaces around it: a token
+    copied with its newline would make /metrics answer 401 to every scraper, forever. Refused
+    at start, naming the variable, never echoing the token."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"CODELACE_METRICS_TOKEN": value})
+    message = str(caught.value)
+    assert message.startswith("env CODELACE_METRICS_TOKEN: metrics.token must be ")
+    assert "line breaks" in message and "\n" not in message and "TOPSECRET" not in message
+    inner = load_config(None, {"CODELACE_METRICS_TOKEN": "two words"}).metrics.token
+    assert inner == "two words"  # "Bearer two words" still reaches it
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("CODELACE_SERVER_HOST", " 127.0.0.1", "server.host"),
+        ("CODELACE_SERVER_HOST", "0.0.0.0\n", "server.host"),
+        ("CODELACE_EMAIL_SMTP_HOST", "mail.example.com\n", "email.smtp_host"),
+    ],
+)
+def test_a_host_with_spaces_or_a_line_break_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """No host name or address has whitespace: " 127.0.0.1" made serve fail with "cannot
+    listen on  127.0.0.1:8080: Name or service not known", and an SMTP host with its newline
+    failed every sign-in mail long after the start. Both are one line at start."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: {key} must be a host name or address without ")
+    assert "\n" not in message
+
+
+def test_a_dangling_codelace_toml_link_is_an_error_not_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./codelace.toml as a link to a file that is not there (a volume not mounted, a moved
+    /etc file) was taken for no file: the box ran on the built-in defaults, a new empty
+    database in ./data. It is the operator's config file, and missing: one line naming it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "codelace.toml").symlink_to(tmp_path / "etc" / "codelace.toml")
+    with pytest.raises(ConfigError, match=r"^codelace\.toml: config file not found"):
+        load_config(None, {})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("CODELACE_DATABASE_PATH", '"/srv/codelace/codelace.db"', "database.path"),
+        ("CODELACE_SERVER_PUBLIC_URL", "'https://llm.example.com'", "server.public_url"),
+        ("CODELACE_EMAIL_SMTP_PASSWORD", '"TOPSECRET"', "email.smtp_password"),
+        ("CODELACE_STRIPE_SECRET_KEY", '"sk_live_TOPSECRET"', "stripe.secret_key"),
+        ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", '"example.com"', "auth.allowed_email_domains"),
+    ],
+)
+def test_a_variable_still_in_its_env_file_quotes_is_refused(
+    tmp_path: Path, variable: str, value: str, key: str
+) -> None:
+    """docker's --env-file keeps the quotes of KEY="value": CODELACE_DATABASE_PATH=
+    "/srv/codelace/codelace.db" was a relative path starting with a quote, so the box made a
+    folder named '"' beside the config file and ran on a new empty database. A value wrapped
+    in quotes is refused at start, naming the variable (secrets not echoed)."""
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"env {variable}: {key} must be given without the quotes"), message
+    assert "TOPSECRET" not in message
+    kept = load_config(str(path), {"CODELACE_SERVER_SECRET_KEY": '"in-use-secret"'})
+    assert kept.server.secret_key == '"in-use-secret"'  # provider keys were stored with it
 
 
 def test_a_missing_config_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found$"):
         load_config(str(tmp_path / "nope.toml"), {})
+
+
+def test_a_missing_config_file_named_by_the_environment_says_so(tmp_path: Path) -> None:
+    """A CODELACE_CONFIG left in a shell profile or unit file: the error names the variable, or
+    an operator who ran `serve` with no --config looks for the path in vain."""
+    missing = tmp_path / "old" / "codelace.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"CODELACE_CONFIG": str(missing)})
+    assert str(caught.value) == f"{missing}: config file not found (named by $CODELACE_CONFIG)"
 
 
 def test_the_default_public_url_brackets_an_ipv6_listen_address() -> None:
@@ -454,6 +667,28 @@ def test_a_relative_database_path_is_relative_to_the_config_files_folder(
     )
     assert overridden.database.path == str(absolute)
     assert load_config(None, env={}).database.path == "data/codelace.db"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[database]\npath = "~/box/codelace.db"\n[backup]\ndir = "~/box/backups"\n',
+        '[database]\nurl = "sqlite:///~/box/codelace.db"\n[backup]\ndir = "~/box/backups"\n',
+    ],
+)
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """database.path = "~/box/codelace.db" made a folder named "~" beside the config file (a
+    new empty database there, and a folder a later `rm -rf ~` would take for the home): a
+    leading ~ is the home folder, as in a shell."""
+    home, folder = tmp_path / "home", tmp_path / "etc"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    config = load_config(str(write(folder, text)), {})
+    assert config.database.path == str(home / "box" / "codelace.db")
+    assert config.backup.dir == str(home / "box" / "backups")
+    assert config.data_dir == home / "box"
 
 
 def test_the_longest_rate_limit_window_config_allows_is_the_one_rate_limits_keep() -> None:
