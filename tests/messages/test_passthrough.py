@@ -383,6 +383,12 @@ def test_cache_writes_told_only_by_their_5m_and_1h_split_are_charged(
     fresh.fake.script(Reply(text="Done.", input_tokens=100, output_tokens=40,
                             cache_creation_input_tokens=3000, cache_creation_1h_tokens=1000,
                             flat_cache_creation=False))  # fmt: skip
+    _bills_the_split(fresh, email, key, stream)
+
+
+def _bills_the_split(fresh: MessagesBox, email: str, key: str, stream: bool) -> None:
+    """A call whose scripted usage is 100 in, 40 out and writes of 2000 five-minute and 1000
+    one-hour tokens is billed all of them at their prices, and its usage row says so."""
     before, _ = fresh.balance_nanos(email)
     body = {"model": MODEL, "max_tokens": 512, "stream": stream,
             "messages": [{"role": "user", "content": "A long, cached prompt. " * 200}]}  # fmt: skip
@@ -409,15 +415,4 @@ def test_a_flat_cache_write_count_below_its_split_bills_the_split(
     fresh.fake.script(Reply(text="Done.", input_tokens=100, output_tokens=40,
                             cache_creation_input_tokens=3000, cache_creation_1h_tokens=1000,
                             flat_cache_creation_reported=1000))  # fmt: skip
-    before, _ = fresh.balance_nanos(email)
-    body = {"model": MODEL, "max_tokens": 512, "stream": stream,
-            "messages": [{"role": "user", "content": "A long, cached prompt. " * 200}]}  # fmt: skip
-    answer = post(fresh, key, body)
-    assert answer.status_code == 200, answer.text
-    cost = usd_nanos((100, PRICES["in"]), (40, PRICES["out"]), (2000, PRICES["write"]),
-                     (1000, PRICES["write_1h"]))  # fmt: skip
-    assert fresh.balance_nanos(email) == (before - cost, 0)
-    row = fresh.usage_rows(email)[-1]
-    assert (row["input_tokens"], row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (
-        3100, 3000, 1000)  # fmt: skip
-    assert row["cost_nanos"] == cost
+    _bills_the_split(fresh, email, key, stream)
