@@ -66,9 +66,10 @@ def _abandoned(folder: Path) -> bool:
         pid, *started = (folder / OWNER_FILE).read_text().split()
         if _alive(int(pid), started[0] if started else ""):
             return False
-    except (OSError, ValueError):
-        return False  # no owner recorded, or not readable: not known to be abandoned
-    writers = (name.rsplit("_", 1)[-1].removesuffix(".db") for name in os.listdir(folder))
+        names = os.listdir(folder)
+    except (OSError, ValueError):  # no owner recorded, not readable, removed meanwhile
+        return False
+    writers = (name.rsplit("_", 1)[-1].removesuffix(".db") for name in names)
     return not any(_alive(int(w)) for w in writers if w.isdigit())
 
 

@@ -8,11 +8,13 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from codelace_box import metrics_folders
 from tests.support import ServerProcess, base_sections, free_port, write_config
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,3 +84,29 @@ def test_the_next_start_removes_a_killed_supervisors_metrics_folder(tmp_path: Pa
     finally:
         alive.stop()
     assert _folders(temp) == {foreign.name}, "a stopped box removes its own folder"
+
+
+def _dead_pid() -> int:
+    """The pid of a process that ran and is gone (reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait(10)
+    return child.pid
+
+
+def test_only_folders_whose_owner_and_writers_are_gone_are_removed(tmp_path: Path) -> None:
+    dead, live = _dead_pid(), os.getpid()
+    cases = {"dead": (dead, []), "owner-alive": (live, []), "writer-alive": (dead, [live])}
+    for name, (owner, writers) in cases.items():
+        folder = tmp_path / f"{metrics_folders.PREFIX}{name}"
+        folder.mkdir()
+        (folder / metrics_folders.OWNER_FILE).write_text(f"{owner}\n")
+        for pid in writers:
+            (folder / f"counter_{pid}.db").write_bytes(b"")
+    (tmp_path / f"{metrics_folders.PREFIX}a-file").write_text("not a folder")
+    (tmp_path / f"{metrics_folders.PREFIX}no-owner").mkdir()
+    removed = metrics_folders.remove_abandoned(str(tmp_path))
+    assert removed == [str(tmp_path / f"{metrics_folders.PREFIX}dead")]
+    assert _folders(tmp_path) == {
+        f"{metrics_folders.PREFIX}{n}"
+        for n in ("owner-alive", "writer-alive", "a-file", "no-owner")
+    }
