@@ -10,7 +10,6 @@ from admin_tui.service_checks import parse_token_cap, unchanged
 from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
 from codelace_box.catalog import aliases, models
 from codelace_box.catalog import providers as catalog
-from codelace_box.catalog.keyprobe import is_parked
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.crypto import decrypt_secret, mask_in
 from codelace_box.db.models import CatalogModel, ProviderKey
@@ -219,5 +218,5 @@ def _key_row(key: ProviderKey, reason: str) -> ProviderKeyRow:
         reason,
         key.created_at,
         key.last_failed_at,
-        bool(key.failing) and is_parked(key.failure_reason),
+        bool(key.failing) and bool(key.parked),
     )

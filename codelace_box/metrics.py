@@ -40,7 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from codelace_box import OWNED_METRICS_ENV
+from codelace_box import OWNED_METRICS_ENV, metrics_folders
 from codelace_box.metric_sums import Sums
 
 M = TypeVar("M")
@@ -272,10 +272,21 @@ def status_class(status: int) -> str:
 
 def enable_multiprocess() -> str:
     """Before workers start (in the main process): a private folder for every worker's values,
-    named in the environment the workers inherit; returns it (remove it with `cleanup`)."""
-    folder = tempfile.mkdtemp(prefix="codelace-metrics-")
+    named in the environment the workers inherit, this process recorded as its owner (for
+    metrics_folders.remove_abandoned); returns it (remove it with `cleanup`)."""
+    folder = tempfile.mkdtemp(prefix=metrics_folders.PREFIX)
+    metrics_folders.record_owner(folder)
     os.environ[MULTIPROC_ENV] = os.environ[OWNED_METRICS_ENV] = folder
     return folder
+
+
+def remove_abandoned_folders() -> None:
+    """At serve's start: remove the folders of serve processes killed before their cleanup
+    (SIGKILL), never one whose box still runs (metrics_folders)."""
+    for folder in metrics_folders.remove_abandoned():
+        logging.getLogger("codelace_box.server").info(
+            "removed %s, the metrics folder of a serve process that is gone", folder
+        )
 
 
 def cleanup(folder: str) -> None:

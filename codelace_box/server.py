@@ -352,6 +352,7 @@ def serve(config: Config) -> None:
     check_address(config.server.host, config.server.port)
     configure_logging(config)
     raise_open_files_limit()
+    metrics.remove_abandoned_folders()  # a supervisor killed by SIGKILL left its folder
     _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
     prepare_database(config)  # first: a database it cannot use is the one line on stderr
     log.log(mail_startup_level(config.email), mail_startup_notice(config.email))

@@ -7,8 +7,9 @@ process re-probes the flagged keys every `gateway.key_probe_sec`, putting back t
 
 A key its upstream refuses on calls while its probe works (it may list models but not call the
 model; its organisation is blocked) cannot be judged by a probe: the gateway parks it
-(gateway/blind_keys.py), a flag whose reason says so (`parked_reason`), and no scheduled probe
-brings a parked key back: only the operator (`providers key-enable`, the dashboard).
+(gateway/blind_keys.py): failing, and `provider_key.parked` (its reason, `parked_reason`, says
+what brings it back). No scheduled probe brings a parked key back: only the operator
+(`providers key-enable`, the dashboard).
 """
 
 from __future__ import annotations
@@ -29,27 +30,23 @@ from codelace_box.providers import adapter_for
 
 log = logging.getLogger("codelace_box.gateway")
 _FLAGGED_SQL = (
-    "SELECT k.id, k.key_encrypted, p.name, p.kind, p.base_url, k.failure_reason "
+    "SELECT k.id, k.key_encrypted, p.name, p.kind, p.base_url "
     "FROM provider_key k "
-    "JOIN provider p ON p.id = k.provider_id WHERE k.enabled = 1 AND k.failing = 1 ORDER BY k.id"
+    "JOIN provider p ON p.id = k.provider_id WHERE k.enabled = 1 AND k.failing = 1 "
+    "AND k.parked = 0 ORDER BY k.id"
 )
 
 
-PARKED_MARK = "though its probe works: parked"
 REASON_ROOM = 300  # of the upstream's refusal, in a parked key's reason (which holds 500)
 
 
 def parked_reason(refusal: str, provider: str, key_id: int) -> str:
     """The failure reason of a parked key: the refusal, and what brings the key back."""
     return (
-        f"{refusal[:REASON_ROOM]} (refused on calls {PARKED_MARK} until the operator puts it "
+        f"{refusal[:REASON_ROOM]} (refused on calls though its probe works: parked until the "
+        f"operator puts it "
         f"back: providers key-enable {provider} {key_id})"
     )
-
-
-def is_parked(failure_reason: str | None) -> bool:
-    """Whether a flagged key was parked (no probe can tell that it works again)."""
-    return PARKED_MARK in (failure_reason or "")
 
 
 @dataclass(frozen=True)
@@ -115,11 +112,9 @@ class KeyProber:
 
 def flagged_keys(secret_key: str) -> list[StoredKey]:
     """The enabled keys flagged as failing, decrypted (an undecryptable one is skipped), but
-    not those parked."""
+    not those parked (its probe works, and said nothing: the operator decides)."""
     found: list[StoredKey] = []
-    for key_id, token, name, kind, base_url, reason in query_all(_FLAGGED_SQL):
-        if is_parked(reason):  # its probe works, and said nothing: the operator decides
-            continue
+    for key_id, token, name, kind, base_url in query_all(_FLAGGED_SQL):
         try:
             secret = decrypt_secret(secret_key, bytes(token))
         except ConfigError as exc:
@@ -134,7 +129,11 @@ def return_to_rotation(key_id: int) -> bool:
     with write_transaction():
         changed = (
             ProviderKey.update(failing=False, failure_reason="")
-            .where(ProviderKey.id == key_id, ProviderKey.failing == True)  # noqa: E712
+            .where(
+                ProviderKey.id == key_id,
+                ProviderKey.failing == True,  # noqa: E712
+                ProviderKey.parked == False,  # noqa: E712
+            )
             .execute()
         )
     return bool(changed)

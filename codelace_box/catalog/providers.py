@@ -206,7 +206,7 @@ def set_key_enabled(key_id: int, enabled: bool) -> ProviderKey:
         raise NotFound(f"no provider key with id {key_id}", code="provider_key_not_found")
     with write_transaction():
         update = {"enabled": enabled} | (
-            {"failing": False, "failure_reason": ""} if enabled else {}
+            {"failing": False, "parked": False, "failure_reason": ""} if enabled else {}
         )
         ProviderKey.update(**update).where(ProviderKey.id == key_id).execute()
     return ProviderKey.get_by_id(key_id)

@@ -24,7 +24,6 @@ from codelace_box.providers.billed_fields import BILLED_FIELDS
 
 def provider_view(provider: Any) -> dict[str, Any]:
     """A provider with its keys masked."""
-    from codelace_box.catalog.keyprobe import is_parked
     from codelace_box.catalog.providers import allowed_fields, default_base_url, provider_keys
 
     return {
@@ -41,7 +40,7 @@ def provider_view(provider: Any) -> dict[str, Any]:
                 "enabled": bool(k.enabled),
                 "failing": bool(k.failing),
                 "failure_reason": k.failure_reason,
-                "parked": bool(k.failing) and is_parked(k.failure_reason),
+                "parked": bool(k.failing) and bool(k.parked),
             }
             for k in provider_keys(provider.id)
         ],

@@ -98,17 +98,20 @@ def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str
 
     A secret already in use (in the file being replaced, or generated into the data
     directory by an earlier `serve`) is kept, so provider keys stored with it stay readable.
+    A `target` that is a symbolic link is written through (the file it names is replaced, the
+    link stays), as editors do.
     """
     env = dict(os.environ) if env is None else env
     # an empty variable names no secret and no database (serve refuses the empty secret one)
     found = _secret_in_use(target, {var: value for var, value in env.items() if value.strip()})
     text = init_config_text(found[0] if found else None)
-    staged = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    written = Path(os.path.realpath(target)) if target.is_symlink() else target
+    staged = written.with_name(f".{written.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-        os.replace(staged, target)
+        os.replace(staged, written)
     except OSError as exc:
         with contextlib.suppress(OSError):  # nothing to remove where nothing could be made
             staged.unlink(missing_ok=True)

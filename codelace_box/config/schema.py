@@ -20,6 +20,14 @@ from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, ORIGIN, 
 # holds the two equal: config sits below the features and imports none of them).
 MAX_RATE_WINDOW_SEC = 86400
 MAX_OTP_TTL_SEC = 86400  # a sign-in code lives a day at most
+# Upper bounds of the gateway's knobs: past them a value is a slip (1e300, an extra zero), not
+# a choice (a body is held in memory whole; a retry hits an upstream again; a timeout past an
+# hour holds a request and its hold that long).
+MAX_BODY_BYTES = 1073741824  # 1 GiB, of a request, an upstream answer or one stream event
+MAX_RETRIES = 10
+MAX_CONNECT_TIMEOUT_SEC = 300.0
+MAX_READ_TIMEOUT_SEC = 3600.0
+MAX_KEY_PROBE_SEC = 86400.0
 
 
 def _opt(
@@ -50,7 +58,12 @@ class ServerConfig:
         "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
     )
     workers: int = _opt(1, "Server processes.", minimum=1, maximum=64)
-    max_body_bytes: int = _opt(10485760, "Larger request bodies get 413.", minimum=1024)
+    max_body_bytes: int = _opt(
+        10485760,
+        "Larger request bodies get 413 (1024 to 1 GiB).",
+        minimum=1024,
+        maximum=MAX_BODY_BYTES,
+    )
     secret_key: str = _opt(
         "", "Encrypts provider keys at rest; empty: generated into the data directory."
     )
@@ -245,27 +258,44 @@ class StripeConfig:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    connect_timeout_sec: float = _opt(10.0, "Upstream connect timeout.", minimum=0.001)
-    read_timeout_sec: float = _opt(600.0, "Upstream read timeout, between bytes.", minimum=0.001)
+    connect_timeout_sec: float = _opt(
+        10.0,
+        "Upstream connect timeout, in seconds (at most 300).",
+        minimum=0.001,
+        maximum=MAX_CONNECT_TIMEOUT_SEC,
+    )
+    read_timeout_sec: float = _opt(
+        600.0,
+        "Upstream read timeout, between bytes, in seconds (at most 3600).",
+        minimum=0.001,
+        maximum=MAX_READ_TIMEOUT_SEC,
+    )
     max_retries: int = _opt(
-        2, "Retries on another key before any byte reached the client.", minimum=0
+        2,
+        "Retries on another key before any byte reached the client (0 to 10).",
+        minimum=0,
+        maximum=MAX_RETRIES,
     )
     key_probe_sec: float = _opt(
         300.0,
         "Seconds between probes of the provider keys flagged as failing; one that works returns "
-        "(not a parked one: its calls were refused though its probe worked).",
+        "(not a parked one: its calls were refused though its probe worked); at most 86400.",
         minimum=0.1,
+        maximum=MAX_KEY_PROBE_SEC,
     )
     max_upstream_body_bytes: int = _opt(
         67108864,
-        "Largest non-streamed upstream answer; past it the call fails (502), charged the "
-        "provider's count.",
+        "Largest non-streamed upstream answer (at most 1 GiB); past it the call fails (502), "
+        "charged the provider's count.",
         minimum=1,
+        maximum=MAX_BODY_BYTES,
     )
     max_sse_event_bytes: int = _opt(
         4194304,
-        "Largest single event of an upstream stream; past it the call fails and costs nothing.",
+        "Largest single event of an upstream stream (at most 1 GiB); past it the call fails and "
+        "costs nothing.",
         minimum=1,
+        maximum=MAX_BODY_BYTES,
     )
     default_context_tokens: int = _opt(
         200000,

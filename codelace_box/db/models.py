@@ -141,6 +141,9 @@ class ProviderKey(BaseModel):
     failure_reason = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     last_failed_at = DateTimeField(null=True)
+    # refused on calls though its probe works (migration 23): failing, and back only when
+    # the operator puts it back, never by a scheduled probe
+    parked = BooleanField(default=False)
 
 
 class CatalogModel(BaseModel):

@@ -60,7 +60,8 @@ async def key_left_rotation(
             *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
         )  # fmt: skip
         return False
-    await routes.mark_failing(key, parked_reason(refusal.key_failure_reason, provider.name, key.id))
+    reason = parked_reason(refusal.key_failure_reason, provider.name, key.id)
+    await routes.mark_failing(key, reason, parked=True)
     prober.answered(key.id)
     log.warning(
         "provider key %d (%s) parked: %s refuses it on calls (%s) though its probe works; "

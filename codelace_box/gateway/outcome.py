@@ -88,6 +88,18 @@ def failed(call: ChatCall, error: CodelaceError | None, usage: Usage | None = No
     return item
 
 
+def count_unheard_failure(call: ChatCall, exc: BaseException) -> None:
+    """An upstream failure after the client left (a stream read on to meter it): counted in
+    the upstream errors metric as any other, though no client heard of it (logged by the
+    caller; its settlement is the abandoned call's, not `failed`)."""
+    error = client_error(exc)
+    if error is None and isinstance(exc, TimeoutError):  # read_on's quiet timer: silent
+        error = UpstreamWentSilent("the upstream went silent")
+    if error is not None and error.code not in DATABASE_CODES:
+        code = metrics.upstream_error_code(error.code)
+        metrics.upstream_errors(call.route.provider.name, code).inc()
+
+
 def count_upstream_error(call: ChatCall, error: CodelaceError) -> str | None:
     """Count and log a call the upstream failed (every route, count_tokens too): the upstream
     errors metric by provider and code, and a warning with the upstream's message, masked;

@@ -33,7 +33,13 @@ from codelace_box.db.core import traceback_of
 from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamTooLarge
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps
-from codelace_box.gateway.outcome import UpstreamWentSilent, client_error, failed, settlement
+from codelace_box.gateway.outcome import (
+    UpstreamWentSilent,
+    client_error,
+    count_unheard_failure,
+    failed,
+    settlement,
+)
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
@@ -221,8 +227,9 @@ class StreamRelay:
             if self._never_began():  # a held-back start that never began: free, as a 504 is
                 self.opened.response.close()
                 silent = UpstreamWentSilent("the upstream did not start its answer in time")
-                await self._commit(failed(self.call, silent))
+                await self._commit(failed(self.call, silent))  # counted there
                 return
+            count_unheard_failure(self.call, exc)
         self.opened.response.close()
         await self._commit(self._left(complete))
 

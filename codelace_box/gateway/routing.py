@@ -329,14 +329,15 @@ class RouteTable:
         provider = self._providers.get(provider_id)
         return provider is not None and any(k.id != key_id for k in provider.keys)
 
-    async def mark_failing(self, key: KeySlot, reason: str) -> None:
-        """Flag a key the upstream refused (in the database, off the loop on PostgreSQL); it
+    async def mark_failing(self, key: KeySlot, reason: str, parked: bool = False) -> None:
+        """Flag a key the upstream refused (in the database, off the loop on PostgreSQL;
+        `parked`: refused on calls though its probe works, back only by the operator); it
         leaves this process's rotation at once (before its write, which may wait on
         PostgreSQL) and every other's at its next reload."""
         self._leaving.add(key.id)
         self._forget_key(key.id)
         try:
-            await run_db_work(_flag_failing, key.id, reason)
+            await run_db_work(_flag_failing, key.id, reason, parked)
         finally:
             self._forget_key(key.id)  # a reload read before the flag was written is stale
             self._leaving.discard(key.id)
@@ -365,8 +366,8 @@ def _newer_schema(schema: int) -> ServiceUnavailable:
     )
 
 
-def _flag_failing(key_id: int, reason: str) -> None:
+def _flag_failing(key_id: int, reason: str, parked: bool) -> None:
     with write_transaction():
         ProviderKey.update(
-            failing=True, failure_reason=reason[:500], last_failed_at=utcnow()
+            failing=True, parked=parked, failure_reason=reason[:500], last_failed_at=utcnow()
         ).where(ProviderKey.id == key_id).execute()

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from codelace_box.catalog.keyprobe import is_parked
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
@@ -114,7 +113,7 @@ class Upkeep:
 def _key_alert(provider: Provider, key: ProviderKey) -> str:
     """What the operator hears of a key that left the rotation (a parked one: what to do)."""
     named = f"provider key {key.id} ({key.key_hint}) of {provider.name}"
-    if is_parked(key.failure_reason):
+    if key.parked:
         return (
             f"{named} was parked, out of rotation: its upstream refuses it on calls though its "
             f"probe works, so no probe brings it back; once fixed: providers key-enable "

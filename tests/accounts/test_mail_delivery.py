@@ -330,6 +330,17 @@ def test_a_start_line_that_warns_of_the_mail_setup_is_a_warning(
     assert "INFO" in line and "WARNING" not in line
 
 
+def test_port_465_without_smtp_ssl_is_warned_of_at_start_with_the_fix(
+    box_factory: ServerFactory, smtp: RecordingSmtpServer
+):
+    """STARTTLS (the default) against an implicit-TLS port hangs or fails obscurely at the
+    first mail: the start line is a warning that names the fix (the README's mail section
+    offers both modes, so the box warns rather than refuses)."""
+    email = smtp_sections(smtp) | {"from_address": "box@team.test", "smtp_port": 465}
+    line = box_factory(email=email).wait_for_log(r".*sign-in codes are mailed via SMTP.*")[0]
+    assert "WARNING" in line and "465 usually wants implicit TLS: set email.smtp_ssl = true" in line
+
+
 def test_a_password_beyond_ascii_logs_in(box_factory: ServerFactory, cert: tuple[Path, Path]):
     """AUTH PLAIN carries UTF-8 (RFC 4616), but smtplib encodes credentials as ASCII: a
     password with an umlaut or a euro sign failed every sign-in with a 500."""

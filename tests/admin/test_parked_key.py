@@ -19,7 +19,9 @@ pytestmark = pytest.mark.timeout(60)
 async def test_a_parked_key_shows_as_parked_with_what_brings_it_back(admin_env: AdminEnv) -> None:
     add_provider("openai", "openai", SECRET, "sk-proj-parked-key-00001111")
     reason = parked_reason("HTTP 403: Key answered 403.", "openai", 1)
-    ProviderKey.update(failing=True, failure_reason=reason, last_failed_at=utcnow()).execute()
+    ProviderKey.update(
+        failing=True, parked=True, failure_reason=reason, last_failed_at=utcnow()
+    ).execute()
     app = create_admin_app(admin_env.config)
     async with app.run_test(size=(240, 40)) as pilot:
         await pilot.press("f4")

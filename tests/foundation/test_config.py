@@ -367,7 +367,7 @@ ENV_ERRORS = [
     ("CODELACE_AUTH_RATE_LIMIT_WINDOW_SEC", "10m", "auth.rate_limit_window_sec must be an integer"),
     ("CODELACE_AUTH_SIGNUP", "closed", "auth.signup must be one of 'open', 'domains', 'invite'"),
     ("CODELACE_STRIPE_MIN_TOPUP_USD", "ten", "stripe.min_topup_usd must be a number"),
-    ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer of at least 0"),
+    ("CODELACE_GATEWAY_MAX_RETRIES", "-1", "gateway.max_retries must be an integer from 0 to 10"),
     ("CODELACE_AUTH_ALLOWED_EMAIL_DOMAINS", "[1, 2]", "must be a list of strings"),
     ("CODELACE_SERVER_PROT", "1", "unknown key server.prot"),
     # what Python's int() and Decimal() also take, and a TOML file does not

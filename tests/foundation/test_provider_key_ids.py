@@ -43,11 +43,21 @@ def _at_version_20(path: Path) -> Any:
 def test_migration_21_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Path) -> None:
     db = _at_version_20(tmp_path / "old.db")
     try:
-        with write_transaction():
-            add_provider("up", "openai", SECRET, "sk-first-key-0001")
-            kept = add_provider_key("up", SECRET, "sk-second-key-0002")
-            removed = add_provider_key("up", SECRET, "sk-third-key-0003").id
-            remove_provider_key("up", removed)
+        with write_transaction():  # in SQL: today's models have columns of later migrations
+            db.execute_sql(
+                "INSERT INTO provider (name, kind, base_url, enabled, created_at, "
+                "allowed_fields, responses_api) VALUES ('up', 'openai', '', 1, "
+                "'2026-03-01 00:00:00', '[]', 0)"
+            )
+            for n in (1, 2, 3):
+                db.execute_sql(
+                    "INSERT INTO provider_key (provider_id, key_encrypted, key_hint, enabled, "
+                    "failing, failure_reason, created_at) VALUES (1, ?, ?, 1, 0, '', "
+                    "'2026-03-01 00:00:00')",
+                    (f"encrypted-{n}".encode(), f"sk-…000{n}"),
+                )
+            kept, removed = 2, 3
+            db.execute_sql("DELETE FROM provider_key WHERE id = ?", (removed,))  # the newest
             gone_before = {"keys": [{"id": removed + 1, "hint": "sk-…0004"}]}  # audited only
             db.execute_sql(
                 "INSERT INTO audit_log (created_at, os_user, client, command, target, "
@@ -55,10 +65,11 @@ def test_migration_21_keeps_the_keys_and_skips_every_id_used_before(tmp_path: Pa
                 "'op', 'cli', 'providers key-remove', 'up', ?, NULL, '', '')",
                 (json.dumps(gone_before),),
             )
-        before = [(k.id, k.key_hint, bytes(k.key_encrypted)) for k in ProviderKey.select()]
+        keys = "SELECT id, key_hint, key_encrypted FROM provider_key ORDER BY id"
+        before = [(i, hint, bytes(token)) for i, hint, token in db.execute_sql(keys).fetchall()]
         assert migrate(db) == list(range(21, LATEST_VERSION + 1))
         after = [(k.id, k.key_hint, bytes(k.key_encrypted)) for k in ProviderKey.select()]
-        assert after == before and kept.id in [k[0] for k in after]
+        assert after == before and kept in [k[0] for k in after]
         with write_transaction():
             new = add_provider_key("up", SECRET, "sk-fifth-key-0005").id
         assert new == removed + 2  # past the removed key and the one only the audit names

@@ -31,6 +31,7 @@ from codelace_box.db.migrations import (
     m0020_payment_order,
     m0021_provider_key_ids,
     m0022_account_days_from_keys,
+    m0023_parked_keys,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -56,4 +57,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (20, m0020_payment_order),
     (21, m0021_provider_key_ids),
     (22, m0022_account_days_from_keys),
+    (23, m0023_parked_keys),
 ]
