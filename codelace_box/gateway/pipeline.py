@@ -27,7 +27,7 @@ from typing import Any
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
-from codelace_box.errors import CodelaceError
+from codelace_box.errors import CodelaceError, InsufficientCredits
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
 from codelace_box.gateway.dialects import answer_body
@@ -48,6 +48,7 @@ from codelace_box.gateway.outcome import (
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
 from codelace_box.gateway.relay import StreamRelay
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
+from codelace_box.gateway.responses import RESPONSES_ROUTE, in_responses_terms
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
 from codelace_box.gateway.upstream import open_upstream
@@ -116,6 +117,10 @@ class Gateway:
         )  # fmt: skip
         try:
             await self.writes.submit(admit)
+        except InsufficientCredits as refused:  # "lower max_tokens": named as the client knows it
+            if call.ingress == RESPONSES_ROUTE:
+                raise in_responses_terms(refused) from None
+            raise
         except asyncio.CancelledError:  # the hold may still be taken: give it back after
             self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
             raise

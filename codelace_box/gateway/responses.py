@@ -12,8 +12,9 @@ larger of the two bodies: a translation may add to what the upstream reads. Noth
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
-from codelace_box.errors import InvalidRequest
+from codelace_box.errors import CodelaceError, InvalidRequest
 from codelace_box.gateway.hints import HINT_FIELDS
 from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
@@ -24,6 +25,7 @@ from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.responses_request import translate_request
 
 RESPONSES_ROUTE = "/v1/responses"
+E = TypeVar("E", bound=CodelaceError)
 # Chat fields a check of the chat path may name -> the Responses field the client sent.
 _FIELD_NAMES = (
     (re.compile(r"\bmessages\[\d+\][\w.\[\]]*|^messages$"), "input"),
@@ -56,7 +58,7 @@ def prepare_responses_call(
             key_id=key_id, default_context_tokens=default_context_tokens,
         )  # fmt: skip
     except InvalidRequest as refused:  # a check of the chat path: name the fields as sent
-        raise _in_responses_terms(refused) from None
+        raise in_responses_terms(refused) from None
     call.ingress = RESPONSES_ROUTE
     if call.route.provider.responses_api:  # the upstream takes the Responses body as it is
         call.body, call.adapter = body, NativeResponses()
@@ -73,9 +75,9 @@ def prepare_responses_call(
     return call
 
 
-def _in_responses_terms(error: InvalidRequest) -> InvalidRequest:
-    """The chat path's 400 with the Responses field names (`messages[2]` -> `input`,
-    `max_completion_tokens` -> `max_output_tokens`, ...) in its message and param."""
+def in_responses_terms(error: E) -> E:
+    """The chat path's refusal (a 400, a 402) with the Responses field names (`messages[2]` ->
+    `input`, `max_completion_tokens` -> `max_output_tokens`, ...) in its message and param."""
     message, param = error.message, error.param
     for pattern, name in _FIELD_NAMES:
         message = pattern.sub(name, message)

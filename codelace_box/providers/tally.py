@@ -154,3 +154,26 @@ def input_estimate(body: dict[str, Any]) -> int:
     serialisation of the body)."""
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     return text_tokens(text) + ESTIMATED_MEDIA_TOKENS * unsized_parts(body.get("messages"))
+
+
+def inline_media_chars(messages: Any) -> int:
+    """The characters of the inline (base64, `data:` URL) payloads of a request's media parts
+    (an image's `image_url.url`, a file's `file_data`, audio's `data`): no text the model reads
+    token by token, their tokens are what the media's reservation covers."""
+    total = 0
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            if is_unsized(part):
+                total += sum(_payload_chars(v) for v in part.values() if isinstance(v, dict))
+    return total
+
+
+def _payload_chars(media: dict[str, Any]) -> int:
+    """The inline payload characters of one media object (`{"url": "data:..."}`, ...)."""
+    url = media.get("url")
+    inline = len(url) if isinstance(url, str) and url.startswith("data:") else 0
+    for key in ("file_data", "data"):
+        value = media.get(key)
+        inline += len(value) if isinstance(value, str) else 0
+    return inline

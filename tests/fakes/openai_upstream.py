@@ -201,7 +201,7 @@ class FakeOpenAI(LoopbackServer):
             event.clear()
 
     def build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=50 * 1024 * 1024)  # OpenAI takes large inline media
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", partial(embeddings, self))
         app.router.add_post("/v1/responses", partial(responses, self))

@@ -229,13 +229,15 @@ def test_validation_caps_and_worst_case(db: Path) -> None:
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
     ]}]  # fmt: skip
     body = {"model": "acme/m1", "messages": messages, "n": 2}
-    assert input_token_bound(100, body, 5000) == 100 + 1000 + 5000  # remote image: the context
+    data = len("data:image/png;base64,AAAA")  # covered by the context, not counted per character
+    assert input_token_bound(100, body, 5000) == 100 - data + 1000 + 5000  # images: the context
     call = prepare_call(routes, body, 100, request_id="r1", user_id=1, key_id=1,
                         default_context_tokens=5000)  # fmt: skip
     assert (call.output_cap, call.cap_from_client) == (300, False)
-    assert call.hold_nanos == (6100 * 2_000_000_000 + 2 * 300 * 8_000_000_000) // 1_000_000
+    worst = ((6100 - data) * 2_000_000_000 + 2 * 300 * 8_000_000_000) // 1_000_000
+    assert call.hold_nanos == worst
     inline = [{"role": "user", "content": messages[0]["content"][::2]}]  # text, data: URL
-    assert input_token_bound(100, {"messages": inline}, 5000) == 100 + 1000 + 5000  # pixels
+    assert input_token_bound(100, {"messages": inline}, 5000) == 100 - data + 1000 + 5000
     text = [{"role": "user", "content": messages[0]["content"][:1]}]
     assert input_token_bound(100, {"messages": text}, 5000) == 100 + 1000
     replayed = [*text, {"role": "assistant", "content": None, "audio": {"id": "audio_abc123"}}]
