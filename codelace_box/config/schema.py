@@ -1,5 +1,7 @@
 """The configuration's shape: every section as a frozen dataclass, each key with its default,
 its one-line doc and the rules its value follows (codelace.toml plus CODELACE_<SECTION>_<KEY>).
+The sections about running the box (usage, backup, limits, log, metrics, portal, alerts) are
+in ops_sections.py; a key's declaration (`opt`) in fields.py.
 
 Every key is optional and has a built-in default. An unknown key, a wrong type or a bad value
 raises `ConfigError` with one line naming the source (file or variable), the key and what was
@@ -12,8 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
+from codelace_box.config.fields import opt
+from codelace_box.config.ops_sections import (
+    AlertsConfig,
+    BackupConfig,
+    LimitsConfig,
+    LogConfig,
+    MetricsConfig,
+    PortalConfig,
+    UsageConfig,
+)
 from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, ORIGIN, URL
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
@@ -30,51 +41,35 @@ MAX_READ_TIMEOUT_SEC = 3600.0
 MAX_KEY_PROBE_SEC = 86400.0
 
 
-def _opt(
-    default: Any,
-    doc: str,
-    choices: tuple[str, ...] = (),
-    minimum: float | None = None,
-    maximum: float | None = None,
-    pattern: tuple[str, str] | None = None,
-) -> Any:
-    """A config field: its default, its one-line doc and the rules its value must follow."""
-    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum}
-    meta["pattern"] = pattern
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 # No host name or address has whitespace (" 127.0.0.1" from an env file binds nothing).
 HOST = (r"(\S+)", "a host name or address without spaces or line breaks")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = _opt("127.0.0.1", "Address to listen on.", pattern=HOST)
-    port: int = _opt(8080, "Port to listen on.", minimum=1, maximum=65535)
-    public_url: str = _opt(
+    host: str = opt("127.0.0.1", "Address to listen on.", pattern=HOST)
+    port: int = opt(8080, "Port to listen on.", minimum=1, maximum=65535)
+    public_url: str = opt(
         "", "Base URL for links (Stripe return URLs); empty: http://<host>:<port>.", pattern=URL
     )
-    workers: int = _opt(1, "Server processes.", minimum=1, maximum=64)
-    max_body_bytes: int = _opt(
+    workers: int = opt(1, "Server processes.", minimum=1, maximum=64)
+    max_body_bytes: int = opt(
         10485760,
         "Larger request bodies get 413 (1024 to 1 GiB).",
         minimum=1024,
         maximum=MAX_BODY_BYTES,
     )
-    secret_key: str = _opt(
+    secret_key: str = opt(
         "", "Encrypts provider keys at rest; empty: generated into the data directory."
     )
-    proxies_count: int = _opt(
+    proxies_count: int = opt(
         0,
         "Reverse proxies in front of the box whose X-Forwarded-For is trusted for the client "
         "address (sign-in rate limits); 0 trusts none.",
         minimum=0,
         maximum=16,
     )
-    cors_allow_origins: list[str] = _opt(
+    cors_allow_origins: list[str] = opt(
         ["*"],
         "Web pages (origins) whose scripts may call the API with a key (/v1/*, the Bearer-key "
         'routes under /api/v1/): e.g. ["https://chat.example.com"]; ["*"] any; [] none (CORS off).',
@@ -91,13 +86,13 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    path: str = _opt(
+    path: str = opt(
         "data/codelace.db",
         "SQLite file (WAL); its folder is the data directory. A relative path is relative to "
         "the config file's folder (the working directory when there is no file).",
         pattern=NOT_BLANK,
     )
-    url: str = _opt(
+    url: str = opt(
         "",
         "sqlite:///PATH or postgresql://user:password@host:port/db (many boxes on one "
         "database; needs server.secret_key); empty: sqlite:/// with database.path. On "
@@ -120,42 +115,42 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    otp_ttl_sec: int = _opt(
+    otp_ttl_sec: int = opt(
         600, "Lifetime of a sign-in code, in seconds.", minimum=1, maximum=MAX_OTP_TTL_SEC
     )
-    signup: str = _opt(
+    signup: str = opt(
         "open",
         "Who may create an account: open, domains (allowed_email_domains) or invite.",
         choices=("open", "domains", "invite"),
     )
-    allowed_email_domains: list[str] = _opt(
+    allowed_email_domains: list[str] = opt(
         [], 'For signup = "domains", e.g. ["example.com"].', pattern=DOMAIN
     )
-    otp_requests_per_email: int = _opt(
+    otp_requests_per_email: int = opt(
         5, "Sign-in codes mailed to one address per rate_limit_window_sec; more get 429.", minimum=1
     )
-    otp_requests_per_email_per_day: int = _opt(
+    otp_requests_per_email_per_day: int = opt(
         20,
         "Sign-in codes mailed to one address per 24 hours, whatever the window (bounds the "
         "mail anyone can make the box send into one inbox).",
         minimum=1,
     )
-    otp_requests_per_address: int = _opt(
+    otp_requests_per_address: int = opt(
         50, "Sign-in codes asked for from one client address per window.", minimum=1
     )
-    otp_verifies_per_email: int = _opt(
+    otp_verifies_per_email: int = opt(
         10, "Code checks (sign-in attempts) for one address per window.", minimum=1
     )
-    otp_verifies_per_address: int = _opt(
+    otp_verifies_per_address: int = opt(
         100, "Code checks from one client address per window.", minimum=1
     )
-    otp_verifies_per_email_per_day: int = _opt(
+    otp_verifies_per_email_per_day: int = opt(
         50,
         "Code checks for one address per 24 hours, whatever the window (bounds the guesses "
         "at a 6-digit code).",
         minimum=1,
     )
-    rate_limit_window_sec: int = _opt(
+    rate_limit_window_sec: int = opt(
         600,
         "Sliding window of the sign-in rate limits, in seconds.",
         minimum=1,
@@ -165,41 +160,41 @@ class AuthConfig:
 
 @dataclass(frozen=True)
 class EmailConfig:
-    backend: str = _opt(
+    backend: str = opt(
         "console", "console prints codes to the server log; smtp sends mail.", ("console", "smtp")
     )
-    smtp_host: str = _opt("", "SMTP server host.", pattern=(HOST[0] + "?", HOST[1]))
-    smtp_port: int = _opt(
+    smtp_host: str = opt("", "SMTP server host.", pattern=(HOST[0] + "?", HOST[1]))
+    smtp_port: int = opt(
         587,
         "SMTP server port (465 when smtp_ssl is true and this is not set).",
         minimum=1,
         maximum=65535,
     )
-    smtp_username: str = _opt("", "SMTP login (empty: no login).")
-    smtp_password: str = _opt("", "SMTP password.")
-    smtp_starttls: bool = _opt(
+    smtp_username: str = opt("", "SMTP login (empty: no login).")
+    smtp_password: str = opt("", "SMTP password.")
+    smtp_starttls: bool = opt(
         True,
         "Upgrade the SMTP connection with STARTTLS (off when smtp_ssl is true and this is "
         "not set).",
     )
-    smtp_ssl: bool = _opt(
+    smtp_ssl: bool = opt(
         False,
         "Implicit TLS from the first byte (SMTPS, usually port 465); do not combine with "
         "smtp_starttls.",
     )
-    smtp_timeout_sec: int = _opt(
+    smtp_timeout_sec: int = opt(
         30,
         "Longest a sign-in mail may take with the SMTP server, connecting included; past it "
         "the code request gets a 503.",
         minimum=1,
         maximum=300,
     )
-    smtp_ca_file: str = _opt(
+    smtp_ca_file: str = opt(
         "",
         "PEM file of the CA (or the self-signed certificate) the SMTP server's certificate "
         "must chain to, instead of the system's CAs (relative: to this file's folder).",
     )
-    from_address: str = _opt(
+    from_address: str = opt(
         "codelace-box@localhost",
         "From address of sign-in mails.",
         pattern=(
@@ -220,36 +215,28 @@ STRIPE_SECRET = (
 )
 
 
-# A header value has no line break and HTTP strips the spaces around it: a token copied with
-# its newline would never match what a scraper sends (every scrape a 401), so it is refused.
-BEARER_TOKEN = (
-    r"(\S([^\r\n]*\S)?)?",
-    "a token without leading or trailing spaces or line breaks (copied with a trailing newline?)",
-)
-
-
 CURRENCY = (r"[a-z]{3}", "a three-letter currency code in lower case, e.g. usd")
 
 
 @dataclass(frozen=True)
 class StripeConfig:
-    secret_key: str = _opt(
+    secret_key: str = opt(
         "",
         "Stripe secret key; empty turns Stripe off (its endpoints answer 503).",
         pattern=STRIPE_SECRET,
     )
-    webhook_secret: str = _opt(
+    webhook_secret: str = opt(
         "", "Signing secret of the Stripe webhook endpoint (whsec_...).", pattern=STRIPE_SECRET
     )
-    api_base: str = _opt(
+    api_base: str = opt(
         "", "Where the Stripe client sends API calls; empty: Stripe's own.", pattern=URL
     )
-    min_topup_usd: Decimal = _opt(Decimal("10"), "Smallest top-up, in USD.", minimum=0)
-    trial_credit_usd: Decimal = _opt(
+    min_topup_usd: Decimal = opt(Decimal("10"), "Smallest top-up, in USD.", minimum=0)
+    trial_credit_usd: Decimal = opt(
         Decimal("1"), "Credit granted by the first card setup.", minimum=0
     )
-    currency: str = _opt("usd", "Currency of Checkout Sessions.", pattern=CURRENCY)
-    par_currencies: list[str] = _opt(
+    currency: str = opt("usd", "Currency of Checkout Sessions.", pattern=CURRENCY)
+    par_currencies: list[str] = opt(
         [],
         "Currencies of earlier top-ups counted at par with currency (after changing it).",
         pattern=CURRENCY,
@@ -258,146 +245,50 @@ class StripeConfig:
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    connect_timeout_sec: float = _opt(
+    connect_timeout_sec: float = opt(
         10.0,
         "Upstream connect timeout, in seconds (at most 300).",
         minimum=0.001,
         maximum=MAX_CONNECT_TIMEOUT_SEC,
     )
-    read_timeout_sec: float = _opt(
+    read_timeout_sec: float = opt(
         600.0,
         "Upstream read timeout, between bytes, in seconds (at most 3600).",
         minimum=0.001,
         maximum=MAX_READ_TIMEOUT_SEC,
     )
-    max_retries: int = _opt(
+    max_retries: int = opt(
         2,
         "Retries on another key before any byte reached the client (0 to 10).",
         minimum=0,
         maximum=MAX_RETRIES,
     )
-    key_probe_sec: float = _opt(
+    key_probe_sec: float = opt(
         300.0,
         "Seconds between probes of the provider keys flagged as failing; one that works returns "
         "(not a parked one: its calls were refused though its probe worked); at most 86400.",
         minimum=0.1,
         maximum=MAX_KEY_PROBE_SEC,
     )
-    max_upstream_body_bytes: int = _opt(
+    max_upstream_body_bytes: int = opt(
         67108864,
         "Largest non-streamed upstream answer (at most 1 GiB); past it the call fails (502), "
         "charged the provider's count.",
         minimum=1,
         maximum=MAX_BODY_BYTES,
     )
-    max_sse_event_bytes: int = _opt(
+    max_sse_event_bytes: int = opt(
         4194304,
         "Largest single event of an upstream stream (at most 1 GiB); past it the call fails and "
         "costs nothing.",
         minimum=1,
         maximum=MAX_BODY_BYTES,
     )
-    default_context_tokens: int = _opt(
+    default_context_tokens: int = opt(
         200000,
         "Context window of a model without --context-tokens: what media of unknown size "
         "(a URL, a file id, audio) reserves.",
         minimum=1,
-    )
-
-
-@dataclass(frozen=True)
-class UsageConfig:
-    retention_days: int = _opt(
-        0,
-        "Usage rows older than this many days are deleted by serve, in small batches (totals "
-        "and ledger stay); 0 keeps them forever.",
-        minimum=0,
-        maximum=36500,
-    )
-
-
-@dataclass(frozen=True)
-class BackupConfig:
-    every_hours: int = _opt(
-        0,
-        "Hours between the online backups serve takes; 0: none (must be 0 on PostgreSQL).",
-        minimum=0,
-        maximum=8760,
-    )
-    keep: int = _opt(7, "Scheduled backups kept; older ones are removed.", minimum=1, maximum=10000)
-    dir: str = _opt(
-        "data/backups",
-        "Folder of the scheduled backups; relative: to the config file's folder.",
-        pattern=NOT_BLANK,
-    )
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    rpm: int = _opt(
-        0,
-        "Inference requests per minute an account may make unless `users limits` set its own; "
-        "0: unlimited.",
-        minimum=0,
-        maximum=1000000,
-    )
-    max_concurrent: int = _opt(
-        0,
-        "Inference requests an account may have in flight at once unless `users limits` set "
-        "its own; 0: unlimited.",
-        minimum=0,
-        maximum=100000,
-    )
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    format: str = _opt(
-        "text",
-        "Log lines of serve: text (time, level, message) or json (one object per line, for a "
-        "log shipper).",
-        choices=("text", "json"),
-    )
-    level: str = _opt(
-        "info",
-        "Lowest level written: debug, info, warning or error (any case).",
-        pattern=(r"(?i)debug|info|warning|error", "debug, info, warning or error"),
-    )
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    enabled: bool = _opt(True, "Serve Prometheus metrics at GET /metrics.")
-    token: str = _opt(
-        "",
-        "Bearer token /metrics requires; empty: /metrics answers only loopback clients (the "
-        "address after server.proxies_count).",
-        pattern=BEARER_TOKEN,
-    )
-
-
-@dataclass(frozen=True)
-class PortalConfig:
-    enabled: bool = _opt(
-        True, "Serve the portal (the web page for users) at /; false: the JSON API only."
-    )
-    session_hours: int = _opt(
-        168, "How long a portal sign-in lasts, in hours.", minimum=1, maximum=8760
-    )
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    webhook_url: str = _opt(
-        "",
-        "Slack-compatible incoming webhook (JSON POST) for operator alerts; empty: none.",
-        pattern=URL,
-    )
-    error_rate: float = _opt(
-        0.2,
-        "Share of upstream errors over 5 minutes that raises an alert.",
-        minimum=0.01,
-        maximum=1,
     )
 
 

@@ -57,6 +57,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.launcher",
         "codelace_box.logformat",
         "codelace_box.metrics",
+        "codelace_box.metrics_folders",
         "codelace_box.metric_sums",
     ),
     ("codelace_box.errors",),
