@@ -39,6 +39,12 @@ export async function api(method, path, body) {
   } catch (_) {
     data = null;
   }
+  if (response.status === 401 && !path.startsWith("/portal/api/signin/")) {
+    // The session ended (signed out in another tab, expired): the sign-in page, not an error
+    // under a form that cannot work any more. The call never settles: the page is leaving.
+    window.location.replace("/signin");
+    return new Promise(() => {});
+  }
   if (!response.ok) {
     const error = data && data.error;
     const text = error && error.message ? error.message : `The box answered ${response.status}.`;

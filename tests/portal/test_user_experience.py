@@ -1,0 +1,52 @@
+"""The portal as a person meets it in the browser: a session ended in another tab, a server
+that fails a call, a double click on the way to Stripe, a phone-width screen, the keyboard
+after a key is revoked and Escape in a key's form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in
+
+
+def wait_page(browser: Browser, title: str) -> None:
+    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
+
+
+@pytest.fixture
+def cdp(fresh_browser: Browser) -> Iterator[Browser]:
+    """The signed-out browser; whatever a test set through the DevTools protocol is undone."""
+    yield fresh_browser
+    driver = fresh_browser.driver
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    while len(driver.window_handles) > 1:
+        driver.switch_to.window(driver.window_handles[-1])
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+
+
+def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Sign out in one tab; in the other, still showing the keys page, Create key leads to the
+    sign-in page (not a bare 'not signed in' under a form that can never work)."""
+    browser = cdp
+    sign_in(browser, box, "two-tabs@portal.test")
+    driver = browser.driver
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(box.url + "/")
+    wait_page(browser, "Your account")
+    browser.css("#signout").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
+    driver.switch_to.window(first)
+    browser.field("Name of the new key").send_keys("after sign-out")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the way to sign in")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
