@@ -50,3 +50,21 @@ def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
     browser.button("Create key").click()
     browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the way to sign in")
     browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+
+
+def test_a_page_whose_data_cannot_be_loaded_says_so_and_nothing_else(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The usage call fails (the box unreachable for it): the page has its heading and the
+    error, not 'Loading…' left above the error."""
+    browser = cdp
+    sign_in(browser, box, "failing@portal.test")
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/usage*"]})
+    browser.driver.get(box.url + "/usage")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "the error")
+    assert "cannot be reached" in alert.text
+    text = browser.main_text()
+    assert "Loading" not in text, text
+    assert browser.css("h1").text == "Usage"
+    browser.console_errors()  # the blocked request is logged, by design

@@ -6,8 +6,17 @@ import { connectPage } from "./connect.js";
 import { homePage } from "./home.js";
 import { keysPage } from "./keys.js";
 import { signinPage } from "./signin.js";
-import { h } from "./ui.js";
+import { h, page } from "./ui.js";
 import { usagePage } from "./usage.js";
+
+// Each page's heading, for the page whose data could not be loaded.
+const TITLES = {
+  "/": "Your account",
+  "/keys": "API keys",
+  "/usage": "Usage",
+  "/billing": "Billing",
+  "/connect": "How to connect",
+};
 
 const PAGES = {
   "/": homePage,
@@ -63,7 +72,9 @@ async function start() {
       window.location.replace("/signin");
       return;
     }
-    main.append(h("p", { class: "error", role: "alert", text: error.message }));
+    // The page's heading and what went wrong, not "Loading…" left above the error.
+    page(main, TITLES[path], h("p", { class: "error", role: "alert", text: error.message }),
+      h("p", {}, h("a", { href: path, text: "Try again" })));
   }
 }
 
