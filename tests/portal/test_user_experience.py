@@ -4,7 +4,9 @@ after a key is revoked and Escape in a key's form."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,38 @@ def test_a_page_whose_data_cannot_be_loaded_says_so_and_nothing_else(
     assert "Loading" not in text, text
     assert browser.css("h1").text == "Usage"
     browser.console_errors()  # the blocked request is logged, by design
+
+
+def test_pay_with_stripe_stays_disabled_while_the_browser_goes_to_stripe(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """While the browser is on its way to Checkout the button stays disabled: a second click
+    opens no second Checkout Session."""
+    browser = cdp
+    email = "double-click@portal.test"
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    browser.field("Amount in USD").send_keys("20")
+    # A second click comes as soon as the page has said it is going to Stripe (the next task
+    # of the page, long before the browser has left it).
+    browser.driver.execute_script(
+        """
+        const pay = arguments[0];
+        new MutationObserver((_, observer) => {
+          if (!document.querySelector("main").textContent.includes("Taking you to Stripe")) return;
+          observer.disconnect();
+          setTimeout(() => pay.click(), 0);
+        }).observe(document.querySelector("main"),
+                   {subtree: true, childList: true, characterData: true});
+        pay.click();
+        """,
+        browser.button("Pay with Stripe"),
+    )
+
+    def sessions() -> list[Any]:
+        return [s for s in box.double.sessions.values() if s.get("customer_email") == email]
+
+    browser.wait_for(sessions, "the checkout session")
+    time.sleep(1.5)  # time for a second one, if the second click made one
+    assert len(sessions()) == 1, "a second click opened a second Checkout Session"
