@@ -105,3 +105,25 @@ def test_pay_with_stripe_stays_disabled_while_the_browser_goes_to_stripe(
     browser.wait_for(sessions, "the checkout session")
     time.sleep(1.5)  # time for a second one, if the second click made one
     assert len(sessions()) == 1, "a second click opened a second Checkout Session"
+
+
+def test_after_a_revoke_the_keyboard_lands_on_the_word_that_it_is_revoked(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The revoked key's buttons are gone; focus is not dropped to the top of the page."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email = "revoke-focus@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "old")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.css("button[aria-label='Revoke key old']").send_keys(Keys.ENTER)
+    browser.wait_for(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.button("Yes, revoke it").send_keys(Keys.ENTER)
+    browser.wait_for(lambda: "is revoked" in browser.main_text(), "the revoke")
+    focused = browser.driver.switch_to.active_element
+    assert focused.tag_name != "body"
+    assert "is revoked" in focused.text

@@ -105,6 +105,7 @@ function confirmRevoke(item, key, refresh, notice) {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
       notice.ok(`Key ${keyTitle(key)} is revoked: it no longer works.`);
       await refresh();
+      notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
     } catch (error) {
       message.error(error.message);
     }
@@ -153,6 +154,7 @@ function showNewKey(shown, made) {
 export async function keysPage(main) {
   const list = h("div", { id: "key-list" });
   const notice = messageArea();
+  notice.el.setAttribute("tabindex", "-1");
   const refresh = async () => {
     const keys = await api("GET", "/portal/api/keys");
     list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, notice))
