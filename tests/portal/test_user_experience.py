@@ -107,6 +107,32 @@ def test_pay_with_stripe_stays_disabled_while_the_browser_goes_to_stripe(
     assert len(sessions()) == 1, "a second click opened a second Checkout Session"
 
 
+def no_sideways_scroll(browser: Browser, what: str) -> None:
+    wide = browser.driver.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert wide[0] <= wide[1], f"{what}: the page scrolls sideways at 375 px ({wide})"
+
+
+def test_a_long_email_and_key_name_fit_a_phone_screen(cdp: Browser, box: PortalBox) -> None:
+    """At 375 px no page scrolls sideways, with a long address and a long key name."""
+    browser = cdp
+    email = "a.very.long.address.for.a.phone.screen.test.person@portal-example.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "k" * 100)
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 375, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, email)
+    no_sideways_scroll(browser, "home")
+    for path, title in (("/keys", "API keys"), ("/usage", "Usage"), ("/billing", "Billing"),
+                        ("/connect", "How to connect")):  # fmt: skip
+        browser.driver.get(box.url + path)
+        wait_page(browser, title)
+        no_sideways_scroll(browser, path)
+
+
 def test_after_a_revoke_the_keyboard_lands_on_the_word_that_it_is_revoked(
     cdp: Browser, box: PortalBox
 ) -> None:
@@ -127,3 +153,28 @@ def test_after_a_revoke_the_keyboard_lands_on_the_word_that_it_is_revoked(
     focused = browser.driver.switch_to.active_element
     assert focused.tag_name != "body"
     assert "is revoked" in focused.text
+
+
+def test_escape_closes_a_keys_form_and_keeps_the_keyboard_place(
+    cdp: Browser, box: PortalBox
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email = "escape@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "esc")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    for opener, inside in (("Rename key esc", "Save name"), ("Revoke key esc", "Keep it")):
+        browser.css(f"button[aria-label='{opener}']").send_keys(Keys.ENTER)
+        browser.wait_for(lambda i=inside: browser.button(i), inside)
+        browser.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        browser.wait_for(
+            lambda o=opener: (
+                browser.driver.switch_to.active_element.get_attribute("aria-label") == o
+            ),
+            f"focus back on {opener!r}",
+        )
+    assert browser.all("article.key form") == []

@@ -56,6 +56,16 @@ function backTo(key, action, refresh) {
   };
 }
 
+// Escape in a key's form or confirmation does what its Cancel / Keep it button does.
+function escapeCloses(el, close) {
+  el.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    event.preventDefault();
+    close();
+  });
+  return el;
+}
+
 function renameForm(item, key, refresh) {
   const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
   editForm(item, key, refresh, { action: "rename", saveText: "Save name", wrap: name.wrap,
@@ -91,15 +101,15 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
       }
     });
   });
-  item.replaceChildren(h("h3", { text: keyTitle(key) }), form);
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, done));
   first.focus();
 }
 
 function confirmRevoke(item, key, refresh, notice) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
-  const no = h("button", { type: "button", class: "secondary", text: "Keep it",
-    onclick: backTo(key, "revoke", refresh) });
+  const keep = backTo(key, "revoke", refresh);
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: keep });
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
@@ -110,9 +120,9 @@ function confirmRevoke(item, key, refresh, notice) {
       message.error(error.message);
     }
   }));
-  item.replaceChildren(h("h3", { text: keyTitle(key) }),
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
     h("p", { text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
-    message.el, h("div", { class: "row" }, yes, no));
+    message.el, h("div", { class: "row" }, yes, no)), keep));
   no.focus();
 }
 
