@@ -3,6 +3,21 @@
 
 let csrfToken = "";
 
+// The pages a sign-in may lead back to (only these: no address from the URL is followed).
+const RETURN_PATHS = ["/keys", "/usage", "/billing", "/connect"];
+
+// The sign-in page, remembering the page the person was on so that signing in leads back.
+export function signInUrl() {
+  const here = window.location.pathname;
+  return RETURN_PATHS.includes(here) ? `/signin?next=${encodeURIComponent(here)}` : "/signin";
+}
+
+// Where a sign-in goes: the page it was asked from (one of ours), else home.
+export function afterSignIn() {
+  const next = new URLSearchParams(window.location.search).get("next");
+  return RETURN_PATHS.includes(next) ? next : "/";
+}
+
 export function setCsrf(token) {
   csrfToken = token || "";
 }
@@ -42,7 +57,7 @@ export async function api(method, path, body) {
   if (response.status === 401 && !path.startsWith("/portal/api/signin/")) {
     // The session ended (signed out in another tab, expired): the sign-in page, not an error
     // under a form that cannot work any more. The call never settles: the page is leaving.
-    window.location.replace("/signin");
+    window.location.replace(signInUrl());
     return new Promise(() => {});
   }
   if (!response.ok) {

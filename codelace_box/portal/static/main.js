@@ -1,6 +1,6 @@
 // The portal's entry: find out who is signed in, then draw the page the path names.
 
-import { api, ApiError, setCsrf } from "./api.js";
+import { afterSignIn, api, ApiError, setCsrf, signInUrl } from "./api.js";
 import { billingPage } from "./billing.js";
 import { connectPage } from "./connect.js";
 import { homePage } from "./home.js";
@@ -53,14 +53,14 @@ async function start() {
   }
   if (!session.signed_in) {
     if (path !== "/signin") {
-      window.location.replace("/signin");
+      window.location.replace(signInUrl());
       return;
     }
     signinPage(main);
     return;
   }
   if (path === "/signin" || !(path in PAGES)) {
-    window.location.replace("/");
+    window.location.replace(path === "/signin" ? afterSignIn() : "/");
     return;
   }
   setCsrf(session.csrf_token);
@@ -69,7 +69,7 @@ async function start() {
     await PAGES[path](main, session);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
-      window.location.replace("/signin");
+      window.location.replace(signInUrl());
       return;
     }
     // The page's heading and what went wrong, not "Loading…" left above the error.
