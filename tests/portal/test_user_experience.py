@@ -200,3 +200,19 @@ def test_signing_in_from_a_page_leads_back_to_that_page(cdp: Browser, box: Porta
     driver.get(box.url + "/signin?next=//elsewhere.test/")
     wait_page(browser, "Your account")
     assert driver.current_url == box.url + "/"
+
+
+def test_a_box_that_cannot_say_who_is_signed_in_leaves_no_bare_loading_page(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The session call fails: a heading, the error and a way to try again, not 'Loading…'."""
+    browser = cdp
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/session*"]})
+    browser.driver.get(box.url + "/keys")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "the error")
+    assert "cannot be reached" in alert.text
+    assert "Loading" not in browser.main_text()
+    assert browser.css("h1").text
+    assert browser.css("main a").get_attribute("href") == box.url + "/keys"
+    browser.console_errors()  # the blocked request is logged, by design

@@ -41,6 +41,12 @@ function showNav(path) {
   });
 }
 
+// A heading and what went wrong, with a way to try again: not "Loading…" left above an error.
+function failed(main, title, path, error) {
+  page(main, title, h("p", { class: "error", role: "alert", text: error.message }),
+    h("p", {}, h("a", { href: path + window.location.search, text: "Try again" })));
+}
+
 async function start() {
   const main = document.getElementById("main");
   const path = window.location.pathname;
@@ -48,7 +54,7 @@ async function start() {
   try {
     session = await api("GET", "/portal/api/session");
   } catch (error) {
-    main.replaceChildren(h("p", { class: "error", role: "alert", text: error.message }));
+    failed(main, "The portal could not load", path, error);
     return;
   }
   if (!session.signed_in) {
@@ -72,9 +78,7 @@ async function start() {
       window.location.replace(signInUrl());
       return;
     }
-    // The page's heading and what went wrong, not "Loading…" left above the error.
-    page(main, TITLES[path], h("p", { class: "error", role: "alert", text: error.message }),
-      h("p", {}, h("a", { href: path, text: "Try again" })));
+    failed(main, TITLES[path], path, error);
   }
 }
 
