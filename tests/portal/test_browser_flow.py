@@ -200,7 +200,7 @@ def test_the_trial_card_setup_is_offered_until_claimed(
     fresh_browser.css("a[href='/billing']").click()
     wait_page(fresh_browser, "Billing")
     text = fresh_browser.main_text()
-    assert "Balance: $1.00" in text and "trial" in text
+    assert "Balance: $1.00" in text and "Trial credit" in text
     assert "Save a card" not in text  # claimed: no longer offered
     assert fresh_browser.console_errors() == []
 

@@ -216,3 +216,17 @@ def test_a_box_that_cannot_say_who_is_signed_in_leaves_no_bare_loading_page(
     assert browser.css("h1").text
     assert browser.css("main a").get_attribute("href") == box.url + "/keys"
     browser.console_errors()  # the blocked request is logged, by design
+
+
+def test_the_payment_history_names_each_kind_in_words(cdp: Browser, box: PortalBox) -> None:
+    """Credit the operator gave reads as such, not as the database's word 'admin'."""
+    browser = cdp
+    email = "kinds@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "5", "--reason", "welcome")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    cells = [c.text for c in browser.all("table tbody td")]
+    assert "admin" not in cells, cells
+    assert "Credit from the operator" in cells, cells

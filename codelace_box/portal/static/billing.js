@@ -25,6 +25,16 @@ async function toStripe(button, message, path, body) {
   }
 }
 
+// A payment's kind in words (the database's are topup, trial and admin).
+function kindWords(payment) {
+  if (payment.kind === "topup") return "Top-up";
+  if (payment.kind === "trial") return "Trial credit";
+  if (payment.kind === "admin") {
+    return Number(payment.amount_usd) < 0 ? "Taken off by the operator" : "Credit from the operator";
+  }
+  return payment.kind;
+}
+
 function topupForm(data) {
   const hint = `At least ${usd(data.min_topup_usd)}, at most ${usd(data.max_topup_usd)}.`;
   const amount = field("Amount in USD", { inputmode: "decimal", name: "amount_usd", autocomplete: "off" }, hint);
@@ -65,7 +75,7 @@ function history(payments) {
   const head = h("tr", {}, ["Date", "Kind", "Amount", "Status"].map((t) =>
     h("th", { scope: "col", class: t === "Amount" ? "num" : null, text: t })));
   const rows = payments.map((p) => h("tr", {},
-    h("td", { text: when(p.created_at) }), h("td", { text: p.kind }),
+    h("td", { text: when(p.created_at) }), h("td", { text: kindWords(p) }),
     h("td", { class: "num", text: usd(p.amount_usd) }),
     h("td", { text: (STATUS_WORDS[p.status] || p.status) +
       (p.refunded_usd ? `, ${usd(p.refunded_usd)} refunded or disputed` : "") })));
