@@ -230,3 +230,17 @@ def test_the_payment_history_names_each_kind_in_words(cdp: Browser, box: PortalB
     cells = [c.text for c in browser.all("table tbody td")]
     assert "admin" not in cells, cells
     assert "Credit from the operator" in cells, cells
+
+
+def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
+    cdp: Browser, box: PortalBox
+) -> None:
+    browser = cdp
+    email = "no-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "free")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    terms = [t.text for t in browser.all("article.key dt")]
+    assert "Spent against the limit" not in terms and "Spent with this key" in terms, terms

@@ -21,7 +21,10 @@ function facts(key) {
     ["Last used", when(key.last_used_at)],
   ];
   for (const [name, label, show] of LIMITS) {
-    if (key[name] !== undefined && key[name] !== null) rows.push([label, show(key[name])]);
+    if (key[name] === undefined || key[name] === null) continue;
+    // With no limit the figure is what the key has spent; there is no limit to spend against.
+    const term = name === "spent_usd" && key.limit_usd == null ? "Spent with this key" : label;
+    rows.push([term, show(key[name])]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
 }
