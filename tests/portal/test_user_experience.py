@@ -244,3 +244,24 @@ def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
     wait_page(browser, "API keys")
     terms = [t.text for t in browser.all("article.key dt")]
     assert "Spent against the limit" not in terms and "Spent with this key" in terms, terms
+
+
+def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) -> None:
+    """The chart is scaled to the screen; its dates and peak must not shrink below ~11 px."""
+    browser = cdp
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 375, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, "chart-phone@portal.test")
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    sizes = browser.driver.execute_script(
+        "return [...document.querySelectorAll('svg.chart text')].map((t) => {"
+        "  const box = t.getBoundingClientRect();"
+        "  const svg = t.ownerSVGElement.getBoundingClientRect();"
+        "  return [box.height, box.top >= svg.top - 0.5 && box.bottom <= svg.bottom + 0.5]; })"
+    )
+    assert len(sizes) == 3
+    assert all(height >= 11 for height, _ in sizes), sizes
+    assert all(inside for _, inside in sizes), sizes
