@@ -54,7 +54,8 @@ export async function api(method, path, body) {
   } catch (_) {
     data = null;
   }
-  if (response.status === 401 && !path.startsWith("/portal/api/signin/")) {
+  const sessionCall = path.startsWith("/portal/api/") && !path.startsWith("/portal/api/signin/");
+  if (response.status === 401 && sessionCall) {
     // The session ended (signed out in another tab, expired): the sign-in page, not an error
     // under a form that cannot work any more. The call never settles: the page is leaving.
     window.location.replace(signInUrl());
