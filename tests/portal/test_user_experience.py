@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import PortalBox, sign_in
+from tests.portal.conftest import MODEL, PortalBox, sign_in
 
 
 def wait_page(browser: Browser, title: str) -> None:
@@ -265,3 +267,26 @@ def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) 
     assert len(sizes) == 3
     assert all(height >= 11 for height, _ in sizes), sizes
     assert all(inside for _, inside in sizes), sizes
+
+
+def test_recent_requests_name_each_status_in_words(cdp: Browser, box: PortalBox) -> None:
+    """A request the client left before its answer (still charged what the provider made) says
+    so in words, not the database's 'abandoned' (nor 'ok' for one that was answered)."""
+    browser = cdp
+    email, key = box.new_user("5")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    box.fake.push(Reply(content="answered"))
+    with box.http(key) as http:
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+    box.fake.push(Reply(delay_before=0.8))
+    with box.http(key) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/chat/completions", json=body, timeout=0.3)
+    statuses_stored = (
+        'SELECT r.status FROM usage_record r JOIN "user" u ON u.id = r.user_id WHERE u.email = ?'
+    )
+    browser.wait_for(lambda: len(box.query(statuses_stored, email)) == 2, "the left request's row")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    statuses = [row.find_elements("css selector", "td")[-1].text for row in browser.all("tbody tr")]
+    assert statuses == ["Client left before the end", "Answered"], statuses

@@ -43,6 +43,14 @@ function totals(data) {
     item("This month", usd(data.month_spend_usd)));
 }
 
+// A request's status in words (the database's are ok, error and abandoned); the cost column
+// says what it was charged.
+const STATUS_WORDS = {
+  ok: "Answered",
+  error: "Failed",
+  abandoned: "Client left before the end",
+};
+
 function recent(rows) {
   if (!rows.length) return h("p", { class: "muted", text: "No requests yet." });
   const head = h("tr", {}, ["Time", "Model", "Input", "Output", "Cost", "Status"].map((t, i) =>
@@ -51,7 +59,7 @@ function recent(rows) {
     h("td", { text: when(r.created_at) }), h("td", { text: r.model }),
     h("td", { class: "num", text: count(r.input_tokens) }),
     h("td", { class: "num", text: count(r.output_tokens) }),
-    h("td", { class: "num", text: usd(r.cost_usd) }), h("td", { text: r.status })));
+    h("td", { class: "num", text: usd(r.cost_usd) }), h("td", { text: STATUS_WORDS[r.status] || r.status })));
   return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Recent requests table" },
     h("table", {}, h("caption", { class: "visually-hidden", text: "Recent requests" }),
       h("thead", {}, head), h("tbody", {}, body)));
