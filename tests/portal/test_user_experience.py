@@ -290,3 +290,32 @@ def test_recent_requests_name_each_status_in_words(cdp: Browser, box: PortalBox)
     wait_page(browser, "Usage")
     statuses = [row.find_elements("css selector", "td")[-1].text for row in browser.all("tbody tr")]
     assert statuses == ["Client left before the end", "Answered"], statuses
+
+
+def test_a_page_left_open_across_a_new_sign_in_is_drawn_anew_not_refused(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Signed out and in again in another tab, this tab's next change meets a new session: the
+    page is drawn anew for it (who is signed in now), not 'missing or wrong CSRF token'."""
+    browser = cdp
+    email = "new-session@portal.test"
+    sign_in(browser, box, email)
+    driver = browser.driver
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(box.url + "/")
+    wait_page(browser, "Your account")
+    browser.css("#signout").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
+    sign_in(browser, box, email)
+    driver.switch_to.window(first)
+    driver.execute_script("window.drawnBefore = true")
+    browser.field("Name of the new key").send_keys("stale tab")
+    browser.button("Create key").click()
+    browser.wait_for(
+        lambda: driver.execute_script("return window.drawnBefore === undefined"), "a new page"
+    )
+    wait_page(browser, "API keys")
+    assert "CSRF" not in browser.main_text()

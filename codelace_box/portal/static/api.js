@@ -30,6 +30,33 @@ export class ApiError extends Error {
   }
 }
 
+// Whether the browser's session is no longer the one this page was drawn for.
+async function sessionChanged() {
+  try {
+    const now = await (await fetch("/portal/api/session", { credentials: "same-origin" })).json();
+    return Boolean(now.signed_in && now.csrf_token !== csrfToken);
+  } catch (_) {
+    return false;
+  }
+}
+
+// A portal call refused because the session is gone or is another one: the page leaves (true)
+// for the sign-in page (signed out in another tab, expired) or is drawn anew for the session
+// now signed in (out and in again in another tab), rather than show an error under a form
+// that cannot work any more. A 401 from another route (the public ones) is no such thing.
+async function pageLeaves(response, data, path) {
+  if (!path.startsWith("/portal/api/") || path.startsWith("/portal/api/signin/")) return false;
+  if (response.status === 401) {
+    window.location.replace(signInUrl());
+    return true;
+  }
+  if (response.status === 403 && data?.error?.code === "csrf_failed" && await sessionChanged()) {
+    window.location.reload();
+    return true;
+  }
+  return false;
+}
+
 export async function api(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
@@ -54,12 +81,8 @@ export async function api(method, path, body) {
   } catch (_) {
     data = null;
   }
-  const sessionCall = path.startsWith("/portal/api/") && !path.startsWith("/portal/api/signin/");
-  if (response.status === 401 && sessionCall) {
-    // The session ended (signed out in another tab, expired): the sign-in page, not an error
-    // under a form that cannot work any more. The call never settles: the page is leaving.
-    window.location.replace(signInUrl());
-    return new Promise(() => {});
+  if (await pageLeaves(response, data, path)) {
+    return new Promise(() => {}); // the call never settles: the page is leaving
   }
   if (!response.ok) {
     const error = data && data.error;
