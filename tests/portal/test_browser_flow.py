@@ -137,7 +137,7 @@ def test_after_sign_out_the_back_button_shows_nothing_of_the_account(
     wait_page(browser, "Sign in")
     browser.driver.back()
     wait_page(browser, "Sign in")  # the signed-out page again, not the keys page
-    assert browser.driver.current_url == box.url + "/signin"
+    assert browser.driver.current_url == box.url + "/signin?next=%2Fkeys"  # back after signing in
     shown = browser.driver.execute_script(
         "return document.body.innerText + [...document.querySelectorAll('input')]"
         ".map((i) => i.value).join(' ')"
@@ -200,7 +200,7 @@ def test_the_trial_card_setup_is_offered_until_claimed(
     fresh_browser.css("a[href='/billing']").click()
     wait_page(fresh_browser, "Billing")
     text = fresh_browser.main_text()
-    assert "Balance: $1.00" in text and "trial" in text
+    assert "Balance: $1.00" in text and "Trial credit" in text
     assert "Save a card" not in text  # claimed: no longer offered
     assert fresh_browser.console_errors() == []
 

@@ -2,7 +2,7 @@
 // setup while it is unclaimed, and the payment history.
 
 import { api } from "./api.js";
-import { busy, field, h, messageArea, page, usd, when } from "./ui.js";
+import { field, h, messageArea, page, usd, when } from "./ui.js";
 
 const STATUS_WORDS = {
   pending: "pending (waiting for Stripe)",
@@ -10,6 +10,30 @@ const STATUS_WORDS = {
   failed: "failed",
   expired: "expired (not paid)",
 };
+
+// Start a Checkout Session and follow it. The button stays disabled once the browser is on its
+// way to Stripe (a second click would open a second session); an error enables it again.
+async function toStripe(button, message, path, body) {
+  button.disabled = true;
+  try {
+    const started = await api("POST", path, body);
+    message.ok("Taking you to Stripe…");
+    window.location.assign(started.checkout_url);
+  } catch (error) {
+    button.disabled = false;
+    throw error;
+  }
+}
+
+// A payment's kind in words (the database's are topup, trial and admin).
+function kindWords(payment) {
+  if (payment.kind === "topup") return "Top-up";
+  if (payment.kind === "trial") return "Trial credit";
+  if (payment.kind === "admin") {
+    return Number(payment.amount_usd) < 0 ? "Taken off by the operator" : "Credit from the operator";
+  }
+  return payment.kind;
+}
 
 function topupForm(data) {
   const hint = `At least ${usd(data.min_topup_usd)}, at most ${usd(data.max_topup_usd)}.`;
@@ -20,16 +44,12 @@ function topupForm(data) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.clear();
-    await busy(submit, async () => {
-      try {
-        const started = await api("POST", "/portal/api/topup", { amount_usd: amount.input.value });
-        message.ok("Taking you to Stripe…");
-        window.location.assign(started.checkout_url);
-      } catch (error) {
-        message.error(error.message);
-        amount.input.focus();
-      }
-    });
+    try {
+      await toStripe(submit, message, "/portal/api/topup", { amount_usd: amount.input.value });
+    } catch (error) {
+      message.error(error.message);
+      amount.input.focus();
+    }
   });
   return h("section", { "aria-labelledby": "topup-title" }, h("h2", { id: "topup-title", text: "Add credit" }), form);
 }
@@ -37,14 +57,13 @@ function topupForm(data) {
 function trialPanel(data) {
   const message = messageArea();
   const button = h("button", { type: "button", class: "secondary", text: "Save a card" });
-  button.addEventListener("click", () => busy(button, async () => {
+  button.addEventListener("click", async () => {
     try {
-      const started = await api("POST", "/portal/api/setup");
-      window.location.assign(started.checkout_url);
+      await toStripe(button, message, "/portal/api/setup");
     } catch (error) {
       message.error(error.message);
     }
-  }));
+  });
   return h("section", { "aria-labelledby": "trial-title" },
     h("h2", { id: "trial-title", text: "Free trial credit" }),
     h("p", { text: `Save a card with Stripe and get ${usd(data.trial_credit_usd)} of credit, once. Nothing is charged.` }),
@@ -56,7 +75,7 @@ function history(payments) {
   const head = h("tr", {}, ["Date", "Kind", "Amount", "Status"].map((t) =>
     h("th", { scope: "col", class: t === "Amount" ? "num" : null, text: t })));
   const rows = payments.map((p) => h("tr", {},
-    h("td", { text: when(p.created_at) }), h("td", { text: p.kind }),
+    h("td", { text: when(p.created_at) }), h("td", { text: kindWords(p) }),
     h("td", { class: "num", text: usd(p.amount_usd) }),
     h("td", { text: (STATUS_WORDS[p.status] || p.status) +
       (p.refunded_usd ? `, ${usd(p.refunded_usd)} refunded or disputed` : "") })));

@@ -21,7 +21,10 @@ function facts(key) {
     ["Last used", when(key.last_used_at)],
   ];
   for (const [name, label, show] of LIMITS) {
-    if (key[name] !== undefined && key[name] !== null) rows.push([label, show(key[name])]);
+    if (key[name] === undefined || key[name] === null) continue;
+    // With no limit the figure is what the key has spent; there is no limit to spend against.
+    const term = name === "spent_usd" && key.limit_usd == null ? "Spent with this key" : label;
+    rows.push([term, show(key[name])]);
   }
   return h("dl", { class: "facts" }, rows.map(([dt, dd]) => [h("dt", { text: dt }), h("dd", { text: dd })]));
 }
@@ -54,6 +57,16 @@ function backTo(key, action, refresh) {
     const item = document.querySelector(`article[data-key="${CSS.escape(key.id)}"]`);
     item?.querySelector(`button[data-action="${action}"]`)?.focus();
   };
+}
+
+// Escape in a key's form or confirmation does what its Cancel / Keep it button does.
+function escapeCloses(el, close) {
+  el.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    event.preventDefault();
+    close();
+  });
+  return el;
 }
 
 function renameForm(item, key, refresh) {
@@ -91,27 +104,28 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
       }
     });
   });
-  item.replaceChildren(h("h3", { text: keyTitle(key) }), form);
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, done));
   first.focus();
 }
 
 function confirmRevoke(item, key, refresh, notice) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
-  const no = h("button", { type: "button", class: "secondary", text: "Keep it",
-    onclick: backTo(key, "revoke", refresh) });
+  const keep = backTo(key, "revoke", refresh);
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: keep });
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
       notice.ok(`Key ${keyTitle(key)} is revoked: it no longer works.`);
       await refresh();
+      notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
     } catch (error) {
       message.error(error.message);
     }
   }));
-  item.replaceChildren(h("h3", { text: keyTitle(key) }),
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
     h("p", { text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
-    message.el, h("div", { class: "row" }, yes, no));
+    message.el, h("div", { class: "row" }, yes, no)), keep));
   no.focus();
 }
 
@@ -153,6 +167,7 @@ function showNewKey(shown, made) {
 export async function keysPage(main) {
   const list = h("div", { id: "key-list" });
   const notice = messageArea();
+  notice.el.setAttribute("tabindex", "-1");
   const refresh = async () => {
     const keys = await api("GET", "/portal/api/keys");
     list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, notice))

@@ -1,13 +1,22 @@
 // The portal's entry: find out who is signed in, then draw the page the path names.
 
-import { api, ApiError, setCsrf } from "./api.js";
+import { afterSignIn, api, ApiError, setCsrf, signInUrl } from "./api.js";
 import { billingPage } from "./billing.js";
 import { connectPage } from "./connect.js";
 import { homePage } from "./home.js";
 import { keysPage } from "./keys.js";
 import { signinPage } from "./signin.js";
-import { h } from "./ui.js";
+import { h, page } from "./ui.js";
 import { usagePage } from "./usage.js";
+
+// Each page's heading, for the page whose data could not be loaded.
+const TITLES = {
+  "/": "Your account",
+  "/keys": "API keys",
+  "/usage": "Usage",
+  "/billing": "Billing",
+  "/connect": "How to connect",
+};
 
 const PAGES = {
   "/": homePage,
@@ -32,6 +41,12 @@ function showNav(path) {
   });
 }
 
+// A heading and what went wrong, with a way to try again: not "Loading…" left above an error.
+function failed(main, title, path, error) {
+  page(main, title, h("p", { class: "error", role: "alert", text: error.message }),
+    h("p", {}, h("a", { href: path + window.location.search, text: "Try again" })));
+}
+
 async function start() {
   const main = document.getElementById("main");
   const path = window.location.pathname;
@@ -39,19 +54,19 @@ async function start() {
   try {
     session = await api("GET", "/portal/api/session");
   } catch (error) {
-    main.replaceChildren(h("p", { class: "error", role: "alert", text: error.message }));
+    failed(main, "The portal could not load", path, error);
     return;
   }
   if (!session.signed_in) {
     if (path !== "/signin") {
-      window.location.replace("/signin");
+      window.location.replace(signInUrl());
       return;
     }
     signinPage(main);
     return;
   }
   if (path === "/signin" || !(path in PAGES)) {
-    window.location.replace("/");
+    window.location.replace(path === "/signin" ? afterSignIn() : "/");
     return;
   }
   setCsrf(session.csrf_token);
@@ -60,10 +75,10 @@ async function start() {
     await PAGES[path](main, session);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
-      window.location.replace("/signin");
+      window.location.replace(signInUrl());
       return;
     }
-    main.append(h("p", { class: "error", role: "alert", text: error.message }));
+    failed(main, TITLES[path], path, error);
   }
 }
 

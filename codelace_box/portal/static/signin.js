@@ -1,6 +1,6 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
-import { api } from "./api.js";
+import { afterSignIn, api } from "./api.js";
 import { busy, field, h, messageArea, page } from "./ui.js";
 
 export function signinPage(main) {
@@ -57,7 +57,7 @@ function codeStep(main, address, ttlSec) {
     await busy(submit, async () => {
       try {
         await api("POST", "/portal/api/signin/verify", { email: address, code: code.input.value });
-        window.location.assign("/");
+        window.location.assign(afterSignIn());
       } catch (error) {
         message.error(error.message);
         code.input.focus();

@@ -6,14 +6,15 @@ import { count, h, page, svg, usd, when } from "./ui.js";
 const WIDTH = 600;
 const HEIGHT = 200;
 const LEFT = 8;
-const BOTTOM = 22;
+const BOTTOM = 32; // room for the dates under the axis, in the phone's larger type too
+const TOP = 34; // and for the peak above the bars
 
 function chart(daily) {
   const values = daily.map((d) => Number(d.cost_usd));
   const top = Math.max(...values, 0);
   const total = values.reduce((a, b) => a + b, 0);
   const slot = (WIDTH - LEFT) / Math.max(daily.length, 1);
-  const plot = HEIGHT - BOTTOM - 16;
+  const plot = HEIGHT - BOTTOM - TOP;
   const label = `Daily spend, last ${daily.length} days: ${usd(total)} in all, at most ${usd(top)} a day.`;
   const bars = daily.map((day, i) => {
     const size = top > 0 ? Math.max((Number(day.cost_usd) / top) * plot, day.cost_usd > 0 ? 1 : 0) : 0;
@@ -23,9 +24,10 @@ function chart(daily) {
     }, svg("title", {}, `${day.date}: ${usd(day.cost_usd)}`));
   });
   const axis = svg("line", { class: "axis", x1: LEFT, y1: HEIGHT - BOTTOM, x2: WIDTH, y2: HEIGHT - BOTTOM });
-  const first = svg("text", { x: LEFT, y: HEIGHT - 6 }, daily.length ? daily[0].date : "");
-  const last = svg("text", { x: WIDTH, y: HEIGHT - 6, "text-anchor": "end" }, daily.length ? daily[daily.length - 1].date : "");
-  const peak = svg("text", { x: LEFT, y: 12 }, `max ${usd(top)}`);
+  const under = { y: HEIGHT - BOTTOM + 2, "dominant-baseline": "hanging" };
+  const first = svg("text", { x: LEFT, ...under }, daily.length ? daily[0].date : "");
+  const last = svg("text", { x: WIDTH, ...under, "text-anchor": "end" }, daily.length ? daily[daily.length - 1].date : "");
+  const peak = svg("text", { x: LEFT, y: 6, "dominant-baseline": "hanging" }, `max ${usd(top)}`);
   return svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label },
     ...bars, axis, first, last, peak);
 }
@@ -41,6 +43,14 @@ function totals(data) {
     item("This month", usd(data.month_spend_usd)));
 }
 
+// A request's status in words (the database's are ok, error and abandoned); the cost column
+// says what it was charged.
+const STATUS_WORDS = {
+  ok: "Answered",
+  error: "Failed",
+  abandoned: "Client left before the end",
+};
+
 function recent(rows) {
   if (!rows.length) return h("p", { class: "muted", text: "No requests yet." });
   const head = h("tr", {}, ["Time", "Model", "Input", "Output", "Cost", "Status"].map((t, i) =>
@@ -49,7 +59,7 @@ function recent(rows) {
     h("td", { text: when(r.created_at) }), h("td", { text: r.model }),
     h("td", { class: "num", text: count(r.input_tokens) }),
     h("td", { class: "num", text: count(r.output_tokens) }),
-    h("td", { class: "num", text: usd(r.cost_usd) }), h("td", { text: r.status })));
+    h("td", { class: "num", text: usd(r.cost_usd) }), h("td", { text: STATUS_WORDS[r.status] || r.status })));
   return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Recent requests table" },
     h("table", {}, h("caption", { class: "visually-hidden", text: "Recent requests" }),
       h("thead", {}, head), h("tbody", {}, body)));

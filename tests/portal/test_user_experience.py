@@ -1,0 +1,327 @@
+"""The portal as a person meets it in the browser: a session ended in another tab, a server
+that fails a call, a double click on the way to Stripe, a phone-width screen, the keyboard
+after a key is revoked and Escape in a key's form."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.portal.browser import Browser
+from tests.portal.conftest import MODEL, PortalBox, sign_in
+
+
+def wait_page(browser: Browser, title: str) -> None:
+    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
+
+
+@pytest.fixture
+def cdp(fresh_browser: Browser) -> Iterator[Browser]:
+    """The signed-out browser; whatever a test set through the DevTools protocol is undone."""
+    yield fresh_browser
+    driver = fresh_browser.driver
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    while len(driver.window_handles) > 1:
+        driver.switch_to.window(driver.window_handles[-1])
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+
+
+def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Sign out in one tab; in the other, still showing the keys page, Create key leads to the
+    sign-in page (not a bare 'not signed in' under a form that can never work)."""
+    browser = cdp
+    sign_in(browser, box, "two-tabs@portal.test")
+    driver = browser.driver
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(box.url + "/")
+    wait_page(browser, "Your account")
+    browser.css("#signout").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
+    driver.switch_to.window(first)
+    browser.field("Name of the new key").send_keys("after sign-out")
+    browser.button("Create key").click()
+    browser.wait_for(
+        lambda: driver.current_url.startswith(box.url + "/signin"), "the way to sign in"
+    )
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+
+
+def test_a_page_whose_data_cannot_be_loaded_says_so_and_nothing_else(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The usage call fails (the box unreachable for it): the page has its heading and the
+    error, not 'Loading…' left above the error."""
+    browser = cdp
+    sign_in(browser, box, "failing@portal.test")
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/usage*"]})
+    browser.driver.get(box.url + "/usage")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "the error")
+    assert "cannot be reached" in alert.text
+    text = browser.main_text()
+    assert "Loading" not in text, text
+    assert browser.css("h1").text == "Usage"
+    browser.console_errors()  # the blocked request is logged, by design
+
+
+def test_pay_with_stripe_stays_disabled_while_the_browser_goes_to_stripe(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """While the browser is on its way to Checkout the button stays disabled: a second click
+    opens no second Checkout Session."""
+    browser = cdp
+    email = "double-click@portal.test"
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    browser.field("Amount in USD").send_keys("20")
+    # A second click comes as soon as the page has said it is going to Stripe (the next task
+    # of the page, long before the browser has left it).
+    browser.driver.execute_script(
+        """
+        const pay = arguments[0];
+        new MutationObserver((_, observer) => {
+          if (!document.querySelector("main").textContent.includes("Taking you to Stripe")) return;
+          observer.disconnect();
+          setTimeout(() => pay.click(), 0);
+        }).observe(document.querySelector("main"),
+                   {subtree: true, childList: true, characterData: true});
+        pay.click();
+        """,
+        browser.button("Pay with Stripe"),
+    )
+
+    def sessions() -> list[Any]:
+        return [s for s in box.double.sessions.values() if s.get("customer_email") == email]
+
+    browser.wait_for(sessions, "the checkout session")
+    time.sleep(1.5)  # time for a second one, if the second click made one
+    assert len(sessions()) == 1, "a second click opened a second Checkout Session"
+
+
+def no_sideways_scroll(browser: Browser, what: str) -> None:
+    """Nothing is wider than the 375 px screen (a phone would zoom the page out to fit it)."""
+    wide = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert wide <= 375, f"{what}: the page is {wide} px wide on a 375 px screen"
+
+
+def test_a_long_email_and_key_name_fit_a_phone_screen(cdp: Browser, box: PortalBox) -> None:
+    """At 375 px no page scrolls sideways, with a long address and a long key name."""
+    browser = cdp
+    email = "averylongaddressforaphonescreentestpersonwhousesitdaily@portaltest.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "k" * 100)
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 375, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    driver = browser.driver
+    driver.get(box.url + "/signin")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+    browser.field("Email address").send_keys(email)
+    browser.button("Email me a code").click()
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    no_sideways_scroll(browser, "the code step")
+    sign_in(browser, box, email)
+    no_sideways_scroll(browser, "home")
+    for path, title in (("/keys", "API keys"), ("/usage", "Usage"), ("/billing", "Billing"),
+                        ("/connect", "How to connect")):  # fmt: skip
+        browser.driver.get(box.url + path)
+        wait_page(browser, title)
+        no_sideways_scroll(browser, path)
+
+
+def test_after_a_revoke_the_keyboard_lands_on_the_word_that_it_is_revoked(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The revoked key's buttons are gone; focus is not dropped to the top of the page."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email = "revoke-focus@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "old")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.css("button[aria-label='Revoke key old']").send_keys(Keys.ENTER)
+    browser.wait_for(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.button("Yes, revoke it").send_keys(Keys.ENTER)
+    browser.wait_for(lambda: "is revoked" in browser.main_text(), "the revoke")
+    focused = browser.driver.switch_to.active_element
+    assert focused.tag_name != "body"
+    assert "is revoked" in focused.text
+
+
+def test_escape_closes_a_keys_form_and_keeps_the_keyboard_place(
+    cdp: Browser, box: PortalBox
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email = "escape@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "esc")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    for opener, inside in (("Rename key esc", "Save name"), ("Revoke key esc", "Keep it")):
+        browser.css(f"button[aria-label='{opener}']").send_keys(Keys.ENTER)
+        browser.wait_for(lambda i=inside: browser.button(i), inside)
+        browser.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        browser.wait_for(
+            lambda o=opener: (
+                browser.driver.switch_to.active_element.get_attribute("aria-label") == o
+            ),
+            f"focus back on {opener!r}",
+        )
+    assert browser.all("article.key form") == []
+
+
+def test_signing_in_from_a_page_leads_back_to_that_page(cdp: Browser, box: PortalBox) -> None:
+    """A bookmark of /billing (or the Stripe return page's link) with no session: sign in,
+    and the billing page opens, not home; a next= that is not one of the pages leads home."""
+    browser = cdp
+    email = "deep-link@portal.test"
+    driver = browser.driver
+    driver.get(box.url + "/billing")
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+    browser.field("Email address").send_keys(email)
+    browser.button("Email me a code").click()
+    code_field = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code_field.send_keys(box.smtp.wait_for(email, count=1).code)
+    browser.button("Sign in").click()
+    wait_page(browser, "Billing")
+    assert driver.current_url == box.url + "/billing"
+    driver.get(box.url + "/signin?next=//elsewhere.test/")
+    wait_page(browser, "Your account")
+    assert driver.current_url == box.url + "/"
+
+
+def test_a_box_that_cannot_say_who_is_signed_in_leaves_no_bare_loading_page(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """The session call fails: a heading, the error and a way to try again, not 'Loading…'."""
+    browser = cdp
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/session*"]})
+    browser.driver.get(box.url + "/keys")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "the error")
+    assert "cannot be reached" in alert.text
+    assert "Loading" not in browser.main_text()
+    assert browser.css("h1").text
+    assert browser.css("main a").get_attribute("href") == box.url + "/keys"
+    browser.console_errors()  # the blocked request is logged, by design
+
+
+def test_the_payment_history_names_each_kind_in_words(cdp: Browser, box: PortalBox) -> None:
+    """Credit the operator gave reads as such, not as the database's word 'admin'."""
+    browser = cdp
+    email = "kinds@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "5", "--reason", "welcome")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    cells = [c.text for c in browser.all("table tbody td")]
+    assert "admin" not in cells, cells
+    assert "Credit from the operator" in cells, cells
+
+
+def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
+    cdp: Browser, box: PortalBox
+) -> None:
+    browser = cdp
+    email = "no-limit@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "free")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    terms = [t.text for t in browser.all("article.key dt")]
+    assert "Spent against the limit" not in terms and "Spent with this key" in terms, terms
+
+
+def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) -> None:
+    """The chart is scaled to the screen; its dates and peak must not shrink below ~11 px."""
+    browser = cdp
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 375, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, "chart-phone@portal.test")
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    sizes = browser.driver.execute_script(
+        "return [...document.querySelectorAll('svg.chart text')].map((t) => {"
+        "  const box = t.getBoundingClientRect();"
+        "  const svg = t.ownerSVGElement.getBoundingClientRect();"
+        "  return [box.height, box.top >= svg.top - 0.5 && box.bottom <= svg.bottom + 0.5]; })"
+    )
+    assert len(sizes) == 3
+    assert all(height >= 11 for height, _ in sizes), sizes
+    assert all(inside for _, inside in sizes), sizes
+
+
+def test_recent_requests_name_each_status_in_words(cdp: Browser, box: PortalBox) -> None:
+    """A request the client left before its answer (still charged what the provider made) says
+    so in words, not the database's 'abandoned' (nor 'ok' for one that was answered)."""
+    browser = cdp
+    email, key = box.new_user("5")
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    box.fake.push(Reply(content="answered"))
+    with box.http(key) as http:
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+    box.fake.push(Reply(delay_before=0.8))
+    with box.http(key) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/chat/completions", json=body, timeout=0.3)
+    statuses_stored = (
+        'SELECT r.status FROM usage_record r JOIN "user" u ON u.id = r.user_id WHERE u.email = ?'
+    )
+    browser.wait_for(lambda: len(box.query(statuses_stored, email)) == 2, "the left request's row")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    statuses = [row.find_elements("css selector", "td")[-1].text for row in browser.all("tbody tr")]
+    assert statuses == ["Client left before the end", "Answered"], statuses
+
+
+def test_a_page_left_open_across_a_new_sign_in_is_drawn_anew_not_refused(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Signed out and in again in another tab, this tab's next change meets a new session: the
+    page is drawn anew for it (who is signed in now), not 'missing or wrong CSRF token'."""
+    browser = cdp
+    email = "new-session@portal.test"
+    sign_in(browser, box, email)
+    driver = browser.driver
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(box.url + "/")
+    wait_page(browser, "Your account")
+    browser.css("#signout").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
+    sign_in(browser, box, email)
+    driver.switch_to.window(first)
+    driver.execute_script("window.drawnBefore = true")
+    browser.field("Name of the new key").send_keys("stale tab")
+    browser.button("Create key").click()
+    browser.wait_for(
+        lambda: driver.execute_script("return window.drawnBefore === undefined"), "a new page"
+    )
+    wait_page(browser, "API keys")
+    assert "CSRF" not in browser.main_text()
