@@ -323,3 +323,19 @@ UUID4_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3
 def is_uuid4(value: object) -> bool:
     """True for a public id as the box shows it: a UUID4 string, lowercase and hyphenated."""
     return isinstance(value, str) and UUID4_TEXT.fullmatch(value) is not None
+
+
+def migrate_below(db: Any, version: int) -> None:
+    """`db` at the schema just before migration `version`, recorded as `migrate` leaves it: the
+    setup of a test that a migration keeps or converts what an older database holds."""
+    from codelace_box.db.core import write_transaction
+    from codelace_box.db.migrate import schema_target
+    from codelace_box.db.migrations import MIGRATIONS
+    from codelace_box.db.models import SchemaMigration
+
+    with write_transaction():
+        db.create_tables([SchemaMigration])
+        for number, module in MIGRATIONS:
+            if number < version:
+                module.apply(schema_target(db))
+                SchemaMigration.create(version=number, name=module.NAME)

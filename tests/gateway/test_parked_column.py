@@ -22,8 +22,9 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.migrate import migrate
 from codelace_box.db.migrations import MIGRATIONS
-from codelace_box.db.models import ProviderKey, SchemaMigration
+from codelace_box.db.models import ProviderKey
 from tests.pg_cluster import wanted_engine
+from tests.support import migrate_below
 
 SECRET = "parked-column-test-secret-0123456789abcdef"
 OLD_PARKED = (
@@ -56,12 +57,7 @@ def test_keys_parked_by_the_phrase_before_migration_23_stay_parked(
     postgres = wanted_engine() == "postgres"
     db = open_database(request.getfixturevalue("pg_url") if postgres else tmp_path / "old.db")
     try:
-        with write_transaction():
-            db.create_tables([SchemaMigration])
-            for version, module in MIGRATIONS:
-                if version < 23:
-                    module.apply(schema_target(db))
-                    SchemaMigration.create(version=version, name=module.NAME)
+        migrate_below(db, 23)
         schema_target(db).execute_sql(
             "INSERT INTO provider (name, kind, base_url, enabled, created_at, allowed_fields, "
             "responses_api) VALUES ('openai', 'openai', '', 1, '2026-01-01 00:00:00', '', 0)"

@@ -21,13 +21,12 @@ from codelace_box.db.core import (
     engine,
     open_database,
     query_all,
-    schema_target,
     write_transaction,
 )
 from codelace_box.db.history import delete_usage_batch
 from codelace_box.db.migrate import migrate
 from codelace_box.db.migrations import MIGRATIONS
-from codelace_box.db.models import AccountUsage, SchemaMigration, UsageRecord, UsageRollup
+from codelace_box.db.models import AccountUsage, UsageRecord, UsageRollup
 from codelace_box.db.offload import start_db_thread, stop_db_thread
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.metering import count_in_totals
@@ -42,6 +41,7 @@ from codelace_box.reports.traffic import recent_requests, recent_requests_query,
 from codelace_box.reports.usage import RECENT_SQL, recent_usage
 from tests.pg_cluster import wanted_engine
 from tests.query_plan import query_plan
+from tests.support import migrate_below
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 
@@ -82,12 +82,7 @@ def test_the_migration_backfills_totals_and_rollups_from_existing_rows(
     postgres = wanted_engine() == "postgres"
     db = open_database(request.getfixturevalue("pg_url") if postgres else tmp_path / "old.db")
     try:
-        with write_transaction():
-            db.create_tables([SchemaMigration])
-            for version, module in MIGRATIONS:
-                if version < 9:
-                    module.apply(schema_target(db))
-                    SchemaMigration.create(version=version, name=module.NAME)
+        migrate_below(db, 9)
         alice, bob = create_user("a@x.test").id, create_user("b@x.test").id
         for n in range(30):
             when = NOW - timedelta(minutes=n * 50)

@@ -33,6 +33,15 @@ def cdp(fresh_browser: Browser) -> Iterator[Browser]:
     driver.switch_to.window(driver.window_handles[0])
 
 
+def _on_the_keys_page(browser: Browser, box: PortalBox, email: str, key_name: str) -> None:
+    """A new account with one key of that name, signed in, on its keys page."""
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", key_name)
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+
+
 def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
     cdp: Browser, box: PortalBox
 ) -> None:
@@ -151,11 +160,7 @@ def test_after_a_revoke_the_keyboard_lands_on_the_word_that_it_is_revoked(
 
     browser = cdp
     email = "revoke-focus@portal.test"
-    box.cli("users", "create", email)
-    box.cli("keys", "create", email, "--name", "old")
-    sign_in(browser, box, email)
-    browser.driver.get(box.url + "/keys")
-    wait_page(browser, "API keys")
+    _on_the_keys_page(browser, box, email, "old")
     browser.css("button[aria-label='Revoke key old']").send_keys(Keys.ENTER)
     browser.wait_for(lambda: browser.button("Yes, revoke it"), "the confirmation")
     browser.button("Yes, revoke it").send_keys(Keys.ENTER)
@@ -172,11 +177,7 @@ def test_escape_closes_a_keys_form_and_keeps_the_keyboard_place(
 
     browser = cdp
     email = "escape@portal.test"
-    box.cli("users", "create", email)
-    box.cli("keys", "create", email, "--name", "esc")
-    sign_in(browser, box, email)
-    browser.driver.get(box.url + "/keys")
-    wait_page(browser, "API keys")
+    _on_the_keys_page(browser, box, email, "esc")
     for opener, inside in (("Rename key esc", "Save name"), ("Revoke key esc", "Keep it")):
         browser.css(f"button[aria-label='{opener}']").send_keys(Keys.ENTER)
         browser.wait_for(lambda i=inside: browser.button(i), inside)
@@ -245,11 +246,7 @@ def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
 ) -> None:
     browser = cdp
     email = "no-limit@portal.test"
-    box.cli("users", "create", email)
-    box.cli("keys", "create", email, "--name", "free")
-    sign_in(browser, box, email)
-    browser.driver.get(box.url + "/keys")
-    wait_page(browser, "API keys")
+    _on_the_keys_page(browser, box, email, "free")
     terms = [t.text for t in browser.all("article.key dt")]
     assert "Spent against the limit" not in terms and "Spent with this key" in terms, terms
 
