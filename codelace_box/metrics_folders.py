@@ -7,7 +7,9 @@ its owner in OWNER_FILE (the supervisor's pid and, where /proc tells it, the pro
 time, so a reused pid is not taken for it); every `serve` start removes the folders of this
 user whose owner is gone and in which no process still writes (prometheus_client names each
 writer's file after its pid). A folder with no owner recorded (another program's, one made
-by a release before this, one a starting box made a moment ago) is left alone.
+by a release before this, one a starting box made a moment ago) is left alone, and so is one
+whose owner ran in another pid namespace (a container sharing /tmp, a box run as pid 1 in a
+namespace of its own): its pids mean other processes here, or none, whatever its box does.
 """
 
 from __future__ import annotations
@@ -50,11 +52,20 @@ def _alive(pid: int, started: str = "") -> bool:
     return not started or _start_time(pid) in ("", started)
 
 
+def pid_namespace() -> str:
+    """This process's pid namespace ('pid:[4026531836]'; '' where /proc does not tell)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def record_owner(folder: str) -> None:
-    """Name this process as the folder's owner (written whole: a reader never sees half)."""
+    """Name this process as the folder's owner, with its pid namespace (written whole: a reader
+    never sees half)."""
     pid = os.getpid()
     part = Path(folder) / f".{OWNER_FILE}.tmp"
-    part.write_text(f"{pid} {_start_time(pid)}".strip() + "\n")
+    part.write_text(f"{pid} {_start_time(pid)}".strip() + f"\n{pid_namespace()}\n")
     part.replace(Path(folder) / OWNER_FILE)
 
 
@@ -63,7 +74,10 @@ def _abandoned(folder: Path) -> bool:
     try:
         if folder.is_symlink() or folder.stat().st_uid != os.getuid():
             return False
-        pid, *started = (folder / OWNER_FILE).read_text().split()
+        owner, *namespace = (folder / OWNER_FILE).read_text().splitlines()
+        if (namespace[0] if namespace else "") != pid_namespace():
+            return False  # its pids are not ours to look up
+        pid, *started = owner.split()
         if _alive(int(pid), started[0] if started else ""):
             return False
         names = os.listdir(folder)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,8 +60,16 @@ def _running(pid: int) -> bool:
 
 
 def test_the_next_start_removes_a_killed_supervisors_metrics_folder(tmp_path: Path) -> None:
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+    # the boxes' TMPDIR, short: Sanic's manager makes a Unix socket under it, and a path past
+    # 107 bytes (pytest's tmp_path of a long test name) stopped serve from starting
+    temp = Path(tempfile.mkdtemp(prefix="cm-", dir="/tmp"))
+    try:
+        _start_kill_and_start_again(tmp_path, temp)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _start_kill_and_start_again(tmp_path: Path, temp: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     foreign = temp / "codelace-metrics-notours"  # no owner recorded: not known to be ours
@@ -95,11 +105,17 @@ def _dead_pid() -> int:
 
 def test_only_folders_whose_owner_and_writers_are_gone_are_removed(tmp_path: Path) -> None:
     dead, live = _dead_pid(), os.getpid()
-    cases = {"dead": (dead, []), "owner-alive": (live, []), "writer-alive": (dead, [live])}
-    for name, (owner, writers) in cases.items():
+    here, elsewhere = metrics_folders.pid_namespace(), "pid:[1]"  # a container sharing /tmp
+    cases = {
+        "dead": (dead, [], here),
+        "owner-alive": (live, [], here),
+        "writer-alive": (dead, [live], here),
+        "other-namespace": (dead, [], elsewhere),
+    }
+    for name, (owner, writers, namespace) in cases.items():
         folder = tmp_path / f"{metrics_folders.PREFIX}{name}"
         folder.mkdir()
-        (folder / metrics_folders.OWNER_FILE).write_text(f"{owner}\n")
+        (folder / metrics_folders.OWNER_FILE).write_text(f"{owner}\n{namespace}\n")
         for pid in writers:
             (folder / f"counter_{pid}.db").write_bytes(b"")
     (tmp_path / f"{metrics_folders.PREFIX}a-file").write_text("not a folder")
@@ -108,5 +124,5 @@ def test_only_folders_whose_owner_and_writers_are_gone_are_removed(tmp_path: Pat
     assert removed == [str(tmp_path / f"{metrics_folders.PREFIX}dead")]
     assert _folders(tmp_path) == {
         f"{metrics_folders.PREFIX}{n}"
-        for n in ("owner-alive", "writer-alive", "a-file", "no-owner")
+        for n in ("owner-alive", "writer-alive", "other-namespace", "a-file", "no-owner")
     }
