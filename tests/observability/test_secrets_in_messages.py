@@ -12,7 +12,7 @@ import httpx
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
-from tests.gateway.conftest import MODEL, BoxFactory
+from tests.gateway.conftest import MODEL, Box, BoxFactory
 from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -56,6 +56,22 @@ QUOTA_ERROR = {
 
 def _events(*events: dict[str, Any]) -> list[bytes]:
     return [f"data: {json.dumps(event)}\n\n".encode() for event in events]
+
+
+def leave_after_the_first_chunk(box: Box, key: str, failure: dict[str, Any]) -> str:
+    """A chat stream whose upstream sends FIRST_CHUNK, waits for its client to leave, then
+    `failure`; the request id (the box reads on and settles it)."""
+    box.fake.push(Reply(raw=_events(FIRST_CHUNK, failure), pause_after=1))
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.stream(
+        "POST", f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=10
+    ) as answer:
+        request_id = answer.headers["x-request-id"]
+        next(answer.iter_lines())  # the first piece came: the client leaves
+    assert box.fake.paused.wait(10)
+    box.fake.resume.set()
+    return request_id
 
 
 def test_a_streams_error_event_that_echoes_the_provider_key_is_masked(
@@ -159,17 +175,7 @@ def test_an_error_event_after_the_client_left_is_logged_without_the_key(
     they were, the operator's key among them."""
     box = box_factory(keys=(PROVIDER_KEY,), gateway={"max_retries": 0})
     _, key = box.new_user("10")
-    chunk, error = FIRST_CHUNK, QUOTA_ERROR
-    box.fake.push(Reply(raw=_events(chunk, error), pause_after=1))
-    body = {"model": MODEL, "messages": HELLO, "stream": True}
-    headers = {"authorization": f"Bearer {key}"}
-    with httpx.stream(
-        "POST", f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=10
-    ) as answer:
-        request_id = answer.headers["x-request-id"]
-        next(answer.iter_lines())  # the first piece came: the client leaves
-    assert box.fake.paused.wait(10)
-    box.fake.resume.set()
+    request_id = leave_after_the_first_chunk(box, key, QUOTA_ERROR)
     assert box.settled_row(request_id)["status"] in ("abandoned", "error")
     box.server.stop()
     log = box.server.log_text()
