@@ -57,8 +57,13 @@ def is_billed_field(name: str) -> bool:
     return name in BILLED_FIELDS
 
 
+# Fields whose mere presence buys the feature: OpenAI's own example turns web search on with
+# `web_search_options={}` (and LiteLLM maps it to Anthropic's paid search tool).
+ON_WHEN_SENT = frozenset({"web_search_options"})
+
+
 def _present(name: str, value: Any) -> bool:
-    if value is None or value in ([], {}):
+    if value is None or (value in ([], {}) and name not in ON_WHEN_SENT):
         return False
     free = FREE_VALUES.get(name, frozenset())
     if isinstance(value, list):
@@ -76,12 +81,20 @@ def _refuse(name: str, model: str, param: str) -> InvalidRequest:
 
 
 def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str) -> None:
-    """400 `field_not_allowed` for the first billed field the provider does not allow."""
+    """400 `field_not_allowed` for the first billed field the provider does not allow, and
+    for Anthropic's server tools in `tools` (on chat too: an `openai` provider may be a
+    LiteLLM or OpenRouter front of Claude that runs them, billed per use)."""
     permitted = set(allowed)
     for name in BILLED_FIELDS:
         if name in MESSAGES_ONLY or name in permitted or not _present(name, body.get(name)):
             continue
         raise _refuse(name, model, name)
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        for prefix, name in SERVER_TOOLS.items():
+            if isinstance(kind, str) and kind.startswith(prefix) and name not in permitted:
+                raise _refuse(name, model, "tools")
 
 
 def check_billed_messages(
@@ -91,12 +104,6 @@ def check_billed_messages(
     tools (by their type) and the long-context beta."""
     permitted = set(allowed)
     check_billed_fields(body, permitted, model)
-    tools = body.get("tools")
-    for tool in tools if isinstance(tools, list) else ():
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        for prefix, name in SERVER_TOOLS.items():
-            if isinstance(kind, str) and kind.startswith(prefix) and name not in permitted:
-                raise _refuse(name, model, "tools")
     flags = [flag.strip().lower() for flag in beta.split(",")]  # whatever case it is sent in
     if "context-1m" not in permitted and any(f.startswith(LONG_CONTEXT_BETA) for f in flags):
         raise _refuse("context-1m", model, "anthropic-beta")

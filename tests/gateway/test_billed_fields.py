@@ -107,3 +107,47 @@ def test_streams_are_refused_too(box: Box, fake: FakeOpenAI) -> None:
         )
     assert caught.value.code == "field_not_allowed"
     assert fake.requests == []
+
+
+def test_web_search_options_as_openais_docs_send_it_is_refused(box: Box, fake: FakeOpenAI) -> None:
+    """OpenAI's own example turns web search on with `web_search_options={}` (and LiteLLM maps
+    it to Anthropic's paid web search tool): an empty object is the field sent, not absent."""
+    email, key = box.new_user("1")
+    start = box.balance(email)
+    with pytest.raises(openai.BadRequestError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, web_search_options={})
+    assert caught.value.code == "field_not_allowed"
+    assert caught.value.body["param"] == "web_search_options"  # type: ignore[index]
+    assert fake.requests == [] and box.balance(email) == start
+
+
+SERVER_TOOLS = [
+    ("web_search", {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}),
+    ("web_fetch", {"type": "web_fetch_20250910", "name": "web_fetch"}),
+    ("code_execution", {"type": "code_execution_20250825", "name": "code_execution"}),
+]
+
+
+@pytest.mark.parametrize(("name", "tool"), SERVER_TOOLS)
+def test_anthropic_server_tools_in_chat_tools_are_refused_until_allowed(
+    box: Box, fake: FakeOpenAI, name: str, tool: dict[str, Any]
+) -> None:
+    """An `openai` provider may be a LiteLLM or OpenRouter front of Claude, which runs (and
+    bills per use) Anthropic's server tools sent in a chat request's `tools`: refused as on
+    /v1/messages unless the operator allowed the tool for the provider."""
+    email, key = box.new_user("1")
+    start = box.balance(email)
+    with pytest.raises(openai.BadRequestError) as caught:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, tools=[tool])  # type: ignore[list-item]
+    assert caught.value.code == "field_not_allowed"
+    assert caught.value.body["param"] == "tools"  # type: ignore[index]
+    assert f"{name} is not allowed for {MODEL}" in caught.value.message
+    assert fake.requests == [] and box.balance(email) == start
+    box.cli("providers", "update", "fake", "--allow-field", name)
+    time.sleep(ROUTES_RELOAD_SEC)
+    try:
+        box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, tools=[tool])  # type: ignore[list-item]
+        assert fake.requests[-1].body["tools"] == [tool]
+    finally:
+        box.cli("providers", "update", "fake", "--no-allow-field", name)
+        time.sleep(ROUTES_RELOAD_SEC)
