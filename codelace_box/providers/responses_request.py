@@ -3,8 +3,8 @@
 The box is stateless: `store` is taken as false and anything that needs a stored response or
 a hosted tool is a 400 naming the field. The chat body this gives goes through the provider
 adapters unchanged (openai as is, anthropic via anthropic_request), so every check and billed
-field rule of the chat path applies (a `service_tier` that bills more is passed on to be refused
-there, for instance).
+field rule of the chat path applies (a `service_tier` that bills more, or OpenRouter's `plugins`,
+is passed on to be refused there unless the operator allowed it for the provider).
 
 What Codex CLI sends (codex-rs `ResponsesApiRequest`, HTTP + SSE): model, instructions, input,
 tools, tool_choice "auto", parallel_tool_calls, reasoning {effort, summary}, store false,
@@ -59,10 +59,14 @@ REFUSED_FIELDS: dict[str, str] = {
     "top_logprobs": "logprobs are not available through the Responses API here",
     "context_management": "server-side context management is not supported",
 }
+# Fields that bill beyond the token prices (providers/billed_fields.py): passed on, for the chat
+# path to refuse unless the operator allowed them for the provider (then they reach it).
+BILLED_BODY_FIELDS = ("models", "route", "plugins", "provider", "transforms", "web_search_options")
 # Passed on to the chat body (prompt_cache_key and safety_identifier are hints an upstream that
 # does not know them may refuse: left out there, gateway/hints.py; Anthropic ignores the first).
 PASSED_FIELDS = (
     "temperature", "top_p", "user", "safety_identifier", "service_tier", "prompt_cache_key",
+    *BILLED_BODY_FIELDS,
 )  # fmt: skip
 KNOWN_FIELDS = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text"}

@@ -1,0 +1,59 @@
+"""Money safety on /v1/responses: the fields that make a provider bill beyond the token prices
+are refused with the chat path's 400 `field_not_allowed` naming them, and, as on every route,
+pass to the upstream once the operator allowed them for its provider (translated to chat, or
+in the body a `--responses-api` provider gets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.responses.conftest import OPENAI_KEY, OPENAI_MODEL, PRICES, ResponsesBox
+
+BILLED: dict[str, Any] = {
+    "models": ["openai/gpt-4o", "anthropic/claude-opus-4"],
+    "route": "fallback",
+    "plugins": [{"id": "web", "max_results": 5}],
+    "provider": {"order": ["OpenAI"], "allow_fallbacks": True},
+    "transforms": ["middle-out"],
+    "web_search_options": {"search_context_size": "high"},
+}
+ALLOWED = [arg for name in BILLED for arg in ("--allow-field", name)]
+
+
+@pytest.fixture(scope="module")
+def routers(rbox: ResponsesBox) -> tuple[str, str]:
+    """A chat provider and a native Responses one that allow every billed body field."""
+    base = rbox.openai_fake.base_url
+    rbox.cli("providers", "add", "router", "--kind", "openai", "--base-url", base,
+             "--key", OPENAI_KEY, *ALLOWED)  # fmt: skip
+    rbox.cli("providers", "add", "nrouter", "--kind", "openai", "--base-url", base,
+             "--key", OPENAI_KEY, "--responses-api", *ALLOWED)  # fmt: skip
+    for model in ("router/m", "nrouter/m"):
+        rbox.cli("models", "set", model, "--input-per-1m", PRICES["in"],
+                 "--output-per-1m", PRICES["out"])  # fmt: skip
+    rbox.until_served("router/m", "nrouter/m")
+    return "router/m", "nrouter/m"
+
+
+@pytest.mark.parametrize("name", list(BILLED))
+def test_a_billed_field_is_refused_unless_allowed_and_then_reaches_the_upstream(
+    fresh: ResponsesBox, routers: tuple[str, str], name: str
+) -> None:
+    email, key = fresh.new_key()
+    before = fresh.balance_nanos(email)
+    client = fresh.openai(key)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=OPENAI_MODEL, input="Hi", extra_body={name: BILLED[name]})
+    assert caught.value.code == "field_not_allowed"
+    assert caught.value.body["param"] == name  # type: ignore[index]
+    assert fresh.openai_fake.requests == [] and fresh.balance_nanos(email) == before
+    chat, native = routers
+    for model in (chat, native):
+        fresh.openai_fake.push(Reply(content="Routed."))
+        done = client.responses.create(model=model, input="Hi", extra_body={name: BILLED[name]})
+        assert done.output_text == "Routed."
+        assert fresh.openai_fake.requests[-1].body[name] == BILLED[name], model
