@@ -57,3 +57,21 @@ def test_a_billed_field_is_refused_unless_allowed_and_then_reaches_the_upstream(
         done = client.responses.create(model=model, input="Hi", extra_body={name: BILLED[name]})
         assert done.output_text == "Routed."
         assert fresh.openai_fake.requests[-1].body[name] == BILLED[name], model
+
+
+def test_a_key_limited_to_some_models_may_not_ask_for_fallbacks_on_responses_either(
+    fresh: ResponsesBox, routers: tuple[str, str]
+) -> None:
+    """Where `models` is allowed, a key limited to some models still gets the 403 it gets on
+    chat: the provider would answer with models outside its allow-list."""
+    email, login = fresh.new_key()
+    made = fresh.http(login).post(
+        "/api/v1/auth/key", json={"name": "limited", "allowed_models": list(routers)}
+    )
+    key = made.json()["full_key"]
+    for model in routers:
+        body = {"model": model, "input": "Hi", "models": BILLED["models"]}
+        refused = fresh.http(key).post("/v1/responses", json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "model_not_allowed"
+    assert fresh.openai_fake.requests == [] and fresh.usage_rows(email) == []
