@@ -3,8 +3,9 @@
 The user is charged the catalog price; a field that buys fallbacks to other models, paid
 plugins, web search or a pricier service tier would make the operator pay the difference. Such a
 field is refused with a 400 naming it unless the operator allowed it for the provider
-(`providers add/update NAME --allow-field FIELD`). BILLED_FIELDS is the one list: the routes
-still to come (/v1/messages: server tools, long-context betas) extend it here.
+(`providers add/update NAME --allow-field FIELD`). BILLED_FIELDS is the one list: body fields,
+Anthropic's server tools (by their type in `tools`, on every route) and the long-context beta
+(the `anthropic-beta` header of /v1/messages).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ BILLED_FIELDS: dict[str, str] = {
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",
     "audio": "audio output, billed at the audio token prices",
-    # /v1/messages: Anthropic's server tools and long-context betas
+    # Anthropic's server tools (in `tools`, every route) and, on /v1/messages, its billed options
     "web_search": "Anthropic's web search server tool, billed per search",
     "web_fetch": "Anthropic's web fetch server tool",
     "code_execution": "Anthropic's code execution server tool, billed per hour",
