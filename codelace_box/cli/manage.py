@@ -59,7 +59,7 @@ def key_view(key: Any) -> dict[str, Any]:
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
                "limit_reset", "can_manage_keys", "expires_at"]  # fmt: skip
-CLEAR = ("none", "never", "all")  # what clears a limit on the command line
+CLEAR = ("none", "null", "never", "all")  # what clears a limit on the command line
 
 
 def limit_fields(
