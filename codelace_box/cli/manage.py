@@ -92,14 +92,16 @@ def limit_fields(
 
 
 def key_limit_options(command: Any) -> Any:
-    """--limit-usd, --limit-reset, --expires, --models and --manage-keys/--no-manage-keys."""
+    """--limit-usd, --limit-reset, --expires (--expires-at), --models (--allowed-models) and
+    --manage-keys/--no-manage-keys: --expires-at and --allowed-models are the SPEC's field names."""
     options = (
         click.option("--manage-keys/--no-manage-keys", "manage_keys", default=None, help="Whether "
                      "the key may create, change and revoke the account's keys through the API "
                      "(default: it may; --no-manage-keys for a key handed to a tool)."),
-        click.option("--models", default=None, help="Comma-separated model ids or aliases the "
-                      "key may call ('all': every model)."),
-        click.option("--expires", default=None, help="When the key stops working: an ISO 8601 "
+        click.option("--models", "--allowed-models", "models", default=None, help="Comma-"
+                     "separated model ids or aliases the key may call ('all': every model)."),
+        click.option("--expires", "--expires-at", "expires", default=None, help="When the key "
+                     "stops working: an ISO 8601 "
                      "time (UTC unless it says otherwise) or 30d / 12h from now ('never')."),
         click.option("--limit-reset", default=None, help="daily, weekly, monthly (UTC) or "
                      "'none': the period of the cap never ends."),

@@ -239,3 +239,21 @@ def test_the_cli_clears_a_limit_with_null_as_the_spec_and_its_own_error_say(box:
     assert [key[f] for f in ("limit_usd", "limit_reset", "expires_at", "allowed_models")] == [
         None, None, None, None
     ]  # fmt: skip
+
+
+def test_the_cli_takes_the_limits_under_the_spec_s_field_names_too(box: Box) -> None:
+    """The SPEC names a key's limits `limit_usd`, `limit_reset`, `expires_at` and
+    `allowed_models` and says they are set by `keys create/update`; --limit-usd and
+    --limit-reset worked, but `--expires-at` and `--allowed-models` (a reader's spelling of the
+    other two) were 'No such option'. They are other names of --expires and --models."""
+    email, _ = box.new_user("1")
+    made = run_cli(box.config, "keys", "create", email, "--limit-usd", "3", "--expires-at",
+                   LATER, "--allowed-models", MODEL)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = next(k for k in _keys(box, email) if k["limit_usd"] == 3)
+    assert (key["expires_at"], key["allowed_models"]) == (LATER, [MODEL])
+    changed = run_cli(box.config, "keys", "update", key["id"][:8], "--expires-at", "never",
+                      "--allowed-models", "all")  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    key = next(k for k in _keys(box, email) if k["id"] == key["id"])
+    assert (key["expires_at"], key["allowed_models"]) == (None, None)
