@@ -36,10 +36,13 @@ def _open_with_an_audit_log(database: Any) -> None:
     db = open_existing_database(database.target)
     if not db.table_exists(AuditEntry._meta.table_name):
         where = "the database" if database.is_postgres else database.path
-        raise CodelaceError(
-            f"{where} is at schema version {current_version(db)}, from before the audit log: "
-            "run `codelace-box migrate` (or start serve) first"
+        version = current_version(db)
+        what = (
+            f"is at schema version {version}, from before the audit log"
+            if version
+            else ("has no schema yet")
         )
+        raise CodelaceError(f"{where} {what}: run `codelace-box migrate` (or start serve) first")
 
 
 def _changes(view: dict[str, Any]) -> str:
