@@ -14,7 +14,7 @@ from codelace_box.db.core import write_transaction
 from codelace_box.db.models import CatalogModel, Provider, ProviderKey
 from codelace_box.errors import Conflict, InvalidRequest, NotFound
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
-from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
+from codelace_box.providers.billed_fields import BILLED_FIELDS, field_named, is_billed_field
 
 MAX_PROVIDER_KEY_CHARS = 4096  # the longest keys seen (JWTs) are about 1,000
 # what comes before the host: a user and perhaps a password (never quoted in a message)
@@ -144,7 +144,7 @@ def _shown_url(base_url: str) -> str:
 
 
 def _checked_fields(names: Iterable[str]) -> list[str]:
-    fields = sorted({n.strip() for n in names})
+    fields = sorted({field_named(n.strip()) for n in names})
     unknown = [f for f in fields if not is_billed_field(f)]
     if unknown:
         raise InvalidRequest(

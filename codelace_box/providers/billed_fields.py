@@ -9,6 +9,7 @@ still to come (/v1/messages: server tools, long-context betas) extend it here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,6 +56,19 @@ MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fi
 def is_billed_field(name: str) -> bool:
     """Whether the operator can allow this field (it is one of BILLED_FIELDS)."""
     return name in BILLED_FIELDS
+
+
+_AS_SENT = re.compile(r"(?P<tool>web_search|web_fetch|code_execution|advisor)_\d{8}|context-1m-.+")
+
+
+def field_named(name: str) -> str:
+    """The field an operator means by a name as a request carries it: a long-context beta
+    (`context-1m-2025-08-07`, the SPEC's `context-1m-*`) is context-1m, a dated server tool
+    type (`web_search_20250305`) its tool; any other name as it is."""
+    found = None if name in BILLED_FIELDS else _AS_SENT.fullmatch(name.lower())
+    if found is None:
+        return name
+    return found.group("tool") or "context-1m"
 
 
 def _present(name: str, value: Any) -> bool:
