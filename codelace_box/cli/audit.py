@@ -37,11 +37,9 @@ def _open_with_an_audit_log(database: Any) -> None:
     if not db.table_exists(AuditEntry._meta.table_name):
         where = "the database" if database.is_postgres else database.path
         version = current_version(db)
-        what = (
-            f"is at schema version {version}, from before the audit log"
-            if version
-            else ("has no schema yet")
-        )
+        what = "has no schema yet"
+        if version:
+            what = f"is at schema version {version}, from before the audit log"
         raise CodelaceError(f"{where} {what}: run `codelace-box migrate` (or start serve) first")
 
 
