@@ -19,7 +19,6 @@ from codelace_box.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
     Config,
-    ensure_secret_key,
     load_config,
 )
 from codelace_box.db.core import is_busy, open_database
@@ -51,7 +50,10 @@ class CliState:
         return db
 
     def secret_key(self) -> str:
-        return ensure_secret_key(self.config())
+        """The server secret (the database opened first): never a new one over stored keys."""
+        from codelace_box.catalog.providers import server_secret
+
+        return server_secret(self.config())
 
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
