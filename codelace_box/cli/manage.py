@@ -15,6 +15,7 @@ from codelace_box.cli.support import (
     parse_usd,
     pass_state,
     plain,
+    show_key_once,
     table,
 )
 from codelace_box.db.core import iso_z
@@ -309,7 +310,7 @@ def keys_create(
         new = create_key(get_account(email).id, name, fields, relative=True)
         change.target = new.key.uuid
         change.set_after(states.api_key(new.key.uuid))
-    click.echo(new.full_key)
+    show_key_once(new.full_key, new.key.uuid)
     click.echo(
         f"key id {new.key.uuid} ({new.key.key_prefix}...): store it now, it is not shown again",
         err=True,
