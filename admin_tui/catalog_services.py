@@ -10,7 +10,7 @@ from admin_tui.service_checks import parse_token_cap, unchanged
 from admin_tui.views import ModelForm, ModelRow, ProviderKeyRow, ProviderRow
 from codelace_box.catalog import aliases, models
 from codelace_box.catalog import providers as catalog
-from codelace_box.config import Config, ensure_secret_key
+from codelace_box.config import Config
 from codelace_box.crypto import decrypt_secret, mask_in
 from codelace_box.db.models import CatalogModel, ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
@@ -183,7 +183,7 @@ class CatalogServices:
         raise NotFound(f"no provider key with id {key_id}", code="provider_key_not_found")
 
     def _secret(self) -> str:
-        return ensure_secret_key(self.config)
+        return catalog.server_secret(self.config)
 
 
 def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:

@@ -311,6 +311,7 @@ def prepare_database(config: Config) -> list[int]:
     """Once in the main process before serving: migrate, release holds left by a crash,
     refuse a stripe.currency that top-ups were not paid in (billing/currencies.py)."""
     from codelace_box.billing.currencies import refuse_mixed_currency
+    from codelace_box.catalog.providers import server_secret
     from codelace_box.gateway.holds import release_orphaned_holds
 
     new_database = not config.database.is_postgres and not Path(config.database.path).exists()
@@ -321,7 +322,7 @@ def prepare_database(config: Config) -> list[int]:
         refuse_mixed_currency(config.stripe)
         if released := release_orphaned_holds():
             log.warning("released %d holds left by an earlier stop", released)
-        ensure_secret_key(config)
+        server_secret(config)  # none made over provider keys stored with another
     finally:
         close_database()
     if new_database and config.database.path != ":memory:":  # a first start, or data not there

@@ -9,12 +9,14 @@ from urllib.parse import urlsplit
 
 from peewee import IntegrityError
 
+from codelace_box.config import Config, ensure_secret_key, existing_secret_key
+from codelace_box.config.secret import secret_key_path
 from codelace_box.crypto import encrypt_secret, mask_secret
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import CatalogModel, Provider, ProviderKey
-from codelace_box.errors import Conflict, InvalidRequest, NotFound
+from codelace_box.errors import ConfigError, Conflict, InvalidRequest, NotFound
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
-from codelace_box.providers.billed_fields import BILLED_FIELDS, is_billed_field
+from codelace_box.providers.billed_fields import BILLED_FIELDS, field_named, is_billed_field
 
 MAX_PROVIDER_KEY_CHARS = 4096  # the longest keys seen (JWTs) are about 1,000
 # what comes before the host: a user and perhaps a password (never quoted in a message)
@@ -144,7 +146,7 @@ def _shown_url(base_url: str) -> str:
 
 
 def _checked_fields(names: Iterable[str]) -> list[str]:
-    fields = sorted({n.strip() for n in names})
+    fields = sorted({field_named(n.strip()) for n in names})
     unknown = [f for f in fields if not is_billed_field(f)]
     if unknown:
         raise InvalidRequest(
@@ -271,3 +273,18 @@ def has_working_key(keys: Iterable[ProviderKey]) -> bool:
 def default_base_url(kind: str) -> str:
     """The base URL used for a provider kind when none is set."""
     return adapter_for(kind).default_base_url
+
+
+def server_secret(config: Config) -> str:
+    """The server secret that encrypts provider keys (`ensure_secret_key`), never one generated
+    over keys stored with another: a database moved without its data folder's `secret_key`
+    file would get a secret none of its keys open with (every model a 503), and keys added
+    then would need it while the others need the lost one. The database must be open."""
+    if existing_secret_key(config) is None and ProviderKey.select().exists():
+        raise ConfigError(
+            f"the database holds provider keys stored with a server secret that is not here "
+            f"(no server.secret_key, no {secret_key_path(config)}: moved without that file?): "
+            "put the file back or set server.secret_key to its value; if it is lost for "
+            "good, set a new server.secret_key and add the provider keys again"
+        )
+    return ensure_secret_key(config)

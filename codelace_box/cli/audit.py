@@ -25,6 +25,24 @@ def entry_view(entry: Any) -> dict[str, Any]:
     }
 
 
+def _open_with_an_audit_log(database: Any) -> None:
+    """Open the database as it is (never made, nor migrated: `audit` also reads a replaced
+    file); one from before the audit log (schema version 10) is said in one line."""
+    from codelace_box.db.migrate import current_version
+    from codelace_box.db.models import AuditEntry
+    from codelace_box.doctor import open_existing_database
+    from codelace_box.errors import CodelaceError
+
+    db = open_existing_database(database.target)
+    if not db.table_exists(AuditEntry._meta.table_name):
+        where = "the database" if database.is_postgres else database.path
+        version = current_version(db)
+        what = "has no schema yet"
+        if version:
+            what = f"is at schema version {version}, from before the audit log"
+        raise CodelaceError(f"{where} {what}: run `codelace-box migrate` (or start serve) first")
+
+
 def _changes(view: dict[str, Any]) -> str:
     """What changed, as `field: old -> new` (a whole state when one side is missing)."""
     before, after = view["before"] or {}, view["after"] or {}
@@ -43,10 +61,9 @@ def _changes(view: dict[str, Any]) -> str:
 def audit(state: CliState, since: str | None, as_json: bool) -> None:
     """List the admin actions of the audit log (who changed what, when), oldest first."""
     from codelace_box.audit import list_entries
-    from codelace_box.doctor import open_existing_database
 
     start = parse_moment(since) if since is not None else None
-    open_existing_database(state.config().database.target)
+    _open_with_an_audit_log(state.config().database)
     rows = [entry_view(e) for e in list_entries(start)]
 
     def render(items: list[dict[str, Any]]) -> str:

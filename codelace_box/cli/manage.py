@@ -15,6 +15,7 @@ from codelace_box.cli.support import (
     parse_usd,
     pass_state,
     plain,
+    show_key_once,
     table,
 )
 from codelace_box.db.core import iso_z
@@ -59,7 +60,7 @@ def key_view(key: Any) -> dict[str, Any]:
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
                "limit_reset", "can_manage_keys", "expires_at"]  # fmt: skip
-CLEAR = ("none", "never", "all")  # what clears a limit on the command line
+CLEAR = ("none", "null", "never", "all")  # what clears a limit on the command line
 
 
 def limit_fields(
@@ -92,14 +93,16 @@ def limit_fields(
 
 
 def key_limit_options(command: Any) -> Any:
-    """--limit-usd, --limit-reset, --expires, --models and --manage-keys/--no-manage-keys."""
+    """--limit-usd, --limit-reset, --expires (--expires-at), --models (--allowed-models) and
+    --manage-keys/--no-manage-keys: --expires-at and --allowed-models are the SPEC's field names."""
     options = (
         click.option("--manage-keys/--no-manage-keys", "manage_keys", default=None, help="Whether "
                      "the key may create, change and revoke the account's keys through the API "
                      "(default: it may; --no-manage-keys for a key handed to a tool)."),
-        click.option("--models", default=None, help="Comma-separated model ids or aliases the "
-                      "key may call ('all': every model)."),
-        click.option("--expires", default=None, help="When the key stops working: an ISO 8601 "
+        click.option("--models", "--allowed-models", "models", default=None, help="Comma-"
+                     "separated model ids or aliases the key may call ('all': every model)."),
+        click.option("--expires", "--expires-at", "expires", default=None, help="When the key "
+                     "stops working: an ISO 8601 "
                      "time (UTC unless it says otherwise) or 30d / 12h from now ('never')."),
         click.option("--limit-reset", default=None, help="daily, weekly, monthly (UTC) or "
                      "'none': the period of the cap never ends."),
@@ -307,7 +310,7 @@ def keys_create(
         new = create_key(get_account(email).id, name, fields, relative=True)
         change.target = new.key.uuid
         change.set_after(states.api_key(new.key.uuid))
-    click.echo(new.full_key)
+    show_key_once(new.full_key, new.key.uuid)
     click.echo(
         f"key id {new.key.uuid} ({new.key.key_prefix}...): store it now, it is not shown again",
         err=True,

@@ -19,7 +19,6 @@ from codelace_box.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
     Config,
-    ensure_secret_key,
     load_config,
 )
 from codelace_box.db.core import is_busy, open_database
@@ -51,7 +50,10 @@ class CliState:
         return db
 
     def secret_key(self) -> str:
-        return ensure_secret_key(self.config())
+        """The server secret (the database opened first): never a new one over stored keys."""
+        from codelace_box.catalog.providers import server_secret
+
+        return server_secret(self.config())
 
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
@@ -176,6 +178,26 @@ def audited(
     from codelace_box.audit import admin_change
 
     return admin_change("cli", command, target, state)
+
+
+def show_key_once(full_key: str, key_id: str) -> None:
+    """Print the new key; one that cannot be (stdout closed, a full disk, a reader gone) is
+    revoked again: no working key is left that nobody saw."""
+    from codelace_box.accounts.keys import revoke_key
+    from codelace_box.audit import states
+
+    try:
+        if sys.stdout is None:
+            raise OSError("standard output is closed")
+        click.echo(full_key)
+    except OSError as exc:
+        with audited("keys revoke", key_id, lambda: states.api_key(key_id)):
+            revoke_key(key_id)
+        why = exc.strerror or str(exc)
+        raise CodelaceError(
+            f"key {key_id} could not be printed ({why}), so it was revoked again: run keys "
+            "create where its output can be written"
+        ) from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -10,6 +10,7 @@ Anthropic's server tools (by their type in `tools`, on every route) and the long
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -61,6 +62,19 @@ def is_billed_field(name: str) -> bool:
 # Fields whose mere presence buys the feature: OpenAI's own example turns web search on with
 # `web_search_options={}` (and LiteLLM maps it to Anthropic's paid search tool).
 ON_WHEN_SENT = frozenset({"web_search_options"})
+
+
+_AS_SENT = re.compile(r"(?P<tool>web_search|web_fetch|code_execution|advisor)_\d{8}|context-1m-.+")
+
+
+def field_named(name: str) -> str:
+    """The field an operator means by a name as a request carries it: a long-context beta
+    (`context-1m-2025-08-07`, the SPEC's `context-1m-*`) is context-1m, a dated server tool
+    type (`web_search_20250305`) its tool; any other name as it is."""
+    found = None if name in BILLED_FIELDS else _AS_SENT.fullmatch(name.lower())
+    if found is None:
+        return name
+    return found.group("tool") or "context-1m"
 
 
 def _present(name: str, value: Any) -> bool:

@@ -126,3 +126,26 @@ def test_keys_create_without_a_name_and_revoke(space: Box) -> None:
     assert "old numeric id" in space.fail("keys", "revoke", "1")
     space.fail("keys", "create", "nobody@users.test")
     space.fail("keys", "list", "nobody@users.test")
+
+
+def test_a_key_that_cannot_be_printed_is_not_left_working(space: Box) -> None:
+    """`keys create` shows the full key once, on stdout. Written to a full disk
+    (`keys create ... > key.txt`) it failed with "unexpected OSError: [Errno 28] No space left
+    on device", and the key it had made stayed active: a working credential nobody ever saw.
+    The key is revoked again and the one line says so."""
+    import subprocess
+
+    from tests.support import PROGRAM, cli_env
+
+    space.ok("users", "create", "unprinted@users.test")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*PROGRAM, "--config", str(space.config), "keys", "create", "unprinted@users.test"],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=cli_env(None), timeout=60,
+            check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "could not be printed" in line and "revoked" in line and "unexpected" not in line
+    assert "No space left on device" in line, line
+    assert space.json("keys", "list", "unprinted@users.test") == []

@@ -305,6 +305,39 @@ def test_a_configured_secret_key_is_used_and_none_is_generated(tmp_path: Path) -
     assert run_cli(None, "doctor", cwd=tmp_path).returncode == 1  # another secret: unreadable
 
 
+def test_no_new_secret_is_made_over_provider_keys_stored_with_another(tmp_path: Path) -> None:
+    """A database moved without its data folder's `secret_key` file (another VM, a new
+    database.path) holds provider keys no secret here can read. `serve` and the CLI generated a
+    new secret as on a first start: the box served 503s for every model, and a key added then
+    was stored under the new secret, beside keys needing the old one. They refuse in one line
+    until the file is back (or server.secret_key is set), and make no secret."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    first.mkdir()
+    args = ("providers", "add", "up", "--kind", "openai", "--key", "sk-stored-under-first")
+    assert run_cli(None, *args, cwd=first).returncode == 0
+    copy = str(moved / "data" / "codelace.db")  # a backup taken to move the box
+    assert run_cli(None, "backup", copy, cwd=first).returncode == 0
+    port = free_port()
+    env = {"CODELACE_SERVER_PORT": str(port)}
+    for command in (("providers", "key-add", "up", "--key", "sk-added-after-the-move"),
+                    ("serve",)):  # fmt: skip
+        line = error_line(run_cli(None, *command, env=env, cwd=moved, timeout=30))
+        assert "secret_key" in line and "provider keys" in line, line
+        assert not (moved / "data" / "secret_key").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    secret = (first / "data" / "secret_key").read_bytes()
+    (moved / "data" / "secret_key").write_bytes(secret)
+    key_add = ("providers", "key-add", "up", "--key", "sk-added-after-the-move")
+    assert run_cli(None, *key_add, cwd=moved).returncode == 0
+    assert run_cli(None, "doctor", cwd=moved).returncode == 0
+    fresh = tmp_path / "fresh"  # a database without provider keys: a first start makes one
+    fresh.mkdir()
+    assert run_cli(None, "users", "create", "a@fresh.test", cwd=fresh).returncode == 0
+    assert run_cli(None, *args, cwd=fresh).returncode == 0
+    assert (fresh / "data" / "secret_key").is_file()
+
+
 @pytest.fixture(scope="module")
 def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """`serve` with no config file and no --config (only the port moved off 8080, by env)."""

@@ -166,3 +166,21 @@ def check_provider_keys_and_catalog(base: str, oa: FakeOpenAI) -> None:
     assert answer.choices[0].message.content
     assert get(base, "/api/v1/customer/balance", OPS)["credit_balance_usd"] < 23.49969355
     client.close()
+
+
+def test_audit_before_the_upgrade_is_migrated_says_so_in_one_line(tmp_path: Path) -> None:
+    """An operator who swapped the binary and ran `codelace-box audit` before anything migrated
+    the database (the first release had no audit log) got `error: unexpected SQLError: no such
+    table: audit_log`. The command reads without changing the file (README: it also lists a
+    replaced database's log), so it says what the file is and what to run, in one line."""
+    config = first_wave_box(tmp_path, free_port())
+    for args in (("audit",), ("audit", "--json"), ("audit", "--since", "7d")):
+        result = run_cli(config, *args)
+        assert result.returncode == 1, (args, result.stdout)
+        (line,) = result.stderr.strip().splitlines()
+        assert "unexpected" not in line and "schema version 2" in line, line
+        assert "codelace-box migrate" in line, line
+    assert cli(config, "migrate", "--status").startswith("schema version 2 ")
+    cli(config, "migrate")
+    listed = json.loads(cli(config, "audit", "--json"))
+    assert [entry["command"] for entry in listed] == ["migrate"]

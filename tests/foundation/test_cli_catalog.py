@@ -415,3 +415,26 @@ def test_allow_field_help_names_every_field_that_can_be_allowed(workspace: Works
         words = set(re.findall(r"[\w-]+", shown))
         missing = [f for f in BILLED_FIELDS if f not in words]
         assert not missing, (command, missing)
+
+
+def test_allow_field_takes_the_beta_flag_and_dated_tool_names_as_sent(
+    workspace: Workspace,
+) -> None:
+    """The SPEC names the long-context betas `context-1m-*` and a request carries one as
+    `anthropic-beta: context-1m-2025-08-07`, a server tool as type `web_search_20250305`; an
+    operator who allowed them under those names got "cannot allow 'context-1m-2025-08-07'".
+    They are stored as the field they belong to (context-1m, web_search), added and removed."""
+    workspace.run(
+        "providers", "add", "anth-beta", "--kind", "anthropic", "--key", ANTHROPIC_KEY,
+        "--allow-field", "context-1m-*", "--allow-field", "web_search_20250305",
+    )  # fmt: skip
+    assert provider(workspace, "anth-beta")["allowed_fields"] == ["context-1m", "web_search"]
+    workspace.run(
+        "providers", "update", "anth-beta", "--no-allow-field", "context-1m-2025-08-07",
+        "--allow-field", "code_execution_20250825", "--allow-field", "web_search_options",
+    )  # fmt: skip
+    shown = provider(workspace, "anth-beta")["allowed_fields"]
+    assert shown == ["code_execution", "web_search", "web_search_options"]
+    for bad in ("context-2m-2025-08-07", "web_search_latest", "web_search_2025"):
+        assert "cannot allow" in workspace.fail("providers", "update", "anth-beta",
+                                                "--allow-field", bad)  # fmt: skip

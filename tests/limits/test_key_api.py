@@ -220,3 +220,40 @@ def _keys(box: Box, email: str) -> list[dict[str, Any]]:
 
     keys: list[dict[str, Any]] = json.loads(box.cli("keys", "list", email, "--json"))
     return keys
+
+
+def test_the_cli_clears_a_limit_with_null_as_the_spec_and_its_own_error_say(box: Box) -> None:
+    """The SPEC says `limit_reset` null is never and `null` clears a limit, and `keys update
+    --limit-reset yearly` answers "must be daily, weekly, monthly, or none / null (never)";
+    yet `--limit-reset null` was refused with that very line (and `--limit-usd null`,
+    `--expires null`, `--models null` as not an amount, time or model). On the command line
+    `null` clears a limit as `none` does."""
+    email, _ = box.new_user("1")
+    box.cli("keys", "create", email, "--limit-usd", "20", "--limit-reset", "monthly",
+            "--expires", "30d", "--models", MODEL)  # fmt: skip
+    key = next(k for k in _keys(box, email) if k["limit_usd"] == 20)
+    for option in ("--limit-reset", "--limit-usd", "--expires", "--models"):
+        result = run_cli(box.config, "keys", "update", key["id"][:8], option, "null")
+        assert result.returncode == 0, (option, result.stderr)
+    key = next(k for k in _keys(box, email) if k["id"] == key["id"])
+    assert [key[f] for f in ("limit_usd", "limit_reset", "expires_at", "allowed_models")] == [
+        None, None, None, None
+    ]  # fmt: skip
+
+
+def test_the_cli_takes_the_limits_under_the_spec_s_field_names_too(box: Box) -> None:
+    """The SPEC names a key's limits `limit_usd`, `limit_reset`, `expires_at` and
+    `allowed_models` and says they are set by `keys create/update`; --limit-usd and
+    --limit-reset worked, but `--expires-at` and `--allowed-models` (a reader's spelling of the
+    other two) were 'No such option'. They are other names of --expires and --models."""
+    email, _ = box.new_user("1")
+    made = run_cli(box.config, "keys", "create", email, "--limit-usd", "3", "--expires-at",
+                   LATER, "--allowed-models", MODEL)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = next(k for k in _keys(box, email) if k["limit_usd"] == 3)
+    assert (key["expires_at"], key["allowed_models"]) == (LATER, [MODEL])
+    changed = run_cli(box.config, "keys", "update", key["id"][:8], "--expires-at", "never",
+                      "--allowed-models", "all")  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    key = next(k for k in _keys(box, email) if k["id"] == key["id"])
+    assert (key["expires_at"], key["allowed_models"]) == (None, None)
