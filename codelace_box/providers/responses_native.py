@@ -18,8 +18,9 @@ from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
 from codelace_box.providers.openai import set_cache_tokens
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
-from codelace_box.providers.responses_request import IGNORED_TOOL_TYPES, translate_request
+from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import responses_usage
+from codelace_box.providers.responses_tools import IGNORED_TOOL_TYPES
 from codelace_box.providers.tally import output_tokens
 
 JSON = dict[str, Any]
