@@ -18,6 +18,7 @@ JSON_POSTS = [
     "/api/v1/auth/otp/verify",
     "/api/v1/auth/key",
     "/api/v1/stripe/checkout",
+    "/api/v1/stripe/setup",  # takes no field, but a body sent must be JSON as everywhere
 ]
 AUTHENTICATED = [
     ("POST", "/v1/chat/completions"),
