@@ -141,7 +141,9 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         response = envelope(status, message, error_type, code)
         if status == 405:
             allowed = getattr(exc, "allowed_methods", None) or _allowed_methods(request)
-            response.headers["allow"] = ", ".join(sorted(allowed))
+            # OPTIONS is routed beside the CORS routes for preflights only; a plain OPTIONS is
+            # this same 405, so naming it sent a client that tried it to another 405
+            response.headers["allow"] = ", ".join(sorted(set(allowed) - {"OPTIONS"}))
         return response
     request_id = getattr(request.ctx, "request_id", "-") if request else "-"
     if is_busy(exc) or is_unavailable(exc):  # a retry, not a bug

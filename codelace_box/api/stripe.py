@@ -15,7 +15,14 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
-from codelace_box.api.common import READ, json_body, json_response, limit_arg, require_auth
+from codelace_box.api.common import (
+    READ,
+    json_body,
+    json_response,
+    limit_arg,
+    optional_json_body,
+    require_auth,
+)
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
@@ -68,9 +75,11 @@ async def checkout(request: Request) -> HTTPResponse:
 
 @bp.post("/api/v1/stripe/setup")
 async def setup(request: Request) -> HTTPResponse:
-    """A setup-mode Checkout Session: saving a card earns the trial credit once."""
+    """A setup-mode Checkout Session: saving a card earns the trial credit once. It takes no
+    field, but a body sent must be a JSON object, as on every route (400 otherwise)."""
     api = stripe_api(request)
     auth = await require_auth(request)
+    optional_json_body(request)
     url = await start_setup(api, auth.user_id, auth.email, request.app.ctx.config)
     return json_response(checkout_view(url))
 

@@ -18,6 +18,7 @@ JSON_POSTS = [
     "/api/v1/auth/otp/verify",
     "/api/v1/auth/key",
     "/api/v1/stripe/checkout",
+    "/api/v1/stripe/setup",  # takes no field, but a body sent must be JSON as everywhere
 ]
 AUTHENTICATED = [
     ("POST", "/v1/chat/completions"),
@@ -59,6 +60,35 @@ def test_a_wrong_method_is_a_405_envelope_naming_what_is_allowed(box: Box, metho
         response = http.request(method, "/v1/chat/completions")
     assert_envelope(response, 405, "method_not_allowed")
     assert "POST" in response.headers["allow"]
+
+
+ALLOW_PATHS = [
+    "/v1/chat/completions",
+    "/v1/models",
+    "/api/v1/auth/me",
+    "/api/v1/auth/key",
+    "/api/v1/auth/key/00000000-0000-4000-8000-000000000000",
+    "/healthz",
+]
+
+
+@pytest.mark.parametrize("path", ALLOW_PATHS)
+def test_allow_is_one_list_whatever_the_method_and_names_only_methods_taken(
+    box: Box, path: str
+) -> None:
+    """A client that reads `Allow` off a 405 and tries what it names is never met by another
+    405; and the list does not depend on which method was refused (OPTIONS is a CORS
+    preflight only, its plain form a 405 itself)."""
+    allows = set()
+    with box.http(box.shared_key) as http:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            response = http.request(method, path)
+            if response.status_code == 405:
+                allows.add(response.headers["allow"])
+        assert len(allows) == 1, allows
+        for method in allows.pop().split(", "):
+            taken = http.request(method, path, json={})
+            assert taken.status_code != 405, (method, taken.text)
 
 
 def test_head_on_every_get_route_answers_like_get_without_a_body(box: Box) -> None:
