@@ -73,6 +73,8 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
     """One servable model (ids contain a slash: /v1/models/openai/gpt-5.4)."""
     gateway: Gateway = request.app.ctx.gateway
     model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
+    if not model_id:
+        raise NotFound("no model id given: GET /v1/models lists the models", code="model_not_found")
     found = next((m for m in gateway.routes.servable_models() if m.id == model_id), None)
     if request.headers.get("anthropic-version"):  # Anthropic's shape; an alias is a model
         found = found or gateway.routes.servable_aliases().get(model_id)

@@ -68,6 +68,16 @@ def test_the_sdk_lists_and_retrieves_models(box: Box) -> None:
     assert model.id == MODEL and model.object == "model"
 
 
+def test_retrieving_no_model_id_says_so(box: Box) -> None:
+    """`GET /v1/models/` (an id left empty by a script) said "the model  does not exist"."""
+    with box.http(box.shared_key) as http:
+        response = http.get("/v1/models/")
+    assert response.status_code == 404, response.text
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found"
+    assert error["message"] == "no model id given: GET /v1/models lists the models"
+
+
 def test_a_completion_with_the_sdk_carries_usage_cost_and_the_cost_header(
     box: Box, upstream: FakeOpenAI
 ) -> None:
