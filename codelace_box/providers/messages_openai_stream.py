@@ -8,7 +8,11 @@ message_delta with the stop reason ("tool_use" for an answer with tool calls tha
 ended with "stop") and the final usage, then message_stop. OpenRouter's
 `reasoning_details` are sealed in a thinking block's signature (a `signature_delta` before its
 stop; details that come while a tool call streams, in a thinking block of their own at the end):
-providers/reasoning_details.py. Pure: no I/O.
+providers/reasoning_details.py. A tool call's argument pieces are relayed while they can
+still begin a JSON object (providers/json_prefix.py); the rest of arguments that cannot (a small
+model's `city=Paris`) is dropped, as the unstreamed answer's `input` is then `{}`: the anthropic
+SDK parses the pieces as they come and one that no object begins with ends its stream. Pure: no
+I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
@@ -184,6 +189,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.kind: str | None = None  # the open block's type
         self.tool_blocks: dict[Any, int] = {}  # OpenAI tool call index -> block index
         self.arguments: dict[Any, str] = {}  # OpenAI tool call index -> arguments so far
+        self.checks: dict[Any, ObjectPrefix] = {}  # ... -> whether they can begin an object
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
         self.call_ids: dict[Any, str] = {}  # call key -> the call's id
@@ -280,6 +286,8 @@ class OpenAIToMessagesStream(StreamTranslator):
             out += self._open_tool(key, _tool_use_id(call, self.earlier), function.get("name"))
         if arguments:
             self.arguments[key] = self.arguments.get(key, "") + arguments
+            if not self.checks[key].feed(arguments):  # no object begins so: the SDK's partial
+                return out  # parse would end the stream; the block keeps what was whole
             delta = {"type": "input_json_delta", "partial_json": arguments}
             out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
                         "delta": delta})  # fmt: skip
@@ -308,6 +316,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.index += 1
         self.kind, self.live_tool = "tool_use", key
         self.tool_blocks[key], self.arguments[key] = self.index, ""
+        self.checks[key] = ObjectPrefix()
         block: JSON = {"type": "tool_use", "id": call_id or f"toolu_{self.index}",
                        "name": name or "", "input": {}}  # fmt: skip
         return [*out, {"type": "content_block_start", "index": self.index, "content_block": block}]
