@@ -4,8 +4,13 @@ which Anthropic refuses (400); the pass-through leaves those out, and keeps ever
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import httpx
 
+from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
 
 UNSIGNED = {"type": "thinking", "thinking": "DeepSeek's reasoning", "signature": ""}
@@ -64,3 +69,46 @@ def test_count_tokens_of_such_a_history_is_asked_without_them_too(fresh: Message
     sent = fresh.fake.requests[-1].body["messages"]
     assert not any(b.get("signature") == "" for m in sent if isinstance(m["content"], list)
                    for b in m["content"])  # fmt: skip
+
+
+def test_tool_ids_another_server_made_reach_an_anthropic_model_in_its_pattern(
+    fresh: MessagesBox,
+) -> None:
+    """Kimi K2 (Moonshot, vLLM, Groq) names its calls `functions.get_weather:0`; the translation
+    hands that id to the client as the tool_use id, and after /model to a Claude model every
+    turn of the conversation was Anthropic's 400 (tool_use.id: String should match pattern
+    '^[a-zA-Z0-9_-]+$'). The pass-through maps such ids (the tool_use and its tool_result
+    alike); the rest of the history goes as sent."""
+    import anthropic
+
+    _, key = fresh.new_key()
+    kimi_call = {"id": "functions.get_weather:0", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
+    answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "kimi-k2",
+              "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                  "role": "assistant", "content": None, "tool_calls": [kimi_call]}}],
+              "usage": {"prompt_tokens": 9, "completion_tokens": 7}}  # fmt: skip
+    fresh.openai_fake.push(
+        Reply(raw=[json.dumps(answer).encode()], content_type="application/json")
+    )
+    tools = [{"name": "get_weather", "input_schema": {"type": "object",
+              "properties": {"city": {"type": "string"}}}}]  # fmt: skip
+    asked: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    client = fresh.client(key)
+    first = client.messages.create(model=OPENAI_ALIAS, max_tokens=100, messages=asked, tools=tools)
+    [call] = first.content
+    assert call.type == "tool_use" and call.id == "functions.get_weather:0"
+    asked += [{"role": "assistant", "content": [call.model_dump(exclude_none=True)]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                            "content": "21 C"}]}]  # fmt: skip
+    try:
+        then = client.messages.create(model=ALIAS, max_tokens=100, messages=asked, tools=tools)
+    except anthropic.BadRequestError as refused:
+        raise AssertionError(f"the history was refused: {refused.message}") from None
+    assert then.content[0].type == "text"
+    sent = fresh.fake.requests[-1].body["messages"]
+    used, result = sent[1]["content"][0], sent[2]["content"][0]
+    assert used["id"] == result["tool_use_id"] and re.fullmatch(r"[a-zA-Z0-9_-]+", used["id"])
+    assert sent[0] == asked[0] and used["input"] == {"city": "Paris"}
+    counted = client.messages.count_tokens(model=ALIAS, messages=asked, tools=tools)
+    assert counted.input_tokens > 0
