@@ -147,7 +147,8 @@ def message_from_completion(
     if reasoning or details:
         signature = seal(details, catalog_model or public_model) if details else ""
         content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
-    if text := answer_text(message):
+    text = answer_text(message)
+    if text.strip() or (text and not message.get("tool_calls")):  # blank text beside calls: none
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
@@ -198,6 +199,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.stop_reason = "end_turn"
         self.stop_sequence: str | None = None
         self.details: list[JSON] = []  # reasoning details streamed, for the next thinking stop
+        self.blank = ""  # whitespace text held until text or the end (_text)
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The events for one upstream chunk."""
@@ -234,7 +236,7 @@ class OpenAIToMessagesStream(StreamTranslator):
             if pieces := details_of(delta):
                 out += self._details(pieces)
             if text := answer_text(delta):
-                out += self._delta("text", {"type": "text_delta", "text": text})
+                out += self._text(text)
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)
@@ -255,6 +257,23 @@ class OpenAIToMessagesStream(StreamTranslator):
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
         out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return out
+
+    def _text(self, text: str) -> list[JSON]:
+        """Answer text. Blank text with no text block open is held: it leads the text that
+        follows, or is the answer if nothing else comes, and goes before tool calls (Qwen's
+        "\n\n"): a block of whitespace alone makes a history Anthropic refuses."""
+        if self.kind != "text" and not text.strip():
+            self.blank += text
+            return []
+        text, self.blank = self.blank + text, ""
+        return self._delta("text", {"type": "text_delta", "text": text})
+
+    def _blank_answer(self) -> list[JSON]:
+        """At the end: the blank text held, if the answer has nothing else."""
+        blank, self.blank = self.blank, ""
+        if not blank or self.tool_blocks or self.deferred:
+            return []
+        return self._delta("text", {"type": "text_delta", "text": blank})
 
     def _details(self, pieces: list[JSON]) -> list[JSON]:
         """Reasoning details: kept for the thinking block open (one is opened when none or a
@@ -348,7 +367,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self._sync()
         if not self.finished:
             return []
-        out = self._start(None) + self._flush_deferred() + self._close()
+        out = self._start(None) + self._blank_answer() + self._flush_deferred() + self._close()
         if self.details:  # details that came while a tool call streamed: a block of their own
             out += self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
             out += self._close()

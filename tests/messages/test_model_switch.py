@@ -9,9 +9,10 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.fakes.openai_upstream import Reply
-from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
+from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox, openai_chunk, tool_call_piece
 
 UNSIGNED = {"type": "thinking", "thinking": "DeepSeek's reasoning", "signature": ""}
 SIGNED = {"type": "thinking", "thinking": "Claude's", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}
@@ -112,3 +113,59 @@ def test_tool_ids_another_server_made_reach_an_anthropic_model_in_its_pattern(
     assert sent[0] == asked[0] and used["input"] == {"city": "Paris"}
     counted = client.messages.count_tokens(model=ALIAS, messages=asked, tools=tools)
     assert counted.input_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_blank_text_before_a_tool_call_does_not_make_the_history_one_claude_refuses(
+    fresh: MessagesBox, stream: bool
+) -> None:
+    """Qwen and DeepSeek servers often send "\\n\\n" as content before their tool calls; the
+    translation made it a text block of its own, and after /model to a Claude model the history
+    was Anthropic's 400 (text content blocks must contain non-whitespace text)."""
+    _, key = fresh.new_key()
+    usage = {"prompt_tokens": 5, "completion_tokens": 5}
+    fresh.openai_fake.push(Reply(raw=[
+        openai_chunk({"role": "assistant", "content": "\n"}), openai_chunk({"content": "\n"}),
+        openai_chunk(tool_call_piece(0, "call_1", '{"file_path": "/a"}')),
+        openai_chunk({}, "tool_calls"), openai_chunk({}, usage=usage),
+        b"data: [DONE]\n\n"]))  # fmt: skip
+    whole = {"id": "c1", "object": "chat.completion", "created": 1, "model": "qwen3",
+             "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                 "role": "assistant", "content": "\n\n", "tool_calls": [{"id": "call_1",
+                 "type": "function", "function": {"name": "Read",
+                                                  "arguments": '{"file_path": "/a"}'}}]}}],
+             "usage": usage}  # fmt: skip
+    if not stream:
+        fresh.openai_fake.reset()
+        fresh.openai_fake.push(
+            Reply(raw=[json.dumps(whole).encode()], content_type="application/json")
+        )
+    tools = [{"name": "Read", "input_schema": {"type": "object",
+              "properties": {"file_path": {"type": "string"}}}}]  # fmt: skip
+    asked: list[Any] = [{"role": "user", "content": "read /a"}]
+    client = fresh.client(key)
+    if stream:
+        with client.messages.stream(model=OPENAI_ALIAS, max_tokens=100, messages=asked,
+                                    tools=tools) as events:  # fmt: skip
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(
+            model=OPENAI_ALIAS, max_tokens=100, messages=asked, tools=tools
+        )
+    assert [block.type for block in first.content] == ["tool_use"]
+    said = [block.model_dump(exclude_none=True) for block in first.content]
+    result = {"type": "tool_result", "tool_use_id": first.content[0].id, "content": "data"}
+    asked += [{"role": "assistant", "content": said}, {"role": "user", "content": [result]}]
+    then = client.messages.create(model=ALIAS, max_tokens=100, messages=asked, tools=tools)
+    assert then.content[0].type == "text"
+
+
+def test_blank_text_alone_is_still_the_answer(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="\n", pieces=["\n"]), Reply(content="\n", pieces=["\n"]))
+    asked = [{"role": "user", "content": "say nothing"}]
+    client = fresh.client(key)
+    with client.messages.stream(model=OPENAI_ALIAS, max_tokens=100, messages=asked) as events:
+        assert [(b.type, b.text) for b in events.get_final_message().content] == [("text", "\n")]
+    whole = client.messages.create(model=OPENAI_ALIAS, max_tokens=100, messages=asked)
+    assert [(b.type, b.text) for b in whole.content] == [("text", "\n")]  # type: ignore[union-attr]
