@@ -175,6 +175,8 @@ def _assign_request_id(request: Request) -> None:
 def _add_request_id(request: Request, response: HTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None) or new_request_id()
     response.headers["x-request-id"] = request_id
+    if "anthropic-version" in request.headers:  # the anthropic SDK reads Anthropic's header
+        response.headers["request-id"] = request_id  # (`_request_id`, `error.request_id`)
     origin = request.headers.get("origin")  # only browsers send one: CORS costs others nothing
     if origin is not None:
         add_cors_headers(request, response, origin)

@@ -158,6 +158,7 @@ def anthropic_model_list_view(named: list[tuple[str, ModelRoute]], has_more: boo
             "id": name,
             "display_name": name,
             "created_at": datetime.fromtimestamp(model.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lifecycle": "active",  # only servable models are listed; the SDK's type needs it
         }
         for name, model in named
     ]

@@ -24,7 +24,7 @@ JSON = dict[str, Any]
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _THINKING = ("thinking", "redacted_thinking")
-_TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 CACHE_TTLS = ("5m", "1h")
 _DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
@@ -293,7 +293,7 @@ def tool_id(call_id: str) -> str:
     Ids from other providers (e.g. "functions.f:0") map to the same new id in the tool_use and
     its tool_result; a hash suffix keeps distinct ids distinct.
     """
-    if _TOOL_ID_RE.match(call_id):
+    if TOOL_ID_RE.match(call_id):
         return call_id
     digest = hashlib.sha256(call_id.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^a-zA-Z0-9_-]', '_', call_id)}_{digest}"

@@ -4,8 +4,9 @@ The body goes up as the client sent it (thinking blocks and signatures, cache_co
 documents, images, tools, metadata, tool_choice, fields this code has never heard of), with
 only `model` replaced by the upstream name, `max_tokens` held to what was reserved, and
 thinking blocks without a signature, or with the box's own (an `openai` model's reasoning and
-OpenRouter's reasoning details, as the translation hands them back), left out: Anthropic refuses
-them. The
+OpenRouter's reasoning details, as the translation hands them back), left out, and tool call
+ids another server made (Kimi K2's `functions.f:0`) mapped to Anthropic's pattern: Anthropic
+refuses both. The
 client's `anthropic-version` and `anthropic-beta` go with it; the operator's key replaces the
 user's. Answers come back as they are (the `model` shown is the catalog id), and stream events
 are relayed one by one, unknown types included, while the usage is read from `message_start`
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
+from codelace_box.providers.anthropic_messages import TOOL_ID_RE, tool_id
 from codelace_box.providers.anthropic_output import fit_output_fields
 from codelace_box.providers.anthropic_response import (
     billed_usage,
@@ -73,6 +75,43 @@ def without_unsigned_thinking(messages: Any) -> Any:
     return kept
 
 
+_ID_FIELDS = {"tool_use": "id", "tool_result": "tool_use_id"}  # block type -> its call id
+
+
+def _foreign_id(block: Any) -> str | None:
+    """The field of a tool_use or tool_result block whose id Anthropic refuses, if any."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    field = _ID_FIELDS.get(kind) if isinstance(kind, str) else None
+    value = block.get(field) if field else None
+    return field if isinstance(value, str) and not TOOL_ID_RE.match(value) else None
+
+
+def with_anthropic_tool_ids(messages: Any) -> Any:
+    """The messages with tool call ids another server made (Kimi K2's `functions.f:0`, as the
+    translation handed them to the client) in Anthropic's pattern, the tool_use and its
+    tool_result mapped alike (`tool_id`); Anthropic refuses the whole request otherwise. The
+    messages without such an id are the very objects sent."""
+    if not isinstance(messages, list):
+        return messages
+    mapped: list[Any] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or not any(_foreign_id(b) for b in content):
+            mapped.append(message)
+            continue
+        blocks = []
+        for block in content:
+            field = _foreign_id(block)
+            blocks.append({**block, field: tool_id(block[field])} if field else block)
+        mapped.append({**message, "content": blocks})
+    return mapped
+
+
+def history_for_anthropic(messages: Any) -> Any:
+    """The conversation as Anthropic takes it: no unsigned thinking, tool ids in its pattern."""
+    return with_anthropic_tool_ids(without_unsigned_thinking(messages))
+
+
 def _joinable(first: Any, second: Any) -> bool:
     """Two user turns side by side (an assistant turn between them was left out)."""
     return all(isinstance(m, dict) and m.get("role") == "user" for m in (first, second))
@@ -86,12 +125,12 @@ def _blocks(message: JSON) -> list[Any]:
 
 
 def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JSON:
-    """The client's body with the upstream model name, the reserved output cap, and no
-    unsigned thinking blocks."""
+    """The client's body with the upstream model name, the reserved output cap, no unsigned
+    thinking blocks and tool ids in Anthropic's pattern."""
     payload = dict(body)
     payload["model"] = upstream_model
     if "messages" in payload:
-        payload["messages"] = without_unsigned_thinking(payload["messages"])
+        payload["messages"] = history_for_anthropic(payload["messages"])
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
@@ -120,7 +159,7 @@ class MessagesPassthrough(AnthropicAdapter):
             payload = dict(body)
             payload["model"] = target.upstream_model
             if "messages" in payload:
-                payload["messages"] = without_unsigned_thinking(payload["messages"])
+                payload["messages"] = history_for_anthropic(payload["messages"])
         else:
             payload = upstream_body(body, target.upstream_model, target.default_max_tokens)
         payload = fit_output_fields(payload, headers, target.refused_fields)

@@ -8,7 +8,11 @@ message_delta with the stop reason ("tool_use" for an answer with tool calls tha
 ended with "stop") and the final usage, then message_stop. OpenRouter's
 `reasoning_details` are sealed in a thinking block's signature (a `signature_delta` before its
 stop; details that come while a tool call streams, in a thinking block of their own at the end):
-providers/reasoning_details.py. Pure: no I/O.
+providers/reasoning_details.py. A tool call's argument pieces are relayed while they can
+still begin a JSON object (providers/json_prefix.py); the rest of arguments that cannot (a small
+model's `city=Paris`) is dropped, as the unstreamed answer's `input` is then `{}`: the anthropic
+SDK parses the pieces as they come and one that no object begins with ends its stream. Pure: no
+I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
@@ -142,7 +147,8 @@ def message_from_completion(
     if reasoning or details:
         signature = seal(details, catalog_model or public_model) if details else ""
         content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
-    if text := answer_text(message):
+    text = answer_text(message)
+    if text.strip() or (text and not message.get("tool_calls")):  # blank text beside calls: none
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
@@ -184,6 +190,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.kind: str | None = None  # the open block's type
         self.tool_blocks: dict[Any, int] = {}  # OpenAI tool call index -> block index
         self.arguments: dict[Any, str] = {}  # OpenAI tool call index -> arguments so far
+        self.checks: dict[Any, ObjectPrefix] = {}  # ... -> whether they can begin an object
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
         self.call_ids: dict[Any, str] = {}  # call key -> the call's id
@@ -192,6 +199,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.stop_reason = "end_turn"
         self.stop_sequence: str | None = None
         self.details: list[JSON] = []  # reasoning details streamed, for the next thinking stop
+        self.blank = ""  # whitespace text held until text or the end (_text)
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The events for one upstream chunk."""
@@ -228,7 +236,7 @@ class OpenAIToMessagesStream(StreamTranslator):
             if pieces := details_of(delta):
                 out += self._details(pieces)
             if text := answer_text(delta):
-                out += self._delta("text", {"type": "text_delta", "text": text})
+                out += self._text(text)
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)
@@ -249,6 +257,23 @@ class OpenAIToMessagesStream(StreamTranslator):
             out.append({"type": "content_block_start", "index": self.index, "content_block": block})
         out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
         return out
+
+    def _text(self, text: str) -> list[JSON]:
+        """Answer text. Blank text with no text block open is held: it leads the text that
+        follows, or is the answer if nothing else comes, and goes before tool calls (Qwen's
+        "\n\n"): a block of whitespace alone makes a history Anthropic refuses."""
+        if self.kind != "text" and not text.strip():
+            self.blank += text
+            return []
+        text, self.blank = self.blank + text, ""
+        return self._delta("text", {"type": "text_delta", "text": text})
+
+    def _blank_answer(self) -> list[JSON]:
+        """At the end: the blank text held, if the answer has nothing else."""
+        blank, self.blank = self.blank, ""
+        if not blank or self.tool_blocks or self.deferred:
+            return []
+        return self._delta("text", {"type": "text_delta", "text": blank})
 
     def _details(self, pieces: list[JSON]) -> list[JSON]:
         """Reasoning details: kept for the thinking block open (one is opened when none or a
@@ -280,6 +305,8 @@ class OpenAIToMessagesStream(StreamTranslator):
             out += self._open_tool(key, _tool_use_id(call, self.earlier), function.get("name"))
         if arguments:
             self.arguments[key] = self.arguments.get(key, "") + arguments
+            if not self.checks[key].feed(arguments):  # no object begins so: the SDK's partial
+                return out  # parse would end the stream; the block keeps what was whole
             delta = {"type": "input_json_delta", "partial_json": arguments}
             out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
                         "delta": delta})  # fmt: skip
@@ -308,6 +335,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.index += 1
         self.kind, self.live_tool = "tool_use", key
         self.tool_blocks[key], self.arguments[key] = self.index, ""
+        self.checks[key] = ObjectPrefix()
         block: JSON = {"type": "tool_use", "id": call_id or f"toolu_{self.index}",
                        "name": name or "", "input": {}}  # fmt: skip
         return [*out, {"type": "content_block_start", "index": self.index, "content_block": block}]
@@ -339,7 +367,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self._sync()
         if not self.finished:
             return []
-        out = self._start(None) + self._flush_deferred() + self._close()
+        out = self._start(None) + self._blank_answer() + self._flush_deferred() + self._close()
         if self.details:  # details that came while a tool call streamed: a block of their own
             out += self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
             out += self._close()

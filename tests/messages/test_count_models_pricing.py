@@ -110,7 +110,7 @@ def test_the_model_list_has_anthropics_shape_with_an_anthropic_version_header(
     body = raw.json()
     assert body["has_more"] is False and body["first_id"] == body["data"][0]["id"]
     assert body["last_id"] == body["data"][-1]["id"]
-    assert {"type", "id", "display_name", "created_at"} == set(body["data"][0])
+    assert {"type", "id", "display_name", "created_at"} <= set(body["data"][0])
     plain = httpx.get(f"{box.server.base_url}/v1/models").json()
     assert plain["object"] == "list" and plain["data"][0]["object"] == "model"
 
@@ -211,3 +211,18 @@ def test_the_anthropic_model_list_pages_and_retrieves_aliases(box: MessagesBox) 
         bad = httpx.get(url, params={"limit": limit}, headers=head)
         assert bad.status_code == 400, limit
         assert bad.json()["error"]["code"] == "invalid_limit"
+
+
+def test_the_anthropic_model_list_holds_to_the_sdks_own_types(box: MessagesBox) -> None:
+    """Every field the anthropic SDK's `ModelInfo` requires is there, so its typed fields give
+    values: `lifecycle` (a required Literal) came back None from models.list and retrieve."""
+    from anthropic.types import ModelInfo
+
+    _, key = box.new_key()
+    head = {"anthropic-version": "2023-06-01"}
+    listed = httpx.get(f"{box.server.base_url}/v1/models", headers=head).json()["data"]
+    one = httpx.get(f"{box.server.base_url}/v1/models/{MODEL}", headers=head).json()
+    for raw in [*listed, one]:
+        assert ModelInfo.model_validate(raw).lifecycle == "active"
+    assert {m.lifecycle for m in box.client(key).models.list()} == {"active"}
+    assert box.client(key).models.retrieve(ALIAS).lifecycle == "active"

@@ -4,9 +4,15 @@ which Anthropic refuses (400); the pass-through leaves those out, and keeps ever
 
 from __future__ import annotations
 
-import httpx
+import json
+import re
+from typing import Any
 
-from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox, openai_chunk, tool_call_piece
 
 UNSIGNED = {"type": "thinking", "thinking": "DeepSeek's reasoning", "signature": ""}
 SIGNED = {"type": "thinking", "thinking": "Claude's", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}
@@ -64,3 +70,102 @@ def test_count_tokens_of_such_a_history_is_asked_without_them_too(fresh: Message
     sent = fresh.fake.requests[-1].body["messages"]
     assert not any(b.get("signature") == "" for m in sent if isinstance(m["content"], list)
                    for b in m["content"])  # fmt: skip
+
+
+def test_tool_ids_another_server_made_reach_an_anthropic_model_in_its_pattern(
+    fresh: MessagesBox,
+) -> None:
+    """Kimi K2 (Moonshot, vLLM, Groq) names its calls `functions.get_weather:0`; the translation
+    hands that id to the client as the tool_use id, and after /model to a Claude model every
+    turn of the conversation was Anthropic's 400 (tool_use.id: String should match pattern
+    '^[a-zA-Z0-9_-]+$'). The pass-through maps such ids (the tool_use and its tool_result
+    alike); the rest of the history goes as sent."""
+    import anthropic
+
+    _, key = fresh.new_key()
+    kimi_call = {"id": "functions.get_weather:0", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}  # fmt: skip
+    answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "kimi-k2",
+              "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                  "role": "assistant", "content": None, "tool_calls": [kimi_call]}}],
+              "usage": {"prompt_tokens": 9, "completion_tokens": 7}}  # fmt: skip
+    fresh.openai_fake.push(
+        Reply(raw=[json.dumps(answer).encode()], content_type="application/json")
+    )
+    tools = [{"name": "get_weather", "input_schema": {"type": "object",
+              "properties": {"city": {"type": "string"}}}}]  # fmt: skip
+    asked: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    client = fresh.client(key)
+    first = client.messages.create(model=OPENAI_ALIAS, max_tokens=100, messages=asked, tools=tools)
+    [call] = first.content
+    assert call.type == "tool_use" and call.id == "functions.get_weather:0"
+    asked += [{"role": "assistant", "content": [call.model_dump(exclude_none=True)]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                            "content": "21 C"}]}]  # fmt: skip
+    try:
+        then = client.messages.create(model=ALIAS, max_tokens=100, messages=asked, tools=tools)
+    except anthropic.BadRequestError as refused:
+        raise AssertionError(f"the history was refused: {refused.message}") from None
+    assert then.content[0].type == "text"
+    sent = fresh.fake.requests[-1].body["messages"]
+    used, result = sent[1]["content"][0], sent[2]["content"][0]
+    assert used["id"] == result["tool_use_id"] and re.fullmatch(r"[a-zA-Z0-9_-]+", used["id"])
+    assert sent[0] == asked[0] and used["input"] == {"city": "Paris"}
+    counted = client.messages.count_tokens(model=ALIAS, messages=asked, tools=tools)
+    assert counted.input_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_blank_text_before_a_tool_call_does_not_make_the_history_one_claude_refuses(
+    fresh: MessagesBox, stream: bool
+) -> None:
+    """Qwen and DeepSeek servers often send "\\n\\n" as content before their tool calls; the
+    translation made it a text block of its own, and after /model to a Claude model the history
+    was Anthropic's 400 (text content blocks must contain non-whitespace text)."""
+    _, key = fresh.new_key()
+    usage = {"prompt_tokens": 5, "completion_tokens": 5}
+    fresh.openai_fake.push(Reply(raw=[
+        openai_chunk({"role": "assistant", "content": "\n"}), openai_chunk({"content": "\n"}),
+        openai_chunk(tool_call_piece(0, "call_1", '{"file_path": "/a"}')),
+        openai_chunk({}, "tool_calls"), openai_chunk({}, usage=usage),
+        b"data: [DONE]\n\n"]))  # fmt: skip
+    whole = {"id": "c1", "object": "chat.completion", "created": 1, "model": "qwen3",
+             "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                 "role": "assistant", "content": "\n\n", "tool_calls": [{"id": "call_1",
+                 "type": "function", "function": {"name": "Read",
+                                                  "arguments": '{"file_path": "/a"}'}}]}}],
+             "usage": usage}  # fmt: skip
+    if not stream:
+        fresh.openai_fake.reset()
+        fresh.openai_fake.push(
+            Reply(raw=[json.dumps(whole).encode()], content_type="application/json")
+        )
+    tools = [{"name": "Read", "input_schema": {"type": "object",
+              "properties": {"file_path": {"type": "string"}}}}]  # fmt: skip
+    asked: list[Any] = [{"role": "user", "content": "read /a"}]
+    client = fresh.client(key)
+    if stream:
+        with client.messages.stream(model=OPENAI_ALIAS, max_tokens=100, messages=asked,
+                                    tools=tools) as events:  # fmt: skip
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(
+            model=OPENAI_ALIAS, max_tokens=100, messages=asked, tools=tools
+        )
+    assert [block.type for block in first.content] == ["tool_use"]
+    said = [block.model_dump(exclude_none=True) for block in first.content]
+    result = {"type": "tool_result", "tool_use_id": first.content[0].id, "content": "data"}
+    asked += [{"role": "assistant", "content": said}, {"role": "user", "content": [result]}]
+    then = client.messages.create(model=ALIAS, max_tokens=100, messages=asked, tools=tools)
+    assert then.content[0].type == "text"
+
+
+def test_blank_text_alone_is_still_the_answer(fresh: MessagesBox) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="\n", pieces=["\n"]), Reply(content="\n", pieces=["\n"]))
+    asked = [{"role": "user", "content": "say nothing"}]
+    client = fresh.client(key)
+    with client.messages.stream(model=OPENAI_ALIAS, max_tokens=100, messages=asked) as events:
+        assert [(b.type, b.text) for b in events.get_final_message().content] == [("text", "\n")]
+    whole = client.messages.create(model=OPENAI_ALIAS, max_tokens=100, messages=asked)
+    assert [(b.type, b.text) for b in whole.content] == [("text", "\n")]  # type: ignore[union-attr]

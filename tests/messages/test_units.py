@@ -152,3 +152,30 @@ def test_cache_writes_bill_the_larger_of_the_flat_count_and_its_5m_1h_split() ->
     high = anthropic_usage(counts | {"cache_creation_input_tokens": 900})
     assert (high.input_tokens, high.cache_write_tokens, high.cache_write_1h_tokens) == (
         910, 900, 100)  # fmt: skip
+
+
+WHOLE_OBJECTS = [
+    "{}",
+    ' {"a" : [ ] } ',
+    '{"k": -12.5E+10, "z": 0, "t": [true, false, null]}',
+    '{"s": "q\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9 ☃",\n "o": {"x": [{}, [1e3, -0.25]]}}',
+]
+NO_OBJECT_BEGINS = ["c", "[", "null", '"x"', '{a', '{"a" 1', '{"a":01', '{"a":1.}', '{"a":1,}',
+                    '{"a":"\x01"}', '{"a":tru e}', '{"a":1}x', '{,', '{"a":[1,]}', '{"a":-}',
+                    '{"a":1e}', '{"a":"\\x"}', '{"a":"\\u12g4"}', '{"a":]', '{"a":[}',
+                    '{"a":1]']  # fmt: skip
+
+
+def test_an_object_prefix_takes_every_beginning_of_an_object_and_nothing_else() -> None:
+    from codelace_box.providers.json_prefix import ObjectPrefix
+
+    for whole in WHOLE_OBJECTS:
+        assert isinstance(json.loads(whole), dict)
+        for end in range(len(whole) + 1):
+            assert ObjectPrefix().feed(whole[:end]), whole[:end]
+        pieces = ObjectPrefix()
+        assert all(pieces.feed(whole[i : i + 3]) for i in range(0, len(whole), 3))
+    for text in NO_OBJECT_BEGINS:
+        check = ObjectPrefix()
+        assert not check.feed(text), text
+        assert not check.feed("}"), "once refused, always refused"
