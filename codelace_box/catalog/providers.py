@@ -270,6 +270,19 @@ def has_working_key(keys: Iterable[ProviderKey]) -> bool:
     return any(key.enabled and not key.failing for key in keys)
 
 
+def base_url_warning(provider: Provider) -> str | None:
+    """A warning for an anthropic provider's base URL ending in /v1: the box appends
+    /v1/messages (as Anthropic's SDK and Claude Code do), so every call would be a 404 at
+    /v1/v1/messages. A warning, not a refusal: a proxy may serve Anthropic's API under a /v1."""
+    base = provider.base_url.rstrip("/")
+    if provider.kind != "anthropic" or not base.endswith("/v1"):
+        return None
+    return (
+        "the box appends /v1/messages to an anthropic provider's base URL, so calls will go "
+        f"to {_shown_url(base)}/v1/messages: leave /v1 out ({_shown_url(base[:-3])})"
+    )
+
+
 def default_base_url(kind: str) -> str:
     """The base URL used for a provider kind when none is set."""
     return adapter_for(kind).default_base_url

@@ -103,6 +103,7 @@ def providers_add(
             name, kind, state.secret_key(), secret, base_url, allow, responses_api=responses_api
         )
     click.echo(f"added provider {provider.name} ({provider.kind})")
+    _warn_about_the_base_url(provider)
 
 
 @providers.command("update")
@@ -157,6 +158,15 @@ def providers_update(
         f"updated provider {provider.name} ({provider.kind}, {base}; allowed fields: {fields}"
         f"{native})"
     )
+    _warn_about_the_base_url(provider)
+
+
+def _warn_about_the_base_url(provider: Any) -> None:
+    from codelace_box.catalog.providers import base_url_warning
+
+    warning = base_url_warning(provider)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _key_mark(key: dict[str, Any]) -> str:

@@ -438,3 +438,29 @@ def test_allow_field_takes_the_beta_flag_and_dated_tool_names_as_sent(
     for bad in ("context-2m-2025-08-07", "web_search_latest", "web_search_2025"):
         assert "cannot allow" in workspace.fail("providers", "update", "anth-beta",
                                                 "--allow-field", bad)  # fmt: skip
+
+
+def test_an_anthropic_base_url_ending_in_v1_is_warned_about(workspace: Workspace) -> None:
+    """The box appends /v1/messages to an anthropic provider's base URL (as Anthropic's SDK and
+    Claude Code do), so `https://api.anthropic.com/v1`, written as an openai one would be, made
+    every call go to /v1/v1/messages: a 404 on first use, nothing said when it was added."""
+    added = workspace.run(
+        "providers", "add", "anth", "--kind", "anthropic",
+        "--base-url", "http://127.0.0.1:9/v1/", "--key", ANTHROPIC_KEY,
+    )  # fmt: skip
+    assert added.stdout == "added provider anth (anthropic)\n"
+    assert added.stderr == (
+        "warning: the box appends /v1/messages to an anthropic provider's base URL, so calls "
+        "will go to http://127.0.0.1:9/v1/v1/messages: leave /v1 out (http://127.0.0.1:9)\n"
+    )
+    updated = workspace.run("providers", "update", "anth", "--base-url", "http://127.0.0.1:9")
+    assert updated.stderr == ""
+    moved = workspace.run("providers", "update", "anth", "--base-url", "http://h.test/x/v1")
+    assert "calls will go to http://h.test/x/v1/v1/messages" in " ".join(moved.stderr.split())
+    plain = workspace.run(
+        "providers", "add", "oai", "--kind", "openai",
+        "--base-url", "http://127.0.0.1:9/v1", "--key", OPENAI_KEY,
+    )  # fmt: skip
+    assert plain.stderr == ""
+    switched = workspace.run("providers", "update", "oai", "--kind", "anthropic")
+    assert "/v1/v1/messages" in switched.stderr
