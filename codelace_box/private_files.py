@@ -48,10 +48,12 @@ def create_private_file(path: Path) -> bool:
 
 
 def make_private(path: Path) -> None:
-    """Take the group's and others' access to an existing file of the box away."""
+    """Take the group's and others' access to an existing file of the box away (a regular file
+    only: a path set to /dev/null, a pipe or a socket is no file of the box's)."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
+        status = path.stat()
+        mode = stat.S_IMODE(status.st_mode)
+        if mode & 0o077 and stat.S_ISREG(status.st_mode):  # never a device: /dev/null 600
             os.chmod(path, mode & 0o700)
     except OSError:  # not there, or not ours: opening it says what is wrong
         return

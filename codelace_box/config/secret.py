@@ -59,6 +59,11 @@ def ensure_secret_key(config: Config) -> str:
             pass
         finally:
             staged.unlink()
+    if not path.is_file() and not path.is_dir():  # a folder: "cannot read", below
+        raise ConfigError(
+            f"{path}: the server secret file is not a regular file (a device, a pipe or a "
+            "socket): remove it, or set server.secret_key"
+        )
     make_private(path)
     key = read_secret_file(path)
     if not key:

@@ -39,6 +39,11 @@ def open_sqlite_file(path: str) -> APSWDatabase:
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
     if target.is_dir():
         raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
+    if str(path) != ":memory:" and target.exists() and not target.is_file():
+        raise ConfigError(
+            f"database.path {path}: is not a regular file (a device, a pipe or a socket): "
+            "name the database file"
+        )
     try:
         if str(path) != ":memory:":
             make_private_dir(target.parent)

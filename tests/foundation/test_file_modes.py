@@ -4,6 +4,7 @@ are 600; a folder the operator made keeps its own mode."""
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -141,3 +142,30 @@ def test_a_readable_config_file_without_secrets_is_no_warning(tmp_path: Path) ->
     server = UmaskServer(config, port).start()
     server.stop()
     assert "chmod 600" not in server.log_text()
+
+
+@pytest.mark.parametrize("setting", ["database", "secret"])
+def test_a_path_that_is_no_regular_file_keeps_its_mode(tmp_path: Path, setting: str) -> None:
+    """`database.path = "/dev/null"` (or a server secret file linked to it), run as root, made
+    /dev/null 600: the box took its group's and others' access away as from a database an
+    earlier version left readable, and every other program on the machine lost /dev/null. A
+    pipe stands in for the device here; the command fails in one line, the pipe keeps its mode
+    and nothing waits on it."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    pipe.chmod(0o666)
+    config = write_config(tmp_path / "codelace.toml", base_sections(tmp_path, free_port()))
+    if setting == "database":
+        env = {**cli_env(), "CODELACE_DATABASE_PATH": str(pipe)}
+    else:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "secret_key").symlink_to(pipe)
+        env = cli_env()
+    result = subprocess.run(
+        [*PROGRAM, "--config", str(config), "providers", "add", "p", "--kind", "openai",
+         "--key", "sk-test-0001"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert len(result.stderr.splitlines()) == 1 and "not a regular file" in result.stderr
+    assert oct(mode(pipe)) == "0o666"
