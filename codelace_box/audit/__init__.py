@@ -142,8 +142,19 @@ def _body(created_at: str, user: str, change: Change) -> dict[str, Any]:
     }
 
 
-def record(tx: Tx, client: str, command: str, target: str, before: State, after: State) -> str:
-    """Write one entry inside the caller's open write transaction; its hash."""
+def record(
+    tx: Tx,
+    client: str,
+    command: str,
+    target: str,
+    before: State,
+    after: State,
+    *,
+    head: bool = True,
+) -> str:
+    """Write one entry inside the caller's open write transaction; its hash. `head=False`:
+    the log of a schema before its head (m0017 counts the entries there are), as restore
+    writes into an older backup."""
     if client not in CLIENTS:
         raise ValueError(f"audit client must be one of {CLIENTS}, got {client!r}")
     change = Change(client, command, target, mask_state(before), mask_state(after))
@@ -155,13 +166,19 @@ def record(tx: Tx, client: str, command: str, target: str, before: State, after:
     insert_audit_entry(
         tx, (created_at, user, client, command, change.target, *stored, prev, digest)
     )
-    advance_audit_head(tx, digest)
+    if head:
+        advance_audit_head(tx, digest)
     return digest
 
 
 @contextmanager
 def admin_change(
-    client: str, command: str, target: str, state: Callable[[], State] | None = None
+    client: str,
+    command: str,
+    target: str,
+    state: Callable[[], State] | None = None,
+    *,
+    head: bool = True,
 ) -> Iterator[Change]:
     """Run an admin change and its audit entry in one write transaction (see the module doc)."""
     with write_transaction() as tx:
@@ -169,7 +186,7 @@ def admin_change(
         yield change
         if not change.after_set and state is not None:
             change.after = state()
-        record(tx, client, command, change.target, change.before, change.after)
+        record(tx, client, command, change.target, change.before, change.after, head=head)
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

@@ -1,0 +1,80 @@
+"""The README's rollback from releases older than the previous one: the backup taken before the
+upgrade has an older schema, the new binary restores it, the old binary is put back. Whatever
+schema the backup has, once it has an audit log (migration 10) the restore is the last entry of
+that log, chained as the release that wrote the backup chained its entries, so the old binary's
+`audit` shows it and, once migrated again, `doctor` finds the chain and its head whole."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from codelace_box.db.migrate import LATEST_VERSION
+from tests.acceptance.cli_tools import Box
+from tests.support import sqlite_rows
+
+pytestmark = pytest.mark.timeout(120)
+AUDIT_LOG = 10  # m0010: the audit log; m0017 added its head
+
+
+def _entry_as_written_then(prev: str, created_at: str, command: str, target: str) -> tuple:
+    """An audit entry as releases 10 to 16 wrote it: the hash over the previous entry's hash
+    and the entry's canonical JSON (no head to advance: there was none)."""
+    body = {"created_at": created_at, "os_user": "ops", "client": "cli", "command": command,
+            "target": target, "before": None, "after": {"status": "active"}}  # fmt: skip
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256((prev + text).encode()).hexdigest()
+    after = json.dumps(body["after"], sort_keys=True, separators=(",", ":"))
+    return (created_at, "ops", "cli", command, target, None, after, prev, digest)
+
+
+def release_database(path: Path, version: int) -> None:
+    """A database as the release of schema `version` left it, two admin entries in its log."""
+    from codelace_box.db.core import close_database, open_database
+    from tests.support import migrate_below
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = open_database(path)
+    try:
+        migrate_below(db, version + 1)
+        prev = ""
+        for n, when in enumerate(("2026-12-01T09:00:00.000000Z", "2026-12-01T09:05:00.000000Z")):
+            row = _entry_as_written_then(prev, when, "users create", f"u{n}@restore.test")
+            db.execute_sql(
+                "INSERT INTO audit_log (created_at, os_user, client, command, target, "
+                "before_state, after_state, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            prev = row[-1]
+    finally:
+        close_database()
+
+
+@pytest.mark.parametrize("version", [AUDIT_LOG, 13, 16])
+def test_a_rollback_to_a_backup_before_the_audit_head_is_in_its_audit_log(
+    tmp_path: Path, version: int
+) -> None:
+    """A box upgraded from a release of schema 10 to 16 (audit log, no head yet) and rolled
+    back as the README says: `restore` wrote no entry (the code took such a backup for one
+    without a log), so the log the old binary serves on did not say that everything after the
+    backup was replaced, nor by whom."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "now@restore.test")
+    backup = box.root / "backups" / "before-upgrade.db"
+    release_database(backup, version)
+    out = box.ok("restore", str(backup))
+    assert f"(schema version {version})" in out
+    assert sqlite_rows(box.db_path, "SELECT MAX(version) FROM schema_migration") == [(version,)]
+    log = sqlite_rows(box.db_path, "SELECT command, target, after_state FROM audit_log ORDER BY id")
+    assert [(command, target) for command, target, _ in log] == [
+        ("users create", "u0@restore.test"),
+        ("users create", "u1@restore.test"),
+        ("restore", str(box.db_path)),
+    ]
+    assert json.loads(log[-1][2]) == {"backup": str(backup.resolve()), "schema_version": version}
+    box.ok("migrate")
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+    assert [e["command"] for e in box.json("audit")][-2:] == ["restore", "migrate"]
