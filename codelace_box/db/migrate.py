@@ -68,6 +68,17 @@ def _apply(db: Database, pending: list[int]) -> list[int]:
     return done
 
 
+def upgrade_notice(applied: list[int]) -> str | None:
+    """What a command that migrated an existing database tells the operator (None: nothing
+    applied, or a new database made): the schema moves one way only."""
+    if not applied or min(applied) == 1:
+        return None
+    return (
+        f"migrated the database from schema version {min(applied) - 1} to {max(applied)}: "
+        "an older codelace-box no longer opens it (to go back, restore a backup taken before)"
+    )
+
+
 def migration_status(db: Database) -> tuple[int, list[tuple[int, str]], list[int]]:
     """Read-only: the current version, the pending migrations (version, name) and any applied
     versions this codelace-box does not know (a newer one migrated the database)."""

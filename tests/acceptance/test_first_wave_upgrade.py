@@ -166,3 +166,38 @@ def check_provider_keys_and_catalog(base: str, oa: FakeOpenAI) -> None:
     assert answer.choices[0].message.content
     assert get(base, "/api/v1/customer/balance", OPS)["credit_balance_usd"] < 23.49969355
     client.close()
+
+
+def test_a_command_that_upgrades_the_database_says_so(tmp_path: Path) -> None:
+    """The schema moves one way: once migrated, the first release refuses the database (a
+    rollback is a restore). An operator who looked with the new binary (`users list`) before
+    deciding, or whose restarted `serve` migrated it, was told nothing: the command printed its
+    list, the server's log only that it serves. Each now says it, once, on stderr / in the log;
+    stdout stays the command's own."""
+    port = free_port()
+    config = first_wave_box(tmp_path, port)
+    listed = run_cli(config, "users", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "ops@example.com" in {u["email"] for u in json.loads(listed.stdout)}
+    notice = listed.stderr.strip()
+    assert notice.startswith("migrated the database from schema version 2 to "
+                             f"{LATEST_VERSION}"), listed.stderr  # fmt: skip
+    assert "restore" in notice and len(listed.stderr.splitlines()) == 1
+    assert run_cli(config, "users", "list").stderr == ""  # nothing to say the second time
+    served = first_wave_box(tmp_path / "served", port)
+    server = ServerProcess(served, port)
+    try:
+        server.start()
+        assert f"migrated the database from schema version 2 to {LATEST_VERSION}" in (
+            server.log_text()
+        )
+    finally:
+        server.stop()
+
+
+def test_a_failing_command_that_upgraded_the_database_still_says_one_line(tmp_path: Path) -> None:
+    """An error stays one line on stderr; it names the migration it came after."""
+    config = first_wave_box(tmp_path, free_port())
+    result = run_cli(config, "users", "show", "nobody@example.com")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "migrated the database" in result.stderr
