@@ -245,10 +245,13 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
     """`migrate(db)`; an upgrade of a database that had a schema (not a new one's creation) is
     an admin action too: entry `migrate`, target `schema`, from the version it had to the
     version it has. Returns the versions applied."""
-    from codelace_box.db.migrate import current_version, migrate
+    from codelace_box.db.migrate import current_version, interrupted, migrate
 
     had = current_version(db)
-    applied = migrate(db)
+    try:
+        applied = migrate(db)
+    except KeyboardInterrupt:  # the migration it was in rolled back; those before it stay
+        raise interrupted(had, current_version(db)) from None
     if applied and had:
         with write_transaction() as tx:
             after = {"schema_version": current_version(db), "applied": applied}
