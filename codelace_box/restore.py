@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codelace_box.audit import admin_change
+from codelace_box.audit import AUDIT_HEAD, AUDIT_LOG, admin_change
 from codelace_box.config import Config, existing_secret_key
 from codelace_box.db.backup import (
     backup_database,
@@ -43,11 +43,8 @@ from codelace_box.gateway.holds import release_every_hold
 
 # The restore of a backup is recorded in the backup's own audit log, its schema left as it is
 # (the README's rollback restores the backup taken before an upgrade, then starts the old
-# binary): from AUDIT_LOG (m0010_observability) there is a log, its entries chained as now;
-# from AUDIT_AS_NOW (m0017_audit_head) beside its head, which an older one gets from its
-# entries when migrated.
-AUDIT_LOG = 10
-AUDIT_AS_NOW = 17
+# binary): from AUDIT_LOG there is a log; from AUDIT_HEAD with its head, which an older one
+# gets from its entries when migrated.
 HOLD_OWNERS = 2  # m0002_hold_owner: from here a hold names the process that took it
 
 
@@ -109,7 +106,7 @@ def _settle_copy(staging: str, target: str, backup: str, version: int) -> None:
         }
         if released:
             after["holds_released"] = released
-        with admin_change("cli", "restore", target, head=version >= AUDIT_AS_NOW) as change:
+        with admin_change("cli", "restore", target, head=version >= AUDIT_HEAD) as change:
             change.before = before
             change.set_after(after)
     finally:

@@ -45,6 +45,10 @@ from codelace_box.db.observability import (
     last_hash,
 )
 
+# Schema versions: the log exists from AUDIT_LOG (m0010), its head from AUDIT_HEAD (m0017, which
+# counts the entries there are); entries are chained as now in both.
+AUDIT_LOG = 10
+AUDIT_HEAD = 17
 CLIENTS = ("cli", "admin", "stripe")  # stripe: a refund or dispute not applied in full
 SECRET_NAMES = frozenset(
     {"key", "api_key", "full_key", "secret", "secret_key", "password", "token", "webhook_secret"}
@@ -261,7 +265,8 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
 
 def record_backup(target: str, path: str, pages: int) -> None:
     """A backup taken from the command line, as an entry naming the copy (a copy of every
-    account and payment); a database whose schema is behind has no log to write it in."""
+    account and payment), in the log of the schema the database has (an older release's
+    too: the README's backup before an upgrade); one from before the log has none."""
     after = {"path": str(Path(path).resolve()), "pages": pages}
     _record_in(target, "backup", str(Path(path).resolve()), None, after)
 
@@ -287,14 +292,16 @@ def record_init(target: str, path: str, existed: bool, kept_from: str | None) ->
 
 
 def _record_in(target: str, command: str, name: str, before: State, after: State) -> None:
-    """An entry in the database `target`, opened for it; a database whose schema is behind
-    (or ahead) has no log of this version to write in."""
+    """An entry in the database `target`, opened for it, in the log its schema has (an older
+    release's, left at its schema: from AUDIT_LOG, with its head from AUDIT_HEAD); one of a
+    newer release's, or from before the log, gets none."""
     from codelace_box.db.migrate import LATEST_VERSION, current_version
 
     db = open_database(target)
     try:
-        if current_version(db) == LATEST_VERSION:
+        version = current_version(db)
+        if AUDIT_LOG <= version <= LATEST_VERSION:
             with write_transaction() as tx:
-                record(tx, "cli", command, name, before, after)
+                record(tx, "cli", command, name, before, after, head=version >= AUDIT_HEAD)
     finally:
         close_database()

@@ -17,12 +17,13 @@ from tests.acceptance.cli_tools import Box
 from tests.support import sqlite_rows
 
 pytestmark = pytest.mark.timeout(120)
-AUDIT_LOG = 10  # m0010: the audit log; m0017 added its head
+AUDIT_LOG = 10  # m0010: the audit log
+AUDIT_HEAD = 17  # m0017: its head
 
 
 def _entry_as_written_then(prev: str, created_at: str, command: str, target: str) -> tuple:
-    """An audit entry as releases 10 to 16 wrote it: the hash over the previous entry's hash
-    and the entry's canonical JSON (no head to advance: there was none)."""
+    """An audit entry as releases from schema 10 on wrote it: the hash over the previous
+    entry's hash and the entry's canonical JSON."""
     body = {"created_at": created_at, "os_user": "ops", "client": "cli", "command": command,
             "target": target, "before": None, "after": {"status": "active"}}  # fmt: skip
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -32,7 +33,8 @@ def _entry_as_written_then(prev: str, created_at: str, command: str, target: str
 
 
 def release_database(path: Path, version: int) -> None:
-    """A database as the release of schema `version` left it, two admin entries in its log."""
+    """A database as the release of schema `version` left it, two admin entries in its log
+    (and its head, from 17)."""
     from codelace_box.db.core import close_database, open_database
     from tests.support import migrate_below
 
@@ -49,6 +51,8 @@ def release_database(path: Path, version: int) -> None:
                 row,
             )
             prev = row[-1]
+        if version >= AUDIT_HEAD:  # from 17 each entry moved the head in its transaction
+            db.execute_sql("INSERT INTO audit_head (id, entries, hash) VALUES (1, 2, ?)", (prev,))
     finally:
         close_database()
 
@@ -78,3 +82,22 @@ def test_a_rollback_to_a_backup_before_the_audit_head_is_in_its_audit_log(
     box.ok("migrate")
     assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
     assert [e["command"] for e in box.json("audit")][-2:] == ["restore", "migrate"]
+
+
+@pytest.mark.parametrize("version", [AUDIT_LOG, 16, LATEST_VERSION - 1])
+def test_a_backup_of_an_older_releases_database_is_in_its_audit_log(
+    tmp_path: Path, version: int
+) -> None:
+    """The new binary installed first, then the backup before the restart (a package upgrade
+    replaces the binary at once): `backup` of the older schema wrote no entry, so the copy of
+    every account and payment it made was in no log. It is written into that log as the
+    schema has it (no head before 17), the schema left as it is for the old `serve`."""
+    box = Box.create(tmp_path / "box")
+    release_database(box.db_path, version)
+    copy = box.root / "backups" / "before-upgrade.db"
+    box.ok("backup", str(copy))
+    assert sqlite_rows(box.db_path, "SELECT MAX(version) FROM schema_migration") == [(version,)]
+    log = sqlite_rows(box.db_path, "SELECT command, target FROM audit_log ORDER BY id")
+    assert log[-1] == ("backup", str(copy.resolve()))
+    box.ok("migrate")
+    assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
