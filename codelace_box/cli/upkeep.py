@@ -132,5 +132,7 @@ def restore_command(state: Any, backup: str) -> None:
 
     if done.version < LATEST_VERSION:  # doctor checks balances on the current schema only
         click.echo("next: codelace-box migrate, then codelace-box doctor, then start the service")
+        click.echo("rolling back instead? run no migrate: put back the codelace-box this backup "
+                   f"is from (schema version {done.version}) and start it")  # fmt: skip
     else:
         click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")

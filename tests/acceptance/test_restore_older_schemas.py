@@ -101,3 +101,22 @@ def test_a_backup_of_an_older_releases_database_is_in_its_audit_log(
     assert log[-1] == ("backup", str(copy.resolve()))
     box.ok("migrate")
     assert box.ok("doctor").startswith(f"ok: schema version {LATEST_VERSION}")
+
+
+def test_restoring_an_older_backup_says_how_to_roll_back_not_only_to_migrate(
+    tmp_path: Path,
+) -> None:
+    """The README's rollback: the new binary restores the backup taken before the upgrade, then
+    the old binary is put back. restore's last line only said 'next: codelace-box migrate, ...':
+    an operator who followed it migrated the restored database with the new binary again, and
+    the old one then refused it. It now says both ways on, and that a rollback runs no migrate."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "now@restore.test")
+    backup = box.root / "backups" / "before-upgrade.db"
+    release_database(backup, 13)
+    lines = box.ok("restore", str(backup)).splitlines()
+    assert lines[-2:] == [
+        "next: codelace-box migrate, then codelace-box doctor, then start the service",
+        "rolling back instead? run no migrate: put back the codelace-box this backup is from "
+        "(schema version 13) and start it",
+    ]
