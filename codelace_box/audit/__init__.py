@@ -27,6 +27,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from codelace_box.db.observability import (
 # counts the entries there are); entries are chained as now in both.
 AUDIT_LOG = 10
 AUDIT_HEAD = 17
+log = logging.getLogger("codelace_box.audit")
 CLIENTS = ("cli", "admin", "stripe")  # stripe: a refund or dispute not applied in full
 SECRET_NAMES = frozenset(
     {"key", "api_key", "full_key", "secret", "secret_key", "password", "token", "webhook_secret"}
@@ -257,10 +259,27 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
     except KeyboardInterrupt:  # the migration it was in rolled back; those before it stay
         raise interrupted(had, current_version(db)) from None
     if applied and had:
+        _warn_if_still_served()
+    if applied and had:
         with write_transaction() as tx:
             after = {"schema_version": current_version(db), "applied": applied}
             record(tx, client, "migrate", "schema", {"schema_version": had}, after)
     return applied
+
+
+def _warn_if_still_served() -> None:
+    """After a migration on PostgreSQL: the other boxes still serving (README, Upgrading many
+    boxes: one of an earlier release is not told, and fails after calling the provider)."""
+    from codelace_box.db.owners import serving_processes
+
+    serving = serving_processes()
+    if serving:
+        boxes = "1 box process served" if serving == 1 else f"{serving} box processes served"
+        log.warning(
+            "migrated while %s on this database: restart every box on this release now (one "
+            "of an earlier release fails its requests after calling the provider)",
+            boxes,
+        )
 
 
 def record_backup(target: str, path: str, pages: int) -> None:

@@ -51,3 +51,25 @@ def test_migrate_status_counts_the_boxes_still_serving(tmp_path: Path, pg_url: s
             box.close()
     assert run_cli(config, "migrate").returncode == 0
     assert "serving" not in run_cli(config, "migrate", "--status").stdout
+
+
+def test_a_migrate_while_boxes_serve_says_they_must_be_restarted(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """`migrate` (or a new box's `serve`) run while other boxes still serve went through in
+    silence, though an earlier release's box then fails every request after the provider
+    call: it now says how many were serving, on stderr (serve: in its log)."""
+    migrate_below(open_database(pg_url), LATEST_VERSION)
+    close_database()
+    config = _config(tmp_path, pg_url)
+    box = psycopg.connect(pg_url, autocommit=True)
+    try:
+        box.execute(CLAIM, (OWNER_LOCK_CLASS, "vm0:4242:0a1b2c3d"))
+        done = run_cli(config, "migrate")
+    finally:
+        box.close()
+    assert done.returncode == 0 and done.stdout.startswith(f"schema version {LATEST_VERSION}")
+    assert done.stderr.splitlines() == [
+        "migrated while 1 box process served on this database: restart every box on this "
+        "release now (one of an earlier release fails its requests after calling the provider)"
+    ]
