@@ -9,7 +9,8 @@ database itself is gone: a hot journal left beside the restored file would be pl
 into it), and the copy renamed into place. The copy's holds are released first: they
 belong to no running box (an older schema's are marked owner-less, for serve's start). The
 restore itself is the last entry of the restored audit log (who, which backup, how long the
-replaced log was), also for a backup of an older schema that has the log (the rollback's),
+replaced log was), also for a backup of an older schema that has the log (the rollback's,
+from schema 10 on; before 17 without the head, which migration 17 makes from the entries),
 whose schema stays as it was.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codelace_box.audit import admin_change
+from codelace_box.audit import AUDIT_HEAD, AUDIT_LOG, admin_change
 from codelace_box.config import Config, existing_secret_key
 from codelace_box.db.backup import (
     backup_database,
@@ -40,10 +41,10 @@ from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, NotFound
 from codelace_box.gateway.holds import release_every_hold
 
-# From this schema version (m0017_audit_head) the audit log and its head are as this version
-# writes them: the restore of such a backup is recorded in it, its schema left as it is (the
-# README's rollback restores the backup taken before an upgrade, then starts the old binary).
-AUDIT_AS_NOW = 17
+# The restore of a backup is recorded in the backup's own audit log, its schema left as it is
+# (the README's rollback restores the backup taken before an upgrade, then starts the old
+# binary): from AUDIT_LOG there is a log; from AUDIT_HEAD with its head, which an older one
+# gets from its entries when migrated.
 HOLD_OWNERS = 2  # m0002_hold_owner: from here a hold names the process that took it
 
 
@@ -91,13 +92,13 @@ def _settle_copy(staging: str, target: str, backup: str, version: int) -> None:
     """Make the checked copy ready to take the database's place: its holds freed (requests in
     flight when the backup was taken, in a box that is gone; their pids may live again as
     other processes, which serve's start would take for that box), and the restore as an
-    admin action in its own audit log (from AUDIT_AS_NOW: older ones have no log to write it
+    admin action in its own audit log (from AUDIT_LOG: older ones have no log to write it
     into): what was replaced, by what."""
     before = {"database": target, **_audit_head_of(target)}
     open_database(staging)
     try:
         released = _free_holds(version)
-        if version < AUDIT_AS_NOW:
+        if version < AUDIT_LOG:
             return
         after: dict[str, object] = {
             "backup": str(Path(backup).resolve()),
@@ -105,7 +106,7 @@ def _settle_copy(staging: str, target: str, backup: str, version: int) -> None:
         }
         if released:
             after["holds_released"] = released
-        with admin_change("cli", "restore", target) as change:
+        with admin_change("cli", "restore", target, head=version >= AUDIT_HEAD) as change:
             change.before = before
             change.set_after(after)
     finally:

@@ -314,6 +314,7 @@ def prepare_database(config: Config) -> list[int]:
     refuse a stripe.currency that top-ups were not paid in (billing/currencies.py)."""
     from codelace_box.billing.currencies import refuse_mixed_currency
     from codelace_box.catalog.providers import server_secret
+    from codelace_box.db.migrate import upgrade_notice
     from codelace_box.gateway.holds import release_orphaned_holds
 
     new_database = not config.database.is_postgres and not Path(config.database.path).exists()
@@ -321,6 +322,8 @@ def prepare_database(config: Config) -> list[int]:
     db = open_database(config.database.target)
     try:
         applied = migrate_recorded(db)
+        if notice := upgrade_notice(applied):
+            log.warning("%s", notice)
         refuse_mixed_currency(config.stripe)
         if released := release_orphaned_holds():
             log.warning("released %d holds left by an earlier stop", released)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,11 @@ from codelace_box.db.observability import (
     last_hash,
 )
 
+# Schema versions: the log exists from AUDIT_LOG (m0010), its head from AUDIT_HEAD (m0017, which
+# counts the entries there are); entries are chained as now in both.
+AUDIT_LOG = 10
+AUDIT_HEAD = 17
+log = logging.getLogger("codelace_box.audit")
 CLIENTS = ("cli", "admin", "stripe")  # stripe: a refund or dispute not applied in full
 SECRET_NAMES = frozenset(
     {"key", "api_key", "full_key", "secret", "secret_key", "password", "token", "webhook_secret"}
@@ -142,8 +148,19 @@ def _body(created_at: str, user: str, change: Change) -> dict[str, Any]:
     }
 
 
-def record(tx: Tx, client: str, command: str, target: str, before: State, after: State) -> str:
-    """Write one entry inside the caller's open write transaction; its hash."""
+def record(
+    tx: Tx,
+    client: str,
+    command: str,
+    target: str,
+    before: State,
+    after: State,
+    *,
+    head: bool = True,
+) -> str:
+    """Write one entry inside the caller's open write transaction; its hash. `head=False`:
+    the log of a schema before its head (m0017 counts the entries there are), as restore
+    writes into an older backup."""
     if client not in CLIENTS:
         raise ValueError(f"audit client must be one of {CLIENTS}, got {client!r}")
     change = Change(client, command, target, mask_state(before), mask_state(after))
@@ -155,13 +172,19 @@ def record(tx: Tx, client: str, command: str, target: str, before: State, after:
     insert_audit_entry(
         tx, (created_at, user, client, command, change.target, *stored, prev, digest)
     )
-    advance_audit_head(tx, digest)
+    if head:
+        advance_audit_head(tx, digest)
     return digest
 
 
 @contextmanager
 def admin_change(
-    client: str, command: str, target: str, state: Callable[[], State] | None = None
+    client: str,
+    command: str,
+    target: str,
+    state: Callable[[], State] | None = None,
+    *,
+    head: bool = True,
 ) -> Iterator[Change]:
     """Run an admin change and its audit entry in one write transaction (see the module doc)."""
     with write_transaction() as tx:
@@ -169,7 +192,7 @@ def admin_change(
         yield change
         if not change.after_set and state is not None:
             change.after = state()
-        record(tx, client, command, change.target, change.before, change.after)
+        record(tx, client, command, change.target, change.before, change.after, head=head)
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:
@@ -228,10 +251,15 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
     """`migrate(db)`; an upgrade of a database that had a schema (not a new one's creation) is
     an admin action too: entry `migrate`, target `schema`, from the version it had to the
     version it has. Returns the versions applied."""
-    from codelace_box.db.migrate import current_version, migrate
+    from codelace_box.db.migrate import current_version, interrupted, migrate
 
     had = current_version(db)
-    applied = migrate(db)
+    try:
+        applied = migrate(db)
+    except KeyboardInterrupt:  # the migration it was in rolled back; those before it stay
+        raise interrupted(had, current_version(db)) from None
+    if applied and had:
+        _warn_if_still_served()
     if applied and had:
         with write_transaction() as tx:
             after = {"schema_version": current_version(db), "applied": applied}
@@ -239,9 +267,25 @@ def migrate_recorded(db: Any, client: str = "cli") -> list[int]:
     return applied
 
 
+def _warn_if_still_served() -> None:
+    """After a migration on PostgreSQL: the other boxes still serving (README, Upgrading many
+    boxes: one of an earlier release is not told, and fails after calling the provider)."""
+    from codelace_box.db.owners import serving_processes
+
+    serving = serving_processes()
+    if serving:
+        boxes = "1 box process served" if serving == 1 else f"{serving} box processes served"
+        log.warning(
+            "migrated while %s on this database: restart every box on this release now (one "
+            "of an earlier release fails its requests after calling the provider)",
+            boxes,
+        )
+
+
 def record_backup(target: str, path: str, pages: int) -> None:
     """A backup taken from the command line, as an entry naming the copy (a copy of every
-    account and payment); a database whose schema is behind has no log to write it in."""
+    account and payment), in the log of the schema the database has (an older release's
+    too: the README's backup before an upgrade); one from before the log has none."""
     after = {"path": str(Path(path).resolve()), "pages": pages}
     _record_in(target, "backup", str(Path(path).resolve()), None, after)
 
@@ -267,14 +311,16 @@ def record_init(target: str, path: str, existed: bool, kept_from: str | None) ->
 
 
 def _record_in(target: str, command: str, name: str, before: State, after: State) -> None:
-    """An entry in the database `target`, opened for it; a database whose schema is behind
-    (or ahead) has no log of this version to write in."""
+    """An entry in the database `target`, opened for it, in the log its schema has (an older
+    release's, left at its schema: from AUDIT_LOG, with its head from AUDIT_HEAD); one of a
+    newer release's, or from before the log, gets none."""
     from codelace_box.db.migrate import LATEST_VERSION, current_version
 
     db = open_database(target)
     try:
-        if current_version(db) == LATEST_VERSION:
+        version = current_version(db)
+        if AUDIT_LOG <= version <= LATEST_VERSION:
             with write_transaction() as tx:
-                record(tx, "cli", command, name, before, after)
+                record(tx, "cli", command, name, before, after, head=version >= AUDIT_HEAD)
     finally:
         close_database()

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from codelace_box.audit import Change
 
 
+_UPGRADED: list[str] = []  # this command migrated the database: it says so on stderr
+
+
 @dataclass
 class CliState:
     """What the group parsed, with the config and database opened on first use."""
@@ -44,9 +47,11 @@ class CliState:
     def database(self) -> Any:
         """The migrated database, opened for this command."""
         from codelace_box.audit import migrate_recorded
+        from codelace_box.db.migrate import upgrade_notice
 
         db = open_database(self.config().database.target)
-        migrate_recorded(db)
+        if notice := upgrade_notice(migrate_recorded(db)):
+            _UPGRADED.append(notice)  # said once the command ended (_fail: in its one line)
         return db
 
     def secret_key(self) -> str:
@@ -78,6 +83,8 @@ class CodelaceGroup(click.Group):
             _fail(exc.format_message(), exc.exit_code)
         except click.Abort:
             _fail("aborted", 1)
+        for notice in _UPGRADED:  # stdout stays the command's own (--json)
+            click.echo(notice, err=True)
         sys.exit(result if isinstance(result, int) else 0)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -135,8 +142,9 @@ def config_first(args: list[str]) -> list[str]:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    """Print one line on stderr and exit."""
-    click.echo("error: " + " ".join(message.split()), err=True)
+    """Print one line on stderr and exit (saying too that the database was migrated)."""
+    said = " ".join(message.split()) + "".join(f" ({notice})" for notice in _UPGRADED)
+    click.echo("error: " + said, err=True)
     sys.exit(code)
 
 

@@ -33,9 +33,25 @@ def migrate_status_lines(config: Config) -> list[str]:
         )
     if pending_list:
         lines += [f"pending: {v} {name}" for v, name in pending_list]
+        lines += _still_serving()
     else:
         lines.append("pending: none")
     return lines
+
+
+def _still_serving() -> list[str]:
+    """On PostgreSQL, the boxes serving on the database while migrations are pending: one of
+    an earlier release is not told of the migration (README, Upgrading many boxes)."""
+    from codelace_box.db.owners import serving_processes
+
+    serving = serving_processes()
+    if not serving:
+        return []
+    boxes = "1 box process" if serving == 1 else f"{serving} box processes"
+    return [
+        f"serving on it now: {boxes} (an earlier release's fails on the migrated schema "
+        "after calling the provider: stop every box, then migrate)"
+    ]
 
 
 def _package_version(name: str) -> str:
@@ -116,5 +132,7 @@ def restore_command(state: Any, backup: str) -> None:
 
     if done.version < LATEST_VERSION:  # doctor checks balances on the current schema only
         click.echo("next: codelace-box migrate, then codelace-box doctor, then start the service")
+        click.echo("rolling back instead? run no migrate: put back the codelace-box this backup "
+                   f"is from (schema version {done.version}) and start it")  # fmt: skip
     else:
         click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")

@@ -9,7 +9,7 @@ from codelace_box.db.core import migration_lock, schema_target, write_transactio
 from codelace_box.db.migrations import MIGRATIONS
 from codelace_box.db.models import SchemaMigration
 from codelace_box.db.sole_user import sole_connection
-from codelace_box.errors import ConfigError
+from codelace_box.errors import CodelaceError, ConfigError
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -66,6 +66,26 @@ def _apply(db: Database, pending: list[int]) -> list[int]:
             SchemaMigration.create(version=version, name=module.NAME)
         done.append(version)
     return done
+
+
+def upgrade_notice(applied: list[int]) -> str | None:
+    """What a command that migrated an existing database tells the operator (None: nothing
+    applied, or a new database made): the schema moves one way only."""
+    if not applied or min(applied) == 1:
+        return None
+    return (
+        f"migrated the database from schema version {min(applied) - 1} to {max(applied)}: "
+        "an older codelace-box no longer opens it (to go back, restore a backup taken before)"
+    )
+
+
+def interrupted(had: int, now: int) -> CodelaceError:
+    """The error of a migrate stopped by Ctrl-C: where the schema is now, and what to do."""
+    older = " (an older codelace-box no longer opens it)" if 0 < had < now else ""
+    return CodelaceError(
+        f"migrate was interrupted: the database is at schema version {now}, this codelace-box "
+        f"applies up to {LATEST_VERSION}{older}: run `codelace-box migrate` again to finish"
+    )
 
 
 def migration_status(db: Database) -> tuple[int, list[tuple[int, str]], list[int]]:

@@ -55,3 +55,12 @@ def lead_across_boxes(role: str) -> bool:
     lock = (postgres.LEAD_LOCK_CLASS, role)
     held = query_all(postgres.LEADS_SQL, lock)[0][0]  # a session takes it once, not per ask
     return bool(held or query_all(postgres.TAKE_LEAD_SQL, lock)[0][0])
+
+
+def serving_processes() -> int | None:
+    """How many processes serve on this database now, any release's (PostgreSQL: the owners
+    their sessions claim, this database's); None on SQLite."""
+    if engine() != POSTGRES:
+        return None
+    rows = query_all(postgres.SERVING_OWNERS_SQL, (postgres.OWNER_LOCK_CLASS,))
+    return int(rows[0][0])

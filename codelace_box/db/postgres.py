@@ -83,6 +83,11 @@ GONE_OWNERS_SQL = (
     "WHERE l.locktype = 'advisory' AND l.classid = ?::bigint::oid AND l.objsubid = 2 "
     "AND l.objid = (hashtext(o)::bigint & 4294967295)::oid AND l.granted)"
 )
+SERVING_OWNERS_SQL = (  # the owners claimed on this database: one per serving process
+    "SELECT COUNT(DISTINCT objid) FROM pg_locks WHERE locktype = 'advisory' AND "
+    "classid = ?::bigint::oid AND objsubid = 2 AND granted AND "
+    "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 # One box leads shared work (the upkeep's alerts): its session holds (LEAD_LOCK_CLASS,
 # hashtext(role)) while it lives; when its session ends, the next box to try takes the lead.
 LEAD_LOCK_CLASS = 20_261_203

@@ -212,7 +212,7 @@ def test_an_older_releases_database_gets_doctor_lines_restore_and_migrate(tmp_pa
     box.ok("users", "create", "new@restore.test")
     out = box.ok("restore", "backups/first.db")
     assert "(schema version 2)" in out
-    assert out.splitlines()[-1] == (
+    assert out.splitlines()[-2] == (
         "next: codelace-box migrate, then codelace-box doctor, then start the service"
     )
     assert "MISMATCH schema version 2" in box.cli("doctor").stdout

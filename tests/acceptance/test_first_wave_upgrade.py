@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from codelace_box.db.migrate import LATEST_VERSION
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.fakes.stripe_wire import sign_payload
 from tests.support import ServerProcess, free_port, is_uuid4, run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -184,3 +186,79 @@ def test_audit_before_the_upgrade_is_migrated_says_so_in_one_line(tmp_path: Path
     cli(config, "migrate")
     listed = json.loads(cli(config, "audit", "--json"))
     assert [entry["command"] for entry in listed] == ["migrate"]
+
+
+def test_a_command_that_upgrades_the_database_says_so(tmp_path: Path) -> None:
+    """The schema moves one way: once migrated, the first release refuses the database (a
+    rollback is a restore). An operator who looked with the new binary (`users list`) before
+    deciding, or whose restarted `serve` migrated it, was told nothing: the command printed its
+    list, the server's log only that it serves. Each now says it, once, on stderr / in the log;
+    stdout stays the command's own."""
+    port = free_port()
+    config = first_wave_box(tmp_path, port)
+    listed = run_cli(config, "users", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "ops@example.com" in {u["email"] for u in json.loads(listed.stdout)}
+    notice = listed.stderr.strip()
+    assert notice.startswith("migrated the database from schema version 2 to "
+                             f"{LATEST_VERSION}"), listed.stderr  # fmt: skip
+    assert "restore" in notice and len(listed.stderr.splitlines()) == 1
+    assert run_cli(config, "users", "list").stderr == ""  # nothing to say the second time
+    served = first_wave_box(tmp_path / "served", port)
+    server = ServerProcess(served, port)
+    try:
+        server.start()
+        assert f"migrated the database from schema version 2 to {LATEST_VERSION}" in (
+            server.log_text()
+        )
+    finally:
+        server.stop()
+
+
+def test_a_failing_command_that_upgraded_the_database_still_says_one_line(tmp_path: Path) -> None:
+    """An error stays one line on stderr; it names the migration it came after."""
+    config = first_wave_box(tmp_path, free_port())
+    result = run_cli(config, "users", "show", "nobody@example.com")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "migrated the database" in result.stderr
+
+
+PENDING_SESSION = "cs_test_71437725899eeb7e2654c9c1"  # dev's $12 top-up, pending in the dump
+
+
+def _paid_event(event_id: str) -> dict[str, Any]:
+    """checkout.session.completed for the pending top-up, as Stripe sends it: the session as
+    the first release created it (integer user id in its reference and metadata)."""
+    session = {"id": PENDING_SESSION, "object": "checkout.session", "mode": "payment",
+               "status": "complete", "payment_status": "paid", "amount_total": 1200,
+               "currency": "usd", "client_reference_id": "3", "payment_intent": "pi_fw_12",
+               "metadata": {"user_id": "3", "kind": "topup"}}  # fmt: skip
+    return {"id": event_id, "object": "event", "type": "checkout.session.completed",
+            "livemode": False, "data": {"object": session}}  # fmt: skip
+
+
+def test_a_top_up_pending_at_the_upgrade_is_credited_once_to_its_account(tmp_path: Path) -> None:
+    """Stripe's webhook for a checkout started under the first release arrives after the
+    upgrade (ids are UUIDs now): the right account is credited, once, however often it comes."""
+    port = free_port()
+    config = first_wave_box(tmp_path, port)
+    whsec = "whsec_first_wave_upgrade"
+    config.write_text(config.read_text() + f'[stripe]\nsecret_key = "sk_test_fw"\n'
+                      f'webhook_secret = "{whsec}"\napi_base = "http://127.0.0.1:9"\n')  # fmt: skip
+    server = ServerProcess(config, port)
+    try:
+        server.start()
+        base = server.base_url
+        for event_id in ("evt_fw_paid", "evt_fw_paid", "evt_fw_paid_again"):
+            body = json.dumps(_paid_event(event_id)).encode()
+            headers = {"stripe-signature": sign_payload(body, whsec, int(time.time())),
+                       "content-type": "application/json"}  # fmt: skip
+            answer = httpx.post(base + "/api/v1/stripe/webhook", content=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+        assert get(base, "/api/v1/customer/balance", DEV) == {"credit_balance_usd": 32.9999925}
+        assert get(base, "/api/v1/customer/balance", OPS) == {"credit_balance_usd": 23.49969355}
+        paid = [p for p in get(base, "/api/v1/customer/payment", DEV) if p["amount_usd"] == 12]
+        assert [(p["status"], is_uuid4(p["id"])) for p in paid] == [("completed", True)]
+    finally:
+        server.stop()
+    assert cli(config, "doctor").startswith(f"ok: schema version {LATEST_VERSION}")

@@ -1,0 +1,63 @@
+"""Ctrl-C in the middle of `migrate` on an older database (a long backfill on a big one): the
+migration it was in is rolled back, those before it stay applied, and the command says where
+the schema now is and what to do; `migrate` again finishes the job.
+
+The interrupt is a real SIGINT the process sends itself when SQLite is asked to run migration
+9's backfill (an apsw connection hook on PYTHONPATH traces the statements), so it lands in the
+same place every run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from codelace_box.db.migrate import LATEST_VERSION
+from tests.acceptance.test_first_wave_upgrade import first_wave_box
+from tests.support import free_port, run_cli
+
+pytestmark = pytest.mark.timeout(120)
+
+SIGNAL_AT_BACKFILL = """
+import os, signal, apsw
+
+def _trace(cursor, sql, bindings):
+    if 'INSERT INTO "account_usage"' in sql:
+        os.kill(os.getpid(), signal.SIGINT)
+    return True
+
+apsw.connection_hooks.append(lambda connection: setattr(connection, "exec_trace", _trace))
+"""
+
+
+def _version(db: Path) -> int:
+    connection = sqlite3.connect(db)
+    try:
+        return int(connection.execute("SELECT MAX(version) FROM schema_migration").fetchone()[0])
+    finally:
+        connection.close()  # an open one would be another process on the file for migrate
+
+
+def test_ctrl_c_mid_migration_says_where_the_schema_is_and_migrate_finishes(
+    tmp_path: Path,
+) -> None:
+    """It said only 'error: aborted', as a Ctrl-C before anything happened does: the operator
+    could not tell that migrations 3 to 8 were applied (the first release now refuses the
+    database) nor that `migrate` should be run again."""
+    config = first_wave_box(tmp_path / "box", free_port())
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGNAL_AT_BACKFILL)
+    interrupted = run_cli(config, "migrate", env={"PYTHONPATH": str(hook)})
+    db = tmp_path / "box" / "data" / "codelace.db"
+    assert interrupted.returncode == 1 and _version(db) == 8, interrupted.stderr
+    assert interrupted.stderr.splitlines() == [
+        "error: migrate was interrupted: the database is at schema version 8, this "
+        f"codelace-box applies up to {LATEST_VERSION} (an older codelace-box no longer opens "
+        "it): run `codelace-box migrate` again to finish"
+    ]
+    finished = run_cli(config, "migrate")
+    assert finished.stdout.startswith(f"schema version {LATEST_VERSION} (9, 10, "), finished
+    assert run_cli(config, "doctor").stdout.startswith(f"ok: schema version {LATEST_VERSION}")
