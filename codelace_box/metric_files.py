@@ -11,6 +11,7 @@ in this worker's memory instead (missing from the scrapes of the other workers, 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import Any
@@ -19,6 +20,7 @@ from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict
 
 log = logging.getLogger("codelace_box.metrics")
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # other errors: allocated as before
 FIRST_BYTES = 1 << 16  # a file's first size, as prometheus_client's: hundreds of values
 
 
@@ -31,10 +33,11 @@ class AllocatedValues(MmapedDict):
         if not read_mode:
             try:
                 _allocate(filename, FIRST_BYTES)
-            except OSError as exc:
-                self._detached, self._positions = True, {}
-                _no_room(filename, exc)
-                return
+            except OSError as exc:  # another error (a disk that allocates nothing ahead):
+                if exc.errno in NO_ROOM:  # the file as prometheus_client makes it
+                    self._detached, self._positions = True, {}
+                    _no_room(filename, exc)
+                    return
         super().__init__(filename, read_mode)
 
     def _init_value(self, key: str) -> None:
@@ -50,9 +53,10 @@ class AllocatedValues(MmapedDict):
             try:
                 os.posix_fallocate(self._f.fileno(), 0, capacity)
             except OSError as exc:
-                _no_room(self._fname, exc)
-                self._in_memory[key] = (0.0, 0.0)
-                return
+                if exc.errno in NO_ROOM:
+                    _no_room(self._fname, exc)
+                    self._in_memory[key] = (0.0, 0.0)
+                    return
         super()._init_value(key)
 
     def read_value(self, key: str) -> Any:
