@@ -113,7 +113,7 @@ class GuardedHttp(Http):
     async def read(self) -> bytes | None:
         """A chunk of the body; before the first, the app's `ctx.before_body(request)` (set by
         api/bodies.py) may refuse the request or lower its body limit, so a body is read
-        only for a client the box knows (and no `100 Continue` asks for one it refuses)."""
+        only for a client the box knows."""
         if not self.body_looked_at:
             self.body_looked_at = True
             look = getattr(self.protocol.app.ctx, "before_body", None)
