@@ -58,11 +58,11 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
-               "_receive_more _safe_int "
+               "_receive_more _safe_int read request protocol "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
-                       "request_timeout _task _http receive_more _data_received transport "
+                       "request_timeout _task _http receive_more _data_received transport app "
                        "recv_buffer"),
         (Stage, "IDLE REQUEST"),
     )
@@ -103,11 +103,23 @@ def _chunk_line_whole(buffer: bytearray) -> bool:
 class GuardedHttp(Http):
     """One connection's requests, with the times their head and body began."""
 
-    __slots__ = ("body_began", "head_began")
+    __slots__ = ("body_began", "body_looked_at", "head_began")
 
     def __init__(self, protocol: HttpProtocol) -> None:
         super().__init__(protocol)
         self.head_began = self.body_began = 0.0  # checked before the first request's reset
+        self.body_looked_at = False
+
+    async def read(self) -> bytes | None:
+        """A chunk of the body; before the first, the app's `ctx.before_body(request)` (set by
+        api/bodies.py) may refuse the request or lower its body limit, so a body is read
+        only for a client the box knows."""
+        if not self.body_looked_at:
+            self.body_looked_at = True
+            look = getattr(self.protocol.app.ctx, "before_body", None)
+            if look is not None and self.request is not None:
+                await look(self.request)
+        return await super().read()
 
     def _safe_int(self, value: str, base: int = 10) -> int:  # type: ignore[override]
         """A Content-Length (base 10) or chunk size (16) as RFC 9112 spells it, else ValueError
@@ -123,6 +135,7 @@ class GuardedHttp(Http):
     def init_for_request(self) -> None:
         super().init_for_request()
         self.head_began = self.body_began = 0.0
+        self.body_looked_at = False
 
     async def http1_request_header(self) -> None:
         await self._skip_empty_lines()

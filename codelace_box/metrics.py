@@ -40,9 +40,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from codelace_box import OWNED_METRICS_ENV, metrics_folders
+from codelace_box import OWNED_METRICS_ENV, metric_files, metrics_folders
 from codelace_box.metric_sums import Sums
 
+metric_files.install()  # before the families below make their first values
 M = TypeVar("M")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST

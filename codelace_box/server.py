@@ -39,6 +39,7 @@ from codelace_box.api import (
     responses,
     stripe,
 )
+from codelace_box.api.bodies import install as read_bodies_of_known_clients
 from codelace_box.api.common import new_request_id
 from codelace_box.api.cors import add_cors_headers, install_cors
 from codelace_box.api.errors import render_error
@@ -140,6 +141,7 @@ def create_app(config: Config) -> Sanic:
     for blueprint in _served_blueprints(config):
         app.blueprint(blueprint)
     install_cors(app, config.server.cors_allow_origins)  # OPTIONS beside the routes it covers
+    read_bodies_of_known_clients(app)
     # RequestCancelled: Sanic's word for a client that left (a CancelledError, so not an
     # Exception, though Sanic's handler lookup takes it): a 499 in the logs, not a 500
     app.exception(Exception, RequestCancelled)(render_error)  # type: ignore[arg-type]

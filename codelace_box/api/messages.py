@@ -41,7 +41,11 @@ def presented_key(request: Request) -> str:
 
 
 async def messages_auth(request: Request) -> AuthContext:
-    """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token."""
+    """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token; cached on
+    the request (api/bodies.py asks before the body is read)."""
+    cached: AuthContext | None = getattr(request.ctx, "auth", None)
+    if cached is not None:
+        return cached
     auth = await authenticated(presented_key(request))
     request.ctx.auth = auth
     return auth

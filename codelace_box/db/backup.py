@@ -57,7 +57,7 @@ def backup_database(source_path: str, target_path: str) -> int:
             remove_with_side_files(partial)
     except (apsw.NotADBError, apsw.CorruptError):
         raise CodelaceError(f"{source_path} is not a SQLite database, or it is damaged") from None
-    except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError) as exc:
+    except (OSError, apsw.CantOpenError, apsw.ReadOnlyError, apsw.FullError, apsw.IOError) as exc:
         raise CodelaceError(f"cannot write the backup to {target}: {_reason(exc)}") from None
     return pages
 
@@ -104,6 +104,11 @@ _SQLITE_REASONS = (
     (apsw.FullError, "the disk is full"),
     (apsw.ReadOnlyError, "the file or its disk is read-only"),
     (apsw.CantOpenError, "the file cannot be opened"),
+    (
+        apsw.IOError,
+        "a read or write failed with an I/O error (a failing disk, a file size limit "
+        "or a disk quota)",
+    ),
 )
 
 

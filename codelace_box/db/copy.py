@@ -26,6 +26,7 @@ from codelace_box.db.id_counters import continue_counters, source_counters
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
 from codelace_box.db.postgres import is_postgres
 from codelace_box.db.snapshot import one_instant
+from codelace_box.db.sqlite_file import storage_failed
 from codelace_box.errors import CodelaceError
 
 BATCH_ROWS = 500
@@ -203,6 +204,22 @@ def _copy_all(
             f"{LATEST_VERSION}: {fix}"
         )
     core.open_database(destination)  # the models (and write_transaction) now point here
+    try:
+        _copy_into_target(source, counts, recorded, late)
+    except Exception as exc:  # its disk full, a file size limit: the target's, never the
+        if not storage_failed(exc):  # source's (only read): rolled back, as a Ctrl-C is
+            raise
+        why = str(getattr(exc, "orig", None) or exc)
+        raise CodelaceError(
+            f"cannot write the copy to the target database: {why}; nothing was copied"
+        ) from None
+
+
+def _copy_into_target(
+    source: Database, counts: dict[str, int], recorded: Recorded | None, late: LateCtrlC | None
+) -> None:
+    """Into the open (destination) database, found empty: the schema, then every row in one
+    transaction."""
     if foreign := _foreign_tables():
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
         raise CodelaceError(

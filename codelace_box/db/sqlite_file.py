@@ -23,6 +23,10 @@ PRAGMAS = (
     ("synchronous", "normal"),
     ("cache_size", -16000),
     ("temp_store", "memory"),
+    # A WAL a long read let grow (a backup under load) is cut back to this when it starts
+    # over, instead of keeping its largest size on the disk for ever; above the ~80 MB the
+    # serving loop's checkpoints let it reach (db/wal.py), so their cycles never cut it.
+    ("journal_size_limit", 96 * 1024 * 1024),
 )
 # apsw's statement cache is a ring: a statement not run again within `size` executions is
 # dropped, and every execution scans the ring for its SQL (on average half of it). Measured in

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from codelace_box.db.core import SQLITE, connection, engine, traceback_of
 from codelace_box.db.offload import DbThread
@@ -53,14 +54,24 @@ def checkpoint() -> tuple[int, int]:
 
 async def checkpoint_loop(every_sec: float = CHECKPOINT_EVERY_SEC) -> None:
     """Checkpoint on a thread of its own every `every_sec` until cancelled (then the thread
-    finishes its pass, closes its connection and ends)."""
+    finishes its pass, closes its connection and ends). A failure is logged once, not at
+    every pass while it lasts (out of file descriptors, say: four lines a second), and its
+    end is one line more."""
     thread = DbThread("codelace-wal")
+    failing_since: float | None = None
     try:
         while True:
             await asyncio.sleep(every_sec)
             try:
                 await thread.run(checkpoint)
             except Exception as exc:  # the loop's backstop checkpoints meanwhile
-                log.error("the WAL checkpoint failed: %s", exc, exc_info=traceback_of(exc))
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.error("the WAL checkpoint failed: %s (retrying every %g s, said once)",
+                              exc, every_sec, exc_info=traceback_of(exc))  # fmt: skip
+                continue
+            if failing_since is not None:
+                lasted, failing_since = time.monotonic() - failing_since, None
+                log.warning("the WAL checkpoint works again, after %.0f s of failures", lasted)
     finally:
         thread.stop()

@@ -159,3 +159,19 @@ def usage_body(usage: Usage, cost_nanos: int) -> JSON:
     body = usage.openai_usage()
     body["cost_usd"] = usd_json(cost_nanos)
     return body
+
+
+def log_unsettled(item: Settlement, hold_nanos: int, exc: BaseException) -> None:
+    """A settlement the database refused after the upstream answered (a full disk, a lost
+    session): the call is not charged, but the provider did the work and bills the operator.
+    Like any other loss, it is named: the request, the model, the tokens, the cost."""
+    cost = min(item.cost_nanos(), hold_nanos)
+    if cost <= 0:
+        return
+    error = client_error(exc)
+    why = error.message if error is not None else type(exc).__name__
+    log.warning(
+        "request %s: its settlement could not be written (%s): %s, %d input + %d output "
+        "tokens, %d nano-USD not charged (the operator's loss)",
+        *(item.request_id, why, item.model, item.input_tokens, item.output_tokens, cost),
+    )

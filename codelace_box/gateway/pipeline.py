@@ -43,6 +43,7 @@ from codelace_box.gateway.outcome import (
     abandoned,
     client_error,
     failed,
+    log_unsettled,
     settlement,
 )
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
@@ -200,12 +201,12 @@ class Gateway:
         except BaseException as exc:
             raise await self._release(call, exc) from None
         status = "abandoned" if call.request_id in self._left else "ok"
+        item = settlement(call, usage, status)
         try:
-            charged = await self.writes.submit(
-                partial(settle_steps, item=settlement(call, usage, status))
-            )
+            charged = await self.writes.submit(partial(settle_steps, item=item))
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
-            raise await self._release(call, exc) from None  # so no charge; free the hold
+            log_unsettled(item, call.hold_nanos, exc)  # so no charge; free the hold
+            raise await self._release(call, exc) from None
         return Completed(answer_body(call, body, usage, charged or 0), charged or 0)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:

@@ -38,6 +38,7 @@ from codelace_box.gateway.outcome import (
     client_error,
     count_unheard_failure,
     failed,
+    log_unsettled,
     settlement,
 )
 from codelace_box.gateway.request import ChatCall
@@ -179,7 +180,11 @@ class StreamRelay:
             return await self.writes.submit(write) or 0
         except Exception:  # not settled (e.g. the database stayed locked): the client has the
             pass  # output, so once more (a batch after a failed one runs each write alone)
-        return await self.writes.submit(write) or 0  # never on the loop: it may wait for locks
+        try:
+            return await self.writes.submit(write) or 0  # never on the loop: it may wait
+        except Exception as exc:  # for locks
+            log_unsettled(item, self.call.hold_nanos, exc)
+            raise
 
     def _translate(self, events: list[SSEEvent]) -> tuple[list[bytes], Exception | None]:
         """The encoded chunks of some events, up to the output cap; an error event stops

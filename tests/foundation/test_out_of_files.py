@@ -1,0 +1,57 @@
+"""A serving box out of file descriptors (its hard RLIMIT_NOFILE reached by idle client
+connections, as a container's `--ulimit nofile=64:64` lets happen): it stays up, its log says
+so once rather than several lines a second, and it serves and charges as before once the
+connections are gone."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.foundation.test_disk_trouble import metered_box
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.timeout(120)
+OPEN_FILES = 64  # the box's hard limit: it cannot raise its soft one past it
+
+
+def _fill_descriptors(port: int) -> list[socket.socket]:
+    """Idle connections past the box's descriptor limit (it accepts until it has none left)."""
+    return [socket.create_connection(("127.0.0.1", port)) for _ in range(OPEN_FILES + 16)]
+
+
+def test_out_of_descriptors_the_log_says_so_once_and_the_box_goes_on(tmp_path: Path) -> None:
+    """The WAL checkpoint thread (every 0.25 s) could not open the database without a free
+    descriptor and logged 'the WAL checkpoint failed: unable to open database file' four
+    times a second for as long as it lasted: a log filling its disk. Now the first failure is
+    one line, and the line after names how long it lasted once checkpoints work again."""
+    fake = FakeOpenAI().start()
+    space, port, key = metered_box(tmp_path / "box", fake.base_url)
+    server = ServerProcess(space.config, port)
+    server.program = ("prlimit", f"--nofile={OPEN_FILES}:{OPEN_FILES}", *ServerProcess.program)
+    headers = {"authorization": f"Bearer {key}"}
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        server.start()
+        idle = _fill_descriptors(port)
+        time.sleep(3)  # a dozen checkpoint ticks without a descriptor
+        for connection in idle:
+            connection.close()
+        server.wait_for_log("the WAL checkpoint works again")
+        answer = httpx.post(server.base_url + "/v1/chat/completions", json=body,
+                            headers=headers, timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    finally:
+        assert server.stop() == 0
+        fake.stop()
+    log = server.log_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("the WAL checkpoint failed") == 1, log[-3000:]
+    assert "the WAL checkpoint failed: unable to open database file (retrying" in log
+    assert space.run("doctor").stdout.startswith("ok: ")
+    assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
