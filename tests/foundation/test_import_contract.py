@@ -59,6 +59,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.metrics",
         "codelace_box.metrics_folders",
         "codelace_box.metric_sums",
+        "codelace_box.metric_files",
     ),
     ("codelace_box.errors",),
 )
