@@ -308,12 +308,18 @@ class RouteTable:
             raise ProviderUnavailable(model_id, "has no working key")
         return route
 
-    def next_key(self, provider_id: int, avoid: Collection[int] = ()) -> KeySlot | None:
+    def next_key(
+        self, provider_id: int, avoid: Collection[int] = (), at: ProviderRoute | None = None
+    ) -> KeySlot | None:
         """The next usable key of a provider, round robin, passing over the keys in `avoid` (a
-        call's retry: those it tried) unless there is no other; None when it has none left."""
+        call's retry: those it tried) unless there is no other; None when it has none left, or
+        when the provider no longer is at `at`'s address and kind (a call admitted before the
+        operator moved it: the keys now belong to the new address, never sent to the old)."""
         self._fresh()
         provider = self._providers.get(provider_id)
         if provider is None or not provider.keys:
+            return None
+        if at is not None and (provider.base_url, provider.kind) != (at.base_url, at.kind):
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1

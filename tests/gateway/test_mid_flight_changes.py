@@ -1,0 +1,173 @@
+"""The operator changing the catalog, the provider, the key or the account while a call is
+held at the upstream, through a real box and its CLI: the call finishes at the prices and
+rules of its admission, its charge never exceeds its hold, nothing leaks, `doctor` agrees."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import Box, BoxFactory, cost_nanos
+from tests.ports import free_port
+
+pytestmark = pytest.mark.timeout(120)
+HELD = "fake/held"
+CAP = 100
+HELLO = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    started = box_factory()
+    started.cli("models", "set", HELD, "--input-per-1m", "1", "--output-per-1m", "10",
+                "--provider", "fake", "--upstream-model", "held-v1")  # fmt: skip
+    started.until_served(HELD)
+    return started
+
+
+def in_background(work: Any) -> Future[Any]:
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(work)
+    pool.shutdown(wait=False)
+    return future
+
+
+def held_json(prompt: int = 10, output: int = CAP) -> Reply:
+    body = json.dumps({
+        "id": "chatcmpl-held", "object": "chat.completion", "created": 1, "model": "held-v1",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "late"}}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": output,
+                  "total_tokens": prompt + output},
+    }).encode()  # fmt: skip
+    half = len(body) // 2
+    return Reply(raw=[body[:half], body[half:]], pause_after=1, content_type="application/json")
+
+
+def held_stream(prompt: int = 10, output: int = CAP) -> Reply:
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+        event = {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "held-v1",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if usage is not None:
+            event = {**event, "choices": [], "usage": usage}
+        return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+    usage = {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+    parts = [
+        chunk({"role": "assistant", "content": "one"}),
+        chunk({"content": " two"}),
+        chunk({}, "stop"),
+        chunk({}, usage=usage),
+        b"data: [DONE]\n\n",
+    ]
+    return Reply(raw=parts, pause_after=2)
+
+
+def in_flight(
+    box: Box, fake: FakeOpenAI, key: str, reply: Reply, stream: bool = False, **extra: Any
+) -> Future[httpx.Response]:
+    fake.paused.clear()
+    fake.resume.clear()
+    fake.push(reply)
+    body = {"model": HELD, "messages": HELLO, "max_tokens": CAP, "stream": stream, **extra}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    answer = in_background(lambda: box.http(key).post("/v1/chat/completions", json=body))
+    assert fake.paused.wait(15)
+    return answer
+
+
+def last_usage(box: Box, email: str) -> dict[str, Any]:
+    rows = box.query(
+        "SELECT u.id, u.cost_nanos, u.hold_nanos, u.input_per_1m_nanos, u.output_per_1m_nanos,"
+        " u.status, u.upstream_model FROM usage_record u JOIN user s ON s.id = u.user_id"
+        " WHERE s.email = ? ORDER BY u.created_at DESC LIMIT 1",
+        email,
+    )
+    names = ("id", "cost", "hold", "in", "out", "status", "upstream")
+    return dict(zip(names, rows[0], strict=True))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_price_raised_mid_flight_is_not_charged_to_the_call_admitted_before(
+    box: Box, fake: FakeOpenAI, stream: bool
+) -> None:
+    email, key = box.new_user("5")
+    reply = held_stream() if stream else held_json()
+    answer = in_flight(box, fake, key, reply, stream)
+    box.cli(
+        "models",
+        "set",
+        HELD,
+        "--input-per-1m",
+        "100",
+        "--output-per-1m",
+        "1000",
+        "--upstream-model",
+        "held-v2",
+    )
+    fake.resume.set()
+    assert answer.result(30).status_code == 200
+    row = last_usage(box, email)
+    assert row["cost"] == cost_nanos(10, CAP, "1", "10")
+    assert (row["in"], row["out"], row["upstream"]) == (10**9, 10 * 10**9, "held-v1")
+    assert row["cost"] <= row["hold"]
+    assert box.balance(email) == (5 * 10**9 - row["cost"], 0)
+    box.cli(
+        "models",
+        "set",
+        HELD,
+        "--input-per-1m",
+        "1",
+        "--output-per-1m",
+        "10",
+        "--upstream-model",
+        "held-v1",
+    )
+    box.cli("doctor")
+
+
+def test_a_retry_after_the_provider_moved_sends_no_new_key_to_the_old_address(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """The operator moves a provider to another address with another key while a call waits on
+    the old one: the key for the new address must never go to the old one (a retry of the
+    call, after the old address failed, took the new key from the catalog and sent it to the
+    address of the call's admission)."""
+    box.cli("providers", "add", "moving", "--kind", "openai", "--base-url", fake.base_url,
+            "--key", "sk-old-address-key")  # fmt: skip
+    box.cli("models", "set", "moving/m", "--input-per-1m", "1", "--output-per-1m", "10")
+    box.until_served("moving/m")
+    email, key = box.new_user("5")
+    fake.paused.clear()
+    fake.resume.clear()
+    failing = b'{"error": {"message": "overloaded", "type": "server_error"}}'
+    fake.push(Reply(status=500, raw=[b"", failing], pause_after=1,
+                    content_type="application/json"))  # fmt: skip
+    body = {"model": "moving/m", "messages": HELLO, "max_tokens": CAP}
+    answer = in_background(lambda: box.http(key).post("/v1/chat/completions", json=body))
+    assert fake.paused.wait(15)
+    old_key = box.query("SELECT k.id FROM provider_key k JOIN provider p ON p.id = k.provider_id"
+                        " WHERE p.name = 'moving'")[0][0]  # fmt: skip
+    box.cli("providers", "update", "moving", "--base-url", f"http://127.0.0.1:{free_port()}/v1")
+    box.cli("providers", "key-add", "moving", "--key", "sk-new-address-key")
+    box.cli("providers", "key-remove", "moving", str(old_key))
+    box.until_reloaded()
+    fake.resume.set()
+    response = answer.result(30)
+    sent = [r.api_key for r in fake.requests if r.path == "/v1/chat/completions"]
+    assert "sk-new-address-key" not in sent
+    assert response.status_code == 502, response.text
+    assert box.balance(email) == (5 * 10**9, 0)
+    box.cli("models", "remove", "moving/m")
+    box.cli("doctor")
