@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import Box, BoxFactory, cost_nanos
 from tests.ports import free_port
+from tests.support import run_cli, sqlite_rows
 
 pytestmark = pytest.mark.timeout(120)
 HELD = "fake/held"
@@ -171,3 +173,25 @@ def test_a_retry_after_the_provider_moved_sends_no_new_key_to_the_old_address(
     assert box.balance(email) == (5 * 10**9, 0)
     box.cli("models", "remove", "moving/m")
     box.cli("doctor")
+
+
+def test_a_copy_made_while_a_call_is_in_flight_holds_nothing_for_it(
+    box: Box, fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """`db copy` run while serve still serves (the README says to stop it first): the call in
+    flight settles in the source, never in the copy, whose user had its reservation blocked
+    (up to 6 hours for a copy served on another machine, or while the source's box lives).
+    The copy holds nothing for it, and says how many calls were in flight."""
+    email, key = box.new_user("5")
+    answer = in_flight(box, fake, key, held_json())
+    target = box.db_path.parent / f"copy-{tmp_path.name}.db"  # beside its secret_key file
+    copied = run_cli(box.config, "db", "copy", "--to", f"sqlite:///{target}")
+    fake.resume.set()
+    assert answer.result(30).status_code == 200
+    assert copied.returncode == 0, copied.stderr
+    assert "1 call was in flight" in copied.stderr
+    assert sqlite_rows(target, "SELECT COUNT(*) FROM hold") == [(0,)]
+    user = "SELECT balance_nanos, held_nanos FROM user WHERE email = ?"
+    assert sqlite_rows(target, user, (email,)) == [(5 * 10**9, 0)]
+    doctor = run_cli(None, "doctor", env={"CODELACE_DATABASE_PATH": str(target)})
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
