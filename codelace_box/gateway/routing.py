@@ -313,13 +313,14 @@ class RouteTable:
     ) -> KeySlot | None:
         """The next usable key of a provider, round robin, passing over the keys in `avoid` (a
         call's retry: those it tried) unless there is no other; None when it has none left, or
-        when the provider no longer is at `at`'s address and kind (a call admitted before the
-        operator moved it: the keys now belong to the new address, never sent to the old)."""
+        when the provider was disabled or no longer is at `at`'s address and kind (a call
+        admitted before the operator disabled or moved it: its retry is a new call to the
+        provider, and the keys now belong to the new address, never sent to the old)."""
         self._fresh()
         provider = self._providers.get(provider_id)
         if provider is None or not provider.keys:
             return None
-        if at is not None and (provider.base_url, provider.kind) != (at.base_url, at.kind):
+        if at is not None and not _same_place(provider, at):
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1
@@ -360,6 +361,11 @@ class RouteTable:
             pid: replace(p, keys=tuple(k for k in p.keys if k.id != key_id))
             for pid, p in self._providers.items()
         }
+
+
+def _same_place(provider: ProviderRoute, at: ProviderRoute) -> bool:
+    """Whether a provider is still enabled at the address and kind a call was admitted with."""
+    return provider.enabled and (provider.base_url, provider.kind) == (at.base_url, at.kind)
 
 
 def _newer_schema(schema: int) -> ServiceUnavailable:

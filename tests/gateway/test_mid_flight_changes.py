@@ -107,17 +107,8 @@ def test_a_price_raised_mid_flight_is_not_charged_to_the_call_admitted_before(
     email, key = box.new_user("5")
     reply = held_stream() if stream else held_json()
     answer = in_flight(box, fake, key, reply, stream)
-    box.cli(
-        "models",
-        "set",
-        HELD,
-        "--input-per-1m",
-        "100",
-        "--output-per-1m",
-        "1000",
-        "--upstream-model",
-        "held-v2",
-    )
+    box.cli("models", "set", HELD, "--input-per-1m", "100", "--output-per-1m", "1000",
+            "--upstream-model", "held-v2")  # fmt: skip
     fake.resume.set()
     assert answer.result(30).status_code == 200
     row = last_usage(box, email)
@@ -125,18 +116,23 @@ def test_a_price_raised_mid_flight_is_not_charged_to_the_call_admitted_before(
     assert (row["in"], row["out"], row["upstream"]) == (10**9, 10 * 10**9, "held-v1")
     assert row["cost"] <= row["hold"]
     assert box.balance(email) == (5 * 10**9 - row["cost"], 0)
-    box.cli(
-        "models",
-        "set",
-        HELD,
-        "--input-per-1m",
-        "1",
-        "--output-per-1m",
-        "10",
-        "--upstream-model",
-        "held-v1",
-    )
+    box.cli("models", "set", HELD, "--input-per-1m", "1", "--output-per-1m", "10",
+            "--upstream-model", "held-v1")  # fmt: skip
     box.cli("doctor")
+
+
+def failing_in_flight(box: Box, fake: FakeOpenAI, key: str, model: str) -> Future[httpx.Response]:
+    """A call whose first attempt is held at the upstream, which then answers 500 (a retry on
+    another key would follow)."""
+    fake.paused.clear()
+    fake.resume.clear()
+    failing = b'{"error": {"message": "overloaded", "type": "server_error"}}'
+    fake.push(Reply(status=500, raw=[b"", failing], pause_after=1,
+                    content_type="application/json"))  # fmt: skip
+    body = {"model": model, "messages": HELLO, "max_tokens": CAP}
+    answer = in_background(lambda: box.http(key).post("/v1/chat/completions", json=body))
+    assert fake.paused.wait(15)
+    return answer
 
 
 def test_a_retry_after_the_provider_moved_sends_no_new_key_to_the_old_address(
@@ -151,14 +147,7 @@ def test_a_retry_after_the_provider_moved_sends_no_new_key_to_the_old_address(
     box.cli("models", "set", "moving/m", "--input-per-1m", "1", "--output-per-1m", "10")
     box.until_served("moving/m")
     email, key = box.new_user("5")
-    fake.paused.clear()
-    fake.resume.clear()
-    failing = b'{"error": {"message": "overloaded", "type": "server_error"}}'
-    fake.push(Reply(status=500, raw=[b"", failing], pause_after=1,
-                    content_type="application/json"))  # fmt: skip
-    body = {"model": "moving/m", "messages": HELLO, "max_tokens": CAP}
-    answer = in_background(lambda: box.http(key).post("/v1/chat/completions", json=body))
-    assert fake.paused.wait(15)
+    answer = failing_in_flight(box, fake, key, "moving/m")
     old_key = box.query("SELECT k.id FROM provider_key k JOIN provider p ON p.id = k.provider_id"
                         " WHERE p.name = 'moving'")[0][0]  # fmt: skip
     box.cli("providers", "update", "moving", "--base-url", f"http://127.0.0.1:{free_port()}/v1")
@@ -195,3 +184,28 @@ def test_a_copy_made_while_a_call_is_in_flight_holds_nothing_for_it(
     assert sqlite_rows(target, user, (email,)) == [(5 * 10**9, 0)]
     doctor = run_cli(None, "doctor", env={"CODELACE_DATABASE_PATH": str(target)})
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
+def test_a_provider_disabled_mid_flight_is_called_again_by_no_retry(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """`providers disable` while a call's first attempt is under way (the SPEC: a catalog
+    change is seen within a second): its retry, a new call to the provider after the first
+    failed, was still sent to the disabled provider. The failure is the answer, costing
+    nothing."""
+    box.cli("providers", "add", "stopping", "--kind", "openai", "--base-url", fake.base_url,
+            "--key", "sk-stopping-key-1")  # fmt: skip
+    box.cli("providers", "key-add", "stopping", "--key", "sk-stopping-key-2")
+    box.cli("models", "set", "stopping/m", "--input-per-1m", "1", "--output-per-1m", "10")
+    box.until_served("stopping/m")
+    email, key = box.new_user("5")
+    before = len(fake.requests)
+    answer = failing_in_flight(box, fake, key, "stopping/m")
+    box.cli("providers", "disable", "stopping")
+    box.until_reloaded()
+    fake.resume.set()
+    response = answer.result(30)
+    assert len(fake.requests) == before + 1, [r.api_key for r in fake.requests[before:]]
+    assert response.status_code == 502, response.text
+    assert box.balance(email) == (5 * 10**9, 0)
+    box.cli("doctor")
