@@ -209,3 +209,27 @@ def test_a_provider_disabled_mid_flight_is_called_again_by_no_retry(
     assert response.status_code == 502, response.text
     assert box.balance(email) == (5 * 10**9, 0)
     box.cli("doctor")
+
+
+def test_credit_taken_back_mid_flight_never_takes_what_the_call_holds(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """`credit EMAIL -X` while a call is held: what the call reserved cannot be taken (the
+    balance would no longer cover its charge); what is free can, and the call then settles
+    within the balance left, `doctor` agreeing."""
+    email, key = box.new_user("5")
+    answer = in_flight(box, fake, key, held_json())
+    balance, held = box.balance(email)
+    assert held > 0
+    free = (balance - held) / 1e9
+    taken = run_cli(box.config, "credit", email, f"-{free + 1e-9:.9f}", "--reason", "refund")
+    assert taken.returncode == 1
+    assert "below what requests in flight reserved" in taken.stderr
+    assert box.balance(email) == (balance, held)
+    box.cli("credit", email, f"-{free:.9f}", "--reason", "refund")
+    assert box.balance(email) == (held, held)
+    fake.resume.set()
+    assert answer.result(30).status_code == 200
+    cost = last_usage(box, email)["cost"]
+    assert box.balance(email) == (held - cost, 0)
+    box.cli("doctor")
