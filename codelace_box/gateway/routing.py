@@ -320,7 +320,7 @@ class RouteTable:
         provider = self._providers.get(provider_id)
         if provider is None or not provider.keys:
             return None
-        if at is not None and not _same_place(provider, at):
+        if at is not None and not self.still_at(at):
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1
@@ -330,6 +330,13 @@ class RouteTable:
             if key.id not in avoid:
                 return key
         return keys[turn % len(keys)]
+
+    def still_at(self, at: ProviderRoute) -> bool:
+        """Whether a call's provider is still enabled at the address and kind the call was
+        admitted with (the operator may have disabled or moved it since)."""
+        self._fresh()
+        provider = self._providers.get(at.id)
+        return provider is not None and _same_place(provider, at)
 
     def has_other_key(self, provider_id: int, key_id: int) -> bool:
         """Whether the provider has a key in rotation besides this one."""

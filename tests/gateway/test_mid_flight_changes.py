@@ -233,3 +233,43 @@ def test_credit_taken_back_mid_flight_never_takes_what_the_call_holds(
     cost = last_usage(box, email)["cost"]
     assert box.balance(email) == (held - cost, 0)
     box.cli("doctor")
+
+
+def test_a_refusal_at_the_address_a_provider_left_does_not_flag_its_key(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """The operator points a provider at a new address (its key unchanged) while a call waits
+    on the old one, which then refuses the key (401, the old proxy retired): that refusal says
+    nothing of the key at the new address. It was probed at the old address, flagged, and the
+    provider's every model answered 503 until the scheduled re-probe (5 minutes)."""
+    new_home = FakeOpenAI().start()
+    try:
+        box.cli("providers", "add", "mover", "--kind", "openai", "--base-url", fake.base_url,
+                "--key", "sk-mover-key-0001")  # fmt: skip
+        box.cli("models", "set", "mover/m", "--input-per-1m", "1", "--output-per-1m", "10")
+        box.until_served("mover/m")
+        email, key = box.new_user("5")
+        fake.probe_status["sk-mover-key-0001"] = 401  # the old address refuses it from now on
+        fake.paused.clear()
+        fake.resume.clear()
+        refusal = b'{"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}}'  # noqa: E501
+        fake.push(Reply(status=401, raw=[b"", refusal], pause_after=1,
+                        content_type="application/json"))  # fmt: skip
+        body = {"model": "mover/m", "messages": HELLO, "max_tokens": CAP}
+        answer = in_background(lambda: box.http(key).post("/v1/chat/completions", json=body))
+        assert fake.paused.wait(15)
+        box.cli("providers", "update", "mover", "--base-url", new_home.base_url)
+        box.until_reloaded()
+        fake.resume.set()
+        assert answer.result(30).status_code == 503
+        flagged = box.query("SELECT k.failing FROM provider_key k JOIN provider p"
+                            " ON p.id = k.provider_id WHERE p.name = 'mover'")  # fmt: skip
+        assert flagged == [(0,)]
+        after = box.http(key).post("/v1/chat/completions", json=body)
+        assert after.status_code == 200, after.text
+        assert [r.api_key for r in new_home.requests] == ["sk-mover-key-0001"]
+        assert box.balance(email)[1] == 0
+    finally:
+        new_home.stop()
+    box.cli("models", "remove", "mover/m")
+    box.cli("doctor")
