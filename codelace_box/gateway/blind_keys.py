@@ -10,7 +10,7 @@ is told of (`providers list`, the dashboard, the alert webhook) until they put t
 (`providers key-enable`). The provider's last key in rotation is not parked (that would turn
 every model of the provider to 503, those the key may still call included): it stays, and is
 not probed again call after call. A refusal met at an address the provider was moved from
-since the call began (or by a provider disabled since) judges nothing: the key is left as it is.
+since the call began judges nothing: the key is left as it is.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ async def key_left_rotation(
     provider = call.route.provider
     if not routes.still_at(provider):  # refused where the provider no longer is: says nothing
         log.warning(  # of the key where it is now, so the key is neither probed nor flagged
-            "%s key %d (%s) was refused (%s) at the address %s was moved from (or it was "
-            "disabled) since the call began; the key stays as it is",
+            "%s key %d (%s) was refused (%s) at the address %s was moved from since the "
+            "call began; the key stays as it is",
             *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
             provider.name,
         )  # fmt: skip

@@ -320,7 +320,7 @@ class RouteTable:
         provider = self._providers.get(provider_id)
         if provider is None or not provider.keys:
             return None
-        if at is not None and not self.still_at(at):
+        if at is not None and not (provider.enabled and self.still_at(at)):
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1
@@ -332,11 +332,11 @@ class RouteTable:
         return keys[turn % len(keys)]
 
     def still_at(self, at: ProviderRoute) -> bool:
-        """Whether a call's provider is still enabled at the address and kind the call was
-        admitted with (the operator may have disabled or moved it since)."""
+        """Whether a call's provider is still at the address and kind the call was admitted
+        with (the operator may have moved it since)."""
         self._fresh()
         provider = self._providers.get(at.id)
-        return provider is not None and _same_place(provider, at)
+        return provider is not None and (provider.base_url, provider.kind) == (at.base_url, at.kind)
 
     def has_other_key(self, provider_id: int, key_id: int) -> bool:
         """Whether the provider has a key in rotation besides this one."""
@@ -368,11 +368,6 @@ class RouteTable:
             pid: replace(p, keys=tuple(k for k in p.keys if k.id != key_id))
             for pid, p in self._providers.items()
         }
-
-
-def _same_place(provider: ProviderRoute, at: ProviderRoute) -> bool:
-    """Whether a provider is still enabled at the address and kind a call was admitted with."""
-    return provider.enabled and (provider.base_url, provider.kind) == (at.base_url, at.kind)
 
 
 def _newer_schema(schema: int) -> ServiceUnavailable:
