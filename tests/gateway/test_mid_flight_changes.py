@@ -5,7 +5,11 @@ rules of its admission, its charge never exceeds its hold, nothing leaks, `docto
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +277,51 @@ def test_a_refusal_at_the_address_a_provider_left_does_not_flag_its_key(
         new_home.stop()
     box.cli("models", "remove", "mover/m")
     box.cli("doctor")
+
+
+def test_prices_changed_under_load_on_two_workers_charge_each_call_as_its_row_says(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """Streamed and plain calls on two workers while the operator changes the prices (cache
+    price too) again and again: every usage row's charge is its tokens at the prices it
+    records (one price list, never a mix), within its hold; nothing stays held; doctor agrees."""
+    busy = box_factory("--workers", "2")
+    busy.cli("models", "set", HELD, "--input-per-1m", "1", "--output-per-1m", "10",
+             "--provider", "fake")  # fmt: skip
+    busy.until_served(HELD, workers=2)
+    fake.default = Reply(completion_tokens_from_cap=True, prompt_tokens=40, cached_tokens=30,
+                         delay_before=0.05)  # fmt: skip
+    email, key = busy.new_user("50")
+    stop = threading.Event()
+
+    def load(stream: bool) -> list[int]:
+        body: dict[str, Any] = {"model": HELD, "messages": HELLO, "max_tokens": 50}
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        with busy.http(key) as http:
+            return [http.post("/v1/chat/completions", json=body).status_code
+                    for _ in iter(stop.is_set, True)]  # fmt: skip
+
+    senders = [in_background(lambda s=s: load(s)) for s in (False, True, False, True)]
+    try:
+        for step in range(5):
+            price = str(step + 2)
+            busy.cli("models", "set", HELD, "--input-per-1m", price, "--output-per-1m",
+                     str(10 * (step + 2)), "--cache-read-per-1m", str(step + 1))  # fmt: skip
+            time.sleep(0.3)
+    finally:
+        stop.set()
+    statuses = [status for sender in senders for status in sender.result(60)]
+    assert statuses and set(statuses) == {200}
+    rows = busy.query(
+        "SELECT input_tokens, output_tokens, cache_read_tokens, input_per_1m_nanos,"
+        " output_per_1m_nanos, cache_read_per_1m_nanos, cost_nanos, hold_nanos FROM usage_record"
+    )
+    assert len(rows) == len(statuses)
+    for tokens_in, tokens_out, read, p_in, p_out, p_read, cost, hold in rows:
+        exact = Fraction((tokens_in - read) * p_in + tokens_out * p_out + read * p_read, 10**6)
+        assert cost == math.ceil(exact) and cost <= hold
+        assert p_out == 10 * p_in  # the prices of one `models set`, never a mix
+    assert len({row[3] for row in rows}) > 1  # the prices did change under the calls
+    assert busy.balance(email)[1] == 0
+    busy.cli("doctor")
