@@ -220,6 +220,14 @@ def db_copy(state: CliState, to_url: str) -> None:
         click.echo("point database.url at it (and set server.secret_key), then run doctor")
         if late.seen:
             click.echo("Ctrl-C came after the copy was complete: it is whole, nothing undone")
+        if late.in_flight:
+            calls = "1 call was" if late.in_flight == 1 else f"{late.in_flight} calls were"
+            click.echo(
+                f"warning: {calls} in flight at the source (serve still running): their "
+                "charges settle there, not in this copy, which holds nothing for them; stop "
+                "serve and copy again for a copy that misses nothing",
+                err=True,
+            )
     finally:
         late.restore()
 

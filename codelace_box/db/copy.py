@@ -6,6 +6,12 @@ history, then filled table by table in foreign-key order, in one transaction (a 
 leaves the target as empty as it was). Ids are kept, so every reference stays right, and the
 id counters continue where the source's were (db/id_counters.py): an id deleted at the top
 before the copy is not handed out again after it.
+
+Holds are not copied: a hold is a call in flight in a box serving the source (`db copy` run
+before serve was stopped), which settles there and never in the copy; copied, it would block
+its user's credit in the copy until a sweep found it orphaned (hours, for a copy served on
+another machine). The copy's users hold nothing, and the caller is told how many calls were
+in flight (`LateCtrlC.in_flight`): their charges are not in the copy.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 import peewee
 from peewee import AutoField, CompositeKey, Database, Model
 
-from codelace_box.db import core
+from codelace_box.db import core, hotpath
 from codelace_box.db import models as schema
 from codelace_box.db.id_counters import continue_counters, source_counters
 from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
@@ -45,6 +51,7 @@ class LateCtrlC:
     def __init__(self) -> None:
         self.seen = False
         self._before: Any = None
+        self.in_flight = 0  # the source's calls in flight whose holds were left out (see above)
 
     def defer(self) -> None:
         if threading.current_thread() is threading.main_thread() and self._before is None:
@@ -236,6 +243,13 @@ def _copy_into_target(
         for model in copied_models():
             counts[model._meta.table_name] = _copy_table(tx, source, model)
         continue_counters(tx, tables, counters)
+        in_flight = counts.pop(schema.Hold._meta.table_name, 0)
+        if in_flight:  # calls in flight at the source settle there: nothing held for them here
+            tx.execute(f'DELETE FROM "{schema.Hold._meta.table_name}"')
+            hotpath.recount_held(tx)
+        counts[schema.Hold._meta.table_name] = 0
+        if late is not None:
+            late.in_flight = in_flight
         if recorded is not None:
             recorded(tx, dict(counts))
         if late is not None:

@@ -9,7 +9,8 @@ with no call answered with the key in between, parks it: flagged with a reason s
 is told of (`providers list`, the dashboard, the alert webhook) until they put the key back
 (`providers key-enable`). The provider's last key in rotation is not parked (that would turn
 every model of the provider to 503, those the key may still call included): it stays, and is
-not probed again call after call.
+not probed again call after call. A refusal met at an address the provider was moved from
+since the call began judges nothing: the key is left as it is.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ async def key_left_rotation(
     left the rotation (a probe confirmed the refusal, or the key was parked), False when it
     stays (the next key is tried as for a 5xx)."""
     provider = call.route.provider
+    if not routes.still_at(provider):  # refused where the provider no longer is: says nothing
+        log.warning(  # of the key where it is now, so the key is neither probed nor flagged
+            "%s key %d (%s) was refused (%s) at the address %s was moved from since the "
+            "call began; the key stays as it is",
+            *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
+            provider.name,
+        )  # fmt: skip
+        return False
     if prober.refusals_since_probe(key.id) == 0:
         stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
         result = await prober.probe(stored)

@@ -308,12 +308,19 @@ class RouteTable:
             raise ProviderUnavailable(model_id, "has no working key")
         return route
 
-    def next_key(self, provider_id: int, avoid: Collection[int] = ()) -> KeySlot | None:
+    def next_key(
+        self, provider_id: int, avoid: Collection[int] = (), at: ProviderRoute | None = None
+    ) -> KeySlot | None:
         """The next usable key of a provider, round robin, passing over the keys in `avoid` (a
-        call's retry: those it tried) unless there is no other; None when it has none left."""
+        call's retry: those it tried) unless there is no other; None when it has none left, or
+        when the provider was disabled or no longer is at `at`'s address and kind (a call
+        admitted before the operator disabled or moved it: its retry is a new call to the
+        provider, and the keys now belong to the new address, never sent to the old)."""
         self._fresh()
         provider = self._providers.get(provider_id)
         if provider is None or not provider.keys:
+            return None
+        if at is not None and not (provider.enabled and self.still_at(at)):
             return None
         turn = self._turn.get(provider_id, 0)
         self._turn[provider_id] = turn + 1
@@ -323,6 +330,13 @@ class RouteTable:
             if key.id not in avoid:
                 return key
         return keys[turn % len(keys)]
+
+    def still_at(self, at: ProviderRoute) -> bool:
+        """Whether a call's provider is still at the address and kind the call was admitted
+        with (the operator may have moved it since)."""
+        self._fresh()
+        provider = self._providers.get(at.id)
+        return provider is not None and (provider.base_url, provider.kind) == (at.base_url, at.kind)
 
     def has_other_key(self, provider_id: int, key_id: int) -> bool:
         """Whether the provider has a key in rotation besides this one."""
