@@ -234,4 +234,25 @@ def test_both_export_formats_parse_back_to_the_rows(migrated_db: Path) -> None:
     assert sum(int(r["cost_nanos"]) for r in rows) == sum(1000 + n for n in range(7))
     records = [json.loads(line) for line in as_jsonl.getvalue().splitlines()]
     assert [r["request_id"] for r in records] == [f"req-{alice}-3", f"req-{alice}-5"]
-    assert records[0]["created_at"] == "2026-03-01T12:03:00Z" and records[0]["stream"] is False
+    assert records[0]["created_at"] == "2026-03-01T12:03:00.000000Z"
+    assert records[0]["stream"] is False
+
+
+def test_exported_times_have_one_form_whatever_their_microseconds(migrated_db: Path) -> None:
+    """A row settled on a whole second exported as 12:00:00Z beside 12:00:00.250000Z: a reader
+    with one format (strptime's %S.%fZ, a spreadsheet's column type) failed on one row in a
+    million. Every time now has its six digits, as the audit log writes them."""
+    user = create_user("times@x.test").id
+    add_row(user, NOW, 0)
+    add_row(user, NOW + timedelta(microseconds=250_000), 1)
+    as_csv, as_jsonl = io.StringIO(), io.StringIO()
+    write_export(export_records(None, None), as_csv, "csv")
+    write_export(export_records(None, None), as_jsonl, "jsonl")
+    in_csv = [r["created_at"] for r in csv.DictReader(io.StringIO(as_csv.getvalue()))]
+    in_jsonl = [json.loads(line)["created_at"] for line in as_jsonl.getvalue().splitlines()]
+    expected = ["2026-03-01T12:00:00.000000Z", "2026-03-01T12:00:00.250000Z"]
+    assert in_csv == in_jsonl == expected
+    assert [datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ") for t in in_csv] == [
+        NOW,
+        NOW + timedelta(microseconds=250_000),
+    ]
