@@ -197,6 +197,30 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-02-01+05:00", datetime(2026, 1, 31, 19)),  # read as 05:00 UTC: ten hours late
+        ("2026-02-01-10:00", datetime(2026, 2, 1, 10)),
+        ("2026-02-01Z", datetime(2026, 2, 1)),
+        ("20260201+0100", datetime(2026, 1, 31, 23)),
+        ("2026-02-01T10:30:00z", datetime(2026, 2, 1, 10, 30)),  # as expires_at takes it
+        ("2026-02-01t10:30+00:00", datetime(2026, 2, 1, 10, 30)),
+    ],
+)
+def test_a_date_with_an_offset_starts_at_its_midnight_there(text: str, expected: datetime) -> None:
+    """`--since 2026-02-01+05:00`, the first of February where the clock is UTC+5: Python's
+    fromisoformat took the offset for a time of day (any character may part date and time),
+    05:00 UTC, and the window began ten hours late; a lowercase z was refused."""
+    assert parse_since(text, now=NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-02-01x10:00", "2026-02-01_10", "2026-02-01 +05:00"])
+def test_a_date_and_time_are_parted_by_t_or_a_space_only(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="--since"):
+        parse_since(text, now=NOW)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "yesterday",
