@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -49,6 +49,7 @@ from codelace_box.db.core import (
     connection,
     day_of,
     db_time,
+    iso_to_utc,
     parse_time,
     query_all,
     utcnow,
@@ -180,15 +181,11 @@ def parse_expiry(
 
 def _iso_moment(text: str, field: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+        return iso_to_utc(text)
     except ValueError:
         raise _bad(field, f"cannot read {text[:40]!r}: give an ISO 8601 time") from None
-    if moment.tzinfo is not None:
-        try:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
-            raise _bad(field, f"{text[:40]} is out of range (years 1 to 9999, UTC)") from None
-    return moment
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
+        raise _bad(field, f"{text[:40]} is out of range (years 1 to 9999, UTC)") from None
 
 
 def parse_manage_flag(value: Any, field: str = "can_manage_keys") -> bool:

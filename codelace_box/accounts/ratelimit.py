@@ -4,7 +4,8 @@ A `Limit` allows `max_events` in any `window_sec`. `hit()` checks several limits
 one IMMEDIATE transaction and records one event in each bucket only when all of them allow
 it; otherwise it raises `RateLimited` with the seconds until the tightest one frees a slot.
 `give_back()` uncounts the events of one `hit()` whose action then did not happen (by their
-row ids, so any worker or box may, and no other event is touched).
+row ids, so any worker or box may, and no other event is touched). Windows are read on this
+process's wall clock: an event stamped ahead of it counts as made now (`_wait_sec`).
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ class Limit:
 
 
 def _wait_sec(limit: Limit, now: datetime) -> float:
-    """Seconds until `limit` allows one more event (0 if it allows one now)."""
+    """Seconds until `limit` allows one more event (0 if it allows one now). An event stamped
+    after `now` (a clock that ran ahead and was set back, another box's fast clock) counts as
+    made now: it still counts, for one window, not until this clock reaches its stamp."""
     start = now - timedelta(seconds=limit.window_sec)
     RateEvent.delete().where(
         RateEvent.bucket == limit.bucket, RateEvent.created_at <= start
     ).execute()
+    RateEvent.update(created_at=now).where(
+        RateEvent.bucket == limit.bucket, RateEvent.created_at > now
+    ).execute()  # committed with a refusal too: hit() raises after its transaction
     in_window = RateEvent.select().where(RateEvent.bucket == limit.bucket)
     count = in_window.count()
     if count < limit.max_events:

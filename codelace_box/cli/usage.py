@@ -43,6 +43,7 @@ def usage_report(
     now = utcnow()
     start = parse_moment(since, now) if since is not None else None  # '' is a mistake, as
     end = parse_moment(until, now, option="--until") if until is not None else None  # in audit
+    check_order(start, end)
     rows = daily_spend_report(by, start, end)
     days = state.config().usage.retention_days
     cutoff = retention_cutoff(days, start, now)
@@ -58,6 +59,21 @@ def usage_report(
     if cutoff is not None:  # the days counted whatever retention deleted (only then)
         view["whole_days_counted"] = _days_view(days_counted(by, start, end, now.date()))
     emit(view, as_json, render)
+
+
+def check_order(start: datetime | None, end: datetime | None) -> None:
+    """A window whose --until is not after its --since: one line saying the end is excluded
+    (one day written as `--since D --until D` is empty), with the --until that means D."""
+    from codelace_box.errors import InvalidRequest
+
+    if start is None or end is None or start < end:
+        return
+    hint = "the end is excluded"
+    if start == end and start == datetime.combine(start.date(), datetime.min.time()):
+        hint += (
+            f": for the day {start.date()} alone give --until {start.date() + timedelta(days=1)}"
+        )
+    raise InvalidRequest(f"--since must come before --until ({hint})", param="until")
 
 
 def _days_view(days: Any) -> dict[str, str] | None:

@@ -51,6 +51,7 @@ _SAVEPOINT, _ROLLBACK_TO, _RELEASE = (
 EARLIEST = timestamps.EARLIEST
 utcnow, iso_z, db_time = timestamps.utcnow, timestamps.iso_z, timestamps.db_time
 parse_time, minute_of, day_of = timestamps.parse_time, timestamps.minute_of, timestamps.day_of
+iso_to_utc = timestamps.iso_to_utc
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]  # positional, `?` in the statement text

@@ -7,6 +7,7 @@ the same on both engines (db/core.py re-exports them; the SQL side is db/dialect
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,29 @@ def iso_z(moment: datetime | None) -> str | None:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+# An ISO 8601 calendar date at the start of a text, and the character after it.
+_DATE_HEAD = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{8})(.?)", re.ASCII)
+
+
+def iso_to_utc(text: str) -> datetime:
+    """ISO 8601 text (a date, or a date and time; no offset: UTC; `Z` or `z`: UTC) as a naive
+    UTC moment. A date with an offset is its midnight there (`2026-12-31+05:00`: 19:00 UTC the
+    day before): Python's fromisoformat takes any character between date and time, so it read
+    the offset as a time of day; only `T`, `t` or a space part them here. ValueError when the
+    text is no such moment; OverflowError when it lies outside years 1 to 9999 in UTC."""
+    if text[-1:] in ("z", "Z"):
+        text = text[:-1] + "+00:00"
+    head = _DATE_HEAD.match(text)
+    if head and head[2] in ("+", "-"):
+        text = head[1] + "T00:00" + text[head.end(1) :]
+    elif head and head[2] not in ("", "T", "t", " "):
+        raise ValueError(f"date and time must be parted by T or a space: {text!r}")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)  # OverflowError out of range
+    return moment
 
 
 EARLIEST = "0001-01-01 00:00:00"  # a stored timestamp before any other (both engines read it)

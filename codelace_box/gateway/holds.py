@@ -101,18 +101,21 @@ def _ended_unreaped(pid: int) -> bool:
 def release_orphaned_holds(max_age_sec: float = ORPHAN_AGE_SEC) -> int:
     """Release holds left by a crash (run at start, before any request).
 
-    A hold is orphaned when it is older than any request can live, or on SQLite when the
+    On SQLite a hold is orphaned when it is older than any request can live, or when the
     process of this host that took it is gone; holds of another server still running on the
-    same database stay. On PostgreSQL an owner no session claims may be a live box whose
-    sessions were just dropped (OwnerWatch): its holds are left to the sweeps, which free them
-    once it stayed gone.
+    same database stay. On PostgreSQL a hold is never judged by its age: boxes stamp holds on
+    their own clocks, and one whose clock runs hours ahead would free the live holds of every
+    other box (their calls then settle on no hold: never charged). An owner no session claims
+    may be a live box whose sessions were just dropped (OwnerWatch): its holds are left to the
+    sweeps, which free them once it stayed gone.
     """
     cutoff = str(utcnow() - timedelta(seconds=max_age_sec))
     with write_transaction() as tx:
         hotpath.one_writer_with_requests(tx)
         owners = hotpath.hold_owners(tx)
-        released = hotpath.delete_holds_before(tx, cutoff)
-        if not owner_claims_can_drop():  # SQLite: a process of this host that ended
+        released = 0
+        if not owner_claims_can_drop():  # SQLite: too old, or a process of this host that ended
+            released = hotpath.delete_holds_before(tx, cutoff)
             gone = [owner for owner in owners if _owner_is_gone(owner, starting=True)]
             released += release_holds_in(tx, owners=gone)
         hotpath.recount_held(tx)  # also mends a cached total that drifted
@@ -168,12 +171,16 @@ class OwnerWatch:
 
 
 def own_holds_older_than(age_sec: float) -> list[str]:
-    """The request ids of this process's holds taken more than `age_sec` ago, and of anyone's
-    older than any request lives (a crashed server's, its pid alive again as another
-    process's: seen alive, it was freed only by a start that late). A read."""
+    """The request ids of this process's holds taken more than `age_sec` ago, and on SQLite of
+    anyone's older than any request lives (a crashed server's, its pid alive again as another
+    process's: seen alive, it was freed only by a start that late). On PostgreSQL another
+    box's holds are freed only when no session claims it (`dead_hold_owners`), never by their
+    age on this clock (see `release_orphaned_holds`). A read."""
     cutoff = str(utcnow() - timedelta(seconds=age_sec))
-    ancient = str(utcnow() - timedelta(seconds=ORPHAN_AGE_SEC))
     own = hotpath.holds_of_owner_before(connection(), hold_owner(), cutoff)
+    if owner_claims_can_drop():
+        return own
+    ancient = str(utcnow() - timedelta(seconds=ORPHAN_AGE_SEC))
     return own + [r for r in hotpath.holds_before(connection(), ancient) if r not in own]
 
 

@@ -43,7 +43,8 @@ def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict
     for page in usage_pages(start, user_id):
         for row in page:
             record = dict(zip(EXPORT_COLUMNS, row, strict=True))
-            record["created_at"] = parse_time(record["created_at"]).isoformat() + "Z"
+            moment = parse_time(record["created_at"])  # one form: a whole second has its digits
+            record["created_at"] = moment.isoformat(timespec="microseconds") + "Z"
             record["stream"], record["estimated"] = bool(row[10]), bool(row[11])
             yield record
 

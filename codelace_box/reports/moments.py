@@ -1,12 +1,13 @@
 """The moments an operator types (`--since`, `--until`, the dashboard's windows): an ISO date or
-date-time (UTC unless it says otherwise) or a span back from now (`24h`, `7d`)."""
+date-time (UTC unless it says otherwise; a date with an offset: its midnight there) or a span
+back from now (`24h`, `7d`)."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from codelace_box.db.core import utcnow
+from codelace_box.db.core import iso_to_utc, utcnow
 from codelace_box.errors import InvalidRequest
 
 _RELATIVE = re.compile(r"^(\d{1,5})([hd])$", re.ASCII)
@@ -21,9 +22,7 @@ def parse_moment(text: str, now: datetime | None = None, option: str = "--since"
         span = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
         return (now or utcnow()) - span
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-        if moment is not None and moment.tzinfo:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        moment = iso_to_utc(value) if value else None
     except (ValueError, OverflowError):  # OverflowError: past year 9999 (or before 1) in UTC
         moment = None
     if moment is None:

@@ -122,3 +122,19 @@ def test_a_window_reaching_past_retention_says_its_older_rows_are_gone(box: Box)
     forever = report(box)  # retention off: nothing was deleted
     assert forever["rows_deleted_before"] is None
     assert "deleted" not in box.cli("usage", "report")
+
+
+def test_one_day_given_as_since_and_until_says_the_end_is_excluded(box: Box) -> None:
+    """`--since 2026-12-04 --until 2026-12-04`, one day as an operator writes it, was refused
+    with "the start of the window must come before its end", leaving them to guess why: the
+    end is excluded. The one line now says so and names the --until that gives that day."""
+    result = run_cli(
+        box.config, "usage", "report", "--since", "2026-12-04", "--until", "2026-12-04"
+    )
+    assert result.returncode == 1, result.stdout
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "excluded" in line, line
+    assert "--until 2026-12-05" in line, line
+    assert report(box, "--since", "2026-12-04", "--until", "2026-12-05")["until"] == (
+        "2026-12-05T00:00:00Z"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from itertools import count, cycle
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from codelace_box.config import AuthConfig
 from tests.accounts.conftest import BoxClient, ServerFactory, console_code
+from tests.pg_cluster import write_config_db
 
 pytestmark = pytest.mark.timeout(120)
 DEFAULTS = AuthConfig()  # the limits the pair of boxes runs with (no [auth] keys set)
@@ -364,4 +366,28 @@ def test_code_mails_per_mailbox_are_capped_per_day_too(box_factory: ServerFactor
     assert assert_limited(limited, window=86400) > 60
     assert "in 24 hours" in limited.json()["error"]["message"]
     assert client.request_code("neighbour@example.com").status_code == 200  # per mailbox
+    client.close()
+
+
+def test_events_stamped_ahead_of_the_clock_hold_one_window_not_until_the_clock_catches_up(
+    box_factory: ServerFactory,
+):
+    """A box whose clock ran an hour ahead (corrected since by NTP, or another box on the same
+    PostgreSQL database with a fast clock) stamped a code request an hour into the future. It
+    counted for the hour plus the window: the mailbox got 429 with Retry-After 3602 and no code
+    for an hour, whatever auth.rate_limit_window_sec said. Such an event now counts as made
+    now: the limit still holds, for one window."""
+    window = 2
+    lowered = {"otp_requests_per_email": 1, "rate_limit_window_sec": window}
+    client = BoxClient(box_factory(auth=lowered), None)
+    ahead = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+    write_config_db(
+        client.server.config,
+        "INSERT INTO rate_event (bucket, created_at) VALUES (?, ?)",
+        ("otp-request:email:early@example.com", str(ahead)),
+    )
+    retry_after = assert_limited(client.request_code("early@example.com"), window=window)
+    time.sleep(retry_after + 0.1)
+    assert client.request_code("early@example.com").status_code == 200
+    assert_limited(client.request_code("early@example.com"), window=window)  # still a limit
     client.close()

@@ -5,8 +5,10 @@ Retry-After never breaks the failover."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import openai
 import pytest
@@ -176,3 +178,18 @@ def test_a_malformed_retry_after_on_the_last_try_is_a_429_with_a_sane_wait(
         two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.response.headers["retry-after"] == "1"
     assert len(fake.requests) == 2
+
+
+def test_an_http_date_retry_after_is_passed_on_as_the_seconds_until_it(
+    two_keys: Box, fake: FakeOpenAI
+) -> None:
+    """RFC 9110 lets Retry-After be an HTTP-date. A provider asking for a wait until a moment
+    two minutes ahead had the client told `Retry-After: 1`: the SDK came back a second later,
+    into the same limit, as many times as it retries. A date is now the seconds until it (one
+    already past: 1; a day or more ahead: not plausible, 1)."""
+    ahead = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    fake.default = Reply(status=429, error={"message": "slow down"}, headers={"retry-after": ahead})
+    _, key = two_keys.new_user("1")
+    with pytest.raises(openai.RateLimitError) as caught:
+        two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert 115 <= int(caught.value.response.headers["retry-after"]) <= 120

@@ -18,9 +18,11 @@ from codelace_box.gateway.holds import (
     OwnerWatch,
     dead_hold_owners,
     hold_owner,
+    own_holds_older_than,
     release_holds_in,
     release_orphaned_holds,
 )
+from codelace_box.gateway.pipeline import LEAK_AGE_SEC
 from tests.pg_cluster import wanted_engine
 from tests.support import REPO_ROOT, cli_env
 
@@ -207,3 +209,32 @@ def test_postgresql_frees_the_holds_of_a_box_whose_connection_died(pg_db: str) -
     assert Hold.select().count() == 0
     assert User.get_by_id(user.id).held_nanos == 0
     assert find_mismatches() == []
+
+
+def test_postgresql_never_frees_a_live_box_holds_by_their_age(pg_db: str) -> None:
+    """Boxes on one PostgreSQL database read hold ages on their own clocks. A box whose clock
+    runs seven hours ahead (a hardware clock kept in local time, UTC+7, and no NTP; or a step
+    forward while calls are in flight) saw every other box's holds as older than any request
+    lives: its start and each of its sweeps freed them while their calls ran, and those calls
+    then found no hold at settlement and were never charged. On PostgreSQL a box is alive while
+    its sessions claim its owner name, so only that frees its holds, never their age."""
+    user = User.create(email="skew@example.com")
+    post_entry(user.id, 10_000, "admin", "seed", "seed:skew")
+    box = subprocess.Popen(
+        [sys.executable, "-c", CLAIMER, pg_db, "slow-clock-host:4242"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert box.stdout is not None and box.stdout.readline().strip() == "claimed"
+        _hold(user, 100, "slow-clock-host:4242", age_sec=7 * 3600)  # stamped by its clock
+        assert release_orphaned_holds() == 0
+        assert own_holds_older_than(LEAK_AGE_SEC) == []
+        assert dead_hold_owners() == []
+    finally:
+        box.kill()
+        box.wait()
+    assert [h.amount_nanos for h in Hold.select()] == [100]
+    assert User.get_by_id(user.id).held_nanos == 100

@@ -197,6 +197,30 @@ def test_since_takes_iso_dates_and_spans(text: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-02-01+05:00", datetime(2026, 1, 31, 19)),  # read as 05:00 UTC: ten hours late
+        ("2026-02-01-10:00", datetime(2026, 2, 1, 10)),
+        ("2026-02-01Z", datetime(2026, 2, 1)),
+        ("20260201+0100", datetime(2026, 1, 31, 23)),
+        ("2026-02-01T10:30:00z", datetime(2026, 2, 1, 10, 30)),  # as expires_at takes it
+        ("2026-02-01t10:30+00:00", datetime(2026, 2, 1, 10, 30)),
+    ],
+)
+def test_a_date_with_an_offset_starts_at_its_midnight_there(text: str, expected: datetime) -> None:
+    """`--since 2026-02-01+05:00`, the first of February where the clock is UTC+5: Python's
+    fromisoformat took the offset for a time of day (any character may part date and time),
+    05:00 UTC, and the window began ten hours late; a lowercase z was refused."""
+    assert parse_since(text, now=NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-02-01x10:00", "2026-02-01_10", "2026-02-01 +05:00"])
+def test_a_date_and_time_are_parted_by_t_or_a_space_only(text: str) -> None:
+    with pytest.raises(InvalidRequest, match="--since"):
+        parse_since(text, now=NOW)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "yesterday",
@@ -234,4 +258,25 @@ def test_both_export_formats_parse_back_to_the_rows(migrated_db: Path) -> None:
     assert sum(int(r["cost_nanos"]) for r in rows) == sum(1000 + n for n in range(7))
     records = [json.loads(line) for line in as_jsonl.getvalue().splitlines()]
     assert [r["request_id"] for r in records] == [f"req-{alice}-3", f"req-{alice}-5"]
-    assert records[0]["created_at"] == "2026-03-01T12:03:00Z" and records[0]["stream"] is False
+    assert records[0]["created_at"] == "2026-03-01T12:03:00.000000Z"
+    assert records[0]["stream"] is False
+
+
+def test_exported_times_have_one_form_whatever_their_microseconds(migrated_db: Path) -> None:
+    """A row settled on a whole second exported as 12:00:00Z beside 12:00:00.250000Z: a reader
+    with one format (strptime's %S.%fZ, a spreadsheet's column type) failed on one row in a
+    million. Every time now has its six digits, as the audit log writes them."""
+    user = create_user("times@x.test").id
+    add_row(user, NOW, 0)
+    add_row(user, NOW + timedelta(microseconds=250_000), 1)
+    as_csv, as_jsonl = io.StringIO(), io.StringIO()
+    write_export(export_records(None, None), as_csv, "csv")
+    write_export(export_records(None, None), as_jsonl, "jsonl")
+    in_csv = [r["created_at"] for r in csv.DictReader(io.StringIO(as_csv.getvalue()))]
+    in_jsonl = [json.loads(line)["created_at"] for line in as_jsonl.getvalue().splitlines()]
+    expected = ["2026-03-01T12:00:00.000000Z", "2026-03-01T12:00:00.250000Z"]
+    assert in_csv == in_jsonl == expected
+    assert [datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ") for t in in_csv] == [
+        NOW,
+        NOW + timedelta(microseconds=250_000),
+    ]

@@ -147,6 +147,27 @@ def test_an_expired_key_is_a_401_key_expired_on_every_route(box: Box, fake: Fake
     assert chat(box, key).status_code == 200
 
 
+def test_an_expiry_date_with_an_offset_is_that_midnight_there(box: Box) -> None:
+    """`"expires_at": "2099-12-31+14:00"`, midnight on New Year's Eve in Kiribati (10:00 UTC the
+    day before): Python's fromisoformat read the offset as a time of day, 14:00 UTC, and the key
+    lived 28 hours longer than asked; "2099-12-31x05:00" was taken as 05:00 too."""
+    email, _ = box.new_user("5")
+    login = box.http(box.keys[email])
+    for sent, shown in [
+        ("2099-12-31+14:00", "2099-12-30T10:00:00Z"),
+        ("2099-12-31-10:00", "2099-12-31T10:00:00Z"),
+        ("2099-12-31Z", "2099-12-31T00:00:00Z"),
+        ("2099-12-31", "2099-12-31T00:00:00Z"),
+        ("2099-12-31t23:59:59z", "2099-12-31T23:59:59Z"),
+    ]:
+        made = login.post("/api/v1/auth/key", json={"name": "x", "expires_at": sent})
+        assert made.status_code == 200, (sent, made.text)
+        assert made.json()["expires_at"] == shown, sent
+    for sent in ("2099-12-31x05:00", "2099-12-31 +05:00"):
+        refused = login.post("/api/v1/auth/key", json={"name": "x", "expires_at": sent})
+        assert openai_code(refused) == (400, "invalid_limit"), sent
+
+
 def test_allowed_models_match_after_alias_resolution(box: Box, fake: FakeOpenAI) -> None:
     email, _ = box.new_user("5")
     key, key_id = new_key(box, email, allowed_models=[ALIAS])

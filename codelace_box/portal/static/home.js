@@ -16,7 +16,7 @@ export async function homePage(main) {
     h("p", {}, "Signed in as ", h("strong", { text: data.email }), "."),
     h("div", { class: "cards" },
       card("Balance", usd(data.credit_balance_usd), "/billing", "Add credit"),
-      card("Spent this month", usd(data.month_spend_usd), "/usage", "See usage"),
+      card("Spent this month (UTC)", usd(data.month_spend_usd), "/usage", "See usage"),
       card("API keys", "Create and revoke", "/keys", "Manage keys")),
     h("h2", { text: "Connect a tool" }),
     h("p", {}, "Point the OpenAI SDK, Claude Code or Codex at ",

@@ -25,12 +25,20 @@ export function signinPage(main) {
   email.input.focus();
 }
 
+// A code's lifetime in the mail's words (accounts/mailer.py describe_ttl): whole minutes, else
+// seconds; never rounded up, so the page promises no longer than the code lives.
+function lifetime(ttlSec) {
+  const seconds = Math.max(0, Math.floor(Number(ttlSec) || 0));
+  if (seconds % 60 !== 0) return `${seconds} seconds`;
+  const minutes = seconds / 60;
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
 function codeStep(main, address, ttlSec) {
-  const minutes = Math.max(1, Math.round(ttlSec / 60));
   const code = field(
     "Sign-in code",
     { inputmode: "numeric", autocomplete: "one-time-code", name: "code" },
-    `The 6 digits from the mail; the code works for ${minutes} minutes.`,
+    `The 6 digits from the mail; the code works for ${lifetime(ttlSec)}.`,
   );
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Sign in" });

@@ -1,4 +1,5 @@
 // Usage: totals, the spend of each of the last 30 days (an SVG drawn here), recent requests.
+// The month and the days are UTC ones, as the server counts them: the labels say so.
 
 import { api } from "./api.js";
 import { count, h, page, svg, usd, when } from "./ui.js";
@@ -15,7 +16,7 @@ function chart(daily) {
   const total = values.reduce((a, b) => a + b, 0);
   const slot = (WIDTH - LEFT) / Math.max(daily.length, 1);
   const plot = HEIGHT - BOTTOM - TOP;
-  const label = `Daily spend, last ${daily.length} days: ${usd(total)} in all, at most ${usd(top)} a day.`;
+  const label = `Daily spend, last ${daily.length} days (UTC days): ${usd(total)} in all, at most ${usd(top)} a day.`;
   const bars = daily.map((day, i) => {
     const size = top > 0 ? Math.max((Number(day.cost_usd) / top) * plot, day.cost_usd > 0 ? 1 : 0) : 0;
     return svg("rect", {
@@ -40,7 +41,7 @@ function totals(data) {
     item("Input tokens", count(data.total_input_token)),
     item("Output tokens", count(data.total_output_token)),
     item("Total cost", usd(data.total_cost_usd)),
-    item("This month", usd(data.month_spend_usd)));
+    item("This month (UTC)", usd(data.month_spend_usd)));
 }
 
 // A request's status in words (the database's are ok, error and abandoned); the cost column
@@ -68,6 +69,6 @@ function recent(rows) {
 export async function usagePage(main) {
   const data = await api("GET", "/portal/api/usage");
   page(main, "Usage", totals(data),
-    h("h2", { text: "Daily spend, last 30 days" }), chart(data.daily),
+    h("h2", { text: "Daily spend, last 30 days (UTC days)" }), chart(data.daily),
     h("h2", { text: "Recent requests" }), recent(data.recent_requests));
 }
