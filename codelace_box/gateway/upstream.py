@@ -33,12 +33,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,13 +64,12 @@ from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.retry_after import retry_after_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
 OVERLOADED = 529  # Anthropic's status for "overloaded_error"
-MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
-_DELTA_SECONDS_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
 # A 403 about the key rather than the content names the key, authentication or permission.
 _KEY_BLAME_RE = re.compile(
     r"api[ _-]?key|\bkey\b|authenticat|unauthori[sz]ed|permission|credential|"
@@ -128,30 +124,6 @@ class Opened:
             exc.message = mask_in(exc.message, self.key.secret)
             exc.args = (exc.message,)
         return exc
-
-
-def retry_after_sec(raw: str | None, now: float | None = None) -> int:
-    """Seconds to wait from a Retry-After header: delta-seconds, or an HTTP-date (RFC 9110) as
-    the seconds from `now` (wall-clock seconds; default the clock) until it, rounded up; absent,
-    malformed (inf, nan, 1e400, negative, garbage), a date already past, or over a day counts
-    as absent (1 s)."""
-    text = (raw or "").strip()
-    if _DELTA_SECONDS_RE.fullmatch(text):
-        seconds = int(text.partition(".")[0])
-    else:
-        seconds = _seconds_until(text, time.time() if now is None else now)
-    return max(1, seconds) if seconds <= MAX_RETRY_AFTER_SEC else 1
-
-
-def _seconds_until(http_date: str, now: float) -> int:
-    """The whole seconds (rounded up) from `now` until an HTTP-date; 0 when it is none."""
-    try:
-        moment = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return 0
-    if moment.tzinfo is None:  # RFC 9110: an HTTP-date is GMT; "-0000" reads as naive
-        moment = moment.replace(tzinfo=UTC)
-    return math.ceil(moment.timestamp() - now)
 
 
 def blames_key(payload: bytes, message: str) -> bool:
