@@ -173,6 +173,19 @@ CLAIMER = (
 )
 
 
+def claiming_box(pg_db: str, owner: str) -> subprocess.Popen[str]:
+    """A process that claims `owner` on its PostgreSQL sessions and keeps them, as a live box."""
+    box = subprocess.Popen(
+        [sys.executable, "-c", CLAIMER, pg_db, owner],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+    )
+    assert box.stdout is not None and box.stdout.readline().strip() == "claimed"
+    return box
+
+
 def test_postgresql_frees_the_holds_of_a_box_whose_connection_died(pg_db: str) -> None:
     """PostgreSQL, any machine: a box claims its owner name on its connections; while it
     lives its holds stay, once it is killed (-9) the sweeps anywhere see it gone and release
@@ -180,15 +193,8 @@ def test_postgresql_frees_the_holds_of_a_box_whose_connection_died(pg_db: str) -
     at that instant (it may be a live box whose sessions were just dropped)."""
     user = User.create(email="c@example.com")
     post_entry(user.id, 10_000, "admin", "seed", "seed:c")
-    box = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, pg_db, "far-host:4242"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=REPO_ROOT,
-    )
+    box = claiming_box(pg_db, "far-host:4242")
     try:
-        assert box.stdout is not None and box.stdout.readline().strip() == "claimed"
         _hold(user, 100, "far-host:4242")  # a live box on another machine: stays
         _hold(user, 200, "far-host:9999")  # nobody claims it: its box is gone
         assert release_orphaned_holds() == 0  # left to the sweeps' grace
@@ -220,15 +226,8 @@ def test_postgresql_never_frees_a_live_box_holds_by_their_age(pg_db: str) -> Non
     its sessions claim its owner name, so only that frees its holds, never their age."""
     user = User.create(email="skew@example.com")
     post_entry(user.id, 10_000, "admin", "seed", "seed:skew")
-    box = subprocess.Popen(
-        [sys.executable, "-c", CLAIMER, pg_db, "slow-clock-host:4242"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=REPO_ROOT,
-    )
+    box = claiming_box(pg_db, "slow-clock-host:4242")
     try:
-        assert box.stdout is not None and box.stdout.readline().strip() == "claimed"
         _hold(user, 100, "slow-clock-host:4242", age_sec=7 * 3600)  # stamped by its clock
         assert release_orphaned_holds() == 0
         assert own_holds_older_than(LEAK_AGE_SEC) == []

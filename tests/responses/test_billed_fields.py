@@ -11,16 +11,11 @@ import openai
 import pytest
 
 from tests.fakes.openai_upstream import Reply
+from tests.gateway.test_billed_fields import BILLED as CHAT_BILLED
 from tests.responses.conftest import OPENAI_KEY, OPENAI_MODEL, PRICES, ResponsesBox
 
-BILLED: dict[str, Any] = {
-    "models": ["openai/gpt-4o", "anthropic/claude-opus-4"],
-    "route": "fallback",
-    "plugins": [{"id": "web", "max_results": 5}],
-    "provider": {"order": ["OpenAI"], "allow_fallbacks": True},
-    "transforms": ["middle-out"],
-    "web_search_options": {"search_context_size": "high"},
-}
+BODY_FIELDS = ("models", "route", "plugins", "provider", "transforms", "web_search_options")
+BILLED: dict[str, Any] = {name: CHAT_BILLED[name] for name in BODY_FIELDS}
 ALLOWED = [arg for name in BILLED for arg in ("--allow-field", name)]
 
 
