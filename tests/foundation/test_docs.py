@@ -331,3 +331,21 @@ def test_the_stripe_events_the_readme_says_to_send_are_those_the_box_handles() -
         f"handled but not in the README's list: {sorted(handled - documented)}; "
         f"listed but not handled: {sorted(documented - handled)}"
     )
+
+
+def test_the_413_row_names_the_routes_that_read_big_bodies_and_the_small_limit() -> None:
+    """docs/http-api.md said only routes without an API key read at most 256 KiB, and that
+    headers past `server.max_body_bytes` got 413: every route but the inference ones reads at
+    most 256 KiB (a key's settings with a valid key too: api/bodies.py), and Sanic's 8 KiB
+    bounds the headers. The row names the routes read up to the configured limit."""
+    from sanic.config import DEFAULT_CONFIG
+
+    from codelace_box.api.bodies import KEYED_ROUTES, SMALL_BODY_BYTES
+
+    row = next(
+        line for line in HTTP_REFERENCE.read_text().splitlines() if line.startswith("  | 413 |")
+    )
+    documented = set(re.findall(r"`/(v1/[a-z_/]+)`", row))
+    assert documented == set(KEYED_ROUTES), row
+    assert f"{SMALL_BODY_BYTES // 1024} KiB" in row
+    assert f"{DEFAULT_CONFIG['REQUEST_MAX_HEADER_SIZE'] // 1024} KiB" in row
