@@ -178,16 +178,29 @@ def test_every_link_between_the_docs_names_a_file_and_a_heading_that_exist() -> 
     assert checked >= 3
 
 
+SENT_TO = (
+    re.compile(r'see "([^"]+)"'),
+    # unquoted, as `(see Budgets and limits)`: the README's audit list sent readers to a
+    # "Stripe" section that is "Buying credit (Stripe)"
+    re.compile(r"\bsee ([A-Z][A-Za-z ]+?)(?=[;,.)]| above| below)"),
+)
+
+
 def test_every_section_the_docs_send_a_reader_to_exists() -> None:
-    """`see "Running several boxes"`: a heading of the README or of the doc itself (its start
-    will do), or a bold lead-in (`**Slow clients.**`) of that doc."""
+    """`see "Running several boxes"` or `see Budgets and limits`: a heading of the README or
+    of the doc itself (its start will do), or a bold lead-in (`**Slow clients.**`) of that
+    doc."""
     readme = REPO_ROOT / "README.md"
+    checked = 0
     for doc in DOCS:
         text = doc.read_text()
         names = headings(text) + headings(readme.read_text())
         names += re.findall(r"\*\*([^*]+?)\.?\*\*", text)
-        for section in re.findall(r'see "([^"]+)"', " ".join(text.split())):
-            assert any(name.startswith(section) for name in names), f"{doc.name}: {section!r}"
+        for pattern in SENT_TO:
+            for section in pattern.findall(" ".join(text.split())):
+                assert any(name.startswith(section) for name in names), f"{doc.name}: {section!r}"
+                checked += 1
+    assert checked >= 10
 
 
 REPO_PATH = re.compile(r"`((?:codelace_box|admin_tui|tests|docs|build|bench|\.ci)/[\w./*-]*)`")
