@@ -150,6 +150,21 @@ def test_models_set_help_says_what_an_unset_output_cap_is() -> None:
     assert f"else {DEFAULT_MAX_OUTPUT_TOKENS:,}" in readme
 
 
+def test_update_commands_help_names_no_default_for_what_they_leave_unchanged() -> None:
+    """`keys update --help` said of --manage-keys '(default: it may ...)', shared with `keys
+    create`: an operator renaming a tool's key could read that leaving the flag out gives the
+    key back the right to manage keys, while an update changes only what is given."""
+    checked = 0
+    for path, command in real_commands().items():
+        if path[-1] != "update":
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option) and param.help and param.name != "json":
+                assert "default" not in param.help.lower(), f"{' '.join(path)} {param.opts[0]}"
+                checked += 1
+    assert checked >= 6
+
+
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
 
