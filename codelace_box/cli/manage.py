@@ -98,7 +98,7 @@ def key_limit_options(command: Any) -> Any:
     options = (
         click.option("--manage-keys/--no-manage-keys", "manage_keys", default=None, help="Whether "
                      "the key may create, change and revoke the account's keys through the API "
-                     "(default: it may; --no-manage-keys for a key handed to a tool)."),
+                     "(a new key may: --no-manage-keys for a key handed to a tool)."),
         click.option("--models", "--allowed-models", "models", default=None, help="Comma-"
                      "separated model ids or aliases the key may call ('all': every model)."),
         click.option("--expires", "--expires-at", "expires", default=None, help="When the key "

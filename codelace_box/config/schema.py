@@ -55,7 +55,7 @@ class ServerConfig:
     workers: int = opt(1, "Server processes.", minimum=1, maximum=64)
     max_body_bytes: int = opt(
         10485760,
-        "Larger request bodies get 413 (1024 to 1 GiB).",
+        "Larger inference request bodies get 413 (1024 to 1 GiB; other routes take 256 KiB).",
         minimum=1024,
         maximum=MAX_BODY_BYTES,
     )

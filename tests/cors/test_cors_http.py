@@ -131,6 +131,12 @@ def test_an_options_that_is_no_allowed_preflight_stays_the_405(raw: httpx.Client
     assert bare.json()["error"]["code"] == "method_not_allowed"
     wrong = preflight(raw, path, "DELETE")  # a method the route does not take
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    for refused in (bare, wrong):  # as docs/http-api.md says: an answer, never a preflight's
+        assert_readable(refused)
+        assert set(cors_headers(refused)) == {
+            "access-control-allow-origin",
+            "access-control-expose-headers",
+        }
 
 
 def test_headers_outside_the_list_are_not_echoed(raw: httpx.Client) -> None:

@@ -112,3 +112,30 @@ def test_the_documented_defaults_are_the_defaults() -> None:
             assert Decimal(shown) == Decimal(str(actual)), key
         checked += 1
     assert checked >= 30
+
+
+DOCUMENTED_RANGE = re.compile(r"(?<![\w.])(\d[\d.]*) ?(?:to|\u2013) ?(\d[\d.]*)(?![\d.])")
+
+
+def test_the_documented_ranges_are_the_bounds_config_enforces() -> None:
+    """A row's `(1-64)` (an en dash) or `0.1 to 86400` is what loading the key accepts: the
+    reference quoted ranges nobody compared with config/schema.py's bounds (defaults alone
+    were held)."""
+    bounds = {
+        f"{name}.{f.name}": (f.metadata.get("minimum"), f.metadata.get("maximum"))
+        for name, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+    }
+    checked = 0
+    for line in REFERENCE.read_text().splitlines():
+        match = re.match(r"^\| ([a-z_]+\.[a-z_0-9]+) \| [^|]+ \| (.+) \|$", line)
+        if not match or (key := match.group(1)) not in bounds:
+            continue
+        low, high = bounds[key]
+        for shown_low, shown_high in DOCUMENTED_RANGE.findall(match.group(2)):
+            assert (Decimal(shown_low), Decimal(shown_high)) == (
+                Decimal(str(low)),
+                Decimal(str(high)),
+            ), f"docs/configuration.md: {key} says {shown_low} to {shown_high}"
+            checked += 1
+    assert checked >= 10

@@ -150,6 +150,21 @@ def test_models_set_help_says_what_an_unset_output_cap_is() -> None:
     assert f"else {DEFAULT_MAX_OUTPUT_TOKENS:,}" in readme
 
 
+def test_update_commands_help_names_no_default_for_what_they_leave_unchanged() -> None:
+    """`keys update --help` said of --manage-keys '(default: it may ...)', shared with `keys
+    create`: an operator renaming a tool's key could read that leaving the flag out gives the
+    key back the right to manage keys, while an update changes only what is given."""
+    checked = 0
+    for path, command in real_commands().items():
+        if path[-1] != "update":
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option) and param.help and param.name != "json":
+                assert "default" not in param.help.lower(), f"{' '.join(path)} {param.opts[0]}"
+                checked += 1
+    assert checked >= 6
+
+
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
 
@@ -178,16 +193,29 @@ def test_every_link_between_the_docs_names_a_file_and_a_heading_that_exist() -> 
     assert checked >= 3
 
 
+SENT_TO = (
+    re.compile(r'see "([^"]+)"'),
+    # unquoted, as `(see Budgets and limits)`: the README's audit list sent readers to a
+    # "Stripe" section that is "Buying credit (Stripe)"
+    re.compile(r"\bsee ([A-Z][A-Za-z ]+?)(?=[;,.)]| above| below)"),
+)
+
+
 def test_every_section_the_docs_send_a_reader_to_exists() -> None:
-    """`see "Running several boxes"`: a heading of the README or of the doc itself (its start
-    will do), or a bold lead-in (`**Slow clients.**`) of that doc."""
+    """`see "Running several boxes"` or `see Budgets and limits`: a heading of the README or
+    of the doc itself (its start will do), or a bold lead-in (`**Slow clients.**`) of that
+    doc."""
     readme = REPO_ROOT / "README.md"
+    checked = 0
     for doc in DOCS:
         text = doc.read_text()
         names = headings(text) + headings(readme.read_text())
         names += re.findall(r"\*\*([^*]+?)\.?\*\*", text)
-        for section in re.findall(r'see "([^"]+)"', " ".join(text.split())):
-            assert any(name.startswith(section) for name in names), f"{doc.name}: {section!r}"
+        for pattern in SENT_TO:
+            for section in pattern.findall(" ".join(text.split())):
+                assert any(name.startswith(section) for name in names), f"{doc.name}: {section!r}"
+                checked += 1
+    assert checked >= 10
 
 
 REPO_PATH = re.compile(r"`((?:codelace_box|admin_tui|tests|docs|build|bench|\.ci)/[\w./*-]*)`")
@@ -331,3 +359,21 @@ def test_the_stripe_events_the_readme_says_to_send_are_those_the_box_handles() -
         f"handled but not in the README's list: {sorted(handled - documented)}; "
         f"listed but not handled: {sorted(documented - handled)}"
     )
+
+
+def test_the_413_row_names_the_routes_that_read_big_bodies_and_the_small_limit() -> None:
+    """docs/http-api.md said only routes without an API key read at most 256 KiB, and that
+    headers past `server.max_body_bytes` got 413: every route but the inference ones reads at
+    most 256 KiB (a key's settings with a valid key too: api/bodies.py), and Sanic's 8 KiB
+    bounds the headers. The row names the routes read up to the configured limit."""
+    from sanic.config import DEFAULT_CONFIG
+
+    from codelace_box.api.bodies import KEYED_ROUTES, SMALL_BODY_BYTES
+
+    row = next(
+        line for line in HTTP_REFERENCE.read_text().splitlines() if line.startswith("  | 413 |")
+    )
+    documented = set(re.findall(r"`/(v1/[a-z_/]+)`", row))
+    assert documented == set(KEYED_ROUTES), row
+    assert f"{SMALL_BODY_BYTES // 1024} KiB" in row
+    assert f"{DEFAULT_CONFIG['REQUEST_MAX_HEADER_SIZE'] // 1024} KiB" in row
