@@ -219,6 +219,7 @@ async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
     cached: AuthContext | None = getattr(request.ctx, "auth", None)
     if cached is not None and time.monotonic() - request.ctx.auth_at <= AUTH_REUSE_SEC:
         return cached
+    request.ctx.auth = None  # (a refusal now is the access line's: no user named)
     auth = await authenticated(presented)
     request.ctx.auth, request.ctx.auth_at = auth, time.monotonic()
     return auth

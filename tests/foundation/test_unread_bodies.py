@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -164,3 +165,5 @@ def test_a_key_revoked_while_its_body_arrives_is_refused(
         while b"\r\n\r\n" not in answer and (data := client.recv(65536)):
             answer += data
     assert answer.startswith(b"HTTP/1.1 401"), answer
+    [request_id] = re.findall(rb"x-request-id: (req_\w+)", answer)
+    server.wait_for_log(f"POST {route} 401 .* user=- key=.* request={request_id.decode()}")
