@@ -206,14 +206,28 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None
 
 
-async def require_auth(request: Request) -> AuthContext:
-    """The caller's identity from its API key (401/403 otherwise); cached on the request."""
+# How long the key looked at before a body was read still answers for the call: a body that
+# took longer (a slow link; MIN_BODY_RATE lets 10 MiB take hours) has its key looked at again,
+# so a key revoked (or expired, or narrowed) meanwhile is refused (the SPEC: within 1 s).
+AUTH_REUSE_SEC = 0.5
+
+
+async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
+    """The caller's identity from the key it presented (401/403 otherwise), cached on the
+    request: reused only within AUTH_REUSE_SEC of its lookup (api/bodies.py looks before the
+    body is read, the handler after)."""
     cached: AuthContext | None = getattr(request.ctx, "auth", None)
-    if cached is not None:
+    if cached is not None and time.monotonic() - request.ctx.auth_at <= AUTH_REUSE_SEC:
         return cached
-    auth = await authenticated(bearer_token(request))
-    request.ctx.auth = auth
+    request.ctx.auth = None  # (a refusal now is the access line's: no user named)
+    auth = await authenticated(presented)
+    request.ctx.auth, request.ctx.auth_at = auth, time.monotonic()
     return auth
+
+
+async def require_auth(request: Request) -> AuthContext:
+    """The caller's identity from its bearer key (401/403 otherwise)."""
+    return await keyed_auth(request, bearer_token(request))
 
 
 # Headers a reverse proxy adds naming the client it forwards for

@@ -13,8 +13,8 @@ from functools import partial
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.accounts.keys import KEY_PREFIX, AuthContext, authenticated
-from codelace_box.api.common import bearer_token, json_body, json_response
+from codelace_box.accounts.keys import KEY_PREFIX, AuthContext
+from codelace_box.api.common import bearer_token, json_body, json_response, keyed_auth
 from codelace_box.api.inference import admission, run_call
 from codelace_box.errors import AuthenticationFailed
 from codelace_box.gateway.count_tokens import count_tokens
@@ -41,14 +41,9 @@ def presented_key(request: Request) -> str:
 
 
 async def messages_auth(request: Request) -> AuthContext:
-    """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token; cached on
-    the request (api/bodies.py asks before the body is read)."""
-    cached: AuthContext | None = getattr(request.ctx, "auth", None)
-    if cached is not None:
-        return cached
-    auth = await authenticated(presented_key(request))
-    request.ctx.auth = auth
-    return auth
+    """The caller's identity from `x-api-key` (Anthropic's way) or a bearer token (cached
+    briefly: common.keyed_auth)."""
+    return await keyed_auth(request, presented_key(request))
 
 
 @bp.post("/v1/messages")

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from peewee import PeeweeException, PostgresqlDatabase
 
@@ -194,25 +193,43 @@ def driver_version() -> str:
     return f"postgresql (psycopg {psycopg.__version__}, {psycopg.pq.__impl__} implementation)"
 
 
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password before the host is, as libpq reads a URI: the credentials end at the
+    first @ before any /, the password after their first colon. (urlsplit ends the host part at
+    a # or ? too, so a password holding one, which libpq takes written raw, went unseen.)"""
+    start = url.find("://") + 3
+    if start < 3:
+        return None
+    slash = url.find("/", start)
+    at = url.find("@", start, slash if slash >= 0 else len(url))
+    colon = url.find(":", start, at) if at >= 0 else -1
+    return (colon + 1, at) if colon >= 0 else None
+
+
+def _query_start(url: str) -> int:
+    """Where the query string begins (after the credentials, which may hold a ?), else -1."""
+    span = _password_span(url)
+    return url.find("?", span[1] if span else 0)
+
+
 def redacted(url: str) -> str:
     """The URL without its passwords, for messages: the one before the host, and any given as
-    a query parameter (libpq takes `?password=...`, and `sslpassword`, there too)."""
-    parts = urlsplit(url)
-    if parts.password is None and not _QUERY_PASSWORD_RE.search(parts.query):
-        return url  # as written: urlunsplit would make sqlite://tmp/x of sqlite:////tmp/x
-    netloc, query = parts.netloc, _QUERY_PASSWORD_RE.sub(r"\1***", parts.query)
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    a query parameter (libpq takes `?password=...`, and `sslpassword`, there too), each to
+    where libpq ends it (a # in one is part of it). A URL with none is returned as written."""
+    span, query_at = _password_span(url), _query_start(url)
+    if query_at >= 0:
+        url = url[:query_at] + _QUERY_PASSWORD_RE.sub(r"\1***", url[query_at:])
+    return url if span is None else url[: span[0]] + "***" + url[span[1] :]
 
 
 def without_passwords(text: str, url: str) -> str:
     """`text` (a driver's error about `url`) with the URL's passwords masked: libpq quotes a
     value it cannot parse, such as a password with a % that is no escape."""
-    parts = urlsplit(url)
-    secrets = [parts.password or ""]
-    secrets += [m.group(2) for m in _QUERY_PASSWORD_RE.finditer(parts.query)]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+    span, query_at = _password_span(url), _query_start(url)
+    secrets = [url[span[0] : span[1]]] if span else []
+    if query_at >= 0:
+        secrets += [m.group(2) for m in _QUERY_PASSWORD_RE.finditer(url[query_at + 1 :])]
+    for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 

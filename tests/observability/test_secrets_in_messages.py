@@ -43,6 +43,28 @@ def test_a_password_in_the_database_urls_query_is_not_printed(tmp_path: Path) ->
             assert "127.0.0.1:1/codelace" in shown, shown  # the rest is still shown
 
 
+def test_a_password_holding_a_hash_or_question_mark_is_not_printed(tmp_path: Path) -> None:
+    """libpq takes a password written raw with #, ? or [ in it (its URI reads credentials up
+    to the first @), where a URL parser ends the host part at # or ?: such a password was
+    printed whole by every command that could not open the database (and by db copy's line
+    and its audit entries, backup's)."""
+    for url in (
+        "postgresql://box:hunter2#x@127.0.0.1:1/codelace",
+        "postgresql://box:hunter2?x@127.0.0.1:1/codelace",
+        "postgresql://box:hunter2[x@127.0.0.1:1/codelace",
+        "postgresql://box@127.0.0.1:1/codelace?password=x#hunter2",
+    ):
+        config = write_config(
+            tmp_path / "c.toml", {"database": {"url": url}, "server": {"secret_key": SECRET}}
+        )
+        for args in (("doctor",), ("users", "list")):
+            done = run_cli(config, *args)
+            shown = done.stdout + done.stderr
+            assert "cannot open the database" in shown, shown
+            assert "hunter2" not in shown, (args, shown)
+            assert "127.0.0.1:1/codelace" in shown, shown
+
+
 PROVIDER_KEY = "vllm-local-secret"  # no key-like shape: only the key itself can mask it
 FIRST_CHUNK = {
     "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
