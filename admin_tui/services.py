@@ -311,8 +311,8 @@ class AdminServices(CatalogServices):
 
 
 def key_limits(key: KeyRow) -> tuple[object, ...]:
-    """What the key limits form shows of a key."""
-    return (key.limit_nanos, key.limit_reset, key.expires_at, key.allowed_models,
+    """What the key form shows of a key (its name and limits)."""
+    return (key.name, key.limit_nanos, key.limit_reset, key.expires_at, key.allowed_models,
             key.can_manage_keys)  # fmt: skip
 
 

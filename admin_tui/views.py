@@ -47,6 +47,7 @@ class KeyLimitsForm:
     expires: str = ""  # ISO 8601, or 30d / 12h from now
     models: str = ""  # comma-separated ids or aliases
     manage_keys: str = "yes"  # yes | no: whether the key may manage the account's keys
+    name: str | None = None  # the key's name; None: unchanged
 
 
 @dataclass(frozen=True)

@@ -147,12 +147,15 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     async def _key_limits(self, key: KeyRow) -> None:
         async def submit(values: dict[str, str]) -> KeyRow:
-            form = KeyLimitsForm(values["limit_usd"], values["limit_reset"], values["expires"],
-                                 values["models"], values["manage_keys"])  # fmt: skip
+            form = KeyLimitsForm(
+                values["limit_usd"], values["limit_reset"], values["expires"], values["models"],
+                values["manage_keys"], values["name"],
+            )  # fmt: skip
             return await self.services.run(self.services.set_key_limits, key.id, form, key)
 
         saved = await self.app.push_screen_wait(
-            FormDialog(f"Limits of key {key.prefix}… ({key.name or 'unnamed'})", [
+            FormDialog(f"Name and limits of key {key.prefix}…", [
+                FormField("name", "Name", key.name, placeholder="laptop"),
                 FormField("limit_usd", "Spend cap in USD (blank: none)", cap_text(key),
                           placeholder="20.00"),
                 FormField("limit_reset", "Cap resets (UTC)", key.limit_reset or "never",
@@ -165,7 +168,7 @@ class UserDetailScreen(UserActions, AdminScreen):
             ], submit, note=f"Spent this period: {usd_exact(key.spent_nanos)}")
         )  # fmt: skip
         if saved is not None:
-            self.notify(f"Key {key.prefix}…: limits saved")
+            self.notify(f"Key {key.prefix}…: name and limits saved")
             self.reload()
 
     def action_create_key(self) -> None:

@@ -1,0 +1,60 @@
+"""The key limits form (`l` in a user's detail) takes what `keys update` takes: the words that
+clear a limit on the command line (none, null, never, all) clear it here too, and a key can be
+renamed, as `keys update --name` does."""
+
+from __future__ import annotations
+
+import pytest
+
+from admin_tui.app import create_admin_app
+from codelace_box.accounts.keys import create_key, update_key
+from codelace_box.accounts.users import create_user
+from codelace_box.audit import list_entries
+from codelace_box.catalog import models
+from codelace_box.catalog import providers as catalog
+from codelace_box.db.models import ApiKey
+from tests.admin.pilot import AdminEnv, column, fill, open_form, screen_name, until
+from tests.admin.test_limits import open_detail
+
+pytestmark = pytest.mark.timeout(60)
+SIZE = (120, 34)
+
+
+async def test_the_cli_words_that_clear_a_limit_clear_it_in_the_form(admin_env: AdminEnv) -> None:
+    catalog.add_provider("acme", "openai", "secret", "sk-acme-key-0001", "http://127.0.0.1:9/v1")
+    models.set_model("acme/m1", "2", "8")
+    key = create_key(create_user("alice@example.com").id, "ci").key
+    limits = {"limit_usd": "20", "expires_at": "30d", "allowed_models": ["acme/m1"]}
+    update_key(key.uuid, limits, relative=True)
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: column(pilot, "#keys", 3) == ["$0.00 / $20.00 total"], "cap")
+        await open_form(pilot, "l", "the key limits form")
+        await fill(pilot, "limit_usd", "none")
+        await fill(pilot, "expires", "never")
+        await fill(pilot, "models", "all")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the form closed")
+        await until(pilot, lambda: column(pilot, "#keys", 3) == ["$0.00"], "no cap any more")
+    stored = ApiKey.get_by_id(key.id)
+    assert (stored.limit_nanos, stored.expires_at, stored.allowed_models) == (None, None, None)
+
+
+async def test_a_key_is_renamed_in_the_form(admin_env: AdminEnv) -> None:
+    key = create_key(create_user("alice@example.com").id, "laptop").key
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["laptop"], "the key")
+        await open_form(pilot, "l", "the key form")
+        await fill(pilot, "name", "ci runner")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: column(pilot, "#keys", 2) == ["ci runner"], "the new name")
+    assert ApiKey.get_by_id(key.id).name == "ci runner"
+    entry = list_entries()[-1]
+    assert (entry.command, entry.before["name"], entry.after["name"]) == (  # type: ignore[index]
+        "keys update",
+        "laptop",
+        "ci runner",
+    )
