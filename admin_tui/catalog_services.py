@@ -67,8 +67,8 @@ class CatalogServices:
             form.output_per_1m.strip(),
             provider=form.provider.strip() or None,
             upstream_model=form.upstream_model.strip() or None,
-            max_output_tokens=parse_token_cap(form.max_output_tokens),
-            context_tokens=current.context_tokens if current is not None else None,
+            max_output_tokens=parse_token_cap(form.max_output_tokens, "max output tokens"),
+            context_tokens=parse_token_cap(form.context_tokens, "context tokens"),
             cache_prices=models.CachePrices(
                 form.cache_read_per_1m.strip() or None,
                 form.cache_write_per_1m.strip() or None,
@@ -190,7 +190,7 @@ def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
     return ModelRow(
         m.id, m.provider.name, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos,
         m.max_output_tokens, bool(m.enabled), m.cache_read_per_1m_nanos,
-        m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed,
+        m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed, m.context_tokens,
     )  # fmt: skip
 
 

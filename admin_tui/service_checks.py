@@ -39,13 +39,14 @@ def price_jumps(changes: dict[str, tuple[int, str]]) -> list[str]:
     return jumps
 
 
-def parse_token_cap(text: str) -> int | None:
-    """An optional whole number of tokens (its range is the catalog's to check)."""
+def parse_token_cap(text: str, what: str = "max output tokens") -> int | None:
+    """An optional whole number of tokens (its range is the catalog's to check); blank or
+    `none` (as `models set ... none`): unset."""
     text = text.strip().replace("_", "").replace(",", "")
-    if not text:
+    if not text or text.lower() == "none":
         return None
     if not (text.isascii() and text.isdigit()):  # "²" is a digit int() cannot read
-        raise InvalidRequest(f"max output tokens must be a whole number, got {text!r}")
+        raise InvalidRequest(f"{what} must be a whole number, got {text!r}")
     return int(text)
 
 

@@ -72,6 +72,7 @@ class ModelRow:
     cache_write_per_1m_nanos: int | None = None
     cache_write_1h_per_1m_nanos: int | None = None  # None: unset (the cache write price)
     aliases: tuple[str, ...] = ()  # bare names routed to this model, sorted
+    context_tokens: int | None = None  # None: gateway.default_context_tokens
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,4 @@ class ModelForm:
     cache_read_per_1m: str = ""  # blank: the input price
     cache_write_per_1m: str = ""
     cache_write_1h_per_1m: str = ""
+    context_tokens: str = ""  # blank: gateway.default_context_tokens

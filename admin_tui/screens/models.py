@@ -133,7 +133,9 @@ class ModelsScreen(AdminScreen):
                 submit,
                 submit_label="Add" if new else "Save",
                 note="Prices in USD per 1M tokens; a blank cache price is the input price (1h: "
-                "the write price). Provider and upstream default to the two halves of the id.",
+                "the write price). Provider and upstream default to the two halves of the id. "
+                "Context tokens: what a media part of unknown size reserves (blank: "
+                "gateway.default_context_tokens).",
             )
         )
         if saved:
@@ -265,6 +267,12 @@ def model_fields(model: ModelRow | None) -> list[FormField]:
             str(model.max_output_tokens or "") if model else "",
             placeholder="8192",
         ),
+        FormField(
+            "context_tokens",
+            "Context tokens (optional)",
+            str(model.context_tokens or "") if model else "",
+            placeholder="= default",
+        ),
         *cache_fields(model),
     ]
 
@@ -300,6 +308,8 @@ def describe_model(model: ModelRow) -> str:
         if model.max_output_tokens
         else "no max output set"
     )
+    if model.context_tokens:
+        cap += f" · context {model.context_tokens:,}"
     state = "enabled" if model.enabled else "disabled (answers 404)"
     also = f" · aliases {', '.join(model.aliases)}" if model.aliases else ""
     return (
