@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from admin_tui.catalog_services import CatalogServices
+from admin_tui.catalog_services import CatalogServices, ProviderExtras
 from admin_tui.service_audit import audited as _audited
 from admin_tui.service_audit import states
 from admin_tui.service_checks import (
@@ -76,6 +76,7 @@ __all__ = [
     "ModelForm",
     "ModelRow",
     "PaymentRow",
+    "ProviderExtras",
     "ProviderKeyRow",
     "ProviderRow",
     "RequestDetail",

@@ -97,6 +97,8 @@ class ProviderRow:
     base_url: str
     enabled: bool
     keys: list[ProviderKeyRow] = field(default_factory=list)
+    allowed_fields: tuple[str, ...] = ()  # billed fields let through (--allow-field)
+    responses_api: bool = False  # serves /v1/responses itself (--responses-api)
 
     @property
     def failing_keys(self) -> int:
