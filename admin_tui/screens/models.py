@@ -144,11 +144,16 @@ class ModelsScreen(AdminScreen):
             self.reload()
 
     async def _confirm_jumps(self, model: ModelRow, form: ModelForm) -> bool:
-        """A price changed more than tenfold (a typo's usual size) is asked about first."""
+        """A price changed more than tenfold (a typo's usual size) is asked about first, the
+        cache prices too (from what they bill at now; a blank one follows the input price)."""
+        read, write, write_1h = billed_cache_prices(model)
         jumps = price_jumps(
             {
                 "input price": (model.input_per_1m_nanos, form.input_per_1m),
                 "output price": (model.output_per_1m_nanos, form.output_per_1m),
+                "cache read price": (read, form.cache_read_per_1m),
+                "cache write price": (write, form.cache_write_per_1m),
+                "1h cache write price": (write_1h, form.cache_write_1h_per_1m),
             }
         )
         if not jumps:
@@ -292,6 +297,17 @@ def cache_fields(model: ModelRow | None) -> list[FormField]:
         FormField(name, label, "" if nanos is None else usd_text(nanos), placeholder=hint)
         for (name, label, hint), nanos in zip(labels, stored, strict=True)
     ]
+
+
+def billed_cache_prices(model: ModelRow) -> tuple[int, int, int]:
+    """The cache read, write and 1-hour write prices a model bills at (unset: the input price;
+    the 1-hour write: the write price)."""
+    read = model.cache_read_per_1m_nanos
+    write = model.cache_write_per_1m_nanos
+    write = model.input_per_1m_nanos if write is None else write
+    write_1h = model.cache_write_1h_per_1m_nanos
+    return (model.input_per_1m_nanos if read is None else read, write,
+            write if write_1h is None else write_1h)  # fmt: skip
 
 
 def _price(model: ModelRow | None, which: str) -> str:

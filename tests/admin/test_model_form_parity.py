@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from admin_tui.app import create_admin_app
-from codelace_box.catalog.models import get_model, set_model
+from codelace_box.catalog.models import CachePrices, get_model, set_model
 from codelace_box.catalog.providers import add_provider
 from tests.admin.pilot import SECRET, AdminEnv, column, fill, open_form, screen_name, text_of, until
 
@@ -37,3 +37,24 @@ async def test_the_context_window_is_set_shown_and_cleared_in_the_form(
         await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the form to close")
     model = get_model("openai/gpt-5.4")
     assert (model.context_tokens, model.max_output_tokens) == (None, None)
+
+
+async def test_a_tenfold_change_of_a_cache_price_is_asked_about(admin_env: AdminEnv) -> None:
+    """Cache reads are most of an agent's tokens: "25" typed for "0.25" bills them a hundred
+    times over, and the form asked only about the input and output prices."""
+    add_provider("anth", "anthropic", SECRET, "sk-ant-admin-test-000000002")
+    set_model("anth/claude", "3", "15", cache_prices=CachePrices("0.3", "3.75"))
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: column(pilot, "#models") == ["anth/claude"], "the model")
+        await open_form(pilot, "e", "the edit form")
+        await fill(pilot, "cache_read_per_1m", "30")
+        await fill(pilot, "cache_write_1h_per_1m", "60")  # unset: the write price, 3.75
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        asked = text_of(pilot, "#confirm-message")
+        assert "cache read price: 0.3 -> 30" in asked, asked
+        assert "1h cache write price: 3.75 -> 60" in asked, asked
+        await pilot.press("n")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "back in the form")
+    assert get_model("anth/claude").cache_read_per_1m_nanos == 300_000_000
