@@ -21,7 +21,6 @@ from admin_tui.screens.formatting import (
     right,
     short_moment,
     status_cell,
-    usd,
     usd_exact,
     usd_fine,
 )
@@ -242,11 +241,12 @@ def key_rows(detail: UserDetail) -> list[Row]:
 
 
 def spend_text(key: KeyRow) -> str:
-    """'$1.20 / $20.00 monthly', or the spend alone for a key without cap."""
-    spent = usd(key.spent_nanos)
+    """'$1.20 / $20.00 monthly', or the spend alone for a key without cap; exact, as the cap is
+    checked (cents would show $19.996 of $20 as the cap reached)."""
+    spent = usd_exact(key.spent_nanos)
     if key.limit_nanos is None:
         return spent
-    return f"{spent} / {usd(key.limit_nanos)} {key.limit_reset or 'total'}"
+    return f"{spent} / {usd_exact(key.limit_nanos)} {key.limit_reset or 'total'}"
 
 
 def cap_text(key: KeyRow) -> str:
