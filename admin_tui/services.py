@@ -333,6 +333,7 @@ def _user_row(
         created_at=user.created_at,
         rpm=user.rpm,
         max_concurrent=user.max_concurrent,
+        uuid=user.uuid,
     )
 
 

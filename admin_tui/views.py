@@ -21,6 +21,7 @@ class UserRow:
     created_at: datetime
     rpm: int | None = None  # the account's own limits; None: the [limits] default
     max_concurrent: int | None = None
+    uuid: str = ""  # the account's id as the access log, the API and the CLI show it
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,7 @@ def summary_text(detail: UserDetail) -> str:
         f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
         f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
         f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
+        f" · id {user.uuid}"
     )
 
 

@@ -47,7 +47,9 @@ class UsersScreen(UserActions, AdminScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(
-            placeholder="/ search emails · Enter on a row opens the user", id="search", compact=True
+            placeholder="/ search emails or ids · Enter on a row opens the user",
+            id="search",
+            compact=True,
         )
         yield LiveTable(
             "Email", "Balance", "Requests", "Last seen", "Status", flex=("Email",), id="users"
