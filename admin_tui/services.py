@@ -257,12 +257,17 @@ class AdminServices(CatalogServices):
             change.set_after(after | {"amount_usd": amount_usd.strip(), "reason": reason})
         return int(user.balance_nanos)
 
-    def create_key(self, user_id: int, name: str, manage_keys: str = "yes") -> tuple[str, KeyRow]:
+    def create_key(
+        self, user_id: int, name: str, manage_keys: str = "yes", form: KeyLimitsForm | None = None
+    ) -> tuple[str, KeyRow]:
         """A new API key for the user: the full key (shown once) and its row; `manage_keys`
-        "no": a key that may not manage the account's keys."""
-        fields = {"can_manage_keys": manage_keys_choice(manage_keys)}
+        "no": a key that may not manage the account's keys; `form`: its limits (blank: none),
+        checked before anything is minted."""
+        fields = key_limit_fields(form) if form is not None else {}
+        fields = {k: v for k, v in fields.items() if v is not None and k != "name"}
+        fields["can_manage_keys"] = manage_keys_choice(manage_keys)
         with _audited("keys create", str(user_id)) as change:
-            new = api_keys.create_key(user_id, name.strip(), fields)
+            new = api_keys.create_key(user_id, name.strip(), fields, relative=True)
             change.target = new.key.uuid
             change.set_after(states.api_key(new.key.uuid))
         return new.full_key, _api_key_row(new.key)

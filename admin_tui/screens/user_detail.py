@@ -37,6 +37,21 @@ def manage_keys_field(value: str) -> FormField:
                      choices=("yes", "no"))  # fmt: skip
 
 
+def limit_fields(key: KeyRow | None) -> list[FormField]:
+    """A key's cap, reset, expiry and models, filled with its own (a new key: none)."""
+    return [
+        FormField("limit_usd", "Spend cap in USD (blank: none)", cap_text(key) if key else "",
+                  placeholder="20.00"),
+        FormField("limit_reset", "Cap resets (UTC)", (key.limit_reset if key else None) or "never",
+                  choices=("never", "daily", "weekly", "monthly")),
+        FormField("expires", "Expires (blank: never)", moment_text(key) if key else "",
+                  placeholder="2026-12-31T00:00:00Z or 30d"),
+        FormField("models", "Allowed models (blank: all)",
+                  ", ".join(key.allowed_models or ()) if key else "",
+                  placeholder="openai/gpt-5.4, ..."),
+    ]  # fmt: skip
+
+
 def yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -155,14 +170,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         saved = await self.app.push_screen_wait(
             FormDialog(f"Name and limits of key {key.prefix}…", [
                 FormField("name", "Name", key.name, placeholder="laptop"),
-                FormField("limit_usd", "Spend cap in USD (blank: none)", cap_text(key),
-                          placeholder="20.00"),
-                FormField("limit_reset", "Cap resets (UTC)", key.limit_reset or "never",
-                          choices=("never", "daily", "weekly", "monthly")),
-                FormField("expires", "Expires (blank: never)", moment_text(key),
-                          placeholder="2026-12-31T00:00:00Z or 30d"),
-                FormField("models", "Allowed models (blank: all)",
-                          ", ".join(key.allowed_models or ()), placeholder="openai/gpt-5.4, ..."),
+                *limit_fields(key),
                 manage_keys_field(yes_no(key.can_manage_keys)),
             ], submit, note=f"Spent this period: {usd_exact(key.spent_nanos)}")
         )  # fmt: skip
@@ -177,8 +185,9 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     async def _create_key(self, user: UserRow) -> None:
         async def submit(v: dict[str, str]) -> str:
+            limits = KeyLimitsForm(v["limit_usd"], v["limit_reset"], v["expires"], v["models"])
             create = self.services.create_key
-            full, _ = await self.services.run(create, user.id, v["name"], v["manage_keys"])
+            full, _ = await self.services.run(create, user.id, v["name"], v["manage_keys"], limits)
             return full
 
         full = await self.app.push_screen_wait(
@@ -186,6 +195,7 @@ class UserDetailScreen(UserActions, AdminScreen):
                 f"New API key for {user.email}",
                 [
                     FormField("name", "Name (optional)", placeholder="laptop"),
+                    *limit_fields(None),
                     manage_keys_field("yes"),
                 ],
                 submit,
