@@ -36,8 +36,8 @@ def add_provider(
     """Register an upstream provider with its first key (and the billed fields it allows;
     `responses_api`: it serves OpenAI's Responses API itself)."""
     if not _NAME_RE.fullmatch(name):
-        raise InvalidRequest(
-            f"provider name {name!r}: use lower-case letters, digits, '-', '_', '.'"
+        raise InvalidRequest(  # a key pasted into the name's field is not quoted back
+            f"provider name {mask_tokens(name)!r}: use lower-case letters, digits, '-', '_', '.'"
         )
     _check_kind(kind)
     _check_base_url(base_url)

@@ -30,3 +30,18 @@ async def test_a_key_typed_as_the_base_url_is_not_shown_back(
     for piece in (KEY, KEY[:16], KEY[-12:]):
         assert piece not in shown, shown
     assert "sk-…abcd" in shown, shown
+
+
+async def test_a_key_pasted_as_the_provider_name_is_not_shown_back(admin_env: AdminEnv) -> None:
+    """The add form opens with the cursor in Name: a key pasted at once lands there."""
+    async with create_admin_app(admin_env.config).run_test(size=(100, 30)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the screen")
+        await open_form(pilot, "n", "the add form")
+        await fill(pilot, "name", KEY)
+        await fill(pilot, "key", KEY)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "provider name" in text_of(pilot, "#form-error"), "refusal")
+        shown = text_of(pilot, "#form-error")
+    for piece in (KEY, KEY[:16], KEY[-12:]):
+        assert piece not in shown, shown
