@@ -104,6 +104,7 @@ class UserDetail:
     usage: UsageTotals
     requests: list[RequestRow]
     payments: list[PaymentRow]
+    now: datetime  # when it was read (naive UTC): an expiry before it has passed
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ class AdminServices(CatalogServices):
             usage=usage,
             requests=stats.recent_requests(LIST_LIMIT, user_id=user.id),
             payments=reports.list_payments(LIST_LIMIT, user_id=user.id),
+            now=self.now(),
         )
 
     def create_user(self, email: str) -> UserRow:

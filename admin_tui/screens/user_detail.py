@@ -4,6 +4,7 @@ a key's limits, create or revoke a key)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.markup import escape
@@ -242,13 +243,20 @@ def key_rows(detail: UserDetail) -> list[Row]:
                 k.prefix + "…",
                 k.name,
                 spend_text(k),
-                short_moment(k.expires_at),
+                expiry_text(k, detail.now),
                 yes_no(k.can_manage_keys),
                 short_moment(k.last_used_at),
             ],
         )
         for k in detail.keys
     ]
+
+
+def expiry_text(key: KeyRow, now: datetime) -> str:
+    """When a key stops working; 'expired ...' once it has (its requests get 401 key_expired)."""
+    if key.expires_at is not None and key.expires_at <= now:
+        return f"expired {short_moment(key.expires_at)}"
+    return short_moment(key.expires_at)
 
 
 def spend_text(key: KeyRow) -> str:
