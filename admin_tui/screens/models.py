@@ -326,6 +326,9 @@ def describe_model(model: ModelRow) -> str:
     )
     if model.context_tokens:
         cap += f" · context {model.context_tokens:,}"
+    read, write, write_1h = billed_cache_prices(model)
+    cap += (f" · cache read ${usd_text(read)}, write ${usd_text(write)}, "
+            f"1h write ${usd_text(write_1h)}")  # fmt: skip
     state = "enabled" if model.enabled else "disabled (answers 404)"
     also = f" · aliases {', '.join(model.aliases)}" if model.aliases else ""
     return (

@@ -58,3 +58,17 @@ async def test_a_tenfold_change_of_a_cache_price_is_asked_about(admin_env: Admin
         await pilot.press("n")
         await until(pilot, lambda: screen_name(pilot) == "FormDialog", "back in the form")
     assert get_model("anth/claude").cache_read_per_1m_nanos == 300_000_000
+
+
+async def test_the_cache_prices_a_model_bills_at_are_shown(admin_env: AdminEnv) -> None:
+    """models list prints them; the screen showed them only inside the edit form."""
+    add_provider("anth", "anthropic", SECRET, "sk-ant-admin-test-000000002")
+    set_model("anth/claude", "3", "15", cache_prices=CachePrices("0.3", "3.75", "6"))
+    set_model("anth/plain", "1", "5")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: len(column(pilot, "#models")) == 2, "the models")
+        line = lambda: text_of(pilot, "#model-detail").replace("\n", " ")  # noqa: E731
+        await until(pilot, lambda: "cache read $0.3, write $3.75, 1h write $6" in line(), "set")
+        await pilot.press("down")
+        await until(pilot, lambda: "cache read $1, write $1, 1h write $1" in line(), "unset")
