@@ -14,6 +14,26 @@ from codelace_box.config import Config
 from codelace_box.crypto import decrypt_secret, mask_in
 from codelace_box.db.models import CatalogModel, ProviderKey
 from codelace_box.errors import CodelaceError, Conflict, NotFound
+from codelace_box.providers.billed_fields import field_named
+
+
+@dataclass(frozen=True)
+class ProviderExtras:
+    """What a provider form says beyond kind and base URL, as typed: the billed fields it
+    allows (comma-separated; blank or `none`: none) and `yes`/`no` to the Responses API."""
+
+    allowed_fields: str = ""
+    responses_api: str = "no"
+
+    def fields(self) -> list[str]:
+        text = self.allowed_fields.strip()
+        if text.lower() == "none":
+            return []
+        # as a request names it (web_search_20250305 is web_search): compared with what is stored
+        return [field_named(name.strip()) for name in text.split(",") if name.strip()]
+
+    def responses(self) -> bool:
+        return self.responses_api.strip().lower() == "yes"
 
 
 @dataclass(frozen=True)
@@ -67,8 +87,8 @@ class CatalogServices:
             form.output_per_1m.strip(),
             provider=form.provider.strip() or None,
             upstream_model=form.upstream_model.strip() or None,
-            max_output_tokens=parse_token_cap(form.max_output_tokens),
-            context_tokens=current.context_tokens if current is not None else None,
+            max_output_tokens=parse_token_cap(form.max_output_tokens, "max output tokens"),
+            context_tokens=parse_token_cap(form.context_tokens, "context tokens"),
             cache_prices=models.CachePrices(
                 form.cache_read_per_1m.strip() or None,
                 form.cache_write_per_1m.strip() or None,
@@ -107,6 +127,8 @@ class CatalogServices:
                 p.base_url,
                 bool(p.enabled),
                 [_key_row(k, self._shown_reason(k)) for k in catalog.provider_keys(p.id)],
+                tuple(catalog.allowed_fields(p)),
+                bool(p.responses_api),
             )
             for p in catalog.list_providers()
         ]
@@ -121,10 +143,15 @@ class CatalogServices:
             return "(not shown: the key cannot be decrypted to mask it in the reason)"
         return mask_in(str(key.failure_reason), plain)  # cut starts of it too
 
-    def add_provider(self, name: str, kind: str, base_url: str, key: str) -> None:
+    def add_provider(
+        self, name: str, kind: str, base_url: str, key: str, extras: ProviderExtras | None = None
+    ) -> None:
+        """Register a provider with its first key (`extras`: what it allows, as typed)."""
         name, secret = name.strip(), self._secret()
+        extras = extras or ProviderExtras()
         with audited("providers add", name, lambda: states.provider(name)):
-            catalog.add_provider(name, kind, secret, key, base_url.strip())
+            catalog.add_provider(name, kind, secret, key, base_url.strip(), extras.fields(),
+                                 extras.responses())  # fmt: skip
 
     def add_provider_key(self, provider: str, key: str) -> str:
         """Add a key to a provider's rotation; its masked hint."""
@@ -147,16 +174,29 @@ class CatalogServices:
             catalog.set_key_enabled(key.id, enabled)
 
     def update_provider(
-        self, name: str, kind: str, base_url: str, shown: ProviderRow | None = None
+        self,
+        name: str,
+        kind: str,
+        base_url: str,
+        shown: ProviderRow | None = None,
+        extras: ProviderExtras | None = None,
     ) -> None:
-        """Change a provider's kind and base URL ('' for the kind's own). `shown`: the
-        provider as the form was filled; refused if its kind or base URL changed since."""
+        """Change a provider's kind and base URL ('' for the kind's own) and, with `extras`,
+        the billed fields it allows (the whole list) and whether it serves the Responses API.
+        `shown`: the provider as the form was filled; refused if any of these changed since."""
         with audited("providers update", name, lambda: states.provider(name)):
+            now = catalog.get_provider(name)
+            stored = set(catalog.allowed_fields(now))
             if shown is not None:
-                now = catalog.get_provider(name)
-                was = (shown.kind, shown.base_url)
-                unchanged(was, (now.kind, now.base_url), f"provider {name}")
-            catalog.update_provider(name, kind=kind, base_url=base_url.strip())
+                was = (shown.kind, shown.base_url, set(shown.allowed_fields), shown.responses_api)
+                is_now = (now.kind, now.base_url, stored, bool(now.responses_api))
+                unchanged(was, is_now, f"provider {name}")
+            wanted = set(extras.fields()) if extras else stored
+            catalog.update_provider(
+                name, kind=kind, base_url=base_url.strip(), allow=sorted(wanted - stored),
+                disallow=sorted(stored - wanted),
+                responses_api=extras.responses() if extras else None,
+            )  # fmt: skip
 
     def remove_provider(self, name: str) -> None:
         """Delete a provider and its keys (refused while models use it)."""
@@ -190,7 +230,7 @@ def _model_row(m: CatalogModel, routed: tuple[str, ...]) -> ModelRow:
     return ModelRow(
         m.id, m.provider.name, m.upstream_model, m.input_per_1m_nanos, m.output_per_1m_nanos,
         m.max_output_tokens, bool(m.enabled), m.cache_read_per_1m_nanos,
-        m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed,
+        m.cache_write_per_1m_nanos, m.cache_write_1h_per_1m_nanos, routed, m.context_tokens,
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin_tui.views import KeyLimitsForm, KeyRow
+from codelace_box.accounts.limits import CLEAR_WORDS
 from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
 from codelace_box.errors import Conflict, InvalidRequest
@@ -38,29 +39,40 @@ def price_jumps(changes: dict[str, tuple[int, str]]) -> list[str]:
     return jumps
 
 
-def parse_token_cap(text: str) -> int | None:
-    """An optional whole number of tokens (its range is the catalog's to check)."""
+def parse_token_cap(text: str, what: str = "max output tokens") -> int | None:
+    """An optional whole number of tokens (its range is the catalog's to check); blank or
+    `none` (as `models set ... none`): unset."""
     text = text.strip().replace("_", "").replace(",", "")
-    if not text:
+    if not text or text.lower() == "none":
         return None
     if not (text.isascii() and text.isdigit()):  # "²" is a digit int() cannot read
-        raise InvalidRequest(f"max output tokens must be a whole number, got {text!r}")
+        raise InvalidRequest(f"{what} must be a whole number, got {text!r}")
     return int(text)
 
 
 def key_limit_fields(form: KeyLimitsForm, shown: KeyRow | None = None) -> dict[str, Any]:
-    """A key limits form as the fields accounts.limits checks: every one given, blank clears;
-    the expiry as `shown` is left out (unchanged), so an expired key's cap can change."""
-    fields = {
-        "limit_usd": form.limit_usd.strip() or None,
+    """A key limits form as the fields accounts.limits checks: every one given, blank (or a
+    word `keys update` clears with: none, null, never, all) clears; the expiry as `shown` is
+    left out (unchanged), so an expired key's cap can change; the name only when changed."""
+    models = _cleared(form.models)
+    fields: dict[str, Any] = {
+        "limit_usd": _cleared(form.limit_usd),
         "limit_reset": None if form.limit_reset in ("", "never") else form.limit_reset,
-        "expires_at": form.expires.strip() or None,
-        "allowed_models": [m.strip() for m in form.models.split(",") if m.strip()] or None,
+        "expires_at": _cleared(form.expires),
+        "allowed_models": [m.strip() for m in (models or "").split(",") if m.strip()] or None,
         "can_manage_keys": manage_keys_choice(form.manage_keys),
     }
     if shown is not None and form.expires.strip() == moment_text(shown):
         del fields["expires_at"]
+    if form.name is not None and (shown is None or form.name.strip() != shown.name):
+        fields["name"] = form.name.strip()
     return fields
+
+
+def _cleared(text: str) -> str | None:
+    """A limit field's text, or None (no limit) when blank or a word that clears it."""
+    text = text.strip()
+    return None if not text or text.lower() in CLEAR_WORDS else text
 
 
 def moment_text(key: KeyRow) -> str:

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from admin_tui.catalog_services import CatalogServices
+from admin_tui.catalog_services import CatalogServices, ProviderExtras
 from admin_tui.service_audit import audited as _audited
 from admin_tui.service_audit import states
 from admin_tui.service_checks import (
@@ -76,6 +76,7 @@ __all__ = [
     "ModelForm",
     "ModelRow",
     "PaymentRow",
+    "ProviderExtras",
     "ProviderKeyRow",
     "ProviderRow",
     "RequestDetail",
@@ -103,6 +104,7 @@ class UserDetail:
     usage: UsageTotals
     requests: list[RequestRow]
     payments: list[PaymentRow]
+    now: datetime  # when it was read (naive UTC): an expiry before it has passed
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class AdminServices(CatalogServices):
             usage=usage,
             requests=stats.recent_requests(LIST_LIMIT, user_id=user.id),
             payments=reports.list_payments(LIST_LIMIT, user_id=user.id),
+            now=self.now(),
         )
 
     def create_user(self, email: str) -> UserRow:
@@ -256,12 +259,17 @@ class AdminServices(CatalogServices):
             change.set_after(after | {"amount_usd": amount_usd.strip(), "reason": reason})
         return int(user.balance_nanos)
 
-    def create_key(self, user_id: int, name: str, manage_keys: str = "yes") -> tuple[str, KeyRow]:
+    def create_key(
+        self, user_id: int, name: str, manage_keys: str = "yes", form: KeyLimitsForm | None = None
+    ) -> tuple[str, KeyRow]:
         """A new API key for the user: the full key (shown once) and its row; `manage_keys`
-        "no": a key that may not manage the account's keys."""
-        fields = {"can_manage_keys": manage_keys_choice(manage_keys)}
+        "no": a key that may not manage the account's keys; `form`: its limits (blank: none),
+        checked before anything is minted."""
+        fields = key_limit_fields(form) if form is not None else {}
+        fields = {k: v for k, v in fields.items() if v is not None and k != "name"}
+        fields["can_manage_keys"] = manage_keys_choice(manage_keys)
         with _audited("keys create", str(user_id)) as change:
-            new = api_keys.create_key(user_id, name.strip(), fields)
+            new = api_keys.create_key(user_id, name.strip(), fields, relative=True)
             change.target = new.key.uuid
             change.set_after(states.api_key(new.key.uuid))
         return new.full_key, _api_key_row(new.key)
@@ -311,8 +319,8 @@ class AdminServices(CatalogServices):
 
 
 def key_limits(key: KeyRow) -> tuple[object, ...]:
-    """What the key limits form shows of a key."""
-    return (key.limit_nanos, key.limit_reset, key.expires_at, key.allowed_models,
+    """What the key form shows of a key (its name and limits)."""
+    return (key.name, key.limit_nanos, key.limit_reset, key.expires_at, key.allowed_models,
             key.can_manage_keys)  # fmt: skip
 
 
@@ -332,6 +340,7 @@ def _user_row(
         created_at=user.created_at,
         rpm=user.rpm,
         max_concurrent=user.max_concurrent,
+        uuid=user.uuid,
     )
 
 

@@ -21,6 +21,7 @@ class UserRow:
     created_at: datetime
     rpm: int | None = None  # the account's own limits; None: the [limits] default
     max_concurrent: int | None = None
+    uuid: str = ""  # the account's id as the access log, the API and the CLI show it
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class KeyLimitsForm:
     expires: str = ""  # ISO 8601, or 30d / 12h from now
     models: str = ""  # comma-separated ids or aliases
     manage_keys: str = "yes"  # yes | no: whether the key may manage the account's keys
+    name: str | None = None  # the key's name; None: unchanged
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ModelRow:
     cache_write_per_1m_nanos: int | None = None
     cache_write_1h_per_1m_nanos: int | None = None  # None: unset (the cache write price)
     aliases: tuple[str, ...] = ()  # bare names routed to this model, sorted
+    context_tokens: int | None = None  # None: gateway.default_context_tokens
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class ProviderRow:
     base_url: str
     enabled: bool
     keys: list[ProviderKeyRow] = field(default_factory=list)
+    allowed_fields: tuple[str, ...] = ()  # billed fields let through (--allow-field)
+    responses_api: bool = False  # serves /v1/responses itself (--responses-api)
 
     @property
     def failing_keys(self) -> int:
@@ -115,3 +120,4 @@ class ModelForm:
     cache_read_per_1m: str = ""  # blank: the input price
     cache_write_per_1m: str = ""
     cache_write_1h_per_1m: str = ""
+    context_tokens: str = ""  # blank: gateway.default_context_tokens

@@ -47,7 +47,7 @@ class ActivityScreen(AdminScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(
-            placeholder="/ filter: email, model, status, kind or request id · Enter opens a row",
+            placeholder="/ filter: email, account id, model, status, kind, request id",
             id="filter",
             compact=True,
         )

@@ -1,5 +1,6 @@
 """F6 Audit: who changed what from the CLI or this dashboard (the audit log, newest first),
-and the requests refused in the last 24 hours (402, 404, 429) by status and code."""
+and the requests refused in the last 24 hours (402, 404, 429) by status and code. The line under
+the log shows the highlighted entry in full (at 80 columns its Changes cell holds a few words)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import count, right
@@ -27,6 +30,20 @@ def changes(entry: Entry) -> str:
         return "removed"
     changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
     return "; ".join(f"{k}: {_short(before.get(k))} -> {_short(after.get(k))}" for k in changed)
+
+
+def describe_entry(entry: Entry) -> str:
+    """One entry in full: when, who, what, and every field it changed (a Stripe refund or
+    dispute not applied: why, and what Stripe moved and the box took back)."""
+    head = (
+        f"{entry.created_at[:19].replace('T', ' ')} UTC · {entry.os_user} · {entry.client} · "
+        f"{entry.command} {entry.target}"
+    )
+    after = entry.after or {}
+    if entry.client == "stripe" and isinstance(after.get("refused"), str):
+        rest = [f"{k}: {_short(v)}" for k, v in after.items() if k != "refused"]
+        return f"{head}\n{changes(entry)}" + (f" · {' · '.join(rest)}" if rest else "")
+    return f"{head}\n{changes(entry)}"
 
 
 def _short(value: Any) -> str:
@@ -51,6 +68,11 @@ class AuditScreen(AdminScreen):
             "When (UTC)", "OS user", "Client", "Command", "Target", "Changes",
             flex=("Target", "Changes"), id="audit",
         )  # fmt: skip
+        yield Static("", id="audit-detail")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._entries: dict[str, Entry] = {}
 
     def on_mount(self) -> None:  # AdminScreen.on_mount runs too (Textual walks the MRO)
         self.query_one("#audit", LiveTable).focus()
@@ -69,6 +91,7 @@ class AuditScreen(AdminScreen):
                 for r in refusals
             ]
         )
+        self._entries = {str(e.id): e for e in entries}
         self.query_one("#audit", LiveTable).replace_rows(
             [
                 (
@@ -85,6 +108,15 @@ class AuditScreen(AdminScreen):
                 for e in reversed(entries)
             ]
         )
+
+        self._describe_entry()
+
+    @on(DataTable.RowHighlighted, "#audit")
+    def _describe_entry(self) -> None:
+        """The line under the log: the highlighted entry in full."""
+        key = self.query_one("#audit", LiveTable).selected_key()
+        entry = self._entries.get(key) if key else None
+        self.query_one("#audit-detail", Static).update(Text(describe_entry(entry)) if entry else "")
 
     def action_reload_audit(self) -> None:
         self.reload()

@@ -15,8 +15,10 @@ def usd(nanos: int, places: int = 2) -> str:
 
 
 def usd_fine(nanos: int) -> str:
-    """Money where sub-cent amounts matter (request costs): up to 6 places, trailing zeros off."""
-    return format_usd(nanos, 6, trim_to=0)
+    """Money where sub-cent amounts matter (request costs): up to 6 places, trailing zeros off;
+    an amount those round to nothing exactly (a $0.0000004 request is not "$0", free)."""
+    shown = format_usd(nanos, 6, trim_to=0)
+    return format_usd(nanos, 9, trim_to=0) if nanos and shown.strip("$-") == "0" else shown
 
 
 def usd_exact(nanos: int) -> str:

@@ -133,7 +133,9 @@ class ModelsScreen(AdminScreen):
                 submit,
                 submit_label="Add" if new else "Save",
                 note="Prices in USD per 1M tokens; a blank cache price is the input price (1h: "
-                "the write price). Provider and upstream default to the two halves of the id.",
+                "the write price). Provider and upstream default to the two halves of the id. "
+                "Context tokens: what a media part of unknown size reserves (blank: "
+                "gateway.default_context_tokens).",
             )
         )
         if saved:
@@ -142,11 +144,16 @@ class ModelsScreen(AdminScreen):
             self.reload()
 
     async def _confirm_jumps(self, model: ModelRow, form: ModelForm) -> bool:
-        """A price changed more than tenfold (a typo's usual size) is asked about first."""
+        """A price changed more than tenfold (a typo's usual size) is asked about first, the
+        cache prices too (from what they bill at now; a blank one follows the input price)."""
+        read, write, write_1h = billed_cache_prices(model)
         jumps = price_jumps(
             {
                 "input price": (model.input_per_1m_nanos, form.input_per_1m),
                 "output price": (model.output_per_1m_nanos, form.output_per_1m),
+                "cache read price": (read, form.cache_read_per_1m),
+                "cache write price": (write, form.cache_write_per_1m),
+                "1h cache write price": (write_1h, form.cache_write_1h_per_1m),
             }
         )
         if not jumps:
@@ -265,6 +272,12 @@ def model_fields(model: ModelRow | None) -> list[FormField]:
             str(model.max_output_tokens or "") if model else "",
             placeholder="8192",
         ),
+        FormField(
+            "context_tokens",
+            "Context tokens (optional)",
+            str(model.context_tokens or "") if model else "",
+            placeholder="= default",
+        ),
         *cache_fields(model),
     ]
 
@@ -286,6 +299,17 @@ def cache_fields(model: ModelRow | None) -> list[FormField]:
     ]
 
 
+def billed_cache_prices(model: ModelRow) -> tuple[int, int, int]:
+    """The cache read, write and 1-hour write prices a model bills at (unset: the input price;
+    the 1-hour write: the write price)."""
+    read = model.cache_read_per_1m_nanos
+    write = model.cache_write_per_1m_nanos
+    write = model.input_per_1m_nanos if write is None else write
+    write_1h = model.cache_write_1h_per_1m_nanos
+    return (model.input_per_1m_nanos if read is None else read, write,
+            write if write_1h is None else write_1h)  # fmt: skip
+
+
 def _price(model: ModelRow | None, which: str) -> str:
     if model is None:
         return ""
@@ -300,6 +324,11 @@ def describe_model(model: ModelRow) -> str:
         if model.max_output_tokens
         else "no max output set"
     )
+    if model.context_tokens:
+        cap += f" · context {model.context_tokens:,}"
+    read, write, write_1h = billed_cache_prices(model)
+    cap += (f" · cache read ${usd_text(read)}, write ${usd_text(write)}, "
+            f"1h write ${usd_text(write_1h)}")  # fmt: skip
     state = "enabled" if model.enabled else "disabled (answers 404)"
     also = f" · aliases {', '.join(model.aliases)}" if model.aliases else ""
     return (

@@ -15,7 +15,7 @@ from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import alarm, right, short_moment, status_cell
 from admin_tui.screens.provider_keys import KEY_NOTE, ProviderKeyActions, describe_key, key_state
-from admin_tui.services import PROVIDER_KINDS, ProviderKeyRow, ProviderRow
+from admin_tui.services import PROVIDER_KINDS, ProviderExtras, ProviderKeyRow, ProviderRow
 from admin_tui.widgets.live_table import LiveTable
 
 
@@ -96,6 +96,8 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
     def _show_keys(self) -> None:
         provider = self.selected_provider()
         title = f"Keys of {provider.name} (masked)" if provider else "Keys (masked)"
+        if provider is not None:
+            title += provider_extras_text(provider)
         self.query_one("#keys-title", Label).update(title)
         self.query_one("#keys", LiveTable).replace_rows(
             [
@@ -160,9 +162,9 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
 
     async def _add_provider(self) -> None:
         async def submit(v: dict[str, str]) -> str:
-            await self.services.run(
-                self.services.add_provider, v["name"], v["kind"], v["base_url"], v["key"]
-            )
+            extras = ProviderExtras(v["allowed_fields"], v["responses_api"])
+            add = self.services.add_provider
+            await self.services.run(add, v["name"], v["kind"], v["base_url"], v["key"], extras)
             return v["name"].strip()
 
         name = await self.app.push_screen_wait(
@@ -177,11 +179,12 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
                         placeholder="https://openrouter.ai/api/v1",
                     ),
                     FormField("key", "API key", password=True),
+                    *extras_fields(None),
                 ],
                 submit,
                 submit_label="Add",
                 note="The name is the prefix of its model ids; an empty base URL means the "
-                f"kind's own. {KEY_NOTE}",
+                f"kind's own. {KEY_NOTE} {EXTRAS_NOTE}",
             )
         )
         if name:
@@ -214,8 +217,10 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
 
     async def _edit_provider(self, provider: ProviderRow) -> None:
         async def submit(v: dict[str, str]) -> str:
+            extras = ProviderExtras(v["allowed_fields"], v["responses_api"])
+            update = self.services.update_provider
             await self.services.run(
-                self.services.update_provider, provider.name, v["kind"], v["base_url"], provider
+                update, provider.name, v["kind"], v["base_url"], provider, extras
             )
             return provider.name
 
@@ -225,10 +230,12 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
                 [
                     FormField("kind", "Kind", provider.kind, choices=PROVIDER_KINDS),
                     FormField("base_url", "Base URL", provider.base_url, placeholder="(default)"),
+                    *extras_fields(provider),
                 ],
                 submit,
                 submit_label="Save",
-                note="An empty base URL means the kind's own. Keys stay as they are.",
+                note="An empty base URL means the kind's own. Keys stay as they are. "
+                f"{EXTRAS_NOTE}",
             )
         )
         if done:
@@ -252,3 +259,23 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
             lambda: self.services.run(self.services.remove_provider, provider.name),
             f"Provider {provider.name} removed",
         )
+
+
+EXTRAS_NOTE = "Billed fields (plugins, web_search, ...) pass only where allowed (blank: none)."
+
+
+def extras_fields(provider: ProviderRow | None) -> list[FormField]:
+    """What `--allow-field` and `--responses-api` set, filled with the provider's own."""
+    fields = ", ".join(provider.allowed_fields) if provider else ""
+    responses = "yes" if provider and provider.responses_api else "no"
+    return [
+        FormField("allowed_fields", "Allowed billed fields", fields, placeholder="e.g. plugins"),
+        FormField("responses_api", "Serves the Responses API itself", responses,
+                  choices=("no", "yes")),
+    ]  # fmt: skip
+
+
+def provider_extras_text(provider: ProviderRow) -> str:
+    """' · allows plugins, route · Responses API', or '' for a provider with neither."""
+    text = f" · allows {', '.join(provider.allowed_fields)}" if provider.allowed_fields else ""
+    return text + (" · Responses API" if provider.responses_api else "")

@@ -4,6 +4,7 @@ a key's limits, create or revoke a key)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.markup import escape
@@ -21,7 +22,6 @@ from admin_tui.screens.formatting import (
     right,
     short_moment,
     status_cell,
-    usd,
     usd_exact,
     usd_fine,
 )
@@ -36,6 +36,21 @@ def manage_keys_field(value: str) -> FormField:
     """The yes/no field of whether a key may manage the account's keys through the API."""
     return FormField("manage_keys", "May manage keys (no: a key for a tool)", value,
                      choices=("yes", "no"))  # fmt: skip
+
+
+def limit_fields(key: KeyRow | None) -> list[FormField]:
+    """A key's cap, reset, expiry and models, filled with its own (a new key: none)."""
+    return [
+        FormField("limit_usd", "Spend cap in USD (blank: none)", cap_text(key) if key else "",
+                  placeholder="20.00"),
+        FormField("limit_reset", "Cap resets (UTC)", (key.limit_reset if key else None) or "never",
+                  choices=("never", "daily", "weekly", "monthly")),
+        FormField("expires", "Expires (blank: never)", moment_text(key) if key else "",
+                  placeholder="2026-12-31T00:00:00Z or 30d"),
+        FormField("models", "Allowed models (blank: all)",
+                  ", ".join(key.allowed_models or ()) if key else "",
+                  placeholder="openai/gpt-5.4, ..."),
+    ]  # fmt: skip
 
 
 def yes_no(flag: bool) -> str:
@@ -147,25 +162,21 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     async def _key_limits(self, key: KeyRow) -> None:
         async def submit(values: dict[str, str]) -> KeyRow:
-            form = KeyLimitsForm(values["limit_usd"], values["limit_reset"], values["expires"],
-                                 values["models"], values["manage_keys"])  # fmt: skip
+            form = KeyLimitsForm(
+                values["limit_usd"], values["limit_reset"], values["expires"], values["models"],
+                values["manage_keys"], values["name"],
+            )  # fmt: skip
             return await self.services.run(self.services.set_key_limits, key.id, form, key)
 
         saved = await self.app.push_screen_wait(
-            FormDialog(f"Limits of key {key.prefix}… ({key.name or 'unnamed'})", [
-                FormField("limit_usd", "Spend cap in USD (blank: none)", cap_text(key),
-                          placeholder="20.00"),
-                FormField("limit_reset", "Cap resets (UTC)", key.limit_reset or "never",
-                          choices=("never", "daily", "weekly", "monthly")),
-                FormField("expires", "Expires (blank: never)", moment_text(key),
-                          placeholder="2026-12-31T00:00:00Z or 30d"),
-                FormField("models", "Allowed models (blank: all)",
-                          ", ".join(key.allowed_models or ()), placeholder="openai/gpt-5.4, ..."),
+            FormDialog(f"Name and limits of key {key.prefix}…", [
+                FormField("name", "Name", key.name, placeholder="laptop"),
+                *limit_fields(key),
                 manage_keys_field(yes_no(key.can_manage_keys)),
             ], submit, note=f"Spent this period: {usd_exact(key.spent_nanos)}")
         )  # fmt: skip
         if saved is not None:
-            self.notify(f"Key {key.prefix}…: limits saved")
+            self.notify(f"Key {key.prefix}…: name and limits saved")
             self.reload()
 
     def action_create_key(self) -> None:
@@ -175,8 +186,9 @@ class UserDetailScreen(UserActions, AdminScreen):
 
     async def _create_key(self, user: UserRow) -> None:
         async def submit(v: dict[str, str]) -> str:
+            limits = KeyLimitsForm(v["limit_usd"], v["limit_reset"], v["expires"], v["models"])
             create = self.services.create_key
-            full, _ = await self.services.run(create, user.id, v["name"], v["manage_keys"])
+            full, _ = await self.services.run(create, user.id, v["name"], v["manage_keys"], limits)
             return full
 
         full = await self.app.push_screen_wait(
@@ -184,6 +196,7 @@ class UserDetailScreen(UserActions, AdminScreen):
                 f"New API key for {user.email}",
                 [
                     FormField("name", "Name (optional)", placeholder="laptop"),
+                    *limit_fields(None),
                     manage_keys_field("yes"),
                 ],
                 submit,
@@ -210,6 +223,7 @@ def summary_text(detail: UserDetail) -> str:
         f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
         f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
         f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
+        f" · id {user.uuid}"
     )
 
 
@@ -229,7 +243,7 @@ def key_rows(detail: UserDetail) -> list[Row]:
                 k.prefix + "…",
                 k.name,
                 spend_text(k),
-                short_moment(k.expires_at),
+                expiry_text(k, detail.now),
                 yes_no(k.can_manage_keys),
                 short_moment(k.last_used_at),
             ],
@@ -238,12 +252,20 @@ def key_rows(detail: UserDetail) -> list[Row]:
     ]
 
 
+def expiry_text(key: KeyRow, now: datetime) -> str:
+    """When a key stops working; 'expired ...' once it has (its requests get 401 key_expired)."""
+    if key.expires_at is not None and key.expires_at <= now:
+        return f"expired {short_moment(key.expires_at)}"
+    return short_moment(key.expires_at)
+
+
 def spend_text(key: KeyRow) -> str:
-    """'$1.20 / $20.00 monthly', or the spend alone for a key without cap."""
-    spent = usd(key.spent_nanos)
+    """'$1.20 / $20.00 monthly', or the spend alone for a key without cap; exact, as the cap is
+    checked (cents would show $19.996 of $20 as the cap reached)."""
+    spent = usd_exact(key.spent_nanos)
     if key.limit_nanos is None:
         return spent
-    return f"{spent} / {usd(key.limit_nanos)} {key.limit_reset or 'total'}"
+    return f"{spent} / {usd_exact(key.limit_nanos)} {key.limit_reset or 'total'}"
 
 
 def cap_text(key: KeyRow) -> str:

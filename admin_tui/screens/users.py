@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from admin_tui.dialogs.form import FormDialog, FormField
 from admin_tui.screens.base import AdminScreen
-from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd
+from admin_tui.screens.formatting import count, right, short_moment, status_cell, usd_exact
 from admin_tui.screens.user_actions import UserActions
 from admin_tui.services import USERS_SHOWN, UserRow
 from admin_tui.widgets.live_table import LiveTable
@@ -47,7 +47,9 @@ class UsersScreen(UserActions, AdminScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(
-            placeholder="/ search emails · Enter on a row opens the user", id="search", compact=True
+            placeholder="/ search emails or ids · Enter on a row opens the user",
+            id="search",
+            compact=True,
         )
         yield LiveTable(
             "Email", "Balance", "Requests", "Last seen", "Status", flex=("Email",), id="users"
@@ -78,7 +80,7 @@ class UsersScreen(UserActions, AdminScreen):
                     str(row.id),
                     [
                         row.email,
-                        right(usd(row.balance_nanos)),
+                        right(usd_exact(row.balance_nanos)),
                         right(count(row.requests)),
                         short_moment(row.last_seen),
                         status_cell(row.status),

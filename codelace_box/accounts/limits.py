@@ -67,6 +67,8 @@ MAX_CONCURRENT = 100_000
 MAX_ALLOWED_MODELS = 200
 RPM_WINDOW_SEC = 60
 KEY_LIMIT_FIELDS = ("limit_usd", "limit_reset", "expires_at", "allowed_models", "can_manage_keys")
+# What an operator types to clear a limit (the CLI's options and the dashboard's key form)
+CLEAR_WORDS = ("none", "null", "never", "all")
 _RELATIVE = re.compile(r"^(\d{1,6})([hd])$", re.ASCII)
 
 

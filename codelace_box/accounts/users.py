@@ -189,10 +189,12 @@ class UserSummary:
 
 
 def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
-    """Accounts (optionally whose email contains `search`), with key and request counts."""
+    """Accounts (optionally whose email contains `search`, or whose id starts with it, as the
+    access log and `users show` name one), with key and request counts."""
     query = User.select().order_by(User.id)
-    if search:
-        query = query.where(User.email.contains(search.strip().lower()))
+    text = search.strip().lower()
+    if text:
+        query = query.where(User.email.contains(text) | User.uuid.startswith(text))
     users = list(query.limit(limit))
     ids = [u.id for u in users]
     keys: dict[int, int] = dict(

@@ -11,7 +11,7 @@ from peewee import IntegrityError
 
 from codelace_box.config import Config, ensure_secret_key, existing_secret_key
 from codelace_box.config.secret import secret_key_path
-from codelace_box.crypto import encrypt_secret, mask_secret
+from codelace_box.crypto import encrypt_secret, mask_secret, mask_tokens
 from codelace_box.db.core import write_transaction
 from codelace_box.db.models import CatalogModel, Provider, ProviderKey
 from codelace_box.errors import ConfigError, Conflict, InvalidRequest, NotFound
@@ -36,8 +36,8 @@ def add_provider(
     """Register an upstream provider with its first key (and the billed fields it allows;
     `responses_api`: it serves OpenAI's Responses API itself)."""
     if not _NAME_RE.fullmatch(name):
-        raise InvalidRequest(
-            f"provider name {name!r}: use lower-case letters, digits, '-', '_', '.'"
+        raise InvalidRequest(  # a key pasted into the name's field is not quoted back
+            f"provider name {mask_tokens(name)!r}: use lower-case letters, digits, '-', '_', '.'"
         )
     _check_kind(kind)
     _check_base_url(base_url)
@@ -139,10 +139,11 @@ def _check_base_url(base_url: str) -> None:
 
 def _shown_url(base_url: str) -> str:
     """A refused base URL as its message may quote it: without what may be a credential (a
-    user and password before the host, a query or a fragment, where keys are put too)."""
+    user and password before the host, a query or a fragment, where keys are put too, and
+    anything key-like: a provider key pasted into the URL's field, or after the URL)."""
     shown = _USERINFO_RE.sub(r"\1…@", base_url)
     cut = min((i for i in (shown.find("?"), shown.find("#")) if i >= 0), default=-1)
-    return shown if cut < 0 else shown[:cut] + "…"
+    return mask_tokens(shown if cut < 0 else shown[:cut] + "…")
 
 
 def _checked_fields(names: Iterable[str]) -> list[str]:

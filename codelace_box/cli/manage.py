@@ -60,7 +60,6 @@ def key_view(key: Any) -> dict[str, Any]:
 
 KEY_COLUMNS = ["id", "key_prefix", "name", "last_used_at", "spent_usd", "limit_usd",
                "limit_reset", "can_manage_keys", "expires_at"]  # fmt: skip
-CLEAR = ("none", "null", "never", "all")  # what clears a limit on the command line
 
 
 def limit_fields(
@@ -71,6 +70,8 @@ def limit_fields(
     manage_keys: bool | None = None,
 ) -> dict[str, Any]:
     """The key limit options given, as the fields accounts.limits checks ("none" clears)."""
+    from codelace_box.accounts.limits import CLEAR_WORDS
+
     given = {
         "limit_usd": limit_usd,
         "limit_reset": limit_reset,
@@ -81,7 +82,7 @@ def limit_fields(
     for name, value in given.items():
         if value is None:
             continue
-        if value.strip().lower() in CLEAR:
+        if value.strip().lower() in CLEAR_WORDS:
             fields[name] = None
         elif name == "allowed_models":
             fields[name] = [part.strip() for part in value.split(",") if part.strip()]

@@ -62,7 +62,7 @@ def list_payments(
     limit: int = 200, search: str = "", user_id: int | None = None
 ) -> list[PaymentRow]:
     """Payments newest first, optionally one user's, filtered by email, kind or status text."""
-    where, params = term_clause(("u.email", "p.kind", "p.status"), search_terms(search))
+    where, params = term_clause(("u.email", "u.uuid", "p.kind", "p.status"), search_terms(search))
     sql = _PAYMENTS_SQL + where
     args: list[Any] = list(params)
     if user_id is not None:

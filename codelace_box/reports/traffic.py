@@ -167,7 +167,8 @@ def recent_requests_query(limit: int, search: str, user_id: int | None) -> tuple
     customer's own page reads them (reports/usage.py): ordering them by created_at sorted every
     row of the account (seconds for one with a million rows)."""
     where, params = term_clause(
-        ("u.email", "r.model", "r.status", "r.error_code", "r.request_id"), search_terms(search)
+        ("u.email", "u.uuid", "r.model", "r.status", "r.error_code", "r.request_id"),
+        search_terms(search),
     )
     sql = _RECENT_SQL + where
     args: list[Any] = list(params)

@@ -135,6 +135,7 @@ async def test_edit_prices_and_upstream_then_disable_and_enable(admin_env: Admin
             "provider": "openai",
             "upstream_model": "gpt-5.4",
             "max_output_tokens": "16000",
+            "context_tokens": "",
             "cache_read_per_1m": "",
             "cache_write_per_1m": "",
             "cache_write_1h_per_1m": "",

@@ -231,8 +231,8 @@ async def test_the_highlighted_model_is_shown_in_full_under_the_table(admin_env:
         await until(pilot, lambda: len(column(pilot, "#models")) == 2, "the catalog")
         assert table(pilot, "#models").ordered_columns[0].width < len(long_id)
         await until(pilot, lambda: long_id in text_of(pilot, "#model-detail"), "the full id")
-        assert "$0.2 in, $0.6 out per 1M tokens · no max output set · enabled" in text_of(
-            pilot, "#model-detail"
+        assert "$0.2 in, $0.6 out per 1M tokens · no max output set · cache read $0.2, " in (
+            text_of(pilot, "#model-detail")
         )
         await pilot.press("down")
         await until(pilot, lambda: "max output 32,000" in text_of(pilot, "#model-detail"), "qwen")

@@ -64,6 +64,10 @@ def seed_accounts() -> tuple[int, int]:
     adjust_balance("bob@corp.example", "3", "trial extension")
     for model in (User, LedgerEntry):
         model.update(created_at=T0).execute()
+    for user in User.select().order_by(User.id):  # snapshots need fixed ids (user detail)
+        User.update(uuid=f"{user.id:08x}-0000-4000-9000-{user.id:012x}").where(
+            User.id == user.id
+        ).execute()
     Payment.update(created_at=T0, completed_at=T0).execute()
     return alice, bob
 
