@@ -65,9 +65,10 @@ def status_cell(status: str) -> Text:
 
 
 def paid_cell(amount_nanos: int, refunded_nanos: int) -> Text:
-    """A payment's amount, with what Stripe refunds and disputes took back of it, if any."""
-    taken = f" (-{usd(refunded_nanos)} refunded)" if refunded_nanos else ""
-    return right(usd(amount_nanos) + taken)
+    """A payment's amount, with what Stripe refunds and disputes took back of it, if any:
+    exactly (an admin credit of $0.005 is no "$0.00"), Stripe's whole cents as cents."""
+    taken = f" (-{usd_exact(refunded_nanos)} refunded)" if refunded_nanos else ""
+    return right(usd_exact(amount_nanos) + taken)
 
 
 def right(value: str) -> Text:

@@ -54,3 +54,18 @@ async def test_an_expired_key_says_so(admin_env: AdminEnv) -> None:
         await until(pilot, lambda: len(column(pilot, "#keys")) == 2, "the keys")
         expires = dict(zip(column(pilot, "#keys", 2), column(pilot, "#keys", 4), strict=True))
     assert expires["old"].startswith("expired") and expires["new"] == "—", expires
+
+
+async def test_a_sub_cent_admin_credit_is_shown_exactly_in_payments(admin_env: AdminEnv) -> None:
+    """An admin credit of $0.005 read "$0.01" in the user's payments (rounded to cents, which
+    Stripe's payments are in and admin credits need not be), beside a balance shown exactly."""
+    create_user("alice@example.com")
+    adjust_balance("alice@example.com", "0.005", "test credit")
+    adjust_balance("alice@example.com", "12.5", "test credit")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await pilot.press("p")
+        await until(pilot, lambda: len(column(pilot, "#payments")) == 2, "the payments")
+        amounts = sorted(column(pilot, "#payments", 1))
+    assert amounts == ["$0.005", "$12.50"], amounts
