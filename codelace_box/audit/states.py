@@ -51,7 +51,7 @@ def api_key(key_uuid: str) -> State:
 
 
 def provider(name: str) -> State:
-    """A provider with its keys by hint."""
+    """A provider with its keys by hint (parked: out of rotation until key-enable)."""
     row = Provider.get_or_none(Provider.name == name)
     if row is None:
         return None
@@ -64,7 +64,13 @@ def provider(name: str) -> State:
         "allowed_fields": json.loads(row.allowed_fields or "[]"),
         "responses_api": bool(row.responses_api),
         "keys": [
-            {"id": k.id, "hint": k.key_hint, "enabled": bool(k.enabled), "failing": bool(k.failing)}
+            {
+                "id": k.id,
+                "hint": k.key_hint,
+                "enabled": bool(k.enabled),
+                "failing": bool(k.failing),
+                "parked": bool(k.parked),
+            }
             for k in keys
         ],
     }

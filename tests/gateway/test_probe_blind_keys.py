@@ -76,6 +76,10 @@ def test_a_key_refused_on_calls_whose_probe_works_is_parked_until_the_operator_a
     fake.key_status.clear()  # the operator had the block lifted, and puts the key back
     assert "back in rotation" in box.cli("providers", "key-enable", "fake", "1")
     assert not keys_of(box)[0]["failing"] and not keys_of(box)[0]["parked"]
+    (entry,) = [e for e in json.loads(box.cli("audit", "--json"))
+                if e["command"] == "providers key-enable"]  # fmt: skip
+    before, after = entry["before"]["keys"][0], entry["after"]["keys"][0]
+    assert (before["parked"], after["parked"]) == (True, False), entry  # the audit says parked
     time.sleep(0.6)
     sent = len(fake.requests)
     for _ in range(2):
