@@ -61,6 +61,7 @@ from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedPr
 from codelace_box.listen_setup import check_address, raise_open_files_limit
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
+from codelace_box.logwriter import count_drops_with, unblock_log_output
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, write_refusals
 from codelace_box.sanic_env import check_sanic_env
@@ -200,6 +201,8 @@ async def _begin_draining(app: Sanic) -> None:
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
     configure_logging(config)  # worker processes start without our log handler
+    unblock_log_output()  # ours and Sanic's: a stalled log reader never stops this loop
+    count_drops_with(metrics.LOG_LINES_DROPPED.inc)
     app.ctx.db = open_database(config.database.target)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
     start_write_thread()  # PostgreSQL: the hot path's group commit runs there
@@ -359,6 +362,7 @@ def serve(config: Config) -> None:
     check_sanic_env()
     check_address(config.server.host, config.server.port)
     configure_logging(config)
+    unblock_log_output()
     raise_open_files_limit()
     metrics.remove_abandoned_folders()  # a supervisor killed by SIGKILL left its folder
     _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run
@@ -368,6 +372,7 @@ def serve(config: Config) -> None:
         log.warning(exposed)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
+    unblock_log_output()  # Sanic's handlers too (the supervisor's lines)
     workers = config.server.workers
     app.prepare(
         host=config.server.host,
