@@ -191,6 +191,7 @@ def _restart_in_child() -> None:
     """A forked child has none of its parent's threads: each writer gets a new one."""
     for writer in _WRITERS.values():
         writer._wake = threading.Condition(threading.Lock())
+        writer._pending, writer._size, writer._dropped = [], 0, 0  # the parent's to write
         writer._start()
 
 

@@ -5,6 +5,7 @@ once the reader reads again one line says how many were dropped and the later li
 from __future__ import annotations
 
 import fcntl
+import json
 import re
 import subprocess
 import termios
@@ -22,9 +23,12 @@ MAX_REQUESTS = 12_000  # the pipe (64 KiB) and the box's buffers fill long befor
 DROPPED = re.compile(r"dropped (\d+) log lines")
 
 
-def _serve(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    tmp_path: Path, workers: int, log_format: str = "text"
+) -> tuple[subprocess.Popen[bytes], str]:
     sections = base_sections(tmp_path)
     sections["server"]["workers"] = workers
+    sections["log"] = {"format": log_format}
     config = write_config(tmp_path / "codelace.toml", sections)
     process = subprocess.Popen(
         [*PROGRAM, "--config", str(config), "serve"],
@@ -93,11 +97,13 @@ class _Reader(threading.Thread):
         raise AssertionError(f"no {needle!r} in the {len(self.lines)} lines read")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_requests_are_answered_while_the_log_reader_stalls(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "log_format"), [(1, "text"), (2, "json")])
+def test_requests_are_answered_while_the_log_reader_stalls(
+    tmp_path: Path, workers: int, log_format: str
+) -> None:
     """Before: after about 490 requests the pipe was full, a log write blocked, and with it
     the worker's event loop: every request hung."""
-    process, base_url = _serve(tmp_path, workers)
+    process, base_url = _serve(tmp_path, workers, log_format)
     try:
         with httpx.Client(timeout=ANSWER_WITHIN_SEC, verify=TLS) as client:
             _fill_until_dropping(client, base_url)
@@ -106,6 +112,8 @@ def test_requests_are_answered_while_the_log_reader_stalls(tmp_path: Path, worke
             reader.start()
             dropped_at = reader.wait_for("dropped ")
             assert int(DROPPED.findall(reader.lines[dropped_at])[0]) > 0
+            if log_format == "json":  # in the log's own format
+                assert json.loads(reader.lines[dropped_at])["level"] == "warning"
             later = client.get(base_url + "/healthz").headers["x-request-id"]
             assert reader.wait_for(later) > dropped_at  # prompt, and after the count
         process.terminate()
