@@ -39,7 +39,11 @@ class LogWriter:
 
     def __init__(self, fd: int, encoding: str, limit: int = LIMIT_CHARS) -> None:
         self.fd, self.encoding, self._limit = fd, encoding, limit
-        self._wake = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # over the fields below
+        # released once for each time _pending stops being empty (and at close): the thread
+        # waits on it (plain locks: a Condition's wait and notify cost ten times as much)
+        self._ready = threading.Lock()
+        self._ready.acquire()
         self._pending: list[str] = []
         self._size = 0  # characters in _pending
         self._dropped = 0  # lines dropped since the last said so
@@ -54,12 +58,12 @@ class LogWriter:
 
     def write(self, text: str) -> int:
         """Keep `text` for the thread to write, or drop it when the buffer is full."""
-        with self._wake:
+        with self._lock:
             if self._size + len(text) <= self._limit:
                 self._pending.append(text)
                 self._size += len(text)
-                if len(self._pending) == 1:
-                    self._wake.notify()
+                if len(self._pending) == 1 and not self._closing:
+                    self._ready.release()
                 return len(text)
             lines = text.count("\n") or 1
             self._dropped += lines
@@ -74,16 +78,17 @@ class LogWriter:
 
     def close(self, wait: float) -> None:
         """Let the thread write what is left and end, waiting at most `wait` seconds."""
-        with self._wake:
+        with self._lock:
+            if not self._pending and not self._closing:  # else released already
+                self._ready.release()
             self._closing = True
-            self._wake.notify()
         self._thread.join(max(wait, 0.0))
 
     def _run(self) -> None:
         while True:
-            with self._wake:
-                while not self._pending and not self._closing:
-                    self._wake.wait()
+            if not self._closing:
+                self._ready.acquire()
+            with self._lock:
                 if not self._pending and not self._dropped:
                     return
                 text, told = "".join(self._pending), self._dropped
@@ -93,7 +98,7 @@ class LogWriter:
             unwritten = self._write_out(text.encode(self.encoding, "backslashreplace"))
             if unwritten:  # lost (a full disk, a closed pipe): said when output flows again
                 lost = max(unwritten - (1 if told else 0), 0) + told
-                with self._wake:
+                with self._lock:
                     self._dropped += lost
                 _SETTINGS.on_drop(lost - told)
                 if self._closing:
@@ -190,7 +195,8 @@ def close_all(wait: float = EXIT_WAIT_SEC) -> None:
 def _restart_in_child() -> None:
     """A forked child has none of its parent's threads: each writer gets a new one."""
     for writer in _WRITERS.values():
-        writer._wake = threading.Condition(threading.Lock())
+        writer._lock, writer._ready = threading.Lock(), threading.Lock()
+        writer._ready.acquire()
         writer._pending, writer._size, writer._dropped = [], 0, 0  # the parent's to write
         writer._start()
 
