@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 import weakref
 from functools import partial
@@ -136,6 +137,8 @@ def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
     log_config = sanic_log_config(config)
     app = StopSafeSanic(APP_NAME, env_prefix=ENV_PREFIX, log_config=log_config)
+    if os.environ.get("SANIC_WORKER_NAME"):  # a worker: its "Starting worker" line on
+        unblock_log_output()
     app.config.update(sanic_settings(config))
     app.config.load_environment_vars(ENV_PREFIX)  # CODELACE_SANIC_<NAME> still wins (tests)
     app.ctx.config = config
@@ -362,7 +365,6 @@ def serve(config: Config) -> None:
     check_sanic_env()
     check_address(config.server.host, config.server.port)
     configure_logging(config)
-    unblock_log_output()
     raise_open_files_limit()
     metrics.remove_abandoned_folders()  # a supervisor killed by SIGKILL left its folder
     _OPEN_MARKERS.append(hold_open(config.database.path))  # `restore` refuses while we run

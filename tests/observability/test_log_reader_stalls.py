@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
 import termios
 import threading
@@ -141,3 +144,35 @@ def test_a_stop_while_the_log_reader_stalls_ends_serve(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def _workers(process: subprocess.Popen[bytes], base_url: str) -> set[int]:
+    """The processes listening on the box's port, its supervisor aside."""
+    port = base_url.rsplit(":", 1)[1]
+    listed = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", listed)} - {process.pid}
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_workers_started_while_the_log_reader_stalls_serve(tmp_path: Path) -> None:
+    """A worker replaced (the OOM killer) while the pipe is full writes its "Starting worker"
+    line before it serves: before, that write blocked and the new worker never answered."""
+    process, base_url = _serve(tmp_path, 2)
+    try:
+        with httpx.Client(timeout=ANSWER_WITHIN_SEC, verify=TLS) as client:
+            _fill_until_dropping(client, base_url)
+            first = _workers(process, base_url)
+            assert len(first) == 2, first
+            for killed, pid in enumerate(sorted(first), 1):  # both: then only new ones answer
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while len(_workers(process, base_url) - first) < killed:
+                    assert time.monotonic() < deadline, "the worker was not replaced"
+                    time.sleep(0.1)
+            for _ in range(5):
+                assert client.get(base_url + "/healthz").status_code == 200
+    finally:
+        process.kill()
+        process.wait(10)
