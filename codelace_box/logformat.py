@@ -11,6 +11,10 @@ handler's formatter makes them, kept for the rest of the event-loop turn and wri
 stream in one call at its end. A record, its handler lock and a write and flush of its own
 cost about 25 µs a request (3-5% of a request's CPU); this costs a few.
 
+In `serve` the handler's stream (and Sanic's) is a `logwriter.LogWriter`: a write only appends
+to a bounded buffer that a thread writes out, so a log reader that stalls never stops the event
+loop (its lines are dropped and counted instead; logwriter.py).
+
 Any other line logged while a request is served (an upstream's error, a failed Stripe call)
 names the request too: serve sets `REQUEST_ID` as the request starts, and the JSON line gets it
 as `request_id`, the text line ends with `request=...` (unless its message names it already).
@@ -29,6 +33,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from codelace_box import logwriter
 
 # characters a JSON line may not hold raw: DEL and the C1 controls, and the Unicode line breaks
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
@@ -159,6 +165,7 @@ def configure_logging(log_format: str = "text", level: str | None = None) -> Non
     handler._codelace = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     _ACCESS.attach(handler, formatter)
+    logwriter.report_with(formatter)
     logger.setLevel((os.environ.get(LEVEL_ENV) or level or "INFO").upper())
     logger.propagate = False
 
@@ -170,7 +177,6 @@ class _AccessLines:
         self._handler: logging.StreamHandler[Any] | None = None
         self._formatter: TextFormatter | JsonFormatter | None = None
         self._pending: list[str] = []
-        atexit.register(self.flush)
 
     def attach(self, handler: logging.StreamHandler[Any], formatter: logging.Formatter) -> None:
         self._handler = handler
@@ -226,6 +232,15 @@ def _ours_alone(logger: logging.Logger, handler: logging.Handler | None) -> bool
 
 
 _ACCESS = _AccessLines()
+
+
+def _at_exit() -> None:
+    """The access lines kept, then everything the log writers hold (serve), out."""
+    _ACCESS.flush()
+    logwriter.close_all()
+
+
+atexit.register(_at_exit)
 
 
 def write_access(logger: logging.Logger, message: str, fields: dict[str, Any]) -> bool:

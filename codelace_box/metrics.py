@@ -96,6 +96,9 @@ OVERHEAD = Histogram(
 SIGN_IN_MAILS = Counter(
     "codelace_sign_in_mails", "Sign-in code mails by outcome: sent, or why not.", ["outcome"]
 )
+LOG_LINES_DROPPED = Counter(
+    "codelace_log_lines_dropped", "Log lines dropped: the log's reader stalled (or was gone)."
+)
 ACTIVE_STREAMS = Gauge(
     "codelace_active_streams", "Streams being relayed now.", multiprocess_mode="livesum"
 )

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 import weakref
 from functools import partial
@@ -61,6 +62,7 @@ from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedPr
 from codelace_box.listen_setup import check_address, raise_open_files_limit
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
+from codelace_box.logwriter import count_drops_with, unblock_log_output
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, write_refusals
 from codelace_box.sanic_env import check_sanic_env
@@ -135,6 +137,8 @@ def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
     log_config = sanic_log_config(config)
     app = StopSafeSanic(APP_NAME, env_prefix=ENV_PREFIX, log_config=log_config)
+    if os.environ.get("SANIC_WORKER_NAME"):  # a worker: its "Starting worker" line on
+        unblock_log_output()
     app.config.update(sanic_settings(config))
     app.config.load_environment_vars(ENV_PREFIX)  # CODELACE_SANIC_<NAME> still wins (tests)
     app.ctx.config = config
@@ -200,6 +204,8 @@ async def _begin_draining(app: Sanic) -> None:
 async def _open_resources(app: Sanic) -> None:
     config: Config = app.ctx.config
     configure_logging(config)  # worker processes start without our log handler
+    unblock_log_output()  # ours and Sanic's: a stalled log reader never stops this loop
+    count_drops_with(metrics.LOG_LINES_DROPPED.inc)
     app.ctx.db = open_database(config.database.target)
     start_db_thread()  # reads that grow with history run there (db/offload.py)
     start_write_thread()  # PostgreSQL: the hot path's group commit runs there
@@ -368,6 +374,7 @@ def serve(config: Config) -> None:
         log.warning(exposed)
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
+    unblock_log_output()  # Sanic's handlers too (the supervisor's lines)
     workers = config.server.workers
     app.prepare(
         host=config.server.host,

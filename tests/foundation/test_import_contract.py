@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.private_files",
         "codelace_box.launcher",
         "codelace_box.logformat",
+        "codelace_box.logwriter",
         "codelace_box.metrics",
         "codelace_box.metrics_folders",
         "codelace_box.metric_sums",

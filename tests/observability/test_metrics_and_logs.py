@@ -25,6 +25,7 @@ FAMILIES = {  # what an operator's dashboards and alerts may find in a scrape
         "http_requests", "refusals", "inference_requests", "tokens", "cost_usd",
         "upstream_errors", "upstream_first_byte_seconds", "inference_duration_seconds",
         "overhead_seconds", "active_streams", "database_up", "open_holds", "open_holds_usd",
+        "log_lines_dropped",
     )),
 }  # fmt: skip
 
