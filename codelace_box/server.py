@@ -47,7 +47,7 @@ from codelace_box.api.errors import render_error
 from codelace_box.audit import migrate_recorded
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.config.secret import readable_secrets_notice, secret_key_path
-from codelace_box.db.core import close_database, open_database
+from codelace_box.db.core import close_database, is_busy, is_unavailable, open_database
 from codelace_box.db.lead import Lead
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.offload import (
@@ -295,9 +295,12 @@ async def _flush_forever(app: Sanic) -> None:
         counts = tally.take()
         try:  # shielded: a stop lets the thread write what it took (stop_db_thread waits)
             await asyncio.shield(run_in_db_thread(write_refusals, counts))
-        except Exception:  # kept in memory, retried at the next tick
+        except Exception as exc:  # kept in memory, retried at the next tick
             tally.keep(counts)
-            log.exception("writing the refusal counts failed")
+            if is_unavailable(exc) or is_busy(exc):  # a failover, a dropped session: routine
+                log.warning("writing the refusal counts failed (%s); retried", type(exc).__name__)
+            else:
+                log.exception("writing the refusal counts failed")
 
 
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.

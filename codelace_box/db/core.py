@@ -99,11 +99,15 @@ def connection() -> Tx:
 
 
 def _pg(conn: Any) -> Tx:
-    """The Tx of a psycopg connection (one per connection, kept)."""
+    """The Tx of a psycopg connection (one per connection while it is open; those of sessions
+    that ended, dropped by the server or closed, go when a new one opens)."""
     cached = _pg_tx.get(id(conn))
     if cached is None or cached[0] is not conn:
         from codelace_box.db.pg_driver import PgTx  # psycopg: on PostgreSQL only
 
+        for key, (old, _) in list(_pg_tx.items()):
+            if old.closed:
+                _pg_tx.pop(key, None)
         cached = (conn, PgTx(conn))
         _pg_tx[id(conn)] = cached
     return cached[1]

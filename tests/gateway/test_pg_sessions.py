@@ -184,3 +184,24 @@ def test_a_box_that_starts_while_anothers_sessions_are_dropped_keeps_its_holds(
         call.check_charged_as_answered()
     finally:
         starter.stop()
+
+
+def test_refusals_counted_across_a_dropped_session_are_written_without_a_traceback(
+    pg_box: Box, pg_url: str
+) -> None:
+    """The refusal counts a worker writes every few seconds meet a dropped session as any
+    write does: kept, written at the next tick, and the log says so in one line (a failover
+    is an operator's routine, not a bug's stack trace)."""
+    _, key = pg_box.new_user("10")
+    headers = {"authorization": f"Bearer {key}"}
+    body = {**BODY, "model": "fake/no-such-model"}
+    answer = httpx.post(f"{pg_box.url}/v1/chat/completions", json=body, headers=headers)
+    assert answer.status_code == 404
+    assert _drop_the_boxs_sessions(pg_url) >= 1
+    deadline = time.monotonic() + 20
+    while not pg_box.query("SELECT count FROM refusal_count WHERE code = 'model_not_found'"):
+        assert time.monotonic() < deadline, "the refusal was never written"
+        time.sleep(0.2)
+    log = pg_box.server.log_text()
+    assert "writing the refusal counts failed" in log  # the drop met the write
+    assert "Traceback" not in log, log[-3000:]
