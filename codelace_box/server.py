@@ -47,11 +47,10 @@ from codelace_box.api.errors import render_error
 from codelace_box.audit import migrate_recorded
 from codelace_box.config import Config, ensure_secret_key
 from codelace_box.config.secret import readable_secrets_notice, secret_key_path
-from codelace_box.db.core import close_database, is_busy, is_unavailable, open_database
+from codelace_box.db.core import close_database, open_database
 from codelace_box.db.lead import Lead
 from codelace_box.db.lookups import start_lookup_thread, stop_lookup_thread
 from codelace_box.db.offload import (
-    run_in_db_thread,
     start_db_thread,
     start_write_thread,
     stop_db_thread,
@@ -64,7 +63,7 @@ from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.logwriter import count_drops_with, unblock_log_output
 from codelace_box.reports.history import retention_loop
-from codelace_box.reports.refusals import RefusalTally, write_refusals
+from codelace_box.reports.refusals import RefusalTally, flush_refusals_forever
 from codelace_box.sanic_env import check_sanic_env
 from codelace_box.stopping import (
     SANIC_HOOKS,
@@ -272,7 +271,9 @@ async def _stop_checkpoints(app: Sanic) -> None:
 
 async def _start_refusal_flush(app: Sanic) -> None:
     """Per worker: write the refusals counted in memory every REFUSAL_FLUSH_SEC."""
-    app.ctx.refusal_flush = asyncio.get_running_loop().create_task(_flush_forever(app))
+    app.ctx.refusal_flush = asyncio.get_running_loop().create_task(
+        flush_refusals_forever(app.ctx.refusals, REFUSAL_FLUSH_SEC)
+    )
 
 
 async def _stop_refusal_flush(app: Sanic) -> None:
@@ -284,23 +285,6 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _flush_forever(app: Sanic) -> None:
-    """Every REFUSAL_FLUSH_SEC: the refusals counted, written on the database thread (a
-    database host that stops answering holds that thread, not the event loop)."""
-    tally: RefusalTally = app.ctx.refusals
-    while True:
-        await asyncio.sleep(REFUSAL_FLUSH_SEC)
-        counts = tally.take()
-        try:  # shielded: a stop lets the thread write what it took (stop_db_thread waits)
-            await asyncio.shield(run_in_db_thread(write_refusals, counts))
-        except Exception as exc:  # kept in memory, retried at the next tick
-            tally.keep(counts)
-            if is_unavailable(exc) or is_busy(exc):  # a failover, a dropped session: routine
-                log.warning("writing the refusal counts failed (%s); retried", type(exc).__name__)
-            else:
-                log.exception("writing the refusal counts failed")
 
 
 # Feature packages that need per-worker resources (HTTP client, mailer) add hooks here.

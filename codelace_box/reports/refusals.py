@@ -9,12 +9,17 @@ costs one small write per interval. The dashboard reads them back with
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.core import is_busy, is_unavailable, utcnow, write_transaction
 from codelace_box.db.observability import bump_refusal, refusal_rows
+from codelace_box.db.offload import run_in_db_thread
+
+log = logging.getLogger("codelace_box")
 
 REFUSED = frozenset({402, 404, 429})
 Counts = Counter[tuple[str, int, str]]  # (hour, status, code) -> refusals
@@ -70,3 +75,19 @@ def refusal_counts(since: datetime) -> list[RefusalCount]:
     """Refusals from the hour of `since` on, by status and code, most first."""
     rows = refusal_rows(since.strftime("%Y-%m-%d %H"))
     return [RefusalCount(int(s), str(c), int(n)) for s, c, n in rows]
+
+
+async def flush_refusals_forever(tally: RefusalTally, every_sec: float) -> None:
+    """Every `every_sec` (a serving process's task): the refusals counted, written on the
+    database thread (a database host that stops answering holds that thread, not the loop)."""
+    while True:
+        await asyncio.sleep(every_sec)
+        counts = tally.take()
+        try:  # shielded: a stop lets the thread write what it took (stop_db_thread waits)
+            await asyncio.shield(run_in_db_thread(write_refusals, counts))
+        except Exception as exc:  # kept in memory, retried at the next tick
+            tally.keep(counts)
+            if is_unavailable(exc) or is_busy(exc):  # a failover, a dropped session: routine
+                log.warning("writing the refusal counts failed (%s); retried", type(exc).__name__)
+            else:
+                log.exception("writing the refusal counts failed")
