@@ -4,8 +4,10 @@
 that stops reading (a hung shipper, `serve | slow-consumer`, Ctrl-S in the terminal) fills the
 pipe, and a blocking write there would stop the event loop with it: no request answered. So in
 `serve` every log handler writing to stdout or stderr writes into a `LogWriter` instead
-(`unblock_log_output`): `write` appends to a buffer under a lock (the event loop's only cost),
-and a thread of the writer's own writes the buffer to the file descriptor as soon as lines come.
+(`unblock_log_output`): a line is written at once when nothing waits before it and the output
+has room for it (so it is in the log before the request that logged it is answered: a console
+sign-in code, a warning), else appended to a buffer under a lock (the event loop's only cost)
+that a thread of the writer's own writes to the file descriptor as soon as it can.
 
 The buffer holds at most LIMIT_CHARS characters; while it is full (the reader stalled) new
 lines are dropped and counted (and `count_drops_with`'s metric told). Once output flows again, one
@@ -48,6 +50,7 @@ class LogWriter:
         self._size = 0  # characters in _pending
         self._dropped = 0  # lines dropped since the last said so
         self._closing = False
+        self._writing = False  # the thread is writing a batch out
         self._start()
 
     def _start(self) -> None:
@@ -59,6 +62,8 @@ class LogWriter:
     def write(self, text: str) -> int:
         """Keep `text` for the thread to write, or drop it when the buffer is full."""
         with self._lock:
+            if self._written_now(text):
+                return len(text)
             if self._size + len(text) <= self._limit:
                 self._pending.append(text)
                 self._size += len(text)
@@ -69,6 +74,23 @@ class LogWriter:
             self._dropped += lines
         _SETTINGS.on_drop(lines)
         return len(text)
+
+    def _written_now(self, text: str) -> bool:
+        """Under the lock: `text` written at once, when nothing waits to be written before it
+        and the output has room for all of it (a write of at most PIPE_BUF bytes to a pipe
+        or a terminal that select() finds writable does not block); False: the thread's."""
+        if self._pending or self._writing or self._dropped or self._closing or not self._limit:
+            return False
+        data = text.encode(self.encoding, "backslashreplace")
+        if len(data) > select.PIPE_BUF or not _has_room(self.fd):
+            return False
+        try:
+            written = os.write(self.fd, data)
+        except OSError:  # the thread meets it again and counts what is lost
+            return False
+        if written < len(data):  # a disk filling up: the rest of the line is lost
+            self._dropped += 1
+        return True
 
     def flush(self) -> None:
         """Nothing to do: the thread writes the lines as they come."""
@@ -93,9 +115,12 @@ class LogWriter:
                     return
                 text, told = "".join(self._pending), self._dropped
                 self._pending, self._size, self._dropped = [], 0, 0
+                self._writing = True
             if told:  # the lines after these are the ones that were dropped
                 text += dropped_line(told)
             unwritten = self._write_out(text.encode(self.encoding, "backslashreplace"))
+            with self._lock:
+                self._writing = False
             if unwritten:  # lost (a full disk, a closed pipe): said when output flows again
                 lost = max(unwritten - (1 if told else 0), 0) + told
                 with self._lock:
@@ -119,6 +144,14 @@ class LogWriter:
                     time.sleep(0.1)  # a full disk: not again at once
                 return bytes(view).count(b"\n") or 1
         return 0
+
+
+def _has_room(fd: int) -> bool:
+    """Whether a write to `fd` would not block now (a regular file: always)."""
+    try:
+        return bool(select.select([], [fd], [], 0)[1])
+    except (OSError, ValueError):
+        return False
 
 
 def _uncounted(lines: int) -> None:
@@ -198,6 +231,7 @@ def _restart_in_child() -> None:
         writer._lock, writer._ready = threading.Lock(), threading.Lock()
         writer._ready.acquire()
         writer._pending, writer._size, writer._dropped = [], 0, 0  # the parent's to write
+        writer._writing = False
         writer._start()
 
 
