@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -145,7 +146,22 @@ def _fail(message: str, code: int) -> NoReturn:
     """Print one line on stderr and exit (saying too that the database was migrated)."""
     said = " ".join(message.split()) + "".join(f" ({notice})" for notice in _UPGRADED)
     click.echo("error: " + said, err=True)
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError):  # a full disk, a reader gone: what it holds cannot go out
+        _drop_unwritten_output()
     sys.exit(code)
+
+
+def _drop_unwritten_output() -> None:
+    """Standard output cannot be written: what it still holds goes to /dev/null instead, so the
+    interpreter's own flush at exit does not fail again (the single binary then exited 120
+    with a traceback, not the command's status)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 pass_state = click.make_pass_decorator(CliState)

@@ -197,3 +197,18 @@ def test_every_spec_option_is_documented_in_help(
     assert result.returncode == 0, result.stderr
     for option in options:
         assert re.search(rf"^\s+{re.escape(option)}\b", result.stdout, re.M), option
+
+
+def test_output_that_cannot_be_written_is_one_line_and_status_1(tmp_path: Path) -> None:
+    """`codelace-box version > /dev/full` (a full disk): the single binary exited 120 with a
+    traceback ("Exception ignored in: <_io.TextIOWrapper name='<stdout>'...>"), the
+    interpreter's own flush at exit failing again after the command's one error line."""
+    for args in (("version",), ("models", "list", "--json")):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [*PROGRAM, *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                env=cli_env(None), cwd=tmp_path, timeout=60, check=False,
+            )  # fmt: skip
+        assert done.returncode == 1, (args, done.stderr)
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("error: ") and "No space left on device" in line, line
