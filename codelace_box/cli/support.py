@@ -119,8 +119,7 @@ LOCKED = (
 def _end_quietly() -> NoReturn:
     """The reader of our output left (`... | head -1`): stop without a word, as Unix tools do,
     with the status a shell shows for such an end (128 + SIGPIPE)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush into the closed pipe at exit
+    _drop_unwritten_output()  # nothing left to flush into the closed pipe at exit
     sys.exit(141)
 
 
