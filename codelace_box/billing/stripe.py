@@ -252,6 +252,7 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
 
 
 def _signed_at(signature: str | None) -> int:
-    """The `t=` of a Stripe-Signature header the library accepted (it reads the first)."""
-    stamps = [item[2:] for item in (signature or "").split(",") if item.startswith("t=")]
-    return int(stamps[0])
+    """The `t=` of a Stripe-Signature header the library accepted, read as it reads it: the
+    first, up to a second `=` ("t=<time>=x" verified as <time>; reading all of it was a 500)."""
+    items = [item.split("=", 2) for item in (signature or "").split(",")]
+    return int([item[1] for item in items if item[0] == "t"][0])

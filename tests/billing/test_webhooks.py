@@ -362,3 +362,31 @@ def test_an_event_of_the_other_stripe_mode_is_ignored_and_logged(box: BillingBox
     assert box.balance_nanos(buyer) == 0
     box.server.wait_for_log(r"live-mode event .* stripe\.secret_key is a test-mode key")
     assert box.deliver(event).json()["result"] == "credited"
+
+
+def test_a_genuine_signature_whose_timestamp_carries_more_is_not_a_500(box: BillingBox) -> None:
+    """Stripe's library reads `t=` up to a second `=` ("t=<time>=x" is <time>), so a genuine
+    delivery whose header was so edited (a proxy, or someone replaying it) verified, and the
+    box's own reading of the time for its future check raised ValueError: a 500 with a
+    traceback. The box reads the time as the library does; the delivery counts once."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 22)
+    body, _ = box.double.webhook(box.double.complete(session_id))
+    moment = int(time.time())
+    v1 = sign_payload(body, box.double.webhook_secret, moment).split(",")[1]
+    results = []
+    for header in (f"t={moment}=x,{v1}", f"t={moment}={moment + 9999},{v1}"):
+        response = box.http.post(
+            "/api/v1/stripe/webhook", content=body, headers={"stripe-signature": header}
+        )
+        assert response.status_code == 200, response.text
+        results.append(response.json()["result"])
+    assert results == ["credited", "duplicate"]
+    assert box.balance_nanos(buyer) == 22 * NANOS
+    future = moment + 3600
+    v1 = sign_payload(body, box.double.webhook_secret, future).split(",")[1]
+    response = box.http.post(
+        "/api/v1/stripe/webhook", content=body, headers={"stripe-signature": f"t={future}=1,{v1}"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_signature"
