@@ -255,4 +255,4 @@ def _signed_at(signature: str | None) -> int:
     """The `t=` of a Stripe-Signature header the library accepted, read as it reads it: the
     first, up to a second `=` ("t=<time>=x" verified as <time>; reading all of it was a 500)."""
     items = [item.split("=", 2) for item in (signature or "").split(",")]
-    return int([item[1] for item in items if item[0] == "t"][0])
+    return int(next(item[1] for item in items if item[0] == "t"))
