@@ -6,7 +6,10 @@ database was restored from a backup older than the session. The claim, checked w
 own secret, recreates it, so the paid session is credited exactly once (the credit's ledger
 key is the session's) to the account that started it. A session with no tag, a wrong one
 (another box on the same Stripe account, or edited metadata), or an account that no longer
-exists recreates nothing: it stays `unknown_session`.
+exists recreates nothing: it stays `unknown_session`. Nor does an account that is not the
+one the session was made for (its email, the session's `customer_email`): a database restored
+from a backup older than the account has forgotten it, and the next account signed up takes
+its number, which the tag names.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class TopupClaim:
     user_id: int
     nanos: int  # the amount asked for, nano-USD (one currency unit per USD)
     currency: str
+    email: str  # the account's email, which the box gave Stripe as the session's customer_email
 
 
 def topup_claim(session: dict[str, Any], box_secret: str) -> TopupClaim | None:
@@ -55,13 +59,25 @@ def topup_claim(session: dict[str, Any], box_secret: str) -> TopupClaim | None:
     if not hmac.compare_digest(str(metadata.get(METADATA_BOX, "")), expected):
         return None
     nanos = int(amount) * 10 ** (9 - minor_unit_exponent(currency))
-    return TopupClaim(int(user), nanos, currency)
+    email = session.get("customer_email")
+    return TopupClaim(int(user), nanos, currency, email if isinstance(email, str) else "")
 
 
 def restore_topup(session_id: str, claim: TopupClaim | None) -> Payment | None:
     """The missing pending row of a paid top-up session, recreated from its claim; inside
-    the write transaction that credits it. None without a claim or an account."""
-    if claim is None or User.get_or_none(User.id == claim.user_id) is None:
+    the write transaction that credits it. None without a claim, or when the account of its
+    number is not the one the session was made for (or no longer exists)."""
+    user = User.get_or_none(User.id == claim.user_id) if claim is not None else None
+    if claim is None or user is None:
+        return None
+    if not claim.email or claim.email.casefold() != user.email.casefold():
+        log.error(
+            "Checkout Session %s has no payment row here and its signed metadata names account "
+            "%s, which is not the account the session was made for (a database restored from "
+            "a backup older than that account?): credited to nobody; settle it by hand",
+            session_id,
+            claim.user_id,
+        )
         return None
     log.warning(
         "Checkout Session %s has no payment row here (a database older than the session?); "
@@ -77,3 +93,21 @@ def restore_topup(session_id: str, claim: TopupClaim | None) -> Payment | None:
         stripe_session_id=session_id,
         currency=claim.currency,
     )
+
+
+def made_for(session: dict[str, Any], user: User) -> bool:
+    """Whether a setup session was made for this account: its `customer_email`, when it
+    carries one, is the account's. An account of the number the session's tag names may be
+    another: a database restored from a backup older than the session's account gives that
+    number to the next account signed up."""
+    email = session.get("customer_email")
+    if not isinstance(email, str):
+        return True
+    if email.casefold() == user.email.casefold():
+        return True
+    log.error(
+        "setup Checkout Session %s names account %s, which is not the account it was made for "
+        "(a database restored from a backup older than that account?): no trial",
+        *(str(session["id"])[:100], user.id),
+    )
+    return False

@@ -28,9 +28,10 @@ and the card (its fingerprint) never earned one; a setup without a card grants n
 Sessions the box did not create (a top-up with no payment row here and no valid signed claim,
 billing/claims.py, which recreates a row a restored database lost; a setup session without
 this box's `setup_tag`, e.g. one another box on the same Stripe account made for its own user
-of the same id), events of the other Stripe mode than the secret key's (live vs test: a
-misconfigured webhook secret, logged as an error), and event types it does not handle, are
-acknowledged and ignored (the latter without touching the database).
+of the same id, or whose `customer_email` is not its account's: claims.made_for), events
+of the other Stripe mode than the secret key's (live vs test: a misconfigured webhook secret,
+logged as an error), and event types it does not handle, are acknowledged and ignored (the
+latter without touching the database).
 
 A top-up's PaymentIntent is recorded from its session's events; refunds and disputes, which
 name it, are billing/reversals.py's: they take the credit back once each.
@@ -50,7 +51,7 @@ from codelace_box.billing.checkout import (
     minor_unit_exponent,
     setup_tag,
 )
-from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
+from codelace_box.billing.claims import TopupClaim, made_for, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.reversal_amounts import MAX_STRIPE_AMOUNT, id_of
 from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
@@ -314,7 +315,7 @@ def grant_trial(
     if owner is not None and fingerprint:
         exclusive(connection(), f"stripe:trial-card:{fingerprint}")
     user = User.get_or_none(User.id == owner) if owner is not None else None
-    if user is None:
+    if user is None or not made_for(session, user):
         return "unknown_session"
     refusal = _trial_refusal(user, fingerprint, trial_nanos)
     if refusal or fingerprint is None:

@@ -284,7 +284,7 @@ def test_other_mode_compares_the_event_with_the_key(
 
 def claimed(metadata: dict[str, str], secret: str = "box-secret", ref: str = "7") -> object:
     session = {"id": "cs_1", "mode": "payment", "client_reference_id": ref, "metadata": metadata}
-    return topup_claim(session, secret)
+    return topup_claim(session | {"customer_email": "a@b.test"}, secret)
 
 
 def test_a_top_up_claim_holds_only_with_this_boxs_tag_over_its_account_and_amount() -> None:
@@ -292,7 +292,7 @@ def test_a_top_up_claim_holds_only_with_this_boxs_tag_over_its_account_and_amoun
     amount = parse_topup_amount(Decimal("25.50"), config.stripe)
     metadata = topup_session_params(7, "a@b.test", amount, config, "box-secret")["metadata"]
     assert isinstance(metadata, dict)
-    assert claimed(metadata) == TopupClaim(7, 25_500_000_000, "usd")
+    assert claimed(metadata) == TopupClaim(7, 25_500_000_000, "usd", "a@b.test")
     assert claimed(metadata, secret="another-box") is None  # another box on the account
     assert claimed(metadata, ref="8") is None  # the session is another account's
     assert claimed(metadata | {"codelace_amount": "255000"}) is None  # the amount edited

@@ -4,13 +4,15 @@ session whose metadata proves nothing still credits nobody."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 
 import pytest
 
-from tests.billing.conftest import BillingBox
+from tests.billing.conftest import BillingBox, BoxFactory
 from tests.pg_cluster import write_config_db
+from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -134,3 +136,34 @@ def test_a_refund_of_a_lost_row_heard_before_its_credit_is_taken_once_credited(
     assert box.deliver(completed).json()["result"] == "credited"
     assert box.balance_nanos(buyer) == 15 * NANOS
     assert [(p["amount_usd"], p["refunded_usd"]) for p in box.history(buyer)] == [(20, 5)]
+
+
+def test_an_account_id_taken_again_after_a_restore_earns_none_of_its_old_owners_payments(
+    billing_box_factory: BoxFactory,
+) -> None:
+    """A database restored from a backup older than an account forgets the account, and the
+    next one signed up takes its number; the sessions the forgotten account started (a bank
+    debit that settles days later, a card setup whose event Stripe retries) name that number in
+    their signed metadata. They credited the newcomer (the top-up, the trial): the claim now
+    has to be the session's own account, the email the session was made for."""
+    box = billing_box_factory()
+    box.customer("early")
+    backup = box.config.parent / "before-alice.db"
+    assert run_cli(box.config, "backup", str(backup)).returncode == 0
+    alice = box.customer("alice")
+    topup_id = box.start_topup(alice, 25)
+    assert box.deliver(box.double.complete(topup_id, "unpaid")).json()["result"] == "waiting"
+    setup_id = box.start_setup(alice)
+    box.server.stop()
+    gc.collect()  # the test's own read-only connections, which restore would find open
+    restored = run_cli(box.config, "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    box.server.start()
+    bob = box.customer("bob")
+    assert bob.user_id == alice.user_id  # the number Alice had, now Bob's
+    settled = box.deliver(box.double.succeed_async(topup_id))
+    assert settled.json()["result"] == "unknown_session", settled.text
+    card = box.deliver(box.double.complete(setup_id))
+    assert card.json()["result"] == "unknown_session", card.text
+    assert box.balance_nanos(bob) == 0
+    assert box.history(bob) == []
