@@ -67,14 +67,14 @@ def restore_topup(session_id: str, claim: TopupClaim | None) -> Payment | None:
     """The missing pending row of a paid top-up session, recreated from its claim; inside
     the write transaction that credits it. None without a claim, or when the account of its
     number is not the one the session was made for (or no longer exists)."""
-    user = User.get_or_none(User.id == claim.user_id) if claim is not None else None
-    if claim is None or user is None:
+    if claim is None:
         return None
-    if not claim.email or claim.email.casefold() != user.email.casefold():
+    user = User.get_or_none(User.id == claim.user_id)
+    if user is None or not claim.email or claim.email.casefold() != user.email.casefold():
         log.error(
             "Checkout Session %s has no payment row here and its signed metadata names account "
-            "%s, which is not the account the session was made for (a database restored from "
-            "a backup older than that account?): credited to nobody; settle it by hand",
+            "%s, which is not here or not the account the session was made for (a database "
+            "restored from a backup older than that account?): credited to nobody",
             session_id,
             claim.user_id,
         )

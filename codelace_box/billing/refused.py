@@ -1,4 +1,5 @@
-"""Stripe refunds and disputes the box did not apply in full, written to the audit log.
+"""Stripe refunds and disputes the box did not apply in full, and paid top-ups it credited
+nothing for, written to the audit log.
 
 Stripe gave money back (or a chargeback took it) but the box took back less of the credit: the
 top-up's credit was already taken back by its other refunds and disputes (a refund after a
@@ -9,9 +10,14 @@ operator sees such events where money changes are seen: one audit entry each (cl
 dispute's id), with what Stripe moved, what the box took back and why; Stripe's ids and
 amounts only, never a key. So is a signed event refused as none Stripe sent (an amount past
 its 64-bit integers: 400 `invalid_event`). A redelivered event writes no second entry.
+A top-up session of this box whose paid event credits nothing (its amount does not read in the
+top-up's currency; its account is not here) is one too: command `stripe top-up refused`,
+target the session, with Stripe's amount, the account and why, for the operator to settle.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from codelace_box.audit import canonical, record
 from codelace_box.billing.reversal_amounts import Reversal, reversal_nanos
@@ -22,6 +28,40 @@ from codelace_box.money import usd_text
 
 CLIENT = "stripe"
 NOT_OURS = "no top-up of this box is paid by this charge: nothing taken back"
+
+
+TOPUP_REFUSED = "stripe top-up refused"
+SETTLE = "nothing credited; settle it by hand (credit the account, or refund it at Stripe)"
+UNCREDITED = {  # a paid top-up's webhook result -> why it credited nothing
+    "amount_mismatch": f"the paid amount does not read in the top-up's currency: {SETTLE}",
+    "account_not_found": (
+        "the session's account is not on this box (a database restored from a backup older "
+        f"than the account?): {SETTLE}"
+    ),
+}
+
+
+def record_uncredited(event: tuple[str, str], session: dict[str, Any], result: str) -> None:
+    """Inside the event's transaction: an entry for a paid top-up session of this box that
+    credited nothing (`result`, a key of UNCREDITED); a redelivery never gets here."""
+    session_id = str(session["id"])[:200]
+    total, currency = session.get("amount_total"), session.get("currency")
+    after: dict[str, object] = {
+        "event": event[0],
+        "event_type": event[1],
+        "amount": f"{total} {currency}"[:100],  # Stripe's, in the smallest unit
+        "refused": UNCREDITED[result],
+    }
+    payment = Payment.get_or_none(Payment.stripe_session_id == session_id, Payment.kind == "topup")
+    if payment is not None:
+        after["account"] = payment.user.uuid
+    else:  # the account the session's signed metadata names, gone from here
+        metadata = session.get("metadata")
+        number = metadata.get("codelace_user_id") if isinstance(metadata, dict) else None
+        after["account_number"] = str(number)[:40]
+        after["customer_email"] = str(session.get("customer_email"))[:320]
+    with write_transaction() as tx:
+        record(tx, CLIENT, TOPUP_REFUSED, session_id, None, after)
 
 
 def command_of(kind: str) -> str:

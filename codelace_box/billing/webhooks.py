@@ -53,6 +53,7 @@ from codelace_box.billing.checkout import (
 )
 from codelace_box.billing.claims import TopupClaim, made_for, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
+from codelace_box.billing.refused import UNCREDITED, record_uncredited
 from codelace_box.billing.reversal_amounts import MAX_STRIPE_AMOUNT, id_of
 from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
@@ -201,7 +202,10 @@ def apply_event(
         return grant_trial(session, setup_owner, fingerprint, trial_nanos)
     if session.get("mode") != "payment":
         return "ignored"
-    return apply_topup_event(event_type, session, claim)
+    result = apply_topup_event(event_type, session, claim)
+    if result in UNCREDITED:  # paid, credited nothing: the operator's to settle
+        record_uncredited((event_id, event_type), session, result)
+    return result
 
 
 def apply_topup_event(
@@ -228,6 +232,8 @@ def credit_session(session: dict[str, Any], claim: TopupClaim | None = None) -> 
     """
     session_id = str(session["id"])
     payment = _known_topup(session_id) or restore_topup(session_id, claim)
+    if payment is None and claim is not None:  # ours (its tag holds), its account not here
+        return "account_not_found"
     if payment is None:
         log.warning("paid Checkout Session %s is not one of ours; ignored", session_id)
         return "unknown_session"

@@ -114,3 +114,28 @@ def test_a_signed_refund_past_64_bits_is_refused_logged_and_an_audit_entry_once(
     assert "past 64 bits" in entry["after"]["refused"] and entry["after"]["event"] == event["id"]
     box.server.wait_for_log(rf"Stripe event {event['id']} \(refund.created\) refused: .*64 bits")
     assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def test_a_paid_top_up_credited_nothing_is_an_audit_entry_once(box: BillingBox) -> None:
+    """Stripe took the customer's money but the box credited nothing (the paid amount does not
+    read in the top-up's currency): the payment stays pending and only the error log said so,
+    where a refund the box does not apply is an audit entry. Now it is one too, once per
+    event, and the genuine amount delivered after still credits."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)
+    other_currency = box.double.session(session_id) | {"currency": "eur"}
+    event = box.double.event("checkout.session.completed", other_currency)
+    before = len(stripe_entries(box))
+    assert results(box, [event, event]) == ["amount_mismatch", "duplicate"]
+    (entry,) = stripe_entries(box)[before:]
+    assert (entry["command"], entry["target"]) == ("stripe top-up refused", session_id)
+    after = entry["after"]
+    assert after["event"] == event["id"] and after["amount"] == "2000 eur"
+    assert after["account"] == buyer.uuid and "nothing credited" in after["refused"]
+    assert box.balance_nanos(buyer) == 0
+    text = json.dumps(entry)
+    assert SECRET_KEY not in text and WEBHOOK_SECRET not in text
+    genuine = box.double.event("checkout.session.completed", box.double.session(session_id))
+    assert results(box, [genuine]) == ["credited"]
+    assert len(stripe_entries(box)) == before + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
+import json
 
 import pytest
 
@@ -163,8 +164,11 @@ def test_an_account_id_taken_again_after_a_restore_earns_none_of_its_old_owners_
     bob = box.customer("bob")
     assert bob.user_id == alice.user_id  # the number Alice had, now Bob's
     settled = box.deliver(box.double.succeed_async(topup_id))
-    assert settled.json()["result"] == "unknown_session", settled.text
+    assert settled.json()["result"] == "account_not_found", settled.text
     card = box.deliver(box.double.complete(setup_id))
     assert card.json()["result"] == "unknown_session", card.text
     assert box.balance_nanos(bob) == 0
     assert box.history(bob) == []
+    listed = run_cli(box.config, "audit", "--json")
+    (entry,) = [e for e in json.loads(listed.stdout) if e["command"] == "stripe top-up refused"]
+    assert entry["target"] == topup_id and entry["after"]["customer_email"] == alice.email
