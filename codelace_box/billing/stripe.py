@@ -31,6 +31,8 @@ WEBHOOK_TOLERANCE_SEC = 300
 STRIPE_TIMEOUT_SEC = 15.0  # per attempt; with the retries a silent Stripe costs the user ~47 s
 STRIPE_RETRIES = 2
 MAX_MESSAGE_CHARS = 300  # of Stripe's own words in our errors and logs
+MAX_ID_CHARS = 255  # Stripe's object ids are at most this long
+_REFERENCES = ("payment_intent", "setup_intent", "charge")  # ids an event's object names
 _SECRET_RE = re.compile(r"\b(sk|rk|pk)_(test|live)_[A-Za-z0-9*]+|\bwhsec_[A-Za-z0-9*]+")
 _ENV_NAMES = {
     "secret_key": "CODELACE_STRIPE_SECRET_KEY",
@@ -248,7 +250,26 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
         raise InvalidRequest("webhook body is not JSON", code="invalid_event") from None
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
         raise InvalidRequest("webhook body is not a Stripe event", code="invalid_event")
+    if not _stripe_ids(event):
+        raise InvalidRequest(
+            f"webhook body is not a Stripe event: an id that is not a string of at most "
+            f"{MAX_ID_CHARS} characters",
+            code="invalid_event",
+        )
     return event
+
+
+def _stripe_ids(event: dict[str, Any]) -> bool:
+    """Whether the event's id and type, and its object's id and the ids it names (expanded or
+    not), are what Stripe's are: strings of at most MAX_ID_CHARS (a longer one is no row on
+    PostgreSQL; a number or a list was read as its text)."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    refs = [event["id"], event["type"]]
+    if isinstance(obj, dict):
+        refs += [obj[name] for name in ("id", *_REFERENCES) if obj.get(name) is not None]
+    ids = [ref.get("id") if isinstance(ref, dict) else ref for ref in refs[2:]]
+    return all(isinstance(i, str) and len(i) <= MAX_ID_CHARS for i in [*refs[:2], *ids])
 
 
 def _signed_at(signature: str | None) -> int:

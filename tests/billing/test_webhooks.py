@@ -390,3 +390,47 @@ def test_a_genuine_signature_whose_timestamp_carries_more_is_not_a_500(box: Bill
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_signature"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "evt_" + "a" * 300},
+        {"id": 12345},
+        {"type": ["checkout.session.completed"]},
+        {"session": {"id": "cs_" + "b" * 300}},
+        {"session": {"id": 12345}},
+        {"session": {"payment_intent": "pi_" + "c" * 300}},
+        {"session": {"setup_intent": {"id": ["seti_x"]}}},
+    ],
+    ids=[
+        "long-event-id",
+        "number-event-id",
+        "list-type",
+        "long-session-id",
+        "number-session-id",
+        "long-payment-intent",
+        "list-setup-intent",
+    ],
+)
+def test_a_signed_event_whose_ids_are_no_stripe_ids_is_400(
+    box: BillingBox, change: dict[str, Any]
+) -> None:
+    """Stripe's ids are strings of at most 255 characters. A signed event with a longer one
+    was a 500 on PostgreSQL (the column holds 255) and Stripe's retries for days; one that is
+    a number or a list was read as its text, and a session so renamed, carrying the genuine
+    session's signed metadata, was credited a second time. Only a holder of the signing secret
+    can send one, but the SPEC's bad event is a 400 that changes nothing."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    event = box.double.complete(session_id)
+    box.deliver(event)
+    events_before = _event_count(box)
+    forged = box.double.event("checkout.session.completed", box.double.session(session_id))
+    forged["data"]["object"].update(change.pop("session", {}))
+    forged.update(change)
+    response = box.deliver(forged)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_event"
+    assert _event_count(box) == events_before
+    assert box.balance_nanos(buyer) == 20 * NANOS
