@@ -108,6 +108,14 @@ class StripeApi:
             raise UpstreamError("Stripe returned a Checkout Session without a URL")
         return CheckoutLink(session_id=str(session.id), url=str(session.url))
 
+    async def checkout_session(self, session_id: str) -> dict[str, Any]:
+        """A Checkout Session, as a plain dict."""
+        try:
+            session = await self.client().v1.checkout.sessions.retrieve_async(session_id)
+        except Exception as exc:
+            raise translate_error(exc, "read the Checkout Session") from None
+        return dict(session.to_dict())
+
     async def card_fingerprint(self, setup_intent_id: str) -> str | None:
         """The fingerprint of the card a SetupIntent saved (None if it saved no card)."""
         try:

@@ -57,6 +57,7 @@ from codelace_box.billing.refused import UNCREDITED, record_uncredited
 from codelace_box.billing.reversal_amounts import MAX_STRIPE_AMOUNT, id_of
 from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
+from codelace_box.billing.thin_events import snapshot_of
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
@@ -88,6 +89,7 @@ async def handle_webhook(
     """Verify one delivery and apply it; returns once its effect is durably committed. Its
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
+    event = await snapshot_of(api, event, HANDLED_TYPES, REVERSAL_EVENTS)  # thin_events.py
     event_id, event_type = str(event["id"]), str(event["type"])
     if event_type not in HANDLED_TYPES | REVERSAL_EVENTS:  # nothing to do, nor to remember
         return WebhookOutcome(event_id, event_type, "ignored")

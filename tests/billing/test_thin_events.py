@@ -1,0 +1,89 @@
+"""Stripe's thin event notifications (an event destination whose payload style is "thin"):
+the event names its object instead of carrying it. A paid session announced so was answered
+200 `ignored` and never credited, silently; the box now reads the session at Stripe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.billing.conftest import BillingBox
+from tests.fakes.stripe_wire import new_id
+
+pytestmark = pytest.mark.timeout(120)
+NANOS = 1_000_000_000
+
+
+def thin(event_type: str, object_id: str, kind: str, path: str) -> dict[str, Any]:
+    """A thin event as Stripe's event destinations send it (no `data`, the object by id)."""
+    return {
+        "id": new_id("evt"),
+        "object": "v2.core.event",
+        "type": event_type,
+        "livemode": False,
+        "created": "2026-12-04T12:00:00.000Z",
+        "context": None,
+        "related_object": {"id": object_id, "type": kind, "url": f"{path}/{object_id}"},
+    }
+
+
+def thin_session(event_type: str, session_id: str) -> dict[str, Any]:
+    return thin(event_type, session_id, "checkout.session", "/v1/checkout/sessions")
+
+
+def test_a_paid_session_announced_by_a_thin_event_is_credited_once(box: BillingBox) -> None:
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 20)
+    box.double.complete(session_id)  # paid at Stripe; the snapshot event is never sent
+    event = thin_session("v1.checkout.session.completed", session_id)
+    answers = [box.deliver(event) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.json()["result"] for a in answers] == ["credited", "duplicate"]
+    assert box.balance_nanos(buyer) == 20 * NANOS
+    assert box.payment_status(session_id) == "completed"
+
+
+def test_thin_events_of_an_async_payment_and_an_expiry_mark_the_payment(box: BillingBox) -> None:
+    buyer = box.customer()
+    waiting, failing, lapsing = (box.start_topup(buyer, amount) for amount in (11, 12, 13))
+    for session_id in (waiting, failing):
+        box.double.complete(session_id, payment_status="unpaid")
+        completed = thin_session("v1.checkout.session.completed", session_id)
+        assert box.deliver(completed).json()["result"] == "waiting"
+    box.double.succeed_async(waiting)
+    box.double.fail_async(failing)
+    box.double.expire(lapsing)
+    events = [
+        thin_session("v1.checkout.session.async_payment_succeeded", waiting),
+        thin_session("v1.checkout.session.async_payment_failed", failing),
+        thin_session("v1.checkout.session.expired", lapsing),
+    ]
+    results = [box.deliver(event).json()["result"] for event in events]
+    assert results == ["credited", "marked_failed", "marked_expired"]
+    assert box.balance_nanos(buyer) == 11 * NANOS
+
+
+def test_a_thin_card_setup_earns_the_trial(box: BillingBox) -> None:
+    buyer = box.customer()
+    setup_id = box.start_setup(buyer)
+    box.double.complete(setup_id)
+    event = thin_session("v1.checkout.session.completed", setup_id)
+    assert box.deliver(event).json()["result"] == "trial_granted"
+    assert box.balance_nanos(buyer) == 1 * NANOS
+
+
+def test_a_thin_refund_is_refused_so_stripe_shows_it_failed(box: BillingBox) -> None:
+    """A refund announced thin is not read at Stripe (yet): a 400 naming the fix, so the
+    operator sees its deliveries fail, not a 200 that took nothing back."""
+    event = thin("v1.refund.created", "re_test_thin", "refund", "/v1/refunds")
+    response = box.deliver(event)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "thin_event" and "Snapshot" in error["message"]
+
+
+def test_thin_events_the_box_does_not_handle_are_acknowledged(box: BillingBox) -> None:
+    event = thin("v1.customer.created", "cus_test_thin", "customer", "/v1/customers")
+    response = box.deliver(event)
+    assert (response.status_code, response.json()["result"]) == (200, "ignored")
