@@ -141,3 +141,14 @@ def reversal_nanos(payment: Payment, reversal: Reversal, *, capped: bool = True)
         payment.currency,
     )
     return ceiling
+
+
+def refuse_session_past_64_bits(session: dict[str, Any]) -> None:
+    """InvalidRequest for a session whose total (or its conversion's) is past 64 bits."""
+    conversion = session.get("currency_conversion")
+    totals = [session.get("amount_total")]
+    totals += [conversion.get("amount_total")] if isinstance(conversion, dict) else []
+    if any(isinstance(total, int) and total > MAX_STRIPE_AMOUNT for total in totals):
+        named = f"Stripe Checkout Session {str(session['id'])[:100]!r} has an amount past 64 bits"
+        log.error("%s: no session Stripe made; event refused, nothing credited", named)
+        raise InvalidRequest(named, code="invalid_event")

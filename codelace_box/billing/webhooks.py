@@ -54,7 +54,7 @@ from codelace_box.billing.checkout import (
 from codelace_box.billing.claims import TopupClaim, made_for, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
 from codelace_box.billing.refused import UNCREDITED, record_uncredited
-from codelace_box.billing.reversal_amounts import MAX_STRIPE_AMOUNT, id_of
+from codelace_box.billing.reversal_amounts import id_of, refuse_session_past_64_bits
 from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.billing.thin_events import snapshot_of
@@ -62,7 +62,6 @@ from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
 from codelace_box.db.offload import run_db_work
-from codelace_box.errors import InvalidRequest
 from codelace_box.money import usd_to_nanos
 
 log = logging.getLogger("codelace_box.billing.webhooks")
@@ -108,7 +107,7 @@ async def handle_webhook(
         return WebhookOutcome(event_id, event_type, result)
     session = session_of(event)
     if session is not None:
-        _refuse_past_64_bits(session)
+        refuse_session_past_64_bits(session)
     trial_nanos = usd_to_nanos(config.trial_credit_usd)
     fingerprint = None
     owner = _setup_owner(session, api.box_secret) if session is not None else None
@@ -122,17 +121,6 @@ async def handle_webhook(
     )
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return WebhookOutcome(event_id, event_type, result)
-
-
-def _refuse_past_64_bits(session: dict[str, Any]) -> None:
-    """InvalidRequest for a session whose total (or its conversion's) is past 64 bits."""
-    conversion = session.get("currency_conversion")
-    totals = [session.get("amount_total")]
-    totals += [conversion.get("amount_total")] if isinstance(conversion, dict) else []
-    if any(isinstance(total, int) and total > MAX_STRIPE_AMOUNT for total in totals):
-        named = f"Stripe Checkout Session {str(session['id'])[:100]!r} has an amount past 64 bits"
-        log.error("%s: no session Stripe made; event refused, nothing credited", named)
-        raise InvalidRequest(named, code="invalid_event")
 
 
 def _seen(event_id: str) -> bool:
