@@ -3,8 +3,9 @@ server.max_body_bytes) and Sanic reads it before any handler runs: so anyone on 
 could hold that much of the box's memory per connection, without a key, and a few hundred
 connections took gigabytes. Before a routed request's body is read: an inference
 route looks at its API key (401 without reading the body; the handler reuses the answer), and
-a route that takes no API key (sign-in, the portal, the Stripe webhook, whose bodies are small
-by nature) reads at most SMALL_BODY_BYTES (413 past it)."""
+a route that takes no API key (sign-in, the portal, whose bodies are small by nature) reads at
+most SMALL_BODY_BYTES (413 past it), the Stripe webhook at most WEBHOOK_BODY_BYTES: a dispute's
+events carry its evidence, up to 150,000 characters of text, some 900 KB escaped."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import require_auth
 from codelace_box.api.messages import messages_auth
 
-SMALL_BODY_BYTES = 256 * 1024  # a Stripe event, a sign-in or a key's settings fit many times
+SMALL_BODY_BYTES = 256 * 1024  # a sign-in or a key's settings fit many times
+WEBHOOK_BODY_BYTES = 1024 * 1024  # Stripe's largest events: a dispute with all its evidence
+WEBHOOK_ROUTE = "api/v1/stripe/webhook"
 
 # The routes a body is read for only once their API key is known: how each reads its key.
 KEYED_ROUTES: dict[str, Callable[[Request], Awaitable[AuthContext]]] = {
@@ -41,7 +44,8 @@ async def before_the_body(request: Request) -> None:
     if check is not None:
         await check(request)
     else:
-        stream.request_max_size = min(stream.request_max_size, SMALL_BODY_BYTES)
+        small = WEBHOOK_BODY_BYTES if route.path == WEBHOOK_ROUTE else SMALL_BODY_BYTES
+        stream.request_max_size = min(stream.request_max_size, small)
 
 
 def install(app: Sanic) -> None:

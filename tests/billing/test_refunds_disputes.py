@@ -365,3 +365,25 @@ def test_a_refund_of_a_credited_top_up_paid_before_payment_intents_were_recorded
     assert refunded_usd(box, buyer, session_id) == 15
     rows = box.query("SELECT payment_intent FROM payment WHERE stripe_session_id = ?", session_id)
     assert rows == [(intent,)]  # recorded now: the next refund needs no lookup
+
+
+def test_a_won_dispute_with_all_the_evidence_stripe_takes_gives_the_credit_back(
+    box: BillingBox,
+) -> None:
+    """Every dispute event carries its evidence, whose text fields may hold 150,000
+    characters in all: in Japanese or Chinese, escaped as Stripe's JSON may write them, the
+    event is some 900 KB. The webhook read at most 256 KiB (413): the won dispute's credit was
+    never given back, Stripe retrying it for days in vain."""
+    buyer, session_id = paid_topup(box, 30)
+    created = box.double.dispute(session_id)
+    assert results(box, [created]) == ["reversed"]
+    dispute_id = created["data"]["object"]["id"]
+    with box.double.lock:  # the operator answers the dispute at length, in Japanese
+        box.double.disputes[dispute_id]["evidence"]["uncategorized_text"] = "証拠" * 75_000
+    won = box.double.close_dispute(dispute_id, won=True)
+    body, _ = box.double.webhook(won)
+    assert len(body) > 800_000
+    assert results(box, [won]) == ["reversed"]
+    assert box.balance_nanos(buyer) == 30 * NANOS
+    won["padding"] = "x" * (1024 * 1024)  # past a mebibyte it is still a 413
+    assert box.deliver(won).status_code == 413

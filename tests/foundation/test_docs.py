@@ -368,7 +368,7 @@ def test_the_413_row_names_the_routes_that_read_big_bodies_and_the_small_limit()
     bounds the headers. The row names the routes read up to the configured limit."""
     from sanic.config import DEFAULT_CONFIG
 
-    from codelace_box.api.bodies import KEYED_ROUTES, SMALL_BODY_BYTES
+    from codelace_box.api.bodies import KEYED_ROUTES, SMALL_BODY_BYTES, WEBHOOK_BODY_BYTES
 
     row = next(
         line for line in HTTP_REFERENCE.read_text().splitlines() if line.startswith("  | 413 |")
@@ -376,4 +376,5 @@ def test_the_413_row_names_the_routes_that_read_big_bodies_and_the_small_limit()
     documented = set(re.findall(r"`/(v1/[a-z_/]+)`", row))
     assert documented == set(KEYED_ROUTES), row
     assert f"{SMALL_BODY_BYTES // 1024} KiB" in row
+    assert f"webhook larger than {WEBHOOK_BODY_BYTES // 1024 // 1024} MiB" in row
     assert f"{DEFAULT_CONFIG['REQUEST_MAX_HEADER_SIZE'] // 1024} KiB" in row
