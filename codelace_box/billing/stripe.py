@@ -108,13 +108,17 @@ class StripeApi:
             raise UpstreamError("Stripe returned a Checkout Session without a URL")
         return CheckoutLink(session_id=str(session.id), url=str(session.url))
 
-    async def checkout_session(self, session_id: str) -> dict[str, Any]:
-        """A Checkout Session, as a plain dict."""
+    async def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
+        """A Checkout Session, refund, dispute or charge (`kind` as Stripe names its object
+        type), as a plain dict."""
+        v1 = self.client().v1
+        services = {"checkout.session": v1.checkout.sessions, "refund": v1.refunds}
+        services |= {"dispute": v1.disputes, "charge": v1.charges}
         try:
-            session = await self.client().v1.checkout.sessions.retrieve_async(session_id)
+            found = await services[kind].retrieve_async(object_id)
         except Exception as exc:
-            raise translate_error(exc, "read the Checkout Session") from None
-        return dict(session.to_dict())
+            raise translate_error(exc, f"read the {kind}") from None
+        return dict(found.to_dict())
 
     async def card_fingerprint(self, setup_intent_id: str) -> str | None:
         """The fingerprint of the card a SetupIntent saved (None if it saved no card)."""

@@ -2,56 +2,52 @@
 sends instead of the event's object (`"object": "v2.core.event"`, `"type": "v1.<type>"`, the
 object named in `related_object`, no `data`).
 
-A Checkout Session event announced so is read at Stripe (its state now, which is at least as
-far along as when the event was sent) and handled as the snapshot event would be. A refund or
-dispute announced so is refused with 400 `thin_event` and an error line saying to use the
-Snapshot payload style: Stripe then shows its deliveries failing rather than acknowledged
-with nothing taken back. Any other thin event is acknowledged and ignored, as its snapshot is.
+A thin event of a type the box handles is made its snapshot: the object it names (a Checkout
+Session, refund, dispute or charge) read at Stripe, in its state now, which is at least as far
+along as when the event was sent. Both the sessions' and the reversals' handling go by the
+object's state (a redelivered or late event changes nothing), so the snapshot is handled as
+the event with its own object would be. A thin event naming another kind of object than its
+type's is a 400 `invalid_event`; any other thin event is acknowledged and ignored.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from codelace_box.billing.stripe import MAX_ID_CHARS, StripeApi
 from codelace_box.errors import InvalidRequest
 
-log = logging.getLogger("codelace_box.billing.thin_events")
-
 THIN = "v2.core.event"
 
 
+def object_type(kind: str) -> str:
+    """The type of object Stripe names in an event of `kind` (a handled one)."""
+    if kind.startswith("checkout.session."):
+        return "checkout.session"
+    if kind.startswith("charge.dispute."):
+        return "dispute"
+    return "charge" if kind == "charge.refunded" else "refund"
+
+
 async def snapshot_of(
-    api: StripeApi, event: dict[str, Any], sessions: frozenset[str], refused: frozenset[str]
+    api: StripeApi, event: dict[str, Any], handled: frozenset[str]
 ) -> dict[str, Any]:
-    """The snapshot event of a thin one whose type is in `sessions` (its session read at
-    Stripe); InvalidRequest for one in `refused`; any other event as it came."""
+    """The snapshot event of a thin one whose type is in `handled`, its object read at
+    Stripe; any other event as it came."""
     kind = str(event["type"]).removeprefix("v1.")
-    if event.get("object") != THIN or kind not in sessions | refused:
+    if event.get("object") != THIN or kind not in handled:
         return event
-    if kind in refused:
-        log.error(
-            "Stripe sent a thin %s event (%s): the box does not read refunds and disputes "
-            "from thin events; set the webhook endpoint's payload style to Snapshot",
-            *(kind, event["id"]),
-        )
-        raise InvalidRequest(
-            f"thin {kind} events are not handled: give the webhook endpoint the Snapshot "
-            "payload style",
-            code="thin_event",
-        )
     related = event.get("related_object")
-    session_id = related.get("id") if isinstance(related, dict) else None
-    if (
-        not (isinstance(session_id, str) and session_id.startswith("cs_"))
-        or len(session_id) > MAX_ID_CHARS
-    ):
-        raise InvalidRequest("thin event names no Checkout Session", code="invalid_event")
-    session = await api.checkout_session(session_id)
+    named = related if isinstance(related, dict) else {}
+    object_id, wanted = named.get("id"), object_type(kind)
+    if named.get("type") != wanted or not isinstance(object_id, str):
+        object_id = ""
+    if not object_id or len(object_id) > MAX_ID_CHARS:
+        raise InvalidRequest(f"thin {kind} event names no {wanted}", code="invalid_event")
+    obj = await api.retrieve(wanted, object_id)
     return {
         "id": event["id"],
         "type": kind,
         "livemode": event.get("livemode"),
-        "data": {"object": session},
+        "data": {"object": obj},
     }

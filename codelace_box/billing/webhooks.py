@@ -88,7 +88,7 @@ async def handle_webhook(
     """Verify one delivery and apply it; returns once its effect is durably committed. Its
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
-    event = await snapshot_of(api, event, HANDLED_TYPES, REVERSAL_EVENTS)  # thin_events.py
+    event = await snapshot_of(api, event, HANDLED_TYPES | REVERSAL_EVENTS)  # thin_events.py
     event_id, event_type = str(event["id"]), str(event["type"])
     if event_type not in HANDLED_TYPES | REVERSAL_EVENTS:  # nothing to do, nor to remember
         return WebhookOutcome(event_id, event_type, "ignored")

@@ -1,6 +1,6 @@
 """Stripe's thin event notifications (an event destination whose payload style is "thin"):
 the event names its object instead of carrying it. A paid session announced so was answered
-200 `ignored` and never credited, silently; the box now reads the session at Stripe."""
+200 `ignored` and never credited, silently; the box now reads the object at Stripe."""
 
 from __future__ import annotations
 
@@ -73,14 +73,38 @@ def test_a_thin_card_setup_earns_the_trial(box: BillingBox) -> None:
     assert box.balance_nanos(buyer) == 1 * NANOS
 
 
-def test_a_thin_refund_is_refused_so_stripe_shows_it_failed(box: BillingBox) -> None:
-    """A refund announced thin is not read at Stripe (yet): a 400 naming the fix, so the
-    operator sees its deliveries fail, not a 200 that took nothing back."""
-    event = thin("v1.refund.created", "re_test_thin", "refund", "/v1/refunds")
+def test_thin_refunds_and_disputes_take_the_credit_back_once(box: BillingBox) -> None:
+    """A refund or dispute announced thin was a 400 (not read); each is now read at Stripe."""
+    refunded, disputed, listed = (box.customer() for _ in range(3))
+    sessions = []
+    for buyer, usd in ((refunded, 20), (disputed, 30), (listed, 40)):
+        session_id = box.start_topup(buyer, usd)
+        assert box.deliver(box.double.complete(session_id)).json()["result"] == "credited"
+        sessions.append(session_id)
+    _, created = box.double.refund(sessions[0], amount=500)
+    refund_id = created["data"]["object"]["id"]
+    refund = thin("v1.refund.created", refund_id, "refund", "/v1/refunds")
+    assert [box.deliver(refund).json()["result"] for _ in range(2)] == ["reversed", "duplicate"]
+    opened = box.double.dispute(sessions[1])
+    dispute_id = opened["data"]["object"]["id"]
+    dispute = thin("v1.charge.dispute.created", dispute_id, "dispute", "/v1/disputes")
+    assert box.deliver(dispute).json()["result"] == "reversed"
+    box.double.close_dispute(dispute_id, won=True)
+    won = thin("v1.charge.dispute.closed", dispute_id, "dispute", "/v1/disputes")
+    assert box.deliver(won).json()["result"] == "reversed"  # given back
+    charge_refunded, _ = box.double.refund(sessions[2])
+    charge_id = charge_refunded["data"]["object"]["id"]
+    charge = thin("v1.charge.refunded", charge_id, "charge", "/v1/charges")
+    assert box.deliver(charge).json()["result"] == "reversed"
+    balances = [box.balance_nanos(buyer) for buyer in (refunded, disputed, listed)]
+    assert balances == [15 * NANOS, 30 * NANOS, 0]
+
+
+def test_a_thin_event_naming_another_kind_of_object_is_400(box: BillingBox) -> None:
+    event = thin("v1.refund.created", "cs_test_not_a_refund", "checkout.session", "/v1/x")
     response = box.deliver(event)
     assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert error["code"] == "thin_event" and "Snapshot" in error["message"]
+    assert response.json()["error"]["code"] == "invalid_event"
 
 
 def test_thin_events_the_box_does_not_handle_are_acknowledged(box: BillingBox) -> None:

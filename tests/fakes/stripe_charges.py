@@ -9,7 +9,7 @@ opening a dispute (`charge.dispute.created`), `close_dispute()` its end
 (`charge.dispute.closed`, won or lost). `GET /v1/refunds?charge=` lists a charge's refunds,
 newest first, in pages (`limit`, `starting_after`), as Stripe does, and
 `GET /v1/checkout/sessions?payment_intent=` the session a PaymentIntent paid, and
-`GET /v1/charges/{id}` a charge.
+`GET /v1/charges/{id}`, `/v1/refunds/{id}` and `/v1/disputes/{id}` one object.
 
 `localize()` is Adaptive Pricing: the customer paid the session in their own currency. The
 charge is then rendered as current API versions render it, in the session's currency with the
@@ -149,17 +149,21 @@ class ChargesMixin:
             return self._event("charge.dispute.closed", dispute)
 
     def list_objects(self, parts: list[str], params: dict[str, Any]) -> dict[str, Any] | None:
-        """A GET this mixin answers (sessions by PaymentIntent, refunds, a charge); else None."""
+        """A GET this mixin answers (sessions by PaymentIntent, refunds; a charge, refund or
+        dispute by id); else None."""
         if parts == ["v1", "checkout", "sessions"]:
             return self._list_sessions(params)
         if parts == ["v1", "refunds"]:
             return self._list_refunds(params)
-        if len(parts) == 3 and parts[:2] == ["v1", "charges"]:
-            if parts[2] not in self.charges:
+        tables = {"charges": (self.charges, "charge"), "refunds": (self.refunds, "refund")}
+        tables["disputes"] = (self.disputes, "dispute")
+        if len(parts) == 3 and parts[0] == "v1" and parts[1] in tables:
+            table, kind = tables[parts[1]]
+            if parts[2] not in table:
                 raise StripeApiError(
-                    404, f"No such charge: '{parts[2]}'", param="id", code="resource_missing"
+                    404, f"No such {kind}: '{parts[2]}'", param="id", code="resource_missing"
                 )
-            return copy.deepcopy(self.charges[parts[2]])
+            return copy.deepcopy(table[parts[2]])
         return None
 
     def _list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
