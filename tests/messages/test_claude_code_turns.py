@@ -10,6 +10,7 @@ test_claude_code.py is, when no `claude` executable is installed.
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import zlib
@@ -220,3 +221,26 @@ def test_a_catalog_id_as_the_model(fresh: MessagesBox, tmp_path: Path) -> None:
     assert events[-1]["result"] == "By its catalog id."
     assert [r.body["model"] for r in completions(fresh)] == ["claude-sonnet-4-5"]
     assert [(r["model"], r["cost_nanos"]) for r in fresh.usage_rows(email)] == [(MODEL, ONE_ANSWER)]
+
+
+def test_a_balance_short_of_the_hold_is_told_what_the_request_holds(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """$0.50 left and "Say hi": Claude Code's 402 read "insufficient credit for this request:
+    add credit or lower max_tokens", a user with half a dollar for a one-line answer was not
+    told why, and Claude Code has no max_tokens option. It now names the hold (the input and
+    Claude Code's 128,000 output tokens at $15/1M: more than $1.92) and Claude Code's setting."""
+    email, key = fresh.new_key(credit_usd="0.5")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
+    assert CLAUDE is not None
+    done = subprocess.run([CLAUDE, "-p", "Say hi"], env=env, cwd=home, capture_output=True,
+                          text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 1
+    shown = done.stdout + done.stderr
+    assert "402" in shown and "add credit" in shown, shown
+    (held,) = re.findall(r"holds \$(\d+\.\d+) for its input and up to 128000 output tokens", shown)
+    assert float(held) > 1.92, shown
+    assert "CLAUDE_CODE_MAX_OUTPUT_TOKENS" in shown, shown
+    assert completions(fresh) == [] and fresh.balance_nanos(email) == (500_000_000, 0)
