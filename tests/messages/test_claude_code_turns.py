@@ -244,3 +244,29 @@ def test_a_balance_short_of_the_hold_is_told_what_the_request_holds(
     assert float(held) > 1.92, shown
     assert "CLAUDE_CODE_MAX_OUTPUT_TOKENS" in shown, shown
     assert completions(fresh) == [] and fresh.balance_nanos(email) == (500_000_000, 0)
+
+
+def test_a_disabled_provider_is_said_at_once(fresh: MessagesBox, tmp_path: Path) -> None:
+    """The model's provider disabled by the operator: the box's 503 was an overloaded_error
+    ("the provider of ... is disabled"), which Claude Code retried silently for minutes (over
+    120 s), as an overload that passes. Nothing a retry can change: as an api_error with
+    `x-should-retry: false` Claude Code says it at once; nothing is called or charged."""
+    email, key = fresh.new_key()
+    fresh.cli("providers", "disable", "oai")
+    fresh.until_reloaded()
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
+        assert CLAUDE is not None
+        done = subprocess.run([CLAUDE, "-p", "Say hi", "--model", OPENAI_ALIAS, "--output-format",
+                               "json"], env=env, cwd=home, capture_output=True, text=True,
+                              timeout=40, check=False)  # fmt: skip
+    finally:
+        fresh.cli("providers", "enable", "oai")
+        fresh.until_reloaded()
+    assert done.returncode == 1, done.stdout[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["api_error_status"] == 503
+    assert f"the provider of {OPENAI_MODEL} is disabled" in answer["result"]
+    assert fresh.openai_fake.requests == [] and fresh.usage_rows(email) == []
