@@ -270,3 +270,24 @@ def test_a_disabled_provider_is_said_at_once(fresh: MessagesBox, tmp_path: Path)
     assert answer["api_error_status"] == 503
     assert f"the provider of {OPENAI_MODEL} is disabled" in answer["result"]
     assert fresh.openai_fake.requests == [] and fresh.usage_rows(email) == []
+
+
+def test_the_operators_exhausted_quota_is_said_at_once(fresh: MessagesBox, tmp_path: Path) -> None:
+    """OpenAI's 429 insufficient_quota (the operator's account there out of money) is the box's
+    503 provider_out_of_credit; said as overloaded_error, Claude Code retried it for minutes."""
+    from tests.messages.test_provider_quota import QUOTA
+
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(*[OpenAIReply(status=429, error=QUOTA)] * 40)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**claude_env(fresh, home), "ANTHROPIC_AUTH_TOKEN": key}
+    assert CLAUDE is not None
+    done = subprocess.run([CLAUDE, "-p", "Say hi", "--model", OPENAI_ALIAS, "--output-format",
+                           "json"], env=env, cwd=home, capture_output=True, text=True,
+                          timeout=40, check=False)  # fmt: skip
+    assert done.returncode == 1, done.stdout[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["api_error_status"] == 503 and "out of credit" in answer["result"]
+    assert {(r["status"], r["cost_nanos"]) for r in fresh.usage_rows(email)} == {("error", 0)}
+    assert fresh.balance_nanos(email) == (CREDIT, 0)
