@@ -291,3 +291,24 @@ def test_the_operators_exhausted_quota_is_said_at_once(fresh: MessagesBox, tmp_p
     assert answer["api_error_status"] == 503 and "out of credit" in answer["result"]
     assert {(r["status"], r["cost_nanos"]) for r in fresh.usage_rows(email)} == {("error", 0)}
     assert fresh.balance_nanos(email) == (CREDIT, 0)
+
+
+def test_a_disabled_provider_hands_over_to_the_fallback_model(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """The declined 503 of a disabled provider still has `--fallback-model` answer."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(OpenAIReply(content="From the fallback.", prompt_tokens=40,
+                                       completion_tokens=4))  # fmt: skip
+    fresh.cli("providers", "disable", "anth")
+    fresh.until_reloaded()
+    try:
+        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hi",
+                            "--fallback-model", OPENAI_ALIAS)  # fmt: skip
+    finally:
+        fresh.cli("providers", "enable", "anth")
+        fresh.until_reloaded()
+    assert answer["result"] == "From the fallback."
+    fallback = usd_nanos((40, OPENAI_PRICES["in"]), (4, OPENAI_PRICES["out"]))
+    assert [r["model"] for r in fresh.usage_rows(email)] == [OPENAI_MODEL]
+    assert fresh.balance_nanos(email) == (CREDIT - fallback, 0)
