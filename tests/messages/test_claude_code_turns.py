@@ -312,3 +312,18 @@ def test_a_disabled_provider_hands_over_to_the_fallback_model(
     fallback = usd_nanos((40, OPENAI_PRICES["in"]), (4, OPENAI_PRICES["out"]))
     assert [r["model"] for r in fresh.usage_rows(email)] == [OPENAI_MODEL]
     assert fresh.balance_nanos(email) == (CREDIT - fallback, 0)
+
+
+def test_context_on_an_openai_model_is_estimated_and_free(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """`/context` on an openai model: count_tokens is estimated by the box (no upstream has
+    it), no one is called, nothing is charged."""
+    email, key = fresh.new_key()
+    counted = fresh.server.log_text().count("/v1/messages/count_tokens 200")
+    answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "/context",
+                        "--model", OPENAI_ALIAS)  # fmt: skip
+    assert "Context Usage" in answer["result"]
+    assert fresh.server.log_text().count("/v1/messages/count_tokens 200") > counted
+    assert fresh.openai_fake.requests == [] and fresh.fake.requests == []
+    assert fresh.usage_rows(email) == [] and fresh.balance_nanos(email) == (CREDIT, 0)
