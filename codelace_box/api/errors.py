@@ -49,6 +49,12 @@ ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 # retries a 401 (ten times over minutes: `claude -p` with an expired or revoked key sat silent
 # for as long) unless the answer says `x-should-retry: false`, as Anthropic's API does.
 FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413})
+# 503s that no retry within minutes changes: the model's provider disabled by the operator or
+# without a working key, the operator's account at the provider out of money. Said as
+# overloaded_error (Anthropic's 503), they had Claude Code retry ten times, silent in `claude
+# -p`, for over two minutes; an upstream's own overload stays retried. Claude Code reads a 503
+# with `x-should-retry: false` as declined, unless its type is an overload.
+FINAL_CODES = frozenset({"provider_unavailable", "provider_out_of_credit"})
 
 
 def render_error(request: Request, exc: BaseException) -> HTTPResponse:
@@ -81,15 +87,19 @@ def _close_if_body_too_large(request: Request) -> None:
 def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     """The same error in Anthropic's `{"type": "error", "error": {"type", "message"}}`."""
     try:
-        message = str(json.loads(response.body or b"{}")["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        message = "error"
+        error = json.loads(response.body or b"{}")["error"]
+        message, code = str(error["message"]), error.get("code")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message, code = "error", None
     status = response.status
-    anthropic = json_response(anthropic_error_body(status, message), status=status)
+    body = anthropic_error_body(status, message)
+    if code in FINAL_CODES:  # not an overload: Claude Code retries overloaded_error regardless
+        body["error"]["type"] = "api_error"
+    anthropic = json_response(body, status=status)
     for name in ("retry-after", "allow"):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
-    if status in FINAL_STATUSES:
+    if status in FINAL_STATUSES or code in FINAL_CODES:
         anthropic.headers["x-should-retry"] = "false"
     return anthropic
 

@@ -24,6 +24,7 @@ in the caller's write transaction, so a refusal rolls back whatever was counted 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,8 +32,10 @@ from codelace_box.accounts.limits import RPM_WINDOW_SEC, period_starts
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, db_time, parse_time, utcnow
 from codelace_box.errors import InsufficientCredits, RateLimited
+from codelace_box.money import format_usd
 
 CONCURRENCY_RETRY_SEC = 1  # a request in flight usually ends within seconds
+_LOWER_MAX_TOKENS = re.compile(r" or lower max_tokens|lower max_tokens, ")  # admission's words
 
 
 @dataclass(frozen=True)
@@ -108,3 +111,23 @@ def settle_on_key(
 ) -> None:
     """Release the key's hold and count the charge in its current period."""
     hotpath.settle_key(tx, key_id, released_nanos, charged_nanos, period_starts(now))
+
+
+def with_the_hold(
+    refused: InsufficientCredits, hold_nanos: int, output_tokens: int | None, claude_code: bool
+) -> InsufficientCredits:
+    """A 402 of admission that says what the request holds: its worst case, which is what
+    did not fit (Claude Code asks for up to 128,000 output tokens, about $1.92 at $15/1M, and a
+    user with $0.50 left was refused "Say hi" with no figure). `output_tokens`: None for a call
+    that makes none (embeddings); `claude_code`: the Messages API's ingress, whose main client
+    asks for fewer output tokens by its own setting."""
+    told = f"this request holds {format_usd(hold_nanos, 6, trim_to=2)} for its input"
+    message = refused.message
+    if output_tokens is not None:
+        told += f" and up to {output_tokens} output token{'' if output_tokens == 1 else 's'}"
+    else:  # no max_tokens to lower
+        message = _LOWER_MAX_TOKENS.sub("", message)
+    if claude_code:
+        told += "; Claude Code asks for fewer with CLAUDE_CODE_MAX_OUTPUT_TOKENS"
+    message = f"{message} ({told})"
+    return InsufficientCredits(message, code=refused.code, param=refused.param)

@@ -28,9 +28,9 @@ from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
 from codelace_box.errors import CodelaceError, InsufficientCredits
-from codelace_box.gateway.admission import Admission
+from codelace_box.gateway.admission import Admission, with_the_hold
 from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
-from codelace_box.gateway.dialects import answer_body
+from codelace_box.gateway.dialects import EMBEDDINGS_ROUTE, MESSAGES_ROUTE, answer_body
 from codelace_box.gateway.holds import (
     OwnerWatch,
     claim_hold_owner_again,
@@ -119,9 +119,12 @@ class Gateway:
         try:
             await self.writes.submit(admit)
         except InsufficientCredits as refused:  # "lower max_tokens": named as the client knows it
+            output = None if call.ingress == EMBEDDINGS_ROUTE else call.output_limit
+            told = with_the_hold(refused, call.hold_nanos, output,
+                                 claude_code=call.ingress == MESSAGES_ROUTE)  # fmt: skip
             if call.ingress == RESPONSES_ROUTE:
-                raise in_responses_terms(refused) from None
-            raise
+                raise in_responses_terms(told) from None
+            raise told from None
         except asyncio.CancelledError:  # the hold may still be taken: give it back after
             self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
             raise

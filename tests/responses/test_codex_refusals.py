@@ -20,6 +20,7 @@ def test_no_credit_names_the_responses_output_cap(fresh: ResponsesBox, tmp_path:
     assert done.returncode != 0
     shown = done.stdout + done.stderr
     assert "402 Payment Required" in shown and "add credit" in shown, shown[-2000:]
+    assert "this request holds $" in shown and "output tokens" in shown, shown[-2000:]
     assert "max_output_tokens" in shown and "max_tokens" not in shown.replace(
         "max_output_tokens", ""
     ), shown[-2000:]
@@ -34,5 +35,6 @@ def test_a_key_cap_names_the_responses_output_cap(fresh: ResponsesBox, tmp_path:
     assert done.returncode != 0
     shown = done.stdout + done.stderr
     assert "limit_usd" in shown and "max_output_tokens" in shown, shown[-2000:]
+    assert "this request holds $" in shown, shown[-2000:]
     assert "max_tokens" not in shown.replace("max_output_tokens", ""), shown[-2000:]
     assert fresh.openai_fake.requests == []

@@ -71,6 +71,8 @@ def test_a_poor_user_is_refused_before_the_upstream(fresh: ResponsesBox) -> None
     with pytest.raises(openai.APIStatusError) as refused:
         fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi")
     assert refused.value.status_code == 402
+    message = refused.value.body["message"]  # type: ignore[index]
+    assert "holds $" in message and "max_tokens" not in message and "output" not in message
     assert fresh.openai_fake.requests == []
 
 
