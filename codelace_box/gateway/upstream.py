@@ -67,6 +67,7 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.retry_after import retry_after_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
+from codelace_box.providers.responses_passthrough import NativeResponses
 
 log = logging.getLogger("codelace_box.gateway")
 OVERLOADED = 529  # Anthropic's status for "overloaded_error"
@@ -275,9 +276,12 @@ def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError
 def _offer_stream_usage(call: ChatCall) -> None:
     """A stream to an `openai` provider asks for its usage with `stream_options`, which the box
     adds: a hint, left out for a server that refuses the field (Mistral: 422 "extra_forbidden"),
-    which gives its usage in the last chunk anyway. A client's own stream_options are theirs."""
+    which gives its usage in the last chunk anyway. A client's own stream_options are theirs.
+    A `--responses-api` provider is asked too, unless this call goes to its Responses API
+    (whose stream ends with its usage): chat and Messages streams go to Chat Completions."""
     provider = call.route.provider
-    chat_stream = call.stream and provider.kind == "openai" and not provider.responses_api
+    native = isinstance(call.adapter, NativeResponses)
+    chat_stream = call.stream and provider.kind == "openai" and not native
     if chat_stream and STREAM_OPTIONS not in call.body:
         call.hints = call.hints | {STREAM_OPTIONS}
 
