@@ -258,19 +258,29 @@ def _without_hints(call: ChatCall, names: set[str]) -> None:
     call.body = call.adapter.without_hints(call.body, names)
 
 
-def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError) -> bool:
-    """Take out the hints the upstream refused as unknown fields, and remember that it does;
-    False when the refusal names none of them."""
+def _drop_refused_hints(call: ChatCall, error: CodelaceError) -> bool:
+    """Take out the hints the upstream refused as unknown fields (remembered once it took the
+    call without them: `_remember_refused_hints`); False when the refusal names none."""
     if not call.hints or not isinstance(error, UpstreamRejected):
         return False
     names = refused_hints(error.status, error.message, call.hints)
     if not names:
         return False
-    provider = call.route.provider
-    routes.refused_hints.remember(provider.id, provider.base_url, names)
+    call.hints_refused = call.hints_refused | names
     _without_hints(call, names)
-    log.info("%s refuses %s; asking again without", provider.name, ", ".join(sorted(names)))
+    log.info("%s refuses %s; asking again without", call.route.provider.name,
+             ", ".join(sorted(names)))  # fmt: skip
     return True
+
+
+def _remember_refused_hints(routes: RouteTable, call: ChatCall) -> None:
+    """The provider took the call without the hints it refused: it does not know them, and
+    its next calls go without them. Not before: a refusal that only seemed to name a hint (a
+    client's own field `stream_options.x`, refused again without the hint) must not drop the
+    hint from every user's calls (their streams' usage, asked by `stream_options`)."""
+    if call.hints_refused:
+        provider = call.route.provider
+        routes.refused_hints.remember(provider.id, provider.base_url, call.hints_refused)
 
 
 def _offer_stream_usage(call: ChatCall) -> None:
@@ -307,7 +317,7 @@ async def _judge(
     error = await _failure(call, response, key)
     if (
         _drop_added_effort(call, error)
-        or _drop_refused_hints(routes, call, error)
+        or _drop_refused_hints(call, error)
         or drop_refused_output(routes, call, error, response.status)
     ):
         return error, True
@@ -368,6 +378,7 @@ async def open_upstream(
             metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
             if response.status == 200:
                 prober.answered(key.id)
+                _remember_refused_hints(routes, call)
                 return Opened(response, key)
             last, free = await _judge(prober, routes, call, key, response)
             if free:  # the rotation shrank, or the request changed: the next is not a retry
