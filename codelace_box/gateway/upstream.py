@@ -286,13 +286,15 @@ def _remember_refused_hints(routes: RouteTable, call: ChatCall) -> None:
 def _offer_stream_usage(call: ChatCall) -> None:
     """A stream to an `openai` provider asks for its usage with `stream_options`, which the box
     adds: a hint, left out for a server that refuses the field (Mistral: 422 "extra_forbidden"),
-    which gives its usage in the last chunk anyway. A client's own stream_options are theirs.
+    which gives its usage in the last chunk anyway. A client's own stream_options are theirs
+    (include_usage is set in them all the same: providers/openai.py); a null is none, asked for
+    as if absent, or a client could keep the provider's count from the box.
     A `--responses-api` provider is asked too, unless this call goes to its Responses API
     (whose stream ends with its usage): chat and Messages streams go to Chat Completions."""
     provider = call.route.provider
     native = isinstance(call.adapter, NativeResponses)
     chat_stream = call.stream and provider.kind == "openai" and not native
-    if chat_stream and STREAM_OPTIONS not in call.body:
+    if chat_stream and call.body.get(STREAM_OPTIONS) is None:
         call.hints = call.hints | {STREAM_OPTIONS}
 
 
