@@ -4,7 +4,8 @@ count_tokens, Responses and embeddings, streamed and not, to native and translat
 misbehave at random (tests/fakes/random_replies.py) and clients that leave midway; meanwhile
 the operator and the users change what the calls run under: credit taken back and added, caps
 lowered (CLI and PATCH), resets changed, models narrowed, keys expired and revoked, accounts
-disabled, prices changed, providers switched off and on, `doctor` run. On one worker, two
+disabled, prices changed, providers switched off and on, Stripe top-ups paid (their webhooks
+delivered twice), `doctor` run. On one worker, two
 workers, and two boxes on one PostgreSQL database. Afterwards: no account spent more than it
 was credited, no key more than the largest cap it had in a day, nothing held, every usage row
 equals its ledger debit and its charge is within its hold, /metrics' cost is the ledger's, and
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.random_replies import RandomOpenAI, random_anthropic
+from tests.fakes.stripe_double import StripeDouble
 from tests.pg_cluster import SHARED_SECRET, query_config_db
 from tests.support import TLS, ServerProcess, base_sections, free_port, run_cli, write_config
 
@@ -40,6 +43,7 @@ ROUTES = ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "
 STREAMED = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
 START_USD, CAP_USD, STABLE_CAP_USD = "0.05", "0.01", "0.008"
 NANOS = 1_000_000_000
+TOPUP_USD = 1
 SPENT_AND_CREDITED = (
     "SELECT u.email, COALESCE(SUM(CASE WHEN e.kind = 'usage' THEN -e.amount_nanos END), 0), "
     "COALESCE(SUM(CASE WHEN e.kind != 'usage' THEN e.amount_nanos END), 0) "
@@ -58,11 +62,17 @@ class Account:
         return [self.manager, self.stable, *(c["key"] for c in self.capped)]
 
 
+Upstreams = tuple[RandomOpenAI, FakeAnthropic, StripeDouble]
+
+
 @pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[RandomOpenAI, FakeAnthropic]]:
+def upstreams() -> Iterator[Upstreams]:
+    """The random upstreams, and the Stripe double top-ups are paid at."""
     openai_fake = RandomOpenAI(seed=11).start()
     anthropic_fake = random_anthropic(12, ANTHROPIC_KEY)
-    yield openai_fake, anthropic_fake
+    stripe = StripeDouble("sk_test_51CodelaceStress000000000000000000", "whsec_stress0000").start()
+    yield openai_fake, anthropic_fake, stripe
+    stripe.stop()
     anthropic_fake.stop()
     openai_fake.stop()
 
@@ -154,7 +164,24 @@ def patch_key(url: str, account: Account, entry: dict[str, Any], change: dict[st
     return answer.status_code
 
 
-def chaos_actions(config: Path, url: str, doctor_failures: list[str]) -> list[Callable[..., None]]:
+def top_up(url: str, stripe: StripeDouble, _: random.Random, account: Account, *__: Any) -> None:
+    """A Stripe top-up paid and its webhook delivered (twice, as Stripe may)."""
+    asked = httpx.post(f"{url}/api/v1/stripe/checkout", json={"amount_usd": TOPUP_USD},
+                       headers={"authorization": f"Bearer {account.manager}"}, timeout=20,
+                       verify=TLS)  # fmt: skip
+    if asked.status_code != 200:  # e.g. the account is disabled at the moment
+        return
+    session = stripe.session_by_url(asked.json()["checkout_url"])["id"]
+    body, headers = stripe.webhook(stripe.complete(session))
+    for _delivery in range(2):
+        delivered = httpx.post(f"{url}/api/v1/stripe/webhook", content=body, headers=headers,
+                               timeout=20, verify=TLS)  # fmt: skip
+        assert delivered.status_code == 200, delivered.text
+
+
+def chaos_actions(
+    config: Path, url: str, stripe: StripeDouble, doctor_failures: list[str]
+) -> list[Callable[..., None]]:
     """What the operator and the users do while the load runs: (pick, account, capped key)."""
 
     def take_credit(pick: random.Random, account: Account, _: dict[str, Any]) -> None:
@@ -197,16 +224,19 @@ def chaos_actions(config: Path, url: str, doctor_failures: list[str]) -> list[Ca
         if result.returncode != 0:
             doctor_failures.append(result.stdout + result.stderr)
 
+    paid = partial(top_up, url, stripe)
     return [take_credit, lower_cap_cli, patch_cap, patch_cap, patch_other, patch_other,
-            off_and_on, reprice, doctor]  # fmt: skip
+            off_and_on, reprice, doctor, paid, paid]  # fmt: skip
 
 
-def run_stress(configs: list[Path], urls: list[str], accounts: list[Account], seed: int) -> None:
+def run_stress(
+    configs: list[Path], urls: list[str], accounts: list[Account], stripe: StripeDouble, seed: int
+) -> None:
     """The load on every box and the chaos through the first, for LOAD_SEC; then every call
     settled, and the invariants."""
     deadline = time.monotonic() + LOAD_SEC
     doctor_failures: list[str] = []
-    actions = chaos_actions(configs[0], urls[0], doctor_failures)
+    actions = chaos_actions(configs[0], urls[0], stripe, doctor_failures)
 
     def load(number: int) -> None:
         pick = random.Random(seed * 100 + number)
@@ -257,6 +287,9 @@ def assert_money_holds(config: Path, urls: list[str], accounts: list[Account]) -
     for email, spent, credited in rows(SPENT_AND_CREDITED):
         assert int(spent) <= int(credited), email
     assert_key_caps(rows, accounts)
+    paid = rows("SELECT COUNT(*) FROM payment WHERE kind = 'topup' AND status = 'completed'")
+    credited = rows("SELECT COUNT(*) FROM ledger_entry WHERE idempotency_key LIKE 'stripe:%'")
+    assert paid == credited, "a top-up credited other than exactly once"
     metrics = sum(_metric_cost(url) for url in urls)
     ledger = rows("SELECT COALESCE(SUM(-amount_nanos), 0) FROM ledger_entry WHERE kind = 'usage'")
     assert metrics == pytest.approx(int(ledger[0][0]) / NANOS, rel=1e-9, abs=1e-12)
@@ -284,29 +317,31 @@ def _metric_cost(url: str) -> float:
     return sum(float(value) for value in found)
 
 
-def _box_config(folder: Path, sections: dict[str, dict[str, Any]]) -> Path:
+def _box_config(folder: Path, sections: dict[str, dict[str, Any]], stripe: StripeDouble) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     sections.setdefault("gateway", {})["read_timeout_sec"] = 5
+    sections["stripe"] = {"secret_key": stripe.secret_key, "webhook_secret": stripe.webhook_secret,
+                          "api_base": stripe.url, "min_topup_usd": 1}  # fmt: skip
     return write_config(folder / "codelace.toml", sections)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_route_under_chaos_keeps_the_money_right(
-    tmp_path: Path, upstreams: tuple[RandomOpenAI, FakeAnthropic], workers: int
+    tmp_path: Path, upstreams: Upstreams, workers: int
 ) -> None:
-    config = _box_config(tmp_path, base_sections(tmp_path, free_port()))
+    config = _box_config(tmp_path, base_sections(tmp_path, free_port()), upstreams[2])
     set_up_catalog(config, upstreams[0].base_url, upstreams[1].base_url)
     port = int(re.findall(r"port = (\d+)", config.read_text())[0])
     server = ServerProcess(config, port).start(*(("--workers", "2") if workers > 1 else ()))
     try:
         accounts = [new_account(config, n) for n in range(3)]
-        run_stress([config], [server.base_url], accounts, seed=workers)
+        run_stress([config], [server.base_url], accounts, upstreams[2], seed=workers)
     finally:
         server.stop()
 
 
 def test_every_route_under_chaos_on_two_boxes_sharing_postgresql(
-    tmp_path: Path, pg_url: str, upstreams: tuple[RandomOpenAI, FakeAnthropic]
+    tmp_path: Path, pg_url: str, upstreams: Upstreams
 ) -> None:
     configs, servers = [], []
     for number in range(2):
@@ -315,7 +350,7 @@ def test_every_route_under_chaos_on_two_boxes_sharing_postgresql(
         configs.append(_box_config(folder, {
             "server": {"host": "127.0.0.1", "port": port, "secret_key": SHARED_SECRET},
             "database": {"path": str(folder / "data" / "codelace.db"), "url": pg_url},
-        }))  # fmt: skip
+        }, upstreams[2]))  # fmt: skip
         if number == 0:
             set_up_catalog(configs[0], upstreams[0].base_url, upstreams[1].base_url)
         servers.append(ServerProcess(configs[-1], port))
@@ -323,7 +358,7 @@ def test_every_route_under_chaos_on_two_boxes_sharing_postgresql(
         for server in servers:
             server.start()
         accounts = [new_account(configs[0], n) for n in range(3)]
-        run_stress(configs, [s.base_url for s in servers], accounts, seed=3)
+        run_stress(configs, [s.base_url for s in servers], accounts, upstreams[2], seed=3)
     finally:
         for server in servers:
             server.stop()
