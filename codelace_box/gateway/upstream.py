@@ -320,7 +320,7 @@ async def _judge(
     if (
         _drop_added_effort(call, error)
         or _drop_refused_hints(call, error)
-        or drop_refused_output(routes, call, error, response.status)
+        or drop_refused_output(call, error, response.status)
     ):
         return error, True
     if isinstance(error, ProviderKeyRejected):
