@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -250,12 +250,10 @@ def run_stress(
             account = pick.choice(accounts)
             pick.choice(actions)(pick, account, pick.choice(account.capped))
 
-    threads = [threading.Thread(target=load, args=(n,)) for n in range(THREADS)]
-    threads.append(threading.Thread(target=chaos))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(THREADS + 1) as pool:  # a thread's failure fails the test
+        running = [pool.submit(load, n) for n in range(THREADS)] + [pool.submit(chaos)]
+        for each in running:
+            each.result()
     assert not doctor_failures, doctor_failures
     assert_money_holds(configs[0], urls, accounts)
 
