@@ -9,8 +9,10 @@ received. Unknown name "prompt_cache_key": Cannot find field.'), vLLM before 0.6
 "extra_forbidden ... 'prompt_cache_key' ... Extra inputs are not permitted"), OpenAI's own
 wording for a field it lacks ("Unrecognized request argument supplied: X", "Unknown parameter:
 'X'"). Such a refusal of a hint the box added is not the client's error: the call goes again
-without it (gateway/upstream.py), and `RefusedHints` remembers, per provider and base URL, for
-an hour, so that the provider's next calls go without it at once. A client's own fields on
+without it (gateway/upstream.py), and once the provider took the call so, `RefusedHints`
+remembers, per provider and base URL, for an hour, so that its next calls go without it at once
+(not sooner: a refusal of a client's own field whose name holds the hint's, `stream_options.x`,
+would otherwise drop the hint from every user's calls). A client's own fields on
 /v1/chat/completions are never dropped: its refusal is relayed. Pure bookkeeping, no I/O.
 """
 

@@ -5,8 +5,9 @@ not know ("output_config: Extra inputs are not permitted", "Unknown parameter: o
 "extraneous key [output_config] is not permitted") is not the client's error but the upstream's
 lag (providers/anthropic_output.py rewrites the request): the call goes once more, per refused
 field, not counted as a retry, under the same hold, and the provider (at its base URL) is not
-sent the field again for an hour (gateway/hints.py RefusedHints). A refusal of what the field
-holds ("output_config.format.schema: ... is not supported") names a part of it, and is relayed.
+sent the field again for an hour once it took the call so (gateway/hints.py RefusedHints). A
+refusal of what the field holds ("output_config.format.schema: ... is not supported") names a
+part of it, and is relayed.
 """
 
 from __future__ import annotations
@@ -44,12 +45,11 @@ def leave_out_refused_output(routes: RouteTable, call: ChatCall) -> None:
         call.refused_fields = call.refused_fields | refused
 
 
-def drop_refused_output(
-    routes: RouteTable, call: ChatCall, error: CodelaceError, status: int
-) -> bool:
-    """Ask again without the output fields the upstream refused as unknown (each once), and
-    remember that it does; False when the refusal (`error`, of the upstream's HTTP `status`)
-    names none not yet left out."""
+def drop_refused_output(call: ChatCall, error: CodelaceError, status: int) -> bool:
+    """Ask again without the output fields the upstream refused as unknown (each once),
+    remembered once it took the call so (gateway/upstream.py, as hints are: a client's own
+    field whose name holds one, refused again, must not drop it for every user); False when
+    the refusal (`error`, of the upstream's HTTP `status`) names none not yet left out."""
     provider = call.route.provider
     if provider.kind != "anthropic":
         return False
@@ -57,7 +57,7 @@ def drop_refused_output(
     if not names:
         return False
     call.refused_fields = call.refused_fields | names
-    routes.refused_hints.remember(provider.id, provider.base_url, names)
+    call.hints_refused = call.hints_refused | names
     log.info("%s refuses %s; asking again in a form it takes", provider.name,
              ", ".join(sorted(names)))  # fmt: skip
     return True

@@ -70,6 +70,7 @@ class ChatCall:
     client_sec: float = 0.0  # a stream's time spent waiting for the client to take its bytes
     effort_added: bool = False  # a translation, not the client, asks the upstream for reasoning
     hints: frozenset[str] = frozenset()  # fields a translation passed on that may be left out
+    hints_refused: frozenset[str] = frozenset()  # hints the provider refused (left out since)
     refused_fields: frozenset[str] = frozenset()  # output fields the upstream does not know
     shown_model: str = ""  # the model the answer names, when not the catalog id (an alias)
 

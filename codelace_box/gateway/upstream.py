@@ -67,6 +67,7 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.retry_after import retry_after_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
+from codelace_box.providers.responses_passthrough import NativeResponses
 
 log = logging.getLogger("codelace_box.gateway")
 OVERLOADED = 529  # Anthropic's status for "overloaded_error"
@@ -257,28 +258,43 @@ def _without_hints(call: ChatCall, names: set[str]) -> None:
     call.body = call.adapter.without_hints(call.body, names)
 
 
-def _drop_refused_hints(routes: RouteTable, call: ChatCall, error: CodelaceError) -> bool:
-    """Take out the hints the upstream refused as unknown fields, and remember that it does;
-    False when the refusal names none of them."""
+def _drop_refused_hints(call: ChatCall, error: CodelaceError) -> bool:
+    """Take out the hints the upstream refused as unknown fields (remembered once it took the
+    call without them: `_remember_refused_hints`); False when the refusal names none."""
     if not call.hints or not isinstance(error, UpstreamRejected):
         return False
     names = refused_hints(error.status, error.message, call.hints)
     if not names:
         return False
-    provider = call.route.provider
-    routes.refused_hints.remember(provider.id, provider.base_url, names)
+    call.hints_refused = call.hints_refused | names
     _without_hints(call, names)
-    log.info("%s refuses %s; asking again without", provider.name, ", ".join(sorted(names)))
+    log.info("%s refuses %s; asking again without", call.route.provider.name,
+             ", ".join(sorted(names)))  # fmt: skip
     return True
+
+
+def _remember_refused_hints(routes: RouteTable, call: ChatCall) -> None:
+    """The provider took the call without the hints it refused: it does not know them, and
+    its next calls go without them. Not before: a refusal that only seemed to name a hint (a
+    client's own field `stream_options.x`, refused again without the hint) must not drop the
+    hint from every user's calls (their streams' usage, asked by `stream_options`)."""
+    if call.hints_refused:
+        provider = call.route.provider
+        routes.refused_hints.remember(provider.id, provider.base_url, call.hints_refused)
 
 
 def _offer_stream_usage(call: ChatCall) -> None:
     """A stream to an `openai` provider asks for its usage with `stream_options`, which the box
     adds: a hint, left out for a server that refuses the field (Mistral: 422 "extra_forbidden"),
-    which gives its usage in the last chunk anyway. A client's own stream_options are theirs."""
+    which gives its usage in the last chunk anyway. A client's own stream_options are theirs
+    (include_usage is set in them all the same: providers/openai.py); a null is none, asked for
+    as if absent, or a client could keep the provider's count from the box.
+    A `--responses-api` provider is asked too, unless this call goes to its Responses API
+    (whose stream ends with its usage): chat and Messages streams go to Chat Completions."""
     provider = call.route.provider
-    chat_stream = call.stream and provider.kind == "openai" and not provider.responses_api
-    if chat_stream and STREAM_OPTIONS not in call.body:
+    native = isinstance(call.adapter, NativeResponses)
+    chat_stream = call.stream and provider.kind == "openai" and not native
+    if chat_stream and call.body.get(STREAM_OPTIONS) is None:
         call.hints = call.hints | {STREAM_OPTIONS}
 
 
@@ -303,8 +319,8 @@ async def _judge(
     error = await _failure(call, response, key)
     if (
         _drop_added_effort(call, error)
-        or _drop_refused_hints(routes, call, error)
-        or drop_refused_output(routes, call, error, response.status)
+        or _drop_refused_hints(call, error)
+        or drop_refused_output(call, error, response.status)
     ):
         return error, True
     if isinstance(error, ProviderKeyRejected):
@@ -364,6 +380,7 @@ async def open_upstream(
             metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
             if response.status == 200:
                 prober.answered(key.id)
+                _remember_refused_hints(routes, call)
                 return Opened(response, key)
             last, free = await _judge(prober, routes, call, key, response)
             if free:  # the rotation shrank, or the request changed: the next is not a retry

@@ -178,3 +178,22 @@ def test_responses_text_format_to_an_upstream_taking_only_output_format(
     assert "output_format" in lagging.fake.requests[-1].body
     [row] = lagging.usage_rows(email)
     assert row["status"] == "ok" and row["cost_nanos"] > 0
+
+
+def test_a_clients_own_field_named_like_output_config_leaves_it_to_everyone(
+    lagging: MessagesBox, model: str
+) -> None:
+    """A field of the client's own whose name holds `output_config` (refused as unknown, and
+    again once the box asked without output_config) is the client's 400; the provider is not
+    taken to refuse output_config, whose structured outputs its other users keep."""
+    _, attacker = lagging.new_key()
+    poisoned = {"model": model, "max_tokens": 50, "messages": ASK, "output_config-x": {}}
+    refused = _post(lagging, attacker, "/v1/messages", poisoned)
+    assert refused.status_code == 400 and "output_config-x" in refused.text
+    _, key = lagging.new_key()
+    lagging.fake.script(Reply(text=ANSWER))
+    body = {"model": model, "max_tokens": 200, "messages": ASK,
+            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}  # fmt: skip
+    answer = _post(lagging, key, "/v1/messages", body)
+    assert answer.status_code == 200, answer.text
+    assert lagging.fake.requests[-1].body["output_config"] == body["output_config"]
