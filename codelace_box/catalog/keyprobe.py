@@ -82,18 +82,19 @@ class KeyProber:
     def __init__(self, timeout_sec: float) -> None:
         self.timeout_sec = timeout_sec
         self._running: dict[int, asyncio.Future[KeyCheckResult]] = {}
-        # keys refused on calls since a probe said they work (and since they last answered)
-        self._refused_since_probe: dict[int, int] = {}
+        # keys refused on calls since a probe said they work (and since they last answered):
+        # the accounts whose calls were refused, as one account alone may provoke refusals
+        self._refused_since_probe: dict[int, set[int]] = {}
 
     def refusals_since_probe(self, key_id: int) -> int:
-        """How often calls were refused with this key since a probe said it works."""
-        return self._refused_since_probe.get(key_id, 0)
+        """How many accounts had calls refused with this key since a probe said it works."""
+        return len(self._refused_since_probe.get(key_id, ()))
 
-    def note_refused_though_probe_works(self, key_id: int) -> int:
-        """One more such refusal; how many now."""
-        count = self._refused_since_probe.get(key_id, 0) + 1
-        self._refused_since_probe[key_id] = count
-        return count
+    def note_refused_though_probe_works(self, key_id: int, user_id: int) -> int:
+        """One more such refusal, of a call of `user_id`; how many accounts had one now."""
+        accounts = self._refused_since_probe.setdefault(key_id, set())
+        accounts.add(user_id)
+        return len(accounts)
 
     def answered(self, key_id: int) -> None:
         """A call with this key was answered (or the key left the rotation): start again."""

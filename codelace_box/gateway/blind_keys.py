@@ -3,14 +3,16 @@
 A key may list models (the probe) but not call the model, or belong to an organisation the
 provider blocked: its probe keeps saying it works, and without more it would stay in rotation
 for ever, every call it gets refused once and retried on another key. The first such refusal
-keeps the key (a probe just said it works: the refusal may have been passing); a second one,
-with no call answered with the key in between, parks it: flagged with a reason saying so
-(catalog/keyprobe.py `parked_reason`), which no scheduled probe clears, and which the operator
-is told of (`providers list`, the dashboard, the alert webhook) until they put the key back
-(`providers key-enable`). The provider's last key in rotation is not parked (that would turn
-every model of the provider to 503, those the key may still call included): it stays, and is
-not probed again call after call. A refusal met at an address the provider was moved from
-since the call began judges nothing: the key is left as it is.
+keeps the key (a probe just said it works: the refusal may have been passing); one on a call
+of another account, with no call answered with the key in between, parks it (one account alone
+never does: its own requests, a beta flag or content of its choosing, may be what the upstream
+refuses, and it could otherwise take the operator's keys out one by one): flagged with a
+reason saying so (catalog/keyprobe.py `parked_reason`), which no scheduled probe clears, and
+which the operator is told of (`providers list`, the dashboard, the alert webhook) until
+they put the key back (`providers key-enable`). The provider's last key in rotation is not
+parked (that would turn every model of the provider to 503, those the key may still call
+included): it stays, and is not probed again call after call. A refusal met at an address
+the provider was moved from since the call began judges nothing: the key is left as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import KeySlot, RouteTable
 
 log = logging.getLogger("codelace_box.gateway")
-PARK_AFTER = 2  # refusals on calls while the probe works
+PARK_AFTER = 2  # accounts with calls refused while the probe works
 
 
 class KeyRefusal(Protocol):
@@ -53,14 +55,14 @@ async def key_left_rotation(
             await routes.mark_failing(key, refusal.key_failure_reason)
             prober.answered(key.id)
             return True
-        prober.note_refused_though_probe_works(key.id)
+        prober.note_refused_though_probe_works(key.id, call.user_id)
         log.warning(
             "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
             *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
             result.message,
         )
         return False
-    if prober.note_refused_though_probe_works(key.id) < PARK_AFTER:
+    if prober.note_refused_though_probe_works(key.id, call.user_id) < PARK_AFTER:
         return False
     if not routes.has_other_key(provider.id, key.id):
         log.warning(

@@ -1,8 +1,8 @@
 """A key its upstream refuses on calls (403) while its probe works (a key that may list models but
 not call this one, an organisation blocked from the model) cannot be judged by a probe: after a
-second such refusal it is parked, out of rotation until the operator puts it back, no
-scheduled probe brings it back, and the operator hears of it (`providers list`, the alert
-webhook, the log)."""
+second such refusal, on a call of another account, it is parked, out of rotation until the
+operator puts it back, no scheduled probe brings it back, and the operator hears of it
+(`providers list`, the alert webhook, the log)."""
 
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ def test_a_key_refused_on_calls_whose_probe_works_is_parked_until_the_operator_a
         env={"CODELACE_UPKEEP_TICK_SEC": "0.2"},
     )
     fake.key_status[BLOCKED] = 403  # "Key answered 403.": about the key; its probe answers 200
-    _, key = box.new_user("1")
-    client = box.sdk(key)
-    for _ in range(8):
-        done = client.chat.completions.create(model=MODEL, messages=HELLO)
+    clients = [box.sdk(box.new_user(name)[1]) for name in ("1", "2")]
+    client = clients[0]
+    for turn in range(8):  # two accounts' calls: refused for both, not for what one asks
+        done = clients[turn % 2].chat.completions.create(model=MODEL, messages=HELLO)
         assert done.choices[0].message.content == "Hello from the fake upstream."
     used = [r.api_key for r in fake.requests]
     assert used.count(BLOCKED) == 2, f"parked after its second refusal, not tried on: {used}"
@@ -96,10 +96,10 @@ def test_the_last_key_in_rotation_is_not_parked_but_no_longer_probed_call_after_
     which was sent three times a call), and the log says why."""
     box = box_factory(keys=(BLOCKED,), gateway={"max_retries": 2})
     fake.key_status[BLOCKED] = 403
-    _, key = box.new_user("1")
-    for _ in range(4):
+    keys = [box.new_user(name)[1] for name in ("1", "2")]  # refused for two accounts
+    for turn in range(4):
         with pytest.raises(openai.APIStatusError) as caught:
-            box.sdk(key).with_options(max_retries=0).chat.completions.create(
+            box.sdk(keys[turn % 2]).with_options(max_retries=0).chat.completions.create(
                 model=MODEL, messages=HELLO
             )
         assert (caught.value.status_code, caught.value.code) == (503, "provider_key_rejected")
@@ -107,3 +107,25 @@ def test_the_last_key_in_rotation_is_not_parked_but_no_longer_probed_call_after_
     assert len(fake.requests) == 4, "a refused key is not asked again within one call"
     assert not keys_of(box)[0]["parked"]
     box.server.wait_for_log(r"key 1 \(sk-…0001\) .*its last key in rotation")
+
+
+def test_one_accounts_refused_calls_never_park_a_key(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """What one account sends (a beta flag, a field, content of its choosing) may be what the
+    upstream refuses with a 403 that names the key: that account alone could otherwise park the
+    operator's keys one after the other. Its calls are answered by the next key; the key stays
+    in rotation until a call of another account is refused too."""
+    box = box_factory(keys=(BLOCKED, GOOD), gateway={"max_retries": 2, "key_probe_sec": 0.3})
+    fake.key_status[BLOCKED] = 403
+    client = box.sdk(box.new_user("1")[1])
+    for _ in range(8):
+        done = client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+    used = [r.api_key for r in fake.requests]
+    assert used.count(BLOCKED) >= 3, f"one account's refusals parked the key: {used}"
+    assert not keys_of(box)[0]["parked"]
+    other = box.sdk(box.new_user("2")[1])
+    for _ in range(4):
+        other.chat.completions.create(model=MODEL, messages=HELLO)
+    assert keys_of(box)[0]["parked"], "refused for a second account too: parked"
