@@ -30,7 +30,6 @@ pyproject.toml bounds sanic to the release line they were written for, and `serv
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import math
 import multiprocessing
@@ -58,6 +57,7 @@ from sanic.worker.process import WorkerProcess
 from codelace_box import metrics
 from codelace_box.errors import ConfigError
 from codelace_box.launcher import is_repeat
+from codelace_box.parent_death import stop_with_the_supervisor
 
 log = logging.getLogger("sanic.root")
 RESPAWN_PAUSE_SEC = 5.0
@@ -328,7 +328,7 @@ async def _record_stops_while_starting(app: Sanic) -> None:
     app.ctx.stop_signals = stop_signals()  # before ours replace an ignored SIGHUP
     _handle_stops(app, asyncio.get_running_loop())
     if not app.ctx.single_process:
-        _stop_with_the_supervisor()
+        stop_with_the_supervisor()
 
 
 async def _stop_once_serving_on_signal(app: Sanic) -> None:
@@ -387,14 +387,3 @@ def _mark_stopping(app: Sanic) -> None:
     signal handler: the shared state is a multiprocessing proxy, not safe to re-enter)."""
     with suppress(Exception):  # one process (--workers 1): no supervisor, nothing to tell
         app.m.state[STOPPING_KEY] = True
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _stop_with_the_supervisor() -> None:
-    """Linux: this worker gets SIGTERM (a graceful stop) when its parent process dies, e.g.
-    the supervisor killed with -9; an orphaned Sanic worker would otherwise serve on and spin
-    a CPU core. (Where the parent is a launcher of its own, it dies with the worker: no-op.)"""
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, SIGTERM)

@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.portal",
         "codelace_box.private_files",
         "codelace_box.launcher",
+        "codelace_box.parent_death",
         "codelace_box.logformat",
         "codelace_box.logwriter",
         "codelace_box.metrics",
