@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -53,9 +54,28 @@ def test_a_killed_workers_streams_leave_the_active_streams_gauge(
 
 
 def _workers(box: Box) -> list[int]:
-    """The serving processes alive, as the log names them when they start."""
+    """The serving processes alive, as the log names them when they start (a zombie, killed
+    and not yet reaped by the supervisor, is not alive)."""
     started = re.findall(r"Starting worker \[(\d+)\]", box.server.log_text())
-    return [int(pid) for pid in dict.fromkeys(started) if os.path.exists(f"/proc/{pid}")]
+    return [int(pid) for pid in dict.fromkeys(started) if _running(int(pid))]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _two_workers(box: Box, besides: tuple[int, ...] = ()) -> list[int]:
+    """The two workers once both have started (none of `besides`): under load the second one
+    (or a replacement) starts seconds after the box first answers, so wait for it, bounded."""
+    deadline = time.monotonic() + 30
+    while len(workers := [pid for pid in _workers(box) if pid not in besides]) < 2:
+        assert time.monotonic() < deadline, f"two workers never ran: {workers}"
+        time.sleep(0.1)
+    return workers
 
 
 def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFactory) -> None:
@@ -71,16 +91,12 @@ def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFac
             with box.http(key) as client:
                 assert client.post("/v1/chat/completions", json=body).status_code == 200
 
+    workers = _two_workers(box)  # before the requests, so they can spread over both
     answered(6)
     assert total(scrape(box), "codelace_inference_requests_total") == 6
-    workers = _workers(box)
-    assert len(workers) == 2, workers
     for killed, pid in enumerate(workers, 1):  # both in turn: each one's counts are kept
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while len(set(_workers(box)) - {pid}) < 2:
-            assert time.monotonic() < deadline, "the worker was not replaced"
-            time.sleep(0.1)
+        _two_workers(box, besides=(pid,))  # its replacement started
         box.server.wait_for_log(r".*died \(exit .*starting a new one", count=killed)
         for _ in range(3):
             samples = scrape(box)
