@@ -19,6 +19,7 @@ from tests.observability.test_metrics_and_logs import scrape, total
 
 pytestmark = pytest.mark.timeout(120)
 HELLO = [{"role": "user", "content": "Say hello"}]
+DURATIONS = "codelace_inference_duration_seconds_count"
 
 
 def test_a_killed_workers_streams_leave_the_active_streams_gauge(
@@ -104,3 +105,40 @@ def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFac
             assert total(samples, "codelace_tokens_total", kind="output") > 0
     answered(4)
     assert total(scrape(box), "codelace_inference_requests_total") == 10
+
+
+def _metric_files(temp: Path) -> list[str]:
+    (folder,) = temp.glob("codelace-metrics-*")
+    return sorted(path.name for path in folder.glob("*.db"))
+
+
+def test_a_killed_workers_files_are_folded_not_kept_one_set_per_death(
+    box_factory: BoxFactory, tmp_path: Path
+) -> None:
+    """Each dead worker left its counter and histogram files (64 KiB each at least, in the
+    temporary directory, often a small tmpfs) in the metrics folder for as long as the box
+    ran, and every scrape read them all: a worker killed again and again (an OOM loop) grew
+    both without bound. What they counted is folded into one file per kind now, and the
+    scrape shows it once, as before."""
+    box = box_factory("--workers", "2", env={"TMPDIR": str(tmp_path)})
+    _, key = box.new_user()
+    body = {"model": MODEL, "messages": HELLO}
+    killed: list[int] = []
+    for round_ in range(2):  # each worker killed twice: four deaths
+        for pid in _two_workers(box):
+            with box.http(key) as client:
+                assert client.post("/v1/chat/completions", json=body).status_code == 200
+            deadline = time.monotonic() + 10  # its duration is observed once it answered
+            while total(scrape(box), DURATIONS) < len(killed) + 1:
+                assert time.monotonic() < deadline, "the request's duration was not counted"
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            _two_workers(box, besides=tuple(killed))
+            box.server.wait_for_log(r".*died \(exit .*starting a new one", count=len(killed))
+        files = _metric_files(tmp_path)
+        assert not [name for name in files if any(f"_{pid}." in name for pid in killed)], files
+        assert len(files) <= 2 + 2 * 3, files  # folded counters and histograms, two workers'
+        samples = scrape(box)
+        assert total(samples, "codelace_inference_requests_total") == 2 * (round_ + 1)
+        assert total(samples, DURATIONS) == 2 * (round_ + 1)
