@@ -284,6 +284,19 @@ def enable_multiprocess() -> str:
     return folder
 
 
+def supervisor_drop_counter() -> Callable[[float], None]:
+    """In serve's supervisor, once `enable_multiprocess` named the folder: an `inc` for its own
+    dropped log lines that every worker's scrape reads (its LOG_LINES_DROPPED was made before
+    the folder was named, so its value lives in its memory only, where no scrape looks)."""
+    from prometheus_client.values import MultiProcessValue
+
+    family: Any = LOG_LINES_DROPPED
+    value = MultiProcessValue()(
+        "counter", family._name, family._name + "_total", (), (), family._documentation
+    )
+    return value.inc
+
+
 def remove_abandoned_folders() -> None:
     """At serve's start: remove the folders of serve processes killed before their cleanup
     (SIGKILL), never one whose box still runs (metrics_folders)."""
