@@ -15,6 +15,7 @@ API renders any of them the same way and the CLI prints its message on one line:
     ├── UpstreamError (502 api_error)
     │   └── UpstreamOverloaded (503 api_error / upstream_overloaded)
     ├── ServiceUnavailable (503 api_error)
+    │   └── OutOfResources (503 api_error / out_of_resources: the box's own, not a provider's)
     ├── UpstreamTimeout (504 api_error)
     └── ConfigError (500 server_error: bad configuration, stops the start)
 
@@ -118,6 +119,14 @@ class ServiceUnavailable(CodelaceError):
     status = 503
     error_type = "api_error"
     default_code = "service_unavailable"
+
+
+class OutOfResources(ServiceUnavailable):
+    """The box itself ran out of something it needs for the call (file descriptors: EMFILE,
+    ENFILE) before the provider was reached: not the provider's failure, so no key is
+    blamed and no provider error counted."""
+
+    default_code = "out_of_resources"
 
 
 class UpstreamTimeout(CodelaceError):

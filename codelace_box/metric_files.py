@@ -74,6 +74,11 @@ class AllocatedValues(MmapedDict):
             return
         super().write_value(key, value, timestamp)
 
+    @property
+    def holds_every_value(self) -> bool:
+        """Whether every value is in the file (none kept in memory for want of room)."""
+        return not self._detached and not self._in_memory
+
     def close(self) -> None:
         if not self._detached:
             super().close()

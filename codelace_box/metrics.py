@@ -40,7 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from codelace_box import OWNED_METRICS_ENV, metric_files, metrics_folders
+from codelace_box import OWNED_METRICS_ENV, metric_files, metric_fold, metrics_folders
 from codelace_box.metric_sums import Sums
 
 metric_files.install()  # before the families below make their first values
@@ -284,6 +284,19 @@ def enable_multiprocess() -> str:
     return folder
 
 
+def supervisor_drop_counter() -> Callable[[float], None]:
+    """In serve's supervisor, once `enable_multiprocess` named the folder: an `inc` for its own
+    dropped log lines that every worker's scrape reads (its LOG_LINES_DROPPED was made before
+    the folder was named, so its value lives in its memory only, where no scrape looks)."""
+    from prometheus_client.values import MultiProcessValue
+
+    family: Any = LOG_LINES_DROPPED
+    value = MultiProcessValue()(
+        "counter", family._name, family._name + "_total", (), (), family._documentation
+    )
+    return value.inc
+
+
 def remove_abandoned_folders() -> None:
     """At serve's start: remove the folders of serve processes killed before their cleanup
     (SIGKILL), never one whose box still runs (metrics_folders)."""
@@ -303,11 +316,19 @@ def cleanup(folder: str) -> None:
 
 def forget_worker(pid: int) -> None:
     """A worker that died (in the main process, before it is replaced): its live gauges (the
-    streams it relayed) leave the scrape; its counters stay, as what they counted happened."""
-    if os.environ.get(MULTIPROC_ENV):
+    streams it relayed) leave the scrape; its counters stay, as what they counted happened,
+    folded with those of the workers dead before it (metric_fold.py)."""
+    if folder := os.environ.get(MULTIPROC_ENV):
         from prometheus_client.multiprocess import mark_process_dead
 
         mark_process_dead(pid)
+        try:
+            metric_fold.fold_dead_worker(folder, pid)
+        except Exception as exc:  # its files stay (counted, only not folded); the supervisor
+            # must go on replacing workers whatever a values file holds
+            logging.getLogger("codelace_box.metrics").warning(
+                "could not fold the metrics of dead worker %d: %s", pid, exc
+            )
 
 
 class _HoldsCollector(Collector):
@@ -339,9 +360,7 @@ def scrape(read_holds: Callable[[], tuple[int, int] | None]) -> bytes:
     flush()
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client.multiprocess import MultiProcessCollector
-
-        MultiProcessCollector(registry)
+        metric_fold.FoldingCollector(registry)
     else:
         registry = REGISTRY
     holds = _HoldsCollector(read_holds)

@@ -380,6 +380,7 @@ def serve(config: Config) -> None:
         Sanic.serve_single(primary=app)
         return
     values = metrics.enable_multiprocess()  # before the workers start: they inherit it
+    count_drops_with(metrics.supervisor_drop_counter())  # its own lines, in the scrape too
     try:
         Sanic.serve(primary=app, app_loader=loader)
     finally:

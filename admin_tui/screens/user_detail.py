@@ -1,6 +1,6 @@
-"""One account in full: its figures, active keys (with their spend against their cap), ledger,
-requests and payments, with the actions on it (adjust balance, disable/enable, request limits,
-a key's limits, create or revoke a key)."""
+"""One account in full: its figures, active keys (their spend against their cap, the models
+they may call), ledger, requests and payments, with the actions on it (adjust balance,
+disable/enable, request limits, a key's limits, create or revoke a key)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class UserDetailScreen(UserActions, AdminScreen):
             with TabPane("Keys", id="tab-keys"):
                 yield LiveTable(
                     "Id", "Key", "Name", "Spent / cap", "Expires", "Manages keys", "Last used",
-                    flex=("Name",), id="keys",
+                    "Models", flex=("Name", "Models"), id="keys",
                 )  # fmt: skip
             with TabPane("Ledger", id="tab-ledger"):
                 yield LiveTable("When", "Amount", "Kind", "Reason", flex=("Reason",), id="ledger")
@@ -215,15 +215,16 @@ class UserDetailScreen(UserActions, AdminScreen):
 
 
 def summary_text(detail: UserDetail) -> str:
-    """Three lines about the account (markup; the email escaped)."""
+    """Four lines about the account (markup; the email escaped); the id on a line of its own,
+    as the line before is most of 80 columns already."""
     user, usage = detail.user, detail.usage
     return (
         f"[b]{escape(user.email)}[/b]  [{status_colour(user.status)}]{user.status}[/]"
         f"  balance [b]{usd_exact(user.balance_nanos)}[/b]  held {usd_exact(user.held_nanos)}\n"
         f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
         f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"
-        f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)"
-        f" · id {user.uuid}"
+        f"created {moment(user.created_at)} · last seen {moment(user.last_seen)} (UTC)\n"
+        f"id {user.uuid}"
     )
 
 
@@ -246,10 +247,16 @@ def key_rows(detail: UserDetail) -> list[Row]:
                 expiry_text(k, detail.now),
                 yes_no(k.can_manage_keys),
                 short_moment(k.last_used_at),
+                models_text(k),
             ],
         )
         for k in detail.keys
     ]
+
+
+def models_text(key: KeyRow) -> str:
+    """The models a key may call: 'all', or its list (as `keys list` and the form show it)."""
+    return "all" if key.allowed_models is None else ", ".join(key.allowed_models)
 
 
 def expiry_text(key: KeyRow, now: datetime) -> str:

@@ -41,13 +41,21 @@ def failure_outcome(exc: BaseException) -> str:
     """The outcome label of a mail not sent (codelace_sign_in_mails_total): refused (a 5xx to
     the recipient), deferred (any 4xx), login_refused, unsupported, disconnected, rejected
     (another refusal), tls_failed, timeout or unreachable."""
-    for_good = refused_for_good(exc)
-    if for_good is not None:
-        return "refused" if for_good else "deferred"
-    status = getattr(exc, "smtp_code", 0)
-    if isinstance(exc, smtplib.SMTPResponseException) and 400 <= status < 500:
+    if refused_for_good(exc):
+        return "refused"
+    if deferred(exc):
         return "deferred"
     return next((label for kind, label in _OUTCOMES if isinstance(exc, kind)), "unreachable")
+
+
+def deferred(exc: BaseException) -> bool:
+    """Whether the server said "not now" (a 4xx: greylisting, busy, a full queue), at any step
+    of the exchange: worth another try a little later, unlike a 5xx."""
+    for_good = refused_for_good(exc)
+    if for_good is not None:
+        return not for_good
+    status = getattr(exc, "smtp_code", 0)
+    return isinstance(exc, smtplib.SMTPResponseException) and 400 <= status < 500
 
 
 def refused_for_good(exc: BaseException) -> bool | None:

@@ -5,11 +5,12 @@
 with optional STARTTLS (either way certificate and host name verified: against the system's
 CAs, or `smtp_ca_file` for a relay with a private or self-signed one), and optional login,
 within `smtp_timeout_sec` in all (a Deadline ends the exchange however the server stalls).
-A mail that cannot be sent raises ServiceUnavailable, saying whether to try again later or
-(an address the server refuses for good) to check the address; the log line adds what the
-server said (its status and words, or the system's error), which only the operator sees
-(mail_errors.py reads the failures). Neither the code nor the SMTP password ever reaches a
-log line or an error message.
+A server's "not now" (a 4xx reply: greylisting, busy) is tried again a little later, twice at
+most, within the same smtp_timeout_sec. A mail that cannot be sent raises
+ServiceUnavailable, saying whether to try again later or (an address the server refuses for
+good) to check the address; the log line adds what the server said (its status and words,
+or the system's error), which only the operator sees (mail_errors.py reads the failures).
+Neither the code nor the SMTP password ever reaches a log line or an error message.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -30,6 +32,7 @@ from typing import Protocol
 
 from codelace_box import metrics
 from codelace_box.accounts.mail_errors import (
+    deferred,
     failure_outcome,
     failure_reason,
     scrubbed,
@@ -43,6 +46,7 @@ from codelace_box.errors import ConfigError, ServiceUnavailable
 log = logging.getLogger("codelace_box.mail")
 SMTP_TIMEOUT_SEC = 20.0
 QUIT_TIMEOUT_SEC = 2.0  # the message is taken by then: no reason to wait long for a goodbye
+RETRY_WAITS_SEC = (0.5, 1.0)  # after a 4xx ("not now"): two more tries, a little later each
 IMPLICIT_TLS_PORT = 465
 PLAIN_PORTS = (25, 587)
 SUBJECT = "Your codelace-box sign-in code"
@@ -117,7 +121,7 @@ class SmtpMailer:
     async def send_code(self, to_address: str, code: str, ttl_sec: int) -> None:
         message = compose_code_mail(self.config.from_address, to_address, code, ttl_sec)
         try:
-            await asyncio.to_thread(self._deliver, message)
+            await self._deliver_retrying(message, to_address, code)
             metrics.sign_in_mails("sent").inc()
         except (smtplib.SMTPException, OSError) as exc:
             metrics.sign_in_mails(failure_outcome(exc)).inc()
@@ -128,17 +132,33 @@ class SmtpMailer:
                 user_message(exc, reason), code="email_delivery_failed"
             ) from None
 
-    def _deliver(self, message: EmailMessage) -> None:
-        """One SMTP exchange, ended by a Deadline after smtp_timeout_sec whatever the server
-        does (each read also times out on its own, after SMTP_TIMEOUT_SEC at most)."""
+    async def _deliver_retrying(self, message: EmailMessage, to_address: str, code: str) -> None:
+        """Deliver, trying again after each wait of RETRY_WAITS_SEC when the server answers
+        "not now" (a 4xx), all within smtp_timeout_sec; any other failure is final at once."""
+        ends = time.monotonic() + self.config.smtp_timeout_sec
+        for wait in (*RETRY_WAITS_SEC, None):
+            try:
+                await asyncio.to_thread(self._deliver, message, ends - time.monotonic())
+                return
+            except (smtplib.SMTPException, OSError) as exc:
+                if wait is None or not deferred(exc) or time.monotonic() + wait + 1 > ends:
+                    raise
+                said = scrubbed(server_said(exc), code, self.config.smtp_password)
+                log.info("sign-in mail to %s deferred (%s): trying again in %g s",
+                         to_address, said, wait)  # fmt: skip
+            await asyncio.sleep(wait)
+
+    def _deliver(self, message: EmailMessage, seconds: float) -> None:
+        """One SMTP exchange, ended by a Deadline after `seconds` whatever the server does
+        (each read also times out on its own, after SMTP_TIMEOUT_SEC at most)."""
         cfg = self.config
-        each = min(SMTP_TIMEOUT_SEC, float(cfg.smtp_timeout_sec))
+        each = min(SMTP_TIMEOUT_SEC, seconds)
         smtp: smtplib.SMTP
         if cfg.smtp_ssl:
             smtp = smtplib.SMTP_SSL(timeout=each, context=tls_context(cfg))
         else:
             smtp = smtplib.SMTP(timeout=each)
-        with Deadline(smtp, cfg.smtp_timeout_sec) as deadline:
+        with Deadline(smtp, seconds) as deadline:
             try:
                 self._exchange(smtp, message)
             except (smtplib.SMTPException, OSError) as exc:

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from codelace_box.config.rules import check_combinations, imply_defaults
+from codelace_box.config.rules import check_combinations, imply_defaults, trim_line_ends
 from codelace_box.config.schema import SECTIONS, Config
 from codelace_box.config.values import build_section, read_value
 from codelace_box.errors import ConfigError
@@ -182,6 +182,6 @@ def build_config(data: dict[str, Any], source: str, env: dict[str, str]) -> Conf
     sections = {
         name: build_section(name, cls, raw[name], origin[name]) for name, cls in SECTIONS.items()
     }
-    config = imply_defaults(Config(source=source, **sections), origin)
+    config = imply_defaults(trim_line_ends(Config(source=source, **sections)), origin)
     check_combinations(config, origin)
     return config

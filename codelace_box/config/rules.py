@@ -1,8 +1,10 @@
 """Configuration rules that span keys: settings that need another one, and defaults that
-follow another key (smtp_ssl moves the SMTP port and STARTTLS defaults).
+follow another key (smtp_ssl moves the SMTP port and STARTTLS defaults); and values tidied
+as read (`trim_line_ends`: the SMTP login and password without a file's trailing newline).
 
-`config.loading.build_config` applies `imply_defaults` and then `check_combinations` to the
-Config it built; both name the source of the key at fault in a one-line ConfigError.
+`config.loading.build_config` applies `trim_line_ends`, `imply_defaults` and then
+`check_combinations` to the Config it built; the last two name the source of the key at fault
+in a one-line ConfigError.
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ SMTPS_PORT = 465
 MAX_STRIPE_USD = 1_000_000  # as `credit`: far above any trial
 MAX_TOPUP_USD = 10_000  # the largest top-up a Checkout Session is made for
 Origin = dict[str, dict[str, str]]  # section -> key -> where its value came from
+
+
+def trim_line_ends(config: Config) -> Config:
+    """email.smtp_username and smtp_password without trailing CR/LF: a secret read from a file
+    (a secret store, docker's `--env-file`, a TOML multi-line string) often ends with one, and
+    no mail server takes it as part of the login (every sign-in mail failed on it)."""
+    email = config.email
+    username, password = email.smtp_username.rstrip("\r\n"), email.smtp_password.rstrip("\r\n")
+    if (username, password) == (email.smtp_username, email.smtp_password):
+        return config
+    trimmed = dataclasses.replace(email, smtp_username=username, smtp_password=password)
+    return dataclasses.replace(config, email=trimmed)
 
 
 def imply_defaults(config: Config, origin: Origin) -> Config:

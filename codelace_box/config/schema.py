@@ -170,8 +170,8 @@ class EmailConfig:
         minimum=1,
         maximum=65535,
     )
-    smtp_username: str = opt("", "SMTP login (empty: no login).")
-    smtp_password: str = opt("", "SMTP password.")
+    smtp_username: str = opt("", "SMTP login (empty: no login; trailing CR/LF dropped).")
+    smtp_password: str = opt("", "SMTP password (trailing CR/LF dropped).")
     smtp_starttls: bool = opt(
         True,
         "Upgrade the SMTP connection with STARTTLS (off when smtp_ssl is true and this is "

@@ -6,18 +6,21 @@ Connect and read (between bytes) timeouts come from the configuration, and so do
 on what an upstream may send (`UpstreamLimits`): a whole answer is read only up to its limit
 (its Content-Length checked first, then its bytes counted), never buffered past it. Failures
 surface as the exceptions below, never as library types, and nothing here logs a header (keys
-live there).
+live there). A connection the box cannot open for want of a file descriptor (EMFILE, ENFILE) is
+errors.OutOfResources (503): the box's own failure, never the provider's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
+from codelace_box.errors import OutOfResources
 from codelace_box.jsonwire import dumps, loads
 from codelace_box.providers.base import UpstreamRequest
 
@@ -26,6 +29,7 @@ MAX_ERROR_BODY = 64 * 1024
 TAIL_BYTES = 64 * 1024  # the end of an answer too large to take, where its usage is
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # gateway.max_upstream_body_bytes
 DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024  # gateway.max_sse_event_bytes
+OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)  # the box's own trouble, not the upstream's
 
 
 class UpstreamUnreachable(Exception):
@@ -195,6 +199,12 @@ def _translate(exc: BaseException) -> BaseException:
         return UpstreamReadTimeout("the upstream did not answer in time")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamBroken("the upstream connection broke during the response")
+    if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS:
+        return OutOfResources(
+            "the gateway is out of resources (no free file descriptor for the upstream "
+            "connection): try again shortly; the operator should raise the box's open-files "
+            "limit"
+        )
     if isinstance(exc, aiohttp.ClientError | OSError):
         return UpstreamUnreachable(_describe(exc))
     return exc

@@ -70,7 +70,9 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
     return cache
 
 
-DATABASE_CODES = frozenset({"database_busy", "database_unavailable"})  # core.database_unavailable
+# The box's own trouble, not an upstream's (core.database_unavailable, errors.OutOfResources):
+# never counted or logged as a provider's error.
+OWN_TROUBLE_CODES = frozenset({"database_busy", "database_unavailable", "out_of_resources"})
 
 
 class UpstreamWentSilent(UpstreamTimeout):
@@ -95,7 +97,7 @@ def count_unheard_failure(call: ChatCall, exc: BaseException) -> None:
     error = client_error(exc)
     if error is None and isinstance(exc, TimeoutError):  # read_on's quiet timer: silent
         error = UpstreamWentSilent("the upstream went silent")
-    if error is not None and error.code not in DATABASE_CODES:
+    if error is not None and error.code not in OWN_TROUBLE_CODES:
         code = metrics.upstream_error_code(error.code)
         metrics.upstream_errors(call.route.provider.name, code).inc()
 
@@ -104,7 +106,7 @@ def count_upstream_error(call: ChatCall, error: CodelaceError) -> str | None:
     """Count and log a call the upstream failed (every route, count_tokens too): the upstream
     errors metric by provider and code, and a warning with the upstream's message, masked;
     returns that message (None for the box's own database trouble, not the upstream's)."""
-    if error.code in DATABASE_CODES:
+    if error.code in OWN_TROUBLE_CODES:
         return None
     metrics.upstream_errors(call.route.provider.name, metrics.upstream_error_code(error.code)).inc()
     message = mask_tokens(error.message)

@@ -361,3 +361,21 @@ def test_a_password_beyond_ascii_logs_in(box_factory: ServerFactory, cert: tuple
         client.close()
     finally:
         server.stop()
+
+
+def test_credentials_read_with_a_trailing_newline_log_in(
+    box_factory: ServerFactory, tls_smtp: RecordingSmtpServer, cert: tuple[Path, Path]
+):
+    """A login and password kept in files (a secret store, `--env-file`, a TOML multi-line
+    string) often end with a line break: sent as they were, every sign-in failed with 'the
+    mail server refused the login'. Trailing CR/LF are not part of them."""
+    env = {
+        "SSL_CERT_FILE": str(cert[0]),
+        "CODELACE_EMAIL_SMTP_USERNAME": CREDENTIALS[0] + "\r\n",
+        "CODELACE_EMAIL_SMTP_PASSWORD": CREDENTIALS[1] + "\n",
+    }
+    box = box_factory(email=smtp_sections(tls_smtp) | {"smtp_starttls": True}, env=env)
+    client = BoxClient(box, tls_smtp)
+    assert client.sign_in("newline@example.com")["email"] == "newline@example.com"
+    assert tls_smtp.wait_for("newline@example.com").auth_login == CREDENTIALS[0]
+    client.close()

@@ -32,6 +32,7 @@ def refusing(smtp: RecordingSmtpServer) -> Iterator[RecordingSmtpServer]:
     taking them again after the test."""
     yield smtp
     smtp.rcpt_reply = None
+    smtp.first_rcpt_replies = []
 
 
 def test_mails_that_were_not_sent_do_not_spend_the_mailbox_budget(
@@ -79,6 +80,40 @@ def test_the_code_before_keeps_its_wrong_tries_when_a_new_one_failed(
     last = client.verify("tries@example.com", wrong).json()["error"]
     assert last["code"] == "too_many_attempts", last
     assert client.verify("tries@example.com", before).status_code == 400
+
+
+def test_a_mail_deferred_for_now_is_tried_again_and_arrives(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    """A 4xx is the mail server's "not now" (greylisting, too busy, a full queue): the mail was
+    given up at the first one, and the person told to try again later. Now it is sent again
+    after a short wait, a bounded number of times, within email.smtp_timeout_sec."""
+    refusing.first_rcpt_replies = [GREYLISTED, "450 4.2.1 Mailbox busy, try again later"]
+    started = time.monotonic()
+    code = client.mailed_code("deferred@example.com")
+    assert time.monotonic() - started < 10
+    assert refusing.rcpt_tries.count("deferred@example.com") == 3
+    assert client.verify("deferred@example.com", code).status_code == 200
+
+
+def test_a_mail_refused_for_good_is_not_tried_again(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    """A 5xx is final: one try, and the person told to check the address."""
+    refusing.first_rcpt_replies = ["550 5.1.1 <gone@example.com>: Recipient address rejected"]
+    response = client.request_code("gone@example.com")
+    assert response.status_code == 503 and "check it" in response.text, response.text
+    assert refusing.rcpt_tries.count("gone@example.com") == 1
+    assert refusing.messages_to("gone@example.com") == []
+
+
+def test_a_mail_deferred_every_time_is_tried_a_bounded_number_of_times(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    refusing.rcpt_reply = GREYLISTED
+    response = client.request_code("always-later@example.com")
+    assert response.status_code == 503 and "try again later" in response.text, response.text
+    assert refusing.rcpt_tries.count("always-later@example.com") == 3
 
 
 def mail_failure_line(client: BoxClient, email: str) -> str:

@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
-It can refuse recipients (`rcpt_reply`: any status and text) or messages after reading them
+It can refuse recipients (`rcpt_reply`: any status and text; `first_rcpt_replies`: only the
+next few) or messages after reading them
 (`reject_data`), answer QUIT late or oddly (`quit_delay`, `quit_reply`), require STARTTLS, or
 speak TLS from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed
 certificate (`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s;
@@ -69,6 +70,9 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.owner.rcpt_tries.append(address)
+        if self.owner.first_rcpt_replies:
+            return self.owner.first_rcpt_replies.pop(0)
         if self.owner.rcpt_reply is not None:
             return self.owner.rcpt_reply
         envelope.rcpt_tos.append(address)
@@ -110,6 +114,8 @@ class RecordingSmtpServer:
         self.messages: list[Received] = []
         self.reject_data = False
         self.rcpt_reply: str | None = None  # e.g. "550 5.1.1 <x>: Recipient address rejected"
+        self.first_rcpt_replies: list[str] = []  # the next RCPTs' replies, before rcpt_reply
+        self.rcpt_tries: list[str] = []  # every RCPT's address, refused or not
         self.quit_reply = "221 Bye"  # and after quit_delay seconds
         self.quit_delay = 0.0
         self.credentials = credentials

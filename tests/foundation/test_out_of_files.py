@@ -5,6 +5,7 @@ connections are gone."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -55,3 +56,49 @@ def test_out_of_descriptors_the_log_says_so_once_and_the_box_goes_on(tmp_path: P
     assert "the WAL checkpoint failed: unable to open database file (retrying" in log
     assert space.run("doctor").stdout.startswith("ok: ")
     assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
+
+
+def _open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(tmp_path: Path) -> None:
+    """A call that cannot open its upstream connection because the box has no descriptor left
+    (EMFILE) was a 502 `upstream_unreachable` ("cannot connect to the upstream (Too many open
+    files)"), counted and logged as the provider's error: the box's own trouble, not the
+    provider's. Now a 503 saying the gateway is out of resources; the provider's error count
+    and its keys are untouched, and the next call, descriptors free again, is served."""
+    fake = FakeOpenAI().start()
+    space, port, key = metered_box(tmp_path / "box", fake.base_url)
+    space.run("providers", "key-add", "fake", "--key", "sk-fake-upstream-key-0002")
+    server = ServerProcess(space.config, port)
+    server.program = ("prlimit", f"--nofile={OPEN_FILES}:{OPEN_FILES}", *ServerProcess.program)
+    headers = {"authorization": f"Bearer {key}"}
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        server.start()
+        assert server.process is not None
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+            assert client.get("/healthz").status_code == 200  # its connection stays open
+            idle = _fill_descriptors(port)
+            deadline = time.monotonic() + 20
+            while _open_descriptors(server.process.pid) < OPEN_FILES:
+                assert time.monotonic() < deadline, "the box never ran out of descriptors"
+                time.sleep(0.05)
+            answer = client.post("/v1/chat/completions", json=body)
+        for connection in idle:
+            connection.close()
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "out_of_resources", error
+        assert "gateway is out of resources" in error["message"], error
+        assert fake.requests == []
+        metrics = httpx.get(server.base_url + "/metrics", timeout=30).text
+        assert "codelace_upstream_errors_total{" not in metrics, metrics
+        assert httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
+                          timeout=30).status_code == 200  # fmt: skip
+    finally:
+        assert server.stop() == 0
+        fake.stop()
+    assert "upstream error:" not in server.log_text(), server.log_text()[-3000:]
+    assert space.sql("SELECT failing, parked FROM provider_key") == [(0, 0), (0, 0)]

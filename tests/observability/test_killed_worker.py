@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from tests.observability.test_metrics_and_logs import scrape, total
 
 pytestmark = pytest.mark.timeout(120)
 HELLO = [{"role": "user", "content": "Say hello"}]
+DURATIONS = "codelace_inference_duration_seconds_count"
 
 
 def test_a_killed_workers_streams_leave_the_active_streams_gauge(
@@ -53,9 +55,28 @@ def test_a_killed_workers_streams_leave_the_active_streams_gauge(
 
 
 def _workers(box: Box) -> list[int]:
-    """The serving processes alive, as the log names them when they start."""
+    """The serving processes alive, as the log names them when they start (a zombie, killed
+    and not yet reaped by the supervisor, is not alive)."""
     started = re.findall(r"Starting worker \[(\d+)\]", box.server.log_text())
-    return [int(pid) for pid in dict.fromkeys(started) if os.path.exists(f"/proc/{pid}")]
+    return [int(pid) for pid in dict.fromkeys(started) if _running(int(pid))]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _two_workers(box: Box, besides: tuple[int, ...] = ()) -> list[int]:
+    """The two workers once both have started (none of `besides`): under load the second one
+    (or a replacement) starts seconds after the box first answers, so wait for it, bounded."""
+    deadline = time.monotonic() + 30
+    while len(workers := [pid for pid in _workers(box) if pid not in besides]) < 2:
+        assert time.monotonic() < deadline, f"two workers never ran: {workers}"
+        time.sleep(0.1)
+    return workers
 
 
 def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFactory) -> None:
@@ -71,16 +92,12 @@ def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFac
             with box.http(key) as client:
                 assert client.post("/v1/chat/completions", json=body).status_code == 200
 
+    workers = _two_workers(box)  # before the requests, so they can spread over both
     answered(6)
     assert total(scrape(box), "codelace_inference_requests_total") == 6
-    workers = _workers(box)
-    assert len(workers) == 2, workers
     for killed, pid in enumerate(workers, 1):  # both in turn: each one's counts are kept
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while len(set(_workers(box)) - {pid}) < 2:
-            assert time.monotonic() < deadline, "the worker was not replaced"
-            time.sleep(0.1)
+        _two_workers(box, besides=(pid,))  # its replacement started
         box.server.wait_for_log(r".*died \(exit .*starting a new one", count=killed)
         for _ in range(3):
             samples = scrape(box)
@@ -88,3 +105,40 @@ def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFac
             assert total(samples, "codelace_tokens_total", kind="output") > 0
     answered(4)
     assert total(scrape(box), "codelace_inference_requests_total") == 10
+
+
+def _metric_files(temp: Path) -> list[str]:
+    (folder,) = temp.glob("codelace-metrics-*")
+    return sorted(path.name for path in folder.glob("*.db"))
+
+
+def test_a_killed_workers_files_are_folded_not_kept_one_set_per_death(
+    box_factory: BoxFactory, tmp_path: Path
+) -> None:
+    """Each dead worker left its counter and histogram files (64 KiB each at least, in the
+    temporary directory, often a small tmpfs) in the metrics folder for as long as the box
+    ran, and every scrape read them all: a worker killed again and again (an OOM loop) grew
+    both without bound. What they counted is folded into one file per kind now, and the
+    scrape shows it once, as before."""
+    box = box_factory("--workers", "2", env={"TMPDIR": str(tmp_path)})
+    _, key = box.new_user()
+    body = {"model": MODEL, "messages": HELLO}
+    killed: list[int] = []
+    for round_ in range(2):  # each worker killed twice: four deaths
+        for pid in _two_workers(box):
+            with box.http(key) as client:
+                assert client.post("/v1/chat/completions", json=body).status_code == 200
+            deadline = time.monotonic() + 10  # its duration is observed once it answered
+            while total(scrape(box), DURATIONS) < len(killed) + 1:
+                assert time.monotonic() < deadline, "the request's duration was not counted"
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            _two_workers(box, besides=tuple(killed))
+            box.server.wait_for_log(r".*died \(exit .*starting a new one", count=len(killed))
+        files = _metric_files(tmp_path)
+        assert not [name for name in files if any(f"_{pid}." in name for pid in killed)], files
+        assert len(files) <= 2 + 2 * 3, files  # folded counters and histograms, two workers'
+        samples = scrape(box)
+        assert total(samples, "codelace_inference_requests_total") == 2 * (round_ + 1)
+        assert total(samples, DURATIONS) == 2 * (round_ + 1)

@@ -27,7 +27,7 @@ DROPPED = re.compile(r"dropped (\d+) log lines")
 
 
 def _serve(
-    tmp_path: Path, workers: int, log_format: str = "text"
+    tmp_path: Path, workers: int, log_format: str = "text", env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     sections = base_sections(tmp_path)
     sections["server"]["workers"] = workers
@@ -37,7 +37,7 @@ def _serve(
         [*PROGRAM, "--config", str(config), "serve"],
         stdout=subprocess.PIPE,  # read by nobody until the test says so
         stderr=subprocess.STDOUT,
-        env=cli_env(),
+        env=cli_env(env),
         cwd=tmp_path,
     )
     base_url = f"http://127.0.0.1:{sections['server']['port']}"
@@ -173,6 +173,61 @@ def test_workers_started_while_the_log_reader_stalls_serve(tmp_path: Path) -> No
                     time.sleep(0.1)
             for _ in range(5):
                 assert client.get(base_url + "/healthz").status_code == 200
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def _counted(temp: Path, pid: int, name: str) -> float:
+    """What the process counted under `name` in its metrics values file in the box's folder
+    (0: no such file or value)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    found = list(temp.glob(f"codelace-metrics-*/counter_{pid}.db"))
+    if not found:
+        return 0.0
+    values = MmapedDict.read_all_values_from_file(str(found[0]))
+    return sum(v for key, v, _, _ in values if f'"{name}"' in key)
+
+
+def _until_both_serve(base_url: str, temp: Path, process: subprocess.Popen[bytes]) -> set[int]:
+    """The two workers, once each has answered a request (a worker killed before every
+    worker started is not replaced: Sanic's supervisor first waits for all to start)."""
+    deadline = time.monotonic() + 30
+    with httpx.Client(timeout=ANSWER_WITHIN_SEC, verify=TLS) as client:
+        while True:
+            client.get(base_url + "/healthz", headers={"connection": "close"})
+            workers = _workers(process, base_url)
+            served = {p for p in workers if _counted(temp, p, "codelace_http_requests_total")}
+            if len(served) == 2:
+                return served
+            assert time.monotonic() < deadline, f"not both of {workers} served: {served}"
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_the_supervisors_dropped_lines_are_counted_too(tmp_path: Path) -> None:
+    """With several workers the supervisor's own lines (a worker died, a new one started) are
+    dropped as the workers' are when nobody reads the log, but were said only in the log:
+    codelace_log_lines_dropped_total counted the workers' alone. The supervisor counts into
+    the workers' metrics folder now, so the scrape shows its drops too."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process, base_url = _serve(tmp_path, 2, env={"TMPDIR": str(temp)})
+    try:
+        assert process.stdout is not None
+        process.stdout.close()  # the reader is gone: every line from now on is dropped
+        (pid, *_) = first = sorted(_until_both_serve(base_url, temp, process))
+        os.kill(pid, signal.SIGKILL)  # the supervisor says so, and starts a new one
+        deadline = time.monotonic() + 30
+        while len(new := _workers(process, base_url) - set(first)) < 1:
+            assert time.monotonic() < deadline, f"{pid} of {first} was not replaced: {new}"
+            time.sleep(0.1)
+        drops = "codelace_log_lines_dropped_total"
+        while (counted := _counted(temp, process.pid, drops)) < 1:
+            assert time.monotonic() < deadline, "the supervisor's drops were not counted"
+            time.sleep(0.1)
+        with httpx.Client(timeout=ANSWER_WITHIN_SEC, verify=TLS) as client:
+            assert _dropped_so_far(client, base_url) >= counted
     finally:
         process.kill()
         process.wait(10)

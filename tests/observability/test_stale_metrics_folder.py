@@ -41,7 +41,8 @@ def _kill_all(box: ServerProcess, folder: Path) -> None:
     box.process.send_signal(signal.SIGKILL)
     box.process.wait(10)
     pids = {int(pid) for pid in re.findall(r"Starting worker \[(\d+)\]", box.log_text())}
-    pids |= {int(f.stem.rsplit("_", 1)[1]) for f in folder.glob("*.db")}
+    writers = (f.stem.rsplit("_", 1)[1] for f in folder.glob("*.db"))
+    pids |= {int(pid) for pid in writers if pid.isdigit()}  # not counter_folded.db
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
