@@ -3,6 +3,7 @@ real processes on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -145,10 +146,10 @@ class ServerProcess:
         return self
 
     def kill(self) -> None:
-        """End the process at once, if it still runs (e.g. after a failed start)."""
+        """End the process at once, if it still runs (e.g. after a failed start), and what it
+        started (Sanic's manager process outlives a SIGKILL of the supervisor)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+            kill_tree(self.process)
 
     def launch(self, *extra_args: str) -> ServerProcess:
         """Launch the server and return at once."""
@@ -201,6 +202,29 @@ class ServerProcess:
             assert time.monotonic() < deadline, f"no {pattern!r} x{count} in:\n{self.log_text()}"
             time.sleep(0.01)
         return found
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs, as /proc lists them now."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process this test started and every process under it, then reap it."""
+    below = descendants(process.pid)
+    process.kill()
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(10)
 
 
 def sqlite_rows(db_path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:

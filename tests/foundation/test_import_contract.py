@@ -62,6 +62,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.metrics_folders",
         "codelace_box.metric_sums",
         "codelace_box.metric_files",
+        "codelace_box.metric_fold",
     ),
     ("codelace_box.errors",),
 )

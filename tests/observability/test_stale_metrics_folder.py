@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from codelace_box import metrics_folders
-from tests.support import ServerProcess, base_sections, free_port, write_config
+from tests.support import ServerProcess, base_sections, descendants, free_port, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,9 +38,10 @@ def _kill_all(box: ServerProcess, folder: Path) -> None:
     """SIGKILL the supervisor, then the workers it left behind (those its log names and those
     writing in its metrics folder, whose files bear their pids)."""
     assert box.process is not None
+    below = set(descendants(box.process.pid))  # Sanic's manager process among them
     box.process.send_signal(signal.SIGKILL)
     box.process.wait(10)
-    pids = {int(pid) for pid in re.findall(r"Starting worker \[(\d+)\]", box.log_text())}
+    pids = below | {int(pid) for pid in re.findall(r"Starting worker \[(\d+)\]", box.log_text())}
     writers = (f.stem.rsplit("_", 1)[1] for f in folder.glob("*.db"))
     pids |= {int(pid) for pid in writers if pid.isdigit()}  # not counter_folded.db
     for pid in pids:
