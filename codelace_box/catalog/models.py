@@ -108,16 +108,8 @@ def set_model(
     both), CLEAR unsets an output cap or context window. Cache prices never set are the input
     price when billed.
     """
-    if not (_MODEL_ID_RE.fullmatch(model_id) and model_id.isprintable()):
-        raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
+    _check_names(model_id, provider, upstream_model)
     prefix, rest = model_id.split("/", 1)
-    for option, given in (("provider", provider), ("upstream-model", upstream_model)):
-        if given == "":  # a script's unset variable: leave the option out to keep it
-            raise InvalidRequest(f"--{option} must not be empty: leave it out to keep the model's")
-    if upstream_model and not (
-        _UPSTREAM_RE.fullmatch(upstream_model) and upstream_model.isprintable()
-    ):
-        raise InvalidRequest(f"upstream model name must have no spaces, got {upstream_model!r}")
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
     input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)
     if current is not None:
@@ -145,6 +137,19 @@ def set_model(
         else:
             CatalogModel.update(**fields).where(CatalogModel.id == model_id).execute()
     return CatalogModel.get_by_id(model_id)
+
+
+def _check_names(model_id: str, provider: str | None, upstream_model: str | None) -> None:
+    """Refuse a model id, provider name or upstream name `set_model` cannot store."""
+    if not (_MODEL_ID_RE.fullmatch(model_id) and model_id.isprintable()):
+        raise InvalidRequest(f"model id must look like provider/model, got {model_id!r}")
+    for option, given in (("provider", provider), ("upstream-model", upstream_model)):
+        if given == "":  # a script's unset variable: leave the option out to keep it
+            raise InvalidRequest(f"--{option} must not be empty: leave it out to keep the model's")
+    if upstream_model and not (
+        _UPSTREAM_RE.fullmatch(upstream_model) and upstream_model.isprintable()
+    ):
+        raise InvalidRequest(f"upstream model name must have no spaces, got {upstream_model!r}")
 
 
 def _prices(

@@ -64,6 +64,15 @@ async def key_left_rotation(
         return False
     if prober.note_refused_though_probe_works(key.id, call.user_id) < PARK_AFTER:
         return False
+    return await _park_unless_last(prober, routes, call, key, refusal)
+
+
+async def _park_unless_last(
+    prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, refusal: KeyRefusal
+) -> bool:
+    """Park a key refused for several accounts though its probe works, unless it is its
+    provider's last key in rotation; True when parked."""
+    provider = call.route.provider
     if not routes.has_other_key(provider.id, key.id):
         log.warning(
             "%s key %d (%s) is refused on calls (%s) though its probe works; it stays in "

@@ -52,6 +52,12 @@ from codelace_box.errors import (
     UpstreamTimeout,
 )
 from codelace_box.gateway.blind_keys import key_left_rotation
+from codelace_box.gateway.call_hints import (
+    leave_out_refused_hints,
+    offer_stream_usage,
+    remember_refused_hints,
+    without_hints,
+)
 from codelace_box.gateway.client import (
     MAX_ERROR_BODY,
     UpstreamClient,
@@ -67,7 +73,6 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.retry_after import retry_after_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
-from codelace_box.providers.responses_passthrough import NativeResponses
 
 log = logging.getLogger("codelace_box.gateway")
 OVERLOADED = 529  # Anthropic's status for "overloaded_error"
@@ -252,58 +257,19 @@ def _drop_added_effort(call: ChatCall, error: CodelaceError) -> bool:
     return True
 
 
-def _without_hints(call: ChatCall, names: set[str]) -> None:
-    """Leave these hints the translation added out of the call's body (and out of its hints)."""
-    call.hints = call.hints - names
-    call.body = call.adapter.without_hints(call.body, names)
-
-
 def _drop_refused_hints(call: ChatCall, error: CodelaceError) -> bool:
     """Take out the hints the upstream refused as unknown fields (remembered once it took the
-    call without them: `_remember_refused_hints`); False when the refusal names none."""
+    call without them: `remember_refused_hints`); False when the refusal names none."""
     if not call.hints or not isinstance(error, UpstreamRejected):
         return False
     names = refused_hints(error.status, error.message, call.hints)
     if not names:
         return False
     call.hints_refused = call.hints_refused | names
-    _without_hints(call, names)
+    without_hints(call, names)
     log.info("%s refuses %s; asking again without", call.route.provider.name,
              ", ".join(sorted(names)))  # fmt: skip
     return True
-
-
-def _remember_refused_hints(routes: RouteTable, call: ChatCall) -> None:
-    """The provider took the call without the hints it refused: it does not know them, and
-    its next calls go without them. Not before: a refusal that only seemed to name a hint (a
-    client's own field `stream_options.x`, refused again without the hint) must not drop the
-    hint from every user's calls (their streams' usage, asked by `stream_options`)."""
-    if call.hints_refused:
-        provider = call.route.provider
-        routes.refused_hints.remember(provider.id, provider.base_url, call.hints_refused)
-
-
-def _offer_stream_usage(call: ChatCall) -> None:
-    """A stream to an `openai` provider asks for its usage with `stream_options`, which the box
-    adds: a hint, left out for a server that refuses the field (Mistral: 422 "extra_forbidden"),
-    which gives its usage in the last chunk anyway. A client's own stream_options are theirs
-    (include_usage is set in them all the same: providers/openai.py); a null is none, asked for
-    as if absent, or a client could keep the provider's count from the box.
-    A `--responses-api` provider is asked too, unless this call goes to its Responses API
-    (whose stream ends with its usage): chat and Messages streams go to Chat Completions."""
-    provider = call.route.provider
-    native = isinstance(call.adapter, NativeResponses)
-    chat_stream = call.stream and provider.kind == "openai" and not native
-    if chat_stream and call.body.get(STREAM_OPTIONS) is None:
-        call.hints = call.hints | {STREAM_OPTIONS}
-
-
-def _leave_out_refused_hints(routes: RouteTable, call: ChatCall) -> None:
-    """Before sending: the hints this provider refused lately stay out."""
-    if call.hints:
-        provider = call.route.provider
-        _without_hints(call, routes.refused_hints.refused(provider.id, provider.base_url,
-                                                          call.hints))  # fmt: skip
 
 
 async def _judge(
@@ -338,6 +304,33 @@ async def _judge(
     return error, False
 
 
+def _target(call: ChatCall, key: KeySlot) -> UpstreamTarget:
+    """Where and how the call goes with this key."""
+    return UpstreamTarget(
+        call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
+        call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
+        refused_fields=call.refused_fields,
+    )  # fmt: skip
+
+
+async def _send(
+    client: UpstreamClient, call: ChatCall, request: Any, sent: float
+) -> UpstreamResponse | CodelaceError:
+    """One attempt: the upstream's answer (its first byte timed), or the error a connection
+    that failed is (a retry may follow); an upstream gone silent ends the call."""
+    provider = call.route.provider.name
+    try:
+        response = await client.send(request)
+    except UpstreamConnectTimeout as exc:
+        return UpstreamTimeout(f"{provider}: {exc}", code="upstream_timeout")
+    except UpstreamUnreachable as exc:
+        return UpstreamError(f"{provider}: {exc}", code="upstream_unreachable")
+    except UpstreamReadTimeout as exc:
+        raise UpstreamWentSilent(f"{provider}: {exc}") from None
+    metrics.first_byte(provider).observe(time.perf_counter() - sent)
+    return response
+
+
 async def open_upstream(
     client: UpstreamClient,
     routes: RouteTable,
@@ -350,8 +343,8 @@ async def open_upstream(
     `tried`: the keys this call tried already (a stream's earlier attempts), added to."""
     retries_left = max_retries
     last: CodelaceError | None = None
-    _offer_stream_usage(call)
-    _leave_out_refused_hints(routes, call)
+    offer_stream_usage(call)
+    leave_out_refused_hints(routes, call)
     leave_out_refused_output(routes, call)
     tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
@@ -361,30 +354,20 @@ async def open_upstream(
                 f"{call.route.provider.name} has no working key", code="provider_unavailable"
             )
         tried.add(key.id)
-        target = UpstreamTarget(
-            call.route.upstream_model, key.secret, call.route.provider.base_url, call.stream,
-            call.output_cap, stream_usage=STREAM_OPTIONS in call.hints,
-            refused_fields=call.refused_fields,
-        )  # fmt: skip
-        request = call.adapter.build_request(call.body, target)
+        request = call.adapter.build_request(call.body, _target(call, key))
         sent = time.perf_counter()
         try:
-            response = await client.send(request)
-        except UpstreamConnectTimeout as exc:
-            last = UpstreamTimeout(f"{call.route.provider.name}: {exc}", code="upstream_timeout")
-        except UpstreamUnreachable as exc:
-            last = UpstreamError(f"{call.route.provider.name}: {exc}", code="upstream_unreachable")
-        except UpstreamReadTimeout as exc:
-            raise UpstreamWentSilent(f"{call.route.provider.name}: {exc}") from None
-        else:
-            metrics.first_byte(call.route.provider.name).observe(time.perf_counter() - sent)
-            if response.status == 200:
+            answer = await _send(client, call, request, sent)
+            if isinstance(answer, CodelaceError):
+                last = answer
+            elif answer.status == 200:
                 prober.answered(key.id)
-                _remember_refused_hints(routes, call)
-                return Opened(response, key)
-            last, free = await _judge(prober, routes, call, key, response)
-            if free:  # the rotation shrank, or the request changed: the next is not a retry
-                continue
+                remember_refused_hints(routes, call)
+                return Opened(answer, key)
+            else:
+                last, free = await _judge(prober, routes, call, key, answer)
+                if free:  # the rotation shrank, or the request changed: the next is no retry
+                    continue
         finally:  # every attempt's wait is the upstream's, failed ones too (not the box's own)
             call.upstream_sec += time.perf_counter() - sent
         if retries_left <= 0:
