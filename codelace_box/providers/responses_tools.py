@@ -37,6 +37,8 @@ class ChatTools:
         """One Responses tool (a namespace's tools become functions named namespace + name,
         the public name Codex gives them)."""
         kind = tool.get("type")
+        if not isinstance(kind, str):  # (an array or object could not even be looked up)
+            raise InvalidRequest(f"{where}.type must be a string", param=f"{where}.type")
         if kind in IGNORED_TOOL_TYPES and not namespace:
             return
         if kind == "namespace" and not namespace:
