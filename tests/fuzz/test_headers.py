@@ -1,0 +1,60 @@
+"""Hostile request headers, sent on raw sockets (an HTTP client refuses to send most of them):
+control bytes in the headers the box forwards upstream, odd Authorization and x-api-key values,
+odd Content-Type and Content-Encoding. Each answer is the route's envelope with a request id,
+never a 500, and nothing is charged for a refusal."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.fuzz.conftest import CHAT_MODEL, CLAUDE_MODEL, FuzzBox, ledger_state
+
+pytestmark = pytest.mark.timeout(60)
+HI = [{"role": "user", "content": "hi"}]
+INFERENCE = {
+    "/v1/chat/completions": {"model": CHAT_MODEL, "messages": HI, "max_tokens": 5},
+    "/v1/messages": {"model": CLAUDE_MODEL, "messages": HI, "max_tokens": 5},
+    "/v1/messages/count_tokens": {"model": CLAUDE_MODEL, "messages": HI},
+    "/v1/responses": {"model": CHAT_MODEL, "input": "hi", "max_output_tokens": 5},
+    "/v1/embeddings": {"model": CHAT_MODEL, "input": "hi"},
+}
+
+
+def post(path: str, body: object, *fields: bytes) -> bytes:
+    """A raw POST of `body` as JSON with the header lines `fields`."""
+    data = json.dumps(body).encode()
+    head = [b"POST " + path.encode() + b" HTTP/1.1", b"Host: box", b"Connection: close",
+            b"Content-Type: application/json", b"Content-Length: %d" % len(data),
+            *fields]  # fmt: skip
+    return b"\r\n".join(head) + b"\r\n\r\n" + data
+
+
+def answer_of(raw: bytes) -> tuple[int, bytes, dict[str, object]]:
+    """Status, head and JSON body of a raw answer (its request id checked)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    found = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
+    assert found, raw[:300]
+    assert re.search(rb"(?im)^x-request-id: req_[0-9a-f]{24}\r?$", head), head
+    return int(found.group(1)), head, json.loads(body) if body else {}
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+@pytest.mark.parametrize("name", [b"anthropic-version", b"anthropic-beta"])
+@pytest.mark.parametrize("byte", [b"\x01", b"\x1b", b"\x7f"], ids=["soh", "esc", "del"])
+def test_a_control_byte_in_a_forwarded_header_is_anthropics_400(
+    box: FuzzBox, path: str, name: bytes, byte: bytes
+) -> None:
+    """The client's anthropic-version and anthropic-beta go upstream as sent; the upstream
+    client refuses a value with a control byte (header injection): that was a 500, after the
+    request had been admitted. A 400 that names the header, before anything is held."""
+    before = ledger_state(box)
+    key = b"x-api-key: " + box.key.encode()
+    raw = box.raw(post(path, INFERENCE[path], key, name + b": 2023-06-01" + byte))
+    status, _, body = answer_of(raw)
+    assert status == 400, raw[-300:]
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert name.decode() in body["error"]["message"]  # type: ignore[index]
+    assert ledger_state(box) == before
