@@ -19,7 +19,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
-from codelace_box.errors import InvalidRequest
+from codelace_box.errors import InvalidRequest, UnsupportedEncoding
 from codelace_box.jsonwire import dumps, loads
 
 log = logging.getLogger("codelace_box")
@@ -102,10 +102,12 @@ def optional_json_body(request: Request) -> dict[str, Any]:
 
 
 def json_body(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 with a clear message otherwise."""
+    """The request body as a JSON object; 400 with a clear message otherwise (415 for a body
+    in a content coding)."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    _check_not_encoded(request)
     try:
         value = loads(raw, fallback=_strict_loads)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -121,6 +123,17 @@ def json_body(request: Request) -> dict[str, Any]:
             code="invalid_json",
         )
     return value
+
+
+def _check_not_encoded(request: Request) -> None:
+    """A body is read as it came: one in a content coding (gzip, ...) was read as JSON, "'utf-8'
+    codec can't decode byte 0x8b" to a gzip body, and one labelled so but sent plain passed."""
+    coding = request.headers.get("content-encoding", "").strip()
+    if coding and any(c.strip().lower() != "identity" for c in coding.split(",")):
+        raise UnsupportedEncoding(
+            f"Content-Encoding {coding[:40]} is not supported: send the request body "
+            "uncompressed (Content-Encoding identity or none)"
+        )
 
 
 def _holds_lone_surrogate(value: Any) -> bool:

@@ -13,7 +13,7 @@ from codelace_box.api.common import json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.sqlite_file import storage_failed
-from codelace_box.errors import CodelaceError, RateLimited
+from codelace_box.errors import CodelaceError, RateLimited, UnsupportedEncoding
 from codelace_box.gateway.dialects import anthropic_error_body
 
 log = logging.getLogger("codelace_box.api")
@@ -48,7 +48,7 @@ ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 # Statuses no retry of the same request can change, said in Anthropic's own header: Claude Code
 # retries a 401 (ten times over minutes: `claude -p` with an expired or revoked key sat silent
 # for as long) unless the answer says `x-should-retry: false`, as Anthropic's API does.
-FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413})
+FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 415})
 
 
 def render_error(request: Request, exc: BaseException) -> HTTPResponse:
@@ -86,7 +86,7 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
         message = "error"
     status = response.status
     anthropic = json_response(anthropic_error_body(status, message), status=status)
-    for name in ("retry-after", "allow"):
+    for name in ("retry-after", "allow", "accept-encoding"):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
     if status in FINAL_STATUSES:
@@ -123,6 +123,8 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         response = json_response(exc.envelope(), status=exc.status)
         if isinstance(exc, RateLimited):
             response.headers["retry-after"] = str(exc.retry_after_sec)
+        elif isinstance(exc, UnsupportedEncoding):
+            response.headers["accept-encoding"] = "identity"
         return response
     if isinstance(exc, SanicException) and (
         exc.status_code < 500 or exc.status_code in _SANIC_TYPES

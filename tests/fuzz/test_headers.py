@@ -5,12 +5,13 @@ never a 500, and nothing is charged for a refusal."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 
 import pytest
 
-from tests.fuzz.conftest import CHAT_MODEL, CLAUDE_MODEL, FuzzBox, ledger_state
+from tests.fuzz.conftest import CHAT_MODEL, CLAUDE_MODEL, FuzzBox, error_problems, ledger_state
 
 pytestmark = pytest.mark.timeout(60)
 HI = [{"role": "user", "content": "hi"}]
@@ -58,3 +59,44 @@ def test_a_control_byte_in_a_forwarded_header_is_anthropics_400(
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert name.decode() in body["error"]["message"]  # type: ignore[index]
     assert ledger_state(box) == before
+
+
+ENCODED_ROUTES = [
+    *INFERENCE.items(),
+    ("/api/v1/auth/otp/request", {"email": "encoded@fuzz.test"}),
+    ("/api/v1/auth/key", {"name": "encoded"}),
+    ("/api/v1/stripe/checkout", {"amount_usd": 20}),
+    ("/portal/api/signin/code", {"email": "encoded@fuzz.test"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), ENCODED_ROUTES, ids=[p for p, _ in ENCODED_ROUTES])
+@pytest.mark.parametrize("compress", [True, False], ids=["gzip-body", "plain-body"])
+def test_a_content_encoding_the_box_does_not_decode_is_a_415(
+    box: FuzzBox, path: str, body: dict[str, object], compress: bool
+) -> None:
+    """A gzip body was read as JSON as it came: "malformed JSON body: 'utf-8' codec can't
+    decode byte 0x8b", a riddle to the client; and a plain body labelled gzip was served as if
+    the label were not there. RFC 9110 has a server answer 415 (with Accept-Encoding) to a
+    content coding it does not take: the client learns to send the body uncompressed."""
+    data = json.dumps(body).encode()
+    before = ledger_state(box)
+    with box.http(box.key) as http:
+        headers = {"content-type": "application/json", "content-encoding": "gzip",
+                   "x-api-key": box.key, "origin": box.url}  # fmt: skip
+        answer = http.post(path, content=gzip.compress(data) if compress else data, headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert answer.headers["accept-encoding"] == "identity"
+    assert not error_problems(answer, path, box.secrets())
+    error = answer.json()["error"]
+    assert "Content-Encoding gzip" in error["message"] and "uncompressed" in error["message"]
+    assert ledger_state(box) == before
+
+
+def test_an_identity_content_encoding_is_no_encoding(box: FuzzBox) -> None:
+    body = INFERENCE["/v1/chat/completions"]
+    with box.http(box.key) as http:
+        for coding in ("identity", "IDENTITY", ""):
+            headers = {"content-encoding": coding}
+            answer = http.post("/v1/chat/completions", json=body, headers=headers)
+            assert answer.status_code == 200, (coding, answer.text)
