@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -20,25 +21,51 @@ from tests.fuzz.test_bodies import HOSTILE
 
 pytestmark = pytest.mark.timeout(60)
 WEBHOOK = "/api/v1/stripe/webhook"
+EVENTS = ["completed", "setup-completed", "expired", "charge.refunded", "refund.created",
+          "charge.dispute.created"]  # fmt: skip
 
 
+def deliver(http: httpx.Client, stripe: StripeDouble, event: dict[str, Any]) -> httpx.Response:
+    body = json.dumps(event).encode()
+    signature = sign_payload(body, stripe.webhook_secret, int(time.time()))
+    headers = {"content-type": "application/json", "stripe-signature": signature}
+    return http.post(WEBHOOK, content=body, headers=headers)
+
+
+def event_of(kind: str, http: httpx.Client, stripe: StripeDouble) -> dict[str, Any]:
+    """A genuine event of `kind` for a fresh session of this client's account (a top-up paid
+    and credited first where the event is a refund or dispute of it)."""
+    if kind == "setup-completed":
+        url = http.post("/api/v1/stripe/setup").json()["checkout_url"]
+        return stripe.complete(stripe.session_by_url(url)["id"])
+    url = http.post("/api/v1/stripe/checkout", json={"amount_usd": 25}).json()["checkout_url"]
+    session_id = stripe.session_by_url(url)["id"]
+    if kind == "expired":
+        return stripe.expire(session_id)
+    completed = stripe.complete(session_id)
+    if kind == "completed":
+        return completed
+    assert deliver(http, stripe, completed).status_code == 200
+    if kind == "charge.dispute.created":
+        return stripe.dispute(session_id)
+    refunded, created = stripe.refund(session_id)
+    return refunded if kind == "charge.refunded" else created
+
+
+@pytest.mark.parametrize("kind", EVENTS)
 def test_no_value_of_another_type_in_a_signed_event_makes_a_5xx(
-    box: FuzzBox, fakes: tuple[FakeOpenAI, Any, StripeDouble, Any]
+    box: FuzzBox, fakes: tuple[FakeOpenAI, Any, StripeDouble, Any], kind: str
 ) -> None:
     stripe = fakes[2]
     _, key = box.new_user("0")
     problems = []
     with box.http(key) as http:
-        url = http.post("/api/v1/stripe/checkout", json={"amount_usd": 25}).json()["checkout_url"]
-        event = stripe.complete(stripe.session_by_url(url)["id"])
+        event = event_of(kind, http, stripe)
         for number, at in enumerate(places(event)):
             for value in HOSTILE:
                 mutated = replaced(event, at, value)
-                mutated["id"] = f"evt_fuzz_{number}_{type(value).__name__}"
-                body = json.dumps(mutated).encode()
-                signature = sign_payload(body, stripe.webhook_secret, int(time.time()))
-                headers = {"content-type": "application/json", "stripe-signature": signature}
-                answer = http.post(WEBHOOK, content=body, headers=headers)
+                mutated["id"] = f"{event['id']}_{number}_{type(value).__name__}"
+                answer = deliver(http, stripe, mutated)
                 problems += [f"{at} = {value!r}: {problem}" for problem in
                              error_problems(answer, WEBHOOK, box.secrets())]  # fmt: skip
     assert not problems, "\n".join(problems)
