@@ -162,13 +162,23 @@ def box(
         assert secret not in log, "a secret reached the log"
 
 
-def ledger_state(box: FuzzBox) -> dict[str, Any]:
-    """What a refused request must leave as it was: holds, usage rows, ledger, keys, payments."""
-    counts = {
-        table: box.query(f"SELECT count(*) FROM {table}")[0][0]  # our table names
-        for table in ("hold", "usage_record", "ledger_entry", "api_key", "payment")
-    }
-    return counts
+WATCHED = ("hold", "usage_record", "ledger_entry", "api_key", "payment")
+# What a refused request must leave as it was: how many holds, usage rows, ledger entries,
+# keys and payments there are, and what a key or an account's profile says
+WATCH = "SELECT " + ", ".join(
+    [f"(SELECT count(*) FROM {table})" for table in WATCHED]
+    + ["(SELECT json_group_array(json_array(name, revoked_at, limit_nanos, limit_reset, "
+       "expires_at, allowed_models)) FROM api_key)",
+       "(SELECT json_group_array(json_array(display_name, balance_nanos, held_nanos)) "
+       "FROM user)",
+       "(SELECT json_group_array(status) FROM payment)"]
+)  # fmt: skip
+
+
+def ledger_state(box: FuzzBox) -> tuple[Any, ...]:
+    """The database's state as WATCH reads it."""
+    [state] = box.query(WATCH)
+    return tuple(state)
 
 
 def dump(value: Any) -> bytes:
