@@ -100,3 +100,34 @@ def test_an_identity_content_encoding_is_no_encoding(box: FuzzBox) -> None:
             headers = {"content-encoding": coding}
             answer = http.post("/v1/chat/completions", json=body, headers=headers)
             assert answer.status_code == 200, (coding, answer.text)
+
+
+def odd_keys(key: bytes) -> list[bytes]:
+    """Authorization and x-api-key values a fuzzer sends: none of them is the key."""
+    return [b"", b"Bearer", b"Bearer ", b"Bearer\t" + key, b"Bearer " + key + b" x",
+            b"Bearer Bearer " + key, b"Bearer " + "é".encode() * 100, b"Bearer " + b"x" * 7000,
+            b"Token " + key, b"Bearer \xff\xfe" + key, b"Bearer " + key + b"\x01",
+            b"Bearer " + key[:-1] + "é".encode(), b"Bearer " + key + b"," + key, b"Bearer cl_",
+            b"Bearer " + key.upper(), b"Basic " + key]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", [*INFERENCE, "/api/v1/auth/me", "/api/v1/customer/usage"])
+@pytest.mark.parametrize("name", [b"Authorization", b"x-api-key"])
+def test_an_odd_key_header_is_a_401_in_the_routes_envelope(
+    box: FuzzBox, path: str, name: bytes
+) -> None:
+    body = INFERENCE.get(path)
+    anthropic = path.startswith("/v1/messages")
+    for value in odd_keys(box.key.encode()):
+        field = name + b": " + value
+        if body is None:
+            raw = box.raw(b"GET %s HTTP/1.1\r\nHost: box\r\nConnection: close\r\n%s\r\n\r\n"
+                          % (path.encode(), field))  # fmt: skip
+        else:
+            raw = box.raw(post(path, body, field))
+        status, _, answer = answer_of(raw)
+        assert status in (400, 401), (value[:60], raw[-300:])  # 400: a head Sanic refuses
+        if anthropic:
+            assert answer["type"] == "error", answer
+        else:
+            assert set(answer) == {"error"}, answer
