@@ -1,6 +1,7 @@
 """Every value of every inference body replaced, one at a time, by a value of another JSON type:
 the answer is a success or a 4xx (a 502 when the fake upstream itself chokes on it) in the
-route's envelope, with a request id and no traceback or secret; no hold is left open."""
+route's envelope, with a request id and no traceback or secret; no hold is left open, and a
+refusal of the box's own (the upstream never asked) writes no usage row."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def test_no_value_of_another_type_anywhere_in_a_body_makes_a_5xx(
     with box.http(box.key) as http:
         answer = http.post(route, json=seed)
         assert answer.status_code == 200, answer.text
+        rows, asked = usage_rows(box), upstream_calls(box)
         for at in places(seed):
             for value in HOSTILE:
                 body = json.dumps(replaced(seed, at, value)).encode()
@@ -36,6 +38,16 @@ def test_no_value_of_another_type_anywhere_in_a_body_makes_a_5xx(
                              error_problems(answer, route, box.secrets())]  # fmt: skip
     assert not problems, "\n".join(problems)
     assert box.query("SELECT count(*) FROM hold") == [(0,)]
+    assert usage_rows(box) - rows <= upstream_calls(box) - asked
+
+
+def usage_rows(box: FuzzBox) -> int:
+    return int(box.query("SELECT count(*) FROM usage_record")[0][0])
+
+
+def upstream_calls(box: FuzzBox) -> int:
+    """Requests the fake upstreams were sent (each writes at most one usage row)."""
+    return len(box.openai.requests) + len(box.anthropic.requests)
 
 
 # JSON's nesting the box takes: orjson's (it writes every body the box sends on), deeper than any
