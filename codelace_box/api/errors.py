@@ -41,6 +41,11 @@ def envelope(status: int, message: str, error_type: str, code: str) -> HTTPRespo
 # line and the metrics as the client's doing, not the server's error.
 CLIENT_CLOSED = 499
 
+# The most of an error's message an answer carries: a message quotes what the client sent (an
+# unknown model or field), which may be as long as the body (a 200 KB model name came back as
+# a 200 KB error); the start says what is wrong, the rest is cut and counted.
+MOST_MESSAGE_CHARS = 2000
+
 # The two routes whose errors have Anthropic's shape (any query string); every other path,
 # one under them that is no route (Anthropic's batches API) too, keeps the OpenAI envelope.
 ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
@@ -63,6 +68,14 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None and request.route is None and is_portal_path(request):
         add_security_headers(response, API_CACHE)  # no portal handler ran to add them
     return response
+
+
+def _cut(message: str) -> str:
+    """The message, cut to MOST_MESSAGE_CHARS (and saying so) when longer."""
+    if len(message) <= MOST_MESSAGE_CHARS:
+        return message
+    cut = len(message) - MOST_MESSAGE_CHARS
+    return f"{message[:MOST_MESSAGE_CHARS]}... ({cut} more characters)"
 
 
 def _close_if_body_too_large(request: Request) -> None:
@@ -120,7 +133,9 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         message = "the client closed the connection before the answer"
         return envelope(CLIENT_CLOSED, message, "invalid_request_error", "client_closed_request")
     if isinstance(exc, CodelaceError):
-        response = json_response(exc.envelope(), status=exc.status)
+        body = exc.envelope()
+        body["error"]["message"] = _cut(exc.message)
+        response = json_response(body, status=exc.status)
         if isinstance(exc, RateLimited):
             response.headers["retry-after"] = str(exc.retry_after_sec)
         elif isinstance(exc, UnsupportedEncoding):

@@ -6,6 +6,7 @@ refusal of the box's own (the upstream never asked) writes no usage row."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -106,3 +107,33 @@ def test_a_body_nested_deeper_than_the_box_takes_is_a_400(
     assert answer.status_code == 400, answer.text
     assert not error_problems(answer, route, box.secrets())
     assert "nested too deeply" in answer.json()["error"]["message"]
+
+
+LONG = "b" * 200_000  # within the body limit: the text an error would quote
+HI = [{"role": "user", "content": "hi"}]
+QUOTED = [
+    ("/v1/chat/completions", {"model": f"a/{LONG}", "messages": HI}),
+    ("/v1/messages", {"model": LONG, "max_tokens": 5, "messages": HI}),
+    ("/v1/messages/count_tokens", {"model": f"a/{LONG}", "messages": HI}),
+    ("/v1/responses", {"model": CHAT_MODEL, "input": "hi", LONG: 1}),
+    ("/v1/responses", {"model": CHAT_MODEL, "input": "hi", "tools": [{"type": LONG}]}),
+    ("/v1/embeddings", {"model": f"a/{LONG}", "input": "hi"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("route", "body"), QUOTED, ids=[f"{route}-{i}" for i, (route, _) in enumerate(QUOTED)]
+)
+def test_an_error_quotes_a_long_value_only_in_part(
+    box: FuzzBox, route: str, body: dict[str, Any]
+) -> None:
+    """An unknown model or field was quoted whole in the error's message: a 200 KB model name
+    came back as a 200 KB error. The message keeps its first 2,000 characters (what it says,
+    and the start of what was sent) and says how much was cut."""
+    with box.http(box.key) as http:
+        answer = http.post(route, json=body, headers={"x-api-key": box.key})
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert not error_problems(answer, route, box.secrets())
+    message = answer.json()["error"]["message"]
+    assert len(message) < 2_100 and "bbbb" in message
+    assert re.search(r"\(\d{6} more characters\)$", message), message[-100:]
