@@ -84,6 +84,70 @@ RESPONSES = {
     "include": ["reasoning.encrypted_content"], "prompt_cache_key": "k", "store": False,
 }  # fmt: skip
 
+PDF = "data:application/pdf;base64,JVBERi0="
+CONVERSATION = [
+    {"role": "developer", "content": "be brief"},
+    {"role": "user", "name": "bob", "content": [
+        {"type": "text", "text": "hi"},
+        {"type": "image_url", "image_url": {"url": "https://example.test/x.png", "detail": "low"}},
+        {"type": "file", "file": {"file_data": PDF, "filename": "a.pdf"}},
+    ]},
+    {"role": "assistant", "content": "calling", "reasoning_content": "thought", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": "x"}'}},
+    ]},
+    {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "r"}]},
+    {"role": "user", "content": "go on"},
+]  # fmt: skip
+MESSAGES_TO_OPENAI = {
+    "model": CHAT_MODEL, "max_tokens": 50, "system": "s", "top_k": 5,
+    "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "hi"},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                            "data": "JVBERi0="}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.test/x.png"}},
+        ]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "t", "signature": "sig"},
+            {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}},
+        ]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "r"}],
+             "is_error": False},
+        ]},
+    ],
+    "tools": [{"name": "f", "description": "d", "input_schema": OBJECT,
+               "cache_control": {"type": "ephemeral"}}],
+    "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": True},
+    "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+}  # fmt: skip
+RESPONSES_ITEMS = {
+    "model": CHAT_MODEL, "temperature": 0.1, "top_p": 0.5, "parallel_tool_calls": False,
+    "input": [
+        {"role": "user", "content": "hi"},
+        {"type": "reasoning", "id": "r1", "summary": [{"type": "summary_text", "text": "s"}],
+         "encrypted_content": "e"},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "ok", "annotations": []}]},
+        {"type": "custom_tool_call", "call_id": "c2", "name": "c", "input": "x"},
+        {"type": "custom_tool_call_output", "call_id": "c2", "output": "o"},
+        {"role": "user", "content": [
+            {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+            {"type": "input_file", "file_data": PDF, "filename": "a.pdf"},
+        ]},
+    ],
+    "tools": [
+        {"type": "custom", "name": "c",
+         "format": {"type": "grammar", "syntax": "lark", "definition": "start: /x/"}},
+        {"type": "function", "name": "f", "parameters": OBJECT},
+    ],
+    "tool_choice": {"type": "function", "name": "c"},
+    "text": {"format": {"type": "json_schema", "name": "s", "schema": SCHEMA, "strict": True},
+             "verbosity": "low"},
+}  # fmt: skip
+ALLOWED_TOOLS = {"type": "allowed_tools", "mode": "required",
+                 "tools": [{"type": "function", "name": "f"}]}  # fmt: skip
+
 # (name, route, body): each answered 200 as it is
 SEEDS: list[tuple[str, str, dict[str, Any]]] = [
     ("chat", "/v1/chat/completions", CHAT),
@@ -112,6 +176,22 @@ SEEDS: list[tuple[str, str, dict[str, Any]]] = [
       "text": {"format": {"type": "json_schema", "name": "s", "schema": SCHEMA}}}),
     ("embeddings", "/v1/embeddings",
      {"model": CHAT_MODEL, "input": ["a", "b"], "encoding_format": "float", "user": "u"}),
+    ("chat-conversation", "/v1/chat/completions",
+     {"model": CHAT_MODEL, "max_completion_tokens": 20, "messages": CONVERSATION,
+      "tools": [CHAT_TOOL], "tool_choice": "required", "n": 2, "logit_bias": {"50256": -100},
+      "logprobs": True, "top_logprobs": 2, "reasoning_effort": "low", "service_tier": "auto",
+      "response_format": {"type": "json_schema",
+                          "json_schema": {"name": "s", "strict": True, "schema": SCHEMA}}}),
+    ("chat-claude-conversation", "/v1/chat/completions",
+     {"model": CLAUDE_MODEL, "max_tokens": 2000, "messages": CONVERSATION, "tools": [CHAT_TOOL],
+      "tool_choice": {"type": "function", "function": {"name": "f"}}, "stop": "x", "top_p": 0.9,
+      "parallel_tool_calls": False}),
+    ("messages-openai-conversation", "/v1/messages", MESSAGES_TO_OPENAI),
+    ("responses-items", "/v1/responses", RESPONSES_ITEMS),
+    ("responses-allowed-tools", "/v1/responses", {**RESPONSES_ITEMS, "tool_choice": ALLOWED_TOOLS}),
+    ("embeddings-tokens", "/v1/embeddings",
+     {"model": CHAT_MODEL, "input": [[1, 2, 3], [4]], "dimensions": 4,
+      "encoding_format": "base64"}),
 ]  # fmt: skip
 
 
