@@ -5,10 +5,8 @@ malformed requests over HTTP and raw sockets and check the contract of every ans
 
 from __future__ import annotations
 
-import json
 import re
 import socket
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
+from tests.pg_cluster import query_config_db
 from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
 
 CHAT_MODEL = "oai/gpt-fuzz"
@@ -40,7 +39,6 @@ class FuzzBox(BoxDriver):
 
     server: ServerProcess
     config: Path
-    db_path: Path
     openai: FakeOpenAI
     anthropic: FakeAnthropic
     smtp: RecordingSmtpServer
@@ -55,8 +53,8 @@ class FuzzBox(BoxDriver):
         return [OPENAI_KEY, ANTHROPIC_KEY, STRIPE_KEY, WEBHOOK_SECRET, self.key]
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            return db.execute(sql, params).fetchall()
+        """Rows of the box's database, SQLite or PostgreSQL (`?` parameters)."""
+        return query_config_db(self.config, sql, params)
 
     def raw(self, request: bytes) -> bytes:
         """Send `request` on a socket of its own; everything the box answers until it closes."""
@@ -141,8 +139,7 @@ def box(
     sections["gateway"] = {"read_timeout_sec": 5, "max_retries": 0}
     config = write_config(folder / "codelace.toml", sections)
     server = ServerProcess(config, int(sections["server"]["port"]))
-    db_path = Path(sections["database"]["path"])
-    built = FuzzBox(server, config, db_path, openai, anthropic, smtp)
+    built = FuzzBox(server, config, openai, anthropic, smtp)
     built.cli("migrate")
     for name, kind, url, key, extra in (
         ("oai", "openai", openai.base_url, OPENAI_KEY, ()),
@@ -162,25 +159,20 @@ def box(
         assert secret not in log, "a secret reached the log"
 
 
-WATCHED = ("hold", "usage_record", "ledger_entry", "api_key", "payment")
-# What a refused request must leave as it was: how many holds, usage rows, ledger entries,
-# keys and payments there are, and what a key or an account's profile says
-WATCH = "SELECT " + ", ".join(
-    [f"(SELECT count(*) FROM {table})" for table in WATCHED]
-    + ["(SELECT json_group_array(json_array(name, revoked_at, limit_nanos, limit_reset, "
-       "expires_at, allowed_models)) FROM api_key)",
-       "(SELECT json_group_array(json_array(display_name, balance_nanos, held_nanos)) "
-       "FROM user)",
-       "(SELECT json_group_array(status) FROM payment)"]
-)  # fmt: skip
+# What a refused request must leave as it was: how many holds, usage rows and ledger entries
+# there are, and every key, account and payment as the database has it (both engines' SQL)
+WATCH = " UNION ALL ".join([
+    "SELECT 'counts', CAST((SELECT count(*) FROM hold) AS TEXT), "
+    "CAST((SELECT count(*) FROM usage_record) AS TEXT), "
+    "CAST((SELECT count(*) FROM ledger_entry) AS TEXT), NULL, NULL, NULL",
+    "SELECT 'key', uuid, name, CAST(revoked_at AS TEXT), CAST(limit_nanos AS TEXT), "
+    "limit_reset, CAST(expires_at AS TEXT) || ' ' || COALESCE(allowed_models, '') FROM api_key",
+    "SELECT 'account', uuid, display_name, status, CAST(balance_nanos AS TEXT), "
+    "CAST(held_nanos AS TEXT), NULL FROM \"user\"",
+    "SELECT 'payment', uuid, status, CAST(amount_nanos AS TEXT), NULL, NULL, NULL FROM payment",
+])  # fmt: skip
 
 
-def ledger_state(box: FuzzBox) -> tuple[Any, ...]:
-    """The database's state as WATCH reads it."""
-    [state] = box.query(WATCH)
-    return tuple(state)
-
-
-def dump(value: Any) -> bytes:
-    """JSON bytes of `value`, lone surrogates kept as escapes (as a hostile client sends)."""
-    return json.dumps(value).encode()
+def ledger_state(box: FuzzBox) -> list[tuple[Any, ...]]:
+    """The database's state as WATCH reads it, in a stable order."""
+    return sorted(box.query(WATCH), key=repr)

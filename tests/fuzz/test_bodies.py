@@ -79,7 +79,11 @@ def test_a_body_nested_as_deep_as_the_box_takes_makes_no_5xx_anywhere(
     problems = []
     with box.http(box.key) as http:
         for at in places(seed):
-            for kind in ("array", "schema"):
+            # a schema where schemas go (the recursive translations walk those), an array
+            # anywhere
+            in_schema = any(word in str(key) for key in at for word in ("schema", "parameters"))
+            kinds = ("array", "schema") if in_schema else ("array",)
+            for kind in kinds:
                 body = replaced(seed, at, wrapped(MOST_LEVELS - len(at), kind))
                 answer = http.post(route, content=json.dumps(body).encode(), headers=JSON_TYPE)
                 problems += [f"{at} as {kind}: {problem}" for problem in
