@@ -1,7 +1,7 @@
 """Text a client sends that the database must hold or look up: a NUL (`\\u0000`, which JSON
 allows in any string) is text to SQLite but no text to PostgreSQL, which refuses it in a
-text field or a parameter. Every string of every inference body carrying one: a success or a
-4xx on either engine, every call settled."""
+text field or a parameter. Every string of every inference body, and the return page's
+session id, carrying one: a success or a 4xx on either engine, every call settled."""
 
 from __future__ import annotations
 
@@ -50,3 +50,15 @@ def test_a_nul_in_any_string_of_a_body_makes_no_5xx(
                      error_problems(answer, route, box.secrets())]  # fmt: skip
     assert not problems, "\n".join(problems)
     assert box.query("SELECT count(*) FROM hold") == [(0,)]
+
+
+@pytest.mark.parametrize("session_id", ["cs_%00", "cs_a%00b", "cs_" + "x" * 3000, "cs_%ED%A0%80"])
+def test_a_return_page_for_a_session_id_that_is_no_stripe_id_thanks_all_the_same(
+    box: FuzzBox, session_id: str
+) -> None:
+    """Anyone may open /billing/success?session_id=...: one holding a NUL was looked up as
+    it came, which PostgreSQL refuses: a 500."""
+    with box.http() as http:
+        answer = http.get(f"/billing/success?session_id={session_id}")
+    assert answer.status_code == 200, answer.text[:300]
+    assert "Thank you" in answer.text and answer.headers.get("x-request-id")
