@@ -12,6 +12,8 @@ orjson would read as a float), text with 255 or more brackets (which could nest 
 json reads) and anything orjson refuses (NaN, a lone surrogate escape, a
 BOM, UTF-16) are read by the json module (or `fallback`). About 10x faster on small objects,
 which are most of what a request decodes and encodes (each stream chunk, both ways).
+`nests_deeper_than_written` says whether a value nests past MOST_LEVELS, the deepest orjson
+writes (a request body that deep is refused: api/common.py).
 """
 
 from __future__ import annotations
