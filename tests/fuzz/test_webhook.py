@@ -70,3 +70,25 @@ def test_no_value_of_another_type_in_a_signed_event_makes_a_5xx(
                              error_problems(answer, WEBHOOK, box.secrets())]  # fmt: skip
     assert not problems, "\n".join(problems)
     assert "every balance matches its ledger" in box.cli("doctor")
+
+
+@pytest.mark.parametrize("where", [("id",), ("data", "object", "id"), ("type",)])
+def test_a_signed_event_holding_a_nul_is_refused_and_changes_nothing(
+    box: FuzzBox, fakes: tuple[FakeOpenAI, Any, StripeDouble, Any], where: tuple[str, ...]
+) -> None:
+    """No Stripe object holds a NUL, and PostgreSQL takes none in a text field or parameter:
+    an event id or session id with one was a 500 there (and a session of its own, credited,
+    on SQLite). Refused like a lone surrogate escape, with a 400; the literal text `\\u0000`
+    (a backslash and five characters) is still text."""
+    stripe = fakes[2]
+    _, key = box.new_user("0")
+    with box.http(key) as http:
+        event = event_of("completed", http, stripe)
+        balance = http.get("/api/v1/customer/balance").json()
+        answer = deliver(http, stripe, replaced(event, where, f"{event['id']}\x00"))
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_event"
+        assert http.get("/api/v1/customer/balance").json() == balance
+        metadata = {**event["data"]["object"]["metadata"], "note": "\\u0000"}
+        literal = replaced(event, ("data", "object", "metadata"), metadata)
+        assert deliver(http, stripe, literal).json()["result"] == "credited"
