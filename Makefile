@@ -66,10 +66,11 @@ test: lint unit
 ## cluster (tests/pg_cluster.py; the PostgreSQL server binaries must be installed): accounts
 ## (sign-in, keys, rate limits), the key caps and account limits, the money and concurrency
 ## suites of the gateway, many boxes on one database, Stripe webhooks and their delivery races,
-## the usage totals and history, the ledger, migrations and db copy. The wire-format suites
-## (the other gateway and billing modules, anthropic, messages, responses, admin, portal) do not
-## depend on the engine and run on SQLite only (`make test`). About 290 tests: 7 min with 2
-## workers on a busy 2-core machine.
+## the usage totals and history, the ledger, migrations and db copy, and the fuzz modules whose
+## hostile text reaches the database (a NUL is text to SQLite, none to PostgreSQL). The
+## wire-format suites (the other gateway and billing modules, anthropic, messages, responses,
+## admin, portal, the other fuzz modules) do not depend on the engine and run on SQLite only
+## (`make test`). About 320 tests: 8 min with 2 workers on a busy 2-core machine.
 PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_units.py tests/gateway/test_money_safety.py tests/gateway/test_money_review.py \
 	tests/gateway/test_money_holes.py tests/gateway/test_money_property.py \
@@ -81,7 +82,8 @@ PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_pg_stream_settlement.py \
 	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
 	tests/billing/test_many_boxes.py tests/billing/test_refunds_disputes.py tests/billing/test_topup_claims.py \
-	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py
+	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py \
+	tests/fuzz/test_stored_text.py tests/fuzz/test_routes.py tests/fuzz/test_webhook.py
 test-postgres: $(VENV)/.dev-installed
 	CODELACE_TEST_DATABASE=postgres $(PYTEST) $(XDIST) $(PG_SUITES) $(PYTEST_ARGS)
 

@@ -11,6 +11,7 @@ API renders any of them the same way and the CLI prints its message on one line:
     ├── NotFound (404 not_found_error)
     ├── Conflict (409 invalid_request_error)
     ├── PayloadTooLarge (413 invalid_request_error)
+    ├── UnsupportedEncoding (415 invalid_request_error: a Content-Encoding other than identity)
     ├── RateLimited (429 rate_limit_error, carries retry_after_sec)
     ├── UpstreamError (502 api_error)
     │   └── UpstreamOverloaded (503 api_error / upstream_overloaded)
@@ -89,6 +90,15 @@ class PayloadTooLarge(CodelaceError):
     status = 413
     error_type = "invalid_request_error"
     default_code = "payload_too_large"
+
+
+class UnsupportedEncoding(CodelaceError):
+    """A request body in a content coding (gzip, ...) the box does not decode (RFC 9110 15.5.16:
+    the answer carries `Accept-Encoding: identity`)."""
+
+    status = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_content_encoding"
 
 
 class RateLimited(CodelaceError):

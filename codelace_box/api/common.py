@@ -19,8 +19,8 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
-from codelace_box.errors import InvalidRequest
-from codelace_box.jsonwire import dumps, loads
+from codelace_box.errors import InvalidRequest, UnsupportedEncoding
+from codelace_box.jsonwire import MOST_LEVELS, dumps, loads, nests_deeper_than_written
 
 log = logging.getLogger("codelace_box")
 JSON_TYPE = "application/json"
@@ -83,7 +83,16 @@ def _finite(text: str) -> float:
 
 
 def _strict_loads(raw: Any) -> Any:
-    return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    """json.loads, refusing what is no JSON to other parsers (NaN, 1e999) and nesting past
+    MOST_LEVELS (every body the box sends on is written by orjson, which stops there; the json
+    module's fallback and recursive translations such as Anthropic's schema subset give out a
+    few hundred levels later, short of the ~1,000 the json parser reads: a 500). It reads only
+    what orjson left (jsonwire.loads), which any body that deep is: a shallow one never pays
+    for the check. No client nests near it (serde_json stops reading at 128)."""
+    value = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+    if nests_deeper_than_written(value):
+        raise RecursionError(f"nested more than {MOST_LEVELS} levels deep")
+    return value
 
 
 def _reason(exc: Exception) -> str:
@@ -102,16 +111,21 @@ def optional_json_body(request: Request) -> dict[str, Any]:
 
 
 def json_body(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 with a clear message otherwise."""
+    """The request body as a JSON object; 400 with a clear message otherwise (415 for a body
+    in a content coding)."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    _check_not_encoded(request)
     try:
         value = loads(raw, fallback=_strict_loads)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON body: {_reason(exc)}", code="invalid_json") from None
     except RecursionError:
-        raise InvalidRequest("the JSON body is nested too deeply", code="invalid_json") from None
+        raise InvalidRequest(
+            f"the JSON body is nested too deeply ({MOST_LEVELS} levels at most)",
+            code="invalid_json",
+        ) from None
     if not isinstance(value, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(value):
@@ -121,6 +135,17 @@ def json_body(request: Request) -> dict[str, Any]:
             code="invalid_json",
         )
     return value
+
+
+def _check_not_encoded(request: Request) -> None:
+    """A body is read as it came: one in a content coding (gzip, ...) was read as JSON, "'utf-8'
+    codec can't decode byte 0x8b" to a gzip body, and one labelled so but sent plain passed."""
+    coding = request.headers.get("content-encoding", "").strip()
+    if coding and any(c.strip().lower() != "identity" for c in coding.split(",")):
+        raise UnsupportedEncoding(
+            f"Content-Encoding {coding[:40]} is not supported: send the request body "
+            "uncompressed (Content-Encoding identity or none)"
+        )
 
 
 def _holds_lone_surrogate(value: Any) -> bool:

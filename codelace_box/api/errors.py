@@ -13,7 +13,7 @@ from codelace_box.api.common import json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.sqlite_file import storage_failed
-from codelace_box.errors import CodelaceError, RateLimited
+from codelace_box.errors import CodelaceError, RateLimited, UnsupportedEncoding
 from codelace_box.gateway.dialects import anthropic_error_body
 
 log = logging.getLogger("codelace_box.api")
@@ -41,6 +41,11 @@ def envelope(status: int, message: str, error_type: str, code: str) -> HTTPRespo
 # line and the metrics as the client's doing, not the server's error.
 CLIENT_CLOSED = 499
 
+# The most of an error's message an answer carries: a message quotes what the client sent (an
+# unknown model or field), which may be as long as the body (a 200 KB model name came back as
+# a 200 KB error); the start says what is wrong, the rest is cut and counted.
+MOST_MESSAGE_CHARS = 2000
+
 # The two routes whose errors have Anthropic's shape (any query string); every other path,
 # one under them that is no route (Anthropic's batches API) too, keeps the OpenAI envelope.
 ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
@@ -48,7 +53,7 @@ ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 # Statuses no retry of the same request can change, said in Anthropic's own header: Claude Code
 # retries a 401 (ten times over minutes: `claude -p` with an expired or revoked key sat silent
 # for as long) unless the answer says `x-should-retry: false`, as Anthropic's API does.
-FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413})
+FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 415})
 # 503s that no retry within minutes changes: the model's provider disabled by the operator or
 # without a working key, the operator's account at the provider out of money. Said as
 # overloaded_error (Anthropic's 503), they had Claude Code retry ten times, silent in `claude
@@ -69,6 +74,14 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None and request.route is None and is_portal_path(request):
         add_security_headers(response, API_CACHE)  # no portal handler ran to add them
     return response
+
+
+def _cut(message: str) -> str:
+    """The message, cut to MOST_MESSAGE_CHARS (and saying so) when longer."""
+    if len(message) <= MOST_MESSAGE_CHARS:
+        return message
+    cut = len(message) - MOST_MESSAGE_CHARS
+    return f"{message[:MOST_MESSAGE_CHARS]}... ({cut} more characters)"
 
 
 def _close_if_body_too_large(request: Request) -> None:
@@ -96,7 +109,7 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     if code in FINAL_CODES:  # not an overload: Claude Code retries overloaded_error regardless
         body["error"]["type"] = "api_error"
     anthropic = json_response(body, status=status)
-    for name in ("retry-after", "allow"):
+    for name in ("retry-after", "allow", "accept-encoding"):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
     if status in FINAL_STATUSES or code in FINAL_CODES:
@@ -130,9 +143,13 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         message = "the client closed the connection before the answer"
         return envelope(CLIENT_CLOSED, message, "invalid_request_error", "client_closed_request")
     if isinstance(exc, CodelaceError):
-        response = json_response(exc.envelope(), status=exc.status)
+        body = exc.envelope()
+        body["error"]["message"] = _cut(exc.message)
+        response = json_response(body, status=exc.status)
         if isinstance(exc, RateLimited):
             response.headers["retry-after"] = str(exc.retry_after_sec)
+        elif isinstance(exc, UnsupportedEncoding):
+            response.headers["accept-encoding"] = "identity"
         return response
     if isinstance(exc, SanicException) and (
         exc.status_code < 500 or exc.status_code in _SANIC_TYPES

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
@@ -104,6 +105,10 @@ async def payment_history(request: Request) -> HTTPResponse:
     return json_response([payment_view(p) for p in rows])
 
 
+# What a Checkout Session id is (`cs_test_a1B2...`); anything else is no session of Stripe's and
+# is not looked up (a NUL in it was a 500 on PostgreSQL, which takes none in a parameter)
+_SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,255}")
+
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;"
     "color:#1b1f24;background:#fff}a{color:#0b57b0}"
@@ -139,7 +144,7 @@ def _page(request: Request, title: str, message: str) -> HTTPResponse:
 def success_page(request: Request) -> HTTPResponse:
     """Where Stripe sends the user after paying or saving a card."""
     session_id = request.args.get("session_id", "")
-    payment = payment_for_session(session_id) if session_id.startswith("cs_") else None
+    payment = payment_for_session(session_id) if _SESSION_ID.fullmatch(session_id) else None
     if payment is None:  # not a top-up of ours, or a card setup that earned nothing (yet)
         title = "Thank you"
         message = "Any credit this brings appears on your balance as soon as Stripe confirms it."

@@ -204,8 +204,9 @@ def apply_topup_event(
     """The effect of a handled event on a payment-mode (top-up) session."""
     session_id = str(session["id"])
     _remember_intent(session_id, id_of(session.get("payment_intent")))
+    status = session.get("payment_status")  # (an array or object: settles nothing)
     if event_type == ASYNC_SUCCEEDED or (
-        event_type == COMPLETED and session.get("payment_status") in SETTLED
+        event_type == COMPLETED and isinstance(status, str) and status in SETTLED
     ):
         return credit_session(session, claim)
     if event_type == COMPLETED:

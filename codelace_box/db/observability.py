@@ -88,7 +88,11 @@ def refusal_rows(since_hour: str) -> list[Row]:
 
 
 def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
-    """Keep the upstream's (masked, bounded) error message on a request's usage row."""
+    """Keep the upstream's (masked, bounded) error message on a request's usage row. An
+    upstream quotes what the client sent, a NUL too, which PostgreSQL takes in no text field:
+    its write failed and the whole settlement with it (a 500, the hold left open). A NUL is
+    kept as `\\x00`, as the log writes it, on both engines."""
     tx.execute(
-        "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?", (text, request_id)
+        "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?",
+        (text.replace("\x00", "\\x00"), request_id),
     )

@@ -10,6 +10,7 @@ upstream adapter depends on the provider's kind: an `anthropic` provider gets th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ from codelace_box.providers.billed_fields import check_billed_messages
 
 MESSAGES_ROUTE = "/v1/messages"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+# What no header value may hold (RFC 9110 5.5; the upstream client refuses to send it)
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -121,6 +124,9 @@ def header_values(headers: Mapping[str, str], name: str) -> str:
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's anthropic-version and anthropic-beta, to send on upstream."""
     sent = {name: header_values(headers, name) for name in FORWARDED_HEADERS}
+    for name, value in sent.items():
+        if _CONTROL.search(value):
+            raise _bad(f"the {name} header holds a control character")
     return {name: value for name, value in sent.items() if value}
 
 

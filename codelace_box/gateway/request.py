@@ -122,6 +122,16 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{index}].content must be a string or an array of parts",
                 f"messages[{index}].content",
             )
+        if isinstance(content, list):
+            _check_parts(content, f"messages[{index}].content")
+
+
+def _check_parts(parts: list[Any], where: str) -> None:
+    """A part's `type` is a name (an array or object there is no part type: it cannot even be
+    looked up, and the media count of the hold looks up every part's)."""
+    for index, part in enumerate(parts):
+        if isinstance(part, dict) and not isinstance(part.get("type", ""), str):
+            raise _bad(f"{where}[{index}].type must be a string", f"{where}[{index}].type")
 
 
 def _check_types(body: JSON) -> None:

@@ -90,7 +90,7 @@ def _typed(kind: Any, rest: JSON, out: JSON) -> None:
         if "required" in rest:
             out["required"] = rest.pop("required")
     elif kind == "string":
-        if rest.get("format") in STRING_FORMATS:
+        if isinstance(rest.get("format"), str) and rest["format"] in STRING_FORMATS:
             out["format"] = rest.pop("format")
     elif kind == "array":
         if "items" in rest:

@@ -60,7 +60,7 @@ def client_thinking(body: JSON, max_tokens: int, adaptive_only: bool) -> JSON | 
     if thinking is None:
         return None
     kind = thinking.get("type") if isinstance(thinking, dict) else None
-    if not isinstance(thinking, dict) or kind not in _KEYS:
+    if not isinstance(kind, str) or kind not in _KEYS:  # (an array or object: no key of it)
         raise _bad("must be {type: enabled, budget_tokens}, {type: adaptive} or {type: disabled}")
     if body.get("reasoning_effort") not in (None, "none"):
         raise _bad("send either thinking or reasoning_effort, not both")
@@ -93,6 +93,11 @@ def reasoning_on(reasoning: JSON) -> bool:
     return reasoning.get("effort") not in (None, "none") or reasoning.get("max_tokens") is not None
 
 
+def _is_effort(value: Any) -> bool:
+    """Whether value names an effort (an array or object names none, and cannot be looked up)."""
+    return isinstance(value, str) and value in EFFORT_SHARE
+
+
 def _checked_reasoning(body: JSON) -> JSON:
     reasoning = body["reasoning"]
     if not isinstance(reasoning, dict):
@@ -104,7 +109,7 @@ def _checked_reasoning(body: JSON) -> JSON:
         if reasoning.get(name) is not None and not isinstance(reasoning[name], bool):
             raise _bad("must be true or false", f"reasoning.{name}")
     effort = reasoning.get("effort")
-    if effort is not None and effort != "none" and effort not in EFFORT_SHARE:
+    if effort is not None and effort != "none" and not _is_effort(effort):
         raise _bad(f"must be one of none, {', '.join(EFFORT_SHARE)}", "reasoning.effort")
     if effort is not None and reasoning.get("max_tokens") is not None:
         raise _bad("send effort or max_tokens, not both", "reasoning")

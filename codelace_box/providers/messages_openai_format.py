@@ -44,6 +44,10 @@ def response_format(body: JSON) -> JSON | None:
     return {"type": "json_schema", "json_schema": spec}
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)  # (a required entry that is an array or object names nothing)
+
+
 def strict_ready(schema: Any) -> bool:
     """Whether OpenAI's strict mode takes the schema: each object (at any depth) requires
     every one of its properties and sets additionalProperties false."""
@@ -55,7 +59,7 @@ def strict_ready(schema: Any) -> bool:
         properties = schema.get("properties")
         names = list(properties) if isinstance(properties, dict) else []
         required = schema.get("required")
-        listed = required if isinstance(required, list) else []
-        if schema.get("additionalProperties") is not False or set(names) - set(listed):
+        listed = set(filter(_is_text, required)) if isinstance(required, list) else set()
+        if schema.get("additionalProperties") is not False or set(names) - listed:
             return False
     return all(strict_ready(value) for value in schema.values() if isinstance(value, dict | list))

@@ -37,6 +37,8 @@ class ChatTools:
         """One Responses tool (a namespace's tools become functions named namespace + name,
         the public name Codex gives them)."""
         kind = tool.get("type")
+        if not isinstance(kind, str):  # (an array or object could not even be looked up)
+            raise InvalidRequest(f"{where}.type must be a string", param=f"{where}.type")
         if kind in IGNORED_TOOL_TYPES and not namespace:
             return
         if kind == "namespace" and not namespace:
@@ -140,7 +142,7 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
             param="tool_choice",
         )
     name = choice.get("name")
-    if name not in names:
+    if not isinstance(name, str) or name not in names:  # (an array or object: no tool's name)
         raise InvalidRequest(
             f"tool_choice names {name!r}, which is not in tools", param="tool_choice"
         )
@@ -155,9 +157,11 @@ def allowed_tools(choice: JSON, names: set[str]) -> tuple[str, set[str]]:
         raise InvalidRequest("tool_choice.mode must be auto or required", param="tool_choice.mode")
     if not isinstance(listed, list) or not listed:
         raise InvalidRequest("tool_choice.tools must list tools", param="tool_choice.tools")
-    allowed = {t.get("name") for t in listed if isinstance(t, dict)}
+    allowed = {
+        t["name"] for t in listed if isinstance(t, dict) and isinstance(t.get("name"), str)
+    }  # (a name that is an array or object could not be put in a set: it names no tool)
     if len(allowed) != len(listed) or not allowed <= names:
         raise InvalidRequest(
             "tool_choice.tools must name function tools of tools", param="tool_choice.tools"
         )
-    return mode, {name for name in allowed if isinstance(name, str)}
+    return mode, allowed
