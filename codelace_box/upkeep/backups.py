@@ -5,6 +5,7 @@ any copy of its own a stopped serve left unfinished (`codelace-<UTC time>.db.par
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -64,12 +65,15 @@ def backup_due(folder: str | Path, every_hours: int, now: datetime) -> bool:
     return newest is None or now - newest[0] >= timedelta(hours=every_hours)
 
 
-def take_scheduled_backup(db_path: str, folder: str | Path, keep: int, now: datetime) -> Path:
+def take_scheduled_backup(
+    db_path: str, folder: str | Path, keep: int, now: datetime, stop: threading.Event | None = None
+) -> Path:
     """Write a backup named by `now` and remove the oldest beyond `keep` (of those named no
-    later than now: one named ahead of the clock is left for the operator); the new file."""
+    later than now: one named ahead of the clock is left for the operator); the new file.
+    BackupStopped, nothing written or removed, when `stop` is set first (serve stopping)."""
     target = Path(folder) / f"codelace-{now.strftime(_STAMP)}.db"
     remove_unfinished(folder)
-    backup_database(db_path, str(target))
+    backup_database(db_path, str(target), stop)
     for _, old in taken_by(folder, now)[:-keep]:
         old.unlink(missing_ok=True)
     return target

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,18 @@ class Upkeep:
         await self.watch_errors(now)
 
     async def backup(self, now: datetime) -> None:
-        b = self.config.backup
+        b, stop = self.config.backup, threading.Event()
         try:  # a folder it cannot read is a failed backup too, not a failed tick
             path = await asyncio.to_thread(
-                _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now
+                _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now, stop
             )
             if path is None:
                 return
+        except asyncio.CancelledError:  # serve stops: so does the copy's thread, at once
+            if not stop.is_set():
+                stop.set()
+                log.info("the scheduled backup was stopped: serve is stopping")
+            raise
         except Exception as exc:
             reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
             log.error("the scheduled backup failed: %s", reason)
@@ -123,13 +129,14 @@ def _key_alert(provider: Provider, key: ProviderKey) -> str:
 
 
 def _backup_if_due(
-    db_path: str, folder: str, every_hours: int, keep: int, now: datetime
+    db_path: str, folder: str, every_hours: int, keep: int, now: datetime, stop: threading.Event
 ) -> Path | None:
     """The scheduled backup when one is due, else None; off the event loop, listing the
-    folder included (a backup.dir on a hung network mount must not stall the requests)."""
+    folder included (a backup.dir on a hung network mount must not stall the requests);
+    given up, nothing left, once `stop` is set."""
     if not backup_due(folder, every_hours, now):
         return None
-    return take_scheduled_backup(db_path, folder, keep, now)
+    return take_scheduled_backup(db_path, folder, keep, now, stop)
 
 
 def _os_reason(exc: Exception) -> str:
