@@ -40,9 +40,9 @@ LOW_BYTES = 64 * 2**20  # less free (or under 1% of a smaller disk): low
 class Upkeep:
     """The state of one process's upkeep (it acts only while it leads)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tick_sec: float = TICK_SEC) -> None:
         self.config = config
-        self.alerter = Alerter(config.alerts.webhook_url)
+        self.alerter = Alerter(config.alerts.webhook_url, retry_sec=tick_sec)
         self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
         self.failing: set[int] | None = None  # keys out of rotation at the last look
         self.disk_problem = ""  # what the last look at the database's disk found
@@ -95,7 +95,11 @@ class Upkeep:
                 if key.enabled and key.failing:
                     failing.add(key.id)
                     if self.failing is not None and key.id not in self.failing:
-                        await self.alerter.alert("key", str(key.id), _key_alert(provider, key))
+                        said = await self.alerter.alert(
+                            "key", str(key.id), _key_alert(provider, key)
+                        )
+                        if not said:  # the webhook did not take it: new again at the next look
+                            failing.discard(key.id)
             if provider.enabled and not has_working_key(keys):
                 await self.alerter.alert(
                     "provider", provider.name,
@@ -173,7 +177,7 @@ def _providers_and_keys() -> list[tuple[Provider, list[ProviderKey]]]:
 
 async def upkeep_forever(config: Config, tick_sec: float) -> None:
     """Tick until cancelled; a failed tick is logged and the next one tries again."""
-    upkeep = Upkeep(config)
+    upkeep = Upkeep(config, tick_sec)
     try:
         while True:
             try:

@@ -3,6 +3,8 @@
 hook = WebhookReceiver().start()
 hook.url        # "http://127.0.0.1:PORT/services/T000/B000/XXXX"
 hook.texts()    # the "text" of every message received, in order
+hook.refuse_with = 500   # answer that status (a webhook down) and keep nothing; None: 200 again
+hook.refused    # how many messages were refused so
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class WebhookReceiver(LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         self.bodies: list[dict[str, Any]] = []
+        self.refuse_with: int | None = None
+        self.refused = 0
         self._lock = threading.Lock()
 
     @property
@@ -39,6 +43,9 @@ class WebhookReceiver(LoopbackServer):
         if request.content_type != "application/json":
             return web.Response(status=400, text="invalid_payload")
         body = await request.json()
+        if self.refuse_with is not None:
+            self.refused += 1
+            return web.Response(status=self.refuse_with, text="service unavailable")
         with self._lock:
             self.bodies.append(body)
         return web.Response(text="ok")

@@ -1,0 +1,59 @@
+"""Alerts whose webhook is down for a while (Slack's outage, a proxy answering 500): each alert
+is kept and delivered once the webhook answers again, and the log says so once, not at every
+try."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli_tools import Box
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.timeout(120)
+FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def eventually(check: Callable[[], object], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        time.sleep(0.05)
+
+
+def test_an_alert_the_webhook_refused_is_delivered_once_it_answers(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """The webhook answered 500 when a provider key was taken out of rotation: that alert was
+    counted as sent, and since it is sent when a key leaves the rotation, never again; the
+    operator never heard of it (and 'no working key' only 15 minutes later)."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-alert-solo-0001")
+    box.ok("providers", "key-add", "solo", "--key", "sk-alert-solo-0002")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(1)  # the upkeep's first look: both keys in rotation
+        hook.refuse_with = 500
+        box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' WHERE id = 1")
+        eventually(lambda: hook.refused >= 3, "tries refused by the webhook")
+        hook.refuse_with = None
+        eventually(lambda: any("taken out of rotation" in t for t in hook.texts()), "the alert")
+        time.sleep(1)  # more ticks: delivered once
+    finally:
+        assert server.stop() == 0
+    assert sum("taken out of rotation" in t for t in hook.texts()) == 1, hook.texts()
+    refusals = server.log_text().count("the alert webhook answered HTTP 500")
+    assert refusals == 1, f"the webhook's refusals logged {refusals} times"
+    assert "the alert webhook answers again" in server.log_text()
