@@ -31,7 +31,7 @@ BUSY_TIMEOUT_MS = 10_000
 MIB = 2**20
 SPARE_MIN_BYTES, SPARE_MAX_BYTES = MIB, 64 * MIB  # room left after a copy: 1% of the disk
 STEP_PAGES = 1024  # pages a stoppable copy copies between two looks at its stop event
-CHECK_STEPS = 1000  # SQLite steps its check runs between two looks
+CHECK_STEPS = 10_000  # SQLite steps its check runs between two looks
 
 
 class BackupStopped(CodelaceError):
