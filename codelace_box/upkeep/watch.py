@@ -4,7 +4,7 @@ sent once and not once a box) takes the scheduled backups and watches for what t
 must hear about: a provider key taken out of rotation, a provider with no working key, an
 upstream error rate over `alerts.error_rate` in the last 5 minutes, a failed scheduled backup,
 the database's disk full, nearly full or read-only.
-Every TICK_SEC."""
+Every TICK_SEC; a failed scheduled backup is tried again every BACKUP_RETRY_TICKS."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ UPKEEP_ROLE = "upkeep"  # the lead among boxes on one PostgreSQL database
 MIN_REQUESTS = 10  # fewer requests in the window say nothing about a rate
 FULL_BYTES = 2**20  # less free on the database's disk: full (SQLite grows by pages)
 LOW_BYTES = 64 * 2**20  # less free (or under 1% of a smaller disk): low
+BACKUP_RETRY_TICKS = 10  # after a failed scheduled backup, ticks before the next try
 
 
 class Upkeep:
@@ -42,7 +45,10 @@ class Upkeep:
 
     def __init__(self, config: Config, tick_sec: float = TICK_SEC) -> None:
         self.config = config
+        self.tick_sec = tick_sec
         self.alerter = Alerter(config.alerts.webhook_url, retry_sec=tick_sec)
+        self.backup_failure = ""  # why the last backup failed (its digits as #); '' once one works
+        self.backup_retry_at = 0.0  # monotonic: no backup tried before (after a failure)
         self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
         self.failing: set[int] | None = None  # keys out of rotation at the last look
         self.disk_problem = ""  # what the last look at the database's disk found
@@ -57,6 +63,8 @@ class Upkeep:
         await self.watch_errors(now)
 
     async def backup(self, now: datetime) -> None:
+        if time.monotonic() < self.backup_retry_at:
+            return
         b, stop = self.config.backup, threading.Event()
         try:  # a folder it cannot read is a failed backup too, not a failed tick
             path = await asyncio.to_thread(
@@ -70,11 +78,24 @@ class Upkeep:
                 log.info("the scheduled backup was stopped: serve is stopping")
             raise
         except Exception as exc:
-            reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
-            log.error("the scheduled backup failed: %s", reason)
-            await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
+            await self.backup_failed(exc)
             return
+        if self.backup_failure:
+            log.warning("the scheduled backups work again")
+        self.backup_failure, self.backup_retry_at = "", 0.0
         log.info("scheduled backup written to %s", path)
+
+    async def backup_failed(self, exc: Exception) -> None:
+        """Log (once while the reason stays the same) and alert a failed backup, and wait
+        BACKUP_RETRY_TICKS before the next try (a copy cut off midway is a whole copy)."""
+        reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
+        wait = BACKUP_RETRY_TICKS * self.tick_sec
+        self.backup_retry_at = time.monotonic() + wait
+        same = re.sub(r"\d+", "#", reason)  # the copy's name and sizes change at each try
+        if same != self.backup_failure:
+            log.error("the scheduled backup failed: %s (tried again every %g s)", reason, wait)
+        self.backup_failure = same
+        await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
 
     async def watch_disk(self) -> None:
         """A full (or read-only) database disk fails every request before any usage is

@@ -172,3 +172,27 @@ def test_alerts_reach_the_webhook_once_per_kind(tmp_path: Path, hook: WebhookRec
     ):
         assert sum(words in t for t in texts) == 1, (words, texts)
     assert "sk-upkeep-solo-0001" not in "".join(texts) and hook.url not in server.log_text()
+
+
+def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
+    tmp_path: Path,
+) -> None:
+    """A scheduled backup that cannot be written (backup.dir on a disk gone read-only, a quota
+    that cuts the copy off) was tried again at every tick (30 s) and logged an ERROR line each
+    time: 2,880 a day, and for a copy cut off midway a copy of the whole database every 30 s.
+    It is tried again every 10 ticks, its failure logged once while the reason stays the same;
+    it works again by itself once the folder can be written."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "dir": "blocker/backups"})
+    box.ok("users", "create", "ed@upkeep.test")
+    blocker = box.root / "blocker"
+    blocker.write_text("a file where the backup folder should be")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(4)  # 20 ticks
+        failed = server.log_text().count("the scheduled backup failed")
+        blocker.unlink()
+        eventually(lambda: list((blocker / "backups").glob("codelace-*.db")), "a backup", 10)
+    finally:
+        assert server.stop() == 0
+    assert failed == 1, f"the failing backup was logged {failed} times in 20 ticks"
+    assert "scheduled backup written to" in server.log_text()
