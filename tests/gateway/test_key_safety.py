@@ -193,3 +193,25 @@ def test_an_http_date_retry_after_is_passed_on_as_the_seconds_until_it(
     with pytest.raises(openai.RateLimitError) as caught:
         two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert 115 <= int(caught.value.response.headers["retry-after"]) <= 120
+
+
+def test_a_disabled_providers_flagged_keys_are_not_probed(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """An operator who disabled a provider (its account closed, its address no longer
+    trusted) still had the box send its flagged keys to its address every key_probe_sec, for
+    as long as it stayed disabled. Its keys are probed again once it is enabled."""
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 0, "key_probe_sec": 0.3})
+    fake.key_status[FIRST] = fake.probe_status[FIRST] = 401
+    _, key = box.new_user("1")
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake still fails its probe")
+    box.cli("providers", "disable", "fake")
+    time.sleep(0.5)  # a probe already under way ends
+    fake.probes.clear()
+    time.sleep(1.5)
+    assert fake.probes == [], "a disabled provider's keys were sent to it"
+    box.cli("providers", "enable", "fake")
+    fake.key_status.clear()
+    fake.probe_status.clear()
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake is back in rotation")
