@@ -27,7 +27,7 @@ from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
-from codelace_box.upkeep.backups import backup_due, take_scheduled_backup
+from codelace_box.upkeep.backups import backup_due, check_owner, take_scheduled_backup
 
 log = logging.getLogger("codelace_box.upkeep")
 TICK_ENV = "CODELACE_UPKEEP_TICK_SEC"  # tests shorten the tick
@@ -159,6 +159,9 @@ def _backup_if_due(
     """The scheduled backup when one is due, else None; off the event loop, listing the
     folder included (a backup.dir on a hung network mount must not stall the requests);
     given up, nothing left, once `stop` is set."""
+    if every_hours <= 0:
+        return None
+    check_owner(folder, db_path)  # before the listing: another database's backups are not ours
     if not backup_due(folder, every_hours, now):
         return None
     return take_scheduled_backup(db_path, folder, keep, now, stop)

@@ -196,3 +196,36 @@ def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
         assert server.stop() == 0
     assert failed == 1, f"the failing backup was logged {failed} times in 20 ticks"
     assert "scheduled backup written to" in server.log_text()
+
+
+def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
+    tmp_path: Path,
+) -> None:
+    """Two boxes on one machine (production and staging) both set backup.dir to
+    /var/backups/codelace: the second took the first's newest backup for its own, so it never
+    took one (doctor: 'newest ..., 0 h 0 min old'), and its rotation would have removed the
+    other's backups. The folder is the first database's now; the other box says so, in its
+    log and its doctor line, and takes and removes nothing there."""
+    shared = tmp_path / "shared-backups"
+    first = Box.create(tmp_path / "prod", backup={"every_hours": 1, "keep": 1, "dir": str(shared)})
+    second = Box.create(
+        tmp_path / "stage", backup={"every_hours": 1, "keep": 1, "dir": str(shared)}
+    )
+    for box in (first, second):
+        box.ok("users", "create", "hal@upkeep.test")
+    server = ServerProcess(first.config, first.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: list(shared.glob("codelace-*.db")), "the first box's backup")
+    finally:
+        assert server.stop() == 0
+    [taken] = shared.glob("codelace-*.db")
+    server = ServerProcess(second.config, second.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: "another database" in server.log_text(), "the second box's refusal")
+    finally:
+        assert server.stop() == 0
+    assert list(shared.glob("codelace-*.db")) == [taken]
+    assert server.log_text().count("another database") == 1, server.log_text()[-2000:]
+    doctor = second.ok("doctor").splitlines()[-1]
+    assert doctor.startswith(f"backups: {shared} holds the scheduled backups of another "), doctor
+    assert first.ok("doctor").splitlines()[-1].startswith(f"backups: newest {taken.name}")
