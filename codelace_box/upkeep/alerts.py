@@ -3,10 +3,12 @@
 not take (down, an error status, a redirect) is not counted as sent: its watch asks again and it
 goes out once the webhook answers, tried at most once every `retry_sec` whatever the number
 waiting (a webhook that hangs costs one timeout a try, never one per alert); the outage is
-logged once, and its end. Never blocks a request."""
+logged once, and its end. A try ends after TIMEOUT_SEC whatever the webhook sends meanwhile.
+Never blocks a request."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -50,11 +52,13 @@ class Alerter:
         import httpx  # only here: serve starts without it (0.05-0.1 s of imports, a few MB)
 
         problem = ""
-        try:
-            async with httpx.AsyncClient(timeout=TIMEOUT_SEC) as client:
-                answer = await client.post(self.webhook_url, json={"text": f"codelace-box: {text}"})
+        try:  # httpx's timeout is between two bytes: the whole answer gets TIMEOUT_SEC too
+            async with asyncio.timeout(TIMEOUT_SEC), httpx.AsyncClient(timeout=TIMEOUT_SEC) as c:
+                answer = await c.post(self.webhook_url, json={"text": f"codelace-box: {text}"})
             if answer.status_code >= 300:
                 problem = f"the alert webhook answered HTTP {answer.status_code}"
+        except TimeoutError:
+            problem = f"the alert webhook cannot be reached: it took longer than {TIMEOUT_SEC:g} s"
         except httpx.HTTPError as exc:
             problem = f"the alert webhook cannot be reached: {type(exc).__name__}"
         except httpx.InvalidURL:  # the config's pattern takes http://[::1/... (no secret here)

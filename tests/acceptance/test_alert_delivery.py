@@ -57,3 +57,21 @@ def test_an_alert_the_webhook_refused_is_delivered_once_it_answers(
     refusals = server.log_text().count("the alert webhook answered HTTP 500")
     assert refusals == 1, f"the webhook's refusals logged {refusals} times"
     assert "the alert webhook answers again" in server.log_text()
+
+
+def test_a_webhook_that_answers_a_byte_at_a_time_is_given_up(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """A webhook (a proxy in front of it) that answered a byte every second never reached the
+    10 s timeout, which counts between two bytes: the upkeep waited on it as long as it went
+    on, its backups and other alerts with it. The whole answer is now given 10 s."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-alert-solo-0001")
+    hook.trickle = True
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(1)  # the upkeep's first look
+        box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401'")
+        server.wait_for_log("the alert webhook cannot be reached: it took longer than", wait=25)
+    finally:
+        assert server.stop() == 0
