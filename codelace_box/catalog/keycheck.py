@@ -10,6 +10,7 @@ models. Any other answer (or none) says what went wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -50,10 +51,10 @@ async def check_key(
 
     url, headers = check_request(kind, base_url, api_key)
     headers["accept"] = "application/json"
-    try:
-        async with httpx.AsyncClient(timeout=timeout_sec) as client:
+    try:  # httpx's timeout is between two bytes: the whole answer gets `timeout_sec` too
+        async with asyncio.timeout(timeout_sec), httpx.AsyncClient(timeout=timeout_sec) as client:
             response = await client.get(url, headers=headers)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         return KeyCheckResult(False, None, f"no answer from {url} within {timeout_sec:g} s")
     except httpx.HTTPError as exc:
         reason = redact(str(exc) or type(exc).__name__, api_key)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import MISSING_SCOPE, FakeOpenAI, Reply
+from tests.fakes.openai_upstream import MISSING_SCOPE, TRICKLE, FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
 
 pytestmark = pytest.mark.timeout(60)
@@ -215,3 +215,24 @@ def test_a_disabled_providers_flagged_keys_are_not_probed(
     fake.key_status.clear()
     fake.probe_status.clear()
     box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake is back in rotation")
+
+
+def test_a_probe_answered_a_byte_at_a_time_is_given_up(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """An upstream whose model list came a byte a second never reached the probe's timeout
+    (httpx counts it between two bytes): the scheduled probes waited on it for as long as it
+    went on (no other flagged key probed meanwhile), and so did a call whose refusal it was
+    confirming. The whole probe now gets its timeout (connect timeout + 10 s)."""
+    box = box_factory(
+        keys=(FIRST, SECOND),
+        gateway={"max_retries": 0, "key_probe_sec": 0.3, "connect_timeout_sec": 1},
+    )
+    fake.key_status[FIRST] = fake.probe_status[FIRST] = 401
+    _, key = box.new_user("1")
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert failing_flags(box) == [True, False]
+    fake.probe_status[FIRST] = TRICKLE
+    box.server.wait_for_log(
+        r"of fake still fails its probe: no answer from \S+ within 11 s", wait=25
+    )
