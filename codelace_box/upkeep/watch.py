@@ -22,6 +22,7 @@ from typing import Any
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
+from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
@@ -202,12 +203,15 @@ def _providers_and_keys() -> list[tuple[Provider, list[ProviderKey]]]:
 async def upkeep_forever(config: Config, tick_sec: float) -> None:
     """Tick until cancelled; a failed tick is logged and the next one tries again."""
     upkeep = Upkeep(config, tick_sec)
+    failures = FailureLog(log, "the background upkeep")
     try:
         while True:
             try:
                 await upkeep.tick(utcnow())
-            except Exception:
-                log.exception("the background upkeep failed; trying again at the next tick")
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.worked()
             await asyncio.sleep(tick_sec)
     finally:
         upkeep.lead.release()
