@@ -50,6 +50,7 @@ from tests.fakes.openai_responses import responses
 MAX_USER_CHARS = 64  # OpenAI refuses a longer `user` (string_above_max_length)
 MISSING_SCOPE = 4010  # a probe_status: the key works, but it may not list models
 TRICKLE = 2000  # a probe_status: 200, then a byte a second for a minute (never done)
+HUGE = 2001  # a probe_status: 200 with a body of 256 MiB (spaces, then a model list)
 # OpenAI's 400 to reasoning_effort for a model that does not reason (gpt-4o, gpt-4.1), now
 # (code unsupported_parameter, param reasoning_effort) and before (and Azure's: no code, param).
 NO_REASONING = "Unsupported parameter: 'reasoning_effort' is not supported with this model."
@@ -113,6 +114,16 @@ async def _trickle(request: web.Request) -> web.StreamResponse:
     for _ in range(60):
         await answer.write(b" ")
         await asyncio.sleep(1)
+    await answer.write(b'{"object": "list", "data": []}')
+    return answer
+
+
+async def _huge(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"content-type": "application/json"})
+    await answer.prepare(request)
+    chunk = b" " * (1 << 20)
+    for _ in range(256):
+        await answer.write(chunk)
     await answer.write(b'{"object": "list", "data": []}')
     return answer
 
@@ -225,6 +236,8 @@ class FakeOpenAI(LoopbackServer):
         status = self.probe_status.get(key, 200 if key else 401)
         if status == TRICKLE:
             return await _trickle(request)
+        if status == HUGE:
+            return await _huge(request)
         if status == MISSING_SCOPE:
             return _error(401, "You have insufficient permissions for this operation. Missing "
                           "scopes: api.model.read. Check that you have the correct role in your "
