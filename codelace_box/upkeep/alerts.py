@@ -52,11 +52,16 @@ class Alerter:
         import httpx  # only here: serve starts without it (0.05-0.1 s of imports, a few MB)
 
         problem = ""
-        try:  # httpx's timeout is between two bytes: the whole answer gets TIMEOUT_SEC too
-            async with asyncio.timeout(TIMEOUT_SEC), httpx.AsyncClient(timeout=TIMEOUT_SEC) as c:
-                answer = await c.post(self.webhook_url, json={"text": f"codelace-box: {text}"})
-            if answer.status_code >= 300:
-                problem = f"the alert webhook answered HTTP {answer.status_code}"
+        message = {"text": f"codelace-box: {text}"}
+        try:  # httpx's timeout is between two bytes: the whole answer gets TIMEOUT_SEC too;
+            async with (  # its status says it all: the body is not read (it may be huge)
+                asyncio.timeout(TIMEOUT_SEC),
+                httpx.AsyncClient(timeout=TIMEOUT_SEC) as client,
+                client.stream("POST", self.webhook_url, json=message) as answer,
+            ):
+                status = answer.status_code
+            if status >= 300:
+                problem = f"the alert webhook answered HTTP {status}"
         except TimeoutError:
             problem = f"the alert webhook cannot be reached: it took longer than {TIMEOUT_SEC:g} s"
         except httpx.HTTPError as exc:

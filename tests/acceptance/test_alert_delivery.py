@@ -4,6 +4,8 @@ try."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,15 +61,48 @@ def test_an_alert_the_webhook_refused_is_delivered_once_it_answers(
     assert "the alert webhook answers again" in server.log_text()
 
 
-def test_a_webhook_that_answers_a_byte_at_a_time_is_given_up(
-    tmp_path: Path, hook: WebhookReceiver
-) -> None:
-    """A webhook (a proxy in front of it) that answered a byte every second never reached the
+class HeaderDrip:
+    """A webhook (a broken proxy) on 127.0.0.1 that answers its status line, then a header line
+    every second for a minute: never a whole answer, never 10 s without a byte."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.stopping = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}/services/T000/B000/XXXX"
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(client,), daemon=True).start()
+
+    def _drip(self, client: socket.socket) -> None:
+        with client:
+            client.recv(65536)
+            client.sendall(b"HTTP/1.1 200 OK\r\n")
+            for n in range(60):
+                if self.stopping.wait(1):
+                    return
+                client.sendall(b"x-wait-%d: 1\r\n" % n)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.close()
+
+
+def test_a_webhook_that_answers_a_byte_at_a_time_is_given_up(tmp_path: Path) -> None:
+    """A webhook (or a proxy before it) that answered a line every second never reached the
     10 s timeout, which counts between two bytes: the upkeep waited on it as long as it went
     on, its backups and other alerts with it. The whole answer is now given 10 s."""
-    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url})
+    drip = HeaderDrip()
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": drip.url})
     box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-alert-solo-0001")
-    hook.trickle = True
     server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
     try:
         time.sleep(1)  # the upkeep's first look
@@ -75,3 +110,36 @@ def test_a_webhook_that_answers_a_byte_at_a_time_is_given_up(
         server.wait_for_log("the alert webhook cannot be reached: it took longer than", wait=25)
     finally:
         assert server.stop() == 0
+        drip.stop()
+
+
+def test_a_webhook_answering_a_huge_body_is_not_read_into_memory(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """The alert's answer was read whole into the serving process, however big (256 MiB
+    here): only its status says whether the alert was taken."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the server's peak memory from /proc")
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-alert-solo-0001")
+    hook.huge = True
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        assert server.process is not None
+        time.sleep(1)  # the upkeep's first look
+        before = _peak_memory_mib(server.process.pid)
+        box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401'")
+        eventually(lambda: any("no working key" in t for t in hook.texts()), "the alerts")
+        time.sleep(0.5)
+        grown = _peak_memory_mib(server.process.pid) - before
+    finally:
+        assert server.stop() == 0
+    assert grown < 64, f"the alerts took {grown} MiB more"
+    assert "alert webhook" not in server.log_text(), "the alerts were taken"
+
+
+def _peak_memory_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM")

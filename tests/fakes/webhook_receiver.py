@@ -5,12 +5,11 @@ hook.url        # "http://127.0.0.1:PORT/services/T000/B000/XXXX"
 hook.texts()    # the "text" of every message received, in order
 hook.refuse_with = 500   # answer that status (a webhook down) and keep nothing; None: 200 again
 hook.refused    # how many messages were refused so
-hook.trickle = True  # answer 200 a byte a second for a minute (a proxy that never finishes)
+hook.huge = True     # answer 200 with a body of 256 MiB
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
@@ -29,7 +28,7 @@ class WebhookReceiver(LoopbackServer):
         super().__init__()
         self.bodies: list[dict[str, Any]] = []
         self.refuse_with: int | None = None
-        self.trickle = False
+        self.huge = False
         self.refused = 0
         self._lock = threading.Lock()
 
@@ -46,8 +45,10 @@ class WebhookReceiver(LoopbackServer):
         if request.content_type != "application/json":
             return web.Response(status=400, text="invalid_payload")
         body = await request.json()
-        if self.trickle:
-            return await self._trickle(request)
+        if self.huge:
+            with self._lock:
+                self.bodies.append(body)
+            return await self._huge(request)
         if self.refuse_with is not None:
             self.refused += 1
             return web.Response(status=self.refuse_with, text="service unavailable")
@@ -55,12 +56,12 @@ class WebhookReceiver(LoopbackServer):
             self.bodies.append(body)
         return web.Response(text="ok")
 
-    async def _trickle(self, request: web.Request) -> web.StreamResponse:
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
         answer = web.StreamResponse()
         await answer.prepare(request)
-        for _ in range(60):
-            await answer.write(b" ")
-            await asyncio.sleep(1)
+        chunk = b"ok" * (1 << 19)
+        for _ in range(256):
+            await answer.write(chunk)
         return answer
 
     def texts(self) -> list[str]:
