@@ -56,6 +56,11 @@ def backup_database(source_path: str, target_path: str, stop: threading.Event | 
             "read it into the backup): move it away or choose a new file"
         )
     partial = target.with_name(target.name + ".partial")
+    if target.parent.is_symlink() and not target.parent.exists():
+        raise CodelaceError(
+            f"cannot write the backup to {target}: its folder {target.parent} is a link to "
+            f"{os.readlink(target.parent)}, which does not exist (a disk not mounted?)"
+        )
     try:
         make_private_dir(target.parent)
         remove_with_side_files(partial)
