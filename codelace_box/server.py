@@ -240,7 +240,7 @@ def _tune_garbage_collector() -> None:
 async def _close_resources(app: Sanic) -> None:
     for hook in SHUTDOWN_HOOKS:
         await hook(app)
-    app.ctx.refusals.flush()
+    app.ctx.refusals.flush_at_stop()
     metrics.stop_summing()
     stop_lookup_thread()
     stop_db_thread()

@@ -24,6 +24,7 @@ from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
 from codelace_box.db.core import again_if_dropped
+from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.gateway.admission import Admission
@@ -186,13 +187,16 @@ async def sweep_holds_forever(gateway: Gateway, interval: float) -> None:
     session holding its claim was dropped, within one interval.
     Its reads run on the database thread: a database host that stops answering holds them
     there (up to its timeouts, db/postgres.py NETWORK_DEFAULTS), never the event loop."""
+    failures = FailureLog(log, "the sweep of leftover holds")
     while True:
         await asyncio.sleep(interval)
         try:  # the reads may run twice; what they found is freed in one transaction
             find = partial(gateway.leftover_holds, owner_grace_sec=2 * interval)
             gateway.release_leftovers(*await run_in_db_thread(again_if_dropped, find))
-        except Exception:  # a failed sweep is retried at the next tick
-            log.exception("the sweep of leftover holds failed")
+        except Exception as exc:  # a failed sweep is retried at the next tick
+            failures.failed(exc)
+        else:
+            failures.worked()
 
 
 async def probe_flagged_forever(
@@ -202,16 +206,20 @@ async def probe_flagged_forever(
     had the provider see a refused key once per worker a period): keys flagged as failing
     whose probe works return (to this worker's rotation at once; the others' within their
     routes' refresh)."""
+    failures = FailureLog(log, "probing the flagged provider keys")
     try:
         while True:
             await asyncio.sleep(interval)
             try:
                 if not await lead.held():
+                    failures.worked()
                     continue
                 if await reprobe_flagged(secret_key, gateway.settings.probe_timeout_sec):
                     gateway.routes.invalidate()
-            except Exception:  # retried at the next tick
-                log.exception("probing the flagged provider keys failed")
+            except Exception as exc:  # retried at the next tick
+                failures.failed(exc)
+            else:
+                failures.worked()
     finally:
         lead.release()
 

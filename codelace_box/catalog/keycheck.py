@@ -10,14 +10,17 @@ models. Any other answer (or none) says what went wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
 
 MAX_MESSAGE = 200
+BODY_BYTES = 8 * 2**20  # of a probe's answer read: the longest model lists are a few MB
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,30 @@ async def check_key(
 
     url, headers = check_request(kind, base_url, api_key)
     headers["accept"] = "application/json"
-    try:
-        async with httpx.AsyncClient(timeout=timeout_sec) as client:
-            response = await client.get(url, headers=headers)
-    except httpx.TimeoutException:
+    try:  # httpx's timeout is between two bytes: the whole answer gets `timeout_sec` too
+        async with (
+            asyncio.timeout(timeout_sec),
+            httpx.AsyncClient(timeout=timeout_sec) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            status, body = response.status_code, await _start_of(response)
+    except (httpx.TimeoutException, TimeoutError):
         return KeyCheckResult(False, None, f"no answer from {url} within {timeout_sec:g} s")
     except httpx.HTTPError as exc:
         reason = redact(str(exc) or type(exc).__name__, api_key)
         return KeyCheckResult(False, None, f"cannot reach {url}: {reason}")
-    return verdict(response.status_code, response.content, api_key)
+    return verdict(status, body, api_key)
+
+
+async def _start_of(response: Any) -> bytes:
+    """The first BODY_BYTES of an answer (the verdict needs its status and message, a model
+    list's count at most): an upstream's huge answer is not held in memory."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk[: BODY_BYTES - len(body)]
+        if len(body) >= BODY_BYTES:
+            break
+    return bytes(body)
 
 
 def verdict(status: int, body: bytes, api_key: str) -> KeyCheckResult:

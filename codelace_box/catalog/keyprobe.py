@@ -33,7 +33,7 @@ _FLAGGED_SQL = (
     "SELECT k.id, k.key_encrypted, p.name, p.kind, p.base_url "
     "FROM provider_key k "
     "JOIN provider p ON p.id = k.provider_id WHERE k.enabled = 1 AND k.failing = 1 "
-    "AND k.parked = 0 ORDER BY k.id"
+    "AND k.parked = 0 AND p.enabled = 1 ORDER BY k.id"
 )
 
 
@@ -113,7 +113,8 @@ class KeyProber:
 
 def flagged_keys(secret_key: str) -> list[StoredKey]:
     """The enabled keys flagged as failing, decrypted (an undecryptable one is skipped), but
-    not those parked (its probe works, and said nothing: the operator decides)."""
+    not those parked (its probe works, and said nothing: the operator decides), nor those of
+    a disabled provider (the operator stopped sending anything there)."""
     found: list[StoredKey] = []
     for key_id, token, name, kind, base_url in query_all(_FLAGGED_SQL):
         try:

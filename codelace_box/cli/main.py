@@ -189,7 +189,8 @@ def doctor(state: CliState) -> None:
     if config.database.is_postgres:  # backup.dir holds SQLite copies, none of this database
         click.echo("backups: on PostgreSQL, pg_dump's (codelace-box takes none of its own)")
     else:
-        click.echo(backup_status(config.backup.dir, config.backup.every_hours, utcnow()))
+        b = config.backup
+        click.echo(backup_status(b.dir, b.every_hours, utcnow(), config.database.path))
 
 
 @main.group("db")

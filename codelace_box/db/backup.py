@@ -10,11 +10,15 @@ self-contained file, and only then renamed into place. It is private like the da
 with less than 1% of it free (1 to 64 MiB) is not started (the backups' folder is on the
 database's disk by default: a copy written until that disk was full failed anyway, and the
 serving box's writes failed with it, at every scheduled try).
+A copy given a `stop` event (serve's scheduled one) steps STEP_PAGES at a time inside that one
+read transaction, and its check is interrupted, once the event is set: a stopping serve does
+not wait for the copy of a big database (BackupStopped, nothing left behind).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,10 +30,17 @@ from codelace_box.private_files import create_private_file, make_private_dir
 BUSY_TIMEOUT_MS = 10_000
 MIB = 2**20
 SPARE_MIN_BYTES, SPARE_MAX_BYTES = MIB, 64 * MIB  # room left after a copy: 1% of the disk
+STEP_PAGES = 1024  # pages a stoppable copy copies between two looks at its stop event
+CHECK_STEPS = 10_000  # SQLite steps its check runs between two looks
 
 
-def backup_database(source_path: str, target_path: str) -> int:
-    """Copy the live database at source_path to target_path; returns the pages copied."""
+class BackupStopped(CodelaceError):
+    """A copy given up because its `stop` event was set (serve stopping)."""
+
+
+def backup_database(source_path: str, target_path: str, stop: threading.Event | None = None) -> int:
+    """Copy the live database at source_path to target_path; returns the pages copied.
+    BackupStopped, and no file written, when `stop` is set before the copy is done."""
     if not Path(source_path).is_file():
         raise NotFound(f"no database at {source_path}", code="database_not_found")
     if not target_path.strip():
@@ -45,13 +56,18 @@ def backup_database(source_path: str, target_path: str) -> int:
             "read it into the backup): move it away or choose a new file"
         )
     partial = target.with_name(target.name + ".partial")
+    if target.parent.is_symlink() and not target.parent.exists():
+        raise CodelaceError(
+            f"cannot write the backup to {target}: its folder {target.parent} is a link to "
+            f"{os.readlink(target.parent)}, which does not exist (a disk not mounted?)"
+        )
     try:
         make_private_dir(target.parent)
         remove_with_side_files(partial)
         _ensure_room(source_path, target)
         create_private_file(partial)  # before SQLite makes it with the umask's mode
         try:
-            pages = _copy(source_path, str(partial))
+            pages = _copy(source_path, str(partial), stop)
             os.replace(partial, target)
         finally:
             remove_with_side_files(partial)
@@ -132,18 +148,25 @@ def _open_source(path: str) -> apsw.Connection:
     return source
 
 
-def _copy(source_path: str, partial_path: str) -> int:
+def _copy(source_path: str, partial_path: str, stop: threading.Event | None) -> int:
     source = _open_source(source_path)
     destination = apsw.Connection(partial_path)
     try:
+        # one read transaction: every step reads the same snapshot, whatever others write
+        source.execute("BEGIN; SELECT count(*) FROM sqlite_schema").fetchall()
         with destination.backup("main", source, "main") as job:
-            while not job.step(-1):
-                pass
+            while not job.step(-1 if stop is None else STEP_PAGES):
+                if stop is not None and stop.is_set():
+                    raise BackupStopped("the backup was stopped before it was done")
             pages = job.page_count
+        if stop is not None:  # the check of a big copy takes longest: stopped by the handler
+            destination.set_progress_handler(stop.is_set, CHECK_STEPS)
         check = destination.execute("PRAGMA integrity_check").fetchall()
         if check != [("ok",)]:
             raise CodelaceError(f"the copy failed its integrity check: {check[:3]}")
         destination.execute("PRAGMA journal_mode=DELETE").fetchall()
+    except apsw.InterruptError:
+        raise BackupStopped("the backup was stopped before it was done") from None
     finally:
         destination.close()
         source.close()

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from codelace_box.db.core import EARLIEST, db_time, parse_time, utcnow
+from codelace_box.db.failing import FailureLog
 from codelace_box.db.history import (
     EXPORT_COLUMNS,
     delete_minute_rollups_batch,
@@ -124,6 +125,7 @@ async def retention_loop(
     `every_sec` until cancelled; with `lead`, only while this process holds it (the workers
     of a serve, the boxes on a database: one deletes, not each), asked every `ask_sec`
     meanwhile (a lead that ended is taken over), and let go when cancelled."""
+    failures = FailureLog(log, "the retention pass")
     try:
         while True:
             wait = every_sec
@@ -132,8 +134,10 @@ async def retention_loop(
                     await _retention_passes(days)
                 else:
                     wait = ask_sec
-            except Exception:
-                log.exception("retention pass failed; the next one retries")
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.worked()
             await asyncio.sleep(wait)
     finally:
         if lead is not None:

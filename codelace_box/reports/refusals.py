@@ -51,6 +51,18 @@ class RefusalTally:
             self.keep(counts)
             raise
 
+    def flush_at_stop(self) -> None:
+        """The last flush of a stopping process: what cannot be written (the database locked
+        by another program, or gone) is one log line, not a failed stop."""
+        try:
+            self.flush()
+        except Exception as exc:
+            lost = sum(self.take().values())
+            log.error(
+                "%d refusal%s counted since the last write %s not written (%s): the stop goes on",
+                lost, "" if lost == 1 else "s", "is" if lost == 1 else "are", _words(exc),
+            )  # fmt: skip
+
     def take(self) -> Counts:
         """What was counted since the last flush, to write (`write_refusals`); counting
         starts again from nothing."""
@@ -91,3 +103,12 @@ async def flush_refusals_forever(tally: RefusalTally, every_sec: float) -> None:
                 log.warning("writing the refusal counts failed (%s); retried", type(exc).__name__)
             else:
                 log.exception("writing the refusal counts failed")
+
+
+def _words(exc: Exception) -> str:
+    """Why a write failed, short (no traceback: a stop's one line)."""
+    if is_busy(exc):
+        return "the database is locked by another process"
+    if is_unavailable(exc):
+        return "the database cannot be reached"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,19 +1,55 @@
 """Scheduled online backups: `codelace-<UTC time>.db` in `backup.dir` every `backup.every_hours`,
 the same consistent copy as `codelace-box backup`, the oldest beyond `backup.keep` removed, and
-any copy of its own a stopped serve left unfinished (`codelace-<UTC time>.db.partial`)."""
+any copy of its own a stopped serve left unfinished (`codelace-<UTC time>.db.partial`).
+The folder belongs to one database: OWNER_FILE in it names the database whose backups it
+holds (written with its first backup), and another database's box takes, counts and removes
+nothing there (two boxes on one machine given one backup.dir took each other's backups for
+their own, and rotated them away)."""
 
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from codelace_box.db.backup import backup_database
 from codelace_box.errors import CodelaceError
+from codelace_box.private_files import create_private_file
 
 _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
 _UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
 _STAMP = "%Y%m%dT%H%M%SZ"
+OWNER_FILE = ".codelace-backups-of"  # the database's absolute path, one line
+
+
+def check_owner(folder: str | Path, db_path: str) -> None:
+    """CodelaceError when the folder holds the scheduled backups of another database."""
+    marker = Path(folder) / OWNER_FILE
+    try:
+        owner = marker.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc  # a folder it may not read, mostly
+        raise CodelaceError(f"cannot read {folder}: {reason}") from None
+    if owner and owner != _absolute(db_path):
+        raise CodelaceError(
+            f"{folder} holds the scheduled backups of another database ({owner}): give each "
+            f"box a backup.dir of its own (if this database was moved from there, delete "
+            f"{marker})"
+        )
+
+
+def _claim(folder: Path, db_path: str) -> None:
+    """Name this database in the folder (its first backup there)."""
+    marker = folder / OWNER_FILE
+    if create_private_file(marker):  # 600, as the backups beside it
+        marker.write_text(_absolute(db_path) + "\n", encoding="utf-8")
+
+
+def _absolute(db_path: str) -> str:
+    return str(Path(db_path).expanduser().resolve())
 
 
 def scheduled_backups(folder: str | Path) -> list[tuple[datetime, Path]]:
@@ -64,12 +100,17 @@ def backup_due(folder: str | Path, every_hours: int, now: datetime) -> bool:
     return newest is None or now - newest[0] >= timedelta(hours=every_hours)
 
 
-def take_scheduled_backup(db_path: str, folder: str | Path, keep: int, now: datetime) -> Path:
+def take_scheduled_backup(
+    db_path: str, folder: str | Path, keep: int, now: datetime, stop: threading.Event | None = None
+) -> Path:
     """Write a backup named by `now` and remove the oldest beyond `keep` (of those named no
-    later than now: one named ahead of the clock is left for the operator); the new file."""
+    later than now: one named ahead of the clock is left for the operator); the new file.
+    BackupStopped, nothing written or removed, when `stop` is set first (serve stopping)."""
     target = Path(folder) / f"codelace-{now.strftime(_STAMP)}.db"
+    check_owner(folder, db_path)
     remove_unfinished(folder)
-    backup_database(db_path, str(target))
+    backup_database(db_path, str(target), stop)
+    _claim(target.parent, db_path)
     for _, old in taken_by(folder, now)[:-keep]:
         old.unlink(missing_ok=True)
     return target
@@ -94,10 +135,11 @@ def describe_age(taken: datetime, now: datetime) -> str:
     return " ".join([*parts, f"{hours} h", f"{mins} min"])
 
 
-def backup_status(folder: str | Path, every_hours: int, now: datetime) -> str:
+def backup_status(folder: str | Path, every_hours: int, now: datetime, db_path: str) -> str:
     """One line for doctor: the newest scheduled backup's age, or that there is none."""
     schedule = f"every {every_hours} h" if every_hours else "off (backup.every_hours = 0)"
     try:
+        check_owner(folder, db_path)
         newest = newest_backup(folder, now)
         ahead = len(scheduled_backups(folder)) - len(taken_by(folder, now))
     except CodelaceError as exc:

@@ -4,7 +4,7 @@ sent once and not once a box) takes the scheduled backups and watches for what t
 must hear about: a provider key taken out of rotation, a provider with no working key, an
 upstream error rate over `alerts.error_rate` in the last 5 minutes, a failed scheduled backup,
 the database's disk full, nearly full or read-only.
-Every TICK_SEC."""
+Every TICK_SEC; a failed scheduled backup is tried again every BACKUP_RETRY_TICKS."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,13 @@ from typing import Any
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.core import utcnow
+from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
-from codelace_box.upkeep.backups import backup_due, take_scheduled_backup
+from codelace_box.upkeep.backups import backup_due, check_owner, take_scheduled_backup
 
 log = logging.getLogger("codelace_box.upkeep")
 TICK_ENV = "CODELACE_UPKEEP_TICK_SEC"  # tests shorten the tick
@@ -34,14 +38,18 @@ UPKEEP_ROLE = "upkeep"  # the lead among boxes on one PostgreSQL database
 MIN_REQUESTS = 10  # fewer requests in the window say nothing about a rate
 FULL_BYTES = 2**20  # less free on the database's disk: full (SQLite grows by pages)
 LOW_BYTES = 64 * 2**20  # less free (or under 1% of a smaller disk): low
+BACKUP_RETRY_TICKS = 10  # after a failed scheduled backup, ticks before the next try
 
 
 class Upkeep:
     """The state of one process's upkeep (it acts only while it leads)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tick_sec: float = TICK_SEC) -> None:
         self.config = config
-        self.alerter = Alerter(config.alerts.webhook_url)
+        self.tick_sec = tick_sec
+        self.alerter = Alerter(config.alerts.webhook_url, retry_sec=tick_sec)
+        self.backup_failure = ""  # why the last backup failed (its digits as #); '' once one works
+        self.backup_retry_at = 0.0  # monotonic: no backup tried before (after a failure)
         self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
         self.failing: set[int] | None = None  # keys out of rotation at the last look
         self.disk_problem = ""  # what the last look at the database's disk found
@@ -56,19 +64,39 @@ class Upkeep:
         await self.watch_errors(now)
 
     async def backup(self, now: datetime) -> None:
-        b = self.config.backup
+        if time.monotonic() < self.backup_retry_at:
+            return
+        b, stop = self.config.backup, threading.Event()
         try:  # a folder it cannot read is a failed backup too, not a failed tick
             path = await asyncio.to_thread(
-                _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now
+                _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now, stop
             )
             if path is None:
                 return
+        except asyncio.CancelledError:  # serve stops: so does the copy's thread, at once
+            if not stop.is_set():
+                stop.set()
+                log.info("the scheduled backup was stopped: serve is stopping")
+            raise
         except Exception as exc:
-            reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
-            log.error("the scheduled backup failed: %s", reason)
-            await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
+            await self.backup_failed(exc)
             return
+        if self.backup_failure:
+            log.warning("the scheduled backups work again")
+        self.backup_failure, self.backup_retry_at = "", 0.0
         log.info("scheduled backup written to %s", path)
+
+    async def backup_failed(self, exc: Exception) -> None:
+        """Log (once while the reason stays the same) and alert a failed backup, and wait
+        BACKUP_RETRY_TICKS before the next try (a copy cut off midway is a whole copy)."""
+        reason = getattr(exc, "message", None) or _os_reason(exc) or type(exc).__name__
+        wait = BACKUP_RETRY_TICKS * self.tick_sec
+        self.backup_retry_at = time.monotonic() + wait
+        same = re.sub(r"\d+", "#", reason)  # the copy's name and sizes change at each try
+        if same != self.backup_failure:
+            log.error("the scheduled backup failed: %s (tried again every %g s)", reason, wait)
+        self.backup_failure = same
+        await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
 
     async def watch_disk(self) -> None:
         """A full (or read-only) database disk fails every request before any usage is
@@ -89,7 +117,11 @@ class Upkeep:
                 if key.enabled and key.failing:
                     failing.add(key.id)
                     if self.failing is not None and key.id not in self.failing:
-                        await self.alerter.alert("key", str(key.id), _key_alert(provider, key))
+                        said = await self.alerter.alert(
+                            "key", str(key.id), _key_alert(provider, key)
+                        )
+                        if not said:  # the webhook did not take it: new again at the next look
+                            failing.discard(key.id)
             if provider.enabled and not has_working_key(keys):
                 await self.alerter.alert(
                     "provider", provider.name,
@@ -123,13 +155,17 @@ def _key_alert(provider: Provider, key: ProviderKey) -> str:
 
 
 def _backup_if_due(
-    db_path: str, folder: str, every_hours: int, keep: int, now: datetime
+    db_path: str, folder: str, every_hours: int, keep: int, now: datetime, stop: threading.Event
 ) -> Path | None:
     """The scheduled backup when one is due, else None; off the event loop, listing the
-    folder included (a backup.dir on a hung network mount must not stall the requests)."""
+    folder included (a backup.dir on a hung network mount must not stall the requests);
+    given up, nothing left, once `stop` is set."""
+    if every_hours <= 0:
+        return None
+    check_owner(folder, db_path)  # before the listing: another database's backups are not ours
     if not backup_due(folder, every_hours, now):
         return None
-    return take_scheduled_backup(db_path, folder, keep, now)
+    return take_scheduled_backup(db_path, folder, keep, now, stop)
 
 
 def _os_reason(exc: Exception) -> str:
@@ -166,13 +202,16 @@ def _providers_and_keys() -> list[tuple[Provider, list[ProviderKey]]]:
 
 async def upkeep_forever(config: Config, tick_sec: float) -> None:
     """Tick until cancelled; a failed tick is logged and the next one tries again."""
-    upkeep = Upkeep(config)
+    upkeep = Upkeep(config, tick_sec)
+    failures = FailureLog(log, "the background upkeep")
     try:
         while True:
             try:
                 await upkeep.tick(utcnow())
-            except Exception:
-                log.exception("the background upkeep failed; trying again at the next tick")
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.worked()
             await asyncio.sleep(tick_sec)
     finally:
         upkeep.lead.release()

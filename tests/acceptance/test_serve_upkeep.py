@@ -172,3 +172,60 @@ def test_alerts_reach_the_webhook_once_per_kind(tmp_path: Path, hook: WebhookRec
     ):
         assert sum(words in t for t in texts) == 1, (words, texts)
     assert "sk-upkeep-solo-0001" not in "".join(texts) and hook.url not in server.log_text()
+
+
+def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
+    tmp_path: Path,
+) -> None:
+    """A scheduled backup that cannot be written (backup.dir on a disk gone read-only, a quota
+    that cuts the copy off) was tried again at every tick (30 s) and logged an ERROR line each
+    time: 2,880 a day, and for a copy cut off midway a copy of the whole database every 30 s.
+    It is tried again every 10 ticks, its failure logged once while the reason stays the same;
+    it works again by itself once the folder can be written."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "dir": "blocker/backups"})
+    box.ok("users", "create", "ed@upkeep.test")
+    blocker = box.root / "blocker"
+    blocker.write_text("a file where the backup folder should be")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(4)  # 20 ticks
+        failed = server.log_text().count("the scheduled backup failed")
+        blocker.unlink()
+        eventually(lambda: list((blocker / "backups").glob("codelace-*.db")), "a backup", 10)
+    finally:
+        assert server.stop() == 0
+    assert failed == 1, f"the failing backup was logged {failed} times in 20 ticks"
+    assert "scheduled backup written to" in server.log_text()
+
+
+def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
+    tmp_path: Path,
+) -> None:
+    """Two boxes on one machine (production and staging) both set backup.dir to
+    /var/backups/codelace: the second took the first's newest backup for its own, so it never
+    took one (doctor: 'newest ..., 0 h 0 min old'), and its rotation would have removed the
+    other's backups. The folder is the first database's now; the other box says so, in its
+    log and its doctor line, and takes and removes nothing there."""
+    shared = tmp_path / "shared-backups"
+    first = Box.create(tmp_path / "prod", backup={"every_hours": 1, "keep": 1, "dir": str(shared)})
+    second = Box.create(
+        tmp_path / "stage", backup={"every_hours": 1, "keep": 1, "dir": str(shared)}
+    )
+    for box in (first, second):
+        box.ok("users", "create", "hal@upkeep.test")
+    server = ServerProcess(first.config, first.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: list(shared.glob("codelace-*.db")), "the first box's backup")
+    finally:
+        assert server.stop() == 0
+    [taken] = shared.glob("codelace-*.db")
+    server = ServerProcess(second.config, second.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: "another database" in server.log_text(), "the second box's refusal")
+    finally:
+        assert server.stop() == 0
+    assert list(shared.glob("codelace-*.db")) == [taken]
+    assert server.log_text().count("another database") == 1, server.log_text()[-2000:]
+    doctor = second.ok("doctor").splitlines()[-1]
+    assert doctor.startswith(f"backups: {shared} holds the scheduled backups of another "), doctor
+    assert first.ok("doctor").splitlines()[-1].startswith(f"backups: newest {taken.name}")

@@ -15,7 +15,7 @@ reasoning tokens reported in the usage after a pause, an endless stream that ign
 Streams and raw bodies are written by tests/fakes/openai_chat_stream.py; `POST /v1/embeddings` and
 `/v1/responses` by openai_embeddings.py and openai_responses.py. `GET /v1/models` (the box's key
 probe) answers 200 unless `probe_status` names the key (a status, or `MISSING_SCOPE`: OpenAI's 401
-to a restricted key that may not list models). A model named in `no_reasoning` refuses
+to a restricted key that may not list models; `TRICKLE`). A model named in `no_reasoning` refuses
 `reasoning_effort` with OpenAI's 400 for a model that does not reason (NO_REASONING;
 NO_REASONING_LEGACY is the older and Azure wording), scripts untouched; a top-level field (or a
 field of a message) named in `field_refusals` is refused as a stricter compatible server refuses a
@@ -49,6 +49,8 @@ from tests.fakes.openai_responses import responses
 
 MAX_USER_CHARS = 64  # OpenAI refuses a longer `user` (string_above_max_length)
 MISSING_SCOPE = 4010  # a probe_status: the key works, but it may not list models
+TRICKLE = 2000  # a probe_status: 200, then a byte a second for a minute (never done)
+HUGE = 2001  # a probe_status: 200 with a body of 256 MiB (spaces, then a model list)
 # OpenAI's 400 to reasoning_effort for a model that does not reason (gpt-4o, gpt-4.1), now
 # (code unsupported_parameter, param reasoning_effort) and before (and Azure's: no code, param).
 NO_REASONING = "Unsupported parameter: 'reasoning_effort' is not supported with this model."
@@ -104,6 +106,26 @@ class Recorded:
     @property
     def api_key(self) -> str:
         return self.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+
+async def _trickle(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"content-type": "application/json"})
+    await answer.prepare(request)
+    for _ in range(60):
+        await answer.write(b" ")
+        await asyncio.sleep(1)
+    await answer.write(b'{"object": "list", "data": []}')
+    return answer
+
+
+async def _huge(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"content-type": "application/json"})
+    await answer.prepare(request)
+    chunk = b" " * (1 << 20)
+    for _ in range(256):
+        await answer.write(chunk)
+    await answer.write(b'{"object": "list", "data": []}')
+    return answer
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None, param: Any = None):
@@ -212,6 +234,10 @@ class FakeOpenAI(LoopbackServer):
         key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         self.probes.append(key)
         status = self.probe_status.get(key, 200 if key else 401)
+        if status == TRICKLE:
+            return await _trickle(request)
+        if status == HUGE:
+            return await _huge(request)
         if status == MISSING_SCOPE:
             return _error(401, "You have insufficient permissions for this operation. Missing "
                           "scopes: api.model.read. Check that you have the correct role in your "

@@ -3,6 +3,9 @@
 hook = WebhookReceiver().start()
 hook.url        # "http://127.0.0.1:PORT/services/T000/B000/XXXX"
 hook.texts()    # the "text" of every message received, in order
+hook.refuse_with = 500   # answer that status (a webhook down) and keep nothing; None: 200 again
+hook.refused    # how many messages were refused so
+hook.huge = True     # answer 200 with a body of 256 MiB
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ class WebhookReceiver(LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         self.bodies: list[dict[str, Any]] = []
+        self.refuse_with: int | None = None
+        self.huge = False
+        self.refused = 0
         self._lock = threading.Lock()
 
     @property
@@ -39,9 +45,24 @@ class WebhookReceiver(LoopbackServer):
         if request.content_type != "application/json":
             return web.Response(status=400, text="invalid_payload")
         body = await request.json()
+        if self.huge:
+            with self._lock:
+                self.bodies.append(body)
+            return await self._huge(request)
+        if self.refuse_with is not None:
+            self.refused += 1
+            return web.Response(status=self.refuse_with, text="service unavailable")
         with self._lock:
             self.bodies.append(body)
         return web.Response(text="ok")
+
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse()
+        await answer.prepare(request)
+        chunk = b"ok" * (1 << 19)
+        for _ in range(256):
+            await answer.write(chunk)
+        return answer
 
     def texts(self) -> list[str]:
         with self._lock:

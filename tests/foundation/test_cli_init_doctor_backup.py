@@ -446,3 +446,18 @@ def test_a_database_path_that_is_a_folder_says_so(tmp_path: Path) -> None:
     assert space.fail("users", "list") == (
         f"error: database.path {folder}: is a folder; name the database file in it"
     )
+
+
+def test_a_backup_into_a_link_to_a_missing_folder_says_so(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """backup.dir (or a backup's folder) is a link to a disk's folder, and that disk is not
+    mounted: the backup said 'a file is in the way of its folder', sending the operator after
+    a file that is not there."""
+    link = tmp_path / "offsite"
+    link.symlink_to(tmp_path / "mnt" / "backups")
+    line = workspace.fail("backup", str(link / "copy.db"))
+    assert line == (
+        f"error: cannot write the backup to {link / 'copy.db'}: its folder {link} is a link to "
+        f"{tmp_path / 'mnt' / 'backups'}, which does not exist (a disk not mounted?)"
+    ), line

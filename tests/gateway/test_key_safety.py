@@ -9,11 +9,12 @@ import email.utils
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import MISSING_SCOPE, FakeOpenAI, Reply
+from tests.fakes.openai_upstream import HUGE, MISSING_SCOPE, TRICKLE, FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
 
 pytestmark = pytest.mark.timeout(60)
@@ -193,3 +194,76 @@ def test_an_http_date_retry_after_is_passed_on_as_the_seconds_until_it(
     with pytest.raises(openai.RateLimitError) as caught:
         two_keys.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
     assert 115 <= int(caught.value.response.headers["retry-after"]) <= 120
+
+
+def test_a_disabled_providers_flagged_keys_are_not_probed(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """An operator who disabled a provider (its account closed, its address no longer
+    trusted) still had the box send its flagged keys to its address every key_probe_sec, for
+    as long as it stayed disabled. Its keys are probed again once it is enabled."""
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 0, "key_probe_sec": 0.3})
+    fake.key_status[FIRST] = fake.probe_status[FIRST] = 401
+    _, key = box.new_user("1")
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake still fails its probe")
+    box.cli("providers", "disable", "fake")
+    time.sleep(0.5)  # a probe already under way ends
+    fake.probes.clear()
+    time.sleep(1.5)
+    assert fake.probes == [], "a disabled provider's keys were sent to it"
+    box.cli("providers", "enable", "fake")
+    fake.key_status.clear()
+    fake.probe_status.clear()
+    box.server.wait_for_log(r"provider key 1 \(sk-…0001\) of fake is back in rotation")
+
+
+def test_a_probe_answered_a_byte_at_a_time_is_given_up(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """An upstream whose model list came a byte a second never reached the probe's timeout
+    (httpx counts it between two bytes): the scheduled probes waited on it for as long as it
+    went on (no other flagged key probed meanwhile), and so did a call whose refusal it was
+    confirming. The whole probe now gets its timeout (connect timeout + 10 s)."""
+    box = box_factory(
+        keys=(FIRST, SECOND),
+        gateway={"max_retries": 0, "key_probe_sec": 0.3, "connect_timeout_sec": 1},
+    )
+    fake.key_status[FIRST] = fake.probe_status[FIRST] = 401
+    _, key = box.new_user("1")
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert failing_flags(box) == [True, False]
+    fake.probe_status[FIRST] = TRICKLE
+    box.server.wait_for_log(
+        r"of fake still fails its probe: no answer from \S+ within 11 s", wait=25
+    )
+
+
+def _peak_memory_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_probe_answered_with_a_huge_body_reads_only_its_start(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """A key probe read the upstream's whole answer into memory, however big (256 MiB here),
+    in the serving process, though calls are bounded by gateway.max_upstream_body_bytes: the
+    verdict needs its status and the start of its body only."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the server's peak memory from /proc")
+    box = box_factory(keys=(FIRST, SECOND), gateway={"max_retries": 2})
+    assert box.server.process is not None
+    _, key = box.new_user("1")
+    box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    before = _peak_memory_mib(box.server.process.pid)
+    fake.push(Reply(status=401, error={"message": "Unauthorized", "type": "auth"}))
+    fake.probe_status[FIRST] = fake.probe_status[SECOND] = HUGE
+    done = box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+    assert done.choices[0].message.content == "Hello from the fake upstream."
+    assert failing_flags(box) == [False, False], "its probe worked: the key stays"
+    assert fake.probes, "no probe"
+    grown = _peak_memory_mib(box.server.process.pid) - before
+    assert grown < 64, f"the probe took {grown} MiB more"

@@ -109,3 +109,38 @@ def test_a_disabled_metrics_endpoint_scraped_is_no_refusal(box_factory: BoxFacto
     lines = [json.loads(line) for line in box.server.log_text().splitlines() if line.strip()]
     scraped = [line for line in lines if line.get("status") == 404]
     assert len(scraped) == 3 and {line["route"] for line in scraped} == {"(unmatched)"}
+
+
+def test_a_stop_while_another_program_holds_the_write_lock_exits_0(tmp_path: Path) -> None:
+    """SIGTERM while another program held a write transaction on the database (an operator's
+    sqlite3 shell) and a refusal counted since the last write of the counts: serve's stop wrote
+    them, waited out the lock and died with a traceback, exit 1, the database left unclosed.
+    The counts it cannot write are one log line; the stop goes on and exits 0."""
+    import signal
+
+    import apsw
+
+    from tests.acceptance.cli_tools import Box
+
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "ivy@refusals.test")
+    key = box.ok("keys", "create", "ivy@refusals.test").strip().split()[-1]
+    server = ServerProcess(box.config, box.port).start()
+    shell = apsw.Connection(str(box.db_path))
+    try:
+        refused = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            json={"model": "no/such-model", "messages": HELLO},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        assert refused.status_code == 404
+        shell.execute("BEGIN IMMEDIATE")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0, server.log_text()[-3000:]
+    finally:
+        shell.close()
+        server.kill()
+    log = server.log_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "1 refusal counted since the last write is not written" in log, log[-3000:]

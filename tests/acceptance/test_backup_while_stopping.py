@@ -1,0 +1,66 @@
+"""A scheduled backup of a big database when serve is told to stop: serve stops promptly, the
+unfinished copy is removed, and no file claiming to be a good backup is left."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import apsw
+import pytest
+
+from tests.acceptance.cli_tools import Box
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.timeout(180)
+FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
+ROWS = 500_000  # ~63 MiB with two indexes: its copy's integrity check takes seconds
+
+
+def _grow(db_path: Path) -> None:
+    """A table of ROWS indexed rows beside the box's own (a database with a long history)."""
+    db = apsw.Connection(str(db_path))
+    try:
+        db.execute("CREATE TABLE history_filler (a INTEGER PRIMARY KEY, s TEXT, t TEXT)")
+        db.execute("CREATE INDEX history_filler_s ON history_filler (s)")
+        db.execute("CREATE INDEX history_filler_t ON history_filler (t)")
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO history_filler SELECT i, hex(randomblob(16)), hex(randomblob(8)) FROM n",
+            (ROWS,),
+        )
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_stopped_during_a_backup_stops_at_once_and_leaves_no_copy(
+    tmp_path: Path, workers: int
+) -> None:
+    """SIGTERM while serve wrote a scheduled backup of a big database: serve said it had
+    stopped, then its process went on until the copy's check ended (40 s on a 400 MiB
+    database here; systemd's TimeoutStopSec kills it first on a bigger one), and then left
+    the finished backup behind. The backup's thread now stops with the serve."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "keep": 2})
+    box.ok("users", "create", "gus@upkeep.test")
+    _grow(box.db_path)
+    folder = box.root / "data" / "backups"
+    server = ServerProcess(box.config, box.port, env=FAST_TICK)
+    server.start("--workers", str(workers))
+    try:
+        deadline = time.monotonic() + 30
+        while not list(folder.glob("*.partial")):
+            assert time.monotonic() < deadline, "no backup started"
+            time.sleep(0.01)
+        assert server.process is not None
+        asked = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0
+        took = time.monotonic() - asked
+    finally:
+        server.kill()
+    assert took < 4, f"serve took {took:.1f} s to stop during a backup"
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == [], f"a backup cut off by the stop left {left}"
+    assert "the scheduled backup was stopped: serve is stopping" in server.log_text()
