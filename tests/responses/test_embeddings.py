@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.openai_embeddings import vector
+from tests.fakes.openai_embeddings import as_float32, vector
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import usd_nanos
 from tests.responses.conftest import (
@@ -21,6 +21,7 @@ from tests.responses.conftest import (
     ResponsesBox,
 )
 
+JSON_TYPE = "application/json"
 TEXTS = ["the first text " * 40, "the second text " * 40]  # 1240 bytes: up to 1240 tokens held
 
 
@@ -36,7 +37,7 @@ def test_embeddings_are_billed_on_the_upstreams_prompt_tokens(fresh: ResponsesBo
     assert (sent.path, sent.api_key) == ("/v1/embeddings", OPENAI_KEY)
     assert sent.body["model"] == "text-embedding-3-small" and sent.body["dimensions"] == 4
     assert sent.body["input"] == TEXTS
-    assert [d.embedding for d in result.data] == [vector(0), vector(1)]
+    assert [d.embedding for d in result.data] == [as_float32(vector(0)), as_float32(vector(1))]
     assert result.model == EMBEDDING_MODEL and result.usage.prompt_tokens == 250
     expected = usd_nanos((250, EMBEDDING_PRICE))
     after, held = fresh.balance_nanos(email)
@@ -121,3 +122,31 @@ def test_an_answer_without_usage_is_charged_an_estimate_within_the_hold(
     after, held = fresh.balance_nanos(email)
     assert (before - after, held, row["cost_nanos"]) == (charged, 0, charged)
     assert 0 < charged <= usd_nanos((body_len, EMBEDDING_PRICE))
+
+
+def test_an_answer_with_total_tokens_only_is_charged_that_count(fresh: ResponsesBox) -> None:
+    """An embedding's tokens are all input: `total_tokens` is `prompt_tokens`, so an upstream
+    that reports only the total (as some OpenAI-compatible servers do) is charged its count,
+    not the never-low estimate of the text."""
+    email, key = fresh.new_key()
+    answer = {"object": "list", "model": "up", "usage": {"total_tokens": 250},
+              "data": [{"object": "embedding", "index": 0, "embedding": vector(0)}]}  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=[json.dumps(answer).encode()], content_type=JSON_TYPE))
+    before, _ = fresh.balance_nanos(email)
+    result = fresh.openai(key).embeddings.create(
+        model=EMBEDDING_MODEL, input=TEXTS[0], encoding_format="float"
+    )
+    expected = usd_nanos((250, EMBEDDING_PRICE))
+    assert result.usage.prompt_tokens == 250 and result.data[0].embedding == vector(0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["input_tokens"], row["estimated"], row["cost_nanos"]) == (250, 0, expected)
+    assert fresh.balance_nanos(email) == (before - expected, 0)
+
+
+def test_the_sdks_default_base64_vectors_arrive_exactly(fresh: ResponsesBox) -> None:
+    """The openai SDK asks for base64 unless told otherwise and decodes the float32 bytes: the
+    box relays them untouched, so the SDK reads the upstream's vectors bit for bit."""
+    _, key = fresh.new_key()
+    result = fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input=["a", "b"])
+    assert fresh.openai_fake.requests[-1].body["encoding_format"] == "base64"
+    assert [d.embedding for d in result.data] == [as_float32(vector(0)), as_float32(vector(1))]
