@@ -15,21 +15,25 @@ import re
 
 from codelace_box.errors import UpstreamError
 from codelace_box.gateway.client import UpstreamResponse, UpstreamTooLarge
+from codelace_box.gateway.embeddings import EMBEDDINGS_ROUTE
 from codelace_box.gateway.request import ChatCall
 from codelace_box.providers.base import ProviderAdapter, Usage
 from codelace_box.providers.tally import CHARS_PER_TOKEN
 
 READ_ON_FACTOR = 16
+STREAM_ADVICE = "ask for a stream (stream: true) or a shorter answer"
+# Embeddings are never streamed: a smaller answer is fewer inputs, fewer dimensions, or base64
+# (about a third the bytes of floats written out).
+EMBEDDINGS_ADVICE = 'send fewer inputs, ask for fewer dimensions, or use encoding_format "base64"'
 _USAGE_KEY = re.compile(r'"usage"\s*:\s*')  # never matches inside a JSON string (quotes escaped)
 
 
 class OversizedAnswer(UpstreamError):
     """A 200 answer too large to relay (502 `upstream_too_large`), with the usage to charge."""
 
-    def __init__(self, cause: UpstreamTooLarge, usage: Usage) -> None:
+    def __init__(self, cause: UpstreamTooLarge, usage: Usage, advice: str = STREAM_ADVICE) -> None:
         super().__init__(
-            f"{cause}; the provider did the work and it is charged: ask for a stream "
-            "(stream: true) or a shorter answer",
+            f"{cause}; the provider did the work and it is charged: {advice}",
             code="upstream_too_large",
         )
         self.usage = usage
@@ -66,4 +70,5 @@ async def oversized(
     if usage is None:
         output = -(-(exc.read + more) // CHARS_PER_TOKEN)
         usage = Usage(call.input_guess(), output, estimated=True)
-    return OversizedAnswer(exc, usage)
+    advice = EMBEDDINGS_ADVICE if call.ingress == EMBEDDINGS_ROUTE else STREAM_ADVICE
+    return OversizedAnswer(exc, usage, advice)

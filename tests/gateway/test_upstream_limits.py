@@ -239,3 +239,26 @@ def test_a_messages_answer_too_large_is_charged_the_providers_count(
         charged.append((row["input_tokens"], row["output_tokens"], row["estimated"]))
     assert charged == [(11, 7, 0), (11, 7, 0)]
     assert small.balance(email)[1] == 0
+
+
+def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """/v1/embeddings past the limit: the 502 is charged the provider's prompt tokens, and its
+    advice fits the route (it said "ask for a stream (stream: true)", which embeddings refuse
+    with a 400)."""
+    small = box_factory(gateway={"max_upstream_body_bytes": 100})
+    email, key = small.new_user()
+    fake.push(Reply(prompt_tokens=9))
+    body = {"model": MODEL, "input": ["one", "two", "three"], "encoding_format": "float"}
+    with small.http(key) as http:
+        response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 502, response.text[:300]
+    message = response.json()["error"]["message"]
+    assert "max_upstream_body_bytes" in message and "stream: true" not in message
+    assert "base64" in message and "fewer inputs" in message
+    row = small.usage_row(response.headers["x-request-id"])
+    assert (row["input_tokens"], row["output_tokens"], row["estimated"]) == (9, 0, 0)
+    assert small.balance(email)[1] == 0
+    with small.http(key) as http:
+        assert http.post("/v1/embeddings", json=body | {"stream": True}).status_code == 400
