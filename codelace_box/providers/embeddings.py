@@ -14,7 +14,12 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
-from codelace_box.providers.openai import OpenAIAdapter, json_post, upstream_base
+from codelace_box.providers.openai import (
+    OpenAIAdapter,
+    json_post,
+    raise_reported_error,
+    upstream_base,
+)
 
 
 def _count(value: Any) -> int | None:
@@ -42,6 +47,7 @@ class EmbeddingsAdapter(OpenAIAdapter):
         """The list as received, its model our id; usage from `prompt_tokens` (estimated later
         when the upstream gives none)."""
         if not isinstance(payload.get("data"), list):
+            raise_reported_error(payload)
             raise UpstreamError("the upstream answered without data", code="bad_upstream_reply")
         payload["model"] = public_model
         tokens = _tokens(payload.get("usage"))

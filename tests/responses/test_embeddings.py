@@ -150,3 +150,19 @@ def test_the_sdks_default_base64_vectors_arrive_exactly(fresh: ResponsesBox) -> 
     result = fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input=["a", "b"])
     assert fresh.openai_fake.requests[-1].body["encoding_format"] == "base64"
     assert [d.embedding for d in result.data] == [as_float32(vector(0)), as_float32(vector(1))]
+
+
+def test_a_failure_reported_in_a_200_is_relayed_and_free(fresh: ResponsesBox) -> None:
+    """OpenRouter answers a failure after it accepted the call with a 200 and an `error` body:
+    the user reads the provider's message (as on chat completions), not "without data", and
+    pays nothing."""
+    email, key = fresh.new_key()
+    failure = {"error": {"message": "No successful provider responses.", "code": 502}}
+    fresh.openai_fake.push(Reply(raw=[json.dumps(failure).encode()], content_type=JSON_TYPE))
+    before = fresh.balance_nanos(email)
+    with pytest.raises(openai.APIStatusError) as failed:
+        fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi")
+    assert failed.value.status_code == 502
+    assert failed.value.body["code"] == "upstream_error"  # type: ignore[index]
+    assert "No successful provider responses." in failed.value.body["message"]  # type: ignore[index]
+    assert fresh.balance_nanos(email) == before
