@@ -1,11 +1,13 @@
 """The fake OpenAI's `POST /v1/embeddings`: checks the key, model and input as the real API
-does, then answers the next scripted Reply: `prompt_tokens` as the usage (none when
-`usage=False`), a status and error body, a `raw` body, or one small deterministic vector per
-input: a list of floats, or with `encoding_format: "base64"` (what the openai SDKs ask for by
-default) the float32 little-endian bytes in base64, as the real API sends them."""
+does, then (after its `delay_before`, or hanging up) answers the next scripted Reply:
+`prompt_tokens` as the usage (none when `usage=False`), a status and error body, a `raw` body,
+or one small deterministic vector per input: a list of floats, or with `encoding_format:
+"base64"` (what the openai SDKs ask for by default) the float32 little-endian bytes in base64,
+as the real API sends them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -62,6 +64,11 @@ async def embeddings(fake: FakeOpenAI, request: web.Request) -> web.StreamRespon
     if inputs is None or not isinstance(body.get("model"), str):
         return _error(400, "'input' and 'model' are required", "invalid_request_error")
     reply = fake._next_reply(body)
+    if reply.delay_before:
+        await asyncio.sleep(reply.delay_before)
+    if reply.hang_up and request.transport is not None:
+        request.transport.close()
+        return web.Response()  # never sent: the connection is gone
     if reply.raw is not None:
         return await raw_reply(fake, request, reply)
     if reply.status != 200:

@@ -4,6 +4,7 @@ provider, billed on its `usage.prompt_tokens` at the model's input price."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -166,3 +167,22 @@ def test_a_failure_reported_in_a_200_is_relayed_and_free(fresh: ResponsesBox) ->
     assert failed.value.body["code"] == "upstream_error"  # type: ignore[index]
     assert "No successful provider responses." in failed.value.body["message"]  # type: ignore[index]
     assert fresh.balance_nanos(email) == before
+
+
+def test_a_client_that_leaves_is_charged_what_the_provider_counted(fresh: ResponsesBox) -> None:
+    """The provider embeds whether or not the client waits: the box still reads its answer and
+    charges its prompt tokens (row `abandoned`), and holds nothing afterwards."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(delay_before=1.0, prompt_tokens=7))
+    before, _ = fresh.balance_nanos(email)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{fresh.server.base_url}/v1/embeddings", timeout=0.3,
+                   headers={"authorization": f"Bearer {key}"},
+                   json={"model": EMBEDDING_MODEL, "input": "hi"})  # fmt: skip
+    expected = usd_nanos((7, EMBEDDING_PRICE))
+    deadline = time.monotonic() + 10
+    while fresh.balance_nanos(email) != (before - expected, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fresh.balance_nanos(email) == (before - expected, 0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["status"], row["input_tokens"], row["stream"]) == ("abandoned", 7, 0)
