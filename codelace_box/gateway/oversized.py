@@ -5,7 +5,8 @@ per thousand tokens), so it must not come free.
 The box reads the rest of such an answer without keeping it (at most READ_ON_FACTOR times the
 limit more), holding only its last bytes, where providers write the `usage` object, and the 502
 is charged the provider's count (within the hold, as always); when no usage is found there, an
-estimate of the output by the bytes it took (four a token, never low), marked `estimated`.
+estimate of the output by the bytes it took (four a token, never low), marked `estimated`
+(embeddings: the input estimate alone; their answer is vectors, no output).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ async def oversized(
     finally:
         response.close()
     usage = usage_in_tail(tail, call.adapter) if ended else None
-    if usage is None:
-        output = -(-(exc.read + more) // CHARS_PER_TOKEN)
+    embeddings = call.ingress == EMBEDDINGS_ROUTE
+    if usage is None:  # an embedding's bytes are vectors, no output tokens
+        output = 0 if embeddings else -(-(exc.read + more) // CHARS_PER_TOKEN)
         usage = Usage(call.input_guess(), output, estimated=True)
-    advice = EMBEDDINGS_ADVICE if call.ingress == EMBEDDINGS_ROUTE else STREAM_ADVICE
-    return OversizedAnswer(exc, usage, advice)
+    return OversizedAnswer(exc, usage, EMBEDDINGS_ADVICE if embeddings else STREAM_ADVICE)

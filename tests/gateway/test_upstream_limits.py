@@ -262,3 +262,16 @@ def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
     assert small.balance(email)[1] == 0
     with small.http(key) as http:
         assert http.post("/v1/embeddings", json=body | {"stream": True}).status_code == 400
+    # Without usage the charge is the input estimate: an embedding has no output, so the
+    # answer's bytes are no output tokens (they were, at this model's output price: the whole
+    # hold).
+    fake.push(Reply(usage=False))
+    before = small.balance(email)[0]
+    with small.http(key) as http:
+        response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 502, response.text[:300]
+    row = small.usage_row(response.headers["x-request-id"])
+    assert (row["output_tokens"], row["estimated"]) == (0, 1)
+    assert 0 < row["input_tokens"] < row["hold_nanos"] // 2500  # at most one a byte
+    assert row["cost_nanos"] == cost_nanos(row["input_tokens"], 0, IN_PRICE, OUT_PRICE)
+    assert small.balance(email) == (before - row["cost_nanos"], 0)
