@@ -5,7 +5,8 @@ per thousand tokens), so it must not come free.
 The box reads the rest of such an answer without keeping it (at most READ_ON_FACTOR times the
 limit more), holding only its last bytes, where providers write the `usage` object, and the 502
 is charged the provider's count (within the hold, as always); when no usage is found there, an
-estimate of the output by the bytes it took (four a token, never low), marked `estimated`.
+estimate of the output by the bytes it took (four a token, never low), marked `estimated`
+(embeddings: the input estimate alone; their answer is vectors, no output).
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ import re
 
 from codelace_box.errors import UpstreamError
 from codelace_box.gateway.client import UpstreamResponse, UpstreamTooLarge
+from codelace_box.gateway.embeddings import EMBEDDINGS_ROUTE
 from codelace_box.gateway.request import ChatCall
 from codelace_box.providers.base import ProviderAdapter, Usage
 from codelace_box.providers.tally import CHARS_PER_TOKEN
 
 READ_ON_FACTOR = 16
+STREAM_ADVICE = "ask for a stream (stream: true) or a shorter answer"
+# Embeddings are never streamed: a smaller answer is fewer inputs, fewer dimensions, or base64
+# (about a third the bytes of floats written out).
+EMBEDDINGS_ADVICE = 'send fewer inputs, ask for fewer dimensions, or use encoding_format "base64"'
 _USAGE_KEY = re.compile(r'"usage"\s*:\s*')  # never matches inside a JSON string (quotes escaped)
 
 
 class OversizedAnswer(UpstreamError):
     """A 200 answer too large to relay (502 `upstream_too_large`), with the usage to charge."""
 
-    def __init__(self, cause: UpstreamTooLarge, usage: Usage) -> None:
+    def __init__(self, cause: UpstreamTooLarge, usage: Usage, advice: str = STREAM_ADVICE) -> None:
         super().__init__(
-            f"{cause}; the provider did the work and it is charged: ask for a stream "
-            "(stream: true) or a shorter answer",
+            f"{cause}; the provider did the work and it is charged: {advice}",
             code="upstream_too_large",
         )
         self.usage = usage
@@ -63,7 +68,8 @@ async def oversized(
     finally:
         response.close()
     usage = usage_in_tail(tail, call.adapter) if ended else None
-    if usage is None:
-        output = -(-(exc.read + more) // CHARS_PER_TOKEN)
+    embeddings = call.ingress == EMBEDDINGS_ROUTE
+    if usage is None:  # an embedding's bytes are vectors, no output tokens
+        output = 0 if embeddings else -(-(exc.read + more) // CHARS_PER_TOKEN)
         usage = Usage(call.input_guess(), output, estimated=True)
-    return OversizedAnswer(exc, usage)
+    return OversizedAnswer(exc, usage, EMBEDDINGS_ADVICE if embeddings else STREAM_ADVICE)

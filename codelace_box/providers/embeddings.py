@@ -1,5 +1,6 @@
 """OpenAI's embeddings API to an `openai` provider: the body as sent (model renamed), the
-answer as received (model relabelled), billed on its `usage.prompt_tokens`. Pure: no I/O."""
+answer as received (model relabelled), billed on its `usage.prompt_tokens` (or, without it, its
+`total_tokens`, the same count for an embedding). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -13,12 +14,25 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
-from codelace_box.providers.openai import OpenAIAdapter, json_post, upstream_base
+from codelace_box.providers.openai import (
+    OpenAIAdapter,
+    json_post,
+    raise_reported_error,
+    upstream_base,
+)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _tokens(raw: Any) -> int | None:
-    value = raw.get("prompt_tokens") if isinstance(raw, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """`prompt_tokens`, else `total_tokens`: an embedding has no output, so the total is the
+    input (some OpenAI-compatible servers report only the total)."""
+    if not isinstance(raw, dict):
+        return None
+    prompt = _count(raw.get("prompt_tokens"))
+    return prompt if prompt is not None else _count(raw.get("total_tokens"))
 
 
 class EmbeddingsAdapter(OpenAIAdapter):
@@ -33,6 +47,7 @@ class EmbeddingsAdapter(OpenAIAdapter):
         """The list as received, its model our id; usage from `prompt_tokens` (estimated later
         when the upstream gives none)."""
         if not isinstance(payload.get("data"), list):
+            raise_reported_error(payload)
             raise UpstreamError("the upstream answered without data", code="bad_upstream_reply")
         payload["model"] = public_model
         tokens = _tokens(payload.get("usage"))

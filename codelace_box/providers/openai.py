@@ -248,6 +248,14 @@ def _reported_error(body: JSON) -> Any:
     return None
 
 
+def raise_reported_error(payload: JSON) -> None:
+    """Raise the failure an answer reports in place of its content (OpenRouter: a failure after
+    it accepted the call is a 200 with an `error` body), if it reports one."""
+    error = _reported_error(payload)
+    if error is not None:
+        raise UpstreamError(f"the upstream failed: {_error_text(error)}", code="upstream_error")
+
+
 def _error_text(error: Any) -> str:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return redact(error["message"])
@@ -316,11 +324,7 @@ class OpenAIAdapter(ProviderAdapter):
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
         choices = payload.get("choices")
         if not isinstance(choices, list):
-            error = _reported_error(payload)  # OpenRouter: a failure after it accepted is a 200
-            if error is not None:
-                raise UpstreamError(
-                    f"the upstream failed: {_error_text(error)}", code="upstream_error"
-                )
+            raise_reported_error(payload)
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
         payload["model"] = public_model
         usage = usage_from(payload.get("usage"))

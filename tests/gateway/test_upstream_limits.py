@@ -239,3 +239,39 @@ def test_a_messages_answer_too_large_is_charged_the_providers_count(
         charged.append((row["input_tokens"], row["output_tokens"], row["estimated"]))
     assert charged == [(11, 7, 0), (11, 7, 0)]
     assert small.balance(email)[1] == 0
+
+
+def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """/v1/embeddings past the limit: the 502 is charged the provider's prompt tokens, and its
+    advice fits the route (it said "ask for a stream (stream: true)", which embeddings refuse
+    with a 400)."""
+    small = box_factory(gateway={"max_upstream_body_bytes": 100})
+    email, key = small.new_user()
+    fake.push(Reply(prompt_tokens=9))
+    body = {"model": MODEL, "input": ["one", "two", "three"], "encoding_format": "float"}
+    with small.http(key) as http:
+        response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 502, response.text[:300]
+    message = response.json()["error"]["message"]
+    assert "max_upstream_body_bytes" in message and "stream: true" not in message
+    assert "base64" in message and "fewer inputs" in message
+    row = small.usage_row(response.headers["x-request-id"])
+    assert (row["input_tokens"], row["output_tokens"], row["estimated"]) == (9, 0, 0)
+    assert small.balance(email)[1] == 0
+    with small.http(key) as http:
+        assert http.post("/v1/embeddings", json=body | {"stream": True}).status_code == 400
+    # Without usage the charge is the input estimate: an embedding has no output, so the
+    # answer's bytes are no output tokens (they were, at this model's output price: the whole
+    # hold).
+    fake.push(Reply(usage=False))
+    before = small.balance(email)[0]
+    with small.http(key) as http:
+        response = http.post("/v1/embeddings", json=body)
+    assert response.status_code == 502, response.text[:300]
+    row = small.usage_row(response.headers["x-request-id"])
+    assert (row["output_tokens"], row["estimated"]) == (0, 1)
+    assert 0 < row["input_tokens"] < row["hold_nanos"] // 2500  # at most one a byte
+    assert row["cost_nanos"] == cost_nanos(row["input_tokens"], 0, IN_PRICE, OUT_PRICE)
+    assert small.balance(email) == (before - row["cost_nanos"], 0)

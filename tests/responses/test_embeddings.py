@@ -4,13 +4,14 @@ provider, billed on its `usage.prompt_tokens` at the model's input price."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.fakes.openai_embeddings import vector
+from tests.fakes.openai_embeddings import as_float32, vector
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import usd_nanos
 from tests.responses.conftest import (
@@ -21,6 +22,7 @@ from tests.responses.conftest import (
     ResponsesBox,
 )
 
+JSON_TYPE = "application/json"
 TEXTS = ["the first text " * 40, "the second text " * 40]  # 1240 bytes: up to 1240 tokens held
 
 
@@ -36,7 +38,7 @@ def test_embeddings_are_billed_on_the_upstreams_prompt_tokens(fresh: ResponsesBo
     assert (sent.path, sent.api_key) == ("/v1/embeddings", OPENAI_KEY)
     assert sent.body["model"] == "text-embedding-3-small" and sent.body["dimensions"] == 4
     assert sent.body["input"] == TEXTS
-    assert [d.embedding for d in result.data] == [vector(0), vector(1)]
+    assert [d.embedding for d in result.data] == [as_float32(vector(0)), as_float32(vector(1))]
     assert result.model == EMBEDDING_MODEL and result.usage.prompt_tokens == 250
     expected = usd_nanos((250, EMBEDDING_PRICE))
     after, held = fresh.balance_nanos(email)
@@ -121,3 +123,66 @@ def test_an_answer_without_usage_is_charged_an_estimate_within_the_hold(
     after, held = fresh.balance_nanos(email)
     assert (before - after, held, row["cost_nanos"]) == (charged, 0, charged)
     assert 0 < charged <= usd_nanos((body_len, EMBEDDING_PRICE))
+
+
+def test_an_answer_with_total_tokens_only_is_charged_that_count(fresh: ResponsesBox) -> None:
+    """An embedding's tokens are all input: `total_tokens` is `prompt_tokens`, so an upstream
+    that reports only the total (as some OpenAI-compatible servers do) is charged its count,
+    not the never-low estimate of the text."""
+    email, key = fresh.new_key()
+    answer = {"object": "list", "model": "up", "usage": {"total_tokens": 250},
+              "data": [{"object": "embedding", "index": 0, "embedding": vector(0)}]}  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=[json.dumps(answer).encode()], content_type=JSON_TYPE))
+    before, _ = fresh.balance_nanos(email)
+    result = fresh.openai(key).embeddings.create(
+        model=EMBEDDING_MODEL, input=TEXTS[0], encoding_format="float"
+    )
+    expected = usd_nanos((250, EMBEDDING_PRICE))
+    assert result.usage.prompt_tokens == 250 and result.data[0].embedding == vector(0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["input_tokens"], row["estimated"], row["cost_nanos"]) == (250, 0, expected)
+    assert fresh.balance_nanos(email) == (before - expected, 0)
+
+
+def test_the_sdks_default_base64_vectors_arrive_exactly(fresh: ResponsesBox) -> None:
+    """The openai SDK asks for base64 unless told otherwise and decodes the float32 bytes: the
+    box relays them untouched, so the SDK reads the upstream's vectors bit for bit."""
+    _, key = fresh.new_key()
+    result = fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input=["a", "b"])
+    assert fresh.openai_fake.requests[-1].body["encoding_format"] == "base64"
+    assert [d.embedding for d in result.data] == [as_float32(vector(0)), as_float32(vector(1))]
+
+
+def test_a_failure_reported_in_a_200_is_relayed_and_free(fresh: ResponsesBox) -> None:
+    """OpenRouter answers a failure after it accepted the call with a 200 and an `error` body:
+    the user reads the provider's message (as on chat completions), not "without data", and
+    pays nothing."""
+    email, key = fresh.new_key()
+    failure = {"error": {"message": "No successful provider responses.", "code": 502}}
+    fresh.openai_fake.push(Reply(raw=[json.dumps(failure).encode()], content_type=JSON_TYPE))
+    before = fresh.balance_nanos(email)
+    with pytest.raises(openai.APIStatusError) as failed:
+        fresh.openai(key).embeddings.create(model=EMBEDDING_MODEL, input="hi")
+    assert failed.value.status_code == 502
+    assert failed.value.body["code"] == "upstream_error"  # type: ignore[index]
+    assert "No successful provider responses." in failed.value.body["message"]  # type: ignore[index]
+    assert fresh.balance_nanos(email) == before
+
+
+def test_a_client_that_leaves_is_charged_what_the_provider_counted(fresh: ResponsesBox) -> None:
+    """The provider embeds whether or not the client waits: the box still reads its answer and
+    charges its prompt tokens (row `abandoned`), and holds nothing afterwards."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(delay_before=1.0, prompt_tokens=7))
+    before, _ = fresh.balance_nanos(email)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{fresh.server.base_url}/v1/embeddings", timeout=0.3,
+                   headers={"authorization": f"Bearer {key}"},
+                   json={"model": EMBEDDING_MODEL, "input": "hi"})  # fmt: skip
+    expected = usd_nanos((7, EMBEDDING_PRICE))
+    deadline = time.monotonic() + 10
+    while fresh.balance_nanos(email) != (before - expected, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fresh.balance_nanos(email) == (before - expected, 0)
+    row = fresh.usage_rows(email)[-1]
+    assert (row["status"], row["input_tokens"], row["stream"]) == ("abandoned", 7, 0)

@@ -1,5 +1,5 @@
 """The openai npm SDK's `responses.create` (plain and streamed) against the box, for a model
-translated to Chat Completions and one served natively.
+translated to Chat Completions and one served natively; and its `embeddings.create`.
 
 The SDK comes from the npm registry (`npm install --prefix .ci/node openai`, as .ci/run does);
 tests/responses/node/responses_call.cjs makes the call and prints what the SDK parsed. Outside
@@ -17,13 +17,23 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.openai_embeddings import as_float32, vector
 from tests.fakes.openai_upstream import Recorded, Reply
 from tests.messages.conftest import usd_nanos
-from tests.responses.conftest import NATIVE_MODEL, OPENAI_KEY, OPENAI_MODEL, PRICES, ResponsesBox
+from tests.responses.conftest import (
+    EMBEDDING_MODEL,
+    EMBEDDING_PRICE,
+    NATIVE_MODEL,
+    OPENAI_KEY,
+    OPENAI_MODEL,
+    PRICES,
+    ResponsesBox,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / ".ci" / "node" / "node_modules"
 SCRIPT = Path(__file__).with_name("node") / "responses_call.cjs"
+EMBEDDINGS_SCRIPT = SCRIPT.with_name("embeddings_call.cjs")
 NODE = shutil.which("node")
 MISSING = (
     "node is not installed"
@@ -44,7 +54,9 @@ def _sdk_present() -> None:
     pytest.skip(MISSING)
 
 
-def call(box: ResponsesBox, key: str, model: str, *, stream: bool) -> dict[str, Any]:
+def call(
+    box: ResponsesBox, key: str, model: str, *, stream: bool, script: Path = SCRIPT
+) -> dict[str, Any]:
     """Run the node script; what the SDK parsed."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -56,7 +68,7 @@ def call(box: ResponsesBox, key: str, model: str, *, stream: bool) -> dict[str, 
     }
     assert NODE is not None
     done = subprocess.run(
-        [NODE, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False
+        [NODE, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, f"the npm SDK call failed: {done.stderr[-2000:]}"
     result: dict[str, Any] = json.loads(done.stdout)
@@ -111,3 +123,17 @@ def test_native_responses_upstream(fresh: ResponsesBox, stream: bool) -> None:
     assert sent.body["model"] == "gpt-5.4" and sent.body["input"] == "Say hello from npm."
     assert sent.body["instructions"] == "Answer briefly." and sent.body["store"] is False
     assert got["id"]
+
+
+def test_embeddings_decoded_by_the_npm_sdk(fresh: ResponsesBox) -> None:
+    """The npm SDK asks for base64 by default and decodes the float32 bytes itself: it reads
+    the upstream's vectors exactly, and the usage with its cost."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(prompt_tokens=2))
+    got = call(fresh, key, EMBEDDING_MODEL, stream=False, script=EMBEDDINGS_SCRIPT)
+    assert fresh.openai_fake.requests[-1].body["encoding_format"] == "base64"
+    assert got["vectors"] == [as_float32(vector(0)), as_float32(vector(1))]
+    expected = usd_nanos((2, EMBEDDING_PRICE))
+    assert got["model"] == EMBEDDING_MODEL and got["usage"]["prompt_tokens"] == 2
+    assert got["usage"]["cost_usd"] == pytest.approx(expected / 1e9)
+    assert fresh.balance_nanos(email)[1] == 0
