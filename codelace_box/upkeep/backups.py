@@ -8,6 +8,7 @@ their own, and rotated them away)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from pathlib import Path
 from codelace_box.db.backup import backup_database
 from codelace_box.errors import CodelaceError
 from codelace_box.private_files import create_private_file
+
+log = logging.getLogger("codelace_box.upkeep")
 
 _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
 _UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
@@ -112,8 +115,18 @@ def take_scheduled_backup(
     backup_database(db_path, str(target), stop)
     _claim(target.parent, db_path)
     for _, old in taken_by(folder, now)[:-keep]:
-        old.unlink(missing_ok=True)
+        _remove_old_backup(old)
     return target
+
+
+def _remove_old_backup(old: Path) -> None:
+    """Remove a backup beyond `backup.keep`; one that cannot be (a file made immutable, the
+    folder's permissions changed) is a warning: the new backup was written all the same."""
+    try:
+        old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("the old backup %s is beyond backup.keep but could not be removed: %s",
+                    old, exc.strerror or exc)  # fmt: skip
 
 
 def remove_unfinished(folder: str | Path) -> None:

@@ -4,6 +4,8 @@ and alerts to a Slack-compatible webhook on a local receiver (rate-limited)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -229,3 +231,43 @@ def test_two_boxes_given_one_backup_folder_do_not_take_each_others_backups(
     doctor = second.ok("doctor").splitlines()[-1]
     assert doctor.startswith(f"backups: {shared} holds the scheduled backups of another "), doctor
     assert first.ok("doctor").splitlines()[-1].startswith(f"backups: newest {taken.name}")
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """chattr +i / -i (root on a file system that has the attribute); False where it cannot."""
+    if shutil.which("chattr") is None:
+        return False
+    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_an_old_backup_that_cannot_be_removed_fails_no_backup(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """Removing a backup beyond backup.keep failed (a file made immutable, permissions): the
+    new backup, written and whole, was reported as 'the scheduled backup failed' (log and
+    alert), and tried again and again. It is a warning naming the file; the backup stands."""
+    box = Box.create(
+        tmp_path / "box", backup={"every_hours": 1, "keep": 1}, alerts={"webhook_url": hook.url}
+    )
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    stuck = folder / "codelace-20260101T000000Z.db"
+    stuck.write_bytes(b"an old backup")
+    if not _immutable(stuck, True):
+        pytest.skip("chattr +i is not available here")
+    try:
+        server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+        try:
+            eventually(lambda: len(list(folder.glob("codelace-*.db"))) == 2, "a backup")
+            eventually(lambda: "could not be removed" in server.log_text(), "the warning")
+            time.sleep(1.0)  # five more ticks: no failure said, no second backup
+        finally:
+            assert server.stop() == 0
+    finally:
+        _immutable(stuck, False)
+    log = server.log_text()
+    assert f"the old backup {stuck} is beyond backup.keep but could not be removed" in log
+    assert "scheduled backup failed" not in log, log
+    assert not any("backup failed" in text for text in hook.texts())
+    assert len(list(folder.glob("codelace-*.db"))) == 2
