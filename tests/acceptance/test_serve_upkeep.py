@@ -237,7 +237,8 @@ def _immutable(path: Path, on: bool) -> bool:
     """chattr +i / -i (root on a file system that has the attribute); False where it cannot."""
     if shutil.which("chattr") is None:
         return False
-    done = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
+    flag = "+i" if on else "-i"
+    done = subprocess.run(["chattr", flag, str(path)], check=False, capture_output=True)
     return done.returncode == 0
 
 
