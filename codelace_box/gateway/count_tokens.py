@@ -17,7 +17,12 @@ from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.client import UpstreamBroken
-from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
+from codelace_box.gateway.messages import (
+    MESSAGES_ROUTE,
+    forwarded_headers,
+    resolve_model,
+    unsized_sources,
+)
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.outcome import client_error, count_upstream_error
 from codelace_box.gateway.request import ChatCall, new_call
@@ -25,6 +30,7 @@ from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
+from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS
 
 COUNT_PATH = "/v1/messages/count_tokens"
 if TYPE_CHECKING:
@@ -39,6 +45,15 @@ def _model(body: JSON) -> str:
     if not isinstance(messages, list):
         raise InvalidRequest("messages: must be an array", code="invalid_request")
     return model
+
+
+def estimated_count(body: JSON, body_len: int) -> int:
+    """The box's count of a Messages body: a token per four bytes of it, its media as the hold
+    sees it (messages.py): their inline base64 left out, each image or document counted
+    ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is charged,
+    tally.py). Counted as text, a screenshot's base64 filled Claude Code's /context."""
+    media, inline = unsized_sources(body.get("messages"))
+    return input_token_estimate(body_len - inline) + ESTIMATED_MEDIA_TOKENS * media
 
 
 async def count_tokens(
@@ -56,7 +71,7 @@ async def count_tokens(
         route = resolve_model(gateway.routes, _model(body))
     check_model_allowed(allowed_models, route.id)
     if route.provider.kind != "anthropic":
-        return {"input_tokens": input_token_estimate(body_len)}
+        return {"input_tokens": estimated_count(body, body_len)}
     user_id, rpm = account
     if rpm:
         await gateway.writes.submit(partial(count_in_rpm, user_id=user_id, rpm=rpm))
@@ -71,7 +86,7 @@ async def count_tokens(
             raise
         count_upstream_error(call, error)
         raise error from None
-    return counted if counted is not None else {"input_tokens": input_token_estimate(body_len)}
+    return counted if counted is not None else {"input_tokens": estimated_count(body, body_len)}
 
 
 async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:

@@ -64,7 +64,7 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     return model, cap
 
 
-def _unsized_sources(value: Any) -> tuple[int, int]:
+def unsized_sources(value: Any) -> tuple[int, int]:
     """Images and documents anywhere in the content (tool results and document content
     included), whatever their source: media whose tokens the body does not show. Inline data
     is no exception (as for chat, tally.py): a PDF costs by its pages, an image by its pixels
@@ -93,7 +93,7 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     model's context window once when media is attached (as for chat). The media's inline data
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
     hold for 6.7M tokens, more than any context, and refuse most balances."""
-    media, inline = _unsized_sources(body.get("messages"))
+    media, inline = unsized_sources(body.get("messages"))
     return body_len - inline + PROVIDER_PROMPT_TOKENS + (context_tokens if media else 0)
 
 
