@@ -21,7 +21,6 @@ from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
     forwarded_headers,
     resolve_model,
-    unsized_sources,
 )
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.outcome import client_error, count_upstream_error
@@ -30,7 +29,7 @@ from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
-from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS
+from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media
 
 COUNT_PATH = "/v1/messages/count_tokens"
 if TYPE_CHECKING:
@@ -49,10 +48,10 @@ def _model(body: JSON) -> str:
 
 def estimated_count(body: JSON, body_len: int) -> int:
     """The box's count of a Messages body: a token per four bytes of it, its media as the hold
-    sees it (messages.py): their inline base64 left out, each image or document counted
+    sees it (tally.py anthropic_media): their inline base64 left out, each image or document counted
     ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is charged,
     tally.py). Counted as text, a screenshot's base64 filled Claude Code's /context."""
-    media, inline = unsized_sources(body.get("messages"))
+    media, inline = anthropic_media(body.get("messages"))
     return input_token_estimate(body_len - inline) + ESTIMATED_MEDIA_TOKENS * media
 
 

@@ -19,6 +19,7 @@ from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HOLD_NANOS,
     MAX_TOKENS,
+    MESSAGES_ROUTE,
     ChatCall,
     new_call,
 )
@@ -26,8 +27,8 @@ from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_messages
+from codelace_box.providers.tally import anthropic_media
 
-MESSAGES_ROUTE = "/v1/messages"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
@@ -64,36 +65,12 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     return model, cap
 
 
-def unsized_sources(value: Any) -> tuple[int, int]:
-    """Images and documents anywhere in the content (tool results and document content
-    included), whatever their source: media whose tokens the body does not show. Inline data
-    is no exception (as for chat, tally.py): a PDF costs by its pages, an image by its pixels
-    (an OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
-    text, counted by its bytes. Also: the characters of their inline (base64) data, which are
-    no text the model reads token by token."""
-    count = inline = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            source = item.get("source")
-            media = item.get("type") in ("image", "document")
-            if media and isinstance(source, dict) and source.get("type") not in ("text", "content"):
-                count += 1
-                data = source.get("data")
-                inline += len(data) if isinstance(data, str) else 0
-            stack.extend(v for v in item.values() if isinstance(v, list | dict))
-    return count, inline
-
-
 def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
     model's context window once when media is attached (as for chat). The media's inline data
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
     hold for 6.7M tokens, more than any context, and refuse most balances."""
-    media, inline = unsized_sources(body.get("messages"))
+    media, inline = anthropic_media(body.get("messages"))
     return body_len - inline + PROVIDER_PROMPT_TOKENS + (context_tokens if media else 0)
 
 

@@ -23,9 +23,10 @@ from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_fields
-from codelace_box.providers.tally import input_estimate
+from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, request_media
 
 CHAT_ROUTE = "/v1/chat/completions"
+MESSAGES_ROUTE = "/v1/messages"  # gateway/messages.py's ingress (its bodies are Anthropic's)
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
@@ -85,8 +86,12 @@ class ChatCall:
         return self.output_cap * self.choices
 
     def input_guess(self) -> int:
-        """Input tokens when the upstream never reported them (never low: tally.py)."""
-        return max(self.input_estimate, input_estimate(self.body))
+        """Input tokens when the upstream never reported them (never low: tally.py), the
+        inline payloads of media left out of the body's bytes too (a media part's estimate
+        counts them)."""
+        media = request_media(self.body, self.ingress == MESSAGES_ROUTE)
+        by_bytes = self.input_estimate - media[1] // CHARS_PER_TOKEN
+        return max(by_bytes, input_estimate(self.body, media))
 
 
 def _bad(message: str, param: str) -> InvalidRequest:
