@@ -25,7 +25,8 @@ Estimates, documented for the operator:
   prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`;
 - output cap: the request's max_completion_tokens / max_tokens, else the model's
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
-  and the relay stops a stream that reaches it;
+  and the relay stops a stream that reaches it; plus, with OpenAI's predicted outputs, the
+  prediction a token per byte (its tokens the answer does not use are billed as output);
 - when an upstream never reports usage (a server that ignores include_usage, a stream cut at
   the cap or abandoned and never finished): see providers/tally.py, and the usage row is marked
   `estimated`.

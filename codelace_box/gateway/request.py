@@ -19,6 +19,7 @@ from codelace_box.gateway.metering import (
     input_token_estimate,
 )
 from codelace_box.gateway.routing import ModelRoute, RouteTable
+from codelace_box.jsonwire import dumps
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter
@@ -173,6 +174,13 @@ def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     return route.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS, False
 
 
+def predicted_tokens(body: JSON) -> int:
+    """OpenAI's predicted outputs: the prediction's tokens the answer does not use are billed
+    as output, past max_tokens. Reserved a token per byte (no token is shorter)."""
+    prediction = body.get("prediction")
+    return len(dumps(prediction)) if isinstance(prediction, dict) else 0
+
+
 def new_call(
     ids: tuple[str, int, int],
     body: JSON,
@@ -229,7 +237,7 @@ def prepare_call(
     options = body.get("stream_options") or {}
     worst = token_cost_nanos(
         input_token_bound(body_len, body, route.context_tokens or default_context_tokens),
-        cap * choices,
+        (cap + (predicted_tokens(body) if route.provider.kind == "openai" else 0)) * choices,
         route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
     )
