@@ -30,6 +30,9 @@ from codelace_box.providers.billed_fields import check_billed_messages
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+# What Anthropic adds for one of its own tools, at most: computer use's definition (735 tokens)
+# and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
+DEFINED_TOOL_TOKENS = 1500
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -69,9 +72,16 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
     model's context window once when media is attached (as for chat). The media's inline data
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
-    hold for 6.7M tokens, more than any context, and refuse most balances."""
+    hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
+    tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
+    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each."""
     media, inline = anthropic_media(body.get("messages"))
-    return body_len - inline + PROVIDER_PROMPT_TOKENS + (context_tokens if media else 0)
+    tools = body.get("tools")
+    defined = sum(
+        1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
+    ) if type(tools) is list else 0  # fmt: skip
+    bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
+    return bound + (context_tokens if media else 0)
 
 
 def resolve_model(routes: RouteTable, model: str) -> ModelRoute:

@@ -19,7 +19,8 @@ units it runs; `admit` and `settle` run one alone.
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
   one byte per token), plus 1,000 tokens for what the provider adds itself (message
-  formatting, Anthropic's tool-use system prompt), plus, when a message carries media (any
+  formatting, Anthropic's tool-use system prompt; 1,500 more per Anthropic-defined tool, such as
+  computer use, on /v1/messages), plus, when a message carries media (any
   non-text part, inline or not: a provider counts an image by its pixels, a PDF by its pages,
   audio by its seconds, never by their bytes), the model's context window once (the whole
   prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`;
