@@ -2,7 +2,8 @@
 input of a call whose provider never said, and the media parts whose size no one can know.
 
 What is charged when the provider never counted never comes out low on purpose: an ASCII
-character counts a quarter token, any other character (CJK, emoji, ...) a whole one, each
+character counts a quarter token, any other character (CJK, ...) a whole one, one past the
+basic plane (emoji, rare ideographs) its four bytes, each
 relayed piece of output at least one token, and each media part of unknown size 3,000 tokens
 (its inline base64 payload not counted as text besides).
 The caller never lets it undercut what the provider already reported in part (running usage,
@@ -33,11 +34,14 @@ _RESPONSES_MEDIA = ("input_image", "input_file", "input_audio")
 
 
 def _split(text: str) -> tuple[int, int]:
-    """(ASCII characters, other characters) of a text."""
+    """(ASCII characters, other characters) of a text, a character past the basic plane (an
+    emoji, a hieroglyph, a rare ideograph: four UTF-8 bytes, four tokens to a byte-level
+    tokenizer without a merge for it) counted four (its UTF-16 surrogate pair shows it)."""
     if text.isascii():
         return len(text), 0
     ascii_chars = len(text.encode("ascii", "ignore"))
-    return ascii_chars, len(text) - ascii_chars
+    astral = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
+    return ascii_chars, len(text) - ascii_chars + 3 * astral
 
 
 def _tokens(ascii_chars: int, other_chars: int) -> int:

@@ -11,7 +11,12 @@ import os
 
 import pytest
 
-from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, input_estimate, request_media
+from codelace_box.providers.tally import (
+    ESTIMATED_MEDIA_TOKENS,
+    input_estimate,
+    request_media,
+    text_tokens,
+)
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, BoxFactory, cost_nanos
 
@@ -102,3 +107,31 @@ def test_a_screenshot_the_upstream_never_counted_is_charged_a_media_part(
     assert row["cost_nanos"] == cost_nanos(row["input_tokens"], row["output_tokens"], IN_PRICE,
                                            OUT_PRICE)  # fmt: skip
     assert box.balance(email) == (NANOS - row["cost_nanos"], 0)
+
+
+def test_characters_past_the_basic_plane_count_their_bytes() -> None:
+    """An emoji, a hieroglyph, a rare CJK ideograph: four UTF-8 bytes, which a byte-level
+    tokenizer without a merge for them counts as four tokens; counted one a character, 100 KB
+    of them were charged a quarter of their tokens when the upstream never said."""
+    text = "𓀀𓁐𓂀𠀋𪚥🀄" * 4000
+    body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    assert _estimate(body) >= len(text.encode())
+    assert text_tokens("数据分析") == 4  # the basic plane's characters stay a token each
+
+
+@pytest.mark.timeout(120)
+def test_emoji_the_upstream_never_counted_are_charged_their_bytes(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """24,000 characters past the basic plane (96 KB) to a server that never reports usage: the
+    input charged is at least their bytes, not the 24,000 tokens of one a character."""
+    box = box_factory()
+    _, key = box.new_user("1")
+    fake.push(Reply(content="Nice.", usage=False))
+    text = "𓀀𓁐𓂀𠀋𪚥🀄" * 4000
+    body = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    assert row["estimated"] == 1 and row["input_tokens"] >= len(text.encode())
