@@ -17,11 +17,7 @@ from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.client import UpstreamBroken
-from codelace_box.gateway.messages import (
-    MESSAGES_ROUTE,
-    forwarded_headers,
-    resolve_model,
-)
+from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.outcome import client_error, count_upstream_error
 from codelace_box.gateway.request import ChatCall, new_call
@@ -48,9 +44,9 @@ def _model(body: JSON) -> str:
 
 def estimated_count(body: JSON, body_len: int) -> int:
     """The box's count of a Messages body: a token per four bytes of it, its media as the hold
-    sees it (tally.py anthropic_media): their inline base64 left out, each image or document counted
-    ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is charged,
-    tally.py). Counted as text, a screenshot's base64 filled Claude Code's /context."""
+    sees it (tally.py anthropic_media): their inline base64 left out, each image or document
+    counted ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is
+    charged). Counted as text, a screenshot's base64 filled Claude Code's /context."""
     media, inline = anthropic_media(body.get("messages"))
     return input_token_estimate(body_len - inline) + ESTIMATED_MEDIA_TOKENS * media
 
