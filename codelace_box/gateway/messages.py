@@ -26,13 +26,14 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import check_billed_messages
+from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 # What Anthropic adds for one of its own tools, at most: computer use's definition (735 tokens)
 # and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
 DEFINED_TOOL_TOKENS = 1500
+LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta opens
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -82,6 +83,14 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
     return bound + (context_tokens if media else 0)
+
+
+def media_context(context_tokens: int, beta: str) -> int:
+    """The window media reserves: the model's, or the million tokens the long-context beta
+    (`context-1m-*`, forwarded only where the operator allowed it) lets the prompt fill."""
+    if LONG_CONTEXT_BETA in beta:
+        return max(context_tokens, LONG_CONTEXT_TOKENS)
+    return context_tokens
 
 
 def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
@@ -151,11 +160,11 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
     route = resolve_model(routes, model)
-    check_billed_messages(body, forwarded_beta(route, headers), route.provider.allowed_fields,
-                          route.id)  # fmt: skip
+    beta = forwarded_beta(route, headers)
+    check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body, route.upstream_model)
-    context = route.context_tokens or default_context_tokens
+    context = media_context(route.context_tokens or default_context_tokens, beta)
     hold = hold_for(route, messages_input_bound(body_len, body, context), cap)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
