@@ -25,6 +25,7 @@ from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
+from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media
 
 COUNT_PATH = "/v1/messages/count_tokens"
 if TYPE_CHECKING:
@@ -39,6 +40,15 @@ def _model(body: JSON) -> str:
     if not isinstance(messages, list):
         raise InvalidRequest("messages: must be an array", code="invalid_request")
     return model
+
+
+def estimated_count(body: JSON, body_len: int) -> int:
+    """The box's count of a Messages body: a token per four bytes of it, its media as the hold
+    sees it (tally.py anthropic_media): their inline base64 left out, each image or document
+    counted ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is
+    charged). Counted as text, a screenshot's base64 filled Claude Code's /context."""
+    media, inline = anthropic_media(body.get("messages"))
+    return input_token_estimate(body_len - inline) + ESTIMATED_MEDIA_TOKENS * media
 
 
 async def count_tokens(
@@ -56,7 +66,7 @@ async def count_tokens(
         route = resolve_model(gateway.routes, _model(body))
     check_model_allowed(allowed_models, route.id)
     if route.provider.kind != "anthropic":
-        return {"input_tokens": input_token_estimate(body_len)}
+        return {"input_tokens": estimated_count(body, body_len)}
     user_id, rpm = account
     if rpm:
         await gateway.writes.submit(partial(count_in_rpm, user_id=user_id, rpm=rpm))
@@ -71,7 +81,7 @@ async def count_tokens(
             raise
         count_upstream_error(call, error)
         raise error from None
-    return counted if counted is not None else {"input_tokens": input_token_estimate(body_len)}
+    return counted if counted is not None else {"input_tokens": estimated_count(body, body_len)}
 
 
 async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:

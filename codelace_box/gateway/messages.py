@@ -20,18 +20,23 @@ from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HOLD_NANOS,
     MAX_TOKENS,
+    MESSAGES_ROUTE,
     ChatCall,
     new_call,
 )
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import check_billed_messages
+from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
+from codelace_box.providers.tally import anthropic_media
 
-MESSAGES_ROUTE = "/v1/messages"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 # What no header value may hold (RFC 9110 5.5; the upstream client refuses to send it)
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# What Anthropic adds for one of its own tools, at most: computer use's definition (735 tokens)
+# and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
+DEFINED_TOOL_TOKENS = 1500
+LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta opens
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -67,37 +72,28 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     return model, cap
 
 
-def _unsized_sources(value: Any) -> tuple[int, int]:
-    """Images and documents anywhere in the content (tool results and document content
-    included), whatever their source: media whose tokens the body does not show. Inline data
-    is no exception (as for chat, tally.py): a PDF costs by its pages, an image by its pixels
-    (an OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
-    text, counted by its bytes. Also: the characters of their inline (base64) data, which are
-    no text the model reads token by token."""
-    count = inline = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            source = item.get("source")
-            media = item.get("type") in ("image", "document")
-            if media and isinstance(source, dict) and source.get("type") not in ("text", "content"):
-                count += 1
-                data = source.get("data")
-                inline += len(data) if isinstance(data, str) else 0
-            stack.extend(v for v in item.values() if isinstance(v, list | dict))
-    return count, inline
-
-
 def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
     model's context window once when media is attached (as for chat). The media's inline data
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
-    hold for 6.7M tokens, more than any context, and refuse most balances."""
-    media, inline = _unsized_sources(body.get("messages"))
-    return body_len - inline + PROVIDER_PROMPT_TOKENS + (context_tokens if media else 0)
+    hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
+    tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
+    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each."""
+    media, inline = anthropic_media(body.get("messages"))
+    tools = body.get("tools")
+    defined = sum(
+        1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
+    ) if type(tools) is list else 0  # fmt: skip
+    bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
+    return bound + (context_tokens if media else 0)
+
+
+def media_context(context_tokens: int, beta: str) -> int:
+    """The window media reserves: the model's, or the million tokens the long-context beta
+    (`context-1m-*`, forwarded only where the operator allowed it) lets the prompt fill."""
+    if LONG_CONTEXT_BETA in beta:
+        return max(context_tokens, LONG_CONTEXT_TOKENS)
+    return context_tokens
 
 
 def resolve_model(routes: RouteTable, model: str) -> ModelRoute:
@@ -170,11 +166,11 @@ def prepare_messages_call(
     """Validate, route and price a Messages request (nothing is reserved yet)."""
     model, cap = validate_messages_body(body)
     route = resolve_model(routes, model)
-    check_billed_messages(body, forwarded_beta(route, headers), route.provider.allowed_fields,
-                          route.id)  # fmt: skip
+    beta = forwarded_beta(route, headers)
+    check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
     adapter = messages_adapter(route, headers)
     adapter.check_request(body, route.upstream_model)
-    context = route.context_tokens or default_context_tokens
+    context = media_context(route.context_tokens or default_context_tokens, beta)
     hold = hold_for(route, messages_input_bound(body_len, body, context), cap)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,

@@ -19,13 +19,15 @@ units it runs; `admit` and `settle` run one alone.
 Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
   one byte per token), plus 1,000 tokens for what the provider adds itself (message
-  formatting, Anthropic's tool-use system prompt), plus, when a message carries media (any
+  formatting, Anthropic's tool-use system prompt; 1,500 more per Anthropic-defined tool, such as
+  computer use, on /v1/messages), plus, when a message carries media (any
   non-text part, inline or not: a provider counts an image by its pixels, a PDF by its pages,
   audio by its seconds, never by their bytes), the model's context window once (the whole
   prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`;
 - output cap: the request's max_completion_tokens / max_tokens, else the model's
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
-  and the relay stops a stream that reaches it;
+  and the relay stops a stream that reaches it; plus, with OpenAI's predicted outputs, the
+  prediction a token per byte (its tokens the answer does not use are billed as output);
 - when an upstream never reports usage (a server that ignores include_usage, a stream cut at
   the cap or abandoned and never finished): see providers/tally.py, and the usage row is marked
   `estimated`.

@@ -19,13 +19,15 @@ from codelace_box.gateway.metering import (
     input_token_estimate,
 )
 from codelace_box.gateway.routing import ModelRoute, RouteTable
+from codelace_box.jsonwire import dumps
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_fields
-from codelace_box.providers.tally import input_estimate
+from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, request_media
 
 CHAT_ROUTE = "/v1/chat/completions"
+MESSAGES_ROUTE = "/v1/messages"  # gateway/messages.py's ingress (its bodies are Anthropic's)
 MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
@@ -85,8 +87,12 @@ class ChatCall:
         return self.output_cap * self.choices
 
     def input_guess(self) -> int:
-        """Input tokens when the upstream never reported them (never low: tally.py)."""
-        return max(self.input_estimate, input_estimate(self.body))
+        """Input tokens when the upstream never reported them (never low: tally.py), the
+        inline payloads of media left out of the body's bytes too (a media part's estimate
+        counts them)."""
+        media = request_media(self.body, self.ingress == MESSAGES_ROUTE)
+        by_bytes = self.input_estimate - media[1] // CHARS_PER_TOKEN
+        return max(by_bytes, input_estimate(self.body, media))
 
 
 def _bad(message: str, param: str) -> InvalidRequest:
@@ -178,6 +184,13 @@ def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     return route.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS, False
 
 
+def predicted_tokens(body: JSON) -> int:
+    """OpenAI's predicted outputs: the prediction's tokens the answer does not use are billed
+    as output, past max_tokens. Reserved a token per byte (no token is shorter)."""
+    prediction = body.get("prediction")
+    return len(dumps(prediction)) if isinstance(prediction, dict) else 0
+
+
 def new_call(
     ids: tuple[str, int, int],
     body: JSON,
@@ -234,7 +247,7 @@ def prepare_call(
     options = body.get("stream_options") or {}
     worst = token_cost_nanos(
         input_token_bound(body_len, body, route.context_tokens or default_context_tokens),
-        cap * choices,
+        (cap + (predicted_tokens(body) if route.provider.kind == "openai" else 0)) * choices,
         route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
     )

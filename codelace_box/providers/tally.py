@@ -2,8 +2,10 @@
 input of a call whose provider never said, and the media parts whose size no one can know.
 
 What is charged when the provider never counted never comes out low on purpose: an ASCII
-character counts a quarter token, any other character (CJK, emoji, ...) a whole one, each
-relayed piece of output at least one token, and each media part of unknown size 3,000 tokens.
+character counts a quarter token, any other character (CJK, ...) a whole one, one past the
+basic plane (emoji, rare ideographs) its four bytes, each
+relayed piece of output at least one token, and each media part of unknown size 3,000 tokens
+(its inline base64 payload not counted as text besides).
 The caller never lets it undercut what the provider already reported in part (running usage,
 reasoning token counts).
 
@@ -27,14 +29,19 @@ TEXT_PARTS = frozenset({"text", "refusal"})
 _NOT_OUTPUT = frozenset({"role", "type", "id", "index", "thinking_blocks", "signature"})
 # Keys whose strings are base64 payloads, not text (OpenRouter's encrypted reasoning, audio).
 _OPAQUE_KEYS = frozenset({"data", "encrypted_content"})
+_ANTHROPIC_MEDIA = ("image", "document")
+_RESPONSES_MEDIA = ("input_image", "input_file", "input_audio")
 
 
 def _split(text: str) -> tuple[int, int]:
-    """(ASCII characters, other characters) of a text."""
+    """(ASCII characters, other characters) of a text, a character past the basic plane (an
+    emoji, a hieroglyph, a rare ideograph: four UTF-8 bytes, four tokens to a byte-level
+    tokenizer without a merge for it) counted four (its UTF-16 surrogate pair shows it)."""
     if text.isascii():
         return len(text), 0
     ascii_chars = len(text.encode("ascii", "ignore"))
-    return ascii_chars, len(text) - ascii_chars
+    astral = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
+    return ascii_chars, len(text) - ascii_chars + 3 * astral
 
 
 def _tokens(ascii_chars: int, other_chars: int) -> int:
@@ -148,12 +155,79 @@ def unsized_parts(messages: Any) -> int:
     return count
 
 
-def input_estimate(body: dict[str, Any]) -> int:
-    """Input tokens of a request whose provider never reported them: its characters, plus
-    ESTIMATED_MEDIA_TOKENS per media part of unknown size (only when it is needed: it costs a
-    serialisation of the body)."""
+def input_estimate(body: dict[str, Any], media: tuple[int, int] = (0, 0)) -> int:
+    """Input tokens of a request whose provider never reported them: its characters, but for
+    the inline payloads of its media, plus ESTIMATED_MEDIA_TOKENS per media part (`media`:
+    `request_media`'s count and payload characters). Counted a quarter token per base64
+    character, a screenshot came to 200,000 tokens. It costs a serialisation of the body: only
+    when it is needed."""
+    parts, inline = media
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return text_tokens(text) + ESTIMATED_MEDIA_TOKENS * unsized_parts(body.get("messages"))
+    return text_tokens(text) - inline // CHARS_PER_TOKEN + ESTIMATED_MEDIA_TOKENS * parts
+
+
+def request_media(body: dict[str, Any], messages_api: bool) -> tuple[int, int]:
+    """(media parts of unknown size, characters of their inline payloads) of a request body:
+    a Messages API body's (`messages_api`), a chat body's, or a native Responses body's."""
+    if messages_api:
+        return anthropic_media(body.get("messages"))
+    messages = body.get("messages")
+    if messages is None and "input" in body:
+        return responses_media(body.get("input"))
+    return unsized_parts(messages), inline_media_chars(messages)
+
+
+def anthropic_media(value: Any) -> tuple[int, int]:
+    """Images and documents anywhere in a Messages API content (tool results and document
+    content included), whatever their source: media whose tokens the body does not show. Inline
+    data is no exception (as for chat): a PDF costs by its pages, an image by its pixels (an
+    OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
+    text, counted by its bytes. Also: the characters of their inline (base64) data, which are
+    no text the model reads token by token."""
+    count = inline = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+            continue
+        if type(item) is not dict:
+            continue
+        source: Any = item.get("source")
+        if item.get("type") in _ANTHROPIC_MEDIA and _sourced_media(source):
+            count += 1
+            data = source.get("data")
+            inline += len(data) if isinstance(data, str) else 0
+        stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+    return count, inline
+
+
+def _sourced_media(source: Any) -> bool:
+    """Whether an image or document block's source is media (not a text or content one)."""
+    return type(source) is dict and source.get("type") not in ("text", "content")
+
+
+def responses_media(value: Any) -> tuple[int, int]:
+    """`anthropic_media` of a Responses API `input`: its `input_image`, `input_file` and
+    `input_audio` parts, at any depth (a function call's output too), and the characters of
+    their inline payloads (a data URL, `file_data`, audio `data`)."""
+    count = inline = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+            continue
+        if type(item) is not dict:
+            continue
+        if item.get("type") in _RESPONSES_MEDIA:
+            count += 1
+            inline += _payload_chars(item) + _inline_url(item.get("image_url"))
+            audio = item.get("input_audio")
+            inline += _payload_chars(audio) if type(audio) is dict else 0
+            continue
+        stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+    return count, inline
 
 
 def inline_media_chars(messages: Any) -> int:
@@ -169,10 +243,13 @@ def inline_media_chars(messages: Any) -> int:
     return total
 
 
+def _inline_url(url: Any) -> int:
+    return len(url) if isinstance(url, str) and url.startswith("data:") else 0
+
+
 def _payload_chars(media: dict[str, Any]) -> int:
     """The inline payload characters of one media object (`{"url": "data:..."}`, ...)."""
-    url = media.get("url")
-    inline = len(url) if isinstance(url, str) and url.startswith("data:") else 0
+    inline = _inline_url(media.get("url"))
     for key in ("file_data", "data"):
         value = media.get(key)
         inline += len(value) if isinstance(value, str) else 0

@@ -18,6 +18,22 @@ TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 TOOL_FIELDS = {
     "name", "description", "input_schema", "cache_control", "strict", "type", "defer_loading",
 }  # fmt: skip
+# Anthropic-defined client tools (no input_schema: Anthropic adds their definitions itself)
+DEFINED_TOOL_RE = re.compile(r"^(bash|text_editor|computer|memory)_\d{8}$")
+DEFINED_TOOL_FIELDS = {
+    "name", "type", "cache_control", "display_width_px", "display_height_px", "display_number",
+    "max_characters", "enable_zoom",
+}  # fmt: skip
+
+
+def _defined_tool_problem(tool: Any, where: str) -> str | None:
+    """None for a tool that is no Anthropic-defined one; else its problem, or ""."""
+    if not isinstance(tool, dict) or not DEFINED_TOOL_RE.match(str(tool.get("type"))):
+        return None
+    extra = set(tool) - DEFINED_TOOL_FIELDS
+    if extra:
+        return f"{where}.{sorted(extra)[0]}: Extra inputs are not permitted"
+    return "" if isinstance(tool.get("name"), str) else f"{where}.name: Field required"
 
 
 def _tool_problem(tool: Any, where: str) -> str | None:
@@ -44,7 +60,9 @@ def tools_problem(tools: Any) -> str | None:
         return "tools: Input should be a valid list"
     names: set[str] = set()
     for i, tool in enumerate(tools):
-        problem = _tool_problem(tool, f"tools.{i}")
+        problem = _defined_tool_problem(tool, f"tools.{i}")
+        if problem is None:
+            problem = _tool_problem(tool, f"tools.{i}")
         if problem:
             return problem
         if tool["name"] in names:
