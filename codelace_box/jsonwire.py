@@ -98,3 +98,20 @@ def is_whole_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def has_string(value: Any, test: Callable[[str], bool]) -> bool:
+    """Whether a parsed JSON value has a string (a key or a value, at any depth) that passes
+    `test` (a NUL PostgreSQL cannot store, a lone surrogate UTF-8 cannot encode)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if test(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -10,6 +10,7 @@ import pytest
 
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import migrate
+from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.pg_cluster import (
     PgCluster,
     TestCluster,
@@ -94,3 +95,11 @@ def logged_cluster() -> Iterator[TestCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    """A local Slack-compatible webhook receiver, for `alerts.webhook_url`."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()

@@ -20,7 +20,7 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.errors import InvalidRequest, UnsupportedEncoding
-from codelace_box.jsonwire import MOST_LEVELS, dumps, loads, nests_deeper_than_written
+from codelace_box.jsonwire import MOST_LEVELS, dumps, has_string, loads, nests_deeper_than_written
 
 log = logging.getLogger("codelace_box")
 JSON_TYPE = "application/json"
@@ -128,7 +128,7 @@ def json_body(request: Request) -> dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
-    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(value):
+    if _SURROGATE_ESCAPE.search(raw) and has_string(value, _lone_surrogate):
         raise InvalidRequest(
             "the JSON body holds half a UTF-16 surrogate pair (\\ud800-\\udfff alone), "
             "which is not Unicode text",
@@ -148,21 +148,10 @@ def _check_not_encoded(request: Request) -> None:
         )
 
 
-def _holds_lone_surrogate(value: Any) -> bool:
-    """Whether a parsed JSON value has a string (key or value) that cannot be UTF-8 encoded:
-    json.loads joins escaped pairs into one character, so what is left is a lone half."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+def _lone_surrogate(text: str) -> bool:
+    """json.loads joins escaped pairs into one character: a surrogate left is a lone half,
+    which cannot be UTF-8 encoded."""
+    return _SURROGATE.search(text) is not None
 
 
 # What Sanic takes out of header names and values before sending them (header injection)

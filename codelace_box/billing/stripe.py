@@ -24,6 +24,7 @@ from codelace_box.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from codelace_box.jsonwire import has_string
 
 log = logging.getLogger("codelace_box.billing.stripe")
 
@@ -260,7 +261,7 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
         json.dumps(event, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):  # RecursionError: nested past what json reads
         raise InvalidRequest("webhook body is not JSON", code="invalid_event") from None
-    if "\\u0000" in text and _holds_nul(event):  # no text to PostgreSQL either: a 500 there
+    if "\\u0000" in text and has_string(event, _has_nul):  # no text to PostgreSQL: a 500 there
         raise InvalidRequest("webhook event holds a NUL, which no Stripe object does",
                              code="invalid_event")  # fmt: skip
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
@@ -287,20 +288,8 @@ def _stripe_ids(event: dict[str, Any]) -> bool:
     return all(isinstance(i, str) and len(i) <= MAX_ID_CHARS for i in [*refs[:2], *ids])
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether a parsed JSON value has a string (key or value) holding a NUL."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
 
 
 def _signed_at(signature: str | None) -> int:

@@ -7,32 +7,16 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.cli_tools import Box
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.support import ServerProcess
+from tests.support import ServerProcess, eventually
 
 pytestmark = pytest.mark.timeout(120)
 FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
-
-
-def eventually(check: Callable[[], object], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        time.sleep(0.05)
 
 
 def test_an_alert_the_webhook_refused_is_delivered_once_it_answers(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,25 +14,10 @@ import pytest
 
 from tests.acceptance.cli_tools import Box
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.support import ServerProcess
+from tests.support import ServerProcess, eventually
 
 pytestmark = pytest.mark.timeout(120)
 FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
-
-
-def eventually(check: Callable[[], object], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        time.sleep(0.1)
 
 
 def test_serve_takes_scheduled_backups_and_keeps_the_newest(tmp_path: Path) -> None:

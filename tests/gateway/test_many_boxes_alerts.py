@@ -4,7 +4,7 @@ the upkeep (a session advisory lock), and when it stops another box takes the le
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -17,13 +17,6 @@ from tests.support import ServerProcess, free_port, run_cli, write_config
 pytestmark = pytest.mark.timeout(120)
 FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
 OUT_OF_ROTATION = "taken out of rotation"
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 def _box(folder: Path, pg_url: str, hook: WebhookReceiver) -> tuple[Path, ServerProcess]:

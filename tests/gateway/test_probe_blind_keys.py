@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -20,13 +19,6 @@ from tests.gateway.conftest import MODEL, Box, BoxFactory
 pytestmark = pytest.mark.timeout(90)
 HELLO = [{"role": "user", "content": "Say hello"}]
 BLOCKED, GOOD = "sk-blocked-key-000001", "sk-good-key-000000002"
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 def keys_of(box: Box) -> list[dict[str, object]]:
