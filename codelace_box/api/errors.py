@@ -135,6 +135,29 @@ def _allowed_methods(request: Request | None) -> list[str]:
     return allowed
 
 
+def _render_sanic(request: Request, exc: SanicException) -> HTTPResponse:
+    """Sanic's own refusals (no route, a method, a body or head too large, a timeout) in the
+    envelope."""
+    status = exc.status_code
+    error_type, code = _SANIC_TYPES.get(status, ("invalid_request_error", "invalid_request"))
+    if status == 404:
+        message = f"no route for {request.method} {request.path}"
+    elif status == 413:
+        head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
+        message = "request headers too large" if head else "request body too large"
+    elif status == 503:
+        message = "the server took too long to answer; retry shortly"
+    else:
+        message = str(exc) or "bad request"
+    response = envelope(status, message, error_type, code)
+    if status == 405:
+        allowed = getattr(exc, "allowed_methods", None) or _allowed_methods(request)
+        # OPTIONS is routed beside the CORS routes for preflights only; a plain OPTIONS is
+        # this same 405, so naming it sent a client that tried it to another 405
+        response.headers["allow"] = ", ".join(sorted(set(allowed) - {"OPTIONS"}))
+    return response
+
+
 def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
     if request is not None:  # the access line and the refusal tally name it (api/observe.py)
         request.ctx.error_code = getattr(exc, "code", None)
@@ -154,24 +177,7 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
     if isinstance(exc, SanicException) and (
         exc.status_code < 500 or exc.status_code in _SANIC_TYPES
     ):
-        status = exc.status_code
-        error_type, code = _SANIC_TYPES.get(status, ("invalid_request_error", "invalid_request"))
-        if status == 404:
-            message = f"no route for {request.method} {request.path}"
-        elif status == 413:
-            head = "header" in str(exc).lower()  # Sanic's limit on the request line + headers
-            message = "request headers too large" if head else "request body too large"
-        elif status == 503:
-            message = "the server took too long to answer; retry shortly"
-        else:
-            message = str(exc) or "bad request"
-        response = envelope(status, message, error_type, code)
-        if status == 405:
-            allowed = getattr(exc, "allowed_methods", None) or _allowed_methods(request)
-            # OPTIONS is routed beside the CORS routes for preflights only; a plain OPTIONS is
-            # this same 405, so naming it sent a client that tried it to another 405
-            response.headers["allow"] = ", ".join(sorted(set(allowed) - {"OPTIONS"}))
-        return response
+        return _render_sanic(request, exc)
     request_id = getattr(request.ctx, "request_id", "-") if request else "-"
     if is_busy(exc) or is_unavailable(exc):  # a retry, not a bug
         why = exc if storage_failed(exc) else type(exc).__name__  # "database or disk is full"

@@ -254,6 +254,11 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str
             "webhook signature check failed: Timestamp outside the tolerance zone",
             code="invalid_signature",
         )
+    return _stripe_event(text)
+
+
+def _stripe_event(text: str) -> dict[str, Any]:
+    """A signed webhook body read as a Stripe event; 400 (InvalidRequest) when it is none."""
     try:
         event = json.loads(text)
         # text all of it, or the event's strings reach the database: a lone surrogate escape

@@ -231,30 +231,36 @@ def credit_session(session: dict[str, Any], claim: TopupClaim | None = None) -> 
     _remember_intent(session_id, id_of(session.get("payment_intent")))
     key = f"stripe:session:{session_id}"
     if LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key) is None:
-        paid = paid_nanos(session, payment.currency, payment.amount_nanos)
-        if paid is None:
-            log.error(
-                "Checkout Session %s: the paid amount %r %r does not read as %s; not credited",
-                session_id,
-                session.get("amount_total"),
-                session.get("currency"),
-                payment.currency,
-            )
-            return "amount_mismatch"
-        amount = min(paid, payment.amount_nanos)
-        if amount != payment.amount_nanos:
-            log.warning(
-                "Checkout Session %s paid %s nano-USD of the %s recorded; crediting %s",
-                *(session_id, paid, payment.amount_nanos, amount),
-            )
-        reason = f"Stripe top-up (Checkout Session {session_id})"
-        append_entry(payment.user.id, amount, "topup", reason, key)
-        _complete(payment.id, amount)
-        catch_up(Payment.get_by_id(payment.id))  # refunds and disputes heard of before
-        return "credited"
+        return _credit_paid(session, payment, key)
     if payment.status != "completed":
         _complete(payment.id, None)
     return "already_credited"
+
+
+def _credit_paid(session: dict[str, Any], payment: Payment, key: str) -> str:
+    """Credit what the session says was paid, at most the payment recorded (`credit_session`)."""
+    session_id = str(session["id"])
+    paid = paid_nanos(session, payment.currency, payment.amount_nanos)
+    if paid is None:
+        log.error(
+            "Checkout Session %s: the paid amount %r %r does not read as %s; not credited",
+            session_id,
+            session.get("amount_total"),
+            session.get("currency"),
+            payment.currency,
+        )
+        return "amount_mismatch"
+    amount = min(paid, payment.amount_nanos)
+    if amount != payment.amount_nanos:
+        log.warning(
+            "Checkout Session %s paid %s nano-USD of the %s recorded; crediting %s",
+            *(session_id, paid, payment.amount_nanos, amount),
+        )
+    reason = f"Stripe top-up (Checkout Session {session_id})"
+    append_entry(payment.user.id, amount, "topup", reason, key)
+    _complete(payment.id, amount)
+    catch_up(Payment.get_by_id(payment.id))  # refunds and disputes heard of before
+    return "credited"
 
 
 def paid_nanos(session: dict[str, Any], currency: str, recorded_nanos: int) -> int | None:

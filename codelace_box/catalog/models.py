@@ -100,14 +100,10 @@ def set_model(
     keep_unset: bool = False,
     cache_prices: CachePrices | None = None,
 ) -> CatalogModel:
-    """Add a model id to the catalog, or change its prices, provider or upstream name.
-
-    With `keep_unset`, setting an existing id keeps its provider, upstream name, output cap and
-    context window and cache prices where they are not given (the CLI's
-    `models set ID --input-per-1m X`); a price of None keeps the current one (a new id needs
-    both), CLEAR unsets an output cap or context window. Cache prices never set are the input
-    price when billed.
-    """
+    """Add a model id to the catalog, or change its prices, provider or upstream name. With
+    `keep_unset` (`models set ID --input-per-1m X`) what is not given is kept; a price of None
+    keeps the current one (a new id needs both); CLEAR unsets an output cap or context window.
+    Cache prices never set are the input price when billed."""
     _check_names(model_id, provider, upstream_model)
     prefix, rest = model_id.split("/", 1)
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
@@ -115,19 +111,15 @@ def set_model(
     if current is not None:
         provider = provider or current.provider.name
         upstream_model = upstream_model or current.upstream_model
-    kept = (current.max_output_tokens, current.context_tokens) if current else (None, None)
-    max_output_tokens = _setting(max_output_tokens, kept[0])
-    context_tokens = _setting(context_tokens, kept[1])
     owner = get_provider(provider or prefix)
-    _check_token_count(max_output_tokens, "max output tokens")
-    _check_token_count(context_tokens, "context tokens")
+    max_output, context = _token_limits(max_output_tokens, context_tokens, current)
     fields = {
         "provider": owner.id,
         "upstream_model": upstream_model or rest,
         "input_per_1m_nanos": input_nanos,
         "output_per_1m_nanos": output_nanos,
-        "max_output_tokens": max_output_tokens,
-        "context_tokens": context_tokens,
+        "max_output_tokens": max_output,
+        "context_tokens": context,
         "updated_at": utcnow(),
         **_cache_fields(cache_prices or CachePrices(), current),
     }
@@ -137,6 +129,19 @@ def set_model(
         else:
             CatalogModel.update(**fields).where(CatalogModel.id == model_id).execute()
     return CatalogModel.get_by_id(model_id)
+
+
+def _token_limits(
+    max_output_tokens: int | Clear | None,
+    context_tokens: int | Clear | None,
+    current: CatalogModel | None,
+) -> tuple[int | None, int | None]:
+    """The output cap and context window to store: given, cleared, or the current ones."""
+    kept = (current.max_output_tokens, current.context_tokens) if current else (None, None)
+    max_output, context = _setting(max_output_tokens, kept[0]), _setting(context_tokens, kept[1])
+    _check_token_count(max_output, "max output tokens")
+    _check_token_count(context, "context tokens")
+    return max_output, context
 
 
 def _check_names(model_id: str, provider: str | None, upstream_model: str | None) -> None:

@@ -331,6 +331,14 @@ async def _send(
     return response
 
 
+def _shape_for_provider(routes: RouteTable, call: ChatCall) -> None:
+    """Before the first attempt: a stream's usage asked for, and what the provider refused
+    lately (hints, output fields) left out."""
+    offer_stream_usage(call)
+    leave_out_refused_hints(routes, call)
+    leave_out_refused_output(routes, call)
+
+
 async def open_upstream(
     client: UpstreamClient,
     routes: RouteTable,
@@ -343,9 +351,7 @@ async def open_upstream(
     `tried`: the keys this call tried already (a stream's earlier attempts), added to."""
     retries_left = max_retries
     last: CodelaceError | None = None
-    offer_stream_usage(call)
-    leave_out_refused_hints(routes, call)
-    leave_out_refused_output(routes, call)
+    _shape_for_provider(routes, call)
     tried = set() if tried is None else tried  # a retry goes to another key, whatever turns
     while True:
         key = routes.next_key(call.route.provider.id, tried, at=call.route.provider)
