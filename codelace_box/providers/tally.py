@@ -18,6 +18,7 @@ more; a base64 payload (encrypted reasoning, audio, inline media) counts only as
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 CHARS_PER_TOKEN = 4  # ASCII characters per token
@@ -184,33 +185,38 @@ def anthropic_media(value: Any) -> tuple[int, int]:
     OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
     text, counted by its bytes. Also: the characters of their inline (base64) data, which are
     no text the model reads token by token."""
-    count = inline = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is list:
-            stack.extend(item)
-            continue
-        if type(item) is not dict:
-            continue
-        source: Any = item.get("source")
-        if item.get("type") in _ANTHROPIC_MEDIA and _sourced_media(source):
-            count += 1
-            data = source.get("data")
-            inline += len(data) if isinstance(data, str) else 0
-        stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
-    return count, inline
+    return _media_in(value, _ANTHROPIC_MEDIA, _anthropic_payload)
 
 
-def _sourced_media(source: Any) -> bool:
-    """Whether an image or document block's source is media (not a text or content one)."""
-    return type(source) is dict and source.get("type") not in ("text", "content")
+def _anthropic_payload(block: dict[str, Any]) -> int | None:
+    """An image or document block's inline data characters; None when its source is no media
+    (a text or content one)."""
+    source: Any = block.get("source")
+    if type(source) is not dict or source.get("type") in ("text", "content"):
+        return None
+    data = source.get("data")
+    return len(data) if isinstance(data, str) else 0
 
 
 def responses_media(value: Any) -> tuple[int, int]:
     """`anthropic_media` of a Responses API `input`: its `input_image`, `input_file` and
     `input_audio` parts, at any depth (a function call's output too), and the characters of
     their inline payloads (a data URL, `file_data`, audio `data`)."""
+    return _media_in(value, _RESPONSES_MEDIA, _responses_payload)
+
+
+def _responses_payload(part: dict[str, Any]) -> int:
+    audio = part.get("input_audio")
+    inline = _payload_chars(part) + _inline_url(part.get("image_url"))
+    return inline + (_payload_chars(audio) if type(audio) is dict else 0)
+
+
+def _media_in(
+    value: Any, types: tuple[str, ...], payload_of: Callable[[dict[str, Any]], int | None]
+) -> tuple[int, int]:
+    """(media parts, their inline payload characters) anywhere in a parsed JSON value: the
+    objects whose `type` is one of `types` and whose payload `payload_of` reads (None: no
+    media after all)."""
     count = inline = 0
     stack = [value]
     while stack:
@@ -220,12 +226,9 @@ def responses_media(value: Any) -> tuple[int, int]:
             continue
         if type(item) is not dict:
             continue
-        if item.get("type") in _RESPONSES_MEDIA:
+        if item.get("type") in types and (chars := payload_of(item)) is not None:
             count += 1
-            inline += _payload_chars(item) + _inline_url(item.get("image_url"))
-            audio = item.get("input_audio")
-            inline += _payload_chars(audio) if type(audio) is dict else 0
-            continue
+            inline += chars
         stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
     return count, inline
 
