@@ -1,5 +1,6 @@
-"""A server worker's tie to its supervisor: it stops (SIGTERM, a graceful stop) when the
-supervisor dies, even when that happened while the worker was still starting."""
+"""A process's tie to the `serve` supervisor that started it (a server worker, Sanic's
+multiprocessing manager): it stops (SIGTERM, a graceful stop) when the supervisor dies, even
+when that happened while it was still starting."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ import os
 import time
 from contextlib import suppress
 from contextvars import Context
+from multiprocessing.managers import SyncManager
 from functools import partial
 from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals, getsignal
 from signal import signal as signal_func
@@ -102,6 +103,7 @@ def usable_cores() -> int:
 # What this module overrides, calls or reads of Sanic, as (owner, attribute name).
 SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (sanic.mixins.startup, "WorkerManager"),
+    (sanic.mixins.startup, "Manager"),
     (WorkerManager, "shutdown_signal"),
     (WorkerManager, "_all_workers_ack"),
     (WorkerManager, "_poll_monitor"),
@@ -295,10 +297,20 @@ def install_supervisor() -> None:
     """
     startup: Any = sanic.mixins.startup
     startup.WorkerManager = SignalSafeWorkerManager
+    startup.Manager = shared_state_manager
     for stop in (SIGINT, SIGTERM):
         signal_func(stop, _record_early_signal)
     SignalSafeWorkerManager.hangup_stops = SIGHUP in stop_signals()
     signal_func(SIGHUP, SIG_IGN)
+
+
+def shared_state_manager() -> SyncManager:
+    """multiprocessing.Manager() as Sanic starts it (the process holding the workers' shared
+    state), tied to the supervisor as the workers are: a `kill -9` of the supervisor left it
+    running, an orphan, for good (with multiprocessing's resource tracker, which waits for it)."""
+    manager = SyncManager(ctx=multiprocessing.get_context())
+    manager.start(initializer=stop_with_the_supervisor)
+    return manager
 
 
 class StopSafeSanic(Sanic):

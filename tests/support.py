@@ -147,7 +147,7 @@ class ServerProcess:
 
     def kill(self) -> None:
         """End the process at once, if it still runs (e.g. after a failed start), and what it
-        started (Sanic's manager process outlives a SIGKILL of the supervisor)."""
+        started (at once, rather than after their own graceful stop)."""
         if self.process is not None and self.process.poll() is None:
             kill_tree(self.process)
 

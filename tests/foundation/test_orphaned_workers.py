@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.foundation.conftest import make_workspace
 from tests.foundation.test_server_stopping import pid_runs
-from tests.support import ServerProcess, free_port
+from tests.support import ServerProcess, descendants, eventually, free_port
 
 
 def _children(pid: int) -> set[int]:
@@ -55,8 +55,32 @@ def test_a_worker_still_starting_when_its_supervisor_is_killed_stops(tmp_path: P
         while pid_runs(replacement):
             assert time.monotonic() < deadline, "the orphaned replacement serves on"
             time.sleep(0.1)
-    finally:  # end what this test started (Sanic's manager process outlives a kill -9)
+    finally:  # end what this test started
         for pid in [*started, *([replacement] if replacement else [])]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 os.kill(pid, signal.SIGCONT)
+
+
+def test_every_process_of_the_box_ends_when_its_supervisor_is_killed(tmp_path: Path) -> None:
+    """`kill -9` of `serve --workers 2`: its workers stopped, but Sanic's manager process (the
+    workers' shared state) served on as an orphan until the machine rebooted."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).start("--workers", "2")
+    assert server.process is not None
+    server.wait_for_log(r"Worker ready \[(\d+)\]", 2)
+    below = descendants(server.process.pid)
+    assert len(below) >= 3, below  # two workers and Sanic's manager
+    try:
+        server.process.kill()
+        server.process.wait(10)
+        eventually(
+            lambda: not [pid for pid in below if pid_runs(pid)],
+            "every process of the killed box ends",
+            timeout=40,
+        )
+    finally:
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
