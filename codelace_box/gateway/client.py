@@ -6,14 +6,16 @@ Connect and read (between bytes) timeouts come from the configuration, and so do
 on what an upstream may send (`UpstreamLimits`): a whole answer is read only up to its limit
 (its Content-Length checked first, then its bytes counted), never buffered past it. Failures
 surface as the exceptions below, never as library types, and nothing here logs a header (keys
-live there). A connection the box cannot open for want of a file descriptor (EMFILE, ENFILE) is
-errors.OutOfResources (503): the box's own failure, never the provider's.
+live there). A connection the box cannot open for want of a file descriptor (EMFILE, ENFILE),
+the lookup of the upstream's host name included, is errors.OutOfResources (503): the box's own
+failure, never the provider's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -199,7 +201,7 @@ def _translate(exc: BaseException) -> BaseException:
         return UpstreamReadTimeout("the upstream did not answer in time")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamBroken("the upstream connection broke during the response")
-    if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS:
+    if (isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS) or _lookup_starved(exc):
         return OutOfResources(
             "the gateway is out of resources (no free file descriptor for the upstream "
             "connection): try again shortly; the operator should raise the box's open-files "
@@ -208,6 +210,20 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, aiohttp.ClientError | OSError):
         return UpstreamUnreachable(_describe(exc))
     return exc
+
+
+def _lookup_starved(exc: BaseException) -> bool:
+    """A host name's lookup that failed for want of a file descriptor: the C library's lookup
+    (aiohttp's resolver) cannot open /etc/hosts or a DNS socket, and says the name is not
+    known (EMFILE lost on the way). Whether the box is out of descriptors is asked of the
+    kernel: a descriptor it cannot open now."""
+    if not isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return False
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as error:
+        return error.errno in OUT_OF_DESCRIPTORS
+    return False
 
 
 def _describe(exc: BaseException) -> str:

@@ -62,14 +62,19 @@ def _open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(
+    tmp_path: Path, host: str
+) -> None:
     """A call that cannot open its upstream connection because the box has no descriptor left
     (EMFILE) was a 502 `upstream_unreachable` ("cannot connect to the upstream (Too many open
     files)"), counted and logged as the provider's error: the box's own trouble, not the
     provider's. Now a 503 saying the gateway is out of resources; the provider's error count
-    and its keys are untouched, and the next call, descriptors free again, is served."""
+    and its keys are untouched, and the next call, descriptors free again, is served. An
+    upstream named by its host name fails earlier, in the name's lookup: the same 503."""
     fake = FakeOpenAI().start()
-    space, port, key = metered_box(tmp_path / "box", fake.base_url)
+    upstream = fake.base_url.replace("127.0.0.1", host)
+    space, port, key = metered_box(tmp_path / "box", upstream)
     space.run("providers", "key-add", "fake", "--key", "sk-fake-upstream-key-0002")
     server = ServerProcess(space.config, port)
     server.program = ("prlimit", f"--nofile={OPEN_FILES}:{OPEN_FILES}", *ServerProcess.program)
