@@ -37,8 +37,8 @@ import os
 import time
 from contextlib import suppress
 from contextvars import Context
-from multiprocessing.managers import SyncManager
 from functools import partial
+from multiprocessing.managers import SyncManager
 from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals, getsignal
 from signal import signal as signal_func
 from types import FrameType
@@ -111,6 +111,7 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (WorkerManager, "THRESHOLD"),
     (WorkerManager, "join"),
     (WorkerManager, "kill"),
+    (WorkerManager, "monitor_subscriber"),
     (WorkerManager, "processes"),
     (WorkerManager, "shutdown"),
     (WorkerManager, "transient_processes"),
@@ -122,6 +123,7 @@ SANIC_HOOKS: tuple[tuple[Any, str], ...] = (
     (WorkerProcess, "exitcode"),
     (WorkerProcess, "is_alive"),
     (ProcessState, "RESTARTING"),
+    (ProcessState, "TERMINATED"),
     (ProcessState, "FAILED"),
     (ApplicationState, "is_running"),
     (ApplicationState, "server_info"),
@@ -198,8 +200,16 @@ class SignalSafeWorkerManager(WorkerManager):
         raise ServerKilled
 
     def _all_workers_ack(self) -> bool:
-        # Waiting for the workers' start-up acknowledgement ends when a stop is requested.
-        return self.stop_signal is not None or bool(super()._all_workers_ack())
+        """Sanic's wait for the workers' start-up acknowledgement (every 0.1 s): it ends when
+        a stop is requested, and a worker that died meanwhile (killed while another still
+        started) is replaced now, not once all the others are up. One that failed to start
+        has told Sanic so (its message waits in the monitor pipe): Sanic's wait then ends the
+        start (exit 1), with nothing started in its place."""
+        if self.stop_signal is not None:
+            return True
+        if not self.monitor_subscriber.poll(0):
+            self._respawn_dead_workers()
+        return bool(super()._all_workers_ack())
 
     def _poll_monitor(self) -> MonitorCycle | None:
         if self.stop_signal is not None and not self._shutting_down:
@@ -209,6 +219,19 @@ class SignalSafeWorkerManager(WorkerManager):
             return MonitorCycle.BREAK
         self._respawn_dead_workers()
         return super()._poll_monitor()
+
+    def shutdown(self) -> None:
+        """Sanic's shutdown, with SIGTERM where Sanic sends SIGINT: a worker still starting
+        (before its stop handlers are in place) died of the KeyboardInterrupt, its traceback in
+        the log of a clean stop; SIGTERM ends it quietly then (it had served nothing, opened
+        nothing), and a worker that has its handlers takes both alike (a graceful stop)."""
+        for process in self.processes:
+            if process.is_alive() and process.state is not ProcessState.TERMINATED:
+                with suppress(BrokenPipeError, ConnectionResetError, EOFError):
+                    process.set_state(ProcessState.TERMINATED, force=True)
+                with suppress(ProcessLookupError, TypeError):  # TypeError: no pid yet
+                    os.kill(process.pid, SIGTERM)
+        self._shutting_down = True
 
     def join(self) -> None:
         """After a stop: wait for every worker to end (Sanic itself waits 10 s per worker,
@@ -222,9 +245,8 @@ class SignalSafeWorkerManager(WorkerManager):
     def _wait_for_workers_to_end(self) -> None:
         """Each worker finishes its requests in flight and the calls whose clients left (one
         window: Sanic's graceful timeout), up to STOP_WAIT_SEC in all. A worker that has not
-        marked itself stopping (STOPPING_KEY) lost the signal: it came while it imported its code
-        (Python drops a KeyboardInterrupt raised inside a weakref callback, and some imports
-        catch everything) or swapped its handlers. It is signalled again every LATE_STOP_SEC."""
+        marked itself stopping (STOPPING_KEY) lost the signal: it came while Sanic ignored stops
+        during its start or swapped its handlers. It is signalled again every LATE_STOP_SEC."""
         deadline = time.monotonic() + STOP_WAIT_SEC
         nudge_at = time.monotonic() + LATE_STOP_SEC
         while time.monotonic() < deadline:
@@ -237,7 +259,7 @@ class SignalSafeWorkerManager(WorkerManager):
                     if not self._marked_stopping(process):
                         log.info("Stopping worker %s again [%s]", process.name, process.pid)
                         with suppress(ProcessLookupError):
-                            os.kill(process.pid, SIGINT)
+                            os.kill(process.pid, SIGTERM)
             time.sleep(0.1)
 
     def _marked_stopping(self, process: Any) -> bool:

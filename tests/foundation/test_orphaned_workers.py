@@ -84,3 +84,52 @@ def test_every_process_of_the_box_ends_when_its_supervisor_is_killed(tmp_path: P
         for pid in below:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_while_a_worker_starts_stops_it_without_a_traceback(tmp_path: Path) -> None:
+    """The supervisor stopped its workers with SIGINT: one still starting (before its own stop
+    handlers) died of a KeyboardInterrupt, its traceback in the log of a clean stop."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).launch("--workers", "2")
+    assert server.process is not None
+    starting = None
+    try:
+        starting = _stopped_replacement(server, set(), wait=30)  # paused as it starts
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the supervisor has signalled its workers meanwhile
+        os.kill(starting, signal.SIGCONT)
+        assert server.process.wait(30) == 0, server.log_text()
+    finally:
+        server.kill()
+        if starting is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(starting, signal.SIGKILL)
+                os.kill(starting, signal.SIGCONT)
+    log = server.log_text()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    eventually(lambda: not pid_runs(starting), "the paused worker ends")
+
+
+def test_a_worker_killed_while_another_starts_is_replaced_at_once(tmp_path: Path) -> None:
+    """A worker killed while another was still starting was replaced only once every worker
+    had started (Sanic's start-up wait did not look at the dead): one worker fewer meanwhile,
+    for as long as the slow one took."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).launch("--workers", "2")
+    assert server.process is not None
+    slow = None
+    try:
+        slow = _stopped_replacement(server, set(), wait=30)  # paused as it starts
+        ready = server.wait_for_log(r"Worker ready \[(\d+)\]", 1)
+        os.kill(int(ready[0]), signal.SIGKILL)
+        server.wait_for_log(r"Starting worker \[(\d+)\]", 3, wait=15)  # its replacement
+        os.kill(slow, signal.SIGCONT)
+        server.wait_healthy(30)
+        assert server.stop() == 0, server.log_text()
+    finally:
+        server.kill()
+        if slow is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slow, signal.SIGCONT)
