@@ -21,6 +21,7 @@ from typing import Any
 
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
+from codelace_box.db.backup import BackupStopped
 from codelace_box.db.core import utcnow
 from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
@@ -39,6 +40,7 @@ MIN_REQUESTS = 10  # fewer requests in the window say nothing about a rate
 FULL_BYTES = 2**20  # less free on the database's disk: full (SQLite grows by pages)
 LOW_BYTES = 64 * 2**20  # less free (or under 1% of a smaller disk): low
 BACKUP_RETRY_TICKS = 10  # after a failed scheduled backup, ticks before the next try
+BACKUP_STOP_WAIT_SEC = 2.0  # serve stopping: the wait for the backup's thread to say how it ended
 
 
 class Upkeep:
@@ -67,16 +69,16 @@ class Upkeep:
         if time.monotonic() < self.backup_retry_at:
             return
         b, stop = self.config.backup, threading.Event()
+        job = asyncio.ensure_future(asyncio.to_thread(
+            _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now, stop
+        ))  # fmt: skip
         try:  # a folder it cannot read is a failed backup too, not a failed tick
-            path = await asyncio.to_thread(
-                _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now, stop
-            )
+            path = await asyncio.shield(job)
             if path is None:
                 return
         except asyncio.CancelledError:  # serve stops: so does the copy's thread, at once
-            if not stop.is_set():
-                stop.set()
-                log.info("the scheduled backup was stopped: serve is stopping")
+            stop.set()
+            await _log_outcome_at_stop(job)
             raise
         except Exception as exc:
             await self.backup_failed(exc)
@@ -140,6 +142,27 @@ class Upkeep:
                 f"in 5 minutes (alerts.error_rate {limit:g})"
             )
             await self.alerter.alert("error_rate", "", text)
+
+
+async def _log_outcome_at_stop(job: asyncio.Future[Path | None]) -> None:
+    """What the backup's thread, told to stop as serve stops, ended with, in the log: a copy
+    stopped, one it had finished, one that failed; nothing when no backup was due (the stop
+    came while it looked at backup.dir)."""
+    await asyncio.wait([job], timeout=BACKUP_STOP_WAIT_SEC)
+    if not job.done():
+        log.info("serve is stopping: the scheduled backup was told to stop and has not ended "
+                 "yet (its thread may wait on backup.dir)")  # fmt: skip
+        return
+    if job.cancelled():
+        return
+    error = job.exception()
+    if isinstance(error, BackupStopped):
+        log.info("the scheduled backup was stopped: serve is stopping")
+    elif isinstance(error, Exception):
+        reason = getattr(error, "message", None) or _os_reason(error) or type(error).__name__
+        log.error("the scheduled backup failed: %s", reason)
+    elif (path := job.result()) is not None:
+        log.info("scheduled backup written to %s", path)
 
 
 def _key_alert(provider: Provider, key: ProviderKey) -> str:

@@ -3,6 +3,7 @@ unfinished copy is removed, and no file claiming to be a good backup is left."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -64,3 +65,31 @@ def test_serve_stopped_during_a_backup_stops_at_once_and_leaves_no_copy(
     left = sorted(p.name for p in folder.iterdir())
     assert left == [], f"a backup cut off by the stop left {left}"
     assert "the scheduled backup was stopped: serve is stopping" in server.log_text()
+
+
+def test_a_stop_while_no_backup_runs_does_not_say_one_was_stopped(tmp_path: Path) -> None:
+    """SIGTERM while the upkeep looked at backup.dir (a slow or hung mount; here its owner
+    file is a FIFO that nothing writes yet), no backup being due: the log said "the
+    scheduled backup was stopped" whatever the backup's thread did (nothing, here; or a copy
+    it finished, or one that failed). It now says what the thread ended with."""
+    box = Box.create(tmp_path / "box", backup={"every_hours": 1, "keep": 2})
+    folder = box.root / "data" / "backups"
+    folder.mkdir(parents=True)
+    (folder / f"codelace-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.db").write_bytes(b"")
+    owner = folder / ".codelace-backups-of"
+    os.mkfifo(owner)
+    server = ServerProcess(box.config, box.port, env=FAST_TICK)
+    server.start("--workers", "1")
+    try:
+        time.sleep(1.0)  # the upkeep's first look waits on the owner file
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with owner.open("w") as writer:  # the mount answers: this database's folder
+            writer.write(str(box.db_path.resolve()) + "\n")
+        assert server.process.wait(30) == 0
+    finally:
+        server.kill()
+    log = server.log_text()
+    assert "the scheduled backup was stopped" not in log, log
+    assert "scheduled backup failed" not in log, log
