@@ -1,5 +1,6 @@
 """Operator alerts to a Slack-compatible incoming webhook (`alerts.webhook_url`): a JSON POST
-`{"text": ...}`, at most one per kind and subject every RATE_LIMIT_SEC. An alert the webhook did
+`{"text": ...}`, at most one per kind and subject every RATE_LIMIT_SEC, and one notice when
+what it said is over (`resolve`: the error rate). An alert the webhook did
 not take (down, an error status, a redirect) is not counted as sent: its watch asks again and it
 goes out once the webhook answers, tried at most once every `retry_sec` whatever the number
 waiting (a webhook that hangs costs one timeout a try, never one per alert); the outage is
@@ -45,6 +46,22 @@ class Alerter:
             self.failed_at = moment
             return False
         self.sent[(kind, subject)] = moment
+        return True
+
+    async def resolve(self, kind: str, subject: str, text: str, now: float | None = None) -> bool:
+        """Post `text` (what recovered) once, if an alert of this kind about `subject` went out;
+        a later alert of it is then sent at once, not held by RATE_LIMIT_SEC. True when taken
+        care of (sent now, or nothing went out); False when the webhook did not take it, or
+        was tried too recently since it failed: ask again later (as `alert`)."""
+        if not self.webhook_url or (kind, subject) not in self.sent:
+            return True
+        moment = time.monotonic() if now is None else now
+        if self.failed_at is not None and moment - self.failed_at < self.retry_sec:
+            return False
+        if not await self._post(text):
+            self.failed_at = moment
+            return False
+        del self.sent[(kind, subject)]
         return True
 
     async def _post(self, text: str) -> bool:

@@ -2,8 +2,8 @@
 PostgreSQL also, of all the boxes on the database, the one that leads, so that each alert is
 sent once and not once a box) takes the scheduled backups and watches for what the operator
 must hear about: a provider key taken out of rotation, a provider with no working key, an
-upstream error rate over `alerts.error_rate` in the last 5 minutes, a failed scheduled backup,
-the database's disk full, nearly full or read-only.
+upstream error rate over `alerts.error_rate` in the last 5 minutes (and its recovery), a failed
+scheduled backup, the database's disk full, nearly full or read-only.
 Every TICK_SEC; a failed scheduled backup is tried again every BACKUP_RETRY_TICKS."""
 
 from __future__ import annotations
@@ -132,16 +132,19 @@ class Upkeep:
         self.failing = failing
 
     async def watch_errors(self, now: datetime) -> None:
+        """Alert an error rate over alerts.error_rate (of MIN_REQUESTS or more), and say once
+        when it recovered: back under it, or too few requests left in the window to say."""
         stats = await run_in_db_thread(window_stats, now - ERROR_WINDOW)
-        if stats.requests < MIN_REQUESTS:
-            return
-        rate, limit = stats.errors / stats.requests, self.config.alerts.error_rate
-        if rate > limit:
-            text = (
-                f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed "
-                f"in 5 minutes (alerts.error_rate {limit:g})"
-            )
-            await self.alerter.alert("error_rate", "", text)
+        rate = stats.errors / stats.requests if stats.requests else 0.0
+        limit = self.config.alerts.error_rate
+        said = (
+            f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed in 5 "
+            f"minutes (alerts.error_rate {limit:g})"
+        )
+        if stats.requests >= MIN_REQUESTS and rate > limit:
+            await self.alerter.alert("error_rate", "", said)
+        else:
+            await self.alerter.resolve("error_rate", "", f"the error rate recovered: {said}")
 
 
 async def _log_outcome_at_stop(job: asyncio.Future[Path | None]) -> None:

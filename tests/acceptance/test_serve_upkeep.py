@@ -160,6 +160,46 @@ def test_alerts_reach_the_webhook_once_per_kind(tmp_path: Path, hook: WebhookRec
     assert "sk-upkeep-solo-0001" not in "".join(texts) and hook.url not in server.log_text()
 
 
+def _minute_of_traffic(box: Box, requests: int, errors: int) -> None:
+    """What settlements add to this minute's rollup (the error rate's window is read from it)."""
+    box.sql(
+        "INSERT INTO usage_rollup (period, bucket, model, requests, errors, input_tokens,"
+        " output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos) VALUES ('minute',"
+        " strftime('%Y-%m-%d %H:%M', 'now'), 'solo/m', ?, ?, 0, 0, 0, 0, 0) ON CONFLICT DO"
+        " UPDATE SET requests = requests + excluded.requests, errors = errors + excluded.errors",
+        (requests, errors),
+    )
+
+
+def test_an_error_rate_that_falls_back_is_said_once(tmp_path: Path, hook: WebhookReceiver) -> None:
+    """The error-rate alert fired, then the rate fell back under alerts.error_rate: nothing
+    told the operator, who could only guess whether it still failed. One notice says it
+    recovered, kept and sent once the webhook answers, as the alerts are; a new rise alerts
+    again at once."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
+    box.ok("models", "set", "solo/m", "--input-per-1m", "1", "--output-per-1m", "1")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        _minute_of_traffic(box, 12, 6)
+        eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "alert")
+        hook.refuse_with = 500  # the webhook is down as the rate falls back
+        _minute_of_traffic(box, 108, 0)  # 6 of 120: 5%
+        time.sleep(1.0)
+        hook.refuse_with = None
+        eventually(lambda: any("recovered" in t for t in hook.texts()), "recovery notice")
+        time.sleep(1.5)  # several more ticks: it is said once
+        assert sum("recovered" in t for t in hook.texts()) == 1, hook.texts()
+        _minute_of_traffic(box, 120, 120)  # 126 of 240 fail again
+        eventually(lambda: any("requests (52%) failed" in t for t in hook.texts()), "again")
+    finally:
+        assert server.stop() == 0
+    texts = hook.texts()
+    assert sum("recovered" in t for t in texts) == 1, texts
+    notice = next(t for t in texts if "recovered" in t)
+    assert "6 of the last 120 requests (5%)" in notice, notice
+
+
 def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
     tmp_path: Path,
 ) -> None:
