@@ -6,7 +6,8 @@ transaction) and the ledger never change, so every balance and total stays right
 per-minute rollups (up to 1,440 rows a model a day) are pruned too, always, whatever
 usage.retention_days says: their readers (the dashboard's last hour and day, the alerts'
 last minutes) look back a day at most; MINUTES_KEPT_DAYS whole UTC days of them stay (the
-per-day rollups keep every day).
+per-day rollups keep every day). Both delete by steady_clock.SteadyClock's time: a wall clock
+that leaps ahead is not followed at once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from codelace_box.db.history import (
 )
 from codelace_box.db.lead import Lead
 from codelace_box.db.offload import run_in_db_thread
+from codelace_box.reports.steady_clock import SteadyClock
 
 log = logging.getLogger("codelace_box.reports")
 RETENTION_BATCH = 500  # rows per delete: each a short write transaction
@@ -77,10 +79,12 @@ def delete_old_usage_rows(
     return total
 
 
-async def retention_pass(days: int, batch: int = RETENTION_BATCH) -> int:
+async def retention_pass(
+    days: int, batch: int = RETENTION_BATCH, now: datetime | None = None
+) -> int:
     """One pass of retention from the event loop: each batch on the database thread, a pause
     between batches; how many rows went."""
-    cutoff = db_time(utcnow() - timedelta(days=days))
+    cutoff = db_time((now or utcnow()) - timedelta(days=days))
     total = 0
     while (done := await run_in_db_thread(delete_usage_batch, cutoff, batch)) > 0:
         total += done
@@ -105,9 +109,9 @@ def prune_minute_rollups(now: datetime | None = None, batch: int = RETENTION_BAT
     return total
 
 
-async def minutes_pass(batch: int = RETENTION_BATCH) -> int:
+async def minutes_pass(batch: int = RETENTION_BATCH, now: datetime | None = None) -> int:
     """One pass of pruning the per-minute rollups from the event loop, as `retention_pass`."""
-    cutoff = minutes_cutoff()
+    cutoff = minutes_cutoff(now)
     total = 0
     while (done := await run_in_db_thread(delete_minute_rollups_batch, cutoff, batch)) > 0:
         total += done
@@ -120,18 +124,22 @@ async def retention_loop(
     every_sec: float = RETENTION_EVERY_SEC,
     lead: Lead | None = None,
     ask_sec: float = LEAD_ASK_SEC,
+    clock: SteadyClock | None = None,
 ) -> None:
     """Run `retention_pass` (when `days` > 0) and `minutes_pass` now and then every
     `every_sec` until cancelled; with `lead`, only while this process holds it (the workers
     of a serve, the boxes on a database: one deletes, not each), asked every `ask_sec`
-    meanwhile (a lead that ended is taken over), and let go when cancelled."""
+    meanwhile (a lead that ended is taken over), and let go when cancelled. The time it
+    deletes by is `clock`'s (steady_clock.py: a wall clock that leaps ahead is not followed at
+    once)."""
     failures = FailureLog(log, "the retention pass")
+    clock = clock or SteadyClock()
     try:
         while True:
             wait = every_sec
             try:
                 if lead is None or await lead.held():
-                    await _retention_passes(days)
+                    await retention_passes(days, clock.now())
                 else:
                     wait = ask_sec
             except Exception as exc:
@@ -144,10 +152,11 @@ async def retention_loop(
             lead.release()
 
 
-async def _retention_passes(days: int) -> None:
-    deleted = await retention_pass(days) if days > 0 else 0
+async def retention_passes(days: int, now: datetime) -> None:
+    """Usage retention (`days` > 0) and the per-minute rollups' pruning, as of `now`."""
+    deleted = await retention_pass(days, now=now) if days > 0 else 0
     if deleted:
         log.info("retention: deleted %d usage rows older than %d days", deleted, days)
-    pruned = await minutes_pass()
+    pruned = await minutes_pass(now=now)
     if pruned:
         log.info("retention: deleted %d per-minute rollups", pruned)
