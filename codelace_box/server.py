@@ -69,9 +69,9 @@ from codelace_box.stopping import (
     SANIC_HOOKS,
     StopSafeSanic,
     check_sanic_hooks,
-    install_supervisor,
     watch_worker_stops,
 )
+from codelace_box.supervisor import install_supervisor
 from codelace_box.upkeep.watch import start_upkeep, stop_upkeep
 
 APP_NAME = "codelace_box"

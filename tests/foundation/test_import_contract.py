@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "codelace_box.server",
         "codelace_box.stopping",
+        "codelace_box.supervisor",
         "codelace_box.http_guard",
         "codelace_box.listen_setup",
         "codelace_box.sanic_env",

@@ -1,6 +1,6 @@
 """`serve --workers N` while its workers are slow to come up (more workers than cores on a
 busy machine: each imports and opens the database on the same CPUs): the supervisor waits for
-them (stopping.py ack_wait_sec) rather than give up after Sanic's own 30 s, kill every worker,
+them (supervisor.py ack_wait_sec) rather than give up after Sanic's own 30 s, kill every worker,
 those already serving included, and exit 1."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codelace_box.stopping import ack_wait_sec
+from codelace_box.supervisor import ack_wait_sec
 from tests.foundation.conftest import make_workspace
 from tests.support import ServerProcess, free_port
 
