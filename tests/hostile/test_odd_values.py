@@ -1,7 +1,9 @@
 """Values of the wrong JSON type where an upstream's answer names why it ended: an `openai`
 upstream's `finish_reason` as an array, an object or a number, streamed and not, translated to
 Anthropic's Messages shape and to the Responses API (and relayed on chat completions). Each is
-answered with a sane reason and the call settled: charged, its hold released."""
+answered with a sane reason and the call settled: charged, its hold released. And an `anthropic`
+upstream's `citations`, as many as its answer holds, translated to the OpenAI shapes: left out,
+so nothing grows with them."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from tests.fakes.hostile_upstream import (
     SSE,
     Act,
     HostileUpstream,
+    anthropic_body,
+    anthropic_event,
+    anthropic_stream,
     chat_body,
     chat_stream,
     sse,
 )
-from tests.hostile.conftest import ROUTES, HostileBox, events
+from tests.hostile.conftest import BODY_LIMIT, ROUTES, HostileBox, events
 
 pytestmark = pytest.mark.timeout(60)
 ODD = [["stop"], {"reason": "stop"}, 1, True]
@@ -72,3 +77,42 @@ def test_a_finish_reason_of_the_wrong_type_ends_sanely_and_is_charged(
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
     assert box.open_holds() == 0
+
+
+CITATION = {"type": "char_location", "cited_text": "c" * 40, "document_index": 0,
+            "document_title": "t", "start_char_index": 0, "end_char_index": 40}  # fmt: skip
+
+
+def cited_body() -> bytes:
+    """A message whose text block carries as many citations as the body limit lets in."""
+    body = json.loads(anthropic_body())
+    body["content"][0]["citations"] = []
+    while len(json.dumps(body)) < BODY_LIMIT - 200:
+        body["content"][0]["citations"].append(CITATION)
+    return json.dumps(body).encode()
+
+
+def cited_stream() -> list[bytes]:
+    """A stream whose text block gets a citations_delta per citation between its text."""
+    writes = anthropic_stream()
+    delta = {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "citations_delta", "citation": CITATION}}  # fmt: skip
+    return [*writes[:3], *[anthropic_event(delta)] * 100, *writes[3:]]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("route", ["chat", "responses"])
+def test_anthropic_citations_are_left_out_of_a_translation(
+    box: HostileBox, hostile: HostileUpstream, route: str, stream: bool
+) -> None:
+    """The OpenAI shapes have no Anthropic citations: the translation keeps the text alone,
+    however many citations an upstream sends (a hostile one: as many as its limits allow)."""
+    email, key = box.new_user("10")
+    act = Act(200, list(cited_stream()), SSE) if stream else Act(200, [cited_body()])
+    hostile.push(act)
+    answer = box.post(key, route, "ha", stream=stream)
+    assert answer.status_code == 200, answer.text
+    assert "cited_text" not in answer.text and len(answer.text) < 8000, len(answer.text)
+    assert "Hel" in answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
