@@ -35,6 +35,7 @@ class CodelaceError(Exception):
     error_type: str = "server_error"
     default_code: str = "internal_error"
     from_upstream: bool = False  # an upstream's own refusal relayed (not the box's)
+    cost_nanos: int | None = None  # what a failed call was charged (an answer too large to relay)
 
     def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)

@@ -18,6 +18,9 @@
   control byte before the colon, a fold, NUL, a bare CR or LF):
   a 400 and the connection closed, as RFC 9112 asks; Sanic read `Content-Length : 5` as no
   length and the body as the next request (request smuggling).
+- A request without a Host field (HTTP/1.1), or with two: a 400, as RFC 9112 3.2 asks (Sanic
+  served it; a proxy in front routing by one Host and the box reading another disagree on
+  where the request goes). One lookup in the parsed fields.
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
   `100 Continue` that asked the client to send it all.
 - A client that asked for no persistent connection (`Connection: close`, or HTTP/1.0 without
@@ -154,6 +157,10 @@ class GuardedHttp(Http):
         if _malformed_fields(self.request.head):
             self.keep_alive = False
             raise BadRequest("malformed header field (whitespace before its colon, NUL, bare CR)")
+        hosts = self.request.headers.getall("host", None)
+        if (hosts is None and self.request.version == "1.1") or (hosts and len(hosts) > 1):
+            self.keep_alive = False
+            raise BadRequest("a request needs one Host header (HTTP/1.1), and never two")
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()

@@ -21,10 +21,19 @@ from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.errors import InvalidRequest, UnsupportedEncoding
 from codelace_box.jsonwire import MOST_LEVELS, dumps, has_string, loads, nests_deeper_than_written
+from codelace_box.money import usd_text
 
 log = logging.getLogger("codelace_box")
 JSON_TYPE = "application/json"
+COST_HEADER = "x-codelace-cost-usd"  # what a call cost the user, on its answer
 READ = ("GET", "HEAD")  # the methods of every read-only route (HEAD: GET without the body)
+
+
+def cost_header(nanos: int) -> str:
+    """An exact USD amount as plain decimal text (no exponent)."""
+    return usd_text(nanos)
+
+
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a cheap first look at the raw bytes
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

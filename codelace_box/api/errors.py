@@ -9,7 +9,7 @@ from sanic import Request
 from sanic.exceptions import RequestCancelled, SanicException
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import json_response
+from codelace_box.api.common import COST_HEADER, cost_header, json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
 from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.sqlite_file import storage_failed
@@ -109,7 +109,7 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     if code in FINAL_CODES:  # not an overload: Claude Code retries overloaded_error regardless
         body["error"]["type"] = "api_error"
     anthropic = json_response(body, status=status)
-    for name in ("retry-after", "allow", "accept-encoding"):
+    for name in ("retry-after", "allow", "accept-encoding", COST_HEADER):
         if name in response.headers:
             anthropic.headers[name] = response.headers[name]
     if status in FINAL_STATUSES or code in FINAL_CODES:
@@ -169,6 +169,8 @@ def _render_openai(request: Request, exc: BaseException) -> HTTPResponse:
         body = exc.envelope()
         body["error"]["message"] = _cut(exc.message)
         response = json_response(body, status=exc.status)
+        if exc.cost_nanos is not None:  # a failed call that was charged all the same
+            response.headers[COST_HEADER] = cost_header(exc.cost_nanos)
         if isinstance(exc, RateLimited):
             response.headers["retry-after"] = str(exc.retry_after_sec)
         elif isinstance(exc, UnsupportedEncoding):

@@ -19,7 +19,14 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
 from codelace_box.accounts.limits import check_model_allowed, check_no_other_models, effective
-from codelace_box.api.common import BoxResponse, json_body, json_response, require_auth
+from codelace_box.api.common import (
+    COST_HEADER,
+    BoxResponse,
+    cost_header,
+    json_body,
+    json_response,
+    require_auth,
+)
 from codelace_box.api.observe import finish_request
 from codelace_box.catalog.keyprobe import reprobe_flagged
 from codelace_box.config import Config
@@ -35,7 +42,6 @@ from codelace_box.gateway.refreshed_routes import route_table
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable, allowed_first
-from codelace_box.money import usd_text
 from codelace_box.providers.base import JSON
 
 bp = Blueprint("inference")
@@ -45,13 +51,7 @@ HOLD_SWEEP_ENV = "CODELACE_HOLD_SWEEP_SEC"  # internal knob for tests; not a con
 HOLD_SWEEP_SEC = 30.0
 PROBE_READ_SEC = 10.0  # a key probe's time to answer, beyond the connect timeout
 KEY_PROBE_ROLE = "keyprobe"  # the lead among boxes on one PostgreSQL database
-COST_HEADER = "x-codelace-cost-usd"
 SSE_TYPE = "text/event-stream; charset=utf-8"
-
-
-def cost_header(nanos: int) -> str:
-    """An exact USD amount as plain decimal text (no exponent)."""
-    return usd_text(nanos)
 
 
 @bp.post("/v1/chat/completions")

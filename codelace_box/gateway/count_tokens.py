@@ -25,7 +25,7 @@ from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
-from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media
+from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media, input_estimate
 
 COUNT_PATH = "/v1/messages/count_tokens"
 if TYPE_CHECKING:
@@ -46,9 +46,12 @@ def estimated_count(body: JSON, body_len: int) -> int:
     """The box's count of a Messages body: a token per four bytes of it, its media as the hold
     sees it (tally.py anthropic_media): their inline base64 left out, each image or document
     counted ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is
-    charged). Counted as text, a screenshot's base64 filled Claude Code's /context."""
-    media, inline = anthropic_media(body.get("messages"))
-    return input_token_estimate(body_len - inline) + ESTIMATED_MEDIA_TOKENS * media
+    charged). Counted as text, a screenshot's base64 filled Claude Code's /context. Text
+    other than ASCII counts as charged too (tally.py input_estimate: a CJK character a token,
+    an emoji four), where a token per four bytes made CJK 0.75 tokens a character."""
+    media = anthropic_media(body.get("messages"))
+    by_bytes = input_token_estimate(body_len - media[1]) + ESTIMATED_MEDIA_TOKENS * media[0]
+    return max(by_bytes, input_estimate(body, media))
 
 
 async def count_tokens(

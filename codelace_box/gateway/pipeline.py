@@ -285,7 +285,9 @@ class Gateway:
                 call.request_id,
                 call.hold_nanos,
             )
-        await self.writes.submit(partial(settle_steps, item=failed(call, error, usage)))
+        charged = await self.writes.submit(partial(settle_steps, item=failed(call, error, usage)))
+        if usage is not None and error is not None:  # the answer says what it cost
+            error.cost_nanos = charged or 0
         return error if error is not None else exc
 
 

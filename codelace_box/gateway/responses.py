@@ -75,6 +75,15 @@ def prepare_responses_call(
     return call
 
 
+def in_client_terms(call: ChatCall, param: str) -> str:
+    """An upstream's `param` as the client named the field: a Responses call translated to Chat
+    Completions (`messages[2]` -> `input`, `max_tokens` -> `max_output_tokens`, ...)."""
+    if call.ingress == RESPONSES_ROUTE and call.context is not None:
+        for pattern, name in _FIELD_NAMES:
+            param = pattern.sub(name, param)
+    return param
+
+
 def in_responses_terms(error: E) -> E:
     """The chat path's refusal (a 400, a 402) with the Responses field names (`messages[2]` ->
     `input`, `max_completion_tokens` -> `max_output_tokens`, ...) in its message and param."""

@@ -70,6 +70,7 @@ from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.responses import in_client_terms
 from codelace_box.gateway.retry_after import retry_after_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
@@ -104,15 +105,26 @@ _EXTRA_FIELD_RE = re.compile(
 
 class UpstreamRejected(CodelaceError):
     """The upstream refused the request (4xx): relayed with its status and message (and OpenAI's
-    code and param, when the adapter recognises the refusal)."""
+    code and param, when the adapter recognises the refusal). An `openai` upstream's own code
+    and param (`relayed`) are the client's, as OpenAI SDK users act on them (an agent compacts
+    its history on context_length_exceeded); `code` stays the box's (upstream_<status>) for the
+    usage row and the metrics, whose codes are a known few."""
 
     error_type = "invalid_request_error"
     default_code = "upstream_rejected"
 
-    def __init__(self, status: int, message: str, known: tuple[str, str] | None = None) -> None:
-        code, param = known or (f"upstream_{status}", None)
+    def __init__(self, status: int, message: str, known: tuple[str, str] | None = None,
+                 relayed: tuple[str | None, str | None] = (None, None)) -> None:  # fmt: skip
+        code, param = known or (f"upstream_{status}", relayed[1])
         super().__init__(message, code=code, param=param)
         self.status = status
+        self.relayed_code = None if known else relayed[0]
+
+    def envelope(self) -> dict[str, Any]:
+        body = super().envelope()
+        if self.relayed_code:
+            body["error"]["code"] = self.relayed_code
+        return body
 
 
 @dataclass
@@ -231,7 +243,12 @@ def _judged(
         return ProviderKeyRejected(name, status, message)
     if status == 403:
         return ContentRefused(name, status, message)
-    return UpstreamRejected(status, message, call.adapter.error_code(status, message))
+    code, param = call.adapter.error_fields(payload)
+    secret = key.secret.strip()
+    if secret and secret in f"{code} {param}":  # an upstream that echoes the key
+        code = param = None
+    relayed = (code, in_client_terms(call, param) if param else None)
+    return UpstreamRejected(status, message, call.adapter.error_code(status, message), relayed)
 
 
 def refuses_effort(error: CodelaceError) -> bool:

@@ -140,6 +140,11 @@ class ProviderAdapter(ABC):
         (a context overflow: context_length_exceeded, which agents act on); None by default."""
         return None
 
+    def error_fields(self, payload: bytes) -> tuple[str | None, str | None]:
+        """The upstream's own OpenAI `code` and `param` in an error body, relayed to the client
+        as they are (gateway/upstream.py); (None, None) by default: no OpenAI error object."""
+        return None, None
+
     def wants_payment(self, status: int, message: str) -> bool:
         """Whether an error answer (its status and `error_message`) says the operator's
         account at the provider cannot pay: HTTP 402 Payment Required, by default."""

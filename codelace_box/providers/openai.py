@@ -31,11 +31,35 @@ _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit)
 _QUOTA_RE = re.compile(r"exceeded your current quota|\binsufficient_quota\b", re.IGNORECASE)
+# An error object's code relayed as it is: a plain word (OpenAI's are snake_case); a param up
+# to this long, printable (OpenAI's name a field: `messages[3].content[0].image_url`)
+_ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+MAX_PARAM_CHARS = 200
 
 
 def redact(text: str) -> str:
     """Hide anything that looks like an API key (upstreams echo masked keys in 401s)."""
     return _SECRET_RE.sub(lambda m: m.group(1) + "-***", text)
+
+
+def _error_body(payload: bytes) -> Any:
+    """An error answer's JSON (Gemini's OpenAI endpoint sends it as a list of one); None when
+    it is none."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return body[0]
+    return body
+
+
+def _plain_param(param: Any) -> bool:
+    """Whether an error's `param` may be relayed: printable text of a field name's length,
+    nothing like a key in it."""
+    if not isinstance(param, str) or not 0 < len(param) <= MAX_PARAM_CHARS:
+        return False
+    return param.isprintable() and redact(param) == param
 
 
 def page_text(payload: bytes) -> str:
@@ -337,18 +361,25 @@ class OpenAIAdapter(ProviderAdapter):
         return usage_from(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
-        try:
-            body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        if isinstance(body, list) and body and isinstance(body[0], dict):
-            body = body[0]  # Gemini's OpenAI endpoint: its errors as a list of one
+        body = _error_body(payload)
         if isinstance(body, dict) and body.get("error"):
             return _error_text(body["error"])
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             return redact(body["message"])
         text = page_text(payload)
         return text if text else f"the upstream answered HTTP {status}"
+
+    def error_fields(self, payload: bytes) -> tuple[str | None, str | None]:
+        """OpenAI's `code` and `param` of the error object, when they are short plain words
+        (a number, as OpenRouter's status, or anything else is no code: None)."""
+        body = _error_body(payload)
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            return None, None
+        code, param = error.get("code"), error.get("param")
+        if not isinstance(code, str) or not _ERROR_CODE_RE.fullmatch(redact(code)):
+            code = None
+        return code, param if _plain_param(param) else None
 
     def wants_payment(self, status: int, message: str) -> bool:
         """402, or OpenAI's 429 insufficient_quota ("You exceeded your current quota, please

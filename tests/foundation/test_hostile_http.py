@@ -423,3 +423,40 @@ def test_empty_lines_sent_now_and_then_are_cut(box: ServerProcess) -> None:
         answer = read_answer(client)
     assert took < CUT_WITHIN_SEC, f"still open after {took:.1f} s"
     assert_error(answer, 400)  # the empty lines after the first wait are an empty head
+
+
+@pytest.mark.parametrize(
+    ("version", "hosts"),
+    [
+        ("1.1", b""),
+        ("1.1", b"Host: box\r\nHost: elsewhere\r\n"),
+        ("1.0", b"Host: a\r\nhost: a\r\n"),
+    ],
+    ids=["http11-without-host", "two-hosts", "http10-two-hosts"],
+)
+@pytest.mark.parametrize("route", [ROUTE, "/v1/messages"])
+def test_a_request_without_one_host_is_a_400(
+    box: ServerProcess, version: str, hosts: bytes, route: str
+) -> None:
+    """RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host field, and
+    to any request with more than one. The box served them (a proxy in front that routes by
+    the first Host and a box reading another disagree on where a request goes). The refusal
+    has the route's error shape, as the box's other refusals of a malformed head."""
+    body = b'{"email": "nohost@box.test"}'
+    head = (
+        f"POST {route} HTTP/{version}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    ).encode()
+    answer = exchange(box, head + hosts + b"\r\n" + body)
+    head_out, _, body_out = answer.partition(b"\r\n\r\n")
+    assert head_out.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert re.search(rb"(?im)^x-request-id: req_[0-9a-f]{24}\r?$", head_out), head_out
+    shape = b'{"type":"error","error":' if route == "/v1/messages" else b'{"error":{"message":'
+    assert body_out.startswith(shape), body_out
+    assert b"Host" in body_out, body_out
+
+
+def test_an_http10_request_without_host_is_served(box: ServerProcess) -> None:
+    """HTTP/1.0 has no Host requirement (RFC 9112 asks it of HTTP/1.1 only)."""
+    answer = exchange(box, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from decimal import Decimal
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -259,6 +260,7 @@ def test_an_embeddings_answer_too_large_is_charged_and_not_told_to_stream(
     assert "base64" in message and "fewer inputs" in message
     row = small.usage_row(response.headers["x-request-id"])
     assert (row["input_tokens"], row["output_tokens"], row["estimated"]) == (9, 0, 0)
+    assert Decimal(response.headers["x-codelace-cost-usd"]) == Decimal(row["cost_nanos"]) / 10**9
     assert small.balance(email)[1] == 0
     with small.http(key) as http:
         assert http.post("/v1/embeddings", json=body | {"stream": True}).status_code == 400

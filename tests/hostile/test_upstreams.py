@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.fakes.hostile_upstream import (
     responses_body,
 )
 from tests.hostile.conftest import (
+    BODY_LIMIT,
     KINDS,
     PRICES,
     RETRIES,
@@ -305,3 +307,46 @@ def test_a_stream_request_answered_with_no_stream_says_what_came_instead(
     message = reply.json()["error"]["message"]
     assert words in message and content_type in message, message
     assert_free(box, email, start, "upstream_error")
+
+
+def oversized_answer(kind: str) -> bytes:
+    """A whole answer of the provider's kind past the box's body limit, its usage last (7
+    input and 3 output tokens, as the providers write it)."""
+    answer = json.loads(body_of(kind).writes[0])  # type: ignore[arg-type]
+    if kind == "ho":
+        answer["choices"][0]["message"]["content"] = "x" * 2 * BODY_LIMIT
+    else:
+        answer["content"][0]["text"] = "x" * 2 * BODY_LIMIT
+    answer["usage"] = answer.pop("usage")
+    return json.dumps(answer).encode()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_charged_502_says_what_it_cost(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """An answer too large to relay is charged the provider's count (the work was done), but
+    its 502 said nothing of it: the client could not see what it paid. It carries
+    `x-codelace-cost-usd`, as a 200 does, in every route's error shape."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    hostile.default = Act(200, [oversized_answer(kind)])
+    reply = box.post(key, route, kind, stream=False)
+    assert reply.status_code == 502, reply.text
+    assert "upstream_too_large" in reply.text or route == "messages", reply.text
+    row = box.last_row(email)
+    assert (row["status"], row["error_code"]) == ("error", "upstream_too_large"), row
+    assert (row["input_tokens"], row["output_tokens"]) == (7, 3), row
+    assert row["cost_nanos"] > 0
+    assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+    assert Decimal(reply.headers["x-codelace-cost-usd"]) == Decimal(row["cost_nanos"]) / 10**9
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_free_502_carries_no_cost(box: HostileBox, hostile: HostileUpstream, route: str) -> None:
+    hostile.default = Act(200, [b"[]"])
+    _, key = box.new_user("10")
+    reply = box.post(key, route, "ho", stream=False)
+    assert reply.status_code == 502, reply.text
+    assert "x-codelace-cost-usd" not in reply.headers

@@ -63,3 +63,22 @@ def test_count_tokens_of_attachments_on_an_openai_model(fresh: MessagesBox) -> N
     assert 2 * ESTIMATED_MEDIA_TOKENS <= counted < 2 * ESTIMATED_MEDIA_TOKENS + 1_000
     assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
     assert fresh.balance_nanos(email) == before and fresh.usage_rows(email) == []
+
+
+CJK = "東京の天気は今日とても良いです。明日も晴れるでしょうか。" * 40  # 1,120 characters
+EMOJI = "🙂🎉" * 200
+
+
+def test_count_tokens_of_cjk_text_counts_a_token_a_character_or_more(fresh: MessagesBox) -> None:
+    """Counted a token per four bytes, CJK text (three UTF-8 bytes a character, as the SDKs
+    send it) came to 0.75 tokens a character: Claude's and OpenAI's tokenizers give about one
+    or more, so Claude Code's /context and its compaction ran late on an openai model. Each
+    character now counts a token at least, one past the basic plane (an emoji) four, as
+    what is charged when a provider never counted does (providers/tally.py)."""
+    _, key = fresh.new_key()
+    client = fresh.client(key)
+    for text, least in ((CJK, len(CJK)), (EMOJI, 4 * len(EMOJI))):
+        messages = [{"role": "user", "content": text}]
+        counted = client.messages.count_tokens(model=OPENAI_ALIAS, messages=messages)
+        assert least <= counted.input_tokens < least + 100, (counted.input_tokens, least)
+    assert fresh.fake.requests == [] and fresh.openai_fake.requests == []

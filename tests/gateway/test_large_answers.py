@@ -1,0 +1,98 @@
+"""A large whole answer through a real box: a 40-odd MiB float embeddings answer (700 inputs of
+3,072 dimensions written out as decimals, as `encoding_format: "float"` asks) is parsed without
+holding the box's event loop, so the box answers others meanwhile; and an answer nested deeper
+than the JSON parser reads is a free 502, not a 500."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import MODEL, Box, BoxFactory
+
+pytestmark = pytest.mark.timeout(120)
+INPUTS, DIMENSIONS = 700, 3072
+# What another request may wait while the answer is parsed: the parse alone took 1.3 to 1.8 s
+# on the loop here; a few turns of the interpreter's 5 ms switch interval, and the answer's
+# serialisation (about 0.12 s, still on the loop), leave it well under this.
+MOST_WAIT_SEC = 0.75
+
+
+@pytest.fixture(scope="module")
+def box(box_factory: BoxFactory) -> Box:
+    return box_factory()
+
+
+def float_embeddings() -> bytes:
+    rng = random.Random(7)
+    data = [{"object": "embedding", "index": i,
+             "embedding": [rng.uniform(-0.08, 0.08) for _ in range(DIMENSIONS)]}
+            for i in range(INPUTS)]  # fmt: skip
+    usage = {"prompt_tokens": 1400, "total_tokens": 1400}
+    return json.dumps({"object": "list", "data": data, "model": "up", "usage": usage}).encode()
+
+
+def longest_wait_meanwhile(
+    url: str, work: Callable[[], httpx.Response]
+) -> tuple[float, httpx.Response]:
+    """The longest a /healthz request waited while `work` ran, and what `work` answered."""
+    done, waits = threading.Event(), [0.0]
+
+    def probe() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not done.is_set():
+                began = time.monotonic()
+                assert client.get(url + "/healthz").status_code == 200
+                waits.append(time.monotonic() - began)
+                time.sleep(0.01)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        answer = work()
+    finally:
+        done.set()
+        prober.join()
+    return max(waits), answer
+
+
+def test_a_large_embeddings_answer_is_parsed_while_the_box_serves_others(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    raw = float_embeddings()
+    assert len(raw) > 40 * 1024 * 1024
+    _, key = box.new_user("10")
+    fake.push(Reply(raw=[raw], content_type="application/json"))
+    body = {"model": MODEL, "input": ["text"] * INPUTS, "encoding_format": "float"}
+
+    def ask() -> httpx.Response:
+        with box.http(key) as http:
+            return http.post("/v1/embeddings", json=body, timeout=60)
+
+    waited, answer = longest_wait_meanwhile(box.url, ask)
+    assert answer.status_code == 200, answer.text[:300]
+    got = answer.json()
+    assert len(got["data"]) == INPUTS and got["usage"]["prompt_tokens"] == 1400
+    assert got["data"][-1]["embedding"] == json.loads(raw)["data"][-1]["embedding"]
+    assert waited < MOST_WAIT_SEC, f"a /healthz waited {waited:.2f} s"
+
+
+def test_an_answer_nested_too_deep_to_read_is_a_free_502(box: Box, fake: FakeOpenAI) -> None:
+    """json's parser raised RecursionError, which is no ValueError: a 500 'internal error' with
+    a traceback in the log, where an answer that is no JSON is a 502."""
+    email, key = box.new_user("10")
+    start = box.balance(email)[0]
+    fake.push(Reply(raw=[b"[" * 100_000 + b"]" * 100_000], content_type="application/json"))
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json={"model": MODEL, "messages": [
+            {"role": "user", "content": "hi"}]})  # fmt: skip
+    assert answer.status_code == 502, answer.text[:300]
+    assert "not JSON" in answer.json()["error"]["message"]
+    assert box.balance(email) == (start, 0)
