@@ -128,6 +128,15 @@ def usage_from(raw: Any) -> Usage | None:
     return usage
 
 
+def chunk_usage(chunk: JSON) -> Any:
+    """The usage object of a stream chunk: its `usage`, or Groq's, which rides in the last
+    chunk under `x_groq` (with Groq's timings) and not at the top."""
+    usage = chunk.get("usage")
+    if usage is None and isinstance(chunk.get("x_groq"), dict):
+        usage = chunk["x_groq"].get("usage")
+    return usage
+
+
 def set_cache_tokens(usage: Usage, prompt_details: Any) -> None:
     """The cache part of a usage's input tokens, from OpenAI's prompt details (Responses'
     `input_tokens_details` alike): `cached_tokens` are cache reads, `cache_write_tokens`
@@ -188,8 +197,9 @@ class OpenAIStreamTranslator(StreamTranslator):
         error = _reported_error(chunk)
         if error is not None:
             raise UpstreamStreamError(_error_text(error), "upstream_error")
-        self._saw(chunk.get("usage"))
-        usage = usage_from(chunk.get("usage"))
+        raw_usage = chunk_usage(chunk)
+        self._saw(raw_usage)
+        usage = usage_from(raw_usage)
         if usage is not None:
             self.usage = usage
         choices = chunk.get("choices")
