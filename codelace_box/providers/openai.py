@@ -123,9 +123,23 @@ def usage_from(raw: Any) -> Usage | None:
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
     details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
+    _standard_cache_reads(details)
     usage = Usage(max(prompt, 0), max(completion, 0), details)
     set_cache_tokens(usage, details.get("prompt_tokens_details"))
     return usage
+
+
+def _standard_cache_reads(details: JSON) -> None:
+    """DeepSeek counts its cache reads as `prompt_cache_hit_tokens` at the top of `usage`
+    (beside `prompt_cache_miss_tokens`), not as OpenAI's `prompt_tokens_details.cached_tokens`:
+    when the latter is absent (or a mere 0), it is set from the former, so they are billed (and
+    shown in every dialect) as the cache reads they are."""
+    hits = details.get("prompt_cache_hit_tokens")
+    prompt_details = details.get("prompt_tokens_details")
+    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+    cached = prompt_details.get("cached_tokens")
+    if type(hits) is int and hits > 0 and (cached is None or (type(cached) is int and cached == 0)):
+        details["prompt_tokens_details"] = {**prompt_details, "cached_tokens": hits}
 
 
 def chunk_usage(chunk: JSON) -> Any:
