@@ -175,7 +175,8 @@ def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
     total = 0 if isinstance(delta.get("content"), str) else len(content_text(delta))
-    for name in ("content", "refusal", "reasoning_content", "reasoning"):
+    total += len(reasoning_text(delta))  # once, however many fields repeat it (vLLM's two)
+    for name in ("content", "refusal"):
         value = delta.get(name)
         if isinstance(value, str):
             total += len(value)
