@@ -50,5 +50,3 @@ def test_reasoning_sent_twice_is_counted_once(box: ResponsesBox, route: str, ser
     assert seen.output_tokens == produced
     if seen.cost_usd is not None:
         assert seen.cost_usd * 10**9 == Decimal(cost)
-
-
