@@ -30,11 +30,12 @@ def test_a_messages_stream_ends_with_an_error_event_and_no_charge(box: Responses
     start = box.balance_nanos(email)[0]
     box.openai_fake.push(Reply(raw=_failing()))
     texts: list[str] = []
-    with pytest.raises(anthropic.APIStatusError, match="upstream overloaded"):
-        with box.client(key).messages.stream(
-            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
-        ) as stream:  # fmt: skip
-            texts.extend(stream.text_stream)
+    request = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}
+    with (
+        pytest.raises(anthropic.APIStatusError, match="upstream overloaded"),
+        box.client(key).messages.stream(**request) as stream,
+    ):
+        texts.extend(stream.text_stream)
     assert "".join(texts) == "Hi there"
     assert only_row(box, email)["status"] == "error"
     assert box.balance_nanos(email) == (start, 0)

@@ -109,8 +109,11 @@ def test_an_answer_of_calls_with_content_null_and_no_role(box: ResponsesBox, rou
     """Not streamed: content null beside the calls, no `role`, fields of the server's own."""
     email, key = box.new_key()
     start = box.balance_nanos(email)[0]
-    call = {"id": "call_w1", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    call = {
+        "id": "call_w1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
     answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
               "choices": [{"index": 0, "message": {"content": None, "tool_calls": [call]},
                            "finish_reason": "tool_calls", "stop_reason": None}],
