@@ -116,11 +116,14 @@ def _send_cap(payload: JSON, field: str, reserved: int) -> None:
 
 
 def usage_from(raw: Any) -> Usage | None:
-    """Our Usage from an OpenAI `usage` object; None when absent or unusable."""
+    """Our Usage from an OpenAI `usage` object; None when absent or unusable. All zeros is no
+    count (no call has an empty prompt): LocalAI ends a stream with tools so, after the answer."""
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    if prompt <= 0 and completion <= 0:
         return None
     details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
     _standard_cache_reads(details)
@@ -218,8 +221,8 @@ class OpenAIStreamTranslator(StreamTranslator):
         if usage is not None:
             self.usage = usage
         choices = chunk.get("choices")
-        if not choices:
-            return [] if usage is not None else [self._relabel(chunk)]
+        if not choices:  # a usage chunk (even an unusable one) is the gateway's to send
+            return [] if isinstance(raw_usage, dict) else [self._relabel(chunk)]
         if chunk.get("usage") is not None:  # usage riding on a content chunk (vLLM, DeepSeek):
             chunk["usage"] = None  # the client gets the gateway's usage chunk, with its price
         for choice in choices:
