@@ -127,9 +127,26 @@ def usage_from(raw: Any) -> Usage | None:
         return None
     details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
     _standard_cache_reads(details)
-    usage = Usage(max(prompt, 0), max(completion, 0), details)
+    usage = Usage(max(prompt, 0), _with_reasoning(raw, prompt, max(completion, 0)), details)
     set_cache_tokens(usage, details.get("prompt_tokens_details"))
     return usage
+
+
+def _with_reasoning(raw: JSON, prompt: int, completion: int) -> int:
+    """The output tokens of a usage: `completion_tokens`, which in OpenAI's usage holds the
+    reasoning too (`completion_tokens_details.reasoning_tokens` is a part of it). Proxies in
+    front of Gemini (CLIProxyAPI, new-api, ...) leave the thinking out of it and count it only
+    as reasoning_tokens, with total_tokens counting both: the thinking is added then (it is
+    output, billed as such), which shows as reasoning above completion or as a total of
+    prompt, completion and reasoning."""
+    details = raw.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    if type(reasoning) is not int or reasoning <= 0:
+        return completion
+    total = raw.get("total_tokens")
+    if reasoning > completion or (type(total) is int and total == prompt + completion + reasoning):
+        return completion + reasoning
+    return completion
 
 
 def _standard_cache_reads(details: JSON) -> None:

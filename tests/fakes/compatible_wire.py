@@ -115,3 +115,29 @@ def openrouter_reasoning_stream(
     if usage is not None:
         body.append(event(BASE | {"choices": [], "usage": usage}))
     return [*body, DONE]
+
+
+def reasoning_apart_usage(prompt: int, answer: int, reasoning: int) -> dict[str, Any]:
+    """The usage of OpenAI-compatible proxies in front of Gemini (CLIProxyAPI, new-api and
+    others before their fixes): `completion_tokens` counts the answer only, the thinking is in
+    `completion_tokens_details.reasoning_tokens` alone, `total_tokens` counts both."""
+    return {"prompt_tokens": prompt, "completion_tokens": answer,
+            "total_tokens": prompt + answer + reasoning,
+            "completion_tokens_details": {"reasoning_tokens": reasoning}}  # fmt: skip
+
+
+def usage_stream(text: str, usage: dict[str, Any]) -> list[bytes]:
+    """OpenAI's own stream shape: role chunk, content, finish chunk, usage chunk, `[DONE]`."""
+    body = [event(chunk({"role": "assistant", "content": ""}))]
+    body += [event(chunk({"content": piece})) for piece in text_pieces(text)]
+    body.append(event(chunk({}, "stop")))
+    return [*body, event(BASE | {"choices": [], "usage": usage}), DONE]
+
+
+def usage_answer(text: str, usage: dict[str, Any]) -> bytes:
+    """OpenAI's own answer shape with this usage."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": text},
+              "logprobs": None, "finish_reason": "stop"}  # fmt: skip
+    return json.dumps({"id": "chatcmpl-compat2", "object": "chat.completion",
+                       "created": 1733000000, "model": "upstream-model", "choices": [choice],
+                       "usage": usage}).encode()  # fmt: skip
