@@ -24,7 +24,7 @@ from typing import Any
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.json_prefix import ObjectPrefix
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
@@ -154,7 +154,7 @@ def message_from_completion(
         function = call.get("function") or {}
         content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
                         "name": function.get("name", ""),
-                        "input": _input(function.get("arguments"))})  # fmt: skip
+                        "input": _input(arguments_of(function))})  # fmt: skip
     reason, sequence = stop_of(choice)
     reason = with_calls(reason, any(block["type"] == "tool_use" for block in content))
     return {
@@ -290,8 +290,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         call's header before any arguments, and a delta for a stopped block breaks clients."""
         key = self._call_key(call)
         function = _obj(call, "function")
-        arguments = function.get("arguments")
-        arguments = arguments if isinstance(arguments, str) else ""
+        arguments = arguments_of(function)
         if key in self.deferred:
             self.deferred[key]["arguments"] += arguments
             return []

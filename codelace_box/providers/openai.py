@@ -81,6 +81,16 @@ def reasoning_text(message: JSON) -> str:
     return "".join(_chunk_texts(message.get("content"), "thinking"))
 
 
+def arguments_of(function: Any) -> str:
+    """A tool call's arguments as the JSON text OpenAI gives ("" when there are none).
+    llama.cpp's server gives them as a JSON object (its builds of March 2026, and
+    `--tool-args-object`): written out as the text they stand for."""
+    value = function.get("arguments") if isinstance(function, dict) else None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else ""
+
+
 def content_text(message: JSON) -> str:
     """The answer text of a chat message or delta: its `content` string, or the text chunks of
     a content list. Mistral's reasoning models (Magistral) answer with a list of typed chunks,

@@ -37,7 +37,7 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
@@ -229,7 +229,7 @@ class ResponsesStreamTranslator:
         index = index if isinstance(index, int) else 0
         given = call.get("function")
         function: JSON = given if isinstance(given, dict) else {}
-        fragment = _text(function, "arguments")
+        fragment = arguments_of(function)
         if index in self.deferred:
             self.deferred[index]["arguments"] += fragment
             return []
