@@ -60,7 +60,7 @@ def test_deepseek_usage_shapes_read_as_cache_reads(
 ) -> None:
     """Wire data: DeepSeek's usage alone, beside a `cached_tokens` of 0 or the same count (as
     newer DeepSeek sends both); a nonzero `cached_tokens` of OpenAI's is the one that counts."""
-    from codelace_box.providers.openai import usage_from
+    from codelace_box.providers.openai_usage import usage_from
 
     raw = deepseek_usage(PROMPT, HIT, COMPLETION)
     if prompt_details is not None:

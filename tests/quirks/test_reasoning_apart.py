@@ -56,7 +56,7 @@ def test_thinking_left_out_of_completion_tokens_is_charged(
 def test_openai_reasoning_inside_completion_tokens_is_not_added_twice() -> None:
     """Wire data: OpenAI's usage (reasoning part of completion_tokens, total = prompt +
     completion) is taken as it is."""
-    from codelace_box.providers.openai import usage_from
+    from codelace_box.providers.openai_usage import usage_from
 
     raw = {"prompt_tokens": 20, "completion_tokens": 533, "total_tokens": 553,
            "completion_tokens_details": {"reasoning_tokens": 382}}  # fmt: skip
