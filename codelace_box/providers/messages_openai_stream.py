@@ -312,13 +312,16 @@ class OpenAIToMessagesStream(StreamTranslator):
         return out
 
     def _call_key(self, call: JSON) -> Any:
-        """Which call a piece belongs to: its `index`, but a new id is a new call whatever its
-        index says (Gemini's OpenAI-compatible stream sends no index; some servers number
-        every parallel call 0), and a piece without index continues the last call."""
+        """Which call a piece belongs to: its `index`, but a new id with a name is a new call
+        whatever its index says (Gemini's OpenAI-compatible stream sends no index; some servers
+        number every parallel call 0), and a piece without index continues the last call. A new
+        id without a name continues the call (a call begins with its name): Poolside's API
+        changes the id after the first piece, mlx-openai-server drew one for every piece."""
         call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
         index = call.get("index")
         key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
-        if call_id is not None and key in self.call_ids and self.call_ids[key] != call_id:
+        renamed = key in self.call_ids and self.call_ids[key] != call_id
+        if call_id is not None and renamed and _obj(call, "function").get("name"):
             key = ("call", call_id)
         if key is None:
             key = ("call", call_id) if call_id is not None else 0

@@ -235,7 +235,7 @@ class ResponsesStreamTranslator:
             return []
         events: list[JSON] = []
         item = self.open
-        if not self._continues(item, index, _text(call, "id")):
+        if not self._continues(item, index, _text(call, "id"), _text(function, "name")):
             if self._defers(item, index):
                 header = {"id": _text(call, "id"), "name": _text(function, "name")}
                 self.deferred[index] = header | {"arguments": fragment,
@@ -252,13 +252,15 @@ class ResponsesStreamTranslator:
                 )
         return events
 
-    def _continues(self, item: StreamItem | None, index: int, given_id: str) -> bool:
+    def _continues(self, item: StreamItem | None, index: int, given_id: str, name: str) -> bool:
         """Whether a tool call delta continues the open call: the same chat index and no new
-        id (servers that put every parallel call at index 0, or give none, as Gemini's
-        OpenAI-compatible endpoint does, start each call with its own id)."""
+        id with a name (servers that put every parallel call at index 0, or give none, as
+        Gemini's OpenAI-compatible endpoint does, start each call with its own id and name; a
+        new id without a name goes on with the call: Poolside's API changes the id after the
+        first piece, mlx-openai-server drew one for every piece)."""
         if item is None or item.kind != "call" or item.chat_index != index:
             return False
-        return not given_id or given_id == item.given_id or not item.given_id
+        return not given_id or given_id == item.given_id or not item.given_id or not name
 
     def _defers(self, item: StreamItem | None, index: int) -> bool:
         """Whether a call beginning now waits until the open one is done: some servers send

@@ -132,3 +132,63 @@ def test_an_answer_of_calls_with_content_null_and_no_role(box: ResponsesBox, rou
         assert [(i.type, i.arguments) for i in final.output] == [
             ("function_call", '{"city": "Paris"}')]  # fmt: skip
     _billed(box, email, start)
+
+
+def _call_with_id(arguments: str, call_id: str, *, named: bool) -> dict[str, Any]:
+    piece: dict[str, Any] = {"index": 0, "id": call_id, "type": "function",
+                             "function": {"arguments": arguments}}  # fmt: skip
+    if named:
+        piece["function"]["name"] = "get_weather"
+    return {"tool_calls": [piece]}
+
+
+def id_changes_after_the_first_delta() -> list[bytes]:
+    """Poolside's API: the first delta's id (with the name), another id on every later one."""
+    first, *rest = ARGS
+    deltas = [_call_with_id(first, "call_first", named=True)]
+    return _stream(deltas + [_call_with_id(piece, "call_later", named=False) for piece in rest])
+
+
+def new_id_on_every_delta() -> list[bytes]:
+    """mlx-openai-server before its fix: a fresh id on every delta, the name on the first."""
+    deltas = [_call_with_id(piece, f"call_{n}", named=n == 0) for n, piece in enumerate(ARGS)]
+    return _stream(deltas)
+
+
+UNSTABLE_IDS: dict[str, Callable[[], list[bytes]]] = {
+    "id-changes-after-the-first-delta": id_changes_after_the_first_delta,
+    "new-id-on-every-delta": new_id_on_every_delta,
+}
+
+
+@pytest.mark.parametrize("shape", UNSTABLE_IDS)
+def test_messages_get_one_tool_use_whatever_its_ids(box: ResponsesBox, shape: str) -> None:
+    """A delta with another id but no name continues the call it follows: a new call always
+    begins with its name."""
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=UNSTABLE_IDS[shape]()))
+    tool = {"name": "get_weather", "description": "Weather", "input_schema": CITY}
+    with box.client(key).messages.stream(
+        model=MODEL, max_tokens=500, tools=[tool],
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    ) as stream:  # fmt: skip
+        message = stream.get_final_message()
+    uses = [(b.type, getattr(b, "name", None), getattr(b, "input", None)) for b in message.content]
+    assert uses == [("tool_use", "get_weather", {"city": "Paris"})]
+    _billed(box, email, start)
+
+
+@pytest.mark.parametrize("shape", UNSTABLE_IDS)
+def test_responses_get_one_function_call_whatever_its_ids(box: ResponsesBox, shape: str) -> None:
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=UNSTABLE_IDS[shape]()))
+    tool = {"type": "function", "name": "get_weather", "parameters": CITY}
+    with box.openai(key).responses.stream(
+        model=MODEL, input="Weather in Paris?", tools=[tool]
+    ) as stream:  # fmt: skip
+        final = stream.get_final_response()
+    calls = [(i.type, i.name, json.loads(i.arguments)) for i in final.output]
+    assert calls == [("function_call", "get_weather", {"city": "Paris"})]
+    _billed(box, email, start)
