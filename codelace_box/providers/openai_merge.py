@@ -1,13 +1,15 @@
-"""The chat completion a stream of chunks adds up to. Some OpenAI-compatible servers ignore
+"""A chat completion from a stream of chunks, and a stream from a completion: the answer in the
+shape the client asked for when an OpenAI-compatible server gave the other one. Some ignore
 `"stream": false` and stream anyway (unsloth's server, KAITO's transformers runtime,
-mini-sglang, before their fixes): the upstream did the work and bills for it, so the box reads
-such a stream into the answer its client asked for. Each choice's delta strings (content,
-reasoning, refusal) are joined, its tool calls gathered by index (their argument pieces
-joined), its last finish_reason kept; the usage is the last one given (Groq's in `x_groq`).
-Pure code."""
+mini-sglang, before their fixes); some answer a stream with one JSON completion (SGLang with
+tools, buffering proxies). The upstream did the work and bills for it either way. Merged,
+each choice's delta strings (content, reasoning, refusal) are joined, its tool calls gathered by
+index (their argument pieces joined), its last finish_reason kept; the usage is the last one
+given (Groq's in `x_groq`). Pure code."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from codelace_box.jsonwire import loads
@@ -102,3 +104,40 @@ def _finished(index: int, whole: JSON) -> JSON:
     if isinstance(message.get("reasoning_details"), list):
         message["reasoning_details"] = merge(message["reasoning_details"])
     return {"index": index, "message": message, "finish_reason": whole.get("finish_reason")}
+
+
+def events_of_completion(completion: JSON) -> list[SSEEvent] | None:
+    """The stream events a whole `chat.completion` stands for (a server that answers a streamed
+    call with one JSON answer: SGLang with tools, buffering proxies): per choice a chunk with
+    its whole message as the delta and one with its finish_reason, then the usage chunk and
+    `[DONE]`; None when it is no completion."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list):
+        return None
+    base = {"id": completion.get("id"), "object": "chat.completion.chunk",
+            "created": completion.get("created"), "model": completion.get("model")}  # fmt: skip
+    chunks: list[JSON] = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        index = choice.get("index", 0)
+        message = choice.get("message")
+        delta = dict(message) if isinstance(message, dict) else {}
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [{"index": n, **call} if isinstance(call, dict) else call
+                                   for n, call in enumerate(delta["tool_calls"])]  # fmt: skip
+        finish = choice.get("finish_reason") or "stop"
+        chunks.append(base | {"choices": [{"index": index, "delta": delta, "finish_reason": None}]})
+        chunks.append(base | {"choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
+    if isinstance(completion.get("usage"), dict):
+        chunks.append(base | {"choices": [], "usage": completion["usage"]})
+    return [*(SSEEvent(json.dumps(chunk)) for chunk in chunks), SSEEvent("[DONE]")]
+
+
+def events_of_answer(body: bytes | bytearray) -> list[SSEEvent]:
+    """`events_of_completion` of a body that is a whole JSON completion; [] for any other."""
+    try:
+        payload = loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return (events_of_completion(payload) or []) if isinstance(payload, dict) else []
