@@ -20,6 +20,7 @@ from codelace_box.gateway.outcome import cost_field, usage_body
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
+from codelace_box.providers.messages_openai_stream import anthropic_usage
 from codelace_box.providers.responses_native import TERMINAL
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
@@ -119,18 +120,25 @@ class OpenAIChunks:
 
 
 class AnthropicEvents:
-    """Anthropic stream events; `message_stop` is written after settlement."""
+    """Anthropic stream events; `message_delta` and `message_stop` are written after
+    settlement, the former with the counts charged when the box counted them itself (the
+    upstream reported none: the client must not read an input of 0)."""
 
     def __init__(self, call: ChatCall) -> None:
         self.call = call
         self._stop: JSON = {"type": "message_stop"}
+        self._delta: JSON | None = None  # the message_delta, held back for the tail
         self._open: set[Any] = set()  # indexes of content blocks started and not stopped
 
     def chunk(self, event: JSON) -> bytes:
-        """The event as Anthropic frames it (message_stop: held back for the tail)."""
+        """The event as Anthropic frames it (message_delta, message_stop: held back for the
+        tail)."""
         kind = event.get("type")
         if kind == "message_stop":
             self._stop = event
+            return b""
+        if kind == "message_delta":
+            self._delta = event
             return b""
         if kind == "content_block_start":
             self._open.add(event.get("index"))
@@ -143,17 +151,28 @@ class AnthropicEvents:
         message_delta with stop_reason max_tokens and message_stop."""
         out = [encode_event({"type": "content_block_stop", "index": i}) for i in self._open]
         delta = {"stop_reason": "max_tokens", "stop_sequence": None}
-        out.append(encode_event({"type": "message_delta", "delta": delta,
-                                 "usage": {"output_tokens": usage.output_tokens}}))  # fmt: skip
+        self._delta = {"type": "message_delta", "delta": delta,
+                       "usage": {"output_tokens": usage.output_tokens}}  # fmt: skip
         return [*out, *self.tail(usage, charged)]
 
     def tail(self, usage: Usage, charged: int) -> list[bytes]:
-        """The held-back message_stop."""
-        return [encode_event(self._stop)]
+        """The held-back message_delta (with the counts charged, when the box counted them)
+        and message_stop."""
+        out = [] if self._delta is None else [encode_event(_charged_counts(self._delta, usage))]
+        return [*out, encode_event(self._stop)]
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
         """Anthropic's `error` event."""
         return encode_event(anthropic_error_body(status, message))
+
+
+def _charged_counts(delta: JSON, usage: Usage) -> JSON:
+    """A message_delta (or message) showing the counts charged when they are the box's own
+    estimate (the upstream's own, when it reported them, are shown as it did)."""
+    if not usage.estimated:
+        return delta
+    shown = delta.get("usage")
+    return delta | {"usage": (shown if isinstance(shown, dict) else {}) | anthropic_usage(usage)}
 
 
 class ResponsesEvents:
@@ -315,9 +334,12 @@ def stream_encoder(call: ChatCall) -> StreamEncoder:
 def answer_body(call: ChatCall, body: JSON, usage: Usage, charged: int) -> JSON:
     """A settled non-streamed answer in the call's dialect: chat completions get the usage with
     `cost_usd`, Responses the response object (usage with `cost_usd`), embeddings their usage
-    with `cost_usd`, Messages stay as is."""
+    with `cost_usd`, Messages stay as they are but for the counts charged when the box counted
+    them itself."""
     if call.ingress == CHAT_ROUTE:
         body["usage"] = usage_body(usage, charged)
+    elif call.ingress.startswith(MESSAGES_ROUTE):
+        return _charged_counts(body, usage)
     elif call.ingress == RESPONSES_ROUTE:
         extra = cost_field(charged)
         if not isinstance(call.context, ResponsesContext):  # native: already a response

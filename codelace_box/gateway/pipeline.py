@@ -52,8 +52,11 @@ from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepa
 from codelace_box.gateway.responses import RESPONSES_ROUTE, in_responses_terms
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
+from codelace_box.gateway.streaming import streamed_answer
 from codelace_box.gateway.upstream import open_upstream
+from codelace_box.jsonwire import loads
 from codelace_box.providers.base import JSON, Usage
+from codelace_box.providers.responses_passthrough import NativeResponses
 
 DEFAULT_KEEPALIVE_SEC = 15.0
 LEAK_AGE_SEC = 60.0  # a hold this old whose call is gone was leaked (a call settles in one turn)
@@ -218,12 +221,13 @@ class Gateway:
         )
         reading = time.perf_counter()
         try:
-            payload: Any = await opened.response.read_json()
+            raw = await opened.response.read_body()
         except UpstreamTooLarge as exc:  # the provider did the work: its count is charged
             raise await oversized(call, opened.response, exc) from None
         finally:
             opened.response.release()
             call.upstream_sec += time.perf_counter() - reading
+        payload = _answer_payload(call, raw, opened.response.limits.max_event_bytes)
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
         try:
@@ -315,3 +319,18 @@ def _log_released(what: str, future: asyncio.Future[int]) -> None:
                   exc_info=error and traceback_of(error))  # fmt: skip
     elif released := future.result():
         log.warning("released %d holds of %s (process or call gone)", released, what)
+
+
+def _answer_payload(call: ChatCall, raw: bytearray, max_event_bytes: int) -> Any:
+    """The upstream's answer as JSON; from an `openai` provider's Chat Completions, a stream
+    instead (a compatible server that ignores `"stream": false`) is read into the completion
+    its chunks add up to (providers/openai_merge.py)."""
+    try:
+        return loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    chat = call.route.provider.kind == "openai" and not isinstance(call.adapter, NativeResponses)
+    merged = streamed_answer(bytes(raw), max_event_bytes) if chat else None
+    if merged is None:
+        raise UpstreamBroken("the upstream answered with a body that is not JSON")
+    return merged

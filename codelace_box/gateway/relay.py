@@ -46,6 +46,8 @@ from codelace_box.gateway.streaming import KEEPALIVE, SSEParser
 from codelace_box.gateway.upstream import Opened
 from codelace_box.metrics import ACTIVE_STREAMS
 from codelace_box.providers.base import SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.openai_merge import events_of_answer
+from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.tally import OutputTally
 
 Send = Callable[[bytes], Awaitable[Any]]
@@ -89,6 +91,9 @@ class StreamRelay:
         self.pending = b""  # bytes read from the upstream before the relay began
         self.content_by: float | None = None  # monotonic: output must have begun (stream_start)
         self._head = bytearray()  # the first bytes, while no event came (a body that is no SSE)
+        self._whole: bytearray | None = bytearray()  # the body while no event came (a JSON answer)
+        kind_chat = call.route.provider.kind == "openai"
+        self._chat = kind_chat and not isinstance(call.adapter, NativeResponses)
         self._sent_any = False  # whether the client got any byte of the stream yet
         self._settled = False
         self._capped = False  # the output reached the reserved cap: relay no more
@@ -132,6 +137,10 @@ class StreamRelay:
         while not translator.finished:
             data = await self._read_to_end(send)
             events = self._parser.feed(data) if data else self._parser.flush()
+            if events:
+                self._whole = None
+            else:
+                events = self._whole_answer(data)
             if not self._sent_any and len(self._head) < HEAD_BYTES:
                 self._head += data[: HEAD_BYTES - len(self._head)]
             out, failure = self._translate(events)
@@ -153,6 +162,21 @@ class StreamRelay:
         tail.extend(self.encoder.tail(usage, charged))
         await self._send(send, b"".join(tail))
         await self.opened.response.drain(DRAIN_TIMEOUT_SEC)
+
+    def _whole_answer(self, data: bytes) -> list[SSEEvent]:
+        """While no event came the body is kept (within the body limit); at its end, a whole
+        chat completion there (a server that answers a stream with one JSON answer: SGLang with
+        tools, buffering proxies) is the stream it stands for (providers/openai_merge.py)."""
+        whole = self._whole
+        if whole is None or not self._chat:
+            return []
+        if data:
+            whole += data
+            if len(whole) > self.opened.response.limits.max_body_bytes:
+                self._whole = None
+            return []
+        self._whole = None
+        return events_of_answer(whole)
 
     def _incomplete(self) -> UpstreamBroken:
         """The failure of a stream that ended before it was complete; one that was no stream at

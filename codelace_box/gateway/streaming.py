@@ -14,6 +14,7 @@ from typing import Any
 from codelace_box.gateway.client import DEFAULT_MAX_EVENT_BYTES, UpstreamTooLarge
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import SSEEvent
+from codelace_box.providers.openai_merge import completion_from_stream
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -123,3 +124,11 @@ def encode_chunk(chunk: dict[str, Any]) -> bytes:
 def encode_error(message: str, error_type: str, code: str) -> bytes:
     """The event that ends a stream that failed after it started (the OpenAI SDK raises it)."""
     return encode_chunk({"error": {"message": message, "type": error_type, "code": code}})
+
+
+def streamed_answer(raw: bytes, max_event_bytes: int) -> dict[str, Any] | None:
+    """The chat completion a whole Chat Completions stream adds up to; None when the body is
+    no such stream (or an event in it is too large)."""
+    parser = SSEParser(max_event_bytes)
+    events = parser.feed(raw) + parser.flush()
+    return None if parser.too_large is not None else completion_from_stream(events)

@@ -24,7 +24,7 @@ from typing import Any
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.json_prefix import ObjectPrefix
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
 
@@ -154,7 +154,7 @@ def message_from_completion(
         function = call.get("function") or {}
         content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
                         "name": function.get("name", ""),
-                        "input": _input(function.get("arguments"))})  # fmt: skip
+                        "input": _input(arguments_of(function))})  # fmt: skip
     reason, sequence = stop_of(choice)
     reason = with_calls(reason, any(block["type"] == "tool_use" for block in content))
     return {
@@ -290,8 +290,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         call's header before any arguments, and a delta for a stopped block breaks clients."""
         key = self._call_key(call)
         function = _obj(call, "function")
-        arguments = function.get("arguments")
-        arguments = arguments if isinstance(arguments, str) else ""
+        arguments = arguments_of(function)
         if key in self.deferred:
             self.deferred[key]["arguments"] += arguments
             return []
@@ -313,13 +312,16 @@ class OpenAIToMessagesStream(StreamTranslator):
         return out
 
     def _call_key(self, call: JSON) -> Any:
-        """Which call a piece belongs to: its `index`, but a new id is a new call whatever its
-        index says (Gemini's OpenAI-compatible stream sends no index; some servers number
-        every parallel call 0), and a piece without index continues the last call."""
+        """Which call a piece belongs to: its `index`, but a new id with a name is a new call
+        whatever its index says (Gemini's OpenAI-compatible stream sends no index; some servers
+        number every parallel call 0), and a piece without index continues the last call. A new
+        id without a name continues the call (a call begins with its name): Poolside's API
+        changes the id after the first piece, mlx-openai-server drew one for every piece."""
         call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
         index = call.get("index")
         key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
-        if call_id is not None and key in self.call_ids and self.call_ids[key] != call_id:
+        renamed = key in self.call_ids and self.call_ids[key] != call_id
+        if call_id is not None and renamed and _obj(call, "function").get("name"):
             key = ("call", call_id)
         if key is None:
             key = ("call", call_id) if call_id is not None else 0

@@ -22,13 +22,13 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.openai_usage import chunk_usage, usage_from
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
-_STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit)
 _QUOTA_RE = re.compile(r"exceeded your current quota|\binsufficient_quota\b", re.IGNORECASE)
 # An error object's code relayed as it is: a plain word (OpenAI's are snake_case); a param up
@@ -105,6 +105,16 @@ def reasoning_text(message: JSON) -> str:
     return "".join(_chunk_texts(message.get("content"), "thinking"))
 
 
+def arguments_of(function: Any) -> str:
+    """A tool call's arguments as the JSON text OpenAI gives ("" when there are none).
+    llama.cpp's server gives them as a JSON object (its builds of March 2026, and
+    `--tool-args-object`): written out as the text they stand for."""
+    value = function.get("arguments") if isinstance(function, dict) else None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else ""
+
+
 def content_text(message: JSON) -> str:
     """The answer text of a chat message or delta: its `content` string, or the text chunks of
     a content list. Mistral's reasoning models (Magistral) answer with a list of typed chunks,
@@ -139,44 +149,12 @@ def _send_cap(payload: JSON, field: str, reserved: int) -> None:
         payload["max_tokens"] = reserved
 
 
-def usage_from(raw: Any) -> Usage | None:
-    """Our Usage from an OpenAI `usage` object; None when absent or unusable."""
-    if not isinstance(raw, dict):
-        return None
-    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
-    usage = Usage(max(prompt, 0), max(completion, 0), details)
-    set_cache_tokens(usage, details.get("prompt_tokens_details"))
-    return usage
-
-
-def set_cache_tokens(usage: Usage, prompt_details: Any) -> None:
-    """The cache part of a usage's input tokens, from OpenAI's prompt details (Responses'
-    `input_tokens_details` alike): `cached_tokens` are cache reads, `cache_write_tokens`
-    (OpenRouter's, the box's own answers') cache writes, both parts of the prompt tokens, so
-    neither together may exceed them."""
-    details = prompt_details if isinstance(prompt_details, dict) else {}
-    reads, writes = (details.get(name) for name in ("cached_tokens", "cache_write_tokens"))
-    if isinstance(reads, int) and not isinstance(reads, bool):
-        usage.cache_read_tokens = min(max(reads, 0), usage.input_tokens)
-    if isinstance(writes, int) and not isinstance(writes, bool):
-        room = usage.input_tokens - usage.cache_read_tokens
-        usage.cache_write_tokens = min(max(writes, 0), room)
-
-
-def _private(name: str) -> bool:
-    """Usage keys that tell the operator's own bill (OpenRouter's `cost`, `cost_details`,
-    `is_byok`): never shown to the user, whose price is `cost_usd`."""
-    return "cost" in name.lower() or name == "is_byok"
-
-
 def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
     total = 0 if isinstance(delta.get("content"), str) else len(content_text(delta))
-    for name in ("content", "refusal", "reasoning_content", "reasoning"):
+    total += len(reasoning_text(delta))  # once, however many fields repeat it (vLLM's two)
+    for name in ("content", "refusal"):
         value = delta.get(name)
         if isinstance(value, str):
             total += len(value)
@@ -212,13 +190,14 @@ class OpenAIStreamTranslator(StreamTranslator):
         error = _reported_error(chunk)
         if error is not None:
             raise UpstreamStreamError(_error_text(error), "upstream_error")
-        self._saw(chunk.get("usage"))
-        usage = usage_from(chunk.get("usage"))
+        raw_usage = chunk_usage(chunk)
+        self._saw(raw_usage)
+        usage = usage_from(raw_usage)
         if usage is not None:
             self.usage = usage
         choices = chunk.get("choices")
-        if not choices:
-            return [] if usage is not None else [self._relabel(chunk)]
+        if not choices:  # a usage chunk (even an unusable one) is the gateway's to send
+            return [] if isinstance(raw_usage, dict) else [self._relabel(chunk)]
         if chunk.get("usage") is not None:  # usage riding on a content chunk (vLLM, DeepSeek):
             chunk["usage"] = None  # the client gets the gateway's usage chunk, with its price
         for choice in choices:

@@ -16,7 +16,7 @@ from typing import Any
 
 from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
-from codelace_box.providers.openai import set_cache_tokens
+from codelace_box.providers.openai_usage import set_cache_tokens
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import responses_usage

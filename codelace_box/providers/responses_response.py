@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from codelace_box.providers.base import Usage
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext
@@ -215,7 +215,7 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
                 new_id(prefix),
                 signed_id(str(call.get("id") or new_call_id()), signature_of(call)),
                 str(function.get("name") or ""),
-                str(function.get("arguments") or "{}"),
+                arguments_of(function) or "{}",
                 context,
                 "completed",
             )

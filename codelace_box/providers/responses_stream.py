@@ -37,7 +37,7 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
-from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
@@ -229,13 +229,13 @@ class ResponsesStreamTranslator:
         index = index if isinstance(index, int) else 0
         given = call.get("function")
         function: JSON = given if isinstance(given, dict) else {}
-        fragment = _text(function, "arguments")
+        fragment = arguments_of(function)
         if index in self.deferred:
             self.deferred[index]["arguments"] += fragment
             return []
         events: list[JSON] = []
         item = self.open
-        if not self._continues(item, index, _text(call, "id")):
+        if not self._continues(item, index, _text(call, "id"), _text(function, "name")):
             if self._defers(item, index):
                 header = {"id": _text(call, "id"), "name": _text(function, "name")}
                 self.deferred[index] = header | {"arguments": fragment,
@@ -252,13 +252,15 @@ class ResponsesStreamTranslator:
                 )
         return events
 
-    def _continues(self, item: StreamItem | None, index: int, given_id: str) -> bool:
+    def _continues(self, item: StreamItem | None, index: int, given_id: str, name: str) -> bool:
         """Whether a tool call delta continues the open call: the same chat index and no new
-        id (servers that put every parallel call at index 0, or give none, as Gemini's
-        OpenAI-compatible endpoint does, start each call with its own id)."""
+        id with a name (servers that put every parallel call at index 0, or give none, as
+        Gemini's OpenAI-compatible endpoint does, start each call with its own id and name; a
+        new id without a name goes on with the call: Poolside's API changes the id after the
+        first piece, mlx-openai-server drew one for every piece)."""
         if item is None or item.kind != "call" or item.chat_index != index:
             return False
-        return not given_id or given_id == item.given_id or not item.given_id
+        return not given_id or given_id == item.given_id or not item.given_id or not name
 
     def _defers(self, item: StreamItem | None, index: int) -> bool:
         """Whether a call beginning now waits until the open one is done: some servers send

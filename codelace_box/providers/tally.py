@@ -25,9 +25,13 @@ CHARS_PER_TOKEN = 4  # ASCII characters per token
 MAX_CHARS_PER_TOKEN = 16  # hardly any token is longer
 ESTIMATED_MEDIA_TOKENS = 3000  # a media part of unknown size, when the provider never said
 TEXT_PARTS = frozenset({"text", "refusal"})
-# Delta keys that carry no generated text: ids, labels, and the whole thinking blocks (their
-# text was relayed already as reasoning_content; a signature is not output).
-_NOT_OUTPUT = frozenset({"role", "type", "id", "index", "thinking_blocks", "signature"})
+# Delta keys that carry no generated text: ids, labels (a reasoning detail's `format`), and the
+# whole thinking blocks (their text was relayed already as reasoning_content; a signature is not
+# output).
+_NOT_OUTPUT = frozenset({"role", "type", "id", "index", "format", "thinking_blocks", "signature"})
+# A delta's reasoning text, and where some servers write it again: vLLM (0.11 on) repeats
+# `reasoning` as the deprecated `reasoning_content`, OpenRouter in `reasoning_details`.
+_REASONING_KEYS = ("reasoning", "reasoning_content")
 # Keys whose strings are base64 payloads, not text (OpenRouter's encrypted reasoning, audio).
 _OPAQUE_KEYS = frozenset({"data", "encrypted_content"})
 _ANTHROPIC_MEDIA = ("image", "document")
@@ -69,7 +73,7 @@ def _delta_chars(value: Any, key: str | None = None) -> tuple[int, int, int]:
             return 0, 0, len(value)
         return (*_split(value), 0)
     if isinstance(value, dict):
-        items: Any = ((k, v) for k, v in value.items() if k not in _NOT_OUTPUT)
+        items: Any = _output_items(value)
     elif isinstance(value, list):
         items = ((key, v) for v in value)
     else:
@@ -81,6 +85,29 @@ def _delta_chars(value: Any, key: str | None = None) -> tuple[int, int, int]:
         other_chars += more_other
         opaque_chars += more_opaque
     return ascii_chars, other_chars, opaque_chars
+
+
+def _output_items(delta: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The items of a delta (or any object in it) that may carry generated text, each piece of
+    reasoning once: a reasoning text written again in the same delta (as `reasoning` and
+    `reasoning_content`, or in `reasoning_details` beside them) counts once; of those details
+    only their opaque payloads (encrypted reasoning) are counted then."""
+    items = [(k, v) for k, v in delta.items() if k not in _NOT_OUTPUT]
+    said = [delta.get(k) for k in _REASONING_KEYS if isinstance(delta.get(k), str) and delta[k]]
+    if not said:
+        return items
+    kept: list[tuple[str, Any]] = []
+    for name, item in items:
+        if name == "reasoning_content" and len(said) == 2 and said[0] == said[1]:
+            continue
+        kept.append((name, _opaque_parts(item) if name == "reasoning_details" else item))
+    return kept
+
+
+def _opaque_parts(details: Any) -> list[dict[str, Any]]:
+    """The opaque payloads of reasoning details, without their text (said elsewhere)."""
+    found = details if isinstance(details, list) else []
+    return [{k: v for k, v in d.items() if k in _OPAQUE_KEYS} for d in found if isinstance(d, dict)]
 
 
 def _is_responses_delta(kind: Any) -> bool:

@@ -11,7 +11,8 @@ from codelace_box.providers.anthropic_response import usage_from as anthropic_us
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.messages_openai import chat_body
 from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream
-from codelace_box.providers.openai import OpenAIStreamTranslator, usage_from
+from codelace_box.providers.openai import OpenAIStreamTranslator
+from codelace_box.providers.openai_usage import usage_from
 
 
 def _event(data: dict) -> SSEEvent:
