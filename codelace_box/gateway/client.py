@@ -35,6 +35,16 @@ OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)  # the box's own trouble, not 
 # A whole answer at least this long is parsed on a thread, the event loop let in meanwhile
 # (jsonwire.loads_between_turns); a shorter one inline (orjson: ~10 ms a MiB at most).
 OFF_LOOP_BYTES = 1024 * 1024
+# What parsing a body that is not JSON raises (RecursionError: nested deeper than json reads)
+NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
+
+
+async def json_of(raw: bytes | bytearray) -> Any:
+    """`raw` parsed as JSON: inline when short, on a thread when OFF_LOOP_BYTES or longer
+    (jsonwire.loads_between_turns, the loop serving others meanwhile). Raises one of NOT_JSON."""
+    if len(raw) < OFF_LOOP_BYTES:
+        return loads(raw)
+    return await asyncio.to_thread(loads_between_turns, raw)
 
 
 class UpstreamUnreachable(Exception):
@@ -137,10 +147,8 @@ class UpstreamResponse:
         1.3 to 1.8 s)."""
         raw = await self.read_body()
         try:
-            if len(raw) < OFF_LOOP_BYTES:
-                return loads(raw)
-            return await asyncio.to_thread(loads_between_turns, raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            return await json_of(raw)
+        except NOT_JSON:
             raise UpstreamBroken("the upstream answered with a body that is not JSON") from None
 
     async def read_tail(self, tail: bytes, budget: int) -> tuple[bytes, int, bool]:

@@ -29,7 +29,13 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.db.core import traceback_of
 from codelace_box.errors import CodelaceError, InsufficientCredits
 from codelace_box.gateway.admission import Admission, with_the_hold
-from codelace_box.gateway.client import UpstreamBroken, UpstreamClient, UpstreamTooLarge
+from codelace_box.gateway.client import (
+    NOT_JSON,
+    UpstreamBroken,
+    UpstreamClient,
+    UpstreamTooLarge,
+    json_of,
+)
 from codelace_box.gateway.dialects import EMBEDDINGS_ROUTE, MESSAGES_ROUTE, answer_body
 from codelace_box.gateway.holds import (
     OwnerWatch,
@@ -54,7 +60,6 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
 from codelace_box.gateway.streaming import streamed_answer
 from codelace_box.gateway.upstream import open_upstream
-from codelace_box.jsonwire import loads
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.responses_passthrough import NativeResponses
 
@@ -227,7 +232,7 @@ class Gateway:
         finally:
             opened.response.release()
             call.upstream_sec += time.perf_counter() - reading
-        payload = _answer_payload(call, raw, opened.response.limits.max_event_bytes)
+        payload = await _answer_payload(call, raw, opened.response.limits.max_event_bytes)
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
         try:
@@ -321,13 +326,14 @@ def _log_released(what: str, future: asyncio.Future[int]) -> None:
         log.warning("released %d holds of %s (process or call gone)", released, what)
 
 
-def _answer_payload(call: ChatCall, raw: bytearray, max_event_bytes: int) -> Any:
-    """The upstream's answer as JSON; from an `openai` provider's Chat Completions, a stream
-    instead (a compatible server that ignores `"stream": false`) is read into the completion
-    its chunks add up to (providers/openai_merge.py)."""
+async def _answer_payload(call: ChatCall, raw: bytearray, max_event_bytes: int) -> Any:
+    """The upstream's answer as JSON (a large one parsed off the loop: client.json_of); from an
+    `openai` provider's Chat Completions, a stream instead (a compatible server that ignores
+    `"stream": false`) is read into the completion its chunks add up to
+    (providers/openai_merge.py)."""
     try:
-        return loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return await json_of(raw)
+    except NOT_JSON:
         pass
     chat = call.route.provider.kind == "openai" and not isinstance(call.adapter, NativeResponses)
     merged = streamed_answer(bytes(raw), max_event_bytes) if chat else None

@@ -20,9 +20,12 @@ from tests.gateway.conftest import MODEL, Box, BoxFactory
 pytestmark = pytest.mark.timeout(120)
 INPUTS, DIMENSIONS = 700, 3072
 # What another request may wait while the answer is parsed: the parse alone took 1.3 to 1.8 s
-# on the loop here; a few turns of the interpreter's 5 ms switch interval, and the answer's
-# serialisation (about 0.12 s, still on the loop), leave it well under this.
+# on the loop here, most of the call; a few turns of the interpreter's 5 ms switch interval, and
+# the answer's serialisation (about 0.12 s, still on the loop), leave it well under this, or,
+# on a machine busy with other work (which slows the call as a whole), under this share of the
+# call's time.
 MOST_WAIT_SEC = 0.75
+MOST_WAIT_SHARE = 0.35
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +44,9 @@ def float_embeddings() -> bytes:
 
 def longest_wait_meanwhile(
     url: str, work: Callable[[], httpx.Response]
-) -> tuple[float, httpx.Response]:
-    """The longest a /healthz request waited while `work` ran, and what `work` answered."""
+) -> tuple[float, float, httpx.Response]:
+    """The longest a /healthz request waited while `work` ran, how long `work` took, and what
+    it answered."""
     done, waits = threading.Event(), [0.0]
 
     def probe() -> None:
@@ -55,12 +59,14 @@ def longest_wait_meanwhile(
 
     prober = threading.Thread(target=probe)
     prober.start()
+    began = time.monotonic()
     try:
         answer = work()
     finally:
+        took = time.monotonic() - began
         done.set()
         prober.join()
-    return max(waits), answer
+    return max(waits), took, answer
 
 
 def test_a_large_embeddings_answer_is_parsed_while_the_box_serves_others(
@@ -76,12 +82,13 @@ def test_a_large_embeddings_answer_is_parsed_while_the_box_serves_others(
         with box.http(key) as http:
             return http.post("/v1/embeddings", json=body, timeout=60)
 
-    waited, answer = longest_wait_meanwhile(box.url, ask)
+    waited, took, answer = longest_wait_meanwhile(box.url, ask)
     assert answer.status_code == 200, answer.text[:300]
     got = answer.json()
     assert len(got["data"]) == INPUTS and got["usage"]["prompt_tokens"] == 1400
     assert got["data"][-1]["embedding"] == json.loads(raw)["data"][-1]["embedding"]
-    assert waited < MOST_WAIT_SEC, f"a /healthz waited {waited:.2f} s"
+    most = max(MOST_WAIT_SEC, MOST_WAIT_SHARE * took)
+    assert waited < most, f"a /healthz waited {waited:.2f} s of the call's {took:.2f} s"
 
 
 def test_an_answer_nested_too_deep_to_read_is_a_free_502(box: Box, fake: FakeOpenAI) -> None:
