@@ -134,6 +134,28 @@ def fresh_browser(browser: Browser, box: PortalBox) -> Browser:
     return browser
 
 
+@pytest.fixture
+def cdp(fresh_browser: Browser) -> Iterator[Browser]:
+    """The signed-out browser; whatever a test set through the DevTools protocol (blocked
+    URLs, a slow network, a screen size, more tabs) is undone."""
+    yield fresh_browser
+    driver = fresh_browser.driver
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    while len(driver.window_handles) > 1:
+        driver.switch_to.window(driver.window_handles[-1])
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+
+
+def wait_page(browser: Browser, title: str) -> None:
+    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
+
+
 def sign_in(browser: Browser, box: PortalBox, email: str) -> None:
     """Sign in as a person does: type the address, read the mail, type the code."""
     driver = browser.driver

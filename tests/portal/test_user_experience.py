@@ -5,7 +5,6 @@ after a key is revoked and Escape in a key's form."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,24 +12,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import MODEL, PortalBox, sign_in
-
-
-def wait_page(browser: Browser, title: str) -> None:
-    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
-
-
-@pytest.fixture
-def cdp(fresh_browser: Browser) -> Iterator[Browser]:
-    """The signed-out browser; whatever a test set through the DevTools protocol is undone."""
-    yield fresh_browser
-    driver = fresh_browser.driver
-    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
-    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    while len(driver.window_handles) > 1:
-        driver.switch_to.window(driver.window_handles[-1])
-        driver.close()
-    driver.switch_to.window(driver.window_handles[0])
+from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
 
 
 def _on_the_keys_page(browser: Browser, box: PortalBox, email: str, key_name: str) -> None:
