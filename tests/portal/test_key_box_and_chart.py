@@ -59,3 +59,48 @@ def test_the_once_shown_key_goes_when_that_key_is_revoked(cdp: Browser, box: Por
     assert not any(second in text for text in shown), "the revoked key is still shown in full"
     assert browser.all(".newkey") == []
     assert "Copy key" not in browser.main_text()
+
+
+def _label_heights(browser: Browser) -> list[float]:
+    """The rendered heights (px) of the chart's labels: its peak and its first and last day."""
+    heights = browser.driver.execute_script(
+        "return [...document.querySelectorAll('svg.chart text, .chart-label')]"
+        ".map((t) => t.getBoundingClientRect().height)"
+    )
+    return [float(h) for h in heights]
+
+
+def test_the_chart_labels_keep_their_size_across_the_breakpoint(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Widening the window by one pixel at 640 px must not change the labels' size: they were
+    SVG text scaled with the chart, set to 24 user units below 40rem and 11 above, so they
+    jumped from about 24 px to 11 px between 640 and 641 px. From 360 px to a desktop they
+    now read at one size, inside the chart's figure."""
+    browser = cdp
+    sign_in(browser, box, "chart-widths@portal.test")
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    sizes = {}
+    for width in (360, 600, 639, 640, 641, 700, 1280):
+        browser.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+        )
+        browser.wait_for(
+            lambda w=width: browser.driver.execute_script("return window.innerWidth") == w,
+            f"the {width} px window",
+        )
+        heights = _label_heights(browser)
+        assert len(heights) == 3, f"{width} px: {heights} (the peak and the two dates)"
+        sizes[width] = heights
+        inside = browser.driver.execute_script(
+            "const f = document.querySelector('.chart-figure, svg.chart').getBoundingClientRect();"
+            "return [...document.querySelectorAll('svg.chart text, .chart-label')].every((t) => {"
+            "  const b = t.getBoundingClientRect();"
+            "  return b.left >= f.left - 0.5 && b.right <= f.right + 0.5 && b.width > 0; })"
+        )
+        assert inside, f"{width} px: a label outside the chart"
+    every = [h for heights in sizes.values() for h in heights]
+    assert max(every) - min(every) <= 1, sizes
+    assert min(every) >= 11, sizes

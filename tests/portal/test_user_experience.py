@@ -241,7 +241,8 @@ def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
 
 
 def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) -> None:
-    """The chart is scaled to the screen; its dates and peak must not shrink below ~11 px."""
+    """The chart is scaled to the screen; its dates and peak must not shrink below ~11 px
+    (and stay inside its figure)."""
     browser = cdp
     browser.driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
@@ -251,10 +252,10 @@ def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) 
     browser.driver.get(box.url + "/usage")
     wait_page(browser, "Usage")
     sizes = browser.driver.execute_script(
-        "return [...document.querySelectorAll('svg.chart text')].map((t) => {"
+        "return [...document.querySelectorAll('.chart-label')].map((t) => {"
         "  const box = t.getBoundingClientRect();"
-        "  const svg = t.ownerSVGElement.getBoundingClientRect();"
-        "  return [box.height, box.top >= svg.top - 0.5 && box.bottom <= svg.bottom + 0.5]; })"
+        "  const fig = t.closest('figure').getBoundingClientRect();"
+        "  return [box.height, box.top >= fig.top - 0.5 && box.bottom <= fig.bottom + 0.5]; })"
     )
     assert len(sizes) == 3
     assert all(height >= 11 for height, _ in sizes), sizes
