@@ -3,7 +3,8 @@
 import { afterSignIn, api } from "./api.js";
 import { busy, field, h, messageArea, page } from "./ui.js";
 
-export function signinPage(main) {
+// `notice`: a line saying why the person is asked to sign in (their session ended), or null.
+export function signinPage(main, notice) {
   const email = field("Email address", { type: "email", autocomplete: "email", name: "email" });
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Email me a code" });
@@ -21,7 +22,7 @@ export function signinPage(main) {
       }
     });
   });
-  page(main, "Sign in", h("p", { text: "We email you a 6-digit code; no password." }), form);
+  page(main, "Sign in", notice, h("p", { text: "We email you a 6-digit code; no password." }), form);
   email.input.focus();
 }
 

@@ -1,0 +1,105 @@
+"""The portal when its session changes under an open tab (signed out, or out and in again, in
+another tab): each tab's next action says what happened, in a real browser on a real box."""
+
+from __future__ import annotations
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in, wait_page
+from tests.portal.test_user_experience import _keys_here_signed_out_in_a_new_tab
+
+ENDED = "Your session has ended"
+CHANGED = "signed in again in another tab"
+
+
+def _signed_in(browser: Browser) -> bool:
+    """Whether the browser holds a session now, asked of the box from the page's origin."""
+    return bool(
+        browser.driver.execute_async_script(
+            "const done = arguments[0];"
+            "fetch('/portal/api/session').then((r) => r.json()).then((s) => done(s.signed_in))"
+        )
+    )
+
+
+def test_sign_out_in_a_tab_left_behind_a_new_sign_in_signs_the_browser_out(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Tab A was drawn for a session that another tab has since replaced (signed out and in
+    again). Sign out in tab A: its token was refused, the page was drawn anew, still signed
+    in, so Sign out silently did nothing. Now the browser is signed out."""
+    browser = cdp
+    email = "stale-signout@portal.test"
+    sign_in(browser, box, email)
+    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    sign_in(browser, box, email)
+    driver = browser.driver
+    driver.switch_to.window(first)
+    browser.css("#signout").click()
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+    assert driver.current_url.startswith(box.url + "/signin")
+    assert not _signed_in(browser), "still signed in after Sign out"
+
+
+def test_a_tab_whose_session_ended_says_so_on_the_sign_in_page(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Signed out (and in, and out again) in another tab: this tab's next action leads to the
+    sign-in page, which says the session ended, not a bare form with no reason given."""
+    browser = cdp
+    email = "ended-notice@portal.test"
+    sign_in(browser, box, email)
+    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    sign_in(browser, box, email)
+    browser.css("#signout").click()
+    browser.wait_for(lambda: browser.driver.current_url == box.url + "/signin", "the sign-out")
+    driver = browser.driver
+    driver.switch_to.window(first)
+    browser.field("Name of the new key").send_keys("after sign-out")
+    browser.button("Create key").click()
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+    assert driver.current_url == box.url + "/signin?next=%2Fkeys"
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "why")
+    assert ENDED in alert.text
+    driver.refresh()  # said once: a reload of the sign-in page is a plain one
+    browser.wait_for(lambda: browser.field("Email address"), "the sign-in form")
+    assert ENDED not in browser.main_text()
+
+
+def test_a_tab_drawn_anew_for_a_new_sign_in_says_what_was_not_done(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Another person signed in in another tab: this tab's Create key is not done (on either
+    account), and the page drawn anew says so, rather than silently showing the other
+    account's keys page with the typed name gone."""
+    browser = cdp
+    sign_in(browser, box, "first-person@portal.test")
+    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    sign_in(browser, box, "second-person@portal.test")
+    driver = browser.driver
+    driver.switch_to.window(first)
+    driver.execute_script("window.drawnBefore = true")
+    browser.field("Name of the new key").send_keys("typed in the old tab")
+    browser.button("Create key").click()
+    browser.wait_for(
+        lambda: driver.execute_script("return window.drawnBefore === undefined"), "a new page"
+    )
+    wait_page(browser, "API keys")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "why")
+    assert CHANGED in alert.text and "not done" in alert.text
+    assert box.query("SELECT COUNT(*) FROM api_key WHERE name = 'typed in the old tab'") == [(0,)]
+
+
+def test_sign_out_the_box_does_not_answer_says_so_and_stays(cdp: Browser, box: PortalBox) -> None:
+    """The sign-out call fails: the page says it did not sign out; it went to the sign-in page,
+    which found the session alive and brought the signed-in page back, saying nothing."""
+    browser = cdp
+    sign_in(browser, box, "signout-fails@portal.test")
+    driver = browser.driver
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/signout*"]})
+    browser.css("#signout").click()
+    alert = browser.wait_for(lambda: browser.css("header [role=alert]").text, "the error")
+    assert "Not signed out" in alert and "cannot be reached" in alert
+    assert driver.current_url == box.url + "/"
+    assert browser.css("#signout").is_enabled()
+    browser.console_errors()  # the blocked request is logged, by design
