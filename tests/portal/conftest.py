@@ -137,10 +137,11 @@ def fresh_browser(browser: Browser, box: PortalBox) -> Browser:
 @pytest.fixture
 def cdp(fresh_browser: Browser) -> Iterator[Browser]:
     """The signed-out browser; whatever a test set through the DevTools protocol (blocked
-    URLs, a slow network, a screen size, more tabs) is undone."""
+    URLs, requests held unanswered, a slow network, a screen size, more tabs) is undone."""
     yield fresh_browser
     driver = fresh_browser.driver
     driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    driver.execute_cdp_cmd("Fetch.disable", {})  # requests held unanswered go on
     driver.execute_cdp_cmd(
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},

@@ -1,5 +1,6 @@
 """The portal when its session changes under an open tab (signed out, or out and in again, in
-another tab): each tab's next action says what happened, in a real browser on a real box."""
+another tab) and when the box stops answering a call: each tab's next action says what
+happened, in a real browser on a real box."""
 
 from __future__ import annotations
 
@@ -103,3 +104,41 @@ def test_sign_out_the_box_does_not_answer_says_so_and_stays(cdp: Browser, box: P
     assert driver.current_url == box.url + "/"
     assert browser.css("#signout").is_enabled()
     browser.console_errors()  # the blocked request is logged, by design
+
+
+def _hold(browser: Browser, pattern: str) -> None:
+    """From now on the browser holds requests to URLs like `pattern` unanswered (a box that
+    stopped answering them); the cdp fixture lets them go."""
+    browser.driver.execute_cdp_cmd("Fetch.enable", {"patterns": [{"urlPattern": pattern}]})
+
+
+def test_a_change_the_box_never_answers_ends_with_a_message_and_the_button_back(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Create key with no answer: after the page's timeout (20 s) the form says the box did not
+    answer and Create key works again (it spun for ever, disabled)."""
+    browser = cdp
+    sign_in(browser, box, "no-answer@portal.test")
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    _hold(browser, "*/portal/api/keys*")
+    browser.field("Name of the new key").send_keys("never answered")
+    browser.button("Create key").click()
+    assert not browser.button("Create key").is_enabled()
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]").text, "the error", 30)
+    assert "did not answer within 20 seconds" in alert, alert
+    assert browser.button("Create key").is_enabled()
+
+
+def test_a_page_whose_data_never_comes_says_so(cdp: Browser, box: PortalBox) -> None:
+    """The overview call is never answered: after the timeout, the page's heading, the error
+    and Try again, not 'Loading…' for ever."""
+    browser = cdp
+    sign_in(browser, box, "no-overview@portal.test")
+    _hold(browser, "*/portal/api/overview*")
+    browser.driver.get(box.url + "/billing")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]").text, "the error", 30)
+    assert "did not answer" in alert
+    assert browser.css("h1").text == "Billing"
+    assert "Loading" not in browser.main_text()
+    assert browser.css("main a").text == "Try again"

@@ -3,6 +3,13 @@
 
 let csrfToken = "";
 
+// How long a call may go unanswered before the page gives up on it and says so (a box or a
+// network that stops answering must not leave a button disabled for ever). Calls that wait on
+// an outside service (the mail server, Stripe) get longer: the box bounds those itself, and
+// its own answer (sent, or why not) is better than the page's guess.
+export const TIMEOUT_MS = 20000;
+export const SLOW_TIMEOUT_MS = 60000;
+
 // The pages a sign-in may lead back to (only these: no address from the URL is followed).
 const RETURN_PATHS = ["/keys", "/usage", "/billing", "/connect"];
 
@@ -43,22 +50,28 @@ function leave(url, notice) {
   window.location.reload();
 }
 
-// One request; an unreachable box is an ApiError(0).
-async function send(method, path, body) {
-  const options = { method, headers: {}, credentials: "same-origin" };
+// One request with the page's timeout; an unanswered or unreachable box is an ApiError(0).
+async function send(method, path, body, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const options = { method, headers: {}, credentials: "same-origin", signal: controller.signal };
   if (body !== undefined) {
     options.headers["content-type"] = "application/json";
     options.body = JSON.stringify(body);
   }
   if (method !== "GET") options.headers["x-csrf-token"] = csrfToken;
-  let response;
   try {
-    response = await fetch(path, options);
+    const response = await fetch(path, options);
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    return { response, data };
   } catch (_) {
-    throw new ApiError(0, "The box cannot be reached: check the connection and try again.");
+    const seconds = Math.round(timeoutMs / 1000);
+    throw new ApiError(0, controller.signal.aborted
+      ? `The box did not answer within ${seconds} seconds: check the connection and try again.`
+      : "The box cannot be reached: check the connection and try again.");
+  } finally {
+    clearTimeout(timer);
   }
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  return { response, data };
 }
 
 function refused(response, data) {
@@ -69,7 +82,7 @@ function refused(response, data) {
 
 // The browser's session now: {signed_in, email, csrf_token}.
 async function sessionNow() {
-  const { response, data } = await send("GET", "/portal/api/session");
+  const { response, data } = await send("GET", "/portal/api/session", undefined, TIMEOUT_MS);
   if (!response.ok || !data) throw refused(response, data);
   return data;
 }
@@ -96,8 +109,8 @@ async function pageLeaves(response, data, path) {
   return false;
 }
 
-export async function api(method, path, body) {
-  const { response, data } = await send(method, path, body);
+export async function api(method, path, body, timeoutMs = TIMEOUT_MS) {
+  const { response, data } = await send(method, path, body, timeoutMs);
   if (await pageLeaves(response, data, path)) {
     return new Promise(() => {}); // the call never settles: the page is leaving
   }
@@ -110,7 +123,7 @@ export async function api(method, path, body) {
 // change made on an account the page did not show). Already signed out is done too.
 export async function signOut() {
   for (let tries = 0; tries < 2; tries += 1) {
-    const { response, data } = await send("POST", "/portal/api/signout");
+    const { response, data } = await send("POST", "/portal/api/signout", undefined, TIMEOUT_MS);
     if (response.ok || response.status === 401) return;
     if (response.status !== 403 || data?.error?.code !== "csrf_failed") throw refused(response, data);
     const now = await sessionNow();

@@ -1,7 +1,7 @@
 // Billing: top up through Stripe Checkout (the minimum comes from the server), the trial's card
 // setup while it is unclaimed, and the payment history.
 
-import { api } from "./api.js";
+import { api, SLOW_TIMEOUT_MS } from "./api.js";
 import { field, h, messageArea, page, usd, when } from "./ui.js";
 
 const STATUS_WORDS = {
@@ -16,7 +16,7 @@ const STATUS_WORDS = {
 async function toStripe(button, message, path, body) {
   button.disabled = true;
   try {
-    const started = await api("POST", path, body);
+    const started = await api("POST", path, body, SLOW_TIMEOUT_MS);
     message.ok("Taking you to Stripe…");
     window.location.assign(started.checkout_url);
   } catch (error) {
