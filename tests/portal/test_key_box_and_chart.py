@@ -104,3 +104,31 @@ def test_the_chart_labels_keep_their_size_across_the_breakpoint(
     every = [h for heights in sizes.values() for h in heights]
     assert max(every) - min(every) <= 1, sizes
     assert min(every) >= 11, sizes
+
+
+def test_closing_a_keys_form_when_the_list_cannot_be_loaded_says_so(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Cancel in a key's form, and Keep it in the revoke question, draw the list anew; with the
+    box unreachable the click did nothing visible (an uncaught error in the console only).
+    The form now says the list could not be loaded, and stays."""
+    browser = cdp
+    email = "cancel-offline@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "kept")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/keys*"]})
+    for opener, close in (("Rename key kept", "Cancel"), ("Revoke key kept", "Keep it")):
+        browser.css(f"button[aria-label='{opener}']").click()
+        browser.click(lambda c=close: browser.button(c), close)
+        alert = browser.wait_for(lambda: browser.css("article.key [role=alert]").text, "the error")
+        assert "could not be loaded again" in alert and "cannot be reached" in alert, alert
+        assert browser.button(close).is_displayed()  # the form stays, to try again
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.button(close).click()
+        browser.wait_for(lambda o=opener: browser.css(f"button[aria-label='{o}']"), "the list")
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/keys*"]})
+    browser.console_errors()  # the blocked requests are logged, by design

@@ -49,11 +49,25 @@ function keyItem(key, refresh, parts) {
   return item;
 }
 
+// Draw the list anew; if it cannot be loaded, `message` says so (after `done`, what did
+// happen: "Saved"), and false.
+async function reloadList(refresh, message, done) {
+  try {
+    await refresh();
+    return true;
+  } catch (error) {
+    const what = done ? `${done}, but the list of keys could not be loaded again`
+      : "The list of keys could not be loaded again";
+    message.error(`${what}: ${error.message}`);
+    return false;
+  }
+}
+
 // The list is drawn anew after a form is saved or cancelled: the keyboard's place goes back to
 // the button that opened the form, not to the top of the page.
-function backTo(key, action, refresh) {
-  return async () => {
-    await refresh();
+function backTo(key, action, refresh, message) {
+  return async (done = "") => {
+    if (!(await reloadList(refresh, message, done))) return;
     const item = document.querySelector(`article[data-key="${CSS.escape(key.id)}"]`);
     item?.querySelector(`button[data-action="${action}"]`)?.focus();
   };
@@ -84,10 +98,10 @@ function limitsForm(item, key, refresh) {
 // A key's form in its place in the list: on save, PATCH what `changes()` gives (nothing: no
 // call), then the list again with the keyboard back on the `action` button that opened it.
 function editForm(item, key, refresh, { action, saveText, wrap, first, changes }) {
-  const done = backTo(key, action, refresh);
   const message = messageArea();
+  const done = backTo(key, action, refresh, message);
   const save = h("button", { type: "submit", text: saveText });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: done });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => done() });
   const form = h("form", { novalidate: true }, wrap, message.el, h("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -97,14 +111,14 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
         if (Object.keys(body).length) {
           await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, body);
         }
-        await done();
+        await done(Object.keys(body).length ? "Saved" : "");
       } catch (error) {
         message.error(error.message);
         first.focus();
       }
     });
   });
-  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, done));
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, () => done()));
   first.focus();
 }
 
@@ -113,22 +127,23 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
 function confirmRevoke(item, key, refresh, { notice, shown }) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
-  const keep = backTo(key, "revoke", refresh);
-  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: keep });
+  const keep = backTo(key, "revoke", refresh, message);
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: () => keep() });
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
       shown.forget(key.id);
       notice.ok(`Key ${keyTitle(key)} is revoked: it no longer works.`);
-      await refresh();
-      notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
+      if (await reloadList(refresh, message, "Revoked")) {
+        notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
+      }
     } catch (error) {
       message.error(error.message);
     }
   }));
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
     h("p", { text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
-    message.el, h("div", { class: "row" }, yes, no)), keep));
+    message.el, h("div", { class: "row" }, yes, no)), () => keep()));
   no.focus();
 }
 
@@ -146,7 +161,7 @@ function createForm(refresh, shown) {
         const made = await api("POST", "/portal/api/keys", { name: name.input.value, ...limits.values() });
         form.reset();
         shown.show(made);
-        await refresh();
+        await reloadList(refresh, message, "Created");
       } catch (error) {
         message.error(error.message);
         name.input.focus();
