@@ -4,6 +4,8 @@ happened, in a real browser on a real box."""
 
 from __future__ import annotations
 
+import time
+
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, wait_page
 from tests.portal.test_user_experience import _keys_here_signed_out_in_a_new_tab
@@ -142,3 +144,48 @@ def test_a_page_whose_data_never_comes_says_so(cdp: Browser, box: PortalBox) -> 
     assert browser.css("h1").text == "Billing"
     assert "Loading" not in browser.main_text()
     assert browser.css("main a").text == "Try again"
+
+
+def _calls(box: PortalBox, route: str) -> int:
+    """How many calls of `route` the box's access log holds."""
+    return box.server.log_path.read_text().count(f"POST {route} ")
+
+
+def test_sign_in_and_sign_out_stay_disabled_while_the_browser_leaves(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """On a slow network the next page takes a while to come: Sign in (and Sign out) were
+    enabled again the moment their call answered, so a second click sent the used code once
+    more (its refusal flashed under the form) or a second sign-out. Now one call each."""
+    browser = cdp
+    email = "leaving@portal.test"
+    driver = browser.driver
+    driver.get(box.url + "/signin")
+    browser.field("Email address").send_keys(email)
+    browser.button("Email me a code").click()
+    code = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    code.send_keys(box.smtp.wait_for(email, count=1).code)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 600, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    # A second click as soon as the button can take one again (long before the next page).
+    again = """
+        const button = arguments[0];
+        new MutationObserver((_, observer) => {
+          if (button.disabled) return;
+          observer.disconnect();
+          button.click();
+        }).observe(button, {attributes: true, attributeFilter: ["disabled"]});
+        button.click();
+    """
+    for button, route, page in (
+        ("Sign in", "/portal/api/signin/verify", "Your account"),
+        ("Sign out", "/portal/api/signout", "Sign in"),
+    ):
+        before = _calls(box, route)
+        driver.execute_script(again, browser.button(button))
+        wait_page(browser, page)
+        time.sleep(1.5)  # time for a second call to reach the box, if one was sent
+        assert _calls(box, route) == before + 1, f"{button}: a second call"

@@ -6,7 +6,7 @@ import { connectPage } from "./connect.js";
 import { homePage } from "./home.js";
 import { keysPage } from "./keys.js";
 import { signinPage } from "./signin.js";
-import { busy, h, page } from "./ui.js";
+import { h, leaving, page } from "./ui.js";
 import { usagePage } from "./usage.js";
 
 // Each page's heading, for the page whose data could not be loaded.
@@ -49,15 +49,17 @@ function showNav(path) {
   const button = document.getElementById("signout");
   const problem = h("p", { class: "error", role: "alert" });
   nav.after(problem);
-  button.addEventListener("click", () => busy(button, async () => {
+  button.addEventListener("click", async () => {
     problem.textContent = "";
     try {
-      await signOut();
-      window.location.assign("/signin");
+      await leaving(button, async () => {
+        await signOut();
+        window.location.assign("/signin");
+      });
     } catch (error) {
       problem.textContent = `Not signed out: ${error.message}`;
     }
-  }));
+  });
 }
 
 // A heading and what went wrong, with a way to try again: not "Loading…" left above an error.

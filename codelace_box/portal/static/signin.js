@@ -1,7 +1,7 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
 import { afterSignIn, api, SLOW_TIMEOUT_MS } from "./api.js";
-import { busy, field, h, messageArea, page } from "./ui.js";
+import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
 // `notice`: a line saying why the person is asked to sign in (their session ended), or null.
 export function signinPage(main, notice) {
@@ -64,15 +64,15 @@ function codeStep(main, address, ttlSec) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.clear();
-    await busy(submit, async () => {
-      try {
+    try {
+      await leaving(submit, async () => {
         await api("POST", "/portal/api/signin/verify", { email: address, code: code.input.value });
         window.location.assign(afterSignIn());
-      } catch (error) {
-        message.error(error.message);
-        code.input.focus();
-      }
-    });
+      });
+    } catch (error) {
+      message.error(error.message);
+      code.input.focus();
+    }
   });
   page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: address }), "."), form);
   code.input.focus();
