@@ -68,6 +68,33 @@ def test_a_tab_whose_session_ended_says_so_on_the_sign_in_page(
     assert ENDED not in browser.main_text()
 
 
+def test_a_tab_whose_session_ended_says_so_when_it_moves_on_or_reloads(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Signed out in another tab: this tab's next step may be a link of its menu or a reload,
+    not a button. Both lead to the sign-in page saying the session ended (they led to a bare
+    sign-in form), and signing in leads back to the page asked for."""
+    browser = cdp
+    email = "ended-moving@portal.test"
+    sign_in(browser, box, email)
+    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    driver = browser.driver
+    driver.switch_to.window(first)
+    browser.click(lambda: driver.find_element("link text", "Usage"), "the Usage link")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]").text, "why")
+    assert ENDED in alert
+    assert driver.current_url == box.url + "/signin?next=%2Fusage"
+    sign_in(browser, box, email)
+    driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    _keys_here_signed_out_in_a_new_tab(browser, box)
+    driver.switch_to.window(driver.window_handles[0])
+    driver.refresh()
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]").text, "why")
+    assert ENDED in alert
+    assert driver.current_url == box.url + "/signin?next=%2Fkeys"
+
+
 def test_a_tab_drawn_anew_for_a_new_sign_in_says_what_was_not_done(
     cdp: Browser, box: PortalBox
 ) -> None:

@@ -29,7 +29,7 @@ const PAGES = {
 // Why this tab was drawn anew, in words (api.js leaves with one of these; an unknown one is
 // nothing to say).
 const NOTICES = {
-  ended: "Your session has ended (signed out in another tab, or it expired): sign in again to go on.",
+  ended: "Your session has ended (signed out, perhaps in another tab, or expired): sign in again to go on.",
   changed: "This browser signed in again in another tab, so this page was drawn anew for that "
     + "sign-in. What you just did was not done: check the page and try again.",
 };
@@ -62,6 +62,30 @@ function showNav(path) {
   });
 }
 
+// Whether this tab was showing a signed-in page just before: this entry was drawn signed in
+// (a reload, Back) or a link on one of the signed-in pages led here.
+function wasSignedIn() {
+  if (window.history.state?.signedIn) return true;
+  try {
+    const from = new URL(document.referrer);
+    return from.origin === window.location.origin && from.pathname in TITLES;
+  } catch (_) {
+    return false;
+  }
+}
+
+// Not signed in: the sign-in page, saying the session ended if this tab was just signed in.
+function toSignIn(main, path, notice) {
+  if (path === "/signin") {
+    signinPage(main, noticeLine(notice));
+  } else if (wasSignedIn()) {
+    window.history.replaceState(null, "", signInUrl());
+    signinPage(main, noticeLine("ended"));
+  } else {
+    window.location.replace(signInUrl());
+  }
+}
+
 // A heading and what went wrong, with a way to try again: not "Loading…" left above an error.
 function failed(main, title, path, error) {
   page(main, title, h("p", { class: "error", role: "alert", text: error.message }),
@@ -80,11 +104,7 @@ async function start() {
     return;
   }
   if (!session.signed_in) {
-    if (path !== "/signin") {
-      window.location.replace(signInUrl());
-      return;
-    }
-    signinPage(main, noticeLine(notice));
+    toSignIn(main, path, notice);
     return;
   }
   if (path === "/signin" || !(path in PAGES)) {
@@ -95,6 +115,7 @@ async function start() {
   showNav(path);
   try {
     await PAGES[path](main, session);
+    window.history.replaceState({ signedIn: true }, "");
     const line = noticeLine(notice);
     if (line) main.querySelector("h1")?.after(line);
   } catch (error) {
