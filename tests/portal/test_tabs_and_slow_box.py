@@ -216,3 +216,31 @@ def test_sign_in_and_sign_out_stay_disabled_while_the_browser_leaves(
         wait_page(browser, page)
         time.sleep(1.5)  # time for a second call to reach the box, if one was sent
         assert _calls(box, route) == before + 1, f"{button}: a second call"
+
+
+def test_a_double_click_or_enter_twice_on_create_key_makes_one_key(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """On a slow network, a double click on Create key and Enter pressed twice in the name
+    field each make one key (the button is disabled while the call is out)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email = "double-create@portal.test"
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 800, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    stored = 'SELECT COUNT(*) FROM api_key k JOIN "user" u ON u.id = k.user_id WHERE u.email = ?'
+    browser.field("Name of the new key").send_keys("clicked")
+    ActionChains(browser.driver).double_click(browser.button("Create key")).perform()
+    browser.wait_for(lambda: browser.css("button[aria-label='Revoke key clicked']"), "the key")
+    browser.field("Name of the new key").send_keys("entered", Keys.ENTER, Keys.ENTER)
+    browser.wait_for(lambda: browser.css("button[aria-label='Revoke key entered']"), "the key")
+    time.sleep(2)  # time for a second key, if a second call was sent
+    assert box.query(stored, email) == [(2,)]

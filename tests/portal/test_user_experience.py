@@ -305,3 +305,25 @@ def test_a_page_left_open_across_a_new_sign_in_is_drawn_anew_not_refused(
     )
     wait_page(browser, "API keys")
     assert "CSRF" not in browser.main_text()
+
+
+def test_a_balance_of_a_million_fits_a_360_px_screen(cdp: Browser, box: PortalBox) -> None:
+    """$1,000,000 of credit reads in full, on one line, on the home and billing pages of the
+    narrowest phone the portal serves, with no sideways scroll."""
+    browser = cdp
+    email = "million@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "1000000", "--reason", "a large account")
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, email)
+    figure = browser.css(".card .figure")
+    assert figure.text == "$1,000,000.00"
+    assert figure.size["height"] < 50, "the balance broke over two lines"
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    assert "Balance: $1,000,000.00" in browser.main_text()
+    wide = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert wide <= 360, wide
