@@ -1,6 +1,7 @@
 """The portal when its session changes under an open tab (signed out, or out and in again, in
 another tab) and when the box stops answering a call: each tab's next action says what
-happened, in a real browser on a real box."""
+happened, in a real browser on a real box; and the box's rule behind it, that a read names the
+session its page was drawn for."""
 
 from __future__ import annotations
 
@@ -117,6 +118,33 @@ def test_a_tab_drawn_anew_for_a_new_sign_in_says_what_was_not_done(
     alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "why")
     assert CHANGED in alert.text and "not done" in alert.text
     assert box.query("SELECT COUNT(*) FROM api_key WHERE name = 'typed in the old tab'") == [(0,)]
+
+
+def test_a_tab_left_behind_another_persons_sign_in_shows_none_of_their_data(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Tab A shows the first person's keys; another person signs in in tab B. Cancel in a
+    key's form in tab A reloads the list: it read the list with the browser's cookie, the
+    second person's, and drew their keys into the first person's page. The read is now
+    refused for the page's old token, and the page is drawn anew, saying why."""
+    browser = cdp
+    first_email, second_email = "reader-one@portal.test", "reader-two@portal.test"
+    for email, key in ((first_email, "mine"), (second_email, "theirs")):
+        box.cli("users", "create", email)
+        box.cli("keys", "create", email, "--name", key)
+    sign_in(browser, box, first_email)
+    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    sign_in(browser, box, second_email)
+    driver = browser.driver
+    driver.switch_to.window(first)
+    driver.execute_script("window.drawnBefore = true")
+    browser.css("button[aria-label='Rename key mine']").click()
+    browser.click(lambda: browser.button("Cancel"), "Cancel")
+    browser.wait_for(
+        lambda: driver.execute_script("return window.drawnBefore === undefined"), "a new page"
+    )
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]").text, "why")
+    assert CHANGED in alert
 
 
 def test_sign_out_the_box_does_not_answer_says_so_and_stays(cdp: Browser, box: PortalBox) -> None:
@@ -244,3 +272,18 @@ def test_a_double_click_or_enter_twice_on_create_key_makes_one_key(
     browser.wait_for(lambda: browser.css("button[aria-label='Revoke key entered']"), "the key")
     time.sleep(2)  # time for a second key, if a second call was sent
     assert box.query(stored, email) == [(2,)]
+
+
+def test_a_read_for_another_session_is_refused(box: PortalBox) -> None:
+    """Over HTTP: a portal read carrying a CSRF token is answered only for the session that
+    token belongs to; with the right one, or none (a script, curl), as before."""
+    with box.http() as client:
+        token = box.sign_in_http(client, "read-token@portal.test")["csrf_token"]
+        for path in ("/portal/api/overview", "/portal/api/keys", "/portal/api/usage",
+                     "/portal/api/payments"):  # fmt: skip
+            for sent, status in ((token, 200), (None, 200), ("0" * 64, 403), ("", 403)):
+                headers = {} if sent is None else {"x-csrf-token": sent}
+                answer = client.get(path, headers=headers)
+                assert answer.status_code == status, (path, sent, answer.text)
+                if status == 403:
+                    assert answer.json()["error"]["code"] == "csrf_failed"

@@ -59,7 +59,12 @@ async function send(method, path, body, timeoutMs) {
     options.headers["content-type"] = "application/json";
     options.body = JSON.stringify(body);
   }
-  if (method !== "GET") options.headers["x-csrf-token"] = csrfToken;
+  // Changes need the token; reads send it too, so the box refuses a read for a page drawn
+  // for another session (someone signed in since in another tab) rather than answer it with
+  // the new session's data.
+  if (method !== "GET" || (csrfToken && path.startsWith("/portal/api/"))) {
+    options.headers["x-csrf-token"] = csrfToken;
+  }
   try {
     const response = await fetch(path, options);
     const data = response.status === 204 ? null : await response.json().catch(() => null);
