@@ -287,3 +287,26 @@ def test_a_read_for_another_session_is_refused(box: PortalBox) -> None:
                 assert answer.status_code == status, (path, sent, answer.text)
                 if status == 403:
                     assert answer.json()["error"]["code"] == "csrf_failed"
+
+
+def test_an_answer_cut_off_by_the_timeout_says_so(cdp: Browser, box: PortalBox) -> None:
+    """On a network so slow that the list of keys is still arriving when the page's timeout
+    ends the call, the page says the box did not answer in time (it read the cut-off answer as
+    no data, and said 'Cannot read properties of null')."""
+    browser = cdp
+    email = "trickle@portal.test"
+    box.cli("users", "create", email)
+    for n in range(12):
+        box.cli("keys", "create", email, "--name", f"key number {n} " + "x" * 80)
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": 120, "uploadThroughput": -1},
+    )
+    browser.css("article.key button[data-action='rename']").click()
+    browser.click(lambda: browser.button("Cancel"), "Cancel")
+    alert = browser.wait_for(lambda: browser.css("article.key [role=alert]").text, "why", 40)
+    assert "did not answer within 20 seconds" in alert, alert

@@ -67,7 +67,11 @@ async function send(method, path, body, timeoutMs) {
   }
   try {
     const response = await fetch(path, options);
-    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    // A body that is no JSON is no data; one cut off by the timeout is the timeout.
+    const data = response.status === 204 ? null : await response.json().catch((error) => {
+      if (controller.signal.aborted) throw error;
+      return null;
+    });
     return { response, data };
   } catch (_) {
     const seconds = Math.round(timeoutMs / 1000);
