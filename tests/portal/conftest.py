@@ -170,3 +170,17 @@ def sign_in(browser: Browser, box: PortalBox, email: str) -> None:
     code_field.send_keys(code)
     browser.button("Sign in").click()
     browser.wait_for(lambda: "Your account" in browser.main_text(), "the home page")
+
+
+def keys_here_signed_out_in_a_new_tab(browser: Browser, box: PortalBox) -> str:
+    """The keys page in this tab, then sign-out in a new one (left current); this tab's handle."""
+    driver = browser.driver
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first: str = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(box.url + "/")
+    wait_page(browser, "Your account")
+    browser.css("#signout").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
+    return first

@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 
 from tests.portal.browser import Browser
-from tests.portal.conftest import PortalBox, sign_in, wait_page
-from tests.portal.test_user_experience import _keys_here_signed_out_in_a_new_tab
+from tests.portal.conftest import PortalBox, keys_here_signed_out_in_a_new_tab, sign_in, wait_page
 
 ENDED = "Your session has ended"
 CHANGED = "signed in again in another tab"
@@ -34,7 +33,7 @@ def test_sign_out_in_a_tab_left_behind_a_new_sign_in_signs_the_browser_out(
     browser = cdp
     email = "stale-signout@portal.test"
     sign_in(browser, box, email)
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     sign_in(browser, box, email)
     driver = browser.driver
     driver.switch_to.window(first)
@@ -52,7 +51,7 @@ def test_a_tab_whose_session_ended_says_so_on_the_sign_in_page(
     browser = cdp
     email = "ended-notice@portal.test"
     sign_in(browser, box, email)
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     sign_in(browser, box, email)
     browser.css("#signout").click()
     browser.wait_for(lambda: browser.driver.current_url == box.url + "/signin", "the sign-out")
@@ -78,7 +77,7 @@ def test_a_tab_whose_session_ended_says_so_when_it_moves_on_or_reloads(
     browser = cdp
     email = "ended-moving@portal.test"
     sign_in(browser, box, email)
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     driver = browser.driver
     driver.switch_to.window(first)
     browser.click(lambda: driver.find_element("link text", "Usage"), "the Usage link")
@@ -88,7 +87,7 @@ def test_a_tab_whose_session_ended_says_so_when_it_moves_on_or_reloads(
     sign_in(browser, box, email)
     driver.get(box.url + "/billing")
     wait_page(browser, "Billing")
-    _keys_here_signed_out_in_a_new_tab(browser, box)
+    keys_here_signed_out_in_a_new_tab(browser, box)
     driver.switch_to.window(driver.window_handles[0])
     driver.refresh()
     alert = browser.wait_for(lambda: browser.css("main [role=alert]").text, "why")
@@ -104,7 +103,7 @@ def test_a_tab_drawn_anew_for_a_new_sign_in_says_what_was_not_done(
     account's keys page with the typed name gone."""
     browser = cdp
     sign_in(browser, box, "first-person@portal.test")
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     sign_in(browser, box, "second-person@portal.test")
     driver = browser.driver
     driver.switch_to.window(first)
@@ -133,7 +132,7 @@ def test_a_tab_left_behind_another_persons_sign_in_shows_none_of_their_data(
         box.cli("users", "create", email)
         box.cli("keys", "create", email, "--name", key)
     sign_in(browser, box, first_email)
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     sign_in(browser, box, second_email)
     driver = browser.driver
     driver.switch_to.window(first)

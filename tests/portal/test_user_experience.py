@@ -12,7 +12,13 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
+from tests.portal.conftest import (
+    MODEL,
+    PortalBox,
+    keys_here_signed_out_in_a_new_tab,
+    sign_in,
+    wait_page,
+)
 
 
 def _on_the_keys_page(browser: Browser, box: PortalBox, email: str, key_name: str) -> None:
@@ -24,20 +30,6 @@ def _on_the_keys_page(browser: Browser, box: PortalBox, email: str, key_name: st
     wait_page(browser, "API keys")
 
 
-def _keys_here_signed_out_in_a_new_tab(browser: Browser, box: PortalBox) -> str:
-    """The keys page in this tab, then sign-out in a new one (left current); this tab's handle."""
-    driver = browser.driver
-    driver.get(box.url + "/keys")
-    wait_page(browser, "API keys")
-    first: str = driver.current_window_handle
-    driver.switch_to.new_window("tab")
-    driver.get(box.url + "/")
-    wait_page(browser, "Your account")
-    browser.css("#signout").click()
-    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
-    return first
-
-
 def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
     cdp: Browser, box: PortalBox
 ) -> None:
@@ -45,7 +37,7 @@ def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
     sign-in page (not a bare 'not signed in' under a form that can never work)."""
     browser = cdp
     sign_in(browser, box, "two-tabs@portal.test")
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     driver = browser.driver
     driver.switch_to.window(first)
     browser.field("Name of the new key").send_keys("after sign-out")
@@ -293,7 +285,7 @@ def test_a_page_left_open_across_a_new_sign_in_is_drawn_anew_not_refused(
     browser = cdp
     email = "new-session@portal.test"
     sign_in(browser, box, email)
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     driver = browser.driver
     sign_in(browser, box, email)
     driver.switch_to.window(first)
