@@ -75,9 +75,15 @@ def session_token(request: Request) -> str | None:
 
 
 def current_session(request: Request) -> Session:
-    """The caller's portal session (401 without one); its account is the access line's user."""
+    """The caller's portal session (401 without one); its account is the access line's user.
+    A read that names the session it was drawn for (the page sends its CSRF token on reads
+    too) is refused when the browser's session is now another one: a tab left open while
+    someone else signed in must not draw their data into the page it shows."""
     session = require_session(session_token(request), request.app.ctx.secret_key)
     request.ctx.portal_user = session.user_uuid
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is not None:
+        check_csrf(session, presented)
     return session
 
 
@@ -112,7 +118,8 @@ def _origin(url: str) -> str:
 
 
 def changing_session(request: Request) -> Session:
-    """The session of a state-changing call, after the Origin and CSRF checks."""
+    """The session of a state-changing call, after the Origin and CSRF checks (the token is
+    required here; current_session checks it only when sent)."""
     check_origin(request)
     session = current_session(request)
     check_csrf(session, request.headers.get(CSRF_HEADER))

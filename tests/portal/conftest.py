@@ -134,6 +134,29 @@ def fresh_browser(browser: Browser, box: PortalBox) -> Browser:
     return browser
 
 
+@pytest.fixture
+def cdp(fresh_browser: Browser) -> Iterator[Browser]:
+    """The signed-out browser; whatever a test set through the DevTools protocol (blocked
+    URLs, requests held unanswered, a slow network, a screen size, more tabs) is undone."""
+    yield fresh_browser
+    driver = fresh_browser.driver
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    driver.execute_cdp_cmd("Fetch.disable", {})  # requests held unanswered go on
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    while len(driver.window_handles) > 1:
+        driver.switch_to.window(driver.window_handles[-1])
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+
+
+def wait_page(browser: Browser, title: str) -> None:
+    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
+
+
 def sign_in(browser: Browser, box: PortalBox, email: str) -> None:
     """Sign in as a person does: type the address, read the mail, type the code."""
     driver = browser.driver
@@ -147,3 +170,17 @@ def sign_in(browser: Browser, box: PortalBox, email: str) -> None:
     code_field.send_keys(code)
     browser.button("Sign in").click()
     browser.wait_for(lambda: "Your account" in browser.main_text(), "the home page")
+
+
+def keys_here_signed_out_in_a_new_tab(browser: Browser, box: PortalBox) -> str:
+    """The keys page in this tab, then sign-out in a new one (left current); this tab's handle."""
+    driver = browser.driver
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first: str = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(box.url + "/")
+    wait_page(browser, "Your account")
+    browser.css("#signout").click()
+    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
+    return first

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser, luminance_spread
-from tests.portal.conftest import MODEL, PortalBox, sign_in
+from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
 
 PAGES = {
     "/": "Your account",
@@ -17,10 +17,6 @@ PAGES = {
     "/billing": "Billing",
     "/connect": "How to connect",
 }
-
-
-def wait_page(browser: Browser, title: str) -> None:
-    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
 
 
 def make_key(browser: Browser, box: PortalBox, name: str) -> str:

@@ -5,7 +5,6 @@ after a key is revoked and Escape in a key's form."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,24 +12,13 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import MODEL, PortalBox, sign_in
-
-
-def wait_page(browser: Browser, title: str) -> None:
-    browser.wait_for(lambda: browser.css("h1").text == title, f"the page {title!r}")
-
-
-@pytest.fixture
-def cdp(fresh_browser: Browser) -> Iterator[Browser]:
-    """The signed-out browser; whatever a test set through the DevTools protocol is undone."""
-    yield fresh_browser
-    driver = fresh_browser.driver
-    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
-    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    while len(driver.window_handles) > 1:
-        driver.switch_to.window(driver.window_handles[-1])
-        driver.close()
-    driver.switch_to.window(driver.window_handles[0])
+from tests.portal.conftest import (
+    MODEL,
+    PortalBox,
+    keys_here_signed_out_in_a_new_tab,
+    sign_in,
+    wait_page,
+)
 
 
 def _on_the_keys_page(browser: Browser, box: PortalBox, email: str, key_name: str) -> None:
@@ -42,20 +30,6 @@ def _on_the_keys_page(browser: Browser, box: PortalBox, email: str, key_name: st
     wait_page(browser, "API keys")
 
 
-def _keys_here_signed_out_in_a_new_tab(browser: Browser, box: PortalBox) -> str:
-    """The keys page in this tab, then sign-out in a new one (left current); this tab's handle."""
-    driver = browser.driver
-    driver.get(box.url + "/keys")
-    wait_page(browser, "API keys")
-    first: str = driver.current_window_handle
-    driver.switch_to.new_window("tab")
-    driver.get(box.url + "/")
-    wait_page(browser, "Your account")
-    browser.css("#signout").click()
-    browser.wait_for(lambda: driver.current_url == box.url + "/signin", "the sign-out")
-    return first
-
-
 def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
     cdp: Browser, box: PortalBox
 ) -> None:
@@ -63,7 +37,7 @@ def test_a_session_ended_in_another_tab_sends_the_next_action_to_sign_in(
     sign-in page (not a bare 'not signed in' under a form that can never work)."""
     browser = cdp
     sign_in(browser, box, "two-tabs@portal.test")
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     driver = browser.driver
     driver.switch_to.window(first)
     browser.field("Name of the new key").send_keys("after sign-out")
@@ -259,7 +233,8 @@ def test_a_key_without_a_limit_says_spent_not_spent_against_a_limit(
 
 
 def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) -> None:
-    """The chart is scaled to the screen; its dates and peak must not shrink below ~11 px."""
+    """The chart is scaled to the screen; its dates and peak must not shrink below ~11 px
+    (and stay inside its figure)."""
     browser = cdp
     browser.driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
@@ -269,10 +244,10 @@ def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) 
     browser.driver.get(box.url + "/usage")
     wait_page(browser, "Usage")
     sizes = browser.driver.execute_script(
-        "return [...document.querySelectorAll('svg.chart text')].map((t) => {"
+        "return [...document.querySelectorAll('.chart-label')].map((t) => {"
         "  const box = t.getBoundingClientRect();"
-        "  const svg = t.ownerSVGElement.getBoundingClientRect();"
-        "  return [box.height, box.top >= svg.top - 0.5 && box.bottom <= svg.bottom + 0.5]; })"
+        "  const fig = t.closest('figure').getBoundingClientRect();"
+        "  return [box.height, box.top >= fig.top - 0.5 && box.bottom <= fig.bottom + 0.5]; })"
     )
     assert len(sizes) == 3
     assert all(height >= 11 for height, _ in sizes), sizes
@@ -310,7 +285,7 @@ def test_a_page_left_open_across_a_new_sign_in_is_drawn_anew_not_refused(
     browser = cdp
     email = "new-session@portal.test"
     sign_in(browser, box, email)
-    first = _keys_here_signed_out_in_a_new_tab(browser, box)
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
     driver = browser.driver
     sign_in(browser, box, email)
     driver.switch_to.window(first)
@@ -322,3 +297,25 @@ def test_a_page_left_open_across_a_new_sign_in_is_drawn_anew_not_refused(
     )
     wait_page(browser, "API keys")
     assert "CSRF" not in browser.main_text()
+
+
+def test_a_balance_of_a_million_fits_a_360_px_screen(cdp: Browser, box: PortalBox) -> None:
+    """$1,000,000 of credit reads in full, on one line, on the home and billing pages of the
+    narrowest phone the portal serves, with no sideways scroll."""
+    browser = cdp
+    email = "million@portal.test"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "1000000", "--reason", "a large account")
+    browser.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True},
+    )
+    sign_in(browser, box, email)
+    figure = browser.css(".card .figure")
+    assert figure.text == "$1,000,000.00"
+    assert figure.size["height"] < 50, "the balance broke over two lines"
+    browser.driver.get(box.url + "/billing")
+    wait_page(browser, "Billing")
+    assert "Balance: $1,000,000.00" in browser.main_text()
+    wide = browser.driver.execute_script("return document.documentElement.scrollWidth")
+    assert wide <= 360, wide

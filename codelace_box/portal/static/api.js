@@ -3,6 +3,13 @@
 
 let csrfToken = "";
 
+// How long a call may go unanswered before the page gives up on it and says so (a box or a
+// network that stops answering must not leave a button disabled for ever). Calls that wait on
+// an outside service (the mail server, Stripe) get longer: the box bounds those itself, and
+// its own answer (sent, or why not) is better than the page's guess.
+export const TIMEOUT_MS = 20000;
+export const SLOW_TIMEOUT_MS = 60000;
+
 // The pages a sign-in may lead back to (only these: no address from the URL is followed).
 const RETURN_PATHS = ["/keys", "/usage", "/billing", "/connect"];
 
@@ -30,64 +37,107 @@ export class ApiError extends Error {
   }
 }
 
-// Whether the browser's session is no longer the one this page was drawn for.
-async function sessionChanged() {
-  try {
-    const now = await (await fetch("/portal/api/session", { credentials: "same-origin" })).json();
-    return Boolean(now.signed_in && now.csrf_token !== csrfToken);
-  } catch (_) {
-    return false;
-  }
+// Why the page was drawn anew (kept in this tab's history entry across the reload, never in
+// storage or the URL), read once by the page that is drawn: main.js says it in words.
+export function takeNotice() {
+  const notice = window.history.state?.notice || "";
+  if (notice) window.history.replaceState(null, "");
+  return notice;
 }
 
-// A portal call refused because the session is gone or is another one: the page leaves (true)
-// for the sign-in page (signed out in another tab, expired) or is drawn anew for the session
-// now signed in (out and in again in another tab), rather than show an error under a form
-// that cannot work any more. A 401 from another route (the public ones) is no such thing.
-async function pageLeaves(response, data, path) {
-  if (!path.startsWith("/portal/api/") || path.startsWith("/portal/api/signin/")) return false;
-  if (response.status === 401) {
-    window.location.replace(signInUrl());
-    return true;
-  }
-  if (response.status === 403 && data?.error?.code === "csrf_failed" && await sessionChanged()) {
-    window.location.reload();
-    return true;
-  }
-  return false;
+function leave(url, notice) {
+  window.history.replaceState({ notice }, "", url);
+  window.location.reload();
 }
 
-export async function api(method, path, body) {
-  const options = { method, headers: {}, credentials: "same-origin" };
+// One request with the page's timeout; an unanswered or unreachable box is an ApiError(0).
+async function send(method, path, body, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const options = { method, headers: {}, credentials: "same-origin", signal: controller.signal };
   if (body !== undefined) {
     options.headers["content-type"] = "application/json";
     options.body = JSON.stringify(body);
   }
-  if (method !== "GET") {
+  // Changes need the token; reads send it too, so the box refuses a read for a page drawn
+  // for another session (someone signed in since in another tab) rather than answer it with
+  // the new session's data.
+  if (method !== "GET" || (csrfToken && path.startsWith("/portal/api/"))) {
     options.headers["x-csrf-token"] = csrfToken;
   }
-  let response;
   try {
-    response = await fetch(path, options);
+    const response = await fetch(path, options);
+    // A body that is no JSON is no data; one cut off by the timeout is the timeout.
+    const data = response.status === 204 ? null : await response.json().catch((error) => {
+      if (controller.signal.aborted) throw error;
+      return null;
+    });
+    return { response, data };
   } catch (_) {
-    throw new ApiError(0, "The box cannot be reached: check the connection and try again.");
+    const seconds = Math.round(timeoutMs / 1000);
+    throw new ApiError(0, controller.signal.aborted
+      ? `The box did not answer within ${seconds} seconds: check the connection and try again.`
+      : "The box cannot be reached: check the connection and try again.");
+  } finally {
+    clearTimeout(timer);
   }
-  if (response.status === 204) {
-    return null;
+}
+
+function refused(response, data) {
+  const error = data && data.error;
+  const text = error && error.message ? error.message : `The box answered ${response.status}.`;
+  return new ApiError(response.status, text, error && error.code);
+}
+
+// The browser's session now: {signed_in, email, csrf_token}.
+async function sessionNow() {
+  const { response, data } = await send("GET", "/portal/api/session", undefined, TIMEOUT_MS);
+  if (!response.ok || !data) throw refused(response, data);
+  return data;
+}
+
+// A portal call refused because the session is gone or is another one: the page leaves (true)
+// for the sign-in page, saying the session ended (signed out in another tab, expired), or is
+// drawn anew for the session now signed in (out and in again in another tab), saying that what
+// was asked was not done, rather than show an error under a form that cannot work any more.
+// Nothing is retried with the new session's token: no change lands on an account the page did
+// not show. A 401 from another route (the public ones) is no such thing.
+async function pageLeaves(response, data, path) {
+  if (!path.startsWith("/portal/api/") || path.startsWith("/portal/api/signin/")) return false;
+  if (response.status === 401) {
+    leave(signInUrl(), "ended");
+    return true;
   }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch (_) {
-    data = null;
+  if (response.status === 403 && data?.error?.code === "csrf_failed") {
+    const now = await sessionNow().catch(() => ({ signed_in: false }));
+    if (now.signed_in && now.csrf_token !== csrfToken) {
+      leave(window.location.pathname + window.location.search, "changed");
+      return true;
+    }
   }
+  return false;
+}
+
+export async function api(method, path, body, timeoutMs = TIMEOUT_MS) {
+  const { response, data } = await send(method, path, body, timeoutMs);
   if (await pageLeaves(response, data, path)) {
     return new Promise(() => {}); // the call never settles: the page is leaving
   }
-  if (!response.ok) {
-    const error = data && data.error;
-    const text = error && error.message ? error.message : `The box answered ${response.status}.`;
-    throw new ApiError(response.status, text, error && error.code);
-  }
+  if (!response.ok) throw refused(response, data);
   return data;
+}
+
+// Sign the browser out, whatever session it holds now: this page's, or one signed in since in
+// another tab (whose token is read anew: ending a session is what was asked, so this is no
+// change made on an account the page did not show). Already signed out is done too.
+export async function signOut() {
+  for (let tries = 0; tries < 2; tries += 1) {
+    const { response, data } = await send("POST", "/portal/api/signout", undefined, TIMEOUT_MS);
+    if (response.ok || response.status === 401) return;
+    if (response.status !== 403 || data?.error?.code !== "csrf_failed") throw refused(response, data);
+    const now = await sessionNow();
+    if (!now.signed_in) return;
+    setCsrf(now.csrf_token);
+  }
+  throw new ApiError(403, "The box refused to sign out: reload the page and try again.");
 }

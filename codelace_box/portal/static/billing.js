@@ -1,8 +1,8 @@
 // Billing: top up through Stripe Checkout (the minimum comes from the server), the trial's card
 // setup while it is unclaimed, and the payment history.
 
-import { api } from "./api.js";
-import { field, h, messageArea, page, usd, when } from "./ui.js";
+import { api, SLOW_TIMEOUT_MS } from "./api.js";
+import { field, h, leaving, messageArea, page, usd, when } from "./ui.js";
 
 const STATUS_WORDS = {
   pending: "pending (waiting for Stripe)",
@@ -13,16 +13,12 @@ const STATUS_WORDS = {
 
 // Start a Checkout Session and follow it. The button stays disabled once the browser is on its
 // way to Stripe (a second click would open a second session); an error enables it again.
-async function toStripe(button, message, path, body) {
-  button.disabled = true;
-  try {
-    const started = await api("POST", path, body);
+function toStripe(button, message, path, body) {
+  return leaving(button, async () => {
+    const started = await api("POST", path, body, SLOW_TIMEOUT_MS);
     message.ok("Taking you to Stripe…");
     window.location.assign(started.checkout_url);
-  } catch (error) {
-    button.disabled = false;
-    throw error;
-  }
+  });
 }
 
 // A payment's kind in words (the database's are topup, trial and admin).

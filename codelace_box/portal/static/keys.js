@@ -33,7 +33,7 @@ function keyTitle(key) {
   return key.name || "(no name)";
 }
 
-function keyItem(key, refresh, notice) {
+function keyItem(key, refresh, parts) {
   const item = h("article", { class: "key", "aria-label": `Key ${keyTitle(key)}`, "data-key": key.id });
   const actions = h("div", { class: "row" },
     h("button", { type: "button", class: "secondary", text: "Rename",
@@ -44,16 +44,30 @@ function keyItem(key, refresh, notice) {
       onclick: () => limitsForm(item, key, refresh) }),
     h("button", { type: "button", class: "danger", text: "Revoke",
       "aria-label": `Revoke key ${keyTitle(key)}`, "data-action": "revoke",
-      onclick: () => confirmRevoke(item, key, refresh, notice) }));
+      onclick: () => confirmRevoke(item, key, refresh, parts) }));
   item.append(h("h3", { text: keyTitle(key) }), facts(key), actions);
   return item;
 }
 
+// Draw the list anew; if it cannot be loaded, `message` says so (after `done`, what did
+// happen: "Saved"), and false.
+async function reloadList(refresh, message, done) {
+  try {
+    await refresh();
+    return true;
+  } catch (error) {
+    const what = done ? `${done}, but the list of keys could not be loaded again`
+      : "The list of keys could not be loaded again";
+    message.error(`${what}: ${error.message}`);
+    return false;
+  }
+}
+
 // The list is drawn anew after a form is saved or cancelled: the keyboard's place goes back to
 // the button that opened the form, not to the top of the page.
-function backTo(key, action, refresh) {
-  return async () => {
-    await refresh();
+function backTo(key, action, refresh, message) {
+  return async (done = "") => {
+    if (!(await reloadList(refresh, message, done))) return;
     const item = document.querySelector(`article[data-key="${CSS.escape(key.id)}"]`);
     item?.querySelector(`button[data-action="${action}"]`)?.focus();
   };
@@ -84,10 +98,10 @@ function limitsForm(item, key, refresh) {
 // A key's form in its place in the list: on save, PATCH what `changes()` gives (nothing: no
 // call), then the list again with the keyboard back on the `action` button that opened it.
 function editForm(item, key, refresh, { action, saveText, wrap, first, changes }) {
-  const done = backTo(key, action, refresh);
   const message = messageArea();
+  const done = backTo(key, action, refresh, message);
   const save = h("button", { type: "submit", text: saveText });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: done });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => done() });
   const form = h("form", { novalidate: true }, wrap, message.el, h("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -97,44 +111,47 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
         if (Object.keys(body).length) {
           await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, body);
         }
-        await done();
+        await done(Object.keys(body).length ? "Saved" : "");
       } catch (error) {
         message.error(error.message);
         first.focus();
       }
     });
   });
-  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, done));
+  item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(form, () => done()));
   first.focus();
 }
 
-function confirmRevoke(item, key, refresh, notice) {
+// `parts` holds the keys page's notice (where the revoke is said) and its once-shown key (which
+// goes when the key it shows is revoked: a key that no longer works is nothing to copy).
+function confirmRevoke(item, key, refresh, { notice, shown }) {
   const message = messageArea();
   const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
-  const keep = backTo(key, "revoke", refresh);
-  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: keep });
+  const keep = backTo(key, "revoke", refresh, message);
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: () => keep() });
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
+      shown.forget(key.id);
       notice.ok(`Key ${keyTitle(key)} is revoked: it no longer works.`);
-      await refresh();
-      notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
+      if (await reloadList(refresh, message, "Revoked")) {
+        notice.el.focus(); // its buttons are gone: the keyboard goes to the word that it is done
+      }
     } catch (error) {
       message.error(error.message);
     }
   }));
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
     h("p", { text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
-    message.el, h("div", { class: "row" }, yes, no)), keep));
+    message.el, h("div", { class: "row" }, yes, no)), () => keep()));
   no.focus();
 }
 
-function createForm(list, refresh) {
+function createForm(refresh, shown) {
   const name = field("Name of the new key", { name: "name", placeholder: "e.g. laptop" }, "Optional; up to 100 characters.");
   const limits = limitFields(null, "");
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Create key" });
-  const shown = h("div");
   const form = h("form", { novalidate: true }, name.wrap, limits.wrap, message.el, h("div", { class: "row" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -143,8 +160,8 @@ function createForm(list, refresh) {
       try {
         const made = await api("POST", "/portal/api/keys", { name: name.input.value, ...limits.values() });
         form.reset();
-        showNewKey(shown, made);
-        await refresh();
+        shown.show(made);
+        await reloadList(refresh, message, "Created");
       } catch (error) {
         message.error(error.message);
         name.input.focus();
@@ -152,29 +169,45 @@ function createForm(list, refresh) {
     });
   });
   return h("section", { "aria-labelledby": "create-title" },
-    h("h2", { id: "create-title", text: "Create a key" }), form, shown);
+    h("h2", { id: "create-title", text: "Create a key" }), form, shown.el);
 }
 
-function showNewKey(shown, made) {
-  const full = field("Your new key", { value: made.full_key, readonly: true, name: "full_key" },
-    "Copy it now: it is shown this once and never again.");
-  shown.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "New key" },
-    full.wrap, copyButton("Copy key", made.full_key)));
-  full.input.focus();
-  full.input.select();
+// The place the new key is shown in full, once: the newest key only, and gone once that key
+// is revoked.
+function newKeyBox() {
+  const el = h("div");
+  let shownId = null;
+  return {
+    el,
+    show(made) {
+      const full = field("Your new key", { value: made.full_key, readonly: true, name: "full_key" },
+        "Copy it now: it is shown this once and never again.");
+      el.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "New key" },
+        full.wrap, copyButton("Copy key", made.full_key)));
+      shownId = made.id;
+      full.input.focus();
+      full.input.select();
+    },
+    forget(keyId) {
+      if (keyId !== shownId) return;
+      el.replaceChildren();
+      shownId = null;
+    },
+  };
 }
 
 export async function keysPage(main) {
   const list = h("div", { id: "key-list" });
   const notice = messageArea();
   notice.el.setAttribute("tabindex", "-1");
+  const shown = newKeyBox();
   const refresh = async () => {
     const keys = await api("GET", "/portal/api/keys");
-    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, notice))
+    list.replaceChildren(...(keys.length ? keys.map((k) => keyItem(k, refresh, { notice, shown }))
       : [h("p", { class: "muted", text: "No keys yet: create one below." })]));
   };
   await refresh();
   page(main, "API keys",
     h("p", { text: "Programs use a key to call the box. Each key is shown in full only when it is made." }),
-    notice.el, h("h2", { text: "Your keys" }), list, createForm(list, refresh));
+    notice.el, h("h2", { text: "Your keys" }), list, createForm(refresh, shown));
 }

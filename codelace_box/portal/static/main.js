@@ -1,12 +1,12 @@
 // The portal's entry: find out who is signed in, then draw the page the path names.
 
-import { afterSignIn, api, ApiError, setCsrf, signInUrl } from "./api.js";
+import { afterSignIn, api, ApiError, setCsrf, signInUrl, signOut, takeNotice } from "./api.js";
 import { billingPage } from "./billing.js";
 import { connectPage } from "./connect.js";
 import { homePage } from "./home.js";
 import { keysPage } from "./keys.js";
 import { signinPage } from "./signin.js";
-import { h, page } from "./ui.js";
+import { h, leaving, page } from "./ui.js";
 import { usagePage } from "./usage.js";
 
 // Each page's heading, for the page whose data could not be loaded.
@@ -26,19 +26,64 @@ const PAGES = {
   "/connect": connectPage,
 };
 
+// Why this tab was drawn anew, in words (api.js leaves with one of these; an unknown one is
+// nothing to say).
+const NOTICES = {
+  ended: "Your session has ended (signed out, perhaps in another tab, or expired): sign in again to go on.",
+  changed: "This browser signed in again in another tab, so this page was drawn anew for that "
+    + "sign-in. What you just did was not done: check the page and try again.",
+};
+
+function noticeLine(notice) {
+  return NOTICES[notice] ? h("p", { class: "notice", role: "alert", text: NOTICES[notice] }) : null;
+}
+
+// Sign out, whichever session the browser holds now; if the box cannot be reached the page
+// stays, saying so (going to the sign-in page would only bring the signed-in page back).
 function showNav(path) {
   const nav = document.getElementById("nav");
   nav.hidden = false;
   for (const link of nav.querySelectorAll("a")) {
     if (link.getAttribute("href") === path) link.setAttribute("aria-current", "page");
   }
-  document.getElementById("signout").addEventListener("click", async () => {
+  const button = document.getElementById("signout");
+  const problem = h("p", { class: "error", role: "alert" });
+  nav.after(problem);
+  button.addEventListener("click", async () => {
+    problem.textContent = "";
     try {
-      await api("POST", "/portal/api/signout");
-    } finally {
-      window.location.assign("/signin");
+      await leaving(button, async () => {
+        await signOut();
+        window.location.assign("/signin");
+      });
+    } catch (error) {
+      problem.textContent = `Not signed out: ${error.message}`;
     }
   });
+}
+
+// Whether this tab was showing a signed-in page just before: this entry was drawn signed in
+// (a reload, Back) or a link on one of the signed-in pages led here.
+function wasSignedIn() {
+  if (window.history.state?.signedIn) return true;
+  try {
+    const from = new URL(document.referrer);
+    return from.origin === window.location.origin && from.pathname in TITLES;
+  } catch (_) {
+    return false;
+  }
+}
+
+// Not signed in: the sign-in page, saying the session ended if this tab was just signed in.
+function toSignIn(main, path, notice) {
+  if (path === "/signin") {
+    signinPage(main, noticeLine(notice));
+  } else if (wasSignedIn()) {
+    window.history.replaceState(null, "", signInUrl());
+    signinPage(main, noticeLine("ended"));
+  } else {
+    window.location.replace(signInUrl());
+  }
 }
 
 // A heading and what went wrong, with a way to try again: not "Loading…" left above an error.
@@ -50,6 +95,7 @@ function failed(main, title, path, error) {
 async function start() {
   const main = document.getElementById("main");
   const path = window.location.pathname;
+  const notice = takeNotice();
   let session;
   try {
     session = await api("GET", "/portal/api/session");
@@ -58,11 +104,7 @@ async function start() {
     return;
   }
   if (!session.signed_in) {
-    if (path !== "/signin") {
-      window.location.replace(signInUrl());
-      return;
-    }
-    signinPage(main);
+    toSignIn(main, path, notice);
     return;
   }
   if (path === "/signin" || !(path in PAGES)) {
@@ -73,6 +115,9 @@ async function start() {
   showNav(path);
   try {
     await PAGES[path](main, session);
+    window.history.replaceState({ signedIn: true }, "");
+    const line = noticeLine(notice);
+    if (line) main.querySelector("h1")?.after(line);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       window.location.replace(signInUrl());

@@ -1,9 +1,10 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
-import { afterSignIn, api } from "./api.js";
-import { busy, field, h, messageArea, page } from "./ui.js";
+import { afterSignIn, api, SLOW_TIMEOUT_MS } from "./api.js";
+import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
-export function signinPage(main) {
+// `notice`: a line saying why the person is asked to sign in (their session ended), or null.
+export function signinPage(main, notice) {
   const email = field("Email address", { type: "email", autocomplete: "email", name: "email" });
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Email me a code" });
@@ -13,7 +14,8 @@ export function signinPage(main) {
     message.clear();
     await busy(submit, async () => {
       try {
-        const sent = await api("POST", "/portal/api/signin/code", { email: email.input.value });
+        const sent = await api("POST", "/portal/api/signin/code", { email: email.input.value },
+          SLOW_TIMEOUT_MS);
         codeStep(main, sent.email, sent.expires_in_sec);
       } catch (error) {
         message.error(error.message);
@@ -21,7 +23,7 @@ export function signinPage(main) {
       }
     });
   });
-  page(main, "Sign in", h("p", { text: "We email you a 6-digit code; no password." }), form);
+  page(main, "Sign in", notice, h("p", { text: "We email you a 6-digit code; no password." }), form);
   email.input.focus();
 }
 
@@ -51,7 +53,7 @@ function codeStep(main, address, ttlSec) {
   const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
   resend.addEventListener("click", () => busy(resend, async () => {
     try {
-      await api("POST", "/portal/api/signin/code", { email: address });
+      await api("POST", "/portal/api/signin/code", { email: address }, SLOW_TIMEOUT_MS);
       message.ok("A new code is on its way; the one before no longer works.");
     } catch (error) {
       message.error(error.message);
@@ -62,15 +64,15 @@ function codeStep(main, address, ttlSec) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.clear();
-    await busy(submit, async () => {
-      try {
+    try {
+      await leaving(submit, async () => {
         await api("POST", "/portal/api/signin/verify", { email: address, code: code.input.value });
         window.location.assign(afterSignIn());
-      } catch (error) {
-        message.error(error.message);
-        code.input.focus();
-      }
-    });
+      });
+    } catch (error) {
+      message.error(error.message);
+      code.input.focus();
+    }
   });
   page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: address }), "."), form);
   code.input.focus();

@@ -68,6 +68,19 @@ export async function busy(button, work) {
   }
 }
 
+// A button whose work ends by leaving the page (signing in or out, going to Stripe): disabled
+// until the page is gone, since a second click while the next page comes would do it twice;
+// enabled again only if the work fails (its error is thrown on).
+export async function leaving(button, work) {
+  button.disabled = true;
+  try {
+    await work();
+  } catch (error) {
+    button.disabled = false;
+    throw error;
+  }
+}
+
 export function usd(amount) {
   const value = Number(amount || 0);
   const small = value !== 0 && Math.abs(value) < 0.01;

@@ -5,32 +5,32 @@ import { api } from "./api.js";
 import { count, h, page, svg, usd, when } from "./ui.js";
 
 const WIDTH = 600;
-const HEIGHT = 200;
-const LEFT = 8;
-const BOTTOM = 32; // room for the dates under the axis, in the phone's larger type too
-const TOP = 34; // and for the peak above the bars
+const HEIGHT = 150;
 
+// The bars are an SVG scaled to the screen; the peak and the first and last day are HTML text
+// around it, so they read at the page's own type size at every width (SVG text grew and shrank
+// with the chart, and a breakpoint that made up for it made them jump).
 function chart(daily) {
   const values = daily.map((d) => Number(d.cost_usd));
   const top = Math.max(...values, 0);
   const total = values.reduce((a, b) => a + b, 0);
-  const slot = (WIDTH - LEFT) / Math.max(daily.length, 1);
-  const plot = HEIGHT - BOTTOM - TOP;
+  const slot = WIDTH / Math.max(daily.length, 1);
   const label = `Daily spend, last ${daily.length} days (UTC days): ${usd(total)} in all, at most ${usd(top)} a day.`;
   const bars = daily.map((day, i) => {
-    const size = top > 0 ? Math.max((Number(day.cost_usd) / top) * plot, day.cost_usd > 0 ? 1 : 0) : 0;
+    const size = top > 0 ? Math.max((Number(day.cost_usd) / top) * (HEIGHT - 1), day.cost_usd > 0 ? 1 : 0) : 0;
     return svg("rect", {
-      class: "bar", x: (LEFT + i * slot + 1).toFixed(1), y: (HEIGHT - BOTTOM - size).toFixed(1),
+      class: "bar", x: (i * slot + 1).toFixed(1), y: (HEIGHT - 1 - size).toFixed(1),
       width: Math.max(slot - 2, 1).toFixed(1), height: size.toFixed(1),
     }, svg("title", {}, `${day.date}: ${usd(day.cost_usd)}`));
   });
-  const axis = svg("line", { class: "axis", x1: LEFT, y1: HEIGHT - BOTTOM, x2: WIDTH, y2: HEIGHT - BOTTOM });
-  const under = { y: HEIGHT - BOTTOM + 2, "dominant-baseline": "hanging" };
-  const first = svg("text", { x: LEFT, ...under }, daily.length ? daily[0].date : "");
-  const last = svg("text", { x: WIDTH, ...under, "text-anchor": "end" }, daily.length ? daily[daily.length - 1].date : "");
-  const peak = svg("text", { x: LEFT, y: 6, "dominant-baseline": "hanging" }, `max ${usd(top)}`);
-  return svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label },
-    ...bars, axis, first, last, peak);
+  const axis = svg("line", { class: "axis", x1: 0, y1: HEIGHT - 0.5, x2: WIDTH, y2: HEIGHT - 0.5 });
+  const text = (value) => h("span", { class: "chart-label", text: value });
+  return h("figure", { class: "chart-figure" },
+    h("p", { class: "chart-peak" }, text(`max ${usd(top)}`)),
+    svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: "none",
+      role: "img", "aria-label": label }, ...bars, axis),
+    h("p", { class: "chart-dates" }, text(daily.length ? daily[0].date : ""),
+      text(daily.length ? daily[daily.length - 1].date : "")));
 }
 
 function totals(data) {

@@ -1,0 +1,134 @@
+"""The keys page's once-shown key after that key is revoked, and the daily spend chart's labels
+across screen widths (the 40rem breakpoint included), in a real browser on a real box."""
+
+from __future__ import annotations
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in, wait_page
+
+
+def _create_key(browser: Browser, name: str) -> str:
+    """On the keys page, create a key named `name`; the full key the page shows."""
+    before = browser.driver.execute_script(
+        "return document.querySelector('.newkey input')?.value || ''"
+    )
+    browser.field("Name of the new key").send_keys(name)
+    browser.button("Create key").click()
+    browser.wait_for(lambda: browser.css(f"button[aria-label='Revoke key {name}']"), "its entry")
+    full = browser.wait_for(
+        lambda: (value := browser.field("Your new key").get_attribute("value")) != before and value,
+        "the new key",
+    )
+    return str(full)
+
+
+def _revoke(browser: Browser, name: str) -> None:
+    browser.click(lambda: browser.css(f"button[aria-label='Revoke key {name}']"), "Revoke")
+    browser.click(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    browser.wait_for(lambda: f"Key {name} is revoked" in browser.main_text(), "the revoke")
+
+
+def _shown_keys(browser: Browser) -> list[str]:
+    """The full keys the page still shows, in fields or as text."""
+    return list(
+        browser.driver.execute_script(
+            "return [...document.querySelectorAll('input')].map((i) => i.value)"
+            ".concat([document.querySelector('main').innerText])"
+        )
+    )
+
+
+def test_the_once_shown_key_goes_when_that_key_is_revoked(cdp: Browser, box: PortalBox) -> None:
+    """Create a key, revoke it: the box showing it in full (and its copy button) goes too, as
+    a key that no longer works must not sit on the page under 'Copy it now'. Revoking another
+    key leaves the box of the new one; creating another shows only the newest."""
+    browser = cdp
+    email = "revoke-shown@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "older")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    first = _create_key(browser, "first")
+    _revoke(browser, "older")  # another key: the new one's box stays
+    assert any(first in text for text in _shown_keys(browser)), "the new key's box went"
+    second = _create_key(browser, "second")
+    assert not any(first in text for text in _shown_keys(browser)), "two new-key boxes"
+    _revoke(browser, "second")
+    shown = _shown_keys(browser)
+    assert not any(second in text for text in shown), "the revoked key is still shown in full"
+    assert browser.all(".newkey") == []
+    assert "Copy key" not in browser.main_text()
+
+
+def _label_heights(browser: Browser) -> list[float]:
+    """The rendered heights (px) of the chart's labels: its peak and its first and last day."""
+    heights = browser.driver.execute_script(
+        "return [...document.querySelectorAll('svg.chart text, .chart-label')]"
+        ".map((t) => t.getBoundingClientRect().height)"
+    )
+    return [float(h) for h in heights]
+
+
+def test_the_chart_labels_keep_their_size_across_the_breakpoint(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Widening the window by one pixel at 640 px must not change the labels' size: they were
+    SVG text scaled with the chart, set to 24 user units below 40rem and 11 above, so they
+    jumped from about 24 px to 11 px between 640 and 641 px. From 360 px to a desktop they
+    now read at one size, inside the chart's figure."""
+    browser = cdp
+    sign_in(browser, box, "chart-widths@portal.test")
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    sizes = {}
+    for width in (360, 600, 639, 640, 641, 700, 1280):
+        browser.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+        )
+        browser.wait_for(
+            lambda w=width: browser.driver.execute_script("return window.innerWidth") == w,
+            f"the {width} px window",
+        )
+        heights = _label_heights(browser)
+        assert len(heights) == 3, f"{width} px: {heights} (the peak and the two dates)"
+        sizes[width] = heights
+        inside = browser.driver.execute_script(
+            "const f = document.querySelector('.chart-figure, svg.chart').getBoundingClientRect();"
+            "return [...document.querySelectorAll('svg.chart text, .chart-label')].every((t) => {"
+            "  const b = t.getBoundingClientRect();"
+            "  return b.left >= f.left - 0.5 && b.right <= f.right + 0.5 && b.width > 0; })"
+        )
+        assert inside, f"{width} px: a label outside the chart"
+    every = [h for heights in sizes.values() for h in heights]
+    assert max(every) - min(every) <= 1, sizes
+    assert min(every) >= 11, sizes
+
+
+def test_closing_a_keys_form_when_the_list_cannot_be_loaded_says_so(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Cancel in a key's form, and Keep it in the revoke question, draw the list anew; with the
+    box unreachable the click did nothing visible (an uncaught error in the console only).
+    The form now says the list could not be loaded, and stays."""
+    browser = cdp
+    email = "cancel-offline@portal.test"
+    box.cli("users", "create", email)
+    box.cli("keys", "create", email, "--name", "kept")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/keys*"]})
+    for opener, close in (("Rename key kept", "Cancel"), ("Revoke key kept", "Keep it")):
+        browser.css(f"button[aria-label='{opener}']").click()
+        browser.click(lambda c=close: browser.button(c), close)
+        alert = browser.wait_for(lambda: browser.css("article.key [role=alert]").text, "the error")
+        assert "could not be loaded again" in alert and "cannot be reached" in alert, alert
+        assert browser.button(close).is_displayed()  # the form stays, to try again
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.button(close).click()
+        browser.wait_for(lambda o=opener: browser.css(f"button[aria-label='{o}']"), "the list")
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/portal/api/keys*"]})
+    browser.console_errors()  # the blocked requests are logged, by design
