@@ -20,6 +20,9 @@ from codelace_box.errors import InvalidRequest
 BILLED_FIELDS: dict[str, str] = {
     "models": "fallbacks to other models, at their prices",
     "route": "fallback routing to other models",
+    "fallbacks": "other models answering in the requested one's place, at their prices (LiteLLM's "
+    "fallbacks; Anthropic's server-side fallback, whose entries also set their own max_tokens "
+    "and speed)",
     "plugins": "paid plugins (web search, PDF/OCR parsing)",
     "provider": "provider routing, possibly to pricier providers",
     "transforms": "prompt transforms",

@@ -26,6 +26,9 @@ BILLED: dict[str, Any] = {
     "service_tier": "priority",
     "modalities": ["text", "audio"],
     "audio": {"voice": "alloy", "format": "wav"},
+    # LiteLLM's request-level fallbacks (other models, at their prices), and Anthropic's
+    # server-side fallback on a front of Claude that passes it on
+    "fallbacks": ["anthropic/claude-opus-4"],
 }
 
 
