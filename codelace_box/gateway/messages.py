@@ -27,7 +27,11 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
+from codelace_box.providers.billed_fields import (
+    LONG_CONTEXT_BETA,
+    check_billed_messages,
+    runs_server_tools,
+)
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -78,14 +82,15 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
     hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
     tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
-    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each."""
+    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
+    A server tool's results (or an MCP server's) are input of unknown size too: the window."""
     media, inline = anthropic_media(body.get("messages"))
     tools = body.get("tools")
     defined = sum(
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    return bound + (context_tokens if media else 0)
+    return bound + (context_tokens if media or runs_server_tools(body) else 0)
 
 
 def media_context(context_tokens: int, beta: str) -> int:

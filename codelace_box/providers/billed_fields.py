@@ -53,8 +53,22 @@ FREE_VALUES: dict[str, frozenset[Any]] = {
 # Anthropic server tool types (their dated names start so) -> the field that allows them.
 SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
                 "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
+_SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
+
+
+def runs_server_tools(body: dict[str, Any]) -> bool:
+    """Whether a Messages body lets the provider fetch input of its own: an Anthropic server
+    tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
+    MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
+    advance, read again on each turn of the server's loop."""
+    tools = body.get("tools")
+    for tool in tools if type(tools) is list else ():
+        kind = tool.get("type") if type(tool) is dict else None
+        if type(kind) is str and kind.startswith(_SERVER_TOOL_PREFIXES):
+            return True
+    return bool(body.get("mcp_servers"))
 
 
 def is_billed_field(name: str) -> bool:
