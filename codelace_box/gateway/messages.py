@@ -41,6 +41,12 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 # and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
 DEFINED_TOOL_TOKENS = 1500
 LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta opens
+# Anthropic's message threads keep a conversation on the operator's account and replay it as
+# input the body does not show (past the hold), to whoever names a message id of it.
+STATELESS = (
+    "thread: server-held conversation state is not supported, the box is stateless: send the "
+    "whole conversation in messages"
+)
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -73,6 +79,8 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise _bad("system: must be a string or an array of text blocks")
+    if body.get("thread") is not None:
+        raise _bad(STATELESS)
     return model, cap
 
 

@@ -142,11 +142,14 @@ def test_thinking_redacted_and_cache_writes_5m_and_1h(
 
 FINISHES = {  # route -> what the client reads for a stop reason
     "refusal": {"messages": "refusal", "chat": "content_filter", "responses": "content_filter"},
+    "refusal_before_output": {"messages": "refusal", "chat": "content_filter",
+                              "responses": "content_filter"},
     "pause_turn": {"messages": "pause_turn", "chat": "stop", "responses": "completed"},
     "model_context_window_exceeded": {"messages": "model_context_window_exceeded",
                                       "chat": "length", "responses": "max_output_tokens"},
 }  # fmt: skip
-STOPS = {"refusal": wire.refusal, "pause_turn": wire.pause_turn,
+STOPS = {"refusal": wire.refusal, "refusal_before_output": wire.refusal_before_output,
+         "pause_turn": wire.pause_turn,
          "model_context_window_exceeded": wire.context_window_exceeded}  # fmt: skip
 
 
@@ -220,3 +223,45 @@ def test_a_server_tools_results_are_held_for(
     else:
         client.messages.create(**args)
     assert_charged(box, email, answer.usage)
+
+
+@pytest.mark.parametrize(("route", "stream"), CASES, ids=IDS)
+def test_interleaved_thinking_between_tool_calls(
+    box: WireBox, hostile: HostileUpstream, route: str, stream: bool
+) -> None:
+    answer = wire.interleaved()
+    seen, email = call(box, hostile, answer, route, stream)
+    assert seen["calls"] == answer.tool_calls
+    assert seen["thinking"] == answer.thinking
+    assert seen["finish"] in ("tool_use", "tool_calls", "completed")
+    assert_charged(box, email, answer.usage)
+
+
+@pytest.mark.parametrize(
+    "thread",
+    [
+        {"type": "create"},
+        {"type": "continue", "previous_message_id": "msg_01G8kFhKxXj9rH1J7vL2q3A"},
+    ],
+    ids=["create", "continue"],
+)
+def test_server_held_threads_are_refused(
+    box: WireBox, hostile: HostileUpstream, thread: dict[str, Any]
+) -> None:
+    """Anthropic's message threads (`thread`, beta message-threads-2026-08-12) keep the
+    conversation on the operator's account and replay it as input the body does not show: a
+    continued thread bills its whole history past the hold, and any user who learns a message
+    id could continue another's conversation. The box is stateless, as for the Responses API's
+    previous_response_id: a 400 naming the field, nothing sent, nothing charged."""
+    import anthropic
+
+    email, key = box.new_user("5")
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        box.anthropic(key).beta.messages.create(
+            model=MODEL, max_tokens=100, messages=HELLO, thread=thread,  # type: ignore[arg-type]
+            betas=["message-threads-2026-08-12"],
+        )  # fmt: skip
+    assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "thread" in caught.value.message and "stateless" in caught.value.message
+    assert hostile.seen == []
+    assert box.balance_nanos(email) == (5_000_000_000, 0)

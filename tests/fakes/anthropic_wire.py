@@ -246,3 +246,41 @@ def overloaded_midway() -> Wire:
     events.append({"type": "error", "error": {"type": "overloaded_error",
                                               "message": "Overloaded"}})  # fmt: skip
     return Wire(events, {}, usage, text="Hello")
+
+
+WEATHER = {"id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather",
+           "input": {"location": "Paris"}}  # fmt: skip
+TIME = {"id": "toolu_01B09q90qw90lq917835lq8", "name": "get_time",
+        "input": {"timezone": "Europe/Paris"}}  # fmt: skip
+
+
+def interleaved() -> Wire:
+    """Interleaved thinking (beta interleaved-thinking-2025-05-14): a thought, a tool call, a
+    second thought, a second tool call, each thought signed."""
+    usage = {"input_tokens": 600, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0, "output_tokens": 210}  # fmt: skip
+    events = [_start(dict(usage, output_tokens=1))]
+    blocks: list[JSON] = []
+    for index, (thought, tool) in enumerate((("I need the weather.", WEATHER),
+                                             ("And the local time.", TIME))):  # fmt: skip
+        signature = f"EqQBCgIYAhIM{index}gbcDa9GJwZA2b3hGgxBdjrk"
+        events += _block(2 * index, {"type": "thinking", "thinking": ""},
+                         {"type": "thinking_delta", "thinking": thought},
+                         {"type": "signature_delta", "signature": signature})  # fmt: skip
+        start = {"type": "tool_use", "id": tool["id"], "name": tool["name"], "input": {}}
+        arguments = json.dumps(tool["input"])
+        events += _block(2 * index + 1, start, _json(arguments[:5]), _json(arguments[5:]))
+        blocks += [{"type": "thinking", "thinking": thought, "signature": signature},
+                   dict(start, input=tool["input"])]  # fmt: skip
+    events += _end("tool_use", usage)
+    return _wire(events, blocks, "tool_use", usage, tool_calls=[WEATHER, TIME],
+                 thinking="I need the weather.And the local time.")  # fmt: skip
+
+
+def refusal_before_output() -> Wire:
+    """A classifier's refusal before any output (the refusals page's answer): no content block
+    at all, stop_reason refusal with its stop_details, 412 input tokens and no output."""
+    usage = {"input_tokens": 412, "output_tokens": 0}
+    events = [_start(dict(usage)), *_end("refusal", usage, stop_details=REFUSAL_DETAILS)]
+    return _wire(events, [], "refusal", usage,
+                 message_fields={"stop_details": REFUSAL_DETAILS})  # fmt: skip
