@@ -59,7 +59,7 @@ MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fi
 
 
 def runs_server_tools(body: dict[str, Any]) -> bool:
-    """Whether a Messages body lets the provider fetch input of its own: an Anthropic server
+    """Whether a body lets the provider fetch input of its own: an Anthropic server
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
     advance, read again on each turn of the server's loop."""
