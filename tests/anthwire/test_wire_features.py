@@ -265,3 +265,26 @@ def test_server_held_threads_are_refused(
     assert "thread" in caught.value.message and "stateless" in caught.value.message
     assert hostile.seen == []
     assert box.balance_nanos(email) == (5_000_000_000, 0)
+
+
+@pytest.mark.parametrize(
+    "make", [wire.web_search, wire.thinking_cached, wire.unknown_blocks, wire.refusal],
+    ids=["web_search", "thinking", "unknown_blocks", "refusal"],
+)  # fmt: skip
+def test_the_messages_pass_through_relays_every_event_as_it_came(
+    box: WireBox, hostile: HostileUpstream, make: Any
+) -> None:
+    """On /v1/messages each event reaches the client as Anthropic sent it (unknown event and
+    block types, citations, signatures, stop_details, container, context_management), only the
+    model named as the client asked."""
+    answer = make()
+    email, key = box.new_user("5")
+    hostile.push(Act(200, answer.sse(), content_type=SSE))
+    body = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": HELLO, "stream": True}
+    with box.http(key) as http:
+        text = http.post("/v1/messages", json=body, headers={"x-api-key": key}).text
+    relayed = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    sent = json.loads(json.dumps(answer.events))
+    sent[0]["message"]["model"] = MODEL
+    assert relayed == sent
+    assert_charged(box, email, answer.usage)
