@@ -288,3 +288,27 @@ def test_the_messages_pass_through_relays_every_event_as_it_came(
     sent[0]["message"]["model"] = MODEL
     assert relayed == sent
     assert_charged(box, email, answer.usage)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_fallback_served_answer_is_charged_its_top_level_usage_once(
+    box: WireBox, hostile: HostileUpstream, stream: bool
+) -> None:
+    """Where the operator allowed `fallbacks`, the serving hop's `fallback_message` iteration
+    stands in place of a `message` one: its tokens are in the top-level counts already, unlike
+    a compaction's, and are not charged a second time."""
+    email, key = box.new_user("5")
+    answer = wire.served_by_fallback()
+    hostile.push(Act(200, answer.sse(), content_type=SSE) if stream else
+                 Act(200, [answer.body()]))  # fmt: skip
+    args = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": HELLO,
+            "fallbacks": [{"model": "claude-opus-4-8"}],
+            "betas": ["server-side-fallback-2026-07-01"]}  # fmt: skip
+    client = box.anthropic(key)
+    if stream:
+        with client.beta.messages.stream(**args) as events:
+            final = events.get_final_message()
+    else:
+        final = client.beta.messages.create(**args)
+    assert final.content[-1].text == answer.text  # type: ignore[union-attr]
+    assert_charged(box, email, answer.usage)

@@ -284,3 +284,25 @@ def refusal_before_output() -> Wire:
     events = [_start(dict(usage)), *_end("refusal", usage, stop_details=REFUSAL_DETAILS)]
     return _wire(events, [], "refusal", usage,
                  message_fields={"stop_details": REFUSAL_DETAILS})  # fmt: skip
+
+
+def served_by_fallback() -> Wire:
+    """Server-side fallback (beta server-side-fallback-2026-07-01): the requested model
+    declined, the fallback model answered. `usage.iterations` lists the declined hop as a
+    `message` entry and the serving hop as `fallback_message` ("in place of `message`"); the
+    top-level counts are theirs together (compaction entries alone are left out of them)."""
+    declined = {"type": "message", "model": "claude-fable-5", "input_tokens": 412,
+                "output_tokens": 0, "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0}  # fmt: skip
+    served = dict(declined, type="fallback_message", model="claude-opus-4-8", output_tokens=120)
+    usage = {"input_tokens": 824, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0, "output_tokens": 120}  # fmt: skip
+    fallback = {"type": "fallback", "from": {"model": "claude-fable-5"},
+                "to": {"model": "claude-opus-4-8"}}  # fmt: skip
+    start_usage = dict(usage, input_tokens=412, output_tokens=1)
+    events = [_start(start_usage), *_block(0, fallback)]
+    events += _block(1, {"type": "text", "text": ""}, _text("Here is the answer."))
+    events += _end("end_turn", dict(usage, iterations=[declined, served]))
+    blocks = [fallback, {"type": "text", "text": "Here is the answer."}]
+    return _wire(events, blocks, "end_turn", dict(usage, iterations=[declined, served]),
+                 text="Here is the answer.")  # fmt: skip
