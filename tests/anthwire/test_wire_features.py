@@ -312,3 +312,24 @@ def test_a_fallback_served_answer_is_charged_its_top_level_usage_once(
         final = client.beta.messages.create(**args)
     assert final.content[-1].text == answer.text  # type: ignore[union-attr]
     assert_charged(box, email, answer.usage)
+
+
+def test_a_fallbacks_own_max_tokens_is_held_to_the_reserved_cap(
+    box: WireBox, hostile: HostileUpstream
+) -> None:
+    """A `fallbacks` entry may set its own max_tokens in place of the request's: held to what
+    was reserved like the request's own, even where the operator allowed fallbacks."""
+    _, key = box.new_user("5")
+    hostile.push(Act(200, [wire.served_by_fallback().body()]))
+    fallbacks: Any = [{"model": "claude-opus-4-8", "max_tokens": 64000},
+                      {"model": "claude-sonnet-5", "max_tokens": 50},
+                      {"model": "claude-haiku-5"}]  # fmt: skip
+    box.anthropic(key).beta.messages.create(
+        model=MODEL, max_tokens=MAX_TOKENS, messages=HELLO, fallbacks=fallbacks,
+        betas=["server-side-fallback-2026-07-01"],
+    )  # fmt: skip
+    sent = hostile.seen[-1].body
+    assert sent["max_tokens"] == MAX_TOKENS
+    assert sent["fallbacks"] == [{"model": "claude-opus-4-8", "max_tokens": MAX_TOKENS},
+                                 {"model": "claude-sonnet-5", "max_tokens": 50},
+                                 {"model": "claude-haiku-5"}]  # fmt: skip
