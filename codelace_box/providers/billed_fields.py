@@ -136,6 +136,12 @@ def check_billed_messages(
     tools (by their type) and the long-context beta."""
     permitted = set(allowed)
     check_billed_fields(body, permitted, model)
+    fallbacks = body.get("fallbacks")
+    for entry in fallbacks if isinstance(fallbacks, list) else ():
+        # an entry's own fields replace the request's for its model (fast mode, ...)
+        for name in entry if isinstance(entry, dict) else ():
+            if name in BILLED_FIELDS and name not in permitted and _present(name, entry[name]):
+                raise _refuse(name, model, "fallbacks")
     flags = [flag.strip().lower() for flag in beta.split(",")]  # whatever case it is sent in
     if "context-1m" not in permitted and any(f.startswith(LONG_CONTEXT_BETA) for f in flags):
         raise _refuse("context-1m", model, "anthropic-beta")

@@ -333,3 +333,22 @@ def test_a_fallbacks_own_max_tokens_is_held_to_the_reserved_cap(
     assert sent["fallbacks"] == [{"model": "claude-opus-4-8", "max_tokens": MAX_TOKENS},
                                  {"model": "claude-sonnet-5", "max_tokens": 50},
                                  {"model": "claude-haiku-5"}]  # fmt: skip
+
+
+def test_a_fallbacks_own_fast_mode_needs_the_operators_permission(
+    box: WireBox, hostile: HostileUpstream
+) -> None:
+    """A `fallbacks` entry may also set `speed`: fast mode there is premium-priced as at the
+    top level, so it needs `speed` allowed too, even where fallbacks are."""
+    import anthropic
+
+    email, key = box.new_user("5")
+    fallbacks: Any = [{"model": "claude-opus-4-8", "speed": "fast"}]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        box.anthropic(key).beta.messages.create(
+            model=MODEL, max_tokens=100, messages=HELLO, fallbacks=fallbacks,
+            betas=["server-side-fallback-2026-07-01"],
+        )  # fmt: skip
+    assert "speed is not allowed" in caught.value.message
+    assert hostile.seen == []
+    assert box.balance_nanos(email) == (5_000_000_000, 0)
