@@ -87,7 +87,7 @@ def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> I
     box.cli("providers", "add", "wire", "--kind", "anthropic", "--base-url",
             hostile.base_url.removesuffix("/v1"), "--key", "sk-ant-wire-key-0001",
             "--allow-field", "web_search", "--allow-field", "web_fetch",
-            "--allow-field", "fallbacks")  # fmt: skip
+            "--allow-field", "fallbacks", "--allow-field", "mcp_servers")  # fmt: skip
     box.cli("models", "set", MODEL, "--provider", "wire", "--upstream-model", "claude-sonnet-4-5",
             "--input-per-1m", PRICES["in"], "--output-per-1m", PRICES["out"],
             "--cache-read-per-1m", PRICES["read"], "--cache-write-per-1m", PRICES["write"],

@@ -197,12 +197,17 @@ def test_an_overloaded_error_mid_stream_ends_the_stream_and_costs_nothing(
 
 
 SERVER_TOOLS = [
-    {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
-    {"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2},
+    {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]},
+    {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2}]},
+    {
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}],
+        "tools": [{"type": "mcp_toolset", "mcp_server_name": "docs"}],
+        "betas": ["mcp-client-2025-11-20"],
+    },
 ]
 
 
-@pytest.mark.parametrize("tool", SERVER_TOOLS, ids=["web_search", "web_fetch"])
+@pytest.mark.parametrize("tool", SERVER_TOOLS, ids=["web_search", "web_fetch", "mcp_server"])
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
 def test_a_server_tools_results_are_held_for(
     box: WireBox, hostile: HostileUpstream, tool: dict[str, Any], stream: bool
@@ -215,8 +220,8 @@ def test_a_server_tools_results_are_held_for(
     answer = wire.web_search(prompt_tokens=2679, input_tokens=10682)
     hostile.push(Act(200, answer.sse(), content_type=SSE) if stream else
                  Act(200, [answer.body()]))  # fmt: skip
-    args = {"model": MODEL, "max_tokens": 600, "messages": HELLO, "tools": [tool]}  # 510 used
-    client = box.anthropic(key)
+    args = {"model": MODEL, "max_tokens": 600, "messages": HELLO, **tool}  # 510 used
+    client = box.anthropic(key).beta
     if stream:
         with client.messages.stream(**args) as events:
             events.get_final_message()
