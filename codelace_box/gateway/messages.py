@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
 from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS
 from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
@@ -42,7 +43,8 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 DEFINED_TOOL_TOKENS = 1500
 LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta opens
 # Anthropic's message threads keep a conversation on the operator's account and replay it as
-# input the body does not show (past the hold), to whoever names a message id of it.
+# input the body does not show (past the hold), to whoever names a message id of it. Refused in
+# the shape Anthropic's SDKs take for "send it whole, without a thread" (THREAD_UNSUPPORTED).
 STATELESS = (
     "thread: server-held conversation state is not supported, the box is stateless: send the "
     "whole conversation in messages"
@@ -80,7 +82,7 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     if system is not None and not isinstance(system, str | list):
         raise _bad("system: must be a string or an array of text blocks")
     if body.get("thread") is not None:
-        raise _bad(STATELESS)
+        raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
     return model, cap
 
 

@@ -266,8 +266,12 @@ def test_server_held_threads_are_refused(
             model=MODEL, max_tokens=100, messages=HELLO, thread=thread,  # type: ignore[arg-type]
             betas=["message-threads-2026-08-12"],
         )  # fmt: skip
-    assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    error = caught.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "invalid_request_error"
     assert "thread" in caught.value.message and "stateless" in caught.value.message
+    # what the SDKs' thread helpers read to send the turn again whole, without `thread`
+    assert error["details"] == {"error_code": "thread_unsupported_request",
+                                "unsupported": ["thread"]}  # fmt: skip
     assert hostile.seen == []
     assert box.balance_nanos(email) == (5_000_000_000, 0)
 
@@ -357,3 +361,29 @@ def test_a_fallbacks_own_fast_mode_needs_the_operators_permission(
     assert "speed is not allowed" in caught.value.message
     assert hostile.seen == []
     assert box.balance_nanos(email) == (5_000_000_000, 0)
+
+
+def test_the_sdks_tool_runner_goes_on_whole_without_a_thread(
+    box: WireBox, hostile: HostileUpstream
+) -> None:
+    """The anthropic SDK's tool runner asks for a message thread first; told the box cannot
+    hold one, it sends every turn whole without `thread`, and the tool loop runs through."""
+    from anthropic import beta_tool
+
+    @beta_tool
+    def get_weather(location: str) -> str:
+        """The weather at a place."""
+        return "Sunny."
+
+    _, key = box.new_user("5")
+    hostile.push(Act(200, [wire.unknown_blocks().body()]),
+                 Act(200, [wire.context_window_exceeded().body()]))  # fmt: skip
+    runner = box.anthropic(key).beta.messages.tool_runner(
+        model=MODEL, max_tokens=MAX_TOKENS, messages=HELLO, tools=[get_weather]
+    )
+    final = runner.until_done()
+    assert final.content[0].text == "The long answer"  # type: ignore[union-attr]
+    assert [seen.body.get("thread") for seen in hostile.seen] == [None, None]
+    history = hostile.seen[-1].body["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    assert history[2]["content"][0]["type"] == "tool_result"
