@@ -347,8 +347,9 @@ def check_model_allowed(allowed: frozenset[str] | None, model_id: str) -> None:
 
 
 # Fields that let a provider answer with other models than the one asked for (OpenRouter's
-# fallbacks, where the operator allowed them for the provider: providers/billed_fields.py).
-OTHER_MODEL_FIELDS = ("models", "route")
+# fallbacks, LiteLLM's and Anthropic's `fallbacks`, where the operator allowed them for the
+# provider: providers/billed_fields.py).
+OTHER_MODEL_FIELDS = ("models", "route", "fallbacks")
 
 
 def check_no_other_models(body: dict[str, Any], allowed: frozenset[str] | None) -> None:

@@ -101,11 +101,11 @@ def _as_anthropic(response: HTTPResponse) -> HTTPResponse:
     """The same error in Anthropic's `{"type": "error", "error": {"type", "message"}}`."""
     try:
         error = json.loads(response.body or b"{}")["error"]
-        message, code = str(error["message"]), error.get("code")
+        message, code, param = str(error["message"]), error.get("code"), error.get("param")
     except (ValueError, KeyError, TypeError, AttributeError):
-        message, code = "error", None
+        message, code, param = "error", None, None
     status = response.status
-    body = anthropic_error_body(status, message)
+    body = anthropic_error_body(status, message, code, param)
     if code in FINAL_CODES:  # not an overload: Claude Code retries overloaded_error regardless
         body["error"]["type"] = "api_error"
     anthropic = json_response(body, status=status)

@@ -61,9 +61,20 @@ def anthropic_error_type(status: int) -> str:
     return "api_error" if status >= 500 else "invalid_request_error"
 
 
-def anthropic_error_body(status: int, message: str) -> JSON:
-    """Anthropic's error shape."""
-    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
+# The code of a request Anthropic cannot hold as a message thread: its SDKs' thread helpers
+# (the tool runner's included) then send the turn again whole, without `thread`, when the
+# error's `details` say so.
+THREAD_UNSUPPORTED = "thread_unsupported_request"
+
+
+def anthropic_error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> JSON:
+    """Anthropic's error shape (with the `details` a thread refusal carries)."""
+    error: JSON = {"type": anthropic_error_type(status), "message": message}
+    if code == THREAD_UNSUPPORTED:
+        error["details"] = {"error_code": code, "unsupported": [param or "thread"]}
+    return {"type": "error", "error": error}
 
 
 def encode_event(event: JSON) -> bytes:

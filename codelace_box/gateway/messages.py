@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
 from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS
 from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
@@ -27,7 +28,11 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
+from codelace_box.providers.billed_fields import (
+    LONG_CONTEXT_BETA,
+    check_billed_messages,
+    runs_server_tools,
+)
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -37,6 +42,13 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 # and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
 DEFINED_TOOL_TOKENS = 1500
 LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta opens
+# Anthropic's message threads keep a conversation on the operator's account and replay it as
+# input the body does not show (past the hold), to whoever names a message id of it. Refused in
+# the shape Anthropic's SDKs take for "send it whole, without a thread" (THREAD_UNSUPPORTED).
+STATELESS = (
+    "thread: server-held conversation state is not supported, the box is stateless: send the "
+    "whole conversation in messages"
+)
 
 
 def _bad(message: str) -> InvalidRequest:
@@ -69,6 +81,8 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise _bad("system: must be a string or an array of text blocks")
+    if body.get("thread") is not None:
+        raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
     return model, cap
 
 
@@ -78,14 +92,15 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
     hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
     tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
-    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each."""
+    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
+    A server tool's results (or an MCP server's) are input of unknown size too: the window."""
     media, inline = anthropic_media(body.get("messages"))
     tools = body.get("tools")
     defined = sum(
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    return bound + (context_tokens if media else 0)
+    return bound + (context_tokens if media or runs_server_tools(body) else 0)
 
 
 def media_context(context_tokens: int, beta: str) -> int:

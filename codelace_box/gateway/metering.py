@@ -64,6 +64,7 @@ from codelace_box.gateway.admission import (
 )
 from codelace_box.gateway.holds import hold_owner
 from codelace_box.money import NANOS_PER_USD, priced_tokens_nanos
+from codelace_box.providers.billed_fields import runs_server_tools
 from codelace_box.providers.tally import inline_media_chars, unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
@@ -76,9 +77,12 @@ PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, t
 def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:
     """An upper bound of the request's input tokens, for admission (`context_tokens`: the
     model's context window, reserved once when media of unknown size is attached, and covering
-    the media's inline base64 data, which is not counted again a token per character)."""
+    the media's inline base64 data, which is not counted again a token per character; or when
+    an Anthropic server tool the operator allowed brings results of its own)."""
     messages = body.get("messages")
     if not unsized_parts(messages):
+        if runs_server_tools(body):
+            return body_len + PROVIDER_PROMPT_TOKENS + context_tokens
         return body_len + PROVIDER_PROMPT_TOKENS
     return body_len - inline_media_chars(messages) + PROVIDER_PROMPT_TOKENS + context_tokens
 

@@ -2,7 +2,8 @@
 
 The body goes up as the client sent it (thinking blocks and signatures, cache_control,
 documents, images, tools, metadata, tool_choice, fields this code has never heard of), with
-only `model` replaced by the upstream name, `max_tokens` held to what was reserved, and
+only `model` replaced by the upstream name, `max_tokens` held to what was reserved (a
+server-side fallback entry's own too), and
 thinking blocks without a signature, or with the box's own (an `openai` model's reasoning and
 OpenRouter's reasoning details, as the translation hands them back), left out, and tool call
 ids another server made (Kimi K2's `functions.f:0`) mapped to Anthropic's pattern: Anthropic
@@ -134,7 +135,20 @@ def upstream_body(body: JSON, upstream_model: str, max_tokens: int | None) -> JS
     cap = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(cap, int) or cap > max_tokens):
         payload["max_tokens"] = max_tokens
+    if isinstance(payload.get("fallbacks"), list) and isinstance(payload.get("max_tokens"), int):
+        payload["fallbacks"] = _fallbacks_within(payload["fallbacks"], payload["max_tokens"])
     return payload
+
+
+def _fallbacks_within(fallbacks: list[Any], cap: int) -> list[Any]:
+    """Server-side fallback entries (where the operator allowed them) with their own
+    max_tokens, which replaces the request's for that model, held to the reserved cap."""
+    held = []
+    for entry in fallbacks:
+        own = entry.get("max_tokens") if isinstance(entry, dict) else None
+        too_many = isinstance(own, int) and not isinstance(own, bool) and own > cap
+        held.append({**entry, "max_tokens": cap} if too_many else entry)
+    return held
 
 
 class MessagesPassthrough(AnthropicAdapter):

@@ -73,15 +73,20 @@ def input_tokens(usage: JSON) -> int:
     )
 
 
+# Iterations the top-level counts already hold: the model's own samplings, and the serving
+# hop of a server-side fallback, which Anthropic lists "in place of `message`".
+_COUNTED_ITERATIONS = ("message", "fallback_message")
+
+
 def _with_iterations(usage: JSON) -> JSON:
     """The usage counts plus those of the extra samplings Anthropic reports only in
     `usage.iterations` (server-side compaction: its pass over the whole conversation is billed,
-    but the top-level counts are the `message` iterations' alone)."""
+    but the top-level counts are the `message` iterations' alone; an advisor's calls)."""
     iterations = usage.get("iterations")
     extra = [
         item
         for item in (iterations if isinstance(iterations, list) else ())
-        if isinstance(item, dict) and item.get("type") != "message"
+        if isinstance(item, dict) and item.get("type") not in _COUNTED_ITERATIONS
     ]
     if not extra:
         return usage

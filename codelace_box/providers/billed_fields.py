@@ -20,6 +20,9 @@ from codelace_box.errors import InvalidRequest
 BILLED_FIELDS: dict[str, str] = {
     "models": "fallbacks to other models, at their prices",
     "route": "fallback routing to other models",
+    "fallbacks": "other models answering in the requested one's place, at their prices (LiteLLM's "
+    "fallbacks; Anthropic's server-side fallback, whose entries also set their own max_tokens "
+    "and speed)",
     "plugins": "paid plugins (web search, PDF/OCR parsing)",
     "provider": "provider routing, possibly to pricier providers",
     "transforms": "prompt transforms",
@@ -50,8 +53,22 @@ FREE_VALUES: dict[str, frozenset[Any]] = {
 # Anthropic server tool types (their dated names start so) -> the field that allows them.
 SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
                 "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
+_SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
+
+
+def runs_server_tools(body: dict[str, Any]) -> bool:
+    """Whether a body lets the provider fetch input of its own: an Anthropic server
+    tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
+    MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
+    advance, read again on each turn of the server's loop."""
+    tools = body.get("tools")
+    for tool in tools if type(tools) is list else ():
+        kind = tool.get("type") if type(tool) is dict else None
+        if type(kind) is str and kind.startswith(_SERVER_TOOL_PREFIXES):
+            return True
+    return bool(body.get("mcp_servers"))
 
 
 def is_billed_field(name: str) -> bool:
@@ -119,6 +136,12 @@ def check_billed_messages(
     tools (by their type) and the long-context beta."""
     permitted = set(allowed)
     check_billed_fields(body, permitted, model)
+    fallbacks = body.get("fallbacks")
+    for entry in fallbacks if isinstance(fallbacks, list) else ():
+        # an entry's own fields replace the request's for its model (fast mode, ...)
+        for name in entry if isinstance(entry, dict) else ():
+            if name in BILLED_FIELDS and name not in permitted and _present(name, entry[name]):
+                raise _refuse(name, model, "fallbacks")
     flags = [flag.strip().lower() for flag in beta.split(",")]  # whatever case it is sent in
     if "context-1m" not in permitted and any(f.startswith(LONG_CONTEXT_BETA) for f in flags):
         raise _refuse("context-1m", model, "anthropic-beta")

@@ -63,7 +63,9 @@ REFUSED_FIELDS: dict[str, str] = {
 }
 # Fields that bill beyond the token prices (providers/billed_fields.py): passed on, for the chat
 # path to refuse unless the operator allowed them for the provider (then they reach it).
-BILLED_BODY_FIELDS = ("models", "route", "plugins", "provider", "transforms", "web_search_options")
+BILLED_BODY_FIELDS = (
+    "models", "route", "fallbacks", "plugins", "provider", "transforms", "web_search_options",
+)  # fmt: skip
 # Passed on to the chat body (prompt_cache_key and safety_identifier are hints an upstream that
 # does not know them may refuse: left out there, gateway/hints.py; Anthropic ignores the first).
 PASSED_FIELDS = (

@@ -10,8 +10,8 @@ from typing import Any
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI
-from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, Box, BoxFactory, cost_nanos
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -26,6 +26,9 @@ BILLED: dict[str, Any] = {
     "service_tier": "priority",
     "modalities": ["text", "audio"],
     "audio": {"voice": "alloy", "format": "wav"},
+    # LiteLLM's request-level fallbacks (other models, at their prices), and Anthropic's
+    # server-side fallback on a front of Claude that passes it on
+    "fallbacks": ["anthropic/claude-opus-4"],
 }
 
 
@@ -151,3 +154,27 @@ def test_anthropic_server_tools_in_chat_tools_are_refused_until_allowed(
     finally:
         box.cli("providers", "update", "fake", "--no-allow-field", name)
         time.sleep(ROUTES_RELOAD_SEC)
+
+
+def test_a_server_tools_results_are_held_for(box: Box, fake: FakeOpenAI) -> None:
+    """An Anthropic server tool the operator allowed for an `openai` provider (a LiteLLM or
+    OpenRouter front of Claude runs it) brings input of its own that the request does not
+    show, read again on each turn of the server's loop: the search of Anthropic's example
+    bills 10,682 prompt tokens for a prompt of a few. Held for like media, the model's context
+    window, it is charged in full."""
+    email, key = box.new_user("5")
+    box.cli("providers", "update", "fake", "--allow-field", "web_search")
+    time.sleep(ROUTES_RELOAD_SEC)
+    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=10_682, completion_tokens=510))
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    body = {"model": MODEL, "max_tokens": 600, "messages": HELLO, "tools": [search]}
+    try:
+        with box.http(key) as http:
+            answer = http.post("/v1/chat/completions", json=body)
+    finally:
+        box.cli("providers", "update", "fake", "--no-allow-field", "web_search")
+        time.sleep(ROUTES_RELOAD_SEC)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    assert row["cost_nanos"] == cost_nanos(10_682, 510, IN_PRICE, OUT_PRICE)
+    assert box.balance(email) == (5 * NANOS - row["cost_nanos"], 0)

@@ -341,20 +341,22 @@ def test_a_model_not_allowed_is_a_403_even_when_its_provider_is_disabled(
 def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
     box: Box, fake: FakeOpenAI
 ) -> None:
-    """OpenRouter's `models` (and `route`) let the provider answer with other models, billed
-    at the catalog model's price. Where the operator allowed them for the provider, a key
-    without an allow-list may send them; a key limited to some models gets the 403, as for
-    calling another model itself, and nothing reaches the provider."""
+    """OpenRouter's `models` (and `route`, and LiteLLM's or Anthropic's `fallbacks`) let the
+    provider answer with other models, billed at the catalog model's price. Where the operator
+    allowed them for the provider, a key without an allow-list may send them; a key limited to
+    some models gets the 403, as for calling another model itself, and nothing reaches the
+    provider."""
     box.cli("providers", "add", "router", "--kind", "openai", "--base-url", fake.base_url,
             "--key", "sk-router-key-0001", "--allow-field", "models",
-            "--allow-field", "route")  # fmt: skip
+            "--allow-field", "route", "--allow-field", "fallbacks")  # fmt: skip
     box.cli("models", "set", "router/m", "--input-per-1m", "1", "--output-per-1m", "1",
             "--provider", "router")  # fmt: skip
     box.until_served("router/m")
     email, login = box.new_user("5")
     limited, _ = new_key(box, email, allowed_models=["router/m"])
     body = {"model": "router/m", "messages": HELLO, "max_tokens": 5}
-    for extra in ({"models": ["openai/gpt-5.4"]}, {"route": "fallback"}):
+    for extra in ({"models": ["openai/gpt-5.4"]}, {"route": "fallback"},
+                  {"fallbacks": ["openai/gpt-5.4"]}):  # fmt: skip
         refused = box.http(limited).post("/v1/chat/completions", json=body | extra)
         assert openai_code(refused) == (403, "model_not_allowed"), extra
         assert next(iter(extra)) in refused.json()["error"]["message"]

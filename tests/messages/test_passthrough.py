@@ -310,6 +310,17 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
         ),
         ({}, {"anthropic-beta": "context-1m-2025-08-07"}, "context-1m"),
         ({}, {"anthropic-beta": "other-2025-01-01, Context-1M-2025-08-07"}, "context-1m"),
+        (  # server-side fallback: a declined request served by another model at its rates,
+            # with its own max_tokens (past the hold) and speed (fast mode) per entry
+            {"fallbacks": [{"model": "claude-opus-4-8", "max_tokens": 64000, "speed": "fast"}]},
+            {"anthropic-beta": "server-side-fallback-2026-07-01"},
+            "fallbacks",
+        ),
+        (
+            {"fallbacks": "default"},
+            {"anthropic-beta": "server-side-fallback-2026-07-01"},
+            "fallbacks",
+        ),  # the models Anthropic picks per refusal category
     ],
 )
 def test_billed_extras_need_the_operators_permission(
