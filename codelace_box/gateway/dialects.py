@@ -148,9 +148,9 @@ class AnthropicEvents:
         if kind == "message_stop":
             self._stop = event
             return b""
-        if kind == "message_delta":
-            self._delta = event
-            return b""
+        if kind == "message_delta":  # the one before, if any, goes out now, in its place
+            held, self._delta = self._delta, event
+            return b"" if held is None else encode_event(held)
         if kind == "content_block_start":
             self._open.add(event.get("index"))
         elif kind == "content_block_stop":
