@@ -64,6 +64,7 @@ from codelace_box.logformat import configure_logging as setup_logging
 from codelace_box.logwriter import count_drops_with, unblock_log_output
 from codelace_box.reports.history import retention_loop
 from codelace_box.reports.refusals import RefusalTally, flush_refusals_forever
+from codelace_box.sanic_config import SanicConfig
 from codelace_box.sanic_env import check_sanic_env
 from codelace_box.stopping import (
     SANIC_HOOKS,
@@ -135,7 +136,8 @@ def sanic_log_config(config: Config) -> dict[str, Any] | None:
 def create_app(config: Config) -> Sanic:
     """The Sanic app for a configuration (one per worker process)."""
     log_config = sanic_log_config(config)
-    app = StopSafeSanic(APP_NAME, env_prefix=ENV_PREFIX, log_config=log_config)
+    sanic_config = SanicConfig(env_prefix=ENV_PREFIX)
+    app = StopSafeSanic(APP_NAME, config=sanic_config, log_config=log_config)
     if os.environ.get("SANIC_WORKER_NAME"):  # a worker: its "Starting worker" line on
         unblock_log_output()
     app.config.update(sanic_settings(config))

@@ -140,7 +140,7 @@ class Gateway:
     async def complete(self, call: ChatCall) -> Completed:
         """Run a non-streaming call that was prepared (and so reserved); see the module doc
         for a client that leaves."""
-        task = asyncio.ensure_future(self._complete(call))
+        task = asyncio.create_task(self._complete(call))  # (ensure_future: +0.4 us)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -252,7 +252,7 @@ class Gateway:
         client that leaves meanwhile does not stop it: the upstream already works on the call
         (and bills the operator), so it is opened and read on in the background, and charged
         what the provider reports, as a stream left later is."""
-        task = asyncio.ensure_future(self._open_stream(call))
+        task = asyncio.create_task(self._open_stream(call))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:

@@ -73,7 +73,7 @@ class SSEParser:
             self._cr = False
             if data.startswith(b"\n"):
                 data = data[1:]
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:  # (`in` on bytes tries the operand as an int first)
             self._cr = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         return data

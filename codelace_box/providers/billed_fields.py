@@ -56,6 +56,7 @@ SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
 _SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
+_BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
 
 
 def runs_server_tools(body: dict[str, Any]) -> bool:
@@ -117,8 +118,9 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
     for Anthropic's server tools in `tools` (on chat too: an `openai` provider may be a
     LiteLLM or OpenRouter front of Claude that runs them, billed per use)."""
     permitted = set(allowed)
-    for name in BILLED_FIELDS:
-        if name in MESSAGES_ONLY or name in permitted or not _present(name, body.get(name)):
+    for name in _BODY_FIELDS:  # (most are absent: no call to _present for those)
+        value = body.get(name)
+        if value is None or name in permitted or not _present(name, value):
             continue
         raise _refuse(name, model, name)
     tools = body.get("tools")

@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.http_guard",
         "codelace_box.listen_setup",
         "codelace_box.sanic_env",
+        "codelace_box.sanic_config",
     ),
     ("codelace_box.api", "admin_tui"),
     (
