@@ -477,3 +477,23 @@ def test_an_http10_request_without_host_is_served(box: ServerProcess) -> None:
     """HTTP/1.0 has no Host requirement (RFC 9112 asks it of HTTP/1.1 only)."""
     answer = exchange(box, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_an_http10_request_with_transfer_encoding_is_a_400_and_closed(box: ServerProcess) -> None:
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (HTTP/1.0
+    has no chunked coding: such a request without Content-Length has no body), and the
+    connection must close after it. The box read the body as chunked and, asked to keep the
+    connection alive, served what came after it: a proxy in front that reads the request as
+    HTTP/1.0 has it (no body) takes the chunks for the next request, so the two disagree on
+    where requests begin (request smuggling). A 400, and nothing after it is answered."""
+    body = b'{"email": "te10@box.test"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    head = (
+        f"POST {ROUTE} HTTP/1.0\r\nHost: box\r\nConnection: keep-alive\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    behind = b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, head + chunked + behind)
+    assert_error(answer, 400)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer  # what followed was not served
+    assert b"Transfer-Encoding" in answer, answer
