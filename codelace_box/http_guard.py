@@ -21,6 +21,10 @@
 - A request without a Host field (HTTP/1.1), or with two: a 400, as RFC 9112 3.2 asks (Sanic
   served it; a proxy in front routing by one Host and the box reading another disagree on
   where the request goes). One lookup in the parsed fields.
+- An HTTP/1.0 request with Transfer-Encoding: a 400 and the connection closed (RFC 9112 6.1:
+  its framing is faulty). Sanic read the body as chunked and, with `Connection: keep-alive`,
+  served what followed, where a proxy reading HTTP/1.0 (no chunked coding, so no body) takes
+  the chunks for the next request (request smuggling).
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
   `100 Continue` that asked the client to send it all.
 - A client that asked for no persistent connection (`Connection: close`, or HTTP/1.0 without
@@ -161,6 +165,9 @@ class GuardedHttp(Http):
         if (hosts is None and self.request.version == "1.1") or (hosts and len(hosts) > 1):
             self.keep_alive = False
             raise BadRequest("a request needs one Host header (HTTP/1.1), and never two")
+        if self.request.version == "1.0" and self.request_body == "chunked":
+            self.keep_alive = False
+            raise BadRequest("Transfer-Encoding is no part of HTTP/1.0: send a Content-Length")
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()

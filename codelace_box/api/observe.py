@@ -24,6 +24,7 @@ from sanic.response import HTTPResponse
 from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
 from codelace_box.api.common import READ, bearer_token, forwarded_unread
+from codelace_box.crypto import mask_tokens
 from codelace_box.db.core import aggregate, database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import (
@@ -41,6 +42,10 @@ log = logging.getLogger("codelace_box.metrics")
 KEY_PREFIX_LENGTH = 7  # `cl_` + 4, as key_prefix is stored
 UNMATCHED = "(unmatched)"
 ACCESS_FORMAT = "%s %s %s %.1fms model=%s user=%s key=%s request=%s"
+HTTP_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+)
+MAX_METHOD_CHARS = 100  # of a method that is none of them
 
 
 def _route(request: Request) -> str:
@@ -116,10 +121,14 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
 def _method_text(method: str) -> str:
     """The request's method as the log may show it: to Sanic a method is any run of bytes but
     spaces, so one holding an escape sequence or a carriage return would paint over or forge
-    the operator's terminal line; such a method is written with its escapes (`G\\x1b[31mET`)."""
-    if method.isprintable():
+    the operator's terminal line; such a method is written with its escapes (`G\\x1b[31mET`).
+    Any other than HTTP's own is written with anything key-like in it masked: a key sent as
+    the method (`curl -X "$KEY"`) must not reach the log whole."""
+    if method in HTTP_METHODS:
         return method
-    return method.encode("unicode_escape", "backslashreplace").decode("ascii")
+    if not method.isprintable():
+        method = method.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return mask_tokens(method, MAX_METHOD_CHARS)
 
 
 def _is_loopback(address: str) -> bool:

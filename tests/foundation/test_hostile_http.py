@@ -6,8 +6,10 @@ and nothing of it reaches the log raw."""
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import socket
+import string
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +196,21 @@ def test_a_method_with_control_bytes_is_logged_escaped(box: ServerProcess, metho
     escaped = method.decode().encode("unicode_escape").decode()
     assert line.split(" codelace_box.access: ")[1].startswith(f"{escaped} (unmatched) {status} ")
     assert "\x1b" not in box.log_text() and "\rINFO" not in box.log_text()
+
+
+def test_a_key_sent_as_the_method_is_not_logged(box: ServerProcess) -> None:
+    """A method is any run of bytes but blanks to Sanic, and the access line wrote it whole: a
+    client that put an API key in the request line's first word (a shell variable mixed up in
+    `curl -X "$KEY"`, a scanner replaying a request) had the whole key written to the log. The
+    method is logged with anything key-like masked, as an upstream's words are."""
+    key = "cl_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+    head = b" /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, key.encode() + head)
+    assert_error(answer, 405)
+    request_id = re.search(rb"x-request-id: (req_\w+)", answer).group(1).decode()  # type: ignore[union-attr]
+    [line] = box.wait_for_log(rf".*request={request_id}.*")
+    assert key[7:] not in box.log_text(), line
+    assert " codelace_box.access: cl_" in line, line  # the prefix a key is known by stays
 
 
 @pytest.mark.parametrize("method", [b"GET", b"PUT", b"OPTIONS"])
@@ -460,3 +477,23 @@ def test_an_http10_request_without_host_is_served(box: ServerProcess) -> None:
     """HTTP/1.0 has no Host requirement (RFC 9112 asks it of HTTP/1.1 only)."""
     answer = exchange(box, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_an_http10_request_with_transfer_encoding_is_a_400_and_closed(box: ServerProcess) -> None:
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (HTTP/1.0
+    has no chunked coding: such a request without Content-Length has no body), and the
+    connection must close after it. The box read the body as chunked and, asked to keep the
+    connection alive, served what came after it: a proxy in front that reads the request as
+    HTTP/1.0 has it (no body) takes the chunks for the next request, so the two disagree on
+    where requests begin (request smuggling). A 400, and nothing after it is answered."""
+    body = b'{"email": "te10@box.test"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    head = (
+        f"POST {ROUTE} HTTP/1.0\r\nHost: box\r\nConnection: keep-alive\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    behind = b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n"
+    answer = exchange(box, head + chunked + behind)
+    assert_error(answer, 400)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer  # what followed was not served
+    assert b"Transfer-Encoding" in answer, answer
