@@ -15,8 +15,6 @@ text); its own parts are in db/postgres.py.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -28,7 +26,7 @@ from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
-from codelace_box.db import postgres, timestamps, totals
+from codelace_box.db import postgres, timestamps, totals, wal_sync
 from codelace_box.db.sqlite_file import open_sqlite_file, storage_failed
 from codelace_box.errors import CodelaceError, ConfigError, ServiceUnavailable
 
@@ -209,7 +207,7 @@ class WriteTransaction:
         if exc_type is not None:
             totals.discard()
             _rollback(conn)
-            _sync_wal_if_wanted(conn, committed=False)
+            wal_sync.after_commit(conn, committed=False)
             return
         try:
             _still_open(conn)  # a write's failure ended it: its totals are gone with it
@@ -218,9 +216,9 @@ class WriteTransaction:
         except BaseException:
             totals.discard()
             _rollback(conn)
-            _sync_wal_if_wanted(conn, committed=False)
+            wal_sync.after_commit(conn, committed=False)
             raise
-        _sync_wal_if_wanted(conn, committed=True)
+        wal_sync.after_commit(conn, committed=True)
 
 
 def _in_transaction(conn: Any) -> bool:
@@ -376,32 +374,8 @@ def durable() -> Iterator[None]:
             yield
         return
     with write_transaction():
-        _sync_after_commit.wanted = True
+        wal_sync.ask()
         yield
-
-
-class _SyncAfterCommit(threading.local):
-    """SQLite: whether a durable() ran in this thread's transaction. A default on the class:
-    `getattr(local, name, default)` on a plain threading.local builds an AttributeError each
-    time the name is unset (1.6 us; every COMMIT asks)."""
-
-    wanted = False
-
-
-_sync_after_commit = _SyncAfterCommit()
-
-
-def _sync_wal_if_wanted(conn: Any, committed: bool) -> None:
-    """After the outermost COMMIT (or ROLLBACK) on SQLite: fsync the WAL if a durable() asked."""
-    if not _sync_after_commit.wanted:
-        return
-    _sync_after_commit.wanted = False
-    if committed and isinstance(conn, apsw.Connection) and conn.filename_wal:
-        fd = os.open(conn.filename_wal, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def engine_version() -> str:  # the engine and its library, for `version --verbose`
