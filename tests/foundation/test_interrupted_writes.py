@@ -201,7 +201,7 @@ def _watch(frame, event, arg):
 sys.setprofile(_watch)
 """
 AFTER_COMMIT = [
-    "codelace_box.db.core:_sync_wal_if_wanted:call:_copy_into_target",  # its COMMIT returned
+    "codelace_box.db.wal_sync:after_commit:call:_copy_into_target",  # its COMMIT returned
     "codelace_box.db.copy:_copy_all:return:_copy_all",  # the source's snapshot still open
     "codelace_box.db.copy:copy_database:return:copy_database",  # back in the command
     "click.utils:echo:call:db_copy",  # printing what was copied
