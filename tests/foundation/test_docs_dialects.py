@@ -1,0 +1,58 @@
+"""The docs' lists of what the Messages and Responses routes answer are the code's own lists:
+the Anthropic error type of every status the box answers with, and the Responses fields
+refused with a 400."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from codelace_box.gateway.dialects import ANTHROPIC_ERROR_TYPES
+from codelace_box.providers.responses_request import REFUSED_FIELDS
+from tests.support import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+HTTP_REFERENCE = REPO_ROOT / "docs" / "http-api.md"
+STATUS_TYPE = re.compile(r"\b((?:[45]\d\d/)*[45]\d\d) `([a-z_]+)`")
+UPSTREAM_ONLY = {529}  # Anthropic's overload status: read from an upstream, never answered
+
+
+def flat(path: Path) -> str:
+    return " ".join(path.read_text().split())
+
+
+def documented_types(text: str) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for statuses, kind in STATUS_TYPE.findall(text):
+        for status in statuses.split("/"):
+            found.setdefault(int(status), kind)
+    return found
+
+
+def test_the_messages_api_error_types_are_the_types_the_box_answers() -> None:
+    """docs/http-api.md left out 405 and 408 and the README summed up 5xx as `api_error` /
+    `overloaded_error`: a client matching on Anthropic's types (Claude Code retries
+    `overloaded_error` and `timeout_error`) could not tell a 504 from another 5xx. Both lists now
+    give every status the box answers on these routes with its type (dialects.py)."""
+    readme = flat(README).split("- **Errors** on these two routes", 1)[1].split("- **", 1)[0]
+    reference = flat(HTTP_REFERENCE).split("Errors on both routes are", 1)[1].split("## ", 1)[0]
+    for name, text in (("README.md", readme), ("docs/http-api.md", reference)):
+        documented = documented_types(text)
+        for status, kind in ANTHROPIC_ERROR_TYPES.items():
+            if status not in UPSTREAM_ONLY:
+                assert documented.get(status) == kind, f"{name}: {status} is `{kind}`"
+        for status in (500, 502):
+            assert documented.get(status) == "api_error", f"{name}: {status} is `api_error`"
+
+
+def test_the_refused_responses_fields_are_those_the_box_refuses() -> None:
+    """The README and docs/http-api.md list the Responses fields that are a 400 naming the
+    field; a field added to REFUSED_FIELDS (or taken out) changes both lists."""
+    readme = flat(README).split("- **Refused** with a 400", 1)[1].split("- **", 1)[0]
+    readme = readme.split("names the field:", 1)[1]
+    reference = flat(HTTP_REFERENCE).split("## Responses API", 1)[1].split("## ", 1)[0]
+    reference = reference.split("`previous_response_id`", 1)[1].split("Errors use", 1)[0]
+    reference = "`previous_response_id`" + reference
+    for name, text in (("README.md", readme), ("docs/http-api.md", reference)):
+        named = set(re.findall(r"`([a-z_]+)(?::[^`]*)?`", text.split("hosted tool", 1)[0]))
+        assert named == set(REFUSED_FIELDS) | {"truncation"}, name
