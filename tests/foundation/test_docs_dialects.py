@@ -56,3 +56,16 @@ def test_the_refused_responses_fields_are_those_the_box_refuses() -> None:
     for name, text in (("README.md", readme), ("docs/http-api.md", reference)):
         named = set(re.findall(r"`([a-z_]+)(?::[^`]*)?`", text.split("hosted tool", 1)[0]))
         assert named == set(REFUSED_FIELDS) | {"truncation"}, name
+
+
+def test_every_responses_field_the_box_takes_is_in_the_supported_list() -> None:
+    """The README's "Supported" list names every top-level Responses field the box takes and
+    acts on (the refused and the ignored ones have their own lists): a field the code starts to
+    pass on is listed, or this fails."""
+    from codelace_box.providers.responses_request import IGNORED_FIELDS, KNOWN_FIELDS
+
+    supported = flat(README).split("- **Supported:**", 1)[1].split("- **How it reaches", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)`", supported))
+    taken = KNOWN_FIELDS - set(REFUSED_FIELDS) - set(IGNORED_FIELDS) - {"model", "stream"}
+    assert taken - {"text", "reasoning"} <= named, sorted(taken - named)
+    assert {"text.format", "reasoning.effort"} <= set(re.findall(r"`([a-z_.]+)`", supported))
