@@ -69,3 +69,15 @@ def test_every_responses_field_the_box_takes_is_in_the_supported_list() -> None:
     taken = KNOWN_FIELDS - set(REFUSED_FIELDS) - set(IGNORED_FIELDS) - {"model", "stream"}
     assert taken - {"text", "reasoning"} <= named, sorted(taken - named)
     assert {"text.format", "reasoning.effort"} <= set(re.findall(r"`([a-z_.]+)`", supported))
+
+
+def test_the_usage_export_row_names_the_columns_the_export_writes() -> None:
+    """The command table's `usage export` row named 9 of the 18 columns the export writes
+    (no provider, upstream model, error code, stream, estimated, cache tokens or duration)."""
+    from codelace_box.db.history import EXPORT_COLUMNS
+
+    lines = README.read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| `usage export"))
+    described = re.split(r"(?<!\\)\|", row)[2]  # the cell after the command's, `\|` kept
+    named = [name for name in re.findall(r"`([a-z_]+)`", described) if name in EXPORT_COLUMNS]
+    assert named == list(EXPORT_COLUMNS), row
