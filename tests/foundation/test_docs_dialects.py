@@ -81,3 +81,15 @@ def test_the_usage_export_row_names_the_columns_the_export_writes() -> None:
     described = re.split(r"(?<!\\)\|", row)[2]  # the cell after the command's, `\|` kept
     named = [name for name in re.findall(r"`([a-z_]+)`", described) if name in EXPORT_COLUMNS]
     assert named == list(EXPORT_COLUMNS), row
+
+
+def test_the_readme_contents_link_every_section() -> None:
+    """The README is some 2,000 lines: its Contents list is how a reader finds a section, so
+    it links every `##` heading (a new section is listed, or this fails)."""
+    text = README.read_text()
+    block = text.split("**Contents.**", 1)[1].split("\n\n", 1)[0]
+    linked = set(re.findall(r"\]\(#([^)]+)\)", block))
+    sections = re.findall(r"^## (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), re.M)
+    missing = [s for s in sections if re.sub(r"[^\w\- ]", "", s.lower()).replace(" ", "-")
+               not in linked]  # fmt: skip
+    assert not missing, missing
