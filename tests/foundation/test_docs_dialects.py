@@ -1,6 +1,6 @@
-"""The docs' lists of what the Messages and Responses routes answer are the code's own lists:
-the Anthropic error type of every status the box answers with, and the Responses fields
-refused with a 400."""
+"""The docs' lists are the code's own: the Anthropic error type of every status the Messages
+routes answer with, the Responses fields taken and refused, the columns of `usage export`, and
+the README's Contents (every section linked)."""
 
 from __future__ import annotations
 
