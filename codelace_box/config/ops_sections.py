@@ -106,7 +106,7 @@ class AlertsConfig:
     )
     error_rate: float = opt(
         0.2,
-        "Share of upstream errors over 5 minutes that raises an alert.",
+        'Share of upstream errors over 5 minutes that raises an alert (then "recovered" below it).',
         minimum=0.01,
         maximum=1,
     )
