@@ -85,7 +85,7 @@ def admin(state: CliState) -> None:
 
     from admin_tui.app import run_admin
 
-    state.config()  # a bad config is named first
+    state.require_database()  # a bad config is named first, then a database not there
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
         raise CodelaceError(  # Textual reads keys on stdin and draws on stderr
             "admin needs an interactive terminal (over ssh: ssh -t HOST codelace-box admin)"
@@ -141,8 +141,11 @@ def migrate_command(state: CliState, status: bool) -> None:
     if status:
         echo_lines(migrate_status_lines(state.config()))
         return
+    new = state.missing_database() is not None
     db = open_database(state.config().database.target)
     applied = migrate_recorded(db)
+    if new:
+        state.note_new_database()
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
     click.echo(f"schema version {current_version(db)} ({done})")
 
@@ -163,6 +166,7 @@ def backup(state: CliState, path: str) -> None:
             "(e.g. pg_dump -Fc -f codelace.dump DATABASE_URL)"
         )
     source = config.database.path
+    state.require_database()
     open_existing_database(source).close()
     pages = backup_database(source, path)
     record_backup(config.database.target, path, pages)
@@ -179,6 +183,7 @@ def doctor(state: CliState) -> None:
     from codelace_box.upkeep.backups import backup_status
 
     config = state.config()
+    state.require_database()
     db = open_existing_database(config.database.target)
     version, problems = check_database(db, existing_secret_key(config), config.stripe)
     for line in problems:
@@ -211,6 +216,7 @@ def db_copy(state: CliState, to_url: str) -> None:
     config = state.config()
     _check_copy_target(to_url)
     to_url = _absolute_sqlite_url(to_url)
+    state.require_database()
     open_existing_database(config.database.target).close()
     late = LateCtrlC()  # Ctrl-C once the copy can no longer be undone: said, not an error
     try:

@@ -24,13 +24,14 @@ from codelace_box.config import (
 )
 from codelace_box.db.core import is_busy, open_database
 from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed
-from codelace_box.errors import CodelaceError
+from codelace_box.errors import CodelaceError, NotFound
 
 if TYPE_CHECKING:
     from codelace_box.audit import Change
 
 
-_UPGRADED: list[str] = []  # this command migrated the database: it says so on stderr
+_UPGRADED: list[str] = []  # this command migrated (or made) the database: said on stderr
+POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
 
 
 @dataclass
@@ -45,15 +46,54 @@ class CliState:
             self._config = load_config(self.config_path)
         return self._config
 
-    def database(self) -> Any:
-        """The migrated database, opened for this command."""
+    def database(self, *, create: bool = False) -> Any:
+        """The migrated database, opened for this command. A SQLite file not there is refused
+        (run from the wrong folder, a new empty one would answer as if the data were gone);
+        with `create` (a command that sets up a new box) it is made, and that said."""
         from codelace_box.audit import migrate_recorded
         from codelace_box.db.migrate import upgrade_notice
 
+        made = self.missing_database()
+        if made is not None and not create:
+            raise NotFound(made, code="database_not_found")
         db = open_database(self.config().database.target)
-        if notice := upgrade_notice(migrate_recorded(db)):
+        applied = migrate_recorded(db)
+        if made is not None:
+            self.note_new_database()
+        if notice := upgrade_notice(applied):
             _UPGRADED.append(notice)  # said once the command ended (_fail: in its one line)
         return db
+
+    def missing_database(self) -> str | None:
+        """Why the configured SQLite file cannot be used as it is: it is not there (None: it
+        is, or the database is PostgreSQL or in memory)."""
+        database = self.config().database
+        path = database.path
+        if database.is_postgres or path == ":memory:" or Path(path).is_file():
+            return None
+        return (
+            f"no database at {os.path.abspath(path)} (config: {self._source()}; nothing was "
+            f"created): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
+            "start a new box"
+        )
+
+    def require_database(self) -> None:
+        """Refuse a SQLite file that is not there, creating nothing (see `database`)."""
+        if why := self.missing_database():
+            raise NotFound(why, code="database_not_found")
+
+    def _source(self) -> str:
+        source = self.config().source
+        return f"{source}, no ./{DEFAULT_CONFIG_FILE}" if source == "built-in defaults" else source
+
+    def note_new_database(self) -> None:
+        """Say (once the command ended, as serve does at its start) that the database it
+        opened was not there and is new and empty."""
+        path = os.path.abspath(self.config().database.path)
+        _UPGRADED.append(
+            f"note: no database at {path}: created a new, empty one (config: {self._source()}; "
+            f"if your data should be there, point at it with {POINT_AT_IT})"
+        )
 
     def secret_key(self) -> str:
         """The server secret (the database opened first): never a new one over stored keys."""
@@ -143,7 +183,8 @@ def config_first(args: list[str]) -> list[str]:
 
 def _fail(message: str, code: int) -> NoReturn:
     """Print one line on stderr and exit (saying too that the database was migrated)."""
-    said = " ".join(message.split()) + "".join(f" ({notice})" for notice in _UPGRADED)
+    notices = "".join(f" ({notice.removeprefix('note: ')})" for notice in _UPGRADED)
+    said = " ".join(message.split()) + notices
     click.echo("error: " + said, err=True)
     try:
         if sys.stdout is not None:
