@@ -85,7 +85,7 @@ def admin(state: CliState) -> None:
 
     from admin_tui.app import run_admin
 
-    state.require_database()  # a bad config is named first, then a database not there
+    state.config()  # a bad config is named first
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
         raise CodelaceError(  # Textual reads keys on stdin and draws on stderr
             "admin needs an interactive terminal (over ssh: ssh -t HOST codelace-box admin)"

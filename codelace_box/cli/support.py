@@ -69,7 +69,7 @@ class CliState:
         is, or the database is PostgreSQL or in memory)."""
         database = self.config().database
         path = database.path
-        if database.is_postgres or path == ":memory:" or Path(path).is_file():
+        if database.is_postgres or path == ":memory:" or _there(path):
             return None
         return (
             f"no database at {os.path.abspath(path)} (config: {self._source()}; nothing was "
@@ -104,6 +104,18 @@ class CliState:
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
         return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+
+
+def _there(path: str) -> bool:
+    """Whether something is at `path`, or something in the way says why not (a folder there,
+    a file where a folder should be: the opening names those)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 class CodelaceGroup(click.Group):

@@ -46,8 +46,7 @@ EXISTING_ROWS = [
     ("doctor",),
     ("backup", "copy.db"),
     ("db", "copy", "--to", "sqlite:///copy.db"),
-    ("admin",),
-]
+]  # `admin` too, in a terminal: tests/admin/test_cli_pty.py
 SETS_UP = [
     ("migrate",),
     ("users", "create", "you@example.com"),
