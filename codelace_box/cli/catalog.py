@@ -96,7 +96,7 @@ def providers_add(
     """Add an upstream provider with its first key."""
     from codelace_box.catalog.providers import add_provider
 
-    state.database(create=True)  # a new box's first provider
+    state.database()
     secret = read_secret(key)
     with audited("providers add", name, lambda: states.provider(name)):
         provider = add_provider(

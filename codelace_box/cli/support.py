@@ -46,16 +46,14 @@ class CliState:
             self._config = load_config(self.config_path)
         return self._config
 
-    def database(self, *, create: bool = False) -> Any:
-        """The migrated database, opened for this command. A SQLite file not there is refused
-        (run from the wrong folder, a new empty one would answer as if the data were gone);
-        with `create` (a command that sets up a new box) it is made, and that said."""
+    def database(self) -> Any:
+        """The migrated database, opened for this command. A SQLite file not there is made (a
+        command works on the built-in defaults with no config at all), and that is said on
+        stderr: run from the wrong folder, a new empty one answers as if the data were gone."""
         from codelace_box.audit import migrate_recorded
         from codelace_box.db.migrate import upgrade_notice
 
         made = self.missing_database()
-        if made is not None and not create:
-            raise NotFound(made, code="database_not_found")
         db = open_database(self.config().database.target)
         applied = migrate_recorded(db)
         if made is not None:
@@ -78,7 +76,8 @@ class CliState:
         )
 
     def require_database(self) -> None:
-        """Refuse a SQLite file that is not there, creating nothing (see `database`)."""
+        """Refuse a SQLite file that is not there, creating nothing (the commands that only
+        read a database as it is: audit, doctor, backup, db copy)."""
         if why := self.missing_database():
             raise NotFound(why, code="database_not_found")
 

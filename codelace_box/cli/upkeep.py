@@ -23,7 +23,7 @@ def migrate_status_lines(config: Config) -> list[str]:
     path = config.database.path
     if not config.database.is_postgres and path != ":memory:" and not Path(path).is_file():
         pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
-        made_by = "serve, migrate, users create or providers add makes it"
+        made_by = "the first serve, migrate or management command makes it"
         return [f"no database at {path} yet ({made_by})", f"pending: {pending}"]
     current, pending_list, unknown = migration_status(open_database(config.database.target))
     lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]

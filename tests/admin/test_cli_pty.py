@@ -79,34 +79,3 @@ def test_admin_starts_and_quits_in_a_pseudo_terminal(tmp_path: Path) -> None:
         os.close(master)
     plain = ANSI.sub(b"", bytes(seen)).decode(errors="replace")
     assert "Traceback" not in plain and "error:" not in plain
-
-
-def test_admin_in_a_folder_with_no_database_refuses_and_creates_none(tmp_path: Path) -> None:
-    """Run from the wrong folder, the dashboard opened a new, empty database there: the box's
-    users all seemed gone. It says where it looked, in one line, and makes nothing."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "codelace_box", "admin"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=cli_env({"TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}),
-        cwd=tmp_path,
-        start_new_session=True,
-        close_fds=True,
-    )
-    os.close(slave)
-    seen = bytearray()
-    try:
-        read_until(master, lambda _text: child.poll() is not None, time.monotonic() + 30, seen)
-        assert child.wait(15) == 1
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(5)
-        os.close(master)
-    plain = ANSI.sub(b"", bytes(seen)).decode(errors="replace")
-    assert f"error: no database at {tmp_path / 'data' / 'codelace.db'} " in plain, plain
-    assert "--config PATH" in plain
-    assert not (tmp_path / "data").exists()
