@@ -324,6 +324,22 @@ def usd_nanos(*counts_at_prices: tuple[int, str]) -> int:
     return -(-nanos.numerator // nanos.denominator)
 
 
+class MetricsView:
+    """Reading a box's /metrics. Mixed into a suite's box dataclass after BoxDriver, whose
+    `url` it reads."""
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def open_holds(self) -> float:
+        """The holds open now, as /metrics counts them (every worker's)."""
+        text = httpx.get(self.url + "/metrics").text
+        found = re.search(r"^codelace_open_holds (\S+)$", text, re.MULTILINE)
+        assert found, text
+        return float(found.group(1))
+
+
 class LedgerView:
     """Reading a box's database file read-only, as the truth of what was charged. Mixed into a
     suite's box dataclass, which provides `db_path`."""

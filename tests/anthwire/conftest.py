@@ -6,19 +6,22 @@ ingress routes driven by the real SDKs: /v1/messages (anthropic), /v1/chat/compl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.fakes.hostile_upstream import HostileUpstream
+from tests.fakes.hostile_upstream import (  # hostile, _fresh_hostile: the suite's fixtures
+    HostileUpstream,
+    _fresh_hostile,  # noqa: F401
+    hostile,  # noqa: F401
+)
 from tests.support import (
     BoxDriver,
     LedgerView,
+    MetricsView,
     ServerProcess,
     base_sections,
     free_port,
@@ -44,7 +47,7 @@ def cost_nanos(usage: dict[str, Any]) -> int:
 
 
 @dataclass
-class WireBox(BoxDriver, LedgerView):
+class WireBox(BoxDriver, LedgerView, MetricsView):
     server: ServerProcess
     config: Path
     db_path: Path
@@ -58,27 +61,9 @@ class WireBox(BoxDriver, LedgerView):
         return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0, timeout=30,
                                    http_client=sdk_http(anthropic))  # fmt: skip
 
-    def open_holds(self) -> float:
-        text = httpx.get(self.url + "/metrics").text
-        found = re.search(r"^codelace_open_holds (\S+)$", text, re.MULTILINE)
-        assert found, text
-        return float(found.group(1))
-
 
 @pytest.fixture(scope="package")
-def hostile() -> Iterator[HostileUpstream]:
-    server = HostileUpstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_hostile(hostile: HostileUpstream) -> None:
-    hostile.reset()
-
-
-@pytest.fixture(scope="package")
-def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[WireBox]:
+def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[WireBox]:  # noqa: F811 (the fixture)
     folder = tmp_path_factory.mktemp("anthwire")
     sections = base_sections(folder, free_port())
     sections["gateway"] = {"read_timeout_sec": 5.0, "max_retries": 0}

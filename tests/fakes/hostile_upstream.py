@@ -19,9 +19,11 @@ import contextlib
 import json
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
@@ -235,3 +237,17 @@ def responses_body(**drop: bool) -> bytes:
     if drop.get("usage", True):
         body["usage"] = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
     return json.dumps(body).encode()
+
+
+@pytest.fixture(scope="package")
+def hostile() -> Iterator[HostileUpstream]:
+    """One hostile upstream for a suite's package (imported by its conftest.py)."""
+    server = HostileUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hostile(hostile: HostileUpstream) -> None:
+    """Each test starts with no acts queued and nothing recorded."""
+    hostile.reset()

@@ -8,7 +8,6 @@ call)."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,17 +17,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.hostile_upstream import (
+from tests.fakes.hostile_upstream import (  # hostile, _fresh_hostile: the suite's fixtures
     Act,
     HostileUpstream,
+    _fresh_hostile,  # noqa: F401
     anthropic_body,
     anthropic_stream,
     chat_body,
     chat_stream,
+    hostile,  # noqa: F401
 )
 from tests.support import (
     BoxDriver,
     LedgerView,
+    MetricsView,
     ServerProcess,
     base_sections,
     free_port,
@@ -44,7 +46,7 @@ PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "responses"
 
 
 @dataclass
-class HostileBox(BoxDriver, LedgerView):
+class HostileBox(BoxDriver, LedgerView, MetricsView):
     server: ServerProcess
     config: Path
     db_path: Path
@@ -69,27 +71,9 @@ class HostileBox(BoxDriver, LedgerView):
         assert len(rows) == 1, rows
         return rows[0]
 
-    def open_holds(self) -> float:
-        text = httpx.get(self.url + "/metrics").text
-        found = re.search(r"^codelace_open_holds (\S+)$", text, re.MULTILINE)
-        assert found, text
-        return float(found.group(1))
-
 
 @pytest.fixture(scope="package")
-def hostile() -> Iterator[HostileUpstream]:
-    server = HostileUpstream().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_hostile(hostile: HostileUpstream) -> None:
-    hostile.reset()
-
-
-@pytest.fixture(scope="package")
-def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[HostileBox]:
+def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> Iterator[HostileBox]:  # noqa: F811 (the fixture)
     folder = tmp_path_factory.mktemp("hostile")
     sections = base_sections(folder, free_port())
     sections["gateway"] = {"read_timeout_sec": 1.0, "connect_timeout_sec": 1.0,
