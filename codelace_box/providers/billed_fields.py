@@ -11,7 +11,7 @@ Anthropic's server tools (by their type in `tools`, on every route) and the long
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -64,12 +64,15 @@ def runs_server_tools(body: dict[str, Any]) -> bool:
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
     advance, read again on each turn of the server's loop."""
-    tools = body.get("tools")
-    for tool in tools if type(tools) is list else ():
-        kind = tool.get("type") if type(tool) is dict else None
-        if type(kind) is str and kind.startswith(_SERVER_TOOL_PREFIXES):
-            return True
-    return bool(body.get("mcp_servers"))
+    return any(True for _ in _server_tools_in(body.get("tools"))) or bool(body.get("mcp_servers"))
+
+
+def _server_tools_in(tools: Any) -> Iterator[str]:
+    """The field that allows each Anthropic server tool in `tools` (by its dated type)."""
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and kind.startswith(_SERVER_TOOL_PREFIXES):
+            yield next(name for prefix, name in SERVER_TOOLS.items() if kind.startswith(prefix))
 
 
 def is_billed_field(name: str) -> bool:
@@ -123,12 +126,9 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
         if value is None or name in permitted or not _present(name, value):
             continue
         raise _refuse(name, model, name)
-    tools = body.get("tools")
-    for tool in tools if isinstance(tools, list) else ():
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        for prefix, name in SERVER_TOOLS.items():
-            if isinstance(kind, str) and kind.startswith(prefix) and name not in permitted:
-                raise _refuse(name, model, "tools")
+    for name in _server_tools_in(body.get("tools")):
+        if name not in permitted:
+            raise _refuse(name, model, "tools")
 
 
 def check_billed_messages(
