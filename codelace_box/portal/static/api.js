@@ -30,10 +30,12 @@ export function setCsrf(token) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message, code) {
+  // `param`: the request field the box refused, when it names one (a form marks that field).
+  constructor(status, message, code, param) {
     super(message);
     this.status = status;
     this.code = code || "";
+    this.param = param || "";
   }
 }
 
@@ -86,7 +88,7 @@ async function send(method, path, body, timeoutMs) {
 function refused(response, data) {
   const error = data && data.error;
   const text = error && error.message ? error.message : `The box answered ${response.status}.`;
-  return new ApiError(response.status, text, error && error.code);
+  return new ApiError(response.status, text, error && error.code, error && error.param);
 }
 
 // The browser's session now: {signed_in, email, csrf_token}.

@@ -43,8 +43,7 @@ function topupForm(data) {
     try {
       await toStripe(submit, message, "/portal/api/topup", { amount_usd: amount.input.value });
     } catch (error) {
-      message.error(error.message);
-      amount.input.focus();
+      message.fieldError(error, form, amount.input);
     }
   });
   return h("section", { "aria-labelledby": "topup-title" }, h("h2", { id: "topup-title", text: "Add credit" }), form);

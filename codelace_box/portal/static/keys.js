@@ -105,6 +105,7 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
   const form = h("form", { novalidate: true }, wrap, message.el, h("div", { class: "row" }, save, cancel));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    message.clear();
     await busy(save, async () => {
       try {
         const body = changes();
@@ -113,8 +114,7 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
         }
         await done(Object.keys(body).length ? "Saved" : "");
       } catch (error) {
-        message.error(error.message);
-        first.focus();
+        message.fieldError(error, form, first);
       }
     });
   });
@@ -163,8 +163,7 @@ function createForm(refresh, shown) {
         shown.show(made);
         await reloadList(refresh, message, "Created");
       } catch (error) {
-        message.error(error.message);
-        name.input.focus();
+        message.fieldError(error, form, name.input);
       }
     });
   });

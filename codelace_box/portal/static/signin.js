@@ -18,8 +18,7 @@ export function signinPage(main, notice) {
           SLOW_TIMEOUT_MS);
         codeStep(main, sent.email, sent.expires_in_sec);
       } catch (error) {
-        message.error(error.message);
-        email.input.focus();
+        message.fieldError(error, form, email.input);
       }
     });
   });
@@ -70,8 +69,7 @@ function codeStep(main, address, ttlSec) {
         window.location.assign(afterSignIn());
       });
     } catch (error) {
-      message.error(error.message);
-      code.input.focus();
+      message.fieldError(error, form, code.input);
     }
   });
   page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: address }), "."), form);

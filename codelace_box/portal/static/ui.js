@@ -37,24 +37,52 @@ export function field(label, attrs, hint) {
   return { wrap, input };
 }
 
-// The place a form says what went wrong (an alert) or what went well (a status).
+let messageCount = 0;
+
+// The place a form says what went wrong (an alert, said at once) or what went well (a status,
+// said when the reader is done). An error about a field (`fieldError`) is also tied to the field
+// the keyboard is put on, so a screen reader reads it there: a focus move can cut an alert off.
 export function messageArea() {
-  const el = h("p", { class: "status", role: "status", "aria-live": "polite" });
+  messageCount += 1;
+  const id = `message${messageCount}`;
+  const el = h("p", { id, class: "status", role: "status", "aria-live": "polite" });
+  let tied = null;
+  const untie = () => {
+    if (!tied) return;
+    const rest = (tied.getAttribute("aria-describedby") || "").split(/\s+/).filter((x) => x && x !== id);
+    if (rest.length) tied.setAttribute("aria-describedby", rest.join(" "));
+    else tied.removeAttribute("aria-describedby");
+    tied.removeAttribute("aria-invalid");
+    tied = null;
+  };
+  const say = (className, role, live, text) => {
+    untie();
+    el.className = className;
+    el.setAttribute("role", role);
+    el.setAttribute("aria-live", live);
+    el.textContent = text;
+  };
   return {
     el,
     error(text) {
-      el.className = "error";
-      el.setAttribute("role", "alert");
-      el.textContent = text;
+      say("error", "alert", "assertive", text);
+    },
+    // The box's error for `form`: the field it names (the error's param is the field's name) is
+    // marked invalid; that one, else `fallback`, gets the keyboard and reads the error.
+    fieldError(error, form, fallback) {
+      say("error", "alert", "assertive", error.message);
+      const named = error.param ? form.querySelector(`[name="${CSS.escape(error.param)}"]`) : null;
+      tied = named || fallback;
+      tied.setAttribute("aria-describedby",
+        [tied.getAttribute("aria-describedby"), id].filter(Boolean).join(" "));
+      if (named) tied.setAttribute("aria-invalid", "true");
+      tied.focus();
     },
     ok(text) {
-      el.className = "success";
-      el.setAttribute("role", "status");
-      el.textContent = text;
+      say("success", "status", "polite", text);
     },
     clear() {
-      el.className = "status";
-      el.textContent = "";
+      say("status", "status", "polite", "");
     },
   };
 }

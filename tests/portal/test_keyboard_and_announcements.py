@@ -1,0 +1,107 @@
+"""What a keyboard or screen-reader user meets when something happens on the portal: an error
+is said at once and read with the field the keyboard is put on (Chromium's own accessibility
+tree says what a screen reader hears)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.portal.browser import Browser
+from tests.portal.conftest import PortalBox, sign_in, wait_page
+
+
+def press(browser: Browser, *keys: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser.driver).send_keys(*keys).perform()
+
+
+def focused_ax(browser: Browser) -> dict[str, Any]:
+    """The focused element as Chromium's accessibility tree has it: role, name, description
+    and whether it is marked invalid (what a screen reader reads on focus)."""
+    driver = browser.driver
+    found = driver.execute_cdp_cmd("Runtime.evaluate", {"expression": "document.activeElement"})
+    tree = driver.execute_cdp_cmd(
+        "Accessibility.getPartialAXTree",
+        {"objectId": found["result"]["objectId"], "fetchRelatives": False},
+    )
+    node = tree["nodes"][0]
+    props = {p["name"]: p["value"].get("value") for p in node.get("properties", [])}
+    return {
+        "role": node.get("role", {}).get("value"),
+        "name": node.get("name", {}).get("value", ""),
+        "description": node.get("description", {}).get("value", ""),
+        "invalid": props.get("invalid", "false"),
+    }
+
+
+def alert_text(browser: Browser) -> str:
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "the error")
+    browser.wait_for(lambda: alert.text, "the error's words")
+    assert alert.get_attribute("aria-live") != "polite", "an alert said politely, after the rest"
+    return str(alert.text)
+
+
+def test_a_refused_address_and_code_are_read_with_their_field(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """The keyboard goes back to the field the box refused; a screen reader reads the field, that
+    it is invalid and why (not only an alert the focus move may cut off)."""
+    browser = fresh_browser
+    browser.driver.get(box.url + "/signin")
+    wait_page(browser, "Sign in")
+    from selenium.webdriver.common.keys import Keys
+
+    press(browser, "not-an-address", Keys.ENTER)
+    said = alert_text(browser)
+    heard = focused_ax(browser)
+    assert heard["name"] == "Email address", heard
+    assert said in heard["description"] and heard["invalid"] == "true", heard
+    browser.console_errors()  # the refused address is a 400 in the log, by design
+
+    email = "keyboard-code@portal.test"
+    browser.field("Email address").clear()
+    browser.field("Email address").send_keys(email, Keys.ENTER)
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    press(browser, "12", Keys.ENTER)
+    said = alert_text(browser)
+    heard = focused_ax(browser)
+    assert heard["name"] == "Sign-in code", heard
+    assert said in heard["description"] and heard["invalid"] == "true", heard
+    assert "The 6 digits from the mail" in heard["description"], heard  # the hint stays
+    browser.console_errors()
+
+    code = box.smtp.wait_for(email).code  # the next try is no longer marked invalid
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd(
+        "Network.setBlockedURLs", {"urls": ["*/portal/api/signin/verify*"]}
+    )
+    try:
+        browser.field("Sign-in code").clear()
+        browser.field("Sign-in code").send_keys(code, Keys.ENTER)
+        browser.wait_for(lambda: "cannot be reached" in alert_text(browser), "the network error")
+    finally:
+        browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    heard = focused_ax(browser)
+    assert heard["name"] == "Sign-in code", heard
+    assert "cannot be reached" in heard["description"] and heard["invalid"] == "false", heard
+    browser.console_errors()
+
+
+def test_a_refused_limit_puts_the_keyboard_on_that_limit(cdp: Browser, box: PortalBox) -> None:
+    """The box names the limit it refused: the keyboard goes there (not to the key's name), the
+    field is marked invalid and reads why."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email, _ = box.new_user("1")
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    browser.field("Expires").send_keys("soon", Keys.ENTER)
+    said = alert_text(browser)
+    heard = focused_ax(browser)
+    assert heard["name"] == "Expires", heard
+    assert said in heard["description"] and heard["invalid"] == "true", heard
+    assert "empty: never" in heard["description"], heard
+    browser.console_errors()  # the refused limit is a 400 in the log, by design
