@@ -1,6 +1,7 @@
 """What a keyboard or screen-reader user meets when something happens on the portal: an error
 is said at once and read with the field the keyboard is put on (Chromium's own accessibility
-tree says what a screen reader hears)."""
+tree says what a screen reader hears), and a button that waits on the box gives the keyboard
+back when it is done."""
 
 from __future__ import annotations
 
@@ -105,3 +106,53 @@ def test_a_refused_limit_puts_the_keyboard_on_that_limit(cdp: Browser, box: Port
     assert said in heard["description"] and heard["invalid"] == "true", heard
     assert "empty: never" in heard["description"], heard
     browser.console_errors()  # the refused limit is a 400 in the log, by design
+
+
+def test_a_button_that_waits_on_the_box_gives_the_keyboard_back(
+    fresh_browser: Browser, box: PortalBox
+) -> None:
+    """'Send a new code' is disabled while the mail goes, which drops the keyboard focus to the
+    page's start: once the mail is sent it is back on the button, not on the skip link."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = fresh_browser
+    browser.driver.get(box.url + "/signin")
+    wait_page(browser, "Sign in")
+    press(browser, "resend-keyboard@portal.test", Keys.ENTER)
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    press(browser, Keys.TAB, Keys.TAB)  # past Sign in, to Send a new code
+    assert browser.driver.switch_to.active_element.text == "Send a new code"
+    press(browser, Keys.ENTER)
+    browser.wait_for(lambda: "new code" in browser.css("main [role=status]").text, "the word")
+    assert browser.driver.switch_to.active_element.text == "Send a new code"
+
+
+def test_a_revoke_the_box_refuses_leaves_the_keyboard_on_its_button(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """'Yes, revoke it' for a key revoked meanwhile (elsewhere), on a slow network: the refusal
+    is said and the keyboard is on the button again, not at the page's start."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    driver = browser.driver
+    email, _ = box.new_user("1")
+    sign_in(browser, box, email)
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    revoke = browser.wait_for(lambda: browser.css("button[aria-label^='Revoke key']"), "revoke")
+    key_id = browser.css("article.key").get_attribute("data-key")
+    revoke.click()
+    browser.wait_for(lambda: browser.button("Yes, revoke it"), "the confirmation")
+    box.cli("keys", "revoke", key_id)
+    slow = {"offline": False, "latency": 600, "downloadThroughput": -1, "uploadThroughput": -1}
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", slow)
+    assert driver.switch_to.active_element.text == "Keep it"  # where the confirmation starts
+    ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    assert driver.switch_to.active_element.text == "Yes, revoke it"
+    press(browser, Keys.ENTER)
+    alert_text(browser)
+    assert driver.switch_to.active_element.text == "Yes, revoke it"
+    browser.console_errors()  # the refused revoke is a 404 in the log, by design

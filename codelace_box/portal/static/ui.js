@@ -39,6 +39,14 @@ export function field(label, attrs, hint) {
 
 let messageCount = 0;
 
+// A field no longer described by the message `id`, nor marked invalid.
+function untie(field, id) {
+  const rest = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter((x) => x && x !== id);
+  if (rest.length) field.setAttribute("aria-describedby", rest.join(" "));
+  else field.removeAttribute("aria-describedby");
+  field.removeAttribute("aria-invalid");
+}
+
 // The place a form says what went wrong (an alert, said at once) or what went well (a status,
 // said when the reader is done). An error about a field (`fieldError`) is also tied to the field
 // the keyboard is put on, so a screen reader reads it there: a focus move can cut an alert off.
@@ -47,16 +55,9 @@ export function messageArea() {
   const id = `message${messageCount}`;
   const el = h("p", { id, class: "status", role: "status", "aria-live": "polite" });
   let tied = null;
-  const untie = () => {
-    if (!tied) return;
-    const rest = (tied.getAttribute("aria-describedby") || "").split(/\s+/).filter((x) => x && x !== id);
-    if (rest.length) tied.setAttribute("aria-describedby", rest.join(" "));
-    else tied.removeAttribute("aria-describedby");
-    tied.removeAttribute("aria-invalid");
-    tied = null;
-  };
   const say = (className, role, live, text) => {
-    untie();
+    if (tied) untie(tied, id);
+    tied = null;
     el.className = className;
     el.setAttribute("role", role);
     el.setAttribute("aria-live", live);
@@ -87,12 +88,21 @@ export function messageArea() {
   };
 }
 
+// A disabled button drops the keyboard's focus (the browser moves it to the page's start): when
+// the work is over and nothing else took the focus, it goes back to the button.
+function focusAgain(button, had) {
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (had && lost && button.isConnected) button.focus();
+}
+
 export async function busy(button, work) {
+  const had = document.activeElement === button;
   button.disabled = true;
   try {
     return await work();
   } finally {
     button.disabled = false;
+    focusAgain(button, had);
   }
 }
 
@@ -100,11 +110,13 @@ export async function busy(button, work) {
 // until the page is gone, since a second click while the next page comes would do it twice;
 // enabled again only if the work fails (its error is thrown on).
 export async function leaving(button, work) {
+  const had = document.activeElement === button;
   button.disabled = true;
   try {
     await work();
   } catch (error) {
     button.disabled = false;
+    focusAgain(button, had);
     throw error;
   }
 }
