@@ -156,3 +156,21 @@ def test_a_revoke_the_box_refuses_leaves_the_keyboard_on_its_button(
     alert_text(browser)
     assert driver.switch_to.active_element.text == "Yes, revoke it"
     browser.console_errors()  # the refused revoke is a 404 in the log, by design
+
+
+def test_the_sign_in_page_reads_no_null(fresh_browser: Browser, box: PortalBox) -> None:
+    """With no notice to give, the sign-in page showed (and a screen reader read) the word
+    'null' under its heading, and 'undefined' after 'Use another address'."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = fresh_browser
+    browser.driver.get(box.url + "/signin")
+    wait_page(browser, "Sign in")
+    lines = browser.main_text().splitlines()
+    assert "null" not in lines and lines[1].startswith("We email you"), lines
+    browser.field("Email address").send_keys("no-null@portal.test", Keys.ENTER)
+    browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
+    browser.button("Use another address").click()
+    wait_page(browser, "Sign in")
+    lines = browser.main_text().splitlines()
+    assert "undefined" not in lines and lines[1].startswith("We email you"), lines

@@ -170,7 +170,9 @@ export function copyButton(label, text) {
   return h("span", { class: "row" }, button, note);
 }
 
+// A page: its heading, the parts given (a part left out, null or undefined, is nothing: not the
+// word "null" on the page), and the title the browser's tab and a screen reader say.
 export function page(main, title, ...children) {
-  main.replaceChildren(h("h1", { text: title }), ...children);
+  main.replaceChildren(h("h1", { text: title }), ...children.filter((c) => c !== null && c !== undefined));
   document.title = `${title} · codelace-box`;
 }
