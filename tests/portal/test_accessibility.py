@@ -15,7 +15,7 @@ from tests.portal.conftest import PortalBox, sign_in
 A11Y_SCRIPT = (Path(__file__).parent / "a11y.js").read_text()
 FOCUSABLE = (
     "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select, "
-    'textarea, [tabindex]:not([tabindex="-1"])'
+    'textarea, summary, [tabindex]:not([tabindex="-1"])'
 )
 MARK_FOCUSABLE = f"""
 const found = Array.from(document.querySelectorAll({FOCUSABLE!r})).filter(
@@ -25,7 +25,7 @@ return found.length;
 """
 FOCUSED = """
 const el = document.activeElement;
-return [el.getAttribute("data-order"), getComputedStyle(el).outlineStyle];
+return [el.getAttribute("data-order"), getComputedStyle(el).outlineStyle, el.tagName];
 """
 
 
@@ -40,10 +40,11 @@ def check_page(browser: Browser, what: str) -> None:
     assert total >= 2, what
     browser.driver.execute_script("document.querySelector('[data-order=\"0\"]').focus()")
     seen = [browser.driver.execute_script(FOCUSED)]
-    for _ in range(total - 1):
+    for _ in range(total):  # one Tab past the last: a stop the list does not know shows
         ActionChains(browser.driver).send_keys(Keys.TAB).perform()
         seen.append(browser.driver.execute_script(FOCUSED))
-    assert [int(s[0]) for s in seen if s[0] is not None] == list(range(total)), f"{what}: {seen}"
+    assert [s[0] for s in seen] == [*map(str, range(total)), None], f"{what}: {seen}"
+    assert seen.pop()[2] == "BODY", f"{what}: a stop after the last one: {seen}"
     unseen = [s for s in seen[1:] if s[1] == "none"]
     assert unseen == [], f"{what}: focus not visible on {unseen}"
     assert browser.console_errors() == [], what

@@ -1,14 +1,15 @@
 """What a keyboard or screen-reader user meets when something happens on the portal: an error
 is said at once and read with the field the keyboard is put on (Chromium's own accessibility
 tree says what a screen reader hears), and a button that waits on the box gives the keyboard
-back when it is done."""
+back when it is done; the daily spend chart has its figures as a table too."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import PortalBox, sign_in, wait_page
+from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
 
 
 def press(browser: Browser, *keys: str) -> None:
@@ -174,3 +175,33 @@ def test_the_sign_in_page_reads_no_null(fresh_browser: Browser, box: PortalBox) 
     wait_page(browser, "Sign in")
     lines = browser.main_text().splitlines()
     assert "undefined" not in lines and lines[1].startswith("We email you"), lines
+
+
+def test_the_daily_spend_chart_has_its_figures_as_a_table(cdp: Browser, box: PortalBox) -> None:
+    """A bar's figure was only a mouse's tooltip: the days and their spend are a table too,
+    opened from the keyboard, the same figures as the bars."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    email, key = box.new_user("5")
+    box.fake.push(Reply(content="spent", prompt_tokens=400_000, completion_tokens=20_000))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    with box.http(key) as http:
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+    sign_in(browser, box, email)
+    browser.driver.get(box.url + "/usage")
+    wait_page(browser, "Usage")
+    bars = browser.driver.execute_script(
+        "return [...document.querySelectorAll('.chart rect title')].map((t) => t.textContent)"
+    )
+    summary = browser.wait_for(lambda: browser.css("main summary"), "a way to the table")
+    browser.driver.execute_script("arguments[0].focus()", summary)
+    press(browser, Keys.ENTER)
+    table = browser.wait_for(
+        lambda: [t for t in browser.all("main table") if "Day" in t.text and t.is_displayed()],
+        "the table, open",
+    )[0]
+    rows = [r.text.replace("\n", " ") for r in table.find_elements("css selector", "tbody tr")]
+    assert [r.replace(" $", ": $", 1) for r in rows] == bars, (rows, bars)
+    assert any("$0.00" not in r for r in rows), rows  # today's spend is in it
+    assert table.find_elements("css selector", "caption")

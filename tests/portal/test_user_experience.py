@@ -254,6 +254,9 @@ def test_the_chart_labels_are_readable_on_a_phone(cdp: Browser, box: PortalBox) 
     assert all(inside for _, inside in sizes), sizes
 
 
+RECENT_ROWS = "[aria-label='Recent requests table'] tbody tr"  # not the daily spend table's
+
+
 def test_recent_requests_name_each_status_in_words(cdp: Browser, box: PortalBox) -> None:
     """A request the client left before its answer (still charged what the provider made) says
     so in words, not the database's 'abandoned' (nor 'ok' for one that was answered)."""
@@ -273,7 +276,9 @@ def test_recent_requests_name_each_status_in_words(cdp: Browser, box: PortalBox)
     sign_in(browser, box, email)
     browser.driver.get(box.url + "/usage")
     wait_page(browser, "Usage")
-    statuses = [row.find_elements("css selector", "td")[-1].text for row in browser.all("tbody tr")]
+    statuses = [
+        row.find_elements("css selector", "td")[-1].text for row in browser.all(RECENT_ROWS)
+    ]
     assert statuses == ["Client left before the end", "Answered"], statuses
 
 

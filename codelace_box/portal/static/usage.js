@@ -33,6 +33,18 @@ function chart(daily) {
       text(daily.length ? daily[daily.length - 1].date : "")));
 }
 
+// The chart's figures as a table, behind a disclosure the keyboard opens: a bar's own figure is
+// only a mouse's tooltip, and the chart's text alternative gives the total and the peak only.
+function dailyTable(daily) {
+  const head = h("tr", {}, h("th", { scope: "col", text: "Day (UTC)" }),
+    h("th", { scope: "col", class: "num", text: "Spend" }));
+  const rows = daily.map((day) => h("tr", {}, h("th", { scope: "row", text: day.date }),
+    h("td", { class: "num", text: usd(day.cost_usd) })));
+  return h("details", { class: "chart-table" }, h("summary", { text: "Daily spend as a table" }),
+    h("table", {}, h("caption", { class: "visually-hidden", text: "Daily spend, last 30 days (UTC days)" }),
+      h("thead", {}, head), h("tbody", {}, rows)));
+}
+
 function totals(data) {
   const item = (label, value) => h("div", { class: "card" },
     h("p", { class: "muted", text: label }), h("p", { class: "figure", text: value }));
@@ -69,6 +81,6 @@ function recent(rows) {
 export async function usagePage(main) {
   const data = await api("GET", "/portal/api/usage");
   page(main, "Usage", totals(data),
-    h("h2", { text: "Daily spend, last 30 days (UTC days)" }), chart(data.daily),
+    h("h2", { text: "Daily spend, last 30 days (UTC days)" }), chart(data.daily), dailyTable(data.daily),
     h("h2", { text: "Recent requests" }), recent(data.recent_requests));
 }
