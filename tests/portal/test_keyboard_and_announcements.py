@@ -9,7 +9,13 @@ from typing import Any
 
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser
-from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
+from tests.portal.conftest import (
+    MODEL,
+    PortalBox,
+    keys_here_signed_out_in_a_new_tab,
+    sign_in,
+    wait_page,
+)
 
 
 def press(browser: Browser, *keys: str) -> None:
@@ -205,3 +211,20 @@ def test_the_daily_spend_chart_has_its_figures_as_a_table(cdp: Browser, box: Por
     assert [r.replace(" $", ": $", 1) for r in rows] == bars, (rows, bars)
     assert any("$0.00" not in r for r in rows), rows  # today's spend is in it
     assert table.find_elements("css selector", "caption")
+
+
+def test_why_the_sign_in_page_came_is_read_with_the_address_field(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """Signed out in another tab, this tab's reload draws the sign-in page saying the session
+    ended and puts the keyboard in the address field at once: the field reads why too, since
+    the focus move may cut the alert off."""
+    browser = cdp
+    sign_in(browser, box, "ended-heard@portal.test")
+    first = keys_here_signed_out_in_a_new_tab(browser, box)
+    browser.driver.switch_to.window(first)
+    browser.driver.refresh()
+    said = browser.wait_for(lambda: browser.css("main [role=alert]").text, "why")
+    heard = focused_ax(browser)
+    assert heard["name"] == "Email address", heard
+    assert said in heard["description"] and heard["invalid"] == "false", heard

@@ -4,8 +4,11 @@ import { afterSignIn, api, SLOW_TIMEOUT_MS } from "./api.js";
 import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
 // `notice`: a line saying why the person is asked to sign in (their session ended), or null.
+// The field reads the notice too: the keyboard is put there at once, which may cut the alert off.
 export function signinPage(main, notice) {
-  const email = field("Email address", { type: "email", autocomplete: "email", name: "email" });
+  notice?.setAttribute("id", "signin-notice");
+  const email = field("Email address", { type: "email", autocomplete: "email", name: "email",
+    "aria-describedby": notice ? "signin-notice" : null });
   const message = messageArea();
   const submit = h("button", { type: "submit", text: "Email me a code" });
   const form = h("form", { novalidate: true }, email.wrap, message.el, h("div", { class: "row" }, submit));
