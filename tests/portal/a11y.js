@@ -1,6 +1,7 @@
 // The portal's own accessibility check, run in the page by tests/portal/test_accessibility.py:
 // labels on form fields, names on buttons and links, contrast of every visible text, no
-// positive tabindex, a language and one h1. Returns a list of problems (empty: none).
+// positive tabindex, a language, one h1, headings in order, one main landmark, a title naming
+// the page, ids that ARIA points at present. Returns a list of problems (empty: none).
 const problems = [];
 const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
 const text = (el) => (el.textContent || "").trim();
@@ -12,6 +13,27 @@ const named = (el) => {
 };
 if (!document.documentElement.lang) problems.push("html has no lang");
 if (document.querySelectorAll("h1").length !== 1) problems.push(`${document.querySelectorAll("h1").length} h1 elements`);
+let level = 0;
+for (const el of document.querySelectorAll("h1, h2, h3, h4, h5, h6")) {
+  const next = Number(el.tagName[1]);
+  if (next > level + 1) problems.push(`h${next} after h${level}: "${text(el).slice(0, 40)}"`);
+  level = next;
+}
+if (document.querySelectorAll("main, [role=main]").length !== 1) problems.push("not one main landmark");
+for (const nav of document.querySelectorAll("nav")) {
+  if (visible(nav) && !named(nav)) problems.push("a nav without a name");
+}
+const h1 = document.querySelector("h1");
+if (h1 && !document.title.startsWith(text(h1))) problems.push(`title "${document.title}" is not the page's`);
+for (const el of document.querySelectorAll("[aria-describedby], [aria-labelledby], label[for]")) {
+  const ids = [el.getAttribute("aria-describedby"), el.getAttribute("aria-labelledby"), el.getAttribute("for")];
+  for (const id of ids.join(" ").split(/\s+/).filter(Boolean)) {
+    if (!document.getElementById(id)) problems.push(`${el.tagName} points at a missing id ${id}`);
+  }
+}
+for (const el of document.querySelectorAll("[role=alert][aria-live=polite]")) {
+  problems.push(`an alert said politely: "${text(el).slice(0, 40)}"`);
+}
 for (const el of document.querySelectorAll("input, select, textarea")) {
   if (el.type === "hidden" || !visible(el)) continue;
   const labelled = Array.from(el.labels || []).some((l) => text(l)) || named(el);

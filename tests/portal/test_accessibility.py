@@ -23,9 +23,21 @@ const found = Array.from(document.querySelectorAll({FOCUSABLE!r})).filter(
 found.forEach((e, i) => e.setAttribute("data-order", String(i)));
 return found.length;
 """
+# The focused element: its place in the order, its outline, its tag, and the contrast of the
+# outline against what it is drawn on (the parent's background: the outline stands off).
 FOCUSED = """
 const el = document.activeElement;
-return [el.getAttribute("data-order"), getComputedStyle(el).outlineStyle, el.tagName];
+const rgb = (v) => (v.match(/[\\d.]+/g) || []).map(Number);
+const lum = (c) => 0.2126 * ch(c[0]) + 0.7152 * ch(c[1]) + 0.0722 * ch(c[2]);
+const ch = (x) => (x / 255 <= 0.03928 ? x / 255 / 12.92 : Math.pow((x / 255 + 0.055) / 1.055, 2.4));
+let under = [255, 255, 255];
+for (let n = el.parentElement; n; n = n.parentElement) {
+  const bg = rgb(getComputedStyle(n).backgroundColor);
+  if (bg.length === 3 || (bg.length === 4 && bg[3] > 0.5)) { under = bg; break; }
+}
+const [a, b] = [lum(rgb(getComputedStyle(el).outlineColor)), lum(under)].sort((x, y) => y - x);
+return [el.getAttribute("data-order"), getComputedStyle(el).outlineStyle, el.tagName,
+  (a + 0.05) / (b + 0.05)];
 """
 
 
@@ -47,6 +59,8 @@ def check_page(browser: Browser, what: str) -> None:
     assert seen.pop()[2] == "BODY", f"{what}: a stop after the last one: {seen}"
     unseen = [s for s in seen[1:] if s[1] == "none"]
     assert unseen == [], f"{what}: focus not visible on {unseen}"
+    faint = [s for s in seen[1:] if s[3] < 3]  # WCAG 1.4.11: 3:1 for what shows the focus
+    assert faint == [], f"{what}: a focus outline too faint on {faint}"
     assert browser.console_errors() == [], what
 
 
@@ -145,3 +159,34 @@ def test_the_return_pages(fresh_browser: Browser, box: PortalBox) -> None:
         problems = fresh_browser.driver.execute_script(A11Y_SCRIPT)
         assert problems == [], f"{path}: {problems}"
         assert fresh_browser.console_errors() == [], path
+
+
+SIDEWAYS = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+@pytest.mark.parametrize(("width", "scale"), [(320, 1), (640, 2)], ids=["320px", "zoom200"])
+def test_no_sideways_scrolling_on_a_phone_or_at_200_percent(
+    account_browser: Browser, box: PortalBox, width: int, scale: int
+) -> None:
+    """WCAG 1.4.10: at 320 CSS px, and 1280 px zoomed to 200 % (640 CSS px at 2 device pixels
+    each), no page scrolls sideways, nor the keys page with its forms open and a new key shown,
+    nor the usage page with its table open (wide tables scroll inside their own region)."""
+    browser = account_browser
+    driver = browser.driver
+    metrics = {"width": width, "height": 700, "deviceScaleFactor": scale, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        for path, heading in PAGES:
+            open_page(browser, box, path, heading)
+            assert driver.execute_script(SIDEWAYS) <= 0, f"{path} at {width} px"
+        open_page(browser, box, "/usage", "Usage")
+        browser.css("main summary").click()
+        assert driver.execute_script(SIDEWAYS) <= 0, "the daily table open"
+        open_page(browser, box, "/keys", "API keys")
+        browser.button("Create key").click()
+        browser.wait_for(lambda: browser.field("Your new key"), "the new key")
+        browser.click(lambda: browser.all("button[aria-label^='Change the limits']")[0], "limits")
+        browser.wait_for(lambda: browser.button("Save limits"), "the limits form")
+        assert driver.execute_script(SIDEWAYS) <= 0, "the keys page, forms open"
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
