@@ -228,3 +228,64 @@ def test_why_the_sign_in_page_came_is_read_with_the_address_field(
     heard = focused_ax(browser)
     assert heard["name"] == "Email address", heard
     assert said in heard["description"] and heard["invalid"] == "false", heard
+
+
+# What a page served over plain http on a network address has: no clipboard API (it is no
+# secure context). Set in the browser before the page's own script runs; taken off after.
+NO_CLIPBOARD = "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined});"
+# What each copy took: a field's selection (not the document's), else the document's.
+COPIES = """
+window.copied = [];
+document.addEventListener("copy", () => {
+  const el = document.activeElement;
+  copied.push(el.value !== undefined && el.selectionEnd > el.selectionStart
+    ? el.value.slice(el.selectionStart, el.selectionEnd) : String(getSelection()));
+});
+"""
+COPIED = "return [copied, document.activeElement.textContent];"
+
+
+def test_copy_works_from_the_keyboard_without_the_clipboard_api(
+    cdp: Browser, box: PortalBox
+) -> None:
+    """A box on a LAN over http: navigator.clipboard is missing, and Copy key / Copy snippet
+    said 'copy it by hand' (a snippet cannot be selected alone from the keyboard). They now
+    copy the old way (the selection) and say so, the keyboard back on the button."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser = cdp
+    driver = browser.driver
+    email, _ = box.new_user("1")
+    sign_in(browser, box, email)
+    added = driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": NO_CLIPBOARD}
+    )
+    try:
+        driver.get(box.url + "/connect")
+        wait_page(browser, "How to connect")
+        driver.execute_script(COPIES)
+        copy = browser.button("Copy Claude Code snippet")
+        driver.execute_script("arguments[0].focus()", copy)
+        press(browser, Keys.ENTER)
+        row = copy.find_element("xpath", "..")
+        note = browser.wait_for(lambda: row.text.replace(copy.text, "").strip(), "the note")
+        copied, focused = driver.execute_script(COPIED)
+        assert "Copied" in note and focused == "Copy Claude Code snippet", (note, focused)
+        assert len(copied) == 1 and copied[0].startswith("export ANTHROPIC_BASE_URL="), copied
+
+        driver.get(box.url + "/keys")
+        wait_page(browser, "API keys")
+        driver.execute_script(COPIES)
+        browser.field("Name of the new key").send_keys("lan", Keys.ENTER)
+        key = browser.wait_for(lambda: browser.field("Your new key").get_attribute("value"), "key")
+        press(browser, Keys.TAB)
+        assert driver.switch_to.active_element.text == "Copy key"
+        press(browser, Keys.ENTER)
+        browser.wait_for(lambda: "Cop" in browser.css(".newkey [role=status]").text, "the note")
+        copied, focused = driver.execute_script(COPIED)
+        assert browser.css(".newkey [role=status]").text == "Copied"
+        assert copied == [key] and focused == "Copy key", (copied, focused)
+    finally:
+        driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )

@@ -4,8 +4,9 @@ import { api } from "./api.js";
 import { copyButton, h, page, price } from "./ui.js";
 
 function snippet(title, text) {
+  const code = h("code", { text });
   return h("section", { "aria-label": title },
-    h("h2", { text: title }), h("pre", { tabindex: "0", role: "region", "aria-label": `${title} snippet` }, h("code", { text })), copyButton(`Copy ${title} snippet`, text));
+    h("h2", { text: title }), h("pre", { tabindex: "0", role: "region", "aria-label": `${title} snippet` }, code), copyButton(`Copy ${title} snippet`, code));
 }
 
 // The models the box serves (GET /v1/models), with their prices (the public pricing).

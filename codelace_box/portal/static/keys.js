@@ -182,7 +182,7 @@ function newKeyBox() {
       const full = field("Your new key", { value: made.full_key, readonly: true, name: "full_key" },
         "Copy it now: it is shown this once and never again.");
       el.replaceChildren(h("div", { class: "newkey", role: "region", "aria-label": "New key" },
-        full.wrap, copyButton("Copy key", made.full_key)));
+        full.wrap, copyButton("Copy key", full.input)));
       shownId = made.id;
       full.input.focus();
       full.input.select();

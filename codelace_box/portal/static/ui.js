@@ -151,21 +151,51 @@ export function count(n) {
   return new Intl.NumberFormat("en-US").format(Number(n || 0));
 }
 
-// A button that copies a text, with a word on whether it worked.
-export function copyButton(label, text) {
+// Select `source`'s text: a field's value (the keyboard goes there: a field's selection needs
+// it), or the text of a block such as a snippet.
+function selectText(source) {
+  if (source instanceof HTMLInputElement) {
+    source.focus();
+    source.select();
+    return;
+  }
+  const range = document.createRange();
+  range.selectNodeContents(source);
+  window.getSelection().removeAllRanges();
+  window.getSelection().addRange(range);
+}
+
+// Copy `source`'s text the old way (the selection), for a page that has no clipboard API: one
+// served over plain http on a network address is no secure context. Whether it was copied.
+function copySelected(source) {
+  selectText(source);
+  try {
+    return document.execCommand("copy");
+  } catch (_) {
+    return false;
+  }
+}
+
+// A button that copies `source`'s text (a field or a block), with a word on whether it worked,
+// said anew on every copy. Without the clipboard API it copies the selection; failing that the
+// text is left selected, for Ctrl+C.
+export function copyButton(label, source) {
   const note = h("span", { class: "success", role: "status", "aria-live": "polite" });
-  const button = h("button", {
-    type: "button",
-    class: "secondary",
-    text: label,
-    onclick: async () => {
-      try {
-        await navigator.clipboard.writeText(text);
-        note.textContent = "Copied";
-      } catch (_) {
-        note.textContent = "Select the text and copy it by hand";
-      }
-    },
+  const say = (words) => {
+    note.textContent = "";
+    window.setTimeout(() => { note.textContent = words; }, 50);
+  };
+  const button = h("button", { type: "button", class: "secondary", text: label });
+  button.addEventListener("click", async () => {
+    const text = source instanceof HTMLInputElement ? source.value : source.textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      say("Copied");
+    } catch (_) {
+      const copied = copySelected(source);
+      if (copied) button.focus();
+      say(copied ? "Copied" : "Selected: press Ctrl+C (on a Mac, Cmd+C) to copy it");
+    }
   });
   return h("span", { class: "row" }, button, note);
 }
