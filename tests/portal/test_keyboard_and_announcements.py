@@ -361,3 +361,28 @@ def test_a_whole_visit_by_keyboard_alone(cdp: Browser, box: PortalBox) -> None:
     press(browser, Keys.ENTER)
     browser.wait_for(lambda: "Email address" in driver.execute_script(FOCUS_WORDS), "signed out")
     assert driver.current_url == box.url + "/signin"
+
+
+def test_a_saved_change_to_a_key_is_said(cdp: Browser, box: PortalBox) -> None:
+    """Saving a key's limits or name put the keyboard back on the button that opened the form,
+    and nothing said it was saved: a screen reader heard the button again. The page's status
+    line now says so (as it says a revoke)."""
+    from selenium.webdriver.common.keys import Keys
+
+    browser, driver = cdp, cdp.driver
+    email, _ = box.new_user("1")
+    sign_in(browser, box, email)
+    driver.get(box.url + "/keys")
+    wait_page(browser, "API keys")
+    status = "main > [role=status]"
+    browser.css("button[aria-label='Change the limits of key (no name)']").send_keys(Keys.ENTER)
+    browser.wait_for(lambda: browser.button("Save limits"), "the limits form")
+    press(browser, "4", Keys.ENTER)
+    browser.wait_for(lambda: "$4.00" in browser.main_text(), "the new limit")
+    assert browser.css(status).text == "The limits of key (no name) are saved.", status
+    assert driver.switch_to.active_element.text == "Limits"
+    browser.css("button[aria-label='Rename key (no name)']").send_keys(Keys.ENTER)
+    browser.wait_for(lambda: browser.button("Save name"), "the rename form")
+    press(browser, "tool", Keys.ENTER)
+    browser.wait_for(lambda: browser.all("article[aria-label='Key tool']"), "the new name")
+    assert browser.css(status).text == "Key (no name) is now named tool."

@@ -38,10 +38,10 @@ function keyItem(key, refresh, parts) {
   const actions = h("div", { class: "row" },
     h("button", { type: "button", class: "secondary", text: "Rename",
       "aria-label": `Rename key ${keyTitle(key)}`, "data-action": "rename",
-      onclick: () => renameForm(item, key, refresh) }),
+      onclick: () => renameForm(item, key, refresh, parts) }),
     h("button", { type: "button", class: "secondary", text: "Limits",
       "aria-label": `Change the limits of key ${keyTitle(key)}`, "data-action": "limits",
-      onclick: () => limitsForm(item, key, refresh) }),
+      onclick: () => limitsForm(item, key, refresh, parts) }),
     h("button", { type: "button", class: "danger", text: "Revoke",
       "aria-label": `Revoke key ${keyTitle(key)}`, "data-action": "revoke",
       onclick: () => confirmRevoke(item, key, refresh, parts) }));
@@ -83,21 +83,24 @@ function escapeCloses(el, close) {
   return el;
 }
 
-function renameForm(item, key, refresh) {
+function renameForm(item, key, refresh, { notice }) {
   const name = field(`New name for ${keyTitle(key)}`, { value: key.name, name: "name" });
   editForm(item, key, refresh, { action: "rename", saveText: "Save name", wrap: name.wrap,
-    first: name.input, changes: () => ({ name: name.input.value }) });
+    first: name.input, changes: () => ({ name: name.input.value }), notice,
+    saved: () => `Key ${keyTitle(key)} is now named ${keyTitle({ name: name.input.value })}.` });
 }
 
-function limitsForm(item, key, refresh) {
+function limitsForm(item, key, refresh, { notice }) {
   const limits = limitFields(key, keyTitle(key));
   editForm(item, key, refresh, { action: "limits", saveText: "Save limits", wrap: limits.wrap,
-    first: limits.first, changes: () => limits.values() });
+    first: limits.first, changes: () => limits.values(), notice,
+    saved: () => `The limits of key ${keyTitle(key)} are saved.` });
 }
 
 // A key's form in its place in the list: on save, PATCH what `changes()` gives (nothing: no
-// call), then the list again with the keyboard back on the `action` button that opened it.
-function editForm(item, key, refresh, { action, saveText, wrap, first, changes }) {
+// call), then the list again with the keyboard back on the `action` button that opened it and
+// the page's `notice` saying what was `saved()` (the keyboard's place alone says nothing).
+function editForm(item, key, refresh, { action, saveText, wrap, first, changes, notice, saved }) {
   const message = messageArea();
   const done = backTo(key, action, refresh, message);
   const save = h("button", { type: "submit", text: saveText });
@@ -111,6 +114,7 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes }
         const body = changes();
         if (Object.keys(body).length) {
           await api("PATCH", `/portal/api/keys/${encodeURIComponent(key.id)}`, body);
+          notice.ok(saved());
         }
         await done(Object.keys(body).length ? "Saved" : "");
       } catch (error) {
