@@ -190,3 +190,26 @@ def test_no_sideways_scrolling_on_a_phone_or_at_200_percent(
         assert driver.execute_script(SIDEWAYS) <= 0, "the keys page, forms open"
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+MOVING = """
+return Array.from(document.querySelectorAll("*")).map((el) => [el, getComputedStyle(el)])
+  .filter(([, s]) => s.animationName !== "none" || s.scrollBehavior === "smooth"
+    || s.transitionDuration.split(",").some((d) => parseFloat(d) > 0))
+  .map(([el]) => el.outerHTML.slice(0, 80));
+"""
+
+
+def test_nothing_moves_for_who_asked_for_reduced_motion(
+    account_browser: Browser, box: PortalBox
+) -> None:
+    """The portal has no animation; one added must stop under prefers-reduced-motion."""
+    driver = account_browser.driver
+    reduce = [{"name": "prefers-reduced-motion", "value": "reduce"}]
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": reduce})
+    try:
+        for path, heading in PAGES:
+            open_page(account_browser, box, path, heading)
+            assert driver.execute_script(MOVING) == [], path
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
