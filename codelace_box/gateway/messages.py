@@ -16,7 +16,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
-from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS
+from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS, output_token_bound
 from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HOLD_NANOS,
@@ -186,7 +186,8 @@ def prepare_messages_call(
     adapter = messages_adapter(route, headers)
     adapter.check_request(body, route.upstream_model)
     context = media_context(route.context_tokens or default_context_tokens, beta)
-    hold = hold_for(route, messages_input_bound(body_len, body, context), cap)
+    loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
+    hold = hold_for(route, messages_input_bound(body_len, body, context), loop)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
@@ -197,4 +198,5 @@ def prepare_messages_call(
         user = isinstance(metadata, dict) and bool(metadata.get("user_id"))
         call.hints = frozenset({"reasoning_content", *(("user",) if user else ())})
     call.shown_model = model  # as Anthropic echoes it: Claude Code keeps thinking it signed so
+    call.loop_output = loop
     return call

@@ -27,7 +27,9 @@ Estimates, documented for the operator:
 - output cap: the request's max_completion_tokens / max_tokens, else the model's
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
   and the relay stops a stream that reaches it; plus, with OpenAI's predicted outputs, the
-  prediction a token per byte (its tokens the answer does not use are billed as output);
+  prediction a token per byte (its tokens the answer does not use are billed as output); with
+  an Anthropic server tool (or MCP server) the provider loops, each call to the model up to
+  the cap: SERVER_LOOP_TURNS caps, within the context window (output_token_bound);
 - when an upstream never reports usage (a server that ignores include_usage, a stream cut at
   the cap or abandoned and never finished): see providers/tally.py, and the usage row is marked
   `estimated`.
@@ -72,6 +74,7 @@ log = logging.getLogger("codelace_box.gateway")
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 BYTES_PER_TOKEN_ESTIMATE = 4
 PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, tool-use prompt)
+SERVER_LOOP_TURNS = 10  # Anthropic's server tool loop: 10 calls to the model, then pause_turn
 
 
 def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:
@@ -85,6 +88,16 @@ def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) 
             return body_len + PROVIDER_PROMPT_TOKENS + context_tokens
         return body_len + PROVIDER_PROMPT_TOKENS
     return body_len - inline_media_chars(messages) + PROVIDER_PROMPT_TOKENS + context_tokens
+
+
+def output_token_bound(body: dict[str, Any], cap: int, context_tokens: int) -> int:
+    """The output tokens a request may be billed, per choice: its cap, or, when an Anthropic
+    server tool (or MCP server) runs the provider's loop, each call to the model limited to the
+    cap (the anthropic SDK: `usage.output_tokens` can exceed `max_tokens` then), SERVER_LOOP_TURNS
+    caps, no more than the context window that every turn's output stays in."""
+    if not runs_server_tools(body):
+        return cap
+    return max(cap, min(cap * SERVER_LOOP_TURNS, context_tokens))
 
 
 def input_token_estimate(body_len: int) -> int:

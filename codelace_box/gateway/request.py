@@ -17,6 +17,7 @@ from codelace_box.gateway.metering import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     input_token_bound,
     input_token_estimate,
+    output_token_bound,
 )
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.jsonwire import dumps
@@ -60,7 +61,7 @@ class ChatCall:
     adapter: ProviderAdapter
     stream: bool
     include_usage: bool
-    output_cap: int  # per choice; what the upstream is allowed to produce
+    output_cap: int  # per choice; what the upstream is allowed to produce (in each model call)
     cap_from_client: bool
     input_estimate: int  # tokens (body bytes / 4), when the upstream never reports usage
     hold_nanos: int
@@ -75,6 +76,7 @@ class ChatCall:
     hints_refused: frozenset[str] = frozenset()  # hints the provider refused (left out since)
     refused_fields: frozenset[str] = frozenset()  # output fields the upstream does not know
     shown_model: str = ""  # the model the answer names, when not the catalog id (an alias)
+    loop_output: int = 0  # per choice: a server tool loop's output bound (output_token_bound)
 
     @property
     def answer_model(self) -> str:
@@ -84,7 +86,7 @@ class ChatCall:
     @property
     def output_limit(self) -> int:
         """The output tokens reserved for, all choices together: where a stream is cut."""
-        return self.output_cap * self.choices
+        return max(self.output_cap, self.loop_output) * self.choices
 
     def input_guess(self) -> int:
         """Input tokens when the upstream never reported them (never low: tally.py), the
@@ -245,9 +247,11 @@ def prepare_call(
     choices = _positive_int(body, "n", MAX_N) or 1
     stream = bool(body.get("stream"))
     options = body.get("stream_options") or {}
+    context = route.context_tokens or default_context_tokens
+    loop = output_token_bound(body, cap, context)
     worst = token_cost_nanos(
-        input_token_bound(body_len, body, route.context_tokens or default_context_tokens),
-        (cap + (predicted_tokens(body) if route.provider.kind == "openai" else 0)) * choices,
+        input_token_bound(body_len, body, context),
+        (loop + (predicted_tokens(body) if route.provider.kind == "openai" else 0)) * choices,
         route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,
     )
@@ -257,4 +261,5 @@ def prepare_call(
     )  # fmt: skip
     call.include_usage = stream and options.get("include_usage") is True
     call.choices = choices
+    call.loop_output = loop
     return call

@@ -46,6 +46,7 @@ IGNORED_FIELDS: dict[str, str] = {
     "client_metadata": "Codex's client and session ids",
     "stream_options": "stream obfuscation padding is never added",
     "text.verbosity": "a style hint most chat upstreams lack",
+    "verbosity": "as text.verbosity (the openai SDK's responses.parse sends it at the top)",
     "reasoning.summary": "summaries are not produced; reasoning text is relayed where the "
     "provider gives it",
     "reasoning.generate_summary": "as reasoning.summary",

@@ -191,6 +191,29 @@ def pause_turn() -> Wire:
     return _wire(events, blocks, "pause_turn", usage, text="Let me search for that.")
 
 
+def search_loop(words_per_turn: int, turns: int = 2) -> Wire:
+    """A web search loop of `turns` turns of the server's sampling loop, each writing
+    `words_per_turn` text deltas (within its own max_tokens), a search between two turns:
+    Anthropic's max_tokens limits each call to the model, so the answer's `output_tokens` (all
+    turns) is over the request's max_tokens."""
+    words = [f" w{n}" for n in range(words_per_turn)]
+    usage = {"input_tokens": 1500, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0, "output_tokens": turns * (words_per_turn + 1) - 1,
+             "server_tool_use": {"web_search_requests": turns - 1}}  # fmt: skip
+    search = {"type": "server_tool_use", "id": SEARCH_ID, "name": "web_search", "input": {}}
+    text = "".join(words)
+    events, blocks = [_start(dict(usage, input_tokens=40, output_tokens=1))], []
+    for turn in range(turns):
+        events += _block(len(blocks), {"type": "text", "text": ""}, *[_text(w) for w in words])
+        blocks.append({"type": "text", "text": text})
+        if turn < turns - 1:
+            events += _block(len(blocks), search, _json('{"query": "q"}'))
+            events += _block(len(blocks) + 1, _RESULT)
+            blocks += [dict(search, input={"query": "q"}), _RESULT]
+    events += _end("end_turn", usage)
+    return _wire(events, blocks, "end_turn", usage, text=text * turns)
+
+
 def context_window_exceeded() -> Wire:
     """The answer stopped at the model's context window (model_context_window_exceeded)."""
     usage = {"input_tokens": 990, "cache_creation_input_tokens": 0,

@@ -178,3 +178,33 @@ def test_a_server_tools_results_are_held_for(box: Box, fake: FakeOpenAI) -> None
     row = box.settled_row(answer.headers["x-request-id"])
     assert row["cost_nanos"] == cost_nanos(10_682, 510, IN_PRICE, OUT_PRICE)
     assert box.balance(email) == (5 * NANOS - row["cost_nanos"], 0)
+
+
+def test_a_server_tool_loop_streams_past_max_tokens_whole(box: Box, fake: FakeOpenAI) -> None:
+    """Claude's server tool loop calls the model more than once, each call limited to
+    max_tokens (the anthropic SDK 2.17 documents output_tokens over max_tokens then): through
+    a front of Claude on chat, a stream of 30 pieces for max_tokens 20 reaches the client
+    whole, finished as the upstream said, and is charged what it reported."""
+    email, key = box.new_user("5")
+    box.cli("providers", "update", "fake", "--allow-field", "web_search")
+    time.sleep(ROUTES_RELOAD_SEC)
+    words = [f" w{n}" for n in range(30)]
+    fake.push(Reply(content="".join(words), pieces=words, completion_tokens=31))
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+    try:
+        stream = box.sdk(key).chat.completions.create(
+            model=MODEL, messages=HELLO, tools=[search], max_tokens=20,  # type: ignore[list-item]
+            stream=True, stream_options={"include_usage": True},
+        )  # fmt: skip
+        chunks = list(stream)
+    finally:
+        box.cli("providers", "update", "fake", "--no-allow-field", "web_search")
+        time.sleep(ROUTES_RELOAD_SEC)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert (text, finish) == ("".join(words), ["stop"])
+    charged = 5 * NANOS - box.balance(email)[0]
+    assert charged == cost_nanos(chunks[-1].usage.prompt_tokens, 31, IN_PRICE, OUT_PRICE)  # type: ignore[union-attr]
+    assert box.balance(email)[1] == 0

@@ -89,6 +89,21 @@ def test_the_responses_helpers_parse_text_and_calls(fresh: ResponsesBox, model: 
     assert final.usage is not None and final.usage.cost_usd > 0  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("model", [OPENAI_MODEL, ANTHROPIC_MODEL])
+def test_responses_parse_takes_its_own_verbosity_keyword(fresh: ResponsesBox, model: str) -> None:
+    """The openai SDK's typed responses.parse(verbosity=...) sends `verbosity` at the top of
+    the body (3.57 to 3.63 alike), not in `text`: the box takes it as it takes text.verbosity
+    (a style hint, ignored), instead of a 400 for a keyword the SDK's own helper offers."""
+    _, key = fresh.new_key()
+    script(fresh, text=ANSWER)
+    parsed = fresh.openai(key).responses.parse(
+        model=model, input="weather?", text_format=Weather, verbosity="low"
+    )
+    assert parsed.output_parsed == Weather(city="Paris", temp=21)
+    if model == OPENAI_MODEL:
+        assert "verbosity" not in fresh.openai_fake.requests[-1].body
+
+
 def test_the_sdk_waits_the_retry_after_of_a_429_and_is_charged_once(fresh: ResponsesBox) -> None:
     email, key = fresh.new_key()
     limited = {"message": "Rate limit reached for requests", "type": "requests",
