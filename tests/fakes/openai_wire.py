@@ -89,10 +89,15 @@ def _reasoning_events(index: int, summary: list[str]) -> tuple[list[JSON], JSON]
                "part": {"type": "summary_text", "text": ""}}]  # fmt: skip
     events += [{"type": "response.reasoning_summary_text.delta", **at, "delta": piece,
                 "obfuscation": "Xk2"} for piece in summary]  # fmt: skip
-    events += [{"type": "response.reasoning_summary_text.done", **at, "text": text},
-               {"type": "response.reasoning_summary_part.done", **at,
-                "part": {"type": "summary_text", "text": text}},
-               {"type": "response.output_item.done", "output_index": index, "item": done}]
+    events += [
+        {"type": "response.reasoning_summary_text.done", **at, "text": text},
+        {
+            "type": "response.reasoning_summary_part.done",
+            **at,
+            "part": {"type": "summary_text", "text": text},
+        },
+        {"type": "response.output_item.done", "output_index": index, "item": done},
+    ]
     return events, done
 
 
@@ -104,9 +109,14 @@ def _message_events(index: int, pieces: list[str], *, annotate: bool = False,
     text = "".join(pieces)
     notes = [CITATION] if annotate else []
     part = {"type": "output_text", "annotations": notes, "logprobs": [], "text": text}
-    events = [{"type": "response.output_item.added", "output_index": index, "item": item},
-              {"type": "response.content_part.added", **at,
-               "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}}]
+    events = [
+        {"type": "response.output_item.added", "output_index": index, "item": item},
+        {
+            "type": "response.content_part.added",
+            **at,
+            "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""},
+        },
+    ]
     events += [{"type": "response.output_text.delta", **at, "delta": piece, "logprobs": [],
                 "obfuscation": "a1"} for piece in pieces]  # fmt: skip
     if annotate:
@@ -114,9 +124,11 @@ def _message_events(index: int, pieces: list[str], *, annotate: bool = False,
                        "annotation_index": 0, "annotation": CITATION})  # fmt: skip
     done = item | {"status": "completed", "content": [part]}
     if close:
-        events += [{"type": "response.output_text.done", **at, "text": text, "logprobs": []},
-                   {"type": "response.content_part.done", **at, "part": part},
-                   {"type": "response.output_item.done", "output_index": index, "item": done}]
+        events += [
+            {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+            {"type": "response.content_part.done", **at, "part": part},
+            {"type": "response.output_item.done", "output_index": index, "item": done},
+        ]
     return events, done
 
 
@@ -172,9 +184,12 @@ def failed_midway() -> list[bytes]:
     """`response.failed` after the text began (a server error), its usage reported."""
     said, msg = _message_events(0, PIECES[:2], close=False)
     answer = _answer(said, [], usage(900, 40))
-    failed = response("failed", [msg | {"status": "incomplete"}], usage(900, 40),
-                      error={"code": "server_error",
-                             "message": "The model failed to generate a response."})
+    failed = response(
+        "failed",
+        [msg | {"status": "incomplete"}],
+        usage(900, 40),
+        error={"code": "server_error", "message": "The model failed to generate a response."},
+    )
     answer.events[-1] = {"type": "response.failed", "response": failed}
     return answer.sse()
 

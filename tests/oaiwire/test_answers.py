@@ -61,10 +61,10 @@ def test_the_newest_stream_events_are_relayed_as_they_came(
     relayed = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
     sent = answer.numbered()
     assert [e["type"] for e in relayed] == [e["type"] for e in sent]
-    for got, want in zip(relayed[:-1], sent[:-1], strict=True):
-        if "response" in want:
-            want = want | {"response": want["response"] | {"model": NATIVE_MODEL}}
-        assert got == want
+    for event in sent:
+        if "response" in event:
+            event["response"]["model"] = NATIVE_MODEL
+    assert relayed[:-1] == sent[:-1]
     final = relayed[-1]["response"]
     assert final["usage"]["input_tokens_details"] == answer.usage["input_tokens_details"]
     assert final["usage"]["output_tokens_details"] == answer.usage["output_tokens_details"]
@@ -90,8 +90,10 @@ def test_native_answers_are_read_whole_and_billed_at_cache_prices(
     summaries = [s.text for item in final.output if item.type == "reasoning"
                  for s in item.summary]  # fmt: skip
     assert "".join(summaries) == answer.summary
-    assert final.usage.input_tokens_details.cached_tokens == (
-        answer.usage["input_tokens_details"]["cached_tokens"])
+    assert (
+        final.usage.input_tokens_details.cached_tokens
+        == (answer.usage["input_tokens_details"]["cached_tokens"])
+    )
     assert_charged(box, email, answer.usage)
     assert hostile.seen[-1].body["store"] is False
 
@@ -157,14 +159,17 @@ def test_chat_usage_details_are_billed_at_their_prices(
         answer = client.create(**args)
         text, shown = answer.choices[0].message.content, answer.usage
     assert text == wire.CHAT_TEXT
-    assert shown.prompt_tokens_details.cached_tokens == used["prompt_tokens_details"][
-        "cached_tokens"]
+    assert (
+        shown.prompt_tokens_details.cached_tokens == used["prompt_tokens_details"]["cached_tokens"]
+    )
     assert shown.completion_tokens_details.reasoning_tokens == 192
     assert_charged(box, email, used)
     row = box.usage_rows(email)[-1]
     details = used["prompt_tokens_details"]
     assert (row["cache_read_tokens"], row["cache_write_tokens"]) == (
-        details["cached_tokens"], details.get("cache_write_tokens", 0))
+        details["cached_tokens"],
+        details.get("cache_write_tokens", 0),
+    )
 
 
 @pytest.mark.parametrize("name", list(CHAT_USAGES))
@@ -188,6 +193,5 @@ def test_translated_responses_show_and_bill_the_chat_usage_details(
     details = used["prompt_tokens_details"]
     assert final.usage.input_tokens_details.cached_tokens == details["cached_tokens"]
     assert final.usage.output_tokens_details.reasoning_tokens == 192
-    assert (final.usage.model_extra or {}).get("cost_usd") == pytest.approx(
-        cost_nanos(used) / 1e9)
+    assert (final.usage.model_extra or {}).get("cost_usd") == pytest.approx(cost_nanos(used) / 1e9)
     assert_charged(box, email, used)

@@ -118,14 +118,25 @@ def test_a_native_request_goes_unstored_without_hosted_tools(
     _, key = box.new_user("5")
     hostile.push(Act(200, [wire.summary_and_citation().whole()]))
     with box.http(key) as http:
-        answer = http.post("/v1/responses", json={"model": NATIVE_MODEL, "input": "hi",
-                                                  "stream": True, **HARMLESS} | {"stream": False})
+        answer = http.post(
+            "/v1/responses",
+            json={"model": NATIVE_MODEL, "input": "hi", "stream": True, **HARMLESS}
+            | {"stream": False},
+        )
     assert answer.status_code == 200, answer.text
     sent = hostile.seen[-1].body
     assert sent["store"] is False
     assert sent["tools"] == [FUNCTION]
-    for name in ("include", "prompt_cache_key", "prompt_cache_retention", "reasoning", "text",
-                 "safety_identifier", "metadata", "service_tier"):
+    for name in (
+        "include",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning",
+        "text",
+        "safety_identifier",
+        "metadata",
+        "service_tier",
+    ):
         assert sent[name] == HARMLESS[name], name
 
 
@@ -183,6 +194,11 @@ def test_chat_completions_are_not_stored_on_the_operators_account(
     assert answer.choices[0].message.content == wire.CHAT_TEXT
     sent = hostile.seen[-1].body
     assert "store" not in sent and "metadata" not in sent
-    for name, value in (("reasoning_effort", "high"), ("verbosity", "low"), ("logprobs", True),
-                        ("top_logprobs", 2), ("service_tier", "default")):
+    for name, value in (
+        ("reasoning_effort", "high"),
+        ("verbosity", "low"),
+        ("logprobs", True),
+        ("top_logprobs", 2),
+        ("service_tier", "default"),
+    ):
         assert sent[name] == value, name
