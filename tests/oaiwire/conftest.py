@@ -31,6 +31,7 @@ from tests.support import (
 
 CHAT_MODEL = "wire/gpt-5.6-terra"  # an openai provider: Responses translated to chat
 NATIVE_MODEL = "native/gpt-5.6-terra"  # an openai provider added with --responses-api
+OPEN_MODEL = "open/gpt-5.6-terra"  # an openai provider whose server tools the operator allowed
 PRICES = {"in": "2.5", "out": "15", "read": "0.25", "write": "3.125"}  # USD / 1M
 CREDIT_NANOS = 5_000_000_000
 KEY = "sk-proj-oaiwire-key-0001"
@@ -69,7 +70,9 @@ def box(tmp_path_factory: pytest.TempPathFactory, hostile: HostileUpstream) -> I
             "--key", KEY)  # fmt: skip
     box.cli("providers", "add", "native", "--kind", "openai", "--base-url", hostile.base_url,
             "--key", KEY, "--responses-api")  # fmt: skip
-    for model in (CHAT_MODEL, NATIVE_MODEL):
+    box.cli("providers", "add", "open", "--kind", "openai", "--base-url", hostile.base_url,
+            "--key", KEY, "--allow-field", "server_tools")  # fmt: skip
+    for model in (CHAT_MODEL, NATIVE_MODEL, OPEN_MODEL):
         box.cli("models", "set", model, "--input-per-1m", PRICES["in"],
                 "--output-per-1m", PRICES["out"], "--cache-read-per-1m", PRICES["read"],
                 "--cache-write-per-1m", PRICES["write"], "--max-output-tokens", "4096")  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes import openai_wire as wire
 from tests.fakes.hostile_upstream import Act, HostileUpstream
-from tests.oaiwire.conftest import CHAT_MODEL, CREDIT_NANOS, NATIVE_MODEL, OaiBox
+from tests.oaiwire.conftest import CHAT_MODEL, CREDIT_NANOS, NATIVE_MODEL, OPEN_MODEL, OaiBox
 
 pytestmark = pytest.mark.timeout(60)
 RESPONSES_MODELS = {"native": NATIVE_MODEL, "translated": CHAT_MODEL}
@@ -202,3 +202,49 @@ def test_chat_completions_are_not_stored_on_the_operators_account(
         ("service_tier", "default"),
     ):
         assert sent[name] == value, name
+
+
+GATEWAY_SERVER_TOOLS = {
+    "openrouter_web_search": {"type": "openrouter:web_search", "parameters": {"max_results": 5}},
+    "openrouter_web_fetch": {"type": "openrouter:web_fetch"},
+    "openrouter_image_generation": {"type": "openrouter:image_generation"},
+    "web_search_shorthand": {"type": "web_search"},
+    "web_search_preview": {"type": "web_search_preview"},
+    "web_search_dated": {"type": "web_search_2025_08_26"},
+    "file_search": {"type": "file_search", "vector_store_ids": ["vs_1234567890"]},
+    "code_interpreter": {"type": "code_interpreter", "container": {"type": "auto"}},
+    "orq_web_search": {"type": "orq:web_search"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(GATEWAY_SERVER_TOOLS))
+def test_chat_server_tools_of_a_gateway_are_refused(
+    box: OaiBox, hostile: HostileUpstream, name: str
+) -> None:
+    """An `openai` provider may be OpenRouter (or another gateway) whose server tools in `tools`
+    (`openrouter:web_search`, `:web_fetch`, `:image_generation`, the `web_search` shorthand,
+    OpenAI's hosted tool names) it runs itself, billed per use to the operator and bringing
+    input of their own, as its `plugins` do: refused unless the operator allowed
+    `server_tools` for the provider."""
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
+             GATEWAY_SERVER_TOOLS[name]]  # fmt: skip
+    body = {"model": CHAT_MODEL, "messages": HELLO, "tools": tools}
+    error = refused(box, hostile, "/v1/chat/completions", body)
+    assert error["code"] == "field_not_allowed", error
+    assert "server_tools" in error["message"] and error["param"] == "tools[1]"
+
+
+def test_allowed_server_tools_hold_the_context_window(
+    box: OaiBox, hostile: HostileUpstream
+) -> None:
+    """Where the operator allowed them, a server tool's results are input nobody can size in
+    advance: the hold covers the model's context window (200,000 tokens at $2.50 / 1M, $0.50),
+    as for media, so $0.40 of credit is a 402 with the tool and an answer without it."""
+    _, key = box.new_user("0.4")
+    tool = {"type": "openrouter:web_search"}
+    with box.http(key) as http:
+        body = {"model": OPEN_MODEL, "messages": HELLO, "max_tokens": 100}
+        assert http.post("/v1/chat/completions", json=body | {"tools": [tool]}).status_code == 402
+        assert hostile.seen == []
+        hostile.push(Act(200, [wire.chat_body(wire.chat_usage())]))
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
