@@ -248,3 +248,36 @@ def test_allowed_server_tools_hold_the_context_window(
         assert hostile.seen == []
         hostile.push(Act(200, [wire.chat_body(wire.chat_usage())]))
         assert http.post("/v1/chat/completions", json=body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"n": 3}, {"prediction": {"type": "content", "content": "x" * 4000}}],
+    ids=["n", "prediction"],
+)
+def test_more_choices_and_predictions_are_held_for(
+    box: OaiBox, hostile: HostileUpstream, extra: dict[str, Any]
+) -> None:
+    """`n` choices bill n answers, and a prediction's tokens the answer does not use bill as
+    output past max_tokens: credit for one plain answer of 1,000 tokens ($0.015 output plus
+    the input bound) is a 402 for either, and nothing is sent."""
+    _, key = box.new_user("0.025")
+    body = {"model": CHAT_MODEL, "messages": HELLO, "max_tokens": 1000}
+    with box.http(key) as http:
+        assert http.post("/v1/chat/completions", json=body | extra).status_code == 402
+        assert hostile.seen == []
+        hostile.push(Act(200, [wire.chat_body(wire.chat_usage())]))
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+
+
+def test_a_chat_file_id_is_refused(box: OaiBox, hostile: HostileUpstream) -> None:
+    """A `file` part by `file_id` names a file stored on the provider account, which is the
+    operator's (the box has no files API, so no user uploaded it): the model would read the
+    operator's stored file (another app's, or a document kept for evals) to whoever guessed or
+    learned its id. Refused as on /v1/responses: send the file inline (`file_data`)."""
+    part = {"type": "file", "file": {"file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Summarize"}, part]}]
+    error = refused(box, hostile, "/v1/chat/completions",
+                    {"model": CHAT_MODEL, "messages": messages})  # fmt: skip
+    assert error["param"] == "messages[0].content[1].file.file_id", error
+    assert "file_data" in error["message"]
