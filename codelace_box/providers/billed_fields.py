@@ -27,6 +27,8 @@ BILLED_FIELDS: dict[str, str] = {
     "plugins": "paid plugins (web search, PDF/OCR parsing)",
     "provider": "provider routing, possibly to pricier providers",
     "transforms": "prompt transforms",
+    "preset": "an OpenRouter preset of the operator's account: its own model choice and "
+    "fallbacks, provider routing and server tools, at their prices",
     "web_search_options": "paid web search",
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",

@@ -160,6 +160,7 @@ CHAT_PRICIER = {
     "web_search_options": {"web_search_options": {}},
     "service_tier_priority": {"service_tier": "priority"},
     "service_tier_flex": {"service_tier": "flex"},
+    "openrouter_preset": {"preset": "email-copywriter"},
     "audio_input": {"messages": [{"role": "user", "content": [
         {"type": "text", "text": "What is in this recording?"},
         {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}]}]},
