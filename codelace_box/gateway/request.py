@@ -136,10 +136,20 @@ def _check_messages(messages: Any) -> None:
 
 def _check_parts(parts: list[Any], where: str) -> None:
     """A part's `type` is a name (an array or object there is no part type: it cannot even be
-    looked up, and the media count of the hold looks up every part's)."""
+    looked up, and the media count of the hold looks up every part's); a file is sent inline,
+    never by `file_id`: that names a file stored on the provider account, the operator's (the
+    box has no files API, so no user uploaded it), which the model would read to whoever
+    learned its id."""
     for index, part in enumerate(parts):
         if isinstance(part, dict) and not isinstance(part.get("type", ""), str):
             raise _bad(f"{where}[{index}].type must be a string", f"{where}[{index}].type")
+        file = part.get("file") if isinstance(part, dict) else None
+        if isinstance(file, dict) and file.get("file_id") is not None:
+            raise _bad(
+                f"{where}[{index}].file.file_id names a file stored on the provider's account, "
+                "which the box does not keep for you: send the file inline as file_data",
+                f"{where}[{index}].file.file_id",
+            )
 
 
 def _check_types(body: JSON) -> None:

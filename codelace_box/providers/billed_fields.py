@@ -4,8 +4,9 @@ The user is charged the catalog price; a field that buys fallbacks to other mode
 plugins, web search or a pricier service tier would make the operator pay the difference. Such a
 field is refused with a 400 naming it unless the operator allowed it for the provider
 (`providers add/update NAME --allow-field FIELD`). BILLED_FIELDS is the one list: body fields,
-Anthropic's server tools (by their type in `tools`, on every route) and the long-context beta
-(the `anthropic-beta` header of /v1/messages).
+Anthropic's server tools (by their type in `tools`, on every route), the tools a gateway or
+provider runs itself (`server_tools`: OpenRouter's `openrouter:*`, OpenAI's hosted ones) and the
+long-context beta (the `anthropic-beta` header of /v1/messages).
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ BILLED_FIELDS: dict[str, str] = {
     "plugins": "paid plugins (web search, PDF/OCR parsing)",
     "provider": "provider routing, possibly to pricier providers",
     "transforms": "prompt transforms",
+    "preset": "an OpenRouter preset of the operator's account: its own model choice and "
+    "fallbacks, provider routing and server tools, at their prices",
     "web_search_options": "paid web search",
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",
-    "audio": "audio output, billed at the audio token prices",
+    "audio": "audio output or input (`modalities` audio, `input_audio` parts), billed at the "
+    "audio token prices, many times the text ones",
     # Anthropic's server tools (in `tools`, every route) and, on /v1/messages, its billed options
     "web_search": "Anthropic's web search server tool, billed per search",
     "web_fetch": "Anthropic's web fetch server tool",
@@ -42,6 +46,9 @@ BILLED_FIELDS: dict[str, str] = {
     "request does not show, past what was held",
     "context-1m": "the 1M-token context beta (anthropic-beta: context-1m-*), long prompts at "
     "a higher price",
+    "server_tools": "a gateway's or provider's own tools in `tools` (OpenRouter's openrouter:* "
+    "web search, web fetch, image generation, advisor...; hosted web_search, file_search, "
+    "code_interpreter), run by the upstream, billed per use and bringing input of their own",
 }
 # Values of a field that buy nothing extra (a list passes when all its items do).
 FREE_VALUES: dict[str, frozenset[Any]] = {
@@ -55,7 +62,13 @@ SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
                 "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
 _SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 LONG_CONTEXT_BETA = "context-1m-"
-MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m"})  # not body fields
+MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
+# Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
+# `web_search` as its shorthand), by their undated name; and any namespaced type (`openrouter:*`,
+# `orq:*`): a gateway's own server tools.
+HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "file_search", "code_interpreter",
+                          "image_generation", "mcp", "tool_search"})  # fmt: skip
+_DATED = re.compile(r"_\d{4}_\d{2}_\d{2}$")  # web_search_2025_08_26
 _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
 
 
@@ -64,14 +77,25 @@ def runs_server_tools(body: dict[str, Any]) -> bool:
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
     advance, read again on each turn of the server's loop."""
-    return any(True for _ in _server_tools_in(body.get("tools"))) or bool(body.get("mcp_servers"))
+    tools = body.get("tools")
+    hosted = any(True for _ in _hosted_tools_in(tools))
+    return any(True for _ in _server_tools_in(tools)) or hosted or bool(body.get("mcp_servers"))
+
+
+def _hosted_tools_in(tools: Any) -> Iterator[int]:
+    """The index in `tools` of each tool the upstream runs itself (HOSTED_TOOLS, namespaced)."""
+    for index, tool in enumerate(tools if isinstance(tools, list) else ()):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and (":" in kind or _DATED.sub("", kind) in HOSTED_TOOLS):
+            yield index
 
 
 def _server_tools_in(tools: Any) -> Iterator[str]:
     """The field that allows each Anthropic server tool in `tools` (by its dated type)."""
     for tool in tools if isinstance(tools, list) else ():
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if isinstance(kind, str) and kind.startswith(_SERVER_TOOL_PREFIXES):
+        hosted = isinstance(kind, str) and _DATED.sub("", kind) in HOSTED_TOOLS  # OpenAI's
+        if isinstance(kind, str) and kind.startswith(_SERVER_TOOL_PREFIXES) and not hosted:
             yield next(name for prefix, name in SERVER_TOOLS.items() if kind.startswith(prefix))
 
 
@@ -129,6 +153,25 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
     for name in _server_tools_in(body.get("tools")):
         if name not in permitted:
             raise _refuse(name, model, "tools")
+    if "server_tools" not in permitted:
+        for index in _hosted_tools_in(body.get("tools")):
+            raise _refuse("server_tools", model, f"tools[{index}]")
+    if "audio" not in permitted:
+        where = _audio_input_in(body.get("messages"))
+        if where is not None:
+            raise _refuse("audio", model, where)
+
+
+def _audio_input_in(messages: Any) -> str | None:
+    """Where the first `input_audio` part of chat messages is: OpenAI bills its audio tokens
+    (`prompt_tokens_details.audio_tokens`) at the audio input price, 16 times the text one
+    on gpt-4o-audio, while the user pays the model's one input price."""
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, dict) and part.get("type") == "input_audio":
+                return f"messages[{i}].content[{j}]"
+    return None
 
 
 def check_billed_messages(

@@ -1,7 +1,8 @@
 """The `openai` provider kind: the Chat Completions API at any base URL (OpenAI, OpenRouter,
 vLLM, Ollama, Groq, ...). The request passes through untouched except `model`, the output cap
 the gateway reserved for (when the client set none, or as `max_tokens` to a compatible server
-when the client set only `max_completion_tokens`) and, for streams, a request for usage.
+when the client set only `max_completion_tokens`), for streams a request for usage, and `store`
+(the box keeps no conversation, on this route as on the others: see `_unstored`).
 """
 
 from __future__ import annotations
@@ -147,6 +148,18 @@ def _send_cap(payload: JSON, field: str, reserved: int) -> None:
         payload[field] = reserved
     elif field == "max_tokens" and payload.get("max_tokens") is None:
         payload["max_tokens"] = reserved
+
+
+def _unstored(payload: JSON, base: str) -> None:
+    """No stored completion: `store: true` would keep the user's conversation among the
+    operator's stored completions (in the operator's dashboard, evals and distillation), which
+    no user can read back through the box. `store` is left out (a compatible server may refuse
+    the field), and said false to OpenAI itself; `metadata`, which OpenAI takes only for a
+    stored completion, goes with a `store: true`."""
+    if payload.pop("store", None):
+        payload.pop("metadata", None)
+    if "api.openai.com" in base:
+        payload["store"] = False
 
 
 def _delta_chars(delta: Any) -> int:
@@ -313,6 +326,7 @@ class OpenAIAdapter(ProviderAdapter):
             payload.pop("stream_options", None)
         if target.default_max_tokens is not None:
             _send_cap(payload, cap_field(base), target.default_max_tokens)
+        _unstored(payload, base)
         if "api.openai.com" in base and isinstance(payload.get("messages"), list):
             payload["messages"] = [_without_signatures(m) for m in payload["messages"]]
         return json_post(f"{base}/chat/completions", target.api_key, payload, stream=target.stream)

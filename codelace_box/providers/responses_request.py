@@ -79,7 +79,7 @@ KNOWN_FIELDS = frozenset(
     | {name for name in IGNORED_FIELDS if "." not in name}
 )
 MAX_TOKENS = 2**31 - 1  # OpenAI's ceiling (a 32-bit integer), as chat's max_tokens
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")  # max: GPT-5.6 Sol
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,11 @@ def check_case(box: Box, case: Case, request_id: str) -> None:
 
 @pytest.fixture(scope="module")
 def box(box_factory: BoxFactory) -> Box:
-    return box_factory()
+    """The box, its provider allowed audio input (billed at audio prices: refused otherwise)."""
+    box = box_factory()
+    box.cli("providers", "update", "fake", "--allow-field", "audio")
+    box.until_reloaded()
+    return box
 
 
 @pytest.mark.parametrize("seed", [20, 2026, 7919])

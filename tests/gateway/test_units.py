@@ -142,6 +142,7 @@ def test_openai_request_passes_through_except_model_cap_and_usage() -> None:
         "model": "gpt-5.4",
         "stream_options": {"include_obfuscation": False, "include_usage": True},
         "max_completion_tokens": 500,  # OpenAI's own API: reasoning models refuse max_tokens
+        "store": False,  # OpenAI's own API: no stored completion on the operator's account
     }
     assert body["model"] == "openai/gpt-5.4", "the client's body is not modified"
     local = adapter.build_request(
