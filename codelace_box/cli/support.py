@@ -95,10 +95,23 @@ class CliState:
         )
 
     def secret_key(self) -> str:
-        """The server secret (the database opened first): never a new one over stored keys."""
+        """The server secret (the database opened first): never a new one over stored keys.
+        One generated now is said once the command ended (where, never what), as serve does:
+        the operator must keep that file with the database."""
         from codelace_box.catalog.providers import server_secret
+        from codelace_box.config import existing_secret_key
+        from codelace_box.config.secret import secret_key_path
 
-        return server_secret(self.config())
+        config = self.config()
+        new = existing_secret_key(config) is None
+        key = server_secret(config)
+        if new:
+            _UPGRADED.append(
+                f"note: generated a new server secret in {secret_key_path(config).absolute()} "
+                "(keep a copy with the database: it encrypts the provider keys; or set "
+                "server.secret_key)"
+            )
+        return key
 
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
