@@ -26,7 +26,6 @@ from codelace_box.cli.support import (
 )
 from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
-from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
 
@@ -135,17 +134,12 @@ def _record_init(target: Path, existed: bool, reused: str | None) -> None:
 @pass_state
 def migrate_command(state: CliState, status: bool) -> None:
     """Apply pending schema migrations and exit."""
-    from codelace_box.audit import migrate_recorded
     from codelace_box.db.migrate import current_version
 
     if status:
         echo_lines(migrate_status_lines(state.config()))
         return
-    new = state.missing_database() is not None
-    db = open_database(state.config().database.target)
-    applied = migrate_recorded(db)
-    if new:
-        state.note_new_database()
+    db, applied = state.migrated_database()
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
     click.echo(f"schema version {current_version(db)} ({done})")
 

@@ -23,7 +23,7 @@ from codelace_box.config import (
     load_config,
 )
 from codelace_box.db.core import is_busy, open_database
-from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, empty_sqlite_file, storage_failed
 from codelace_box.errors import CodelaceError, NotFound
 
 if TYPE_CHECKING:
@@ -47,20 +47,36 @@ class CliState:
         return self._config
 
     def database(self) -> Any:
-        """The migrated database, opened for this command. A SQLite file not there is made (a
-        command works on the built-in defaults with no config at all), and that is said on
-        stderr: run from the wrong folder, a new empty one answers as if the data were gone."""
-        from codelace_box.audit import migrate_recorded
+        """The migrated database, opened for this command (`migrated_database`), an upgrade of
+        its schema said once the command ended (_fail: in its one line)."""
         from codelace_box.db.migrate import upgrade_notice
 
+        db, applied = self.migrated_database()
+        if notice := upgrade_notice(applied):
+            _UPGRADED.append(notice)
+        return db
+
+    def migrated_database(self) -> tuple[Any, list[int]]:
+        """The database opened and migrated, and the versions applied now. A SQLite file not
+        there is made (a command works on the built-in defaults with no config at all), and
+        so is one of 0 bytes; either is said on stderr: run from the wrong folder (or given a
+        failed copy), a new empty one answers as if the data were gone."""
+        from codelace_box.audit import migrate_recorded
+
         made = self.missing_database()
-        db = open_database(self.config().database.target)
+        database = self.config().database
+        empty = not database.is_postgres and empty_sqlite_file(database.path)
+        db = open_database(database.target)
         applied = migrate_recorded(db)
         if made is not None:
             self.note_new_database()
-        if notice := upgrade_notice(applied):
-            _UPGRADED.append(notice)  # said once the command ended (_fail: in its one line)
-        return db
+        elif empty:
+            path = os.path.abspath(database.path)
+            _UPGRADED.append(
+                f"note: the database at {path} was an empty file (0 bytes: a wrong path, or a "
+                f"copy that failed?): made a new, empty database in it ({self._point_at_it()})"
+            )
+        return db, applied
 
     def missing_database(self) -> str | None:
         """Why the configured SQLite file cannot be used as it is: it is not there (None: it
@@ -90,9 +106,13 @@ class CliState:
         opened was not there and is new and empty."""
         path = os.path.abspath(self.config().database.path)
         _UPGRADED.append(
-            f"note: no database at {path}: created a new, empty one (config: {self._source()}; "
-            f"if your data should be there, point at it with {POINT_AT_IT})"
+            f"note: no database at {path}: created a new, empty one ({self._point_at_it()})"
         )
+
+    def _point_at_it(self) -> str:
+        """The config read, and how to point at the right database (the notes' tail)."""
+        source = self._source()
+        return f"config: {source}; if your data should be there, point at it with {POINT_AT_IT}"
 
     def secret_key(self) -> str:
         """The server secret (the database opened first): never a new one over stored keys.

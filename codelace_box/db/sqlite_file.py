@@ -37,6 +37,20 @@ _CACHE = {"statementcachesize": 96}
 CONNECT_RETRY_SEC = 0.01
 
 
+def empty_sqlite_file(path: str) -> bool:
+    """Whether `path` is a file of 0 bytes with no write-ahead log holding pages beside it:
+    no database yet (opening it makes a new, empty one), almost always a mistake (a wrong path
+    to a file just touched, a copy that failed before its first byte)."""
+    try:
+        if os.stat(path).st_size != 0:
+            return False
+        return os.stat(path + "-wal").st_size == 0
+    except FileNotFoundError as exc:
+        return exc.filename == path + "-wal"
+    except OSError:
+        return False
+
+
 def open_sqlite_file(path: str) -> APSWDatabase:
     """The SQLite file at `path`, connected (a ConfigError saying why it cannot be)."""
     target = Path(path)
