@@ -23,15 +23,21 @@ from codelace_box.config import (
     load_config,
 )
 from codelace_box.db.core import is_busy, open_database
-from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, empty_sqlite_file, storage_failed
-from codelace_box.errors import CodelaceError, NotFound
+from codelace_box.db.sqlite_file import (
+    BUSY_TIMEOUT_SEC,
+    POINT_AT_IT,
+    config_read,
+    empty_sqlite_file,
+    missing_database,
+    storage_failed,
+)
+from codelace_box.errors import CodelaceError
 
 if TYPE_CHECKING:
     from codelace_box.audit import Change
 
 
 _UPGRADED: list[str] = []  # this command migrated (or made) the database: said on stderr
-POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
 
 
 @dataclass
@@ -80,26 +86,8 @@ class CliState:
 
     def missing_database(self) -> str | None:
         """Why the configured SQLite file cannot be used as it is: it is not there (None: it
-        is, or the database is PostgreSQL or in memory)."""
-        database = self.config().database
-        path = database.path
-        if database.is_postgres or path == ":memory:" or _there(path):
-            return None
-        return (
-            f"no database at {os.path.abspath(path)} (config: {self._source()}; nothing was "
-            f"created): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
-            "start a new box"
-        )
-
-    def require_database(self) -> None:
-        """Refuse a SQLite file that is not there, creating nothing (the commands that only
-        read a database as it is: audit, doctor, backup, db copy)."""
-        if why := self.missing_database():
-            raise NotFound(why, code="database_not_found")
-
-    def _source(self) -> str:
-        source = self.config().source
-        return f"{source}, no ./{DEFAULT_CONFIG_FILE}" if source == "built-in defaults" else source
+        is, or the database is PostgreSQL or in memory); db/sqlite_file.py's words."""
+        return missing_database(self.config())
 
     def note_new_database(self) -> None:
         """Say (once the command ended, as serve does at its start) that the database it
@@ -111,7 +99,7 @@ class CliState:
 
     def _point_at_it(self) -> str:
         """The config read, and how to point at the right database (the notes' tail)."""
-        source = self._source()
+        source = config_read(self.config())
         return f"config: {source}; if your data should be there, point at it with {POINT_AT_IT}"
 
     def secret_key(self) -> str:
@@ -136,18 +124,6 @@ class CliState:
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
         return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
-
-
-def _there(path: str) -> bool:
-    """Whether something is at `path`, or something in the way says why not (a folder there,
-    a file where a folder should be: the opening names those)."""
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 class CodelaceGroup(click.Group):
