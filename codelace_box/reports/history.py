@@ -133,14 +133,17 @@ async def retention_loop(
     of a serve, the boxes on a database: one deletes, not each), asked every `ask_sec`
     meanwhile (a lead that ended is taken over), and let go when cancelled. The time it
     deletes by is `clock`'s (steady_clock.py: a wall clock that leaps ahead, or starts far
-    ahead of the newest time stored, is not followed at once), else the `wall` clock's."""
+    ahead of the newest time stored when this process first leads, is not followed at once),
+    else the `wall` clock's."""
     failures = FailureLog(log, "the retention pass")
-    clock = clock or SteadyClock(wall, newest=await run_in_db_thread(newest_stored_time))
     try:
         while True:
             wait = every_sec
             try:
                 if lead is None or await lead.held():
+                    if clock is None:  # at its first lead (a failed read: at the next pass)
+                        newest = await run_in_db_thread(newest_stored_time)
+                        clock = SteadyClock(wall, newest=newest)
                     await retention_passes(days, clock.now())
                 else:
                     wait = ask_sec
