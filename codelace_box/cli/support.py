@@ -28,6 +28,7 @@ from codelace_box.db.sqlite_file import (
     POINT_AT_IT,
     config_read,
     empty_sqlite_file,
+    made_database,
     missing_database,
     storage_failed,
 )
@@ -74,14 +75,8 @@ class CliState:
         empty = not database.is_postgres and empty_sqlite_file(database.path)
         db = open_database(database.target)
         applied = migrate_recorded(db)
-        if made is not None:
-            self.note_new_database()
-        elif empty:
-            path = os.path.abspath(database.path)
-            _UPGRADED.append(
-                f"note: the database at {path} was an empty file (0 bytes: a wrong path, or a "
-                f"copy that failed?): made a new, empty database in it ({self._point_at_it()})"
-            )
+        if made is not None or empty:
+            self.note_new_database(was_empty=empty)
         return db, applied
 
     def missing_database(self) -> str | None:
@@ -89,18 +84,15 @@ class CliState:
         is, or the database is PostgreSQL or in memory); db/sqlite_file.py's words."""
         return missing_database(self.config())
 
-    def note_new_database(self) -> None:
+    def note_new_database(self, was_empty: bool = False) -> None:
         """Say (once the command ended, as serve does at its start) that the database it
-        opened was not there and is new and empty."""
-        path = os.path.abspath(self.config().database.path)
-        _UPGRADED.append(
-            f"note: no database at {path}: created a new, empty one ({self._point_at_it()})"
-        )
-
-    def _point_at_it(self) -> str:
-        """The config read, and how to point at the right database (the notes' tail)."""
+        opened was not there (or was a file of 0 bytes) and is new and empty."""
+        made = made_database(os.path.abspath(self.config().database.path), was_empty)
         source = config_read(self.config())
-        return f"config: {source}; if your data should be there, point at it with {POINT_AT_IT}"
+        _UPGRADED.append(
+            f"note: {made} (config: {source}; if your data should be there, point at it with "
+            f"{POINT_AT_IT})"
+        )
 
     def secret_key(self) -> str:
         """The server secret (the database opened first): never a new one over stored keys.

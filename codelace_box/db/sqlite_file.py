@@ -63,6 +63,17 @@ def missing_database(config: Config) -> str | None:
     )
 
 
+def made_database(path: str, was_empty: bool) -> str:
+    """What a command (and serve) says of the database it made at `path` (absolute): it was
+    not there, or it was a file of 0 bytes (empty_sqlite_file). The caller adds its hint."""
+    if was_empty:
+        return (
+            f"the database at {path} was an empty file (0 bytes: a wrong path, or a copy that "
+            "failed?): made a new, empty database in it"
+        )
+    return f"no database at {path}: created a new, empty one"
+
+
 def _there(path: str) -> bool:
     """Whether something is at `path`, or something in the way says why not (a folder there,
     a file where a folder should be: the opening names those)."""
