@@ -9,37 +9,32 @@ database, or the provider key) concerned.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from peewee import Database
 
 from codelace_box.accounts.limits import key_hold_mismatches
 from codelace_box.audit import verify_chain
 from codelace_box.billing.currencies import mixed_currency_problem
 from codelace_box.billing.ledger import Mismatch, find_mismatches
-from codelace_box.config import StripeConfig
+from codelace_box.config import Config, StripeConfig
 from codelace_box.crypto import decrypt_secret
-from codelace_box.db.core import POSTGRES_URLS, SQLITE_URL, open_database, quick_check
+from codelace_box.db.core import open_database, quick_check
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.snapshot import one_instant
+from codelace_box.db.sqlite_file import missing_database
 from codelace_box.errors import ConfigError, NotFound
 from codelace_box.money import format_usd
 from codelace_box.reports.totals_check import totals_problems
 
 
-def open_existing_database(path: str) -> Database:
-    """Open a database that must already exist (doctor and backup never create one); a
-    PostgreSQL URL is opened as it is (the server says whether the database exists)."""
-    if path.startswith(POSTGRES_URLS):
-        return open_database(path)
-    path = path.removeprefix(SQLITE_URL)
-    if path != ":memory:" and not Path(path).is_file():
-        raise NotFound(
-            f"no database at {path} (run `codelace-box migrate` or `serve` first)",
-            code="database_not_found",
-        )
-    return open_database(path)
+def open_existing_database(config: Config) -> Database:
+    """Open the configured database, which must already exist (audit, doctor, backup and db
+    copy never create one): a SQLite file not there is refused in the words of every command
+    (db/sqlite_file.py missing_database); a PostgreSQL URL is opened as it is (the server says
+    whether the database exists)."""
+    if why := missing_database(config):
+        raise NotFound(why, code="database_not_found")
+    return open_database(config.database.target)
 
 
 def _mismatch_lines(mismatch: Mismatch) -> list[str]:

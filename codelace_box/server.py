@@ -56,6 +56,7 @@ from codelace_box.db.offload import (
     stop_db_thread,
 )
 from codelace_box.db.openlock import OpenMarker, hold_open
+from codelace_box.db.sqlite_file import empty_sqlite_file, made_database
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
 from codelace_box.listen_setup import check_address, raise_open_files_limit
@@ -315,6 +316,7 @@ def prepare_database(config: Config) -> list[int]:
     from codelace_box.gateway.holds import release_orphaned_holds
 
     new_database = not config.database.is_postgres and not Path(config.database.path).exists()
+    empty_file = not config.database.is_postgres and empty_sqlite_file(config.database.path)
     new_secret = not config.server.secret_key and not secret_key_path(config).exists()
     db = open_database(config.database.target)
     try:
@@ -327,10 +329,9 @@ def prepare_database(config: Config) -> list[int]:
         server_secret(config)  # none made over provider keys stored with another
     finally:
         close_database()
-    if new_database and config.database.path != ":memory:":  # a first start, or data not there
-        log.warning("no database at %s: created a new, empty one (if your data should be "
-                    "there, stop and check database.path and the disk it is on)",
-                    config.database.path)  # fmt: skip
+    if (new_database or empty_file) and config.database.path != ":memory:":  # a first start?
+        log.warning("%s (if your data should be there, stop and check database.path and the "
+                    "disk it is on)", made_database(config.database.path, empty_file))  # fmt: skip
     if new_secret:
         log.warning("generated a new server secret in %s (keep a copy: it encrypts the "
                     "provider keys)", secret_key_path(config))  # fmt: skip

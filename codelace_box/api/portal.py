@@ -25,11 +25,13 @@ from codelace_box.api.portal_security import (
     session_token,
     set_session_cookie,
 )
+from codelace_box.billing.stripe import STRIPE_LONGEST_SEC
 from codelace_box.config import Config
 from codelace_box.errors import NotFound
 from codelace_box.portal import load_assets
 
 bp = Blueprint("portal")
+CALL_MARGIN_SEC = 20  # the page's wait on an ordinary call (api.js TIMEOUT_MS)
 bp.on_response(portal_headers)
 PAGES = tuple(sorted(PAGE_PATHS))
 
@@ -53,12 +55,24 @@ async def asset(request: Request, digest: str, name: str) -> HTTPResponse:
     return HTTPResponse(content, content_type=assets.content_type(name))
 
 
+def page_waits(config: Config) -> dict[str, int]:
+    """How long the page waits on a call that waits on an outside service, in seconds: the
+    box's own bound on it (email.smtp_timeout_sec; its Stripe client's timeout and retries)
+    and CALL_MARGIN_SEC, so the box's answer (sent, or why not) comes before the page gives up."""
+    return {
+        "mail": config.email.smtp_timeout_sec + CALL_MARGIN_SEC,
+        "stripe": STRIPE_LONGEST_SEC + CALL_MARGIN_SEC,
+    }
+
+
 def session_view(request: Request) -> dict[str, object]:
-    """GET /portal/api/session: whether the browser is signed in, and as whom."""
+    """GET /portal/api/session: whether the browser is signed in, and as whom; and how long
+    its page waits on the calls that wait on the mail server or Stripe (`wait_sec`)."""
+    waits = {"wait_sec": page_waits(request.app.ctx.config)}
     found = find_session(session_token(request), request.app.ctx.secret_key)
     if found is None:
-        return {"signed_in": False}
-    return {"signed_in": True, "email": found.email, "csrf_token": found.csrf_token}
+        return {"signed_in": False, **waits}
+    return {"signed_in": True, "email": found.email, "csrf_token": found.csrf_token, **waits}
 
 
 @bp.route("/portal/api/session", methods=READ)

@@ -31,6 +31,10 @@ log = logging.getLogger("codelace_box.billing.stripe")
 WEBHOOK_TOLERANCE_SEC = 300
 STRIPE_TIMEOUT_SEC = 15.0  # per attempt; with the retries a silent Stripe costs the user ~47 s
 STRIPE_RETRIES = 2
+STRIPE_RETRY_WAIT_SEC = 5  # the longest the client waits between tries (stripe's MAX_DELAY)
+STRIPE_LONGEST_SEC = int(STRIPE_TIMEOUT_SEC) * (STRIPE_RETRIES + 1) + (
+    STRIPE_RETRY_WAIT_SEC * STRIPE_RETRIES
+)  # a call to Stripe, its retries included, at the most (the portal's page waits longer)
 MAX_MESSAGE_CHARS = 300  # of Stripe's own words in our errors and logs
 MAX_ID_CHARS = 255  # Stripe's object ids are at most this long
 _REFERENCES = ("payment_intent", "setup_intent", "charge")  # ids an event's object names

@@ -25,7 +25,7 @@ def entry_view(entry: Any) -> dict[str, Any]:
     }
 
 
-def _open_with_an_audit_log(database: Any) -> None:
+def _open_with_an_audit_log(config: Any) -> None:
     """Open the database as it is (never made, nor migrated: `audit` also reads a replaced
     file); one from before the audit log (schema version 10) is said in one line."""
     from codelace_box.db.migrate import current_version
@@ -33,7 +33,8 @@ def _open_with_an_audit_log(database: Any) -> None:
     from codelace_box.doctor import open_existing_database
     from codelace_box.errors import CodelaceError
 
-    db = open_existing_database(database.target)
+    database = config.database
+    db = open_existing_database(config)
     if not db.table_exists(AuditEntry._meta.table_name):
         where = "the database" if database.is_postgres else database.path
         version = current_version(db)
@@ -63,8 +64,7 @@ def audit(state: CliState, since: str | None, as_json: bool) -> None:
     from codelace_box.audit import list_entries
 
     start = parse_moment(since) if since is not None else None
-    state.require_database()
-    _open_with_an_audit_log(state.config().database)
+    _open_with_an_audit_log(state.config())
     rows = [entry_view(e) for e in list_entries(start)]
 
     def render(items: list[dict[str, Any]]) -> str:

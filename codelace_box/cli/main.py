@@ -26,7 +26,6 @@ from codelace_box.cli.support import (
 )
 from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
-from codelace_box.db.core import open_database
 from codelace_box.errors import CodelaceError
 
 
@@ -135,17 +134,12 @@ def _record_init(target: Path, existed: bool, reused: str | None) -> None:
 @pass_state
 def migrate_command(state: CliState, status: bool) -> None:
     """Apply pending schema migrations and exit."""
-    from codelace_box.audit import migrate_recorded
     from codelace_box.db.migrate import current_version
 
     if status:
         echo_lines(migrate_status_lines(state.config()))
         return
-    new = state.missing_database() is not None
-    db = open_database(state.config().database.target)
-    applied = migrate_recorded(db)
-    if new:
-        state.note_new_database()
+    db, applied = state.migrated_database()
     done = ", ".join(map(str, applied)) if applied else "nothing to apply"
     click.echo(f"schema version {current_version(db)} ({done})")
 
@@ -166,8 +160,7 @@ def backup(state: CliState, path: str) -> None:
             "(e.g. pg_dump -Fc -f codelace.dump DATABASE_URL)"
         )
     source = config.database.path
-    state.require_database()
-    open_existing_database(source).close()
+    open_existing_database(config).close()
     pages = backup_database(source, path)
     record_backup(config.database.target, path, pages)
     click.echo(f"backed up {pages} pages to {path}")
@@ -183,8 +176,7 @@ def doctor(state: CliState) -> None:
     from codelace_box.upkeep.backups import backup_status
 
     config = state.config()
-    state.require_database()
-    db = open_existing_database(config.database.target)
+    db = open_existing_database(config)
     version, problems = check_database(db, existing_secret_key(config), config.stripe)
     for line in problems:
         click.echo(f"MISMATCH {line}")
@@ -216,8 +208,7 @@ def db_copy(state: CliState, to_url: str) -> None:
     config = state.config()
     _check_copy_target(to_url)
     to_url = _absolute_sqlite_url(to_url)
-    state.require_database()
-    open_existing_database(config.database.target).close()
+    open_existing_database(config).close()
     late = LateCtrlC()  # Ctrl-C once the copy can no longer be undone: said, not an error
     try:
         recorded = copy_recorder(redacted(config.database.target), redacted(to_url))

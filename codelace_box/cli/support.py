@@ -23,15 +23,22 @@ from codelace_box.config import (
     load_config,
 )
 from codelace_box.db.core import is_busy, open_database
-from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed
-from codelace_box.errors import CodelaceError, NotFound
+from codelace_box.db.sqlite_file import (
+    BUSY_TIMEOUT_SEC,
+    POINT_AT_IT,
+    config_read,
+    empty_sqlite_file,
+    made_database,
+    missing_database,
+    storage_failed,
+)
+from codelace_box.errors import CodelaceError
 
 if TYPE_CHECKING:
     from codelace_box.audit import Change
 
 
 _UPGRADED: list[str] = []  # this command migrated (or made) the database: said on stderr
-POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
 
 
 @dataclass
@@ -47,74 +54,68 @@ class CliState:
         return self._config
 
     def database(self) -> Any:
-        """The migrated database, opened for this command. A SQLite file not there is made (a
-        command works on the built-in defaults with no config at all), and that is said on
-        stderr: run from the wrong folder, a new empty one answers as if the data were gone."""
-        from codelace_box.audit import migrate_recorded
+        """The migrated database, opened for this command (`migrated_database`), an upgrade of
+        its schema said once the command ended (_fail: in its one line)."""
         from codelace_box.db.migrate import upgrade_notice
 
-        made = self.missing_database()
-        db = open_database(self.config().database.target)
-        applied = migrate_recorded(db)
-        if made is not None:
-            self.note_new_database()
+        db, applied = self.migrated_database()
         if notice := upgrade_notice(applied):
-            _UPGRADED.append(notice)  # said once the command ended (_fail: in its one line)
+            _UPGRADED.append(notice)
         return db
+
+    def migrated_database(self) -> tuple[Any, list[int]]:
+        """The database opened and migrated, and the versions applied now. A SQLite file not
+        there is made (a command works on the built-in defaults with no config at all), and
+        so is one of 0 bytes; either is said on stderr: run from the wrong folder (or given a
+        failed copy), a new empty one answers as if the data were gone."""
+        from codelace_box.audit import migrate_recorded
+
+        made = self.missing_database()
+        database = self.config().database
+        empty = not database.is_postgres and empty_sqlite_file(database.path)
+        db = open_database(database.target)
+        applied = migrate_recorded(db)
+        if made is not None or empty:
+            self.note_new_database(was_empty=empty)
+        return db, applied
 
     def missing_database(self) -> str | None:
         """Why the configured SQLite file cannot be used as it is: it is not there (None: it
-        is, or the database is PostgreSQL or in memory)."""
-        database = self.config().database
-        path = database.path
-        if database.is_postgres or path == ":memory:" or _there(path):
-            return None
-        return (
-            f"no database at {os.path.abspath(path)} (config: {self._source()}; nothing was "
-            f"created): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
-            "start a new box"
-        )
+        is, or the database is PostgreSQL or in memory); db/sqlite_file.py's words."""
+        return missing_database(self.config())
 
-    def require_database(self) -> None:
-        """Refuse a SQLite file that is not there, creating nothing (the commands that only
-        read a database as it is: audit, doctor, backup, db copy)."""
-        if why := self.missing_database():
-            raise NotFound(why, code="database_not_found")
-
-    def _source(self) -> str:
-        source = self.config().source
-        return f"{source}, no ./{DEFAULT_CONFIG_FILE}" if source == "built-in defaults" else source
-
-    def note_new_database(self) -> None:
+    def note_new_database(self, was_empty: bool = False) -> None:
         """Say (once the command ended, as serve does at its start) that the database it
-        opened was not there and is new and empty."""
-        path = os.path.abspath(self.config().database.path)
+        opened was not there (or was a file of 0 bytes) and is new and empty."""
+        made = made_database(os.path.abspath(self.config().database.path), was_empty)
+        source = config_read(self.config())
         _UPGRADED.append(
-            f"note: no database at {path}: created a new, empty one (config: {self._source()}; "
-            f"if your data should be there, point at it with {POINT_AT_IT})"
+            f"note: {made} (config: {source}; if your data should be there, point at it with "
+            f"{POINT_AT_IT})"
         )
 
     def secret_key(self) -> str:
-        """The server secret (the database opened first): never a new one over stored keys."""
+        """The server secret (the database opened first): never a new one over stored keys.
+        One generated now is said once the command ended (where, never what), as serve does:
+        the operator must keep that file with the database."""
         from codelace_box.catalog.providers import server_secret
+        from codelace_box.config import existing_secret_key
+        from codelace_box.config.secret import secret_key_path
 
-        return server_secret(self.config())
+        config = self.config()
+        new = existing_secret_key(config) is None
+        key = server_secret(config)
+        if new:
+            _UPGRADED.append(
+                f"note: generated a new server secret in {secret_key_path(config).absolute()} "
+                "(keep a copy with the database: it encrypts the provider keys; or set "
+                "server.secret_key)"
+            )
+        return key
 
     def init_target(self) -> Path:
         """Where `init` writes: --config, else $CODELACE_CONFIG, else ./codelace.toml."""
         return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
-
-
-def _there(path: str) -> bool:
-    """Whether something is at `path`, or something in the way says why not (a folder there,
-    a file where a folder should be: the opening names those)."""
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 class CodelaceGroup(click.Group):

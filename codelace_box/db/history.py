@@ -1,6 +1,6 @@
 """The statements over the usage history that stay cheap however long it grows: deleting old
 rows and old per-minute rollups in small batches (retention) and reading rows in id order, a
-page at a time (export).
+page at a time (export); the newest time stored (what a start clock is compared with).
 
 Plain SQL both engines read (`?` parameters are SQLite's, as everywhere in db/).
 """
@@ -8,9 +8,10 @@ Plain SQL both engines read (`?` parameters are SQLite's, as everywhere in db/).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from codelace_box.db.core import Row, query_all, write_transaction
+from codelace_box.db.core import Row, parse_time, query_all, query_one, write_transaction
 
 _DELETE_BATCH_SQL = (
     "DELETE FROM usage_record WHERE id IN (SELECT id FROM usage_record WHERE created_at < ? "
@@ -19,6 +20,10 @@ _DELETE_BATCH_SQL = (
 _DELETE_MINUTES_SQL = (
     "DELETE FROM usage_rollup WHERE id IN (SELECT id FROM usage_rollup WHERE period = 'minute' "
     "AND bucket < ? ORDER BY bucket LIMIT ?)"
+)
+_NEWEST_SQL = (  # two index reads: usage_record's created_at index, the ledger's newest id
+    "SELECT (SELECT MAX(created_at) FROM usage_record), "
+    "(SELECT created_at FROM ledger_entry ORDER BY id DESC LIMIT 1)"
 )
 EXPORT_COLUMNS = (
     "request_id",
@@ -81,3 +86,11 @@ def usage_pages(since: str, user_id: int | None, page: int = 5000) -> Iterator[l
         yield [tuple(row[1:]) for row in rows]
         if len(rows) < page:
             return
+
+
+def newest_stored_time() -> datetime | None:
+    """The newest time the database holds (its newest usage row or ledger entry: the ledger
+    is never deleted); None for a database with neither."""
+    row = query_one(_NEWEST_SQL)
+    times = [parse_time(value) for value in row or () if value is not None]
+    return max(times, default=None)

@@ -367,6 +367,19 @@ class RefusalCount(BaseModel):
         primary_key = CompositeKey("hour", "status", "code")
 
 
+class OpenAlert(BaseModel):
+    """An alert sent whose end is told (upkeep/watch.py): kept beside the upkeep's lead, so the
+    process that takes the lead over says it recovered and does not send it again."""
+
+    kind = CharField(max_length=32)
+    subject = CharField()
+    sent_at = CharField(max_length=40)  # the stored text form of timestamps
+
+    class Meta:
+        table_name = "open_alert"
+        primary_key = CompositeKey("kind", "subject")
+
+
 class PortalSession(BaseModel):
     """A signed-in browser of the portal: its cookie is the token, stored here only hashed."""
 
@@ -406,5 +419,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     AuditEntry,
     AuditHead,
     RefusalCount,
+    OpenAlert,
     PortalSession,
 ]

@@ -1,5 +1,5 @@
-"""What db/ writes and reads for observability: the audit log, the refusal counters and the
-upstream's error text on a usage row.
+"""What db/ writes and reads for observability: the audit log, the refusal counters, the
+upstream's error text on a usage row and the open alerts (upkeep/watch.py).
 
 The audit chain needs its writers serialized: on SQLite the write lock of BEGIN IMMEDIATE
 (`write_transaction`) does it; on PostgreSQL `last_hash` first takes the chain's lock
@@ -10,7 +10,7 @@ The refusal counter is one portable upsert (`INSERT ... ON CONFLICT ... DO UPDAT
 
 from __future__ import annotations
 
-from codelace_box.db.core import Row, Tx, exclusive, query_all, query_one
+from codelace_box.db.core import Row, Tx, exclusive, query_all, query_one, write_transaction
 
 AUDIT_COLUMNS = (
     "id, created_at, os_user, client, command, target, before_state, after_state, prev_hash, hash"
@@ -96,3 +96,27 @@ def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
         "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?",
         (text.replace("\x00", "\\x00"), request_id),
     )
+
+
+def open_alert_sent_at(kind: str, subject: str) -> str | None:
+    """When the open alert of `kind` about `subject` was sent (stored text), None if none is."""
+    row = query_one(
+        "SELECT sent_at FROM open_alert WHERE kind = ? AND subject = ?", (kind, subject)
+    )
+    return None if row is None else str(row[0])
+
+
+def record_open_alert(kind: str, subject: str, sent_at: str) -> None:
+    """Keep an alert as open, sent at `sent_at` (stored text)."""
+    with write_transaction() as tx:
+        tx.execute(
+            "INSERT INTO open_alert (kind, subject, sent_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (kind, subject) DO UPDATE SET sent_at = excluded.sent_at",
+            (kind, subject, sent_at),
+        )
+
+
+def close_alert(kind: str, subject: str) -> None:
+    """The alert of `kind` about `subject` is over (its recovery was said)."""
+    with write_transaction() as tx:
+        tx.execute("DELETE FROM open_alert WHERE kind = ? AND subject = ?", (kind, subject))

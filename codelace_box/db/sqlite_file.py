@@ -1,6 +1,7 @@
 """Opening the SQLite database file: its settings (WAL, the page cache, apsw's statement
-cache), its privacy (a new file 600, -wal/-shm alike, its folder 700), and a connect that
-waits out another process switching a new file to WAL."""
+cache), its privacy (a new file 600, -wal/-shm alike, its folder 700), a connect that
+waits out another process switching a new file to WAL; and the words for a file that is not
+where the config points (`missing_database`, the one wording of every command) or is empty."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from peewee import DatabaseError as PeeweeDatabaseError
 from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
+from codelace_box.config import DEFAULT_CONFIG_FILE, Config
 from codelace_box.errors import ConfigError
 from codelace_box.private_files import create_private_file, make_private, make_private_dir
 
@@ -35,6 +37,67 @@ PRAGMAS = (
 # (each group commit compiled them again: 10% more).
 _CACHE = {"statementcachesize": 96}
 CONNECT_RETRY_SEC = 0.01
+
+
+POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
+
+
+def config_read(config: Config) -> str:
+    """The config a command read, as the notes name it."""
+    source = config.source
+    return f"{source}, no ./{DEFAULT_CONFIG_FILE}" if source == "built-in defaults" else source
+
+
+def missing_database(config: Config) -> str | None:
+    """Why the configured SQLite file cannot be opened as it is: it is not there, in the words
+    every command uses (the path, the config read, how to point at the right one); None when
+    it is (or the database is PostgreSQL or in memory)."""
+    database = config.database
+    path = database.path
+    if database.is_postgres or path == ":memory:" or _there(path):
+        return None
+    return (
+        f"no database at {os.path.abspath(path)} (config: {config_read(config)}; nothing was "
+        f"created): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
+        "start a new box"
+    )
+
+
+def made_database(path: str, was_empty: bool) -> str:
+    """What a command (and serve) says of the database it made at `path` (absolute): it was
+    not there, or it was a file of 0 bytes (empty_sqlite_file). The caller adds its hint."""
+    if was_empty:
+        return (
+            f"the database at {path} was an empty file (0 bytes: a wrong path, or a copy that "
+            "failed?): made a new, empty database in it"
+        )
+    return f"no database at {path}: created a new, empty one"
+
+
+def _there(path: str) -> bool:
+    """Whether something is at `path`, or something in the way says why not (a folder there,
+    a file where a folder should be: the opening names those)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def empty_sqlite_file(path: str) -> bool:
+    """Whether `path` is a file of 0 bytes with no write-ahead log holding pages beside it:
+    no database yet (opening it makes a new, empty one), almost always a mistake (a wrong path
+    to a file just touched, a copy that failed before its first byte)."""
+    try:
+        if os.stat(path).st_size != 0:
+            return False
+        return os.stat(path + "-wal").st_size == 0
+    except FileNotFoundError as exc:
+        return exc.filename == path + "-wal"
+    except OSError:
+        return False
 
 
 def open_sqlite_file(path: str) -> APSWDatabase:

@@ -16,7 +16,7 @@ import asyncio
 import csv
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -26,6 +26,7 @@ from codelace_box.db.history import (
     EXPORT_COLUMNS,
     delete_minute_rollups_batch,
     delete_usage_batch,
+    newest_stored_time,
     usage_pages,
 )
 from codelace_box.db.lead import Lead
@@ -125,20 +126,24 @@ async def retention_loop(
     lead: Lead | None = None,
     ask_sec: float = LEAD_ASK_SEC,
     clock: SteadyClock | None = None,
+    wall: Callable[[], datetime] = utcnow,
 ) -> None:
     """Run `retention_pass` (when `days` > 0) and `minutes_pass` now and then every
     `every_sec` until cancelled; with `lead`, only while this process holds it (the workers
     of a serve, the boxes on a database: one deletes, not each), asked every `ask_sec`
     meanwhile (a lead that ended is taken over), and let go when cancelled. The time it
-    deletes by is `clock`'s (steady_clock.py: a wall clock that leaps ahead is not followed at
-    once)."""
+    deletes by is `clock`'s (steady_clock.py: a wall clock that leaps ahead, or starts far
+    ahead of the newest time stored when this process first leads, is not followed at once),
+    else the `wall` clock's."""
     failures = FailureLog(log, "the retention pass")
-    clock = clock or SteadyClock()
     try:
         while True:
             wait = every_sec
             try:
                 if lead is None or await lead.held():
+                    if clock is None:  # at its first lead (a failed read: at the next pass)
+                        newest = await run_in_db_thread(newest_stored_time)
+                        clock = SteadyClock(wall, newest=newest)
                     await retention_passes(days, clock.now())
                 else:
                     wait = ask_sec

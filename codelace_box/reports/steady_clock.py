@@ -4,8 +4,11 @@ on a machine whose clock ran ahead). A pass run then would delete, for good, the
 per-minute rollups that the right time keeps (doctor then finds the kept days' minutes short of
 their day rollups). A leap ahead is followed only once it has held for SETTLE_SEC (a clock that
 was behind and was put right: retention is late by that much, never early); a clock that goes
-back is followed at once (retention deletes less). Only a leap while the process runs is seen:
-a box started with its clock ahead has nothing to compare it with.
+back is followed at once (retention deletes less). A box started with its clock already ahead
+is compared with the newest time stored (`newest`: its newest usage row or ledger entry): more
+than LEAP_SEC ahead of it, the time is counted from that moment, and the clock followed once it
+has held for SETTLE_SEC, as a leap seen while running (a box stopped for longer than LEAP_SEC
+starts so too: its retention is late by SETTLE_SEC, never early).
 """
 
 from __future__ import annotations
@@ -30,10 +33,28 @@ class SteadyClock:
         self,
         wall: Callable[[], datetime] = utcnow,
         counted: Callable[[], float] = time.monotonic,
+        newest: datetime | None = None,
     ) -> None:
         self._wall, self._counted = wall, counted
         self._offset = self._offset_now()  # wall minus counted, as followed
         self._leap: tuple[float, float] | None = None  # (its offset, counted when first seen)
+        if newest is not None:
+            self._start_from(newest)
+
+    def _start_from(self, newest: datetime) -> None:
+        """A start clock more than LEAP_SEC ahead of the newest time stored: a leap, seen now,
+        the time counted from `newest` meanwhile."""
+        ahead = (self._wall() - newest).total_seconds()
+        if ahead <= LEAP_SEC:
+            return
+        self._leap = (self._offset, self._counted())
+        self._offset -= ahead
+        log.warning(
+            "the wall clock is %s ahead of the newest time in the database: retention deletes "
+            "by the time counted from that moment until the clock has held for %g h (a clock "
+            "set wrong at boot; or the box was stopped that long: then nothing is wrong)",
+            timedelta(seconds=round(ahead)), SETTLE_SEC / 3600,
+        )  # fmt: skip
 
     def _offset_now(self) -> float:
         return (self._wall() - datetime(1970, 1, 1)).total_seconds() - self._counted()

@@ -64,6 +64,17 @@ class Alerter:
         del self.sent[(kind, subject)]
         return True
 
+    def adopt(
+        self, kind: str, subject: str, age_sec: float | None, now: float | None = None
+    ) -> None:
+        """Take what the database says of an alert whose end is told (upkeep/watch.py): open,
+        sent `age_sec` ago (by whichever process led then), or not open (None)."""
+        if age_sec is None:
+            self.sent.pop((kind, subject), None)
+        else:
+            moment = time.monotonic() if now is None else now
+            self.sent[(kind, subject)] = moment - max(age_sec, 0.0)
+
     async def _post(self, text: str) -> bool:
         """One try; a failure logged when the webhook was working until now."""
         import httpx  # only here: serve starts without it (0.05-0.1 s of imports, a few MB)

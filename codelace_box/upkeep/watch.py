@@ -22,10 +22,11 @@ from typing import Any
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.backup import BackupStopped
-from codelace_box.db.core import utcnow
+from codelace_box.db.core import db_time, parse_time, utcnow
 from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
 from codelace_box.db.models import Provider, ProviderKey
+from codelace_box.db.observability import close_alert, open_alert_sent_at, record_open_alert
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
@@ -133,7 +134,9 @@ class Upkeep:
 
     async def watch_errors(self, now: datetime) -> None:
         """Alert an error rate over alerts.error_rate (of MIN_REQUESTS or more), and say once
-        when it recovered: back under it, or too few requests left in the window to say."""
+        when it recovered: back under it, or too few requests left in the window to say. The
+        open alert is kept in the database (where the lead is): a process that takes the
+        upkeep over says its recovery, and does not send it again meanwhile."""
         stats = await run_in_db_thread(window_stats, now - ERROR_WINDOW)
         rate = stats.errors / stats.requests if stats.requests else 0.0
         limit = self.config.alerts.error_rate
@@ -141,10 +144,19 @@ class Upkeep:
             f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed in 5 "
             f"minutes (alerts.error_rate {limit:g})"
         )
+        kind = "error_rate"
+        sent_at = await run_in_db_thread(open_alert_sent_at, kind, "")
+        age = None if sent_at is None else (now - parse_time(sent_at)).total_seconds()
+        self.alerter.adopt(kind, "", age)
         if stats.requests >= MIN_REQUESTS and rate > limit:
-            await self.alerter.alert("error_rate", "", said)
-        else:
-            await self.alerter.resolve("error_rate", "", f"the error rate recovered: {said}")
+            before = self.alerter.sent.get((kind, ""))
+            if (
+                await self.alerter.alert(kind, "", said)
+                and self.alerter.sent.get((kind, "")) != before
+            ):
+                await run_in_db_thread(record_open_alert, kind, "", db_time(now))  # (sent now)
+        elif await self.alerter.resolve(kind, "", f"the error rate recovered: {said}") and sent_at:
+            await run_in_db_thread(close_alert, kind, "")
 
 
 async def _log_outcome_at_stop(job: asyncio.Future[Path | None]) -> None:

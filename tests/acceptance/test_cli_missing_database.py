@@ -94,7 +94,9 @@ def test_a_command_on_a_missing_database_makes_it_and_says_so_once(
     assert db.is_file()
     note = NOTE.format(db=db)
     if first.returncode == 0:
-        assert first.stderr.strip().splitlines() == [note], first.stderr
+        made_secret = args[:2] == ("providers", "add")  # said too (test_cli_secret_note.py)
+        said = first.stderr.strip().splitlines()
+        assert said[:1] == [note] and len(said) == 1 + made_secret, first.stderr
     else:
         line = error_line(first)
         assert note.removeprefix("note: ") in line, line
@@ -108,3 +110,19 @@ def test_a_failed_set_up_command_says_the_creation_in_its_one_line(tmp_path: Pat
     line = error_line(run_cli(None, "users", "create", "not-an-email", cwd=tmp_path))
     assert "created a new, empty one" in line, line
     assert (tmp_path / "data" / "codelace.db").is_file()
+
+
+def test_every_refusal_of_a_missing_database_has_the_one_wording(tmp_path: Path) -> None:
+    """doctor's own opening (behind audit, doctor, backup and db copy) said it in older words
+    than the command line's (`no database at PATH (run codelace-box migrate or serve first)`,
+    no config named, no way to point at the right one): one function now says it for both."""
+    from codelace_box.config import load_config
+    from codelace_box.doctor import open_existing_database
+    from codelace_box.errors import NotFound
+
+    config = write_config(tmp_path / "codelace.toml", {"database": {"path": "gone/c.db"}})
+    with pytest.raises(NotFound) as refused:
+        open_existing_database(load_config(str(config)))
+    for args in READS_A_WHOLE_DATABASE:
+        assert error_line(run_cli(config, *args)) == f"error: {refused.value.message}", args
+    assert not (tmp_path / "gone").exists()

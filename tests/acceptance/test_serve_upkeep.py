@@ -200,6 +200,33 @@ def test_an_error_rate_that_falls_back_is_said_once(tmp_path: Path, hook: Webhoo
     assert "6 of the last 120 requests (5%)" in notice, notice
 
 
+def test_a_serve_started_after_the_alert_says_the_error_rate_recovered(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """The error-rate alert went out, then serve was restarted (or another worker took the
+    upkeep over): the new holder did not know the alert was open and never said the rate had
+    fallen back. The open alert is kept in the database: it is said once, and the alert is
+    not sent again by the new holder while the rate stays high."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url, "error_rate": 0.2})
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-upkeep-solo-0001")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        _minute_of_traffic(box, 12, 6)
+        eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "alert")
+    finally:
+        assert server.stop() == 0
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(1.0)  # several ticks of the new holder, the rate still high
+        assert sum("failed in 5 minutes" in t for t in hook.texts()) == 1, hook.texts()
+        _minute_of_traffic(box, 108, 0)  # 6 of 120: 5%
+        eventually(lambda: any("recovered" in t for t in hook.texts()), "recovery notice")
+        time.sleep(1.0)
+    finally:
+        assert server.stop() == 0
+    assert sum("recovered" in t for t in hook.texts()) == 1, hook.texts()
+
+
 def test_a_failing_scheduled_backup_is_logged_once_and_tried_again_less_often(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from codelace_box.config import load_config
 from codelace_box.config.secret import read_secret_file
 from codelace_box.db.core import close_database
 from codelace_box.doctor import check_database, open_existing_database
@@ -45,7 +46,7 @@ def test_doctor_during_traffic_finds_nothing_wrong(tmp_path: Path) -> None:
         for worker in workers:
             worker.start()
         secret = read_secret_file(space.db_path.parent / "secret_key")
-        db = open_existing_database(str(space.db_path))
+        db = open_existing_database(load_config(str(space.config)))
         deadline = time.monotonic() + 60
         checks = 0
         try:  # until enough settlements were committed meanwhile, however loaded the machine

@@ -78,3 +78,46 @@ def test_each_alert_is_sent_once_by_the_box_that_leads(
     finally:
         first.stop()
         second.stop()
+
+
+def _minute_of_traffic(pg_url: str, requests: int, errors: int) -> None:
+    """What settlements add to this minute's rollup (the error rate's window is read from it)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO usage_rollup (period, bucket, model, requests, errors, input_tokens,"
+            " output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos) VALUES ('minute',"
+            " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 'solo/m', %s, %s, 0, 0,"
+            " 0, 0, 0) ON CONFLICT (period, bucket, model) DO UPDATE SET requests ="
+            " usage_rollup.requests + excluded.requests, errors = usage_rollup.errors +"
+            " excluded.errors",
+            (requests, errors),
+        )
+
+
+def test_the_box_that_takes_the_lead_says_the_error_rate_recovered(
+    tmp_path: Path, pg_url: str, hook: WebhookReceiver
+) -> None:
+    """The box that led sent the error-rate alert and stopped; the box that took the lead
+    did not know an alert was open, so the rate's fall was never told (and, while it stayed
+    high, the alert went out a second time). The open alert is kept in the database: the new
+    lead neither repeats it nor forgets its recovery."""
+    first_config, first = _box(tmp_path / "first", pg_url, hook)
+    second_config, second = _box(tmp_path / "second", pg_url, hook)
+    for config in (first_config, second_config):
+        text = config.read_text().replace("[alerts]", "[alerts]\nerror_rate = 0.2")
+        config.write_text(text)
+    first.start()
+    try:
+        second.start()
+        _minute_of_traffic(pg_url, 12, 6)
+        _eventually(lambda: _count(hook, "requests (50%) failed") == 1, "the alert")
+        assert first.stop() == 0  # it led: it was the first to ask
+        time.sleep(1.5)  # the second box leads now, the rate still high: not said again
+        assert _count(hook, "failed in 5 minutes") == 1, hook.texts()
+        _minute_of_traffic(pg_url, 108, 0)  # 6 of 120: 5%
+        _eventually(lambda: _count(hook, "recovered") == 1, "the recovery notice")
+        time.sleep(1.0)
+        assert _count(hook, "recovered") == 1, hook.texts()
+    finally:
+        first.stop()
+        second.stop()

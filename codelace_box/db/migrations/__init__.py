@@ -32,6 +32,7 @@ from codelace_box.db.migrations import (
     m0021_provider_key_ids,
     m0022_account_days_from_keys,
     m0023_parked_keys,
+    m0024_open_alerts,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -58,4 +59,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (21, m0021_provider_key_ids),
     (22, m0022_account_days_from_keys),
     (23, m0023_parked_keys),
+    (24, m0024_open_alerts),
 ]

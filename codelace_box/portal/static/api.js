@@ -6,9 +6,23 @@ let csrfToken = "";
 // How long a call may go unanswered before the page gives up on it and says so (a box or a
 // network that stops answering must not leave a button disabled for ever). Calls that wait on
 // an outside service (the mail server, Stripe) get longer: the box bounds those itself, and
-// its own answer (sent, or why not) is better than the page's guess.
+// its own answer (sent, or why not) is better than the page's guess. How long, the box says
+// (its session answer's wait_sec, from its own bounds: a mail server it was told to wait
+// minutes for must not make the page give up first); these until it has.
 export const TIMEOUT_MS = 20000;
-export const SLOW_TIMEOUT_MS = 60000;
+const waits = { mail: 60000, stripe: 60000 };
+
+export function setWaits(seconds) {
+  for (const name of Object.keys(waits)) {
+    const given = Number(seconds?.[name]);
+    if (Number.isFinite(given) && given > 0) waits[name] = given * 1000;
+  }
+}
+
+// The wait of a call on `name` (mail, stripe), in milliseconds.
+export function waitMs(name) {
+  return waits[name];
+}
 
 // The pages a sign-in may lead back to (only these: no address from the URL is followed).
 const RETURN_PATHS = ["/keys", "/usage", "/billing", "/connect"];

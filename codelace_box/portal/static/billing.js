@@ -1,7 +1,7 @@
 // Billing: top up through Stripe Checkout (the minimum comes from the server), the trial's card
 // setup while it is unclaimed, and the payment history.
 
-import { api, SLOW_TIMEOUT_MS } from "./api.js";
+import { api, waitMs } from "./api.js";
 import { field, h, leaving, messageArea, page, usd, when } from "./ui.js";
 
 const STATUS_WORDS = {
@@ -15,7 +15,7 @@ const STATUS_WORDS = {
 // way to Stripe (a second click would open a second session); an error enables it again.
 function toStripe(button, message, path, body) {
   return leaving(button, async () => {
-    const started = await api("POST", path, body, SLOW_TIMEOUT_MS);
+    const started = await api("POST", path, body, waitMs("stripe"));
     message.ok("Taking you to Stripe…");
     window.location.assign(started.checkout_url);
   });

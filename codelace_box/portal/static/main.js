@@ -1,6 +1,8 @@
 // The portal's entry: find out who is signed in, then draw the page the path names.
 
-import { afterSignIn, api, ApiError, setCsrf, signInUrl, signOut, takeNotice } from "./api.js";
+import {
+  afterSignIn, api, ApiError, setCsrf, setWaits, signInUrl, signOut, takeNotice,
+} from "./api.js";
 import { billingPage } from "./billing.js";
 import { connectPage } from "./connect.js";
 import { homePage } from "./home.js";
@@ -103,6 +105,7 @@ async function start() {
     failed(main, "The portal could not load", path, error);
     return;
   }
+  setWaits(session.wait_sec);
   if (!session.signed_in) {
     toSignIn(main, path, notice);
     return;

@@ -1,6 +1,6 @@
 // Sign in: an email address, then the 6-digit code mailed to it. The server sets the cookie.
 
-import { afterSignIn, api, SLOW_TIMEOUT_MS } from "./api.js";
+import { afterSignIn, api, waitMs } from "./api.js";
 import { busy, field, h, leaving, messageArea, page } from "./ui.js";
 
 // `notice`: a line saying why the person is asked to sign in (their session ended), or null.
@@ -18,7 +18,7 @@ export function signinPage(main, notice) {
     await busy(submit, async () => {
       try {
         const sent = await api("POST", "/portal/api/signin/code", { email: email.input.value },
-          SLOW_TIMEOUT_MS);
+          waitMs("mail"));
         codeStep(main, sent.email, sent.expires_in_sec);
       } catch (error) {
         message.fieldError(error, form, email.input);
@@ -55,7 +55,7 @@ function codeStep(main, address, ttlSec) {
   const resend = h("button", { type: "button", class: "secondary", text: "Send a new code" });
   resend.addEventListener("click", () => busy(resend, async () => {
     try {
-      await api("POST", "/portal/api/signin/code", { email: address }, SLOW_TIMEOUT_MS);
+      await api("POST", "/portal/api/signin/code", { email: address }, waitMs("mail"));
       message.ok("A new code is on its way; the one before no longer works.");
     } catch (error) {
       message.error(error.message);
