@@ -1,0 +1,90 @@
+"""`usage export` as finance reads it: the CSV opened in a spreadsheet (no cell a user or an
+upstream wrote becomes a formula, one record a row whatever characters it holds) and the JSON
+lines exact, on a real SQLite file (or PostgreSQL with CODELACE_TEST_DATABASE=postgres)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from codelace_box.accounts.users import create_user
+from codelace_box.db.models import UsageRecord
+from codelace_box.reports.history import export_records, write_export
+
+NOW = datetime(2026, 3, 1, 12, 0, 0)
+# What a spreadsheet takes for a formula (OWASP's list): = + - @, a tab and a carriage return.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def add_row(user_id: int, n: int, **values: Any) -> None:
+    UsageRecord.create(
+        request_id=f"req-{n}",
+        user=user_id,
+        model=values.get("model", "openai/gpt-5.4"),
+        provider=values.get("provider", "openai"),
+        upstream_model=values.get("upstream_model", "gpt-5.4"),
+        input_tokens=10,
+        output_tokens=2,
+        input_per_1m_nanos=1,
+        output_per_1m_nanos=1,
+        cost_nanos=values.get("cost", 1000 + n),
+        status="error" if "error_code" in values else "ok",
+        error_code=values.get("error_code"),
+        created_at=NOW + timedelta(seconds=n),
+    )
+
+
+def exported(fmt: str) -> str:
+    out = io.StringIO(newline="")
+    write_export(export_records(None, None), out, fmt)
+    return out.getvalue()
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def test_no_cell_a_user_or_an_upstream_wrote_is_a_formula(migrated_db: Path) -> None:
+    """An account signed up as `=1+2@x.test` (the local part of an address may start with = +
+    or -) and an upstream's error code `@SUM(A1)`, `-1+1`, a tab or CR first: each was written
+    as it is, and a spreadsheet opening the CSV ran it as a formula. OWASP's advice: such a
+    text cell starts with a single quote. Numbers stay numbers; the JSON lines stay exact."""
+    emails = ["=1+2@x.test", "+cmd@x.test", "-2+3@x.test"]
+    users = [create_user(email).id for email in emails]
+    codes = ["@SUM(A1)", "-1+1", "\tx", "\rx", '=HYPERLINK("http://evil")']
+    for n, code in enumerate(codes):
+        add_row(users[n % len(users)], n, error_code=code, upstream_model=code)
+    rows = csv_rows(exported("csv"))
+    text_cells = [r[c] for r in rows for c in ("email", "error_code", "upstream_model")]
+    assert text_cells and all(not cell.startswith(FORMULA_STARTS) for cell in text_cells)
+    assert [r["email"] for r in rows] == [f"'{emails[n % 3]}" for n in range(len(codes))]
+    assert [r["error_code"] for r in rows] == [f"'{code}" for code in codes]
+    assert [r["cost_nanos"] for r in rows] == [str(1000 + n) for n in range(len(codes))]
+    assert all(r["input_tokens"] == "10" and r["stream"] == "False" for r in rows)
+    records = [json.loads(line) for line in exported("jsonl").splitlines()]
+    assert [r["email"] for r in records] == [emails[n % 3] for n in range(len(codes))]
+    assert [r["error_code"] for r in records] == codes
+    assert [r["cost_nanos"] for r in records] == [1000 + n for n in range(len(codes))]
+
+
+def test_every_record_is_one_row_whatever_its_characters(migrated_db: Path) -> None:
+    """A lone carriage return inside a value was written unquoted (the writer ended lines
+    with LF only and quoted only what held an LF), so a CSV reader or a spreadsheet split the
+    record in two there. Every record reads back as one row, its values exact, in UTF-8."""
+    user = create_user("chars@x.test").id
+    odd = ["a\rb", "c\nd", "e\r\nf", "g\x00h\x1b[2J", "naïve 模型 \u2028 \U0001f600", 'q"u,o']
+    for n, value in enumerate(odd):
+        add_row(user, n, upstream_model=value, provider=value)
+    text = exported("csv")
+    text.encode("utf-8")  # valid UTF-8: no lone surrogate
+    rows = csv_rows(text)
+    assert len(rows) == len(odd)
+    assert [r["upstream_model"] for r in rows] == odd
+    assert [r["provider"] for r in rows] == odd
+    assert [r["request_id"] for r in rows] == [f"req-{n}" for n in range(len(odd))]
+    records = [json.loads(line) for line in exported("jsonl").split("\n") if line]
+    assert [r["upstream_model"] for r in records] == odd
