@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from codelace_box.accounts.users import create_user
+from codelace_box.db.core import POSTGRES, engine
 from codelace_box.db.models import UsageRecord
 from codelace_box.reports.history import export_records, write_export
 
@@ -76,7 +77,9 @@ def test_every_record_is_one_row_whatever_its_characters(migrated_db: Path) -> N
     with LF only and quoted only what held an LF), so a CSV reader or a spreadsheet split the
     record in two there. Every record reads back as one row, its values exact, in UTF-8."""
     user = create_user("chars@x.test").id
-    odd = ["a\rb", "c\nd", "e\r\nf", "g\x00h\x1b[2J", "naïve 模型 \u2028 \U0001f600", 'q"u,o']
+    odd = ["a\rb", "c\nd", "e\r\nf", "g\x07h\x1b[2J", "naïve 模型 \u2028 \U0001f600", 'q"u,o']
+    if engine() != POSTGRES:  # PostgreSQL's text holds no NUL
+        odd.append("n\x00ul")
     for n, value in enumerate(odd):
         add_row(user, n, upstream_model=value, provider=value)
     text = exported("csv")
