@@ -143,18 +143,25 @@ def _retention_note(view: dict[str, Any]) -> str:
 
 @usage.command("export")
 @click.option("--since", help="From this moment: an ISO date (UTC) or 24h / 7d back from now.")
+@click.option("--until", help="Up to this moment (excluded): an ISO date (UTC) or 24h / 7d ago.")
 @click.option("--user", "email", help="Only this account's requests (its email or id).")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format."
 )
 @pass_state
-def export(state: CliState, since: str | None, email: str | None, fmt: str) -> None:
+def export(
+    state: CliState, since: str | None, until: str | None, email: str | None, fmt: str
+) -> None:
     """Write every usage row (oldest first) to stdout, as CSV or JSON lines, streamed."""
     from codelace_box.accounts.users import get_account
+    from codelace_box.db.core import utcnow
     from codelace_box.reports.history import export_records, write_export
     from codelace_box.reports.moments import parse_moment
 
-    start = parse_moment(since) if since is not None else None
+    now = utcnow()
+    start = parse_moment(since, now) if since is not None else None
+    end = parse_moment(until, now, option="--until") if until is not None else None
+    check_order(start, end)
     state.database()
     user_id = get_account(email).id if email is not None else None
-    write_export(export_records(start, user_id), sys.stdout, fmt)
+    write_export(export_records(start, user_id, end), sys.stdout, fmt)

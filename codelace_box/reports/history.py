@@ -41,10 +41,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as
 MINUTES_KEPT_DAYS = 7  # per-minute rollups kept: this many whole UTC days before today
 
 
-def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict[str, object]]:
-    """Every usage row from `since` (optionally one user's), oldest first, as a record."""
+def export_records(
+    since: datetime | None, user_id: int | None, until: datetime | None = None
+) -> Iterator[dict[str, object]]:
+    """Every usage row from `since` up to `until` (excluded), optionally one user's, oldest
+    first, as a record."""
     start = db_time(since) if since else EARLIEST
-    for page in usage_pages(start, user_id):
+    end = db_time(until) if until else None
+    for page in usage_pages(start, user_id, until=end):
         for row in page:
             record = dict(zip(EXPORT_COLUMNS, row, strict=True))
             moment = parse_time(record["created_at"])  # one form: a whole second has its digits

@@ -15,6 +15,8 @@ from codelace_box.accounts.users import create_user
 from codelace_box.db.core import POSTGRES, engine
 from codelace_box.db.models import UsageRecord
 from codelace_box.reports.history import export_records, write_export
+from tests.pg_cluster import secret_for
+from tests.support import run_cli
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
 # What a spreadsheet takes for a formula (OWASP's list): = + - @, a tab and a carriage return.
@@ -35,7 +37,7 @@ def add_row(user_id: int, n: int, **values: Any) -> None:
         cost_nanos=values.get("cost", 1000 + n),
         status="error" if "error_code" in values else "ok",
         error_code=values.get("error_code"),
-        created_at=NOW + timedelta(seconds=n),
+        created_at=values.get("created_at", NOW + timedelta(seconds=n)),
     )
 
 
@@ -91,3 +93,45 @@ def test_every_record_is_one_row_whatever_its_characters(migrated_db: Path) -> N
     assert [r["request_id"] for r in rows] == [f"req-{n}" for n in range(len(odd))]
     records = [json.loads(line) for line in exported("jsonl").split("\n") if line]
     assert [r["upstream_model"] for r in records] == odd
+
+
+def config_for(database: Any, folder: Path) -> Path:
+    """A config naming the test's database (a SQLite path or a PostgreSQL URL)."""
+    config = folder / "codelace.toml"
+    if not str(database).startswith("postgresql://"):
+        config.write_text(f'[database]\npath = "{database}"\n')
+        return config
+    secret = secret_for(str(database))
+    config.write_text(f'[database]\nurl = "{database}"\n[server]\nsecret_key = "{secret}"\n')
+    return config
+
+
+def test_an_export_takes_a_window_whose_end_is_excluded(migrated_db: Any, tmp_path: Path) -> None:
+    """Finance asks for November: `usage export` had --since only, so November came with every
+    row since (December so far), and the CSV had to be cut by hand. --until ends the window as
+    `usage report`'s does: UTC, excluded (the row at midnight of the day after is not in it,
+    the one a microsecond before is); an end not after the start is refused in one line."""
+    user = create_user("window@x.test").id
+    edges = [
+        datetime(2026, 10, 31, 23, 59, 59, 999999),
+        datetime(2026, 11, 1),
+        datetime(2026, 11, 30, 23, 59, 59, 999999),
+        datetime(2026, 12, 1),
+    ]
+    for n, when in enumerate(edges):
+        add_row(user, n, created_at=when)
+    config = config_for(migrated_db, tmp_path)
+    window = ("--since", "2026-11-01", "--until", "2026-12-01")
+    done = run_cli(config, "usage", "export", "--format", "jsonl", *window)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["request_id"] for line in done.stdout.splitlines()] == [
+        "req-1",
+        "req-2",
+    ]
+    done = run_cli(config, "usage", "export", "--format", "csv", "--until", "2026-11-01")
+    assert [r["request_id"] for r in csv_rows(done.stdout)] == ["req-0"]
+    refused = run_cli(
+        config, "usage", "export", "--format", "csv", *window[:2], "--until", "2026-11-01"
+    )
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "--since must come before --until" in refused.stderr, refused.stderr
