@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -164,4 +165,14 @@ def export(
     check_order(start, end)
     state.database()
     user_id = get_account(email).id if email is not None else None
-    write_export(export_records(start, user_id, end), sys.stdout, fmt)
+    write_export(export_records(start, user_id, end), utf8_stdout(), fmt)
+
+
+def utf8_stdout() -> TextIO:
+    """Standard output as the export's file format needs it whatever the terminal's encoding:
+    UTF-8 (a Latin-1 locale or a Windows redirect in its code page failed at the first name
+    in another script) and no newline translation (Windows made the CSV's CRLF a CR CR LF)."""
+    stream = sys.stdout
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(encoding="utf-8", newline="")
+    return stream

@@ -135,3 +135,27 @@ def test_an_export_takes_a_window_whose_end_is_excluded(migrated_db: Any, tmp_pa
     )
     assert refused.returncode == 1 and refused.stdout == ""
     assert "--since must come before --until" in refused.stderr, refused.stderr
+
+
+def test_the_export_is_utf8_whatever_the_terminal_s_encoding(
+    migrated_db: Any, tmp_path: Path
+) -> None:
+    """Standard output in a legacy encoding (a Latin-1 locale, PYTHONIOENCODING, a Windows
+    file redirect in its ANSI code page): the CSV stopped at the first row naming a model
+    in another script, `unexpected UnicodeEncodeError`, half a file written. The export is a
+    file format: UTF-8 always, its lines as the format ends them."""
+    user = create_user("utf8@x.test").id
+    add_row(user, 0, upstream_model="模型-ü")
+    add_row(user, 1)
+    config = config_for(migrated_db, tmp_path)
+    latin1 = {"PYTHONIOENCODING": "latin-1"}
+    done = run_cli(config, "usage", "export", "--format", "csv", env=latin1)
+    assert done.returncode == 0, done.stderr
+    rows = csv_rows(done.stdout)
+    assert [r["upstream_model"] for r in rows] == ["模型-ü", "gpt-5.4"]
+    done = run_cli(config, "usage", "export", "--format", "jsonl", env=latin1)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["upstream_model"] for line in done.stdout.splitlines()] == [
+        "模型-ü",
+        "gpt-5.4",
+    ]
