@@ -50,8 +50,8 @@ def usage_report(
     cutoff = retention_cutoff(days, start, now)
     view = {
         "by": by,
-        "since": iso_z(start),
-        "until": iso_z(end),
+        "since": window_edge(start),
+        "until": window_edge(end),
         "rows": [row_view(r, by) for r in rows],
         "total": row_view(totals(rows), by),
         "rows_deleted_before": iso_z(cutoff),
@@ -60,6 +60,14 @@ def usage_report(
     if cutoff is not None:  # the days counted whatever retention deleted (only then)
         view["whole_days_counted"] = _days_view(days_counted(by, start, end, now.date()))
     emit(view, as_json, render)
+
+
+def window_edge(moment: datetime | None) -> str | None:
+    """A window's edge as shown, to the microsecond when it has one (`24h` always does): cut
+    to the second, a report run again with the window it printed counted other rows."""
+    if moment is None or not moment.microsecond:
+        return iso_z(moment)
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def check_order(start: datetime | None, end: datetime | None) -> None:
