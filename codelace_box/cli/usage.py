@@ -103,13 +103,14 @@ def retention_cutoff(days: int, start: datetime | None, now: datetime) -> dateti
 
 
 def row_view(row: Any, by: str) -> dict[str, Any]:
-    """One group as the CLI shows it (spend in USD)."""
+    """One group as the CLI shows it (spend in USD, and in nano-USD for exact sums)."""
     view = {
         by: row.label,
         "requests": row.requests,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "spend_usd": usd_json(row.spend_nanos),
+        "spend_nanos": row.spend_nanos,  # exact: the rows add up to the total in integers
         "errors": row.errors,
     }
     if by == "key":

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from codelace_box.accounts.users import create_user
-from codelace_box.db.core import POSTGRES, engine
+from codelace_box.db.core import POSTGRES, db_time, engine, write_transaction
 from codelace_box.db.models import UsageRecord
+from codelace_box.gateway.metering import count_in_totals
 from codelace_box.reports.history import export_records, write_export
 from tests.pg_cluster import secret_for
 from tests.support import run_cli
@@ -24,21 +25,27 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def add_row(user_id: int, n: int, **values: Any) -> None:
-    UsageRecord.create(
-        request_id=f"req-{n}",
-        user=user_id,
-        model=values.get("model", "openai/gpt-5.4"),
-        provider=values.get("provider", "openai"),
-        upstream_model=values.get("upstream_model", "gpt-5.4"),
-        input_tokens=10,
-        output_tokens=2,
-        input_per_1m_nanos=1,
-        output_per_1m_nanos=1,
-        cost_nanos=values.get("cost", 1000 + n),
-        status="error" if "error_code" in values else "ok",
-        error_code=values.get("error_code"),
-        created_at=values.get("created_at", NOW + timedelta(seconds=n)),
-    )
+    """A usage row, counted into the running totals as a settlement counts it."""
+    when = values.get("created_at", NOW + timedelta(seconds=n))
+    model, cost = values.get("model", "openai/gpt-5.4"), values.get("cost", 1000 + n)
+    status = "error" if "error_code" in values else "ok"
+    with write_transaction() as tx:
+        UsageRecord.create(
+            request_id=f"req-{n}",
+            user=user_id,
+            model=model,
+            provider=values.get("provider", "openai"),
+            upstream_model=values.get("upstream_model", "gpt-5.4"),
+            input_tokens=10,
+            output_tokens=2,
+            input_per_1m_nanos=1,
+            output_per_1m_nanos=1,
+            cost_nanos=cost,
+            status=status,
+            error_code=values.get("error_code"),
+            created_at=when,
+        )
+        count_in_totals(tx, (user_id, None, model), status, (10, 2, 0, 0, cost), db_time(when))
 
 
 def exported(fmt: str) -> str:

@@ -41,3 +41,20 @@ def test_the_window_shown_is_the_window_counted(migrated_db: Any, tmp_path: Path
     assert again["total"] == first["total"]
     whole = report(config, "--since", "2026-03-01T12:00")
     assert whole["since"] == "2026-03-01T12:00:00Z" and whole["total"]["requests"] == 2
+
+
+def test_the_rows_add_up_to_the_total_in_integers(migrated_db: Any, tmp_path: Path) -> None:
+    """The JSON gave each group's spend only as a USD float: finance adding up the rows of
+    $0.1 and $0.2 got 0.30000000000000004 against a total of 0.3, and over many small costs
+    the drift grows. Each row and the total now carry `spend_nanos` too, integers that add
+    up exactly (the spend_usd beside them is unchanged)."""
+    user = create_user("sums@x.test").id
+    costs = {"a/one": 100_000_000, "a/two": 200_000_000, "a/three": 1}
+    for n, (model, cost) in enumerate(costs.items()):
+        add_row(user, n, model=model, cost=cost)
+    view = report(config_for(migrated_db, tmp_path))
+    rows = {r["model"]: r for r in view["rows"]}
+    assert {model: rows[model]["spend_nanos"] for model in costs} == costs
+    assert sum(r["spend_nanos"] for r in view["rows"]) == view["total"]["spend_nanos"]
+    assert view["total"]["spend_nanos"] == sum(costs.values())
+    assert view["total"]["spend_usd"] == 0.300000001
