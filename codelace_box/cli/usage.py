@@ -175,6 +175,20 @@ def export(
     state.database()
     user_id = get_account(email).id if email is not None else None
     write_export(export_records(start, user_id, end), utf8_stdout(), fmt)
+    _export_retention_note(state.config().usage.retention_days, start, now)
+
+
+def _export_retention_note(days: int, start: datetime | None, now: datetime) -> None:
+    """Say on stderr (stdout is the file) that the window starts before retention deleted
+    its rows: an export short of the ledger, without a word, misleads whoever adds it up."""
+    cutoff = retention_cutoff(days, start, now)
+    if cutoff is not None:
+        click.echo(
+            f"note: usage rows before {iso_z(cutoff)} are deleted (usage.retention_days = "
+            f"{days}): this export cannot hold them; the ledger and `usage report` (from the "
+            "daily totals, which retention keeps) still count them",
+            err=True,
+        )
 
 
 def utf8_stdout() -> TextIO:

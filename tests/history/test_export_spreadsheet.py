@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +166,25 @@ def test_the_export_is_utf8_whatever_the_terminal_s_encoding(
         "模型-ü",
         "gpt-5.4",
     ]
+
+
+def test_an_export_reaching_past_retention_says_its_older_rows_are_gone(
+    migrated_db: Any, tmp_path: Path
+) -> None:
+    """With usage.retention_days set, an export of last quarter held only the last N days'
+    rows and said nothing: finance's sum fell short of the ledger with no word why (`usage
+    report` says so in a note). The export now says it on stderr (stdout stays the file)."""
+    user = create_user("kept@x.test").id
+    add_row(user, 0, created_at=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1))
+    config = config_for(migrated_db, tmp_path)
+    config.write_text(config.read_text() + "[usage]\nretention_days = 30\n")
+    done = run_cli(config, "usage", "export", "--format", "jsonl", "--since", "90d")
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["request_id"] for line in done.stdout.splitlines()] == ["req-0"]
+    assert "usage.retention_days = 30" in done.stderr and "deleted" in done.stderr, done.stderr
+    for recent in (("--since", "7d"), ("--since", "20d", "--until", "10d")):
+        done = run_cli(config, "usage", "export", "--format", "csv", *recent)
+        assert done.returncode == 0 and "retention" not in done.stderr, done.stderr
+    for reaching in ((), ("--since", "40d", "--until", "35d")):  # from the start; all gone
+        done = run_cli(config, "usage", "export", "--format", "csv", *reaching)
+        assert "usage.retention_days = 30" in done.stderr, done.stderr
