@@ -188,3 +188,27 @@ def test_an_export_reaching_past_retention_says_its_older_rows_are_gone(
     for reaching in ((), ("--since", "40d", "--until", "35d")):  # from the start; all gone
         done = run_cli(config, "usage", "export", "--format", "csv", *reaching)
         assert "usage.retention_days = 30" in done.stderr, done.stderr
+
+
+def test_the_export_reads_a_page_at_a_time_and_loses_no_row_at_a_page_s_edge(
+    migrated_db: Any,
+) -> None:
+    """More rows than a page (5,000): each exported once, in order, the window's end applied
+    on every page; and the export is read as it is written, a page at a time (a row settled
+    after the first page was read is still in it), never the whole table in memory first."""
+    user = create_user("pages@x.test").id
+    base = {"user": user, "model": "m/x", "provider": "p", "upstream_model": "x", "status": "ok"}
+    prices = {"input_per_1m_nanos": 0, "output_per_1m_nanos": 0, "cost_nanos": 1}
+    rows = [
+        {**base, **prices, "request_id": f"r{n:05d}", "created_at": NOW + timedelta(seconds=n)}
+        for n in range(10_001)
+    ]
+    with write_transaction():
+        for chunk in range(0, len(rows), 500):
+            UsageRecord.insert_many(rows[chunk : chunk + 500]).execute()
+    records = export_records(None, None, NOW + timedelta(seconds=10_001))
+    first = next(records)
+    add_row(user, 99_999, created_at=NOW + timedelta(seconds=10_000, microseconds=1))
+    add_row(user, 99_998, created_at=NOW + timedelta(seconds=10_001))  # the end: excluded
+    ids = [first["request_id"], *(r["request_id"] for r in records)]
+    assert ids == [f"r{n:05d}" for n in range(10_001)] + ["req-99999"]
