@@ -11,7 +11,7 @@ import click
 
 from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
 from codelace_box.db.core import iso_z
-from codelace_box.money import usd_json
+from codelace_box.money import usd_json, usd_text
 
 
 @click.group()
@@ -127,7 +127,9 @@ def render(view: dict[str, Any]) -> str:
         columns[1:1] = ["key_id", "owner"]
     total = view["total"] | {by: "TOTAL", "owner": "", "key_id": ""}
     window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
-    text = f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
+    # the spend from its integer: the USD float is exact only below about $1M
+    shown = [row | {"spend_usd": usd_text(row["spend_nanos"])} for row in [*view["rows"], total]]
+    text = f"usage by {by}, {window}\n" + table(shown, columns)
     if view["rows_deleted_before"] is not None:
         text += _retention_note(view)
     return text

@@ -58,3 +58,19 @@ def test_the_rows_add_up_to_the_total_in_integers(migrated_db: Any, tmp_path: Pa
     assert sum(r["spend_nanos"] for r in view["rows"]) == view["total"]["spend_nanos"]
     assert view["total"]["spend_nanos"] == sum(costs.values())
     assert view["total"]["spend_usd"] == 0.300000001
+
+
+def test_the_table_prints_a_big_total_to_the_nano_dollar(migrated_db: Any, tmp_path: Path) -> None:
+    """The text table printed the JSON's USD float, exact only below about $1M: a total of
+    $12,345,678.123456789 read 12345678.12345679, not what the ledger holds. The table now
+    prints the spend from its integer nano-USD, every digit."""
+    user = create_user("big@x.test").id
+    add_row(user, 0, model="a/big", cost=12_345_678_123_456_788)
+    add_row(user, 1, model="a/tiny", cost=1)
+    config = config_for(migrated_db, tmp_path)
+    done = run_cli(config, "usage", "report", "--by", "model")
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:]}
+    assert lines["a/big"][4] == "12345678.123456788"
+    assert lines["a/tiny"][4] == "0.000000001"
+    assert lines["TOTAL"][4] == "12345678.123456789"
