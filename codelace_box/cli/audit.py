@@ -56,7 +56,9 @@ def _changes(view: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--since", default=None, help="Only entries after: 24h, 7d or an ISO date.")
+@click.option(
+    "--since", default=None, help="From this moment on (included): 24h, 7d or an ISO date (UTC)."
+)
 @json_option
 @pass_state
 def audit(state: CliState, since: str | None, as_json: bool) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 from codelace_box.cli.support import CliState, emit, json_option, pass_state, table
 from codelace_box.db.core import iso_z
-from codelace_box.money import usd_json
+from codelace_box.money import usd_json, usd_text
 
 
 @click.group()
@@ -49,8 +50,8 @@ def usage_report(
     cutoff = retention_cutoff(days, start, now)
     view = {
         "by": by,
-        "since": iso_z(start),
-        "until": iso_z(end),
+        "since": window_edge(start),
+        "until": window_edge(end),
         "rows": [row_view(r, by) for r in rows],
         "total": row_view(totals(rows), by),
         "rows_deleted_before": iso_z(cutoff),
@@ -59,6 +60,14 @@ def usage_report(
     if cutoff is not None:  # the days counted whatever retention deleted (only then)
         view["whole_days_counted"] = _days_view(days_counted(by, start, end, now.date()))
     emit(view, as_json, render)
+
+
+def window_edge(moment: datetime | None) -> str | None:
+    """A window's edge as shown, to the microsecond when it has one (`24h` always does): cut
+    to the second, a report run again with the window it printed counted other rows."""
+    if moment is None or not moment.microsecond:
+        return iso_z(moment)
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def check_order(start: datetime | None, end: datetime | None) -> None:
@@ -94,13 +103,14 @@ def retention_cutoff(days: int, start: datetime | None, now: datetime) -> dateti
 
 
 def row_view(row: Any, by: str) -> dict[str, Any]:
-    """One group as the CLI shows it (spend in USD)."""
+    """One group as the CLI shows it (spend in USD, and in nano-USD for exact sums)."""
     view = {
         by: row.label,
         "requests": row.requests,
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "spend_usd": usd_json(row.spend_nanos),
+        "spend_nanos": row.spend_nanos,  # exact: the rows add up to the total in integers
         "errors": row.errors,
     }
     if by == "key":
@@ -117,7 +127,9 @@ def render(view: dict[str, Any]) -> str:
         columns[1:1] = ["key_id", "owner"]
     total = view["total"] | {by: "TOTAL", "owner": "", "key_id": ""}
     window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
-    text = f"usage by {by}, {window}\n" + table([*view["rows"], total], columns)
+    # the spend from its integer: the USD float is exact only below about $1M
+    shown = [row | {"spend_usd": usd_text(row["spend_nanos"])} for row in [*view["rows"], total]]
+    text = f"usage by {by}, {window}\n" + table(shown, columns)
     if view["rows_deleted_before"] is not None:
         text += _retention_note(view)
     return text
@@ -143,18 +155,49 @@ def _retention_note(view: dict[str, Any]) -> str:
 
 @usage.command("export")
 @click.option("--since", help="From this moment: an ISO date (UTC) or 24h / 7d back from now.")
+@click.option("--until", help="Up to this moment (excluded): an ISO date (UTC) or 24h / 7d ago.")
 @click.option("--user", "email", help="Only this account's requests (its email or id).")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format."
 )
 @pass_state
-def export(state: CliState, since: str | None, email: str | None, fmt: str) -> None:
+def export(
+    state: CliState, since: str | None, until: str | None, email: str | None, fmt: str
+) -> None:
     """Write every usage row (oldest first) to stdout, as CSV or JSON lines, streamed."""
     from codelace_box.accounts.users import get_account
+    from codelace_box.db.core import utcnow
     from codelace_box.reports.history import export_records, write_export
     from codelace_box.reports.moments import parse_moment
 
-    start = parse_moment(since) if since is not None else None
+    now = utcnow()
+    start = parse_moment(since, now) if since is not None else None
+    end = parse_moment(until, now, option="--until") if until is not None else None
+    check_order(start, end)
     state.database()
     user_id = get_account(email).id if email is not None else None
-    write_export(export_records(start, user_id), sys.stdout, fmt)
+    write_export(export_records(start, user_id, end), utf8_stdout(), fmt)
+    _export_retention_note(state.config().usage.retention_days, start, now)
+
+
+def _export_retention_note(days: int, start: datetime | None, now: datetime) -> None:
+    """Say on stderr (stdout is the file) that the window starts before retention deleted
+    its rows: an export short of the ledger, without a word, misleads whoever adds it up."""
+    cutoff = retention_cutoff(days, start, now)
+    if cutoff is not None:
+        click.echo(
+            f"note: usage rows before {iso_z(cutoff)} are deleted (usage.retention_days = "
+            f"{days}): this export cannot hold them; the ledger and `usage report` (from the "
+            "daily totals, which retention keeps) still count them",
+            err=True,
+        )
+
+
+def utf8_stdout() -> TextIO:
+    """Standard output as the export's file format needs it whatever the terminal's encoding:
+    UTF-8 (a Latin-1 locale or a Windows redirect in its code page failed at the first name
+    in another script) and no newline translation (Windows made the CSV's CRLF a CR CR LF)."""
+    stream = sys.stdout
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(encoding="utf-8", newline="")
+    return stream

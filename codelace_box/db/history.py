@@ -70,15 +70,18 @@ def delete_minute_rollups_batch(before: str, batch: int) -> int:
         return tx.changes()
 
 
-def usage_pages(since: str, user_id: int | None, page: int = 5000) -> Iterator[list[Row]]:
-    """The usage rows created at or after `since` (optionally one user's), in id order, a page
-    of `page` rows at a time (each page one short read: nothing held open between pages).
-    Each row: the values of EXPORT_COLUMNS."""
-    sql = _EXPORT_SQL + (" AND r.user_id = ?" if user_id is not None else "")
-    sql += " ORDER BY r.id LIMIT ?"
+def usage_pages(
+    since: str, user_id: int | None, page: int = 5000, until: str | None = None
+) -> Iterator[list[Row]]:
+    """The usage rows created at or after `since` and before `until` (stored text forms; None:
+    no end), optionally one user's, in id order, a page of `page` rows at a time (each page
+    one short read: nothing held open between pages). Each row: the values of EXPORT_COLUMNS."""
+    sql = _EXPORT_SQL + (" AND r.created_at < ?" if until is not None else "")
+    sql += (" AND r.user_id = ?" if user_id is not None else "") + " ORDER BY r.id LIMIT ?"
+    filters = [*([until] if until is not None else []), *([user_id] if user_id is not None else [])]
     last = 0
     while True:
-        params: list[Any] = [last, since, *([user_id] if user_id is not None else []), page]
+        params: list[Any] = [last, since, *filters, page]
         rows = query_all(sql, params)
         if not rows:
             return

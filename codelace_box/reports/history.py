@@ -38,13 +38,18 @@ RETENTION_BATCH = 500  # rows per delete: each a short write transaction
 RETENTION_PAUSE_SEC = 0.05  # between batches: the request path takes the write lock meanwhile
 RETENTION_EVERY_SEC = 3600.0
 LEAD_ASK_SEC = 30.0  # a process that does not lead the retention asks again this often
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
 MINUTES_KEPT_DAYS = 7  # per-minute rollups kept: this many whole UTC days before today
 
 
-def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict[str, object]]:
-    """Every usage row from `since` (optionally one user's), oldest first, as a record."""
+def export_records(
+    since: datetime | None, user_id: int | None, until: datetime | None = None
+) -> Iterator[dict[str, object]]:
+    """Every usage row from `since` up to `until` (excluded), optionally one user's, oldest
+    first, as a record."""
     start = db_time(since) if since else EARLIEST
-    for page in usage_pages(start, user_id):
+    end = db_time(until) if until else None
+    for page in usage_pages(start, user_id, until=end):
         for row in page:
             record = dict(zip(EXPORT_COLUMNS, row, strict=True))
             moment = parse_time(record["created_at"])  # one form: a whole second has its digits
@@ -56,16 +61,27 @@ def export_records(since: datetime | None, user_id: int | None) -> Iterator[dict
 def write_export(records: Iterator[dict[str, object]], out: TextIO, fmt: str) -> int:
     """Write the records as CSV (a header line first) or JSON lines; how many."""
     count = 0
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    # CRLF (RFC 4180): the writer quotes a value holding any character of its line ending, so
+    # with LF alone a lone CR went out bare and a reader split the record there
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
     if fmt == "csv":
         writer.writeheader()
     for record in records:
         if fmt == "csv":
-            writer.writerow(record)
+            writer.writerow({name: spreadsheet_cell(value) for name, value in record.items()})
         else:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
         count += 1
     return count
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A CSV value a spreadsheet shows as it is: text starting with = + - @, a tab or a CR
+    (an email may start with = + -, an upstream's error code with anything) gets a single
+    quote before it, OWASP's advice against formula injection; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def delete_old_usage_rows(

@@ -112,7 +112,7 @@ def test_the_retention_note_names_the_days_counted(by: str) -> None:
         "since": None,
         "until": None,
         "rows": [],
-        "total": {by: "TOTAL", "owner": ""},
+        "total": {by: "TOTAL", "owner": "", "spend_nanos": 0},
         "rows_deleted_before": "2026-03-01T00:00:00Z",
         "retention_days": 30,
         "whole_days_counted": {"first": "0001-01-01", "last": "9999-12-30"},

@@ -121,6 +121,8 @@ export async function leaving(button, work) {
   }
 }
 
+// An amount spent or held: cents, and under a cent every digit it has down to the nano-dollar
+// it is counted in (6 places read $0.0000001 as $0.00 beside a total that was not).
 export function usd(amount) {
   const value = Number(amount || 0);
   const small = value !== 0 && Math.abs(value) < 0.01;
@@ -128,7 +130,7 @@ export function usd(amount) {
     style: "currency",
     currency: "USD",
     minimumFractionDigits: 2,
-    maximumFractionDigits: small ? 6 : 2,
+    maximumFractionDigits: small ? 9 : 2,
   }).format(value);
 }
 
