@@ -26,45 +26,8 @@ from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
+from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
-
-STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
-
-
-def stop_reason(finish_reason: Any) -> str:
-    """Anthropic's stop_reason for an OpenAI finish_reason."""
-    return (
-        STOP_REASONS.get(finish_reason, "end_turn")
-        if isinstance(finish_reason, str)
-        else ("end_turn")
-    )
-
-
-def stop_of(choice: JSON) -> tuple[str, str | None]:
-    """Anthropic's (stop_reason, stop_sequence) for a finished chat choice. OpenAI's "stop" is
-    a natural end or a stop sequence alike; a server that says which stop string matched (vLLM's
-    `stop_reason`, SGLang's `matched_stop`: a string, where a stop token is its id) makes it
-    "stop_sequence" with that string."""
-    reason = stop_reason(choice.get("finish_reason"))
-    if choice.get("finish_reason") == "stop":
-        for name in ("stop_reason", "matched_stop"):
-            matched = choice.get(name)
-            if isinstance(matched, str) and matched:
-                return "stop_sequence", matched
-    return reason, None
-
-
-def with_calls(reason: str, called: bool) -> str:
-    """`tool_use` for an answer that ends in tool calls but whose server said "stop" (OpenAI's
-    own for a forced tool_choice, Gemini's stream for any call): Anthropic always says
-    "tool_use" then, and the anthropic SDK's tool runner runs the calls of no other turn."""
-    return "tool_use" if called and reason == "end_turn" else reason
 
 
 def anthropic_usage(usage: Usage) -> JSON:
@@ -135,9 +98,11 @@ def message_from_completion(
     public_model: str,
     catalog_model: str = "",
     earlier: frozenset[str] = frozenset(),
+    stops: tuple[str, ...] = (),
 ) -> JSON:
     """The `message` for a chat completion (its first choice); `catalog_model`: the model its
-    reasoning details are sealed for (the catalog id; `public_model` may be an alias)."""
+    reasoning details are sealed for (the catalog id; `public_model` may be an alias);
+    `stops`: the request's stop sequences."""
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = _obj(choice, "message")
@@ -155,7 +120,7 @@ def message_from_completion(
         content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
                         "name": function.get("name", ""),
                         "input": _input(arguments_of(function))})  # fmt: skip
-    reason, sequence = stop_of(choice)
+    reason, sequence = stop_of(choice, stops, text)
     reason = with_calls(reason, any(block["type"] == "tool_use" for block in content))
     return {
         "id": message_id(completion.get("id")),
@@ -179,9 +144,12 @@ class OpenAIToMessagesStream(StreamTranslator):
         public_model: str,
         catalog_model: str = "",
         earlier: frozenset[str] = frozenset(),
+        stops: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.earlier = earlier  # the call ids the conversation already holds
+        self.stops = stops  # the request's stop sequences
+        self.tail = ""  # the text's end, as long as the longest stop (to tell which matched)
         self.inner = inner
         self.public_model = public_model
         self.catalog_model = catalog_model or public_model  # reasoning details are sealed for
@@ -237,12 +205,14 @@ class OpenAIToMessagesStream(StreamTranslator):
                 out += self._details(pieces)
             if text := answer_text(delta):
                 out += self._text(text)
+                if stops := self.stops:
+                    self.tail = (self.tail + text)[-max(map(len, stops)) :]
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)
             if choice.get("finish_reason"):
                 out += self._flush_deferred()
-                self.stop_reason, self.stop_sequence = stop_of(choice)
+                self.stop_reason, self.stop_sequence = stop_of(choice, self.stops, self.tail)
         return out
 
     def _delta(self, kind: str, delta: JSON) -> list[JSON]:
