@@ -25,6 +25,7 @@ from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
+from codelace_box.providers.openai_merge import same_call
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
@@ -162,6 +163,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
         self.call_ids: dict[Any, str] = {}  # call key -> the call's id
+        self.call_names: dict[Any, str] = {}  # call key -> the call's name
         self.last_call: Any = None  # the key of the call a piece without index continues
         self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
@@ -286,21 +288,33 @@ class OpenAIToMessagesStream(StreamTranslator):
         whatever its index says (Gemini's OpenAI-compatible stream sends no index; some servers
         number every parallel call 0), and a piece without index continues the last call. A new
         id without a name continues the call (a call begins with its name): Poolside's API
-        changes the id after the first piece, mlx-openai-server drew one for every piece."""
+        changes the id after the first piece, mlx-openai-server drew one for every piece; so
+        does one with the same name while the call's arguments are not whole JSON yet (a new
+        id on every piece, the name repeated: openai_merge.same_call)."""
         call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
         index = call.get("index")
         key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
         renamed = key in self.call_ids and self.call_ids[key] != call_id
-        if call_id is not None and renamed and _obj(call, "function").get("name"):
+        name = _obj(call, "function").get("name")
+        if call_id is not None and renamed and name and not self._goes_on(key, name):
             key = ("call", call_id)
         if key is None:
             key = ("call", call_id) if call_id is not None else 0
         if call_id is not None:
             self.call_ids.setdefault(key, call_id)
+        if name:
+            self.call_names.setdefault(key, name)
         if isinstance(index, int):
             self.index_keys[index] = key
         self.last_call = key
         return key
+
+    def _goes_on(self, key: Any, name: Any) -> bool:
+        """Whether a piece with a new id and `name` is one more piece of call `key`: the same
+        name while its arguments are not whole JSON (a new id on every piece, name repeated)."""
+        held = self.deferred.get(key)
+        so_far = held["arguments"] if held else self.arguments.get(key, "")
+        return same_call(name, self.call_names.get(key), so_far)
 
     def _open_tool(self, key: Any, call_id: Any, name: Any) -> list[JSON]:
         out = self._close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import is_whole_json, loads
 from codelace_box.providers.base import JSON, SSEEvent
 from codelace_box.providers.openai import arguments_of
 from codelace_box.providers.openai_usage import chunk_usage
@@ -71,23 +71,35 @@ def _add_choice(whole: JSON, choice: JSON) -> None:
         whole["finish_reason"] = choice["finish_reason"]
 
 
+def same_call(name: Any, open_name: Any, arguments: str) -> bool:
+    """Whether a tool call piece with a new id and a name goes on with the open call (named
+    `open_name`, its arguments so far `arguments`): it does when it names the same function
+    and those arguments are not whole JSON yet (servers that draw a new id for every piece
+    and repeat the name); once they are whole, a new call begins (servers that number every
+    parallel call 0 or give no index)."""
+    return name == open_name and not is_whole_json(arguments)
+
+
 def _add_calls(calls: dict[int, JSON], pieces: Any) -> None:
     """Tool call pieces added to the calls so far, by their index (a piece without one: a new
-    call when it brings an id not seen yet, else the last call)."""
+    call when it brings an id not seen yet and is no piece of the last call, else the last
+    call)."""
     for piece in pieces if isinstance(pieces, list) else ():
         if not isinstance(piece, dict):
             continue
+        given = piece.get("function")
+        function: JSON = given if isinstance(given, dict) else {}
+        name = function.get("name")
         index = piece.get("index")
         if not isinstance(index, int):
             seen = {call["id"] for call in calls.values()}
             fresh = piece.get("id") and piece["id"] not in seen
-            index = len(calls) if fresh or not calls else max(calls)
+            last = calls[max(calls)]["function"] if calls else {}
+            goes_on = calls and (not name or same_call(name, last["name"], last["arguments"]))
+            index = len(calls) if (fresh and not goes_on) or not calls else max(calls)
         call = calls.setdefault(index, {"id": None, "type": "function",
                                         "function": {"name": "", "arguments": ""}})  # fmt: skip
         call["id"] = call["id"] or piece.get("id")
-        given = piece.get("function")
-        function: JSON = given if isinstance(given, dict) else {}
-        name = function.get("name")
         if isinstance(name, str) and not call["function"]["name"]:
             call["function"]["name"] = name
         call["function"]["arguments"] += arguments_of(function)
