@@ -58,7 +58,7 @@ def _add_choice(whole: JSON, choice: JSON) -> None:
     delta = choice.get("delta")
     for name, value in (delta if isinstance(delta, dict) else {}).items():
         if name == "tool_calls":
-            _add_calls(whole.setdefault("calls", {}), value)
+            _add_calls(whole, value)
         elif name == "role":
             message["role"] = value or message["role"]
         elif isinstance(value, str):
@@ -80,24 +80,19 @@ def same_call(name: Any, open_name: Any, arguments: str) -> bool:
     return name == open_name and not is_whole_json(arguments)
 
 
-def _add_calls(calls: dict[int, JSON], pieces: Any) -> None:
-    """Tool call pieces added to the calls so far, by their index (a piece without one: a new
-    call when it brings an id not seen yet and is no piece of the last call, else the last
-    call)."""
+def _add_calls(whole: JSON, pieces: Any) -> None:
+    """Tool call pieces added to the calls so far: each to the call open at its index (a
+    piece without one: the last call), but one with a new id and a name begins a call of its
+    own unless it is the same_call (servers that number every parallel call 0 or give none)."""
+    calls: dict[tuple[int, int], JSON] = whole.setdefault("calls", {})
     for piece in pieces if isinstance(pieces, list) else ():
         if not isinstance(piece, dict):
             continue
         given = piece.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         name = function.get("name")
-        index = piece.get("index")
-        if not isinstance(index, int):
-            seen = {call["id"] for call in calls.values()}
-            fresh = piece.get("id") and piece["id"] not in seen
-            last = calls[max(calls)]["function"] if calls else {}
-            goes_on = calls and (not name or same_call(name, last["name"], last["arguments"]))
-            index = len(calls) if (fresh and not goes_on) or not calls else max(calls)
-        call = calls.setdefault(index, {"id": None, "type": "function",
+        key = _key_of(calls, piece, name)
+        call = calls.setdefault(key, {"id": None, "type": "function",
                                         "function": {"name": "", "arguments": ""}})  # fmt: skip
         call["id"] = call["id"] or piece.get("id")
         if isinstance(name, str) and not call["function"]["name"]:
@@ -105,6 +100,31 @@ def _add_calls(calls: dict[int, JSON], pieces: Any) -> None:
         call["function"]["arguments"] += arguments_of(function)
         if piece.get("extra_content") is not None:  # Gemini's thought signature
             call["extra_content"] = piece["extra_content"]
+
+
+def _key_of(calls: dict[tuple[int, int], JSON], piece: JSON, name: Any) -> tuple[int, int]:
+    """The key of the call a piece belongs to: (its index, the how-many-th call begun there)."""
+    index, call_id = piece.get("index"), piece.get("id")
+    if not isinstance(index, int):
+        known = [key for key, call in calls.items() if call_id and call["id"] == call_id]
+        if known:
+            return known[0]
+        last = max(calls, default=None)
+        if last is None or _begins_call(call_id, name, calls[last]):
+            return (len(calls), 0)
+        return last
+    at = max((key for key in calls if key[0] == index), default=None)
+    if at is None:
+        return (index, 0)
+    return (index, at[1] + 1) if _begins_call(call_id, name, calls[at]) else at
+
+
+def _begins_call(call_id: Any, name: Any, open_call: JSON) -> bool:
+    """Whether a piece with this id and name begins a new call after `open_call`."""
+    if not call_id or not name or not open_call["id"] or call_id == open_call["id"]:
+        return False
+    function = open_call["function"]
+    return not same_call(name, function["name"], function["arguments"])
 
 
 def _finished(index: int, whole: JSON) -> JSON:

@@ -238,3 +238,46 @@ def test_a_stream_for_an_answer_gets_one_call_whatever_its_ids(
         calls = [(i.name, json.loads(i.arguments)) for i in final.output]
     assert calls == [("get_weather", {"city": "Paris"})]
     _billed(box, email, start)
+
+
+def parallel_calls_at_index_0() -> list[bytes]:
+    """A server that numbers every parallel call 0: two calls of one function, each with its
+    own id and its arguments whole before the next begins."""
+    pieces = [("call_a", '{"city": "Paris"}'), ("call_b", '{"city": "Rome"}')]
+    return _stream([_call_with_id(args, call_id, named=True) for call_id, args in pieces])
+
+
+@pytest.mark.parametrize(
+    ("route", "stream"),
+    [("chat", False), ("messages", False), ("messages", True), ("responses", False),
+     ("responses", True)],
+)  # fmt: skip
+def test_parallel_calls_at_one_index_stay_two(box: ResponsesBox, route: str, stream: bool) -> None:
+    """The rule that keeps a new-id-per-piece call one call keeps these two: the first one's
+    arguments were whole when the second id came."""
+    _email, key = box.new_key()
+    box.openai_fake.push(Reply(raw=parallel_calls_at_index_0()))
+    if route == "chat":
+        answer = box.openai(key).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Weather?"}]
+        )
+        calls = [(c.id, json.loads(c.function.arguments))
+                 for c in answer.choices[0].message.tool_calls or []]  # fmt: skip
+    elif route == "messages":
+        ask = [{"role": "user", "content": "Weather?"}]
+        request: dict[str, Any] = {"model": MODEL, "max_tokens": 500, "messages": ask}
+        if stream:
+            with box.client(key).messages.stream(**request) as events:
+                message = events.get_final_message()
+        else:
+            message = box.client(key).messages.create(**request)
+        calls = [(b.id, b.input) for b in message.content if b.type == "tool_use"]
+    else:
+        client = box.openai(key)
+        if stream:
+            with client.responses.stream(model=MODEL, input="Weather?") as events:
+                final = events.get_final_response()
+        else:
+            final = client.responses.create(model=MODEL, input="Weather?")
+        calls = [(i.call_id, json.loads(i.arguments)) for i in final.output]
+    assert calls == [("call_a", {"city": "Paris"}), ("call_b", {"city": "Rome"})]
