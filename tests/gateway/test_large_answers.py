@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 INPUTS, DIMENSIONS = 700, 3072
 # What another request may wait while the answer is parsed: the parse alone took 1.3 to 1.8 s
 # on the loop here, most of the call; a few turns of the interpreter's 5 ms switch interval, and
-# the answer's serialisation (about 0.12 s, still on the loop), leave it well under this, or,
+# the copies of the answer's bytes (its writing is off the loop too), leave it well under this, or,
 # on a machine busy with other work (which slows the call as a whole), under this share of the
 # call's time.
 MOST_WAIT_SEC = 0.75
