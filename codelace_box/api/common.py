@@ -3,6 +3,7 @@ client's address as the rate limits count it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -20,7 +21,14 @@ from sanic.response import HTTPResponse
 from codelace_box.accounts.keys import AuthContext, authenticated
 from codelace_box.accounts.ratelimit import client_bucket
 from codelace_box.errors import InvalidRequest, UnsupportedEncoding
-from codelace_box.jsonwire import MOST_LEVELS, dumps, has_string, loads, nests_deeper_than_written
+from codelace_box.jsonwire import (
+    MOST_LEVELS,
+    dumps,
+    dumps_between_turns,
+    has_string,
+    loads,
+    nests_deeper_than_written,
+)
 from codelace_box.money import usd_text
 
 log = logging.getLogger("codelace_box")
@@ -198,6 +206,13 @@ def json_response(
     """A compact JSON response."""
     data = dumps(body)
     return BoxResponse(data, status=status, headers=headers, content_type=JSON_TYPE)
+
+
+async def large_json_response(body: Any, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """`json_response` for a large body (from an upstream answer of 1 MiB or more), written on a
+    thread a piece at a time (jsonwire.dumps_between_turns) while the loop serves others."""
+    data = await asyncio.to_thread(dumps_between_turns, body)
+    return BoxResponse(data, status=200, headers=headers, content_type=JSON_TYPE)
 
 
 def limit_arg(request: Request, default: int, most: int) -> int:

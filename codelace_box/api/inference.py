@@ -25,6 +25,7 @@ from codelace_box.api.common import (
     cost_header,
     json_body,
     json_response,
+    large_json_response,
     require_auth,
 )
 from codelace_box.api.observe import finish_request
@@ -119,7 +120,10 @@ async def answer(request: Request, gateway: Gateway, call: ChatCall) -> HTTPResp
     inference route answers this way, each in its own dialect)."""
     if not call.stream:
         done = await gateway.complete(call)
-        return json_response(done.body, headers={COST_HEADER: cost_header(done.cost_nanos)})
+        headers = {COST_HEADER: cost_header(done.cost_nanos)}
+        if done.large:  # written off the loop
+            return await large_json_response(done.body, headers)
+        return json_response(done.body, headers=headers)
     relay = await gateway.open_stream(call)
     stream = LazyStream(request)
     request.ctx.streaming = True  # its access line and metrics: when it ends, below

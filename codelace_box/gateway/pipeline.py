@@ -31,6 +31,7 @@ from codelace_box.errors import CodelaceError, InsufficientCredits
 from codelace_box.gateway.admission import Admission, with_the_hold
 from codelace_box.gateway.client import (
     NOT_JSON,
+    OFF_LOOP_BYTES,
     UpstreamBroken,
     UpstreamClient,
     UpstreamTooLarge,
@@ -85,6 +86,7 @@ class Completed:
 
     body: JSON
     cost_nanos: int
+    large: bool = False  # its upstream answer was OFF_LOOP_BYTES or more: write it off the loop
 
 
 class Gateway:
@@ -208,7 +210,7 @@ class Gateway:
 
     async def _complete(self, call: ChatCall) -> Completed:
         try:
-            body, usage = await self._fetch(call)
+            body, usage, size = await self._fetch(call)
         except BaseException as exc:
             raise await self._release(call, exc) from None
         status = "abandoned" if call.request_id in self._left else "ok"
@@ -218,9 +220,10 @@ class Gateway:
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
             log_unsettled(item, call.hold_nanos, exc)  # so no charge; free the hold
             raise await self._release(call, exc) from None
-        return Completed(answer_body(call, body, usage, charged or 0), charged or 0)
+        answer = answer_body(call, body, usage, charged or 0)
+        return Completed(answer, charged or 0, size >= OFF_LOOP_BYTES)
 
-    async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage]:
+    async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage, int]:
         opened = await open_upstream(
             self.client, self.routes, call, self.settings.max_retries, self.prober
         )
@@ -245,7 +248,7 @@ class Gateway:
             raise UpstreamBroken("the upstream's answer is not in its API's shape") from None
         if usage.estimated and not usage.input_tokens:
             usage.input_tokens = call.input_guess()
-        return body, usage
+        return body, usage, len(raw)
 
     async def open_stream(self, call: ChatCall) -> StreamRelay:
         """Start a streaming call; errors before the upstream accepted it are raised here. A

@@ -269,7 +269,9 @@ class StreamRelay:
         while not translator.finished:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
             produced = self.tally.pieces
-            for event in self._parser.feed(data) if data else self._parser.flush():
+            events = self._parser.feed(data) if data else self._parser.flush()
+            self._whole = None if events else self._whole
+            for event in events or self._whole_answer(data):  # a JSON answer: its usage counts
                 for chunk in translator.feed(event):
                     if self._count(chunk):
                         return False

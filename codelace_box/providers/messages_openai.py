@@ -43,6 +43,7 @@ from codelace_box.providers.messages_openai_stream import (
 )
 from codelace_box.providers.openai import REASONING_CONTENT, OpenAIAdapter, without_message_field
 from codelace_box.providers.reasoning_details import is_sealed, unseal
+from codelace_box.providers.stop_reasons import stops_of
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 _OPENAI = OpenAIAdapter()
@@ -295,6 +296,7 @@ class MessagesToOpenAI(ProviderAdapter):
     def __init__(self, model: str = "") -> None:
         self.model = model  # the catalog model called (its reasoning details go back to it)
         self.earlier: frozenset[str] = frozenset()  # the call ids the request already holds
+        self.stops: tuple[str, ...] = ()  # the request's stop sequences
         self.left_out: set[str] = set()  # hints the upstream refused
 
     def check_request(
@@ -311,6 +313,7 @@ class MessagesToOpenAI(ProviderAdapter):
         """The Chat Completions request (the OpenAI adapter's headers and cap field)."""
         cap = target.default_max_tokens or int(body.get("max_tokens") or 1)
         payload, self.earlier = chat_body(body, cap, self.model), earlier_call_ids(body)
+        self.stops = stops_of(body)
         if REASONING_CONTENT in self.left_out:
             payload["messages"] = without_message_field(payload["messages"], REASONING_CONTENT)
         if "api.openai.com" in (target.base_url or self.default_base_url):
@@ -326,7 +329,9 @@ class MessagesToOpenAI(ProviderAdapter):
         """An Anthropic `message` for a chat completion."""
         completion, usage = _OPENAI.parse_response(payload, public_model)
         sealer = self.model or public_model
-        answer = message_from_completion(completion, usage, public_model, sealer, self.earlier)
+        answer = message_from_completion(
+            completion, usage, public_model, sealer, self.earlier, self.stops
+        )
         return answer, usage
 
     def usage_of(self, raw: Any) -> Usage | None:
@@ -362,4 +367,6 @@ class MessagesToOpenAI(ProviderAdapter):
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """OpenAI chunks in, Anthropic events out."""
         inner = _OPENAI.stream_translator(public_model)
-        return OpenAIToMessagesStream(inner, public_model, self.model or public_model, self.earlier)
+        return OpenAIToMessagesStream(
+            inner, public_model, self.model or public_model, self.earlier, self.stops
+        )

@@ -25,46 +25,10 @@ from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
 from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
+from codelace_box.providers.openai_merge import same_call
 from codelace_box.providers.reasoning_details import details_of, merge, seal
+from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
-
-STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
-
-
-def stop_reason(finish_reason: Any) -> str:
-    """Anthropic's stop_reason for an OpenAI finish_reason."""
-    return (
-        STOP_REASONS.get(finish_reason, "end_turn")
-        if isinstance(finish_reason, str)
-        else ("end_turn")
-    )
-
-
-def stop_of(choice: JSON) -> tuple[str, str | None]:
-    """Anthropic's (stop_reason, stop_sequence) for a finished chat choice. OpenAI's "stop" is
-    a natural end or a stop sequence alike; a server that says which stop string matched (vLLM's
-    `stop_reason`, SGLang's `matched_stop`: a string, where a stop token is its id) makes it
-    "stop_sequence" with that string."""
-    reason = stop_reason(choice.get("finish_reason"))
-    if choice.get("finish_reason") == "stop":
-        for name in ("stop_reason", "matched_stop"):
-            matched = choice.get(name)
-            if isinstance(matched, str) and matched:
-                return "stop_sequence", matched
-    return reason, None
-
-
-def with_calls(reason: str, called: bool) -> str:
-    """`tool_use` for an answer that ends in tool calls but whose server said "stop" (OpenAI's
-    own for a forced tool_choice, Gemini's stream for any call): Anthropic always says
-    "tool_use" then, and the anthropic SDK's tool runner runs the calls of no other turn."""
-    return "tool_use" if called and reason == "end_turn" else reason
 
 
 def anthropic_usage(usage: Usage) -> JSON:
@@ -135,9 +99,11 @@ def message_from_completion(
     public_model: str,
     catalog_model: str = "",
     earlier: frozenset[str] = frozenset(),
+    stops: tuple[str, ...] = (),
 ) -> JSON:
     """The `message` for a chat completion (its first choice); `catalog_model`: the model its
-    reasoning details are sealed for (the catalog id; `public_model` may be an alias)."""
+    reasoning details are sealed for (the catalog id; `public_model` may be an alias);
+    `stops`: the request's stop sequences."""
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = _obj(choice, "message")
@@ -155,7 +121,7 @@ def message_from_completion(
         content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
                         "name": function.get("name", ""),
                         "input": _input(arguments_of(function))})  # fmt: skip
-    reason, sequence = stop_of(choice)
+    reason, sequence = stop_of(choice, stops, text)
     reason = with_calls(reason, any(block["type"] == "tool_use" for block in content))
     return {
         "id": message_id(completion.get("id")),
@@ -179,9 +145,12 @@ class OpenAIToMessagesStream(StreamTranslator):
         public_model: str,
         catalog_model: str = "",
         earlier: frozenset[str] = frozenset(),
+        stops: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.earlier = earlier  # the call ids the conversation already holds
+        self.stops = stops  # the request's stop sequences
+        self.tail = ""  # the text's end, as long as the longest stop (to tell which matched)
         self.inner = inner
         self.public_model = public_model
         self.catalog_model = catalog_model or public_model  # reasoning details are sealed for
@@ -194,6 +163,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
         self.call_ids: dict[Any, str] = {}  # call key -> the call's id
+        self.call_names: dict[Any, str] = {}  # call key -> the call's name
         self.last_call: Any = None  # the key of the call a piece without index continues
         self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
         self.stop_reason = "end_turn"
@@ -237,12 +207,14 @@ class OpenAIToMessagesStream(StreamTranslator):
                 out += self._details(pieces)
             if text := answer_text(delta):
                 out += self._text(text)
+                if stops := self.stops:
+                    self.tail = (self.tail + text)[-max(map(len, stops)) :]
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     out += self._tool_call(call)
             if choice.get("finish_reason"):
                 out += self._flush_deferred()
-                self.stop_reason, self.stop_sequence = stop_of(choice)
+                self.stop_reason, self.stop_sequence = stop_of(choice, self.stops, self.tail)
         return out
 
     def _delta(self, kind: str, delta: JSON) -> list[JSON]:
@@ -316,21 +288,33 @@ class OpenAIToMessagesStream(StreamTranslator):
         whatever its index says (Gemini's OpenAI-compatible stream sends no index; some servers
         number every parallel call 0), and a piece without index continues the last call. A new
         id without a name continues the call (a call begins with its name): Poolside's API
-        changes the id after the first piece, mlx-openai-server drew one for every piece."""
+        changes the id after the first piece, mlx-openai-server drew one for every piece; so
+        does one with the same name while the call's arguments are not whole JSON yet (a new
+        id on every piece, the name repeated: openai_merge.same_call)."""
         call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
         index = call.get("index")
         key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
         renamed = key in self.call_ids and self.call_ids[key] != call_id
-        if call_id is not None and renamed and _obj(call, "function").get("name"):
+        name = _obj(call, "function").get("name")
+        if call_id is not None and renamed and name and not self._goes_on(key, name):
             key = ("call", call_id)
         if key is None:
             key = ("call", call_id) if call_id is not None else 0
         if call_id is not None:
             self.call_ids.setdefault(key, call_id)
+        if name:
+            self.call_names.setdefault(key, name)
         if isinstance(index, int):
             self.index_keys[index] = key
         self.last_call = key
         return key
+
+    def _goes_on(self, key: Any, name: Any) -> bool:
+        """Whether a piece with a new id and `name` is one more piece of call `key`: the same
+        name while its arguments are not whole JSON (a new id on every piece, name repeated)."""
+        held = self.deferred.get(key)
+        so_far = held["arguments"] if held else self.arguments.get(key, "")
+        return same_call(name, self.call_names.get(key), so_far)
 
     def _open_tool(self, key: Any, call_id: Any, name: Any) -> list[JSON]:
         out = self._close()

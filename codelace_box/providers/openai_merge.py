@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.jsonwire import loads
+from codelace_box.jsonwire import is_whole_json, loads
 from codelace_box.providers.base import JSON, SSEEvent
 from codelace_box.providers.openai import arguments_of
 from codelace_box.providers.openai_usage import chunk_usage
@@ -58,7 +58,7 @@ def _add_choice(whole: JSON, choice: JSON) -> None:
     delta = choice.get("delta")
     for name, value in (delta if isinstance(delta, dict) else {}).items():
         if name == "tool_calls":
-            _add_calls(whole.setdefault("calls", {}), value)
+            _add_calls(whole, value)
         elif name == "role":
             message["role"] = value or message["role"]
         elif isinstance(value, str):
@@ -71,28 +71,60 @@ def _add_choice(whole: JSON, choice: JSON) -> None:
         whole["finish_reason"] = choice["finish_reason"]
 
 
-def _add_calls(calls: dict[int, JSON], pieces: Any) -> None:
-    """Tool call pieces added to the calls so far, by their index (a piece without one: a new
-    call when it brings an id not seen yet, else the last call)."""
+def same_call(name: Any, open_name: Any, arguments: str) -> bool:
+    """Whether a tool call piece with a new id and a name goes on with the open call (named
+    `open_name`, its arguments so far `arguments`): it does when it names the same function
+    and those arguments are not whole JSON yet (servers that draw a new id for every piece
+    and repeat the name); once they are whole, a new call begins (servers that number every
+    parallel call 0 or give no index)."""
+    return name == open_name and not is_whole_json(arguments)
+
+
+def _add_calls(whole: JSON, pieces: Any) -> None:
+    """Tool call pieces added to the calls so far: each to the call open at its index (a
+    piece without one: the last call), but one with a new id and a name begins a call of its
+    own unless it is the same_call (servers that number every parallel call 0 or give none)."""
+    calls: dict[tuple[int, int], JSON] = whole.setdefault("calls", {})
     for piece in pieces if isinstance(pieces, list) else ():
         if not isinstance(piece, dict):
             continue
-        index = piece.get("index")
-        if not isinstance(index, int):
-            seen = {call["id"] for call in calls.values()}
-            fresh = piece.get("id") and piece["id"] not in seen
-            index = len(calls) if fresh or not calls else max(calls)
-        call = calls.setdefault(index, {"id": None, "type": "function",
-                                        "function": {"name": "", "arguments": ""}})  # fmt: skip
-        call["id"] = call["id"] or piece.get("id")
         given = piece.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         name = function.get("name")
+        key = _key_of(calls, piece, name)
+        call = calls.setdefault(key, {"id": None, "type": "function",
+                                        "function": {"name": "", "arguments": ""}})  # fmt: skip
+        call["id"] = call["id"] or piece.get("id")
         if isinstance(name, str) and not call["function"]["name"]:
             call["function"]["name"] = name
         call["function"]["arguments"] += arguments_of(function)
         if piece.get("extra_content") is not None:  # Gemini's thought signature
             call["extra_content"] = piece["extra_content"]
+
+
+def _key_of(calls: dict[tuple[int, int], JSON], piece: JSON, name: Any) -> tuple[int, int]:
+    """The key of the call a piece belongs to: (its index, the how-many-th call begun there)."""
+    index, call_id = piece.get("index"), piece.get("id")
+    if not isinstance(index, int):
+        known = [key for key, call in calls.items() if call_id and call["id"] == call_id]
+        if known:
+            return known[0]
+        last = max(calls, default=None)
+        if last is None or _begins_call(call_id, name, calls[last]):
+            return (len(calls), 0)
+        return last
+    at = max((key for key in calls if key[0] == index), default=None)
+    if at is None:
+        return (index, 0)
+    return (index, at[1] + 1) if _begins_call(call_id, name, calls[at]) else at
+
+
+def _begins_call(call_id: Any, name: Any, open_call: JSON) -> bool:
+    """Whether a piece with this id and name begins a new call after `open_call`."""
+    if not call_id or not name or not open_call["id"] or call_id == open_call["id"]:
+        return False
+    function = open_call["function"]
+    return not same_call(name, function["name"], function["arguments"])
 
 
 def _finished(index: int, whole: JSON) -> JSON:

@@ -38,6 +38,7 @@ from typing import Any
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
 from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
+from codelace_box.providers.openai_merge import same_call
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
@@ -257,10 +258,13 @@ class ResponsesStreamTranslator:
         id with a name (servers that put every parallel call at index 0, or give none, as
         Gemini's OpenAI-compatible endpoint does, start each call with its own id and name; a
         new id without a name goes on with the call: Poolside's API changes the id after the
-        first piece, mlx-openai-server drew one for every piece)."""
+        first piece, mlx-openai-server drew one for every piece); nor does a new id with the
+        same name while the arguments are not whole JSON yet (openai_merge.same_call)."""
         if item is None or item.kind != "call" or item.chat_index != index:
             return False
-        return not given_id or given_id == item.given_id or not item.given_id or not name
+        if not given_id or given_id == item.given_id or not item.given_id or not name:
+            return True
+        return same_call(name, item.name, item.text)  # a new id on every piece, name repeated
 
     def _defers(self, item: StreamItem | None, index: int) -> bool:
         """Whether a call beginning now waits until the open one is done: some servers send

@@ -473,6 +473,48 @@ def test_a_request_without_one_host_is_a_400(
     assert b"Host" in body_out, body_out
 
 
+@pytest.mark.parametrize(
+    "host",
+    [b"", b"box name", b"user@box", b"box/x", b"box\\x", b"box\x01", b"box\tx", b"b\xc3\xa9x",
+     b"box?", b"box#a", b'"box"'],
+    ids=["empty", "space", "userinfo", "slash", "backslash", "control", "tab", "non-ascii",
+         "query", "fragment", "quote"],
+)  # fmt: skip
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_a_host_that_is_no_host_is_a_400(box: ServerProcess, host: bytes, version: str) -> None:
+    """RFC 9112 3.2: a Host field whose value is invalid is a 400 too (uri-host [":" port]:
+    the characters of a reg-name, an IP literal or an IPv4 address). The box served it. An
+    empty one (a target without authority, which no origin server has) is refused as nginx
+    does."""
+    head = f"GET /healthz HTTP/{version}\r\nConnection: close\r\n".encode()
+    answer = exchange(box, head + b"Host: " + host + b"\r\n\r\n")
+    assert_error(answer, 400)
+    assert b"Host" in answer.partition(b"\r\n\r\n")[2], answer
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"box", b"box:8080", b"127.0.0.1:9", b"[::1]:8080", b"[v1.fe]", b"my_host.local",
+     b"xn--bcher-kva.example", b"a%20b", b"a!$&'()*+,;=b", b"BOX.example."],
+)  # fmt: skip
+def test_a_host_of_any_valid_form_is_served(box: ServerProcess, host: bytes) -> None:
+    answer = exchange(box, b"GET /healthz HTTP/1.1\r\nConnection: close\r\nHost: " + host
+                      + b"\r\n\r\n")  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_each_request_of_a_connection_has_its_host_checked(box: ServerProcess) -> None:
+    """The value is checked once a connection while it stays the same: a later request on it
+    with another Host (valid, then invalid, then empty) has that one checked."""
+    first = b"GET /healthz HTTP/1.1\r\nHost: box\r\n\r\n"
+    other = b"GET /healthz HTTP/1.1\r\nHost: box:80\r\n\r\n"
+    for bad in (b"a b", b""):
+        answer = exchange(box, first + other + b"GET /healthz HTTP/1.1\r\nHost: " + bad
+                          + b"\r\nConnection: close\r\n\r\n")  # fmt: skip
+        assert answer.count(b"HTTP/1.1 200 ") == 2, answer
+        assert answer.count(b"HTTP/1.1 400 ") == 1, answer
+
+
 def test_an_http10_request_without_host_is_served(box: ServerProcess) -> None:
     """HTTP/1.0 has no Host requirement (RFC 9112 asks it of HTTP/1.1 only)."""
     answer = exchange(box, b"GET /healthz HTTP/1.0\r\n\r\n")

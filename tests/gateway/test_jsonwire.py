@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
 from typing import Any
 
 import pytest
 
-from codelace_box.jsonwire import dumps, loads
+from codelace_box.jsonwire import dumps, dumps_between_turns, loads
 
 SAME_VALUE = [
     b'{"model":"m","messages":[{"role":"user","content":"hi \\u00e9 \xc3\xa9"}],"max_tokens":64}',
@@ -84,3 +86,57 @@ def test_dumps_writes_a_lone_surrogate_as_its_escape() -> None:
     written = dumps({"a": "\ud800", "b": "é", "c": "\\\udcff", "n": 2**64})
     assert written == '{"a":"\\ud800","b":"é","c":"\\\\\\udcff","n":18446744073709551616}'.encode()
     assert json.loads(written) == {"a": "\ud800", "b": "é", "c": "\\\udcff", "n": 2**64}
+
+
+def _nested(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+WRITTEN_THE_SAME = [
+    {}, [], "", [""], [[]], [{}], 1.5, None, float("nan"), [float("inf"), -0.0],
+    {"a": [1, 2.5, None, True, "x"], "b": {"c": [[1], [2, {"d": "\u2028\x00\"\\/"}]]}},
+    "word " * 500_000 + "\u00e9\n\U0001f600",  # past PIECE_CHARS: written in slices
+    ["\ud800 lone", "x" * 2_100_000 + "\ud800"],  # lone halves: the json module's escapes
+    [0.123456789] * 40_000 + [None],  # past PIECE_ITEMS numbers
+    [2**70] * 20_000, {"x": 2**70}, {1: "a", "b": [1]}, [1, [2], {"c": 3}],
+    _nested(100), {"deep": _nested(40)},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", WRITTEN_THE_SAME, ids=range(len(WRITTEN_THE_SAME)))
+def test_dumps_between_turns_writes_what_dumps_writes(value: Any) -> None:
+    assert dumps_between_turns(value) == dumps(value)
+
+
+def test_dumps_between_turns_lets_the_loop_in() -> None:
+    """Written on a thread, a 45 MB value held the loop as long as orjson took for it all; a
+    piece at a time, the loop gets its turns (half of that at most, the last join within)."""
+    value = {"data": [{"index": i, "embedding": [i / 7 + 0.001 * k for k in range(3072)]}
+                      for i in range(700)]}  # fmt: skip
+
+    async def longest_gap(write: Any) -> tuple[float, float]:
+        gaps, done = [0.0], asyncio.Event()
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.001)
+                gaps.append(time.perf_counter() - last)
+                last = time.perf_counter()
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.01)
+        began = time.perf_counter()
+        await asyncio.to_thread(write, value)
+        took = time.perf_counter() - began
+        done.set()
+        await ticker
+        return max(gaps), took
+
+    held, took = asyncio.run(longest_gap(dumps))
+    assert held > took * 0.8  # orjson holds the loop throughout
+    gap, _ = asyncio.run(longest_gap(dumps_between_turns))
+    assert gap < took / 2, f"the loop waited {gap:.3f} s (orjson: {took:.3f} s)"

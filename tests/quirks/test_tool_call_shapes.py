@@ -134,9 +134,13 @@ def test_an_answer_of_calls_with_content_null_and_no_role(box: ResponsesBox, rou
     _billed(box, email, start)
 
 
-def _call_with_id(arguments: str, call_id: str, *, named: bool) -> dict[str, Any]:
-    piece: dict[str, Any] = {"index": 0, "id": call_id, "type": "function",
+def _call_with_id(
+    arguments: str, call_id: str, *, named: bool, indexed: bool = True
+) -> dict[str, Any]:
+    piece: dict[str, Any] = {"id": call_id, "type": "function",
                              "function": {"arguments": arguments}}  # fmt: skip
+    if indexed:
+        piece["index"] = 0
     if named:
         piece["function"]["name"] = "get_weather"
     return {"tool_calls": [piece]}
@@ -155,9 +159,23 @@ def new_id_on_every_delta() -> list[bytes]:
     return _stream(deltas)
 
 
+def new_id_and_name_on_every_delta() -> list[bytes]:
+    """A fresh id on every delta, the same index and the name repeated on each: one call."""
+    return _stream([_call_with_id(piece, f"call_{n}", named=True) for n, piece in enumerate(ARGS)])
+
+
+def new_id_and_name_on_every_delta_no_index() -> list[bytes]:
+    """The same without `index`: the pieces of one call all the same."""
+    deltas = [_call_with_id(piece, f"call_{n}", named=True, indexed=False)
+              for n, piece in enumerate(ARGS)]  # fmt: skip
+    return _stream(deltas)
+
+
 UNSTABLE_IDS: dict[str, Callable[[], list[bytes]]] = {
     "id-changes-after-the-first-delta": id_changes_after_the_first_delta,
     "new-id-on-every-delta": new_id_on_every_delta,
+    "new-id-and-name-on-every-delta": new_id_and_name_on_every_delta,
+    "new-id-and-name-on-every-delta-no-index": new_id_and_name_on_every_delta_no_index,
 }
 
 
@@ -192,3 +210,74 @@ def test_responses_get_one_function_call_whatever_its_ids(box: ResponsesBox, sha
     calls = [(i.type, i.name, json.loads(i.arguments)) for i in final.output]
     assert calls == [("function_call", "get_weather", {"city": "Paris"})]
     _billed(box, email, start)
+
+
+@pytest.mark.parametrize("route", ["chat", "messages", "responses"])
+@pytest.mark.parametrize("shape", UNSTABLE_IDS)
+def test_a_stream_for_an_answer_gets_one_call_whatever_its_ids(
+    box: ResponsesBox, shape: str, route: str
+) -> None:
+    """The same streams answering an unstreamed call (a server that always streams): the
+    pieces merged into one call."""
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=UNSTABLE_IDS[shape]()))
+    if route == "chat":
+        answer = box.openai(key).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Weather in Paris?"}]
+        )
+        calls = [(c.function.name, json.loads(c.function.arguments))
+                 for c in answer.choices[0].message.tool_calls or []]  # fmt: skip
+    elif route == "messages":
+        message = box.client(key).messages.create(
+            model=MODEL, max_tokens=500, messages=[{"role": "user", "content": "Paris?"}]
+        )
+        calls = [(b.name, b.input) for b in message.content if b.type == "tool_use"]
+    else:
+        final = box.openai(key).responses.create(model=MODEL, input="Weather in Paris?")
+        calls = [(i.name, json.loads(i.arguments)) for i in final.output]
+    assert calls == [("get_weather", {"city": "Paris"})]
+    _billed(box, email, start)
+
+
+def parallel_calls_at_index_0() -> list[bytes]:
+    """A server that numbers every parallel call 0: two calls of one function, each with its
+    own id and its arguments whole before the next begins."""
+    pieces = [("call_a", '{"city": "Paris"}'), ("call_b", '{"city": "Rome"}')]
+    return _stream([_call_with_id(args, call_id, named=True) for call_id, args in pieces])
+
+
+@pytest.mark.parametrize(
+    ("route", "stream"),
+    [("chat", False), ("messages", False), ("messages", True), ("responses", False),
+     ("responses", True)],
+)  # fmt: skip
+def test_parallel_calls_at_one_index_stay_two(box: ResponsesBox, route: str, stream: bool) -> None:
+    """The rule that keeps a new-id-per-piece call one call keeps these two: the first one's
+    arguments were whole when the second id came."""
+    _email, key = box.new_key()
+    box.openai_fake.push(Reply(raw=parallel_calls_at_index_0()))
+    if route == "chat":
+        answer = box.openai(key).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Weather?"}]
+        )
+        calls = [(c.id, json.loads(c.function.arguments))
+                 for c in answer.choices[0].message.tool_calls or []]  # fmt: skip
+    elif route == "messages":
+        ask = [{"role": "user", "content": "Weather?"}]
+        request: dict[str, Any] = {"model": MODEL, "max_tokens": 500, "messages": ask}
+        if stream:
+            with box.client(key).messages.stream(**request) as events:
+                message = events.get_final_message()
+        else:
+            message = box.client(key).messages.create(**request)
+        calls = [(b.id, b.input) for b in message.content if b.type == "tool_use"]
+    else:
+        client = box.openai(key)
+        if stream:
+            with client.responses.stream(model=MODEL, input="Weather?") as events:
+                final = events.get_final_response()
+        else:
+            final = client.responses.create(model=MODEL, input="Weather?")
+        calls = [(i.call_id, json.loads(i.arguments)) for i in final.output]
+    assert calls == [("call_a", {"city": "Paris"}), ("call_b", {"city": "Rome"})]

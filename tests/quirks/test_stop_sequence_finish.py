@@ -1,0 +1,62 @@
+"""TGI (and servers built on it) end an answer that hit a stop string with finish_reason
+"stop_sequence", not OpenAI's "stop". On /v1/messages the anthropic SDK's client reads
+stop_reason "stop_sequence" (and the string in stop_sequence, when the request's stop sequences
+tell which one matched: the only one asked for, or the one the text ends with; else null); on
+/v1/responses the answer is complete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fakes.openai_upstream import Reply
+from tests.quirks.conftest import MODEL
+from tests.responses.conftest import ResponsesBox
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _message(box: ResponsesBox, key: str, stream: bool, stops: list[str]) -> Any:
+    request: dict[str, Any] = {"model": MODEL, "max_tokens": 100, "stop_sequences": stops,
+                               "messages": [{"role": "user", "content": "Count"}]}  # fmt: skip
+    client = box.client(key)
+    if not stream:
+        return client.messages.create(**request)
+    with client.messages.stream(**request) as events:
+        for _ in events:
+            pass
+        return events.get_final_message()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+@pytest.mark.parametrize(
+    ("content", "stops", "matched"),
+    [("One two", ["END"], "END"),
+     ("One two END", ["STOP", "END"], "END"),
+     ("One two", ["STOP", "END"], None)],
+    ids=["only-one-asked", "text-ends-with-it", "cannot-tell"],
+)  # fmt: skip
+def test_a_stop_sequence_finish_is_stop_sequence_on_messages(
+    box: ResponsesBox, stream: bool, content: str, stops: list[str], matched: str | None
+) -> None:
+    _email, key = box.new_key()
+    box.openai_fake.push(Reply(content=content, finish_reason="stop_sequence"))
+    message = _message(box, key, stream, stops)
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", matched)
+    assert box.openai_fake.requests[-1].body["stop"] == stops
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_stop_sequence_finish_is_a_completed_response(box: ResponsesBox, stream: bool) -> None:
+    _email, key = box.new_key()
+    box.openai_fake.push(Reply(content="One two", finish_reason="stop_sequence"))
+    client = box.openai(key)
+    if stream:
+        events = list(client.responses.create(model=MODEL, input="Count", stream=True))
+        response = events[-1].response
+        assert events[-1].type == "response.completed"
+    else:
+        response = client.responses.create(model=MODEL, input="Count")
+    assert (response.status, response.incomplete_details) == ("completed", None)
+    assert response.output_text == "One two"
