@@ -37,6 +37,7 @@ from codelace_box.db.core import (
     db_time,
     durable,
     parse_time,
+    statements,
     traceback_of,
     utcnow,
     write_transaction,
@@ -247,7 +248,7 @@ _LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 def authenticate(full_key: str | None) -> AuthContext:
     """The owner of a presented key; 401 for a missing/unknown/revoked key, 403 if disabled."""
     presented = _presented_hash(full_key)
-    return _owner_context(presented, key_owner(connection(), presented))
+    return _owner_context(presented, key_owner(statements(), presented))
 
 
 async def authenticated(full_key: str | None) -> AuthContext:

@@ -231,7 +231,8 @@ def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metri
     that failed alone counted nothing)."""
     outcomes: list[Outcome] = []
     counted: list[metrics.Increment] = []
-    with pipelined(), write_transaction() as tx, metrics.counted_on_commit(counted):
+    transaction = write_transaction(kept_cursor=True)  # its writes: core.Statements
+    with pipelined(), transaction as tx, metrics.counted_on_commit(counted):
         exclusive(tx, BATCH_LOCK)
         if len(pending) == 1:
             return [_run_alone(tx, *pending[0])], counted
