@@ -79,7 +79,7 @@ class GatewaySettings:
     default_max_concurrent: int = 0  # limits.max_concurrent: its requests in flight
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: made for every call (providers/base.py UpstreamTarget)
 class Completed:
     """A finished non-streaming call: the body to return and what it cost."""
 
