@@ -42,7 +42,7 @@ from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, Gatewa
 from codelace_box.gateway.refreshed_routes import route_table
 from codelace_box.gateway.relay import STREAM_HEADERS
 from codelace_box.gateway.request import ChatCall, prepare_call
-from codelace_box.gateway.routing import RouteTable, allowed_first
+from codelace_box.gateway.routing import ProviderUnavailable, RouteTable
 from codelace_box.providers.base import JSON
 
 bp = Blueprint("inference")
@@ -87,7 +87,7 @@ async def run_call(
     allow-list (403), reserve its worst case under the account limits (429), the key cap and
     the balance (402), then answer."""
     gateway: Gateway = request.app.ctx.gateway
-    with allowed_first(auth.allowed_models):  # 403, not the 503 of a disabled provider
+    try:  # (routing.allowed_first's, without a @contextmanager's 9,500 instructions a call)
         call = prepare(
             gateway.routes,
             json_body(request),
@@ -97,6 +97,9 @@ async def run_call(
             key_id=auth.key_id,
             default_context_tokens=gateway.settings.default_context_tokens,
         )
+    except ProviderUnavailable as unavailable:  # 403, not the 503 of a disabled provider
+        check_model_allowed(auth.allowed_models, unavailable.model_id)
+        raise
     check_model_allowed(auth.allowed_models, call.route.id)
     check_no_other_models(call.body, auth.allowed_models)
     request.ctx.call = call  # for the access line and the metrics (api/observe.py)

@@ -229,9 +229,17 @@ def _attempt(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metri
     turns (PostgreSQL: so they never take the same rows in opposite orders): what each write
     gave, and what they counted in the metrics (to count once the COMMIT is answered; a write
     that failed alone counted nothing)."""
+    if engine() == POSTGRES:  # SQLite has no pipeline mode: no context to enter and leave
+        with pipelined():
+            return _attempt_in(pending, careful)
+    return _attempt_in(pending, careful)
+
+
+def _attempt_in(pending: Pending, careful: bool) -> tuple[list[Outcome], list[metrics.Increment]]:
     outcomes: list[Outcome] = []
     counted: list[metrics.Increment] = []
-    with pipelined(), write_transaction() as tx, metrics.counted_on_commit(counted):
+    transaction = write_transaction(kept_cursor=True)  # its writes: core.Statements
+    with transaction as tx, metrics.counted_on_commit(counted):
         exclusive(tx, BATCH_LOCK)
         if len(pending) == 1:
             return [_run_alone(tx, *pending[0])], counted

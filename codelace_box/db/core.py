@@ -3,7 +3,8 @@
 Models bind to `database` (`open_database()`); the rest asks this module, never the engine:
 `write_transaction()` (BEGIN IMMEDIATE ... COMMIT, nested: a SAVEPOINT; the usage totals it
 counted are written just before its COMMIT, db/totals.py), `query_all()` / `query_one()`, and
-a `Tx` (hand-written statements, db/hotpath.py). Never await inside a transaction.
+a `Tx` (hand-written statements, db/hotpath.py; `statements()`, the request path's). Never
+await inside a transaction.
 
 SQLite's own parts are named here: the pragmas, `BEGIN IMMEDIATE`, `LOCK_ROWS`, `?` (qmark),
 `is_busy()`, `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
@@ -96,6 +97,43 @@ def connection() -> Tx:
     return _pg(conn)
 
 
+class Statements:
+    """A SQLite connection as the request path runs its statements: through one cursor of it,
+    kept. `Connection.execute` makes a cursor for every statement (about 3,200 instructions
+    of a statement's 8,600 to 13,000); a kept cursor resets its last statement when it runs
+    the next. So only for statements whose rows are read to their end at once (`fetchall()`,
+    or none: a SELECT left part-read would hold its read snapshot open until the cursor's next
+    statement), none run while another's rows are still being read."""
+
+    __slots__ = ("changes", "connection", "execute", "getautocommit")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.connection = conn
+        self.execute = conn.cursor().execute
+        self.changes = conn.changes
+        self.getautocommit = conn.getautocommit
+
+
+# The kept cursor of the connection it was last asked for. Each thread has a connection of its
+# own (peewee's state is per thread), so one found here for this thread's connection is this
+# thread's; another thread's only replaces it.
+_kept: list[Statements | None] = [None]
+
+
+def statements() -> Tx:
+    """`connection()` for the request path's statements (see `Statements`): on SQLite through
+    its kept cursor; on PostgreSQL the same Tx."""
+    conn = database.connection()
+    return _kept_cursor(conn) if _engine[0] == SQLITE else _pg(conn)
+
+
+def _kept_cursor(conn: Any) -> Tx:
+    kept = _kept[0]
+    if kept is None or kept.connection is not conn:
+        kept = _kept[0] = Statements(conn)
+    return kept
+
+
 def _pg(conn: Any) -> Tx:
     """The Tx of a psycopg connection (one per connection while it is open; those of sessions
     that ended, dropped by the server or closed, go when a new one opens)."""
@@ -162,7 +200,7 @@ class TransactionLost(Exception):
 
 
 def _still_open(tx: Any) -> None:  # PostgreSQL never does (a lost connection raises anyway)
-    if isinstance(tx, apsw.Connection) and tx.getautocommit():
+    if isinstance(tx, (apsw.Connection, Statements)) and tx.getautocommit():
         raise TransactionLost("the database rolled the transaction back (disk full?)")
 
 
@@ -182,21 +220,28 @@ def sync(tx: Tx) -> None:
 class WriteTransaction:
     """BEGIN IMMEDIATE (SQLite; PostgreSQL: BEGIN) ... COMMIT (ROLLBACK on error); inside an
     open transaction, a SAVEPOINT that rolls back alone. Peewee learns of the outer one: its
-    `atomic()` nests as a savepoint."""
+    `atomic()` nests as a savepoint. BEGIN, the totals and COMMIT run through `statements()`;
+    `kept_cursor`: so do the statements run inside (the group commit's writes: see
+    `Statements`), else the Tx given is `connection()`."""
 
-    __slots__ = ("_conn", "_nested")
+    __slots__ = ("_conn", "_kept", "_nested", "_tx")
+
+    def __init__(self, kept_cursor: bool = False) -> None:
+        self._kept = kept_cursor
 
     def __enter__(self) -> Tx:
         conn = connection()
         self._conn = conn
+        tx = self._tx = _kept_cursor(conn) if _engine[0] == SQLITE else conn
+        given = tx if self._kept else conn
         if _in_transaction(conn):
-            self._nested: Savepoint | None = Savepoint(conn)
+            self._nested: Savepoint | None = Savepoint(given)
             return self._nested.__enter__()
         self._nested = None
-        conn.execute(BEGIN_WRITE if _engine[0] == SQLITE else "BEGIN")
+        tx.execute(BEGIN_WRITE if _engine[0] == SQLITE else "BEGIN")
         database.push_transaction(self)
         totals.begin()
-        return conn
+        return given
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         conn = self._conn
@@ -211,8 +256,8 @@ class WriteTransaction:
             return
         try:
             _still_open(conn)  # a write's failure ended it: its totals are gone with it
-            totals.write(conn)  # the totals its usage rows counted, summed per row
-            conn.execute("COMMIT")
+            totals.write(self._tx)  # the totals its usage rows counted, summed per row
+            self._tx.execute("COMMIT")
         except BaseException:
             totals.discard()
             _rollback(conn)
@@ -222,7 +267,7 @@ class WriteTransaction:
 
 
 def _in_transaction(conn: Any) -> bool:
-    if isinstance(conn, apsw.Connection):
+    if isinstance(conn, (apsw.Connection, Statements)):
         return not conn.getautocommit()
     return bool(conn.in_transaction())
 
@@ -232,9 +277,10 @@ def _rollback(conn: Any) -> None:
         conn.execute("ROLLBACK")
 
 
-def write_transaction() -> WriteTransaction:
-    """A write transaction (nested calls become savepoints): `with write_transaction() as tx:`."""
-    return WriteTransaction()
+def write_transaction(kept_cursor: bool = False) -> WriteTransaction:
+    """A write transaction (nested calls become savepoints): `with write_transaction() as tx:`
+    (`kept_cursor`: see `WriteTransaction`)."""
+    return WriteTransaction(kept_cursor)
 
 
 def exclusive(tx: Tx, name: str) -> None:

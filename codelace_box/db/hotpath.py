@@ -4,13 +4,14 @@ usage row, a ledger row (the running totals and rollups: db/totals.py).
 
 Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
 query building cost more than SQLite itself; apsw caches each prepared statement by its text,
-so each is compiled once (psycopg prepares them on PostgreSQL). The text is written with `?`
-parameters and keeps to what both engines read (`RETURNING`, the quoted "user" table); where
-they must differ the statement is chosen by engine here: on PostgreSQL (READ COMMITTED, many
-boxes) the settlement reads the account and the account limits lock the user `FOR UPDATE`
-(`core.lock_rows()`), so a concurrent writer of the same user waits instead of acting on a
-balance or a count that is no longer there (SQLite's BEGIN IMMEDIATE already serialises every
-writer). The rules (how much to reserve or charge, when) live in the features:
+so each is compiled once (psycopg prepares them on PostgreSQL); on SQLite they run through one
+kept cursor (`core.statements()`), so every read here reads its rows to their end. The text is
+written with `?` parameters and keeps to what both engines read (`RETURNING`, the quoted "user"
+table); where they must differ the statement is chosen by engine here: on PostgreSQL (READ
+COMMITTED, many boxes) the settlement reads the account and the account limits lock the user
+`FOR UPDATE` (`core.lock_rows()`), so a concurrent writer of the same user waits instead of
+acting on a balance or a count that is no longer there (SQLite's BEGIN IMMEDIATE already
+serialises every writer). The rules (how much to reserve or charge, when) live in the features:
 `accounts/keys.py`, `accounts/limits.py`, `gateway/metering.py` and `billing/ledger.py`, the
 only callers. A key's row is written by its requests only when the key has a budget (a cap or a
 reset): whether it has one is part of each statement that depends on it, never taken from what
@@ -148,6 +149,13 @@ _ENTRY_SQL = (
 _KEY_OWNERS_SQL = _KEY_OWNER_COLUMNS + "ANY(?)"
 
 
+def _one(answer: Any) -> Any:
+    """A statement's first row (None: none), its rows read to their end: the Tx may be a
+    kept cursor (db/core.py `Statements`)."""
+    rows = answer.fetchall()
+    return rows[0] if rows else None
+
+
 def key_owners(tx: Tx, key_hashes: Sequence[str]) -> dict[str, tuple[Any, ...]]:
     """`key_owner` of several hashes at once: each active key found, by its hash (one
     statement on PostgreSQL; one per hash on SQLite, where a lookup is a local read)."""
@@ -162,7 +170,8 @@ def key_owner(tx: Tx, key_hash: str) -> tuple[Any, ...] | None:
     """The active key with this hash and its user: (key id, key_hash, last_used_at, user id,
     email, status, expires_at, allowed_models, rpm, max_concurrent, whether the key has a
     budget, the user's public id, whether the key may manage keys), or None."""
-    row: tuple[Any, ...] | None = tx.execute(_KEY_OWNER_SQL[engine()], (key_hash,)).fetchone()
+    rows = tx.execute(_KEY_OWNER_SQL[engine()], (key_hash,)).fetchall()  # one at most
+    row: tuple[Any, ...] | None = rows[0] if rows else None
     return row
 
 
@@ -241,19 +250,19 @@ def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, 
 
 def key_budgeted(tx: Tx, key_id: int) -> bool:
     """Whether the key has a spend cap or a reset period (its row counts its holds and spend)."""
-    return tx.execute(_KEY_BUDGETED_SQL, (key_id,)).fetchone() is not None
+    return _one(tx.execute(_KEY_BUDGETED_SQL, (key_id,))) is not None
 
 
 def holds_to_key(tx: Tx, key_id: int) -> int:
     """A budget was set on the key: count every open hold of the key on its row from now on;
     what they hold in all (the key's held_nanos)."""
     tx.execute(_HOLDS_TO_KEY_SQL, (key_id,))
-    return int(tx.execute(_KEY_HELD_SUM_SQL, (key_id,)).fetchone()[0])
+    return int(_one(tx.execute(_KEY_HELD_SUM_SQL, (key_id,)))[0])
 
 
 def key_usage_cost(tx: Tx, key_id: int) -> int:
     """What the key's requests were charged in all (its running total, kept by settlement)."""
-    return int(tx.execute(_KEY_COST_SQL, (key_id,)).fetchone()[0])
+    return int(_one(tx.execute(_KEY_COST_SQL, (key_id,)))[0])
 
 
 def one_writer_with_requests(tx: Tx) -> None:
@@ -282,18 +291,18 @@ def lock_user(tx: Tx, user_id: int) -> None:
 
 def open_holds(tx: Tx, user_id: int) -> int:
     """How many requests of the user hold a reservation now."""
-    return int(tx.execute(_OPEN_HOLDS_SQL, (user_id,)).fetchone()[0])
+    return int(_one(tx.execute(_OPEN_HOLDS_SQL, (user_id,)))[0])
 
 
 def events_since(tx: Tx, bucket: str, since: str) -> int:
     """Forget the bucket's events up to `since`; how many are left after it."""
     tx.execute(_EVENTS_PRUNE_SQL, (bucket, since))
-    return int(tx.execute(_EVENTS_COUNT_SQL, (bucket, since)).fetchone()[0])
+    return int(_one(tx.execute(_EVENTS_COUNT_SQL, (bucket, since)))[0])
 
 
 def event_at(tx: Tx, bucket: str, since: str, offset: int) -> Any:
     """The moment of the bucket's event number `offset` (0: the oldest) after `since`."""
-    row = tx.execute(_EVENT_AT_SQL, (bucket, since, offset)).fetchone()
+    row = _one(tx.execute(_EVENT_AT_SQL, (bucket, since, offset)))
     return None if row is None else row[0]
 
 
@@ -308,8 +317,8 @@ def account(tx: Tx, user_id: int) -> Later[tuple[int, int]]:
     sql = _ACCOUNT_LOCKED_SQL[engine()]
     if engine() == POSTGRES:
         answer = tx.execute(sql, (user_id,))
-        return lambda: _balance_and_held(answer.fetchone())
-    return lambda: _balance_and_held(tx.execute(sql, (user_id,)).fetchone())
+        return lambda: _balance_and_held(answer.fetchall()[0])
+    return lambda: _balance_and_held(tx.execute(sql, (user_id,)).fetchall()[0])
 
 
 def _balance_and_held(row: Any) -> tuple[int, int]:

@@ -38,7 +38,7 @@ CONCURRENCY_RETRY_SEC = 1  # a request in flight usually ends within seconds
 _LOWER_MAX_TOKENS = re.compile(r" or lower max_tokens|lower max_tokens, ")  # admission's words
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: made for every call (providers/base.py UpstreamTarget)
 class Admission:
     """The limits of one call: its key (None: none checked) and its account's rpm and
     max_concurrent (0: unlimited)."""

@@ -43,7 +43,9 @@ class Usage:
         return body
 
 
-@dataclass(frozen=True)
+# Not frozen: made for every call, and a frozen dataclass's __init__ sets each field through
+# object.__setattr__ (about 1,300 instructions a field); nothing changes one once made.
+@dataclass
 class UpstreamTarget:
     """Where one call goes: the provider's name for the model, the key, the base URL (empty:
     the kind's default), whether it streams, and the output cap to send when the body has none
@@ -58,7 +60,7 @@ class UpstreamTarget:
     refused_fields: frozenset[str] = frozenset()  # `anthropic`: output fields it does not know
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: made for every call (UpstreamTarget)
 class UpstreamRequest:
     """What to POST upstream: full URL, headers (auth included) and the JSON body."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+from codelace_box.accounts.keys import authenticate, create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.batch import WriteBatch
@@ -27,7 +28,8 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.models import User
 from codelace_box.errors import ServiceUnavailable
-from codelace_box.gateway.metering import admit_in
+from codelace_box.gateway.admission import Admission
+from codelace_box.gateway.metering import admit_in, admit_steps
 from tests.support import REPO_ROOT
 
 ENGINE_MODULES = ("apsw", "playhouse.apsw_ext", "sqlite3", "psycopg")
@@ -154,6 +156,36 @@ async def test_a_batch_that_finds_the_database_busy_fails_once_without_a_careful
         failed = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 5)
         assert [getattr(e, "code", e) for e in failed] == ["database_busy"] * 2
         assert batch.careful_left == 0
+
+
+def frames_left_behind(path: Path) -> int:
+    """Another connection writes a row, then checkpoints: the WAL frames it could not copy
+    into the database, which only a read still open on this process's connection holds back."""
+    other = other_writer(path)
+    try:
+        other.execute("INSERT INTO rate_event (bucket, created_at) VALUES ('probe', 'now')")
+        _, log, copied = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        return int(log - copied)
+    finally:
+        other.close()
+
+
+async def test_the_request_path_leaves_no_read_open_between_requests(migrated_db: Path) -> None:
+    """The key lookup and the group commit's writes run through one kept cursor
+    (core.Statements): a read it left part-read would hold its snapshot until the cursor's
+    next statement, between requests too, so a checkpoint could not finish (and a later
+    BEGIN IMMEDIATE would start on a stale snapshot)."""
+    user = create_user("kept-cursor@db.test")
+    post_entry(user.id, 10_000, "admin", "seed", "seed-kept-cursor")
+    full_key = create_key(user.id).full_key
+    authenticate(full_key)  # notes the key's use: a write
+    auth = authenticate(full_key)  # a lookup alone
+    assert frames_left_behind(migrated_db) == 0
+    batch = WriteBatch()
+    limits = Admission(key_id=auth.key_id, max_concurrent=5, rpm=50, key_budgeted=False)
+    admit = partial(admit_steps, user_id=user.id, request_id="kc1", amount_nanos=5, limits=limits)
+    await asyncio.wait_for(batch.submit(admit), 5)  # the account limits' counts: reads
+    assert frames_left_behind(migrated_db) == 0
 
 
 def test_is_busy_knows_a_lock_timeout_from_other_errors(migrated_db: Path) -> None:
