@@ -38,10 +38,10 @@ from codelace_box.db.core import (
     durable,
     parse_time,
     statements,
-    traceback_of,
     utcnow,
     write_transaction,
 )
+from codelace_box.db.failures import traceback_of
 from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
 from codelace_box.db.ids import canonical_uuid, looks_like_old_id, one_by_prefix, uuid_prefix
 from codelace_box.db.lookups import lookups_batched, run_lookups

@@ -11,7 +11,7 @@ from sanic.response import HTTPResponse
 
 from codelace_box.api.common import COST_HEADER, cost_header, json_response
 from codelace_box.api.portal_security import API_CACHE, add_security_headers, is_portal_path
-from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
+from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.sqlite_file import storage_failed
 from codelace_box.errors import CodelaceError, RateLimited, UnsupportedEncoding
 from codelace_box.gateway.dialects import anthropic_error_body

@@ -25,7 +25,8 @@ from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
 from codelace_box.api.common import READ, bearer_token, forwarded_unread
 from codelace_box.crypto import mask_tokens
-from codelace_box.db.core import aggregate, database_unavailable, is_busy, is_unavailable
+from codelace_box.db.core import aggregate
+from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import run_db_work
 from codelace_box.errors import (
     AuthenticationFailed,

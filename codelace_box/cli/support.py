@@ -22,7 +22,8 @@ from codelace_box.config import (
     Config,
     load_config,
 )
-from codelace_box.db.core import is_busy, open_database
+from codelace_box.db.core import open_database
+from codelace_box.db.failures import is_busy
 from codelace_box.db.sqlite_file import (
     BUSY_TIMEOUT_SEC,
     POINT_AT_IT,

@@ -53,16 +53,13 @@ from codelace_box.db.core import (
     POSTGRES,
     Savepoint,
     Tx,
-    conflict,
-    database_unavailable,
     engine,
     exclusive,
-    is_busy,
-    is_unavailable,
     pipelined,
     sync,
     write_transaction,
 )
+from codelace_box.db.failures import conflict, database_unavailable, is_busy, is_unavailable
 from codelace_box.db.offload import write_thread
 from codelace_box.db.turns import (
     Outcome,

@@ -7,7 +7,7 @@ a `Tx` (hand-written statements, db/hotpath.py; `statements()`, the request path
 await inside a transaction.
 
 SQLite's own parts are named here: the pragmas, `BEGIN IMMEDIATE`, `LOCK_ROWS`, `?` (qmark),
-`is_busy()`, `quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
+`quick_check()`, timestamps stored as text (`db_time()`, `parse_time()`,
 `minute_of()`, `day_of()`; the SQL fragments that read them, `minute_sql()`, `day_sql()`,
 and `contains_sql()` are db/dialect.py's). PostgreSQL (`database.url`, many boxes on one
 database) sits behind the same names (the SQL fragments format its TIMESTAMPs as SQLite's
@@ -24,12 +24,12 @@ from typing import Any, Protocol, TypeVar
 import apsw
 from peewee import Database
 from peewee import DatabaseError as PeeweeDatabaseError
-from peewee import OperationalError as PeeweeOperationalError
 from playhouse.apsw_ext import APSWDatabase
 
 from codelace_box.db import postgres, timestamps, totals, wal_sync
-from codelace_box.db.sqlite_file import open_sqlite_file, storage_failed
-from codelace_box.errors import CodelaceError, ConfigError, ServiceUnavailable
+from codelace_box.db.failures import is_unavailable
+from codelace_box.db.sqlite_file import open_sqlite_file
+from codelace_box.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -296,26 +296,6 @@ def table_exists(table: str) -> bool:  # whether the open database has this tabl
     return bool(database.table_exists(table))
 
 
-def is_busy(exc: BaseException) -> bool:
-    """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
-    return (
-        isinstance(exc, apsw.BusyError)
-        or (isinstance(exc, PeeweeOperationalError) and "locked" in str(exc))
-        or postgres.is_busy(exc)
-    )
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """PostgreSQL's session was lost (it reconnects at the next use), or SQLite cannot write
-    its file (a full or read-only disk): retry shortly."""
-    return postgres.is_unavailable(exc) or storage_failed(exc)
-
-
-def traceback_of(exc: BaseException) -> BaseException | None:
-    """A log line's exc_info: a bug's traceback; none for our errors or a database's trouble."""
-    return None if isinstance(exc, CodelaceError) or is_unavailable(exc) or is_busy(exc) else exc
-
-
 def again_if_dropped(work: Callable[[], T]) -> T:
     """`work()`, run once more when it met a session the server had dropped (the next use
     opens a new one: PostgreSQL's driver); not when it could not open one (a host that does
@@ -328,26 +308,6 @@ def again_if_dropped(work: Callable[[], T]) -> T:
         if not (had_session and is_unavailable(exc)):
             raise
     return work()
-
-
-def database_unavailable(exc: BaseException) -> ServiceUnavailable:
-    """The 503 of a database that stayed locked (`is_busy`) or lost its session
-    (`is_unavailable`): the client retries, nothing of the request was done."""
-    if is_busy(exc):
-        return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
-    return unavailable_error()
-
-
-def unavailable_error() -> ServiceUnavailable:
-    """The 503 of a database that cannot be reached (or lost the session)."""
-    return ServiceUnavailable(
-        "the database is unavailable; retry shortly", code="database_unavailable"
-    )
-
-
-def conflict(exc: BaseException) -> bool:
-    """PostgreSQL ended the transaction for another's (deadlock, serialization): run it again."""
-    return postgres.is_conflict(exc)
 
 
 def quick_check(db: Database) -> list[str]:

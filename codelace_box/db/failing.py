@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from codelace_box.db.core import traceback_of
+from codelace_box.db.failures import traceback_of
 
 
 class FailureLog:

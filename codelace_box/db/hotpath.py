@@ -2,20 +2,17 @@
 lookup thread a batch of them), holds, a key's cap and period, the account limits' counts, the
 usage row, a ledger row (the running totals and rollups: db/totals.py).
 
-Admission and settlement run these on the connection (`Tx`) rather than through peewee, whose
-query building cost more than SQLite itself; apsw caches each prepared statement by its text,
-so each is compiled once (psycopg prepares them on PostgreSQL); on SQLite they run through one
-kept cursor (`core.statements()`), so every read here reads its rows to their end. The text is
-written with `?` parameters and keeps to what both engines read (`RETURNING`, the quoted "user"
-table); where they must differ the statement is chosen by engine here: on PostgreSQL (READ
-COMMITTED, many boxes) the settlement reads the account and the account limits lock the user
-`FOR UPDATE` (`core.lock_rows()`), so a concurrent writer of the same user waits instead of
-acting on a balance or a count that is no longer there (SQLite's BEGIN IMMEDIATE already
-serialises every writer). The rules (how much to reserve or charge, when) live in the features:
-`accounts/keys.py`, `accounts/limits.py`, `gateway/metering.py` and `billing/ledger.py`, the
-only callers. A key's row is written by its requests only when the key has a budget (a cap or a
-reset): whether it has one is part of each statement that depends on it, never taken from what
-an earlier read saw.
+Admission and settlement run these on the connection (`Tx`), not through peewee, whose query
+building cost more than SQLite itself; each is prepared once (apsw caches by text, psycopg
+prepares); on SQLite they run through one kept cursor (`core.statements()`), so every read here
+reads its rows to their end. The text uses `?` and what both engines read (`RETURNING`, the
+quoted "user" table); where they differ the statement is chosen by engine: on PostgreSQL (READ
+COMMITTED, many boxes) settlement and the account limits lock the user `FOR UPDATE`
+(`core.lock_rows()`), so a concurrent writer of the user waits instead of acting on a stale
+balance or count (SQLite's BEGIN IMMEDIATE serialises every writer). The rules live in the
+callers: `accounts/keys.py`, `accounts/limits.py`, `gateway/metering.py`, `billing/ledger.py`.
+A key's row is written by its requests only when the key has a budget (a cap or a reset),
+decided inside each statement that depends on it, never from an earlier read.
 """
 
 from __future__ import annotations

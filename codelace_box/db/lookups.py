@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping, unavailable_error
+from codelace_box.db.core import POSTGRES, again_if_dropped, engine, ping
+from codelace_box.db.failures import unavailable_error
 from codelace_box.db.offload import DbThread, found_unreachable
 
 Item = TypeVar("Item")

@@ -47,13 +47,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from codelace_box.db.core import (
-    POSTGRES,
-    close_database,
-    engine,
-    is_unavailable,
-    unavailable_error,
-)
+from codelace_box.db.core import POSTGRES, close_database, engine
+from codelace_box.db.failures import is_unavailable, unavailable_error
 
 P = ParamSpec("P")
 T = TypeVar("T")

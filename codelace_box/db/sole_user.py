@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from codelace_box.db.core import is_busy
+from codelace_box.db.failures import is_busy
 from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
 from codelace_box.errors import ConfigError
 

@@ -15,7 +15,8 @@ from functools import partial
 from types import GeneratorType  # a write's steps (not the ABC: 1,700 instructions a check)
 from typing import Any, TypeVar
 
-from codelace_box.db.core import Tx, conflict
+from codelace_box.db.core import Tx
+from codelace_box.db.failures import conflict
 
 T = TypeVar("T")
 Write = Callable[[Tx], Any]  # runs statements in the open transaction, returns a value

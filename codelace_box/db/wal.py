@@ -23,7 +23,8 @@ import asyncio
 import logging
 import time
 
-from codelace_box.db.core import SQLITE, connection, engine, traceback_of
+from codelace_box.db.core import SQLITE, connection, engine
+from codelace_box.db.failures import traceback_of
 from codelace_box.db.offload import DbThread
 
 log = logging.getLogger("codelace_box.db")

@@ -7,7 +7,7 @@ import time
 
 from codelace_box import metrics
 from codelace_box.crypto import mask_tokens
-from codelace_box.db.core import database_unavailable, is_busy, is_unavailable
+from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamOverloaded, UpstreamTimeout
 from codelace_box.gateway.client import (
     UpstreamBroken,
@@ -70,7 +70,7 @@ def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:
     return cache
 
 
-# The box's own trouble, not an upstream's (core.database_unavailable, errors.OutOfResources):
+# The box's own trouble, not an upstream's (failures.database_unavailable, errors.OutOfResources):
 # never counted or logged as a provider's error.
 OWN_TROUBLE_CODES = frozenset({"database_busy", "database_unavailable", "out_of_resources"})
 

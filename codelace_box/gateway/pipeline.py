@@ -26,7 +26,7 @@ from typing import Any
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import traceback_of
+from codelace_box.db.failures import traceback_of
 from codelace_box.errors import CodelaceError, InsufficientCredits
 from codelace_box.gateway.admission import Admission, with_the_hold
 from codelace_box.gateway.client import (

@@ -29,7 +29,7 @@ from typing import Any
 
 from codelace_box.crypto import mask_in, mask_tokens
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import traceback_of
+from codelace_box.db.failures import traceback_of
 from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamTooLarge
 from codelace_box.gateway.dialects import stream_encoder
 from codelace_box.gateway.metering import Settlement, settle, settle_steps

@@ -15,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from codelace_box.db.core import is_busy, is_unavailable, utcnow, write_transaction
+from codelace_box.db.core import utcnow, write_transaction
+from codelace_box.db.failures import is_busy, is_unavailable
 from codelace_box.db.observability import bump_refusal, refusal_rows
 from codelace_box.db.offload import run_in_db_thread
 

@@ -18,14 +18,8 @@ from codelace_box.accounts.keys import authenticate, create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import (
-    database,
-    durable,
-    is_busy,
-    query_all,
-    query_one,
-    write_transaction,
-)
+from codelace_box.db.core import database, durable, query_all, query_one, write_transaction
+from codelace_box.db.failures import is_busy
 from codelace_box.db.models import User
 from codelace_box.errors import ServiceUnavailable
 from codelace_box.gateway.admission import Admission

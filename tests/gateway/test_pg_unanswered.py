@@ -22,14 +22,8 @@ import httpx
 import pytest
 from peewee import OperationalError as PeeweeOperationalError
 
-from codelace_box.db.core import (
-    close_database,
-    database,
-    database_unavailable,
-    is_busy,
-    is_unavailable,
-    open_database,
-)
+from codelace_box.db.core import close_database, database, open_database
+from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.db.pg_driver import open_postgres
 from tests.accounts.conftest import console_code
 from tests.fakes.database_host import DatabaseHost

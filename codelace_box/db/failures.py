@@ -1,0 +1,52 @@
+"""What a database error means for the request that met it: SQLite's lock or PostgreSQL's
+(`is_busy`), a lost session or a disk that cannot be written (`is_unavailable`), a transaction
+to run again (`conflict`), and the 503 each becomes (`database_unavailable`)."""
+
+from __future__ import annotations
+
+import apsw
+from peewee import OperationalError as PeeweeOperationalError
+
+from codelace_box.db import postgres
+from codelace_box.db.sqlite_file import storage_failed
+from codelace_box.errors import CodelaceError, ServiceUnavailable
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's 'database is locked' (apsw, peewee); PostgreSQL's lock, deadlock, serialization."""
+    return (
+        isinstance(exc, apsw.BusyError)
+        or (isinstance(exc, PeeweeOperationalError) and "locked" in str(exc))
+        or postgres.is_busy(exc)
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """PostgreSQL's session was lost (it reconnects at the next use), or SQLite cannot write
+    its file (a full or read-only disk): retry shortly."""
+    return postgres.is_unavailable(exc) or storage_failed(exc)
+
+
+def traceback_of(exc: BaseException) -> BaseException | None:
+    """A log line's exc_info: a bug's traceback; none for our errors or a database's trouble."""
+    return None if isinstance(exc, CodelaceError) or is_unavailable(exc) or is_busy(exc) else exc
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable:
+    """The 503 of a database that stayed locked (`is_busy`) or lost its session
+    (`is_unavailable`): the client retries, nothing of the request was done."""
+    if is_busy(exc):
+        return ServiceUnavailable("the database is busy; retry shortly", code="database_busy")
+    return unavailable_error()
+
+
+def unavailable_error() -> ServiceUnavailable:
+    """The 503 of a database that cannot be reached (or lost the session)."""
+    return ServiceUnavailable(
+        "the database is unavailable; retry shortly", code="database_unavailable"
+    )
+
+
+def conflict(exc: BaseException) -> bool:
+    """PostgreSQL ended the transaction for another's (deadlock, serialization): run it again."""
+    return postgres.is_conflict(exc)
