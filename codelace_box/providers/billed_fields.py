@@ -61,6 +61,9 @@ FREE_VALUES: dict[str, frozenset[Any]] = {
 SERVER_TOOLS = {"web_search_": "web_search", "web_fetch_": "web_fetch",
                 "code_execution_": "code_execution", "advisor_": "advisor"}  # fmt: skip
 _SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
+# Anthropic's server tools that cost nothing of their own (no --allow-field) but run the same
+# server loop: the model samples again after each result (tool search's tool references)
+_LOOP_ONLY_PREFIXES = ("tool_search_tool_",)
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
 # Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
@@ -76,10 +79,21 @@ def runs_server_tools(body: dict[str, Any]) -> bool:
     """Whether a body lets the provider fetch input of its own: an Anthropic server
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
-    advance, read again on each turn of the server's loop."""
+    advance, read again on each turn of the server's loop; or a free tool of that loop (tool
+    search)."""
     tools = body.get("tools")
     hosted = any(True for _ in _hosted_tools_in(tools))
-    return any(True for _ in _server_tools_in(tools)) or hosted or bool(body.get("mcp_servers"))
+    return (
+        any(True for _ in _server_tools_in(tools))
+        or hosted
+        or bool(body.get("mcp_servers"))
+        or _loop_tool_in(tools)
+    )
+
+
+def _loop_tool_in(tools: Any) -> bool:
+    return any(isinstance(tool, dict) and str(tool.get("type", "")).startswith(_LOOP_ONLY_PREFIXES)
+               for tool in (tools if isinstance(tools, list) else ()))  # fmt: skip
 
 
 def _hosted_tools_in(tools: Any) -> Iterator[int]:

@@ -13,6 +13,9 @@ from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream
 
 pytestmark = pytest.mark.timeout(60)
 SEARCH = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
+# Anthropic's tool search (free, no --allow-field) runs the same server loop: the model calls
+# it, the server answers with tool references, and the model samples again
+TOOL_SEARCH = [{"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"}]
 WORDS = 10  # text deltas per turn of the loop: each turn stays within MAX_TOKENS
 MAX_TOKENS = 16  # the whole answer (two turns, 21 output tokens) is over it
 
@@ -45,8 +48,9 @@ def test_a_server_tool_loop_past_max_tokens_is_relayed_and_charged_whole(
     assert box.open_holds() == 0
 
 
+@pytest.mark.parametrize("tools", [SEARCH, TOOL_SEARCH], ids=["web_search", "tool_search"])
 def test_a_server_tool_loop_is_held_for_every_turn_it_may_take(
-    box: WireBox, hostile: HostileUpstream
+    box: WireBox, hostile: HostileUpstream, tools: list[dict[str, str]]
 ) -> None:
     """Five turns, each within max_tokens, bill five times its output: the hold covers the
     loop's turns (up to the model's context window), so the user is charged all of it and the
@@ -62,7 +66,7 @@ def test_a_server_tool_loop_is_held_for_every_turn_it_may_take(
     box.anthropic(key).messages.create(
         model=model,
         max_tokens=200,
-        tools=SEARCH,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
         messages=[{"role": "user", "content": "search it"}],
     )
     balance, held = box.balance_nanos(email)
