@@ -64,6 +64,7 @@ _SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 # Anthropic's server tools that cost nothing of their own (no --allow-field) but run the same
 # server loop: the model samples again after each result (tool search's tool references)
 _LOOP_ONLY_PREFIXES = ("tool_search_tool_",)
+_LOOP_TOOL_PREFIXES = (*_SERVER_TOOL_PREFIXES, *_LOOP_ONLY_PREFIXES)
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
 # Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
@@ -81,35 +82,35 @@ def runs_server_tools(body: dict[str, Any]) -> bool:
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
     advance, read again on each turn of the server's loop; or a free tool of that loop (tool
     search)."""
-    tools = body.get("tools")
-    hosted = any(True for _ in _hosted_tools_in(tools))
-    return (
-        any(True for _ in _server_tools_in(tools))
-        or hosted
-        or bool(body.get("mcp_servers"))
-        or _loop_tool_in(tools)
+    return bool(body.get("mcp_servers")) or any(
+        _is_hosted(kind) or kind.startswith(_LOOP_TOOL_PREFIXES) for _, kind in _tool_types(body)
     )
 
 
-def _loop_tool_in(tools: Any) -> bool:
-    return any(isinstance(tool, dict) and str(tool.get("type", "")).startswith(_LOOP_ONLY_PREFIXES)
-               for tool in (tools if isinstance(tools, list) else ()))  # fmt: skip
-
-
-def _hosted_tools_in(tools: Any) -> Iterator[int]:
-    """The index in `tools` of each tool the upstream runs itself (HOSTED_TOOLS, namespaced)."""
+def _tool_types(body: dict[str, Any]) -> Iterator[tuple[int, str]]:
+    """The index and type of each tool in the body's `tools` that names its type."""
+    tools = body.get("tools")
     for index, tool in enumerate(tools if isinstance(tools, list) else ()):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if isinstance(kind, str) and (":" in kind or _DATED.sub("", kind) in HOSTED_TOOLS):
-            yield index
+        if isinstance(kind, str):
+            yield index, kind
 
 
-def _server_tools_in(tools: Any) -> Iterator[str]:
+def _is_hosted(kind: str) -> bool:
+    """A tool the upstream runs itself: HOSTED_TOOLS (dated or not), or a namespaced type."""
+    return ":" in kind or _DATED.sub("", kind) in HOSTED_TOOLS
+
+
+def _hosted_tools_in(body: dict[str, Any]) -> Iterator[int]:
+    """The index in `tools` of each tool the upstream runs itself (`_is_hosted`)."""
+    return (index for index, kind in _tool_types(body) if _is_hosted(kind))
+
+
+def _server_tools_in(body: dict[str, Any]) -> Iterator[str]:
     """The field that allows each Anthropic server tool in `tools` (by its dated type)."""
-    for tool in tools if isinstance(tools, list) else ():
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        hosted = isinstance(kind, str) and _DATED.sub("", kind) in HOSTED_TOOLS  # OpenAI's
-        if isinstance(kind, str) and kind.startswith(_SERVER_TOOL_PREFIXES) and not hosted:
+    for _, kind in _tool_types(body):
+        hosted = _DATED.sub("", kind) in HOSTED_TOOLS  # OpenAI's
+        if kind.startswith(_SERVER_TOOL_PREFIXES) and not hosted:
             yield next(name for prefix, name in SERVER_TOOLS.items() if kind.startswith(prefix))
 
 
@@ -164,11 +165,11 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
         if value is None or name in permitted or not _present(name, value):
             continue
         raise _refuse(name, model, name)
-    for name in _server_tools_in(body.get("tools")):
+    for name in _server_tools_in(body):
         if name not in permitted:
             raise _refuse(name, model, "tools")
     if "server_tools" not in permitted:
-        for index in _hosted_tools_in(body.get("tools")):
+        for index in _hosted_tools_in(body):
             raise _refuse("server_tools", model, f"tools[{index}]")
     if "audio" not in permitted:
         where = _audio_input_in(body.get("messages"))
