@@ -33,6 +33,7 @@ MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
+_STORED = ("file_id", "file_url")  # a file part by reference, not inline (_check_parts)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
@@ -139,17 +140,21 @@ def _check_parts(parts: list[Any], where: str) -> None:
     looked up, and the media count of the hold looks up every part's); a file is sent inline,
     never by `file_id`: that names a file stored on the provider account, the operator's (the
     box has no files API, so no user uploaded it), which the model would read to whoever
-    learned its id."""
+    learned its id; nor by `file_url`, a document the provider would fetch (as /v1/responses
+    refuses it)."""
     for index, part in enumerate(parts):
         if isinstance(part, dict) and not isinstance(part.get("type", ""), str):
             raise _bad(f"{where}[{index}].type must be a string", f"{where}[{index}].type")
         file = part.get("file") if isinstance(part, dict) else None
-        if isinstance(file, dict) and file.get("file_id") is not None:
-            raise _bad(
-                f"{where}[{index}].file.file_id names a file stored on the provider's account, "
-                "which the box does not keep for you: send the file inline as file_data",
-                f"{where}[{index}].file.file_id",
-            )
+        file = file if isinstance(file, dict) else {}
+        for name in _STORED:
+            if file.get(name) is not None:
+                raise _bad(
+                    f"{where}[{index}].file.{name} names a file stored on the provider's account "
+                    "or on the web, which the box does not read for you: send the file inline "
+                    "as file_data",
+                    f"{where}[{index}].file.{name}",
+                )
 
 
 def _check_types(body: JSON) -> None:

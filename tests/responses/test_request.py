@@ -73,7 +73,7 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
                     }
                 ]
             },
-            "input[0].content[0]",
+            "input[0].content[0].file_id",
             "file_id",
         ),
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id", ""),
