@@ -46,9 +46,10 @@ BILLED_FIELDS: dict[str, str] = {
     "request does not show, past what was held",
     "context-1m": "the 1M-token context beta (anthropic-beta: context-1m-*), long prompts at "
     "a higher price",
-    "server_tools": "a gateway's or provider's own tools in `tools` (OpenRouter's openrouter:* "
-    "web search, web fetch, image generation, advisor...; hosted web_search, file_search, "
-    "code_interpreter), run by the upstream, billed per use and bringing input of their own",
+    "server_tools": "a gateway's or provider's own tools in `tools` or `tool_choice` "
+    "(OpenRouter's openrouter:* web search, web fetch, image generation, advisor...; hosted "
+    "web_search, file_search, code_interpreter, a shell in the provider's container), run by "
+    "the upstream, billed per use and bringing input of their own",
 }
 # Values of a field that buy nothing extra (a list passes when all its items do).
 FREE_VALUES: dict[str, frozenset[Any]] = {
@@ -68,12 +69,20 @@ _LOOP_TOOL_PREFIXES = (*_SERVER_TOOL_PREFIXES, *_LOOP_ONLY_PREFIXES)
 LONG_CONTEXT_BETA = "context-1m-"
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
 # Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
-# `web_search` as its shorthand), by their undated name; and any namespaced type (`openrouter:*`,
-# `orq:*`): a gateway's own server tools.
+# `web_search` as its shorthand; xAI's x_search and collections_search; a bare web_fetch or
+# code_execution, as gateways name Anthropic's), by their undated name in lower case (a
+# compatible server may match types in any case); and any namespaced type (`openrouter:*`,
+# `orq:*`): a gateway's own server tools. Not the tools whose calls come back to the client to
+# run (local_shell, apply_patch, custom, computer_use_preview, computer): they bill tokens only
+# and read nothing of the operator's. `shell` is either: hosted in a container of the provider
+# (`environment` container_auto, or container_reference: a container of the operator's
+# account), local otherwise (`_is_hosted`).
 HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "file_search", "code_interpreter",
-                          "image_generation", "mcp", "tool_search"})  # fmt: skip
+                          "image_generation", "mcp", "tool_search", "web_fetch", "code_execution",
+                          "x_search", "collections_search"})  # fmt: skip
 _DATED = re.compile(r"_\d{4}_\d{2}_\d{2}$")  # web_search_2025_08_26
 _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
+Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is named
 
 
 def runs_server_tools(body: dict[str, Any]) -> bool:
@@ -81,34 +90,68 @@ def runs_server_tools(body: dict[str, Any]) -> bool:
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
     advance, read again on each turn of the server's loop; or a free tool of that loop (tool
-    search)."""
+    search); or a hosted tool, in `tools` or named by `tool_choice`."""
     return bool(body.get("mcp_servers")) or any(
-        _is_hosted(kind) or kind.startswith(_LOOP_TOOL_PREFIXES) for _, kind in _tool_types(body)
+        _is_hosted(kind, tool) or kind.startswith(_LOOP_TOOL_PREFIXES)
+        for _, kind, tool in _tool_types(body)
     )
 
 
-def _tool_types(body: dict[str, Any]) -> Iterator[tuple[int, str]]:
-    """The index and type of each tool in the body's `tools` that names its type."""
+def _tool_types(body: dict[str, Any]) -> Iterator[tuple[Where, str, dict[str, Any]]]:
+    """Where, the type in lower case and the object of each tool in the body's `tools` that
+    names its type, then of the tools its `tool_choice` names (a hosted type there, alone or
+    among `allowed_tools`, asks for that tool as listing it does)."""
     tools = body.get("tools")
     for index, tool in enumerate(tools if isinstance(tools, list) else ()):
         kind = tool.get("type") if isinstance(tool, dict) else None
         if isinstance(kind, str):
-            yield index, kind
+            yield index, kind.lower(), tool
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        yield from _chosen(choice)
 
 
-def _is_hosted(kind: str) -> bool:
-    """A tool the upstream runs itself: HOSTED_TOOLS (dated or not), or a namespaced type."""
-    return ":" in kind or _DATED.sub("", kind) in HOSTED_TOOLS
+def _chosen(choice: dict[str, Any]) -> Iterator[tuple[Where, str, dict[str, Any]]]:
+    """`_tool_types` of a `tool_choice` object: itself (`{"type": "web_search_preview"}`) and
+    its allowed tools (chat's `allowed_tools.tools`, the Responses API's `tools`)."""
+    kind = choice.get("type")
+    if isinstance(kind, str):
+        yield "tool_choice", kind.lower(), choice
+    nested = choice.get("allowed_tools")
+    at, listed = ("allowed_tools.tools", nested.get("tools")) if isinstance(nested, dict) else (
+        "tools", choice.get("tools"))  # fmt: skip
+    for index, tool in enumerate(listed if isinstance(listed, list) else ()):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str):
+            yield f"tool_choice.{at}[{index}]", kind.lower(), tool
 
 
-def _hosted_tools_in(body: dict[str, Any]) -> Iterator[int]:
-    """The index in `tools` of each tool the upstream runs itself (`_is_hosted`)."""
-    return (index for index, kind in _tool_types(body) if _is_hosted(kind))
+def _param(where: Where) -> str:
+    return f"tools[{where}]" if isinstance(where, int) else where
+
+
+def _is_hosted(kind: str, tool: dict[str, Any]) -> bool:
+    """A tool the upstream runs itself: HOSTED_TOOLS (dated or not), a namespaced type, or a
+    shell in a container (an `environment` other than local)."""
+    if ":" in kind:
+        return True
+    kind = _DATED.sub("", kind)
+    if kind == "shell":
+        environment = tool.get("environment")
+        local = isinstance(environment, dict) and str(environment.get("type")).lower() == "local"
+        return environment is not None and not local
+    return kind in HOSTED_TOOLS
+
+
+def _hosted_tools_in(body: dict[str, Any]) -> Iterator[str]:
+    """The param of each tool the upstream runs itself (`_is_hosted`), in `tools` or
+    `tool_choice`."""
+    return (_param(where) for where, kind, tool in _tool_types(body) if _is_hosted(kind, tool))
 
 
 def _server_tools_in(body: dict[str, Any]) -> Iterator[str]:
     """The field that allows each Anthropic server tool in `tools` (by its dated type)."""
-    for _, kind in _tool_types(body):
+    for _, kind, _ in _tool_types(body):
         hosted = _DATED.sub("", kind) in HOSTED_TOOLS  # OpenAI's
         if kind.startswith(_SERVER_TOOL_PREFIXES) and not hosted:
             yield next(name for prefix, name in SERVER_TOOLS.items() if kind.startswith(prefix))
@@ -169,8 +212,8 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
         if name not in permitted:
             raise _refuse(name, model, "tools")
     if "server_tools" not in permitted:
-        for index in _hosted_tools_in(body):
-            raise _refuse("server_tools", model, f"tools[{index}]")
+        for param in _hosted_tools_in(body):
+            raise _refuse("server_tools", model, param)
     if "audio" not in permitted:
         where = _audio_input_in(body.get("messages"))
         if where is not None:

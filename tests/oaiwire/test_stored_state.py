@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hostile_upstream import HostileUpstream
-from tests.oaiwire.conftest import CHAT_MODEL, OaiBox
-from tests.oaiwire.test_requests import FUNCTION, RESPONSES_MODELS, refused
+from tests.fakes import openai_wire as wire
+from tests.fakes.hostile_upstream import Act, HostileUpstream
+from tests.oaiwire.conftest import CHAT_MODEL, OPEN_MODEL, OaiBox
+from tests.oaiwire.test_requests import FUNCTION, HELLO, RESPONSES_MODELS, refused
 
 pytestmark = pytest.mark.timeout(60)
 PDF = "data:application/pdf;base64,JVBERi0xLjQKJcfsj6IKNSAwIG9iago="
@@ -66,3 +67,112 @@ def test_a_chat_file_url_is_refused(box: OaiBox, hostile: HostileUpstream) -> No
     error = refused(box, hostile, "/v1/chat/completions",
                     {"model": CHAT_MODEL, "messages": messages})  # fmt: skip
     assert error["param"] == "messages[0].content[1].file.file_url", error
+
+
+# A hosted tool in another case (a compatible server may match types so), in `tool_choice`
+# alone, or newly hosted: the tool's `param` in the refusal.
+CHAT_HOSTED = {
+    "mixed_case": ({"tools": [FUNCTION, {"type": "Web_Search_Preview"}]}, "tools[1]"),
+    "upper_case_dated": ({"tools": [FUNCTION, {"type": "FILE_SEARCH_2025_01_01"}]}, "tools[1]"),
+    "anthropic_server_tool_case": (
+        {"tools": [FUNCTION, {"type": "Web_Search_20250305", "name": "web_search"}]}, "tools"),
+    "tool_choice_web_search_preview": ({"tool_choice": {"type": "web_search_preview"}},
+                                       "tool_choice"),
+    "tool_choice_file_search": ({"tools": [FUNCTION], "tool_choice": {"type": "file_search"}},
+                                "tool_choice"),
+    "tool_choice_mcp": ({"tool_choice": {"type": "mcp", "server_label": "deepwiki"}},
+                        "tool_choice"),
+    "tool_choice_allowed_hosted": (
+        {"tools": [FUNCTION], "tool_choice": {"type": "allowed_tools", "allowed_tools": {
+            "mode": "required", "tools": [{"type": "image_generation"}]}}},
+        "tool_choice.allowed_tools.tools[0]"),
+    "hosted_shell": ({"tools": [{"type": "shell", "environment": {"type": "container_auto"}}]},
+                     "tools[0]"),
+    "shell_in_a_stored_container": (
+        {"tools": [{"type": "shell", "environment": {"type": "container_reference",
+                                                     "container_id": "cntr_6890d1"}}]},
+        "tools[0]"),
+    "xai_x_search": ({"tools": [{"type": "x_search"}]}, "tools[0]"),
+    "xai_collections_search": (
+        {"tools": [{"type": "collections_search", "vector_store_ids": ["collection_1"]}]},
+        "tools[0]"),
+    "bare_web_fetch": ({"tools": [{"type": "web_fetch"}]}, "tools[0]"),
+}  # fmt: skip
+
+
+def _as_chat(extra: dict[str, Any]) -> dict[str, Any]:
+    """Responses-shaped function tools (FUNCTION) as chat ones."""
+    tools = [
+        {"type": "function", "function": {"name": t["name"], "parameters": t["parameters"]}}
+        if t.get("type") == "function" else t
+        for t in extra.get("tools", [])
+    ]  # fmt: skip
+    return extra | ({"tools": tools} if tools else {})
+
+
+@pytest.mark.parametrize("name", list(CHAT_HOSTED))
+def test_chat_hosted_tools_are_refused_in_any_case_and_in_tool_choice(
+    box: OaiBox, hostile: HostileUpstream, name: str
+) -> None:
+    extra, param = CHAT_HOSTED[name]
+    body = {"model": CHAT_MODEL, "messages": HELLO, **_as_chat(extra)}
+    error = refused(box, hostile, "/v1/chat/completions", body)
+    assert error["code"] == "field_not_allowed", error
+    assert error["param"] == param, error
+
+
+@pytest.mark.parametrize("model", list(RESPONSES_MODELS.values()), ids=list(RESPONSES_MODELS))
+@pytest.mark.parametrize(
+    "extra",
+    [{"tools": [FUNCTION, {"type": "Web_Search"}]},
+     {"tools": [FUNCTION, {"type": "web_search"}], "tool_choice": {"type": "Web_Search"}}],
+    ids=["mixed_case_tool", "mixed_case_tool_choice"],
+)  # fmt: skip
+def test_responses_hosted_tools_in_another_case_are_refused(
+    box: OaiBox, hostile: HostileUpstream, model: str, extra: dict[str, Any]
+) -> None:
+    """Only Codex's own lower-case `web_search` is left out; `Web_Search` is no tool the box
+    knows, and a native upstream might take it as the hosted one."""
+    refused(box, hostile, "/v1/responses", {"model": model, "input": "hi", **extra})
+
+
+def test_a_hosted_tool_choice_the_operator_allowed_holds_the_context_window(
+    box: OaiBox, hostile: HostileUpstream
+) -> None:
+    """Allowed, a hosted tool named only in `tool_choice` is held for as the tool itself is:
+    the context window (200,000 tokens at $2.50 / 1M, $0.50), so $0.40 is a 402."""
+    _, key = box.new_user("0.4")
+    body = {"model": OPEN_MODEL, "messages": HELLO, "max_tokens": 100,
+            "tool_choice": {"type": "web_search_preview"}}  # fmt: skip
+    with box.http(key) as http:
+        assert http.post("/v1/chat/completions", json=body).status_code == 402
+    assert hostile.seen == []
+
+
+LOCAL_TOOLS = {
+    "custom": {"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files"}},
+    "local_shell": {"type": "local_shell"},
+    "apply_patch": {"type": "apply_patch"},
+    "computer_use_preview": {"type": "computer_use_preview", "display_width": 1024,
+                             "display_height": 768, "environment": "browser"},
+    "local_shell_environment": {"type": "shell", "environment": {"type": "local"}},
+    "shell": {"type": "shell"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(LOCAL_TOOLS))
+def test_chat_tools_the_client_runs_itself_pass(
+    box: OaiBox, hostile: HostileUpstream, name: str
+) -> None:
+    """A tool whose calls come back to the client to run (a freeform patch tool, a local shell,
+    a computer the client drives) bills only tokens and reads nothing of the operator's: it is
+    no server tool, and goes to the upstream as sent."""
+    _, key = box.new_user("5")
+    hostile.push(Act(200, [wire.chat_body(wire.chat_usage())]))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
+             LOCAL_TOOLS[name]]  # fmt: skip
+    body = {"model": CHAT_MODEL, "messages": HELLO, "tools": tools}
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert hostile.seen[-1].body["tools"] == tools
