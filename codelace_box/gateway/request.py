@@ -133,6 +133,12 @@ def _check_messages(messages: Any) -> None:
             )
         if isinstance(content, list):
             _check_parts(content, f"messages[{index}].content")
+        if message.get("audio") is not None:
+            raise _bad(
+                f"messages[{index}].audio names an audio answer stored on the provider's account, "
+                "which the box does not keep for you: send the turn's text (its transcript)",
+                f"messages[{index}].audio",
+            )
 
 
 def _check_parts(parts: list[Any], where: str) -> None:

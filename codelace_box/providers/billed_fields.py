@@ -32,8 +32,8 @@ BILLED_FIELDS: dict[str, str] = {
     "web_search_options": "paid web search",
     "service_tier": "a pricier service tier (only auto and default pass)",
     "modalities": "audio or image output, billed at its own, higher token prices",
-    "audio": "audio output or input (`modalities` audio, `input_audio` parts), billed at the "
-    "audio token prices, many times the text ones",
+    "audio": "audio output or input (`modalities` audio, `input_audio` parts, files of "
+    "audio), billed at the audio token prices, many times the text ones",
     # Anthropic's server tools (in `tools`, every route) and, on /v1/messages, its billed options
     "web_search": "Anthropic's web search server tool, billed per search",
     "web_fetch": "Anthropic's web fetch server tool",
@@ -221,15 +221,22 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
 
 
 def _audio_input_in(messages: Any) -> str | None:
-    """Where the first `input_audio` part of chat messages is: OpenAI bills its audio tokens
-    (`prompt_tokens_details.audio_tokens`) at the audio input price, 16 times the text one
-    on gpt-4o-audio, while the user pays the model's one input price."""
+    """Where the first audio part of chat messages is, `input_audio` or a `file` of audio (a
+    `data:audio/...` file_data, as a translated Responses input_file is): OpenAI bills its
+    audio tokens (`prompt_tokens_details.audio_tokens`) at the audio input price, 16 times the
+    text one on gpt-4o-audio, while the user pays the model's one input price."""
     for i, message in enumerate(messages if isinstance(messages, list) else ()):
         content = message.get("content") if isinstance(message, dict) else None
         for j, part in enumerate(content if isinstance(content, list) else ()):
-            if isinstance(part, dict) and part.get("type") == "input_audio":
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "input_audio" or (kind == "file" and _is_audio_file(part.get("file"))):
                 return f"messages[{i}].content[{j}]"
     return None
+
+
+def _is_audio_file(file: Any) -> bool:
+    data = file.get("file_data") if isinstance(file, dict) else None
+    return isinstance(data, str) and data[:11].lower() == "data:audio/"
 
 
 def check_billed_messages(

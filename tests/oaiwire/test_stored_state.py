@@ -12,13 +12,14 @@ import pytest
 
 from tests.fakes import openai_wire as wire
 from tests.fakes.hostile_upstream import Act, HostileUpstream
-from tests.oaiwire.conftest import CHAT_MODEL, OPEN_MODEL, OaiBox
+from tests.oaiwire.conftest import CHAT_MODEL, NATIVE_MODEL, OPEN_MODEL, OaiBox
 from tests.oaiwire.test_requests import FUNCTION, HELLO, RESPONSES_MODELS, refused
 
 pytestmark = pytest.mark.timeout(60)
 PDF = "data:application/pdf;base64,JVBERi0xLjQKJcfsj6IKNSAwIG9iago="
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 FILE_ID = "file-6F2ksmvXxt4VdoqmHRw6kL"
+WAV = "data:audio/wav;base64,UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA="
 
 
 def _asked(*parts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -176,3 +177,33 @@ def test_chat_tools_the_client_runs_itself_pass(
         answer = http.post("/v1/chat/completions", json=body)
     assert answer.status_code == 200, answer.text
     assert hostile.seen[-1].body["tools"] == tools
+
+
+def test_a_stored_audio_answer_is_refused(box: OaiBox, hostile: HostileUpstream) -> None:
+    """An assistant turn's `audio: {id}` replays an audio answer stored on the provider account
+    (the operator's): refused as a file_id is, on a provider that allows audio too."""
+    messages = [*HELLO, {"role": "assistant", "audio": {"id": "audio_abc123"}},
+                {"role": "user", "content": "Again, slower."}]  # fmt: skip
+    for model in (CHAT_MODEL, OPEN_MODEL):
+        error = refused(box, hostile, "/v1/chat/completions",
+                        {"model": model, "messages": messages})  # fmt: skip
+        assert error["param"] == "messages[1].audio", error
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/responses"])
+def test_audio_sent_as_a_file_is_billed_audio(
+    box: OaiBox, hostile: HostileUpstream, route: str
+) -> None:
+    """A file part of audio (`data:audio/...`) is audio input, billed at the audio input price
+    as an `input_audio` part is: `field_not_allowed` unless the operator allowed `audio`."""
+    if route == "/v1/responses":
+        part = {"type": "input_file", "file_data": WAV.replace("audio", "Audio", 1),
+                "filename": "a.wav"}  # fmt: skip
+        body: dict[str, Any] = {"model": NATIVE_MODEL, "input": _asked(part)}
+    else:
+        part = {"type": "file", "file": {"file_data": WAV, "filename": "a.wav"}}
+        messages = [{"role": "user", "content": [{"type": "text", "text": "Transcribe"}, part]}]
+        body = {"model": CHAT_MODEL, "messages": messages}
+    error = refused(box, hostile, route, body)
+    assert error["code"] == "field_not_allowed", error
+    assert "audio" in error["message"]
