@@ -73,13 +73,14 @@ def native_usage(raw: Any) -> Usage | None:
 def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     """The body for a native upstream: checked exactly as a translated one (the same 400s),
     then passed on with the upstream's model, `store: false`, no hosted tools (which would
-    bill beyond the token prices) and none of the box's own reasoning items; `include` and
+    bill beyond the token prices) and none of the box's own reasoning items nor any by id
+    alone (`_dropped_reasoning`); `include` and
     the cache hints go along, since reasoning handed back statelessly needs
     `reasoning.encrypted_content`."""
     translate_request(body)
     payload = dict(body)
     if isinstance(body.get("input"), list):
-        payload["input"] = [item for item in body["input"] if not _boxs_reasoning(item)]
+        payload["input"] = [item for item in body["input"] if not _dropped_reasoning(item)]
     payload["model"] = upstream_model
     payload["store"] = False
     payload["stream"] = stream
@@ -88,18 +89,22 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     return payload
 
 
-def _boxs_reasoning(item: Any) -> bool:
+def _dropped_reasoning(item: Any) -> bool:
     """A reasoning item handed back whose `encrypted_content` the box made of a provider's signed
     thinking (responses_input): no Responses upstream can read it (OpenAI refuses the whole
     request, 400 invalid_encrypted_content), so a thread that moves to a native model drops it;
     likewise one the box made of a chat model's reasoning_content (its id, CHAT_REASONING_PREFIX:
-    OpenAI, storing nothing, would look that id up and refuse the request)."""
+    OpenAI, storing nothing, would look that id up and refuse the request); and one without
+    its `encrypted_content`, an id alone, which OpenAI looks up among the responses stored on
+    the account, the operator's (a translation drops it as well)."""
     if not isinstance(item, dict) or item.get("type") != "reasoning":
         return False
     sealed, item_id = item.get("encrypted_content"), item.get("id")
+    if not isinstance(sealed, str) or not sealed:
+        return True
     if isinstance(item_id, str) and item_id.startswith(CHAT_REASONING_PREFIX):
         return True
-    return isinstance(sealed, str) and sealed.startswith(THINKING_PREFIX)
+    return sealed.startswith(THINKING_PREFIX)
 
 
 def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:

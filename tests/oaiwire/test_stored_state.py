@@ -207,3 +207,23 @@ def test_audio_sent_as_a_file_is_billed_audio(
     error = refused(box, hostile, route, body)
     assert error["code"] == "field_not_allowed", error
     assert "audio" in error["message"]
+
+
+def test_a_reasoning_item_by_id_alone_does_not_reach_a_native_upstream(
+    box: OaiBox, hostile: HostileUpstream
+) -> None:
+    """A reasoning item handed back without its `encrypted_content` is only an id, which OpenAI
+    looks up among the responses stored on the account, the operator's (its other apps store
+    by default): the model would read a reasoning the user never had. Stateless, it is left
+    out, as a translation leaves it; one with its encrypted_content goes as sent."""
+    _, key = box.new_user("5")
+    hostile.push(Act(200, [wire.summary_and_citation().whole()]))
+    sealed = {"type": "reasoning", "id": wire.RS_ID, "summary": [],
+              "encrypted_content": "gAAAAABo" + "x" * 40}  # fmt: skip
+    bare = {"type": "reasoning", "id": "rs_68af4030592c81938ec0a5fbab4a3e9f0a1b2c3d4e5f6a7b",
+            "summary": []}  # fmt: skip
+    given = [*_asked(), bare, sealed, {"role": "user", "content": "and?"}]
+    with box.http(key) as http:
+        answer = http.post("/v1/responses", json={"model": NATIVE_MODEL, "input": given})
+    assert answer.status_code == 200, answer.text
+    assert hostile.seen[-1].body["input"] == [*_asked(), sealed, given[-1]]
