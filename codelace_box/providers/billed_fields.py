@@ -118,8 +118,10 @@ def _chosen(choice: dict[str, Any]) -> Iterator[tuple[Where, str, dict[str, Any]
     if isinstance(kind, str):
         yield "tool_choice", kind.lower(), choice
     nested = choice.get("allowed_tools")
-    at, listed = ("allowed_tools.tools", nested.get("tools")) if isinstance(nested, dict) else (
-        "tools", choice.get("tools"))  # fmt: skip
+    if isinstance(nested, dict):  # chat's {"type": "allowed_tools", "allowed_tools": {mode, tools}}
+        at, listed = "allowed_tools.tools", nested.get("tools")
+    else:  # the Responses API's {"type": "allowed_tools", "mode", "tools"}
+        at, listed = "tools", choice.get("tools")
     for index, tool in enumerate(listed if isinstance(listed, list) else ()):
         kind = tool.get("type") if isinstance(tool, dict) else None
         if isinstance(kind, str):
