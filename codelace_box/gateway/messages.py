@@ -45,6 +45,7 @@ LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta open
 # Anthropic's message threads keep a conversation on the operator's account and replay it as
 # input the body does not show (past the hold), to whoever names a message id of it. Refused in
 # the shape Anthropic's SDKs take for "send it whole, without a thread" (THREAD_UNSUPPORTED).
+_NO_SOURCE: dict[str, Any] = {}
 STATELESS = (
     "thread: server-held conversation state is not supported, the box is stateless: send the "
     "whole conversation in messages"
@@ -67,6 +68,52 @@ def _check_messages(messages: Any) -> None:
             raise _bad(f"messages.{index}.content: must be a string or an array of blocks")
 
 
+def _file_in(blocks: list[Any]) -> list[Any] | None:
+    """Where the first block naming a stored file is, as path steps: its own `file_id`
+    (container_upload) or its source's (a document or image of the Files API), in these blocks
+    or the blocks they hold (a tool result's content, a document's content source). Not a tool
+    call's input (the client's own arguments), nor a code execution result's outputs (an
+    object, not blocks: the files its run wrote)."""
+    for index, block in enumerate(blocks):
+        if type(block) is not dict:
+            continue
+        source = block.get("source")
+        source = source if type(source) is dict else _NO_SOURCE
+        if block.get("file_id") is not None:
+            return [index, "file_id"]
+        if source.get("file_id") is not None:
+            return [index, "source", "file_id"]
+        held = block.get("content")
+        if type(held) is list and (found := _file_in(held)) is not None:
+            return [index, "content", *found]
+        held = source.get("content")
+        if type(held) is list and (found := _file_in(held)) is not None:
+            return [index, "source", "content", *found]
+    return None
+
+
+def refuse_stored_files(body: JSON) -> None:
+    """A 400 for a body naming a file by `file_id`: the box has no Files API, so no user
+    uploaded it; the file is the operator's, on the provider account, and the model would read
+    it (count_tokens: count it) to whoever learned its id. As chat refuses a `file` part by
+    `file_id` (gateway/request.py)."""
+    messages, system = body.get("messages"), body.get("system")
+    found: list[Any] | None = None
+    for index, message in enumerate(messages if type(messages) is list else ()):
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list and (found := _file_in(content)) is not None:
+            found = ["messages", index, "content", *found]
+            break
+    if found is None and type(system) is list and (found := _file_in(system)) is not None:
+        found = ["system", *found]
+    if found is not None:
+        raise _bad(
+            f"{'.'.join(map(str, found))}: names a file stored on the provider's account, "
+            "which the box does not keep for you: send the file inline (a base64, text or url "
+            "source)"
+        )
+
+
 def validate_messages_body(body: JSON) -> tuple[str, int]:
     """The model name and max_tokens of a Messages body whose shape the box relies on."""
     model = body.get("model")
@@ -83,6 +130,7 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
         raise _bad("system: must be a string or an array of text blocks")
     if body.get("thread") is not None:
         raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
+    refuse_stored_files(body)
     return model, cap
 
 
