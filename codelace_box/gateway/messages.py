@@ -16,7 +16,11 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
-from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS, output_token_bound
+from codelace_box.gateway.metering import (
+    PROVIDER_PROMPT_TOKENS,
+    loop_input_bound,
+    output_token_bound,
+)
 from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HOLD_NANOS,
@@ -28,11 +32,7 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import (
-    LONG_CONTEXT_BETA,
-    check_billed_messages,
-    runs_server_tools,
-)
+from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -141,14 +141,15 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
     tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
     few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
-    A server tool's results (or an MCP server's) are input of unknown size too: the window."""
+    A server tool's (or an MCP server's) loop reads its results, input of unknown size, on each
+    further turn, and the usage sums the turns: the window once per turn after the first."""
     media, inline = anthropic_media(body.get("messages"))
     tools = body.get("tools")
     defined = sum(
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    return bound + (context_tokens if media or runs_server_tools(body) else 0)
+    return bound + (context_tokens if media else 0) + loop_input_bound(body, context_tokens)
 
 
 def media_context(context_tokens: int, beta: str) -> int:
