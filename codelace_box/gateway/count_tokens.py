@@ -20,7 +20,7 @@ from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
     forwarded_headers,
-    refuse_stored_files,
+    refuse_stored_state,
     resolve_model,
 )
 from codelace_box.gateway.metering import input_token_estimate
@@ -44,7 +44,7 @@ def _model(body: JSON) -> str:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidRequest("messages: must be an array", code="invalid_request")
-    refuse_stored_files(body)
+    refuse_stored_state(body)
     return model
 
 

@@ -92,11 +92,27 @@ def _file_in(blocks: list[Any]) -> list[Any] | None:
     return None
 
 
-def refuse_stored_files(body: JSON) -> None:
-    """A 400 for a body naming a file by `file_id`: the box has no Files API, so no user
-    uploaded it; the file is the operator's, on the provider account, and the model would read
-    it (count_tokens: count it) to whoever learned its id. As chat refuses a `file` part by
-    `file_id` (gateway/request.py)."""
+def _custom_skill(container: Any) -> str | None:
+    """Where the first custom skill of a `container` is (`container.skills.N.skill_id`)."""
+    skills = container.get("skills") if type(container) is dict else None
+    for index, skill in enumerate(skills if type(skills) is list else ()):
+        if type(skill) is dict and skill.get("type") != "anthropic":
+            return f"container.skills.{index}.skill_id"
+    return None
+
+
+def refuse_stored_state(body: JSON) -> None:
+    """A 400 for a body naming what is stored on the provider account by its id: a file
+    (`file_id`) or a custom skill (`container.skills`). The box has no Files or Skills API, so
+    no user uploaded either: they are the operator's, and the model would read them
+    (count_tokens: count them) to whoever learned their id. As chat refuses a `file` part by
+    `file_id` (gateway/request.py). Anthropic's own skills pass."""
+    skill = _custom_skill(body.get("container"))
+    if skill is not None:
+        raise _bad(
+            f"{skill}: a custom skill is stored on the provider's account, which the box does "
+            "not keep for you: only Anthropic's skills (type anthropic) can be loaded"
+        )
     messages, system = body.get("messages"), body.get("system")
     found: list[Any] | None = None
     for index, message in enumerate(messages if type(messages) is list else ()):
@@ -130,7 +146,7 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
         raise _bad("system: must be a string or an array of text blocks")
     if body.get("thread") is not None:
         raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
-    refuse_stored_files(body)
+    refuse_stored_state(body)
     return model, cap
 
 

@@ -3,7 +3,9 @@ no Files API, so no user uploaded one, and any `file_id` (a document or image `s
 `file`, a `container_upload` block, at any depth: tool results, a document's own content)
 names a file of the OPERATOR's Anthropic account, which the model would read, or count, to
 whoever learned its id. Refused with Anthropic's error shape before anything is sent, as chat
-refuses a `file` part by `file_id`. Plain HTTP against the real box."""
+refuses a `file` part by `file_id`. So is a custom skill (`container.skills`, by its id), and
+no earlier request is named to Anthropic's cache diagnostics. Plain HTTP against the real
+box."""
 
 from __future__ import annotations
 
@@ -107,3 +109,38 @@ def test_inline_sources_still_pass(fresh: MessagesBox) -> None:
     answer = _post(fresh, key, "/v1/messages", body)
     assert answer.status_code == 200, answer.text
     assert fresh.fake.requests[-1].body["messages"][0]["content"] == content
+
+
+def test_a_custom_skill_is_refused(fresh: MessagesBox) -> None:
+    """A custom skill is one uploaded to the provider account (the box has no skills API):
+    loaded into the container by its id, its instructions and scripts are the operator's,
+    for the model to read out. Anthropic's own skills pass."""
+    _, key = fresh.new_key()
+    skills = [{"type": "anthropic", "skill_id": "xlsx", "version": "latest"},
+              {"type": "custom", "skill_id": "skill_01AbCdEfGhIjKlMnOpQrStUv"}]  # fmt: skip
+    body = {"model": ALIAS, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}],
+            "container": {"skills": skills}}  # fmt: skip
+    answer = _post(fresh, key, "/v1/messages", body)
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert message.startswith("container.skills.1.skill_id: "), message
+    assert fresh.fake.requests == []
+    body["container"] = {"skills": skills[:1]}
+    answer = _post(fresh, key, "/v1/messages", body)
+    assert answer.status_code == 200, answer.text
+    assert fresh.fake.requests[-1].body["container"] == {"skills": skills[:1]}
+
+
+def test_cache_diagnostics_never_name_an_earlier_request(fresh: MessagesBox) -> None:
+    """`diagnostics.previous_message_id` has Anthropic compare this prompt with the named
+    request's (any on the operator's account: another user's) and say which of model, system,
+    tools or messages differ and by how many tokens: an oracle on someone else's prompt. It
+    goes up as null (Claude Code's opt-in still holds, nothing is compared)."""
+    _, key = fresh.new_key()
+    body = {"model": ALIAS, "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}],
+            "diagnostics": {"previous_message_id": "msg_01AnotherUsersMessage0001"}}  # fmt: skip
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, timeout=30,
+                        headers={"x-api-key": key,
+                                 "anthropic-beta": "cache-diagnosis-2026-04-07"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert fresh.fake.requests[-1].body["diagnostics"] == {"previous_message_id": None}
