@@ -46,6 +46,7 @@ LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta open
 # input the body does not show (past the hold), to whoever names a message id of it. Refused in
 # the shape Anthropic's SDKs take for "send it whole, without a thread" (THREAD_UNSUPPORTED).
 _NO_SOURCE: dict[str, Any] = {}
+_CODE_OUTPUT = "code_execution_output"  # (bash_)code_execution_output: a file the run wrote
 STATELESS = (
     "thread: server-held conversation state is not supported, the box is stateless: send the "
     "whole conversation in messages"
@@ -69,26 +70,38 @@ def _check_messages(messages: Any) -> None:
 
 
 def _file_in(blocks: list[Any]) -> list[Any] | None:
-    """Where the first block naming a stored file is, as path steps: its own `file_id`
-    (container_upload) or its source's (a document or image of the Files API), in these blocks
-    or the blocks they hold (a tool result's content, a document's content source). Not a tool
-    call's input (the client's own arguments), nor a code execution result's outputs (an
-    object, not blocks: the files its run wrote)."""
+    """Where the first of these blocks naming a stored file is, as path steps (`_named_file`)."""
     for index, block in enumerate(blocks):
-        if type(block) is not dict:
-            continue
-        source = block.get("source")
-        source = source if type(source) is dict else _NO_SOURCE
-        if block.get("file_id") is not None:
-            return [index, "file_id"]
-        if source.get("file_id") is not None:
-            return [index, "source", "file_id"]
-        held = block.get("content")
-        if type(held) is list and (found := _file_in(held)) is not None:
-            return [index, "content", *found]
-        held = source.get("content")
-        if type(held) is list and (found := _file_in(held)) is not None:
-            return [index, "source", "content", *found]
+        found = _named_file(block) if type(block) is dict else None
+        if found is not None:
+            return [index, *found]
+    return None
+
+
+def _named_file(block: dict[str, Any]) -> list[Any] | None:
+    """Where a block names a stored file: its own `file_id` (container_upload) or its source's
+    (a document or image of the Files API), or a block it holds (a tool result's content, a
+    web fetch result's document, a document's content source). Not a tool call's input (the
+    client's own arguments), nor a code execution result's outputs: the files its run wrote,
+    which the model does not read (a conversation that ran code goes on)."""
+    kind = block.get("type")
+    if type(kind) is str and kind.endswith(_CODE_OUTPUT):
+        return None
+    source = block.get("source")
+    source = source if type(source) is dict else _NO_SOURCE
+    if block.get("file_id") is not None:
+        return ["file_id"]
+    if source.get("file_id") is not None:
+        return ["source", "file_id"]
+    held = block.get("content")
+    found = (
+        _file_in(held) if type(held) is list else _named_file(held) if type(held) is dict else None
+    )
+    if found is not None:
+        return ["content", *found]
+    held = source.get("content")
+    if type(held) is list and (found := _file_in(held)) is not None:
+        return ["source", "content", *found]
     return None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from codelace_box.gateway.messages import refuse_stored_state
 from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
 
 FILE_ID = "file_011CNha8iCJcU1wXNR6q4V8w"
@@ -47,7 +48,20 @@ PLACES: dict[str, tuple[list[dict[str, Any]], str]] = {
     "document_content": ([{"role": "user", "content": [{"type": "document", "source": {
         "type": "content", "content": [{"type": "image", "source": FILE_SOURCE}]}}]}],
         "messages.0.content.0.source.content.0.source.file_id"),
+    "web_fetch_result": ([{"role": "user", "content": "Fetch it"}, {"role": "assistant",
+        "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_fetch", "input": {}},
+            {"type": "web_fetch_tool_result", "tool_use_id": "srvtoolu_01", "content": {
+                "type": "web_fetch_result", "url": "https://example.com/a.pdf",
+                "content": {"type": "document", "source": FILE_SOURCE}}}]}],
+        "messages.1.content.1.content.content.source.file_id"),
 }  # fmt: skip
+# A code execution result's outputs name the files its run wrote (downloadable outputs, not
+# read by the model): a conversation that ran code goes on.
+OUTPUT = {"type": "bash_code_execution_output", "file_id": FILE_ID}
+CODE_RESULT = {"type": "bash_code_execution_tool_result", "tool_use_id": "srvtoolu_02",
+               "content": {"type": "bash_code_execution_result", "stdout": "", "stderr": "",
+                           "return_code": 0, "content": [OUTPUT]}}  # fmt: skip
 
 
 def _post(box: MessagesBox, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -144,3 +158,17 @@ def test_cache_diagnostics_never_name_an_earlier_request(fresh: MessagesBox) -> 
                                  "anthropic-beta": "cache-diagnosis-2026-04-07"})  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert fresh.fake.requests[-1].body["diagnostics"] == {"previous_message_id": None}
+
+
+def test_a_code_execution_results_output_files_pass() -> None:
+    """The history of a conversation that ran code carries its outputs' file ids: not refused
+    (the model does not read them), while a document beside them is."""
+    code = [{"role": "user", "content": "Plot it"},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_02", "name": "bash_code_execution",
+                 "input": {"command": "python plot.py"}}, CODE_RESULT]},
+            {"role": "user", "content": "Thanks"}]  # fmt: skip
+    refuse_stored_state({"messages": code})
+    code[2]["content"] = [{"type": "document", "source": FILE_SOURCE}]
+    with pytest.raises(Exception, match=r"^messages\.2\.content\.0\.source\.file_id: "):
+        refuse_stored_state({"messages": code})
