@@ -17,7 +17,12 @@ from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.client import UpstreamBroken
-from codelace_box.gateway.messages import MESSAGES_ROUTE, forwarded_headers, resolve_model
+from codelace_box.gateway.messages import (
+    MESSAGES_ROUTE,
+    forwarded_headers,
+    refuse_stored_state,
+    resolve_model,
+)
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.outcome import client_error, count_upstream_error
 from codelace_box.gateway.request import ChatCall, new_call
@@ -39,6 +44,7 @@ def _model(body: JSON) -> str:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidRequest("messages: must be an array", code="invalid_request")
+    refuse_stored_state(body)
     return model
 
 

@@ -16,7 +16,11 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
-from codelace_box.gateway.metering import PROVIDER_PROMPT_TOKENS, output_token_bound
+from codelace_box.gateway.metering import (
+    PROVIDER_PROMPT_TOKENS,
+    loop_input_bound,
+    output_token_bound,
+)
 from codelace_box.gateway.request import (
     DEFAULT_CONTEXT_TOKENS,
     MAX_HOLD_NANOS,
@@ -28,11 +32,7 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import (
-    LONG_CONTEXT_BETA,
-    check_billed_messages,
-    runs_server_tools,
-)
+from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -45,6 +45,8 @@ LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta open
 # Anthropic's message threads keep a conversation on the operator's account and replay it as
 # input the body does not show (past the hold), to whoever names a message id of it. Refused in
 # the shape Anthropic's SDKs take for "send it whole, without a thread" (THREAD_UNSUPPORTED).
+_NO_SOURCE: dict[str, Any] = {}
+_CODE_OUTPUT = "code_execution_output"  # (bash_)code_execution_output: a file the run wrote
 STATELESS = (
     "thread: server-held conversation state is not supported, the box is stateless: send the "
     "whole conversation in messages"
@@ -67,6 +69,80 @@ def _check_messages(messages: Any) -> None:
             raise _bad(f"messages.{index}.content: must be a string or an array of blocks")
 
 
+def _file_in(blocks: list[Any]) -> list[Any] | None:
+    """Where the first of these blocks naming a stored file is, as path steps (`_named_file`)."""
+    for index, block in enumerate(blocks):
+        found = _named_file(block) if type(block) is dict else None
+        if found is not None:
+            return [index, *found]
+    return None
+
+
+def _named_file(block: dict[str, Any]) -> list[Any] | None:
+    """Where a block names a stored file: its own `file_id` (container_upload) or its source's
+    (a document or image of the Files API), or a block it holds (a tool result's content, a
+    web fetch result's document, a document's content source). Not a tool call's input (the
+    client's own arguments), nor a code execution result's outputs: the files its run wrote,
+    which the model does not read (a conversation that ran code goes on)."""
+    kind = block.get("type")
+    if type(kind) is str and kind.endswith(_CODE_OUTPUT):
+        return None
+    source = block.get("source")
+    source = source if type(source) is dict else _NO_SOURCE
+    if block.get("file_id") is not None:
+        return ["file_id"]
+    if source.get("file_id") is not None:
+        return ["source", "file_id"]
+    held = block.get("content")
+    found = (
+        _file_in(held) if type(held) is list else _named_file(held) if type(held) is dict else None
+    )
+    if found is not None:
+        return ["content", *found]
+    held = source.get("content")
+    if type(held) is list and (found := _file_in(held)) is not None:
+        return ["source", "content", *found]
+    return None
+
+
+def _custom_skill(container: Any) -> str | None:
+    """Where the first custom skill of a `container` is (`container.skills.N.skill_id`)."""
+    skills = container.get("skills") if type(container) is dict else None
+    for index, skill in enumerate(skills if type(skills) is list else ()):
+        if type(skill) is dict and skill.get("type") != "anthropic":
+            return f"container.skills.{index}.skill_id"
+    return None
+
+
+def refuse_stored_state(body: JSON) -> None:
+    """A 400 for a body naming what is stored on the provider account by its id: a file
+    (`file_id`) or a custom skill (`container.skills`). The box has no Files or Skills API, so
+    no user uploaded either: they are the operator's, and the model would read them
+    (count_tokens: count them) to whoever learned their id. As chat refuses a `file` part by
+    `file_id` (gateway/request.py). Anthropic's own skills pass."""
+    skill = _custom_skill(body.get("container"))
+    if skill is not None:
+        raise _bad(
+            f"{skill}: a custom skill is stored on the provider's account, which the box does "
+            "not keep for you: only Anthropic's skills (type anthropic) can be loaded"
+        )
+    messages, system = body.get("messages"), body.get("system")
+    found: list[Any] | None = None
+    for index, message in enumerate(messages if type(messages) is list else ()):
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list and (found := _file_in(content)) is not None:
+            found = ["messages", index, "content", *found]
+            break
+    if found is None and type(system) is list and (found := _file_in(system)) is not None:
+        found = ["system", *found]
+    if found is not None:
+        raise _bad(
+            f"{'.'.join(map(str, found))}: names a file stored on the provider's account, "
+            "which the box does not keep for you: send the file inline (a base64, text or url "
+            "source)"
+        )
+
+
 def validate_messages_body(body: JSON) -> tuple[str, int]:
     """The model name and max_tokens of a Messages body whose shape the box relies on."""
     model = body.get("model")
@@ -83,6 +159,7 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
         raise _bad("system: must be a string or an array of text blocks")
     if body.get("thread") is not None:
         raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
+    refuse_stored_state(body)
     return model, cap
 
 
@@ -93,14 +170,15 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
     tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
     few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
-    A server tool's results (or an MCP server's) are input of unknown size too: the window."""
+    A server tool's (or an MCP server's) loop reads its results, input of unknown size, on each
+    further turn, and the usage sums the turns: the window once per turn after the first."""
     media, inline = anthropic_media(body.get("messages"))
     tools = body.get("tools")
     defined = sum(
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    return bound + (context_tokens if media or runs_server_tools(body) else 0)
+    return bound + (context_tokens if media else 0) + loop_input_bound(body, context_tokens)
 
 
 def media_context(context_tokens: int, beta: str) -> int:

@@ -23,7 +23,11 @@ Estimates, documented for the operator:
   computer use, on /v1/messages), plus, when a message carries media (any
   non-text part, inline or not: a provider counts an image by its pixels, a PDF by its pages,
   audio by its seconds, never by their bytes), the model's context window once (the whole
-  prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`;
+  prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`; with
+  an Anthropic server tool (or MCP server), whose loop calls the model up to SERVER_LOOP_TURNS
+  times, each call reading the conversation and the tool results so far (at most the window)
+  and the usage summing them: the window once more for each turn after the first
+  (loop_input_bound);
 - output cap: the request's max_completion_tokens / max_tokens, else the model's
   max_output_tokens, else 4,096 tokens; times `n`; the upstream is sent the cap reserved for,
   and the relay stops a stream that reaches it; plus, with OpenAI's predicted outputs, the
@@ -77,17 +81,27 @@ PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, t
 SERVER_LOOP_TURNS = 10  # Anthropic's server tool loop: 10 calls to the model, then pause_turn
 
 
+def loop_input_bound(body: dict[str, Any], context_tokens: int) -> int:
+    """The input tokens a server tool's loop (an Anthropic server tool or MCP server) reads past
+    its first turn: each further call to the model reads the conversation so far again, its
+    tool results included (at most the context window), and the provider's usage sums the
+    turns (Anthropic's `usage.input_tokens` is the total of its `usage.iterations`). 0 without
+    such a tool."""
+    return (SERVER_LOOP_TURNS - 1) * context_tokens if runs_server_tools(body) else 0
+
+
 def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:
     """An upper bound of the request's input tokens, for admission (`context_tokens`: the
     model's context window, reserved once when media of unknown size is attached, and covering
-    the media's inline base64 data, which is not counted again a token per character; or when
-    an Anthropic server tool the operator allowed brings results of its own)."""
+    the media's inline base64 data, which is not counted again a token per character; and once
+    for each further turn of a server tool's loop, whose results are input of their own:
+    loop_input_bound)."""
     messages = body.get("messages")
+    loop = loop_input_bound(body, context_tokens)
     if not unsized_parts(messages):
-        if runs_server_tools(body):
-            return body_len + PROVIDER_PROMPT_TOKENS + context_tokens
-        return body_len + PROVIDER_PROMPT_TOKENS
-    return body_len - inline_media_chars(messages) + PROVIDER_PROMPT_TOKENS + context_tokens
+        return body_len + PROVIDER_PROMPT_TOKENS + loop
+    inline = inline_media_chars(messages)
+    return body_len - inline + PROVIDER_PROMPT_TOKENS + context_tokens + loop
 
 
 def output_token_bound(body: dict[str, Any], cap: int, context_tokens: int) -> int:

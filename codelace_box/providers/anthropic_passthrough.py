@@ -3,9 +3,10 @@
 The body goes up as the client sent it (thinking blocks and signatures, cache_control,
 documents, images, tools, metadata, tool_choice, fields this code has never heard of), with
 only `model` replaced by the upstream name, `max_tokens` held to what was reserved (a
-server-side fallback entry's own too), and
-thinking blocks without a signature, or with the box's own (an `openai` model's reasoning and
-OpenRouter's reasoning details, as the translation hands them back), left out, and tool call
+server-side fallback entry's own too), cache diagnostics comparing it with no earlier request
+(without_compared_request), and thinking blocks without a signature, or with the box's own
+(an `openai` model's reasoning and OpenRouter's reasoning details, as the translation hands
+them back), left out, and tool call
 ids another server made (Kimi K2's `functions.f:0`) mapped to Anthropic's pattern: Anthropic
 refuses both. The
 client's `anthropic-version` and `anthropic-beta` go with it; the operator's key replaces the
@@ -151,6 +152,18 @@ def _fallbacks_within(fallbacks: list[Any], cap: int) -> list[Any]:
     return held
 
 
+def without_compared_request(payload: JSON) -> JSON:
+    """The body with Anthropic's cache diagnostics comparing against no earlier request:
+    `diagnostics.previous_message_id` names any request of the provider account (another
+    user's too, or the operator's other apps'), and the answer says which of its model,
+    system, tools or messages differ from this one and by how many tokens, an oracle on a
+    prompt that is not the sender's. Sent as null, the opt-in Claude Code sends still holds."""
+    diagnostics = payload.get("diagnostics")
+    if type(diagnostics) is not dict or diagnostics.get("previous_message_id") is None:
+        return payload
+    return {**payload, "diagnostics": {**diagnostics, "previous_message_id": None}}
+
+
 class MessagesPassthrough(AnthropicAdapter):
     """A Messages body to an Anthropic upstream, kept as sent; one per call (it carries the
     client's version and beta headers)."""
@@ -176,7 +189,8 @@ class MessagesPassthrough(AnthropicAdapter):
                 payload["messages"] = history_for_anthropic(payload["messages"])
         else:
             payload = upstream_body(body, target.upstream_model, target.default_max_tokens)
-        payload = fit_output_fields(payload, headers, target.refused_fields)
+        payload = fit_output_fields(without_compared_request(payload), headers,
+                                    target.refused_fields)  # fmt: skip
         base = (target.base_url or self.default_base_url).rstrip("/")
         return UpstreamRequest(url=f"{base}{self.path}", headers=headers, json_body=payload)
 

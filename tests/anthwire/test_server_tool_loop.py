@@ -26,7 +26,7 @@ def test_a_server_tool_loop_past_max_tokens_is_relayed_and_charged_whole(
 ) -> None:
     """Both turns reach the client (not cut at max_tokens as if the answer ran over it), the
     stop reason is the upstream's, and the user pays exactly the usage, nothing left held."""
-    email, key = box.new_user("5")
+    email, key = box.new_user("20")  # the hold: a 200k window for each turn after the first
     answer = wire.search_loop(WORDS)
     assert answer.usage["output_tokens"] > MAX_TOKENS
     hostile.push(Act(200, answer.sse(), content_type=SSE) if stream else
@@ -43,7 +43,7 @@ def test_a_server_tool_loop_past_max_tokens_is_relayed_and_charged_whole(
     assert (text, message.stop_reason) == (answer.text, "end_turn")
     assert message.usage.output_tokens == answer.usage["output_tokens"]
     balance, held = box.balance_nanos(email)
-    assert (5_000_000_000 - balance, held) == (cost_nanos(answer.usage), 0)
+    assert (20_000_000_000 - balance, held) == (cost_nanos(answer.usage), 0)
     assert box.usage_rows(email)[-1]["status"] == "ok"
     assert box.open_holds() == 0
 
@@ -71,3 +71,34 @@ def test_a_server_tool_loop_is_held_for_every_turn_it_may_take(
     )
     balance, held = box.balance_nanos(email)
     assert (5_000_000_000 - balance, held) == (cost_nanos(answer.usage), 0)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_server_tool_loop_is_held_for_the_input_of_every_turn(
+    box: WireBox, hostile: HostileUpstream, stream: bool
+) -> None:
+    """Each turn of the loop reads the conversation so far again, and Anthropic's `usage`
+    sums the turns (`input_tokens` is their total; `usage.iterations` each turn's, "token
+    accumulation across server-side tool use loops", anthropic SDK 2.17): five turns of 1,900
+    input tokens in a 2,000-token window bill 9,500, past the one window the hold took for
+    input. Held for a window per turn, the user is charged all of it (with one window held,
+    the charge stopped at the hold and the operator paid the rest)."""
+    model = "wire/claude-small-window"
+    box.cli("models", "set", model, "--provider", "wire", "--upstream-model", "claude-sonnet-4-5",
+            "--input-per-1m", "3", "--output-per-1m", "15", "--context-tokens", "2000")  # fmt: skip
+    box.until_served(model)
+    email, key = box.new_user("5")
+    answer = wire.search_loop(19, turns=5, turn_input=1900)
+    hostile.push(Act(200, answer.sse(), content_type=SSE) if stream else
+                 Act(200, [answer.body()]))  # fmt: skip
+    args = {"model": model, "max_tokens": 20, "tools": SEARCH,
+            "messages": [{"role": "user", "content": "search it"}]}  # fmt: skip
+    client = box.anthropic(key)
+    if stream:
+        with client.messages.stream(**args) as events:
+            events.get_final_message()
+    else:
+        client.messages.create(**args)
+    balance, held = box.balance_nanos(email)
+    assert (5_000_000_000 - balance, held) == (cost_nanos(answer.usage), 0)
+    assert box.usage_rows(email)[-1]["input_tokens"] == 9500

@@ -106,11 +106,11 @@ def call(box: WireBox, hostile: HostileUpstream, answer: wire.Wire, route: str,
     return CALLERS[route](box, key, stream), email
 
 
-def assert_charged(box: WireBox, email: str, usage: dict[str, Any]) -> None:
+def assert_charged(box: WireBox, email: str, usage: dict[str, Any], credit_usd: int = 5) -> None:
     """The user paid exactly the usage at the model's prices, and nothing stays held."""
     balance, held = box.balance_nanos(email)
     assert held == 0
-    assert 5_000_000_000 - balance == cost_nanos(usage)
+    assert credit_usd * 1_000_000_000 - balance == cost_nanos(usage)
     row = box.usage_rows(email)[-1]
     assert row["status"] == "ok", row
     assert box.open_holds() == 0
@@ -215,8 +215,9 @@ def test_a_server_tools_results_are_held_for(
     """Where the operator allowed a server tool, what it brings into the context (search
     results, a fetched page) is billed as input the request does not show, and each turn of
     the server's loop reads the context again: the doc's search of a 2,679-token prompt bills
-    10,682 input tokens. Like media of unknown size, it reserves the model's context window."""
-    email, key = box.new_user("5")
+    10,682 input tokens (the sum of its turns). Like media of unknown size, it reserves the
+    model's context window, once for each turn of the loop after the first ($5.4 at $3/1M)."""
+    email, key = box.new_user("20")
     answer = wire.web_search(prompt_tokens=2679, input_tokens=10682)
     hostile.push(Act(200, answer.sse(), content_type=SSE) if stream else
                  Act(200, [answer.body()]))  # fmt: skip
@@ -227,7 +228,7 @@ def test_a_server_tools_results_are_held_for(
             events.get_final_message()
     else:
         client.messages.create(**args)
-    assert_charged(box, email, answer.usage)
+    assert_charged(box, email, answer.usage, credit_usd=20)
 
 
 @pytest.mark.parametrize(("route", "stream"), CASES, ids=IDS)

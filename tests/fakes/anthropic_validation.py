@@ -33,7 +33,7 @@ TOP_LEVEL_FIELDS = {
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
     "top_k", "metadata", "tools", "tool_choice", "thinking", "stream", "output_config",
     "service_tier", "cache_control", "context_management", "speed", "inference_geo",
-    "mcp_servers", "container",
+    "mcp_servers", "container", "diagnostics",
 }  # fmt: skip
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")

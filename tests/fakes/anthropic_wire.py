@@ -191,15 +191,24 @@ def pause_turn() -> Wire:
     return _wire(events, blocks, "pause_turn", usage, text="Let me search for that.")
 
 
-def search_loop(words_per_turn: int, turns: int = 2) -> Wire:
+def search_loop(words_per_turn: int, turns: int = 2, turn_input: int | None = None) -> Wire:
     """A web search loop of `turns` turns of the server's sampling loop, each writing
     `words_per_turn` text deltas (within its own max_tokens), a search between two turns:
     Anthropic's max_tokens limits each call to the model, so the answer's `output_tokens` (all
-    turns) is over the request's max_tokens."""
+    turns) is over the request's max_tokens. With `turn_input`, each turn reads that many input
+    tokens, and `usage` reports them as Anthropic does: the top-level counts summed over the
+    turns, each turn's own in `usage.iterations` (type `message`)."""
     words = [f" w{n}" for n in range(words_per_turn)]
     usage = {"input_tokens": 1500, "cache_creation_input_tokens": 0,
              "cache_read_input_tokens": 0, "output_tokens": turns * (words_per_turn + 1) - 1,
              "server_tool_use": {"web_search_requests": turns - 1}}  # fmt: skip
+    if turn_input is not None:
+        usage["input_tokens"] = turns * turn_input
+        usage["iterations"] = [
+            {"type": "message", "input_tokens": turn_input, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0, "output_tokens": words_per_turn + (turn < turns - 1)}
+            for turn in range(turns)
+        ]  # fmt: skip
     search = {"type": "server_tool_use", "id": SEARCH_ID, "name": "web_search", "input": {}}
     text = "".join(words)
     events, blocks = [_start(dict(usage, input_tokens=40, output_tokens=1))], []

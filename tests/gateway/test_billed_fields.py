@@ -137,8 +137,9 @@ def test_anthropic_server_tools_in_chat_tools_are_refused_until_allowed(
 ) -> None:
     """An `openai` provider may be a LiteLLM or OpenRouter front of Claude, which runs (and
     bills per use) Anthropic's server tools sent in a chat request's `tools`: refused as on
-    /v1/messages unless the operator allowed the tool for the provider."""
-    email, key = box.new_user("1")
+    /v1/messages unless the operator allowed the tool for the provider (and held for: a
+    context window for each turn of its loop after the first)."""
+    email, key = box.new_user("10")
     start = box.balance(email)
     with pytest.raises(openai.BadRequestError) as caught:
         box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO, tools=[tool])  # type: ignore[list-item]
@@ -178,6 +179,29 @@ def test_a_server_tools_results_are_held_for(box: Box, fake: FakeOpenAI) -> None
     row = box.settled_row(answer.headers["x-request-id"])
     assert row["cost_nanos"] == cost_nanos(10_682, 510, IN_PRICE, OUT_PRICE)
     assert box.balance(email) == (5 * NANOS - row["cost_nanos"], 0)
+
+
+def test_a_server_tool_loop_is_held_for_the_input_of_every_turn(box: Box, fake: FakeOpenAI) -> None:
+    """Each turn of Claude's server tool loop reads the conversation again, and the usage sums
+    the turns: through a front of Claude on chat, five turns of 150,000 prompt tokens bill
+    750,000, past the one context window (200,000) the hold took for input. Held for a window
+    per turn, the user is charged all of it (with one held, the operator paid the rest)."""
+    email, key = box.new_user("10")
+    box.cli("providers", "update", "fake", "--allow-field", "web_search")
+    time.sleep(ROUTES_RELOAD_SEC)
+    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=750_000, completion_tokens=510))
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    body = {"model": MODEL, "max_tokens": 600, "messages": HELLO, "tools": [search]}
+    try:
+        with box.http(key) as http:
+            answer = http.post("/v1/chat/completions", json=body)
+    finally:
+        box.cli("providers", "update", "fake", "--no-allow-field", "web_search")
+        time.sleep(ROUTES_RELOAD_SEC)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    assert row["cost_nanos"] == cost_nanos(750_000, 510, IN_PRICE, OUT_PRICE)
+    assert box.balance(email) == (10 * NANOS - row["cost_nanos"], 0)
 
 
 def test_a_server_tool_loop_streams_past_max_tokens_whole(box: Box, fake: FakeOpenAI) -> None:
