@@ -21,6 +21,7 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.messages_openai_stream import anthropic_usage
+from codelace_box.providers.responses_compaction import CompactionEvents, compacted_response
 from codelace_box.providers.responses_native import TERMINAL
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
@@ -194,11 +195,15 @@ class ResponsesEvents:
         self.call = call
         self.synth = ResponsesStreamTranslator(call.context, model=call.route.id)
         self._started = False
+        compacts = isinstance(call.context, ResponsesContext) and call.context.compaction
+        self.compaction = CompactionEvents() if compacts else None
 
     def _frames(self, events: list[JSON]) -> bytes:
         if not self._started:
             self._started = True
             events = [*self.synth.start(), *events]
+        if self.compaction is not None:  # answering a compaction trigger: one compaction item
+            events = self.compaction.rewrite(events)
         return b"".join(sse_frame(event) for event in events)
 
     def chunk(self, chunk: JSON) -> bytes:
@@ -356,7 +361,8 @@ def answer_body(call: ChatCall, body: JSON, usage: Usage, charged: int) -> JSON:
         if not isinstance(call.context, ResponsesContext):  # native: already a response
             body["usage"] = responses_usage(usage, extra)
             return body
-        return translate_completion(body, usage, call.context, usage_extra=extra)
+        answer = translate_completion(body, usage, call.context, usage_extra=extra)
+        return compacted_response(answer) if call.context.compaction else answer
     elif call.ingress == EMBEDDINGS_ROUTE:
         tokens = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
         body["usage"] = tokens | cost_field(charged)
