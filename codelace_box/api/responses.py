@@ -13,6 +13,7 @@ from sanic.response import HTTPResponse
 from codelace_box.api.common import READ, require_auth
 from codelace_box.api.errors import envelope
 from codelace_box.api.inference import run_call
+from codelace_box.gateway.compact import prepare_compact_call
 from codelace_box.gateway.responses import prepare_responses_call
 
 bp = Blueprint("responses")
@@ -22,6 +23,12 @@ bp = Blueprint("responses")
 async def responses(request: Request) -> HTTPResponse | None:
     """A Responses API call, streaming or not, metered against the caller's balance."""
     return await run_call(request, await require_auth(request), prepare_responses_call)
+
+
+@bp.post("/v1/responses/compact")
+async def compact(request: Request) -> HTTPResponse | None:
+    """OpenAI's compaction endpoint: one metered call, answered as a compacted response."""
+    return await run_call(request, await require_auth(request), prepare_compact_call)
 
 
 @bp.route("/v1/responses", methods=READ)

@@ -81,7 +81,7 @@ def prepare_responses_call(
 def in_client_terms(call: ChatCall, param: str) -> str:
     """An upstream's `param` as the client named the field: a Responses call translated to Chat
     Completions (`messages[2]` -> `input`, `max_tokens` -> `max_output_tokens`, ...)."""
-    if call.ingress == RESPONSES_ROUTE and call.context is not None:
+    if call.ingress.startswith(RESPONSES_ROUTE) and call.context is not None:
         for pattern, name in _FIELD_NAMES:
             param = pattern.sub(name, param)
     return param

@@ -136,6 +136,33 @@ def _answer_text(output: Any) -> str:
     return "".join(texts)
 
 
+def kept_messages(items: list[Any]) -> list[JSON]:
+    """The user messages of a compaction's input, as `/v1/responses/compact` repeats them."""
+    kept = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        if item.get("type", "message") != "message":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            content = [{"type": "input_text", "text": content}]
+        kept.append({"id": item.get("id") or f"msg_{secrets.token_hex(24)}", "type": "message",
+                     "status": "completed", "role": "user", "content": content})  # fmt: skip
+    return kept
+
+
+def compaction_answer(response: JSON, kept: list[JSON]) -> JSON:
+    """`/v1/responses/compact`'s answer from the response to its trigger: the user messages,
+    then the compaction item (the upstream's own, or one sealing the text it answered)."""
+    output = response.get("output")
+    made = [i for i in output or () if isinstance(i, dict) and i.get("type") == COMPACTION]
+    item = made[-1] if made else compacted_response(response)["output"][0]
+    return {"id": response.get("id"), "object": "response.compaction",
+            "created_at": response.get("created_at"), "output": [*kept, item],
+            "usage": response.get("usage")}  # fmt: skip
+
+
 def compacted_response(response: JSON) -> JSON:
     """A translated (non-streamed) answer to a trigger: its output the compaction item."""
     response["output"] = [compaction_item(_answer_text(response.get("output")))]
