@@ -9,9 +9,10 @@ counts as OpenAI's (the built-in `openai` provider with `openai_base_url`, a pro
 
 A native upstream (`--responses-api`) gets both items as sent. For a chat or Anthropic model the
 trigger becomes a user message asking for a handoff summary (tools offered but not callable),
-and the answer's text is sealed in the compaction item (`COMPACTION_PREFIX` + base64, opaque to
-the client as OpenAI's is); handed back, that item becomes a user message with the summary, for
-any model (a native one included). A compaction item sealed by someone else (OpenAI's own) can
+and the answer's text is sealed in the compaction item (`COMPACTION_PREFIX` + base64: encoded,
+not encrypted, for it is the client's own conversation; a forged one is no more than a user
+message); handed back, that item becomes a user message with the summary, for any model (a
+native one included). A compaction item sealed by someone else (OpenAI's own) can
 be read by no other model: a 400 naming it.
 """
 

@@ -52,7 +52,7 @@ def test_a_chat_model_compacts_into_a_summary_handed_back(fresh: ResponsesBox) -
             "instructions": "You are Codex.", "store": False}  # fmt: skip
     answer = _post(fresh, key, body)
     item = _compaction(answer["output"])
-    assert "Goal: fix it." not in item["encrypted_content"]  # opaque, as OpenAI's
+    assert "Goal: fix it." not in item["encrypted_content"]  # sealed (base64)
     sent = fresh.openai_fake.requests[0].body
     assert sent["messages"][-1]["role"] == "user"
     assert "summary" in str(sent["messages"][-1]["content"]).lower()
