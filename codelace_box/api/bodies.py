@@ -25,6 +25,7 @@ WEBHOOK_ROUTE = "api/v1/stripe/webhook"
 KEYED_ROUTES: dict[str, Callable[[Request], Awaitable[AuthContext]]] = {
     "v1/chat/completions": require_auth,
     "v1/responses": require_auth,
+    "v1/responses/compact": require_auth,
     "v1/embeddings": require_auth,
     "v1/messages": messages_auth,
     "v1/messages/count_tokens": messages_auth,

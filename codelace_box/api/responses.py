@@ -10,8 +10,10 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from codelace_box.api.common import require_auth
+from codelace_box.api.common import READ, require_auth
+from codelace_box.api.errors import envelope
 from codelace_box.api.inference import run_call
+from codelace_box.gateway.compact import prepare_compact_call
 from codelace_box.gateway.responses import prepare_responses_call
 
 bp = Blueprint("responses")
@@ -21,3 +23,18 @@ bp = Blueprint("responses")
 async def responses(request: Request) -> HTTPResponse | None:
     """A Responses API call, streaming or not, metered against the caller's balance."""
     return await run_call(request, await require_auth(request), prepare_responses_call)
+
+
+@bp.post("/v1/responses/compact")
+async def compact(request: Request) -> HTTPResponse | None:
+    """OpenAI's compaction endpoint: one metered call, answered as a compacted response."""
+    return await run_call(request, await require_auth(request), prepare_compact_call)
+
+
+@bp.route("/v1/responses", methods=READ)
+async def responses_websocket(request: Request) -> HTTPResponse:
+    """Codex's Responses WebSocket (its built-in `openai` provider tries one first) is not
+    served: a 426, which Codex takes as "use HTTPS" at once; a 405 had it reconnect five times
+    (about six seconds, "Reconnecting... n/5") before every session fell back."""
+    message = "the box serves the Responses API over HTTP only: POST /v1/responses (no WebSocket)"
+    return envelope(426, message, "invalid_request_error", "websocket_not_supported")

@@ -21,6 +21,11 @@ from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.streaming import DONE, encode_chunk, encode_error, encode_json
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.messages_openai_stream import anthropic_usage
+from codelace_box.providers.responses_compaction import (
+    CompactionEvents,
+    compacted_response,
+    compaction_answer,
+)
 from codelace_box.providers.responses_native import TERMINAL
 from codelace_box.providers.responses_request import ResponsesContext
 from codelace_box.providers.responses_response import (
@@ -33,6 +38,7 @@ from codelace_box.providers.responses_stream import ResponsesStreamTranslator, s
 CHAT_ROUTE = "/v1/chat/completions"
 MESSAGES_ROUTE = "/v1/messages"
 RESPONSES_ROUTE = "/v1/responses"
+COMPACT_ROUTE = "/v1/responses/compact"  # gateway/compact.py's ingress: never streamed
 EMBEDDINGS_ROUTE = "/v1/embeddings"
 _TEMPLATE_KEYS = ("id", "created", "service_tier", "system_fingerprint")
 
@@ -194,11 +200,15 @@ class ResponsesEvents:
         self.call = call
         self.synth = ResponsesStreamTranslator(call.context, model=call.route.id)
         self._started = False
+        compacts = isinstance(call.context, ResponsesContext) and call.context.compaction
+        self.compaction = CompactionEvents() if compacts else None
 
     def _frames(self, events: list[JSON]) -> bytes:
         if not self._started:
             self._started = True
             events = [*self.synth.start(), *events]
+        if self.compaction is not None:  # answering a compaction trigger: one compaction item
+            events = self.compaction.rewrite(events)
         return b"".join(sse_frame(event) for event in events)
 
     def chunk(self, chunk: JSON) -> bytes:
@@ -351,12 +361,15 @@ def answer_body(call: ChatCall, body: JSON, usage: Usage, charged: int) -> JSON:
         body["usage"] = usage_body(usage, charged)
     elif call.ingress.startswith(MESSAGES_ROUTE):
         return _charged_counts(body, usage)
-    elif call.ingress == RESPONSES_ROUTE:
+    elif call.ingress in (RESPONSES_ROUTE, COMPACT_ROUTE):
         extra = cost_field(charged)
         if not isinstance(call.context, ResponsesContext):  # native: already a response
             body["usage"] = responses_usage(usage, extra)
-            return body
-        return translate_completion(body, usage, call.context, usage_extra=extra)
+            answer = body
+        else:
+            answer = translate_completion(body, usage, call.context, usage_extra=extra)
+            answer = compacted_response(answer) if call.context.compaction else answer
+        return compaction_answer(answer, call.kept) if call.ingress == COMPACT_ROUTE else answer
     elif call.ingress == EMBEDDINGS_ROUTE:
         tokens = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
         body["usage"] = tokens | cost_field(charged)

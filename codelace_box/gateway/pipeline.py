@@ -155,7 +155,7 @@ class Gateway:
             output = None if call.ingress == EMBEDDINGS_ROUTE else call.output_limit
             told = with_the_hold(refused, call.hold_nanos, output,
                                  claude_code=call.ingress == MESSAGES_ROUTE)  # fmt: skip
-            if call.ingress == RESPONSES_ROUTE:
+            if call.ingress.startswith(RESPONSES_ROUTE):  # /v1/responses/compact too
                 raise in_responses_terms(told) from None
             raise told from None
         except asyncio.CancelledError:  # the hold may still be taken: give it back after

@@ -21,6 +21,7 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import JSON
 from codelace_box.providers.openai import REASONING_CONTENT
+from codelace_box.providers.responses_compaction import without_foreign
 from codelace_box.providers.responses_passthrough import NativeResponses
 from codelace_box.providers.responses_request import translate_request
 
@@ -49,7 +50,9 @@ def prepare_responses_call(
     model = body.get("model") if isinstance(body, dict) else None
     route = routes.resolve(model) if isinstance(model, str) and model else None
     kind, model_id = (route.provider.kind, route.id) if route is not None else ("", "")
-    translated = translate_request(body, keep_thinking=kind == "anthropic", model=model_id)
+    native = route is not None and route.provider.responses_api
+    checked = without_foreign(body) if native else body  # its own compaction: for it to read
+    translated = translate_request(checked, keep_thinking=kind == "anthropic", model=model_id)
     chat = translated.body
     chat_len = len(dumps(chat))
     try:
@@ -78,7 +81,7 @@ def prepare_responses_call(
 def in_client_terms(call: ChatCall, param: str) -> str:
     """An upstream's `param` as the client named the field: a Responses call translated to Chat
     Completions (`messages[2]` -> `input`, `max_tokens` -> `max_output_tokens`, ...)."""
-    if call.ingress == RESPONSES_ROUTE and call.context is not None:
+    if call.ingress.startswith(RESPONSES_ROUTE) and call.context is not None:
         for pattern, name in _FIELD_NAMES:
             param = pattern.sub(name, param)
     return param

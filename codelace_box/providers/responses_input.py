@@ -27,8 +27,11 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   passed back to the API"; other models never see it, some refuse the field); and OpenRouter's
   reasoning details sealed in `encrypted_content` for that model, given back as the assistant
   message's `reasoning_details` (an item right after a turn's calls belongs to that turn).
+- `compaction_trigger` (Codex's remote compaction) becomes a user message asking for a handoff
+  summary, and a `compaction` item the box made becomes a user message with its summary
+  (responses_compaction.py); anyone else's compaction item is a 400 naming it.
 - Items that need server-side state or hosted tools (`item_reference`, `web_search_call`,
-  `local_shell_call`, `compaction`, ...) are a 400 naming the item.
+  `local_shell_call`, ...) are a 400 naming the item.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.reasoning_details import unseal
+from codelace_box.providers.responses_compaction import (
+    COMPACTION,
+    TRIGGER,
+    summary_message,
+    summary_request,
+)
 from codelace_box.providers.thought_signature import split_id, with_signature
 
 JSON = dict[str, Any]
@@ -136,6 +145,10 @@ class _Builder:
             self._message(item, where)
         elif kind in _CALL_TYPES:
             self._call(item, kind, where)
+        elif kind == TRIGGER:  # Codex's remote compaction (responses_compaction)
+            self.messages.append(summary_request())
+        elif kind == COMPACTION:
+            self.messages.append(summary_message(item, where))
         elif kind == "reasoning":
             if self.keep_thinking:
                 self.thinking += decode_thinking(item.get("encrypted_content"))

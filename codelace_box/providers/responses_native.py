@@ -17,6 +17,7 @@ from typing import Any
 from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
 from codelace_box.providers.openai_usage import set_cache_tokens
+from codelace_box.providers.responses_compaction import for_native, without_foreign
 from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import responses_usage
@@ -77,10 +78,11 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     alone (`_dropped_reasoning`); `include` and
     the cache hints go along, since reasoning handed back statelessly needs
     `reasoning.encrypted_content`."""
-    translate_request(body)
+    translate_request(without_foreign(body))  # an upstream's own compaction is for it to read
     payload = dict(body)
     if isinstance(body.get("input"), list):
-        payload["input"] = [item for item in body["input"] if not _dropped_reasoning(item)]
+        items = [for_native(item) for item in body["input"]]  # the box's compaction: its summary
+        payload["input"] = [item for item in items if not _dropped_reasoning(item)]
     payload["model"] = upstream_model
     payload["store"] = False
     payload["stream"] = stream

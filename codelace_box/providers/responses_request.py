@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.responses_compaction import asks_compaction
 from codelace_box.providers.responses_input import input_messages
 from codelace_box.providers.responses_tools import (
     IGNORED_TOOL_TYPES,
@@ -91,6 +92,7 @@ class ResponsesContext:
     encrypted_reasoning: bool = False  # the client asked for reasoning.encrypted_content
     echo: JSON = field(default_factory=dict)  # request fields the response object repeats
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name -> parts
+    compaction: bool = False  # the input ends with a compaction trigger (responses_compaction)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
         if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
             choice, allowed = allowed_tools(choice, names)
             chat["tools"] = [t for t in tools.tools if t["function"]["name"] in allowed]
-        choice = chat_tool_choice(choice, names)
+        choice = "none" if asks_compaction(body) else chat_tool_choice(choice, names)
         if choice is not None:
             chat["tool_choice"] = choice
         if isinstance(body.get("parallel_tool_calls"), bool):
@@ -258,4 +260,5 @@ def _context(body: JSON, tools: ChatTools, model: str) -> ResponsesContext:
         if body.get(name) is not None:
             echo[name] = body[name]
     custom = frozenset(tools.custom)
-    return ResponsesContext(custom, model, encrypted, echo, dict(tools.namespaced))
+    compaction = asks_compaction(body)
+    return ResponsesContext(custom, model, encrypted, echo, dict(tools.namespaced), compaction)

@@ -1,0 +1,143 @@
+"""Codex's remote compaction through the box: a `compaction_trigger` item ends the input, the
+answer is one `compaction` item, and the next request hands that item back.
+
+Codex 0.171 compacts this way (its "responses_compaction_v2", an ordinary streamed
+`/v1/responses` call) whenever its provider counts as OpenAI's: the built-in `openai` provider
+pointed at the box with `openai_base_url`, or a custom provider named "OpenAI". The box
+refused the trigger (400 "input items of type 'compaction_trigger' are not supported") and
+Codex ended the turn on "Error running remote compact task". A native upstream
+(`--responses-api`) now gets both items as sent; a chat or Anthropic model is asked for a
+handoff summary, which comes back sealed in the compaction item and goes back to the model as a
+user message. Each compaction is one metered call with one usage row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.fakes.openai_upstream import Reply
+from tests.messages.conftest import usd_nanos
+from tests.responses.conftest import NATIVE_MODEL, OPENAI_MODEL, PRICES, ResponsesBox
+
+TRIGGER = {"type": "compaction_trigger"}
+HISTORY: list[dict[str, Any]] = [
+    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix it."}]},
+    {"type": "function_call", "call_id": "call_1", "name": "exec_command",
+     "arguments": json.dumps({"cmd": "ls"})},
+    {"type": "function_call_output", "call_id": "call_1", "output": "main.py"},
+]  # fmt: skip
+TOOLS = [{"type": "function", "name": "exec_command", "description": "Run a command.",
+          "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}]  # fmt: skip
+
+
+def _post(box: ResponsesBox, key: str, body: dict[str, Any]) -> Any:
+    return box.openai(key).post("/responses", cast_to=object, body=body)
+
+
+def _compaction(output: list[Any]) -> dict[str, Any]:
+    (item,) = output
+    assert item["type"] == "compaction" and item["id"].startswith("cmp_"), item
+    assert isinstance(item["encrypted_content"], str)
+    return dict(item)
+
+
+def test_a_chat_model_compacts_into_a_summary_handed_back(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Goal: fix it. Seen: main.py.", prompt_tokens=900,
+                                 completion_tokens=12),
+                           Reply(content="Fixed.", prompt_tokens=200,
+                                 completion_tokens=3))  # fmt: skip
+    body = {"model": OPENAI_MODEL, "input": [*HISTORY, TRIGGER], "tools": TOOLS,
+            "instructions": "You are Codex.", "store": False}  # fmt: skip
+    answer = _post(fresh, key, body)
+    item = _compaction(answer["output"])
+    assert "Goal: fix it." not in item["encrypted_content"]  # sealed (base64)
+    sent = fresh.openai_fake.requests[0].body
+    assert sent["messages"][-1]["role"] == "user"
+    assert "summary" in str(sent["messages"][-1]["content"]).lower()
+    assert sent.get("tool_choice") == "none", "the summary must not be a tool call"
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and rows[0]["route"] == "/v1/responses" and rows[0]["status"] == "ok"
+    assert rows[0]["cost_nanos"] == usd_nanos((900, PRICES["in"]), (12, PRICES["out"]))
+    user = {"type": "message", "role": "user", "content": "Go on."}
+    _post(fresh, key, {"model": OPENAI_MODEL, "input": [HISTORY[0], item, user]})
+    after = fresh.openai_fake.requests[1].body["messages"]
+    assert [m["role"] for m in after] == ["user", "user", "user"]
+    assert "Goal: fix it. Seen: main.py." in str(after[1]["content"])
+    _, held = fresh.balance_nanos(email)
+    assert held == 0 and len(fresh.usage_rows(email)) == 2
+
+
+def test_a_streamed_compaction_ends_with_the_compaction_item(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="All that happened.", prompt_tokens=500,
+                                 completion_tokens=4))  # fmt: skip
+    stream = fresh.openai(key).responses.create(
+        model=OPENAI_MODEL, input=[*HISTORY, TRIGGER], tools=TOOLS, stream=True
+    )  # type: ignore[list-item]
+    seen = [event.model_dump(exclude_unset=True) for event in stream]
+    kinds = [e["type"] for e in seen]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-3:] == ["response.output_item.added", "response.output_item.done",
+                          "response.completed"]  # fmt: skip
+    assert not any(k.startswith("response.output_text") for k in kinds), kinds
+    done = seen[-1]["response"]
+    assert _compaction(done["output"]) == seen[-2]["item"]
+    assert [e["sequence_number"] for e in seen] == list(range(len(seen)))
+    assert done["usage"]["cost_usd"]
+    assert len(fresh.usage_rows(email)) == 1
+
+
+def test_a_native_upstream_gets_the_trigger_and_compaction_as_sent(fresh: ResponsesBox) -> None:
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="ok", prompt_tokens=300, completion_tokens=2))
+    native = {"type": "compaction", "id": "cmp_up", "encrypted_content": "gAAAA-openai-blob"}
+    _post(fresh, key, {"model": NATIVE_MODEL, "input": [HISTORY[0], native, *HISTORY[1:],
+                                                         TRIGGER]})  # fmt: skip
+    sent = fresh.openai_fake.requests[0].body
+    assert sent["input"][1] == native and sent["input"][-1] == TRIGGER
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and rows[0]["route"] == "/v1/responses"
+
+
+def test_the_boxs_own_compaction_reaches_a_native_model_as_its_summary(
+    fresh: ResponsesBox,
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="The story so far."), Reply(content="ok"))
+    made = _compaction(_post(fresh, key, {"model": OPENAI_MODEL, "input": [*HISTORY, TRIGGER]})
+                       ["output"])  # fmt: skip
+    _post(fresh, key, {"model": NATIVE_MODEL, "input": [HISTORY[0], made]})
+    given = fresh.openai_fake.requests[1].body["input"][1]
+    assert given["role"] == "user" and "The story so far." in json.dumps(given)
+
+
+def test_another_providers_compaction_is_refused_by_a_chat_model(fresh: ResponsesBox) -> None:
+    import openai
+    import pytest
+
+    _, key = fresh.new_key()
+    foreign = {"type": "compaction", "id": "cmp_up", "encrypted_content": "gAAAA-openai-blob"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        _post(fresh, key, {"model": OPENAI_MODEL, "input": [HISTORY[0], foreign]})
+    error = refused.value.body
+    assert isinstance(error, dict) and error["param"] == "input[1]"
+    assert "compaction" in error["message"] and not fresh.openai_fake.requests
+
+
+def test_an_anthropic_model_compacts_without_calling_a_tool(fresh: ResponsesBox) -> None:
+    from tests.fakes.anthropic_upstream import Reply as AnthropicReply
+    from tests.responses.conftest import ANTHROPIC_MODEL
+
+    email, key = fresh.new_key()
+    fresh.fake.script(AnthropicReply(text="Summary: ls showed main.py.", input_tokens=700,
+                                     output_tokens=9))  # fmt: skip
+    body = {"model": ANTHROPIC_MODEL, "input": [*HISTORY, TRIGGER], "tools": TOOLS}
+    item = _compaction(_post(fresh, key, body)["output"])
+    sent = fresh.fake.requests[-1].body
+    assert sent["tool_choice"] == {"type": "none"}
+    assert "Compact this conversation" in json.dumps(sent["messages"][-1])
+    assert "Summary: ls showed main.py." not in json.dumps(item)
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
