@@ -31,7 +31,7 @@ from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
-from codelace_box.upkeep.backups import backup_due, check_owner, take_scheduled_backup
+from codelace_box.upkeep.backups import scheduled_backup_if_due
 from codelace_box.upkeep.kept_alerts import KeptAlerts
 
 log = logging.getLogger("codelace_box.upkeep")
@@ -71,10 +71,10 @@ class Upkeep:
     async def backup(self, now: datetime) -> None:
         if time.monotonic() < self.backup_retry_at:
             return
-        b, stop = self.config.backup, threading.Event()
-        job = asyncio.ensure_future(asyncio.to_thread(
-            _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now, stop
-        ))  # fmt: skip
+        stop = threading.Event()
+        job = asyncio.ensure_future(
+            asyncio.to_thread(scheduled_backup_if_due, self.config, now, stop)
+        )
         try:  # a folder it cannot read is a failed backup too, not a failed tick
             path = await asyncio.shield(job)
             if path is None:
@@ -182,20 +182,6 @@ def _key_alert(provider: Provider, key: ProviderKey) -> str:
             f"{provider.name} {key.id}"
         )
     return f"{named} was taken out of rotation: its upstream refused it"
-
-
-def _backup_if_due(
-    db_path: str, folder: str, every_hours: int, keep: int, now: datetime, stop: threading.Event
-) -> Path | None:
-    """The scheduled backup when one is due, else None; off the event loop, listing the
-    folder included (a backup.dir on a hung network mount must not stall the requests);
-    given up, nothing left, once `stop` is set."""
-    if every_hours <= 0:
-        return None
-    check_owner(folder, db_path)  # before the listing: another database's backups are not ours
-    if not backup_due(folder, every_hours, now):
-        return None
-    return take_scheduled_backup(db_path, folder, keep, now, stop)
 
 
 def _os_reason(exc: Exception) -> str:
