@@ -86,3 +86,16 @@ def test_a_command_reading_a_whole_database_refuses_a_zero_byte_one_as_a_missing
         assert way in line, (way, line)
     assert db.stat().st_size == 0 and sorted(db.parent.iterdir()) == [db]
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_migrate_status_on_a_zero_byte_database_writes_nothing(tmp_path: Path) -> None:
+    """`migrate --status` promises to write nothing, but opened the empty file as a database:
+    SQLite wrote its first page in it. It says what it says of a missing database (every
+    migration pending), that the file is empty, and leaves it as it was."""
+    db = _empty_file(tmp_path)
+    result = run_cli(None, "migrate", "--status", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"no database at {db} yet: an empty file of 0 bytes"), lines
+    assert lines[1].startswith("pending: 1 "), lines
+    assert db.stat().st_size == 0 and sorted(db.parent.iterdir()) == [db]
