@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from pathlib import Path
@@ -16,15 +17,20 @@ from codelace_box.errors import CodelaceError
 
 def migrate_status_lines(config: Config) -> list[str]:
     """The schema version of the database and what `migrate` would apply; nothing is written
-    (a missing database is not created)."""
+    (a missing database is not created, nor an empty file made one)."""
     from codelace_box.db.core import open_database
     from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS, migration_status
+    from codelace_box.db.sqlite_file import empty_sqlite_file
 
     path = config.database.path
-    if not config.database.is_postgres and path != ":memory:" and not Path(path).is_file():
-        pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
-        made_by = "the first serve, migrate or management command makes it"
-        return [f"no database at {path} yet ({made_by})", f"pending: {pending}"]
+    if not config.database.is_postgres and path != ":memory:":
+        empty = empty_sqlite_file(path)  # opened, it would be written: a database of nothing
+        if empty or not Path(path).is_file():
+            pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
+            what = ": an empty file of 0 bytes" if empty else ""
+            made_by = "the first serve, migrate or management command makes it"
+            where = os.path.abspath(path)
+            return [f"no database at {where} yet{what} ({made_by})", f"pending: {pending}"]
     current, pending_list, unknown = migration_status(open_database(config.database.target))
     lines = [f"schema version {current} (this codelace-box knows up to {LATEST_VERSION})"]
     if unknown:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import apsw
 
-from codelace_box.errors import CodelaceError, NotFound
+from codelace_box.errors import CodelaceError
 from codelace_box.private_files import create_private_file, make_private_dir
 
 BUSY_TIMEOUT_MS = 10_000
@@ -40,9 +40,9 @@ class BackupStopped(CodelaceError):
 
 def backup_database(source_path: str, target_path: str, stop: threading.Event | None = None) -> int:
     """Copy the live database at source_path to target_path; returns the pages copied.
-    BackupStopped, and no file written, when `stop` is set before the copy is done."""
-    if not Path(source_path).is_file():
-        raise NotFound(f"no database at {source_path}", code="database_not_found")
+    BackupStopped, and no file written, when `stop` is set before the copy is done. Its
+    callers make sure the source is there: the configured database by missing_database (the
+    one wording of a database not there), restore's backup file by its own check."""
     if not target_path.strip():
         raise CodelaceError("backup needs a file PATH, got an empty one")
     if target_path.endswith(("/", os.sep)):  # Path() drops the slash: a file by that name
@@ -137,6 +137,8 @@ def _open_source(path: str) -> apsw.Connection:
         source.execute("PRAGMA schema_version").fetchall()
     except apsw.CantOpenError:
         source.close()
+        if not Path(path).is_file():  # moved away since its caller looked
+            raise CodelaceError(f"cannot read {path}: it is no longer there") from None
         if Path(path + "-wal").exists():
             raise CodelaceError(
                 f"cannot read {path}: SQLite cannot open it where it may not write, with its "

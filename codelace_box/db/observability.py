@@ -98,25 +98,25 @@ def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
     )
 
 
-def open_alert_sent_at(kind: str, subject: str) -> str | None:
-    """When the open alert of `kind` about `subject` was sent (stored text), None if none is."""
-    row = query_one(
-        "SELECT sent_at FROM open_alert WHERE kind = ? AND subject = ?", (kind, subject)
-    )
-    return None if row is None else str(row[0])
+def open_alerts() -> list[tuple[str, str, str]]:
+    """Every open alert: (kind, subject, sent_at as stored text)."""
+    return [
+        (str(kind), str(subject), str(sent_at))
+        for kind, subject, sent_at in query_all("SELECT kind, subject, sent_at FROM open_alert")
+    ]
 
 
-def record_open_alert(kind: str, subject: str, sent_at: str) -> None:
-    """Keep an alert as open, sent at `sent_at` (stored text)."""
+def keep_open_alerts(changes: list[tuple[str, str, str | None]]) -> None:
+    """In one transaction: each (kind, subject, sent_at) kept as open, sent at `sent_at`
+    (stored text), or, with None, no longer open (its recovery was said, or it is old enough
+    to be sent again)."""
     with write_transaction() as tx:
-        tx.execute(
-            "INSERT INTO open_alert (kind, subject, sent_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (kind, subject) DO UPDATE SET sent_at = excluded.sent_at",
-            (kind, subject, sent_at),
-        )
-
-
-def close_alert(kind: str, subject: str) -> None:
-    """The alert of `kind` about `subject` is over (its recovery was said)."""
-    with write_transaction() as tx:
-        tx.execute("DELETE FROM open_alert WHERE kind = ? AND subject = ?", (kind, subject))
+        for kind, subject, sent_at in changes:
+            if sent_at is None:
+                tx.execute("DELETE FROM open_alert WHERE kind = ? AND subject = ?", (kind, subject))
+            else:
+                tx.execute(
+                    "INSERT INTO open_alert (kind, subject, sent_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (kind, subject) DO UPDATE SET sent_at = excluded.sent_at",
+                    (kind, subject, sent_at),
+                )

@@ -1,7 +1,7 @@
 """Opening the SQLite database file: its settings (WAL, the page cache, apsw's statement
 cache), its privacy (a new file 600, -wal/-shm alike, its folder 700), a connect that
 waits out another process switching a new file to WAL; and the words for a file that is not
-where the config points (`missing_database`, the one wording of every command) or is empty."""
+where the config points or is empty (`missing_database`, the one wording of every command)."""
 
 from __future__ import annotations
 
@@ -49,16 +49,24 @@ def config_read(config: Config) -> str:
 
 
 def missing_database(config: Config) -> str | None:
-    """Why the configured SQLite file cannot be opened as it is: it is not there, in the words
-    every command uses (the path, the config read, how to point at the right one); None when
-    it is (or the database is PostgreSQL or in memory)."""
+    """Why the configured SQLite file cannot be opened as it is: it is not there, or it is a
+    file of 0 bytes (empty_sqlite_file: no database either), in the words every command and
+    the scheduled backup use (the path, the config read, how to point at the right one); None
+    when it is a database (or the database is PostgreSQL or in memory)."""
     database = config.database
     path = database.path
-    if database.is_postgres or path == ":memory:" or _there(path):
+    if database.is_postgres or path == ":memory:":
+        return None
+    if empty_sqlite_file(path):
+        what = "an empty file of 0 bytes: a wrong path, or a copy that failed?; "
+        done = "nothing was changed"
+    elif not _there(path):
+        what, done = "", "nothing was created"
+    else:
         return None
     return (
-        f"no database at {os.path.abspath(path)} (config: {config_read(config)}; nothing was "
-        f"created): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
+        f"no database at {os.path.abspath(path)} ({what}config: {config_read(config)}; "
+        f"{done}): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
         "start a new box"
     )
 

@@ -46,7 +46,7 @@ from codelace_box.providers.reasoning_details import is_sealed, unseal
 from codelace_box.providers.stop_reasons import stops_of
 from codelace_box.providers.thought_signature import split_id, with_signature
 
-_OPENAI = OpenAIAdapter()
+_OPENAI = OpenAIAdapter(upstream_finish=True)  # stop_of reads TGI's "stop_sequence"
 MAX_OPENAI_USER_CHARS = 64  # OpenAI's limit on `user`
 
 

@@ -24,6 +24,7 @@ from codelace_box.providers.base import (
     Usage,
 )
 from codelace_box.providers.openai_usage import chunk_usage, usage_from
+from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -181,11 +182,14 @@ def _delta_chars(delta: Any) -> int:
 
 
 class OpenAIStreamTranslator(StreamTranslator):
-    """Relays OpenAI chunks with our model id; keeps the usage chunk for the gateway."""
+    """Relays OpenAI chunks with our model id, a finish_reason in OpenAI's words unless
+    `upstream_finish` (the Messages route reads the upstream's own); keeps the usage chunk for
+    the gateway."""
 
-    def __init__(self, public_model: str) -> None:
+    def __init__(self, public_model: str, upstream_finish: bool = False) -> None:
         super().__init__()
         self.public_model = public_model
+        self.upstream_finish = upstream_finish
         self._open: set[Any] = set()  # choice indexes that have not sent a finish_reason yet
         self._closed: set[Any] = set()  # choice indexes that have
 
@@ -233,10 +237,12 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.input_tokens_seen = max(self.input_tokens_seen, prompt)
 
     def _track(self, choice: JSON) -> None:
-        index = choice.get("index", 0)
+        index, finish = choice.get("index", 0), choice.get("finish_reason")
+        if finish and not self.upstream_finish:
+            chat_finish(choice)
         if not isinstance(index, int | str):
             return
-        if choice.get("finish_reason"):
+        if finish:
             self._open.discard(index)
             self._closed.add(index)
         elif index not in self._closed:
@@ -301,10 +307,14 @@ def _without_signatures(message: Any) -> Any:
 
 
 class OpenAIAdapter(ProviderAdapter):
-    """Chat Completions in, Chat Completions out."""
+    """Chat Completions in, Chat Completions out; a finish_reason in OpenAI's words, unless
+    `upstream_finish` (for the Messages route's translation, which reads the upstream's own)."""
 
     kind = "openai"
     default_base_url = OPENAI_BASE_URL
+
+    def __init__(self, upstream_finish: bool = False) -> None:
+        self.upstream_finish = upstream_finish
 
     def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
         """GET {base}/models; on OpenRouter, whose model list is public, GET {base}/key."""
@@ -344,6 +354,10 @@ class OpenAIAdapter(ProviderAdapter):
             raise_reported_error(payload)
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
         payload["model"] = public_model
+        if not self.upstream_finish:
+            for choice in choices:
+                if isinstance(choice, dict):
+                    chat_finish(choice)
         usage = usage_from(payload.get("usage"))
         if usage is None:
             produced = (output_tokens(c.get("message")) for c in choices if isinstance(c, dict))
@@ -380,4 +394,4 @@ class OpenAIAdapter(ProviderAdapter):
         return status == 402 or (status == 429 and bool(_QUOTA_RE.search(message)))
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
-        return OpenAIStreamTranslator(public_model)
+        return OpenAIStreamTranslator(public_model, self.upstream_finish)

@@ -1,4 +1,5 @@
-"""Anthropic's stop_reason and stop_sequence for a chat choice's finish_reason. Pure: no I/O.
+"""Anthropic's stop_reason and stop_sequence for a chat choice's finish_reason, and OpenAI's
+finish_reason for another dialect's on the chat route (`chat_finish`). Pure: no I/O.
 
 OpenAI's "stop" is a natural end or a stop sequence alike; a server that says which stop
 string matched (vLLM's `stop_reason`, SGLang's `matched_stop`) makes it "stop_sequence" with
@@ -22,6 +23,20 @@ STOP_REASONS = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
+
+
+# Another dialect's finish_reason from an `openai` provider, in OpenAI's words for the chat
+# route (whose clients know stop, length, tool_calls, content_filter and function_call): TGI's
+# "stop_sequence" and "eos_token", an Anthropic-minded server's "end_turn". /v1/messages reads
+# the upstream's own (stop_of); OpenAI's words are not in here, so they cost one look-up.
+CHAT_FINISH = {"stop_sequence": "stop", "eos_token": "stop", "end_turn": "stop"}
+
+
+def chat_finish(choice: JSON) -> None:
+    """Put a chat choice's finish_reason in OpenAI's words (CHAT_FINISH), in place."""
+    finish = choice.get("finish_reason")
+    if finish.__class__ is str and finish in CHAT_FINISH:
+        choice["finish_reason"] = CHAT_FINISH[finish]
 
 
 def stop_reason(finish_reason: Any) -> str:

@@ -14,8 +14,10 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from codelace_box.config import Config
 from codelace_box.db.backup import backup_database
-from codelace_box.errors import CodelaceError
+from codelace_box.db.sqlite_file import missing_database
+from codelace_box.errors import CodelaceError, NotFound
 from codelace_box.private_files import create_private_file
 
 log = logging.getLogger("codelace_box.upkeep")
@@ -101,6 +103,23 @@ def backup_due(folder: str | Path, every_hours: int, now: datetime) -> bool:
         return False
     newest = newest_backup(folder, now)
     return newest is None or now - newest[0] >= timedelta(hours=every_hours)
+
+
+def scheduled_backup_if_due(config: Config, now: datetime, stop: threading.Event) -> Path | None:
+    """The scheduled backup when one is due, else None; off the event loop, listing the
+    folder included (a backup.dir on a hung network mount must not stall the requests);
+    given up, nothing left, once `stop` is set. A database not there (or of 0 bytes) is
+    refused in the words of every command (missing_database)."""
+    b = config.backup
+    if b.every_hours <= 0:
+        return None
+    if why := missing_database(config):
+        raise NotFound(why, code="database_not_found")
+    db_path = config.database.path
+    check_owner(b.dir, db_path)  # before the listing: another database's backups are not ours
+    if not backup_due(b.dir, b.every_hours, now):
+        return None
+    return take_scheduled_backup(db_path, b.dir, b.keep, now, stop)
 
 
 def take_scheduled_backup(

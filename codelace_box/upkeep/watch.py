@@ -3,8 +3,10 @@ PostgreSQL also, of all the boxes on the database, the one that leads, so that e
 sent once and not once a box) takes the scheduled backups and watches for what the operator
 must hear about: a provider key taken out of rotation, a provider with no working key, an
 upstream error rate over `alerts.error_rate` in the last 5 minutes (and its recovery), a failed
-scheduled backup, the database's disk full, nearly full or read-only.
-Every TICK_SEC; a failed scheduled backup is tried again every BACKUP_RETRY_TICKS."""
+scheduled backup, the database's disk full, nearly full or read-only. What went out is kept in
+the database (upkeep/kept_alerts.py): the next process to lead neither repeats it nor misses a
+key that left the rotation meanwhile. Every TICK_SEC; a failed scheduled backup is tried
+again every BACKUP_RETRY_TICKS."""
 
 from __future__ import annotations
 
@@ -22,15 +24,15 @@ from typing import Any
 from codelace_box.catalog.providers import has_working_key, list_providers, provider_keys
 from codelace_box.config import Config
 from codelace_box.db.backup import BackupStopped
-from codelace_box.db.core import db_time, parse_time, utcnow
+from codelace_box.db.core import utcnow
 from codelace_box.db.failing import FailureLog
 from codelace_box.db.lead import Lead
 from codelace_box.db.models import Provider, ProviderKey
-from codelace_box.db.observability import close_alert, open_alert_sent_at, record_open_alert
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.reports.traffic import window_stats
 from codelace_box.upkeep.alerts import Alerter
-from codelace_box.upkeep.backups import backup_due, check_owner, take_scheduled_backup
+from codelace_box.upkeep.backups import scheduled_backup_if_due
+from codelace_box.upkeep.kept_alerts import KeptAlerts
 
 log = logging.getLogger("codelace_box.upkeep")
 TICK_ENV = "CODELACE_UPKEEP_TICK_SEC"  # tests shorten the tick
@@ -53,26 +55,26 @@ class Upkeep:
         self.alerter = Alerter(config.alerts.webhook_url, retry_sec=tick_sec)
         self.backup_failure = ""  # why the last backup failed (its digits as #); '' once one works
         self.backup_retry_at = 0.0  # monotonic: no backup tried before (after a failure)
+        self.kept = KeptAlerts(self.alerter)  # the alerts' state, from the database
         self.lead = Lead(config.data_dir / "upkeep.lock", UPKEEP_ROLE)
-        self.failing: set[int] | None = None  # keys out of rotation at the last look
         self.disk_problem = ""  # what the last look at the database's disk found
 
     async def tick(self, now: datetime) -> None:
         if not await self.lead.held():
-            self.failing = None  # a look of its own first, should it lead later
             return
+        await self.kept.look(now)
         await self.watch_disk()
-        await self.watch_keys()  # first: its first look is what later looks compare with
+        await self.watch_keys()
         await self.backup(now)
         await self.watch_errors(now)
 
     async def backup(self, now: datetime) -> None:
         if time.monotonic() < self.backup_retry_at:
             return
-        b, stop = self.config.backup, threading.Event()
-        job = asyncio.ensure_future(asyncio.to_thread(
-            _backup_if_due, self.config.database.path, b.dir, b.every_hours, b.keep, now, stop
-        ))  # fmt: skip
+        stop = threading.Event()
+        job = asyncio.ensure_future(
+            asyncio.to_thread(scheduled_backup_if_due, self.config, now, stop)
+        )
         try:  # a folder it cannot read is a failed backup too, not a failed tick
             path = await asyncio.shield(job)
             if path is None:
@@ -99,7 +101,7 @@ class Upkeep:
         if same != self.backup_failure:
             log.error("the scheduled backup failed: %s (tried again every %g s)", reason, wait)
         self.backup_failure = same
-        await self.alerter.alert("backup", "", f"the scheduled backup failed: {reason}")
+        await self.kept.alert("backup", "", f"the scheduled backup failed: {reason}")
 
     async def watch_disk(self) -> None:
         """A full (or read-only) database disk fails every request before any usage is
@@ -111,32 +113,31 @@ class Upkeep:
             log.error("%s", problem)
         self.disk_problem = problem
         if problem:
-            await self.alerter.alert("disk", "", problem)
+            await self.kept.alert("disk", "", problem)
 
     async def watch_keys(self) -> None:
-        failing: set[int] = set()
+        """Alert each key out of rotation once (its alert stays open while it is out, and
+        RATE_LIMIT_SEC after: a key back and out again meanwhile is not alerted twice), and
+        every provider with no working key (again every RATE_LIMIT_SEC while it lasts)."""
+        failing: set[str] = set()
         for provider, keys in await run_in_db_thread(_providers_and_keys):
             for key in keys:
                 if key.enabled and key.failing:
-                    failing.add(key.id)
-                    if self.failing is not None and key.id not in self.failing:
-                        said = await self.alerter.alert(
-                            "key", str(key.id), _key_alert(provider, key)
-                        )
-                        if not said:  # the webhook did not take it: new again at the next look
-                            failing.discard(key.id)
+                    failing.add(str(key.id))
+                    if not self.kept.is_open("key", str(key.id)):
+                        await self.kept.alert("key", str(key.id), _key_alert(provider, key))
             if provider.enabled and not has_working_key(keys):
-                await self.alerter.alert(
+                await self.kept.alert(
                     "provider", provider.name,
                     f"provider {provider.name} has no working key: its models answer 503",
                 )  # fmt: skip
-        self.failing = failing
+        over = [s for s in self.kept.subjects("key") if s not in failing]
+        await self.kept.close([("key", s) for s in over if self.kept.expired("key", s)])
 
     async def watch_errors(self, now: datetime) -> None:
         """Alert an error rate over alerts.error_rate (of MIN_REQUESTS or more), and say once
-        when it recovered: back under it, or too few requests left in the window to say. The
-        open alert is kept in the database (where the lead is): a process that takes the
-        upkeep over says its recovery, and does not send it again meanwhile."""
+        when it recovered: back under it, or too few requests left in the window to say (a
+        process that takes the upkeep over says it too: the open alert is in the database)."""
         stats = await run_in_db_thread(window_stats, now - ERROR_WINDOW)
         rate = stats.errors / stats.requests if stats.requests else 0.0
         limit = self.config.alerts.error_rate
@@ -144,19 +145,10 @@ class Upkeep:
             f"{stats.errors} of the last {stats.requests} requests ({rate:.0%}) failed in 5 "
             f"minutes (alerts.error_rate {limit:g})"
         )
-        kind = "error_rate"
-        sent_at = await run_in_db_thread(open_alert_sent_at, kind, "")
-        age = None if sent_at is None else (now - parse_time(sent_at)).total_seconds()
-        self.alerter.adopt(kind, "", age)
         if stats.requests >= MIN_REQUESTS and rate > limit:
-            before = self.alerter.sent.get((kind, ""))
-            if (
-                await self.alerter.alert(kind, "", said)
-                and self.alerter.sent.get((kind, "")) != before
-            ):
-                await run_in_db_thread(record_open_alert, kind, "", db_time(now))  # (sent now)
-        elif await self.alerter.resolve(kind, "", f"the error rate recovered: {said}") and sent_at:
-            await run_in_db_thread(close_alert, kind, "")
+            await self.kept.alert("error_rate", "", said)
+        else:
+            await self.kept.resolve("error_rate", "", f"the error rate recovered: {said}")
 
 
 async def _log_outcome_at_stop(job: asyncio.Future[Path | None]) -> None:
@@ -190,20 +182,6 @@ def _key_alert(provider: Provider, key: ProviderKey) -> str:
             f"{provider.name} {key.id}"
         )
     return f"{named} was taken out of rotation: its upstream refused it"
-
-
-def _backup_if_due(
-    db_path: str, folder: str, every_hours: int, keep: int, now: datetime, stop: threading.Event
-) -> Path | None:
-    """The scheduled backup when one is due, else None; off the event loop, listing the
-    folder included (a backup.dir on a hung network mount must not stall the requests);
-    given up, nothing left, once `stop` is set."""
-    if every_hours <= 0:
-        return None
-    check_owner(folder, db_path)  # before the listing: another database's backups are not ours
-    if not backup_due(folder, every_hours, now):
-        return None
-    return take_scheduled_backup(db_path, folder, keep, now, stop)
 
 
 def _os_reason(exc: Exception) -> str:

@@ -61,3 +61,41 @@ def test_serve_on_a_zero_byte_database_says_so_in_its_log(tmp_path: Path) -> Non
     server.start()
     assert server.stop() == 0
     assert "was an empty file" not in server.log_text()
+
+
+READS_A_WHOLE_DATABASE = [
+    ("audit",),
+    ("doctor",),
+    ("backup", "copy.db"),
+    ("db", "copy", "--to", "sqlite:///copy.db"),
+]
+
+
+@pytest.mark.parametrize("args", READS_A_WHOLE_DATABASE, ids=" ".join)
+def test_a_command_reading_a_whole_database_refuses_a_zero_byte_one_as_a_missing_one(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """doctor and backup opened the empty file as a database: SQLite wrote its first page in
+    it (the file the operator should look at changed), doctor said 'schema version 0', backup
+    copied a database of nothing and exited 0. They refuse it as a missing database, in the
+    one wording (naming the empty file), and leave it as it was."""
+    db = _empty_file(tmp_path)
+    line = error_line(run_cli(None, *args, cwd=tmp_path))
+    assert line.startswith(f"error: no database at {db} (an empty file of 0 bytes"), line
+    for way in ("built-in defaults", "--config PATH", "CODELACE_CONFIG", "codelace-box migrate"):
+        assert way in line, (way, line)
+    assert db.stat().st_size == 0 and sorted(db.parent.iterdir()) == [db]
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_migrate_status_on_a_zero_byte_database_writes_nothing(tmp_path: Path) -> None:
+    """`migrate --status` promises to write nothing, but opened the empty file as a database:
+    SQLite wrote its first page in it. It says what it says of a missing database (every
+    migration pending), that the file is empty, and leaves it as it was."""
+    db = _empty_file(tmp_path)
+    result = run_cli(None, "migrate", "--status", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"no database at {db} yet: an empty file of 0 bytes"), lines
+    assert lines[1].startswith("pending: 1 "), lines
+    assert db.stat().st_size == 0 and sorted(db.parent.iterdir()) == [db]

@@ -126,3 +126,32 @@ def test_every_refusal_of_a_missing_database_has_the_one_wording(tmp_path: Path)
     for args in READS_A_WHOLE_DATABASE:
         assert error_line(run_cli(config, *args)) == f"error: {refused.value.message}", args
     assert not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["missing", "zero bytes"])
+def test_a_scheduled_backup_without_its_database_says_it_in_the_one_wording(
+    tmp_path: Path, empty: bool
+) -> None:
+    """The backup's copy had words of its own for a database not there (`no database at
+    PATH`, no config named, no way to point at the right one), and copied a file of 0 bytes
+    as a database: the scheduled backup asks the one function, as the commands do."""
+    import threading
+    from datetime import UTC, datetime
+
+    from codelace_box.config import load_config
+    from codelace_box.db.sqlite_file import missing_database
+    from codelace_box.errors import NotFound
+    from codelace_box.upkeep.backups import scheduled_backup_if_due
+
+    config = load_config(
+        str(write_config(tmp_path / "codelace.toml", {"backup": {"every_hours": 1}}))
+    )
+    db = tmp_path / "data" / "codelace.db"
+    if empty:
+        db.parent.mkdir()
+        db.touch()
+    with pytest.raises(NotFound) as refused:
+        scheduled_backup_if_due(config, datetime.now(UTC), threading.Event())
+    assert refused.value.message == missing_database(config)
+    assert refused.value.message.startswith(f"no database at {db} ("), refused.value.message
+    assert not (tmp_path / "data" / "backups").exists()

@@ -121,3 +121,29 @@ def test_the_box_that_takes_the_lead_says_the_error_rate_recovered(
     finally:
         first.stop()
         second.stop()
+
+
+def test_the_box_that_takes_the_lead_does_not_send_the_open_alerts_again(
+    tmp_path: Path, pg_url: str, hook: WebhookReceiver
+) -> None:
+    """The box that led alerted a provider with no working key, and stopped; the box that
+    took the lead knew nothing of it and sent it again at its first look. The open alerts
+    are kept in the database, every kind, not only the error rate."""
+    first_config, first = _box(tmp_path / "first", pg_url, hook)
+    second_config, second = _box(tmp_path / "second", pg_url, hook)
+    _cli(first_config, "providers", "add", "solo", "--kind", "openai", "--key", "sk-lead-0001")
+    first.start()
+    try:
+        second.start()
+        _fail_keys_of(pg_url, "solo")
+        _eventually(lambda: _count(hook, "provider solo has no working key") == 1, "an alert")
+        assert first.stop() == 0  # it led: it was the first to ask
+        _cli(second_config, "providers", "add", "duo", "--kind", "openai", "--key", "sk-lead-02")
+        _fail_keys_of(pg_url, "duo")
+        _eventually(lambda: _count(hook, "provider duo has no working key") == 1, "the next lead")
+        time.sleep(1.0)  # more ticks of the new lead
+        assert _count(hook, "provider solo has no working key") == 1, hook.texts()
+        assert _count(hook, OUT_OF_ROTATION) == 2, hook.texts()
+    finally:
+        first.stop()
+        second.stop()

@@ -1,7 +1,7 @@
 // The portal's own accessibility check, run in the page by tests/portal/test_accessibility.py:
-// labels on form fields, names on buttons and links, contrast of every visible text, no
-// positive tabindex, a language, one h1, headings in order, one main landmark, a title naming
-// the page, ids that ARIA points at present. Returns a list of problems (empty: none).
+// labels on form fields, names on buttons and links (beginning with their visible words),
+// contrast of every visible text, no positive tabindex, a language, one h1, headings in order,
+// one main landmark, a title naming the page, ids that ARIA points at present. Returns a list of problems (empty: none).
 const problems = [];
 const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
 const text = (el) => (el.textContent || "").trim();
@@ -41,6 +41,13 @@ for (const el of document.querySelectorAll("input, select, textarea")) {
 }
 for (const el of document.querySelectorAll("button, a[href]")) {
   if (visible(el) && !text(el) && !named(el)) problems.push(`no accessible name: ${el.outerHTML.slice(0, 80)}`);
+}
+// WCAG 2.5.3 (label in name): a name of its own begins with the words shown, so that a user of
+// speech input who says what they see reaches it ("click Limits").
+for (const el of document.querySelectorAll("button[aria-label], a[href][aria-label]")) {
+  const shown = text(el).toLowerCase().replace(/\s+/g, " ");
+  const name = el.getAttribute("aria-label").trim().toLowerCase().replace(/\s+/g, " ");
+  if (visible(el) && shown && !name.startsWith(shown)) problems.push(`name "${name}" does not begin with "${shown}"`);
 }
 for (const el of document.querySelectorAll("[tabindex]")) {
   if (Number(el.getAttribute("tabindex")) > 0) problems.push(`positive tabindex: ${el.outerHTML.slice(0, 80)}`);

@@ -6,6 +6,7 @@ visibly focused."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,7 @@ def test_the_key_dialogs(account_browser: Browser, box: PortalBox) -> None:
     check_page(fresh_browser, "rename")
     fresh_browser.button("Cancel").click()
     fresh_browser.click(
-        lambda: fresh_browser.all("button[aria-label^='Change the limits of key']")[0], "limits"
+        lambda: fresh_browser.all("button[aria-label^='Limits of key']")[0], "limits"
     )
     fresh_browser.wait_for(lambda: fresh_browser.button("Save limits"), "the limits form")
     check_page(fresh_browser, "limits")
@@ -185,7 +186,7 @@ def test_no_sideways_scrolling_on_a_phone_or_at_200_percent(
         open_page(browser, box, "/keys", "API keys")
         browser.button("Create key").click()
         browser.wait_for(lambda: browser.field("Your new key"), "the new key")
-        browser.click(lambda: browser.all("button[aria-label^='Change the limits']")[0], "limits")
+        browser.click(lambda: browser.all("button[aria-label^='Limits of key']")[0], "limits")
         browser.wait_for(lambda: browser.button("Save limits"), "the limits form")
         assert driver.execute_script(SIDEWAYS) <= 0, "the keys page, forms open"
     finally:
@@ -213,3 +214,45 @@ def test_nothing_moves_for_who_asked_for_reduced_motion(
             assert driver.execute_script(MOVING) == [], path
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def _ax_nodes(browser: Browser) -> list[dict[str, Any]]:
+    """The page's accessibility tree, as Chromium gives it to a screen reader."""
+    return list(browser.driver.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"])
+
+
+def _roles_around(nodes: list[dict[str, Any]], words: str) -> list[str]:
+    """The roles of the nodes that hold the text `words`, from it up to the page."""
+    by_id = {n["nodeId"]: n for n in nodes}
+    [node] = [n for n in nodes if n.get("role", {}).get("value") == "StaticText"
+              and n.get("name", {}).get("value") == words]  # fmt: skip
+    roles = []
+    while node.get("parentId") in by_id:
+        node = by_id[node["parentId"]]
+        roles.append(node.get("role", {}).get("value"))
+    return roles
+
+
+def _main_busy(nodes: list[dict[str, Any]]) -> bool:
+    [main] = [n for n in nodes if n.get("role", {}).get("value") == "main"]
+    said = {p["name"]: p["value"].get("value") for p in main.get("properties", [])}
+    return bool(said.get("busy"))
+
+
+def test_loading_is_a_status_of_a_busy_main_not_its_content(cdp: Browser, box: PortalBox) -> None:
+    """While the page's data came, 'Loading…' was the main landmark's content, and a screen
+    reader read it as the page (then the page changed under it, unsaid). The main landmark is
+    busy until the page is drawn (a screen reader waits for it), the word a status."""
+    browser = cdp
+    browser.driver.execute_cdp_cmd("Accessibility.enable", {})
+    browser.driver.execute_cdp_cmd(
+        "Fetch.enable", {"patterns": [{"urlPattern": "*/portal/api/session*"}]}
+    )  # the box does not answer yet: the page stays loading
+    browser.driver.get(box.url + "/")
+    browser.wait_for(lambda: "Loading" in browser.main_text(), "the loading page")
+    nodes = _ax_nodes(browser)
+    assert _main_busy(nodes), "main is not busy while loading"
+    assert "status" in _roles_around(nodes, "Loading…"), "the word is not a status"
+    browser.driver.execute_cdp_cmd("Fetch.disable", {})  # the box answers
+    browser.wait_for(lambda: browser.css("h1").text == "Sign in", "the sign-in page")
+    assert not _main_busy(_ax_nodes(browser)), "main still busy once drawn"

@@ -148,7 +148,7 @@ def test_the_keys_page_sets_changes_and_clears_limits(
         sdk.chat.completions.create(**chat)
     assert refused.value.code == "key_limit_reached"
 
-    browser.click(lambda: browser.css("button[aria-label='Change the limits of key ci']"), "limits")
+    browser.click(lambda: browser.css("button[aria-label='Limits of key ci']"), "limits")
     cap = browser.field("Spending limit in USD for ci")
     retype(cap, "-3")
     assert "limit_usd" in alert_after(browser, "Save limits")
@@ -158,7 +158,7 @@ def test_the_keys_page_sets_changes_and_clears_limits(
     assert "weekly" in browser.css("article.key").text  # the fields left alone are unchanged
     assert sdk.chat.completions.create(**chat).choices[0].message.content
 
-    browser.click(lambda: browser.css("button[aria-label='Change the limits of key ci']"), "limits")
+    browser.click(lambda: browser.css("button[aria-label='Limits of key ci']"), "limits")
     for label in ("Spending limit in USD for ci", "Expires for ci", "Allowed models for ci"):
         retype(browser.field(label), "")
     Select(browser.field("Limit resets for ci")).select_by_value("")
@@ -198,8 +198,8 @@ def test_after_a_keys_form_the_keyboard_is_back_on_the_button_that_opened_it(
         return str(browser.driver.switch_to.active_element.get_attribute("aria-label"))
 
     for opener, finish in (
-        ("Change the limits of key second", "Save limits"),
-        ("Change the limits of key second", "Cancel"),
+        ("Limits of key second", "Save limits"),
+        ("Limits of key second", "Cancel"),
         ("Rename key second", "Save name"),
         ("Rename key second", "Cancel"),
         ("Revoke key second", "Keep it"),
@@ -244,9 +244,7 @@ def test_the_keys_page_makes_a_key_that_cannot_manage_keys_and_lets_it_again(
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "key_management_not_allowed"
 
-    browser.click(
-        lambda: browser.css("button[aria-label='Change the limits of key tool']"), "limits"
-    )
+    browser.click(lambda: browser.css("button[aria-label='Limits of key tool']"), "limits")
     flag = browser.field("Can manage keys for tool")
     assert not flag.is_selected()  # the form starts from what is stored
     flag.click()

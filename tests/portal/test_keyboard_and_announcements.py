@@ -337,7 +337,7 @@ def test_a_whole_visit_by_keyboard_alone(cdp: Browser, box: PortalBox) -> None:
     browser.wait_for(lambda: "Your new key" in driver.execute_script(FOCUS_WORDS), "the new key")
     press(browser, Keys.TAB, Keys.ENTER)
     browser.wait_for(lambda: "Copied" in browser.css(".newkey").text, "the copy")
-    tab_to(browser, "Change the limits of key (no name)", back=True)
+    tab_to(browser, "Limits of key (no name)", back=True)
     press(browser, Keys.ENTER)
     browser.wait_for(lambda: "Spending limit" in " ".join(driver.execute_script(FOCUS_WORDS)), "")
     press(browser, "3", Keys.ENTER)
@@ -375,7 +375,7 @@ def test_a_saved_change_to_a_key_is_said(cdp: Browser, box: PortalBox) -> None:
     driver.get(box.url + "/keys")
     wait_page(browser, "API keys")
     status = "main > [role=status]"
-    browser.css("button[aria-label='Change the limits of key (no name)']").send_keys(Keys.ENTER)
+    browser.css("button[aria-label='Limits of key (no name)']").send_keys(Keys.ENTER)
     browser.wait_for(lambda: browser.button("Save limits"), "the limits form")
     press(browser, "4", Keys.ENTER)
     browser.wait_for(lambda: "$4.00" in browser.main_text(), "the new limit")

@@ -40,7 +40,7 @@ function keyItem(key, refresh, parts) {
       "aria-label": `Rename key ${keyTitle(key)}`, "data-action": "rename",
       onclick: () => renameForm(item, key, refresh, parts) }),
     h("button", { type: "button", class: "secondary", text: "Limits",
-      "aria-label": `Change the limits of key ${keyTitle(key)}`, "data-action": "limits",
+      "aria-label": `Limits of key ${keyTitle(key)}`, "data-action": "limits",
       onclick: () => limitsForm(item, key, refresh, parts) }),
     h("button", { type: "button", class: "danger", text: "Revoke",
       "aria-label": `Revoke key ${keyTitle(key)}`, "data-action": "revoke",

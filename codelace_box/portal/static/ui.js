@@ -203,8 +203,11 @@ export function copyButton(label, source) {
 }
 
 // A page: its heading, the parts given (a part left out, null or undefined, is nothing: not the
-// word "null" on the page), and the title the browser's tab and a screen reader say.
+// word "null" on the page), and the title the browser's tab and a screen reader say. The main
+// landmark is busy until the first page is drawn (index.html): a screen reader waits for it,
+// rather than reading the "Loading…" status as the page.
 export function page(main, title, ...children) {
   main.replaceChildren(h("h1", { text: title }), ...children.filter((c) => c !== null && c !== undefined));
+  main.removeAttribute("aria-busy");
   document.title = `${title} · codelace-box`;
 }

@@ -1,0 +1,107 @@
+"""The upkeep's alerts with their state kept in the database (open_alert, migration 24), so
+that whichever process holds the upkeep next (a restarted serve, another worker, another box
+on PostgreSQL) knows what went out: it neither sends an alert again before RATE_LIMIT_SEC nor
+forgets to say an error rate recovered. A row per alert kind and subject, with when it was
+sent: read once a tick (`look`), then each alert and recovery goes through the Alerter as the
+row says, and what changed is written back. A row of a kind that is sent again while its
+problem lasts (a provider with no working key, a failed backup, a full disk) says nothing
+once RATE_LIMIT_SEC old: it is removed. A change the database does not take (its disk full,
+the very thing alerted) is kept in the process and written at a later tick; meanwhile the
+process goes by it. Nothing is read or written without a webhook."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from codelace_box.db.core import db_time, parse_time
+from codelace_box.db.failing import FailureLog
+from codelace_box.db.observability import keep_open_alerts, open_alerts
+from codelace_box.db.offload import run_in_db_thread
+from codelace_box.upkeep.alerts import Alerter
+
+log = logging.getLogger("codelace_box.upkeep")
+REPEATED = frozenset({"provider", "backup", "disk"})  # sent again while the problem lasts
+Alert = tuple[str, str]  # (kind, subject)
+
+
+class KeptAlerts:
+    """One upkeep's view of the open alerts, as read at its tick's start."""
+
+    def __init__(self, alerter: Alerter) -> None:
+        self.alerter = alerter
+        self.rows: dict[Alert, str] = {}  # open alerts -> sent_at (stored text)
+        self.unwritten: dict[Alert, str | None] = {}  # changes the database has yet to take
+        self.failures = FailureLog(log, "keeping the open alerts in the database")
+        self.now = datetime.min
+
+    async def look(self, now: datetime) -> None:
+        """Read the open alerts (at the start of a tick that leads), and remove those of the
+        REPEATED kinds that are old enough to be sent again anyway."""
+        self.now = now
+        if not self.alerter.webhook_url:
+            return
+        rows = await run_in_db_thread(open_alerts)
+        self.rows = {(kind, subject): sent_at for kind, subject, sent_at in rows}
+        for alert, sent_at in self.unwritten.items():
+            self._set(alert, sent_at)
+        await self.close([a for a in self.rows if a[0] in REPEATED and self.expired(*a)])
+
+    def is_open(self, kind: str, subject: str) -> bool:
+        return (kind, subject) in self.rows
+
+    def expired(self, kind: str, subject: str) -> bool:
+        """An open alert sent RATE_LIMIT_SEC or more ago (False when it is not open)."""
+        age = self._age(kind, subject)
+        return age is not None and age >= self.alerter.rate_limit_sec
+
+    def subjects(self, kind: str) -> list[str]:
+        return [subject for known, subject in self.rows if known == kind]
+
+    async def alert(self, kind: str, subject: str, text: str) -> bool:
+        """Alerter.alert, as the database says it went out; True when taken care of."""
+        self.alerter.adopt(kind, subject, self._age(kind, subject))
+        before = self.alerter.sent.get((kind, subject))
+        said = await self.alerter.alert(kind, subject, text)
+        if said and self.alerter.sent.get((kind, subject)) != before:  # sent now
+            await self._write({(kind, subject): db_time(self.now)})
+        return said
+
+    async def resolve(self, kind: str, subject: str, text: str) -> bool:
+        """Alerter.resolve of an alert the database says is open; then it is not."""
+        self.alerter.adopt(kind, subject, self._age(kind, subject))
+        said = await self.alerter.resolve(kind, subject, text)
+        if said and self.is_open(kind, subject):
+            await self.close([(kind, subject)])
+        return said
+
+    async def close(self, alerts: list[Alert]) -> None:
+        """Remove these alerts from the open ones."""
+        if alerts:
+            await self._write(dict.fromkeys(alerts))
+
+    async def _write(self, changes: dict[Alert, str | None]) -> None:
+        """Take `changes` (sent_at, or None: closed) here at once, and in the database with
+        those it has yet to take, or keep them all for the next try."""
+        for alert, sent_at in changes.items():
+            self._set(alert, sent_at)
+        pending = {**self.unwritten, **changes}
+        try:
+            await run_in_db_thread(keep_open_alerts, [(*a, s) for a, s in pending.items()])
+        except Exception as exc:  # its disk full, read-only, the database away: later
+            self.unwritten = pending
+            self.failures.failed(exc)
+        else:
+            self.unwritten = {}
+            self.failures.worked()
+
+    def _set(self, alert: Alert, sent_at: str | None) -> None:
+        if sent_at is None:
+            self.rows.pop(alert, None)
+            self.alerter.sent.pop(alert, None)
+        else:
+            self.rows[alert] = sent_at
+
+    def _age(self, kind: str, subject: str) -> float | None:
+        sent_at = self.rows.get((kind, subject))
+        return None if sent_at is None else (self.now - parse_time(sent_at)).total_seconds()

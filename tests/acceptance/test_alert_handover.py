@@ -1,0 +1,58 @@
+"""The alerts a serve sends are known to whichever process holds the upkeep next (a restarted
+serve, another worker): the open alerts are kept in the database, so the new holder neither
+sends them once more nor misses what happened while nobody held the upkeep."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli_tools import Box
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.support import ServerProcess, eventually
+
+pytestmark = pytest.mark.timeout(120)
+FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
+NO_KEY = "provider solo has no working key"
+BACKUP = "scheduled backup failed"
+OUT = "taken out of rotation"
+
+
+def _count(hook: WebhookReceiver, words: str) -> int:
+    return sum(words in text for text in hook.texts())
+
+
+def test_a_restarted_serve_does_not_send_the_open_alerts_again(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """A provider with no working key and a failing scheduled backup were alerted; serve was
+    restarted (a deploy) with both still so: the new serve sent both again at once, and never
+    told of a key that left the rotation while it was stopped."""
+    box = Box.create(
+        tmp_path / "box",
+        alerts={"webhook_url": hook.url},
+        backup={"every_hours": 1, "dir": "blocker/backups"},
+    )
+    (box.root / "blocker").write_text("a file where the backup folder should be")
+    box.ok("providers", "add", "solo", "--kind", "openai", "--key", "sk-handover-solo-01")
+    box.ok("providers", "add", "duo", "--kind", "openai", "--key", "sk-handover-duo-001")
+    box.ok("providers", "key-add", "duo", "--key", "sk-handover-duo-002")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(1)  # the upkeep's first look
+        box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' WHERE id = 1")
+        eventually(lambda: _count(hook, NO_KEY) and _count(hook, BACKUP), "the alerts")
+    finally:
+        assert server.stop() == 0
+    box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' WHERE id = 2")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: _count(hook, "provider key 2 ") == 1, "the key failed meanwhile")
+        time.sleep(1.5)  # several ticks of the new holder, nothing changed
+    finally:
+        assert server.stop() == 0
+    for words in (NO_KEY, BACKUP, "provider key 1 ", "provider key 2 "):
+        assert _count(hook, words) == 1, (words, hook.texts())
+    assert _count(hook, "no working key") == 1, hook.texts()  # duo keeps key 3
