@@ -13,8 +13,10 @@ longer than OpenAI's `user` may be), output_config.format (as response_format) a
 (messages_openai_format.py), and thinking (as reasoning_effort, by its budget or adaptive
 thinking's output_config.effort, a mid-conversation system message's per-message one first:
 messages_openai_effort.py) map to their counterparts. Deferred tools (`defer_loading`,
-client-side tool search) are sent once a tool result's `tool_reference` loads them. Answers
-and streams go back in providers/messages_openai_stream.py. Pure: no I/O.
+client-side tool search) are sent once a tool result's `tool_reference` loads them. A
+conversation Anthropic compacted goes on from its last `compaction` block's summary
+(compaction_history.py). Answers and streams go back in providers/messages_openai_stream.py.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
@@ -270,7 +273,7 @@ def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
     system = _text_of(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
-    for message in body.get("messages") or []:
+    for message in from_last_compaction(body.get("messages") or []):
         role = message.get("role")
         if role == "assistant":
             messages.append(_assistant_message(message.get("content"), model))
