@@ -15,7 +15,8 @@ thinking's output_config.effort, a mid-conversation system message's per-message
 messages_openai_effort.py) map to their counterparts. Deferred tools (`defer_loading`,
 client-side tool search) are sent once a tool result's `tool_reference` loads them. A
 conversation Anthropic compacted goes on from its last `compaction` block's summary
-(compaction_history.py). Answers and streams go back in providers/messages_openai_stream.py.
+(compaction_history.py); search results, in a user turn or a tool result, are read as text
+(search_results.py). Answers and streams go back in providers/messages_openai_stream.py.
 Pure: no I/O.
 """
 
@@ -46,6 +47,7 @@ from codelace_box.providers.messages_openai_stream import (
 )
 from codelace_box.providers.openai import REASONING_CONTENT, OpenAIAdapter, without_message_field
 from codelace_box.providers.reasoning_details import is_sealed, unseal
+from codelace_box.providers.search_results import SEARCH_RESULT, block_text, search_result_text
 from codelace_box.providers.stop_reasons import stops_of
 from codelace_box.providers.thought_signature import split_id, with_signature
 
@@ -62,9 +64,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     parts = content if isinstance(content, list) else []
-    return "\n".join(
-        b["text"] for b in parts if isinstance(b, dict) and isinstance(b.get("text"), str)
-    )
+    return "\n".join(text for text in map(block_text, parts) if text is not None)
 
 
 def _source(block: JSON) -> JSON:
@@ -101,6 +101,8 @@ def _user_part(block: JSON) -> JSON | None:
         return _image_part(block)
     if kind == "document":
         return _document_part(block)
+    if kind == SEARCH_RESULT:
+        return {"type": "text", "text": search_result_text(block)}
     raise _bad(f"{kind} blocks are not supported for this model")
 
 
