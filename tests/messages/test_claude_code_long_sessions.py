@@ -128,3 +128,25 @@ def test_a_subagent_on_an_openai_model_in_an_anthropic_session(
     models = sorted({r["model"] for r in rows})
     assert models == sorted({OPENAI_MODEL, "anthropic/claude-sonnet-4.5"}), models
     _settled_once(fresh, email, before, len(calls) + 2)
+
+
+def test_fine_grained_tool_streaming_on_both_providers(fresh: MessagesBox, tmp_path: Path) -> None:
+    """`CLAUDE_CODE_ENABLE_FINE_GRAINED_TOOL_STREAMING=1`: Claude Code marks its tools
+    `eager_input_streaming`; Anthropic is sent them as they are, an openai model plain functions
+    (no such field), and the tool loop ends on either."""
+    _, key = fresh.new_key()
+    home, notes = notes_home(tmp_path)
+    read = ToolUse("toolu_01", "Read", {"file_path": str(notes)})
+    fresh.fake.script(Reply(text="", tool_uses=[read]), Reply(text="The word is pelican."))
+    call = {"name": "Read", "arguments": json.dumps({"file_path": str(notes)})}
+    fresh.openai_fake.push(OpenAIReply(content="", tool_calls=[call]),
+                           OpenAIReply(content="The word is pelican."))  # fmt: skip
+    auth = {"ANTHROPIC_AUTH_TOKEN": key, "CLAUDE_CODE_ENABLE_FINE_GRAINED_TOOL_STREAMING": "1"}
+    for model in ((), ("--model", OPENAI_ALIAS)):
+        answer = run_claude(fresh, home, auth, "Read notes.txt", "--allowedTools", "Read", *model)
+        assert answer["result"] == "The word is pelican.", answer
+    eager = [t.get("eager_input_streaming") for c in completions(fresh) for t in c.body["tools"]
+             if t["name"] == "Read"]  # fmt: skip
+    assert eager == [True, True]
+    functions = [t["function"] for r in fresh.openai_fake.requests for t in r.body["tools"]]
+    assert functions and all(set(f) <= {"name", "description", "parameters"} for f in functions)
