@@ -11,11 +11,12 @@ from pathlib import Path
 
 from tests.fakes.anthropic_upstream import Reply, ToolUse
 from tests.fakes.openai_upstream import Reply as OpenAIReply
-from tests.messages.conftest import OPENAI_ALIAS, OPENAI_MODEL, MessagesBox
+from tests.messages.conftest import MODEL, OPENAI_ALIAS, OPENAI_MODEL, MessagesBox
 from tests.messages.test_claude_code import (  # noqa: F401
     claude_env,
     completions,
     default_alias,
+    default_model,
     notes_home,
     pytestmark,
     run_claude,
@@ -150,3 +151,21 @@ def test_fine_grained_tool_streaming_on_both_providers(fresh: MessagesBox, tmp_p
     assert eager == [True, True]
     functions = [t["function"] for r in fresh.openai_fake.requests for t in r.body["tools"]]
     assert functions and all(set(f) <= {"name", "description", "parameters"} for f in functions)
+
+
+def test_extra_high_effort_on_an_openai_model(fresh: MessagesBox, tmp_path: Path) -> None:
+    """`claude --effort xhigh` ("Extra", between high and max) with its default name routed to
+    an openai model: the model is asked for high effort, as for max, not the medium an effort
+    the translation did not know fell back to."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(OpenAIReply(content="Thought hard."))
+    fresh.cli("models", "alias", default_model(), OPENAI_MODEL)
+    fresh.until_reloaded()
+    try:
+        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Think",
+                            "--effort", "xhigh")  # fmt: skip
+    finally:
+        fresh.cli("models", "alias", default_model(), MODEL)
+        fresh.until_reloaded()
+    assert answer["result"] == "Thought hard."
+    assert [r.body.get("reasoning_effort") for r in fresh.openai_fake.requests] == ["high"]
