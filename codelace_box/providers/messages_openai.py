@@ -13,8 +13,11 @@ longer than OpenAI's `user` may be), output_config.format (as response_format) a
 (messages_openai_format.py), and thinking (as reasoning_effort, by its budget or adaptive
 thinking's output_config.effort, a mid-conversation system message's per-message one first:
 messages_openai_effort.py) map to their counterparts. Deferred tools (`defer_loading`,
-client-side tool search) are sent once a tool result's `tool_reference` loads them. Answers
-and streams go back in providers/messages_openai_stream.py. Pure: no I/O.
+client-side tool search) are sent once a tool result's `tool_reference` loads them. A
+conversation Anthropic compacted goes on from its last `compaction` block's summary
+(compaction_history.py); search results, in a user turn or a tool result, are read as text
+(search_results.py). Answers and streams go back in providers/messages_openai_stream.py.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.compaction_history import from_last_compaction
 from codelace_box.providers.messages_openai_effort import reasoning_effort
 from codelace_box.providers.messages_openai_errors import anthropic_overflow, is_overflow
 from codelace_box.providers.messages_openai_format import response_format, strict_ready
@@ -43,6 +47,7 @@ from codelace_box.providers.messages_openai_stream import (
 )
 from codelace_box.providers.openai import REASONING_CONTENT, OpenAIAdapter, without_message_field
 from codelace_box.providers.reasoning_details import is_sealed, unseal
+from codelace_box.providers.search_results import SEARCH_RESULT, block_text, search_result_text
 from codelace_box.providers.stop_reasons import stops_of
 from codelace_box.providers.thought_signature import split_id, with_signature
 
@@ -59,9 +64,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     parts = content if isinstance(content, list) else []
-    return "\n".join(
-        b["text"] for b in parts if isinstance(b, dict) and isinstance(b.get("text"), str)
-    )
+    return "\n".join(text for text in map(block_text, parts) if text is not None)
 
 
 def _source(block: JSON) -> JSON:
@@ -98,6 +101,8 @@ def _user_part(block: JSON) -> JSON | None:
         return _image_part(block)
     if kind == "document":
         return _document_part(block)
+    if kind == SEARCH_RESULT:
+        return {"type": "text", "text": search_result_text(block)}
     raise _bad(f"{kind} blocks are not supported for this model")
 
 
@@ -270,7 +275,7 @@ def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
     system = _text_of(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
-    for message in body.get("messages") or []:
+    for message in from_last_compaction(body.get("messages") or []):
         role = message.get("role")
         if role == "assistant":
             messages.append(_assistant_message(message.get("content"), model))

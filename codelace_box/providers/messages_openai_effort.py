@@ -2,7 +2,8 @@
 
 By the thinking budget (below 4096 tokens low, below 16384 medium, else high), or for adaptive
 thinking (as Claude Code sends it) by the effort in force: a mid-conversation system message's
-per-message `output_config.effort`, else the request's, else medium (max: OpenAI's high).
+per-message `output_config.effort`, else the request's, else medium (xhigh and max: OpenAI's
+high).
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from typing import Any
 
 # thinking.budget_tokens -> reasoning_effort (below each bound)
 _EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
-# output_config.effort -> reasoning_effort
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
+# output_config.effort -> reasoning_effort (Anthropic's xhigh, between high and max, and max:
+# OpenAI's high, which every reasoning model takes)
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
 
 def reasoning_effort(thinking: Any, output_config: Any, messages: list[Any]) -> str | None:
     """reasoning_effort for Anthropic's thinking: by its budget, or (adaptive thinking, as
-    Claude Code sends it) by the per-message effort in force, else `output_config.effort` (max:
-    OpenAI's high), else medium."""
+    Claude Code sends it) by the per-message effort in force, else `output_config.effort`
+    (xhigh and max: OpenAI's high), else medium."""
     if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
         return None
     budget = thinking.get("budget_tokens")

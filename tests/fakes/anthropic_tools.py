@@ -15,8 +15,11 @@ from typing import Any
 from tests.fakes.anthropic_checks import schema_problem
 
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# `eager_input_streaming`: fine-grained tool streaming (the input streamed unbuffered, as Claude
+# Code asks with CLAUDE_CODE_ENABLE_FINE_GRAINED_TOOL_STREAMING=1)
 TOOL_FIELDS = {
     "name", "description", "input_schema", "cache_control", "strict", "type", "defer_loading",
+    "eager_input_streaming",
 }  # fmt: skip
 # Anthropic-defined client tools (no input_schema: Anthropic adds their definitions itself)
 DEFINED_TOOL_RE = re.compile(r"^(bash|text_editor|computer|memory)_\d{8}$")

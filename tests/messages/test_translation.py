@@ -86,7 +86,9 @@ def test_adaptive_thinking_keeps_the_effort_claude_code_asks_for(fresh: Messages
     """Claude Code sends `thinking: {type: adaptive}` with `output_config.effort` (its /effort
     setting): the effort is what the OpenAI model is asked for, not a fixed medium."""
     _, key = fresh.new_key()
-    for effort, expected in (("low", "low"), ("high", "high"), ("max", "high"), (None, "medium")):
+    efforts = (("low", "low"), ("high", "high"), ("xhigh", "high"), ("max", "high"),
+               (None, "medium"))  # fmt: skip
+    for effort, expected in efforts:
         fresh.openai_fake.push(Reply(content="ok"))
         body = {"model": OPENAI_ALIAS, "max_tokens": 50, "thinking": {"type": "adaptive"},
                 "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
