@@ -164,15 +164,36 @@ class Gateway:
 
     async def complete(self, call: ChatCall) -> Completed:
         """Run a non-streaming call that was prepared (and so reserved); see the module doc
-        for a client that leaves."""
-        task = asyncio.create_task(self._complete(call))  # (ensure_future: +0.4 us)
+        for a client that leaves. The call runs as a task of its own, which tells the
+        handler its outcome through `told` as soon as it has it: one loop turn sooner than
+        `asyncio.shield` (the task's end, then shield's callback, then the handler)."""
+        told: asyncio.Future[Completed] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._complete_to(call, told))  # (ensure_future: +0.4 us)
         try:
-            return await asyncio.shield(task)
+            return await told  # cancelled with the handler (the client left): the task runs on
         except asyncio.CancelledError:
             self._left.add(call.request_id)
             self._background.add(task)
             task.add_done_callback(partial(self._background_done, call.request_id))
             raise
+
+    async def _complete_to(self, call: ChatCall, told: asyncio.Future[Completed]) -> None:
+        """`_complete`, its outcome told to the handler waiting on `told`; once the handler
+        is gone (`told` cancelled), the task's own (`_background_done` looks at it)."""
+        try:
+            done = await self._complete(call)
+        except asyncio.CancelledError:
+            if told.done():
+                raise
+            told.cancel()
+            return
+        except Exception as exc:
+            if told.done():
+                raise
+            told.set_exception(exc)
+            return
+        if not told.done():
+            told.set_result(done)
 
     async def drain(self, timeout: float, window: float) -> None:
         """Before the worker stops: calls whose clients left finish and are charged; any still
