@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import partial
@@ -61,6 +60,7 @@ from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
 from codelace_box.gateway.streaming import streamed_answer
 from codelace_box.gateway.upstream import open_upstream
+from codelace_box.live_refs import LiveRefs
 from codelace_box.providers.base import JSON, Usage
 from codelace_box.providers.responses_passthrough import NativeResponses
 
@@ -89,30 +89,6 @@ class Completed:
     large: bool = False  # its upstream answer was OFF_LOOP_BYTES or more: write it off the loop
 
 
-class LiveCalls:
-    """The calls of this process that may still settle, by request id: weak references, so a
-    call is gone once nothing refers to it; the dead ones are dropped whenever the entries
-    have doubled since the last count. (A WeakValueDictionary makes a Python KeyedRef and
-    runs a Python callback for each: about 7,800 instructions a call, against about 1,000.)"""
-
-    __slots__ = ("_count_at", "_refs")
-
-    def __init__(self) -> None:
-        self._refs: dict[str, weakref.ref[ChatCall]] = {}
-        self._count_at = 64
-
-    def add(self, call: ChatCall) -> None:
-        refs = self._refs
-        refs[call.request_id] = weakref.ref(call)
-        if len(refs) >= self._count_at:
-            self._refs = {rid: ref for rid, ref in refs.items() if ref() is not None}
-            self._count_at = 2 * len(self._refs) + 64
-
-    def __contains__(self, request_id: str) -> bool:
-        ref = self._refs.get(request_id)
-        return ref is not None and ref() is not None
-
-
 class Gateway:
     """The pipeline, with one process's routes, upstream client and write batch."""
 
@@ -126,7 +102,7 @@ class Gateway:
         self.prober = KeyProber(settings.probe_timeout_sec)
         self._left: set[str] = set()  # request ids whose client went away mid-call
         self._background: set[asyncio.Future[Any]] = set()
-        self._calls = LiveCalls()  # every call of this process that may still settle
+        self._calls: LiveRefs[ChatCall] = LiveRefs()  # its calls that may still settle
         self._gone_owners = OwnerWatch()
 
     async def prepare(
@@ -144,7 +120,7 @@ class Gateway:
         """Reserve a prepared call's worst case, whatever route the call came by, after the
         account limits (429) and the key cap (402); 402 if the balance does not cover it.
         `limits`: the account's (default: only the call's key cap)."""
-        self._calls.add(call)
+        self._calls.add(call.request_id, call)
         admit = partial(
             admit_steps, user_id=call.user_id, request_id=call.request_id,
             amount_nanos=call.hold_nanos, limits=limits or Admission(key_id=call.key_id),
