@@ -120,16 +120,20 @@ class Children(Generic[M]):
         _FAMILIES.append(self)
 
     def __call__(self, *labels: str) -> M:
-        here = _here
-        if here.into is not None:  # inside a write: counted after its COMMIT
+        return self.counted_by(_here.counting, labels)
+
+    def counted_by(self, counting: _Counting, labels: tuple[str, ...]) -> M:
+        """The child to count into, for a thread counting so."""
+        if counting.into is not None:  # inside a write: counted after its COMMIT
             later = self._later.get(labels)
             if later is None:
                 later = self._later[labels] = _Later(self, labels)
             return later  # type: ignore[return-value]
-        if here.sums is not None:
+        sums = counting.sums
+        if sums is not None:
             found = self._sums.get(labels)
             if found is None:
-                found = self._sums[labels] = here.sums.new(self.child(labels))
+                found = self._sums[labels] = sums.new(self.child(labels))
             return found
         return self.child(labels)
 
@@ -148,9 +152,23 @@ Increment = tuple["_Later", str, float]  # whose, "inc" or "observe", the amount
 _FAMILIES: list[Children[Any]] = []
 
 
+class _Counting:
+    """Where a thread's increments go."""
+
+    __slots__ = ("into", "sums")
+
+    def __init__(self) -> None:
+        self.into: list[Increment] | None = None  # inside a write (`counted_on_commit`)
+        self.sums: Sums | None = None  # the serving loop's thread (`sum_on_this_thread`)
+
+
 class _Here(threading.local):
-    into: list[Increment] | None = None  # inside a write (`counted_on_commit`)
-    sums: Sums | None = None  # the serving loop's thread (`sum_on_this_thread`)
+    """This thread's `_Counting`: one object, so that a count reads the thread-local once,
+    and applying a batch's increments once for all (a read of a threading.local costs about
+    530 instructions, a plain attribute's a tenth: 8 reads a chat completion fewer)."""
+
+    def __init__(self) -> None:
+        self.counting = _Counting()
 
 
 _here = _Here()
@@ -165,14 +183,14 @@ class _Later:
         self._family, self._labels = family, labels
 
     def inc(self, amount: float = 1) -> None:
-        _here.into.append((self, "inc", amount))  # type: ignore[union-attr]
+        _here.counting.into.append((self, "inc", amount))  # type: ignore[union-attr]
 
     def observe(self, amount: float) -> None:
-        _here.into.append((self, "observe", amount))  # type: ignore[union-attr]
+        _here.counting.into.append((self, "observe", amount))  # type: ignore[union-attr]
 
-    def now(self) -> Any:
-        """The child to count into on this thread, now."""
-        return self._family(*self._labels)
+    def now(self, counting: _Counting) -> Any:
+        """The child to count into now, on a thread counting so."""
+        return self._family.counted_by(counting, self._labels)
 
 
 class counted_on_commit:
@@ -186,18 +204,20 @@ class counted_on_commit:
         self._before: list[Increment] | None = None
 
     def __enter__(self) -> None:
-        self._before, _here.into = _here.into, self._into
+        counting = _here.counting
+        self._before, counting.into = counting.into, self._into
 
     def __exit__(self, *exc: object) -> None:
-        _here.into = self._before
+        _here.counting.into = self._before
 
 
 def count(increments: Iterable[Increment]) -> None:
     """Apply increments that waited (their transaction committed): one refused (a counter
     lowered) is logged, never raised, as the writes are done."""
+    counting = _here.counting
     for later, method, amount in increments:
         try:
-            getattr(later.now(), method)(amount)
+            getattr(later.now(counting), method)(amount)
         except ValueError:
             logging.getLogger("codelace_box.metrics").exception("a metric refused %r", amount)
 
@@ -209,22 +229,23 @@ def sum_on_this_thread(loop: asyncio.AbstractEventLoop) -> Sums:
     every scrape. Other threads keep prometheus_client's own (locked) children."""
     every_turn = bool(os.environ.get(MULTIPROC_ENV))
     stop_summing()  # an earlier loop's (tests serve more than once in a process)
-    _here.sums = Sums(loop, 0.0 if every_turn else FLUSH_SEC)
-    return _here.sums
+    sums = _here.counting.sums = Sums(loop, 0.0 if every_turn else FLUSH_SEC)
+    return sums
 
 
 def stop_summing() -> None:
     """Hand this thread's sums over and add up no more here (its loop is stopping)."""
     flush()
-    _here.sums = None
+    _here.counting.sums = None
     for family in _FAMILIES:
         family.forget_sums()
 
 
 def flush() -> None:
     """Hand this thread's sums to prometheus_client now (before a scrape, when stopping)."""
-    if _here.sums is not None:
-        _here.sums.flush()
+    sums = _here.counting.sums
+    if sums is not None:
+        sums.flush()
 
 
 http_requests: Children[Counter] = Children(HTTP_REQUESTS)

@@ -99,9 +99,11 @@ def token_cost_nanos(
     Negative counts or prices (a confused upstream) count as zero: a cost is never negative,
     so a request can never add credit.
     """
-    counts = (max(0, input_tokens), max(0, output_tokens))
-    prices = (max(0, input_per_1m_nanos), max(0, output_per_1m_nanos))
-    scaled = counts[0] * prices[0] + counts[1] * prices[1]
+    scaled = 0  # (comparisons, not max(0, n): the builtin's call costs 6x as much)
+    if input_tokens > 0 and input_per_1m_nanos > 0:
+        scaled += input_tokens * input_per_1m_nanos
+    if output_tokens > 0 and output_per_1m_nanos > 0:
+        scaled += output_tokens * output_per_1m_nanos
     return -(-scaled // TOKENS_PER_PRICE_UNIT)
 
 
@@ -109,5 +111,5 @@ def priced_tokens_nanos(*counts_at_prices: tuple[int, int]) -> int:
     """Cost of several (token count, nano-USD per 1M tokens) pairs, rounded up once to the
     next nano-USD (so splitting input into cache reads and writes rounds no differently).
     Negative counts or prices count as zero."""
-    scaled = sum(max(0, count) * max(0, price) for count, price in counts_at_prices)
+    scaled = sum(count * price for count, price in counts_at_prices if count > 0 and price > 0)
     return -(-scaled // TOKENS_PER_PRICE_UNIT)

@@ -25,7 +25,8 @@ def usage_from(raw: Any) -> Usage | None:
         return None
     details = {k: v for k, v in raw.items() if k not in _STANDARD_USAGE and not _private(k)}
     _standard_cache_reads(details)
-    usage = Usage(max(prompt, 0), _with_reasoning(raw, prompt, max(completion, 0)), details)
+    output = _with_reasoning(raw, prompt, completion if completion > 0 else 0)  # (not max():
+    usage = Usage(prompt if prompt > 0 else 0, output, details)  # a builtin call, 6x the cost)
     set_cache_tokens(usage, details.get("prompt_tokens_details"))
     return usage
 

@@ -59,6 +59,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.launcher",
         "codelace_box.parent_death",
         "codelace_box.logformat",
+        "codelace_box.live_refs",
         "codelace_box.logwriter",
         "codelace_box.metrics",
         "codelace_box.metrics_folders",

@@ -24,9 +24,10 @@ from codelace_box.db.models import Hold, UsageRecord, User
 from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
 from codelace_box.gateway.client import UpstreamClient
 from codelace_box.gateway.metering import Settlement, admit, admit_in, settle, settle_in
-from codelace_box.gateway.pipeline import Gateway, GatewaySettings, LiveCalls
+from codelace_box.gateway.pipeline import Gateway, GatewaySettings
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
+from codelace_box.live_refs import LiveRefs
 from codelace_box.reports.usage import usage_summary
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
@@ -151,25 +152,27 @@ async def test_the_sweep_frees_a_hold_whose_call_is_gone_and_keeps_live_ones(db:
 
 
 class _Call:
-    """What LiveCalls keeps of a call: its request id, and that it can be referred to weakly."""
+    """What LiveRefs keeps of a call: its request id, and that it can be referred to weakly."""
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
 
 
 def test_the_registry_of_running_calls_forgets_the_gone_ones_and_keeps_the_others() -> None:
-    """The sweep's registry of the calls that may still settle (pipeline.LiveCalls): as calls
-    come and go, the gone ones are dropped (it stays small) and one still referred to stays,
-    however many came after it."""
-    calls = LiveCalls()
+    """The sweep's registry of the calls that may still settle (live_refs.LiveRefs; the
+    server's requests in flight are kept the same way): as calls come and go, the gone ones
+    are dropped (it stays small) and one still referred to stays, however many came after
+    it; going over it gives the live ones only."""
+    calls: LiveRefs[ChatCall] = LiveRefs()
     running = [cast(ChatCall, _Call(f"run-{n}")) for n in range(3)]
     for call in running:
-        calls.add(call)
+        calls.add(call.request_id, call)
     for n in range(1000):
-        calls.add(cast(ChatCall, _Call(f"gone-{n}")))  # nothing refers to it after this
+        calls.add(f"gone-{n}", cast(ChatCall, _Call(f"gone-{n}")))  # nothing refers to it after
     assert all(call.request_id in calls for call in running)
     assert "gone-5" not in calls and "gone-999" not in calls and "never" not in calls
     assert len(calls._refs) < 100
+    assert sorted(call.request_id for call in calls) == ["run-0", "run-1", "run-2"]
 
 
 async def test_one_failing_settlement_does_not_touch_the_rest_of_its_batch(db: Path) -> None:
