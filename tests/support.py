@@ -43,7 +43,7 @@ PROGRAM: tuple[str, ...] = (
 TLS: ssl.SSLContext = httpx.create_ssl_context()
 CATALOG_SEEN_SEC = 1.0  # the SPEC: a catalog change is seen within a second
 CATALOG_RELOAD_SEC = 0.6  # a worker's catalog reload period (gateway/routing.py), and a margin
-ANTHROPIC_LIST = {"anthropic-version": "2023-06-01"}  # /v1/models/{alias} answers for aliases
+ANTHROPIC_LIST = {"anthropic-version": "2023-06-01"}  # Anthropic's shape of /v1/models/{id}
 
 
 def sdk_http(sdk: Any, *, asynchronous: bool = False) -> Any:

@@ -70,19 +70,20 @@ def anthropic_page(
 
 @bp.route("/v1/models/<model_id:path>", methods=READ)
 async def model(request: Request, model_id: str) -> HTTPResponse:
-    """One servable model (ids contain a slash: /v1/models/openai/gpt-5.4)."""
+    """One servable model (ids contain a slash: /v1/models/openai/gpt-5.4), or an alias: the
+    model it routes to under the name asked for, in either shape (as OpenRouter and LiteLLM
+    answer an alias; /v1/models in OpenAI's shape lists only the catalog)."""
     gateway: Gateway = request.app.ctx.gateway
     model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
     if not model_id:
         raise NotFound("no model id given: GET /v1/models lists the models", code="model_not_found")
     found = next((m for m in gateway.routes.servable_models() if m.id == model_id), None)
-    if request.headers.get("anthropic-version"):  # Anthropic's shape; an alias is a model
-        found = found or gateway.routes.servable_aliases().get(model_id)
-        if found is not None:
-            return json_response(anthropic_model_list_view([(model_id, found)])["data"][0])
+    found = found or gateway.routes.servable_aliases().get(model_id)
     if found is None:
         raise NotFound(f"the model {model_id} does not exist", code="model_not_found")
-    return json_response(model_view(found))
+    if request.headers.get("anthropic-version"):  # Anthropic's shape; an alias is a model
+        return json_response(anthropic_model_list_view([(model_id, found)])["data"][0])
+    return json_response({**model_view(found), "id": model_id})
 
 
 @bp.route("/api/v1/public/pricing", methods=READ)

@@ -52,7 +52,7 @@ INVALID = [
     ({k: v for k, v in HELLO.items() if k != "max_tokens"}, "max_tokens: Field required"),
     ({**HELLO, "n": 2}, "n: Extra inputs are not permitted"),
     ({**HELLO, "messages": _turns("assistant", "user")}, "starting with 'user'"),
-    ({**HELLO, "messages": _turns("user", "user")}, "alternate"),
+    ({**HELLO, "messages": _turns("assistant", "assistant", "user")}, "starting with 'user'"),
     ({**HELLO, "messages": [{"role": "system", "content": "x"}]}, "role"),
     ({**HELLO, "messages": [{"role": "user", "content": ""}]}, "non-empty"),
     (
@@ -224,12 +224,44 @@ def test_documented_requests_are_valid() -> None:
 
 
 def test_invalid_body_gets_anthropic_400(fake: FakeAnthropic) -> None:
-    response = post(fake, {**HELLO, "messages": _turns("user", "user")})
+    response = post(fake, {**HELLO, "messages": _turns("assistant", "user")})
     assert response.status_code == 400
     body = response.json()
     assert body["type"] == "error"
     assert body["error"]["type"] == "invalid_request_error"
     assert "alternate" in body["error"]["message"]
+
+
+def test_consecutive_turns_of_one_role_are_one_turn() -> None:
+    """Anthropic combines consecutive user (or assistant) turns into one; the fake refused two
+    user turns in a row, stricter than the API it stands for."""
+    assert request_problem({**HELLO, "messages": _turns("user", "user")}) is None
+    assert request_problem({**HELLO, "messages": _turns("user", "assistant", "assistant")}) is None
+    answered = [*_turns("user"), {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [RESULT]}, *_turns("user")]  # fmt: skip
+    assert request_problem({**HELLO, "tools": TOOLS, "messages": answered}) is None
+    late = [*_turns("user"), {"role": "assistant", "content": [USE]}, *_turns("user"),
+            {"role": "user", "content": [RESULT]}]  # fmt: skip
+    problem = request_problem({**HELLO, "tools": TOOLS, "messages": late})
+    assert problem is not None and "must come first" in problem
+
+
+TASK_BUDGETS = "task-budgets-2026-03-13"
+
+
+def test_a_task_budget_is_taken_under_its_beta() -> None:
+    """Claude Code sends output_config.task_budget under the task-budgets beta (Anthropic's
+    documented {type: "tokens", total, remaining}); the fake refused it as an unknown field."""
+    budget = {"type": "tokens", "total": 64000}
+    body = {**HELLO, "model": "claude-opus-4-7", "output_config": {"task_budget": budget}}
+    assert request_problem(body, TASK_BUDGETS) is None
+    carried = {"effort": "high", "task_budget": {**budget, "remaining": 1000}}
+    assert request_problem({**body, "output_config": carried}, f"x-1, {TASK_BUDGETS}") is None
+    without = request_problem(body)
+    assert without is not None and "task_budget: Extra inputs" in without
+    for bad in ({"total": 5}, {**budget, "total": "5"}, {**budget, "cap": 1}, [budget]):
+        wrong = request_problem({**body, "output_config": {"task_budget": bad}}, TASK_BUDGETS)
+        assert wrong is not None and "task_budget" in wrong, bad
 
 
 def test_headers_are_checked(fake: FakeAnthropic) -> None:

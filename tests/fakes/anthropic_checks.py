@@ -7,7 +7,8 @@
 `manual_thinking_problem(model)` budget thinking on models that only think adaptively;
 `sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
 `cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints;
-`output_config_problem(config)` its effort and structured-output format;
+`output_config_problem(config, beta)` its effort, structured-output format and (under its beta)
+task budget;
 `message_fields_problem(message, i, beta)` a message's own fields (a mid-conversation system
 message's per-message `output_config` under its beta);
 `omits_thinking(body)` whether the answer's thinking blocks come without their text.
@@ -206,17 +207,49 @@ def message_fields_problem(message: dict[str, Any], i: int, beta: str) -> str | 
     return None
 
 
-def output_config_problem(config: Any) -> str | None:
-    """Anthropic's refusal of an output_config (effort, format and its schema), or None."""
+TASK_BUDGETS_BETA = "task-budgets-2026-03-13"
+
+
+def _task_budget_problem(budget: Any) -> str | None:
+    """Anthropic's refusal of an output_config.task_budget ({type: "tokens", total, and
+    remaining when carried over a compaction}), or None (None when there is none)."""
+    where = "output_config.task_budget"
+    if budget is None:
+        return None
+    if not isinstance(budget, dict):
+        return f"{where}: Input should be a valid dictionary"
+    extra = set(budget) - {"type", "total", "remaining"}
+    if extra:
+        return f"{where}.{sorted(extra)[0]}: Extra inputs are not permitted"
+    if budget.get("type") != "tokens":
+        return f"{where}.type: Input should be 'tokens'"
+    for field in ("total", "remaining"):
+        value = budget.get(field)
+        if (field == "total" or value is not None) and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            return f"{where}.{field}: Input should be a non-negative integer"
+    return None
+
+
+def output_config_problem(config: Any, beta: str = "") -> str | None:
+    """Anthropic's refusal of an output_config (effort, format and its schema, and under the
+    task-budgets beta a task_budget, which Claude Code sends), or None."""
     if config is None:
         return None
     if not isinstance(config, dict):
         return "output_config: Input should be a valid dictionary"
-    extra = set(config) - {"format", "effort"}
+    flags = [flag.strip().lower() for flag in beta.split(",")]
+    known = {"format", "effort"} | ({"task_budget"} if TASK_BUDGETS_BETA in flags else set())
+    extra = set(config) - known
     if extra:
         return f"output_config.{sorted(extra)[0]}: Extra inputs are not permitted"
     if config.get("effort") not in EFFORTS:
         return "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+    return _task_budget_problem(config.get("task_budget")) or _format_problem(config)
+
+
+def _format_problem(config: dict[str, Any]) -> str | None:
     fmt = config.get("format")
     if fmt is not None and (
         not isinstance(fmt, dict)

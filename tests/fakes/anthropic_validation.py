@@ -1,10 +1,10 @@
 """Validation of Messages API request bodies, as strict as Anthropic's API (for the fake server).
 
 `request_problem(body)` returns the first problem as Anthropic would word it, or None. It checks
-required fields, unknown fields, strictly alternating user/assistant turns starting with user,
-content block shapes per role, blank text, tool_result placement (first in a user turn,
-answering each tool_use of the assistant turn before it), system, sampling, tools, tool_choice
-and thinking.
+required fields, unknown fields, user/assistant turns starting with user (consecutive messages
+of one role are one turn, as Anthropic combines them), content block shapes per role, blank
+text, tool_result placement (first in a user turn, answering each tool_use of the assistant turn
+before it), system, sampling, tools, tool_choice and thinking.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _check_body(body: Any, beta: str) -> None:
     _check_tool_choice(body.get("tool_choice"), tool_names)
     _check_thinking(body)
     problem = (
-        output_config_problem(body.get("output_config"))
+        output_config_problem(body.get("output_config"), beta)
         or sampling_problem(body["model"], body)
         or cache_control_problem(body)
     )
@@ -98,7 +98,23 @@ def _check_messages(messages: Any, beta: str) -> None:
     if not isinstance(messages, list) or not messages:
         raise Invalid("messages: at least one message is required")
     previous_tool_ids: set[str] = set()
-    turn = 0  # position among user/assistant turns (mid-conversation system ones aside)
+    turns = _turns(messages, beta)
+    for n, (i, role, blocks) in enumerate(turns):
+        if role != ("user" if n % 2 == 0 else "assistant"):  # only a first assistant turn
+            raise Invalid(f"messages.{i}: roles must alternate between 'user' and 'assistant', "
+                          "starting with 'user'")  # fmt: skip
+        problem = content_problem(blocks, i, role == "assistant" and n == len(turns) - 1)
+        if problem:
+            raise Invalid(problem)
+        if role == "user":
+            _check_tool_results(blocks, previous_tool_ids, i)
+        previous_tool_ids = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+
+
+def _turns(messages: list[Any], beta: str) -> list[tuple[int, str, list[JSON]]]:
+    """The user/assistant turns (first message's index, role, blocks), each message checked;
+    consecutive messages of one role are one turn, as Anthropic combines them."""
+    turns: list[tuple[int, str, list[JSON]]] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise Invalid(f"messages.{i}: Input should be a valid dictionary")
@@ -106,27 +122,21 @@ def _check_messages(messages: Any, beta: str) -> None:
         if problem:
             raise Invalid(problem)
         role = message.get("role")
-        if role == "system" and turn > 0:  # the mid-conversation-system beta Claude Code uses
-            # an effort-only one (per-message output_config) has empty content
+        if role == "system" and turns:  # mid-conversation (a beta); effort-only: may be empty
             effort_only = bool(message.get("output_config"))
             _blocks(message.get("content"), f"messages.{i}", allow_empty=effort_only)
             continue
         if role not in BLOCKS_BY_ROLE:
             raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        expected, turn = ("user" if turn % 2 == 0 else "assistant"), turn + 1
-        if role != expected:
-            raise Invalid(f"messages.{i}: roles must alternate between 'user' and 'assistant', "
-                          "starting with 'user'")  # fmt: skip
         prefill = role == "assistant" and i == len(messages) - 1
         blocks = _blocks(message.get("content"), f"messages.{i}", allow_empty=prefill)
         for j, block in enumerate(blocks):
             _check_block(block, role, f"messages.{i}.content.{j}")
-        problem = content_problem(blocks, i, prefill)
-        if problem:
-            raise Invalid(problem)
-        if role == "user":
-            _check_tool_results(blocks, previous_tool_ids, i)
-        previous_tool_ids = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+        if turns and turns[-1][1] == role:
+            turns[-1][2].extend(blocks)
+        else:
+            turns.append((i, role, list(blocks)))
+    return turns
 
 
 def _blocks(content: Any, where: str, allow_empty: bool) -> list[JSON]:

@@ -226,3 +226,23 @@ def test_the_anthropic_model_list_holds_to_the_sdks_own_types(box: MessagesBox) 
         assert ModelInfo.model_validate(raw).lifecycle == "active"
     assert {m.lifecycle for m in box.client(key).models.list()} == {"active"}
     assert box.client(key).models.retrieve(ALIAS).lifecycle == "active"
+
+
+def test_an_alias_is_retrieved_in_openais_shape_and_not_listed(box: MessagesBox) -> None:
+    """GET /v1/models/{alias} without `anthropic-version` (the openai SDK's models.retrieve) was a
+    404 for a name that a chat completion takes: it answers the model the alias routes to under
+    the name asked for (as OpenRouter and LiteLLM answer an alias). The OpenAI list stays the
+    catalog: an SDK user lists ids to pick one, and an alias would show one model twice."""
+    import openai
+
+    _, key = box.new_key()
+    client = openai.OpenAI(api_key=key, base_url=f"{box.server.base_url}/v1")
+    model = client.models.retrieve(OPENAI_ALIAS)
+    assert (model.id, model.object, model.owned_by) == (OPENAI_ALIAS, "model", "oai")
+    raw = httpx.get(f"{box.server.base_url}/v1/models/{ALIAS}").json()
+    catalog = httpx.get(f"{box.server.base_url}/v1/models/{MODEL}").json()
+    assert raw == {**catalog, "id": ALIAS}
+    listed = [m.id for m in client.models.list()]
+    assert MODEL in listed and ALIAS not in listed and OPENAI_ALIAS not in listed
+    missing = httpx.get(f"{box.server.base_url}/v1/models/no-such-alias")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
