@@ -37,11 +37,12 @@ from codelace_box.db.lead import Lead
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.client import UpstreamClient, UpstreamLimits
+from codelace_box.gateway.containers import refuse_foreign_container
 from codelace_box.gateway.holds import claim_hold_owner
 from codelace_box.gateway.pipeline import DEFAULT_KEEPALIVE_SEC, Gateway, GatewaySettings
 from codelace_box.gateway.refreshed_routes import route_table
 from codelace_box.gateway.relay import STREAM_HEADERS
-from codelace_box.gateway.request import ChatCall, prepare_call
+from codelace_box.gateway.request import MESSAGES_ROUTE, ChatCall, prepare_call
 from codelace_box.gateway.routing import ProviderUnavailable, RouteTable
 from codelace_box.providers.base import JSON
 
@@ -103,6 +104,8 @@ async def run_call(
     check_model_allowed(auth.allowed_models, call.route.id)
     check_no_other_models(call.body, auth.allowed_models)
     request.ctx.call = call  # for the access line and the metrics (api/observe.py)
+    if "container" in call.body and call.ingress == MESSAGES_ROUTE:  # (else nothing to look up)
+        await refuse_foreign_container(call.body, auth.user_id)
     await gateway.reserve(call, admission(gateway, auth))
     return await answer(request, gateway, call)
 

@@ -17,6 +17,7 @@ from codelace_box.accounts.keys import KEY_PREFIX, AuthContext
 from codelace_box.api.common import bearer_token, json_body, json_response, keyed_auth
 from codelace_box.api.inference import admission, run_call
 from codelace_box.errors import AuthenticationFailed
+from codelace_box.gateway.containers import refuse_foreign_container
 from codelace_box.gateway.count_tokens import count_tokens
 from codelace_box.gateway.messages import prepare_messages_call
 from codelace_box.gateway.pipeline import Gateway
@@ -58,6 +59,8 @@ async def messages_count_tokens(request: Request) -> HTTPResponse:
     """`{"input_tokens": N}` for a Messages body; never charged."""
     auth = await messages_auth(request)
     body = json_body(request)
+    if "container" in body:
+        await refuse_foreign_container(body, auth.user_id)
     gateway: Gateway = request.app.ctx.gateway
     account = (auth.user_id, admission(gateway, auth).rpm)
     counted = await count_tokens(

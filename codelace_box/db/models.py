@@ -380,6 +380,18 @@ class OpenAlert(BaseModel):
         primary_key = CompositeKey("kind", "subject")
 
 
+class AnthropicContainer(BaseModel):
+    """An Anthropic code execution container and the user it was answered to: only that user's
+    requests may name it (gateway/containers.py); the retention pass deletes it once expired."""
+
+    container_id = CharField(primary_key=True)
+    user = ForeignKeyField(User, backref="containers", on_delete="CASCADE")
+    expires_at = CharField(max_length=40, index=True)  # the stored text form of timestamps
+
+    class Meta:
+        table_name = "anthropic_container"
+
+
 class PortalSession(BaseModel):
     """A signed-in browser of the portal: its cookie is the token, stored here only hashed."""
 
@@ -420,5 +432,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     AuditHead,
     RefusalCount,
     OpenAlert,
+    AnthropicContainer,
     PortalSession,
 ]

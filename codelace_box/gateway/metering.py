@@ -51,6 +51,7 @@ from typing import Any
 from codelace_box import metrics
 from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db import hotpath, totals
+from codelace_box.db.containers import record_container_in
 from codelace_box.db.core import (
     Tx,
     day_of,
@@ -201,6 +202,7 @@ class Settlement:
     route: str = "/v1/chat/completions"
     cache: CacheTokens = field(default_factory=CacheTokens)
     upstream_error: str | None = None  # the provider's error message, masked and bounded
+    container: tuple[str, str | None] | None = None  # Anthropic's (id, expires_at) answered
 
     def cost_nanos(self) -> int:
         """The price of the tokens (0 for a failed call): input tokens read from or written to
@@ -258,6 +260,8 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     hotpath.insert_usage(tx, values)
     if item.upstream_error:
         set_upstream_error(tx, item.request_id, item.upstream_error)
+    if item.container is not None:  # only this user may name it again (gateway/containers.py)
+        record_container_in(tx, item.user_id, *item.container)
     usage = (values[6], values[7], values[19], values[20], charged)  # tokens as stored
     count_in_totals(tx, (item.user_id, item.key_id, item.model), item.status, usage, now)
     _count(item, usage)

@@ -164,13 +164,32 @@ def without_compared_request(payload: JSON) -> JSON:
     return {**payload, "diagnostics": {**diagnostics, "previous_message_id": None}}
 
 
+def container_of(value: Any) -> tuple[str, str | None] | None:
+    """The (id, expires_at) of Anthropic's `container` object in an answer, if it is one."""
+    if type(value) is not dict or type(value.get("id")) is not str or not value["id"]:
+        return None
+    expires = value.get("expires_at")
+    return value["id"], expires if type(expires) is str else None
+
+
 class MessagesPassthrough(AnthropicAdapter):
     """A Messages body to an Anthropic upstream, kept as sent; one per call (it carries the
-    client's version and beta headers)."""
+    client's version and beta headers, and the container its answer named)."""
 
     def __init__(self, forwarded: dict[str, str], path: str = "/v1/messages") -> None:
         self.forwarded = forwarded
         self.path = path
+        self.container: tuple[str, str | None] | None = None
+
+    def answered_container(self) -> tuple[str, str | None] | None:
+        """The container (id, expires_at) the answer (or its stream) named, if any."""
+        return self.container
+
+    def saw_container(self, value: Any) -> None:
+        """Keep the `container` object an answer or stream event carried (the latest)."""
+        found = container_of(value)
+        if found is not None:
+            self.container = found
 
     def check_request(
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -198,20 +217,22 @@ class MessagesPassthrough(AnthropicAdapter):
         """The upstream's message as it is (model: the catalog id) and its usage."""
         check_message(payload)
         billed = billed_usage(payload)
+        self.saw_container(payload.get("container"))
         payload["model"] = public_model
         return payload, billed
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A relay of one Anthropic stream."""
-        return PassthroughStream(public_model)
+        return PassthroughStream(public_model, self)
 
 
 class PassthroughStream(StreamTranslator):
     """Relays each Anthropic event as it came, keeping the usage and the end in view."""
 
-    def __init__(self, public_model: str) -> None:
+    def __init__(self, public_model: str, adapter: MessagesPassthrough | None = None) -> None:
         super().__init__()
         self.public_model = public_model
+        self.adapter = adapter  # told the container message_start or message_delta names
         self.start_usage: JSON = {}
         self.content_started = False  # an event that carries output was seen
 
@@ -242,6 +263,8 @@ class PassthroughStream(StreamTranslator):
         message = data.get("message")
         if not isinstance(message, dict):
             return
+        if self.adapter is not None:
+            self.adapter.saw_container(message.get("container"))
         usage = message.get("usage")
         self.start_usage = usage if isinstance(usage, dict) else {}
         self.input_tokens_seen = input_tokens(self.start_usage)
@@ -256,6 +279,10 @@ class PassthroughStream(StreamTranslator):
                     self.output_chars += len(text)
 
     def _on_delta(self, data: JSON) -> None:
+        delta = data.get("delta")
+        if self.adapter is not None:  # (in `delta` as Anthropic sends it; at the top as well)
+            self.adapter.saw_container(data.get("container"))
+            self.adapter.saw_container(delta.get("container") if type(delta) is dict else None)
         usage = data.get("usage")
         if not isinstance(usage, dict):
             return

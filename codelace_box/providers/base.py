@@ -166,6 +166,11 @@ class ProviderAdapter(ABC):
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A fresh translator for one streamed response."""
 
+    def answered_container(self) -> tuple[str, str | None] | None:
+        """The (id, expires_at) of the code execution container the answer named, if any
+        (an Anthropic pass-through's; kept in the settlement): None by default."""
+        return None
+
     @abstractmethod
     def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
         """The URL and headers of a GET that answers 2xx only for a key the upstream accepts

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TextIO
 
+from codelace_box.db.containers import delete_expired_containers
 from codelace_box.db.core import EARLIEST, db_time, parse_time, utcnow
 from codelace_box.db.failing import FailureLog
 from codelace_box.db.history import (
@@ -136,6 +137,16 @@ async def minutes_pass(batch: int = RETENTION_BATCH, now: datetime | None = None
     return total
 
 
+async def containers_pass(now: datetime, batch: int = RETENTION_BATCH) -> int:
+    """One pass deleting the Anthropic containers expired before `now` (db/containers.py), as
+    `retention_pass`: whatever `days` says, an expired container is no one's to open."""
+    total = 0
+    while (done := await run_in_db_thread(delete_expired_containers, now, batch)) > 0:
+        total += done
+        await asyncio.sleep(RETENTION_PAUSE_SEC)
+    return total
+
+
 async def retention_loop(
     days: int,
     every_sec: float = RETENTION_EVERY_SEC,
@@ -174,10 +185,14 @@ async def retention_loop(
 
 
 async def retention_passes(days: int, now: datetime) -> None:
-    """Usage retention (`days` > 0) and the per-minute rollups' pruning, as of `now`."""
+    """Usage retention (`days` > 0), the per-minute rollups' pruning and the expired
+    containers' deletion, as of `now`."""
     deleted = await retention_pass(days, now=now) if days > 0 else 0
     if deleted:
         log.info("retention: deleted %d usage rows older than %d days", deleted, days)
     pruned = await minutes_pass(now=now)
     if pruned:
         log.info("retention: deleted %d per-minute rollups", pruned)
+    expired = await containers_pass(now)
+    if expired:
+        log.info("retention: deleted %d expired Anthropic containers", expired)

@@ -15,6 +15,7 @@ event mid-stream. `usage` is what the answer bills (the final counts).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,7 +237,14 @@ def context_window_exceeded() -> Wire:
 
 TOOL = {"id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
         "input": {"location": "San Francisco, CA"}}  # fmt: skip
-_CONTAINER = {"id": "container_011CPR5CNjB747bTd36fQLFk", "expires_at": "2026-12-05T01:00:00Z"}
+
+
+def _container() -> JSON:
+    """A container as Anthropic answers it: a new one for each conversation that names none
+    (the box keeps each id for the user it was answered to: gateway/containers.py)."""
+    return {"id": f"container_011{uuid.uuid4().hex[:21]}", "expires_at": "2026-12-05T01:00:00Z"}
+
+
 _EDITS = {"applied_edits": [{"type": "clear_tool_uses_20250919", "cleared_tool_uses": 2,
                              "cleared_input_tokens": 5000}]}  # fmt: skip
 
@@ -260,12 +268,13 @@ def unknown_blocks() -> Wire:
     events += _block(3, tool, _json(""), _json('{"location": "San Fra'), _json('ncisco, CA"}'))
     events.append({"type": "message_delta", "delta": {"stop_reason": None, "stop_sequence": None},
                    "usage": dict(usage, output_tokens=40)})  # fmt: skip
-    events += _end("tool_use", usage, container=_CONTAINER)
+    container = _container()
+    events += _end("tool_use", usage, container=container)
     events[-2]["context_management"] = _EDITS
     blocks = [{"type": "text", "text": "Okay, let's check the weather."}, future, fallback,
               dict(tool, input=TOOL["input"])]  # fmt: skip
     return _wire(events, blocks, "tool_use", usage, text="Okay, let's check the weather.",
-                 tool_calls=[TOOL], message_fields={"container": _CONTAINER,
+                 tool_calls=[TOOL], message_fields={"container": container,
                                                     "context_management": _EDITS})  # fmt: skip
 
 

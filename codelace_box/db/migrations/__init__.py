@@ -33,6 +33,7 @@ from codelace_box.db.migrations import (
     m0022_account_days_from_keys,
     m0023_parked_keys,
     m0024_open_alerts,
+    m0025_anthropic_containers,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -60,4 +61,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (22, m0022_account_days_from_keys),
     (23, m0023_parked_keys),
     (24, m0024_open_alerts),
+    (25, m0025_anthropic_containers),
 ]
