@@ -4,7 +4,8 @@
 Never charged and never held: the call goes through the same key rotation and retries as a
 completion (gateway/upstream.py), but no hold is taken and no usage row is written. A count an
 upstream is asked for spends the operator's provider key, so it counts in the account's
-requests per minute (a 429 past them); an estimate calls no one and is not counted.
+requests per minute (a 429 past them); an estimate calls no one and is not counted. A billed
+field the provider does not allow is refused as on /v1/messages (billed_fields.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from codelace_box.gateway.admission import count_in_rpm
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
+    forwarded_beta,
     forwarded_headers,
     refuse_stored_state,
     resolve_model,
@@ -30,6 +32,7 @@ from codelace_box.gateway.routing import allowed_first
 from codelace_box.gateway.upstream import UpstreamRejected, open_upstream
 from codelace_box.providers.anthropic_passthrough import MessagesPassthrough
 from codelace_box.providers.base import JSON
+from codelace_box.providers.billed_fields import check_billed_messages
 from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media, input_estimate
 
 COUNT_PATH = "/v1/messages/count_tokens"
@@ -70,10 +73,16 @@ async def count_tokens(
     request_id: str = "count_tokens",
 ) -> JSON:
     """`{"input_tokens": N}` for a Messages body; 403 for a model the key may not call (its
-    `allowed_models`, as on /v1/messages); `account`: (user id, requests per minute or 0)."""
+    `allowed_models`, as on /v1/messages), 400 for a billed field the provider does not allow
+    (as there: nothing is billed, but the body reaches the operator's account as sent, and an
+    `mcp_servers` URL in it is one Anthropic connects to); `account`: (user id, requests per
+    minute or 0)."""
     with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
         route = resolve_model(gateway.routes, _model(body))
     check_model_allowed(allowed_models, route.id)
+    check_billed_messages(
+        body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id
+    )
     if route.provider.kind != "anthropic":
         return {"input_tokens": estimated_count(body, body_len)}
     user_id, rpm = account

@@ -79,6 +79,7 @@ class ChatCall:
     shown_model: str = ""  # the model the answer names, when not the catalog id (an alias)
     loop_output: int = 0  # per choice: a server tool loop's output bound (output_token_bound)
     kept: list[JSON] = field(default_factory=list)  # /v1/responses/compact: the messages kept
+    compaction_trims: int = 0  # times a compaction too long was asked again shorter
 
     @property
     def answer_model(self) -> str:

@@ -26,7 +26,8 @@ relayed. Hints a translation passed on (`prompt_cache_key`, `safety_identifier`:
 gateway/hints.py), and the `stream_options` the box adds to ask a stream's usage, that the
 upstream refuses as unknown fields go the same way, and the provider is not sent them again for
 a while; so do an `anthropic` upstream's refusals of structured outputs' `output_config` or
-`output_format` (gateway/refused_output.py).
+`output_format` (gateway/refused_output.py). A translated compaction the model refuses as past
+its context window is asked again shorter (gateway/compaction_retry.py).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from codelace_box.gateway.client import (
     UpstreamResponse,
     UpstreamUnreachable,
 )
+from codelace_box.gateway.compaction_retry import trim_refused_compaction
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
@@ -293,8 +295,8 @@ async def _judge(
     prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, response: UpstreamResponse
 ) -> tuple[CodelaceError, bool]:
     """The error of a non-200 answer and whether the next attempt is free (its key was flagged,
-    or the request lost the reasoning_effort or a hint the box added); raises the error when
-    another key would not do better (the request itself is at fault)."""
+    or the request lost the reasoning_effort, a hint the box added or a compaction's oldest
+    turns); raises the error when another key would not do better (the request is at fault)."""
     if 300 <= response.status < 400:  # another key would be sent there too: not retried
         response.close()
         raise UpstreamRedirected(call.route.provider.name, response.status,
@@ -304,6 +306,7 @@ async def _judge(
         _drop_added_effort(call, error)
         or _drop_refused_hints(call, error)
         or drop_refused_output(call, error, response.status)
+        or trim_refused_compaction(call, error)
     ):
         return error, True
     if isinstance(error, ProviderKeyRejected):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from codelace_box.errors import InvalidRequest
 
@@ -67,6 +68,9 @@ _SERVER_TOOL_PREFIXES = tuple(SERVER_TOOLS)
 _LOOP_ONLY_PREFIXES = ("tool_search_tool_",)
 _LOOP_TOOL_PREFIXES = (*_SERVER_TOOL_PREFIXES, *_LOOP_ONLY_PREFIXES)
 LONG_CONTEXT_BETA = "context-1m-"
+# A file named so is audio (OpenRouter's and OpenAI's audio input formats)
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".mpga", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus",
+                    ".aiff", ".aif", ".pcm")  # fmt: skip
 MESSAGES_ONLY = frozenset({*SERVER_TOOLS.values(), "context-1m", "server_tools"})  # not fields
 # Tool types an upstream runs itself (OpenAI's hosted tools, which OpenRouter also takes on chat,
 # `web_search` as its shorthand; xAI's x_search and collections_search; a bare web_fetch or
@@ -223,10 +227,10 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
 
 
 def _audio_input_in(messages: Any) -> str | None:
-    """Where the first audio part of chat messages is, `input_audio` or a `file` of audio (a
-    `data:audio/...` file_data, as a translated Responses input_file is): OpenAI bills its
-    audio tokens (`prompt_tokens_details.audio_tokens`) at the audio input price, 16 times the
-    text one on gpt-4o-audio, while the user pays the model's one input price."""
+    """Where the first audio part of chat messages is, `input_audio` or a `file` of audio
+    (`_is_audio_file`): OpenAI bills its audio tokens (`prompt_tokens_details.audio_tokens`) at
+    the audio input price, 16 times the text one on gpt-4o-audio, while the user pays the
+    model's one input price."""
     for i, message in enumerate(messages if isinstance(messages, list) else ()):
         content = message.get("content") if isinstance(message, dict) else None
         for j, part in enumerate(content if isinstance(content, list) else ()):
@@ -237,8 +241,19 @@ def _audio_input_in(messages: Any) -> str | None:
 
 
 def _is_audio_file(file: Any) -> bool:
-    data = file.get("file_data") if isinstance(file, dict) else None
-    return isinstance(data, str) and data[:11].lower() == "data:audio/"
+    """A `data:audio/...` file_data (as a translated Responses input_file is), or a file
+    named as audio, by its `filename` or its URL's path: OpenRouter takes a URL in file_data
+    (documented for PDFs, which pass; its audio docs say URLs are not supported, but a file
+    named .mp3 is audio whatever the upstream makes of it)."""
+    if not isinstance(file, dict):
+        return False
+    data, name = file.get("file_data"), file.get("filename")
+    if isinstance(data, str) and data[:11].lower() == "data:audio/":
+        return True
+    url_path = urlsplit(data).path if isinstance(data, str) and "://" in data[:16] else ""
+    return any(
+        isinstance(n, str) and n.lower().endswith(AUDIO_EXTENSIONS) for n in (name, url_path)
+    )
 
 
 def check_billed_messages(

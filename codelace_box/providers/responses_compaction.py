@@ -13,7 +13,9 @@ and the answer's text is sealed in the compaction item (`COMPACTION_PREFIX` + ba
 not encrypted, for it is the client's own conversation; a forged one is no more than a user
 message); handed back, that item becomes a user message with the summary, for any model (a
 native one included). A compaction item sealed by someone else (OpenAI's own) can
-be read by no other model: a 400 naming it.
+be read by no other model: a 400 naming it. A translated compaction request the model refuses as
+past its context window is asked again with its oldest turns left out (`trimmed_for_compaction`,
+gateway/compaction_retry.py): Codex trims only for its local compaction, and stops on that refusal.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.jsonwire import dumps
 
 JSON = dict[str, Any]
 
@@ -37,6 +40,11 @@ SUMMARY_REQUEST = (
     "next steps. Answer with the summary alone, in plain text; call no tools."
 )
 SUMMARY_INTRO = "Summary of the conversation so far (its earlier turns were compacted):\n\n"
+TRIMMED_NOTE = (
+    "(The oldest turns of this conversation are left out here: with them, this request did not "
+    "fit the model's context window.)"
+)
+_HEAD_ROLES = ("system", "developer")  # instructions: kept when turns are left out
 _DROPPED_PREFIXES = (  # the answer's own items: replaced by the compaction item
     "response.output_item.",
     "response.content_part.",
@@ -118,6 +126,37 @@ def without_foreign(body: Any) -> Any:
 
 def _is_compaction(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type") == COMPACTION
+
+
+def trimmed_for_compaction(body: JSON) -> JSON | None:
+    """A translated compaction request (a chat body) with about the older half of its turns, by
+    size, left out: the instructions at its head and the summary request at its end kept, tool
+    results whose call went left out too, a user note in their place (so that it still opens
+    with a user turn); None when no turn is left to leave out."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2:
+        return None
+    head = 0
+    while head < len(messages) - 1 and _role(messages[head]) in _HEAD_ROLES:
+        head += 1
+    turns = messages[head:-1]
+    if turns and turns[0] == _note():  # an earlier attempt's
+        turns = turns[1:]
+    if not turns:
+        return None
+    sizes = [len(dumps(turn)) for turn in turns]
+    goal, dropped, cut = sum(sizes) // 2, 0, 0
+    while cut < len(turns) and (dropped < goal or cut == 0 or _role(turns[cut]) == "tool"):
+        dropped, cut = dropped + sizes[cut], cut + 1
+    return {**body, "messages": [*messages[:head], _note(), *turns[cut:], messages[-1]]}
+
+
+def _role(message: Any) -> Any:
+    return message.get("role") if isinstance(message, dict) else None
+
+
+def _note() -> JSON:
+    return {"role": "user", "content": TRIMMED_NOTE}
 
 
 def compaction_item(summary: str) -> JSON:

@@ -225,6 +225,8 @@ def test_context_counts_tokens_upstream_and_charges_nothing(
     assert "Context Usage" in answer["result"]
     counted = [r for r in fresh.fake.requests if "max_tokens" not in r.body]
     assert counted and completions(fresh) == []
+    assert "/v1/messages/count_tokens 200" in fresh.server.log_text()
+    assert "/v1/messages/count_tokens 4" not in fresh.server.log_text()  # no billed-field 400
     assert fresh.usage_rows(email) == [] and fresh.balance_nanos(email) == (20_000_000_000, 0)
 
 

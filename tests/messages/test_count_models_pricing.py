@@ -246,3 +246,28 @@ def test_an_alias_is_retrieved_in_openais_shape_and_not_listed(box: MessagesBox)
     assert MODEL in listed and ALIAS not in listed and OPENAI_ALIAS not in listed
     missing = httpx.get(f"{box.server.base_url}/v1/models/no-such-alias")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_count_tokens_passes_a_billed_field_the_operator_allowed(fresh: MessagesBox) -> None:
+    """count_tokens refuses the billed fields /v1/messages refuses (test_passthrough.py), and
+    passes one the operator allowed for the provider to its upstream as sent."""
+    _, key = fresh.new_key()
+    server = {"type": "url", "url": "https://mcp.example/sse", "name": "docs"}
+    body = {"model": ALIAS, "messages": MESSAGES, "mcp_servers": [server]}
+    url = f"{fresh.server.base_url}/v1/messages/count_tokens"
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01",
+               "anthropic-beta": "mcp-client-2025-04-04"}  # fmt: skip
+    refused = httpx.post(url, json=body, headers=headers, timeout=10)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["type"] == "error"
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert "mcp_servers" in refused.json()["error"]["message"] and fresh.fake.requests == []
+    fresh.cli("providers", "update", "anth", "--allow-field", "mcp_servers")
+    fresh.until_reloaded()
+    try:
+        counted = httpx.post(url, json=body, headers=headers, timeout=10)
+    finally:
+        fresh.cli("providers", "update", "anth", "--no-allow-field", "mcp_servers")
+        fresh.until_reloaded()
+    assert counted.status_code == 200, counted.text
+    assert fresh.fake.requests[-1].body["mcp_servers"] == body["mcp_servers"]

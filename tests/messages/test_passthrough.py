@@ -67,9 +67,11 @@ RICH_BODY = {
 }  # fmt: skip
 
 
-def post(box: MessagesBox, key: str, body: object, **headers: str) -> httpx.Response:
+def post(
+    box: MessagesBox, key: str, body: object, path: str = "/v1/messages", **headers: str
+) -> httpx.Response:
     head = {"x-api-key": key, "anthropic-version": "2023-06-01", **headers}
-    return httpx.post(f"{box.server.base_url}/v1/messages?beta=true", json=body, headers=head,
+    return httpx.post(f"{box.server.base_url}{path}?beta=true", json=body, headers=head,
                       timeout=30)  # fmt: skip
 
 
@@ -323,16 +325,19 @@ def test_an_error_event_after_content_ends_the_stream_at_no_cost(fresh: Messages
         ),  # the models Anthropic picks per refusal category
     ],
 )
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 def test_billed_extras_need_the_operators_permission(
-    fresh: MessagesBox, extra: dict, headers: dict[str, str], field: str
+    fresh: MessagesBox, extra: dict, headers: dict[str, str], field: str, path: str
 ) -> None:
+    """Refused on count_tokens too: nothing is billed there, but the body goes to the
+    operator's account as sent (an MCP server named in it is one Anthropic connects to)."""
     _, key = fresh.new_key()
     fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
     fresh.until_reloaded()  # else a snapshot read within the last half second still allows it
     try:
         body = {"model": MODEL, "max_tokens": 10,
                 "messages": [{"role": "user", "content": "x"}], **extra}  # fmt: skip
-        answer = post(fresh, key, body, **headers)
+        answer = post(fresh, key, body, path, **headers)
     finally:
         fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
         fresh.until_reloaded()  # Claude Code's tests send context-1m (2.1.197 does)

@@ -164,6 +164,13 @@ CHAT_PRICIER = {
     "audio_input": {"messages": [{"role": "user", "content": [
         {"type": "text", "text": "What is in this recording?"},
         {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}]}]},
+    # a file of audio by its name or its URL's, whatever its data says (OpenRouter takes URLs
+    # in file_data, for PDFs by its docs; its audio "must be base64-encoded")
+    "audio_file_by_url": {"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_data": "https://x.test/memo.MP3?dl=1"}}]}]},
+    "audio_file_by_name": {"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"filename": "memo.wav",
+                                  "file_data": "data:application/octet-stream;base64,UklG"}}]}]},
 }  # fmt: skip
 
 
@@ -176,6 +183,20 @@ def test_chat_fields_billed_beyond_the_token_prices_are_refused(
     body = {"model": CHAT_MODEL, "messages": HELLO, **CHAT_PRICIER[name]}
     error = refused(box, hostile, "/v1/chat/completions", body)
     assert error["code"] == "field_not_allowed", error
+
+
+def test_a_pdf_by_url_in_file_data_passes_as_openrouter_documents_it(
+    box: OaiBox, hostile: HostileUpstream
+) -> None:
+    """OpenRouter documents a PDF's URL in `file_data` (its PDF inputs guide): not audio, it
+    goes upstream as sent; only a file named as audio needs the operator's `audio`."""
+    _, key = box.new_user("5")
+    hostile.push(Act(200, [wire.chat_body(wire.chat_usage())]))
+    pdf = {"type": "file", "file": {"filename": "report.pdf",
+                                    "file_data": "https://x.test/report.pdf"}}  # fmt: skip
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Sum it up."}, pdf]}]
+    box.sdk(key).chat.completions.create(model=CHAT_MODEL, messages=messages)  # type: ignore[arg-type]
+    assert hostile.seen[-1].body["messages"][0]["content"][1] == pdf
 
 
 def test_chat_completions_are_not_stored_on_the_operators_account(

@@ -115,3 +115,36 @@ def test_codex_compacts_a_native_model_thread_with_the_upstreams_item(
     assert compaction[-1] == {"type": "compaction_trigger"}
     assert after[-1] == UPSTREAM_COMPACTION
     charged_once_each(fresh, email, 3)
+
+
+TOO_LONG = {"message": "This model's maximum context length is 6000 tokens. However, your "
+            "messages resulted in 9000 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error", "param": "messages",
+            "code": "context_length_exceeded"}  # fmt: skip
+
+
+def test_a_compaction_too_long_for_the_model_is_asked_again_with_the_oldest_turns_left_out(
+    fresh: ResponsesBox, tmp_path: Path
+) -> None:
+    """The chat model refuses the compaction request itself as past its context window: Codex
+    stopped the session ("ran out of room"; it trims only for its local compaction). The box
+    asks again with the oldest turns left out (the summary request and instructions kept), in
+    the same call: one hold, one settlement, one usage row; the refused attempt is not billed."""
+    email, key = fresh.new_key()
+    call = [{"name": "exec_command", "arguments": json.dumps({"cmd": "echo hi"})}]
+    fresh.openai_fake.push(Reply(content="", tool_calls=call, prompt_tokens=5000),
+                           Reply(status=400, error=TOO_LONG),
+                           Reply(content="Ran echo hi; it printed hi.", prompt_tokens=3000),
+                           Reply(content="done", prompt_tokens=400))  # fmt: skip
+    done = run(fresh, tmp_path, key, config(fresh, OPENAI_MODEL, built_in=True))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "last.txt").read_text().strip() == "done"
+    _, refused, trimmed, after = (r.body["messages"] for r in fresh.openai_fake.requests)
+    assert len(json.dumps(trimmed)) < len(json.dumps(refused))
+    assert trimmed[-1] == refused[-1] and "summary" in trimmed[-1]["content"]
+    assert [m for m in trimmed if m["role"] in ("system", "developer")] == [
+        m for m in refused if m["role"] in ("system", "developer")]  # fmt: skip
+    assert trimmed[len([m for m in trimmed if m["role"] in ("system", "developer")])][
+        "role"] == "user"  # fmt: skip
+    assert "Ran echo hi; it printed hi." in json.dumps(after)
+    charged_once_each(fresh, email, 3)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import usd_nanos
 from tests.responses.conftest import NATIVE_MODEL, OPENAI_MODEL, PRICES, ResponsesBox
@@ -141,3 +143,79 @@ def test_an_anthropic_model_compacts_without_calling_a_tool(fresh: ResponsesBox)
     assert "Summary: ls showed main.py." not in json.dumps(item)
     rows = fresh.usage_rows(email)
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
+
+
+LONG_HISTORY: list[dict[str, Any]] = [
+    *HISTORY,
+    {"type": "message", "role": "assistant",
+     "content": [{"type": "output_text", "text": "Listed: main.py. " * 40}]},
+    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Now test."}]},
+    {"type": "function_call", "call_id": "call_2", "name": "exec_command",
+     "arguments": json.dumps({"cmd": "pytest"})},
+    {"type": "function_call_output", "call_id": "call_2", "output": "1 passed"},
+]  # fmt: skip
+TOO_LONG = {"message": "This model's maximum context length is 6000 tokens. However, your "
+            "messages resulted in 9000 tokens.", "type": "invalid_request_error",
+            "param": "messages", "code": "context_length_exceeded"}  # fmt: skip
+
+
+def _well_formed(messages: list[dict[str, Any]]) -> None:
+    """Instructions, then a user turn; every tool result after the call it answers."""
+    turns = [m for m in messages if m["role"] != "system"]
+    assert turns[0]["role"] == "user", messages
+    called = {c["id"] for m in turns for c in m.get("tool_calls") or ()}
+    assert all(m["tool_call_id"] in called for m in turns if m["role"] == "tool"), messages
+
+
+def test_an_anthropic_model_too_short_for_the_compaction_is_asked_again_shorter(
+    fresh: ResponsesBox,
+) -> None:
+    """Anthropic's "prompt is too long" to the compaction request: asked again (same call) with
+    the oldest turns left out, the instructions and the summary request kept; one usage row."""
+    from tests.fakes.anthropic_upstream import Reply as AnthropicReply
+    from tests.responses.conftest import ANTHROPIC_MODEL
+
+    email, key = fresh.new_key()
+    fresh.fake.script(AnthropicReply.error(400, "invalid_request_error",
+                                           "prompt is too long: 210000 tokens > 200000 maximum"),
+                      AnthropicReply(text="Summary: tests pass.", input_tokens=700,
+                                     output_tokens=9))  # fmt: skip
+    body = {"model": ANTHROPIC_MODEL, "input": [*LONG_HISTORY, TRIGGER], "tools": TOOLS,
+            "instructions": "You are Codex."}  # fmt: skip
+    _compaction(_post(fresh, key, body)["output"])
+    refused, trimmed = (r.body for r in fresh.fake.requests[-2:])
+    assert len(json.dumps(trimmed["messages"])) < len(json.dumps(refused["messages"]))
+    assert trimmed["system"] == refused["system"]
+    assert trimmed["messages"][-1] == refused["messages"][-1]  # the summary request
+    assert "1 passed" in json.dumps(trimmed) and "Fix it." not in json.dumps(trimmed)
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
+
+
+def test_a_compaction_refused_as_too_long_again_and_again_is_relayed_after_three_tries(
+    fresh: ResponsesBox,
+) -> None:
+    """At most three shorter attempts, each well formed; then the refusal is the answer (and
+    nothing is charged). Any other call's context_length_exceeded is relayed at once."""
+    import openai
+
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(*[Reply(status=400, error=TOO_LONG) for _ in range(5)])
+    turns = [item | ({"call_id": f"{item['call_id']}_{n}"} if "call_id" in item else {})
+             for n in range(10) for item in LONG_HISTORY]  # fmt: skip
+    body = {"model": OPENAI_MODEL, "input": [*turns, TRIGGER], "tools": TOOLS,
+            "instructions": "You are Codex.", "store": False}  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as refused:
+        _post(fresh, key, body)
+    assert refused.value.code == "context_length_exceeded"
+    sent = [r.body["messages"] for r in fresh.openai_fake.requests]
+    assert len(sent) == 4
+    sizes = [len(json.dumps(m)) for m in sent]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4
+    for messages in sent:
+        _well_formed(messages)
+        assert messages[0] == sent[0][0] and messages[-1] == sent[0][-1]
+    with pytest.raises(openai.BadRequestError):
+        _post(fresh, key, {**body, "input": turns})
+    assert len(fresh.openai_fake.requests) == 5
+    assert all(r["cost_nanos"] == 0 for r in fresh.usage_rows(email))

@@ -1,0 +1,50 @@
+"""A translated compaction too long for its model, asked again shorter (no I/O).
+
+Codex compacts remotely with a request holding the whole thread (responses_compaction.py); a
+chat or Anthropic model may refuse it as past its context window, and Codex, which trims its
+history only for its local compaction, then stops the session ("ran out of room"). The box asks
+again, in the same call, with about the older half of the turns left out, at most
+MAX_TRIMS times: the refusals are not billed upstream, the hold taken for the whole request
+covers a shorter one, and the one answer is settled once with one usage row.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from codelace_box.errors import CodelaceError
+from codelace_box.gateway.request import ChatCall
+from codelace_box.providers.messages_openai_errors import is_overflow
+from codelace_box.providers.responses_compaction import trimmed_for_compaction
+from codelace_box.providers.responses_request import ResponsesContext
+
+log = logging.getLogger("codelace_box.gateway")
+MAX_TRIMS = 3  # each leaves out about half of what is left: an eighth of the turns at the last
+OVERFLOW = "context_length_exceeded"
+
+
+def overflows(error: CodelaceError) -> bool:
+    """Whether an upstream's refusal says the request does not fit the model's context window
+    (OpenAI's code, the Anthropic adapter's, or the words of either)."""
+    if not error.from_upstream or error.status != 400:
+        return False
+    relayed = getattr(error, "relayed_code", None)
+    return OVERFLOW in (error.code, relayed) or is_overflow(b"", error.message)
+
+
+def trim_refused_compaction(call: ChatCall, error: CodelaceError) -> bool:
+    """Leave out the older turns of a translated compaction the upstream refused as too long,
+    for the next attempt; False for any other call or refusal, or past MAX_TRIMS."""
+    context = call.context
+    if not isinstance(context, ResponsesContext) or not context.compaction:
+        return False
+    if call.compaction_trims >= MAX_TRIMS or not overflows(error):
+        return False
+    trimmed = trimmed_for_compaction(call.body)
+    if trimmed is None:
+        return False
+    call.body = trimmed
+    call.compaction_trims += 1
+    log.info("%s: the compaction does not fit %s; asking again with its oldest turns left out",
+             call.route.provider.name, call.route.upstream_model)  # fmt: skip
+    return True
