@@ -8,9 +8,8 @@ permission), is confirmed by probing the key (catalog/keyprobe.py): refused agai
 flagged and leaves the rotation, and that attempt does not use up a retry (the rotation
 shrinks); the probe working, the key stays and the next key is tried as for a 5xx (with no
 other key in rotation its refusal is the answer: the same key would be refused again), until a
-second such refusal parks it (gateway/blind_keys.py). Any other 403
-is a refusal of the request's content (OpenRouter's moderation): 400 `content_refused` to the
-user, no key touched, no other key tried. What the client finally sees: the upstream's own 4xx
+second such refusal parks it (gateway/blind_keys.py). Any other 403 is a refusal of the
+request's content (OpenRouter's moderation): 400 `content_refused`, no key touched or tried. What the client finally sees: the upstream's own 4xx
 status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
 unreachable upstreams, 503 when no key is left or the provider wants paying (never 402, which
 docs/http-api.md keeps for the user's own balance) or is overloaded (Anthropic's 529, on the

@@ -88,7 +88,8 @@ def test_metrics_agree_with_the_usage_rows_after_mixed_traffic(box_factory: BoxF
     assert ok[0] == 4
     assert total(samples, "codelace_tokens_total", kind="input") == ok[1]
     assert total(samples, "codelace_tokens_total", kind="output") == ok[2]
-    assert total(samples, "codelace_cost_usd_total") == pytest.approx(int(ok[3]) / 1e9, rel=1e-9)  # SUM: a Decimal on PG
+    cost_nanos = int(ok[3])  # SUM() is a Decimal on PostgreSQL
+    assert total(samples, "codelace_cost_usd_total") == pytest.approx(cost_nanos / 1e9, rel=1e-9)
     assert total(samples, "codelace_upstream_errors_total", provider="fake") == 1
     assert total(samples, "codelace_refusals_total", status="402") == 1
     assert total(samples, "codelace_refusals_total", status="404") == 1
