@@ -9,11 +9,11 @@ flagged and leaves the rotation, and that attempt does not use up a retry (the r
 shrinks); the probe working, the key stays and the next key is tried as for a 5xx (with no
 other key in rotation its refusal is the answer: the same key would be refused again), until a
 second such refusal parks it (gateway/blind_keys.py). Any other 403 is a refusal of the
-request's content (OpenRouter's moderation): 400 `content_refused`, no key touched or tried. What the client finally sees: the upstream's own 4xx
-status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
-unreachable upstreams, 503 when no key is left or the provider wants paying (never 402, which
-docs/http-api.md keeps for the user's own balance) or is overloaded (Anthropic's 529, on the
-last key tried: OpenAI's own status for overloaded), 504 for timeouts.
+request's content (OpenRouter's moderation): 400 `content_refused`, no key touched or tried.
+The client finally sees: the upstream's own 4xx status and message, 429 with Retry-After (a
+malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when no key is
+left, the provider wants paying (402 is the user's own balance) or is overloaded (Anthropic's
+529 on the last key tried: OpenAI's status for it), 504 for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:
