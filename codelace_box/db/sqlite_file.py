@@ -82,6 +82,12 @@ def made_database(path: str, was_empty: bool) -> str:
     return f"no database at {path}: created a new, empty one"
 
 
+def nothing_at(path: str) -> bool:
+    """Whether nothing is at `path` (a folder there, or a file in the way of its folder, is
+    something: the opening names those)."""
+    return not _there(path)
+
+
 def _there(path: str) -> bool:
     """Whether something is at `path`, or something in the way says why not (a folder there,
     a file where a folder should be: the opening names those)."""

@@ -461,3 +461,28 @@ def test_a_backup_into_a_link_to_a_missing_folder_says_so(
         f"error: cannot write the backup to {link / 'copy.db'}: its folder {link} is a link to "
         f"{tmp_path / 'mnt' / 'backups'}, which does not exist (a disk not mounted?)"
     ), line
+
+
+@pytest.mark.parametrize("in_the_way", ["folder", "file above"])
+def test_migrate_status_says_what_is_in_the_way_of_the_database(
+    tmp_path: Path, in_the_way: str
+) -> None:
+    """A folder at database.path (or a file where its folder should be) made every command,
+    serve and migrate fail with one line naming it, but `migrate --status` answered 'no
+    database at ... yet (the first serve, migrate or management command makes it)', exit 0:
+    none of them would. It now fails with the line the others give, and writes nothing."""
+    if in_the_way == "folder":
+        db_path = tmp_path / "data"
+        db_path.mkdir()
+        expected = f"error: database.path {db_path}: is a folder; name the database file in it"
+    else:
+        (tmp_path / "data").write_text("a file where the data folder should be")
+        db_path = tmp_path / "data" / "codelace.db"
+        expected = (
+            f"error: database.path {db_path}: cannot open the database: "
+            "a file is in the way of its folder"
+        )
+    space = make_workspace(tmp_path / "conf", database={"path": str(db_path)})
+    assert space.fail("migrate", "--status") == expected
+    assert space.fail("migrate") == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf", "data"]
