@@ -486,3 +486,22 @@ def test_migrate_status_says_what_is_in_the_way_of_the_database(
     assert space.fail("migrate", "--status") == expected
     assert space.fail("migrate") == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf", "data"]
+
+
+def test_a_restore_into_a_folder_at_database_path_says_so(tmp_path: Path) -> None:
+    """restore with a folder where database.path points copied and checked the whole backup,
+    then failed on 'unexpected IsADirectoryError: [Errno 21] Is a directory:
+    'data/codelace.db.restoring' -> 'data/codelace.db'' (as if a bug). It now says what every
+    command says of that folder, before any work, and leaves the folder as it was."""
+    source = make_workspace(tmp_path / "source")
+    source.run("users", "create", "restored@example.com")
+    backup = tmp_path / "good.db"
+    source.run("backup", str(backup))
+    folder = tmp_path / "data" / "codelace.db"
+    folder.mkdir(parents=True)
+    space = make_workspace(tmp_path / "conf", database={"path": str(folder)})
+    assert space.fail("restore", str(backup)) == (
+        f"error: database.path {folder}: is a folder; name the database file in it"
+    )
+    assert folder.is_dir() and not any(folder.iterdir())
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["codelace.db"]
