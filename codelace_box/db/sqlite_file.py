@@ -139,9 +139,14 @@ def open_sqlite_file(path: str) -> APSWDatabase:
 
 
 def refuse_not_a_file(path: str) -> None:
-    """A ConfigError when a folder, a device, a pipe or a socket is at database.path `path`
-    (opening it, or a restore putting a file in its place, would fail on it as a bug)."""
+    """A ConfigError when a folder, a device, a pipe or a socket is at database.path `path`,
+    or a file where one of its folders should be (opening it, or a restore putting a file in
+    its place, would fail on it as a bug, or name something else)."""
     target = Path(path)
+    if any(folder.exists() and not folder.is_dir() for folder in target.parents):
+        raise ConfigError(
+            f"database.path {path}: cannot open the database: a file is in the way of its folder"
+        )
     if target.is_dir():
         raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
     if target.exists() and not target.is_file():

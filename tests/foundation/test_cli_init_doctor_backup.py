@@ -493,10 +493,7 @@ def test_a_restore_into_a_folder_at_database_path_says_so(tmp_path: Path) -> Non
     then failed on 'unexpected IsADirectoryError: [Errno 21] Is a directory:
     'data/codelace.db.restoring' -> 'data/codelace.db'' (as if a bug). It now says what every
     command says of that folder, before any work, and leaves the folder as it was."""
-    source = make_workspace(tmp_path / "source")
-    source.run("users", "create", "restored@example.com")
-    backup = tmp_path / "good.db"
-    source.run("backup", str(backup))
+    backup = _a_backup(tmp_path)
     folder = tmp_path / "data" / "codelace.db"
     folder.mkdir(parents=True)
     space = make_workspace(tmp_path / "conf", database={"path": str(folder)})
@@ -505,3 +502,28 @@ def test_a_restore_into_a_folder_at_database_path_says_so(tmp_path: Path) -> Non
     )
     assert folder.is_dir() and not any(folder.iterdir())
     assert sorted(p.name for p in folder.parent.iterdir()) == ["codelace.db"]
+
+
+def test_a_restore_under_a_file_where_the_folder_should_be_says_so(tmp_path: Path) -> None:
+    """With a file where database.path's folder should be, every command says 'a file is in
+    the way of its folder'; restore said 'cannot open codelace.db.lock beside it: File
+    exists (the user running codelace-box must be able to write that folder)', sending the
+    operator after permissions. It now says what the others say."""
+    backup = _a_backup(tmp_path)
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    db_path = blocker / "codelace.db"
+    space = make_workspace(tmp_path / "conf", database={"path": str(db_path)})
+    assert space.fail("restore", str(backup)) == (
+        f"error: database.path {db_path}: cannot open the database: "
+        "a file is in the way of its folder"
+    )
+    assert blocker.read_text() == "a file where the data folder should be"
+
+
+def _a_backup(tmp_path: Path) -> Path:
+    source = make_workspace(tmp_path / "source")
+    source.run("users", "create", "restored@example.com")
+    backup = tmp_path / "good.db"
+    source.run("backup", str(backup))
+    return backup
