@@ -36,7 +36,7 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.migrate import LATEST_VERSION, current_version
 from codelace_box.db.openlock import nobody_else
-from codelace_box.db.sqlite_file import read_only_rows
+from codelace_box.db.sqlite_file import read_only_rows, refuse_not_a_file
 from codelace_box.doctor import check_database
 from codelace_box.errors import CodelaceError, NotFound
 from codelace_box.gateway.holds import release_every_hold
@@ -68,6 +68,7 @@ def restore_database(config: Config, backup: str) -> Restored:
     target = config.database.path
     if target == ":memory:":
         raise CodelaceError("database.path is :memory:; there is no file to restore into")
+    refuse_not_a_file(target)  # before the copy and its check: a folder stays where it is
     if not Path(backup).is_file():
         raise NotFound(f"no backup at {backup}", code="backup_not_found")
     if Path(backup).resolve() == Path(target).resolve():

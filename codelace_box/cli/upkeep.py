@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,15 +16,16 @@ from codelace_box.errors import CodelaceError
 
 def migrate_status_lines(config: Config) -> list[str]:
     """The schema version of the database and what `migrate` would apply; nothing is written
-    (a missing database is not created, nor an empty file made one)."""
+    (a missing database is not created, nor an empty file made one; a folder in its place, or
+    a file in the way of its folder, fails as every command does)."""
     from codelace_box.db.core import open_database
     from codelace_box.db.migrate import LATEST_VERSION, MIGRATIONS, migration_status
-    from codelace_box.db.sqlite_file import empty_sqlite_file
+    from codelace_box.db.sqlite_file import empty_sqlite_file, nothing_at
 
     path = config.database.path
     if not config.database.is_postgres and path != ":memory:":
         empty = empty_sqlite_file(path)  # opened, it would be written: a database of nothing
-        if empty or not Path(path).is_file():
+        if empty or nothing_at(path):
             pending = ", ".join(f"{v} {m.NAME}" for v, m in MIGRATIONS)
             what = ": an empty file of 0 bytes" if empty else ""
             made_by = "the first serve, migrate or management command makes it"

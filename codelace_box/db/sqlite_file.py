@@ -82,6 +82,12 @@ def made_database(path: str, was_empty: bool) -> str:
     return f"no database at {path}: created a new, empty one"
 
 
+def nothing_at(path: str) -> bool:
+    """Whether nothing is at `path` (a folder there, or a file in the way of its folder, is
+    something: the opening names those)."""
+    return not _there(path)
+
+
 def _there(path: str) -> bool:
     """Whether something is at `path`, or something in the way says why not (a folder there,
     a file where a folder should be: the opening names those)."""
@@ -112,13 +118,8 @@ def open_sqlite_file(path: str) -> APSWDatabase:
     """The SQLite file at `path`, connected (a ConfigError saying why it cannot be)."""
     target = Path(path)
     db = APSWDatabase(str(target), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_SEC, **_CACHE)
-    if target.is_dir():
-        raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
-    if str(path) != ":memory:" and target.exists() and not target.is_file():
-        raise ConfigError(
-            f"database.path {path}: is not a regular file (a device, a pipe or a socket): "
-            "name the database file"
-        )
+    if str(path) != ":memory:":
+        refuse_not_a_file(str(path))
     try:
         if str(path) != ":memory:":
             make_private_dir(target.parent)
@@ -135,6 +136,24 @@ def open_sqlite_file(path: str) -> APSWDatabase:
             f"database.path {path}: cannot open the database: {reason}{disk_trouble(target)}"
         ) from None
     return db
+
+
+def refuse_not_a_file(path: str) -> None:
+    """A ConfigError when a folder, a device, a pipe or a socket is at database.path `path`,
+    or a file where one of its folders should be (opening it, or a restore putting a file in
+    its place, would fail on it as a bug, or name something else)."""
+    target = Path(path)
+    if any(folder.exists() and not folder.is_dir() for folder in target.parents):
+        raise ConfigError(
+            f"database.path {path}: cannot open the database: a file is in the way of its folder"
+        )
+    if target.is_dir():
+        raise ConfigError(f"database.path {path}: is a folder; name the database file in it")
+    if target.exists() and not target.is_file():
+        raise ConfigError(
+            f"database.path {path}: is not a regular file (a device, a pipe or a socket): "
+            "name the database file"
+        )
 
 
 def disk_trouble(target: Path) -> str:

@@ -6,8 +6,8 @@ sent: read once a tick (`look`), then each alert and recovery goes through the A
 row says, and what changed is written back. A row of a kind that is sent again while its
 problem lasts (a provider with no working key, a failed backup, a full disk) says nothing
 once RATE_LIMIT_SEC old: it is removed. A change the database does not take (its disk full,
-the very thing alerted) is kept in the process and written at a later tick; meanwhile the
-process goes by it. Nothing is read or written without a webhook."""
+the very thing alerted) is kept in the process and tried again at each tick (not only with
+the next change); meanwhile the process goes by it. Nothing is read or written without a webhook."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ class KeptAlerts:
         self.rows = {(kind, subject): sent_at for kind, subject, sent_at in rows}
         for alert, sent_at in self.unwritten.items():
             self._set(alert, sent_at)
-        await self.close([a for a in self.rows if a[0] in REPEATED and self.expired(*a)])
+        expired = [a for a in self.rows if a[0] in REPEATED and self.expired(*a)]
+        if expired or self.unwritten:  # what the database refused is tried again at each tick
+            await self._write(dict.fromkeys(expired))
 
     def is_open(self, kind: str, subject: str) -> bool:
         return (kind, subject) in self.rows

@@ -56,3 +56,42 @@ def test_a_restarted_serve_does_not_send_the_open_alerts_again(
     for words in (NO_KEY, BACKUP, "provider key 1 ", "provider key 2 "):
         assert _count(hook, words) == 1, (words, hook.texts())
     assert _count(hook, "no working key") == 1, hook.texts()  # duo keeps key 3
+
+
+REFUSE = (
+    "CREATE TRIGGER refuse_open_alert BEFORE INSERT ON open_alert "
+    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+)
+
+
+def test_an_alert_the_database_did_not_take_is_kept_once_it_takes_writes_again(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """A key left the rotation while the database refused writes (its disk full: here a
+    trigger refuses open_alert's rows); the alert went out and its row was kept in the process
+    'to be written at a later tick'. But it was written only with the next alert: the
+    database taking writes again and nothing new to say, it never was, and the serve that
+    came next (a restart, another worker) sent the alert again."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url})
+    box.ok("providers", "add", "duo", "--kind", "openai", "--key", "sk-refused-duo-001")
+    box.ok("providers", "key-add", "duo", "--key", "sk-refused-duo-002")
+    box.sql(REFUSE)
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' WHERE id = 2")
+        eventually(lambda: _count(hook, "provider key 2 ") == 1, "the key's alert")
+        time.sleep(0.5)  # a few ticks refused
+        box.sql("DROP TRIGGER refuse_open_alert")
+        eventually(lambda: box.sql("SELECT kind, subject FROM open_alert") == [("key", "2")],
+                   "the alert kept once the database takes it")  # fmt: skip
+    finally:
+        assert server.stop() == 0
+    log = server.log_text()
+    assert log.count("keeping the open alerts in the database failed") == 1, log
+    assert log.count("keeping the open alerts in the database works again") == 1, log
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(1.5)  # several ticks of the new holder, nothing changed
+    finally:
+        assert server.stop() == 0
+    assert _count(hook, "provider key 2 ") == 1, hook.texts()

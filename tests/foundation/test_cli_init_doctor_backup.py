@@ -461,3 +461,69 @@ def test_a_backup_into_a_link_to_a_missing_folder_says_so(
         f"error: cannot write the backup to {link / 'copy.db'}: its folder {link} is a link to "
         f"{tmp_path / 'mnt' / 'backups'}, which does not exist (a disk not mounted?)"
     ), line
+
+
+@pytest.mark.parametrize("in_the_way", ["folder", "file above"])
+def test_migrate_status_says_what_is_in_the_way_of_the_database(
+    tmp_path: Path, in_the_way: str
+) -> None:
+    """A folder at database.path (or a file where its folder should be) made every command,
+    serve and migrate fail with one line naming it, but `migrate --status` answered 'no
+    database at ... yet (the first serve, migrate or management command makes it)', exit 0:
+    none of them would. It now fails with the line the others give, and writes nothing."""
+    if in_the_way == "folder":
+        db_path = tmp_path / "data"
+        db_path.mkdir()
+        expected = f"error: database.path {db_path}: is a folder; name the database file in it"
+    else:
+        (tmp_path / "data").write_text("a file where the data folder should be")
+        db_path = tmp_path / "data" / "codelace.db"
+        expected = (
+            f"error: database.path {db_path}: cannot open the database: "
+            "a file is in the way of its folder"
+        )
+    space = make_workspace(tmp_path / "conf", database={"path": str(db_path)})
+    assert space.fail("migrate", "--status") == expected
+    assert space.fail("migrate") == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf", "data"]
+
+
+def test_a_restore_into_a_folder_at_database_path_says_so(tmp_path: Path) -> None:
+    """restore with a folder where database.path points copied and checked the whole backup,
+    then failed on 'unexpected IsADirectoryError: [Errno 21] Is a directory:
+    'data/codelace.db.restoring' -> 'data/codelace.db'' (as if a bug). It now says what every
+    command says of that folder, before any work, and leaves the folder as it was."""
+    backup = _a_backup(tmp_path)
+    folder = tmp_path / "data" / "codelace.db"
+    folder.mkdir(parents=True)
+    space = make_workspace(tmp_path / "conf", database={"path": str(folder)})
+    assert space.fail("restore", str(backup)) == (
+        f"error: database.path {folder}: is a folder; name the database file in it"
+    )
+    assert folder.is_dir() and not any(folder.iterdir())
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["codelace.db"]
+
+
+def test_a_restore_under_a_file_where_the_folder_should_be_says_so(tmp_path: Path) -> None:
+    """With a file where database.path's folder should be, every command says 'a file is in
+    the way of its folder'; restore said 'cannot open codelace.db.lock beside it: File
+    exists (the user running codelace-box must be able to write that folder)', sending the
+    operator after permissions. It now says what the others say."""
+    backup = _a_backup(tmp_path)
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    db_path = blocker / "codelace.db"
+    space = make_workspace(tmp_path / "conf", database={"path": str(db_path)})
+    assert space.fail("restore", str(backup)) == (
+        f"error: database.path {db_path}: cannot open the database: "
+        "a file is in the way of its folder"
+    )
+    assert blocker.read_text() == "a file where the data folder should be"
+
+
+def _a_backup(tmp_path: Path) -> Path:
+    source = make_workspace(tmp_path / "source")
+    source.run("users", "create", "restored@example.com")
+    backup = tmp_path / "good.db"
+    source.run("backup", str(backup))
+    return backup

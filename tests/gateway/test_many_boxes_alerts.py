@@ -147,3 +147,45 @@ def test_the_box_that_takes_the_lead_does_not_send_the_open_alerts_again(
     finally:
         first.stop()
         second.stop()
+
+
+def _sql(pg_url: str, statement: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else []
+
+
+REFUSE = (
+    "CREATE FUNCTION refuse_alert() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$; "
+    "CREATE TRIGGER refuse_open_alert BEFORE INSERT ON open_alert "
+    "FOR EACH ROW EXECUTE FUNCTION refuse_alert()"
+)
+
+
+def test_an_alert_the_database_refused_is_known_to_the_next_lead(
+    tmp_path: Path, pg_url: str, hook: WebhookReceiver
+) -> None:
+    """The leading box alerted a key while PostgreSQL refused the open alert's row (its disk
+    full: a trigger here); once it took writes again the row was never written (only with a
+    next alert), and the box that took the lead sent the alert again."""
+    first_config, first = _box(tmp_path / "first", pg_url, hook)
+    _, second = _box(tmp_path / "second", pg_url, hook)
+    _cli(first_config, "providers", "add", "duo", "--kind", "openai", "--key", "sk-refused-01")
+    _cli(first_config, "providers", "key-add", "duo", "--key", "sk-refused-02")
+    _sql(pg_url, REFUSE)
+    first.start()
+    try:
+        second.start()
+        _sql(pg_url, "UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' "
+                     "WHERE id = (SELECT min(id) FROM provider_key)")  # fmt: skip
+        _eventually(lambda: _count(hook, OUT_OF_ROTATION) == 1, "the key's alert")
+        time.sleep(0.5)  # ticks refused
+        _sql(pg_url, "DROP TRIGGER refuse_open_alert ON open_alert")
+        _eventually(lambda: len(_sql(pg_url, "SELECT kind FROM open_alert")) == 1, "its row")
+        assert first.stop() == 0  # it led: it was the first to ask
+        time.sleep(1.5)  # the second box leads: it knows the alert went out
+        assert _count(hook, OUT_OF_ROTATION) == 1, hook.texts()
+    finally:
+        first.stop()
+        second.stop()
