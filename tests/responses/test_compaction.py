@@ -141,3 +141,25 @@ def test_an_anthropic_model_compacts_without_calling_a_tool(fresh: ResponsesBox)
     assert "Summary: ls showed main.py." not in json.dumps(item)
     rows = fresh.usage_rows(email)
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
+
+
+def test_a_compactions_tool_choice_is_checked_as_any_other(fresh: ResponsesBox) -> None:
+    """A trigger made the translation skip the check of `tool_choice` (a compaction's is
+    `none` for a translated model), and a native upstream gets the body as sent: a hosted
+    tool named there (web search, billed per use, refused without the trigger) or a tool that
+    is not in `tools` went up. Now a 400 as without the trigger, and nothing is sent."""
+    import openai
+    import pytest
+
+    _, key = fresh.new_key()
+    for choice, param in (({"type": "web_search_preview"}, "tool_choice"),
+                          ({"type": "function", "name": "nope"}, "tool_choice"),
+                          (5, "tool_choice")):  # fmt: skip
+        for model in (NATIVE_MODEL, OPENAI_MODEL):
+            body = {"model": model, "input": [*HISTORY, TRIGGER], "tools": TOOLS,
+                    "tool_choice": choice}  # fmt: skip
+            with pytest.raises(openai.BadRequestError) as refused:
+                _post(fresh, key, body)
+            error = refused.value.body
+            assert isinstance(error, dict) and error["param"] == param, error
+    assert not fresh.openai_fake.requests
