@@ -32,7 +32,11 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
+from codelace_box.providers.billed_fields import (
+    LONG_CONTEXT_BETA,
+    adds_to_the_prompt,
+    check_billed_messages,
+)
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -178,7 +182,8 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    return bound + (context_tokens if media else 0) + loop_input_bound(body, context_tokens)
+    unsized = media or adds_to_the_prompt(body)  # (a gateway's search results: its plugins)
+    return bound + (context_tokens if unsized else 0) + loop_input_bound(body, context_tokens)
 
 
 def media_context(context_tokens: int, beta: str) -> int:

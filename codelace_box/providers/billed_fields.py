@@ -85,6 +85,18 @@ _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY
 Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is named
 
 
+# Fields whose provider puts content of its own into the prompt, billed as prompt tokens of a
+# size nobody knows in advance: OpenRouter's web plugin (search results; web_search_options
+# turns it on) and its other plugins (a parsed file, a compressed prompt).
+_PROMPT_ADDING_FIELDS = ("plugins", "web_search_options")
+
+
+def adds_to_the_prompt(body: dict[str, Any]) -> bool:
+    """Whether a body has the provider add input of its own to the prompt (the window is held
+    for it, as for media: metering.input_token_bound)."""
+    return any(_present(name, body.get(name)) for name in _PROMPT_ADDING_FIELDS)
+
+
 def runs_server_tools(body: dict[str, Any]) -> bool:
     """Whether a body lets the provider fetch input of its own: an Anthropic server
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an
