@@ -89,11 +89,15 @@ Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is 
 # size nobody knows in advance: OpenRouter's web plugin (search results; web_search_options
 # turns it on) and its other plugins (a parsed file, a compressed prompt).
 _PROMPT_ADDING_FIELDS = ("plugins", "web_search_options")
+_ONLINE = ":online"  # an OpenRouter model variant that runs the web plugin on every call
 
 
-def adds_to_the_prompt(body: dict[str, Any]) -> bool:
-    """Whether a body has the provider add input of its own to the prompt (the window is held
-    for it, as for media: metering.input_token_bound)."""
+def adds_to_the_prompt(body: dict[str, Any], upstream_model: str = "") -> bool:
+    """Whether a call has the provider add input of its own to the prompt (the window is held
+    for it, as for media: metering.input_token_bound): by a field of its body, or by the
+    upstream model the catalog names (OpenRouter's `...:online`)."""
+    if _ONLINE in upstream_model.lower():
+        return True
     return any(_present(name, body.get(name)) for name in _PROMPT_ADDING_FIELDS)
 
 

@@ -261,3 +261,25 @@ def test_search_results_a_gateway_adds_to_the_prompt_are_held_for(
     row = box.settled_row(answer.headers["x-request-id"])
     assert row["cost_nanos"] == cost_nanos(12_000, 10, IN_PRICE, OUT_PRICE)
     assert box.balance(email) == (5 * NANOS - row["cost_nanos"], 0)
+
+
+def test_an_online_model_is_held_for_the_search_results_in_its_prompt(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """An OpenRouter model id ending in `:online` runs its web plugin on every call, the
+    search results in the prompt: the operator's catalog entry chose it, and each call's
+    prompt tokens are more than its body. Held as plugins are (the window once)."""
+    from tests.gateway.conftest import MODEL_PRICES
+
+    online = "fake/gpt-online"
+    box.cli("models", "set", online, *MODEL_PRICES, "--provider", "fake",
+            "--upstream-model", "openai/gpt-4o:online")  # fmt: skip
+    time.sleep(ROUTES_RELOAD_SEC)
+    _, key = box.new_user("5")
+    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=12_000, completion_tokens=10))
+    body = {"model": online, "max_tokens": 20, "messages": HELLO}
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    assert row["cost_nanos"] == cost_nanos(12_000, 10, IN_PRICE, OUT_PRICE)
