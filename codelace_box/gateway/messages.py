@@ -32,7 +32,11 @@ from codelace_box.gateway.request import (
 from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import JSON, ProviderAdapter
-from codelace_box.providers.billed_fields import LONG_CONTEXT_BETA, check_billed_messages
+from codelace_box.providers.billed_fields import (
+    LONG_CONTEXT_BETA,
+    adds_to_the_prompt,
+    check_billed_messages,
+)
 from codelace_box.providers.tally import anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -163,7 +167,9 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
     return model, cap
 
 
-def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
+def messages_input_bound(
+    body_len: int, body: JSON, context_tokens: int, upstream_model: str = ""
+) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
     model's context window once when media is attached (as for chat). The media's inline data
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
@@ -171,14 +177,16 @@ def messages_input_bound(body_len: int, body: JSON, context_tokens: int) -> int:
     tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
     few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
     A server tool's (or an MCP server's) loop reads its results, input of unknown size, on each
-    further turn, and the usage sums the turns: the window once per turn after the first."""
+    further turn, and the usage sums the turns: the window once per turn after the first. A
+    provider adding input of its own to the prompt (adds_to_the_prompt): the window once."""
     media, inline = anthropic_media(body.get("messages"))
     tools = body.get("tools")
     defined = sum(
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    return bound + (context_tokens if media else 0) + loop_input_bound(body, context_tokens)
+    unsized = media or adds_to_the_prompt(body, upstream_model)  # (a gateway's search results)
+    return bound + (context_tokens if unsized else 0) + loop_input_bound(body, context_tokens)
 
 
 def media_context(context_tokens: int, beta: str) -> int:
@@ -265,7 +273,8 @@ def prepare_messages_call(
     adapter.check_request(body, route.upstream_model)
     context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
-    hold = hold_for(route, messages_input_bound(body_len, body, context), loop)
+    bound = messages_input_bound(body_len, body, context, route.upstream_model)
+    hold = hold_for(route, bound, loop)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,

@@ -23,7 +23,9 @@ Estimates, documented for the operator:
   computer use, on /v1/messages), plus, when a message carries media (any
   non-text part, inline or not: a provider counts an image by its pixels, a PDF by its pages,
   audio by its seconds, never by their bytes), the model's context window once (the whole
-  prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`; with
+  prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`; so
+  too when the provider adds input to the prompt (`plugins`, `web_search_options`, an
+  OpenRouter `:online` upstream model); with
   an Anthropic server tool (or MCP server), whose loop calls the model up to SERVER_LOOP_TURNS
   times, each call reading the conversation and the tool results so far (at most the window)
   and the usage summing them: the window once more for each turn after the first
@@ -71,7 +73,7 @@ from codelace_box.gateway.admission import (
 )
 from codelace_box.gateway.holds import hold_owner
 from codelace_box.money import NANOS_PER_USD, priced_tokens_nanos
-from codelace_box.providers.billed_fields import runs_server_tools
+from codelace_box.providers.billed_fields import adds_to_the_prompt, runs_server_tools
 from codelace_box.providers.tally import inline_media_chars, unsized_parts
 
 log = logging.getLogger("codelace_box.gateway")
@@ -91,15 +93,18 @@ def loop_input_bound(body: dict[str, Any], context_tokens: int) -> int:
     return (SERVER_LOOP_TURNS - 1) * context_tokens if runs_server_tools(body) else 0
 
 
-def input_token_bound(body_len: int, body: dict[str, Any], context_tokens: int) -> int:
+def input_token_bound(
+    body_len: int, body: dict[str, Any], context_tokens: int, upstream_model: str = ""
+) -> int:
     """An upper bound of the request's input tokens, for admission (`context_tokens`: the
     model's context window, reserved once when media of unknown size is attached, and covering
-    the media's inline base64 data, which is not counted again a token per character; and once
-    for each further turn of a server tool's loop, whose results are input of their own:
-    loop_input_bound)."""
+    the media's inline base64 data, which is not counted again a token per character, or when
+    the provider adds input of its own to the prompt (adds_to_the_prompt: a gateway's web
+    search results, an OpenRouter `:online` `upstream_model`'s); and once for each further
+    turn of a server tool's loop, whose results are input of their own: loop_input_bound)."""
     messages = body.get("messages")
     loop = loop_input_bound(body, context_tokens)
-    if not unsized_parts(messages):
+    if not unsized_parts(messages) and not adds_to_the_prompt(body, upstream_model):
         return body_len + PROVIDER_PROMPT_TOKENS + loop
     inline = inline_media_chars(messages)
     return body_len - inline + PROVIDER_PROMPT_TOKENS + context_tokens + loop

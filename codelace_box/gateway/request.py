@@ -273,7 +273,7 @@ def prepare_call(
     context = route.context_tokens or default_context_tokens
     loop = output_token_bound(body, cap, context)
     worst = token_cost_nanos(
-        input_token_bound(body_len, body, context),
+        input_token_bound(body_len, body, context, route.upstream_model),
         (loop + (predicted_tokens(body) if route.provider.kind == "openai" else 0)) * choices,
         route.max_input_per_1m_nanos,
         route.output_per_1m_nanos,

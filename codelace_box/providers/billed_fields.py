@@ -89,6 +89,25 @@ _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY
 Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is named
 
 
+# Fields whose provider puts content of its own into the prompt, billed as prompt tokens of a
+# size nobody knows in advance: OpenRouter's web plugin (search results; web_search_options
+# turns it on) and its other plugins (a parsed file, a compressed prompt): adds_to_the_prompt.
+_ONLINE = ":online"  # an OpenRouter model variant that runs the web plugin on every call
+
+
+def adds_to_the_prompt(body: dict[str, Any], upstream_model: str = "") -> bool:
+    """Whether a call has the provider add input of its own to the prompt (the window is held
+    for it, as for media: metering.input_token_bound): by a field of its body, or by the
+    upstream model the catalog names (OpenRouter's `...:online`; its slugs are lower case).
+    On every call's path: plain lookups, no generator."""
+    if _ONLINE in upstream_model:
+        return True
+    plugins, search = body.get("plugins"), body.get("web_search_options")
+    if plugins is None and search is None:
+        return False
+    return _present("plugins", plugins) or _present("web_search_options", search)
+
+
 def runs_server_tools(body: dict[str, Any]) -> bool:
     """Whether a body lets the provider fetch input of its own: an Anthropic server
     tool in `tools` (search results, a fetched page, code output, the advisor's answer) or an

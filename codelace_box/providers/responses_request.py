@@ -122,7 +122,8 @@ def translate_request(body: Any, *, keep_thinking: bool = False, model: str = ""
         if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
             choice, allowed = allowed_tools(choice, names)
             chat["tools"] = [t for t in tools.tools if t["function"]["name"] in allowed]
-        choice = "none" if asks_compaction(body) else chat_tool_choice(choice, names)
+        choice = chat_tool_choice(choice, names)  # checked even where a compaction drops it
+        choice = "none" if asks_compaction(body) else choice
         if choice is not None:
             chat["tool_choice"] = choice
         if isinstance(body.get("parallel_tool_calls"), bool):

@@ -94,3 +94,29 @@ def test_a_request_naming_no_container_passes(box: WireBox, hostile: HostileUpst
         hostile.push(_answer(f"container_{uuid.uuid4().hex}", "whole"))
         _call(box, key, False, container=container)
     assert len(hostile.seen) == 2
+
+
+def test_another_users_container_is_refused_on_count_tokens_and_in_any_spelling(
+    box: WireBox, hostile: HostileUpstream
+) -> None:
+    """count_tokens (with or without ?beta=true) names a container to Anthropic as /v1/messages
+    does; an object with keys beside its id names it as well."""
+    container_id = f"container_{uuid.uuid4().hex}"
+    _, key_a = box.new_user("5")
+    _, key_b = box.new_user("5")
+    hostile.push(_answer(container_id, "start"))
+    _call(box, key_a, True)
+    seen = len(hostile.seen)
+    client = box.anthropic(key_b)
+    import anthropic
+
+    for named in (container_id, {"id": container_id, "skills": []}, {"id": container_id, "x": 1}):
+        for query in ({}, {"beta": "true"}):
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                client.messages.count_tokens(
+                    model=MODEL, messages=ARGS["messages"], extra_body={"container": named},
+                    extra_query=query,
+                )  # fmt: skip
+            assert refused.value.response.json()["error"]["type"] == "invalid_request_error"
+        assert _refused(box, key_b, named)["type"] == "error"
+    assert len(hostile.seen) == seen

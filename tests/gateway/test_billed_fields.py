@@ -232,3 +232,54 @@ def test_a_server_tool_loop_streams_past_max_tokens_whole(box: Box, fake: FakeOp
     charged = 5 * NANOS - box.balance(email)[0]
     assert charged == cost_nanos(chunks[-1].usage.prompt_tokens, 31, IN_PRICE, OUT_PRICE)  # type: ignore[union-attr]
     assert box.balance(email)[1] == 0
+
+
+@pytest.mark.parametrize(
+    "field", [{"plugins": [{"id": "web", "max_results": 5}]}, {"web_search_options": {}}]
+)
+def test_search_results_a_gateway_adds_to_the_prompt_are_held_for(
+    box: Box, fake: FakeOpenAI, field: dict[str, Any]
+) -> None:
+    """OpenRouter's web plugin (or web_search_options, which turns it on) puts the search
+    results into the prompt, billed as its prompt tokens: a 12,000-token prompt from a body of
+    a few hundred bytes. The hold took the body alone for input, so the charge stopped at it and
+    the operator paid the rest; now the context window is held for input once (the whole prompt
+    fits in it), and the user is charged what the provider reported."""
+    (name,) = field
+    email, key = box.new_user("5")
+    box.cli("providers", "update", "fake", "--allow-field", name)
+    time.sleep(ROUTES_RELOAD_SEC)
+    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=12_000, completion_tokens=10))
+    body = {"model": MODEL, "max_tokens": 20, "messages": HELLO, **field}
+    try:
+        with box.http(key) as http:
+            answer = http.post("/v1/chat/completions", json=body)
+    finally:
+        box.cli("providers", "update", "fake", "--no-allow-field", name)
+        time.sleep(ROUTES_RELOAD_SEC)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    assert row["cost_nanos"] == cost_nanos(12_000, 10, IN_PRICE, OUT_PRICE)
+    assert box.balance(email) == (5 * NANOS - row["cost_nanos"], 0)
+
+
+def test_an_online_model_is_held_for_the_search_results_in_its_prompt(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """An OpenRouter model id ending in `:online` runs its web plugin on every call, the
+    search results in the prompt: the operator's catalog entry chose it, and each call's
+    prompt tokens are more than its body. Held as plugins are (the window once)."""
+    from tests.gateway.conftest import MODEL_PRICES
+
+    online = "fake/gpt-online"
+    box.cli("models", "set", online, *MODEL_PRICES, "--provider", "fake",
+            "--upstream-model", "openai/gpt-4o:online")  # fmt: skip
+    time.sleep(ROUTES_RELOAD_SEC)
+    _, key = box.new_user("5")
+    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=12_000, completion_tokens=10))
+    body = {"model": online, "max_tokens": 20, "messages": HELLO}
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    assert row["cost_nanos"] == cost_nanos(12_000, 10, IN_PRICE, OUT_PRICE)

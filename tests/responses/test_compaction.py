@@ -219,3 +219,25 @@ def test_a_compaction_refused_as_too_long_again_and_again_is_relayed_after_three
         _post(fresh, key, {**body, "input": turns})
     assert len(fresh.openai_fake.requests) == 5
     assert all(r["cost_nanos"] == 0 for r in fresh.usage_rows(email))
+
+
+def test_a_compactions_tool_choice_is_checked_as_any_other(fresh: ResponsesBox) -> None:
+    """A trigger made the translation skip the check of `tool_choice` (a compaction's is
+    `none` for a translated model), and a native upstream gets the body as sent: a hosted
+    tool named there (web search, billed per use, refused without the trigger) or a tool that
+    is not in `tools` went up. Now a 400 as without the trigger, and nothing is sent."""
+    import openai
+    import pytest
+
+    _, key = fresh.new_key()
+    for choice, param in (({"type": "web_search_preview"}, "tool_choice"),
+                          ({"type": "function", "name": "nope"}, "tool_choice"),
+                          (5, "tool_choice")):  # fmt: skip
+        for model in (NATIVE_MODEL, OPENAI_MODEL):
+            body = {"model": model, "input": [*HISTORY, TRIGGER], "tools": TOOLS,
+                    "tool_choice": choice}  # fmt: skip
+            with pytest.raises(openai.BadRequestError) as refused:
+                _post(fresh, key, body)
+            error = refused.value.body
+            assert isinstance(error, dict) and error["param"] == param, error
+    assert not fresh.openai_fake.requests
