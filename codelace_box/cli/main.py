@@ -23,6 +23,7 @@ from codelace_box.cli.support import (
     WholeNumber,
     let_go_of_a_lost_terminal,
     pass_state,
+    say_notes_now,
 )
 from codelace_box.cli.upkeep import build_lines, echo_lines, migrate_status_lines, restore_command
 from codelace_box.cli.usage import usage
@@ -90,6 +91,7 @@ def admin(state: CliState) -> None:
             "admin needs an interactive terminal (over ssh: ssh -t HOST codelace-box admin)"
         )
     state.database()
+    say_notes_now()  # a database made now: said before the dashboard takes the terminal
     run_admin(state.config())
 
 

@@ -119,6 +119,14 @@ class CliState:
         return Path(self.config_path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
 
 
+def say_notes_now() -> None:
+    """Say the notes gathered so far (on stderr) now, not once the command ended: admin's
+    dashboard takes the terminal over, and a new database must be said before it shows."""
+    for notice in _UPGRADED:
+        click.echo(notice, err=True)
+    _UPGRADED.clear()
+
+
 class CodelaceGroup(click.Group):
     """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage mistakes."""
 

@@ -33,7 +33,7 @@ from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
 from codelace_box.db.postgres import is_postgres
 from codelace_box.db.snapshot import one_instant
 from codelace_box.db.sqlite_file import storage_failed
-from codelace_box.errors import CodelaceError
+from codelace_box.errors import CodelaceError, ConfigError
 
 BATCH_ROWS = 500
 ABORTED = (
@@ -210,7 +210,7 @@ def _copy_all(
             f"the source database is at schema version {version}, this codelace-box at "
             f"{LATEST_VERSION}: {fix}"
         )
-    core.open_database(destination)  # the models (and write_transaction) now point here
+    _open_destination(destination)  # the models (and write_transaction) now point here
     try:
         _copy_into_target(source, counts, recorded, late)
     except Exception as exc:  # its disk full, a file size limit: the target's, never the
@@ -220,6 +220,19 @@ def _copy_all(
         raise CodelaceError(
             f"cannot write the copy to the target database: {why}; nothing was copied"
         ) from None
+
+
+def _open_destination(destination: str) -> None:
+    """Open the target, its refusal naming `--to` (where the operator gave it), not the
+    setting of a box's own database ('database.path ...': the config was not at fault)."""
+    try:
+        core.open_database(destination)
+    except ConfigError as exc:
+        said = str(exc)
+        for setting, given in (("database.path ", "--to sqlite:///"), ("database.url ", "--to ")):
+            if said.startswith(setting):
+                raise ConfigError(given + said.removeprefix(setting)) from None
+        raise
 
 
 def _copy_into_target(

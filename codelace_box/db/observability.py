@@ -106,6 +106,15 @@ def open_alerts() -> list[tuple[str, str, str]]:
     ]
 
 
+def clear_open_alerts() -> None:
+    """No alert open any more (alerts are off: none can be followed by its recovery); no
+    write when there is none (a box that never had alerts writes nothing)."""
+    if not query_all("SELECT 1 FROM open_alert LIMIT 1"):
+        return
+    with write_transaction() as tx:
+        tx.execute("DELETE FROM open_alert")
+
+
 def keep_open_alerts(changes: list[tuple[str, str, str | None]]) -> None:
     """In one transaction: each (kind, subject, sent_at) kept as open, sent at `sent_at`
     (stored text), or, with None, no longer open (its recovery was said, or it is old enough

@@ -40,6 +40,9 @@ CONNECT_RETRY_SEC = 0.01
 
 
 POINT_AT_IT = "--config PATH, CODELACE_CONFIG or database.path"
+NEW_BOX_HINT = (
+    f"point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to start a new box"
+)
 
 
 def config_read(config: Config) -> str:
@@ -48,11 +51,12 @@ def config_read(config: Config) -> str:
     return f"{source}, no ./{DEFAULT_CONFIG_FILE}" if source == "built-in defaults" else source
 
 
-def missing_database(config: Config) -> str | None:
+def missing_database(config: Config, hint: str = NEW_BOX_HINT) -> str | None:
     """Why the configured SQLite file cannot be opened as it is: it is not there, or it is a
     file of 0 bytes (empty_sqlite_file: no database either), in the words every command and
-    the scheduled backup use (the path, the config read, how to point at the right one); None
-    when it is a database (or the database is PostgreSQL or in memory)."""
+    the scheduled backup use (the path, the config read, then `hint`: by default how to point
+    at the right one); None when it is a database (or the database is PostgreSQL or in
+    memory)."""
     database = config.database
     path = database.path
     if database.is_postgres or path == ":memory:":
@@ -66,8 +70,7 @@ def missing_database(config: Config) -> str | None:
         return None
     return (
         f"no database at {os.path.abspath(path)} ({what}config: {config_read(config)}; "
-        f"{done}): point at yours with {POINT_AT_IT}, or run `codelace-box migrate` to "
-        "start a new box"
+        f"{done}): {hint}"
     )
 
 

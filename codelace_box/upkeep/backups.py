@@ -26,6 +26,13 @@ _NAME = re.compile(r"^codelace-(\d{8}T\d{6}Z)\.db$")
 _UNFINISHED = re.compile(r"^codelace-\d{8}T\d{6}Z\.db\.partial$")
 _STAMP = "%Y%m%dT%H%M%SZ"
 OWNER_FILE = ".codelace-backups-of"  # the database's absolute path, one line
+# A running serve opened its database: the file gone since (deleted, moved, emptied) is not a
+# new box to start, and the data since the last backup is in the file serve still holds open.
+GONE_HINT = (
+    "the database file went from under the running serve (deleted, moved or emptied): put it "
+    "back before stopping serve (serve still writes the file it opened), or stop serve and "
+    "`codelace-box restore` the newest backup"
+)
 
 
 def check_owner(folder: str | Path, db_path: str) -> None:
@@ -109,11 +116,12 @@ def scheduled_backup_if_due(config: Config, now: datetime, stop: threading.Event
     """The scheduled backup when one is due, else None; off the event loop, listing the
     folder included (a backup.dir on a hung network mount must not stall the requests);
     given up, nothing left, once `stop` is set. A database not there (or of 0 bytes) is
-    refused in the words of every command (missing_database)."""
+    refused in the words of every command (missing_database) but for its hint (GONE_HINT:
+    serve opened it, so it went from under serve)."""
     b = config.backup
     if b.every_hours <= 0:
         return None
-    if why := missing_database(config):
+    if why := missing_database(config, GONE_HINT):
         raise NotFound(why, code="database_not_found")
     db_path = config.database.path
     check_owner(b.dir, db_path)  # before the listing: another database's backups are not ours

@@ -7,7 +7,11 @@ row says, and what changed is written back. A row of a kind that is sent again w
 problem lasts (a provider with no working key, a failed backup, a full disk) says nothing
 once RATE_LIMIT_SEC old: it is removed. A change the database does not take (its disk full,
 the very thing alerted) is kept in the process and tried again at each tick (not only with
-the next change); meanwhile the process goes by it. Nothing is read or written without a webhook."""
+the next change); meanwhile the process goes by it. A read the database fails (its disk gone
+bad) leaves the tick with what the process knows (its own alerts are each sent once), so the
+disk trouble that made it fail is still alerted. Without a webhook (alerts off) nothing is read:
+the rows are removed, once a process (the webhook set again later, an alert long over is not
+followed by a 'recovered' notice, nor held back)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from datetime import datetime
 
 from codelace_box.db.core import db_time, parse_time
 from codelace_box.db.failing import FailureLog
-from codelace_box.db.observability import keep_open_alerts, open_alerts
+from codelace_box.db.observability import clear_open_alerts, keep_open_alerts, open_alerts
 from codelace_box.db.offload import run_in_db_thread
 from codelace_box.upkeep.alerts import Alerter
 
@@ -33,16 +37,25 @@ class KeptAlerts:
         self.rows: dict[Alert, str] = {}  # open alerts -> sent_at (stored text)
         self.unwritten: dict[Alert, str | None] = {}  # changes the database has yet to take
         self.failures = FailureLog(log, "keeping the open alerts in the database")
+        self.read_failures = FailureLog(log, "reading the open alerts from the database")
         self.now = datetime.min
+        self.cleared = False  # alerts off: the rows were removed (by this process)
 
     async def look(self, now: datetime) -> None:
         """Read the open alerts (at the start of a tick that leads), and remove those of the
-        REPEATED kinds that are old enough to be sent again anyway."""
+        REPEATED kinds that are old enough to be sent again anyway. A failed read keeps what
+        this process knew (its own alerts): the tick goes on, the disk watched all the same."""
         self.now = now
         if not self.alerter.webhook_url:
+            await self._clear()
             return
-        rows = await run_in_db_thread(open_alerts)
-        self.rows = {(kind, subject): sent_at for kind, subject, sent_at in rows}
+        try:
+            rows = await run_in_db_thread(open_alerts)
+        except Exception as exc:  # the database's disk gone bad, the database away
+            self.read_failures.failed(exc)
+        else:
+            self.read_failures.worked()
+            self.rows = {(kind, subject): sent_at for kind, subject, sent_at in rows}
         for alert, sent_at in self.unwritten.items():
             self._set(alert, sent_at)
         expired = [a for a in self.rows if a[0] in REPEATED and self.expired(*a)]
@@ -95,6 +108,18 @@ class KeptAlerts:
             self.failures.failed(exc)
         else:
             self.unwritten = {}
+            self.failures.worked()
+
+    async def _clear(self) -> None:
+        """Alerts off: remove every open alert, once (tried again at the next tick)."""
+        if self.cleared:
+            return
+        try:
+            await run_in_db_thread(clear_open_alerts)
+        except Exception as exc:  # its disk full, read-only, the database away: later
+            self.failures.failed(exc)
+        else:
+            self.cleared = True
             self.failures.worked()
 
     def _set(self, alert: Alert, sent_at: str | None) -> None:

@@ -95,3 +95,31 @@ def test_an_alert_the_database_did_not_take_is_kept_once_it_takes_writes_again(
     finally:
         assert server.stop() == 0
     assert _count(hook, "provider key 2 ") == 1, hook.texts()
+
+
+def test_a_serve_without_a_webhook_forgets_the_open_alerts(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """alerts.webhook_url removed (alerts off), the open_alert rows stayed; the webhook set
+    again weeks later, the first serve said 'the error rate recovered' of an alert long gone.
+    A serve with alerts off clears them: nothing it does not send can be followed up."""
+    from datetime import UTC, datetime, timedelta
+
+    from codelace_box.db.timestamps import db_time
+
+    off = Box.create(tmp_path / "box")
+    off.ok("users", "create", "al@handover.test")
+    sent = db_time(datetime.now(UTC) - timedelta(days=20))
+    off.sql("INSERT INTO open_alert (kind, subject, sent_at) VALUES ('error_rate', '', ?)", (sent,))
+    server = ServerProcess(off.config, off.port, env=FAST_TICK).start()
+    try:
+        eventually(lambda: off.sql("SELECT * FROM open_alert") == [], "the rows cleared")
+    finally:
+        assert server.stop() == 0
+    on = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url})
+    server = ServerProcess(on.config, on.port, env=FAST_TICK).start()
+    try:
+        time.sleep(1.0)  # several ticks: nothing to say
+    finally:
+        assert server.stop() == 0
+    assert hook.texts() == []

@@ -134,14 +134,15 @@ def test_a_scheduled_backup_without_its_database_says_it_in_the_one_wording(
 ) -> None:
     """The backup's copy had words of its own for a database not there (`no database at
     PATH`, no config named, no way to point at the right one), and copied a file of 0 bytes
-    as a database: the scheduled backup asks the one function, as the commands do."""
+    as a database: the scheduled backup asks the one function, as the commands do, with a
+    hint of its own (serve opened the database: it went from under serve, no new box)."""
     import threading
     from datetime import UTC, datetime
 
     from codelace_box.config import load_config
     from codelace_box.db.sqlite_file import missing_database
     from codelace_box.errors import NotFound
-    from codelace_box.upkeep.backups import scheduled_backup_if_due
+    from codelace_box.upkeep.backups import GONE_HINT, scheduled_backup_if_due
 
     config = load_config(
         str(write_config(tmp_path / "codelace.toml", {"backup": {"every_hours": 1}}))
@@ -152,6 +153,6 @@ def test_a_scheduled_backup_without_its_database_says_it_in_the_one_wording(
         db.touch()
     with pytest.raises(NotFound) as refused:
         scheduled_backup_if_due(config, datetime.now(UTC), threading.Event())
-    assert refused.value.message == missing_database(config)
+    assert refused.value.message == missing_database(config, GONE_HINT)
     assert refused.value.message.startswith(f"no database at {db} ("), refused.value.message
     assert not (tmp_path / "data" / "backups").exists()

@@ -323,3 +323,24 @@ def test_an_old_backup_that_cannot_be_removed_fails_no_backup(
     assert "scheduled backup failed" not in log, log
     assert not any("backup failed" in text for text in hook.texts())
     assert len(list(folder.glob("codelace-*.db"))) == 2
+
+
+def test_a_database_deleted_under_serve_is_alerted_as_gone_not_as_a_new_box(
+    tmp_path: Path, hook: WebhookReceiver
+) -> None:
+    """The database file deleted under a running serve: the scheduled backup alerted it in the
+    commands' words, '... or run `codelace-box migrate` to start a new box', advice that throws
+    away a running box. It says the file went from under serve, and how to get it back."""
+    box = Box.create(tmp_path / "box", alerts={"webhook_url": hook.url}, backup={"every_hours": 1})
+    box.ok("users", "create", "di@upkeep.test")
+    server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
+    try:
+        time.sleep(0.6)  # the upkeep's first ticks: nothing to say
+        box.db_path.unlink()
+        eventually(lambda: any("no database at" in t for t in hook.texts()), "the alert")
+    finally:
+        assert server.stop() == 0
+    [text] = [t for t in hook.texts() if "no database at" in t]
+    assert f"no database at {box.db_path} (" in text, text
+    assert "went from under the running serve" in text and "restore" in text, text
+    assert "start a new box" not in text, text

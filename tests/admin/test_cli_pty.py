@@ -12,13 +12,14 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from codelace_box.accounts.users import create_user
-from tests.admin.pilot import make_env
-from tests.support import cli_env
+from tests.admin.pilot import SECRET, make_env
+from tests.support import base_sections, cli_env, write_config
 
 pytestmark = pytest.mark.timeout(60)
 ANSI = re.compile(
@@ -43,32 +44,27 @@ def read_until(master: int, done: object, deadline: float, seen: bytearray) -> b
     return False
 
 
-def test_admin_starts_and_quits_in_a_pseudo_terminal(tmp_path: Path) -> None:
-    env = make_env(tmp_path)
-    create_user("pty-operator@example.com")
+def run_admin(config: Path, cwd: Path, shown: Callable[[str], bool]) -> str:
+    """`codelace-box admin` in an 80x24 pseudo-terminal until `shown(text)`, then ctrl+q: all
+    it wrote, plain (it must quit with 0)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     started = time.monotonic()
     child = subprocess.Popen(
-        [sys.executable, "-m", "codelace_box", "--config", str(env.path), "admin"],
+        [sys.executable, "-m", "codelace_box", "--config", str(config), "admin"],
         stdin=slave,
         stdout=slave,
         stderr=slave,
         env=cli_env({"TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}),
-        cwd=tmp_path,
+        cwd=cwd,
         start_new_session=True,
         close_fds=True,
     )
     os.close(slave)
     seen = bytearray()
     try:
-        shown = read_until(
-            master,
-            lambda text: "F1 Dashboard" in text and "Users" in text and "1 (0 disabled)" in text,
-            started + 30,
-            seen,
-        )
-        assert shown, f"no dashboard on the terminal:\n{ANSI.sub(b'', bytes(seen))[-2000:]!r}"
+        drawn = read_until(master, shown, started + 30, seen)
+        assert drawn, f"no dashboard on the terminal:\n{ANSI.sub(b'', bytes(seen))[-2000:]!r}"
         os.write(master, b"\x11")  # ctrl+q
         read_until(master, lambda _text: child.poll() is not None, time.monotonic() + 15, seen)
         assert child.wait(15) == 0
@@ -77,5 +73,33 @@ def test_admin_starts_and_quits_in_a_pseudo_terminal(tmp_path: Path) -> None:
             child.kill()
             child.wait(5)
         os.close(master)
-    plain = ANSI.sub(b"", bytes(seen)).decode(errors="replace")
+    return ANSI.sub(b"", bytes(seen)).decode(errors="replace")
+
+
+def test_admin_starts_and_quits_in_a_pseudo_terminal(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    create_user("pty-operator@example.com")
+    plain = run_admin(
+        env.path,
+        tmp_path,
+        lambda text: "F1 Dashboard" in text and "Users" in text and "1 (0 disabled)" in text,
+    )
     assert "Traceback" not in plain and "error:" not in plain
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["missing", "zero bytes"])
+def test_admin_on_a_new_database_says_so_before_the_dashboard(tmp_path: Path, empty: bool) -> None:
+    """admin made the database that was not there (or of 0 bytes), but its note came only
+    once the dashboard had closed: the operator looked at an empty box with no word why."""
+    db = tmp_path / "data" / "codelace.db"
+    if empty:
+        db.parent.mkdir()
+        db.touch()
+    sections = base_sections(tmp_path)
+    sections["server"]["secret_key"] = SECRET
+    config = write_config(tmp_path / "codelace.toml", sections)
+    plain = run_admin(config, tmp_path, lambda text: "F1 Dashboard" in text)
+    said = "made a new, empty database in it" if empty else f"no database at {db}: created"
+    assert said in plain, plain[-2000:]
+    assert plain.index(said) < plain.index("F1 Dashboard"), plain[-2000:]
+    assert plain.count(said) == 1, plain[-2000:]

@@ -130,3 +130,26 @@ def test_a_relative_sqlite_target_is_named_as_database_url_will_find_it(
     moved = write_config(tmp_path / "box" / "moved.toml", {"database": {"url": url}})
     shown = run_cli(moved, "users", "show", "kept@copy.test")
     assert shown.returncode == 0, shown.stderr
+
+
+def test_a_target_that_cannot_be_opened_is_named_as_to_not_as_a_setting(tmp_path: Path) -> None:
+    """A folder, a path under a file or an unreachable PostgreSQL given as `--to` was refused as
+    'database.path ...' or 'database.url ...': the operator looked in the config, which was
+    fine. The line names `--to` and the URL given."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("a file where a folder should be")
+    for url in (
+        f"sqlite:///{tmp_path / 'folder'}",
+        f"sqlite:///{tmp_path / 'file' / 'copy.db'}",
+        "postgresql://box:hunter2@127.0.0.1:1/codelace",
+    ):
+        refused = run_cli(config, "db", "copy", "--to", url)
+        assert refused.returncode != 0, (url, refused.stdout)
+        [line] = refused.stderr.splitlines()
+        assert line.startswith("error: --to "), line
+        assert "database.path" not in line and "database.url" not in line, line
+        assert "hunter2" not in line, line
