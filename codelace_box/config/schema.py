@@ -287,7 +287,8 @@ class GatewayConfig:
     default_context_tokens: int = opt(
         200000,
         "Context window of a model without --context-tokens: what media of unknown size "
-        "(a URL, a file id, audio) reserves.",
+        "(an image or document by URL, audio) or a gateway's web search results reserve; a "
+        "server tool's loop reserves it once more for each turn after the first.",
         minimum=1,
     )
 
