@@ -94,6 +94,8 @@ class SSEParser:
 
 def parse_block(block: bytes) -> SSEEvent | None:
     """One event from its lines; None for comment-only or data-less blocks."""
+    if block.startswith(b"data: ") and block.find(b"\n") < 0:  # most events: one data line
+        return SSEEvent(block[6:].decode("utf-8", "replace"))
     data_lines: list[str] = []
     event_name: str | None = None
     for raw in block.split(b"\n"):

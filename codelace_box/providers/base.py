@@ -14,9 +14,10 @@ from typing import Any
 JSON = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SSEEvent:
-    """One server-sent event as parsed from the upstream stream."""
+    """One server-sent event as parsed from the upstream stream (one made for every event
+    relayed: not frozen, whose `__init__` sets each field through `object.__setattr__`)."""
 
     data: str
     event: str | None = None
