@@ -100,11 +100,16 @@ def json_post(url: str, api_key: str, payload: JSON, *, stream: bool) -> Upstrea
 def reasoning_text(message: JSON) -> str:
     """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`, or
     the thinking chunks of a content list)."""
+    return _reasoning_field(message) or "".join(_chunk_texts(message.get("content"), "thinking"))
+
+
+def _reasoning_field(message: JSON) -> str:
+    """The reasoning of a message's `reasoning_content` or `reasoning` field ("" if none)."""
     for name in ("reasoning_content", "reasoning"):
         value = message.get(name)
         if isinstance(value, str) and value:
             return value
-    return "".join(_chunk_texts(message.get("content"), "thinking"))
+    return ""
 
 
 def arguments_of(function: Any) -> str:
@@ -166,12 +171,15 @@ def _unstored(payload: JSON, base: str) -> None:
 def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
-    total = 0 if isinstance(delta.get("content"), str) else len(content_text(delta))
-    total += len(reasoning_text(delta))  # once, however many fields repeat it (vLLM's two)
-    for name in ("content", "refusal"):
-        value = delta.get(name)
-        if isinstance(value, str):
-            total += len(value)
+    content = delta.get("content")
+    if isinstance(content, str):  # (no content list: no thinking chunks to look for)
+        total = len(content) + len(_reasoning_field(delta))
+    else:
+        total = len(content_text(delta)) + len(reasoning_text(delta))
+    # once, however many fields repeat it (vLLM's two)
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str):
+        total += len(refusal)
     for call in delta.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
@@ -208,10 +216,11 @@ class OpenAIStreamTranslator(StreamTranslator):
         if error is not None:
             raise UpstreamStreamError(_error_text(error), "upstream_error")
         raw_usage = chunk_usage(chunk)
-        self._saw(raw_usage)
-        usage = usage_from(raw_usage)
-        if usage is not None:
-            self.usage = usage
+        if raw_usage is not None:  # (most chunks carry none: two calls fewer)
+            self._saw(raw_usage)
+            usage = usage_from(raw_usage)
+            if usage is not None:
+                self.usage = usage
         choices = chunk.get("choices")
         if not choices:  # a usage chunk (even an unusable one) is the gateway's to send
             return [] if isinstance(raw_usage, dict) else [self._relabel(chunk)]

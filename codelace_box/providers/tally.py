@@ -93,6 +93,8 @@ def _output_items(delta: dict[str, Any]) -> list[tuple[str, Any]]:
     `reasoning_content`, or in `reasoning_details` beside them) counts once; of those details
     only their opaque payloads (encrypted reasoning) are counted then."""
     items = [(k, v) for k, v in delta.items() if k not in _NOT_OUTPUT]
+    if "reasoning" not in delta and "reasoning_content" not in delta:  # (most deltas)
+        return items
     said = [delta.get(k) for k in _REASONING_KEYS if isinstance(delta.get(k), str) and delta[k]]
     if not said:
         return items
