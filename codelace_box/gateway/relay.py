@@ -233,8 +233,11 @@ class StreamRelay:
         return self._capped
 
     def _reached_cap(self) -> bool:
-        produced = max(self.tally.least_tokens, self.translator.output_tokens_seen)
-        return produced >= self.call.output_limit
+        """Whether the output counted so far (the larger of the tally's low count and the
+        provider's running one) reached the cap: run before every chunk, so two comparisons,
+        not a `max()` (a builtin call, several times their cost)."""
+        limit = self.call.output_limit
+        return self.translator.output_tokens_seen >= limit or self.tally.least_tokens >= limit
 
     async def _read_on(self) -> None:
         """After the client left: the rest of the upstream's stream, then the settlement; an

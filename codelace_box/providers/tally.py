@@ -158,8 +158,8 @@ class OutputTally:
     def least_tokens(self) -> int:
         """Output tokens produced so far, by a count that does not come out high (a base64
         payload, however long, counts only as the piece it came in)."""
-        chars = self.ascii_chars + self.other_chars
-        return max(self.pieces, -(-chars // MAX_CHARS_PER_TOKEN))
+        by_chars = -(-(self.ascii_chars + self.other_chars) // MAX_CHARS_PER_TOKEN)
+        return by_chars if by_chars > self.pieces else self.pieces  # (read at every chunk)
 
 
 def is_unsized(part: Any) -> bool:
