@@ -9,7 +9,8 @@ output cap and the worst-case cost that admission will hold.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -78,7 +79,7 @@ class ChatCall:
     refused_fields: frozenset[str] = frozenset()  # output fields the upstream does not know
     shown_model: str = ""  # the model the answer names, when not the catalog id (an alias)
     loop_output: int = 0  # per choice: a server tool loop's output bound (output_token_bound)
-    kept: list[JSON] = field(default_factory=list)  # /v1/responses/compact: the messages kept
+    kept: Sequence[JSON] = ()  # /v1/responses/compact: the messages kept (no list per call)
 
     @property
     def answer_model(self) -> str:
