@@ -134,8 +134,8 @@ class OutputTally:
         /v1/messages relays, or a native Responses `*.delta` event); whether it carried
         output."""
         carried = False
-        kind = chunk.get("type")
-        if kind == "content_block_delta" or _is_responses_delta(kind):
+        kind = chunk.get("type")  # (a chat chunk has none: no call to _is_responses_delta)
+        if kind is not None and (kind == "content_block_delta" or _is_responses_delta(kind)):
             deltas: list[Any] = [chunk.get("delta")]
         else:
             deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
