@@ -35,6 +35,7 @@ MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
 _STORED = ("file_id", "file_url")  # a file part by reference, not inline (_check_parts)
+_CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
@@ -128,7 +129,7 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{index}].role",
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and not isinstance(content, _CONTENT_TYPES):
             raise _bad(
                 f"messages[{index}].content must be a string or an array of parts",
                 f"messages[{index}].content",
