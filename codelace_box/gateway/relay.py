@@ -233,9 +233,7 @@ class StreamRelay:
         return self._capped
 
     def _reached_cap(self) -> bool:
-        """Whether the output counted so far (the larger of the tally's low count and the
-        provider's running one) reached the cap: run before every chunk, so two comparisons,
-        not a `max()` (a builtin call, several times their cost)."""
+        """Whether the tally's low count or the provider's running one reached the cap."""
         limit = self.call.output_limit
         return self.translator.output_tokens_seen >= limit or self.tally.least_tokens >= limit
 

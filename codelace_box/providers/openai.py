@@ -28,8 +28,7 @@ from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-# (a tuple: `int | str` in the call builds a union object each time, 3x the check's cost)
-_INDEX_TYPES = (int, str)
+_INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
@@ -173,12 +172,11 @@ def _unstored(payload: JSON, base: str) -> None:
 def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
-    content = delta.get("content")
+    content = delta.get("content")  # the reasoning once, however many fields repeat it (vLLM's)
     if isinstance(content, str):  # (no content list: no thinking chunks to look for)
         total = len(content) + len(_reasoning_field(delta))
     else:
         total = len(content_text(delta)) + len(reasoning_text(delta))
-    # once, however many fields repeat it (vLLM's two)
     refusal = delta.get("refusal")
     if isinstance(refusal, str):
         total += len(refusal)
