@@ -138,7 +138,8 @@ def _plain(raw: bytes | bytearray | str) -> bool:
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if data.translate(_DIGITS_AS_ZEROS).find(_LONG_NUMBER) >= 0:  # (`in` tries an int first)
         return False
-    return data.count(b"[") + data.count(b"{") < MAX_OPENERS
+    # (a text shorter than MAX_OPENERS has fewer brackets: a stream chunk, not counted)
+    return len(data) < MAX_OPENERS or data.count(b"[") + data.count(b"{") < MAX_OPENERS
 
 
 def nests_deeper_than_written(value: Any) -> bool:

@@ -52,7 +52,7 @@ def settlement(
         charge=charge,
         route=call.ingress,
         cache=cache_tokens(call, usage),
-        container=call.adapter.answered_container(),
+        container=call.adapter.container,
     )
 
 

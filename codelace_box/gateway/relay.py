@@ -233,8 +233,9 @@ class StreamRelay:
         return self._capped
 
     def _reached_cap(self) -> bool:
-        produced = max(self.tally.least_tokens, self.translator.output_tokens_seen)
-        return produced >= self.call.output_limit
+        """Whether the tally's low count or the provider's running one reached the cap."""
+        limit = self.call.output_limit
+        return self.translator.output_tokens_seen >= limit or self.tally.least_tokens >= limit
 
     async def _read_on(self) -> None:
         """After the client left: the rest of the upstream's stream, then the settlement; an

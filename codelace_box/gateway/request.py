@@ -9,7 +9,8 @@ output cap and the worst-case cost that admission will hold.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -34,6 +35,7 @@ MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
 _STORED = ("file_id", "file_url")  # a file part by reference, not inline (_check_parts)
+_CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
 _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
@@ -78,7 +80,7 @@ class ChatCall:
     refused_fields: frozenset[str] = frozenset()  # output fields the upstream does not know
     shown_model: str = ""  # the model the answer names, when not the catalog id (an alias)
     loop_output: int = 0  # per choice: a server tool loop's output bound (output_token_bound)
-    kept: list[JSON] = field(default_factory=list)  # /v1/responses/compact: the messages kept
+    kept: Sequence[JSON] = ()  # /v1/responses/compact: the messages kept (no list per call)
     compaction_trims: int = 0  # times a compaction too long was asked again shorter
 
     @property
@@ -128,7 +130,7 @@ def _check_messages(messages: Any) -> None:
                 f"messages[{index}].role",
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and not isinstance(content, _CONTENT_TYPES):
             raise _bad(
                 f"messages[{index}].content must be a string or an array of parts",
                 f"messages[{index}].content",

@@ -181,10 +181,6 @@ class MessagesPassthrough(AnthropicAdapter):
         self.path = path
         self.container: tuple[str, str | None] | None = None
 
-    def answered_container(self) -> tuple[str, str | None] | None:
-        """The container (id, expires_at) the answer (or its stream) named, if any."""
-        return self.container
-
     def saw_container(self, value: Any) -> None:
         """Keep the `container` object an answer or stream event carried (the latest)."""
         found = container_of(value)

@@ -14,9 +14,10 @@ from typing import Any
 JSON = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SSEEvent:
-    """One server-sent event as parsed from the upstream stream."""
+    """One server-sent event as parsed from the upstream stream (one made for every event
+    relayed: not frozen, whose `__init__` sets each field through `object.__setattr__`)."""
 
     data: str
     event: str | None = None
@@ -107,6 +108,10 @@ class ProviderAdapter(ABC):
 
     kind: str
     default_base_url: str
+    # The (id, expires_at) of the code execution container the answer named, if any (an
+    # Anthropic pass-through's, set as it reads the answer; kept in the settlement). A class
+    # attribute read, where a method returning None cost a call on every call.
+    container: tuple[str, str | None] | None = None
 
     def check_request(  # noqa: B027
         self, body: JSON, upstream_model: str = "", *, default_max_tokens: int | None = None
@@ -165,11 +170,6 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A fresh translator for one streamed response."""
-
-    def answered_container(self) -> tuple[str, str | None] | None:
-        """The (id, expires_at) of the code execution container the answer named, if any
-        (an Anthropic pass-through's; kept in the settlement): None by default."""
-        return None
 
     @abstractmethod
     def key_check_request(self, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:

@@ -28,6 +28,7 @@ from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+_INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
@@ -100,11 +101,16 @@ def json_post(url: str, api_key: str, payload: JSON, *, stream: bool) -> Upstrea
 def reasoning_text(message: JSON) -> str:
     """The reasoning a chat message or delta carries (`reasoning_content`, or `reasoning`, or
     the thinking chunks of a content list)."""
+    return _reasoning_field(message) or "".join(_chunk_texts(message.get("content"), "thinking"))
+
+
+def _reasoning_field(message: JSON) -> str:
+    """The reasoning of a message's `reasoning_content` or `reasoning` field ("" if none)."""
     for name in ("reasoning_content", "reasoning"):
         value = message.get(name)
         if isinstance(value, str) and value:
             return value
-    return "".join(_chunk_texts(message.get("content"), "thinking"))
+    return ""
 
 
 def arguments_of(function: Any) -> str:
@@ -166,12 +172,14 @@ def _unstored(payload: JSON, base: str) -> None:
 def _delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
-    total = 0 if isinstance(delta.get("content"), str) else len(content_text(delta))
-    total += len(reasoning_text(delta))  # once, however many fields repeat it (vLLM's two)
-    for name in ("content", "refusal"):
-        value = delta.get(name)
-        if isinstance(value, str):
-            total += len(value)
+    content = delta.get("content")  # the reasoning once, however many fields repeat it (vLLM's)
+    if isinstance(content, str):  # (no content list: no thinking chunks to look for)
+        total = len(content) + len(_reasoning_field(delta))
+    else:
+        total = len(content_text(delta)) + len(reasoning_text(delta))
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str):
+        total += len(refusal)
     for call in delta.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
@@ -204,14 +212,16 @@ class OpenAIStreamTranslator(StreamTranslator):
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
-        error = _reported_error(chunk)
-        if error is not None:
-            raise UpstreamStreamError(_error_text(error), "upstream_error")
-        raw_usage = chunk_usage(chunk)
-        self._saw(raw_usage)
-        usage = usage_from(raw_usage)
-        if usage is not None:
-            self.usage = usage
+        if chunk.get("error") or chunk.get("object") == "error":  # (_reported_error's test)
+            raise UpstreamStreamError(_error_text(_reported_error(chunk)), "upstream_error")
+        raw_usage = chunk.get("usage")  # (chunk_usage's look, without its call for most chunks)
+        if raw_usage is None and "x_groq" in chunk:
+            raw_usage = chunk_usage(chunk)
+        if raw_usage is not None:  # (most chunks carry none: two calls fewer)
+            self._saw(raw_usage)
+            usage = usage_from(raw_usage)
+            if usage is not None:
+                self.usage = usage
         choices = chunk.get("choices")
         if not choices:  # a usage chunk (even an unusable one) is the gateway's to send
             return [] if isinstance(raw_usage, dict) else [self._relabel(chunk)]
@@ -240,7 +250,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         index, finish = choice.get("index", 0), choice.get("finish_reason")
         if finish and not self.upstream_finish:
             chat_finish(choice)
-        if not isinstance(index, int | str):
+        if not isinstance(index, _INDEX_TYPES):
             return
         if finish:
             self._open.discard(index)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
@@ -192,7 +193,7 @@ def kept_messages(items: list[Any]) -> list[JSON]:
     return kept
 
 
-def compaction_answer(response: JSON, kept: list[JSON]) -> JSON:
+def compaction_answer(response: JSON, kept: Sequence[JSON]) -> JSON:
     """`/v1/responses/compact`'s answer from the response to its trigger: the user messages,
     then the compaction item (the upstream's own, or one sealing the text it answered)."""
     output = response.get("output")

@@ -93,6 +93,8 @@ def _output_items(delta: dict[str, Any]) -> list[tuple[str, Any]]:
     `reasoning_content`, or in `reasoning_details` beside them) counts once; of those details
     only their opaque payloads (encrypted reasoning) are counted then."""
     items = [(k, v) for k, v in delta.items() if k not in _NOT_OUTPUT]
+    if "reasoning" not in delta and "reasoning_content" not in delta:  # (most deltas)
+        return items
     said = [delta.get(k) for k in _REASONING_KEYS if isinstance(delta.get(k), str) and delta[k]]
     if not said:
         return items
@@ -132,8 +134,8 @@ class OutputTally:
         /v1/messages relays, or a native Responses `*.delta` event); whether it carried
         output."""
         carried = False
-        kind = chunk.get("type")
-        if kind == "content_block_delta" or _is_responses_delta(kind):
+        kind = chunk.get("type")  # (a chat chunk has none: no call to _is_responses_delta)
+        if kind is not None and (kind == "content_block_delta" or _is_responses_delta(kind)):
             deltas: list[Any] = [chunk.get("delta")]
         else:
             deltas = [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
@@ -156,8 +158,8 @@ class OutputTally:
     def least_tokens(self) -> int:
         """Output tokens produced so far, by a count that does not come out high (a base64
         payload, however long, counts only as the piece it came in)."""
-        chars = self.ascii_chars + self.other_chars
-        return max(self.pieces, -(-chars // MAX_CHARS_PER_TOKEN))
+        by_chars = -(-(self.ascii_chars + self.other_chars) // MAX_CHARS_PER_TOKEN)
+        return by_chars if by_chars > self.pieces else self.pieces  # (read at every chunk)
 
 
 def is_unsized(part: Any) -> bool:
