@@ -16,7 +16,7 @@ from codelace_box.providers.anthropic_thinking import (
     REPLY_OPENROUTER,
 )
 from codelace_box.providers.base import Usage
-from codelace_box.providers.openai import page_text
+from codelace_box.providers.openai_errors import page_text
 from codelace_box.providers.tally import CHARS_PER_TOKEN
 
 JSON = dict[str, Any]

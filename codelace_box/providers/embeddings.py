@@ -14,12 +14,8 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
-from codelace_box.providers.openai import (
-    OpenAIAdapter,
-    json_post,
-    raise_reported_error,
-    upstream_base,
-)
+from codelace_box.providers.openai import OpenAIAdapter, json_post, upstream_base
+from codelace_box.providers.openai_errors import raise_reported_error
 
 
 def _count(value: Any) -> int | None:

@@ -8,7 +8,6 @@ when the client set only `max_completion_tokens`), for streams a request for usa
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from codelace_box.errors import UpstreamError
@@ -23,6 +22,14 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.openai_errors import (
+    error_fields,
+    error_message,
+    error_text,
+    raise_reported_error,
+    reported_error,
+    wants_payment,
+)
 from codelace_box.providers.openai_usage import chunk_usage, usage_from
 from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
@@ -30,49 +37,6 @@ from codelace_box.providers.tally import output_tokens
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
-_SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
-_HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
-# OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit)
-_QUOTA_RE = re.compile(r"exceeded your current quota|\binsufficient_quota\b", re.IGNORECASE)
-# An error object's code relayed as it is: a plain word (OpenAI's are snake_case); a param up
-# to this long, printable (OpenAI's name a field: `messages[3].content[0].image_url`)
-_ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
-MAX_PARAM_CHARS = 200
-
-
-def redact(text: str) -> str:
-    """Hide anything that looks like an API key (upstreams echo masked keys in 401s)."""
-    return _SECRET_RE.sub(lambda m: m.group(1) + "-***", text)
-
-
-def _error_body(payload: bytes) -> Any:
-    """An error answer's JSON (Gemini's OpenAI endpoint sends it as a list of one); None when
-    it is none."""
-    try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        return body[0]
-    return body
-
-
-def _plain_param(param: Any) -> bool:
-    """Whether an error's `param` may be relayed: printable text of a field name's length,
-    nothing like a key in it."""
-    if not isinstance(param, str) or not 0 < len(param) <= MAX_PARAM_CHARS:
-        return False
-    return param.isprintable() and redact(param) == param
-
-
-def page_text(payload: bytes) -> str:
-    """What an error body that is not the API's JSON says: a proxy's HTML page by its title
-    (not its markup), else the start of the text, keys redacted; "" for an empty body."""
-    text = payload[:300].decode("utf-8", "replace").strip()
-    title = _HTML_TITLE_RE.search(payload[:4096].decode("utf-8", "replace"))
-    if title and title.group(1).strip():
-        text = "an HTML page: " + title.group(1)
-    return redact(" ".join(text.split()))
 
 
 def cap_field(base_url: str) -> str:
@@ -212,8 +176,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
-        if chunk.get("error") or chunk.get("object") == "error":  # (_reported_error's test)
-            raise UpstreamStreamError(_error_text(_reported_error(chunk)), "upstream_error")
+        if chunk.get("error") or chunk.get("object") == "error":  # (reported_error's test)
+            raise UpstreamStreamError(error_text(reported_error(chunk)), "upstream_error")
         raw_usage = chunk.get("usage")  # (chunk_usage's look, without its call for most chunks)
         if raw_usage is None and "x_groq" in chunk:
             raw_usage = chunk_usage(chunk)
@@ -268,32 +232,6 @@ class OpenAIStreamTranslator(StreamTranslator):
     def _relabel(self, chunk: JSON) -> JSON:
         chunk["model"] = self.public_model
         return chunk
-
-
-def _reported_error(body: JSON) -> Any:
-    """The error an upstream reports in a body or stream event: `{"error": ...}`, or the bare
-    `{"object": "error", "message": ...}` of older vLLM; None when there is none."""
-    if body.get("error"):
-        return body["error"]
-    if body.get("object") == "error":
-        return body
-    return None
-
-
-def raise_reported_error(payload: JSON) -> None:
-    """Raise the failure an answer reports in place of its content (OpenRouter: a failure after
-    it accepted the call is a 200 with an `error` body), if it reports one."""
-    error = _reported_error(payload)
-    if error is not None:
-        raise UpstreamError(f"the upstream failed: {_error_text(error)}", code="upstream_error")
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return redact(error["message"])
-    if isinstance(error, str):
-        return redact(error)
-    return "the upstream reported an error"
 
 
 def without_message_field(messages: Any, name: str) -> Any:
@@ -378,30 +316,13 @@ class OpenAIAdapter(ProviderAdapter):
         return usage_from(raw)
 
     def error_message(self, status: int, payload: bytes) -> str:
-        body = _error_body(payload)
-        if isinstance(body, dict) and body.get("error"):
-            return _error_text(body["error"])
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            return redact(body["message"])
-        text = page_text(payload)
-        return text if text else f"the upstream answered HTTP {status}"
+        return error_message(status, payload)
 
     def error_fields(self, payload: bytes) -> tuple[str | None, str | None]:
-        """OpenAI's `code` and `param` of the error object, when they are short plain words
-        (a number, as OpenRouter's status, or anything else is no code: None)."""
-        body = _error_body(payload)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            return None, None
-        code, param = error.get("code"), error.get("param")
-        if not isinstance(code, str) or not _ERROR_CODE_RE.fullmatch(redact(code)):
-            code = None
-        return code, param if _plain_param(param) else None
+        return error_fields(payload)
 
     def wants_payment(self, status: int, message: str) -> bool:
-        """402, or OpenAI's 429 insufficient_quota ("You exceeded your current quota, please
-        check your plan and billing details"): retrying or waiting does not help."""
-        return status == 402 or (status == 429 and bool(_QUOTA_RE.search(message)))
+        return wants_payment(status, message)
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         return OpenAIStreamTranslator(public_model, self.upstream_finish)

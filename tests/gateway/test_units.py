@@ -27,7 +27,8 @@ from codelace_box.gateway.request import output_cap, prepare_call, validate_body
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser, encode_chunk, encode_error
 from codelace_box.providers.base import SSEEvent, UpstreamStreamError, UpstreamTarget
-from codelace_box.providers.openai import OpenAIAdapter, redact
+from codelace_box.providers.openai import OpenAIAdapter
+from codelace_box.providers.openai_errors import redact
 
 # A stream as api.openai.com sends it with stream_options.include_usage (ids shortened).
 OPENAI_STREAM = (
