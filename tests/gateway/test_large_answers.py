@@ -101,13 +101,16 @@ def test_a_large_answer_is_written_while_the_box_serves_others(box: Box, fake: F
     out. A /healthz in flight then waits for the copies of the bytes alone (joining them,
     Sanic's head and body, the socket's buffer) and the thread's turns: less than this
     process's own writing of the same value (a bound that scales with how busy the machine
-    is); the least of two calls, as other work on a shared machine holds the box at times."""
+    is). Other work on a shared machine (the suite's other worker) holds the box at times, so
+    up to four calls are made and one under the bound is enough; written on the loop, every
+    call waits the whole writing and more."""
     raw = float_embeddings()
     _, key = box.new_user("10")
-    value = json.loads(raw)
-    near_head = min(_wait_near_head(box, fake, key, raw) for _ in range(2))
-    writing = own_writing_time(value)
-    assert near_head < writing, f"a /healthz waited {near_head:.3f} s (writing: {writing:.3f} s)"
+    writing = own_writing_time(json.loads(raw))
+    waits: list[float] = []
+    while len(waits) < 4 and (not waits or min(waits) >= writing):
+        waits.append(_wait_near_head(box, fake, key, raw))
+    assert min(waits) < writing, f"a /healthz waited {waits} s (writing: {writing:.3f} s)"
 
 
 def _wait_near_head(box: Box, fake: FakeOpenAI, key: str, raw: bytes) -> float:
