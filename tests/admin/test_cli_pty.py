@@ -19,7 +19,7 @@ import pytest
 
 from codelace_box.accounts.users import create_user
 from tests.admin.pilot import SECRET, make_env
-from tests.support import base_sections, cli_env, write_config
+from tests.support import cli_env, free_port, write_config
 
 pytestmark = pytest.mark.timeout(60)
 ANSI = re.compile(
@@ -95,8 +95,10 @@ def test_admin_on_a_new_database_says_so_before_the_dashboard(tmp_path: Path, em
     if empty:
         db.parent.mkdir()
         db.touch()
-    sections = base_sections(tmp_path)
-    sections["server"]["secret_key"] = SECRET
+    sections = {  # a SQLite file whatever engine the suite runs on: the file is the subject
+        "server": {"host": "127.0.0.1", "port": free_port(), "secret_key": SECRET},
+        "database": {"path": str(db)},
+    }
     config = write_config(tmp_path / "codelace.toml", sections)
     plain = run_admin(config, tmp_path, lambda text: "F1 Dashboard" in text)
     said = "made a new, empty database in it" if empty else f"no database at {db}: created"
