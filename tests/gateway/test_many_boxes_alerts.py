@@ -137,6 +137,8 @@ def test_the_box_that_takes_the_lead_does_not_send_the_open_alerts_again(
         second.start()
         _fail_keys_of(pg_url, "solo")
         _eventually(lambda: _count(hook, "provider solo has no working key") == 1, "an alert")
+        kept = "SELECT 1 FROM open_alert WHERE kind = 'provider' AND subject = 'solo'"
+        _eventually(lambda: bool(_sql(pg_url, kept)), "its open alert kept")  # (sent, then kept)
         assert first.stop() == 0  # it led: it was the first to ask
         _cli(second_config, "providers", "add", "duo", "--kind", "openai", "--key", "sk-lead-02")
         _fail_keys_of(pg_url, "duo")
