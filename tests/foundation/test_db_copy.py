@@ -132,6 +132,23 @@ def test_a_relative_sqlite_target_is_named_as_database_url_will_find_it(
     assert shown.returncode == 0, shown.stderr
 
 
+def test_a_sqlite_target_in_a_folder_not_made_yet_gets_its_folder_as_database_path_does(
+    tmp_path: Path,
+) -> None:
+    """`--to sqlite:///PATH` whose folders do not exist yet: they are made, the last one
+    private (700) as serve and migrate make database.path's, and the copy is whole there."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    create_user("moved@copy.test")
+    close_database()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    target = tmp_path / "new" / "data" / "copy.db"
+    copied = run_cli(config, "db", "copy", "--to", f"sqlite:///{target}")
+    assert copied.returncode == 0, copied.stderr
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert sqlite_rows(target, 'SELECT email FROM "user"') == [("moved@copy.test",)]
+
+
 def test_a_target_that_cannot_be_opened_is_named_as_to_not_as_a_setting(tmp_path: Path) -> None:
     """A folder, a path under a file or an unreachable PostgreSQL given as `--to` was refused as
     'database.path ...' or 'database.url ...': the operator looked in the config, which was
