@@ -5,7 +5,8 @@ chat or Anthropic model may refuse it as past its context window, and Codex, whi
 history only for its local compaction, then stops the session ("ran out of room"). The box asks
 again, in the same call, with about the older half of the turns left out, at most
 MAX_TRIMS times: the refusals are not billed upstream, the hold taken for the whole request
-covers a shorter one, and the one answer is settled once with one usage row.
+covers a shorter one, and the one answer is settled once with one usage row (an answer without
+usage charged the estimate of the shorter request it answered, not of the whole one).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import logging
 
 from codelace_box.errors import CodelaceError
+from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.request import ChatCall
+from codelace_box.jsonwire import dumps
 from codelace_box.providers.messages_openai_errors import is_overflow
 from codelace_box.providers.responses_compaction import trimmed_for_compaction
 from codelace_box.providers.responses_request import ResponsesContext
@@ -44,6 +47,7 @@ def trim_refused_compaction(call: ChatCall, error: CodelaceError) -> bool:
     if trimmed is None:
         return False
     call.body = trimmed
+    call.input_estimate = input_token_estimate(len(dumps(trimmed)))  # what is sent now
     call.compaction_trims += 1
     log.info("%s: the compaction does not fit %s; asking again with its oldest turns left out",
              call.route.provider.name, call.route.upstream_model)  # fmt: skip

@@ -221,6 +221,28 @@ def test_a_compaction_refused_as_too_long_again_and_again_is_relayed_after_three
     assert all(r["cost_nanos"] == 0 for r in fresh.usage_rows(email))
 
 
+def test_a_trimmed_compaction_without_usage_is_charged_for_what_was_sent(
+    fresh: ResponsesBox,
+) -> None:
+    """A compaction asked again shorter, answered without usage: it was charged the estimate
+    of the whole request the upstream refused (and never billed), not of the shorter one it
+    answered. The estimate is of the request sent, never low for it."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(status=400, error=TOO_LONG),
+                           Reply(content="Summary: tests pass.", usage=False))  # fmt: skip
+    turns = [item | ({"call_id": f"{item['call_id']}_{n}"} if "call_id" in item else {})
+             for n in range(10) for item in LONG_HISTORY]  # fmt: skip
+    body = {"model": OPENAI_MODEL, "input": [*turns, TRIGGER], "tools": TOOLS,
+            "instructions": "You are Codex.", "store": False}  # fmt: skip
+    _compaction(_post(fresh, key, body)["output"])
+    refused, sent = (r.body for r in fresh.openai_fake.requests[-2:])
+    (row,) = fresh.usage_rows(email)
+    assert row["estimated"]
+    whole, trimmed = (len(json.dumps(b, separators=(",", ":")).encode()) // 4
+                      for b in (refused, sent))  # fmt: skip
+    assert trimmed * 0.95 <= row["input_tokens"] < (whole + trimmed) // 2, (whole, trimmed)
+
+
 def test_a_compactions_tool_choice_is_checked_as_any_other(fresh: ResponsesBox) -> None:
     """A trigger made the translation skip the check of `tool_choice` (a compaction's is
     `none` for a translated model), and a native upstream gets the body as sent: a hosted
