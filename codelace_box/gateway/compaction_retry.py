@@ -6,7 +6,9 @@ history only for its local compaction, then stops the session ("ran out of room"
 again, in the same call, with about the older half of the turns left out, at most
 MAX_TRIMS times: the refusals are not billed upstream, the hold taken for the whole request
 covers a shorter one, and the one answer is settled once with one usage row (an answer without
-usage charged the estimate of the shorter request it answered, not of the whole one).
+usage charged the estimate of the shorter request it answered, not of the whole one). The same
+refusal as an error event before any content of a stream (gateway/stream_start.py) is asked
+again shorter too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from codelace_box.errors import CodelaceError
 from codelace_box.gateway.metering import input_token_estimate
 from codelace_box.gateway.request import ChatCall
 from codelace_box.jsonwire import dumps
+from codelace_box.providers.base import UpstreamStreamError
 from codelace_box.providers.messages_openai_errors import is_overflow
 from codelace_box.providers.responses_compaction import trimmed_for_compaction
 from codelace_box.providers.responses_request import ResponsesContext
@@ -38,10 +41,24 @@ def overflows(error: CodelaceError) -> bool:
 def trim_refused_compaction(call: ChatCall, error: CodelaceError) -> bool:
     """Leave out the older turns of a translated compaction the upstream refused as too long,
     for the next attempt; False for any other call or refusal, or past MAX_TRIMS."""
+    return overflows(error) and _trim(call)
+
+
+def trim_compaction_refused_in_stream(call: ChatCall, error: UpstreamStreamError) -> bool:
+    """As `trim_refused_compaction`, for an error event before any content of a stream the
+    upstream accepted (Anthropic's `event: error`): its words say the request is too long.
+    Anthropic documents that refusal as a 400, but a stream may carry it after the 200."""
+    if error.code not in ("invalid_request_error", OVERFLOW):
+        return False
+    return (error.code == OVERFLOW or is_overflow(b"", error.message)) and _trim(call)
+
+
+def _trim(call: ChatCall) -> bool:
+    """Leave out the older turns of a translated compaction, if it is one, MAX_TRIMS times."""
     context = call.context
     if not isinstance(context, ResponsesContext) or not context.compaction:
         return False
-    if call.compaction_trims >= MAX_TRIMS or not overflows(error):
+    if call.compaction_trims >= MAX_TRIMS:
         return False
     trimmed = trimmed_for_compaction(call.body)
     if trimmed is None:

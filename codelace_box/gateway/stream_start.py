@@ -12,7 +12,8 @@ response with no byte for its read timeout, often 60 s). Past it the stream star
 and the pings relayed, keep-alive comments after), and an error event comes as an error event.
 Content that does not begin within `gateway.read_timeout_sec` (an upstream that only pings) is
 an upstream gone silent: a 504 while the answer is still held back, an error event once the
-stream started (the relay's `content_by`); either way free.
+stream started (the relay's `content_by`); either way free. An error event before content
+saying a translated compaction is too long asks it again shorter (gateway/compaction_retry.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.gateway.client import UpstreamClient, UpstreamReadTimeout, UpstreamTooLarge
+from codelace_box.gateway.compaction_retry import trim_compaction_refused_in_stream
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
@@ -138,6 +140,8 @@ async def open_stream_started(
         if error is None:
             return Started(opened, prefix, None if began else content_by)
         opened.response.close()
+        if trim_compaction_refused_in_stream(call, error):
+            continue  # the request changed: the next attempt is no retry
         if retries_left <= 0:
             raise opened.without_key(error)
         retries_left -= 1

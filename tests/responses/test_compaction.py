@@ -192,6 +192,41 @@ def test_an_anthropic_model_too_short_for_the_compaction_is_asked_again_shorter(
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
 
 
+def test_a_streamed_compaction_refused_as_too_long_in_its_stream_is_asked_again_shorter(
+    fresh: ResponsesBox,
+) -> None:
+    """Codex streams its compaction. Anthropic documents its refusal of a prompt too long as
+    a 400, but an error event after the 200 (before any content) saying the same was
+    retried as an overload: the same request to the next key, which a real upstream refuses
+    again, until it was relayed as an upstream error and Codex stopped the session. It is now
+    asked again with the oldest turns left out, as the 400 is; one usage row."""
+    from tests.fakes.anthropic_upstream import Reply as AnthropicReply
+    from tests.responses.conftest import ANTHROPIC_MODEL
+
+    email, key = fresh.new_key()
+    fresh.fake.script(AnthropicReply(error_before_content=True,
+                                     error_type="invalid_request_error",
+                                     error_message="prompt is too long: 210000 tokens > "
+                                                   "200000 maximum"),
+                      AnthropicReply(text="Summary: tests pass.", input_tokens=700,
+                                     output_tokens=9))  # fmt: skip
+    stream = fresh.openai(key).responses.create(
+        model=ANTHROPIC_MODEL,
+        input=[*LONG_HISTORY, TRIGGER],
+        tools=TOOLS,
+        stream=True,
+        instructions="You are Codex.",
+    )  # type: ignore[list-item]
+    seen = [event.model_dump(exclude_unset=True) for event in stream]
+    assert seen[-1]["type"] == "response.completed", seen[-1]
+    _compaction(seen[-1]["response"]["output"])
+    refused, trimmed = (r.body for r in fresh.fake.requests[-2:])
+    assert len(json.dumps(trimmed["messages"])) < len(json.dumps(refused["messages"]))
+    assert trimmed["messages"][-1] == refused["messages"][-1]  # the summary request
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
+
+
 def test_a_compaction_refused_as_too_long_again_and_again_is_relayed_after_three_tries(
     fresh: ResponsesBox,
 ) -> None:
