@@ -46,19 +46,23 @@ def trim_refused_compaction(call: ChatCall, error: CodelaceError) -> bool:
 
 def trim_compaction_refused_in_stream(call: ChatCall, error: UpstreamStreamError) -> bool:
     """As `trim_refused_compaction`, for an error event before any content of a stream the
-    upstream accepted (Anthropic's `event: error`): its words say the request is too long.
-    Anthropic documents that refusal as a 400, but a stream may carry it after the 200."""
+    upstream accepted (Anthropic's `event: error`, a compatible server's error chunk): its
+    words say the request is too long. Anthropic and OpenAI document that refusal as a 400,
+    but a stream may carry it after the 200 (a proxy in front of them)."""
     if error.code not in ("invalid_request_error", OVERFLOW):
         return False
     return (error.code == OVERFLOW or is_overflow(b"", error.message)) and _trim(call)
 
 
+def translated_compaction(call: ChatCall) -> bool:
+    """A Responses compaction asked of a chat or Anthropic model (the box writes its item)."""
+    context = call.context
+    return isinstance(context, ResponsesContext) and context.compaction
+
+
 def _trim(call: ChatCall) -> bool:
     """Leave out the older turns of a translated compaction, if it is one, MAX_TRIMS times."""
-    context = call.context
-    if not isinstance(context, ResponsesContext) or not context.compaction:
-        return False
-    if call.compaction_trims >= MAX_TRIMS:
+    if not translated_compaction(call) or call.compaction_trims >= MAX_TRIMS:
         return False
     trimmed = trimmed_for_compaction(call.body)
     if trimmed is None:

@@ -12,8 +12,10 @@ response with no byte for its read timeout, often 60 s). Past it the stream star
 and the pings relayed, keep-alive comments after), and an error event comes as an error event.
 Content that does not begin within `gateway.read_timeout_sec` (an upstream that only pings) is
 an upstream gone silent: a 504 while the answer is still held back, an error event once the
-stream started (the relay's `content_by`); either way free. An error event before content
-saying a translated compaction is too long asks it again shorter (gateway/compaction_retry.py).
+stream started (the relay's `content_by`); either way free. A translated compaction's stream
+(Codex streams it) is read so on any provider: an error event before content saying it is too
+long (a proxy's, where the provider would answer 400) asks it again shorter
+(gateway/compaction_retry.py); an OpenAI-compatible stream's other errors are relayed as sent.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from dataclasses import dataclass
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.gateway.client import UpstreamClient, UpstreamReadTimeout, UpstreamTooLarge
-from codelace_box.gateway.compaction_retry import trim_compaction_refused_in_stream
+from codelace_box.gateway.compaction_retry import (
+    translated_compaction,
+    trim_compaction_refused_in_stream,
+)
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser
@@ -35,7 +40,7 @@ from codelace_box.providers.base import SSEEvent, UpstreamStreamError
 
 # Events that mean the upstream is producing (or has finished): past them, no retry.
 _STARTED = frozenset(
-    {"content_block_start", "content_block_delta", "message_delta", "message_stop"}
+    {"content_block_start", "content_block_delta", "message_delta", "message_stop", "chunk"}
 )
 
 
@@ -54,15 +59,23 @@ def _kind(event: SSEEvent) -> str | None:
         data = loads(event.data)
     except ValueError:
         return event.event
-    kind = data.get("type") if isinstance(data, dict) else None
-    return kind if isinstance(kind, str) else event.event
+    if not isinstance(data, dict):
+        return event.event
+    kind = data.get("type")
+    if isinstance(kind, str):
+        return kind
+    if data.get("error") or data.get("object") == "error":  # an OpenAI-compatible stream's
+        return "error"
+    return "chunk" if "choices" in data else event.event
 
 
 def _error_of(event: SSEEvent) -> UpstreamStreamError:
     try:
-        error = json.loads(event.data).get("error") or {}
+        data = json.loads(event.data)
+        error = data.get("error") or (data if data.get("object") == "error" else {})
     except (ValueError, AttributeError):
         error = {}
+    error = error if isinstance(error, dict) else {"message": str(error)}
     kind = str(error.get("type") or "upstream_error")
     message = str(error.get("message") or "error")
     return UpstreamStreamError(f"Anthropic stream error ({kind}): {message}", code=kind)
@@ -121,12 +134,15 @@ async def open_stream_started(
 ) -> Started:
     """Open the call's stream upstream; for an Anthropic provider, past its start (or after
     `hold_sec` without it), moving to the next key (at most `max_retries` times in all) on an
-    error event before content."""
+    error event before content. A translated compaction to any provider is looked at so too,
+    and asked again shorter when that error says it is too long; an OpenAI-compatible
+    stream's other errors are relayed as they came."""
     retries_left = max_retries
     tried: set[int] = set()  # the keys tried: a retry goes to another, if there is one
+    anthropic = call.route.provider.kind == "anthropic"
     while True:
         opened = await open_upstream(client, routes, call, retries_left, prober, tried)
-        if call.route.provider.kind != "anthropic":
+        if not anthropic and not translated_compaction(call):
             return Started(opened, b"")
         reading = time.perf_counter()
         content_by = time.monotonic() + read_timeout_sec
@@ -139,9 +155,12 @@ async def open_stream_started(
             call.upstream_sec += time.perf_counter() - reading
         if error is None:
             return Started(opened, prefix, None if began else content_by)
-        opened.response.close()
         if trim_compaction_refused_in_stream(call, error):
+            opened.response.close()
             continue  # the request changed: the next attempt is no retry
+        if not anthropic:  # relayed as it came, as any OpenAI-compatible stream's error
+            return Started(opened, prefix)
+        opened.response.close()
         if retries_left <= 0:
             raise opened.without_key(error)
         retries_left -= 1

@@ -227,6 +227,33 @@ def test_a_streamed_compaction_refused_as_too_long_in_its_stream_is_asked_again_
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
 
 
+def test_a_streamed_compaction_an_openai_compatible_server_refuses_in_its_stream_is_trimmed(
+    fresh: ResponsesBox,
+) -> None:
+    """OpenAI refuses a request too long with a 400, but a compatible server (a proxy) may
+    accept the stream and send the refusal as its first event: Codex got a 502 and stopped.
+    The compaction is asked again shorter, as after the 400; one usage row."""
+    email, key = fresh.new_key()
+    refusal = {"error": TOO_LONG}
+    fresh.openai_fake.push(Reply(raw=[f"data: {json.dumps(refusal)}\n\n".encode()]),
+                           Reply(content="Summary: tests pass.", prompt_tokens=700,
+                                 completion_tokens=9))  # fmt: skip
+    stream = fresh.openai(key).responses.create(
+        model=OPENAI_MODEL,
+        input=[*LONG_HISTORY, TRIGGER],
+        tools=TOOLS,
+        stream=True,
+        instructions="You are Codex.",
+    )  # type: ignore[list-item]
+    seen = [event.model_dump(exclude_unset=True) for event in stream]
+    assert seen[-1]["type"] == "response.completed", seen[-1]
+    _compaction(seen[-1]["response"]["output"])
+    refused, trimmed = (r.body for r in fresh.openai_fake.requests[-2:])
+    assert len(json.dumps(trimmed["messages"])) < len(json.dumps(refused["messages"]))
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
+
+
 def test_a_compaction_refused_as_too_long_again_and_again_is_relayed_after_three_tries(
     fresh: ResponsesBox,
 ) -> None:
