@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -56,8 +57,12 @@ class Box(BoxDriver):
         self.keys[email] = key
 
     def async_sdk(self, key: str) -> openai.AsyncOpenAI:
+        """An SDK client for bursts: a connect may wait a minute (the SDK's own 5 s is too short
+        for a hundred connects at once to a box under a loaded CI machine's test suite, whose
+        listen backlog drops SYNs that come back only seconds later), no retries."""
         return openai.AsyncOpenAI(
             base_url=self.url + "/v1", api_key=key, max_retries=0,
+            timeout=httpx.Timeout(600, connect=60),
             http_client=sdk_http(openai, asynchronous=True),
         )  # fmt: skip
 
