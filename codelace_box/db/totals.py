@@ -123,6 +123,13 @@ def write(tx: _Executes) -> None:
 
 
 def _write(tx: _Executes, entries: list[Entry]) -> None:
+    if len(entries) == 1:  # every transaction of a quiet box: no sums to make, nothing to sort
+        _write_one(tx, entries[0])
+    else:
+        _write_many(tx, entries)
+
+
+def _write_many(tx: _Executes, entries: list[Entry]) -> None:
     accounts: dict[int, list[Any]] = {}
     keys: dict[int, list[Any]] = {}
     key_days: dict[tuple[int, str, int], list[int]] = {}
@@ -144,6 +151,18 @@ def _write(tx: _Executes, entries: list[Entry]) -> None:
         tx.execute(KEY_SQL, (key_id, owner_id, *sums, latest))
     for period_key in sorted(rollups):
         tx.execute(ROLLUP_SQL, (*period_key, *rollups[period_key]))
+
+
+def _write_one(tx: _Executes, entry: Entry) -> None:
+    """`_write` of one usage row: the same statements in the same order (the rollups' "day"
+    sorts before "minute"), without the dictionaries that sum many."""
+    (user_id, key_id, model), figures, created_at, (minute, day) = entry
+    tx.execute(ACCOUNT_SQL, (user_id, 1, *figures, created_at))
+    tx.execute(KEY_DAY_SQL, (user_id, day, key_id or 0, 1, *figures))
+    if key_id is not None:
+        tx.execute(KEY_SQL, (key_id, user_id, 1, *figures, created_at))
+    tx.execute(ROLLUP_SQL, ("day", day, model, 1, *figures))
+    tx.execute(ROLLUP_SQL, ("minute", minute, model, 1, *figures))
 
 
 def _sum_into(
