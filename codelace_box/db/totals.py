@@ -69,12 +69,22 @@ class _Executes(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
 
 
-class _State(threading.local):
-    """This thread's open write transaction: whether there is one, and what it counted."""
+class _Counted:
+    """A thread's open write transaction: whether there is one, and what it counted."""
+
+    __slots__ = ("entries", "open")
 
     def __init__(self) -> None:
         self.open = False
         self.entries: list[Entry] = []
+
+
+class _State(threading.local):
+    """This thread's `_Counted`: one object, so that each function below reads the
+    thread-local once (about 530 instructions a read, a plain attribute's a tenth)."""
+
+    def __init__(self) -> None:
+        self.counted = _Counted()
 
 
 _state = _State()
@@ -82,8 +92,9 @@ _state = _State()
 
 def begin() -> None:
     """A write transaction opened on this thread."""
-    _state.open = True
-    _state.entries = []
+    counted = _state.counted
+    counted.open = True
+    counted.entries = []
 
 
 def add(
@@ -92,32 +103,35 @@ def add(
     """Count one usage row into its account's and key's totals and its model's rollups (at
     the transaction's end; at once outside one)."""
     entry = (owner, figures, created_at, buckets)
-    if _state.open:
-        _state.entries.append(entry)
+    counted = _state.counted
+    if counted.open:
+        counted.entries.append(entry)
     else:
         _write(tx, [entry])
 
 
 def mark() -> int:
     """Where a savepoint starts."""
-    return len(_state.entries)
+    return len(_state.counted.entries)
 
 
 def forget_since(position: int) -> None:
     """A savepoint rolled back: what it counted is not counted."""
-    del _state.entries[position:]
+    del _state.counted.entries[position:]
 
 
 def discard() -> None:
     """The transaction rolled back (or ended without writing)."""
-    _state.open = False
-    _state.entries = []
+    counted = _state.counted
+    counted.open = False
+    counted.entries = []
 
 
 def write(tx: _Executes) -> None:
     """Write what the transaction counted, summed per row (before its COMMIT)."""
-    entries, _state.entries = _state.entries, []
-    _state.open = False
+    counted = _state.counted
+    entries, counted.entries = counted.entries, []
+    counted.open = False
     if entries:
         _write(tx, entries)
 
