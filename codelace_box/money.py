@@ -110,6 +110,9 @@ def token_cost_nanos(
 def priced_tokens_nanos(*counts_at_prices: tuple[int, int]) -> int:
     """Cost of several (token count, nano-USD per 1M tokens) pairs, rounded up once to the
     next nano-USD (so splitting input into cache reads and writes rounds no differently).
-    Negative counts or prices count as zero."""
-    scaled = sum(count * price for count, price in counts_at_prices if count > 0 and price > 0)
+    Negative counts or prices count as zero. (A loop: `sum()` of a generator made one a call.)"""
+    scaled = 0
+    for count, price in counts_at_prices:
+        if count > 0 and price > 0:
+            scaled += count * price
     return -(-scaled // TOKENS_PER_PRICE_UNIT)

@@ -69,12 +69,22 @@ class _Executes(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
 
 
-class _State(threading.local):
-    """This thread's open write transaction: whether there is one, and what it counted."""
+class _Counted:
+    """A thread's open write transaction: whether there is one, and what it counted."""
+
+    __slots__ = ("entries", "open")
 
     def __init__(self) -> None:
         self.open = False
         self.entries: list[Entry] = []
+
+
+class _State(threading.local):
+    """This thread's `_Counted`: one object, so that each function below reads the
+    thread-local once (about 530 instructions a read, a plain attribute's a tenth)."""
+
+    def __init__(self) -> None:
+        self.counted = _Counted()
 
 
 _state = _State()
@@ -82,8 +92,9 @@ _state = _State()
 
 def begin() -> None:
     """A write transaction opened on this thread."""
-    _state.open = True
-    _state.entries = []
+    counted = _state.counted
+    counted.open = True
+    counted.entries = []
 
 
 def add(
@@ -92,37 +103,47 @@ def add(
     """Count one usage row into its account's and key's totals and its model's rollups (at
     the transaction's end; at once outside one)."""
     entry = (owner, figures, created_at, buckets)
-    if _state.open:
-        _state.entries.append(entry)
+    counted = _state.counted
+    if counted.open:
+        counted.entries.append(entry)
     else:
         _write(tx, [entry])
 
 
 def mark() -> int:
     """Where a savepoint starts."""
-    return len(_state.entries)
+    return len(_state.counted.entries)
 
 
 def forget_since(position: int) -> None:
     """A savepoint rolled back: what it counted is not counted."""
-    del _state.entries[position:]
+    del _state.counted.entries[position:]
 
 
 def discard() -> None:
     """The transaction rolled back (or ended without writing)."""
-    _state.open = False
-    _state.entries = []
+    counted = _state.counted
+    counted.open = False
+    counted.entries = []
 
 
 def write(tx: _Executes) -> None:
     """Write what the transaction counted, summed per row (before its COMMIT)."""
-    entries, _state.entries = _state.entries, []
-    _state.open = False
+    counted = _state.counted
+    entries, counted.entries = counted.entries, []
+    counted.open = False
     if entries:
         _write(tx, entries)
 
 
 def _write(tx: _Executes, entries: list[Entry]) -> None:
+    if len(entries) == 1:  # every transaction of a quiet box: no sums to make, nothing to sort
+        _write_one(tx, entries[0])
+    else:
+        _write_many(tx, entries)
+
+
+def _write_many(tx: _Executes, entries: list[Entry]) -> None:
     accounts: dict[int, list[Any]] = {}
     keys: dict[int, list[Any]] = {}
     key_days: dict[tuple[int, str, int], list[int]] = {}
@@ -144,6 +165,18 @@ def _write(tx: _Executes, entries: list[Entry]) -> None:
         tx.execute(KEY_SQL, (key_id, owner_id, *sums, latest))
     for period_key in sorted(rollups):
         tx.execute(ROLLUP_SQL, (*period_key, *rollups[period_key]))
+
+
+def _write_one(tx: _Executes, entry: Entry) -> None:
+    """`_write` of one usage row: the same statements in the same order (the rollups' "day"
+    sorts before "minute"), without the dictionaries that sum many."""
+    (user_id, key_id, model), figures, created_at, (minute, day) = entry
+    tx.execute(ACCOUNT_SQL, (user_id, 1, *figures, created_at))
+    tx.execute(KEY_DAY_SQL, (user_id, day, key_id or 0, 1, *figures))
+    if key_id is not None:
+        tx.execute(KEY_SQL, (key_id, user_id, 1, *figures, created_at))
+    tx.execute(ROLLUP_SQL, ("day", day, model, 1, *figures))
+    tx.execute(ROLLUP_SQL, ("minute", minute, model, 1, *figures))
 
 
 def _sum_into(

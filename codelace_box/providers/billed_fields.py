@@ -114,10 +114,18 @@ def runs_server_tools(body: dict[str, Any]) -> bool:
     MCP server (`mcp_servers`), whose results are billed as input of a size nobody knows in
     advance, read again on each turn of the server's loop; or a free tool of that loop (tool
     search); or a hosted tool, in `tools` or named by `tool_choice`."""
-    return bool(body.get("mcp_servers")) or any(
+    if body.get("mcp_servers"):
+        return True
+    return not _lists_no_tools(body) and any(
         _is_hosted(kind, tool) or kind.startswith(_LOOP_TOOL_PREFIXES)
         for _, kind, tool in _tool_types(body)
     )
+
+
+def _lists_no_tools(body: dict[str, Any]) -> bool:
+    """Whether `_tool_types` finds nothing, known without its generator (about 1 us each time,
+    four times a call without tools): no `tools` (or an empty one) and no `tool_choice` object."""
+    return not body.get("tools") and not isinstance(body.get("tool_choice"), dict)
 
 
 def _tool_types(body: dict[str, Any]) -> Iterator[tuple[Where, str, dict[str, Any]]]:
@@ -233,16 +241,22 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
         if value is None or name in permitted or not _present(name, value):
             continue
         raise _refuse(name, model, name)
+    if not _lists_no_tools(body):  # (else neither look at the tools finds one)
+        _check_tools(body, permitted, model)
+    if "audio" not in permitted:
+        where = _audio_input_in(body.get("messages"))
+        if where is not None:
+            raise _refuse("audio", model, where)
+
+
+def _check_tools(body: dict[str, Any], permitted: set[str], model: str) -> None:
+    """`check_billed_fields` of the tools: Anthropic's server tools, then the hosted ones."""
     for name in _server_tools_in(body):
         if name not in permitted:
             raise _refuse(name, model, "tools")
     if "server_tools" not in permitted:
         for param in _hosted_tools_in(body):
             raise _refuse("server_tools", model, param)
-    if "audio" not in permitted:
-        where = _audio_input_in(body.get("messages"))
-        if where is not None:
-            raise _refuse("audio", model, where)
 
 
 def _audio_input_in(messages: Any) -> str | None:

@@ -76,7 +76,7 @@ def set_cache_tokens(usage: Usage, prompt_details: Any) -> None:
     (OpenRouter's, the box's own answers') cache writes, both parts of the prompt tokens, so
     neither together may exceed them."""
     details = prompt_details if isinstance(prompt_details, dict) else {}
-    reads, writes = (details.get(name) for name in ("cached_tokens", "cache_write_tokens"))
+    reads, writes = details.get("cached_tokens"), details.get("cache_write_tokens")
     if isinstance(reads, int) and not isinstance(reads, bool):
         usage.cache_read_tokens = min(max(reads, 0), usage.input_tokens)
     if isinstance(writes, int) and not isinstance(writes, bool):

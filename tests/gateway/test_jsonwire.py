@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sys
 import time
 from typing import Any
 
@@ -140,3 +141,16 @@ def test_dumps_between_turns_lets_the_loop_in() -> None:
     assert held > took * 0.8  # orjson holds the loop throughout
     gap, _ = asyncio.run(longest_gap(dumps_between_turns))
     assert gap < took / 2, f"the loop waited {gap:.3f} s (orjson: {took:.3f} s)"
+
+
+@pytest.mark.parametrize("opener", [b'{"a":', b'{"a":[', b"["])
+def test_deep_objects_stop_where_json_stops(opener: bytes) -> None:
+    closer = {b'{"a":': b"}", b'{"a":[': b"]}", b"[": b"]"}[opener]
+    raw = opener * 1010 + b"1" + closer * 1010  # deeper than json goes, not orjson (1024)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        with pytest.raises(RecursionError):
+            loads(raw)
+    finally:
+        sys.setrecursionlimit(limit)
