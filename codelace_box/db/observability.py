@@ -91,10 +91,14 @@ def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
     """Keep the upstream's (masked, bounded) error message on a request's usage row. An
     upstream quotes what the client sent, a NUL too, which PostgreSQL takes in no text field:
     its write failed and the whole settlement with it (a 500, the hold left open). A NUL is
-    kept as `\\x00`, as the log writes it, on both engines."""
+    kept as `\\x00`, as the log writes it, on both engines; half a UTF-16 surrogate pair (an
+    upstream's `"\\ud800"` escape, which JSON reads as such) as `\\ud800`: neither engine
+    takes one in text (UTF-8 cannot encode it), and it failed the settlement the same way."""
+    kept = text.replace("\x00", "\\x00")
+    if not kept.isascii():
+        kept = kept.encode("utf-8", "backslashreplace").decode("utf-8")
     tx.execute(
-        "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?",
-        (text.replace("\x00", "\\x00"), request_id),
+        "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?", (kept, request_id)
     )
 
 
