@@ -15,19 +15,25 @@ from tests.hostile.conftest import (
     HostileBox,
     assert_ends_with_error,
     assert_free,
+    body_of,
     stream_of,
 )
+from tests.support import sqlite_rows
 
 pytestmark = pytest.mark.timeout(60)
+FAILING = (
+    "SELECT k.id, k.failure_reason FROM provider_key k JOIN provider p ON p.id = k.provider_id"
+    " WHERE p.name = ? AND k.failing"
+)
 MESSAGE = "bad \\ud800 half \\udfff, a NUL \\u0000, \\u001b[2J and \\u202e"
 
 
-def refusal(kind: str) -> Act:
+def refusal(kind: str, status: int = 400) -> Act:
     if kind == "ha":
         body = '{"type": "error", "error": {"type": "invalid_request_error", "message": "%s"}}'
     else:
         body = '{"error": {"message": "%s", "type": "invalid_request_error"}}'
-    return Act(400, [(body % MESSAGE).encode()])
+    return Act(status, [(body % MESSAGE).encode()])
 
 
 def broken_stream(kind: str) -> Act:
@@ -72,3 +78,29 @@ def test_an_error_event_no_database_takes_as_text_ends_a_stream_in_its_dialect(
     row = box.last_row(email)
     assert row["status"] == "error" and "\\ud800" in (row["upstream_error"] or ""), row
     assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_key_refused_with_such_a_message_leaves_the_rotation_and_the_call_is_answered(
+    box: HostileBox, hostile: HostileUpstream, kind: str
+) -> None:
+    """The refusal's words are kept as the key's failure reason, which was written as they
+    came: the write failed, and with it the call (a 500) instead of its retry on the other
+    key."""
+    _, key = box.new_user("10")
+    refused = f"sk-{kind}-key-0001"
+    hostile.default = body_of(kind)
+    hostile.key_acts[refused] = refusal(kind, 401)
+    hostile.probe_status[refused] = 401
+    try:
+        for _ in range(3):
+            answer = box.post(key, "chat", kind, stream=False)
+            assert answer.status_code == 200, answer.text
+        assert [seen.key for seen in hostile.seen].count(refused) <= 1
+        failing = sqlite_rows(box.db_path, FAILING, (kind,))
+        assert [reason for _, reason in failing if "\\ud800 half" in reason], failing
+    finally:
+        hostile.key_acts.clear()
+        hostile.probe_status.clear()
+        for key_id, _ in sqlite_rows(box.db_path, FAILING, (kind,)):
+            box.cli("providers", "key-enable", kind, str(key_id))
