@@ -54,9 +54,22 @@ def normalize_email(raw: object) -> str:
         or not _EMAIL_RE.match(email)
     ):
         raise InvalidRequest(
-            f"not a valid email address: {raw.strip()[:80]!r}", code="invalid_email", param="email"
+            f"not a valid email address: {raw.strip()[:80]!r}{_why_not(local)}",
+            code="invalid_email",
+            param="email",
         )
     return email
+
+
+def _why_not(local: str) -> str:
+    """What to do about a mailbox name beyond ASCII (RFC 6531): it needs SMTPUTF8 of every
+    mail server on the way, which the box does not ask for."""
+    if local.isascii():
+        return ""
+    return (
+        "; the part before the @ must be ASCII here (letters such as é or ü there need "
+        "international mail, which this box does not send): use another address"
+    )
 
 
 def ascii_domain(domain: str) -> str:

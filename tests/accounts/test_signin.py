@@ -254,3 +254,16 @@ def test_code_expires(expiring_code: ExpiringCode):
     time.sleep(max(0.0, asked_at + SHORT_TTL + 1.5 - time.monotonic()))
     assert_error(client.verify(email, code), 400, "code_expired")
     assert_error(client.verify(email, code), 400, "invalid_code")
+
+
+@pytest.mark.parametrize("email", ["jösé@exämple.com", "ΖΩΗ@example.gr", "用户@例子.中国"])
+def test_an_address_with_letters_beyond_ascii_before_its_at_is_refused_saying_why(
+    client: BoxClient, email: str
+):
+    """Such a mailbox (RFC 6531) needs SMTPUTF8 of every mail server on the way, which the box
+    does not ask for, so it is refused; it was refused as 'not a valid email address', which
+    its owner knows to be wrong, with no word of what to do instead."""
+    for path in ("/api/v1/auth/otp/request", "/api/v1/auth/otp/verify"):
+        response = client.http.post(path, json={"email": email, "code": "123456"})
+        message = assert_error(response, 400, "invalid_email")["message"]
+        assert "before the @" in message and "ASCII" in message, message
