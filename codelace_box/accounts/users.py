@@ -85,6 +85,18 @@ def ascii_domain(domain: str) -> str:
         return domain  # not a domain IDNA 2008 allows: the pattern refuses it
 
 
+def search_form(text: str) -> str:
+    """Part of an address as the operator types it (`bücher`, `ｂüｃｈｅｒ.de`) in the form
+    addresses are stored in: NFKC-folded, lower-cased, each label of the domain beyond ASCII
+    in its ASCII form (xn--bcher-kva), so a search finds what it names."""
+    folded = unicodedata.normalize("NFKC", text).strip().lower()
+    if folded.isascii():
+        return folded
+    local, at, domain = folded.rpartition("@")
+    labels = (label if label.isascii() else ascii_domain(label) for label in domain.split("."))
+    return f"{local}{at}{'.'.join(labels)}"
+
+
 def create_user(email: str, *, created_by_admin: bool = False) -> User:
     """Create an account; Conflict if the email already has one."""
     address = normalize_email(email)
@@ -207,7 +219,10 @@ def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
     query = User.select().order_by(User.id)
     text = search.strip().lower()
     if text:
-        query = query.where(User.email.contains(text) | User.uuid.startswith(text))
+        stored = search_form(text)
+        query = query.where(
+            User.email.contains(text) | User.email.contains(stored) | User.uuid.startswith(text)
+        )
     users = list(query.limit(limit))
     ids = [u.id for u in users]
     keys: dict[int, int] = dict(

@@ -61,3 +61,18 @@ def test_plain_tables_line_up_names_in_wide_scripts_emoji_and_combining_accents(
     starts = {display_width(line[: line.index(" -  ")]) for line in lines[1:]}
     header = lines[0]
     assert starts == {display_width(header[: header.index("LAST_USED_AT")]) - 1}, lines
+
+
+@pytest.mark.parametrize(
+    "search", ["bücher", "BÜCHER.de", "zoe@bücher", "ｂüｃｈｅｒ", "bu\u0308cher", "xn--bcher-kva"]
+)
+def test_users_are_found_by_an_international_domain_as_the_operator_types_it(
+    space: Box, search: str
+) -> None:
+    """An address at bücher.de is kept as xn--bcher-kva.de (as mail servers take it), and
+    `users list --search bücher` found nothing: only the punycode form matched."""
+    if not space.sql("SELECT 1 FROM user WHERE email = 'zoe@xn--bcher-kva.de'"):
+        space.ok("users", "create", "Zoe@Bücher.de")
+        space.ok("users", "create", "zoe@buecher.de")
+    found = [u["email"] for u in space.json("users", "list", "--search", search)]
+    assert found == ["zoe@xn--bcher-kva.de"]
