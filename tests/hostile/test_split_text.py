@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.hostile_upstream import (
+    JSON_TYPE,
     SSE,
     Act,
     HostileUpstream,
@@ -19,6 +20,8 @@ from tests.fakes.hostile_upstream import (
     anthropic_stream,
     chat_body,
     chat_stream,
+    responses_body,
+    sse,
 )
 from tests.hostile.conftest import KINDS, ROUTES, HostileBox, events
 
@@ -105,3 +108,44 @@ def test_text_cut_inside_its_characters_arrives_whole(
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
     assert box.open_holds() == 0
+
+
+def responses_stream() -> list[bytes]:
+    """A Responses API stream (as an `openai` provider serving it natively sends it)."""
+    body = json.loads(responses_body())
+    message = body["output"][0]
+    message["content"][0]["text"] = TEXT
+    at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    started = {**body, "status": "in_progress", "output": [], "usage": None}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**message, "content": [], "status": "in_progress"}},
+        {"type": "response.content_part.added", **at,
+         "part": {"type": "output_text", "text": "", "annotations": []}},
+        *({"type": "response.output_text.delta", **at, "delta": p} for p in PIECES),
+        {"type": "response.output_text.done", **at, "text": TEXT},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {"type": "response.completed", "response": {**body, "output": [message]}},
+    ]  # fmt: skip
+    return [sse(event, event=event["type"]) for event in events]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_text_cut_inside_its_characters_arrives_whole_from_a_native_responses_upstream(
+    box: HostileBox, hostile: HostileUpstream, stream: bool
+) -> None:
+    email, key = box.new_user("10")
+    if stream:
+        writes = [raw_utf8(write) for write in responses_stream()]
+    else:
+        body = json.loads(responses_body())
+        body["output"][0]["content"][0]["text"] = TEXT
+        writes = [raw_utf8(json.dumps(body).encode())]
+    hostile.push(Act(200, cut_inside_characters(writes), SSE if stream else JSON_TYPE))
+    answer = box.post(key, "responses", "hr", stream=stream)
+    assert answer.status_code == 200, answer.text
+    assert "\ufffd" not in answer.text
+    assert got_text("responses", answer, stream) == TEXT, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
