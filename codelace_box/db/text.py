@@ -1,6 +1,9 @@
-"""Text from outside (an upstream's words) made storable in a text column of either engine."""
+"""Text from outside made storable in a text column of either engine, and ids compared in one
+Unicode form."""
 
 from __future__ import annotations
+
+import unicodedata
 
 
 def storable_text(text: str) -> str:
@@ -12,3 +15,10 @@ def storable_text(text: str) -> str:
     if kept.isascii():
         return kept
     return kept.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def composed(text: str) -> str:
+    """`text` in Unicode's composed form (NFC: è, not e + U+0300), as a keyboard and JSON give
+    it; a macOS terminal or a pasted name may give the other, which looks the same. ASCII as
+    it is."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
