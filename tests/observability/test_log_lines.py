@@ -106,7 +106,8 @@ def test_a_json_line_holds_no_direction_override(box_factory: BoxFactory) -> Non
     rest of the line, so `... request=req_1 ... 'txt.exe'` read as another request's words
     (Trojan Source). The text format writes them as escapes; the JSON one now too."""
     box = box_factory(log={"format": "json"}, gateway={"max_retries": 0})
-    echoed = "Invalid value: 'a\u202eb\u2066c\u2069d\u200fe\u061cf'. Arabic stays: \u0645\u0631\u062d\u0628\u0627"
+    arabic = "\u0645\u0631\u062d\u0628\u0627"
+    echoed = f"Invalid value: 'a\u202eb\u2066c\u2069d\u200fe\u061cf'. Arabic stays: {arabic}"
     request_id = _refused_with(box, echoed)
     box.server.wait_for_log(rf'.*"request_id":"{request_id}"')
     box.server.stop()
@@ -115,7 +116,7 @@ def test_a_json_line_holds_no_direction_override(box_factory: BoxFactory) -> Non
     (told,) = [line for line in lines if "upstream error" in line["message"]]
     assert "a\u202eb\u2066c\u2069d\u200fe\u061cf" in told["message"]  # the words, decoded
     assert not any(char in text for char in "\u202e\u2066\u2069\u200f\u061c")
-    assert "\u0645\u0631\u062d\u0628\u0627" in text  # letters are no controls: kept as they are
+    assert arabic in text  # letters are no controls: kept as they are
 
 
 def _refused_with(box: Box, message: str, **error: str) -> str:
