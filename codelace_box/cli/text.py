@@ -37,8 +37,8 @@ def not_utf8(exc: BaseException) -> str | None:
     words = [word for word in sys.argv[1:] if _has_surrogate(word)] or [str(exc.object)]
     shown = ", ".join(_as_bytes(word) for word in words[:3])
     return (
-        f"{shown} is not UTF-8 text: give names, ids and reasons in UTF-8 "
-        "(is the terminal's encoding UTF-8?)"
+        f"{shown} is not UTF-8 text, which codelace-box needs here (names, ids, reasons, "
+        "and paths it keeps or opens): is the terminal's encoding UTF-8?"
     )
 
 
