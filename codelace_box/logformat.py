@@ -36,8 +36,9 @@ from typing import Any
 
 from codelace_box import logwriter
 
-# characters a JSON line may not hold raw: DEL and the C1 controls, and the Unicode line breaks
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
+# characters a JSON line may not hold raw: DEL and the C1 controls, the Unicode line breaks,
+# and the direction marks, embeddings, overrides and isolates (a viewer reverses the line)
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LEVEL_ENV = "CODELACE_LOG_LEVEL"
 # the request being served in this context (serve sets it as each request starts)
@@ -142,8 +143,9 @@ class JsonFormatter(logging.Formatter):
 
 def _json_line(line: dict[str, object]) -> str:
     """One JSON object on one line: JSON escapes only the controls below 0x20, so the line
-    breaks beyond them (U+2028, U+2029, NEL) and the C1 controls (CSI drives a terminal as
-    ESC [ does) are escaped here too."""
+    breaks beyond them (U+2028, U+2029, NEL), the C1 controls (CSI drives a terminal as
+    ESC [ does) and the bidirectional controls (U+202E shows the rest of a line reversed) are
+    escaped here too."""
     text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
     if _JSON_UNSAFE.search(text) is None:
         return text

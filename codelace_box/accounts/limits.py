@@ -56,6 +56,7 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.models import ApiKey, CatalogModel, ModelAlias, User
+from codelace_box.db.text import composed
 from codelace_box.errors import InvalidRequest, PermissionDenied
 from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
 
@@ -220,8 +221,9 @@ def parse_models(value: Any, field: str = "allowed_models") -> str | None:
 def _catalog_id(name: str) -> str | None:
     if not name.isprintable():  # no id or alias is (and PostgreSQL refuses a NUL: a 500)
         return None
-    if CatalogModel.get_or_none(CatalogModel.id == name) is not None:
-        return name
+    found = CatalogModel.get_or_none(CatalogModel.id.in_({name, composed(name)}))
+    if found is not None:
+        return str(found.id)
     alias = ModelAlias.get_or_none(ModelAlias.name == name)
     return None if alias is None else str(alias.model.id)
 

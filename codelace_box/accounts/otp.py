@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,8 +39,11 @@ def hash_code(secret_key: str, email: str, code: str) -> str:
 
 
 def parse_code(raw: object) -> str:
-    """The code as typed, without spaces; 400 unless it is six digits."""
+    """The code as typed, without spaces, its digits in ASCII (an IME's full-width ones, an
+    Arabic keyboard's); 400 unless it is six digits."""
     code = "".join(raw.split()) if isinstance(raw, str) else ""
+    if not code.isascii() and len(code) <= 2 * CODE_DIGITS:
+        code = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in code)
     if not _CODE_RE.match(code):
         raise InvalidRequest(
             f"code must be the {CODE_DIGITS} digits from the sign-in email",

@@ -54,9 +54,22 @@ def normalize_email(raw: object) -> str:
         or not _EMAIL_RE.match(email)
     ):
         raise InvalidRequest(
-            f"not a valid email address: {raw.strip()[:80]!r}", code="invalid_email", param="email"
+            f"not a valid email address: {raw.strip()[:80]!r}{_why_not(local)}",
+            code="invalid_email",
+            param="email",
         )
     return email
+
+
+def _why_not(local: str) -> str:
+    """What to do about a mailbox name beyond ASCII (RFC 6531): it needs SMTPUTF8 of every
+    mail server on the way, which the box does not ask for."""
+    if local.isascii():
+        return ""
+    return (
+        "; the part before the @ must be ASCII here (letters such as é or ü there need "
+        "international mail, which this box does not send): use another address"
+    )
 
 
 def ascii_domain(domain: str) -> str:
@@ -70,6 +83,18 @@ def ascii_domain(domain: str) -> str:
         return idna.encode(domain, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         return domain  # not a domain IDNA 2008 allows: the pattern refuses it
+
+
+def search_form(text: str) -> str:
+    """Part of an address as the operator types it (`bücher`, `ｂüｃｈｅｒ.de`) in the form
+    addresses are stored in: NFKC-folded, lower-cased, each label of the domain beyond ASCII
+    in its ASCII form (xn--bcher-kva), so a search finds what it names."""
+    folded = unicodedata.normalize("NFKC", text).strip().lower()
+    if folded.isascii():
+        return folded
+    local, at, domain = folded.rpartition("@")
+    labels = (label if label.isascii() else ascii_domain(label) for label in domain.split("."))
+    return f"{local}{at}{'.'.join(labels)}"
 
 
 def create_user(email: str, *, created_by_admin: bool = False) -> User:
@@ -194,7 +219,10 @@ def list_users(search: str = "", limit: int = 1000) -> list[UserSummary]:
     query = User.select().order_by(User.id)
     text = search.strip().lower()
     if text:
-        query = query.where(User.email.contains(text) | User.uuid.startswith(text))
+        stored = search_form(text)
+        query = query.where(
+            User.email.contains(text) | User.email.contains(stored) | User.uuid.startswith(text)
+        )
     users = list(query.limit(limit))
     ids = [u.id for u in users]
     keys: dict[int, int] = dict(

@@ -17,6 +17,7 @@ from codelace_box.api.views import (
     pricing_view,
 )
 from codelace_box.db.lookups import ping_many, run_lookups
+from codelace_box.db.text import composed
 from codelace_box.errors import NotFound, ServiceUnavailable
 from codelace_box.gateway.pipeline import Gateway
 from codelace_box.gateway.routing import ModelRoute
@@ -77,7 +78,8 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
     model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
     if not model_id:
         raise NotFound("no model id given: GET /v1/models lists the models", code="model_not_found")
-    found = next((m for m in gateway.routes.servable_models() if m.id == model_id), None)
+    forms = (model_id, composed(model_id))  # the id in either Unicode form
+    found = next((m for m in gateway.routes.servable_models() if m.id in forms), None)
     found = found or gateway.routes.servable_aliases().get(model_id)
     if found is None:
         raise NotFound(f"the model {model_id} does not exist", code="model_not_found")

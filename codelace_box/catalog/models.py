@@ -11,6 +11,7 @@ from decimal import Decimal
 from codelace_box.catalog.providers import get_provider
 from codelace_box.db.core import MAX_SQLITE_INTEGER, utcnow, write_transaction
 from codelace_box.db.models import CatalogModel, ModelAlias, Provider
+from codelace_box.db.text import composed
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.money import AmountTooLarge, usd_to_nanos
 
@@ -103,7 +104,8 @@ def set_model(
     """Add a model id to the catalog, or change its prices, provider or upstream name. With
     `keep_unset` (`models set ID --input-per-1m X`) what is not given is kept; a price of None
     keeps the current one (a new id needs both); CLEAR unsets an output cap or context window.
-    Cache prices never set are the input price when billed."""
+    Cache prices never set are the input price when billed. An id is kept composed (NFC)."""
+    model_id = composed(model_id)
     _check_names(model_id, provider, upstream_model)
     prefix, rest = model_id.split("/", 1)
     current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
@@ -199,13 +201,17 @@ def remove_model(model_id: str) -> list[str]:
 
 
 def find_model(model_id: str) -> CatalogModel | None:
-    """A catalog entry, or None."""
-    return CatalogModel.get_or_none(CatalogModel.id == model_id)
+    """A catalog entry, or None; the id in either Unicode form (one kept decomposed, before
+    ids were composed, is found as typed)."""
+    found = CatalogModel.get_or_none(CatalogModel.id == model_id)
+    if found is None and composed(model_id) != model_id:
+        found = CatalogModel.get_or_none(CatalogModel.id == composed(model_id))
+    return found
 
 
 def get_model(model_id: str) -> CatalogModel:
     """A catalog entry; NotFound if there is none."""
-    model = CatalogModel.get_or_none(CatalogModel.id == model_id)
+    model = find_model(model_id)
     if model is None:
         raise NotFound(f"no model {model_id} in the catalog", code="model_not_found")
     return model
@@ -216,7 +222,7 @@ def set_model_enabled(model_id: str, enabled: bool) -> CatalogModel:
     model = get_model(model_id)
     with write_transaction():
         CatalogModel.update(enabled=enabled, updated_at=utcnow()).where(
-            CatalogModel.id == model_id
+            CatalogModel.id == model.id
         ).execute()
     model.enabled = enabled
     return model

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from codelace_box.cli.text import display_width, not_utf8, pad
 from codelace_box.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_FILE,
@@ -168,6 +169,8 @@ class CodelaceGroup(click.Group):
                 _fail(LOCKED, 1)
             if storage_failed(exc):  # e.g. "database or disk is full": its words, no "unexpected"
                 _fail(f"the database could not be written: {exc}", 1)
+            if said := not_utf8(exc):
+                _fail(said, 2)
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
 
 
@@ -234,13 +237,14 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], str]) -> None:
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A plain aligned text table."""
+    """A plain text table, its columns aligned as a terminal shows them (a name in CJK or
+    with an emoji takes two columns a character, a combining accent none)."""
     if not rows:
         return "(none)"
     cells = [[plain(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [max(len(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    lines += ["  ".join(pad(v, w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 

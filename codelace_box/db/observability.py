@@ -11,6 +11,7 @@ The refusal counter is one portable upsert (`INSERT ... ON CONFLICT ... DO UPDAT
 from __future__ import annotations
 
 from codelace_box.db.core import Row, Tx, exclusive, query_all, query_one, write_transaction
+from codelace_box.db.text import storable_text
 
 AUDIT_COLUMNS = (
     "id, created_at, os_user, client, command, target, before_state, after_state, prev_hash, hash"
@@ -91,10 +92,11 @@ def set_upstream_error(tx: Tx, request_id: str, text: str) -> None:
     """Keep the upstream's (masked, bounded) error message on a request's usage row. An
     upstream quotes what the client sent, a NUL too, which PostgreSQL takes in no text field:
     its write failed and the whole settlement with it (a 500, the hold left open). A NUL is
-    kept as `\\x00`, as the log writes it, on both engines."""
+    kept as `\\x00`, as the log writes it, on both engines; half a UTF-16 surrogate pair (an
+    upstream's `"\\ud800"` escape) as `\\ud800`: it failed the settlement the same way."""
     tx.execute(
         "UPDATE usage_record SET upstream_error = ? WHERE request_id = ?",
-        (text.replace("\x00", "\\x00"), request_id),
+        (storable_text(text), request_id),
     )
 
 

@@ -29,6 +29,7 @@ from codelace_box.db.core import query_all, utcnow, write_transaction
 from codelace_box.db.migrate import LATEST_VERSION
 from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import run_db_work
+from codelace_box.db.text import composed, storable_text
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
 from codelace_box.gateway.hints import RefusedHints
 
@@ -297,7 +298,7 @@ class RouteTable:
                 code="invalid_model",
                 param="model",
             )
-        route = self._models.get(model_id)
+        route = self._models.get(model_id) or self._models.get(composed(model_id))
         if route is None:
             named = model_id if sent == model_id else f"{sent} (an alias of {model_id})"
             raise NotFound(f"the model {named} does not exist", code="model_not_found")
@@ -383,5 +384,8 @@ def _newer_schema(schema: int) -> ServiceUnavailable:
 def _flag_failing(key_id: int, reason: str, parked: bool) -> None:
     with write_transaction():
         ProviderKey.update(
-            failing=True, parked=parked, failure_reason=reason[:500], last_failed_at=utcnow()
+            failing=True,
+            parked=parked,
+            failure_reason=storable_text(reason[:500]),  # an upstream's words: a NUL too
+            last_failed_at=utcnow(),
         ).where(ProviderKey.id == key_id).execute()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from codelace_box.accounts.users import search_form
 from codelace_box.db.core import aggregate, db_time, parse_time, query_all
 from codelace_box.db.dialect import contains_sql
 
@@ -134,13 +135,16 @@ def search_terms(search: str) -> list[str]:
 
 
 def term_clause(columns: Iterable[str], terms: list[str]) -> tuple[str, list[str]]:
-    """SQL (' AND ...') requiring every term in one of the columns, and its parameters."""
+    """SQL (' AND ...') requiring every term in one of the columns, and its parameters. A term
+    is looked for as typed and in the form addresses are stored in (`bücher` as
+    xn--bcher-kva: accounts/users.py search_form)."""
     names = list(columns)
     sql, params = "", []
     for term in terms:
-        sql += " AND (" + " OR ".join(contains_sql(c) for c in names)
+        forms = list(dict.fromkeys((term, search_form(term))))
+        sql += " AND (" + " OR ".join(contains_sql(c) for c in names for _ in forms)
         sql += ")"
-        params += [term] * len(names)
+        params += [form for _ in names for form in forms]
     return sql, params
 
 

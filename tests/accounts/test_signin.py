@@ -254,3 +254,34 @@ def test_code_expires(expiring_code: ExpiringCode):
     time.sleep(max(0.0, asked_at + SHORT_TTL + 1.5 - time.monotonic()))
     assert_error(client.verify(email, code), 400, "code_expired")
     assert_error(client.verify(email, code), 400, "invalid_code")
+
+
+@pytest.mark.parametrize("email", ["jösé@exämple.com", "ΖΩΗ@example.gr", "用户@例子.中国"])
+def test_an_address_with_letters_beyond_ascii_before_its_at_is_refused_saying_why(
+    client: BoxClient, email: str
+):
+    """Such a mailbox (RFC 6531) needs SMTPUTF8 of every mail server on the way, which the box
+    does not ask for, so it is refused; it was refused as 'not a valid email address', which
+    its owner knows to be wrong, with no word of what to do instead."""
+    for path in ("/api/v1/auth/otp/request", "/api/v1/auth/otp/verify"):
+        response = client.http.post(path, json={"email": email, "code": "123456"})
+        message = assert_error(response, 400, "invalid_email")["message"]
+        assert "before the @" in message and "ASCII" in message, message
+
+
+FULLWIDTH = {ord("0") + d: chr(0xFF10 + d) for d in range(10)}  # a Japanese IME's digits
+ARABIC_INDIC = {ord("0") + d: chr(0x0660 + d) for d in range(10)}  # an Arabic keyboard's
+
+
+@pytest.mark.parametrize("digits", [FULLWIDTH, ARABIC_INDIC], ids=["fullwidth", "arabic-indic"])
+def test_a_code_typed_in_another_scripts_digits_signs_in(
+    client: BoxClient, smtp: RecordingSmtpServer, digits: dict[int, str]
+):
+    """The address may be typed full-width (as an IME types it), the code could not: the same
+    six digits in full-width or Arabic-Indic figures were 'code must be the 6 digits from the
+    sign-in email', which they are."""
+    email = f"digits-{len(smtp.messages)}@example.com"
+    assert client.request_code(email).status_code == 200
+    code = smtp.wait_for(email).code
+    signed_in = client.verify(email, code.translate(digits))
+    assert signed_in.status_code == 200, signed_in.text

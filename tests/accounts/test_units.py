@@ -47,13 +47,22 @@ def test_code_hash_is_keyed_and_bound_to_the_email():
     assert base != otp.hash_code("secret-1", "a@example.com", "123457")
 
 
-@pytest.mark.parametrize(("raw", "parsed"), [("123456", "123456"), (" 123 456\n", "123456")])
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("123456", "123456"),
+        (" 123 456\n", "123456"),
+        ("\uff11\uff12\uff13 \uff14\uff15\uff16", "123456"),  # full-width, as an IME types them
+        ("\u0661\u0662\u0663\u0664\u0665\u0666", "123456"),  # Arabic-Indic
+    ],
+)
 def test_parse_code_accepts_typed_codes(raw: str, parsed: str):
     assert otp.parse_code(raw) == parsed
 
 
 @pytest.mark.parametrize(
-    "raw", ["12345", "1234567", "12345a", "\uff11\uff12\uff13\uff14\uff15\uff16", 123456, None]
+    "raw",
+    ["12345", "1234567", "12345a", "\uff11\uff12\uff13\uff14\uff15", "\u00b2" * 6, 123456, None],
 )
 def test_parse_code_refuses_anything_else(raw: object):
     with pytest.raises(InvalidRequest) as caught:

@@ -147,3 +147,18 @@ def test_revenue_leaves_out_what_refunds_and_disputes_took_back(admin_env: Admin
         (10_000_000_000, 0),
         (25_000_000_000, 4_000_000_000),
     ]
+
+
+def test_the_activity_and_payment_filters_find_an_international_domain_as_typed(
+    admin_env: AdminEnv,
+) -> None:
+    """An address at bücher.de is kept as xn--bcher-kva.de: filtering the activity (or the
+    payments) by `bücher` found nothing, only the punycode form did."""
+    zoe = create_user("zoe@Bücher.de").id
+    ana = create_user("ana@example.com").id
+    add_usage(zoe, NOW, request_id="z1")
+    add_usage(ana, NOW, request_id="a1")
+    Payment.create(user=zoe, amount_nanos=10**9, kind="topup", status="pending")
+    for search in ("bücher", "BÜCHER.DE", "zoe@bücher", "ｂüｃｈｅｒ", "xn--bcher"):
+        assert [r.request_id for r in recent_requests(search=search)] == ["z1"], search
+        assert [p.email for p in list_payments(search=search)] == ["zoe@xn--bcher-kva.de"]

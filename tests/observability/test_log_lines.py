@@ -100,6 +100,25 @@ def test_a_json_line_holds_no_character_that_ends_a_line_or_drives_a_terminal(
     assert not any(char in text for char in "\u2028\u2029\x85\x9b\x7f")  # escaped on the line
 
 
+def test_a_json_line_holds_no_direction_override(box_factory: BoxFactory) -> None:
+    """A right-to-left override (U+202E) or isolate in an upstream's message (echoing a
+    client's words) reached a JSON line raw: a terminal or viewer showing the log reversed the
+    rest of the line, so `... request=req_1 ... 'txt.exe'` read as another request's words
+    (Trojan Source). The text format writes them as escapes; the JSON one now too."""
+    box = box_factory(log={"format": "json"}, gateway={"max_retries": 0})
+    arabic = "\u0645\u0631\u062d\u0628\u0627"
+    echoed = f"Invalid value: 'a\u202eb\u2066c\u2069d\u200fe\u061cf'. Arabic stays: {arabic}"
+    request_id = _refused_with(box, echoed)
+    box.server.wait_for_log(rf'.*"request_id":"{request_id}"')
+    box.server.stop()
+    text = box.server.log_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    (told,) = [line for line in lines if "upstream error" in line["message"]]
+    assert "a\u202eb\u2066c\u2069d\u200fe\u061cf" in told["message"]  # the words, decoded
+    assert not any(char in text for char in "\u202e\u2066\u2069\u200f\u061c")
+    assert arabic in text  # letters are no controls: kept as they are
+
+
 def _refused_with(box: Box, message: str, **error: str) -> str:
     """A chat completion of a new user that the upstream refuses with a 400 saying `message`
     (and `error`'s other fields); its request id."""

@@ -1,0 +1,78 @@
+"""The command line given text beyond ASCII, as an operator's terminal hands it over: bytes
+that are no UTF-8 (a Latin-1 terminal, a pasted binary), and names in wide scripts, emoji and
+combining accents, shown back in the plain tables."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from tests.acceptance.cli_tools import Box
+
+pytestmark = pytest.mark.timeout(120)
+
+NOT_UTF8 = "caf\udce9"  # b"caf\xe9": 'café' typed in Latin-1; Python's argv holds \udce9
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("keys", "create", "odd@text.test", "--name", NOT_UTF8),
+        ("credit", "odd@text.test", "1", "--reason", NOT_UTF8),
+        ("providers", "add", NOT_UTF8, "--kind", "openai", "--key", "sk-odd-text-0001"),
+        ("models", "set", f"odd/{NOT_UTF8}", "--input-per-1m", "1", "--output-per-1m", "1"),
+        ("models", "alias", NOT_UTF8, "odd/m"),
+    ],
+    ids=["key-name", "reason", "provider", "model", "alias"],
+)
+def test_an_argument_that_is_not_utf8_is_refused_saying_so_and_changes_nothing(
+    space: Box, args: tuple[str, ...]
+) -> None:
+    """Such an argument reached the database, which takes only Unicode text: the operator got
+    'unexpected UnicodeEncodeError: ... surrogates not allowed', the wording of a bug."""
+    if not space.sql("SELECT 1 FROM user WHERE email = 'odd@text.test'"):
+        space.ok("users", "create", "odd@text.test")
+    before = space.sql("SELECT count(*) FROM audit_log")
+    line = space.fail(*args)
+    assert "unexpected" not in line and "surrogate" not in line, line
+    assert "UTF-8" in line and "caf\\xe9" in line, line
+    assert space.sql("SELECT count(*) FROM audit_log") == before
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal gives text: two for wide and full-width, none for combining marks."""
+    return sum(
+        0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+        else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+        for c in text
+    )  # fmt: skip
+
+
+def test_plain_tables_line_up_names_in_wide_scripts_emoji_and_combining_accents(
+    space: Box,
+) -> None:
+    """The columns after a key's name started where len() said, so a name in CJK or with an
+    emoji pushed the rest of its row right, and one with combining accents pulled it left."""
+    space.ok("users", "create", "wide@text.test")
+    for name in ("世界の鍵", "party 🎉🎉", "cafe\u0301 cre\u0300me", "plain"):
+        space.ok("keys", "create", "wide@text.test", "--name", name)
+    lines = space.ok("keys", "list", "wide@text.test").splitlines()
+    starts = {display_width(line[: line.index(" -  ")]) for line in lines[1:]}
+    header = lines[0]
+    assert starts == {display_width(header[: header.index("LAST_USED_AT")]) - 1}, lines
+
+
+@pytest.mark.parametrize(
+    "search", ["bücher", "BÜCHER.de", "zoe@bücher", "ｂüｃｈｅｒ", "bu\u0308cher", "xn--bcher-kva"]
+)
+def test_users_are_found_by_an_international_domain_as_the_operator_types_it(
+    space: Box, search: str
+) -> None:
+    """An address at bücher.de is kept as xn--bcher-kva.de (as mail servers take it), and
+    `users list --search bücher` found nothing: only the punycode form matched."""
+    if not space.sql("SELECT 1 FROM user WHERE email = 'zoe@xn--bcher-kva.de'"):
+        space.ok("users", "create", "Zoe@Bücher.de")
+        space.ok("users", "create", "zoe@buecher.de")
+    found = [u["email"] for u in space.json("users", "list", "--search", search)]
+    assert found == ["zoe@xn--bcher-kva.de"]

@@ -1,0 +1,37 @@
+"""A model id beyond ASCII (`fake/modèle`) typed in one Unicode form and asked for in the other:
+a macOS terminal or a pasted name gives the decomposed form (e + U+0300), a client's JSON the
+composed one (è). They look the same everywhere (`models list`, `/v1/models`, the 404's own
+words), so they must be the same model."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from tests.gateway.conftest import MODEL_PRICES, BoxFactory
+
+pytestmark = pytest.mark.timeout(60)
+COMPOSED = "fake/mod\u00e8le"
+DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)
+
+
+@pytest.mark.parametrize(("typed", "asked"), [(DECOMPOSED, COMPOSED), (COMPOSED, DECOMPOSED)],
+                         ids=["typed-decomposed", "typed-composed"])  # fmt: skip
+def test_a_model_id_is_one_model_in_either_unicode_form(
+    box_factory: BoxFactory, typed: str, asked: str
+) -> None:
+    """The decomposed id was stored as typed and only that form found it: the client asking
+    for the composed one got 404 'the model fake/modèle does not exist'."""
+    box = box_factory()
+    box.cli("models", "set", typed, *MODEL_PRICES, "--upstream-model", "gpt-test")
+    _, key = box.new_user("5")
+    box.until_reloaded()
+    with box.http(key) as http:
+        body = {"model": asked, "messages": [{"role": "user", "content": "hi"}]}
+        answer = http.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 200, answer.text
+        assert http.get(f"/v1/models/{asked}").status_code == 200
+    listed = [line.split()[0] for line in box.cli("models", "list").splitlines()[1:]]
+    assert COMPOSED in listed and DECOMPOSED not in listed, listed
+    assert "disabled" in box.cli("models", "disable", asked)
