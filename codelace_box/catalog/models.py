@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -125,6 +126,11 @@ def set_model(
         "updated_at": utcnow(),
         **_cache_fields(cache_prices or CachePrices(), current),
     }
+    return _kept(model_id, fields)
+
+
+def _kept(model_id: str, fields: Mapping[str, object]) -> CatalogModel:
+    """Write a catalog row, new or changed, and read it back."""
     with write_transaction():
         if CatalogModel.get_or_none(CatalogModel.id == model_id) is None:
             CatalogModel.create(id=model_id, **fields)
