@@ -40,25 +40,26 @@ if TYPE_CHECKING:
     from codelace_box.gateway.pipeline import Gateway
 
 
-def _model(body: JSON) -> str:
+def _model(body: JSON) -> tuple[str, tuple[int, int]]:
+    """The model a count_tokens body names, and its media (`refuse_stored_state`)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: a model name is required", code="invalid_request")
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidRequest("messages: must be an array", code="invalid_request")
-    refuse_stored_state(body)
-    return model
+    return model, refuse_stored_state(body)
 
 
-def estimated_count(body: JSON, body_len: int) -> int:
+def estimated_count(body: JSON, body_len: int, media: tuple[int, int] | None = None) -> int:
     """The box's count of a Messages body: a token per four bytes of it, its media as the hold
     sees it (tally.py anthropic_media): their inline base64 left out, each image or document
     counted ESTIMATED_MEDIA_TOKENS instead (as an answer the upstream never counted is
     charged). Counted as text, a screenshot's base64 filled Claude Code's /context. Text
     other than ASCII counts as charged too (tally.py input_estimate: a CJK character a token,
-    an emoji four), where a token per four bytes made CJK 0.75 tokens a character."""
-    media = anthropic_media(body.get("messages"))
+    an emoji four), where a token per four bytes made CJK 0.75 tokens a character. `media`:
+    the messages' anthropic_media when the caller has it."""
+    media = anthropic_media(body.get("messages")) if media is None else media
     by_bytes = input_token_estimate(body_len - media[1]) + ESTIMATED_MEDIA_TOKENS * media[0]
     return max(by_bytes, input_estimate(body, media))
 
@@ -78,13 +79,14 @@ async def count_tokens(
     `mcp_servers` URL in it is one Anthropic connects to); `account`: (user id, requests per
     minute or 0)."""
     with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
-        route = resolve_model(gateway.routes, _model(body))
+        model, media = _model(body)
+        route = resolve_model(gateway.routes, model)
     check_model_allowed(allowed_models, route.id)
     check_billed_messages(
         body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id
     )
     if route.provider.kind != "anthropic":
-        return {"input_tokens": estimated_count(body, body_len)}
+        return {"input_tokens": estimated_count(body, body_len, media)}
     user_id, rpm = account
     if rpm:
         await gateway.writes.submit(partial(count_in_rpm, user_id=user_id, rpm=rpm))
@@ -99,7 +101,7 @@ async def count_tokens(
             raise
         count_upstream_error(call, error)
         raise error from None
-    return counted if counted is not None else {"input_tokens": estimated_count(body, body_len)}
+    return counted or {"input_tokens": estimated_count(body, body_len, media)}
 
 
 async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:

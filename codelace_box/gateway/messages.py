@@ -37,7 +37,7 @@ from codelace_box.providers.billed_fields import (
     adds_to_the_prompt,
     check_billed_messages,
 )
-from codelace_box.providers.tally import anthropic_media
+from codelace_box.providers.tally import anthropic_blocks, anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 # What no header value may hold (RFC 9110 5.5; the upstream client refuses to send it)
@@ -118,12 +118,15 @@ def _custom_skill(container: Any) -> str | None:
     return None
 
 
-def refuse_stored_state(body: JSON) -> None:
+def refuse_stored_state(body: JSON) -> tuple[int, int]:
     """A 400 for a body naming what is stored on the provider account by its id: a file
     (`file_id`) or a custom skill (`container.skills`). The box has no Files or Skills API, so
     no user uploaded either: they are the operator's, and the model would read them
     (count_tokens: count them) to whoever learned their id. As chat refuses a `file` part by
-    `file_id` (gateway/request.py). Anthropic's own skills pass."""
+    `file_id` (gateway/request.py). Anthropic's own skills pass. Returned: the messages'
+    media (tally.py anthropic_media), found by the same walk (`anthropic_blocks`), which also
+    says whether any object there has a `file_id`: only then are the blocks looked through
+    again for one naming a stored file (its path for the message)."""
     skill = _custom_skill(body.get("container"))
     if skill is not None:
         raise _bad(
@@ -131,12 +134,8 @@ def refuse_stored_state(body: JSON) -> None:
             "not keep for you: only Anthropic's skills (type anthropic) can be loaded"
         )
     messages, system = body.get("messages"), body.get("system")
-    found: list[Any] | None = None
-    for index, message in enumerate(messages if type(messages) is list else ()):
-        content = message.get("content") if type(message) is dict else None
-        if type(content) is list and (found := _file_in(content)) is not None:
-            found = ["messages", index, "content", *found]
-            break
+    media, inline, named = anthropic_blocks(messages)
+    found = _file_in_messages(messages) if named else None
     if found is None and type(system) is list and (found := _file_in(system)) is not None:
         found = ["system", *found]
     if found is not None:
@@ -145,10 +144,21 @@ def refuse_stored_state(body: JSON) -> None:
             "which the box does not keep for you: send the file inline (a base64, text or url "
             "source)"
         )
+    return media, inline
 
 
-def validate_messages_body(body: JSON) -> tuple[str, int]:
-    """The model name and max_tokens of a Messages body whose shape the box relies on."""
+def _file_in_messages(messages: Any) -> list[Any] | None:
+    """Where the first block of these messages naming a stored file is (`_file_in`)."""
+    for index, message in enumerate(messages if type(messages) is list else ()):
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list and (found := _file_in(content)) is not None:
+            return ["messages", index, "content", *found]
+    return None
+
+
+def validate_messages_body(body: JSON) -> tuple[str, int, tuple[int, int]]:
+    """The model name, max_tokens and media (`refuse_stored_state`) of a Messages body whose
+    shape the box relies on."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise _bad("model: a model name is required")
@@ -163,12 +173,15 @@ def validate_messages_body(body: JSON) -> tuple[str, int]:
         raise _bad("system: must be a string or an array of text blocks")
     if body.get("thread") is not None:
         raise InvalidRequest(STATELESS, code=THREAD_UNSUPPORTED, param="thread")
-    refuse_stored_state(body)
-    return model, cap
+    return model, cap, refuse_stored_state(body)
 
 
 def messages_input_bound(
-    body_len: int, body: JSON, context_tokens: int, upstream_model: str = ""
+    body_len: int,
+    body: JSON,
+    context_tokens: int,
+    upstream_model: str = "",
+    media: tuple[int, int] | None = None,
 ) -> int:
     """An upper bound of the input tokens: one per body byte, what the provider adds, and the
     model's context window once when media is attached (as for chat). The media's inline data
@@ -178,14 +191,15 @@ def messages_input_bound(
     few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
     A server tool's (or an MCP server's) loop reads its results, input of unknown size, on each
     further turn, and the usage sums the turns: the window once per turn after the first. A
-    provider adding input of its own to the prompt (adds_to_the_prompt): the window once."""
-    media, inline = anthropic_media(body.get("messages"))
+    provider adding input of its own to the prompt (adds_to_the_prompt): the window once.
+    `media`: the messages' anthropic_media, when the caller has it (`refuse_stored_state`)."""
+    parts, inline = anthropic_media(body.get("messages")) if media is None else media
     tools = body.get("tools")
     defined = sum(
         1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
     ) if type(tools) is list else 0  # fmt: skip
     bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
-    unsized = media or adds_to_the_prompt(body, upstream_model)  # (a gateway's search results)
+    unsized = parts or adds_to_the_prompt(body, upstream_model)  # (a gateway's search results)
     return bound + (context_tokens if unsized else 0) + loop_input_bound(body, context_tokens)
 
 
@@ -265,7 +279,7 @@ def prepare_messages_call(
     default_context_tokens: int = DEFAULT_CONTEXT_TOKENS,
 ) -> ChatCall:
     """Validate, route and price a Messages request (nothing is reserved yet)."""
-    model, cap = validate_messages_body(body)
+    model, cap, media = validate_messages_body(body)
     route = resolve_model(routes, model)
     beta = forwarded_beta(route, headers)
     check_billed_messages(body, beta, route.provider.allowed_fields, route.id)
@@ -273,7 +287,7 @@ def prepare_messages_call(
     adapter.check_request(body, route.upstream_model)
     context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
-    bound = messages_input_bound(body_len, body, context, route.upstream_model)
+    bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
     hold = hold_for(route, bound, loop)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,

@@ -26,6 +26,7 @@ from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
 from codelace_box.providers.base import JSON, ProviderAdapter
 from codelace_box.providers.billed_fields import check_billed_fields
+from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, request_media
 
 CHAT_ROUTE = "/v1/chat/completions"
@@ -34,7 +35,6 @@ MAX_N = 128
 MAX_TOKENS = 2**31 - 1  # OpenAI's own ceiling for max_tokens (a 32-bit integer)
 MAX_HOLD_NANOS = 2**63 - 1  # SQLite's largest integer: no balance can cover more (402)
 DEFAULT_CONTEXT_TOKENS = 200_000  # gateway.default_context_tokens
-_STORED = ("file_id", "file_url")  # a file part by reference, not inline (_check_parts)
 _CONTENT_TYPES = (str, list)  # (a tuple: `str | list` in the call builds a union each time)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER_FIELDS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -148,23 +148,13 @@ def _check_messages(messages: Any) -> None:
 def _check_parts(parts: list[Any], where: str) -> None:
     """A part's `type` is a name (an array or object there is no part type: it cannot even be
     looked up, and the media count of the hold looks up every part's); a file is sent inline,
-    never by `file_id`: that names a file stored on the provider account, the operator's (the
-    box has no files API, so no user uploaded it), which the model would read to whoever
-    learned its id; nor by `file_url`, a document the provider would fetch (as /v1/responses
-    refuses it)."""
+    never by `file_id` or `file_url` (providers/file_refs.py, as /v1/responses refuses them)."""
     for index, part in enumerate(parts):
         if isinstance(part, dict) and not isinstance(part.get("type", ""), str):
             raise _bad(f"{where}[{index}].type must be a string", f"{where}[{index}].type")
         file = part.get("file") if isinstance(part, dict) else None
-        file = file if isinstance(file, dict) else {}
-        for name in _STORED:
-            if file.get(name) is not None:
-                raise _bad(
-                    f"{where}[{index}].file.{name} names a file stored on the provider's account "
-                    "or on the web, which the box does not read for you: send the file inline "
-                    "as file_data",
-                    f"{where}[{index}].file.{name}",
-                )
+        if isinstance(file, dict):
+            refuse_file_reference(file, FILE_REFERENCES, f"{where}[{index}].file")
 
 
 def _check_types(body: JSON) -> None:

@@ -44,6 +44,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.reasoning_details import unseal
 from codelace_box.providers.responses_compaction import (
     COMPACTION,
@@ -322,7 +323,7 @@ def _user_part(part: JSON, where: str) -> JSON:
     if kind == "input_image":
         return _image_part(part, where)
     if kind == "input_file":
-        _refuse_stored(part, ("file_id", "file_url"), where)
+        refuse_file_reference(part, FILE_REFERENCES, where)
         data = part.get("file_data")
         if not isinstance(data, str) or not data:
             raise InvalidRequest(
@@ -340,23 +341,8 @@ def _user_part(part: JSON, where: str) -> JSON:
     )
 
 
-def _refuse_stored(part: JSON, names: tuple[str, ...], where: str) -> None:
-    """400 for a part's `file_id` (a file stored on the provider account, the operator's: the
-    box has no files API, so no user uploaded it) or `file_url` (a document the provider
-    fetches, which no translation carries), even beside the inline data the translation reads:
-    a native upstream gets the part as sent."""
-    for name in names:
-        if part.get(name) is not None:
-            raise InvalidRequest(
-                f"{where}.{name} is not supported: the box reads no stored files and fetches "
-                "no files by URL for you; send the file inline (file_data, or a data URL as "
-                "image_url)",
-                param=f"{where}.{name}",
-            )
-
-
 def _image_part(part: JSON, where: str) -> JSON:
-    _refuse_stored(part, ("file_id",), where)
+    refuse_file_reference(part, ("file_id",), where)
     url = part.get("image_url")
     if not isinstance(url, str) or not url:
         raise InvalidRequest(

@@ -214,6 +214,15 @@ def anthropic_media(value: Any) -> tuple[int, int]:
     OpenAI model counts thousands of tokens for a one-pixel PNG). A plain-text document is
     text, counted by its bytes. Also: the characters of their inline (base64) data, which are
     no text the model reads token by token."""
+    count, inline, _ = anthropic_blocks(value)
+    return count, inline
+
+
+def anthropic_blocks(value: Any) -> tuple[int, int, bool]:
+    """`anthropic_media` of a Messages API content, and whether any object in it has a
+    `file_id` (a stored file is named somewhere, or a tool's input or a code run's output
+    merely says one): one walk serving both the hold and the stored-file refusal, which looks
+    for the path only when this says there may be one (gateway/messages.py)."""
     return _media_in(value, _ANTHROPIC_MEDIA, _anthropic_payload)
 
 
@@ -231,7 +240,8 @@ def responses_media(value: Any) -> tuple[int, int]:
     """`anthropic_media` of a Responses API `input`: its `input_image`, `input_file` and
     `input_audio` parts, at any depth (a function call's output too), and the characters of
     their inline payloads (a data URL, `file_data`, audio `data`)."""
-    return _media_in(value, _RESPONSES_MEDIA, _responses_payload)
+    count, inline, _ = _media_in(value, _RESPONSES_MEDIA, _responses_payload)
+    return count, inline
 
 
 def _responses_payload(part: dict[str, Any]) -> int:
@@ -242,12 +252,14 @@ def _responses_payload(part: dict[str, Any]) -> int:
 
 def _media_in(
     value: Any, types: tuple[str, ...], payload_of: Callable[[dict[str, Any]], int | None]
-) -> tuple[int, int]:
-    """(media parts, their inline payload characters) anywhere in a parsed JSON value: the
-    objects whose `type` is one of `types` and whose payload `payload_of` reads (None: no
-    media after all)."""
+) -> tuple[int, int, bool]:
+    """(media parts, their inline payload characters, whether an object has a `file_id`)
+    anywhere in a parsed JSON value: the objects whose `type` is one of `types` and whose
+    payload `payload_of` reads (None: no media after all)."""
     count = inline = 0
+    named = False
     stack = [value]
+    push = stack.append
     while stack:
         item = stack.pop()
         if type(item) is list:
@@ -258,8 +270,12 @@ def _media_in(
         if item.get("type") in types and (chars := payload_of(item)) is not None:
             count += 1
             inline += chars
-        stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
-    return count, inline
+        if not named and item.get("file_id") is not None:
+            named = True
+        for held in item.values():  # (a loop: a generator into extend cost 1.7 times as much)
+            if type(held) is dict or type(held) is list:
+                push(held)
+    return count, inline, named
 
 
 def inline_media_chars(messages: Any) -> int:

@@ -74,6 +74,33 @@ def fill(disk: Path, name: str = "ballast") -> Path:
     return ballast
 
 
+def alerting_box(disk: Path, logs: Path) -> tuple[WebhookReceiver, Workspace, ServerProcess]:
+    """A box on `disk` (not started, ticking every 0.2 s) alerting a webhook receiver."""
+    hook = WebhookReceiver().start()
+    port = free_port()
+    space = make_workspace(disk / "box", server={"port": port},
+                           alerts={"webhook_url": hook.url})  # fmt: skip
+    server = ServerProcess(space.config, port, env={"CODELACE_UPKEEP_TICK_SEC": "0.2"})
+    server.log_path = logs / "serve.log"
+    return hook, space, server
+
+
+def wait_for_a_webhook(hook: WebhookReceiver, server: ServerProcess, seconds: float) -> None:
+    """Until the receiver heard an alert (the server's log in the failure)."""
+    deadline = time.monotonic() + seconds
+    while not hook.texts():
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.1)
+
+
+def disk_full_alert(folder: Path) -> str:
+    """The alert of the database's disk full, its data folder `folder`."""
+    return (
+        f"codelace-box: the database's disk is full ({folder}): requests fail with 503 until "
+        "there is room"
+    )
+
+
 def metered_box(root: Path, upstream: str) -> tuple[Workspace, int, str]:
     port = free_port()
     space = make_workspace(root, server={"port": port})
@@ -216,10 +243,7 @@ def test_a_backup_folder_the_service_user_cannot_read_is_a_failed_backup_not_a_c
         server.program = (*AS_NOBODY, *ServerProcess.program)
         server.start()
         try:
-            deadline = time.monotonic() + 20
-            while not hook.texts():
-                assert time.monotonic() < deadline, server.log_text()[-3000:]
-                time.sleep(0.1)
+            wait_for_a_webhook(hook, server, 20)
         finally:
             assert server.stop() == 0
         log = server.log_text()
@@ -298,30 +322,19 @@ def test_a_command_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, small_di
 def test_the_database_disk_filling_up_is_alerted(tmp_path: Path, small_disk: Path) -> None:
     """Alerts promise a message when requests fail, but a full disk fails them before any
     usage is written, so none came: the upkeep now watches the database's disk itself."""
-    hook = WebhookReceiver().start()
-    port = free_port()
-    space = make_workspace(small_disk / "box", server={"port": port},
-                           alerts={"webhook_url": hook.url})  # fmt: skip
-    server = ServerProcess(space.config, port, env={"CODELACE_UPKEEP_TICK_SEC": "0.2"})
-    server.log_path = tmp_path / "serve.log"
+    hook, _, server = alerting_box(small_disk, tmp_path)
     try:
         server.start()
         time.sleep(1)  # ticks with room to spare say nothing
         assert hook.texts() == []
         fill(small_disk)
-        deadline = time.monotonic() + 20
-        while not hook.texts():
-            assert time.monotonic() < deadline, server.log_text()
-            time.sleep(0.1)
+        wait_for_a_webhook(hook, server, 20)
         time.sleep(1)  # more ticks: the alert is not sent again
     finally:
         server.stop()
         hook.stop()
     folder = small_disk / "box" / "data"
-    assert hook.texts() == [
-        f"codelace-box: the database's disk is full ({folder}): requests fail with 503 until "
-        "there is room"
-    ]
+    assert hook.texts() == [disk_full_alert(folder)]
     assert f"the database's disk is full ({folder})" in server.log_text()
 
 

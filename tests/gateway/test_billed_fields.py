@@ -163,22 +163,7 @@ def test_a_server_tools_results_are_held_for(box: Box, fake: FakeOpenAI) -> None
     show, read again on each turn of the server's loop: the search of Anthropic's example
     bills 10,682 prompt tokens for a prompt of a few. Held for like media, the model's context
     window, it is charged in full."""
-    email, key = box.new_user("5")
-    box.cli("providers", "update", "fake", "--allow-field", "web_search")
-    time.sleep(ROUTES_RELOAD_SEC)
-    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=10_682, completion_tokens=510))
-    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
-    body = {"model": MODEL, "max_tokens": 600, "messages": HELLO, "tools": [search]}
-    try:
-        with box.http(key) as http:
-            answer = http.post("/v1/chat/completions", json=body)
-    finally:
-        box.cli("providers", "update", "fake", "--no-allow-field", "web_search")
-        time.sleep(ROUTES_RELOAD_SEC)
-    assert answer.status_code == 200, answer.text
-    row = box.settled_row(answer.headers["x-request-id"])
-    assert row["cost_nanos"] == cost_nanos(10_682, 510, IN_PRICE, OUT_PRICE)
-    assert box.balance(email) == (5 * NANOS - row["cost_nanos"], 0)
+    _assert_a_web_search_is_charged_in_full(box, fake, dollars=5, prompt_tokens=10_682)
 
 
 def test_a_server_tool_loop_is_held_for_the_input_of_every_turn(box: Box, fake: FakeOpenAI) -> None:
@@ -186,10 +171,18 @@ def test_a_server_tool_loop_is_held_for_the_input_of_every_turn(box: Box, fake: 
     the turns: through a front of Claude on chat, five turns of 150,000 prompt tokens bill
     750,000, past the one context window (200,000) the hold took for input. Held for a window
     per turn, the user is charged all of it (with one held, the operator paid the rest)."""
-    email, key = box.new_user("10")
+    _assert_a_web_search_is_charged_in_full(box, fake, dollars=10, prompt_tokens=750_000)
+
+
+def _assert_a_web_search_is_charged_in_full(
+    box: Box, fake: FakeOpenAI, *, dollars: int, prompt_tokens: int
+) -> None:
+    """A chat call with Anthropic's web search (allowed for the provider while it runs) to a
+    user holding `dollars`, whose upstream bills `prompt_tokens` of input: all charged."""
+    email, key = box.new_user(str(dollars))
     box.cli("providers", "update", "fake", "--allow-field", "web_search")
     time.sleep(ROUTES_RELOAD_SEC)
-    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=750_000, completion_tokens=510))
+    fake.push(Reply(content="Sunny, 72F.", prompt_tokens=prompt_tokens, completion_tokens=510))
     search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
     body = {"model": MODEL, "max_tokens": 600, "messages": HELLO, "tools": [search]}
     try:
@@ -200,8 +193,8 @@ def test_a_server_tool_loop_is_held_for_the_input_of_every_turn(box: Box, fake: 
         time.sleep(ROUTES_RELOAD_SEC)
     assert answer.status_code == 200, answer.text
     row = box.settled_row(answer.headers["x-request-id"])
-    assert row["cost_nanos"] == cost_nanos(750_000, 510, IN_PRICE, OUT_PRICE)
-    assert box.balance(email) == (10 * NANOS - row["cost_nanos"], 0)
+    assert row["cost_nanos"] == cost_nanos(prompt_tokens, 510, IN_PRICE, OUT_PRICE)
+    assert box.balance(email) == (dollars * NANOS - row["cost_nanos"], 0)
 
 
 def test_a_server_tool_loop_streams_past_max_tokens_whole(box: Box, fake: FakeOpenAI) -> None:

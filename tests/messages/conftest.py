@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.support import (
     BoxDriver,
     LedgerView,
@@ -82,6 +83,15 @@ class MessagesBox(BoxDriver, LedgerView):
     def new_key(self, credit_usd: str = "20") -> tuple[str, str]:
         """A fresh user with credit: (email, API key)."""
         return self.new_user(credit_usd)
+
+    def translated(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The Chat Completions body the OpenAI fake received for this Messages body (sent
+        with plain HTTP, answered in a word)."""
+        self.openai_fake.push(Reply(content="ok"))
+        answer = httpx.post(f"{self.server.base_url}/v1/messages", json=body,
+                            headers={"x-api-key": key}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return self.openai_fake.requests[-1].body
 
     def client(self, key: str, **options: Any) -> Any:
         """The anthropic SDK against the box (no retries: every answer is seen as it is)."""

@@ -4,9 +4,6 @@ reads it, instead of being dropped while the history it replaced is sent in full
 
 from __future__ import annotations
 
-import httpx
-
-from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import OPENAI_ALIAS, MessagesBox
 
 SUMMARY = "Summary: the user asked for the secret word; notes.txt says pelican."
@@ -22,15 +19,6 @@ COMPACTED = [
 ]  # fmt: skip
 
 
-def _translated(box: MessagesBox, key: str, body: dict) -> dict:
-    """The Chat Completions body the OpenAI fake received for this Messages body."""
-    box.openai_fake.push(Reply(content="nacilep"))
-    answer = httpx.post(f"{box.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return box.openai_fake.requests[-1].body
-
-
 def test_a_compacted_conversation_goes_on_from_its_summary(fresh: MessagesBox) -> None:
     """The SDK keeps the whole history beside the compaction block (Anthropic drops what comes
     before it): the openai model is sent the summary, then what followed it, and not the
@@ -39,7 +27,7 @@ def test_a_compacted_conversation_goes_on_from_its_summary(fresh: MessagesBox) -
     body = {"model": OPENAI_ALIAS, "max_tokens": 50, "system": "Be brief.",
             "context_management": {"edits": [{"type": "compact_20260112"}]},
             "messages": COMPACTED}  # fmt: skip
-    sent = _translated(fresh, key, body)
+    sent = fresh.translated(key, body)
     assert sent["messages"] == [
         {"role": "system", "content": "Be brief."},
         {"role": "assistant", "content": f"{SUMMARY}\n\nThe word is pelican."},
@@ -53,7 +41,7 @@ def test_a_client_that_kept_only_the_compaction_block(fresh: MessagesBox) -> Non
     _, key = fresh.new_key()
     messages = [{"role": "assistant", "content": [{"type": "compaction", "content": SUMMARY}]},
                 {"role": "user", "content": "Spell it backwards."}]  # fmt: skip
-    sent = _translated(fresh, key, {"model": OPENAI_ALIAS, "max_tokens": 50,
+    sent = fresh.translated(key, {"model": OPENAI_ALIAS, "max_tokens": 50,
                                     "messages": messages})  # fmt: skip
     assert sent["messages"] == [
         {"role": "assistant", "content": SUMMARY},

@@ -172,3 +172,17 @@ def test_a_code_execution_results_output_files_pass() -> None:
     code[2]["content"] = [{"type": "document", "source": FILE_SOURCE}]
     with pytest.raises(Exception, match=r"^messages\.2\.content\.0\.source\.file_id: "):
         refuse_stored_state({"messages": code})
+
+
+def test_the_walk_that_refuses_also_counts_the_media() -> None:
+    """One walk of the blocks serves the refusal and the hold: it returns the media the hold
+    counts (tally.py anthropic_media), and a `file_id` that names no stored file (a tool's own
+    input, a code run's output) is looked at again only to pass."""
+    data = base64.b64encode(b"\x89PNG one pixel").decode()
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": data}}  # fmt: skip
+    turns = _tool_turns([image, ASK])
+    turns[1]["content"][0]["input"] = {"file_id": FILE_ID}  # the client's own tool argument
+    turns.append({"role": "assistant", "content": [CODE_RESULT]})
+    assert refuse_stored_state({"messages": turns}) == (1, len(data))
+    assert refuse_stored_state({"messages": [{"role": "user", "content": "Hi"}]}) == (0, 0)

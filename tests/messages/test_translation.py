@@ -268,15 +268,6 @@ def test_a_pdf_a_tool_returned_reaches_the_openai_model(fresh: MessagesBox) -> N
         {"type": "file", "file": {"filename": "document.pdf", "file_data": data}}]}  # fmt: skip
 
 
-def _translated(box: MessagesBox, key: str, body: dict) -> dict:
-    """The Chat Completions body the OpenAI fake received for this Messages body."""
-    box.openai_fake.push(Reply(content="ok"))
-    answer = httpx.post(f"{box.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
-    assert answer.status_code == 200, answer.text
-    return box.openai_fake.requests[-1].body
-
-
 def test_per_message_effort_is_the_effort_the_openai_model_is_asked_for(
     fresh: MessagesBox,
 ) -> None:
@@ -300,7 +291,7 @@ def test_per_message_effort_is_the_effort_the_openai_model_is_asked_for(
         body = {"model": OPENAI_ALIAS, "max_tokens": 50, "thinking": {"type": "adaptive"},
                 "output_config": {"effort": "high"}, "messages": messages,
                 "tools": TOOLS}  # fmt: skip
-        sent = _translated(fresh, key, body)
+        sent = fresh.translated(key, body)
         assert sent["reasoning_effort"] == expected, messages
         systems = [m["content"] for m in sent["messages"] if m["role"] == "system"]
         texts = [m["content"] for m in messages if m["role"] == "system" and m["content"]]
@@ -320,14 +311,14 @@ def test_deferred_tools_reach_the_openai_model_once_a_tool_result_loads_them(
              {"name": "WebFetch", "input_schema": schema, "defer_loading": True}]  # fmt: skip
     body = {"model": OPENAI_ALIAS, "max_tokens": 50, "tools": tools,
             "messages": [{"role": "user", "content": "fetch it"}]}  # fmt: skip
-    sent = _translated(fresh, key, body)
+    sent = fresh.translated(key, body)
     assert [t["function"]["name"] for t in sent["tools"]] == ["Read", "ToolSearch"]
     search = {"type": "tool_use", "id": "toolu_2", "name": "ToolSearch", "input": {}}
     loaded = {"type": "tool_result", "tool_use_id": "toolu_2",
               "content": [{"type": "tool_reference", "tool_name": "WebFetch"}]}  # fmt: skip
     body["messages"] += [{"role": "assistant", "content": [search]},
                          {"role": "user", "content": [loaded]}]  # fmt: skip
-    sent = _translated(fresh, key, body)
+    sent = fresh.translated(key, body)
     assert [t["function"]["name"] for t in sent["tools"]] == ["Read", "ToolSearch", "WebFetch"]
     tool_messages = [m for m in sent["messages"] if m["role"] == "tool"]
     assert tool_messages and "WebFetch" in tool_messages[0]["content"]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.request import validate_body
 from codelace_box.providers.responses_request import IGNORED_FIELDS, translate_request
 
 BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
@@ -225,3 +226,24 @@ def test_message_parts_tools_and_choice() -> None:
     ]
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
     assert chat["parallel_tool_calls"] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("file_id", "file-6F2ksmvXxt4VdoqmHRw6kL"), ("file_url", "https://a.b/c")]
+)
+def test_a_file_by_reference_is_one_refusal_on_chat_and_responses(name: str, value: str) -> None:
+    """Chat's `file` part and the Responses API's `input_file` name a stored file (or one the
+    provider fetches) alike: refused alike, in one wording, only the path differing."""
+    chat_part = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE",
+                                          name: value}}  # fmt: skip
+    with pytest.raises(InvalidRequest) as chat:
+        validate_body({"model": "m", "messages": [{"role": "user", "content": [chat_part]}]})
+    responses_part = {"type": "input_file", "file_data": "JVBE", name: value}
+    with pytest.raises(InvalidRequest) as responses:
+        translate_request(BASE | {"input": [{"role": "user", "content": [responses_part]}]})
+    assert chat.value.param == f"messages[0].content[0].file.{name}"
+    assert responses.value.param == f"input[0].content[0].{name}"
+    said = (chat.value.message.removeprefix(chat.value.param),
+            responses.value.message.removeprefix(responses.value.param))  # fmt: skip
+    assert said[0] == said[1], said
+    assert (chat.value.status, chat.value.code) == (responses.value.status, responses.value.code)
