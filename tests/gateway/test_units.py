@@ -16,6 +16,7 @@ from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.db.models import Hold, User
 from codelace_box.errors import InsufficientCredits, InvalidRequest, NotFound, ServiceUnavailable
+from codelace_box.gateway.messages import hold_for
 from codelace_box.gateway.metering import (
     Settlement,
     admit,
@@ -261,8 +262,11 @@ def test_the_worst_case_holds_input_at_the_dearest_input_price(db: Path) -> None
     prices = models.CachePrices("0.2", "2.5", "4")
     models.set_model("acme/m1", "2", "8", max_output_tokens=300, cache_prices=prices)
     body = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
-    call = prepare_call(RouteTable("secret"), body, 100, request_id="r1", user_id=1, key_id=1)
+    routes = RouteTable("secret")
+    call = prepare_call(routes, body, 100, request_id="r1", user_id=1, key_id=1)
     assert call.hold_nanos == ((100 + 1000) * 4_000_000_000 + 300 * 8_000_000_000) // 1_000_000
+    # the Messages API's hold (/v1/messages) too
+    assert hold_for(routes.resolve("acme/m1"), 1100, 300) == call.hold_nanos
 
 
 async def test_routing_reload_rotation_and_flagging(db: Path) -> None:
