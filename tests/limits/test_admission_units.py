@@ -108,6 +108,12 @@ def test_the_rpm_window_is_a_whole_minute_and_retry_after_rounds_up(migrated_db:
     assert refused.value.retry_after_sec == 15
     with write_transaction() as tx:  # 60 s after it, it is out: one slot free
         check_account_limits(tx, user_id, limits, now + timedelta(seconds=14.5))
+    # More in the window than the limit (the operator lowered it to 1): the wait is until
+    # enough have left for one more, not until the oldest has: both (30 s ago, and the one
+    # just admitted), so a whole minute, not the 16 s until the older leaves.
+    with pytest.raises(RateLimited) as lowered, write_transaction() as tx:
+        check_account_limits(tx, user_id, Admission(rpm=1), now + timedelta(seconds=14.5))
+    assert lowered.value.retry_after_sec == 60
 
 
 def test_released_holds_and_doctor_keep_the_key_honest(migrated_db: Path) -> None:
