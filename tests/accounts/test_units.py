@@ -123,6 +123,16 @@ def test_limiter_counts_a_sliding_window(db: None):
         hit([limit])
 
 
+def test_a_lowered_limit_waits_until_enough_events_left(db: None):
+    """More events in the window than a limit now allows (the operator lowered it): the wait
+    is until enough of them left for one more, not until the oldest did."""
+    for ago in (90, 50, 10):
+        RateEvent.create(bucket="test:lowered", created_at=utcnow() - timedelta(seconds=ago))
+    with pytest.raises(RateLimited) as caught:
+        hit([Limit("test:lowered", 1, 100, "lowered events")])
+    assert 89 <= caught.value.retry_after_sec <= 90  # the newest leaves in 90 s
+
+
 def test_limiter_records_nothing_when_any_limit_is_full(db: None):
     full = Limit("test:full", 1, 60, "full")
     free = Limit("test:free", 10, 60, "free")
