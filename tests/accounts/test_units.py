@@ -86,6 +86,34 @@ def test_discard_leaves_a_newer_code_alone(db: None):
     otp.consume_code("k", "a@example.com", "222222")  # still there, and it works
 
 
+def _wrong_tries(email: str, code: str, count: int) -> None:
+    for _ in range(count):
+        with pytest.raises(InvalidRequest):
+            otp.consume_code("k", email, code)
+
+
+def test_a_discarded_code_does_not_bring_back_one_out_of_tries(db: None):
+    # Three wrong tries at the first code, two at the second (whose mail then failed): five
+    # in all, so the first code must stay dead, whatever code the person holds.
+    email = "a@example.com"
+    otp.store_code("k", email, "111111", ttl_sec=600)
+    _wrong_tries(email, "999999", 3)
+    second = otp.store_code("k", email, "222222", ttl_sec=600)
+    _wrong_tries(email, "999999", 2)
+    otp.discard_code(second)
+    with pytest.raises(InvalidRequest) as caught:
+        otp.consume_code("k", email, "111111")
+    assert caught.value.code == "invalid_code"
+
+
+def test_a_code_is_dead_at_the_end_of_its_lifetime(db: None):
+    # A lifetime of 0 s ends as it starts: no grace period past expires_at.
+    otp.store_code("k", "a@example.com", "333333", ttl_sec=0)
+    with pytest.raises(InvalidRequest) as caught:
+        otp.consume_code("k", "a@example.com", "333333")
+    assert caught.value.code == "code_expired"
+
+
 def test_limiter_counts_a_sliding_window(db: None):
     limit = Limit("test:bucket", max_events=3, window_sec=100, what="test events")
     for _ in range(3):
@@ -102,6 +130,16 @@ def test_limiter_counts_a_sliding_window(db: None):
     hit([limit])
     with pytest.raises(RateLimited):
         hit([limit])
+
+
+def test_a_lowered_limit_waits_until_enough_events_left(db: None):
+    """More events in the window than a limit now allows (the operator lowered it): the wait
+    is until enough of them left for one more, not until the oldest did."""
+    for ago in (90, 50, 10):
+        RateEvent.create(bucket="test:lowered", created_at=utcnow() - timedelta(seconds=ago))
+    with pytest.raises(RateLimited) as caught:
+        hit([Limit("test:lowered", 1, 100, "lowered events")])
+    assert 89 <= caught.value.retry_after_sec <= 90  # the newest leaves in 90 s
 
 
 def test_limiter_records_nothing_when_any_limit_is_full(db: None):

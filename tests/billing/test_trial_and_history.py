@@ -11,7 +11,7 @@ import secrets
 import httpx
 import pytest
 
-from tests.billing.conftest import BillingBox, Customer
+from tests.billing.conftest import BillingBox, BoxFactory, Customer, stripe_section
 from tests.support import is_uuid4, run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,6 +47,16 @@ def test_the_first_card_setup_grants_the_trial_once_per_account(box: BillingBox)
     assert set_up_card(box, ana, card()) == "trial_already_granted"
     assert box.balance_nanos(ana) == 1 * NANOS
     assert len(box.history(ana)) == 1
+
+
+def test_with_the_trial_off_a_card_setup_grants_nothing_and_says_so(
+    billing_box_factory: BoxFactory, box: BillingBox
+) -> None:
+    stingy = billing_box_factory(stripe=stripe_section(box.double, trial_credit_usd=0))
+    ivo = stingy.customer("ivo")
+    assert set_up_card(stingy, ivo, card()) == "trial_off"
+    assert trials(stingy, ivo) == [] and stingy.history(ivo) == []
+    assert stingy.balance_nanos(ivo) == 0
 
 
 def test_the_box_reads_the_card_from_stripe(box: BillingBox) -> None:

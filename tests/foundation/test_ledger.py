@@ -125,6 +125,9 @@ def test_admin_adjustments_write_a_ledger_entry_and_a_payment(db_path: Path) -> 
     for amount in ("0", "abc", "0.0000000001", "1000000.01"):
         with pytest.raises(InvalidRequest):
             adjust_balance("ledger-admin@example.com", amount, "bad")
+    for amount in ("1000000.01", "-1000000.01"):  # the bound holds either way
+        with pytest.raises(InvalidRequest, match="at most 1,000,000 USD either way"):
+            adjust_balance("ledger-admin@example.com", amount, "bad")
     assert balance(user.id) == 2_500_000_000
     assert Payment.select().where(Payment.user == user.id).count() == 1
 

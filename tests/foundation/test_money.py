@@ -12,6 +12,7 @@ from codelace_box.money import (
     AmountTooLarge,
     format_usd,
     nanos_to_decimal,
+    priced_tokens_nanos,
     token_cost_nanos,
     usd_json,
     usd_text,
@@ -149,6 +150,27 @@ def test_negative_counts_and_prices_never_make_a_negative_cost(
     args: tuple[int, int, int, int], cost: int
 ) -> None:
     assert token_cost_nanos(*args) == cost
+
+
+def test_the_charge_of_a_call_rounds_up_once_to_the_next_nano() -> None:
+    # What every settlement charges (gateway/metering.py Settlement.cost_nanos): a fraction
+    # of a nano-USD is charged as one, and the parts (input, cache reads, cache writes,
+    # output) are summed before that one rounding.
+    price = usd_to_nanos("0.000003")  # 0.003 nano-USD a token
+    assert priced_tokens_nanos((1, price)) == 1
+    assert priced_tokens_nanos((333, price), (1, 0)) == 1  # 0.999 nano
+    assert priced_tokens_nanos((334, price)) == 2  # 1.002 nano
+    assert priced_tokens_nanos((1, 500_000), (1, 500_000)) == 1  # two halves: one nano, not two
+    assert priced_tokens_nanos((1234, usd_to_nanos(3)), (567, usd_to_nanos(15))) == 12_207_000
+    assert priced_tokens_nanos() == 0
+
+
+def test_the_charge_of_a_call_prices_negative_counts_and_prices_as_none() -> None:
+    # An upstream's confused counts (more cached tokens than input tokens) leave a negative
+    # uncached count: it must not take from the other parts' cost, nor a cost be negative.
+    assert priced_tokens_nanos((-500, 10**6), (3, 10**6)) == 3
+    assert priced_tokens_nanos((5, -(10**6)), (3, 10**6)) == 3
+    assert priced_tokens_nanos((-5, -(10**6))) == 0
 
 
 def test_amounts_written_with_thousands_of_digits_are_read_or_refused_in_words() -> None:

@@ -23,7 +23,14 @@ from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import Hold, UsageRecord, User
 from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
 from codelace_box.gateway.client import UpstreamClient
-from codelace_box.gateway.metering import Settlement, admit, admit_in, settle, settle_in
+from codelace_box.gateway.metering import (
+    MAX_STORED_TOKENS,
+    Settlement,
+    admit,
+    admit_in,
+    settle,
+    settle_in,
+)
 from codelace_box.gateway.pipeline import Gateway, GatewaySettings
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
@@ -72,6 +79,9 @@ def test_absurd_upstream_token_counts_still_settle(db: Path) -> None:
     assert settle(_item("huge-2", user.id, 10**19, -5)) == 0
     summary = usage_summary(user.id, 10)  # the sums of absurd rows still add up
     assert summary.request_count == 2 and summary.output_tokens >= 0
+    # stored as the usage row keeps them: the absurd count at its bound, the negative one as 0
+    assert UsageRecord.get(UsageRecord.request_id == "huge-2").output_tokens == 0
+    assert summary.output_tokens == MAX_STORED_TOKENS
     assert summary.cost_nanos == 3_000
 
 

@@ -16,6 +16,7 @@ from codelace_box.catalog import models
 from codelace_box.catalog import providers as catalog
 from codelace_box.db.models import Hold, User
 from codelace_box.errors import InsufficientCredits, InvalidRequest, NotFound, ServiceUnavailable
+from codelace_box.gateway.messages import hold_for
 from codelace_box.gateway.metering import (
     Settlement,
     admit,
@@ -251,6 +252,21 @@ def test_validation_caps_and_worst_case(db: Path) -> None:
     assert bad.value.param == "messages[0].content"
     with pytest.raises(InvalidRequest):
         prepare_call(routes, body | {"n": 0}, 100, request_id="r2", user_id=1, key_id=1)
+
+
+def test_the_worst_case_holds_input_at_the_dearest_input_price(db: Path) -> None:
+    """A prompt-cache write may cost more than an input token (Anthropic: 1.25x, 2x for an
+    hour): the hold prices every input token at the dearest of them, so no charge of a call
+    that writes its whole prompt to the cache exceeds its hold."""
+    _catalog()
+    prices = models.CachePrices("0.2", "2.5", "4")
+    models.set_model("acme/m1", "2", "8", max_output_tokens=300, cache_prices=prices)
+    body = {"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]}
+    routes = RouteTable("secret")
+    call = prepare_call(routes, body, 100, request_id="r1", user_id=1, key_id=1)
+    assert call.hold_nanos == ((100 + 1000) * 4_000_000_000 + 300 * 8_000_000_000) // 1_000_000
+    # the Messages API's hold (/v1/messages) too
+    assert hold_for(routes.resolve("acme/m1"), 1100, 300) == call.hold_nanos
 
 
 async def test_routing_reload_rotation_and_flagging(db: Path) -> None:

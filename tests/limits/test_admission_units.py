@@ -15,11 +15,12 @@ from codelace_box.accounts.keys import create_key, update_key
 from codelace_box.accounts.limits import spent_in_period
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
+from codelace_box.db import hotpath
 from codelace_box.db.core import close_database, db_time, open_database, utcnow, write_transaction
 from codelace_box.db.models import ApiKey, Hold, RateEvent, User
 from codelace_box.doctor import check_database
 from codelace_box.errors import InsufficientCredits, RateLimited
-from codelace_box.gateway.admission import Admission
+from codelace_box.gateway.admission import Admission, check_account_limits, rpm_bucket
 from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import Settlement, admit, settle
 
@@ -70,6 +71,9 @@ def test_a_settlement_in_a_new_period_counts_there(migrated_db: Path) -> None:
     assert (key.spent_nanos, key.held_nanos) == (300, 0)  # yesterday's 777 is gone
     assert str(key.period_start) == db_time(utcnow().replace(hour=0, minute=0, second=0,
                                                               microsecond=0))  # fmt: skip
+    assert _spent(key_id) == 300  # a period stored as starting at its very start is current
+    ApiKey.update(period_start=None).where(ApiKey.id == key_id).execute()
+    assert _spent(key_id) == 0  # no period stored: the next statement starts one
 
 
 def test_account_limits_refuse_before_the_key_cap_and_count_nothing(migrated_db: Path) -> None:
@@ -89,6 +93,27 @@ def test_account_limits_refuse_before_the_key_cap_and_count_nothing(migrated_db:
     assert 1 <= fast.value.retry_after_sec <= 60
     # Two admitted requests counted; the three refusals rolled their counting back.
     assert RateEvent.select().where(RateEvent.bucket == f"rpm:{user_id}").count() == 2
+
+
+def test_the_rpm_window_is_a_whole_minute_and_retry_after_rounds_up(migrated_db: Path) -> None:
+    user_id, _ = _funded_key("window@units.test")
+    now = utcnow()
+    limits = Admission(rpm=2)
+    with write_transaction() as tx:  # two admissions 45.5 s and 30 s ago: still in the minute
+        for ago in (45.5, 30):
+            hotpath.insert_event(tx, rpm_bucket(user_id), db_time(now - timedelta(seconds=ago)))
+    with pytest.raises(RateLimited) as refused, write_transaction() as tx:
+        check_account_limits(tx, user_id, limits, now)
+    # the older one leaves the window in 14.5 s: told 15, never a second too early
+    assert refused.value.retry_after_sec == 15
+    with write_transaction() as tx:  # 60 s after it, it is out: one slot free
+        check_account_limits(tx, user_id, limits, now + timedelta(seconds=14.5))
+    # More in the window than the limit (the operator lowered it to 1): the wait is until
+    # enough have left for one more, not until the oldest has: both (30 s ago, and the one
+    # just admitted), so a whole minute, not the 16 s until the older leaves.
+    with pytest.raises(RateLimited) as lowered, write_transaction() as tx:
+        check_account_limits(tx, user_id, Admission(rpm=1), now + timedelta(seconds=14.5))
+    assert lowered.value.retry_after_sec == 60
 
 
 def test_released_holds_and_doctor_keep_the_key_honest(migrated_db: Path) -> None:

@@ -186,3 +186,21 @@ def test_the_walk_that_refuses_also_counts_the_media() -> None:
     turns.append({"role": "assistant", "content": [CODE_RESULT]})
     assert refuse_stored_state({"messages": turns}) == (1, len(data))
     assert refuse_stored_state({"messages": [{"role": "user", "content": "Hi"}]}) == (0, 0)
+
+
+def test_a_stored_file_early_in_a_long_conversation_is_refused() -> None:
+    """The file named in the first turn is found whatever plain turns follow it (the search
+    stops at it: a later turn without a file must not hide it)."""
+    turns = [{"role": "user", "content": [{"type": "document", "source": FILE_SOURCE}, ASK]},
+             {"role": "assistant", "content": [{"type": "text", "text": "It says hello."}]},
+             {"role": "user", "content": [{"type": "text", "text": "Thanks"}]}]  # fmt: skip
+    with pytest.raises(Exception, match=r"^messages\.0\.content\.0\.source\.file_id: "):
+        refuse_stored_state({"messages": turns})
+
+
+@pytest.mark.parametrize("skill", [{"skill_id": "skill_01Ab"}, {"type": "user", "skill_id": "s"}])
+def test_only_anthropics_own_skills_pass(skill: dict[str, Any]) -> None:
+    """Any skill not of type anthropic names something stored on the provider account."""
+    container = {"skills": [{"type": "anthropic", "skill_id": "pdf"}, skill]}
+    with pytest.raises(Exception, match=r"^container\.skills\.1\.skill_id: "):
+        refuse_stored_state({"container": container, "messages": []})
