@@ -10,6 +10,7 @@ import unicodedata
 import pytest
 
 from tests.gateway.conftest import MODEL_PRICES, BoxFactory
+from tests.pg_cluster import write_config_db
 
 pytestmark = pytest.mark.timeout(60)
 COMPOSED = "fake/mod\u00e8le"
@@ -35,3 +36,33 @@ def test_a_model_id_is_one_model_in_either_unicode_form(
     listed = [line.split()[0] for line in box.cli("models", "list").splitlines()[1:]]
     assert COMPOSED in listed and DECOMPOSED not in listed, listed
     assert "disabled" in box.cli("models", "disable", asked)
+
+
+@pytest.mark.parametrize("typed", [DECOMPOSED, COMPOSED], ids=["typed-as-kept", "typed-composed"])
+def test_a_model_kept_decomposed_before_is_changed_not_doubled(
+    box_factory: BoxFactory, typed: str
+) -> None:
+    """An id kept decomposed (as typed, before ids were composed): `models set` composed the id
+    it was given and looked only for that form, so changing the model's price said 'fake/modèle
+    is not in the catalog yet', and with both prices made a second row of the same look beside
+    it (served to one form, while `models disable` of the other left it on)."""
+    box = box_factory()
+    box.cli("models", "set", COMPOSED, *MODEL_PRICES, "--upstream-model", "gpt-test")
+    write_config_db(box.config, "UPDATE catalog_model SET id = ? WHERE id = ?",
+                    (DECOMPOSED, COMPOSED))  # fmt: skip
+    box.cli("models", "set", typed, "--input-per-1m", "7")
+    box.cli("models", "set", typed, "--input-per-1m", "9", "--output-per-1m", "9")
+    rows = box.query("SELECT id, input_per_1m_nanos FROM catalog_model WHERE id IN (?, ?)",
+                     COMPOSED, DECOMPOSED)  # fmt: skip
+    assert rows == [(DECOMPOSED, 9_000_000_000)], rows
+    _, key = box.new_user("5")
+    box.until_reloaded()
+    for status in (200, 404):
+        with box.http(key) as http:
+            for asked in (COMPOSED, DECOMPOSED):
+                body = {"model": asked, "messages": [{"role": "user", "content": "hi"}]}
+                answer = http.post("/v1/chat/completions", json=body)
+                assert answer.status_code == status, (asked, answer.text)
+                assert http.get(f"/v1/models/{asked}").status_code == status
+        assert "disabled" in box.cli("models", "disable", COMPOSED)
+        box.until_reloaded()
