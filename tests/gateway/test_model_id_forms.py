@@ -5,6 +5,7 @@ words), so they must be the same model."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 import pytest
@@ -66,3 +67,20 @@ def test_a_model_kept_decomposed_before_is_changed_not_doubled(
                 assert http.get(f"/v1/models/{asked}").status_code == status
         assert "disabled" in box.cli("models", "disable", COMPOSED)
         box.until_reloaded()
+
+
+def test_the_audit_log_shows_a_change_typed_in_the_other_form(box_factory: BoxFactory) -> None:
+    """The audit entry's states were read by the id as typed: a model kept composed, disabled
+    or repriced by its decomposed form (as its operator first typed it), was logged as absent
+    before and after, the change itself nowhere."""
+    box = box_factory()
+    box.cli("models", "set", DECOMPOSED, *MODEL_PRICES, "--upstream-model", "gpt-test")
+    box.cli("models", "set", DECOMPOSED, "--input-per-1m", "7")
+    box.cli("models", "disable", DECOMPOSED)
+    rows = box.query("SELECT command, before_state, after_state FROM audit_log WHERE command IN"
+                     " ('models set', 'models disable') ORDER BY id DESC LIMIT 2")  # fmt: skip
+    (disable, before_off, after_off), (_, before_price, after_price) = rows
+    assert disable == "models disable"
+    assert json.loads(before_off)["enabled"] is True
+    assert json.loads(after_off)["enabled"] is False
+    assert json.loads(before_price)["input_per_1m"] != json.loads(after_price)["input_per_1m"]
