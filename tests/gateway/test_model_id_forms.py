@@ -56,7 +56,10 @@ def test_a_model_kept_decomposed_before_is_changed_not_doubled(
     rows = box.query("SELECT id, input_per_1m_nanos FROM catalog_model WHERE id IN (?, ?)",
                      COMPOSED, DECOMPOSED)  # fmt: skip
     assert rows == [(DECOMPOSED, 9_000_000_000)], rows
-    _, key = box.new_user("5")
+    email, _ = box.new_user("5")
+    key = box.cli("keys", "create", email, "--models", typed).strip().splitlines()[0]
+    assert box.query("SELECT count(*) FROM api_key WHERE allowed_models = ?",
+                     json.dumps([DECOMPOSED])) == [(1,)]  # fmt: skip
     box.until_reloaded()
     for status in (200, 404):
         with box.http(key) as http:
