@@ -43,6 +43,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from codelace_box.catalog.models import find_model
 from codelace_box.db import hotpath
 from codelace_box.db.core import (
     Tx,
@@ -55,8 +56,7 @@ from codelace_box.db.core import (
     utcnow,
     write_transaction,
 )
-from codelace_box.db.models import ApiKey, CatalogModel, ModelAlias, User
-from codelace_box.db.text import composed
+from codelace_box.db.models import ApiKey, ModelAlias, User
 from codelace_box.errors import InvalidRequest, PermissionDenied
 from codelace_box.money import NANOS_PER_USD, AmountTooLarge, usd_to_nanos
 
@@ -221,7 +221,7 @@ def parse_models(value: Any, field: str = "allowed_models") -> str | None:
 def _catalog_id(name: str) -> str | None:
     if not name.isprintable():  # no id or alias is (and PostgreSQL refuses a NUL: a 500)
         return None
-    found = CatalogModel.get_or_none(CatalogModel.id.in_({name, composed(name)}))
+    found = find_model(name)  # the id in either Unicode form, the one typed first
     if found is not None:
         return str(found.id)
     alias = ModelAlias.get_or_none(ModelAlias.name == name)

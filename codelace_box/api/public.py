@@ -78,8 +78,8 @@ async def model(request: Request, model_id: str) -> HTTPResponse:
     model_id = unquote(model_id)  # SDKs send the slash of an id as %2F
     if not model_id:
         raise NotFound("no model id given: GET /v1/models lists the models", code="model_not_found")
-    forms = (model_id, composed(model_id))  # the id in either Unicode form
-    found = next((m for m in gateway.routes.servable_models() if m.id in forms), None)
+    wanted = composed(model_id)  # the id in either Unicode form
+    found = next((m for m in gateway.routes.servable_models() if composed(m.id) == wanted), None)
     found = found or gateway.routes.servable_aliases().get(model_id)
     if found is None:
         raise NotFound(f"the model {model_id} does not exist", code="model_not_found")

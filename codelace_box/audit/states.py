@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from codelace_box.accounts.users import normalize_email
-from codelace_box.db.models import ApiKey, CatalogModel, ModelAlias, Provider, ProviderKey, User
+from codelace_box.catalog.models import find_model
+from codelace_box.db.models import ApiKey, ModelAlias, Provider, ProviderKey, User
 from codelace_box.money import usd_text
 
 State = dict[str, Any] | None
@@ -89,7 +90,7 @@ def _price(nanos: int | None) -> str | None:
 def model(model_id: str) -> State:
     """A catalog model: provider, upstream name, prices (USD per 1M), caps, enabled, and the
     aliases routed to it (`models remove` deletes them with it)."""
-    row = CatalogModel.get_or_none(CatalogModel.id == model_id)
+    row = find_model(model_id)  # the id in either Unicode form, as the command finds it
     if row is None:
         return None
     aliases = ModelAlias.select(ModelAlias.name).where(ModelAlias.model == row.id)

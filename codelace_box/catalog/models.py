@@ -109,7 +109,8 @@ def set_model(
     model_id = composed(model_id)
     _check_names(model_id, provider, upstream_model)
     prefix, rest = model_id.split("/", 1)
-    current = CatalogModel.get_or_none(CatalogModel.id == model_id) if keep_unset else None
+    existing = find_model(model_id)  # one kept in another form is changed, not doubled
+    current = existing if keep_unset else None
     input_nanos, output_nanos = _prices(model_id, input_per_1m, output_per_1m, current)
     if current is not None:
         provider = provider or current.provider.name
@@ -126,7 +127,7 @@ def set_model(
         "updated_at": utcnow(),
         **_cache_fields(cache_prices or CachePrices(), current),
     }
-    return _kept(model_id, fields)
+    return _kept(model_id if existing is None else str(existing.id), fields)
 
 
 def _kept(model_id: str, fields: Mapping[str, object]) -> CatalogModel:
@@ -208,11 +209,14 @@ def remove_model(model_id: str) -> list[str]:
 
 def find_model(model_id: str) -> CatalogModel | None:
     """A catalog entry, or None; the id in either Unicode form (one kept decomposed, before
-    ids were composed, is found as typed)."""
+    ids were composed, is found as typed and composed alike)."""
     found = CatalogModel.get_or_none(CatalogModel.id == model_id)
-    if found is None and composed(model_id) != model_id:
-        found = CatalogModel.get_or_none(CatalogModel.id == composed(model_id))
-    return found
+    if found is not None or model_id.isascii():
+        return found
+    wanted = composed(model_id)
+    prefix = wanted.split("/", 1)[0] + "/"  # ASCII (_MODEL_ID_RE): no other form of it
+    same = CatalogModel.select().where(CatalogModel.id.startswith(prefix))
+    return next((m for m in same if composed(str(m.id)) == wanted), None)
 
 
 def get_model(model_id: str) -> CatalogModel:

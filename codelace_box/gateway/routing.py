@@ -298,7 +298,7 @@ class RouteTable:
                 code="invalid_model",
                 param="model",
             )
-        route = self._models.get(model_id) or self._models.get(composed(model_id))
+        route = self._models.get(model_id) or self._in_any_form(model_id)
         if route is None:
             named = model_id if sent == model_id else f"{sent} (an alias of {model_id})"
             raise NotFound(f"the model {named} does not exist", code="model_not_found")
@@ -308,6 +308,15 @@ class RouteTable:
         if not provider.keys:
             raise ProviderUnavailable(model_id, "has no working key")
         return route
+
+    def _in_any_form(self, model_id: str) -> ModelRoute | None:
+        """The route of an id beyond ASCII sent in another Unicode form than the catalog's (an
+        id kept decomposed before ids were composed is found composed too)."""
+        if model_id.isascii():
+            return None
+        wanted = composed(model_id)
+        found = self._models.get(wanted)
+        return found or next((m for k, m in self._models.items() if composed(k) == wanted), None)
 
     def next_key(
         self, provider_id: int, avoid: Collection[int] = (), at: ProviderRoute | None = None

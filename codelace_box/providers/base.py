@@ -7,6 +7,7 @@ or SSE events one by one) back into OpenAI-shaped dicts plus the token usage to 
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,13 +71,20 @@ class UpstreamRequest:
     json_body: JSON
 
 
+# An error type or code as providers write them (overloaded_error, invalid_request_error).
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
 class UpstreamStreamError(Exception):
-    """The upstream reported an error inside a stream that had already started."""
+    """The upstream reported an error inside a stream that had already started. Its `code`
+    is the upstream's error type when it looks like one, else upstream_error: the type is
+    the usage row's error_code and the client's error code, and one holding half a
+    surrogate pair (JSON's \\ud800), a NUL or 300 letters failed the settlement (a 500)."""
 
     def __init__(self, message: str, code: str = "upstream_error") -> None:
         super().__init__(message)
         self.message = message
-        self.code = code
+        self.code = code if _CODE.fullmatch(code) else "upstream_error"
 
 
 class StreamTranslator(ABC):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from codelace_box.catalog.aliases import set_alias
-from codelace_box.catalog.models import set_model
+from codelace_box.catalog.models import find_model, set_model
 from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import CatalogModel, Provider
 from codelace_box.errors import InvalidRequest
@@ -73,3 +73,18 @@ def test_a_provider_key_of_absurd_length_is_refused(catalog_db: None) -> None:
         add_provider("other", "openai", "secret", "sk-" + "a" * 100_000)
     assert Provider.get_or_none(Provider.name == "other") is None
     add_provider("longest", "openai", "secret", "sk-" + "a" * 4093)
+
+
+def test_a_model_kept_decomposed_is_found_and_changed_in_either_form(catalog_db: None) -> None:
+    """(Both engines: the look-up by the id's provider prefix.) An id stored decomposed before
+    ids were composed is found composed, and `set_model` changes it instead of adding a row
+    that looks the same."""
+    composed_id, decomposed_id = "openai/mod\u00e8le", "openai/mode\u0300le"
+    set_model(composed_id, "1", "1")
+    CatalogModel.update(id=decomposed_id).where(CatalogModel.id == composed_id).execute()
+    for typed in (composed_id, decomposed_id):
+        found = find_model(typed)
+        assert found is not None and found.id == decomposed_id, typed
+        set_model(typed, "2", "2")
+    assert [m.id for m in CatalogModel.select()] == [decomposed_id]
+    assert find_model("openai/mod\u00e9le") is None
