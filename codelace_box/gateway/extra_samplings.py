@@ -1,6 +1,6 @@
 """The samplings an Anthropic call may run besides the model's answer, and the tokens to hold.
 
-Anthropic bills extra samplings inside one /v1/messages call and reports them only
+Anthropic bills two kinds of extra sampling inside one /v1/messages call and reports them only
 in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
 - server-side compaction (`context_management.edits` of type `compact_*`): a summarisation
   pass by the requested model over the whole conversation, "an additional sampling step" billed
@@ -8,6 +8,12 @@ in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
   costs at most the window's tokens at the dearer of the input and output prices. Its trigger
   is checked at the start of each sampling of a server tool's loop, so such a call may compact
   once per turn: SERVER_LOOP_TURNS passes then, else one.
+- the advisor server tool (`advisor_*`, allowed only by the operator's --allow-field): each
+  call is an inference of the advisor model over the whole transcript (at most the window), its
+  output at most the tool's `max_tokens` (else the window); as many calls as its `max_uses`,
+  else one per turn of the loop (SERVER_LOOP_TURNS). The user is charged these tokens at the
+  catalog model's prices, which the hold covers; Anthropic bills them at the advisor model's
+  own (dearer) rates, the difference the operator accepted in allowing the field.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ from codelace_box.providers.billed_fields import runs_server_tools
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int | None:
+    """A positive integer field, else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else None
 
 
 def asks_for_compaction(body: dict[str, Any]) -> bool:
@@ -39,3 +51,19 @@ def compaction_tokens(body: dict[str, Any], context_tokens: int) -> int:
         return 0
     passes = SERVER_LOOP_TURNS if runs_server_tools(body) else 1
     return passes * context_tokens
+
+
+def advisor_tokens(body: dict[str, Any], context_tokens: int) -> tuple[int, int]:
+    """The (input, output) tokens the advisor tools of a body may be billed: per call the
+    window read and its `max_tokens` (else the window) written; calls: `max_uses`, else one per
+    turn of the loop, never more than SERVER_LOOP_TURNS."""
+    read = written = 0
+    for tool in _listed(body.get("tools")):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str) or not kind.lower().startswith("advisor_"):
+            continue
+        calls = min(_count(tool.get("max_uses")) or SERVER_LOOP_TURNS, SERVER_LOOP_TURNS)
+        output = min(_count(tool.get("max_tokens")) or context_tokens, context_tokens)
+        read += calls * context_tokens
+        written += calls * output
+    return read, written

@@ -16,7 +16,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
-from codelace_box.gateway.extra_samplings import compaction_tokens
+from codelace_box.gateway.extra_samplings import advisor_tokens, compaction_tokens
 from codelace_box.gateway.metering import (
     PROVIDER_PROMPT_TOKENS,
     loop_input_bound,
@@ -291,8 +291,9 @@ def prepare_messages_call(
     context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
     bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
-    compaction = compaction_tokens(body, context)  # a pass in the usage iterations, charged
-    hold = hold_for(route, bound, loop, compaction)
+    advisor_in, advisor_out = advisor_tokens(body, context)  # extra samplings, in the usage
+    compaction = compaction_tokens(body, context)  # iterations and charged (extra_samplings.py)
+    hold = hold_for(route, bound + advisor_in, loop + advisor_out, compaction)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
