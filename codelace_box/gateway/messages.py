@@ -16,6 +16,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
 from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
+from codelace_box.gateway.extra_samplings import advisor_tokens, compaction_tokens
 from codelace_box.gateway.metering import (
     PROVIDER_PROMPT_TOKENS,
     loop_input_bound,
@@ -259,11 +260,13 @@ def messages_adapter(route: ModelRoute, headers: Mapping[str, str]) -> ProviderA
     return MessagesToOpenAI(route.id)
 
 
-def hold_for(route: ModelRoute, input_bound: int, output_cap: int) -> int:
-    """The worst case of a call: every input token at the dearest input price."""
+def hold_for(route: ModelRoute, input_bound: int, output_cap: int, either: int = 0) -> int:
+    """The worst case of a call: every input token at the dearest input price, and `either`
+    tokens (a compaction pass's, input or output) at the dearer of the two."""
+    dearest = max(route.max_input_per_1m_nanos, route.output_per_1m_nanos)
     worst = token_cost_nanos(
         input_bound, output_cap, route.max_input_per_1m_nanos, route.output_per_1m_nanos
-    )
+    ) + token_cost_nanos(either, 0, dearest, 0)
     return min(worst, MAX_HOLD_NANOS)
 
 
@@ -288,7 +291,9 @@ def prepare_messages_call(
     context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
     bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
-    hold = hold_for(route, bound, loop)
+    advisor_in, advisor_out = advisor_tokens(body, context)  # extra samplings, in the usage
+    compaction = compaction_tokens(body, context)  # iterations and charged (extra_samplings.py)
+    hold = hold_for(route, bound + advisor_in, loop + advisor_out, compaction)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,

@@ -36,6 +36,8 @@ Estimates, documented for the operator:
   prediction a token per byte (its tokens the answer does not use are billed as output); with
   an Anthropic server tool (or MCP server) the provider loops, each call to the model up to
   the cap: SERVER_LOOP_TURNS caps, within the context window (output_token_bound);
+- Anthropic's extra samplings on /v1/messages (server-side compaction's pass, advisor calls),
+  reported in `usage.iterations`: gateway/extra_samplings.py;
 - when an upstream never reports usage (a server that ignores include_usage, a stream cut at
   the cap or abandoned and never finished): see providers/tally.py, and the usage row is marked
   `estimated`.

@@ -21,6 +21,11 @@ TOOL_FIELDS = {
     "name", "description", "input_schema", "cache_control", "strict", "type", "defer_loading",
     "eager_input_streaming",
 }  # fmt: skip
+# The advisor server tool (beta advisor-tool-2026-03-01): the advisor model, its calls per
+# request and output per call, its own prompt caching
+ADVISOR_TOOL_RE = re.compile(r"^advisor_\d{8}$")
+ADVISOR_TOOL_FIELDS = {"name", "type", "model", "max_uses", "max_tokens", "caching",
+                       "cache_control"}  # fmt: skip
 # Anthropic-defined client tools (no input_schema: Anthropic adds their definitions itself)
 DEFINED_TOOL_RE = re.compile(r"^(bash|text_editor|computer|memory)_\d{8}$")
 DEFINED_TOOL_FIELDS = {
@@ -31,9 +36,13 @@ DEFINED_TOOL_FIELDS = {
 
 def _defined_tool_problem(tool: Any, where: str) -> str | None:
     """None for a tool that is no Anthropic-defined one; else its problem, or ""."""
-    if not isinstance(tool, dict) or not DEFINED_TOOL_RE.match(str(tool.get("type"))):
+    kind = str(tool.get("type")) if isinstance(tool, dict) else ""
+    advisor = ADVISOR_TOOL_RE.match(kind) is not None
+    if not isinstance(tool, dict) or not (advisor or DEFINED_TOOL_RE.match(kind)):
         return None
-    extra = set(tool) - DEFINED_TOOL_FIELDS
+    if advisor and not isinstance(tool.get("model"), str):
+        return f"{where}.model: Field required"
+    extra = set(tool) - (ADVISOR_TOOL_FIELDS if advisor else DEFINED_TOOL_FIELDS)
     if extra:
         return f"{where}.{sorted(extra)[0]}: Extra inputs are not permitted"
     return "" if isinstance(tool.get("name"), str) else f"{where}.name: Field required"

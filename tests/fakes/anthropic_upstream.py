@@ -80,6 +80,9 @@ class Reply:
     # server-side compaction's own sampling (its usage: input_tokens, output_tokens, ...), which
     # Anthropic reports in `usage.iterations` only, outside the top-level counts
     compaction: JSON | None = None
+    # an advisor call's usage (the advisor model's inference inside the call), reported as an
+    # `advisor_message` entry of `usage.iterations`, outside the top-level counts as well
+    advisor: JSON | None = None
 
     @classmethod
     def error(cls, status: int, error_type: str, message: str) -> Reply:
@@ -119,9 +122,13 @@ class Reply:
                 - self.cache_creation_1h_tokens,
                 "ephemeral_1h_input_tokens": self.cache_creation_1h_tokens,
             }
-        if final and self.compaction is not None:
-            message = {"type": "message", **usage}
-            usage["iterations"] = [{"type": "compaction", **self.compaction}, message]
+        if final and (self.compaction is not None or self.advisor is not None):
+            iterations: list[JSON] = [{"type": "message", **usage}]
+            if self.compaction is not None:
+                iterations.insert(0, {"type": "compaction", **self.compaction})
+            if self.advisor is not None:
+                iterations.append({"type": "advisor_message", **self.advisor})
+            usage["iterations"] = iterations
         return usage
 
 

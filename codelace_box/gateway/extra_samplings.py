@@ -1,0 +1,69 @@
+"""The samplings an Anthropic call may run besides the model's answer, and the tokens to hold.
+
+Anthropic bills two kinds of extra sampling inside one /v1/messages call and reports them only
+in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
+- server-side compaction (`context_management.edits` of type `compact_*`): a summarisation
+  pass by the requested model over the whole conversation, "an additional sampling step" billed
+  as such. One sampling's input and output together stay within the context window, so a pass
+  costs at most the window's tokens at the dearer of the input and output prices. Its trigger
+  is checked at the start of each sampling of a server tool's loop, so such a call may compact
+  once per turn: SERVER_LOOP_TURNS passes then, else one.
+- the advisor server tool (`advisor_*`, allowed only by the operator's --allow-field): each
+  call is an inference of the advisor model over the whole transcript (at most the window), its
+  output at most the tool's `max_tokens` (else the window); as many calls as its `max_uses`,
+  else one per turn of the loop (SERVER_LOOP_TURNS). The user is charged these tokens at the
+  catalog model's prices, which the hold covers; Anthropic bills them at the advisor model's
+  own (dearer) rates, the difference the operator accepted in allowing the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.gateway.metering import SERVER_LOOP_TURNS
+from codelace_box.providers.billed_fields import runs_server_tools
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int | None:
+    """A positive integer field, else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else None
+
+
+def asks_for_compaction(body: dict[str, Any]) -> bool:
+    """Whether the body turns server-side compaction on (a `compact_*` context edit)."""
+    management = body.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    return any(
+        isinstance(edit, dict) and str(edit.get("type", "")).startswith("compact_")
+        for edit in _listed(edits)
+    )
+
+
+def compaction_tokens(body: dict[str, Any], context_tokens: int) -> int:
+    """The tokens (input and output together) of the compaction passes a call may run: the
+    window per pass, one pass, or one per turn of a server tool's loop. 0 without compaction."""
+    if not asks_for_compaction(body):
+        return 0
+    passes = SERVER_LOOP_TURNS if runs_server_tools(body) else 1
+    return passes * context_tokens
+
+
+def advisor_tokens(body: dict[str, Any], context_tokens: int) -> tuple[int, int]:
+    """The (input, output) tokens the advisor tools of a body may be billed: per call the
+    window read and its `max_tokens` (else the window) written; calls: `max_uses`, else one per
+    turn of the loop, never more than SERVER_LOOP_TURNS."""
+    read = written = 0
+    for tool in _listed(body.get("tools")):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str) or not kind.lower().startswith("advisor_"):
+            continue
+        calls = min(_count(tool.get("max_uses")) or SERVER_LOOP_TURNS, SERVER_LOOP_TURNS)
+        output = min(_count(tool.get("max_tokens")) or context_tokens, context_tokens)
+        read += calls * context_tokens
+        written += calls * output
+    return read, written
