@@ -121,22 +121,19 @@ def counting() -> _Counting:
 
 
 class _Later:
-    """A child whose increments wait in this thread's list (`counted_on_commit`)."""
+    """A child whose increments wait in this thread's list (`counted_on_commit`); `count`
+    applies them to `family`'s child for `labels` on the thread that counts them then."""
 
-    __slots__ = ("_family", "_labels")
+    __slots__ = ("family", "labels")
 
     def __init__(self, family: Children[Any], labels: tuple[str, ...]) -> None:
-        self._family, self._labels = family, labels
+        self.family, self.labels = family, labels
 
     def inc(self, amount: float = 1) -> None:
         _here.counting.into.append((self, "inc", amount))  # type: ignore[union-attr]
 
     def observe(self, amount: float) -> None:
         _here.counting.into.append((self, "observe", amount))  # type: ignore[union-attr]
-
-    def now(self, counting: _Counting) -> Any:
-        """The child to count into now, on a thread counting so."""
-        return self._family.counted_by(counting, self._labels)
 
 
 class counted_on_commit:
@@ -162,8 +159,8 @@ def count(increments: Iterable[Increment]) -> None:
     lowered) is logged, never raised, as the writes are done."""
     counting = _here.counting
     for later, method, amount in increments:
-        try:
-            getattr(later.now(counting), method)(amount)
+        try:  # (the child looked up here: no Python call of the waiting child's own)
+            getattr(later.family.counted_by(counting, later.labels), method)(amount)
         except ValueError:
             logging.getLogger("codelace_box.metrics").exception("a metric refused %r", amount)
 
