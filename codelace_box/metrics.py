@@ -7,26 +7,18 @@ private folder before the workers start (`enable_multiprocess`), so every worker
 values there and a scrape on any worker sums them all (prometheus_client's multiprocess mode).
 One worker keeps the plain in-memory values (cheaper on the hot path).
 
-What a database write counts (a settlement's tokens and cost) is counted once its transaction
-committed, and once: inside `counted_on_commit(into)` (the group commit, db/batch.py, around
-each write) the counters' increments wait in `into`, which `count(into)` applies after the
-COMMIT; a batch that is rolled back and run again (a deadlock between boxes) drops them.
-
-On the serving loop's thread the increments are added up in plain numbers and handed to
-prometheus_client together (metric_sums.py): every FLUSH_SEC and before a scrape with one
-worker, at the end of each loop turn with several (so any worker's scrape sees them all).
+Where an increment goes (inside a write, on the serving loop's thread, elsewhere) is
+metric_counting.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,11 +33,20 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from codelace_box import OWNED_METRICS_ENV, metric_files, metric_fold, metrics_folders
-from codelace_box.metric_sums import Sums
+from codelace_box.metric_counting import (  # noqa: F401 (theirs, named here as before)
+    FLUSH_SEC,
+    MULTIPROC_ENV,
+    Children,
+    Increment,
+    count,
+    counted_on_commit,
+    counting,
+    flush,
+    stop_summing,
+    sum_on_this_thread,
+)
 
 metric_files.install()  # before the families below make their first values
-M = TypeVar("M")
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # the box's own time: about a millisecond a call, more in a long stream (each event's work)
@@ -53,7 +54,6 @@ OVERHEAD_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 )  # fmt: skip
 STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
-FLUSH_SEC = 0.25  # one worker: its sums reach prometheus_client this often (and at a scrape)
 
 HTTP_REQUESTS = Counter(
     "codelace_http_requests", "HTTP requests answered, by route, status and status class.",
@@ -102,150 +102,6 @@ LOG_LINES_DROPPED = Counter(
 ACTIVE_STREAMS = Gauge(
     "codelace_active_streams", "Streams being relayed now.", multiprocess_mode="livesum"
 )
-
-
-class Children(Generic[M]):
-    """A family's labelled children, looked up once (`labels()` takes a lock and builds its
-    key on every call; a dict lookup here is a tenth of it, and label sets are bounded). On
-    the serving loop's thread a child is its sum (metric_sums.py, `sum_on_this_thread`);
-    inside a write its increments wait for the COMMIT (`counted_on_commit`)."""
-
-    __slots__ = ("_children", "_family", "_later", "_sums")
-
-    def __init__(self, family: Any) -> None:
-        self._family = family
-        self._children: dict[tuple[str, ...], M] = {}
-        self._sums: dict[tuple[str, ...], Any] = {}
-        self._later: dict[tuple[str, ...], _Later] = {}
-        _FAMILIES.append(self)
-
-    def __call__(self, *labels: str) -> M:
-        return self.counted_by(_here.counting, labels)
-
-    def counted_by(self, counting: _Counting, labels: tuple[str, ...]) -> M:
-        """The child to count into, for a thread counting so."""
-        if counting.into is not None:  # inside a write: counted after its COMMIT
-            later = self._later.get(labels)
-            if later is None:
-                later = self._later[labels] = _Later(self, labels)
-            return later  # type: ignore[return-value]
-        sums = counting.sums
-        if sums is not None:
-            found = self._sums.get(labels)
-            if found is None:
-                found = self._sums[labels] = sums.new(self.child(labels))
-            return found
-        return self.child(labels)
-
-    def forget_sums(self) -> None:
-        self._sums.clear()
-
-    def child(self, labels: tuple[str, ...]) -> M:
-        """prometheus_client's own child for these labels."""
-        child = self._children.get(labels)
-        if child is None:
-            child = self._children[labels] = self._family.labels(*labels)
-        return child
-
-
-Increment = tuple["_Later", str, float]  # whose, "inc" or "observe", the amount
-_FAMILIES: list[Children[Any]] = []
-
-
-class _Counting:
-    """Where a thread's increments go."""
-
-    __slots__ = ("into", "sums")
-
-    def __init__(self) -> None:
-        self.into: list[Increment] | None = None  # inside a write (`counted_on_commit`)
-        self.sums: Sums | None = None  # the serving loop's thread (`sum_on_this_thread`)
-
-
-class _Here(threading.local):
-    """This thread's `_Counting`: one object, so that a count reads the thread-local once,
-    and applying a batch's increments once for all (a read of a threading.local costs about
-    530 instructions, a plain attribute's a tenth: 8 reads a chat completion fewer)."""
-
-    def __init__(self) -> None:
-        self.counting = _Counting()
-
-
-_here = _Here()
-
-
-class _Later:
-    """A child whose increments wait in this thread's list (`counted_on_commit`)."""
-
-    __slots__ = ("_family", "_labels")
-
-    def __init__(self, family: Children[Any], labels: tuple[str, ...]) -> None:
-        self._family, self._labels = family, labels
-
-    def inc(self, amount: float = 1) -> None:
-        _here.counting.into.append((self, "inc", amount))  # type: ignore[union-attr]
-
-    def observe(self, amount: float) -> None:
-        _here.counting.into.append((self, "observe", amount))  # type: ignore[union-attr]
-
-    def now(self, counting: _Counting) -> Any:
-        """The child to count into now, on a thread counting so."""
-        return self._family.counted_by(counting, self._labels)
-
-
-class counted_on_commit:
-    """Inside (on this thread): the metrics' increments wait in `into` (see the module doc).
-    A class, not a generator: it runs once per batch on the hot path."""
-
-    __slots__ = ("_before", "_into")
-
-    def __init__(self, into: list[Increment]) -> None:
-        self._into = into
-        self._before: list[Increment] | None = None
-
-    def __enter__(self) -> None:
-        counting = _here.counting
-        self._before, counting.into = counting.into, self._into
-
-    def __exit__(self, *exc: object) -> None:
-        _here.counting.into = self._before
-
-
-def count(increments: Iterable[Increment]) -> None:
-    """Apply increments that waited (their transaction committed): one refused (a counter
-    lowered) is logged, never raised, as the writes are done."""
-    counting = _here.counting
-    for later, method, amount in increments:
-        try:
-            getattr(later.now(counting), method)(amount)
-        except ValueError:
-            logging.getLogger("codelace_box.metrics").exception("a metric refused %r", amount)
-
-
-def sum_on_this_thread(loop: asyncio.AbstractEventLoop) -> Sums:
-    """From now on this thread's (the serving loop's) increments are added up in plain numbers
-    and handed to prometheus_client together: with several workers at the end of the loop's
-    turn (another worker's scrape reads them at once), with one every FLUSH_SEC and before
-    every scrape. Other threads keep prometheus_client's own (locked) children."""
-    every_turn = bool(os.environ.get(MULTIPROC_ENV))
-    stop_summing()  # an earlier loop's (tests serve more than once in a process)
-    sums = _here.counting.sums = Sums(loop, 0.0 if every_turn else FLUSH_SEC)
-    return sums
-
-
-def stop_summing() -> None:
-    """Hand this thread's sums over and add up no more here (its loop is stopping)."""
-    flush()
-    _here.counting.sums = None
-    for family in _FAMILIES:
-        family.forget_sums()
-
-
-def flush() -> None:
-    """Hand this thread's sums to prometheus_client now (before a scrape, when stopping)."""
-    sums = _here.counting.sums
-    if sums is not None:
-        sums.flush()
 
 
 http_requests: Children[Counter] = Children(HTTP_REQUESTS)
@@ -368,8 +224,8 @@ class _HoldsCollector(Collector):
         )  # fmt: skip
         if read is None:
             return
-        count, nanos = read
-        yield GaugeMetricFamily("codelace_open_holds", "Open holds (reservations).", value=count)
+        held, nanos = read
+        yield GaugeMetricFamily("codelace_open_holds", "Open holds (reservations).", value=held)
         yield GaugeMetricFamily(
             "codelace_open_holds_usd", "Credit reserved by open holds, in USD.", value=nanos / 1e9
         )

@@ -73,13 +73,14 @@ def finish_request(request: Request, response: Any) -> None:
     started = getattr(ctx, "started", None)
     duration = time.perf_counter() - started if started is not None else 0.0
     route = _route(request)
-    metrics.http_requests(route, str(status), status_class(status)).inc()
+    counting = metrics.counting()  # the thread's state read once, not once a family
+    metrics.http_requests.counted_by(counting, (route, str(status), status_class(status))).inc()
     call = getattr(ctx, "call", None)
     if call is not None:
-        metrics.total(route).observe(duration)
+        metrics.total.counted_by(counting, (route,)).observe(duration)
         if call.upstream_sec:
             waited = call.upstream_sec + call.client_sec
-            metrics.overhead(route).observe(max(duration - waited, 0.0))
+            metrics.overhead.counted_by(counting, (route,)).observe(max(duration - waited, 0.0))
     # a refusal is the box's own, before any upstream call (an upstream's 404 or 429 relayed
     # is an upstream error, counted as one with its usage row)
     if status in REFUSED and route != UNMATCHED and not getattr(ctx, "upstream_refused", False):

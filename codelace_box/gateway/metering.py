@@ -294,12 +294,13 @@ def _count(item: Settlement, usage: tuple[int, int, int, int, int]) -> None:
     """The settled call in the metrics (after its rows are written, once per request), with
     the tokens as stored (never negative, whatever an upstream reported) and the charge."""
     model, provider = item.model, item.provider
-    metrics.inference(model, provider, item.status).inc()
+    counting = metrics.counting()  # the thread's state read once, not once an increment
+    metrics.inference.add(counting, (model, provider, item.status))
     for kind, tokens in zip(("input", "output", "cache_read", "cache_write"), usage, strict=False):
         if tokens > 0:
-            metrics.tokens(model, provider, kind).inc(tokens)
+            metrics.tokens.add(counting, (model, provider, kind), tokens)
     if usage[4] > 0:
-        metrics.cost(model, provider).inc(usage[4] / NANOS_PER_USD)
+        metrics.cost.add(counting, (model, provider), usage[4] / NANOS_PER_USD)
 
 
 def settle(item: Settlement) -> int | None:

@@ -50,6 +50,8 @@ _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
     "reasoning_effort": (str,),
     "parallel_tool_calls": (bool,),
 }
+# every field _check_types looks at: a body naming none of them (most) skips its walk
+_TYPE_CHECKED = frozenset((*_NUMBER_FIELDS, *_TYPED_FIELDS, "stream", "seed"))
 
 
 @dataclass
@@ -158,6 +160,8 @@ def _check_parts(parts: list[Any], where: str) -> None:
 
 
 def _check_types(body: JSON) -> None:
+    if _TYPE_CHECKED.isdisjoint(body):  # (one look-up a field sent, not 16 walked)
+        return
     for name in _NUMBER_FIELDS:
         value = body.get(name)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):

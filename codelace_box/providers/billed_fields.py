@@ -86,6 +86,7 @@ HOSTED_TOOLS = frozenset({"web_search", "web_search_preview", "file_search", "co
                           "x_search", "collections_search"})  # fmt: skip
 _DATED = re.compile(r"_\d{4}_\d{2}_\d{2}$")  # web_search_2025_08_26
 _BODY_FIELDS = tuple(name for name in BILLED_FIELDS if name not in MESSAGES_ONLY)  # in order
+_BODY_FIELD_SET = frozenset(_BODY_FIELDS)  # a body naming none of them (most) skips the walk
 Where = int | str  # a tool's index in `tools`, or where in `tool_choice` it is named
 
 
@@ -236,11 +237,12 @@ def check_billed_fields(body: dict[str, Any], allowed: Iterable[str], model: str
     for Anthropic's server tools in `tools` (on chat too: an `openai` provider may be a
     LiteLLM or OpenRouter front of Claude that runs them, billed per use)."""
     permitted = set(allowed)
-    for name in _BODY_FIELDS:  # (most are absent: no call to _present for those)
-        value = body.get(name)
-        if value is None or name in permitted or not _present(name, value):
-            continue
-        raise _refuse(name, model, name)
+    if not _BODY_FIELD_SET.isdisjoint(body):  # (one look-up a field sent, not 15 walked)
+        for name in _BODY_FIELDS:  # (most are absent: no call to _present for those)
+            value = body.get(name)
+            if value is None or name in permitted or not _present(name, value):
+                continue
+            raise _refuse(name, model, name)
     if not _lists_no_tools(body):  # (else neither look at the tools finds one)
         _check_tools(body, permitted, model)
     if "audio" not in permitted:

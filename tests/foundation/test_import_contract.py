@@ -62,6 +62,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "codelace_box.live_refs",
         "codelace_box.logwriter",
         "codelace_box.metrics",
+        "codelace_box.metric_counting",
         "codelace_box.metrics_folders",
         "codelace_box.metric_sums",
         "codelace_box.metric_files",

@@ -174,3 +174,32 @@ def test_a_counter_sum_refuses_to_go_down(one_worker: None) -> None:
 
     on_own_loop(body)  # a refused increment that waited is logged, the next still counts
     assert registry.get_sample_value("t_requests_total", {"route": "/a"}) == 2.0
+
+
+def test_add_with_the_state_read_once_waits_for_the_commit_as_a_child_does(
+    one_worker: None,
+) -> None:
+    """`Children.add` (a settlement's counts, the thread's state read once by the caller)
+    counts as `counted_by(...).inc` does: inside a write, nothing before the COMMIT's `count`,
+    then once; outside, summed on the loop's thread."""
+    registry, counter, _ = families()
+    seen: list[float] = []
+
+    async def body() -> None:
+        waiting: list[metrics.Increment] = []
+        with metrics.counted_on_commit(waiting):
+            counting = metrics.counting()
+            counter.add(counting, ("/a",), 3)
+            counter.add(counting, ("/a",))
+        metrics.flush()
+        seen.append(requests(registry))  # waits for the COMMIT
+        metrics.count(waiting)
+        metrics.flush()
+        seen.append(requests(registry))
+        counter.add(metrics.counting(), ("/a",), 5)  # outside a write: a sum of the loop's
+        seen.append(requests(registry))
+        metrics.flush()
+        seen.append(requests(registry))
+
+    on_own_loop(body)
+    assert seen == [0.0, 4.0, 4.0, 9.0]
