@@ -48,9 +48,8 @@ def trim_compaction_refused_in_stream(call: ChatCall, error: UpstreamStreamError
     """As `trim_refused_compaction`, for an error event before any content of a stream the
     upstream accepted (Anthropic's `event: error`, a compatible server's error chunk): its
     words say the request is too long. Anthropic and OpenAI document that refusal as a 400,
-    but a stream may carry it after the 200 (a proxy in front of them)."""
-    if error.code not in ("invalid_request_error", OVERFLOW):
-        return False
+    but a stream may carry it after the 200 (a proxy in front of them), of whatever type it
+    names (vLLM's `BadRequestError`, none at all): its words decide."""
     return (error.code == OVERFLOW or is_overflow(b"", error.message)) and _trim(call)
 
 

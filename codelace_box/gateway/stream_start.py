@@ -61,10 +61,12 @@ def _kind(event: SSEEvent) -> str | None:
         return event.event
     if not isinstance(data, dict):
         return event.event
+    if data.get("object") == "error":  # vLLM's, whose `type` names the error's class
+        return "error"
     kind = data.get("type")
     if isinstance(kind, str):
         return kind
-    if data.get("error") or data.get("object") == "error":  # an OpenAI-compatible stream's
+    if data.get("error"):  # an OpenAI-compatible stream's
         return "error"
     return "chunk" if "choices" in data else event.event
 

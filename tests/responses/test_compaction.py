@@ -227,14 +227,20 @@ def test_a_streamed_compaction_refused_as_too_long_in_its_stream_is_asked_again_
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
 
 
+VLLM_TOO_LONG = {"object": "error", "message": "This model's maximum context length is 4096 "
+                 "tokens. However, you requested 9000 tokens.", "type": "BadRequestError",
+                 "param": None, "code": 400}  # fmt: skip
+
+
+@pytest.mark.parametrize("refusal", [{"error": TOO_LONG}, VLLM_TOO_LONG], ids=["openai", "vllm"])
 def test_a_streamed_compaction_an_openai_compatible_server_refuses_in_its_stream_is_trimmed(
-    fresh: ResponsesBox,
+    fresh: ResponsesBox, refusal: dict[str, Any]
 ) -> None:
     """OpenAI refuses a request too long with a 400, but a compatible server (a proxy) may
     accept the stream and send the refusal as its first event: Codex got a 502 and stopped.
-    The compaction is asked again shorter, as after the 400; one usage row."""
+    The compaction is asked again shorter, as after the 400; one usage row. vLLM's own error
+    (type BadRequestError, its words saying so) too."""
     email, key = fresh.new_key()
-    refusal = {"error": TOO_LONG}
     fresh.openai_fake.push(Reply(raw=[f"data: {json.dumps(refusal)}\n\n".encode()]),
                            Reply(content="Summary: tests pass.", prompt_tokens=700,
                                  completion_tokens=9))  # fmt: skip
