@@ -44,6 +44,11 @@ def test_a_restarted_serve_does_not_send_the_open_alerts_again(
         time.sleep(1)  # the upkeep's first look
         box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' WHERE id = 1")
         eventually(lambda: _count(hook, NO_KEY) and _count(hook, BACKUP), "the alerts")
+        # and their rows: a serve stopped between an alert's send and its row leaves the next
+        # one to send it again (at least once, README), which is not what this test is about
+        rows = {("provider", "solo"), ("key", "1"), ("backup", "")}
+        kept = "SELECT kind, subject FROM open_alert"
+        eventually(lambda: rows <= set(box.sql(kept)), "the alerts' rows")
     finally:
         assert server.stop() == 0
     box.sql("UPDATE provider_key SET failing = 1, failure_reason = 'HTTP 401' WHERE id = 2")
