@@ -213,6 +213,8 @@ def test_a_serve_started_after_the_alert_says_the_error_rate_recovered(
     try:
         _minute_of_traffic(box, 12, 6)
         eventually(lambda: any("requests (50%) failed" in t for t in hook.texts()), "alert")
+        kept = "SELECT kind FROM open_alert"  # sent, then kept: a stop between sends it again
+        eventually(lambda: box.sql(kept) == [("error_rate",)], "the alert's row")
     finally:
         assert server.stop() == 0
     server = ServerProcess(box.config, box.port, env=FAST_TICK).start()
