@@ -192,6 +192,25 @@ def test_an_anthropic_model_too_short_for_the_compaction_is_asked_again_shorter(
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
 
 
+def _streamed_compaction(
+    fresh: ResponsesBox, key: str, model: str, requests: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Codex's streamed compaction of LONG_HISTORY, answered with a compaction item; the bodies
+    of the upstream's last two requests (the one refused, the shorter one answered)."""
+    stream = fresh.openai(key).responses.create(
+        model=model,
+        input=[*LONG_HISTORY, TRIGGER],
+        tools=TOOLS,
+        stream=True,
+        instructions="You are Codex.",
+    )  # type: ignore[list-item]
+    seen = [event.model_dump(exclude_unset=True) for event in stream]
+    assert seen[-1]["type"] == "response.completed", seen[-1]
+    _compaction(seen[-1]["response"]["output"])
+    refused, trimmed = (r.body for r in requests[-2:])
+    return refused, trimmed
+
+
 def test_a_streamed_compaction_refused_as_too_long_in_its_stream_is_asked_again_shorter(
     fresh: ResponsesBox,
 ) -> None:
@@ -210,17 +229,7 @@ def test_a_streamed_compaction_refused_as_too_long_in_its_stream_is_asked_again_
                                                    "200000 maximum"),
                       AnthropicReply(text="Summary: tests pass.", input_tokens=700,
                                      output_tokens=9))  # fmt: skip
-    stream = fresh.openai(key).responses.create(
-        model=ANTHROPIC_MODEL,
-        input=[*LONG_HISTORY, TRIGGER],
-        tools=TOOLS,
-        stream=True,
-        instructions="You are Codex.",
-    )  # type: ignore[list-item]
-    seen = [event.model_dump(exclude_unset=True) for event in stream]
-    assert seen[-1]["type"] == "response.completed", seen[-1]
-    _compaction(seen[-1]["response"]["output"])
-    refused, trimmed = (r.body for r in fresh.fake.requests[-2:])
+    refused, trimmed = _streamed_compaction(fresh, key, ANTHROPIC_MODEL, fresh.fake.requests)
     assert len(json.dumps(trimmed["messages"])) < len(json.dumps(refused["messages"]))
     assert trimmed["messages"][-1] == refused["messages"][-1]  # the summary request
     rows = fresh.usage_rows(email)
@@ -244,17 +253,7 @@ def test_a_streamed_compaction_an_openai_compatible_server_refuses_in_its_stream
     fresh.openai_fake.push(Reply(raw=[f"data: {json.dumps(refusal)}\n\n".encode()]),
                            Reply(content="Summary: tests pass.", prompt_tokens=700,
                                  completion_tokens=9))  # fmt: skip
-    stream = fresh.openai(key).responses.create(
-        model=OPENAI_MODEL,
-        input=[*LONG_HISTORY, TRIGGER],
-        tools=TOOLS,
-        stream=True,
-        instructions="You are Codex.",
-    )  # type: ignore[list-item]
-    seen = [event.model_dump(exclude_unset=True) for event in stream]
-    assert seen[-1]["type"] == "response.completed", seen[-1]
-    _compaction(seen[-1]["response"]["output"])
-    refused, trimmed = (r.body for r in fresh.openai_fake.requests[-2:])
+    refused, trimmed = _streamed_compaction(fresh, key, OPENAI_MODEL, fresh.openai_fake.requests)
     assert len(json.dumps(trimmed["messages"])) < len(json.dumps(refused["messages"]))
     rows = fresh.usage_rows(email)
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
