@@ -14,6 +14,8 @@ in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
   else one per turn of the loop (SERVER_LOOP_TURNS). The user is charged these tokens at the
   catalog model's prices, which the hold covers; Anthropic bills them at the advisor model's
   own (dearer) rates, the difference the operator accepted in allowing the field.
+/v1/chat/completions (and /v1/responses, which refuses both today) holds for them too
+(`extra_samplings_nanos`): an `openai` provider may be a front of Claude that passes them on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from codelace_box.gateway.metering import SERVER_LOOP_TURNS
+from codelace_box.money import token_cost_nanos
 from codelace_box.providers.billed_fields import runs_server_tools
 
 
@@ -67,3 +70,21 @@ def advisor_tokens(body: dict[str, Any], context_tokens: int) -> tuple[int, int]
         read += calls * context_tokens
         written += calls * output
     return read, written
+
+
+def extra_samplings_nanos(
+    body: dict[str, Any], context_tokens: int, input_per_1m: int, output_per_1m: int
+) -> int:
+    """The most the extra samplings a body asks for may cost: the advisor calls' reads at the
+    input price and writes at the output one, the compaction passes at the dearer of the two.
+    For a chat (or Responses) call, whose provider may be a front of Claude (OpenRouter,
+    LiteLLM) passing the compact edit or the advisor tool on, and reporting what they cost in
+    its usage; /v1/messages holds the same tokens in its own sum (gateway/messages.py)."""
+    read, written = advisor_tokens(body, context_tokens)
+    passes = compaction_tokens(body, context_tokens)
+    if not (read or written or passes):
+        return 0
+    dearest = max(input_per_1m, output_per_1m)
+    return token_cost_nanos(read, written, input_per_1m, output_per_1m) + token_cost_nanos(
+        passes, 0, dearest, 0
+    )

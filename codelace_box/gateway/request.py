@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.extra_samplings import extra_samplings_nanos
 from codelace_box.gateway.metering import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     input_token_bound,
@@ -84,6 +85,7 @@ class ChatCall:
     loop_output: int = 0  # per choice: a server tool loop's output bound (output_token_bound)
     kept: Sequence[JSON] = ()  # /v1/responses/compact: the messages kept (no list per call)
     compaction_trims: int = 0  # times a compaction too long was asked again shorter
+    media: tuple[int, int] | None = None  # the body's request_media, when admission walked it
 
     @property
     def answer_model(self) -> str:
@@ -98,8 +100,11 @@ class ChatCall:
     def input_guess(self) -> int:
         """Input tokens when the upstream never reported them (never low: tally.py), the
         inline payloads of media left out of the body's bytes too (a media part's estimate
-        counts them)."""
-        media = request_media(self.body, self.ingress == MESSAGES_ROUTE)
+        counts them). The media as admission found them, when it kept them (a walk of a big
+        body's blocks again cost as much as the first)."""
+        media = self.media
+        if media is None:
+            media = request_media(self.body, self.ingress == MESSAGES_ROUTE)
         by_bytes = self.input_estimate - media[1] // CHARS_PER_TOKEN
         return max(by_bytes, input_estimate(self.body, media))
 
@@ -203,6 +208,23 @@ def output_cap(body: JSON, route: ModelRoute) -> tuple[int, bool]:
     return route.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS, False
 
 
+def worst_case_nanos(
+    body: JSON, body_len: int, route: ModelRoute, output: tuple[int, int], context: int
+) -> int:
+    """What a chat call may cost at most, for `output` (tokens per choice, choices): its input
+    bound, its output, and to an `openai` provider (the body goes as sent) a prediction's
+    tokens and the extra samplings a front of Claude runs for it (a compaction pass, advisor
+    calls: gateway/extra_samplings.py)."""
+    prices = route.max_input_per_1m_nanos, route.output_per_1m_nanos
+    as_sent = route.provider.kind == "openai"
+    worst = token_cost_nanos(
+        input_token_bound(body_len, body, context, route.upstream_model),
+        (output[0] + (predicted_tokens(body) if as_sent else 0)) * output[1],
+        *prices,
+    )
+    return worst + (extra_samplings_nanos(body, context, *prices) if as_sent else 0)
+
+
 def predicted_tokens(body: JSON) -> int:
     """OpenAI's predicted outputs: the prediction's tokens the answer does not use are billed
     as output, past max_tokens. Reserved a token per byte (no token is shorter)."""
@@ -266,12 +288,7 @@ def prepare_call(
     options = body.get("stream_options") or {}
     context = route.context_tokens or default_context_tokens
     loop = output_token_bound(body, cap, context)
-    worst = token_cost_nanos(
-        input_token_bound(body_len, body, context, route.upstream_model),
-        (loop + (predicted_tokens(body) if route.provider.kind == "openai" else 0)) * choices,
-        route.max_input_per_1m_nanos,
-        route.output_per_1m_nanos,
-    )
+    worst = worst_case_nanos(body, body_len, route, (loop, choices), context)
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=worst, stream=stream, cap_from_client=from_client,

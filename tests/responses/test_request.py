@@ -80,6 +80,15 @@ BASE: dict[str, Any] = {"model": "box/test-model", "input": "Hello"}
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id", ""),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role", ""),
         ({"max_output_tokens": 2**31}, "max_output_tokens", "at most"),  # not chat's name
+        # Claude's extra samplings (a compaction pass, advisor calls) never reach a front of
+        # Claude by this route, translated or native (gateway/responses.py translates both),
+        # so the hold of chat's path needs none for them here (gateway/extra_samplings.py)
+        (
+            {"context_management": {"edits": [{"type": "compact_20260112"}]}},
+            "context_management",
+            "not supported",
+        ),
+        ({"tools": [{"type": "advisor_20260301", "name": "advisor"}]}, "tools[0].type", ""),
     ],
 )
 def test_unsupported_is_a_400_naming_the_field(
