@@ -197,10 +197,12 @@ class EmailConfig:
     from_address: str = opt(
         "codelace-box@localhost",
         "From address of sign-in mails.",
-        pattern=(
-            r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+"
-            r"|[^\x00-\x1f\x7f<>]*<[^@\s\x00-\x1f\x7f<>]+@[^@\s\x00-\x1f\x7f<>]+>",
-            "an email address, with a display name or not (no control characters)",
+        pattern=(  # the mailbox name in ASCII, as a user's (accounts/users.py normalize_email)
+            r"[\x21-\x3f\x41-\x7e]+@[^@\s\x00-\x1f\x7f]+"
+            r"|[^\x00-\x1f\x7f<>]*<[\x21-\x3b\x3d\x3f\x41-\x7e]+@[^@\s\x00-\x1f\x7f<>]+>",
+            "an email address, with a display name or not (no control characters); the part "
+            "before the @ must be ASCII (letters such as é there need international mail, "
+            "SMTPUTF8, which this box does not send); the domain may be international",
         ),
     )
 

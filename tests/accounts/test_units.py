@@ -238,6 +238,29 @@ def test_a_from_address_with_control_characters_stops_the_start(sender: str):
     assert "email.from_address" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "sender", ["café@team.test", "Café <café@team.test>", "josé@bücher.de"]
+)
+def test_a_from_address_not_ascii_before_the_at_stops_the_start(sender: str):
+    """A mailbox name beyond ASCII needs SMTPUTF8 of every server on the way: smtplib refuses
+    to send from it to a server without (and the From header carried an encoded word where
+    the mailbox name goes), so every sign-in mail failed on a box that had started without a
+    word. Refused at start, as a user's such address is refused."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_data({"email": {"from_address": sender}}, None, {})
+    said = str(caught.value)
+    assert "email.from_address" in said and "the part before the @ must be ASCII" in said
+
+
+@pytest.mark.parametrize("sender", ["box@bücher.de", "Bücher <box@BÜCHER.de>"])
+def test_a_from_address_at_an_international_domain_is_sent_in_ascii(sender: str):
+    """The domain may be written in Unicode: it goes in its ASCII form (header and envelope)."""
+    email = config_from_data({"email": {"from_address": sender}}, None, {}).email
+    mail = compose_code_mail(email.from_address, "a@example.com", "042042", 600)
+    assert [address for _, address in getaddresses([mail["From"]])] == ["box@xn--bcher-kva.de"]
+    assert bytes(mail).isascii()
+
+
 def test_signup_rules():
     open_policy = AuthConfig(signup="open")
     check_signup_allowed("x@anything.io", open_policy)
