@@ -67,6 +67,7 @@ def _trim(call: ChatCall) -> bool:
     if trimmed is None:
         return False
     call.body = trimmed
+    call.media = None  # (the admission's walk was of the body before)
     call.input_estimate = input_token_estimate(len(dumps(trimmed)))  # what is sent now
     call.compaction_trims += 1
     log.info("%s: the compaction does not fit %s; asking again with its oldest turns left out",

@@ -305,4 +305,5 @@ def prepare_messages_call(
         call.hints = frozenset({"reasoning_content", *(("user",) if user else ())})
     call.shown_model = model  # as Anthropic echoes it: Claude Code keeps thinking it signed so
     call.loop_output = loop
+    call.media = media  # the admission's walk, for an estimate at settlement (input_guess)
     return call

@@ -11,7 +11,9 @@ import os
 
 import pytest
 
+from codelace_box.gateway.metering import BYTES_PER_TOKEN_ESTIMATE
 from codelace_box.providers.tally import (
+    CHARS_PER_TOKEN,
     ESTIMATED_MEDIA_TOKENS,
     input_estimate,
     request_media,
@@ -106,6 +108,45 @@ def test_a_screenshot_the_upstream_never_counted_is_charged_a_media_part(
     assert ESTIMATED_MEDIA_TOKENS < row["input_tokens"] < ESTIMATED_MEDIA_TOKENS + 500
     assert row["cost_nanos"] == cost_nanos(row["input_tokens"], row["output_tokens"], IN_PRICE,
                                            OUT_PRICE)  # fmt: skip
+    assert box.balance(email) == (NANOS - row["cost_nanos"], 0)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_messages_call_never_counted_is_charged_the_estimate_of_its_media(
+    box_factory: BoxFactory, fake: FakeOpenAI, streamed: bool
+) -> None:
+    """/v1/messages with images, to an upstream that never reports usage: the input charged
+    is the request's estimate (tally.py), its media as the admission found them (the
+    settlement takes that walk's result instead of walking the blocks again)."""
+    box = box_factory()
+    email, key = box.new_user("1")
+    fake.push(Reply(content="Two cats.", usage=False))
+    image = {
+        "type": "image",
+        "source": {
+            "type": "base64",
+            "media_type": "image/png",
+            "data": base64.b64encode(os.urandom(90_000)).decode(),
+        },
+    }
+    tool = {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": [image, {"type": "text", "text": "ok"}],
+    }
+    content = [image, tool, {"type": "text", "text": PROMPT}]
+    body = {"model": MODEL, "max_tokens": 100, "stream": streamed,
+            "messages": [{"role": "user", "content": content}]}  # fmt: skip
+    sent = json.dumps(body).encode()
+    with box.http(key) as http:
+        answer = http.post("/v1/messages", content=sent, headers={"x-api-key": key,
+                           "content-type": "application/json"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    row = box.settled_row(answer.headers["x-request-id"])
+    media = request_media(body, messages_api=True)
+    assert media[0] == 2
+    by_bytes = -(-len(sent) // BYTES_PER_TOKEN_ESTIMATE) - media[1] // CHARS_PER_TOKEN
+    assert (row["estimated"], row["input_tokens"]) == (1, max(by_bytes, _estimate(body, True)))
     assert box.balance(email) == (NANOS - row["cost_nanos"], 0)
 
 
