@@ -11,7 +11,7 @@ Errors are `CodelaceError`s whose messages are written for people: screens show 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -92,6 +92,7 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Emailed = TypeVar("Emailed", RequestRow, PaymentRow, RequestDetail)
 LIST_LIMIT = 200
 USERS_SHOWN = 1000  # rows of the users table; a search reaches the others
 
@@ -194,11 +195,11 @@ class AdminServices(CatalogServices):
         )
 
     def requests(self, search: str = "", limit: int = LIST_LIMIT) -> list[RequestRow]:
-        return stats.recent_requests(limit, search)
+        return [_shown(row) for row in stats.recent_requests(limit, search)]
 
     def request_detail(self, row_id: int) -> RequestDetail:
         """One request in full (by its usage row id)."""
-        return request_detail(row_id)
+        return _shown(request_detail(row_id))
 
     def spend(self, by: str, window: str) -> list[SpendRow]:
         """Usage grouped by user, key or model over the last `window` (24h, 7d, 30d; 'all'), as
@@ -208,7 +209,7 @@ class AdminServices(CatalogServices):
         return daily_spend_report(by, since)
 
     def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:
-        return reports.list_payments(limit, search)
+        return [_shown(row) for row in reports.list_payments(limit, search)]
 
     # -- users ----------------------------------------------------------------------------
 
@@ -234,8 +235,8 @@ class AdminServices(CatalogServices):
                 for e in ledger.entries_for(user.id, LIST_LIMIT)
             ],
             usage=usage,
-            requests=stats.recent_requests(LIST_LIMIT, user_id=user.id),
-            payments=reports.list_payments(LIST_LIMIT, user_id=user.id),
+            requests=[_shown(r) for r in stats.recent_requests(LIST_LIMIT, user_id=user.id)],
+            payments=[_shown(p) for p in reports.list_payments(LIST_LIMIT, user_id=user.id)],
             now=self.now(),
         )
 
@@ -341,7 +342,14 @@ def _user_row(
         rpm=user.rpm,
         max_concurrent=user.max_concurrent,
         uuid=user.uuid,
+        shown_email=accounts.shown_email(user.email),
     )
+
+
+def _shown(row: Emailed) -> Emailed:
+    """A report's row with its user's email as a person reads it (an IDN domain in Unicode:
+    accounts/users.py shown_email); only the screens show it, nothing acts on it."""
+    return replace(row, email=accounts.shown_email(row.email))
 
 
 def _api_key_row(key: accounts.ApiKey) -> KeyRow:

@@ -22,6 +22,7 @@ class UserRow:
     rpm: int | None = None  # the account's own limits; None: the [limits] default
     max_concurrent: int | None = None
     uuid: str = ""  # the account's id as the access log, the API and the CLI show it
+    shown_email: str = ""  # `email` as a person reads it (an IDN domain in Unicode)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class UserActions(_Host):
             question = f"{verb} {exact} USD {'from' if verb == 'Remove' else 'to'}"
             if not await self.confirm(
                 "Adjust balance",
-                f"{question} {user.email}?\nReason: {values['reason'].strip()}",
+                f"{question} {user.shown_email}?\nReason: {values['reason'].strip()}",
                 confirm_label=verb,
             ):
                 raise Abandon
@@ -52,7 +52,7 @@ class UserActions(_Host):
 
         balance = await self.app.push_screen_wait(
             FormDialog(
-                f"Adjust balance of {user.email}",
+                f"Adjust balance of {user.shown_email}",
                 [
                     FormField(
                         "amount", "Amount in USD (negative removes credit)", placeholder="25.00"
@@ -67,7 +67,7 @@ class UserActions(_Host):
             )
         )
         if balance is not None:
-            self.notify(f"{user.email}: balance now {usd_exact(balance)}")
+            self.notify(f"{user.shown_email}: balance now {usd_exact(balance)}")
             self.reload()
 
     def action_toggle_status(self) -> None:
@@ -79,13 +79,13 @@ class UserActions(_Host):
         enable = user.status != "active"
         if not enable and not await self.confirm(
             "Disable account",
-            f"Disable {user.email}? Every key of the account stops working at once.",
+            f"Disable {user.shown_email}? Every key of the account stops working at once.",
             confirm_label="Disable",
         ):
             return
         await self.act(
             lambda: self.services.run(self.services.set_user_active, user.email, enable),
-            f"{user.email} {'enabled' if enable else 'disabled'}",
+            f"{user.shown_email} {'enabled' if enable else 'disabled'}",
         )
 
     def action_request_limits(self) -> None:
@@ -106,7 +106,7 @@ class UserActions(_Host):
 
         defaults = await self.services.run(self.services.limit_defaults)
         saved = await self.app.push_screen_wait(
-            FormDialog(f"Request limits of {user.email}", [
+            FormDialog(f"Request limits of {user.shown_email}", [
                 FormField("rpm", "Requests per minute (0: unlimited, blank: default)",
                           _own(user.rpm), placeholder=str(defaults[0])),
                 FormField("concurrent", "Requests at once (0: unlimited, blank: default)",
@@ -114,7 +114,7 @@ class UserActions(_Host):
             ], submit, note=request_limits_text(user, defaults))
         )  # fmt: skip
         if saved:
-            self.notify(f"{user.email}: request limits saved")
+            self.notify(f"{user.shown_email}: request limits saved")
             self.reload()
 
 

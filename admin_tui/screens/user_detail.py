@@ -139,7 +139,7 @@ class UserDetailScreen(UserActions, AdminScreen):
         self.start(self._revoke_key, key)
 
     async def _revoke_key(self, key: KeyRow) -> None:
-        email = self.detail.user.email if self.detail else "this user"
+        email = self.detail.user.shown_email if self.detail else "this user"
         if not await self.confirm(
             "Revoke API key",
             f"Revoke key {key.prefix}… ({key.name or 'unnamed'}) of {email}?\n"
@@ -193,7 +193,7 @@ class UserDetailScreen(UserActions, AdminScreen):
 
         full = await self.app.push_screen_wait(
             FormDialog(
-                f"New API key for {user.email}",
+                f"New API key for {user.shown_email}",
                 [
                     FormField("name", "Name (optional)", placeholder="laptop"),
                     *limit_fields(None),
@@ -219,7 +219,7 @@ def summary_text(detail: UserDetail) -> str:
     as the line before is most of 80 columns already."""
     user, usage = detail.user, detail.usage
     return (
-        f"[b]{escape(user.email)}[/b]  [{status_colour(user.status)}]{user.status}[/]"
+        f"[b]{escape(user.shown_email)}[/b]  [{status_colour(user.status)}]{user.status}[/]"
         f"  balance [b]{usd_exact(user.balance_nanos)}[/b]  held {usd_exact(user.held_nanos)}\n"
         f"{count(usage.requests)} requests · {count(usage.input_tokens)} tokens in · "
         f"{count(usage.output_tokens)} out · spent {usd_exact(usage.cost_nanos)}\n"

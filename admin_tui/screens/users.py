@@ -79,7 +79,7 @@ class UsersScreen(UserActions, AdminScreen):
                 (
                     str(row.id),
                     [
-                        row.email,
+                        row.shown_email,
                         right(usd_exact(row.balance_nanos)),
                         right(count(row.requests)),
                         short_moment(row.last_seen),
@@ -147,7 +147,7 @@ class UsersScreen(UserActions, AdminScreen):
             )
         )
         if user:
-            self.notify(f"Created {user.email}")
+            self.notify(f"Created {user.shown_email}")
             self.query_one("#users", LiveTable).select_when_shown(str(user.id))
             if self._cut:  # the newest account is past the end of the list: search for it
                 self.query_one("#search", Input).value = user.email

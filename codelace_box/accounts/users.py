@@ -85,6 +85,20 @@ def ascii_domain(domain: str) -> str:
         return domain  # not a domain IDNA 2008 allows: the pattern refuses it
 
 
+def shown_email(address: str) -> str:
+    """A stored address as a person reads it: an IDN domain, kept in its ASCII form
+    (`xn--bcher-kva.example`, what mail servers take and `--json` and the API give), in
+    Unicode (`bücher.example`) for tables and pages. Anything IDNA 2008 does not decode (or
+    no domain of that kind) unchanged."""
+    local, at, domain = address.rpartition("@")
+    if "xn--" not in domain:
+        return address
+    try:
+        return f"{local}{at}{idna.decode(domain)}"
+    except (idna.IDNAError, UnicodeError):
+        return address
+
+
 def search_form(text: str) -> str:
     """Part of an address as the operator types it (`bücher`, `ｂüｃｈｅｒ.de`) in the form
     addresses are stored in: NFKC-folded, lower-cased, each label of the domain beyond ASCII

@@ -23,7 +23,7 @@ from codelace_box.accounts.keys import (
 )
 from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
-from codelace_box.accounts.users import get_user_by_id, set_display_name
+from codelace_box.accounts.users import get_user_by_id, set_display_name, shown_email
 from codelace_box.api.common import (
     READ,
     client_address,
@@ -44,10 +44,11 @@ from codelace_box.errors import InvalidRequest
 bp = Blueprint("accounts", url_prefix="/api/v1/auth")
 
 
-async def send_sign_in_code(request: Request) -> HTTPResponse:
+async def send_sign_in_code(request: Request, for_page: bool = False) -> HTTPResponse:
     """Mail a fresh sign-in code to the body's `email`, counted against the sign-in rate limits;
     the same answer whether or not the account exists. The API's and the portal's code request
-    both answer with this."""
+    both answer with this; the portal's page (`for_page`) also gets the address as it shows it
+    (`display_email`: an IDN domain in Unicode), `email` staying the one to send back."""
     body = json_body(request)
     ctx = request.app.ctx
     sent = await request_sign_in(
@@ -57,7 +58,10 @@ async def send_sign_in_code(request: Request) -> HTTPResponse:
         secret_key=ctx.secret_key,
         auth=ctx.config.auth,
     )
-    return json_response(code_sent_view(sent))
+    view = code_sent_view(sent)
+    if for_page:
+        view["display_email"] = shown_email(sent.email)
+    return json_response(view)
 
 
 @bp.post("/otp/request")

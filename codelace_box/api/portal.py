@@ -86,7 +86,7 @@ def session(request: Request) -> HTTPResponse:
 async def signin_code(request: Request) -> HTTPResponse:
     """Mail a sign-in code (the same machinery and limits as /api/v1/auth/otp/request)."""
     check_origin(request)
-    return await send_sign_in_code(request)
+    return await send_sign_in_code(request, for_page=True)
 
 
 @bp.post("/portal/api/signin/verify")

@@ -15,7 +15,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import list_keys, revoke_key, update_key
-from codelace_box.accounts.users import get_user_by_id
+from codelace_box.accounts.users import get_user_by_id, shown_email
 from codelace_box.api.accounts import create_key_from, key_changes
 from codelace_box.api.common import READ, json_body, json_response, optional_json_body
 from codelace_box.api.dbwork import database_handler
@@ -60,6 +60,7 @@ async def overview(request: Request) -> HTTPResponse:
     return json_response(
         {
             "email": user.email,
+            "display_email": shown_email(user.email),  # as the page shows it (IDN in Unicode)
             **overview_view(user, history),
             "base_url": config.server.base_url,
             "stripe_enabled": _stripe_enabled(config),

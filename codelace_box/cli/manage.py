@@ -45,6 +45,14 @@ def user_view(
     return view
 
 
+def shown(view: dict[str, Any]) -> dict[str, Any]:
+    """A user view as a table shows it to a person: the email's IDN domain in Unicode
+    (accounts/users.py shown_email); `--json` keeps the stored ASCII form."""
+    from codelace_box.accounts.users import shown_email
+
+    return view | {"email": shown_email(view["email"])}
+
+
 def max_moment(*moments: Any) -> Any:
     """The latest of some moments (None when there are none)."""
     present = [m for m in moments if m is not None]
@@ -148,7 +156,7 @@ def users_list(state: CliState, search: str, as_json: bool) -> None:
         for s in found
     ]
     columns = ["id", "email", "status", "credit_balance_usd", "active_keys", "requests"]
-    emit(rows, as_json, lambda r: table(r, columns))
+    emit(rows, as_json, lambda r: table([shown(row) for row in r], columns))
 
 
 @users.command("show")
@@ -174,7 +182,7 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
     }
 
     def render(v: dict[str, Any]) -> str:
-        lines = [f"{k}: {plain(v[k])}" for k in v if k != "keys"]
+        lines = [f"{k}: {plain(value)}" for k, value in shown(v).items() if k != "keys"]
         return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
 
     emit(view, as_json, render)

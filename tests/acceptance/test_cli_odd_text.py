@@ -76,3 +76,19 @@ def test_users_are_found_by_an_international_domain_as_the_operator_types_it(
         space.ok("users", "create", "zoe@buecher.de")
     found = [u["email"] for u in space.json("users", "list", "--search", search)]
     assert found == ["zoe@xn--bcher-kva.de"]
+
+
+def test_an_international_domain_is_shown_in_unicode_and_kept_ascii_in_json(space: Box) -> None:
+    """`users list` and `users show` printed xn--bcher-kva.de for an address at bücher.de: the
+    form mail servers take, not the one the operator knows. Tables show Unicode now; --json
+    keeps the stored form, and the address works as either."""
+    if not space.sql("SELECT 1 FROM user WHERE email = 'ida@xn--bcher-kva.de'"):
+        space.ok("users", "create", "Ida@Bücher.de")
+    listed = space.ok("users", "list", "--search", "ida@")
+    assert "ida@bücher.de" in listed and "xn--" not in listed
+    shown = space.ok("users", "show", "ida@xn--bcher-kva.de")
+    assert "email: ida@bücher.de\n" in shown and "xn--" not in shown
+    assert [u["email"] for u in space.json("users", "list", "--search", "ida@")] == [
+        "ida@xn--bcher-kva.de"
+    ]
+    assert space.json("users", "show", "ida@bücher.de")["email"] == "ida@xn--bcher-kva.de"

@@ -15,7 +15,7 @@ from codelace_box.accounts import otp
 from codelace_box.accounts.mailer import compose_code_mail, describe_ttl
 from codelace_box.accounts.ratelimit import Limit, give_back, hit
 from codelace_box.accounts.signin import check_signup_allowed, mailbox, request_limits
-from codelace_box.accounts.users import normalize_email
+from codelace_box.accounts.users import normalize_email, shown_email
 from codelace_box.config import AuthConfig
 from codelace_box.config.loading import config_from_data
 from codelace_box.db.core import close_database, open_database, utcnow
@@ -238,9 +238,7 @@ def test_a_from_address_with_control_characters_stops_the_start(sender: str):
     assert "email.from_address" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "sender", ["café@team.test", "Café <café@team.test>", "josé@bücher.de"]
-)
+@pytest.mark.parametrize("sender", ["café@team.test", "Café <café@team.test>", "josé@bücher.de"])
 def test_a_from_address_not_ascii_before_the_at_stops_the_start(sender: str):
     """A mailbox name beyond ASCII needs SMTPUTF8 of every server on the way: smtplib refuses
     to send from it to a server without (and the From header carried an encoded word where
@@ -345,3 +343,22 @@ def test_a_missing_account_is_not_named_by_its_internal_integer_id():
 def test_the_mail_budget_keys_on_the_inbox(email: str, inbox: str) -> None:
     assert mailbox(email) == inbox
     assert request_limits(email, "1.2.3.4", AuthConfig())[0].bucket == f"otp-request:email:{inbox}"
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("zoe@xn--bcher-kva.de", "zoe@bücher.de"),
+        ("joe@xn--strae-oqa.de", "joe@straße.de"),
+        ("joe@mail.xn--0xaajbcq.gr", "joe@mail.σοφοσς.gr"),
+        ("ana@example.com", "ana@example.com"),
+    ],
+)
+def test_a_stored_address_is_shown_with_its_domain_in_unicode(stored: str, shown: str):
+    assert shown_email(stored) == shown
+    assert normalize_email(shown) == stored  # the same account, typed either way
+
+
+@pytest.mark.parametrize("odd", ["a@xn--.de", "a@xn--a.de", "a@xn--ls8h-.de", "no-at-xn--a"])
+def test_what_idna_does_not_decode_is_shown_as_it_is(odd: str):
+    assert shown_email(odd) == odd

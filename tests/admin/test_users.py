@@ -3,6 +3,8 @@ key revocation, all driven through the UI and checked in the database."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from admin_tui.app import create_admin_app
@@ -13,6 +15,7 @@ from codelace_box.billing.ledger import entries_for, find_mismatches
 from codelace_box.db.models import ApiKey, LedgerEntry, Payment
 from tests.admin.pilot import (
     AdminEnv,
+    add_usage,
     column,
     fill,
     notifications,
@@ -168,3 +171,28 @@ async def test_user_detail_shows_keys_ledger_payments_and_revokes_a_key(
     assert [k.name for k in list_keys(alice.id)] == ["phone"]
     assert ApiKey.get_by_id(laptop.id).revoked_at is not None
     assert LedgerEntry.select().count() == 1
+
+
+async def test_an_international_domain_is_shown_in_unicode_and_acted_on_as_stored(
+    admin_env: AdminEnv,
+) -> None:
+    """An address at bücher.de is kept as xn--bcher-kva.de (as mail servers take it), and the
+    dashboard showed the operator that form in every table and question. Shown in Unicode
+    now; what the dashboard does with the account still finds it."""
+    zoe = create_user("Zoe@Bücher.de")
+    add_usage(zoe.id, datetime(2026, 3, 1, 12, 0), request_id="z1")
+    Payment.create(user=zoe.id, amount_nanos=10**9, kind="topup", status="pending")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        services = app.services
+        assert [r.email for r in await services.run(services.requests)] == ["zoe@bücher.de"]
+        assert [p.email for p in await services.run(services.payments)] == ["zoe@bücher.de"]
+        await open_users(pilot)
+        await until(pilot, lambda: column(pilot, "#users") == ["zoe@bücher.de"], "zoe")
+        await pilot.press("x")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the confirmation")
+        assert "Disable zoe@bücher.de?" in text_of(pilot, "#confirm-message")
+        await pilot.press("y")
+        await until(pilot, lambda: get_user(zoe.email).status == "disabled", "disabled")
+        assert "zoe@bücher.de disabled" in notifications(pilot)
+    assert zoe.email == "zoe@xn--bcher-kva.de"

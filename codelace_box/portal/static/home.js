@@ -13,7 +13,7 @@ function card(label, value, link, linkText) {
 export async function homePage(main) {
   const data = await api("GET", "/portal/api/overview");
   page(main, "Your account",
-    h("p", {}, "Signed in as ", h("strong", { text: data.email }), "."),
+    h("p", {}, "Signed in as ", h("strong", { text: data.display_email }), "."),
     h("div", { class: "cards" },
       card("Balance", usd(data.credit_balance_usd), "/billing", "Add credit"),
       card("Spent this month (UTC)", usd(data.month_spend_usd), "/usage", "See usage"),

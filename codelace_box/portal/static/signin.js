@@ -19,7 +19,7 @@ export function signinPage(main, notice) {
       try {
         const sent = await api("POST", "/portal/api/signin/code", { email: email.input.value },
           waitMs("mail"));
-        codeStep(main, sent.email, sent.expires_in_sec);
+        codeStep(main, sent.email, sent.display_email, sent.expires_in_sec);
       } catch (error) {
         message.fieldError(error, form, email.input);
       }
@@ -38,7 +38,7 @@ function lifetime(ttlSec) {
   return `${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
 
-function codeStep(main, address, ttlSec) {
+function codeStep(main, address, shownAddress, ttlSec) {
   const code = field(
     "Sign-in code",
     { inputmode: "numeric", autocomplete: "one-time-code", name: "code" },
@@ -75,6 +75,6 @@ function codeStep(main, address, ttlSec) {
       message.fieldError(error, form, code.input);
     }
   });
-  page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: address }), "."), form);
+  page(main, "Check your mail", h("p", {}, "We sent a code to ", h("strong", { text: shownAddress }), "."), form);
   code.input.focus();
 }
