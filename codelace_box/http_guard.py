@@ -26,6 +26,10 @@
   its framing is faulty). Sanic read the body as chunked and, with `Connection: keep-alive`,
   served what followed, where a proxy reading HTTP/1.0 (no chunked coding, so no body) takes
   the chunks for the next request (request smuggling).
+- An HTTP/1.0 client knows neither chunked coding nor 1xx answers: a stream to it (unknown
+  length) is sent without Transfer-Encoding and ends with the connection, and its request's
+  `Expect: 100-continue` is ignored (RFC 9112 6.1, RFC 9110 10.1.1). Sanic sent the stream
+  chunked (the client read the chunk sizes as part of the stream) and a `100 Continue`.
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
   `100 Continue` that asked the client to send it all.
 - A client that asked for no persistent connection (`Connection: close`, or HTTP/1.0 without
@@ -59,6 +63,8 @@ from time import monotonic
 from typing import Any
 
 from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
+from sanic.headers import format_http1_response
+from sanic.helpers import has_message_body
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
@@ -67,13 +73,14 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
-               "_receive_more _safe_int read request protocol "
+               "_receive_more _safe_int read request protocol http1_response_header head_only "
+               "response response_size response_func _send "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
                        "request_timeout _task _http receive_more _data_received transport app "
                        "recv_buffer"),
-        (Stage, "IDLE REQUEST"),
+        (Stage, "IDLE REQUEST RESPONSE"),
     )
     for name in names.split()
 )  # fmt: skip
@@ -173,9 +180,49 @@ class GuardedHttp(Http):
         if self.request.version == "1.0" and self.request_body == "chunked":
             self.keep_alive = False
             raise BadRequest("Transfer-Encoding is no part of HTTP/1.0: send a Content-Length")
+        if self.request.version == "1.0":
+            self.expecting_continue = False  # RFC 9110 10.1.1: ignored (1.0 knows no 1xx)
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
+
+    async def http1_response_header(self, data: bytes, end_stream: bool) -> None:
+        """The head of an answer; to an HTTP/1.0 request, one of unknown length (a stream)
+        has no Transfer-Encoding and ends with the connection (RFC 9112 6.1, 6.3): Sanic sent
+        it chunked, and a 1.0 client, which knows no chunked coding, read the chunk sizes as
+        part of the stream."""
+        response = self.response
+        if not self._until_closed(response, end_stream):
+            await super().http1_response_header(data, end_stream)
+            return
+        self.keep_alive = False
+        response.headers["connection"] = "close"
+        self.response_size = len(data)
+        head = format_http1_response(response.status, response.processed_headers)
+        self.response_func = self._http10_response_until_closed
+        self.stage = Stage.RESPONSE
+        await self._send(head + data)
+
+    def _until_closed(self, response: Any, end_stream: bool) -> bool:
+        """Whether the answer to this request is one an HTTP/1.0 client reads to the end of
+        the connection: a body of a length not known yet."""
+        return (
+            not end_stream
+            and self.request is not None
+            and self.request.version == "1.0"
+            and not self.head_only
+            and has_message_body(response.status)
+            and "content-length" not in response.headers
+            and not getattr(response, "body", None)
+        )
+
+    async def _http10_response_until_closed(self, data: bytes, end_stream: bool) -> None:
+        """A part of a close-delimited body, sent as it is."""
+        if data:
+            await self._send(data)
+        if end_stream:
+            self.response_func = None  # type: ignore[assignment]  # (as Sanic does)
+            self.stage = Stage.IDLE
 
     def _host_refused(self) -> bool:
         """Whether the request lacks its one valid Host (RFC 9112 3.2). The value is checked
