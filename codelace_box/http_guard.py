@@ -26,10 +26,8 @@
   its framing is faulty). Sanic read the body as chunked and, with `Connection: keep-alive`,
   served what followed, where a proxy reading HTTP/1.0 (no chunked coding, so no body) takes
   the chunks for the next request (request smuggling).
-- An HTTP/1.0 client knows neither chunked coding nor 1xx answers: a stream to it (unknown
-  length) is sent without Transfer-Encoding and ends with the connection, and its request's
-  `Expect: 100-continue` is ignored (RFC 9112 6.1, RFC 9110 10.1.1). Sanic sent the stream
-  chunked (the client read the chunk sizes as part of the stream) and a `100 Continue`.
+- An HTTP/1.0 request's `Expect: 100-continue` is ignored (RFC 9110 10.1.1: a 1.0 client takes
+  a `100 Continue` for the answer); its streams are framed as http_framing.py says.
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
   `100 Continue` that asked the client to send it all.
 - A chunked body of tiny chunks: each chunk costs the loop about 9 us whatever it holds, so
@@ -66,27 +64,26 @@ from time import monotonic
 from typing import Any
 
 from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
-from sanic.headers import format_http1_response
-from sanic.helpers import has_message_body
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
+
+from codelace_box.http_framing import FRAMING_HOOKS, FramedHttp, root_path_if_none
 
 # The Sanic internals this module builds on; serve checks them at start (stopping.py's check)
 GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "init_for_request http1_request_header create_empty_request recv_buffer stage "
-               "_receive_more _safe_int read request protocol http1_response_header head_only "
-               "response response_size response_func _send "
+               "_receive_more _safe_int read request protocol "
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
                        "request_timeout _task _http receive_more _data_received transport app "
                        "recv_buffer"),
-        (Stage, "IDLE REQUEST RESPONSE"),
+        (Stage, "IDLE REQUEST"),
     )
     for name in names.split()
-)  # fmt: skip
+) + FRAMING_HOOKS  # fmt: skip
 MIN_BODY_RATE = 1024  # bytes a second a body must average once its grace is over
 # A chunked body's chunks: past the first FREE_CHUNKS they must average MIN_CHUNK_BYTES. Each
 # costs the loop about 9 us whatever it holds, so 1-byte chunks made 10 MiB a minute and a half
@@ -127,7 +124,7 @@ def _chunk_line_whole(buffer: bytearray) -> bool:
     return buffer[:2] == b"\r\n" and not any(c in line for c in (b"\r", b"\n", b"\x00"))
 
 
-class GuardedHttp(Http):
+class GuardedHttp(FramedHttp):
     """One connection's requests, with the times their head and body began."""
 
     __slots__ = ("body_began", "body_looked_at", "chunks", "head_began", "valid_host")
@@ -192,6 +189,7 @@ class GuardedHttp(Http):
             self.keep_alive = False
             raise BadRequest("the request line must end in CRLF, not a bare LF")
         await super().http1_request_header()
+        root_path_if_none(self.request)  # (`GET http://host HTTP/1.1`)
         if self.keep_alive and isinstance(self.protocol, GuardedProtocol):
             self.protocol.left_if_done_sending(self)  # a persistent connection's FIN: it left
         if _malformed_fields(self.request.head):
@@ -208,44 +206,6 @@ class GuardedHttp(Http):
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
-
-    async def http1_response_header(self, data: bytes, end_stream: bool) -> None:
-        """The head of an answer; to an HTTP/1.0 request, one of unknown length (a stream)
-        has no Transfer-Encoding and ends with the connection (RFC 9112 6.1, 6.3): Sanic sent
-        it chunked, and a 1.0 client, which knows no chunked coding, read the chunk sizes as
-        part of the stream."""
-        response = self.response
-        if not self._until_closed(response, end_stream):
-            await super().http1_response_header(data, end_stream)
-            return
-        self.keep_alive = False
-        response.headers["connection"] = "close"
-        self.response_size = len(data)
-        head = format_http1_response(response.status, response.processed_headers)
-        self.response_func = self._http10_response_until_closed
-        self.stage = Stage.RESPONSE
-        await self._send(head + data)
-
-    def _until_closed(self, response: Any, end_stream: bool) -> bool:
-        """Whether the answer to this request is one an HTTP/1.0 client reads to the end of
-        the connection: a body of a length not known yet."""
-        return (
-            not end_stream
-            and self.request is not None
-            and self.request.version == "1.0"
-            and not self.head_only
-            and has_message_body(response.status)
-            and "content-length" not in response.headers
-            and not getattr(response, "body", None)
-        )
-
-    async def _http10_response_until_closed(self, data: bytes, end_stream: bool) -> None:
-        """A part of a close-delimited body, sent as it is."""
-        if data:
-            await self._send(data)
-        if end_stream:
-            self.response_func = None  # type: ignore[assignment]  # (as Sanic does)
-            self.stage = Stage.IDLE
 
     def _host_refused(self) -> bool:
         """Whether the request lacks its one valid Host (RFC 9112 3.2). The value is checked
