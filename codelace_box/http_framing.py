@@ -9,6 +9,10 @@ server's Http class, http_guard.GuardedHttp, builds on FramedHttp).
   3.2.2, what a client sends to a proxy) is the root path (RFC 9110 4.2.3). Sanic's request had
   no path: its router and then the error handler raised on it, and the client got a 500 in
   plain text ("An error occurred while handling an error"), the log a traceback.
+- An answer to `Expect: 100-continue` given before the body was read (a missing key, no route,
+  a method not taken) goes without `100 Continue`, and the connection closes after it (RFC 9110
+  10.1.1). Sanic sent a `100 Continue` ahead of the refusal: the client (curl, for a body over
+  1 MB) uploaded up to max_body_bytes for nothing, the body read and dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ FRAMING_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
     for owner, names in (
         (Http, "http1_response_header head_only request response response_size response_func "
-               "_send keep_alive stage"),
+               "_send keep_alive stage expecting_continue"),
         (Request, "_parsed_url raw_url version"),
         (Stage, "IDLE RESPONSE"),
     )
@@ -52,8 +56,12 @@ class FramedHttp(Http):
 
     async def http1_response_header(self, data: bytes, end_stream: bool) -> None:
         """The head of an answer (and its first bytes); to an HTTP/1.0 request, a stream's is
-        sent without Transfer-Encoding, and the connection ends with the stream."""
+        sent without Transfer-Encoding, and the connection ends with the stream. An answer to
+        `Expect: 100-continue` before the body was read goes without `100 Continue`."""
         response = self.response
+        if self.expecting_continue:  # answered before the body was asked for: not asked now
+            self.expecting_continue = False
+            self.keep_alive = False  # (the body, never sent, cannot be told from what follows)
         if not self._until_closed(response, end_stream):
             await super().http1_response_header(data, end_stream)
             return
