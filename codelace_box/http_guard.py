@@ -33,6 +33,9 @@
 - A chunked body of tiny chunks: each chunk costs the loop about 9 us whatever it holds, so
   10 MiB in 1-byte chunks held it a minute and a half (without a key too: the body is read to
   its end after the 401). Past FREE_CHUNKS a body must average MIN_CHUNK_BYTES a chunk: a 400.
+- A stop closes a connection whose request head is still arriving, as an idle one: no request
+  of it has begun. Sanic held the stop through its whole window (30 s) for it, then logged a
+  traceback.
 - A client that asked for no persistent connection (`Connection: close`, or HTTP/1.0 without
   keep-alive) and shuts its write side once its request is sent (TCP FIN: shutdown(SHUT_WR), as
   netcat, fortio -halfclose and some proxies do) still reads: it gets its answer, streamed or
@@ -78,7 +81,8 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
-                       "request_timeout _task _http receive_more _data_received transport app "
+                       "close_if_idle request_timeout _task _http receive_more _data_received "
+                       "transport app "
                        "recv_buffer"),
         (Stage, "IDLE REQUEST"),
     )
@@ -299,6 +303,17 @@ class GuardedProtocol(HttpProtocol):
         self._sends_no_more, self._pipelined = True, pipelined
         self._data_received.set()
         return True
+
+    def close_if_idle(self) -> bool:
+        """At a stop: close the connection if no request of it has begun (idle, or its head
+        still arriving: the client may send it again elsewhere). Sanic held the stop through
+        its whole window for a head that never came, then logged a traceback."""
+        http, transport = self._http, self.transport
+        head_arriving = isinstance(http, GuardedHttp) and http.stage is Stage.REQUEST
+        if head_arriving and http.request is None and transport is not None:
+            transport.close()  # (as a client that left: Sanic's close() let its task find
+            return True  # no transport, and its log line of that raised on the missing request)
+        return bool(super().close_if_idle())
 
     def pause_writing(self) -> None:
         super().pause_writing()
