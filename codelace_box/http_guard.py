@@ -26,8 +26,16 @@
   its framing is faulty). Sanic read the body as chunked and, with `Connection: keep-alive`,
   served what followed, where a proxy reading HTTP/1.0 (no chunked coding, so no body) takes
   the chunks for the next request (request smuggling).
+- An HTTP/1.0 request's `Expect: 100-continue` is ignored (RFC 9110 10.1.1: a 1.0 client takes
+  a `100 Continue` for the answer); its streams are framed as http_framing.py says.
 - `Expect: 100-continue` with a Content-Length past the limit: the 413 at once, without the
   `100 Continue` that asked the client to send it all.
+- A chunked body of tiny chunks: each chunk costs the loop about 9 us whatever it holds, so
+  10 MiB in 1-byte chunks held it a minute and a half (without a key too: the body is read to
+  its end after the 401). Past FREE_CHUNKS a body must average MIN_CHUNK_BYTES a chunk: a 400.
+- A stop closes a connection whose request head is still arriving, as an idle one: no request
+  of it has begun. Sanic held the stop through its whole window (30 s) for it, then logged a
+  traceback.
 - A client that asked for no persistent connection (`Connection: close`, or HTTP/1.0 without
   keep-alive) and shuts its write side once its request is sent (TCP FIN: shutdown(SHUT_WR), as
   netcat, fortio -halfclose and some proxies do) still reads: it gets its answer, streamed or
@@ -62,6 +70,8 @@ from sanic.exceptions import BadRequest, PayloadTooLarge, RequestTimeout
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
+from codelace_box.http_framing import FRAMING_HOOKS, FramedHttp, root_path_if_none
+
 # The Sanic internals this module builds on; serve checks them at start (stopping.py's check)
 GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
     (owner, name)
@@ -71,13 +81,19 @@ GUARD_HOOKS: tuple[tuple[Any, str], ...] = tuple(
                "expecting_continue request_body request_bytes request_bytes_left "
                "request_max_size keep_alive exception"),
         (HttpProtocol, "HTTP_CLASS _setup check_timeouts pause_writing resume_writing "
-                       "request_timeout _task _http receive_more _data_received transport app "
+                       "close_if_idle request_timeout _task _http receive_more _data_received "
+                       "transport app "
                        "recv_buffer"),
         (Stage, "IDLE REQUEST"),
     )
     for name in names.split()
-)  # fmt: skip
+) + FRAMING_HOOKS  # fmt: skip
 MIN_BODY_RATE = 1024  # bytes a second a body must average once its grace is over
+# A chunked body's chunks: past the first FREE_CHUNKS they must average MIN_CHUNK_BYTES. Each
+# costs the loop about 9 us whatever it holds, so 1-byte chunks made 10 MiB a minute and a half
+# of it (a client without a key too: its body is read to the end after the 401).
+FREE_CHUNKS = 1024
+MIN_CHUNK_BYTES = 256
 DEFAULT_SEND_TIMEOUT = 60.0  # Sanic config SEND_TIMEOUT: seconds a client may take nothing
 # Bytes that may begin a request: the characters of an HTTP method token (RFC 9110 tchar)
 _TOKEN_START = frozenset(
@@ -112,14 +128,15 @@ def _chunk_line_whole(buffer: bytearray) -> bool:
     return buffer[:2] == b"\r\n" and not any(c in line for c in (b"\r", b"\n", b"\x00"))
 
 
-class GuardedHttp(Http):
+class GuardedHttp(FramedHttp):
     """One connection's requests, with the times their head and body began."""
 
-    __slots__ = ("body_began", "body_looked_at", "head_began", "valid_host")
+    __slots__ = ("body_began", "body_looked_at", "chunks", "head_began", "valid_host")
 
     def __init__(self, protocol: HttpProtocol) -> None:
         super().__init__(protocol)
         self.head_began = self.body_began = 0.0  # checked before the first request's reset
+        self.chunks = 0
         self.body_looked_at = False
         self.valid_host: str | None = None  # the Host value last found valid here
 
@@ -132,7 +149,20 @@ class GuardedHttp(Http):
             look = getattr(self.protocol.app.ctx, "before_body", None)
             if look is not None and self.request is not None:
                 await look(self.request)
+        if self.request_body == "chunked" and not self.request_bytes_left:
+            self._count_chunk()  # its size line comes next
         return await super().read()
+
+    def _count_chunk(self) -> None:
+        """One more chunk of a chunked body: a 400 (and the connection closed) once there
+        are more than FREE_CHUNKS averaging under MIN_CHUNK_BYTES."""
+        self.chunks += 1
+        if self.chunks > FREE_CHUNKS and (self.request_bytes or 0) < self.chunks * MIN_CHUNK_BYTES:
+            self.keep_alive = False
+            raise BadRequest(
+                f"a chunked body's chunks must average {MIN_CHUNK_BYTES} bytes or more (after "
+                f"its first {FREE_CHUNKS}): send larger chunks, or the body with a Content-Length"
+            )
 
     def _safe_int(self, value: str, base: int = 10) -> int:  # type: ignore[override]
         """A Content-Length (base 10) or chunk size (16) as RFC 9112 spells it, else ValueError
@@ -149,6 +179,7 @@ class GuardedHttp(Http):
         super().init_for_request()
         self.head_began = self.body_began = 0.0
         self.body_looked_at = False
+        self.chunks = 0
 
     async def http1_request_header(self) -> None:
         await self._skip_empty_lines()
@@ -162,6 +193,7 @@ class GuardedHttp(Http):
             self.keep_alive = False
             raise BadRequest("the request line must end in CRLF, not a bare LF")
         await super().http1_request_header()
+        root_path_if_none(self.request)  # (`GET http://host HTTP/1.1`)
         if self.keep_alive and isinstance(self.protocol, GuardedProtocol):
             self.protocol.left_if_done_sending(self)  # a persistent connection's FIN: it left
         if _malformed_fields(self.request.head):
@@ -173,6 +205,8 @@ class GuardedHttp(Http):
         if self.request.version == "1.0" and self.request_body == "chunked":
             self.keep_alive = False
             raise BadRequest("Transfer-Encoding is no part of HTTP/1.0: send a Content-Length")
+        if self.request.version == "1.0":
+            self.expecting_continue = False  # RFC 9110 10.1.1: ignored (1.0 knows no 1xx)
         if self.expecting_continue and self.request_body is True:
             self._refuse_oversized_upfront()
         self.body_began = monotonic()
@@ -269,6 +303,17 @@ class GuardedProtocol(HttpProtocol):
         self._sends_no_more, self._pipelined = True, pipelined
         self._data_received.set()
         return True
+
+    def close_if_idle(self) -> bool:
+        """At a stop: close the connection if no request of it has begun (idle, or its head
+        still arriving: the client may send it again elsewhere). Sanic held the stop through
+        its whole window for a head that never came, then logged a traceback."""
+        http, transport = self._http, self.transport
+        head_arriving = isinstance(http, GuardedHttp) and http.stage is Stage.REQUEST
+        if head_arriving and http.request is None and transport is not None:
+            transport.close()  # (as a client that left: Sanic's close() let its task find
+            return True  # no transport, and its log line of that raised on the missing request)
+        return bool(super().close_if_idle())
 
     def pause_writing(self) -> None:
         super().pause_writing()

@@ -181,7 +181,9 @@ def _assign_request_id(request: Request) -> None:
 
 
 def _add_request_id(request: Request, response: HTTPResponse) -> None:
-    request_id = getattr(request.ctx, "request_id", None) or new_request_id()
+    request_id = getattr(request.ctx, "request_id", None)
+    if request_id is None:  # a request Sanic ended before our middleware (a client gone)
+        request_id = request.ctx.request_id = new_request_id()  # (its access line names it)
     response.headers["x-request-id"] = request_id
     if "anthropic-version" in request.headers:  # the anthropic SDK reads Anthropic's header
         response.headers["request-id"] = request_id  # (`_request_id`, `error.request_id`)
