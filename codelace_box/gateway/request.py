@@ -84,6 +84,7 @@ class ChatCall:
     loop_output: int = 0  # per choice: a server tool loop's output bound (output_token_bound)
     kept: Sequence[JSON] = ()  # /v1/responses/compact: the messages kept (no list per call)
     compaction_trims: int = 0  # times a compaction too long was asked again shorter
+    advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
 
     @property
     def answer_model(self) -> str:
