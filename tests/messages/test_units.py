@@ -71,8 +71,10 @@ def test_an_advisor_models_tokens_are_billed_at_its_prices_rounded_up_once() -> 
            "output_tokens": 9}  # fmt: skip
     usage = anthropic_usage({**own, "iterations": [{"type": "message", **own}, advisor]})
     assert (usage.input_tokens, usage.output_tokens) == (7 + 4 + 2 + 11 + 5 + 3, 9 + 13)
-    assert usage.advisor == AdvisorTokens(input_tokens=19, output_tokens=13, cache_read_tokens=5,
-                                          cache_write_tokens=3, cache_write_1h_tokens=2)  # fmt: skip
+    assert usage.advisor == AdvisorTokens(
+        input_tokens=19, output_tokens=13, cache_read_tokens=5, cache_write_tokens=3,
+        cache_write_1h_tokens=2,
+    )  # fmt: skip
     cache = CacheTokens(read_tokens=usage.cache_read_tokens, write_tokens=usage.cache_write_tokens,
                         write_1h_tokens=usage.cache_write_1h_tokens, read_per_1m_nanos=300,
                         write_per_1m_nanos=3750, write_1h_per_1m_nanos=6000)  # fmt: skip
@@ -90,6 +92,7 @@ def test_an_advisor_models_tokens_are_billed_at_its_prices_rounded_up_once() -> 
         "a/opus", 19, 13, 5, 3, 2, 5000, 25_000, 500, 6250, 10_000)  # fmt: skip
     item.advisor = None
     assert len(usage_values(item, 1, 2, "now")) == 25
+
 
 def test_openai_cached_tokens_are_cache_reads() -> None:
     usage = usage_from({"prompt_tokens": 100, "completion_tokens": 5,
