@@ -247,3 +247,25 @@ def test_advisor_calls_reading_the_window_are_charged_in_full(fresh_advised: Mes
                      (380_000, OPUS_PRICES["write_1h"]), (3600, OPUS_PRICES["out"]))  # fmt: skip
     assert row["cost_nanos"] == cost
     assert row["hold_nanos"] >= cost
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+def test_the_advisor_tool_reaches_anthropic_by_the_messages_api_only(
+    fresh_advised: MessagesBox, path: str
+) -> None:
+    """Translated to Anthropic, chat completions and the Responses API take function tools
+    only: an advisor tool there is a 400, never a call whose advisor is not priced."""
+    box = fresh_advised
+    email, key = box.new_key()
+    before = box.balance_nanos(email)
+    said = {"messages": [{"role": "user", "content": "Plan."}]}
+    if path == "/v1/responses":
+        said = {"input": "Plan."}
+    sent = {"model": MODEL, "max_tokens": 50, **said, "tools": [advisor_tool()]}
+    if path == "/v1/responses":
+        sent["max_output_tokens"] = sent.pop("max_tokens")
+    answer = httpx.post(f"{box.server.base_url}{path}", json=sent,
+                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert box.fake.requests == [] and box.balance_nanos(email) == before
