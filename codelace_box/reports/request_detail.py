@@ -3,7 +3,7 @@ came with, tokens, the prices it was charged at, cost, duration, status and erro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from codelace_box.db.core import parse_time
@@ -41,6 +41,11 @@ class RequestDetail:
     prices_per_1m_nanos: dict[str, int]  # input, output, cache read, cache write, 1h write
     cost_nanos: int
     hold_nanos: int
+    # an Anthropic advisor model's part: its catalog id (None: none), its tokens (input, cache
+    # read, cache write, output: parts of the above) and the prices they were charged at
+    advisor_model: str | None = None
+    advisor_tokens: tuple[int, int, int, int] = (0, 0, 0, 0)
+    advisor_prices_per_1m_nanos: dict[str, int] = field(default_factory=dict)
 
 
 def request_detail(row_id: int) -> RequestDetail:
@@ -66,8 +71,25 @@ def request_detail(row_id: int) -> RequestDetail:
             "cache write": row.cache_write_per_1m_nanos,
             "1h cache write": row.cache_write_1h_per_1m_nanos,
         },
-        cost_nanos=row.cost_nanos, hold_nanos=row.hold_nanos,
+        cost_nanos=row.cost_nanos, hold_nanos=row.hold_nanos, **_advisor_part(row),
     )  # fmt: skip
+
+
+def _advisor_part(row: UsageRecord) -> dict[str, object]:
+    """The advisor fields of a row whose call consulted an advisor model (none otherwise)."""
+    if row.advisor_model is None:
+        return {}
+    return {
+        "advisor_model": row.advisor_model,
+        "advisor_tokens": (row.advisor_input_tokens, row.advisor_cache_read_tokens,
+                           row.advisor_cache_write_tokens, row.advisor_output_tokens),
+        "advisor_prices_per_1m_nanos": {
+            "input": row.advisor_input_per_1m_nanos, "output": row.advisor_output_per_1m_nanos,
+            "cache read": row.advisor_cache_read_per_1m_nanos,
+            "cache write": row.advisor_cache_write_per_1m_nanos,
+            "1h cache write": row.advisor_cache_write_1h_per_1m_nanos,
+        },
+    }  # fmt: skip
 
 
 def _error_text(row: UsageRecord) -> str:
