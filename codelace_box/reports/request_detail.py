@@ -3,7 +3,7 @@ came with, tokens, the prices it was charged at, cost, duration, status and erro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from codelace_box.db.core import parse_time
@@ -56,7 +56,7 @@ def request_detail(row_id: int) -> RequestDetail:
     user = User.get_by_id(row.__data__["user"])
     key_id = row.__data__.get("api_key")
     key = ApiKey.get_or_none(ApiKey.id == key_id) if key_id else None
-    return RequestDetail(
+    detail = RequestDetail(
         id=row.id, request_id=row.request_id, created_at=parse_time(row.created_at),
         route=row.route, email=user.email, user_id=user.id,
         key=f"{key.key_prefix}… ({key.name or 'unnamed'})" if key else "",
@@ -71,25 +71,25 @@ def request_detail(row_id: int) -> RequestDetail:
             "cache write": row.cache_write_per_1m_nanos,
             "1h cache write": row.cache_write_1h_per_1m_nanos,
         },
-        cost_nanos=row.cost_nanos, hold_nanos=row.hold_nanos, **_advisor_part(row),
+        cost_nanos=row.cost_nanos, hold_nanos=row.hold_nanos,
     )  # fmt: skip
+    return detail if row.advisor_model is None else _with_advisor(detail, row)
 
 
-def _advisor_part(row: UsageRecord) -> dict[str, object]:
-    """The advisor fields of a row whose call consulted an advisor model (none otherwise)."""
-    if row.advisor_model is None:
-        return {}
-    return {
-        "advisor_model": row.advisor_model,
-        "advisor_tokens": (row.advisor_input_tokens, row.advisor_cache_read_tokens,
-                           row.advisor_cache_write_tokens, row.advisor_output_tokens),
-        "advisor_prices_per_1m_nanos": {
+def _with_advisor(detail: RequestDetail, row: UsageRecord) -> RequestDetail:
+    """The detail of a row whose call consulted an advisor model, with its part."""
+    return replace(
+        detail,
+        advisor_model=row.advisor_model,
+        advisor_tokens=(row.advisor_input_tokens, row.advisor_cache_read_tokens,
+                        row.advisor_cache_write_tokens, row.advisor_output_tokens),
+        advisor_prices_per_1m_nanos={
             "input": row.advisor_input_per_1m_nanos, "output": row.advisor_output_per_1m_nanos,
             "cache read": row.advisor_cache_read_per_1m_nanos,
             "cache write": row.advisor_cache_write_per_1m_nanos,
             "1h cache write": row.advisor_cache_write_1h_per_1m_nanos,
         },
-    }  # fmt: skip
+    )  # fmt: skip
 
 
 def _error_text(row: UsageRecord) -> str:
