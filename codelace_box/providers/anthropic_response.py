@@ -83,11 +83,9 @@ def advisor_tokens(usage: JSON) -> AdvisorTokens | None:
     """The tokens of the advisor calls in `usage.iterations` (their `advisor_message` items,
     summed), None without any: priced at the advisor model's own prices (gateway/advisor.py)."""
     iterations = usage.get("iterations")
-    calls = [
-        item
-        for item in (iterations if isinstance(iterations, list) else ())
-        if isinstance(item, dict) and item.get("type") == ADVISOR_ITERATION
-    ]
+    if type(iterations) is not list:  # (most answers: no walk)
+        return None
+    calls = [i for i in iterations if type(i) is dict and i.get("type") == ADVISOR_ITERATION]
     if not calls:
         return None
     part = AdvisorTokens()
