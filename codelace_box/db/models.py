@@ -223,6 +223,7 @@ class UsageRecord(BaseModel):
     advisor_cache_write_per_1m_nanos = BigIntegerField(null=True)
     advisor_cache_write_1h_per_1m_nanos = BigIntegerField(null=True)
 
+
 class UsageFigures(BaseModel):
     """What every usage total and rollup counts (db/totals.py COLUMNS): the base of those
     tables, with no table of its own."""
