@@ -77,19 +77,21 @@ def request_detail(row_id: int) -> RequestDetail:
 
 
 def _with_advisor(detail: RequestDetail, row: UsageRecord) -> RequestDetail:
-    """The detail of a row whose call consulted an advisor model, with its part."""
+    """The detail of a row whose call consulted an advisor model, with its part (its columns
+    are nullable: NULL read as 0)."""
+    names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+    tokens = [int(getattr(row, f"advisor_{name}") or 0) for name in names]
+    prices = {"input": "input", "output": "output", "cache read": "cache_read",
+              "cache write": "cache_write", "1h cache write": "cache_write_1h"}  # fmt: skip
     return replace(
         detail,
         advisor_model=row.advisor_model,
-        advisor_tokens=(row.advisor_input_tokens, row.advisor_cache_read_tokens,
-                        row.advisor_cache_write_tokens, row.advisor_output_tokens),
+        advisor_tokens=(tokens[0], tokens[1], tokens[2], tokens[3]),
         advisor_prices_per_1m_nanos={
-            "input": row.advisor_input_per_1m_nanos, "output": row.advisor_output_per_1m_nanos,
-            "cache read": row.advisor_cache_read_per_1m_nanos,
-            "cache write": row.advisor_cache_write_per_1m_nanos,
-            "1h cache write": row.advisor_cache_write_1h_per_1m_nanos,
+            shown: int(getattr(row, f"advisor_{n}_per_1m_nanos") or 0)
+            for shown, n in prices.items()
         },
-    )  # fmt: skip
+    )
 
 
 def _error_text(row: UsageRecord) -> str:
