@@ -68,6 +68,23 @@ def describe_request(d: RequestDetail) -> str:
                    f"written {count(d.cache_write_tokens)}) / {count(d.output_tokens)} out"
                    + (" (estimated: the upstream did not say)" if d.estimated else "")),
         ("Prices per 1M", prices),
+        *_advisor_lines(d),
         ("Cost", f"{usd_exact(d.cost_nanos)} (held {usd_exact(d.hold_nanos)})"),
     ]  # fmt: skip
     return "\n".join(f"{label:<15} {value}" for label, value in lines)
+
+
+def _advisor_lines(d: RequestDetail) -> list[tuple[str, str]]:
+    """The advisor model's part of a request that consulted one (its tokens are among the
+    request's, charged at its own prices)."""
+    if d.advisor_model is None:
+        return []
+    tokens, cache_read, cache_write, output = d.advisor_tokens
+    prices = ", ".join(
+        f"{name} {usd_exact(nanos)}" for name, nanos in d.advisor_prices_per_1m_nanos.items()
+    )
+    return [
+        ("Advisor", f"{d.advisor_model}: {count(tokens)} in (cache read {count(cache_read)}, "
+                    f"written {count(cache_write)}) / {count(output)} out, of the tokens above"),
+        ("Its prices", prices),
+    ]  # fmt: skip

@@ -102,6 +102,8 @@ async def run_call(
         check_model_allowed(auth.allowed_models, unavailable.model_id)
         raise
     check_model_allowed(auth.allowed_models, call.route.id)
+    if call.advisor is not None:  # a model the call consults: the key must be allowed it too
+        check_model_allowed(auth.allowed_models, call.advisor.id)
     check_no_other_models(call.body, auth.allowed_models)
     request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     if "container" in call.body and call.ingress == MESSAGES_ROUTE:  # (else nothing to look up)

@@ -64,7 +64,8 @@ def providers() -> None:
 
 ALLOW_HELP = (
     "Let requests to this provider carry a field that bills beyond the model's price "
-    f"({', '.join(BILLED_FIELDS)}); repeatable."
+    f"({', '.join(BILLED_FIELDS)}); repeatable. An advisor model (advisor) is charged at its "
+    "own catalog prices: it must be in the catalog for this provider."
 )
 
 

@@ -1,6 +1,6 @@
 """The hand-written statements of the request path: the key lookup (one, or on PostgreSQL's
 lookup thread a batch of them), holds, a key's cap and period, the account limits' counts, the
-usage row, a ledger row (the running totals and rollups: db/totals.py).
+ledger row (the usage row: db/usage_rows.py; the running totals and rollups: db/totals.py).
 
 Admission and settlement run these on the connection (`Tx`), not through peewee, whose query
 building cost more than SQLite itself; each is prepared once (apsw caches by text, psycopg
@@ -123,14 +123,6 @@ _USER_HOLDS = '(SELECT COALESCE(SUM(amount_nanos), 0) FROM hold WHERE hold.user_
 _RECOUNT_HELD_SQL = (
     f'UPDATE "user" SET held_nanos = {_USER_HOLDS} WHERE (held_nanos != 0 OR id IN (SELECT '
     f"user_id FROM hold)) AND held_nanos != {_USER_HOLDS}"
-)
-_USAGE_SQL = (
-    "INSERT INTO usage_record (request_id, user_id, api_key_id, model, provider, upstream_model,"
-    " input_tokens, output_tokens, input_per_1m_nanos, output_per_1m_nanos, cost_nanos, hold_nanos,"
-    " status, error_code, stream, estimated, duration_ms, created_at, route, cache_read_tokens,"
-    " cache_write_tokens, cache_write_1h_tokens, cache_read_per_1m_nanos,"
-    " cache_write_per_1m_nanos, cache_write_1h_per_1m_nanos)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MOVE_BALANCE_SQL = (
     'UPDATE "user" SET balance_nanos = balance_nanos + ?, held_nanos = held_nanos - ? WHERE id = ?'
@@ -368,11 +360,6 @@ def recount_held(tx: Tx) -> None:
     holds counted on its row, where it differs."""
     tx.execute(_RECOUNT_HELD_SQL)
     tx.execute(_RECOUNT_KEY_HELD_SQL)
-
-
-def insert_usage(tx: Tx, values: Sequence[Any]) -> None:
-    """The usage row, its 18 columns in the order of `_USAGE_SQL`."""
-    tx.execute(_USAGE_SQL, values)
 
 
 def move_balance(

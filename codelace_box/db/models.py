@@ -207,6 +207,21 @@ class UsageRecord(BaseModel):
     cache_write_per_1m_nanos = BigIntegerField(default=0)
     cache_write_1h_per_1m_nanos = BigIntegerField(default=0)
     upstream_error = TextField(null=True)  # the provider's error message, masked and bounded
+    # An Anthropic advisor model's part (gateway/advisor.py; migration 26): its catalog id, its
+    # tokens (parts of the counts above) and the prices they were charged at; all None on a
+    # row without an advisor (nullable, without defaults, as upstream_error: a row written
+    # by a release before it leaves them out)
+    advisor_model = CharField(null=True)
+    advisor_input_tokens = IntegerField(null=True)  # its cache reads and writes included
+    advisor_output_tokens = IntegerField(null=True)
+    advisor_cache_read_tokens = IntegerField(null=True)
+    advisor_cache_write_tokens = IntegerField(null=True)  # 1-hour writes included
+    advisor_cache_write_1h_tokens = IntegerField(null=True)
+    advisor_input_per_1m_nanos = BigIntegerField(null=True)
+    advisor_output_per_1m_nanos = BigIntegerField(null=True)
+    advisor_cache_read_per_1m_nanos = BigIntegerField(null=True)
+    advisor_cache_write_per_1m_nanos = BigIntegerField(null=True)
+    advisor_cache_write_1h_per_1m_nanos = BigIntegerField(null=True)
 
 
 class UsageFigures(BaseModel):

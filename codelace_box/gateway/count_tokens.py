@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from codelace_box.accounts.limits import check_model_allowed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.admission import count_in_rpm
+from codelace_box.gateway.advisor import advisor_route
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
@@ -73,11 +74,11 @@ async def count_tokens(
     account: tuple[int, int] = (0, 0),
     request_id: str = "count_tokens",
 ) -> JSON:
-    """`{"input_tokens": N}` for a Messages body; 403 for a model the key may not call (its
-    `allowed_models`, as on /v1/messages), 400 for a billed field the provider does not allow
-    (as there: nothing is billed, but the body reaches the operator's account as sent, and an
-    `mcp_servers` URL in it is one Anthropic connects to); `account`: (user id, requests per
-    minute or 0)."""
+    """`{"input_tokens": N}` for a Messages body; as on /v1/messages, 403 for a model (or an
+    advisor model) the key may not call, 400 for an advisor model not in the catalog and for a
+    billed field the provider does not allow (nothing is billed, but the body reaches the
+    operator's account as sent: an `mcp_servers` URL in it is one Anthropic connects to);
+    `account`: (user id, requests per minute or 0)."""
     with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
         model, media = _model(body)
         route = resolve_model(gateway.routes, model)
@@ -87,6 +88,8 @@ async def count_tokens(
     )
     if route.provider.kind != "anthropic":
         return {"input_tokens": estimated_count(body, body_len, media)}
+    if (advisor := advisor_route(gateway.routes, route, body)) is not None:
+        check_model_allowed(allowed_models, advisor.id)
     user_id, rpm = account
     if rpm:
         await gateway.writes.submit(partial(count_in_rpm, user_id=user_id, rpm=rpm))

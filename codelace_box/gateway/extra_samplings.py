@@ -11,9 +11,9 @@ in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
 - the advisor server tool (`advisor_*`, allowed only by the operator's --allow-field): each
   call is an inference of the advisor model over the whole transcript (at most the window), its
   output at most the tool's `max_tokens` (else the window); as many calls as its `max_uses`,
-  else one per turn of the loop (SERVER_LOOP_TURNS). The user is charged these tokens at the
-  catalog model's prices, which the hold covers; Anthropic bills them at the advisor model's
-  own (dearer) rates, the difference the operator accepted in allowing the field.
+  else one per turn of the loop (SERVER_LOOP_TURNS). Anthropic bills them at the advisor
+  model's own rates, and so does the box: at its catalog model's prices, which the hold covers
+  (gateway/advisor.py).
 /v1/chat/completions (and /v1/responses, which refuses both today) holds for them too
 (`extra_samplings_nanos`): an `openai` provider may be a front of Claude that passes them on.
 """

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from codelace_box.errors import InvalidRequest, NotFound
+from codelace_box.gateway.advisor import advisor_hold, advisor_route
 from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
 from codelace_box.gateway.extra_samplings import advisor_tokens, compaction_tokens
 from codelace_box.gateway.metering import (
@@ -291,13 +292,16 @@ def prepare_messages_call(
     context = media_context(route.context_tokens or default_context_tokens, beta)
     loop = output_token_bound(body, cap, context)  # a server tool's loop: several model calls
     bound = messages_input_bound(body_len, body, context, route.upstream_model, media)
-    advisor_in, advisor_out = advisor_tokens(body, context)  # extra samplings, in the usage
-    compaction = compaction_tokens(body, context)  # iterations and charged (extra_samplings.py)
-    hold = hold_for(route, bound + advisor_in, loop + advisor_out, compaction)
+    compaction = compaction_tokens(body, context)  # extra samplings, in the usage iterations
+    hold = hold_for(route, bound, loop, compaction)  # and charged (extra_samplings.py)
+    advisor = advisor_route(routes, route, body) if route.provider.kind == "anthropic" else None
+    if advisor is not None:  # its calls: at its own prices (gateway/advisor.py)
+        hold += advisor_hold(advisor, *advisor_tokens(body, context))
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,
     )  # fmt: skip
+    call.advisor = advisor
     call.effort_added = route.provider.kind == "openai"  # thinking -> reasoning_effort
     if call.effort_added:  # an openai provider: what a strict server (Mistral) may refuse
         metadata = body.get("metadata")

@@ -49,7 +49,6 @@ reserved is charged the hold, and the difference is logged as the operator's los
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from codelace_box import metrics
@@ -65,6 +64,7 @@ from codelace_box.db.core import (
 )
 from codelace_box.db.observability import set_upstream_error
 from codelace_box.db.turns import ALONE, Steps, run_steps
+from codelace_box.db.usage_rows import insert_usage
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import (
     NO_LIMITS,
@@ -73,8 +73,9 @@ from codelace_box.gateway.admission import (
     reserve_on_key,
     settle_on_key,
 )
+from codelace_box.gateway.charges import Settlement, usage_values
 from codelace_box.gateway.holds import hold_owner
-from codelace_box.money import NANOS_PER_USD, priced_tokens_nanos
+from codelace_box.money import NANOS_PER_USD
 from codelace_box.providers.billed_fields import adds_to_the_prompt, runs_server_tools
 from codelace_box.providers.tally import inline_media_chars, unsized_parts
 
@@ -174,59 +175,6 @@ def admit(user_id: int, request_id: str, amount_nanos: int, limits: Admission = 
         admit_in(tx, user_id, request_id, amount_nanos, limits)
 
 
-@dataclass
-class CacheTokens:
-    """A call's prompt-cache tokens (parts of its input tokens) and their prices."""
-
-    read_tokens: int = 0
-    write_tokens: int = 0  # 1-hour writes included
-    write_1h_tokens: int = 0
-    read_per_1m_nanos: int = 0
-    write_per_1m_nanos: int = 0
-    write_1h_per_1m_nanos: int = 0
-
-
-@dataclass
-class Settlement:
-    """Everything a finished request leaves behind."""
-
-    request_id: str
-    user_id: int
-    key_id: int | None
-    model: str
-    provider: str
-    upstream_model: str
-    input_per_1m_nanos: int
-    output_per_1m_nanos: int
-    input_tokens: int
-    output_tokens: int
-    status: str  # ok | error | abandoned
-    stream: bool
-    estimated: bool = False
-    error_code: str | None = None
-    duration_ms: int = 0
-    charge: bool = True  # False: a failed call, it costs nothing
-    route: str = "/v1/chat/completions"
-    cache: CacheTokens = field(default_factory=CacheTokens)
-    upstream_error: str | None = None  # the provider's error message, masked and bounded
-    container: tuple[str, str | None] | None = None  # Anthropic's (id, expires_at) answered
-
-    def cost_nanos(self) -> int:
-        """The price of the tokens (0 for a failed call): input tokens read from or written to
-        the prompt cache at their own prices, the rest at the input price."""
-        if not self.charge:
-            return 0
-        cache = self.cache
-        uncached = self.input_tokens - cache.read_tokens - cache.write_tokens
-        return priced_tokens_nanos(
-            (uncached, self.input_per_1m_nanos),  # (a negative count is priced as none)
-            (self.output_tokens, self.output_per_1m_nanos),
-            (cache.read_tokens, cache.read_per_1m_nanos),
-            (cache.write_tokens - cache.write_1h_tokens, cache.write_per_1m_nanos),
-            (cache.write_1h_tokens, cache.write_1h_per_1m_nanos),
-        )
-
-
 def settle_in(tx: Tx, item: Settlement) -> int | None:
     """Debit the cost, release the hold, write the usage row, inside an open transaction;
     returns the nano-USD debited, or None when the request was already settled."""
@@ -263,8 +211,8 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
         )  # the account was read locked by `_charge`
     else:
         hotpath.lower_held(tx, item.user_id, hold)
-    values = _usage_values(item, charged, hold, now)
-    hotpath.insert_usage(tx, values)
+    values = usage_values(item, charged, hold, now)
+    insert_usage(tx, values)
     if item.upstream_error:
         set_upstream_error(tx, item.request_id, item.upstream_error)
     if item.container is not None:  # only this user may name it again (gateway/containers.py)
@@ -345,46 +293,3 @@ def _covered(account: tuple[int, int], hold: int) -> int:
     balance, held = account
     covered = balance - (held - hold)
     return covered if covered > 0 else 0
-
-
-# No model comes near it; the usage sums of millions of rows at it still fit SQLite's 64 bits.
-MAX_STORED_TOKENS = 2**40
-
-
-def _token_count(tokens: int) -> int:
-    """A token count as the usage row stores it: an upstream's absurd or negative count must
-    not make the settlement fail (that would leave the hold taken and the work unbilled), nor
-    later make the usage sums overflow."""
-    if tokens < 0:  # (comparisons: min(max()) is two builtin calls, 15x the cost)
-        return 0
-    return tokens if tokens < MAX_STORED_TOKENS else MAX_STORED_TOKENS
-
-
-def _usage_values(item: Settlement, charged: int, hold: int, now: str) -> tuple[Any, ...]:
-    return (
-        item.request_id,
-        item.user_id,
-        item.key_id,
-        item.model,
-        item.provider,
-        item.upstream_model,
-        _token_count(item.input_tokens),
-        _token_count(item.output_tokens),
-        item.input_per_1m_nanos,
-        item.output_per_1m_nanos,
-        charged,
-        hold,
-        item.status,
-        item.error_code,
-        int(item.stream),
-        int(item.estimated),
-        item.duration_ms,
-        now,
-        item.route,
-        _token_count(item.cache.read_tokens),
-        _token_count(item.cache.write_tokens),
-        _token_count(item.cache.write_1h_tokens),
-        item.cache.read_per_1m_nanos,
-        item.cache.write_per_1m_nanos,
-        item.cache.write_1h_per_1m_nanos,
-    )

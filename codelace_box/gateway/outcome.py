@@ -9,13 +9,14 @@ from codelace_box import metrics
 from codelace_box.crypto import mask_tokens
 from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamOverloaded, UpstreamTimeout
+from codelace_box.gateway.advisor import AdvisorCharge, advisor_charge
+from codelace_box.gateway.charges import CacheTokens, Settlement
 from codelace_box.gateway.client import (
     UpstreamBroken,
     UpstreamReadTimeout,
     UpstreamTooLarge,
     UpstreamUnreachable,
 )
-from codelace_box.gateway.metering import CacheTokens, Settlement
 from codelace_box.gateway.request import ChatCall
 from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
@@ -53,7 +54,15 @@ def settlement(
         route=call.ingress,
         cache=cache_tokens(call, usage),
         container=call.adapter.container,
+        advisor=advisor_part(call, usage),
     )
+
+
+def advisor_part(call: ChatCall, usage: Usage | None) -> AdvisorCharge | None:
+    """The advisor model's tokens of a call that consulted one, at its catalog prices."""
+    if call.advisor is None:
+        return None
+    return advisor_charge(call.advisor, usage.advisor if usage is not None else None)
 
 
 def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:

@@ -86,6 +86,7 @@ class ChatCall:
     kept: Sequence[JSON] = ()  # /v1/responses/compact: the messages kept (no list per call)
     compaction_trims: int = 0  # times a compaction too long was asked again shorter
     media: tuple[int, int] | None = None  # the body's request_media, when admission walked it
+    advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
 
     @property
     def answer_model(self) -> str:

@@ -15,7 +15,7 @@ from codelace_box.providers.anthropic_thinking import (
     REPLY_EXCLUDED,
     REPLY_OPENROUTER,
 )
-from codelace_box.providers.base import Usage
+from codelace_box.providers.base import AdvisorTokens, Usage
 from codelace_box.providers.openai_errors import page_text
 from codelace_box.providers.tally import CHARS_PER_TOKEN
 
@@ -76,6 +76,29 @@ def input_tokens(usage: JSON) -> int:
 # Iterations the top-level counts already hold: the model's own samplings, and the serving
 # hop of a server-side fallback, which Anthropic lists "in place of `message`".
 _COUNTED_ITERATIONS = ("message", "fallback_message")
+ADVISOR_ITERATION = "advisor_message"  # an advisor model's call, billed at that model's rates
+
+
+def advisor_tokens(usage: JSON) -> AdvisorTokens | None:
+    """The tokens of the advisor calls in `usage.iterations` (their `advisor_message` items,
+    summed), None without any: priced at the advisor model's own prices (gateway/advisor.py)."""
+    iterations = usage.get("iterations")
+    if type(iterations) is not list:  # (most answers: no walk)
+        return None
+    calls = [i for i in iterations if type(i) is dict and i.get("type") == ADVISOR_ITERATION]
+    if not calls:
+        return None
+    part = AdvisorTokens()
+    for call in calls:
+        writes = max(cache_writes(call), 0)
+        creation = call.get("cache_creation")
+        hours = _count(creation, "ephemeral_1h_input_tokens") if isinstance(creation, dict) else 0
+        part.input_tokens += input_tokens(call)
+        part.output_tokens += _count(call, "output_tokens")
+        part.cache_read_tokens += _count(call, "cache_read_input_tokens")
+        part.cache_write_tokens += writes
+        part.cache_write_1h_tokens += min(hours, writes)
+    return part
 
 
 def _with_iterations(usage: JSON) -> JSON:
@@ -121,6 +144,7 @@ def usage_from(usage: Any) -> Usage:
     creation = usage.get("cache_creation")
     if isinstance(creation, dict):
         billed.cache_write_1h_tokens = min(_count(creation, "ephemeral_1h_input_tokens"), writes)
+    billed.advisor = advisor_tokens(usage)
     return billed
 
 

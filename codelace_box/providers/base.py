@@ -25,6 +25,18 @@ class SSEEvent:
 
 
 @dataclass
+class AdvisorTokens:
+    """The tokens of an Anthropic advisor model's calls inside one call (its `advisor_message`
+    iterations), billed at that model's own prices: parts of the call's Usage counts."""
+
+    input_tokens: int = 0  # its cache reads and writes included
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0  # 1-hour writes included
+    cache_write_1h_tokens: int = 0
+
+
+@dataclass
 class Usage:
     """Tokens to bill, and the OpenAI-shaped `usage` object to show the client."""
 
@@ -35,6 +47,7 @@ class Usage:
     cache_read_tokens: int = 0  # of input_tokens: read from the prompt cache
     cache_write_tokens: int = 0  # of input_tokens: written to the prompt cache (1h included)
     cache_write_1h_tokens: int = 0  # of cache_write_tokens: the 1-hour writes
+    advisor: AdvisorTokens | None = None  # of all the above: an advisor model's (Anthropic)
 
     def openai_usage(self) -> JSON:
         """The `usage` object for the client: upstream details plus the three standard counts."""

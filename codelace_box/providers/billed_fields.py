@@ -40,7 +40,8 @@ BILLED_FIELDS: dict[str, str] = {
     "web_fetch": "Anthropic's web fetch server tool",
     "code_execution": "Anthropic's code execution server tool, billed per hour",
     "advisor": "Anthropic's advisor server tool: a second model (Opus) answers inside the call, "
-    "billed at that model's rates",
+    "billed at that model's rates; allowed, its calls are charged at that model's own catalog "
+    "prices, so it must be in the catalog for this provider (its --upstream-model)",
     "speed": "Anthropic's fast mode, billed at premium prices (only standard passes)",
     "inference_geo": "inference pinned to a region, billed at a premium (only global passes)",
     "mcp_servers": "Anthropic's MCP connector: remote tool results billed as input the "

@@ -3,7 +3,7 @@ came with, tokens, the prices it was charged at, cost, duration, status and erro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from codelace_box.db.core import parse_time
@@ -41,6 +41,11 @@ class RequestDetail:
     prices_per_1m_nanos: dict[str, int]  # input, output, cache read, cache write, 1h write
     cost_nanos: int
     hold_nanos: int
+    # an Anthropic advisor model's part: its catalog id (None: none), its tokens (input, cache
+    # read, cache write, output: parts of the above) and the prices they were charged at
+    advisor_model: str | None = None
+    advisor_tokens: tuple[int, int, int, int] = (0, 0, 0, 0)
+    advisor_prices_per_1m_nanos: dict[str, int] = field(default_factory=dict)
 
 
 def request_detail(row_id: int) -> RequestDetail:
@@ -51,7 +56,7 @@ def request_detail(row_id: int) -> RequestDetail:
     user = User.get_by_id(row.__data__["user"])
     key_id = row.__data__.get("api_key")
     key = ApiKey.get_or_none(ApiKey.id == key_id) if key_id else None
-    return RequestDetail(
+    detail = RequestDetail(
         id=row.id, request_id=row.request_id, created_at=parse_time(row.created_at),
         route=row.route, email=user.email, user_id=user.id,
         key=f"{key.key_prefix}… ({key.name or 'unnamed'})" if key else "",
@@ -68,6 +73,25 @@ def request_detail(row_id: int) -> RequestDetail:
         },
         cost_nanos=row.cost_nanos, hold_nanos=row.hold_nanos,
     )  # fmt: skip
+    return detail if row.advisor_model is None else _with_advisor(detail, row)
+
+
+def _with_advisor(detail: RequestDetail, row: UsageRecord) -> RequestDetail:
+    """The detail of a row whose call consulted an advisor model, with its part (its columns
+    are nullable: NULL read as 0)."""
+    names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+    tokens = [int(getattr(row, f"advisor_{name}") or 0) for name in names]
+    prices = {"input": "input", "output": "output", "cache read": "cache_read",
+              "cache write": "cache_write", "1h cache write": "cache_write_1h"}  # fmt: skip
+    return replace(
+        detail,
+        advisor_model=row.advisor_model,
+        advisor_tokens=(tokens[0], tokens[1], tokens[2], tokens[3]),
+        advisor_prices_per_1m_nanos={
+            shown: int(getattr(row, f"advisor_{n}_per_1m_nanos") or 0)
+            for shown, n in prices.items()
+        },
+    )
 
 
 def _error_text(row: UsageRecord) -> str:

@@ -55,6 +55,33 @@ async def test_a_request_is_found_by_its_id_and_opens_in_full(admin_env: AdminEn
         await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "back")
 
 
+async def test_a_request_that_consulted_an_advisor_shows_its_part_and_prices(
+    admin_env: AdminEnv,
+) -> None:
+    """An advisor model's tokens are charged at its own prices: the detail shows them, as the
+    usage row recorded them, besides the requested model's."""
+    ana = create_user("ana@example.com")
+    add_usage(ana.id, NOW, request_id="req_000000000000000000000adv")
+    UsageRecord.update(
+        advisor_model="anthropic/claude-opus-4.6", advisor_input_tokens=8000,
+        advisor_cache_read_tokens=1000, advisor_cache_write_tokens=3000,
+        advisor_output_tokens=700, advisor_input_per_1m_nanos=5_000_000_000,
+        advisor_output_per_1m_nanos=25_000_000_000, advisor_cache_read_per_1m_nanos=500_000_000,
+        advisor_cache_write_per_1m_nanos=6_250_000_000,
+        advisor_cache_write_1h_per_1m_nanos=10_000_000_000,
+    ).where(UsageRecord.request_id == "req_000000000000000000000adv").execute()  # fmt: skip
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await open_activity(pilot)
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 1, "the request")
+        await pilot.press("enter")
+        await until(pilot, lambda: "0adv" in text_of(pilot, "#request-detail"), "its detail")
+        shown = text_of(pilot, "#request-detail")
+        for part in ("anthropic/claude-opus-4.6", "8,000 in (cache read 1,000, written 3,000)",
+                     "700 out", "input $5.00", "output $25.00", "cache read $0.50",
+                     "1h cache write $10.00"):  # fmt: skip
+            assert part in shown, (part, shown)
+
+
 async def test_the_spend_report_groups_and_sorts_by_spend(admin_env: AdminEnv) -> None:
     big, small = create_user("big@example.com"), create_user("small@example.com")
     add_usage(big.id, NOW - timedelta(hours=1), request_id="b1", cost_nanos=9_000_000_000)

@@ -22,9 +22,9 @@ from codelace_box.catalog import providers as catalog
 from codelace_box.db.batch import WriteBatch
 from codelace_box.db.models import Hold, UsageRecord, User
 from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC
+from codelace_box.gateway.charges import MAX_STORED_TOKENS
 from codelace_box.gateway.client import UpstreamClient
 from codelace_box.gateway.metering import (
-    MAX_STORED_TOKENS,
     Settlement,
     admit,
     admit_in,

@@ -1,6 +1,7 @@
 """/v1/messages to an `anthropic` provider: the samplings Anthropic runs besides the answer
 (server-side compaction's summarisation pass, the advisor tool's calls) are reported in
-`usage.iterations` and charged; the hold must cover them, or the operator pays the rest."""
+`usage.iterations` and charged; the hold must cover them, or the operator pays the rest (the
+advisor's calls, at the advisor model's own prices: test_advisor_prices.py)."""
 
 from __future__ import annotations
 
@@ -42,35 +43,6 @@ def test_a_compaction_summary_longer_than_max_tokens_is_charged_in_full(
     assert row["cost_nanos"] == cost
     assert row["hold_nanos"] >= cost
     assert fresh.balance_nanos(email)[1] == 0
-
-
-def test_advisor_calls_reading_the_window_are_charged_in_full(fresh: MessagesBox) -> None:
-    """Each advisor call reads the whole transcript (up to the window) and writes up to the
-    tool's max_tokens, on top of the executor's own loop; the hold held the loop alone."""
-    email, key = fresh.new_key()
-    fresh.cli("providers", "update", "anth", "--allow-field", "advisor")
-    fresh.until_reloaded()
-    try:
-        advisor = {"input_tokens": 0, "output_tokens": 3600, "cache_read_input_tokens": 0,
-                   "cache_creation_input_tokens": 380_000,
-                   "cache_creation": {"ephemeral_5m_input_tokens": 0,
-                                      "ephemeral_1h_input_tokens": 380_000}}  # fmt: skip
-        fresh.fake.script(Reply(text="Done.", input_tokens=0, output_tokens=1000,
-                                cache_creation_input_tokens=1_700_000,
-                                cache_creation_1h_tokens=1_700_000, advisor=advisor))  # fmt: skip
-        tool = {"type": "advisor_20260301", "name": "advisor", "model": "claude-opus-4-6",
-                "max_uses": 2, "max_tokens": 2048}  # fmt: skip
-        body = {"model": ALIAS, "max_tokens": 100, "tools": [tool],
-                "messages": [{"role": "user", "content": "Plan the migration."}]}  # fmt: skip
-        answer = post(fresh, key, body, **{"anthropic-beta": "advisor-tool-2026-03-01"})
-    finally:
-        fresh.cli("providers", "update", "anth", "--no-allow-field", "advisor")
-        fresh.until_reloaded()
-    assert answer.status_code == 200, answer.text
-    row = fresh.usage_rows(email)[-1]
-    cost = usd_nanos((2_080_000, PRICES["write_1h"]), (4600, PRICES["out"]))
-    assert row["cost_nanos"] == cost
-    assert row["hold_nanos"] >= cost
 
 
 def test_only_a_request_asking_for_them_holds_for_extra_samplings() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
-from codelace_box.gateway.metering import CacheTokens, Settlement
+from codelace_box.gateway.advisor import AdvisorCharge
+from codelace_box.gateway.charges import CacheTokens, Settlement, usage_values
 from codelace_box.providers.anthropic_passthrough import PassthroughStream, upstream_body
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
-from codelace_box.providers.base import SSEEvent
+from codelace_box.providers.base import AdvisorTokens, SSEEvent
 from codelace_box.providers.messages_openai import chat_body
 from codelace_box.providers.messages_openai_stream import OpenAIToMessagesStream
 from codelace_box.providers.openai import OpenAIStreamTranslator
@@ -57,6 +58,40 @@ def test_cache_tokens_are_billed_at_their_prices_rounded_up_once() -> None:
                       status="ok", stream=False, cache=cache)  # fmt: skip
     # 100 uncached * 3000 + 7 * 15000 + 1000 * 300 + 200 * 3750 + 100 * 6000 nano-USD
     assert item.cost_nanos() == 300_000 + 105_000 + 300_000 + 750_000 + 600_000
+
+
+def test_an_advisor_models_tokens_are_billed_at_its_prices_rounded_up_once() -> None:
+    """Anthropic's usage with an `advisor_message` iteration: the call's counts hold the
+    advisor's, which are taken out and priced at the advisor's catalog prices."""
+    advisor = {"type": "advisor_message", "model": "claude-opus-4-6", "input_tokens": 11,
+               "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3,
+               "cache_creation": {"ephemeral_5m_input_tokens": 1,
+                                  "ephemeral_1h_input_tokens": 2}, "output_tokens": 13}  # fmt: skip
+    own = {"input_tokens": 7, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 2,
+           "output_tokens": 9}  # fmt: skip
+    usage = anthropic_usage({**own, "iterations": [{"type": "message", **own}, advisor]})
+    assert (usage.input_tokens, usage.output_tokens) == (7 + 4 + 2 + 11 + 5 + 3, 9 + 13)
+    assert usage.advisor == AdvisorTokens(
+        input_tokens=19, output_tokens=13, cache_read_tokens=5, cache_write_tokens=3,
+        cache_write_1h_tokens=2,
+    )  # fmt: skip
+    cache = CacheTokens(read_tokens=usage.cache_read_tokens, write_tokens=usage.cache_write_tokens,
+                        write_1h_tokens=usage.cache_write_1h_tokens, read_per_1m_nanos=300,
+                        write_per_1m_nanos=3750, write_1h_per_1m_nanos=6000)  # fmt: skip
+    charge = AdvisorCharge(model="a/opus", input_per_1m_nanos=5000, output_per_1m_nanos=25_000,
+                           cache_read_per_1m_nanos=500, cache_write_per_1m_nanos=6250,
+                           cache_write_1h_per_1m_nanos=10_000, tokens=usage.advisor)  # fmt: skip
+    item = Settlement(request_id="r", user_id=1, key_id=None, model="m", provider="p",
+                      upstream_model="u", input_per_1m_nanos=3000, output_per_1m_nanos=15_000,
+                      input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                      status="ok", stream=False, cache=cache, advisor=charge)  # fmt: skip
+    executor = 7 * 3000 + 9 * 15_000 + 4 * 300 + 2 * 3750
+    advised = 11 * 5000 + 13 * 25_000 + 5 * 500 + 1 * 6250 + 2 * 10_000
+    assert item.cost_nanos() == -(-(executor + advised) // 1_000_000) == 1  # once, not twice
+    assert usage_values(item, 1, 2, "now")[-11:] == (
+        "a/opus", 19, 13, 5, 3, 2, 5000, 25_000, 500, 6250, 10_000)  # fmt: skip
+    item.advisor = None
+    assert len(usage_values(item, 1, 2, "now")) == 25
 
 
 def test_openai_cached_tokens_are_cache_reads() -> None:

@@ -34,6 +34,7 @@ from codelace_box.db.migrations import (
     m0023_parked_keys,
     m0024_open_alerts,
     m0025_anthropic_containers,
+    m0026_advisor_prices,
 )
 
 MIGRATIONS: list[tuple[int, ModuleType]] = [
@@ -62,4 +63,5 @@ MIGRATIONS: list[tuple[int, ModuleType]] = [
     (23, m0023_parked_keys),
     (24, m0024_open_alerts),
     (25, m0025_anthropic_containers),
+    (26, m0026_advisor_prices),
 ]
