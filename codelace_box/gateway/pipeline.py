@@ -43,7 +43,7 @@ from codelace_box.gateway.holds import (
     own_holds_older_than,
     release_holds_in,
 )
-from codelace_box.gateway.metering import admit_steps, settle_steps
+from codelace_box.gateway.metering import Settlement, admit_steps, settle_steps
 from codelace_box.gateway.outcome import (
     UpstreamWentSilent,
     abandoned,
@@ -87,6 +87,18 @@ class Completed:
     body: JSON
     cost_nanos: int
     large: bool = False  # its upstream answer was OFF_LOOP_BYTES or more: write it off the loop
+
+
+@dataclass
+class Fetched:
+    """A non-streaming call's upstream answer, parsed, and its settlement queued: `settled`
+    resolves to what was charged once the settlement committed."""
+
+    body: JSON
+    usage: Usage
+    size: int  # of the upstream's answer, in bytes
+    item: Settlement
+    settled: asyncio.Future[int | None]
 
 
 class Gateway:
@@ -140,24 +152,36 @@ class Gateway:
 
     async def complete(self, call: ChatCall) -> Completed:
         """Run a non-streaming call that was prepared (and so reserved); see the module doc
-        for a client that leaves. The call runs as a task of its own, which tells the
-        handler its outcome through `told` as soon as it has it: one loop turn sooner than
-        `asyncio.shield` (the task's end, then shield's callback, then the handler)."""
-        told: asyncio.Future[Completed] = asyncio.get_running_loop().create_future()
+        for a client that leaves. The call runs as a task of its own, which hands the
+        handler, through `told`, the upstream's answer with its settlement already queued
+        (`Fetched`): on SQLite the batch commits it first in the next loop turn, so the
+        handler, woken in that same turn, answers at once, two turns sooner than if the task
+        waited for the COMMIT and then woke the handler."""
+        told: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._complete_to(call, told))  # (ensure_future: +0.4 us)
-        try:
-            return await told  # cancelled with the handler (the client left): the task runs on
+        try:  # cancelled with the handler (the client left): the task runs on
+            fetched = await told
+            settled = fetched.settled
+            if not settled.done():  # PostgreSQL: the write thread commits it meanwhile
+                await asyncio.wait((settled,))  # (never cancels it: the task awaits it too)
+            if settled.cancelled() or settled.exception() is not None:
+                await asyncio.shield(task)  # not settled: what the task raises, hold freed
         except asyncio.CancelledError:
             self._left.add(call.request_id)
             self._background.add(task)
             task.add_done_callback(partial(self._background_done, call.request_id))
             raise
+        charged = settled.result() or 0
+        answer = answer_body(call, fetched.body, fetched.usage, charged)
+        return Completed(answer, charged, fetched.size >= OFF_LOOP_BYTES)
 
-    async def _complete_to(self, call: ChatCall, told: asyncio.Future[Completed]) -> None:
-        """`_complete`, its outcome told to the handler waiting on `told`; once the handler
-        is gone (`told` cancelled), the task's own (`_background_done` looks at it)."""
+    async def _complete_to(self, call: ChatCall, told: asyncio.Future[Fetched]) -> None:
+        """`_fetched`, told to the handler waiting on `told` as soon as the settlement is
+        queued; then the settlement awaited, and a hold it could not settle freed. Once the
+        handler is gone (`told` cancelled), what it raises is the task's own
+        (`_background_done` looks at it)."""
         try:
-            done = await self._complete(call)
+            fetched = await self._fetched(call)
         except asyncio.CancelledError:
             if told.done():
                 raise
@@ -169,7 +193,12 @@ class Gateway:
             told.set_exception(exc)
             return
         if not told.done():
-            told.set_result(done)
+            told.set_result(fetched)
+        try:
+            await fetched.settled
+        except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
+            log_unsettled(fetched.item, call.hold_nanos, exc)  # so no charge; free the hold
+            raise await self._release(call, exc) from None
 
     async def drain(self, timeout: float, window: float) -> None:
         """Before the worker stops: calls whose clients left finish and are charged; any still
@@ -228,20 +257,16 @@ class Gateway:
             )
             future.add_done_callback(partial(_log_released, what))
 
-    async def _complete(self, call: ChatCall) -> Completed:
+    async def _fetched(self, call: ChatCall) -> Fetched:
+        """The upstream's answer, its settlement queued (not yet committed: `settled`)."""
         try:
             body, usage, size = await self._fetch(call)
         except BaseException as exc:
             raise await self._release(call, exc) from None
         status = "abandoned" if call.request_id in self._left else "ok"
         item = settlement(call, usage, status)
-        try:
-            charged = await self.writes.submit(partial(settle_steps, item=item))
-        except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
-            log_unsettled(item, call.hold_nanos, exc)  # so no charge; free the hold
-            raise await self._release(call, exc) from None
-        answer = answer_body(call, body, usage, charged or 0)
-        return Completed(answer, charged or 0, size >= OFF_LOOP_BYTES)
+        settled = self.writes.submit(partial(settle_steps, item=item))
+        return Fetched(body, usage, size, item, settled)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage, int]:
         opened = await open_upstream(
