@@ -164,8 +164,9 @@ class Gateway:
         the batch commits that first in the next turn, so the handler, woken in that same
         turn, answers at once. Two turns fewer at each end than a handler that awaits each."""
         admitted = self._admit(call, limits)
-        told: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._complete_to(call, admitted, told))
+        loop = asyncio.get_running_loop()  # (asyncio.create_task would ask for it again)
+        told: asyncio.Future[Fetched] = loop.create_future()
+        task = loop.create_task(self._complete_to(call, admitted, told))
         try:  # cancelled with the handler (the client left): the task runs on
             fetched = await told
             settled = fetched.settled
