@@ -1,9 +1,10 @@
 """The chat completion pipeline of one server process: admit, call upstream, relay, settle.
 
 `Gateway` holds the process's routing table and upstream client. `prepare()` validates,
-routes, prices and reserves (402 before any upstream call). `complete()` answers a
-non-streaming call; `open_stream()` returns a `StreamRelay` once the upstream accepted the
-call, so every error before the first byte is still a plain JSON error with its status.
+routes, prices and reserves (402 before any upstream call). `complete()` reserves and answers
+a non-streaming call; `open_stream()` (after `reserve()`) returns a `StreamRelay` once the
+upstream accepted the call, so every error before the first byte is still a plain JSON error
+with its status.
 Every path settles exactly once, synchronously (no await can split it), including a client
 that goes away: cancellation cannot interrupt code that does not await.
 
