@@ -108,8 +108,7 @@ async def run_call(
     request.ctx.call = call  # for the access line and the metrics (api/observe.py)
     if "container" in call.body and call.ingress == MESSAGES_ROUTE:  # (else nothing to look up)
         await refuse_foreign_container(call.body, auth.user_id)
-    await gateway.reserve(call, admission(gateway, auth))
-    return await answer(request, gateway, call)
+    return await answer(request, gateway, call, admission(gateway, auth))
 
 
 def admission(gateway: Gateway, auth: AuthContext) -> Admission:
@@ -123,15 +122,18 @@ def admission(gateway: Gateway, auth: AuthContext) -> Admission:
     )
 
 
-async def answer(request: Request, gateway: Gateway, call: ChatCall) -> HTTPResponse | None:
-    """Run a reserved call: a JSON answer with its cost header, or the relayed stream (every
-    inference route answers this way, each in its own dialect)."""
-    if not call.stream:
-        done = await gateway.complete(call)
+async def answer(
+    request: Request, gateway: Gateway, call: ChatCall, limits: Admission
+) -> HTTPResponse | None:
+    """Reserve and run a call: a JSON answer with its cost header, or the relayed stream
+    (every inference route answers this way, each in its own dialect)."""
+    if not call.stream:  # reserved inside (the upstream called in the admission's turn)
+        done = await gateway.complete(call, limits)
         headers = {COST_HEADER: cost_header(done.cost_nanos)}
         if done.large:  # written off the loop
             return await large_json_response(done.body, headers)
         return json_response(done.body, headers=headers)
+    await gateway.reserve(call, limits)
     relay = await gateway.open_stream(call)
     stream = LazyStream(request)
     request.ctx.streaming = True  # its access line and metrics: when it ends, below

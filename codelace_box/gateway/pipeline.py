@@ -1,9 +1,10 @@
 """The chat completion pipeline of one server process: admit, call upstream, relay, settle.
 
 `Gateway` holds the process's routing table and upstream client. `prepare()` validates,
-routes, prices and reserves (402 before any upstream call). `complete()` answers a
-non-streaming call; `open_stream()` returns a `StreamRelay` once the upstream accepted the
-call, so every error before the first byte is still a plain JSON error with its status.
+routes, prices and reserves (402 before any upstream call). `complete()` reserves and answers
+a non-streaming call; `open_stream()` (after `reserve()`) returns a `StreamRelay` once the
+upstream accepted the call, so every error before the first byte is still a plain JSON error
+with its status.
 Every path settles exactly once, synchronously (no await can split it), including a client
 that goes away: cancellation cannot interrupt code that does not await.
 
@@ -29,12 +30,10 @@ from codelace_box.db.failures import traceback_of
 from codelace_box.errors import CodelaceError, InsufficientCredits
 from codelace_box.gateway.admission import Admission, with_the_hold
 from codelace_box.gateway.client import (
-    NOT_JSON,
     OFF_LOOP_BYTES,
     UpstreamBroken,
     UpstreamClient,
     UpstreamTooLarge,
-    json_of,
 )
 from codelace_box.gateway.dialects import EMBEDDINGS_ROUTE, MESSAGES_ROUTE, answer_body
 from codelace_box.gateway.holds import (
@@ -43,7 +42,7 @@ from codelace_box.gateway.holds import (
     own_holds_older_than,
     release_holds_in,
 )
-from codelace_box.gateway.metering import admit_steps, settle_steps
+from codelace_box.gateway.metering import Settlement, admit_steps, settle_steps
 from codelace_box.gateway.outcome import (
     UpstreamWentSilent,
     abandoned,
@@ -58,11 +57,10 @@ from codelace_box.gateway.request import DEFAULT_CONTEXT_TOKENS, ChatCall, prepa
 from codelace_box.gateway.responses import RESPONSES_ROUTE, in_responses_terms
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.stream_start import open_stream_started
-from codelace_box.gateway.streaming import streamed_answer
+from codelace_box.gateway.streaming import answer_payload
 from codelace_box.gateway.upstream import open_upstream
 from codelace_box.live_refs import LiveRefs
 from codelace_box.providers.base import JSON, Usage
-from codelace_box.providers.responses_passthrough import NativeResponses
 
 DEFAULT_KEEPALIVE_SEC = 15.0
 LEAK_AGE_SEC = 60.0  # a hold this old whose call is gone was leaked (a call settles in one turn)
@@ -87,6 +85,18 @@ class Completed:
     body: JSON
     cost_nanos: int
     large: bool = False  # its upstream answer was OFF_LOOP_BYTES or more: write it off the loop
+
+
+@dataclass
+class Fetched:
+    """A non-streaming call's upstream answer, parsed, and its settlement queued: `settled`
+    resolves to what was charged once the settlement committed."""
+
+    body: JSON
+    usage: Usage
+    size: int  # of the upstream's answer, in bytes
+    item: Settlement
+    settled: asyncio.Future[int | None]
 
 
 class Gateway:
@@ -120,13 +130,21 @@ class Gateway:
         """Reserve a prepared call's worst case, whatever route the call came by, after the
         account limits (429) and the key cap (402); 402 if the balance does not cover it.
         `limits`: the account's (default: only the call's key cap)."""
+        await self._reserved(call, self._admit(call, limits))
+
+    def _admit(self, call: ChatCall, limits: Admission | None) -> asyncio.Future[None]:
+        """The call's admission queued (the batch commits it at the end of the loop turn)."""
         self._calls.add(call.request_id, call)
         admit = partial(
             admit_steps, user_id=call.user_id, request_id=call.request_id,
             amount_nanos=call.hold_nanos, limits=limits or Admission(key_id=call.key_id),
         )  # fmt: skip
+        return self.writes.submit(admit)
+
+    async def _reserved(self, call: ChatCall, admitted: asyncio.Future[None]) -> None:
+        """Once the admission committed: its refusal raised as the client knows it."""
         try:
-            await self.writes.submit(admit)
+            await admitted
         except InsufficientCredits as refused:  # "lower max_tokens": named as the client knows it
             output = None if call.ingress == EMBEDDINGS_ROUTE else call.output_limit
             told = with_the_hold(refused, call.hold_nanos, output,
@@ -138,26 +156,48 @@ class Gateway:
             self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
             raise
 
-    async def complete(self, call: ChatCall) -> Completed:
-        """Run a non-streaming call that was prepared (and so reserved); see the module doc
-        for a client that leaves. The call runs as a task of its own, which tells the
-        handler its outcome through `told` as soon as it has it: one loop turn sooner than
-        `asyncio.shield` (the task's end, then shield's callback, then the handler)."""
-        told: asyncio.Future[Completed] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._complete_to(call, told))  # (ensure_future: +0.4 us)
-        try:
-            return await told  # cancelled with the handler (the client left): the task runs on
+    async def complete(self, call: ChatCall, limits: Admission | None = None) -> Completed:
+        """Reserve (as `reserve`), run and settle a prepared non-streaming call; see the module
+        doc for a client that leaves. The call runs as a task of its own, queued behind its
+        admission's batch: on SQLite the batch commits in the next loop turn and the task,
+        started in that same turn, finds it done and calls the upstream at once. It hands the
+        handler, through `told`, the upstream's answer with its settlement queued (`Fetched`):
+        the batch commits that first in the next turn, so the handler, woken in that same
+        turn, answers at once. Two turns fewer at each end than a handler that awaits each."""
+        admitted = self._admit(call, limits)
+        loop = asyncio.get_running_loop()  # (asyncio.create_task would ask for it again)
+        told: asyncio.Future[Fetched] = loop.create_future()
+        task = loop.create_task(self._complete_to(call, admitted, told))
+        try:  # cancelled with the handler (the client left): the task runs on
+            fetched = await told
+            settled = fetched.settled
+            if not settled.done():  # PostgreSQL: the write thread commits it meanwhile
+                await asyncio.wait((settled,))  # (never cancels it: the task awaits it too)
+            if settled.cancelled() or settled.exception() is not None:
+                await asyncio.shield(task)  # not settled: what the task raises, hold freed
         except asyncio.CancelledError:
             self._left.add(call.request_id)
             self._background.add(task)
             task.add_done_callback(partial(self._background_done, call.request_id))
             raise
+        charged = settled.result() or 0
+        answer = answer_body(call, fetched.body, fetched.usage, charged)
+        return Completed(answer, charged, fetched.size >= OFF_LOOP_BYTES)
 
-    async def _complete_to(self, call: ChatCall, told: asyncio.Future[Completed]) -> None:
-        """`_complete`, its outcome told to the handler waiting on `told`; once the handler
-        is gone (`told` cancelled), the task's own (`_background_done` looks at it)."""
+    async def _complete_to(
+        self, call: ChatCall, admitted: asyncio.Future[None], told: asyncio.Future[Fetched]
+    ) -> None:
+        """Once admitted, `_fetched`, told to the handler waiting on `told` as soon as the
+        settlement is queued; then the settlement awaited, and a hold it could not settle
+        freed. A client gone before the upstream call frees its hold (as `reserve` does);
+        once the handler is gone (`told` cancelled), what it raises is the task's own
+        (`_background_done` looks at it)."""
         try:
-            done = await self._complete(call)
+            await self._reserved(call, admitted)
+            if told.cancelled():  # the client left before the upstream was called
+                self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
+                return
+            fetched = await self._fetched(call)
         except asyncio.CancelledError:
             if told.done():
                 raise
@@ -169,7 +209,12 @@ class Gateway:
             told.set_exception(exc)
             return
         if not told.done():
-            told.set_result(done)
+            told.set_result(fetched)
+        try:
+            await fetched.settled
+        except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
+            log_unsettled(fetched.item, call.hold_nanos, exc)  # so no charge; free the hold
+            raise await self._release(call, exc) from None
 
     async def drain(self, timeout: float, window: float) -> None:
         """Before the worker stops: calls whose clients left finish and are charged; any still
@@ -228,20 +273,16 @@ class Gateway:
             )
             future.add_done_callback(partial(_log_released, what))
 
-    async def _complete(self, call: ChatCall) -> Completed:
+    async def _fetched(self, call: ChatCall) -> Fetched:
+        """The upstream's answer, its settlement queued (not yet committed: `settled`)."""
         try:
             body, usage, size = await self._fetch(call)
         except BaseException as exc:
             raise await self._release(call, exc) from None
         status = "abandoned" if call.request_id in self._left else "ok"
         item = settlement(call, usage, status)
-        try:
-            charged = await self.writes.submit(partial(settle_steps, item=item))
-        except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
-            log_unsettled(item, call.hold_nanos, exc)  # so no charge; free the hold
-            raise await self._release(call, exc) from None
-        answer = answer_body(call, body, usage, charged or 0)
-        return Completed(answer, charged or 0, size >= OFF_LOOP_BYTES)
+        settled = self.writes.submit(partial(settle_steps, item=item))
+        return Fetched(body, usage, size, item, settled)
 
     async def _fetch(self, call: ChatCall) -> tuple[JSON, Usage, int]:
         opened = await open_upstream(
@@ -255,7 +296,7 @@ class Gateway:
         finally:
             opened.response.release()
             call.upstream_sec += time.perf_counter() - reading
-        payload = await _answer_payload(call, raw, opened.response.limits.max_event_bytes)
+        payload = await answer_payload(call, raw, opened.response.limits.max_event_bytes)
         if not isinstance(payload, dict):
             raise UpstreamBroken("the upstream answered with something other than an object")
         try:
@@ -347,19 +388,3 @@ def _log_released(what: str, future: asyncio.Future[int]) -> None:
                   exc_info=error and traceback_of(error))  # fmt: skip
     elif released := future.result():
         log.warning("released %d holds of %s (process or call gone)", released, what)
-
-
-async def _answer_payload(call: ChatCall, raw: bytearray, max_event_bytes: int) -> Any:
-    """The upstream's answer as JSON (a large one parsed off the loop: client.json_of); from an
-    `openai` provider's Chat Completions, a stream instead (a compatible server that ignores
-    `"stream": false`) is read into the completion its chunks add up to
-    (providers/openai_merge.py)."""
-    try:
-        return await json_of(raw)
-    except NOT_JSON:
-        pass
-    chat = call.route.provider.kind == "openai" and not isinstance(call.adapter, NativeResponses)
-    merged = streamed_answer(bytes(raw), max_event_bytes) if chat else None
-    if merged is None:
-        raise UpstreamBroken("the upstream answered with a body that is not JSON")
-    return merged

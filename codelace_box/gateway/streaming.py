@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from codelace_box.gateway.client import DEFAULT_MAX_EVENT_BYTES, UpstreamTooLarge
+from codelace_box.gateway.client import (
+    DEFAULT_MAX_EVENT_BYTES,
+    NOT_JSON,
+    UpstreamBroken,
+    UpstreamTooLarge,
+    json_of,
+)
+from codelace_box.gateway.request import ChatCall
 from codelace_box.jsonwire import dumps
 from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.openai_merge import completion_from_stream
+from codelace_box.providers.responses_passthrough import NativeResponses
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -138,3 +146,19 @@ def streamed_answer(raw: bytes, max_event_bytes: int) -> dict[str, Any] | None:
     parser = SSEParser(max_event_bytes)
     events = parser.feed(raw) + parser.flush()
     return None if parser.too_large is not None else completion_from_stream(events)
+
+
+async def answer_payload(call: ChatCall, raw: bytearray, max_event_bytes: int) -> Any:
+    """The upstream's answer as JSON (a large one parsed off the loop: client.json_of); from an
+    `openai` provider's Chat Completions, a stream instead (a compatible server that ignores
+    `"stream": false`) is read into the completion its chunks add up to
+    (providers/openai_merge.py)."""
+    try:
+        return await json_of(raw)
+    except NOT_JSON:
+        pass
+    chat = call.route.provider.kind == "openai" and not isinstance(call.adapter, NativeResponses)
+    merged = streamed_answer(bytes(raw), max_event_bytes) if chat else None
+    if merged is None:
+        raise UpstreamBroken("the upstream answered with a body that is not JSON")
+    return merged

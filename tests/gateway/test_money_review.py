@@ -32,7 +32,7 @@ from codelace_box.gateway.metering import (
     settle_in,
 )
 from codelace_box.gateway.pipeline import Gateway, GatewaySettings
-from codelace_box.gateway.request import ChatCall
+from codelace_box.gateway.request import ChatCall, prepare_call
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.live_refs import LiveRefs
 from codelace_box.reports.usage import usage_summary
@@ -142,6 +142,31 @@ async def test_client_leaving_during_admission_leaves_no_hold(db: Path, turns: i
     assert (fresh.balance_nanos, fresh.held_nanos) == (10**9, 0)
     row = UsageRecord.get(UsageRecord.request_id == "req-gone")
     assert (row.status, row.cost_nanos) == ("abandoned", 0)
+    assert find_mismatches() == []
+
+
+async def test_a_plain_call_left_while_its_admission_is_queued_never_calls_upstream(
+    db: Path,
+) -> None:
+    """Gateway.complete queues the admission and starts the call's task behind it (the upstream
+    called in the admission's own loop turn): a client gone before that turn gets its hold
+    back, nothing charged, the request recorded as abandoned, and the upstream (here a closed
+    port, which a call would have reached and failed on) never called."""
+    gateway, user, key_id = _gateway_and_funded_user("queued@money.test")
+    call = prepare_call(gateway.routes, HI_BODY, 60, request_id="req-queued", user_id=user.id,
+                        key_id=key_id)  # fmt: skip
+    task = asyncio.ensure_future(gateway.complete(call))
+    await asyncio.sleep(0)  # the handler's step: the admission queued, the call's task made
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(4):
+        await asyncio.sleep(0)
+    assert Hold.select().count() == 0
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (10**9, 0)
+    row = UsageRecord.get(UsageRecord.request_id == "req-queued")
+    assert (row.status, row.error_code, row.cost_nanos) == ("abandoned", "client_closed", 0)
     assert find_mismatches() == []
 
 
