@@ -154,10 +154,11 @@ class GuardedHttp(FramedHttp):
         return await super().read()
 
     def _count_chunk(self) -> None:
-        """One more chunk of a chunked body: a 400 (and the connection closed) once there
-        are more than FREE_CHUNKS averaging under MIN_CHUNK_BYTES."""
-        self.chunks += 1
-        if self.chunks > FREE_CHUNKS and (self.request_bytes or 0) < self.chunks * MIN_CHUNK_BYTES:
+        """A chunk's size line next: a 400 (and the connection closed) once the chunks read
+        (`request_bytes` is theirs; not this one, its size unknown yet, nor the last-chunk
+        line) are more than FREE_CHUNKS averaging under MIN_CHUNK_BYTES."""
+        read, self.chunks = self.chunks, self.chunks + 1
+        if read > FREE_CHUNKS and (self.request_bytes or 0) < read * MIN_CHUNK_BYTES:
             self.keep_alive = False
             raise BadRequest(
                 f"a chunked body's chunks must average {MIN_CHUNK_BYTES} bytes or more (after "

@@ -13,6 +13,7 @@ import socket
 
 import pytest
 
+from codelace_box.http_guard import FREE_CHUNKS, MIN_CHUNK_BYTES
 from tests.fuzz.conftest import CHAT_MODEL, FuzzBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -67,4 +68,21 @@ def test_a_few_tiny_chunks_are_still_served(box: FuzzBox) -> None:
     """A client that sends a small body a few bytes at a time (a generator) is served."""
     key = b"Authorization: Bearer " + box.key.encode()
     answer = exchange(box, chunked_post("/v1/chat/completions", padded(500), 1, key))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_chunks_averaging_exactly_the_minimum_are_served(box: FuzzBox) -> None:
+    """The rule is an average under MIN_CHUNK_BYTES: chunks of exactly that size pass, however
+    many (the check once counted the chunk whose size line it was reading, not yet its bytes)."""
+    key = b"Authorization: Bearer " + box.key.encode()
+    data = padded(MIN_CHUNK_BYTES * (FREE_CHUNKS + 500))
+    answer = exchange(box, chunked_post("/v1/chat/completions", data, MIN_CHUNK_BYTES, key))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_the_free_allowance_of_tiny_chunks_is_served_whole(box: FuzzBox) -> None:
+    """FREE_CHUNKS chunks of one byte are within the allowance: the last-chunk (`0`) line
+    that ends the body is no chunk of it."""
+    key = b"Authorization: Bearer " + box.key.encode()
+    answer = exchange(box, chunked_post("/v1/chat/completions", padded(FREE_CHUNKS), 1, key))
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
