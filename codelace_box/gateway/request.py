@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.gateway.advisor import advisor_tools
 from codelace_box.gateway.extra_samplings import extra_samplings_nanos
 from codelace_box.gateway.metering import (
     DEFAULT_MAX_OUTPUT_TOKENS,
@@ -226,6 +227,20 @@ def worst_case_nanos(
     return worst + (extra_samplings_nanos(body, context, *prices) if as_sent else 0)
 
 
+def refuse_advisor(body: JSON) -> None:
+    """400 for Anthropic's advisor tool on chat, even allowed for the provider: its calls are
+    charged at the advisor model's own catalog prices, held to the catalog and the key's
+    allow-list (gateway/advisor.py), which only /v1/messages to an anthropic provider can do
+    (a front of Claude's chat usage does not tell the advisor's tokens apart)."""
+    for index, _ in advisor_tools(body):
+        where = f"tools.{index}"
+        raise InvalidRequest(
+            f"{where}: the advisor tool is taken on /v1/messages only (its calls are charged "
+            "at the advisor model's own prices)",
+            param=where,
+        )
+
+
 def predicted_tokens(body: JSON) -> int:
     """OpenAI's predicted outputs: the prediction's tokens the answer does not use are billed
     as output, past max_tokens. Reserved a token per byte (no token is shorter)."""
@@ -281,6 +296,7 @@ def prepare_call(
     """Validate, route and price a request (nothing is reserved yet)."""
     route = routes.resolve(validate_body(body))
     check_billed_fields(body, route.provider.allowed_fields, route.id)
+    refuse_advisor(body)
     adapter = adapter_for(route.provider.kind).for_call(body)
     cap, from_client = output_cap(body, route)  # without the client's: the one sent upstream
     adapter.check_request(body, route.upstream_model, default_max_tokens=cap)

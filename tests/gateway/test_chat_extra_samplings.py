@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from codelace_box.gateway.metering import SERVER_LOOP_TURNS
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, Box, BoxFactory, cost_nanos
 
@@ -59,18 +58,25 @@ def test_a_compaction_pass_through_an_openai_front_is_held_for(
     _charged_in_full(box, fake, body, (12_000 + 800, 6_000 + 10))
 
 
-def test_advisor_calls_through_an_openai_front_are_held_for(box: Box, fake: FakeOpenAI) -> None:
-    """The operator allowed `advisor` for the provider: on top of the executor's loop (ten
-    turns, each reading the window after the first, each writing up to max_tokens), two
-    advisor calls each read the window and wrote up to the tool's max_tokens. The hold was the
-    loop's alone."""
+def test_an_advisor_tool_through_an_openai_front_is_a_400(box: Box, fake: FakeOpenAI) -> None:
+    """The operator allowed `advisor` for the provider, but a chat body reaches a front of
+    Claude as sent and its usage does not tell the advisor's tokens apart: they would be
+    charged at the requested model's prices, and the advisor model (here Opus, for a key
+    limited to the requested model) would escape the catalog and the key's allow-list that
+    /v1/messages holds it to (gateway/advisor.py). Refused: nothing sent, nothing charged."""
     box.cli("providers", "update", "fake", "--allow-field", "advisor")
     box.until_reloaded()
     try:
+        email, key = box.new_user("1")
         body = {"model": MODEL, "max_tokens": 100, "tools": [ADVISOR],
                 "messages": [{"role": "user", "content": "Plan the migration."}]}  # fmt: skip
-        loop = (SERVER_LOOP_TURNS - 1) * CONTEXT, SERVER_LOOP_TURNS * 100
-        _charged_in_full(box, fake, body, (loop[0] + 2 * CONTEXT, loop[1] + 2 * 2048))
+        before = len(fake.requests)
+        with box.http(key) as http:
+            answer = http.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["param"] == "tools.0" and "/v1/messages" in error["message"], error
+        assert len(fake.requests) == before and box.balance(email) == (NANOS, 0)
     finally:
         box.cli("providers", "update", "fake", "--no-allow-field", "advisor")
         box.until_reloaded()
