@@ -41,7 +41,8 @@ BILLED_FIELDS: dict[str, str] = {
     "code_execution": "Anthropic's code execution server tool, billed per hour",
     "advisor": "Anthropic's advisor server tool: a second model (Opus) answers inside the call, "
     "billed at that model's rates; allowed, its calls are charged at that model's own catalog "
-    "prices, so it must be in the catalog for this provider (its --upstream-model)",
+    "prices, so it must be in the catalog for this provider (its --upstream-model); taken on "
+    "/v1/messages only",
     "speed": "Anthropic's fast mode, billed at premium prices (only standard passes)",
     "inference_geo": "inference pinned to a region, billed at a premium (only global passes)",
     "mcp_servers": "Anthropic's MCP connector: remote tool results billed as input the "
