@@ -129,7 +129,7 @@ UPSTREAM_ERROR_CODES = frozenset({
     "provider_key_rejected", "provider_out_of_credit", "provider_unavailable", "rate_limited",
     "server_error", "service_unavailable", "upstream_error", "upstream_overloaded",
     "upstream_rejected", "upstream_timeout", "upstream_too_large", "upstream_unreachable",
-    "upstream_redirect", "unsupported_content_encoding",
+    "upstream_redirect", "unsupported_content_encoding", "advisor_not_in_catalog",
     "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
     "request_too_large", "rate_limit_error", "api_error", "overloaded_error", "billing_error",
     "timeout_error",
