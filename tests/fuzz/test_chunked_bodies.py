@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
 import pytest
 
@@ -29,18 +28,6 @@ def chunked_post(path: str, data: bytes, size: int, *fields: bytes) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body + b"0\r\n\r\n"
 
 
-def exchange(box: FuzzBox, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", box.server.port), timeout=15) as client:
-        client.sendall(request)
-        answer = b""
-        try:
-            while data := client.recv(65536):
-                answer += data
-        except ConnectionResetError:
-            pass
-    return answer
-
-
 def padded(length: int) -> bytes:
     """A chat request of `length` bytes (blanks after the JSON object)."""
     return json.dumps(BODY).encode().ljust(length)
@@ -48,7 +35,7 @@ def padded(length: int) -> bytes:
 
 def test_a_body_in_tiny_chunks_is_a_400_that_says_so(box: FuzzBox) -> None:
     key = b"Authorization: Bearer " + box.key.encode()
-    answer = exchange(box, chunked_post("/v1/chat/completions", padded(5000), 1, key))
+    answer = box.raw(chunked_post("/v1/chat/completions", padded(5000), 1, key))
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert re.search(rb"(?im)^connection: close\r?$", head), head
@@ -60,14 +47,14 @@ def test_a_body_in_tiny_chunks_is_a_400_that_says_so(box: FuzzBox) -> None:
 @pytest.mark.parametrize("size", [300, 4096, 65536])
 def test_a_body_in_chunks_of_a_fair_size_is_served(box: FuzzBox, size: int) -> None:
     key = b"Authorization: Bearer " + box.key.encode()
-    answer = exchange(box, chunked_post("/v1/chat/completions", padded(900_000), size, key))
+    answer = box.raw(chunked_post("/v1/chat/completions", padded(900_000), size, key))
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
 
 
 def test_a_few_tiny_chunks_are_still_served(box: FuzzBox) -> None:
     """A client that sends a small body a few bytes at a time (a generator) is served."""
     key = b"Authorization: Bearer " + box.key.encode()
-    answer = exchange(box, chunked_post("/v1/chat/completions", padded(500), 1, key))
+    answer = box.raw(chunked_post("/v1/chat/completions", padded(500), 1, key))
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
 
 
@@ -76,7 +63,7 @@ def test_chunks_averaging_exactly_the_minimum_are_served(box: FuzzBox) -> None:
     many (the check once counted the chunk whose size line it was reading, not yet its bytes)."""
     key = b"Authorization: Bearer " + box.key.encode()
     data = padded(MIN_CHUNK_BYTES * (FREE_CHUNKS + 500))
-    answer = exchange(box, chunked_post("/v1/chat/completions", data, MIN_CHUNK_BYTES, key))
+    answer = box.raw(chunked_post("/v1/chat/completions", data, MIN_CHUNK_BYTES, key))
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
 
 
@@ -84,5 +71,5 @@ def test_the_free_allowance_of_tiny_chunks_is_served_whole(box: FuzzBox) -> None
     """FREE_CHUNKS chunks of one byte are within the allowance: the last-chunk (`0`) line
     that ends the body is no chunk of it."""
     key = b"Authorization: Bearer " + box.key.encode()
-    answer = exchange(box, chunked_post("/v1/chat/completions", padded(FREE_CHUNKS), 1, key))
+    answer = box.raw(chunked_post("/v1/chat/completions", padded(FREE_CHUNKS), 1, key))
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
