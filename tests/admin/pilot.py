@@ -51,7 +51,7 @@ def make_env(tmp: Path, **extra: dict[str, Any]) -> AdminEnv:
 
 
 async def until(
-    pilot: Pilot[Any], check: Callable[[], object], what: str, timeout: float = 8.0
+    pilot: Pilot[Any], check: Callable[[], object], what: str, timeout: float = 20.0
 ) -> None:
     """Let the app run until `check()` is truthy; fail naming `what` after `timeout` s. A widget
     the check looks for that is not on screen yet (a dialog still saving above it) is not yet."""

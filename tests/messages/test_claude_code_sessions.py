@@ -236,7 +236,7 @@ def test_a_key_expiring_between_two_prompts_stops_at_once(
     """The key expires between a prompt and the next (`--continue`): Claude Code says why at
     once. The 401 without `x-should-retry: false` had it retry for minutes, silent."""
     email, _ = fresh.new_key()
-    expires = datetime.now(UTC) + timedelta(seconds=5)
+    expires = datetime.now(UTC) + timedelta(seconds=20)  # Claude Code starts in 2-8 s
     key = fresh.cli("keys", "create", email, "--expires", expires.isoformat())
     key = key.strip().splitlines()[0]
     home = tmp_path / "home"
