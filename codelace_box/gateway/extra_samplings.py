@@ -14,8 +14,10 @@ in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
   else one per turn of the loop (SERVER_LOOP_TURNS). Anthropic bills them at the advisor
   model's own rates, and so does the box: at its catalog model's prices, which the hold covers
   (gateway/advisor.py).
-/v1/chat/completions (and /v1/responses, which refuses both today) holds for them too
-(`extra_samplings_nanos`): an `openai` provider may be a front of Claude that passes them on.
+/v1/chat/completions holds for compaction too (`compaction_nanos`): an `openai` provider may be
+a front of Claude that passes the compact edit on and reports the pass in its usage. Not for the
+advisor: chat refuses that tool on every provider (request.refuse_advisor, before the hold), as
+/v1/responses refuses both.
 """
 
 from __future__ import annotations
@@ -72,19 +74,13 @@ def advisor_tokens(body: dict[str, Any], context_tokens: int) -> tuple[int, int]
     return read, written
 
 
-def extra_samplings_nanos(
+def compaction_nanos(
     body: dict[str, Any], context_tokens: int, input_per_1m: int, output_per_1m: int
 ) -> int:
-    """The most the extra samplings a body asks for may cost: the advisor calls' reads at the
-    input price and writes at the output one, the compaction passes at the dearer of the two.
-    For a chat (or Responses) call, whose provider may be a front of Claude (OpenRouter,
-    LiteLLM) passing the compact edit or the advisor tool on, and reporting what they cost in
-    its usage; /v1/messages holds the same tokens in its own sum (gateway/messages.py)."""
-    read, written = advisor_tokens(body, context_tokens)
-    passes = compaction_tokens(body, context_tokens)
-    if not (read or written or passes):
-        return 0
-    dearest = max(input_per_1m, output_per_1m)
-    return token_cost_nanos(read, written, input_per_1m, output_per_1m) + token_cost_nanos(
-        passes, 0, dearest, 0
+    """The most the compaction passes a chat body asks for may cost: their tokens at the dearer
+    of the input and output prices. For a chat call, whose provider may be a front of Claude
+    (OpenRouter, LiteLLM) passing the compact edit on and reporting the pass in its usage;
+    /v1/messages holds the same tokens in its own sum (gateway/messages.py)."""
+    return token_cost_nanos(
+        compaction_tokens(body, context_tokens), 0, max(input_per_1m, output_per_1m), 0
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.advisor import advisor_tools
-from codelace_box.gateway.extra_samplings import extra_samplings_nanos
+from codelace_box.gateway.extra_samplings import compaction_nanos
 from codelace_box.gateway.metering import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     input_token_bound,
@@ -215,8 +215,8 @@ def worst_case_nanos(
 ) -> int:
     """What a chat call may cost at most, for `output` (tokens per choice, choices): its input
     bound, its output, and to an `openai` provider (the body goes as sent) a prediction's
-    tokens and the extra samplings a front of Claude runs for it (a compaction pass, advisor
-    calls: gateway/extra_samplings.py)."""
+    tokens and the compaction passes a front of Claude runs for it (gateway/extra_samplings.py;
+    no advisor calls: `refuse_advisor` has refused that tool before)."""
     prices = route.max_input_per_1m_nanos, route.output_per_1m_nanos
     as_sent = route.provider.kind == "openai"
     worst = token_cost_nanos(
@@ -224,7 +224,7 @@ def worst_case_nanos(
         (output[0] + (predicted_tokens(body) if as_sent else 0)) * output[1],
         *prices,
     )
-    return worst + (extra_samplings_nanos(body, context, *prices) if as_sent else 0)
+    return worst + (compaction_nanos(body, context, *prices) if as_sent else 0)
 
 
 def refuse_advisor(body: JSON) -> None:

@@ -1,9 +1,10 @@
 """/v1/chat/completions to an `openai` provider that fronts Claude (OpenRouter, LiteLLM): a
-body's server-side compaction edit (`context_management`) or advisor tool (once the operator
-allowed `advisor`) goes upstream as sent, and Anthropic bills the extra samplings they run,
-which such a front reports in the usage. The hold must cover them as /v1/messages' does
-(gateway/extra_samplings.py), or the charge stops at a hold of the answer alone and the rest is
-the operator's loss. Real box, fake OpenAI-compatible upstream."""
+body's server-side compaction edit (`context_management`) goes upstream as sent, and Anthropic
+bills the summarisation pass it runs, which such a front reports in the usage. The hold must
+cover it as /v1/messages' does (gateway/extra_samplings.py), or the charge stops at a hold of
+the answer alone and the rest is the operator's loss. The advisor tool, the other extra
+sampling, is refused on chat whatever the operator allowed. Real box, fake OpenAI-compatible
+upstream."""
 
 from __future__ import annotations
 
