@@ -7,16 +7,26 @@ bills it at the advisor model's rates. So the box charges it at the advisor's ow
 prices: admission finds the catalog model of the request's provider whose upstream name is the
 tool's `model` (compared in composed Unicode form), and refuses the call (400) without one; the
 key's allow-list must name it (403, as for the requested model); the hold covers the advisor's
-tokens at its prices (gateway/extra_samplings.py counts them); the settlement prices its
-iterations at them and the usage row records them (`AdvisorCharge`). Everything else in the
-call is charged at the requested model's prices, as before.
+tokens (gateway/extra_samplings.py counts them); the settlement prices its iterations at its
+prices and the usage row records them (`AdvisorCharge`). Everything else in the call is charged
+at the requested model's prices, as before.
+
+Each `advisor_message` names the model that ran it. One other than the tool's (a dated id of
+it, `claude-opus-4-6-20260101` for `claude-opus-4-6`, is the same model) was billed by the
+provider at rates the box cannot be sure of: the call's advisor tokens are then charged at the
+dearer of the advisor's and the requested model's prices, kind by kind, and a warning names the
+request and both models; the answered call is never failed for it. The hold covers the advisor
+at those dearer prices, so such a charge stays within it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from codelace_box.crypto import mask_tokens
 from codelace_box.db.text import composed
 from codelace_box.errors import InvalidRequest
 from codelace_box.gateway.routing import ModelRoute, RouteTable
@@ -24,6 +34,8 @@ from codelace_box.money import token_cost_nanos
 from codelace_box.providers.base import AdvisorTokens
 
 ADVISOR_PREFIX = "advisor_"  # the tool's dated type: advisor_20260301
+_SNAPSHOT = re.compile(r"(.+)-(\d{8}|latest)")  # a model id's date (or -latest) suffix
+log = logging.getLogger("codelace_box.gateway")
 
 
 @dataclass
@@ -53,25 +65,68 @@ class AdvisorCharge:
         )
 
 
-def advisor_charge(advisor: ModelRoute, tokens: AdvisorTokens | None) -> AdvisorCharge:
-    """What a call's advisor tokens are charged at: its catalog model's prices."""
-    return AdvisorCharge(
-        model=advisor.id,
-        input_per_1m_nanos=advisor.input_per_1m_nanos,
-        output_per_1m_nanos=advisor.output_per_1m_nanos,
-        cache_read_per_1m_nanos=advisor.cache_read_per_1m_nanos,
-        cache_write_per_1m_nanos=advisor.cache_write_per_1m_nanos,
-        cache_write_1h_per_1m_nanos=advisor.cache_write_1h_per_1m_nanos,
-        tokens=tokens or AdvisorTokens(),
+def _prices(*models: ModelRoute) -> tuple[int, int, int, int, int]:
+    """The dearest price of each kind among catalog models, in AdvisorCharge's order."""
+    return (
+        max(model.input_per_1m_nanos for model in models),
+        max(model.output_per_1m_nanos for model in models),
+        max(model.cache_read_per_1m_nanos for model in models),
+        max(model.cache_write_per_1m_nanos for model in models),
+        max(model.cache_write_1h_per_1m_nanos for model in models),
     )
 
 
-def advisor_hold(advisor: ModelRoute, read: int, written: int) -> int:
-    """The worst case of the advisor's calls: the tokens they may read at its dearest input
-    price (a cache write may cost more than input), those they may write at its output
-    price (extra_samplings.advisor_tokens gives both)."""
+def advisor_charge(
+    advisor: ModelRoute, tokens: AdvisorTokens | None, executor: ModelRoute, request_id: str
+) -> AdvisorCharge:
+    """What a call's advisor tokens are charged at: its catalog model's prices; the dearer of
+    those and the requested model's (`executor`), kind by kind, when an advisor call reported
+    another model than the one the tool named (logged)."""
+    tokens = tokens or AdvisorTokens()
+    prices = _prices(advisor)
+    others = [m for m in tokens.models if not same_model(advisor.upstream_model, m)]
+    if others:
+        prices = _prices(advisor, executor)
+        log.warning(
+            "request %s: an advisor call reported the model %r, not %r that the advisor tool"
+            " named; its tokens are charged at the dearer of %s's and %s's prices",
+            request_id,
+            mask_tokens(others[0], 100),
+            advisor.upstream_model,
+            advisor.id,
+            executor.id,
+        )
+    return AdvisorCharge(advisor.id, *prices, tokens=tokens)
+
+
+def same_model(named: str, reported: str) -> bool:
+    """Whether an advisor call's reported model is the one the tool named: the same id (in
+    composed Unicode form), or the same with a date on one side only (`claude-opus-4-6` and
+    `claude-opus-4-6-20260101`) or `-latest` on one side. Two different dates differ."""
+    named_base, named_date = _undated(composed(named))
+    reported_base, reported_date = _undated(composed(reported))
+    dates = (named_date, reported_date)
+    return named_base == reported_base and (
+        named_date == reported_date or None in dates or "latest" in dates
+    )
+
+
+def _undated(name: str) -> tuple[str, str | None]:
+    """A model id without its date (or `-latest`) suffix, and that suffix (None: none)."""
+    dated = _SNAPSHOT.fullmatch(name)
+    return (dated.group(1), dated.group(2)) if dated else (name, None)
+
+
+def advisor_hold(advisor: ModelRoute, executor: ModelRoute, read: int, written: int) -> int:
+    """The worst case of the advisor's calls: the tokens they may read at the dearest input
+    price (a cache write may cost more than input), those they may write at the dearer output
+    price, of the advisor's and the requested model's (`executor`) prices: what they are
+    charged at if they report another model (extra_samplings.advisor_tokens gives both)."""
     return token_cost_nanos(
-        read, written, advisor.max_input_per_1m_nanos, advisor.output_per_1m_nanos
+        read,
+        written,
+        max(advisor.max_input_per_1m_nanos, executor.max_input_per_1m_nanos),
+        max(advisor.output_per_1m_nanos, executor.output_per_1m_nanos),
     )
 
 

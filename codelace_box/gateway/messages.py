@@ -296,7 +296,7 @@ def prepare_messages_call(
     hold = hold_for(route, bound, loop, compaction)  # and charged (extra_samplings.py)
     advisor = advisor_route(routes, route, body) if route.provider.kind == "anthropic" else None
     if advisor is not None:  # its calls: at its own prices (gateway/advisor.py)
-        hold += advisor_hold(advisor, *advisor_tokens(body, context))
+        hold += advisor_hold(advisor, route, *advisor_tokens(body, context))
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,
         output_cap=cap, hold_nanos=hold, stream=bool(body.get("stream")), ingress=MESSAGES_ROUTE,

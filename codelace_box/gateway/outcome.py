@@ -59,10 +59,12 @@ def settlement(
 
 
 def advisor_part(call: ChatCall, usage: Usage | None) -> AdvisorCharge | None:
-    """The advisor model's tokens of a call that consulted one, at its catalog prices."""
+    """The advisor model's tokens of a call that consulted one, at its catalog prices (or
+    dearer: gateway/advisor.py)."""
     if call.advisor is None:
         return None
-    return advisor_charge(call.advisor, usage.advisor if usage is not None else None)
+    tokens = usage.advisor if usage is not None else None
+    return advisor_charge(call.advisor, tokens, call.route, call.request_id)
 
 
 def cache_tokens(call: ChatCall, usage: Usage | None) -> CacheTokens:

@@ -81,7 +81,8 @@ ADVISOR_ITERATION = "advisor_message"  # an advisor model's call, billed at that
 
 def advisor_tokens(usage: JSON) -> AdvisorTokens | None:
     """The tokens of the advisor calls in `usage.iterations` (their `advisor_message` items,
-    summed), None without any: priced at the advisor model's own prices (gateway/advisor.py)."""
+    summed) and the models they report, None without any: priced at the advisor model's own
+    prices, or dearer if they report another model (gateway/advisor.py)."""
     iterations = usage.get("iterations")
     if type(iterations) is not list:  # (most answers: no walk)
         return None
@@ -98,6 +99,9 @@ def advisor_tokens(usage: JSON) -> AdvisorTokens | None:
         part.cache_read_tokens += _count(call, "cache_read_input_tokens")
         part.cache_write_tokens += writes
         part.cache_write_1h_tokens += min(hours, writes)
+        model = call.get("model")  # (a few distinct ones tell a mismatch: the list is bounded)
+        if isinstance(model, str) and model not in part.models and len(part.models) < 8:
+            part.models += (model,)
     return part
 
 

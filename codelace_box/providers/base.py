@@ -34,6 +34,7 @@ class AdvisorTokens:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0  # 1-hour writes included
     cache_write_1h_tokens: int = 0
+    models: tuple[str, ...] = ()  # the models its iterations reported running them, distinct
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from codelace_box.gateway.advisor import AdvisorCharge
+import pytest
+
+from codelace_box.gateway.advisor import AdvisorCharge, same_model
 from codelace_box.gateway.charges import CacheTokens, Settlement, usage_values
 from codelace_box.providers.anthropic_passthrough import PassthroughStream, upstream_body
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
@@ -73,7 +75,7 @@ def test_an_advisor_models_tokens_are_billed_at_its_prices_rounded_up_once() -> 
     assert (usage.input_tokens, usage.output_tokens) == (7 + 4 + 2 + 11 + 5 + 3, 9 + 13)
     assert usage.advisor == AdvisorTokens(
         input_tokens=19, output_tokens=13, cache_read_tokens=5, cache_write_tokens=3,
-        cache_write_1h_tokens=2,
+        cache_write_1h_tokens=2, models=("claude-opus-4-6",),
     )  # fmt: skip
     cache = CacheTokens(read_tokens=usage.cache_read_tokens, write_tokens=usage.cache_write_tokens,
                         write_1h_tokens=usage.cache_write_1h_tokens, read_per_1m_nanos=300,
@@ -215,3 +217,23 @@ def test_an_object_prefix_takes_every_beginning_of_an_object_and_nothing_else() 
         check = ObjectPrefix()
         assert not check.feed(text), text
         assert not check.feed("}"), "once refused, always refused"
+
+
+@pytest.mark.parametrize(
+    ("named", "reported", "same"),
+    [
+        ("claude-opus-4-6", "claude-opus-4-6", True),
+        ("claude-opus-4-6", "claude-opus-4-6-20260101", True),  # the dated id of the alias
+        ("claude-opus-4-6-20260101", "claude-opus-4-6", True),
+        ("claude-opus-4-6-latest", "claude-opus-4-6-20260101", True),
+        ("claude-opus-4-6-20260101", "claude-opus-4-6-20270101", False),  # two snapshots
+        ("claude-opus-4-6", "claude-opus-4-7", False),
+        ("claude-opus-4-6", "claude-sonnet-4-6", False),
+        ("claude-opus-4-6", "claude-opus-4-6-fast", False),
+    ],
+)
+def test_an_advisor_calls_reported_model_is_the_named_one_or_its_dated_id(
+    named: str, reported: str, same: bool
+) -> None:
+    """gateway/advisor.py charges the advisor's tokens at its own prices only when they match."""
+    assert same_model(named, reported) is same
