@@ -313,10 +313,9 @@ class Gateway:
 
     async def open_stream(self, call: ChatCall, limits: Admission | None = None) -> StreamRelay:
         """Reserve (as `reserve`) and start a streaming call, its errors raised here; its task
-        runs behind the admission's batch (as `complete`'s: the upstream called in its turn)
-        and tells the relay through `told` (a turn sooner than a shielded task's end). A client
-        gone before the upstream call gets its hold back; later, the upstream works on (billing
-        the operator), so it is read on in the background and charged what it reports."""
+        runs behind the admission's batch (as `complete`'s) and tells the relay through `told`.
+        A client gone before the upstream call gets its hold back; later, the upstream works on
+        (billing the operator), so it is read on in the background and charged what it says."""
         admitted = self._admit(call, limits)
         loop = asyncio.get_running_loop()
         told: asyncio.Future[StreamRelay] = loop.create_future()
@@ -324,6 +323,7 @@ class Gateway:
         try:
             return await told
         except asyncio.CancelledError:
+            told.cancel()  # (already, if the cancellation came through it)
             if told.cancelled() or told.exception() is not None:  # the task sees to it
                 self._background.add(task)
                 task.add_done_callback(partial(self._background_done, call.request_id))
