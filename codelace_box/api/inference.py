@@ -133,8 +133,7 @@ async def answer(
         if done.large:  # written off the loop
             return await large_json_response(done.body, headers)
         return json_response(done.body, headers=headers)
-    await gateway.reserve(call, limits)
-    relay = await gateway.open_stream(call)
+    relay = await gateway.open_stream(call, limits)  # reserved inside, as complete()
     stream = LazyStream(request)
     request.ctx.streaming = True  # its access line and metrics: when it ends, below
     try:

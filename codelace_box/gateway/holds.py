@@ -12,6 +12,8 @@ still read.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from codelace_box.db import hotpath
 from codelace_box.db.core import Tx, connection, utcnow, write_transaction
+from codelace_box.db.failures import traceback_of
 from codelace_box.db.owners import (
     claim_owner,
     claim_owner_again,
@@ -30,6 +33,7 @@ from codelace_box.db.owners import (
 )
 
 ORPHAN_AGE_SEC = 6 * 3600.0  # no request lives this long (Sanic's RESPONSE_TIMEOUT is shorter)
+log = logging.getLogger("codelace_box.gateway")
 _HOST = socket.gethostname()[:200]  # with the pid and the token, within hold.owner's 255
 
 
@@ -195,3 +199,13 @@ def release_holds_in(tx: Tx, *, owners: Iterable[str] = (), request_ids: Iterabl
     if released:
         hotpath.recount_held(tx)
     return released
+
+
+def log_released(what: str, future: asyncio.Future[int]) -> None:
+    """The sweep's line on the holds it freed (Gateway.release_leftovers), or its failure."""
+    if future.cancelled() or (exc := future.exception()) is not None:
+        error = None if future.cancelled() else exc
+        log.error("releasing the holds of %s failed: %s", what, error or "cancelled",
+                  exc_info=error and traceback_of(error))  # fmt: skip
+    elif released := future.result():
+        log.warning("released %d holds of %s (process or call gone)", released, what)

@@ -2,7 +2,7 @@
 
 `Gateway` holds the process's routing table and upstream client. `prepare()` validates,
 routes, prices and reserves (402 before any upstream call). `complete()` reserves and answers
-a non-streaming call; `open_stream()` (after `reserve()`) returns a `StreamRelay` once the
+a non-streaming call; `open_stream()` reserves and returns a `StreamRelay` once the
 upstream accepted the call, so every error before the first byte is still a plain JSON error
 with its status.
 Every path settles exactly once, synchronously (no await can split it), including a client
@@ -26,7 +26,6 @@ from typing import Any
 
 from codelace_box.catalog.keyprobe import KeyProber
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.failures import traceback_of
 from codelace_box.errors import CodelaceError, InsufficientCredits
 from codelace_box.gateway.admission import Admission, with_the_hold
 from codelace_box.gateway.client import (
@@ -39,6 +38,7 @@ from codelace_box.gateway.dialects import EMBEDDINGS_ROUTE, MESSAGES_ROUTE, answ
 from codelace_box.gateway.holds import (
     OwnerWatch,
     claim_hold_owner_again,
+    log_released,
     own_holds_older_than,
     release_holds_in,
 )
@@ -271,7 +271,7 @@ class Gateway:
             future = self.writes.submit(
                 partial(release_holds_in, owners=owners, request_ids=leaked)
             )
-            future.add_done_callback(partial(_log_released, what))
+            future.add_done_callback(partial(log_released, what))
 
     async def _fetched(self, call: ChatCall) -> Fetched:
         """The upstream's answer, its settlement queued (not yet committed: `settled`)."""
@@ -311,17 +311,45 @@ class Gateway:
             usage.input_tokens = call.input_guess()
         return body, usage, len(raw)
 
-    async def open_stream(self, call: ChatCall) -> StreamRelay:
-        """Start a streaming call; errors before the upstream accepted it are raised here. A
-        client that leaves meanwhile does not stop it: the upstream already works on the call
-        (and bills the operator), so it is opened and read on in the background, and charged
-        what the provider reports, as a stream left later is."""
-        task = asyncio.create_task(self._open_stream(call))
+    async def open_stream(self, call: ChatCall, limits: Admission | None = None) -> StreamRelay:
+        """Reserve (as `reserve`) and start a streaming call, its errors raised here; its task
+        runs behind the admission's batch (as `complete`'s) and tells the relay through `told`.
+        A client gone before the upstream call gets its hold back; later, the upstream works on
+        (billing the operator), so it is read on in the background and charged what it says."""
+        admitted = self._admit(call, limits)
+        loop = asyncio.get_running_loop()
+        told: asyncio.Future[StreamRelay] = loop.create_future()
+        task = loop.create_task(self._open_stream_to(call, admitted, told))
         try:
-            return await asyncio.shield(task)
+            return await told
         except asyncio.CancelledError:
-            self._detach(call.request_id, _read_on_when_open(task))
+            told.cancel()  # (already, if the cancellation came through it)
+            if told.cancelled() or told.exception() is not None:  # the task sees to it
+                self._background.add(task)
+                task.add_done_callback(partial(self._background_done, call.request_id))
+            else:  # told the relay, then cancelled before it resumed: read on
+                self._detach(call.request_id, told.result().read_on())
             raise
+
+    async def _open_stream_to(
+        self, call: ChatCall, admitted: asyncio.Future[None], told: asyncio.Future[StreamRelay]
+    ) -> None:
+        """Once admitted (a refusal told), the stream opened and its relay told; a client gone
+        before the upstream call frees its hold, one gone after has its stream read on here."""
+        try:
+            await self._reserved(call, admitted)
+            if told.cancelled():  # the client left before the upstream was called
+                self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
+                return
+            relay = await self._open_stream(call)  # a failure settled there
+        except Exception as exc:
+            if not told.done():
+                told.set_exception(exc)
+            return
+        if told.cancelled():
+            await relay.read_on()
+        else:
+            told.set_result(relay)
 
     async def _open_stream(self, call: ChatCall) -> StreamRelay:
         try:
@@ -364,27 +392,8 @@ class Gateway:
         return error if error is not None else exc
 
 
-async def _read_on_when_open(opening: asyncio.Future[StreamRelay]) -> None:
-    """A stream whose client left while it opened: read on once it is open (a stream that
-    failed to open has had its hold released, costing nothing)."""
-    try:
-        relay = await opening
-    except Exception:  # already settled as a failure by `Gateway._open_stream`
-        return
-    await relay.read_on()
-
-
 def _log_cut(count: int, window: float) -> None:
     """The one line a stop writes about the calls it cut."""
     plural, verb, them = ("", "was", "it") if count == 1 else ("s", "were", "them")
     log.warning("%d call%s still running when the stop's %g s ran out %s cut and charged what "
                 "the upstream sent of %s", count, plural, window, verb, them)  # fmt: skip
-
-
-def _log_released(what: str, future: asyncio.Future[int]) -> None:
-    if future.cancelled() or (exc := future.exception()) is not None:
-        error = None if future.cancelled() else exc
-        log.error("releasing the holds of %s failed: %s", what, error or "cancelled",
-                  exc_info=error and traceback_of(error))  # fmt: skip
-    elif released := future.result():
-        log.warning("released %d holds of %s (process or call gone)", released, what)

@@ -191,6 +191,23 @@ def test_insufficient_credit_is_402_and_upstream_never_called(box: Box, fake: Fa
     assert len(fake.requests) == 1
 
 
+def test_a_stream_short_of_credit_is_a_402_json_error_and_upstream_never_called(
+    box: Box, fake: FakeOpenAI
+) -> None:
+    """A stream's admission is queued with its opening task behind it (Gateway.open_stream):
+    its refusal still comes before any byte, as the plain JSON error with its status, not a
+    stream, and the upstream is never called."""
+    email, key = box.new_user("0.005")  # the worst case at the model's 1,000-token cap: ~$0.0103
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions",
+                           json={"model": MODEL, "messages": HELLO, "stream": True})  # fmt: skip
+    assert answer.status_code == 402, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"]["code"] == "insufficient_credits"
+    assert fake.requests == []
+    assert box.balance(email) == (5_000_000, 0)
+
+
 def test_request_errors_use_the_envelope(box: Box, fake: FakeOpenAI) -> None:
     _, key = box.new_user("1")
     cases: list[tuple[Any, int, str]] = [

@@ -170,6 +170,64 @@ async def test_a_plain_call_left_while_its_admission_is_queued_never_calls_upstr
     assert find_mismatches() == []
 
 
+async def test_a_stream_left_while_its_admission_is_queued_never_calls_upstream(
+    db: Path,
+) -> None:
+    """Gateway.open_stream queues the admission and starts the stream's task behind it (the
+    upstream opened in the admission's own loop turn): a client gone before that turn gets
+    its hold back, nothing charged, the request recorded as abandoned, and the upstream (a
+    closed port, which an opening would have reached and failed on) never called."""
+    gateway, user, key_id = _gateway_and_funded_user("queued-stream@money.test")
+    call = prepare_call(gateway.routes, HI_BODY | {"stream": True}, 60,
+                        request_id="req-queued-stream", user_id=user.id, key_id=key_id)  # fmt: skip
+    task = asyncio.ensure_future(gateway.open_stream(call))
+    await asyncio.sleep(0)  # the handler's step: the admission queued, the stream's task made
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await gateway.drain(5.0, 5.0)  # the stream's task, and the writes it queued
+    assert Hold.select().count() == 0
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (10**9, 0)
+    row = UsageRecord.get(UsageRecord.request_id == "req-queued-stream")
+    assert (row.status, row.error_code, row.cost_nanos) == ("abandoned", "client_closed", 0)
+    assert find_mismatches() == []
+
+
+async def test_a_stream_told_its_relay_as_its_client_left_is_read_on_and_charged(
+    db: Path, fake: FakeOpenAI
+) -> None:
+    """The stream's task tells the handler its relay through a future; a handler cancelled in
+    the turn between (the relay told, the handler not yet resumed) must not drop the relay:
+    the upstream already works on the call, so it is read on and charged what the provider
+    reports, the row abandoned, the hold settled."""
+    gateway, user, key_id = _gateway_and_funded_user("told@money.test")
+    catalog.add_provider("up", "openai", "secret", "sk-up-key-0000", fake.base_url)
+    models.set_model("up/m1", "2", "8")
+    body = {"model": "up/m1", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    call = prepare_call(gateway.routes, body, 60, request_id="req-told", user_id=user.id,
+                        key_id=key_id)  # fmt: skip
+    await gateway.client.start()
+    task = asyncio.ensure_future(gateway.open_stream(call))
+    while not task.done():  # each loop turn: is the relay told, the handler not resumed?
+        waiting = cast(Any, task)._fut_waiter  # the future the handler awaits (asyncio's)
+        if waiting is not None and waiting.done() and waiting.exception() is None:
+            task.cancel()
+            break
+        await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await gateway.drain(10.0, 10.0)
+    assert len(fake.requests) == 1 and Hold.select().count() == 0
+    row = UsageRecord.get(UsageRecord.request_id == "req-told")
+    assert (row.status, row.error_code) == ("abandoned", "client_closed")
+    assert row.cost_nanos > 0 and row.output_tokens > 0
+    fresh = User.get_by_id(user.id)
+    assert (fresh.balance_nanos, fresh.held_nanos) == (10**9 - row.cost_nanos, 0)
+    assert find_mismatches() == []
+    await gateway.client.close()
+
+
 async def test_the_sweep_frees_a_hold_whose_call_is_gone_and_keeps_live_ones(db: Path) -> None:
     """A call that ended without settling (its settlement refused by a locked database) must
     not keep the user's credit reserved until a restart; a call still running keeps its hold."""
