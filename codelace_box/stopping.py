@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+from collections.abc import Callable
 from contextlib import suppress
 from contextvars import Context
 from functools import partial
@@ -38,6 +39,7 @@ from sanic.worker.manager import MonitorCycle, WorkerManager
 from sanic.worker.multiplexer import WorkerMultiplexer
 from sanic.worker.process import WorkerProcess
 
+from codelace_box.api.blueprint import ERROR_FORMAT
 from codelace_box.errors import ConfigError
 from codelace_box.parent_death import stop_with_the_supervisor
 
@@ -124,6 +126,10 @@ class StopSafeSanic(Sanic):
             _stop_when_serving(self, asyncio.get_event_loop())
             return
         super().stop(terminate=terminate, unregister=unregister)
+
+    def _determine_error_format(self, handler: Callable[..., Any]) -> str:
+        """JSON outright, as the blueprints' routes (api/blueprint.py says why)."""
+        return ERROR_FORMAT
 
 
 def watch_worker_stops(app: Sanic) -> None:

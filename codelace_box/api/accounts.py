@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import (
@@ -24,6 +24,7 @@ from codelace_box.accounts.keys import (
 from codelace_box.accounts.limits import KEY_LIMIT_FIELDS
 from codelace_box.accounts.signin import complete_sign_in, request_sign_in
 from codelace_box.accounts.users import get_user_by_id, set_display_name, shown_email
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import (
     READ,
     client_address,

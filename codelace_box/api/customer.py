@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, json_response, limit_arg, require_auth
 from codelace_box.api.dbwork import keyed_database_handler
 from codelace_box.api.views import balance_view, usage_view

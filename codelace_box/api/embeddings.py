@@ -3,9 +3,10 @@ hold, the settlement on the upstream's prompt tokens, the usage row, `x-codelace
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import require_auth
 from codelace_box.api.inference import run_call
 from codelace_box.gateway.embeddings import prepare_embeddings_call

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import KEY_PREFIX, AuthContext
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import bearer_token, json_body, json_response, keyed_auth
 from codelace_box.api.inference import admission, run_call
 from codelace_box.errors import AuthenticationFailed

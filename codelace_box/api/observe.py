@@ -18,11 +18,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box import metrics
 from codelace_box.accounts.keys import KEY_PREFIX
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, bearer_token, forwarded_unread
 from codelace_box.crypto import mask_tokens
 from codelace_box.db.core import aggregate

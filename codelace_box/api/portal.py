@@ -8,12 +8,13 @@ database work off the event loop on PostgreSQL: api/dbwork.py).
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.sessions import end_session, find_session, start_session
 from codelace_box.accounts.signin import verify_code
 from codelace_box.api.accounts import send_sign_in_code
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, client_address, json_body, json_response
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import (

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import list_keys, revoke_key, update_key
 from codelace_box.accounts.users import get_user_by_id, shown_email
 from codelace_box.api.accounts import create_key_from, key_changes
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, json_body, json_response, optional_json_body
 from codelace_box.api.dbwork import database_handler
 from codelace_box.api.portal_security import changing_session, current_session, portal_headers

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, json_response, limit_of
 from codelace_box.api.views import (
     anthropic_model_list_view,

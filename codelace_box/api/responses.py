@@ -7,9 +7,10 @@ reserve, call, relay and settlement; the answer is written in the Responses dial
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse
 
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import READ, require_auth
 from codelace_box.api.errors import envelope
 from codelace_box.api.inference import run_call

@@ -12,10 +12,11 @@ import hashlib
 import html
 import re
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
+from codelace_box.api.blueprint import Blueprint
 from codelace_box.api.common import (
     READ,
     json_body,
