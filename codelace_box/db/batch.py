@@ -172,20 +172,6 @@ class WriteBatch:
             await asyncio.sleep(0)  # the outcomes' callbacks run
 
 
-async def committed(future: asyncio.Future[T]) -> T:
-    """A submitted write's result, read a loop turn sooner than by awaiting its future: on
-    SQLite the flush, queued when the write was, commits it in the next turn, and this task's
-    step, queued behind the flush, finds it done in that same turn (the future's callbacks,
-    which would wake an awaiting task, run a turn later). On PostgreSQL, where the write thread
-    commits later, the future is awaited. Either way the result exists only after the COMMIT."""
-    try:
-        await asyncio.sleep(0)
-    except asyncio.CancelledError:
-        future.cancel()  # as an awaited future is: the write still commits, nobody told
-        raise
-    return future.result() if future.done() else await future
-
-
 def _commit(pending: Pending, batch: WriteBatch) -> list[Outcome]:
     """Every write of a batch in one transaction; what each gave. A batch in turns where a
     write failed runs again careful; one another box's transaction made PostgreSQL abort runs

@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from codelace_box.crypto import mask_in, mask_tokens
-from codelace_box.db.batch import WriteBatch, committed
+from codelace_box.db.batch import WriteBatch
 from codelace_box.db.failures import traceback_of
 from codelace_box.gateway.client import UpstreamBroken, UpstreamReadTimeout, UpstreamTooLarge
 from codelace_box.gateway.dialects import stream_encoder
@@ -200,8 +200,8 @@ class StreamRelay:
     async def _commit(self, item: Settlement) -> int:
         """Settle a call whose client has (some of) the output; returns the charge."""
         write = partial(settle_steps, item=item)
-        try:  # the tail sent in the turn the batch commits it (SQLite), not the turn after
-            return await committed(self.writes.submit(write)) or 0
+        try:
+            return await self.writes.submit(write) or 0
         except Exception:  # not settled (e.g. the database stayed locked): the client has the
             pass  # output, so once more (a batch after a failed one runs each write alone)
         try:

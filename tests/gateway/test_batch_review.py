@@ -16,8 +16,8 @@ from codelace_box import metrics
 from codelace_box.accounts.keys import create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import find_mismatches
-from codelace_box.db.batch import CAREFUL_BATCHES, WriteBatch, committed
-from codelace_box.db.core import SQLITE, Tx, engine, query_all
+from codelace_box.db.batch import CAREFUL_BATCHES, WriteBatch
+from codelace_box.db.core import Tx, query_all
 from codelace_box.db.models import ApiKey, Hold, User
 from codelace_box.db.offload import stop_db_thread
 from codelace_box.errors import InsufficientCredits, RateLimited
@@ -271,25 +271,3 @@ async def test_a_batch_run_on_the_loop_fails_only_the_write_that_failed(migrated
     assert isinstance(twice, Exception), twice
     assert sorted(h.request_id for h in Hold.select()) == ["d1", "o1"]
     assert find_mismatches() == []
-
-
-async def test_committed_reads_a_write_in_its_commits_turn_never_before_the_commit(
-    batch: WriteBatch,
-) -> None:
-    """`committed` (a stream's settlement before its tail, gateway/relay.py): the write's
-    result once its batch committed (the hold there to read), on SQLite in the loop turn of the
-    COMMIT, ahead of the future's own callbacks (which would wake a task awaiting it a turn
-    later); on PostgreSQL, whose write thread commits later, once it did."""
-    user_id = funded_user("turn@example.com", 100_000)
-    seen: list[str] = []
-    future = batch.submit(partial(admit_steps, user_id=user_id, request_id="t1",
-                                  amount_nanos=1_000, limits=Admission()))  # fmt: skip
-    future.add_done_callback(lambda _: seen.append("the future's callbacks"))
-    assert await committed(future) is None
-    seen.append("committed")
-    assert Hold.select().where(Hold.request_id == "t1").count() == 1
-    await asyncio.sleep(0)
-    if engine() == SQLITE:
-        assert seen == ["committed", "the future's callbacks"]
-    else:
-        assert seen == ["the future's callbacks", "committed"]
