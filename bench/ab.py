@@ -61,13 +61,13 @@ class Build:
         )  # fmt: skip
         wait_healthy(self.port, self.server, 60)
 
-    def run(self, concurrency: int, requests: int) -> None:
+    def run(self, concurrency: int, requests: int, stream: bool = False) -> None:
         """One measured load: its p50 (ms) and the server's CPU per call (ms)."""
         assert self.server is not None
         url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
         pids = tree_pids(self.server.pid)
         before = cpu_seconds(pids)
-        figures = load(url, self.key, concurrency, requests, seconds=60.0)
+        figures = load(url, self.key, concurrency, requests, stream=stream, seconds=60.0)
         if figures["errors"] or not figures["count"]:
             raise SystemExit(f"{self.name}: the load failed: {figures}")
         self.p50.append(float(figures["p50_ms"]))
@@ -138,6 +138,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--requests", type=int, default=1000, help="per build and round")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--stream", action="store_true", help="streamed calls (16 chunks)")
     parser.add_argument("--json", type=Path, help="write the figures (every round's) here")
     return parser.parse_args()
 
@@ -154,7 +155,7 @@ def compare(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             load(f"http://127.0.0.1:{build.port}/v1/chat/completions", build.key, 8, 400)
         for number in range(args.rounds):
             for build in (a, b) if number % 2 == 0 else (b, a):
-                build.run(args.concurrency, args.requests)
+                build.run(args.concurrency, args.requests, args.stream)
             print(f"round {number + 1}: A {a.p50[-1]:.3f} ms, B {b.p50[-1]:.3f} ms", flush=True)
     finally:
         for build in (a, b):
