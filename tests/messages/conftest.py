@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,23 @@ def fresh(box: MessagesBox) -> MessagesBox:
     box.fake.reset()
     box.openai_fake.reset()
     return box
+
+
+@contextmanager
+def advisor_allowed(
+    box: MessagesBox, model_id: str, upstream: str, prices: dict[str, str]
+) -> Iterator[MessagesBox]:
+    """The box with the advisor tool allowed for the Anthropic provider and `model_id` (its
+    upstream name `upstream`, its five prices by kind: in, out, read, write, write_1h) in the
+    catalog; both undone after (the package's box is shared)."""
+    box.cli("providers", "update", "anth", "--allow-field", "advisor")
+    box.cli("models", "set", model_id, "--provider", "anth", "--upstream-model", upstream,
+            "--input-per-1m", prices["in"], "--output-per-1m", prices["out"],
+            "--cache-read-per-1m", prices["read"], "--cache-write-per-1m", prices["write"],
+            "--cache-write-1h-per-1m", prices["write_1h"])  # fmt: skip
+    box.until_served(model_id)
+    box.until_reloaded()
+    yield box
+    box.cli("models", "remove", model_id)
+    box.cli("providers", "update", "anth", "--no-allow-field", "advisor")
+    box.until_reloaded()

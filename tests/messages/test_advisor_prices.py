@@ -16,7 +16,15 @@ import pytest
 
 from codelace_box.money import usd_text
 from tests.fakes.anthropic_upstream import Reply
-from tests.messages.conftest import ALIAS, MODEL, NEEDS_SDK, PRICES, MessagesBox, usd_nanos
+from tests.messages.conftest import (
+    ALIAS,
+    MODEL,
+    NEEDS_SDK,
+    PRICES,
+    MessagesBox,
+    advisor_allowed,
+    usd_nanos,
+)
 
 pytestmark = NEEDS_SDK
 
@@ -35,20 +43,9 @@ ADVISOR = {"model": OPUS_UPSTREAM, "input_tokens": 4000, "cache_read_input_token
 
 @pytest.fixture(scope="module")
 def advised(box: MessagesBox) -> Iterator[MessagesBox]:
-    """The box with the advisor allowed for the Anthropic provider and Opus in the catalog
-    (both undone after the module: the package's box is shared)."""
-    box.cli("providers", "update", "anth", "--allow-field", "advisor")
-    box.cli("models", "set", OPUS, "--provider", "anth", "--upstream-model", OPUS_UPSTREAM,
-            "--input-per-1m", OPUS_PRICES["in"], "--output-per-1m", OPUS_PRICES["out"],
-            "--cache-read-per-1m", OPUS_PRICES["read"],
-            "--cache-write-per-1m", OPUS_PRICES["write"],
-            "--cache-write-1h-per-1m", OPUS_PRICES["write_1h"])  # fmt: skip
-    box.until_served(OPUS)
-    box.until_reloaded()
-    yield box
-    box.cli("models", "remove", OPUS)
-    box.cli("providers", "update", "anth", "--no-allow-field", "advisor")
-    box.until_reloaded()
+    """The box with the advisor allowed and Opus in the catalog, for the module."""
+    with advisor_allowed(box, OPUS, OPUS_UPSTREAM, OPUS_PRICES) as allowed:
+        yield allowed
 
 
 @pytest.fixture

@@ -18,7 +18,14 @@ import httpx
 import pytest
 
 from tests.fakes.anthropic_upstream import Reply
-from tests.messages.conftest import ALIAS, NEEDS_SDK, PRICES, MessagesBox, usd_nanos
+from tests.messages.conftest import (
+    ALIAS,
+    NEEDS_SDK,
+    PRICES,
+    MessagesBox,
+    advisor_allowed,
+    usd_nanos,
+)
 
 pytestmark = NEEDS_SDK
 
@@ -40,20 +47,9 @@ ADVISOR_COUNTS = {"input_tokens": 4000, "cache_read_input_tokens": 1000,
 
 @pytest.fixture(scope="module")
 def advised(box: MessagesBox) -> Iterator[MessagesBox]:
-    """The box with the advisor allowed for the Anthropic provider and ADVISOR in the catalog
-    (both undone after the module: the package's box is shared)."""
-    box.cli("providers", "update", "anth", "--allow-field", "advisor")
-    box.cli("models", "set", ADVISOR, "--provider", "anth", "--upstream-model", ADVISOR_UPSTREAM,
-            "--input-per-1m", ADVISOR_PRICES["in"], "--output-per-1m", ADVISOR_PRICES["out"],
-            "--cache-read-per-1m", ADVISOR_PRICES["read"],
-            "--cache-write-per-1m", ADVISOR_PRICES["write"],
-            "--cache-write-1h-per-1m", ADVISOR_PRICES["write_1h"])  # fmt: skip
-    box.until_served(ADVISOR)
-    box.until_reloaded()
-    yield box
-    box.cli("models", "remove", ADVISOR)
-    box.cli("providers", "update", "anth", "--no-allow-field", "advisor")
-    box.until_reloaded()
+    """The box with the advisor allowed and ADVISOR in the catalog, for the module."""
+    with advisor_allowed(box, ADVISOR, ADVISOR_UPSTREAM, ADVISOR_PRICES) as allowed:
+        yield allowed
 
 
 @pytest.fixture
