@@ -359,6 +359,34 @@ def test_a_stored_address_is_shown_with_its_domain_in_unicode(stored: str, shown
     assert normalize_email(shown) == stored  # the same account, typed either way
 
 
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("ivan@xn--e1afmkfd.xn--p1ai", "ivan@пример.рф"),  # one script: Cyrillic
+        ("aki@xn--v8j0cwa6gy22xv2ya.jp", "aki@ひらがな漢字.jp"),  # Japanese: Hiragana with Han
+        ("min@xn--ab-ro2i351fslr.kr", "min@한국어ab.kr"),  # Korean with Latin
+        ("ken@xn--ab-zi4ank.jp", "ken@ab\u30fc\u30bf.jp"),  # Katakana, its length mark, Latin
+    ],
+)
+def test_a_domain_in_one_script_or_a_languages_mix_is_shown_in_unicode(stored: str, shown: str):
+    assert shown_email(stored) == shown
+    assert normalize_email(shown) == stored
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "eve@xn--pple-43d.com",  # apple.com with a Cyrillic "a" (U+0430) among Latin letters
+        "eve@xn--paypl-7ve.com",  # paypal.com, the same way
+        "eve@mail.xn--pple-43d.com",  # the label that mixes, under another
+        "eve@xn--bcher-kva.xn--pple-43d.com",  # one label fine, the other mixed
+        "eve@xn--a-ylb.com",  # a Greek alpha with a Latin "a"
+    ],
+)
+def test_a_label_that_mixes_scripts_like_a_lookalike_is_shown_in_ascii(stored: str):
+    assert shown_email(stored) == stored
+
+
 @pytest.mark.parametrize("odd", ["a@xn--.de", "a@xn--a.de", "a@xn--ls8h-.de", "no-at-xn--a"])
 def test_what_idna_does_not_decode_is_shown_as_it_is(odd: str):
     assert shown_email(odd) == odd
