@@ -99,10 +99,22 @@ def advisor_tokens(usage: JSON) -> AdvisorTokens | None:
         part.cache_read_tokens += _count(call, "cache_read_input_tokens")
         part.cache_write_tokens += writes
         part.cache_write_1h_tokens += min(hours, writes)
-        model = call.get("model")  # (a few distinct ones tell a mismatch: the list is bounded)
-        if isinstance(model, str) and model not in part.models and len(part.models) < 8:
-            part.models += (model,)
+        model = call.get("model")
+        if isinstance(model, str) and model not in part.models:
+            part.models = _with_model(part.models, model)
     return part
+
+
+MAX_REPORTED_MODELS = 8  # distinct models kept of a call's advisor iterations
+MORE_MODELS = "(more models than were kept)"  # in their place past that: it matches no model
+
+
+def _with_model(models: tuple[str, ...], model: str) -> tuple[str, ...]:
+    """The distinct models advisor calls reported, one more: a hostile upstream's list stays
+    bounded, and what it reported past the kept ones still counts as another model."""
+    if len(models) < MAX_REPORTED_MODELS:
+        return (*models, model)
+    return models if MORE_MODELS in models else (*models, MORE_MODELS)
 
 
 def _with_iterations(usage: JSON) -> JSON:

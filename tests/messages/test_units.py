@@ -10,6 +10,7 @@ import pytest
 from codelace_box.gateway.advisor import AdvisorCharge, same_model
 from codelace_box.gateway.charges import CacheTokens, Settlement, usage_values
 from codelace_box.providers.anthropic_passthrough import PassthroughStream, upstream_body
+from codelace_box.providers.anthropic_response import MAX_REPORTED_MODELS, MORE_MODELS
 from codelace_box.providers.anthropic_response import usage_from as anthropic_usage
 from codelace_box.providers.base import AdvisorTokens, SSEEvent
 from codelace_box.providers.messages_openai import chat_body
@@ -94,6 +95,20 @@ def test_an_advisor_models_tokens_are_billed_at_its_prices_rounded_up_once() -> 
         "a/opus", 19, 13, 5, 3, 2, 5000, 25_000, 500, 6250, 10_000)  # fmt: skip
     item.advisor = None
     assert len(usage_values(item, 1, 2, "now")) == 25
+
+
+def test_advisor_models_past_the_kept_ones_still_count_as_another_model() -> None:
+    """Eight dated ids of the named advisor are the same model; a ninth distinct one, past the
+    bounded list, cannot be checked, so it counts as another model (charged at the dearer)."""
+    dated = [f"claude-opus-4-6-2026010{day}" for day in range(1, 10)]
+    calls = [{"type": "advisor_message", "model": model, "input_tokens": 1} for model in dated]
+    usage = anthropic_usage({"input_tokens": 1, "output_tokens": 1, "iterations": calls})
+    assert usage.advisor is not None
+    assert usage.advisor.models == (*dated[:MAX_REPORTED_MODELS], MORE_MODELS)
+    assert all(same_model("claude-opus-4-6", model) for model in dated)
+    assert not same_model("claude-opus-4-6", MORE_MODELS)
+    eight = anthropic_usage({"input_tokens": 1, "output_tokens": 1, "iterations": calls[:8]})
+    assert eight.advisor is not None and eight.advisor.models == tuple(dated[:8])
 
 
 def test_openai_cached_tokens_are_cache_reads() -> None:
