@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import idna
 from peewee import IntegrityError, fn
 
+from codelace_box.accounts.domain_display import shown_in_unicode
 from codelace_box.db.core import exclusive, utcnow, write_transaction
 from codelace_box.db.ids import looks_like_old_id, one_by_prefix, uuid_prefix
 from codelace_box.db.models import AccountUsage, ApiKey, PortalSession, User
@@ -88,10 +89,10 @@ def ascii_domain(domain: str) -> str:
 def shown_email(address: str) -> str:
     """A stored address as a person reads it: an IDN domain, kept in its ASCII form
     (`xn--bcher-kva.example`, what mail servers take and `--json` and the API give), in
-    Unicode (`bücher.example`) for tables and pages, unless a label mixes scripts the way a
-    lookalike does (`apple.com` with a Cyrillic "a", U+0430): that domain stays in its ASCII
-    form, as browsers show it. Anything IDNA 2008 does not decode (or no domain of that
-    kind) unchanged."""
+    Unicode (`bücher.example`) for tables and pages, unless it could pass for another domain
+    (`apple.com` with a Cyrillic "a", U+0430; accounts/domain_display.py): that domain stays
+    in its ASCII form. Anything IDNA 2008 does not decode (or no domain of that kind)
+    unchanged."""
     local, at, domain = address.rpartition("@")
     if "xn--" not in domain:
         return address
@@ -99,34 +100,7 @@ def shown_email(address: str) -> str:
         shown = idna.decode(domain)
     except (idna.IDNAError, UnicodeError):
         return address
-    return f"{local}{at}{shown}" if all(map(_one_script, shown.split("."))) else address
-
-
-# The mixes of scripts one label may hold and be shown (Unicode's "highly restrictive" level,
-# UTS #39): Latin with Japanese (Han, Hiragana, Katakana), Chinese (Han, Bopomofo) or Korean
-# (Han, Hangul). A label of one script is always shown, even one that looks like another
-# script's word throughout (`apple` in Cyrillic letters alone): telling those apart needs the
-# confusables tables, which browsers use and the box does not have.
-_SHOWN_MIXES = (
-    frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA"}),
-    frozenset({"LATIN", "CJK", "BOPOMOFO"}),
-    frozenset({"LATIN", "CJK", "HANGUL"}),
-)
-
-
-def _one_script(label: str) -> bool:
-    """Whether a domain label's letters are of one script, or of a mix a language writes."""
-    scripts = {_script(char) for char in label} - {""}
-    return len(scripts) <= 1 or any(scripts <= mix for mix in _SHOWN_MIXES)
-
-
-def _script(char: str) -> str:
-    """A letter's script, by the first word of its Unicode name (`CYRILLIC SMALL LETTER A`);
-    "" for what every script shares (digits, hyphens, marks, the Japanese length mark)."""
-    if not unicodedata.category(char).startswith("L"):
-        return ""
-    script = unicodedata.name(char, "").split(" ")[0]
-    return "" if "-" in script else script  # KATAKANA-HIRAGANA PROLONGED SOUND MARK
+    return f"{local}{at}{shown}" if shown_in_unicode(shown.split(".")) else address
 
 
 def search_form(text: str) -> str:

@@ -365,7 +365,15 @@ def test_a_stored_address_is_shown_with_its_domain_in_unicode(stored: str, shown
         ("ivan@xn--e1afmkfd.xn--p1ai", "ivan@пример.рф"),  # one script: Cyrillic
         ("aki@xn--v8j0cwa6gy22xv2ya.jp", "aki@ひらがな漢字.jp"),  # Japanese: Hiragana with Han
         ("min@xn--ab-ro2i351fslr.kr", "min@한국어ab.kr"),  # Korean with Latin
-        ("ken@xn--ab-zi4ank.jp", "ken@ab\u30fc\u30bf.jp"),  # Katakana, its length mark, Latin
+        (
+            "ken@xn--ab-xi4a5a8v.jp",
+            "ken@\u30c7\u30fc\u30bfab.jp",
+        ),  # Katakana, its length mark, Latin
+        ("ai@xn--u6j124guuq.jp", "ai@\u4ee3\u3005\u6728.jp"),  # Han with its iteration mark
+        (
+            "ivan@xn--e1afmkfd.com",
+            "ivan@\u043f\u0440\u0438\u043c\u0435\u0440.com",
+        ),  # Cyrillic not all Latin-alike
     ],
 )
 def test_a_domain_in_one_script_or_a_languages_mix_is_shown_in_unicode(stored: str, shown: str):
@@ -381,6 +389,14 @@ def test_a_domain_in_one_script_or_a_languages_mix_is_shown_in_unicode(stored: s
         "eve@mail.xn--pple-43d.com",  # the label that mixes, under another
         "eve@xn--bcher-kva.xn--pple-43d.com",  # one label fine, the other mixed
         "eve@xn--a-ylb.com",  # a Greek alpha with a Latin "a"
+        "eve@xn--80ak6aa92e.com",  # apple in Cyrillic letters alone, under an ASCII TLD
+        "eve@mail.xn--80ak6aa92e.com",  # the same as a deeper label
+        "eve@xn--ggle-vnla.com",  # google with two Oriya zeros
+        "eve@xn--13-quf.com",  # 123 with a Devanagari two: two digit systems
+        "eve@xn--paypal-r4f.com",  # a Cyrillic combining titlo among Latin letters
+        "eve@xn--lnkedin-rfb443b.com",  # a dotless i with a dot above: linkedin
+        "eve@xn--ab-zi4ank.jp",  # the kana length mark after a Latin b: a dash
+        "eve@xn--9ca7457c.jp",  # a Latin letter beyond ASCII beside Han
     ],
 )
 def test_a_label_that_mixes_scripts_like_a_lookalike_is_shown_in_ascii(stored: str):
