@@ -3,7 +3,7 @@ guessing a format from the handler's source.
 
 Sanic picks a route's error format (for errors it renders itself) by reading its handler's
 source with `inspect.getsource` and parsing it (`_determine_error_format`), once per route as
-the module is imported: 0.16 s of the 2 s of CPU a `serve` start takes on a 2-core machine.
+the module is imported: 0.16 s of a `serve` start's 2.3 s in a cProfile on a slow 2-core machine.
 The binary has no source to read, so there every route already fell back to
 `FALLBACK_ERROR_FORMAT` ("json"); from a checkout the guess could be "html" or "text". The
 contract wants the JSON envelope on every route, so every route says "json" outright:

@@ -89,7 +89,8 @@ def advisor_charge(
         prices = _prices(advisor, executor)
         log.warning(
             "request %s: an advisor call reported the model %r, not %r that the advisor tool"
-            " named; its tokens are charged at the dearer of %s's and %s's prices",
+            " named; its tokens are charged at the dearer of %s's and %s's prices (a model"
+            " dearer than both would cost the operator the difference)",
             request_id,
             mask_tokens(others[0], 100),
             advisor.upstream_model,

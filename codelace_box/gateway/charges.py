@@ -3,8 +3,9 @@ and the values of its usage row (gateway/metering.py settles it).
 
 Money is integer nano-USD: every (token count, price per 1M tokens) pair of a call is summed and
 rounded up once (money.priced_tokens_nanos). An Anthropic advisor model's tokens (parts of the
-call's counts) are priced at that model's own catalog prices (gateway/advisor.py), the rest at
-the requested model's; the usage row records both sets of prices.
+call's counts) are priced at that model's own catalog prices (or dearer, if a call reports
+another model: gateway/advisor.py), the rest at the requested model's; the usage row records
+both sets of prices.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ class Settlement:
     cache: CacheTokens = field(default_factory=CacheTokens)
     upstream_error: str | None = None  # the provider's error message, masked and bounded
     container: tuple[str, str | None] | None = None  # Anthropic's (id, expires_at) answered
-    advisor: AdvisorCharge | None = None  # an advisor model's part, at its own prices
+    advisor: AdvisorCharge | None = None  # an advisor model's part, at its prices (advisor.py)
 
     def cost_nanos(self) -> int:
         """The price of the tokens (0 for a failed call): input tokens read from or written to
         the prompt cache at their own prices, the rest at the input price; an advisor model's
-        part at its own prices."""
+        part at the prices its AdvisorCharge names."""
         if not self.charge:
             return 0
         cache = self.cache

@@ -12,7 +12,8 @@ in `usage.iterations` (providers/anthropic_response.py adds them to the charge):
   call is an inference of the advisor model over the whole transcript (at most the window), its
   output at most the tool's `max_tokens` (else the window); as many calls as its `max_uses`,
   else one per turn of the loop (SERVER_LOOP_TURNS). Anthropic bills them at the advisor
-  model's own rates, and so does the box: at its catalog model's prices, which the hold covers
+  model's own rates, and so does the box: at its catalog model's prices (or the dearer of those
+  and the requested model's, for a call that reports another model), which the hold covers
   (gateway/advisor.py).
 /v1/chat/completions holds for compaction too (`compaction_nanos`): an `openai` provider may be
 a front of Claude that passes the compact edit on and reports the pass in its usage. Not for the

@@ -295,7 +295,7 @@ def prepare_messages_call(
     compaction = compaction_tokens(body, context)  # extra samplings, in the usage iterations
     hold = hold_for(route, bound, loop, compaction)  # and charged (extra_samplings.py)
     advisor = advisor_route(routes, route, body) if route.provider.kind == "anthropic" else None
-    if advisor is not None:  # its calls: at its own prices (gateway/advisor.py)
+    if advisor is not None:  # its calls: at its prices, or dearer (gateway/advisor.py)
         hold += advisor_hold(advisor, route, *advisor_tokens(body, context))
     call = new_call(
         (request_id, user_id, key_id), body, route, adapter, body_len=body_len,

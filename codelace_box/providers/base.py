@@ -27,7 +27,8 @@ class SSEEvent:
 @dataclass
 class AdvisorTokens:
     """The tokens of an Anthropic advisor model's calls inside one call (its `advisor_message`
-    iterations), billed at that model's own prices: parts of the call's Usage counts."""
+    iterations), billed at that model's prices (or dearer if they report another model):
+    parts of the call's Usage counts."""
 
     input_tokens: int = 0  # its cache reads and writes included
     output_tokens: int = 0
