@@ -1,10 +1,9 @@
 """The chat completion pipeline of one server process: admit, call upstream, relay, settle.
 
-`Gateway` holds the process's routing table and upstream client. `prepare()` validates,
-routes, prices and reserves (402 before any upstream call). `complete()` reserves and answers
-a non-streaming call; `open_stream()` reserves and returns a `StreamRelay` once the
-upstream accepted the call, so every error before the first byte is still a plain JSON error
-with its status.
+`Gateway` holds the process's routing table and upstream client. `complete()` reserves and
+answers a non-streaming call; `open_stream()` reserves and returns a `StreamRelay` once the
+upstream accepted the call, so every error before the first byte is a plain JSON error with
+its status (`prepare()` does a chat body's first steps alone, 402 before any upstream call).
 Every path settles exactly once, synchronously (no await can split it), including a client
 that goes away: cancellation cannot interrupt code that does not await.
 
@@ -190,23 +189,15 @@ class Gateway:
         """Once admitted, `_fetched`, told to the handler waiting on `told` as soon as the
         settlement is queued; then the settlement awaited, and a hold it could not settle
         freed. A client gone before the upstream call frees its hold (as `reserve` does);
-        once the handler is gone (`told` cancelled), what it raises is the task's own
-        (`_background_done` looks at it)."""
+        once the handler is gone, what it raises is the task's own (`tell_failure`)."""
         try:
             await self._reserved(call, admitted)
             if told.cancelled():  # the client left before the upstream was called
                 self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
                 return
             fetched = await self._fetched(call)
-        except asyncio.CancelledError:
-            if told.done():
-                raise
-            told.cancel()
-            return
-        except Exception as exc:
-            if told.done():
-                raise
-            told.set_exception(exc)
+        except (asyncio.CancelledError, Exception) as exc:
+            tell_failure(told, exc)
             return
         if not told.done():
             told.set_result(fetched)
@@ -334,17 +325,16 @@ class Gateway:
     async def _open_stream_to(
         self, call: ChatCall, admitted: asyncio.Future[None], told: asyncio.Future[StreamRelay]
     ) -> None:
-        """Once admitted (a refusal told), the stream opened and its relay told; a client gone
-        before the upstream call frees its hold, one gone after has its stream read on here."""
+        """Once admitted (a refusal told: `tell_failure`), the stream opened and its relay told;
+        a client gone before the upstream call frees its hold, one gone after is read on here."""
         try:
             await self._reserved(call, admitted)
             if told.cancelled():  # the client left before the upstream was called
                 self.writes.submit_detached(partial(settle_steps, item=abandoned(call)))
                 return
             relay = await self._open_stream(call)  # a failure settled there
-        except Exception as exc:
-            if not told.done():
-                told.set_exception(exc)
+        except (asyncio.CancelledError, Exception) as exc:
+            tell_failure(told, exc)
             return
         if told.cancelled():
             await relay.read_on()
@@ -390,6 +380,17 @@ class Gateway:
         if usage is not None and error is not None:  # the answer says what it cost
             error.cost_nanos = charged or 0
         return error if error is not None else exc
+
+
+def tell_failure(told: asyncio.Future[Any], exc: BaseException) -> None:
+    """A call task's failure told its handler; once that is gone, the task's own (logged by
+    `_background_done` if a bug)."""
+    if told.done():
+        raise exc
+    if isinstance(exc, asyncio.CancelledError):
+        told.cancel()
+    else:
+        told.set_exception(exc)
 
 
 def _log_cut(count: int, window: float) -> None:

@@ -3,6 +3,7 @@ routing and metering on a real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from codelace_box.gateway.metering import (
     input_token_bound,
     settle,
 )
+from codelace_box.gateway.pipeline import tell_failure
 from codelace_box.gateway.request import output_cap, prepare_call, validate_body
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.gateway.streaming import SSEParser, encode_chunk, encode_error
@@ -411,3 +413,25 @@ def test_concurrent_settlements_on_two_connections_never_overspend(pg_db: str) -
     assert fresh.balance_nanos == ledger_sum(user.id)
     assert sum(charged) <= 10_000 and refused, "the credit ran out"
     assert Hold.select().count() == 0 and find_mismatches() == []
+
+
+def test_a_call_tasks_failure_is_told_its_handler_or_raised_as_its_own_once_it_is_gone() -> None:
+    """A failure while a call opens reaches the handler waiting on `told`; once the handler
+    is gone (`told` cancelled, its client left), it is raised as the task's own, so the
+    background task's end logs a bug instead of it vanishing (a stream's task dropped it)."""
+    loop = asyncio.new_event_loop()
+    try:
+        told: asyncio.Future[None] = loop.create_future()
+        tell_failure(told, ValueError("a bug"))
+        assert isinstance(told.exception(), ValueError)
+        told = loop.create_future()
+        tell_failure(told, asyncio.CancelledError())
+        assert told.cancelled()
+        gone: asyncio.Future[None] = loop.create_future()
+        gone.cancel()
+        with pytest.raises(ValueError, match="a bug"):
+            tell_failure(gone, ValueError("a bug"))
+        with pytest.raises(asyncio.CancelledError):
+            tell_failure(gone, asyncio.CancelledError())
+    finally:
+        loop.close()
