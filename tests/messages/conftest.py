@@ -152,6 +152,15 @@ def fresh(box: MessagesBox) -> MessagesBox:
     return box
 
 
+@pytest.fixture
+def fresh_advised(advised: MessagesBox) -> MessagesBox:
+    """The module's `advised` box (the advisor allowed, its model in the catalog; each advisor
+    module defines it) with both fakes reset."""
+    advised.fake.reset()
+    advised.openai_fake.reset()
+    return advised
+
+
 @contextmanager
 def advisor_allowed(
     box: MessagesBox, model_id: str, upstream: str, prices: dict[str, str]

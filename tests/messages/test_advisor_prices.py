@@ -48,13 +48,6 @@ def advised(box: MessagesBox) -> Iterator[MessagesBox]:
         yield allowed
 
 
-@pytest.fixture
-def fresh_advised(advised: MessagesBox) -> MessagesBox:
-    advised.fake.reset()
-    advised.openai_fake.reset()
-    return advised
-
-
 def advisor_tool(model: str = OPUS_UPSTREAM, max_uses: int = 2) -> dict[str, Any]:
     return {"type": "advisor_20260301", "name": "advisor", "model": model,
             "max_uses": max_uses, "max_tokens": 1000}  # fmt: skip

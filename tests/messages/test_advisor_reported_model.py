@@ -52,13 +52,6 @@ def advised(box: MessagesBox) -> Iterator[MessagesBox]:
         yield allowed
 
 
-@pytest.fixture
-def fresh_advised(advised: MessagesBox) -> MessagesBox:
-    advised.fake.reset()
-    advised.openai_fake.reset()
-    return advised
-
-
 def body(stream: bool = False, max_uses: int = 2) -> dict[str, Any]:
     tool = {"type": "advisor_20260301", "name": "advisor", "model": ADVISOR_UPSTREAM,
             "max_uses": max_uses, "max_tokens": 1000}  # fmt: skip
