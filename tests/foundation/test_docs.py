@@ -378,3 +378,15 @@ def test_the_413_row_names_the_routes_that_read_big_bodies_and_the_small_limit()
     assert f"{SMALL_BODY_BYTES // 1024} KiB" in row
     assert f"webhook larger than {WEBHOOK_BODY_BYTES // 1024 // 1024} MiB" in row
     assert f"{DEFAULT_CONFIG['REQUEST_MAX_HEADER_SIZE'] // 1024} KiB" in row
+
+
+def test_the_413_row_says_a_declared_oversized_body_is_a_413_before_the_key() -> None:
+    """The row said "a missing or wrong key is a 401 whatever the body", but a body whose
+    Content-Length already declares more than `server.max_body_bytes` is a 413 before the key
+    is looked at, nothing read (api/bodies.py `before_the_body`; a client without a key sending
+    11 MB got the 413, tests/foundation/test_unread_bodies.py sees both statuses)."""
+    row = next(
+        line for line in HTTP_REFERENCE.read_text().splitlines() if line.startswith("  | 413 |")
+    )
+    assert "whatever the body)" not in row, row
+    assert "`Content-Length`" in row and "before the key" in row, row
