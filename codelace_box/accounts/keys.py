@@ -289,7 +289,8 @@ def _presented_hash(full_key: str | None) -> str:
     that are no text, which a header can carry, included)."""
     if not full_key or not full_key.startswith(KEY_PREFIX) or not full_key.isascii():
         raise AuthenticationFailed(
-            "missing or malformed API key: send Authorization: Bearer cl_..."
+            "missing or malformed API key: a box key starts with cl_; send it as "
+            "Authorization: Bearer cl_... (on /v1/messages also as x-api-key: cl_...)"
         )
     return hash_key(full_key)
 

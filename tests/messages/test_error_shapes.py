@@ -107,3 +107,20 @@ def test_final_refusals_say_no_retry_and_passing_ones_do_not(fresh: MessagesBox)
     fresh.fake.script(*[AnthropicReply.error(529, "overloaded_error", "Overloaded")] * 6)
     overloaded = post(fresh, key, body)
     assert overloaded.status_code >= 500 and "x-should-retry" not in overloaded.headers
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "authorization"])
+def test_a_key_that_is_no_box_key_is_told_how_box_keys_look_on_either_header(
+    fresh: MessagesBox, header: str
+) -> None:
+    """A provider's own key sent where Claude Code sends it (`x-api-key`) or as a bearer token:
+    the 401 says what a box key looks like and names both headers, not only Bearer (which
+    pointed a Claude Code user at the wrong header)."""
+    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    value = "sk-ant-not-a-box-key" if header == "x-api-key" else "Bearer sk-ant-not-a-box-key"
+    answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                        headers={header: value}, timeout=30)  # fmt: skip
+    assert answer.status_code == 401
+    message = answer.json()["error"]["message"]
+    assert "cl_" in message and "x-api-key" in message and "Bearer" in message
+    assert "sk-ant" not in message
