@@ -277,8 +277,8 @@ def _stripe_event(text: str) -> dict[str, Any]:
         raise InvalidRequest("webhook body is not a Stripe event", code="invalid_event")
     if not _stripe_ids(event):
         raise InvalidRequest(
-            f"webhook body is not a Stripe event: an id that is not a string of at most "
-            f"{MAX_ID_CHARS} characters",
+            f"webhook body is not a Stripe event: its type or an id is not a string of at "
+            f"most {MAX_ID_CHARS} characters",
             code="invalid_event",
         )
     return event

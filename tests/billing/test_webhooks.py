@@ -432,5 +432,7 @@ def test_a_signed_event_whose_ids_are_no_stripe_ids_is_400(
     response = box.deliver(forged)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_event"
+    if "type" in change:  # the message names what is wrong: the type, not an id
+        assert "type" in response.json()["error"]["message"]
     assert _event_count(box) == events_before
     assert box.balance_nanos(buyer) == 20 * NANOS
