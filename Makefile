@@ -82,6 +82,7 @@ PG_SUITES := tests/accounts tests/limits tests/history tests/admin \
 	tests/gateway/test_pg_stream_settlement.py \
 	tests/billing/test_webhooks.py tests/billing/test_delivery_guarantees.py \
 	tests/billing/test_many_boxes.py tests/billing/test_refunds_disputes.py tests/billing/test_topup_claims.py \
+	tests/billing/test_log_request_ids.py \
 	tests/foundation/test_ledger.py tests/foundation/test_postgres.py tests/foundation/test_pg_pipeline.py \
 	tests/fuzz/test_stored_text.py tests/fuzz/test_routes.py tests/fuzz/test_webhook.py
 test-postgres: $(VENV)/.dev-installed

@@ -130,11 +130,15 @@ class LogWriter:
                     return
 
     def _write_out(self, data: bytes) -> int:
-        """Write all of `data`; the number of its lines not written."""
-        view = memoryview(data)
-        while view:
+        """Write all of `data`, whole lines at a time, in writes of at most PIPE_BUF bytes
+        where the lines fit: a pipe takes such a write whole, so the lines of two workers
+        sharing it (`serve --workers 2 | shipper`) never cut into each other's, as one large
+        write does once the pipe is full. The number of its lines not written."""
+        view, start = memoryview(data), 0
+        while start < len(data):
+            end = _piece_end(data, start)
             try:
-                view = view[os.write(self.fd, view) :]
+                start += os.write(self.fd, view[start:end])
             except BlockingIOError:  # someone made our output non-blocking: wait for room
                 select.select([], [self.fd], [], 1.0)
             except OSError as error:
@@ -142,8 +146,19 @@ class LogWriter:
                     self._limit = 0  # nobody will read: keep nothing from now on
                 else:
                     time.sleep(0.1)  # a full disk: not again at once
-                return bytes(view).count(b"\n") or 1
+                return data.count(b"\n", start) or 1
         return 0
+
+
+def _piece_end(data: bytes, start: int) -> int:
+    """Where the next write of `data` from `start` ends: after its last whole line within
+    PIPE_BUF bytes, or after its first line when that one alone is longer."""
+    if len(data) - start <= select.PIPE_BUF:
+        return len(data)
+    cut = data.rfind(b"\n", start, start + select.PIPE_BUF)
+    if cut < 0:
+        cut = data.find(b"\n", start)
+    return len(data) if cut < 0 else cut + 1
 
 
 def _has_room(fd: int) -> bool:

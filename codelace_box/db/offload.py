@@ -40,6 +40,7 @@ writes stay on the loop: they are local calls of microseconds, and there is one 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -88,7 +89,8 @@ class DbThread:
         if executor is None:
             raise RuntimeError("the database thread is stopped")
         loop = asyncio.get_running_loop()
-        work = partial(fn, *args, **kwargs)
+        # in the caller's context (as asyncio.to_thread): a line logged there names its request
+        work = partial(contextvars.copy_context().run, fn, *args, **kwargs)
         if self._fail_together:
             work = partial(self._together, time.monotonic(), work)
         return await loop.run_in_executor(executor, work)
