@@ -99,8 +99,13 @@ def write_initial_config(target: Path, env: dict[str, str] | None = None) -> str
     A secret already in use (in the file being replaced, or generated into the data
     directory by an earlier `serve`) is kept, so provider keys stored with it stay readable.
     A `target` that is a symbolic link is written through (the file it names is replaced, the
-    link stays), as editors do.
+    link stays), as editors do; one that is (or names) no regular file is refused untouched.
     """
+    if target.exists() and not target.is_file():  # never /dev/null replaced by a file
+        raise ConfigError(
+            f"{target}: not a regular file (a device, a socket, a folder): "
+            "init writes only a file; name another path"
+        )
     env = dict(os.environ) if env is None else env
     # an empty variable names no secret and no database (serve refuses the empty secret one)
     found = _secret_in_use(target, {var: value for var, value in env.items() if value.strip()})

@@ -80,7 +80,11 @@ def upgrade_notice(applied: list[int]) -> str | None:
 
 
 def interrupted(had: int, now: int) -> CodelaceError:
-    """The error of a migrate stopped by Ctrl-C: where the schema is now, and what to do."""
+    """The error of a migrate stopped by Ctrl-C: where the schema is now, and what to do;
+    a plain "aborted" (as Ctrl-C elsewhere) when it had nothing to apply, as at every command's
+    schema check of an up-to-date database."""
+    if had == now >= LATEST_VERSION:
+        return CodelaceError("aborted")
     older = " (an older codelace-box no longer opens it)" if 0 < had < now else ""
     return CodelaceError(
         f"migrate was interrupted: the database is at schema version {now}, this codelace-box "

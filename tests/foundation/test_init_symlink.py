@@ -35,3 +35,25 @@ def test_init_over_a_dangling_symlink_creates_the_file_it_names(tmp_path: Path) 
     result = run_cli(None, "init", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and "[gateway]" in real.read_text()
+
+
+def test_init_force_never_replaces_what_is_not_a_file(tmp_path: Path) -> None:
+    """`--config /dev/null` is a common way to say "no config file"; `init --force` on it, run
+    as root, replaced the system's /dev/null with a regular file. A socket stands in for the
+    device here (any user can make one): refused in one line, left as it was."""
+    import socket
+
+    target = tmp_path / "codelace.toml"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(target))
+        link = tmp_path / "link.toml"
+        link.symlink_to(target)
+        for named in (target, link):
+            result = run_cli(named, "init", "--force", cwd=tmp_path)
+            assert result.returncode == 1, (result.stdout, result.stderr)
+            assert result.stderr == (
+                f"error: {named}: not a regular file (a device, a socket, a folder): "
+                "init writes only a file; name another path\n"
+            )
+            assert stat.S_ISSOCK(target.stat().st_mode), "the socket is still there"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codelace.toml", "link.toml"]

@@ -9,6 +9,7 @@ same place every run.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from codelace_box.db.migrate import LATEST_VERSION
 from tests.acceptance.test_first_wave_upgrade import first_wave_box
-from tests.support import free_port, run_cli
+from tests.support import REPO_ROOT, base_sections, free_port, run_cli, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,3 +62,33 @@ def test_ctrl_c_mid_migration_says_where_the_schema_is_and_migrate_finishes(
     finished = run_cli(config, "migrate")
     assert finished.stdout.startswith(f"schema version {LATEST_VERSION} (9, 10, "), finished
     assert run_cli(config, "doctor").stdout.startswith(f"ok: schema version {LATEST_VERSION}")
+
+
+SIGNAL_AT_SCHEMA_CHECK = """
+import os, signal, apsw
+
+def _trace(cursor, sql, bindings):
+    if 'CREATE TABLE IF NOT EXISTS "schema_migration"' in sql:
+        os.kill(os.getpid(), signal.SIGINT)
+    return True
+
+apsw.connection_hooks.append(lambda connection: setattr(connection, "exec_trace", _trace))
+"""
+
+
+def test_ctrl_c_in_the_schema_check_of_an_up_to_date_database_is_aborted(tmp_path: Path) -> None:
+    """Every command first checks the schema (as `migrate` does; it waits there while another
+    process writes). Ctrl-C there, on a database with nothing to apply, said 'migrate was
+    interrupted: ... at schema version 26, this codelace-box applies up to 26: run
+    `codelace-box migrate` again to finish' to an operator who ran `users list`: no migrate
+    was pending and there was nothing to finish."""
+    config = write_config(tmp_path / "codelace.toml", base_sections(tmp_path))
+    assert run_cli(config, "migrate").returncode == 0
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGNAL_AT_SCHEMA_CHECK)
+    paths = os.pathsep.join([str(hook), str(REPO_ROOT)])
+    for command in (["users", "list"], ["migrate"]):
+        stopped = run_cli(config, *command, env={"PYTHONPATH": paths})
+        assert (stopped.returncode, stopped.stderr) == (1, "error: aborted\n"), command
+    assert _version(tmp_path / "data" / "codelace.db") == LATEST_VERSION
