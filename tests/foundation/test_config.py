@@ -669,6 +669,30 @@ def test_a_relative_database_path_is_relative_to_the_config_files_folder(
     assert load_config(None, env={}).database.path == "data/codelace.db"
 
 
+def test_a_config_that_is_no_file_anchors_no_path_at_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config /dev/null` (a common way to say "no config file") and a shell's `<(...)` name
+    no file: relative paths stay relative to the working folder, as with no config at all.
+    They were anchored at the device's folder: `--config /dev/null users list` made
+    /dev/data/codelace.db. A named pipe stands in for the device (no root needed)."""
+    folder, work = tmp_path / "dev", tmp_path / "work"
+    folder.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    pipe = folder / "null"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_text("[server]\nport = 9002\n"))
+    writer.start()
+    try:
+        config = load_config(str(pipe), env={})
+    finally:
+        writer.join(timeout=10)
+    assert config.server.port == 9002
+    assert config.database.path == "data/codelace.db"
+    assert config.backup.dir == load_config(None, env={}).backup.dir
+
+
 @pytest.mark.parametrize(
     "text",
     [
