@@ -40,6 +40,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -137,7 +138,7 @@ def parse_limit_usd(value: Any, field: str = "limit_usd") -> int | None:
     """A spend cap in USD (a number, or its exact text) to nano-USD; None clears it."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise _bad(field, "must be a USD amount such as 20 or 12.5, or null for no cap")
     try:
         nanos = usd_to_nanos(value.strip() if isinstance(value, str) else value)

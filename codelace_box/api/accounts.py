@@ -122,7 +122,7 @@ def keys_list(request: Request, auth: AuthContext) -> HTTPResponse:
 def keys_create(request: Request, auth: AuthContext) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else, ever."""
     require_key_management(auth)
-    body = optional_json_body(request)  # the name is optional, so is the body
+    body = optional_json_body(request, exact=True)  # the name is optional, so is the body
     return json_response(new_key_view(create_key_from(auth.user_id, body)))
 
 
@@ -157,7 +157,7 @@ def keys_update(request: Request, auth: AuthContext, key_id: str) -> HTTPRespons
     null clears a limit). A bad field is a 400 naming it, and nothing changes. A key may not
     change its own can_manage_keys."""
     require_key_management(auth)
-    changes = key_changes(optional_json_body(request))
+    changes = key_changes(optional_json_body(request, exact=True))
     key = update_key(key_id, changes, user_id=auth.user_id, acting_key_id=auth.key_id)
     return json_response(key_view(key))
 

@@ -12,6 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from sanic import Request
@@ -121,15 +122,16 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-def optional_json_body(request: Request) -> dict[str, Any]:
+def optional_json_body(request: Request, *, exact: bool = False) -> dict[str, Any]:
     """The body of a request whose fields are all optional (a PATCH, a key's creation): no
     body at all is every field absent; one given must be a JSON object (json_body)."""
-    return json_body(request) if request.body else {}
+    return json_body(request, exact=exact) if request.body else {}
 
 
-def json_body(request: Request) -> dict[str, Any]:
+def json_body(request: Request, *, exact: bool = False) -> dict[str, Any]:
     """The request body as a JSON object; 400 with a clear message otherwise (415 for a body
-    in a content coding)."""
+    in a content coding). `exact`: its fields that are numbers with a fraction or an exponent
+    are read exactly, as Decimals (money)."""
     raw = request.body
     if not raw:
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
@@ -151,7 +153,17 @@ def json_body(request: Request) -> dict[str, Any]:
             "which is not Unicode text",
             code="invalid_json",
         )
-    return value
+    return _exactly(raw, value) if exact else value
+
+
+def _exactly(raw: bytes, value: dict[str, Any]) -> dict[str, Any]:
+    """`value` with its fields that were read as floats read again as Decimals: a float keeps
+    about 16 significant digits, so 9.999999999999999999 USD was 10 and 1e-400 was 0."""
+    if not any(isinstance(field, float) for field in value.values()):
+        return value
+    exact = json.loads(raw, parse_float=Decimal)  # parsed once already: JSON, within bounds
+    return {name: exact[name] if isinstance(field, float) else field
+            for name, field in value.items()}  # fmt: skip
 
 
 def _check_not_encoded(request: Request) -> None:

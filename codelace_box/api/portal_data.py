@@ -90,7 +90,8 @@ def keys(request: Request) -> HTTPResponse:
 def keys_create(request: Request) -> HTTPResponse:
     """Mint a key; the full key is in this answer and nowhere else."""
     session = changing_session(request)
-    return json_response(new_key_view(create_key_from(session.user_id, json_body(request))))
+    body = json_body(request, exact=True)
+    return json_response(new_key_view(create_key_from(session.user_id, body)))
 
 
 @bp.patch("/keys/<key_id:str>")
@@ -100,7 +101,7 @@ def keys_update(request: Request, key_id: str) -> HTTPResponse:
     (an absent field unchanged, no body at all too, null clearing a limit, a bad one a 400 and
     nothing changed)."""
     session = changing_session(request)
-    changes = key_changes(optional_json_body(request))
+    changes = key_changes(optional_json_body(request, exact=True))
     return json_response(key_view(update_key(key_id, changes, user_id=session.user_id)))
 
 
@@ -152,7 +153,7 @@ async def topup(request: Request) -> HTTPResponse:
     """A Checkout Session for a top-up of {"amount_usd"}; the page follows its URL."""
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
-    amount = amount_from_form(json_body(request).get("amount_usd"))
+    amount = amount_from_form(json_body(request, exact=True).get("amount_usd"))
     config: Config = request.app.ctx.config
     url = await start_topup(api, session.user_id, session.email, amount, config)
     return json_response(checkout_view(url))

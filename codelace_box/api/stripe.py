@@ -67,7 +67,7 @@ async def checkout(request: Request) -> HTTPResponse:
     """A payment-mode Checkout Session for {"amount_usd"}; the payment is listed pending."""
     api = stripe_api(request)
     auth = await require_auth(request)
-    body = json_body(request)
+    body = json_body(request, exact=True)
     if "amount_usd" not in body:
         raise InvalidRequest("amount_usd is required", code="invalid_amount", param="amount_usd")
     config: Config = request.app.ctx.config

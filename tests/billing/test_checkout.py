@@ -262,3 +262,21 @@ def test_a_minimum_below_what_stripe_charges_still_refuses_with_a_400(
     assert "0.5 USD" in refused.json()["error"]["message"]
     assert len(cheap.double.sessions) == made
     cheap.start_topup(buyer, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("9.999999999999999999", "amount_too_small"), ("10.000000000000000001", "invalid_amount")],
+)
+def test_an_amount_is_read_exactly_as_written(box: BillingBox, text: str, code: str) -> None:
+    """A JSON number read as a float loses digits past the 17th: 9.999999999999999999 (below
+    the 10 USD minimum) was a top-up of 10 USD, and 10.000000000000000001 (past the cents) one
+    of 10 USD too. Money is read exactly, so each is refused as written."""
+    buyer = box.customer()
+    before = len(box.double.calls("POST", "/v1/checkout/sessions"))
+    head = {"authorization": f"Bearer {buyer.key}", "content-type": "application/json"}
+    response = box.http.post("/api/v1/stripe/checkout", headers=head,
+                             content=f'{{"amount_usd": {text}}}')  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == code
+    assert len(box.double.calls("POST", "/v1/checkout/sessions")) == before

@@ -257,3 +257,22 @@ def test_the_cli_takes_the_limits_under_the_spec_s_field_names_too(box: Box) -> 
     assert changed.returncode == 0, changed.stderr
     key = next(k for k in _keys(box, email) if k["id"] == key["id"])
     assert (key["expires_at"], key["allowed_models"]) == (None, None)
+
+
+@pytest.mark.parametrize("text", ["1e-400", "0.0000000001"])
+def test_a_cap_is_read_exactly_as_written(
+    box: Box, account: tuple[str, str, str], text: str
+) -> None:
+    """A JSON number read as a float: 1e-400 underflowed to 0.0, a cap of 0 USD where the
+    client asked for a cap finer than a nano-dollar, which is refused as written."""
+    _, login, key_id = account
+    head = {"content-type": "application/json"}
+    created = box.http(login).post(
+        "/api/v1/auth/key", content=f'{{"name": "x", "limit_usd": {text}}}', headers=head
+    )
+    assert created.status_code == 400, created.text
+    assert created.json()["error"]["param"] == "limit_usd"
+    patched = box.http(login).patch(
+        f"/api/v1/auth/key/{key_id}", content=f'{{"limit_usd": {text}}}', headers=head
+    )
+    assert patched.status_code == 400, patched.text
