@@ -5,6 +5,7 @@
 `user_id_problem(user_id)` refuses what Anthropic refuses (too long, an email, a phone number);
 `content_problem(blocks, i, prefill)` blank text, a prefill's trailing space, thinking not first;
 `manual_thinking_problem(model)` budget thinking on models that only think adaptively;
+`adaptive_thinking_problem(model)` adaptive thinking on models from before it (Sonnet 4.5);
 `sampling_problem(model, body)` temperature/top_p/top_k on models that took them out;
 `cache_control_problem(body)` malformed or more than 4 prompt-cache breakpoints;
 `output_config_problem(config, beta)` its effort, structured-output format and (under its beta)
@@ -121,6 +122,18 @@ def manual_thinking_problem(model: str) -> str | None:
         return (
             '"thinking.type.enabled" is not supported for this model. Use '
             '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
+        )
+    return None
+
+
+def adaptive_thinking_problem(model: str) -> str | None:
+    """Claude models before 4.6 (Sonnet 4.5, Opus 4.5 and older) refuse thinking.type
+    "adaptive": they take only "enabled" (budget_tokens) and "disabled"."""
+    version = claude_version(model)
+    if version is not None and version < (4, 6):
+        return (
+            "thinking: Input tag 'adaptive' found using 'type' does not match any of the "
+            "expected tags: 'disabled', 'enabled'"
         )
     return None
 

@@ -15,16 +15,21 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.anthropic_checks import adaptive_thinking_problem
 from tests.fakes.anthropic_upstream import Reply
 from tests.fakes.openai_upstream import Reply as OpenAIReply
 from tests.messages.conftest import MODEL, OPENAI_MODEL, MessagesBox
-from tests.messages.test_claude_code import CLAUDE, run_claude
+from tests.messages.test_claude_code import CLAUDE, asked_model, completions, run_claude
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
 
 # The README's catalog ids, as this suite's box names the same models.
-CATALOG = {"anthropic/claude-sonnet-4.5": MODEL, "openai/gpt-5.4-mini": OPENAI_MODEL}
+CATALOG = {
+    "anthropic/claude-sonnet-5": MODEL,
+    "anthropic/claude-sonnet-4.5": MODEL,
+    "openai/gpt-5.4-mini": OPENAI_MODEL,
+}
 CHOICES = {"default": (), "opus": ("--model", "opus"), "sonnet": ("--model", "sonnet"),
            "haiku": ("--model", "haiku")}  # fmt: skip
 
@@ -41,6 +46,14 @@ def readme_aliases() -> dict[str, str]:
     aliases = re.findall(r"^codelace-box models alias (\S+) (\S+)", readme_blocks()[1], re.M)
     assert aliases and all(target in CATALOG for _, target in aliases), aliases
     return {name: CATALOG[target] for name, target in aliases}
+
+
+def readme_upstreams() -> dict[str, str]:
+    """The README's Anthropic catalog ids -> the upstream model each names."""
+    found = re.findall(r"^codelace-box models set (anthropic/\S+) --upstream-model (\S+)",
+                       readme_blocks()[1], re.M)  # fmt: skip
+    assert found, "the README sets no anthropic model"
+    return dict(found)
 
 
 def readme_variables() -> dict[str, str]:
@@ -103,3 +116,26 @@ def test_the_readmes_variables_name_catalog_ids(fresh: MessagesBox, tmp_path: Pa
         ask(fresh, tmp_path / "home", key, choice, variables)
         models = {row["model"] for row in fresh.usage_rows(email)[before:]}
         assert models == {variables[f"ANTHROPIC_DEFAULT_{variable}_MODEL"]}, (choice, models)
+
+
+def test_claude_codes_names_go_to_models_that_take_its_thinking(
+    readme_box: MessagesBox, tmp_path: Path
+) -> None:
+    """Claude Code asks its own names (2.1.332: claude-opus-5-5, claude-sonnet-5-5) with
+    adaptive thinking; Anthropic's models before 4.6 refuse that with a 400, so every prompt
+    failed where the README routed those names to Claude Sonnet 4.5. The fake takes any
+    thinking; each request is checked here against the upstream model the README names."""
+    _, key = readme_box.new_key()
+    aliases = dict(re.findall(r"^codelace-box models alias (\S+) (\S+)", readme_blocks()[1],
+                              re.M))  # fmt: skip
+    upstreams = readme_upstreams()
+    for choice in ("default", "opus", "sonnet"):
+        target = aliases[asked_model(*CHOICES[choice])]
+        if target not in upstreams:  # an openai model: the thinking is translated
+            continue
+        before = len(completions(readme_box))
+        ask(readme_box, tmp_path / "home", key, choice, {})
+        for call in completions(readme_box)[before:]:
+            if (call.body.get("thinking") or {}).get("type") == "adaptive":
+                problem = adaptive_thinking_problem(upstreams[target])
+                assert problem is None, (choice, target, problem)
