@@ -192,15 +192,24 @@ class OpenAIStreamTranslator(StreamTranslator):
 
     def _choice(self, choice: JSON) -> None:
         """A choice's delta counted (its tool call pieces put in OpenAI's shape), its finish
-        tracked."""
+        tracked (one call per choice: the hot path)."""
+        index, finish = choice.get("index", 0), choice.get("finish_reason")
         delta = choice.get("delta")
         if isinstance(delta, dict):
             self.output_chars += _delta_chars(delta)
             if calls := delta.get("tool_calls"):  # (a text chunk does no more)
-                self._calls(choice, delta, calls)
-        self._track(choice)
+                self._calls(index, delta, calls)
+        if finish and not self.upstream_finish:
+            chat_finish(choice)
+        if not isinstance(index, _INDEX_TYPES):
+            return
+        if finish:
+            self._open.discard(index)
+            self._closed.add(index)
+        elif index not in self._closed:
+            self._open.add(index)
 
-    def _calls(self, choice: JSON, delta: JSON, calls: Any) -> None:
+    def _calls(self, choice: Any, delta: JSON, calls: Any) -> None:
         """Tool call pieces counted, and put in OpenAI's shape (providers/call_keys.py): a
         compatible server's repeated ids and names, missing or shared indexes break the
         clients that gather pieces by index (the openai SDK's stream helper)."""
@@ -209,7 +218,8 @@ class OpenAIStreamTranslator(StreamTranslator):
         self.output_chars += _call_chars(calls)
         if self._canonical is None:
             self._canonical = CanonicalCalls()
-        delta["tool_calls"] = self._canonical.rewrite(choice.get("index", 0), calls)
+        index = choice if isinstance(choice, _INDEX_TYPES) else 0
+        delta["tool_calls"] = self._canonical.rewrite(index, calls)
 
     def _saw(self, raw: Any) -> None:
         """Remember the counts of any usage object, even a partial or running one."""
@@ -223,18 +233,6 @@ class OpenAIStreamTranslator(StreamTranslator):
         prompt = raw.get("prompt_tokens")
         if isinstance(prompt, int) and not isinstance(prompt, bool):
             self.input_tokens_seen = max(self.input_tokens_seen, prompt)
-
-    def _track(self, choice: JSON) -> None:
-        index, finish = choice.get("index", 0), choice.get("finish_reason")
-        if finish and not self.upstream_finish:
-            chat_finish(choice)
-        if not isinstance(index, _INDEX_TYPES):
-            return
-        if finish:
-            self._open.discard(index)
-            self._closed.add(index)
-        elif index not in self._closed:
-            self._open.add(index)
 
     def finish(self) -> list[JSON]:
         """A stream that ends cleanly without `[DONE]` (and without usage) after every choice
