@@ -23,9 +23,9 @@ from typing import Any
 
 from codelace_box.jsonwire import is_whole_json
 from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.json_prefix import ObjectPrefix
-from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
-from codelace_box.providers.openai_merge import same_call
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
@@ -162,10 +162,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         self.checks: dict[Any, ObjectPrefix] = {}  # ... -> whether they can begin an object
         self.live_tool: Any = None  # the OpenAI index of the tool_use block open now
         self.deferred: dict[Any, JSON] = {}  # tool calls begun while another was unfinished
-        self.call_ids: dict[Any, str] = {}  # call key -> the call's id
-        self.call_names: dict[Any, str] = {}  # call key -> the call's name
-        self.last_call: Any = None  # the key of the call a piece without index continues
-        self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
+        self.keys = CallKeys()  # which call a piece belongs to
         self.stop_reason = "end_turn"
         self.stop_sequence: str | None = None
         self.details: list[JSON] = []  # reasoning details streamed, for the next thinking stop
@@ -257,10 +254,11 @@ class OpenAIToMessagesStream(StreamTranslator):
         return self._delta("thinking", {"type": "thinking_delta", "thinking": ""})
 
     def _tool_call(self, call: JSON) -> list[JSON]:
-        """A tool call's piece. A call that begins while the open one's arguments are not yet
-        whole JSON is held back (its pieces too) until the finish: some servers send every
-        call's header before any arguments, and a delta for a stopped block breaks clients."""
-        key = self._call_key(call)
+        """A tool call's piece (its call told apart by providers/call_keys.py). A call that
+        begins while the open one's arguments are not yet whole JSON is held back (its pieces
+        too) until the finish: some servers send every call's header before any arguments,
+        and a delta for a stopped block breaks clients."""
+        key = self.keys.key_of(call)
         function = _obj(call, "function")
         arguments = arguments_of(function)
         if key in self.deferred:
@@ -274,47 +272,19 @@ class OpenAIToMessagesStream(StreamTranslator):
                                       "arguments": arguments}  # fmt: skip
                 return []
             out += self._open_tool(key, _tool_use_id(call, self.earlier), function.get("name"))
-        if arguments:
-            self.arguments[key] = self.arguments.get(key, "") + arguments
-            if not self.checks[key].feed(arguments):  # no object begins so: the SDK's partial
-                return out  # parse would end the stream; the block keeps what was whole
-            delta = {"type": "input_json_delta", "partial_json": arguments}
-            out.append({"type": "content_block_delta", "index": self.tool_blocks[key],
-                        "delta": delta})  # fmt: skip
-        return out
+        return out + self._arguments(key, arguments)
 
-    def _call_key(self, call: JSON) -> Any:
-        """Which call a piece belongs to: its `index`, but a new id with a name is a new call
-        whatever its index says (Gemini's OpenAI-compatible stream sends no index; some servers
-        number every parallel call 0), and a piece without index continues the last call. A new
-        id without a name continues the call (a call begins with its name): Poolside's API
-        changes the id after the first piece, mlx-openai-server drew one for every piece; so
-        does one with the same name while the call's arguments are not whole JSON yet (a new
-        id on every piece, the name repeated: openai_merge.same_call)."""
-        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else None
-        index = call.get("index")
-        key = self.index_keys.get(index, index) if isinstance(index, int) else self.last_call
-        renamed = key in self.call_ids and self.call_ids[key] != call_id
-        name = _obj(call, "function").get("name")
-        if call_id is not None and renamed and name and not self._goes_on(key, name):
-            key = ("call", call_id)
-        if key is None:
-            key = ("call", call_id) if call_id is not None else 0
-        if call_id is not None:
-            self.call_ids.setdefault(key, call_id)
-        if name:
-            self.call_names.setdefault(key, name)
-        if isinstance(index, int):
-            self.index_keys[index] = key
-        self.last_call = key
-        return key
-
-    def _goes_on(self, key: Any, name: Any) -> bool:
-        """Whether a piece with a new id and `name` is one more piece of call `key`: the same
-        name while its arguments are not whole JSON (a new id on every piece, name repeated)."""
-        held = self.deferred.get(key)
-        so_far = held["arguments"] if held else self.arguments.get(key, "")
-        return same_call(name, self.call_names.get(key), so_far)
+    def _arguments(self, key: Any, arguments: str) -> list[JSON]:
+        """A piece of the arguments of the call `key`, relayed while they can begin an object
+        (the anthropic SDK's partial parse would end the stream; the block keeps what was
+        whole)."""
+        if not arguments:
+            return []
+        self.arguments[key] += arguments
+        if not self.checks[key].feed(arguments):
+            return []
+        delta = {"type": "input_json_delta", "partial_json": arguments}
+        return [{"type": "content_block_delta", "index": self.tool_blocks[key], "delta": delta}]
 
     def _open_tool(self, key: Any, call_id: Any, name: Any) -> list[JSON]:
         out = self._close()
@@ -332,7 +302,7 @@ class OpenAIToMessagesStream(StreamTranslator):
         held, self.deferred = self.deferred, {}
         for key, call in held.items():
             out += self._open_tool(key, call["id"], call["name"])
-            out += self._tool_call({"index": key, "function": {"arguments": call["arguments"]}})
+            out += self._arguments(key, call["arguments"])
         return out
 
     def _close(self) -> list[JSON]:

@@ -7,7 +7,6 @@ when the client set only `max_completion_tokens`), for streams a request for usa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from codelace_box.errors import UpstreamError
@@ -22,6 +21,7 @@ from codelace_box.providers.base import (
     UpstreamTarget,
     Usage,
 )
+from codelace_box.providers.call_keys import CanonicalCalls
 from codelace_box.providers.openai_errors import (
     error_fields,
     error_message,
@@ -77,16 +77,6 @@ def _reasoning_field(message: JSON) -> str:
     return ""
 
 
-def arguments_of(function: Any) -> str:
-    """A tool call's arguments as the JSON text OpenAI gives ("" when there are none).
-    llama.cpp's server gives them as a JSON object (its builds of March 2026, and
-    `--tool-args-object`): written out as the text they stand for."""
-    value = function.get("arguments") if isinstance(function, dict) else None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else ""
-
-
 def content_text(message: JSON) -> str:
     """The answer text of a chat message or delta: its `content` string, or the text chunks of
     a content list. Mistral's reasoning models (Magistral) answer with a list of typed chunks,
@@ -133,9 +123,7 @@ def _unstored(payload: JSON, base: str) -> None:
         payload["store"] = False
 
 
-def _delta_chars(delta: Any) -> int:
-    if not isinstance(delta, dict):
-        return 0
+def _delta_chars(delta: JSON) -> int:
     content = delta.get("content")  # the reasoning once, however many fields repeat it (vLLM's)
     if isinstance(content, str):  # (no content list: no thinking chunks to look for)
         total = len(content) + len(_reasoning_field(delta))
@@ -144,7 +132,12 @@ def _delta_chars(delta: Any) -> int:
     refusal = delta.get("refusal")
     if isinstance(refusal, str):
         total += len(refusal)
-    for call in delta.get("tool_calls") or ():
+    return total
+
+
+def _call_chars(calls: list[Any]) -> int:
+    total = 0
+    for call in calls:
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             for part in ("name", "arguments"):
@@ -164,6 +157,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         self.upstream_finish = upstream_finish
         self._open: set[Any] = set()  # choice indexes that have not sent a finish_reason yet
         self._closed: set[Any] = set()  # choice indexes that have
+        self._canonical: CanonicalCalls | None = None  # made at the first tool call piece
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
@@ -193,9 +187,39 @@ class OpenAIStreamTranslator(StreamTranslator):
             chunk["usage"] = None  # the client gets the gateway's usage chunk, with its price
         for choice in choices:
             if isinstance(choice, dict):
-                self.output_chars += _delta_chars(choice.get("delta"))
-                self._track(choice)
+                self._choice(choice)
         return [self._relabel(chunk)]
+
+    def _choice(self, choice: JSON) -> None:
+        """A choice's delta counted (its tool call pieces put in OpenAI's shape), its finish
+        tracked (one call per choice: the hot path)."""
+        index, finish = choice.get("index", 0), choice.get("finish_reason")
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            self.output_chars += _delta_chars(delta)
+            if calls := delta.get("tool_calls"):  # (a text chunk does no more)
+                self._calls(index, delta, calls)
+        if finish and not self.upstream_finish:
+            chat_finish(choice)
+        if not isinstance(index, _INDEX_TYPES):
+            return
+        if finish:
+            self._open.discard(index)
+            self._closed.add(index)
+        elif index not in self._closed:
+            self._open.add(index)
+
+    def _calls(self, choice: Any, delta: JSON, calls: Any) -> None:
+        """Tool call pieces counted, and put in OpenAI's shape (providers/call_keys.py): a
+        compatible server's repeated ids and names, missing or shared indexes break the
+        clients that gather pieces by index (the openai SDK's stream helper)."""
+        if not isinstance(calls, list):
+            return
+        self.output_chars += _call_chars(calls)
+        if self._canonical is None:
+            self._canonical = CanonicalCalls()
+        index = choice if isinstance(choice, _INDEX_TYPES) else 0
+        delta["tool_calls"] = self._canonical.rewrite(index, calls)
 
     def _saw(self, raw: Any) -> None:
         """Remember the counts of any usage object, even a partial or running one."""
@@ -209,18 +233,6 @@ class OpenAIStreamTranslator(StreamTranslator):
         prompt = raw.get("prompt_tokens")
         if isinstance(prompt, int) and not isinstance(prompt, bool):
             self.input_tokens_seen = max(self.input_tokens_seen, prompt)
-
-    def _track(self, choice: JSON) -> None:
-        index, finish = choice.get("index", 0), choice.get("finish_reason")
-        if finish and not self.upstream_finish:
-            chat_finish(choice)
-        if not isinstance(index, _INDEX_TYPES):
-            return
-        if finish:
-            self._open.discard(index)
-            self._closed.add(index)
-        elif index not in self._closed:
-            self._open.add(index)
 
     def finish(self) -> list[JSON]:
         """A stream that ends cleanly without `[DONE]` (and without usage) after every choice

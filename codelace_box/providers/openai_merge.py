@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from codelace_box.jsonwire import is_whole_json, loads
+from codelace_box.jsonwire import loads
 from codelace_box.providers.base import JSON, SSEEvent
-from codelace_box.providers.openai import arguments_of
+from codelace_box.providers.call_keys import arguments_of, same_call
 from codelace_box.providers.openai_usage import chunk_usage
 from codelace_box.providers.reasoning_details import merge
 
@@ -69,15 +69,6 @@ def _add_choice(whole: JSON, choice: JSON) -> None:
             message[name] = value
     if choice.get("finish_reason"):
         whole["finish_reason"] = choice["finish_reason"]
-
-
-def same_call(name: Any, open_name: Any, arguments: str) -> bool:
-    """Whether a tool call piece with a new id and a name goes on with the open call (named
-    `open_name`, its arguments so far `arguments`): it does when it names the same function
-    and those arguments are not whole JSON yet (servers that draw a new id for every piece
-    and repeat the name); once they are whole, a new call begins (servers that number every
-    parallel call 0 or give no index)."""
-    return name == open_name and not is_whole_json(arguments)
 
 
 def _add_calls(whole: JSON, pieces: Any) -> None:

@@ -27,7 +27,8 @@ import time
 from typing import Any
 
 from codelace_box.providers.base import Usage
-from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
+from codelace_box.providers.call_keys import arguments_of
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, seal
 from codelace_box.providers.responses_input import chat_reasoning_id, encode_thinking
 from codelace_box.providers.responses_request import ResponsesContext

@@ -37,8 +37,8 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
-from codelace_box.providers.openai import arguments_of, content_text, reasoning_text
-from codelace_box.providers.openai_merge import same_call
+from codelace_box.providers.call_keys import arguments_of, same_call
+from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
 from codelace_box.providers.responses_request import ResponsesContext
@@ -259,7 +259,7 @@ class ResponsesStreamTranslator:
         Gemini's OpenAI-compatible endpoint does, start each call with its own id and name; a
         new id without a name goes on with the call: Poolside's API changes the id after the
         first piece, mlx-openai-server drew one for every piece); nor does a new id with the
-        same name while the arguments are not whole JSON yet (openai_merge.same_call)."""
+        same name while the arguments are not whole JSON yet (call_keys.same_call)."""
         if item is None or item.kind != "call" or item.chat_index != index:
             return False
         if not given_id or given_id == item.given_id or not item.given_id or not name:

@@ -1,0 +1,140 @@
+"""Which tool call a streamed chat piece belongs to, and the pieces in OpenAI's own shape.
+
+OpenAI streams a call as pieces of one `index` (one per call of a choice, counted from 0 in
+the order calls begin), its id, type and name on the first piece only. OpenAI-compatible
+servers do otherwise: the id, type and name on every piece; no `index` at all (Gemini's
+OpenAI-compatible endpoint); every parallel call at index 0, each with its own id; a new id
+on every piece of one call (mlx-openai-server; Poolside's API after the first piece).
+`CallKeys` tells the calls apart for every route that reads such a stream (the Messages
+translation, and the chat relay through `CanonicalCalls`, which rewrites the pieces for the
+clients that gather them by index, as the openai SDK's stream helper does). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from codelace_box.jsonwire import is_whole_json
+
+JSON = dict[str, Any]
+_HEADER = ("id", "type")
+
+
+def arguments_of(function: Any) -> str:
+    """A tool call's arguments as the JSON text OpenAI gives ("" when there are none).
+    llama.cpp's server gives them as a JSON object (its builds of March 2026, and
+    `--tool-args-object`): written out as the text they stand for."""
+    value = function.get("arguments") if isinstance(function, dict) else None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else ""
+
+
+def same_call(name: Any, open_name: Any, arguments: str) -> bool:
+    """Whether a tool call piece with a new id and a name goes on with the open call (named
+    `open_name`, its arguments so far `arguments`): it does when it names the same function
+    and those arguments are not whole JSON yet (servers that draw a new id for every piece
+    and repeat the name); once they are whole, a new call begins (servers that number every
+    parallel call 0 or give no index)."""
+    return name == open_name and not is_whole_json(arguments)
+
+
+def _function(piece: JSON) -> JSON:
+    value = piece.get("function")
+    return value if isinstance(value, dict) else {}
+
+
+class CallKeys:
+    """The calls of one choice's stream: `key_of` gives the key of the call a piece belongs
+    to (the same for all of a call's pieces, another for each call)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, str] = {}  # call key -> the call's first id
+        self.names: dict[Any, str] = {}  # call key -> the call's name
+        self.arguments: dict[Any, str] = {}  # call key -> its arguments so far
+        self.last: Any = None  # the key of the call a piece without index continues
+        self.index_keys: dict[int, Any] = {}  # an upstream index -> the key of its latest call
+
+    def key_of(self, piece: JSON) -> Any:
+        """The key of a piece's call: its `index`, but a new id with a name is a new call
+        whatever its index says, and a piece without index continues the last call. A new id
+        without a name continues the call (a call begins with its name); so does one with the
+        same name while the call's arguments are not whole JSON yet (`same_call`)."""
+        given = piece.get("id")
+        call_id = given if isinstance(given, str) and given else None
+        index = piece.get("index")
+        key = self.index_keys.get(index, index) if isinstance(index, int) else self.last
+        function = _function(piece)
+        name = function.get("name")
+        renamed = key in self.ids and self.ids[key] != call_id
+        if call_id is not None and renamed and name and not self._goes_on(key, name):
+            key = ("call", call_id)
+        if key is None:
+            key = ("call", call_id) if call_id is not None else 0
+        if call_id is not None:
+            self.ids.setdefault(key, call_id)
+        if name:
+            self.names.setdefault(key, name)
+        if isinstance(index, int):
+            self.index_keys[index] = key
+        self.last = key
+        self.arguments[key] = self.arguments.get(key, "") + arguments_of(function)
+        return key
+
+    def _goes_on(self, key: Any, name: Any) -> bool:
+        return same_call(name, self.names.get(key), self.arguments.get(key, ""))
+
+
+class CanonicalCalls:
+    """A chat stream's tool call pieces in OpenAI's shape, per choice: an integer `index` for
+    each call, counted from 0 in the order calls begin; the id, type ("function" if the
+    server gave none) and name once, on a call's first piece (or the first that has them: a
+    client that gathers pieces by index joins every string it gets twice); the arguments and
+    any other field as sent."""
+
+    def __init__(self) -> None:
+        self.choices: dict[Any, tuple[CallKeys, dict[Any, int], dict[Any, set[str]]]] = {}
+
+    def rewrite(self, choice: Any, pieces: list[Any]) -> list[Any]:
+        """The pieces of one delta of choice `choice`, in OpenAI's shape."""
+        keys, numbers, sent = self.choices.setdefault(choice, (CallKeys(), {}, {}))
+        out: list[Any] = []
+        for piece in pieces:
+            if not isinstance(piece, dict):
+                out.append(piece)
+                continue
+            key = keys.key_of(piece)
+            number = numbers.get(key)
+            if number is None:
+                number = numbers[key] = len(numbers)
+                sent[key] = set()
+                out.append(_once(_first(piece, number), number, sent[key]))
+            else:
+                out.append(_once(piece, number, sent[key]))
+        return out
+
+
+def _first(piece: JSON, number: int) -> JSON:
+    """A call's first piece with a type (the openai SDK knows calls of type "function")."""
+    if piece.get("type") is not None:
+        return piece
+    return {**piece, "index": number, "type": "function"}
+
+
+def _once(piece: JSON, number: int, sent: set[str]) -> JSON:
+    """A piece with the call's index, without the header fields already `sent` (to which
+    those it sends are added)."""
+    function = piece.get("function")
+    fields = {k: piece[k] for k in _HEADER if k in piece}
+    if isinstance(function, dict) and "name" in function:
+        fields["name"] = function["name"]
+    drop = sent.intersection(fields)  # (a null too: the SDK takes a type of null as given)
+    sent.update(k for k, v in fields.items() if v)
+    if piece.get("index") == number and not drop:
+        return piece  # (OpenAI's own: as it came)
+    kept = {k: v for k, v in piece.items() if k not in drop}
+    kept["index"] = number
+    if "name" in drop and isinstance(function, dict):
+        kept["function"] = {k: v for k, v in function.items() if k != "name"}
+    return kept

@@ -1,0 +1,100 @@
+"""providers/call_keys.py alone: which call each streamed piece belongs to (the shapes of
+OpenAI and of the compatible servers), and the pieces rewritten in OpenAI's shape for the chat
+route (OpenAI's own left as they came, the very objects)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from codelace_box.providers.call_keys import CallKeys, CanonicalCalls
+
+JSON = dict[str, Any]
+
+
+def piece(args: str, call_id: str | None = None, name: str | None = None, **more: Any) -> JSON:
+    """A tool call piece: `index` only when given in `more`."""
+    out: JSON = {**more, "function": {"arguments": args}}
+    if call_id is not None:
+        out |= {"id": call_id, "type": "function"}
+    if name is not None:
+        out["function"]["name"] = name
+    return out
+
+
+W = "get_weather"
+SHAPES: dict[str, tuple[list[JSON], list[int]]] = {
+    "openai": ([piece("", "a", W, index=0), piece('{"c', index=0), piece('ity": 1}', index=0),
+                piece("", "b", W, index=1), piece("{}", index=1)], [0, 0, 0, 1, 1]),
+    "header repeated": ([piece('{"c', "a", W, index=0), piece('ity": 1}', "a", W, index=0)],
+                        [0, 0]),
+    "no index": ([piece('{"c', "a", W), piece('ity": 1}', "a", W), piece("{}", "b", W)],
+                 [0, 0, 1]),
+    "no index, no id": ([piece('{"c'), piece('ity": 1}')], [0, 0]),
+    "parallel calls at 0": ([piece('{"c": 1}', "a", W, index=0), piece("{}", "b", W, index=0),
+                             piece("", index=0)], [0, 1, 1]),
+    "new id on every piece": ([piece('{"c', "a", W, index=0), piece('ity": 1}', "b", index=0)],
+                              [0, 0]),
+    "new id and name on every piece": ([piece('{"c', "a", W), piece('ity"', "b", W),
+                                        piece(": 1}", "c", W), piece("{}", "d", W)],
+                                       [0, 0, 0, 1]),
+    "another function at 0": ([piece('{"c', "a", W, index=0), piece("{}", "b", "other", index=0)],
+                              [0, 1]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_calls_are_told_apart(shape: str) -> None:
+    pieces, calls = SHAPES[shape]
+    keys = CallKeys()
+    seen: dict[Any, int] = {}
+    assert [seen.setdefault(keys.key_of(p), len(seen)) for p in pieces] == calls
+
+
+def test_openais_own_pieces_are_left_as_they_came() -> None:
+    canonical = CanonicalCalls()
+    for one in SHAPES["openai"][0]:
+        assert canonical.rewrite(0, [one])[0] is one
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s != "openai"])
+def test_each_call_gets_an_index_and_its_header_once(shape: str) -> None:
+    pieces, calls = SHAPES[shape]
+    out = CanonicalCalls().rewrite(0, pieces)
+    assert [p["index"] for p in out] == calls
+    assert [p["function"]["arguments"] for p in out] == [p["function"]["arguments"] for p in pieces]
+    for n, (sent, was) in enumerate(zip(out, pieces, strict=True)):
+        first = calls.index(calls[n]) == n
+        if first:
+            assert sent["type"] == "function"
+            assert (sent.get("id"), sent["function"].get("name")) == (
+                was.get("id"), was["function"].get("name"))  # fmt: skip
+        else:
+            assert {"id", "type"}.isdisjoint(sent) and "name" not in sent["function"], sent
+
+
+def test_a_header_in_two_pieces_is_kept_whole() -> None:
+    """The name on a later piece than the id (the first had none): sent once, there."""
+    out = CanonicalCalls().rewrite(0, [piece("", "a", index=0), piece('{"c": 1}', "a", W, index=0)])
+    assert out == [
+        {"index": 0, "id": "a", "type": "function", "function": {"arguments": ""}},
+        {"index": 0, "function": {"arguments": '{"c": 1}', "name": W}},
+    ]
+
+
+def test_a_later_null_type_is_left_out() -> None:
+    """A type of null on a later piece (the SDK would take it as the call's type)."""
+    first, later = (
+        piece("", "a", W, index=0),
+        {"index": 0, "type": None, "id": None, "function": {"arguments": "{}", "name": None}},
+    )
+    assert CanonicalCalls().rewrite(0, [first, later])[1] == {
+        "index": 0, "function": {"arguments": "{}"}}  # fmt: skip
+
+
+def test_choices_number_their_calls_apart() -> None:
+    canonical = CanonicalCalls()
+    a = canonical.rewrite(0, [piece("{}", "a", W), piece("{}", "b", W)])
+    b = canonical.rewrite(1, [piece("{}", "c", W)])
+    assert [p["index"] for p in a + b] == [0, 1, 0]
