@@ -21,11 +21,15 @@ from tests.support import REPO_ROOT, base_sections, free_port, run_cli, write_co
 
 pytestmark = pytest.mark.timeout(120)
 
-SIGNAL_AT_BACKFILL = """
+
+def signal_at(marker: str) -> str:
+    """A sitecustomize that sends the process SIGINT (Ctrl-C) as it runs SQL containing
+    `marker`."""
+    return f"""
 import os, signal, apsw
 
 def _trace(cursor, sql, bindings):
-    if 'INSERT INTO "account_usage"' in sql:
+    if {marker!r} in sql:
         os.kill(os.getpid(), signal.SIGINT)
     return True
 
@@ -50,7 +54,7 @@ def test_ctrl_c_mid_migration_says_where_the_schema_is_and_migrate_finishes(
     config = first_wave_box(tmp_path / "box", free_port())
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SIGNAL_AT_BACKFILL)
+    (hook / "sitecustomize.py").write_text(signal_at('INSERT INTO "account_usage"'))
     interrupted = run_cli(config, "migrate", env={"PYTHONPATH": str(hook)})
     db = tmp_path / "box" / "data" / "codelace.db"
     assert interrupted.returncode == 1 and _version(db) == 8, interrupted.stderr
@@ -64,18 +68,6 @@ def test_ctrl_c_mid_migration_says_where_the_schema_is_and_migrate_finishes(
     assert run_cli(config, "doctor").stdout.startswith(f"ok: schema version {LATEST_VERSION}")
 
 
-SIGNAL_AT_SCHEMA_CHECK = """
-import os, signal, apsw
-
-def _trace(cursor, sql, bindings):
-    if 'CREATE TABLE IF NOT EXISTS "schema_migration"' in sql:
-        os.kill(os.getpid(), signal.SIGINT)
-    return True
-
-apsw.connection_hooks.append(lambda connection: setattr(connection, "exec_trace", _trace))
-"""
-
-
 def test_ctrl_c_in_the_schema_check_of_an_up_to_date_database_is_aborted(tmp_path: Path) -> None:
     """Every command first checks the schema (as `migrate` does; it waits there while another
     process writes). Ctrl-C there, on a database with nothing to apply, said 'migrate was
@@ -86,7 +78,9 @@ def test_ctrl_c_in_the_schema_check_of_an_up_to_date_database_is_aborted(tmp_pat
     assert run_cli(config, "migrate").returncode == 0
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SIGNAL_AT_SCHEMA_CHECK)
+    (hook / "sitecustomize.py").write_text(
+        signal_at('CREATE TABLE IF NOT EXISTS "schema_migration"')
+    )
     paths = os.pathsep.join([str(hook), str(REPO_ROOT)])
     for command in (["users", "list"], ["migrate"]):
         stopped = run_cli(config, *command, env={"PYTHONPATH": paths})
