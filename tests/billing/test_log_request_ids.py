@@ -17,32 +17,10 @@ def json_box(billing_box_factory: BoxFactory) -> BillingBox:
     return billing_box_factory(log={"format": "json"})
 
 
-def foreign_paid_session(box: BillingBox) -> str:
-    """A paid session some other integration of the same Stripe account created."""
-    made = box.double.handle(
-        "POST",
-        "/v1/checkout/sessions",
-        {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "price_data": {
-                        "currency": "usd",
-                        "unit_amount": "2500",
-                        "product_data": {"name": "not ours"},
-                    },
-                    "quantity": "1",
-                }
-            ],
-        },
-    )
-    return str(made["id"])
-
-
 def test_a_line_logged_while_an_event_is_applied_carries_the_request_id(
     json_box: BillingBox,
 ) -> None:
-    session_id = foreign_paid_session(json_box)
+    session_id = json_box.foreign_paid_session()
     response = json_box.deliver(json_box.double.complete(session_id))
     assert response.json()["result"] == "unknown_session"
     request_id = response.headers["x-request-id"]

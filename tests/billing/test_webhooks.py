@@ -270,25 +270,8 @@ def test_unknown_events_and_foreign_sessions_are_acknowledged_and_ignored(
         "result": "ignored",
     }
     # A session some other integration of the same Stripe account created: not ours.
-    foreign = box.double.handle(
-        "POST",
-        "/v1/checkout/sessions",
-        {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "price_data": {
-                        "currency": "usd",
-                        "unit_amount": "9900",
-                        "product_data": {"name": "x"},
-                    },
-                    "quantity": "1",
-                }
-            ],
-            "metadata": {"codelace_user_id": str(buyer.user_id)},
-        },
-    )
-    response = box.deliver(box.double.complete(foreign["id"]))
+    foreign = box.foreign_paid_session({"codelace_user_id": str(buyer.user_id)})
+    response = box.deliver(box.double.complete(foreign))
     assert response.status_code == 200
     assert response.json()["result"] == "unknown_session"
     assert box.balance_nanos(buyer) == 0
