@@ -1,8 +1,9 @@
 """Bodies any site can make a browser send without asking (an HTML form's: urlencoded,
-multipart, text/plain) change nothing in the portal, even when the browser says nothing of
-where the request comes from (no Origin, no Sec-Fetch-Site: older browsers, and a page that
-asks for no referrer). The sign-in endpoints have no CSRF token to lean on: a form-made verify
-would sign the visitor's browser into the attacker's account (login CSRF)."""
+multipart, text/plain; a fetch's or a beacon's with no type at all) change nothing in the
+portal, even when the browser says nothing of where the request comes from (no Origin, no
+Sec-Fetch-Site: older browsers, and a page that asks for no referrer). The sign-in endpoints
+have no CSRF token to lean on: a form-made verify would sign the visitor's browser into the
+attacker's account (login CSRF)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ import httpx
 from tests.portal.conftest import PortalBox
 
 FORM_TYPES = (
+    None,  # no Content-Type at all: a no-cors fetch or sendBeacon of a Blob without a type
     "text/plain",
     "text/plain;charset=UTF-8",
     "application/x-www-form-urlencoded",
     "multipart/form-data; boundary=x",
 )
+
+
+def typed(kind: str | None) -> dict[str, str]:
+    return {} if kind is None else {"content-type": kind}
 
 
 def attackers_code(box: PortalBox, client: httpx.Client, email: str) -> str:
@@ -37,9 +43,7 @@ def test_a_form_made_verify_signs_no_browser_in(box: PortalBox) -> None:
     body = json.dumps({"email": email, "code": code}).encode()
     for kind in FORM_TYPES:
         with box.http() as victim:
-            answer = victim.post(
-                "/portal/api/signin/verify", content=body, headers={"content-type": kind}
-            )
+            answer = victim.post("/portal/api/signin/verify", content=body, headers=typed(kind))
             assert answer.status_code == 403, (kind, answer.text)
             assert answer.json()["error"]["code"] == "csrf_failed"
             assert "set-cookie" not in answer.headers, kind
@@ -54,9 +58,7 @@ def test_a_form_made_code_request_mails_nothing(box: PortalBox) -> None:
     body = json.dumps({"email": email}).encode()
     with box.http() as client:
         for kind in FORM_TYPES:
-            answer = client.post(
-                "/portal/api/signin/code", content=body, headers={"content-type": kind}
-            )
+            answer = client.post("/portal/api/signin/code", content=body, headers=typed(kind))
             assert answer.status_code == 403, (kind, answer.text)
     assert box.smtp.messages_to(email) == []
 
