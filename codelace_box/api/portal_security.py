@@ -7,7 +7,8 @@ names a server-side session (accounts/sessions.py). Over https it is `__Host-cod
 which no other host of the site can set, and only the exact name is read (Sanic's own lookup
 would also take a `__Secure-` one, which any sibling host can set for the whole domain).
 A call that changes anything must carry the session's CSRF token in `X-CSRF-Token` and, when
-the browser says where it comes from, an `Origin` of the box itself.
+the browser says where it comes from, an `Origin` of the box itself; and a call's body, sign-in
+included, must be typed application/json, which no form or beacon of another site can send.
 """
 
 from __future__ import annotations
@@ -88,9 +89,19 @@ def current_session(request: Request) -> Session:
 
 
 def check_origin(request: Request) -> None:
-    """403 when a browser says the call comes from another site."""
+    """403 when a browser says the call comes from another site, or when the call has a body
+    not typed JSON: any site's form (text/plain, urlencoded, multipart) or beacon (no type) may
+    send one unasked, and a browser that says nothing of where it comes from (no Origin, as
+    older ones on a form post) must not sign itself in with an attacker's code."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise PermissionDenied("cross-site requests are refused", code="csrf_failed")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.body and media_type != "application/json":
+        raise PermissionDenied(
+            "the body must be sent as application/json (a form's or an untyped body is "
+            "refused: any site can make a browser send one)",
+            code="csrf_failed",
+        )
     origin = request.headers.get("origin")
     if origin is None:
         return  # not a browser, or a same-origin GET: SameSite keeps the cookie away anyway
