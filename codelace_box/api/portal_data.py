@@ -140,7 +140,8 @@ def amount_from_form(raw: object) -> object:
             raise InvalidRequest(
                 "enter an amount in USD", code="invalid_amount", param="amount_usd"
             )
-        if len(text) <= MAX_AMOUNT_TEXT:
+        # (Decimal reads "1_0" as 10 and other scripts' digits as ours: passed on as text)
+        if len(text) <= MAX_AMOUNT_TEXT and text.isascii() and "_" not in text:
             try:
                 return Decimal(text)
             except InvalidOperation:
