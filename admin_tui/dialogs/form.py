@@ -71,7 +71,7 @@ class FormDialog(ModalScreen[T | None]):
         with VerticalScroll(classes="dialog", id="form"):
             yield Label(self._title, classes="dialog-title", markup=False)
             if self._note:
-                yield Static(self._note, classes="dialog-note")
+                yield Static(self._note, classes="dialog-note", markup=False)
             for spec in self._fields:
                 with Horizontal(classes="field-row"):
                     yield Label(spec.label, classes="field-label")

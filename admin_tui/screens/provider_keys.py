@@ -103,7 +103,7 @@ class ProviderKeyActions(_Host):
     async def _probe_passes(self, provider: ProviderRow, key: ProviderKeyRow) -> bool:
         """A failing key goes back only if its upstream accepts it now (as `key-enable`)."""
         line = self.query_one("#key-check", Static)
-        line.update(f"Testing key {key.hint} of {provider.name} before putting it back…")
+        line.update(Text(f"Testing key {key.hint} of {provider.name} before putting it back…"))
         try:
             result = await self.services.test_key(key.id)
         except Exception as exc:
@@ -160,7 +160,7 @@ class ProviderKeyActions(_Host):
 
     async def _test_key(self, provider: ProviderRow, key: ProviderKeyRow) -> None:
         line = self.query_one("#key-check", Static)
-        line.update(f"Testing key {key.hint} of {provider.name}…")
+        line.update(Text(f"Testing key {key.hint} of {provider.name}…"))
         try:
             result = await self.services.test_key(key.id)
         except Exception as exc:
