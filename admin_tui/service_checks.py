@@ -9,6 +9,7 @@ from admin_tui.views import KeyLimitsForm, KeyRow
 from codelace_box.accounts.limits import CLEAR_WORDS
 from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
+from codelace_box.db.core import MAX_SQLITE_INTEGER
 from codelace_box.errors import Conflict, InvalidRequest
 
 __all__ = [
@@ -47,6 +48,8 @@ def parse_token_cap(text: str, what: str = "max output tokens") -> int | None:
         return None
     if not (text.isascii() and text.isdigit()):  # "²" is a digit int() cannot read
         raise InvalidRequest(f"{what} must be a whole number, got {text!r}")
+    if len(text.lstrip("0")) > len(str(MAX_SQLITE_INTEGER)):  # int() fails past 4300 digits
+        raise InvalidRequest(f"{what} must be at most {MAX_SQLITE_INTEGER}")  # as the catalog
     return int(text)
 
 

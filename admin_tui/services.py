@@ -48,6 +48,7 @@ from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
 from codelace_box.db.core import close_database, open_database, utcnow
+from codelace_box.db.failures import is_busy
 from codelace_box.db.offload import DbThread
 from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
 from codelace_box.errors import CodelaceError, InvalidRequest
@@ -95,6 +96,10 @@ T = TypeVar("T")
 Emailed = TypeVar("Emailed", RequestRow, PaymentRow, RequestDetail)
 LIST_LIMIT = 200
 USERS_SHOWN = 1000  # rows of the users table; a search reaches the others
+LOCKED = (
+    "the database is locked by another process (waited for its write to end; an open sqlite3 "
+    "shell transaction?): nothing was done; try again"
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,14 @@ class AdminServices(CatalogServices):
         return await self._thread.run(partial(self._call, fn, *args, **kwargs))
 
     def _call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        try:
+            return self._open_and_call(fn, *args, **kwargs)
+        except Exception as exc:
+            if is_busy(exc):  # rolled back: what the CLI says (cli/support.py LOCKED)
+                raise CodelaceError(LOCKED) from exc
+            raise
+
+    def _open_and_call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         path = self.config.database.path
         if not self._opened:
             self._marker = hold_open(path)  # `restore` refuses while the dashboard is open

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from admin_tui.widgets.live_table import visible
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Dismissed with True only when the operator confirms (y or the confirm button)."""
@@ -26,7 +28,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
             yield Label(self._title, classes="dialog-title", markup=False)
-            yield Static(self._message, id="confirm-message", markup=False)
+            yield Static(visible(self._message), id="confirm-message", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self._confirm_label} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")

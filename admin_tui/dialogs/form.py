@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from admin_tui.services import CodelaceError
+from admin_tui.widgets.live_table import visible
 
 T = TypeVar("T")
 
@@ -71,7 +72,7 @@ class FormDialog(ModalScreen[T | None]):
         with VerticalScroll(classes="dialog", id="form"):
             yield Label(self._title, classes="dialog-title", markup=False)
             if self._note:
-                yield Static(self._note, classes="dialog-note")
+                yield Static(self._note, classes="dialog-note", markup=False)
             for spec in self._fields:
                 with Horizontal(classes="field-row"):
                     yield Label(spec.label, classes="field-label")
@@ -119,7 +120,7 @@ class FormDialog(ModalScreen[T | None]):
     def show_error(self, message: str) -> None:
         """Show why the form was not accepted."""
         error = self.query_one("#form-error", Static)
-        error.update(message)
+        error.update(visible(message))
         if message:
             error.scroll_visible(animate=False)
 

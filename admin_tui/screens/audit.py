@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import count, right
 from admin_tui.service_audit import Entry, RefusalCount, entries, refusal_counts
-from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.live_table import LiveTable, visible
 
 
 def changes(entry: Entry) -> str:
@@ -116,7 +116,9 @@ class AuditScreen(AdminScreen):
         """The line under the log: the highlighted entry in full."""
         key = self.query_one("#audit", LiveTable).selected_key()
         entry = self._entries.get(key) if key else None
-        self.query_one("#audit-detail", Static).update(Text(describe_entry(entry)) if entry else "")
+        self.query_one("#audit-detail", Static).update(
+            Text(visible(describe_entry(entry))) if entry else ""
+        )
 
     def action_reload_audit(self) -> None:
         self.reload()

@@ -26,6 +26,7 @@ from textual.widgets import Footer
 
 from admin_tui.dialogs.confirm import ConfirmDialog
 from admin_tui.services import AdminServices, CodelaceError
+from admin_tui.widgets.live_table import visible
 from admin_tui.widgets.navbar import NavBar
 
 
@@ -153,6 +154,7 @@ class AdminScreen(Screen[None]):
     ) -> None:
         """A toast; plain text unless asked (emails, reasons and upstream messages may hold
         square brackets that are not markup)."""
+        message, title = visible(message), visible(title)  # an upstream's words, ESC and all
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     async def act(self, action: Callable[[], Awaitable[Any]], done: str) -> bool:

@@ -12,6 +12,7 @@ from admin_tui.dialogs.form import Abandon, FormDialog, FormField
 from admin_tui.screens.base import describe
 from admin_tui.screens.formatting import short_moment
 from admin_tui.services import InvalidRequest, ProviderKeyRow, ProviderRow
+from admin_tui.widgets.live_table import visible
 
 if TYPE_CHECKING:
     from admin_tui.screens.base import AdminScreen as _Host
@@ -103,14 +104,14 @@ class ProviderKeyActions(_Host):
     async def _probe_passes(self, provider: ProviderRow, key: ProviderKeyRow) -> bool:
         """A failing key goes back only if its upstream accepts it now (as `key-enable`)."""
         line = self.query_one("#key-check", Static)
-        line.update(f"Testing key {key.hint} of {provider.name} before putting it back…")
+        line.update(Text(f"Testing key {key.hint} of {provider.name} before putting it back…"))
         try:
             result = await self.services.test_key(key.id)
         except Exception as exc:
-            line.update(Text(f"Key {key.hint}: {describe(exc)}"))
+            line.update(Text(visible(f"Key {key.hint}: {describe(exc)}")))
             return False
         if not result.ok:
-            line.update(Text(f"Key {key.hint} stays out of rotation: {result.message}"))
+            line.update(Text(visible(f"Key {key.hint} stays out of rotation: {result.message}")))
             self.notify(result.message, title=f"Key {key.hint} still fails", severity="error")
         return result.ok
 
@@ -160,15 +161,16 @@ class ProviderKeyActions(_Host):
 
     async def _test_key(self, provider: ProviderRow, key: ProviderKeyRow) -> None:
         line = self.query_one("#key-check", Static)
-        line.update(f"Testing key {key.hint} of {provider.name}…")
+        line.update(Text(f"Testing key {key.hint} of {provider.name}…"))
         try:
             result = await self.services.test_key(key.id)
         except Exception as exc:
-            line.update(Text(f"Key {key.hint}: {describe(exc)}"))
+            line.update(Text(visible(f"Key {key.hint}: {describe(exc)}")))
             return
         verdict = "OK" if result.ok else "FAILED"
         advice = " (x puts it back in rotation)" if result.ok and key.failing else ""
-        line.update(Text(f"Key {key.hint} of {provider.name}: {verdict}: {result.message}{advice}"))
+        said = f"Key {key.hint} of {provider.name}: {verdict}: {result.message}{advice}"
+        line.update(Text(visible(said)))
         self.notify(
             result.message,
             title=f"Key {key.hint}",

@@ -16,7 +16,7 @@ from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import alarm, right, short_moment, status_cell
 from admin_tui.screens.provider_keys import KEY_NOTE, ProviderKeyActions, describe_key, key_state
 from admin_tui.services import PROVIDER_KINDS, ProviderExtras, ProviderKeyRow, ProviderRow
-from admin_tui.widgets.live_table import LiveTable
+from admin_tui.widgets.live_table import LiveTable, visible
 
 
 class ProvidersScreen(ProviderKeyActions, AdminScreen):
@@ -128,7 +128,7 @@ class ProvidersScreen(ProviderKeyActions, AdminScreen):
         """The line under the keys: the highlighted key's state and its whole failure reason."""
         selected = self.selected_key()
         self.query_one("#key-check", Static).update(
-            Text(describe_key(*selected)) if selected else ""
+            Text(visible(describe_key(*selected))) if selected else ""
         )
 
     def selected_provider(self) -> ProviderRow | None:

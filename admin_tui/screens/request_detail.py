@@ -13,6 +13,7 @@ from textual.widgets import Static
 from admin_tui.screens.base import AdminScreen
 from admin_tui.screens.formatting import count, moment, usd_exact
 from admin_tui.services import RequestDetail
+from admin_tui.widgets.live_table import visible
 
 
 class RequestDetailScreen(AdminScreen):
@@ -37,7 +38,7 @@ class RequestDetailScreen(AdminScreen):
 
     def show(self, data: Any) -> None:
         self.detail = data
-        self.query_one("#request-detail", Static).update(Text(describe_request(data)))
+        self.query_one("#request-detail", Static).update(Text(visible(describe_request(data))))
 
     def action_back(self) -> None:
         self.dismiss()

@@ -3,6 +3,7 @@ the view still, and whose long text columns shrink (with an ellipsis) to fit the
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -16,9 +17,22 @@ Row = tuple[str, Sequence[Cell]]  # (row key, cells)
 MIN_FLEX_WIDTH = 12
 
 
+def visible(text: str) -> str:
+    """`text` with its control characters (ESC, a C1 CSI...) written as escapes, line breaks
+    and tabs kept: Textual hands ESC on to the terminal, and text from outside the box (an
+    upstream's error, which may quote what a client sent) must not clear the operator's screen
+    or set their clipboard."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c in "\n\t" or unicodedata.category(c) != "Cc" else repr(c)[1:-1] for c in text
+    )
+
+
 def as_text(cell: Cell) -> Text:
-    """A cell as one line of Text cut with an ellipsis (plain strings are never markup)."""
-    text = Text(cell) if isinstance(cell, str) else cell.copy()
+    """A cell as one line of Text cut with an ellipsis (plain strings are never markup, and
+    their control characters are shown as escapes)."""
+    text = Text(visible(cell)) if isinstance(cell, str) else cell.copy()
     text.no_wrap = True
     text.overflow = "ellipsis"
     return text

@@ -151,8 +151,9 @@ def _checked_fields(names: Iterable[str]) -> list[str]:
     unknown = [f for f in fields if not is_billed_field(f)]
     if unknown:
         raise InvalidRequest(
-            f"cannot allow {', '.join(map(repr, unknown))}: the fields that need the operator's "
-            f"permission are {', '.join(BILLED_FIELDS)} (other fields pass anyway)"
+            f"cannot allow {', '.join(repr(mask_tokens(f)) for f in unknown)}: the fields that "
+            f"need the operator's permission are {', '.join(BILLED_FIELDS)} (other fields pass "
+            "anyway)"
         )
     return fields
 

@@ -63,6 +63,10 @@ async def open_add_model(app: AdminApp, pilot: Pilot[None]) -> None:
         ("max_output_tokens", "99999999999999999999999", "max output tokens"),
         ("max_output_tokens", "\u00b2", "max output tokens must be a whole number"),  # int() fails
         ("max_output_tokens", "\u0663", "max output tokens must be a whole number"),  # int() = 3
+        pytest.param(  # more digits than int() reads
+            "max_output_tokens", "9" * 4301, "max output tokens must be at most", id="cap-4301"
+        ),
+        pytest.param("context_tokens", "9" * 4301, "context tokens must be at most", id="ctx-4301"),
     ],
 )
 async def test_an_out_of_range_model_field_is_refused_not_a_crash(

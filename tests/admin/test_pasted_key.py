@@ -45,3 +45,21 @@ async def test_a_key_pasted_as_the_provider_name_is_not_shown_back(admin_env: Ad
         shown = text_of(pilot, "#form-error")
     for piece in (KEY, KEY[:16], KEY[-12:]):
         assert piece not in shown, shown
+
+
+async def test_a_key_pasted_as_an_allowed_field_is_not_shown_back(admin_env: AdminEnv) -> None:
+    """Allowed billed fields is the field after the key: a key pasted a tab too far (or once
+    more after it) was quoted whole in 'cannot allow ...'."""
+    async with create_admin_app(admin_env.config).run_test(size=(100, 30)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: screen_name(pilot) == "ProvidersScreen", "the screen")
+        await open_form(pilot, "n", "the add form")
+        await fill(pilot, "name", "openai")
+        await fill(pilot, "key", KEY)
+        await fill(pilot, "allowed_fields", f"plugins, {KEY}")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "cannot allow" in text_of(pilot, "#form-error"), "refusal")
+        shown = text_of(pilot, "#form-error")
+    for piece in (KEY, KEY[:16], KEY[-12:]):
+        assert piece not in shown, shown
+    assert "sk-…abcd" in shown, shown
