@@ -59,31 +59,39 @@ def rpm_bucket(user_id: int) -> str:
 
 def check_account_limits(tx: Tx, user_id: int, limits: Admission, now: datetime) -> None:
     """Raise 429 when the account has as many requests in flight as it may, or made as many in
-    the last minute; otherwise count this one."""
+    the last minute; otherwise count this one. The Retry-After is the later of the two waits
+    that apply: a slot in flight freed in a second admits nothing while the minute is full."""
     if not (limits.rpm or limits.max_concurrent):
         return
     hotpath.lock_user(tx, user_id)
+    bucket = rpm_bucket(user_id)
+    rpm_wait = _rpm_wait(tx, bucket, limits.rpm, now) if limits.rpm else 0
     if limits.max_concurrent and hotpath.open_holds(tx, user_id) >= limits.max_concurrent:
         raise RateLimited(
             f"too many concurrent requests: this account may have {limits.max_concurrent} in "
             "flight; retry when one finishes",
-            CONCURRENCY_RETRY_SEC,
+            max(CONCURRENCY_RETRY_SEC, rpm_wait),
+        )
+    if rpm_wait:
+        raise RateLimited(
+            f"too many requests: this account may make {limits.rpm} per minute; "
+            f"try again in {max(1, rpm_wait)} s",
+            rpm_wait,
         )
     if limits.rpm:
-        bucket = rpm_bucket(user_id)
-        since = db_time(now - timedelta(seconds=RPM_WINDOW_SEC))
-        count = hotpath.events_since(tx, bucket, since)
-        if count >= limits.rpm:
-            freeing = hotpath.event_at(tx, bucket, since, count - limits.rpm)
-            wait = RPM_WINDOW_SEC
-            if freeing is not None:
-                wait = math.ceil((parse_time(freeing) - parse_time(since)).total_seconds())
-            raise RateLimited(
-                f"too many requests: this account may make {limits.rpm} per minute; "
-                f"try again in {max(1, wait)} s",
-                wait,
-            )
         hotpath.insert_event(tx, bucket, db_time(now))
+
+
+def _rpm_wait(tx: Tx, bucket: str, rpm: int, now: datetime) -> int:
+    """Seconds until the account's requests of the last minute allow one more (0: now)."""
+    since = db_time(now - timedelta(seconds=RPM_WINDOW_SEC))
+    count = hotpath.events_since(tx, bucket, since)
+    if count < rpm:
+        return 0
+    freeing = hotpath.event_at(tx, bucket, since, count - rpm)
+    if freeing is None:
+        return RPM_WINDOW_SEC
+    return max(1, math.ceil((parse_time(freeing) - parse_time(since)).total_seconds()))
 
 
 def count_in_rpm(tx: Tx, user_id: int, rpm: int) -> None:

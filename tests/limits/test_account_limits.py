@@ -5,6 +5,8 @@ defaults, `users limits` an account's own (0: unlimited)."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import httpx
 import pytest
@@ -83,3 +85,33 @@ def test_limits_defaults_apply_unless_an_account_has_its_own(
     box.cli("users", "limits", email, "--rpm", "default")
     shown = box.cli("users", "show", email, "--json")
     assert '"rpm": null' in shown
+
+
+def test_retry_after_of_a_full_account_waits_for_its_rpm_too(
+    two_workers: Box, fake: FakeOpenAI
+) -> None:
+    """An account with a request in flight (its max_concurrent) and no request left in this
+    minute (its rpm): the Retry-After says when a request can be admitted again, the minute's
+    end, not the second a request in flight may take (a client obeying 1 s retried in vain
+    for up to a minute)."""
+    box = two_workers
+    email, key = box.new_user("5")
+    box.cli("users", "limits", email, "--rpm", "2", "--concurrent", "1")
+    assert one_request(box, key).status_code == 200
+    fake.default = Reply(delay_before=3.0)
+    in_flight = threading.Thread(target=one_request, args=(box, key))
+    in_flight.start()
+    try:
+        deadline = time.monotonic() + 10
+        while box.query('SELECT COUNT(*) FROM hold h JOIN "user" u ON u.id = h.user_id '
+                        "WHERE u.email = ?", email)[0][0] == 0:  # fmt: skip
+            assert time.monotonic() < deadline, "the second request was never admitted"
+            time.sleep(0.05)
+        refused = one_request(box, key)
+    finally:
+        in_flight.join(30)
+    assert refused.status_code == 429, refused.text
+    assert 50 <= int(refused.headers["retry-after"]) <= 60, refused.headers
+    after_it = one_request(box, key)  # the one in flight ended: the minute is what is left
+    assert after_it.status_code == 429
+    assert int(after_it.headers["retry-after"]) <= int(refused.headers["retry-after"])
