@@ -1,5 +1,6 @@
 """An upstream's Retry-After header as whole seconds to wait (RFC 9110: delta-seconds or an
-HTTP-date), passed on to the client of a relayed 429 or 503 (gateway/upstream.py)."""
+HTTP-date; OpenAI's `retry-after-ms` first, as its SDK reads them), rounded up, passed on to the
+client of a relayed 429 or 503 (gateway/upstream.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,25 @@ MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: tr
 _DELTA_SECONDS_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
 
 
+def upstream_wait_sec(retry_after: str | None, retry_after_ms: str | None) -> int:
+    """Seconds to wait from an upstream's `retry-after-ms` (OpenAI's, in milliseconds) when it
+    is a plausible number, else from its Retry-After (retry_after_sec); rounded up."""
+    millis = (retry_after_ms or "").strip()
+    if _DELTA_SECONDS_RE.fullmatch(millis):
+        seconds = math.ceil(float(millis) / 1000)
+        if seconds <= MAX_RETRY_AFTER_SEC:
+            return max(1, seconds)
+    return retry_after_sec(retry_after)
+
+
 def retry_after_sec(raw: str | None, now: float | None = None) -> int:
     """Seconds to wait from a Retry-After header: delta-seconds, or an HTTP-date (RFC 9110) as
-    the seconds from `now` (wall-clock seconds; default the clock) until it, rounded up; absent,
-    malformed (inf, nan, 1e400, negative, garbage), a date already past, or over a day counts
-    as absent (1 s)."""
+    the seconds from `now` (wall-clock seconds; default the clock) until it, both rounded up;
+    absent, malformed (inf, nan, 1e400, negative, garbage), a date already past, or over a day
+    counts as absent (1 s)."""
     text = (raw or "").strip()
-    if _DELTA_SECONDS_RE.fullmatch(text):
-        seconds = int(text.partition(".")[0])
+    if _DELTA_SECONDS_RE.fullmatch(text):  # (a fraction, which some send, rounded up)
+        seconds = math.ceil(float(text))
     else:
         seconds = _seconds_until(text, time.time() if now is None else now)
     return max(1, seconds) if seconds <= MAX_RETRY_AFTER_SEC else 1

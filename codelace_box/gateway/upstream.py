@@ -72,7 +72,7 @@ from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms
-from codelace_box.gateway.retry_after import retry_after_sec
+from codelace_box.gateway.retry_after import upstream_wait_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
@@ -236,7 +236,7 @@ def _judged(
     if call.adapter.wants_payment(status, message):  # before 429: OpenAI's insufficient_quota
         return ProviderOutOfCredit(name, status, message)
     if status == 429:
-        wait = retry_after_sec(response.header("retry-after"))
+        wait = upstream_wait_sec(response.header("retry-after"), response.header("retry-after-ms"))
         return RateLimited(f"{name} is rate limiting: {message}", wait)
     if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
         return _server_failure(name, status, message)

@@ -80,6 +80,26 @@ def test_upstream_429_is_relayed_with_retry_after(box: Box, fake: FakeOpenAI) ->
     assert_free_failure(box, email, start, "rate_limited")
 
 
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [({"retry-after-ms": "2500"}, "3"), ({"retry-after": "2.5"}, "3"),
+     ({"retry-after-ms": "7000", "retry-after": "7"}, "7"), ({"retry-after-ms": "junk"}, "1")],
+)  # fmt: skip
+def test_an_upstream_wait_in_milliseconds_or_a_fraction_is_relayed_rounded_up(
+    box: Box, fake: FakeOpenAI, headers: dict[str, str], said: str
+) -> None:
+    """OpenAI's `retry-after-ms` (which its SDK reads first) was ignored and a fractional
+    Retry-After rounded down: a client told 1 or 2 s where the upstream asked for 2.5 came
+    back too early and was refused again."""
+    _, key = box.new_user("1")
+    error = {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+    fake.default = Reply(status=429, error=error, headers=headers)
+    answer = httpx.post(f"{box.url}/v1/chat/completions", json={"model": MODEL, "messages": HELLO},
+                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == said
+
+
 def test_upstream_400_is_relayed_and_not_retried(box: Box, fake: FakeOpenAI) -> None:
     email, key = box.new_user("1")
     start = box.balance(email)[0]
