@@ -48,7 +48,7 @@ from codelace_box.catalog import keycheck
 from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.config import Config
 from codelace_box.db.core import close_database, open_database, utcnow
-from codelace_box.db.failures import is_busy
+from codelace_box.db.failures import operator_words
 from codelace_box.db.offload import DbThread
 from codelace_box.db.openlock import OpenMarker, file_identity, hold_open
 from codelace_box.errors import CodelaceError, InvalidRequest
@@ -96,10 +96,6 @@ T = TypeVar("T")
 Emailed = TypeVar("Emailed", RequestRow, PaymentRow, RequestDetail)
 LIST_LIMIT = 200
 USERS_SHOWN = 1000  # rows of the users table; a search reaches the others
-LOCKED = (
-    "the database is locked by another process (waited for its write to end; an open sqlite3 "
-    "shell transaction?): nothing was done; try again"
-)
 
 
 @dataclass(frozen=True)
@@ -148,8 +144,8 @@ class AdminServices(CatalogServices):
         try:
             return self._open_and_call(fn, *args, **kwargs)
         except Exception as exc:
-            if is_busy(exc):  # rolled back: what the CLI says (cli/support.py LOCKED)
-                raise CodelaceError(LOCKED) from exc
+            if said := operator_words(exc):  # a lock, a full disk: what the CLI says
+                raise CodelaceError(said) from exc
             raise
 
     def _open_and_call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:

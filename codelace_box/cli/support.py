@@ -24,15 +24,13 @@ from codelace_box.config import (
     load_config,
 )
 from codelace_box.db.core import open_database
-from codelace_box.db.failures import is_busy
+from codelace_box.db.failures import operator_words
 from codelace_box.db.sqlite_file import (
-    BUSY_TIMEOUT_SEC,
     POINT_AT_IT,
     config_read,
     empty_sqlite_file,
     made_database,
     missing_database,
-    storage_failed,
 )
 from codelace_box.errors import CodelaceError
 
@@ -165,19 +163,11 @@ class CodelaceGroup(click.Group):
         except Exception as exc:
             if os.environ.get("CODELACE_DEBUG"):
                 raise
-            if is_busy(exc):
-                _fail(LOCKED, 1)
-            if storage_failed(exc):  # e.g. "database or disk is full": its words, no "unexpected"
-                _fail(f"the database could not be written: {exc}", 1)
+            if said := operator_words(exc):  # a lock, a full disk: no "unexpected"
+                _fail(said, 1)
             if said := not_utf8(exc):
                 _fail(said, 2)
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
-
-
-LOCKED = (
-    f"the database is locked by another process (waited {BUSY_TIMEOUT_SEC:g} s for its "
-    "write to end; an open sqlite3 shell transaction?): try again"
-)
 
 
 def _end_quietly() -> NoReturn:

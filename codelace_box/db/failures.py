@@ -8,8 +8,24 @@ import apsw
 from peewee import OperationalError as PeeweeOperationalError
 
 from codelace_box.db import postgres
-from codelace_box.db.sqlite_file import storage_failed
+from codelace_box.db.sqlite_file import BUSY_TIMEOUT_SEC, storage_failed
 from codelace_box.errors import CodelaceError, ServiceUnavailable
+
+LOCKED = (
+    f"the database is locked by another process (waited {BUSY_TIMEOUT_SEC:g} s for its "
+    "write to end; an open sqlite3 shell transaction?): nothing was done; try again"
+)
+
+
+def operator_words(exc: BaseException) -> str | None:
+    """What an operator's command (the CLI, the dashboard) says of a database failure it met:
+    a lock another process holds (rolled back), or a database that could not be written (a
+    full disk: its own words, not "unexpected ..."); None for any other failure."""
+    if is_busy(exc):
+        return LOCKED
+    if storage_failed(exc):
+        return f"the database could not be written: {exc}"
+    return None
 
 
 def is_busy(exc: BaseException) -> bool:
