@@ -50,14 +50,15 @@ _DAY_MODELS_SQL = f"SELECT bucket, model, {', '.join(_FIGURES)} FROM usage_rollu
 _DAY_MODELS_SQL += "WHERE period = 'day' AND bucket >= ?"
 
 
-def totals_problems() -> list[str]:
-    """Every way the usage totals and rollups disagree with the ledger or with each other."""
+def totals_problems(today: date | None = None) -> list[str]:
+    """Every way the usage totals and rollups disagree with the ledger or with each other
+    (the minutes kept whole are those of the days before `today`, by default the clock's)."""
     return (
         _spent_vs_ledger()
         + _days_vs_accounts()
         + _days_vs_keys()
         + _rollups_vs_accounts()
-        + _minutes_vs_days()
+        + _minutes_vs_days(today)
     )
 
 
