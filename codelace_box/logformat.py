@@ -104,8 +104,9 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time (ISO UTC), level, logger, message, the access fields,
-    and a traceback as `exc_info` when there is one."""
+    """One JSON object per record: time (ISO UTC), level, logger, message, the request id
+    (the context's, else the record's own `request_id`: a line logged for a request from a
+    batch of every request's writes), the access fields, and a traceback as `exc_info`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,7 +119,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = REQUEST_ID.get()
+        request_id = REQUEST_ID.get() or getattr(record, "request_id", None)
         if request_id is not None:
             line["request_id"] = request_id
         fields = getattr(record, "access", None)

@@ -273,6 +273,7 @@ def _charge(tx: Tx, item: Settlement, hold: int, account: hotpath.Later[tuple[in
             cost,
             hold,
             cost - hold,
+            extra={"request_id": item.request_id},  # (a batch's: no request's context)
         )
         cost = hold
     charged = min(cost, _covered(account(), hold))
@@ -284,6 +285,7 @@ def _charge(tx: Tx, item: Settlement, hold: int, account: hotpath.Later[tuple[in
             item.request_id,
             cost,
             charged,
+            extra={"request_id": item.request_id},
         )
     return charged
 

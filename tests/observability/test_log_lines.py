@@ -36,6 +36,24 @@ def test_every_json_line_of_a_failed_request_carries_its_request_id(
     assert PROVIDER_KEY not in box.server.log_text()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_settlement_warning_carries_its_request_id(box_factory: BoxFactory, stream: bool) -> None:
+    """A settlement runs in a batch of every request's writes (no request's context): its
+    warning that the provider reported more than was reserved (the operator's loss) named the
+    request in its text only, not as the field a shipper filters on."""
+    box = box_factory(log={"format": "json"})
+    _, key = box.new_user("1")
+    box.fake.push(Reply(prompt_tokens=10**20))
+    body: dict[str, object] = {"model": MODEL, "messages": HELLO, "max_tokens": 10, "stream": stream}
+    with box.http(key) as http:
+        answer = http.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    request_id = answer.headers["x-request-id"]
+    (raw,) = box.server.wait_for_log(rf'.*"message":"request {request_id}: the provider reported.*')
+    line = json.loads(raw)
+    assert (line["level"], line.get("request_id")) == ("warning", request_id), line
+
+
 def test_an_upstreams_message_cannot_forge_a_text_log_line(box_factory: BoxFactory) -> None:
     """The upstream's error text is logged (and an upstream may echo what a client sent): with
     `log.format = "text"` a line break in it must not start a line of its own that reads as
