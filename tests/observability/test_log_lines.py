@@ -44,7 +44,12 @@ def test_a_settlement_warning_carries_its_request_id(box_factory: BoxFactory, st
     box = box_factory(log={"format": "json"})
     _, key = box.new_user("1")
     box.fake.push(Reply(prompt_tokens=10**20))
-    body: dict[str, object] = {"model": MODEL, "messages": HELLO, "max_tokens": 10, "stream": stream}
+    body: dict[str, object] = {
+        "model": MODEL,
+        "messages": HELLO,
+        "max_tokens": 10,
+        "stream": stream,
+    }
     with box.http(key) as http:
         answer = http.post("/v1/chat/completions", json=body)
     assert answer.status_code == 200, answer.text
