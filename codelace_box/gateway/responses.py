@@ -75,7 +75,19 @@ def prepare_responses_call(
             # other than OpenAI (providers/openai.py), some of which refuse the first (Mistral)
             given = [name for name in (*HINT_FIELDS, "max_completion_tokens") if name in chat]
             call.hints = frozenset([*given, *([REASONING_CONTENT] if handed_back else [])])
+        elif kind == "anthropic" and chat.get("prompt_cache_key") and "cache_control" not in chat:
+            ask_to_cache(call)
     return call
+
+
+def ask_to_cache(call: ChatCall) -> None:
+    """A call with a `prompt_cache_key` (Codex's thread id) to an `anthropic` provider asks for
+    Anthropic's automatic caching (a top-level `cache_control`: the last cacheable block), as
+    OpenAI caches a prompt unasked: each turn of a conversation then reads what came before at
+    the cache-read price. A hint: a server that does not know the field is asked again
+    without it (gateway/hints.py)."""
+    call.body = {**call.body, "cache_control": {"type": "ephemeral"}}
+    call.hints = call.hints | {"cache_control"}
 
 
 def in_client_terms(call: ChatCall, param: str) -> str:

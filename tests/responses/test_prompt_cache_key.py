@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.fakes.openai_upstream import Reply
-from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
+from tests.responses.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, ResponsesBox
 
 
 def _gemini(field: str) -> tuple[int, str]:
@@ -92,3 +92,43 @@ def test_a_client_own_field_on_chat_completions_is_its_own(fresh: ResponsesBox) 
     assert getattr(caught.value, "status_code", None) == 400
     assert "prompt_cache_key" in str(caught.value)
     assert len(fresh.openai_fake.requests) == 1
+
+
+def test_codexs_prompt_cache_key_asks_an_anthropic_upstream_to_cache(fresh: ResponsesBox) -> None:
+    """OpenAI caches a prompt on its own (reads at the cache-read price); Anthropic only where
+    asked. Codex's turns each send the whole conversation with its thread id as
+    `prompt_cache_key`: translated to an `anthropic` provider without a breakpoint, every turn
+    paid the full input price. The key now asks for Anthropic's automatic caching (a top-level
+    `cache_control`); a call without one is sent as before."""
+    _, key = fresh.new_key()
+    client = fresh.openai(key)
+    client.responses.create(model=ANTHROPIC_MODEL, input="hi", prompt_cache_key="thread-1")
+    client.responses.create(model=ANTHROPIC_MODEL, input="hi", stream=True,
+                            prompt_cache_key="thread-1").close()  # fmt: skip
+    client.responses.create(model=ANTHROPIC_MODEL, input="hi")
+    sent = [r.body for r in fresh.fake.requests]
+    assert [body.get("cache_control") for body in sent] == [{"type": "ephemeral"}] * 2 + [None]
+    assert not any("prompt_cache_key" in body for body in sent)
+
+
+def test_an_anthropic_server_that_refuses_caching_is_asked_again_without(
+    fresh: ResponsesBox,
+) -> None:
+    """An Anthropic-compatible server that does not know the top-level `cache_control`
+    (a field the box added, not the client) is asked once more without it, and not sent it
+    again for a while."""
+    fresh.fake.refused_fields.add("cache_control")
+    _, key = fresh.new_key()
+    client = fresh.openai(key)
+    try:
+        first = client.responses.create(model=ANTHROPIC_MODEL, input="hi",
+                                        prompt_cache_key="thread-1")  # fmt: skip
+        assert first.status == "completed"
+        sent = [r.body for r in fresh.fake.requests]
+        assert ["cache_control" in body for body in sent] == [True, False]
+        client.responses.create(model=ANTHROPIC_MODEL, input="again", prompt_cache_key="thread-1")
+        assert len(fresh.fake.requests) == 3  # remembered: no second refusal
+        assert "cache_control" not in fresh.fake.requests[-1].body
+    finally:
+        fresh.server.stop()  # forget what this provider refused, for the other tests
+        fresh.server.start()
