@@ -221,12 +221,14 @@ def test_context_counts_tokens_upstream_and_charges_nothing(
     """`/context` in `claude -p` asks count_tokens (many times): passed to the Anthropic
     upstream, never charged, no completion made."""
     email, key = fresh.new_key()
+    logged_before = len(fresh.server.log_text())  # the server is the suite's: its lines since
     answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "/context")
     assert "Context Usage" in answer["result"]
     counted = [r for r in fresh.fake.requests if "max_tokens" not in r.body]
     assert counted and completions(fresh) == []
-    assert "/v1/messages/count_tokens 200" in fresh.server.log_text()
-    assert "/v1/messages/count_tokens 4" not in fresh.server.log_text()  # no billed-field 400
+    logged = fresh.server.log_text()[logged_before:]
+    assert "/v1/messages/count_tokens 200" in logged
+    assert "/v1/messages/count_tokens 4" not in logged  # no billed-field 400
     assert fresh.usage_rows(email) == [] and fresh.balance_nanos(email) == (20_000_000_000, 0)
 
 
