@@ -41,6 +41,8 @@ SHAPES: dict[str, tuple[list[JSON], list[int]]] = {
                                        [0, 0, 0, 1]),
     "another function at 0": ([piece('{"c', "a", W, index=0), piece("{}", "b", "other", index=0)],
                               [0, 1]),
+    "interleaved without index": ([piece('{"c', "a", W), piece('{"d', "b", "other"),
+                                   piece('": 1}', "a"), piece('": 2}', "b")], [0, 1, 0, 1]),
 }  # fmt: skip
 
 
