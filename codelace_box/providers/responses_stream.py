@@ -280,7 +280,8 @@ class ResponsesStreamTranslator:
         return events
 
     def _open_call(self, call: JSON, key: Any) -> list[JSON]:
-        given_id, name = _text(call, "id"), _text(call.get("function") or {}, "name")
+        given, given_id = call.get("function"), _text(call, "id")
+        name = _text(given, "name") if isinstance(given, dict) else ""
         if given_id in self.closed_ids or key in self.closed_calls:
             raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
         events = self._close()
