@@ -51,6 +51,7 @@ class CallKeys:
 
     def __init__(self) -> None:
         self.ids: dict[Any, str] = {}  # call key -> the call's first id
+        self.by_id: dict[str, Any] = {}  # a call's first id -> its key
         self.names: dict[Any, str] = {}  # call key -> the call's name
         self.arguments: dict[Any, str] = {}  # call key -> its arguments so far
         self.last: Any = None  # the key of the call a piece without index continues
@@ -60,11 +61,15 @@ class CallKeys:
         """The key of a piece's call: its `index`, but a new id with a name is a new call
         whatever its index says, and a piece without index continues the last call. A new id
         without a name continues the call (a call begins with its name); so does one with the
-        same name while the call's arguments are not whole JSON yet (`same_call`)."""
+        same name while the call's arguments are not whole JSON yet (`same_call`). A piece
+        without index that gives a call's first id goes to that call (calls interleaved)."""
         given = piece.get("id")
         call_id = given if isinstance(given, str) and given else None
         index = piece.get("index")
-        key = self.index_keys.get(index, index) if isinstance(index, int) else self.last
+        if isinstance(index, int):
+            key = self.index_keys.get(index, index)
+        else:
+            key = self.by_id.get(call_id, self.last) if call_id is not None else self.last
         function = _function(piece)
         name = function.get("name")
         renamed = key in self.ids and self.ids[key] != call_id
@@ -72,8 +77,8 @@ class CallKeys:
             key = ("call", call_id)
         if key is None:
             key = ("call", call_id) if call_id is not None else 0
-        if call_id is not None:
-            self.ids.setdefault(key, call_id)
+        if call_id is not None and self.ids.setdefault(key, call_id) == call_id:
+            self.by_id.setdefault(call_id, key)
         if name:
             self.names.setdefault(key, name)
         if isinstance(index, int):

@@ -3,9 +3,9 @@ shape the client asked for when an OpenAI-compatible server gave the other one. 
 `"stream": false` and stream anyway (unsloth's server, KAITO's transformers runtime,
 mini-sglang, before their fixes); some answer a stream with one JSON completion (SGLang with
 tools, buffering proxies). The upstream did the work and bills for it either way. Merged,
-each choice's delta strings (content, reasoning, refusal) are joined, its tool calls gathered by
-index (their argument pieces joined), its last finish_reason kept; the usage is the last one
-given (Groq's in `x_groq`). Pure code."""
+each choice's delta strings (content, reasoning, refusal) are joined, its tool calls told apart
+as the streamed routes tell them (call_keys.CallKeys) and their argument pieces joined, its last
+finish_reason kept; the usage is the last one given (Groq's in `x_groq`). Pure code."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from codelace_box.jsonwire import loads
 from codelace_box.providers.base import JSON, SSEEvent
-from codelace_box.providers.call_keys import arguments_of, same_call
+from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.openai_usage import chunk_usage
 from codelace_box.providers.reasoning_details import merge
 
@@ -72,19 +72,19 @@ def _add_choice(whole: JSON, choice: JSON) -> None:
 
 
 def _add_calls(whole: JSON, pieces: Any) -> None:
-    """Tool call pieces added to the calls so far: each to the call open at its index (a
-    piece without one: the last call), but one with a new id and a name begins a call of its
-    own unless it is the same_call (servers that number every parallel call 0 or give none)."""
-    calls: dict[tuple[int, int], JSON] = whole.setdefault("calls", {})
+    """Tool call pieces added to the calls so far, each to the call CallKeys tells it is of
+    (the calls kept in the order they began, as the streamed chat route numbers them)."""
+    calls: dict[Any, JSON] = whole.setdefault("calls", {})
+    keys: CallKeys = whole.setdefault("keys", CallKeys())
     for piece in pieces if isinstance(pieces, list) else ():
         if not isinstance(piece, dict):
             continue
         given = piece.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         name = function.get("name")
-        key = _key_of(calls, piece, name)
+        key = keys.key_of(piece)
         call = calls.setdefault(key, {"id": None, "type": "function",
-                                        "function": {"name": "", "arguments": ""}})  # fmt: skip
+                                      "function": {"name": "", "arguments": ""}})  # fmt: skip
         call["id"] = call["id"] or piece.get("id")
         if isinstance(name, str) and not call["function"]["name"]:
             call["function"]["name"] = name
@@ -93,37 +93,12 @@ def _add_calls(whole: JSON, pieces: Any) -> None:
             call["extra_content"] = piece["extra_content"]
 
 
-def _key_of(calls: dict[tuple[int, int], JSON], piece: JSON, name: Any) -> tuple[int, int]:
-    """The key of the call a piece belongs to: (its index, the how-many-th call begun there)."""
-    index, call_id = piece.get("index"), piece.get("id")
-    if not isinstance(index, int):
-        known = [key for key, call in calls.items() if call_id and call["id"] == call_id]
-        if known:
-            return known[0]
-        last = max(calls, default=None)
-        if last is None or _begins_call(call_id, name, calls[last]):
-            return (len(calls), 0)
-        return last
-    at = max((key for key in calls if key[0] == index), default=None)
-    if at is None:
-        return (index, 0)
-    return (index, at[1] + 1) if _begins_call(call_id, name, calls[at]) else at
-
-
-def _begins_call(call_id: Any, name: Any, open_call: JSON) -> bool:
-    """Whether a piece with this id and name begins a new call after `open_call`."""
-    if not call_id or not name or not open_call["id"] or call_id == open_call["id"]:
-        return False
-    function = open_call["function"]
-    return not same_call(name, function["name"], function["arguments"])
-
-
 def _finished(index: int, whole: JSON) -> JSON:
     """A choice of the answer, from what its chunks added up to."""
     message = whole.get("message") or {"role": "assistant"}
     message.setdefault("content", None)
     if whole.get("calls"):
-        message["tool_calls"] = [whole["calls"][i] for i in sorted(whole["calls"])]
+        message["tool_calls"] = list(whole["calls"].values())
     if isinstance(message.get("reasoning_details"), list):
         message["reasoning_details"] = merge(message["reasoning_details"])
     return {"index": index, "message": message, "finish_reason": whole.get("finish_reason")}

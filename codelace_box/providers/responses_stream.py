@@ -13,9 +13,10 @@ same with `response.reasoning_text.*` and a `reasoning_text` part; for a functio
 `response.custom_tool_call_input.delta` (the whole input once) and `.done`; then
 `response.output_item.done` with the whole item; last `response.completed` (or
 `response.incomplete` after a length/content-filter stop) with id, model, output and usage.
-Parallel tool calls are one item each: a new upstream `id` is a new call even at the same chat
-index, and a call begun while the open one's arguments are not whole JSON (servers that send
-every header first) is held back and follows it whole. A failure after the start is
+Parallel tool calls are one item each, told apart as every route tells them (call_keys.CallKeys:
+a new upstream `id` with a name is a new call even at the same chat index), and a call begun
+while the open one's arguments are not whole JSON (servers that send every header first) is
+held back and follows it whole. A failure after the start is
 `response.failed` with `response.error {code, message}` (no `[DONE]`: the stream just ends).
 Codex CLI needs `response.output_item.done` for every item (what it records), live
 `response.output_text.delta`, and `response.completed` with `response.id` and usage (details
@@ -37,7 +38,7 @@ from typing import Any
 
 from codelace_box.jsonwire import dumps, is_whole_json
 from codelace_box.providers.base import UpstreamStreamError, Usage
-from codelace_box.providers.call_keys import arguments_of, same_call
+from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.openai import content_text, reasoning_text
 from codelace_box.providers.reasoning_details import details_of, merge
 from codelace_box.providers.responses_input import chat_reasoning_id
@@ -85,9 +86,10 @@ class ResponsesStreamTranslator:
         self.sequence = 0
         self.output: list[JSON] = []  # finished items
         self.open: StreamItem | None = None
-        self.closed_calls: set[Any] = set()  # chat indexes of finished calls
+        self.keys = CallKeys()  # which call a tool call piece belongs to
+        self.closed_calls: set[Any] = set()  # keys of finished calls
         self.closed_ids: set[str] = set()  # upstream ids of finished calls
-        self.deferred: dict[int, JSON] = {}  # calls begun while another's arguments were open
+        self.deferred: dict[Any, JSON] = {}  # calls begun while another's arguments were open
         self.waiting: list[JSON] = []  # reasoning details that came while a call streamed
         self.finish_reason: str | None = None
         self.ended = False
@@ -226,23 +228,28 @@ class ResponsesStreamTranslator:
         return events
 
     def _call(self, call: JSON) -> list[JSON]:
-        index = call.get("index", 0)
-        index = index if isinstance(index, int) else 0
+        """A tool call's piece, to the call CallKeys tells it is of (a call begun while the
+        open one's arguments are not whole JSON is held back, its pieces too)."""
+        key = self.keys.key_of(call)
         given = call.get("function")
         function: JSON = given if isinstance(given, dict) else {}
         fragment = arguments_of(function)
-        if index in self.deferred:
-            self.deferred[index]["arguments"] += fragment
+        if key in self.deferred:
+            self.deferred[key]["arguments"] += fragment
             return []
+        if self._defers(key):
+            header = {"id": _text(call, "id"), "name": _text(function, "name")}
+            self.deferred[key] = header | {"arguments": fragment,
+                                           "extra": call.get("extra_content")}  # fmt: skip
+            return []
+        return self._piece(key, call, fragment)
+
+    def _piece(self, key: Any, call: JSON, fragment: str) -> list[JSON]:
+        """A piece of the call `key` (its item opened by the first)."""
         events: list[JSON] = []
         item = self.open
-        if not self._continues(item, index, _text(call, "id"), _text(function, "name")):
-            if self._defers(item, index):
-                header = {"id": _text(call, "id"), "name": _text(function, "name")}
-                self.deferred[index] = header | {"arguments": fragment,
-                                                 "extra": call.get("extra_content")}  # fmt: skip
-                return []
-            events += self._open_call(call, index, _text(function, "name"))
+        if item is None or item.kind != "call" or item.call_key != key:
+            events += self._open_call(call, key)
             item = self.open
         assert item is not None
         if fragment:
@@ -253,40 +260,29 @@ class ResponsesStreamTranslator:
                 )
         return events
 
-    def _continues(self, item: StreamItem | None, index: int, given_id: str, name: str) -> bool:
-        """Whether a tool call delta continues the open call: the same chat index and no new
-        id with a name (servers that put every parallel call at index 0, or give none, as
-        Gemini's OpenAI-compatible endpoint does, start each call with its own id and name; a
-        new id without a name goes on with the call: Poolside's API changes the id after the
-        first piece, mlx-openai-server drew one for every piece); nor does a new id with the
-        same name while the arguments are not whole JSON yet (call_keys.same_call)."""
-        if item is None or item.kind != "call" or item.chat_index != index:
-            return False
-        if not given_id or given_id == item.given_id or not item.given_id or not name:
-            return True
-        return same_call(name, item.name, item.text)  # a new id on every piece, name repeated
-
-    def _defers(self, item: StreamItem | None, index: int) -> bool:
+    def _defers(self, key: Any) -> bool:
         """Whether a call beginning now waits until the open one is done: some servers send
         every call's header before any arguments, then the arguments interleaved."""
-        if item is None or item.kind != "call" or item.chat_index == index:
+        item = self.open
+        if item is None or item.kind != "call" or item.call_key == key:
             return False
-        return index not in self.closed_calls and not is_whole_json(item.text)
+        return key not in self.closed_calls and not is_whole_json(item.text)
 
     def _flush_deferred(self, status: str) -> list[JSON]:
         """The held-back calls, each a whole item, in the order they began."""
         events: list[JSON] = []
         held, self.deferred = self.deferred, {}
-        for index, call in held.items():
+        for key, call in held.items():
             function = {"name": call["name"], "arguments": call["arguments"]}
-            events += self._call({"index": index, "id": call["id"], "function": function,
-                                  "extra_content": call["extra"]})  # fmt: skip
+            piece = {"id": call["id"], "function": function, "extra_content": call["extra"]}
+            events += self._piece(key, piece, call["arguments"])
             events += self._close(status)
         return events
 
-    def _open_call(self, call: JSON, index: int, name: str) -> list[JSON]:
-        given_id = _text(call, "id")
-        if given_id in self.closed_ids or (index in self.closed_calls and not given_id):
+    def _open_call(self, call: JSON, key: Any) -> list[JSON]:
+        given, given_id = call.get("function"), _text(call, "id")
+        name = _text(given, "name") if isinstance(given, dict) else ""
+        if given_id in self.closed_ids or key in self.closed_calls:
             raise UpstreamStreamError("the upstream interleaved the arguments of tool calls")
         events = self._close()
         custom = name in self.context.custom_tools
@@ -294,7 +290,7 @@ class ResponsesStreamTranslator:
         # Gemini's thought signature rides in the call_id (providers/thought_signature.py)
         item.call_id = signed_id(given_id or new_call_id(), signature_of(call))
         item.given_id = given_id
-        item.name, item.chat_index = name, index
+        item.name, item.call_key = name, key
         self.open = item
         return [*events, self._added(self._call_item(item, "in_progress"))]
 
@@ -319,7 +315,7 @@ class ResponsesStreamTranslator:
                 )
                 events.append(self._part_event("response.content_part.done", item, part))
         else:
-            self.closed_calls.add(item.chat_index)
+            self.closed_calls.add(item.call_key)
             if item.given_id:
                 self.closed_ids.add(item.given_id)
             events = self._no_arguments(item) if status == "completed" else []

@@ -25,5 +25,5 @@ class StreamItem:
     details: list[JSON] = field(default_factory=list)  # reasoning details' pieces (reasoning)
     call_id: str = ""
     name: str = ""
-    chat_index: Any = None  # the chat tool call index (calls)
+    call_key: Any = None  # the call's key (call_keys.CallKeys: which pieces are its)
     given_id: str = ""  # the call's id as the upstream gave it ("" when it gave none)

@@ -1,14 +1,21 @@
 """providers/call_keys.py alone: which call each streamed piece belongs to (the shapes of
 OpenAI and of the compatible servers), and the pieces rewritten in OpenAI's shape for the chat
-route (OpenAI's own left as they came, the very objects)."""
+route (OpenAI's own left as they came, the very objects); the calls of a stream merged into one
+answer (openai_merge: a server that streams when asked not to) and of a Responses stream made
+from it (responses_stream) told apart alike."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from codelace_box.providers.base import SSEEvent
 from codelace_box.providers.call_keys import CallKeys, CanonicalCalls
+from codelace_box.providers.openai_merge import completion_from_stream
+from codelace_box.providers.responses_request import translate_request
+from codelace_box.providers.responses_stream import ResponsesStreamTranslator
 
 JSON = dict[str, Any]
 
@@ -41,6 +48,10 @@ SHAPES: dict[str, tuple[list[JSON], list[int]]] = {
                                        [0, 0, 0, 1]),
     "another function at 0": ([piece('{"c', "a", W, index=0), piece("{}", "b", "other", index=0)],
                               [0, 1]),
+    "interleaved without index": ([piece('{"c', "a", W), piece('{"d', "b", "other"),
+                                   piece('": 1}', "a"), piece('": 2}', "b")], [0, 1, 0, 1]),
+    "a new call at 0 after one at 1": ([piece("{}", "a", W, index=0), piece("{}", "b", W, index=1),
+                                        piece("{}", "c", W, index=0)], [0, 1, 2]),
 }  # fmt: skip
 
 
@@ -98,3 +109,47 @@ def test_choices_number_their_calls_apart() -> None:
     a = canonical.rewrite(0, [piece("{}", "a", W), piece("{}", "b", W)])
     b = canonical.rewrite(1, [piece("{}", "c", W)])
     assert [p["index"] for p in a + b] == [0, 1, 0]
+
+
+def _calls(shape: str) -> list[tuple[Any, str]]:
+    """The calls a shape's pieces make: each call's first id and its arguments, in order."""
+    pieces, calls = SHAPES[shape]
+    want: dict[int, tuple[Any, str]] = {}
+    for one, call in zip(pieces, calls, strict=True):
+        first_id, arguments = want.get(call, (one.get("id"), ""))
+        want[call] = (first_id, arguments + one["function"]["arguments"])
+    return list(want.values())
+
+
+def _chunks(shape: str) -> list[JSON]:
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    return [head | {"choices": [{"index": 0, "delta": {"tool_calls": [one]}}]}
+            for one in SHAPES[shape][0]]  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_merged_stream_has_the_same_calls_in_the_order_they_began(shape: str) -> None:
+    """The answer made of a stream (openai_merge): a call for each call told apart, in the
+    order they began (as the streamed chat route numbers them), its first id, its arguments."""
+    answer = completion_from_stream([SSEEvent(json.dumps(chunk)) for chunk in _chunks(shape)])
+    assert answer is not None
+    got = answer["choices"][0]["message"]["tool_calls"]
+    assert [(c["id"], c["function"]["arguments"]) for c in got] == _calls(shape)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_responses_stream_has_an_item_for_each_call(shape: str) -> None:
+    """The Responses stream made of a chat stream: a function_call item for each call told
+    apart, in the order they began (a call begun while another's arguments are not whole
+    follows it whole), with its first id and its arguments."""
+    context = translate_request({"model": "m", "input": "Hi", "stream": True}).context
+    stream = ResponsesStreamTranslator(context, model="m")
+    stream.start()
+    for chunk in _chunks(shape):
+        stream.feed(chunk)
+    output = stream.complete(None)[-1]["response"]["output"]
+    want = _calls(shape)
+    assert len(output) == len(want)
+    got = [(item["call_id"] if given else None, item["arguments"])  # (else one of its own)
+           for item, (given, _) in zip(output, want, strict=True)]  # fmt: skip
+    assert got == want

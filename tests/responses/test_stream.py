@@ -261,3 +261,12 @@ def test_a_call_without_arguments_has_an_empty_object_as_answers_give_it() -> No
     assert "".join(deltas) == done["arguments"] == "{}"
     final = replay(events)
     assert [(c.name, c.arguments) for c in final.output] == [("current_time", "{}")]
+
+
+def test_a_call_piece_whose_function_is_no_object_is_a_call_without_a_name() -> None:
+    """A hostile or broken upstream's `function` of another type: no crash mid-stream."""
+    stream = ResponsesStreamTranslator(PLAIN, model=MODEL)
+    events = stream.start()
+    events += stream.feed(_chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": "f"}]}))
+    events += stream.complete(None)
+    assert [(i["call_id"], i["name"]) for i in events[-1]["response"]["output"]] == [("call_a", "")]
