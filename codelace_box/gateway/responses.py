@@ -67,17 +67,22 @@ def prepare_responses_call(
         call.body, call.adapter = body, NativeResponses()
     else:
         call.context = translated.context
-        kind = call.route.provider.kind
-        call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
-        if kind == "openai":  # hints a server that does not know them may refuse
-            handed_back = any(REASONING_CONTENT in m for m in chat["messages"])
-            # max_output_tokens goes as max_completion_tokens, and as max_tokens to servers
-            # other than OpenAI (providers/openai.py), some of which refuse the first (Mistral)
-            given = [name for name in (*HINT_FIELDS, "max_completion_tokens") if name in chat]
-            call.hints = frozenset([*given, *([REASONING_CONTENT] if handed_back else [])])
-        elif kind == "anthropic" and chat.get("prompt_cache_key") and "cache_control" not in chat:
-            ask_to_cache(call)
+        _add_hints(call, chat)
     return call
+
+
+def _add_hints(call: ChatCall, chat: JSON) -> None:
+    """The fields a translated call passes on that a server may not know (gateway/hints.py)."""
+    kind = call.route.provider.kind
+    call.effort_added = kind == "openai" and "reasoning_effort" in chat  # reasoning.effort
+    if kind == "openai":
+        handed_back = any(REASONING_CONTENT in m for m in chat["messages"])
+        # max_output_tokens goes as max_completion_tokens, and as max_tokens to servers
+        # other than OpenAI (providers/openai.py), some of which refuse the first (Mistral)
+        given = [name for name in (*HINT_FIELDS, "max_completion_tokens") if name in chat]
+        call.hints = frozenset([*given, *([REASONING_CONTENT] if handed_back else [])])
+    elif kind == "anthropic" and chat.get("prompt_cache_key") and "cache_control" not in chat:
+        ask_to_cache(call)
 
 
 def ask_to_cache(call: ChatCall) -> None:
