@@ -5,7 +5,7 @@ the others stay, and an expiry answered again is refreshed, never its owner chan
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from codelace_box.accounts.users import create_user
@@ -53,12 +53,13 @@ def test_an_answered_container_keeps_its_owner(migrated_db: Path) -> None:
     with write_transaction() as tx:
         record_container_in(tx, first, "container_x", _iso(0.01))
         record_container_in(tx, other, "container_x", _iso(5))  # never: refused before
-        record_container_in(tx, first, "container_x", _iso(1))
+        refreshed = _iso(1)
+        record_container_in(tx, first, "container_x", refreshed)
     assert container_owner("container_x") == first
     assert container_owner("container_y") is None
     now = utcnow()
     stored = query_all("SELECT expires_at FROM anthropic_container")[0][0]
-    assert str(stored)[:13] == db_time(now + timedelta(days=1))[:13]
+    assert str(stored) == db_time(datetime.fromisoformat(refreshed.removesuffix("Z")))
     assert stored_expiry("not a time", now) == db_time(now + timedelta(days=MOST_DAYS))
     assert stored_expiry(_iso(400), now) == db_time(now + timedelta(days=MOST_DAYS))
     assert stored_expiry("9999-12-31T23:59:59-14:00", now) == db_time(now + timedelta(days=30))

@@ -22,6 +22,7 @@ from codelace_box.db.models import ApiKey
 from codelace_box.reports.history import delete_old_usage_rows
 from codelace_box.reports.spend import spend_report
 from codelace_box.reports.spend_days import daily_spend_report, days_read, whole_days
+from tests.clock import clear_of_midnight
 from tests.history.test_history_units import add_row
 from tests.pg_cluster import secret_for
 from tests.support import run_cli, write_config
@@ -128,6 +129,7 @@ def test_the_days_an_open_window_counted_are_the_days_there_are(
     """`usage report` with retention on and no --since/--until (the report an operator runs
     most) named "the whole UTC days 0001-01-01 to 9999-12-30" in its note and its JSON: the
     days it counted are those from the first day with totals up to today."""
+    clear_of_midnight()  # the reports' "today" (their clock's) is the one expected
     _traffic()
     close_database()
     target = str(migrated_db)

@@ -23,6 +23,7 @@ from codelace_box.errors import InsufficientCredits, RateLimited
 from codelace_box.gateway.admission import Admission, check_account_limits, rpm_bucket
 from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import Settlement, admit, settle
+from tests.clock import clear_of_midnight
 
 
 def _funded_key(email: str, usd: int = 1, **limits: object) -> tuple[int, int]:
@@ -62,6 +63,7 @@ def test_the_cap_counts_spend_and_holds_and_a_refusal_changes_nothing(migrated_d
 
 
 def test_a_settlement_in_a_new_period_counts_there(migrated_db: Path) -> None:
+    clear_of_midnight(5)  # "yesterday" and "today" below are the settlement's
     user_id, key_id = _funded_key("period@units.test", limit_usd="1", limit_reset="daily")
     admit(user_id, "a", 900, Admission(key_id=key_id))
     yesterday = db_time(utcnow() - timedelta(days=1))

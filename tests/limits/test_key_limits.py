@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clock import clear_of_midnight
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory, cost_nanos
 from tests.pg_cluster import write_config_db
@@ -92,6 +93,7 @@ def listed(box: Box, key: str, key_id: str) -> dict[str, Any]:
 def test_a_capped_key_stops_at_its_cap_and_starts_again_in_a_new_period(
     box: Box, fake: FakeOpenAI
 ) -> None:
+    clear_of_midnight()  # the scenario's requests are of one day (its "yesterday" is set)
     email, _ = box.new_user("50")
     cap_usd = f"{2 * each() / 1e9:.9f}"
     key, key_id = new_key(box, email, limit_usd=cap_usd, limit_reset="daily")
@@ -289,6 +291,7 @@ def test_a_weekly_cap_restarts_on_monday_and_a_monthly_one_on_the_first(
 ) -> None:
     """Through the request path and the listing alike: spend stored for the period that began
     this Monday (the 1st) still counts; spend stored for the one before does not."""
+    clear_of_midnight()  # a Monday (a 1st) must not begin between the periods set and used
     email, _ = box.new_user("50")
     key, key_id = new_key(box, email, limit_usd=f"{each() / 1e9:.9f}", limit_reset=reset)
     fake.default = Reply(completion_tokens_from_cap=True)

@@ -22,6 +22,7 @@ from codelace_box.db.models import ApiKey
 from codelace_box.errors import InsufficientCredits
 from codelace_box.gateway.admission import Admission
 from codelace_box.gateway.metering import Settlement, admit, settle
+from tests.clock import clear_of_midnight
 from tests.query_plan import query_plan
 
 TODAY_NANOS = 3_000
@@ -80,6 +81,7 @@ def _spent(key_id: int) -> int:
 def test_a_changed_reset_shows_and_caps_the_new_periods_spend(
     migrated_db: Path, first: str
 ) -> None:
+    clear_of_midnight(5)  # the days written and the periods read are of one "today"
     user = create_user(f"reset-{first}@limits.test")
     post_entry(user.id, 10**9, "admin", "seed", f"seed-{first}")
     key = create_key(user.id, "k", {"limit_usd": "1", "limit_reset": first}).key
@@ -104,6 +106,7 @@ def test_a_changed_reset_shows_and_caps_the_new_periods_spend(
 def test_a_budget_set_on_a_key_without_one_counts_its_whole_life(migrated_db: Path) -> None:
     """No reset is one period that never ends: a cap set later counts everything the key
     spent, as a key that had the cap from the start would."""
+    clear_of_midnight(5)  # today's settlement and the earlier days written are of one today
     user = create_user("lifetime@limits.test")
     post_entry(user.id, 10**9, "admin", "seed", "seed-lifetime")
     key = create_key(user.id, "k", {"limit_reset": "daily"}).key
