@@ -196,7 +196,9 @@ def left_at_every_moment(box: Box, fake: FakeOpenAI) -> None:
     ended = [o for o in outcomes if o.row_before_end is not None]
     assert ended, "no stream was read to its end"
     assert all(o.row_before_end for o in ended), [o for o in ended if not o.row_before_end]
-    refused = {(o.status, o.error) for o in outcomes if o.status not in (0, 200)}
+    # a 504: an upstream slower to start than the 1 s read timeout (0.4 s asked, more on a
+    # loaded machine: seen in CI on PostgreSQL), free; its row is checked below as every row
+    refused = {(o.status, o.error) for o in outcomes if o.status not in (0, 200, 504)}
     assert refused <= {(402, "insufficient_credits"), (402, "billing_error")}, refused
     rows = box.query("SELECT request_id, cost_nanos, hold_nanos FROM usage_record")
     debits = dict(box.query("SELECT idempotency_key, -amount_nanos FROM ledger_entry "
