@@ -112,9 +112,14 @@ _HOLD_UNBUDGETED_SQL = (
     f"INSERT INTO {_HOLD_COLUMNS} SELECT ?, ?, ?, ?, ?, ?, 0 WHERE NOT EXISTS "
     f"(SELECT 1 FROM api_key WHERE id = ? AND {_BUDGETED})"
 )
-_TAKE_HOLD_SQL = (
-    "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id, key_held"
-)
+_TAKE_HOLD = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id, key_held"
+# SQLite: the account's room (balance less every hold, this one included) read by the same
+# statement (one statement a settlement fewer); PostgreSQL reads it locked (`account`).
+_TAKE_HOLD_SQL = {
+    SQLITE: _TAKE_HOLD
+    + ', (SELECT u.balance_nanos - u.held_nanos FROM "user" u WHERE u.id = hold.user_id)',
+    POSTGRES: _TAKE_HOLD,
+}
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
 # PostgreSQL: the row stays ours to commit
 _ACCOUNT_LOCKED_SQL = {SQLITE: _ACCOUNT_SQL, POSTGRES: _ACCOUNT_SQL + LOCK_ROWS[POSTGRES]}
@@ -209,21 +214,41 @@ def insert_hold_unbudgeted(
     return _one_changed(tx, tx.execute(_HOLD_UNBUDGETED_SQL, params))
 
 
-def take_hold(tx: Tx, request_id: str) -> Later[tuple[int, int | None, bool] | None]:
+def take_hold(tx: Tx, request_id: str, user_id: int) -> Later[Taken | None]:
     """Delete the request's hold; (its amount, its key id, whether it was counted on the key's
-    row), or None when there was none (settled already), read when asked."""
-    answer = tx.execute(_TAKE_HOLD_SQL, (request_id,))
-
-    def taken(rows: list[Any]) -> tuple[int, int | None, bool] | None:
-        if not rows:
-            return None
-        amount, key_id, key_held = rows[0]
-        return int(amount), None if key_id is None else int(key_id), bool(key_held)
-
+    row, the account's room: its balance less every hold, this one included, as the user's
+    row was then), or None when there was none (settled already), read when asked. SQLite:
+    one statement; PostgreSQL: the account read locked (`account`), sent with it."""
     if engine() == POSTGRES:
-        return lambda: taken(answer.fetchall())
-    held = taken(answer.fetchall())  # SQLite: the DELETE runs as its rows are read
+        answer = tx.execute(_TAKE_HOLD_SQL[POSTGRES], (request_id,))
+        account_read = account(tx, user_id)
+        return lambda: _taken(answer.fetchall(), account_read)
+    rows = tx.execute(_TAKE_HOLD_SQL[SQLITE], (request_id,)).fetchall()  # runs as it is read
+    if not rows:
+        return _NOT_TAKEN
+    amount, key_id, key_held, room = rows[0]
+    held = (int(amount), None if key_id is None else int(key_id), bool(key_held), int(room))
     return lambda: held
+
+
+# (the hold's amount, its key id, whether counted on the key's row, the account's room)
+Taken = tuple[int, int | None, bool, int]
+
+
+def _not_taken() -> None:
+    return None
+
+
+_NOT_TAKEN: Later[None] = _not_taken
+
+
+def _taken(rows: list[Any], account_read: Later[tuple[int, int]]) -> Taken | None:
+    """PostgreSQL's `take_hold` answered (the account's answer read only with a hold)."""
+    if not rows:
+        return None
+    amount, key_id, key_held = rows[0]
+    balance, held = account_read()
+    return int(amount), None if key_id is None else int(key_id), bool(key_held), balance - held
 
 
 def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, str]) -> bool:

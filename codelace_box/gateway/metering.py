@@ -188,14 +188,13 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     covers is charged as read; one it would cap (only when its balance fell below its holds)
     reads the account again, as it is after them (and after the later admissions' holds,
     sent in the first turn): never more than one request after the other would."""
-    hold_taken = hotpath.take_hold(tx, item.request_id)
-    account = hotpath.account(tx, item.user_id)  # PostgreSQL: sent with it, one wait for both
+    hold_taken = hotpath.take_hold(tx, item.request_id, item.user_id)  # and the account's room
     yield None
     taken = hold_taken()
     if taken is None:
         return None
-    hold, key_id, key_held = taken
-    charged = _charge(tx, item, hold, account)
+    hold, key_id, key_held, room = taken
+    charged = _charge(tx, item, hold, room)
     moment = utcnow()
     if key_id is not None and key_held:
         settle_on_key(tx, key_id, hold, charged, moment)
@@ -258,10 +257,10 @@ def settle(item: Settlement) -> int | None:
         return settle_in(tx, item)
 
 
-def _charge(tx: Tx, item: Settlement, hold: int, account: hotpath.Later[tuple[int, int]]) -> int:
+def _charge(tx: Tx, item: Settlement, hold: int, room: int) -> int:
     """The cost, capped at the hold (the most the request could cost: what the provider reports
-    above it is the operator's loss), and at what the account (balance, held; its row locked)
-    covers besides the other requests' holds."""
+    above it is the operator's loss), and at what the account (`room`: balance less held, read
+    with the hold, its row locked) covers besides the other requests' holds."""
     cost = item.cost_nanos()
     if cost <= 0:
         return 0
@@ -276,9 +275,10 @@ def _charge(tx: Tx, item: Settlement, hold: int, account: hotpath.Later[tuple[in
             extra={"request_id": item.request_id},  # (a batch's: no request's context)
         )
         cost = hold
-    charged = min(cost, _covered(account(), hold))
+    charged = min(cost, _covered(room, hold))
     if charged < cost:  # read in a batch's first turn, before its earlier writes' debits and
-        charged = min(cost, _covered(hotpath.account(tx, item.user_id)(), hold))  # releases
+        balance, held = hotpath.account(tx, item.user_id)()  # releases: read again after them
+        charged = min(cost, _covered(balance - held, hold))
     if charged < cost:
         log.warning(
             "request %s cost %d nano-USD but the account covers only %d; charged that",
@@ -290,8 +290,8 @@ def _charge(tx: Tx, item: Settlement, hold: int, account: hotpath.Later[tuple[in
     return charged
 
 
-def _covered(account: tuple[int, int], hold: int) -> int:
-    """What an account (balance, held) covers besides the other requests' holds."""
-    balance, held = account
-    covered = balance - (held - hold)
+def _covered(room: int, hold: int) -> int:
+    """What an account whose balance less its holds is `room` covers besides the other
+    requests' holds (`hold` is this request's, among them)."""
+    covered = room + hold
     return covered if covered > 0 else 0

@@ -1,0 +1,79 @@
+"""The statements a settlement runs on SQLite (gateway/metering.py `settle_steps`): the
+account's room is read by the statement that takes the hold, so a settlement the account
+covers runs no read of its own for it; one the account does not cover reads it again after
+the batch's earlier writes, and is charged what it covers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import pytest
+
+from codelace_box.billing.ledger import find_mismatches, post_entry
+from codelace_box.db.batch import WriteBatch
+from codelace_box.db.core import database
+from codelace_box.db.models import User
+from codelace_box.gateway.metering import admit, settle, settle_steps
+from tests.gateway.batches import funded_user, outcomes, priced_settlement
+from tests.pg_cluster import wanted_engine
+
+pytestmark = [
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(wanted_engine() == "postgres", reason="SQLite's statements"),
+]
+
+
+@pytest.fixture
+def statements(migrated_db: Any) -> Iterator[list[str]]:
+    """The text of every statement the connection runs from now on."""
+    seen: list[str] = []
+    conn = database.connection()
+
+    def trace(_cursor: Any, sql: str, _bindings: Any) -> bool:
+        seen.append(sql)
+        return True
+
+    conn.exec_trace = trace
+    yield seen
+    conn.exec_trace = None
+
+
+def _reads_of_the_account(seen: list[str]) -> list[str]:
+    return [sql for sql in seen if sql.startswith("SELECT balance_nanos")]
+
+
+def test_a_covered_settlement_reads_the_account_with_its_hold(statements: list[str]) -> None:
+    user_id = funded_user("room@example.com", 100_000)
+    admit(user_id, "c1", 20_000)
+    statements.clear()
+    assert settle(priced_settlement("c1", user_id, 5_000)) == 5_000
+    assert _reads_of_the_account(statements) == []
+    taken = [sql for sql in statements if sql.startswith("DELETE FROM hold")]
+    assert len(taken) == 1 and "balance_nanos" in taken[0], statements
+    user = User.get_by_id(user_id)
+    assert (user.balance_nanos, user.held_nanos) == (95_000, 0)
+    assert find_mismatches() == []
+
+
+async def test_a_batch_below_its_holds_reads_again_and_charges_as_one_after_the_other(
+    statements: list[str],
+) -> None:
+    """The room read with the hold is the account before the batch's earlier debits and
+    releases: a settlement it would cap reads the account again, as it is after them."""
+    user_id = funded_user("again@example.com", 100_000)
+    admit(user_id, "b1", 40_000)
+    admit(user_id, "b2", 40_000)
+    post_entry(user_id, -50_000, "admin", "a correction", "debit-again")  # 50,000 for 80,000
+    statements.clear()
+    batch = WriteBatch()
+    futures = [
+        batch.submit(partial(settle_steps, item=priced_settlement(rid, user_id, 30_000)))
+        for rid in ("b1", "b2")
+    ]
+    assert await outcomes(futures) == [10_000, 30_000]
+    assert len(_reads_of_the_account(statements)) == 2  # each capped by its first read
+    user = User.get_by_id(user_id)
+    assert (user.balance_nanos, user.held_nanos) == (10_000, 0)
+    assert find_mismatches() == []
