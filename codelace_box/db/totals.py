@@ -144,17 +144,52 @@ def _write(tx: _Executes, entries: list[Entry]) -> None:
 
 
 def _write_many(tx: _Executes, entries: list[Entry]) -> None:
+    """The rows of many usage rows, summed per row. A batch's rows are mostly of one account,
+    key, model and minute: they are summed per such group first (one walk of a row's figures),
+    and the groups, a few, into the five kinds of rows."""
+    groups: dict[tuple[Owner, str, str], list[Any]] = {}
+    for owner, figures, created_at, (minute, day) in entries:
+        group = groups.get((owner, day, minute))
+        if group is None:
+            groups[(owner, day, minute)] = [1, *figures, created_at]
+            continue
+        group[0] += 1
+        for offset, value in enumerate(figures, 1):
+            group[offset] += value
+        latest = group[-1]  # (a comparison: max() builds its arguments' tuple)
+        group[-1] = created_at if created_at > latest else latest
+    if len(groups) == 1:
+        (((owner, day, minute), group),) = groups.items()
+        _write_group(tx, owner, group, day, minute)
+        return
+    _write_groups(tx, groups)
+
+
+def _write_group(tx: _Executes, owner: Owner, group: list[Any], day: str, minute: str) -> None:
+    """The rows of one group (`_write_one`'s statements, in its order, with the group's sums)."""
+    user_id, key_id, model = owner
+    *sums, latest = group
+    tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
+    tx.execute(KEY_DAY_SQL, (user_id, day, key_id or 0, *sums))
+    if key_id is not None:
+        tx.execute(KEY_SQL, (key_id, user_id, *sums, latest))
+    tx.execute(ROLLUP_SQL, ("day", day, model, *sums))
+    tx.execute(ROLLUP_SQL, ("minute", minute, model, *sums))
+
+
+def _write_groups(tx: _Executes, groups: dict[tuple[Owner, str, str], list[Any]]) -> None:
     accounts: dict[int, list[Any]] = {}
     keys: dict[int, list[Any]] = {}
     key_days: dict[tuple[int, str, int], list[int]] = {}
     rollups: dict[tuple[str, str, str], list[int]] = {}
-    for (user_id, key_id, model), figures, created_at, (minute, day) in entries:
-        _sum_into(accounts, user_id, figures, created_at)
+    for ((user_id, key_id, model), day, minute), group in groups.items():
+        *sums, latest = group
+        _sum_into(accounts, user_id, sums, latest)
         if key_id is not None:
-            _sum_into(keys, key_id, figures, created_at, user_id)
-        _add(key_days.setdefault((user_id, day, key_id or 0), [0] * len(COLUMNS)), 0, figures)
+            _sum_into(keys, key_id, sums, latest, user_id)
+        _add(key_days.setdefault((user_id, day, key_id or 0), [0] * len(COLUMNS)), 0, sums)
         for period_key in (("minute", minute, model), ("day", day, model)):
-            _add(rollups.setdefault(period_key, [0] * len(COLUMNS)), 0, figures)
+            _add(rollups.setdefault(period_key, [0] * len(COLUMNS)), 0, sums)
     for user_id in sorted(accounts):
         *sums, latest = accounts[user_id]
         tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
@@ -180,21 +215,20 @@ def _write_one(tx: _Executes, entry: Entry) -> None:
 
 
 def _sum_into(
-    rows: dict[int, list[Any]], row_id: int, figures: Figures, created_at: str, *lead: Any
+    rows: dict[int, list[Any]], row_id: int, sums: list[int], latest: str, *lead: Any
 ) -> None:
-    """Add a request's figures to a total row: [*lead, requests, *sums, latest]."""
+    """Add a group's sums (requests first) to a total row: [*lead, requests, *sums, latest]."""
     row = rows.get(row_id)
     if row is None:
-        rows[row_id] = [*lead, 1, *figures, created_at]
+        rows[row_id] = [*lead, *sums, latest]
         return
-    _add(row, len(lead), figures)
-    row[-1] = max(row[-1], created_at)
+    _add(row, len(lead), sums)
+    row[-1] = max(row[-1], latest)
 
 
-def _add(row: list[Any], start: int, figures: Figures) -> None:
-    """One more request, and its figures, in `row` from `start` on."""
-    row[start] += 1
-    for offset, value in enumerate(figures, start + 1):
+def _add(row: list[Any], start: int, sums: list[int]) -> None:
+    """A group's sums (requests first) added to `row` from `start` on."""
+    for offset, value in enumerate(sums, start):
         row[offset] += value
 
 
