@@ -113,13 +113,9 @@ _HOLD_UNBUDGETED_SQL = (
     f"(SELECT 1 FROM api_key WHERE id = ? AND {_BUDGETED})"
 )
 _TAKE_HOLD = "DELETE FROM hold WHERE request_id = ? RETURNING amount_nanos, api_key_id, key_held"
-# SQLite: the account's room (balance less every hold, this one included) read by the same
-# statement (one statement a settlement fewer); PostgreSQL reads it locked (`account`).
-_TAKE_HOLD_SQL = {
-    SQLITE: _TAKE_HOLD
-    + ', (SELECT u.balance_nanos - u.held_nanos FROM "user" u WHERE u.id = hold.user_id)',
-    POSTGRES: _TAKE_HOLD,
-}
+_TAKE_HOLD_ROOM = (  # SQLite: with the account's room (balance less holds), one statement fewer
+    f'{_TAKE_HOLD}, (SELECT balance_nanos - held_nanos FROM "user" WHERE "user".id = hold.user_id)'
+)
 _ACCOUNT_SQL = 'SELECT balance_nanos, held_nanos FROM "user" WHERE id = ?'
 # PostgreSQL: the row stays ours to commit
 _ACCOUNT_LOCKED_SQL = {SQLITE: _ACCOUNT_SQL, POSTGRES: _ACCOUNT_SQL + LOCK_ROWS[POSTGRES]}
@@ -178,8 +174,10 @@ def _one_changed(tx: Tx, answer: Any) -> Later[bool]:
     """Whether the statement just sent changed one row, read when asked (see `Later`)."""
     if engine() == POSTGRES:
         return lambda: bool(answer.rowcount == 1)
-    changed = tx.changes() == 1
-    return lambda: changed
+    return _CHANGED if tx.changes() == 1 else _UNCHANGED  # (SQLite: no closure a statement)
+
+
+_CHANGED, _UNCHANGED = True.__bool__, False.__bool__  # (Later[bool]s: C calls, no closures)
 
 
 def reserve(tx: Tx, user_id: int, amount_nanos: int) -> Later[bool]:
@@ -215,39 +213,28 @@ def insert_hold_unbudgeted(
 
 
 def take_hold(tx: Tx, request_id: str, user_id: int) -> Later[Taken | None]:
-    """Delete the request's hold; (its amount, its key id, whether it was counted on the key's
-    row, the account's room: its balance less every hold, this one included, as the user's
-    row was then), or None when there was none (settled already), read when asked. SQLite:
-    one statement; PostgreSQL: the account read locked (`account`), sent with it."""
+    """Delete the request's hold; (its amount, key id, whether counted on the key's row, the
+    account's room then: balance less every hold, this one's too), or None (settled already)."""
     if engine() == POSTGRES:
-        answer = tx.execute(_TAKE_HOLD_SQL[POSTGRES], (request_id,))
-        account_read = account(tx, user_id)
+        answer, account_read = tx.execute(_TAKE_HOLD, (request_id,)), account(tx, user_id)
         return lambda: _taken(answer.fetchall(), account_read)
-    rows = tx.execute(_TAKE_HOLD_SQL[SQLITE], (request_id,)).fetchall()  # runs as it is read
+    rows = tx.execute(_TAKE_HOLD_ROOM, (request_id,)).fetchall()  # runs as it is read
     if not rows:
-        return _NOT_TAKEN
+        return _NONE
     amount, key_id, key_held, room = rows[0]
     held = (int(amount), None if key_id is None else int(key_id), bool(key_held), int(room))
     return lambda: held
 
 
-# (the hold's amount, its key id, whether counted on the key's row, the account's room)
-Taken = tuple[int, int | None, bool, int]
-
-
-def _not_taken() -> None:
-    return None
-
-
-_NOT_TAKEN: Later[None] = _not_taken
+Taken = tuple[int, int | None, bool, int]  # `take_hold`'s
+_NONE: Later[None] = type(None)  # (NoneType() gives None)
 
 
 def _taken(rows: list[Any], account_read: Later[tuple[int, int]]) -> Taken | None:
     """PostgreSQL's `take_hold` answered (the account's answer read only with a hold)."""
     if not rows:
         return None
-    amount, key_id, key_held = rows[0]
-    balance, held = account_read()
+    (amount, key_id, key_held), (balance, held) = rows[0], account_read()
     return int(amount), None if key_id is None else int(key_id), bool(key_held), balance - held
 
 
