@@ -37,13 +37,13 @@ from codelace_box.db.core import (
     db_time,
     durable,
     parse_time,
-    statements,
     utcnow,
     write_transaction,
 )
 from codelace_box.db.failures import traceback_of
-from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
+from codelace_box.db.hotpath import key_owners, note_key_used
 from codelace_box.db.ids import canonical_uuid, looks_like_old_id, one_by_prefix, uuid_prefix
+from codelace_box.db.keycache import current_key_owner
 from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -250,7 +250,7 @@ _LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 def authenticate(full_key: str | None) -> AuthContext:
     """The owner of a presented key; 401 for a missing/unknown/revoked key, 403 if disabled."""
     presented = _presented_hash(full_key)
-    return _owner_context(presented, key_owner(statements(), presented))
+    return _owner_context(presented, current_key_owner(presented))
 
 
 async def authenticated(full_key: str | None) -> AuthContext:
