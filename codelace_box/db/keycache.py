@@ -1,4 +1,5 @@
-"""The key lookup's rows, kept per SQLite connection while provably current (PostgreSQL: none).
+"""The key lookup's rows (what its caller made of them), kept per SQLite connection while
+provably current (PostgreSQL: none).
 
 A kept row is used only while nothing that could change it was committed since it was read:
 - by another connection (another worker, the CLI, the dashboard, another thread): SQLite's
@@ -15,7 +16,8 @@ rows could still be rolled back) reads through and keeps nothing; unknown keys a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import apsw
 
@@ -42,19 +44,24 @@ _TRIGGERS = tuple(
     )
 )
 _VERSION_SQL = "PRAGMA data_version"
+# A window of WINDOW lookups of which more than three in four missed: the next SKIPPED
+# lookups read through (as on PostgreSQL), a miss costing the version's read on top.
+WINDOW, SKIPPED = 64, 1024
 MAX_KEPT = 10_000  # rows kept at most (a busy box's active keys); past it, all are dropped
 
 
 class KeyRows:
     """The rows kept for one connection, with the version and change count they were read at."""
 
-    __slots__ = ("changes", "connection", "read_at", "rows")
+    __slots__ = ("changes", "connection", "looked", "missed", "read_at", "rows", "skip")
 
     def __init__(self, conn: Any) -> None:
         self.connection = conn
         self.changes = 0  # this connection's changes to the looked-up columns
         self.read_at: tuple[Any, int] | None = None  # (data_version, changes) of the rows
-        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.rows: dict[str, Any] = {}  # what the lookups made of each row, by key hash
+        self.looked = self.missed = 0  # lookups and misses of the current window
+        self.skip = 0  # lookups left to read through, after a window of mostly misses
         conn.create_scalar_function(_CHANGED, self.changed, 0)
         for trigger in _TRIGGERS:
             conn.execute(trigger)
@@ -65,31 +72,54 @@ class KeyRows:
 
 
 _kept: list[KeyRows | None] = [None]
+T = TypeVar("T")
 
 
-def current_key_owner(key_hash: str) -> tuple[Any, ...] | None:
-    """`hotpath.key_owner` as of now: on SQLite from the rows kept while they are current (see
-    the module's docstring), else read (and kept, when found outside a transaction)."""
+def current_key_owner(key_hash: str, make: Callable[[str, tuple[Any, ...]], T | None]) -> T | None:
+    """`make(key_hash, row)` of `hotpath.key_owner`'s row as of now (None: no such key). On
+    SQLite what `make` gave is kept with the row while the row is current (see the module's
+    docstring): `make` must depend on the row alone, and its value is shared by the lookups."""
     tx = statements()
     if not isinstance(tx, Statements) or not tx.getautocommit():  # PostgreSQL; a transaction
-        return key_owner(tx, key_hash)
+        return _made(key_hash, key_owner(tx, key_hash), make)
     kept = _rows_of(tx)
-    if kept is None:
-        return key_owner(tx, key_hash)
+    if kept is None or kept.skip:
+        if kept is not None:
+            kept.skip -= 1
+        return _made(key_hash, key_owner(tx, key_hash), make)
     read_at = (tx.execute(_VERSION_SQL).fetchall()[0][0], kept.changes)
+    kept.looked += 1
     if kept.read_at != read_at:
         kept.rows.clear()
         kept.read_at = read_at
     else:
-        row = kept.rows.get(key_hash)
-        if row is not None:
-            return row
-    row = key_owner(tx, key_hash)
-    if row is not None:
+        found = kept.rows.get(key_hash)
+        if found is not None:
+            return found
+    kept.missed += 1
+    if kept.looked >= WINDOW:
+        _window_ended(kept)
+    found = _made(key_hash, key_owner(tx, key_hash), make)
+    if found is not None:
         if len(kept.rows) >= MAX_KEPT:
             kept.rows.clear()
-        kept.rows[key_hash] = row
-    return row
+        kept.rows[key_hash] = found
+    return found
+
+
+def _window_ended(kept: KeyRows) -> None:
+    """Past a window of mostly misses (several workers on one file: each other's commits
+    change data_version), the next lookups read through without the version's read."""
+    if kept.missed * 4 > kept.looked * 3:
+        kept.skip = SKIPPED
+        kept.read_at = None
+    kept.looked = kept.missed = 0
+
+
+def _made(
+    key_hash: str, row: tuple[Any, ...] | None, make: Callable[[str, tuple[Any, ...]], T | None]
+) -> T | None:
+    return None if row is None else make(key_hash, row)
 
 
 def _rows_of(tx: Statements) -> KeyRows | None:
