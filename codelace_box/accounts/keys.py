@@ -4,8 +4,11 @@
 revoked or a user disabled by another process stops working on the very next request; an
 expired key is a 401 `key_expired`. The lookup also brings the key's model allow-list and the
 account's limits (accounts/limits.py), which the inference routes enforce, and whether the key
-may manage the account's keys (`can_manage_keys`, which the key routes enforce): read on every
-request, never cached, so a change through any process holds from the next request on.
+may manage the account's keys (`can_manage_keys`, which the key routes enforce): on SQLite kept
+with its row only while nothing that could change it was committed since (db/keycache.py: any
+other connection's commit, or this connection's write to a looked-up column, is seen at the
+next lookup), on PostgreSQL read on every request; a change through any process holds from the
+next request on.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
 reads it, and only a value older than a minute (in any process) leads to a write, one that
 never waits for the key's row (db/hotpath.py: skipped while another holds it). A request's
