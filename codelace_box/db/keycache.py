@@ -26,6 +26,7 @@ from codelace_box.db.hotpath import key_owner
 
 _CHANGED = "codelace_key_rows_changed"
 # The columns of the lookup's SELECT (db/hotpath.py `_KEY_OWNER_COLUMNS`), and what joins them
+# (tests/accounts/test_key_rows.py fails on a column read there and not watched here)
 _KEY_COLUMNS = (
     "id, user_id, key_hash, last_used_at, revoked_at, expires_at, allowed_models, limit_nanos, "
     "limit_reset, can_manage_keys"

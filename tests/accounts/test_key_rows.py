@@ -5,6 +5,7 @@ writes keep the rows."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from codelace_box.accounts import keys
 from codelace_box.accounts.limits import set_user_limits
 from codelace_box.accounts.users import create_user, set_user_status
-from codelace_box.db import keycache
+from codelace_box.db import hotpath, keycache
 from codelace_box.db.core import (
     close_database,
     connection,
@@ -151,3 +152,13 @@ def test_mostly_misses_read_through_for_a_while_and_stay_correct(key: str, db_fi
     with pytest.raises(AuthenticationFailed):
         keys.authenticate(key)
     other.close()
+
+
+def test_the_triggers_watch_every_column_the_lookup_reads():
+    """A column added to the lookup's SELECT and not to the triggers would be kept stale."""
+    read = re.findall(r"\b([ku])\.(\w+)", hotpath._KEY_OWNER_COLUMNS)
+    watched = {
+        "k": {c.strip() for c in keycache._KEY_COLUMNS.split(",")},
+        "u": {c.strip() for c in keycache._USER_COLUMNS.split(",")},
+    }
+    assert read and all(column in watched[table] for table, column in read), read
