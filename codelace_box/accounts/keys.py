@@ -4,8 +4,11 @@
 revoked or a user disabled by another process stops working on the very next request; an
 expired key is a 401 `key_expired`. The lookup also brings the key's model allow-list and the
 account's limits (accounts/limits.py), which the inference routes enforce, and whether the key
-may manage the account's keys (`can_manage_keys`, which the key routes enforce): read on every
-request, never cached, so a change through any process holds from the next request on.
+may manage the account's keys (`can_manage_keys`, which the key routes enforce): on SQLite kept
+with its row only while nothing that could change it was committed since (db/keycache.py: any
+other connection's commit, or this connection's write to a looked-up column, is seen at the
+next lookup), on PostgreSQL read on every request; a change through any process holds from the
+next request on.
 `last_used_at` is written at most once a minute per key, not on every request: the lookup
 reads it, and only a value older than a minute (in any process) leads to a write, one that
 never waits for the key's row (db/hotpath.py: skipped while another holds it). A request's
@@ -37,13 +40,13 @@ from codelace_box.db.core import (
     db_time,
     durable,
     parse_time,
-    statements,
     utcnow,
     write_transaction,
 )
 from codelace_box.db.failures import traceback_of
-from codelace_box.db.hotpath import key_owner, key_owners, note_key_used
+from codelace_box.db.hotpath import key_owners, note_key_used
 from codelace_box.db.ids import canonical_uuid, looks_like_old_id, one_by_prefix, uuid_prefix
+from codelace_box.db.keycache import current_key_owner
 from codelace_box.db.lookups import lookups_batched, run_lookups
 from codelace_box.db.models import ApiKey
 from codelace_box.errors import (
@@ -250,7 +253,7 @@ _LAST_USED_INTERVAL = timedelta(seconds=LAST_USED_WRITE_INTERVAL_SEC)
 def authenticate(full_key: str | None) -> AuthContext:
     """The owner of a presented key; 401 for a missing/unknown/revoked key, 403 if disabled."""
     presented = _presented_hash(full_key)
-    return _owner_context(presented, key_owner(statements(), presented))
+    return _admitted(current_key_owner(presented, _known))
 
 
 async def authenticated(full_key: str | None) -> AuthContext:
@@ -295,40 +298,65 @@ def _presented_hash(full_key: str | None) -> str:
     return hash_key(full_key)
 
 
+class _KnownKey:
+    """A looked-up key as its requests check it, its row read once (on SQLite kept with the
+    row while it is current: db/keycache.py, so its AuthContext is shared by its requests)."""
+
+    __slots__ = ("active", "auth", "expires", "last_used")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, *rest = row
+        budget, user_uuid, may_manage = rest
+        self.expires = None if expires is None else parse_time(expires)
+        self.active = status == "active"
+        self.last_used = _last_used_at(last_used)
+        models = parse_allowed(allowed)
+        self.auth = AuthContext(
+            user_id=int(user_id), key_id=int(key_id), email=email,
+            allowed_models=None if models is None else frozenset(models),
+            rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget),
+            user_uuid=str(user_uuid), can_manage_keys=bool(may_manage),
+        )  # fmt: skip
+
+
+def _known(presented: str, row: tuple[Any, ...]) -> _KnownKey | None:
+    """The key of a looked-up row (None: not the presented key's)."""
+    return _KnownKey(row) if hmac.compare_digest(row[1], presented) else None
+
+
 def _owner_context(presented: str, row: tuple[Any, ...] | None) -> AuthContext:
     """The caller of a looked-up key (401 unknown, revoked or expired; 403 disabled)."""
-    if row is None or not hmac.compare_digest(row[1], presented):
+    return _admitted(None if row is None else _known(presented, row))
+
+
+def _admitted(known: _KnownKey | None) -> AuthContext:
+    """The caller of a found key (401 unknown, revoked or expired; 403 disabled), its use
+    noted unless the stored last_used_at is less than a minute old."""
+    if known is None:
         raise AuthenticationFailed("invalid or revoked API key")
-    key_id, _, last_used, user_id, email, status, expires, allowed, rpm, concurrent, *rest = row
-    budget, user_uuid, may_manage = rest
-    if expires is not None and parse_time(expires) <= utcnow():
-        raise AuthenticationFailed("this API key has expired", code="key_expired")
-    if status != "active":
-        raise PermissionDenied("this account is disabled", code="account_disabled")
-    try:
-        _note_key_used(int(key_id), last_used)
-    except Exception as exc:  # bookkeeping: never the request's failure; noted again later
-        log.warning(
-            "recording the use of key %s failed: %s", key_id, exc, exc_info=traceback_of(exc)
-        )
-    models = parse_allowed(allowed)
-    return AuthContext(
-        user_id=int(user_id), key_id=int(key_id), email=email,
-        allowed_models=None if models is None else frozenset(models),
-        rpm=rpm, max_concurrent=concurrent, key_budgeted=bool(budget), user_uuid=str(user_uuid),
-        can_manage_keys=bool(may_manage),
-    )  # fmt: skip
-
-
-def _note_key_used(key_id: int, last_used: str | datetime | None) -> None:
-    """Record the use unless the stored last_used_at is less than a minute old."""
     now = utcnow()
-    if last_used is not None:
-        previous = last_used if isinstance(last_used, datetime) else _parse_db_time(last_used)
-        if previous is not None and now - previous < _LAST_USED_INTERVAL:
-            return
-    with write_transaction() as tx:
-        note_key_used(tx, key_id, db_time(now))  # skipped while another holds the key's row
+    if known.expires is not None and known.expires <= now:
+        raise AuthenticationFailed("this API key has expired", code="key_expired")
+    if not known.active:
+        raise PermissionDenied("this account is disabled", code="account_disabled")
+    auth = known.auth
+    if known.last_used is None or now - known.last_used >= _LAST_USED_INTERVAL:
+        try:
+            with write_transaction() as tx:  # skipped while another holds the key's row
+                note_key_used(tx, auth.key_id, db_time(now))
+        except Exception as exc:  # bookkeeping: never the request's failure; noted again later
+            log.warning(
+                "recording the use of key %s failed: %s",
+                auth.key_id, exc, exc_info=traceback_of(exc),
+            )  # fmt: skip
+    return auth
+
+
+def _last_used_at(value: str | datetime | None) -> datetime | None:
+    """A stored last_used_at (None: never, or unreadable: noted at the next use)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return _parse_db_time(value)
 
 
 def _parse_db_time(value: str) -> datetime | None:
