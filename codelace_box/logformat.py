@@ -187,14 +187,17 @@ class _AccessLines:
             formatter if isinstance(formatter, TextFormatter | JsonFormatter) else None
         )
 
-    def write(self, logger: logging.Logger, message: str, fields: dict[str, Any]) -> bool:
+    def write(self, logger: logging.Logger, message: str, fields: dict[str, Any] | None) -> bool:
         """Queue the access line of `logger` (INFO); False when our handler is not the one
-        that would write it (another set-up: the caller logs it the usual way)."""
+        that would write it (another set-up: the caller logs it the usual way), or when it
+        writes JSON and `fields` is None."""
         formatter = self._formatter
         if formatter is None or logger.handlers or not _ours_alone(logger, self._handler):
             return False
         created = time.time()
         if isinstance(formatter, JsonFormatter):
+            if fields is None:
+                return False
             line = formatter.access_line(created, logger.name, message, fields)
         else:
             line = formatter.access_line(created, logger.name, message)
@@ -246,6 +249,13 @@ def _at_exit() -> None:
 atexit.register(_at_exit)
 
 
-def write_access(logger: logging.Logger, message: str, fields: dict[str, Any]) -> bool:
-    """Write an access line of `logger` the fast way; False: log it the usual way."""
+def write_access(logger: logging.Logger, message: str, fields: dict[str, Any] | None) -> bool:
+    """Write an access line of `logger` the fast way; False: log it the usual way (with its
+    fields, which a JSON line needs: None is enough only for a text line)."""
     return _ACCESS.write(logger, message, fields)
+
+
+def access_fields_wanted() -> bool:
+    """Whether an access line needs its fields: unless our handler writes text (a JSON line
+    has them as keys; another set-up gets them on its record)."""
+    return not isinstance(_ACCESS._formatter, TextFormatter)

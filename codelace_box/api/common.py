@@ -266,8 +266,8 @@ async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
     """The caller's identity from the key it presented (401/403 otherwise), cached on the
     request: reused only within AUTH_REUSE_SEC of its lookup (api/bodies.py looks before the
     body is read, the handler after)."""
-    cached: AuthContext | None = getattr(request.ctx, "auth", None)
-    if cached is not None and time.monotonic() - request.ctx.auth_at <= AUTH_REUSE_SEC:
+    cached = _fresh_auth(request)
+    if cached is not None:
         return cached
     request.ctx.auth = None  # (a refusal now is the access line's: no user named)
     auth = await authenticated(presented)
@@ -275,8 +275,21 @@ async def keyed_auth(request: Request, presented: str | None) -> AuthContext:
     return auth
 
 
+def _fresh_auth(request: Request) -> AuthContext | None:
+    """The identity cached on the request, if it may still answer for it (AUTH_REUSE_SEC)."""
+    ctx = request.ctx
+    cached: AuthContext | None = getattr(ctx, "auth", None)
+    if cached is not None and time.monotonic() - ctx.auth_at <= AUTH_REUSE_SEC:
+        return cached
+    return None
+
+
 async def require_auth(request: Request) -> AuthContext:
-    """The caller's identity from its bearer key (401/403 otherwise)."""
+    """The caller's identity from its bearer key (401/403 otherwise); the header is read only
+    when no identity cached on the request answers (the handler's call after api/bodies.py's)."""
+    cached = _fresh_auth(request)
+    if cached is not None:
+        return cached
     return await keyed_auth(request, bearer_token(request))
 
 

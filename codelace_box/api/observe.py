@@ -34,7 +34,7 @@ from codelace_box.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
-from codelace_box.logformat import write_access
+from codelace_box.logformat import access_fields_wanted, write_access
 from codelace_box.metrics import CONTENT_TYPE, scrape, status_class
 from codelace_box.reports.refusals import REFUSED
 
@@ -55,11 +55,11 @@ def _route(request: Request) -> str:
     return "/" + route.path if route is not None else UNMATCHED
 
 
-def _key_prefix(request: Request) -> str | None:
-    """The prefix of the key that authenticated the request (only once it did): the box key
-    among the tokens sent (/v1/messages takes x-api-key when Authorization carries another
-    token, whose first characters are no business of the log)."""
-    if getattr(request.ctx, "auth", None) is None:
+def _key_prefix(request: Request, auth: Any) -> str | None:
+    """The prefix of the key that authenticated the request (only once it did: `auth`, the
+    request's identity): the box key among the tokens sent (/v1/messages takes x-api-key when
+    Authorization carries another token, whose first characters are no business of the log)."""
+    if auth is None:
         return None
     token = bearer_token(request) or ""
     if not token.startswith(KEY_PREFIX):  # the common case reads one header
@@ -93,25 +93,29 @@ def finish_request(request: Request, response: Any) -> None:
 
 
 def _log_access(request: Request, route: str, status: int, duration: float, call: Any) -> None:
-    auth = getattr(request.ctx, "auth", None)
-    fields = {
-        "request_id": getattr(request.ctx, "request_id", None),
-        "method": _method_text(request.method),
-        "route": route,
-        "status": status,
-        "duration_ms": round(duration * 1000, 1),
-        "model": call.route.id if call is not None else None,
-        # the account's public id: of the API key, or of the portal's session
-        "user_id": auth.user_uuid
-        if auth is not None
-        else getattr(request.ctx, "portal_user", None),
-        "key_prefix": _key_prefix(request),
-    }
+    """The access line. A text line is its message alone: the JSON fields (a dictionary, the
+    duration rounded) are built only for a JSON line or another logging set-up."""
+    ctx = request.ctx
+    auth = getattr(ctx, "auth", None)
+    model = call.route.id if call is not None else None
+    # the account's public id: of the API key, or of the portal's session
+    user_id = auth.user_uuid if auth is not None else getattr(ctx, "portal_user", None)
+    key_prefix = _key_prefix(request, auth)
+    method, request_id = _method_text(request.method), getattr(ctx, "request_id", None)
+    # ("%.1f" of the milliseconds writes the text of round(ms, 1), the JSON field's value)
     args = (
-        fields["method"], route, status, fields["duration_ms"], fields["model"] or "-",
-        fields["user_id"] or "-", fields["key_prefix"] or "-", fields["request_id"],
+        method, route, status, duration * 1000, model or "-", user_id or "-",
+        key_prefix or "-", request_id,
     )  # fmt: skip
-    if write_access(access_log, ACCESS_FORMAT % args, fields):
+    message = ACCESS_FORMAT % args
+    if not access_fields_wanted() and write_access(access_log, message, None):
+        return
+    fields = {
+        "request_id": request_id, "method": method, "route": route, "status": status,
+        "duration_ms": round(duration * 1000, 1), "model": model, "user_id": user_id,
+        "key_prefix": key_prefix,
+    }  # fmt: skip
+    if write_access(access_log, message, fields):
         return
     # Another logging set-up: the record made directly (Logger.info would walk the stack).
     record = access_log.makeRecord(

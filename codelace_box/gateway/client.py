@@ -113,7 +113,7 @@ class UpstreamResponse:
         except Exception as exc:
             raise _translate(exc) from None
 
-    async def read_body(self) -> bytearray:
+    async def read_body(self) -> bytes | bytearray:
         """The whole body, at most `limits.max_body_bytes` of it: past that UpstreamTooLarge is
         raised (without ever holding more than the limit), the rest left unread."""
         limit = self.limits.max_body_bytes
@@ -123,9 +123,9 @@ class UpstreamResponse:
                 f"the upstream's answer is {declared} bytes, more than "
                 f"gateway.max_upstream_body_bytes ({limit})"
             )
-        body = bytearray()
+        body, content = bytearray(), self._response.content
         try:
-            while part := await self._response.content.read(limit + 1 - len(body)):
+            while part := await content.read(limit + 1 - len(body)):
                 if len(body) + len(part) > limit:
                     raise UpstreamTooLarge(
                         f"the upstream's answer is larger than gateway.max_upstream_body_bytes "
@@ -133,6 +133,8 @@ class UpstreamResponse:
                         tail=bytes(body[-TAIL_BYTES:] + part)[-TAIL_BYTES:],
                         read=len(body) + len(part),
                     )
+                if not body and len(part) == declared:  # the whole body in its first read:
+                    return part  # no copy, and no read of its end (aiohttp saw it already)
                 body += part
         except UpstreamTooLarge:
             raise

@@ -43,7 +43,9 @@ def _count(value: Any) -> int | None:
 def asks_for_compaction(body: dict[str, Any]) -> bool:
     """Whether the body turns server-side compaction on (a `compact_*` context edit)."""
     management = body.get("context_management")
-    edits = management.get("edits") if isinstance(management, dict) else None
+    if not isinstance(management, dict):  # (most bodies: no generator made for nothing)
+        return False
+    edits = management.get("edits")
     return any(
         isinstance(edit, dict) and str(edit.get("type", "")).startswith("compact_")
         for edit in _listed(edits)
@@ -82,6 +84,7 @@ def compaction_nanos(
     of the input and output prices. For a chat call, whose provider may be a front of Claude
     (OpenRouter, LiteLLM) passing the compact edit on and reporting the pass in its usage;
     /v1/messages holds the same tokens in its own sum (gateway/messages.py)."""
-    return token_cost_nanos(
-        compaction_tokens(body, context_tokens), 0, max(input_per_1m, output_per_1m), 0
-    )
+    tokens = compaction_tokens(body, context_tokens)
+    if not tokens:  # (most bodies)
+        return 0
+    return token_cost_nanos(tokens, 0, max(input_per_1m, output_per_1m), 0)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from codelace_box.accounts.limits import check_model_allowed
@@ -73,15 +74,11 @@ class ModelRoute:
     cache_write_per_1m_nanos: int = 0
     cache_write_1h_per_1m_nanos: int = 0
 
-    @property
+    @cached_property  # (read by every call's hold: found once a route, not by max() each time)
     def max_input_per_1m_nanos(self) -> int:
         """The dearest price an input token can be billed at (a hold's worst case)."""
-        return max(
-            self.input_per_1m_nanos,
-            self.cache_read_per_1m_nanos,
-            self.cache_write_per_1m_nanos,
-            self.cache_write_1h_per_1m_nanos,
-        )
+        prices = (self.input_per_1m_nanos, self.cache_read_per_1m_nanos)
+        return max(*prices, self.cache_write_per_1m_nanos, self.cache_write_1h_per_1m_nanos)
 
 
 _MODELS_SQL = (

@@ -148,7 +148,7 @@ def streamed_answer(raw: bytes, max_event_bytes: int) -> dict[str, Any] | None:
     return None if parser.too_large is not None else completion_from_stream(events)
 
 
-async def answer_payload(call: ChatCall, raw: bytearray, max_event_bytes: int) -> Any:
+async def answer_payload(call: ChatCall, raw: bytes | bytearray, max_event_bytes: int) -> Any:
     """The upstream's answer as JSON (a large one parsed off the loop: client.json_of); from an
     `openai` provider's Chat Completions, a stream instead (a compatible server that ignores
     `"stream": false`) is read into the completion its chunks add up to

@@ -126,7 +126,9 @@ def _unstored(payload: JSON, base: str) -> None:
 def _delta_chars(delta: JSON) -> int:
     content = delta.get("content")  # the reasoning once, however many fields repeat it (vLLM's)
     if isinstance(content, str):  # (no content list: no thinking chunks to look for)
-        total = len(content) + len(_reasoning_field(delta))
+        total = len(content)
+        if "reasoning_content" in delta or "reasoning" in delta:  # (most deltas: neither)
+            total += len(_reasoning_field(delta))
     else:
         total = len(content_text(delta)) + len(reasoning_text(delta))
     refusal = delta.get("refusal")

@@ -34,6 +34,8 @@ _NOT_OUTPUT = frozenset({"role", "type", "id", "index", "format", "thinking_bloc
 _REASONING_KEYS = ("reasoning", "reasoning_content")
 # Keys whose strings are base64 payloads, not text (OpenRouter's encrypted reasoning, audio).
 _OPAQUE_KEYS = frozenset({"data", "encrypted_content"})
+# A delta with no other key than these holds its text in `content` alone, if anywhere
+_TEXT_DELTA_KEYS = _NOT_OUTPUT | {"content"}
 _ANTHROPIC_MEDIA = ("image", "document")
 _RESPONSES_MEDIA = ("input_image", "input_file", "input_audio")
 
@@ -67,11 +69,28 @@ def output_tokens(message: Any) -> int:
 def _delta_chars(value: Any, key: str | None = None) -> tuple[int, int, int]:
     """(ASCII, other, opaque) characters of the generated text in a delta, at any depth. Opaque:
     base64 payloads (encrypted reasoning, audio under `data`, inline `data:` media), which say
-    little of the tokens produced: an upper count takes them as text, a lower one leaves them."""
+    little of the tokens produced: an upper count takes them as text, a lower one leaves them.
+    A delta of a text alone (and a role, an index: nearly every chunk of a stream) is counted
+    without the walk, as the walk counts it."""
     if isinstance(value, str):
-        if key in _OPAQUE_KEYS or value.startswith("data:"):
-            return 0, 0, len(value)
-        return (*_split(value), 0)
+        return _chars(value, key)
+    if isinstance(value, dict) and value.keys() <= _TEXT_DELTA_KEYS:
+        content = value.get("content")
+        if isinstance(content, str):
+            return _chars(content, "content")
+        if content is None:
+            return 0, 0, 0
+    return _walked_chars(value, key)
+
+
+def _chars(text: str, key: str | None) -> tuple[int, int, int]:
+    if key in _OPAQUE_KEYS or text.startswith("data:"):
+        return 0, 0, len(text)
+    return (*_split(text), 0)
+
+
+def _walked_chars(value: Any, key: str | None = None) -> tuple[int, int, int]:
+    """`_delta_chars` of a value that is no text, by the walk of its items."""
     if isinstance(value, dict):
         items: Any = _output_items(value)
     elif isinstance(value, list):
