@@ -166,7 +166,8 @@ def _write_many(tx: _Executes, entries: list[Entry]) -> None:
 
 
 def _write_group(tx: _Executes, owner: Owner, group: list[Any], day: str, minute: str) -> None:
-    """The rows of one group (`_write_one`'s statements, in its order, with the group's sums)."""
+    """The rows of one group ([requests, *sums, latest]): the same statements in the same order
+    as `_write_groups` writes for many (the rollups' "day" sorts before "minute")."""
     user_id, key_id, model = owner
     *sums, latest = group
     tx.execute(ACCOUNT_SQL, (user_id, *sums, latest))
@@ -203,15 +204,10 @@ def _write_groups(tx: _Executes, groups: dict[tuple[Owner, str, str], list[Any]]
 
 
 def _write_one(tx: _Executes, entry: Entry) -> None:
-    """`_write` of one usage row: the same statements in the same order (the rollups' "day"
-    sorts before "minute"), without the dictionaries that sum many."""
-    (user_id, key_id, model), figures, created_at, (minute, day) = entry
-    tx.execute(ACCOUNT_SQL, (user_id, 1, *figures, created_at))
-    tx.execute(KEY_DAY_SQL, (user_id, day, key_id or 0, 1, *figures))
-    if key_id is not None:
-        tx.execute(KEY_SQL, (key_id, user_id, 1, *figures, created_at))
-    tx.execute(ROLLUP_SQL, ("day", day, model, 1, *figures))
-    tx.execute(ROLLUP_SQL, ("minute", minute, model, 1, *figures))
+    """`_write` of one usage row: a group of one (the same statements in the same order, the
+    rollups' "day" sorting before "minute"), without the dictionaries that sum many."""
+    owner, figures, created_at, (minute, day) = entry
+    _write_group(tx, owner, [1, *figures, created_at], day, minute)
 
 
 def _sum_into(
