@@ -77,12 +77,8 @@ class ModelRoute:
     @cached_property  # (read by every call's hold: found once a route, not by max() each time)
     def max_input_per_1m_nanos(self) -> int:
         """The dearest price an input token can be billed at (a hold's worst case)."""
-        return max(
-            self.input_per_1m_nanos,
-            self.cache_read_per_1m_nanos,
-            self.cache_write_per_1m_nanos,
-            self.cache_write_1h_per_1m_nanos,
-        )
+        prices = (self.input_per_1m_nanos, self.cache_read_per_1m_nanos)
+        return max(*prices, self.cache_write_per_1m_nanos, self.cache_write_1h_per_1m_nanos)
 
 
 _MODELS_SQL = (
