@@ -47,7 +47,7 @@ PROMPT = [{"role": "user", "content": "A long, cached prompt. " * 60}]
 
 
 @pytest.fixture(scope="module")
-def priced(box: MessagesBox) -> MessagesBox:
+def catalog(box: MessagesBox) -> MessagesBox:
     """The box with a chat model and a native Responses model, both with a cache-write price."""
     box.cli("models", "set", MODEL, "--provider", "oai", *SET_PRICES)
     box.cli("providers", "add", "oair", "--kind", "openai", "--responses-api", "--base-url",
@@ -56,6 +56,15 @@ def priced(box: MessagesBox) -> MessagesBox:
             "router-claude", *SET_PRICES)  # fmt: skip
     box.until_served(MODEL, NATIVE_MODEL)
     return box
+
+
+@pytest.fixture
+def priced(catalog: MessagesBox) -> MessagesBox:
+    """The module's box with both fakes reset: the package's box is shared, and a reply another
+    module scripted (or its `default`) must not answer this module's requests."""
+    catalog.fake.reset()
+    catalog.openai_fake.reset()
+    return catalog
 
 
 def _json_reply(body: dict[str, Any]) -> Reply:
