@@ -141,9 +141,10 @@ def database_path(server: ServerProcess) -> Path:
 def secret_pattern(secret: str, as_text: bool = False) -> re.Pattern[bytes]:
     """How to find a secret in raw bytes. A 6-digit code must stand alone: the same digits as
     the microseconds of a stored timestamp ('.123456') or inside a longer number are not it.
-    `as_text`: rows as PostgreSQL's text, whose fields are set apart, so a code is a whole
-    field; the same six digits inside a stored hash's hex ('a894930f') are not it either. (In
-    SQLite's file a field's bytes may touch a letter of the one before: not so there.)"""
+    `as_text`: text whose fields are set apart (rows as PostgreSQL's text, the server log), so
+    a code is a whole word; the same six digits inside a hash's or a request id's hex
+    ('a894930f') are not it either. (In SQLite's file a field's bytes may touch a letter of the
+    one before: not so there.)"""
     escaped = re.escape(secret.encode())
     if secret.isdigit() and as_text:
         return re.compile(rb"(?<![0-9A-Za-z.])" + escaped + rb"(?![0-9A-Za-z])")
@@ -163,7 +164,7 @@ def assert_nothing_secret_stored(server: ServerProcess, secrets: list[str], mark
         assert not secret_pattern(secret, rows_as_text(server.config)).search(stored), (
             "a secret is stored in clear"
         )
-        assert not secret_pattern(secret).search(log), "a secret reached the server log"
+        assert not secret_pattern(secret, as_text=True).search(log), "a secret reached the log"
 
 
 CONSOLE_CODE_RE = re.compile(r"sign-in code for (\S+): (\d{6})")
