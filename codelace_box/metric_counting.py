@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from codelace_box.metric_sums import Sums
@@ -140,23 +140,25 @@ class counted_on_commit:
     """Inside (on this thread): the metrics' increments wait in `into` (see the module doc).
     A class, not a generator: it runs once per batch on the hot path."""
 
-    __slots__ = ("_before", "_into")
+    __slots__ = ("_before", "_counting", "_into")
 
     def __init__(self, into: list[Increment]) -> None:
         self._into = into
         self._before: list[Increment] | None = None
 
     def __enter__(self) -> None:
-        counting = _here.counting
+        counting = self._counting = _here.counting  # this thread's: the `with` leaves on it
         self._before, counting.into = counting.into, self._into
 
     def __exit__(self, *exc: object) -> None:
-        _here.counting.into = self._before
+        self._counting.into = self._before
 
 
-def count(increments: Iterable[Increment]) -> None:
+def count(increments: Sequence[Increment]) -> None:
     """Apply increments that waited (their transaction committed): one refused (a counter
     lowered) is logged, never raised, as the writes are done."""
+    if not increments:  # (an admission's batch counts none: no read of the thread's state)
+        return
     counting = _here.counting
     for later, method, amount in increments:
         try:  # (the child looked up here: no Python call of the waiting child's own)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -56,6 +57,9 @@ Row = tuple[Any, ...]
 Params = Sequence[Any]  # positional, `?` in the statement text
 
 database = totals.DatabaseProxy()  # peewee's savepoints forget their totals too
+# What `database` stands for, read without it (a read of a peewee Proxy's attribute goes
+_target: list[Any] = [None]  # through its `__getattr__` hook: 580 instructions, 14 a call)
+database.attach_callback(partial(_target.__setitem__, 0))
 _engine = [SQLITE]  # the engine open_database() opened last
 _pg_tx: dict[int, tuple[Any, Tx]] = {}  # id(connection) -> its Tx
 
@@ -89,9 +93,17 @@ def _as_tx(conn: apsw.Connection) -> Tx:
     return conn  # mypy holds apsw's connection to the Tx protocol here
 
 
+def _open() -> Any:
+    """The database `database` stands for (`initialize`d by `open_database()`)."""
+    db = _target[0]
+    if db is None:
+        raise AttributeError("Cannot use uninitialized Proxy.")  # as peewee's Proxy says
+    return db
+
+
 def connection() -> Tx:
     """The process's connection (opened if closed): reads, and writes inside a transaction."""
-    conn = database.connection()
+    conn = _open().connection()
     if _engine[0] == SQLITE:
         return _as_tx(conn)
     return _pg(conn)
@@ -123,7 +135,7 @@ _kept: list[Statements | None] = [None]
 def statements() -> Tx:
     """`connection()` for the request path's statements (see `Statements`): on SQLite through
     its kept cursor; on PostgreSQL the same Tx."""
-    conn = database.connection()
+    conn = _open().connection()
     return _kept_cursor(conn) if _engine[0] == SQLITE else _pg(conn)
 
 
@@ -224,7 +236,7 @@ class WriteTransaction:
     `kept_cursor`: so do the statements run inside (the group commit's writes: see
     `Statements`), else the Tx given is `connection()`."""
 
-    __slots__ = ("_conn", "_kept", "_nested", "_tx")
+    __slots__ = ("_conn", "_counted", "_kept", "_nested", "_tx")
 
     def __init__(self, kept_cursor: bool = False) -> None:
         self._kept = kept_cursor
@@ -239,8 +251,8 @@ class WriteTransaction:
             return self._nested.__enter__()
         self._nested = None
         tx.execute(BEGIN_WRITE if _engine[0] == SQLITE else "BEGIN")
-        database.push_transaction(self)
-        totals.begin()
+        _open().push_transaction(self)
+        self._counted = totals.begin()
         return given
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
@@ -248,7 +260,7 @@ class WriteTransaction:
         if self._nested is not None:
             self._nested.__exit__(exc_type, *rest)
             return
-        database.pop_transaction()
+        _open().pop_transaction()
         if exc_type is not None:
             totals.discard()
             _rollback(conn)
@@ -256,7 +268,7 @@ class WriteTransaction:
             return
         try:
             _still_open(conn)  # a write's failure ended it: its totals are gone with it
-            totals.write(self._tx)  # the totals its usage rows counted, summed per row
+            totals.write(self._tx, self._counted)  # its usage rows' totals, summed per row
             self._tx.execute("COMMIT")
         except BaseException:
             totals.discard()

@@ -90,11 +90,12 @@ class _State(threading.local):
 _state = _State()
 
 
-def begin() -> None:
-    """A write transaction opened on this thread."""
+def begin() -> _Counted:
+    """A write transaction opened on this thread; its state, for its `write` (on this thread)."""
     counted = _state.counted
     counted.open = True
     counted.entries = []
+    return counted
 
 
 def add(
@@ -127,9 +128,9 @@ def discard() -> None:
     counted.entries = []
 
 
-def write(tx: _Executes) -> None:
-    """Write what the transaction counted, summed per row (before its COMMIT)."""
-    counted = _state.counted
+def write(tx: _Executes, counted: _Counted) -> None:
+    """Write what the transaction counted, summed per row (before its COMMIT); `counted`: what
+    its `begin()` gave (no second read of the thread-local)."""
     entries, counted.entries = counted.entries, []
     counted.open = False
     if entries:

@@ -18,8 +18,17 @@ from codelace_box.accounts.keys import authenticate, create_key
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
 from codelace_box.db.batch import WriteBatch
-from codelace_box.db.core import database, durable, query_all, query_one, write_transaction
+from codelace_box.db.core import (
+    close_database,
+    database,
+    durable,
+    open_database,
+    query_all,
+    query_one,
+    write_transaction,
+)
 from codelace_box.db.failures import is_busy
+from codelace_box.db.migrate import migrate
 from codelace_box.db.models import User
 from codelace_box.errors import ServiceUnavailable
 from codelace_box.gateway.admission import Admission
@@ -230,3 +239,31 @@ def test_no_module_outside_db_runs_sql_on_the_engine_itself() -> None:
         if isinstance(node, ast.Attribute) and node.attr in ENGINE_CALLS
     ]
     assert offenders == []
+
+
+def test_writes_follow_the_database_opened_last(tmp_path: Path) -> None:
+    """core reads the database the proxy stands for without the proxy (its `__getattr__` hook
+    cost 580 instructions a read): a second open_database() (db copy's destination, a test's
+    next file) is where the next write transaction, the kept cursor and peewee's
+    `in_transaction()` go, and the first file keeps what it had."""
+    first, second = tmp_path / "first.db", tmp_path / "second.db"
+    try:
+        migrate(open_database(first))
+        create_user("first@db.test")
+        close_database()
+        migrate(open_database(second))
+        with write_transaction(kept_cursor=True) as tx:
+            assert database.in_transaction()
+            tx.execute('UPDATE "user" SET display_name = ?', ("none here",))
+            assert tx.changes() == 0  # the second file has no user yet
+        create_user("second@db.test")
+        assert [row[0] for row in query_all('SELECT email FROM "user"')] == ["second@db.test"]
+        assert not database.in_transaction()
+    finally:
+        close_database()
+    check = apsw.Connection(str(first))
+    try:
+        emails = [row[0] for row in check.execute('SELECT email FROM "user"')]
+    finally:
+        check.close()
+    assert emails == ["first@db.test"]
