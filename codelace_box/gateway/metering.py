@@ -58,6 +58,7 @@ from codelace_box.db.containers import record_container_in
 from codelace_box.db.core import (
     Tx,
     day_of,
+    db_time,
     minute_of,
     utcnow,
     write_transaction,
@@ -146,7 +147,7 @@ def admit_steps(
     now = utcnow()
     check_account_limits(tx, user_id, limits, now)
     key_id = limits.key_id
-    hold = (user_id, amount_nanos, request_id, str(now), hold_owner())
+    hold = (user_id, amount_nanos, request_id, db_time(now), hold_owner())
     unbudgeted = (  # the lookup saw no budget on the key: its row is left alone if none now
         hotpath.insert_hold_unbudgeted(tx, *hold, key_id)
         if key_id is not None and not limits.key_budgeted
@@ -198,7 +199,7 @@ def settle_steps(tx: Tx, item: Settlement) -> Steps[int | None]:
     moment = utcnow()
     if key_id is not None and key_held:
         settle_on_key(tx, key_id, hold, charged, moment)
-    now = str(moment)
+    now = db_time(moment)
     if charged:
         reason = (
             f"{item.model}: {item.input_tokens} input + {item.output_tokens} output tokens"
