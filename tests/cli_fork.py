@@ -8,8 +8,9 @@ Python interpreter and the import of the CLI, about 0.15 s of CPU per command on
 machine (the suite runs about 2,000 commands). Whatever an interpreter reads only when it
 starts (PYTHON* variables, the locale) comes from the server's own start, so a command whose
 environment differs there runs as a fresh process instead (`forkable`); so do `serve` and
-`admin`, and every command of the binary (CODELACE_TEST_BINARY). CODELACE_TEST_FORK=0 turns the
-server off: every command is then started as before, from scratch.
+`admin`, and every command of the binary (CODELACE_TEST_BINARY). `serve` has a fork server of
+its own, which has imported Sanic and the app (tests/serve_fork.py). CODELACE_TEST_FORK=0 turns
+both servers off: every command is then started as before, from scratch.
 
 The protocol, over a Unix SEQPACKET socket: the client sends one JSON message (argv, env, cwd)
 with its stdin, stdout and stderr descriptors; the server forks and answers "pid N", then
@@ -57,6 +58,16 @@ _PRELOAD = (
     "multiprocessing",
     "pwd",
 )
+# What `serve` imports, loaded in a fork server of its own (tests/serve_fork.py): Sanic, uvloop
+# and aiohttp stay out of the commands' server, whose children would otherwise start with them.
+_SERVE_PRELOAD = (
+    *_PRELOAD,
+    "codelace_box.server",
+    "codelace_box.billing.currencies",
+    "codelace_box.gateway.holds",
+    "codelace_box.db.migrate",
+)
+_PRELOADS = {"cli": _PRELOAD, "serve": _SERVE_PRELOAD}
 _MAX_MESSAGE = 1 << 20
 
 
@@ -110,6 +121,8 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
     os.closerange(3, 1 << 16)  # the server's sockets and the other requests' descriptors
     os.environ.clear()
     os.environ.update(request["env"])
+    if "umask" in request:
+        os.umask(request["umask"])  # the caller's, as a process it started would have
     time.tzset()
     tempfile.tempdir = None  # found again from this environment (TMPDIR), as a new process would
     code = 1
@@ -136,12 +149,23 @@ def _serve_request(connection: socket.socket) -> int | None:
     return pid
 
 
-def serve(socket_path: str, parent_fd: int) -> None:
-    """The server's loop: accept requests, fork, report each child's end. Ends when the
-    test worker that started it ends (its pipe `parent_fd` closes)."""
-    for name in _PRELOAD:
+def _preload(kind: str) -> None:
+    """Import what the children will run, and check nothing started that a fork would copy
+    half-made: no thread, no event loop."""
+    import asyncio
+
+    for name in _PRELOADS[kind]:
         __import__(name)
     assert threading.active_count() == 1, "a preloaded module started a thread: forks unsafe"
+    policy = asyncio.get_event_loop_policy()
+    loop = getattr(getattr(policy, "_local", None), "_loop", None)
+    assert loop is None, "a preloaded module made an event loop: forks unsafe"
+
+
+def serve(socket_path: str, parent_fd: int, kind: str) -> None:
+    """The server's loop: accept requests, fork, report each child's end. Ends when the
+    test worker that started it ends (its pipe `parent_fd` closes)."""
+    _preload(kind)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(socket_path)
     listener.listen(64)
@@ -179,13 +203,13 @@ def serve(socket_path: str, parent_fd: int) -> None:
 class ForkServer:
     """The fork server of this test worker, started at its first command."""
 
-    def __init__(self, base_env: Mapping[str, str]) -> None:
+    def __init__(self, base_env: Mapping[str, str], kind: str = "cli") -> None:
         self.base_env = dict(base_env)
-        folder = tempfile.mkdtemp(prefix="codelace-cli-fork-")
+        folder = tempfile.mkdtemp(prefix=f"codelace-{kind}-fork-")
         self.socket_path = str(Path(folder) / "cli.sock")
         read_end, self._parent_pipe = os.pipe()
         self.process = subprocess.Popen(
-            [sys.executable, __file__, self.socket_path, str(read_end)],
+            [sys.executable, __file__, self.socket_path, str(read_end), kind],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             env=self.base_env,
@@ -195,7 +219,7 @@ class ForkServer:
         os.close(read_end)
         assert self.process.stdout is not None
         ready = self.process.stdout.readline()
-        assert ready == b"ready\n", f"the CLI fork server did not start: {ready!r}"
+        assert ready == b"ready\n", f"the {kind} fork server did not start: {ready!r}"
         atexit.register(self.stop)
 
     def stop(self) -> None:
@@ -225,21 +249,32 @@ class ForkServer:
         True, text=True) would (`shown` is the command line a failure names)."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
-        request = json.dumps({"argv": args, "env": dict(env), "cwd": cwd}).encode()
-        stdin = _stdin_fd()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as connection:
-            connection.connect(self.socket_path)
-            try:
-                socket.send_fds(connection, [request], [stdin, out_write, err_write])
-            finally:
-                for fd in (stdin, out_write, err_write):
-                    os.close(fd)
-            pid = int(connection.recv(64).decode().split()[1])
+        connection, pid = self.start(args, env, cwd, [_stdin_fd(), out_write, err_write])
+        with connection:
             outputs, status = _collect(connection, out_read, err_read, pid, timeout)
         stdout, stderr = (_text(data) for data in outputs)
         if status is None:
             raise subprocess.TimeoutExpired(shown, timeout, stdout, stderr)
         return subprocess.CompletedProcess(shown, status, stdout, stderr)
+
+    def start(
+        self, args: list[str], env: Mapping[str, str], cwd: str, fds: list[int], **extra: Any
+    ) -> tuple[socket.socket, int]:
+        """Fork a child running `codelace-box ARGS` on the descriptors `fds` (stdin, stdout,
+        stderr; closed here once sent): the connection that will bring its "exit S", its pid."""
+        request = json.dumps({"argv": args, "env": dict(env), "cwd": cwd, **extra}).encode()
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            connection.connect(self.socket_path)
+            socket.send_fds(connection, [request], fds)
+            pid = int(connection.recv(64).decode().split()[1])
+        except BaseException:
+            connection.close()
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return connection, pid
 
 
 def _skip_options(args: Sequence[str]) -> list[str]:
@@ -306,7 +341,7 @@ def _text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-_servers: dict[int, ForkServer] = {}  # by the pid of the test worker that started it
+_servers: dict[tuple[int, str], ForkServer] = {}  # by the test worker that started it, kind
 _servers_lock = threading.Lock()
 
 
@@ -315,16 +350,17 @@ def fork_enabled() -> bool:
     return os.environ.get("CODELACE_TEST_FORK", "1") != "0"
 
 
-def fork_server(base_env: Mapping[str, str]) -> ForkServer | None:
-    """This worker's fork server (started on first use), or None when turned off."""
+def fork_server(base_env: Mapping[str, str], kind: str = "cli") -> ForkServer | None:
+    """This worker's fork server of that kind ("cli", or "serve": tests/serve_fork.py),
+    started on first use, or None when turned off."""
     if not fork_enabled():
         return None
     with _servers_lock:
-        if os.getpid() not in _servers:
-            _servers[os.getpid()] = ForkServer(base_env)
-        return _servers[os.getpid()]
+        if (os.getpid(), kind) not in _servers:
+            _servers[os.getpid(), kind] = ForkServer(base_env, kind)
+        return _servers[os.getpid(), kind]
 
 
 if __name__ == "__main__":
     sys.path[0] = os.getcwd()  # as `python -m` would have it, not this file's folder
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), sys.argv[3])

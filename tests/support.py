@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tests import serve_fork
 from tests.cli_fork import fork_server
 from tests.ports import free_port  # the suites import it from here
 
@@ -132,7 +133,7 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = config.parent / f"server-{port}.log"
         self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | serve_fork.ForkedProcess | None = None
 
     def start(self, *extra_args: str, wait: float = 30) -> ServerProcess:
         """Launch the server and wait until /healthz answers (a server that never does is
@@ -154,14 +155,20 @@ class ServerProcess:
     def launch(self, *extra_args: str) -> ServerProcess:
         """Launch the server and return at once."""
         log = self.log_path.open("ab")
-        command = [*self.program, "--config", str(self.config), "serve"]
-        self.process = subprocess.Popen(
-            [*command, *extra_args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=cli_env(self.env),
-            cwd=self.config.parent,
-        )
+        words = ["--config", str(self.config), "serve", *extra_args]
+        env = cli_env(self.env)
+        fork = serve_fork.forkable(self.program, words, env, self.config)
+        if fork is not None:  # a child of the preloaded fork server: tests/serve_fork.py
+            command = [*self.program, *words]
+            self.process = serve_fork.start(fork, command, env, self.config.parent, log)
+        else:
+            self.process = subprocess.Popen(
+                [*self.program, *words],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.config.parent,
+            )
         log.close()
         return self
 
@@ -217,7 +224,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(process: subprocess.Popen[bytes]) -> None:
+def kill_tree(process: subprocess.Popen[bytes] | serve_fork.ForkedProcess) -> None:
     """SIGKILL a process this test started and every process under it, then reap it."""
     below = descendants(process.pid)
     process.kill()
