@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import locale
 import os
@@ -66,6 +67,7 @@ _SERVE_PRELOAD = (
     "codelace_box.billing.currencies",
     "codelace_box.gateway.holds",
     "codelace_box.db.migrate",
+    "encodings.idna",  # the first request's host name
 )
 _PRELOADS = {"cli": _PRELOAD, "serve": _SERVE_PRELOAD}
 _MAX_MESSAGE = 1 << 20
@@ -160,6 +162,11 @@ def _preload(kind: str) -> None:
     policy = asyncio.get_event_loop_policy()
     loop = getattr(getattr(policy, "_local", None), "_loop", None)
     assert loop is None, "a preloaded module made an event loop: forks unsafe"
+    if kind == "serve":
+        # What is loaded stays out of the children's collections: the box's own start collects,
+        # then freezes what it made (server.py), and would walk all of it first.
+        gc.collect()
+        gc.freeze()
 
 
 def serve(socket_path: str, parent_fd: int, kind: str) -> None:
