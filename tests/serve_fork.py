@@ -10,9 +10,9 @@ and no event loop before it starts its own; its exit status. What stays a fresh 
 (`forkable`): several workers (`--workers N`, server.workers in the config, the environment),
 the binary (CODELACE_TEST_BINARY), a program other than `python -m codelace_box` (nohup,
 prlimit, another user), a config the tests cannot read, and an environment that differs from
-the fork server's in anything but the box's CODELACE_ settings and TMPDIR (a library may have
-read a variable as it was imported). CODELACE_TEST_FORK=0 (every command) or
-CODELACE_TEST_FORK_SERVE=0 (only `serve`) turns it off.
+the fork server's in anything but the box's CODELACE_ settings, TMPDIR and pytest's
+PYTEST_CURRENT_TEST (a library may have read a variable as it was imported).
+CODELACE_TEST_FORK=0 (every command) or CODELACE_TEST_FORK_SERVE=0 (only `serve`) turns it off.
 
 `ForkedProcess` is the handle the tests hold in place of a subprocess.Popen.
 """
@@ -34,8 +34,10 @@ from typing import IO
 from tests.cli_fork import ForkServer, _startup_env, fork_server
 
 _PROGRAM = (sys.executable, "-m", "codelace_box")
-# Variables that may differ from the fork server's: read by the box as it runs, not at import.
-_RUNTIME_PREFIXES = ("CODELACE_", "TMPDIR")
+# Variables that may differ from the fork server's: read by the box as it runs, not at import
+# (pytest sets PYTEST_CURRENT_TEST for every test). Any other stays fresh: aiohttp, for one,
+# makes its TLS contexts as it is imported, reading SSL_CERT_FILE then.
+_RUNTIME_PREFIXES = ("CODELACE_", "TMPDIR", "PYTEST_CURRENT_TEST")
 
 
 class ForkedProcess:
