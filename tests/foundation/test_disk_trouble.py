@@ -74,6 +74,23 @@ def fill(disk: Path, name: str = "ballast") -> Path:
     return ballast
 
 
+def fill_behind_an_empty_wal(space: Workspace, disk: Path) -> Path:
+    """Fill the disk once the database's WAL is checkpointed and truncated to nothing, so the
+    box's next write must grow it. A checkpoint that met a reader of the box copies every frame
+    but cannot truncate: the next write would then reuse the WAL's room and succeed."""
+    wal = space.db_path.with_name(space.db_path.name + "-wal")
+    deadline = time.monotonic() + 20
+    while True:
+        [(busy, _, _)] = space.sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not busy and wal.stat().st_size == 0:
+            ballast = fill(disk)
+            if wal.stat().st_size == 0:  # no write of the box came in between
+                return ballast
+            ballast.unlink()
+        assert time.monotonic() < deadline, "the WAL was never found empty"
+        time.sleep(0.05)
+
+
 def alerting_box(disk: Path, logs: Path) -> tuple[WebhookReceiver, Workspace, ServerProcess]:
     """A box on `disk` (not started, ticking every 0.2 s) alerting a webhook receiver."""
     hook = WebhookReceiver().start()
@@ -364,8 +381,7 @@ def test_the_hold_sweep_on_a_full_disk_logs_one_line_and_frees_once_there_is_roo
         space.sql("INSERT INTO hold (user_id, amount_nanos, request_id, created_at, owner) "
                   "VALUES (1, 1000, 'req_leaked', ?, ?)", (leaked_at, owner))  # fmt: skip
         space.sql('UPDATE "user" SET held_nanos = 1000')
-        space.sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the sweep's write must grow the WAL
-        ballast = fill(small_disk)
+        ballast = fill_behind_an_empty_wal(space, small_disk)  # the sweep's write must grow it
         assert space.sql("SELECT request_id FROM hold") == [("req_leaked",)]
         deadline = time.monotonic() + 20
         failed = "releasing the holds of req_leaked failed: the database is unavailable; retry"
