@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from tests.cli_fork import ForkServer, _startup_env, fork_server
+from tests.cli_fork import ForkServer, _stdin_fd, fork_server
 
 _PROGRAM = (sys.executable, "-m", "codelace_box")
 # Variables that may differ from the fork server's: read by the box as it runs, not at import
@@ -121,7 +121,7 @@ def _same_start(env: Mapping[str, str], base: Mapping[str, str]) -> bool:
     def kept(values: Mapping[str, str]) -> dict[str, str]:
         return {k: v for k, v in values.items() if not k.startswith(_RUNTIME_PREFIXES)}
 
-    return kept(env) == kept(base) and _startup_env(env) == _startup_env(base)
+    return kept(env) == kept(base)  # PYTHON*, LC_* and LANG included
 
 
 def forkable(
@@ -148,8 +148,6 @@ def start(
     log: IO[bytes],
 ) -> ForkedProcess:
     """Fork `serve` from the server: stdin the caller's, stdout and stderr the log."""
-    from tests.cli_fork import _stdin_fd
-
     words = list(command[len(_PROGRAM) :])
     fds = [_stdin_fd(), os.dup(log.fileno()), os.dup(log.fileno())]
     connection, pid = server.start(words, env, str(cwd), fds, umask=_umask())
