@@ -7,6 +7,7 @@ http_client=) is caught here."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -15,8 +16,14 @@ HTTPX_CALLS = frozenset(
 )
 HTTPX_CLIENTS = frozenset({"Client", "AsyncClient"})
 SDK_CLIENTS = {"openai": {"OpenAI", "AsyncOpenAI"}, "anthropic": {"Anthropic", "AsyncAnthropic"}}
-# Sites allowed to make their own TLS context, as "path:line" with the reason (none yet).
-EXCEPTIONS: dict[str, str] = {}
+# The tests whose calls may make their own TLS context, as "path::function", and why.
+EXCEPTIONS: dict[str, str] = {
+    "tests/foundation/test_disk_trouble.py::"
+    "test_a_scheduled_backup_that_cannot_fit_never_fills_the_database_s_disk": (
+        "its 3 s of back-to-back calls are paced by each call's CA load (45 calls; with the "
+        "shared context 964, whose WAL alone fills the test's small disk)"
+    ),
+}
 
 
 def _needs(call: ast.Call) -> str | None:
@@ -47,13 +54,22 @@ def offending_sites(root: Path = TESTS) -> list[str]:
     """Every call under `root` that would build its own TLS context, as "path:line: call"."""
     sites = []
     for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not isinstance(node, ast.Call) or (keyword := _needs(node)) is None:
+        name = path.relative_to(root.parent)
+        for function, node in _calls(ast.parse(path.read_text(), str(path)), ""):
+            keyword = _needs(node)
+            if keyword is None or _passes(node, keyword) or f"{name}::{function}" in EXCEPTIONS:
                 continue
-            site = f"{path.relative_to(root.parent)}:{node.lineno}"
-            if not _passes(node, keyword) and site not in EXCEPTIONS:
-                sites.append(f"{site}: {ast.unparse(node.func)}(...) without {keyword}=")
+            sites.append(f"{name}:{node.lineno}: {ast.unparse(node.func)}(...) without {keyword}=")
     return sites
+
+
+def _calls(node: ast.AST, function: str) -> Iterator[tuple[str, ast.Call]]:
+    """Every call under `node`, with the name of the function it lies in (innermost)."""
+    for child in ast.iter_child_nodes(node):
+        inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else ""
+        if isinstance(child, ast.Call):
+            yield function, child
+        yield from _calls(child, inner or function)
 
 
 def test_every_test_client_shares_the_tls_context() -> None:
@@ -69,10 +85,12 @@ def test_the_guard_sees_each_kind_of_site(tmp_path: Path) -> None:
         "httpx.Client(base_url=url, verify=True)\n"
         "httpx.AsyncClient(transport=transport)\n"
         "openai.OpenAI(base_url=url)\n"
+        "def f():\n    httpx.stream('GET', url)\n"
         "anthropic.AsyncAnthropic(http_client=sdk_http(anthropic, asynchronous=True))\n"
     )
     assert offending_sites(tmp_path / "tests") == [
         "tests/test_x.py:1: httpx.get(...) without verify=",
         "tests/test_x.py:3: httpx.Client(...) without verify=",
         "tests/test_x.py:5: openai.OpenAI(...) without http_client=",
+        "tests/test_x.py:7: httpx.stream(...) without verify=",
     ]
