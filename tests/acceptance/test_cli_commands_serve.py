@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.acceptance.cli_tools import Box
-from tests.support import ServerProcess, free_port, run_cli
+from tests.support import TLS, ServerProcess, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,7 +23,7 @@ def test_serve_flags_override_config_and_environment(tmp_path: Path) -> None:
     server = ServerProcess(box.config, port, env={"CODELACE_SERVER_PORT": str(free_port())})
     server.start("--host", "127.0.0.1", "--port", str(port), "--workers", "2")
     try:
-        assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(server.base_url + "/healthz", verify=TLS).json() == {"status": "ok"}
         assert box.db_path.is_file()  # serve migrated the database first
         assert run_cli(box.config, "migrate").stdout.count("nothing to apply") == 1
         box.ok("users", "create", "live@users.test")  # the CLI writes while serve runs

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.acceptance.cli_tools import error_line
-from tests.support import ServerProcess, cli_env, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, cli_env, free_port, run_cli, write_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -193,7 +193,7 @@ def test_a_refused_config_stops_serve_before_it_listens(tmp_path: Path) -> None:
     line = error_line(run_cli(config, "serve", timeout=30))
     assert str(config) in line and "server.wokers" in line
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2, verify=TLS)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ def test_a_web_server_timeout_that_is_no_number_stops_serve_before_it_listens(
     assert line.startswith(f"error: env {variable}: "), line
     assert "must be a number" in line and "Traceback" not in result.stderr
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2, verify=TLS)
 
 
 @pytest.mark.parametrize("host", ["", " 127.0.0.1", "127.0.0.1\n"])
@@ -325,7 +325,7 @@ def test_no_new_secret_is_made_over_provider_keys_stored_with_another(tmp_path: 
         assert "secret_key" in line and "provider keys" in line, line
         assert not (moved / "data" / "secret_key").exists()
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2, verify=TLS)
     secret = (first / "data" / "secret_key").read_bytes()
     (moved / "data" / "secret_key").write_bytes(secret)
     key_add = ("providers", "key-add", "up", "--key", "sk-added-after-the-move")
@@ -364,7 +364,7 @@ def test_serve_runs_on_built_in_defaults(default_server: ServerProcess) -> None:
     assert not default_server.config.exists()
     assert (folder / "data" / "codelace.db").is_file()
     assert (folder / "data" / "secret_key").is_file()
-    with httpx.Client(base_url=default_server.base_url, timeout=10) as client:
+    with httpx.Client(base_url=default_server.base_url, timeout=10, verify=TLS) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         asked = client.post("/api/v1/auth/otp/request", json={"email": "dflt@defaults.test"})
         assert asked.json() == {"email": "dflt@defaults.test", "expires_in_sec": 600}
@@ -373,7 +373,7 @@ def test_serve_runs_on_built_in_defaults(default_server: ServerProcess) -> None:
 
 
 def test_default_body_limit_is_10485760_bytes(default_server: ServerProcess) -> None:
-    with httpx.Client(base_url=default_server.base_url, timeout=30) as client:
+    with httpx.Client(base_url=default_server.base_url, timeout=30, verify=TLS) as client:
         over = client.post(
             "/v1/chat/completions", content=b"x" * 10_485_761, headers={"content-type": "a/b"}
         )
@@ -390,7 +390,9 @@ def test_stripe_is_off_by_default(default_server: ServerProcess) -> None:
     run_cli(None, "users", "create", "stripe@defaults.test", cwd=folder)
     key = run_cli(None, "keys", "create", "stripe@defaults.test", cwd=folder).stdout.strip()
     headers = {"authorization": f"Bearer {key}"}
-    answer = httpx.post(default_server.base_url + "/api/v1/stripe/setup", headers=headers)
+    answer = httpx.post(
+        default_server.base_url + "/api/v1/stripe/setup", headers=headers, verify=TLS
+    )
     assert answer.status_code == 503, answer.text
     assert "stripe" in answer.json()["error"]["message"].lower()
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.acceptance.cli_tools import Box
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 MODEL = "live/gpt-live"
@@ -27,13 +27,17 @@ class Live:
 
     def get(self, path: str, key: str | None = None) -> httpx.Response:
         headers = {"authorization": f"Bearer {key}"} if key else {}
-        return httpx.get(self.server.base_url + path, headers=headers, timeout=10)
+        return httpx.get(self.server.base_url + path, headers=headers, timeout=10, verify=TLS)
 
     def chat(self, key: str) -> httpx.Response:
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
         headers = {"authorization": f"Bearer {key}"}
         return httpx.post(
-            self.server.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=10
+            self.server.base_url + "/v1/chat/completions",
+            json=body,
+            headers=headers,
+            timeout=10,
+            verify=TLS,
         )
 
     def user_with_key(self, email: str, credit: str = "5") -> str:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import PROGRAM, REPO_ROOT, ServerProcess, cli_env, free_port, is_uuid4
+from tests.support import PROGRAM, REPO_ROOT, TLS, ServerProcess, cli_env, free_port, is_uuid4
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,7 +97,9 @@ class Walkthrough:
         body = json.loads(tokens[tokens.index("-d") + 1])
         if "code" in body:
             body["code"] = self.code(body["email"])
-        answer = httpx.post(self.server.base_url + url.removeprefix("localhost:8080"), json=body)
+        answer = httpx.post(
+            self.server.base_url + url.removeprefix("localhost:8080"), json=body, verify=TLS
+        )
         assert answer.status_code == 200, answer.text
         result: dict[str, Any] = answer.json()
         return result
@@ -164,7 +166,9 @@ def test_the_first_run_walkthrough_works_as_written(walk: Walkthrough) -> None:
     reply, cost = first_line.rsplit(" ", 1)
     assert reply and float(cost) > 0 and streamed.strip()
     headers = {"authorization": f"Bearer {verified['api_key']}"}
-    balance = httpx.get(walk.server.base_url + "/api/v1/customer/balance", headers=headers)
+    balance = httpx.get(
+        walk.server.base_url + "/api/v1/customer/balance", headers=headers, verify=TLS
+    )
     assert 0 < balance.json()["credit_balance_usd"] < 20
     assert [r.body.get("model") for r in walk.fake.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
     assert {r.api_key for r in walk.fake.requests} == {PROVIDER_KEYS["OPENAI_API_KEY"]}

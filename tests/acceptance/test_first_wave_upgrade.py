@@ -24,7 +24,7 @@ from codelace_box.db.migrate import LATEST_VERSION
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.stripe_wire import sign_payload
-from tests.support import ServerProcess, free_port, is_uuid4, run_cli
+from tests.support import TLS, ServerProcess, free_port, is_uuid4, run_cli, sdk_http
 
 pytestmark = pytest.mark.timeout(120)
 DUMP = Path(__file__).parent / "data" / "first_wave.sql"
@@ -79,7 +79,9 @@ def cli(config: Path, *args: str) -> str:
 
 
 def get(base: str, path: str, key: str) -> Any:
-    answer = httpx.get(base + path, headers={"authorization": f"Bearer {key}"}, timeout=10)
+    answer = httpx.get(
+        base + path, headers={"authorization": f"Bearer {key}"}, timeout=10, verify=TLS
+    )
     assert answer.status_code == 200, (path, answer.text)
     return answer.json()
 
@@ -130,7 +132,7 @@ def check_users_see_what_they_had(base: str) -> None:
         ("laptop", "cl_xeS0")
     ]
     revoked = httpx.get(base + "/api/v1/customer/balance",
-                        headers={"authorization": f"Bearer {REVOKED}"})  # fmt: skip
+                        headers={"authorization": f"Bearer {REVOKED}"}, verify=TLS)  # fmt: skip
     assert revoked.status_code == 401
     assert get(base, "/api/v1/customer/balance", DEV) == {"credit_balance_usd": 20.9999925}
     payments = get(base, "/api/v1/customer/payment", DEV)
@@ -144,17 +146,19 @@ def check_users_see_what_they_had(base: str) -> None:
     assert all(is_uuid4(key["id"]) for key in keys.values())
     assert get(base, "/api/v1/customer/balance", DEV_SECOND)["credit_balance_usd"] == 20.9999925
     gone = httpx.delete(f"{base}/api/v1/auth/key/{keys['second']['id']}",
-                        headers={"authorization": f"Bearer {DEV}"})  # fmt: skip
+                        headers={"authorization": f"Bearer {DEV}"}, verify=TLS)  # fmt: skip
     assert gone.status_code == 204
     after = httpx.get(base + "/api/v1/customer/balance",
-                      headers={"authorization": f"Bearer {DEV_SECOND}"})  # fmt: skip
+                      headers={"authorization": f"Bearer {DEV_SECOND}"}, verify=TLS)  # fmt: skip
     assert after.status_code == 401
 
 
 def check_provider_keys_and_catalog(base: str, oa: FakeOpenAI) -> None:
-    models = httpx.get(base + "/v1/models").json()["data"]
+    models = httpx.get(base + "/v1/models", verify=TLS).json()["data"]
     assert sorted(m["id"] for m in models) == ["anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini"]
-    client = openai.OpenAI(base_url=base + "/v1", api_key=OPS, max_retries=0)
+    client = openai.OpenAI(
+        base_url=base + "/v1", api_key=OPS, max_retries=0, http_client=sdk_http(openai)
+    )
     oa.push(Reply(content="after the upgrade", prompt_tokens=12, completion_tokens=3))
     answer = client.chat.completions.create(
         model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
@@ -253,7 +257,9 @@ def test_a_top_up_pending_at_the_upgrade_is_credited_once_to_its_account(tmp_pat
             body = json.dumps(_paid_event(event_id)).encode()
             headers = {"stripe-signature": sign_payload(body, whsec, int(time.time())),
                        "content-type": "application/json"}  # fmt: skip
-            answer = httpx.post(base + "/api/v1/stripe/webhook", content=body, headers=headers)
+            answer = httpx.post(
+                base + "/api/v1/stripe/webhook", content=body, headers=headers, verify=TLS
+            )
             assert answer.status_code == 200, answer.text
         assert get(base, "/api/v1/customer/balance", DEV) == {"credit_balance_usd": 32.9999925}
         assert get(base, "/api/v1/customer/balance", OPS) == {"credit_balance_usd": 23.49969355}

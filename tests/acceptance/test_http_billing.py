@@ -12,7 +12,7 @@ import pytest
 
 from tests.acceptance.conftest import ISO_Z, MODEL, Box, assert_envelope
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.support import ServerProcess, base_sections, is_uuid4, write_config
+from tests.support import TLS, ServerProcess, base_sections, is_uuid4, write_config
 
 pytestmark = pytest.mark.timeout(60)
 HI = [{"role": "user", "content": "hi"}]
@@ -186,7 +186,7 @@ def box_without_stripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
 def test_without_stripe_keys_its_endpoints_answer_503(
     box_without_stripe: ServerProcess, path: str
 ) -> None:
-    with httpx.Client(base_url=box_without_stripe.base_url) as http:
+    with httpx.Client(base_url=box_without_stripe.base_url, verify=TLS) as http:
         response = http.post(path, json={"amount_usd": 20})
     assert_envelope(response, 503)
 

@@ -24,7 +24,7 @@ from tests.pg_cluster import (
     query_config_db,
     wanted_engine,
 )
-from tests.support import ServerProcess, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, free_port, run_cli, write_config
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -59,7 +59,7 @@ def test_every_way_of_minting_a_key_commits_it_durably(
 def _mint_over_http(server: ServerProcess, cli_key: str) -> None:
     """A key by POST /api/v1/auth/key, by two sign-ins (a new account, then the same one) and
     by the portal."""
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+    with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
         made = http.post(
             "/api/v1/auth/key", json={"name": "api"}, headers={"authorization": f"Bearer {cli_key}"}
         )

@@ -16,6 +16,7 @@ import pytest
 from codelace_box.config import AuthConfig
 from tests.accounts.conftest import BoxClient, ServerFactory, console_code
 from tests.pg_cluster import write_config_db
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 DEFAULTS = AuthConfig()  # the limits the pair of boxes runs with (no [auth] keys set)
@@ -311,7 +312,7 @@ def test_sign_ins_forwarded_by_a_proxy_without_proxies_count_are_warned_of_once(
     locks everyone out of signing in, and nothing said why. The first sign-in that names the
     client it was forwarded for says so in the log, once per process."""
     server = box_factory()
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+    with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
         for n in range(3):
             answer = http.post("/api/v1/auth/otp/request", json={"email": f"p{n}@proxy.test"},
                                headers={"x-forwarded-for": f"203.0.113.{n}"})  # fmt: skip
@@ -328,7 +329,7 @@ def test_no_proxy_warning_for_direct_clients_or_a_set_proxies_count(
     direct, proxied = box_factory(), box_factory(server={"proxies_count": 1})
     for server, headers in ((direct, {}), (proxied, {"x-forwarded-for": "203.0.113.9"})):
         answer = httpx.post(server.base_url + "/api/v1/auth/otp/request", headers=headers,
-                            json={"email": "q@proxy.test"}, timeout=30)  # fmt: skip
+                            json={"email": "q@proxy.test"}, timeout=30, verify=TLS)  # fmt: skip
         assert answer.status_code == 200
         assert "proxies_count" not in server.log_text()
 

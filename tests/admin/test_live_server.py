@@ -19,6 +19,7 @@ from codelace_box.catalog.models import get_model, set_model
 from codelace_box.catalog.providers import add_provider
 from codelace_box.db.models import ApiKey
 from tests.admin.pilot import SECRET, AdminEnv, column, fill, open_form, screen_name, until
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(90)
 WITHIN_SEC = 1.0
@@ -82,7 +83,7 @@ async def test_changes_made_in_the_ui_take_effect_on_a_running_server(
     server = start_server(admin_env.path)
 
     async with (
-        httpx.AsyncClient(base_url=server.base_url, timeout=15) as http,
+        httpx.AsyncClient(base_url=server.base_url, timeout=15, verify=TLS) as http,
         create_admin_app(admin_env.config).run_test(size=(100, 30)) as pilot,
     ):
 

@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionStreamOptionsPa
 from tests.anthropic.conftest import MODEL, AnthropicBox, expected_cost_nanos
 from tests.anthropic.test_e2e_chat import TWO_CALLS, WEATHER_TOOLS
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 USAGE: ChatCompletionStreamOptionsParam = {"include_usage": True}
@@ -323,7 +324,7 @@ def _upstream_error_codes(box: AnthropicBox) -> set[str]:
     """The `code` labels of codelace_upstream_errors_total in a scrape of /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(box.server.base_url + "/metrics", timeout=10).text
+    text = httpx.get(box.server.base_url + "/metrics", timeout=10, verify=TLS).text
     return {
         sample.labels["code"]
         for family in text_string_to_metric_families(text)

@@ -11,6 +11,7 @@ import pytest
 
 from tests.anthropic.wire import parse_sse
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
+from tests.support import TLS
 
 KEY = "sk-ant-test-key"
 HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
@@ -34,7 +35,9 @@ def fake() -> Iterator[FakeAnthropic]:
 
 
 def post(fake: FakeAnthropic, body: object, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{fake.base_url}/v1/messages", json=body, headers=headers, timeout=10)
+    return httpx.post(
+        f"{fake.base_url}/v1/messages", json=body, headers=headers, timeout=10, verify=TLS
+    )
 
 
 def test_safeguards_without_their_beta_are_an_unknown_field(fake: FakeAnthropic) -> None:

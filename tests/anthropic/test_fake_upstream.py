@@ -13,6 +13,7 @@ from codelace_box.providers import adapter_for
 from tests.anthropic.wire import load_json, parse_sse
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply, ToolUse
 from tests.fakes.anthropic_validation import request_problem
+from tests.support import TLS
 
 KEY = "sk-ant-test-key"
 HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"}
@@ -36,7 +37,9 @@ def _clean(fake: FakeAnthropic) -> None:
 
 
 def post(fake: FakeAnthropic, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(f"{fake.base_url}/v1/messages", json=body, headers=headers or HEADERS)
+    return httpx.post(
+        f"{fake.base_url}/v1/messages", json=body, headers=headers or HEADERS, verify=TLS
+    )
 
 
 def _turns(*roles: str) -> list[dict[str, Any]]:

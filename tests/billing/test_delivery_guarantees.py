@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.billing.conftest import BillingBox, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -21,7 +22,9 @@ async def deliver_at_once(box: BillingBox, events: list[dict[str, Any]]) -> list
     """Every event on its own connection, all at once (the workers share the port)."""
     deliveries = [box.double.webhook(event) for event in events]
     limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30, limits=limits) as c:
+    async with httpx.AsyncClient(
+        base_url=box.server.base_url, timeout=30, limits=limits, verify=TLS
+    ) as c:
         return await asyncio.gather(
             *(c.post("/api/v1/stripe/webhook", content=b, headers=h) for b, h in deliveries)
         )

@@ -16,6 +16,7 @@ import pytest
 
 from tests.billing.conftest import BillingBox, BoxFactory
 from tests.pg_cluster import SHARED_SECRET
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(180)
 NANOS = 1_000_000_000
@@ -25,7 +26,7 @@ async def deliver_to_all(boxes: list[BillingBox], events: list[dict[str, Any]]) 
     """Every event on its own connection, all at once, spread over the boxes."""
     deliveries = [boxes[0].double.webhook(event) for event in events]
     limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, verify=TLS) as client:
         urls = itertools.cycle(box.server.base_url for box in boxes)
         return await asyncio.gather(
             *(

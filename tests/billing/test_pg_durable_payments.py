@@ -26,7 +26,7 @@ from tests.pg_cluster import (
     query_config_db,
     wanted_engine,
 )
-from tests.support import ServerProcess, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, free_port, run_cli, write_config
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -52,7 +52,7 @@ def test_every_payment_and_credit_is_committed_durably(
     try:
         assert run_cli(config, "users", "create", "payer@durable.test").returncode == 0
         key = run_cli(config, "keys", "create", "payer@durable.test").stdout.split()[0]
-        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        with httpx.Client(base_url=server.base_url, timeout=30, verify=TLS) as http:
             auth = {"authorization": f"Bearer {key}"}
             started = http.post("/api/v1/stripe/checkout", json={"amount_usd": 15}, headers=auth)
             assert started.status_code == 200, started.text  # 1: the pending payment

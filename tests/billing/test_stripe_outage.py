@@ -18,6 +18,7 @@ from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BillingBox, BoxFa
 from tests.fakes.stripe_double import StripeDouble
 from tests.fakes.stripe_wire import StripeApiError
 from tests.pg_cluster import SHARED_SECRET
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -136,7 +137,7 @@ async def start_at_once(boxes: list[BillingBox], key: str, count: int) -> list[i
     """`count` top-ups of one account started at once, spread over the boxes; the statuses."""
     headers = {"authorization": f"Bearer {key}"}
     urls = itertools.cycle(box.server.base_url for box in boxes)
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(timeout=120, verify=TLS) as client:
         answers = await asyncio.gather(
             *(
                 client.post(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.billing.conftest import BillingBox, BoxFactory, Customer, stripe_section
-from tests.support import is_uuid4, run_cli
+from tests.support import TLS, is_uuid4, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -87,7 +87,9 @@ def test_one_card_set_up_by_two_accounts_at_once_earns_one_trial(box: BillingBox
     events = [box.double.complete(box.start_setup(p), card_fingerprint=shared) for p in people]
 
     async def deliver_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=box.server.base_url, timeout=30, verify=TLS
+        ) as client:
             deliveries = [box.double.webhook(e) for e in events]
             return await asyncio.gather(
                 *(
@@ -209,7 +211,9 @@ def test_two_setups_of_one_account_completing_at_once_earn_one_trial(box: Billin
     events = [box.double.complete(box.start_setup(ivy), card_fingerprint=card()) for _ in "ab"]
 
     async def deliver_both() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=box.server.base_url, timeout=30, verify=TLS
+        ) as client:
             deliveries = [box.double.webhook(e) for e in events]
             return await asyncio.gather(
                 *(

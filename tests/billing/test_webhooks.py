@@ -14,6 +14,7 @@ import pytest
 
 from tests.billing.conftest import WEBHOOK_SECRET, BillingBox, BoxFactory, Customer
 from tests.fakes.stripe_wire import sign_payload
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 NANOS = 1_000_000_000
@@ -26,7 +27,7 @@ def topup_entries(box: BillingBox, buyer: Customer) -> list[tuple[Any, ...]]:
 async def deliver_at_once(box: BillingBox, events: list[dict[str, Any]]) -> list[httpx.Response]:
     """Deliver all events concurrently, each on its own connection."""
     deliveries = [box.double.webhook(event) for event in events]
-    async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=box.server.base_url, timeout=30, verify=TLS) as client:
         return await asyncio.gather(
             *(
                 client.post("/api/v1/stripe/webhook", content=body, headers=headers)

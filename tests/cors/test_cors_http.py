@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(90)
 PAGE = "http://127.0.0.1:5173"  # a chat UI's dev server
@@ -69,7 +70,7 @@ def off(box_factory: BoxFactory) -> Box:
 
 @pytest.fixture(scope="module")
 def raw(box: Box) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=box.url, timeout=30) as client:
+    with httpx.Client(base_url=box.url, timeout=30, verify=TLS) as client:
         yield client
 
 
@@ -216,7 +217,7 @@ def test_every_kind_of_error_is_readable(box: Box, raw: httpx.Client, fake: Fake
 
 def test_an_origin_list_echoes_the_origin_and_refuses_others(listed: Box) -> None:
     _, key = listed.new_user("5")
-    with httpx.Client(base_url=listed.url, timeout=30) as client:
+    with httpx.Client(base_url=listed.url, timeout=30, verify=TLS) as client:
         allowed = preflight(client, "/v1/chat/completions", "POST")
         assert allowed.status_code == 204
         assert allowed.headers["access-control-allow-origin"] == PAGE
@@ -232,7 +233,7 @@ def test_an_origin_list_echoes_the_origin_and_refuses_others(listed: Box) -> Non
 
 def test_an_empty_list_turns_cors_off(off: Box) -> None:
     _, key = off.new_user("5")
-    with httpx.Client(base_url=off.url, timeout=30) as client:
+    with httpx.Client(base_url=off.url, timeout=30, verify=TLS) as client:
         assert_405(preflight(client, "/v1/chat/completions", "POST"))
         auth = {"authorization": f"Bearer {key}", "origin": PAGE}
         answer = client.post("/v1/chat/completions", json=HELLO, headers=auth)

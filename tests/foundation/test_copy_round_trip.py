@@ -18,7 +18,7 @@ from codelace_box.db.copy import copied_models
 from codelace_box.db.core import close_database, open_database, query_all, write_transaction
 from codelace_box.db.migrate import migrate
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.support import REPO_ROOT, ServerProcess, cli_env, free_port, run_cli, write_config
+from tests.support import REPO_ROOT, TLS, ServerProcess, cli_env, free_port, run_cli, write_config
 
 SECRET = "a-shared-secret-for-every-box-000000000000"
 
@@ -40,6 +40,7 @@ def _chat(config: Path, port: int, keys: list[str], times: int) -> None:
                     headers={"authorization": f"Bearer {key}"},
                     json={"model": "acme/m1", "messages": [{"role": "user", "content": "hi"}]},
                     timeout=30,
+                    verify=TLS,
                 )
                 assert answer.status_code == 200, answer.text
     finally:

@@ -24,7 +24,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.foundation.conftest import Workspace, make_workspace
-from tests.support import PROGRAM, ServerProcess, cli_env, free_port
+from tests.support import PROGRAM, TLS, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(120)
 FAST_TICK = {"CODELACE_UPKEEP_TICK_SEC": "0.2"}
@@ -141,7 +141,7 @@ def error_codes(answer: httpx.Response) -> list[str]:
 def stream_reading(url: str, body: dict[str, object], headers: dict[str, str], then: Any) -> str:
     """A streamed call: `then()` once its first line came, then the rest; the whole text."""
     with httpx.stream("POST", url, json={**body, "stream": True}, headers=headers,
-                      timeout=30) as answer:  # fmt: skip
+                      timeout=30, verify=TLS) as answer:  # fmt: skip
         assert answer.status_code == 200, answer.read()
         lines = answer.iter_lines()
         first = next(lines)
@@ -169,7 +169,7 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
         fake.push(Reply(pieces=["a ", "b ", "c"], piece_delay=0.3, prompt_tokens=7))
         text = stream_reading(url, body, headers, lambda: ballast.append(fill(small_disk)))
         assert error_codes(httpx.Response(200, text=text)) == ["database_unavailable"], text
-        refused = httpx.post(url, json=body, headers=headers, timeout=30)
+        refused = httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS)
         assert (refused.status_code, error_codes(refused)) == (503, ["database_unavailable"])
         ballast.pop().unlink()
         fake.push(Reply(delay_before=1.0, prompt_tokens=7, completion_tokens=8))
@@ -181,7 +181,7 @@ def test_a_full_disk_is_a_503_and_one_line_then_the_box_goes_on(
             unsettled = answer.result()
         assert (unsettled.status_code, error_codes(unsettled)) == (503, ["database_unavailable"])
         ballast.pop().unlink()
-        answer = httpx.post(url, json=body, headers=headers, timeout=30)
+        answer = httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS)
         assert answer.status_code == 200 and answer.headers["x-codelace-cost-usd"] == "0.000023"
         assert server.stop() == 0
         server.start()  # frees what the failed settlements could not

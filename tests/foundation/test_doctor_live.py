@@ -15,12 +15,12 @@ from codelace_box.db.core import close_database
 from codelace_box.doctor import check_database, open_existing_database
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.foundation.test_disk_trouble import metered_box
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 
 def _keep_calling(url: str, key: str, stop: threading.Event, calls: list[int]) -> None:
     body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
-    with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30) as client:
+    with httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=30, verify=TLS) as client:
         while not stop.is_set():
             assert client.post(url, json=body).status_code == 200
             calls.append(1)

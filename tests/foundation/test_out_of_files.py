@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.foundation.test_disk_trouble import metered_box
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 OPEN_FILES = 64  # the box's hard limit: it cannot raise its soft one past it
@@ -45,7 +45,7 @@ def test_out_of_descriptors_the_log_says_so_once_and_the_box_goes_on(tmp_path: P
             connection.close()
         server.wait_for_log("the WAL checkpoint works again")
         answer = httpx.post(server.base_url + "/v1/chat/completions", json=body,
-                            headers=headers, timeout=30)  # fmt: skip
+                            headers=headers, timeout=30, verify=TLS)  # fmt: skip
         assert answer.status_code == 200, answer.text
     finally:
         assert server.stop() == 0
@@ -83,7 +83,9 @@ def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(
     try:
         server.start()
         assert server.process is not None
-        with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+        with httpx.Client(
+            base_url=server.base_url, headers=headers, timeout=30, verify=TLS
+        ) as client:
             assert client.get("/healthz").status_code == 200  # its connection stays open
             idle = _fill_descriptors(port)
             deadline = time.monotonic() + 20
@@ -98,10 +100,10 @@ def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(
         assert error["code"] == "out_of_resources", error
         assert "gateway is out of resources" in error["message"], error
         assert fake.requests == []
-        metrics = httpx.get(server.base_url + "/metrics", timeout=30).text
+        metrics = httpx.get(server.base_url + "/metrics", timeout=30, verify=TLS).text
         assert "codelace_upstream_errors_total{" not in metrics, metrics
         assert httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
-                          timeout=30).status_code == 200  # fmt: skip
+                          timeout=30, verify=TLS).status_code == 200  # fmt: skip
     finally:
         assert server.stop() == 0
         fake.stop()

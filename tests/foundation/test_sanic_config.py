@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -19,8 +19,8 @@ def test_keep_alive_set_off_closes_each_connection_after_its_answer(
 ) -> None:
     kept = start_server(make_config())
     closed = start_server(make_config(), env={"CODELACE_SANIC_KEEP_ALIVE": "false"})
-    assert httpx.get(f"{kept.base_url}/healthz").headers["connection"] == "keep-alive"
-    assert httpx.get(f"{closed.base_url}/healthz").headers["connection"] == "close"
+    assert httpx.get(f"{kept.base_url}/healthz", verify=TLS).headers["connection"] == "keep-alive"
+    assert httpx.get(f"{closed.base_url}/healthz", verify=TLS).headers["connection"] == "close"
 
 
 def test_a_request_buffer_set_small_bounds_the_request_head(
@@ -31,5 +31,5 @@ def test_a_request_buffer_set_small_bounds_the_request_head(
     usual = start_server(make_config())
     small = start_server(make_config(), env={"CODELACE_SANIC_REQUEST_BUFFER_SIZE": "8192"})
     head = {"x-padding": "p" * 6000}
-    assert httpx.get(f"{usual.base_url}/healthz", headers=head).status_code == 200
-    assert httpx.get(f"{small.base_url}/healthz", headers=head).status_code == 413
+    assert httpx.get(f"{usual.base_url}/healthz", headers=head, verify=TLS).status_code == 200
+    assert httpx.get(f"{small.base_url}/healthz", headers=head, verify=TLS).status_code == 413

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.foundation.conftest import make_workspace, one_error_line
-from tests.support import REPO_ROOT, ServerProcess, cli_env, free_port, run_cli
+from tests.support import REPO_ROOT, TLS, ServerProcess, cli_env, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(90)
 REQUEST_ID = re.compile(r"^req_[0-9a-f]{24}$")
@@ -51,14 +51,14 @@ def assert_envelope(response: httpx.Response, status: int, error_type: str, code
 
 
 def test_healthz(box: ServerProcess) -> None:
-    response = httpx.get(box.base_url + "/healthz")
+    response = httpx.get(box.base_url + "/healthz", verify=TLS)
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
     assert REQUEST_ID.match(response.headers["x-request-id"])
 
 
 def test_every_response_has_its_own_request_id(box: ServerProcess) -> None:
-    with httpx.Client(base_url=box.base_url) as client:
+    with httpx.Client(base_url=box.base_url, verify=TLS) as client:
         responses = [
             client.get("/healthz"),
             client.get("/healthz"),
@@ -75,7 +75,7 @@ def test_every_response_has_its_own_request_id(box: ServerProcess) -> None:
 def test_a_request_id_the_client_sends_is_replaced_by_the_boxs_own(box: ServerProcess) -> None:
     """As OpenAI and Stripe do: the id in logs and answers is always one the box issued, so a
     client can neither forge another request's id nor smuggle a huge or odd value into them."""
-    with httpx.Client(base_url=box.base_url) as client:
+    with httpx.Client(base_url=box.base_url, verify=TLS) as client:
         for sent in ("req_0123456789abcdef01234567", "x" * 8000, "a b;\tc"):
             for response in (client.get("/healthz", headers={"x-request-id": sent}),
                              client.get("/nope", headers={"x-request-id": sent})):  # fmt: skip
@@ -86,13 +86,13 @@ def test_a_request_id_the_client_sends_is_replaced_by_the_boxs_own(box: ServerPr
 
 def test_unknown_route_is_a_404_envelope(box: ServerProcess) -> None:
     message = assert_envelope(
-        httpx.get(box.base_url + "/v2/nothing"), 404, "not_found_error", "not_found"
+        httpx.get(box.base_url + "/v2/nothing", verify=TLS), 404, "not_found_error", "not_found"
     )
     assert message == "no route for GET /v2/nothing"
 
 
 def test_wrong_method_is_a_405_envelope_with_allow(box: ServerProcess) -> None:
-    response = httpx.delete(box.base_url + "/healthz")
+    response = httpx.delete(box.base_url + "/healthz", verify=TLS)
     assert_envelope(response, 405, "invalid_request_error", "method_not_allowed")
     assert "GET" in response.headers["allow"]
 
@@ -102,6 +102,7 @@ def test_a_body_over_the_limit_is_a_413_envelope(box: ServerProcess) -> None:
         box.base_url + JSON_ROUTE,
         content=json.dumps({"email": "big@example.com", "pad": "x" * MAX_BODY}),
         headers={"content-type": "application/json"},
+        verify=TLS,
     )
     message = assert_envelope(response, 413, "invalid_request_error", "payload_too_large")
     assert message == "request body too large"
@@ -112,7 +113,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_envelope(box: ServerProcess) -> 
         for _ in range(8):
             yield b"x" * 1024
 
-    response = httpx.post(box.base_url + JSON_ROUTE, content=chunks())
+    response = httpx.post(box.base_url + JSON_ROUTE, content=chunks(), verify=TLS)
     assert_envelope(response, 413, "invalid_request_error", "payload_too_large")
 
 
@@ -127,7 +128,10 @@ def test_a_chunked_body_over_the_limit_is_a_413_envelope(box: ServerProcess) -> 
 )
 def test_malformed_json_is_a_400_envelope(box: ServerProcess, body: bytes, fragment: str) -> None:
     response = httpx.post(
-        box.base_url + JSON_ROUTE, content=body, headers={"content-type": "application/json"}
+        box.base_url + JSON_ROUTE,
+        content=body,
+        headers={"content-type": "application/json"},
+        verify=TLS,
     )
     message = assert_envelope(response, 400, "invalid_request_error", "invalid_json")
     assert fragment in message
@@ -168,7 +172,7 @@ def test_an_unexpected_exception_is_a_500_envelope_with_internals_hidden(
     log.close()
     try:
         server.wait_healthy(30)
-        response = httpx.get(server.base_url + "/boom")
+        response = httpx.get(server.base_url + "/boom", verify=TLS)
         message = assert_envelope(response, 500, "server_error", "internal_error")
         request_id = response.headers["x-request-id"]
         assert message == f"internal error (request {request_id})"
@@ -199,7 +203,7 @@ def test_serve_without_any_config_file_creates_data_in_the_working_directory(
     server.process = process
     try:
         server.wait_healthy(30)
-        assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(server.base_url + "/healthz", verify=TLS).json() == {"status": "ok"}
         assert not (tmp_path / "codelace.toml").exists()
         assert (tmp_path / "data" / "codelace.db").is_file()
         assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o077 == 0

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.foundation.conftest import make_workspace
-from tests.support import ServerProcess, free_port
+from tests.support import TLS, ServerProcess, free_port, sdk_http
 
 # Some tests start a box a dozen times: 54-65 s on a slow 2-core machine running the suite, 90 s
 # when other suites ran beside it. Each start and stop has its own deadline; this is the backstop.
@@ -54,7 +54,7 @@ def refuses_new_connections_within(base_url: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            httpx.get(base_url + "/healthz", timeout=2)
+            httpx.get(base_url + "/healthz", timeout=2, verify=TLS)
         except httpx.HTTPError:
             return
         assert time.monotonic() < deadline, f"still takes new connections after {seconds} s"
@@ -97,9 +97,9 @@ def test_two_workers_serve_and_stop_cleanly(tmp_path: Path) -> None:
 
         def call(number: int) -> Any:
             if number % 2:
-                return httpx.get(server.base_url + "/healthz").status_code
+                return httpx.get(server.base_url + "/healthz", verify=TLS).status_code
             response = httpx.post(
-                server.base_url + JSON_ROUTE, json={"email": f"w{number}@example.com"}
+                server.base_url + JSON_ROUTE, json={"email": f"w{number}@example.com"}, verify=TLS
             )
             return response.status_code
 
@@ -185,7 +185,9 @@ def test_sigterm_lets_a_streamed_completion_finish_and_settle(
     server.wait_for_log(r"Worker ready \[(\d+)\]", workers)
     pieces = [f"w{n} " for n in range(8)]
     fake.push(Reply(pieces=pieces, piece_delay=piece_delay, prompt_tokens=7, completion_tokens=8))
-    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    client = openai.OpenAI(
+        base_url=server.base_url + "/v1", api_key=key, max_retries=0, http_client=sdk_http(openai)
+    )
     try:
         stream = client.chat.completions.create(
             model="fake/m", messages=[{"role": "user", "content": "hi"}], stream=True
@@ -227,7 +229,7 @@ def test_sigterm_waits_for_a_call_its_client_left_and_charges_it(
     try:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(server.base_url + "/v1/chat/completions", json=body, headers=headers,
-                       timeout=0.5)  # fmt: skip
+                       timeout=0.5, verify=TLS)  # fmt: skip
         assert server.stop() == 0, server.log_text()
     finally:
         server.stop()
@@ -251,7 +253,9 @@ def test_sigterm_while_a_stream_opens_lets_it_open_relay_and_settle(tmp_path: Pa
     server = ServerProcess(space.config, port).start()
     pieces = ["a ", "b ", "c"]
     fake.push(Reply(pieces=pieces, delay_before=1.5, prompt_tokens=7, completion_tokens=8))
-    client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=key, max_retries=0)
+    client = openai.OpenAI(
+        base_url=server.base_url + "/v1", api_key=key, max_retries=0, http_client=sdk_http(openai)
+    )
 
     def stream() -> str:
         chunks = client.chat.completions.create(
@@ -308,7 +312,7 @@ def test_a_crashed_worker_is_replaced_and_its_holds_freed(tmp_path: Path) -> Non
     headers = {"authorization": f"Bearer {key}"}
     try:
         with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
-                          headers=headers, timeout=10) as answer:  # fmt: skip
+                          headers=headers, timeout=10, verify=TLS) as answer:  # fmt: skip
             assert answer.status_code == 200, answer.read()
             lines = answer.iter_lines()  # kept: a dropped iterator closes the connection
             next(lines)  # the call is in flight: its hold is taken
@@ -321,7 +325,7 @@ def test_a_crashed_worker_is_replaced_and_its_holds_freed(tmp_path: Path) -> Non
             time.sleep(0.05)
         assert space.sql('SELECT held_nanos FROM "user"') == [(0,)]
         assert "released 1 holds of" in server.log_text()
-        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        assert httpx.get(server.base_url + "/healthz", verify=TLS).status_code == 200
         killed = owner.split(":")[1]
         ready = server.wait_for_log(r"Worker ready \[(\d+)\]", 3, wait=20)
         assert killed in ready and f"[{killed}] died (exit -9)" in server.log_text()

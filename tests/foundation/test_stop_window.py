@@ -25,7 +25,7 @@ import pytest
 
 from tests.foundation.conftest import make_workspace
 from tests.foundation.test_server_stopping import metered_workspace
-from tests.support import PROGRAM, ServerProcess, cli_env, free_port
+from tests.support import PROGRAM, TLS, ServerProcess, cli_env, free_port
 
 pytestmark = pytest.mark.timeout(90)
 WINDOW_SEC = 3  # the stop window of these tests (the product's is 30 s)
@@ -53,7 +53,7 @@ def a_stream_under_way(
     headers = {"authorization": f"Bearer {key}"}
     received: list[str] = []
     with httpx.stream("POST", base_url + "/v1/chat/completions", json=body, headers=headers,
-                      timeout=timeout) as answer:  # fmt: skip
+                      timeout=timeout, verify=TLS) as answer:  # fmt: skip
         assert answer.status_code == 200
         reader = threading.Thread(target=read_pieces, args=(answer, received))
         reader.start()
@@ -142,7 +142,7 @@ def test_a_hangup_stops_like_sigterm_and_settles_the_stream_in_flight(
     text = ""
     try:
         with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
-                          headers=headers, timeout=30) as answer:  # fmt: skip
+                          headers=headers, timeout=30, verify=TLS) as answer:  # fmt: skip
             for number, line in enumerate(answer.iter_lines()):
                 if number == 2:
                     assert server.process is not None
@@ -262,7 +262,7 @@ def test_a_second_signal_kills_the_workers_not_the_launchers_process_group(
 
 def httpx_status(port: int) -> int:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1, verify=TLS).status_code
     except httpx.HTTPError:
         return 0
 
@@ -286,7 +286,7 @@ def test_serve_under_nohup_outlives_a_hangup(tmp_path: Path, workers: int) -> No
         os.killpg(server.process.pid, signal.SIGHUP)
         time.sleep(1)
         assert server.process.poll() is None, server.log_text()
-        assert httpx.get(server.base_url + "/healthz", timeout=5).status_code == 200
+        assert httpx.get(server.base_url + "/healthz", timeout=5, verify=TLS).status_code == 200
     finally:
         assert server.stop() == 0, server.log_text()
     assert "SIGHUP" not in server.log_text()

@@ -16,7 +16,7 @@ import pytest
 
 from codelace_box.supervisor import ack_wait_sec
 from tests.foundation.conftest import make_workspace
-from tests.support import ServerProcess, free_port
+from tests.support import TLS, ServerProcess, free_port
 
 SLOW_START_SEC = 38.0  # past Sanic's 30 s (and its loop's slack), well within ack_wait_sec
 
@@ -53,7 +53,7 @@ def test_a_worker_slower_to_start_than_30_s_is_waited_for(tmp_path: Path) -> Non
         os.kill(int(slow), signal.SIGCONT)
         server.wait_for_log(rf"Worker ready \[({slow})\]", 1, wait=20)
         time.sleep(1)
-        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        assert httpx.get(server.base_url + "/healthz", verify=TLS).status_code == 200
         assert "Not all workers acknowledged" not in server.log_text()
     except BaseException:
         server.kill()

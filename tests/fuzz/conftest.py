@@ -20,7 +20,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
 from tests.pg_cluster import query_config_db
-from tests.support import BoxDriver, ServerProcess, base_sections, free_port, write_config
+from tests.support import TLS, BoxDriver, ServerProcess, base_sections, free_port, write_config
 
 CHAT_MODEL = "oai/gpt-fuzz"
 NATIVE_MODEL = "native/gpt-fuzz"
@@ -70,7 +70,9 @@ class FuzzBox(BoxDriver):
 
     def portal(self, email: str) -> httpx.Client:
         """A client signed in to the portal as `email` (cookie, Origin, CSRF token set)."""
-        client = httpx.Client(base_url=self.url, headers={"origin": self.url}, timeout=30)
+        client = httpx.Client(
+            base_url=self.url, headers={"origin": self.url}, timeout=30, verify=TLS
+        )
         before = len(self.smtp.messages_to(email))
         asked = client.post("/portal/api/signin/code", json={"email": email})
         assert asked.status_code == 200, asked.text

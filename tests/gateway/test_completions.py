@@ -24,6 +24,7 @@ from tests.gateway.conftest import (
     BoxFactory,
     cost_nanos,
 )
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -334,7 +335,7 @@ def test_customer_balance_and_usage(box: Box, fake: FakeOpenAI) -> None:
 
 
 def test_public_models_and_pricing(box: Box) -> None:
-    with httpx.Client(base_url=box.url) as http:
+    with httpx.Client(base_url=box.url, verify=TLS) as http:
         models = http.get("/v1/models").json()
         pricing = http.get("/api/v1/public/pricing").json()
     assert models["object"] == "list"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
-from tests.support import free_port
+from tests.support import TLS, free_port
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -95,7 +95,8 @@ def test_an_upstream_wait_in_milliseconds_or_a_fraction_is_relayed_rounded_up(
     error = {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
     fake.default = Reply(status=429, error=error, headers=headers)
     answer = httpx.post(f"{box.url}/v1/chat/completions", json={"model": MODEL, "messages": HELLO},
-                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+                        headers={"authorization": f"Bearer {key}"}, timeout=30,
+                        verify=TLS)  # fmt: skip
     assert answer.status_code == 429
     assert answer.headers["retry-after"] == said
 
@@ -374,7 +375,7 @@ def test_all_keys_refused_is_503(box_factory: BoxFactory, fake: FakeOpenAI) -> N
         assert caught.value.status_code == 503
     assert len(fake.requests) == 1
     assert box.balance(email)[1] == 0
-    with httpx.Client(base_url=box.url) as http:
+    with httpx.Client(base_url=box.url, verify=TLS) as http:
         assert http.get("/healthz").status_code == 200
 
 

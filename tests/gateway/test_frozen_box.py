@@ -27,6 +27,7 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.bursts import CAP, FLAT
 from tests.gateway.conftest import Box
 from tests.gateway.test_many_boxes import boxes  # noqa: F401 - the three boxes on PostgreSQL
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(180)
 SERVED_WITHIN_SEC = 8.0  # under the 10 s lock timeout a waiting request fails after
@@ -35,7 +36,9 @@ SERVED_WITHIN_SEC = 8.0  # under the 10 s lock timeout a waiting request fails a
 def _chat(box: Box, key: str) -> httpx.Response:
     body = {"model": FLAT, "messages": [{"role": "user", "content": "hi"}], "max_tokens": CAP}
     headers = {"authorization": f"Bearer {key}"}
-    return httpx.post(f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    return httpx.post(
+        f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=30, verify=TLS
+    )
 
 
 def test_a_box_gone_silent_inside_its_batch_stops_no_other_box(

@@ -24,7 +24,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
-from tests.support import PROGRAM, ServerProcess, base_sections, free_port, write_config
+from tests.support import PROGRAM, TLS, ServerProcess, base_sections, free_port, write_config
 
 pytestmark = pytest.mark.timeout(120)
 PID_1 = ("unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child=SIGTERM")
@@ -91,7 +91,7 @@ def test_two_boxes_with_one_hostname_and_one_pid_are_two_owners(
         for box in boxes:
             answer = streams.enter_context(
                 httpx.stream("POST", f"{box.url}/v1/chat/completions", json=body,
-                             headers={"authorization": f"Bearer {key}"}, timeout=30)
+                             headers={"authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
             )  # fmt: skip
             assert answer.status_code == 200, answer.read()
             next(answer.iter_lines())  # the call is in flight: its hold is taken

@@ -18,6 +18,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 INPUTS, DIMENSIONS = 700, 3072
@@ -52,7 +53,7 @@ def longest_wait_meanwhile(
     done, waits = threading.Event(), [0.0]
 
     def probe() -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=TLS) as client:
             while not done.is_set():
                 began = time.monotonic()
                 assert client.get(url + "/healthz").status_code == 200

@@ -22,7 +22,7 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.bursts import EACH, FLAT_MODEL, burst, burst_of_users, statuses
 from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
 from tests.pg_cluster import SHARED_SECRET
-from tests.support import ServerProcess, free_port, write_config
+from tests.support import TLS, ServerProcess, free_port, write_config
 
 pytestmark = pytest.mark.timeout(180)
 SWEEP_SEC = "1"  # the hold sweep, every second here (30 s in production)
@@ -105,13 +105,17 @@ def test_a_key_revoked_through_one_box_fails_on_the_others_within_a_second(
     _, key = boxes[0].new_user("1")
     headers = {"authorization": f"Bearer {key}"}
     for box in boxes:
-        assert httpx.get(f"{box.url}/api/v1/auth/me", headers=headers).status_code == 200
-    listed = httpx.get(f"{boxes[0].url}/api/v1/auth/key", headers=headers).json()
-    revoked = httpx.delete(f"{boxes[0].url}/api/v1/auth/key/{listed[0]['id']}", headers=headers)
+        assert (
+            httpx.get(f"{box.url}/api/v1/auth/me", headers=headers, verify=TLS).status_code == 200
+        )
+    listed = httpx.get(f"{boxes[0].url}/api/v1/auth/key", headers=headers, verify=TLS).json()
+    revoked = httpx.delete(
+        f"{boxes[0].url}/api/v1/auth/key/{listed[0]['id']}", headers=headers, verify=TLS
+    )
     assert revoked.status_code == 204
     deadline = time.monotonic() + 1.0
     for box in boxes[1:]:
-        answer = httpx.get(f"{box.url}/api/v1/auth/me", headers=headers)
+        answer = httpx.get(f"{box.url}/api/v1/auth/me", headers=headers, verify=TLS)
         assert answer.status_code == 401
     assert time.monotonic() <= deadline + 0.5  # measured loosely: the first try already fails
 
@@ -121,14 +125,14 @@ def test_a_catalog_change_reaches_every_box_within_a_second(boxes: list[Box]) ->
                  "--provider", "fake", "--upstream-model", "new")  # fmt: skip
     changed = time.monotonic()
     for box in boxes[1:]:
-        while httpx.get(f"{box.url}/v1/models/fake%2Fnew").status_code != 200:
+        while httpx.get(f"{box.url}/v1/models/fake%2Fnew", verify=TLS).status_code != 200:
             assert time.monotonic() - changed < 1.0, "the new model reaches every box in 1 s"
             time.sleep(0.02)
 
 
 def test_wrong_codes_typed_on_every_box_end_the_code_after_five(boxes: list[Box]) -> None:
     email = "otp-many@boxes.test"
-    asked = httpx.post(f"{boxes[0].url}/api/v1/auth/otp/request", json={"email": email})
+    asked = httpx.post(f"{boxes[0].url}/api/v1/auth/otp/request", json={"email": email}, verify=TLS)
     assert asked.status_code == 200, asked.text
     code = console_code(boxes[0].server, email)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
@@ -136,7 +140,7 @@ def test_wrong_codes_typed_on_every_box_end_the_code_after_five(boxes: list[Box]
     lock = threading.Lock()
 
     def typist(box: Box) -> None:
-        with httpx.Client(base_url=box.url, timeout=30) as http:
+        with httpx.Client(base_url=box.url, timeout=30, verify=TLS) as http:
             for _ in range(7):
                 reply = http.post("/api/v1/auth/otp/verify", json={"email": email, "code": wrong})
                 with lock:
@@ -152,7 +156,7 @@ def test_wrong_codes_typed_on_every_box_end_the_code_after_five(boxes: list[Box]
     assert codes.count("too_many_attempts") == 1, codes
     assert codes.count("invalid_code") == 20
     right = httpx.post(
-        f"{boxes[1].url}/api/v1/auth/otp/verify", json={"email": email, "code": code}
+        f"{boxes[1].url}/api/v1/auth/otp/verify", json={"email": email, "code": code}, verify=TLS
     )
     assert right.status_code == 400, "the code ended after 5 wrong tries"
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 ASK = [{"role": "user", "content": "think hard"}]
@@ -30,7 +31,7 @@ def test_a_stream_is_charged_the_providers_count_whatever_its_stream_options(
     _, key = box.new_user("1")
     body = {"model": MODEL, "messages": ASK, "stream": True, "stream_options": options}
     answer = httpx.post(f"{box.url}/v1/chat/completions", json=body, timeout=30,
-                        headers={"authorization": f"Bearer {key}"})  # fmt: skip
+                        headers={"authorization": f"Bearer {key}"}, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert '"usage": {' not in answer.text.replace('"usage":{', '"usage": {')  # not asked for
     assert fake.requests[-1].body["stream_options"] == {"include_usage": True}

@@ -15,6 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+from tests.support import sdk_http
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -335,7 +336,9 @@ def test_the_sdks_own_retries_after_429_and_5xx_charge_only_the_call_that_answer
     box_retries = 3  # the box's own tries per call (gateway.max_retries = 2)
     fake.push(*[Reply(status=429, error=limited, headers={"retry-after": "1"})] * box_retries)
     fake.push(*[Reply(status=500)] * box_retries, Reply(content="at last"))
-    client = openai.OpenAI(base_url=box.url + "/v1", api_key=key, max_retries=2)
+    client = openai.OpenAI(
+        base_url=box.url + "/v1", api_key=key, max_retries=2, http_client=sdk_http(openai)
+    )
     began = time.monotonic()
     done = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
     assert time.monotonic() - began >= 0.9, "the SDK waited for the box's Retry-After"

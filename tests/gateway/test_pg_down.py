@@ -18,7 +18,7 @@ from tests import pg_cluster
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway.conftest import MODEL, MODEL_PRICES, PROVIDER_ADD, Box
 from tests.pg_cluster import SHARED_SECRET, need_postgres, wanted_engine
-from tests.support import ServerProcess, free_port, write_config
+from tests.support import TLS, ServerProcess, free_port, write_config
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -73,15 +73,17 @@ def test_every_request_is_a_quick_503_while_the_database_is_down(
         bearer = {"authorization": f"Bearer {key}"}
         asks: dict[str, Callable[[], httpx.Response]] = {
             "chat": lambda: httpx.post(
-                f"{box.url}/v1/chat/completions", json=CHAT, headers=bearer, timeout=30
+                f"{box.url}/v1/chat/completions", json=CHAT, headers=bearer, timeout=30, verify=TLS
             ),
             "count_tokens": lambda: httpx.post(
                 f"{box.url}/v1/messages/count_tokens", json=COUNT, headers={"x-api-key": key},
-                timeout=30,
+                timeout=30, verify=TLS,
             ),
-            "me": lambda: httpx.get(f"{box.url}/api/v1/auth/me", headers=bearer, timeout=30),
+            "me": lambda: httpx.get(
+                f"{box.url}/api/v1/auth/me", headers=bearer, timeout=30, verify=TLS
+            ),
             "usage": lambda: httpx.get(
-                f"{box.url}/api/v1/customer/usage", headers=bearer, timeout=30
+                f"{box.url}/api/v1/customer/usage", headers=bearer, timeout=30, verify=TLS
             ),
         }  # fmt: skip
         assert {name: ask().status_code for name, ask in asks.items()} == dict.fromkeys(asks, 200)

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.gateway.conftest import MODEL, Box
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -56,11 +57,13 @@ def test_a_key_lookup_that_waits_for_the_database_stops_no_other_request(
     def call() -> None:
         headers = {"authorization": f"Bearer {key}"}
         url = f"{pg_box.url}/v1/chat/completions"
-        answers.append(httpx.post(url, json=body, headers=headers, timeout=30).status_code)
+        answers.append(
+            httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS).status_code
+        )
 
     with _waiting_on_lock(pg_url, call, "LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE"):
         began = time.monotonic()
-        listed = httpx.get(f"{pg_box.url}/v1/models", timeout=5)
+        listed = httpx.get(f"{pg_box.url}/v1/models", timeout=5, verify=TLS)
         assert listed.status_code == 200
         assert time.monotonic() - began < 2, "the loop waited for the key lookup"
         assert answers == [], "the lookup did wait for the lock"
@@ -75,8 +78,10 @@ def test_lookups_batched_together_each_get_their_own_answer(pg_box: Box) -> None
     disabled_email, disabled = pg_box.new_user("1")
     pg_box.cli("users", "disable", disabled_email)
     _, revoked = pg_box.new_user("1")
-    listed = httpx.get(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(revoked)).json()
-    gone = httpx.delete(f"{pg_box.url}/api/v1/auth/key/{listed[0]['id']}", headers=_bearer(revoked))
+    listed = httpx.get(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(revoked), verify=TLS).json()
+    gone = httpx.delete(
+        f"{pg_box.url}/api/v1/auth/key/{listed[0]['id']}", headers=_bearer(revoked), verify=TLS
+    )
     assert gone.status_code == 204
     expected = {
         valid: (200, None), other_valid: (200, None), revoked: (401, "invalid_api_key"),
@@ -89,7 +94,9 @@ def test_lookups_batched_together_each_get_their_own_answer(pg_box: Box) -> None
 
     def ask(number: int, key: str) -> None:
         start.wait(10)
-        answer = httpx.get(f"{pg_box.url}/api/v1/auth/me", headers=_bearer(key), timeout=30)
+        answer = httpx.get(
+            f"{pg_box.url}/api/v1/auth/me", headers=_bearer(key), timeout=30, verify=TLS
+        )
         code = None if answer.is_success else answer.json()["error"]["code"]
         answers[number] = (answer.status_code, code)
 
@@ -108,7 +115,9 @@ def _bearer(key: str) -> dict[str, str]:
 def _chat(box: Box, key: str, timeout: float) -> httpx.Response:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     headers = {"authorization": f"Bearer {key}"}
-    return httpx.post(f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=timeout)
+    return httpx.post(
+        f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=timeout, verify=TLS
+    )
 
 
 def test_a_lookup_that_cannot_have_its_lock_is_a_503_in_the_routes_envelope(
@@ -120,7 +129,9 @@ def test_a_lookup_that_cannot_have_its_lock_is_a_503_in_the_routes_envelope(
         holder.execute("LOCK TABLE api_key IN ACCESS EXCLUSIVE MODE")  # past the lock timeout
         openai = _chat(pg_box, key, 30)
         url = f"{pg_box.url}/v1/messages"
-        anthropic = httpx.post(url, json=messages, headers={"x-api-key": key}, timeout=30)
+        anthropic = httpx.post(
+            url, json=messages, headers={"x-api-key": key}, timeout=30, verify=TLS
+        )
         holder.rollback()
     assert openai.status_code == 503, openai.text
     assert openai.json()["error"]["code"] == "database_busy"
@@ -163,7 +174,7 @@ def test_a_failed_last_used_note_fails_no_request(pg_box: Box, pg_url: str) -> N
         admin.execute("UPDATE api_key SET last_used_at = NULL")
         admin.execute(refuse)
     assert _chat(pg_box, key, 30).status_code == 200
-    me = httpx.get(f"{pg_box.url}/api/v1/auth/me", headers=_bearer(key), timeout=30)
+    me = httpx.get(f"{pg_box.url}/api/v1/auth/me", headers=_bearer(key), timeout=30, verify=TLS)
     assert me.status_code == 200
     assert pg_box.query("SELECT COUNT(*) FROM api_key WHERE last_used_at IS NOT NULL") == [(0,)]
     with psycopg.connect(pg_url, autocommit=True) as admin:
@@ -184,7 +195,9 @@ def test_a_handler_waiting_for_a_row_lock_does_not_hold_the_catalog_back(
 
     def rename() -> None:
         url = f"{pg_box.url}/api/v1/auth/me"
-        patched = httpx.patch(url, json={"display_name": "Ana"}, headers=_bearer(key), timeout=30)
+        patched = httpx.patch(
+            url, json={"display_name": "Ana"}, headers=_bearer(key), timeout=30, verify=TLS
+        )
         answers.append(patched.status_code)
 
     with _waiting_on_lock(
@@ -199,7 +212,7 @@ def test_a_handler_waiting_for_a_row_lock_does_not_hold_the_catalog_back(
 
 
 def _input_price(box: Box) -> float:
-    listed = httpx.get(f"{box.url}/api/v1/public/pricing", timeout=5).json()
+    listed = httpx.get(f"{box.url}/api/v1/public/pricing", timeout=5, verify=TLS).json()
     return next(float(m["input_per_1m"]) for m in listed if m["model"] == MODEL)
 
 
@@ -213,11 +226,13 @@ def test_a_usage_read_that_waits_delays_no_key_creation(pg_box: Box, pg_url: str
 
     def read_usage() -> None:
         url = f"{pg_box.url}/api/v1/customer/usage"
-        answers.append(httpx.get(url, headers=_bearer(reader), timeout=30).status_code)
+        answers.append(httpx.get(url, headers=_bearer(reader), timeout=30, verify=TLS).status_code)
 
     with _waiting_on_lock(pg_url, read_usage, "LOCK TABLE account_usage IN ACCESS EXCLUSIVE MODE"):
         began = time.monotonic()
-        created = httpx.post(f"{pg_box.url}/api/v1/auth/key", headers=_bearer(creator), timeout=30)
+        created = httpx.post(
+            f"{pg_box.url}/api/v1/auth/key", headers=_bearer(creator), timeout=30, verify=TLS
+        )
         took = time.monotonic() - began
         assert answers == [], "the usage read did wait for the lock"
     assert created.status_code == 200, created.text
@@ -263,7 +278,7 @@ def test_a_call_waiting_for_a_row_lock_delays_no_other_accounts_call(
     def rename() -> None:
         url = f"{pg_box.url}/api/v1/auth/me"
         patched = httpx.patch(
-            url, json={"display_name": "Ana"}, headers=_bearer(waiting_key), timeout=30
+            url, json={"display_name": "Ana"}, headers=_bearer(waiting_key), timeout=30, verify=TLS
         )
         answers.append(patched.status_code)
 
@@ -271,7 +286,7 @@ def test_a_call_waiting_for_a_row_lock_delays_no_other_accounts_call(
     with _waiting_on_lock(pg_url, rename, lock, (waiting_email,)):
         began = time.monotonic()
         created = httpx.post(
-            f"{pg_box.url}/api/v1/auth/key", headers=_bearer(other_key), timeout=30
+            f"{pg_box.url}/api/v1/auth/key", headers=_bearer(other_key), timeout=30, verify=TLS
         )
         took = time.monotonic() - began
         assert answers == [], "the rename did wait for the lock"

@@ -18,7 +18,7 @@ from codelace_box.db.postgres import OWNER_LOCK_CLASS
 from tests.fakes.openai_upstream import Reply
 from tests.gateway.conftest import MODEL, Box
 from tests.pg_cluster import SHARED_SECRET
-from tests.support import ServerProcess, free_port, write_config
+from tests.support import TLS, ServerProcess, free_port, write_config
 
 pytestmark = pytest.mark.timeout(90)
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -52,13 +52,15 @@ def test_a_box_opens_new_sessions_after_the_server_dropped_them(pg_box: Box, pg_
 
     def chat() -> httpx.Response:
         url = f"{pg_box.url}/v1/chat/completions"
-        return httpx.post(url, json=BODY, headers=headers, timeout=30)
+        return httpx.post(url, json=BODY, headers=headers, timeout=30, verify=TLS)
 
     def usage() -> httpx.Response:
-        return httpx.get(f"{pg_box.url}/api/v1/customer/usage", headers=headers, timeout=30)
+        return httpx.get(
+            f"{pg_box.url}/api/v1/customer/usage", headers=headers, timeout=30, verify=TLS
+        )
 
     def health() -> httpx.Response:
-        return httpx.get(f"{pg_box.url}/healthz", timeout=30)
+        return httpx.get(f"{pg_box.url}/healthz", timeout=30, verify=TLS)
 
     assert chat().status_code == usage().status_code == health().status_code == 200
     for _ in range(2):  # and again, with the sessions opened after the first time
@@ -115,7 +117,7 @@ class _CallInFlight:
         url, headers = f"{box.url}/v1/chat/completions", {"authorization": f"Bearer {key}"}
         self.asking = threading.Thread(
             target=lambda: self.answers.append(
-                httpx.post(url, json=BODY, headers=headers, timeout=30)
+                httpx.post(url, json=BODY, headers=headers, timeout=30, verify=TLS)
             )
         )
         self.asking.start()
@@ -163,7 +165,9 @@ def test_a_key_lookup_outlives_a_dropped_session(pg_box: Box, pg_url: str) -> No
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
 
     def count() -> int:
-        return httpx.post(url, json=body, headers={"x-api-key": key}, timeout=30).status_code
+        return httpx.post(
+            url, json=body, headers={"x-api-key": key}, timeout=30, verify=TLS
+        ).status_code
 
     assert count() == 200
     for _ in range(2):
@@ -195,7 +199,7 @@ def test_refusals_counted_across_a_dropped_session_are_written_without_a_traceba
     _, key = pg_box.new_user("10")
     headers = {"authorization": f"Bearer {key}"}
     body = {**BODY, "model": "fake/no-such-model"}
-    answer = httpx.post(f"{pg_box.url}/v1/chat/completions", json=body, headers=headers)
+    answer = httpx.post(f"{pg_box.url}/v1/chat/completions", json=body, headers=headers, verify=TLS)
     assert answer.status_code == 404
     assert _drop_the_boxs_sessions(pg_url) >= 1
     deadline = time.monotonic() + 20

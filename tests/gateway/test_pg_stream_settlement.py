@@ -17,6 +17,7 @@ from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box
 from tests.gateway.test_pg_unanswered import LOOP_FREE_SEC, LoopWatch
 from tests.pg_cluster import wanted_engine
+from tests.support import TLS
 
 pytestmark = [
     pytest.mark.timeout(150),
@@ -38,7 +39,7 @@ def test_a_stream_whose_account_row_stays_locked_never_holds_the_loop(
     def stream() -> None:
         headers = {"authorization": f"Bearer {key}"}
         with httpx.stream("POST", f"{pg_box.url}/v1/chat/completions", json=body,
-                          headers=headers, timeout=120) as answer:  # fmt: skip
+                          headers=headers, timeout=120, verify=TLS) as answer:  # fmt: skip
             ended.append(answer.read().decode())
 
     streaming = threading.Thread(target=stream)

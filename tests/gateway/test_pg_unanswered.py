@@ -30,6 +30,7 @@ from tests.fakes.database_host import DatabaseHost
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway.conftest import MODEL, Box, pg_box_at
 from tests.pg_cluster import wanted_engine
+from tests.support import TLS
 
 pytestmark = [
     pytest.mark.timeout(150),
@@ -96,7 +97,7 @@ class LoopWatch:
         self._thread.join(30)
 
     def _watch(self) -> None:
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, verify=TLS) as client:
             turn = 0
             while not self._stop.is_set():
                 path, status = self.pages[turn % len(self.pages)]
@@ -123,10 +124,10 @@ def test_a_silent_database_host_is_a_quick_503_and_never_holds_the_loop(
 
     def chat() -> httpx.Response:
         url = f"{box.url}/v1/chat/completions"
-        return httpx.post(url, json=CHAT, headers=headers, timeout=60)
+        return httpx.post(url, json=CHAT, headers=headers, timeout=60, verify=TLS)
 
     def health() -> httpx.Response:
-        return httpx.get(f"{box.url}/healthz", timeout=60)
+        return httpx.get(f"{box.url}/healthz", timeout=60, verify=TLS)
 
     assert chat().status_code == health().status_code == 200
     host.fall_silent()
@@ -221,11 +222,13 @@ def test_with_the_database_silent_the_catalog_and_static_pages_answer_the_rest_i
     answers again, a catalog change reaches the box again."""
     email, key = box.new_user("10")
     with (
-        httpx.Client(base_url=box.url, timeout=60) as plain,
+        httpx.Client(base_url=box.url, timeout=60, verify=TLS) as plain,
         httpx.Client(
-            base_url=box.url, timeout=60, headers={"authorization": f"Bearer {key}"}
+            base_url=box.url, timeout=60, headers={"authorization": f"Bearer {key}"}, verify=TLS
         ) as keyed,
-        httpx.Client(base_url=box.url, timeout=60, headers={"origin": box.url}) as portal,
+        httpx.Client(
+            base_url=box.url, timeout=60, headers={"origin": box.url}, verify=TLS
+        ) as portal,
     ):
         _sign_in_to_portal(portal, box, email)
         calls = _database_calls(plain, keyed, portal, email)
@@ -236,7 +239,7 @@ def test_with_the_database_silent_the_catalog_and_static_pages_answer_the_rest_i
     box.cli("models", "set", "fake/after-silence", "--input-per-1m", "1", "--output-per-1m", "2",
             "--provider", "fake", "--upstream-model", "after")  # fmt: skip
     deadline = time.monotonic() + 5
-    while httpx.get(f"{box.url}/v1/models/fake%2Fafter-silence").status_code != 200:
+    while httpx.get(f"{box.url}/v1/models/fake%2Fafter-silence", verify=TLS).status_code != 200:
         assert time.monotonic() < deadline, "the catalog is reloaded again once the host answers"
         time.sleep(0.05)
     assert "unhandled error" not in box.server.log_text()

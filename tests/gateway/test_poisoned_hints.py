@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 POISON = "stream_options.x"
@@ -41,7 +42,7 @@ def test_a_clients_field_naming_the_hint_does_not_drop_it_for_everyone(
     _, victim = box.new_user("1")
     answer = httpx.post(f"{box.url}/v1/chat/completions", timeout=30,
                         json={"model": MODEL, "messages": ASK, "stream": True},
-                        headers={"authorization": f"Bearer {victim}"})  # fmt: skip
+                        headers={"authorization": f"Bearer {victim}"}, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert fake.requests[-1].body.get("stream_options") == {"include_usage": True}
     row = box.settled_row(answer.headers["x-request-id"])

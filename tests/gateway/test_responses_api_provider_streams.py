@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 NATIVE = "oair/gpt-test"
@@ -41,7 +42,7 @@ def test_a_chat_stream_to_a_responses_api_provider_is_charged_the_providers_coun
     _, key = box.new_user("1")
     headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
     answer = httpx.post(f"{box.url}{route}", json={"model": NATIVE, **body}, headers=headers,
-                        timeout=30)  # fmt: skip
+                        timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     sent = fake.requests[-1]
     assert sent.path == "/v1/chat/completions"

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.foundation.test_disk_trouble import _tmpfs, fill, metered_box
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 COST = 7 * 1_000 + 8 * 2_000  # 7 input tokens at $1/1M, 8 output at $2/1M, in nano-USD
@@ -61,7 +61,7 @@ def test_a_call_the_full_disk_left_unsettled_is_named_with_its_cost(
         fake.push(Reply(pieces=["a ", "b"], piece_delay=0.5, prompt_tokens=7,
                         completion_tokens=8))  # fmt: skip
         with httpx.stream("POST", url, json={**body, "stream": True}, headers=headers,
-                          timeout=30) as streamed:  # fmt: skip
+                          timeout=30, verify=TLS) as streamed:  # fmt: skip
             lines = streamed.iter_lines()
             next(lines)
             ballast = fill(small_disk)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(60)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -136,6 +137,7 @@ def test_the_messages_route_keeps_anthropics_shape(box: Box, fake: FakeOpenAI) -
         json={"model": MODEL, "max_tokens": 50, "messages": HELLO},
         headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
         timeout=30,
+        verify=TLS,
     )
     assert answer.status_code == 400, answer.text
     assert answer.json() == {

@@ -20,6 +20,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, OUT_PRICE, Box, BoxFactory, cost_nanos
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 MIB = 1024 * 1024
@@ -101,7 +102,7 @@ def assert_free(box: Box, email: str, start: int) -> None:
     assert (row["status"], row["cost_nanos"], row["error_code"]) == (
         "error", 0, "upstream_too_large",
     )  # fmt: skip
-    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(box.url + "/healthz", timeout=10, verify=TLS).status_code == 200
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
@@ -129,7 +130,7 @@ def test_a_50_mb_answer_is_a_502_charged_the_providers_count(
         cost,
         "upstream_too_large",
     )
-    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(box.url + "/healthz", timeout=10, verify=TLS).status_code == 200
 
 
 def test_an_answer_within_the_limit_is_served(box: Box, fake: FakeOpenAI) -> None:
@@ -165,7 +166,7 @@ def test_a_stream_without_a_blank_line_is_a_free_502(box: Box, fake: FakeOpenAI)
     answer = in_background(ask)
     assert fake.paused.wait(10)
     # the box serves others while it holds an unfinished upstream event
-    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(box.url + "/healthz", timeout=10, verify=TLS).status_code == 200
     fake.resume.set()
     response = answer.result(60)
     assert_free_502(box, email, start, response)
@@ -212,7 +213,7 @@ def test_a_3_mb_event_within_the_limit_streams_while_the_box_serves(
 
     text = in_background(read_all)
     assert fake.paused.wait(10)
-    assert httpx.get(box.url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(box.url + "/healthz", timeout=10, verify=TLS).status_code == 200
     fake.resume.set()
     assert text.result(60) == "y" * 3 * MIB
     assert box.balance(email) == (start - cost_nanos(9, 3, IN_PRICE, OUT_PRICE), 0)

@@ -19,6 +19,7 @@ from codelace_box.gateway.holds import ORPHAN_AGE_SEC
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, BoxFactory
 from tests.pg_cluster import wanted_engine, write_config_db
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -33,7 +34,7 @@ def test_a_killed_workers_holds_are_freed_and_the_others_kept(
 
     def ask() -> None:
         try:
-            with httpx.Client(base_url=box.url, timeout=40) as http:
+            with httpx.Client(base_url=box.url, timeout=40, verify=TLS) as http:
                 http.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO},
                           headers={"authorization": f"Bearer {key}"})  # fmt: skip
         except httpx.HTTPError:

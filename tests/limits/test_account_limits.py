@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20}
@@ -26,7 +27,9 @@ def one_request(box: Box, key: str) -> httpx.Response:
 
 async def _burst(box: Box, key: str, count: int) -> list[httpx.Response]:
     headers = {"authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=box.url, headers=headers, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=box.url, headers=headers, timeout=60, verify=TLS
+    ) as client:
         calls = [client.post("/v1/chat/completions", json=BODY) for _ in range(count)]
         return await asyncio.gather(*calls)
 
@@ -78,6 +81,7 @@ def test_limits_defaults_apply_unless_an_account_has_its_own(
         box.url + "/v1/messages",
         json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 9},
         headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        verify=TLS,
     )
     assert anthropic.status_code == 429
     assert anthropic.json()["error"]["type"] == "rate_limit_error"

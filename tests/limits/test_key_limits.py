@@ -16,6 +16,7 @@ from tests.clock import clear_of_midnight
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory, cost_nanos
 from tests.pg_cluster import write_config_db
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 FLAT = "fake/flat"
@@ -57,7 +58,7 @@ def chat(box: Box, key: str, model: str = FLAT) -> httpx.Response:
 def messages(box: Box, key: str, model: str = FLAT) -> httpx.Response:
     body = {"model": model, "messages": HELLO, "max_tokens": CAP}
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-    return httpx.post(box.url + "/v1/messages", json=body, headers=headers, timeout=30)
+    return httpx.post(box.url + "/v1/messages", json=body, headers=headers, timeout=30, verify=TLS)
 
 
 def embeddings(box: Box, key: str, model: str = FLAT) -> httpx.Response:
@@ -336,7 +337,9 @@ def test_a_model_not_allowed_is_a_403_even_when_its_provider_is_disabled(
         assert call(box, route, allowed, "spare/m")[0] == 503, route
     body = {"model": "spare/m", "messages": HELLO}
     headers = {"x-api-key": limited, "anthropic-version": "2023-06-01"}
-    counted = httpx.post(box.url + "/v1/messages/count_tokens", json=body, headers=headers)
+    counted = httpx.post(
+        box.url + "/v1/messages/count_tokens", json=body, headers=headers, verify=TLS
+    )
     assert anthropic_type(counted) == (403, "permission_error")
     assert fake.requests == []
 

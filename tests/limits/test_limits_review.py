@@ -16,7 +16,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.bursts import EACH, FLAT, FLAT_MODEL, burst, statuses
 from tests.gateway.conftest import MODEL, Box, BoxFactory, pg_box_at
-from tests.support import ServerProcess, free_port, write_config
+from tests.support import TLS, ServerProcess, free_port, write_config
 
 pytestmark = pytest.mark.timeout(150)
 URL = "/v1/chat/completions"
@@ -98,7 +98,9 @@ def second_box(folder: Path, first: Box) -> Box:
 
 async def _at_once(boxes: list[Box], key: str, count: int) -> list[int]:
     headers = {"authorization": f"Bearer {key}"}
-    clients = [httpx.AsyncClient(base_url=b.url, headers=headers, timeout=60) for b in boxes]
+    clients = [
+        httpx.AsyncClient(base_url=b.url, headers=headers, timeout=60, verify=TLS) for b in boxes
+    ]
     try:
         calls = [clients[n % len(clients)].post(URL, json=BODY) for n in range(count)]
         return [answer.status_code for answer in await asyncio.gather(*calls)]
@@ -140,7 +142,9 @@ async def _streams(box: Box, key: str, count: int) -> list[tuple[int, bytes]]:
     body = {"model": FLAT, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100,
             "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
     headers = {"authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=box.url, headers=headers, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=box.url, headers=headers, timeout=60, verify=TLS
+    ) as client:
 
         async def one_stream() -> tuple[int, bytes]:
             answer = await client.post(URL, json=body)

@@ -22,6 +22,7 @@ import pytest
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.support import (
+    TLS,
     BoxDriver,
     LedgerView,
     ServerProcess,
@@ -90,7 +91,7 @@ class MessagesBox(BoxDriver, LedgerView):
         with plain HTTP, answered in a word)."""
         self.openai_fake.push(Reply(content="ok"))
         answer = httpx.post(f"{self.server.base_url}/v1/messages", json=body,
-                            headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                            headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
         assert answer.status_code == 200, answer.text
         return self.openai_fake.requests[-1].body
 

@@ -25,6 +25,7 @@ from tests.messages.conftest import (
     advisor_allowed,
     usd_nanos,
 )
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 
@@ -61,7 +62,7 @@ def body(stream: bool = False, tool: dict[str, Any] | None = None) -> dict[str, 
 def post(box: MessagesBox, key: str, sent: object, path: str = "/v1/messages") -> httpx.Response:
     head = {"x-api-key": key, "anthropic-version": "2023-06-01", **BETA}
     return httpx.post(f"{box.server.base_url}{path}?beta=true", json=sent, headers=head,
-                      timeout=30)  # fmt: skip
+                      timeout=30, verify=TLS)  # fmt: skip
 
 
 def answer_with_advisor() -> Reply:
@@ -255,7 +256,8 @@ def test_the_advisor_tool_reaches_anthropic_by_the_messages_api_only(
     if path == "/v1/responses":
         sent["max_output_tokens"] = sent.pop("max_tokens")
     answer = httpx.post(f"{box.server.base_url}{path}", json=sent,
-                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+                        headers={"authorization": f"Bearer {key}"}, timeout=30,
+                        verify=TLS)  # fmt: skip
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert box.fake.requests == [] and box.balance_nanos(email) == before

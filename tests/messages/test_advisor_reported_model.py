@@ -26,6 +26,7 @@ from tests.messages.conftest import (
     advisor_allowed,
     usd_nanos,
 )
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 
@@ -62,7 +63,7 @@ def body(stream: bool = False, max_uses: int = 2) -> dict[str, Any]:
 def post(box: MessagesBox, key: str, sent: dict[str, Any]) -> httpx.Response:
     head = {"x-api-key": key, "anthropic-version": "2023-06-01", **BETA}
     return httpx.post(f"{box.server.base_url}/v1/messages?beta=true", json=sent, headers=head,
-                      timeout=30)  # fmt: skip
+                      timeout=30, verify=TLS)  # fmt: skip
 
 
 def reply(reported: str) -> Reply:

@@ -12,6 +12,7 @@ from codelace_box.gateway.messages import messages_input_bound
 from codelace_box.jsonwire import dumps
 from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import MODEL, PRICES, MessagesBox, usd_nanos
+from tests.support import TLS
 
 TOOLS = [
     {"type": "computer_20250124", "name": "computer", "display_width_px": 1024,
@@ -44,7 +45,7 @@ def test_a_request_with_anthropics_tools_is_charged_what_it_cost(fresh: Messages
                             cache_creation_1h_tokens=DOCUMENTED))  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body(tools),
                         headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-                        timeout=30)  # fmt: skip
+                        timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     cost = usd_nanos((10, PRICES["in"]), (DOCUMENTED, PRICES["write_1h"]), (10, PRICES["out"]))
     assert fresh.balance_nanos(email) == (1_000_000_000 - cost, 0)

@@ -20,7 +20,7 @@ from tests.messages.conftest import (
     UPSTREAM_MODEL,
     MessagesBox,
 )
-from tests.support import run_cli
+from tests.support import TLS, run_cli, sdk_http
 
 pytestmark = NEEDS_SDK
 
@@ -57,13 +57,13 @@ def test_count_tokens_asked_of_the_upstream_counts_in_the_accounts_rpm(fresh: Me
     url = f"{fresh.server.base_url}/v1/messages/count_tokens"
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
     asked = [httpx.post(url, json={"model": ALIAS, "messages": MESSAGES}, headers=headers,
-                        timeout=10) for _ in range(3)]  # fmt: skip
+                        timeout=10, verify=TLS) for _ in range(3)]  # fmt: skip
     assert [a.status_code for a in asked] == [200, 200, 429]
     assert asked[2].json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(asked[2].headers["retry-after"]) <= 60
     assert len(fresh.fake.requests) == 2
     estimated = httpx.post(url, json={"model": OPENAI_ALIAS, "messages": MESSAGES},
-                           headers=headers, timeout=10)  # fmt: skip
+                           headers=headers, timeout=10, verify=TLS)  # fmt: skip
     assert estimated.status_code == 200 and estimated.json()["input_tokens"] > 0
     assert fresh.usage_rows(email) == []
 
@@ -74,7 +74,7 @@ def test_count_tokens_needs_a_key_and_answers_errors_in_anthropics_shape(
     import anthropic
 
     url = f"{fresh.server.base_url}/v1/messages/count_tokens"
-    answer = httpx.post(url, json={"model": MODEL, "messages": MESSAGES}, timeout=10)
+    answer = httpx.post(url, json={"model": MODEL, "messages": MESSAGES}, timeout=10, verify=TLS)
     assert answer.status_code == 401
     assert answer.json()["error"]["type"] == "authentication_error"
     _, key = fresh.new_key()
@@ -106,12 +106,14 @@ def test_the_model_list_has_anthropics_shape_with_an_anthropic_version_header(
     page = box.client(key).models.list()
     ids = [model.id for model in page.data]
     assert MODEL in ids and ALIAS in ids and OPENAI_ALIAS in ids
-    raw = httpx.get(f"{box.server.base_url}/v1/models", headers={"anthropic-version": "2023-06-01"})
+    raw = httpx.get(
+        f"{box.server.base_url}/v1/models", headers={"anthropic-version": "2023-06-01"}, verify=TLS
+    )
     body = raw.json()
     assert body["has_more"] is False and body["first_id"] == body["data"][0]["id"]
     assert body["last_id"] == body["data"][-1]["id"]
     assert {"type", "id", "display_name", "created_at"} <= set(body["data"][0])
-    plain = httpx.get(f"{box.server.base_url}/v1/models").json()
+    plain = httpx.get(f"{box.server.base_url}/v1/models", verify=TLS).json()
     assert plain["object"] == "list" and plain["data"][0]["object"] == "model"
 
 
@@ -127,7 +129,7 @@ def test_models_list_shows_cache_prices_and_aliases(box: MessagesBox) -> None:
 
 
 def test_public_pricing_has_the_cache_prices(box: MessagesBox) -> None:
-    prices = httpx.get(f"{box.server.base_url}/api/v1/public/pricing").json()
+    prices = httpx.get(f"{box.server.base_url}/api/v1/public/pricing", verify=TLS).json()
     sonnet = next(p for p in prices if p["model"] == MODEL)
     assert (sonnet["cache_read_per_1m"], sonnet["cache_write_per_1m"]) == (0.3, 3.75)
     # 1-hour cache writes (Claude Code asks for them) are billed at their own price: a user
@@ -142,7 +144,7 @@ def test_customer_usage_shows_cache_tokens(fresh: MessagesBox) -> None:
     fresh.fake.script(Reply(cache_read_input_tokens=300, cache_creation_input_tokens=20))
     fresh.client(key).messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
     usage = httpx.get(f"{fresh.server.base_url}/api/v1/customer/usage",
-                      headers={"authorization": f"Bearer {key}"}).json()  # fmt: skip
+                      headers={"authorization": f"Bearer {key}"}, verify=TLS).json()  # fmt: skip
     recent = usage["recent_requests"][0]
     assert (recent["cache_read_tokens"], recent["cache_write_tokens"]) == (300, 20)
     assert recent["input_tokens"] == 345
@@ -155,17 +157,17 @@ def test_an_alias_routes_on_chat_completions_too_and_can_be_removed(box: Message
     url = f"{box.server.base_url}/v1/chat/completions"
     body = {"model": "my-short-name", "messages": [{"role": "user", "content": "hi"}]}
     head = {"authorization": f"Bearer {key}"}
-    answer = httpx.post(url, json=body, headers=head, timeout=30)
+    answer = httpx.post(url, json=body, headers=head, timeout=30, verify=TLS)
     assert answer.status_code == 200 and answer.json()["model"] == OPENAI_MODEL
     box.cli("models", "disable", OPENAI_MODEL)
     time.sleep(1.1)  # the routing snapshot is reloaded within a second
-    answer = httpx.post(url, json=body, headers=head, timeout=30)
+    answer = httpx.post(url, json=body, headers=head, timeout=30, verify=TLS)
     assert answer.status_code == 404  # the name the client sent, and what it stands for
     assert f"my-short-name (an alias of {OPENAI_MODEL})" in answer.json()["error"]["message"]
     box.cli("models", "enable", OPENAI_MODEL)
     box.cli("models", "unalias", "my-short-name")
     time.sleep(1.1)  # the routing snapshot is reloaded within a second
-    answer = httpx.post(url, json=body, headers=head, timeout=30)
+    answer = httpx.post(url, json=body, headers=head, timeout=30, verify=TLS)
     assert answer.status_code == 400
 
 
@@ -195,12 +197,14 @@ def test_the_anthropic_model_list_pages_and_retrieves_aliases(box: MessagesBox) 
     _, key = box.new_key()
     head = {"anthropic-version": "2023-06-01"}
     url = f"{box.server.base_url}/v1/models"
-    every = [m["id"] for m in httpx.get(url, headers=head).json()["data"]]
-    first = httpx.get(url, params={"limit": 1}, headers=head).json()
+    every = [m["id"] for m in httpx.get(url, headers=head, verify=TLS).json()["data"]]
+    first = httpx.get(url, params={"limit": 1}, headers=head, verify=TLS).json()
     assert [m["id"] for m in first["data"]] == every[:1] and first["has_more"] is True
-    rest = httpx.get(url, params={"after_id": first["last_id"]}, headers=head).json()
+    rest = httpx.get(url, params={"after_id": first["last_id"]}, headers=head, verify=TLS).json()
     assert [m["id"] for m in rest["data"]] == every[1:] and rest["has_more"] is False
-    back = httpx.get(url, params={"before_id": every[-1], "limit": 2}, headers=head).json()
+    back = httpx.get(
+        url, params={"before_id": every[-1], "limit": 2}, headers=head, verify=TLS
+    ).json()
     assert [m["id"] for m in back["data"]] == every[-3:-1] and back["has_more"] is True
     paged = [m.id for m in box.client(key).models.list(limit=1)]  # the SDK follows after_id
     assert paged == every
@@ -208,7 +212,7 @@ def test_the_anthropic_model_list_pages_and_retrieves_aliases(box: MessagesBox) 
     assert (model.id, model.type) == (ALIAS, "model")
     # "²" passes str.isdigit and fails int(); "٣" is 3; int() refuses over 4300 digits
     for limit in ("0", "\u00b2", "\u0663", "1" * 4301):
-        bad = httpx.get(url, params={"limit": limit}, headers=head)
+        bad = httpx.get(url, params={"limit": limit}, headers=head, verify=TLS)
         assert bad.status_code == 400, limit
         assert bad.json()["error"]["code"] == "invalid_limit"
 
@@ -220,8 +224,8 @@ def test_the_anthropic_model_list_holds_to_the_sdks_own_types(box: MessagesBox) 
 
     _, key = box.new_key()
     head = {"anthropic-version": "2023-06-01"}
-    listed = httpx.get(f"{box.server.base_url}/v1/models", headers=head).json()["data"]
-    one = httpx.get(f"{box.server.base_url}/v1/models/{MODEL}", headers=head).json()
+    listed = httpx.get(f"{box.server.base_url}/v1/models", headers=head, verify=TLS).json()["data"]
+    one = httpx.get(f"{box.server.base_url}/v1/models/{MODEL}", headers=head, verify=TLS).json()
     for raw in [*listed, one]:
         assert ModelInfo.model_validate(raw).lifecycle == "active"
     assert {m.lifecycle for m in box.client(key).models.list()} == {"active"}
@@ -236,15 +240,17 @@ def test_an_alias_is_retrieved_in_openais_shape_and_not_listed(box: MessagesBox)
     import openai
 
     _, key = box.new_key()
-    client = openai.OpenAI(api_key=key, base_url=f"{box.server.base_url}/v1")
+    client = openai.OpenAI(
+        api_key=key, base_url=f"{box.server.base_url}/v1", http_client=sdk_http(openai)
+    )
     model = client.models.retrieve(OPENAI_ALIAS)
     assert (model.id, model.object, model.owned_by) == (OPENAI_ALIAS, "model", "oai")
-    raw = httpx.get(f"{box.server.base_url}/v1/models/{ALIAS}").json()
-    catalog = httpx.get(f"{box.server.base_url}/v1/models/{MODEL}").json()
+    raw = httpx.get(f"{box.server.base_url}/v1/models/{ALIAS}", verify=TLS).json()
+    catalog = httpx.get(f"{box.server.base_url}/v1/models/{MODEL}", verify=TLS).json()
     assert raw == {**catalog, "id": ALIAS}
     listed = [m.id for m in client.models.list()]
     assert MODEL in listed and ALIAS not in listed and OPENAI_ALIAS not in listed
-    missing = httpx.get(f"{box.server.base_url}/v1/models/no-such-alias")
+    missing = httpx.get(f"{box.server.base_url}/v1/models/no-such-alias", verify=TLS)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
 
 
@@ -257,7 +263,7 @@ def test_count_tokens_passes_a_billed_field_the_operator_allowed(fresh: Messages
     url = f"{fresh.server.base_url}/v1/messages/count_tokens"
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01",
                "anthropic-beta": "mcp-client-2025-04-04"}  # fmt: skip
-    refused = httpx.post(url, json=body, headers=headers, timeout=10)
+    refused = httpx.post(url, json=body, headers=headers, timeout=10, verify=TLS)
     assert refused.status_code == 400, refused.text
     assert refused.json()["type"] == "error"
     assert refused.json()["error"]["type"] == "invalid_request_error"
@@ -265,7 +271,7 @@ def test_count_tokens_passes_a_billed_field_the_operator_allowed(fresh: Messages
     fresh.cli("providers", "update", "anth", "--allow-field", "mcp_servers")
     fresh.until_reloaded()
     try:
-        counted = httpx.post(url, json=body, headers=headers, timeout=10)
+        counted = httpx.post(url, json=body, headers=headers, timeout=10, verify=TLS)
     finally:
         fresh.cli("providers", "update", "anth", "--no-allow-field", "mcp_servers")
         fresh.until_reloaded()

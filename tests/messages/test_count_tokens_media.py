@@ -12,6 +12,7 @@ import httpx
 from codelace_box.gateway.count_tokens import estimated_count
 from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS
 from tests.messages.conftest import OPENAI_ALIAS, MessagesBox
+from tests.support import TLS
 
 QUESTION = "What do the screenshot and the PDF say? " * 10
 
@@ -57,6 +58,7 @@ def test_count_tokens_of_attachments_on_an_openai_model(fresh: MessagesBox) -> N
         json=media_body(300_000),
         headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
         timeout=30,
+        verify=TLS,
     )
     assert answer.status_code == 200, answer.text
     counted = answer.json()["input_tokens"]

@@ -13,6 +13,7 @@ from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import MODEL, OPENAI_ALIAS, MessagesBox
 from tests.messages.test_passthrough import post
+from tests.support import TLS
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,8 @@ def test_other_routes_keep_the_openai_envelope(fresh: MessagesBox, path: str) ->
     another route, with the OpenAI envelope."""
     _, key = fresh.new_key()
     answer = httpx.post(f"{fresh.server.base_url}{path}", json={}, timeout=10,
-                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"})  # fmt: skip
+                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                        verify=TLS)  # fmt: skip
     assert answer.status_code in (401, 404) and answer.json()["error"]["code"]
     assert "type" not in answer.json()
 
@@ -58,7 +60,7 @@ def test_other_routes_keep_the_openai_envelope(fresh: MessagesBox, path: str) ->
 def test_a_wrong_method_on_the_two_routes_has_anthropics_shape(
     fresh: MessagesBox, path: str, method: str
 ) -> None:
-    answer = httpx.request(method, f"{fresh.server.base_url}{path}", timeout=10)
+    answer = httpx.request(method, f"{fresh.server.base_url}{path}", timeout=10, verify=TLS)
     assert answer.status_code == 405 and "POST" in answer.headers["allow"]
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert answer.json()["type"] == "error"
@@ -119,7 +121,7 @@ def test_a_key_that_is_no_box_key_is_told_how_box_keys_look_on_either_header(
     body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
     value = "sk-ant-not-a-box-key" if header == "x-api-key" else "Bearer sk-ant-not-a-box-key"
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={header: value}, timeout=30)  # fmt: skip
+                        headers={header: value}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 401
     message = answer.json()["error"]["message"]
     assert "cl_" in message and "x-api-key" in message and "Bearer" in message

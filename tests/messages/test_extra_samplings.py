@@ -11,6 +11,7 @@ import pytest
 from codelace_box.gateway.extra_samplings import advisor_tokens, compaction_tokens
 from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import ALIAS, NEEDS_SDK, PRICES, MessagesBox, usd_nanos
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 
@@ -18,7 +19,7 @@ pytestmark = NEEDS_SDK
 def post(box: MessagesBox, key: str, body: object, **headers: str) -> httpx.Response:
     head = {"x-api-key": key, "anthropic-version": "2023-06-01", **headers}
     return httpx.post(f"{box.server.base_url}/v1/messages?beta=true", json=body, headers=head,
-                      timeout=30)  # fmt: skip
+                      timeout=30, verify=TLS)  # fmt: skip
 
 
 @pytest.mark.parametrize("stream", [False, True])

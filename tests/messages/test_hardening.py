@@ -25,6 +25,7 @@ from tests.messages.conftest import (
     tool_call_piece,
     usd_nanos,
 )
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 CATALOG_REFRESH_SEC = 1.5  # catalog changes apply within a second
@@ -33,7 +34,7 @@ BODY = {"model": ALIAS, "max_tokens": 10, "messages": [{"role": "user", "content
 
 def post(box: MessagesBox, body: object, **headers: str) -> httpx.Response:
     return httpx.post(f"{box.server.base_url}/v1/messages", json=body, headers=headers,
-                      timeout=30)  # fmt: skip
+                      timeout=30, verify=TLS)  # fmt: skip
 
 
 def test_a_box_key_as_bearer_wins_over_a_foreign_x_api_key(fresh: MessagesBox) -> None:
@@ -225,7 +226,9 @@ def test_every_anthropic_beta_header_is_forwarded_and_checked(fresh: MessagesBox
     url = f"{fresh.server.base_url}/v1/messages"
     betas = [("anthropic-beta", "interleaved-thinking-2025-05-14"),
              ("anthropic-beta", "prompt-caching-2024-07-31")]  # fmt: skip
-    answer = httpx.post(url, json=BODY, headers=[("x-api-key", key), *betas], timeout=30)
+    answer = httpx.post(
+        url, json=BODY, headers=[("x-api-key", key), *betas], timeout=30, verify=TLS
+    )
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].headers["anthropic-beta"]
     assert sent == "interleaved-thinking-2025-05-14,prompt-caching-2024-07-31"
@@ -233,7 +236,9 @@ def test_every_anthropic_beta_header_is_forwarded_and_checked(fresh: MessagesBox
     try:
         long = [betas[0], ("anthropic-beta", "context-1m-2025-08-07")]
         time.sleep(CATALOG_REFRESH_SEC)  # the box saw the catalog just now: let it look again
-        refused = httpx.post(url, json=BODY, headers=[("x-api-key", key), *long], timeout=30)
+        refused = httpx.post(
+            url, json=BODY, headers=[("x-api-key", key), *long], timeout=30, verify=TLS
+        )
     finally:
         fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
     assert refused.status_code == 400 and "context-1m" in refused.json()["error"]["message"]
@@ -252,7 +257,7 @@ def test_a_stream_cut_before_its_final_usage_bills_cache_tokens_at_their_prices(
                                      cache_creation_input_tokens=40))  # fmt: skip
     body = BODY | {"max_tokens": 5, "stream": True}
     answer = httpx.post(f"{fresh.server.base_url}{route}", json=body, timeout=30,
-                        headers={"authorization": f"Bearer {key}"})  # fmt: skip
+                        headers={"authorization": f"Bearer {key}"}, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     row = fresh.usage_rows(email)[-1]
     assert (row["error_code"], row["cache_read_tokens"], row["cache_write_tokens"]) == (

@@ -21,7 +21,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import LEGACY_FORMAT_BETA, FakeAnthropic, Reply
 from tests.messages.conftest import NEEDS_SDK, PROVIDER_KEY, MessagesBox
-from tests.support import ServerProcess, base_sections, free_port, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, write_config
 
 pytestmark = [pytest.mark.timeout(60), NEEDS_SDK]
 SCHEMA = {
@@ -65,7 +65,9 @@ def model(lagging: MessagesBox) -> str:
 def _post(box: MessagesBox, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
     headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
     for _ in range(40):  # the catalog change reaches the server within a second
-        answer = httpx.post(f"{box.server.base_url}{path}", json=body, headers=headers, timeout=30)
+        answer = httpx.post(
+            f"{box.server.base_url}{path}", json=body, headers=headers, timeout=30, verify=TLS
+        )
         if answer.status_code != 404:
             return answer
         time.sleep(0.05)

@@ -11,6 +11,7 @@ from codelace_box.gateway.messages import LONG_CONTEXT_TOKENS, media_context
 from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import PRICES, MessagesBox, usd_nanos
 from tests.messages.test_media_hold import pdf_request
+from tests.support import TLS
 
 BETA = "context-1m-2025-08-07"
 
@@ -30,7 +31,7 @@ def test_a_pdf_filling_a_1m_context_is_charged_what_it_cost(fresh: MessagesBox) 
     fresh.fake.script(Reply(text="A long read.", input_tokens=700_000, output_tokens=20))
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=pdf_request(30_000),
                         headers={"x-api-key": key, "anthropic-version": "2023-06-01",
-                                 "anthropic-beta": BETA}, timeout=60)  # fmt: skip
+                                 "anthropic-beta": BETA}, timeout=60, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     cost = usd_nanos((700_000, PRICES["in"]), (20, PRICES["out"]))
     assert fresh.balance_nanos(email) == (10_000_000_000 - cost, 0)

@@ -11,6 +11,7 @@ import httpx
 
 from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import MODEL, PRICES, MessagesBox, usd_nanos
+from tests.support import TLS
 
 
 def pdf_request(size: int) -> dict[str, object]:
@@ -28,7 +29,7 @@ def test_a_large_pdf_holds_a_context_window_not_its_bytes(fresh: MessagesBox) ->
     fresh.fake.script(Reply(text="A scan.", input_tokens=150_000, output_tokens=20))
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=pdf_request(3_000_000),
                         headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-                        timeout=60)  # fmt: skip
+                        timeout=60, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     one = usd_nanos((150_000, PRICES["in"]), (20, PRICES["out"]))
     assert fresh.balance_nanos(email) == (5_000_000_000 - one, 0)

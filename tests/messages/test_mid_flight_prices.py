@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import ALIAS, MODEL, OPENAI_MODEL, PRICES, MessagesBox, usd_nanos
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 DEAR = {"in": "30", "out": "150", "read": "3", "write": "37.5", "write_1h": "60"}
@@ -38,7 +39,7 @@ def test_a_stream_is_charged_the_prices_of_its_admission_cache_prices_too(
     started = threading.Event()
 
     def read() -> None:
-        with httpx.Client(base_url=box.server.base_url, timeout=60) as http:
+        with httpx.Client(base_url=box.server.base_url, timeout=60, verify=TLS) as http:
             headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
             with http.stream("POST", "/v1/messages", json=body, headers=headers) as answer:
                 for line in answer.iter_lines():

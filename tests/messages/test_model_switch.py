@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox, openai_chunk, tool_call_piece
+from tests.support import TLS
 
 UNSIGNED = {"type": "thinking", "thinking": "DeepSeek's reasoning", "signature": ""}
 SIGNED = {"type": "thinking", "thinking": "Claude's", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}
@@ -38,7 +39,7 @@ def test_unsigned_thinking_is_left_out_for_an_anthropic_model(fresh: MessagesBox
     body = {"model": ALIAS, "max_tokens": 2048, "messages": HISTORY,
             "thinking": {"type": "enabled", "budget_tokens": 1024}}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].body["messages"]
     assert sent == [
@@ -57,7 +58,7 @@ def test_the_same_history_still_reaches_an_openai_model(fresh: MessagesBox) -> N
     _, key = fresh.new_key()
     body = {"model": OPENAI_ALIAS, "max_tokens": 50, "messages": HISTORY}
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
 
 
@@ -65,7 +66,7 @@ def test_count_tokens_of_such_a_history_is_asked_without_them_too(fresh: Message
     _, key = fresh.new_key()
     body = {"model": ALIAS, "messages": HISTORY}
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages/count_tokens", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     sent = fresh.fake.requests[-1].body["messages"]
     assert not any(b.get("signature") == "" for m in sent if isinstance(m["content"], list)

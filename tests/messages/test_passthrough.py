@@ -24,6 +24,7 @@ from tests.messages.conftest import (
     MessagesBox,
     usd_nanos,
 )
+from tests.support import TLS, sdk_http
 
 pytestmark = NEEDS_SDK
 
@@ -72,7 +73,7 @@ def post(
 ) -> httpx.Response:
     head = {"x-api-key": key, "anthropic-version": "2023-06-01", **headers}
     return httpx.post(f"{box.server.base_url}{path}?beta=true", json=body, headers=head,
-                      timeout=30)  # fmt: skip
+                      timeout=30, verify=TLS)  # fmt: skip
 
 
 def test_the_body_goes_upstream_as_sent_with_the_upstream_model_and_the_operators_key(
@@ -220,7 +221,12 @@ def test_the_bearer_header_works_like_x_api_key(fresh: MessagesBox) -> None:
     import anthropic
 
     _, key = fresh.new_key()
-    client = anthropic.Anthropic(base_url=fresh.server.base_url, auth_token=key, max_retries=0)
+    client = anthropic.Anthropic(
+        base_url=fresh.server.base_url,
+        auth_token=key,
+        max_retries=0,
+        http_client=sdk_http(anthropic),
+    )
     message = client.messages.create(
         model=ALIAS, max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
     )
@@ -376,7 +382,7 @@ def test_a_stream_left_before_its_content_began_is_charged_the_providers_count(
             "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
     headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(fresh.url + route, json=body, headers=headers, timeout=0.2)
+        httpx.post(fresh.url + route, json=body, headers=headers, timeout=0.2, verify=TLS)
     for _ in range(200):
         rows = fresh.usage_rows(email)
         if rows and not fresh.balance_nanos(email)[1]:

@@ -8,6 +8,7 @@ import httpx
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import OPENAI_ALIAS, OPENAI_MODEL, MessagesBox
+from tests.support import TLS
 
 QUOTA = {"message": "You exceeded your current quota, please check your plan and billing "
          "details. For more information on this error, read the docs: "
@@ -26,7 +27,7 @@ def _both_routes(box: MessagesBox, key: str, error: dict[str, object]) -> list[h
         box.openai_fake.push(*[Reply(status=429, error=error)] * 3)
         answers.append(httpx.post(f"{box.server.base_url}{path}", json={
             "model": model, "max_tokens": 20, "messages": ASK},
-            headers={"authorization": f"Bearer {key}"}, timeout=30))  # fmt: skip
+            headers={"authorization": f"Bearer {key}"}, timeout=30, verify=TLS))  # fmt: skip
     return answers
 
 

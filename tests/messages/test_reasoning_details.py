@@ -25,6 +25,7 @@ from tests.messages.conftest import (
     openai_chunk,
 )
 from tests.messages.test_claude_code import CLAUDE, notes_home, run_claude
+from tests.support import TLS
 
 JSON = dict[str, Any]
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
@@ -145,7 +146,7 @@ def test_a_chat_client_hands_them_back_itself(fresh: MessagesBox) -> None:
     headers = {"authorization": f"Bearer {key}"}
     url = f"{fresh.server.base_url}/v1/chat/completions"
     body = {"model": OPENAI_MODEL, "messages": asked, "stream": True}
-    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30, verify=TLS) as answer:
         lines = [line[6:] for line in answer.iter_lines() if line.startswith("data: {")]
     chunks = [json.loads(line) for line in lines]
     pieces = [d for c in chunks for ch in c["choices"] for d in ch["delta"].get(
@@ -155,7 +156,7 @@ def test_a_chat_client_hands_them_back_itself(fresh: MessagesBox) -> None:
             "reasoning_details": CLAUDE_DETAILS}  # fmt: skip
     tool = {"role": "tool", "tool_call_id": "toolu_1", "content": "a's text"}
     body = {"model": OPENAI_MODEL, "messages": [*asked, turn, tool]}
-    assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 200
+    assert httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS).status_code == 200
     assert fresh.openai_fake.requests[-1].body["messages"][1] == turn
 
 
@@ -218,7 +219,7 @@ def test_a_forged_signature_is_dropped_not_a_crash(fresh: MessagesBox, signature
         {"role": "assistant", "content": [thinking, {"type": "text", "text": "Hello."}]},
         {"role": "user", "content": "again"}]}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert answer.json()["content"] == [{"type": "text", "text": "done"}]
     [turn] = [m for m in fresh.openai_fake.requests[-1].body["messages"]

@@ -19,6 +19,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import OPENAI_KEY, MessagesBox, usd_nanos
+from tests.support import TLS
 
 MODEL = "oai/router-claude"
 NATIVE_MODEL = "oair/router-claude"
@@ -145,6 +146,7 @@ def test_native_responses_cache_writes_are_billed_at_the_write_price(
         headers={"authorization": f"Bearer {key}"},
         json={"model": NATIVE_MODEL, "input": PROMPT[0]["content"]},
         timeout=30,
+        verify=TLS,
     )
     assert done.status_code == 200, done.text
     assert Decimal(done.headers["x-codelace-cost-usd"]) * 10**9 == COST

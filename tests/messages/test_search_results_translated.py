@@ -12,6 +12,7 @@ import httpx
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import OPENAI_ALIAS, MessagesBox
+from tests.support import TLS
 
 URL = "https://docs.example.com/birds"
 PAGE = "Birds of the shore.\nThe secret word is pelican, " + "and the tide is low. " * 30
@@ -29,7 +30,7 @@ def _translated(box: MessagesBox, key: str, messages: list) -> list:
     box.openai_fake.push(Reply(content="pelican"))
     body = {"model": OPENAI_ALIAS, "max_tokens": 50, "messages": messages}
     answer = httpx.post(f"{box.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     return list(box.openai_fake.requests[-1].body["messages"])
 

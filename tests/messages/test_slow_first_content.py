@@ -18,7 +18,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic, Reply
 from tests.messages.conftest import NEEDS_SDK, PROVIDER_KEY, MessagesBox
-from tests.support import ServerProcess, base_sections, free_port, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, write_config
 
 pytestmark = [pytest.mark.timeout(60), NEEDS_SDK]
 MODEL = "slow/claude-sonnet-4-5"
@@ -58,7 +58,7 @@ def _first_byte_and_text(box: MessagesBox, key: str, path: str, body: dict) -> t
     began = time.monotonic()
     headers = {"authorization": f"Bearer {key}", "anthropic-version": "2023-06-01"}
     with (
-        httpx.Client(base_url=box.server.base_url, timeout=30) as client,
+        httpx.Client(base_url=box.server.base_url, timeout=30, verify=TLS) as client,
         client.stream("POST", path, json=body, headers=headers) as answer,
     ):
         assert answer.status_code == 200
@@ -106,7 +106,8 @@ def test_an_error_right_at_the_start_is_still_an_http_error(fresh: MessagesBox) 
     body = {"model": MODEL, "max_tokens": 50, "stream": True,
             "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, timeout=30,
-                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"})  # fmt: skip
+                        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                        verify=TLS)  # fmt: skip
     assert answer.status_code == 503 and answer.json()["error"]["type"] == "overloaded_error"
     assert all(r["cost_nanos"] == 0 for r in fresh.usage_rows(email))
 

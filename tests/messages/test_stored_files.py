@@ -17,6 +17,7 @@ import pytest
 
 from codelace_box.gateway.messages import refuse_stored_state
 from tests.messages.conftest import ALIAS, OPENAI_ALIAS, MessagesBox
+from tests.support import TLS
 
 FILE_ID = "file_011CNha8iCJcU1wXNR6q4V8w"
 FILE_SOURCE = {"type": "file", "file_id": FILE_ID}
@@ -66,7 +67,7 @@ CODE_RESULT = {"type": "bash_code_execution_tool_result", "tool_use_id": "srvtoo
 
 def _post(box: MessagesBox, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{box.server.base_url}{path}", json=body, timeout=30,
-                      headers={"x-api-key": key, **FILES_BETA})  # fmt: skip
+                      headers={"x-api-key": key, **FILES_BETA}, verify=TLS)  # fmt: skip
 
 
 def _assert_refused(answer: httpx.Response, where: str) -> None:
@@ -155,7 +156,8 @@ def test_cache_diagnostics_never_name_an_earlier_request(fresh: MessagesBox) -> 
             "diagnostics": {"previous_message_id": "msg_01AnotherUsersMessage0001"}}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body, timeout=30,
                         headers={"x-api-key": key,
-                                 "anthropic-beta": "cache-diagnosis-2026-04-07"})  # fmt: skip
+                                 "anthropic-beta": "cache-diagnosis-2026-04-07"},
+                        verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert fresh.fake.requests[-1].body["diagnostics"] == {"previous_message_id": None}
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import NEEDS_SDK, OPENAI_MODEL, MessagesBox
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 
@@ -53,7 +54,8 @@ def test_a_server_that_refuses_stream_options_streams_without_them(fresh: Messag
         assert len(sent) == 2 and "stream_options" in sent[0] and "stream_options" not in sent[1]
         chat = {"model": OPENAI_MODEL, "messages": ASK, "stream": True}
         answer = httpx.post(f"{fresh.server.base_url}/v1/chat/completions", json=chat,
-                            headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+                            headers={"authorization": f"Bearer {key}"}, timeout=30,
+                            verify=TLS)  # fmt: skip
         assert answer.status_code == 200 and "Encore." in answer.text
         assert len(fresh.openai_fake.requests) == 3  # remembered: no second refusal
         row = fresh.usage_rows(email)[-1]
@@ -69,7 +71,8 @@ def test_a_clients_own_stream_options_stay_its_own(fresh: MessagesBox) -> None:
     chat = {"model": OPENAI_MODEL, "messages": ASK, "stream": True,
             "stream_options": {"include_usage": True}}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/chat/completions", json=chat,
-                        headers={"authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+                        headers={"authorization": f"Bearer {key}"}, timeout=30,
+                        verify=TLS)  # fmt: skip
     assert answer.status_code == 422 and "stream_options" in answer.text
     assert len(fresh.openai_fake.requests) == 1
 

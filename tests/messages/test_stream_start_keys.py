@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.messages.conftest import MessagesBox
-from tests.support import ServerProcess, base_sections, free_port, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, write_config
 
 pytestmark = pytest.mark.timeout(60)
 MODEL = "two/claude-sonnet-4-5"
@@ -49,7 +49,9 @@ def test_concurrent_streams_retry_an_early_error_on_another_key(two_keys: Messag
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
 
     async def many() -> list[int]:
-        async with httpx.AsyncClient(base_url=two_keys.server.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=two_keys.server.base_url, timeout=30, verify=TLS
+        ) as client:
             calls = [client.post("/v1/messages", json=body, headers=headers) for _ in range(24)]
             return [answer.status_code for answer in await asyncio.gather(*calls)]
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import NEEDS_SDK, OPENAI_ALIAS, MessagesBox
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 
@@ -73,7 +74,7 @@ def test_the_older_output_format_field_is_honoured_too(fresh: MessagesBox) -> No
     body = {"model": OPENAI_ALIAS, "max_tokens": 50, "messages": ASK,
             "output_format": {"type": "json_schema", "schema": schema}}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     sent = fresh.openai_fake.requests[-1].body["response_format"]
     assert sent["json_schema"]["schema"] == schema and sent["json_schema"]["strict"] is True

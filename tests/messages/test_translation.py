@@ -19,6 +19,7 @@ from tests.messages.conftest import (
     openai_chunk,
     usd_nanos,
 )
+from tests.support import TLS
 
 pytestmark = NEEDS_SDK
 
@@ -95,7 +96,7 @@ def test_adaptive_thinking_keeps_the_effort_claude_code_asks_for(fresh: Messages
         if effort is not None:
             body["output_config"] = {"effort": effort}
         answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                            headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                            headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
         assert answer.status_code == 200, answer.text
         assert fresh.openai_fake.requests[-1].body["reasoning_effort"] == expected, effort
 
@@ -132,7 +133,7 @@ def test_a_stream_is_synthesized_in_anthropics_order_with_indexes(fresh: Message
     body = {"model": OPENAI_ALIAS, "max_tokens": 100, "stream": True, "tools": TOOLS,
             "messages": [{"role": "user", "content": "read a and b"}]}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     events = _events(answer.text)
     kinds = [e["type"] for e in events]
     assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
@@ -202,7 +203,7 @@ def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> Non
     body = {"model": OPENAI_ALIAS, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}],
             "tools": [{"type": "web_search_20250305", "name": "web_search"}]}  # fmt: skip
     answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
-                        headers={"x-api-key": key}, timeout=30)  # fmt: skip
+                        headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert fresh.openai_fake.requests == []

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from tests.fakes.anthropic_upstream import FakeAnthropic, error_body
 from tests.observability.test_metrics_and_logs import Samples, total
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, run_cli, write_config
 
 HELLO = [{"role": "user", "content": "Hello"}]
 HEADERS = {"anthropic-version": "2023-06-01"}
@@ -39,7 +39,7 @@ def _scrape(server: ServerProcess) -> Samples:
     from prometheus_client.parser import text_string_to_metric_families
 
     samples: Samples = {}
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10, verify=TLS).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             key = tuple(sorted(sample.labels.items()))
@@ -77,7 +77,7 @@ def test_count_tokens_upstream_failures_are_counted_as_upstream_errors(tmp_path:
 
         def count(model: str) -> httpx.Response:
             body = {"model": model, "messages": HELLO}
-            return httpx.post(url, json=body, headers=headers, timeout=30)
+            return httpx.post(url, json=body, headers=headers, timeout=30, verify=TLS)
 
         answers = [count("anth/claude") for _ in range(4)] + [count("gone/claude")]
         assert [a.status_code for a in answers] == [502, 400, 502, 200, 502], [

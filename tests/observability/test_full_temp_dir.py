@@ -19,7 +19,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.foundation.test_disk_trouble import fill, metered_box
-from tests.support import ServerProcess
+from tests.support import TLS, ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 MODELS = [f"fake/m{n}" for n in range(8)]
@@ -67,9 +67,11 @@ def test_a_full_temporary_directory_kills_no_worker(tmp_path: Path, temp_dir: Pa
     try:
         server.start()
         hello = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}]}
-        assert httpx.post(url, json=hello, headers=headers, timeout=30).status_code == 200
+        assert (
+            httpx.post(url, json=hello, headers=headers, timeout=30, verify=TLS).status_code == 200
+        )
         fill(temp_dir)
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=TLS) as client:
             for model in MODELS:
                 for _ in range(3):  # on either worker
                     statuses.append(status_of(client.post, url, json={**hello, "model": model},

@@ -16,6 +16,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
 from tests.observability.test_metrics_and_logs import scrape, total
+from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -34,7 +35,7 @@ def test_a_killed_workers_streams_leave_the_active_streams_gauge(
         headers = {"authorization": f"Bearer {key}"}
         try:
             with httpx.stream("POST", f"{box.url}/v1/chat/completions", json=body,
-                              headers=headers, timeout=40) as answer:  # fmt: skip
+                              headers=headers, timeout=40, verify=TLS) as answer:  # fmt: skip
                 for _ in answer.iter_bytes():
                     pass
         except httpx.HTTPError:

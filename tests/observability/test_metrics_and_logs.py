@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_upstream import Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.support import TLS
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PROVIDER_KEY = "sk-fake-key-0001"
@@ -34,7 +35,9 @@ def scrape(box: Box, token: str | None = None, **headers: str) -> Samples:
     """Every sample of /metrics by name and labels, parsed by prometheus_client."""
     if token:
         headers["authorization"] = f"Bearer {token}"
-    with httpx.Client(base_url=box.url, timeout=10) as client:  # a new connection each time
+    with httpx.Client(
+        base_url=box.url, timeout=10, verify=TLS
+    ) as client:  # a new connection each time
         answer = client.get("/metrics", headers=headers)
     assert answer.status_code == 200, answer.text
     samples: Samples = defaultdict(dict)
@@ -156,7 +159,7 @@ def test_the_access_line_names_the_box_key_not_another_token_sent_with_it(
     other = "tok9SECRETother-credential-of-the-user"
     headers = {"x-api-key": key, "authorization": f"Bearer {other}", "anthropic-version": "1"}
     body = {"model": MODEL, "messages": HELLO, "max_tokens": 5}
-    done = httpx.post(box.url + "/v1/messages/count_tokens", json=body, headers=headers)
+    done = httpx.post(box.url + "/v1/messages/count_tokens", json=body, headers=headers, verify=TLS)
     assert done.status_code == 200, done.text
     request_id = done.headers["x-request-id"]
     line = box.server.wait_for_log(rf".*/v1/messages/count_tokens 200 .*request={request_id}")[0]
@@ -165,7 +168,7 @@ def test_the_access_line_names_the_box_key_not_another_token_sent_with_it(
 
 def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
     box = box_factory(metrics={"token": "scrape-token-123"})
-    get = httpx.Client(base_url=box.url, timeout=10).get
+    get = httpx.Client(base_url=box.url, timeout=10, verify=TLS).get
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": b"Bearer \xe9\xff"}):
         answer = get("/metrics", headers=headers)
         assert answer.status_code == 401
@@ -175,12 +178,12 @@ def test_metrics_token_and_loopback_rules(box_factory: BoxFactory) -> None:
         in get("/metrics", headers={"authorization": "Bearer scrape-token-123"}).text
     )
     proxied = box_factory(server={"proxies_count": 1})
-    get = httpx.Client(base_url=proxied.url, timeout=10).get
+    get = httpx.Client(base_url=proxied.url, timeout=10, verify=TLS).get
     outside = get("/metrics", headers={"x-forwarded-for": "203.0.113.7"})
     assert outside.status_code == 403 and outside.json()["error"]["code"]
     assert get("/metrics", headers={"x-forwarded-for": "127.0.0.1"}).status_code == 200
     off = box_factory(metrics={"enabled": False})
-    assert httpx.get(off.url + "/metrics", timeout=10).status_code == 404
+    assert httpx.get(off.url + "/metrics", timeout=10, verify=TLS).status_code == 404
 
 
 def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wrote(
@@ -196,7 +199,7 @@ def test_metrics_take_the_address_proxies_count_hops_back_not_what_the_client_wr
 
     def status(box: Box, forwarded: str) -> int:
         headers = {"x-forwarded-for": forwarded}
-        return httpx.get(box.url + "/metrics", headers=headers, timeout=10).status_code
+        return httpx.get(box.url + "/metrics", headers=headers, timeout=10, verify=TLS).status_code
 
     assert status(one, "127.0.0.1, 203.0.113.7") == 403  # forged first entry
     assert status(one, "203.0.113.7, 127.0.0.1") == 200  # the proxy saw a local client
@@ -222,13 +225,15 @@ def test_a_request_a_local_proxy_forwarded_gets_no_metrics_unless_its_client_is_
     proxy sends X-Forwarded-For, which is what proxies_count reads). A local scraper (no such
     header) still gets it."""
     box = box_factory()
-    get = httpx.Client(base_url=box.url, timeout=10).get
+    get = httpx.Client(base_url=box.url, timeout=10, verify=TLS).get
     answer = get("/metrics", headers=dict([header]))
     assert answer.status_code == 403
     assert "proxies_count" in answer.json()["error"]["message"]
     assert get("/metrics").status_code == 200
     # behind a proxy that sends only the headers Sanic does not read for proxies_count
-    proxied = httpx.Client(base_url=box_factory(server={"proxies_count": 1}).url, timeout=10)
+    proxied = httpx.Client(
+        base_url=box_factory(server={"proxies_count": 1}).url, timeout=10, verify=TLS
+    )
     if header[0] != "x-forwarded-for":
         assert proxied.get("/metrics", headers=dict([header])).status_code == 403
 
@@ -249,13 +254,21 @@ def test_an_ipv4_loopback_client_of_a_dual_stack_box_is_loopback(box_factory: Bo
     scraping 127.0.0.1 is on the loopback all the same (so is a proxy's word for it)."""
     proxied = box_factory(server={"proxies_count": 1})
     forwarded = {"x-forwarded-for": "::ffff:127.0.0.1"}
-    assert httpx.get(proxied.url + "/metrics", headers=forwarded, timeout=10).status_code == 200
+    assert (
+        httpx.get(proxied.url + "/metrics", headers=forwarded, timeout=10, verify=TLS).status_code
+        == 200
+    )
     outside = {"x-forwarded-for": "::ffff:203.0.113.7"}
-    assert httpx.get(proxied.url + "/metrics", headers=outside, timeout=10).status_code == 403
+    assert (
+        httpx.get(proxied.url + "/metrics", headers=outside, timeout=10, verify=TLS).status_code
+        == 403
+    )
     if not ipv6_available():
         pytest.skip("no IPv6 on this machine: a dual-stack listener cannot be tried")
     dual = box_factory(server={"host": "::"})
-    answer = httpx.get(dual.url + "/metrics", timeout=10)  # dual.url: http://127.0.0.1:PORT
+    answer = httpx.get(
+        dual.url + "/metrics", timeout=10, verify=TLS
+    )  # dual.url: http://127.0.0.1:PORT
     assert answer.status_code == 200, answer.text
     assert "codelace_http_requests_total" in answer.text
 
@@ -269,7 +282,7 @@ def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
             assert done.status_code == 200
     seen = {total(scrape(box), "codelace_inference_requests_total", outcome="ok") for _ in range(6)}
     assert seen == {6.0}
-    text = httpx.get(box.url + "/metrics", timeout=10).text
+    text = httpx.get(box.url + "/metrics", timeout=10, verify=TLS).text
     families = {f.name for f in text_string_to_metric_families(text)}
     assert families <= FAMILIES, families - FAMILIES  # nothing of the box's own machinery
 
@@ -284,7 +297,9 @@ def test_a_client_that_leaves_is_a_499_not_a_server_error(box_factory: BoxFactor
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello"}]}
     headers = {"authorization": f"Bearer {key}"}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=0.3)
+        httpx.post(
+            f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=0.3, verify=TLS
+        )
     row = box.settled_row(_only_request_id(box, email))
     assert (row["status"], row["output_tokens"]) == ("abandoned", 7)
     lines = [line for line in box.server.log_text().splitlines() if "/v1/chat/completions" in line]
@@ -341,7 +356,7 @@ def test_metrics_on_the_loopback_answer_only_a_local_host_name(box_factory: BoxF
     scraper names a local host (localhost, an address, the box's own host or public_url)."""
     box = box_factory(server={"public_url": "https://box.example.test"})
     port = box.url.rsplit(":", 1)[1]
-    get = httpx.Client(base_url=box.url, timeout=10).get
+    get = httpx.Client(base_url=box.url, timeout=10, verify=TLS).get
 
     def status(host: str) -> int:
         return get("/metrics", headers={"host": host}).status_code

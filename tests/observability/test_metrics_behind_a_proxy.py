@@ -8,10 +8,11 @@ from __future__ import annotations
 import httpx
 
 from tests.gateway.conftest import Box, BoxFactory
+from tests.support import TLS
 
 
 def status(box: Box, **headers: str) -> int:
-    return httpx.get(box.url + "/metrics", headers=headers, timeout=10).status_code
+    return httpx.get(box.url + "/metrics", headers=headers, timeout=10, verify=TLS).status_code
 
 
 def test_a_request_forwarded_by_a_proxy_the_box_was_not_told_of_is_refused(

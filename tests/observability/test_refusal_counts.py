@@ -15,7 +15,7 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import Reply
 from tests.gateway.conftest import MODEL, BoxFactory
 from tests.observability.test_metrics_and_logs import scrape, total
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, run_cli, write_config
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -80,9 +80,10 @@ def test_an_upstreams_429_on_count_tokens_is_not_a_refusal(tmp_path: Path) -> No
             json={"model": "anth/claude", "messages": HELLO},
             headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
             timeout=30,
+            verify=TLS,
         )
         assert answer.status_code == 429, answer.text
-        scraped = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+        scraped = httpx.get(f"{server.base_url}/metrics", timeout=10, verify=TLS).text
         refused = [
             sample
             for family in text_string_to_metric_families(scraped)
@@ -101,7 +102,7 @@ def test_a_disabled_metrics_endpoint_scraped_is_no_refusal(box_factory: BoxFacto
     "requests refused" of the accounts, 402/404/429) was inflated by one a scrape."""
     box = box_factory(metrics={"enabled": False}, log={"format": "json"})
     for _ in range(3):
-        answer = httpx.get(box.url + "/metrics", timeout=10)
+        answer = httpx.get(box.url + "/metrics", timeout=10, verify=TLS)
         assert answer.status_code == 404
         assert answer.json()["error"]["type"] == "not_found_error"
     box.server.stop()
@@ -132,6 +133,7 @@ def test_a_stop_while_another_program_holds_the_write_lock_exits_0(tmp_path: Pat
             f"{server.base_url}/v1/chat/completions",
             json={"model": "no/such-model", "messages": HELLO},
             headers={"authorization": f"Bearer {key}"},
+            verify=TLS,
         )
         assert refused.status_code == 404
         shell.execute("BEGIN IMMEDIATE")

@@ -13,7 +13,7 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
-from tests.support import ServerProcess, base_sections, free_port, run_cli, write_config
+from tests.support import TLS, ServerProcess, base_sections, free_port, run_cli, write_config
 
 HELLO = [{"role": "user", "content": "Hello"}]
 SECRET = "a-shared-secret-for-every-box-000000000000"
@@ -87,7 +87,7 @@ def leave_after_the_first_chunk(box: Box, key: str, failure: dict[str, Any]) -> 
     body = {"model": MODEL, "messages": HELLO, "stream": True}
     headers = {"authorization": f"Bearer {key}"}
     with httpx.stream(
-        "POST", f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=10
+        "POST", f"{box.url}/v1/chat/completions", json=body, headers=headers, timeout=10, verify=TLS
     ) as answer:
         request_id = answer.headers["x-request-id"]
         next(answer.iter_lines())  # the first piece came: the client leaves
@@ -152,6 +152,7 @@ def test_an_anthropic_streams_first_error_event_that_echoes_the_key_is_masked(
             json={"model": "anth/claude", "messages": HELLO, "stream": True},
             headers={"authorization": f"Bearer {key}"},
             timeout=30,
+            verify=TLS,
         )
         assert answer.status_code == 502 and "is over quota" in answer.text, answer.text
         assert anthropic_key not in answer.text

@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.openai_upstream import Reply
 from tests.portal.browser import Browser, luminance_spread
 from tests.portal.conftest import MODEL, PortalBox, sign_in, wait_page
+from tests.support import sdk_http
 
 PAGES = {
     "/": "Your account",
@@ -87,7 +88,9 @@ def test_a_key_is_made_shown_once_used_and_revoked(fresh_browser: Browser, box: 
     assert "never" in item.text  # last use
 
     box.fake.push(Reply(content="hello from the fake"))
-    client = openai.OpenAI(base_url=box.url + "/v1", api_key=full_key, max_retries=0)
+    client = openai.OpenAI(
+        base_url=box.url + "/v1", api_key=full_key, max_retries=0, http_client=sdk_http(openai)
+    )
     answer = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "hi"}]
     )

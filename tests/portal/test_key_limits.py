@@ -15,6 +15,7 @@ import pytest
 from tests.portal.browser import Browser
 from tests.portal.conftest import MODEL, PortalBox, sign_in
 from tests.portal.test_bad_input import alert_after, only_refusals_logged, retype
+from tests.support import TLS, sdk_http
 
 
 def signed_in(box: PortalBox, email: str) -> tuple[httpx.Client, dict[str, str]]:
@@ -43,7 +44,12 @@ def test_a_key_made_in_the_portal_carries_its_limits_and_they_hold(box: PortalBo
     listed = {k["id"]: k for k in client.get("/portal/api/keys").json()}[new["id"]]
     assert listed["limit_usd"] == 0.0 and listed["spent_usd"] == 0.0
     assert listed["allowed_models"] == [MODEL] and listed["limit_reset"] == "monthly"
-    sdk = openai.OpenAI(base_url=box.url + "/v1", api_key=new["full_key"], max_retries=0)
+    sdk = openai.OpenAI(
+        base_url=box.url + "/v1",
+        api_key=new["full_key"],
+        max_retries=0,
+        http_client=sdk_http(openai),
+    )
     with pytest.raises(openai.APIStatusError) as refused:
         sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert refused.value.status_code == 402 and refused.value.code == "key_limit_reached"
@@ -142,7 +148,9 @@ def test_the_keys_page_sets_changes_and_clears_limits(
     item = browser.wait_for(lambda: browser.css("article.key"), "the key in the list")
     assert "Spending limit" in item.text and "$0.00" in item.text and "weekly" in item.text
     assert MODEL in item.text and "2099-06-30" in item.text
-    sdk = openai.OpenAI(base_url=box.url + "/v1", api_key=full_key, max_retries=0)
+    sdk = openai.OpenAI(
+        base_url=box.url + "/v1", api_key=full_key, max_retries=0, http_client=sdk_http(openai)
+    )
     chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(openai.APIStatusError) as refused:
         sdk.chat.completions.create(**chat)
@@ -239,7 +247,9 @@ def test_the_keys_page_makes_a_key_that_cannot_manage_keys_and_lets_it_again(
     assert box.query("SELECT can_manage_keys FROM api_key WHERE key_prefix = ?", full_key[:7]) == [
         (0,)
     ]
-    api = httpx.Client(base_url=box.url, headers={"authorization": f"Bearer {full_key}"})
+    api = httpx.Client(
+        base_url=box.url, headers={"authorization": f"Bearer {full_key}"}, verify=TLS
+    )
     refused = api.post("/api/v1/auth/key", json={"name": "uncapped"})
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"]["code"] == "key_management_not_allowed"

@@ -20,7 +20,7 @@ from tests.fakes.smtp_server import RecordingSmtpServer
 from tests.fakes.stripe_double import StripeDouble
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox, sign_in, start_box, wait_page
-from tests.support import write_config
+from tests.support import TLS, write_config
 
 pytestmark = pytest.mark.timeout(120)
 SMTP_WAIT_SEC = 1  # the box's bound on its mail server; the page waits that and its margin
@@ -42,7 +42,7 @@ def box(
 
 
 def test_the_session_answer_says_how_long_the_slow_calls_may_take(box: PortalBox) -> None:
-    with httpx.Client(base_url=box.url) as client:
+    with httpx.Client(base_url=box.url, verify=TLS) as client:
         session = client.get("/portal/api/session").json()
     assert session["wait_sec"] == {
         "mail": SMTP_WAIT_SEC + CALL_MARGIN_SEC,

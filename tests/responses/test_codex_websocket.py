@@ -20,13 +20,16 @@ import httpx
 from tests.fakes.openai_upstream import Reply
 from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
 from tests.responses.test_codex import CODEX, pytestmark  # noqa: F401
+from tests.support import TLS
 
 UPGRADE = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
 
 
 def test_a_websocket_upgrade_is_declined_with_426(fresh: ResponsesBox) -> None:
-    answer = httpx.get(f"{fresh.server.base_url}/v1/responses", headers=UPGRADE, timeout=10)
+    answer = httpx.get(
+        f"{fresh.server.base_url}/v1/responses", headers=UPGRADE, timeout=10, verify=TLS
+    )
     assert answer.status_code == 426
     error = answer.json()["error"]
     assert error["code"] == "websocket_not_supported" and "POST /v1/responses" in error["message"]

@@ -21,6 +21,7 @@ from tests.responses.conftest import (
     OPENAI_KEY,
     ResponsesBox,
 )
+from tests.support import TLS
 
 JSON_TYPE = "application/json"
 TEXTS = ["the first text " * 40, "the second text " * 40]  # 1240 bytes: up to 1240 tokens held
@@ -97,7 +98,7 @@ def post_embeddings(box: ResponsesBox, key: str, body: dict[str, Any]) -> tuple[
     raw = json.dumps(body, separators=(",", ":")).encode()
     answer = httpx.post(f"{box.server.base_url}/v1/embeddings", content=raw, timeout=30,
                         headers={"authorization": f"Bearer {key}",
-                                 "content-type": "application/json"})  # fmt: skip
+                                 "content-type": "application/json"}, verify=TLS)  # fmt: skip
     return answer.status_code, len(raw)
 
 
@@ -178,7 +179,7 @@ def test_a_client_that_leaves_is_charged_what_the_provider_counted(fresh: Respon
     with pytest.raises(httpx.TimeoutException):
         httpx.post(f"{fresh.server.base_url}/v1/embeddings", timeout=0.3,
                    headers={"authorization": f"Bearer {key}"},
-                   json={"model": EMBEDDING_MODEL, "input": "hi"})  # fmt: skip
+                   json={"model": EMBEDDING_MODEL, "input": "hi"}, verify=TLS)  # fmt: skip
     expected = usd_nanos((7, EMBEDDING_PRICE))
     deadline = time.monotonic() + 10
     while fresh.balance_nanos(email) != (before - expected, 0) and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ import httpx
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import usd_nanos
 from tests.responses.conftest import OPENAI_MODEL, PRICES, ResponsesBox
+from tests.support import TLS
 
 
 def test_a_large_image_holds_a_context_window_not_its_bytes(fresh: ResponsesBox) -> None:
@@ -24,7 +25,7 @@ def test_a_large_image_holds_a_context_window_not_its_bytes(fresh: ResponsesBox)
     body = {"model": OPENAI_MODEL, "input": [{"role": "user", "content": content}]}
     fresh.openai_fake.push(Reply(content="A screenshot.", prompt_tokens=1500, completion_tokens=4))
     answer = httpx.post(f"{fresh.server.base_url}/v1/responses", json=body, timeout=60,
-                        headers={"authorization": f"Bearer {key}"})  # fmt: skip
+                        headers={"authorization": f"Bearer {key}"}, verify=TLS)  # fmt: skip
     assert answer.status_code == 200, answer.text
     one = usd_nanos((1500, PRICES["in"]), (4, PRICES["out"]))
     assert fresh.balance_nanos(email) == (300_000_000 - one, 0)

@@ -22,6 +22,7 @@ from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.anthropic_upstream import ToolUse
 from tests.fakes.openai_upstream import Reply
 from tests.responses.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, ResponsesBox
+from tests.support import TLS
 
 ASK = [{"role": "user", "content": "weather in Paris?"}]
 ANSWER = '{"city": "Paris", "temp": 21}'
@@ -145,7 +146,9 @@ def test_every_answer_and_event_holds_to_the_sdks_own_types(
     chat = {"model": model, "messages": ASK, "tools": [openai.pydantic_function_tool(GetWeather)]}
     tool = {"name": "GetWeather", "input_schema": GetWeather.model_json_schema()}
     message = {"model": model, "max_tokens": 200, "messages": ASK, "tools": [tool]}
-    with httpx.Client(base_url=fresh.server.base_url, headers=bearer, timeout=30) as http:
+    with httpx.Client(
+        base_url=fresh.server.base_url, headers=bearer, timeout=30, verify=TLS
+    ) as http:
         ChatCompletion.model_validate(http.post("/v1/chat/completions", json=chat).json())
         chunks = chat | {"stream": True, "stream_options": {"include_usage": True}}
         with http.stream("POST", "/v1/chat/completions", json=chunks) as answer:
