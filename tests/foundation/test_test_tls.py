@@ -17,13 +17,7 @@ HTTPX_CALLS = frozenset(
 HTTPX_CLIENTS = frozenset({"Client", "AsyncClient"})
 SDK_CLIENTS = {"openai": {"OpenAI", "AsyncOpenAI"}, "anthropic": {"Anthropic", "AsyncAnthropic"}}
 # The tests whose calls may make their own TLS context, as "path::function", and why.
-EXCEPTIONS: dict[str, str] = {
-    "tests/foundation/test_disk_trouble.py::"
-    "test_a_scheduled_backup_that_cannot_fit_never_fills_the_database_s_disk": (
-        "its 3 s of back-to-back calls are paced by each call's CA load (45 calls; with the "
-        "shared context 964, whose WAL alone fills the test's small disk)"
-    ),
-}
+EXCEPTIONS: dict[str, str] = {}
 
 
 def _needs(call: ast.Call) -> str | None:
