@@ -62,6 +62,15 @@ def _open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _wait_for_descriptors(pid: int, in_use: int) -> None:
+    """Wait until the box has closed the idle connections: a connection made while it has no
+    descriptor left is reset (libuv sheds its pending connections on EMFILE), as it should be."""
+    deadline = time.monotonic() + 20
+    while _open_descriptors(pid) > in_use + 2:
+        assert time.monotonic() < deadline, "the box never closed the idle connections"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(
     tmp_path: Path, host: str
@@ -87,6 +96,7 @@ def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(
             base_url=server.base_url, headers=headers, timeout=30, verify=TLS
         ) as client:
             assert client.get("/healthz").status_code == 200  # its connection stays open
+            in_use = _open_descriptors(server.process.pid)
             idle = _fill_descriptors(port)
             deadline = time.monotonic() + 20
             while _open_descriptors(server.process.pid) < OPEN_FILES:
@@ -95,6 +105,7 @@ def test_out_of_descriptors_a_call_is_the_boxs_503_not_the_providers_502(
             answer = client.post("/v1/chat/completions", json=body)
         for connection in idle:
             connection.close()
+        _wait_for_descriptors(server.process.pid, in_use)
         assert answer.status_code == 503, answer.text
         error = answer.json()["error"]
         assert error["code"] == "out_of_resources", error
