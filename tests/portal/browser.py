@@ -38,6 +38,27 @@ FLAGS = (
 )
 
 
+# One round trip each (Selenium's text and is_displayed are a command per element, polled):
+# the first shown element of a tag whose rendered text reads exactly so.
+_SHOWN = """
+function shown(tag, text) {
+  for (const element of document.getElementsByTagName(tag)) {
+    if (element.innerText.trim() === text
+        && element.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})) return element;
+  }
+  return null;
+}
+"""
+_FIND_FIELD = (
+    _SHOWN
+    + """
+const label = shown("label", arguments[0]);
+return label ? document.getElementById(label.htmlFor) : null;
+"""
+)
+_FIND_SHOWN = _SHOWN + "return shown(arguments[0], arguments[1]);"
+
+
 def require_browser() -> None:
     """Skip (fail under CI) when Chromium, its driver or Selenium is missing."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
@@ -80,8 +101,11 @@ class Browser:
         return [e["message"] for e in entries if e["level"] == "SEVERE"]
 
     def wait_for(self, check: Callable[[], Any], what: str, timeout: float = 10) -> Any:
-        """Poll `check` until it returns something true; fail naming `what`."""
+        """Poll `check` until it returns something true; fail naming `what`. The pause between
+        polls grows from 50 ms to 200 ms: each poll is a few browser commands, and a long wait
+        polled at 20 a second kept Chromium busy."""
         deadline = time.monotonic() + timeout
+        pause = 0.05
         while True:
             try:
                 found = check()
@@ -91,7 +115,8 @@ class Browser:
                 return found
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what} (at {self.driver.current_url})")
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(pause * 1.25, 0.2)
 
     def click(self, find: Callable[[], Any], what: str) -> None:
         """Click what `find` returns, again if the page redrew it in between (stale)."""
@@ -114,20 +139,17 @@ class Browser:
 
     def field(self, label: str) -> Any:
         """The input a visible label names (what a person reads, not an id)."""
-        from selenium.webdriver.common.by import By
-
-        for element in self.driver.find_elements(By.TAG_NAME, "label"):
-            if element.text.strip() == label and element.is_displayed():
-                return self.driver.find_element(By.ID, element.get_attribute("for"))
-        raise AssertionError(f"no field labelled {label!r}")
+        found = self.driver.execute_script(_FIND_FIELD, label)
+        if found is None:
+            raise AssertionError(f"no field labelled {label!r}")
+        return found
 
     def button(self, text: str) -> Any:
-        from selenium.webdriver.common.by import By
-
-        for element in self.driver.find_elements(By.TAG_NAME, "button"):
-            if element.text.strip() == text and element.is_displayed():
-                return element
-        raise AssertionError(f"no button {text!r}")
+        """The visible button that reads `text`."""
+        found = self.driver.execute_script(_FIND_SHOWN, "button", text)
+        if found is None:
+            raise AssertionError(f"no button {text!r}")
+        return found
 
     def main_text(self) -> str:
         return str(self.css("main").text)
