@@ -203,11 +203,14 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_for_log(self, pattern: str, count: int = 1, wait: float = 30) -> list[str]:
-        """Wait until the log holds `count` distinct matches of the regex; returns them."""
-        deadline = time.monotonic() + wait
+        """Wait until the log holds `count` distinct matches of the regex; returns them. The
+        pause between reads grows from 10 to 100 ms (a long wait on a long log read it 100 times
+        a second)."""
+        deadline, pause = time.monotonic() + wait, 0.01
         while len(found := sorted(set(re.findall(pattern, self.log_text())))) < count:
             assert time.monotonic() < deadline, f"no {pattern!r} x{count} in:\n{self.log_text()}"
-            time.sleep(0.01)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
         return found
 
 
@@ -235,12 +238,14 @@ def kill_tree(process: subprocess.Popen[bytes] | serve_fork.ForkedProcess) -> No
 
 
 def eventually(check: Callable[[], object], what: str, timeout: float = 20) -> None:
-    """Wait until `check()` is true, at most `timeout` seconds (then fail saying `what`)."""
-    deadline = time.monotonic() + timeout
+    """Wait until `check()` is true, at most `timeout` seconds (then fail saying `what`); the
+    pause between checks grows from 50 to 200 ms."""
+    deadline, pause = time.monotonic() + timeout, 0.05
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
-        time.sleep(0.05)
+        time.sleep(pause)
+        pause = min(pause * 1.25, 0.2)
 
 
 def sqlite_rows(db_path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
