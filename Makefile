@@ -36,7 +36,8 @@ serve: $(VENV)/.installed
 # worker (its servers and fakes are started once, as in a serial run). TEST_WORKERS=0 runs it
 # serially. About half of a worker's time is spent waiting on server processes, so more workers
 # than cores pays off: with 4 on a 2-core machine the cores are nearly always busy (measured
-# with the forked serve starts: 4 workers 17:07, 6 workers 18:02, the cores 99% busy).
+# with the forked serve starts: 4 workers 17:07, 6 workers 18:02, the cores 99% busy; with the
+# shared TLS context and the waits' growing pauses, 4 workers 12:51).
 TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadscope
 # The suite starts a few hundred Python processes (servers, their workers): they read the
