@@ -7,7 +7,6 @@ http_client=) is caught here."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -16,8 +15,6 @@ HTTPX_CALLS = frozenset(
 )
 HTTPX_CLIENTS = frozenset({"Client", "AsyncClient"})
 SDK_CLIENTS = {"openai": {"OpenAI", "AsyncOpenAI"}, "anthropic": {"Anthropic", "AsyncAnthropic"}}
-# The tests whose calls may make their own TLS context, as "path::function", and why.
-EXCEPTIONS: dict[str, str] = {}
 
 
 def _needs(call: ast.Call) -> str | None:
@@ -49,21 +46,15 @@ def offending_sites(root: Path = TESTS) -> list[str]:
     sites = []
     for path in sorted(root.rglob("*.py")):
         name = path.relative_to(root.parent)
-        for function, node in _calls(ast.parse(path.read_text(), str(path)), ""):
+        calls = [
+            n for n in ast.walk(ast.parse(path.read_text(), str(path))) if isinstance(n, ast.Call)
+        ]
+        for node in sorted(calls, key=lambda call: call.lineno):
             keyword = _needs(node)
-            if keyword is None or _passes(node, keyword) or f"{name}::{function}" in EXCEPTIONS:
+            if keyword is None or _passes(node, keyword):
                 continue
             sites.append(f"{name}:{node.lineno}: {ast.unparse(node.func)}(...) without {keyword}=")
     return sites
-
-
-def _calls(node: ast.AST, function: str) -> Iterator[tuple[str, ast.Call]]:
-    """Every call under `node`, with the name of the function it lies in (innermost)."""
-    for child in ast.iter_child_nodes(node):
-        inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else ""
-        if isinstance(child, ast.Call):
-            yield function, child
-        yield from _calls(child, inner or function)
 
 
 def test_every_test_client_shares_the_tls_context() -> None:
