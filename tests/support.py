@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -206,11 +206,10 @@ class ServerProcess:
         """Wait until the log holds `count` distinct matches of the regex; returns them. The
         pause between reads grows from 10 to 100 ms (a long wait on a long log read it 100 times
         a second)."""
-        deadline, pause = time.monotonic() + wait, 0.01
+        deadline, pause = time.monotonic() + wait, growing_pauses(0.01, 0.1, 1.5)
         while len(found := sorted(set(re.findall(pattern, self.log_text())))) < count:
             assert time.monotonic() < deadline, f"no {pattern!r} x{count} in:\n{self.log_text()}"
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.1)
+            time.sleep(next(pause))
         return found
 
 
@@ -240,12 +239,20 @@ def kill_tree(process: subprocess.Popen[bytes] | serve_fork.ForkedProcess) -> No
 def eventually(check: Callable[[], object], what: str, timeout: float = 20) -> None:
     """Wait until `check()` is true, at most `timeout` seconds (then fail saying `what`); the
     pause between checks grows from 50 to 200 ms."""
-    deadline, pause = time.monotonic() + timeout, 0.05
+    deadline, pause = time.monotonic() + timeout, growing_pauses(0.05, 0.2)
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {what}")
-        time.sleep(pause)
-        pause = min(pause * 1.25, 0.2)
+        time.sleep(next(pause))
+
+
+def growing_pauses(first: float, most: float, factor: float = 1.25) -> Iterator[float]:
+    """The pauses of a polling wait: from `first`, each `factor` times the last, up to `most`
+    (a long wait polls less often, where each poll costs the busy machine CPU)."""
+    pause = first
+    while True:
+        yield pause
+        pause = min(pause * factor, most)
 
 
 def sqlite_rows(db_path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:

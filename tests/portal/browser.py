@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import growing_pauses
+
 CHROMIUM = Path(os.environ.get("CODELACE_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CODELACE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
 FLAGS = (
@@ -104,8 +106,7 @@ class Browser:
         """Poll `check` until it returns something true; fail naming `what`. The pause between
         polls grows from 50 ms to 200 ms: each poll is a few browser commands, and a long wait
         polled at 20 a second kept Chromium busy."""
-        deadline = time.monotonic() + timeout
-        pause = 0.05
+        deadline, pause = time.monotonic() + timeout, growing_pauses(0.05, 0.2)
         while True:
             try:
                 found = check()
@@ -115,8 +116,7 @@ class Browser:
                 return found
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what} (at {self.driver.current_url})")
-            time.sleep(pause)
-            pause = min(pause * 1.25, 0.2)
+            time.sleep(next(pause))
 
     def click(self, find: Callable[[], Any], what: str) -> None:
         """Click what `find` returns, again if the page redrew it in between (stale)."""
