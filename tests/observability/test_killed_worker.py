@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
-from tests.observability.test_metrics_and_logs import scrape, total
+from tests.observability.test_metrics_and_logs import scrape, total, wait_for_settled_calls
 from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
@@ -95,7 +95,7 @@ def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFac
 
     workers = _two_workers(box)  # before the requests, so they can spread over both
     answered(6)
-    assert total(scrape(box), "codelace_inference_requests_total") == 6
+    wait_for_settled_calls(box, 6)  # all handed over before a worker dies
     for killed, pid in enumerate(workers, 1):  # both in turn: each one's counts are kept
         os.kill(pid, signal.SIGKILL)
         _two_workers(box, besides=(pid,))  # its replacement started
@@ -105,7 +105,8 @@ def test_a_killed_workers_counters_neither_vanish_nor_double(box_factory: BoxFac
             assert total(samples, "codelace_inference_requests_total") == 6
             assert total(samples, "codelace_tokens_total", kind="output") > 0
     answered(4)
-    assert total(scrape(box), "codelace_inference_requests_total") == 10
+    wait_for_settled_calls(box, 10)
+    assert total(scrape(box), "codelace_inference_requests_total") == 10  # and no more
 
 
 def _metric_files(temp: Path) -> list[str]:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_upstream import Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory
-from tests.support import TLS
+from tests.support import TLS, eventually
 
 HELLO = [{"role": "user", "content": "Hello"}]
 PROVIDER_KEY = "sk-fake-key-0001"
@@ -51,6 +51,16 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of a metric's samples whose labels include `labels`."""
     wanted = set(labels.items())
     return sum(v for k, v in samples.get(name, {}).items() if wanted <= set(k))
+
+
+def wait_for_settled_calls(box: Box, count: int) -> None:
+    """Wait until a scrape counts `count` settled calls: a worker hands its counts to the
+    shared files at the end of the loop turn that answered, so another worker's scrape, made
+    the moment the answer arrived, can come before that turn ends on a busy machine."""
+    eventually(
+        lambda: total(scrape(box), "codelace_inference_requests_total") == count,
+        f"{count} settled calls in the scrape",
+    )
 
 
 def mixed_load(box: Box) -> tuple[str, str]:
@@ -280,6 +290,7 @@ def test_two_workers_show_one_view(box_factory: BoxFactory) -> None:
         with box.http(key) as client:
             done = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
             assert done.status_code == 200
+    wait_for_settled_calls(box, 6)
     seen = {total(scrape(box), "codelace_inference_requests_total", outcome="ok") for _ in range(6)}
     assert seen == {6.0}
     text = httpx.get(box.url + "/metrics", timeout=10, verify=TLS).text
