@@ -16,10 +16,12 @@ DROPS = 40
 
 
 def _drop_other_sessions(url: str) -> None:
-    """End every other session of the database (this process's), as a failover does."""
+    """End every other session of the database (this process's), as a failover does, and
+    wait until each has ended (up to 10 s): a bare pg_terminate_backend only signals it, and on
+    a busy machine the next query could still find it alive."""
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
 
