@@ -162,8 +162,10 @@ async def topup(request: Request) -> HTTPResponse:
 
 @bp.post("/setup")
 async def setup(request: Request) -> HTTPResponse:
-    """A setup-mode Checkout Session: saving a card earns the trial credit once."""
+    """A setup-mode Checkout Session: saving a card earns the trial credit once. It takes no
+    field, but a body sent must be a JSON object (400 otherwise), as on every route."""
     session = await run_db_work(changing_session, request)
     api = stripe_api(request)
+    optional_json_body(request)
     url = await start_setup(api, session.user_id, session.email, request.app.ctx.config)
     return json_response(checkout_view(url))
