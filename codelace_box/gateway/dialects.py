@@ -203,21 +203,28 @@ class ResponsesEvents:
         compacts = isinstance(call.context, ResponsesContext) and call.context.compaction
         self.compaction = CompactionEvents() if compacts else None
 
+    def _begin(self) -> list[JSON]:
+        """`response.created` and `.in_progress` before the first events (numbered before
+        them: a first chunk's own events are made after these)."""
+        if self._started:
+            return []
+        self._started = True
+        return self.synth.start()
+
     def _frames(self, events: list[JSON]) -> bytes:
-        if not self._started:
-            self._started = True
-            events = [*self.synth.start(), *events]
         if self.compaction is not None:  # answering a compaction trigger: one compaction item
             events = self.compaction.rewrite(events)
         return b"".join(sse_frame(event) for event in events)
 
     def chunk(self, chunk: JSON) -> bytes:
         """The events of one chat chunk (none for a usage-only chunk)."""
-        return self._frames(self.synth.feed(chunk))
+        head = self._begin()
+        return self._frames([*head, *self.synth.feed(chunk)])
 
     def tail(self, usage: Usage, charged: int) -> list[bytes]:
         """The open item closed, then `response.completed` with the usage and its cost."""
-        return [self._frames(self.synth.complete(usage, cost_field(charged)))]
+        head = self._begin()
+        return [self._frames([*head, *self.synth.complete(usage, cost_field(charged))])]
 
     def cut(self, usage: Usage, charged: int) -> list[bytes]:
         """Cut at the output cap: `response.incomplete` for max_output_tokens."""
@@ -226,7 +233,8 @@ class ResponsesEvents:
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
         """`response.failed` (Codex retries it, or waits on a rate limit)."""
-        return self._frames(self.synth.fail(message, code))
+        head = self._begin()
+        return self._frames([*head, *self.synth.fail(message, code)])
 
 
 _ARGUMENTS_DELTA = "response.function_call_arguments.delta"

@@ -174,8 +174,8 @@ class _Builder:
         if role == "assistant":
             text = _assistant_text(content, where)
             last = self.messages[-1] if self.messages else None
-            if last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
-                last["content"] = (last.get("content") or "") + text
+            if last is not None and last["role"] == "assistant":  # text after its calls too:
+                last["content"] = (last.get("content") or "") + text  # their results follow
                 self._attach_thinking(last)
             else:
                 self._new_assistant(text)

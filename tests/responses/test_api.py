@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
-from tests.messages.conftest import usd_nanos
+from tests.messages.conftest import openai_chunk, usd_nanos
 from tests.responses.conftest import ANTHROPIC_MODEL, OPENAI_MODEL, PRICES, ResponsesBox
 
 ROUTE = "/v1/responses"
@@ -88,6 +88,29 @@ def test_stream_events_come_in_openai_order(fresh: ResponsesBox) -> None:
     assert (before - after, held) == (expected, 0)
     row = fresh.usage_rows(email)[-1]
     assert (row["route"], row["stream"]) == (ROUTE, 1)
+
+
+USAGE = {"prompt_tokens": 30, "completion_tokens": 4, "total_tokens": 34}
+# a first chunk with the answer in it, as vLLM, Ollama and DeepSeek send it (OpenAI's own
+# first chunk holds only the role); a stream with no output at all
+FIRST_CHUNK_TEXT = [openai_chunk({"role": "assistant", "content": "Hi"}), openai_chunk({}, "stop")]
+NO_OUTPUT = [openai_chunk({}, "stop")]
+FAILING = [openai_chunk({"role": "assistant", "content": "Hi"}),
+           b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n']  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "chunks", [FIRST_CHUNK_TEXT, NO_OUTPUT, FAILING], ids=["first-chunk", "empty", "failing"]
+)
+def test_sequence_numbers_count_up_from_created(fresh: ResponsesBox, chunks: list[bytes]) -> None:
+    _, key = fresh.new_key()
+    raw = [*chunks, openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+    fresh.openai_fake.push(Reply(raw=raw))
+    with fresh.openai(key).responses.stream(model=OPENAI_MODEL, input="Hi") as stream:
+        events = list(stream)
+    ending = "response.failed" if chunks is FAILING else "response.completed"
+    assert events[0].type == "response.created" and events[-1].type == ending
+    assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
 def test_a_function_tool_round_trip(fresh: ResponsesBox) -> None:

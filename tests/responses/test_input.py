@@ -144,6 +144,28 @@ def test_parallel_calls_share_one_assistant_message() -> None:
     ]
 
 
+def test_text_after_a_call_joins_the_calls_message() -> None:
+    """A streamed answer can end with text after its calls ([message, function_call, message]:
+    responses_stream opens a new message item for it); handed back, that text stays in the
+    message that holds the calls, which chat requires to be followed by the calls' results."""
+    items = [
+        {"type": "message", "role": "user", "content": "Weather?"},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "Checking. "}]},
+        {"type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}"},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "One moment."}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "18C"},
+    ]  # fmt: skip
+    messages = translate_request(BASE | {"input": items}).body["messages"]
+    call = {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}
+    assert messages == [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": "Checking. One moment.", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+    ]
+
+
 def test_handed_back_thinking_kept_only_for_anthropic() -> None:
     blocks = [{"type": "thinking", "thinking": "Let me think.", "signature": "EqQBCkYIBxgC"}]
     items = [
