@@ -149,3 +149,20 @@ def test_a_key_that_cannot_be_printed_is_not_left_working(space: Box) -> None:
     assert "could not be printed" in line and "revoked" in line and "unexpected" not in line
     assert "No space left on device" in line, line
     assert space.json("keys", "list", "unprinted@users.test") == []
+
+
+def test_the_audit_entry_of_a_credit_names_the_amount_as_the_balance_is_named(space: Box) -> None:
+    """`credit EMAIL 1e2` is a valid amount (100 USD); its audit entry said `amount_usd: None ->
+    1E+2` (Decimal's own text), beside `balance_usd: 0 -> 100`: the amount is written in the
+    same plain USD text as the balance, whatever notation was typed."""
+    space.ok("users", "create", "notation@users.test")
+    for amount in ("1e2", "-1E+1", "1e-9", "2.50"):
+        space.ok("credit", "notation@users.test", amount, "--reason", "typed so")
+    amounts = [
+        e["after"]["amount_usd"]
+        for e in space.json("audit")
+        if e["command"] == "credit" and e["target"] == "notation@users.test"
+    ]
+    assert amounts == ["100", "-10", "0.000000001", "2.5"]
+    lines = [line for line in space.ok("audit").splitlines() if "notation@users.test" in line]
+    assert "amount_usd: None -> 100;" in lines[1] and "E+" not in "".join(lines)
