@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
@@ -166,3 +167,34 @@ def test_the_audit_entry_of_a_credit_names_the_amount_as_the_balance_is_named(sp
     assert amounts == ["100", "-10", "0.000000001", "2.5"]
     lines = [line for line in space.ok("audit").splitlines() if "notation@users.test" in line]
     assert "amount_usd: None -> 100;" in lines[1] and "E+" not in "".join(lines)
+
+
+def _to_a_full_disk(space: Box, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command run as `codelace-box ... > FILE` on a full disk (stdout: /dev/full)."""
+    from tests.support import PROGRAM, cli_env
+
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [*PROGRAM, "--config", str(space.config), *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=cli_env(None), timeout=60,
+            check=False,
+        )  # fmt: skip
+
+
+def test_a_change_whose_output_cannot_be_written_says_it_was_made(space: Box) -> None:
+    """`credit ... > log.txt` on a full disk credited the account, then failed with "unexpected
+    OSError: [Errno 28] No space left on device": read as a failed credit, run again, it
+    credited twice. The one line says the output was lost and the change was made; a command
+    that changed nothing says only that its output could not be written."""
+    space.ok("users", "create", "fulldisk@users.test")
+    result = _to_a_full_disk(space, "credit", "fulldisk@users.test", "5", "--reason", "once")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "unexpected" not in line and "No space left on device" in line, line
+    assert "credit" in line and "done" in line and "not run it again" in line, line
+    assert space.json("users", "show", "fulldisk@users.test")["credit_balance_usd"] == 5
+    listed = _to_a_full_disk(space, "users", "list", "--json")
+    assert listed.returncode == 1
+    (line,) = listed.stderr.strip().splitlines()
+    assert "unexpected" not in line and "No space left on device" in line, line
+    assert "done" not in line, line
