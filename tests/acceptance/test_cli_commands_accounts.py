@@ -198,3 +198,20 @@ def test_a_change_whose_output_cannot_be_written_says_it_was_made(space: Box) ->
     (line,) = listed.stderr.strip().splitlines()
     assert "unexpected" not in line and "No space left on device" in line, line
     assert "done" not in line, line
+
+
+def test_an_export_with_its_standard_output_closed_is_one_line(space: Box) -> None:
+    """`usage export --format csv >&-` (cron with stdout closed) failed with "unexpected
+    TypeError: argument 1 must have a "write" method"."""
+    import os
+
+    from tests.support import PROGRAM, cli_env
+
+    result = subprocess.run(
+        [*PROGRAM, "--config", str(space.config), "usage", "export", "--format", "csv"],
+        stderr=subprocess.PIPE, text=True, env=cli_env(None), timeout=60, check=False,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "unexpected" not in line and "standard output is closed" in line, line
