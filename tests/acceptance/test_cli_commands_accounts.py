@@ -215,3 +215,18 @@ def test_an_export_with_its_standard_output_closed_is_one_line(space: Box) -> No
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "unexpected" not in line and "standard output is closed" in line, line
+
+
+def test_the_audit_entry_of_a_key_names_its_expiry_in_iso_8601_utc(space: Box) -> None:
+    """A key's expiry in the audit log's before/after was Python's `str()` of the moment,
+    "2030-01-01 12:00:00", where `keys list` and every other time in the output say
+    "2030-01-01T12:00:00Z"; to the microsecond when it has one (`--expires 12h`), as `at`."""
+    space.ok("users", "create", "expiry@users.test")
+    space.ok("keys", "create", "expiry@users.test", "--expires", "2030-01-01T12:00:00Z")
+    (key,) = space.json("keys", "list", "expiry@users.test")
+    space.ok("keys", "update", key["id"], "--expires", "12h")
+    created, updated = [e for e in space.json("audit") if e["target"] == key["id"]]
+    assert created["after"]["expires_at"] == "2030-01-01T12:00:00Z" == key["expires_at"]
+    assert updated["before"]["expires_at"] == "2030-01-01T12:00:00Z"
+    later = updated["after"]["expires_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", later), later
