@@ -7,6 +7,7 @@ transaction. Money is USD text, keys are shown by prefix or hint, never in full.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from codelace_box.accounts.users import normalize_email
@@ -45,10 +46,20 @@ def api_key(key_uuid: str) -> State:
         "revoked": row.revoked_at is not None,
         "limit_usd": None if row.limit_nanos is None else usd_text(row.limit_nanos),
         "limit_reset": row.limit_reset,
-        "expires_at": None if row.expires_at is None else str(row.expires_at),
+        "expires_at": _iso(row.expires_at),
         "allowed_models": row.allowed_models,
         "can_manage_keys": bool(row.can_manage_keys),
     }
+
+
+def _iso(moment: datetime | str | None) -> str | None:
+    """A moment as ISO 8601 UTC with a Z (as `keys list`; str() wrote "2030-01-01 12:00:00"),
+    to the microsecond when it has one (as an entry's `at`)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=None).isoformat() + "Z"
 
 
 def provider(name: str) -> State:

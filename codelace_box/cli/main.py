@@ -21,6 +21,7 @@ from codelace_box.cli.support import (
     CodelaceGroup,
     ListenHost,
     WholeNumber,
+    done,
     let_go_of_a_lost_terminal,
     pass_state,
     say_notes_now,
@@ -107,6 +108,7 @@ def init(state: CliState, force: bool) -> None:
     if existed and not force:
         raise CodelaceError(f"{target} already exists (use --force to overwrite)")
     reused = write_initial_config(target)
+    done("init")
     how = f"kept the server secret in use from {reused}" if reused else "a new server.secret_key"
     click.echo(f"wrote {target} ({how}; mode 600, keep it private)")
     _record_init(target, existed, reused)
@@ -142,8 +144,10 @@ def migrate_command(state: CliState, status: bool) -> None:
         echo_lines(migrate_status_lines(state.config()))
         return
     db, applied = state.migrated_database()
-    done = ", ".join(map(str, applied)) if applied else "nothing to apply"
-    click.echo(f"schema version {current_version(db)} ({done})")
+    if applied:
+        done("migrate")
+    what = ", ".join(map(str, applied)) if applied else "nothing to apply"
+    click.echo(f"schema version {current_version(db)} ({what})")
 
 
 @main.command()
@@ -165,6 +169,7 @@ def backup(state: CliState, path: str) -> None:
     open_existing_database(config).close()
     pages = backup_database(source, path)
     record_backup(config.database.target, path, pages)
+    done("backup")
     click.echo(f"backed up {pages} pages to {path}")
 
 
@@ -215,6 +220,7 @@ def db_copy(state: CliState, to_url: str) -> None:
     try:
         recorded = copy_recorder(redacted(config.database.target), redacted(to_url))
         counts = copy_database(config.database.target, to_url, recorded, late)
+        done("db copy")
         rows = f"{sum(counts.values())} rows in {len(counts)} tables"
         click.echo(f"copied {rows} to {redacted(to_url)}")
         click.echo("point database.url at it (and set server.secret_key), then run doctor")

@@ -19,7 +19,7 @@ from codelace_box.cli.support import (
     table,
 )
 from codelace_box.db.core import iso_z
-from codelace_box.money import usd_json
+from codelace_box.money import usd_json, usd_text
 
 
 def user_view(
@@ -278,10 +278,9 @@ def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
     state.database()
     email = account_email(email)
     with audited("credit", email, lambda: states.user(email)) as change:
-        user, _ = adjust_balance(email, amount_usd, reason)
-        change.set_after(
-            (states.user(email) or {}) | {"amount_usd": str(amount_usd), "reason": reason}
-        )
+        user, posting = adjust_balance(email, amount_usd, reason)
+        amount = usd_text(posting.entry.amount_nanos)  # as balance_usd: `1e2` is "100"
+        change.set_after((states.user(email) or {}) | {"amount_usd": amount, "reason": reason})
     click.echo(f"{user.email}: balance now {plain(usd_json(user.balance_nanos))} USD")
 
 

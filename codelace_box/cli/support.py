@@ -7,8 +7,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 
 _UPGRADED: list[str] = []  # this command migrated (or made) the database: said on stderr
+_CHANGED: list[str] = []  # the admin changes this command committed (audited): said if its
+# output then cannot be written, so a failed exit is not taken for a change not made
 
 
 @dataclass
@@ -163,11 +165,38 @@ class CodelaceGroup(click.Group):
         except Exception as exc:
             if os.environ.get("CODELACE_DEBUG"):
                 raise
-            if said := operator_words(exc):  # a lock, a full disk: no "unexpected"
-                _fail(said, 1)
+            if said := operator_words(exc) or _output_lost(exc):  # no "unexpected" for
+                _fail(said, 1)  # a lock, a full disk, an output that cannot be written
             if said := not_utf8(exc):
                 _fail(said, 2)
             _fail(f"unexpected {type(exc).__name__}: {exc}", 1)
+
+
+def _output_lost(exc: Exception) -> str | None:
+    """The line for a command whose standard output failed (`> FILE` on a full disk, an I/O
+    error), naming the changes it made all the same; None when `exc` is about something else."""
+    if not (isinstance(exc, OSError) and _writing_stdout(exc)):
+        return None
+    why = exc.strerror or str(exc)
+    if not _CHANGED:
+        return f"cannot write the output to standard output: {why}"
+    done = ", ".join(dict.fromkeys(_CHANGED))
+    return (
+        f"{done} is done, but its output could not be written ({why}): do not run it again; "
+        "check the result (e.g. with audit)"
+    )
+
+
+def _writing_stdout(exc: BaseException) -> bool:
+    """Whether `exc` was raised by a call handed standard output (click.echo's `file`, the
+    export's stream): a frame of its traceback holds it."""
+    streams = [s for s in (sys.stdout, getattr(sys.stdout, "buffer", None)) if s is not None]
+    tb = exc.__traceback__
+    while tb is not None:
+        if any(value is s for value in tb.tb_frame.f_locals.values() for s in streams):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _end_quietly() -> NoReturn:
@@ -250,13 +279,22 @@ def plain(value: Any) -> str:
     return str(value)
 
 
+@contextlib.contextmanager
 def audited(
     command: str, target: str, state: Callable[[], dict[str, Any] | None] | None = None
-) -> AbstractContextManager[Change]:
+) -> Iterator[Change]:
     """An admin change made from the command line, with its audit entry in its transaction."""
     from codelace_box.audit import admin_change
 
-    return admin_change("cli", command, target, state)
+    with admin_change("cli", command, target, state) as change:
+        yield change
+    done(command)
+
+
+def done(command: str) -> None:
+    """Note that this command's change is made (committed, written): a failure to print its
+    output afterwards says so (`_output_lost`)."""
+    _CHANGED.append(command)
 
 
 def show_key_once(full_key: str, key_id: str) -> None:

@@ -123,22 +123,24 @@ def echo_lines(lines: list[str]) -> None:
 def restore_command(state: Any, backup: str) -> None:
     """Replace the database with BACKUP (checked as doctor checks it first), keeping the
     replaced file beside it; refused while a serve or an admin has the database open."""
+    from codelace_box.cli.support import done
     from codelace_box.restore import restore_database
 
-    done = restore_database(state.config(), backup)
+    restored = restore_database(state.config(), backup)
+    done("restore")
     click.echo(
-        f"restored {backup} (schema version {done.version}) into {state.config().database.path}"
+        f"restored {backup} (schema version {restored.version}) into {state.config().database.path}"
     )
-    if done.replaced is not None:
-        click.echo(f"the replaced database is kept as {done.replaced}")
-    for leftover in done.leftovers:
+    if restored.replaced is not None:
+        click.echo(f"the replaced database is kept as {restored.replaced}")
+    for leftover in restored.leftovers:
         click.echo(f"a leftover {leftover.name.rpartition('-')[2]} with no database beside it "
                    f"was moved to {leftover}")  # fmt: skip
     from codelace_box.db.migrate import LATEST_VERSION
 
-    if done.version < LATEST_VERSION:  # doctor checks balances on the current schema only
+    if restored.version < LATEST_VERSION:  # doctor checks balances on the current schema only
         click.echo("next: codelace-box migrate, then codelace-box doctor, then start the service")
         click.echo("rolling back instead? run no migrate: put back the codelace-box this backup "
-                   f"is from (schema version {done.version}) and start it")  # fmt: skip
+                   f"is from (schema version {restored.version}) and start it")  # fmt: skip
     else:
         click.echo("next: codelace-box doctor, then start the service (serve migrates if needed)")

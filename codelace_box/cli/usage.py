@@ -198,6 +198,10 @@ def utf8_stdout() -> TextIO:
     UTF-8 (a Latin-1 locale or a Windows redirect in its code page failed at the first name
     in another script) and no newline translation (Windows made the CSV's CRLF a CR CR LF)."""
     stream = sys.stdout
+    if stream is None:  # `>&-`: nothing to write the export to (not an "unexpected TypeError")
+        from codelace_box.errors import CodelaceError
+
+        raise CodelaceError("standard output is closed: the export has nowhere to go")
     if isinstance(stream, io.TextIOWrapper):
         stream.reconfigure(encoding="utf-8", newline="")
     return stream

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
@@ -149,3 +150,83 @@ def test_a_key_that_cannot_be_printed_is_not_left_working(space: Box) -> None:
     assert "could not be printed" in line and "revoked" in line and "unexpected" not in line
     assert "No space left on device" in line, line
     assert space.json("keys", "list", "unprinted@users.test") == []
+
+
+def test_the_audit_entry_of_a_credit_names_the_amount_as_the_balance_is_named(space: Box) -> None:
+    """`credit EMAIL 1e2` is a valid amount (100 USD); its audit entry said `amount_usd: None ->
+    1E+2` (Decimal's own text), beside `balance_usd: 0 -> 100`: the amount is written in the
+    same plain USD text as the balance, whatever notation was typed."""
+    space.ok("users", "create", "notation@users.test")
+    for amount in ("1e2", "-1E+1", "1e-9", "2.50"):
+        space.ok("credit", "notation@users.test", amount, "--reason", "typed so")
+    amounts = [
+        e["after"]["amount_usd"]
+        for e in space.json("audit")
+        if e["command"] == "credit" and e["target"] == "notation@users.test"
+    ]
+    assert amounts == ["100", "-10", "0.000000001", "2.5"]
+    lines = [line for line in space.ok("audit").splitlines() if "notation@users.test" in line]
+    assert "amount_usd: None -> 100;" in lines[1] and "E+" not in "".join(lines)
+
+
+def _to_a_full_disk(space: Box, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command run as `codelace-box ... > FILE` on a full disk (stdout: /dev/full)."""
+    from tests.support import PROGRAM, cli_env
+
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [*PROGRAM, "--config", str(space.config), *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=cli_env(None), timeout=60,
+            check=False,
+        )  # fmt: skip
+
+
+def test_a_change_whose_output_cannot_be_written_says_it_was_made(space: Box) -> None:
+    """`credit ... > log.txt` on a full disk credited the account, then failed with "unexpected
+    OSError: [Errno 28] No space left on device": read as a failed credit, run again, it
+    credited twice. The one line says the output was lost and the change was made; a command
+    that changed nothing says only that its output could not be written."""
+    space.ok("users", "create", "fulldisk@users.test")
+    result = _to_a_full_disk(space, "credit", "fulldisk@users.test", "5", "--reason", "once")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "unexpected" not in line and "No space left on device" in line, line
+    assert "credit" in line and "done" in line and "not run it again" in line, line
+    assert space.json("users", "show", "fulldisk@users.test")["credit_balance_usd"] == 5
+    listed = _to_a_full_disk(space, "users", "list", "--json")
+    assert listed.returncode == 1
+    (line,) = listed.stderr.strip().splitlines()
+    assert "unexpected" not in line and "No space left on device" in line, line
+    assert "done" not in line, line
+
+
+def test_an_export_with_its_standard_output_closed_is_one_line(space: Box) -> None:
+    """`usage export --format csv >&-` (cron with stdout closed) failed with "unexpected
+    TypeError: argument 1 must have a "write" method"."""
+    import os
+
+    from tests.support import PROGRAM, cli_env
+
+    result = subprocess.run(
+        [*PROGRAM, "--config", str(space.config), "usage", "export", "--format", "csv"],
+        stderr=subprocess.PIPE, text=True, env=cli_env(None), timeout=60, check=False,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "unexpected" not in line and "standard output is closed" in line, line
+
+
+def test_the_audit_entry_of_a_key_names_its_expiry_in_iso_8601_utc(space: Box) -> None:
+    """A key's expiry in the audit log's before/after was Python's `str()` of the moment,
+    "2030-01-01 12:00:00", where `keys list` and every other time in the output say
+    "2030-01-01T12:00:00Z"; to the microsecond when it has one (`--expires 12h`), as `at`."""
+    space.ok("users", "create", "expiry@users.test")
+    space.ok("keys", "create", "expiry@users.test", "--expires", "2030-01-01T12:00:00Z")
+    (key,) = space.json("keys", "list", "expiry@users.test")
+    space.ok("keys", "update", key["id"], "--expires", "12h")
+    created, updated = [e for e in space.json("audit") if e["target"] == key["id"]]
+    assert created["after"]["expires_at"] == "2030-01-01T12:00:00Z" == key["expires_at"]
+    assert updated["before"]["expires_at"] == "2030-01-01T12:00:00Z"
+    later = updated["after"]["expires_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", later), later

@@ -101,3 +101,20 @@ def test_tiny_prices_print_in_plain_notation(space: Box) -> None:
     assert "$0.000001 in / $2 out" in said
     row = next(line for line in space.ok("models", "list").splitlines() if "tiny/m" in line)
     assert "0.000001" in row.split() and "e-" not in row
+
+
+def test_a_price_finer_than_a_nano_dollar_is_refused_saying_why(space: Box) -> None:
+    """`--input-per-1m 0.0000000001` is a non-negative USD amount, yet it was refused as not
+    being one: the line says that prices go to the nano-dollar (as `credit` says of amounts)."""
+    if "mbad" not in space.ok("providers", "list"):
+        space.ok("providers", "add", "mbad", "--kind", "openai", "--key", "sk-bad")
+    line = space.fail("models", "set", "mbad/fine", "--input-per-1m", "0.0000000001",
+                      "--output-per-1m", "1")  # fmt: skip
+    assert "more precise than a nano-dollar" in line, line
+    line = space.fail("models", "set", "mbad/fine", "--input-per-1m", "1",
+                      "--cache-read-per-1m", "0.0000000015", "--output-per-1m", "1")  # fmt: skip
+    assert "cache read price" in line and "more precise than a nano-dollar" in line, line
+    assert "not a number" in space.fail(
+        "models", "set", "mbad/fine", "--input-per-1m", "cheap", "--output-per-1m", "1"
+    )
+    assert "mbad/fine" not in space.ok("models", "list")
