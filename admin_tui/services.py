@@ -264,9 +264,10 @@ class AdminServices(CatalogServices):
     def adjust_balance(self, email: str, amount_usd: str, reason: str) -> int:
         """Add (or remove, negative) credit through the ledger; the new balance."""
         with _audited("credit", email, lambda: states.user(email)) as change:
-            user, _ = credits.adjust_balance(email, amount_usd, reason)
-            after = states.user(email) or {}
-            change.set_after(after | {"amount_usd": amount_usd.strip(), "reason": reason})
+            user, posting = credits.adjust_balance(email, amount_usd, reason)
+            after = states.user(email) or {}  # the amount as the balance is written (`1e2`: 100)
+            amount = usd_text(posting.entry.amount_nanos)
+            change.set_after(after | {"amount_usd": amount, "reason": reason})
         return int(user.balance_nanos)
 
     def create_key(

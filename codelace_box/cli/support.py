@@ -133,6 +133,7 @@ class CodelaceGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        _CHANGED.clear()  # a command run in the same process before (tests) changed nothing here
         try:
             result = super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:

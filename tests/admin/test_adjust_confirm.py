@@ -8,6 +8,7 @@ import pytest
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user, get_user
+from codelace_box.audit import list_entries
 from codelace_box.billing.credits import adjust_balance
 from tests.admin.pilot import AdminEnv, column, fill, open_form, screen_name, text_of, until
 
@@ -37,3 +38,15 @@ async def test_the_confirmation_names_the_exact_amount(
         await pilot.press("n")
         await until(pilot, lambda: screen_name(pilot) == "FormDialog", "back to the form")
     assert get_user("alice@example.com").balance_nanos == before  # declined: nothing moved
+
+
+async def test_the_audit_entry_names_the_amount_as_the_ledger_moved_it(admin_env: AdminEnv) -> None:
+    """The dashboard's credit audited the amount as typed (`1e2`), where the CLI's names the
+    USD moved in the balance's own text (`100`): one audit log, one way to read an amount."""
+    create_user("alice@example.com")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=(100, 30)):
+        for typed in ("1e2", " -1E+1 ", "2.50"):
+            await app.services.run(app.services.adjust_balance, "alice@example.com", typed, "odd")
+    amounts = [e.after["amount_usd"] for e in list_entries() if e.command == "credit"]
+    assert sorted(amounts) == sorted(["100", "-10", "2.5"])
