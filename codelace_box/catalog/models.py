@@ -27,11 +27,10 @@ def parse_price(value: Decimal | str | float | int, what: str) -> int:
         nanos = usd_to_nanos(value)
     except AmountTooLarge:
         raise InvalidRequest(f"{what} must be between 0 and 1,000,000 USD per 1M tokens") from None
-    except ValueError as exc:  # why, without the value again: "more precise than a nano-dollar"
-        why = str(exc).partition(":")[0]
-        raise InvalidRequest(
-            f"{what} must be a non-negative USD amount, got {value!r}: {why}"
-        ) from None
+    except ValueError as exc:  # a number, but finer than the nano-dollar: says so (short:
+        if str(exc).startswith("more precise"):  # the dashboard's form shows one line)
+            raise InvalidRequest(f"{what} is more precise than a nano-dollar: {value!r}") from None
+        raise InvalidRequest(f"{what} must be a non-negative USD amount, got {value!r}") from None
     if nanos < 0:
         raise InvalidRequest(f"{what} must not be negative, got {value!r}")
     if nanos > MAX_PRICE_PER_1M_NANOS:

@@ -114,7 +114,7 @@ def test_a_price_finer_than_a_nano_dollar_is_refused_saying_why(space: Box) -> N
     line = space.fail("models", "set", "mbad/fine", "--input-per-1m", "1",
                       "--cache-read-per-1m", "0.0000000015", "--output-per-1m", "1")  # fmt: skip
     assert "cache read price" in line and "more precise than a nano-dollar" in line, line
-    assert "not a number" in space.fail(
+    assert "must be a non-negative USD amount" in space.fail(
         "models", "set", "mbad/fine", "--input-per-1m", "cheap", "--output-per-1m", "1"
     )
     assert "mbad/fine" not in space.ok("models", "list")

@@ -76,7 +76,7 @@ async def test_add_a_model_with_its_prices(admin_env: AdminEnv) -> None:
     [
         ("input_per_1m", "cheap", "input price must be a non-negative USD amount, got 'cheap'"),
         ("output_per_1m", "-1", "output price must not be negative"),
-        ("output_per_1m", "0.0000000001", "output price must be a non-negative USD amount"),
+        ("output_per_1m", "0.0000000001", "output price is more precise than a nano-dollar"),
         ("max_output_tokens", "lots", "max output tokens must be a whole number"),
         ("model_id", "no-slash", "model id must look like provider/model"),
         ("provider", "nobody", "no provider named nobody"),

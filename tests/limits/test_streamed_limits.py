@@ -112,15 +112,17 @@ def test_a_period_that_ends_during_a_stream_keeps_its_hold_and_takes_its_charge(
     key, key_id = new_key(box, email, limit_usd=f"{2 * each() / 1e9:.9f}", limit_reset="daily")
     fake.default = Reply(completion_tokens_from_cap=True)
     assert chat(box, key).status_code == 200
-    fake.default = Reply(
-        completion_tokens_from_cap=True, pieces=[f"w{i} " for i in range(20)], piece_delay=0.25
-    )
+    fake.push(  # the stream's reply, whenever its call reaches the fake (after its hold)
+        Reply(completion_tokens_from_cap=True, pieces=[f"w{i} " for i in range(20)],
+              piece_delay=0.25)
+    )  # fmt: skip
+    called = len(fake.requests)
     answers: list[httpx.Response] = []
     stream = threading.Thread(target=lambda: answers.append(streamed(box, "chat", key, FLAT)))
     stream.start()
     try:
         eventually(lambda: key_row(box, key_id)[:2] == (each(), each()), "the stream's hold")
-        fake.default = Reply(completion_tokens_from_cap=True)
+        eventually(lambda: len(fake.requests) > called, "the stream's call upstream")
         assert openai_code(chat(box, key)) == (402, "key_limit_reached")  # spent + held: full
         yesterday = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
         write_db(box, "UPDATE api_key SET period_start = ? WHERE uuid = ?", str(yesterday),
