@@ -26,6 +26,7 @@ from codelace_box.api.common import (
     require_auth,
 )
 from codelace_box.api.dbwork import database_handler
+from codelace_box.api.portal_security import add_security_headers
 from codelace_box.api.views import checkout_view, payment_view, webhook_view
 from codelace_box.billing.checkout import start_setup, start_topup
 from codelace_box.billing.payments import (
@@ -134,9 +135,8 @@ def _page(request: Request, title: str, message: str) -> HTTPResponse:
         title=html.escape(title), message=html.escape(message), back=back, style=_STYLE
     )
     response = html_response(body)
-    response.headers["content-security-policy"] = RETURN_PAGE_CSP
-    response.headers["x-frame-options"] = "DENY"
-    response.headers["cache-control"] = "no-store"
+    response.headers["content-security-policy"] = RETURN_PAGE_CSP  # the portal's other headers:
+    add_security_headers(response, "no-store")  # no Referer takes the session id elsewhere
     return response
 
 

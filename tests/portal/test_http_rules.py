@@ -284,12 +284,19 @@ def test_assets_are_content_hashed_and_cached_immutable(box: PortalBox) -> None:
 
 
 def test_the_return_pages_run_no_script_and_lead_back(box: PortalBox) -> None:
+    """Stripe's return pages carry the portal's headers: the success page's address holds a
+    Checkout Session id, so no Referer may take it elsewhere, and nothing is sniffed."""
     with box.http() as client:
-        page = client.get("/billing/cancel")
-    csp = page.headers["content-security-policy"]
-    assert csp.startswith("default-src 'none'") and "frame-ancestors 'none'" in csp
-    assert page.headers["x-frame-options"] == "DENY"
-    assert 'href="/billing"' in page.text and "<script" not in page.text
+        pages = [client.get("/billing/cancel"), client.get("/billing/success?session_id=cs_x1")]
+    for page in pages:
+        csp = page.headers["content-security-policy"]
+        assert csp.startswith("default-src 'none'") and "frame-ancestors 'none'" in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "same-origin"
+        assert page.headers["cross-origin-opener-policy"] == "same-origin"
+        assert page.headers["cache-control"] == "no-store"
+        assert 'href="/billing"' in page.text and "<script" not in page.text
 
 
 def test_the_json_api_and_the_portal_do_not_open_each_other(box: PortalBox) -> None:
