@@ -85,7 +85,9 @@ def require_session(token: str | None, secret_key: str) -> Session:
     """The live session of a cookie value; 401 otherwise."""
     session = find_session(token, secret_key)
     if session is None:
-        raise AuthenticationFailed("not signed in: sign in with a code sent by email")
+        raise AuthenticationFailed(
+            "not signed in: sign in with a code sent by email", code="not_signed_in"
+        )
     return session
 
 

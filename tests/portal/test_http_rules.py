@@ -240,6 +240,7 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_store(box: PortalBox) -> Non
         refused = client.get("/portal/api/overview")  # an error answer carries them too
         assert refused.status_code == 401 and refused.headers["x-frame-options"] == "DENY"
         assert refused.headers["cache-control"] == "no-store"
+        assert refused.json()["error"]["code"] == "not_signed_in"  # no API key was involved
         assert "x-frame-options" not in client.get("/v1/models").headers  # the API's own
 
 
