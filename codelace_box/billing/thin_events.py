@@ -29,12 +29,18 @@ def object_type(kind: str) -> str:
     return "charge" if kind == "charge.refunded" else "refund"
 
 
+def announced_type(event: dict[str, Any]) -> str:
+    """The type of event this one announces: a thin one's without its `v1.` prefix."""
+    kind = str(event["type"])
+    return kind.removeprefix("v1.") if event.get("object") == THIN else kind
+
+
 async def snapshot_of(
     api: StripeApi, event: dict[str, Any], handled: frozenset[str]
 ) -> dict[str, Any]:
     """The snapshot event of a thin one whose type is in `handled`, its object read at
     Stripe; any other event as it came."""
-    kind = str(event["type"]).removeprefix("v1.")
+    kind = announced_type(event)
     if event.get("object") != THIN or kind not in handled:
         return event
     related = event.get("related_object")

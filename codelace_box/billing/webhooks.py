@@ -57,7 +57,7 @@ from codelace_box.billing.refused import UNCREDITED, record_uncredited
 from codelace_box.billing.reversal_amounts import id_of, refuse_session_past_64_bits
 from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
-from codelace_box.billing.thin_events import snapshot_of
+from codelace_box.billing.thin_events import announced_type, snapshot_of
 from codelace_box.config import StripeConfig
 from codelace_box.db.core import connection, durable, exclusive, utcnow
 from codelace_box.db.models import LedgerEntry, Payment, StripeEvent, TrialCard, User
@@ -88,19 +88,21 @@ async def handle_webhook(
     """Verify one delivery and apply it; returns once its effect is durably committed. Its
     database work runs off the event loop on PostgreSQL (db/offload.py run_db_work)."""
     event = verify_event(payload, signature, config.webhook_secret)
-    event = await snapshot_of(api, event, HANDLED_TYPES | REVERSAL_EVENTS)  # thin_events.py
-    event_id, event_type = str(event["id"]), str(event["type"])
-    if event_type not in HANDLED_TYPES | REVERSAL_EVENTS:  # nothing to do, nor to remember
-        return WebhookOutcome(event_id, event_type, "ignored")
-    if await run_db_work(_seen, event_id):
-        return WebhookOutcome(event_id, event_type, "duplicate")
-    if (other := other_mode(event, config.secret_key)) is not None:
-        log.error(
+    event_id, event_type = str(event["id"]), announced_type(event)
+    handled = event_type in HANDLED_TYPES | REVERSAL_EVENTS
+    if handled and (other := other_mode(event, config.secret_key)) is not None:
+        log.error(  # before a thin event's object is read: the key cannot read it (a 502)
             "Stripe sent a %s-mode event (%s) but stripe.secret_key is a %s-mode key: "
             "stripe.webhook_secret belongs to an endpoint of the other mode; event ignored",
             *(other, event_id, "test" if other == "live" else "live"),
         )
         return WebhookOutcome(event_id, event_type, "livemode_mismatch")
+    event = await snapshot_of(api, event, HANDLED_TYPES | REVERSAL_EVENTS)  # thin_events.py
+    event_type = str(event["type"])
+    if event_type not in HANDLED_TYPES | REVERSAL_EVENTS:  # nothing to do, nor to remember
+        return WebhookOutcome(event_id, event_type, "ignored")
+    if await run_db_work(_seen, event_id):
+        return WebhookOutcome(event_id, event_type, "duplicate")
     if event_type in REVERSAL_EVENTS:  # a refund or dispute (billing/reversals.py)
         result = await reversal_event(api, event_id, event_type, event)
         log.info("stripe event %s (%s): %s", event_id, event_type, result)

@@ -111,3 +111,18 @@ def test_thin_events_the_box_does_not_handle_are_acknowledged(box: BillingBox) -
     event = thin("v1.customer.created", "cus_test_thin", "customer", "/v1/customers")
     response = box.deliver(event)
     assert (response.status_code, response.json()["result"]) == (200, "ignored")
+
+
+def test_a_thin_event_of_the_other_stripe_mode_is_ignored_and_logged(box: BillingBox) -> None:
+    """A live-mode thin event at a box holding a test key names a live object, which the test
+    key cannot read (Stripe: 404 No such checkout.session): it was a 502 that Stripe retries
+    for days; as a full event of the other mode it is acknowledged and logged, reading nothing."""
+    live = thin_session("v1.checkout.session.completed", "cs_live_" + "a1" * 30) | {
+        "livemode": True
+    }
+    calls = len(box.double.requests)
+    response = box.deliver(live)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "livemode_mismatch"
+    assert len(box.double.requests) == calls  # nothing read at Stripe with the wrong key
+    box.server.wait_for_log(r"live-mode event .* stripe\.secret_key is a test-mode key")
