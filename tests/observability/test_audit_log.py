@@ -208,15 +208,17 @@ def test_an_entry_whose_state_is_no_json_object_any_more_is_a_clear_problem(
     box.ok("credit", "a@example.com", "5", "--reason", "r")
     box.sql("UPDATE audit_log SET after_state = '{' WHERE id = 2")
     box.sql("UPDATE audit_log SET before_state = '[1]' WHERE id = 3")
+    box.sql("UPDATE audit_log SET before_state = 5 WHERE id = 1")  # kept as the text 5
     result = box.cli("doctor")
     assert result.returncode == 1, result.stdout + result.stderr
-    for entry in (2, 3):
+    for entry in (1, 2, 3):
         assert f"entry {entry}: its content does not match its hash" in result.stdout, result
     assert "unexpected" not in result.stdout + result.stderr
     listed = entries(box)
     assert [e["target"] for e in listed] == ["a@example.com", "b@example.com", "a@example.com"]
     assert listed[1]["after"] == {"(unreadable)": "{"}
     assert listed[2]["before"] == {"(unreadable)": "[1]"}
+    assert listed[0]["before"] == {"(unreadable)": "5"}
     assert "(unreadable): [1] -> None" in box.ok("audit")  # the table too
 
 
