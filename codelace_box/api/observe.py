@@ -72,7 +72,10 @@ def finish_request(request: Request, response: Any) -> None:
     ctx = request.ctx
     status = int(getattr(response, "status", 0) or 0)
     started = getattr(ctx, "started", None)
-    duration = time.perf_counter() - started if started is not None else 0.0
+    if started is None or status == 408:  # the middleware never ran, or ran only for the 408
+        duration = _since_head(request)
+    else:
+        duration = time.perf_counter() - started
     route = _route(request)
     counting = metrics.counting()  # the thread's state read once, not once a family
     metrics.http_requests.counted_by(counting, (route, str(status), status_class(status))).inc()
@@ -90,6 +93,15 @@ def finish_request(request: Request, response: Any) -> None:
         request.app.ctx.refusals.add(status, code)
     if access_log.isEnabledFor(logging.INFO):
         _log_access(request, route, status, duration, call)
+
+
+def _since_head(request: Request) -> float:
+    """How long a request took that Sanic ended before the request middleware ran (a body cut
+    short by its client, or too large), or whose middleware ran only for its 408 (a head or
+    body late past the timeout): from its head's first byte, which the connection
+    (http_guard.py) noted; 0.0 when it did not."""
+    began = getattr(request.stream, "head_began", 0.0)
+    return max(time.monotonic() - began, 0.0) if began else 0.0
 
 
 def _log_access(request: Request, route: str, status: int, duration: float, call: Any) -> None:

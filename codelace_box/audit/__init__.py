@@ -195,8 +195,24 @@ def admin_change(
         record(tx, client, command, change.target, change.before, change.after, head=head)
 
 
+UNREADABLE = "(unreadable)"
+
+
+def _state(text: str | None) -> State:
+    """A stored state: a JSON object, or none. Text edited by hand into no JSON object (`{`,
+    `[1]`) is kept as `{"(unreadable)": text}`, so `audit` still lists the log and doctor
+    names the entry (its hash no longer matches) instead of failing on it."""
+    if text is None:
+        return None
+    try:
+        state = json.loads(text)
+    except ValueError:
+        state = None
+    return state if isinstance(state, dict) else {UNREADABLE: str(text)}
+
+
 def _entry(row: tuple[Any, ...]) -> Entry:
-    before, after = (None if s is None else json.loads(s) for s in row[6:8])
+    before, after = (_state(s) for s in row[6:8])
     created_at, user, client, command, target = (str(v) for v in row[1:6])
     return Entry(
         int(row[0]),

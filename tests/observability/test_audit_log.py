@@ -195,6 +195,33 @@ def test_doctor_fails_when_the_newest_entries_or_the_whole_log_are_removed(
     assert result.returncode == 1 and "audit log" in result.stdout, result.stdout
 
 
+def test_an_entry_whose_state_is_no_json_object_any_more_is_a_clear_problem(
+    tmp_path: Path,
+) -> None:
+    """An entry edited by hand into text that is no JSON (`{`) or JSON that is no object
+    (`[1]`): doctor crashed on the first with `unexpected JSONDecodeError` (no entry named, the
+    other checks unsaid), `audit` on both (nothing listed at all); now doctor names each entry
+    among its problems and audit lists the log, such a state shown as the text it holds."""
+    box = Box.create(tmp_path)
+    for email in ("a@example.com", "b@example.com"):
+        box.ok("users", "create", email)
+    box.ok("credit", "a@example.com", "5", "--reason", "r")
+    box.sql("UPDATE audit_log SET after_state = '{' WHERE id = 2")
+    box.sql("UPDATE audit_log SET before_state = '[1]' WHERE id = 3")
+    box.sql("UPDATE audit_log SET before_state = 5 WHERE id = 1")  # kept as the text 5
+    result = box.cli("doctor")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for entry in (1, 2, 3):
+        assert f"entry {entry}: its content does not match its hash" in result.stdout, result
+    assert "unexpected" not in result.stdout + result.stderr
+    listed = entries(box)
+    assert [e["target"] for e in listed] == ["a@example.com", "b@example.com", "a@example.com"]
+    assert listed[1]["after"] == {"(unreadable)": "{"}
+    assert listed[2]["before"] == {"(unreadable)": "[1]"}
+    assert listed[0]["before"] == {"(unreadable)": "5"}
+    assert "(unreadable): [1] -> None" in box.ok("audit")  # the table too
+
+
 def test_a_gap_in_the_ids_alone_is_not_a_problem(tmp_path: Path) -> None:
     box = Box.create(tmp_path)
     box.ok("users", "create", "a@example.com")

@@ -4,6 +4,8 @@ while a request is served carries that request's id as a field, not only the acc
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import openai
 import pytest
@@ -151,3 +153,42 @@ def _refused_with(box: Box, message: str, **error: str) -> str:
         answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
     assert answer.status_code == 400
     return str(answer.headers["x-request-id"])
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/api/v1/auth/otp/request"])
+def test_a_request_whose_body_never_came_whole_logs_how_long_it_took(
+    box_factory: BoxFactory, route: str
+) -> None:
+    """A client that sends its head and part of its body, then waits a second and leaves: its
+    access line said `499 0.0ms` (the duration was counted from the request middleware, which a
+    body that never came whole never reaches), hiding the slow clients an operator looks for."""
+    box = box_factory(log={"format": "json"})
+    _, key = box.new_user("1")
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    with socket.create_connection(("127.0.0.1", box.server.port)) as client:
+        client.sendall(head.encode())
+        time.sleep(1.0)
+    (raw,) = box.server.wait_for_log(rf'.*"route":"{route}","status":499.*')
+    line = json.loads(raw)
+    assert line["request_id"].startswith("req_"), line
+    assert 900 <= line["duration_ms"] < 30_000, line
+
+
+def test_a_request_too_slow_to_arrive_logs_how_long_it_took(box_factory: BoxFactory) -> None:
+    """A body that stops arriving gets its 408 once the request timeout passed: its access line
+    said 0.2ms (the request middleware ran only for the 408, and the duration began there)."""
+    box = box_factory(log={"format": "json"}, env={"CODELACE_SANIC_REQUEST_TIMEOUT": "1"})
+    _, key = box.new_user("1")
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    with socket.create_connection(("127.0.0.1", box.server.port)) as client:
+        client.settimeout(30)
+        client.sendall(head.encode())
+        assert client.recv(100).startswith(b"HTTP/1.1 408 ")
+    (raw,) = box.server.wait_for_log(r'.*"route":"/v1/chat/completions","status":408.*')
+    assert 900 <= json.loads(raw)["duration_ms"] < 30_000, raw
