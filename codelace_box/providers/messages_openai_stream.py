@@ -324,10 +324,13 @@ class OpenAIToMessagesStream(StreamTranslator):
         return [*out, {"type": "content_block_stop", "index": self.index}]
 
     def finish(self) -> list[JSON]:
-        """At the upstream's end: the last block closed, message_delta, message_stop."""
+        """At the upstream's end: the last block closed, message_delta, message_stop. Also
+        for a stream that closed without a finish_reason or `[DONE]` but with its usage, which
+        the relay takes as complete (and charges so): a message left open would end with
+        message_stop alone, without its stop reason and counts."""
         self.inner.finish()
         self._sync()
-        if not self.finished:
+        if not self.finished and self.usage is None:
             return []
         out = self._start(None) + self._blank_answer() + self._flush_deferred() + self._close()
         if self.details:  # details that came while a tool call streamed: a block of their own
