@@ -75,14 +75,17 @@ def earlier_call_ids(body: JSON) -> frozenset[str]:
     return frozenset(found)
 
 
-def _tool_use_id(call: JSON, earlier: frozenset[str] = frozenset()) -> Any:
+def _tool_use_id(call: JSON, earlier: frozenset[str], issued: set[str]) -> Any:
     """A tool call's id for its tool_use block, Gemini's thought signature in it if any; a call
-    the server gave no id, or one an earlier turn of the conversation has (some servers number
-    each answer's calls from call_0), gets one of its own: Claude Code drops a tool_use whose
-    id it has already seen. The new id goes upstream with the call's result."""
+    the server gave no id, one an earlier turn of the conversation has (some servers number
+    each answer's calls from call_0), or one an earlier call of this answer got (`issued`:
+    DeepSeek, GLM and Kimi-style servers give parallel calls one id), gets one of its own:
+    Claude Code drops a tool_use whose id it has already seen, and Anthropic refuses ids that
+    repeat. The new id goes upstream with the call's result; `issued` gets the id given."""
     call_id = call.get("id")
-    if not isinstance(call_id, str) or not call_id or call_id in earlier:
+    if not isinstance(call_id, str) or not call_id or call_id in earlier or call_id in issued:
         call_id = f"toolu_{secrets.token_hex(12)}"
+    issued.add(call_id)
     return signed_id(call_id, signature_of(call))
 
 
@@ -116,9 +119,10 @@ def message_from_completion(
     text = answer_text(message)
     if text.strip() or (text and not message.get("tool_calls")):  # blank text beside calls: none
         content.append({"type": "text", "text": text})
+    issued: set[str] = set()
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": _tool_use_id(call, earlier),
+        content.append({"type": "tool_use", "id": _tool_use_id(call, earlier, issued),
                         "name": function.get("name", ""),
                         "input": _input(arguments_of(function))})  # fmt: skip
     reason, sequence = stop_of(choice, stops, text)
@@ -149,6 +153,7 @@ class OpenAIToMessagesStream(StreamTranslator):
     ) -> None:
         super().__init__()
         self.earlier = earlier  # the call ids the conversation already holds
+        self.issued: set[str] = set()  # the call ids this answer's tool_use blocks got
         self.stops = stops  # the request's stop sequences
         self.tail = ""  # the text's end, as long as the longest stop (to tell which matched)
         self.inner = inner
@@ -267,11 +272,12 @@ class OpenAIToMessagesStream(StreamTranslator):
         out: list[JSON] = []
         if key not in self.tool_blocks:
             if self.kind == "tool_use" and not is_whole_json(self.arguments[self.live_tool]):
-                self.deferred[key] = {"id": _tool_use_id(call, self.earlier),
+                self.deferred[key] = {"id": _tool_use_id(call, self.earlier, self.issued),
                                       "name": function.get("name"),
                                       "arguments": arguments}  # fmt: skip
                 return []
-            out += self._open_tool(key, _tool_use_id(call, self.earlier), function.get("name"))
+            tool_id = _tool_use_id(call, self.earlier, self.issued)
+            out += self._open_tool(key, tool_id, function.get("name"))
         return out + self._arguments(key, arguments)
 
     def _arguments(self, key: Any, arguments: str) -> list[JSON]:
@@ -318,10 +324,13 @@ class OpenAIToMessagesStream(StreamTranslator):
         return [*out, {"type": "content_block_stop", "index": self.index}]
 
     def finish(self) -> list[JSON]:
-        """At the upstream's end: the last block closed, message_delta, message_stop."""
+        """At the upstream's end: the last block closed, message_delta, message_stop. Also
+        for a stream that closed without a finish_reason or `[DONE]` but with its usage, which
+        the relay takes as complete (and charges so): a message left open would end with
+        message_stop alone, without its stop reason and counts."""
         self.inner.finish()
         self._sync()
-        if not self.finished:
+        if not self.finished and self.usage is None:
             return []
         out = self._start(None) + self._blank_answer() + self._flush_deferred() + self._close()
         if self.details:  # details that came while a tool call streamed: a block of their own
