@@ -281,7 +281,7 @@ def test_a_key_the_server_secret_cannot_decrypt_is_logged_once_not_at_every_relo
     _, key = box.new_user("1")
     for _ in range(4):
         with pytest.raises(openai.APIStatusError) as caught:
-            box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+            box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
         assert caught.value.status_code == 503
         time.sleep(0.6)  # past the catalog's reload time
     assert box.server.log_text().count("provider key 1 is unusable") == 1
