@@ -238,8 +238,9 @@ def without_passwords(text: str, url: str) -> str:
         secrets += [m.group(2) for m in _QUERY_PASSWORD_RE.finditer(url[query_at + 1 :])]
     for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
         text = text.replace(secret, "***")
-    for piece in re.split("[@/]", secrets[0] if span else ""):  # a host libpq made of one
-        text = text.replace(f"'{piece}@", "'***@") if piece else text
+    for piece in filter(None, re.split("[@/]", secrets[0] if span else "")):
+        for quote in "'\"":  # a host or a database name libpq made of a password's part
+            text = text.replace(f"{quote}{piece}@", f"{quote}***@")
     return text
 
 
