@@ -196,12 +196,19 @@ def driver_version() -> str:
 def _password_span(url: str) -> tuple[int, int] | None:
     """Where the password before the host is, as libpq reads a URI: the credentials end at the
     first @ before any /, the password after their first colon. (urlsplit ends the host part at
-    a # or ? too, so a password holding one, which libpq takes written raw, went unseen.)"""
+    a # or ? too, so a password holding one, which libpq takes written raw, went unseen.) A
+    password holding a raw / or @ is all of it too, though libpq ends the host at the / or the
+    credentials at the first @: up to the last @ of the host part, after a / if none is before."""
     start = url.find("://") + 3
     if start < 3:
         return None
     slash = url.find("/", start)
     at = url.find("@", start, slash if slash >= 0 else len(url))
+    if at < 0 and slash >= 0:
+        at = url.find("@", slash)
+    if at >= 0:
+        slash = url.find("/", at)
+        at = url.rfind("@", at, slash if slash >= 0 else len(url))
     colon = url.find(":", start, at) if at >= 0 else -1
     return (colon + 1, at) if colon >= 0 else None
 
@@ -231,6 +238,9 @@ def without_passwords(text: str, url: str) -> str:
         secrets += [m.group(2) for m in _QUERY_PASSWORD_RE.finditer(url[query_at + 1 :])]
     for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
         text = text.replace(secret, "***")
+    for piece in filter(None, re.split("[@/]", secrets[0] if span else "")):
+        for quote in "'\"":  # a host or a database name libpq made of a password's part
+            text = text.replace(f"{quote}{piece}@", f"{quote}***@")
     return text
 
 

@@ -144,7 +144,7 @@ class Snapshot:
 
     models: dict[str, ModelRoute]
     providers: dict[int, ProviderRoute]
-    plain: dict[tuple[int, bytes], str] = field(repr=False)
+    plain: dict[tuple[int, bytes], str | None] = field(repr=False)
     aliases: dict[str, str]
     schema: int = 0  # the database's newest migration (a newer release's: this box stops)
 
@@ -185,7 +185,7 @@ class RouteTable:
         self._loaded_at = float("-inf")
         self._models: dict[str, ModelRoute] = {}
         self._providers: dict[int, ProviderRoute] = {}
-        self._plain: dict[tuple[int, bytes], str] = {}
+        self._plain: dict[tuple[int, bytes], str | None] = {}
         self._aliases: dict[str, str] = {}
         self._schema = 0
         self._turn: dict[int, int] = {}
@@ -216,11 +216,11 @@ class RouteTable:
         """Read the catalog (on any one thread at a time; keys already known are not
         decrypted again)."""
         keys: dict[int, list[KeySlot]] = {}
-        plain: dict[tuple[int, bytes], str] = {}
+        plain: dict[tuple[int, bytes], str | None] = {}
         for key_id, provider_id, token in query_all(_KEYS_SQL):
             secret = self._decrypt(int(key_id), bytes(token))
+            plain[(int(key_id), bytes(token))] = secret  # None: unusable (logged once)
             if secret is not None:
-                plain[(int(key_id), bytes(token))] = secret
                 keys.setdefault(int(provider_id), []).append(KeySlot(int(key_id), secret))
         providers = {
             int(pid): ProviderRoute(
@@ -246,9 +246,8 @@ class RouteTable:
         self._schema = snapshot.schema
 
     def _decrypt(self, key_id: int, token: bytes) -> str | None:
-        known = self._plain.get((key_id, token))
-        if known is not None:
-            return known
+        if (key_id, token) in self._plain:  # known, or known to be unusable (said once)
+            return self._plain[(key_id, token)]
         try:
             return decrypt_secret(self._secret_key, token)
         except ConfigError as exc:

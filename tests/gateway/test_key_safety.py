@@ -267,3 +267,21 @@ def test_a_probe_answered_with_a_huge_body_reads_only_its_start(
     assert fake.probes, "no probe"
     grown = _peak_memory_mib(box.server.process.pid) - before
     assert grown < 64, f"the probe took {grown} MiB more"
+
+
+def test_a_key_the_server_secret_cannot_decrypt_is_logged_once_not_at_every_reload(
+    box_factory: BoxFactory,
+) -> None:
+    """A box started with another server.secret_key than its provider keys were stored with (a
+    second box of a team set up with the wrong secret) logged the unusable key at every reload
+    of its catalog: an ERROR line twice a second for as long as it ran (on PostgreSQL a task
+    reloads every half second; on SQLite each lookup after half a second). Once per key is
+    enough; each request still says the provider is unavailable."""
+    box = box_factory(env={"CODELACE_SERVER_SECRET_KEY": "another-secret-than-the-keys-had-0000"})
+    _, key = box.new_user("1")
+    for _ in range(4):
+        with pytest.raises(openai.APIStatusError) as caught:
+            box.sdk(key).chat.completions.create(model=MODEL, messages=HELLO)
+        assert caught.value.status_code == 503
+        time.sleep(0.6)  # past the catalog's reload time
+    assert box.server.log_text().count("provider key 1 is unusable") == 1

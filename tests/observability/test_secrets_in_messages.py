@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from bench.pgcluster import PgCluster
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.anthropic_upstream import Reply as AnthropicReply
 from tests.fakes.openai_upstream import Reply
@@ -63,6 +64,44 @@ def test_a_password_holding_a_hash_or_question_mark_is_not_printed(tmp_path: Pat
             assert "cannot open the database" in shown, shown
             assert "hunter2" not in shown, (args, shown)
             assert "127.0.0.1:1/codelace" in shown, shown
+
+
+def test_a_password_holding_a_raw_slash_or_at_sign_is_not_printed(tmp_path: Path) -> None:
+    """A generated password often holds a / (base64) or an @, and an operator may write it
+    raw: libpq then ends the host part at the / (the credentials it reads have no @), or the
+    credentials at the first @. The whole password was printed in every command's error
+    (database.url postgresql://box:hunter2/hunter3@...), or its part after an @, in the URL
+    and in the driver's words about the host it made of it ('hunter3@127.0.0.1')."""
+    for url in (
+        "postgresql://box:hunter2/hunter3@127.0.0.1:1/codelace",
+        "postgresql://box:hunter2@hunter3@127.0.0.1:1/codelace",
+        "postgresql://box:hunter2/hunter3@hunter4@127.0.0.1:1/codelace",
+    ):
+        config = write_config(
+            tmp_path / "c.toml", {"database": {"url": url}, "server": {"secret_key": SECRET}}
+        )
+        for args in (("doctor",), ("users", "list")):
+            done = run_cli(config, *args)
+            shown = done.stdout + done.stderr
+            assert "cannot open the database" in shown, shown
+            assert "hunter" not in shown, (args, shown)
+            assert "127.0.0.1:1/codelace" in shown, shown
+
+
+def test_a_database_name_libpq_made_of_a_password_is_not_printed(
+    tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    """The user `127.0.0.1` and a password `<port>/hunter2` written raw: libpq reads a host
+    and a port (and the user from PGUSER), and a database named after the rest of the
+    password, which the server's refusal quotes."""
+    url = f"postgresql://127.0.0.1:{pg_cluster.port}/hunter2@127.0.0.1:1/codelace"
+    config = write_config(
+        tmp_path / "c.toml", {"database": {"url": url}, "server": {"secret_key": SECRET}}
+    )
+    done = run_cli(config, "users", "list", env={"PGUSER": "postgres"})
+    shown = done.stdout + done.stderr
+    assert 'database "***@127.0.0.1:1/codelace" does not exist' in shown, shown
+    assert "hunter2" not in shown, shown
 
 
 PROVIDER_KEY = "vllm-local-secret"  # no key-like shape: only the key itself can mask it
