@@ -215,7 +215,7 @@ def test_sign_in_and_sign_out_stay_disabled_while_the_browser_leaves(
     email = "leaving@portal.test"
     driver = browser.driver
     driver.get(box.url + "/signin")
-    browser.field("Email address").send_keys(email)
+    browser.wait_for(lambda: browser.field("Email address"), "the form").send_keys(email)
     browser.button("Email me a code").click()
     code = browser.wait_for(lambda: browser.field("Sign-in code"), "the code step")
     code.send_keys(box.smtp.wait_for(email, count=1).code)
