@@ -19,13 +19,14 @@ LOCKED = (
 
 def operator_words(exc: BaseException) -> str | None:
     """What an operator's command (the CLI, the dashboard) says of a database failure it met:
-    a lock another process holds (rolled back), or a database that could not be written (a
-    full disk: its own words, not "unexpected ..."); None for any other failure."""
+    a lock another process holds (rolled back), a database that could not be written (a
+    full disk: its own words, not "unexpected ..."), or a PostgreSQL role lacking a privilege
+    (what to grant); None for any other failure."""
     if is_busy(exc):
         return LOCKED
     if storage_failed(exc):
         return f"the database could not be written: {exc}"
-    return None
+    return postgres.missing_privilege(exc)
 
 
 def is_busy(exc: BaseException) -> bool:

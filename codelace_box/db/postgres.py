@@ -138,6 +138,19 @@ def is_unavailable(exc: BaseException) -> bool:
     return _raised(exc, "OperationalError") and not is_busy(exc)
 
 
+def missing_privilege(exc: BaseException) -> str | None:
+    """What a role that may not do what a statement asked (PostgreSQL 15 and later give the
+    `public` schema's CREATE to the database's owner only, whatever `GRANT ALL ON DATABASE`
+    gave) should be granted, in one line with the server's own words; None for other errors."""
+    if not _raised(exc, "InsufficientPrivilege"):
+        return None
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return (
+        f"the database role may not do this: {said}; make it the database's owner (ALTER "
+        "DATABASE name OWNER TO role) or GRANT CREATE ON SCHEMA public TO role"
+    )
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A deadlock or a serialization failure: the server aborted the transaction for another's
     sake; it may run again as it was."""
