@@ -21,6 +21,7 @@ from codelace_box.gateway.advisor import advisor_route
 from codelace_box.gateway.client import UpstreamBroken
 from codelace_box.gateway.messages import (
     MESSAGES_ROUTE,
+    check_messages,
     forwarded_beta,
     forwarded_headers,
     refuse_stored_state,
@@ -46,9 +47,7 @@ def _model(body: JSON) -> tuple[str, tuple[int, int]]:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("model: a model name is required", code="invalid_request")
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise InvalidRequest("messages: must be an array", code="invalid_request")
+    check_messages(body.get("messages"))  # as /v1/messages (and Anthropic's count) refuse
     return model, refuse_stored_state(body)
 
 

@@ -63,7 +63,8 @@ def _bad(message: str) -> InvalidRequest:
     return InvalidRequest(message, code="invalid_request")
 
 
-def _check_messages(messages: Any) -> None:
+def check_messages(messages: Any) -> None:
+    """400 unless `messages` is a non-empty array of message objects (also count_tokens's)."""
     if not isinstance(messages, list) or not messages:
         raise _bad("messages: must be a non-empty array of message objects")
     for index, message in enumerate(messages):
@@ -167,7 +168,7 @@ def validate_messages_body(body: JSON) -> tuple[str, int, tuple[int, int]]:
     cap = body.get("max_tokens")
     if not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= MAX_TOKENS:
         raise _bad(f"max_tokens: must be an integer from 1 to {MAX_TOKENS}")
-    _check_messages(body.get("messages"))
+    check_messages(body.get("messages"))
     if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
         raise _bad("stream: must be true or false")
     system = body.get("system")

@@ -126,3 +126,20 @@ def test_a_key_that_is_no_box_key_is_told_how_box_keys_look_on_either_header(
     message = answer.json()["error"]["message"]
     assert "cl_" in message and "x-api-key" in message and "Bearer" in message
     assert "sk-ant" not in message
+
+
+@pytest.mark.parametrize("model", [MODEL, OPENAI_ALIAS])
+def test_count_tokens_of_no_message_is_refused_as_anthropic_refuses_it(
+    fresh: MessagesBox, model: str
+) -> None:
+    """A count of `messages: []` was 200 (an estimate of the rest) for a model the box
+    translates, where Anthropic (and /v1/messages here) refuse it: a 400, whatever the model."""
+    _, key = fresh.new_key()
+    body = {"model": model, "messages": []}
+    answer = post(fresh, key, body, path="/v1/messages/count_tokens")
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "messages: must be a non-empty array of message objects",
+    }
+    assert fresh.fake.requests == [] and fresh.openai_fake.requests == []
