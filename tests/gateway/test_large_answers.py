@@ -104,14 +104,17 @@ def test_a_large_answer_is_written_while_the_box_serves_others(box: Box, fake: F
     process's own writing of the same value (a bound that scales with how busy the machine
     is). Other work on a shared machine (the suite's other worker) holds the box at times, so
     up to four calls are made and one under the bound is enough; written on the loop, every
-    call waits the whole writing and more."""
+    call waits the whole writing and more. Each call's wait is held to the writing measured
+    right after it (the machine's load moves between calls: one measure taken first, in a
+    quiet moment, failed four calls made in a busier one by a few milliseconds)."""
     raw = float_embeddings()
+    value = json.loads(raw)
     _, key = box.new_user("10")
-    writing = own_writing_time(json.loads(raw))
-    waits: list[float] = []
-    while len(waits) < 4 and (not waits or min(waits) >= writing):
-        waits.append(_wait_near_head(box, fake, key, raw))
-    assert min(waits) < writing, f"a /healthz waited {waits} s (writing: {writing:.3f} s)"
+    tries: list[tuple[float, float]] = []  # (the wait, the writing measured after it)
+    while len(tries) < 6 and not any(wait < writing for wait, writing in tries):
+        wait = _wait_near_head(box, fake, key, raw)
+        tries.append((wait, own_writing_time(value)))
+    assert any(wait < writing for wait, writing in tries), f"(wait, writing) s: {tries}"
 
 
 def _wait_near_head(box: Box, fake: FakeOpenAI, key: str, raw: bytes) -> float:
