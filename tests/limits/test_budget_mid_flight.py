@@ -23,22 +23,13 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import Box, BoxFactory, cost_nanos
+from tests.limits.conftest import FLAT
 
 pytestmark = pytest.mark.timeout(120)
 T = TypeVar("T")
-FLAT = "fake/flat"
 CAP = 100  # output tokens a request reserves and is charged
 EACH = cost_nanos(0, CAP, "0", "10")  # its hold and its charge
 HELLO = [{"role": "user", "content": "Hi"}]
-
-
-@pytest.fixture(scope="module")
-def box(box_factory: BoxFactory) -> Box:
-    started = box_factory()
-    started.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
-                "--provider", "fake")  # fmt: skip
-    started.until_served(FLAT)
-    return started
 
 
 def in_background(work: Callable[[], T]) -> Future[T]:

@@ -15,11 +15,11 @@ import pytest
 from tests.clock import clear_of_midnight
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import MODEL, Box, BoxFactory, cost_nanos
+from tests.limits.conftest import FLAT
 from tests.pg_cluster import write_config_db
 from tests.support import TLS
 
 pytestmark = pytest.mark.timeout(120)
-FLAT = "fake/flat"
 CHEAP = "fake/cheap"
 ALIAS = "cheap-latest"
 CAP = 100
@@ -257,6 +257,22 @@ def test_the_order_of_the_checks_holds_on_every_inference_route(
     """Every condition at once on a priced model (so embeddings reserve too), then taken away
     one at a time: a balance of 0, a cap of one nano, the rpm used by the account's other key,
     a model outside the allow-list, an unknown model, a disabled account, an expired key."""
+    email, key, steps = every_condition_at_once(box)
+    seen = []
+    for model, take_away in steps:
+        seen.append(call(box, route, key, model))
+        take_away()
+    dialect = "anthropic" if route == "messages" else "openai"
+    assert seen == ORDER[dialect]
+    assert box.balance(email) == (0, 0) and len(fake.requests) == 1  # the setup's
+
+
+def every_condition_at_once(box: Box) -> tuple[str, str, list[tuple[str, Callable[[], object]]]]:
+    """An account and key refused for every reason at once (a balance of 0, a cap of one
+    nano, the rpm used by the account's other key, a model outside the allow-list, a disabled
+    account, an expired key): (email, key, the steps: the model to call, then what to take
+    away), each step's call refused for the next reason of the SPEC's order, the last one's
+    for the balance."""
     email, other = box.new_user("5")
     key, key_id = new_key(box, email, limit_usd="0.000000001", allowed_models=[MODEL])
     box.cli("users", "limits", email, "--rpm", "1")
@@ -266,7 +282,7 @@ def test_the_order_of_the_checks_holds_on_every_inference_route(
     past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
     write_db(box, "UPDATE api_key SET expires_at = ? WHERE uuid = ?", str(past), key_id)
     unknown = "fake/no-such-model"
-    steps: list[tuple[str, Callable[[], object]]] = [
+    return email, key, [
         (unknown, lambda: write_db(box, "UPDATE api_key SET expires_at = NULL WHERE uuid = ?",
                                    key_id)),
         (unknown, lambda: box.cli("users", "enable", email)),
@@ -277,13 +293,6 @@ def test_the_order_of_the_checks_holds_on_every_inference_route(
                                               json={"limit_usd": None})),
         (MODEL, lambda: None),
     ]  # fmt: skip
-    seen = []
-    for model, take_away in steps:
-        seen.append(call(box, route, key, model))
-        take_away()
-    dialect = "anthropic" if route == "messages" else "openai"
-    assert seen == ORDER[dialect]
-    assert box.balance(email) == (0, 0) and len(fake.requests) == 1  # the setup's
 
 
 @pytest.mark.parametrize("reset", ["weekly", "monthly"])

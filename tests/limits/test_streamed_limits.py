@@ -5,7 +5,6 @@ is in flight (its hold still counts in the new period, and its charge lands ther
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from tests.clock import clear_of_midnight
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import MODEL, Box, BoxFactory
+from tests.gateway.conftest import Box
 from tests.limits.test_key_limits import (
     CAP,
     FLAT,
@@ -22,6 +21,7 @@ from tests.limits.test_key_limits import (
     anthropic_type,
     chat,
     each,
+    every_condition_at_once,
     key_row,
     listed,
     new_key,
@@ -31,15 +31,6 @@ from tests.limits.test_key_limits import (
 from tests.support import TLS, eventually
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def box(box_factory: BoxFactory) -> Box:
-    started = box_factory()
-    started.cli("models", "set", FLAT, "--input-per-1m", "0", "--output-per-1m", "10",
-                "--provider", "fake")  # fmt: skip
-    started.until_served(FLAT)
-    return started
 
 
 def streamed(box: Box, route: str, key: str, model: str) -> httpx.Response:
@@ -69,26 +60,7 @@ def test_the_order_of_the_checks_holds_on_streamed_requests(
     """As the unstreamed test in test_key_limits.py: every condition at once, then taken away
     one at a time; a streamed request is refused before its stream starts, in its dialect,
     and a 429 carries Retry-After."""
-    email, other = box.new_user("5")
-    key, key_id = new_key(box, email, limit_usd="0.000000001", allowed_models=[MODEL])
-    box.cli("users", "limits", email, "--rpm", "1")
-    assert chat(box, other, MODEL).status_code == 200  # the minute's one request
-    box.cli("credit", email, f"-{box.balance(email)[0] / 1e9:.9f}", "--reason", "drain")
-    box.cli("users", "disable", email)
-    past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
-    write_db(box, "UPDATE api_key SET expires_at = ? WHERE uuid = ?", str(past), key_id)
-    unknown = "fake/no-such-model"
-    steps: list[tuple[str, Callable[[], object]]] = [
-        (unknown, lambda: write_db(box, "UPDATE api_key SET expires_at = NULL WHERE uuid = ?",
-                                   key_id)),
-        (unknown, lambda: box.cli("users", "enable", email)),
-        (unknown, lambda: None),
-        (FLAT, lambda: None),
-        (MODEL, lambda: box.cli("users", "limits", email, "--rpm", "0")),
-        (MODEL, lambda: box.http(other).patch(f"/api/v1/auth/key/{key_id}",
-                                              json={"limit_usd": None})),
-        (MODEL, lambda: None),
-    ]  # fmt: skip
+    email, key, steps = every_condition_at_once(box)
     seen = []
     for model, take_away in steps:
         answer = streamed(box, route, key, model)

@@ -49,21 +49,12 @@ def test_a_password_holding_a_hash_or_question_mark_is_not_printed(tmp_path: Pat
     to the first @), where a URL parser ends the host part at # or ?: such a password was
     printed whole by every command that could not open the database (and by db copy's line
     and its audit entries, backup's)."""
-    for url in (
+    _not_printed(tmp_path, (
         "postgresql://box:hunter2#x@127.0.0.1:1/codelace",
         "postgresql://box:hunter2?x@127.0.0.1:1/codelace",
         "postgresql://box:hunter2[x@127.0.0.1:1/codelace",
         "postgresql://box@127.0.0.1:1/codelace?password=x#hunter2",
-    ):
-        config = write_config(
-            tmp_path / "c.toml", {"database": {"url": url}, "server": {"secret_key": SECRET}}
-        )
-        for args in (("doctor",), ("users", "list")):
-            done = run_cli(config, *args)
-            shown = done.stdout + done.stderr
-            assert "cannot open the database" in shown, shown
-            assert "hunter2" not in shown, (args, shown)
-            assert "127.0.0.1:1/codelace" in shown, shown
+    ))  # fmt: skip
 
 
 def test_a_password_holding_a_raw_slash_or_at_sign_is_not_printed(tmp_path: Path) -> None:
@@ -72,11 +63,17 @@ def test_a_password_holding_a_raw_slash_or_at_sign_is_not_printed(tmp_path: Path
     credentials at the first @. The whole password was printed in every command's error
     (database.url postgresql://box:hunter2/hunter3@...), or its part after an @, in the URL
     and in the driver's words about the host it made of it ('hunter3@127.0.0.1')."""
-    for url in (
+    _not_printed(tmp_path, (
         "postgresql://box:hunter2/hunter3@127.0.0.1:1/codelace",
         "postgresql://box:hunter2@hunter3@127.0.0.1:1/codelace",
         "postgresql://box:hunter2/hunter3@hunter4@127.0.0.1:1/codelace",
-    ):
+    ))  # fmt: skip
+
+
+def _not_printed(tmp_path: Path, urls: tuple[str, ...]) -> None:
+    """Each database URL (a password `hunter...` in it) in a config: `doctor` and `users list`
+    say they cannot open the database, naming where, and print no part of the password."""
+    for url in urls:
         config = write_config(
             tmp_path / "c.toml", {"database": {"url": url}, "server": {"secret_key": SECRET}}
         )
