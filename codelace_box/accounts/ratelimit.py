@@ -10,11 +10,12 @@ process's wall clock: an event stamped ahead of it counts as made now (`_wait_se
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from codelace_box.db.core import exclusive, utcnow, write_transaction
@@ -27,6 +28,7 @@ MAX_WINDOW_SEC = 86400
 RETENTION_SEC = MAX_WINDOW_SEC
 PRUNE_INTERVAL_SEC = 60.0
 IPV6_CLIENT_PREFIX = 64  # one IPv6 subscriber holds a whole /64
+BUCKET_CHARS = 255  # rate_event.bucket is a VARCHAR(255), which PostgreSQL holds it to
 _last_prune = -PRUNE_INTERVAL_SEC
 
 
@@ -61,9 +63,20 @@ def _wait_sec(limit: Limit, now: datetime) -> float:
     return (freeing.created_at - start).total_seconds()
 
 
+def stored_bucket(bucket: str) -> str:
+    """A bucket's name as stored: one longer than BUCKET_CHARS (named after an address of up
+    to 254 characters) keeps its start and ends in a digest of the whole, so it fits the column
+    and names stay apart (a longer one was a 500 on PostgreSQL)."""
+    if len(bucket) <= BUCKET_CHARS:
+        return bucket
+    digest = hashlib.sha256(bucket.encode()).hexdigest()
+    return f"{bucket[: BUCKET_CHARS - len(digest) - 1]}#{digest}"
+
+
 def hit(limits: Sequence[Limit]) -> list[int]:
     """Count one event against every limit, or raise RateLimited if any is exhausted; the ids
     of the events counted (for `give_back`)."""
+    limits = [replace(limit, bucket=stored_bucket(limit.bucket)) for limit in limits]
     now = utcnow()
     with write_transaction() as tx:
         for bucket in sorted({limit.bucket for limit in limits}):  # one order: no deadlock

@@ -163,6 +163,19 @@ def test_an_email_of_megabytes_is_refused_before_it_is_folded(client: BoxClient)
             assert "longer than 254 characters" in error["message"]
 
 
+def test_the_longest_address_the_box_takes_signs_in(client: BoxClient):
+    """An address of 254 characters (RFC 5321's most, which the box takes) is mailed a code and
+    signs in: its rate-limit counters are named after it, and on PostgreSQL a name past the
+    255 characters their column holds was a 500 to every code request of an address over
+    233 characters."""
+    email = "m" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
+    assert len(email) == 254
+    signed_in = client.sign_in(email)
+    assert signed_in["email"] == email
+    response = client.verify(email, "000000")  # a wrong try is counted under the same names
+    assert_error(response, 400, "invalid_code")
+
+
 def test_malformed_bodies_are_refused(client: BoxClient):
     response = client.http.post("/api/v1/auth/otp/request", content=b"{not json")
     assert_error(response, 400, "invalid_json")

@@ -132,6 +132,21 @@ def test_limiter_counts_a_sliding_window(db: None):
         hit([limit])
 
 
+def test_a_bucket_named_after_the_longest_address_fits_its_column(db: None):
+    """rate_event.bucket holds 255 characters (PostgreSQL refuses more): the counters of an
+    address of 254 characters are stored within that, apart from each other, and still count
+    (the HTTP test on PostgreSQL: test_signin's longest address)."""
+    email = "m" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
+    limits = request_limits(email, "127.0.0.1", AuthConfig(otp_requests_per_email=1))
+    assert max(len(limit.bucket) for limit in limits) > 255
+    hit(limits)
+    stored = [row.bucket for row in RateEvent.select()]
+    assert len(stored) == len(set(stored)) == len(limits)
+    assert max(len(bucket) for bucket in stored) <= 255
+    with pytest.raises(RateLimited):
+        hit(limits)
+
+
 def test_a_lowered_limit_waits_until_enough_events_left(db: None):
     """More events in the window than a limit now allows (the operator lowered it): the wait
     is until enough of them left for one more, not until the oldest did."""
