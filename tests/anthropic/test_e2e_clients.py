@@ -87,3 +87,35 @@ def test_reasoning_comes_back_from_claude_opus_4_7(
     assert reasoning == "Weigh both options."
     [sent] = fresh_fake.requests
     assert sent.body["thinking"] == {"type": "adaptive", "display": "summarized"}
+
+
+def test_a_messages_own_cache_control_reaches_anthropic_as_litellm_takes_it(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # LiteLLM takes a breakpoint on the message itself for string content (and on a tool
+    # message, for its tool_result); its cache_control_injection_points put it there. Dropped,
+    # the prompt is never cached and every call is billed at the full input price.
+    _, client = box.new_user()
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    five = {"type": "ephemeral"}
+    call = {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+    client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": "The manual. " * 50, "cache_control": hour},
+            {"role": "user", "content": "Look it up.", "cache_control": five},
+            {"role": "assistant", "content": "Looking.", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "Found.", "cache_control": five},
+        ],  # type: ignore[misc, list-item]
+        tools=[{"type": "function", "function": {"name": "look"}}],
+    )
+    [sent] = fresh_fake.requests
+    assert sent.body["system"] == [
+        {"type": "text", "text": ("The manual. " * 50), "cache_control": hour}
+    ]
+    question, answer, result = (turn["content"] for turn in sent.body["messages"])
+    assert question == [{"type": "text", "text": "Look it up.", "cache_control": five}]
+    assert "cache_control" not in answer[0]
+    assert result == [
+        {"type": "tool_result", "tool_use_id": "call_1", "content": "Found.", "cache_control": five}
+    ]
