@@ -7,9 +7,9 @@ tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` 
 `tool_result` blocks (call ids made acceptable).
 A message's `name` is left out while it tells no two speakers of one role apart, else refused.
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
-this format) stays on its block (cached_block; a tool's too), and a message's own (LiteLLM's, for
-string content and tool results) goes on the last block the message became. Anything Anthropic cannot take
-raises InvalidRequest (400).
+this format) stays on its block (cached_block; a tool's too), and a message's own (LiteLLM's,
+for string content and tool results) goes on the last block the message became. Anything
+Anthropic cannot take raises InvalidRequest (400).
 """
 
 from __future__ import annotations
