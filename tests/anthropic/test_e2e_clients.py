@@ -3,6 +3,8 @@ OpenRouter and LiteLLM take them) through the real box to the strict fake Anthro
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.anthropic.conftest import ADAPTIVE_MODEL, MODEL, AnthropicBox, expected_cost_nanos
@@ -99,15 +101,14 @@ def test_a_messages_own_cache_control_reaches_anthropic_as_litellm_takes_it(
     hour = {"type": "ephemeral", "ttl": "1h"}
     five = {"type": "ephemeral"}
     call = {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+    messages: list[Any] = [
+        {"role": "system", "content": "The manual. " * 50, "cache_control": hour},
+        {"role": "user", "content": "Look it up.", "cache_control": five},
+        {"role": "assistant", "content": "Looking.", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Found.", "cache_control": five},
+    ]
     client.chat.completions.create(
-        model=MODEL,
-        messages=[
-            {"role": "system", "content": "The manual. " * 50, "cache_control": hour},
-            {"role": "user", "content": "Look it up.", "cache_control": five},
-            {"role": "assistant", "content": "Looking.", "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "Found.", "cache_control": five},
-        ],  # type: ignore[misc, list-item]
-        tools=[{"type": "function", "function": {"name": "look"}}],
+        model=MODEL, messages=messages, tools=[{"type": "function", "function": {"name": "look"}}]
     )
     [sent] = fresh_fake.requests
     assert sent.body["system"] == [
