@@ -7,9 +7,9 @@ tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` 
 `tool_result` blocks (call ids made acceptable).
 A message's `name` is left out while it tells no two speakers of one role apart, else refused.
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
-this format) stays on its block (cached_block; a tool's too), and a message's own (LiteLLM's,
-for string content and tool results) goes on the last block the message became. Anything
-Anthropic cannot take raises InvalidRequest (400).
+this format) stays on its block (cached_block; a tool's and a tool call's too), and a message's
+own (LiteLLM's, for string content and tool results) goes on the last block the message
+became. Anything Anthropic cannot take raises InvalidRequest (400).
 """
 
 from __future__ import annotations
@@ -292,12 +292,8 @@ def _tool_use_block(call: Any, where: str) -> JSON:
         raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=where)
-    return {
-        "type": "tool_use",
-        "id": tool_id(call["id"]),
-        "name": function["name"],
-        "input": parsed,
-    }
+    block = {"type": "tool_use", "id": tool_id(call["id"]), "name": function["name"]}
+    return cached_block(block | {"input": parsed}, call, where)  # LiteLLM's breakpoint on a call
 
 
 def tool_id(call_id: str) -> str:

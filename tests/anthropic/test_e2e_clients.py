@@ -120,3 +120,36 @@ def test_a_messages_own_cache_control_reaches_anthropic_as_litellm_takes_it(
     assert result == [
         {"type": "tool_result", "tool_use_id": "call_1", "content": "Found.", "cache_control": five}
     ]
+
+
+def test_a_tool_calls_own_cache_control_stays_on_its_tool_use(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # LiteLLM takes a breakpoint on an assistant message's tool call too (on its tool_use):
+    # an agent marks the last call of a long tool loop so the next turn reads the loop cached.
+    _, client = box.new_user()
+    five = {"type": "ephemeral"}
+    calls = [
+        {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}},
+        {"id": "call_2", "type": "function", "function": {"name": "look", "arguments": "{}"},
+         "cache_control": five},
+    ]  # fmt: skip
+    messages: list[Any] = [
+        {"role": "user", "content": "Look twice."},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_1", "content": "One."},
+        {"role": "tool", "tool_call_id": "call_2", "content": "Two."},
+    ]
+    client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[{"type": "function", "function": {"name": "look"}}]
+    )
+    [sent] = fresh_fake.requests
+    first, second = sent.body["messages"][1]["content"]
+    assert "cache_control" not in first
+    assert second == {
+        "type": "tool_use",
+        "id": "call_2",
+        "name": "look",
+        "input": {},
+        "cache_control": five,
+    }
