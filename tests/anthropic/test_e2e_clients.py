@@ -153,3 +153,23 @@ def test_a_tool_calls_own_cache_control_stays_on_its_tool_use(
         "input": {},
         "cache_control": five,
     }
+
+
+def test_a_cache_control_inside_a_tools_function_stays_on_the_tool(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # LiteLLM takes a tool's breakpoint beside its function's name too (the tool's own first):
+    # dropped, a large tool set was read at the full input price on every call.
+    _, client = box.new_user()
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    tools: list[Any] = [
+        {"type": "function", "function": {"name": "look"}},
+        {"type": "function", "function": {"name": "read", "cache_control": hour}},
+    ]
+    client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Look."}], tools=tools
+    )
+    [sent] = fresh_fake.requests
+    first, second = sent.body["tools"]
+    assert "cache_control" not in first
+    assert second["cache_control"] == hour
