@@ -7,8 +7,9 @@ tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` 
 `tool_result` blocks (call ids made acceptable).
 A message's `name` is left out while it tells no two speakers of one role apart, else refused.
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
-this format) stays on its block (cached_block; a tool's too). Anything Anthropic cannot take
-raises InvalidRequest (400).
+this format) stays on its block (cached_block; a tool's and a tool call's too), and a message's
+own (LiteLLM's, for string content and tool results) goes on the last block the message
+became. Anything Anthropic cannot take raises InvalidRequest (400).
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
         _check_name(names, message, where)
         role = message.get("role")
         if role in ("system", "developer"):
-            system += _text_blocks(message.get("content"), where)
+            system += _own_breakpoint(_text_blocks(message.get("content"), where), message, where)
             continue
         anthropic_role, blocks = _message_blocks(message, role, where)
         if blocks:
+            _own_breakpoint(blocks, message, where)
             _append_turn(turns, anthropic_role, blocks)
     _check_turns(turns)
     last = turns[-1]["content"][-1]
@@ -73,6 +75,17 @@ def _check_name(names: dict[Any, Any], message: JSON, where: str) -> None:
             f"{first!r} would become one {role}; put the speaker's name in the content instead",
             param=f"{where}.name",
         )
+
+
+def _own_breakpoint(blocks: list[JSON], message: JSON, where: str) -> list[JSON]:
+    """The blocks with the message's own `cache_control` (where LiteLLM takes the breakpoint of
+    a string content, and of a tool message's result) on the last of them, unless that one has
+    its own (thinking blocks take none)."""
+    if message.get("cache_control") is not None and blocks:
+        last = blocks[-1]
+        if "cache_control" not in last and last["type"] not in _THINKING:
+            cached_block(last, message, where)
+    return blocks
 
 
 def _message_blocks(message: JSON, role: Any, where: str) -> tuple[str, list[JSON]]:
@@ -279,12 +292,8 @@ def _tool_use_block(call: Any, where: str) -> JSON:
         raise InvalidRequest(f"{where}.function.arguments is not valid JSON", param=where) from None
     if not isinstance(parsed, dict):
         raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=where)
-    return {
-        "type": "tool_use",
-        "id": tool_id(call["id"]),
-        "name": function["name"],
-        "input": parsed,
-    }
+    block = {"type": "tool_use", "id": tool_id(call["id"]), "name": function["name"]}
+    return cached_block(block | {"input": parsed}, call, where)  # LiteLLM's breakpoint on a call
 
 
 def tool_id(call_id: str) -> str:

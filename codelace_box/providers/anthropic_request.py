@@ -157,7 +157,8 @@ def _tool(tool: Any, where: str) -> JSON:
     if function.get("strict") is True:
         converted["strict"] = True
         converted["input_schema"] = strict_schema(schema)
-    return cached_block(converted, tool, where)
+    # the tool's breakpoint, else one beside its function's name (LiteLLM takes both places)
+    return cached_block(converted, tool if "cache_control" in tool else function, where)
 
 
 def _tool_choice(choice: Any, names: set[str]) -> tuple[JSON | None, set[str] | None]:

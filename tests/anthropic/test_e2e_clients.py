@@ -3,6 +3,8 @@ OpenRouter and LiteLLM take them) through the real box to the strict fake Anthro
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.anthropic.conftest import ADAPTIVE_MODEL, MODEL, AnthropicBox, expected_cost_nanos
@@ -87,3 +89,87 @@ def test_reasoning_comes_back_from_claude_opus_4_7(
     assert reasoning == "Weigh both options."
     [sent] = fresh_fake.requests
     assert sent.body["thinking"] == {"type": "adaptive", "display": "summarized"}
+
+
+def test_a_messages_own_cache_control_reaches_anthropic_as_litellm_takes_it(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # LiteLLM takes a breakpoint on the message itself for string content (and on a tool
+    # message, for its tool_result); its cache_control_injection_points put it there. Dropped,
+    # the prompt is never cached and every call is billed at the full input price.
+    _, client = box.new_user()
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    five = {"type": "ephemeral"}
+    call = {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+    messages: list[Any] = [
+        {"role": "system", "content": "The manual. " * 50, "cache_control": hour},
+        {"role": "user", "content": "Look it up.", "cache_control": five},
+        {"role": "assistant", "content": "Looking.", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Found.", "cache_control": five},
+    ]
+    client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[{"type": "function", "function": {"name": "look"}}]
+    )
+    [sent] = fresh_fake.requests
+    assert sent.body["system"] == [
+        {"type": "text", "text": ("The manual. " * 50), "cache_control": hour}
+    ]
+    question, answer, result = (turn["content"] for turn in sent.body["messages"])
+    assert question == [{"type": "text", "text": "Look it up.", "cache_control": five}]
+    assert "cache_control" not in answer[0]
+    assert result == [
+        {"type": "tool_result", "tool_use_id": "call_1", "content": "Found.", "cache_control": five}
+    ]
+
+
+def test_a_tool_calls_own_cache_control_stays_on_its_tool_use(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # LiteLLM takes a breakpoint on an assistant message's tool call too (on its tool_use):
+    # an agent marks the last call of a long tool loop so the next turn reads the loop cached.
+    _, client = box.new_user()
+    five = {"type": "ephemeral"}
+    calls = [
+        {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}},
+        {"id": "call_2", "type": "function", "function": {"name": "look", "arguments": "{}"},
+         "cache_control": five},
+    ]  # fmt: skip
+    messages: list[Any] = [
+        {"role": "user", "content": "Look twice."},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_1", "content": "One."},
+        {"role": "tool", "tool_call_id": "call_2", "content": "Two."},
+    ]
+    client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[{"type": "function", "function": {"name": "look"}}]
+    )
+    [sent] = fresh_fake.requests
+    first, second = sent.body["messages"][1]["content"]
+    assert "cache_control" not in first
+    assert second == {
+        "type": "tool_use",
+        "id": "call_2",
+        "name": "look",
+        "input": {},
+        "cache_control": five,
+    }
+
+
+def test_a_cache_control_inside_a_tools_function_stays_on_the_tool(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # LiteLLM takes a tool's breakpoint beside its function's name too (the tool's own first):
+    # dropped, a large tool set was read at the full input price on every call.
+    _, client = box.new_user()
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    tools: list[Any] = [
+        {"type": "function", "function": {"name": "look"}},
+        {"type": "function", "function": {"name": "read", "cache_control": hour}},
+    ]
+    client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Look."}], tools=tools
+    )
+    [sent] = fresh_fake.requests
+    first, second = sent.body["tools"]
+    assert "cache_control" not in first
+    assert second["cache_control"] == hour
