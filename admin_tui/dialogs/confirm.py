@@ -35,9 +35,11 @@ class ConfirmDialog(ModalScreen[bool]):
             yield Label(self._title, classes="dialog-title", markup=False)
             yield Static(visible(self._message), id="confirm-message", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                variant = "primary" if self._notice else "error"
-                yield Button(f"{self._confirm_label} (y)", variant=variant, id="yes")
-                if not self._notice:
+                label = f"{self._confirm_label} (y)"
+                if self._notice:
+                    yield Button(label, variant="primary", id="yes")
+                else:
+                    yield Button(label, variant="error", id="yes")
                     yield Button("Cancel (n)", id="no")
 
     def on_mount(self) -> None:
