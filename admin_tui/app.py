@@ -94,8 +94,16 @@ class AdminApp(App[None]):
         yield from super().get_system_commands(screen)
 
     async def _run_on(self, mode: str, action: str) -> None:
-        """Switch to a mode's screen and run one of its actions there."""
+        """Switch to a mode's screen and run one of its actions there: a screen pushed over it
+        (a user's detail, the spend report) that has no such action is left first; a dialog
+        is never closed so (a save it runs would end unseen)."""
         await self.switch_mode(mode)
+        while (
+            len(self.screen_stack) > 1
+            and isinstance(self.screen, AdminScreen)
+            and not hasattr(self.screen, f"action_{action}")
+        ):
+            await self.pop_screen()
         screen = self.screen
         if isinstance(screen, AdminScreen):  # a screen seen for the first time has no rows yet
             await screen.loaded()

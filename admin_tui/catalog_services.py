@@ -112,8 +112,17 @@ class CatalogServices:
         with audited("models alias", name, lambda: states.alias(name)):
             return str(aliases.set_alias(name, model_id).name)
 
-    def remove_alias(self, name: str) -> None:
+    def remove_alias(self, name: str, model_id: str | None = None) -> None:
+        """Forget an alias; with `model_id` (the model whose aliases the form listed), refused
+        when it routes elsewhere now (moved meanwhile: it is that model's alias)."""
         with audited("models unalias", name, lambda: states.alias(name)):
+            routed = aliases.list_aliases().get(name)
+            if model_id is not None and routed is not None and routed != model_id:
+                raise Conflict(
+                    f"alias {name} routes to {routed} now (moved meanwhile?), not to "
+                    f"{model_id}: nothing was removed; check the aliases shown now",
+                    code="changed_meanwhile",
+                )
             aliases.remove_alias(name)
 
     # -- providers ------------------------------------------------------------------------

@@ -55,8 +55,9 @@ def parse_token_cap(text: str, what: str = "max output tokens") -> int | None:
 
 def key_limit_fields(form: KeyLimitsForm, shown: KeyRow | None = None) -> dict[str, Any]:
     """A key limits form as the fields accounts.limits checks: every one given, blank (or a
-    word `keys update` clears with: none, null, never, all) clears; the expiry as `shown` is
-    left out (unchanged), so an expired key's cap can change; the name only when changed."""
+    word `keys update` clears with: none, null, never, all) clears; the expiry and the models
+    as `shown` are left out (unchanged), so an expired key's cap can change, and a key's whose
+    models were removed from the catalog meanwhile; the name only when changed."""
     models = _cleared(form.models)
     fields: dict[str, Any] = {
         "limit_usd": _cleared(form.limit_usd),
@@ -67,6 +68,9 @@ def key_limit_fields(form: KeyLimitsForm, shown: KeyRow | None = None) -> dict[s
     }
     if shown is not None and form.expires.strip() == moment_text(shown):
         del fields["expires_at"]
+    allowed = fields["allowed_models"]
+    if shown is not None and (None if allowed is None else tuple(allowed)) == shown.allowed_models:
+        del fields["allowed_models"]
     if form.name is not None and (shown is None or form.name.strip() != shown.name):
         fields["name"] = form.name.strip()
     return fields

@@ -19,22 +19,31 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("n,escape", "cancel", "No"),
     ]
 
-    def __init__(self, title: str, message: str, confirm_label: str = "Yes") -> None:
+    def __init__(
+        self, title: str, message: str, confirm_label: str = "Yes", *, notice: bool = False
+    ) -> None:
+        """`notice`: what was done already (a new key shown once): one button, focused, and no
+        Cancel that would look like undoing it."""
         super().__init__(classes="dialog-screen")
         self._title = title
         self._message = message
         self._confirm_label = confirm_label
+        self._notice = notice
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm"):
             yield Label(self._title, classes="dialog-title", markup=False)
             yield Static(visible(self._message), id="confirm-message", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self._confirm_label} (y)", variant="error", id="yes")
-                yield Button("Cancel (n)", id="no")
+                label = f"{self._confirm_label} (y)"
+                if self._notice:
+                    yield Button(label, variant="primary", id="yes")
+                else:
+                    yield Button(label, variant="error", id="yes")
+                    yield Button("Cancel (n)", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        self.query_one("#yes" if self._notice else "#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -19,6 +19,7 @@ from admin_tui.screens.formatting import (
     status_cell,
     time_of_day,
     usd,
+    usd_figure,
     usd_fine,
 )
 from admin_tui.services import Dashboard, RequestRow
@@ -116,8 +117,8 @@ def figures_table(board: Dashboard) -> Table:
         ),
         (
             "Spend",
-            usd(hour.spend_nanos),
-            usd(day.spend_nanos),
+            usd_figure(hour.spend_nanos),
+            usd_figure(day.spend_nanos),
             "Pending payments",
             count(board.pending_payments),
         ),

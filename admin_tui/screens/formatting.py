@@ -21,6 +21,14 @@ def usd_fine(nanos: int) -> str:
     return format_usd(nanos, 9, trim_to=0) if nanos and shown.strip("$-") == "0" else shown
 
 
+def usd_figure(nanos: int) -> str:
+    """A sum of spend for the dashboard's figures: at least cents, up to 6 places (a cheap
+    model's $0.004 of an hour is no "$0.00", nothing spent), exactly when those round to
+    nothing."""
+    shown = format_usd(nanos, 6, trim_to=2)
+    return usd_exact(nanos) if nanos and shown.strip("$-") == "0.00" else shown
+
+
 def usd_exact(nanos: int) -> str:
     """Money exactly (to the nano-dollar) with at least cents, e.g. '$42.50', '$0.000123'."""
     return format_usd(nanos, 9, trim_to=2)

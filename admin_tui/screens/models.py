@@ -230,7 +230,7 @@ class ModelsScreen(AdminScreen):
             return
 
         async def submit(values: dict[str, str]) -> str:
-            await self.services.run(self.services.remove_alias, values["alias"])
+            await self.services.run(self.services.remove_alias, values["alias"], model.id)
             return values["alias"]
 
         name = await self.app.push_screen_wait(

@@ -66,7 +66,8 @@ def describe_request(d: RequestDetail) -> str:
         ("Upstream error", d.error_text or "-"),
         ("Duration", f"{count(d.duration_ms)} ms"),
         ("Tokens", f"{count(d.input_tokens)} in (cache read {count(d.cache_read_tokens)}, "
-                   f"written {count(d.cache_write_tokens)}) / {count(d.output_tokens)} out"
+                   f"written {written(d.cache_write_tokens, d.cache_write_1h_tokens)}) / "
+                   f"{count(d.output_tokens)} out"
                    + (" (estimated: the upstream did not say)" if d.estimated else "")),
         ("Prices per 1M", prices),
         *_advisor_lines(d),
@@ -86,6 +87,12 @@ def _advisor_lines(d: RequestDetail) -> list[tuple[str, str]]:
     )
     return [
         ("Advisor", f"{d.advisor_model}: {count(tokens)} in (cache read {count(cache_read)}, "
-                    f"written {count(cache_write)}) / {count(output)} out, of the tokens above"),
+                    f"written {written(cache_write, d.advisor_cache_write_1h_tokens)}) / "
+                    f"{count(output)} out, of the tokens above"),
         ("Its prices", prices),
     ]  # fmt: skip
+
+
+def written(tokens: int, one_hour: int) -> str:
+    """Cache writes, with how many were 1-hour writes (charged at their own price), if any."""
+    return count(tokens) + (f" ({count(one_hour)} of them for 1 hour)" if one_hour else "")

@@ -210,6 +210,7 @@ class UserDetailScreen(UserActions, AdminScreen):
                     "New API key",
                     f"{full}\n\nStore it now: it is not shown again.",
                     confirm_label="Done",
+                    notice=True,
                 )
             )
 

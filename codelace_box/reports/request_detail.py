@@ -46,6 +46,8 @@ class RequestDetail:
     advisor_model: str | None = None
     advisor_tokens: tuple[int, int, int, int] = (0, 0, 0, 0)
     advisor_prices_per_1m_nanos: dict[str, int] = field(default_factory=dict)
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens: the 1-hour writes (their price)
+    advisor_cache_write_1h_tokens: int = 0  # of the advisor's cache writes
 
 
 def request_detail(row_id: int) -> RequestDetail:
@@ -72,6 +74,7 @@ def request_detail(row_id: int) -> RequestDetail:
             "1h cache write": row.cache_write_1h_per_1m_nanos,
         },
         cost_nanos=row.cost_nanos, hold_nanos=row.hold_nanos,
+        cache_write_1h_tokens=row.cache_write_1h_tokens,
     )  # fmt: skip
     return detail if row.advisor_model is None else _with_advisor(detail, row)
 
@@ -87,6 +90,7 @@ def _with_advisor(detail: RequestDetail, row: UsageRecord) -> RequestDetail:
         detail,
         advisor_model=row.advisor_model,
         advisor_tokens=(tokens[0], tokens[1], tokens[2], tokens[3]),
+        advisor_cache_write_1h_tokens=int(row.advisor_cache_write_1h_tokens or 0),
         advisor_prices_per_1m_nanos={
             shown: int(getattr(row, f"advisor_{n}_per_1m_nanos") or 0)
             for shown, n in prices.items()

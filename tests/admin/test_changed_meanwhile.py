@@ -11,6 +11,7 @@ import pytest
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
 from codelace_box.audit import list_entries
+from codelace_box.catalog.aliases import list_aliases, set_alias
 from codelace_box.catalog.models import find_model, set_model
 from codelace_box.catalog.providers import add_provider
 from tests.admin.pilot import (
@@ -76,3 +77,32 @@ async def test_saving_the_edit_of_a_model_removed_meanwhile_does_not_bring_it_ba
         await until(pilot, lambda: column(pilot, "#models") == [], "the table without it")
     assert find_model("openai/gpt-5.4") is None
     assert [(e.client, e.command) for e in list_entries()] == [("cli", "models remove")]
+
+
+async def test_removing_an_alias_moved_meanwhile_leaves_the_model_it_routes_to_now(
+    admin_env: AdminEnv,
+) -> None:
+    """The unalias form of a model lists its aliases as they were when it opened: one moved to
+    another model meanwhile (`models alias` moves it) must not be taken from that model."""
+    add_provider("openai", "openai", SECRET, "sk-meanwhile-0000000000001")
+    set_model("openai/gpt-5.4", "2.5", "10")
+    set_model("openai/gpt-5.4-mini", "0.25", "2")
+    set_alias("gpt", "openai/gpt-5.4")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: "gpt" in column(pilot, "#models", 7), "the alias")
+        gpt_row = column(pilot, "#models", 7).index("gpt")
+        await pilot.press(*["down"] * gpt_row)
+        await open_form(pilot, "u", "the unalias form")
+        moved = run_cli(admin_env.path, "models", "alias", "gpt", "openai/gpt-5.4-mini")
+        assert moved.returncode == 0, moved.stderr
+        await pilot.press("ctrl+s")
+        await until(
+            pilot,
+            lambda: screen_name(pilot) != "FormDialog" or text_of(pilot, "#form-error"),
+            "an outcome",
+        )
+        assert screen_name(pilot) == "FormDialog"  # still open: nothing was removed
+        assert "openai/gpt-5.4-mini" in text_of(pilot, "#form-error")
+    assert list_aliases() == {"gpt": "openai/gpt-5.4-mini"}
+    assert [(e.client, e.command) for e in list_entries()][-1] == ("cli", "models alias")

@@ -109,6 +109,37 @@ async def test_the_cap_of_an_expired_key_changes_without_touching_its_expiry(
     assert (stored.limit_nanos, stored.expires_at) == (5 * 10**9, expired)
 
 
+async def test_the_cap_of_a_key_scoped_to_a_removed_model_changes_without_widening_it(
+    admin_env: AdminEnv,
+) -> None:
+    """A key may call only a model since removed from the catalog (it answers 404 for it):
+    the form sends back the models it showed, which the catalog no longer knows. Unchanged,
+    they are left alone (as `keys update --limit-usd` leaves them), so its cap changes; the
+    only way out was to clear the list, letting the key call every model."""
+    catalog.add_provider("acme", "openai", "k" * 40, "sk-acme-000000000000001")
+    models.set_model("acme/m1", "1", "2")
+    models.set_model("acme/m2", "1", "2")
+    alice = create_user("alice@example.com")
+    key = create_key(alice.id, "scoped", {"allowed_models": ["acme/m1"]}).key
+    models.remove_model("acme/m1")
+    app = create_admin_app(admin_env.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_detail(pilot, "alice@example.com")
+        await until(pilot, lambda: column(pilot, "#keys", 7) == ["acme/m1"], "the scoped key")
+        await open_form(pilot, "l", "the key limits form")
+        await fill(pilot, "limit_usd", "5")
+        await pilot.press("ctrl+s")
+        await until(
+            pilot,
+            lambda: screen_name(pilot) != "FormDialog" or text_of(pilot, "#form-error"),
+            "an outcome",
+        )
+        assert screen_name(pilot) == "UserDetailScreen", text_of(pilot, "#form-error")
+    stored = ApiKey.get_by_id(key.id)
+    assert stored.limit_nanos == 5 * 10**9
+    assert json.loads(stored.allowed_models) == ["acme/m1"]
+
+
 async def test_request_limits_form_sets_an_accounts_limits(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = make_env(tmp_path, limits={"rpm": 60})
     create_user("bob@example.com")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Button
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.keys import hash_key, list_keys
@@ -153,3 +154,26 @@ async def test_create_a_key_shows_it_once_and_revoke_it(admin_env: AdminEnv) -> 
         await answer(pilot, "Revoke key")
         await until(pilot, lambda: column(pilot, "#keys") == [], "the key to go")
     assert list_keys(user.id) == []
+
+
+async def test_the_new_key_is_shown_with_no_cancel_that_would_not_undo_it(
+    admin_env: AdminEnv,
+) -> None:
+    """The new key was shown in a yes/no question whose focused button read 'Cancel': Enter
+    there left the operator believing nothing was made, while the key was minted and working
+    (never stored by anyone). It is shown with one button, Done, focused; the key stays."""
+    user = create_user("kim@example.com")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await go(pilot, "f2", "UsersScreen", "#users")
+        await pilot.press("enter")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
+        await open_form(pilot, "c", "the name form")
+        await fill(pilot, "name", "laptop")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the new key")
+        labels = [str(b.label) for b in pilot.app.screen.query(Button)]
+        assert not any("Cancel" in label for label in labels), labels
+        assert str(pilot.app.focused.label).startswith("Done")  # type: ignore[union-attr]
+        await pilot.press("enter")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail again")
+    assert [k.name for k in list_keys(user.id)] == ["laptop"]

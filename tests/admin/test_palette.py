@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import TabbedContent
 
 from admin_tui.app import create_admin_app
 from codelace_box.accounts.users import create_user
@@ -91,3 +92,35 @@ async def test_a_palette_action_on_the_selected_row_of_a_screen_not_shown_yet(
         )
         assert notifications(pilot) == []
         assert pilot.app.screen.query_one(".dialog-title").content == title  # type: ignore[attr-defined]
+
+
+async def test_a_palette_action_of_a_screen_under_a_detail_goes_back_to_it(
+    admin_env: AdminEnv,
+) -> None:
+    """A user's detail is pushed over the users screen: the palette's "New user" (from any
+    screen) ran on the detail, which has no such action, and nothing happened at all. It goes
+    back to the users screen and opens the form there."""
+    create_user("ana@x.org")
+    async with create_admin_app(admin_env.config).run_test(notifications=True) as pilot:
+        await pilot.press("f2")
+        await until(pilot, lambda: column(pilot, "#users") == ["ana@x.org"], "ana")
+        await pilot.press("enter")
+        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "her detail")
+        await pilot.press("f1")
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", "the dashboard")
+        await run_command(pilot, "new user")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the new user form")
+        assert pilot.app.screen.query_one(".dialog-title").content == "New user"  # type: ignore[attr-defined]
+
+
+async def test_the_activity_palette_works_from_the_spend_report(admin_env: AdminEnv) -> None:
+    """The spend report is pushed over Activity: "Switch requests/payments" did nothing."""
+    async with create_admin_app(admin_env.config).run_test(notifications=True) as pilot:
+        await pilot.press("f5")
+        await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "activity")
+        await pilot.press("r")
+        await until(pilot, lambda: screen_name(pilot) == "SpendScreen", "the spend report")
+        await run_command(pilot, "switch requests/payments")
+        await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "activity again")
+        tabs = pilot.app.screen.query_one("#activity-tabs", TabbedContent)
+        await until(pilot, lambda: tabs.active == "tab-payments", "the payments tab")

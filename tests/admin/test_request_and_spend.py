@@ -82,6 +82,31 @@ async def test_a_request_that_consulted_an_advisor_shows_its_part_and_prices(
             assert part in shown, (part, shown)
 
 
+async def test_a_requests_one_hour_cache_writes_are_shown_beside_their_price(
+    admin_env: AdminEnv,
+) -> None:
+    """The detail listed the 1h cache write price but not how many of the written tokens were
+    charged at it (the usage row has it): the cost could not be made out of what was shown."""
+    ana = create_user("ana@example.com")
+    add_usage(ana.id, NOW, request_id="req_0000000000000000000001hw")
+    UsageRecord.update(
+        cache_write_tokens=4000, cache_write_1h_tokens=1500,
+        cache_write_per_1m_nanos=3_125_000_000, cache_write_1h_per_1m_nanos=5_000_000_000,
+        advisor_model="anthropic/claude-opus-4.6", advisor_input_tokens=8000,
+        advisor_cache_write_tokens=3000, advisor_cache_write_1h_tokens=2000,
+        advisor_output_tokens=700,
+    ).where(UsageRecord.request_id == "req_0000000000000000000001hw").execute()  # fmt: skip
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await open_activity(pilot)
+        await until(pilot, lambda: len(column(pilot, "#requests")) == 1, "the request")
+        await pilot.press("enter")
+        await until(pilot, lambda: "01hw" in text_of(pilot, "#request-detail"), "its detail")
+        shown = text_of(pilot, "#request-detail")
+        for part in ("written 4,000 (1,500 of them for 1 hour)",
+                     "written 3,000 (2,000 of them for 1 hour)"):  # fmt: skip
+            assert part in shown, (part, shown)
+
+
 async def test_the_spend_report_groups_and_sorts_by_spend(admin_env: AdminEnv) -> None:
     big, small = create_user("big@example.com"), create_user("small@example.com")
     add_usage(big.id, NOW - timedelta(hours=1), request_id="b1", cost_nanos=9_000_000_000)
