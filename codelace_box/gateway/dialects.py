@@ -145,18 +145,23 @@ class AnthropicEvents:
         self.call = call
         self._stop: JSON = {"type": "message_stop"}
         self._delta: JSON | None = None  # the message_delta, held back for the tail
+        self._after: list[bytes] = []  # events that came after it (pings...): held behind it
         self._open: set[Any] = set()  # indexes of content blocks started and not stopped
 
     def chunk(self, event: JSON) -> bytes:
-        """The event as Anthropic frames it (message_delta, message_stop: held back for the
-        tail)."""
+        """The event as Anthropic frames it (message_delta, message_stop, and what came
+        between them: held back for the tail, in their order)."""
         kind = event.get("type")
         if kind == "message_stop":
             self._stop = event
             return b""
         if kind == "message_delta":  # the one before, if any, goes out now, in its place
             held, self._delta = self._delta, event
-            return b"" if held is None else encode_event(held)
+            after, self._after = self._after, []
+            return b"" if held is None else b"".join([encode_event(held), *after])
+        if self._delta is not None:
+            self._after.append(encode_event(event))
+            return b""
         if kind == "content_block_start":
             self._open.add(event.get("index"))
         elif kind == "content_block_stop":
@@ -176,7 +181,7 @@ class AnthropicEvents:
         """The held-back message_delta (with the counts charged, when the box counted them)
         and message_stop."""
         out = [] if self._delta is None else [encode_event(_charged_counts(self._delta, usage))]
-        return [*out, encode_event(self._stop)]
+        return [*out, *self._after, encode_event(self._stop)]
 
     def error(self, status: int, message: str, error_type: str, code: str) -> bytes:
         """Anthropic's `error` event."""

@@ -208,8 +208,9 @@ def messages_input_bound(
 
 def media_context(context_tokens: int, beta: str) -> int:
     """The window media reserves: the model's, or the million tokens the long-context beta
-    (`context-1m-*`, forwarded only where the operator allowed it) lets the prompt fill."""
-    if LONG_CONTEXT_BETA in beta:
+    (`context-1m-*`, forwarded only where the operator allowed it) lets the prompt fill, in
+    whatever case it is sent (as check_billed_messages refuses it)."""
+    if LONG_CONTEXT_BETA in beta.lower():
         return max(context_tokens, LONG_CONTEXT_TOKENS)
     return context_tokens
 

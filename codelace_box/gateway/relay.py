@@ -324,14 +324,14 @@ class StreamRelay:
 
     def _never_began(self) -> bool:
         """Whether this stream was handed on without content (stream_start) and none came."""
-        return self.content_by is not None and not self.tally.pieces
+        return self.content_by is not None and not (self.tally.pieces or self.translator.began)
 
     def _until_content_due(self) -> float:
         """Seconds left for the output to begin (inf once it has, or with no such bound);
         raises UpstreamReadTimeout past it."""
         if self.content_by is None:
             return float("inf")
-        if self.tally.pieces:
+        if self.tally.pieces or self.translator.began:  # (a thinking block shown no text)
             self.content_by = None
             return float("inf")
         left = self.content_by - time.monotonic()

@@ -230,7 +230,6 @@ class PassthroughStream(StreamTranslator):
         self.public_model = public_model
         self.adapter = adapter  # told the container message_start or message_delta names
         self.start_usage: JSON = {}
-        self.content_started = False  # an event that carries output was seen
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         """The event itself (as a dict with its `type`); an `error` event, or one that is not
@@ -242,7 +241,7 @@ class PassthroughStream(StreamTranslator):
             data["type"] = event.event
         kind = data.get("type")
         if kind in CONTENT_EVENTS:
-            self.content_started = True
+            self.began = True
         if kind == "message_start":
             self._on_start(data)
         elif kind == "content_block_delta":

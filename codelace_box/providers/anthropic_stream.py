@@ -115,6 +115,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_block_start(self, data: JSON) -> list[JSON]:
+        self.began = True
         block = data.get("content_block")
         index = data.get("index")
         if not isinstance(block, dict) or not isinstance(index, int):

@@ -116,6 +116,9 @@ class StreamTranslator(ABC):
         self.input_tokens_seen = 0  # input tokens the upstream reported before the end, if any
         self.output_tokens_seen = 0  # output tokens any usage field so far implied (reasoning...)
         self.usage_seen: Usage | None = None  # counts reported before the end (message_start's)
+        # the answer began (Anthropic's content_block_start), though it may show no output yet:
+        # a thinking block whose text is left out streams nothing until its signature
+        self.began = False
 
     @abstractmethod
     def feed(self, event: SSEEvent) -> list[JSON]:

@@ -25,10 +25,12 @@ CHARS_PER_TOKEN = 4  # ASCII characters per token
 MAX_CHARS_PER_TOKEN = 16  # hardly any token is longer
 ESTIMATED_MEDIA_TOKENS = 3000  # a media part of unknown size, when the provider never said
 TEXT_PARTS = frozenset({"text", "refusal"})
-# Delta keys that carry no generated text: ids, labels (a reasoning detail's `format`), and the
+# Delta keys that carry no generated text: ids, labels (a reasoning detail's `format`), the
 # whole thinking blocks (their text was relayed already as reasoning_content; a signature is not
-# output).
-_NOT_OUTPUT = frozenset({"role", "type", "id", "index", "format", "thinking_blocks", "signature"})
+# output), and an Anthropic citation (its `cited_text` quotes the documents: not output tokens).
+_NOT_OUTPUT = frozenset(
+    {"role", "type", "id", "index", "format", "thinking_blocks", "signature", "citation"}
+)
 # A delta's reasoning text, and where some servers write it again: vLLM (0.11 on) repeats
 # `reasoning` as the deprecated `reasoning_content`, OpenRouter in `reasoning_details`.
 _REASONING_KEYS = ("reasoning", "reasoning_content")

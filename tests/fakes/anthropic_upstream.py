@@ -77,6 +77,7 @@ class Reply:
     chunk_chars: int = 4  # stream: characters per text_delta / input_json_delta
     delay_sec: float = 0.0  # stream: pause between events
     thinking_omitted: bool = False  # thinking blocks carry only their signature (display omitted)
+    thinking_events: list[JSON] = field(default_factory=list)  # stream: as the thinking began
     # server-side compaction's own sampling (its usage: input_tokens, output_tokens, ...), which
     # Anthropic reports in `usage.iterations` only, outside the top-level counts
     compaction: JSON | None = None
@@ -203,7 +204,10 @@ def stream_events(reply: Reply, model: str, safeguards: list[JSON] | None = None
         error.pop("request_id")
         return [*events, error]
     for index, block in enumerate(reply.blocks()):
-        events += _block_events(index, block, reply.chunk_chars)
+        block_events = _block_events(index, block, reply.chunk_chars)
+        if block["type"] == "thinking":  # (pings while the model thinks, say)
+            block_events[1:1] = reply.thinking_events
+        events += block_events
         if index == 0:
             events.insert(2, {"type": "ping"})
     events.append(

@@ -130,3 +130,27 @@ def test_content_that_never_begins_ends_the_started_stream_with_an_error_at_no_c
     [row] = fresh.usage_rows(email)
     assert (row["status"], row["cost_nanos"], row["error_code"]) == ("error", 0, "upstream_timeout")
     assert fresh.balance_nanos(email) == start
+
+
+@pytest.mark.parametrize("route", ["messages", "chat"])
+def test_thinking_that_began_after_the_hold_is_not_cut_while_it_thinks(
+    fresh: MessagesBox, route: str
+) -> None:
+    """A slow prefill (the answer handed on before content began), then a thinking block whose
+    text is left out (display omitted: Claude Opus 4.7 and later by default), the model
+    thinking for longer than read_timeout_sec with only pings: its answer has begun (as it
+    had, had the thinking started within the hold), so it is relayed to its end and charged,
+    not ended as an upstream gone silent at no cost while the provider billed the thinking."""
+    email, key = fresh.new_key()
+    thinking = [PING] * int(READ_TIMEOUT_SEC / 0.15 + 6)  # thinks past the read timeout
+    fresh.fake.script(Reply(text="Thought it through.", thinking="hidden", thinking_omitted=True,
+                            extra_events=[PING] * 4, thinking_events=thinking, delay_sec=0.15,
+                            output_tokens=900))  # fmt: skip
+    body = {"model": MODEL, "max_tokens": 2048, "stream": True,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+    path = "/v1/messages" if route == "messages" else "/v1/chat/completions"
+    _, text = _first_byte_and_text(fresh, key, path, body)
+    assert "error" not in text and "Thought it through."[:4] in text, text
+    [row] = fresh.usage_rows(email)
+    assert (row["status"], row["output_tokens"]) == ("ok", 900)
