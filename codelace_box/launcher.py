@@ -10,6 +10,8 @@ And when the launcher is killed outright (`kill -9` of the pid the operator star
 program lived on orphaned, still serving: `follow_the_launcher` stops it then, as a worker
 stops with its supervisor, and removes the unpacked folder the launcher would have removed.
 The program also keeps its unpacked folder from /tmp's cleaner (`hold_the_unpacked_folder`).
+And `serve` notes a stop that comes before it serves, to stop once it can
+(`hold_stops_until_serving`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,29 @@ def heed_interrupts_once() -> None:
     """A command's Ctrl-C raises KeyboardInterrupt once, not again for the launcher's copy."""
     signal.signal(signal.SIGINT, _interrupt)
     atexit.register(_ignore_late_interrupts)  # registered first: runs last
+
+
+_stops_before_serving: list[int] = []  # the stop `serve` got before its server handles stops
+
+
+def hold_stops_until_serving() -> None:
+    """`serve`, from its first step until its server handles stops (the supervisor of several
+    workers, or the one process's own handlers): SIGTERM and a hangup (unless ignored: nohup)
+    are noted, not fatal (they killed it with no line in its log, exit 143, while it imported
+    the server or migrated its database); it stops once it can (`stop_before_serving`)."""
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(stop) != signal.SIG_IGN:
+            signal.signal(stop, _note_stop)
+
+
+def _note_stop(signum: int, frame: FrameType | None) -> None:
+    if not is_repeat(signum) and not _stops_before_serving:
+        _stops_before_serving.append(signum)
+
+
+def stop_before_serving() -> int | None:
+    """The stop signal `serve` got before serving (hold_stops_until_serving), if any."""
+    return _stops_before_serving[0] if _stops_before_serving else None
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -16,6 +16,7 @@ whose schema stays as it was.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,17 +74,20 @@ def restore_database(config: Config, backup: str) -> Restored:
         raise NotFound(f"no backup at {backup}", code="backup_not_found")
     if Path(backup).resolve() == Path(target).resolve():
         raise CodelaceError(f"{backup} is the database itself; name a backup file")
-    staging = Path(target).with_name(Path(target).name + ".restoring")
-    with nobody_else(target):
+    # a database path that is a symbolic link (the database kept on another disk) is written
+    # through: the file it names is replaced there, the link stays (as `init` writes a config)
+    real = os.path.realpath(target)
+    staging = Path(real).with_name(Path(real).name + ".restoring")
+    with nobody_else(target):  # the lock serve and admin hold, beside the configured path
         remove_with_side_files(staging)  # a killed restore's, its hot journal too
         try:
             backup_database(backup, str(staging))
             version = _check(str(staging), existing_secret_key(config))
             _settle_copy(str(staging), target, backup, version)
             stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-            replaced = set_aside(target, stamp)
-            leftovers = tuple(leftover_side_files(target, stamp))
-            staging.replace(target)
+            replaced = set_aside(real, stamp)
+            leftovers = tuple(leftover_side_files(real, stamp))
+            staging.replace(real)
         finally:
             remove_with_side_files(staging)
     return Restored(version, replaced, leftovers)

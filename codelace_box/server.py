@@ -71,6 +71,7 @@ from codelace_box.stopping import (
     SANIC_HOOKS,
     StopSafeSanic,
     check_sanic_hooks,
+    stopped_before_serving,
     watch_worker_stops,
 )
 from codelace_box.supervisor import install_supervisor
@@ -378,6 +379,8 @@ def serve(config: Config) -> None:
         motd=False,
         protocol=GuardedProtocol,
     )
+    if stopped_before_serving():  # a stop while it started: it serves nothing
+        return
     if workers > 1:
         install_supervisor()  # before the line below: a stop signal after it is recorded
     log.info("codelace-box serving on %s (%d worker(s))", config.server.base_url, workers)

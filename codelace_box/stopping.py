@@ -41,6 +41,7 @@ from sanic.worker.process import WorkerProcess
 
 from codelace_box.api.blueprint import ERROR_FORMAT
 from codelace_box.errors import ConfigError
+from codelace_box.launcher import stop_before_serving
 from codelace_box.parent_death import stop_with_the_supervisor
 
 log = logging.getLogger("sanic.root")
@@ -132,6 +133,15 @@ class StopSafeSanic(Sanic):
         return ERROR_FORMAT
 
 
+def stopped_before_serving() -> bool:
+    """True when `serve` got a stop signal before it started serving (launcher.py
+    hold_stops_until_serving): said as a later stop is, and nothing is started."""
+    noted = stop_before_serving()
+    if noted is not None:
+        log.info("Received signal %s. Shutting down.", Signals(noted).name)
+    return noted is not None
+
+
 def watch_worker_stops(app: Sanic) -> None:
     """Register the listeners that make a stop during a worker's start-up count."""
     app.before_server_start(_record_stops_while_starting)  # registered first: runs first
@@ -145,6 +155,8 @@ async def _record_stops_while_starting(app: Sanic) -> None:
     app.ctx.single_process = multiprocessing.parent_process() is None
     app.ctx.stop_signals = stop_signals()  # before ours replace an ignored SIGHUP
     _handle_stops(app, asyncio.get_running_loop())
+    if (noted := stop_before_serving()) is not None:  # `serve`'s one process: as it started
+        _signalled(app, asyncio.get_running_loop(), noted, None)
     if not app.ctx.single_process:
         stop_with_the_supervisor()
 

@@ -23,7 +23,16 @@ import os
 import time
 from contextlib import suppress
 from multiprocessing.managers import SyncManager
-from signal import SIG_IGN, SIGHUP, SIGINT, SIGKILL, SIGTERM, Signals
+from signal import (
+    SIG_BLOCK,
+    SIG_UNBLOCK,
+    SIGHUP,
+    SIGINT,
+    SIGKILL,
+    SIGTERM,
+    Signals,
+    pthread_sigmask,
+)
 from signal import signal as signal_func
 from types import FrameType
 from typing import Any
@@ -35,7 +44,7 @@ from sanic.worker.constants import ProcessState
 from sanic.worker.manager import MonitorCycle, WorkerManager
 
 from codelace_box import metrics
-from codelace_box.launcher import is_repeat
+from codelace_box.launcher import is_repeat, stop_before_serving
 from codelace_box.parent_death import stop_with_the_supervisor
 from codelace_box.stopping import STOPPING_KEY, stop_signals
 
@@ -78,9 +87,10 @@ class SignalSafeWorkerManager(WorkerManager):
         # Sanic's wait for the workers' start, in its loop's tenths of a second
         self.THRESHOLD = int(10 * ack_wait_sec(number, usable_cores()))
         super().__init__(number, *args, **kwargs)  # installs shutdown_signal (SIGINT, SIGTERM)
-        if self.hangup_stops:  # ignored until now (install_supervisor)
-            signal_func(SIGHUP, self.shutdown_signal)
         self.stop_signal = self.early_signal
+        if self.hangup_stops:  # blocked until now (install_supervisor): one held comes now
+            signal_func(SIGHUP, self.shutdown_signal)
+            pthread_sigmask(SIG_UNBLOCK, {SIGHUP})
         self._respawned_at: dict[str, float] = {}
 
     def shutdown_signal(self, signal: int, frame: FrameType | None) -> None:
@@ -222,9 +232,10 @@ def install_supervisor() -> None:
 
     Until the manager exists (Sanic first starts its multiprocessing manager process), a stop
     signal is recorded rather than killing the supervisor and orphaning that process; the
-    manager then starts, and at once stops, the workers. A hangup is ignored until then: an
-    ignored signal stays ignored in the processes Sanic spawns meanwhile (its multiprocessing
-    manager, which a hangup of the process group would otherwise kill under the supervisor).
+    manager then starts, and at once stops, the workers. A hangup is blocked until then: a
+    blocked signal stays blocked in the processes Sanic spawns meanwhile (its multiprocessing
+    manager, which a hangup of the process group would otherwise kill under the supervisor),
+    and the supervisor's own waits for its manager (it was ignored: lost, the box served on).
     """
     startup: Any = sanic.mixins.startup
     startup.WorkerManager = SignalSafeWorkerManager
@@ -232,7 +243,11 @@ def install_supervisor() -> None:
     for stop in (SIGINT, SIGTERM):
         signal_func(stop, _record_early_signal)
     SignalSafeWorkerManager.hangup_stops = SIGHUP in stop_signals()
-    signal_func(SIGHUP, SIG_IGN)
+    if SignalSafeWorkerManager.hangup_stops:
+        signal_func(SIGHUP, _record_early_signal)
+        pthread_sigmask(SIG_BLOCK, {SIGHUP})  # held for the manager (__init__), not lost
+    if SignalSafeWorkerManager.early_signal is None:  # one `serve` noted just before
+        SignalSafeWorkerManager.early_signal = stop_before_serving()
 
 
 def shared_state_manager() -> SyncManager:

@@ -62,6 +62,9 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int | No
     """Migrate the database if needed, then serve HTTP."""
     from dataclasses import replace
 
+    from codelace_box.launcher import hold_stops_until_serving
+
+    hold_stops_until_serving()  # first: the import below alone takes half a second
     from codelace_box.server import serve as run_server
 
     config = state.config()

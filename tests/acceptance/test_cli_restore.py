@@ -435,3 +435,35 @@ def test_a_backup_is_not_written_beside_a_leftover_journal(tmp_path: Path) -> No
     refused = box.fail("backup", "backups/one.db")
     assert "one.db-journal is a leftover" in refused, refused
     assert sorted(p.name for p in journal.parent.iterdir()) == ["one.db-journal"]
+
+
+def test_a_database_that_is_a_link_is_restored_where_the_link_points(tmp_path: Path) -> None:
+    """An operator who keeps the database on another disk, `data/codelace.db` a symbolic link
+    to it: the restore replaced the link with a file on the link's own disk (the database
+    moved off its disk unsaid), and kept only the link as the 'replaced database'. It is
+    written through, as `init` writes a linked config: the link stays, the file it names is
+    replaced, and the replaced file is kept beside it."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "lin@restore.test")
+    box.ok("credit", "lin@restore.test", "5", "--reason", "first")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    real = volume / "codelace.db"
+    for suffix in ("", "-wal", "-shm"):  # the database as it is, moved to the other disk
+        if Path(f"{box.db_path}{suffix}").exists():
+            shutil.move(f"{box.db_path}{suffix}", f"{real}{suffix}")
+    box.db_path.symlink_to(real)
+    box.ok("backup", "backups/one.db")
+    box.ok("credit", "lin@restore.test", "3", "--reason", "after the backup")
+
+    out = box.ok("restore", "backups/one.db")
+    assert box.db_path.is_symlink() and box.db_path.resolve() == real
+    assert balance(box, "lin@restore.test") == 5
+    [kept] = sorted(volume.glob("codelace.db.replaced-*"))
+    assert f"kept as {kept}" in out
+    assert not kept.is_symlink()
+    rows = sqlite_rows(kept, 'SELECT balance_nanos FROM "user" WHERE email = ?',
+                       ("lin@restore.test",))  # fmt: skip
+    assert rows == [(8_000_000_000,)]
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))
+    box.ok("doctor")
