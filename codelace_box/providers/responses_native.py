@@ -51,12 +51,16 @@ def _count(data: Any, name: str) -> int:
 
 
 def native_usage(raw: Any) -> Usage | None:
-    """Our Usage (details in the chat shape) from a Responses `usage`; None when unusable."""
+    """Our Usage (details in the chat shape) from a Responses `usage`; None when unusable. All
+    zeros is no count, as a chat usage's (no call has an empty input): a server that keeps none
+    reports so after its answer."""
     if not isinstance(raw, dict):
         return None
     if not isinstance(raw.get("input_tokens"), int) or not isinstance(
         raw.get("output_tokens"), int
     ):
+        return None
+    if raw["input_tokens"] <= 0 and raw["output_tokens"] <= 0:
         return None
     inputs, outputs = raw.get("input_tokens_details"), raw.get("output_tokens_details")
     details: JSON = {

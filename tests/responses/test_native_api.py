@@ -126,3 +126,26 @@ def test_a_native_stream_is_cut_at_the_reserved_output_cap(fresh: ResponsesBox) 
     assert held == 0 and 10 <= row["output_tokens"] <= 11  # the piece it was cut at counts
     assert before - after == row["cost_nanos"] > 0
     assert last.response.usage.model_extra["cost_usd"] == pytest.approx((before - after) / 1e9)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_native_usage_of_zeros_is_charged_an_estimate(fresh: ResponsesBox, stream: bool) -> None:
+    """A Responses server that reports `input_tokens: 0, output_tokens: 0` after an answer (as
+    LocalAI and LM Studio report zeros where they keep no count) counted nothing: no call has
+    an empty input, so, as for a chat usage of zeros, the box charges its own count of the
+    answer and the input, never nothing."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Zero is no count here.", prompt_tokens=0,
+                                 completion_tokens=0))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    client = fresh.openai(key)
+    if stream:
+        with client.responses.stream(model=NATIVE_MODEL, input="Count this") as events:
+            text = events.get_final_response().output_text
+    else:
+        text = client.responses.create(model=NATIVE_MODEL, input="Count this").output_text
+    assert text == "Zero is no count here."
+    row = fresh.usage_rows(email)[-1]
+    assert row["estimated"] == 1 and row["input_tokens"] > 0 and row["output_tokens"] > 0
+    assert row["cost_nanos"] == cost(row["input_tokens"], row["output_tokens"]) > 0
+    assert fresh.balance_nanos(email) == (before - row["cost_nanos"], 0)
