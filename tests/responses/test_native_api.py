@@ -149,3 +149,25 @@ def test_a_native_usage_of_zeros_is_charged_an_estimate(fresh: ResponsesBox, str
     assert row["estimated"] == 1 and row["input_tokens"] > 0 and row["output_tokens"] > 0
     assert row["cost_nanos"] == cost(row["input_tokens"], row["output_tokens"]) > 0
     assert fresh.balance_nanos(email) == (before - row["cost_nanos"], 0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_native_input_count_of_zero_is_charged_the_box_count(
+    fresh: ResponsesBox, stream: bool
+) -> None:
+    """Ollama's /v1/responses reports `input_tokens: 0` for a prompt it had cached (its prompt
+    count, ollama/ollama#5370): the same long input sent again would cost only its output. No
+    call has an empty input: the box charges its own count of it."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Cached prompt.", prompt_tokens=0, completion_tokens=7))
+    before, _ = fresh.balance_nanos(email)
+    client = fresh.openai(key)
+    if stream:
+        with client.responses.stream(model=NATIVE_MODEL, input="Count this " * 50) as events:
+            events.get_final_response()
+    else:
+        client.responses.create(model=NATIVE_MODEL, input="Count this " * 50)
+    row = fresh.usage_rows(email)[-1]
+    assert row["estimated"] == 1 and row["input_tokens"] >= 100 and row["output_tokens"] == 7
+    assert row["cost_nanos"] == cost(row["input_tokens"], 7)
+    assert fresh.balance_nanos(email) == (before - row["cost_nanos"], 0)
