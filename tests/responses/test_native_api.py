@@ -164,10 +164,11 @@ def test_a_native_input_count_of_zero_is_charged_the_box_count(
     client = fresh.openai(key)
     if stream:
         with client.responses.stream(model=NATIVE_MODEL, input="Count this " * 50) as events:
-            events.get_final_response()
+            shown = events.get_final_response().usage
     else:
-        client.responses.create(model=NATIVE_MODEL, input="Count this " * 50)
+        shown = client.responses.create(model=NATIVE_MODEL, input="Count this " * 50).usage
     row = fresh.usage_rows(email)[-1]
     assert row["estimated"] == 1 and row["input_tokens"] >= 100 and row["output_tokens"] == 7
+    assert (shown.input_tokens, shown.output_tokens) == (row["input_tokens"], 7)
     assert row["cost_nanos"] == cost(row["input_tokens"], 7)
     assert fresh.balance_nanos(email) == (before - row["cost_nanos"], 0)
