@@ -72,4 +72,5 @@ async def oversized(
     if usage is None:  # an embedding's bytes are vectors, no output tokens
         output = 0 if embeddings else -(-(exc.read + more) // CHARS_PER_TOKEN)
         usage = Usage(call.input_guess(), output, estimated=True)
-    return OversizedAnswer(exc, usage, EMBEDDINGS_ADVICE if embeddings else STREAM_ADVICE)
+    advice = EMBEDDINGS_ADVICE if embeddings else STREAM_ADVICE
+    return OversizedAnswer(exc, call.with_input(usage), advice)

@@ -298,9 +298,7 @@ class Gateway:
             log.warning("request %s: the upstream's answer is not in its API's shape (%s)",
                         call.request_id, type(exc).__name__)  # fmt: skip
             raise UpstreamBroken("the upstream's answer is not in its API's shape") from None
-        if usage.estimated and not usage.input_tokens:
-            usage.input_tokens = call.input_guess()
-        return body, usage, len(raw)
+        return body, call.with_input(usage), len(raw)
 
     async def open_stream(self, call: ChatCall, limits: Admission | None = None) -> StreamRelay:
         """Reserve (as `reserve`) and start a streaming call, its errors raised here; its task

@@ -359,7 +359,7 @@ class StreamRelay:
         translator = self.translator
         reported = translator.usage
         if complete and reported is not None:
-            return reported
+            return self.call.with_input(reported)
         seen_in = max(translator.input_tokens_seen, reported.input_tokens if reported else 0)
         output = max(self.tally.tokens, translator.output_tokens_seen)
         if reported is not None:

@@ -26,7 +26,7 @@ from codelace_box.gateway.routing import ModelRoute, RouteTable
 from codelace_box.jsonwire import dumps
 from codelace_box.money import token_cost_nanos
 from codelace_box.providers import adapter_for
-from codelace_box.providers.base import JSON, ProviderAdapter
+from codelace_box.providers.base import JSON, ProviderAdapter, Usage
 from codelace_box.providers.billed_fields import check_billed_fields
 from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.tally import CHARS_PER_TOKEN, input_estimate, request_media
@@ -98,6 +98,14 @@ class ChatCall:
     def output_limit(self) -> int:
         """The output tokens reserved for, all choices together: where a stream is cut."""
         return max(self.output_cap, self.loop_output) * self.choices
+
+    def with_input(self, usage: Usage) -> Usage:
+        """`usage` with its input guessed (`input_guess`) when the upstream counted none of it
+        (estimated, no input tokens): no call has an empty prompt (Ollama reports 0 for a
+        prompt it had cached)."""
+        if usage.estimated and not usage.input_tokens:
+            usage.input_tokens = self.input_guess()
+        return usage
 
     def input_guess(self) -> int:
         """Input tokens when the upstream never reported them (never low: tally.py), the

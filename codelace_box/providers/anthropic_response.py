@@ -142,7 +142,8 @@ def _with_iterations(usage: JSON) -> JSON:
 
 
 def usage_from(usage: Any) -> Usage:
-    """Billable Usage (with OpenAI detail objects) from an Anthropic usage object."""
+    """Billable Usage (with OpenAI detail objects) from an Anthropic usage object; estimated when
+    it counts no input (no call has an empty prompt: Ollama counts none of a cached one)."""
     usage = _with_iterations(usage) if isinstance(usage, dict) else {}
     prompt_details: JSON = {"cached_tokens": _count(usage, "cache_read_input_tokens")}
     writes = max(cache_writes(usage), 0)
@@ -155,6 +156,7 @@ def usage_from(usage: Any) -> Usage:
             "reasoning_tokens": _count(output_details, "thinking_tokens")
         }
     billed = Usage(input_tokens(usage), _count(usage, "output_tokens"), details)
+    billed.estimated = billed.input_tokens <= 0  # no prompt count: the box's (with_input)
     billed.cache_read_tokens = _count(usage, "cache_read_input_tokens")
     billed.cache_write_tokens = writes
     creation = usage.get("cache_creation")

@@ -19,12 +19,13 @@ from codelace_box.providers.openai_errors import raise_reported_error
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _tokens(raw: Any) -> int | None:
     """`prompt_tokens`, else `total_tokens`: an embedding has no output, so the total is the
-    input (some OpenAI-compatible servers report only the total)."""
+    input (some OpenAI-compatible servers report only the total). Zero is no count (LM Studio
+    reports zeros for every call): an input is never empty, as a chat usage of zeros is none."""
     if not isinstance(raw, dict):
         return None
     prompt = _count(raw.get("prompt_tokens"))

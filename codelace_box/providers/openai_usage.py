@@ -15,7 +15,9 @@ _STANDARD_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 def usage_from(raw: Any) -> Usage | None:
     """Our Usage from an OpenAI `usage` object; None when absent or unusable. All zeros is no
-    count (no call has an empty prompt): LocalAI ends a stream with tools so, after the answer."""
+    count (no call has an empty prompt): LocalAI ends a stream with tools so, after the answer;
+    nor is a prompt count of zero, which Ollama gives for a prompt it had cached: the usage is
+    estimated then, its input the box's count (ChatCall.with_input)."""
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
@@ -27,6 +29,7 @@ def usage_from(raw: Any) -> Usage | None:
     _standard_cache_reads(details)
     output = _with_reasoning(raw, prompt, completion if completion > 0 else 0)  # (not max():
     usage = Usage(prompt if prompt > 0 else 0, output, details)  # a builtin call, 6x the cost)
+    usage.estimated = prompt <= 0  # no prompt count: the input is the box's (with_input)
     set_cache_tokens(usage, details.get("prompt_tokens_details"))
     return usage
 

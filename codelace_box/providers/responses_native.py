@@ -51,12 +51,17 @@ def _count(data: Any, name: str) -> int:
 
 
 def native_usage(raw: Any) -> Usage | None:
-    """Our Usage (details in the chat shape) from a Responses `usage`; None when unusable."""
+    """Our Usage (details in the chat shape) from a Responses `usage`; None when unusable. All
+    zeros is no count, as a chat usage's (no call has an empty input): a server that keeps none
+    reports so after its answer; an input count of zero is none either (estimated: the box
+    counts the input, ChatCall.with_input)."""
     if not isinstance(raw, dict):
         return None
     if not isinstance(raw.get("input_tokens"), int) or not isinstance(
         raw.get("output_tokens"), int
     ):
+        return None
+    if raw["input_tokens"] <= 0 and raw["output_tokens"] <= 0:
         return None
     inputs, outputs = raw.get("input_tokens_details"), raw.get("output_tokens_details")
     details: JSON = {
@@ -67,6 +72,7 @@ def native_usage(raw: Any) -> Usage | None:
         "completion_tokens_details": {"reasoning_tokens": _count(outputs, "reasoning_tokens")},
     }
     usage = Usage(max(raw["input_tokens"], 0), max(raw["output_tokens"], 0), details)
+    usage.estimated = raw["input_tokens"] <= 0  # no input count (Ollama's for a cached prompt)
     set_cache_tokens(usage, inputs)  # cache reads and writes at their prices, as chat's
     return usage
 

@@ -187,3 +187,22 @@ def test_a_client_that_leaves_is_charged_what_the_provider_counted(fresh: Respon
     assert fresh.balance_nanos(email) == (before - expected, 0)
     row = fresh.usage_rows(email)[-1]
     assert (row["status"], row["input_tokens"], row["stream"]) == ("abandoned", 7, 0)
+
+
+def test_an_answer_with_a_usage_of_zeros_is_charged_an_estimate(fresh: ResponsesBox) -> None:
+    """LM Studio answers every embeddings call with `{"prompt_tokens": 0, "total_tokens": 0}`
+    (lmstudio-bug-tracker #1546): an input is never empty (the box refuses one), so a count of
+    zero is no count, as a chat usage of zeros is, and the call is charged the never-low
+    estimate, not nothing."""
+    email, key = fresh.new_key()
+    answer = {"object": "list", "model": "up", "usage": {"prompt_tokens": 0, "total_tokens": 0},
+              "data": [{"object": "embedding", "index": 0, "embedding": vector(0)}]}  # fmt: skip
+    fresh.openai_fake.push(Reply(raw=[json.dumps(answer).encode()], content_type=JSON_TYPE))
+    before, _ = fresh.balance_nanos(email)
+    status, body_len = post_embeddings(fresh, key, {"model": EMBEDDING_MODEL, "input": TEXTS[0]})
+    assert status == 200
+    row = fresh.usage_rows(email)[-1]
+    assert row["estimated"] == 1 and len(TEXTS[0]) // 4 <= row["input_tokens"] <= body_len
+    charged = usd_nanos((row["input_tokens"], EMBEDDING_PRICE))
+    assert row["cost_nanos"] == charged > 0
+    assert fresh.balance_nanos(email) == (before - charged, 0)

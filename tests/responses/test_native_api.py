@@ -126,3 +126,49 @@ def test_a_native_stream_is_cut_at_the_reserved_output_cap(fresh: ResponsesBox) 
     assert held == 0 and 10 <= row["output_tokens"] <= 11  # the piece it was cut at counts
     assert before - after == row["cost_nanos"] > 0
     assert last.response.usage.model_extra["cost_usd"] == pytest.approx((before - after) / 1e9)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_native_usage_of_zeros_is_charged_an_estimate(fresh: ResponsesBox, stream: bool) -> None:
+    """A Responses server that reports `input_tokens: 0, output_tokens: 0` after an answer (as
+    LocalAI and LM Studio report zeros where they keep no count) counted nothing: no call has
+    an empty input, so, as for a chat usage of zeros, the box charges its own count of the
+    answer and the input, never nothing."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Zero is no count here.", prompt_tokens=0,
+                                 completion_tokens=0))  # fmt: skip
+    before, _ = fresh.balance_nanos(email)
+    client = fresh.openai(key)
+    if stream:
+        with client.responses.stream(model=NATIVE_MODEL, input="Count this") as events:
+            text = events.get_final_response().output_text
+    else:
+        text = client.responses.create(model=NATIVE_MODEL, input="Count this").output_text
+    assert text == "Zero is no count here."
+    row = fresh.usage_rows(email)[-1]
+    assert row["estimated"] == 1 and row["input_tokens"] > 0 and row["output_tokens"] > 0
+    assert row["cost_nanos"] == cost(row["input_tokens"], row["output_tokens"]) > 0
+    assert fresh.balance_nanos(email) == (before - row["cost_nanos"], 0)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_native_input_count_of_zero_is_charged_the_box_count(
+    fresh: ResponsesBox, stream: bool
+) -> None:
+    """Ollama's /v1/responses reports `input_tokens: 0` for a prompt it had cached (its prompt
+    count, ollama/ollama#5370): the same long input sent again would cost only its output. No
+    call has an empty input: the box charges its own count of it."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="Cached prompt.", prompt_tokens=0, completion_tokens=7))
+    before, _ = fresh.balance_nanos(email)
+    client = fresh.openai(key)
+    if stream:
+        with client.responses.stream(model=NATIVE_MODEL, input="Count this " * 50) as events:
+            shown = events.get_final_response().usage
+    else:
+        shown = client.responses.create(model=NATIVE_MODEL, input="Count this " * 50).usage
+    row = fresh.usage_rows(email)[-1]
+    assert row["estimated"] == 1 and row["input_tokens"] >= 100 and row["output_tokens"] == 7
+    assert (shown.input_tokens, shown.output_tokens) == (row["input_tokens"], 7)
+    assert row["cost_nanos"] == cost(row["input_tokens"], 7)
+    assert fresh.balance_nanos(email) == (before - row["cost_nanos"], 0)
