@@ -11,9 +11,8 @@ other key in rotation its refusal is the answer: the same key would be refused a
 second such refusal parks it (gateway/blind_keys.py). Any other 403 is a refusal of the
 request's content (OpenRouter's moderation): 400 `content_refused`, no key touched or tried.
 The client finally sees: the upstream's own 4xx status and message, 429 with Retry-After (a
-malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when no key is
-left, the provider wants paying (402 is the user's own balance) or is overloaded (Anthropic's
-529 on the last key tried: OpenAI's status for it), 504 for timeouts.
+malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when no key is left,
+the provider wants paying (402 is the user's own balance) or is overloaded (529), 504 timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:
@@ -130,10 +129,11 @@ class UpstreamRejected(CodelaceError):
 
 @dataclass
 class Opened:
-    """A 200 answer from the upstream and the key that earned it."""
+    """A 200 answer from the upstream, the key that earned it, the call's retries left."""
 
     response: UpstreamResponse
     key: KeySlot
+    retries_left: int = 0  # of those open_upstream was given (a stream's retry takes one)
 
     def without_key(self, exc: BaseException) -> BaseException:
         """`exc` with the key masked out of its message: an error inside a 200 answer (a
@@ -388,7 +388,7 @@ async def open_upstream(
             elif answer.status == 200:
                 prober.answered(key.id)
                 remember_refused_hints(routes, call)
-                return Opened(answer, key)
+                return Opened(answer, key, retries_left)
             else:
                 last, free = await _judge(prober, routes, call, key, answer)
                 if free:  # the rotation shrank, or the request changed: the next is no retry
