@@ -38,6 +38,18 @@ def error_body(payload: bytes) -> Any:
     return body
 
 
+def says_key_invalid(payload: bytes) -> bool:
+    """Whether an error body gives Google's structured reason for a key that is not valid or
+    has expired (Gemini's OpenAI endpoint answers it with a 400): `error.details[].reason`
+    API_KEY_INVALID."""
+    body = error_body(payload)
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return False
+    return any(isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details)
+
+
 def _plain_param(param: Any) -> bool:
     """Whether an error's `param` may be relayed: printable text of a field name's length,
     nothing like a key in it."""

@@ -1,0 +1,60 @@
+"""Upstreams that refuse the operator's key in their own words (the box: tests/hostile/conftest.py):
+Gemini's OpenAI-compatible endpoint answers a key that is not valid (or expired) with a 400
+whose error details say API_KEY_INVALID, which is the key's refusal as a 401 is: the key leaves
+the rotation once its probe (refused the same way) confirms it, and the call goes on to the
+provider's other key; the user never reads that "their" key is not valid."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.fakes.hostile_upstream import Act, HostileUpstream
+from tests.hostile.conftest import HostileBox, body_of
+
+pytestmark = pytest.mark.timeout(60)
+GEMINI_KEY_INVALID = json.dumps([{"error": {
+    "code": 400, "message": "API key not valid. Please pass a valid API key.",
+    "status": "INVALID_ARGUMENT",
+    "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                 "domain": "googleapis.com",
+                 "metadata": {"service": "generativelanguage.googleapis.com"}}],
+}}]).encode()  # fmt: skip
+
+
+def test_geminis_400_about_the_key_takes_it_out_of_rotation_not_the_users_call(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """It was relayed to the user as their 400 ("API key not valid"), no other key tried, and
+    the key stayed in rotation, failing a share of every user's calls."""
+    email, key = box.new_user("10")
+    refused = "sk-ho-key-0001"
+    hostile.default = body_of("ho")
+    hostile.key_acts[refused] = Act(400, [GEMINI_KEY_INVALID])
+    hostile.probe_acts[refused] = Act(400, [GEMINI_KEY_INVALID])
+    for _ in range(3):
+        answer = box.post(key, "chat", "ho", stream=False)
+        assert answer.status_code == 200, answer.text
+    assert [seen.key for seen in hostile.seen].count(refused) <= 1
+    assert len(box.usage_rows(email)) == 3
+    hostile.key_acts.clear()
+    hostile.probe_acts.clear()
+    deadline = time.monotonic() + 5
+    while refused not in [seen.key for seen in hostile.seen[-2:]]:
+        assert time.monotonic() < deadline, "the key never came back"
+        assert box.post(key, "chat", "ho", stream=False).status_code == 200
+        time.sleep(0.1)
+
+
+def test_a_400_that_only_speaks_of_a_key_is_the_users_refusal(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A 400 about a field named like a key is the request's fault: relayed, no key touched."""
+    _, key = box.new_user("10")
+    message = "Invalid 'prompt_cache_key': string too long"
+    hostile.default = Act(400, [json.dumps({"error": {"message": message}}).encode()])
+    answer = box.post(key, "chat", "ho", stream=False)
+    assert answer.status_code == 400 and answer.json()["error"]["message"] == message
+    assert len(hostile.seen) == 1 and hostile.probes == []
