@@ -1,20 +1,19 @@
 """Whether an upstream's refusal is of the operator's key rather than of the request.
 
 A 401 always is. A 403 is when its error names the key, authentication or permission (its
-message, type or code); any other 403 refuses the request's content (OpenRouter's moderation).
-A 400 is when its error says so in its structured details: Gemini's OpenAI-compatible endpoint
-answers a key that is not valid or has expired with a 400 INVALID_ARGUMENT whose details give
-the reason API_KEY_INVALID (providers/openai_errors.py); words alone never make a 400 the key's
-(a field named like one, `prompt_cache_key`, is the request's). Pure code, no I/O.
+message, type or code, or Google's status: PERMISSION_DENIED); any other 403 refuses the
+request's content (OpenRouter's moderation). A 400 is when its error says so in its structured
+details: Gemini's OpenAI-compatible endpoint answers a key that is not valid or has expired with
+a 400 INVALID_ARGUMENT whose details give the reason API_KEY_INVALID
+(providers/openai_errors.py); words alone never make a 400 the key's (a field named like one,
+`prompt_cache_key`, is the request's). Pure code, no I/O.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
-from codelace_box.providers.openai_errors import says_key_invalid
+from codelace_box.providers.openai_errors import error_body, says_key_invalid
 
 # A 403 about the key rather than the content names the key, authentication or permission.
 _KEY_BLAME_RE = re.compile(
@@ -25,15 +24,13 @@ _KEY_BLAME_RE = re.compile(
 
 
 def blames_key(payload: bytes, message: str) -> bool:
-    """Whether a 403's error says the key (its validity or permission) is at fault."""
-    try:
-        body: Any = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        body = None
+    """Whether a 403's error says the key (its validity or permission) is at fault: its
+    message, type or code, or Google's status (PERMISSION_DENIED, whatever the message)."""
+    body = error_body(payload)
     error = body.get("error") if isinstance(body, dict) else None
     words = [message]
     if isinstance(error, dict):
-        words += [str(error.get(name) or "") for name in ("type", "code")]
+        words += [str(error.get(name) or "") for name in ("type", "code", "status")]
     return any(_KEY_BLAME_RE.search(word) for word in words)
 
 

@@ -58,3 +58,33 @@ def test_a_400_that_only_speaks_of_a_key_is_the_users_refusal(
     answer = box.post(key, "chat", "ho", stream=False)
     assert answer.status_code == 400 and answer.json()["error"]["message"] == message
     assert len(hostile.seen) == 1 and hostile.probes == []
+
+
+def test_geminis_403_permission_denied_is_the_keys_not_the_contents(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """Google says a key's project may not call the API (the API disabled for it, the key
+    restricted) in a 403 whose status is PERMISSION_DENIED and whose message names neither key
+    nor permission: it was the user's 400 content_refused ("refused the request"), where it is
+    the operator's key: probed (its probe refused the same way), out of rotation, the call on
+    the other key."""
+    _, key = box.new_user("10")
+    refused = "sk-ho-key-0002"
+    message = ("Generative Language API has not been used in project 123 before or it is "
+               "disabled. Enable it by visiting the console, then retry.")  # fmt: skip
+    denied = json.dumps([{"error": {"code": 403, "message": message,
+                                    "status": "PERMISSION_DENIED"}}]).encode()  # fmt: skip
+    hostile.default = body_of("ho")
+    hostile.key_acts[refused] = Act(403, [denied])
+    hostile.probe_acts[refused] = Act(403, [denied])
+    for _ in range(3):
+        answer = box.post(key, "chat", "ho", stream=False)
+        assert answer.status_code == 200, answer.text
+    assert [seen.key for seen in hostile.seen].count(refused) <= 1
+    hostile.key_acts.clear()
+    hostile.probe_acts.clear()
+    deadline = time.monotonic() + 5
+    while refused not in [seen.key for seen in hostile.seen[-2:]]:
+        assert time.monotonic() < deadline, "the key never came back"
+        assert box.post(key, "chat", "ho", stream=False).status_code == 200
+        time.sleep(0.1)
