@@ -3,10 +3,10 @@
 A 401 always is. A 403 is when its error names the key, authentication or permission (its
 message, type or code, or Google's status: PERMISSION_DENIED); any other 403 refuses the
 request's content (OpenRouter's moderation). A 400 is when its error says so in its structured
-details: Gemini's OpenAI-compatible endpoint answers a key that is not valid or has expired with
-a 400 INVALID_ARGUMENT whose details give the reason API_KEY_INVALID
-(providers/openai_errors.py); words alone never make a 400 the key's (a field named like one,
-`prompt_cache_key`, is the request's). Pure code, no I/O.
+details or OpenAI's own words: Gemini's OpenAI-compatible endpoint answers a key that is not
+valid or has expired with a 400 INVALID_ARGUMENT whose details give the reason API_KEY_INVALID,
+xAI with a 400 "Incorrect API key provided" (providers/openai_errors.py); no other words make a
+400 the key's (a field named like one, `prompt_cache_key`, is the request's). Pure code, no I/O.
 """
 
 from __future__ import annotations

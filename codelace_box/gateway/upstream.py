@@ -4,17 +4,17 @@ One call tries the provider's keys round robin. Connect errors, 429, 5xx (Anthro
 included) and 402 (the operator's account at the provider cannot pay; another key may belong to
 another account) move on to the next key, at most `max_retries` times. A 401, or a 403 whose
 error blames the key (its type, code or message speaks of the key, authentication or
-permission), or Gemini's 400 API_KEY_INVALID (gateway/key_blame.py), is confirmed by probing the
-key (catalog/keyprobe.py): refused again, the key is flagged and leaves the rotation, and that
-attempt does not use up a retry (the rotation shrinks); the probe working, the key stays and the
-next key is tried as for a 5xx (with no other key in rotation its refusal is the answer: the
-same key would be refused again), until a second such refusal parks it (gateway/blind_keys.py).
-Any other 403 is a refusal of the request's content (OpenRouter's moderation): 400
-`content_refused`, no key touched or tried. The client finally sees: the upstream's own 4xx
-status and message, 429 with Retry-After (a malformed one counts as absent), 502 for 5xx and
-unreachable upstreams, 503 when no key is left, the provider wants paying (402 is the user's own
-balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's status for it), 504
-for timeouts.
+permission), or a 400 saying the key is not valid (gateway/key_blame.py), is confirmed by
+probing the key (catalog/keyprobe.py): refused again, the key is flagged and leaves the
+rotation, and that attempt does not use up a retry (the rotation shrinks); the probe working,
+the key stays and the next key is tried as for a 5xx (with no other key in rotation its refusal
+is the answer: the same key would be refused again), until a second such refusal parks it
+(gateway/blind_keys.py). Any other 403 is a refusal of the request's content (OpenRouter's
+moderation): 400 `content_refused`, no key touched or tried. The client finally sees: the
+upstream's own 4xx status and message, 429 with Retry-After (a malformed one counts as absent),
+502 for 5xx and unreachable upstreams, 503 when no key is left, the provider wants paying (402
+is the user's own balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's
+status for it), 504 for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:

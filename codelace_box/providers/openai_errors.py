@@ -19,6 +19,7 @@ _QUOTA_RE = re.compile(r"exceeded your current quota|\binsufficient_quota\b", re
 # to this long, printable (OpenAI's name a field: `messages[3].content[0].image_url`)
 _ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 MAX_PARAM_CHARS = 200
+_INCORRECT_KEY = "Incorrect API key provided"  # OpenAI's words (xAI's too, with a 400)
 
 
 def redact(text: str) -> str:
@@ -39,11 +40,14 @@ def error_body(payload: bytes) -> Any:
 
 
 def says_key_invalid(payload: bytes) -> bool:
-    """Whether an error body gives Google's structured reason for a key that is not valid or
-    has expired (Gemini's OpenAI endpoint answers it with a 400): `error.details[].reason`
-    API_KEY_INVALID."""
+    """Whether an error body says the key is not valid where its status does not (a 400):
+    Google's structured reason (Gemini's OpenAI endpoint: `error.details[].reason`
+    API_KEY_INVALID, for a key not valid or expired), or OpenAI's own words for a wrong key,
+    "Incorrect API key provided", which xAI answers with a 400."""
     body = error_body(payload)
     error = body.get("error") if isinstance(body, dict) else None
+    if error_text(error).startswith(_INCORRECT_KEY):
+        return True
     details = error.get("details") if isinstance(error, dict) else None
     if not isinstance(details, list):
         return False

@@ -1,8 +1,9 @@
 """Upstreams that refuse the operator's key in their own words (the box: tests/hostile/conftest.py):
 Gemini's OpenAI-compatible endpoint answers a key that is not valid (or expired) with a 400
-whose error details say API_KEY_INVALID, which is the key's refusal as a 401 is: the key leaves
-the rotation once its probe (refused the same way) confirms it, and the call goes on to the
-provider's other key; the user never reads that "their" key is not valid."""
+whose error details say API_KEY_INVALID, xAI with a 400 "Incorrect API key provided", which is
+the key's refusal as a 401 is: the key leaves the rotation once its probe (refused the same way)
+confirms it, and the call goes on to the provider's other key; the user never reads that "their"
+key is not valid."""
 
 from __future__ import annotations
 
@@ -24,16 +25,25 @@ GEMINI_KEY_INVALID = json.dumps([{"error": {
 }}]).encode()  # fmt: skip
 
 
-def test_geminis_400_about_the_key_takes_it_out_of_rotation_not_the_users_call(
-    box: HostileBox, hostile: HostileUpstream
+XAI_KEY_INVALID = json.dumps({
+    "code": "Client specified an invalid argument",
+    "error": "Incorrect API key provided: xa***01. You can obtain an API key from "
+             "https://console.x.ai.",
+}).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("refusal", [GEMINI_KEY_INVALID, XAI_KEY_INVALID], ids=["gemini", "xai"])
+def test_a_400_about_the_key_takes_it_out_of_rotation_not_the_users_call(
+    box: HostileBox, hostile: HostileUpstream, refusal: bytes
 ) -> None:
-    """It was relayed to the user as their 400 ("API key not valid"), no other key tried, and
-    the key stayed in rotation, failing a share of every user's calls."""
+    """It was relayed to the user as their 400 ("API key not valid", "Incorrect API key
+    provided": xAI says it with a 400 too), no other key tried, and the key stayed in
+    rotation, failing a share of every user's calls."""
     email, key = box.new_user("10")
     refused = "sk-ho-key-0001"
     hostile.default = body_of("ho")
-    hostile.key_acts[refused] = Act(400, [GEMINI_KEY_INVALID])
-    hostile.probe_acts[refused] = Act(400, [GEMINI_KEY_INVALID])
+    hostile.key_acts[refused] = Act(400, [refusal])
+    hostile.probe_acts[refused] = Act(400, [refusal])
     for _ in range(3):
         answer = box.post(key, "chat", "ho", stream=False)
         assert answer.status_code == 200, answer.text
