@@ -1,10 +1,12 @@
-"""OpenAI's 429 `insufficient_quota` is the operator's account out of money, not a rate limit:
+"""OpenAI's 429 `insufficient_quota` is the operator's account out of money, not a rate limit
+(and its 429 `billing_not_active`, an account whose billing is not set up or was cancelled):
 a 503 that says so (provider_out_of_credit), as a 402 from any provider is, on every route;
 not a 429 that Claude Code, Codex and the SDKs retry and wait on again and again."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import OPENAI_ALIAS, OPENAI_MODEL, MessagesBox
@@ -17,6 +19,9 @@ QUOTA = {"message": "You exceeded your current quota, please check your plan and
 RATE = {"message": "Rate limit reached for gpt-5.4-mini on tokens per min (TPM): Limit 200000, "
         "Used 199000, Requested 2000.", "type": "tokens", "param": None,
         "code": "rate_limit_exceeded"}  # fmt: skip
+INACTIVE = {"message": "Your account is not active, please check your billing details on our "
+            "website.", "type": "billing_not_active", "param": None,
+            "code": "billing_not_active"}  # fmt: skip
 ASK = [{"role": "user", "content": "x"}]
 
 
@@ -31,9 +36,14 @@ def _both_routes(box: MessagesBox, key: str, error: dict[str, object]) -> list[h
     return answers
 
 
-def test_an_exhausted_openai_quota_is_a_503_that_says_so(fresh: MessagesBox) -> None:
+@pytest.mark.parametrize("error", [QUOTA, INACTIVE], ids=["quota", "inactive"])
+def test_an_exhausted_openai_quota_is_a_503_that_says_so(
+    fresh: MessagesBox, error: dict[str, object]
+) -> None:
+    """billing_not_active was a 429 with Retry-After: 1, which clients retried as a rate limit
+    that passes."""
     _, key = fresh.new_key()
-    messages, chat = _both_routes(fresh, key, QUOTA)
+    messages, chat = _both_routes(fresh, key, error)
     assert (messages.status_code, chat.status_code) == (503, 503), (messages.text, chat.text)
     assert "retry-after" not in messages.headers
     assert "out of credit" in messages.json()["error"]["message"]
