@@ -73,7 +73,7 @@ from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms
-from codelace_box.gateway.retry_after import upstream_wait_sec
+from codelace_box.gateway.retry_after import google_retry_delay, upstream_wait_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
@@ -216,14 +216,17 @@ def _judged(
     """The error a non-200 answer means, by its status and words (`message`, masked)."""
     status = response.status
     name = call.route.provider.name
-    if call.adapter.wants_payment(status, message):  # before 429: OpenAI's insufficient_quota
+    # OpenAI's 429 insufficient_quota wants paying; Gemini's words it so too, and its body
+    # says when the limit passes (a per-minute quota): that one is a 429
+    passes = google_retry_delay(payload) if status == 429 else None
+    if passes is None and call.adapter.wants_payment(status, message):
         return ProviderOutOfCredit(name, status, message)
     if status == 429:
         wait = upstream_wait_sec(response.header("retry-after"), response.header("retry-after-ms"))
-        return RateLimited(f"{name} is rate limiting: {message}", wait)
+        return RateLimited(f"{name} is rate limiting: {message}", max(wait, passes or 0))
     if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
         return _server_failure(name, status, message)
-    if refuses_key(status, payload, message):  # (gateway/key_blame.py: 401, 403, Gemini's 400)
+    if refuses_key(status, payload, message):  # (gateway/key_blame.py: 401, 403, some 400s)
         return ProviderKeyRejected(name, status, message)
     if status == 403:
         return ContentRefused(name, status, message)

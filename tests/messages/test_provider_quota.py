@@ -22,6 +22,20 @@ RATE = {"message": "Rate limit reached for gpt-5.4-mini on tokens per min (TPM):
 INACTIVE = {"message": "Your account is not active, please check your billing details on our "
             "website.", "type": "billing_not_active", "param": None,
             "code": "billing_not_active"}  # fmt: skip
+PER_MINUTE = {
+    "code": 429,
+    "status": "RESOURCE_EXHAUSTED",
+    "message": "You exceeded your current quota, please check your plan and billing "
+    "details. For more information on this error, head to: "
+    "https://ai.google.dev/gemini-api/docs/rate-limits.",
+    "details": [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier"}],
+        },
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26.2s"},
+    ],
+}
 ASK = [{"role": "user", "content": "x"}]
 
 
@@ -56,3 +70,14 @@ def test_a_real_rate_limit_stays_a_429_with_retry_after(fresh: MessagesBox) -> N
     assert (messages.status_code, chat.status_code) == (429, 429)
     assert messages.json()["error"]["type"] == "rate_limit_error"
     assert messages.headers["retry-after"] and chat.headers["retry-after"]
+
+
+def test_a_quota_google_says_passes_is_a_429_with_its_wait(fresh: MessagesBox) -> None:
+    """Gemini words its per-minute limits as an exceeded quota too, and says when to retry in
+    the error's details (RetryInfo): it was a final 503 "out of credit" where waiting 27 s
+    does."""
+    _, key = fresh.new_key()
+    messages, chat = _both_routes(fresh, key, PER_MINUTE)
+    assert (messages.status_code, chat.status_code) == (429, 429), (messages.text, chat.text)
+    assert messages.headers["retry-after"] == chat.headers["retry-after"] == "27"
+    assert chat.json()["error"]["code"] == "rate_limited"
