@@ -55,11 +55,12 @@ ANTHROPIC_ROUTES = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 # for as long) unless the answer says `x-should-retry: false`, as Anthropic's API does.
 FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 405, 413, 415})
 # 503s that no retry within minutes changes: the model's provider disabled by the operator or
-# without a working key, the operator's account at the provider out of money. Said as
+# without a working key, its keys refused by the provider (a key refused though its probe works
+# stays in rotation, refused again), the operator's account at the provider out of money. Said as
 # overloaded_error (Anthropic's 503), they had Claude Code retry ten times, silent in `claude
 # -p`, for over two minutes; an upstream's own overload stays retried. Claude Code reads a 503
 # with `x-should-retry: false` as declined, unless its type is an overload.
-FINAL_CODES = frozenset({"provider_unavailable", "provider_out_of_credit"})
+FINAL_CODES = frozenset({"provider_unavailable", "provider_key_rejected", "provider_out_of_credit"})
 
 
 def render_error(request: Request, exc: BaseException) -> HTTPResponse:

@@ -1,11 +1,11 @@
 """Test one provider key against its upstream's model list; the answer never holds the key.
 
 openai kind: GET {base}/models with `Authorization: Bearer` (OpenRouter, whose model list is
-public, GET {base}/key, which needs the key); anthropic kind: GET
-{base}/v1/models with `x-api-key` and `anthropic-version`. A 2xx means the key works; 401/403
-means the upstream refuses it, except OpenAI's answer to a restricted key without the scope of
-the model list (401 "Missing scopes: api.model.read"): that key is valid, it only may not list
-models. Any other answer (or none) says what went wrong.
+public, GET {base}/key, which needs the key); anthropic kind: GET {base}/v1/models with
+`x-api-key` and `anthropic-version`. A 2xx means the key works; 401/403 means the upstream
+refuses it (and so does Gemini's 400 whose details say API_KEY_INVALID), except OpenAI's answer
+to a restricted key without the scope of the model list (401 "Missing scopes: api.model.read"):
+that key is valid, it only may not list models. Any other answer (or none) says what went wrong.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from codelace_box.crypto import mask_in
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers import PROVIDER_KINDS, adapter_for
+from codelace_box.providers.openai_errors import says_key_invalid
 
 MAX_MESSAGE = 200
 BODY_BYTES = 8 * 2**20  # of a probe's answer read: the longest model lists are a few MB
@@ -30,11 +31,12 @@ class KeyCheckResult:
     ok: bool
     status: int | None
     message: str
+    key_invalid: bool = False  # another status saying so (Gemini's 400 API_KEY_INVALID)
 
     @property
     def refused(self) -> bool:
         """The upstream answered that the key is not valid (401/403, and no missing scope)."""
-        return not self.ok and self.status in (401, 403)
+        return not self.ok and (self.status in (401, 403) or self.key_invalid)
 
 
 def check_request(kind: str, base_url: str, api_key: str) -> tuple[str, dict[str, str]]:
@@ -88,8 +90,10 @@ def verdict(status: int, body: bytes, api_key: str) -> KeyCheckResult:
     detail = redact(upstream_message(body), api_key)[:MAX_MESSAGE]
     if status in (401, 403) and _missing_scope(detail):
         return KeyCheckResult(True, status, f"the key works (it may not list models: {detail})")
-    if status in (401, 403):
-        return KeyCheckResult(False, status, f"the upstream refused the key ({status}): {detail}")
+    invalid = status == 400 and says_key_invalid(body)  # Gemini's OpenAI-compatible endpoint
+    if status in (401, 403) or invalid:
+        refusal = f"the upstream refused the key ({status}): {detail}"
+        return KeyCheckResult(False, status, refusal, key_invalid=invalid)
     return KeyCheckResult(False, status, f"the upstream answered {status}: {detail}")
 
 

@@ -33,12 +33,16 @@ _UNKNOWN_FIELD_RE = re.compile(
     r"\bnot permitted\b|\bunexpected (field|property|keyword)\b",
     re.IGNORECASE,
 )
+# The field a refusal says to send instead ("Use 'max_completion_tokens' instead."): not refused
+_INSTEAD_RE = re.compile(r"\buse\s+['`\"]?[\w.]+['`\"]?\s+instead\b", re.IGNORECASE)
 
 
 def refused_hints(status: int, message: str, hints: Iterable[str]) -> set[str]:
-    """The hints an upstream's refusal (its status and message) says it does not know."""
+    """The hints an upstream's refusal (its status and message) says it does not know (not
+    the field it says to use instead: "Use 'max_completion_tokens' instead")."""
     if status not in REFUSING_STATUSES or _UNKNOWN_FIELD_RE.search(message) is None:
         return set()
+    message = _INSTEAD_RE.sub("", message)
     return {name for name in hints if re.search(rf"\b{re.escape(name)}\b", message)}
 
 

@@ -8,18 +8,27 @@ field, not counted as a retry, under the same hold, and the provider (at its bas
 sent the field again for an hour once it took the call so (gateway/hints.py RefusedHints). A
 refusal of what the field holds ("output_config.format.schema: ... is not supported") names a
 part of it, and is relayed.
+
+An `openai` upstream that is not OpenAI's own address gets the output cap the box adds as
+`max_tokens`, which OpenAI's reasoning models refuse wherever they are served (Azure, a proxy in
+front of OpenAI: 400 "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+'max_completion_tokens' instead."): the call goes once more with the cap as
+`max_completion_tokens`, remembered so too. A client's own `max_tokens` (/v1/chat/completions)
+is theirs: its refusal is relayed, as OpenAI relays it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 
 from codelace_box.errors import CodelaceError
-from codelace_box.gateway.hints import REFUSING_STATUSES
+from codelace_box.gateway.hints import REFUSING_STATUSES, refused_hints
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.routing import RouteTable
 from codelace_box.providers.anthropic_output import OUTPUT_FIELDS
+from codelace_box.providers.openai import CAP_REFUSED, OpenAIAdapter
 
 log = logging.getLogger("codelace_box.gateway")
 _UNKNOWN_RE = re.compile(
@@ -37,11 +46,23 @@ def refused_output_fields(status: int, message: str) -> set[str]:
     return {name for name in OUTPUT_FIELDS if re.search(rf"\b{name}\b(?![.\[])", message)}
 
 
+def _refusable(call: ChatCall) -> Collection[str]:
+    """The fields of the call the box may send in another form: an Anthropic provider's output
+    fields; the cap an `openai` provider gets as max_tokens when the box adds it (a client's
+    own max_tokens on /v1/chat/completions is not the box's to move)."""
+    kind = call.route.provider.kind
+    if kind == "anthropic":
+        return OUTPUT_FIELDS
+    own_cap = isinstance(call.adapter, OpenAIAdapter) and call.body.get(CAP_REFUSED) is not None
+    return (CAP_REFUSED,) if kind == "openai" and not own_cap else ()
+
+
 def leave_out_refused_output(routes: RouteTable, call: ChatCall) -> None:
-    """Before sending: the output fields this Anthropic provider refused lately stay out."""
-    provider = call.route.provider
-    if provider.kind == "anthropic":
-        refused = routes.refused_hints.refused(provider.id, provider.base_url, OUTPUT_FIELDS)
+    """Before sending: the output fields this provider refused lately stay out."""
+    fields = _refusable(call)
+    if fields:
+        provider = call.route.provider
+        refused = routes.refused_hints.refused(provider.id, provider.base_url, fields)
         call.refused_fields = call.refused_fields | refused
 
 
@@ -51,9 +72,11 @@ def drop_refused_output(call: ChatCall, error: CodelaceError, status: int) -> bo
     field whose name holds one, refused again, must not drop it for every user); False when
     the refusal (`error`, of the upstream's HTTP `status`) names none not yet left out."""
     provider = call.route.provider
-    if provider.kind != "anthropic":
-        return False
-    names = refused_output_fields(status, error.message) - call.refused_fields
+    fields = _refusable(call)
+    if provider.kind == "anthropic":
+        names = refused_output_fields(status, error.message) - call.refused_fields
+    else:
+        names = refused_hints(status, error.message, fields) - call.refused_fields
     if not names:
         return False
     call.refused_fields = call.refused_fields | names

@@ -1,6 +1,7 @@
 """An upstream's Retry-After header as whole seconds to wait (RFC 9110: delta-seconds or an
 HTTP-date; OpenAI's `retry-after-ms` first, as its SDK reads them), rounded up, passed on to the
-client of a relayed 429 or 503 (gateway/upstream.py)."""
+client of a relayed 429 or 503 (gateway/upstream.py); and the wait Google gives in a 429's body
+(`error.details[]` RetryInfo `retryDelay`, "26.2s"), which says the limit passes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import re
 import time
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+from codelace_box.providers.openai_errors import error_body
 
 MAX_RETRY_AFTER_SEC = 86_400  # a longer wait is not a plausible instruction: treated as absent
 _DELTA_SECONDS_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
@@ -47,3 +51,17 @@ def _seconds_until(http_date: str, now: float) -> int:
     if moment.tzinfo is None:  # RFC 9110: an HTTP-date is GMT; "-0000" reads as naive
         moment = moment.replace(tzinfo=UTC)
     return math.ceil(moment.timestamp() - now)
+
+
+def google_retry_delay(payload: bytes) -> int | None:
+    """The seconds (rounded up) of the RetryInfo `retryDelay` in a Google error body (Gemini's
+    OpenAI endpoint words a per-minute limit as an exceeded quota, and says when it passes);
+    None when it gives none."""
+    body = error_body(payload)
+    error = body.get("error") if isinstance(body, dict) else None
+    details: Any = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and _DELTA_SECONDS_RE.fullmatch(delay.removesuffix("s")):
+            return retry_after_sec(delay.removesuffix("s"))
+    return None

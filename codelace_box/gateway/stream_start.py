@@ -144,10 +144,10 @@ async def open_stream_started(
     anthropic = call.route.provider.kind == "anthropic"
     while True:
         opened = await open_upstream(client, routes, call, retries_left, prober, tried)
+        retries_left = opened.retries_left  # those spent opening it are spent
         if not anthropic and not translated_compaction(call):
             return Started(opened, b"")
-        reading = time.perf_counter()
-        content_by = time.monotonic() + read_timeout_sec
+        reading, content_by = time.perf_counter(), time.monotonic() + read_timeout_sec
         try:
             prefix, error, began = await _read_start(opened, hold_sec, read_timeout_sec)
         except BaseException:

@@ -4,16 +4,17 @@ One call tries the provider's keys round robin. Connect errors, 429, 5xx (Anthro
 included) and 402 (the operator's account at the provider cannot pay; another key may belong to
 another account) move on to the next key, at most `max_retries` times. A 401, or a 403 whose
 error blames the key (its type, code or message speaks of the key, authentication or
-permission), is confirmed by probing the key (catalog/keyprobe.py): refused again, the key is
-flagged and leaves the rotation, and that attempt does not use up a retry (the rotation
-shrinks); the probe working, the key stays and the next key is tried as for a 5xx (with no
-other key in rotation its refusal is the answer: the same key would be refused again), until a
-second such refusal parks it (gateway/blind_keys.py). Any other 403 is a refusal of the
-request's content (OpenRouter's moderation): 400 `content_refused`, no key touched or tried.
-The client finally sees: the upstream's own 4xx status and message, 429 with Retry-After (a
-malformed one counts as absent), 502 for 5xx and unreachable upstreams, 503 when no key is
-left, the provider wants paying (402 is the user's own balance) or is overloaded (Anthropic's
-529 on the last key tried: OpenAI's status for it), 504 for timeouts.
+permission), or a 400 saying the key is not valid (gateway/key_blame.py), is confirmed by
+probing the key (catalog/keyprobe.py): refused again, the key is flagged and leaves the
+rotation, and that attempt does not use up a retry (the rotation shrinks); the probe working,
+the key stays and the next key is tried as for a 5xx (with no other key in rotation its refusal
+is the answer: the same key would be refused again), until a second such refusal parks it
+(gateway/blind_keys.py). Any other 403 is a refusal of the request's content (OpenRouter's
+moderation): 400 `content_refused`, no key touched or tried. The client finally sees: the
+upstream's own 4xx status and message, 429 with Retry-After (a malformed one counts as absent),
+502 for 5xx and unreachable upstreams, 503 when no key is left, the provider wants paying (402
+is the user's own balance) or is overloaded (Anthropic's 529 on the last key tried: OpenAI's
+status for it), 504 for timeouts.
 
 A 400 (or Mistral's 422 extra_forbidden) that says the model takes no `reasoning_effort` at all,
 to a call whose translation added that field (Messages or Responses to an `openai` provider:
@@ -31,7 +32,6 @@ its context window is asked again shorter (gateway/compaction_retry.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -68,22 +68,17 @@ from codelace_box.gateway.client import (
 )
 from codelace_box.gateway.compaction_retry import trim_refused_compaction
 from codelace_box.gateway.hints import STREAM_OPTIONS, refused_hints
+from codelace_box.gateway.key_blame import refuses_key
 from codelace_box.gateway.outcome import UpstreamWentSilent
 from codelace_box.gateway.refused_output import drop_refused_output, leave_out_refused_output
 from codelace_box.gateway.request import ChatCall
 from codelace_box.gateway.responses import in_client_terms
-from codelace_box.gateway.retry_after import upstream_wait_sec
+from codelace_box.gateway.retry_after import google_retry_delay, upstream_wait_sec
 from codelace_box.gateway.routing import KeySlot, RouteTable
 from codelace_box.providers.base import UpstreamStreamError, UpstreamTarget
 
 log = logging.getLogger("codelace_box.gateway")
 OVERLOADED = 529  # Anthropic's status for "overloaded_error"
-# A 403 about the key rather than the content names the key, authentication or permission.
-_KEY_BLAME_RE = re.compile(
-    r"api[ _-]?key|\bkey\b|authenticat|unauthori[sz]ed|permission|credential|"
-    r"access[ _-]?denied|access[ _-]?token",
-    re.IGNORECASE,
-)
 # A model that takes no reasoning_effort at all, as OpenAI says it ("Unsupported parameter:
 # 'reasoning_effort' is not supported with this model."; earlier, and Azure: "Unrecognized
 # request argument supplied: reasoning_effort"), Groq ("reasoning_effort is not supported
@@ -130,10 +125,11 @@ class UpstreamRejected(CodelaceError):
 
 @dataclass
 class Opened:
-    """A 200 answer from the upstream and the key that earned it."""
+    """A 200 answer from the upstream, the key that earned it, the call's retries left."""
 
     response: UpstreamResponse
     key: KeySlot
+    retries_left: int = 0  # of those open_upstream was given (a stream's retry takes one)
 
     def without_key(self, exc: BaseException) -> BaseException:
         """`exc` with the key masked out of its message: an error inside a 200 answer (a
@@ -143,19 +139,6 @@ class Opened:
             exc.message = mask_in(exc.message, self.key.secret)
             exc.args = (exc.message,)
         return exc
-
-
-def blames_key(payload: bytes, message: str) -> bool:
-    """Whether a 403's error says the key (its validity or permission) is at fault."""
-    try:
-        body: Any = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    words = [message]
-    if isinstance(error, dict):
-        words += [str(error.get(name) or "") for name in ("type", "code")]
-    return any(_KEY_BLAME_RE.search(word) for word in words)
 
 
 class ContentRefused(InvalidRequest):
@@ -233,14 +216,17 @@ def _judged(
     """The error a non-200 answer means, by its status and words (`message`, masked)."""
     status = response.status
     name = call.route.provider.name
-    if call.adapter.wants_payment(status, message):  # before 429: OpenAI's insufficient_quota
+    # OpenAI's 429 insufficient_quota wants paying; Gemini's words it so too, and its body
+    # says when the limit passes (a per-minute quota): that one is a 429
+    passes = google_retry_delay(payload) if status == 429 else None
+    if passes is None and call.adapter.wants_payment(status, message):
         return ProviderOutOfCredit(name, status, message)
     if status == 429:
         wait = upstream_wait_sec(response.header("retry-after"), response.header("retry-after-ms"))
-        return RateLimited(f"{name} is rate limiting: {message}", wait)
+        return RateLimited(f"{name} is rate limiting: {message}", max(wait, passes or 0))
     if status >= 500 or status < 400:  # a redirect or another non-error: not an answer either
         return _server_failure(name, status, message)
-    if status == 401 or (status == 403 and blames_key(payload, message)):
+    if refuses_key(status, payload, message):  # (gateway/key_blame.py: 401, 403, some 400s)
         return ProviderKeyRejected(name, status, message)
     if status == 403:
         return ContentRefused(name, status, message)
@@ -388,7 +374,7 @@ async def open_upstream(
             elif answer.status == 200:
                 prober.answered(key.id)
                 remember_refused_hints(routes, call)
-                return Opened(answer, key)
+                return Opened(answer, key, retries_left)
             else:
                 last, free = await _judge(prober, routes, call, key, answer)
                 if free:  # the rotation shrank, or the request changed: the next is no retry

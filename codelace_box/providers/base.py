@@ -74,7 +74,8 @@ class UpstreamTarget:
     stream: bool
     default_max_tokens: int | None
     stream_usage: bool = True  # an `openai` stream: ask for its usage (stream_options)
-    refused_fields: frozenset[str] = frozenset()  # `anthropic`: output fields it does not know
+    # fields it does not know: `anthropic`'s output fields, `openai`'s max_tokens (the cap)
+    refused_fields: frozenset[str] = frozenset()
 
 
 @dataclass  # not frozen: made for every call (UpstreamTarget)

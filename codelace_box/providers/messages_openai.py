@@ -45,7 +45,12 @@ from codelace_box.providers.messages_openai_stream import (
     earlier_call_ids,
     message_from_completion,
 )
-from codelace_box.providers.openai import REASONING_CONTENT, OpenAIAdapter, without_message_field
+from codelace_box.providers.openai import (
+    REASONING_CONTENT,
+    OpenAIAdapter,
+    cap_field,
+    without_message_field,
+)
 from codelace_box.providers.reasoning_details import is_sealed, unseal
 from codelace_box.providers.search_results import SEARCH_RESULT, block_text, search_result_text
 from codelace_box.providers.stop_reasons import stops_of
@@ -321,8 +326,10 @@ class MessagesToOpenAI(ProviderAdapter):
         self.stops = stops_of(body)
         if REASONING_CONTENT in self.left_out:
             payload["messages"] = without_message_field(payload["messages"], REASONING_CONTENT)
-        if "api.openai.com" in (target.base_url or self.default_base_url):
+        base = target.base_url or self.default_base_url
+        if cap_field(base, target.refused_fields) == "max_completion_tokens":
             payload["max_completion_tokens"] = payload.pop("max_tokens")
+        if "api.openai.com" in base:
             for message in payload["messages"]:  # fields OpenAI does not take
                 message.pop("reasoning_content", None)
                 message.pop("reasoning_details", None)

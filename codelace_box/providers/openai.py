@@ -37,12 +37,17 @@ from codelace_box.providers.tally import output_tokens
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _INDEX_TYPES = (int, str)  # (`int | str` in a call builds a union object each time: 3x the cost)
 REASONING_CONTENT = "reasoning_content"  # a model's own reasoning, handed back in messages
+CAP_REFUSED = "max_tokens"  # in UpstreamTarget.refused_fields: the cap goes in the other field
 
 
-def cap_field(base_url: str) -> str:
-    """The output cap OpenAI itself requires (reasoning models refuse `max_tokens`); the
-    compatible servers (vLLM, Ollama, OpenRouter, ...) all take `max_tokens`."""
-    return "max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"
+def cap_field(base_url: str, refused: frozenset[str] = frozenset()) -> str:
+    """The output cap OpenAI itself requires (reasoning models refuse `max_tokens`), and so an
+    upstream that `refused` max_tokens (Azure's reasoning models, a proxy in front of OpenAI:
+    gateway/refused_output.py); the compatible servers (vLLM, Ollama, OpenRouter, ...) all
+    take `max_tokens`."""
+    if "api.openai.com" in base_url or CAP_REFUSED in refused:
+        return "max_completion_tokens"
+    return "max_tokens"
 
 
 def upstream_base(target: UpstreamTarget) -> str:
@@ -297,7 +302,7 @@ class OpenAIAdapter(ProviderAdapter):
         else:
             payload.pop("stream_options", None)
         if target.default_max_tokens is not None:
-            _send_cap(payload, cap_field(base), target.default_max_tokens)
+            _send_cap(payload, cap_field(base, target.refused_fields), target.default_max_tokens)
         _unstored(payload, base)
         if "api.openai.com" in base and isinstance(payload.get("messages"), list):
             payload["messages"] = [_without_signatures(m) for m in payload["messages"]]

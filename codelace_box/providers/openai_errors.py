@@ -13,12 +13,19 @@ from codelace_box.providers.base import JSON
 
 _SECRET_RE = re.compile(r"(sk|cl|key|rk)[-_][A-Za-z0-9_*\-]{6,}")
 _HTML_TITLE_RE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
-# OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit)
-_QUOTA_RE = re.compile(r"exceeded your current quota|\binsufficient_quota\b", re.IGNORECASE)
+# OpenAI's 429 insufficient_quota: the operator's account has no money left (not a rate limit);
+# its 429 billing_not_active ("Your account is not active, please check your billing details"):
+# the account's billing is not set up, or was cancelled
+_QUOTA_RE = re.compile(
+    r"exceeded your current quota|\binsufficient_quota\b|your account is not active|"
+    r"\bbilling_not_active\b",
+    re.IGNORECASE,
+)
 # An error object's code relayed as it is: a plain word (OpenAI's are snake_case); a param up
 # to this long, printable (OpenAI's name a field: `messages[3].content[0].image_url`)
 _ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 MAX_PARAM_CHARS = 200
+_INCORRECT_KEY = "Incorrect API key provided"  # OpenAI's words (xAI's too, with a 400)
 
 
 def redact(text: str) -> str:
@@ -36,6 +43,21 @@ def error_body(payload: bytes) -> Any:
     if isinstance(body, list) and body and isinstance(body[0], dict):
         return body[0]
     return body
+
+
+def says_key_invalid(payload: bytes) -> bool:
+    """Whether an error body says the key is not valid where its status does not (a 400):
+    Google's structured reason (Gemini's OpenAI endpoint: `error.details[].reason`
+    API_KEY_INVALID, for a key not valid or expired), or OpenAI's own words for a wrong key,
+    "Incorrect API key provided", which xAI answers with a 400."""
+    body = error_body(payload)
+    error = body.get("error") if isinstance(body, dict) else None
+    if error_text(error).startswith(_INCORRECT_KEY):
+        return True
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return False
+    return any(isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details)
 
 
 def _plain_param(param: Any) -> bool:
@@ -108,5 +130,6 @@ def error_fields(payload: bytes) -> tuple[str | None, str | None]:
 
 def wants_payment(status: int, message: str) -> bool:
     """402, or OpenAI's 429 insufficient_quota ("You exceeded your current quota, please
-    check your plan and billing details"): retrying or waiting does not help."""
+    check your plan and billing details") or billing_not_active ("Your account is not
+    active"): retrying or waiting does not help."""
     return status == 402 or (status == 429 and bool(_QUOTA_RE.search(message)))

@@ -6,7 +6,8 @@ request gets the next scripted `Act` (a status, headers, and body writes in orde
 float for a pause in seconds), and after its writes it ends the body properly, hangs until the
 client leaves (`hang`), or drops the connection in the middle of the chunked body (`drop`).
 `key_acts` answers every request made with a given key the same way (a key the provider
-refuses), and `probe_status` what GET /v1/models (the box's key probe) answers to a key.
+refuses), and `probe_status` what GET /v1/models (the box's key probe) answers to a key
+(`probe_acts`: the whole answer, as an upstream words it).
 
     hostile = HostileUpstream().start()
     hostile.push(Act(200, [b'data: {"choices": [', 0.2], drop=True))
@@ -79,6 +80,7 @@ class HostileUpstream(LoopbackServer):
         self.default = Act(500, [b'{"error": {"message": "nothing scripted"}}'])
         self.key_acts: dict[str, Act] = {}
         self.probe_status: dict[str, int] = {}
+        self.probe_acts: dict[str, Act] = {}
         self.seen: list[Seen] = []
         self.probes: list[str] = []
         self.client_gone = threading.Event()  # the box hung up before the answer's end
@@ -94,6 +96,7 @@ class HostileUpstream(LoopbackServer):
         self.script.clear()
         self.key_acts.clear()
         self.probe_status.clear()
+        self.probe_acts.clear()
         self.seen.clear()
         self.probes.clear()
         self.client_gone.clear()
@@ -114,6 +117,10 @@ class HostileUpstream(LoopbackServer):
     async def _models(self, request: web.Request) -> web.Response:
         key = self._key(request)
         self.probes.append(key)
+        if key in self.probe_acts:
+            act = self.probe_acts[key]
+            body = b"".join(w for w in act.writes if isinstance(w, bytes))
+            return web.Response(status=act.status, body=body, content_type=act.content_type)
         status = self.probe_status.get(key, 200)
         body = {"object": "list", "data": [{"id": "m", "object": "model", "type": "model"}]}
         if status != 200:

@@ -25,6 +25,7 @@ from tests.hostile.conftest import (
     BODY_LIMIT,
     KINDS,
     PATHS,
+    RETRIES,
     ROUTES,
     HostileBox,
     assert_ends_with_error,
@@ -244,3 +245,26 @@ def test_a_connection_reset_after_the_final_usage_ends_the_stream_as_a_clean_clo
     assert (row["status"], row["estimated"]) == ("ok", 0), row
     assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
+
+
+def test_retries_before_and_after_an_anthropic_stream_opens_share_one_budget(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """A 529 before a stream opens and an overloaded error event before its content are both
+    retries of gateway.max_retries: counted apart (each error event started the count of the
+    next opening again), a call alternating between them was sent upstream 5 times where the
+    configuration allows 1 + 2."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    overloaded = {"type": "overloaded_error", "message": "Overloaded"}
+    refused = Act(529, [json.dumps({"type": "error", "error": overloaded}).encode()])
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+               "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": 7, "output_tokens": 1}}  # fmt: skip
+    failed = Act(200, [anthropic_event({"type": "message_start", "message": message}),
+                       anthropic_event({"type": "error", "error": overloaded})], SSE)  # fmt: skip
+    hostile.push(*[refused, failed] * 4)
+    answer = box.post(key, "messages", "ha", stream=True)
+    assert answer.status_code == 503, answer.text
+    assert len(hostile.seen) == 1 + RETRIES
+    assert_free(box, email, start, "upstream_overloaded")

@@ -350,3 +350,26 @@ def test_a_free_502_carries_no_cost(box: HostileBox, hostile: HostileUpstream, r
     reply = box.post(key, route, "ho", stream=False)
     assert reply.status_code == 502, reply.text
     assert "x-codelace-cost-usd" not in reply.headers
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_operators_refused_keys_are_said_at_once_to_claude_code(
+    box: HostileBox, hostile: HostileUpstream, kind: str
+) -> None:
+    """Every key of the provider refused on calls (401) while its probe works: the keys stay
+    in rotation and every call is refused again, so a retry changes nothing within minutes, as
+    for a disabled provider. The 503 said overloaded_error, which Claude Code retries ten times
+    over two minutes, silent in `claude -p`: it is an api_error with `x-should-retry: false`."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    for provider_key in (f"sk-{kind}-key-0001", f"sk-{kind}-key-0002"):
+        hostile.key_acts[provider_key] = Act(401, [REFUSED_KEY])
+    answer = box.post(key, "messages", kind, stream=False)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["type"] == "api_error", answer.text
+    assert answer.headers.get("x-should-retry") == "false"
+    assert_free(box, email, start, "provider_key_rejected")
+    hostile.key_acts.clear()  # each key answers once: its refusals since its probe forgotten
+    hostile.default = body_of(kind)
+    for _ in range(2):
+        assert box.post(key, "chat", kind, stream=False).status_code == 200
