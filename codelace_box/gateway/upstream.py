@@ -183,11 +183,11 @@ def _server_failure(name: str, status: int, message: str) -> UpstreamError:
 
 class UpstreamRedirected(UpstreamError):
     """The upstream answered with a redirect: never followed (it would take the request and
-    the operator's key elsewhere), never retried; 502, naming where it points."""
+    the operator's key elsewhere), never retried; 502, naming its host (no user or password)."""
 
     def __init__(self, provider: str, status: int, location: str | None) -> None:
         where = urlsplit(location or "")
-        target = f" to {where.scheme}://{where.netloc}" if where.netloc else ""
+        target = f" to {where.scheme}://{where.netloc.rpartition('@')[2]}" if where.netloc else ""
         super().__init__(
             f"{provider} answered with a redirect (HTTP {status}{target}), which the box does "
             "not follow: set the provider's base URL to the address it points to",

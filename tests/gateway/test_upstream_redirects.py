@@ -32,3 +32,22 @@ def test_a_redirect_is_a_502_and_the_key_goes_nowhere_else(
         assert elsewhere.requests == []  # neither the body nor the key went there
     finally:
         elsewhere.stop()
+
+
+def test_a_redirect_names_its_host_without_the_user_and_password_in_it(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """A Location with a user and password before its host (a proxy pointing at an internal
+    address it reaches with credentials) is named by its host and port alone: the 502 reaches
+    every user whose call met it, and the server log, as base URLs with a password never do."""
+    box = box_factory(keys=(KEY,), gateway={"max_retries": 0})
+    _, key = box.new_user("5")
+    target = "http://svc-user:s3cret-Pa55@10.9.8.7:8443/v1/chat/completions?sig=abc"
+    fake.push(Reply(status=307, error={"message": "moved"}, headers={"location": target}))
+    with box.http(key) as client:
+        answer = client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert answer.status_code == 502, answer.text
+    message = answer.json()["error"]["message"]
+    assert "http://10.9.8.7:8443" in message, message
+    assert "s3cret" not in answer.text and "svc-user" not in answer.text
+    assert "s3cret" not in box.server.log_text()
