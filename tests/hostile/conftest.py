@@ -155,3 +155,15 @@ def settled_row(box: HostileBox, email: str, wait: float = 10) -> dict[str, Any]
 
 def paced(writes: list[bytes], pause: float) -> list[bytes | float]:
     return [item for write in writes for item in (write, pause)]
+
+
+def until_the_key_is_back(
+    box: HostileBox, upstream: HostileUpstream, key: str, route: str, kind: str, refused: str
+) -> None:
+    """Calls (each answered) until one reaches the `refused` provider key again: its probe
+    works once more, so it is back in rotation (within 5 s)."""
+    deadline = time.monotonic() + 5
+    while refused not in [seen.key for seen in upstream.seen[-2:]]:
+        assert time.monotonic() < deadline, "the key never came back"
+        assert box.post(key, route, kind, stream=False).status_code == 200
+        time.sleep(0.1)

@@ -8,12 +8,11 @@ key is not valid."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from tests.fakes.hostile_upstream import Act, HostileUpstream
-from tests.hostile.conftest import HostileBox, body_of
+from tests.hostile.conftest import HostileBox, body_of, until_the_key_is_back
 
 pytestmark = pytest.mark.timeout(60)
 GEMINI_KEY_INVALID = json.dumps([{"error": {
@@ -51,11 +50,7 @@ def test_a_400_about_the_key_takes_it_out_of_rotation_not_the_users_call(
     assert len(box.usage_rows(email)) == 3
     hostile.key_acts.clear()
     hostile.probe_acts.clear()
-    deadline = time.monotonic() + 5
-    while refused not in [seen.key for seen in hostile.seen[-2:]]:
-        assert time.monotonic() < deadline, "the key never came back"
-        assert box.post(key, "chat", "ho", stream=False).status_code == 200
-        time.sleep(0.1)
+    until_the_key_is_back(box, hostile, key, "chat", "ho", refused)
 
 
 def test_a_400_that_only_speaks_of_a_key_is_the_users_refusal(
@@ -93,8 +88,4 @@ def test_geminis_403_permission_denied_is_the_keys_not_the_contents(
     assert [seen.key for seen in hostile.seen].count(refused) <= 1
     hostile.key_acts.clear()
     hostile.probe_acts.clear()
-    deadline = time.monotonic() + 5
-    while refused not in [seen.key for seen in hostile.seen[-2:]]:
-        assert time.monotonic() < deadline, "the key never came back"
-        assert box.post(key, "chat", "ho", stream=False).status_code == 200
-        time.sleep(0.1)
+    until_the_key_is_back(box, hostile, key, "chat", "ho", refused)

@@ -30,6 +30,7 @@ from tests.hostile.conftest import (
     HostileBox,
     assert_free,
     body_of,
+    until_the_key_is_back,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -145,11 +146,7 @@ def test_an_anthropic_key_refused_leaves_the_rotation_and_a_probe_brings_it_back
     )
     hostile.key_acts.clear()
     hostile.probe_status.clear()
-    deadline = time.monotonic() + 5
-    while refused not in [seen.key for seen in hostile.seen[-2:]]:
-        assert time.monotonic() < deadline, "the key never came back"
-        assert box.post(key, route, "ha", stream=False).status_code == 200
-        time.sleep(0.1)
+    until_the_key_is_back(box, hostile, key, route, "ha", refused)
 
 
 @pytest.fixture
