@@ -12,7 +12,9 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   chat assistant message (parallel calls must share one message, or the upstream refuses the tool
   results that follow). A custom (freeform) tool is offered to chat upstreams as a function with
   one string parameter `input` (see responses_request), so its call carries `{"input": ...}`;
-  a call with a `namespace` names the chat function namespace + name.
+  a call with a `namespace` names the chat function namespace + name. To an Anthropic upstream,
+  arguments that are no JSON object (a call cut at max_tokens) go as `{}`: its tool_use input
+  must be an object, where OpenAI takes any string.
 - `function_call_output` / `custom_tool_call_output` {call_id, output}: a `tool` message. An
   output may be a string or a list of `input_text` / `input_image` parts (Codex's view_image);
   chat tool messages take text only, so images follow as a user message after the tool results.
@@ -225,7 +227,7 @@ class _Builder:
             given = item.get("arguments")
             if not isinstance(given, str):
                 raise InvalidRequest(f"{where}.arguments must be a string", param=where)
-            arguments = given
+            arguments = _handed_back_arguments(given) if self.keep_thinking else given
         last = self.messages[-1] if self.messages else None
         message = last if last is not None and last["role"] == "assistant" else None
         if message is None:
@@ -269,6 +271,18 @@ class _Builder:
         if self.images:
             self.messages.append({"role": "user", "content": self.images})
             self.images = []
+
+
+def _handed_back_arguments(given: str) -> str:
+    """A call's arguments handed back to an Anthropic upstream, whose tool_use input must be an
+    object: arguments that are no JSON object (a call cut at max_tokens in its arguments, which
+    the box gave as an incomplete item; a model's malformed call) go as `{}`, as OpenAI's
+    Responses API takes any string there; the call's output says what became of it."""
+    try:
+        parsed = json.loads(given) if given else {}
+    except ValueError:
+        return "{}"
+    return given if isinstance(parsed, dict) else "{}"
 
 
 def _parts(content: Any, where: str) -> list[JSON]:
