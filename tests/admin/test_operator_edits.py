@@ -135,15 +135,20 @@ async def test_remove_a_model_and_confirm_a_tenfold_price_change(admin_env: Admi
     assert CatalogModel.get_or_none(CatalogModel.id == "openai/b") is None
 
 
+async def _create_a_key_named_laptop(pilot: Pilot[None]) -> None:
+    """From the users list, the first user's detail, its key form: a key named laptop made."""
+    await go(pilot, "f2", "UsersScreen", "#users")
+    await pilot.press("enter")
+    await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
+    await open_form(pilot, "c", "the name form")
+    await fill(pilot, "name", "laptop")
+    await pilot.press("ctrl+s")
+
+
 async def test_create_a_key_shows_it_once_and_revoke_it(admin_env: AdminEnv) -> None:
     user = create_user("kim@example.com")
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
-        await go(pilot, "f2", "UsersScreen", "#users")
-        await pilot.press("enter")
-        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
-        await open_form(pilot, "c", "the name form")
-        await fill(pilot, "name", "laptop")
-        await pilot.press("ctrl+s")
+        await _create_a_key_named_laptop(pilot)
         shown = await answer(pilot, "not shown again", key="y")
         [key] = list_keys(user.id)
         full = shown.split()[0]
@@ -164,12 +169,7 @@ async def test_the_new_key_is_shown_with_no_cancel_that_would_not_undo_it(
     (never stored by anyone). It is shown with one button, Done, focused; the key stays."""
     user = create_user("kim@example.com")
     async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
-        await go(pilot, "f2", "UsersScreen", "#users")
-        await pilot.press("enter")
-        await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail")
-        await open_form(pilot, "c", "the name form")
-        await fill(pilot, "name", "laptop")
-        await pilot.press("ctrl+s")
+        await _create_a_key_named_laptop(pilot)
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the new key")
         labels = [str(b.label) for b in pilot.app.screen.query(Button)]
         assert not any("Cancel" in label for label in labels), labels
