@@ -128,11 +128,26 @@ def render(view: dict[str, Any]) -> str:
     total = view["total"] | {by: "TOTAL", "owner": "", "key_id": ""}
     window = f"from {view['since'] or 'the start'} until {view['until'] or 'now'}"
     # the spend from its integer: the USD float is exact only below about $1M
-    shown = [row | {"spend_usd": usd_text(row["spend_nanos"])} for row in [*view["rows"], total]]
+    shown = [_shown_row(row, by) for row in view["rows"]]
+    shown.append(total | {"spend_usd": usd_text(total["spend_nanos"])})
     text = f"usage by {by}, {window}\n" + table(shown, columns)
     if view["rows_deleted_before"] is not None:
         text += _retention_note(view)
     return text
+
+
+def _shown_row(row: dict[str, Any], by: str) -> dict[str, Any]:
+    """A group as the table shows it to a person: the spend from its integer, an address's
+    IDN domain in Unicode as `users list` shows it (--json keeps the stored form)."""
+    from codelace_box.accounts.users import shown_email
+
+    shown = row | {"spend_usd": usd_text(row["spend_nanos"])}
+    if by == "user":
+        shown["user"] = shown_email(row["user"])
+    elif by == "key" and row["owner"].endswith(")"):  # 'name (email)': _with_key_details
+        name, mark, email = row["owner"][:-1].rpartition(" (")
+        shown["owner"] = f"{name}{mark}{shown_email(email)})" if mark else row["owner"]
+    return shown
 
 
 def _retention_note(view: dict[str, Any]) -> str:

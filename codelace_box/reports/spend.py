@@ -12,6 +12,7 @@ from codelace_box.errors import InvalidRequest
 
 GROUPINGS = ("user", "key", "model")
 _END_OF_TIME = datetime.max  # an open end: any moment --since can name comes before it
+KEYS_PER_LOOKUP = 1000  # keys described by one statement (_with_key_details)
 
 _SELECT = (
     "SELECT {key}, {label}, COUNT(*), COALESCE(SUM(r.input_tokens), 0), "
@@ -88,12 +89,15 @@ def _with_key_details(rows: list[SpendRow]) -> list[SpendRow]:
     """Each key's name and the email of its user (a request with no key: the portal)."""
     ids = [r.key for r in rows if r.key]
     names: dict[str, str] = {}
-    if ids:
-        marks = ",".join("?" * len(ids))
+    # a statement per KEYS_PER_LOOKUP keys: SQLite takes at most 32,766 parameters, and every
+    # otp/verify mints a key (a report of all of them failed past that many)
+    for first in range(0, len(ids), KEYS_PER_LOOKUP):
+        part = ids[first : first + KEYS_PER_LOOKUP]
+        marks = ",".join("?" * len(part))
         for uuid, name, email in query_all(
             'SELECT k.uuid, k.name, u.email FROM api_key k JOIN "user" u ON u.id = k.user_id '
             f"WHERE k.uuid IN ({marks})",
-            ids,
+            part,
         ):
             names[str(uuid)] = f"{name or 'unnamed'} ({email})"
     return [replace(r, label=r.label or "(no key)", detail=names.get(r.key, "")) for r in rows]

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from codelace_box.db.core import parse_time, query_all, utcnow
+from codelace_box.db.core import database, parse_time, query_all, utcnow
+from codelace_box.db.snapshot import one_instant
 from codelace_box.reports.traffic import usage_totals
 
 
@@ -69,9 +70,11 @@ def _recent(row: tuple[Any, ...]) -> RecentRequest:
 
 def usage_summary(user_id: int, limit: int) -> UsageSummary:
     """Totals over every request of the user (the running totals), and the newest `limit`
-    requests. Its reads grow with history: run it with db.offload.run_in_db_thread."""
-    totals = usage_totals(user_id)
-    recent = recent_usage(user_id, limit)
+    requests. Its reads grow with history: run it with db.offload.run_in_db_thread. Both are
+    read at one instant: a request settled between the two reads was listed but not counted."""
+    with one_instant(database.obj):
+        totals = usage_totals(user_id)
+        recent = recent_usage(user_id, limit)
     return UsageSummary(
         totals.requests, totals.input_tokens, totals.output_tokens, totals.cost_nanos, recent
     )

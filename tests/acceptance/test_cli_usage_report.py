@@ -3,6 +3,7 @@ then the operator's commands read who spent what (the spend equals what the ledg
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
 HI = [{"role": "user", "content": "hi"}]
+IDN_USERS = itertools.count()
 
 
 def chat(box: Box, key: str, model: str) -> None:
@@ -138,3 +140,23 @@ def test_one_day_given_as_since_and_until_says_the_end_is_excluded(box: Box) -> 
     assert report(box, "--since", "2026-12-04", "--until", "2026-12-05")["until"] == (
         "2026-12-05T00:00:00Z"
     )
+
+
+def test_an_international_domain_is_shown_in_unicode_as_users_list_shows_it(box: Box) -> None:
+    """`usage report` printed an address at bücher.de as xn--bcher-kva.de (the stored form)
+    in its table, per user and in a key's owner, where `users list` and `users show` print
+    bücher.de: the operator read two names for one account. The table shows Unicode now;
+    --json keeps the stored form, as theirs does."""
+    email = f"ida{next(IDN_USERS)}-{id(box)}@Bücher.de"
+    box.cli("users", "create", email)
+    box.cli("credit", email, "10", "--reason", "test credit")
+    key = box.cli("keys", "create", email, "--name", "idn").strip().splitlines()[0]
+    chat(box, key, MODEL)
+    stored = email.lower().replace("bücher.de", "xn--bcher-kva.de")
+    shown = email.lower()
+    for by in ("user", "key"):
+        text = box.cli("usage", "report", "--since", "1h", "--by", by)
+        assert shown in text and stored not in text, text
+        rows = report(box, "--since", "1h", "--by", by)["rows"]
+        labels = [r["user"] if by == "user" else r["owner"] for r in rows]
+        assert any(stored in label for label in labels), labels

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from codelace_box.billing.ledger import append_entry_in
 from codelace_box.db.core import (
     POSTGRES,
     close_database,
+    connection,
     db_time,
     engine,
     open_database,
@@ -38,7 +40,7 @@ from codelace_box.reports.history import (
 )
 from codelace_box.reports.moments import parse_moment as parse_since
 from codelace_box.reports.traffic import recent_requests, recent_requests_query, usage_totals
-from codelace_box.reports.usage import RECENT_SQL, recent_usage
+from codelace_box.reports.usage import RECENT_SQL, recent_usage, usage_summary
 from tests.pg_cluster import wanted_engine
 from tests.query_plan import query_plan
 from tests.support import migrate_below
@@ -280,3 +282,41 @@ def test_exported_times_have_one_form_whatever_their_microseconds(migrated_db: P
         NOW,
         NOW + timedelta(microseconds=250_000),
     ]
+
+
+def test_the_customer_s_totals_and_rows_are_read_at_one_instant(migrated_db: Path) -> None:
+    """GET /api/v1/customer/usage read the running totals, then the recent rows, each in its
+    own read: a request settled in between (another worker, another box) was in the rows but
+    not in `request_count` nor the totals (one request counted, two listed). Both are read at
+    one instant now. The settlement is made, on a connection of its own, just as the rows'
+    statement starts (SQLite's statement hook: PostgreSQL's driver has none)."""
+    if engine() == POSTGRES:
+        pytest.skip("the interleaving is made with SQLite's statement hook")
+    user = create_user("instant@x.test").id
+    add_row(user, NOW, 0)
+    settled: list[int] = []
+
+    def settle_elsewhere() -> None:  # its own thread: its own connection
+        add_row(user, NOW + timedelta(seconds=1), 1)
+        close_database()
+
+    def hook(cursor: Any, sql: str, bindings: Any) -> bool:
+        if sql.startswith(RECENT_SQL) and not settled:
+            settled.append(1)
+            worker = threading.Thread(target=settle_elsewhere)
+            worker.start()
+            worker.join()
+        return True
+
+    conn = connection()
+    conn.exec_trace = hook
+    try:
+        summary = usage_summary(user, 20)
+    finally:
+        conn.exec_trace = None
+    assert settled, "the rows' statement ran"
+    rows = summary.recent
+    assert summary.request_count == len(rows), (summary.request_count, len(rows))
+    assert summary.cost_nanos == sum(r.cost_nanos for r in rows)
+    assert summary.input_tokens == sum(r.input_tokens for r in rows)
+    assert usage_summary(user, 20).request_count == 2  # the settlement is there afterwards

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from peewee import chunked
 
 from codelace_box.accounts.keys import create_key, revoke_key
 from codelace_box.accounts.users import create_user
 from codelace_box.cli.usage import render
-from codelace_box.db.core import close_database
-from codelace_box.db.models import ApiKey
+from codelace_box.db.core import close_database, write_transaction
+from codelace_box.db.models import ApiKey, KeyDayUsage
 from codelace_box.reports.history import delete_old_usage_rows
 from codelace_box.reports.spend import spend_report
 from codelace_box.reports.spend_days import daily_spend_report, days_read, whole_days
@@ -147,3 +148,32 @@ def test_the_days_an_open_window_counted_are_the_days_there_are(
         }, by  # fmt: skip
         text = run_cli(config, "usage", "report", "--by", by).stdout
         assert f"the whole UTC days {DAY0.date().isoformat()} to {today.isoformat()}" in text
+
+
+def test_a_report_per_key_over_more_keys_than_sqlite_takes_parameters(migrated_db: Path) -> None:
+    """`usage report --by key` looked up its keys' names and owners with one `IN (?, ...)` of
+    every key in the report: past 32,766 keys (every otp/verify mints a key: a team signing in
+    daily for a year or two) SQLite refused the statement, "too many SQL variables", and the
+    report failed. Every key is described, whatever their number."""
+    user = create_user("many@x.test").id
+    count = 32_800
+    keys = [
+        (user, f"k{n}", "cl_abcd", f"hash-{n}", f"00000000-0000-4000-8000-{n:012d}")
+        for n in range(count)
+    ]
+    key_fields = [ApiKey.user, ApiKey.name, ApiKey.key_prefix, ApiKey.key_hash, ApiKey.uuid]
+    with write_transaction():
+        for part in chunked(keys, 1000):
+            ApiKey.insert_many(part, fields=key_fields).execute()
+    ids = [k.id for k in ApiKey.select(ApiKey.id).where(ApiKey.user == user)]
+    day = DAY0.date().isoformat()
+    figures = ["requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
+               "cache_write_tokens", "cost_nanos"]  # fmt: skip
+    day_fields = [KeyDayUsage.user, KeyDayUsage.day, KeyDayUsage.api_key_id]
+    day_fields += [getattr(KeyDayUsage, name) for name in figures]
+    with write_transaction():
+        for part in chunked([(user, day, key_id, 1, 0, 1, 1, 0, 0, 10) for key_id in ids], 500):
+            KeyDayUsage.insert_many(part, fields=day_fields).execute()
+    rows = daily_spend_report("key", DAY0, DAY0 + timedelta(days=1))
+    assert len(rows) == count
+    assert {r.detail for r in rows} == {f"k{n} (many@x.test)" for n in range(count)}
