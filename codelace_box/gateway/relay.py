@@ -216,26 +216,25 @@ class StreamRelay:
         out: list[bytes] = []
         try:
             for event in events:
+                seen = self.translator.output_tokens_seen  # (a count of the event: its own)
                 for chunk in self.translator.feed(event):
-                    if self._count(chunk):
+                    if self._count(chunk, seen):
                         return out, None
                     out.append(self.encoder.chunk(chunk))
         except Exception as exc:
             return out, exc
         return out, None
 
-    def _count(self, chunk: dict[str, Any]) -> bool:
-        """Count a chunk's output; whether it is past the reserved cap (then the output before
-        it was all the cap allowed, and the stream is cut there)."""
-        full = self._reached_cap()
+    def _count(self, chunk: dict[str, Any], seen: int) -> bool:
+        """Count a chunk's output; whether it is past the reserved cap: the tally's low count,
+        or the provider's running one `seen` before its event (a count riding on a piece counts
+        it: Together's, DeepSeek's), reached it, so the output before it was all the cap allowed
+        (the stream is cut there)."""
+        limit = self.call.output_limit
+        full = seen >= limit or self.tally.least_tokens >= limit
         if self.tally.add(chunk) and full:
             self._capped = True
         return self._capped
-
-    def _reached_cap(self) -> bool:
-        """Whether the tally's low count or the provider's running one reached the cap."""
-        limit = self.call.output_limit
-        return self.translator.output_tokens_seen >= limit or self.tally.least_tokens >= limit
 
     async def _read_on(self) -> None:
         """After the client left: the rest of the upstream's stream, then the settlement; an
@@ -273,8 +272,9 @@ class StreamRelay:
             events = self._parser.feed(data) if data else self._parser.flush()
             self._whole = None if events else self._whole
             for event in events or self._whole_answer(data):  # a JSON answer: its usage counts
+                seen = translator.output_tokens_seen
                 for chunk in translator.feed(event):
-                    if self._count(chunk):
+                    if self._count(chunk, seen):
                         return False
             if self.tally.pieces > produced:
                 quiet.reschedule(asyncio.get_running_loop().time() + self.read_timeout_sec)

@@ -97,3 +97,47 @@ def test_stream_shapes_give_the_text_and_bill_the_reported_usage(
     assert (seen.input_tokens, seen.output_tokens) == (PROMPT, COMPLETION)
     if seen.cost_usd is not None:
         assert seen.cost_usd * 10**9 == Decimal(cost)
+
+
+def running_usage_to_the_cap() -> list[bytes]:
+    """A running usage on every chunk that counts the chunk it rides on (Together, vLLM's
+    continuous_usage_stats), the last piece with the finish_reason "length": the answer took
+    exactly its max_tokens."""
+    body, pieces = [], text_pieces(TEXT)
+    for n, piece in enumerate(pieces, 1):
+        running = {"prompt_tokens": PROMPT, "completion_tokens": n, "total_tokens": PROMPT + n}
+        finish = "length" if n == len(pieces) else None
+        body.append(event(chunk({"content": piece}, finish, usage=running)))
+    return [*body, DONE]
+
+
+def usage_on_the_last_piece_at_the_cap() -> list[bytes]:
+    """DeepSeek's: the last piece of content carries the finish_reason ("length") and the
+    usage, whose completion_tokens are the max_tokens asked for."""
+    pieces = _content(usage=None)
+    usage = {"prompt_tokens": PROMPT, "completion_tokens": PIECES, "total_tokens": PROMPT + PIECES}
+    last = chunk({"content": text_pieces(TEXT)[-1]}, "length", usage=usage)
+    return [*pieces[:-1], event(last), DONE]
+
+
+PIECES = len(text_pieces(TEXT))  # a token each
+CAP_OPTION = {"chat": "max_tokens", "messages": "max_tokens", "responses": "max_output_tokens"}
+
+
+@pytest.mark.parametrize("shape", [running_usage_to_the_cap, usage_on_the_last_piece_at_the_cap])
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_answer_of_exactly_its_cap_is_relayed_whole(
+    box: ResponsesBox, route: str, shape: Callable[[], list[bytes]]
+) -> None:
+    """A count that rides on the piece it counts reaching the cap is no output past it: the
+    last piece is the client's, and the call is billed the usage reported (not an estimate)."""
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=shape()))
+    seen = call(box, key, route, stream=True, **{CAP_OPTION[route]: PIECES})
+    assert seen.text == TEXT
+    row = only_row(box, email)
+    cost = usd_nanos((PROMPT, PRICES["in"]), (PIECES, PRICES["out"]))
+    assert (row["status"], row["estimated"], row["error_code"], row["output_tokens"]) == (
+        "ok", 0, None, PIECES)  # fmt: skip
+    assert row["cost_nanos"] == cost and box.balance_nanos(email) == (start - cost, 0)
