@@ -27,9 +27,12 @@ STOP_REASONS = {
 
 # Another dialect's finish_reason from an `openai` provider, in OpenAI's words for the chat
 # route (whose clients know stop, length, tool_calls, content_filter and function_call): TGI's
-# "stop_sequence" and "eos_token", an Anthropic-minded server's "end_turn". /v1/messages reads
-# the upstream's own (stop_of); OpenAI's words are not in here, so they cost one look-up.
-CHAT_FINISH = {"stop_sequence": "stop", "eos_token": "stop", "end_turn": "stop"}
+# "stop_sequence" and "eos_token", an Anthropic-minded server's "end_turn", Mistral's
+# "model_length" (the context window filled: OpenAI says "length" of either limit).
+# /v1/messages reads the upstream's own (stop_of); OpenAI's words are not in here, so they
+# cost one look-up.
+CHAT_FINISH = {"stop_sequence": "stop", "eos_token": "stop", "end_turn": "stop",
+               "model_length": "length"}  # fmt: skip
 
 
 def chat_finish(choice: JSON) -> None:
