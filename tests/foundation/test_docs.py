@@ -390,27 +390,3 @@ def test_the_413_row_says_a_declared_oversized_body_is_a_413_before_the_key() ->
     )
     assert "whatever the body)" not in row, row
     assert "`Content-Length`" in row and "before the key" in row, row
-
-
-PORTAL_WAITS = re.compile(r"given up after (\d+) seconds \([^)]*?: (\d+) and (\d+) by default\)")
-
-
-def test_the_portal_waits_the_readme_quotes_are_the_pages_and_the_boxs() -> None:
-    """The README said the portal gives up on a call waiting on the mail server or Stripe
-    after 60 seconds: the page waits what the box's session answer says (`wait_sec`, from
-    api/portal.py `page_waits`: the SMTP timeout and the Stripe client's bound, plus 20), 50
-    and 75 by default; 60 is only the page's guess before the session answer came."""
-    from codelace_box.api.portal import page_waits
-
-    text = " ".join((REPO_ROOT / "README.md").read_text().split())
-    script = (REPO_ROOT / "codelace_box" / "portal" / "static" / "api.js").read_text()
-    found = PORTAL_WAITS.search(text)
-    assert found, "the README's portal paragraph names no waits"
-    page_ms = re.search(r"TIMEOUT_MS = (\d+);", script)
-    assert page_ms
-    waits = page_waits(Config())
-    assert [int(number) for number in found.groups()] == [
-        int(page_ms.group(1)) // 1000,
-        waits["mail"],
-        waits["stripe"],
-    ]
