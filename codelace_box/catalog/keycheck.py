@@ -85,7 +85,7 @@ def verdict(status: int, body: bytes, api_key: str) -> KeyCheckResult:
     """The result for an upstream answer (the key is masked out of anything it echoed)."""
     if 200 <= status < 300:
         count = _model_count(body)
-        listed = f" ({count} models listed)" if count is not None else ""
+        listed = f" ({count} model{'' if count == 1 else 's'} listed)" if count is not None else ""
         return KeyCheckResult(True, status, f"the key works{listed}")
     detail = redact(upstream_message(body), api_key)[:MAX_MESSAGE]
     if status in (401, 403) and _missing_scope(detail):

@@ -37,7 +37,7 @@ async def test_anthropic_key_is_sent_as_x_api_key_with_a_version(
     assert (result.ok, result.status, result.message) == (
         True,
         200,
-        "the key works (1 models listed)",
+        "the key works (1 model listed)",
     )
     sent = anthropic_upstream.requests[-1]
     assert sent["x-api-key"] == KEY and sent["anthropic-version"] == "2023-06-01"
