@@ -11,7 +11,7 @@ import pytest
 
 from codelace_box.config import Config
 from tests.portal.conftest import PortalBox
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, TLS
 
 HTTP_REFERENCE = REPO_ROOT / "docs" / "http-api.md"
 
@@ -40,7 +40,7 @@ def test_each_portal_answer_has_the_fields_the_route_table_names(
     box: PortalBox, method: str, path: str
 ) -> None:
     email = "documented-fields@portal.test"
-    with httpx.Client(base_url=box.url) as client:
+    with httpx.Client(base_url=box.url, verify=TLS) as client:
         headers = {"origin": box.url}
         if path == "/portal/api/signin/code":
             answer = client.post(path, json={"email": email}, headers=headers)
