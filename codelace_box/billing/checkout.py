@@ -1,8 +1,8 @@
 """Starting a payment: validating a top-up amount, the Checkout Session parameters for a top-up
 or a card setup, and the `pending` payment row recorded the moment a top-up session exists.
 
-Amounts are USD with at most two decimals (whole units for zero-decimal currencies), at least
-`stripe.min_topup_usd` and at most `MAX_TOPUP_USD`. The session carries the user in
+Amounts are USD with at most two decimals (whole units for zero-decimal currencies and ISK), at
+least `stripe.min_topup_usd` and at most `MAX_TOPUP_USD`. The session carries the user in
 `client_reference_id` and `metadata`, so the webhook can tie it back to the account; a setup
 session also carries `setup_tag`, so only this box's own setup sessions earn its trial, and a
 top-up session `topup_tag` over its account and amount.
@@ -43,6 +43,9 @@ ZERO_DECIMAL = frozenset(
     | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+# Two decimals in Stripe's API, but charged in whole units only (its docs' "special cases":
+# ISK amounts must be divisible by 100, else 400 invalid_charge_amount_no_decimal_compatible).
+WHOLE_UNITS_ONLY = frozenset({"isk"})
 # Stripe's smallest charge in some currencies (its docs' "minimum and maximum charge amounts").
 STRIPE_MINIMUM_CHARGE = {
     **dict.fromkeys(("usd", "eur", "cad", "aud", "nzd", "chf", "sgd"), Decimal("0.50")),
@@ -64,6 +67,11 @@ def minor_unit_exponent(currency: str) -> int:
     if code in ZERO_DECIMAL:
         return 0
     return 3 if code in THREE_DECIMAL else 2
+
+
+def topup_decimals(currency: str) -> int:
+    """How many decimals a top-up amount may have in this currency (at most cents)."""
+    return 0 if currency.lower() in WHOLE_UNITS_ONLY else min(2, minor_unit_exponent(currency))
 
 
 def smallest_topup(config: StripeConfig) -> Decimal:
@@ -93,7 +101,7 @@ def parse_topup_amount(raw: object, config: StripeConfig) -> TopupAmount:
         raise refuse(f"the smallest top-up is {shown} USD", code="amount_too_small")
     if amount > MAX_TOPUP_USD:
         raise refuse(f"the largest top-up is {MAX_TOPUP_USD} USD", code="amount_too_large")
-    places = min(2, minor_unit_exponent(config.currency))
+    places = topup_decimals(config.currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places)):
         unit = "whole units" if places == 0 else "at most two decimals (cents)"
         raise refuse(f"amount_usd must have {unit}")

@@ -280,3 +280,21 @@ def test_an_amount_is_read_exactly_as_written(box: BillingBox, text: str, code: 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == code
     assert len(box.double.calls("POST", "/v1/checkout/sessions")) == before
+
+
+def test_a_whole_unit_currency_refuses_its_fractions_with_a_400(
+    box: BillingBox, billing_box_factory: BoxFactory
+) -> None:
+    """Stripe's ISK is two-decimal in its API but charged in whole kronur only (amounts must be
+    divisible by 100): 10.50 is the user's 400 saying so, not Stripe's refusal as a 502 that
+    also spends one of the account's hourly Checkout Sessions; 11 is charged as 1100."""
+    krona = billing_box_factory(stripe=stripe_section(box.double, currency="isk"))
+    buyer = krona.customer()
+    made = len(krona.double.sessions)
+    refused = krona.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 10.5})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "invalid_amount"
+    assert "whole units" in refused.json()["error"]["message"]
+    assert len(krona.double.sessions) == made
+    session = krona.double.sessions[krona.start_topup(buyer, 11)]
+    assert (session["amount_total"], session["currency"]) == (1100, "isk")

@@ -35,6 +35,8 @@ SESSION_PARAMS = frozenset(
     }
 )
 MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30}
+# Two-decimal in the API, but charged in whole units only (Stripe's "special cases": ISK)
+WHOLE_UNITS_ONLY = frozenset({"isk"})
 
 
 class StripeApiError(Exception):
@@ -148,6 +150,13 @@ def payment_total(params: dict[str, Any]) -> tuple[int, str]:
     if len(currencies) != 1:
         raise StripeApiError(400, "All line items must use the same currency.")
     currency = currencies.pop()
+    if currency in WHOLE_UNITS_ONLY and total % 100:
+        raise StripeApiError(
+            400,
+            f"Invalid amount. Currency {currency.upper()} has become effectively zero-decimal "
+            "and charged amounts must be evenly divisible by 100.",
+            code="invalid_charge_amount_no_decimal_compatible",
+        )
     if total < MINIMUM_CHARGE.get(currency, 50):
         raise StripeApiError(
             400,
