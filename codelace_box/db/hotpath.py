@@ -71,7 +71,7 @@ _RESERVE_KEY_SQL = (
     f"WHERE id = ? AND {_BUDGETED} AND (limit_nanos IS NULL OR limit_nanos - {_SPENT} - "
     "held_nanos >= ?)"
 )
-_KEY_BUDGETED_SQL = f"SELECT 1 FROM api_key WHERE id = ? AND {_BUDGETED}"
+_KEY_BUDGETED_SQL = f"SELECT limit_reset FROM api_key WHERE id = ? AND {_BUDGETED}"
 _SETTLE_KEY_SQL = (
     f"UPDATE api_key SET held_nanos = held_nanos - ?, spent_nanos = {_SPENT} + ?, {_ROLLED} "
     "WHERE id = ?"
@@ -249,9 +249,9 @@ def reserve_key(tx: Tx, key_id: int, amount_nanos: int, starts: tuple[str, str, 
     return tx.changes() == 1
 
 
-def key_budgeted(tx: Tx, key_id: int) -> bool:
-    """Whether the key has a spend cap or a reset period (its row counts its holds and spend)."""
-    return _one(tx.execute(_KEY_BUDGETED_SQL, (key_id,))) is not None
+def key_budget(tx: Tx, key_id: int) -> tuple[str | None] | None:
+    """(limit_reset,) of a key with a cap or a reset (its row counts its spend); else None."""
+    return _one(tx.execute(_KEY_BUDGETED_SQL, (key_id,)))
 
 
 def holds_to_key(tx: Tx, key_id: int) -> int:

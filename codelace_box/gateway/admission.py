@@ -105,13 +105,25 @@ def reserve_on_key(tx: Tx, key_id: int, amount_nanos: int, now: datetime) -> boo
     or raise 402; False: the key has no budget now (its row is left alone)."""
     if hotpath.reserve_key(tx, key_id, amount_nanos, period_starts(now)):
         return True
-    if hotpath.key_budgeted(tx, key_id):
-        raise InsufficientCredits(
-            "this request's worst case does not fit what is left of this API key's spend "
-            "limit for the period: lower max_tokens, raise limit_usd or wait for the reset",
-            code="key_limit_reached",
-        )
+    budget = hotpath.key_budget(tx, key_id)
+    if budget is not None:
+        raise InsufficientCredits(key_cap_refusal(budget[0]), code="key_limit_reached")
     return False
+
+
+def key_cap_refusal(reset: str | None) -> str:
+    """What a request past its key's cap is told: the reset only when the key has one (a cap
+    without reset never resets: "wait for the reset" sent its user waiting for nothing)."""
+    if reset is None:
+        return (
+            "this request's worst case does not fit what is left of this API key's spend "
+            "limit (it has no reset period): raise limit_usd or lower max_tokens"
+        )
+    return (
+        "this request's worst case does not fit what is left of this API key's spend limit "
+        f"for the period: lower max_tokens, raise limit_usd or wait for the {reset} reset "
+        "(00:00 UTC)"
+    )
 
 
 def settle_on_key(

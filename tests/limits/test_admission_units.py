@@ -20,7 +20,12 @@ from codelace_box.db.core import close_database, db_time, open_database, utcnow,
 from codelace_box.db.models import ApiKey, Hold, RateEvent, User
 from codelace_box.doctor import check_database
 from codelace_box.errors import InsufficientCredits, RateLimited
-from codelace_box.gateway.admission import Admission, check_account_limits, rpm_bucket
+from codelace_box.gateway.admission import (
+    Admission,
+    check_account_limits,
+    rpm_bucket,
+    with_the_hold,
+)
 from codelace_box.gateway.holds import release_holds_in
 from codelace_box.gateway.metering import Settlement, admit, settle
 from tests.clock import clear_of_midnight
@@ -186,3 +191,19 @@ def test_a_budget_set_or_cleared_mid_flight_counts_each_hold_and_charge_once(
     assert _key(key_id) == (600, 0)
     close_database()
     assert not check_database(open_database(migrated_db))[1]
+
+
+def test_a_key_cap_refusal_points_to_a_reset_only_when_the_key_has_one(migrated_db: Path) -> None:
+    """A key capped for good (no limit_reset) was told to "wait for the reset", which never
+    comes; a key with a reset period is told so, with its period. Embeddings (no max_tokens)
+    are told neither to lower max_tokens."""
+    for reset, told in ((None, None), ("daily", "wait for the daily reset")):
+        user_id, key_id = _funded_key(f"{reset}@told.test", limit_usd="0.000001", limit_reset=reset)
+        with pytest.raises(InsufficientCredits) as refused:
+            admit(user_id, "big", 1_001, Admission(key_id=key_id))
+        message = refused.value.message
+        assert ("wait for the" in message) == (told is not None), message
+        assert told is None or told in message, message
+        assert "raise limit_usd" in message and "lower max_tokens" in message, message
+        embedding = with_the_hold(refused.value, 1_001, None, claude_code=False).message
+        assert "max_tokens" not in embedding and "raise limit_usd" in embedding, embedding
