@@ -259,10 +259,11 @@ def _options(body: JSON, payload: JSON) -> None:
         payload["stop"] = body["stop_sequences"]
     sent = body.get("messages")
     messages: list[Any] = sent if isinstance(sent, list) else []
-    if body.get("tools"):
-        payload["tools"] = _tools(body["tools"], _loaded_tools(messages))
-    if body.get("tools") and isinstance(body.get("tool_choice"), dict):  # OpenAI: not alone
-        _tool_choice(body["tool_choice"], payload)
+    # none (all deferred): no empty array, a 400 at OpenAI and DeepSeek; nor tool_choice alone
+    if tools := _tools(body.get("tools"), _loaded_tools(messages)):
+        payload["tools"] = tools
+        if isinstance(body.get("tool_choice"), dict):
+            _tool_choice(body["tool_choice"], payload)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         payload["user"] = _openai_user(metadata["user_id"])

@@ -19,6 +19,7 @@ STOP_REASONS = {
     "stop": "end_turn",
     "stop_sequence": "stop_sequence",  # TGI's, and servers built on it
     "length": "max_tokens",
+    "model_length": "max_tokens",  # Mistral's: the context window filled (a cut answer too)
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "content_filter": "refusal",

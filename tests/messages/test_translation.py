@@ -323,3 +323,18 @@ def test_deferred_tools_reach_the_openai_model_once_a_tool_result_loads_them(
     assert [t["function"]["name"] for t in sent["tools"]] == ["Read", "ToolSearch", "WebFetch"]
     tool_messages = [m for m in sent["messages"] if m["role"] == "tool"]
     assert tool_messages and "WebFetch" in tool_messages[0]["content"]
+
+
+def test_tools_all_deferred_send_no_empty_tools_array(fresh: MessagesBox) -> None:
+    """Tools that are all deferred (none loaded yet) leave the OpenAI model no tool: the request
+    carries no `tools` then, nor tool_choice or parallel_tool_calls, which need tools. An empty
+    array is a 400 at OpenAI and DeepSeek ("empty array. Expected an array with minimum length
+    1"), and parallel_tool_calls without tools one at OpenAI."""
+    _, key = fresh.new_key()
+    schema = {"type": "object", "properties": {}}
+    body = {"model": OPENAI_ALIAS, "max_tokens": 50,
+            "tools": [{"name": "WebFetch", "input_schema": schema, "defer_loading": True}],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    sent = fresh.translated(key, body)
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(sent), sent
