@@ -33,6 +33,7 @@ from codelace_box.db.migrate import LATEST_VERSION, current_version, migrate
 from codelace_box.db.postgres import is_postgres
 from codelace_box.db.snapshot import one_instant
 from codelace_box.db.sqlite_file import storage_failed
+from codelace_box.db.text import storable_text
 from codelace_box.errors import CodelaceError, ConfigError
 
 BATCH_ROWS = 500
@@ -128,6 +129,16 @@ def _portable(value: Any) -> Any:
     if isinstance(value, memoryview):
         return bytes(value)
     return value
+
+
+def _for_postgres(value: Any) -> Any:
+    """A value as PostgreSQL takes it: a NUL in text, which SQLite keeps and PostgreSQL takes in
+    none (a release before 2026-12-05 kept an upstream's words with it as a provider key's
+    failure_reason), written as the box writes it now (`storable_text`); one such row failed
+    the whole copy."""
+    if isinstance(value, str):
+        return storable_text(value) if "\x00" in value else value
+    return _portable(value)
 
 
 EARLIER_TABLES = ("account_day_usage",)  # an older release's (migration 22 drops it)
@@ -274,9 +285,10 @@ def _copy_table(tx: core.Tx, source: Database, model: type[Model]) -> int:
     names = ", ".join(f'"{name}"' for name in columns)
     marks = ", ".join("?" for _ in columns)
     insert = f'INSERT INTO "{model._meta.table_name}" ({names}) VALUES ({marks})'
+    portable = _for_postgres if core.engine() == core.POSTGRES else _portable
     copied = 0
     for batch in _rows(source, model):
         for row in batch:
-            tx.execute(insert, tuple(_portable(value) for value in row))
+            tx.execute(insert, tuple(portable(value) for value in row))
         copied += len(batch)
     return copied

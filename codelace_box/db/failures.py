@@ -15,6 +15,11 @@ LOCKED = (
     f"the database is locked by another process (waited {BUSY_TIMEOUT_SEC:g} s for its "
     "write to end; an open sqlite3 shell transaction?): nothing was done; try again"
 )
+PG_LOCKED = (  # PostgreSQL's: a lock on a row or a name, held by another session
+    f"the database is locked by another session (waited {postgres.LOCK_TIMEOUT_MS / 1000:g} s "
+    "for a lock it holds: another box's transaction, or a psql session's left open? "
+    "pg_stat_activity shows them): nothing was done; try again"
+)
 
 
 def operator_words(exc: BaseException) -> str | None:
@@ -23,7 +28,7 @@ def operator_words(exc: BaseException) -> str | None:
     full disk: its own words, not "unexpected ..."), or a PostgreSQL role lacking a privilege
     (what to grant); None for any other failure."""
     if is_busy(exc):
-        return LOCKED
+        return PG_LOCKED if postgres.is_busy(exc) else LOCKED
     if storage_failed(exc):
         return f"the database could not be written: {exc}"
     return postgres.missing_privilege(exc)

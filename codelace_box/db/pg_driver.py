@@ -85,6 +85,10 @@ class _Adapter(Psycopg3Adapter):
             params.setdefault("client_encoding", db._encoding)
         url = db.database.startswith(("postgresql://", "postgres://"))  # libpq takes both
         params.setdefault("conninfo" if url else "dbname", db.database)
+        # UTF-8 whatever the database's encoding: on a SQL_ASCII one (initdb's under the C
+        # locale) psycopg read text as bytes (table names too: the schema was not found
+        # again) and refused to send any beyond ASCII
+        params["client_encoding"] = "UTF8"
         return psycopg.connect(**with_network_defaults(params))
 
     def server_side_cursor(self, conn: Any) -> Any:

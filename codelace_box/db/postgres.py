@@ -177,8 +177,14 @@ def _raised(exc: BaseException, *names: str) -> bool:
 
 @contextmanager
 def migration_lock(db: Any) -> Iterator[None]:
-    """A session advisory lock: one box migrates at a time."""
-    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    """A session advisory lock: one box migrates at a time. Its turn is waited for whatever
+    the lock timeout (a migration over months of usage rows takes longer: the boxes started
+    with it failed to start); a migrating process that dies frees it with its session."""
+    db.execute_sql("SET lock_timeout = 0")
+    try:
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    finally:
+        db.execute_sql(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
     try:
         yield
     finally:

@@ -1,7 +1,8 @@
 """`db copy` from outside: a source that another process writes is copied as it was at one
 instant (its tables were read one by one, so credits committed between the users and the
 ledger made a copy whose balances did not match their ledgers, and the copy still said it was
-done), and `--to` takes only a database URL it can keep."""
+done), and `--to` takes only a database URL it can keep; a SQLite source holding a NUL, which
+an earlier release stored, is copied to PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 
 from codelace_box.accounts.users import create_user
 from codelace_box.billing.ledger import post_entry
-from codelace_box.db.core import close_database, open_database
+from codelace_box.catalog.providers import add_provider
+from codelace_box.db.core import close_database, open_database, query_all
 from codelace_box.db.migrate import migrate
 from tests.foundation.many_keys import add_api_keys
 from tests.support import PROGRAM, cli_env, run_cli, sqlite_rows, write_config
@@ -170,3 +172,27 @@ def test_a_target_that_cannot_be_opened_is_named_as_to_not_as_a_setting(tmp_path
         assert line.startswith("error: --to "), line
         assert "database.path" not in line and "database.url" not in line, line
         assert "hunter2" not in line, line
+
+
+def test_a_nul_an_earlier_release_stored_on_sqlite_is_copied_to_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Before 2026-12-05 a provider key refused with words holding a NUL kept them as its
+    failure_reason as they came (SQLite takes a NUL in text; PostgreSQL takes none): `db copy`
+    of such a database to PostgreSQL failed whole with 'unexpected DataError'. The NUL is
+    written as the box writes it there now (`\\x00`), and the copy is whole."""
+    source = tmp_path / "source.db"
+    migrate(open_database(source))
+    add_provider("acme", "openai", "a-secret-key-for-the-copy-0000000000", "sk-copy-nul-000000")
+    close_database()
+    connection = apsw.Connection(str(source))  # as the earlier release wrote it
+    connection.execute("UPDATE provider_key SET failure_reason = ?", ("bad\x00key",))
+    connection.close()
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(source)}})
+    copied = run_cli(config, "db", "copy", "--to", pg_url)
+    assert copied.returncode == 0, copied.stderr
+    open_database(pg_url)
+    try:
+        assert query_all("SELECT failure_reason FROM provider_key") == [("bad\\x00key",)]
+    finally:
+        close_database()

@@ -8,17 +8,23 @@ README, "Upgrading many boxes"): after migration 22 it called the provider and a
 Every release on PostgreSQL holds, on each session of a serving process, the advisory lock
 (OWNER_LOCK_CLASS, hashtext(owner)) that marks it alive; a session here holds one as such a
 box does.
+
+Boxes started at once after an upgrade take turns to migrate (the migration lock): one whose
+turn came after more than the lock timeout (a migration over months of usage rows takes that)
+failed to start, told of 'an open sqlite3 shell transaction'; it waits for its turn.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import psycopg
 
 from codelace_box.db.core import close_database, open_database
 from codelace_box.db.migrate import LATEST_VERSION
-from codelace_box.db.postgres import OWNER_LOCK_CLASS
+from codelace_box.db.postgres import LOCK_TIMEOUT_MS, MIGRATION_LOCK, OWNER_LOCK_CLASS
 from tests.support import migrate_below, run_cli, write_config
 
 SECRET = "a-shared-secret-for-every-box-000000000000"
@@ -73,3 +79,26 @@ def test_a_migrate_while_boxes_serve_says_they_must_be_restarted(
         "migrated while 1 box process served on this database: restart every box on this "
         "release now (one of an earlier release fails its requests after calling the provider)"
     ]
+
+
+def test_a_migrate_whose_turn_comes_after_the_lock_timeout_waits_for_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Another process migrates (holds the migration lock) for longer than the lock timeout:
+    this one's migrate waits, then finds the schema up to date (was: exit 1 after 10 s, 'the
+    database is locked by another process ... an open sqlite3 shell transaction?')."""
+    config = _config(tmp_path, pg_url)
+    held_sec = LOCK_TIMEOUT_MS / 1000 + 2
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        release = threading.Timer(held_sec, other.execute, ("SELECT pg_advisory_unlock_all()",))
+        release.start()
+        started = time.monotonic()
+        try:
+            done = run_cli(config, "migrate")
+        finally:
+            release.join()
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started >= held_sec
+    status = run_cli(config, "migrate", "--status").stdout
+    assert status.startswith(f"schema version {LATEST_VERSION}"), status
