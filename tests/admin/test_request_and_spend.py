@@ -27,6 +27,15 @@ async def open_activity(pilot: Pilot[None]) -> None:
     await until(pilot, lambda: screen_name(pilot) == "ActivityScreen", "activity")
 
 
+async def the_one_requests_detail(pilot: Pilot[None], request_tail: str) -> str:
+    """Activity's one request opened: its detail's text (once it shows that request)."""
+    await open_activity(pilot)
+    await until(pilot, lambda: len(column(pilot, "#requests")) == 1, "the request")
+    await pilot.press("enter")
+    await until(pilot, lambda: request_tail in text_of(pilot, "#request-detail"), "its detail")
+    return text_of(pilot, "#request-detail")
+
+
 async def test_a_request_is_found_by_its_id_and_opens_in_full(admin_env: AdminEnv) -> None:
     ana = create_user("ana@example.com")
     key = create_key(ana.id, "laptop").key
@@ -71,11 +80,7 @@ async def test_a_request_that_consulted_an_advisor_shows_its_part_and_prices(
         advisor_cache_write_1h_per_1m_nanos=10_000_000_000,
     ).where(UsageRecord.request_id == "req_000000000000000000000adv").execute()  # fmt: skip
     async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
-        await open_activity(pilot)
-        await until(pilot, lambda: len(column(pilot, "#requests")) == 1, "the request")
-        await pilot.press("enter")
-        await until(pilot, lambda: "0adv" in text_of(pilot, "#request-detail"), "its detail")
-        shown = text_of(pilot, "#request-detail")
+        shown = await the_one_requests_detail(pilot, "0adv")
         for part in ("anthropic/claude-opus-4.6", "8,000 in (cache read 1,000, written 3,000)",
                      "700 out", "input $5.00", "output $25.00", "cache read $0.50",
                      "1h cache write $10.00"):  # fmt: skip
@@ -97,11 +102,7 @@ async def test_a_requests_one_hour_cache_writes_are_shown_beside_their_price(
         advisor_output_tokens=700,
     ).where(UsageRecord.request_id == "req_0000000000000000000001hw").execute()  # fmt: skip
     async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
-        await open_activity(pilot)
-        await until(pilot, lambda: len(column(pilot, "#requests")) == 1, "the request")
-        await pilot.press("enter")
-        await until(pilot, lambda: "01hw" in text_of(pilot, "#request-detail"), "its detail")
-        shown = text_of(pilot, "#request-detail")
+        shown = await the_one_requests_detail(pilot, "01hw")
         for part in ("written 4,000 (1,500 of them for 1 hour)",
                      "written 3,000 (2,000 of them for 1 hour)"):  # fmt: skip
             assert part in shown, (part, shown)
