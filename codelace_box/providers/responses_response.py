@@ -210,13 +210,13 @@ def output_items(message: JSON, context: ResponsesContext) -> list[JSON]:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             continue
-        prefix = "ctc" if function.get("name") in context.custom_tools else "fc"
+        custom = function.get("name") in context.custom_tools  # its input: raw text
         items.append(
             call_item(
-                new_id(prefix),
+                new_id("ctc" if custom else "fc"),
                 signed_id(str(call.get("id") or new_call_id()), signature_of(call)),
                 str(function.get("name") or ""),
-                arguments_of(function) or "{}",
+                arguments_of(function) or ("" if custom else "{}"),
                 context,
                 "completed",
             )

@@ -85,3 +85,21 @@ def test_usage_details_default_to_zero() -> None:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 10,
     }
+
+
+def test_a_custom_call_without_arguments_has_an_empty_input_as_its_stream_gives_it() -> None:
+    """A freeform tool's input is raw text: no arguments are an empty input, not `{}` (the
+    `{}` a function call without arguments gets), streamed or not."""
+    patch = {"type": "custom", "name": "apply_patch", "description": "Edit files."}
+    context = translate_request({"model": MODEL, "input": "Go", "tools": [patch]}).context
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "apply_patch", "arguments": ""},
+    }
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    completion = {"model": MODEL, "created": 1, "choices": [choice]}
+    body = translate_completion(completion, Usage(input_tokens=3, output_tokens=1), context)
+    (item,) = body["output"]
+    assert item["type"] == "custom_tool_call" and item["input"] == ""
