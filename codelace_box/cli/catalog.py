@@ -17,6 +17,7 @@ from codelace_box.cli.support import (
     pass_state,
     table,
 )
+from codelace_box.db.core import MAX_SQLITE_INTEGER
 from codelace_box.errors import CodelaceError
 from codelace_box.providers import PROVIDER_KINDS
 from codelace_box.providers.billed_fields import BILLED_FIELDS
@@ -231,7 +232,7 @@ def providers_remove(state: CliState, name: str) -> None:
 
 @providers.command("key-remove")
 @click.argument("name")
-@click.argument("key_id", type=WholeNumber(min=1))
+@click.argument("key_id", type=WholeNumber(min=1, max=MAX_SQLITE_INTEGER))
 @pass_state
 def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
     """Remove a key of a provider (KEY_ID as `providers list` shows it)."""
@@ -247,7 +248,7 @@ def providers_key_remove(state: CliState, name: str, key_id: int) -> None:
 
 @providers.command("key-enable")
 @click.argument("name")
-@click.argument("key_id", type=WholeNumber(min=1))
+@click.argument("key_id", type=WholeNumber(min=1, max=MAX_SQLITE_INTEGER))
 @pass_state
 def providers_key_enable(state: CliState, name: str, key_id: int) -> None:
     """Probe a key and, if its upstream accepts it, put it back in rotation (a flagged or

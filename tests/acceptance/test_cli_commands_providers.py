@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.acceptance.cli_tools import Box
+from tests.acceptance.cli_tools import Box, error_line
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,3 +54,15 @@ def test_provider_mistakes_fail_with_one_line(space: Box, args: tuple[str, ...])
 def test_a_duplicate_provider_is_refused(space: Box) -> None:
     space.ok("providers", "add", "dupprov", "--kind", "openai", "--key", "k1")
     assert "dupprov" in space.fail("providers", "add", "dupprov", "--kind", "openai", "--key", "k")
+
+
+@pytest.mark.parametrize("command", ["key-remove", "key-enable"])
+def test_a_provider_key_id_past_any_integer_is_a_usage_error(space: Box, command: str) -> None:
+    """A KEY_ID of 23 digits failed with "unexpected OverflowError: int too big to convert"
+    (exit 1, as if the box broke): it is a usage mistake like any other (exit 2)."""
+    name = f"bigid-{command}"
+    space.ok("providers", "add", name, "--kind", "openai", "--key", "sk-big")
+    result = space.cli("providers", command, name, "99999999999999999999999")
+    line = error_line(result)
+    assert "unexpected" not in line and "KEY_ID" in line, line
+    assert result.returncode == 2
