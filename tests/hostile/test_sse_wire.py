@@ -76,3 +76,20 @@ def test_every_legal_sse_writing_gives_the_whole_text(
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
     assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("done", [b"data: [DONE] \n\n", b"data:  [DONE]\n\n", b"data: [DONE]\t"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_done_with_white_space_around_it_ends_the_stream_cleanly(
+    box: HostileBox, hostile: HostileUpstream, route: str, done: bytes
+) -> None:
+    """`[DONE]` with a space after it (or two after `data:`) ends a complete stream, as the
+    OpenAI SDKs take it: it was a malformed event, so the client got the whole answer and then
+    an error, and the call was free though the upstream charged for it."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [*chat_stream(PIECES)[:-1], done], SSE))
+    answer = box.post(key, route, "ho", stream=True)
+    assert got_text(route, answer, True) == "".join(PIECES), answer.text
+    assert "malformed" not in answer.text, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
