@@ -1,7 +1,8 @@
 """Server-sent events: an incremental parser for upstream streams and the encoders for ours.
 
 The parser follows the SSE rules (blank line ends an event; `data:` lines joined with newlines;
-one optional space after the colon; comment lines start with `:`; CR, LF and CRLF line ends)
+one optional space after the colon; comment lines start with `:`; CR, LF and CRLF line ends;
+a UTF-8 byte order mark at the start is dropped)
 and survives any split of the byte stream, in time linear in its length and in memory bounded
 by the longest event it takes (`gateway.max_sse_event_bytes`). The encoders write what OpenAI's
 API writes: `data: {compact json}\\n\\n`, `data: [DONE]\\n\\n`, and `: keep-alive` comments.
@@ -26,6 +27,7 @@ from codelace_box.providers.responses_passthrough import NativeResponses
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keep-alive\n\n"
+BOM = b"\xef\xbb\xbf"
 
 
 class SSEParser:
@@ -36,16 +38,19 @@ class SSEParser:
     parser stops there, drops what it held and sets `too_large`; it ignores any later bytes.
     """
 
-    __slots__ = ("_cr", "_event", "max_event_bytes", "too_large")
+    __slots__ = ("_cr", "_event", "_start", "max_event_bytes", "too_large")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._event = bytearray()  # the unfinished event, its line ends already LF
         self._cr = False  # the last byte fed was a CR: an LF right after it belongs to it
+        self._start: bytes | None = b""  # the stream's first bytes while they may be a BOM
         self.max_event_bytes = max_event_bytes
         self.too_large: UpstreamTooLarge | None = None
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Every event completed by `data` (possibly none)."""
+        if self._start is not None:
+            data = self._without_bom(data)
         data = self._lf_only(data)
         if self.too_large is not None or not data:
             return []
@@ -78,6 +83,16 @@ class SSEParser:
             return []
         event = parse_block(tail)
         return [event] if event is not None else []
+
+    def _without_bom(self, data: bytes) -> bytes:
+        """`data` without the byte order mark the stream may start with (the SSE rules drop
+        one there; it hid the first event's `data` field), which may be split across reads."""
+        start = self._start + data if self._start else data
+        if len(start) < len(BOM) and BOM.startswith(start):
+            self._start = start
+            return b""
+        self._start = None
+        return start.removeprefix(BOM)
 
     def _lf_only(self, data: bytes) -> bytes:
         """`data` with CRLF and CR line ends made LF (a CRLF may be split across reads)."""

@@ -26,7 +26,7 @@ from codelace_box.providers.anthropic_thinking import (
     REPLY_EXCLUDED,
     REPLY_OPENROUTER,
 )
-from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError
+from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, is_done
 
 JSON = dict[str, Any]
 
@@ -35,7 +35,7 @@ def event_data(event: SSEEvent) -> JSON | None:
     """An event's JSON object; None for a `[DONE]` line (some compatible servers end with one).
     Anything else that is not a JSON object is a broken upstream (UpstreamStreamError): dropped
     without a word, it would leave a hole in the text relayed as a complete answer."""
-    if event.data == "[DONE]":
+    if is_done(event.data):
         return None
     try:
         data = loads(event.data)

@@ -24,6 +24,12 @@ class SSEEvent:
     event: str | None = None
 
 
+def is_done(data: str) -> bool:
+    """Whether an event's data is the `[DONE]` that ends an OpenAI-style stream, white space
+    around it allowed (some servers send `data: [DONE] `; the OpenAI SDKs take it)."""
+    return data == "[DONE]" or (len(data) < 32 and data.strip() == "[DONE]")
+
+
 @dataclass
 class AdvisorTokens:
     """The tokens of an Anthropic advisor model's calls inside one call (its `advisor_message`

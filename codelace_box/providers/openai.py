@@ -20,6 +20,7 @@ from codelace_box.providers.base import (
     UpstreamStreamError,
     UpstreamTarget,
     Usage,
+    is_done,
 )
 from codelace_box.providers.call_keys import CanonicalCalls
 from codelace_box.providers.openai_errors import (
@@ -168,7 +169,7 @@ class OpenAIStreamTranslator(StreamTranslator):
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
-        if data == "[DONE]":
+        if is_done(data):
             self.finished = True
             return []
         try:

@@ -1,0 +1,95 @@
+"""Upstream streams written in the other legal ways of the SSE format (WHATWG HTML, server-sent
+events): a UTF-8 byte order mark first, CR or CRLF line ends, `data:` with no space, comments
+and `id:`/`retry:` fields, no blank line after the last event, every byte in a read of its own.
+On every route, from both kinds of provider, the client gets the whole text and the call
+settles as any other."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_stream,
+    chat_chunk,
+    chat_stream,
+)
+from tests.hostile.conftest import KINDS, ROUTES, HostileBox
+from tests.hostile.test_split_text import got_text
+
+pytestmark = pytest.mark.timeout(60)
+PIECES = ("Hello", ", wor", "ld")
+
+
+def crlf(body: bytes) -> bytes:
+    return body.replace(b"\n", b"\r\n")
+
+
+def lone_cr(body: bytes) -> bytes:
+    return body.replace(b"\n", b"\r")
+
+
+def bom(body: bytes) -> bytes:
+    return b"\xef\xbb\xbf" + body
+
+
+def no_space(body: bytes) -> bytes:
+    return body.replace(b"data: ", b"data:").replace(b"event: ", b"event:")
+
+
+def chatter(body: bytes) -> bytes:
+    return b": hello\n\n" + body.replace(b"\n\n", b"\nid: 7\nretry: 3000\n: note\n\n: ping\n\n")
+
+
+def no_last_blank(body: bytes) -> bytes:
+    return body.rstrip(b"\n") + b"\n"
+
+
+SHAPES = {"crlf": crlf, "cr": lone_cr, "bom": bom, "nospace": no_space, "chatter": chatter,
+          "nolastblank": no_last_blank}  # fmt: skip
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "bytes"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_legal_sse_writing_gives_the_whole_text(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, shape: str, split: bool
+) -> None:
+    email, key = box.new_user("10")
+    """The first chat chunk carries text as well as the role (as many servers send it): with
+    a byte order mark before it, that event was dropped, and its text with it."""
+    writes = anthropic_stream(PIECES)
+    if kind == "ho":
+        first = chat_chunk({"role": "assistant", "content": PIECES[0]})
+        writes = [first, *chat_stream(PIECES[1:])[1:]]
+    body = SHAPES[shape](b"".join(writes))
+    out: list[bytes | float] = [body]
+    if split:
+        out = [x for i in range(len(body)) for x in (body[i : i + 1], 0.0005)]
+    hostile.push(Act(200, out, SSE))
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200, answer.text
+    assert got_text(route, answer, True) == "".join(PIECES), answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+    assert box.open_holds() == 0
+
+
+@pytest.mark.parametrize("done", [b"data: [DONE] \n\n", b"data:  [DONE]\n\n", b"data: [DONE]\t"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_done_with_white_space_around_it_ends_the_stream_cleanly(
+    box: HostileBox, hostile: HostileUpstream, route: str, done: bytes
+) -> None:
+    """`[DONE]` with a space after it (or two after `data:`) ends a complete stream, as the
+    OpenAI SDKs take it: it was a malformed event, so the client got the whole answer and then
+    an error, and the call was free though the upstream charged for it."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [*chat_stream(PIECES)[:-1], done], SSE))
+    answer = box.post(key, route, "ho", stream=True)
+    assert got_text(route, answer, True) == "".join(PIECES), answer.text
+    assert "malformed" not in answer.text, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
