@@ -60,7 +60,10 @@ class RefusedHints:
             self._until[(provider_id, base_url, name)] = until
 
     def refused(self, provider_id: int, base_url: str, hints: Iterable[str]) -> set[str]:
-        """The hints among these that this provider refused within the last hour."""
+        """The hints among these that this provider refused within the last hour (none asked
+        for on every call, before any refusal: no clock read then)."""
+        if not self._until:
+            return set()
         now = self._clock()
         return {
             name for name in hints

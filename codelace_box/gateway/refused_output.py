@@ -62,8 +62,8 @@ def leave_out_refused_output(routes: RouteTable, call: ChatCall) -> None:
     fields = _refusable(call)
     if fields:
         provider = call.route.provider
-        refused = routes.refused_hints.refused(provider.id, provider.base_url, fields)
-        call.refused_fields = call.refused_fields | refused
+        if refused := routes.refused_hints.refused(provider.id, provider.base_url, fields):
+            call.refused_fields = call.refused_fields | refused
 
 
 def drop_refused_output(call: ChatCall, error: CodelaceError, status: int) -> bool:
