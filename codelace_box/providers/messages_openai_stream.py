@@ -11,8 +11,10 @@ stop; details that come while a tool call streams, in a thinking block of their 
 providers/reasoning_details.py. A tool call's argument pieces are relayed while they can
 still begin a JSON object (providers/json_prefix.py); the rest of arguments that cannot (a small
 model's `city=Paris`) is dropped, as the unstreamed answer's `input` is then `{}`: the anthropic
-SDK parses the pieces as they come and one that no object begins with ends its stream. Pure: no
-I/O.
+SDK parses the pieces as they come and one that no object begins with ends its stream. An
+answer the server ended with finish_reason "error" (OpenRouter's, for a generation that failed
+after it began: the error on the choice) is a failure (`failed_finish`): the Messages API has
+no stop reason for it, and end_turn made the cut text the model's last word. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -21,11 +23,19 @@ import json
 import secrets
 from typing import Any
 
+from codelace_box.errors import UpstreamError
 from codelace_box.jsonwire import is_whole_json
-from codelace_box.providers.base import JSON, SSEEvent, StreamTranslator, Usage
+from codelace_box.providers.base import (
+    JSON,
+    SSEEvent,
+    StreamTranslator,
+    UpstreamStreamError,
+    Usage,
+)
 from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import content_text, reasoning_text
+from codelace_box.providers.openai_errors import error_text
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
@@ -61,6 +71,16 @@ def answer_text(message: JSON) -> str:
     refusal = message.get("refusal")
     text = content_text(message)
     return text or (refusal if isinstance(refusal, str) else "")
+
+
+def failed_finish(choice: JSON) -> str | None:
+    """What went wrong, for a choice the server ended with finish_reason "error" (its error's
+    message, if it gave one); None for any other choice."""
+    if choice.get("finish_reason") != "error":
+        return None
+    error = choice.get("error")
+    said = error_text(error) if error else "the upstream reported an error"
+    return f"the upstream failed while answering: {said}"
 
 
 def earlier_call_ids(body: JSON) -> frozenset[str]:
@@ -109,6 +129,8 @@ def message_from_completion(
     `stops`: the request's stop sequences."""
     choices = completion.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
+    if (failure := failed_finish(choice)) is not None:
+        raise UpstreamError(failure, code="upstream_error")
     message = _obj(choice, "message")
     content: list[JSON] = []
     details = details_of(message)
@@ -202,6 +224,8 @@ class OpenAIToMessagesStream(StreamTranslator):
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
+            if (failure := failed_finish(choice)) is not None:
+                raise UpstreamStreamError(failure)
             delta = _obj(choice, "delta")
             if reasoning := reasoning_text(delta):
                 out += self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
