@@ -28,7 +28,7 @@ What the items look like is taken from OpenAI's Responses reference and from wha
   refuses a tool-call turn without it, 400 "The reasoning_content in the thinking mode must be
   passed back to the API"; other models never see it, some refuse the field); and OpenRouter's
   reasoning details sealed in `encrypted_content` for that model, given back as the assistant
-  message's `reasoning_details` (an item right after a turn's calls belongs to that turn).
+  message's `reasoning_details` (an item right after a turn's text or calls belongs to that turn).
 - `compaction_trigger` (Codex's remote compaction) becomes a user message asking for a handoff
   summary, and a `compaction` item the box made becomes a user message with its summary
   (responses_compaction.py); anyone else's compaction item is a 400 naming it.
@@ -188,9 +188,9 @@ class _Builder:
 
     def _details(self, details: list[JSON]) -> None:
         """Reasoning details handed back: for the next assistant turn, or for the turn whose
-        calls they follow (details that came while a call streamed)."""
+        text or calls they follow (details that came while the text or a call streamed)."""
         last = self.messages[-1] if self.messages else None
-        if details and last is not None and last["role"] == "assistant" and last.get("tool_calls"):
+        if details and last is not None and last["role"] == "assistant":
             last.setdefault("reasoning_details", []).extend(details)
         else:
             self.details += details

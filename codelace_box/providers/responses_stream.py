@@ -22,7 +22,8 @@ Codex CLI needs `response.output_item.done` for every item (what it records), li
 `response.output_text.delta`, and `response.completed` with `response.id` and usage (details
 with their counts), else it retries; on `response.failed` it reads `error.code`.
 OpenRouter's `reasoning_details` go in the open reasoning item (one is opened for them); while a
-tool call streams they wait, for the next reasoning item or one of their own at the end.
+tool call or the answer's text streams they wait, for the next reasoning item or one of
+their own at the end.
 
 Wiring (the ingress adapter): `start()` once the upstream answered, `feed(chunk)` for each
 chunk of the provider's StreamTranslator, `complete(translator.usage, {"cost_usd": ...})` after
@@ -166,7 +167,9 @@ class ResponsesStreamTranslator:
         return events
 
     def _details(self, pieces: list[JSON]) -> list[JSON]:
-        if (self.open is not None and self.open.kind == "call") or self.deferred:
+        """Details go in the open reasoning item (one is opened); while a call or a message
+        streams they wait (a message cut in two by them would be two answers to Codex)."""
+        if (self.open is not None and self.open.kind != "reasoning") or self.deferred:
             self.waiting += pieces
             return []
         events = self._open_reasoning()

@@ -115,3 +115,34 @@ def test_without_encrypted_content_asked_no_empty_reasoning_item(fresh: Response
         assert [item.type for item in stream.get_final_response().output] == ["function_call"]
     answer = client.responses.create(model=OPENAI_MODEL, input=ASKED, tools=TOOLS)
     assert [item.type for item in answer.output] == ["function_call"]
+
+
+LATE = [{"type": "reasoning.encrypted", "data": "late==", "format": "anthropic-claude-v1",
+         "index": 1}]  # fmt: skip
+
+
+def test_details_that_come_during_the_text_leave_it_one_message_and_stay_with_it(
+    fresh: ResponsesBox,
+) -> None:
+    """A detail that comes while the answer's text streams (as one comes late while a call
+    streams) follows the message, which stays whole; handed back, it goes with that turn (not
+    with a later one, nor nowhere)."""
+    _, key = fresh.new_key()
+    deltas = [{"role": "assistant", "content": "Hello"},
+              {"content": " there", "reasoning_details": LATE},
+              {"content": " friend."}]  # fmt: skip
+    frames = [openai_chunk(delta) for delta in deltas]
+    frames += [openai_chunk({}, "stop"), openai_chunk({}, usage=USAGE), b"data: [DONE]\n\n"]
+    fresh.openai_fake.push(Reply(raw=frames), Reply(content="Bye."))
+    client = fresh.openai(key)
+    with client.responses.stream(model=OPENAI_MODEL, input=ASKED, include=INCLUDE) as stream:
+        first = stream.get_final_response()
+    assert [item.type for item in first.output] == ["message", "reasoning"]
+    assert first.output_text == "Hello there friend."
+    handed_back = [item.to_dict() for item in first.output]
+    again: Any = [*ASKED, *handed_back, {"role": "user", "content": "thanks"}]
+    client.responses.create(model=OPENAI_MODEL, input=again, include=INCLUDE)
+    sent = fresh.openai_fake.requests[-1].body["messages"]
+    [turn] = [message for message in sent if message["role"] == "assistant"]
+    assert turn == {"role": "assistant", "content": "Hello there friend.",
+                    "reasoning_details": LATE}  # fmt: skip
