@@ -96,8 +96,8 @@ def test_init_keeps_the_secret_an_earlier_start_generated(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "breakage",
-    ["\n[sever]\nport = 9000\n", "\n[server\n", "wal = 1\n"],
-    ids=["unknown-section", "not-toml", "unknown-key-beside-a-custom-path"],
+    ["\n[sever]\nport = 9000\n", "\n[server\n", "wal = 1\n", f"error_rate = {'1' * 4301}\n"],
+    ids=["unknown-section", "not-toml", "unknown-key-beside-a-custom-path", "too-long-integer"],
 )
 def test_init_force_over_a_config_that_fails_to_load_keeps_its_secret(
     tmp_path: Path, breakage: str

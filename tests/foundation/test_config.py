@@ -544,6 +544,15 @@ def test_the_default_public_url_brackets_an_ipv6_listen_address() -> None:
     assert ServerConfig(host="box.example", port=80).base_url == "http://box.example:80"
 
 
+def test_an_integer_too_long_for_python_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Python's int() refuses more than 4300 digits, and tomllib passes that ValueError on
+    (not a TOMLDecodeError): it was an "unexpected ValueError" naming no file."""
+    path = write(tmp_path, "[server]\nport = " + "1" * 4301 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    assert str(caught.value) == f"{path}: not valid TOML: an integer of more than 4300 digits"
+
+
 def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[email]\nfrom_address = "caf\xe9@example.com"\n')
