@@ -178,6 +178,8 @@ def read_value(section_name: str, cls: type, name: str, value: Any, where: str) 
         known = ", ".join(hints)
         raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    if where.startswith("env ") and not _is_utf8(value):  # never echoed: it may be a secret
+        raise ConfigError(f"{where}: {section_name}.{name} must be UTF-8 text, and it is not")
     if where.startswith("env ") and _env_file_quoted(f"{section_name}.{name}", value):
         raise ConfigError(
             f"{where}: {section_name}.{name} must be given without the quotes around it (an "
@@ -191,6 +193,16 @@ def read_value(section_name: str, cls: type, name: str, value: Any, where: str) 
             f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
         ) from None
     return coerced
+
+
+def _is_utf8(value: str) -> bool:
+    """Whether a variable's value was UTF-8: os.environ holds other bytes as lone surrogates
+    (0xff as U+DCFF), which no key can use (a secret, a path, a URL, a name)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _env_file_quoted(dotted: str, value: str) -> bool:

@@ -397,6 +397,23 @@ def test_a_bad_environment_value_names_the_variable(
 
 
 @pytest.mark.parametrize(
+    "variable",
+    ["CODELACE_SERVER_SECRET_KEY", "CODELACE_STRIPE_SECRET_KEY", "CODELACE_DATABASE_PATH"],
+)
+def test_a_variable_that_is_not_utf8_names_it_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A byte that is not UTF-8 (os.environ holds 0xff as the surrogate U+DCFF): refused at
+    start naming the variable; it was taken, and failed later (init left a temporary file and
+    quoted the whole config, a new database file was made before the command failed)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {variable: "abc\udcff"})
+    key = variable.removeprefix("CODELACE_").lower().replace("_", ".", 1)
+    assert str(caught.value) == f"env {variable}: {key} must be UTF-8 text, and it is not"
+
+
+@pytest.mark.parametrize(
     "text",
     [
         '[stripe]\nsecret_key = ["sk_live_TOPSECRET"]\n',
