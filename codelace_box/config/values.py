@@ -107,6 +107,10 @@ def check_value(kind: Any, meta: Any, value: Any) -> None:
     """Apply a field's choices, bounds and pattern; ValueError says what was expected."""
     choices, pattern = meta.get("choices"), meta.get("pattern")
     low, high = meta.get("minimum"), meta.get("maximum")
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        # no path, header, address or secret can hold one (TOML writes it as \u0000)
+        raise ValueError(f"{expected(kind)} without a NUL character (\\u0000)")
     if choices and value not in choices:
         raise ValueError("one of " + ", ".join(repr(c) for c in choices))
     if (low is not None and value < low) or (high is not None and value > high):

@@ -341,6 +341,12 @@ FILE_ERRORS = [
     ("[servr]\nport = 1\n", "unknown section [servr] (known: server, database,"),
     ("server = 1\n", "[server] must be a table"),
     ("[server\n", "not valid TOML"),
+    # a NUL (TOML's \u0000) no path, header or secret can hold: it was "unexpected ValueError:
+    # embedded null byte" (database.path), or taken and failing at the first mail or payment
+    ('[database]\npath = "data/x\\u0000.db"\n', "database.path must be a string without a NUL"),
+    ('[database]\nurl = "sqlite:///x\\u0000.db"\n', "database.url must be a string without a"),
+    ('[stripe]\nsecret_key = "sk_test_\\u0000x"\n', "stripe.secret_key must be a string without"),
+    ('[email]\nsmtp_ca_file = "ca\\u0000.pem"\n', "email.smtp_ca_file must be a string without"),
 ]  # fmt: skip
 
 
