@@ -21,8 +21,13 @@ from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 NOT_BLANK = (r".*\S.*", "a non-empty string")
+# A SQLite file, not a folder: "data/" made a database file named `data` in the data folder's place
+DB_FILE = (
+    r".*\S.*(?<!/)",
+    "a non-empty string naming a database file, not a folder (no / at the end)",
+)
 DATABASE_URL = (
-    r"(sqlite:///\S(.*\S)?|postgres(ql)?://\S+)?",  # a SQLite path may have spaces
+    r"(sqlite:///\S(.*\S)?(?<!/)|postgres(ql)?://\S+)?",  # a SQLite path may have spaces
     "empty, sqlite:///PATH or postgresql://user:password@host:port/db",
 )
 # A browser's Origin: scheme://host[:port], no path (cors_allow_origins); "*" is every origin

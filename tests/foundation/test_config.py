@@ -347,6 +347,11 @@ FILE_ERRORS = [
     ('[database]\nurl = "sqlite:///x\\u0000.db"\n', "database.url must be a string without a"),
     ('[stripe]\nsecret_key = "sk_test_\\u0000x"\n', "stripe.secret_key must be a string without"),
     ('[email]\nsmtp_ca_file = "ca\\u0000.pem"\n', "email.smtp_ca_file must be a string without"),
+    # a folder's name: a database file named `data` was made in place of the data folder
+    ('[database]\npath = "data/"\n',
+     "database.path must be a non-empty string naming a database file, not a folder (no / "
+     "at the end), got 'data/'"),
+    ('[database]\nurl = "sqlite:///data/"\n', "database.url must be empty, sqlite:///PATH or"),
 ]  # fmt: skip
 
 
