@@ -25,7 +25,7 @@ from codelace_box.config.ops_sections import (
     PortalConfig,
     UsageConfig,
 )
-from codelace_box.config.values import DATABASE_URL, DB_FILE, DOMAIN, NOT_BLANK, ORIGIN, URL
+from codelace_box.config.values import DATABASE_URL, DB_FILE, DOMAIN, ORIGIN, URL
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
