@@ -267,8 +267,21 @@ def providers_key_enable(state: CliState, name: str, key_id: int) -> None:
     timeout = config.gateway.connect_timeout_sec + 10
     result = asyncio.run(enable_after_probe(name, key_id, state.secret_key(), timeout, enable))
     if not result.ok:
-        raise CodelaceError(f"key {key_id} of {name} stays out of rotation: {result.message}")
+        raise CodelaceError(
+            f"key {key_id} of {name} {_where_it_stays(name, key_id)}: {result.message}"
+        )
     click.echo(f"key {key_id} of {name} is back in rotation ({result.message})")
+
+
+def _where_it_stays(name: str, key_id: int) -> str:
+    """Where a key whose probe failed stays (the probe changed nothing): a key that was in
+    rotation (enabled, not flagged) is still there."""
+    from codelace_box.catalog.providers import get_provider, provider_keys
+
+    keys = provider_keys(get_provider(name).id)
+    if any(k.id == key_id and k.enabled and not k.failing for k in keys):
+        return "stays in rotation (nothing changed)"
+    return "stays out of rotation"
 
 
 @providers.command("disable")

@@ -77,7 +77,7 @@ def _salvaged_config(target: Path, env: dict[str, str]) -> Config | None:
         return None
     try:
         data: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # a TOMLDecodeError, or an integer too long for int() (4300 digits)
         data = _loose_toml(text)
     kept = {
         section: {k: v for k, v in body.items() if k in _SECRET_KEYS[section]}

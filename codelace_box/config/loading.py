@@ -35,6 +35,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:  # int() refuses over 4300 digits, and tomllib passes that error on
+        raise ConfigError(f"{path}: not valid TOML: an integer of more than 4300 digits") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 

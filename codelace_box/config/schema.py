@@ -25,7 +25,7 @@ from codelace_box.config.ops_sections import (
     PortalConfig,
     UsageConfig,
 )
-from codelace_box.config.values import DATABASE_URL, DOMAIN, NOT_BLANK, ORIGIN, URL
+from codelace_box.config.values import DATABASE_URL, DB_FILE, DOMAIN, ORIGIN, URL
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
@@ -90,7 +90,7 @@ class DatabaseConfig:
         "data/codelace.db",
         "SQLite file (WAL); its folder is the data directory. A relative path is relative to "
         "the config file's folder (the working directory when there is no file).",
-        pattern=NOT_BLANK,
+        pattern=DB_FILE,
     )
     url: str = opt(
         "",

@@ -91,7 +91,7 @@ def secrets_others_may_read(path: Path) -> list[str]:
         if not stat.S_IMODE(path.stat().st_mode) & 0o044:
             return []
         data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # not UTF-8, not TOML, or an integer too long for int()
         return []
     found = []
     for section, key in SECRET_SETTINGS:

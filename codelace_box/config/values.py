@@ -21,8 +21,13 @@ from codelace_box.errors import ConfigError
 
 URL = (r"(https?://\S+)?", "empty or an http:// or https:// URL")
 NOT_BLANK = (r".*\S.*", "a non-empty string")
+# A SQLite file, not a folder: "data/" made a database file named `data` in the data folder's place
+DB_FILE = (
+    r".*\S.*(?<!/)",
+    "a non-empty string naming a database file, not a folder (no / at the end)",
+)
 DATABASE_URL = (
-    r"(sqlite:///\S(.*\S)?|postgres(ql)?://\S+)?",  # a SQLite path may have spaces
+    r"(sqlite:///\S(.*\S)?(?<!/)|postgres(ql)?://\S+)?",  # a SQLite path may have spaces
     "empty, sqlite:///PATH or postgresql://user:password@host:port/db",
 )
 # A browser's Origin: scheme://host[:port], no path (cors_allow_origins); "*" is every origin
@@ -107,6 +112,10 @@ def check_value(kind: Any, meta: Any, value: Any) -> None:
     """Apply a field's choices, bounds and pattern; ValueError says what was expected."""
     choices, pattern = meta.get("choices"), meta.get("pattern")
     low, high = meta.get("minimum"), meta.get("maximum")
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        # no path, header, address or secret can hold one (TOML writes it as \u0000)
+        raise ValueError(f"{expected(kind)} without a NUL character (\\u0000)")
     if choices and value not in choices:
         raise ValueError("one of " + ", ".join(repr(c) for c in choices))
     if (low is not None and value < low) or (high is not None and value > high):
@@ -178,6 +187,8 @@ def read_value(section_name: str, cls: type, name: str, value: Any, where: str) 
         known = ", ".join(hints)
         raise ConfigError(f"{where}: unknown key {section_name}.{name} (known: {known})")
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    if where.startswith("env ") and not _is_utf8(value):  # never echoed: it may be a secret
+        raise ConfigError(f"{where}: {section_name}.{name} must be UTF-8 text, and it is not")
     if where.startswith("env ") and _env_file_quoted(f"{section_name}.{name}", value):
         raise ConfigError(
             f"{where}: {section_name}.{name} must be given without the quotes around it (an "
@@ -191,6 +202,16 @@ def read_value(section_name: str, cls: type, name: str, value: Any, where: str) 
             f"{where}: {section_name}.{name} must be {exc}, got {_shown(name, value)}"
         ) from None
     return coerced
+
+
+def _is_utf8(value: str) -> bool:
+    """Whether a variable's value was UTF-8: os.environ holds other bytes as lone surrogates
+    (0xff as U+DCFF), which no key can use (a secret, a path, a URL, a name)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _env_file_quoted(dotted: str, value: str) -> bool:

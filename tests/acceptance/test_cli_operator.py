@@ -98,6 +98,20 @@ def test_key_enable_probes_first_and_puts_back_only_a_working_key(
     assert keys[bad]["failing"] is True
 
 
+def test_key_enable_of_a_key_in_rotation_whose_probe_fails_says_it_stays_in_rotation(
+    space: Box, models_upstream: FakeModelsUpstream
+) -> None:
+    """A refused probe changes nothing: a key that was in rotation stays there, and the line
+    says so (it said "stays out of rotation" of a key that never was out)."""
+    space.ok("providers", "add", "ke2", "--kind", "openai", "--base-url", models_upstream.base_url,
+             "--key", BAD_KEY)  # fmt: skip
+    [key] = [k["id"] for k in provider(space, "ke2")["keys"]]  # type: ignore[attr-defined]
+    refused = space.fail("providers", "key-enable", "ke2", str(key))
+    assert refused.startswith(f"error: key {key} of ke2 stays in rotation (nothing changed): ")
+    [after] = provider(space, "ke2")["keys"]  # type: ignore[misc]
+    assert (after["enabled"], after["failing"]) == (True, False)  # type: ignore[index]
+
+
 def test_models_set_changes_only_the_options_given(space: Box) -> None:
     space.ok("providers", "add", "ms1", "--kind", "openai", "--key", "sk-ms1")
     assert "needs both" in space.fail("models", "set", "ms1/new", "--input-per-1m", "1")

@@ -18,7 +18,7 @@ from codelace_box.config import load_config
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.migrate import LATEST_VERSION
 from tests.foundation.conftest import Workspace, make_workspace, one_error_line
-from tests.support import REPO_ROOT, cli_env, run_cli
+from tests.support import PROGRAM, REPO_ROOT, cli_env, run_cli
 
 
 def test_init_writes_a_private_commented_config_once(tmp_path: Path) -> None:
@@ -96,8 +96,8 @@ def test_init_keeps_the_secret_an_earlier_start_generated(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "breakage",
-    ["\n[sever]\nport = 9000\n", "\n[server\n", "wal = 1\n"],
-    ids=["unknown-section", "not-toml", "unknown-key-beside-a-custom-path"],
+    ["\n[sever]\nport = 9000\n", "\n[server\n", "wal = 1\n", f"error_rate = {'1' * 4301}\n"],
+    ids=["unknown-section", "not-toml", "unknown-key-beside-a-custom-path", "too-long-integer"],
 )
 def test_init_force_over_a_config_that_fails_to_load_keeps_its_secret(
     tmp_path: Path, breakage: str
@@ -152,6 +152,20 @@ def test_init_force_keeps_the_secret_whatever_else_is_broken(
     assert forced.returncode == 0, forced.stderr
     assert "a new server.secret_key" not in forced.stdout, forced.stdout
     assert load_config(str(target), {}).server.secret_key == secret
+
+
+def test_init_under_a_secret_variable_that_is_not_utf8_leaves_nothing(tmp_path: Path) -> None:
+    """One line naming the variable, and no temporary file beside the config (the write failed
+    half-way: an empty `.codelace.toml.*.tmp` was left, and the error quoted the file's text)."""
+    env = cli_env({"CODELACE_SERVER_SECRET_KEY": "abc\udcff"})  # the byte 0xff, as passed on
+    result = subprocess.run(
+        [*PROGRAM, "init"], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 1
+    assert one_error_line(result.stderr) == (
+        "error: env CODELACE_SERVER_SECRET_KEY: server.secret_key must be UTF-8 text, and it is not"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_init_honours_config_and_reports_unwritable_targets(tmp_path: Path) -> None:

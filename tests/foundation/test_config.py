@@ -341,6 +341,17 @@ FILE_ERRORS = [
     ("[servr]\nport = 1\n", "unknown section [servr] (known: server, database,"),
     ("server = 1\n", "[server] must be a table"),
     ("[server\n", "not valid TOML"),
+    # a NUL (TOML's \u0000) no path, header or secret can hold: it was "unexpected ValueError:
+    # embedded null byte" (database.path), or taken and failing at the first mail or payment
+    ('[database]\npath = "data/x\\u0000.db"\n', "database.path must be a string without a NUL"),
+    ('[database]\nurl = "sqlite:///x\\u0000.db"\n', "database.url must be a string without a"),
+    ('[stripe]\nsecret_key = "sk_test_\\u0000x"\n', "stripe.secret_key must be a string without"),
+    ('[email]\nsmtp_ca_file = "ca\\u0000.pem"\n', "email.smtp_ca_file must be a string without"),
+    # a folder's name: a database file named `data` was made in place of the data folder
+    ('[database]\npath = "data/"\n',
+     "database.path must be a non-empty string naming a database file, not a folder (no / "
+     "at the end), got 'data/'"),
+    ('[database]\nurl = "sqlite:///data/"\n', "database.url must be empty, sqlite:///PATH or"),
 ]  # fmt: skip
 
 
@@ -394,6 +405,23 @@ def test_a_bad_environment_value_names_the_variable(
     assert str(caught.value).startswith(f"env {variable}: ")
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["CODELACE_SERVER_SECRET_KEY", "CODELACE_STRIPE_SECRET_KEY", "CODELACE_DATABASE_PATH"],
+)
+def test_a_variable_that_is_not_utf8_names_it_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A byte that is not UTF-8 (os.environ holds 0xff as the surrogate U+DCFF): refused at
+    start naming the variable; it was taken, and failed later (init left a temporary file and
+    quoted the whole config, a new database file was made before the command failed)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {variable: "abc\udcff"})
+    key = variable.removeprefix("CODELACE_").lower().replace("_", ".", 1)
+    assert str(caught.value) == f"env {variable}: {key} must be UTF-8 text, and it is not"
 
 
 @pytest.mark.parametrize(
@@ -542,6 +570,15 @@ def test_the_default_public_url_brackets_an_ipv6_listen_address() -> None:
     assert ServerConfig(host="::", port=80).base_url == "http://[::]:80"
     assert ServerConfig(host="0.0.0.0", port=80).base_url == "http://0.0.0.0:80"
     assert ServerConfig(host="box.example", port=80).base_url == "http://box.example:80"
+
+
+def test_an_integer_too_long_for_python_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Python's int() refuses more than 4300 digits, and tomllib passes that ValueError on
+    (not a TOMLDecodeError): it was an "unexpected ValueError" naming no file."""
+    path = write(tmp_path, "[server]\nport = " + "1" * 4301 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), {})
+    assert str(caught.value) == f"{path}: not valid TOML: an integer of more than 4300 digits"
 
 
 def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
