@@ -349,9 +349,10 @@ def audit_topup(event: tuple[str, str], session: dict[str, Any], result: str) ->
     disputes heard of before the credit that it could not cover in full."""
     if result in UNCREDITED:  # paid, credited nothing: the operator's to settle
         record_uncredited(event, session, result)
+    if result != "credited":
         return
     payment = Payment.get_or_none(Payment.stripe_session_id == str(session["id"]))
-    if result == "credited" and payment is not None and (missed := uncovered(payment)):
+    if payment is not None and (missed := uncovered(payment)):
         record_uncovered(event, payment, missed)
 
 
