@@ -19,7 +19,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from codelace_box.accounts.ratelimit import Limit, give_back, hit
-from codelace_box.billing.stripe import CheckoutLink, StripeApi, StripeRateLimited, StripeRefusal
+from codelace_box.billing.stripe import (
+    CheckoutLink,
+    StripeAmountTooSmall,
+    StripeApi,
+    StripeRateLimited,
+    StripeRefusal,
+)
 from codelace_box.config import Config, StripeConfig
 from codelace_box.config.rules import MAX_TOPUP_USD as MAX_TOPUP_USD_CONFIGURABLE
 from codelace_box.db.core import durable
@@ -213,7 +219,8 @@ async def create_counted_session(
     given back, so a user retrying through a Stripe outage is not locked out once Stripe is
     back. (Counted first, then given back: concurrent requests can never start more than the
     allowance.) A refusal of the request itself (`StripeRefusal`) keeps its count: it would
-    fail the same way again, and must not let an account call Stripe without bound; so does
+    fail the same way again, and must not let an account call Stripe without bound (nor does
+    `StripeAmountTooSmall`, a 400); so does
     Stripe's rate limit (`StripeRateLimited`), the shared limit the allowance protects.
 
     It runs to its end even when the requester leaves (the server then cancels the request,
@@ -239,7 +246,7 @@ async def _count_and_create(api: StripeApi, user_id: int, params: dict[str, Any]
     counted = await run_db_work(count_checkout, user_id)
     try:
         return await api.create_checkout_session(params)
-    except (StripeRefusal, StripeRateLimited):
+    except (StripeRefusal, StripeAmountTooSmall, StripeRateLimited):
         raise
     except Exception:
         try:

@@ -27,6 +27,9 @@ from codelace_box.db.observability import audit_entry_holds
 from codelace_box.money import usd_text
 
 CLIENT = "stripe"
+# (kind, Stripe's id, status, nano-USD asked, nano-USD taken, nano-USD the ones before it
+# took) of a refund or dispute heard of before its top-up's credit, which did not cover it
+Uncovered = tuple[str, str, str, int, int, int]
 NOT_OURS = "no top-up of this box is paid by this charge: nothing taken back"
 
 
@@ -73,7 +76,8 @@ def record_short(
 ) -> None:
     """Inside the event's transaction, after the reversal was applied: an entry if the box took
     back less than it asks of the top-up `payment` (whose refunded amount was
-    `refunded_before`). A top-up not credited yet is taken back once credited (catch_up)."""
+    `refunded_before`). A top-up not credited yet is taken back once credited (catch_up), and
+    what its credit could not cover is written then (`record_uncovered`)."""
     now = Payment.get_by_id(payment.id)
     if now.status != "completed":
         return
@@ -81,18 +85,40 @@ def record_short(
     taken = now.refunded_nanos - refunded_before
     if taken >= asked:
         return
-    left = now.amount_nanos - refunded_before
-    why = (
-        f"only {usd_text(max(left, 0))} of the top-up's {usd_text(now.amount_nanos)} credit "
+    after = _after(event, reversal, asked, taken, _why_short(now, refunded_before))
+    with write_transaction() as tx:
+        record(tx, CLIENT, command_of(reversal.kind), reversal.id, None, after | _of(now))
+
+
+def record_uncovered(event: tuple[str, str], payment: Payment, uncovered: list[Uncovered]) -> None:
+    """Inside the credit's transaction: an entry for each refund or dispute heard of before
+    the top-up's credit that the credit could not cover in full (`catch_up` took the rest of
+    it), as `record_short` writes one heard of after the credit."""
+    entries = []
+    for kind, reversal_id, status, asked, taken, before in uncovered:
+        after: dict[str, object] = {"event": event[0], "event_type": event[1], "status": status}
+        after |= {"taken_back_usd": usd_text(taken), "asked_usd": usd_text(asked)}
+        after["refused"] = _why_short(payment, before)
+        entries.append((command_of(kind), reversal_id, after | _of(payment)))
+    with write_transaction() as tx:
+        for command, target, after in entries:
+            record(tx, CLIENT, command, target, None, after)
+
+
+def _why_short(payment: Payment, refunded_before: int) -> str:
+    left = payment.amount_nanos - refunded_before
+    return (
+        f"only {usd_text(max(left, 0))} of the top-up's {usd_text(payment.amount_nanos)} credit "
         "was left to take back (its other refunds and disputes took the rest)"
     )
-    after = _after(event, reversal, asked, taken, why) | {
-        "payment": now.stripe_session_id,
-        "account": now.user.uuid,
-        "refunded_usd": usd_text(now.refunded_nanos),
+
+
+def _of(payment: Payment) -> dict[str, object]:
+    return {
+        "payment": payment.stripe_session_id,
+        "account": payment.user.uuid,
+        "refunded_usd": usd_text(payment.refunded_nanos),
     }
-    with write_transaction() as tx:
-        record(tx, CLIENT, command_of(reversal.kind), reversal.id, None, after)
 
 
 def record_not_ours(event: tuple[str, str], reversals: list[Reversal], charge: str) -> None:

@@ -36,7 +36,15 @@ from typing import Any
 
 from codelace_box.billing.claims import TopupClaim, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.refused import record_invalid, record_not_ours, record_short
+from codelace_box.billing.refused import (
+    UNCREDITED,
+    Uncovered,
+    record_invalid,
+    record_not_ours,
+    record_short,
+    record_uncovered,
+    record_uncredited,
+)
 from codelace_box.billing.reversal_amounts import (
     Reversal,
     id_of,
@@ -333,6 +341,35 @@ def catch_up(payment: Payment) -> bool:
         return False
     reason = f"Stripe {named} of top-up {payment.stripe_session_id}, heard of before its credit"
     return settle(payment, reason, f"stripe:session:{payment.stripe_session_id}:reversed")
+
+
+def audit_topup(event: tuple[str, str], session: dict[str, Any], result: str) -> None:
+    """Inside a top-up session event's transaction: what its credit did not do, for the
+    operator (billing/refused.py): a paid session that credited nothing, or refunds and
+    disputes heard of before the credit that it could not cover in full."""
+    if result in UNCREDITED:  # paid, credited nothing: the operator's to settle
+        record_uncredited(event, session, result)
+    if result != "credited":
+        return
+    payment = Payment.get_or_none(Payment.stripe_session_id == str(session["id"]))
+    if payment is not None and (missed := uncovered(payment)):
+        record_uncovered(event, payment, missed)
+
+
+def uncovered(payment: Payment) -> list[Uncovered]:
+    """The refunds and disputes of a top-up whose amounts its credit does not cover, each
+    taken in the order last heard of after those before it."""
+    rows = StripeReversal.select().where(StripeReversal.payment == payment.id)
+    missed: list[Uncovered] = []
+    before = 0
+    for row in rows.order_by(StripeReversal.updated_at, StripeReversal.id):
+        if not takes(row.kind, row.status):
+            continue
+        taken = max(0, min(row.amount_nanos, payment.amount_nanos - before))
+        if taken < row.amount_nanos:
+            missed.append((row.kind, row.id, row.status, row.amount_nanos, taken, before))
+        before += taken
+    return missed
 
 
 def settle(payment: Payment, reason: str, key: str) -> bool:

@@ -73,6 +73,12 @@ class StripeRateLimited(UpstreamError):
     (a failure, but one more call only makes it last)."""
 
 
+class StripeAmountTooSmall(InvalidRequest):
+    """Stripe refused a top-up's amount as below its smallest charge (`amount_too_small`),
+    which depends on the currency and on the account's settlement currency: the user's 400,
+    counted as a refusal (asked again the same way it fails the same way)."""
+
+
 @dataclass(frozen=True)
 class CheckoutLink:
     session_id: str
@@ -202,15 +208,28 @@ def translate_error(exc: Exception, doing: str) -> CodelaceError:
             return UpstreamTimeout(f"Stripe did not answer in time ({doing})")
         return UpstreamError(f"could not reach Stripe to {doing}", code="stripe_unreachable")
     if isinstance(exc, stripe.StripeError):
-        refusals = (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)
-        kind: type[UpstreamError] = UpstreamError
-        if isinstance(exc, refusals):
-            kind = StripeRefusal
-        elif isinstance(exc, stripe.RateLimitError):
-            kind = StripeRateLimited
-        return kind(f"Stripe could not {doing}: {message}", code="stripe_error")
+        return _stripe_error(exc, doing, message)
     log.exception("unexpected error talking to Stripe")
     return UpstreamError(f"unexpected error while trying to {doing}", code="stripe_error")
+
+
+def _stripe_error(exc: Exception, doing: str, message: str) -> CodelaceError:
+    """Stripe's answer to a request it refused or failed (`translate_error`)."""
+    import stripe
+
+    if isinstance(exc, stripe.InvalidRequestError) and exc.code == "amount_too_small":
+        return StripeAmountTooSmall(
+            f"amount_usd is below what Stripe charges at least: {message}",
+            code="amount_too_small",
+            param="amount_usd",
+        )
+    refusals = (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError)
+    kind: type[UpstreamError] = UpstreamError
+    if isinstance(exc, refusals):
+        kind = StripeRefusal
+    elif isinstance(exc, stripe.RateLimitError):
+        kind = StripeRateLimited
+    return kind(f"Stripe could not {doing}: {message}", code="stripe_error")
 
 
 def stripe_message(exc: Exception) -> str:

@@ -53,9 +53,8 @@ from codelace_box.billing.checkout import (
 )
 from codelace_box.billing.claims import TopupClaim, made_for, restore_topup, topup_claim
 from codelace_box.billing.ledger import append_entry
-from codelace_box.billing.refused import UNCREDITED, record_uncredited
 from codelace_box.billing.reversal_amounts import id_of, refuse_session_past_64_bits
-from codelace_box.billing.reversals import REVERSAL_EVENTS, catch_up, reversal_event
+from codelace_box.billing.reversals import REVERSAL_EVENTS, audit_topup, catch_up, reversal_event
 from codelace_box.billing.stripe import StripeApi, verify_event
 from codelace_box.billing.thin_events import announced_type, snapshot_of
 from codelace_box.config import StripeConfig
@@ -195,8 +194,7 @@ def apply_event(
     if session.get("mode") != "payment":
         return "ignored"
     result = apply_topup_event(event_type, session, claim)
-    if result in UNCREDITED:  # paid, credited nothing: the operator's to settle
-        record_uncredited((event_id, event_type), session, result)
+    audit_topup((event_id, event_type), session, result)  # what it could not do (reversals.py)
     return result
 
 

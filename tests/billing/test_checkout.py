@@ -264,6 +264,28 @@ def test_a_minimum_below_what_stripe_charges_still_refuses_with_a_400(
     cheap.start_topup(buyer, 0.5)
 
 
+def test_an_amount_stripe_finds_too_small_is_a_400_not_a_502(
+    box: BillingBox, billing_box_factory: BoxFactory
+) -> None:
+    """Stripe's smallest charge depends on the currency and on the account's settlement
+    currency, which the box's own floor cannot know for every currency (HKD here): Stripe's
+    `amount_too_small` refusal was a 502 `stripe_error`, which clients retry, for an amount
+    that can never be paid. It is the user's 400, saying what Stripe said."""
+    cheap = billing_box_factory(stripe=stripe_section(box.double, currency="hkd", min_topup_usd=0))
+    buyer = cheap.customer()
+    refused = cheap.post("/api/v1/stripe/checkout", buyer, json={"amount_usd": 0.25})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "amount_too_small",
+        "amount_usd",
+    )
+    assert "at least $0.50" in error["message"]
+    assert cheap.query("SELECT COUNT(*) FROM payment WHERE user_id = ?", buyer.user_id) == [(0,)]
+    cheap.start_topup(buyer, 1)
+
+
 @pytest.mark.parametrize(
     ("text", "code"),
     [("9.999999999999999999", "amount_too_small"), ("10.000000000000000001", "invalid_amount")],

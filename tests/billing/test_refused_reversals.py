@@ -72,6 +72,32 @@ def test_a_refund_or_dispute_of_no_payment_here_is_an_audit_entry_once(box: Bill
                      "'%unknownpayment%'") == [(0,)]  # fmt: skip
 
 
+def test_a_refund_and_a_dispute_heard_before_the_credit_past_it_are_an_audit_entry(
+    box: BillingBox,
+) -> None:
+    """The same two as above, heard of before the session's credit (the box was down): the
+    credit takes back what it can at once, and the one it could not take was no entry, unlike
+    when the credit came first."""
+    buyer = box.customer()
+    session_id = box.start_topup(buyer, 30)
+    completed = box.double.complete(session_id)  # delivered late
+    charge_refunded, refund_created = box.double.refund(session_id)
+    dispute = box.double.dispute(session_id)
+    before = len(stripe_entries(box))
+    assert results(box, [refund_created, charge_refunded, dispute]) == ["unchanged"] * 3
+    assert results(box, [completed, completed]) == ["credited", "duplicate"]
+    assert box.balance_nanos(buyer) == 0
+    (entry,) = stripe_entries(box)[before:]
+    dispute_id = dispute["data"]["object"]["id"]
+    assert (entry["command"], entry["target"]) == ("stripe dispute refused", dispute_id)
+    after = entry["after"]
+    assert (after["asked_usd"], after["taken_back_usd"]) == ("30", "0")
+    assert after["payment"] == session_id and after["account"] == buyer.uuid
+    assert after["event"] == completed["id"]  # the credit that could not cover it
+    code, output = box.doctor()
+    assert code == 0, output
+
+
 def test_a_refund_applied_in_full_is_no_audit_entry(box: BillingBox) -> None:
     buyer, session_id = paid_topup(box, 20)
     before = len(stripe_entries(box))
