@@ -68,6 +68,17 @@ def hold_open(db_path: str | Path) -> OpenMarker:
     return OpenMarker(fd)
 
 
+def hold_for_command(db_path: str | Path) -> OpenMarker:
+    """`hold_open` for a command (`credit`, `users create`, ...) while it runs: refused during
+    a restore, whose set-aside file would otherwise take what the command wrote (it said done,
+    the restored database never had it), and a restore refused meanwhile. A lock file it may
+    not create (a folder it may only read) holds nothing: the command goes on as before."""
+    try:
+        return hold_open(db_path)
+    except ConfigError:
+        return OpenMarker(None)
+
+
 @contextmanager
 def nobody_else(db_path: str | Path) -> Iterator[None]:
     """Hold the database for replacing it; Conflict while a serve or an admin has it open."""
@@ -77,8 +88,9 @@ def nobody_else(db_path: str | Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Conflict(
-                f"{db_path} is open in a running `codelace-box serve` or `admin`: stop them "
-                "first (systemctl stop codelace-box; quit the dashboard), then restore",
+                f"{db_path} is open in a running `codelace-box serve`, `admin` or other "
+                "codelace-box command: stop them first (systemctl stop codelace-box; quit the "
+                "dashboard; let the command finish), then restore",
                 code="database_in_use",
             ) from None
         if _open_in_another_process(db_path):
