@@ -32,7 +32,6 @@ from codelace_box.db.sqlite_file import (
     empty_sqlite_file,
     made_database,
     missing_database,
-    refuse_not_a_file,
 )
 from codelace_box.errors import CodelaceError
 
@@ -78,7 +77,6 @@ class CliState:
         made = self.missing_database()
         database = self.config().database
         if not database.is_postgres:  # before the first write: a restore running refuses it
-            refuse_not_a_file(database.path)  # a folder there gets no lock file beside it
             _HELD.append(hold_for_command(database.path))
         empty = not database.is_postgres and empty_sqlite_file(database.path)
         db = open_database(database.target)

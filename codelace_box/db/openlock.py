@@ -57,7 +57,11 @@ def hold_open(db_path: str | Path) -> OpenMarker:
     replacing it."""
     if str(db_path) == ":memory:":
         return OpenMarker(None)
-    fd = _open_lock(db_path)
+    return _shared(_open_lock(db_path), db_path)
+
+
+def _shared(fd: int, db_path: str | Path) -> OpenMarker:
+    """A shared flock on the open lock file `fd`; refused while a restore holds it."""
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -69,14 +73,19 @@ def hold_open(db_path: str | Path) -> OpenMarker:
 
 
 def hold_for_command(db_path: str | Path) -> OpenMarker:
-    """`hold_open` for a command (`credit`, `users create`, ...) while it runs: refused during
-    a restore, whose set-aside file would otherwise take what the command wrote (it said done,
-    the restored database never had it), and a restore refused meanwhile. A lock file it may
-    not create (a folder it may only read) holds nothing: the command goes on as before."""
-    try:
-        return hold_open(db_path)
-    except ConfigError:
+    """A shared hold on the lock file for a command (`credit`, `users create`, ...) while it
+    runs: refused during a restore, whose set-aside file would otherwise take what the command
+    wrote (it said done, the restored database never had it), and a restore refused meanwhile.
+    The file is not made here (a command run as root would leave it root's, and serve as the
+    service user could not open it): a restore makes it first; without it, or one this user may
+    not read, the command holds nothing and goes on as before."""
+    if str(db_path) == ":memory:":
         return OpenMarker(None)
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDONLY)
+    except OSError:
+        return OpenMarker(None)
+    return _shared(fd, db_path)
 
 
 @contextmanager
