@@ -467,3 +467,20 @@ def test_a_database_that_is_a_link_is_restored_where_the_link_points(tmp_path: P
     assert rows == [(8_000_000_000,)]
     assert not list((box.root / "data").glob("codelace.db.replaced-*"))
     box.ok("doctor")
+
+
+@pytest.mark.parametrize("name", ["codelace.db.restoring", "codelace.db.restoring.partial"])
+def test_a_backup_named_as_restores_scratch_copy_is_refused_and_kept(
+    tmp_path: Path, name: str
+) -> None:
+    """A backup at the name restore gives its own copy (`<database>.restoring`, say one a
+    killed restore left, checked and whole) was deleted as a leftover before it was read: the
+    restore then failed with 'cannot write the backup ...' and the backup was gone."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "scratch@restore.test")
+    box.ok("backup", f"data/{name}")
+    kept = (box.root / "data" / name).read_bytes()
+    refused = box.fail("restore", f"data/{name}")
+    assert "another name" in refused, refused
+    assert (box.root / "data" / name).read_bytes() == kept
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))
