@@ -133,6 +133,7 @@ def _open_source(path: str) -> apsw.Connection:
     its -shm (read-only media, a folder the user may only read: a copy of the database made by
     hand); with no WAL file beside it nothing writes it, and it is read as immutable."""
     source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    source.set_busy_timeout(BUSY_TIMEOUT_MS)  # before its first read: a write may be under way
     try:
         source.execute("PRAGMA schema_version").fetchall()
     except apsw.CantOpenError:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,3 +65,35 @@ def test_a_credit_given_while_a_restore_runs_is_refused_not_lost(tmp_path: Path)
         assert float(shown["credit_balance_usd"]) == 7, (credit.stdout, out)
     assert "being restored" in credit.stderr, credit.stderr
     assert float(shown["credit_balance_usd"]) == 2
+
+
+def test_a_backup_another_program_writes_for_a_moment_is_waited_for(tmp_path: Path) -> None:
+    """A backup file (a rollback journal's: as `backup` leaves it) that another program holds
+    in a write for a moment, an sqlite3 shell say: the restore failed at once saying 'waited
+    10 s for its write to end' (its first read came before its busy wait was set). It waits."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "wait@restore.test")
+    box.ok("backup", "backups/b.db")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE, str(box.root / "backups" / "b.db")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "writing"
+        started = time.monotonic()
+        box.ok("restore", "backups/b.db")
+        assert time.monotonic() - started >= 0.5  # it waited for the write to end
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+HOLD_WRITE = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("writing", flush=True)
+time.sleep(1.5)
+db.execute("ROLLBACK")
+time.sleep(60)
+"""
