@@ -136,6 +136,13 @@ def _open_source(path: str) -> apsw.Connection:
     source.set_busy_timeout(BUSY_TIMEOUT_MS)  # before its first read: a write may be under way
     try:
         source.execute("PRAGMA schema_version").fetchall()
+    except apsw.ReadOnlyError:  # SQLITE_READONLY_ROLLBACK: a hot journal only a writer undoes
+        source.close()
+        raise CodelaceError(
+            f"cannot read {path}: the {Path(path).name}-journal beside it holds a write that "
+            "never finished (copied while a program wrote it?), which a reader cannot roll "
+            "back: open it once with sqlite3 (that rolls it back), or use another copy"
+        ) from None
     except apsw.CantOpenError:
         source.close()
         if not Path(path).is_file():  # moved away since its caller looked
