@@ -136,8 +136,10 @@ def _open_source(path: str) -> apsw.Connection:
     source.set_busy_timeout(BUSY_TIMEOUT_MS)  # before its first read: a write may be under way
     try:
         source.execute("PRAGMA schema_version").fetchall()
-    except apsw.ReadOnlyError:  # SQLITE_READONLY_ROLLBACK: a hot journal only a writer undoes
+    except apsw.ReadOnlyError as exc:  # a hot journal, which only a writer rolls back
         source.close()
+        if exc.extendedresult != apsw.SQLITE_READONLY_ROLLBACK:  # type: ignore[attr-defined]
+            raise
         raise CodelaceError(
             f"cannot read {path}: the {Path(path).name}-journal beside it holds a write that "
             "never finished (copied while a program wrote it?), which a reader cannot roll "
