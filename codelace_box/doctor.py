@@ -18,7 +18,7 @@ from codelace_box.billing.ledger import Mismatch, find_mismatches
 from codelace_box.config import Config, StripeConfig
 from codelace_box.crypto import decrypt_secret
 from codelace_box.db.core import open_database, quick_check
-from codelace_box.db.migrate import LATEST_VERSION, current_version
+from codelace_box.db.migrate import LATEST_VERSION, migration_status
 from codelace_box.db.models import Provider, ProviderKey
 from codelace_box.db.snapshot import one_instant
 from codelace_box.db.sqlite_file import missing_database
@@ -89,14 +89,8 @@ def check_database(
     integrity = quick_check(db)
     if integrity != ["ok"]:
         problems += [f"database integrity: {line}" for line in integrity[:20]]
-    version = current_version(db)
-    if version < LATEST_VERSION:
-        problems.append(f"schema version {version}, expected {LATEST_VERSION} (run migrate)")
-    elif version > LATEST_VERSION:
-        problems.append(
-            f"schema version {version} is newer than this codelace-box knows "
-            f"({LATEST_VERSION}): upgrade codelace-box"
-        )
+    version, schema = _schema_problems(db)
+    problems += schema
     if version == LATEST_VERSION:  # the other checks read the schema this version made
         with one_instant(db):  # a box serving meanwhile commits between two checks' reads
             problems += _money_problems()
@@ -104,6 +98,27 @@ def check_database(
             problems += verify_chain()
             mixed = mixed_currency_problem(stripe) if stripe is not None else None
             problems += [mixed] if mixed else []
+    return version, problems
+
+
+def _schema_problems(db: Database) -> tuple[int, list[str]]:
+    """The schema version, and what is wrong with it: behind or ahead of this codelace-box,
+    or versions below it never recorded (migrate would apply them again, and fail)."""
+    version, pending, _ = migration_status(db)
+    if version < LATEST_VERSION:
+        return version, [f"schema version {version}, expected {LATEST_VERSION} (run migrate)"]
+    problems = []
+    if version > LATEST_VERSION:
+        problems.append(
+            f"schema version {version} is newer than this codelace-box knows "
+            f"({LATEST_VERSION}): upgrade codelace-box"
+        )
+    if missing := [str(number) for number, _ in pending if number < version]:
+        problems.append(
+            f"schema migration(s) {', '.join(missing)} not recorded in schema_migration below "
+            f"version {version} (changed by hand? migrate would apply them again and fail): "
+            "restore a backup"
+        )
     return version, problems
 
 

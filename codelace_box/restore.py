@@ -27,6 +27,7 @@ from codelace_box.db.backup import (
     leftover_side_files,
     remove_with_side_files,
     set_aside,
+    side_files,
 )
 from codelace_box.db.core import (
     close_database,
@@ -78,6 +79,7 @@ def restore_database(config: Config, backup: str) -> Restored:
     # through: the file it names is replaced there, the link stays (as `init` writes a config)
     real = os.path.realpath(target)
     staging = Path(real).with_name(Path(real).name + ".restoring")
+    _refuse_scratch_name(backup, staging)
     with nobody_else(target):  # the lock serve and admin hold, beside the configured path
         remove_with_side_files(staging)  # a killed restore's, its hot journal too
         try:
@@ -91,6 +93,19 @@ def restore_database(config: Config, backup: str) -> Restored:
         finally:
             remove_with_side_files(staging)
     return Restored(version, replaced, leftovers)
+
+
+def _refuse_scratch_name(backup: str, staging: Path) -> None:
+    """CodelaceError when the backup is at a name of the restore's own copy (`.restoring`,
+    its `.partial`, their side files): removed as a killed restore's leftover before the copy,
+    the backup would be gone (a whole one a killed restore left there, say)."""
+    partial = staging.with_name(staging.name + ".partial")
+    scratch = {name.resolve() for path in (staging, partial) for name in (path, *side_files(path))}
+    if Path(backup).resolve() in scratch:
+        raise CodelaceError(
+            f"{backup} has the name restore gives its own copy (and removes first): move it "
+            "to another name, then restore that"
+        )
 
 
 def _settle_copy(staging: str, target: str, backup: str, version: int) -> None:

@@ -25,6 +25,7 @@ from codelace_box.config import (
 )
 from codelace_box.db.core import open_database
 from codelace_box.db.failures import operator_words
+from codelace_box.db.openlock import OpenMarker, hold_for_command
 from codelace_box.db.sqlite_file import (
     POINT_AT_IT,
     config_read,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 
 _UPGRADED: list[str] = []  # this command migrated (or made) the database: said on stderr
+_HELD: list[OpenMarker] = []  # the database's lock file, held while this command runs
 _CHANGED: list[str] = []  # the admin changes this command committed (audited): said if its
 # output then cannot be written, so a failed exit is not taken for a change not made
 
@@ -74,6 +76,8 @@ class CliState:
 
         made = self.missing_database()
         database = self.config().database
+        if not database.is_postgres:  # before the first write: a restore running refuses it
+            _HELD.append(hold_for_command(database.path))
         empty = not database.is_postgres and empty_sqlite_file(database.path)
         db = open_database(database.target)
         applied = migrate_recorded(db)
@@ -132,6 +136,14 @@ class CodelaceGroup(click.Group):
     """Turns every failure into one line on stderr: exit 1 for errors, 2 for usage mistakes."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._main(*args, **kwargs)
+        finally:  # a command run in this process later (tests) is another command
+            for marker in _HELD:
+                marker.release()
+            _HELD.clear()
+
+    def _main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         _CHANGED.clear()  # a command run in the same process before (tests) changed nothing here
         try:

@@ -133,8 +133,18 @@ def _open_source(path: str) -> apsw.Connection:
     its -shm (read-only media, a folder the user may only read: a copy of the database made by
     hand); with no WAL file beside it nothing writes it, and it is read as immutable."""
     source = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    source.set_busy_timeout(BUSY_TIMEOUT_MS)  # before its first read: a write may be under way
     try:
         source.execute("PRAGMA schema_version").fetchall()
+    except apsw.ReadOnlyError as exc:  # a hot journal, which only a writer rolls back
+        source.close()
+        if exc.extendedresult != apsw.SQLITE_READONLY_ROLLBACK:  # type: ignore[attr-defined]
+            raise
+        raise CodelaceError(
+            f"cannot read {path}: the {Path(path).name}-journal beside it holds a write that "
+            "never finished (copied while a program wrote it?), which a reader cannot roll "
+            "back: open it once with sqlite3 (that rolls it back), or use another copy"
+        ) from None
     except apsw.CantOpenError:
         source.close()
         if not Path(path).is_file():  # moved away since its caller looked

@@ -57,7 +57,11 @@ def hold_open(db_path: str | Path) -> OpenMarker:
     replacing it."""
     if str(db_path) == ":memory:":
         return OpenMarker(None)
-    fd = _open_lock(db_path)
+    return _shared(_open_lock(db_path), db_path)
+
+
+def _shared(fd: int, db_path: str | Path) -> OpenMarker:
+    """A shared flock on the open lock file `fd`; refused while a restore holds it."""
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -66,6 +70,22 @@ def hold_open(db_path: str | Path) -> OpenMarker:
             f"{db_path} is being restored by `codelace-box restore`; try again when it is done"
         ) from None
     return OpenMarker(fd)
+
+
+def hold_for_command(db_path: str | Path) -> OpenMarker:
+    """A shared hold on the lock file for a command (`credit`, `users create`, ...) while it
+    runs: refused during a restore, whose set-aside file would otherwise take what the command
+    wrote (it said done, the restored database never had it), and a restore refused meanwhile.
+    The file is not made here (a command run as root would leave it root's, and serve as the
+    service user could not open it): a restore makes it first; without it, or one this user may
+    not read, the command holds nothing and goes on as before."""
+    if str(db_path) == ":memory:":
+        return OpenMarker(None)
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDONLY)
+    except OSError:
+        return OpenMarker(None)
+    return _shared(fd, db_path)
 
 
 @contextmanager
@@ -77,8 +97,9 @@ def nobody_else(db_path: str | Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Conflict(
-                f"{db_path} is open in a running `codelace-box serve` or `admin`: stop them "
-                "first (systemctl stop codelace-box; quit the dashboard), then restore",
+                f"{db_path} is open in a running `codelace-box serve`, `admin` or other "
+                "codelace-box command: stop them first (systemctl stop codelace-box; quit the "
+                "dashboard; let the command finish), then restore",
                 code="database_in_use",
             ) from None
         if _open_in_another_process(db_path):

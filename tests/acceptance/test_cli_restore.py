@@ -467,3 +467,48 @@ def test_a_database_that_is_a_link_is_restored_where_the_link_points(tmp_path: P
     assert rows == [(8_000_000_000,)]
     assert not list((box.root / "data").glob("codelace.db.replaced-*"))
     box.ok("doctor")
+
+
+@pytest.mark.parametrize("name", ["codelace.db.restoring", "codelace.db.restoring.partial"])
+def test_a_backup_named_as_restores_scratch_copy_is_refused_and_kept(
+    tmp_path: Path, name: str
+) -> None:
+    """A backup at the name restore gives its own copy (`<database>.restoring`, say one a
+    killed restore left, checked and whole) was deleted as a leftover before it was read: the
+    restore then failed with 'cannot write the backup ...' and the backup was gone."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "scratch@restore.test")
+    box.ok("backup", f"data/{name}")
+    kept = (box.root / "data" / name).read_bytes()
+    refused = box.fail("restore", f"data/{name}")
+    assert "another name" in refused, refused
+    assert (box.root / "data" / name).read_bytes() == kept
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))
+
+
+def test_a_backup_with_an_unfinished_write_beside_it_is_refused_naming_the_backup(
+    tmp_path: Path,
+) -> None:
+    """A backup copied with its -journal while a program wrote it (the write never finished):
+    the refusal blamed the target ('cannot write the backup to ...codelace.db.restoring: the
+    file or its disk is read-only'), not the backup and its journal."""
+    import sqlite3
+
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "journal@restore.test")
+    box.ok("backup", "backups/b.db")
+    source = box.root / "backups" / "b.db"
+    writer = sqlite3.connect(source, isolation_level=None)
+    writer.execute("PRAGMA cache_size = 1")  # the write spills into the file: a hot journal
+    writer.execute("BEGIN")
+    writer.execute("CREATE TABLE filler (x BLOB)")
+    for _ in range(500):
+        writer.execute("INSERT INTO filler VALUES (randomblob(1000))")
+    copy = box.root / "backups" / "copied.db"
+    shutil.copy(source, copy)
+    shutil.copy(source.with_name("b.db-journal"), copy.with_name("copied.db-journal"))
+    writer.execute("ROLLBACK")
+    writer.close()
+    refused = box.fail("restore", "backups/copied.db")
+    assert "copied.db-journal" in refused and "restoring" not in refused, refused
+    assert not list((box.root / "data").glob("codelace.db.replaced-*"))

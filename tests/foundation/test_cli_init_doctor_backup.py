@@ -289,6 +289,17 @@ def test_doctor_reports_a_schema_behind_or_ahead(fresh_workspace: Workspace) -> 
     assert f"schema version 0, expected {LATEST_VERSION} (run migrate)" in behind.stdout
 
 
+def test_doctor_reports_a_migration_missing_below_the_newest(fresh_workspace: Workspace) -> None:
+    """A schema record that lacks a version below the newest (a hand repair, a partial copy
+    of the table): `migrate --status` listed it as pending and every command then failed
+    applying it again ('duplicate column name'), but doctor said 'ok: schema version N'."""
+    fresh_workspace.run("migrate")
+    fresh_workspace.sql("DELETE FROM schema_migration WHERE version = 5")
+    found = run_cli(fresh_workspace.config, "doctor")
+    assert found.returncode == 1, found.stdout
+    assert "5" in found.stdout and "not recorded" in found.stdout, found.stdout
+
+
 def test_backup_refuses_to_overwrite_and_needs_a_database(
     workspace: Workspace, tmp_path: Path
 ) -> None:
