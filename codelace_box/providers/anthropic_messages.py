@@ -2,9 +2,9 @@
 
 System/developer messages go to the top-level `system`; user/assistant/tool messages become
 user/assistant turns (consecutive same-role messages merged, tool results first in their user
-turn); images become base64 or url sources, PDF files document blocks (in user messages and in
-tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` messages
-`tool_result` blocks (call ids made acceptable, and unique in the request).
+turn); images become base64 (typed by their bytes) or url sources, PDF files document blocks
+(in user messages and in tool results alike); assistant `tool_calls` become `tool_use` blocks
+and `tool` messages `tool_result` blocks (call ids made acceptable, and unique in the request).
 A message's `name` is left out while it tells no two speakers of one role apart, else refused.
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
 this format) stays on its block (cached_block; a tool's and a tool call's too), and a message's
@@ -27,6 +27,8 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _THINKING = ("thinking", "redacted_thinking")
 TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 CACHE_TTLS = ("5m", "1h")
+# An image's first bytes in base64, and the format they open (_image_format)
+_IMAGE_STARTS = (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"))
 _DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
 
@@ -245,6 +247,7 @@ def _image_block(image_url: Any, where: str) -> JSON:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     media_type, data = _parse_data_url(url, where)
+    media_type = _image_format(data) or media_type
     if media_type == "image/jpg":  # a common misspelling that OpenAI accepts
         media_type = "image/jpeg"
     if media_type not in IMAGE_MEDIA_TYPES:
@@ -254,6 +257,18 @@ def _image_block(image_url: Any, where: str) -> JSON:
             param=where,
         )
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _image_format(data: str) -> str | None:
+    """The format an image's first bytes (base64) open, of those Anthropic takes, else None.
+
+    OpenAI reads the bytes, so clients label data URLs loosely (a JPEG as image/png, anything
+    as octet-stream); Anthropic refuses a media type the bytes belie ("Image does not match
+    the provided media type"). A WEBP file opens with RIFF, its size, then WEBP."""
+    for start, media_type in _IMAGE_STARTS:
+        if data.startswith(start):
+            return media_type
+    return "image/webp" if data.startswith("UklGR") and data[12:16] == "RUJQ" else None
 
 
 def _document_block(file: Any, where: str) -> JSON:

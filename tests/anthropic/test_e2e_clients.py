@@ -199,3 +199,22 @@ def test_a_conversation_begun_on_a_model_that_numbers_its_calls_goes_on_with_cla
     answers = [turn["content"][0]["tool_use_id"] for turn in sent.body["messages"][2::2]]
     assert len(set(uses)) == 2
     assert answers == uses
+
+
+def test_a_jpeg_labelled_png_reaches_claude_as_a_jpeg(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # A client that worked on OpenAI (which reads the bytes) sends a JPEG snapshot as
+    # data:image/png; Anthropic would refuse it: "Image does not match the provided media type".
+    _, client = box.new_user()
+    fresh_fake.script(Reply(text="A parcel at the door."))
+    jpeg = "/9j/4AAQSkZJRgABAQA="
+    part = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{jpeg}"}}
+    answer = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": [part, {"type": "text", "text": "What is it?"}]}],
+    )
+    assert answer.choices[0].message.content == "A parcel at the door."
+    [sent] = fresh_fake.requests
+    source = sent.body["messages"][0]["content"][0]["source"]
+    assert source == {"type": "base64", "media_type": "image/jpeg", "data": jpeg}

@@ -8,6 +8,7 @@ outside the structured-output subset. Every translated body must pass the strict
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.base import UpstreamTarget
 from tests.anthropic.test_request import ADAPTER, HELLO, TOOLS, _tool_loop, build
+from tests.fakes.anthropic_checks import media_problem
 from tests.fakes.anthropic_validation import request_problem
 
 
@@ -168,6 +170,40 @@ def test_image_jpg_data_urls_are_sent_as_jpeg() -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}}
     [block] = build({"messages": [{"role": "user", "content": [part]}]})["messages"][0]["content"]
     assert block["source"] == {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}
+
+
+IMAGES = {  # the first bytes of each format Anthropic takes, in base64
+    "image/png": base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR").decode(),
+    "image/jpeg": base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00").decode(),
+    "image/gif": base64.b64encode(b"GIF89a\x01\x00\x01\x00\x80\x00").decode(),
+    "image/webp": base64.b64encode(b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00").decode(),
+}
+
+
+@pytest.mark.parametrize("actual", list(IMAGES))
+@pytest.mark.parametrize("labelled", ["image/png", "image/jpeg", "application/octet-stream"])
+def test_an_image_labelled_as_another_format_is_sent_as_what_it_is(
+    actual: str, labelled: str
+) -> None:
+    # OpenAI reads an image's bytes, so clients label data URLs loosely (a JPEG photo as
+    # image/png, anything as octet-stream); Anthropic refuses a media_type the bytes belie
+    # ("Image does not match the provided media type image/png").
+    part = {"type": "image_url", "image_url": {"url": f"data:{labelled};base64,{IMAGES[actual]}"}}
+    tool_call = {"id": "toolu_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{}"}}  # fmt: skip
+    body = {
+        "messages": [
+            {"role": "user", "content": [part, {"type": "text", "text": "What is this?"}]},
+            {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": [part]},
+        ],
+        "tools": TOOLS,
+    }
+    out = build(body)
+    assert media_problem(out) is None
+    user, _, tool = out["messages"]
+    sources = [user["content"][0]["source"], tool["content"][0]["content"][0]["source"]]
+    assert sources == [{"type": "base64", "media_type": actual, "data": IMAGES[actual]}] * 2
 
 
 def test_streamed_thinking_blocks_pass_back_without_their_stream_index() -> None:
