@@ -191,7 +191,7 @@ def test_a_conversation_begun_on_a_model_that_numbers_its_calls_goes_on_with_cla
             {"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": "call_0", "content": weather},
         ]
-    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    tool: Any = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
     answer = client.chat.completions.create(model=MODEL, messages=messages, tools=[tool])
     assert answer.choices[0].message.content == "Sunny in Paris, rain in Oslo."
     [sent] = fresh_fake.requests
@@ -209,7 +209,7 @@ def test_a_jpeg_labelled_png_reaches_claude_as_a_jpeg(
     _, client = box.new_user()
     fresh_fake.script(Reply(text="A parcel at the door."))
     jpeg = "/9j/4AAQSkZJRgABAQA="
-    part = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{jpeg}"}}
+    part: Any = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{jpeg}"}}
     answer = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": [part, {"type": "text", "text": "What is it?"}]}],

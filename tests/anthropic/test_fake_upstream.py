@@ -67,9 +67,9 @@ INVALID = [
         {
             **HELLO,
             "messages": [
-                *HELLO["messages"],
-                *[{"role": "assistant", "content": [USE]}, {"role": "user", "content": [RESULT]}]
-                * 2,
+                {"role": "user", "content": "Hi"},
+                *[{"role": "assistant", "content": [USE]}, {"role": "user", "content": [RESULT]}],
+                *[{"role": "assistant", "content": [USE]}, {"role": "user", "content": [RESULT]}],
             ],
         },
         "messages.3.content.0: `tool_use` ids must be unique",
