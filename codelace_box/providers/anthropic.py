@@ -35,6 +35,13 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 # The start of Anthropic's 400 message when the operator's account has no credit left.
 OUT_OF_CREDIT = "Your credit balance is too low"
+# Anthropic's spend limits (its errors page): one the operator set on the organization or a
+# workspace (a 400: "You have reached your specified [workspace] API usage limits"), and the
+# usage tier's monthly cap (a 429 rate_limit_error without retry-after, "You have reached your
+# API usage limits: ..."). Access returns at a date, not in a second: the account cannot pay.
+_SPEND_LIMIT_RE = re.compile(
+    r"You have reached your (?:specified )?(?:workspace )?API usage limits"
+)
 # Anthropic's 400s for a prompt (or prompt plus max_tokens) past the context window.
 _CONTEXT_OVERFLOW_RE = re.compile(r"prompt is too long|exceed context limit", re.IGNORECASE)
 
@@ -194,8 +201,11 @@ class AnthropicAdapter(ProviderAdapter):
         return None
 
     def wants_payment(self, status: int, message: str) -> bool:
-        """402 billing_error, or the 400 Anthropic sends when the account's credit ran out."""
-        return status == 402 or (status == 400 and OUT_OF_CREDIT in message)
+        """402 billing_error, the 400 Anthropic sends when the account's credit ran out, or
+        a spend limit reached (a 400 or a 429)."""
+        if status == 402 or (status == 400 and OUT_OF_CREDIT in message):
+            return True
+        return status in (400, 429) and _SPEND_LIMIT_RE.search(message) is not None
 
     def stream_translator(self, public_model: str) -> StreamTranslator:
         """A translator for one Anthropic stream."""

@@ -2,9 +2,9 @@
 
 System/developer messages go to the top-level `system`; user/assistant/tool messages become
 user/assistant turns (consecutive same-role messages merged, tool results first in their user
-turn); images become base64 or url sources, PDF files document blocks (in user messages and in
-tool results alike); assistant `tool_calls` become `tool_use` blocks and `tool` messages
-`tool_result` blocks (call ids made acceptable).
+turn); images become base64 (typed by their bytes) or url sources, PDF files document blocks
+(in user messages and in tool results alike); assistant `tool_calls` become `tool_use` blocks
+and `tool` messages `tool_result` blocks (call ids made acceptable, and unique in the request).
 A message's `name` is left out while it tells no two speakers of one role apart, else refused.
 A part's `cache_control` (the prompt-cache breakpoint OpenRouter, LiteLLM and Portkey take in
 this format) stays on its block (cached_block; a tool's and a tool call's too), and a message's
@@ -27,6 +27,8 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _THINKING = ("thinking", "redacted_thinking")
 TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 CACHE_TTLS = ("5m", "1h")
+# An image's first bytes in base64, and the format they open (_image_format)
+_IMAGE_STARTS = (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"))
 _DATA_URL_RE = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.+)$", re.DOTALL)
 
 
@@ -50,6 +52,7 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
         if blocks:
             _own_breakpoint(blocks, message, where)
             _append_turn(turns, anthropic_role, blocks)
+    _unique_tool_ids(turns)
     _check_turns(turns)
     last = turns[-1]["content"][-1]
     if turns[-1]["role"] == "assistant" and last["type"] == "text":
@@ -109,6 +112,40 @@ def _append_turn(turns: list[JSON], role: str, blocks: list[JSON]) -> None:
         turns[-1]["content"].extend(blocks)
     else:
         turns.append({"role": role, "content": list(blocks)})
+
+
+def _unique_tool_ids(turns: list[JSON]) -> None:
+    """Tool call ids made unique in the whole conversation, in place: Anthropic refuses a
+    tool_use id seen before in the request ("`tool_use` ids must be unique"), and servers that
+    number their calls per answer ("call_0", Kimi's "functions.f:0" at some hosts) repeat them.
+    A repeated id gets a suffix, and the tool results of the next turn answering it follow
+    (in order, when one answer used an id twice). Ids never repeated stay as they are."""
+    seen: set[str] = set()
+    renamed: dict[str, list[str]] = {}  # the last assistant turn's ids -> what they became
+    for turn in turns:
+        if turn["role"] == "assistant":
+            renamed = {}
+            for block in turn["content"]:
+                if block["type"] == "tool_use":
+                    given = block["id"]
+                    block["id"] = _unused_id(given, seen)
+                    seen.add(block["id"])
+                    renamed.setdefault(given, []).append(block["id"])
+            continue
+        for block in turn["content"]:
+            ids = renamed.get(block["tool_use_id"]) if block["type"] == "tool_result" else None
+            if ids:
+                block["tool_use_id"] = ids.pop(0) if len(ids) > 1 else ids[0]
+
+
+def _unused_id(call_id: str, seen: set[str]) -> str:
+    """`call_id`, or, if already used, it with the first suffix `_2`, `_3`, ... not used."""
+    n = 2
+    unused = call_id
+    while unused in seen:
+        unused = f"{call_id}_{n}"
+        n += 1
+    return unused
 
 
 def _check_turns(turns: list[JSON]) -> None:
@@ -210,6 +247,7 @@ def _image_block(image_url: Any, where: str) -> JSON:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     media_type, data = _parse_data_url(url, where)
+    media_type = _image_format(data) or media_type
     if media_type == "image/jpg":  # a common misspelling that OpenAI accepts
         media_type = "image/jpeg"
     if media_type not in IMAGE_MEDIA_TYPES:
@@ -219,6 +257,18 @@ def _image_block(image_url: Any, where: str) -> JSON:
             param=where,
         )
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _image_format(data: str) -> str | None:
+    """The format an image's first bytes (base64) open, of those Anthropic takes, else None.
+
+    OpenAI reads the bytes, so clients label data URLs loosely (a JPEG as image/png, anything
+    as octet-stream); Anthropic refuses a media type the bytes belie ("Image does not match
+    the provided media type"). A WEBP file opens with RIFF, its size, then WEBP."""
+    for start, media_type in _IMAGE_STARTS:
+        if data.startswith(start):
+            return media_type
+    return "image/webp" if data.startswith("UklGR") and data[12:16] == "RUJQ" else None
 
 
 def _document_block(file: Any, where: str) -> JSON:

@@ -323,13 +323,36 @@ def test_rate_limited_key_is_retried_on_the_other_key(
             "Billing to upgrade or purchase credits.",
         ),
         (402, "billing_error", "There is an issue with the billing of this organization."),
+        # the spend limits Anthropic documents (platform.claude.com/docs/en/api/errors): one
+        # the operator set on the organization or a workspace (400), and the usage tier's
+        # monthly cap (429 rate_limit_error without retry-after; retrying fails till next month)
+        (
+            400,
+            "invalid_request_error",
+            "You have reached your specified API usage limits. You will regain access on "
+            "2026-01-01 at 00:00 UTC.",
+        ),
+        (
+            400,
+            "invalid_request_error",
+            "You have reached your specified workspace API usage limits. You will regain "
+            "access on 2026-01-01 at 00:00 UTC.",
+        ),
+        (
+            429,
+            "rate_limit_error",
+            "You have reached your API usage limits: your organization has crossed its monthly "
+            "API usage threshold, set based on your organization's API tier. You will regain "
+            "access on 2026-09-01 at 00:00 UTC.",
+        ),
     ],
 )
 def test_an_operator_account_out_of_credit_moves_on_then_is_503_not_the_users_error(
     box: AnthropicBox, fresh_fake: FakeAnthropic, status: int, error_type: str, message: str
 ) -> None:
-    """Anthropic's "credit balance is too low" (a 400) and billing_error (402) speak of the
-    operator's account: the other key is tried, and at the end the user sees 503, free."""
+    """Anthropic's "credit balance is too low" (a 400), billing_error (402) and its spend
+    limits (a 400, or a 429 that waiting a second does not end) speak of the operator's
+    account: the other key is tried, and at the end the user sees 503, free."""
     email, client = box.new_user()
     before, _ = box.balance_nanos(email)
     fresh_fake.script(Reply.error(status, error_type, message), Reply(text="second key"))

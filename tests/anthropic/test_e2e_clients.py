@@ -173,3 +173,48 @@ def test_a_cache_control_inside_a_tools_function_stays_on_the_tool(
     first, second = sent.body["tools"]
     assert "cache_control" not in first
     assert second["cache_control"] == hour
+
+
+def test_a_conversation_begun_on_a_model_that_numbers_its_calls_goes_on_with_claude(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # A model that numbers its calls per answer gave both tool rounds the id "call_0" (OpenAI
+    # takes that); the conversation goes on with Claude, which refuses a repeated tool_use id.
+    _, client = box.new_user()
+    fresh_fake.script(Reply(text="Sunny in Paris, rain in Oslo."))
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris, then Oslo?"}]
+    for city, weather in (("Paris", "sunny"), ("Oslo", "rain")):
+        arguments = f'{{"city": "{city}"}}'
+        call = {"id": "call_0", "type": "function",
+                "function": {"name": "get_weather", "arguments": arguments}}  # fmt: skip
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_0", "content": weather},
+        ]
+    tool: Any = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    answer = client.chat.completions.create(model=MODEL, messages=messages, tools=[tool])
+    assert answer.choices[0].message.content == "Sunny in Paris, rain in Oslo."
+    [sent] = fresh_fake.requests
+    uses = [turn["content"][0]["id"] for turn in sent.body["messages"][1::2]]
+    answers = [turn["content"][0]["tool_use_id"] for turn in sent.body["messages"][2::2]]
+    assert len(set(uses)) == 2
+    assert answers == uses
+
+
+def test_a_jpeg_labelled_png_reaches_claude_as_a_jpeg(
+    box: AnthropicBox, fresh_fake: FakeAnthropic
+) -> None:
+    # A client that worked on OpenAI (which reads the bytes) sends a JPEG snapshot as
+    # data:image/png; Anthropic would refuse it: "Image does not match the provided media type".
+    _, client = box.new_user()
+    fresh_fake.script(Reply(text="A parcel at the door."))
+    jpeg = "/9j/4AAQSkZJRgABAQA="
+    part: Any = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{jpeg}"}}
+    answer = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": [part, {"type": "text", "text": "What is it?"}]}],
+    )
+    assert answer.choices[0].message.content == "A parcel at the door."
+    [sent] = fresh_fake.requests
+    source = sent.body["messages"][0]["content"][0]["source"]
+    assert source == {"type": "base64", "media_type": "image/jpeg", "data": jpeg}

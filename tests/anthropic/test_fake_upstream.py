@@ -63,6 +63,17 @@ INVALID = [
         "non-empty",
     ),
     ({**HELLO, "messages": [{"role": "user", "content": [RESULT]}]}, "unexpected `tool_use_id`"),
+    (  # a tool_use id again in a later turn
+        {
+            **HELLO,
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                *[{"role": "assistant", "content": [USE]}, {"role": "user", "content": [RESULT]}],
+                *[{"role": "assistant", "content": [USE]}, {"role": "user", "content": [RESULT]}],
+            ],
+        },
+        "messages.3.content.0: `tool_use` ids must be unique",
+    ),
     ({**HELLO, "messages": [{"role": "user", "content": " \n"}]}, "non-whitespace"),
     (
         {

@@ -8,6 +8,7 @@ outside the structured-output subset. Every translated body must pass the strict
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from codelace_box.errors import InvalidRequest
 from codelace_box.providers.base import UpstreamTarget
 from tests.anthropic.test_request import ADAPTER, HELLO, TOOLS, _tool_loop, build
+from tests.fakes.anthropic_checks import media_problem
 from tests.fakes.anthropic_validation import request_problem
 
 
@@ -109,11 +111,99 @@ def test_tool_call_ids_from_other_providers_are_made_acceptable() -> None:
     assert uses[2] == "call_ok-1"
 
 
+def _weather_turn(call_id: str, city: str) -> list[dict[str, object]]:
+    """One tool round of another model: its call (under `call_id`) and the tool's answer."""
+    arguments = f'{{"city": "{city}"}}'
+    call = {"id": call_id, "type": "function",
+            "function": {"name": "get_weather", "arguments": arguments}}  # fmt: skip
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": f"sunny in {city}"},
+    ]
+
+
+@pytest.mark.parametrize("call_id", ["functions.get_weather:0", "call_0"])
+def test_a_tool_call_id_another_model_used_again_is_made_unique(call_id: str) -> None:
+    # Servers that number their calls per answer (Kimi K2's "functions.<name>:<n>" at some
+    # hosts, llama.cpp-style "call_0") give each turn's first call the same id. OpenAI takes
+    # that; Anthropic refuses any tool_use id seen before in the request ("`tool_use` ids
+    # must be unique"), so a conversation begun there could not go on with Claude.
+    body = {
+        "messages": [*HELLO, *_weather_turn(call_id, "Paris"), *_weather_turn(call_id, "Oslo")],
+        "tools": TOOLS,
+    }
+    out = build(body)
+    assert request_problem(out) is None
+    turns = out["messages"]
+    first, second = (turns[n]["content"][0]["id"] for n in (1, 3))
+    assert first != second
+    assert [b["tool_use_id"] for b in turns[2]["content"]] == [first]
+    assert [b["tool_use_id"] for b in turns[4]["content"][:1]] == [second]
+    assert build(body) == out  # the same ids every call: a stable prompt-cache prefix
+
+
+def test_a_tool_call_id_twice_in_one_answer_pairs_its_results_in_order() -> None:
+    calls = [
+        {"id": "call_0", "type": "function",
+         "function": {"name": "get_weather", "arguments": f'{{"city": "{city}"}}'}}
+        for city in ("Paris", "Oslo")
+    ]  # fmt: skip
+    body = {
+        "messages": [
+            *HELLO,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_0", "content": "sunny in Paris"},
+            {"role": "tool", "tool_call_id": "call_0", "content": "rain in Oslo"},
+        ],
+        "tools": TOOLS,
+    }
+    out = build(body)
+    assert request_problem(out) is None
+    uses = [(b["id"], b["input"]["city"]) for b in out["messages"][1]["content"]]
+    results = [(b["tool_use_id"], b["content"]) for b in out["messages"][2]["content"]]
+    assert [r[0] for r in results] == [u[0] for u in uses]
+    assert results[1][1] == "rain in Oslo" and uses[1][1] == "Oslo"
+
+
 def test_image_jpg_data_urls_are_sent_as_jpeg() -> None:
     # "image/jpg" is common in clients' data URLs; Anthropic only names it image/jpeg.
     part = {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}}
     [block] = build({"messages": [{"role": "user", "content": [part]}]})["messages"][0]["content"]
     assert block["source"] == {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}
+
+
+IMAGES = {  # the first bytes of each format Anthropic takes, in base64
+    "image/png": base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR").decode(),
+    "image/jpeg": base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00").decode(),
+    "image/gif": base64.b64encode(b"GIF89a\x01\x00\x01\x00\x80\x00").decode(),
+    "image/webp": base64.b64encode(b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00").decode(),
+}
+
+
+@pytest.mark.parametrize("actual", list(IMAGES))
+@pytest.mark.parametrize("labelled", ["image/png", "image/jpeg", "application/octet-stream"])
+def test_an_image_labelled_as_another_format_is_sent_as_what_it_is(
+    actual: str, labelled: str
+) -> None:
+    # OpenAI reads an image's bytes, so clients label data URLs loosely (a JPEG photo as
+    # image/png, anything as octet-stream); Anthropic refuses a media_type the bytes belie
+    # ("Image does not match the provided media type image/png").
+    part = {"type": "image_url", "image_url": {"url": f"data:{labelled};base64,{IMAGES[actual]}"}}
+    tool_call = {"id": "toolu_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{}"}}  # fmt: skip
+    body = {
+        "messages": [
+            {"role": "user", "content": [part, {"type": "text", "text": "What is this?"}]},
+            {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": [part]},
+        ],
+        "tools": TOOLS,
+    }
+    out = build(body)
+    assert media_problem(out) is None
+    user, _, tool = out["messages"]
+    sources = [user["content"][0]["source"], tool["content"][0]["content"][0]["source"]]
+    assert sources == [{"type": "base64", "media_type": actual, "data": IMAGES[actual]}] * 2
 
 
 def test_streamed_thinking_blocks_pass_back_without_their_stream_index() -> None:

@@ -108,6 +108,50 @@ def content_problem(blocks: list[dict[str, Any]], i: int, prefill: bool) -> str 
     return None
 
 
+# An image's first bytes in base64, and the format they open (WEBP: RIFF, a size, "WEBP")
+_IMAGE_STARTS = (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"))
+
+
+def _image_format(data: str) -> str | None:
+    for start, media_type in _IMAGE_STARTS:
+        if data.startswith(start):
+            return media_type
+    return "image/webp" if data.startswith("UklGR") and data[12:16] == "RUJQ" else None
+
+
+def media_problem(body: Any) -> str | None:
+    """Anthropic's refusal of a base64 image whose bytes open another format than its
+    media_type names ("Image does not match the provided media type image/png"), or None
+    (bytes of no format it knows are left to the other checks)."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            inner = block.get("content") if isinstance(block, dict) else None
+            for source in _image_sources(block, inner):
+                data, declared = source.get("data"), source.get("media_type")
+                found = _image_format(data) if isinstance(data, str) else None
+                if found is not None and found != declared:
+                    return (
+                        f"messages.{i}.content.{j}.image.source.base64.data: Image does not "
+                        f"match the provided media type {declared}"
+                    )
+    return None
+
+
+def _image_sources(block: Any, inner: Any) -> list[dict[str, Any]]:
+    """The base64 sources of an image block, or of the images in a tool result's content."""
+    blocks = [block, *(inner if isinstance(inner, list) else [])]
+    return [
+        b["source"]
+        for b in blocks
+        if isinstance(b, dict)
+        and b.get("type") == "image"
+        and isinstance(b.get("source"), dict)
+        and b["source"].get("type") == "base64"
+    ]
+
+
 def claude_version(model: str) -> tuple[int, int] | None:
     """(major, minor) of a Claude model id: claude-opus-4-7 -> (4, 7), claude-sonnet-5 -> (5, 0),
     claude-3-7-sonnet-20250219 -> (3, 7); None when the id carries no version."""

@@ -94,3 +94,18 @@ def tool_reference_problem(block: dict[str, Any], where: str) -> str | None:
     if not isinstance(block.get("tool_name"), str) or not block["tool_name"]:
         return f"{where}.tool_name: Field required"
     return None
+
+
+def tool_use_ids_problem(messages: list[Any]) -> str | None:
+    """Anthropic's refusal of a tool_use id used before anywhere in the request (in another
+    turn too: "messages.1.content.2: `tool_use` ids must be unique"), or None."""
+    seen: set[Any] = set()
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict) or block.get("type") != "tool_use":
+                continue
+            if block.get("id") in seen:
+                return f"messages.{i}.content.{j}: `tool_use` ids must be unique"
+            seen.add(block.get("id"))
+    return None

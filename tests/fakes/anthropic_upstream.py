@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.anthropic_checks import omits_thinking
+from tests.fakes.anthropic_checks import media_problem, omits_thinking
 from tests.fakes.anthropic_safeguards import safeguard_results
 from tests.fakes.anthropic_validation import request_problem
 from tests.fakes.loopback import LoopbackServer
@@ -345,7 +345,7 @@ class FakeAnthropic(LoopbackServer):
         beta = ",".join(request.headers.getall("anthropic-beta", []))
         problem = self._lagging_problem(body, beta)
         if problem is None:
-            problem = request_problem(self._without_legacy(body), beta)
+            problem = request_problem(self._without_legacy(body), beta) or media_problem(body)
         if problem is not None:
             return web.json_response(error_body("invalid_request_error", problem), status=400)
         return None

@@ -1,10 +1,9 @@
 """Validation of Messages API request bodies, as strict as Anthropic's API (for the fake server).
 
-`request_problem(body)` returns the first problem as Anthropic would word it, or None. It checks
-required fields, unknown fields, user/assistant turns starting with user (consecutive messages
-of one role are one turn, as Anthropic combines them), content block shapes per role, blank
-text, tool_result placement (first in a user turn, answering each tool_use of the assistant turn
-before it), system, sampling, tools, tool_choice and thinking.
+`request_problem(body)` returns the first problem as Anthropic words it, or None: required and
+unknown fields, turns alternating from user (consecutive ones of a role merged, as Anthropic
+does), block shapes per role, blank text, tool_result placement (first in a user turn, answering
+the tool_uses before), unique tool_use ids, system, sampling, tools, tool_choice, thinking.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from tests.fakes.anthropic_checks import (
     user_id_problem,
 )
 from tests.fakes.anthropic_safeguards import safeguards_problem
-from tests.fakes.anthropic_tools import tool_reference_problem, tools_problem
+from tests.fakes.anthropic_tools import tool_reference_problem, tool_use_ids_problem, tools_problem
 
 JSON = dict[str, Any]
 
@@ -84,6 +83,7 @@ def _check_body(body: Any, beta: str) -> None:
         output_config_problem(body.get("output_config"), beta)
         or sampling_problem(body["model"], body)
         or cache_control_problem(body)
+        or tool_use_ids_problem(body["messages"])
     )
     if problem:
         raise Invalid(problem)
