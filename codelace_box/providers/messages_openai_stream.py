@@ -116,6 +116,15 @@ def message_id(_completion_id: Any = None) -> str:
     return f"msg_{secrets.token_hex(12)}"
 
 
+def _answered_choice(completion: JSON) -> JSON:
+    """A chat completion's first choice; an UpstreamError when the server ended it failed."""
+    choices = completion.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    if (failure := failed_finish(choice)) is not None:
+        raise UpstreamError(failure, code="upstream_error")
+    return choice
+
+
 def message_from_completion(
     completion: JSON,
     usage: Usage,
@@ -127,10 +136,7 @@ def message_from_completion(
     """The `message` for a chat completion (its first choice); `catalog_model`: the model its
     reasoning details are sealed for (the catalog id; `public_model` may be an alias);
     `stops`: the request's stop sequences."""
-    choices = completion.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    if (failure := failed_finish(choice)) is not None:
-        raise UpstreamError(failure, code="upstream_error")
+    choice = _answered_choice(completion)
     message = _obj(choice, "message")
     content: list[JSON] = []
     details = details_of(message)
