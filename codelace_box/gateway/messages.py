@@ -42,8 +42,11 @@ from codelace_box.providers.billed_fields import (
 from codelace_box.providers.tally import anthropic_blocks, anthropic_media
 
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
-# What no header value may hold (RFC 9110 5.5; the upstream client refuses to send it)
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# What a forwarded header value may not hold: a control character (RFC 9110 5.5; the upstream
+# client refuses to send it) or anything but ASCII: a byte that is no UTF-8 reaches the box as a
+# lone surrogate, which the upstream client leaves out, so `context-1m<0xE9>-...` would pass the
+# billed-beta check and reach the provider as `context-1m-...` (version and beta names are ASCII)
+_CONTROL = re.compile("[^\t\x20-\x7e]")
 # What Anthropic adds for one of its own tools, at most: computer use's definition (735 tokens)
 # and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
 DEFINED_TOOL_TOKENS = 1500
@@ -241,7 +244,7 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     sent = {name: header_values(headers, name) for name in FORWARDED_HEADERS}
     for name, value in sent.items():
         if _CONTROL.search(value):
-            raise _bad(f"the {name} header holds a control character")
+            raise _bad(f"the {name} header holds a control character or one that is not ASCII")
     return {name: value for name, value in sent.items() if value}
 
 

@@ -149,6 +149,11 @@ def chat_tool_choice(choice: Any, names: set[str]) -> Any:
     return {"type": "function", "function": {"name": name}}
 
 
+# The tool types an allowed_tools entry may have: a hosted one (web_search, image_generation,
+# mcp, ...) there turns that tool on at a native upstream as listing it in `tools` does
+_NAMED = ("function", "custom")
+
+
 def allowed_tools(choice: JSON, names: set[str]) -> tuple[str, set[str]]:
     """(mode, tool names) of an `allowed_tools` tool_choice: a chat upstream gets only those
     tools, and the mode (`auto` or `required`) as its tool_choice."""
@@ -158,7 +163,9 @@ def allowed_tools(choice: JSON, names: set[str]) -> tuple[str, set[str]]:
     if not isinstance(listed, list) or not listed:
         raise InvalidRequest("tool_choice.tools must list tools", param="tool_choice.tools")
     allowed = {
-        t["name"] for t in listed if isinstance(t, dict) and isinstance(t.get("name"), str)
+        t["name"]
+        for t in listed
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and t.get("type") in _NAMED
     }  # (a name that is an array or object could not be put in a set: it names no tool)
     if len(allowed) != len(listed) or not allowed <= names:
         raise InvalidRequest(

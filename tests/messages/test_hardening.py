@@ -244,6 +244,28 @@ def test_every_anthropic_beta_header_is_forwarded_and_checked(fresh: MessagesBox
     assert refused.status_code == 400 and "context-1m" in refused.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_beta_flag_hiding_a_byte_that_is_no_utf8_is_refused(
+    fresh: MessagesBox, path: str
+) -> None:
+    """`context-1m<0xE9>-2025-08-07`: the box read the byte as a lone surrogate, so the flag
+    did not look like the long-context beta, and the upstream client left the surrogate out
+    on the way: Anthropic got `context-1m-2025-08-07`, which the operator had not allowed."""
+    _, key = fresh.new_key()
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    fresh.until_reloaded()
+    try:
+        answer = httpx.post(f"{fresh.server.base_url}{path}", json=BODY, timeout=30, verify=TLS,
+                            headers=[("x-api-key", key.encode()),
+                                     ("anthropic-beta", b"context-1m\xe9-2025-08-07")])  # fmt: skip
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+        fresh.until_reloaded()
+    assert answer.status_code == 400, answer.text
+    assert "anthropic-beta" in answer.json()["error"]["message"]
+    assert fresh.fake.requests == []
+
+
 @pytest.mark.parametrize("route", ["/v1/messages", "/v1/chat/completions"])
 def test_a_stream_cut_before_its_final_usage_bills_cache_tokens_at_their_prices(
     fresh: MessagesBox, route: str

@@ -71,3 +71,30 @@ def test_a_wrong_allowed_tools_choice_is_a_400(fresh: ResponsesBox, choice: Any)
         )
     assert "tool_choice" in str(caught.value.body)
     assert fresh.openai_fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "hosted",
+    [
+        {"type": "web_search", "name": "get_weather"},
+        {"type": "image_generation", "name": "get_weather"},
+        {"type": "mcp", "server_label": "wiki", "server_url": "https://mcp.example/sse",
+         "name": "get_weather"},
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("model", [NATIVE_MODEL, OPENAI_MODEL])
+def test_a_hosted_tool_among_the_allowed_ones_is_a_400(
+    fresh: ResponsesBox, hosted: Any, model: str
+) -> None:
+    """An allowed tool of a hosted type that also carries a function's name passed (only the
+    names were compared) and reached a native upstream as sent: OpenAI takes hosted tools in
+    `allowed_tools` (search, image generation, a remote MCP server), billed per use, which the
+    box refuses in `tools` and in a `tool_choice` of their own."""
+    _, key = fresh.new_key()
+    choice = ONLY_WEATHER | {"tools": [{"type": "function", "name": "get_time"}, hosted]}
+    with pytest.raises(openai.BadRequestError) as caught:
+        fresh.openai(key).responses.create(
+            model=model, input="Weather?", tools=TOOLS, tool_choice=choice
+        )
+    assert "tool_choice.tools" in str(caught.value.body)
+    assert fresh.openai_fake.requests == []
