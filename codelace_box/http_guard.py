@@ -149,6 +149,8 @@ class GuardedHttp(FramedHttp):
             look = getattr(self.protocol.app.ctx, "before_body", None)
             if look is not None and self.request is not None:
                 await look(self.request)
+            if self.expecting_continue and self.request_body is True:
+                self._refuse_oversized_upfront()  # past the limit `look` lowered (256 KiB)
         if self.request_body == "chunked" and not self.request_bytes_left:
             self._count_chunk()  # its size line comes next
         return await super().read()

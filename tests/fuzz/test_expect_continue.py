@@ -1,6 +1,7 @@
 """`Expect: 100-continue` (curl sends it for a body over 1 MB) on raw sockets. A request refused
 before its body is read (a missing key, no such route, a method the route does not take) is
-answered at once, without the `100 Continue` that asks the client to upload the body: Sanic
+answered at once, without the `100 Continue` that asks the client to upload the body (so is
+one whose Content-Length is past its route's own smaller limit, a sign-in's 256 KiB): Sanic
 sent one ahead of the refusal, and the client uploaded up to max_body_bytes for nothing (curl
 stops sending on an error without it, RFC 9110 10.1.1), and the answer says `connection:
 close` (the body never sent cannot be told from a next request). A request the box reads
@@ -47,6 +48,8 @@ def read_answer(client: socket.socket) -> tuple[bytes, bytes]:
         (b"POST", b"/v1/messages", 401),
         (b"POST", b"/v1/no-such-route", 404),
         (b"POST", b"/healthz", 405),
+        (b"POST", b"/api/v1/auth/otp/request", 413),  # over the 256 KiB of a small route
+        (b"PATCH", b"/api/v1/auth/me", 413),
     ],
 )
 def test_a_refusal_before_the_body_asks_for_no_body(
