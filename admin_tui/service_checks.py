@@ -11,6 +11,7 @@ from codelace_box.billing.credits import check_adjustment
 from codelace_box.catalog.models import parse_price
 from codelace_box.db.core import MAX_SQLITE_INTEGER
 from codelace_box.errors import Conflict, InvalidRequest
+from codelace_box.money import usd_text
 
 __all__ = [
     "PRICE_JUMP",
@@ -36,7 +37,7 @@ def price_jumps(changes: dict[str, tuple[int, str]]) -> list[str]:
             continue
         low, high = sorted((old, new))
         if high > low * PRICE_JUMP:
-            jumps.append(f"{label}: {old / 1e9:g} -> {new / 1e9:g} USD per 1M tokens")
+            jumps.append(f"{label}: {usd_text(old)} -> {usd_text(new)} USD per 1M tokens")  # exact
     return jumps
 
 

@@ -157,9 +157,14 @@ class AdminServices(CatalogServices):
             migrate_recorded(open_database(database.target), "admin")
             self._identity = file_identity(path)
             self._opened = True
-        elif path != ":memory:" and file_identity(path) != self._identity:
+        elif self._watched(path) and file_identity(path) != self._identity:
             self._reopen(path)
         return fn(*args, **kwargs)
+
+    def _watched(self, path: str) -> bool:
+        """Whether the database is a file a restore may replace: not on PostgreSQL, where
+        database.path names no database of the dashboard's (at most a leftover SQLite file)."""
+        return path != ":memory:" and not self.config.database.is_postgres
 
     def _reopen(self, path: str) -> None:
         """The database file was replaced under the dashboard (moved or copied over by hand):

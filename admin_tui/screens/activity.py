@@ -63,11 +63,13 @@ class ActivityScreen(AdminScreen):
                     "ms",
                     flex=("User", "Model"),
                     id="requests",
+                    follows_head=True,
                 )
             with TabPane("Payments", id="tab-payments"):
                 yield LiveTable(
-                    "When (UTC)", "User", "Amount", "Kind", "Status", flex=("User",), id="payments"
-                )
+                    "When (UTC)", "User", "Amount", "Kind", "Status", flex=("User",),
+                    id="payments", follows_head=True,
+                )  # fmt: skip
 
     def __init__(self) -> None:
         super().__init__()

@@ -66,7 +66,7 @@ class AuditScreen(AdminScreen):
         yield Static("Admin changes, newest first (codelace-box audit shows them all)")
         yield LiveTable(
             "When (UTC)", "OS user", "Client", "Command", "Target", "Changes",
-            flex=("Target", "Changes"), id="audit",
+            flex=("Target", "Changes"), id="audit", follows_head=True,
         )  # fmt: skip
         yield Static("", id="audit-detail")
 

@@ -47,8 +47,9 @@ class DashboardScreen(AdminScreen):
         yield RpmChart(id="rpm")
         yield Label("Newest requests (Enter: its user · F5: all)", classes="section-title")
         yield LiveTable(
-            "UTC", "Status", "User", "Tokens", "Cost", "Model", flex=("User", "Model"), id="recent"
-        )
+            "UTC", "Status", "User", "Tokens", "Cost", "Model", flex=("User", "Model"),
+            id="recent", follows_head=True,
+        )  # fmt: skip
 
     async def fetch(self) -> tuple[Dashboard, list[RequestRow]]:
         board = await self.services.run(self.services.dashboard)

@@ -94,13 +94,19 @@ class UserDetailScreen(UserActions, AdminScreen):
                     "Models", flex=("Name", "Models"), id="keys",
                 )  # fmt: skip
             with TabPane("Ledger", id="tab-ledger"):
-                yield LiveTable("When", "Amount", "Kind", "Reason", flex=("Reason",), id="ledger")
+                yield LiveTable(
+                    "When", "Amount", "Kind", "Reason", flex=("Reason",), id="ledger",
+                    follows_head=True,
+                )  # fmt: skip
             with TabPane("Usage", id="tab-usage"):
                 yield LiveTable(
-                    "When", "Model", "In", "Out", "Cost", "Status", flex=("Model",), id="usage"
-                )
+                    "When", "Model", "In", "Out", "Cost", "Status", flex=("Model",), id="usage",
+                    follows_head=True,
+                )  # fmt: skip
             with TabPane("Payments", id="tab-payments"):
-                yield LiveTable("When", "Amount", "Kind", "Status", id="payments")
+                yield LiveTable(
+                    "When", "Amount", "Kind", "Status", id="payments", follows_head=True
+                )
 
     async def fetch(self) -> UserDetail:
         return await self.services.run(self.services.user_detail, self.user_id)

@@ -61,12 +61,21 @@ class LiveTable(DataTable[Cell]):
     `flex` names the columns (by label) that give up width when the table is too narrow for
     everything (emails, model ids, reasons), on every refresh and resize: their cells end in
     an ellipsis instead of pushing the other columns off the screen. A refresh keeps the row
-    under the cursor where it is on screen; on a live feed whose cursor sits on the newest
-    (top) row, the cursor stays on top.
+    under the cursor where it is on screen; on a live feed (`follows_head`: newest row on top)
+    whose cursor sits on the newest row, the cursor stays on top. Elsewhere (a catalog sorted
+    by name) the cursor always stays on its row: a row added above it must not take the
+    selection that the next action (enable, remove) works on.
     """
 
-    def __init__(self, *columns: str, flex: Sequence[str] = (), id: str | None = None) -> None:
+    def __init__(
+        self,
+        *columns: str,
+        flex: Sequence[str] = (),
+        id: str | None = None,
+        follows_head: bool = False,
+    ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._follows_head = follows_head
         self._columns = columns
         self._flex = [columns.index(label) for label in flex]
         self._natural = [len(label) for label in columns]
@@ -93,7 +102,7 @@ class LiveTable(DataTable[Cell]):
         for (key, _), row in zip(rows, cells, strict=True):
             self.add_row(*row, key=key)
         keys = [key for key, _ in rows]
-        following_head = old_row == 0 and old_scroll == 0
+        following_head = self._follows_head and old_row == 0 and old_scroll == 0
         if self._wanted in keys:
             self.move_cursor(row=keys.index(self._wanted), animate=False)
             self._wanted = None

@@ -106,3 +106,30 @@ async def test_removing_an_alias_moved_meanwhile_leaves_the_model_it_routes_to_n
         assert "openai/gpt-5.4-mini" in text_of(pilot, "#form-error")
     assert list_aliases() == {"gpt": "openai/gpt-5.4-mini"}
     assert [(e.client, e.command) for e in list_entries()][-1] == ("cli", "models alias")
+
+
+async def test_a_model_added_above_the_cursor_does_not_take_the_selection(
+    admin_env: AdminEnv,
+) -> None:
+    """The cursor on the catalog's first row stayed on the first row when a refresh brought a
+    model sorting before it (as a live feed follows its newest row): `t` then enabled a model
+    the CLI had added disabled, which the operator never chose, without a question. The
+    selection stays on the model the operator highlighted."""
+    from codelace_box.catalog.models import get_model, set_model_enabled
+
+    add_provider("openai", "openai", SECRET, "sk-meanwhile-models-0001")
+    add_provider("anthropic", "openai", SECRET, "sk-meanwhile-models-0002")
+    set_model("openai/a", "1", "2")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await pilot.press("f3")
+        await until(pilot, lambda: column(pilot, "#models") == ["openai/a"], "the model")
+        set_model("anthropic/held-back", "1", "2")  # another process: added, then disabled
+        set_model_enabled("anthropic/held-back", False)
+        pilot.app.screen.reload()  # type: ignore[attr-defined]  # what the timer does
+        await until(pilot, lambda: len(column(pilot, "#models")) == 2, "the new model")
+        assert pilot.app.screen.selected_model().id == "openai/a"  # type: ignore[attr-defined]
+        await pilot.press("t")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog", "the question")
+        assert "openai/a" in text_of(pilot, "#confirm-message")
+        await pilot.press("n")
+    assert not get_model("anthropic/held-back").enabled

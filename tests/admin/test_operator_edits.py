@@ -177,3 +177,22 @@ async def test_the_new_key_is_shown_with_no_cancel_that_would_not_undo_it(
         await pilot.press("enter")
         await until(pilot, lambda: screen_name(pilot) == "UserDetailScreen", "the detail again")
     assert [k.name for k in list_keys(user.id)] == ["laptop"]
+
+
+async def test_the_tenfold_question_shows_both_prices_exactly(admin_env: AdminEnv) -> None:
+    """The question before a large price change showed the prices as floats at 6 significant
+    digits: a typed 1234.5678 read "1234.57", a nano-dollar price "1e-09", so the operator
+    confirmed a figure other than the one saved. Both are shown exactly, as typed and stored."""
+    add_provider("openai", "openai", SECRET, "sk-edits-models-00000001")
+    set_model("openai/a", "0.000000001", "10")
+    async with create_admin_app(admin_env.config).run_test(size=SIZE) as pilot:
+        await go(pilot, "f3", "ModelsScreen", "#models")
+        await pilot.press("e")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog", "the edit form")
+        await fill(pilot, "input_per_1m", "1234.5678")
+        await fill(pilot, "output_per_1m", "123456.789")
+        await pilot.press("ctrl+s")
+        message = await answer(pilot, "tenfold change", key="n")
+        assert "input price: 0.000000001 -> 1234.5678 USD" in message, message
+        assert "output price: 10 -> 123456.789 USD" in message, message
+    assert get_model("openai/a").input_per_1m_nanos == 1
