@@ -1,0 +1,51 @@
+"""Token counts no provider gives, in an upstream's usage: an `anthropic` upstream's negative
+input count, streamed and not, on every route. No call has an empty prompt, so such a count is
+no count: the input is the box's estimate, as for a count of 0, never a free prompt."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, anthropic_body, anthropic_stream
+from tests.hostile.conftest import ROUTES, HostileBox
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def with_input_count(count: int, stream: bool) -> Act:
+    """An anthropic answer (3 output tokens) whose usage counts `count` input tokens."""
+    if stream:
+        writes = anthropic_stream()
+        writes[0] = writes[0].replace(b'"input_tokens": 7', f'"input_tokens": {count}'.encode())
+        return Act(200, writes, SSE)
+    body = json.loads(anthropic_body())
+    body["usage"]["input_tokens"] = count
+    return Act(200, [json.dumps(body).encode()])
+
+
+def settled(box: HostileBox, hostile: HostileUpstream, act: Act, route: str, stream: bool) -> Any:
+    email, key = box.new_user("10")
+    hostile.push(act)
+    answer = box.post(key, route, "ha", stream=stream)
+    assert answer.status_code == 200, answer.text
+    row = box.last_row(email)
+    assert box.balance_nanos(email) == (10 * 10**9 - row["cost_nanos"], 0)
+    return row
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_negative_input_count_is_estimated_as_a_zero_one_is(
+    box: HostileBox, hostile: HostileUpstream, route: str, stream: bool
+) -> None:
+    """`input_tokens: -5` was summed into the input (below 0, so priced as none and stored as
+    0): the prompt went free, where a count of 0 is taken for none and estimated."""
+    zero = settled(box, hostile, with_input_count(0, stream), route, stream)
+    negative = settled(box, hostile, with_input_count(-5, stream), route, stream)
+    assert zero["input_tokens"] > 0 and zero["estimated"] == 1, zero
+    for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
+        assert negative[name] == zero[name], (name, negative, zero)
+    assert box.open_holds() == 0
