@@ -215,7 +215,7 @@ class StreamRelay:
         there (what came before it in the same read is still relayed)."""
         out: list[bytes] = []
         try:
-            for event in events:
+            for event in self.translator.until_finished(events):
                 seen = self.translator.output_tokens_seen  # (a count of the event: its own)
                 for chunk in self.translator.feed(event):
                     if self._count(chunk, seen):
@@ -270,8 +270,8 @@ class StreamRelay:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
             produced = self.tally.pieces
             events = self._parser.feed(data) if data else self._parser.flush()
-            self._whole = None if events else self._whole
-            for event in events or self._whole_answer(data):  # a JSON answer: its usage counts
+            self._whole = None if events else self._whole  # (a JSON answer: its usage counts)
+            for event in translator.until_finished(events or self._whole_answer(data)):
                 seen = translator.output_tokens_seen
                 for chunk in translator.feed(event):
                     if self._count(chunk, seen):
