@@ -1,6 +1,7 @@
 """Token counts no provider gives, in an upstream's usage: an `anthropic` upstream's negative
-input count, streamed and not, on every route. No call has an empty prompt, so such a count is
-no count: the input is the box's estimate, as for a count of 0, never a free prompt."""
+input count, an `openai` upstream's counts as JSON booleans; streamed and not, on every route.
+No call has an empty prompt, so a negative count is no count: the input is the box's estimate,
+as for a count of 0, never a free prompt; and `true` is no count, as a string is not."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hostile_upstream import SSE, Act, HostileUpstream, anthropic_body, anthropic_stream
+from tests.fakes.hostile_upstream import (
+    SSE,
+    Act,
+    HostileUpstream,
+    anthropic_body,
+    anthropic_stream,
+    chat_body,
+    chat_chunk,
+    chat_stream,
+)
 from tests.hostile.conftest import ROUTES, HostileBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,10 +36,12 @@ def with_input_count(count: int, stream: bool) -> Act:
     return Act(200, [json.dumps(body).encode()])
 
 
-def settled(box: HostileBox, hostile: HostileUpstream, act: Act, route: str, stream: bool) -> Any:
+def settled(
+    box: HostileBox, hostile: HostileUpstream, act: Act, route: str, stream: bool, kind: str = "ha"
+) -> Any:
     email, key = box.new_user("10")
     hostile.push(act)
-    answer = box.post(key, route, "ha", stream=stream)
+    answer = box.post(key, route, kind, stream=stream)
     assert answer.status_code == 200, answer.text
     row = box.last_row(email)
     assert box.balance_nanos(email) == (10 * 10**9 - row["cost_nanos"], 0)
@@ -49,3 +61,27 @@ def test_a_negative_input_count_is_estimated_as_a_zero_one_is(
     for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
         assert negative[name] == zero[name], (name, negative, zero)
     assert box.open_holds() == 0
+
+
+def with_chat_counts(count: Any, stream: bool) -> Act:
+    """An openai answer whose usage gives `count` for its prompt and completion tokens."""
+    usage = {"prompt_tokens": count, "completion_tokens": count, "total_tokens": 10}
+    if stream:
+        return Act(200, [*chat_stream()[:-2], chat_chunk(usage=usage), b"data: [DONE]\n\n"], SSE)
+    body = json.loads(chat_body())
+    body["usage"] = usage
+    return Act(200, [json.dumps(body).encode()])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_counts_that_are_booleans_are_no_counts(
+    box: HostileBox, hostile: HostileUpstream, route: str, stream: bool
+) -> None:
+    """`prompt_tokens: true` was read as the integer 1 (Python's bool is one): the call was
+    charged a 1-token prompt and answer, not estimated as one with counts as strings is."""
+    text = settled(box, hostile, with_chat_counts("3", stream), route, stream, "ho")
+    true = settled(box, hostile, with_chat_counts(True, stream), route, stream, "ho")
+    assert text["estimated"] == 1 and text["input_tokens"] > 1, text
+    for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
+        assert true[name] == text[name], (name, true, text)
