@@ -1,7 +1,8 @@
 """Token counts no provider gives, in an upstream's usage: an `anthropic` upstream's negative
 input count, an `openai` upstream's counts as JSON booleans; streamed and not, on every route.
 No call has an empty prompt, so a negative count is no count: the input is the box's estimate,
-as for a count of 0, never a free prompt; and `true` is no count, as a string is not."""
+as for a count of 0, never a free prompt; and `true` is no count, as a string is not (so too
+from a native Responses upstream)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.fakes.hostile_upstream import (
     chat_body,
     chat_chunk,
     chat_stream,
+    responses_body,
 )
 from tests.hostile.conftest import ROUTES, HostileBox
 
@@ -82,6 +84,24 @@ def test_counts_that_are_booleans_are_no_counts(
     charged a 1-token prompt and answer, not estimated as one with counts as strings is."""
     text = settled(box, hostile, with_chat_counts("3", stream), route, stream, "ho")
     true = settled(box, hostile, with_chat_counts(True, stream), route, stream, "ho")
+    assert text["estimated"] == 1 and text["input_tokens"] > 1, text
+    for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
+        assert true[name] == text[name], (name, true, text)
+
+
+def with_native_counts(count: Any) -> Act:
+    """A native Responses answer whose usage gives `count` for its input and output tokens."""
+    body = json.loads(responses_body())
+    body["usage"] = {"input_tokens": count, "output_tokens": count, "total_tokens": 10}
+    return Act(200, [json.dumps(body).encode()])
+
+
+def test_counts_that_are_booleans_are_no_counts_from_a_native_responses_upstream(
+    box: HostileBox, hostile: HostileUpstream
+) -> None:
+    """The same of a provider serving the Responses API itself (`hr`)."""
+    text = settled(box, hostile, with_native_counts("3"), "responses", False, "hr")
+    true = settled(box, hostile, with_native_counts(True), "responses", False, "hr")
     assert text["estimated"] == 1 and text["input_tokens"] > 1, text
     for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
         assert true[name] == text[name], (name, true, text)
