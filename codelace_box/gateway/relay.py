@@ -290,12 +290,12 @@ class StreamRelay:
         return settlement(self.call, usage, "abandoned", error_code="client_closed")
 
     async def _read_to_end(self, send: Send) -> bytes:
-        """The next upstream bytes; b"" also when the connection broke after the provider's
-        final count arrived: those bytes closed cleanly make a complete stream, and so they do
-        reset (before `[DONE]` or message_stop); a break before it stays a failure."""
+        """The next upstream bytes; b"" also when the connection broke (or went silent past the
+        read timeout) after the provider's final count arrived: those bytes closed cleanly make
+        a complete stream, and so they do cut there (before `[DONE]`, message_stop)."""
         try:
             return await self._read(send)
-        except UpstreamBroken as broken:
+        except (UpstreamBroken, UpstreamReadTimeout) as broken:
             if isinstance(broken, UpstreamTooLarge) or self.translator.usage is None:
                 raise
             return b""

@@ -224,18 +224,20 @@ def test_a_stream_broken_after_content_ends_in_the_routes_dialect_for_free(
     assert_free(box, email, start, code)
 
 
+@pytest.mark.parametrize("how", ["reset", "silent"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", ROUTES)
-def test_a_connection_reset_after_the_final_usage_ends_the_stream_as_a_clean_close_does(
-    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+def test_a_reset_or_a_silence_after_the_final_usage_ends_the_stream_as_a_clean_close_does(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, how: str
 ) -> None:
     """The whole answer and the provider's final count arrived, then the connection was reset
-    instead of closed (no `[DONE]`, no message_stop): the same bytes closed cleanly make a
-    complete stream, charged the provider's count; reset, they made an error event after the
-    whole answer and a free call."""
+    instead of closed, or went silent past the read timeout (no `[DONE]`, no message_stop):
+    the same bytes closed cleanly make a complete stream, charged the provider's count; reset
+    or silent, they made an error event after the whole answer and a free call."""
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
-    hostile.default = Act(200, stream_of(kind)[:-1], SSE, drop=True)
+    silent = how == "silent"
+    hostile.default = Act(200, stream_of(kind)[:-1], SSE, drop=not silent, hang=silent)
     answer = box.post(key, route, kind, stream=True)
     assert answer.status_code == 200
     last = json.loads(events(answer.text)[-1]) if route != "chat" else events(answer.text)[-1]
