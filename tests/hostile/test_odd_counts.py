@@ -63,6 +63,7 @@ def test_a_negative_input_count_is_estimated_as_a_zero_one_is(
     for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
         assert negative[name] == zero[name], (name, negative, zero)
     assert box.open_holds() == 0
+    box.cli("doctor")
 
 
 def with_chat_counts(count: Any, stream: bool) -> Act:

@@ -303,6 +303,7 @@ def test_nothing_after_a_streams_end_is_relayed_or_counted(
     row = box.last_row(email)
     assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("ok", 7, 3), row
     assert box.open_holds() == 0
+    box.cli("doctor")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -321,3 +322,4 @@ def test_nothing_after_the_end_of_a_left_stream_is_counted(
     row = settled_row(box, email)
     assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("abandoned", 7, 3), row
     assert box.open_holds() == 0
+    box.cli("doctor")
