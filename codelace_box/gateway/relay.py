@@ -215,7 +215,7 @@ class StreamRelay:
         there (what came before it in the same read is still relayed)."""
         out: list[bytes] = []
         try:
-            for event in events:
+            for event in self.translator.until_finished(events):
                 seen = self.translator.output_tokens_seen  # (a count of the event: its own)
                 for chunk in self.translator.feed(event):
                     if self._count(chunk, seen):
@@ -270,8 +270,8 @@ class StreamRelay:
             data, self.pending = self.pending or await self.opened.response.read_chunk(), b""
             produced = self.tally.pieces
             events = self._parser.feed(data) if data else self._parser.flush()
-            self._whole = None if events else self._whole
-            for event in events or self._whole_answer(data):  # a JSON answer: its usage counts
+            self._whole = None if events else self._whole  # (a JSON answer: its usage counts)
+            for event in translator.until_finished(events or self._whole_answer(data)):
                 seen = translator.output_tokens_seen
                 for chunk in translator.feed(event):
                     if self._count(chunk, seen):
@@ -290,12 +290,12 @@ class StreamRelay:
         return settlement(self.call, usage, "abandoned", error_code="client_closed")
 
     async def _read_to_end(self, send: Send) -> bytes:
-        """The next upstream bytes; b"" also when the connection broke after the provider's
-        final count arrived: those bytes closed cleanly make a complete stream, and so they do
-        reset (before `[DONE]` or message_stop); a break before it stays a failure."""
+        """The next upstream bytes; b"" also when the connection broke (or went silent past the
+        read timeout) after the provider's final count arrived: those bytes closed cleanly make
+        a complete stream, and so they do cut there (before `[DONE]`, message_stop)."""
         try:
             return await self._read(send)
-        except UpstreamBroken as broken:
+        except (UpstreamBroken, UpstreamReadTimeout) as broken:
             if isinstance(broken, UpstreamTooLarge) or self.translator.usage is None:
                 raise
             return b""

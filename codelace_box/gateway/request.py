@@ -101,9 +101,9 @@ class ChatCall:
 
     def with_input(self, usage: Usage) -> Usage:
         """`usage` with its input guessed (`input_guess`) when the upstream counted none of it
-        (estimated, no input tokens): no call has an empty prompt (Ollama reports 0 for a
-        prompt it had cached)."""
-        if usage.estimated and not usage.input_tokens:
+        (estimated, no input tokens, or fewer than none: a negative count summed in): no call
+        has an empty prompt (Ollama reports 0 for a prompt it had cached)."""
+        if usage.estimated and usage.input_tokens <= 0:
             usage.input_tokens = self.input_guess()
         return usage
 

@@ -69,11 +69,20 @@ class SSEParser:
             elif (event := parse_block(block)) is not None:
                 events.append(event)
             start = end + 2
-        if self.too_large is None and len(pending) + len(data) - start > self.max_event_bytes:
-            self._overflow()
-        elif self.too_large is None:
-            pending += memoryview(data)[start:]
+        if self.too_large is None:
+            self._hold(data, start)
         return events
+
+    def _hold(self, data: bytes, start: int) -> None:
+        """Keep the unfinished event's bytes (`data` from `start` on), or stop past the limit.
+        A line end last may be the first half of the blank line that closes the event, so it
+        is not counted: an event of exactly the limit is taken however the reads cut it."""
+        pending = self._event
+        ends_line = data.endswith(b"\n") if len(data) > start else pending.endswith(b"\n")
+        if len(pending) + len(data) - start - ends_line > self.max_event_bytes:
+            self._overflow()
+        else:
+            pending += memoryview(data)[start:]
 
     def flush(self) -> list[SSEEvent]:
         """The last event when the stream ended without its blank line."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,14 @@ class StreamTranslator(ABC):
     def finish(self) -> list[JSON]:
         """Chunks to relay once the upstream stream has ended (default: none)."""
         return []
+
+    def until_finished(self, events: Iterable[SSEEvent]) -> Iterator[SSEEvent]:
+        """`events` up to the stream's normal end (`[DONE]`, message_stop): what an upstream
+        sends after it, in the same read, is neither relayed nor counted (a later usage)."""
+        for event in events:
+            if self.finished:
+                return
+            yield event
 
 
 class ProviderAdapter(ABC):

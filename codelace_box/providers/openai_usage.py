@@ -21,7 +21,7 @@ def usage_from(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
+    if type(prompt) is not int or type(completion) is not int:  # (a bool is no count)
         return None
     if prompt <= 0 and completion <= 0:
         return None

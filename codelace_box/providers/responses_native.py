@@ -57,10 +57,8 @@ def native_usage(raw: Any) -> Usage | None:
     counts the input, ChatCall.with_input)."""
     if not isinstance(raw, dict):
         return None
-    if not isinstance(raw.get("input_tokens"), int) or not isinstance(
-        raw.get("output_tokens"), int
-    ):
-        return None
+    if type(raw.get("input_tokens")) is not int or type(raw.get("output_tokens")) is not int:
+        return None  # (a bool is no count)
     if raw["input_tokens"] <= 0 and raw["output_tokens"] <= 0:
         return None
     inputs, outputs = raw.get("input_tokens_details"), raw.get("output_tokens_details")

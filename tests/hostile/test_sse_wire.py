@@ -6,17 +6,21 @@ settles as any other."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.fakes.hostile_upstream import (
     SSE,
     Act,
     HostileUpstream,
+    anthropic_event,
     anthropic_stream,
     chat_chunk,
     chat_stream,
+    sse,
 )
-from tests.hostile.conftest import KINDS, ROUTES, HostileBox
+from tests.hostile.conftest import EVENT_LIMIT, KINDS, ROUTES, HostileBox, stream_of
 from tests.hostile.test_split_text import got_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -93,3 +97,45 @@ def test_a_done_with_white_space_around_it_ends_the_stream_cleanly(
     assert "malformed" not in answer.text, answer.text
     row = box.last_row(email)
     assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+
+
+def at_the_limit(kind: str) -> bytes:
+    """An event of exactly EVENT_LIMIT bytes (its blank line not counted) of the kind's
+    dialect, with its two line ends: a text piece `!` and a field of padding (output that
+    long would reach the output cap)."""
+
+    def event(pad: str) -> bytes:
+        if kind == "ho":
+            return sse({**json.loads(chat_chunk({"content": "!"})[6:]), "pad": pad})
+        return anthropic_event({"type": "content_block_delta", "index": 0, "pad": pad,
+                                "delta": {"type": "text_delta", "text": "!"}})  # fmt: skip
+
+    short = len(event("").removesuffix(b"\n\n"))
+    return event("x" * (EVENT_LIMIT - short))
+
+
+@pytest.mark.parametrize("ends", ["lf", "crlf"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_event_of_exactly_the_limit_split_inside_its_blank_line_is_taken(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, ends: str
+) -> None:
+    """An event of exactly gateway.max_sse_event_bytes is within the limit however the reads
+    cut it: cut after the first line end of the blank line that closes it, it was taken for
+    one past the limit, so the client's answer ended in an error and the call went unbilled."""
+    email, key = box.new_user("10")
+    big = at_the_limit(kind)
+    assert len(big) == EVENT_LIMIT + 2
+    writes = stream_of(kind)
+    shape = crlf if ends == "crlf" else (lambda body: body)
+    head, cut = shape(b"".join(writes[:3]) + big[:-1]), shape(b"\n")
+    if ends == "crlf":
+        head, cut = head + b"\r", b"\n" + cut  # the CRLF of the blank line cut in two
+    hostile.push(Act(200, [head, 0.3, cut + shape(b"".join(writes[3:]))], SSE))
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200, answer.text
+    assert "max_sse_event_bytes" not in answer.text, answer.text
+    assert got_text(route, answer, True).count("!") == 1, answer.text
+    row = box.last_row(email)
+    assert row["status"] == "ok" and 0 < row["cost_nanos"] <= row["hold_nanos"], row
+    assert box.open_holds() == 0

@@ -224,18 +224,20 @@ def test_a_stream_broken_after_content_ends_in_the_routes_dialect_for_free(
     assert_free(box, email, start, code)
 
 
+@pytest.mark.parametrize("how", ["reset", "silent"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", ROUTES)
-def test_a_connection_reset_after_the_final_usage_ends_the_stream_as_a_clean_close_does(
-    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+def test_a_reset_or_a_silence_after_the_final_usage_ends_the_stream_as_a_clean_close_does(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str, how: str
 ) -> None:
     """The whole answer and the provider's final count arrived, then the connection was reset
-    instead of closed (no `[DONE]`, no message_stop): the same bytes closed cleanly make a
-    complete stream, charged the provider's count; reset, they made an error event after the
-    whole answer and a free call."""
+    instead of closed, or went silent past the read timeout (no `[DONE]`, no message_stop):
+    the same bytes closed cleanly make a complete stream, charged the provider's count; reset
+    or silent, they made an error event after the whole answer and a free call."""
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
-    hostile.default = Act(200, stream_of(kind)[:-1], SSE, drop=True)
+    silent = how == "silent"
+    hostile.default = Act(200, stream_of(kind)[:-1], SSE, drop=not silent, hang=silent)
     answer = box.post(key, route, kind, stream=True)
     assert answer.status_code == 200
     last = json.loads(events(answer.text)[-1]) if route != "chat" else events(answer.text)[-1]
@@ -268,3 +270,56 @@ def test_retries_before_and_after_an_anthropic_stream_opens_share_one_budget(
     assert answer.status_code == 503, answer.text
     assert len(hostile.seen) == 1 + RETRIES
     assert_free(box, email, start, "upstream_overloaded")
+
+
+def after_the_end(kind: str) -> bytes:
+    """What comes past a stream's end (`[DONE]`, message_stop): more text and a smaller usage
+    (1 output token)."""
+    if kind == "ho":
+        usage = {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8}
+        more = [*chat_stream(("AFTER",), end=False)[1:],
+                sse({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                     "choices": [], "usage": usage})]  # fmt: skip
+    else:
+        delta = {"stop_reason": "end_turn", "stop_sequence": None}
+        more = [*anthropic_stream(("AFTER",), end=False)[2:],
+                anthropic_event({"type": "message_delta", "usage": {"output_tokens": 1},
+                                 "delta": delta})]  # fmt: skip
+    return b"".join(more)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_nothing_after_a_streams_end_is_relayed_or_counted(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """Events after `[DONE]` or message_stop that came in the same read as it were relayed
+    (text after the answer's end) and counted (a later, smaller usage was the charge)."""
+    email, key = box.new_user("10")
+    hostile.push(Act(200, [b"".join(stream_of(kind)) + after_the_end(kind)], SSE))
+    answer = box.post(key, route, kind, stream=True)
+    assert answer.status_code == 200, answer.text
+    assert "AFTER" not in answer.text, answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("ok", 7, 3), row
+    assert box.open_holds() == 0
+    box.cli("doctor")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", ("chat", "messages"))
+def test_nothing_after_the_end_of_a_left_stream_is_counted(
+    box: HostileBox, hostile: HostileUpstream, route: str, kind: str
+) -> None:
+    """So too once the client left: the stream read on is charged the count before its end
+    (its last events and what follows them in one read)."""
+    email, key = box.new_user("10")
+    pieces = tuple(f" w{n}" for n in range(8))
+    whole = chat_stream(pieces) if kind == "ho" else anthropic_stream(pieces)
+    last = b"".join(whole[-3:]) + after_the_end(kind)
+    hostile.push(Act(200, [*paced(whole[:-3], 0.2), last], SSE))
+    leave_after_first_bytes(box, key, route, kind)
+    row = settled_row(box, email)
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("abandoned", 7, 3), row
+    assert box.open_holds() == 0
+    box.cli("doctor")
