@@ -27,6 +27,8 @@ from codelace_box.providers.openai_errors import (
     error_fields,
     error_message,
     error_text,
+    failed_finish,
+    raise_failed_finish,
     raise_reported_error,
     reported_error,
     wants_payment,
@@ -207,6 +209,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.output_chars += _delta_chars(delta)
             if calls := delta.get("tool_calls"):  # (a text chunk does no more)
                 self._calls(index, delta, calls)
+        if finish and (failure := failed_finish(choice)) is not None:
+            raise UpstreamStreamError(failure)  # as a top-level error chunk: a failure, free
         if finish and not self.upstream_finish:
             chat_finish(choice)
         if not isinstance(index, _INDEX_TYPES):
@@ -321,6 +325,7 @@ class OpenAIAdapter(ProviderAdapter):
         if not isinstance(choices, list):
             raise_reported_error(payload)
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
+        raise_failed_finish(choices)  # (a choice's finish_reason "error": openai_errors.py)
         payload["model"] = public_model
         if not self.upstream_finish:
             for choice in choices:
