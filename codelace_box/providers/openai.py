@@ -180,8 +180,9 @@ class OpenAIStreamTranslator(StreamTranslator):
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
-        if chunk.get("error") or chunk.get("object") == "error":  # (reported_error's test)
-            raise UpstreamStreamError(error_text(reported_error(chunk)), "upstream_error")
+        if chunk.get("error") or chunk.get("object") == "error" or event.event == "error":
+            error = reported_error(chunk) or chunk  # (an `error` event's data: the error itself)
+            raise UpstreamStreamError(error_text(error), "upstream_error")
         raw_usage = chunk.get("usage")  # (chunk_usage's look, without its call for most chunks)
         if raw_usage is None and "x_groq" in chunk:
             raw_usage = chunk_usage(chunk)
