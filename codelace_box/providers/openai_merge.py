@@ -36,6 +36,8 @@ def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
             return None
         if chunk.get("error") or chunk.get("object") == "error":
             return chunk
+        if event.event == "error":  # (llama.cpp's `error:` field: its data, the error itself)
+            return {"error": chunk}
         head = head or chunk
         usage = chunk_usage(chunk) or usage
         for choice in chunk.get("choices") or ():

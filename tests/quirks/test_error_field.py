@@ -81,3 +81,28 @@ def test_a_failure_before_any_output_is_a_502(box: ResponsesBox) -> None:
         list(box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True))
     assert raised.value.status_code == 502
     _free(box, email, start)
+
+
+def test_an_error_event_without_an_error_object_fails_the_chat_stream(box: ResponsesBox) -> None:
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    named = b'event: error\ndata: {"message": "llama: the KV cache is full"}\n\n'
+    box.openai_fake.push(Reply(raw=[*_failing()[:2], named, DONE]))
+    stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    with pytest.raises(openai.APIError, match="KV cache is full"):
+        list(stream)
+    _free(box, email, start)
+
+
+def test_a_stream_for_an_unstreamed_call_fails_there_too(box: ResponsesBox) -> None:
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=_failing()))  # a server that streams whatever it is asked
+    with pytest.raises(openai.InternalServerError, match="KV cache is full") as raised:
+        box.openai(key).chat.completions.create(model=MODEL, messages=ASK)
+    assert raised.value.status_code == 502
+    _free(box, email, start)
