@@ -322,9 +322,9 @@ class OpenAIAdapter(ProviderAdapter):
         return kept
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        raise_reported_error(payload)  # with choices or none, as a stream's error chunk
         choices = payload.get("choices")
         if not isinstance(choices, list):
-            raise_reported_error(payload)
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
         raise_failed_finish(choices)  # (a choice's finish_reason "error": openai_errors.py)
         payload["model"] = public_model
