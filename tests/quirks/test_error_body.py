@@ -52,3 +52,14 @@ def test_a_messages_answer_with_an_error_and_no_choice_is_a_502(box: ResponsesBo
     with pytest.raises(anthropic.InternalServerError, match="upstream overloaded"):
         box.client(key).messages.create(model=MODEL, max_tokens=100, messages=ASK)
     assert only_row(box, email)["cost_nanos"] == 0
+
+
+def test_a_stream_answered_so_is_a_502(box: ResponsesBox) -> None:
+    """A streamed call a server answers with one JSON body (a buffering proxy) fails so too."""
+    import openai
+
+    email, key = box.new_key()
+    box.openai_fake.push(Reply(raw=[_answer(ONE_CHOICE)], content_type="application/json"))
+    with pytest.raises(openai.InternalServerError, match="upstream overloaded"):
+        list(box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True))
+    assert only_row(box, email)["cost_nanos"] == 0

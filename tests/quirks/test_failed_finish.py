@@ -99,3 +99,17 @@ def test_an_unstreamed_response_is_a_502(box: ResponsesBox) -> None:
     error = raised.value.body  # the OpenAI envelope's error object, as for any upstream failure
     assert (error["type"], error["code"]) == ("api_error", "upstream_error")  # type: ignore[index]
     _free(box, email, start)
+
+
+def test_a_stream_answered_with_a_failed_json_answer_says_what_failed(box: ResponsesBox) -> None:
+    """A streamed call a server answers with one JSON body whose choice failed: the failure
+    carries the choice's error message, not a generic one."""
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=[_failed_answer()], content_type="application/json"))
+    stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    with pytest.raises(openai.APIError, match="Provider disconnected"):
+        list(stream)
+    _free(box, email, start)
