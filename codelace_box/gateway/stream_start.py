@@ -61,8 +61,8 @@ def _kind(event: SSEEvent) -> str | None:
         return event.event
     if not isinstance(data, dict):
         return event.event
-    if data.get("object") == "error":  # vLLM's, whose `type` names the error's class
-        return "error"
+    if data.get("object") == "error" or event.event == "error":  # vLLM's, llama.cpp's (their
+        return "error"  # `type` names the error's class)
     kind = data.get("type")
     if isinstance(kind, str):
         return kind
@@ -74,7 +74,8 @@ def _kind(event: SSEEvent) -> str | None:
 def _error_of(event: SSEEvent) -> UpstreamStreamError:
     try:
         data = json.loads(event.data)
-        error = data.get("error") or (data if data.get("object") == "error" else {})
+        itself = data.get("object") == "error" or event.event == "error"
+        error = data.get("error") or (data if itself else {})
     except (ValueError, AttributeError):
         error = {}
     error = error if isinstance(error, dict) else {"message": str(error)}

@@ -2,7 +2,9 @@
 
 The parser follows the SSE rules (blank line ends an event; `data:` lines joined with newlines;
 one optional space after the colon; comment lines start with `:`; CR, LF and CRLF line ends;
-a UTF-8 byte order mark at the start is dropped)
+a UTF-8 byte order mark at the start is dropped), but for llama.cpp's `error:` field (which
+the rules would skip, so its failure read as a whole answer): an `error` event with its value
+as data
 and survives any split of the byte stream, in time linear in its length and in memory bounded
 by the longest event it takes (`gateway.max_sse_event_bytes`). The encoders write what OpenAI's
 API writes: `data: {compact json}\\n\\n`, `data: [DONE]\\n\\n`, and `: keep-alive` comments.
@@ -144,6 +146,9 @@ def parse_block(block: bytes) -> SSEEvent | None:
             data_lines.append(value.decode("utf-8", "replace"))
         elif name == b"event":
             event_name = value.decode("utf-8", "replace")
+        elif name == b"error":  # llama.cpp's server: `error: {json}`, a failure, then [DONE]
+            data_lines.append(value.decode("utf-8", "replace"))
+            event_name = "error"
     if not data_lines:
         return None
     return SSEEvent(data="\n".join(data_lines), event=event_name)

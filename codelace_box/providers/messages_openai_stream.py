@@ -35,7 +35,7 @@ from codelace_box.providers.base import (
 from codelace_box.providers.call_keys import CallKeys, arguments_of
 from codelace_box.providers.json_prefix import ObjectPrefix
 from codelace_box.providers.openai import content_text, reasoning_text
-from codelace_box.providers.openai_errors import error_text
+from codelace_box.providers.openai_errors import failed_finish
 from codelace_box.providers.reasoning_details import details_of, merge, seal
 from codelace_box.providers.stop_reasons import stop_of, with_calls
 from codelace_box.providers.thought_signature import signature_of, signed_id, split_id
@@ -71,16 +71,6 @@ def answer_text(message: JSON) -> str:
     refusal = message.get("refusal")
     text = content_text(message)
     return text or (refusal if isinstance(refusal, str) else "")
-
-
-def failed_finish(choice: JSON) -> str | None:
-    """What went wrong, for a choice the server ended with finish_reason "error" (its error's
-    message, if it gave one); None for any other choice."""
-    if choice.get("finish_reason") != "error":
-        return None
-    error = choice.get("error")
-    said = error_text(error) if error else "the upstream reported an error"
-    return f"the upstream failed while answering: {said}"
 
 
 def earlier_call_ids(body: JSON) -> frozenset[str]:

@@ -27,6 +27,8 @@ from codelace_box.providers.openai_errors import (
     error_fields,
     error_message,
     error_text,
+    failed_finish,
+    raise_failed_finish,
     raise_reported_error,
     reported_error,
     wants_payment,
@@ -178,8 +180,9 @@ class OpenAIStreamTranslator(StreamTranslator):
             raise UpstreamStreamError("the upstream sent a malformed stream event") from None
         if not isinstance(chunk, dict):
             raise UpstreamStreamError("the upstream sent a malformed stream event")
-        if chunk.get("error") or chunk.get("object") == "error":  # (reported_error's test)
-            raise UpstreamStreamError(error_text(reported_error(chunk)), "upstream_error")
+        if chunk.get("error") or chunk.get("object") == "error" or event.event == "error":
+            error = reported_error(chunk) or chunk  # (an `error` event's data: the error itself)
+            raise UpstreamStreamError(error_text(error), "upstream_error")
         raw_usage = chunk.get("usage")  # (chunk_usage's look, without its call for most chunks)
         if raw_usage is None and "x_groq" in chunk:
             raw_usage = chunk_usage(chunk)
@@ -207,6 +210,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.output_chars += _delta_chars(delta)
             if calls := delta.get("tool_calls"):  # (a text chunk does no more)
                 self._calls(index, delta, calls)
+        if finish and (failure := failed_finish(choice)) is not None:
+            raise UpstreamStreamError(failure)  # as a top-level error chunk: a failure, free
         if finish and not self.upstream_finish:
             chat_finish(choice)
         if not isinstance(index, _INDEX_TYPES):
@@ -317,10 +322,11 @@ class OpenAIAdapter(ProviderAdapter):
         return kept
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:
+        raise_reported_error(payload)  # with choices or none, as a stream's error chunk
         choices = payload.get("choices")
         if not isinstance(choices, list):
-            raise_reported_error(payload)
             raise UpstreamError("the upstream answered without choices", code="bad_upstream_reply")
+        raise_failed_finish(choices)  # (a choice's finish_reason "error": openai_errors.py)
         payload["model"] = public_model
         if not self.upstream_finish:
             for choice in choices:

@@ -96,6 +96,25 @@ def raise_reported_error(payload: JSON) -> None:
         raise UpstreamError(f"the upstream failed: {error_text(error)}", code="upstream_error")
 
 
+def failed_finish(choice: JSON) -> str | None:
+    """What went wrong, for a choice the server ended with finish_reason "error" (OpenRouter's
+    for a generation that failed after it began, its error on the choice, with or without a
+    top-level one): its error's message, if it gave one; None for any other choice."""
+    if choice.get("finish_reason") != "error":
+        return None
+    error = choice.get("error")
+    said = error_text(error) if error else "the upstream reported an error"
+    return f"the upstream failed while answering: {said}"
+
+
+def raise_failed_finish(choices: list[Any]) -> None:
+    """Raise the failure of an answer one of whose choices the server ended with
+    finish_reason "error": the whole answer failed, as an error body in its place does."""
+    for choice in choices:
+        if isinstance(choice, dict) and (failure := failed_finish(choice)) is not None:
+            raise UpstreamError(failure, code="upstream_error")
+
+
 def error_text(error: Any) -> str:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return redact(error["message"])

@@ -36,6 +36,8 @@ def completion_from_stream(events: list[SSEEvent]) -> JSON | None:
             return None
         if chunk.get("error") or chunk.get("object") == "error":
             return chunk
+        if event.event == "error":  # (llama.cpp's `error:` field: its data, the error itself)
+            return {"error": chunk}
         head = head or chunk
         usage = chunk_usage(chunk) or usage
         for choice in chunk.get("choices") or ():
@@ -104,13 +106,19 @@ def _finished(index: int, whole: JSON) -> JSON:
     return {"index": index, "message": message, "finish_reason": whole.get("finish_reason")}
 
 
+def _error_of(choice: JSON) -> JSON:
+    """A choice's own `error` (OpenRouter's, with finish_reason "error"), if it has one."""
+    return {"error": choice["error"]} if choice.get("error") else {}
+
+
 def events_of_completion(completion: JSON) -> list[SSEEvent] | None:
     """The stream events a whole `chat.completion` stands for (a server that answers a streamed
     call with one JSON answer: SGLang with tools, buffering proxies): per choice a chunk with
     its whole message as the delta and one with its finish_reason, then the usage chunk and
-    `[DONE]`; None when it is no completion."""
+    `[DONE]`; None when it is no completion, or one that reports an error (the answer is that
+    failure, as unstreamed). A choice's own error rides on its finish_reason's chunk."""
     choices = completion.get("choices")
-    if not isinstance(choices, list):
+    if not isinstance(choices, list) or completion.get("error"):
         return None
     base = {"id": completion.get("id"), "object": "chat.completion.chunk",
             "created": completion.get("created"), "model": completion.get("model")}  # fmt: skip
@@ -126,7 +134,8 @@ def events_of_completion(completion: JSON) -> list[SSEEvent] | None:
                                    for n, call in enumerate(delta["tool_calls"])]  # fmt: skip
         finish = choice.get("finish_reason") or "stop"
         chunks.append(base | {"choices": [{"index": index, "delta": delta, "finish_reason": None}]})
-        chunks.append(base | {"choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
+        ended = {"index": index, "delta": {}, "finish_reason": finish}
+        chunks.append(base | {"choices": [ended | _error_of(choice)]})
     if isinstance(completion.get("usage"), dict):
         chunks.append(base | {"choices": [], "usage": completion["usage"]})
     return [*(SSEEvent(json.dumps(chunk)) for chunk in chunks), SSEEvent("[DONE]")]

@@ -259,6 +259,27 @@ def test_a_streamed_compaction_an_openai_compatible_server_refuses_in_its_stream
     assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
 
 
+LLAMA_TOO_LONG = (
+    b'error: {"code":400,"message":"the request exceeds the available context '
+    b'size, try increasing it","type":"exceed_context_size_error"}\n\n'
+)
+
+
+def test_a_streamed_compaction_llama_cpp_refuses_in_an_error_line_is_trimmed(
+    fresh: ResponsesBox,
+) -> None:
+    """llama.cpp's server refuses a prompt past its context in the stream, as an `error:` line
+    and `data: [DONE]`: asked again shorter as after a 400; one usage row."""
+    email, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(raw=[LLAMA_TOO_LONG, b"data: [DONE]\n\n"]),
+                           Reply(content="Summary: tests pass.", prompt_tokens=700,
+                                 completion_tokens=9))  # fmt: skip
+    refused, trimmed = _streamed_compaction(fresh, key, OPENAI_MODEL, fresh.openai_fake.requests)
+    assert len(json.dumps(trimmed["messages"])) < len(json.dumps(refused["messages"]))
+    rows = fresh.usage_rows(email)
+    assert len(rows) == 1 and (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (700, 9)
+
+
 def test_a_compaction_refused_as_too_long_again_and_again_is_relayed_after_three_tries(
     fresh: ResponsesBox,
 ) -> None:

@@ -1,0 +1,108 @@
+"""llama.cpp's server reports a failure in a stream as an `error:` line (a field SSE readers
+skip), then `data: [DONE]`: on every route the call fails with the server's message (chat: an
+error chunk; Messages: an `error` event; Responses: `response.failed`; before any output: a
+502) and costs nothing. The box read the cut stream as a whole answer and charged it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.compatible_wire import DONE, chunk, event
+from tests.fakes.openai_upstream import Reply
+from tests.quirks.conftest import MODEL
+from tests.quirks.routes import only_row
+from tests.responses.conftest import ResponsesBox
+
+pytestmark = pytest.mark.timeout(60)
+ERROR_LINE = (b'error: {"code":500,"message":"llama: the KV cache is full",'
+              b'"type":"server_error"}\n\n')  # fmt: skip
+ASK = [{"role": "user", "content": "Tell me a story"}]
+
+
+def _failing() -> list[bytes]:
+    return [event(chunk({"role": "assistant", "content": "Once upon"})),
+            event(chunk({"content": " a time"})), ERROR_LINE, DONE]  # fmt: skip
+
+
+def _free(box: ResponsesBox, email: str, start: int) -> None:
+    row = only_row(box, email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+    assert box.balance_nanos(email) == (start, 0)
+
+
+def test_a_chat_stream_ends_in_an_error_chunk(box: ResponsesBox) -> None:
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=_failing()))
+    texts: list[str] = []
+    stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    with pytest.raises(openai.APIError, match="KV cache is full"):
+        for piece in stream:
+            texts += [choice.delta.content or "" for choice in piece.choices]
+    assert "".join(texts) == "Once upon a time"
+    _free(box, email, start)
+
+
+def test_a_messages_stream_ends_in_an_error_event(box: ResponsesBox) -> None:
+    import anthropic
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=_failing()))
+    request = {"model": MODEL, "max_tokens": 100, "messages": ASK}
+    with (
+        pytest.raises(anthropic.APIStatusError, match="KV cache is full"),
+        box.client(key).messages.stream(**request) as stream,
+    ):
+        stream.get_final_message()
+    _free(box, email, start)
+
+
+def test_a_responses_stream_ends_failed(box: ResponsesBox) -> None:
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=_failing()))
+    events = list(box.openai(key).responses.create(model=MODEL, input="Hi", stream=True))
+    kinds = [e.type for e in events]
+    assert "response.completed" not in kinds and kinds[-1] == "response.failed", kinds
+    assert "KV cache is full" in events[-1].response.error.message
+    _free(box, email, start)
+
+
+def test_a_failure_before_any_output_is_a_502(box: ResponsesBox) -> None:
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=[ERROR_LINE, DONE]))
+    with pytest.raises(openai.InternalServerError, match="KV cache is full") as raised:
+        list(box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True))
+    assert raised.value.status_code == 502
+    _free(box, email, start)
+
+
+def test_an_error_event_without_an_error_object_fails_the_chat_stream(box: ResponsesBox) -> None:
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    named = b'event: error\ndata: {"message": "llama: the KV cache is full"}\n\n'
+    box.openai_fake.push(Reply(raw=[*_failing()[:2], named, DONE]))
+    stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    with pytest.raises(openai.APIError, match="KV cache is full"):
+        list(stream)
+    _free(box, email, start)
+
+
+def test_a_stream_for_an_unstreamed_call_fails_there_too(box: ResponsesBox) -> None:
+    import openai
+
+    email, key = box.new_key()
+    start = box.balance_nanos(email)[0]
+    box.openai_fake.push(Reply(raw=_failing()))  # a server that streams whatever it is asked
+    with pytest.raises(openai.InternalServerError, match="KV cache is full") as raised:
+        box.openai(key).chat.completions.create(model=MODEL, messages=ASK)
+    assert raised.value.status_code == 502
+    _free(box, email, start)
