@@ -39,6 +39,7 @@ from codelace_box.db.core import (
     connection,
     db_time,
     durable,
+    exclusive,
     parse_time,
     utcnow,
     write_transaction,
@@ -110,10 +111,13 @@ def create_key(
     limits: Mapping[str, Any] | None = None,
     *,
     relative: bool = False,
+    capped: bool = False,
 ) -> NewKey:
     """Mint a key for a user, with the limit fields given (limit_usd, limit_reset, expires_at,
     allowed_models, can_manage_keys: raw values, checked here); the full key is only in the
-    returned value.
+    returned value. `capped`: the account's own request, held to MAX_ACTIVE_KEYS, counted in
+    the key's transaction under the account's lock (several at once, on any worker or box,
+    would otherwise each count the room one key left).
     Committed with an fsync (`durable()`): it is shown once, so a database crash right after
     must not lose it (inside a transaction, that one must be durable: the CLI's audited one)."""
     clean = clean_name(name, "name", MAX_KEY_NAME)
@@ -122,6 +126,9 @@ def create_key(
     full_key = generate_key()
     prefix = full_key[: len(KEY_PREFIX) + 4]
     with durable():
+        if capped:
+            exclusive(connection(), f"keys:{user_id}")
+            check_room_for_a_key(user_id)
         key = ApiKey.create(
             user=user_id, name=clean, key_prefix=prefix, key_hash=hash_key(full_key),
             period_start=new_key_period(changes, now), **changes,

@@ -136,7 +136,7 @@ def create_key_from(user_id: int, body: Mapping[str, Any]) -> NewKey:
     check_room_for_a_key(user_id)
     name = body.get("name")
     limits = {field: body[field] for field in KEY_LIMIT_FIELDS if field in body}
-    return create_key(user_id, "" if name is None else name, limits)
+    return create_key(user_id, "" if name is None else name, limits, capped=True)
 
 
 def key_changes(body: Mapping[str, Any]) -> Mapping[str, Any]:

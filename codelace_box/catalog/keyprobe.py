@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from codelace_box.catalog.keycheck import KeyCheckResult, check_key
 from codelace_box.catalog.providers import get_provider, provider_key, set_key_enabled
 from codelace_box.crypto import decrypt_secret, mask_secret
-from codelace_box.db.core import query_all, write_transaction
+from codelace_box.db.core import exclusive, query_all, utcnow, write_transaction
 from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import run_in_db_thread
+from codelace_box.db.text import storable_text
 from codelace_box.errors import ConfigError
 from codelace_box.providers import adapter_for
 
@@ -124,6 +125,35 @@ def flagged_keys(secret_key: str) -> list[StoredKey]:
             continue
         found.append(StoredKey(int(key_id), name, kind, base_url or "", secret))
     return found
+
+
+_PROVIDER_OF_KEY_SQL = "SELECT provider_id FROM provider_key WHERE id = ?"
+_OTHER_IN_ROTATION_SQL = (
+    "SELECT 1 FROM provider_key WHERE provider_id = ? AND id != ? AND enabled = 1 AND failing = 0"
+)
+
+
+def flag_failing(key_id: int, reason: str, parked: bool) -> bool:
+    """Take a key out of rotation in the database: flagged (a probe confirmed its refusal) or
+    `parked` (refused on calls though its probe works) only while its provider has another key
+    in rotation, read under the provider's lock: another process (a worker, a box on the same
+    database) may have taken the others out a moment ago, which its own catalog snapshot cannot
+    know yet. False: not parked, the provider's last key in rotation stays."""
+    with write_transaction() as tx:
+        found = query_all(_PROVIDER_OF_KEY_SQL, (key_id,))
+        if not found:
+            return False
+        exclusive(tx, f"provider-keys:{found[0][0]}")  # one judge of its keys at a time
+        others = query_all(_OTHER_IN_ROTATION_SQL, (found[0][0], key_id))
+        if parked and not others:
+            return False
+        ProviderKey.update(
+            failing=True,
+            parked=parked,
+            failure_reason=storable_text(reason[:500]),  # an upstream's words: a NUL too
+            last_failed_at=utcnow(),
+        ).where(ProviderKey.id == key_id).execute()
+    return True
 
 
 def return_to_rotation(key_id: int) -> bool:

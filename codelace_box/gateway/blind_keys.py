@@ -73,15 +73,16 @@ async def _park_unless_last(
     """Park a key refused for several accounts though its probe works, unless it is its
     provider's last key in rotation; True when parked."""
     provider = call.route.provider
-    if not routes.has_other_key(provider.id, key.id):
+    reason = parked_reason(refusal.key_failure_reason, provider.name, key.id)
+    if not routes.has_other_key(provider.id, key.id) or not await routes.mark_failing(
+        key, reason, parked=True
+    ):  # the last key of this snapshot, or of the database (another box parked the others)
         log.warning(
             "%s key %d (%s) is refused on calls (%s) though its probe works; it stays in "
             "rotation, being its last key in rotation: check what the key may call",
             *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
         )  # fmt: skip
         return False
-    reason = parked_reason(refusal.key_failure_reason, provider.name, key.id)
-    await routes.mark_failing(key, reason, parked=True)
     prober.answered(key.id)
     log.warning(
         "provider key %d (%s) parked: %s refuses it on calls (%s) though its probe works; "

@@ -25,12 +25,12 @@ from functools import cached_property
 from typing import Any
 
 from codelace_box.accounts.limits import check_model_allowed
+from codelace_box.catalog.keyprobe import flag_failing
 from codelace_box.crypto import decrypt_secret, mask_secret
-from codelace_box.db.core import query_all, utcnow, write_transaction
+from codelace_box.db.core import query_all
 from codelace_box.db.migrate import LATEST_VERSION
-from codelace_box.db.models import ProviderKey
 from codelace_box.db.offload import run_db_work
-from codelace_box.db.text import composed, storable_text
+from codelace_box.db.text import composed
 from codelace_box.errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
 from codelace_box.gateway.hints import RefusedHints
 
@@ -349,23 +349,27 @@ class RouteTable:
         provider = self._providers.get(provider_id)
         return provider is not None and any(k.id != key_id for k in provider.keys)
 
-    async def mark_failing(self, key: KeySlot, reason: str, parked: bool = False) -> None:
+    async def mark_failing(self, key: KeySlot, reason: str, parked: bool = False) -> bool:
         """Flag a key the upstream refused (in the database, off the loop on PostgreSQL;
         `parked`: refused on calls though its probe works, back only by the operator); it
         leaves this process's rotation at once (before its write, which may wait on
-        PostgreSQL) and every other's at its next reload."""
+        PostgreSQL) and every other's at its next reload. False: not parked, being its
+        provider's last key in rotation in the database (catalog/keyprobe.py `flag_failing`):
+        it comes back at the reload."""
         self._leaving.add(key.id)
         self._forget_key(key.id)
         try:
-            await run_db_work(_flag_failing, key.id, reason, parked)
+            flagged = await run_db_work(flag_failing, key.id, reason, parked)
         finally:
             self._forget_key(key.id)  # a reload read before the flag was written is stale
             self._leaving.discard(key.id)
-        log.warning(
-            "provider key %d (%s) flagged as failing, out of rotation: %s",
-            *(key.id, mask_secret(key.secret), reason[:200]),
-        )
-        self.invalidate()
+            self.invalidate()
+        if flagged:
+            log.warning(
+                "provider key %d (%s) flagged as failing, out of rotation: %s",
+                *(key.id, mask_secret(key.secret), reason[:200]),
+            )
+        return flagged
 
     def _forget_key(self, key_id: int) -> None:
         """Take a key out of this snapshot's rotation (until a reload reads it back)."""
@@ -384,13 +388,3 @@ def _newer_schema(schema: int) -> ServiceUnavailable:
         f"{LATEST_VERSION}): restart this box with the new release",
         code="database_newer",
     )
-
-
-def _flag_failing(key_id: int, reason: str, parked: bool) -> None:
-    with write_transaction():
-        ProviderKey.update(
-            failing=True,
-            parked=parked,
-            failure_reason=storable_text(reason[:500]),  # an upstream's words: a NUL too
-            last_failed_at=utcnow(),
-        ).where(ProviderKey.id == key_id).execute()
