@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from peewee import IntegrityError
+
 from codelace_box.accounts import otp
 from codelace_box.accounts.keys import create_key, default_login_key_name
 from codelace_box.accounts.mailer import Mailer
@@ -163,12 +165,21 @@ def verify_code(
 
 
 def _account_for(email: str, auth: AuthConfig) -> tuple[User, bool]:
-    with write_transaction():
+    """The account of `email`, created if the policy allows. Another writer (`users create`,
+    the dashboard, a sign-in on another box) may create it between the look and the insert
+    (PostgreSQL: its insert waits for theirs, then meets the unique email): that account."""
+    try:
+        with write_transaction():
+            user = User.get_or_none(User.email == email)
+            if user is not None:
+                return user, False
+            check_signup_allowed(email, auth)
+            return User.create(email=email), True
+    except IntegrityError:
         user = User.get_or_none(User.email == email)
-        if user is not None:
-            return user, False
-        check_signup_allowed(email, auth)
-        return User.create(email=email), True
+        if user is None:
+            raise
+        return user, False
 
 
 def check_signup_allowed(email: str, auth: AuthConfig) -> None:
