@@ -249,7 +249,7 @@ def test_a_reset_or_a_silence_after_the_final_usage_ends_the_stream_as_a_clean_c
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
 
 
-def running_usage_stream() -> list[bytes]:
+def running_usage_stream() -> list[bytes | float]:
     """An openai stream whose content chunks each carry the running usage (vLLM with the
     client's `stream_options.continuous_usage_stats`), cut before any finish_reason."""
     chunks = [json.loads(line.removeprefix(b"data: ")) for line in chat_stream(end=False)]
