@@ -291,12 +291,12 @@ class StreamRelay:
 
     async def _read_to_end(self, send: Send) -> bytes:
         """The next upstream bytes; b"" also when the connection broke (or went silent past the
-        read timeout) after the provider's final count arrived: those bytes closed cleanly make
-        a complete stream, and so they do cut there (before `[DONE]`, message_stop)."""
+        read timeout) after the provider's final count (`counted_whole`): those bytes closed
+        cleanly make a complete stream, and so they do cut there (before `[DONE]`)."""
         try:
             return await self._read(send)
         except (UpstreamBroken, UpstreamReadTimeout) as broken:
-            if isinstance(broken, UpstreamTooLarge) or self.translator.usage is None:
+            if isinstance(broken, UpstreamTooLarge) or not self.translator.counted_whole():
                 raise
             return b""
 

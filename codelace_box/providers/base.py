@@ -136,6 +136,11 @@ class StreamTranslator(ABC):
         """Chunks to relay once the upstream stream has ended (default: none)."""
         return []
 
+    def counted_whole(self) -> bool:
+        """Whether the provider's final count arrived (a stream cut after it is whole): its
+        usage, by default; a running count on content chunks is not (openai.py)."""
+        return self.usage is not None
+
     def until_finished(self, events: Iterable[SSEEvent]) -> Iterator[SSEEvent]:
         """`events` up to the stream's normal end (`[DONE]`, message_stop): what an upstream
         sends after it, in the same read, is neither relayed nor counted (a later usage)."""

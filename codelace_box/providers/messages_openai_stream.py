@@ -199,6 +199,9 @@ class OpenAIToMessagesStream(StreamTranslator):
         self._sync()
         return out
 
+    def counted_whole(self) -> bool:
+        return self.inner.counted_whole()
+
     def _sync(self) -> None:
         inner = self.inner
         self.usage, self.finished = inner.usage, inner.finished

@@ -254,6 +254,11 @@ class OpenAIStreamTranslator(StreamTranslator):
             self.finished = True
         return []
 
+    def counted_whole(self) -> bool:
+        """Usage, and no choice still open: usage riding on each content chunk (vLLM with
+        `continuous_usage_stats`) is a running count until every choice has finished."""
+        return self.usage is not None and not self._open
+
     def _relabel(self, chunk: JSON) -> JSON:
         chunk["model"] = self.public_model
         return chunk

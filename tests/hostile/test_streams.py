@@ -249,6 +249,38 @@ def test_a_reset_or_a_silence_after_the_final_usage_ends_the_stream_as_a_clean_c
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
 
 
+def running_usage_stream() -> list[bytes | float]:
+    """An openai stream whose content chunks each carry the running usage (vLLM with the
+    client's `stream_options.continuous_usage_stats`), cut before any finish_reason."""
+    chunks = [json.loads(line.removeprefix(b"data: ")) for line in chat_stream(end=False)]
+    for n, chunk in enumerate(chunks):
+        chunk["usage"] = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
+    return [sse(chunk) for chunk in chunks]
+
+
+@pytest.mark.parametrize("how", ["reset", "silent"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_reset_or_a_silence_mid_answer_is_a_failure_though_each_chunk_had_a_running_usage(
+    box: HostileBox, hostile: HostileUpstream, route: str, how: str
+) -> None:
+    """Usage riding on every content chunk is a running count, not the final one: a stream
+    reset or silent past the read timeout before any choice finished is cut mid-answer, an
+    error event and a free call (it ended as a complete answer, [DONE] / message_stop /
+    response.completed, and was charged)."""
+    email, key = box.new_user("10")
+    start = box.balance_nanos(email)[0]
+    silent = how == "silent"
+    hostile.default = Act(200, running_usage_stream(), SSE, drop=not silent, hang=silent)
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 200
+    last = events(answer.text)[-1]
+    assert last != "[DONE]" and "message_stop" not in last, answer.text
+    assert "response.completed" not in last, answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+    assert box.balance_nanos(email) == (start, 0)
+
+
 def test_retries_before_and_after_an_anthropic_stream_opens_share_one_budget(
     box: HostileBox, hostile: HostileUpstream
 ) -> None:
