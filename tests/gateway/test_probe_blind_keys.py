@@ -160,3 +160,25 @@ def test_a_probe_answered_404_still_parks_a_key_refused_for_two_accounts(
     for turn in range(6):
         clients[turn % 2].chat.completions.create(model=MODEL, messages=HELLO)
     assert keys_of(box)[0]["parked"]
+
+
+def test_an_embeddings_call_refused_for_its_key_goes_to_the_next_and_flags_it(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """/v1/embeddings judges a refused key as chat does: the call is answered by the next key,
+    the refused key (its probe confirms it) leaves the rotation, and comes back by its probe."""
+    box = box_factory(keys=(BLOCKED, GOOD), gateway={"max_retries": 2, "key_probe_sec": 0.3})
+    box.cli("models", "set", "fake/emb", "--input-per-1m", "0.1", "--output-per-1m", "0")
+    fake.key_status[BLOCKED] = 401
+    fake.probe_status[BLOCKED] = 401
+    client = box.sdk(box.new_user("1")[1])
+    time.sleep(1.2)  # the serving box sees the new model
+    for _ in range(3):
+        done = client.embeddings.create(model="fake/emb", input=[[1, 2, 3], [4]])
+        assert len(done.data) == 2
+    used = [r.api_key for r in fake.requests if r.path == "/v1/embeddings"]
+    assert used.count(BLOCKED) == 1 and used.count(GOOD) == 3, used
+    assert keys_of(box)[0]["failing"] and not keys_of(box)[0]["parked"]
+    fake.key_status.clear()
+    fake.probe_status.clear()
+    _eventually(lambda: not keys_of(box)[0]["failing"], "back in rotation by its probe")
