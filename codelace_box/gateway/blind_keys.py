@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from codelace_box.catalog.keycheck import KeyCheckResult
 from codelace_box.catalog.keyprobe import KeyProber, StoredKey, parked_reason
 from codelace_box.crypto import mask_secret
 from codelace_box.gateway.request import ChatCall
@@ -49,22 +50,39 @@ async def key_left_rotation(
         )  # fmt: skip
         return False
     if prober.refusals_since_probe(key.id) == 0:
-        stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
-        result = await prober.probe(stored)
-        if result.refused:
-            await routes.mark_failing(key, refusal.key_failure_reason)
-            prober.answered(key.id)
-            return True
-        prober.note_refused_though_probe_works(key.id, call.user_id)
-        log.warning(
-            "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
-            *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
-            result.message,
-        )
-        return False
+        return await _judged_by_probe(prober, routes, call, key, refusal)
     if prober.note_refused_though_probe_works(key.id, call.user_id) < PARK_AFTER:
         return False
     return await _park_unless_last(prober, routes, call, key, refusal)
+
+
+def _unanswered(result: KeyCheckResult) -> bool:
+    """Whether a probe found the upstream unable to answer for now (down, overloaded)."""
+    return result.status is None or result.status == 429 or result.status >= 500
+
+
+async def _judged_by_probe(
+    prober: KeyProber, routes: RouteTable, call: ChatCall, key: KeySlot, refusal: KeyRefusal
+) -> bool:
+    """Probe a refused key: True when the probe confirmed the refusal (the key is flagged). A
+    probe that works (or that cannot judge keys: an upstream without a model list answers 404)
+    counts the refusal toward parking; one the upstream did not answer for now (no answer, a
+    429, a 5xx) shows nothing, so counts nothing: the next refusal probes again."""
+    provider = call.route.provider
+    stored = StoredKey(key.id, provider.name, provider.kind, provider.base_url, key.secret)
+    result = await prober.probe(stored)
+    if result.refused:
+        await routes.mark_failing(key, refusal.key_failure_reason)
+        prober.answered(key.id)
+        return True
+    if not _unanswered(result):
+        prober.note_refused_though_probe_works(key.id, call.user_id)
+    log.warning(
+        "%s key %d (%s) was refused (%s) but its probe says: %s; it stays in rotation",
+        *(provider.name, key.id, mask_secret(key.secret), refusal.key_failure_reason),
+        result.message,
+    )
+    return False
 
 
 async def _park_unless_last(

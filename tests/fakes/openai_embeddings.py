@@ -58,8 +58,8 @@ async def embeddings(fake: FakeOpenAI, request: web.Request) -> web.StreamRespon
     """Answer one embeddings request."""
     recorded = await fake.record(request)
     body: Any = recorded.body
-    if not recorded.api_key:
-        return _error(401, "You didn't provide an API key.", "invalid_request_error")
+    if not recorded.api_key or recorded.api_key in fake.key_status:  # refused as on chat
+        return fake._refuse(recorded.headers, body) or web.Response(status=500)
     inputs = _inputs(body.get("input")) if isinstance(body, dict) else None
     if inputs is None or not isinstance(body.get("model"), str):
         return _error(400, "'input' and 'model' are required", "invalid_request_error")

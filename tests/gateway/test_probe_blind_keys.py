@@ -121,3 +121,64 @@ def test_one_accounts_refused_calls_never_park_a_key(
     for _ in range(4):
         other.chat.completions.create(model=MODEL, messages=HELLO)
     assert keys_of(box)[0]["parked"], "refused for a second account too: parked"
+
+
+def test_a_probe_that_gets_no_verdict_never_parks_a_key(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """A key refused (401) while its probe gets no verdict (the upstream's model list answers
+    503) was not shown to work: it is not parked as "refused though its probe works" (which no
+    scheduled probe clears); once the probe answers again, its refusal is confirmed and the key
+    is flagged, and comes back by the scheduled probe when it works."""
+    box = box_factory(keys=(BLOCKED, GOOD), gateway={"max_retries": 2, "key_probe_sec": 0.3})
+    fake.key_status[BLOCKED] = 401
+    fake.probe_status[BLOCKED] = 503
+    clients = [box.sdk(box.new_user(name)[1]) for name in ("1", "2")]
+    for turn in range(6):  # two accounts' calls, answered by the other key
+        done = clients[turn % 2].chat.completions.create(model=MODEL, messages=HELLO)
+        assert done.choices[0].message.content == "Hello from the fake upstream."
+    blocked = keys_of(box)[0]
+    assert not blocked["parked"], f"parked on a probe that said nothing: {blocked}"
+    fake.probe_status[BLOCKED] = 401  # the model list answers again: the key is refused
+    clients[0].chat.completions.create(model=MODEL, messages=HELLO)
+    _eventually(lambda: keys_of(box)[0]["failing"], "the confirmed refusal flags the key")
+    assert not keys_of(box)[0]["parked"]
+    fake.key_status.clear()
+    fake.probe_status.clear()  # the key works again: the scheduled probe puts it back
+    _eventually(lambda: not keys_of(box)[0]["failing"], "back in rotation by its probe")
+
+
+def test_a_probe_answered_404_still_parks_a_key_refused_for_two_accounts(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """An upstream without a model list (404) can never judge a key by its probe: a key it
+    refuses on calls of two accounts is parked, not left in rotation to be refused for ever."""
+    box = box_factory(keys=(BLOCKED, GOOD), gateway={"max_retries": 2, "key_probe_sec": 0.3})
+    fake.key_status[BLOCKED] = 401
+    fake.probe_status[BLOCKED] = 404
+    clients = [box.sdk(box.new_user(name)[1]) for name in ("1", "2")]
+    for turn in range(6):
+        clients[turn % 2].chat.completions.create(model=MODEL, messages=HELLO)
+    assert keys_of(box)[0]["parked"]
+
+
+def test_an_embeddings_call_refused_for_its_key_goes_to_the_next_and_flags_it(
+    box_factory: BoxFactory, fake: FakeOpenAI
+) -> None:
+    """/v1/embeddings judges a refused key as chat does: the call is answered by the next key,
+    the refused key (its probe confirms it) leaves the rotation, and comes back by its probe."""
+    box = box_factory(keys=(BLOCKED, GOOD), gateway={"max_retries": 2, "key_probe_sec": 0.3})
+    box.cli("models", "set", "fake/emb", "--input-per-1m", "0.1", "--output-per-1m", "0")
+    fake.key_status[BLOCKED] = 401
+    fake.probe_status[BLOCKED] = 401
+    client = box.sdk(box.new_user("1")[1])
+    time.sleep(1.2)  # the serving box sees the new model
+    for _ in range(3):
+        done = client.embeddings.create(model="fake/emb", input=[[1, 2, 3], [4]])
+        assert len(done.data) == 2
+    used = [r.api_key for r in fake.requests if r.path == "/v1/embeddings"]
+    assert used.count(BLOCKED) == 1 and used.count(GOOD) == 3, used
+    assert keys_of(box)[0]["failing"] and not keys_of(box)[0]["parked"]
+    fake.key_status.clear()
+    fake.probe_status.clear()
+    _eventually(lambda: not keys_of(box)[0]["failing"], "back in rotation by its probe")
