@@ -144,6 +144,7 @@ def migrate_command(state: CliState, status: bool) -> None:
     from codelace_box.db.migrate import current_version
 
     if status:
+        state.hold_database()
         echo_lines(migrate_status_lines(state.config()))
         return
     db, applied = state.migrated_database()

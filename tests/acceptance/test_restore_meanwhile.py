@@ -127,10 +127,10 @@ def _restore_paused(box: Box, backup: str) -> Iterator[subprocess.Popen[str]]:
 def test_commands_that_open_the_database_as_it_is_are_refused_during_a_restore(
     tmp_path: Path,
 ) -> None:
-    """`backup`, `doctor`, `audit` and `db copy` open the database without migrating it, and
-    took no hold: run while a restore ran, they read (and `backup` wrote its audit entry
-    into) the file being set aside, and kept it open across the swap, exiting 0 as if they
-    had worked on the database in use. They are refused as every other command is."""
+    """`backup`, `doctor`, `audit`, `db copy` and `migrate --status` open the database without
+    migrating it, and took no hold: run while a restore ran, they read (and `backup` wrote its
+    audit entry into) the file being set aside, and kept it open across the swap, exiting 0 as
+    if they had worked on the database in use. They are refused as every other command is."""
     box = Box.create(tmp_path / "box")
     box.ok("users", "create", "open@restore.test")
     box.ok("backup", "backups/b.db")
@@ -140,6 +140,7 @@ def test_commands_that_open_the_database_as_it_is_are_refused_during_a_restore(
             "doctor": box.cli("doctor"),
             "audit": box.cli("audit"),
             "db copy": box.cli("db", "copy", "--to", "sqlite:///copy.db"),
+            "migrate --status": box.cli("migrate", "--status"),
         }
     for name, result in during.items():
         assert result.returncode == 1 and "being restored" in result.stderr, (name, result)
