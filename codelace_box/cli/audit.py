@@ -66,6 +66,7 @@ def audit(state: CliState, since: str | None, as_json: bool) -> None:
     from codelace_box.audit import list_entries
 
     start = parse_moment(since) if since is not None else None
+    state.hold_database()
     _open_with_an_audit_log(state.config())
     rows = [entry_view(e) for e in list_entries(start)]
 

@@ -144,6 +144,7 @@ def migrate_command(state: CliState, status: bool) -> None:
     from codelace_box.db.migrate import current_version
 
     if status:
+        state.hold_database()
         echo_lines(migrate_status_lines(state.config()))
         return
     db, applied = state.migrated_database()
@@ -169,6 +170,7 @@ def backup(state: CliState, path: str) -> None:
             "(e.g. pg_dump -Fc -f codelace.dump DATABASE_URL)"
         )
     source = config.database.path
+    state.hold_database()
     open_existing_database(config).close()
     pages = backup_database(source, path)
     record_backup(config.database.target, path, pages)
@@ -186,6 +188,7 @@ def doctor(state: CliState) -> None:
     from codelace_box.upkeep.backups import backup_status
 
     config = state.config()
+    state.hold_database()
     db = open_existing_database(config)
     version, problems = check_database(db, existing_secret_key(config), config.stripe)
     for line in problems:
@@ -218,6 +221,7 @@ def db_copy(state: CliState, to_url: str) -> None:
     config = state.config()
     _check_copy_target(to_url)
     to_url = _absolute_sqlite_url(to_url)
+    state.hold_database()
     open_existing_database(config).close()
     late = LateCtrlC()  # Ctrl-C once the copy can no longer be undone: said, not an error
     try:

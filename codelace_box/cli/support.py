@@ -76,14 +76,21 @@ class CliState:
 
         made = self.missing_database()
         database = self.config().database
-        if not database.is_postgres:  # before the first write: a restore running refuses it
-            _HELD.append(hold_for_command(database.path))
+        self.hold_database()  # before the first write: a restore running refuses it
         empty = not database.is_postgres and empty_sqlite_file(database.path)
         db = open_database(database.target)
         applied = migrate_recorded(db)
         if made is not None or empty:
             self.note_new_database(was_empty=empty)
         return db, applied
+
+    def hold_database(self) -> None:
+        """Hold the SQLite database's lock file while this command runs (`hold_for_command`):
+        refused while a restore runs, and a restore refused meanwhile. Every command that
+        opens the database takes it first, also one that only reads it (backup, doctor)."""
+        database = self.config().database
+        if not database.is_postgres:
+            _HELD.append(hold_for_command(database.path))
 
     def missing_database(self) -> str | None:
         """Why the configured SQLite file cannot be used as it is: it is not there (None: it

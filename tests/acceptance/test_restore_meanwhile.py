@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,49 @@ time.sleep(1.5)
 db.execute("ROLLBACK")
 time.sleep(60)
 """
+
+
+@contextmanager
+def _restore_paused(box: Box, backup: str) -> Iterator[subprocess.Popen[str]]:
+    """A `restore` of `backup` paused (SIGSTOP) once it holds the database for replacing it,
+    as a big backup keeps it there while it is copied and checked; resumed on leaving."""
+    restore = subprocess.Popen(
+        [*PROGRAM, "--config", str(box.config), "restore", backup],
+        cwd=box.root, env=cli_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    lock = box.db_path.with_name(box.db_path.name + ".lock")
+    try:
+        deadline = time.monotonic() + 30
+        while not (lock.exists() and _restore_holds_the_lock(lock)):
+            assert restore.poll() is None and time.monotonic() < deadline, "restore ended"
+            time.sleep(0.002)
+        os.kill(restore.pid, signal.SIGSTOP)
+        assert _restore_holds_the_lock(lock), "the restore was done before it was paused"
+        yield restore
+    finally:
+        os.kill(restore.pid, signal.SIGCONT)
+        restore.communicate(timeout=60)
+
+
+def test_commands_that_open_the_database_as_it_is_are_refused_during_a_restore(
+    tmp_path: Path,
+) -> None:
+    """`backup`, `doctor`, `audit`, `db copy` and `migrate --status` open the database without
+    migrating it, and took no hold: run while a restore ran, they read (and `backup` wrote its
+    audit entry into) the file being set aside, and kept it open across the swap, exiting 0 as
+    if they had worked on the database in use. They are refused as every other command is."""
+    box = Box.create(tmp_path / "box")
+    box.ok("users", "create", "open@restore.test")
+    box.ok("backup", "backups/b.db")
+    with _restore_paused(box, "backups/b.db"):
+        during = {
+            "backup": box.cli("backup", "backups/during.db"),
+            "doctor": box.cli("doctor"),
+            "audit": box.cli("audit"),
+            "db copy": box.cli("db", "copy", "--to", "sqlite:///copy.db"),
+            "migrate --status": box.cli("migrate", "--status"),
+        }
+    for name, result in during.items():
+        assert result.returncode == 1 and "being restored" in result.stderr, (name, result)
+    assert not (box.root / "backups" / "during.db").exists()
