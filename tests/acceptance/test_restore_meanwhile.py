@@ -44,27 +44,12 @@ def test_a_credit_given_while_a_restore_runs_is_refused_not_lost(tmp_path: Path)
     box.ok("users", "create", "mid@restore.test")
     box.ok("credit", "mid@restore.test", "2", "--reason", "before the backup")
     box.ok("backup", "backups/b.db")
-    restore = subprocess.Popen(
-        [*PROGRAM, "--config", str(box.config), "restore", "backups/b.db"],
-        cwd=box.root, env=cli_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    lock = box.db_path.with_name(box.db_path.name + ".lock")
-    try:
-        deadline = time.monotonic() + 30
-        while not (lock.exists() and _restore_holds_the_lock(lock)):
-            assert restore.poll() is None and time.monotonic() < deadline, "restore ended"
-            time.sleep(0.002)
-        os.kill(restore.pid, signal.SIGSTOP)
-        assert _restore_holds_the_lock(lock), "the restore was done before it was paused"
+    with _restore_paused(box, "backups/b.db") as restore:
         credit = box.cli("credit", "mid@restore.test", "5", "--reason", "during the restore")
-    finally:
-        os.kill(restore.pid, signal.SIGCONT)
-        out, err = restore.communicate(timeout=60)
-    assert restore.returncode == 0, err
+    assert restore.returncode == 0
     shown = json.loads(box.ok("users", "show", "mid@restore.test", "--json"))
     if credit.returncode == 0:  # a credit said to be done is in the database now in use
-        assert float(shown["credit_balance_usd"]) == 7, (credit.stdout, out)
+        assert float(shown["credit_balance_usd"]) == 7, credit.stdout
     assert "being restored" in credit.stderr, credit.stderr
     assert float(shown["credit_balance_usd"]) == 2
 

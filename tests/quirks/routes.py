@@ -126,3 +126,11 @@ def only_row(box: ResponsesBox, email: str, wait: float = 10) -> dict[str, Any]:
             return rows[0]
         assert time.monotonic() < deadline, f"{email}: no settled usage row"
         time.sleep(0.05)
+
+
+def assert_free(box: ResponsesBox, email: str, start: int) -> None:
+    """The user's one call failed and cost nothing: its row an error at 0, the balance
+    `start` with nothing held."""
+    row = only_row(box, email)
+    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
+    assert box.balance_nanos(email) == (start, 0)

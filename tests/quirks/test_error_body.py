@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.compatible_wire import BASE
 from tests.fakes.openai_upstream import Reply
 from tests.quirks.conftest import MODEL
-from tests.quirks.routes import only_row
+from tests.quirks.routes import assert_free, only_row
 from tests.responses.conftest import ResponsesBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,9 +39,7 @@ def test_a_chat_answer_with_an_error_is_a_502(box: ResponsesBox, choices: list[A
     with pytest.raises(openai.InternalServerError, match="upstream overloaded") as raised:
         box.openai(key).chat.completions.create(model=MODEL, messages=ASK)
     assert raised.value.status_code == 502
-    row = only_row(box, email)
-    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
-    assert box.balance_nanos(email) == (start, 0)
+    assert_free(box, email, start)
 
 
 def test_a_messages_answer_with_an_error_and_no_choice_is_a_502(box: ResponsesBox) -> None:

@@ -10,7 +10,7 @@ import pytest
 from tests.fakes.compatible_wire import DONE, chunk, event
 from tests.fakes.openai_upstream import Reply
 from tests.quirks.conftest import MODEL
-from tests.quirks.routes import only_row
+from tests.quirks.routes import assert_free
 from tests.responses.conftest import ResponsesBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,12 +22,6 @@ ASK = [{"role": "user", "content": "Tell me a story"}]
 def _failing() -> list[bytes]:
     return [event(chunk({"role": "assistant", "content": "Once upon"})),
             event(chunk({"content": " a time"})), ERROR_LINE, DONE]  # fmt: skip
-
-
-def _free(box: ResponsesBox, email: str, start: int) -> None:
-    row = only_row(box, email)
-    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
-    assert box.balance_nanos(email) == (start, 0)
 
 
 def test_a_chat_stream_ends_in_an_error_chunk(box: ResponsesBox) -> None:
@@ -42,7 +36,7 @@ def test_a_chat_stream_ends_in_an_error_chunk(box: ResponsesBox) -> None:
         for piece in stream:
             texts += [choice.delta.content or "" for choice in piece.choices]
     assert "".join(texts) == "Once upon a time"
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_a_messages_stream_ends_in_an_error_event(box: ResponsesBox) -> None:
@@ -57,7 +51,7 @@ def test_a_messages_stream_ends_in_an_error_event(box: ResponsesBox) -> None:
         box.client(key).messages.stream(**request) as stream,
     ):
         stream.get_final_message()
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_a_responses_stream_ends_failed(box: ResponsesBox) -> None:
@@ -68,7 +62,7 @@ def test_a_responses_stream_ends_failed(box: ResponsesBox) -> None:
     kinds = [e.type for e in events]
     assert "response.completed" not in kinds and kinds[-1] == "response.failed", kinds
     assert "KV cache is full" in events[-1].response.error.message
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_a_failure_before_any_output_is_a_502(box: ResponsesBox) -> None:
@@ -80,7 +74,7 @@ def test_a_failure_before_any_output_is_a_502(box: ResponsesBox) -> None:
     with pytest.raises(openai.InternalServerError, match="KV cache is full") as raised:
         list(box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True))
     assert raised.value.status_code == 502
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_an_error_event_without_an_error_object_fails_the_chat_stream(box: ResponsesBox) -> None:
@@ -93,7 +87,7 @@ def test_an_error_event_without_an_error_object_fails_the_chat_stream(box: Respo
     stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
     with pytest.raises(openai.APIError, match="KV cache is full"):
         list(stream)
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_a_stream_for_an_unstreamed_call_fails_there_too(box: ResponsesBox) -> None:
@@ -105,4 +99,4 @@ def test_a_stream_for_an_unstreamed_call_fails_there_too(box: ResponsesBox) -> N
     with pytest.raises(openai.InternalServerError, match="KV cache is full") as raised:
         box.openai(key).chat.completions.create(model=MODEL, messages=ASK)
     assert raised.value.status_code == 502
-    _free(box, email, start)
+    assert_free(box, email, start)

@@ -14,7 +14,7 @@ import pytest
 from tests.fakes.compatible_wire import BASE, DONE, chunk, event
 from tests.fakes.openai_upstream import Reply
 from tests.quirks.conftest import MODEL
-from tests.quirks.routes import only_row
+from tests.quirks.routes import assert_free
 from tests.responses.conftest import ResponsesBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,12 +39,6 @@ def _failed_answer() -> bytes:
     return json.dumps(answer).encode()
 
 
-def _free(box: ResponsesBox, email: str, start: int) -> None:
-    row = only_row(box, email)
-    assert (row["status"], row["cost_nanos"]) == ("error", 0), row
-    assert box.balance_nanos(email) == (start, 0)
-
-
 def test_a_chat_stream_ends_in_an_error_chunk_and_costs_nothing(box: ResponsesBox) -> None:
     import openai
 
@@ -59,7 +53,7 @@ def test_a_chat_stream_ends_in_an_error_chunk_and_costs_nothing(box: ResponsesBo
         for piece in stream:
             texts += [choice.delta.content or "" for choice in piece.choices]
     assert "".join(texts) == "Once upon a time"
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_an_unstreamed_chat_answer_is_a_502(box: ResponsesBox) -> None:
@@ -71,7 +65,7 @@ def test_an_unstreamed_chat_answer_is_a_502(box: ResponsesBox) -> None:
     with pytest.raises(openai.InternalServerError, match="Provider disconnected") as raised:
         box.openai(key).chat.completions.create(model=MODEL, messages=ASK)
     assert raised.value.status_code == 502
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_a_responses_stream_ends_failed_and_costs_nothing(box: ResponsesBox) -> None:
@@ -84,7 +78,7 @@ def test_a_responses_stream_ends_failed_and_costs_nothing(box: ResponsesBox) -> 
     assert "Provider disconnected" in events[-1].response.error.message
     deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
     assert "".join(deltas) == "Once upon a time"
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_an_unstreamed_response_is_a_502(box: ResponsesBox) -> None:
@@ -98,7 +92,7 @@ def test_an_unstreamed_response_is_a_502(box: ResponsesBox) -> None:
     assert raised.value.status_code == 502
     error = raised.value.body  # the OpenAI envelope's error object, as for any upstream failure
     assert (error["type"], error["code"]) == ("api_error", "upstream_error")  # type: ignore[index]
-    _free(box, email, start)
+    assert_free(box, email, start)
 
 
 def test_a_stream_answered_with_a_failed_json_answer_says_what_failed(box: ResponsesBox) -> None:
@@ -112,4 +106,4 @@ def test_a_stream_answered_with_a_failed_json_answer_says_what_failed(box: Respo
     stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
     with pytest.raises(openai.APIError, match="Provider disconnected"):
         list(stream)
-    _free(box, email, start)
+    assert_free(box, email, start)
