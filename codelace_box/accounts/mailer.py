@@ -173,7 +173,9 @@ class SmtpMailer:
         # Made without a host (so the Deadline sees the socket while the greeting is read):
         # the name TLS checks the certificate against is the one smtplib keeps from __init__.
         smtp._host = cfg.smtp_host  # type: ignore[attr-defined]
-        smtp.connect(cfg.smtp_host, cfg.smtp_port)  # and read the greeting
+        status, greeting = smtp.connect(cfg.smtp_host, cfg.smtp_port)  # and read the greeting
+        if status != 220:  # refused at once (421 busy, 554 no service): said why, as smtplib's
+            raise smtplib.SMTPConnectError(status, greeting)  # __init__ would raise it
         smtp.ehlo()
         if cfg.smtp_starttls and not cfg.smtp_ssl:
             smtp.starttls(context=tls_context(cfg))

@@ -12,7 +12,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.accounts.conftest import BoxClient, ServerFactory, smtp_sections
-from tests.fakes.smtp_server import RecordingSmtpServer, TarpitSmtpServer
+from tests.fakes.smtp_server import (
+    RecordingSmtpServer,
+    RefusingGreetingSmtpServer,
+    TarpitSmtpServer,
+)
 
 pytestmark = pytest.mark.timeout(90)
 GREYLISTED = "451 4.7.1 Recipient address rejected: Greylisted, try again in 5 minutes"
@@ -272,3 +276,31 @@ def test_a_mail_server_that_never_finishes_answering_costs_the_request_a_bounded
         client.close()
     finally:
         tarpit.stop()
+
+
+@pytest.mark.parametrize(
+    ("greeting", "retried"),
+    [("421 4.7.0 mx.test Too many connections, try later", True),
+     ("554 5.7.1 mx.test Service unavailable; client host blocked using zen", False)],
+)  # fmt: skip
+def test_a_session_refused_in_the_greeting_is_logged_with_the_servers_words(
+    box_factory: ServerFactory, greeting: str, retried: bool
+):
+    """A server that refuses the session at once (421 busy, 554 a blocklisted box) said why in
+    its greeting: the log showed only "Connection unexpectedly closed" or the 503 that came
+    after, and a 421 ("not now") was not tried again as any other 4xx is."""
+    refusing = RefusingGreetingSmtpServer(greeting).start()
+    try:
+        email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": refusing.port}
+        email |= {"smtp_starttls": False, "from_address": "box@team.test"}
+        client = BoxClient(box_factory(email=email), None)
+        response = client.request_code("greeted@example.com")
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "email_delivery_failed"
+        assert greeting.split(" ", 2)[2] not in response.text
+        line = mail_failure_line(client, "greeted@example.com")
+        assert greeting in line, line
+        assert (refusing.connections > 1) is retried, refusing.connections
+        client.close()
+    finally:
+        refusing.stop()

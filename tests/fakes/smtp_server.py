@@ -1,6 +1,6 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
-It can refuse recipients (`rcpt_reply`: any status and text; `first_rcpt_replies`: only the
+It can refuse the session in its greeting (`RefusingGreetingSmtpServer`), refuse recipients (`rcpt_reply`: any status and text; `first_rcpt_replies`: only the
 next few) or messages after reading them
 (`reject_data`), answer QUIT late or oddly (`quit_delay`, `quit_reply`), require STARTTLS, or
 speak TLS from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed
@@ -12,6 +12,7 @@ talks to it over TCP like to any mail server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import re
@@ -260,4 +261,44 @@ class TarpitSmtpServer:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._listener.close()
+
+
+class RefusingGreetingSmtpServer:
+    """A mail server that refuses the session in its greeting (RFC 5321 4.3.2 and 3.1): a 421
+    ("not now": too busy) closes at once, a 554 (no service for this client, e.g. a
+    blocklisted address) answers every command but QUIT with 503. `connections` counts the
+    sessions opened."""
+
+    def __init__(self, greeting: str) -> None:
+        self.port = free_port()
+        self.greeting = greeting
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+
+    def start(self) -> RefusingGreetingSmtpServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            self.connections += 1
+            threading.Thread(target=self._refuse, args=(connection,), daemon=True).start()
+
+    def _refuse(self, connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.sendall(self.greeting.encode() + b"\r\n")
+            if self.greeting.startswith("421"):
+                return
+            for line in connection.makefile("rb"):
+                if line.strip().upper() == b"QUIT":
+                    connection.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                connection.sendall(b"503 5.5.1 No service\r\n")
+
+    def stop(self) -> None:
         self._listener.close()
