@@ -1,11 +1,12 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it receives.
 
-It can refuse the session in its greeting (`RefusingGreetingSmtpServer`), refuse recipients (`rcpt_reply`: any status and text; `first_rcpt_replies`: only the
+It can refuse recipients (`rcpt_reply`: any status and text; `first_rcpt_replies`: only the
 next few) or messages after reading them
 (`reject_data`), answer QUIT late or oddly (`quit_delay`, `quit_reply`), require STARTTLS, or
 speak TLS from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed
 certificate (`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s;
-`smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. The codelace-box under test
+`smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. `RefusingGreetingSmtpServer`
+refuses the session in its greeting, `TarpitSmtpServer` never ends it. The codelace-box under test
 talks to it over TCP like to any mail server.
 """
 
