@@ -76,7 +76,18 @@ def sender(from_address: str) -> Address:
     named = _NAMED_ADDRESS.fullmatch(from_address.strip())
     name, address = named.groups() if named else ("", from_address.strip())
     local, _, domain = address.rpartition("@")
-    return Address(display_name=name.strip('"'), username=local, domain=ascii_domain(domain))
+    return Address(display_name=_unquoted(name), username=local, domain=ascii_domain(domain))
+
+
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def _unquoted(name: str) -> str:
+    """A display name wholly in quotes without them (and its `\\"` escapes undone); quotes
+    within a name (`Acme "Support"`) are part of it."""
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return _QUOTED_PAIR.sub(r"\1", name[1:-1])
+    return name
 
 
 def compose_code_mail(from_address: str, to_address: str, code: str, ttl_sec: int) -> EmailMessage:

@@ -219,15 +219,23 @@ def test_the_code_mail_says_it_is_automatic():
         ('"Box, Inc." <box@team.test>', '"Box, Inc." <box@team.test>', "box@team.test"),
         ("Box, Inc. <box@team.test>", '"Box, Inc." <box@team.test>', "box@team.test"),
         ("Bücher <box@bücher.de>", "Bücher <box@xn--bcher-kva.de>", "box@xn--bcher-kva.de"),
+        ('Acme "Support" <box@team.test>', 'Acme "Support"', "box@team.test"),
+        ('"Acme" Support <box@team.test>', '"Acme" Support', "box@team.test"),
+        (r'"The \"Box\"" <box@team.test>', 'The "Box"', "box@team.test"),
     ],
 )
 def test_the_sender_is_one_ascii_address_whatever_the_name(
     from_address: str, header: str, envelope: str
 ):
     """An unquoted comma in the name made the From header two addresses ('Box' and 'Inc.'),
-    and smtplib took 'Box' as the envelope sender; an IDN domain needed SMTPUTF8."""
+    and smtplib took 'Box' as the envelope sender; an IDN domain needed SMTPUTF8. Quotes that
+    are not around the whole name are part of it: the last one was cut (`Acme "Support`), and
+    a wholly quoted name kept its escapes' backslashes."""
     mail = compose_code_mail(from_address, "a@example.com", "042042", 600)
-    assert mail["From"] == header
+    if "@" in header:
+        assert mail["From"] == header
+    else:  # the display name, as a mail client shows it
+        assert [name for name, _ in getaddresses([mail["From"]])] == [header]
     assert [address for _, address in getaddresses([mail["From"]])] == [envelope]
     assert bytes(mail).isascii()
 
