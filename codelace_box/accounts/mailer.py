@@ -187,10 +187,10 @@ class SmtpMailer:
         status, greeting = smtp.connect(cfg.smtp_host, cfg.smtp_port)  # and read the greeting
         if status != 220:  # refused at once (421 busy, 554 no service): said why, as smtplib's
             raise smtplib.SMTPConnectError(status, greeting)  # __init__ would raise it
-        smtp.ehlo()
+        _hello(smtp)
         if cfg.smtp_starttls and not cfg.smtp_ssl:
             smtp.starttls(context=tls_context(cfg))
-            smtp.ehlo()
+            _hello(smtp)
         if cfg.smtp_username:
             _login(smtp, cfg.smtp_username, cfg.smtp_password)
         smtp.send_message(message)
@@ -221,6 +221,18 @@ class Deadline:
         if sock is not None:
             with contextlib.suppress(OSError):  # the plain socket's, under any TLS layer
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _hello(smtp: smtplib.SMTP) -> None:
+    """EHLO, or HELO where the server does not know EHLO (RFC 5321 4.1.1.1); a refusal for
+    now (a 4xx, a 421 closing the session) raises with the server's words."""
+    status, reply = smtp.ehlo()
+    if 400 <= status < 500:
+        raise smtplib.SMTPHeloError(status, reply)
+    if status != 250:
+        status, reply = smtp.helo()
+        if not 200 <= status < 300:
+            raise smtplib.SMTPHeloError(status, reply)
 
 
 def _b64(text: str) -> str:

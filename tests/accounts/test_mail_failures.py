@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.accounts.conftest import BoxClient, ServerFactory, smtp_sections
 from tests.fakes.smtp_server import (
     RecordingSmtpServer,
-    RefusingGreetingSmtpServer,
+    ScriptedSmtpServer,
     TarpitSmtpServer,
 )
 
@@ -289,7 +289,7 @@ def test_a_session_refused_in_the_greeting_is_logged_with_the_servers_words(
     """A server that refuses the session at once (421 busy, 554 a blocklisted box) said why in
     its greeting: the log showed only "Connection unexpectedly closed" or the 503 that came
     after, and a 421 ("not now") was not tried again as any other 4xx is."""
-    refusing = RefusingGreetingSmtpServer(greeting).start()
+    refusing = ScriptedSmtpServer(greeting).start()
     try:
         email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": refusing.port}
         email |= {"smtp_starttls": False, "from_address": "box@team.test"}
@@ -304,3 +304,42 @@ def test_a_session_refused_in_the_greeting_is_logged_with_the_servers_words(
         client.close()
     finally:
         refusing.stop()
+
+
+def scripted_client(box_factory: ServerFactory, server: ScriptedSmtpServer) -> BoxClient:
+    """A box mailing through `server`, plain SMTP without login."""
+    email = {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": server.port}
+    email |= {"smtp_starttls": False, "from_address": "box@team.test"}
+    return BoxClient(box_factory(email=email), None)
+
+
+def test_a_server_refusing_ehlo_for_now_is_logged_with_its_words_and_tried_again(
+    box_factory: ServerFactory,
+):
+    """A 421 to EHLO (shutting down, too many errors) closes the session: the box went on to
+    the next command and logged only "Connection unexpectedly closed"."""
+    busy = ScriptedSmtpServer(ehlo="421 4.3.2 mx.test Service shutting down").start()
+    try:
+        client = scripted_client(box_factory, busy)
+        response = client.request_code("ehlo@example.com")
+        assert response.status_code == 503, response.text
+        line = mail_failure_line(client, "ehlo@example.com")
+        assert "421 4.3.2 mx.test Service shutting down" in line, line
+        assert busy.connections > 1
+        client.close()
+    finally:
+        busy.stop()
+
+
+def test_a_server_that_speaks_only_helo_takes_the_mail(box_factory: ServerFactory):
+    """RFC 5321 4.1.1.1: a client whose EHLO is refused as unknown falls back to HELO (as
+    smtplib itself does); the box sent MAIL after the refused EHLO and every mail failed."""
+    old = ScriptedSmtpServer(ehlo="502 5.5.2 Error: command not recognized").start()
+    try:
+        client = scripted_client(box_factory, old)
+        response = client.request_code("helo@example.com")
+        assert response.status_code == 200, response.text
+        assert old.taken == 1
+        client.close()
+    finally:
+        old.stop()

@@ -5,9 +5,9 @@ next few) or messages after reading them
 (`reject_data`), answer QUIT late or oddly (`quit_delay`, `quit_reply`), require STARTTLS, or
 speak TLS from the first byte (`implicit_tls`, SMTPS), and AUTH, with a self-signed
 certificate (`make_self_signed_cert`), and hands messages to tests as parsed `EmailMessage`s;
-`smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. `RefusingGreetingSmtpServer`
-refuses the session in its greeting, `TarpitSmtpServer` never ends it. The codelace-box under test
-talks to it over TCP like to any mail server.
+`smtputf8=False` leaves SMTPUTF8 (8-bit addresses) unoffered. `ScriptedSmtpServer` answers
+from a script (a greeting, a reply to EHLO), `TarpitSmtpServer` greets without end. The
+codelace-box under test talks to them over TCP like to any mail server.
 """
 
 from __future__ import annotations
@@ -265,19 +265,23 @@ class TarpitSmtpServer:
         self._listener.close()
 
 
-class RefusingGreetingSmtpServer:
-    """A mail server that refuses the session in its greeting (RFC 5321 4.3.2 and 3.1): a 421
-    ("not now": too busy) closes at once, a 554 (no service for this client, e.g. a
-    blocklisted address) answers every command but QUIT with 503. `connections` counts the
+class ScriptedSmtpServer:
+    """A mail server answering from a script, as aiosmtpd cannot: its `greeting`, then each
+    command's reply from `replies` by verb (250 for any other; DATA's text is read and taken
+    with a 250, `taken` counting them). A reply starting 421 closes the session (RFC 5321
+    3.8), as a 421 greeting (too busy) does; after a 554 greeting (no service for this client,
+    e.g. a blocklisted address) every command but QUIT gets 503. `connections` counts the
     sessions opened."""
 
-    def __init__(self, greeting: str) -> None:
+    def __init__(self, greeting: str = "220 mx.test ESMTP", **replies: str) -> None:
         self.port = free_port()
         self.greeting = greeting
+        self.replies = {verb.upper(): reply for verb, reply in replies.items()}
         self.connections = 0
+        self.taken = 0
         self._listener = socket.create_server(("127.0.0.1", self.port))
 
-    def start(self) -> RefusingGreetingSmtpServer:
+    def start(self) -> ScriptedSmtpServer:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
@@ -288,18 +292,39 @@ class RefusingGreetingSmtpServer:
             except OSError:  # closed by stop()
                 return
             self.connections += 1
-            threading.Thread(target=self._refuse, args=(connection,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
-    def _refuse(self, connection: socket.socket) -> None:
+    def _serve(self, connection: socket.socket) -> None:
         with connection, contextlib.suppress(OSError):
             connection.sendall(self.greeting.encode() + b"\r\n")
             if self.greeting.startswith("421"):
                 return
-            for line in connection.makefile("rb"):
-                if line.strip().upper() == b"QUIT":
-                    connection.sendall(b"221 2.0.0 Bye\r\n")
+            lines, greeted = connection.makefile("rb"), False
+            for line in lines:
+                verb = line.split(b" ", 1)[0].strip().decode().upper()
+                reply = self._reply(verb)
+                greeted = greeted or (verb in ("EHLO", "HELO") and reply.startswith("250"))
+                if verb == "MAIL" and not greeted:
+                    reply = "503 5.5.1 Error: send HELO/EHLO first"
+                if reply.startswith("354"):
+                    connection.sendall(reply.encode() + b"\r\n")
+                    for text in lines:  # the message, then a line with one "."
+                        if text.rstrip(b"\r\n") == b".":
+                            break
+                    self.taken += 1
+                    reply = "250 2.0.0 Ok: queued"
+                connection.sendall(reply.encode() + b"\r\n")
+                if reply.startswith(("421", "221")):
                     return
-                connection.sendall(b"503 5.5.1 No service\r\n")
+
+    def _reply(self, verb: str) -> str:
+        if verb == "QUIT":
+            return "221 2.0.0 Bye"
+        if not self.greeting.startswith("220"):
+            return "503 5.5.1 No service"
+        if verb in self.replies:
+            return self.replies[verb]
+        return "354 End data with <CR><LF>.<CR><LF>" if verb == "DATA" else "250 OK"
 
     def stop(self) -> None:
         self._listener.close()
