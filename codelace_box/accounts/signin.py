@@ -14,6 +14,7 @@ client address's.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from peewee import IntegrityError
@@ -110,15 +111,30 @@ async def request_sign_in(
     ttl_sec = auth.otp_ttl_sec
     code = otp.generate_code()
     stored, mailed = await run_db_work(_counted_code, email, client, code, secret_key, auth)
+    # Shielded: a client that leaves does not stop the mail's tries (a greylisted one is tried
+    # again), nor the undoing of a mail that failed in the end.
+    sending = asyncio.ensure_future(_send_or_undo(mailer, code, ttl_sec, stored, mailed))
+    sending.add_done_callback(_retrieved)
+    await asyncio.shield(sending)
+    return CodeSent(email, ttl_sec)
+
+
+async def _send_or_undo(
+    mailer: Mailer, code: str, ttl_sec: int, stored: otp.StoredCode, mailed: list[int]
+) -> None:
+    """Mail the code; if that fails, the code must not stay usable, nor count as a mail to
+    the mailbox."""
     try:
-        await mailer.send_code(email, code, ttl_sec)
+        await mailer.send_code(stored.email, code, ttl_sec)
     except Exception:
-        # Not sent: the code must not stay usable, nor count as a mail to the mailbox. (A
-        # cancelled request is not a failure: the mail thread goes on and its code should
-        # work when the mail arrives.)
         await run_db_work(_not_sent, stored, mailed)
         raise
-    return CodeSent(email, ttl_sec)
+
+
+def _retrieved(sending: asyncio.Future[None]) -> None:
+    """Take a left request's mail failure (logged by the mailer) so asyncio does not log it."""
+    if not sending.cancelled():
+        sending.exception()
 
 
 def _counted_code(

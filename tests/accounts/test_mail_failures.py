@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -343,3 +344,21 @@ def test_a_server_that_speaks_only_helo_takes_the_mail(box_factory: ServerFactor
         client.close()
     finally:
         old.stop()
+
+
+def test_a_code_request_the_client_left_still_puts_the_code_before_back_if_no_mail_went(
+    client: BoxClient, refusing: RecordingSmtpServer
+):
+    """The person closed the tab (or curl's --max-time hit) while the server greylisted: the
+    box stopped trying, so no new mail came, yet the new code stayed and the one in the inbox
+    was dead. The mail is still tried to the end, and its failure undone as when one waits."""
+    before = client.mailed_code("left@example.com")
+    refusing.rcpt_reply = GREYLISTED
+    with pytest.raises(httpx.TimeoutException):
+        client.http.post(
+            "/api/v1/auth/otp/request", json={"email": "left@example.com"}, timeout=0.3
+        )
+    time.sleep(3)  # three tries at most, 1.5 s of waits between them
+    refusing.rcpt_reply = None
+    signed_in = client.verify("left@example.com", before)
+    assert signed_in.status_code == 200, signed_in.text
