@@ -258,7 +258,7 @@ def running_usage_stream() -> list[bytes | float]:
     return [sse(chunk) for chunk in chunks]
 
 
-@pytest.mark.parametrize("how", ["reset", "silent"])
+@pytest.mark.parametrize("how", ["reset", "silent", "closed"])
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_reset_or_a_silence_mid_answer_is_a_failure_though_each_chunk_had_a_running_usage(
     box: HostileBox, hostile: HostileUpstream, route: str, how: str
@@ -266,11 +266,13 @@ def test_a_reset_or_a_silence_mid_answer_is_a_failure_though_each_chunk_had_a_ru
     """Usage riding on every content chunk is a running count, not the final one: a stream
     reset or silent past the read timeout before any choice finished is cut mid-answer, an
     error event and a free call (it ended as a complete answer, [DONE] / message_stop /
-    response.completed, and was charged)."""
+    response.completed, and was charged). So is one closed cleanly there, as a stream with
+    no usage closed before its finish_reason is."""
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     silent = how == "silent"
-    hostile.default = Act(200, running_usage_stream(), SSE, drop=not silent, hang=silent)
+    drop = how == "reset"
+    hostile.default = Act(200, running_usage_stream(), SSE, drop=drop, hang=silent)
     answer = box.post(key, route, "ho", stream=True)
     assert answer.status_code == 200
     last = events(answer.text)[-1]
