@@ -57,8 +57,10 @@ async def key_left_rotation(
 
 
 def _unanswered(result: KeyCheckResult) -> bool:
-    """Whether a probe found the upstream unable to answer for now (down, overloaded)."""
-    return result.status is None or result.status == 429 or result.status >= 500
+    """Whether a probe found the upstream unable to answer for now (down, overloaded); not a
+    501 Not Implemented (no model list, for good: as a 404)."""
+    status = result.status
+    return status is None or status == 429 or (status >= 500 and status != 501)
 
 
 async def _judged_by_probe(

@@ -154,7 +154,7 @@ class StreamRelay:
             if not data:
                 break
         tail = [self.encoder.chunk(c) for c in translator.finish()]
-        if not translator.finished and translator.usage is None:
+        if not translator.finished and not translator.counted_whole():
             raise self._incomplete()
         usage = self._produced(complete=True)
         self._settled = True  # from here the settlement commits even if we are cancelled

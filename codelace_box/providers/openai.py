@@ -168,6 +168,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         self._open: set[Any] = set()  # choice indexes that have not sent a finish_reason yet
         self._closed: set[Any] = set()  # choice indexes that have
         self._canonical: CanonicalCalls | None = None  # made at the first tool call piece
+        self._usage_alone = False  # the last usage came on a chunk of its own (no choices)
 
     def feed(self, event: SSEEvent) -> list[JSON]:
         data = event.data
@@ -190,7 +191,7 @@ class OpenAIStreamTranslator(StreamTranslator):
             self._saw(raw_usage)
             usage = usage_from(raw_usage)
             if usage is not None:
-                self.usage = usage
+                self.usage, self._usage_alone = usage, not chunk.get("choices")
         choices = chunk.get("choices")
         if not choices:  # a usage chunk (even an unusable one) is the gateway's to send
             return [] if isinstance(raw_usage, dict) else [self._relabel(chunk)]
@@ -256,8 +257,9 @@ class OpenAIStreamTranslator(StreamTranslator):
 
     def counted_whole(self) -> bool:
         """Usage, and no choice still open: usage riding on each content chunk (vLLM with
-        `continuous_usage_stats`) is a running count until every choice has finished."""
-        return self.usage is not None and not self._open
+        `continuous_usage_stats`) is a running count until every choice has finished; usage
+        in a chunk of its own (no choices) is the final count, finish_reason or not."""
+        return self.usage is not None and (self._usage_alone or not self._open)
 
     def _relabel(self, chunk: JSON) -> JSON:
         chunk["model"] = self.public_model

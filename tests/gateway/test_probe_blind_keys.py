@@ -148,14 +148,16 @@ def test_a_probe_that_gets_no_verdict_never_parks_a_key(
     _eventually(lambda: not keys_of(box)[0]["failing"], "back in rotation by its probe")
 
 
+@pytest.mark.parametrize("status", [404, 501])
 def test_a_probe_answered_404_still_parks_a_key_refused_for_two_accounts(
-    box_factory: BoxFactory, fake: FakeOpenAI
+    box_factory: BoxFactory, fake: FakeOpenAI, status: int
 ) -> None:
-    """An upstream without a model list (404) can never judge a key by its probe: a key it
-    refuses on calls of two accounts is parked, not left in rotation to be refused for ever."""
+    """An upstream without a model list (404, or 501 Not Implemented: an answer for good, not
+    for now) can never judge a key by its probe: a key it refuses on calls of two accounts is
+    parked, not left in rotation to be refused for ever."""
     box = box_factory(keys=(BLOCKED, GOOD), gateway={"max_retries": 2, "key_probe_sec": 0.3})
     fake.key_status[BLOCKED] = 401
-    fake.probe_status[BLOCKED] = 404
+    fake.probe_status[BLOCKED] = status
     clients = [box.sdk(box.new_user(name)[1]) for name in ("1", "2")]
     for turn in range(6):
         clients[turn % 2].chat.completions.create(model=MODEL, messages=HELLO)

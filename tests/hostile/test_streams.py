@@ -13,11 +13,13 @@ import httpx
 import pytest
 
 from tests.fakes.hostile_upstream import (
+    CHAT_USAGE,
     SSE,
     Act,
     HostileUpstream,
     anthropic_event,
     anthropic_stream,
+    chat_chunk,
     chat_stream,
     sse,
 )
@@ -249,6 +251,27 @@ def test_a_reset_or_a_silence_after_the_final_usage_ends_the_stream_as_a_clean_c
     assert box.balance_nanos(email) == (start - row["cost_nanos"], 0)
 
 
+@pytest.mark.parametrize("how", ["reset", "silent", "closed"])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_usage_chunk_with_no_finish_before_it_is_the_final_count_however_the_stream_ends(
+    box: HostileBox, hostile: HostileUpstream, route: str, how: str
+) -> None:
+    """A server that sends no finish_reason but the usage chunk (no choices) at the end: that
+    count is the final one (a closed stream of it is whole), so a reset or a silence after it
+    ends the stream whole too; the running-count guard took it for a cut mid-answer."""
+    email, key = box.new_user("10")
+    silent = how == "silent"
+    body: list[bytes | float] = [*chat_stream(end=False), chat_chunk(usage=CHAT_USAGE)]
+    hostile.default = Act(200, body, SSE, drop=how == "reset", hang=silent)
+    answer = box.post(key, route, "ho", stream=True)
+    assert answer.status_code == 200
+    last = events(answer.text)[-1]
+    ends = {"chat": "[DONE]", "messages": "message_stop", "responses": "response.completed"}
+    assert ends[route] in last, answer.text
+    row = box.last_row(email)
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("ok", 7, 3), row
+
+
 def running_usage_stream() -> list[bytes | float]:
     """An openai stream whose content chunks each carry the running usage (vLLM with the
     client's `stream_options.continuous_usage_stats`), cut before any finish_reason."""
@@ -258,7 +281,7 @@ def running_usage_stream() -> list[bytes | float]:
     return [sse(chunk) for chunk in chunks]
 
 
-@pytest.mark.parametrize("how", ["reset", "silent"])
+@pytest.mark.parametrize("how", ["reset", "silent", "closed"])
 @pytest.mark.parametrize("route", ROUTES)
 def test_a_reset_or_a_silence_mid_answer_is_a_failure_though_each_chunk_had_a_running_usage(
     box: HostileBox, hostile: HostileUpstream, route: str, how: str
@@ -266,11 +289,13 @@ def test_a_reset_or_a_silence_mid_answer_is_a_failure_though_each_chunk_had_a_ru
     """Usage riding on every content chunk is a running count, not the final one: a stream
     reset or silent past the read timeout before any choice finished is cut mid-answer, an
     error event and a free call (it ended as a complete answer, [DONE] / message_stop /
-    response.completed, and was charged)."""
+    response.completed, and was charged). So is one closed cleanly there, as a stream with
+    no usage closed before its finish_reason is."""
     email, key = box.new_user("10")
     start = box.balance_nanos(email)[0]
     silent = how == "silent"
-    hostile.default = Act(200, running_usage_stream(), SSE, drop=not silent, hang=silent)
+    drop = how == "reset"
+    hostile.default = Act(200, running_usage_stream(), SSE, drop=drop, hang=silent)
     answer = box.post(key, route, "ho", stream=True)
     assert answer.status_code == 200
     last = events(answer.text)[-1]
