@@ -134,3 +134,16 @@ def assert_free(box: ResponsesBox, email: str, start: int) -> None:
     row = only_row(box, email)
     assert (row["status"], row["cost_nanos"]) == ("error", 0), row
     assert box.balance_nanos(email) == (start, 0)
+
+
+def chat_text_until_error(box: ResponsesBox, key: str, match: str, **options: Any) -> str:
+    """The text a chat stream of MODEL relayed before it ended in an error saying `match`."""
+    import openai
+    import pytest
+
+    texts: list[str] = []
+    stream = box.openai(key).chat.completions.create(model=MODEL, stream=True, **options)
+    with pytest.raises(openai.APIError, match=match):
+        for piece in stream:
+            texts += [choice.delta.content or "" for choice in piece.choices]
+    return "".join(texts)

@@ -10,7 +10,7 @@ import pytest
 from tests.fakes.compatible_wire import DONE, chunk, event
 from tests.fakes.openai_upstream import Reply
 from tests.quirks.conftest import MODEL
-from tests.quirks.routes import assert_free
+from tests.quirks.routes import assert_free, chat_text_until_error
 from tests.responses.conftest import ResponsesBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -25,17 +25,11 @@ def _failing() -> list[bytes]:
 
 
 def test_a_chat_stream_ends_in_an_error_chunk(box: ResponsesBox) -> None:
-    import openai
-
     email, key = box.new_key()
     start = box.balance_nanos(email)[0]
     box.openai_fake.push(Reply(raw=_failing()))
-    texts: list[str] = []
-    stream = box.openai(key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
-    with pytest.raises(openai.APIError, match="KV cache is full"):
-        for piece in stream:
-            texts += [choice.delta.content or "" for choice in piece.choices]
-    assert "".join(texts) == "Once upon a time"
+    told = chat_text_until_error(box, key, "KV cache is full", messages=ASK)
+    assert told == "Once upon a time"
     assert_free(box, email, start)
 
 
