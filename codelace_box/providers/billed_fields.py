@@ -25,6 +25,12 @@ BILLED_FIELDS: dict[str, str] = {
     "fallbacks": "other models answering in the requested one's place, at their prices (LiteLLM's "
     "fallbacks; Anthropic's server-side fallback, whose entries also set their own max_tokens "
     "and speed)",
+    "context_window_fallbacks": "LiteLLM's router answering with other models, at their prices, "
+    "when the prompt is past the window",
+    "content_policy_fallbacks": "LiteLLM's router answering with other models, at their prices, "
+    "when the content is refused",
+    "context_window_fallback_dict": "LiteLLM answering with another model, at its price, when "
+    "the prompt is past the window",
     "plugins": "paid plugins (web search, PDF/OCR parsing)",
     "provider": "provider routing, possibly to pricier providers",
     "transforms": "prompt transforms",

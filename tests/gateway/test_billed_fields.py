@@ -29,6 +29,12 @@ BILLED: dict[str, Any] = {
     # LiteLLM's request-level fallbacks (other models, at their prices), and Anthropic's
     # server-side fallback on a front of Claude that passes it on
     "fallbacks": ["anthropic/claude-opus-4"],
+    # the same from a LiteLLM proxy's router, per request: another model group when the prompt
+    # is past the window or refused (its Router pops both from the call's kwargs), and
+    # litellm.completion's own model-to-model map for the first
+    "context_window_fallbacks": [{"gpt-4o-mini": ["gpt-4.5-preview"]}],
+    "content_policy_fallbacks": [{"gpt-4o-mini": ["anthropic/claude-opus-4"]}],
+    "context_window_fallback_dict": {"gpt-4o-mini": "gpt-4.5-preview"},
 }
 
 

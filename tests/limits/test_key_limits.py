@@ -363,7 +363,10 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
     provider."""
     box.cli("providers", "add", "router", "--kind", "openai", "--base-url", fake.base_url,
             "--key", "sk-router-key-0001", "--allow-field", "models",
-            "--allow-field", "route", "--allow-field", "fallbacks")  # fmt: skip
+            "--allow-field", "route", "--allow-field", "fallbacks",
+            "--allow-field", "context_window_fallbacks",
+            "--allow-field", "content_policy_fallbacks",
+            "--allow-field", "context_window_fallback_dict")  # fmt: skip
     box.cli("models", "set", "router/m", "--input-per-1m", "1", "--output-per-1m", "1",
             "--provider", "router")  # fmt: skip
     box.until_served("router/m")
@@ -371,7 +374,10 @@ def test_a_key_limited_to_some_models_may_not_ask_the_provider_for_fallbacks(
     limited, _ = new_key(box, email, allowed_models=["router/m"])
     body = {"model": "router/m", "messages": HELLO, "max_tokens": 5}
     for extra in ({"models": ["openai/gpt-5.4"]}, {"route": "fallback"},
-                  {"fallbacks": ["openai/gpt-5.4"]}):  # fmt: skip
+                  {"fallbacks": ["openai/gpt-5.4"]},
+                  {"context_window_fallbacks": [{"m": ["openai/gpt-5.4"]}]},
+                  {"content_policy_fallbacks": [{"m": ["openai/gpt-5.4"]}]},
+                  {"context_window_fallback_dict": {"m": "openai/gpt-5.4"}}):  # fmt: skip
         refused = box.http(limited).post("/v1/chat/completions", json=body | extra)
         assert openai_code(refused) == (403, "model_not_allowed"), extra
         assert next(iter(extra)) in refused.json()["error"]["message"]
