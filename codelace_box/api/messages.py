@@ -67,5 +67,6 @@ async def messages_count_tokens(request: Request) -> HTTPResponse:
     counted = await count_tokens(
         gateway, body, len(request.body), request.headers, auth.allowed_models, account,
         request_id=request.ctx.request_id,
+        on_model=partial(setattr, request.ctx, "model"),  # for the access line (observe.py)
     )  # fmt: skip
     return json_response(counted)

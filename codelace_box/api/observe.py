@@ -109,7 +109,8 @@ def _log_access(request: Request, route: str, status: int, duration: float, call
     duration rounded) are built only for a JSON line or another logging set-up."""
     ctx = request.ctx
     auth = getattr(ctx, "auth", None)
-    model = call.route.id if call is not None else None
+    # a call's model; count_tokens, which makes no call, names its own (api/messages.py)
+    model = call.route.id if call is not None else getattr(ctx, "model", None)
     # the account's public id: of the API key, or of the portal's session
     user_id = auth.user_uuid if auth is not None else getattr(ctx, "portal_user", None)
     key_prefix = _key_prefix(request, auth)

@@ -10,7 +10,7 @@ field the provider does not allow is refused as on /v1/messages (billed_fields.p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -72,16 +72,20 @@ async def count_tokens(
     allowed_models: frozenset[str] | None = None,
     account: tuple[int, int] = (0, 0),
     request_id: str = "count_tokens",
+    on_model: Callable[[str], None] | None = None,
 ) -> JSON:
     """`{"input_tokens": N}` for a Messages body; as on /v1/messages, 403 for a model (or an
     advisor model) the key may not call, 400 for an advisor model not in the catalog and for a
     billed field the provider does not allow (nothing is billed, but the body reaches the
     operator's account as sent: an `mcp_servers` URL in it is one Anthropic connects to);
-    `account`: (user id, requests per minute or 0)."""
+    `account`: (user id, requests per minute or 0); `on_model`: told the model's id once the
+    key may call it (the access line names it)."""
     with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
         model, media = _model(body)
         route = resolve_model(gateway.routes, model)
     check_model_allowed(allowed_models, route.id)
+    if on_model is not None:
+        on_model(route.id)
     check_billed_messages(
         body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id
     )

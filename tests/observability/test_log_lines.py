@@ -192,3 +192,19 @@ def test_a_request_too_slow_to_arrive_logs_how_long_it_took(box_factory: BoxFact
         assert client.recv(100).startswith(b"HTTP/1.1 408 ")
     (raw,) = box.server.wait_for_log(r'.*"route":"/v1/chat/completions","status":408.*')
     assert 900 <= json.loads(raw)["duration_ms"] < 30_000, raw
+
+
+def test_a_count_tokens_access_line_names_its_model(box_factory: BoxFactory) -> None:
+    """/v1/messages/count_tokens names a model the box resolves (and may ask its provider
+    about): its access line names it as a /v1/messages line does, not `model=-`."""
+    box = box_factory(log={"format": "json"})
+    _, key = box.new_user("1")
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    body = {"model": MODEL, "max_tokens": 10, "messages": HELLO}
+    with box.http(None) as http:
+        counted = http.post("/v1/messages/count_tokens", json=body, headers=headers)
+    assert counted.status_code == 200, counted.text
+    request_id = counted.headers["x-request-id"]
+    (raw,) = box.server.wait_for_log(rf'.*"logger":"codelace_box.access".*"{request_id}".*')
+    line = json.loads(raw)
+    assert (line["route"], line["model"]) == ("/v1/messages/count_tokens", MODEL), line
