@@ -40,6 +40,7 @@ from codelace_box.providers.tally import ESTIMATED_MEDIA_TOKENS, anthropic_media
 COUNT_PATH = "/v1/messages/count_tokens"
 if TYPE_CHECKING:
     from codelace_box.gateway.pipeline import Gateway
+    from codelace_box.gateway.routing import ModelRoute
 
 
 def _model(body: JSON) -> tuple[str, tuple[int, int]]:
@@ -80,12 +81,7 @@ async def count_tokens(
     operator's account as sent: an `mcp_servers` URL in it is one Anthropic connects to);
     `account`: (user id, requests per minute or 0); `on_model`: told the model's id once the
     key may call it (the access line names it)."""
-    with allowed_first(allowed_models):  # 403, not the 503 of a disabled provider
-        model, media = _model(body)
-        route = resolve_model(gateway.routes, model)
-    check_model_allowed(allowed_models, route.id)
-    if on_model is not None:
-        on_model(route.id)
+    route, media = _allowed_route(gateway, body, allowed_models, on_model)
     check_billed_messages(
         body, forwarded_beta(route, headers), route.provider.allowed_fields, route.id
     )
@@ -108,6 +104,23 @@ async def count_tokens(
         count_upstream_error(call, error)
         raise error from None
     return counted or {"input_tokens": estimated_count(body, body_len, media)}
+
+
+def _allowed_route(
+    gateway: Gateway,
+    body: JSON,
+    allowed_models: frozenset[str] | None,
+    on_model: Callable[[str], None] | None,
+) -> tuple[ModelRoute, tuple[int, int]]:
+    """The body's model route and media counts; 403 if the key may not call it (not the 503
+    of a disabled provider); `on_model` told its id once it may."""
+    with allowed_first(allowed_models):
+        model, media = _model(body)
+        route = resolve_model(gateway.routes, model)
+    check_model_allowed(allowed_models, route.id)
+    if on_model is not None:
+        on_model(route.id)
+    return route, media
 
 
 async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:
