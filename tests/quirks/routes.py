@@ -147,3 +147,13 @@ def chat_text_until_error(box: ResponsesBox, key: str, match: str, **options: An
         for piece in stream:
             texts += [choice.delta.content or "" for choice in piece.choices]
     return "".join(texts)
+
+
+def failed_responses_stream(box: ResponsesBox, key: str, match: str) -> list[Any]:
+    """The events of a Responses stream of MODEL that ended `response.failed` (never
+    `response.completed`) with an error saying `match`."""
+    events = list(box.openai(key).responses.create(model=MODEL, input="Hi", stream=True))
+    kinds = [e.type for e in events]
+    assert "response.completed" not in kinds and kinds[-1] == "response.failed", kinds
+    assert match in events[-1].response.error.message
+    return events
