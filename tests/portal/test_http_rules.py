@@ -234,7 +234,8 @@ def test_pages_carry_a_strict_csp_no_framing_and_no_store(box: PortalBox) -> Non
             assert page.headers["cache-control"] == "no-store"  # no back/forward cache
             assert "<script>" not in page.text and "onclick" not in page.text
             assert re.findall(r"<script[^>]*>", page.text) == [
-                f'<script type="module" src="{asset_base(page.text)}/main.js">'
+                f'<script src="{asset_base(page.text)}/boot.js">',
+                f'<script type="module" src="{asset_base(page.text)}/main.js">',
             ]
         assert client.get("/portal/api/session").headers["cache-control"] == "no-store"
         refused = client.get("/portal/api/overview")  # an error answer carries them too

@@ -210,6 +210,20 @@ def test_a_box_that_cannot_say_who_is_signed_in_leaves_no_bare_loading_page(
     browser.console_errors()  # the blocked request is logged, by design
 
 
+def test_a_page_whose_scripts_cannot_be_loaded_says_so(cdp: Browser, box: PortalBox) -> None:
+    """One of the page's modules fails to load (the box failing, the connection cut): the page
+    says so with a way to try again, not 'Loading...' for ever."""
+    browser = cdp
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/usage.js"]})
+    browser.driver.get(box.url + "/keys")
+    alert = browser.wait_for(lambda: browser.css("main [role=alert]"), "the error")
+    assert "could not be loaded" in alert.text and "Loading" not in browser.main_text()
+    assert browser.css("main").get_attribute("aria-busy") is None
+    assert browser.css("main a").get_attribute("href") == box.url + "/keys"
+    browser.console_errors()  # the blocked request is logged, by design
+
+
 def test_the_payment_history_names_each_kind_in_words(cdp: Browser, box: PortalBox) -> None:
     """Credit the operator gave reads as such, not as the database's word 'admin'."""
     browser = cdp

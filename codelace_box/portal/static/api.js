@@ -140,6 +140,12 @@ export async function api(method, path, body, timeoutMs = TIMEOUT_MS) {
     return new Promise(() => {}); // the call never settles: the page is leaving
   }
   if (!response.ok) throw refused(response, data);
+  // A success that is no JSON is not the box's answer (a proxy's login page the call was sent
+  // on to): no data to draw a page from.
+  if (data === null && response.status !== 204) {
+    throw new ApiError(response.status, "The box's answer could not be read (something between "
+      + "the browser and the box answered for it): reload the page and try again.");
+  }
   return data;
 }
 
