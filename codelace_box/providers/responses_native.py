@@ -23,6 +23,7 @@ from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import responses_usage
 from codelace_box.providers.responses_tools import IGNORED_TOOL_TYPES
 from codelace_box.providers.tally import output_tokens
+from codelace_box.providers.thought_signature import split_id
 
 JSON = dict[str, Any]
 
@@ -42,6 +43,12 @@ _DELTA_TYPES = (
     "response.reasoning_summary_text.delta",
     "response.function_call_arguments.delta",
     "response.custom_tool_call_input.delta",
+)
+_CALL_ITEMS = (
+    "function_call",
+    "custom_tool_call",
+    "function_call_output",
+    "custom_tool_call_output",
 )
 
 
@@ -79,13 +86,14 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     """The body for a native upstream: checked exactly as a translated one (the same 400s),
     then passed on with the upstream's model, `store: false`, no hosted tools (which would
     bill beyond the token prices) and none of the box's own reasoning items nor any by id
-    alone (`_dropped_reasoning`); `include` and
+    alone (`_dropped_reasoning`), and calls under their own ids (`_unsigned`); `include` and
     the cache hints go along, since reasoning handed back statelessly needs
     `reasoning.encrypted_content`."""
     translate_request(without_foreign(body))  # an upstream's own compaction is for it to read
     payload = dict(body)
     if isinstance(body.get("input"), list):
-        items = [for_native(item) for item in body["input"]]  # the box's compaction: its summary
+        # the box's compaction item: its summary (for_native); calls: their own ids
+        items = [_unsigned(for_native(item)) for item in body["input"]]
         payload["input"] = [item for item in items if not _dropped_reasoning(item)]
     payload["model"] = upstream_model
     payload["store"] = False
@@ -93,6 +101,19 @@ def native_body(body: JSON, *, upstream_model: str, stream: bool) -> JSON:
     if isinstance(body.get("tools"), list):
         payload["tools"] = [t for t in body["tools"] if t.get("type") not in IGNORED_TOOL_TYPES]
     return payload
+
+
+def _unsigned(item: Any) -> Any:
+    """A call or its output under the call's own id: a Gemini thought signature the box put on
+    its call_id (thought_signature.py) is for Gemini alone, and OpenAI's Responses API refuses
+    a call_id over 64 characters, so a thread carried on from Gemini failed on every turn."""
+    if not isinstance(item, dict) or item.get("type") not in _CALL_ITEMS:
+        return item
+    call_id = item.get("call_id")
+    if not isinstance(call_id, str):
+        return item
+    own, signature = split_id(call_id)
+    return item if signature is None else {**item, "call_id": own}
 
 
 def _dropped_reasoning(item: Any) -> bool:

@@ -15,10 +15,10 @@ from codelace_box.providers.base import UpstreamTarget
 from codelace_box.providers.openai import OpenAIAdapter
 from tests.fakes.openai_upstream import Reply
 from tests.messages.conftest import openai_chunk
-from tests.responses.conftest import OPENAI_MODEL, ResponsesBox
+from tests.responses.conftest import NATIVE_MODEL, OPENAI_MODEL, ResponsesBox
 
 JSON = dict[str, Any]
-SIGNATURE = "CiQBjz1rX+base64/signature=="  # opaque to the box: any characters
+SIGNATURE = "CiQBjz1rX+base64/signature==" * 4  # opaque to the box: any characters
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 TOOLS: list[Any] = [{"type": "function", "name": "Read", "parameters": {"type": "object"}}]
 ASK = {"role": "user", "content": "read a"}
@@ -77,3 +77,25 @@ def test_openai_itself_gets_no_signature() -> None:
         sent = OpenAIAdapter().build_request(body, target).json_body["messages"][1]["tool_calls"][0]
         assert ("extra_content" in sent) is kept, base
     assert "extra_content" in body["messages"][1]["tool_calls"][0]  # the client's body untouched
+
+
+def test_a_native_model_gets_the_calls_without_their_signatures(fresh: ResponsesBox) -> None:
+    """A Codex thread begun on Gemini and carried on with a `--responses-api` model (`/model`):
+    the signature is the box's own rider on the call_id, and OpenAI's Responses API refuses a
+    call_id over 64 characters (400 string_above_max_length) on every later turn of the thread.
+    The native upstream gets each call and its output under the call's own id."""
+    _, key = fresh.new_key()
+    client = fresh.openai(key)
+    fresh.openai_fake.push(_gemini(streamed=True))
+    with client.responses.stream(model=OPENAI_MODEL, input=[ASK], tools=TOOLS) as stream:
+        [call] = [item for item in stream.get_final_response().output
+                  if item.type == "function_call"]  # fmt: skip
+    assert len(call.call_id) > 64  # Gemini's signatures run to hundreds of characters
+    fresh.openai_fake.push(Reply(content="done"))
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": "a's text"}
+    handed = {k: v for k, v in call.model_dump().items() if v is not None}
+    client.responses.create(model=NATIVE_MODEL, input=[ASK, handed, output], tools=TOOLS)
+    sent = fresh.openai_fake.requests[-1]
+    assert sent.path == "/v1/responses"
+    ids = [item["call_id"] for item in sent.body["input"] if "call_id" in item]
+    assert ids == ["fc-1", "fc-1"]
