@@ -13,8 +13,13 @@ An `openai` upstream that is not OpenAI's own address gets the output cap the bo
 `max_tokens`, which OpenAI's reasoning models refuse wherever they are served (Azure, a proxy in
 front of OpenAI: 400 "Unsupported parameter: 'max_tokens' is not supported with this model. Use
 'max_completion_tokens' instead."): the call goes once more with the cap as
-`max_completion_tokens`, remembered so too. A client's own `max_tokens` (/v1/chat/completions)
-is theirs: its refusal is relayed, as OpenAI relays it.
+`max_completion_tokens`, remembered so too. So does a client's own `max_completion_tokens` that
+the box gave `max_tokens` beside (for the servers that read only that one), to a server that
+takes the two only one at a time (Volcengine Ark: "max_tokens and max_completion_tokens cannot
+be set at the same time"; OpenAI's own words for it: "Setting 'max_tokens' and
+'max_completion_tokens' at the same time is not supported"): it goes with the client's field
+alone. A client's own `max_tokens` (/v1/chat/completions) is theirs: its refusal is relayed, as
+OpenAI relays it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ _UNKNOWN_RE = re.compile(
     r"\bnot (supported|permitted|allowed)\b|\bunsupported\b",
     re.IGNORECASE,
 )
+# A refusal of the two cap fields in one body (whatever else it says: "are not valid")
+_BOTH_CAPS_RE = re.compile(
+    r"\bsame time\b|\bmutually exclusive\b|\bsimultaneous(ly)?\b|\bboth\b|\btogether\b|"
+    r"\bonly one of\b",
+    re.IGNORECASE,
+)
+_OTHER_CAP = "max_completion_tokens"
 
 
 def refused_output_fields(status: int, message: str) -> set[str]:
@@ -44,6 +56,17 @@ def refused_output_fields(status: int, message: str) -> set[str]:
     if status not in REFUSING_STATUSES or _UNKNOWN_RE.search(message) is None:
         return set()
     return {name for name in OUTPUT_FIELDS if re.search(rf"\b{name}\b(?![.\[])", message)}
+
+
+def caps_refused_together(status: int, message: str) -> bool:
+    """Whether an upstream's refusal is of `max_tokens` and `max_completion_tokens` sent
+    together (the one the box added then goes)."""
+    return (
+        status in REFUSING_STATUSES
+        and _OTHER_CAP in message
+        and re.search(rf"\b{CAP_REFUSED}\b", message) is not None
+        and _BOTH_CAPS_RE.search(message) is not None
+    )
 
 
 def _refusable(call: ChatCall) -> Collection[str]:
@@ -76,7 +99,10 @@ def drop_refused_output(call: ChatCall, error: CodelaceError, status: int) -> bo
     if provider.kind == "anthropic":
         names = refused_output_fields(status, error.message) - call.refused_fields
     else:
-        names = refused_hints(status, error.message, fields) - call.refused_fields
+        names = refused_hints(status, error.message, fields)
+        if CAP_REFUSED in fields and caps_refused_together(status, error.message):
+            names.add(CAP_REFUSED)
+        names -= call.refused_fields
     if not names:
         return False
     call.refused_fields = call.refused_fields | names

@@ -78,3 +78,34 @@ def test_a_clients_own_max_tokens_is_theirs_and_its_refusal_relayed(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["message"] == REFUSAL
     assert [r.body.get("max_tokens") for r in fake.requests] == [20]
+
+
+# Volcengine Ark's (Doubao) 400 to a body with both cap fields, which it takes one at a time
+BOTH_REFUSED = json.dumps({"error": {
+    "code": "InvalidParameter", "param": "max_tokens", "type": "BadRequest",
+    "message": "The parameter `max_tokens` specified in the request are not valid: max_tokens "
+               "and max_completion_tokens cannot be set at the same time. Request id: 0217",
+}})  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_clients_max_completion_tokens_alone_reaches_a_server_refusing_both_fields(
+    box_factory: BoxFactory, fake: FakeOpenAI, stream: bool
+) -> None:
+    """The client sent only max_completion_tokens, a request the server takes; the box added
+    max_tokens beside it (for servers that read only that one), which this server refuses in
+    company: the call goes again with the client's field alone, and the provider's next calls
+    go so at once."""
+    box = box_factory()
+    _, key = box.new_user("1")
+    fake.field_refusals["max_tokens"] = (400, BOTH_REFUSED)
+    body = {"model": MODEL, "messages": HELLO, "max_completion_tokens": 30, "stream": stream}
+    for turn in range(2):
+        with box.http(key) as client:
+            answer = client.post(PATHS["chat"], json=body)
+        assert answer.status_code == 200, answer.text
+        sent = fake.requests[-1].body
+        assert "max_tokens" not in sent
+        assert sent["max_completion_tokens"] == 30
+        assert len(fake.requests) == 2 - turn
+        fake.requests.clear()
