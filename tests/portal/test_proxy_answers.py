@@ -13,6 +13,7 @@ import pytest
 
 from tests.portal.browser import Browser
 from tests.portal.conftest import PortalBox
+from tests.support import TLS
 
 WALL = b"<!doctype html><title>Sign in to the proxy</title><p>Sign in to go on.</p>"
 
@@ -31,7 +32,9 @@ def _walled_proxy(box_url: str, walled: str) -> ThreadingHTTPServer:
                 self._answer(200, WALL, {"content-type": "text/html"})
             else:
                 got = httpx.get(
-                    box_url + self.path, headers={"cookie": self.headers.get("cookie", "")}
+                    box_url + self.path,
+                    headers={"cookie": self.headers.get("cookie", "")},
+                    verify=TLS,
                 )
                 kept = ("content-type", "content-security-policy", "cache-control")
                 self._answer(
