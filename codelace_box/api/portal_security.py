@@ -19,7 +19,6 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from codelace_box.accounts.sessions import NewSession, Session, check_csrf, require_session
-from codelace_box.accounts.users import ascii_domain
 from codelace_box.config import Config
 from codelace_box.errors import PermissionDenied
 
@@ -116,11 +115,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _origin(url: str) -> str:
-    """The origin a browser sends for pages under `url`: scheme and host lower-case, an
-    international host in its ASCII form (`xn--bcher-kva.example`, as a browser's Origin names
-    it), the scheme's default port left out (a public_url may spell them otherwise)."""
+    """The origin a browser sends for pages under `url`: scheme and host lower-case, the
+    scheme's default port left out (a public_url may spell them otherwise)."""
     parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), ascii_domain((parts.hostname or "").lower())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"  # IPv6
     try:
