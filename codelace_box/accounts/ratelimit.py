@@ -110,9 +110,10 @@ def _prune_old(now: datetime) -> None:
 
 def client_bucket(address: str) -> str:
     """The part of a client address the per-address limits count: an IPv4 address (also
-    IPv4-mapped), the /64 of an IPv6 one; anything else (a socket name) as it is."""
+    IPv4-mapped), the /64 of an IPv6 one, without the port a proxy may have written beside it
+    (`_without_port`); anything else (a socket name) as it is."""
     try:
-        ip = ipaddress.ip_address(address.strip("[]"))
+        ip = ipaddress.ip_address(_without_port(address).strip("[]"))
     except ValueError:
         return address
     if isinstance(ip, ipaddress.IPv6Address):
@@ -120,3 +121,16 @@ def client_bucket(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
     return str(ip)
+
+
+def _without_port(address: str) -> str:
+    """An address without the client's port that a proxy wrote beside it in X-Forwarded-For
+    (Azure Application Gateway: `203.0.113.7:50123`, `[2001:db8::1]:443`), so that each
+    connection of one client does not get a budget of its own. A bare IPv6 address (its last
+    group is no port) as it is."""
+    host, colon, port = address.rpartition(":")
+    if not (colon and port.isdigit()):
+        return address
+    if (host.startswith("[") and host.endswith("]")) or ":" not in host:
+        return host
+    return address

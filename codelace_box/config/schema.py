@@ -25,7 +25,7 @@ from codelace_box.config.ops_sections import (
     PortalConfig,
     UsageConfig,
 )
-from codelace_box.config.values import DATABASE_URL, DB_FILE, DOMAIN, ORIGIN, URL
+from codelace_box.config.values import DATABASE_URL, DB_FILE, DOMAIN, ORIGIN, URL, ascii_host_url
 
 # The longest sign-in rate-limit window; accounts/ratelimit keeps its events this long (a test
 # holds the two equal: config sits below the features and imports none of them).
@@ -78,10 +78,11 @@ class ServerConfig:
 
     @property
     def base_url(self) -> str:
-        """The public URL, or the listen address when none is set."""
+        """The public URL (an international host in its ASCII form: `ascii_host_url`), or the
+        listen address when none is set."""
         ipv6 = ":" in self.host and not self.host.startswith("[")
         host = f"[{self.host}]" if ipv6 else self.host
-        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
+        return (ascii_host_url(self.public_url) or f"http://{host}:{self.port}").rstrip("/")
 
 
 @dataclass(frozen=True)

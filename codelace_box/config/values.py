@@ -138,6 +138,19 @@ def normalize(value: Any, meta: Any) -> Any:
     return value
 
 
+def ascii_host_url(url: str) -> str:
+    """`url` with an international host in its ASCII form (`https://Bücher.example:8443/x` as
+    `https://xn--bcher-kva.example:8443/x`): as a browser names it in its Origin header and
+    as Stripe takes a return URL (it refuses one with characters beyond ASCII). Port, path
+    and an ASCII host as written."""
+    scheme, sep, rest = url.partition("://")
+    hostport, slash, path = rest.partition("/")
+    if not sep or hostport.isascii() or hostport.startswith("[") or "@" in hostport:
+        return url
+    host, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    return f"{scheme}{sep}{_ascii_domain(host.lower())}{colon}{port}{slash}{path}"
+
+
 def _ascii_domain(domain: str) -> str:
     """`bücher.de` as xn--bcher-kva.de: IDNA 2008 with the UTS #46 mapping, as
     accounts/users.py normalises the domains of addresses; anything IDNA refuses unchanged

@@ -109,6 +109,18 @@ def test_the_product_name_shows_the_amount_plainly(raw: object, shown: str) -> N
     assert product["name"] == f"codelace-box credit ({shown} USD)"
 
 
+def test_the_return_urls_name_an_international_host_in_its_ascii_form() -> None:
+    """Stripe refuses a URL with characters beyond ASCII ("Non-ASCII characters in URLs must
+    be percent-encoded"): a public_url written `https://Bücher.example:8443/` gives its links
+    with the host as a browser's address bar sends it, port and path kept."""
+    config = Config(server=ServerConfig(public_url="https://Bücher.example:8443/box/"))
+    params = topup_session_params(7, "a@b.test", parse_topup_amount(20, STRIPE), config)
+    base = "https://xn--bcher-kva.example:8443/box"
+    assert params["success_url"] == f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+    assert params["cancel_url"] == f"{base}/billing/cancel"
+    assert config.server.base_url == base
+
+
 def test_session_params_carry_the_user_and_the_box_urls() -> None:
     config = Config(
         server=ServerConfig(public_url="https://box.example.com/"),
