@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from codelace_box.audit import states
+from codelace_box.cli.amounts import key_lines, key_rows, shown, usd_shown
 from codelace_box.cli.support import (
     CliState,
     audited,
@@ -43,14 +44,6 @@ def user_view(
     if requests is not None:
         view["requests"] = requests
     return view
-
-
-def shown(view: dict[str, Any]) -> dict[str, Any]:
-    """A user view as a table shows it to a person: the email's IDN domain in Unicode
-    (accounts/users.py shown_email); `--json` keeps the stored ASCII form."""
-    from codelace_box.accounts.users import shown_email
-
-    return view | {"email": shown_email(view["email"])}
 
 
 def max_moment(*moments: Any) -> Any:
@@ -156,7 +149,8 @@ def users_list(state: CliState, search: str, as_json: bool) -> None:
         for s in found
     ]
     columns = ["id", "email", "status", "credit_balance_usd", "active_keys", "requests"]
-    emit(rows, as_json, lambda r: table([shown(row) for row in r], columns))
+    text = [shown(row, s.user) for row, s in zip(rows, found, strict=True)]
+    emit(rows, as_json, lambda _: table(text, columns))
 
 
 @users.command("show")
@@ -182,7 +176,8 @@ def users_show(state: CliState, email: str, as_json: bool) -> None:
     }
 
     def render(v: dict[str, Any]) -> str:
-        lines = [f"{k}: {plain(value)}" for k, value in shown(v).items() if k != "keys"]
+        text = shown(v, user, used.cost_nanos)
+        lines = [f"{k}: {plain(value)}" for k, value in text.items() if k != "keys"]
         return "\n".join(lines) + "\nkeys:\n" + table(v["keys"], ["id", "key_prefix", "name"])
 
     emit(view, as_json, render)
@@ -281,7 +276,7 @@ def credit(state: CliState, email: str, amount_usd: Any, reason: str) -> None:
         user, posting = adjust_balance(email, amount_usd, reason)
         amount = usd_text(posting.entry.amount_nanos)  # as balance_usd: `1e2` is "100"
         change.set_after((states.user(email) or {}) | {"amount_usd": amount, "reason": reason})
-    click.echo(f"{user.email}: balance now {plain(usd_json(user.balance_nanos))} USD")
+    click.echo(f"{user.email}: balance now {usd_shown(user.balance_nanos)} USD")
 
 
 @click.group()
@@ -335,8 +330,9 @@ def keys_list(state: CliState, email: str, as_json: bool) -> None:
     from codelace_box.accounts.users import get_account
 
     state.database()
-    rows = [key_view(k) for k in list_keys(get_account(email).id)]
-    emit(rows, as_json, lambda r: table(r, KEY_COLUMNS))
+    found = list_keys(get_account(email).id)
+    rows = [key_view(k) for k in found]
+    emit(rows, as_json, lambda r: table(key_rows(r, found), KEY_COLUMNS))
 
 
 @keys.command("update")
@@ -372,7 +368,7 @@ def keys_update(
     found = find_key(key_id).uuid
     with audited("keys update", found, lambda: states.api_key(found)):
         key = update_key(found, fields, relative=True)
-    emit(key_view(key), as_json, lambda v: "\n".join(f"{k}: {plain(v[k])}" for k in v))
+    emit(key_view(key), as_json, lambda v: key_lines(v, key))
 
 
 @keys.command("revoke")

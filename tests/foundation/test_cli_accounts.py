@@ -316,3 +316,29 @@ def test_users_show_and_keys_update_print_amounts_and_blanks_as_the_tables_do(
     (key,) = workspace.json("keys", "list", "tiny@example.com")
     shown = workspace.run("keys", "update", key["id"], "--limit-usd", "0.000001").stdout
     assert "limit_usd: 0.000001" in shown and "expires_at: -" in shown, shown
+
+
+def test_text_output_shows_amounts_exact_to_the_nano_dollar_at_any_size(
+    workspace: Workspace,
+) -> None:
+    """Money is integers: the text says what the ledger holds, also above 2**53 nano-USD
+    (about $9M), where the --json float (the HTTP API's number) cannot hold every nano."""
+    email = "whale@example.com"
+    workspace.run("users", "create", email)
+    for _ in range(14):
+        workspace.run("credit", email, "1000000", "--reason", "top-up")
+    out = workspace.run("credit", email, "0.000000003", "--reason", "three nanos").stdout
+    assert out == f"{email}: balance now 14000000.000000003 USD\n"
+    assert (
+        "credit_balance_usd: 14000000.000000003"
+        in workspace.run("users", "show", email).stdout.splitlines()
+    )
+    listed = workspace.run("users", "list", "--search", "whale@").stdout
+    assert "14000000.000000003" in listed, listed
+    assert workspace.json("users", "show", email)["credit_balance_usd"] == 14000000.000000003
+    workspace.run("keys", "create", email)
+    (key,) = workspace.json("keys", "list", email)
+    shown = workspace.run("keys", "update", key["id"], "--limit-usd", "999999999.999999999")
+    assert "limit_usd: 999999999.999999999" in shown.stdout.splitlines(), shown.stdout
+    assert "999999999.999999999" in workspace.run("keys", "list", email).stdout
+    assert workspace.json("keys", "list", email)[0]["limit_usd"] == 1e9  # the API's float

@@ -1,0 +1,57 @@
+"""USD amounts as the command line's text shows them: exact to the nano-dollar at any size.
+
+`--json` keeps the HTTP API's numbers (floats, `money.usd_json`), which cannot hold every
+nano-dollar above 2**53 nano-USD (about 9 million USD): read as text from them, a credit of one
+nano-dollar could leave "balance now" as it was. The text reads the integers instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codelace_box.money import usd_text
+
+
+def usd_shown(nanos: int | None) -> str | None:
+    """nano-USD as plain exact text ('5.0' for a whole amount, as before; None stays None)."""
+    if nanos is None:
+        return None
+    text = usd_text(nanos)
+    return text if "." in text else f"{text}.0"
+
+
+def user_amounts(user: Any, spent_nanos: int | None = None) -> dict[str, str | None]:
+    """An account's balance and holds (and what it spent, when given) as the text shows them."""
+    amounts = {
+        "credit_balance_usd": usd_shown(user.balance_nanos),
+        "held_usd": usd_shown(user.held_nanos),
+    }
+    if spent_nanos is not None:
+        amounts["spent_usd"] = usd_shown(spent_nanos)
+    return amounts
+
+
+def key_amounts(key: Any) -> dict[str, str | None]:
+    """An API key's spend in its period and its cap as the text shows them."""
+    from codelace_box.accounts.limits import spent_in_period
+
+    return {"spent_usd": usd_shown(spent_in_period(key)), "limit_usd": usd_shown(key.limit_nanos)}
+
+
+def shown(view: dict[str, Any], user: Any, spent_nanos: int | None = None) -> dict[str, Any]:
+    """A user view as a table shows it to a person: its amounts exact, the email's IDN domain
+    in Unicode (accounts/users.py shown_email); `--json` keeps the stored ASCII form."""
+    from codelace_box.accounts.users import shown_email
+
+    return view | {"email": shown_email(view["email"])} | user_amounts(user, spent_nanos)
+
+
+def key_rows(views: list[dict[str, Any]], keys: list[Any]) -> list[dict[str, Any]]:
+    """Key views (`keys list`) as a table shows them: their amounts exact."""
+    return [view | key_amounts(key) for view, key in zip(views, keys, strict=True)]
+
+
+def key_lines(view: dict[str, Any], key: Any) -> str:
+    """One key view (`keys update`) as 'field: value' lines, its amounts exact."""
+    from codelace_box.cli.support import plain
+
+    return "\n".join(f"{name}: {plain(value)}" for name, value in (view | key_amounts(key)).items())
