@@ -21,7 +21,7 @@ from typing import Any
 
 from codelace_box.audit import canonical, record
 from codelace_box.billing.reversal_amounts import Reversal, reversal_nanos
-from codelace_box.db.core import write_transaction
+from codelace_box.db.core import exclusive, write_transaction
 from codelace_box.db.models import Payment
 from codelace_box.db.observability import audit_entry_holds
 from codelace_box.money import usd_text
@@ -131,6 +131,7 @@ def record_not_ours(event: tuple[str, str], reversals: list[Reversal], charge: s
         after: dict[str, object] = {"event": event[0], "event_type": event[1], "refused": NOT_OURS}
         named.append((command_of("refund"), charge or event[0], after))
     with write_transaction() as tx:
+        exclusive(tx, f"stripe:event:{event[0]}")  # one delivery at a time checks, then writes
         for command, target, state in named:
             if not _written(command, target, event[0]):
                 record(tx, CLIENT, command, target, None, state)
@@ -140,15 +141,15 @@ def record_invalid(event: tuple[str, str], target: str, why: str) -> None:
     """An entry for a signed refund or dispute event refused as none Stripe sent (400
     `invalid_event`); Stripe retries a 400, a forger may too: once per event."""
     kind = "dispute" if ".dispute." in event[1] else "refund"
-    if _written(command_of(kind), target, event[0]):
-        return
     after: dict[str, object] = {
         "event": event[0],
         "event_type": event[1],
         "refused": f"{why}: no event Stripe sent (is stripe.webhook_secret known elsewhere?)",
     }
     with write_transaction() as tx:
-        record(tx, CLIENT, command_of(kind), target, None, after)
+        exclusive(tx, f"stripe:event:{event[0]}")  # deliveries at once: one writes it
+        if not _written(command_of(kind), target, event[0]):
+            record(tx, CLIENT, command_of(kind), target, None, after)
 
 
 def _after(

@@ -4,6 +4,7 @@ Stripe double against the running box."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.billing.conftest import SECRET_KEY, WEBHOOK_SECRET, BillingBox
 from tests.billing.test_refunds_disputes import paid_topup, results
+from tests.billing.test_webhooks import deliver_at_once
 from tests.support import run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -70,6 +72,28 @@ def test_a_refund_or_dispute_of_no_payment_here_is_an_audit_entry_once(box: Bill
     assert "no top-up of this box" in found[0]["after"]["refused"]
     assert box.query("SELECT COUNT(*) FROM ledger_entry WHERE idempotency_key LIKE "
                      "'%unknownpayment%'") == [(0,)]  # fmt: skip
+
+
+def test_one_refund_of_no_payment_here_delivered_at_once_is_one_audit_entry(
+    box: BillingBox,
+) -> None:
+    """Stripe may deliver one event twice at once: the entry is still written once (on
+    PostgreSQL both deliveries checked for it before either wrote it: two entries)."""
+    foreign = {
+        "id": "re_test_unknownatonce",
+        "object": "refund",
+        "amount": 700,
+        "charge": "ch_test_unknownatonce",
+        "currency": "usd",
+        "payment_intent": "pi_test_unknownatonce",
+        "status": "succeeded",
+    }
+    event = box.double.event("refund.created", foreign)
+    before = len(stripe_entries(box))
+    responses = asyncio.run(deliver_at_once(box, [event] * 6))
+    assert [r.json()["result"] for r in responses] == ["unknown_charge"] * 6
+    found = [(e["command"], e["target"]) for e in stripe_entries(box)[before:]]
+    assert found == [("stripe refund refused", "re_test_unknownatonce")]
 
 
 def test_a_refund_and_a_dispute_heard_before_the_credit_past_it_are_an_audit_entry(
@@ -139,6 +163,22 @@ def test_a_signed_refund_past_64_bits_is_refused_logged_and_an_audit_entry_once(
     assert (entry["command"], entry["target"]) == ("stripe refund refused", refund_id)
     assert "past 64 bits" in entry["after"]["refused"] and entry["after"]["event"] == event["id"]
     box.server.wait_for_log(rf"Stripe event {event['id']} \(refund.created\) refused: .*64 bits")
+    assert box.balance_nanos(buyer) == 20 * NANOS
+
+
+def test_a_signed_refund_past_64_bits_delivered_at_once_is_one_audit_entry(
+    box: BillingBox,
+) -> None:
+    """As above, delivered six times at once: one entry (on PostgreSQL each delivery checked
+    for it before any wrote it)."""
+    buyer, session_id = paid_topup(box, 20)
+    _, event = box.double.refund(session_id, amount=100)
+    event["data"]["object"]["amount"] = 2**63
+    before = len(stripe_entries(box))
+    responses = asyncio.run(deliver_at_once(box, [event] * 6))
+    assert [r.status_code for r in responses] == [400] * 6
+    found = [(e["command"], e["target"]) for e in stripe_entries(box)[before:]]
+    assert found == [("stripe refund refused", event["data"]["object"]["id"])]
     assert box.balance_nanos(buyer) == 20 * NANOS
 
 
