@@ -20,6 +20,7 @@ from codelace_box.gateway.dialects import THREAD_UNSUPPORTED
 from codelace_box.gateway.extra_samplings import advisor_tokens, compaction_tokens
 from codelace_box.gateway.metering import (
     PROVIDER_PROMPT_TOKENS,
+    defined_tools_bound,
     loop_input_bound,
     output_token_bound,
 )
@@ -47,9 +48,6 @@ FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 # lone surrogate, which the upstream client leaves out, so `context-1m<0xE9>-...` would pass the
 # billed-beta check and reach the provider as `context-1m-...` (version and beta names are ASCII)
 _CONTROL = re.compile("[^\t\x20-\x7e]")
-# What Anthropic adds for one of its own tools, at most: computer use's definition (735 tokens)
-# and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
-DEFINED_TOOL_TOKENS = 1500
 LONG_CONTEXT_TOKENS = 1_000_000  # the window Anthropic's long-context beta opens
 # Anthropic's message threads keep a conversation on the operator's account and replay it as
 # input the body does not show (past the hold), to whoever names a message id of it. Refused in
@@ -194,17 +192,13 @@ def messages_input_bound(
     is covered by that window, not counted again a token per byte: a 5 MB PDF would otherwise
     hold for 6.7M tokens, more than any context, and refuse most balances. An Anthropic-defined
     tool (computer use, text editor, bash, memory: a `type` other than `custom`) is named in a
-    few bytes, but Anthropic adds its definition and system prompt: DEFINED_TOOL_TOKENS each.
+    few bytes, but Anthropic adds its definition and system prompt: defined_tools_bound.
     A server tool's (or an MCP server's) loop reads its results, input of unknown size, on each
     further turn, and the usage sums the turns: the window once per turn after the first. A
     provider adding input of its own to the prompt (adds_to_the_prompt): the window once.
     `media`: the messages' anthropic_media, when the caller has it (`refuse_stored_state`)."""
     parts, inline = anthropic_media(body.get("messages")) if media is None else media
-    tools = body.get("tools")
-    defined = sum(
-        1 for tool in tools if type(tool) is dict and tool.get("type") not in (None, "custom")
-    ) if type(tools) is list else 0  # fmt: skip
-    bound = body_len - inline + PROVIDER_PROMPT_TOKENS + DEFINED_TOOL_TOKENS * defined
+    bound = body_len - inline + PROVIDER_PROMPT_TOKENS + defined_tools_bound(body.get("tools"))
     unsized = parts or adds_to_the_prompt(body, upstream_model)  # (a gateway's search results)
     return bound + (context_tokens if unsized else 0) + loop_input_bound(body, context_tokens)
 

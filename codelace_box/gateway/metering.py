@@ -20,13 +20,13 @@ Estimates, documented for the operator:
 - input bound for admission: one token per request-body byte (no tokenizer emits fewer than
   one byte per token), plus 1,000 tokens for what the provider adds itself (message
   formatting, Anthropic's tool-use system prompt; 1,500 more per Anthropic-defined tool, such as
-  computer use, on /v1/messages), plus, when a message carries media (any
-  non-text part, inline or not: a provider counts an image by its pixels, a PDF by its pages,
-  audio by its seconds, never by their bytes), the model's context window once (the whole
-  prompt must fit in it): its `--context-tokens`, else `gateway.default_context_tokens`; so
-  too when the provider adds input to the prompt (`plugins`, `web_search_options`, an
-  OpenRouter `:online` upstream model); with
-  an Anthropic server tool (or MCP server), whose loop calls the model up to SERVER_LOOP_TURNS
+  computer use, on /v1/messages and on chat, where LiteLLM takes them), plus, when a message
+  carries media (any non-text part, inline or not: a provider counts an image by its pixels,
+  a PDF by its pages, audio by its seconds, never by their bytes), the model's context window
+  once (the whole prompt must fit in it): its `--context-tokens`, else
+  `gateway.default_context_tokens`; so too when the provider adds input to the prompt
+  (`plugins`, `web_search_options`, an OpenRouter `:online` upstream model); with an
+  Anthropic server tool (or MCP server), whose loop calls the model up to SERVER_LOOP_TURNS
   times, each call reading the conversation and the tool results so far (at most the window)
   and the usage summing them: the window once more for each turn after the first
   (loop_input_bound);
@@ -86,6 +86,10 @@ DEFAULT_MAX_OUTPUT_TOKENS = 4096
 BYTES_PER_TOKEN_ESTIMATE = 4
 PROVIDER_PROMPT_TOKENS = 1000  # what a provider adds to a prompt (formatting, tool-use prompt)
 SERVER_LOOP_TURNS = 10  # Anthropic's server tool loop: 10 calls to the model, then pause_turn
+# What Anthropic adds for one of its own tools, at most: computer use's definition (735 tokens)
+# and system prompt (466-499); the text editor's 700, bash's 245 (its documented figures).
+DEFINED_TOOL_TOKENS = 1500
+_PLAIN_TOOLS = (None, "function", "custom")  # tools whose definition is all in the body
 
 
 def loop_input_bound(body: dict[str, Any], context_tokens: int) -> int:
@@ -105,13 +109,27 @@ def input_token_bound(
     the media's inline base64 data, which is not counted again a token per character, or when
     the provider adds input of its own to the prompt (adds_to_the_prompt: a gateway's web
     search results, an OpenRouter `:online` `upstream_model`'s); and once for each further
-    turn of a server tool's loop, whose results are input of their own: loop_input_bound)."""
+    turn of a server tool's loop, whose results are input of their own: loop_input_bound);
+    plus what Anthropic adds for its own tools (defined_tools_bound)."""
     messages = body.get("messages")
-    loop = loop_input_bound(body, context_tokens)
+    loop = loop_input_bound(body, context_tokens) + defined_tools_bound(body.get("tools"))
     if not unsized_parts(messages) and not adds_to_the_prompt(body, upstream_model):
         return body_len + PROVIDER_PROMPT_TOKENS + loop
     inline = inline_media_chars(messages)
     return body_len - inline + PROVIDER_PROMPT_TOKENS + context_tokens + loop
+
+
+def defined_tools_bound(tools: Any) -> int:
+    """DEFINED_TOOL_TOKENS for each tool of a type other than function or custom: an
+    Anthropic-defined one (computer use, text editor, bash, memory) is named in a few bytes,
+    but Anthropic adds its definition and system prompt, on /v1/messages and on chat to a
+    gateway in front of Claude that takes them there (LiteLLM). A loop over the list: about
+    2 us with 20 function tools."""
+    if type(tools) is not list:
+        return 0
+    return DEFINED_TOOL_TOKENS * sum(
+        1 for tool in tools if type(tool) is dict and tool.get("type") not in _PLAIN_TOOLS
+    )
 
 
 def output_token_bound(body: dict[str, Any], cap: int, context_tokens: int) -> int:
