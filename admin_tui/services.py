@@ -220,7 +220,7 @@ class AdminServices(CatalogServices):
         `usage report` has it: whole days from the day totals (which retention never deletes),
         the partial days at the edges from the usage rows."""
         since = None if window == "all" else parse_moment(window, self.now())
-        return daily_spend_report(by, since)
+        return [_shown_group(row, by) for row in daily_spend_report(by, since)]
 
     def payments(self, search: str = "", limit: int = LIST_LIMIT) -> list[PaymentRow]:
         return [_shown(row) for row in reports.list_payments(limit, search)]
@@ -365,6 +365,17 @@ def _shown(row: Emailed) -> Emailed:
     """A report's row with its user's email as a person reads it (an IDN domain in Unicode:
     accounts/users.py shown_email); only the screens show it, nothing acts on it."""
     return replace(row, email=accounts.shown_email(row.email))
+
+
+def _shown_group(row: SpendRow, by: str) -> SpendRow:
+    """A spend group with its address as a person reads it (an IDN domain in Unicode), as
+    `usage report`'s table has it: an account's label, a key's owner ('name (email)')."""
+    if by == "user":
+        return replace(row, label=accounts.shown_email(row.label))
+    name, mark, email = row.detail[:-1].rpartition(" (")
+    if by == "key" and mark and row.detail.endswith(")"):
+        return replace(row, detail=f"{name}{mark}{accounts.shown_email(email)})")
+    return row
 
 
 def _api_key_row(key: accounts.ApiKey) -> KeyRow:

@@ -67,6 +67,7 @@ class FormDialog(ModalScreen[T | None]):
         self._submit_label = submit_label
         self._note = note
         self._saving = False  # a save is running: it cannot be undone, so none may start
+        self._saved: tuple[T] | None = None  # its result, the form closing once it is on top
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="form"):
@@ -134,7 +135,7 @@ class FormDialog(ModalScreen[T | None]):
         self.action_cancel()
 
     def action_save(self) -> None:
-        if not self._saving:
+        if not self._saving and self._saved is None:
             self._saving = True
             self._save()
 
@@ -160,4 +161,13 @@ class FormDialog(ModalScreen[T | None]):
             return
         finally:
             self._saving = False
-        self.dismiss(result)
+        self._saved = (result,)
+        if self.app.screen is self:  # not `is_current`: true under a modal screen too
+            self.dismiss(result)
+
+    def on_screen_resume(self) -> None:
+        """A save that ended under another screen (the command palette, opened meanwhile)
+        closes the form now: dismissing then would have closed that screen instead (Textual
+        pops the top one), leaving this form up as if nothing was saved."""
+        if self._saved is not None:
+            self.dismiss(self._saved[0])

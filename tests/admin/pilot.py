@@ -118,11 +118,13 @@ def add_usage(
     cost_nanos: int = 7_500_000,
     status: str = "ok",
     error_code: str | None = None,
+    api_key_id: int | None = None,
 ) -> None:
     """A metered request row as the gateway writes it (fixture data with a fixed time)."""
     row = UsageRecord.create(
         request_id=request_id,
         user=user_id,
+        api_key=api_key_id,
         model=model,
         provider=model.split("/", 1)[0],
         upstream_model=model.split("/", 1)[1],
@@ -138,7 +140,7 @@ def add_usage(
     )
     usage = (row.input_tokens, row.output_tokens, 0, 0, cost_nanos)
     with write_transaction() as tx:  # the totals and rollups, as settlement keeps them
-        count_in_totals(tx, (user_id, None, model), status, usage, db_time(when))
+        count_in_totals(tx, (user_id, api_key_id, model), status, usage, db_time(when))
 
 
 def minutes_ago(now: datetime, minutes: float) -> datetime:

@@ -154,3 +154,24 @@ async def test_the_spend_report_counts_what_retention_deleted_as_usage_report_do
         assert column(pilot, "#spend", 5) == ["$5.00"]
     report = daily_spend_report("user", NOW - timedelta(days=30), NOW)
     assert [r.spend_nanos for r in report] == [5_000_000_000]  # `usage report`'s figure
+
+
+async def test_the_spend_report_shows_an_international_domain_in_unicode(
+    admin_env: AdminEnv,
+) -> None:
+    """By user and by key, the spend report showed an address at bücher.de in its stored ASCII
+    form (xn--bcher-kva.de), where every other table of the dashboard, and usage report's
+    table, show it in Unicode."""
+    zoe = create_user("zoe@bücher.de")
+    key = create_key(zoe.id, "laptop")
+    add_usage(zoe.id, NOW - timedelta(hours=1), request_id="z1", api_key_id=key.key.id)
+    async with create_admin_app(admin_env.config, clock=lambda: NOW).run_test(size=SIZE) as pilot:
+        await open_activity(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: screen_name(pilot) == "SpendScreen", "the spend report")
+        await until(pilot, lambda: len(column(pilot, "#spend")) == 1, "by user")
+        assert column(pilot, "#spend") == ["zoe@bücher.de"]
+        await pilot.press("g")
+        await until(pilot, lambda: "by key" in text_of(pilot, "#spend-title"), "by key")
+        await until(pilot, lambda: column(pilot, "#spend", 0) == [key.key.key_prefix], "the key")
+        assert column(pilot, "#spend", 1) == ["laptop (zoe@bücher.de)"]
