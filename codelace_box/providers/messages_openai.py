@@ -289,8 +289,10 @@ def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
             text = _text_of(message.get("content"))  # none: its per-message effort alone
             if text:
                 messages.append({"role": "system", "content": text})
-        else:
+        elif role == "user":
             messages.extend(_user_messages(message.get("content")))
+        else:  # Anthropic's 400 too: a `tool` or `developer` message is not the user's words
+            raise _bad(f"messages: role {role!r} is not user or assistant")
     payload: JSON = {"model": body.get("model"), "messages": messages, "max_tokens": max_tokens}
     if body.get("stream"):
         payload["stream"] = True

@@ -81,5 +81,10 @@ def matched_stop(stops: Sequence[str], text: str) -> str | None:
 def with_calls(reason: str, called: bool) -> str:
     """`tool_use` for an answer that ends in tool calls but whose server said "stop" (OpenAI's
     own for a forced tool_choice, Gemini's stream for any call): Anthropic always says
-    "tool_use" then, and the anthropic SDK's tool runner runs the calls of no other turn."""
+    "tool_use" then, and the anthropic SDK's tool runner runs the calls of no other turn. And
+    `end_turn` for "tool_use" without a call (vLLM's finish_reason "tool_calls" for tool_choice
+    "required" when no call was parsed; reasoning models after tool_choice "none"): Anthropic's
+    "tool_use" always comes with a tool_use block, which its documented loop takes the first of."""
+    if reason == "tool_use" and not called:
+        return "end_turn"
     return "tool_use" if called and reason == "end_turn" else reason

@@ -3,7 +3,9 @@
 with tool calls and `finish_reason: "stop"`, and Gemini's OpenAI-compatible stream does so for
 every call; Anthropic always says "tool_use" then, and the anthropic SDK's tool runner runs the
 calls of a turn that stopped for "tool_use" only (an `end_turn` is final: its tool_use blocks
-are not executed)."""
+are not executed). And the other way: a finish_reason "tool_calls" with no call (vLLM's for
+tool_choice "required" without a parsed call, reasoning models after tool_choice "none") is no
+"tool_use": Anthropic's documented loop takes the first tool_use block of such a turn."""
 
 from __future__ import annotations
 
@@ -38,6 +40,25 @@ def test_tool_calls_with_finish_reason_stop_stop_for_tool_use(
         message = client.messages.create(**ask)
     assert [block.type for block in message.content] == ["tool_use"]
     assert message.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_finish_reason_tool_calls_without_a_call_is_an_end_turn(
+    fresh: MessagesBox, streamed: bool
+) -> None:
+    _, key = fresh.new_key()
+    fresh.openai_fake.push(Reply(content="It is noon in Paris.", finish_reason="tool_calls"))
+    tools = [{"name": "clock", "input_schema": {"type": "object"}}]
+    ask: dict[str, Any] = {"model": OPENAI_ALIAS, "max_tokens": 100, "messages": ASK,
+                           "tools": tools, "tool_choice": {"type": "any"}}  # fmt: skip
+    client = fresh.client(key)
+    if streamed:
+        with client.messages.stream(**ask) as stream:
+            message = stream.get_final_message()
+    else:
+        message = client.messages.create(**ask)
+    assert [block.type for block in message.content] == ["text"]
+    assert message.stop_reason == "end_turn"
 
 
 def test_the_sdks_tool_runner_runs_the_calls(fresh: MessagesBox) -> None:

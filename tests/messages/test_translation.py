@@ -209,6 +209,24 @@ def test_server_tools_are_refused_for_an_openai_model(fresh: MessagesBox) -> Non
     assert fresh.openai_fake.requests == []
 
 
+def test_a_role_anthropic_does_not_know_is_refused_not_sent_as_the_users(
+    fresh: MessagesBox,
+) -> None:
+    """Anthropic refuses a role other than user and assistant (the box also takes Claude
+    Code's mid-conversation system messages): an OpenAI-minded `tool` or `developer` message
+    was sent to the model as the user's words."""
+    _, key = fresh.new_key()
+    for role in ("tool", "developer"):
+        body = {"model": OPENAI_ALIAS, "max_tokens": 10, "messages": [
+            {"role": "user", "content": "x"}, {"role": role, "content": "y"}]}  # fmt: skip
+        answer = httpx.post(f"{fresh.server.base_url}/v1/messages", json=body,
+                            headers={"x-api-key": key}, timeout=30, verify=TLS)  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["type"] == "invalid_request_error"
+        assert role in answer.json()["error"]["message"]
+    assert fresh.openai_fake.requests == []
+
+
 def test_an_openai_refusal_is_the_answers_text_streamed_or_not(fresh: MessagesBox) -> None:
     """OpenAI hands a refused answer back in `refusal` with content null: the user reads it
     (it was dropped: an empty answer, which Claude Code asks again for without streaming)."""
