@@ -340,28 +340,3 @@ def test_a_balance_of_a_million_fits_a_360_px_screen(cdp: Browser, box: PortalBo
     assert "Balance: $1,000,000.00" in browser.main_text()
     wide = browser.driver.execute_script("return document.documentElement.scrollWidth")
     assert wide <= 360, wide
-
-
-def test_the_revoke_question_is_read_with_the_button_the_keyboard_lands_on(
-    cdp: Browser, box: PortalBox
-) -> None:
-    """Revoke puts the keyboard on Keep it; a screen reader read 'Keep it, button' and not the
-    question it answers (what is revoked, that programs using it stop at once)."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    from tests.portal.test_keyboard_and_announcements import focused_ax
-
-    browser = cdp
-    _on_the_keys_page(browser, box, "revoke-question@portal.test", "asked")
-    browser.css("button[aria-label='Revoke key asked']").send_keys(Keys.ENTER)
-    browser.wait_for(lambda: browser.button("Keep it"), "the confirmation")
-    keep = focused_ax(browser)
-    assert keep["name"] == "Keep it"
-    assert "Revoke asked" in keep["description"], keep
-    assert "stop working at once" in keep["description"], keep
-    ActionChains(browser.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(
-        Keys.SHIFT
-    ).perform()
-    yes = focused_ax(browser)
-    assert yes["name"] == "Yes, revoke it" and "stop working at once" in yes["description"], yes
