@@ -128,11 +128,19 @@ function editForm(item, key, refresh, { action, saveText, wrap, first, changes, 
 
 // `parts` holds the keys page's notice (where the revoke is said) and its once-shown key (which
 // goes when the key it shows is revoked: a key that no longer works is nothing to copy).
+// The question is the description of both its answers: the keyboard lands on Keep it, and a
+// screen reader reads the focused button, not the text beside it.
+let questionCount = 0;
+
 function confirmRevoke(item, key, refresh, { notice, shown }) {
   const message = messageArea();
-  const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it" });
+  questionCount += 1;
+  const questionId = `revoke-question${questionCount}`;
+  const yes = h("button", { type: "button", class: "danger", text: "Yes, revoke it",
+    "aria-describedby": questionId });
   const keep = backTo(key, "revoke", refresh, message);
-  const no = h("button", { type: "button", class: "secondary", text: "Keep it", onclick: () => keep() });
+  const no = h("button", { type: "button", class: "secondary", text: "Keep it",
+    "aria-describedby": questionId, onclick: () => keep() });
   yes.addEventListener("click", () => busy(yes, async () => {
     try {
       await api("DELETE", `/portal/api/keys/${encodeURIComponent(key.id)}`);
@@ -146,7 +154,8 @@ function confirmRevoke(item, key, refresh, { notice, shown }) {
     }
   }));
   item.replaceChildren(h("h3", { text: keyTitle(key) }), escapeCloses(h("div", {},
-    h("p", { text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
+    h("p", { id: questionId,
+      text: `Revoke ${keyTitle(key)} (${key.key_prefix}…)? Programs that use it stop working at once.` }),
     message.el, h("div", { class: "row" }, yes, no)), () => keep()));
   no.focus();
 }
