@@ -227,3 +227,17 @@ def test_a_chat_after_an_idle_cut_is_served(pg_box: Box, pg_url: str) -> None:
         assert answer.status_code == 200, answer.text
     pg_box.cli("doctor")
     assert pg_box.balance(email)[1] == 0
+
+
+def test_reads_after_an_idle_cut_are_served(pg_box: Box, pg_url: str) -> None:
+    """A read of the account's own (a GET: its profile, balance, keys) after an idle cut is
+    served: it runs once more on a new session when it met the dropped one (a read may)."""
+    _, key = pg_box.new_user("10")
+    headers = {"authorization": f"Bearer {key}"}
+    for path in ("/api/v1/auth/me", "/api/v1/customer/balance", "/api/v1/auth/key"):
+        url = f"{pg_box.url}{path}"
+        assert httpx.get(url, headers=headers, timeout=30, verify=TLS).status_code == 200
+        assert _drop_the_boxs_sessions(pg_url) >= 1  # (those open now)
+        time.sleep(0.3)
+        answer = httpx.get(url, headers=headers, timeout=30, verify=TLS)
+        assert answer.status_code == 200, (path, answer.text)
