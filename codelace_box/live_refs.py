@@ -30,6 +30,11 @@ class LiveRefs(Generic[T]):
             self._refs = {key: ref for key, ref in refs.items() if ref() is not None}
             self._count_at = 2 * len(self._refs) + 64
 
+    def get(self, key: str) -> T | None:
+        """The object kept by `key`, if it is still alive."""
+        ref = self._refs.get(key)
+        return None if ref is None else ref()
+
     def __contains__(self, key: str) -> bool:
         ref = self._refs.get(key)
         return ref is not None and ref() is not None

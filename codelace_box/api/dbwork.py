@@ -21,7 +21,7 @@ billing/webhooks.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, Concatenate, ParamSpec
 
 from sanic import Request
@@ -29,10 +29,12 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import require_auth
+from codelace_box.db.core import again_if_dropped
 from codelace_box.db.offload import run_db_work
 
 P = ParamSpec("P")
 Handler = Callable[Concatenate[Request, P], Coroutine[Any, Any, HTTPResponse]]
+_READS = ("GET", "HEAD")
 
 
 def database_handler(work: Callable[Concatenate[Request, P], HTTPResponse]) -> Handler[P]:
@@ -40,7 +42,9 @@ def database_handler(work: Callable[Concatenate[Request, P], HTTPResponse]) -> H
 
     @wraps(work)
     async def handler(request: Request, *args: P.args, **kwargs: P.kwargs) -> HTTPResponse:
-        return await run_db_work(work, request, *args, **kwargs)
+        return await run_db_work(
+            _once_more_if_read, request, partial(work, request, *args, **kwargs)
+        )
 
     return handler
 
@@ -54,6 +58,16 @@ def keyed_database_handler(
     @wraps(work)
     async def handler(request: Request, *args: P.args, **kwargs: P.kwargs) -> HTTPResponse:
         auth = await require_auth(request)
-        return await run_db_work(work, request, auth, *args, **kwargs)
+        done = partial(work, request, auth, *args, **kwargs)
+        return await run_db_work(_once_more_if_read, request, done)
 
     return handler
+
+
+def _once_more_if_read(request: Request, work: Callable[[], HTTPResponse]) -> HTTPResponse:
+    """`work()`; a read (GET, HEAD) that met a session the server had dropped (an idle cut, a
+    restart) runs once more, on a new session, instead of a 503 (db/core.py again_if_dropped).
+    A change is not run twice here: it is a 503, the client retries."""
+    if request.method in _READS:
+        return again_if_dropped(work)
+    return work()

@@ -34,7 +34,9 @@ There the batch is also:
   batches would otherwise take the same user, key and total rows in opposite orders and
   deadlock (PostgreSQL then aborts one after a second's wait);
 - run again when PostgreSQL aborts it anyway (a deadlock or a serialization failure with
-  another transaction: an operator's credit, a sweep), up to ATTEMPTS runs.
+  another transaction: an operator's credit, a sweep), up to ATTEMPTS runs;
+- run once more when its one write failed at once on a session the server had dropped (an
+  idle cut, a restart): that failure came before its COMMIT, so nothing of it was written.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from codelace_box.db.core import (
     POSTGRES,
     Savepoint,
     Tx,
+    database,
     engine,
     exclusive,
     pipelined,
@@ -60,7 +63,7 @@ from codelace_box.db.core import (
     write_transaction,
 )
 from codelace_box.db.failures import conflict, database_unavailable, is_busy, is_unavailable
-from codelace_box.db.offload import write_thread
+from codelace_box.db.offload import found_unreachable, write_thread
 from codelace_box.db.turns import (
     Outcome,
     Pending,
@@ -176,11 +179,15 @@ def _commit(pending: Pending, batch: WriteBatch) -> list[Outcome]:
     """Every write of a batch in one transaction; what each gave. A batch in turns where a
     write failed runs again careful; one another box's transaction made PostgreSQL abort runs
     again (ATTEMPTS in all). (Touches no future: it may run on the write thread.)"""
-    careful, conflicts = _start_careful(batch), 0
+    careful, conflicts, redone = _start_careful(batch), 0, False
     while True:
+        had_session, began = _has_session(), time.monotonic()
         try:
             outcomes, counted = _attempt(pending, careful)
         except _Alone as alone:  # the batch's one write failed: its outcome, nothing written
+            if not redone and _session_dropped(alone.error, had_session, began):
+                redone = True  # failed before its COMMIT: once more, on a new session
+                continue
             return [(pending[0][1], None, _unavailable(alone.error))]
         except Exception as exc:  # nothing of this attempt was written
             if conflict(exc) and conflicts < ATTEMPTS - 1:
@@ -195,6 +202,20 @@ def _commit(pending: Pending, batch: WriteBatch) -> list[Outcome]:
             return _failed(pending, exc)
         metrics.count(counted)  # committed: what its writes counted, once
         return outcomes
+
+
+def _has_session() -> bool:
+    """Whether this thread holds a PostgreSQL session (which the server may have dropped)."""
+    return engine() == POSTGRES and database.obj is not None and not database.is_closed()
+
+
+def _session_dropped(exc: Exception, had_session: bool, began: float) -> bool:
+    """Whether a write failed at once for its session, one the server had dropped (an idle
+    cut, a restart between two batches; the next use opens a new one), rather than finding
+    the server unreachable (which a new session would only wait for again)."""
+    return (
+        had_session and not found_unreachable(exc, time.monotonic() - began) and is_unavailable(exc)
+    )
 
 
 def _start_careful(batch: WriteBatch) -> bool:

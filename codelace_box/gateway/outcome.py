@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from codelace_box import metrics
 from codelace_box.crypto import mask_tokens
+from codelace_box.db.batch import WriteBatch
 from codelace_box.db.failures import database_unavailable, is_busy, is_unavailable
 from codelace_box.errors import CodelaceError, UpstreamError, UpstreamOverloaded, UpstreamTimeout
 from codelace_box.gateway.advisor import AdvisorCharge, advisor_charge
@@ -17,6 +19,7 @@ from codelace_box.gateway.client import (
     UpstreamTooLarge,
     UpstreamUnreachable,
 )
+from codelace_box.gateway.metering import settle_steps
 from codelace_box.gateway.request import ChatCall
 from codelace_box.money import usd_json
 from codelace_box.providers.base import JSON, UpstreamStreamError, Usage
@@ -175,11 +178,13 @@ def usage_body(usage: Usage, cost_nanos: int) -> JSON:
     return body
 
 
-def log_unsettled(item: Settlement, hold_nanos: int, exc: BaseException) -> None:
+def log_unsettled(call: ChatCall, item: Settlement, exc: BaseException) -> None:
     """A settlement the database refused after the upstream answered (a full disk, a lost
     session): the call is not charged, but the provider did the work and bills the operator.
-    Like any other loss, it is named: the request, the model, the tokens, the cost."""
-    cost = min(item.cost_nanos(), hold_nanos)
+    Like any other loss, it is named: the request, the model, the tokens, the cost. The call is
+    marked `unsettled`: its hold is the sweep's, however long the call is still referred to."""
+    call.unsettled = True
+    cost = min(item.cost_nanos(), call.hold_nanos)
     if cost <= 0:
         return
     error = client_error(exc)
@@ -189,3 +194,15 @@ def log_unsettled(item: Settlement, hold_nanos: int, exc: BaseException) -> None
         "tokens, %d nano-USD not charged (the operator's loss)",
         *(item.request_id, why, item.model, item.input_tokens, item.output_tokens, cost),
     )
+
+
+async def settled_or_left(writes: WriteBatch, call: ChatCall, item: Settlement) -> int | None:
+    """A call's last write (its release, or its settlement) committed: what it charged. One the
+    database refused marks the call `unsettled`: its hold is then the sweep's, even while the
+    call is still referred to (the error that ended it keeps its frames in a reference cycle,
+    which a serving box's garbage collector may leave for long: server.py)."""
+    try:
+        return await writes.submit(partial(settle_steps, item=item))
+    except Exception:
+        call.unsettled = True
+        raise

@@ -48,6 +48,7 @@ from codelace_box.gateway.outcome import (
     client_error,
     failed,
     log_unsettled,
+    settled_or_left,
     settlement,
 )
 from codelace_box.gateway.oversized import OversizedAnswer, oversized
@@ -204,7 +205,7 @@ class Gateway:
         try:
             await fetched.settled
         except Exception as exc:  # not settled (e.g. the database stayed locked): no answer,
-            log_unsettled(fetched.item, call.hold_nanos, exc)  # so no charge; free the hold
+            log_unsettled(call, fetched.item, exc)  # so no charge; free the hold
             raise await self._release(call, exc) from None
 
     async def drain(self, timeout: float, window: float) -> None:
@@ -255,8 +256,8 @@ class Gateway:
 
     def release_leftovers(self, owners: list[str], own_old: list[str]) -> None:
         """On the loop: free the holds of those owners, and of those own requests whose call is
-        gone (a call still running keeps its hold)."""
-        leaked = [r for r in own_old if r not in self._calls]
+        gone or left unsettled (its last write refused); a call still running keeps its hold."""
+        leaked = [r for r in own_old if (c := self._calls.get(r)) is None or c.unsettled]
         if owners or leaked:
             what = ", ".join(owners + leaked)
             future = self.writes.submit(
@@ -374,7 +375,7 @@ class Gateway:
                 call.request_id,
                 call.hold_nanos,
             )
-        charged = await self.writes.submit(partial(settle_steps, item=failed(call, error, usage)))
+        charged = await settled_or_left(self.writes, call, failed(call, error, usage))
         if usage is not None and error is not None:  # the answer says what it cost
             error.cost_nanos = charged or 0
         return error if error is not None else exc

@@ -207,7 +207,7 @@ class StreamRelay:
         try:
             return await self.writes.submit(write) or 0  # never on the loop: it may wait
         except Exception as exc:  # for locks
-            log_unsettled(item, self.call.hold_nanos, exc)
+            log_unsettled(self.call, item, exc)
             raise
 
     def _translate(self, events: list[SSEEvent]) -> tuple[list[bytes], Exception | None]:

@@ -88,6 +88,7 @@ class ChatCall:
     compaction_trims: int = 0  # times a compaction too long was asked again shorter
     media: tuple[int, int] | None = None  # the body's request_media, when admission walked it
     advisor: ModelRoute | None = None  # the advisor tool's catalog model (gateway/advisor.py)
+    unsettled: bool = False  # its settlement or release was refused: its hold is the sweep's
 
     @property
     def answer_model(self) -> str:

@@ -209,3 +209,35 @@ def test_refusals_counted_across_a_dropped_session_are_written_without_a_traceba
     log = pg_box.server.log_text()
     assert "writing the refusal counts failed" in log  # the drop met the write
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_chat_after_an_idle_cut_is_served(pg_box: Box, pg_url: str) -> None:
+    """Sessions dropped while the box was idle (a proxy's idle cut, a restart between two
+    requests): the next call is served, not a 503. Its admission was the write thread's one
+    write on the dropped session, failed before any COMMIT: nothing of it was written, so it
+    runs once more on a new session (a quiet box's every first call after a cut was a 503)."""
+    email, key = pg_box.new_user("10")
+    headers = {"authorization": f"Bearer {key}"}
+    url = f"{pg_box.url}/v1/chat/completions"
+    for _ in range(3):
+        assert httpx.post(url, json=BODY, headers=headers, verify=TLS).status_code == 200
+        assert _drop_the_boxs_sessions(pg_url) >= 3
+        time.sleep(0.3)  # idle: nothing of the box used its sessions meanwhile
+        answer = httpx.post(url, json=BODY, headers=headers, timeout=30, verify=TLS)
+        assert answer.status_code == 200, answer.text
+    pg_box.cli("doctor")
+    assert pg_box.balance(email)[1] == 0
+
+
+def test_reads_after_an_idle_cut_are_served(pg_box: Box, pg_url: str) -> None:
+    """A read of the account's own (a GET: its profile, balance, keys) after an idle cut is
+    served: it runs once more on a new session when it met the dropped one (a read may)."""
+    _, key = pg_box.new_user("10")
+    headers = {"authorization": f"Bearer {key}"}
+    for path in ("/api/v1/auth/me", "/api/v1/customer/balance", "/api/v1/auth/key"):
+        url = f"{pg_box.url}{path}"
+        assert httpx.get(url, headers=headers, timeout=30, verify=TLS).status_code == 200
+        assert _drop_the_boxs_sessions(pg_url) >= 1  # (those open now)
+        time.sleep(0.3)
+        answer = httpx.get(url, headers=headers, timeout=30, verify=TLS)
+        assert answer.status_code == 200, (path, answer.text)
