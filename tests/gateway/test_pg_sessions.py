@@ -221,7 +221,7 @@ def test_a_chat_after_an_idle_cut_is_served(pg_box: Box, pg_url: str) -> None:
     url = f"{pg_box.url}/v1/chat/completions"
     for _ in range(3):
         assert httpx.post(url, json=BODY, headers=headers, verify=TLS).status_code == 200
-        assert _drop_the_boxs_sessions(pg_url) >= 3
+        assert _drop_the_boxs_sessions(pg_url) >= 1  # the write thread's among them
         time.sleep(0.3)  # idle: nothing of the box used its sessions meanwhile
         answer = httpx.post(url, json=BODY, headers=headers, timeout=30, verify=TLS)
         assert answer.status_code == 200, answer.text
