@@ -18,6 +18,7 @@ from typing import Any
 from tests.fakes.anthropic_upstream import Reply, ToolUse
 from tests.fakes.openai_upstream import Reply as OpenAIReply
 from tests.messages.conftest import (
+    ALIAS,
     MODEL,
     OPENAI_ALIAS,
     OPENAI_PRICES,
@@ -267,3 +268,28 @@ def test_the_readmes_output_cap_for_a_small_balance(fresh: MessagesBox, tmp_path
     assert [c.body["max_tokens"] for c in completions(fresh)] == [int(cap)]
     one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
     assert fresh.balance_nanos(email) == (1_000_000_000 - one, 0)
+
+
+def test_a_long_context_name_where_the_beta_is_not_allowed(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """`--model NAME[1m]` has Claude Code ask with `anthropic-beta: context-1m-2025-08-07`;
+    where the operator has not allowed it the box refuses it (400), naming the flag as sent,
+    on which Claude Code asks again without it (as it does when Anthropic rejects the beta):
+    the session goes on at the model's own window. It stopped at every prompt with the 400, a
+    refusal naming only `context-1m-*`. The refused call reaches no one and costs nothing."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="Hello at 200k."))
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    fresh.until_reloaded()
+    try:
+        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello",
+                            "--model", f"{ALIAS}[1m]")  # fmt: skip
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+        fresh.until_reloaded()
+    assert answer["result"] == "Hello at 200k."
+    betas = [r.headers.get("anthropic-beta", "") for r in completions(fresh)]
+    assert betas and not any("context-1m" in b for b in betas), betas
+    one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
+    assert fresh.balance_nanos(email) == (20_000_000_000 - one * len(betas), 0)

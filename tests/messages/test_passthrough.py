@@ -350,6 +350,10 @@ def test_billed_extras_need_the_operators_permission(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert field in answer.json()["error"]["message"]
+    long_context = [
+        f.strip() for f in headers.get("anthropic-beta", "").split(",") if "1M" in f.upper()
+    ]
+    assert all(f in answer.json()["error"]["message"] for f in long_context)  # as sent
     assert fresh.fake.requests == []
 
 
