@@ -293,3 +293,21 @@ def test_a_long_context_name_where_the_beta_is_not_allowed(
     assert betas and not any("context-1m" in b for b in betas), betas
     one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
     assert fresh.balance_nanos(email) == (20_000_000_000 - one * len(betas), 0)
+
+
+def test_an_effort_the_routed_model_refuses_is_lowered_by_claude_code(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """Claude Code's default name routed to a model that refuses the effort it asks for
+    (Anthropic's 400 "Invalid effort level"): relayed in Anthropic's words, Claude Code asks
+    again at a lower effort, as it does with Anthropic itself. With the box's prefix before
+    them it asked again at the same effort, refused again in a session on such a model."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply.error(400, "invalid_request_error", "Invalid effort level"),
+                      Reply(text="Hello at a lower effort."))  # fmt: skip
+    answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
+    assert answer["result"] == "Hello at a lower effort."
+    efforts = [(c.body.get("output_config") or {}).get("effort") for c in completions(fresh)]
+    assert len(efforts) == 2 and efforts[0] and efforts[1] != efforts[0], efforts
+    one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
+    assert fresh.balance_nanos(email) == (20_000_000_000 - one, 0)
