@@ -231,10 +231,13 @@ def _present(name: str, value: Any) -> bool:
     return not (isinstance(value, str) and value in free)
 
 
-def _refuse(name: str, model: str, param: str) -> InvalidRequest:
+def _refuse(name: str, model: str, param: str, sent: str = "") -> InvalidRequest:
+    """The 400 of a billed field; `sent`: the beta flag as the request named it, said first
+    (Claude Code resends without its long-context beta a 400 that names the flag)."""
     return InvalidRequest(
-        f"{name} is not allowed for {model}: it makes the provider bill beyond the "
-        f"model's price ({BILLED_FIELDS[name]}); the operator may allow it for this provider",
+        f"{f'{param} {sent}: ' if sent else ''}{name} is not allowed for {model}: it makes the "
+        f"provider bill beyond the model's price ({BILLED_FIELDS[name]}); the operator may allow "
+        "it for this provider",
         code="field_not_allowed",
         param=param,
     )
@@ -312,6 +315,8 @@ def check_billed_messages(
         for name in entry if isinstance(entry, dict) else ():
             if name in BILLED_FIELDS and name not in permitted and _present(name, entry[name]):
                 raise _refuse(name, model, "fallbacks")
-    flags = [flag.strip().lower() for flag in beta.split(",")]  # whatever case it is sent in
-    if "context-1m" not in permitted and any(f.startswith(LONG_CONTEXT_BETA) for f in flags):
-        raise _refuse("context-1m", model, "anthropic-beta")
+    if "context-1m" in permitted:
+        return
+    for flag in (flag.strip() for flag in beta.split(",")):  # whatever case it is sent in
+        if flag.lower().startswith(LONG_CONTEXT_BETA):
+            raise _refuse("context-1m", model, "anthropic-beta", sent=flag)

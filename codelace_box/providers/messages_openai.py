@@ -72,6 +72,18 @@ def _text_of(content: Any) -> str:
     return "\n".join(text for text in map(block_text, parts) if text is not None)
 
 
+# Claude Code's attribution block, first in `system`: hashed per session, in some versions per
+# request (`cch=`); nothing for the model, and first in the prompt, a prefix no cache reuses
+ATTRIBUTION = "x-anthropic-billing-header:"
+
+
+def _system_text(system: Any) -> str:
+    """The system prompt's text, without Claude Code's attribution block."""
+    if isinstance(system, list):
+        system = [b for b in system if not str(block_text(b) or "").startswith(ATTRIBUTION)]
+    return _text_of(system)
+
+
 def _source(block: JSON) -> JSON:
     source = block.get("source")
     return source if isinstance(source, dict) else {}
@@ -278,7 +290,7 @@ def chat_body(body: JSON, max_tokens: int, model: str = "") -> JSON:
     """The Chat Completions body for a Messages body; `model`: the catalog model it goes to
     (the reasoning details it wrote go back to it)."""
     messages: list[JSON] = []
-    system = _text_of(body.get("system"))
+    system = _system_text(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
     for message in from_last_compaction(body.get("messages") or []):

@@ -18,6 +18,7 @@ from typing import Any
 from tests.fakes.anthropic_upstream import Reply, ToolUse
 from tests.fakes.openai_upstream import Reply as OpenAIReply
 from tests.messages.conftest import (
+    ALIAS,
     MODEL,
     OPENAI_ALIAS,
     OPENAI_PRICES,
@@ -267,3 +268,46 @@ def test_the_readmes_output_cap_for_a_small_balance(fresh: MessagesBox, tmp_path
     assert [c.body["max_tokens"] for c in completions(fresh)] == [int(cap)]
     one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
     assert fresh.balance_nanos(email) == (1_000_000_000 - one, 0)
+
+
+def test_a_long_context_name_where_the_beta_is_not_allowed(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """`--model NAME[1m]` has Claude Code ask with `anthropic-beta: context-1m-2025-08-07`;
+    where the operator has not allowed it the box refuses it (400), naming the flag as sent,
+    on which Claude Code asks again without it (as it does when Anthropic rejects the beta):
+    the session goes on at the model's own window. It stopped at every prompt with the 400, a
+    refusal naming only `context-1m-*`. The refused call reaches no one and costs nothing."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply(text="Hello at 200k."))
+    fresh.cli("providers", "update", "anth", "--no-allow-field", "context-1m")
+    fresh.until_reloaded()
+    try:
+        answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello",
+                            "--model", f"{ALIAS}[1m]")  # fmt: skip
+    finally:
+        fresh.cli("providers", "update", "anth", "--allow-field", "context-1m")
+        fresh.until_reloaded()
+    assert answer["result"] == "Hello at 200k."
+    betas = [r.headers.get("anthropic-beta", "") for r in completions(fresh)]
+    assert betas and not any("context-1m" in b for b in betas), betas
+    one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
+    assert fresh.balance_nanos(email) == (20_000_000_000 - one * len(betas), 0)
+
+
+def test_an_effort_the_routed_model_refuses_is_lowered_by_claude_code(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """Claude Code's default name routed to a model that refuses the effort it asks for
+    (Anthropic's 400 "Invalid effort level"): relayed in Anthropic's words, Claude Code asks
+    again at a lower effort, as it does with Anthropic itself. With the box's prefix before
+    them it asked again at the same effort, refused again in a session on such a model."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply.error(400, "invalid_request_error", "Invalid effort level"),
+                      Reply(text="Hello at a lower effort."))  # fmt: skip
+    answer = run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, "Say hello")
+    assert answer["result"] == "Hello at a lower effort."
+    efforts = [(c.body.get("output_config") or {}).get("effort") for c in completions(fresh)]
+    assert len(efforts) == 2 and efforts[0] and efforts[1] != efforts[0], efforts
+    one = usd_nanos((25, PRICES["in"]), (15, PRICES["out"]))
+    assert fresh.balance_nanos(email) == (20_000_000_000 - one, 0)

@@ -180,6 +180,24 @@ def test_cache_reads_of_an_openai_model_are_billed_at_the_read_price(
     assert fresh.balance_nanos(email) == (CREDIT - one * calls, 0)
 
 
+def test_two_sessions_on_an_openai_model_share_one_system_prompt(
+    fresh: MessagesBox, tmp_path: Path
+) -> None:
+    """Claude Code's system prompt is the same for every session of a version, but it opens
+    with an attribution line hashed from the session's first prompt: sent on, the prefix an
+    OpenAI-compatible server caches (across the box's users too) differed from the first
+    token. The model's system message is the same for two sessions, without that line."""
+    _, key = fresh.new_key()
+    fresh.openai_fake.default = OpenAIReply(content="Hello.")
+    for prompt in ("Say hello", "Greet me in French"):
+        run_claude(fresh, tmp_path / "home", {"ANTHROPIC_AUTH_TOKEN": key}, prompt,
+                   "--model", OPENAI_ALIAS)  # fmt: skip
+    firsts = [r.body["messages"][0] for r in fresh.openai_fake.requests]
+    assert len(firsts) >= 2 and all(m["role"] == "system" for m in firsts)
+    assert all(m == firsts[0] for m in firsts), [m["content"][:120] for m in firsts]
+    assert "x-anthropic-billing-header" not in json.dumps(firsts)
+
+
 def test_signed_thinking_goes_back_in_a_later_continue(fresh: MessagesBox, tmp_path: Path) -> None:
     """Thinking signed in a tool loop is sent back, signature as signed, by the next `claude -p
     --continue` (a new process reading the session from disk)."""

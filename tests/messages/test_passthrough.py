@@ -350,7 +350,28 @@ def test_billed_extras_need_the_operators_permission(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert field in answer.json()["error"]["message"]
+    long_context = [
+        f.strip() for f in headers.get("anthropic-beta", "").split(",") if "1M" in f.upper()
+    ]
+    assert all(f in answer.json()["error"]["message"] for f in long_context)  # as sent
     assert fresh.fake.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropics_refusal_is_relayed_in_its_own_words(fresh: MessagesBox, stream: bool) -> None:
+    """A 400 of Anthropic's reaches the client in Anthropic's words, with nothing before
+    them: Claude Code acts on some by their exact words ("Invalid effort level": it asks
+    again at a lower effort), which a prefix of the box's ("Anthropic API error 400:
+    invalid_request_error: ...") hid from it."""
+    email, key = fresh.new_key()
+    fresh.fake.script(Reply.error(400, "invalid_request_error", "Invalid effort level"))
+    body = {"model": MODEL, "max_tokens": 10, "stream": stream,
+            "messages": [{"role": "user", "content": "x"}]}  # fmt: skip
+    answer = post(fresh, key, body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {"type": "invalid_request_error",
+                                      "message": "Invalid effort level"}  # fmt: skip
+    assert [r["cost_nanos"] for r in fresh.usage_rows(email)] == [0]
 
 
 def test_a_stream_past_the_output_cap_is_cut_in_anthropics_shape(fresh: MessagesBox) -> None:

@@ -268,6 +268,26 @@ def test_claude_codes_long_user_id_fits_openais_user(fresh: MessagesBox) -> None
     assert len(sent[0]) == 64 and sent[0] == sent[1] and sent[2] == "u1"
 
 
+def test_claude_codes_billing_line_stays_out_of_the_openai_prompt(fresh: MessagesBox) -> None:
+    """Claude Code opens `system` with an attribution block (`x-anthropic-billing-header:
+    cc_version=...; cch=...;`) whose hashes change per session, and in many versions per request:
+    first in the prompt, it made every prefix new to an OpenAI-compatible server's prompt cache
+    (no cache hit, every turn's input at the full price). It means nothing to the model and is
+    left out; the rest of the system prompt goes as it was."""
+    _, key = fresh.new_key()
+    sent = []
+    cached = {"type": "ephemeral"}
+    for nonce in ("71fea", "0aaa9"):
+        billing = f"x-anthropic-billing-header: cc_version=2.1.117.48f; cch={nonce};"
+        system = [{"type": "text", "text": billing},
+                  {"type": "text", "text": "You are Claude Code.", "cache_control": cached},
+                  {"type": "text", "text": "Be brief."}]  # fmt: skip
+        body = {"model": OPENAI_ALIAS, "max_tokens": 10, "system": system,
+                "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+        sent.append(fresh.translated(key, body)["messages"][0])
+    assert sent == [{"role": "system", "content": "You are Claude Code.\nBe brief."}] * 2
+
+
 def test_a_pdf_a_tool_returned_reaches_the_openai_model(fresh: MessagesBox) -> None:
     """Claude Code's Read tool hands back a PDF as a document block inside the tool_result:
     it goes after the tool message as a file part, as images do (it was dropped silently, and
