@@ -33,7 +33,7 @@ from codelace_box.providers.openai_errors import (
     reported_error,
     wants_payment,
 )
-from codelace_box.providers.openai_usage import chunk_usage, usage_from
+from codelace_box.providers.openai_usage import chunk_usage, has_choice_usage, usage_from
 from codelace_box.providers.stop_reasons import chat_finish
 from codelace_box.providers.tally import output_tokens
 
@@ -185,7 +185,7 @@ class OpenAIStreamTranslator(StreamTranslator):
             error = reported_error(chunk) or chunk  # (an `error` event's data: the error itself)
             raise UpstreamStreamError(error_text(error), "upstream_error")
         raw_usage = chunk.get("usage")  # (chunk_usage's look, without its call for most chunks)
-        if raw_usage is None and "x_groq" in chunk:
+        if raw_usage is None and ("x_groq" in chunk or has_choice_usage(chunk)):
             raw_usage = chunk_usage(chunk)
         if raw_usage is not None:  # (most chunks carry none: two calls fewer)
             self._saw(raw_usage)

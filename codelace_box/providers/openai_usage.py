@@ -1,8 +1,9 @@
 """The `usage` object of a Chat Completions answer or stream chunk, read as the box bills it:
 OpenAI's counts, and where OpenAI-compatible servers put them otherwise (Groq's stream usage in
-`x_groq`, DeepSeek's cache reads as `prompt_cache_hit_tokens`, thinking that proxies in front
-of Gemini leave out of `completion_tokens`, LocalAI's all-zero usage that is no count). The
-provider's own bill (OpenRouter's `cost`) is never shown to the user. Pure code."""
+`x_groq`, Moonshot's inside the stream's last choice, DeepSeek's cache reads as
+`prompt_cache_hit_tokens` and Moonshot's as a top-level `cached_tokens`, thinking that proxies
+in front of Gemini leave out of `completion_tokens`, LocalAI's all-zero usage that is no
+count). The provider's own bill (OpenRouter's `cost`) is never shown to the user. Pure code."""
 
 from __future__ import annotations
 
@@ -53,10 +54,13 @@ def _with_reasoning(raw: JSON, prompt: int, completion: int) -> int:
 
 def _standard_cache_reads(details: JSON) -> None:
     """DeepSeek counts its cache reads as `prompt_cache_hit_tokens` at the top of `usage`
-    (beside `prompt_cache_miss_tokens`), not as OpenAI's `prompt_tokens_details.cached_tokens`:
-    when the latter is absent (or a mere 0), it is set from the former, so they are billed (and
-    shown in every dialect) as the cache reads they are."""
+    (beside `prompt_cache_miss_tokens`), Moonshot (Kimi) as `cached_tokens` at the top, not
+    as OpenAI's `prompt_tokens_details.cached_tokens`: when the latter is absent (or a mere 0),
+    it is set from the former, so they are billed (and shown in every dialect) as the cache
+    reads they are."""
     hits = details.get("prompt_cache_hit_tokens")
+    if hits is None:
+        hits = details.get("cached_tokens")
     prompt_details = details.get("prompt_tokens_details")
     prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
     cached = prompt_details.get("cached_tokens")
@@ -66,11 +70,22 @@ def _standard_cache_reads(details: JSON) -> None:
 
 def chunk_usage(chunk: JSON) -> Any:
     """The usage object of a stream chunk: its `usage`, or Groq's, which rides in the last
-    chunk under `x_groq` (with Groq's timings) and not at the top."""
+    chunk under `x_groq` (with Groq's timings) and not at the top, or Moonshot's (Kimi's),
+    inside the one choice of the last chunk (`choices[0].usage`)."""
     usage = chunk.get("usage")
     if usage is None and isinstance(chunk.get("x_groq"), dict):
         usage = chunk["x_groq"].get("usage")
+    if usage is None and has_choice_usage(chunk):
+        usage = chunk["choices"][0]["usage"]
     return usage
+
+
+def has_choice_usage(chunk: JSON) -> bool:
+    """Whether a chunk of one choice carries its usage inside that choice (Moonshot's)."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1 or type(choices[0]) is not dict:
+        return False
+    return choices[0].get("usage") is not None
 
 
 def set_cache_tokens(usage: Usage, prompt_details: Any) -> None:

@@ -11,6 +11,8 @@ What each server does beyond OpenAI's own wire (from their sources and documenta
   deprecated `reasoning_content` (kept in sync for older clients).
 - OpenRouter: `reasoning` deltas with `reasoning_details` (`reasoning.text` pieces with their
   `format`), `: OPENROUTER PROCESSING` comments, usage with `cost`.
+- Moonshot (Kimi): cache reads as `cached_tokens` at the top of `usage`; a stream's usage
+  inside the finishing choice of its last chunk (`choices[0].usage`), none at the top.
 """
 
 from __future__ import annotations
@@ -141,3 +143,19 @@ def usage_answer(text: str, usage: dict[str, Any]) -> bytes:
     return json.dumps({"id": "chatcmpl-compat2", "object": "chat.completion",
                        "created": 1733000000, "model": "upstream-model", "choices": [choice],
                        "usage": usage}).encode()  # fmt: skip
+
+
+def moonshot_usage(prompt: int, cached: int, completion: int) -> dict[str, Any]:
+    """Moonshot's usage: its cache reads as `cached_tokens` at the top, part of the prompt."""
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion, "cached_tokens": cached}  # fmt: skip
+
+
+def moonshot_stream(text: str, usage: dict[str, Any]) -> list[bytes]:
+    """Moonshot's stream: role chunk, content, then the finish chunk whose one choice carries
+    the usage (`choices[0].usage`, no top-level usage), `[DONE]`."""
+    body = [event(chunk({"role": "assistant", "content": ""}))]
+    body += [event(chunk({"content": piece})) for piece in text_pieces(text)]
+    last = chunk({}, "stop")
+    last["choices"][0]["usage"] = usage
+    return [*body, event(last), DONE]
