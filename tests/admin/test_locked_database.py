@@ -116,3 +116,26 @@ async def test_a_save_ending_on_another_screen_closes_its_form_when_back(
         assert screen_name(pilot) == "ModelsScreen"
         await pilot.press("f2")
         await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the form closed")
+
+
+async def test_a_save_ending_under_the_palette_then_going_elsewhere_closes_its_form(
+    admin_env: AdminEnv,
+) -> None:
+    """A new account made while the palette was open over its form, the operator then going
+    to another screen from that palette (Go to Models): the form closes in its own screen's
+    stack, never popping the screen gone to."""
+    async with create_admin_app(admin_env.config).run_test(size=(100, 30)) as pilot:
+        await pilot.press("f2")
+        await open_form(pilot, "n", "the new user form")
+        await fill(pilot, "email", "ana@example.com")
+        with write_lock_held(admin_env.config.database.path):
+            await pilot.press("ctrl+s", "ctrl+p")
+            await until(pilot, lambda: screen_name(pilot) == "CommandPalette", "the palette")
+        await until(pilot, lambda: find_user("ana@example.com") is not None, "the account")
+        await pilot.pause(0.3)
+        await pilot.press(*"models", "enter")  # the first match: Go to Models
+        await until(pilot, lambda: screen_name(pilot) == "ModelsScreen", "the models")
+        await pilot.pause(0.3)
+        assert screen_name(pilot) == "ModelsScreen"
+        await pilot.press("f2")
+        await until(pilot, lambda: screen_name(pilot) == "UsersScreen", "the form closed")
