@@ -42,6 +42,9 @@ OUT_OF_CREDIT = "Your credit balance is too low"
 _SPEND_LIMIT_RE = re.compile(
     r"You have reached your (?:specified )?(?:workspace )?API usage limits"
 )
+# OpenRouter's 403 for a key past the credit limit set on it (its Messages endpoint too): the
+# key wants paying (or its period's reset), not refused, so it is neither probed nor parked
+_KEY_LIMIT_RE = re.compile(r"\bKey limit (?:exceeded|reached)\b")
 # Anthropic's 400s for a prompt (or prompt plus max_tokens) past the context window.
 _CONTEXT_OVERFLOW_RE = re.compile(r"prompt is too long|exceed context limit", re.IGNORECASE)
 
@@ -201,10 +204,12 @@ class AnthropicAdapter(ProviderAdapter):
         return None
 
     def wants_payment(self, status: int, message: str) -> bool:
-        """402 billing_error, the 400 Anthropic sends when the account's credit ran out, or
-        a spend limit reached (a 400 or a 429)."""
+        """402 billing_error, the 400 Anthropic sends when the account's credit ran out, a
+        spend limit reached (a 400 or a 429), or OpenRouter's 403 for a key past its own."""
         if status == 402 or (status == 400 and OUT_OF_CREDIT in message):
             return True
+        if status == 403:
+            return _KEY_LIMIT_RE.search(message) is not None
         return status in (400, 429) and _SPEND_LIMIT_RE.search(message) is not None
 
     def stream_translator(self, public_model: str) -> StreamTranslator:

@@ -21,6 +21,10 @@ _QUOTA_RE = re.compile(
     r"\bbilling_not_active\b",
     re.IGNORECASE,
 )
+# OpenRouter's 403 for a key past the credit limit the operator set on it ("Key limit exceeded
+# (daily limit). Manage it using https://openrouter.ai/settings/keys"): the key wants paying (or
+# its period's reset), as a 402 does; it is not refused, so it is neither probed nor parked
+_KEY_LIMIT_RE = re.compile(r"^key limit (exceeded|reached)\b", re.IGNORECASE)
 # An error object's code relayed as it is: a plain word (OpenAI's are snake_case); a param up
 # to this long, printable (OpenAI's name a field: `messages[3].content[0].image_url`)
 _ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
@@ -148,7 +152,10 @@ def error_fields(payload: bytes) -> tuple[str | None, str | None]:
 
 
 def wants_payment(status: int, message: str) -> bool:
-    """402, or OpenAI's 429 insufficient_quota ("You exceeded your current quota, please
+    """402, OpenAI's 429 insufficient_quota ("You exceeded your current quota, please
     check your plan and billing details") or billing_not_active ("Your account is not
-    active"): retrying or waiting does not help."""
+    active"), or OpenRouter's 403 for a key past its own credit limit: retrying with the same
+    key or waiting does not help."""
+    if status == 403:
+        return _KEY_LIMIT_RE.search(message) is not None
     return status == 402 or (status == 429 and bool(_QUOTA_RE.search(message)))

@@ -345,6 +345,12 @@ def test_rate_limited_key_is_retried_on_the_other_key(
             "API usage threshold, set based on your organization's API tier. You will regain "
             "access on 2026-09-01 at 00:00 UTC.",
         ),
+        # OpenRouter's Messages endpoint, for a key past the credit limit set on it
+        (
+            403,
+            "permission_error",
+            "Key limit exceeded (monthly limit). Manage it using https://openrouter.ai/settings/keys",
+        ),
     ],
 )
 def test_an_operator_account_out_of_credit_moves_on_then_is_503_not_the_users_error(
