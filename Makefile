@@ -138,10 +138,12 @@ binary: $(VENV)/.build-installed
 
 ## make binary-test: build the binary, smoke-test it as an operator would (on SQLite, and its
 ## migrate, doctor and db copy on a throwaway PostgreSQL cluster: the server binaries must be
-## installed, as for test-postgres), then hold it to the CLI acceptance tests and the README's
-## "First run" walkthrough, command by command (every command of the binary starts in about a
-## second: the modules are split so that the workers share them out)
-BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_cli_commands.py \
+## installed, as for test-postgres), then hold it to the CLI acceptance tests, the README's
+## "First run" walkthrough and its operator sections ("Daily tasks", "Restore", "Upgrading"),
+## command by command (every command of the binary starts in about a second: the modules are
+## split so that the workers share them out)
+BINARY_ACCEPTANCE := tests/acceptance/test_cli_readme.py tests/acceptance/test_cli_readme_operator.py \
+	tests/acceptance/test_cli_commands.py \
 	tests/acceptance/test_cli_commands_accounts.py tests/acceptance/test_cli_commands_models.py \
 	tests/acceptance/test_cli_commands_providers.py tests/acceptance/test_cli_commands_serve.py \
 	tests/acceptance/test_cli_config.py tests/acceptance/test_cli_live.py

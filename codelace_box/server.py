@@ -342,7 +342,10 @@ def prepare_database(config: Config) -> list[int]:
 
 
 def configure_logging(config: Config | None = None) -> None:
-    """Our log lines to stderr, in the configured format and level, once per process."""
+    """Our log lines to stderr, in the configured format and level, once per process; not
+    Sanic's advice, at a terminal, to run in `--debug` or `--dev` mode (options of Sanic's own
+    command line, which `serve` does not take)."""
+    os.environ.setdefault("SANIC_IGNORE_PRODUCTION_WARNING", "1")
     if config is None:
         setup_logging()
     else:

@@ -5,14 +5,19 @@ tests/acceptance/test_cli_commands.py).
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.acceptance.cli_tools import Box
-from tests.support import TLS, ServerProcess, free_port, run_cli
+from tests.support import PROGRAM, TLS, ServerProcess, cli_env, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,3 +67,28 @@ def test_a_database_from_a_newer_version_is_refused_in_one_line(tmp_path: Path) 
     assert "999" in newer.fail("serve")
     assert "999" in newer.fail("users", "list")
     assert newer.cli("doctor").returncode == 1
+
+
+def test_serve_at_a_terminal_gives_no_advice_of_options_it_does_not_take(tmp_path: Path) -> None:
+    """Sanic warns at a terminal that it runs in production mode, to use `--debug` or `--dev`:
+    advice to a Sanic app's developer, and `serve` has neither option."""
+    box = Box.create(tmp_path)
+    master, slave = os.openpty()
+    command = [*PROGRAM, "--config", str(box.config), "serve", "--port", str(free_port())]
+    process = subprocess.Popen(command, stdout=slave, stderr=slave, env=cli_env(), cwd=tmp_path)
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Worker ready" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 65536)
+        assert b"Worker ready" in seen, seen.decode(errors="replace")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    assert b"--debug" not in seen and b"PRODUCTION" not in seen, seen.decode(errors="replace")
