@@ -1,13 +1,14 @@
 """The docs' lists are the code's own: the Anthropic error type of every status the Messages
 routes answer with, the Responses fields taken and refused, the columns of `usage export`, the
-upstream refusals read as the operator's provider account out of credit, and the README's
-Contents (every section linked)."""
+upstream refusals read as the operator's provider account out of credit, the currencies a
+top-up takes in whole units, and the README's Contents (every section linked)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from codelace_box.billing.checkout import WHOLE_UNITS_ONLY, topup_decimals
 from codelace_box.gateway.dialects import ANTHROPIC_ERROR_TYPES
 from codelace_box.providers import adapter_for
 from codelace_box.providers.responses_request import REFUSED_FIELDS
@@ -123,3 +124,14 @@ def test_the_provider_out_of_credit_lists_name_every_refusal_read_so() -> None:
         assert named in readme, f"README.md: {named!r} ({kind} {status})"
         if kind == "openai":
             assert named in reference, f"docs/http-api.md: {named!r}"
+
+
+def test_the_checkout_amounts_say_which_currencies_take_whole_units() -> None:
+    """Both docs said a top-up is in whole cents; in a currency without cents (`jpy`) and in
+    `isk` (two-decimal in Stripe's API, charged in whole units only) 10.50 is a 400."""
+    readme = flat(README).split("- `POST /api/v1/stripe/checkout", 1)[1].split("- `POST", 1)[0]
+    reference = flat(HTTP_REFERENCE).split("`checkout` starts a top-up", 1)[1].split(". ", 1)[0]
+    for currency in ("jpy", *sorted(WHOLE_UNITS_ONLY)):
+        assert topup_decimals(currency) == 0, currency
+        for name, text in (("README.md", readme), ("docs/http-api.md", reference)):
+            assert "whole units" in text and f"`{currency}`" in text, f"{name}: {currency}"
