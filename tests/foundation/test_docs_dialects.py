@@ -1,13 +1,16 @@
 """The docs' lists are the code's own: the Anthropic error type of every status the Messages
-routes answer with, the Responses fields taken and refused, the columns of `usage export`, and
-the README's Contents (every section linked)."""
+routes answer with, the Responses fields taken and refused, the columns of `usage export`, the
+upstream refusals read as the operator's provider account out of credit, the currencies a
+top-up takes in whole units, and the README's Contents (every section linked)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from codelace_box.billing.checkout import WHOLE_UNITS_ONLY, topup_decimals
 from codelace_box.gateway.dialects import ANTHROPIC_ERROR_TYPES
+from codelace_box.providers import adapter_for
 from codelace_box.providers.responses_request import REFUSED_FIELDS
 from tests.support import REPO_ROOT
 
@@ -15,6 +18,19 @@ README = REPO_ROOT / "README.md"
 HTTP_REFERENCE = REPO_ROOT / "docs" / "http-api.md"
 STATUS_TYPE = re.compile(r"\b((?:[45]\d\d/)*[45]\d\d) `([a-z_]+)`")
 UPSTREAM_ONLY = {529}  # Anthropic's overload status: read from an upstream, never answered
+# Upstream refusals that mean the operator's account (or key) there cannot pay: (provider kind,
+# status, the upstream's words, what the docs call it). Each moves on to the next key and ends
+# as 503 provider_out_of_credit, the key left in rotation (never probed, never parked).
+WANTS_PAYMENT = [
+    ("openai", 402, "Insufficient credits", "402"),
+    ("openai", 429, "You exceeded your current quota (insufficient_quota)", "insufficient_quota"),
+    ("openai", 429, "Your account is not active (billing_not_active)", "billing_not_active"),
+    ("openai", 403, "Key limit exceeded (daily limit). Manage it using ...", "Key limit exceeded"),
+    ("anthropic", 403, "Key limit exceeded (weekly limit)", "Key limit exceeded"),
+    ("anthropic", 400, "Your credit balance is too low to access", "credit balance is too low"),
+    ("anthropic", 400, "You have reached your specified API usage limits", "specified API"),
+    ("anthropic", 429, "You have reached your API usage limits", "your API usage limits"),
+]
 
 
 def flat(path: Path) -> str:
@@ -93,3 +109,29 @@ def test_the_readme_contents_link_every_section() -> None:
     missing = [s for s in sections if re.sub(r"[^\w\- ]", "", s.lower()).replace(" ", "-")
                not in linked]  # fmt: skip
     assert not missing, missing
+
+
+def test_the_provider_out_of_credit_lists_name_every_refusal_read_so() -> None:
+    """The README's "Provider out of credit" named Anthropic's refusals but neither OpenAI's 429
+    `insufficient_quota`/`billing_not_active` nor OpenRouter's 403 "Key limit exceeded" (read as
+    wanting payment since, not as a refused key to probe and park); docs/http-api.md's list of
+    the final 503s left the last out too."""
+    readme = flat(README).split("- **Provider out of credit:**", 1)[1].split("- **", 1)[0]
+    reference = flat(HTTP_REFERENCE).split("whose account is out of credit", 1)[1]
+    reference = reference.split("A refusal by the box", 1)[0]
+    for kind, status, words, named in WANTS_PAYMENT:
+        assert adapter_for(kind).wants_payment(status, words), (kind, status, words)
+        assert named in readme, f"README.md: {named!r} ({kind} {status})"
+        if kind == "openai":
+            assert named in reference, f"docs/http-api.md: {named!r}"
+
+
+def test_the_checkout_amounts_say_which_currencies_take_whole_units() -> None:
+    """Both docs said a top-up is in whole cents; in a currency without cents (`jpy`) and in
+    `isk` (two-decimal in Stripe's API, charged in whole units only) 10.50 is a 400."""
+    readme = flat(README).split("- `POST /api/v1/stripe/checkout", 1)[1].split("- `POST", 1)[0]
+    reference = flat(HTTP_REFERENCE).split("`checkout` starts a top-up", 1)[1].split(". ", 1)[0]
+    for currency in ("jpy", *sorted(WHOLE_UNITS_ONLY)):
+        assert topup_decimals(currency) == 0, currency
+        for name, text in (("README.md", readme), ("docs/http-api.md", reference)):
+            assert "whole units" in text and f"`{currency}`" in text, f"{name}: {currency}"
