@@ -9,6 +9,13 @@ import socket
 from codelace_box.errors import ConfigError
 
 
+def listen_host(host: str) -> str:
+    """The address to bind for server.host: an IPv6 address in brackets (`[::1]`, as a URL
+    writes it, which base_url also takes) without them."""
+    bracketed = host.startswith("[") and host.endswith("]") and ":" in host
+    return host[1:-1] if bracketed else host
+
+
 def check_address(host: str, port: int) -> None:
     """Fail with one clear line when the listen address is taken or not ours to bind."""
     try:

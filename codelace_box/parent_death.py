@@ -8,19 +8,19 @@ import ctypes
 import multiprocessing
 import os
 from contextlib import suppress
-from signal import SIGTERM
+from signal import SIGTERM, Signals
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def stop_with_the_supervisor() -> None:
+def stop_with_the_supervisor(stop: Signals = SIGTERM) -> None:
     """Linux: this worker gets SIGTERM when its parent process dies, e.g. the supervisor killed
     with -9; an orphaned Sanic worker would otherwise serve on and spin a CPU core. (Where the
     parent is a launcher of its own, it dies with the worker: no-op.) The kernel sends nothing
     for a parent already dead when this is asked (a supervisor killed while this worker
     started): the worker then stops all the same."""
     with suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, stop)
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:
-        os.kill(os.getpid(), SIGTERM)
+        os.kill(os.getpid(), stop)

@@ -58,7 +58,7 @@ from codelace_box.db.openlock import OpenMarker, hold_open
 from codelace_box.db.sqlite_file import empty_sqlite_file, made_database
 from codelace_box.db.wal import checkpoint_loop, defer_checkpoints
 from codelace_box.http_guard import DEFAULT_SEND_TIMEOUT, GUARD_HOOKS, GuardedProtocol
-from codelace_box.listen_setup import check_address, raise_open_files_limit
+from codelace_box.listen_setup import check_address, listen_host, raise_open_files_limit
 from codelace_box.live_refs import LiveRefs
 from codelace_box.logformat import REQUEST_ID, JsonFormatter
 from codelace_box.logformat import configure_logging as setup_logging
@@ -359,7 +359,7 @@ def serve(config: Config) -> None:
     """Serve HTTP on the configured address with the configured number of workers."""
     check_sanic_hooks(SANIC_HOOKS + GUARD_HOOKS)
     check_sanic_env()
-    check_address(config.server.host, config.server.port)
+    check_address(listen_host(config.server.host), config.server.port)
     configure_logging(config)
     raise_open_files_limit()
     metrics.remove_abandoned_folders()  # a supervisor killed by SIGKILL left its folder
@@ -373,7 +373,7 @@ def serve(config: Config) -> None:
     unblock_log_output()  # Sanic's handlers too (the supervisor's lines)
     workers = config.server.workers
     app.prepare(
-        host=config.server.host,
+        host=listen_host(config.server.host),
         port=config.server.port,
         workers=workers,
         single_process=workers == 1,

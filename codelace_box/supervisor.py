@@ -25,6 +25,7 @@ from contextlib import suppress
 from multiprocessing.managers import SyncManager
 from signal import (
     SIG_BLOCK,
+    SIG_IGN,
     SIG_UNBLOCK,
     SIGHUP,
     SIGINT,
@@ -255,5 +256,14 @@ def shared_state_manager() -> SyncManager:
     state), tied to the supervisor as the workers are: a `kill -9` of the supervisor left it
     running, an orphan, for good (with multiprocessing's resource tracker, which waits for it)."""
     manager = SyncManager(ctx=multiprocessing.get_context())
-    manager.start(initializer=stop_with_the_supervisor)
+    manager.start(initializer=_manager_start)
     return manager
+
+
+def _manager_start() -> None:
+    """The manager process ignores SIGTERM, as it ignores SIGINT: a SIGTERM sent to every
+    process of the box at once (`kill -TERM -PGID`, a process manager signalling the group or
+    cgroup) killed it under the stopping supervisor ("Experienced exception while trying to
+    serve", exit 141). The supervisor ends it when done; its death kills it (SIGKILL)."""
+    signal_func(SIGTERM, SIG_IGN)
+    stop_with_the_supervisor(SIGKILL)

@@ -250,3 +250,19 @@ def test_a_taken_port_stops_serve_with_one_line(tmp_path: Path) -> None:
     assert one_error_line(result.stderr) == (
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_a_bracketed_ipv6_host_is_served(tmp_path: Path) -> None:
+    """server.host = "[::1]" (an IPv6 address as a URL writes it, which server.host takes and
+    base_url already reads as bracketed) failed at start as "cannot listen on [::1]:PORT: Name
+    or service not known". The box listens on ::1, as `host = "::1"` does."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"host": "[::1]", "port": port})
+    server = ServerProcess(space.config, port)
+    server.base_url = f"http://[::1]:{port}"
+    try:
+        server.start()
+        assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+        assert server.stop() == 0
+    finally:
+        server.kill()
