@@ -141,7 +141,7 @@ def test_non_streamed_thinking_message() -> None:
     assert reasoning["content"] == [
         {"type": "reasoning_text", "text": "Let me analyze this step by step..."}
     ]
-    assert reasoning["encrypted_content"].startswith("codelace-thinking-v1:")
+    assert reasoning["encrypted_content"].startswith("codelace-thinking-v2:")
     assert message["content"][0]["text"] == "Based on my analysis..."
     assert body["status"] == "incomplete"  # Anthropic stopped at max_tokens
     assert body["usage"]["output_tokens_details"] == {"reasoning_tokens": 1900}
