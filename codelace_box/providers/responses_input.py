@@ -46,6 +46,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.anthropic_messages import CALLS_BEFORE
 from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.reasoning_details import unseal
 from codelace_box.providers.responses_compaction import (
@@ -212,8 +213,10 @@ class _Builder:
         return message
 
     def _attach_thinking(self, message: JSON) -> None:
-        if self.thinking:
-            message.setdefault("thinking_blocks", []).extend(self.thinking)
+        if self.thinking:  # thinking between calls keeps its place (anthropic_messages)
+            at = len(message.get("tool_calls") or ())
+            blocks = [{**b, CALLS_BEFORE: at} if at else b for b in self.thinking]
+            message.setdefault("thinking_blocks", []).extend(blocks)
             self.thinking = []
         if self.reasoning:
             message["reasoning_content"] = message.get("reasoning_content", "") + self.reasoning
