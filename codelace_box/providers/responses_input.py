@@ -83,7 +83,7 @@ def decode_thinking(value: Any, model: str) -> list[JSON]:
     foreign values). A value from before the tag (v1) names no model and is taken as it is."""
     if not isinstance(value, str) or not value.startswith(THINKING_PREFIXES):
         return []
-    payload = value[len(THINKING_PREFIX) :]
+    payload = value[value.index(":") + 1 :]  # after the prefix, whichever
     if value.startswith(THINKING_PREFIX):
         tag, _, payload = payload.partition(":")
         if tag != _model_tag(model):

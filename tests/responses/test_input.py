@@ -3,6 +3,7 @@ calls, tool outputs with images, handed-back thinking and namespace (MCP) tools.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -183,6 +184,9 @@ def test_handed_back_thinking_kept_only_for_anthropic() -> None:
     assert decode_thinking("gAAAAABo-openai-encrypted", "a/m") == []
     assert decode_thinking(encode_thinking(blocks, "a/m"), "a/m") == blocks
     assert decode_thinking(encode_thinking(blocks, "a/m"), "a/other") == []
+    raw = base64.urlsafe_b64encode(json.dumps(blocks).encode()).decode()
+    legacy = "codelace-thinking-v1:" + raw
+    assert decode_thinking(legacy, "a/m") == blocks  # from before the model tag: taken
 
 
 def test_failed_call_output_object_and_trailing_images() -> None:
