@@ -25,6 +25,9 @@ JSON = dict[str, Any]
 
 IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _THINKING = ("thinking", "redacted_thinking")
+# On a handed-back thinking block: how many of the turn's tool calls came before it (Claude
+# thinks between calls; Anthropic refuses the latest turn's thinking moved). Never sent.
+CALLS_BEFORE = "codelace_calls_before"
 TOOL_ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 CACHE_TTLS = ("5m", "1h")
 # An image's first bytes in base64, and the format they open (_image_format)
@@ -60,8 +63,12 @@ def translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
     for turn in turns:  # stable sorts: tool results lead a user turn, thinking an assistant's
         if turn["role"] == "user":
             turn["content"].sort(key=lambda block: block["type"] != "tool_result")
-        else:
-            turn["content"].sort(key=lambda block: block["type"] not in _THINKING)
+        else:  # (thinking between its calls stays there: CALLS_BEFORE)
+            content = turn["content"]
+            head = next((k for k, b in enumerate(content) if b["type"] == "tool_use"), None)
+            content[:head] = sorted(content[:head], key=lambda b: b["type"] not in _THINKING)
+            if content[0]["type"] not in _THINKING:  # (the only thinking is after a call)
+                content.sort(key=lambda block: block["type"] not in _THINKING)
     return system, turns
 
 
@@ -299,22 +306,30 @@ def _assistant_blocks(message: JSON, where: str) -> list[JSON]:
     refusal = message.get("refusal")  # OpenAI's refused answer, handed back with content null
     if not texts and isinstance(refusal, str):
         texts = _text_blocks(refusal, where)
-    blocks = _thinking_blocks(message.get("thinking_blocks")) + texts
+    thinking = message.get("thinking_blocks")
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
         raise InvalidRequest(f"{where}.tool_calls must be a list", param=where)
+    blocks = _thinking_blocks(thinking, 0, not tool_calls) + texts
     for k, call in enumerate(tool_calls):
+        if k:  # thinking the model did between calls goes back where it was
+            blocks += _thinking_blocks(thinking, k, False)
         blocks.append(_tool_use_block(call, f"{where}.tool_calls[{k}]"))
-    return blocks
+    return blocks + (_thinking_blocks(thinking, len(tool_calls), True) if tool_calls else [])
 
 
-def _thinking_blocks(blocks: Any) -> list[JSON]:
-    """Thinking blocks an earlier response handed out, passed back unchanged (signed ones only)."""
+def _thinking_blocks(blocks: Any, at: int, rest: bool) -> list[JSON]:
+    """Thinking blocks an earlier response handed out, passed back unchanged (signed ones only):
+    those that came after `at` of the turn's tool calls (`rest`: after `at` or more)."""
     if not isinstance(blocks, list):
         return []
     kept: list[JSON] = []
     for block in blocks:
         if not isinstance(block, dict):
+            continue
+        before = block.get(CALLS_BEFORE)
+        before = before if isinstance(before, int) else 0
+        if not (before == at or (rest and before > at)):
             continue
         if block.get("type") == "thinking" and block.get("signature"):
             kept.append(

@@ -46,6 +46,7 @@ import secrets
 from typing import Any
 
 from codelace_box.errors import InvalidRequest
+from codelace_box.providers.anthropic_messages import CALLS_BEFORE
 from codelace_box.providers.file_refs import FILE_REFERENCES, refuse_file_reference
 from codelace_box.providers.reasoning_details import unseal
 from codelace_box.providers.responses_compaction import (
@@ -58,7 +59,9 @@ from codelace_box.providers.thought_signature import split_id, with_signature
 
 JSON = dict[str, Any]
 
-THINKING_PREFIX = "codelace-thinking-v1:"  # our own encrypted_content: signed thinking blocks
+THINKING_PREFIX = "codelace-thinking-v2:"  # our own encrypted_content: signed thinking blocks
+LEGACY_THINKING_PREFIX = "codelace-thinking-v1:"  # the same without the model (before v2)
+THINKING_PREFIXES = (THINKING_PREFIX, LEGACY_THINKING_PREFIX)
 CHAT_REASONING_PREFIX = "rs_cr"  # not hex: no OpenAI reasoning id starts so
 _THINKING_TYPES = ("thinking", "redacted_thinking")
 _CALL_TYPES = ("function_call", "custom_tool_call")
@@ -66,19 +69,27 @@ _OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
 _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 
 
-def encode_thinking(blocks: list[JSON]) -> str:
-    """`encrypted_content` for a provider's signed thinking blocks (opaque to the client)."""
+def encode_thinking(blocks: list[JSON], model: str) -> str:
+    """`encrypted_content` for a provider's signed thinking blocks of the catalog `model`
+    (opaque to the client; the tag names the model, as Anthropic signs for one model)."""
     raw = json.dumps(blocks, separators=(",", ":")).encode()
-    return THINKING_PREFIX + base64.urlsafe_b64encode(raw).decode()
+    return f"{THINKING_PREFIX}{_model_tag(model)}:{base64.urlsafe_b64encode(raw).decode()}"
 
 
-def decode_thinking(value: Any) -> list[JSON]:
-    """The thinking blocks of an `encrypted_content` this box produced; [] for anything else
-    (OpenAI's own encrypted reasoning, tampered or foreign values)."""
-    if not isinstance(value, str) or not value.startswith(THINKING_PREFIX):
+def decode_thinking(value: Any, model: str) -> list[JSON]:
+    """The thinking blocks of an `encrypted_content` this box produced for `model`; [] for
+    anything else (another model's: Anthropic refuses a thinking block signed for another model,
+    400 "Invalid `signature` in `thinking` block"; OpenAI's own encrypted reasoning; tampered or
+    foreign values). A value from before the tag (v1) names no model and is taken as it is."""
+    if not isinstance(value, str) or not value.startswith(THINKING_PREFIXES):
         return []
+    payload = value[value.index(":") + 1 :]  # after the prefix, whichever
+    if value.startswith(THINKING_PREFIX):
+        tag, _, payload = payload.partition(":")
+        if tag != _model_tag(model):
+            return []
     try:
-        blocks = json.loads(base64.urlsafe_b64decode(value[len(THINKING_PREFIX) :]))
+        blocks = json.loads(base64.urlsafe_b64decode(payload))
     except (ValueError, binascii.Error):
         return []
     if not isinstance(blocks, list):
@@ -154,7 +165,7 @@ class _Builder:
             self.messages.append(summary_message(item, where))
         elif kind == "reasoning":
             if self.keep_thinking:
-                self.thinking += decode_thinking(item.get("encrypted_content"))
+                self.thinking += decode_thinking(item.get("encrypted_content"), self.model)
             else:
                 self.reasoning += chat_reasoning(item, self.model)
                 self._details(unseal(item.get("encrypted_content"), self.model))
@@ -202,8 +213,10 @@ class _Builder:
         return message
 
     def _attach_thinking(self, message: JSON) -> None:
-        if self.thinking:
-            message.setdefault("thinking_blocks", []).extend(self.thinking)
+        if self.thinking:  # thinking between calls keeps its place (anthropic_messages)
+            at = len(message.get("tool_calls") or ())
+            blocks = [{**b, CALLS_BEFORE: at} if at else b for b in self.thinking]
+            message.setdefault("thinking_blocks", []).extend(blocks)
             self.thinking = []
         if self.reasoning:
             message["reasoning_content"] = message.get("reasoning_content", "") + self.reasoning

@@ -18,7 +18,7 @@ from codelace_box.errors import UpstreamError
 from codelace_box.providers.base import SSEEvent, StreamTranslator, UpstreamStreamError, Usage
 from codelace_box.providers.openai_usage import set_cache_tokens
 from codelace_box.providers.responses_compaction import for_native, without_foreign
-from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIX
+from codelace_box.providers.responses_input import CHAT_REASONING_PREFIX, THINKING_PREFIXES
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import responses_usage
 from codelace_box.providers.responses_tools import IGNORED_TOOL_TYPES
@@ -131,7 +131,7 @@ def _dropped_reasoning(item: Any) -> bool:
         return True
     if isinstance(item_id, str) and item_id.startswith(CHAT_REASONING_PREFIX):
         return True
-    return sealed.startswith(THINKING_PREFIX)
+    return sealed.startswith(THINKING_PREFIXES)
 
 
 def parse_native_response(payload: JSON, public_model: str) -> tuple[JSON, Usage]:

@@ -154,7 +154,7 @@ def reasoning_item(
     if text:
         item["content"] = [{"type": "reasoning_text", "text": text}]
     if blocks and context.encrypted_reasoning:
-        item["encrypted_content"] = encode_thinking(blocks)
+        item["encrypted_content"] = encode_thinking(blocks, context.model)
     elif details and context.encrypted_reasoning:
         item["encrypted_content"] = seal(details, context.model)
     return item

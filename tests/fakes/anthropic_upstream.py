@@ -28,6 +28,7 @@ from aiohttp import web
 
 from tests.fakes.anthropic_checks import media_problem, omits_thinking
 from tests.fakes.anthropic_safeguards import safeguard_results
+from tests.fakes.anthropic_signatures import SignatureBook
 from tests.fakes.anthropic_validation import request_problem
 from tests.fakes.loopback import LoopbackServer
 
@@ -265,6 +266,7 @@ class FakeAnthropic(LoopbackServer):
         self.refused_fields: set[str] = set()  # top-level fields refused as unknown
         self.legacy_output_format = False  # takes `output_format` (under its beta)
         self.busy_keys: set[str] = set()  # their streams: an overloaded error before content
+        self.signatures = SignatureBook()  # which models each thinking signature is for
 
     @property
     def base_url(self) -> str:
@@ -280,6 +282,7 @@ class FakeAnthropic(LoopbackServer):
         self.refused_fields.clear()
         self.legacy_output_format = False
         self.busy_keys.clear()
+        self.signatures.clear()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -327,6 +330,8 @@ class FakeAnthropic(LoopbackServer):
         if reply.status != 200:
             answer = error_body(reply.error_type, reply.error_message)
             return web.json_response(answer, status=reply.status)
+        if reply.thinking:
+            self.signatures.issue(reply.signature, body["model"])
         results = safeguard_results(body, [use.id for use in reply.tool_uses])
         if body.get("stream"):
             return await self._stream(request, reply, body["model"], results)
@@ -346,6 +351,7 @@ class FakeAnthropic(LoopbackServer):
         problem = self._lagging_problem(body, beta)
         if problem is None:
             problem = request_problem(self._without_legacy(body), beta) or media_problem(body)
+            problem = problem or self.signatures.problem(body)
         if problem is not None:
             return web.json_response(error_body("invalid_request_error", problem), status=400)
         return None

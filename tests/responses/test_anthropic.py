@@ -9,7 +9,8 @@ import json
 from openai.types.responses import Response
 
 from codelace_box.providers import adapter_for
-from codelace_box.providers.base import UpstreamTarget
+from codelace_box.providers.base import SSEEvent, UpstreamTarget
+from codelace_box.providers.responses_input import encode_thinking
 from codelace_box.providers.responses_request import translate_request
 from codelace_box.providers.responses_response import translate_completion
 from tests.anthropic.wire import load_json as load_anthropic_json
@@ -141,7 +142,7 @@ def test_non_streamed_thinking_message() -> None:
     assert reasoning["content"] == [
         {"type": "reasoning_text", "text": "Let me analyze this step by step..."}
     ]
-    assert reasoning["encrypted_content"].startswith("codelace-thinking-v1:")
+    assert reasoning["encrypted_content"].startswith("codelace-thinking-v2:")
     assert message["content"][0]["text"] == "Based on my analysis..."
     assert body["status"] == "incomplete"  # Anthropic stopped at max_tokens
     assert body["usage"]["output_tokens_details"] == {"reasoning_tokens": 1900}
@@ -150,3 +151,96 @@ def test_non_streamed_thinking_message() -> None:
         completion, usage, translate_request(request | {"include": []}).context
     )
     assert "encrypted_content" not in without["output"][0]
+
+
+def test_thinking_between_calls_goes_back_where_it_was() -> None:
+    """Claude may think between the calls of one turn (interleaved thinking, automatic on its
+    adaptive models); the stream gives each thinking its own reasoning item in place, and
+    Anthropic refuses the turn's thinking moved ("blocks in the latest assistant message
+    cannot be modified"): handed back, every block keeps its place among the calls."""
+    t1 = {"type": "thinking", "thinking": "First the files.", "signature": "sig-1"}
+    t2 = {"type": "thinking", "thinking": "Then the tests.", "signature": "sig-2"}
+
+    def call(n: int) -> dict:
+        return {"type": "function_call", "call_id": f"toolu_{n}", "name": "shell",
+                "arguments": "{}"}  # fmt: skip
+
+    def reasoning(block: dict) -> dict:
+        return {
+            "type": "reasoning",
+            "summary": [],
+            "encrypted_content": encode_thinking([block], ""),
+        }
+
+    request = {
+        "model": MODEL,
+        "reasoning": {"effort": "high"},
+        "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object"}}],
+        "input": [
+            {"role": "user", "content": "Check."},
+            reasoning(t1),
+            call(1),
+            reasoning(t2),
+            call(2),
+            {"type": "function_call_output", "call_id": "toolu_1", "output": "a"},
+            {"type": "function_call_output", "call_id": "toolu_2", "output": "b"},
+        ],
+    }
+    body = anthropic_body(request)
+    assert request_problem(body) is None
+    turn = body["messages"][1]["content"]
+    assert [(b["type"], b.get("signature") or b.get("id")) for b in turn] == [
+        ("thinking", "sig-1"), ("tool_use", "toolu_1"),
+        ("thinking", "sig-2"), ("tool_use", "toolu_2"),
+    ]  # fmt: skip
+    assert body["thinking"]["type"] == "enabled"
+
+
+def _interleaved_stream() -> list[SSEEvent]:
+    """Claude's stream of one turn that thinks, calls, thinks again and calls again."""
+    events: list[dict] = [{"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": UPSTREAM, "content": [],
+        "stop_reason": None, "usage": {"input_tokens": 30, "output_tokens": 1}}}]  # fmt: skip
+    for i, (thought, call) in enumerate((("Files first.", "toolu_1"), ("Tests next.", "toolu_2"))):
+        events += [
+            {"type": "content_block_start", "index": 2 * i,
+             "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+            {"type": "content_block_delta", "index": 2 * i,
+             "delta": {"type": "thinking_delta", "thinking": thought}},
+            {"type": "content_block_delta", "index": 2 * i,
+             "delta": {"type": "signature_delta", "signature": f"sig-{call}"}},
+            {"type": "content_block_stop", "index": 2 * i},
+            {"type": "content_block_start", "index": 2 * i + 1,
+             "content_block": {"type": "tool_use", "id": call, "name": "shell", "input": {}}},
+            {"type": "content_block_delta", "index": 2 * i + 1,
+             "delta": {"type": "input_json_delta", "partial_json": "{}"}},
+            {"type": "content_block_stop", "index": 2 * i + 1},
+        ]  # fmt: skip
+    events += [{"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                "usage": {"output_tokens": 40}}, {"type": "message_stop"}]  # fmt: skip
+    return [SSEEvent(data=json.dumps(event), event=event["type"]) for event in events]
+
+
+def test_a_streamed_interleaved_turn_goes_back_in_its_order() -> None:
+    request = {
+        "model": MODEL, "input": "Check.", "reasoning": {"effort": "high"}, "stream": True,
+        "include": ["reasoning.encrypted_content"],
+        "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object"}}],
+    }  # fmt: skip
+    translator = ADAPTER.stream_translator(MODEL)
+    chunks = [chunk for event in _interleaved_stream() for chunk in translator.feed(event)]
+    events = synthesize(translate_request(request, keep_thinking=True).context,
+                        chunks + translator.finish(), translator.usage)  # fmt: skip
+    output = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [item["type"] for item in output] == ["reasoning", "function_call"] * 2
+    replay(events)
+    outputs = [{"type": "function_call_output", "call_id": c, "output": "ok"}
+               for c in ("toolu_1", "toolu_2")]  # fmt: skip
+    body = anthropic_body(request | {"input": [{"role": "user", "content": "Check."},
+                                               *output, *outputs]})  # fmt: skip
+    assert request_problem(body) is None
+    turn = body["messages"][1]["content"]
+    assert [(b["type"], b.get("signature") or b.get("id")) for b in turn] == [
+        ("thinking", "sig-toolu_1"), ("tool_use", "toolu_1"),
+        ("thinking", "sig-toolu_2"), ("tool_use", "toolu_2"),
+    ]  # fmt: skip

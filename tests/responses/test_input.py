@@ -3,6 +3,7 @@ calls, tool outputs with images, handed-back thinking and namespace (MCP) tools.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -170,16 +171,22 @@ def test_handed_back_thinking_kept_only_for_anthropic() -> None:
     blocks = [{"type": "thinking", "thinking": "Let me think.", "signature": "EqQBCkYIBxgC"}]
     items = [
         {"role": "user", "content": "Hi"},
-        {"type": "reasoning", "summary": [], "encrypted_content": encode_thinking(blocks)},
+        {"type": "reasoning", "summary": [], "encrypted_content": encode_thinking(blocks, "a/m")},
         {"type": "function_call", "call_id": "toolu_1", "name": "f", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "toolu_1", "output": "ok"},
     ]
-    kept = translate_request(BASE | {"input": items}, keep_thinking=True).body["messages"]
-    assert kept[1]["thinking_blocks"] == blocks
+    kept = translate_request(BASE | {"input": items}, keep_thinking=True, model="a/m")
+    assert kept.body["messages"][1]["thinking_blocks"] == blocks
+    other = translate_request(BASE | {"input": items}, keep_thinking=True, model="a/other")
+    assert "thinking_blocks" not in other.body["messages"][1]  # signed for another model
     dropped = translate_request(BASE | {"input": items}).body["messages"]
     assert "thinking_blocks" not in dropped[1]
-    assert decode_thinking("gAAAAABo-openai-encrypted") == []
-    assert decode_thinking(encode_thinking(blocks)) == blocks
+    assert decode_thinking("gAAAAABo-openai-encrypted", "a/m") == []
+    assert decode_thinking(encode_thinking(blocks, "a/m"), "a/m") == blocks
+    assert decode_thinking(encode_thinking(blocks, "a/m"), "a/other") == []
+    raw = base64.urlsafe_b64encode(json.dumps(blocks).encode()).decode()
+    legacy = "codelace-thinking-v1:" + raw
+    assert decode_thinking(legacy, "a/m") == blocks  # from before the model tag: taken
 
 
 def test_failed_call_output_object_and_trailing_images() -> None:
