@@ -50,6 +50,7 @@ from codelace_box.parent_death import stop_with_the_supervisor
 from codelace_box.stopping import STOPPING_KEY, stop_signals
 
 log = logging.getLogger("sanic.root")
+_STOPS = (SIGTERM, SIGINT, SIGHUP)  # what a stop sends (a worker's exit code is minus the signal)
 RESPAWN_PAUSE_SEC = 5.0
 LATE_STOP_SEC = 3.0
 
@@ -156,10 +157,12 @@ class SignalSafeWorkerManager(WorkerManager):
     def join(self) -> None:
         """After a stop: wait for every worker to end (Sanic itself waits 10 s per worker,
         then its exit kills the rest, cutting requests still finishing)."""
+        died = False
         if self.stop_signal is not None:
             self._wait_for_workers_to_end()
+            died = self._died_during_the_stop()
         super().join()
-        if self.killed:
+        if self.killed or died:
             raise ServerKilled  # Sanic's serve exits 1
 
     def _wait_for_workers_to_end(self) -> None:
@@ -181,6 +184,21 @@ class SignalSafeWorkerManager(WorkerManager):
                         with suppress(ProcessLookupError):
                             os.kill(process.pid, SIGTERM)
             time.sleep(0.1)
+
+    def _died_during_the_stop(self) -> bool:
+        """Whether a worker ended otherwise than by finishing its stop (killed, out of memory,
+        a crash): its calls in flight were cut, not answered (their holds are freed at the
+        next start). Logged, and `serve` exits 1 rather than report a clean stop. A stop
+        signal's default action is no death: it ends a worker still starting, which served
+        nothing (`shutdown`; a hangup reaches the whole process group)."""
+        died = False
+        for process in self.transient_processes:
+            code = process.exitcode
+            if process.pid and not process.is_alive() and code and -code not in _STOPS:
+                log.error("Worker %s [%s] died (exit %s) during the stop; its calls in flight "
+                          "were cut.", process.name, process.pid, code)  # fmt: skip
+                died = True
+        return died and not self.killed
 
     def _marked_stopping(self, process: Any) -> bool:
         with suppress(Exception):  # the shared state is gone once the manager process ended

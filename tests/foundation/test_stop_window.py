@@ -4,7 +4,8 @@ sent of it until then (which its client got), and the process exits at the windo
 one more window later; the log says what was cut; a call not answered by then costs nothing.
 A hangup (SIGHUP) stops as SIGTERM does, unless ignored (nohup); a box of several workers
 refuses new connections from the signal on; a second signal kills its workers, not the group
-of whatever launched it. (test_server_stopping.py: what finishes within the window.)"""
+of whatever launched it; a worker killed during the stop is logged and `serve` exits 1.
+(test_server_stopping.py: what finishes within the window.)"""
 
 from __future__ import annotations
 
@@ -329,3 +330,34 @@ def test_a_call_the_stop_cut_before_its_answer_costs_nothing(tmp_path: Path, wor
     assert space.sql("SELECT COUNT(*) FROM hold") == [(0,)]
     assert space.json("users", "show", email)["credit_balance_usd"] == 1.0
     assert space.run("doctor").stdout.startswith("ok: ")
+
+
+def test_a_worker_that_dies_during_the_stop_is_reported_and_serve_exits_1(
+    tmp_path: Path,
+) -> None:
+    """A worker killed (kill -9, out of memory) while it finished its streams in a stop: its
+    calls were cut, not answered, yet the log said nothing of it and `serve` exited 0, a clean
+    stop for systemd; a worker dying while serving is logged and replaced."""
+    from tests.fakes.openai_upstream import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    space, port, key = metered_workspace(tmp_path, fake.base_url, "diesstopping@example.com")
+    server = ServerProcess(space.config, port).start("--workers", "2")
+    pids = [int(pid) for pid in server.wait_for_log(r"Worker ready \[(\d+)\]", 2)]
+    fake.push(Reply(pieces=[" x"] * 100, piece_delay=0.08, prompt_tokens=7))
+    try:
+        with a_stream_under_way(server.base_url, key, 30) as (reader, _):
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1)  # the idle worker ended; the stream's finishes it
+            busy = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+            assert len(busy) == 1, server.log_text()
+            os.kill(busy[0], signal.SIGKILL)
+            reader.join(10)
+            code = server.process.wait(20)
+    finally:
+        server.stop()
+        fake.stop()
+    assert code == 1, server.log_text()
+    assert f"[{busy[0]}] died (exit -9) during the stop" in server.log_text()
+    assert space.sql("SELECT COUNT(*) FROM hold") == [(1,)]  # freed at the next start
