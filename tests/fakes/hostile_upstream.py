@@ -1,7 +1,8 @@
 """A hostile upstream on 127.0.0.1: answers exactly the bytes a test scripts, on any API path.
 
 Where the other fakes speak one provider's API faithfully, this one misbehaves on demand, for
-both kinds of provider at once (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`): each
+both kinds of provider at once (`/v1/chat/completions`, `/v1/messages` and its
+`/count_tokens`, `/v1/responses`): each
 request gets the next scripted `Act` (a status, headers, and body writes in order: bytes, or a
 float for a pause in seconds), and after its writes it ends the body properly, hangs until the
 client leaves (`hang`), or drops the connection in the middle of the chunked body (`drop`).
@@ -104,7 +105,8 @@ class HostileUpstream(LoopbackServer):
 
     def build_app(self) -> web.Application:
         app = web.Application()
-        for path in ("/v1/chat/completions", "/v1/messages", "/v1/responses"):
+        paths = ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses")
+        for path in paths:
             app.router.add_post(path, self._answer)
         app.router.add_get("/v1/models", self._models)
         return app
