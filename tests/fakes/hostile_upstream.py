@@ -105,8 +105,8 @@ class HostileUpstream(LoopbackServer):
 
     def build_app(self) -> web.Application:
         app = web.Application()
-        paths = ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses")
-        for path in paths:
+        count = "/v1/messages/count_tokens"
+        for path in ("/v1/chat/completions", "/v1/messages", count, "/v1/responses"):
             app.router.add_post(path, self._answer)
         app.router.add_get("/v1/models", self._models)
         return app
