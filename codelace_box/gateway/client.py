@@ -263,6 +263,12 @@ class UpstreamClient:
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout_sec, sock_read=read_timeout_sec
         )
+        # The answer's head is due within the connect timeout and twice the read timeout (once
+        # for the request's body to go out: aiohttp's read timer starts after it, once for the
+        # answer). The read timeout alone runs between bytes, so 1xx interim answers (103 Early
+        # Hints) one after another, or a head written a line at a time, held a call for as long
+        # as they came (and a body the upstream never took, for ever).
+        self._head_timeout_sec = connect_timeout_sec + 2 * read_timeout_sec
         self.limits = limits or UpstreamLimits()
         self._session: aiohttp.ClientSession | None = None
 
@@ -289,9 +295,10 @@ class UpstreamClient:
             raise UpstreamUnreachable("the upstream client is not started")
         data = dumps(request.json_body)
         try:
-            response = await self._session.post(  # a redirect is the upstream's answer:
-                request.url, data=data, headers=request.headers, allow_redirects=False
-            )  # never the body and key sent on to a host it names
+            async with asyncio.timeout(self._head_timeout_sec):
+                response = await self._session.post(  # a redirect is the upstream's answer:
+                    request.url, data=data, headers=request.headers, allow_redirects=False
+                )  # never the body and key sent on to a host it names
         except Exception as exc:
             raise _translate(exc) from None
         return UpstreamResponse(response, self.limits)

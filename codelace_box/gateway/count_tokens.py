@@ -137,6 +137,12 @@ async def _ask_upstream(gateway: Gateway, call: ChatCall) -> JSON | None:
         payload: Any = await opened.response.read_json()
     finally:
         opened.response.release()
-    if not isinstance(payload, dict) or not isinstance(payload.get("input_tokens"), int):
+    if not isinstance(payload, dict) or not _is_count(payload.get("input_tokens")):
         raise UpstreamBroken("the upstream's count_tokens answer has no input_tokens")
     return payload
+
+
+def _is_count(value: Any) -> bool:
+    """A token count: an integer not below 0 (a JSON `true` is no count, though Python's bool
+    is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,13 +1,14 @@
 """A hostile upstream on 127.0.0.1: answers exactly the bytes a test scripts, on any API path.
 
 Where the other fakes speak one provider's API faithfully, this one misbehaves on demand, for
-both kinds of provider at once (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`): each
-request gets the next scripted `Act` (a status, headers, and body writes in order: bytes, or a
-float for a pause in seconds), and after its writes it ends the body properly, hangs until the
-client leaves (`hang`), or drops the connection in the middle of the chunked body (`drop`).
-`key_acts` answers every request made with a given key the same way (a key the provider
-refuses), and `probe_status` what GET /v1/models (the box's key probe) answers to a key
-(`probe_acts`: the whole answer, as an upstream words it).
+both kinds of provider at once (`/v1/chat/completions`, `/v1/messages` and its
+`/count_tokens`, `/v1/responses`): each request gets the next scripted `Act` (a status,
+headers, and body writes in order: bytes, or a float for a pause in seconds), and after its
+writes it ends the body properly, hangs until the client leaves (`hang`), or drops the
+connection in the middle of the chunked body (`drop`); its `interim` bytes (1xx interim
+answers) go before the head. `key_acts` answers every request made with a given key the same
+way (a key the provider refuses), and `probe_status` what GET /v1/models (the box's key probe)
+answers to a key (`probe_acts`: the whole answer, as an upstream words it).
 
     hostile = HostileUpstream().start()
     hostile.push(Act(200, [b'data: {"choices": [', 0.2], drop=True))
@@ -43,6 +44,8 @@ class Act:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # after the writes: cut the connection inside the body
     hang: bool = False  # after the writes: say nothing more until the client leaves
+    interim: list[bytes | float] = field(default_factory=list)  # before the head: raw bytes
+    # (1xx interim answers) or pauses
 
 
 @dataclass
@@ -104,7 +107,8 @@ class HostileUpstream(LoopbackServer):
 
     def build_app(self) -> web.Application:
         app = web.Application()
-        for path in ("/v1/chat/completions", "/v1/messages", "/v1/responses"):
+        count = "/v1/messages/count_tokens"
+        for path in ("/v1/chat/completions", "/v1/messages", count, "/v1/responses"):
             app.router.add_post(path, self._answer)
         app.router.add_get("/v1/models", self._models)
         return app
@@ -135,6 +139,12 @@ class HostileUpstream(LoopbackServer):
             body = None
         self.seen.append(Seen(request.path, key, body))
         act = self.key_acts.get(key) or (self.script.popleft() if self.script else self.default)
+        for early in act.interim:
+            if isinstance(early, bytes):
+                assert request.transport is not None
+                request.transport.write(early)
+            else:
+                await asyncio.sleep(early)
         response = web.StreamResponse(status=act.status, headers=act.headers)
         response.content_type = act.content_type
         if not act.drop and not act.hang and all(isinstance(w, bytes) for w in act.writes):

@@ -2,7 +2,7 @@
 input count, an `openai` upstream's counts as JSON booleans; streamed and not, on every route.
 No call has an empty prompt, so a negative count is no count: the input is the box's estimate,
 as for a count of 0, never a free prompt; and `true` is no count, as a string is not (so too
-from a native Responses upstream)."""
+from a native Responses upstream, and in an answer to count_tokens)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,25 @@ def test_counts_that_are_booleans_are_no_counts_from_a_native_responses_upstream
     assert text["estimated"] == 1 and text["input_tokens"] > 1, text
     for name in ("status", "input_tokens", "output_tokens", "cost_nanos", "estimated"):
         assert true[name] == text[name], (name, true, text)
+
+
+@pytest.mark.parametrize("count", ["12", True, -5], ids=["string", "true", "negative"])
+def test_a_count_tokens_answer_whose_count_is_no_count_is_a_502(
+    box: HostileBox, hostile: HostileUpstream, count: Any
+) -> None:
+    """An anthropic upstream's count_tokens answer of `input_tokens: true` (or -5) was relayed
+    as it came, a 200 that Claude Code takes for its context's size; it is no count, as one
+    written as a string is not: a 502 that says so."""
+    _, key = box.new_user("10")
+    hostile.push(Act(200, [json.dumps({"input_tokens": 12}).encode()]))
+    hostile.push(Act(200, [json.dumps({"input_tokens": count}).encode()]))
+    body = {"model": "ha/m", "messages": [{"role": "user", "content": "hi"}]}
+    with box.http(key) as client:
+        counted = client.post("/v1/messages/count_tokens", json=body)
+        answer = client.post("/v1/messages/count_tokens", json=body)
+    assert (counted.status_code, counted.json()) == (200, {"input_tokens": 12}), counted.text
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["message"] == (
+        "the upstream's count_tokens answer has no input_tokens"
+    ), answer.text
+    assert [seen.path for seen in hostile.seen] == ["/v1/messages/count_tokens"] * 2
