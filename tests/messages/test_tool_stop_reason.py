@@ -22,6 +22,15 @@ ASK = [{"role": "user", "content": "What time is it in Paris?"}]
 CALL = [{"name": "clock", "arguments": '{"city": "Paris"}'}]
 
 
+def _answer(box: MessagesBox, key: str, ask: dict[str, Any], streamed: bool) -> Any:
+    """The SDK's message for `ask`: the stream's final message, or the answer."""
+    client = box.client(key)
+    if not streamed:
+        return client.messages.create(**ask)
+    with client.messages.stream(**ask) as stream:
+        return stream.get_final_message()
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 def test_tool_calls_with_finish_reason_stop_stop_for_tool_use(
     fresh: MessagesBox, streamed: bool
@@ -32,12 +41,7 @@ def test_tool_calls_with_finish_reason_stop_stop_for_tool_use(
     choice = {"type": "tool", "name": "clock"}  # forced: OpenAI says "stop" then
     ask: dict[str, Any] = {"model": OPENAI_ALIAS, "max_tokens": 100, "messages": ASK,
                            "tools": tools, "tool_choice": choice}  # fmt: skip
-    client = fresh.client(key)
-    if streamed:
-        with client.messages.stream(**ask) as stream:
-            message = stream.get_final_message()
-    else:
-        message = client.messages.create(**ask)
+    message = _answer(fresh, key, ask, streamed)
     assert [block.type for block in message.content] == ["tool_use"]
     assert message.stop_reason == "tool_use"
 
@@ -51,12 +55,7 @@ def test_finish_reason_tool_calls_without_a_call_is_an_end_turn(
     tools = [{"name": "clock", "input_schema": {"type": "object"}}]
     ask: dict[str, Any] = {"model": OPENAI_ALIAS, "max_tokens": 100, "messages": ASK,
                            "tools": tools, "tool_choice": {"type": "any"}}  # fmt: skip
-    client = fresh.client(key)
-    if streamed:
-        with client.messages.stream(**ask) as stream:
-            message = stream.get_final_message()
-    else:
-        message = client.messages.create(**ask)
+    message = _answer(fresh, key, ask, streamed)
     assert [block.type for block in message.content] == ["text"]
     assert message.stop_reason == "end_turn"
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tests.fakes.compatible_wire import usage_answer
+from tests.fakes.openai_upstream import Reply
 from tests.quirks.conftest import MODEL
 from tests.responses.conftest import ResponsesBox
 
@@ -157,3 +159,15 @@ def failed_responses_stream(box: ResponsesBox, key: str, match: str) -> list[Any
     assert "response.completed" not in kinds and kinds[-1] == "response.failed", kinds
     assert match in events[-1].response.error.message
     return events
+
+
+def push_usage_reply(box: ResponsesBox, stream: bool, events: list[bytes], text: str,
+                     usage: dict[str, Any]) -> None:  # fmt: skip
+    """The upstream's next answer: `events` (a stream carrying `usage`) when streamed, else an
+    answer of `text` with `usage`."""
+    if stream:
+        box.openai_fake.push(Reply(raw=events))
+    else:
+        box.openai_fake.push(
+            Reply(raw=[usage_answer(text, usage)], content_type="application/json")
+        )

@@ -10,10 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fakes.compatible_wire import moonshot_stream, moonshot_usage, usage_answer
-from tests.fakes.openai_upstream import Reply
+from tests.fakes.compatible_wire import moonshot_stream, moonshot_usage
 from tests.quirks.conftest import PRICES
-from tests.quirks.routes import ROUTES, call, only_row
+from tests.quirks.routes import ROUTES, call, only_row, push_usage_reply
 from tests.responses.conftest import ResponsesBox
 from tests.support import usd_nanos
 
@@ -30,12 +29,7 @@ def test_moonshot_usage_is_billed_with_its_cache_reads(
     email, key = box.new_key()
     start = box.balance_nanos(email)[0]
     usage = moonshot_usage(PROMPT, CACHED, COMPLETION)
-    if stream:
-        box.openai_fake.push(Reply(raw=moonshot_stream(TEXT, usage)))
-    else:
-        box.openai_fake.push(
-            Reply(raw=[usage_answer(TEXT, usage)], content_type="application/json")
-        )
+    push_usage_reply(box, stream, moonshot_stream(TEXT, usage), TEXT, usage)
     seen = call(box, key, route, stream=stream)
     assert seen.text == TEXT
     row = only_row(box, email)

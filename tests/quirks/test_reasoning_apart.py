@@ -10,10 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fakes.compatible_wire import reasoning_apart_usage, usage_answer, usage_stream
-from tests.fakes.openai_upstream import Reply
+from tests.fakes.compatible_wire import reasoning_apart_usage, usage_stream
 from tests.quirks.conftest import PRICES
-from tests.quirks.routes import ROUTES, call, only_row
+from tests.quirks.routes import ROUTES, call, only_row, push_usage_reply
 from tests.responses.conftest import ResponsesBox
 from tests.support import usd_nanos
 
@@ -35,12 +34,7 @@ def test_thinking_left_out_of_completion_tokens_is_charged(
     usage = reasoning_apart_usage(prompt, answer, reasoning)
     email, key = box.new_key()
     start = box.balance_nanos(email)[0]
-    if stream:
-        box.openai_fake.push(Reply(raw=usage_stream(TEXT, usage)))
-    else:
-        box.openai_fake.push(
-            Reply(raw=[usage_answer(TEXT, usage)], content_type="application/json")
-        )
+    push_usage_reply(box, stream, usage_stream(TEXT, usage), TEXT, usage)
     seen = call(box, key, route, stream=stream)
     assert seen.text == TEXT
     row = only_row(box, email)
