@@ -17,7 +17,6 @@ and the cumulative `message_delta`. Pure: no I/O.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from codelace_box.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
@@ -25,6 +24,7 @@ from codelace_box.providers.anthropic_messages import TOOL_ID_RE, tool_id
 from codelace_box.providers.anthropic_output import fit_output_fields
 from codelace_box.providers.anthropic_response import (
     MAX_ERROR_CHARS,
+    anthropic_error,
     billed_usage,
     check_message,
     input_tokens,
@@ -215,14 +215,9 @@ class MessagesPassthrough(AnthropicAdapter):
         """Anthropic's own message, word for word, when the body is its error: a client of the
         Messages API acts on some by their exact words (Claude Code lowers its effort on
         "Invalid effort level"); any other body as the Anthropic adapter words it."""
-        try:
-            body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        error = body.get("error") if isinstance(body, dict) else None
-        message = error.get("message") if isinstance(error, dict) else None
-        if isinstance(message, str) and message:
-            return message[:MAX_ERROR_CHARS]
+        error = anthropic_error(payload)
+        if error is not None and error["message"]:
+            return str(error["message"][:MAX_ERROR_CHARS])
         return super().error_message(status, payload)
 
     def parse_response(self, payload: JSON, public_model: str) -> tuple[JSON, Usage]:

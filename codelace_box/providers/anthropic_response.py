@@ -266,14 +266,21 @@ def translate_response(
     return completion, usage
 
 
-def error_message(status: int, payload: bytes) -> str:
-    """Anthropic's own error message (`{"type":"error","error":{"type","message"}}`) if any."""
+def anthropic_error(payload: bytes) -> dict[str, Any] | None:
+    """The `error` object of Anthropic's error body (`{"type":"error","error":{"type",
+    "message"}}`) when it has a message; None for any other body."""
     try:
         body = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
-        body = None
+        return None
     error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
+    return error if isinstance(error, dict) and isinstance(error.get("message"), str) else None
+
+
+def error_message(status: int, payload: bytes) -> str:
+    """Anthropic's own error message (`{"type":"error","error":{"type","message"}}`) if any."""
+    error = anthropic_error(payload)
+    if error is not None:
         kind = error.get("type")
         text = f"{kind}: {error['message']}" if isinstance(kind, str) else error["message"]
         return f"Anthropic API error {status}: {text[:MAX_ERROR_CHARS]}"
