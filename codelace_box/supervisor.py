@@ -84,6 +84,7 @@ class SignalSafeWorkerManager(WorkerManager):
     hangup_stops = True  # SIGHUP was not ignored when `serve` started (install_supervisor)
     stop_signal: int | None = None
     killed = False  # by a second stop signal
+    serving_at_stop: frozenset[int] | None = None  # the workers alive when the stop began
 
     def __init__(self, number: int, *args: Any, **kwargs: Any) -> None:
         # Sanic's wait for the workers' start, in its loop's tenths of a second
@@ -146,6 +147,9 @@ class SignalSafeWorkerManager(WorkerManager):
         (before its stop handlers are in place) died of the KeyboardInterrupt, its traceback in
         the log of a clean stop; SIGTERM ends it quietly then (it had served nothing, opened
         nothing), and a worker that has its handlers takes both alike (a graceful stop)."""
+        if self.serving_at_stop is None:  # one dead already did not die in the stop
+            alive = [p.pid for p in self.transient_processes if p.pid and p.is_alive()]
+            self.serving_at_stop = frozenset(alive)
         for process in self.processes:
             if process.is_alive() and process.state is not ProcessState.TERMINATED:
                 with suppress(BrokenPipeError, ConnectionResetError, EOFError):
@@ -193,7 +197,9 @@ class SignalSafeWorkerManager(WorkerManager):
         nothing (`shutdown`; a hangup reaches the whole process group)."""
         died = False
         for process in self.transient_processes:
-            code = process.exitcode
+            code, serving = process.exitcode, self.serving_at_stop
+            if serving is not None and process.pid not in serving:
+                continue  # dead before the stop (logged then, a replacement pending)
             if process.pid and not process.is_alive() and code and -code not in _STOPS:
                 log.error("Worker %s [%s] died (exit %s) during the stop; its calls in flight "
                           "were cut.", process.name, process.pid, code)  # fmt: skip

@@ -361,3 +361,28 @@ def test_a_worker_that_dies_during_the_stop_is_reported_and_serve_exits_1(
     assert code == 1, server.log_text()
     assert f"[{busy[0]}] died (exit -9) during the stop" in server.log_text()
     assert space.sql("SELECT COUNT(*) FROM hold") == [(1,)]  # freed at the next start
+
+
+def test_a_worker_that_died_before_the_stop_is_not_said_to_have_died_in_it(
+    tmp_path: Path,
+) -> None:
+    """A worker that died while serving and was not replaced yet (it died twice within the
+    respawn pause) when a stop came: its calls were cut before the stop, yet the stop was said
+    to have killed it ("died ... during the stop") and `serve` exited 1, a failed stop for
+    systemd."""
+    port = free_port()
+    space = make_workspace(tmp_path, server={"port": port})
+    server = ServerProcess(space.config, port).start("--workers", "2")
+    try:
+        first = server.wait_for_log(r"Worker ready \[(\d+)\]", 2)
+        os.kill(int(first[0]), signal.SIGKILL)
+        replacement = int(server.wait_for_log(r"Worker ready \[(\d+)\]", 3)[2])
+        os.kill(replacement, signal.SIGKILL)  # within the pause: not replaced at once
+        time.sleep(1)  # dead before the stop (its death is logged when the pause ends)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(30)
+    finally:
+        server.kill()
+    assert "during the stop" not in server.log_text()
+    assert code == 0, server.log_text()
