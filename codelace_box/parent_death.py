@@ -8,7 +8,7 @@ import ctypes
 import multiprocessing
 import os
 from contextlib import suppress
-from signal import SIGTERM, Signals
+from signal import SIG_IGN, SIGKILL, SIGTERM, Signals, signal
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -24,3 +24,15 @@ def stop_with_the_supervisor(stop: Signals = SIGTERM) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:
         os.kill(os.getpid(), stop)
+
+
+def manager_start() -> None:
+    """Sanic's multiprocessing manager at its start: it ignores SIGTERM, as it ignores SIGINT
+    (a SIGTERM sent to every process of the box at once, `kill -TERM -PGID` or a process
+    manager signalling the group or cgroup, killed it under the stopping supervisor:
+    "Experienced exception while trying to serve", exit 141); the supervisor ends it when
+    done, and its death kills it (SIGKILL). Here, not in supervisor.py: the manager is spawned
+    and imports the module of its start, and that one's imports (the metrics among them) made
+    it write metric files of its own."""
+    signal(SIGTERM, SIG_IGN)
+    stop_with_the_supervisor(SIGKILL)

@@ -25,7 +25,6 @@ from contextlib import suppress
 from multiprocessing.managers import SyncManager
 from signal import (
     SIG_BLOCK,
-    SIG_IGN,
     SIG_UNBLOCK,
     SIGHUP,
     SIGINT,
@@ -46,7 +45,7 @@ from sanic.worker.manager import MonitorCycle, WorkerManager
 
 from codelace_box import metrics
 from codelace_box.launcher import is_repeat, stop_before_serving
-from codelace_box.parent_death import stop_with_the_supervisor
+from codelace_box.parent_death import manager_start
 from codelace_box.stopping import STOPPING_KEY, stop_signals
 
 log = logging.getLogger("sanic.root")
@@ -280,14 +279,5 @@ def shared_state_manager() -> SyncManager:
     state), tied to the supervisor as the workers are: a `kill -9` of the supervisor left it
     running, an orphan, for good (with multiprocessing's resource tracker, which waits for it)."""
     manager = SyncManager(ctx=multiprocessing.get_context())
-    manager.start(initializer=_manager_start)
+    manager.start(initializer=manager_start)  # (a light module: a spawned process imports it)
     return manager
-
-
-def _manager_start() -> None:
-    """The manager process ignores SIGTERM, as it ignores SIGINT: a SIGTERM sent to every
-    process of the box at once (`kill -TERM -PGID`, a process manager signalling the group or
-    cgroup) killed it under the stopping supervisor ("Experienced exception while trying to
-    serve", exit 141). The supervisor ends it when done; its death kills it (SIGKILL)."""
-    signal_func(SIGTERM, SIG_IGN)
-    stop_with_the_supervisor(SIGKILL)

@@ -262,7 +262,7 @@ def test_a_bracketed_ipv6_host_is_served(tmp_path: Path) -> None:
     server.base_url = f"http://[::1]:{port}"
     try:
         server.start()
-        assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{server.base_url}/healthz", timeout=5, verify=TLS).status_code == 200
         assert server.stop() == 0
     finally:
         server.kill()
