@@ -109,3 +109,15 @@ def tool_use_ids_problem(messages: list[Any]) -> str | None:
                 return f"messages.{i}.content.{j}: `tool_use` ids must be unique"
             seen.add(block.get("id"))
     return None
+
+
+# Anthropic-defined tools as a client names them (on /v1/messages, and on chat through LiteLLM),
+# and what Anthropic documents it adds for them: the tool-use system prompt (346), computer
+# use's (499) and definition (735), the text editor (700), bash (245).
+DEFINED_TOOLS: list[dict[str, Any]] = [
+    {"type": "computer_20250124", "name": "computer", "display_width_px": 1024,
+     "display_height_px": 768},
+    {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+    {"type": "bash_20250124", "name": "bash"},
+]  # fmt: skip
+DEFINED_TOOLS_TOKENS = 346 + 499 + 735 + 700 + 245

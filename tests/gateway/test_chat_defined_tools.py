@@ -12,20 +12,14 @@ import pytest
 
 from codelace_box.gateway.metering import input_token_bound
 from codelace_box.jsonwire import dumps
+from tests.fakes.anthropic_tools import DEFINED_TOOLS, DEFINED_TOOLS_TOKENS
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import IN_PRICE, MODEL, NANOS, OUT_PRICE, Box, BoxFactory, cost_nanos
 
 pytestmark = pytest.mark.timeout(120)
 # LiteLLM's documented shape for chat (docs.litellm.ai/docs/completion/computer_use).
-TOOLS: list[dict[str, Any]] = [
-    {"type": "computer_20250124", "name": "computer", "display_width_px": 1024,
-     "display_height_px": 768},
-    {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
-    {"type": "bash_20250124", "name": "bash"},
-]  # fmt: skip
-# What Anthropic documents: the tool-use system prompt (346), computer use's (499) and
-# definition (735), the text editor (700), bash (245).
-DOCUMENTED = 346 + 499 + 735 + 700 + 245
+TOOLS = DEFINED_TOOLS
+DOCUMENTED = DEFINED_TOOLS_TOKENS
 CAP = 10
 
 

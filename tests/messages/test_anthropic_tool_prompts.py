@@ -10,19 +10,13 @@ import httpx
 
 from codelace_box.gateway.messages import messages_input_bound
 from codelace_box.jsonwire import dumps
+from tests.fakes.anthropic_tools import DEFINED_TOOLS, DEFINED_TOOLS_TOKENS
 from tests.fakes.anthropic_upstream import Reply
 from tests.messages.conftest import MODEL, PRICES, MessagesBox, usd_nanos
 from tests.support import TLS
 
-TOOLS = [
-    {"type": "computer_20250124", "name": "computer", "display_width_px": 1024,
-     "display_height_px": 768},
-    {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
-    {"type": "bash_20250124", "name": "bash"},
-]  # fmt: skip
-# What Anthropic documents: the tool-use system prompt (346), computer use's (499) and
-# definition (735), the text editor (700), bash (245).
-DOCUMENTED = 346 + 499 + 735 + 700 + 245
+TOOLS = DEFINED_TOOLS
+DOCUMENTED = DEFINED_TOOLS_TOKENS
 
 
 def body(tools: list[dict[str, object]] = TOOLS) -> dict[str, object]:
