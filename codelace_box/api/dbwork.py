@@ -20,6 +20,7 @@ billing/webhooks.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial, wraps
 from typing import Any, Concatenate, ParamSpec
@@ -29,8 +30,9 @@ from sanic.response import HTTPResponse
 
 from codelace_box.accounts.keys import AuthContext
 from codelace_box.api.common import require_auth
-from codelace_box.db.core import again_if_dropped
-from codelace_box.db.offload import run_db_work
+from codelace_box.db.core import database
+from codelace_box.db.failures import is_unavailable
+from codelace_box.db.offload import UNREACHABLE_AFTER_SEC, run_db_work
 
 P = ParamSpec("P")
 Handler = Callable[Concatenate[Request, P], Coroutine[Any, Any, HTTPResponse]]
@@ -66,8 +68,17 @@ def keyed_database_handler(
 
 def _once_more_if_read(request: Request, work: Callable[[], HTTPResponse]) -> HTTPResponse:
     """`work()`; a read (GET, HEAD) that met a session the server had dropped (an idle cut, a
-    restart) runs once more, on a new session, instead of a 503 (db/core.py again_if_dropped).
-    A change is not run twice here: it is a 503, the client retries."""
-    if request.method in _READS:
-        return again_if_dropped(work)
+    restart: it fails at once) runs once more, on a new session, instead of a 503. Not one
+    that failed slowly (a host that does not answer: its connect timeout is waited for once),
+    and a change is not run twice here: it is a 503, the client retries."""
+    if request.method not in _READS:
+        return work()
+    had_session = database.obj is not None and not database.is_closed()
+    began = time.monotonic()
+    try:
+        return work()
+    except Exception as exc:
+        quick = time.monotonic() - began < UNREACHABLE_AFTER_SEC
+        if not (had_session and quick and is_unavailable(exc)):
+            raise
     return work()
